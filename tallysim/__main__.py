@@ -1,0 +1,5 @@
+import sys
+
+from tallysim.cli import main
+
+sys.exit(main())

@@ -1,0 +1,10 @@
+"""tallysim data layer: datasets (synthetic, local files, prepared tfds caches), peer partitions and
+the probe-pool split. Importing this package never imports TensorFlow; only `prepare` uses tfds."""
+from .base import Dataset, DataError
+from .cache import cache_dir
+from .loading import load
+from .partition import class_counts, partition, split_probe_pool
+from .prepare import prepare
+
+__all__ = ["DataError", "Dataset", "cache_dir", "load", "prepare", "partition", "class_counts",
+           "split_probe_pool"]

@@ -1,0 +1,59 @@
+"""The prepared-dataset cache: one compressed .npz per dataset, plus the Debian fashion-mnist source.
+
+Preparing (tfds, needs TensorFlow and internet) and loading (numpy only) are separate steps so that a
+simulation machine only ever needs jax + numpy; the .npz is the hand-off between them.
+"""
+from __future__ import annotations
+
+import os
+import pathlib
+import tempfile
+
+import numpy as np
+
+from .base import Dataset, DataError
+from .files import read_path
+
+# Debian/Ubuntu package `dataset-fashion-mnist` installs the original gzipped IDX files here.
+DEBIAN_FASHION_MNIST = pathlib.Path("/usr/share/datasets/fashion-mnist")
+
+
+def cache_dir() -> pathlib.Path:
+    env = os.environ.get("TALLYSIM_DATA")
+    return pathlib.Path(env).expanduser() if env else pathlib.Path.home() / ".cache" / "tallysim"
+
+
+def cache_file(name: str) -> pathlib.Path:
+    # tfds names may contain a config after '/', e.g. emnist/balanced; keep the cache flat.
+    return cache_dir() / (name.replace("/", "__") + ".npz")
+
+
+def write_cache(ds: Dataset, name: str) -> pathlib.Path:
+    """Write atomically (temp file in the same directory + os.replace): a crash or a concurrent run
+    never leaves a half-written file that a later load would misread."""
+    path = cache_file(name)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=path.stem + ".", suffix=".tmp.npz", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez_compressed(f, x_train=ds.x_train, y_train=ds.y_train.astype(np.int32),
+                                    x_test=ds.x_test, y_test=ds.y_test.astype(np.int32),
+                                    num_classes=np.int64(ds.num_classes))
+            os.chmod(tmp, 0o644)          # mkstemp makes 0600; a cache should be shareable like any file
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    except OSError as e:
+        raise DataError(f"cannot write the data cache {path} ({e.strerror or e}); set TALLYSIM_DATA to a "
+                        "writable directory") from None
+    return path
+
+
+def debian_fashion_mnist(name: str = "fashion_mnist") -> Dataset | None:
+    """The Debian files if installed, else None (callers decide what error to raise)."""
+    if not DEBIAN_FASHION_MNIST.is_dir():
+        return None
+    ds = read_path(DEBIAN_FASHION_MNIST, name)
+    return Dataset(name, ds.x_train, ds.y_train, ds.x_test, ds.y_test, 10)

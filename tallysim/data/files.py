@@ -1,0 +1,85 @@
+"""Reading user-supplied data: MNIST-format IDX files (gzipped or raw) and .npz archives.
+
+Only numpy + stdlib, so the simulation path never needs TensorFlow.
+"""
+from __future__ import annotations
+
+import gzip
+import pathlib
+
+import numpy as np
+
+from .base import Dataset, DataError, checked
+
+# IDX type codes (http://yann.lecun.com/exdb/mnist/ "THE IDX FILE FORMAT"); values are big-endian.
+_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+EXPECTED = ("train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], t10k-images-idx3-ubyte[.gz], "
+            "t10k-labels-idx1-ubyte[.gz] (or any names containing train/test|t10k and images|labels), "
+            "or one .npz with x_train, y_train, x_test, y_test")
+
+
+def read_idx(path: pathlib.Path) -> np.ndarray:
+    raw = pathlib.Path(path).read_bytes()
+    if raw[:2] == b"\x1f\x8b":                 # sniff gzip by magic rather than trusting the extension
+        raw = gzip.decompress(raw)
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
+        raise DataError(f"{path} is not an IDX file (bad magic {raw[:4].hex()}); expected MNIST-format "
+                        "IDX, optionally gzipped")
+    dtype, ndim = np.dtype(_IDX_DTYPES[raw[2]]), raw[3]
+    shape = tuple(int(d) for d in np.frombuffer(raw, ">u4", count=ndim, offset=4))
+    offset = 4 + 4 * ndim
+    if len(raw) - offset != int(np.prod(shape)) * dtype.itemsize:
+        raise DataError(f"{path} is truncated or corrupt: header says {shape} of {dtype} but the body has "
+                        f"{len(raw) - offset} bytes; re-download the file")
+    return np.frombuffer(raw, dtype, offset=offset).reshape(shape).astype(dtype.newbyteorder("="))
+
+
+def _classify(name: str):
+    """(split, role) guessed from a file name, or None. Accepts the canonical MNIST names and loose
+    variants like `fashion-train-images.gz` or `test_labels.idx`."""
+    low = name.lower()
+    split = "test" if ("t10k" in low or "test" in low) else "train" if "train" in low else None
+    role = "x" if ("image" in low or "idx3" in low) else "y" if ("label" in low or "idx1" in low) else None
+    return (split, role) if split and role else None
+
+
+def read_npz(path: pathlib.Path, name: str) -> Dataset:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in z.files]
+            if missing:
+                raise DataError(f"{path} lacks key(s) {', '.join(missing)}; an .npz needs x_train, "
+                                "y_train, x_test, y_test (and optionally num_classes)")
+            arrays = {k: z[k] for k in ("x_train", "y_train", "x_test", "y_test")}
+            num_classes = int(z["num_classes"]) if "num_classes" in z.files else None
+    except (OSError, ValueError) as e:
+        raise DataError(f"cannot read {path} as .npz ({e}); delete it and prepare the data again") from None
+    return checked(name, num_classes=num_classes, where=str(path), **arrays)
+
+
+def read_path(path: str | pathlib.Path, name: str) -> Dataset:
+    """A directory of IDX files (or with one .npz), or an .npz file."""
+    p = pathlib.Path(path).expanduser()
+    if p.is_file() and p.suffix == ".npz":
+        return read_npz(p, name)
+    if not p.is_dir():
+        raise DataError(f"data path {str(p)!r} does not exist or is not a directory; expected a directory "
+                        f"with {EXPECTED}")
+    found: dict = {}
+    for f in sorted(p.iterdir()):
+        key = _classify(f.name) if f.is_file() and f.suffix != ".npz" else None
+        if key and key not in found:           # first match in sorted order wins: deterministic
+            found[key] = f
+    need = [(s, r) for s in ("train", "test") for r in ("x", "y")]
+    if all(k in found for k in need):
+        arrays = {f"{r}_{s}": read_idx(found[(s, r)]) for s, r in need}
+        return checked(name, where=str(p), **arrays)
+    npz = sorted(p.glob("*.npz"))
+    if len(npz) == 1:
+        return read_npz(npz[0], name)
+    if len(npz) > 1:
+        raise DataError(f"{p} holds several .npz files ({', '.join(f.name for f in npz)}); set data.path "
+                        "to the one to use")
+    have = ", ".join(f"{s}-{'images' if r == 'x' else 'labels'}" for s, r in need if (s, r) in found)
+    raise DataError(f"no usable dataset files in {p} (found: {have or 'none'}); expected {EXPECTED}")

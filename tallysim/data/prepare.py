@@ -1,0 +1,94 @@
+"""`python -m tallysim prepare NAME`: turn a tfds dataset into the cache .npz that `load` reads.
+
+This is the only module that touches tensorflow_datasets, and only inside `prepare`, so importing
+tallysim.data (or running a simulation) never pulls in TensorFlow.
+"""
+from __future__ import annotations
+
+import pathlib
+
+import numpy as np
+
+from .base import Dataset, DataError, checked
+from .cache import debian_fashion_mnist, write_cache
+from .files import read_path
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0] if text else ''}"[:300]
+
+
+def _via_load(tfds, name):
+    """The normal path (needs TensorFlow): whole splits as numpy arrays in one call each."""
+    out = {}
+    for split in ("train", "test"):
+        x, y = tfds.as_numpy(tfds.load(name, split=split, batch_size=-1, as_supervised=True))
+        out[f"x_{split}"], out[f"y_{split}"] = x, y
+    return out
+
+
+def _via_data_source(tfds, name):
+    """TensorFlow-free path: tfds.data_source reads random-access (array_record) data with numpy only.
+    Used when TensorFlow is missing; it is also what tfds.testing.mock_data can serve without TF."""
+    image_key, label_key = tfds.builder(name).info.supervised_keys
+    out = {}
+    for split in ("train", "test"):
+        src = tfds.data_source(name, split=split)
+        # One example at a time: slower than batched __getitems__, but the one access pattern that every
+        # data source (and tfds.testing.mock_data's) implements; prepare runs once per dataset.
+        examples = [src[i] for i in range(len(src))]
+        out[f"x_{split}"] = np.stack([np.asarray(ex[image_key]) for ex in examples])
+        out[f"y_{split}"] = np.array([ex[label_key] for ex in examples])
+    return out
+
+
+def _from_tfds(name: str) -> Dataset:
+    try:
+        import tensorflow_datasets as tfds
+    except ImportError as e:
+        raise DataError(f"cannot prepare {name!r}: tensorflow_datasets is not importable ({_first_line(e)}); "
+                        "fix: pip install -e .[tf] (and have internet)") from None
+    try:
+        num_classes = tfds.builder(name).info.features["label"].num_classes
+    except Exception as e:   # unknown name, no label feature, ...: tfds raises many types
+        raise DataError(f"cannot prepare {name!r}: tfds has no classification dataset by that name "
+                        f"({_first_line(e)}); use a tfds name like mnist, cifar10, emnist/balanced") from None
+    try:
+        try:
+            arrays = _via_load(tfds, name)
+        except ModuleNotFoundError as e:
+            if "tensorflow" not in str(e):
+                raise
+            arrays = _via_data_source(tfds, name)
+    except DataError:
+        raise
+    except Exception as e:
+        raise DataError(f"tfds could not produce {name!r} ({_first_line(e)}); fix: connect to the internet "
+                        "and pip install -e .[tf], or set data.path=DIR with IDX/.npz files") from None
+    ds = checked(name, num_classes=num_classes, where=f"tfds {name}", **arrays)
+    x_train, x_test = ds.x_train, ds.x_test
+    if x_train.dtype != np.uint8 and np.issubdtype(x_train.dtype, np.integer):
+        x_train, x_test = x_train.astype(np.uint8), x_test.astype(np.uint8)   # image bytes, stored compact
+    return Dataset(name, x_train, ds.y_train, x_test, ds.y_test, ds.num_classes)
+
+
+def prepare(name: str, path: str | None = None) -> pathlib.Path:
+    """Write cache_dir()/<name>.npz and return its path.
+
+    path=None: fetch with tensorflow_datasets (fashion_mnist falls back to Debian's
+    dataset-fashion-mnist files when tfds cannot produce it).
+    path=DIR: import local IDX/.npz files (as data.name=files reads them) under `name`, offline.
+    """
+    if path is not None:
+        ds = read_path(path, name)
+        return write_cache(ds, name)
+    try:
+        ds = _from_tfds(name)
+    except DataError as err:
+        fallback = debian_fashion_mnist(name) if name == "fashion_mnist" else None
+        if fallback is None:
+            if name == "fashion_mnist":
+                raise DataError(f"{err}; or: apt-get install dataset-fashion-mnist") from None
+            raise
+        ds = fallback
+    return write_cache(ds, name)

@@ -1,0 +1,41 @@
+"""Test accuracy of every peer, of the server model and of the peers' plurality vote.
+
+Shape letters: P peers, T test examples, B eval batch, C classes.
+The test set is walked in fixed batches with `lax.map`, so memory stays at P * B * C logits.
+"""
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+
+from tallysim.fed import to_input
+from tallysim.vote import count_votes
+
+
+def evaluate(apply_fn, params_P, server, x_T, y_T, classes: int, batch: int = 500) -> dict:
+    T = x_T.shape[0]
+    batch = min(batch, T)
+    nb = math.ceil(T / batch)
+    pad = nb * batch - T
+    x = jnp.pad(x_T, ((0, pad),) + ((0, 0),) * (x_T.ndim - 1)).reshape((nb, batch) + x_T.shape[1:])
+    y = jnp.pad(y_T, (0, pad), constant_values=-1).reshape(nb, batch)   # -1 never matches a class
+
+    def one_batch(xy):
+        xb, yb = xy
+        xb = to_input(xb)
+        pred_PxB = jnp.argmax(jax.vmap(apply_fn, in_axes=(0, None))(params_P, xb), axis=-1)
+        correct_P = jnp.sum(pred_PxB == yb[None, :], axis=1)
+        ensemble_B = jnp.argmax(count_votes(pred_PxB, classes), axis=-1)
+        out = {"peer": correct_P, "ensemble": jnp.sum(ensemble_B == yb)}
+        if server is not None:
+            out["global"] = jnp.sum(jnp.argmax(apply_fn(server, xb), axis=-1) == yb)
+        return out
+
+    sums = jax.tree.map(lambda a: jnp.sum(a, axis=0), jax.lax.map(one_batch, (x, y)))
+    return {
+        "acc_P": sums["peer"] / T,
+        "acc_ensemble": sums["ensemble"] / T,
+        "acc_global": sums["global"] / T if server is not None else None,
+    }

@@ -1,0 +1,158 @@
+"""Local training of all active peers at once: `lax.scan` over steps, vmapped over peers.
+
+Shape letters: A active peers, S largest shard, B private batch, R probe batch, M probes, T steps.
+
+Shards are ragged. Each epoch a peer draws a permutation that puts its own examples first and the
+padding last, so the batches past its count are empty and the step is skipped (params and optimizer
+state kept as they were). A small peer therefore takes fewer real steps and never trains on padding.
+Distillation steps concatenate the private and the probe minibatch into one forward pass.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from tallysim.fed import FedData, to_input
+
+PyTree = Any
+
+
+class Probes(NamedTuple):
+    """This round's distillation targets, identical for every peer (star topology)."""
+    x_M: jax.Array           # [M, ...] raw probe inputs
+    target_M: jax.Array      # [M] int labels (tally) or [M, C] probabilities (softlabel)
+    weight_M: jax.Array      # [M] float 0/1 (abstention drops probes)
+
+
+class LocalSpec(NamedTuple):
+    """Static knobs of one local-training call."""
+    apply_fn: Callable
+    tx: optax.GradientTransformation
+    batch_size: int
+    shard_max: int
+    epochs: int = 1
+    local_steps: Optional[int] = None
+    distill_loss: Optional[Callable] = None   # (logits_RxC, target_R) -> loss_R
+    distill_weight: float = 0.0
+    probe_batch: int = 32
+    prox_mu: Optional[float] = None           # FedProx: adds (mu/2)||w - anchor||^2 when not None
+
+
+def hard_label_loss(classes: int, smoothing: float) -> Callable:
+    def loss(logits, label_R):
+        onehot = jax.nn.one_hot(label_R, classes)
+        if smoothing:
+            onehot = optax.smooth_labels(onehot, smoothing)
+        return optax.softmax_cross_entropy(logits, onehot)
+    return loss
+
+
+def soft_label_loss(temperature: float) -> Callable:
+    """T^2 * KL(target || softmax(logits / T)), Hinton's scaling so gradients keep their size."""
+    def loss(logits, target_RxC):
+        logp = jax.nn.log_softmax(logits / temperature)
+        kl = jnp.sum(jax.scipy.special.xlogy(target_RxC, target_RxC) - target_RxC * logp, axis=-1)
+        return temperature ** 2 * kl
+    return loss
+
+
+def private_schedule(spec: LocalSpec, key, shard_S, count):
+    """Example indices [T, B] and validity mask [T, B] of one peer's private steps this round."""
+    B, S = spec.batch_size, spec.shard_max
+    if spec.local_steps is not None:
+        # Exactly local_steps steps: sample positions uniformly from the peer's own examples.
+        u = jax.random.uniform(key, (spec.local_steps, B))
+        pos = jnp.minimum((u * count).astype(jnp.int32), jnp.maximum(count - 1, 0))
+        return shard_S[pos], jnp.broadcast_to(count > 0, pos.shape)
+    per_epoch = math.ceil(S / B)
+
+    def perm(k):
+        r = jnp.where(jnp.arange(S) < count, jax.random.uniform(k, (S,)), 2.0)
+        return jnp.argsort(r)
+    perms_ExS = jax.vmap(perm)(jax.random.split(key, spec.epochs))
+    perms_ExS = jnp.pad(perms_ExS, ((0, 0), (0, per_epoch * B - S)))
+    mask = jnp.broadcast_to(jnp.arange(per_epoch * B) < count, perms_ExS.shape)
+    steps = spec.epochs * per_epoch
+    return shard_S[perms_ExS].reshape(steps, B), mask.reshape(steps, B)
+
+
+def probe_schedule(key, probes: int, steps: int, batch: int):
+    """Probe indices [T, R]: walk through a per-peer shuffle of the M probes, wrapping around."""
+    order = jax.random.permutation(key, probes)
+    pos = (jnp.arange(steps)[:, None] * batch + jnp.arange(batch)[None, :]) % probes
+    return order[pos]
+
+
+def _masked_mean(values, weights):
+    return jnp.sum(values * weights) / jnp.maximum(jnp.sum(weights), 1.0)
+
+
+def _scan_steps(spec: LocalSpec, params, opt, data: FedData, probes, anchor, idx_TxB, mask_TxB, pidx_TxR):
+    """Run T steps of one peer. idx/mask None = probe-only steps; pidx None = private-only."""
+    def step(carry, xs):
+        p, o = carry
+        idx, mask, pidx = xs
+        parts = []
+        if idx is not None:
+            parts.append(to_input(data.x_train[idx]))
+        if pidx is not None:
+            parts.append(to_input(probes.x_M[pidx]))
+
+        def loss_fn(w):
+            logits = spec.apply_fn(w, jnp.concatenate(parts) if len(parts) > 1 else parts[0])
+            total, private = 0.0, 0.0
+            if idx is not None:
+                ce = optax.softmax_cross_entropy_with_integer_labels(logits[:idx.shape[0]], data.y_train[idx])
+                private = _masked_mean(ce, mask.astype(jnp.float32))
+                total = private
+            if pidx is not None:
+                dl = spec.distill_loss(logits[-pidx.shape[0]:], probes.target_M[pidx])
+                total = total + spec.distill_weight * _masked_mean(dl, probes.weight_M[pidx])
+            if spec.prox_mu is not None:
+                sq = sum(jnp.sum((a - b) ** 2) for a, b in zip(jax.tree.leaves(w), jax.tree.leaves(anchor)))
+                total = total + 0.5 * spec.prox_mu * sq
+            return total, total
+
+        (_, loss), grads = jax.value_and_grad(loss_fn, has_aux=True)(p)
+        updates, o_new = spec.tx.update(grads, o, p)
+        p_new = optax.apply_updates(p, updates)
+        valid = jnp.any(mask) if idx is not None else jnp.array(True)
+        keep = lambda new, old: jnp.where(valid, new, old)
+        return (jax.tree.map(keep, p_new, p), jax.tree.map(keep, o_new, o)), (loss * valid, valid)
+
+    (params, opt), (losses, valid) = jax.lax.scan(step, (params, opt), (idx_TxB, mask_TxB, pidx_TxR))
+    return params, opt, jnp.sum(losses), jnp.sum(valid)
+
+
+def train_peer(spec: LocalSpec, params, opt, key, shard_S, count, data: FedData,
+               probes: Optional[Probes], anchor, sequential_epochs: int = 0):
+    """One peer's local round. Returns (params, opt, mean loss over the steps it took)."""
+    k_private, k_probe = jax.random.split(key)
+    idx, mask = private_schedule(spec, k_private, shard_S, count)
+    loss_sum, n_steps = 0.0, 0
+    pidx = None
+    if probes is not None:
+        M = probes.x_M.shape[0]
+        if sequential_epochs:
+            # FedMD's digest then revisit: passes over the probes alone, then private epochs.
+            t_probe = sequential_epochs * math.ceil(M / spec.probe_batch)
+            pidx_seq = probe_schedule(k_probe, M, t_probe, spec.probe_batch)
+            params, opt, ls, ns = _scan_steps(spec, params, opt, data, probes, anchor, None, None, pidx_seq)
+            loss_sum, n_steps = ls, ns
+        else:
+            pidx = probe_schedule(k_probe, M, idx.shape[0], spec.probe_batch)
+    params, opt, ls, ns = _scan_steps(spec, params, opt, data, probes, anchor, idx, mask, pidx)
+    loss_sum, n_steps = loss_sum + ls, n_steps + ns
+    return params, opt, loss_sum / jnp.maximum(n_steps, 1)
+
+
+def train_peers(spec: LocalSpec, params_A, opt_A, keys_A, shard_AxS, count_A, data: FedData,
+                probes: Optional[Probes] = None, anchor=None, sequential_epochs: int = 0):
+    """All active peers in one vmapped program. Returns (params_A, opt_A, loss_A)."""
+    def one(p, o, k, s, c):
+        return train_peer(spec, p, o, k, s, c, data, probes, anchor, sequential_epochs)
+    return jax.vmap(one)(params_A, opt_A, keys_A, shard_AxS, count_A)

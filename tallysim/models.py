@@ -1,0 +1,167 @@
+"""Flax (linen) classifiers by name: mlp, lenet, cnn, resnet8.
+
+Shape letters in array names:
+  B  batch (examples)          H, W  spatial height, width
+  C  channels (input or feature)  K  classes (logits width)
+  P  peers (only where a caller vmaps over models; nothing here has a peer axis)
+
+Every module maps float32 `x_BxHxWxC` (already normalised) to float32 `logits_BxK`. `cfg.dtype` is the
+compute dtype only: parameters are always float32 (`param_dtype`) so averaging, sparse deltas and the
+optimiser state stay exact, and logits are cast back to float32 so losses and votes are computed in full
+precision. No module keeps mutable collections (no BatchNorm): the params pytree is the whole model
+state, which is what lets peers be initialised with `jax.vmap(model.init)` and stacked.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from tallysim.config import MODELS, ConfigError, ModelConfig
+
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+PARAM_DTYPE = jnp.float32
+
+
+def max_pool_2x2(x_BxHxWxC: jax.Array) -> jax.Array:
+    """2x2 max-pool, stride 2, floor semantics (odd H/W: the last row/column is dropped, as 'VALID').
+
+    Written as reshape + max rather than `nn.max_pool`: the latter's gradient is a select-and-scatter
+    that PERFORMANCE.md measured at ~20% of a vmapped CNN step; a reshape-max differentiates into
+    cheap elementwise compare/select ops.
+    """
+    B, H, W, C = x_BxHxWxC.shape
+    h, w = H // 2, W // 2
+    x = x_BxHxWxC[:, : 2 * h, : 2 * w, :]  # crop so odd sizes pool like floor (7x7 -> 3x3)
+    return x.reshape(B, h, 2, w, 2, C).max(axis=(2, 4))
+
+
+def _groups(channels: int, max_groups: int = 8) -> int:
+    """Largest group count <= max_groups dividing `channels` (GroupNorm requires divisibility)."""
+    for g in range(min(max_groups, channels), 0, -1):
+        if channels % g == 0:
+            return g
+    return 1
+
+
+class MLP(nn.Module):
+    num_classes: int
+    width: int = 200
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x_BxHxWxC: jax.Array) -> jax.Array:
+        x_BxD = x_BxHxWxC.reshape(x_BxHxWxC.shape[0], -1).astype(self.dtype)
+        dense = lambda n: nn.Dense(n, dtype=self.dtype, param_dtype=PARAM_DTYPE)
+        h = nn.relu(dense(self.width)(x_BxD))
+        h = nn.relu(dense(self.width)(h))
+        return dense(self.num_classes)(h).astype(jnp.float32)
+
+
+class LeNet(nn.Module):
+    """LeNet-5: the first conv is SAME (so 28x28 keeps its size), the second VALID as in the original,
+    giving the classic 16x5x5 = 400 features on 28x28 inputs (32x32 -> 6x6x16)."""
+
+    num_classes: int
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x_BxHxWxC: jax.Array) -> jax.Array:
+        kw = dict(dtype=self.dtype, param_dtype=PARAM_DTYPE)
+        x = x_BxHxWxC.astype(self.dtype)
+        x = max_pool_2x2(nn.relu(nn.Conv(6, (5, 5), padding="SAME", **kw)(x)))
+        x = max_pool_2x2(nn.relu(nn.Conv(16, (5, 5), padding="VALID", **kw)(x)))
+        x = x.reshape(x.shape[0], -1)
+        x = nn.relu(nn.Dense(120, **kw)(x))
+        x = nn.relu(nn.Dense(84, **kw)(x))
+        return nn.Dense(self.num_classes, **kw)(x).astype(jnp.float32)
+
+
+class CNN(nn.Module):
+    """The FedAvg paper's CNN (McMahan et al. 2017): two SAME 5x5 convs (32, 64) with 2x2 pools,
+    dense 512, dense K. 28x28x1 -> 7x7x64 = 3136 features."""
+
+    num_classes: int
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x_BxHxWxC: jax.Array) -> jax.Array:
+        kw = dict(dtype=self.dtype, param_dtype=PARAM_DTYPE)
+        x = x_BxHxWxC.astype(self.dtype)
+        x = max_pool_2x2(nn.relu(nn.Conv(32, (5, 5), padding="SAME", **kw)(x)))
+        x = max_pool_2x2(nn.relu(nn.Conv(64, (5, 5), padding="SAME", **kw)(x)))
+        x = x.reshape(x.shape[0], -1)
+        x = nn.relu(nn.Dense(512, **kw)(x))
+        return nn.Dense(self.num_classes, **kw)(x).astype(jnp.float32)
+
+
+class BasicBlock(nn.Module):
+    """Two 3x3 convs with GroupNorm; projection shortcut (1x1 conv + GroupNorm) when shape changes."""
+
+    channels: int
+    stride: int = 1
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x_BxHxWxC: jax.Array) -> jax.Array:
+        kw = dict(dtype=self.dtype, param_dtype=PARAM_DTYPE)
+        # Convs feed a norm, so their bias would be cancelled by the mean subtraction: drop it.
+        conv = lambda k, s: nn.Conv(self.channels, (k, k), strides=(s, s), padding="SAME",
+                                    use_bias=False, **kw)
+        norm = lambda: nn.GroupNorm(num_groups=_groups(self.channels), **kw)
+        h = nn.relu(norm()(conv(3, self.stride)(x_BxHxWxC)))
+        h = norm()(conv(3, 1)(h))
+        shortcut = x_BxHxWxC
+        if self.stride != 1 or x_BxHxWxC.shape[-1] != self.channels:
+            shortcut = norm()(conv(1, self.stride)(x_BxHxWxC))
+        return nn.relu(h + shortcut)
+
+
+class ResNet8(nn.Module):
+    """Stem conv 16 + three one-block stages (16, 32/2, 64/2) + global average pool + dense K.
+
+    GroupNorm instead of BatchNorm: no batch statistics, so the model has no state besides params
+    and its output for an example does not depend on the rest of the batch (probe logits are
+    comparable across peers and batch sizes)."""
+
+    num_classes: int
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x_BxHxWxC: jax.Array) -> jax.Array:
+        kw = dict(dtype=self.dtype, param_dtype=PARAM_DTYPE)
+        x = x_BxHxWxC.astype(self.dtype)
+        x = nn.Conv(16, (3, 3), padding="SAME", use_bias=False, **kw)(x)
+        x = nn.relu(nn.GroupNorm(num_groups=_groups(16), **kw)(x))
+        for channels, stride in ((16, 1), (32, 2), (64, 2)):
+            x = BasicBlock(channels, stride, dtype=self.dtype)(x)
+        # Average in float32: a bf16 sum over H*W positions loses precision.
+        x_BxC = jnp.mean(x.astype(jnp.float32), axis=(1, 2)).astype(self.dtype)
+        return nn.Dense(self.num_classes, **kw)(x_BxC).astype(jnp.float32)
+
+
+_BUILDERS: dict[str, Callable[[ModelConfig, int, Any], nn.Module]] = {
+    "mlp": lambda cfg, k, dt: MLP(num_classes=k, width=cfg.width, dtype=dt),
+    "lenet": lambda cfg, k, dt: LeNet(num_classes=k, dtype=dt),
+    "cnn": lambda cfg, k, dt: CNN(num_classes=k, dtype=dt),
+    "resnet8": lambda cfg, k, dt: ResNet8(num_classes=k, dtype=dt),
+}
+assert tuple(_BUILDERS) == tuple(MODELS)  # config.MODELS is the list users see in errors/README
+
+
+def make_model(cfg: ModelConfig, num_classes: int) -> nn.Module:
+    """Module mapping float32 `x_BxHxWxC` to float32 `logits_BxK` (K = num_classes)."""
+    if cfg.name not in _BUILDERS:
+        raise ConfigError(f"model.name: unknown model {cfg.name!r}; allowed: {', '.join(MODELS)}")
+    if cfg.dtype not in DTYPES:
+        raise ConfigError(f"model.dtype: unknown dtype {cfg.dtype!r}; allowed: {', '.join(DTYPES)}")
+    if cfg.name == "mlp" and cfg.width < 1:
+        raise ConfigError(f"model.width: must be a positive integer, got {cfg.width!r}")
+    return _BUILDERS[cfg.name](cfg, int(num_classes), DTYPES[cfg.dtype])
+
+
+def param_count(params) -> int:
+    """Number of scalar parameters in a pytree (a stacked peer pytree counts every peer)."""
+    return int(sum(leaf.size for leaf in jax.tree_util.tree_leaves(params)))

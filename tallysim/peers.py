@@ -1,0 +1,62 @@
+"""Stacked peer state: every leaf carries a leading peer axis P.
+
+Peers are initialised by vmapping the model's `init` over keys (an ensemble, as in equinox's
+filter_vmap docs), or by broadcasting one init when all peers must start from the same model.
+"""
+from __future__ import annotations
+
+from typing import Any, NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+import optax
+
+PyTree = Any
+
+
+class State(NamedTuple):
+    params: PyTree                 # [P, ...] each peer's model
+    opt: PyTree                    # [P, ...] each peer's optimizer state
+    server: Optional[PyTree]       # FedAvg family: the server model; bridge: theta_ref; else None
+    error: Optional[PyTree]        # bridge: error-feedback buffers [P, ...]; else None
+
+
+def make_optimizer(optim) -> optax.GradientTransformation:
+    if optim.name == "sgd":
+        base = optax.sgd(optim.lr, momentum=optim.momentum or None)
+    else:
+        base = optax.adam(optim.lr)
+    if optim.weight_decay:
+        return optax.chain(optax.add_decayed_weights(optim.weight_decay), base)
+    return base
+
+
+def init_params(model, key, peers: int, input_shape: tuple, shared: bool) -> PyTree:
+    dummy = jnp.zeros((1,) + tuple(input_shape), jnp.float32)
+    if shared:
+        one = model.init(key, dummy)
+        return broadcast(one, peers)
+    return jax.vmap(lambda k: model.init(k, dummy))(jax.random.split(key, peers))
+
+
+def broadcast(tree: PyTree, peers: int) -> PyTree:
+    return jax.tree.map(lambda a: jnp.broadcast_to(a, (peers,) + a.shape), tree)
+
+
+def take(tree: PyTree, idx_A: Optional[jax.Array]) -> PyTree:
+    """The active peers' slice of a stacked tree (idx None = all peers, no copy)."""
+    if idx_A is None or tree is None:
+        return tree
+    return jax.tree.map(lambda a: a[idx_A], tree)
+
+
+def put(tree: PyTree, idx_A: Optional[jax.Array], sub: PyTree) -> PyTree:
+    """Write the active peers' slice back; inactive peers keep their state."""
+    if idx_A is None or tree is None:
+        return sub
+    return jax.tree.map(lambda a, b: a.at[idx_A].set(b), tree, sub)
+
+
+def weighted_mean(tree_A: PyTree, weight_A: jax.Array) -> PyTree:
+    """Average over the leading axis with weights summing to one."""
+    return jax.tree.map(lambda a: jnp.tensordot(weight_A.astype(a.dtype), a, axes=1), tree_A)

@@ -1,0 +1,143 @@
+"""What every protocol shares: the interface, the round's keys, the active set, and the probe exchange.
+
+A protocol is a NamedTuple of pure functions (the optax factory shape):
+  init(key, data) -> State                       all peers, stacked
+  round(state, data, root_key, r) -> (State, info)   one communication round, jit-compiled once
+  cost(info) -> RoundBits                        exact Python-int bits, from static shapes (+ host info)
+`run.py` owns the jit boundary. Data is always an argument, never a closure, so it is not baked
+into the compiled program as a constant.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+
+from tallysim import local, peers, vote
+from tallysim.comm import RoundBits
+from tallysim.config import Config
+from tallysim.fed import FedData, Spec, to_input
+from tallysim.peers import State
+
+FIXED_PROBE_STREAM = 2**31 - 1    # fold_in tag of the one probe draw reused when probe.resample=false
+
+
+class Protocol(NamedTuple):
+    init: Callable[[jax.Array, FedData], State]
+    round: Callable[[State, FedData, jax.Array, jax.Array], tuple[State, dict]]
+    cost: Callable[[dict], RoundBits]
+    has_server: bool = False
+
+
+@dataclass(frozen=True)
+class Context:
+    cfg: Config
+    spec: Spec
+    model: Any
+    num_params: int
+
+    @property
+    def tx(self):
+        return peers.make_optimizer(self.cfg.optim)
+
+    def local_spec(self, epochs: Optional[int] = None, distill_loss=None, prox_mu=None) -> local.LocalSpec:
+        cfg = self.cfg
+        return local.LocalSpec(
+            apply_fn=self.model.apply, tx=self.tx, batch_size=cfg.batch_size,
+            shard_max=self.spec.shard_max,
+            epochs=cfg.local_epochs if epochs is None else epochs,
+            local_steps=cfg.local_steps if epochs is None else None,
+            distill_loss=distill_loss, distill_weight=cfg.distill.weight,
+            probe_batch=cfg.distill.batch_size or cfg.batch_size, prox_mu=prox_mu)
+
+    def init_state(self, key, data: FedData, shared: bool, server: bool = False, error: bool = False) -> State:
+        params = peers.init_params(self.model, key, self.spec.peers, self.spec.input_shape, shared)
+        first = jax.tree.map(lambda a: a[0], params)
+        return State(
+            params=params,
+            opt=jax.vmap(self.tx.init)(params),
+            server=first if server else None,
+            error=jax.tree.map(jnp.zeros_like, params) if error else None)
+
+
+class RoundKeys(NamedTuple):
+    active: jax.Array
+    probe: jax.Array
+    tie: jax.Array
+    train: jax.Array
+    server: jax.Array
+
+
+def round_keys(root, r, resample: bool = True) -> RoundKeys:
+    key = jax.random.fold_in(root, r)
+    k = jax.random.split(key, 5)
+    probe = k[1] if resample else jax.random.fold_in(root, FIXED_PROBE_STREAM)
+    return RoundKeys(k[0], probe, k[2], k[3], k[4])
+
+
+def active_set(ctx: Context, key) -> Optional[jax.Array]:
+    """Sorted indices of this round's participating peers; None when all take part (no gather)."""
+    P, A = ctx.spec.peers, ctx.spec.active
+    if A == P:
+        return None
+    return jnp.sort(jax.random.permutation(key, P)[:A])
+
+
+def shard_weights(count_A) -> jax.Array:
+    c = count_A.astype(jnp.float32)
+    return c / jnp.sum(c)
+
+
+def local_round(ctx: Context, lspec: local.LocalSpec, state: State, data: FedData, keys: RoundKeys,
+                idx, params_A=None, probes=None, anchor=None, sequential_epochs: int = 0):
+    """Train the active peers (from `params_A` if given, else their own params) and write them back.
+
+    Returns (params, opt, params_A_trained, loss_A). The optimizer restarts from scratch when
+    optim.reset_each_round is set.
+    """
+    if params_A is None:
+        params_A = peers.take(state.params, idx)
+    opt_A = jax.vmap(ctx.tx.init)(params_A) if ctx.cfg.optim.reset_each_round else peers.take(state.opt, idx)
+    shard, count = peers.take(data.shard_PxS, idx), peers.take(data.count_P, idx)
+    keys_A = jax.random.split(keys.train, ctx.spec.active)
+    params_A, opt_A, loss_A = local.train_peers(lspec, params_A, opt_A, keys_A, shard, count, data,
+                                                probes, anchor, sequential_epochs)
+    return peers.put(state.params, idx, params_A), peers.put(state.opt, idx, opt_A), params_A, loss_A
+
+
+def draw_probes(ctx: Context, data: FedData, key) -> jax.Array:
+    """Indices of this round's M probes; every party derives them from the shared key, so free."""
+    return jax.random.permutation(key, ctx.spec.pool)[:ctx.spec.probes]
+
+
+def predict_probes(ctx: Context, params_A, x_M) -> jax.Array:
+    """logits [A, M, C] of the active peers on the probes."""
+    return jax.vmap(ctx.model.apply, in_axes=(0, None))(params_A, to_input(x_M))
+
+
+def probe_exchange(ctx: Context, state: State, data: FedData, keys: RoundKeys, idx, hard: bool):
+    """Peers predict on the round's probes; the server aggregates. Returns (Probes, info)."""
+    cfg = ctx.cfg
+    pidx = draw_probes(ctx, data, keys.probe)
+    x_M, y_M = data.x_pool[pidx], data.y_pool[pidx]
+    logits = predict_probes(ctx, peers.take(state.params, idx), x_M)
+    t = vote.tally(jnp.argmax(logits, axis=-1), ctx.spec.classes, cfg.vote.ties,
+                   cfg.vote.min_agreement, keys.tie)
+    info = vote.diagnostics(logits, y_M, t.winner_M, t.share_M)
+    if hard:
+        probes = local.Probes(x_M, t.winner_M, t.keep_M)
+        info["consensus_acc"] = jnp.sum((t.winner_M == y_M) * t.keep_M) / jnp.maximum(jnp.sum(t.keep_M), 1.0)
+        info["kept"] = jnp.mean(t.keep_M)
+    else:
+        sent = vote.quantize_probs(jax.nn.softmax(logits, axis=-1), cfg.comm.soft_bits)
+        target = vote.soft_aggregate(sent, cfg.softlabel.aggregate, cfg.softlabel.era_temperature)
+        probes = local.Probes(x_M, target, jnp.ones((ctx.spec.probes,), jnp.float32))
+        info["consensus_acc"] = jnp.mean(jnp.argmax(target, axis=-1) == y_M)
+    return probes, info
+
+
+def exchanging(ctx: Context) -> bool:
+    """Distillation with zero weight sends nothing: the peers have no use for the targets."""
+    return ctx.cfg.distill.weight > 0

@@ -1,0 +1,21 @@
+"""`local`: no communication. Peers train only on their own shards; the lower bound (and, with one
+peer holding all data, the centralised upper bound)."""
+from __future__ import annotations
+
+import jax.numpy as jnp
+
+from tallysim import comm
+from tallysim.protocols.base import Context, Protocol, active_set, local_round, round_keys
+
+
+def make(ctx: Context) -> Protocol:
+    lspec = ctx.local_spec()
+
+    def round_fn(state, data, root, r):
+        keys = round_keys(root, r)
+        idx = active_set(ctx, keys.active)
+        params, opt, _, loss_A = local_round(ctx, lspec, state, data, keys, idx)
+        return state._replace(params=params, opt=opt), {"train_loss": jnp.mean(loss_A)}
+
+    return Protocol(init=lambda key, data: ctx.init_state(key, data, ctx.cfg.init.shared),
+                    round=round_fn, cost=lambda info: comm.RoundBits(0, 0, ctx.spec.active))

@@ -1,0 +1,25 @@
+"""Soft-label federated distillation (FedMD, Li and Wang 2019; DS-FL's ERA, Itahara et al. 2021).
+
+Each active peer uploads its probability vector on every probe (C values of `comm.soft_bits` bits:
+32, or 16 / 8 meaning fp16 / 8-bit uniform quantisation of what the server receives). The server
+averages them (`softlabel.aggregate=mean`) or sharpens the average, softmax(mean / T_era)
+(`era`, `softlabel.era_temperature`), and broadcasts the targets. Peers train on
+CE(private) + w * T^2 * KL(target || softmax(f / T)) with `distill.weight`, `distill.temperature`;
+`distill.order=sequential` digests the probes for `distill.epochs` first.
+"""
+from __future__ import annotations
+
+from tallysim import comm
+from tallysim.local import soft_label_loss
+from tallysim.protocols.base import Context, Protocol, exchanging
+from tallysim.protocols.distill import distill_round, warmup_init
+
+
+def make(ctx: Context) -> Protocol:
+    cfg, spec = ctx.cfg, ctx.spec
+    lspec = ctx.local_spec(distill_loss=soft_label_loss(cfg.distill.temperature))
+    per_peer = comm.soft_labels(spec.probes, spec.classes, cfg.comm.soft_bits) if exchanging(ctx) else 0
+    bits = comm.RoundBits(per_peer, per_peer, spec.active)
+    return Protocol(init=lambda key, data: warmup_init(ctx, key, data),
+                    round=distill_round(ctx, lspec, hard=False),
+                    cost=lambda info: bits)

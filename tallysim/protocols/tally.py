@@ -1,0 +1,34 @@
+"""TallyTrain (Achanta and Reed, arXiv:2607.00173, 2026): peers exchange only argmax labels.
+
+Each active peer uploads argmax_c f_i(x) per probe (L = ceil(log2 C) bits); the server takes the
+plurality class (`vote.ties`: lowest | random), optionally drops probes whose winning share is below
+`vote.min_agreement` (one extra downlink bit per probe marks them), and sends the labels back down.
+Peers train on CE(private) + `distill.weight` * CE(probe, consensus), `distill.label_smoothing`.
+`comm.topology=allgather`: every peer receives the other peers' votes and tallies locally.
+"""
+from __future__ import annotations
+
+from tallysim import comm
+from tallysim.local import hard_label_loss
+from tallysim.protocols.base import Context, Protocol, exchanging
+from tallysim.protocols.distill import distill_round, warmup_init
+
+
+def vote_bits(ctx: Context) -> comm.RoundBits:
+    cfg, spec = ctx.cfg, ctx.spec
+    if not exchanging(ctx):
+        return comm.RoundBits(0, 0, spec.active)
+    one = comm.hard_labels(spec.probes, spec.classes)
+    if cfg.comm.topology == "allgather":
+        down = (spec.active - 1) * one
+    else:
+        down = one + (spec.probes if cfg.vote.min_agreement > 0 else 0)
+    return comm.RoundBits(one, down, spec.active)
+
+
+def make(ctx: Context) -> Protocol:
+    lspec = ctx.local_spec(distill_loss=hard_label_loss(ctx.spec.classes, ctx.cfg.distill.label_smoothing))
+    bits = vote_bits(ctx)
+    return Protocol(init=lambda key, data: warmup_init(ctx, key, data),
+                    round=distill_round(ctx, lspec, hard=True),
+                    cost=lambda info: bits)
