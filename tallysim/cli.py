@@ -1,4 +1,4 @@
-"""`python -m tallysim run|plot|prepare|bench ...`
+"""`python -m tallysim run|sweep|plot|pareto|prepare|bench ...`
 
 User errors print one line `tallysim: error: ...` and exit with code 2, before anything compiles.
 """
@@ -30,6 +30,16 @@ def cmd_plot(args) -> int:
     return 0
 
 
+def cmd_sweep(args) -> int:
+    from tallysim import sweep
+    return sweep.main(args)
+
+
+def cmd_pareto(args) -> int:
+    from tallysim import pareto
+    return pareto.main(args)
+
+
 def cmd_prepare(args) -> int:
     from tallysim import data
     for name in args.names:
@@ -56,6 +66,34 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--overwrite", action="store_true", help="replace a non-empty output directory")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.set_defaults(fn=cmd_run)
+
+    sw = sub.add_parser("sweep", help="run the cross product of config values (resumable)",
+                        description="Run every combination of the listed values into OUT/<name>/ "
+                        "(name from the varying keys, e.g. protocol.name=tally__bridge.density=0.01). "
+                        "Complete runs (done.json) are skipped, partial ones rerun, so rerunning the "
+                        "same command resumes an interrupted sweep.")
+    sw.add_argument("axes", nargs="*", metavar="key=v1,v2,...",
+                    help="comma-separated values per key (one value = plain override); these replace "
+                    "the config file's `sweep` axes with the same key")
+    sw.add_argument("--config", help="JSON config file; its optional `sweep` section "
+                    '{"key": [values, ...]} adds axes')
+    sw.add_argument("--smoke", action="store_true", help="apply the config file's `smoke` section")
+    sw.add_argument("--out", required=True, help="sweep directory (one subdirectory per run, sweep.json)")
+    sw.add_argument("--quiet", action="store_true", help="no per-round progress bar")
+    sw.add_argument("--dry-run", action="store_true", help="validate and list the runs, run nothing")
+    sw.set_defaults(fn=cmd_sweep)
+
+    pa = sub.add_parser("pareto", help="final/best accuracy vs total bits per peer, frontier per protocol")
+    pa.add_argument("runs", nargs="+", metavar="DIR",
+                    help="run directories or directories above them (e.g. a sweep's --out)")
+    pa.add_argument("--out", required=True, help="figure file (.png or .pdf); tables go next to it as "
+                    "<stem>_frontier.csv, <stem>_frontier.md, <stem>_points.csv")
+    pa.add_argument("--which", choices=("final", "best"), default="final",
+                    help="accuracy of the last evaluation or the best over rounds (default final)")
+    pa.add_argument("--metric", default="auto", help="accuracy column (default: acc_global if present "
+                    "else acc_mean)")
+    pa.add_argument("--title")
+    pa.set_defaults(fn=cmd_pareto)
 
     pl = sub.add_parser("plot", help="accuracy vs cumulative bits per peer for run directories")
     pl.add_argument("runs", nargs="+", help="run directories (each with metrics.jsonl)")

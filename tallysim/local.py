@@ -98,7 +98,10 @@ def _scan_steps(spec: LocalSpec, params, opt, data: FedData, probes, anchor, idx
         idx, mask, pidx = xs
         parts = []
         if idx is not None:
-            parts.append(to_input(data.x_train[idx]))
+            # Padding slots are zeroed, not just down-weighted: 0 * NaN is NaN, so a padded slot's
+            # data must never reach the forward pass.
+            x = to_input(data.x_train[idx])
+            parts.append(jnp.where(mask.reshape((-1,) + (1,) * (x.ndim - 1)), x, 0.0))
         if pidx is not None:
             parts.append(to_input(probes.x_M[pidx]))
 

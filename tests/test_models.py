@@ -1,4 +1,6 @@
 """Tiny-model tests for tallysim.models (CPU, seconds)."""
+import functools
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -11,10 +13,17 @@ from tallysim.models import make_model, max_pool_2x2, param_count
 SHAPES = [(28, 28, 1), (32, 32, 3)]
 
 
+def key(seed):
+    # "rbg" keys: XLA:CPU takes seconds to compile threefry for every parameter's initializer, rbg
+    # compiles ~4x faster. The models take any key; test_vmapped_init_default_keys covers threefry.
+    return jax.random.key(seed, impl="rbg")
+
+
+@functools.lru_cache(maxsize=None)  # params are immutable arrays: share them between tests
 def _init(name, shape, k=10, dtype="float32", seed=0, width=32):
     model = make_model(ModelConfig(name=name, dtype=dtype, width=width), k)
     x = jax.random.normal(jax.random.PRNGKey(seed + 1), (4,) + shape, jnp.float32)
-    params = jax.jit(model.init)(jax.random.PRNGKey(seed), x)  # jit: eager flax init is slow on CPU
+    params = jax.jit(model.init)(key(seed), x)  # jit: eager flax init is slow on CPU
     return model, params, x
 
 
@@ -48,7 +57,7 @@ def test_bf16_close_to_fp32(name):
 def test_vmapped_init_and_apply(name):
     model = make_model(ModelConfig(name=name, width=32), 10)
     P = 3
-    keys_P = jax.random.split(jax.random.PRNGKey(0), P)
+    keys_P = jax.random.split(key(0), P)
     x_PxBxHxWxC = jax.random.normal(jax.random.PRNGKey(1), (P, 4, 28, 28, 1))
     params_P = jax.jit(jax.vmap(model.init))(keys_P, x_PxBxHxWxC)
     leaves = jax.tree_util.tree_leaves(params_P)
@@ -70,6 +79,14 @@ def test_vmapped_init_and_apply(name):
                                    rtol=1e-4, atol=1e-4)
 
 
+def test_vmapped_init_default_keys():
+    model = make_model(ModelConfig(name="mlp", width=16), 10)
+    params_P = jax.jit(jax.vmap(model.init, in_axes=(0, None)))(
+        jax.random.split(jax.random.PRNGKey(0), 3), jnp.zeros((2, 28, 28, 1)))
+    kernel_P = params_P["params"]["Dense_0"]["kernel"]
+    assert kernel_P.shape == (3, 784, 16) and not np.allclose(kernel_P[0], kernel_P[1])
+
+
 @pytest.mark.parametrize("hw", [(8, 8), (7, 7), (28, 28), (5, 9)])
 def test_reshape_max_pool_matches_flax(hw):
     x = jax.random.normal(jax.random.PRNGKey(0), (2,) + hw + (3,))
@@ -81,8 +98,9 @@ def test_reshape_max_pool_matches_flax(hw):
 
 @pytest.mark.parametrize("name", MODELS)
 def test_gradients_finite(name):
+    _, params, x = _init(name, (32, 32, 3))  # params are float32 whatever the compute dtype
     for dtype in ("float32", "bfloat16"):
-        model, params, x = _init(name, (32, 32, 3), dtype=dtype)
+        model = make_model(ModelConfig(name=name, dtype=dtype, width=32), 10)
         y = jnp.arange(4) % 10
 
         def loss(p):

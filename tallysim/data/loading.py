@@ -11,7 +11,18 @@ from .files import read_npz, read_path
 from .synthetic import generate
 
 
+# Names users most often mean; any other tfds image-classification name works once prepared.
+COMMON = ("synthetic", "files", "mnist", "fashion_mnist", "kmnist", "cifar10", "cifar100",
+          "emnist/balanced", "emnist/byclass", "emnist/letters", "emnist/digits", "svhn_cropped")
+
+
 def _not_prepared(name: str) -> DataError:
+    import difflib
+    prepared = sorted(p.stem.replace("__", "/") for p in cache_dir().glob("*.npz")) if cache_dir().is_dir() else []
+    near = difflib.get_close_matches(name, list(COMMON) + prepared, n=1)
+    if near and near[0] != name:
+        return DataError(f"dataset {name!r} is not known or not prepared; did you mean {near[0]!r}? "
+                         f"(prepared: {', '.join(prepared) or 'none'}; built in: synthetic, files)")
     extra = " or: apt-get install dataset-fashion-mnist;" if name == "fashion_mnist" else ""
     return DataError(f"dataset {name!r} is not prepared in {cache_dir()}; run: python -m tallysim prepare "
                      f"{name} (needs internet and `pip install -e .[tf]`);{extra} or set data.path=DIR "

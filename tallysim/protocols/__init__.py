@@ -1,15 +1,17 @@
 """Protocol registry: name -> factory(Context) -> Protocol."""
 from __future__ import annotations
 
-from tallysim.protocols import fedavg, local_only, softlabel, tally
+from tallysim.protocols import bridge, feddf, fedavg, local_only, softlabel, tally
 from tallysim.protocols.base import Context, Protocol
 
 REGISTRY = {
     "local": local_only.make,
     "fedavg": fedavg.make,
     "fedprox": fedavg.make_fedprox,
+    "feddf": feddf.make,
     "softlabel": softlabel.make,
     "tally": tally.make,
+    "bridge": bridge.make,
 }
 
 

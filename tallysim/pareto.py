@@ -1,0 +1,217 @@
+"""`tallysim pareto`: accuracy against total bits per peer, one point per run, per-protocol frontiers.
+
+    python -m tallysim pareto DIR... --out FIG.png [--which final|best] [--metric auto]
+
+Every directory holding a metrics.jsonl, given directly or at any depth below (e.g. a sweep's
+output), is one run. Its point is (last row's bits_per_peer, accuracy), where accuracy is the final
+row's (`--which final`) or the best over the evaluated rounds (`--which best`) of the metric (`auto`:
+acc_global where there is a server model, else acc_mean). Runs that stopped early (fewer rounds than
+config.json asks for, e.g. a failed or interrupted run) are left out with a note.
+
+A point is on its protocol's Pareto frontier when no other point of the same protocol has <= bits and
+>= accuracy with at least one strict. Runs that send nothing (protocol `local`) have 0 bits; on the
+log axis they are drawn at x = 1 bit, which the legend and the markdown table say.
+
+Besides FIG: <stem>_frontier.csv and <stem>_frontier.md (protocol, run, bits_per_peer, MB_per_peer,
+accuracy) and <stem>_points.csv (every run, with an on_frontier column).
+"""
+from __future__ import annotations
+
+import csv
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Iterable
+
+from tallysim.config import PROTOCOLS, ConfigError
+from tallysim.plot import best_accuracy, read_run
+
+ZERO_BITS_X = 1.0        # where runs with 0 bits sit on the log axis
+COLUMNS = ("protocol", "run", "bits_per_peer", "MB_per_peer", "accuracy")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
+
+
+def _metric(row: dict, metric: str):
+    v = best_accuracy(row) if metric == "auto" else row.get(metric)
+    return None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
+
+
+def find_runs(dirs: Iterable) -> list[tuple[Path, str]]:
+    """(run directory, label) for every directory with metrics.jsonl at or below each of dirs.
+    The label is the path relative to the given directory (its own name if it is a run)."""
+    found, seen = [], set()
+    for root in dirs:
+        root = Path(root)
+        if not root.is_dir():
+            raise ConfigError(f"{root} is not a directory; pass run directories or directories above them")
+        if (root / "metrics.jsonl").exists():
+            hits = [(root, root.resolve().name)]
+        else:
+            hits = []
+            for dirpath, dirnames, filenames in os.walk(root):
+                dirnames.sort()
+                if "metrics.jsonl" in filenames:
+                    d = Path(dirpath)
+                    hits.append((d, d.relative_to(root).as_posix()))
+        for d, label in hits:
+            key = d.resolve()
+            if key not in seen:
+                seen.add(key)
+                found.append((d, label))
+    labels = [label for _, label in found]
+    if len(set(labels)) < len(labels):   # the same sweep names under several roots: keep them apart
+        found = [(d, f"{d.parent.name}/{label}" if labels.count(label) > 1 else label) for d, label in found]
+    return found
+
+
+def collect(dirs, which: str = "final", metric: str = "auto", log=None) -> list[dict]:
+    """One point per complete run: {protocol, run, dir, bits_per_peer, MB_per_peer, accuracy,
+    accuracy_final, accuracy_best, rounds}. `accuracy` is the final or the best (`which`) value."""
+    if which not in ("final", "best"):
+        raise ConfigError(f"--which={which!r} is not known; allowed: final, best")
+    log = log or (lambda msg: print(msg, file=sys.stderr))
+    points = []
+    for d, label in find_runs(dirs):
+        cfg, rows = read_run(d)
+        if not rows:
+            log(f"pareto: skipping {d}: metrics.jsonl has no rows yet")
+            continue
+        want = cfg.get("rounds")
+        last = rows[-1]
+        if want is not None and last.get("round", want) < want:
+            why = "failed" if (d / "error.txt").exists() else "incomplete"
+            log(f"pareto: skipping {d}: {why} (round {last.get('round')} of {want})")
+            continue
+        values = [v for v in (_metric(r, metric) for r in rows) if v is not None]
+        final = _metric(last, metric)
+        if final is None or not values:
+            log(f"pareto: skipping {d}: no {metric!r} values in metrics.jsonl")
+            continue
+        bits = float(last["bits_per_peer"])
+        points.append({
+            "protocol": cfg.get("protocol", {}).get("name", "unknown"), "run": label, "dir": str(d),
+            "bits_per_peer": bits, "MB_per_peer": bits / 8e6,
+            "accuracy": final if which == "final" else max(values),
+            "accuracy_final": final, "accuracy_best": max(values), "rounds": last.get("round")})
+    return points
+
+
+def _dominates(a: dict, b: dict) -> bool:
+    return (a["bits_per_peer"] <= b["bits_per_peer"] and a["accuracy"] >= b["accuracy"]
+            and (a["bits_per_peer"] < b["bits_per_peer"] or a["accuracy"] > b["accuracy"]))
+
+
+def frontier(points: list[dict]) -> list[dict]:
+    """Per protocol, the points no other point of that protocol dominates (<= bits and >= accuracy,
+    one strictly). Identical points are both kept. Sorted by protocol, then bits ascending."""
+    by_proto: dict[str, list[dict]] = {}
+    for p in points:
+        by_proto.setdefault(p["protocol"], []).append(p)
+    out = []
+    for proto in sorted(by_proto, key=_proto_order):
+        group = by_proto[proto]
+        keep = [p for p in group if not any(_dominates(q, p) for q in group if q is not p)]
+        out.extend(sorted(keep, key=lambda p: (p["bits_per_peer"], -p["accuracy"], p["run"])))
+    return out
+
+
+def _proto_order(name: str):
+    return (PROTOCOLS.index(name), name) if name in PROTOCOLS else (len(PROTOCOLS), name)
+
+
+def _style(name: str) -> tuple[str, str]:
+    i = _proto_order(name)[0] if name in PROTOCOLS else len(PROTOCOLS) + sum(map(ord, name))
+    return f"C{i % 10}", MARKERS[i % len(MARKERS)]
+
+
+def _x(bits: float) -> float:
+    return bits if bits > 0 else ZERO_BITS_X
+
+
+# ----------------------------------------------------------------------------- outputs
+
+def _row(p: dict) -> dict:
+    return {"protocol": p["protocol"], "run": p["run"], "bits_per_peer": f"{p['bits_per_peer']:.0f}",
+            "MB_per_peer": f"{p['MB_per_peer']:.6g}", "accuracy": f"{p['accuracy']:.4f}"}
+
+
+def write_tables(points: list[dict], front: list[dict], fig: str, which: str, metric: str) -> list[str]:
+    stem = Path(fig).with_suffix("")
+    paths = [f"{stem}_frontier.csv", f"{stem}_frontier.md", f"{stem}_points.csv"]
+    with open(paths[0], "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=COLUMNS)
+        w.writeheader()
+        w.writerows(_row(p) for p in front)
+    on = {id(p) for p in front}
+    with open(paths[2], "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=COLUMNS + ("on_frontier", "accuracy_final", "accuracy_best", "dir"))
+        w.writeheader()
+        for p in sorted(points, key=lambda p: (_proto_order(p["protocol"]), p["bits_per_peer"], p["run"])):
+            w.writerow({**_row(p), "on_frontier": int(id(p) in on), "accuracy_final": f"{p['accuracy_final']:.4f}",
+                        "accuracy_best": f"{p['accuracy_best']:.4f}", "dir": p["dir"]})
+    metric_text = "acc_global if present, else acc_mean" if metric == "auto" else metric
+    lines = [f"Pareto frontier per protocol: {which} accuracy ({metric_text}) against total bits per peer "
+             f"(up + down, last row); {len(front)} of {len(points)} runs.", "",
+             "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    for p in front:
+        r = _row(p)
+        lines.append("| " + " | ".join(r[c] for c in COLUMNS) + " |")
+    if any(p["bits_per_peer"] == 0 for p in points):
+        lines += ["", f"Runs with 0 bits (no communication, e.g. protocol local) are drawn at x = "
+                      f"{ZERO_BITS_X:g} bit on the figure's log axis."]
+    Path(paths[1]).write_text("\n".join(lines) + "\n")
+    return paths
+
+
+def plot(points: list[dict], front: list[dict], out: str, which: str = "final", metric: str = "auto",
+         title: str | None = None) -> str:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.0, 4.6))
+    protos = sorted({p["protocol"] for p in points}, key=_proto_order)
+    for proto in protos:
+        colour, marker = _style(proto)
+        pts = [p for p in points if p["protocol"] == proto]
+        fr = [p for p in front if p["protocol"] == proto]
+        zero = any(p["bits_per_peer"] == 0 for p in pts)
+        label = proto + (f" (0 bits, drawn at {ZERO_BITS_X:g} bit)" if zero else "")
+        ax.scatter([_x(p["bits_per_peer"]) for p in pts], [p["accuracy"] for p in pts], color=colour,
+                   marker=marker, s=22, alpha=0.45, linewidths=0)
+        xs, ys = [_x(p["bits_per_peer"]) for p in fr], [p["accuracy"] for p in fr]
+        ax.step(xs, ys, where="post", color=colour, linewidth=1.4)
+        ax.scatter(xs, ys, color=colour, marker=marker, s=40, edgecolors="black", linewidths=0.6,
+                   label=label, zorder=3)
+    ax.set_xscale("log")
+    ax.set_xlabel("total bits per peer (up + down)")
+    ax.set_ylabel(f"{which} test accuracy" + ("" if metric == "auto" else f" ({metric})"))
+    top = ax.secondary_xaxis("top", functions=(lambda b: b / 8e6, lambda mb: mb * 8e6))
+    top.set_xlabel("MB per peer")
+    ax.set_title(title or f"accuracy vs communication: {len(points)} runs, frontier per protocol",
+                 fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, title="frontier (filled) / all runs (faint)", title_fontsize=7)
+    fig.tight_layout()
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=130)
+    plt.close(fig)
+    return out
+
+
+def main(args) -> int:
+    points = collect(args.runs, which=args.which, metric=args.metric)
+    if not points:
+        raise ConfigError(f"no complete runs (directories with metrics.jsonl) under {', '.join(args.runs)}")
+    front = frontier(points)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    written = [plot(points, front, args.out, args.which, args.metric, args.title)]
+    written += write_tables(points, front, args.out, args.which, args.metric)
+    for proto in sorted({p["protocol"] for p in front}, key=_proto_order):
+        fr = [p for p in front if p["protocol"] == proto]
+        print(f"{proto}: " + ", ".join(f"{p['run']} {p['accuracy']:.4f} @ {p['MB_per_peer']:.4g} MB"
+                                        for p in fr))
+    for path in written:
+        print(path)
+    return 0

@@ -1,0 +1,86 @@
+"""`bridge`: TallyTrain (Achanta and Reed, arXiv:2607.00173, 2026) with periodic sparse parameter merges.
+
+Every round is a `tally` round (votes up, consensus labels down). Every `bridge.period` rounds
+(round r, 1-based, merges when r % period == 0) the active peers also send the top-k of
+u_i = (theta_i - theta_ref) + e_i, k = ceil(`bridge.density` * |W|) over the whole model
+(`bridge.scope=global`) or per leaf (`per_tensor`), and keep e_i = u_i - s_i (error feedback).
+The server adds sum_i w_i s_i to theta_ref (shard-size weights, `bridge.average=weighted`) or each
+coordinate's mean over the peers that sent it (`per_coordinate`) and broadcasts the merged update;
+peers then take theta_ref (`bridge.reset=hard`) or add merged - s_i to their weights (`soft`).
+theta_ref starts at the shared init and is the global model (`acc_global`).
+Bits: tally's every round; on merge rounds, per active peer, up the cheapest coding of k entries
+and down that of the merged update's nnz non-zeros (`comm.sparse_params`, `comm.param_bits`).
+density=0 is tally exactly; density=1, period=1, distill.weight=0 is FedAvg up to float rounding.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from tallysim import comm, peers, sparse
+from tallysim.local import hard_label_loss
+from tallysim.peers import State
+from tallysim.protocols.base import Context, Protocol, active_set, round_keys, shard_weights
+from tallysim.protocols.distill import distill_round, warmup_init
+from tallysim.protocols.tally import vote_bits
+
+
+def merge_step(ctx: Context, lay: sparse.Layout, state: State, data, idx):
+    """One sparse merge of the active peers. Returns (state, nnz of the merged update)."""
+    cfg = ctx.cfg.bridge
+    theta_AxW = sparse.flatten_stacked(peers.take(state.params, idx))
+    error_AxW = sparse.flatten_stacked(peers.take(state.error, idx))
+    ref_W = sparse.flatten(state.server)
+    sp = jax.vmap(lambda t, e: sparse.sparsify(t, ref_W, e, cfg.density, lay, cfg.scope))(theta_AxW, error_AxW)
+    weight_A = shard_weights(peers.take(data.count_P, idx))
+    merged_W = sparse.merge(sp.sent_W, sp.mask_W, weight_A, cfg.average)
+    ref_new_W = ref_W + merged_W
+    server = lay.unravel(ref_new_W)
+    if cfg.reset == "hard":
+        params_A = peers.broadcast(server, ctx.spec.active)
+    else:
+        params_A = sparse.unflatten_stacked(lay, sparse.reset(theta_AxW, ref_new_W, merged_W, sp.sent_W, "soft"))
+    state = state._replace(params=peers.put(state.params, idx, params_A),
+                           error=peers.put(state.error, idx, sparse.unflatten_stacked(lay, sp.error_W)),
+                           server=server)
+    return state, jnp.count_nonzero(merged_W).astype(jnp.int32)
+
+
+def make(ctx: Context) -> Protocol:
+    cfg = ctx.cfg
+    lspec = ctx.local_spec(distill_loss=hard_label_loss(ctx.spec.classes, cfg.distill.label_smoothing))
+    tally_round = distill_round(ctx, lspec, hard=True)
+    dummy = jnp.zeros((1,) + tuple(ctx.spec.input_shape), jnp.float32)
+    lay = sparse.layout(jax.eval_shape(ctx.model.init, jax.random.PRNGKey(0), dummy))
+    assert lay.size == ctx.num_params, (lay.size, ctx.num_params)
+    k = sparse.num_selected(cfg.bridge.density, lay, cfg.bridge.scope)
+    period = cfg.bridge.period
+
+    def round_fn(state: State, data, root, r):
+        state, info = tally_round(state, data, root, r)
+        if k == 0:    # nothing would ever be sent: tally exactly, statically
+            info["merged"], info["nnz"] = jnp.int32(0), jnp.int32(0)
+            return state, info
+        idx = active_set(ctx, round_keys(root, r, cfg.probe.resample).active)   # the tally round's set
+        if period == 1:
+            state, nnz = merge_step(ctx, lay, state, data, idx)
+            merged = jnp.int32(1)
+        else:
+            merged = (r % period == 0).astype(jnp.int32)
+            state, nnz = jax.lax.cond(merged > 0, lambda s: merge_step(ctx, lay, s, data, idx),
+                                      lambda s: (s, jnp.int32(0)), state)
+        info["merged"], info["nnz"] = merged, nnz
+        return state, info
+
+    votes = vote_bits(ctx)
+    b, W = cfg.comm.param_bits, ctx.num_params
+    up = comm.sparse_params(k, W, b)
+
+    def cost(info) -> comm.RoundBits:
+        if not info["merged"]:
+            return votes
+        return comm.RoundBits(votes.up + up, votes.down + comm.sparse_params(int(info["nnz"]), W, b),
+                              ctx.spec.active)
+
+    return Protocol(init=lambda key, data: warmup_init(ctx, key, data, server=True, error=True),
+                    round=round_fn, cost=cost, has_server=True)

@@ -1,0 +1,78 @@
+"""FedDF: ensemble distillation for robust model fusion (Lin et al. 2020, NeurIPS).
+
+Each round is a FedAvg round (broadcast, local training, shard-size weighted average); then the server
+distils the average (the student) toward the ensemble of the active peers' trained models on batches
+of the public probe pool, inside the same compiled round:
+  teacher = softmax(mean_i f_i(x) / T)            `feddf.target=logits` (default)
+          = mean_i softmax(f_i(x) / T)            `feddf.target=probs`
+  loss    = KL(teacher || softmax(student(x) / T)), T = `feddf.temperature`
+for `feddf.steps` Adam steps (`feddf.lr`, cosine decay to 0) on `feddf.batch_size` probes each, drawn
+from the pool with the round's server key. steps=0 is FedAvg exactly. The server reads the pool
+itself, so the peers pay FedAvg's bits and nothing more.
+
+Shape letters: A active peers, B probe batch, C classes, Q pool size.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from tallysim.fed import to_input
+from tallysim.protocols import fedavg
+from tallysim.protocols.base import Context, Protocol, round_keys
+
+
+def teacher_probs(logits_AxBxC: jax.Array, target: str, temperature: float) -> jax.Array:
+    """The ensemble's target distribution [B, C] (no gradient flows into it)."""
+    logits_AxBxC = jax.lax.stop_gradient(logits_AxBxC)
+    if target == "logits":
+        return jax.nn.softmax(jnp.mean(logits_AxBxC, axis=0) / temperature, axis=-1)
+    return jnp.mean(jax.nn.softmax(logits_AxBxC / temperature, axis=-1), axis=0)
+
+
+def student_loss(logits_BxC: jax.Array, teacher_BxC: jax.Array, temperature: float) -> jax.Array:
+    """Mean over the batch of KL(teacher || softmax(student / T))."""
+    logp = jax.nn.log_softmax(logits_BxC / temperature, axis=-1)
+    kl = jnp.sum(jax.scipy.special.xlogy(teacher_BxC, teacher_BxC) - teacher_BxC * logp, axis=-1)
+    return jnp.mean(kl)
+
+
+def distill_server(ctx: Context, student, params_A, x_pool, key):
+    """`feddf.steps` Adam steps of the student toward the ensemble. Returns (student, last loss)."""
+    cfg = ctx.cfg.feddf
+    apply = ctx.model.apply
+    Q = x_pool.shape[0]
+    tx = optax.adam(optax.cosine_decay_schedule(cfg.lr, cfg.steps))
+
+    def step(carry, t):
+        p, o = carry
+        pick = jax.random.choice(jax.random.fold_in(key, t), Q, (cfg.batch_size,),
+                                 replace=cfg.batch_size > Q)
+        x = to_input(x_pool[pick])
+        teacher = teacher_probs(jax.vmap(apply, in_axes=(0, None))(params_A, x),
+                                cfg.target, cfg.temperature)
+        loss, grads = jax.value_and_grad(lambda w: student_loss(apply(w, x), teacher, cfg.temperature))(p)
+        updates, o = tx.update(grads, o, p)
+        return (optax.apply_updates(p, updates), o), loss
+
+    (student, _), losses = jax.lax.scan(step, (student, tx.init(student)), jnp.arange(cfg.steps))
+    return student, losses[-1]
+
+
+def make(ctx: Context) -> Protocol:
+    lspec = ctx.local_spec()
+    steps = ctx.cfg.feddf.steps
+
+    def round_fn(state, data, root, r):
+        keys = round_keys(root, r)
+        state, params_A, _, loss_A = fedavg.fedavg_step(ctx, lspec, state, data, keys, prox=False)
+        info = {"train_loss": jnp.mean(loss_A)}
+        if steps:    # steps=0: FedAvg exactly, statically
+            server, info["feddf_loss"] = distill_server(ctx, state.server, params_A, data.x_pool, keys.server)
+            state = state._replace(server=server)
+        return state, info
+
+    bits = fedavg.param_bits(ctx)
+    return Protocol(init=lambda key, data: ctx.init_state(key, data, True, server=True),
+                    round=round_fn, cost=lambda info: bits, has_server=True)

@@ -1,0 +1,106 @@
+"""Flatten a model, pick its top-k entries with error feedback, and merge the sparse updates.
+
+Shape letters: A active peers, W parameters of one model (|W|), K entries sent by one peer.
+
+Pure functions of flat float vectors; `bridge` vmaps them over the active peers. Top-k uses
+`jax.lax.top_k` on |u|, which returns equal values in index order, so ties go to the lower index:
+the selection is a deterministic function of u alone (zeros are picked last, lowest index first).
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax.flatten_util import ravel_pytree
+
+PyTree = Any
+
+
+class Layout(NamedTuple):
+    """How one model flattens: the unravel function and each leaf's (start, size) in the vector."""
+    unravel: Callable[[jax.Array], PyTree]
+    segments: tuple          # ((start, size), ...) in ravel_pytree's leaf order
+    size: int                # |W|
+
+
+def layout(tree: PyTree) -> Layout:
+    """The flat layout of one (unstacked) model; ravel_pytree concatenates leaves in tree order."""
+    _, unravel = ravel_pytree(tree)
+    segments, start = [], 0
+    for leaf in jax.tree.leaves(tree):
+        segments.append((start, int(leaf.size)))
+        start += int(leaf.size)
+    return Layout(unravel, tuple(segments), start)
+
+
+def flatten(tree: PyTree) -> jax.Array:
+    """One model -> [W]."""
+    return ravel_pytree(tree)[0]
+
+
+def flatten_stacked(tree_A: PyTree) -> jax.Array:
+    """[A, ...] leaves -> [A, W]."""
+    return jax.vmap(lambda t: ravel_pytree(t)[0])(tree_A)
+
+
+def unflatten_stacked(lay: Layout, flat_AxW: jax.Array) -> PyTree:
+    return jax.vmap(lay.unravel)(flat_AxW)
+
+
+def num_selected(density: float, lay: Layout, scope: str) -> int:
+    """k: entries one peer sends, ceil(density*|W|) (global) or the sum over leaves of
+    ceil(density*leaf size) (per_tensor). Static Python int."""
+    if scope == "global":
+        return min(lay.size, math.ceil(density * lay.size))
+    return sum(min(n, math.ceil(density * n)) for _, n in lay.segments)
+
+
+def topk_mask(u_W: jax.Array, k: int) -> jax.Array:
+    """Boolean mask of the k entries of u largest in |u|; ties to the lower index. k is static."""
+    n = u_W.shape[0]
+    if k >= n:
+        return jnp.ones((n,), bool)
+    if k <= 0:
+        return jnp.zeros((n,), bool)
+    _, idx = jax.lax.top_k(jnp.abs(u_W), k)
+    return jnp.zeros((n,), bool).at[idx].set(True)
+
+
+def select_mask(u_W: jax.Array, density: float, lay: Layout, scope: str) -> jax.Array:
+    """The sent entries: top-k over the whole vector (global) or within each leaf (per_tensor)."""
+    if scope == "global":
+        return topk_mask(u_W, num_selected(density, lay, scope))
+    parts = [topk_mask(u_W[s:s + n], min(n, math.ceil(density * n))) for s, n in lay.segments]
+    return jnp.concatenate(parts)
+
+
+class Sparsified(NamedTuple):
+    sent_W: jax.Array        # s = u on the mask, 0 elsewhere
+    error_W: jax.Array       # e = u - s (exactly: u off the mask, 0 on it)
+    mask_W: jax.Array        # bool, the k coordinates sent
+
+
+def sparsify(theta_W, ref_W, error_W, density: float, lay: Layout, scope: str) -> Sparsified:
+    """Error feedback: u = (theta - ref) + e; send s = topk(u); keep e' = u - s. s + e' == u exactly."""
+    u = (theta_W - ref_W) + error_W
+    mask = select_mask(u, density, lay, scope)
+    zero = jnp.zeros_like(u)
+    return Sparsified(jnp.where(mask, u, zero), jnp.where(mask, zero, u), mask)
+
+
+def merge(sent_AxW, mask_AxW, weight_A, average: str) -> jax.Array:
+    """The server's merged update [W]: sum_i w_i s_i (weighted, w summing to one) or, per coordinate,
+    the plain sum divided by the number of peers that sent it (per_coordinate; 0 where none did)."""
+    if average == "weighted":
+        return jnp.tensordot(weight_A.astype(sent_AxW.dtype), sent_AxW, axes=1)
+    senders = jnp.sum(mask_AxW, axis=0).astype(sent_AxW.dtype)
+    return jnp.sum(sent_AxW, axis=0) / jnp.maximum(senders, 1.0)
+
+
+def reset(theta_AxW, ref_new_W, merged_W, sent_AxW, mode: str) -> jax.Array:
+    """Peers after a merge: theta_ref (hard) or theta + merged - own sent part (soft)."""
+    if mode == "hard":
+        return jnp.broadcast_to(ref_new_W, theta_AxW.shape)
+    return theta_AxW + (merged_W[None, :] - sent_AxW)

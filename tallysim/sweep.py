@@ -1,0 +1,254 @@
+"""`tallysim sweep`: the cross product of config values, one run directory each, resumable.
+
+    python -m tallysim sweep [--config FILE] [--smoke] key=v1,v2,... [key=v ...] --out DIR [--quiet]
+
+Axes come from the config file's optional top-level `sweep` section ({"key": [values, ...]}) and from
+the command line (`key=v1,v2`, comma-separated; tuple-valued keys such as data.input_shape separate
+values with ';' instead, e.g. data.input_shape=28x28x1;32x32x3). A command-line axis replaces a file
+axis with the same key. An axis with one value is a plain override and is not part of the run names.
+
+Layout of DIR:
+    DIR/sweep.json            the runs: name, overrides, status (rewritten after every run)
+    DIR/<name>/               one `tallysim run` directory (config.json, partition.json, metrics.jsonl)
+    DIR/<name>/done.json      written after the run returned: the run is complete
+    DIR/<name>/error.txt      the run failed (the sweep goes on; exit code 1 at the end)
+
+<name> joins the varying keys and values in axis order, `k1=v1__k2=v2` ('/' becomes '-').
+Rerunning the same command skips complete runs and reruns partial ones, so an interrupted sweep
+resumes where it stopped. Every configuration is validated before the first run starts.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from tallysim import config
+from tallysim.config import Config, ConfigError
+
+DONE = "done.json"
+INDEX = "sweep.json"
+_UNSAFE = {"/": "-", "\\": "-", ":": "-", " ": "_", "\t": "_", "\n": "_"}
+
+
+# ----------------------------------------------------------------------------- axes & names
+
+def _text(value: Any) -> str:
+    """A JSON value from a config file's `sweep` section -> override text."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return "x".join(str(v) for v in value)
+    return str(value)
+
+
+def _is_tuple_key(key: str) -> bool:
+    return config.field_keys().get(key) is tuple
+
+
+def _dedupe(values: list[str]) -> list[str]:
+    return list(dict.fromkeys(values))
+
+
+def parse_axis(item: str) -> tuple[str, list[str]]:
+    """`key=v1,v2,...` -> (key, [v1, v2, ...]); the key is checked against the config fields."""
+    key, text = config.parse_override(item)
+    sep = ";" if _is_tuple_key(key) else ","
+    values = [v.strip() for v in text.split(sep)]
+    if len(values) > 1 and any(v == "" for v in values):
+        raise ConfigError(f"sweep axis {item!r} has an empty value; write {key}=v1{sep}v2{sep}...")
+    return key, _dedupe(values)
+
+
+def file_axes(section: Any) -> dict[str, list[str]]:
+    """A config file's `sweep` section -> {key: [value texts]} (checked, order kept)."""
+    if section is None:
+        return {}
+    if not isinstance(section, dict):
+        raise ConfigError("the config file's `sweep` section must be an object "
+                          '{"key": [values, ...]}, e.g. {"protocol.name": ["tally", "softlabel"]}')
+    axes = {}
+    for key, values in section.items():
+        if isinstance(values, dict):
+            raise ConfigError(f"sweep axis {key!r} in the config file: use dotted keys with a list of "
+                              f'values, e.g. {{"{key}.<field>": [1, 2]}}')
+        if not isinstance(values, list) or (_is_tuple_key(key) and values
+                                            and not isinstance(values[0], (list, str))):
+            values = [values]            # a scalar, or one shape such as [28, 28, 1]
+        if not values:
+            raise ConfigError(f"sweep axis {key!r} in the config file has no values")
+        k, _ = config.parse_override(f"{key}={_text(values[0])}")
+        axes[k] = _dedupe([_text(v) for v in values])
+    return axes
+
+
+def safe_name(text: str) -> str:
+    for a, b in _UNSAFE.items():
+        text = text.replace(a, b)
+    return text
+
+
+def expand(cfg_file_axes: dict, cli_items: list[str]) -> list[tuple[str, list[str]]]:
+    """Cross product of the axes -> [(run name, [key=value overrides])], first axis slowest.
+
+    `cfg_file_axes` is a config file's `sweep` section ({key: [values]}, JSON values allowed);
+    `cli_items` are `key=v1,v2` strings, which replace file axes with the same key. The name is built
+    from the keys with more than one value; a sweep with none of those has the single run `base`.
+    """
+    axes = file_axes(cfg_file_axes)
+    for item in cli_items:
+        key, values = parse_axis(item)
+        axes.pop(key, None)            # the command line wins, and its axes follow the file's
+        axes[key] = values
+    keys = list(axes)
+    varying = [k for k in keys if len(axes[k]) > 1]
+    runs, seen = [], {}
+    for combo in itertools.product(*(axes[k] for k in keys)):
+        chosen = dict(zip(keys, combo))
+        name = "__".join(safe_name(f"{k}={chosen[k]}") for k in varying) or "base"
+        if name in seen:
+            raise ConfigError(f"sweep runs {seen[name]} and {chosen} would share the directory {name!r}; "
+                              "make the values differ by more than '/' or spaces")
+        seen[name] = chosen
+        runs.append((name, [f"{k}={v}" for k, v in chosen.items()]))
+    return runs
+
+
+# ----------------------------------------------------------------------------- running
+
+def configs(base_cfg: Config, runs: list[tuple[str, list[str]]]) -> list[Config]:
+    """Apply and validate every run's overrides (nothing is loaded or compiled); one-line errors."""
+    out = []
+    for name, overrides in runs:
+        try:
+            out.append(config.validate(config.apply_overrides(base_cfg, overrides)))
+        except ConfigError as e:
+            raise ConfigError(f"sweep run {name}: {e}") from None
+    return out
+
+
+def _jsonable(d: dict) -> Any:
+    return json.loads(json.dumps(d))
+
+
+def _config_diff(run_dir: Path, cfg: Config) -> list[str]:
+    """Keys whose value in run_dir/config.json differs from cfg (a stale run after a config edit)."""
+    try:
+        old = json.loads((run_dir / "config.json").read_text())
+    except (OSError, ValueError):
+        return []
+    new = _jsonable(config.to_dict(cfg))
+    diff = []
+
+    def walk(a, b, prefix):
+        for k in sorted(set(a) | set(b)):
+            va, vb = a.get(k), b.get(k)
+            if isinstance(va, dict) and isinstance(vb, dict):
+                walk(va, vb, prefix + k + ".")
+            elif va != vb:
+                diff.append(f"{prefix}{k}={va!r}->{vb!r}")
+    walk(old, new, "")
+    return diff
+
+
+def _write_index(out_dir: Path, records: list[dict], meta: Optional[dict]) -> None:
+    doc = {**(meta or {}), "runs": records}
+    tmp = out_dir / (INDEX + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=2) + "\n")
+    tmp.replace(out_dir / INDEX)
+
+
+def run_sweep(base_cfg: Config, runs: list[tuple[str, list[str]]], out_dir, progress: bool = True,
+              log: Callable[[str], None] = print, meta: Optional[dict] = None) -> list[dict]:
+    """Run every (name, overrides) into out_dir/name; returns one record per run:
+    {name, overrides, dir, status: done|skipped|failed, [summary|error]}.
+
+    All configs are validated first (ConfigError before anything is created). Complete runs
+    (done.json present) are skipped; partial directories are rerun with overwrite=True. A run that
+    fails (NonFiniteLoss, a data-dependent ConfigError, or any other exception) leaves error.txt in
+    its directory and the sweep continues. `progress` shows each run's per-round bar.
+    """
+    from tallysim import run as runmod
+
+    cfgs = configs(base_cfg, runs)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    records = [{"name": name, "overrides": list(ov), "dir": str(out_dir / name), "status": "pending"}
+               for name, ov in runs]
+    _write_index(out_dir, records, meta)
+    n = len(runs)
+    try:
+        for i, ((name, overrides), cfg, rec) in enumerate(zip(runs, cfgs, records), 1):
+            run_dir = out_dir / name
+            if (run_dir / DONE).exists():
+                rec["status"] = "skipped"
+                log(f"[{i}/{n}] skip {name} (done)")
+                diff = _config_diff(run_dir, cfg)
+                if diff:
+                    log(f"  note: its config.json differs from this sweep's config ({', '.join(diff[:4])}"
+                        f"{', ...' if len(diff) > 4 else ''}); delete {run_dir / DONE} to rerun it")
+                continue
+            log(f"[{i}/{n}] {name}")
+            rec["status"] = "running"
+            _write_index(out_dir, records, meta)
+            t0 = time.time()
+            try:
+                last = runmod.run(cfg, str(run_dir), overwrite=True, progress=progress)
+            except (runmod.NonFiniteLoss, ConfigError) as e:
+                _fail(run_dir, rec, str(e), log)
+            except Exception as e:     # a bug in one configuration should not lose the rest of the sweep
+                tb = traceback.format_exc()
+                _fail(run_dir, rec, f"{type(e).__name__}: {e}", log, detail=tb)
+            else:
+                (run_dir / DONE).write_text(json.dumps({
+                    "name": name, "overrides": list(overrides), "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                    "seconds": round(time.time() - t0, 3), "last": last}, indent=2) + "\n")
+                rec["status"] = "done"
+                rec["summary"] = runmod.summary_line(cfg, last)
+                log("  " + rec["summary"])
+            _write_index(out_dir, records, meta)
+    except BaseException:
+        for rec in records:
+            if rec["status"] == "running":
+                rec["status"] = "interrupted"
+        _write_index(out_dir, records, meta)
+        raise
+    return records
+
+
+def _fail(run_dir: Path, rec: dict, message: str, log, detail: Optional[str] = None) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    err = run_dir / "error.txt"
+    if detail or not err.exists():
+        err.write_text((detail or message).rstrip("\n") + "\n")
+    rec["status"] = "failed"
+    rec["error"] = message.splitlines()[0] if message else "failed"
+    log(f"  FAILED: {rec['error']} (see {err})")
+
+
+# ----------------------------------------------------------------------------- CLI
+
+def main(args) -> int:
+    base = config.load_file(args.config, smoke=args.smoke) if args.config else Config()
+    section = config.read_file(args.config).get("sweep") if args.config else None
+    runs = expand(section or {}, args.axes)
+    configs(base, runs)                      # fail in one line before anything is created
+    if args.dry_run:
+        for i, (name, overrides) in enumerate(runs, 1):
+            print(f"[{i}/{len(runs)}] {name}: {' '.join(overrides)}")
+        return 0
+    meta = {"config": args.config, "smoke": bool(args.smoke), "axes": list(args.axes)}
+    records = run_sweep(base, runs, args.out, progress=not args.quiet, meta=meta)
+    counts = {s: sum(r["status"] == s for r in records) for s in ("done", "skipped", "failed")}
+    print(f"sweep: {len(records)} runs in {args.out}: {counts['done']} ran, {counts['skipped']} skipped "
+          f"(already done), {counts['failed']} failed; index in {Path(args.out) / INDEX}")
+    failed = [r for r in records if r["status"] == "failed"]
+    for r in failed:
+        print(f"  failed: {r['name']}: {r['error']}", file=sys.stderr)
+    return 1 if failed else 0

@@ -1,0 +1,28 @@
+import os
+from pathlib import Path
+
+import pytest
+
+from tallysim import config
+
+FMNIST = Path("/usr/share/datasets/fashion-mnist")
+
+TINY = ["data.name=synthetic", "data.train_size=1600", "data.test_size=300", "data.difficulty=0.5",
+        "peers=4", "rounds=2", "probe.per_round=64", "probe.pool_size=200", "batch_size=32",
+        "partition.kind=iid", "model.width=32"]
+
+
+def tiny(*items: str) -> config.Config:
+    """A seconds-scale synthetic configuration; later items override earlier ones."""
+    return config.apply_overrides(config.Config(), TINY + list(items))
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    # Tests never write into the user's cache, except the real-data cache which is shared read-mostly.
+    if "TALLYSIM_DATA" not in os.environ:
+        monkeypatch.setenv("TALLYSIM_DATA", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+needs_fmnist = pytest.mark.skipif(not FMNIST.exists(),
+                                  reason="real Fashion-MNIST absent: apt-get install dataset-fashion-mnist")

@@ -1,0 +1,98 @@
+"""Local training: ragged shards are masked, never padded; exact local_steps; per-epoch shuffles."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from tallysim import local
+from tallysim.config import ModelConfig
+from tallysim.fed import FedData
+from tallysim.models import make_model
+
+KEY = jax.random.PRNGKey(0)
+
+
+def _spec(**kw):
+    model = make_model(ModelConfig(name="mlp", width=16), 3)
+    base = dict(apply_fn=model.apply, tx=optax.sgd(0.1), batch_size=4, shard_max=10, epochs=2)
+    base.update(kw)
+    return model, local.LocalSpec(**base)
+
+
+def test_schedule_visits_each_own_example_once_per_epoch_and_never_padding():
+    _, spec = _spec(epochs=3)
+    shard = jnp.array([11, 12, 13, 14, 15, 16, 0, 0, 0, 0])          # 6 real, padding points at 0
+    idx, mask = local.private_schedule(spec, KEY, shard, jnp.int32(6))
+    assert idx.shape == (3 * 3, 4)                                    # ceil(10/4)=3 steps per epoch
+    per_epoch = np.asarray(idx).reshape(3, 12)
+    m = np.asarray(mask).reshape(3, 12)
+    for e in range(3):
+        assert sorted(per_epoch[e][m[e]].tolist()) == [11, 12, 13, 14, 15, 16]
+    assert m.sum() == 18
+    assert not np.array_equal(per_epoch[0][m[0]], per_epoch[1][m[1]])   # reshuffled each epoch
+
+
+def test_local_steps_exact_and_only_own_examples():
+    _, spec = _spec(local_steps=7)
+    shard = jnp.array([5, 6, 7, 0, 0, 0, 0, 0, 0, 0])
+    idx, mask = local.private_schedule(spec, KEY, shard, jnp.int32(3))
+    assert idx.shape == (7, 4) and bool(mask.all())
+    assert set(np.asarray(idx).ravel().tolist()) <= {5, 6, 7}
+
+
+def _data(n=40):
+    x = jax.random.normal(KEY, (n, 4, 4, 1))
+    y = jnp.arange(n) % 3
+    return FedData(x, y, None, None, x[:8], y[:8], x[:8], y[:8])
+
+
+def test_padding_example_never_touches_training():
+    model, spec = _spec()
+    data = _data()
+    data = data._replace(x_train=data.x_train.at[0].set(jnp.nan))     # only padding points here
+    p = model.init(KEY, data.x_train[:1])
+    shard = jnp.array([[1, 2, 3, 4, 5, 0, 0, 0, 0, 0]])
+    params, _, loss = local.train_peers(spec, jax.tree.map(lambda a: a[None], p),
+                                        jax.tree.map(lambda a: a[None], spec.tx.init(p)),
+                                        KEY[None], shard, jnp.array([5]), data)
+    assert bool(jnp.isfinite(loss).all())
+    assert all(bool(jnp.isfinite(l).all()) for l in jax.tree.leaves(params))
+
+
+def test_vmapped_ragged_peers_equal_single_peer_runs():
+    model, spec = _spec(tx=optax.sgd(0.1, momentum=0.9))
+    data = _data()
+    p0 = model.init(KEY, data.x_train[:1])
+    P = 2
+    params = jax.tree.map(lambda a: jnp.stack([a] * P), p0)
+    opt = jax.vmap(spec.tx.init)(params)
+    shard = jnp.array([[1, 2, 3, 4, 5, 6, 7, 8, 9, 10], [11, 12, 0, 0, 0, 0, 0, 0, 0, 0]])
+    count = jnp.array([10, 2])
+    keys = jax.random.split(KEY, P)
+    out_p, out_o, loss = local.train_peers(spec, params, opt, keys, shard, count, data)
+    for i in range(P):
+        single = local.train_peer(spec, p0, spec.tx.init(p0), keys[i], shard[i], count[i], data, None, None)
+        for a, b in zip(jax.tree.leaves(out_p), jax.tree.leaves(single[0])):
+            np.testing.assert_allclose(a[i], b, rtol=1e-5, atol=1e-6)
+
+
+def test_masked_step_leaves_params_and_optimizer_untouched():
+    model, spec = _spec(tx=optax.adam(0.01))
+    data = _data()
+    p0 = model.init(KEY, data.x_train[:1])
+    o0 = spec.tx.init(p0)
+    shard = jnp.zeros((10,), jnp.int32)
+    p, o, loss = local.train_peer(spec, p0, o0, KEY, shard, jnp.int32(0), data, None, None)
+    assert all(bool((a == b).all()) for a, b in zip(jax.tree.leaves(p), jax.tree.leaves(p0)))
+    assert int(o[0].count) == 0 and float(loss) == 0.0
+
+
+def test_distill_losses():
+    logits = jnp.array([[2.0, 0.0, -1.0]])
+    hard = local.hard_label_loss(3, 0.0)(logits, jnp.array([0]))
+    assert np.allclose(hard, optax.softmax_cross_entropy_with_integer_labels(logits, jnp.array([0])))
+    target = jax.nn.softmax(logits)
+    assert np.allclose(local.soft_label_loss(1.0)(logits, target), 0.0, atol=1e-6)   # KL(p||p) = 0
+    t2 = local.soft_label_loss(2.0)(logits, jnp.array([[0.2, 0.5, 0.3]]))
+    kl = np.sum(np.array([0.2, 0.5, 0.3]) * (np.log([0.2, 0.5, 0.3]) - jax.nn.log_softmax(logits / 2.0)))
+    assert np.allclose(t2, 4.0 * kl, rtol=1e-5)
