@@ -9,40 +9,46 @@ the selection is a deterministic function of u alone (zeros are picked last, low
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-from jax.flatten_util import ravel_pytree
 
 PyTree = Any
 
 
 class Layout(NamedTuple):
-    """How one model flattens: the unravel function and each leaf's (start, size) in the vector."""
-    unravel: Callable[[jax.Array], PyTree]
-    segments: tuple          # ((start, size), ...) in ravel_pytree's leaf order
+    """How one model flattens: its tree structure and each leaf's shape and (start, size)."""
+    treedef: Any
+    shapes: tuple            # leaf shapes in tree order
+    segments: tuple          # ((start, size), ...) of each leaf in the flat vector
     size: int                # |W|
+
+    def unravel(self, flat_W: jax.Array) -> PyTree:
+        leaves = [flat_W[s:s + n].reshape(shape) for (s, n), shape in zip(self.segments, self.shapes)]
+        return jax.tree.unflatten(self.treedef, leaves)
 
 
 def layout(tree: PyTree) -> Layout:
-    """The flat layout of one (unstacked) model; ravel_pytree concatenates leaves in tree order."""
-    _, unravel = ravel_pytree(tree)
+    """The flat layout of one (unstacked) model, from arrays or jax.eval_shape structs. The order is
+    jax.tree.leaves', as in jax.flatten_util.ravel_pytree."""
+    leaves, treedef = jax.tree.flatten(tree)
+    shapes = tuple(tuple(leaf.shape) for leaf in leaves)
     segments, start = [], 0
-    for leaf in jax.tree.leaves(tree):
-        segments.append((start, int(leaf.size)))
-        start += int(leaf.size)
-    return Layout(unravel, tuple(segments), start)
+    for shape in shapes:
+        segments.append((start, math.prod(shape)))
+        start += math.prod(shape)
+    return Layout(treedef, shapes, tuple(segments), start)
 
 
 def flatten(tree: PyTree) -> jax.Array:
     """One model -> [W]."""
-    return ravel_pytree(tree)[0]
+    return jnp.concatenate([jnp.ravel(leaf) for leaf in jax.tree.leaves(tree)])
 
 
 def flatten_stacked(tree_A: PyTree) -> jax.Array:
     """[A, ...] leaves -> [A, W]."""
-    return jax.vmap(lambda t: ravel_pytree(t)[0])(tree_A)
+    return jax.vmap(flatten)(tree_A)
 
 
 def unflatten_stacked(lay: Layout, flat_AxW: jax.Array) -> PyTree:

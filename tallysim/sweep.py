@@ -219,6 +219,7 @@ def run_sweep(base_cfg: Config, runs: list[tuple[str, list[str]]], out_dir, prog
                 rec["status"] = "interrupted"
         _write_index(out_dir, records, meta)
         raise
+    _write_index(out_dir, records, meta)
     return records
 
 

@@ -17,9 +17,11 @@ from tallysim.protocols.base import (Context, active_set, exchanging, local_roun
 
 def warmup_init(ctx: Context, key, data, server: bool = False, error: bool = False) -> State:
     """Initialise all peers, then `warmup_epochs` of private training before the first exchange."""
-    k_init, k_warm = jax.random.split(key)
-    state = ctx.init_state(k_init, data, ctx.cfg.init.shared, server=server, error=error)
     epochs = ctx.cfg.warmup_epochs
+    # Without warm-up the init takes the key whole, as FedAvg's does: bridge's FedAvg invariant
+    # (warmup_epochs=0) then holds from the same seed.
+    k_init, k_warm = jax.random.split(key) if epochs else (key, None)
+    state = ctx.init_state(k_init, data, ctx.cfg.init.shared, server=server, error=error)
     if not epochs:
         return state
     lspec = ctx.local_spec(epochs=epochs)

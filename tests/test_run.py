@@ -1,0 +1,94 @@
+"""End to end: the CLI on synthetic data for every protocol, determinism, output files, plotting,
+non-finite losses, and real Fashion-MNIST."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tallysim import cli, run
+from conftest import TINY, needs_fmnist, tiny
+
+ROW_KEYS = {"round", "bits_up", "bits_down", "bits_per_peer", "acc_mean", "acc_min", "acc_max",
+            "acc_global", "acc_ensemble", "train_loss", "consensus_acc", "vote_acc", "softavg_acc",
+            "agreement", "wrong_confidence", "wall_s"}
+
+
+def rows(d):
+    return [json.loads(l) for l in (d / "metrics.jsonl").read_text().splitlines()]
+
+
+def without_wall(rs):
+    return [{k: v for k, v in r.items() if k != "wall_s"} for r in rs]
+
+
+@pytest.mark.parametrize("protocol", ["local", "fedavg", "fedprox", "softlabel", "tally"])
+def test_cli_run_every_protocol(protocol, tmp_path, capsys):
+    out = tmp_path / protocol
+    assert cli.main(["run", *TINY, f"protocol.name={protocol}", "--out", str(out), "--quiet"]) == 0
+    summary = capsys.readouterr().out
+    assert summary.startswith(f"{protocol}: 2 rounds, 4 peers on synthetic") and "MB per peer" in summary
+    rs = rows(out)
+    assert [r["round"] for r in rs] == [1, 2] and set(rs[0]) == ROW_KEYS
+    assert rs[-1]["acc_mean"] > 0.2                                      # 10 classes: chance is 0.1
+    assert (rs[-1]["acc_global"] is not None) == (protocol in ("fedavg", "fedprox"))
+    assert (rs[-1]["vote_acc"] is not None) == (protocol in ("softlabel", "tally"))
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["protocol"]["name"] == protocol and cfg["optim"]["reset_each_round"] is not None
+    part = json.loads((out / "partition.json").read_text())
+    assert len(part["class_counts"]) == 4 and sum(part["shard_sizes"]) == 1600 - 200
+
+
+def test_same_seed_same_metrics_other_seed_differs(tmp_path):
+    base = ["protocol.name=tally", "partition.kind=dirichlet", "partition.alpha=0.5", "vote.ties=random"]
+    for name, seed in (("a", 0), ("b", 0), ("c", 1)):
+        run.run(tiny(*base, f"seed={seed}"), str(tmp_path / name), progress=False)
+    a, b, c = (without_wall(rows(tmp_path / n)) for n in "abc")
+    assert a == b
+    assert a != c
+
+
+def test_eval_every_and_refuse_non_empty_out(tmp_path, capsys):
+    out = tmp_path / "o"
+    assert cli.main(["run", *TINY, "rounds=3", "eval_every=2", "protocol.name=local", "--out", str(out), "--quiet"]) == 0
+    assert [r["round"] for r in rows(out)] == [2, 3]                    # and always the last round
+    assert cli.main(["run", *TINY, "--out", str(out), "--quiet"]) == 2
+    assert "not empty; pass --overwrite" in capsys.readouterr().err
+    assert cli.main(["run", *TINY, "protocol.name=local", "--out", str(out), "--quiet", "--overwrite"]) == 0
+
+
+def test_non_finite_loss_stops_and_keeps_metrics(tmp_path, capsys):
+    out = tmp_path / "nan"
+    code = cli.main(["run", *TINY, "rounds=6", "protocol.name=local", "optim.lr=1e30", "--out", str(out), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert "training loss is" in err and ("nan" in err or "inf" in err), err
+    assert (out / "error.txt").exists() and (out / "config.json").exists()
+    assert (out / "metrics.jsonl").exists()
+
+
+def test_plot_writes_png(tmp_path):
+    for p in ("tally", "fedavg"):
+        run.run(tiny(f"protocol.name={p}"), str(tmp_path / p), progress=False)
+    fig = tmp_path / "fig.png"
+    assert cli.main(["plot", str(tmp_path / "tally"), str(tmp_path / "fedavg"), "--out", str(fig)]) == 0
+    assert fig.stat().st_size > 10_000
+    assert cli.main(["plot", str(tmp_path / "missing"), "--out", str(fig)]) == 2
+
+
+def test_python_dash_m_entry_point(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "tallysim", "run", *TINY, "rounds=1", "protocol.name=tally",
+                           "--out", str(tmp_path / "o")], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "tally: 1 rounds" in proc.stdout and "round" in proc.stderr      # progress bar on stderr
+
+
+@needs_fmnist
+@pytest.mark.parametrize("protocol", ["tally", "fedavg"])
+def test_real_fashion_mnist_well_above_chance(protocol, tmp_path):
+    cfg = tiny("data.name=fashion_mnist", "data.max_train=12000", "data.max_test=2000", "peers=10",
+               "rounds=3", "partition.kind=dirichlet", "partition.alpha=0.5", "probe.pool_size=none",
+               "probe.per_round=500", "model.width=100", f"protocol.name={protocol}")
+    last = run.run(cfg, str(tmp_path / protocol), progress=False)
+    acc = last["acc_global"] if protocol == "fedavg" else last["acc_ensemble"]
+    assert acc > 0.55, last                                               # chance is 0.10
