@@ -62,7 +62,7 @@ def test_file_axes_merge_with_cli_axes():
                          "data.input_shape=28x28x1", "seed=5", "peers=4"]
     assert {ov[4] for _, ov in runs} == {"seed=5", "seed=6", "seed=7"}     # the CLI axis replaced [0, 1]
     # a CLI axis with one value pins a file axis (and drops it from the names)
-    runs = sweep.expand(file_axes, ["protocol.name=fedavg"])
+    runs = sweep.expand(file_axes, ["protocol.name=tally"])
     assert [n for n, _ in runs][0] == "seed=0__probe.resample=true"
     assert all("protocol.name=tally" in ov for _, ov in runs)
     # the typed values apply cleanly
