@@ -9,6 +9,7 @@ the selection is a deterministic function of u alone (zeros are picked last, low
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 from typing import Any, NamedTuple
 
 import jax
@@ -55,12 +56,18 @@ def unflatten_stacked(lay: Layout, flat_AxW: jax.Array) -> PyTree:
     return jax.vmap(lay.unravel)(flat_AxW)
 
 
+def ceil_fraction(density: float, n: int) -> int:
+    """ceil(density * n) with density read as the decimal it was written as: in floats
+    0.07 * 100 = 7.000000000000001, whose ceiling would be 8."""
+    return min(n, math.ceil(Fraction(repr(float(density))) * n))
+
+
 def num_selected(density: float, lay: Layout, scope: str) -> int:
     """k: entries one peer sends, ceil(density*|W|) (global) or the sum over leaves of
     ceil(density*leaf size) (per_tensor). Static Python int."""
     if scope == "global":
-        return min(lay.size, math.ceil(density * lay.size))
-    return sum(min(n, math.ceil(density * n)) for _, n in lay.segments)
+        return ceil_fraction(density, lay.size)
+    return sum(ceil_fraction(density, n) for _, n in lay.segments)
 
 
 def topk_mask(u_W: jax.Array, k: int) -> jax.Array:
@@ -78,7 +85,7 @@ def select_mask(u_W: jax.Array, density: float, lay: Layout, scope: str) -> jax.
     """The sent entries: top-k over the whole vector (global) or within each leaf (per_tensor)."""
     if scope == "global":
         return topk_mask(u_W, num_selected(density, lay, scope))
-    parts = [topk_mask(u_W[s:s + n], min(n, math.ceil(density * n))) for s, n in lay.segments]
+    parts = [topk_mask(u_W[s:s + n], ceil_fraction(density, n)) for s, n in lay.segments]
     return jnp.concatenate(parts)
 
 

@@ -105,3 +105,10 @@ def test_reset_hard_vs_soft():
                                   [[0.5, 0.5, 0.5], [0.5, 0.5, 0.5]])
     np.testing.assert_allclose(sparse.reset(theta, ref_new, merged, sent, "soft"),
                                [[0.9, 2.0, 3.2], [4.1, 5.0, 5.8]], rtol=1e-6)
+
+
+def test_k_is_the_decimal_ceiling():
+    assert 0.07 * 100 > 7 and sparse.ceil_fraction(0.07, 100) == 7     # not 8
+    assert sparse.ceil_fraction(0.01, 26506) == 266
+    assert sparse.ceil_fraction(0.0, 10) == 0 and sparse.ceil_fraction(1.0, 10) == 10
+    assert sparse.ceil_fraction(1e-9, 10) == 1
