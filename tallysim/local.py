@@ -80,10 +80,11 @@ def private_schedule(spec: LocalSpec, key, shard_S, count):
     return shard_S[perms_ExS].reshape(steps, B), mask.reshape(steps, B)
 
 
-def probe_schedule(key, probes: int, steps: int, batch: int):
+def probe_schedule(key, probes: int, steps: int, batch: int, step_T=None):
     """Probe indices [T, R]: walk through a per-peer shuffle of the M probes, wrapping around."""
     order = jax.random.permutation(key, probes)
-    pos = (jnp.arange(steps)[:, None] * batch + jnp.arange(batch)[None, :]) % probes
+    step_T = jnp.arange(steps) if step_T is None else step_T
+    pos = (step_T[:, None] * batch + jnp.arange(batch)[None, :]) % probes
     return order[pos]
 
 
@@ -147,7 +148,10 @@ def train_peer(spec: LocalSpec, params, opt, key, shard_S, count, data: FedData,
             params, opt, ls, ns = _scan_steps(spec, params, opt, data, probes, anchor, None, None, pidx_seq)
             loss_sum, n_steps = ls, ns
         else:
-            pidx = probe_schedule(k_probe, M, idx.shape[0], spec.probe_batch)
+            # Index probe batches by the peer's *real* step count, so the padding of other (larger)
+            # shards, or of other seeds batched alongside, never changes which probes a step sees.
+            real_t = jnp.maximum(jnp.cumsum(jnp.any(mask, axis=1)) - 1, 0)
+            pidx = probe_schedule(k_probe, M, idx.shape[0], spec.probe_batch, real_t)
     params, opt, ls, ns = _scan_steps(spec, params, opt, data, probes, anchor, idx, mask, pidx)
     loss_sum, n_steps = loss_sum + ls, n_steps + ns
     return params, opt, loss_sum / jnp.maximum(n_steps, 1)
