@@ -40,7 +40,7 @@ def synthetic_data(P: int, S: int, shape: tuple, seed: int = 0) -> FedData:
     # Probe pool and test split are unused by local training; one example keeps the pytree valid.
     return FedData(x_train=x, y_train=y, shard_PxS=jax.numpy.asarray(shard),
                    count_P=jax.numpy.full((P,), S, jax.numpy.int32),
-                   x_pool=x[:1], y_pool=y[:1], x_test=x[:1], y_test=y[:1])
+                   pool_Q=jax.numpy.zeros((1,), jax.numpy.int32), x_test=x[:1], y_test=y[:1])
 
 
 def _timed(fn: Callable) -> float:

@@ -10,10 +10,28 @@ import sys
 from tallysim.config import ConfigError
 
 
+def _seed_list(items: list[str]) -> list[str]:
+    """`seed=0,1,2` in `run` means one program over consecutive seeds: seed=0 seeds=3."""
+    out = []
+    for item in items:
+        if item.startswith("seed=") and "," in item:
+            try:
+                seeds = [int(v) for v in item[5:].split(",")]
+            except ValueError:
+                raise ConfigError(f"{item!r}: expected comma-separated integers, e.g. seed=0,1,2") from None
+            if seeds != list(range(seeds[0], seeds[0] + len(seeds))):
+                raise ConfigError(f"{item!r}: seeds run as one program must be consecutive; use "
+                                  "seed=FIRST seeds=N, or `tallysim sweep seed=...` for separate runs")
+            out += [f"seed={seeds[0]}", f"seeds={len(seeds)}"]
+        else:
+            out.append(item)
+    return out
+
+
 def _config(args):
     from tallysim import config
     cfg = config.load_file(args.config, smoke=args.smoke) if args.config else config.Config()
-    return config.apply_overrides(cfg, args.overrides)
+    return config.apply_overrides(cfg, _seed_list(args.overrides))
 
 
 def cmd_run(args) -> int:

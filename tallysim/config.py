@@ -30,6 +30,7 @@ OPTIMIZERS = ("sgd", "adam")
 class DataConfig:
     name: str = "fashion_mnist"       # tfds name, "synthetic", or "files" (read `path`)
     path: Optional[str] = None        # directory with IDX (.gz or raw) or .npz files
+    seed: int = 0                     # fixes the dataset itself (synthetic draw, max_train subset)
     max_train: Optional[int] = None   # keep only the first N training examples (after a seeded shuffle)
     max_test: Optional[int] = None    # evaluate on the first N test examples
     # synthetic only
@@ -139,6 +140,8 @@ class Config:
     peers: int = 10
     rounds: int = 20
     seed: int = 0
+    seeds: int = 1                        # run seeds seed..seed+seeds-1 as one vmapped program
+    seed_chunk: Optional[int] = None      # seeds per compiled batch; None = as many as fit in memory
     eval_every: int = 1
     participation: float = 1.0
     local_epochs: int = 1
@@ -204,7 +207,7 @@ def validate(cfg: Config) -> Config:
     _choice("comm.topology", cfg.comm.topology, ("star", "allgather"))
     if cfg.comm.soft_bits not in (32, 16, 8):
         raise ConfigError(f"comm.soft_bits={cfg.comm.soft_bits} is not supported; allowed: 32, 16, 8")
-    for key in ("peers", "rounds", "eval_every", "batch_size", "local_epochs", "local_steps",
+    for key in ("peers", "rounds", "seeds", "seed_chunk", "eval_every", "batch_size", "local_epochs", "local_steps",
                 "data.max_train", "data.max_test", "data.train_size", "data.test_size",
                 "probe.per_round", "probe.pool_size", "distill.batch_size", "feddf.batch_size",
                 "bridge.period", "comm.param_bits", "model.width", "partition.k"):

@@ -18,14 +18,19 @@ import numpy as np
 
 
 class FedData(NamedTuple):
-    x_train: jax.Array       # [N, ...] uint8 or float32 (training split minus the probe pool)
-    y_train: jax.Array       # [N] int32
+    """Device-resident data. Under a batch of seeds (run.py vmaps over them) the per-seed fields,
+    the shards and the pool, carry a leading seed axis; see SEED_AXES."""
+    x_train: jax.Array       # [N, ...] uint8 or float32: the training split (+ probe.source examples)
+    y_train: jax.Array       # [N] int32 (pool labels are hidden from peers: diagnostics only)
     shard_PxS: jax.Array     # [P, S] int32 indices into x_train; padding points at 0 and is masked
     count_P: jax.Array       # [P] int32 real examples per peer
-    x_pool: jax.Array        # [Q, ...] public probe pool
-    y_pool: jax.Array        # [Q] hidden labels, diagnostics only
+    pool_Q: jax.Array        # [Q] int32 indices into x_train of the public probe pool
     x_test: jax.Array        # [T, ...]
     y_test: jax.Array        # [T]
+
+
+# vmap in_axes of FedData over a leading seed axis: each seed has its own partition and pool.
+SEED_AXES = FedData(None, None, 0, 0, 0, None, None)
 
 
 class Spec(NamedTuple):
@@ -46,24 +51,40 @@ def to_input(x: jax.Array) -> jax.Array:
     return x.astype(jnp.float32)
 
 
-def build(x_train, y_train, parts, x_pool, y_pool, x_test, y_test, num_classes, cfg) -> tuple[FedData, Spec]:
-    """Host numpy arrays + per-peer index lists -> device-resident FedData and its Spec."""
-    peers = len(parts)
-    counts = np.array([len(p) for p in parts], np.int32)
-    shard_max = int(counts.max())
-    shard = np.zeros((peers, shard_max), np.int32)
+def pool_examples(data: FedData, idx):
+    """(inputs, hidden labels) of pool positions `idx`."""
+    rows = data.pool_Q[idx]
+    return data.x_train[rows], data.y_train[rows]
+
+
+def pad_shards(parts: list, shard_max: int) -> tuple[np.ndarray, np.ndarray]:
+    shard = np.zeros((len(parts), shard_max), np.int32)
     for i, p in enumerate(parts):   # host-side, once per run
         shard[i, :len(p)] = p
+    return shard, np.array([len(p) for p in parts], np.int32)
+
+
+def build(x_train, y_train, parts_per_seed, pool_per_seed, x_test, y_test, num_classes, cfg
+          ) -> tuple[FedData, Spec]:
+    """Host arrays + per-seed peer index lists and pools -> FedData with a leading seed axis."""
+    shard_max = max(len(p) for parts in parts_per_seed for p in parts)
+    shards, counts = zip(*(pad_shards(parts, shard_max) for parts in parts_per_seed))
     fed = FedData(
         x_train=jnp.asarray(x_train), y_train=jnp.asarray(y_train, jnp.int32),
-        shard_PxS=jnp.asarray(shard), count_P=jnp.asarray(counts),
-        x_pool=jnp.asarray(x_pool), y_pool=jnp.asarray(y_pool, jnp.int32),
+        shard_PxS=jnp.asarray(np.stack(shards)), count_P=jnp.asarray(np.stack(counts)),
+        pool_Q=jnp.asarray(np.stack(pool_per_seed).astype(np.int32)),
         x_test=jnp.asarray(x_test), y_test=jnp.asarray(y_test, jnp.int32))
+    peers = len(parts_per_seed[0])
     active = max(1, int(round(cfg.participation * peers)))
-    spec = Spec(peers=peers, active=active, shard_max=shard_max, pool=len(x_pool),
+    spec = Spec(peers=peers, active=active, shard_max=shard_max, pool=len(pool_per_seed[0]),
                 probes=cfg.probe.per_round, classes=num_classes,
                 input_shape=tuple(x_train.shape[1:]))
     return fed, spec
+
+
+def seed_slice(fed: FedData, i: int) -> FedData:
+    """One seed's FedData (no seed axis), e.g. for tests and tools that drive a protocol directly."""
+    return fed._replace(shard_PxS=fed.shard_PxS[i], count_P=fed.count_P[i], pool_Q=fed.pool_Q[i])
 
 
 def label_bits(classes: int) -> int:

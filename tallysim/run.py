@@ -1,10 +1,17 @@
 """Build a run from a config, compile its round once, loop over rounds, log one JSON line per eval.
 
-Output directory: config.json (fully resolved), partition.json (per-peer class counts),
-metrics.jsonl (one row per evaluation, keys as in PROTOCOLS.md), and on failure error.txt.
+Seeds are a leading axis vmapped around the peer axis: `seeds=N` runs seeds seed..seed+N-1 as one
+compiled program, each with its own partition, probe pool, init and keys (the dataset itself is fixed
+by `data.seed`). When the seed batch does not fit in memory it is split into chunks that run one
+after another.
+
+Output directory: config.json (fully resolved), partition.json (per-peer class counts per seed),
+metrics.jsonl (one row per evaluation, keys as in PROTOCOLS.md; with several seeds the mean, a
+`<key>_std` and `per_seed` lists), and on failure error.txt.
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -13,7 +20,7 @@ import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import jax
 import jax.numpy as jnp
@@ -37,42 +44,59 @@ class Built:
     cfg: Config
     ctx: Context
     protocol: Protocol
-    fed: fed.FedData
-    class_counts: np.ndarray
+    fed: fed.FedData            # per-seed fields carry a leading seed axis
+    seeds: list
+    class_counts: list          # per seed: [P, C]
     dataset: str
+
+    @property
+    def one(self) -> fed.FedData:
+        """The first seed's data without the seed axis (for driving a protocol directly)."""
+        return fed.seed_slice(self.fed, 0)
+
+
+def _pool_and_rest(cfg: Config, n: int, n_source: int, seed: int):
+    """Probe-pool indices and the remaining training indices of one seed."""
+    if cfg.probe.source:
+        size = min(cfg.probe.pool_size or config.default_pool_size(n_source), n_source)
+        return n + np.arange(size), np.arange(n)       # source examples are appended after train
+    size = cfg.probe.pool_size or config.default_pool_size(n)
+    if size >= n:
+        raise ConfigError(f"probe.pool_size={size} leaves no training data ({cfg.data.name} has {n} "
+                          f"training examples); allowed: 1..{n - 1}")
+    return data.split_probe_pool(n, size, seed)
 
 
 def build(cfg: Config) -> Built:
-    """Validate, load data, partition and place everything on the device. Compiles nothing."""
+    """Validate, load data, partition every seed and place it all on the device. Compiles nothing."""
     cfg = config.validate(cfg)
-    ds = data.load(cfg.data, cfg.seed)
-    n = len(ds.y_train)
+    ds = data.load(cfg.data, cfg.data.seed)
+    x_all, y_all, n = ds.x_train, ds.y_train, len(ds.y_train)
+    n_source = 0
     if cfg.probe.source:
-        pool_ds = data.load(replace(cfg.data, name=cfg.probe.source, path=None), cfg.seed)
-        if pool_ds.x_train.shape[1:] != ds.x_train.shape[1:]:
-            raise ConfigError(f"probe.source={cfg.probe.source!r} has inputs of shape "
-                              f"{pool_ds.x_train.shape[1:]} but {cfg.data.name} has {ds.x_train.shape[1:]}")
-        size = min(cfg.probe.pool_size or config.default_pool_size(len(pool_ds.y_train)), len(pool_ds.y_train))
-        x_pool, y_pool = pool_ds.x_train[:size], pool_ds.y_train[:size]
-        rest = np.arange(n)
-    else:
-        size = cfg.probe.pool_size or config.default_pool_size(n)
-        if size >= n:
-            raise ConfigError(f"probe.pool_size={size} leaves no training data ({cfg.data.name} has {n} "
-                              f"training examples); allowed: 1..{n - 1}")
-        pool_idx, rest = data.split_probe_pool(n, size, cfg.seed)
-        x_pool, y_pool = ds.x_train[pool_idx], ds.y_train[pool_idx]
-    config.validate_with_data(cfg, ds.num_classes, len(rest), len(y_pool))
-    x_train, y_train = ds.x_train[rest], ds.y_train[rest]
-    parts = data.partition(y_train, cfg.peers, cfg.partition, ds.num_classes, cfg.seed)
-    fdata, spec = fed.build(x_train, y_train, parts, x_pool, y_pool, ds.x_test, ds.y_test,
-                            ds.num_classes, cfg)
+        src = data.load(replace(cfg.data, name=cfg.probe.source, path=None), cfg.data.seed)
+        if src.x_train.shape[1:] != ds.x_train.shape[1:] or src.x_train.dtype != ds.x_train.dtype:
+            raise ConfigError(f"probe.source={cfg.probe.source!r} has inputs {src.x_train.shape[1:]} "
+                              f"{src.x_train.dtype} but {cfg.data.name} has {ds.x_train.shape[1:]} "
+                              f"{ds.x_train.dtype}; the pool must have the training inputs' shape")
+        n_source = len(src.y_train)
+        x_all, y_all = np.concatenate([x_all, src.x_train]), np.concatenate([y_all, src.y_train])
+    seeds = [cfg.seed + i for i in range(cfg.seeds)]
+    parts_per_seed, pools, counts = [], [], []
+    for s in seeds:
+        pool, rest = _pool_and_rest(cfg, n, n_source, s)
+        if s == seeds[0]:
+            config.validate_with_data(cfg, ds.num_classes, len(rest), len(pool))
+        parts = data.partition(ds.y_train[rest], cfg.peers, cfg.partition, ds.num_classes, s)
+        parts_per_seed.append([rest[p] for p in parts])
+        pools.append(pool)
+        counts.append(data.class_counts(ds.y_train[rest], parts, ds.num_classes))
+    fdata, spec = fed.build(x_all, y_all, parts_per_seed, pools, ds.x_test, ds.y_test, ds.num_classes, cfg)
     model = make_model(cfg.model, ds.num_classes)
     dummy = jnp.zeros((1,) + spec.input_shape, jnp.float32)
     shapes = jax.eval_shape(model.init, jax.random.PRNGKey(0), dummy)
     ctx = Context(cfg=cfg, spec=spec, model=model, num_params=param_count(shapes))
-    return Built(cfg, ctx, make_protocol(ctx), fdata,
-                 data.class_counts(y_train, parts, ds.num_classes), ds.name)
+    return Built(cfg, ctx, make_protocol(ctx), fdata, seeds, counts, ds.name)
 
 
 def prepare_out(out: Path, overwrite: bool) -> None:
@@ -84,64 +108,146 @@ def prepare_out(out: Path, overwrite: bool) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
 
-def _to_host(tree) -> dict:
-    return {k: (None if v is None else np.asarray(v).tolist()) for k, v in jax.device_get(tree).items()}
+def auto_chunk(b: Built) -> int:
+    """Seeds per compiled batch: all of them unless a rough footprint says they would not fit."""
+    cfg, spec = b.cfg, b.ctx.spec
+    if cfg.seed_chunk:
+        return min(cfg.seed_chunk, len(b.seeds))
+    # params + optimizer (<= 2 moments) + grads + server/error + temporaries, float32, per peer
+    state = 4 * b.ctx.num_params * spec.peers * 6
+    width = max(int(np.prod(spec.input_shape)), 512)
+    acts = 4 * spec.peers * (cfg.batch_size + (cfg.distill.batch_size or cfg.batch_size)) * width * 16
+    probes = 4 * spec.active * spec.probes * spec.classes * 3
+    per_seed = state + acts + probes
+    stats = jax.devices()[0].memory_stats() or {}
+    limit = stats.get("bytes_limit") or os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+    return max(1, min(len(b.seeds), int(0.5 * limit // per_seed)))
 
 
-def eval_row(b: Built, state, r: int, ledger: comm.Ledger, info: dict, t0: float) -> dict:
-    ev = _to_host(evaluate(b.ctx.model.apply, state.params, state.server, b.fed.x_test, b.fed.y_test,
-                           b.ctx.spec.classes))
-    acc = np.asarray(ev["acc_P"])
-    row = {"round": r, **ledger.row(),
-           "acc_mean": float(acc.mean()), "acc_min": float(acc.min()), "acc_max": float(acc.max()),
-           "acc_global": ev["acc_global"], "acc_ensemble": ev["acc_ensemble"],
-           "train_loss": info["train_loss"]}
-    for k in PROBE_KEYS:
-        row[k] = info.get(k)
-    row["wall_s"] = round(time.perf_counter() - t0, 3)
-    return row
+def _host(tree) -> dict:
+    return {k: (None if v is None else np.asarray(v)) for k, v in jax.device_get(tree).items()}
+
+
+def _seed_rows(b: Built, ev: dict, infos: dict, ledgers, r: int, t0: float) -> list[dict]:
+    rows = []
+    for j, led in enumerate(ledgers):
+        acc = ev["acc_P"][j]
+        row = {"round": r, **led.row(),
+               "acc_mean": float(acc.mean()), "acc_min": float(acc.min()), "acc_max": float(acc.max()),
+               "acc_global": None if ev["acc_global"] is None else float(ev["acc_global"][j]),
+               "acc_ensemble": float(ev["acc_ensemble"][j]),
+               "train_loss": float(infos["train_loss"][j])}
+        for k in PROBE_KEYS:
+            row[k] = float(infos[k][j]) if k in infos else None
+        row["wall_s"] = round(time.perf_counter() - t0, 3)
+        rows.append(row)
+    return rows
+
+
+def aggregate(rows: list[dict], seeds: list) -> dict:
+    """One metrics row from per-seed rows: the mean under the usual keys, `<key>_std`, `per_seed`."""
+    if len(rows) == 1:
+        return rows[0]
+    out, per_seed = {"round": rows[0]["round"], "seeds": seeds}, {}
+    for k in rows[0]:
+        if k == "round":
+            continue
+        vals = [r[k] for r in rows]
+        if k == "wall_s":
+            out[k] = max(vals)
+        elif any(v is None for v in vals):
+            out[k] = None
+        else:
+            out[k] = float(np.mean(vals))
+            out[k + "_std"] = float(np.std(vals))
+            per_seed[k] = vals
+    out["per_seed"] = per_seed
+    return out
+
+
+def _run_chunk(b: Built, lo: int, hi: int, t0: float, on_rows, bar) -> None:
+    """All rounds of seeds [lo, hi) as one vmapped program; on_rows(r, per-seed rows) at evals."""
+    cfg, ctx = b.cfg, b.ctx
+    data_c = b.fed._replace(shard_PxS=b.fed.shard_PxS[lo:hi], count_P=b.fed.count_P[lo:hi],
+                            pool_Q=b.fed.pool_Q[lo:hi])
+    roots = jnp.stack([jax.random.PRNGKey(s) for s in b.seeds[lo:hi]])
+    k_init, k_rounds = jnp.moveaxis(jax.vmap(jax.random.split)(roots), 1, 0)
+    state = jax.jit(jax.vmap(b.protocol.init, in_axes=(0, fed.SEED_AXES)))(k_init, data_c)
+    round_fn = jax.jit(jax.vmap(b.protocol.round, in_axes=(0, fed.SEED_AXES, 0, None)), donate_argnums=0)
+    eval_fn = jax.jit(jax.vmap(functools.partial(evaluate, ctx.model.apply, classes=ctx.spec.classes),
+                               in_axes=(0, 0, None, None)))
+    ledgers = [comm.Ledger(cfg.peers) for _ in range(hi - lo)]
+    for r in range(1, cfg.rounds + 1):
+        state, info = round_fn(state, data_c, k_rounds, jnp.asarray(r, jnp.int32))
+        info = _host(info)
+        for j, led in enumerate(ledgers):
+            led.add(b.protocol.cost({k: v[j].tolist() for k, v in info.items()}))
+            loss = float(info["train_loss"][j])
+            if not math.isfinite(loss):
+                raise NonFiniteLoss(f"round {r}, seed {b.seeds[lo + j]}: the training loss is {loss}; "
+                                    f"the run stopped (try a smaller optim.lr, now {cfg.optim.lr})")
+        if r % cfg.eval_every == 0 or r == cfg.rounds:
+            ev = _host(eval_fn(state.params, state.server, b.fed.x_test, b.fed.y_test))
+            on_rows(r, _seed_rows(b, ev, info, ledgers, r, t0))
+        if bar:
+            bar.update(1)
+
+
+def _is_oom(e: Exception) -> bool:
+    return "RESOURCE_EXHAUSTED" in str(e) or "Out of memory" in str(e)
 
 
 def run(cfg: Config, out: Optional[str] = None, overwrite: bool = False, progress: bool = True,
         built: Optional[Built] = None) -> dict:
-    """Run one configuration end to end; returns the last metrics row (plus 'out')."""
+    """Run one configuration (all its seeds) end to end; returns the last metrics row plus 'out'."""
     b = built or build(cfg)
     cfg = b.cfg
     out_dir = Path(out) if out else None
     if out_dir:
         prepare_out(out_dir, overwrite)
         (out_dir / "config.json").write_text(json.dumps(config.to_dict(cfg), indent=2) + "\n")
-        (out_dir / "partition.json").write_text(json.dumps({
-            "dataset": b.dataset, "peers": cfg.peers, "partition": config.to_dict(cfg)["partition"],
-            "shard_sizes": b.class_counts.sum(1).tolist(),
-            "class_counts": b.class_counts.tolist()}) + "\n")
+        each = [{"seed": s, "shard_sizes": c.sum(1).tolist(), "class_counts": c.tolist()}
+                for s, c in zip(b.seeds, b.class_counts)]
+        part = {"dataset": b.dataset, "peers": cfg.peers, "partition": config.to_dict(cfg)["partition"],
+                **each[0]}
+        if len(each) > 1:
+            part["per_seed"] = each
+        (out_dir / "partition.json").write_text(json.dumps(part) + "\n")
+    chunk = auto_chunk(b)
+    while True:
+        try:
+            return _run_all(b, out_dir, chunk, progress)
+        except Exception as e:   # noqa: BLE001 - only out-of-memory is retried, smaller
+            if not _is_oom(e) or chunk == 1:
+                raise
+            chunk = max(1, chunk // 2)
+            print(f"tallysim: the seed batch did not fit in memory; retrying {chunk} seeds at a time",
+                  file=sys.stderr)
+
+
+def _run_all(b: Built, out_dir: Optional[Path], chunk: int, progress: bool) -> dict:
+    cfg, n = b.cfg, len(b.seeds)
+    bounds = [(lo, min(lo + chunk, n)) for lo in range(0, n, chunk)]
     t0 = time.perf_counter()
-    root = jax.random.PRNGKey(cfg.seed)
-    k_init, k_rounds = jax.random.split(root)
-    state = jax.jit(b.protocol.init)(k_init, b.fed)
-    round_fn = jax.jit(b.protocol.round, donate_argnums=0)
-    ledger = comm.Ledger(cfg.peers)
-    rows = []
-    bar = _progress(cfg.rounds, progress)
+    evals: dict[int, list] = {}
     metrics = open(out_dir / "metrics.jsonl", "w") if out_dir else None
-    try:
-        for r in range(1, cfg.rounds + 1):
-            state, info = round_fn(state, b.fed, k_rounds, jnp.asarray(r, jnp.int32))
-            info = _to_host(info)
-            ledger.add(b.protocol.cost(info))
-            if not math.isfinite(info["train_loss"]):
-                raise NonFiniteLoss(f"round {r}: the training loss is {info['train_loss']}; the run "
-                                    f"stopped (try a smaller optim.lr, now {cfg.optim.lr})")
-            if r % cfg.eval_every == 0 or r == cfg.rounds:
-                row = eval_row(b, state, r, ledger, info, t0)
-                rows.append(row)
-                if metrics:
-                    metrics.write(json.dumps(row) + "\n")
-                    metrics.flush()
-                if bar:
-                    bar.set_postfix(acc=f"{row['acc_mean']:.3f}", MB_per_peer=f"{ledger.bits_per_peer / 8e6:.3g}")
+    last = {}
+
+    def on_rows(r, rows):
+        nonlocal last
+        evals.setdefault(r, []).extend(rows)
+        if len(evals[r]) == n:               # every seed has reached round r: write its row
+            last = aggregate(evals.pop(r), b.seeds)
+            if metrics:
+                metrics.write(json.dumps(last) + "\n")
+                metrics.flush()
             if bar:
-                bar.update(1)
+                bar.set_postfix(acc=f"{last['acc_mean']:.3f}", MB_per_peer=f"{last['bits_per_peer'] / 8e6:.3g}")
+
+    bar = _progress(cfg.rounds * len(bounds), progress)
+    try:
+        for lo, hi in bounds:
+            _run_chunk(b, lo, hi, t0, on_rows, bar)
     except NonFiniteLoss as e:
         if out_dir:
             (out_dir / "error.txt").write_text(str(e) + "\n")
@@ -151,7 +257,7 @@ def run(cfg: Config, out: Optional[str] = None, overwrite: bool = False, progres
             metrics.close()
         if bar:
             bar.close()
-    last = dict(rows[-1]) if rows else {}
+    last = dict(last)
     last["out"] = str(out_dir) if out_dir else None
     return last
 
@@ -165,7 +271,10 @@ def _progress(total: int, enabled: bool):
 
 def summary_line(cfg: Config, last: dict) -> str:
     acc = last.get("acc_global") if last.get("acc_global") is not None else last.get("acc_mean")
-    return (f"{cfg.protocol.name}: {cfg.rounds} rounds, {cfg.peers} peers on {cfg.data.name} -> "
-            f"accuracy {acc:.4f} (peer mean {last['acc_mean']:.4f}, ensemble {last['acc_ensemble']:.4f}), "
+    std = last.get("acc_global_std" if last.get("acc_global") is not None else "acc_mean_std")
+    seeds = f" x {cfg.seeds} seeds" if cfg.seeds > 1 else ""
+    return (f"{cfg.protocol.name}: {cfg.rounds} rounds, {cfg.peers} peers{seeds} on {cfg.data.name} -> "
+            f"accuracy {acc:.4f}" + (f" +- {std:.4f}" if std is not None else "")
+            + f" (peer mean {last['acc_mean']:.4f}, ensemble {last['acc_ensemble']:.4f}), "
             f"{last['bits_per_peer'] / 8e6:.4g} MB per peer, {last['wall_s']:.1f} s"
             + (f"; results in {last['out']}" if last.get("out") else ""))

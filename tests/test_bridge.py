@@ -21,12 +21,12 @@ def rounds(cfg):
     """Run the jitted rounds by hand: (built, init state, final state, [host info], [RoundBits])."""
     b = run.build(cfg)
     k_init, k_rounds = jax.random.split(jax.random.PRNGKey(b.cfg.seed))
-    state0 = jax.jit(b.protocol.init)(k_init, b.fed)
+    state0 = jax.jit(b.protocol.init)(k_init, b.one)
     round_fn = jax.jit(b.protocol.round)
     state, infos, bits = state0, [], []
     for r in range(1, b.cfg.rounds + 1):
-        state, info = round_fn(state, b.fed, k_rounds, jnp.asarray(r, jnp.int32))
-        info = run._to_host(info)
+        state, info = round_fn(state, b.one, k_rounds, jnp.asarray(r, jnp.int32))
+        info = {k: np.asarray(v).tolist() for k, v in jax.device_get(info).items()}
         infos.append(info)
         bits.append(b.protocol.cost(info))
     return b, state0, state, infos, bits

@@ -52,26 +52,26 @@ def test_server_distillation_moves_toward_ensemble():
     b = run.build(tiny("protocol.name=feddf", "feddf.steps=30", "feddf.batch_size=32", "feddf.lr=0.01",
                        "feddf.temperature=2"))
     ctx = b.ctx
-    state = jax.jit(b.protocol.init)(jax.random.PRNGKey(0), b.fed)     # eager flax init is slow
+    state = jax.jit(b.protocol.init)(jax.random.PRNGKey(0), b.one)     # eager flax init is slow
     # an ensemble of perturbed copies of the init, and the student at their (plain) mean
     keys = jax.random.split(jax.random.PRNGKey(1), 4)
     params_A = jax.vmap(lambda p, k: jax.tree.map(
         lambda a: a + 0.3 * jax.random.normal(k, a.shape), p))(state.params, keys)
     student = fedavg.peers.weighted_mean(params_A, jnp.full((4,), 0.25))
     fn = jax.jit(lambda s, p, x, k: distill_server(ctx, s, p, x, k))
-    new, last = fn(student, params_A, b.fed.x_pool, jax.random.PRNGKey(2))
+    new, last = fn(student, params_A, b.one, jax.random.PRNGKey(2))
     assert np.isfinite(float(last))
     moved = sum(float(jnp.sum(jnp.abs(a - c))) for a, c in zip(jax.tree.leaves(new), jax.tree.leaves(student)))
     assert moved > 0
 
     @jax.jit
     def pool_loss(p):
-        x = to_input(b.fed.x_pool)
+        x = to_input(b.one.x_train[b.one.pool_Q])
         teacher = teacher_probs(jax.vmap(ctx.model.apply, in_axes=(0, None))(params_A, x), "logits", 2.0)
         return student_loss(ctx.model.apply(p, x), teacher, 2.0)
     assert float(pool_loss(new)) < float(pool_loss(student))
     # deterministic: same key, same student
-    again, _ = fn(student, params_A, b.fed.x_pool, jax.random.PRNGKey(2))
+    again, _ = fn(student, params_A, b.one, jax.random.PRNGKey(2))
     jax.tree.map(np.testing.assert_array_equal, again, new)
 
 

@@ -43,7 +43,7 @@ def test_local_steps_exact_and_only_own_examples():
 def _data(n=40):
     x = jax.random.normal(KEY, (n, 4, 4, 1))
     y = jnp.arange(n) % 3
-    return FedData(x, y, None, None, x[:8], y[:8], x[:8], y[:8])
+    return FedData(x, y, None, None, jnp.arange(8), x[:8], y[:8])
 
 
 def test_padding_example_never_touches_training():

@@ -12,11 +12,11 @@ def final_state(cfg, rounds=None):
     b = run.build(cfg)
     root = jax.random.PRNGKey(b.cfg.seed)
     k_init, k_rounds = jax.random.split(root)
-    state = jax.jit(b.protocol.init)(k_init, b.fed)
+    state = jax.jit(b.protocol.init)(k_init, b.one)
     step = jax.jit(b.protocol.round)
     infos = []
     for r in range(1, (rounds or b.cfg.rounds) + 1):
-        state, info = step(state, b.fed, k_rounds, jnp.int32(r))
+        state, info = step(state, b.one, k_rounds, jnp.int32(r))
         infos.append(info)
     return b, state, infos
 

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 from tallysim import local, peers, vote
 from tallysim.comm import RoundBits
 from tallysim.config import Config
-from tallysim.fed import FedData, Spec, to_input
+from tallysim.fed import FedData, Spec, pool_examples, to_input
 from tallysim.peers import State
 
 FIXED_PROBE_STREAM = 2**31 - 1    # fold_in tag of the one probe draw reused when probe.resample=false
@@ -121,7 +121,7 @@ def probe_exchange(ctx: Context, state: State, data: FedData, keys: RoundKeys, i
     """Peers predict on the round's probes; the server aggregates. Returns (Probes, info)."""
     cfg = ctx.cfg
     pidx = draw_probes(ctx, data, keys.probe)
-    x_M, y_M = data.x_pool[pidx], data.y_pool[pidx]
+    x_M, y_M = pool_examples(data, pidx)
     logits = predict_probes(ctx, peers.take(state.params, idx), x_M)
     t = vote.tally(jnp.argmax(logits, axis=-1), ctx.spec.classes, cfg.vote.ties,
                    cfg.vote.min_agreement, keys.tie)

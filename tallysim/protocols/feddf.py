@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from tallysim.fed import to_input
+from tallysim.fed import to_input, pool_examples
 from tallysim.protocols import fedavg
 from tallysim.protocols.base import Context, Protocol, round_keys
 
@@ -38,18 +38,18 @@ def student_loss(logits_BxC: jax.Array, teacher_BxC: jax.Array, temperature: flo
     return jnp.mean(kl)
 
 
-def distill_server(ctx: Context, student, params_A, x_pool, key):
+def distill_server(ctx: Context, student, params_A, data, key):
     """`feddf.steps` Adam steps of the student toward the ensemble. Returns (student, last loss)."""
     cfg = ctx.cfg.feddf
     apply = ctx.model.apply
-    Q = x_pool.shape[0]
+    Q = data.pool_Q.shape[0]
     tx = optax.adam(optax.cosine_decay_schedule(cfg.lr, cfg.steps))
 
     def step(carry, t):
         p, o = carry
         pick = jax.random.choice(jax.random.fold_in(key, t), Q, (cfg.batch_size,),
                                  replace=cfg.batch_size > Q)
-        x = to_input(x_pool[pick])
+        x = to_input(pool_examples(data, pick)[0])
         teacher = teacher_probs(jax.vmap(apply, in_axes=(0, None))(params_A, x),
                                 cfg.target, cfg.temperature)
         loss, grads = jax.value_and_grad(lambda w: student_loss(apply(w, x), teacher, cfg.temperature))(p)
@@ -69,7 +69,7 @@ def make(ctx: Context) -> Protocol:
         state, params_A, _, loss_A = fedavg.fedavg_step(ctx, lspec, state, data, keys, prox=False)
         info = {"train_loss": jnp.mean(loss_A)}
         if steps:    # steps=0: FedAvg exactly, statically
-            server, info["feddf_loss"] = distill_server(ctx, state.server, params_A, data.x_pool, keys.server)
+            server, info["feddf_loss"] = distill_server(ctx, state.server, params_A, data, keys.server)
             state = state._replace(server=server)
         return state, info
 
