@@ -6,7 +6,8 @@ u_i = (theta_i - theta_ref) + e_i, k = ceil(`bridge.density` * |W|) over the who
 (`bridge.scope=global`) or per leaf (`per_tensor`), and keep e_i = u_i - s_i (error feedback).
 The server adds sum_i w_i s_i to theta_ref (shard-size weights, `bridge.average=weighted`) or each
 coordinate's mean over the peers that sent it (`per_coordinate`) and broadcasts the merged update;
-peers then take theta_ref (`bridge.reset=hard`) or add merged - s_i to their weights (`soft`).
+peers then take theta_ref (`bridge.reset=hard`) or add merged - s_i to their weights (`soft`; the
+unsent residual then stays in the weights, so the error buffer is not added again).
 theta_ref starts at the shared init and is the global model (`acc_global`).
 Bits: tally's every round; on merge rounds, per active peer, up the cheapest coding of k entries
 and down that of the merged update's nnz non-zeros (`comm.sparse_params`, `comm.param_bits`).
@@ -30,6 +31,10 @@ def merge_step(ctx: Context, lay: sparse.Layout, state: State, data, idx):
     cfg = ctx.cfg.bridge
     theta_AxW = sparse.flatten_stacked(peers.take(state.params, idx))
     error_AxW = sparse.flatten_stacked(peers.take(state.error, idx))
+    if cfg.reset == "soft":
+        # A soft reset leaves the unsent residual in the peer's own weights (theta_i - theta_ref
+        # already contains it), so adding e_i again would count it twice.
+        error_AxW = jnp.zeros_like(error_AxW)
     ref_W = sparse.flatten(state.server)
     sp = jax.vmap(lambda t, e: sparse.sparsify(t, ref_W, e, cfg.density, lay, cfg.scope))(theta_AxW, error_AxW)
     weight_A = shard_weights(peers.take(data.count_P, idx))
