@@ -6,13 +6,15 @@ STAMP   := $(VENV)/.installed
 OUT     ?= results
 FMNIST  := /usr/share/datasets/fashion-mnist
 
-.PHONY: demo test data bench clean help
+.PHONY: demo test data bench clean help figures figures-smoke fig1 fig2 fig3 fig4 fig5 fig6 fig7 test-unit
 
 help:
 	@echo "make demo   - TallyTrain vs soft-label vs FedAvg on Fashion-MNIST, then figures/demo.png"
 	@echo "make test   - the full test suite"
 	@echo "make data   - prepare Fashion-MNIST (and DATASETS=...) into the cache"
 	@echo "make bench  - vmapped round vs per-peer loop, samples/s"
+	@echo "make fig1 ... fig7 - one paper figure at full size (resumable) into figures/"
+	@echo "make figures       - all seven; make figures-smoke - all at smoke size (part of make test)"
 	@echo "make clean  - remove the venv, results and figures"
 
 $(STAMP): pyproject.toml
@@ -39,8 +41,23 @@ demo: $(STAMP) | $(FMNIST)
 	$(BIN)/python -m tallysim plot $(OUT)/demo/tally $(OUT)/demo/softlabel $(OUT)/demo/fedavg \
 	  --title "Fashion-MNIST, Dirichlet 0.1, 20 peers" --out figures/demo.png
 
-test: $(STAMP)
+test: $(STAMP) | $(FMNIST)
 	$(BIN)/python -m pytest -q
+	$(MAKE) --no-print-directory figures-smoke
+
+test-unit: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+FIGS := fig1 fig2 fig3 fig4 fig5 fig6 fig7
+$(FIGS): $(STAMP) | $(FMNIST)
+	$(BIN)/python -m tallysim figure $@ --results $(OUT) --out figures --quiet
+
+figures: $(FIGS)
+
+# The few-minute versions of all seven figures (fresh each time, so they really run).
+figures-smoke: $(STAMP) | $(FMNIST)
+	rm -rf $(OUT)/smoke
+	$(BIN)/python -m tallysim figure all --smoke --results $(OUT)/smoke --out figures/smoke --quiet
 
 bench: $(STAMP)
 	$(BIN)/python -m tallysim bench --model mlp --peers 10,100

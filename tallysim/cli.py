@@ -65,6 +65,11 @@ def cmd_prepare(args) -> int:
     return 0
 
 
+def cmd_figure(args) -> int:
+    from tallysim import figures
+    return figures.main(args)
+
+
 def cmd_bench(args) -> int:
     from tallysim import bench
     bench.main(args)
@@ -124,6 +129,14 @@ def parser() -> argparse.ArgumentParser:
     pr.add_argument("names", nargs="+", help="tfds names, e.g. fashion_mnist cifar10 emnist/balanced")
     pr.add_argument("--path", help="read IDX/npz files from this directory instead of downloading")
     pr.set_defaults(fn=cmd_prepare)
+
+    f = sub.add_parser("figure", help="run and draw paper figures (fig1..fig7, or all)")
+    f.add_argument("figure", nargs="+", help="fig1 ... fig7, all, or a path to a figure config")
+    f.add_argument("--smoke", action="store_true", help="the few-minute version of each figure")
+    f.add_argument("--results", default="results", help="where the runs go (resumable)")
+    f.add_argument("--out", default="figures", help="where figures, CSV and tables go")
+    f.add_argument("--quiet", action="store_true", help="no per-round progress bars")
+    f.set_defaults(fn=cmd_figure)
 
     b = sub.add_parser("bench", help="vmapped round vs per-peer loop, samples/s")
     b.add_argument("--model", default="mlp")

@@ -1,0 +1,60 @@
+"""Figure configs: every shipped figure validates at full and smoke size; a tiny figure runs end to end
+and resumes; unknown figures fail in one line."""
+import json
+
+import pytest
+
+from tallysim import cli, figures
+from tallysim.config import ConfigError
+
+
+@pytest.mark.parametrize("name", list(figures.FIGURES))
+@pytest.mark.parametrize("smoke", [False, True])
+def test_shipped_figure_configs_validate(name, smoke):
+    spec = json.loads(open(figures.FIGURES[name]).read())
+    assert spec["kind"] in figures.KINDS and "smoke" in spec
+    if spec["kind"] == "speed":
+        return
+    plans = figures.group_plans(spec, smoke, figures.EXPERIMENTS)
+    assert plans and all(runs for _, runs in plans.values())
+    for cfg, runs in plans.values():
+        if smoke:
+            assert cfg.rounds <= 3 and cfg.peers <= 6 and len(runs) <= 4
+        assert cfg.data.name in ("fashion_mnist", "synthetic")
+
+
+def test_fig5_includes_the_pareto_operating_points():
+    plans = figures.group_plans(json.loads(open(figures.FIGURES["fig5"]).read()), False, figures.EXPERIMENTS)
+    assert plans["bridge"][0].protocol.name == "bridge" and len(plans["bridge"][1]) == 32
+    assert plans["fedavg"][0].protocol.name == "fedavg" and len(plans["fedavg"][1]) == 12
+
+
+def test_tiny_figure_end_to_end_and_resume(tmp_path):
+    spec = {"kind": "final_vs", "x": "partition.alpha", "title": "tiny",
+            "base": {"peers": 3, "rounds": 1, "seeds": 2, "probe": {"per_round": 32, "pool_size": 100},
+                     "data": {"name": "synthetic", "train_size": 900, "test_size": 200},
+                     "model": {"width": 16}, "partition": {"kind": "dirichlet", "min_size": 2}},
+            "groups": {"tally": {"protocol": {"name": "tally"}}, "local": {"protocol": {"name": "local"}}},
+            "sweep": {"partition.alpha": [0.5, 100]},
+            "smoke": {"base": {}}}
+    path = tmp_path / "tiny.json"
+    path.write_text(json.dumps(spec))
+    logs = []
+    out = figures.make_figure(str(path), results=str(tmp_path / "res"), out=str(tmp_path / "fig"),
+                              progress=False, log=logs.append)
+    for k in ("png", "pdf", "csv"):
+        assert (tmp_path / "fig" / f"tiny.{k}").stat().st_size > 100
+    rows = (tmp_path / "fig" / "tiny.csv").read_text().splitlines()
+    assert rows[0].startswith("group,partition.alpha,accuracy,accuracy_std") and len(rows) == 1 + 4
+    logs.clear()
+    figures.make_figure(str(path), results=str(tmp_path / "res"), out=str(tmp_path / "fig"),
+                        progress=False, log=logs.append)
+    assert sum("skip" in m for m in logs) == 4                      # resumed: nothing reran
+    assert out["seconds"] >= 0
+
+
+def test_unknown_figure_is_a_one_line_error(capsys):
+    assert cli.main(["figure", "fig9"]) == 2
+    assert "allowed: fig1" in capsys.readouterr().err
+    with pytest.raises(ConfigError):
+        figures.resolve("nope")
