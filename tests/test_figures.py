@@ -23,6 +23,15 @@ def test_shipped_figure_configs_validate(name, smoke):
         assert cfg.data.name in ("fashion_mnist", "synthetic")
 
 
+@pytest.mark.parametrize("i", range(1, 7))
+def test_cifar_variants_validate(i):
+    path = figures.EXPERIMENTS / "cifar" / f"fig{i}.json"
+    spec = json.loads(path.read_text())
+    for smoke in (False, True):
+        plans = figures.group_plans(spec, smoke, path.parent)
+        assert all(cfg.data.name.startswith("cifar") for cfg, _ in plans.values())
+
+
 def test_fig5_includes_the_pareto_operating_points():
     plans = figures.group_plans(json.loads(open(figures.FIGURES["fig5"]).read()), False, figures.EXPERIMENTS)
     assert plans["bridge"][0].protocol.name == "bridge" and len(plans["bridge"][1]) == 32
