@@ -35,6 +35,9 @@ data: $(STAMP) | $(FMNIST)
 
 DEMO_ARGS = --config experiments/demo.json --overwrite
 demo: $(STAMP) | $(FMNIST)
+	@# Fashion-MNIST into the cache: Debian's files when present, else tfds (needs TensorFlow + internet).
+	$(BIN)/python -m tallysim prepare fashion_mnist || \
+	  ($(BIN)/pip install -q -e '.[tf]' && $(BIN)/python -m tallysim prepare fashion_mnist)
 	$(BIN)/python -m tallysim run $(DEMO_ARGS) protocol.name=tally --out $(OUT)/demo/tally
 	$(BIN)/python -m tallysim run $(DEMO_ARGS) protocol.name=softlabel --out $(OUT)/demo/softlabel
 	$(BIN)/python -m tallysim run $(DEMO_ARGS) protocol.name=fedavg --out $(OUT)/demo/fedavg

@@ -252,3 +252,15 @@ def test_prepare_unknown_tfds_name(cache):
     with pytest.raises(DataError, match="no classification dataset"):
         prepare("definitely_not_a_dataset")
     assert not cache.exists() or not list(cache.iterdir())
+
+
+@pytest.mark.skipif(not pathlib.Path("/usr/share/datasets/fashion-mnist").exists(),
+                    reason="real Fashion-MNIST absent: apt-get install dataset-fashion-mnist")
+def test_prepare_fashion_mnist_uses_debian_files_without_downloading(cache, monkeypatch):
+    prep = sys.modules["tallysim.data.prepare"]      # the package re-exports the function by that name
+
+    def no_tfds(name):
+        raise AssertionError("tried tfds although the Debian files are on disk")
+    monkeypatch.setattr(prep, "_from_tfds", no_tfds)
+    path = prepare("fashion_mnist")
+    assert path.exists() and np.load(path)["x_train"].shape == (60000, 28, 28, 1)

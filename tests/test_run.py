@@ -92,3 +92,21 @@ def test_real_fashion_mnist_well_above_chance(protocol, tmp_path):
     last = run.run(cfg, str(tmp_path / protocol), progress=False)
     acc = last["acc_global"] if protocol == "fedavg" else last["acc_ensemble"]
     assert acc > 0.55, last                                               # chance is 0.10
+
+
+def test_probe_pool_from_another_dataset(tmp_path):
+    # probe.source: the pool comes from another prepared dataset with the same input shape.
+    from tallysim import data
+    ds = data.load(tiny().data, 7)
+    np_path = tmp_path / "other.npz"
+    import numpy as np
+    np.savez(np_path, x_train=ds.x_train[:300], y_train=ds.y_train[:300], x_test=ds.x_test[:10],
+             y_test=ds.y_test[:10])
+    data.prepare("other_pool", str(np_path))
+    b = run.build(tiny("protocol.name=tally", "probe.source=other_pool", "probe.pool_size=150"))
+    n_train = len(b.fed.y_train) - 300
+    assert b.ctx.spec.pool == 150 and int(b.one.pool_Q.min()) >= n_train     # pool never in any shard
+    assert int(b.one.shard_PxS.max()) < n_train
+    last = run.run(tiny("protocol.name=tally", "probe.source=other_pool", "probe.pool_size=150"),
+                   str(tmp_path / "o"), progress=False)
+    assert last["vote_acc"] is not None

@@ -13,6 +13,7 @@ from .base import Dataset, DataError, checked
 from .cache import debian_fashion_mnist, write_cache
 from .files import read_path
 
+
 def _first_line(e: BaseException) -> str:
     text = str(e).strip().splitlines()
     return f"{type(e).__name__}: {text[0] if text else ''}"[:300]
@@ -82,6 +83,11 @@ def prepare(name: str, path: str | None = None) -> pathlib.Path:
     if path is not None:
         ds = read_path(path, name)
         return write_cache(ds, name)
+    if name == "fashion_mnist":
+        # The real files are already on disk: no download (which, offline, retries for minutes).
+        local = debian_fashion_mnist(name)
+        if local is not None:
+            return write_cache(local, name)
     try:
         ds = _from_tfds(name)
     except DataError as err:
