@@ -121,7 +121,8 @@ def _proto_order(name: str):
 
 
 def _style(name: str) -> tuple[str, str]:
-    i = _proto_order(name)[0] if name in PROTOCOLS else len(PROTOCOLS) + sum(map(ord, name))
+    # Names beyond the protocols (ablation groups) take the colours the protocols leave free.
+    i = _proto_order(name)[0] if name in PROTOCOLS else len(PROTOCOLS) + sum(map(ord, name)) % 3
     return f"C{i % 10}", MARKERS[i % len(MARKERS)]
 
 
