@@ -1,0 +1,111 @@
+"""One function per paper figure: run a figure config's (resumable) sweeps, aggregate seeds, plot.
+
+A figure config (`experiments/figN.json`) is JSON with:
+  kind     how to plot: curves | final_vs | classes | mechanism | pareto | speed
+  base     config fields shared by every run (nested sections as in config.json)
+  groups   name -> {config fields} (one line / marker style per group); a group may also
+           `include` another experiment file (its fields and its `sweep` axes) and add `sweep` axes
+  sweep    axes applied to every group ({"key": [values]})
+  smoke    {"base": {...}, "sweep": {...}, "groups": {...}}: a few-minute version of the figure
+  x        (final_vs, classes) the swept key on the x axis; `target` the accuracy for bits-to-target
+Runs go to RESULTS/<name>[-smoke]/<group>/<run>/ (each a `tallysim run` directory; finished runs are
+skipped, so an interrupted figure resumes), figures to OUT/<name>.png, .pdf and .csv.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Optional
+
+from tallysim import config, sweep
+from tallysim.config import ConfigError
+
+EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
+FIGURES = {f"fig{i}": str(EXPERIMENTS / f"fig{i}.json") for i in range(1, 8)}
+KINDS = ("curves", "final_vs", "classes", "mechanism", "pareto", "speed")
+
+
+def resolve(name_or_path: str) -> tuple[str, Path]:
+    if name_or_path in FIGURES:
+        return name_or_path, Path(FIGURES[name_or_path])
+    p = Path(name_or_path)
+    if not p.exists():
+        raise ConfigError(f"figure {name_or_path!r} not found; allowed: {', '.join(FIGURES)} or a "
+                          "path to a figure config")
+    return p.stem, p
+
+
+def _merge(a: dict, b: dict) -> dict:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def group_plans(spec: dict, smoke: bool, base_dir: Path) -> dict[str, tuple[config.Config, list]]:
+    """group name -> (base Config, [(run name, overrides)]), all validated before anything runs."""
+    shrink = spec.get("smoke", {}) if smoke else {}
+    groups = _merge(spec.get("groups") or {"all": {}}, shrink.get("groups", {}))
+    plans = {}
+    for gname, g in groups.items():
+        g = dict(g)
+        fields, axes = dict(spec.get("base", {})), {}
+        if "include" in g:
+            inc = config.read_file(str(base_dir / g.pop("include")))
+            for k in ("description", "smoke"):
+                inc.pop(k, None)
+            axes.update(inc.pop("sweep", {}))
+            fields = _merge(fields, inc)
+        axes.update(spec.get("sweep", {}))
+        axes.update(g.pop("sweep", {}))
+        if smoke:
+            axes.update(shrink.get("sweep", {}))
+        cfg = config.from_dict(_merge(_merge(fields, g), shrink.get("base", {})))
+        runs = sweep.expand(axes, [])
+        sweep.configs(cfg, runs)
+        plans[gname] = (cfg, runs)
+    return plans
+
+
+def make_figure(name_or_path: str, smoke: bool = False, results: str = "results", out: str = "figures",
+                progress: bool = True, log=print) -> dict:
+    """Run and draw one figure. Returns the paths written and the seconds it took."""
+    from tallysim.figures import plots
+
+    name, path = resolve(name_or_path)
+    spec = config.read_file(str(path))
+    kind = spec.get("kind")
+    if kind not in KINDS:
+        raise ConfigError(f"{path}: kind={kind!r} is not known; allowed: {', '.join(KINDS)}")
+    tag = name + ("-smoke" if smoke else "")
+    out_dir = Path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    if kind == "speed":
+        data = plots.speed_rows(spec, smoke, log)
+    else:
+        plans = group_plans(spec, smoke, path.parent)
+        data = {}
+        for gname, (cfg, runs) in plans.items():
+            log(f"{tag}: group {gname} ({len(runs)} runs)")
+            recs = sweep.run_sweep(cfg, runs, Path(results) / tag / gname, progress=progress, log=log)
+            failed = [r["name"] for r in recs if r["status"] == "failed"]
+            if failed:
+                log(f"{tag}: {len(failed)} runs of {gname} failed and are left out: {', '.join(failed)}")
+            data[gname] = [(dict(o.split("=", 1) for o in ov), Path(results) / tag / gname / n)
+                           for n, ov in runs if n not in failed]
+    title = spec.get("title", name)
+    paths = plots.draw(kind, spec, data, out_dir / tag, title + (" (smoke)" if smoke else ""))
+    paths["seconds"] = round(time.time() - t0, 1)
+    (out_dir / f"{tag}.json").write_text(json.dumps(paths, indent=2) + "\n")
+    log(f"{tag}: wrote {', '.join(str(p) for k, p in paths.items() if k != 'seconds')} "
+        f"in {paths['seconds']} s")
+    return paths
+
+
+def main(args) -> int:
+    names = list(FIGURES) if args.figure == ["all"] else args.figure
+    for n in names:
+        make_figure(n, smoke=args.smoke, results=args.results, out=args.out, progress=not args.quiet)
+    return 0

@@ -1,0 +1,220 @@
+"""Drawing and tables for each figure kind. Every figure also writes the numbers behind it as CSV.
+
+`data` maps a group name to [(overrides {key: value text}, run directory)]. Accuracy is the server
+model's where there is one (acc_global), else the peers' mean (acc_mean); with several seeds the
+metrics rows already hold the mean and `<key>_std`.
+"""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from tallysim.plot import read_run
+
+
+def _plt():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def acc(row: dict) -> tuple[float, float]:
+    key = "acc_global" if row.get("acc_global") is not None else "acc_mean"
+    return row[key], row.get(key + "_std", 0.0)
+
+
+def bits_to_target(rows: list[dict], target: float):
+    """Cumulative bits per peer at the first evaluation reaching `target` accuracy (None if never)."""
+    for r in rows:
+        if acc(r)[0] >= target:
+            return r["bits_per_peer"]
+    return None
+
+
+def _save(fig, stem: Path, table: list[dict]) -> dict:
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    paths = {"png": f"{stem}.png", "pdf": f"{stem}.pdf", "csv": f"{stem}.csv"}
+    fig.savefig(paths["png"], dpi=130)
+    fig.savefig(paths["pdf"])
+    _plt().close(fig)
+    with open(paths["csv"], "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(table[0]) if table else ["empty"])
+        w.writeheader()
+        w.writerows(table)
+    return paths
+
+
+def _band(ax, x, y, s, label, **kw):
+    line, = ax.plot(x, y, marker="o", markersize=3, label=label, **kw)
+    if any(s):
+        ax.fill_between(x, [a - b for a, b in zip(y, s)], [a + b for a, b in zip(y, s)],
+                        color=line.get_color(), alpha=0.15, linewidth=0)
+
+
+def curves(spec, data, stem, title) -> dict:
+    """Accuracy vs cumulative bits per peer, one line per run; plus a summary table (Markdown)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 4.6))
+    table, summary = [], []
+    target = spec.get("target", 0.6)
+    for group, runs in data.items():
+        for ov, d in runs:
+            cfg, rows = read_run(d)
+            label = group if len(runs) == 1 else f"{group} {' '.join(f'{k}={v}' for k, v in ov.items())}"
+            pts = [(max(r["bits_per_peer"], 1.0), *acc(r)) for r in rows]
+            _band(ax, [p[0] for p in pts], [p[1] for p in pts], [p[2] for p in pts], label)
+            table += [{"group": group, "run": d.name, "round": r["round"], "bits_per_peer": r["bits_per_peer"],
+                       "accuracy": a, "accuracy_std": s} for r, (_, a, s) in zip(rows, pts)]
+            last = rows[-1]
+            hit = bits_to_target(rows, target)
+            summary.append(f"| {label} | {cfg.get('data', {}).get('name')} | {acc(last)[0]:.4f} +- {acc(last)[1]:.4f} "
+                           f"| {last['bits_per_peer'] / 8e6:.4g} | {'not reached' if hit is None else f'{hit:.4g}'} |")
+    ax.set_xscale("log")
+    ax.set_xlabel("cumulative bits per peer (up + down)")
+    ax.set_ylabel("test accuracy (mean +- std over seeds)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    paths = _save(fig, stem, table)
+    paths["table"] = f"{stem}_table.md"
+    Path(paths["table"]).write_text(
+        f"| protocol | dataset | final accuracy | MB per peer | bits per peer to reach {target} |\n"
+        "|---|---|---|---|---|\n" + "\n".join(summary) + "\n")
+    return paths
+
+
+def final_vs(spec, data, stem, title) -> dict:
+    """Final accuracy against the swept key `spec['x']`, one line per group."""
+    plt = _plt()
+    key = spec["x"]
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    table = []
+    for group, runs in data.items():
+        pts = []
+        for ov, d in runs:
+            _, rows = read_run(d)
+            a, s = acc(rows[-1])
+            pts.append((float(ov[key]), a, s, rows[-1]["bits_per_peer"]))
+        pts.sort()
+        _band(ax, [p[0] for p in pts], [p[1] for p in pts], [p[2] for p in pts], group)
+        table += [{"group": group, key: p[0], "accuracy": p[1], "accuracy_std": p[2], "bits_per_peer": p[3]}
+                  for p in pts]
+    if spec.get("logx", True):
+        ax.set_xscale("log")
+    ax.set_xlabel(spec.get("xlabel", key))
+    ax.set_ylabel("final test accuracy (mean +- std over seeds)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, stem, table)
+
+
+def classes(spec, data, stem, title) -> dict:
+    """Bits per probe and bits to reach the target accuracy against the number of classes."""
+    plt = _plt()
+    key, target = spec.get("x", "data.num_classes"), spec.get("target", 0.5)
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4.2))
+    table = []
+    for group, runs in data.items():
+        pts = []
+        for ov, d in runs:
+            cfg, rows = read_run(d)
+            first = rows[0]
+            part = json.loads((Path(d) / "partition.json").read_text())
+            n_classes = len(part["class_counts"][0])      # works for synthetic C and named datasets
+            per_probe = first["bits_up"] / (first["round"] * cfg["peers"] * cfg["probe"]["per_round"])
+            hit = bits_to_target(rows, target)
+            pts.append((n_classes, per_probe, hit, acc(rows[-1])[0]))
+        pts.sort()
+        a1.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=group)
+        reached = [p for p in pts if p[2] is not None]
+        a2.plot([p[0] for p in reached], [p[2] for p in reached], marker="o", label=group)
+        table += [{"group": group, "classes": p[0], "bits_per_probe_up": p[1], "bits_per_peer_to_target": p[2],
+                   "final_accuracy": p[3]} for p in pts]
+    for ax, ylab in ((a1, "uplink bits per probe"), (a2, f"bits per peer to reach accuracy {target}")):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("classes C")
+        ax.set_ylabel(ylab)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    return _save(fig, stem, table)
+
+
+def mechanism(spec, data, stem, title) -> dict:
+    """Over rounds: vote vs soft-average accuracy on the probes and wrong-prediction confidence."""
+    plt = _plt()
+    key = spec.get("x", "partition.alpha")
+    runs = sorted((r for rs in data.values() for r in rs), key=lambda r: float(r[0][key]))
+    fig, axes = plt.subplots(1, len(runs), figsize=(4.2 * len(runs), 3.8), squeeze=False)
+    table = []
+    for ax, (ov, d) in zip(axes[0], runs):
+        _, rows = read_run(d)
+        t = [r["round"] for r in rows]
+        for k, style in (("vote_acc", "-"), ("softavg_acc", "-"), ("wrong_confidence", "--")):
+            _band(ax, t, [r[k] for r in rows], [r.get(k + "_std", 0.0) for r in rows], k, linestyle=style)
+        ax.set_title(f"{key}={ov[key]}", fontsize=9)
+        ax.set_xlabel("round")
+        ax.set_ylim(0, 1)
+        ax.grid(True, alpha=0.3)
+        table += [{key: ov[key], "round": r["round"], **{k: r[k] for k in ("vote_acc", "softavg_acc",
+                   "wrong_confidence", "agreement")}} for r in rows]
+    axes[0][0].set_ylabel("on the round's probes")
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    return _save(fig, stem, table)
+
+
+def pareto_fig(spec, data, stem, title) -> dict:
+    from tallysim import pareto
+    points = []
+    for group, runs in data.items():
+        pts = pareto.collect([d for _, d in runs], log=lambda m: None)
+        for p in pts:
+            # A group that is not simply a protocol (e.g. an ablation) gets its own frontier.
+            p["protocol"] = p["protocol"] if group in (p["protocol"], "distill") else group
+        points += pts
+    front = pareto.frontier(points)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    png = pareto.plot(points, front, f"{stem}.png", title=title)
+    pareto.plot(points, front, f"{stem}.pdf", title=title)
+    tables = pareto.write_tables(points, front, f"{stem}.png", "final", "auto")
+    return {"png": png, "pdf": f"{stem}.pdf", "csv": tables[2], "frontier": tables[1]}
+
+
+def speed_rows(spec, smoke, log) -> list[dict]:
+    from tallysim import bench
+    s = {**spec.get("base", {}), **(spec.get("smoke", {}).get("base", {}) if smoke else {})}
+    return bench.measure(s.get("model", "mlp"), s["peers"], s.get("steps", 20), s.get("batch", 32),
+                         s.get("dtype", "float32"), s.get("loop_max", 100),
+                         emit=lambda row: log(f"  {row['mode']} P={row['P']}: {row['samples_per_s']:,.0f} samples/s"))
+
+
+def speed(spec, rows, stem, title) -> dict:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    for mode in ("vmap", "loop"):
+        pts = sorted((r["P"], r["samples_per_s"]) for r in rows if r["mode"] == mode)
+        if pts:
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=f"{mode} ({rows[0]['device']})")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("peers P")
+    ax.set_ylabel("local-training samples / s")
+    ax.set_title(title, fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, stem, [{k: r.get(k) for k in ("P", "mode", "samples_per_s", "sec", "compile_s", "device")}
+                             for r in rows])
+
+
+DRAW = {"curves": curves, "final_vs": final_vs, "classes": classes, "mechanism": mechanism,
+        "pareto": pareto_fig, "speed": speed}
+
+
+def draw(kind: str, spec: dict, data, stem: Path, title: str) -> dict:
+    return DRAW[kind](spec, data, Path(stem), title)
