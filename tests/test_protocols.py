@@ -76,3 +76,13 @@ def test_fixed_probe_draw_is_reused():
     root = jax.random.PRNGKey(0)
     assert np.array_equal(round_keys(root, 1, False).probe, round_keys(root, 2, False).probe)
     assert not np.array_equal(round_keys(root, 1, True).probe, round_keys(root, 2, True).probe)
+
+
+def test_empty_shards_are_allowed_and_weigh_nothing():
+    from tallysim.protocols.base import shard_weights
+    assert np.allclose(shard_weights(jnp.array([0, 3, 1])), [0.0, 0.75, 0.25])
+    assert np.allclose(shard_weights(jnp.array([0, 0])), [0.5, 0.5])             # no NaN
+    b, state, infos = final_state(tiny("protocol.name=fedavg", "partition.kind=dirichlet", "partition.alpha=0.01",
+                                       "partition.min_size=0", "peers=30"))
+    assert int(np.min(np.asarray(b.one.count_P))) == 0                             # some peer is empty
+    assert all(np.isfinite(np.asarray(l)).all() for l in jax.tree.leaves(state.server))

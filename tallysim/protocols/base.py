@@ -86,8 +86,10 @@ def active_set(ctx: Context, key) -> Optional[jax.Array]:
 
 
 def shard_weights(count_A) -> jax.Array:
+    """Shard-size weights summing to one; uniform when every active shard is empty (min_size=0)."""
     c = count_A.astype(jnp.float32)
-    return c / jnp.sum(c)
+    total = jnp.sum(c)
+    return jnp.where(total > 0, c / jnp.maximum(total, 1.0), 1.0 / c.shape[0])
 
 
 def local_round(ctx: Context, lspec: local.LocalSpec, state: State, data: FedData, keys: RoundKeys,
