@@ -64,7 +64,7 @@ figures-smoke: $(STAMP) | $(FMNIST)
 
 bench: $(STAMP)
 	$(BIN)/python -m tallysim bench --model mlp --peers 10,100
-	$(BIN)/python -m tallysim bench --model cnn --peers 10 --steps 5
+	$(BIN)/python -m tallysim bench --model cnn --peers 4 --steps 2
 
 clean:
 	rm -rf $(VENV) $(OUT) figures/*.png figures/*.pdf *.egg-info .pytest_cache
