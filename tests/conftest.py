@@ -1,3 +1,4 @@
+import json
 import os
 from pathlib import Path
 
@@ -26,3 +27,18 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
 
 needs_fmnist = pytest.mark.skipif(not FMNIST.exists(),
                                   reason="real Fashion-MNIST absent: apt-get install dataset-fashion-mnist")
+
+
+def read_rows(run_dir) -> list:
+    """The metrics.jsonl rows of a run directory."""
+    return [json.loads(line) for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines()]
+
+
+def run_rows(cfg, out) -> list:
+    """Run cfg into `out` and return its metrics rows without the wall-clock column."""
+    from tallysim import run
+    run.run(cfg, str(out), progress=False)
+    rows = read_rows(out)
+    for row in rows:
+        row.pop("wall_s")
+    return rows

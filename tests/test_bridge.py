@@ -1,6 +1,5 @@
 """`bridge`: its two invariants (FedAvg, tally), exact bits on merge and non-merge rounds, partial
 participation, and the CLI end to end (CPU, tiny synthetic runs)."""
-import json
 import math
 import subprocess
 import sys
@@ -8,7 +7,7 @@ import sys
 import jax
 import jax.numpy as jnp
 import numpy as np
-from conftest import tiny
+from conftest import read_rows, run_rows, tiny
 
 from tallysim import comm, run
 from tallysim.protocols.tally import vote_bits
@@ -32,14 +31,6 @@ def rounds(cfg):
     return b, state0, state, infos, bits
 
 
-def metrics(cfg, out):
-    run.run(cfg, str(out), progress=False)
-    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    for row in rows:
-        row.pop("wall_s")
-    return rows
-
-
 def test_dense_merge_every_round_without_votes_is_fedavg():
     b, _, sb, ib, bits_b = rounds(tiny("protocol.name=bridge", *FEDAVG_LIKE))
     _, _, sf, _, bits_f = rounds(tiny("protocol.name=fedavg"))
@@ -56,8 +47,8 @@ def test_dense_merge_every_round_without_votes_is_fedavg():
 
 def test_density_zero_is_tally(tmp_path):
     common = ("bridge.period=1", "warmup_epochs=0")
-    rows_b = metrics(tiny("protocol.name=bridge", "bridge.density=0", *common), tmp_path / "b")
-    rows_t = metrics(tiny("protocol.name=tally", "init.shared=true", *common), tmp_path / "t")
+    rows_b = run_rows(tiny("protocol.name=bridge", "bridge.density=0", *common), tmp_path / "b")
+    rows_t = run_rows(tiny("protocol.name=tally", "init.shared=true", *common), tmp_path / "t")
     for rb, rt in zip(rows_b, rows_t):
         assert rb.pop("acc_global") is not None and rt.pop("acc_global") is None
     assert rows_b == rows_t and len(rows_b) == 2
@@ -109,6 +100,6 @@ def test_cli_end_to_end_per_tensor_soft_per_coordinate(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "tallysim", "run", *args, "--out", str(out), "--quiet"],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    rows = read_rows(out)
     assert [r["round"] for r in rows] == [1, 2]
     assert rows[0]["acc_global"] is not None and rows[1]["bits_up"] > 2 * rows[0]["bits_up"]

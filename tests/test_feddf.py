@@ -1,6 +1,5 @@
 """`feddf`: the teacher/student loss, steps=0 is FedAvg, server distillation moves the global model,
 and runs end to end through run.run and the CLI (CPU, tiny synthetic runs)."""
-import json
 import subprocess
 import sys
 
@@ -8,20 +7,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import TINY, tiny
+from conftest import TINY, read_rows, run_rows, tiny
 
 from tallysim import run
 from tallysim.fed import to_input
 from tallysim.protocols import fedavg
 from tallysim.protocols.feddf import distill_server, student_loss, teacher_probs
-
-
-def metrics(cfg, out):
-    run.run(cfg, str(out), progress=False)
-    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    for row in rows:
-        row.pop("wall_s")
-    return rows
 
 
 def test_teacher_and_loss():
@@ -43,8 +34,8 @@ def test_teacher_and_loss():
 
 
 def test_steps_zero_is_fedavg(tmp_path):
-    rows_d = metrics(tiny("protocol.name=feddf", "feddf.steps=0"), tmp_path / "d")
-    rows_f = metrics(tiny("protocol.name=fedavg"), tmp_path / "f")
+    rows_d = run_rows(tiny("protocol.name=feddf", "feddf.steps=0"), tmp_path / "d")
+    rows_f = run_rows(tiny("protocol.name=fedavg"), tmp_path / "f")
     assert rows_d == rows_f and len(rows_d) == 2
 
 
@@ -78,7 +69,7 @@ def test_server_distillation_moves_toward_ensemble():
 def test_end_to_end_run(tmp_path):
     cfg = tiny("protocol.name=feddf", "feddf.steps=5", "feddf.batch_size=16", "feddf.target=probs")
     last = run.run(cfg, str(tmp_path / "run"), progress=False)
-    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    rows = read_rows(tmp_path / "run")
     assert [r["round"] for r in rows] == [1, 2] and all(r["acc_global"] is not None for r in rows)
     b = run.build(cfg)
     W = b.ctx.num_params
@@ -91,4 +82,4 @@ def test_cli(tmp_path):
                            "feddf.steps=3", "feddf.batch_size=16", "rounds=1", "--out", str(out), "--quiet"],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    assert json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])["acc_global"] is not None
+    assert read_rows(out)[-1]["acc_global"] is not None

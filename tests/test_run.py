@@ -7,15 +7,11 @@ import sys
 import pytest
 
 from tallysim import cli, run
-from conftest import TINY, needs_fmnist, tiny
+from conftest import TINY, needs_fmnist, tiny, read_rows
 
 ROW_KEYS = {"round", "bits_up", "bits_down", "bits_per_peer", "acc_mean", "acc_min", "acc_max",
             "acc_global", "acc_ensemble", "train_loss", "consensus_acc", "vote_acc", "softavg_acc",
             "agreement", "wrong_confidence", "wall_s"}
-
-
-def rows(d):
-    return [json.loads(l) for l in (d / "metrics.jsonl").read_text().splitlines()]
 
 
 def without_wall(rs):
@@ -28,7 +24,7 @@ def test_cli_run_every_protocol(protocol, tmp_path, capsys):
     assert cli.main(["run", *TINY, f"protocol.name={protocol}", "--out", str(out), "--quiet"]) == 0
     summary = capsys.readouterr().out
     assert summary.startswith(f"{protocol}: 2 rounds, 4 peers on synthetic") and "MB per peer" in summary
-    rs = rows(out)
+    rs = read_rows(out)
     assert [r["round"] for r in rs] == [1, 2] and set(rs[0]) == ROW_KEYS
     assert rs[-1]["acc_mean"] > 0.2                                      # 10 classes: chance is 0.1
     assert (rs[-1]["acc_global"] is not None) == (protocol in ("fedavg", "fedprox"))
@@ -43,7 +39,7 @@ def test_same_seed_same_metrics_other_seed_differs(tmp_path):
     base = ["protocol.name=tally", "partition.kind=dirichlet", "partition.alpha=0.5", "vote.ties=random"]
     for name, seed in (("a", 0), ("b", 0), ("c", 1)):
         run.run(tiny(*base, f"seed={seed}"), str(tmp_path / name), progress=False)
-    a, b, c = (without_wall(rows(tmp_path / n)) for n in "abc")
+    a, b, c = (without_wall(read_rows(tmp_path / n)) for n in "abc")
     assert a == b
     assert a != c
 
@@ -51,7 +47,7 @@ def test_same_seed_same_metrics_other_seed_differs(tmp_path):
 def test_eval_every_and_refuse_non_empty_out(tmp_path, capsys):
     out = tmp_path / "o"
     assert cli.main(["run", *TINY, "rounds=3", "eval_every=2", "protocol.name=local", "--out", str(out), "--quiet"]) == 0
-    assert [r["round"] for r in rows(out)] == [2, 3]                    # and always the last round
+    assert [r["round"] for r in read_rows(out)] == [2, 3]                    # and always the last round
     assert cli.main(["run", *TINY, "--out", str(out), "--quiet"]) == 2
     assert "not empty; pass --overwrite" in capsys.readouterr().err
     assert cli.main(["run", *TINY, "protocol.name=local", "--out", str(out), "--quiet", "--overwrite"]) == 0

@@ -5,25 +5,21 @@ import numpy as np
 import pytest
 
 from tallysim import cli, run
-from conftest import TINY, tiny
+from conftest import TINY, tiny, read_rows
 
 COMPARE = ("acc_mean", "acc_min", "acc_max", "acc_ensemble", "train_loss", "vote_acc", "softavg_acc",
            "agreement", "wrong_confidence", "consensus_acc", "bits_up", "bits_down")
-
-
-def rows(d):
-    return [json.loads(l) for l in (d / "metrics.jsonl").read_text().splitlines()]
 
 
 @pytest.mark.parametrize("protocol", ["tally", "fedavg"])
 def test_seed_batch_matches_seeds_run_alone(protocol, tmp_path):
     base = [f"protocol.name={protocol}", "partition.kind=dirichlet", "partition.alpha=0.5"]
     run.run(tiny(*base, "seed=3", "seeds=2"), str(tmp_path / "batch"), progress=False)
-    batch = rows(tmp_path / "batch")
+    batch = read_rows(tmp_path / "batch")
     assert batch[-1]["seeds"] == [3, 4] and "acc_mean_std" in batch[-1]
     for j, seed in enumerate((3, 4)):
         run.run(tiny(*base, f"seed={seed}"), str(tmp_path / f"s{seed}"), progress=False)
-        alone = rows(tmp_path / f"s{seed}")
+        alone = read_rows(tmp_path / f"s{seed}")
         for rb, ra in zip(batch, alone):
             for k in COMPARE:
                 if ra.get(k) is None:
@@ -39,7 +35,7 @@ def test_seed_batch_matches_seeds_run_alone(protocol, tmp_path):
 def test_chunks_give_the_same_rows(tmp_path):
     run.run(tiny("protocol.name=tally", "seeds=3"), str(tmp_path / "one"), progress=False)
     run.run(tiny("protocol.name=tally", "seeds=3", "seed_chunk=2"), str(tmp_path / "two"), progress=False)
-    a, b = rows(tmp_path / "one"), rows(tmp_path / "two")
+    a, b = read_rows(tmp_path / "one"), read_rows(tmp_path / "two")
     for ra, rb in zip(a, b):
         np.testing.assert_allclose(ra["per_seed"]["acc_mean"], rb["per_seed"]["acc_mean"], atol=2e-3)
         assert ra["bits_per_peer"] == rb["bits_per_peer"]

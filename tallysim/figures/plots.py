@@ -47,6 +47,19 @@ def _save(fig, stem: Path, table: list[dict]) -> dict:
     return paths
 
 
+def _finish(ax, xlabel: str, ylabel: str, title: str = None, logx=True, logy=False, legend_size=8):
+    if logx:
+        ax.set_xscale("log")
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title, fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=legend_size)
+
+
 def _band(ax, x, y, s, label, **kw):
     line, = ax.plot(x, y, marker="o", markersize=3, label=label, **kw)
     if any(s):
@@ -72,12 +85,8 @@ def curves(spec, data, stem, title) -> dict:
             hit = bits_to_target(rows, target)
             summary.append(f"| {label} | {cfg.get('data', {}).get('name')} | {acc(last)[0]:.4f} +- {acc(last)[1]:.4f} "
                            f"| {last['bits_per_peer'] / 8e6:.4g} | {'not reached' if hit is None else f'{hit:.4g}'} |")
-    ax.set_xscale("log")
-    ax.set_xlabel("cumulative bits per peer (up + down)")
-    ax.set_ylabel("test accuracy (mean +- std over seeds)")
-    ax.set_title(title, fontsize=10)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7)
+    _finish(ax, "cumulative bits per peer (up + down)", "test accuracy (mean +- std over seeds)", title,
+            legend_size=7)
     paths = _save(fig, stem, table)
     paths["table"] = f"{stem}_table.md"
     Path(paths["table"]).write_text(
@@ -102,13 +111,8 @@ def final_vs(spec, data, stem, title) -> dict:
         _band(ax, [p[0] for p in pts], [p[1] for p in pts], [p[2] for p in pts], group)
         table += [{"group": group, key: p[0], "accuracy": p[1], "accuracy_std": p[2], "bits_per_peer": p[3]}
                   for p in pts]
-    if spec.get("logx", True):
-        ax.set_xscale("log")
-    ax.set_xlabel(spec.get("xlabel", key))
-    ax.set_ylabel("final test accuracy (mean +- std over seeds)")
-    ax.set_title(title, fontsize=10)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
+    _finish(ax, spec.get("xlabel", key), "final test accuracy (mean +- std over seeds)", title,
+            logx=spec.get("logx", True))
     return _save(fig, stem, table)
 
 
@@ -135,12 +139,7 @@ def classes(spec, data, stem, title) -> dict:
         table += [{"group": group, "classes": p[0], "bits_per_probe_up": p[1], "bits_per_peer_to_target": p[2],
                    "final_accuracy": p[3]} for p in pts]
     for ax, ylab in ((a1, "uplink bits per probe"), (a2, f"bits per peer to reach accuracy {target}")):
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel("classes C")
-        ax.set_ylabel(ylab)
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=8)
+        _finish(ax, "classes C", ylab, logy=True)
     fig.suptitle(title, fontsize=10)
     return _save(fig, stem, table)
 
@@ -201,13 +200,7 @@ def speed(spec, rows, stem, title) -> dict:
         pts = sorted((r["P"], r["samples_per_s"]) for r in rows if r["mode"] == mode)
         if pts:
             ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=f"{mode} ({rows[0]['device']})")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("peers P")
-    ax.set_ylabel("local-training samples / s")
-    ax.set_title(title, fontsize=10)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
+    _finish(ax, "peers P", "local-training samples / s", title, logy=True)
     return _save(fig, stem, [{k: r.get(k) for k in ("P", "mode", "samples_per_s", "sec", "compile_s", "device")}
                              for r in rows])
 
