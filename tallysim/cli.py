@@ -150,8 +150,21 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _parse(argv):
+    """argparse, but `key=value` items may also follow options (`run --quiet rounds=1`)."""
+    p = parser()
+    args, extra = p.parse_known_args(argv)
+    dest = "overrides" if hasattr(args, "overrides") else "axes" if hasattr(args, "axes") else None
+    stray = [x for x in extra if dest is None or x.startswith("-") or "=" not in x]
+    if stray:
+        p.error(f"unrecognized arguments: {' '.join(stray)}")
+    if extra:
+        setattr(args, dest, list(getattr(args, dest)) + extra)
+    return args
+
+
 def main(argv=None) -> int:
-    args = parser().parse_args(argv)
+    args = _parse(argv)
     try:
         return args.fn(args)
     except ConfigError as e:

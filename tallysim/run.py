@@ -15,7 +15,6 @@ import functools
 import json
 import math
 import os
-import shutil
 import sys
 import time
 from dataclasses import dataclass, replace
@@ -26,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tallysim import comm, config, data, fed
+from tallysim import comm, config, data, fed, outdir
 from tallysim.config import Config, ConfigError
 from tallysim.evaluate import evaluate
 from tallysim.models import make_model, param_count
@@ -97,15 +96,6 @@ def build(cfg: Config) -> Built:
     shapes = jax.eval_shape(model.init, jax.random.PRNGKey(0), dummy)
     ctx = Context(cfg=cfg, spec=spec, model=model, num_params=param_count(shapes))
     return Built(cfg, ctx, make_protocol(ctx), fdata, seeds, counts, ds.name)
-
-
-def prepare_out(out: Path, overwrite: bool) -> None:
-    if out.exists() and any(out.iterdir()):
-        if not overwrite:
-            raise ConfigError(f"output directory {out} is not empty; pass --overwrite to replace it "
-                              "or choose another --out")
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
 
 
 def auto_chunk(b: Built) -> int:
@@ -200,11 +190,12 @@ def _is_oom(e: Exception) -> bool:
 def run(cfg: Config, out: Optional[str] = None, overwrite: bool = False, progress: bool = True,
         built: Optional[Built] = None) -> dict:
     """Run one configuration (all its seeds) end to end; returns the last metrics row plus 'out'."""
+    if out is not None:
+        outdir.check(out, overwrite)     # before the data is loaded: a bad --out fails at once
     b = built or build(cfg)
     cfg = b.cfg
-    out_dir = Path(out) if out else None
+    out_dir = outdir.claim(out, overwrite) if out is not None else None
     if out_dir:
-        prepare_out(out_dir, overwrite)
         (out_dir / "config.json").write_text(json.dumps(config.to_dict(cfg), indent=2) + "\n")
         each = [{"seed": s, "shard_sizes": c.sum(1).tolist(), "class_counts": c.tolist()}
                 for s, c in zip(b.seeds, b.class_counts)]

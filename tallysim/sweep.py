@@ -27,7 +27,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from tallysim import config
+from tallysim import config, outdir
 from tallysim.config import Config, ConfigError
 
 DONE = "done.json"
@@ -170,7 +170,8 @@ def run_sweep(base_cfg: Config, runs: list[tuple[str, list[str]]], out_dir, prog
     {name, overrides, dir, status: done|skipped|failed, [summary|error]}.
 
     All configs are validated first (ConfigError before anything is created). Complete runs
-    (done.json present) are skipped; partial directories are rerun with overwrite=True. A run that
+    (done.json present) are skipped; partial tallysim run directories are rerun with overwrite=True
+    (a directory holding anything tallysim did not write stops the sweep before it starts). A run that
     fails (NonFiniteLoss, a data-dependent ConfigError, or any other exception) leaves error.txt in
     its directory and the sweep continues. `progress` shows each run's per-round bar.
     """
@@ -178,6 +179,9 @@ def run_sweep(base_cfg: Config, runs: list[tuple[str, list[str]]], out_dir, prog
 
     cfgs = configs(base_cfg, runs)
     out_dir = Path(out_dir)
+    # Nothing is created or replaced until every run directory is known to be ours (or absent).
+    outdir.check_sweep_dir(out_dir, {name: out_dir / outdir.check_name(name, "sweep run")
+                                     for name, _ in runs}, DONE, INDEX)
     out_dir.mkdir(parents=True, exist_ok=True)
     records = [{"name": name, "overrides": list(ov), "dir": str(out_dir / name), "status": "pending"}
                for name, ov in runs]
@@ -224,7 +228,7 @@ def run_sweep(base_cfg: Config, runs: list[tuple[str, list[str]]], out_dir, prog
 
 
 def _fail(run_dir: Path, rec: dict, message: str, log, detail: Optional[str] = None) -> None:
-    run_dir.mkdir(parents=True, exist_ok=True)
+    outdir.mark(run_dir)               # so a rerun may replace this failed run
     err = run_dir / "error.txt"
     if detail or not err.exists():
         err.write_text((detail or message).rstrip("\n") + "\n")

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from tallysim import config, sweep
+from tallysim import config, outdir, sweep
 from tallysim import run as runmod
 from tallysim.cli import main
 from tallysim.config import ConfigError
@@ -132,19 +132,19 @@ def test_run_skip_and_resume(tmp_path):
 
     # an interrupted run (no done.json, partial directory) is rerun; the other is kept
     (out / "protocol.name=local" / "done.json").unlink()
-    (out / "protocol.name=local" / "stale.txt").write_text("from the interrupted run")
+    (out / "protocol.name=local" / "error.txt").write_text("from the interrupted run")
     recs = sweep.run_sweep(small_cfg(), runs, out, progress=False, log=lambda s: None)
     assert [r["status"] for r in recs] == ["done", "skipped"]
     after = _mtimes(out)
     assert after["protocol.name=fedavg"] == before["protocol.name=fedavg"]
     assert after["protocol.name=local"] != before["protocol.name=local"]
     assert (out / "protocol.name=local" / "done.json").exists()
-    assert not (out / "protocol.name=local" / "stale.txt").exists()
+    assert not (out / "protocol.name=local" / "error.txt").exists()
 
 
 def _fake_run(cfg, out=None, overwrite=False, progress=True, built=None):
     """Stands in for run.run: protocol softlabel 'diverges', others write one metrics row."""
-    runmod.prepare_out(Path(out), overwrite)
+    outdir.claim(Path(out), overwrite)
     if cfg.protocol.name == "softlabel":
         (Path(out) / "error.txt").write_text("round 1: the training loss is nan\n")
         raise runmod.NonFiniteLoss("round 1: the training loss is nan; the run stopped")

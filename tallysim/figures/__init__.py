@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from tallysim import config, sweep
+from tallysim import config, outdir, sweep
 from tallysim.config import ConfigError
 
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
@@ -46,9 +46,17 @@ def _merge(a: dict, b: dict) -> dict:
 def group_plans(spec: dict, smoke: bool, base_dir: Path) -> dict[str, tuple[config.Config, list]]:
     """group name -> (base Config, [(run name, overrides)]), all validated before anything runs."""
     shrink = spec.get("smoke", {}) if smoke else {}
-    groups = _merge(spec.get("groups") or {"all": {}}, shrink.get("groups", {}))
+    groups = spec.get("groups") or {"all": {}}
+    if not isinstance(groups, dict) or not isinstance(shrink, dict) \
+            or not isinstance(shrink.get("groups", {}), dict):
+        raise ConfigError("a figure config's `groups` (and `smoke.groups`) must be an object "
+                          '{"group name": {config fields}}')
+    groups = _merge(groups, shrink.get("groups", {}))
     plans = {}
     for gname, g in groups.items():
+        outdir.check_name(gname, "figure group")      # results/<figure>/<group>/ stays inside --results
+        if not isinstance(g, dict):
+            raise ConfigError(f"figure group {gname!r} must be an object of config fields, not {g!r}")
         g = dict(g)
         fields, axes = dict(spec.get("base", {})), {}
         if "include" in g:

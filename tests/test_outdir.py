@@ -1,0 +1,198 @@
+"""Nothing a user owns is ever deleted: --overwrite, sweeps and figures replace only what tallysim
+wrote, and refuse everything else with one line and exit code 2, before any data is loaded."""
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from tallysim import cli, figures, outdir, sweep
+from tallysim.config import ConfigError
+from conftest import TINY, tiny
+
+RUN = [*TINY, "rounds=1", "protocol.name=local", "--quiet"]
+
+
+def user_files(root: Path) -> dict:
+    """A user's files under root: relative path -> bytes."""
+    (root / "sub").mkdir(parents=True, exist_ok=True)
+    (root / "important.txt").write_bytes(b"thesis draft \x00\x01")
+    (root / "sub" / "notes.txt").write_bytes(b"notes")
+    return snapshot(root)
+
+
+def snapshot(root: Path) -> dict:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def assert_survive(root: Path, before: dict) -> None:
+    now = snapshot(root)
+    for rel, data in before.items():
+        assert now.get(rel) == data, f"{rel} was changed or deleted"
+
+
+def refused(argv, capsys, *needles):
+    code = cli.main(argv)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("tallysim: error: "), err
+    for n in needles:
+        assert n in err, err
+    return err
+
+
+def test_overwrite_refuses_a_directory_with_user_files(tmp_path, capsys):
+    out = tmp_path / "DIR"
+    before = user_files(out)
+    refused(["run", *RUN, "--out", str(out), "--overwrite"], capsys, "did not write", "important.txt")
+    assert_survive(out, before)
+    assert snapshot(out) == before                     # and nothing was added either
+
+
+def test_overwrite_refuses_user_files_beside_a_previous_run(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert cli.main(["run", *RUN, "--out", str(out)]) == 0
+    (out / "my_analysis.ipynb").write_bytes(b"{}")
+    before = snapshot(out)
+    refused(["run", *RUN, "--out", str(out), "--overwrite"], capsys, "my_analysis.ipynb")
+    assert snapshot(out) == before
+
+
+def test_overwrite_replaces_a_previous_tallysim_run(tmp_path):
+    out = tmp_path / "run"
+    assert cli.main(["run", *RUN, "--out", str(out)]) == 0
+    first = json.loads((out / "config.json").read_text())
+    assert (out / outdir.MARKER).is_file() and outdir.is_run_dir(out)
+    (out / "error.txt").write_text("stale\n")                  # a file a run writes: replaced
+    assert cli.main(["run", *RUN, "seed=5", "--out", str(out), "--overwrite"]) == 0
+    assert json.loads((out / "config.json").read_text())["seed"] == 5 != first["seed"]
+    assert not (out / "error.txt").exists()
+
+
+def test_overwrite_replaces_a_legacy_run_without_marker(tmp_path):
+    out = tmp_path / "old"
+    out.mkdir()
+    (out / "config.json").write_text("{}")
+    (out / "metrics.jsonl").write_text("")
+    assert cli.main(["run", *RUN, "--out", str(out), "--overwrite"]) == 0
+    assert (out / outdir.MARKER).exists()
+
+
+def test_overwrite_refuses_a_lone_config_file(tmp_path, capsys):
+    # a user's directory holding only a config.json is not a run: it must survive --overwrite
+    out = tmp_path / "exp"
+    out.mkdir()
+    (out / "config.json").write_text('{"peers": 4}')
+    before = snapshot(out)
+    refused(["run", *RUN, "--out", str(out), "--overwrite"], capsys, "not a tallysim run")
+    assert snapshot(out) == before
+
+
+def test_overwrite_refuses_the_working_directory(tmp_path, capsys, monkeypatch):
+    work = tmp_path / "work"
+    user_files(work)
+    (work / "config.json").write_text("{}")           # even if it looks like a run
+    (work / "metrics.jsonl").write_text("")
+    monkeypatch.chdir(work)
+    before = snapshot(work)
+    refused(["run", *RUN, "--out", ".", "--overwrite"], capsys, "working directory")
+    refused(["run", *RUN, "--out", str(work.parent), "--overwrite"], capsys)
+    assert snapshot(work) == before
+
+
+def test_overwrite_refuses_home_and_root(tmp_path, capsys, monkeypatch):
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "config.json").write_text("{}")
+    (home / "metrics.jsonl").write_text("")
+    monkeypatch.setenv("HOME", str(home))
+    before = snapshot(home)
+    refused(["run", *RUN, "--out", str(home), "--overwrite"], capsys, "home directory")
+    assert snapshot(home) == before
+    with pytest.raises(ConfigError, match="root|working directory"):
+        outdir.check("/", overwrite=True)
+
+
+def test_overwrite_refuses_a_symlink_and_a_file(tmp_path, capsys):
+    real = tmp_path / "real"
+    assert cli.main(["run", *RUN, "--out", str(real)]) == 0
+    link = tmp_path / "link"
+    link.symlink_to(real, target_is_directory=True)
+    before = snapshot(real)
+    refused(["run", *RUN, "--out", str(link), "--overwrite"], capsys, "symbolic link")
+    assert snapshot(real) == before
+    f = tmp_path / "file.txt"
+    f.write_bytes(b"mine")
+    refused(["run", *RUN, "--out", str(f), "--overwrite"], capsys, "is a file")
+    refused(["run", *RUN, "--out", str(f / "sub")], capsys, "is a file")
+    assert f.read_bytes() == b"mine"
+
+
+def test_bad_out_fails_before_the_data_is_built(tmp_path, capsys, monkeypatch):
+    from tallysim import run
+    monkeypatch.setattr(run, "build", lambda cfg: pytest.fail("build ran before --out was checked"))
+    out = tmp_path / "full"
+    user_files(out)
+    refused(["run", *RUN, "--out", str(out)], capsys, "not empty")
+    refused(["run", *RUN, "--out", ""], capsys, "--out is empty")
+
+
+def test_sweep_refuses_a_run_directory_holding_user_files(tmp_path, capsys):
+    out = tmp_path / "sw"
+    name = "protocol.name=local"
+    before = user_files(out / name)
+    code = cli.main(["sweep", *TINY, "rounds=1", "protocol.name=local,tally", "--out", str(out), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and "did not write" in err and name in err, err
+    assert_survive(out / name, before)
+    assert not (out / "protocol.name=tally").exists()             # refused before anything ran
+    # a user's file named like the sweep index survives too
+    out2 = tmp_path / "sw2"
+    out2.mkdir()
+    (out2 / sweep.INDEX).write_text("my own notes")
+    assert cli.main(["sweep", *TINY, "rounds=1", "--out", str(out2), "--quiet"]) == 2
+    assert (out2 / sweep.INDEX).read_text() == "my own notes"
+
+
+def test_sweep_reruns_its_own_partial_and_failed_runs(tmp_path):
+    out = tmp_path / "sw"
+    runs = [("a", []), ("b", ["optim.lr=1e30"])]              # b diverges: a failed run
+    recs = sweep.run_sweep(tiny("rounds=1", "protocol.name=local"), runs, out, progress=False,
+                           log=lambda m: None)
+    assert [r["status"] for r in recs] == ["done", "failed"]
+    assert outdir.is_run_dir(out / "b")
+    (out / "a" / sweep.DONE).unlink()                               # a's run is now partial
+    recs = sweep.run_sweep(tiny("rounds=1", "protocol.name=local"), runs, out, progress=False,
+                           log=lambda m: None)
+    assert [r["status"] for r in recs] == ["done", "failed"]        # both reran, nothing refused
+
+
+@pytest.mark.parametrize("group", ["/abs/path", "../../x", "..", ".", "", "a/b", "a\\b"])
+def test_figure_group_names_stay_inside_results(tmp_path, group, capsys):
+    victim = tmp_path / "x"
+    before = user_files(victim)
+    spec = {"kind": "curves", "base": {"data": {"name": "synthetic"}},
+            "groups": {group: {"protocol": {"name": "local"}}}}
+    path = tmp_path / "f.json"
+    path.write_text(json.dumps(spec))
+    res = tmp_path / "a" / "b" / "results"
+    assert cli.main(["figure", str(path), "--results", str(res), "--out", str(tmp_path / "fig"), "--quiet"]) == 2
+    assert "figure group" in capsys.readouterr().err
+    assert_survive(victim, before)
+    assert not res.exists()
+
+
+@pytest.mark.parametrize("groups", [["a", "b"], {"a": 7}, 3])
+def test_figure_groups_must_be_an_object_of_objects(tmp_path, groups, capsys):
+    path = tmp_path / "f.json"
+    path.write_text(json.dumps({"kind": "curves", "groups": groups}))
+    assert cli.main(["figure", str(path), "--results", str(tmp_path / "r"), "--out", str(tmp_path / "o")]) == 2
+    assert "group" in capsys.readouterr().err
+
+
+def test_check_name():
+    assert outdir.check_name("protocol.name=tally__seed=1", "run") == "protocol.name=tally__seed=1"
+    for bad in ("..", "/x", "a/b", "", "x" * 300, None, 7):
+        with pytest.raises(ConfigError):
+            outdir.check_name(bad, "run")
