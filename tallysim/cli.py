@@ -170,6 +170,11 @@ def main(argv=None) -> int:
     except ConfigError as e:
         print(f"tallysim: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:
+        if e.filename is None:          # not about a path the user gave: a real failure, keep the traceback
+            raise
+        print(f"tallysim: error: {e.filename}: {e.strerror or e}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("tallysim: interrupted; metrics written so far are kept", file=sys.stderr)
         return 130

@@ -162,99 +162,42 @@ class Config:
     feddf: FedDFConfig = field(default_factory=FedDFConfig)
     bridge: BridgeConfig = field(default_factory=BridgeConfig)
     comm: CommConfig = field(default_factory=CommConfig)
+    # Not a config field: the dotted keys resolved() derived (None before). config.json records them as
+    # "derived" so that loading it (e.g. with another protocol.name) derives them again.
+    derived: tuple = field(default=(), compare=False, repr=False, metadata={"internal": True})
 
     # Derived defaults, resolved once so config.json records what actually ran.
     def resolved(self) -> "Config":
         name = self.protocol.name
         optim, init, warm = self.optim, self.init, self.warmup_epochs
+        derived = set(self.derived)
         if optim.reset_each_round is None:
             optim = replace(optim, reset_each_round=name in FEDAVG_FAMILY)
+            derived.add("optim.reset_each_round")
         if init.shared is None:
             init = replace(init, shared=name in FEDAVG_FAMILY or name == "bridge")
+            derived.add("init.shared")
         if warm is None:
             warm = self.local_epochs if name in DISTILL_PROTOCOLS else 0
-        return replace(self, optim=optim, init=init, warmup_epochs=warm)
+            derived.add("warmup_epochs")
+        return replace(self, optim=optim, init=init, warmup_epochs=warm, derived=tuple(sorted(derived)))
+
+
+DERIVED = ("optim.reset_each_round", "init.shared", "warmup_epochs")   # what resolved() may derive
 
 
 # ----------------------------------------------------------------------------- validation
 
-def _choice(key: str, value: str, allowed) -> None:
-    if value not in allowed:
-        raise ConfigError(f"{key}={value!r} is not known; allowed: {', '.join(allowed)}")
-
-
-def _positive(key: str, value, allow_zero: bool = False) -> None:
-    if value is None:
-        return
-    if value < 0 or (value == 0 and not allow_zero):
-        raise ConfigError(f"{key}={value} must be {'>= 0' if allow_zero else '> 0'}")
-
-
 def validate(cfg: Config) -> Config:
-    """Check everything that does not need the data; return the resolved config."""
-    _choice("protocol.name", cfg.protocol.name, PROTOCOLS)
-    _choice("model.name", cfg.model.name, MODELS)
-    _choice("model.dtype", cfg.model.dtype, ("float32", "bfloat16"))
-    _choice("partition.kind", cfg.partition.kind, PARTITIONS)
-    _choice("optim.name", cfg.optim.name, OPTIMIZERS)
-    _choice("vote.ties", cfg.vote.ties, ("lowest", "random"))
-    _choice("distill.order", cfg.distill.order, ("mixed", "sequential"))
-    _choice("softlabel.aggregate", cfg.softlabel.aggregate, ("mean", "era"))
-    _choice("feddf.target", cfg.feddf.target, ("logits", "probs"))
-    _choice("bridge.scope", cfg.bridge.scope, ("global", "per_tensor"))
-    _choice("bridge.average", cfg.bridge.average, ("weighted", "per_coordinate"))
-    _choice("bridge.reset", cfg.bridge.reset, ("hard", "soft"))
-    _choice("comm.topology", cfg.comm.topology, ("star", "allgather"))
-    if cfg.comm.soft_bits not in (32, 16, 8):
-        raise ConfigError(f"comm.soft_bits={cfg.comm.soft_bits} is not supported; allowed: 32, 16, 8")
-    for key in ("peers", "rounds", "seeds", "seed_chunk", "eval_every", "batch_size", "local_epochs", "local_steps",
-                "data.max_train", "data.max_test", "data.train_size", "data.test_size",
-                "probe.per_round", "probe.pool_size", "distill.batch_size", "feddf.batch_size",
-                "bridge.period", "comm.param_bits", "model.width", "partition.k"):
-        _positive(key, get_field(cfg, key))
-    for key in ("optim.lr", "distill.temperature", "softlabel.era_temperature",
-                "feddf.temperature", "feddf.lr"):
-        _positive(key, get_field(cfg, key))
-    for key in ("warmup_epochs", "distill.weight", "distill.epochs", "feddf.steps", "fedprox.mu",
-                "optim.weight_decay", "optim.momentum", "partition.min_size", "data.difficulty"):
-        _positive(key, get_field(cfg, key), allow_zero=True)
-    if cfg.partition.kind in ("dirichlet", "quantity") and not cfg.partition.alpha > 0:
-        raise ConfigError(f"partition.alpha={cfg.partition.alpha} must be > 0 "
-                          "(small = strong skew, >= 100 ~ IID)")
-    if not 0 < cfg.participation <= 1:
-        raise ConfigError(f"participation={cfg.participation} must be in (0, 1]")
-    if not 0 <= cfg.vote.min_agreement <= 1:
-        raise ConfigError(f"vote.min_agreement={cfg.vote.min_agreement} must be in [0, 1]")
-    if not 0 <= cfg.bridge.density <= 1:
-        raise ConfigError(f"bridge.density={cfg.bridge.density} must be in [0, 1]")
-    if not 0 <= cfg.distill.label_smoothing < 1:
-        raise ConfigError(f"distill.label_smoothing={cfg.distill.label_smoothing} must be in [0, 1)")
-    if cfg.data.num_classes < 2:
-        raise ConfigError(f"data.num_classes={cfg.data.num_classes} must be >= 2")
-    if cfg.data.name == "files" and not cfg.data.path:
-        raise ConfigError("data.name=files needs data.path=DIR (a directory of IDX or .npz files)")
-    if cfg.protocol.name == "bridge" and cfg.init.shared is False:
-        raise ConfigError("bridge needs a shared init (its merges are deltas from one common "
-                          "reference); remove init.shared=false")
-    if cfg.protocol.name in FEDAVG_FAMILY and cfg.init.shared is False:
-        raise ConfigError(f"{cfg.protocol.name} always starts every peer from the server model; "
-                          "init.shared=false is only for local/softlabel/tally")
-    return cfg.resolved()
+    """Check everything that does not need the data; return the resolved config (tallysim.validation)."""
+    from tallysim import validation
+    return validation.validate(cfg)
 
 
 def validate_with_data(cfg: Config, num_classes: int, train_examples: int, pool_examples: int) -> None:
     """Checks that need the dataset's size and class count (still before anything compiles)."""
-    if cfg.partition.kind == "label_quantity" and cfg.partition.k > num_classes:
-        raise ConfigError(f"partition.k={cfg.partition.k} exceeds the {num_classes} classes of "
-                          f"{cfg.data.name}; allowed: 1..{num_classes}")
-    min_each = cfg.partition.min_size if cfg.partition.kind == "dirichlet" else 1
-    if cfg.peers * max(min_each, 1) > train_examples:
-        raise ConfigError(f"peers={cfg.peers} needs at least {cfg.peers * max(min_each, 1)} training "
-                          f"examples but {cfg.data.name} has {train_examples} after the probe pool; "
-                          f"allowed: peers <= {train_examples // max(min_each, 1)}")
-    if cfg.probe.per_round > pool_examples:
-        raise ConfigError(f"probe.per_round={cfg.probe.per_round} is larger than the probe pool "
-                          f"({pool_examples} examples); allowed: 1..{pool_examples}")
+    from tallysim import validation
+    validation.validate_with_data(cfg, num_classes, train_examples, pool_examples)
 
 
 def default_pool_size(train_examples: int) -> int:
@@ -275,6 +218,8 @@ def field_keys(cls=Config, prefix: str = "") -> dict[str, Any]:
     hints = typing.get_type_hints(cls)
     out = {}
     for f in fields(cls):
+        if f.metadata.get("internal"):
+            continue
         t = hints[f.name]
         if dataclasses.is_dataclass(t):
             out.update(field_keys(t, prefix + f.name + "."))
@@ -350,43 +295,91 @@ def to_dict(cfg: Config) -> dict:
     return dataclasses.asdict(cfg)
 
 
-def from_dict(d: dict, base: Optional[Config] = None) -> Config:
-    """Nested dict (as in config.json) -> Config; unknown keys are errors."""
+def _coerce(key: str, v, t, where: str):
+    from tallysim.validation import TYPE_NAMES, json_kind, show, split_optional, type_ok
+    inner, optional = split_optional(t)
+    if v is None and optional:
+        return None
+    if isinstance(v, str) and inner is not str:
+        return _parse_scalar(key, v, t)          # "28x28x1", "none", "0.1" as in key=value
+    if inner is tuple and isinstance(v, list) and all(type_ok(x, int) for x in v):
+        return tuple(v)
+    if inner is int and isinstance(v, float) and v.is_integer():
+        return int(v)                            # 1e5 in JSON is a float
+    if inner is not tuple and type_ok(v, inner):
+        return float(v) if inner is float else v
+    raise ConfigError(f"{where}: {key}={show(v)} is {json_kind(v)}; expected "
+                      f"{TYPE_NAMES.get(inner, inner.__name__)}{' or null' if optional else ''}")
+
+
+def from_dict(d: dict, base: Optional[Config] = None, where: str = "config file") -> Config:
+    """Nested dict (as in config.json) -> Config; unknown keys and wrong JSON types are errors naming
+    `where`. Keys listed in a top-level "derived" (written by `run`) are left for validate to derive."""
+    from tallysim.validation import json_kind, show
+    if not isinstance(d, dict):
+        raise ConfigError(f"{where}: expected a JSON object of config fields, got {json_kind(d)}")
     keys = field_keys()
+    sections = {k.rsplit(".", 1)[0] for k in keys if "." in k}
+    d = dict(d)
+    derived = d.pop("derived", [])
+    if not isinstance(derived, list) or not all(k in DERIVED for k in derived):
+        raise ConfigError(f"{where}: \"derived\"={show(derived)} must be a list of {', '.join(DERIVED)}")
     flat = {}
 
     def walk(obj, prefix):
         for k, v in obj.items():
-            if isinstance(v, dict):
-                walk(v, prefix + k + ".")
+            key = prefix + str(k)
+            if key in sections:
+                if not isinstance(v, dict):
+                    raise ConfigError(f"{where}: {key} must be an object of {key}.* fields, not "
+                                      f"{json_kind(v)} {show(v)}")
+                walk(v, key + ".")
+            elif key in keys:
+                flat[key] = v
             else:
-                flat[prefix + k] = v
+                raise ConfigError(f"unknown config key {key!r} in {where}; see README 'Config fields'")
     walk(d, "")
-    values = {}
-    for key, v in flat.items():
-        if key not in keys:
-            raise ConfigError(f"unknown config key {key!r} in config file; see README 'Config fields'")
-        values[key] = _parse_scalar(key, str(v), keys[key]) if isinstance(v, str) and keys[key] is not str \
-            else (tuple(v) if keys[key] is tuple else v)
+    values = {key: _coerce(key, v, keys[key], where) for key, v in flat.items() if key not in derived}
     return with_values(base or Config(), values)
 
 
 def read_file(path: str) -> dict:
+    """A JSON object from a file; anything else (missing, a directory, binary, a list...) is one line."""
+    from tallysim.validation import json_kind, show
     try:
-        with open(path) as f:
-            return json.load(f)
+        with open(path, "rb") as f:
+            raw = f.read()
     except FileNotFoundError:
         raise ConfigError(f"config file {path!r} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {path!r} is a directory; give a JSON file") from None
+    except OSError as e:
+        raise ConfigError(f"config file {show(path)} cannot be read: {e.strerror or e}") from None
+    try:
+        d = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path!r} is not UTF-8 text (binary?); expected a JSON object") from None
     except json.JSONDecodeError as e:
         raise ConfigError(f"config file {path!r} is not valid JSON: {e}") from None
+    except (ValueError, RecursionError) as e:   # e.g. an integer of > 4300 digits, absurd nesting
+        raise ConfigError(f"config file {path!r} cannot be parsed: {show(str(e), 100)}") from None
+    if not isinstance(d, dict):
+        raise ConfigError(f"config file {path!r} holds {json_kind(d)}, not a JSON object; expected "
+                          '{"peers": 10, "protocol": {"name": "tally"}, ...}')
+    return d
 
 
 def load_file(path: str, smoke: bool = False) -> Config:
     """A JSON config. Two optional top-level sections are not fields: `smoke` (overrides that shrink
     the experiment, applied with smoke=True) and `sweep` (key -> list of values, read by `sweep`)."""
+    from tallysim.validation import json_kind
     d = read_file(path)
     shrink = d.pop("smoke", {})
-    d.pop("sweep", None)
+    if not isinstance(shrink, dict):
+        raise ConfigError(f"{path}: the `smoke` section must be an object of config fields, not "
+                          f"{json_kind(shrink)}")
+    if not isinstance(d.pop("sweep", None), (dict, type(None))):
+        raise ConfigError(f'{path}: the `sweep` section must be an object {{"key": [values, ...]}}')
     d.pop("description", None)
-    cfg = from_dict(d)
-    return from_dict(shrink, cfg) if smoke else cfg
+    cfg = from_dict(d, where=path)
+    return from_dict(shrink, cfg, where=f"{path} (smoke section)") if smoke else cfg

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Iterable
 
 from tallysim.config import PROTOCOLS, ConfigError
-from tallysim.plot import best_accuracy, read_run
+from tallysim.plot import best_accuracy, check_figure_out, columns, read_run
 
 ZERO_BITS_X = 1.0        # where runs with 0 bits sit on the log axis
 COLUMNS = ("protocol", "run", "bits_per_peer", "MB_per_peer", "accuracy")
@@ -34,7 +34,8 @@ MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
 
 def _metric(row: dict, metric: str):
     v = best_accuracy(row) if metric == "auto" else row.get(metric)
-    return None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
+    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and not math.isnan(v)
+    return float(v) if ok else None
 
 
 def find_runs(dirs: Iterable) -> list[tuple[Path, str]]:
@@ -71,9 +72,14 @@ def collect(dirs, which: str = "final", metric: str = "auto", log=None) -> list[
     if which not in ("final", "best"):
         raise ConfigError(f"--which={which!r} is not known; allowed: final, best")
     log = log or (lambda msg: print(msg, file=sys.stderr))
-    points = []
-    for d, label in find_runs(dirs):
-        cfg, rows = read_run(d)
+    points, cols, runs = [], set(), find_runs(dirs)
+    for d, label in runs:
+        try:
+            cfg, rows = read_run(d)
+        except ConfigError as e:            # one corrupt run must not cost the whole tree
+            log(f"pareto: skipping {d}: {e}")
+            continue
+        cols.update(columns(rows))
         if not rows:
             log(f"pareto: skipping {d}: metrics.jsonl has no rows yet")
             continue
@@ -94,6 +100,9 @@ def collect(dirs, which: str = "final", metric: str = "auto", log=None) -> list[
             "bits_per_peer": bits, "MB_per_peer": bits / 8e6,
             "accuracy": final if which == "final" else max(values),
             "accuracy_final": final, "accuracy_best": max(values), "rounds": last.get("round")})
+    if metric != "auto" and cols and metric not in cols:
+        raise ConfigError(f"--metric {metric!r} is not a column of any run's metrics.jsonl; allowed: auto, "
+                          f"{', '.join(sorted(cols))}")
     return points
 
 
@@ -202,6 +211,7 @@ def plot(points: list[dict], front: list[dict], out: str, which: str = "final", 
 
 
 def main(args) -> int:
+    check_figure_out(args.out)
     points = collect(args.runs, which=args.which, metric=args.metric)
     if not points:
         raise ConfigError(f"no complete runs (directories with metrics.jsonl) under {', '.join(args.runs)}")

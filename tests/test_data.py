@@ -234,8 +234,9 @@ def test_load_never_imports_tensorflow(tmp_path):
 
 # ----------------------------------------------------------------------------- tfds prepare (offline)
 
-def test_prepare_tfds_mocked(cache):
+def test_prepare_tfds_mocked(cache, monkeypatch):
     tfds = pytest.importorskip("tensorflow_datasets")
+    monkeypatch.setattr(sys.modules["tallysim.data.prepare"], "_reachable", lambda *a, **k: True)
     # Without TensorFlow, tfds.load cannot build a tf.data pipeline, so prepare() falls back to
     # tfds.data_source, which mock_data serves (USE_CODE: random examples from the builder's features).
     with tfds.testing.mock_data(num_examples=12, policy=tfds.testing.MockPolicy.USE_CODE):

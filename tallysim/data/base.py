@@ -30,15 +30,29 @@ def checked(name: str, x_train, y_train, x_test, y_test, num_classes=None, where
     xs, ys = [], []
     for split, x, y in (("train", x_train, y_train), ("test", x_test, y_test)):
         x, y = np.asarray(x), np.asarray(y)
+        if x.dtype == bool or not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)):
+            raise DataError(f"{split} images{where} have dtype {x.dtype}; allowed: integer (e.g. uint8 "
+                            "pixels) or floating-point arrays")
+        if not 2 <= x.ndim <= 5:
+            raise DataError(f"{split} images{where} have shape {x.shape}; allowed: [N, D], [N, H, W] or "
+                            "[N, H, W, C]")
         if x.ndim == 3:                      # [N, H, W] grey images -> add the channel axis models expect
             x = x[..., None]
+        if y.ndim > 2 or (y.ndim == 2 and y.shape[1] != 1):
+            raise DataError(f"{split} labels{where} have shape {y.shape}; allowed: [N] integer class ids "
+                            "(not one-hot)")
         y = y.reshape(-1)
+        if len(y) == 0:
+            raise DataError(f"the {split} split{where} has no examples; a dataset needs at least one "
+                            "training and one test example")
+        if np.issubdtype(x.dtype, np.floating) and not np.isfinite(x).all():
+            raise DataError(f"{split} images{where} hold NaN or infinite values; allowed: finite numbers")
         if len(x) != len(y):
             raise DataError(f"{split} images and labels disagree{where}: {len(x)} images vs {len(y)} "
                             "labels; each image needs exactly one label")
-        if len(y) and (not np.issubdtype(y.dtype, np.integer) or y.min() < 0):
+        if y.dtype == bool or not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or y.max() >= 2**31 - 1:
             raise DataError(f"{split} labels{where} must be non-negative integers 0..C-1 "
-                            f"(got dtype {y.dtype}, min {y.min()})")
+                            f"(got dtype {y.dtype}, min {y.min()}, max {y.max()})")
         xs.append(x)
         ys.append(y.astype(np.int32))
     if xs[0].shape[1:] != xs[1].shape[1:]:

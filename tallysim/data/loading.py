@@ -1,6 +1,8 @@
 """`load(cfg.data, seed)`: the simulation's only entry to data. numpy + stdlib only (no TensorFlow)."""
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 from tallysim.config import DataConfig
@@ -16,17 +18,52 @@ COMMON = ("synthetic", "files", "mnist", "fashion_mnist", "kmnist", "cifar10", "
           "emnist/balanced", "emnist/byclass", "emnist/letters", "emnist/digits", "svhn_cropped")
 
 
+BUILT_IN = ("synthetic", "files")
+
+
+def prepared_names() -> list[str]:
+    d = cache_dir()
+    try:
+        return sorted(p.name[:-4].replace("__", "/") for p in d.glob("*.npz")) if d.is_dir() else []
+    except OSError:
+        return []
+
+
+def _tfds_names() -> list[str]:
+    """tfds's builder names when tfds is already imported (listing them is cheap then); never imports
+    it here: importing tfds takes seconds and may pull in TensorFlow."""
+    import sys
+    tfds = sys.modules.get("tensorflow_datasets")
+    try:
+        return list(tfds.list_builders(with_community_datasets=False)) if tfds else []
+    except Exception:          # noqa: BLE001 - a hint only; any tfds failure just means no extra names
+        return []
+
+
 def _not_prepared(name: str) -> DataError:
     import difflib
-    prepared = sorted(p.stem.replace("__", "/") for p in cache_dir().glob("*.npz")) if cache_dir().is_dir() else []
-    near = difflib.get_close_matches(name, list(COMMON) + prepared, n=1)
-    if near and near[0] != name:
-        return DataError(f"dataset {name!r} is not known or not prepared; did you mean {near[0]!r}? "
-                         f"(prepared: {', '.join(prepared) or 'none'}; built in: synthetic, files)")
-    extra = " or: apt-get install dataset-fashion-mnist;" if name == "fashion_mnist" else ""
-    return DataError(f"dataset {name!r} is not prepared in {cache_dir()}; run: python -m tallysim prepare "
-                     f"{name} (needs internet and `pip install -e .[tf]`);{extra} or set data.path=DIR "
-                     "with IDX/.npz files")
+    prepared = prepared_names()
+    pool = list(dict.fromkeys(list(BUILT_IN) + prepared + list(COMMON) + _tfds_names()))
+    near = [n for n in difflib.get_close_matches(name, pool, n=3, cutoff=0.6) if n != name]
+    hint = f"closest: {', '.join(near)}; " if near else ""
+    extra = " (or: apt-get install dataset-fashion-mnist)" if name == "fashion_mnist" else ""
+    return DataError(f"dataset {name!r} is not prepared in {cache_dir()} and not built in; {hint}built in: "
+                     f"{', '.join(BUILT_IN)}; prepared: {', '.join(prepared) or 'none'}; for a tfds dataset "
+                     f"run: python -m tallysim prepare {name} (needs internet and `pip install -e .[tf]`)"
+                     f"{extra}, or set data.path=DIR with IDX/.npz files")
+
+
+def _fashion_mnist_again(name: str, err: DataError) -> Dataset:
+    """A corrupt fashion_mnist cache: re-import Debian's files over it (when installed)."""
+    ds = debian_fashion_mnist(name)
+    if ds is None:
+        raise err
+    print(f"tallysim: note: {err}; re-importing {name} from Debian's files", file=sys.stderr)
+    try:
+        write_cache(ds, name)
+    except DataError:
+        pass
+    return ds
 
 
 def _source(cfg: DataConfig, seed: int) -> Dataset:
@@ -39,7 +76,12 @@ def _source(cfg: DataConfig, seed: int) -> Dataset:
         return read_path(cfg.path, "files")
     cached = cache_file(cfg.name)
     if cached.is_file():
-        return read_npz(cached, cfg.name)
+        try:
+            return read_npz(cached, cfg.name, cached=True)
+        except DataError as err:
+            if cfg.name != "fashion_mnist":
+                raise
+            return _fashion_mnist_again(cfg.name, err)
     if cfg.path:
         return read_path(cfg.path, cfg.name)
     if cfg.name == "fashion_mnist":

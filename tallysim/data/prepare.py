@@ -43,6 +43,36 @@ def _via_data_source(tfds, name):
     return out
 
 
+TFDS_HOST = ("storage.googleapis.com", 443)   # where tfds downloads and dataset metadata come from
+NET_TIMEOUT = 3.0
+
+
+def _reachable(host=TFDS_HOST, timeout: float = NET_TIMEOUT) -> bool:
+    """Can we open a TCP connection to tfds's host within `timeout` s (DNS included)? Run in a daemon
+    thread so that a hanging resolver cannot stall us either."""
+    import socket
+    import threading
+    ok = []
+
+    def probe():
+        try:
+            socket.create_connection(host, timeout=timeout).close()
+            ok.append(True)
+        except OSError:
+            pass
+    t = threading.Thread(target=probe, daemon=True)
+    t.start()
+    t.join(timeout + 0.5)
+    return bool(ok)
+
+
+def _downloaded(name: str) -> bool:
+    """Whether tfds already holds `name` locally (then preparing needs no network)."""
+    import os
+    root = pathlib.Path(os.environ.get("TFDS_DATA_DIR") or pathlib.Path.home() / "tensorflow_datasets")
+    return (root / name.split(":")[0]).is_dir()
+
+
 def _from_tfds(name: str) -> Dataset:
     try:
         import tensorflow_datasets as tfds
@@ -54,6 +84,10 @@ def _from_tfds(name: str) -> Dataset:
     except Exception as e:   # unknown name, no label feature, ...: tfds raises many types
         raise DataError(f"cannot prepare {name!r}: tfds has no classification dataset by that name "
                         f"({_first_line(e)}); use a tfds name like mnist, cifar10, emnist/balanced") from None
+    if not _downloaded(name) and not _reachable():   # else tfds retries for minutes before failing
+        raise DataError(f"cannot prepare {name!r}: offline ({TFDS_HOST[0]}:{TFDS_HOST[1]} is unreachable "
+                        f"within {NET_TIMEOUT:g} s) and tfds has no local copy; connect to the internet, or "
+                        f"import local files: python -m tallysim prepare {name} --path DIR")
     try:
         try:
             arrays = _via_load(tfds, name)
@@ -80,6 +114,8 @@ def prepare(name: str, path: str | None = None) -> pathlib.Path:
     dataset-fashion-mnist files when tfds cannot produce it).
     path=DIR: import local IDX/.npz files (as data.name=files reads them) under `name`, offline.
     """
+    from tallysim.validation import check_name
+    check_name("dataset name", name)
     if path is not None:
         ds = read_path(path, name)
         return write_cache(ds, name)

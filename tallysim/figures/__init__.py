@@ -46,6 +46,9 @@ def _merge(a: dict, b: dict) -> dict:
 def group_plans(spec: dict, smoke: bool, base_dir: Path) -> dict[str, tuple[config.Config, list]]:
     """group name -> (base Config, [(run name, overrides)]), all validated before anything runs."""
     shrink = spec.get("smoke", {}) if smoke else {}
+    for key in ("base", "sweep", "smoke"):
+        if not isinstance(spec.get(key, {}), dict):
+            raise ConfigError(f"a figure config's `{key}` must be an object, not {spec[key]!r:.40}")
     groups = spec.get("groups") or {"all": {}}
     if not isinstance(groups, dict) or not isinstance(shrink, dict) \
             or not isinstance(shrink.get("groups", {}), dict):
@@ -84,10 +87,12 @@ def make_figure(name_or_path: str, smoke: bool = False, results: str = "results"
     name, path = resolve(name_or_path)
     spec = config.read_file(str(path))
     kind = spec.get("kind")
-    if kind not in KINDS:
+    if not isinstance(kind, str) or kind not in KINDS:
         raise ConfigError(f"{path}: kind={kind!r} is not known; allowed: {', '.join(KINDS)}")
     tag = name + ("-smoke" if smoke else "")
     out_dir = Path(out)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"--out {out} is a file; figures go into a directory")
     out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     if kind == "speed":

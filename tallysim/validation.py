@@ -1,0 +1,253 @@
+"""`config.validate`: every check on a Config that does not need the data, and the ones that do.
+
+Each failure is a `ConfigError` with one line naming the field, the bad value and what is allowed.
+Nothing here loads data, allocates arrays or compiles: types, ranges (every float finite), names that
+must fit the file system, and a rough memory estimate that refuses sizes no machine could hold.
+"""
+from __future__ import annotations
+
+import math
+import os
+import typing
+
+from tallysim.config import (FEDAVG_FAMILY, MODELS, OPTIMIZERS, PARTITIONS, PROTOCOLS,
+                             Config, ConfigError, field_keys, get_field)
+
+INT_MAX = 2**31 - 1     # jax.random.PRNGKey, numpy and int32 device arrays all hold this
+MAX_NAME = 200          # bytes of a dataset name (it becomes a cache file name; file systems allow 255)
+
+# Integers: key -> (smallest, largest) allowed (None fields are always allowed where the type is Optional).
+INT_RANGES = {
+    "seed": (0, INT_MAX), "data.seed": (0, INT_MAX), "seeds": (1, 100_000), "comm.param_bits": (1, 64),
+    "data.num_classes": (2, INT_MAX), "warmup_epochs": (0, INT_MAX), "distill.epochs": (0, INT_MAX),
+    "feddf.steps": (0, INT_MAX), "partition.min_size": (0, INT_MAX),
+}
+for _k in ("peers", "rounds", "seed_chunk", "eval_every", "batch_size", "local_epochs", "local_steps",
+           "data.max_train", "data.max_test", "data.train_size", "data.test_size", "probe.per_round",
+           "probe.pool_size", "distill.batch_size", "feddf.batch_size", "bridge.period", "model.width",
+           "partition.k"):
+    INT_RANGES[_k] = (1, INT_MAX)
+
+# Floats: key -> (low, high, low included, high included); every float must also be finite.
+FLOAT_RANGES = {
+    "optim.lr": (0, 100, False, True), "optim.momentum": (0, 1, True, False),
+    "optim.weight_decay": (0, 100, True, True), "data.difficulty": (0, 1000, True, True),
+    "partition.alpha": (0, 1e6, False, True), "participation": (0, 1, False, True),
+    "vote.min_agreement": (0, 1, True, True), "distill.weight": (0, 1e6, True, True),
+    "distill.temperature": (0, 1000, False, True), "distill.label_smoothing": (0, 1, True, False),
+    "softlabel.era_temperature": (0, 1000, False, True), "fedprox.mu": (0, 1e6, True, True),
+    "feddf.temperature": (0, 1000, False, True), "feddf.lr": (0, 100, False, True),
+    "bridge.density": (0, 1, True, True),
+}
+
+CHOICES = {
+    "protocol.name": PROTOCOLS, "model.name": MODELS, "model.dtype": ("float32", "bfloat16"),
+    "partition.kind": PARTITIONS, "optim.name": OPTIMIZERS, "vote.ties": ("lowest", "random"),
+    "distill.order": ("mixed", "sequential"), "softlabel.aggregate": ("mean", "era"),
+    "feddf.target": ("logits", "probs"), "bridge.scope": ("global", "per_tensor"),
+    "bridge.average": ("weighted", "per_coordinate"), "bridge.reset": ("hard", "soft"),
+    "comm.topology": ("star", "allgather"),
+}
+
+# (flattened input size, classes) of the datasets users most often name, for the memory estimate.
+KNOWN_SHAPES = {"mnist": (784, 10), "fashion_mnist": (784, 10), "kmnist": (784, 10),
+                "emnist/balanced": (784, 47), "emnist/byclass": (784, 62), "emnist/letters": (784, 37),
+                "emnist/digits": (784, 10), "cifar10": (3072, 10), "cifar100": (3072, 100),
+                "svhn_cropped": (3072, 10)}
+
+
+def split_optional(t):
+    """(inner type, whether None is allowed) of an annotation like Optional[int]."""
+    if typing.get_origin(t) is typing.Union and type(None) in typing.get_args(t):
+        return next(a for a in typing.get_args(t) if a is not type(None)), True
+    return t, False
+
+
+def type_ok(value, t) -> bool:
+    """JSON-level type check; bool is not an int here (`"peers": true` is refused)."""
+    if t is bool:
+        return isinstance(value, bool)
+    if t is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if t is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if t is tuple:
+        return isinstance(value, tuple) and all(type_ok(v, int) for v in value)
+    return isinstance(value, t)
+
+
+TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string",
+              tuple: "a list of positive integers like [28, 28, 1]"}
+
+
+def show(value, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def json_kind(v) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", int: "an integer",
+            float: "a number", type(None): "null"}.get(type(v), type(v).__name__)
+
+
+def check_types(cfg: Config) -> None:
+    for key, t in field_keys().items():
+        inner, optional = split_optional(t)
+        value = get_field(cfg, key)
+        if (value is None and optional) or type_ok(value, inner):
+            continue
+        allowed = TYPE_NAMES.get(inner, inner.__name__) + (" or null" if optional else "")
+        raise ConfigError(f"{key}={show(value)} has the wrong type ({type(value).__name__}); "
+                          f"expected {allowed}")
+
+
+def _interval(lo, hi, lo_in, hi_in) -> str:
+    return f"{'[' if lo_in else '('}{lo:g}, {hi:g}{']' if hi_in else ')'}"
+
+
+def check_ranges(cfg: Config) -> None:
+    for key, (lo, hi) in INT_RANGES.items():
+        v = get_field(cfg, key)
+        if v is not None and not lo <= v <= hi:
+            if lo >= 1 and v < lo and hi == INT_MAX:
+                raise ConfigError(f"{key}={v} must be > 0 (allowed: {lo}..{hi})")
+            raise ConfigError(f"{key}={v} is out of range; allowed: {lo}..{hi}")
+    for key, (lo, hi, lo_in, hi_in) in FLOAT_RANGES.items():
+        v = get_field(cfg, key)
+        if not math.isfinite(v):
+            raise ConfigError(f"{key}={v} must be a finite number; allowed: {_interval(lo, hi, lo_in, hi_in)}")
+        if key == "partition.alpha" and cfg.partition.kind not in ("dirichlet", "quantity"):
+            continue                                 # unused by iid / label_quantity
+        if v < lo or (v == lo and not lo_in) or v > hi or (v == hi and not hi_in):
+            if key == "partition.alpha" and v <= lo:
+                raise ConfigError(f"partition.alpha={v} must be > 0 (small = strong skew, >= 100 ~ IID)")
+            if key == "participation":
+                raise ConfigError(f"participation={v} must be in (0, 1]")
+            raise ConfigError(f"{key}={v} is out of range; allowed: {_interval(lo, hi, lo_in, hi_in)}")
+    if cfg.seed + cfg.seeds - 1 > INT_MAX:
+        raise ConfigError(f"seed={cfg.seed} seeds={cfg.seeds}: the last seed {cfg.seed + cfg.seeds - 1} "
+                          f"exceeds {INT_MAX}; allowed: seed + seeds - 1 <= {INT_MAX}")
+    shape = cfg.data.input_shape
+    if not 1 <= len(shape) <= 4 or not all(1 <= s <= INT_MAX for s in shape):
+        raise ConfigError(f"data.input_shape={shape} is not supported; allowed: 1 to 4 positive "
+                          "dimensions, e.g. 28x28x1, 32x32x3 or 64")
+
+
+def check_name(key: str, name: str) -> None:
+    """A dataset name becomes a cache file name: it must fit the file system."""
+    if not name or len(name.encode()) > MAX_NAME or any(ord(c) < 32 for c in name) or "\\" in name:
+        raise ConfigError(f"{key}={show(name)} is not a usable dataset name; allowed: 1..{MAX_NAME} "
+                          "bytes without control characters, e.g. fashion_mnist, emnist/balanced")
+
+
+def check_path(key: str, path: str) -> None:
+    if "\x00" in path or len(path.encode()) > 4000 or any(len(p.encode()) > 255 for p in path.split("/")):
+        raise ConfigError(f"{key}={show(path)} is too long for the file system (or holds a NUL byte); "
+                          "allowed: components of at most 255 bytes")
+
+
+def memory_limit() -> int:
+    """This machine's physical memory in bytes (refuse beyond it: nothing bigger can be allocated)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 1 << 40
+
+
+def _fmt(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB", "PB"):
+        if n < 1000:
+            return f"{n:.3g} {unit}"
+        n /= 1000
+    return f"{n:.3g} EB"
+
+
+def estimate_bytes(cfg: Config) -> list[tuple[str, int, str]]:
+    """(what, bytes, fields to lower) for the big allocations of a run: a rough lower bound, so that
+    only sizes that cannot possibly fit are refused (auto-chunking of seeds handles the rest)."""
+    d = cfg.data
+    synthetic = d.name == "synthetic"
+    dim, classes = (math.prod(d.input_shape), d.num_classes) if synthetic else KNOWN_SHAPES.get(d.name, (784, 10))
+    channels = d.input_shape[-1] if synthetic and len(d.input_shape) > 1 else 3 if dim == 3072 else 1
+    w = cfg.model.width
+    if cfg.model.name == "mlp":
+        params = dim * w + w * w + w * classes
+    elif cfg.model.name == "cnn":
+        params = 64 * (dim // (16 * channels)) * 512 + 512 * classes
+    else:
+        params = 100_000 + 128 * classes
+    out = [("the peers' models, gradients and optimizer state", 4 * 3 * params * cfg.peers,
+            "model.width, peers" if cfg.model.name == "mlp" else "peers"),
+           ("the probe outputs", 4 * 3 * cfg.peers * cfg.probe.per_round * classes,
+            "probe.per_round, peers" + (", data.num_classes" if synthetic else "")),
+           ("the activations", 4 * 4 * cfg.peers * cfg.batch_size * max(dim, w if cfg.model.name == "mlp" else 0),
+            "batch_size, peers")]
+    if synthetic:
+        coarse = math.prod(min(s, 7) for s in (d.input_shape[:-1] or d.input_shape))
+        out += [("the synthetic data", 4 * (d.train_size + d.test_size) * dim,
+                 "data.train_size, data.test_size, data.input_shape"),
+                ("the synthetic class prototypes", 4 * 3 * d.num_classes * coarse * d.input_shape[-1],
+                 "data.num_classes")]
+    return out
+
+
+def check_memory(cfg: Config, limit: int | None = None) -> None:
+    limit = memory_limit() if limit is None else limit
+    parts = estimate_bytes(cfg)
+    total = sum(b for _, b, _ in parts)
+    if total > limit:
+        what, size, keys = max(parts, key=lambda p: p[1])
+        raise ConfigError(f"this configuration needs at least {_fmt(total)} of memory ({what} alone "
+                          f"{_fmt(size)}), more than this machine's {_fmt(limit)}; lower {keys}")
+
+
+def _rules(cfg: Config) -> None:
+    if cfg.comm.soft_bits not in (32, 16, 8):
+        raise ConfigError(f"comm.soft_bits={cfg.comm.soft_bits} is not supported; allowed: 32, 16, 8")
+    if cfg.data.name == "files" and not cfg.data.path:
+        raise ConfigError("data.name=files needs data.path=DIR (a directory of IDX or .npz files)")
+    if cfg.probe.source == "files":
+        raise ConfigError("probe.source=files is not supported (data.path belongs to the training data); "
+                          "import the pool's files first with `python -m tallysim prepare NAME --path DIR` "
+                          "and set probe.source=NAME")
+    if cfg.protocol.name == "bridge" and cfg.init.shared is False:
+        raise ConfigError("bridge needs a shared init (its merges are deltas from one common "
+                          "reference); remove init.shared=false")
+    if cfg.protocol.name in FEDAVG_FAMILY and cfg.init.shared is False:
+        raise ConfigError(f"{cfg.protocol.name} always starts every peer from the server model; "
+                          "init.shared=false is only for local/softlabel/tally")
+
+
+def validate(cfg: Config) -> Config:
+    """Check everything that does not need the data; return the resolved config."""
+    if not isinstance(cfg, Config):
+        raise ConfigError(f"expected a Config, got {type(cfg).__name__}")
+    check_types(cfg)
+    for key, allowed in CHOICES.items():
+        value = get_field(cfg, key)
+        if value not in allowed:
+            raise ConfigError(f"{key}={show(value)} is not known; allowed: {', '.join(allowed)}")
+    check_ranges(cfg)
+    check_name("data.name", cfg.data.name)
+    if cfg.probe.source is not None:
+        check_name("probe.source", cfg.probe.source)
+    if cfg.data.path is not None:
+        check_path("data.path", cfg.data.path)
+    _rules(cfg)
+    check_memory(cfg)
+    return cfg.resolved()
+
+
+def validate_with_data(cfg: Config, num_classes: int, train_examples: int, pool_examples: int) -> None:
+    """Checks that need the dataset's size and class count (still before anything compiles)."""
+    if cfg.partition.kind == "label_quantity" and cfg.partition.k > num_classes:
+        raise ConfigError(f"partition.k={cfg.partition.k} exceeds the {num_classes} classes of "
+                          f"{cfg.data.name}; allowed: 1..{num_classes}")
+    min_each = cfg.partition.min_size if cfg.partition.kind == "dirichlet" else 1
+    if cfg.peers * max(min_each, 1) > train_examples:
+        raise ConfigError(f"peers={cfg.peers} needs at least {cfg.peers * max(min_each, 1)} training "
+                          f"examples but {cfg.data.name} has {train_examples} after the probe pool; "
+                          f"allowed: peers <= {train_examples // max(min_each, 1)}")
+    if cfg.probe.per_round > pool_examples:
+        raise ConfigError(f"probe.per_round={cfg.probe.per_round} is larger than the probe pool "
+                          f"({pool_examples} examples); allowed: 1..{pool_examples}")
