@@ -301,8 +301,11 @@ def _coerce(key: str, v, t, where: str):
     if v is None and optional:
         return None
     if isinstance(v, str) and inner is not str:
-        return _parse_scalar(key, v, t)          # "28x28x1", "none", "0.1" as in key=value
-    if inner is tuple and isinstance(v, list) and all(type_ok(x, int) for x in v):
+        try:
+            return _parse_scalar(key, v, t)      # "28x28x1", "none", "0.1" as in key=value
+        except ConfigError as e:
+            raise ConfigError(f"{where}: {e}") from None
+    if inner is tuple and isinstance(v, (list, tuple)) and all(type_ok(x, int) for x in v):
         return tuple(v)
     if inner is int and isinstance(v, float) and v.is_integer():
         return int(v)                            # 1e5 in JSON is a float

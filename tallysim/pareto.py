@@ -72,14 +72,19 @@ def collect(dirs, which: str = "final", metric: str = "auto", log=None) -> list[
     if which not in ("final", "best"):
         raise ConfigError(f"--which={which!r} is not known; allowed: final, best")
     log = log or (lambda msg: print(msg, file=sys.stderr))
-    points, cols, runs = [], set(), find_runs(dirs)
-    for d, label in runs:
+    runs, cols = [], set()
+    for d, label in find_runs(dirs):
         try:
-            cfg, rows = read_run(d)
+            runs.append((d, label, *read_run(d)))
         except ConfigError as e:            # one corrupt run must not cost the whole tree
             log(f"pareto: skipping {d}: {e}")
             continue
-        cols.update(columns(rows))
+        cols.update(columns(runs[-1][3]))
+    if metric != "auto" and cols and metric not in cols:
+        raise ConfigError(f"--metric {metric!r} is not a column of any run's metrics.jsonl; allowed: auto, "
+                          f"{', '.join(sorted(cols))}")
+    points = []
+    for d, label, cfg, rows in runs:
         if not rows:
             log(f"pareto: skipping {d}: metrics.jsonl has no rows yet")
             continue
@@ -100,9 +105,6 @@ def collect(dirs, which: str = "final", metric: str = "auto", log=None) -> list[
             "bits_per_peer": bits, "MB_per_peer": bits / 8e6,
             "accuracy": final if which == "final" else max(values),
             "accuracy_final": final, "accuracy_best": max(values), "rounds": last.get("round")})
-    if metric != "auto" and cols and metric not in cols:
-        raise ConfigError(f"--metric {metric!r} is not a column of any run's metrics.jsonl; allowed: auto, "
-                          f"{', '.join(sorted(cols))}")
     return points
 
 

@@ -71,9 +71,10 @@ def read_npz(path: pathlib.Path, name: str, cached: bool = False) -> Dataset:
     """One .npz (a prepared cache when `cached`); every way it can be broken is one DataError."""
     fix = f"delete it and run: python -m tallysim prepare {name}" if cached else "fix or replace the file"
     try:
-        with np.load(path, allow_pickle=False) as z:
-            if not isinstance(z, np.lib.npyio.NpzFile):
-                raise DataError(f"{path} is a single .npy array, not an .npz archive; {fix}")
+        z = np.load(path, allow_pickle=False)
+        if not isinstance(z, np.lib.npyio.NpzFile):
+            raise DataError(f"{path} is a single .npy array, not an .npz archive; {fix}")
+        with z:
             missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in z.files]
             if missing:
                 raise DataError(f"{path} lacks key(s) {', '.join(missing)}; an .npz needs x_train, "
@@ -82,8 +83,6 @@ def read_npz(path: pathlib.Path, name: str, cached: bool = False) -> Dataset:
             num_classes = z["num_classes"] if "num_classes" in z.files else None
     except DataError:
         raise
-    except AttributeError:                     # np.load returned a bare array (no context manager)
-        raise DataError(f"{path} is a single .npy array, not an .npz archive; {fix}") from None
     except MemoryError:
         raise DataError(f"{path} is corrupt: an array header claims more memory than exists; {fix}") from None
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as e:
