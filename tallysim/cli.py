@@ -36,8 +36,20 @@ def _config(args):
 
 def cmd_run(args) -> int:
     from tallysim import run
-    cfg = _config(args)
-    last = run.run(cfg, args.out, overwrite=args.overwrite, progress=not args.quiet)
+    if args.resume and args.overwrite:
+        raise ConfigError("--resume continues the run in --out and --overwrite replaces it; pass one")
+    if args.checkpoint_every is not None and args.checkpoint_every < 0:
+        raise ConfigError(f"--checkpoint-every {args.checkpoint_every}: allowed 0 (never) or a number of rounds")
+    if args.resume and not args.config and not args.overrides:
+        from pathlib import Path
+        from tallysim import config, outdir
+        if not outdir.is_run_dir(Path(args.out)):
+            raise ConfigError(f"--resume: {args.out} is not a tallysim run directory")
+        cfg = config.load_file(str(Path(args.out) / "config.json"))     # the run's own config
+    else:
+        cfg = _config(args)
+    last = run.run(cfg, args.out, overwrite=args.overwrite, progress=not args.quiet,
+                   checkpoint_every=args.checkpoint_every, resume=args.resume)
     print(run.summary_line(run.config.validate(cfg), last))
     return 0
 
@@ -88,6 +100,11 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--out", required=True, help="output directory (must be empty unless --overwrite)")
     r.add_argument("--overwrite", action="store_true", help="replace a non-empty output directory")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.add_argument("--checkpoint-every", type=int, metavar="K",
+                   help="save a checkpoint every K rounds (default: every 5 minutes; 0: never)")
+    r.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its checkpoint (same config; with no config "
+                   "given, the run's own config.json)")
     r.set_defaults(fn=cmd_run)
 
     sw = sub.add_parser("sweep", help="run the cross product of config values (resumable)",

@@ -384,5 +384,18 @@ def load_file(path: str, smoke: bool = False) -> Config:
     if not isinstance(d.pop("sweep", None), (dict, type(None))):
         raise ConfigError(f'{path}: the `sweep` section must be an object {{"key": [values, ...]}}')
     d.pop("description", None)
+    d.pop("resumed", None)           # config.json's record of resumes (run.py), not a field
     cfg = from_dict(d, where=path)
     return from_dict(shrink, cfg, where=f"{path} (smoke section)") if smoke else cfg
+
+
+def diff(old: dict, new: dict, prefix: str = "") -> list[str]:
+    """`key=old->new` for every dotted key whose value differs between two nested config dicts."""
+    out = []
+    for k in sorted(set(old) | set(new)):
+        a, b = old.get(k), new.get(k)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += diff(a, b, prefix + k + ".")
+        elif a != b:
+            out.append(f"{prefix}{k}={a!r}->{b!r}")
+    return out

@@ -25,9 +25,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tallysim import comm, config, data, fed, outdir
+from tallysim import checkpoint, comm, config, data, fed, outdir
 from tallysim.config import Config, ConfigError
-from tallysim.evaluate import evaluate
+from tallysim import exchange
+from tallysim.evaluate import eval_batch, evaluate
 from tallysim.models import make_model, param_count
 from tallysim.protocols import Context, Protocol, make as make_protocol
 
@@ -106,9 +107,15 @@ def auto_chunk(b: Built) -> int:
     # params + optimizer (<= 2 moments) + grads + server/error + temporaries, float32, per peer
     state = 4 * b.ctx.num_params * spec.peers * 6
     width = max(int(np.prod(spec.input_shape)), 512)
-    acts = 4 * spec.peers * (cfg.batch_size + (cfg.distill.batch_size or cfg.batch_size)) * width * 16
-    probes = 4 * spec.active * spec.probes * spec.classes * 3
-    per_seed = state + acts + probes
+    rows = cfg.batch_size + (cfg.distill.batch_size or cfg.batch_size)
+    # hidden activations, and the [A, B+R, C] logits / probabilities / gradients of a training step
+    acts = 4 * spec.peers * rows * (width * 16 + spec.classes * 4)
+    # The probe exchange streams peers in chunks (exchange.py): one chunk's [c, M, C] temporaries plus
+    # the [M, C] sums, no A * M * C term; evaluation holds one [P, B, C] batch of logits.
+    probes = exchange.footprint_bytes(spec.active, spec.probes, spec.classes,
+                                      soft=cfg.protocol.name == "softlabel")
+    evals = 4 * spec.peers * eval_batch(spec.peers, spec.classes) * spec.classes * 2
+    per_seed = state + acts + probes + evals
     stats = jax.devices()[0].memory_stats() or {}
     limit = stats.get("bytes_limit") or os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
     return max(1, min(len(b.seeds), int(0.5 * limit // per_seed)))
@@ -155,19 +162,27 @@ def aggregate(rows: list[dict], seeds: list) -> dict:
     return out
 
 
-def _run_chunk(b: Built, lo: int, hi: int, t0: float, on_rows, bar) -> None:
-    """All rounds of seeds [lo, hi) as one vmapped program; on_rows(r, per-seed rows) at evals."""
+def _run_chunk(b: Built, lo: int, hi: int, rec: "_Recorder", bar, saver: checkpoint.Saver,
+               resume: Optional[dict]) -> None:
+    """All rounds of seeds [lo, hi) as one vmapped program, from round 1 or from a checkpoint."""
     cfg, ctx = b.cfg, b.ctx
     data_c = b.fed._replace(shard_PxS=b.fed.shard_PxS[lo:hi], count_P=b.fed.count_P[lo:hi],
                             pool_Q=b.fed.pool_Q[lo:hi])
     roots = jnp.stack([jax.random.PRNGKey(s) for s in b.seeds[lo:hi]])
     k_init, k_rounds = jnp.moveaxis(jax.vmap(jax.random.split)(roots), 1, 0)
-    state = jax.jit(jax.vmap(b.protocol.init, in_axes=(0, fed.SEED_AXES)))(k_init, data_c)
+    init_fn = jax.vmap(b.protocol.init, in_axes=(0, fed.SEED_AXES))
+    ledgers = [comm.Ledger(cfg.peers) for _ in range(hi - lo)]
+    r0 = resume["round"] if resume else 0
+    if r0:
+        state = checkpoint.load(rec.out_dir, jax.eval_shape(init_fn, k_init, data_c))
+        for led, (up, down) in zip(ledgers, resume["ledgers"]):
+            led.up, led.down = up, down
+    else:
+        state = jax.jit(init_fn)(k_init, data_c)
     round_fn = jax.jit(jax.vmap(b.protocol.round, in_axes=(0, fed.SEED_AXES, 0, None)), donate_argnums=0)
     eval_fn = jax.jit(jax.vmap(functools.partial(evaluate, ctx.model.apply, classes=ctx.spec.classes),
                                in_axes=(0, 0, None, None)))
-    ledgers = [comm.Ledger(cfg.peers) for _ in range(hi - lo)]
-    for r in range(1, cfg.rounds + 1):
+    for r in range(r0 + 1, cfg.rounds + 1):
         state, info = round_fn(state, data_c, k_rounds, jnp.asarray(r, jnp.int32))
         info = _host(info)
         for j, led in enumerate(ledgers):
@@ -178,9 +193,13 @@ def _run_chunk(b: Built, lo: int, hi: int, t0: float, on_rows, bar) -> None:
                                     f"the run stopped (try a smaller optim.lr, now {cfg.optim.lr})")
         if r % cfg.eval_every == 0 or r == cfg.rounds:
             ev = _host(eval_fn(state.params, state.server, b.fed.x_test, b.fed.y_test))
-            on_rows(r, _seed_rows(b, ev, info, ledgers, r, t0))
+            rec.rows(r, _seed_rows(b, ev, info, ledgers, r, rec.t0))
         if bar:
             bar.update(1)
+        if r < cfg.rounds and saver.due(r):
+            saver.save(state, rec.meta(lo, r, ledgers))
+    if hi < len(b.seeds) and saver.out_dir is not None:
+        saver.save(None, rec.meta(hi, 0, []))       # this chunk is done: a resume starts the next one
 
 
 def _is_oom(e: Exception) -> bool:
@@ -188,67 +207,140 @@ def _is_oom(e: Exception) -> bool:
 
 
 def run(cfg: Config, out: Optional[str] = None, overwrite: bool = False, progress: bool = True,
-        built: Optional[Built] = None) -> dict:
-    """Run one configuration (all its seeds) end to end; returns the last metrics row plus 'out'."""
-    if out is not None:
+        built: Optional[Built] = None, checkpoint_every: Optional[int] = None, resume: bool = False) -> dict:
+    """Run one configuration (all its seeds) end to end; returns the last metrics row plus 'out'.
+
+    With `out`, a checkpoint is saved every `checkpoint_every` rounds (None: every few minutes; 0:
+    never) and removed when the run finishes; `resume=True` continues the run in `out` from it.
+    """
+    meta = None
+    if resume:
+        meta = _check_resume(cfg, out)
+    elif out is not None:
         outdir.check(out, overwrite)     # before the data is loaded: a bad --out fails at once
     b = built or build(cfg)
     cfg = b.cfg
-    out_dir = outdir.claim(out, overwrite) if out is not None else None
-    if out_dir:
-        (out_dir / "config.json").write_text(json.dumps(config.to_dict(cfg), indent=2) + "\n")
+    out_dir = Path(out) if resume else outdir.claim(out, overwrite) if out is not None else None
+    if resume:
+        _note_resume(out_dir, meta)
+    elif out_dir:
+        _write_json(out_dir / "config.json", config.to_dict(cfg), indent=2)
         each = [{"seed": s, "shard_sizes": c.sum(1).tolist(), "class_counts": c.tolist()}
                 for s, c in zip(b.seeds, b.class_counts)]
         part = {"dataset": b.dataset, "peers": cfg.peers, "partition": config.to_dict(cfg)["partition"],
                 **each[0]}
         if len(each) > 1:
             part["per_seed"] = each
-        (out_dir / "partition.json").write_text(json.dumps(part) + "\n")
-    chunk = auto_chunk(b)
+        _write_json(out_dir / "partition.json", part)
+    chunk = meta["chunk"] if meta else auto_chunk(b)
+    saver = checkpoint.Saver(out_dir, checkpoint_every)
     while True:
         try:
-            return _run_all(b, out_dir, chunk, progress)
+            last = _run_all(b, out_dir, chunk, progress, saver, meta)
+            saver.discard()
+            return last
         except Exception as e:   # noqa: BLE001 - only out-of-memory is retried, smaller
             if not _is_oom(e) or chunk == 1:
                 raise
-            chunk = max(1, chunk // 2)
+            chunk, meta = max(1, chunk // 2), None
             print(f"tallysim: the seed batch did not fit in memory; retrying {chunk} seeds at a time",
                   file=sys.stderr)
 
 
-def _run_all(b: Built, out_dir: Optional[Path], chunk: int, progress: bool) -> dict:
+def _write_json(path: Path, obj, indent=None) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=indent) + "\n")
+    os.replace(tmp, path)
+
+
+def _check_resume(cfg: Config, out) -> dict:
+    """One-line errors before anything loads: a tallysim run with a checkpoint, of this very config."""
+    if out is None or str(out).strip() == "":
+        raise ConfigError("--resume needs --out DIR, the run directory to continue")
+    d = Path(out)
+    if not outdir.is_run_dir(d):
+        raise ConfigError(f"--resume: {out} is not a tallysim run directory; allowed: a directory a "
+                          "`tallysim run` wrote")
+    meta = checkpoint.read_meta(d)
+    saved = config.to_dict(config.validate(config.load_file(str(d / "config.json"))))
+    diff = config.diff(saved, config.to_dict(config.validate(cfg)))
+    if diff:
+        raise ConfigError(f"--resume: this config differs from {d / 'config.json'} ({', '.join(diff[:4])}"
+                          f"{', ...' if len(diff) > 4 else ''}); resume with the same config or use --overwrite")
+    return meta
+
+
+def _note_resume(out_dir: Path, meta: dict) -> None:
+    """config.json records every resume: from which round and seed chunk, and when."""
+    doc = json.loads((out_dir / "config.json").read_text())
+    doc.setdefault("resumed", []).append({"round": meta["round"], "seed_index": meta["lo"],
+                                          "at": time.strftime("%Y-%m-%dT%H:%M:%S")})
+    _write_json(out_dir / "config.json", doc, indent=2)
+
+
+class _Recorder:
+    """Writes one metrics line once every seed has reached a round (seed chunks run one after
+    another), whole lines only; knows the host-side state a checkpoint must keep."""
+
+    def __init__(self, b: Built, out_dir: Optional[Path], chunk: int, bar, resume: Optional[dict]):
+        self.seeds, self.out_dir, self.chunk, self.bar = b.seeds, out_dir, chunk, bar
+        self.evals = {int(k): v for k, v in resume["evals"].items()} if resume else {}
+        self.lines = resume["lines"] if resume else 0
+        self.last = resume["last"] if resume else {}
+        self.t0 = time.perf_counter() - (resume["elapsed"] if resume else 0.0)
+        self.file = None
+        if out_dir:
+            path = out_dir / "metrics.jsonl"
+            if resume:      # rows written after the checkpoint are recomputed, identically
+                keep = path.read_bytes().split(b"\n")[:self.lines] if path.exists() else []
+                path.write_bytes(b"".join(line + b"\n" for line in keep))
+            # unbuffered: each row is one write() call, so a crash never leaves half a line
+            self.file = open(path, "ab" if resume else "wb", buffering=0)
+
+    def rows(self, r: int, rows: list[dict]) -> None:
+        self.evals.setdefault(r, []).extend(rows)
+        if len(self.evals[r]) < len(self.seeds):
+            return
+        self.last = aggregate(self.evals.pop(r), self.seeds)
+        if self.file:
+            self.file.write((json.dumps(self.last) + "\n").encode())
+            self.lines += 1
+        if self.bar:
+            self.bar.set_postfix(acc=f"{self.last['acc_mean']:.3f}",
+                                 MB_per_peer=f"{self.last['bits_per_peer'] / 8e6:.3g}")
+
+    def meta(self, lo: int, r: int, ledgers) -> dict:
+        return {"version": 1, "chunk": self.chunk, "lo": lo, "round": r,
+                "ledgers": [[led.up, led.down] for led in ledgers], "evals": self.evals,
+                "lines": self.lines, "last": self.last, "elapsed": time.perf_counter() - self.t0}
+
+    def close(self) -> None:
+        if self.file:
+            self.file.close()
+
+
+def _run_all(b: Built, out_dir: Optional[Path], chunk: int, progress: bool, saver: checkpoint.Saver,
+             resume: Optional[dict] = None) -> dict:
     cfg, n = b.cfg, len(b.seeds)
+    start = resume["lo"] if resume else 0
     bounds = [(lo, min(lo + chunk, n)) for lo in range(0, n, chunk)]
-    t0 = time.perf_counter()
-    evals: dict[int, list] = {}
-    metrics = open(out_dir / "metrics.jsonl", "w") if out_dir else None
-    last = {}
-
-    def on_rows(r, rows):
-        nonlocal last
-        evals.setdefault(r, []).extend(rows)
-        if len(evals[r]) == n:               # every seed has reached round r: write its row
-            last = aggregate(evals.pop(r), b.seeds)
-            if metrics:
-                metrics.write(json.dumps(last) + "\n")
-                metrics.flush()
-            if bar:
-                bar.set_postfix(acc=f"{last['acc_mean']:.3f}", MB_per_peer=f"{last['bits_per_peer'] / 8e6:.3g}")
-
     bar = _progress(cfg.rounds * len(bounds), progress)
+    if bar and resume:
+        bar.update(bounds.index(next(bd for bd in bounds if bd[0] == start)) * cfg.rounds + resume["round"])
+    rec = _Recorder(b, out_dir, chunk, bar, resume)
     try:
         for lo, hi in bounds:
-            _run_chunk(b, lo, hi, t0, on_rows, bar)
+            if lo >= start:
+                _run_chunk(b, lo, hi, rec, bar, saver, resume if lo == start else None)
     except NonFiniteLoss as e:
         if out_dir:
             (out_dir / "error.txt").write_text(str(e) + "\n")
         raise
     finally:
-        if metrics:
-            metrics.close()
+        rec.close()
         if bar:
             bar.close()
-    last = dict(last)
+    last = dict(rec.last)
     last["out"] = str(out_dir) if out_dir else None
     return last
 

@@ -14,8 +14,8 @@ Layout of DIR:
     DIR/<name>/error.txt      the run failed (the sweep goes on; exit code 1 at the end)
 
 <name> joins the varying keys and values in axis order, `k1=v1__k2=v2` ('/' becomes '-').
-Rerunning the same command skips complete runs and reruns partial ones, so an interrupted sweep
-resumes where it stopped. Every configuration is validated before the first run starts.
+Rerunning the same command skips complete runs, continues partial ones from their checkpoint
+(`checkpoint.npz`) and reruns partial ones without one, so an interrupted sweep resumes where it stopped. Every configuration is validated before the first run starts.
 """
 from __future__ import annotations
 
@@ -143,18 +143,10 @@ def _config_diff(run_dir: Path, cfg: Config) -> list[str]:
         old = json.loads((run_dir / "config.json").read_text())
     except (OSError, ValueError):
         return []
-    new = _jsonable(config.to_dict(cfg))
-    diff = []
-
-    def walk(a, b, prefix):
-        for k in sorted(set(a) | set(b)):
-            va, vb = a.get(k), b.get(k)
-            if isinstance(va, dict) and isinstance(vb, dict):
-                walk(va, vb, prefix + k + ".")
-            elif va != vb:
-                diff.append(f"{prefix}{k}={va!r}->{vb!r}")
-    walk(old, new, "")
-    return diff
+    if not isinstance(old, dict):
+        return []
+    old.pop("resumed", None)
+    return config.diff(old, _jsonable(config.to_dict(cfg)))
 
 
 def _write_index(out_dir: Path, records: list[dict], meta: Optional[dict]) -> None:
@@ -203,7 +195,7 @@ def run_sweep(base_cfg: Config, runs: list[tuple[str, list[str]]], out_dir, prog
             _write_index(out_dir, records, meta)
             t0 = time.time()
             try:
-                last = runmod.run(cfg, str(run_dir), overwrite=True, progress=progress)
+                last = _run_or_resume(runmod, cfg, run_dir, progress, log)
             except (runmod.NonFiniteLoss, ConfigError) as e:
                 _fail(run_dir, rec, str(e), log)
             except Exception as e:     # a bug in one configuration should not lose the rest of the sweep
@@ -225,6 +217,19 @@ def run_sweep(base_cfg: Config, runs: list[tuple[str, list[str]]], out_dir, prog
         raise
     _write_index(out_dir, records, meta)
     return records
+
+
+def _run_or_resume(runmod, cfg: Config, run_dir: Path, progress: bool, log) -> dict:
+    """A partial run with a checkpoint of this very config continues from it; anything else reruns."""
+    from tallysim import checkpoint
+    if (run_dir / checkpoint.FILE).is_file():
+        try:
+            meta = checkpoint.read_meta(run_dir)
+            log(f"  resuming from round {meta['round']} (seed index {meta['lo']})")
+            return runmod.run(cfg, str(run_dir), progress=progress, resume=True)
+        except ConfigError as e:
+            log(f"  cannot resume ({e}); running it again")
+    return runmod.run(cfg, str(run_dir), overwrite=True, progress=progress)
 
 
 def _fail(run_dir: Path, rec: dict, message: str, log, detail: Optional[str] = None) -> None:
