@@ -390,9 +390,12 @@ def load_file(path: str, smoke: bool = False) -> Config:
 
 
 def diff(old: dict, new: dict, prefix: str = "") -> list[str]:
-    """`key=old->new` for every dotted key whose value differs between two nested config dicts."""
+    """`key=old->new` for every dotted key whose value differs between two nested config dicts (the
+    "derived" bookkeeping list is not a value: a field set explicitly to its derived value is equal)."""
     out = []
     for k in sorted(set(old) | set(new)):
+        if not prefix and k == "derived":
+            continue
         a, b = old.get(k), new.get(k)
         if isinstance(a, dict) and isinstance(b, dict):
             out += diff(a, b, prefix + k + ".")
