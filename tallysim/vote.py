@@ -1,10 +1,15 @@
 """Plurality tally of hard labels, soft-label aggregation, and the mechanism diagnostics.
 
-Shape letters: A voting peers, M probes, C classes.
+Shape letters: A voting peers, M probes, C classes, c a chunk of voting peers.
+
+Nothing here holds an [A, M, C] array: the probe exchange (protocols/exchange.py) feeds peers in
+chunks to `chunk_sums` and adds the per-chunk `Sums`; `tally_counts`, `soft_targets` and
+`finish_diagnostics` then need only the [M, C] totals. At 1,000 peers x 10,000 probes x 1,000
+classes an [A, M, C] float32 tensor is 40 GB; the totals are 40 MB.
 """
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -17,13 +22,21 @@ class Tally(NamedTuple):
 
 
 def count_votes(votes_AxM: jax.Array, classes: int) -> jax.Array:
-    """n_c(x): votes per probe and class, [M, C] int32."""
-    return jnp.sum(jax.nn.one_hot(votes_AxM, classes, dtype=jnp.int32), axis=0)
+    """n_c(x): votes per probe and class, [M, C] int32.
+
+    A scatter-add rather than a sum of one-hots, so memory is M * C whatever A is. Votes outside
+    [0, C) are dropped (a one-hot of them is all zeros too); chunks use C to mark padding peers.
+    """
+    M = votes_AxM.shape[1]
+    probe_AxM = jnp.broadcast_to(jnp.arange(M)[None, :], votes_AxM.shape)
+    # Negative votes would wrap to the last class under numpy indexing; send them out of range too.
+    votes_AxM = jnp.where(votes_AxM < 0, classes, votes_AxM)
+    return jnp.zeros((M, classes), jnp.int32).at[probe_AxM, votes_AxM].add(1, mode="drop")
 
 
-def tally(votes_AxM: jax.Array, classes: int, ties: str = "lowest", min_agreement: float = 0.0,
-          key=None) -> Tally:
-    counts_MxC = count_votes(votes_AxM, classes)
+def tally_counts(counts_MxC: jax.Array, voters: int, ties: str = "lowest", min_agreement: float = 0.0,
+                 key=None) -> Tally:
+    """Plurality winner, winning share and abstention from the vote counts of `voters` peers."""
     top_M = jnp.max(counts_MxC, axis=-1)
     if ties == "lowest":
         winner = jnp.argmax(counts_MxC, axis=-1)          # argmax returns the first maximum
@@ -33,9 +46,14 @@ def tally(votes_AxM: jax.Array, classes: int, ties: str = "lowest", min_agreemen
         winner = jnp.argmax(score, axis=-1)
     else:
         raise ValueError(f"vote.ties={ties!r}; allowed: lowest, random")
-    share = top_M / votes_AxM.shape[0]
+    share = top_M / voters
     keep = (share >= min_agreement).astype(jnp.float32) if min_agreement > 0 else jnp.ones_like(share)
     return Tally(winner.astype(jnp.int32), share, keep)
+
+
+def tally(votes_AxM: jax.Array, classes: int, ties: str = "lowest", min_agreement: float = 0.0,
+          key=None) -> Tally:
+    return tally_counts(count_votes(votes_AxM, classes), votes_AxM.shape[0], ties, min_agreement, key)
 
 
 def quantize_probs(probs: jax.Array, bits: int) -> jax.Array:
@@ -49,25 +67,71 @@ def quantize_probs(probs: jax.Array, bits: int) -> jax.Array:
     raise ValueError(f"comm.soft_bits={bits}; allowed: 32, 16, 8")
 
 
-def soft_aggregate(probs_AxMxC: jax.Array, aggregate: str = "mean", era_temperature: float = 0.1):
-    mean = jnp.mean(probs_AxMxC, axis=0)
+def soft_targets(sum_MxC: jax.Array, voters: int, aggregate: str = "mean", era_temperature: float = 0.1):
+    """The server's targets from the sum over `voters` peers of what they sent."""
+    mean = sum_MxC / voters
     if aggregate == "mean":
         return mean
     # DS-FL's entropy reduction: sharpen the average so the targets are more confident.
     return jax.nn.softmax(mean / era_temperature, axis=-1)
 
 
-def diagnostics(logits_AxMxC: jax.Array, y_M: jax.Array, winner_M: jax.Array,
-                share_M: jax.Array) -> dict:
+def soft_aggregate(probs_AxMxC: jax.Array, aggregate: str = "mean", era_temperature: float = 0.1):
+    return soft_targets(jnp.sum(probs_AxMxC, axis=0), probs_AxMxC.shape[0], aggregate, era_temperature)
+
+
+class Sums(NamedTuple):
+    """What the server and the diagnostics need of a group of peers' logits; adds over groups."""
+    counts_MxC: jax.Array            # int32 votes (argmax) per probe and class
+    probs_MxC: jax.Array             # sum of probabilities: the soft average diagnostic
+    sent_MxC: Optional[jax.Array]    # sum of the quantised probabilities sent (softlabel), else None
+    wrong_conf: jax.Array            # sum of max probability over wrong predictions
+    wrong: jax.Array                 # int32 number of wrong predictions (exact at any A * M)
+
+
+def chunk_sums(logits_cxMxC: jax.Array, valid_c: jax.Array, y_M: jax.Array,
+               soft_bits: Optional[int] = None) -> Sums:
+    """`Sums` of one chunk of peers; rows with valid_c False (padding) contribute nothing.
+
+    soft_bits None: no soft labels are sent (tally); 32 shares the probability sum.
+    """
+    C = logits_cxMxC.shape[-1]
+    probs = jax.nn.softmax(logits_cxMxC, axis=-1)
+    pred_cxM = jnp.argmax(logits_cxMxC, axis=-1)
+    w_c = valid_c.astype(probs.dtype)[:, None, None]
+    probs_MxC = jnp.sum(probs * w_c, axis=0)
+    if soft_bits is None:
+        sent_MxC = None
+    elif soft_bits == 32:
+        sent_MxC = probs_MxC
+    else:
+        sent_MxC = jnp.sum(quantize_probs(probs, soft_bits) * w_c, axis=0)
+    wrong_cxM = (pred_cxM != y_M[None, :]) & valid_c[:, None]
+    conf_cxM = jnp.max(probs, axis=-1)
+    return Sums(counts_MxC=count_votes(jnp.where(valid_c[:, None], pred_cxM, C), C),
+                probs_MxC=probs_MxC, sent_MxC=sent_MxC,
+                wrong_conf=jnp.sum(jnp.where(wrong_cxM, conf_cxM, 0.0)),
+                wrong=jnp.sum(wrong_cxM, dtype=jnp.int32))
+
+
+def add_sums(a: Sums, b: Sums) -> Sums:
+    return jax.tree.map(jnp.add, a, b)
+
+
+def finish_diagnostics(s: Sums, voters: int, y_M: jax.Array, winner_M: jax.Array, share_M: jax.Array) -> dict:
     """Vote vs soft-average accuracy on the probes, agreement and wrong-prediction confidence."""
-    probs = jax.nn.softmax(logits_AxMxC, axis=-1)
-    pred_AxM = jnp.argmax(logits_AxMxC, axis=-1)
-    softavg_M = jnp.argmax(jnp.mean(probs, axis=0), axis=-1)
-    wrong = (pred_AxM != y_M[None, :]).astype(jnp.float32)
-    conf = jnp.max(probs, axis=-1)
+    softavg_M = jnp.argmax(s.probs_MxC / voters, axis=-1)
     return {
         "vote_acc": jnp.mean(winner_M == y_M),
         "softavg_acc": jnp.mean(softavg_M == y_M),
         "agreement": jnp.mean(share_M),
-        "wrong_confidence": jnp.sum(conf * wrong) / jnp.maximum(jnp.sum(wrong), 1.0),
+        "wrong_confidence": s.wrong_conf / jnp.maximum(s.wrong, 1).astype(jnp.float32),
     }
+
+
+def diagnostics(logits_AxMxC: jax.Array, y_M: jax.Array, winner_M: jax.Array,
+                share_M: jax.Array) -> dict:
+    """`finish_diagnostics` of all peers' logits at once (small shapes and tests)."""
+    A = logits_AxMxC.shape[0]
+    s = chunk_sums(logits_AxMxC, jnp.ones((A,), bool), y_M)
+    return finish_diagnostics(s, A, y_M, winner_M, share_M)

@@ -15,7 +15,7 @@ from typing import Any, Callable, NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 
-from tallysim import local, peers, vote
+from tallysim import exchange, local, peers, vote
 from tallysim.comm import RoundBits
 from tallysim.config import Config
 from tallysim.fed import FedData, Spec, pool_examples, to_input
@@ -114,28 +114,36 @@ def draw_probes(ctx: Context, data: FedData, key) -> jax.Array:
     return jax.random.permutation(key, ctx.spec.pool)[:ctx.spec.probes]
 
 
-def predict_probes(ctx: Context, params_A, x_M) -> jax.Array:
-    """logits [A, M, C] of the active peers on the probes."""
-    return jax.vmap(ctx.model.apply, in_axes=(0, None))(params_A, to_input(x_M))
+def predict_probes(ctx: Context, params_c, x_M) -> jax.Array:
+    """logits [c, M, C] of a stack of c peers on the probes."""
+    return jax.vmap(ctx.model.apply, in_axes=(0, None))(params_c, to_input(x_M))
 
 
-def probe_exchange(ctx: Context, state: State, data: FedData, keys: RoundKeys, idx, hard: bool):
-    """Peers predict on the round's probes; the server aggregates. Returns (Probes, info)."""
-    cfg = ctx.cfg
+def probe_exchange(ctx: Context, state: State, data: FedData, keys: RoundKeys, idx, hard: bool,
+                   chunk: Optional[int] = None):
+    """Peers predict on the round's probes; the server aggregates. Returns (Probes, info).
+
+    The active peers predict `chunk` at a time (default: what fits exchange.CHUNK_BYTES), so no
+    [A, M, C] array exists; see exchange.py.
+    """
+    cfg, spec = ctx.cfg, ctx.spec
+    A = spec.active
     pidx = draw_probes(ctx, data, keys.probe)
     x_M, y_M = pool_examples(data, pidx)
-    logits = predict_probes(ctx, peers.take(state.params, idx), x_M)
-    t = vote.tally(jnp.argmax(logits, axis=-1), ctx.spec.classes, cfg.vote.ties,
-                   cfg.vote.min_agreement, keys.tie)
-    info = vote.diagnostics(logits, y_M, t.winner_M, t.share_M)
+
+    def logits_fn(rows_c):
+        return predict_probes(ctx, peers.take(state.params, rows_c if idx is None else idx[rows_c]), x_M)
+
+    sums = exchange.stream_sums(logits_fn, A, y_M, spec.classes, None if hard else cfg.comm.soft_bits, chunk)
+    t = vote.tally_counts(sums.counts_MxC, A, cfg.vote.ties, cfg.vote.min_agreement, keys.tie)
+    info = vote.finish_diagnostics(sums, A, y_M, t.winner_M, t.share_M)
     if hard:
         probes = local.Probes(x_M, t.winner_M, t.keep_M)
         info["consensus_acc"] = jnp.sum((t.winner_M == y_M) * t.keep_M) / jnp.maximum(jnp.sum(t.keep_M), 1.0)
         info["kept"] = jnp.mean(t.keep_M)
     else:
-        sent = vote.quantize_probs(jax.nn.softmax(logits, axis=-1), cfg.comm.soft_bits)
-        target = vote.soft_aggregate(sent, cfg.softlabel.aggregate, cfg.softlabel.era_temperature)
-        probes = local.Probes(x_M, target, jnp.ones((ctx.spec.probes,), jnp.float32))
+        target = vote.soft_targets(sums.sent_MxC, A, cfg.softlabel.aggregate, cfg.softlabel.era_temperature)
+        probes = local.Probes(x_M, target, jnp.ones((spec.probes,), jnp.float32))
         info["consensus_acc"] = jnp.mean(jnp.argmax(target, axis=-1) == y_M)
     return probes, info
 

@@ -1,0 +1,65 @@
+"""The probe exchange in O(M x C) memory: peers predict a chunk at a time inside the compiled round.
+
+Shape letters: A voting peers, M probes, C classes, c peers per chunk, n chunks.
+
+Predicting all A peers at once holds [A, M, C] logits (40 GB at 1,000 peers x 10,000 probes x 1,000
+classes) and as many probabilities. Instead a `lax.scan` walks the peers in chunks of `c`, chosen
+statically so one chunk's [c, M, C] float32 logits stay within `CHUNK_BYTES`, and adds each chunk's
+`vote.Sums` (vote counts, probability sums, wrong-prediction sums: all [M, C] or scalars). Votes,
+winners and bits are therefore exactly those of the all-at-once computation; the float sums differ
+only in summation order.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Optional
+
+import jax
+import jax.numpy as jnp
+
+from tallysim import vote
+
+CHUNK_BYTES = 256 * 2**20     # one chunk's [c, M, C] float32 logits
+LIVE_PER_CHUNK = 4            # [c, M, C] buffers alive at once: logits, probabilities, quantised, product
+
+
+def peer_chunk(peers: int, probes: int, classes: int, budget: int = CHUNK_BYTES) -> int:
+    """Peers per chunk: as many as fit `budget` bytes of [c, M, C] float32, at least one."""
+    return max(1, min(peers, budget // (4 * probes * classes)))
+
+
+def footprint_bytes(peers: int, probes: int, classes: int, soft: bool, chunk: Optional[int] = None) -> int:
+    """Rough peak bytes of one exchange: the live chunk temporaries plus the [M, C] accumulators
+    (counts, probability sum, sent sum, their per-chunk copies, the targets) and the [M, C] random
+    tie scores."""
+    c = chunk or peer_chunk(peers, probes, classes)
+    accumulators = 2 * (3 if soft else 2) + 2
+    return 4 * probes * classes * (LIVE_PER_CHUNK * c + accumulators)
+
+
+def stream_sums(logits_fn: Callable[[jax.Array], jax.Array], peers: int, y_M: jax.Array, classes: int,
+                soft_bits: Optional[int] = None, chunk: Optional[int] = None) -> vote.Sums:
+    """`vote.Sums` over peers 0..peers-1 where logits_fn(rows_c) -> [c, M, C] logits of those peers.
+
+    The last chunk is padded by repeating the last peer; its padding rows are masked out of every sum.
+    """
+    M = y_M.shape[0]
+    c = min(chunk or peer_chunk(peers, M, classes), peers)
+    n = math.ceil(peers / c)
+    pos_nxc = jnp.arange(n * c).reshape(n, c)
+    valid_nxc = pos_nxc < peers
+    rows_nxc = jnp.minimum(pos_nxc, peers - 1)
+
+    def one(rows_c, valid_c):
+        return vote.chunk_sums(logits_fn(rows_c), valid_c, y_M, soft_bits)
+
+    if n == 1:      # everything fits at once: no scan, and no padding either
+        return one(rows_nxc[0], valid_nxc[0])
+    zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype),
+                         jax.eval_shape(one, rows_nxc[0], valid_nxc[0]))
+
+    def body(acc, xs):
+        return vote.add_sums(acc, one(*xs)), None
+
+    sums, _ = jax.lax.scan(body, zeros, (rows_nxc, valid_nxc))
+    return sums
