@@ -2,7 +2,7 @@
 
 Shape letters: P peers, T test examples, B eval batch, C classes.
 The test set is walked in fixed batches with `lax.map`. The batch shrinks so one batch's [P, B, C]
-float32 logits stay within `exchange.CHUNK_BYTES` (1,000 peers x 1,000 classes: 67 examples), and the
+float32 logits stay within `sizing.CHUNK_BYTES` (1,000 peers x 1,000 classes: 67 examples), and the
 ensemble vote is a scatter-add into [B, C] counts, never a [P, B, C] one-hot.
 """
 from __future__ import annotations
@@ -12,14 +12,9 @@ import math
 import jax
 import jax.numpy as jnp
 
-from tallysim.exchange import CHUNK_BYTES
 from tallysim.fed import to_input
+from tallysim.sizing import eval_batch
 from tallysim.vote import count_votes
-
-
-def eval_batch(peers: int, classes: int, batch: int = 500, budget: int = CHUNK_BYTES) -> int:
-    """Test examples per batch: at most `batch`, and P * B * C float32 logits within `budget`."""
-    return max(1, min(batch, budget // (4 * peers * classes)))
 
 
 def evaluate(apply_fn, params_P, server, x_T, y_T, classes: int, batch: int = 500) -> dict:

@@ -18,23 +18,8 @@ import jax
 import jax.numpy as jnp
 
 from tallysim import vote
-
-CHUNK_BYTES = 256 * 2**20     # one chunk's [c, M, C] float32 logits
-LIVE_PER_CHUNK = 4            # [c, M, C] buffers alive at once: logits, probabilities, quantised, product
-
-
-def peer_chunk(peers: int, probes: int, classes: int, budget: int = CHUNK_BYTES) -> int:
-    """Peers per chunk: as many as fit `budget` bytes of [c, M, C] float32, at least one."""
-    return max(1, min(peers, budget // (4 * probes * classes)))
-
-
-def footprint_bytes(peers: int, probes: int, classes: int, soft: bool, chunk: Optional[int] = None) -> int:
-    """Rough peak bytes of one exchange: the live chunk temporaries plus the [M, C] accumulators
-    (counts, probability sum, sent sum, their per-chunk copies, the targets) and the [M, C] random
-    tie scores."""
-    c = chunk or peer_chunk(peers, probes, classes)
-    accumulators = 2 * (3 if soft else 2) + 2
-    return 4 * probes * classes * (LIVE_PER_CHUNK * c + accumulators)
+# The static sizing lives in sizing.py (jax-free, for validation); auto_chunk and tests read it here too.
+from tallysim.sizing import CHUNK_BYTES, footprint_bytes, peer_chunk  # noqa: F401
 
 
 def stream_sums(logits_fn: Callable[[jax.Array], jax.Array], peers: int, y_M: jax.Array, classes: int,

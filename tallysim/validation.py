@@ -10,6 +10,7 @@ import math
 import os
 import typing
 
+from tallysim import sizing
 from tallysim.config import (FEDAVG_FAMILY, MODELS, OPTIMIZERS, PARTITIONS, PROTOCOLS,
                              Config, ConfigError, field_keys, get_field)
 
@@ -178,7 +179,9 @@ def estimate_bytes(cfg: Config) -> list[tuple[str, int, str]]:
         params = 100_000 + 128 * classes
     out = [("the peers' models, gradients and optimizer state", 4 * 3 * params * cfg.peers,
             "model.width, peers" if cfg.model.name == "mlp" else "peers"),
-           ("the probe outputs", 4 * 3 * cfg.peers * cfg.probe.per_round * classes,
+           # exchange.py streams peers in chunks: [c, M, C] temporaries and [M, C] sums, no P * M * C
+           ("the probe outputs", sizing.footprint_bytes(cfg.peers, cfg.probe.per_round, classes,
+                                                        soft=cfg.protocol.name == "softlabel"),
             "probe.per_round, peers" + (", data.num_classes" if synthetic else "")),
            ("the activations", 4 * 4 * cfg.peers * cfg.batch_size * max(dim, w if cfg.model.name == "mlp" else 0),
             "batch_size, peers")]
