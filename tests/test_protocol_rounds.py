@@ -361,3 +361,87 @@ def test_fixed_probes_are_used_in_every_round(monkeypatch):
     jax.block_until_ready(state)
     assert len(seen) == 3 and len(seen[0]) == 16 < b.ctx.spec.pool
     assert all(np.array_equal(seen[0], s) for s in seen[1:])
+
+
+# ---- bridge: error feedback across merges, reset and averaging variants, exact bits --------------
+
+def np_topk(u, k):
+    """Mask of the k entries largest in |u|, ties to the lower index."""
+    order = np.lexsort((np.arange(u.size), -np.abs(u)))
+    m = np.zeros(u.size, bool)
+    m[order[:k]] = True
+    return m
+
+
+def ceil_tenth(n, tenths):
+    return -(-n * tenths // 10)          # ceil(n * tenths / 10) in integers
+
+
+@pytest.mark.parametrize("variant", [
+    ("bridge.reset=hard", "bridge.average=weighted", "bridge.scope=global"),
+    ("bridge.reset=soft", "bridge.average=per_coordinate", "bridge.scope=per_tensor"),
+])
+def test_bridge_four_rounds_error_feedback_and_exact_bits(variant):
+    items = ("protocol.name=bridge", *DISTILL, "participation=1", "bridge.period=2", "bridge.density=0.2",
+             "probe.per_round=32", "distill.batch_size=32", *variant)
+    b, state, keys, step = start(*items)
+    bt = run.build(tiny(*FULL_BATCH, *items, "protocol.name=tally"))    # the same round without merges
+    tally_step = jax.jit(bt.protocol.round)
+    soft = "bridge.reset=soft" in variant
+    per_coord = "bridge.average=per_coordinate" in variant
+    per_tensor = "bridge.scope=per_tensor" in variant
+    P = b.cfg.peers
+    sizes = [a.size for a in jax.tree.leaves(state.server)]
+    W = sum(sizes)
+    k = sum(ceil_tenth(n, 2) for n in sizes) if per_tensor else ceil_tenth(W, 2)
+    L, M = 4, b.ctx.spec.probes                                         # C = 10 -> 4 bits per label
+    idx_bits = math.ceil(math.log2(W))
+    code = lambda nnz: min(nnz * (32 + idx_bits), W + 32 * nnz, 32 * W)
+    counts = np.asarray(b.one.count_P, np.float64)
+    err = np.zeros((P, W), np.float32)
+    merges = 0
+    for r in (1, 2, 3, 4):
+        ref = flat(state.server).astype(np.float32)
+        t_state, _ = tally_step(state, bt.one, keys, jnp.int32(r))
+        new, info = step(state, b.one, keys, jnp.int32(r))
+        info = {key: np.asarray(v).tolist() for key, v in jax.device_get(info).items()}
+        bits = b.protocol.cost(info)
+        if r % 2:
+            assert same(new.params, t_state.params) and same(new.server, state.server)
+            assert same(new.error, state.error)
+            assert (bits.up, bits.down) == (M * L, M * L)
+        else:
+            merges += 1
+            theta = np.stack([flat(peer(t_state.params, i)) for i in range(P)]).astype(np.float32)
+            u = (theta - ref) + (0 * err if soft else err)
+            if per_tensor:
+                mask, s0 = [], 0
+                for n in sizes:
+                    mask.append(np.stack([np_topk(ui[s0:s0 + n], ceil_tenth(n, 2)) for ui in u]))
+                    s0 += n
+                mask = np.concatenate(mask, axis=1)
+            else:
+                mask = np.stack([np_topk(ui, k) for ui in u])
+            assert (mask.sum(1) == k).all()
+            sent = np.where(mask, u, 0).astype(np.float64)
+            err = np.where(mask, 0, u).astype(np.float32)
+            if per_coord:
+                merged = sent.sum(0) / np.maximum(mask.sum(0), 1)
+            else:
+                merged = (counts / counts.sum()) @ sent
+            ref_new = ref + merged
+            params = theta + merged[None] - sent if soft else np.broadcast_to(ref_new, theta.shape)
+            np.testing.assert_allclose(flat(new.server), ref_new, rtol=1e-5, atol=1e-6)
+            for i in range(P):
+                np.testing.assert_allclose(flat(peer(new.params, i)), params[i], rtol=1e-5, atol=1e-6)
+                np.testing.assert_allclose(flat(peer(new.error, i)), err[i], rtol=1e-5, atol=1e-7)
+            nnz = int(np.count_nonzero(merged))
+            assert (bits.up, bits.down, bits.active) == (M * L + code(k), M * L + code(nnz), P)
+            if merges == 2 and not soft:
+                # the buffer carried from merge 1 changes merge 2: without it the server lands elsewhere
+                u0 = theta - ref
+                m0 = np.stack([np_topk(ui, k) for ui in u0])
+                alt = ref + (counts / counts.sum()) @ np.where(m0, u0, 0)
+                assert np.max(np.abs(alt - ref_new)) > 1e-4
+        state = new
+    assert merges == 2
