@@ -6,6 +6,8 @@ import pytest
 from tallysim import comm, run
 from conftest import tiny
 
+pytestmark = pytest.mark.core    # part of the `make mutation` subset
+
 
 def test_label_bits():
     assert [comm.ceil_log2(c) for c in (2, 10, 100, 1000, 1024, 1025)] == [1, 4, 7, 10, 10, 11]

@@ -9,6 +9,8 @@ from jax.flatten_util import ravel_pytree
 
 from tallysim import sparse
 
+pytestmark = pytest.mark.core    # part of the `make mutation` subset
+
 
 def _tree(seed=0):
     k = jax.random.split(jax.random.PRNGKey(seed), 3)

@@ -6,6 +6,8 @@ import pytest
 
 from tallysim import vote
 
+pytestmark = pytest.mark.core    # part of the `make mutation` subset
+
 
 def test_unanimous_vote_returns_the_label():
     votes = jnp.array([[3, 0, 9]] * 5)
