@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 OUT     ?= results
 FMNIST  := /usr/share/datasets/fashion-mnist
 
-.PHONY: demo test data bench clean help figures figures-smoke fig1 fig2 fig3 fig4 fig5 fig6 fig7 test-unit
+.PHONY: demo test data bench clean help figures figures-smoke fig1 fig2 fig3 fig4 fig5 fig6 fig7 test-unit mutation
 
 help:
 	@echo "make demo   - TallyTrain vs soft-label vs FedAvg on Fashion-MNIST, then figures/demo.png"
@@ -15,6 +15,7 @@ help:
 	@echo "make bench  - vmapped round vs per-peer loop, samples/s"
 	@echo "make fig1 ... fig7 - one paper figure at full size (resumable) into figures/"
 	@echo "make figures       - all seven; make figures-smoke - all at smoke size (part of make test)"
+	@echo "make mutation - mutmut over the core modules against pytest -m core (slow; MUTANTS='tallysim.vote*')"
 	@echo "make clean  - remove the venv, results and figures"
 
 $(STAMP): pyproject.toml
@@ -51,6 +52,13 @@ test: $(STAMP) | $(FMNIST)
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest -q
 
+# Mutation score of the core modules (configured in pyproject.toml [tool.mutmut]); not part of `make test`.
+# MUTANTS narrows the run to mutant-name patterns, e.g. MUTANTS='tallysim.vote* tallysim.comm*'.
+MUTANTS ?=
+mutation: $(STAMP)
+	$(BIN)/mutmut run $(MUTANTS) --max-children $$(nproc)
+	$(BIN)/mutmut results
+
 FIGS := fig1 fig2 fig3 fig4 fig5 fig6 fig7
 $(FIGS): $(STAMP) | $(FMNIST)
 	$(BIN)/python -m tallysim figure $@ --results $(OUT) --out figures --quiet
@@ -67,4 +75,4 @@ bench: $(STAMP)
 	$(BIN)/python -m tallysim bench --model cnn --peers 4 --steps 2
 
 clean:
-	rm -rf $(VENV) $(OUT) figures/*.png figures/*.pdf *.egg-info .pytest_cache
+	rm -rf $(VENV) $(OUT) figures/*.png figures/*.pdf *.egg-info .pytest_cache mutants

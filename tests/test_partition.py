@@ -1,5 +1,4 @@
 """Peer partitions (PROTOCOLS.md "Partitions") and the probe-pool split."""
-import time
 
 import numpy as np
 import pytest
@@ -78,10 +77,9 @@ def test_dirichlet_min_size_respected():
 def test_dirichlet_impossible_min_size_fails_fast():
     labels = np.random.default_rng(0).permutation(np.arange(54000) % C)
     cfg = PartitionConfig(kind="dirichlet", alpha=0.01, min_size=10)
-    t = time.perf_counter()
-    with pytest.raises(DataError, match="min_size"):
+    from tallysim.data.partition import MAX_REDRAWS
+    with pytest.raises(DataError, match=f">= 10 examples in {MAX_REDRAWS} draws.*min_size"):    # a bounded number of draws
         partition(labels, 100, cfg, C, seed=0)
-    assert time.perf_counter() - t < 10
     # with min_size=0 the same setting is fine
     parts = partition(labels, 100, PartitionConfig(kind="dirichlet", alpha=0.01, min_size=0), C, seed=0)
     assert sum(len(p) for p in parts) == len(labels)
