@@ -1,5 +1,4 @@
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -20,9 +19,10 @@ def tiny(*items: str) -> config.Config:
 
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
-    # Tests never write into the user's cache, except the real-data cache which is shared read-mostly.
-    if "TALLYSIM_DATA" not in os.environ:
-        monkeypatch.setenv("TALLYSIM_DATA", str(tmp_path_factory.getbasetemp() / "cache"))
+    # Tests never write into the user's cache, even when $TALLYSIM_DATA names one: a test that prepares a
+    # dataset (or the first real-data load, which caches Debian's Fashion-MNIST) writes into this
+    # session's temporary cache instead. Real Fashion-MNIST is read from the Debian files.
+    monkeypatch.setenv("TALLYSIM_DATA", str(tmp_path_factory.getbasetemp() / "cache"))
 
 
 needs_fmnist = pytest.mark.skipif(not FMNIST.exists(),
