@@ -85,7 +85,7 @@ def measure(model: str, peers: list[int], steps: int, batch: int, dtype: str, lo
 
     # Data is an argument, never a closure, as in run.py: otherwise XLA bakes it in as a constant.
     def vmapped(p, o, k, s, c, data):
-        return local.train_peers(spec, p, o, k, s, c, data)
+        return local.train_peers(spec, p, o, k, s, c, data)[:3]
 
     def single(p, o, k, s, c, data):
         return local.train_peer(spec, p, o, k, s, c, data, None, None)

@@ -39,12 +39,26 @@ def soft_labels(probes: int, classes: int, bits: int) -> int:
 
 
 class Ledger:
-    """Cumulative totals over all peers; `bits_per_peer` divides up+down by P."""
+    """Cumulative totals over all peers; `bits_per_peer` divides up+down by P. It also counts the
+    private training steps the active peers really took and those the round computed (idle lanes
+    and group padding included), so the cost of ragged shards stays visible."""
 
     def __init__(self, peers: int):
         self.peers = peers
         self.up = 0
         self.down = 0
+        self.steps_real = 0
+        self.steps_computed = 0
+
+    def add_steps(self, real: int, computed: int) -> None:
+        self.steps_real += int(real)
+        self.steps_computed += int(computed)
+
+    def state(self) -> list:
+        return [self.up, self.down, self.steps_real, self.steps_computed]
+
+    def restore(self, state: list) -> None:
+        self.up, self.down, self.steps_real, self.steps_computed = (list(state) + [0, 0])[:4]
 
     def add(self, bits: RoundBits) -> None:
         self.up += bits.up * bits.active
@@ -55,4 +69,5 @@ class Ledger:
         return (self.up + self.down) / self.peers
 
     def row(self) -> dict:
-        return {"bits_up": self.up, "bits_down": self.down, "bits_per_peer": self.bits_per_peer}
+        return {"bits_up": self.up, "bits_down": self.down, "bits_per_peer": self.bits_per_peer,
+                "steps_real": self.steps_real, "steps_computed": self.steps_computed}

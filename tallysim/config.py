@@ -148,6 +148,7 @@ class Config:
     local_steps: Optional[int] = None
     warmup_epochs: Optional[int] = None   # None = local_epochs (distillation protocols only)
     batch_size: int = 32
+    ragged_groups: Optional[int] = None   # local training: peer groups by shard size; None = auto
     data: DataConfig = field(default_factory=DataConfig)
     partition: PartitionConfig = field(default_factory=PartitionConfig)
     model: ModelConfig = field(default_factory=ModelConfig)

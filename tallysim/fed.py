@@ -42,6 +42,7 @@ class Spec(NamedTuple):
     probes: int              # M
     classes: int             # C
     input_shape: tuple
+    groups: int = 1          # local training: peer groups by shard size (local.train_peers)
 
 
 def to_input(x: jax.Array) -> jax.Array:

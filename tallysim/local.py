@@ -40,6 +40,7 @@ class LocalSpec(NamedTuple):
     distill_weight: float = 0.0
     probe_batch: int = 32
     prox_mu: Optional[float] = None           # FedProx: adds (mu/2)||w - anchor||^2 when not None
+    groups: int = 1                           # peer groups by shard size, each with its own trip count
 
 
 def hard_label_loss(classes: int, smoothing: float) -> Callable:
@@ -92,8 +93,10 @@ def _masked_mean(values, weights):
     return jnp.sum(values * weights) / jnp.maximum(jnp.sum(weights), 1.0)
 
 
-def _scan_steps(spec: LocalSpec, params, opt, data: FedData, probes, anchor, idx_TxB, mask_TxB, pidx_TxR):
-    """Run T steps of one peer. idx/mask None = probe-only steps; pidx None = private-only."""
+def _step_fn(spec: LocalSpec, data: FedData, probes, anchor):
+    """One step of one peer: xs = (idx [B] | None, mask [B] | None, pidx [R] | None).
+    idx/mask None = a probe-only step; pidx None = private-only. A step whose mask is all False is
+    skipped exactly (params and optimizer state kept)."""
     def step(carry, xs):
         p, o = carry
         idx, mask, pidx = xs
@@ -127,7 +130,12 @@ def _scan_steps(spec: LocalSpec, params, opt, data: FedData, probes, anchor, idx
         valid = jnp.any(mask) if idx is not None else jnp.array(True)
         keep = lambda new, old: jnp.where(valid, new, old)
         return (jax.tree.map(keep, p_new, p), jax.tree.map(keep, o_new, o)), (loss * valid, valid)
+    return step
 
+
+def _scan_steps(spec: LocalSpec, params, opt, data: FedData, probes, anchor, idx_TxB, mask_TxB, pidx_TxR):
+    """Run T steps of one peer. idx/mask None = probe-only steps; pidx None = private-only."""
+    step = _step_fn(spec, data, probes, anchor)
     (params, opt), (losses, valid) = jax.lax.scan(step, (params, opt), (idx_TxB, mask_TxB, pidx_TxR))
     return params, opt, jnp.sum(losses), jnp.sum(valid)
 
@@ -157,9 +165,125 @@ def train_peer(spec: LocalSpec, params, opt, key, shard_S, count, data: FedData,
     return params, opt, loss_sum / jnp.maximum(n_steps, 1)
 
 
+def real_steps(spec: LocalSpec, count):
+    """Private steps a peer with `count` examples really takes this round."""
+    if spec.local_steps is not None:
+        return jnp.where(count > 0, spec.local_steps, 0).astype(jnp.int32)
+    return (spec.epochs * ((count + spec.batch_size - 1) // spec.batch_size)).astype(jnp.int32)
+
+
+def _ragged_peer(spec: LocalSpec, params, opt, key, shard_S, count, data: FedData, probes, anchor,
+                 sequential_epochs: int, trip):
+    """One peer's local round as `train_peer`, but walking only its real steps: step j reads row
+    (j // n) * per_epoch + j % n of the schedule (n = its batches per epoch), so the padded rows are
+    never computed. `trip` >= the peer's real steps (its group's longest); steps past its own are
+    skipped exactly. Returns (params, opt, loss_sum, steps taken)."""
+    k_private, k_probe = jax.random.split(key)
+    idx_TxB, mask_TxB = private_schedule(spec, k_private, shard_S, count)
+    loss_sum, n_steps = 0.0, 0
+    order_M = None
+    if probes is not None:
+        M = probes.x_M.shape[0]
+        if sequential_epochs:      # the digest phase is the same length for every peer: a plain scan
+            t_probe = sequential_epochs * math.ceil(M / spec.probe_batch)
+            pidx_seq = probe_schedule(k_probe, M, t_probe, spec.probe_batch)
+            params, opt, loss_sum, n_steps = _scan_steps(spec, params, opt, data, probes, anchor,
+                                                         None, None, pidx_seq)
+        else:
+            order_M = jax.random.permutation(k_probe, M)     # as probe_schedule, indexed by real step
+    n_real = real_steps(spec, count)
+    per_epoch = idx_TxB.shape[0] // spec.epochs
+    n_epoch = jnp.maximum((count + spec.batch_size - 1) // spec.batch_size, 1)
+    R = spec.probe_batch
+    step = _step_fn(spec, data, probes, anchor)
+
+    def body(c):
+        j, p, o, ls, ns = c
+        row = (j // n_epoch) * per_epoch + j % n_epoch
+        pidx = None if order_M is None else order_M[(j * R + jnp.arange(R)) % order_M.shape[0]]
+        (p, o), (loss, valid) = step((p, o), (idx_TxB[row], mask_TxB[row] & (j < n_real), pidx))
+        return j + 1, p, o, ls + loss, ns + valid
+
+    init = (jnp.int32(0), params, opt, jnp.float32(0.0), jnp.int32(0))
+    _, params, opt, ls, ns = jax.lax.while_loop(lambda c: c[0] < trip, body, init)
+    return params, opt, loss_sum + ls, n_steps + ns
+
+
 def train_peers(spec: LocalSpec, params_A, opt_A, keys_A, shard_AxS, count_A, data: FedData,
                 probes: Optional[Probes] = None, anchor=None, sequential_epochs: int = 0):
-    """All active peers in one vmapped program. Returns (params_A, opt_A, loss_A)."""
-    def one(p, o, k, s, c):
-        return train_peer(spec, p, o, k, s, c, data, probes, anchor, sequential_epochs)
-    return jax.vmap(one)(params_A, opt_A, keys_A, shard_AxS, count_A)
+    """All active peers in one program. Returns (params_A, opt_A, loss_A, steps) with
+    steps = {"steps_real", "steps_computed"}: private steps taken and computed, summed over peers.
+
+    Shards are ragged, and a vmapped loop runs as long as its longest lane. So the peers are sorted by
+    their real step count and split into `spec.groups` equal groups (padded with idle lanes); a scan
+    over the groups runs each as one vmapped while_loop whose trip count is that group's longest.
+    Every peer takes exactly the steps of `train_peer`, in the same order. With `local_steps` every
+    peer takes the same number of steps: one vmapped scan.
+    """
+    A = count_A.shape[0]
+    n_A = real_steps(spec, count_A)
+    if spec.local_steps is not None:
+        def one(p, o, k, s, c):
+            return train_peer(spec, p, o, k, s, c, data, probes, anchor, sequential_epochs)
+        params_A, opt_A, loss_A = jax.vmap(one)(params_A, opt_A, keys_A, shard_AxS, count_A)
+        return params_A, opt_A, loss_A, {"steps_real": jnp.sum(n_A), "steps_computed": jnp.int32(A * spec.local_steps)}
+    G = max(1, min(spec.groups, A))
+    W = -(-A // G)                                   # lanes per group
+    order = jnp.argsort(-n_A, stable=True)           # longest first; idle padding lanes go last
+    order = jnp.concatenate([order, jnp.zeros((G * W - A,), order.dtype)])
+    live = jnp.arange(G * W) < A
+    grouped = lambda a: a[order].reshape((G, W) + a.shape[1:])
+    count_GxW = jnp.where(live, count_A[order], 0).reshape(G, W)
+    trip_G = jnp.max(real_steps(spec, count_GxW), axis=1)
+    xs = (jax.tree.map(grouped, (params_A, opt_A, keys_A, shard_AxS)), count_GxW, trip_G)
+
+    def group(_, x):
+        (p, o, k, s), c, trip = x
+        run = lambda p, o, k, s, c: _ragged_peer(spec, p, o, k, s, c, data, probes, anchor,
+                                                 sequential_epochs, trip)
+        return None, jax.vmap(run)(p, o, k, s, c)
+
+    _, (p, o, ls, ns) = jax.lax.scan(group, None, xs)
+    # Back to the peers' own order; the idle lanes (duplicates of peer order[0]) are dropped.
+    inv = jnp.argsort(order[:A])
+    ungroup = lambda a: a.reshape((G * W,) + a.shape[2:])[:A][inv]
+    params_A, opt_A = jax.tree.map(ungroup, (p, o))
+    loss_A = ungroup(ls) / jnp.maximum(ungroup(ns), 1)
+    steps = {"steps_real": jnp.sum(n_A),
+             "steps_computed": jnp.int32(W) * jnp.sum(trip_G)}
+    return params_A, opt_A, loss_A, steps
+
+
+MAX_AUTO_GROUPS = 16
+
+
+def waste(steps_SxP, active: int, groups: int, draws: int = 16, seed: int = 0) -> float:
+    """Predicted computed / real private steps of `train_peers` with `groups` groups, for real step
+    counts per seed and peer (host numpy; seeds run batched, so a group runs to its longest over seeds).
+    Under partial participation it averages `draws` random active sets."""
+    import numpy as np
+    steps_SxP = np.asarray(steps_SxP, np.int64)
+    S, P = steps_SxP.shape
+    rng = np.random.default_rng(seed)
+    sets = [np.arange(P)] if active == P else [rng.choice(P, active, replace=False) for _ in range(draws)]
+    W = -(-active // groups)
+    real = computed = 0
+    for idx in sets:
+        s = -np.sort(-steps_SxP[:, idx], axis=1)
+        s = np.pad(s, ((0, 0), (0, groups * W - active)))
+        computed += W * s[:, ::W].max(axis=0).sum() * S
+        real += s.sum()
+    return computed / max(real, 1)
+
+
+def auto_groups(steps_SxP, active: int, target: float = 1.2) -> int:
+    """The fewest groups (up to MAX_AUTO_GROUPS) whose predicted waste is <= target, else the least
+    wasteful: fewer groups keep more peers in one vmapped step, which accelerators prefer."""
+    best, best_w = 1, float("inf")
+    for g in range(1, min(MAX_AUTO_GROUPS, active) + 1):
+        w = waste(steps_SxP, active, g)
+        if w <= target:
+            return g
+        if w < best_w - 1e-9:
+            best, best_w = g, w
+    return best

@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tallysim import checkpoint, comm, config, data, fed, outdir
+from tallysim import checkpoint, comm, config, data, fed, local, outdir
 from tallysim.config import Config, ConfigError
 from tallysim import exchange
 from tallysim.evaluate import eval_batch, evaluate
@@ -92,11 +92,20 @@ def build(cfg: Config) -> Built:
         pools.append(pool)
         counts.append(data.class_counts(ds.y_train[rest], parts, ds.num_classes))
     fdata, spec = fed.build(x_all, y_all, parts_per_seed, pools, ds.x_test, ds.y_test, ds.num_classes, cfg)
+    spec = spec._replace(groups=cfg.ragged_groups or local.auto_groups(_private_steps(cfg, counts), spec.active))
     model = make_model(cfg.model, ds.num_classes)
     dummy = jnp.zeros((1,) + spec.input_shape, jnp.float32)
     shapes = jax.eval_shape(model.init, jax.random.PRNGKey(0), dummy)
     ctx = Context(cfg=cfg, spec=spec, model=model, num_params=param_count(shapes))
     return Built(cfg, ctx, make_protocol(ctx), fdata, seeds, counts, ds.name)
+
+
+def _private_steps(cfg: Config, counts: list) -> np.ndarray:
+    """Real private steps per seed and peer in one round (host-side twin of local.real_steps)."""
+    sizes = np.stack([c.sum(1) for c in counts])
+    if cfg.local_steps is not None:
+        return np.where(sizes > 0, cfg.local_steps, 0)
+    return cfg.local_epochs * -(-sizes // cfg.batch_size)
 
 
 def auto_chunk(b: Built) -> int:
@@ -175,8 +184,8 @@ def _run_chunk(b: Built, lo: int, hi: int, rec: "_Recorder", bar, saver: checkpo
     r0 = resume["round"] if resume else 0
     if r0:
         state = checkpoint.load(rec.out_dir, jax.eval_shape(init_fn, k_init, data_c))
-        for led, (up, down) in zip(ledgers, resume["ledgers"]):
-            led.up, led.down = up, down
+        for led, saved in zip(ledgers, resume["ledgers"]):
+            led.restore(saved)
     else:
         state = jax.jit(init_fn)(k_init, data_c)
     round_fn = jax.jit(jax.vmap(b.protocol.round, in_axes=(0, fed.SEED_AXES, 0, None)), donate_argnums=0)
@@ -187,6 +196,7 @@ def _run_chunk(b: Built, lo: int, hi: int, rec: "_Recorder", bar, saver: checkpo
         info = _host(info)
         for j, led in enumerate(ledgers):
             led.add(b.protocol.cost({k: v[j].tolist() for k, v in info.items()}))
+            led.add_steps(info["steps_real"][j], info["steps_computed"][j])
             loss = float(info["train_loss"][j])
             if not math.isfinite(loss):
                 raise NonFiniteLoss(f"round {r}, seed {b.seeds[lo + j]}: the training loss is {loss}; "
@@ -311,7 +321,7 @@ class _Recorder:
 
     def meta(self, lo: int, r: int, ledgers) -> dict:
         return {"version": 1, "chunk": self.chunk, "lo": lo, "round": r,
-                "ledgers": [[led.up, led.down] for led in ledgers], "evals": self.evals,
+                "ledgers": [led.state() for led in ledgers], "evals": self.evals,
                 "lines": self.lines, "last": self.last, "elapsed": time.perf_counter() - self.t0}
 
     def close(self) -> None:

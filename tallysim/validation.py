@@ -23,7 +23,7 @@ INT_RANGES = {
     "data.num_classes": (2, INT_MAX), "warmup_epochs": (0, INT_MAX), "distill.epochs": (0, INT_MAX),
     "feddf.steps": (0, INT_MAX), "partition.min_size": (0, INT_MAX),
 }
-for _k in ("peers", "rounds", "seed_chunk", "eval_every", "batch_size", "local_epochs", "local_steps",
+for _k in ("peers", "rounds", "seed_chunk", "ragged_groups", "eval_every", "batch_size", "local_epochs", "local_steps",
            "data.max_train", "data.max_test", "data.train_size", "data.test_size", "probe.per_round",
            "probe.pool_size", "distill.batch_size", "feddf.batch_size", "bridge.period", "model.width",
            "partition.k"):

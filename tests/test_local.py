@@ -52,7 +52,7 @@ def test_padding_example_never_touches_training():
     data = data._replace(x_train=data.x_train.at[0].set(jnp.nan))     # only padding points here
     p = model.init(KEY, data.x_train[:1])
     shard = jnp.array([[1, 2, 3, 4, 5, 0, 0, 0, 0, 0]])
-    params, _, loss = local.train_peers(spec, jax.tree.map(lambda a: a[None], p),
+    params, _, loss, _ = local.train_peers(spec, jax.tree.map(lambda a: a[None], p),
                                         jax.tree.map(lambda a: a[None], spec.tx.init(p)),
                                         KEY[None], shard, jnp.array([5]), data)
     assert bool(jnp.isfinite(loss).all())
@@ -69,7 +69,7 @@ def test_vmapped_ragged_peers_equal_single_peer_runs():
     shard = jnp.array([[1, 2, 3, 4, 5, 6, 7, 8, 9, 10], [11, 12, 0, 0, 0, 0, 0, 0, 0, 0]])
     count = jnp.array([10, 2])
     keys = jax.random.split(KEY, P)
-    out_p, out_o, loss = local.train_peers(spec, params, opt, keys, shard, count, data)
+    out_p, out_o, loss, _ = local.train_peers(spec, params, opt, keys, shard, count, data)
     for i in range(P):
         single = local.train_peer(spec, p0, spec.tx.init(p0), keys[i], shard[i], count[i], data, None, None)
         for a, b in zip(jax.tree.leaves(out_p), jax.tree.leaves(single[0])):

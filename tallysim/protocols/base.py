@@ -50,7 +50,7 @@ class Context:
             epochs=cfg.local_epochs if epochs is None else epochs,
             local_steps=cfg.local_steps if epochs is None else None,
             distill_loss=distill_loss, distill_weight=cfg.distill.weight,
-            probe_batch=cfg.distill.batch_size or cfg.batch_size, prox_mu=prox_mu)
+            probe_batch=cfg.distill.batch_size or cfg.batch_size, prox_mu=prox_mu, groups=self.spec.groups)
 
     def init_state(self, key, data: FedData, shared: bool, server: bool = False, error: bool = False) -> State:
         params = peers.init_params(self.model, key, self.spec.peers, self.spec.input_shape, shared)
@@ -96,17 +96,17 @@ def local_round(ctx: Context, lspec: local.LocalSpec, state: State, data: FedDat
                 idx, params_A=None, probes=None, anchor=None, sequential_epochs: int = 0):
     """Train the active peers (from `params_A` if given, else their own params) and write them back.
 
-    Returns (params, opt, params_A_trained, loss_A). The optimizer restarts from scratch when
-    optim.reset_each_round is set.
+    Returns (params, opt, params_A_trained, loss_A, steps), steps = {steps_real, steps_computed}
+    for the round's info. The optimizer restarts from scratch when optim.reset_each_round is set.
     """
     if params_A is None:
         params_A = peers.take(state.params, idx)
     opt_A = jax.vmap(ctx.tx.init)(params_A) if ctx.cfg.optim.reset_each_round else peers.take(state.opt, idx)
     shard, count = peers.take(data.shard_PxS, idx), peers.take(data.count_P, idx)
     keys_A = jax.random.split(keys.train, ctx.spec.active)
-    params_A, opt_A, loss_A = local.train_peers(lspec, params_A, opt_A, keys_A, shard, count, data,
-                                                probes, anchor, sequential_epochs)
-    return peers.put(state.params, idx, params_A), peers.put(state.opt, idx, opt_A), params_A, loss_A
+    params_A, opt_A, loss_A, steps = local.train_peers(lspec, params_A, opt_A, keys_A, shard, count, data,
+                                                       probes, anchor, sequential_epochs)
+    return peers.put(state.params, idx, params_A), peers.put(state.opt, idx, opt_A), params_A, loss_A, steps
 
 
 def draw_probes(ctx: Context, data: FedData, key) -> jax.Array:

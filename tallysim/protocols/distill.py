@@ -26,7 +26,7 @@ def warmup_init(ctx: Context, key, data, server: bool = False, error: bool = Fal
         return state
     lspec = ctx.local_spec(epochs=epochs)
     keys = jax.random.split(k_warm, ctx.spec.peers)
-    params, opt, _ = local.train_peers(lspec, state.params, state.opt, keys, data.shard_PxS,
+    params, opt, _, _ = local.train_peers(lspec, state.params, state.opt, keys, data.shard_PxS,
                                        data.count_P, data)
     if ctx.cfg.optim.reset_each_round:
         opt = state.opt
@@ -46,9 +46,10 @@ def distill_round(ctx: Context, lspec: local.LocalSpec, hard: bool):
             probes, sequential_epochs = None, 0
         else:
             sequential_epochs = sequential
-        params, opt, _, loss_A = local_round(ctx, lspec, state, data, keys, idx, probes=probes,
-                                             sequential_epochs=sequential_epochs)
+        params, opt, _, loss_A, steps = local_round(ctx, lspec, state, data, keys, idx, probes=probes,
+                                                    sequential_epochs=sequential_epochs)
         info["train_loss"] = jnp.mean(loss_A)
+        info.update(steps)
         return state._replace(params=params, opt=opt), info
 
     return round_fn

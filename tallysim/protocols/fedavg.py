@@ -15,14 +15,15 @@ from tallysim.protocols.base import (Context, Protocol, active_set, local_round,
 
 
 def fedavg_step(ctx: Context, lspec, state, data, keys, prox: bool):
-    """Broadcast, train, average. Returns (state, params_A, weight_A, loss_A) for FedDF to extend."""
+    """Broadcast, train, average. Returns (state, params_A, weight_A, info) for FedDF to extend."""
     idx = active_set(ctx, keys.active)
     start_A = peers.broadcast(state.server, ctx.spec.active)
-    params, opt, params_A, loss_A = local_round(ctx, lspec, state, data, keys, idx, params_A=start_A,
+    params, opt, params_A, loss_A, steps = local_round(ctx, lspec, state, data, keys, idx, params_A=start_A,
                                                 anchor=state.server if prox else None)
     weight_A = shard_weights(peers.take(data.count_P, idx))
     server = peers.weighted_mean(params_A, weight_A)
-    return state._replace(params=params, opt=opt, server=server), params_A, weight_A, loss_A
+    info = {"train_loss": jnp.mean(loss_A), **steps}
+    return state._replace(params=params, opt=opt, server=server), params_A, weight_A, info
 
 
 def param_bits(ctx: Context) -> comm.RoundBits:
@@ -34,8 +35,8 @@ def make(ctx: Context, prox: bool = False) -> Protocol:
     lspec = ctx.local_spec(prox_mu=ctx.cfg.fedprox.mu if prox else None)
 
     def round_fn(state, data, root, r):
-        state, _, _, loss_A = fedavg_step(ctx, lspec, state, data, round_keys(root, r), prox)
-        return state, {"train_loss": jnp.mean(loss_A)}
+        state, _, _, info = fedavg_step(ctx, lspec, state, data, round_keys(root, r), prox)
+        return state, info
 
     bits = param_bits(ctx)
     return Protocol(init=lambda key, data: ctx.init_state(key, data, True, server=True),

@@ -66,8 +66,7 @@ def make(ctx: Context) -> Protocol:
 
     def round_fn(state, data, root, r):
         keys = round_keys(root, r)
-        state, params_A, _, loss_A = fedavg.fedavg_step(ctx, lspec, state, data, keys, prox=False)
-        info = {"train_loss": jnp.mean(loss_A)}
+        state, params_A, _, info = fedavg.fedavg_step(ctx, lspec, state, data, keys, prox=False)
         if steps:    # steps=0: FedAvg exactly, statically
             server, info["feddf_loss"] = distill_server(ctx, state.server, params_A, data, keys.server)
             state = state._replace(server=server)

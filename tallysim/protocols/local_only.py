@@ -14,8 +14,8 @@ def make(ctx: Context) -> Protocol:
     def round_fn(state, data, root, r):
         keys = round_keys(root, r)
         idx = active_set(ctx, keys.active)
-        params, opt, _, loss_A = local_round(ctx, lspec, state, data, keys, idx)
-        return state._replace(params=params, opt=opt), {"train_loss": jnp.mean(loss_A)}
+        params, opt, _, loss_A, steps = local_round(ctx, lspec, state, data, keys, idx)
+        return state._replace(params=params, opt=opt), {"train_loss": jnp.mean(loss_A), **steps}
 
     return Protocol(init=lambda key, data: ctx.init_state(key, data, ctx.cfg.init.shared),
                     round=round_fn, cost=lambda info: comm.RoundBits(0, 0, ctx.spec.active))
