@@ -1,11 +1,10 @@
 """`tallysim bench`: a tiny measurement returns sane rows, and the CLI prints its table (CPU, seconds)."""
 import json
-import subprocess
 import sys
 
 import pytest
 
-from tallysim import bench
+from tallysim import bench, cli
 from tallysim.config import ConfigError
 
 
@@ -32,14 +31,11 @@ def test_loop_skipped_above_loop_max_and_bad_input():
         bench._parse_ints("10,x", "--peers")
 
 
-def test_cli_prints_table(tmp_path):
+def test_cli_prints_table(tmp_path, capsys):
     out = tmp_path / "rows.json"
-    proc = subprocess.run(
-        [sys.executable, "-m", "tallysim", "bench", "--peers", "2", "--steps", "2", "--batch", "8",
-         "--model", "mlp", "--json", str(out)],
-        capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    lines = proc.stdout.splitlines()
+    assert cli.main(["bench", "--peers", "2", "--steps", "2", "--batch", "8", "--model", "mlp",
+                     "--json", str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
     rows = [json.loads(line) for line in lines if line.startswith("{")]
     assert [r["mode"] for r in rows] == ["vmap", "loop"] and "ratio" in rows[1]
     assert any("ratio vmap/loop" in line for line in lines)

@@ -1,15 +1,13 @@
 """`bridge`: its two invariants (FedAvg, tally), exact bits on merge and non-merge rounds, partial
 participation, and the CLI end to end (CPU, tiny synthetic runs)."""
 import math
-import subprocess
-import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from conftest import read_rows, run_rows, tiny
 
-from tallysim import comm, run
+from tallysim import cli, comm, run
 from tallysim.protocols.tally import vote_bits
 
 FEDAVG_LIKE = ["bridge.density=1", "bridge.period=1", "distill.weight=0", "optim.reset_each_round=true",
@@ -97,9 +95,7 @@ def test_cli_end_to_end_per_tensor_soft_per_coordinate(tmp_path):
             "probe.per_round=64", "probe.pool_size=200", "partition.kind=iid", "model.width=32",
             "protocol.name=bridge", "bridge.period=2", "bridge.density=0.05", "bridge.scope=per_tensor",
             "bridge.average=per_coordinate", "bridge.reset=soft"]
-    proc = subprocess.run([sys.executable, "-m", "tallysim", "run", *args, "--out", str(out), "--quiet"],
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr
+    assert cli.main(["run", *args, "--out", str(out), "--quiet"]) == 0       # in-process: no new interpreter
     rows = read_rows(out)
     assert [r["round"] for r in rows] == [1, 2]
     assert rows[0]["acc_global"] is not None and rows[1]["bits_up"] > 2 * rows[0]["bits_up"]
