@@ -29,20 +29,22 @@ for _k in ("peers", "rounds", "seed_chunk", "ragged_groups", "eval_every", "batc
            "partition.k"):
     INT_RANGES[_k] = (1, INT_MAX)
 
-# Floats: key -> (low, high, low included, high included); every float must also be finite.
+# Floats: key -> (low, high, low included, high included); every float must also be finite. Learning
+# rates may be huge (a diverging run stops with exit 1 and keeps its metrics) but must fit float32.
+F32_MAX = 3.4e38
 FLOAT_RANGES = {
-    "optim.lr": (0, 100, False, True), "optim.momentum": (0, 1, True, False),
+    "optim.lr": (0, F32_MAX, False, True), "optim.momentum": (0, 1, True, False),
     "optim.weight_decay": (0, 100, True, True), "data.difficulty": (0, 1000, True, True),
     "partition.alpha": (0, 1e6, False, True), "participation": (0, 1, False, True),
     "vote.min_agreement": (0, 1, True, True), "distill.weight": (0, 1e6, True, True),
     "distill.temperature": (0, 1000, False, True), "distill.label_smoothing": (0, 1, True, False),
     "softlabel.era_temperature": (0, 1000, False, True), "fedprox.mu": (0, 1e6, True, True),
-    "feddf.temperature": (0, 1000, False, True), "feddf.lr": (0, 100, False, True),
+    "feddf.temperature": (0, 1000, False, True), "feddf.lr": (0, F32_MAX, False, True),
     "bridge.density": (0, 1, True, True),
 }
 
 CHOICES = {
-    "protocol.name": PROTOCOLS, "model.name": MODELS, "model.dtype": ("float32", "bfloat16"),
+    "protocol.name": PROTOCOLS, "model.name": MODELS, "model.conv": ("auto", "xla", "im2col"), "model.dtype": ("float32", "bfloat16"),
     "partition.kind": PARTITIONS, "optim.name": OPTIMIZERS, "vote.ties": ("lowest", "random"),
     "distill.order": ("mixed", "sequential"), "softlabel.aggregate": ("mean", "era"),
     "feddf.target": ("logits", "probs"), "bridge.scope": ("global", "per_tensor"),

@@ -37,9 +37,10 @@ def one_line(capsys, code) -> str:
 # ----------------------------------------------------------------------------- values
 
 VALUES = [
-    (["optim.lr=nan"], "optim.lr=nan must be a finite number; allowed: (0, 100]"),
+    (["optim.lr=nan"], "optim.lr=nan must be a finite number; allowed: (0, 3.4e+38]"),
     (["optim.lr=inf"], "optim.lr=inf must be a finite number"),
-    (["optim.lr=1e9"], "optim.lr=1000000000.0 is out of range"),
+    (["optim.lr=1e39"], "optim.lr=1e+39 is out of range"),
+    (["feddf.lr=0"], "feddf.lr=0.0 is out of range"),
     (["optim.momentum=nan"], "optim.momentum=nan must be a finite number; allowed: [0, 1)"),
     (["optim.momentum=1.5"], "allowed: [0, 1)"),
     (["distill.temperature=nan"], "distill.temperature=nan must be a finite"),
