@@ -1,0 +1,40 @@
+"""Collaboration must help: on label-skewed synthetic data (each of 8 peers holds 5 of the 10 classes),
+the parameter-exchanging protocols' server model beats what the same peers reach alone (`local`,
+peer mean), seed by seed. The margins were measured with the correct code on seeds 0, 1, 2 (3 seeds in
+one vmapped run each) and are set just below the smallest measured one; see each MARGIN comment.
+
+Not here, because with the correct code they do not beat `local` in this setting (5 rounds, defaults),
+measured as peer mean on seeds 0, 1, 2 against local's 0.402, 0.426, 0.413:
+  tally 0.472, 0.395, 0.403; softlabel 0.426, 0.420, 0.426; bridge (density 0.01, hard reset, so every
+  peer is theta_ref after a merge) 0.165, 0.140, 0.175. Finding a setting where they must help is open.
+"""
+import pytest
+from conftest import tiny
+
+from tallysim import run
+
+pytestmark = pytest.mark.slow
+
+SKEWED = ["data.input_shape=8x8x1", "data.train_size=2400", "data.test_size=400", "data.difficulty=0.5",
+          "peers=8", "rounds=5", "partition.kind=label_quantity", "partition.k=5", "model.width=32",
+          "probe.per_round=300", "probe.pool_size=400", "batch_size=32", "seeds=3", "optim.lr=0.05"]
+
+# protocol -> margin over local's peer mean, per seed. Measured (server accuracy - local peer mean)
+# on seeds 0, 1, 2 with local's peer mean 0.402, 0.426, 0.413:
+MARGIN = {
+    "fedavg": 0.05,       # server 0.553, 0.487, 0.490 -> +0.151, +0.061, +0.077
+    "fedprox": 0.05,      # server 0.553, 0.485, 0.485 -> +0.151, +0.059, +0.072
+}
+
+
+@pytest.fixture(scope="module")
+def local_acc():
+    return run.run(tiny(*SKEWED, "protocol.name=local"), None, progress=False)["per_seed"]["acc_mean"]
+
+
+@pytest.mark.parametrize("protocol", list(MARGIN))
+def test_collaboration_beats_local_seed_by_seed(protocol, local_acc):
+    last = run.run(tiny(*SKEWED, f"protocol.name={protocol}"), None, progress=False)
+    got = last["per_seed"]["acc_global"]
+    for seed, (a, base) in enumerate(zip(got, local_acc)):
+        assert a > base + MARGIN[protocol], (protocol, seed, got, local_acc)
