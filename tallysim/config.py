@@ -54,6 +54,7 @@ class ModelConfig:
     name: str = "mlp"
     dtype: str = "float32"            # compute dtype; parameters stay float32
     width: int = 200                  # mlp hidden width
+    conv: str = "auto"                # conv models: auto (im2col on the CPU, native elsewhere) | xla | im2col
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 
 from tallysim.config import MODELS, ConfigError, ModelConfig
+from tallysim.conv import conv_fn
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 PARAM_DTYPE = jnp.float32
@@ -66,13 +67,15 @@ class LeNet(nn.Module):
 
     num_classes: int
     dtype: Any = jnp.float32
+    conv: Callable = jax.lax.conv_general_dilated      # or conv.im2col_conv (same params)
 
     @nn.compact
     def __call__(self, x_BxHxWxC: jax.Array) -> jax.Array:
         kw = dict(dtype=self.dtype, param_dtype=PARAM_DTYPE)
+        ckw = dict(kw, conv_general_dilated=self.conv)
         x = x_BxHxWxC.astype(self.dtype)
-        x = max_pool_2x2(nn.relu(nn.Conv(6, (5, 5), padding="SAME", **kw)(x)))
-        x = max_pool_2x2(nn.relu(nn.Conv(16, (5, 5), padding="VALID", **kw)(x)))
+        x = max_pool_2x2(nn.relu(nn.Conv(6, (5, 5), padding="SAME", **ckw)(x)))
+        x = max_pool_2x2(nn.relu(nn.Conv(16, (5, 5), padding="VALID", **ckw)(x)))
         x = x.reshape(x.shape[0], -1)
         x = nn.relu(nn.Dense(120, **kw)(x))
         x = nn.relu(nn.Dense(84, **kw)(x))
@@ -85,13 +88,15 @@ class CNN(nn.Module):
 
     num_classes: int
     dtype: Any = jnp.float32
+    conv: Callable = jax.lax.conv_general_dilated      # or conv.im2col_conv (same params)
 
     @nn.compact
     def __call__(self, x_BxHxWxC: jax.Array) -> jax.Array:
         kw = dict(dtype=self.dtype, param_dtype=PARAM_DTYPE)
+        ckw = dict(kw, conv_general_dilated=self.conv)
         x = x_BxHxWxC.astype(self.dtype)
-        x = max_pool_2x2(nn.relu(nn.Conv(32, (5, 5), padding="SAME", **kw)(x)))
-        x = max_pool_2x2(nn.relu(nn.Conv(64, (5, 5), padding="SAME", **kw)(x)))
+        x = max_pool_2x2(nn.relu(nn.Conv(32, (5, 5), padding="SAME", **ckw)(x)))
+        x = max_pool_2x2(nn.relu(nn.Conv(64, (5, 5), padding="SAME", **ckw)(x)))
         x = x.reshape(x.shape[0], -1)
         x = nn.relu(nn.Dense(512, **kw)(x))
         return nn.Dense(self.num_classes, **kw)(x).astype(jnp.float32)
@@ -103,13 +108,14 @@ class BasicBlock(nn.Module):
     channels: int
     stride: int = 1
     dtype: Any = jnp.float32
+    conv: Callable = jax.lax.conv_general_dilated
 
     @nn.compact
     def __call__(self, x_BxHxWxC: jax.Array) -> jax.Array:
         kw = dict(dtype=self.dtype, param_dtype=PARAM_DTYPE)
         # Convs feed a norm, so their bias would be cancelled by the mean subtraction: drop it.
         conv = lambda k, s: nn.Conv(self.channels, (k, k), strides=(s, s), padding="SAME",
-                                    use_bias=False, **kw)
+                                    use_bias=False, conv_general_dilated=self.conv, **kw)
         norm = lambda: nn.GroupNorm(num_groups=_groups(self.channels), **kw)
         h = nn.relu(norm()(conv(3, self.stride)(x_BxHxWxC)))
         h = norm()(conv(3, 1)(h))
@@ -128,15 +134,17 @@ class ResNet8(nn.Module):
 
     num_classes: int
     dtype: Any = jnp.float32
+    conv: Callable = jax.lax.conv_general_dilated      # or conv.im2col_conv (same params)
 
     @nn.compact
     def __call__(self, x_BxHxWxC: jax.Array) -> jax.Array:
         kw = dict(dtype=self.dtype, param_dtype=PARAM_DTYPE)
+        ckw = dict(kw, conv_general_dilated=self.conv)
         x = x_BxHxWxC.astype(self.dtype)
-        x = nn.Conv(16, (3, 3), padding="SAME", use_bias=False, **kw)(x)
+        x = nn.Conv(16, (3, 3), padding="SAME", use_bias=False, **ckw)(x)
         x = nn.relu(nn.GroupNorm(num_groups=_groups(16), **kw)(x))
         for channels, stride in ((16, 1), (32, 2), (64, 2)):
-            x = BasicBlock(channels, stride, dtype=self.dtype)(x)
+            x = BasicBlock(channels, stride, dtype=self.dtype, conv=self.conv)(x)
         # Average in float32: a bf16 sum over H*W positions loses precision.
         x_BxC = jnp.mean(x.astype(jnp.float32), axis=(1, 2)).astype(self.dtype)
         return nn.Dense(self.num_classes, **kw)(x_BxC).astype(jnp.float32)
@@ -144,9 +152,9 @@ class ResNet8(nn.Module):
 
 _BUILDERS: dict[str, Callable[[ModelConfig, int, Any], nn.Module]] = {
     "mlp": lambda cfg, k, dt: MLP(num_classes=k, width=cfg.width, dtype=dt),
-    "lenet": lambda cfg, k, dt: LeNet(num_classes=k, dtype=dt),
-    "cnn": lambda cfg, k, dt: CNN(num_classes=k, dtype=dt),
-    "resnet8": lambda cfg, k, dt: ResNet8(num_classes=k, dtype=dt),
+    "lenet": lambda cfg, k, dt: LeNet(num_classes=k, dtype=dt, conv=conv_fn(cfg.conv)),
+    "cnn": lambda cfg, k, dt: CNN(num_classes=k, dtype=dt, conv=conv_fn(cfg.conv)),
+    "resnet8": lambda cfg, k, dt: ResNet8(num_classes=k, dtype=dt, conv=conv_fn(cfg.conv)),
 }
 assert tuple(_BUILDERS) == tuple(MODELS)  # config.MODELS is the list users see in errors/README
 
