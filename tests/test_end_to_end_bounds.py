@@ -24,6 +24,7 @@ SKEWED = ["data.input_shape=8x8x1", "data.train_size=2400", "data.test_size=400"
 MARGIN = {
     "fedavg": 0.05,       # server 0.553, 0.487, 0.490 -> +0.151, +0.061, +0.077
     "fedprox": 0.05,      # server 0.553, 0.485, 0.485 -> +0.151, +0.059, +0.072
+    "feddf": 0.08,        # server 0.558, 0.517, 0.525 -> +0.156, +0.091, +0.112
 }
 
 
