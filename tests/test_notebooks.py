@@ -52,16 +52,38 @@ def test_notebooks_saved_clean():
                 assert not c.outputs and c.execution_count is None, f"{path.name} has saved outputs"
 
 
+def _colored_pixels(png: Path) -> int:
+    """Pixels of a saturated colour: the plotted lines and markers (axes, text and grid are grey)."""
+    import numpy as np
+    from matplotlib import image
+    rgb = image.imread(str(png))[..., :3]
+    return int(np.sum(rgb.max(-1) - rgb.min(-1) > 0.25))
+
+
+def _finite_rows(path: Path, keys) -> list:
+    import json
+    import math
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [r for r in rows if all(isinstance(r.get(k), (int, float)) and math.isfinite(r[k]) for k in keys)]
+
+
 def test_quickstart_notebook(tmp_path, monkeypatch):
     _execute("quickstart", tmp_path, monkeypatch)
-    assert (tmp_path / "runs" / "quickstart" / "quickstart.png").stat().st_size > 0
     for name in ("tally", "softlabel", "fedavg"):
-        assert (tmp_path / "runs" / "quickstart" / name / "metrics.jsonl").exists()
+        rows = _finite_rows(tmp_path / "runs" / "quickstart" / name / "metrics.jsonl", ("acc_mean", "bits_per_peer"))
+        assert rows and all(r["bits_per_peer"] > 0 for r in rows), name      # points to draw
+    assert _colored_pixels(tmp_path / "runs" / "quickstart" / "quickstart.png") > 200   # and they were drawn
 
 
 def test_figures_notebook(tmp_path, monkeypatch):
+    import csv
     if importlib.util.find_spec("tallysim.figures") is None:
         pytest.skip("tallysim.figures does not exist yet")
     _execute("figures", tmp_path, monkeypatch)
     pngs = list((tmp_path / "runs" / "notebook" / "figures").glob("fig1*.png"))   # fig1-smoke.png
-    assert pngs and all(p.stat().st_size > 0 for p in pngs), pngs
+    assert pngs, pngs
+    for png in pngs:
+        assert _colored_pixels(png) > 200, png                                      # lines, not empty axes
+        table = list(csv.DictReader(png.with_suffix(".csv").open()))                # the numbers behind it
+        assert len({row["group"] for row in table}) >= 2, table                     # several protocols
+        assert all(0.0 <= float(row["accuracy"]) <= 1.0 for row in table), table   # finite points
