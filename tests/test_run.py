@@ -18,6 +18,9 @@ def without_wall(rs):
     return [{k: v for k, v in r.items() if k != "wall_s"} for r in rs]
 
 
+MIN_ACC_MEAN = {"local": 0.84, "fedavg": 0.89, "fedprox": 0.89, "softlabel": 0.93, "tally": 0.90}
+
+
 @pytest.mark.parametrize("protocol", ["local", "fedavg", "fedprox", "softlabel", "tally"])
 def test_cli_run_every_protocol(protocol, tmp_path, capsys):
     out = tmp_path / protocol
@@ -26,7 +29,9 @@ def test_cli_run_every_protocol(protocol, tmp_path, capsys):
     assert summary.startswith(f"{protocol}: 2 rounds, 4 peers on synthetic") and "MB per peer" in summary
     rs = read_rows(out)
     assert [r["round"] for r in rs] == [1, 2] and set(rs[0]) == ROW_KEYS
-    assert rs[-1]["acc_mean"] > 0.2                                      # 10 classes: chance is 0.1
+    # Measured peer means after 2 rounds, seeds 0/1/2: local .858/.873/.898, fedavg .929/.905/.924,
+    # fedprox .931/.906/.925, softlabel .948/.952/.955, tally .920/.948/.942; bounds just below the smallest.
+    assert rs[-1]["acc_mean"] > MIN_ACC_MEAN[protocol], rs[-1]           # 10 classes: chance is 0.1
     assert (rs[-1]["acc_global"] is not None) == (protocol in ("fedavg", "fedprox"))
     assert (rs[-1]["vote_acc"] is not None) == (protocol in ("softlabel", "tally"))
     cfg = json.loads((out / "config.json").read_text())
@@ -86,8 +91,12 @@ def test_real_fashion_mnist_well_above_chance(protocol, tmp_path):
                "rounds=3", "partition.kind=dirichlet", "partition.alpha=0.5", "probe.pool_size=none",
                "probe.per_round=500", "model.width=100", f"protocol.name={protocol}")
     last = run.run(cfg, str(tmp_path / protocol), progress=False)
-    acc = last["acc_global"] if protocol == "fedavg" else last["acc_ensemble"]
-    assert acc > 0.55, last                                               # chance is 0.10
+    if protocol == "fedavg":
+        assert last["acc_global"] > 0.55, last                            # chance is 0.10
+    else:
+        # Not acc_ensemble: local training alone reaches a 0.74 / 0.71 vote here (seeds 0 / 1). Measured
+        # tally peer mean .666/.636 (local .545/.497) and consensus on the probes .718/.690.
+        assert last["acc_mean"] > 0.62 and last["consensus_acc"] > 0.67, last
 
 
 def test_probe_pool_from_another_dataset(tmp_path):
