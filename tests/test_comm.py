@@ -10,7 +10,7 @@ pytestmark = pytest.mark.core    # part of the `make mutation` subset
 
 
 def test_label_bits():
-    assert [comm.ceil_log2(c) for c in (2, 10, 100, 1000, 1024, 1025)] == [1, 4, 7, 10, 10, 11]
+    assert [comm.ceil_log2(c) for c in (1, 2, 3, 10, 100, 1000, 1024, 1025)] == [1, 1, 2, 4, 7, 10, 10, 11]
 
 
 def test_sparse_coding_picks_cheapest():
