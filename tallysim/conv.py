@@ -1,4 +1,4 @@
-"""Convolution as im2col + one matmul, a drop-in for `lax.conv_general_dilated` in `nn.Conv`.
+"""Convolution as im2col (strided slices) + one matmul, a drop-in for `lax.conv_general_dilated` in `nn.Conv`.
 
 Why: under `vmap` over peers, XLA's CPU backend turns a convolution into a grouped convolution that
 runs at about a quarter of a per-peer loop (PERFORMANCE.md), while patches + a batched matmul run at
@@ -30,12 +30,17 @@ def im2col_conv(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilati
         return lax.conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation,
                                         dimension_numbers, feature_group_count, precision=precision, **kw)
     kh, kw_, cin, cout = rhs.shape
-    # Patches come out channel-major: feature index = c * (kh * kw) + i * kw + j.
-    patches = lax.conv_general_dilated_patches(lhs, (kh, kw_), window_strides, padding,
-                                               dimension_numbers=("NHWC", "OIHW", "NHWC"),
-                                               precision=precision)
-    kernel = jnp.transpose(rhs, (2, 0, 1, 3)).reshape(cin * kh * kw_, cout)
-    return jnp.einsum("bhwk,ko->bhwo", patches, kernel, precision=precision)
+    sh, sw = window_strides
+    pads = lax.padtype_to_pads(lhs.shape[1:3], (kh, kw_), window_strides, padding) \
+        if isinstance(padding, str) else padding
+    x = jnp.pad(lhs, ((0, 0), tuple(pads[0]), tuple(pads[1]), (0, 0)))
+    ho, wo = (x.shape[1] - kh) // sh + 1, (x.shape[2] - kw_) // sw + 1
+    # Strided slices rather than lax.conv_general_dilated_patches: the latter is itself a convolution
+    # (with a one-hot kernel), and its gradient was slower than the native convolution on the CPU.
+    cols = [x[:, i:i + (ho - 1) * sh + 1:sh, j:j + (wo - 1) * sw + 1:sw, :]
+            for i in range(kh) for j in range(kw_)]
+    patches = jnp.concatenate(cols, axis=-1)            # feature index = (i * kw + j) * C_in + c
+    return jnp.einsum("bhwk,ko->bhwo", patches, rhs.reshape(kh * kw_ * cin, cout), precision=precision)
 
 
 def conv_fn(choice: str):
