@@ -8,7 +8,7 @@ so `ru_maxrss` is that run's own peak resident memory. Usage:
     .venv/bin/python experiments/scale_probe_exchange.py --code /tmp/old    # another checkout's tallysim
 
 Prints one JSON line per run: protocol, peers, probes, classes, wall_s (whole child), round_s
-(run.run's own clock: compile + warm-up + round + eval), peak_rss_mb.
+(run.run's own clock: compile + round + eval), cpu_s (user + system, all threads), peak_rss_mb.
 """
 from __future__ import annotations
 
@@ -41,10 +41,12 @@ def child(args) -> None:
                                                             args.classes))
     last = run.run(cfg, progress=False)
     wall = time.perf_counter() - t0
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024   # Linux: KiB
+    use = resource.getrusage(resource.RUSAGE_SELF)
+    rss_mb = use.ru_maxrss / 1024                       # Linux: KiB
+    cpu = use.ru_utime + use.ru_stime                   # shared machines: CPU time is steadier than wall
     print(json.dumps({"protocol": args.protocol, "peers": args.peers, "probes": args.probes,
                       "classes": args.classes, "wall_s": round(wall, 1), "round_s": last["wall_s"],
-                      "peak_rss_mb": round(rss_mb), "vote_acc": last["vote_acc"],
+                      "cpu_s": round(cpu, 1), "peak_rss_mb": round(rss_mb), "vote_acc": last["vote_acc"],
                       "softavg_acc": last["softavg_acc"], "wrong_confidence": last["wrong_confidence"]}),
           flush=True)
 

@@ -98,14 +98,21 @@ def chunk_sums(logits_cxMxC: jax.Array, valid_c: jax.Array, y_M: jax.Array,
     C = logits_cxMxC.shape[-1]
     probs = jax.nn.softmax(logits_cxMxC, axis=-1)
     pred_cxM = jnp.argmax(logits_cxMxC, axis=-1)
-    w_c = valid_c.astype(probs.dtype)[:, None, None]
-    probs_MxC = jnp.sum(probs * w_c, axis=0)
+    w_c = valid_c.astype(probs.dtype)
+
+    def masked_sum(v_cxMxC):
+        # A weighted sum as a dot, not sum(v * w[:, None, None]): XLA's CPU backend turned that
+        # fusion into a 250x slower loop (c=6, M=2000, C=1000: 104 s against 0.4 s). HIGHEST keeps
+        # float32 on GPUs, whose default dot precision may round inputs to TF32.
+        return jnp.einsum("c,cmk->mk", w_c, v_cxMxC, precision=jax.lax.Precision.HIGHEST)
+
+    probs_MxC = masked_sum(probs)
     if soft_bits is None:
         sent_MxC = None
     elif soft_bits == 32:
         sent_MxC = probs_MxC
     else:
-        sent_MxC = jnp.sum(quantize_probs(probs, soft_bits) * w_c, axis=0)
+        sent_MxC = masked_sum(quantize_probs(probs, soft_bits))
     wrong_cxM = (pred_cxM != y_M[None, :]) & valid_c[:, None]
     conf_cxM = jnp.max(probs, axis=-1)
     return Sums(counts_MxC=count_votes(jnp.where(valid_c[:, None], pred_cxM, C), C),
