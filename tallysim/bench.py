@@ -1,30 +1,52 @@
-"""`python -m tallysim bench`: local-training throughput of tallysim's own vmapped code vs a per-peer loop.
+"""`python -m tallysim bench`: local-training samples/s of tallysim's round against its yardsticks.
 
-Both modes run the same `local.train_peer` (the function the protocols use, with `local_steps` fixed),
-so the ratio isolates what vmapping all peers into one program buys over the naive simulator that
-calls one jitted single-peer step per peer from Python. Throughput is samples/s = P * steps * batch / s.
-Method as in shared/design/PERFORMANCE.md: compile first (timed separately), one untimed warm-up, then
-the median of 3 timed runs, each ending in `jax.block_until_ready`.
+One table, one row per (model, dtype, P), one column per implementation, all measured in this process
+on the same device:
+
+  tallysim  `local.train_peers`, the vmapped local training the protocols run (`local_steps` fixed),
+            with `model.conv=auto` (im2col on the CPU, the native convolution elsewhere);
+  loop      the naive simulator: a Python loop over peers calling one jitted `local.train_peer` each
+            (same step, same schedule), with the native convolution (`conv="xla"`);
+  vmap_ref  the plain-JAX yardstick (`bench_ref`, from shared/bench/vmap_ref.py): the same network
+            trained with momentum SGD as one `jit(vmap(scan))` on pre-drawn inputs, native convolution;
+  torch_ref a PyTorch per-peer loop of the same network (`bench_torch`), only where torch is importable.
+
+Throughput is samples/s = P * steps * batch / s. Method as in shared/design/PERFORMANCE.md: compile
+first (timed separately), one untimed warm-up, then the median of `repeats` timed runs, each ending in
+`jax.block_until_ready`.
 """
 from __future__ import annotations
 
 import json
 import statistics
+import sys
 import time
-from typing import Callable, Optional
+from typing import Callable, Iterable, Optional, Union
 
 import jax
 import numpy as np
 
-from tallysim import local, peers as peers_mod
-from tallysim.config import ConfigError, ModelConfig, OptimConfig
+from tallysim import bench_ref, local, peers as peers_mod
+from tallysim.config import MODELS, ConfigError, ModelConfig, OptimConfig
 from tallysim.fed import FedData
-from tallysim.models import make_model
+from tallysim.models import DTYPES, make_model
 
 CLASSES = 10
 DEFAULT_SHAPE = (28, 28, 1)   # every built-in model accepts MNIST-shaped input
 MAX_EXAMPLES = 60_000         # cap the training set (MNIST-sized) so P=10k peers fit in memory
 REPEATS = 3
+BUDGET_S = 10.0               # a cell stops repeating once its timed runs add up to this (at least one run)
+IMPLS = ("tallysim", "loop", "vmap_ref", "torch_ref")
+CONV_MODELS = ("lenet", "cnn", "resnet8")
+
+# The full grid (`make bench` on an accelerator, or `--full`).
+FULL = dict(model="mlp,lenet,cnn,resnet8", peers="10,100,1000", dtype="float32,bfloat16", steps=20)
+# The CPU default, a few minutes on a 2-core CPU: XLA's CPU runs bfloat16 emulated, ResNet-8 and
+# P=1000 conv rounds take minutes each there. Any of --model/--peers/--dtype/--steps overrides it.
+CPU = dict(model="mlp,lenet,cnn", peers="10,100", dtype="float32", steps=2)
+# ... and, unless --peers is given, the largest P per model there: the CNN's native-convolution
+# baselines (loop, vmap_ref) run at tens of samples/s on a 2-core CPU.
+CPU_MAX_PEERS = {"cnn": 10, "resnet8": 10}
 
 
 def synthetic_data(P: int, S: int, shape: tuple, seed: int = 0) -> FedData:
@@ -43,14 +65,17 @@ def synthetic_data(P: int, S: int, shape: tuple, seed: int = 0) -> FedData:
                    pool_Q=jax.numpy.zeros((1,), jax.numpy.int32), x_test=x[:1], y_test=y[:1])
 
 
-def _timed(fn: Callable) -> float:
-    """Median wall seconds of REPEATS calls after one untimed warm-up (first-call allocations)."""
+def _timed(fn: Callable, repeats: int = REPEATS, budget_s: float = BUDGET_S) -> float:
+    """Median wall seconds of up to `repeats` calls after one untimed warm-up (first-call allocations);
+    slow cells stop early, after at least one timed call, once the timed calls add up to `budget_s`."""
     jax.block_until_ready(fn())
     ts = []
-    for _ in range(REPEATS):
+    for _ in range(repeats):
         t0 = time.perf_counter()
         jax.block_until_ready(fn())
         ts.append(time.perf_counter() - t0)
+        if sum(ts) >= budget_s:
+            break
     return statistics.median(ts)
 
 
@@ -61,90 +86,216 @@ def _compile(fn, *args):
     return compiled, time.perf_counter() - t0
 
 
-def measure(model: str, peers: list[int], steps: int, batch: int, dtype: str, loop_max: int,
-            shape: Optional[tuple] = None, emit: Optional[Callable[[dict], None]] = None) -> list[dict]:
-    """One row per (P, mode); `emit` sees each row as soon as it is measured (progress on slow runs)."""
-    if steps < 1 or batch < 1 or not peers or min(peers) < 1:
-        raise ConfigError("bench: --peers, --steps and --batch must be positive")
-    shape = tuple(shape or DEFAULT_SHAPE)
-    net = make_model(ModelConfig(name=model, dtype=dtype), CLASSES)
-    tx = peers_mod.make_optimizer(OptimConfig(name="sgd", lr=0.05, momentum=0.9))
-    S = steps * batch
-    spec = local.LocalSpec(apply_fn=net.apply, tx=tx, batch_size=batch, shard_max=S, local_steps=steps)
-    device = str(jax.devices()[0])
+def device_name() -> str:
+    d = jax.devices()[0]
+    kind = getattr(d, "device_kind", "") or ""
+    return f"{d.platform}:{kind}" if kind and kind.lower() != d.platform else str(d.platform)
+
+
+def torch_available() -> bool:
+    try:
+        import torch  # noqa: F401
+    except Exception:
+        return False
+    return True
+
+
+def _as_list(v: Union[str, int, Iterable], what: str, cast=str) -> list:
+    items = v.split(",") if isinstance(v, str) else ([v] if isinstance(v, int) else list(v))
+    try:
+        return [cast(s.strip() if isinstance(s, str) else s) for s in items if str(s).strip()]
+    except ValueError:
+        raise ConfigError(f"bench: {what} must be comma-separated integers, got {v!r}") from None
+
+
+def _parse_ints(text, what: str) -> list[int]:
+    return _as_list(text, what, int)
+
+
+def measure(model, peers, steps: int, batch: int, dtype="float32", loop_max: int = 100,
+            shape: Optional[tuple] = None, emit: Optional[Callable[[dict], None]] = None,
+            impls: Iterable[str] = IMPLS, max_peers: Optional[dict] = None,
+            repeats: int = REPEATS) -> list[dict]:
+    """Rows for every (model, dtype, P, impl); `model`, `peers` and `dtype` are one value or a list (or a
+    comma string). `loop` runs only for P <= loop_max; a model only for P <= max_peers[model] (where
+    given); `torch_ref` only where torch imports. `emit` sees each row as soon as it is measured."""
+    models, dtypes = _as_list(model, "--model"), _as_list(dtype, "--dtype")
+    peers = _parse_ints(peers, "--peers")
+    impls = list(impls)
+    if steps < 1 or batch < 1 or repeats < 1 or not peers or min(peers) < 1:
+        raise ConfigError("bench: --peers, --steps, --batch and --repeats must be positive")
+    for m in models:
+        if m not in MODELS:
+            raise ConfigError(f"bench: unknown model {m!r}; allowed: {', '.join(MODELS)}")
+    for d in dtypes:
+        if d not in DTYPES:
+            raise ConfigError(f"bench: unknown dtype {d!r}; allowed: {', '.join(DTYPES)}")
+    for i in impls:
+        if i not in IMPLS:
+            raise ConfigError(f"bench: unknown impl {i!r}; allowed: {', '.join(IMPLS)}")
+    if "torch_ref" in impls and not torch_available():
+        impls.remove("torch_ref")
     rows: list[dict] = []
-
-    def add(P, mode, sec, compile_s, **extra):
-        row = dict(model=model, dtype=dtype, P=P, mode=mode, sec=sec,
-                   samples_per_s=P * steps * batch / sec, compile_s=compile_s,
-                   steps=steps, batch=batch, device=device, **extra)
-        rows.append(row)
-        if emit:
-            emit(row)
-        return row
-
-    # Data is an argument, never a closure, as in run.py: otherwise XLA bakes it in as a constant.
-    def vmapped(p, o, k, s, c, data):
-        return local.train_peers(spec, p, o, k, s, c, data)[:3]
-
-    def single(p, o, k, s, c, data):
-        return local.train_peer(spec, p, o, k, s, c, data, None, None)
-
-    for P in peers:
-        data = synthetic_data(P, S, shape)
-        key = jax.random.PRNGKey(P)
-        params = peers_mod.init_params(net, key, P, shape, shared=False)
-        opt = jax.vmap(tx.init)(params)
-        keys = jax.random.split(jax.random.fold_in(key, 1), P)
-        args = (params, opt, keys, data.shard_PxS, data.count_P, data)
-        comp, tc = _compile(vmapped, *args)
-        v = add(P, "vmap", _timed(lambda: comp(*args)), tc)
-        if P > loop_max:
-            continue
-        # The naive simulator holds one model per peer: slice them up before the clock starts so the
-        # loop is timed on its calls alone, not on P*leaves slicing dispatches.
-        per_peer = [jax.tree.map(lambda a, i=i: a[i], (params, opt, keys, data.shard_PxS, data.count_P))
-                    for i in range(P)]
-        jax.block_until_ready(per_peer)
-        comp1, tc1 = _compile(single, *per_peer[0], data)
-        sec = _timed(lambda: [comp1(*pp, data) for pp in per_peer])
-        add(P, "loop", sec, tc1, ratio=sec / v["sec"])   # vmap samples/s over loop's; > 1: vmap wins
+    for m in models:
+        for d in dtypes:
+            for P in peers:
+                if max_peers and P > max_peers.get(m, P):
+                    continue
+                rows += _measure_one(m, d, P, steps, batch, loop_max, tuple(shape or DEFAULT_SHAPE),
+                                     impls, repeats, emit)
     return rows
 
 
-def table(rows: list[dict]) -> str:
-    """Aligned P | vmap samples/s | loop samples/s | ratio, one line per P."""
-    by_p: dict[int, dict] = {}
+def _measure_one(model, dtype, P, steps, batch, loop_max, shape, impls, repeats, emit) -> list[dict]:
+    device = device_name()
+    tx = peers_mod.make_optimizer(OptimConfig(name="sgd", lr=bench_ref.LR, momentum=bench_ref.MOMENTUM))
+    S = steps * batch
+    conv_auto = None
+    if model in CONV_MODELS:
+        from tallysim.conv import conv_fn, im2col_conv
+        conv_auto = "auto:im2col" if conv_fn("auto") is im2col_conv else "auto:xla"
+    rows: list[dict] = []
+
+    def add(impl, sec, compile_s, conv):
+        row = dict(model=model, peers=P, dtype=dtype, impl=impl, samples_per_s=P * steps * batch / sec,
+                   device=device, sec=sec, compile_s=compile_s, steps=steps, batch=batch,
+                   conv=conv if model in CONV_MODELS else None, P=P, mode=impl)
+        rows.append(row)
+        if emit:
+            emit(row)
+
+    def spec_for(conv):
+        net = make_model(ModelConfig(name=model, dtype=dtype, conv=conv), CLASSES)
+        return net, local.LocalSpec(apply_fn=net.apply, tx=tx, batch_size=batch, shard_max=S,
+                                    local_steps=steps)
+
+    data = synthetic_data(P, S, shape)
+    key = jax.random.PRNGKey(P)
+    net, spec = spec_for("auto")
+    params = peers_mod.init_params(net, key, P, shape, shared=False)
+    opt = jax.vmap(tx.init)(params)
+    keys = jax.random.split(jax.random.fold_in(key, 1), P)
+    state = (params, opt, keys, data.shard_PxS, data.count_P)
+
+    if "tallysim" in impls:
+        # Data is an argument, never a closure, as in run.py: otherwise XLA bakes it in as a constant.
+        def vmapped(p, o, k, s, c, data):
+            return local.train_peers(spec, p, o, k, s, c, data)[:3]
+        comp, tc = _compile(vmapped, *state, data)
+        add("tallysim", _timed(lambda: comp(*state, data), repeats), tc, conv_auto)
+        del comp
+
+    if "loop" in impls and P <= loop_max:
+        _, spec1 = spec_for("xla")   # a naive simulator runs the framework's own convolution
+
+        def single(p, o, k, s, c, data):
+            return local.train_peer(spec1, p, o, k, s, c, data, None, None)
+        # The naive simulator holds one model per peer: slice them up before the clock starts so the
+        # loop is timed on its calls alone, not on P*leaves slicing dispatches.
+        per_peer = [jax.tree.map(lambda a, i=i: a[i], state) for i in range(P)]
+        jax.block_until_ready(per_peer)
+        comp1, tc1 = _compile(single, *per_peer[0], data)
+        add("loop", _timed(lambda: [comp1(*pp, data) for pp in per_peer], repeats), tc1, "xla")
+        del per_peer, comp1
+    del data, state, params, opt
+
+    if "vmap_ref" in impls:
+        module = (bench_ref.MLP(classes=CLASSES, dtype=dtype) if model == "mlp"
+                  else make_model(ModelConfig(name=model, dtype=dtype, conv="xla"), CLASSES))
+        comp, args, tc = bench_ref.setup(module, P, steps, batch, shape, CLASSES)
+        add("vmap_ref", _timed(lambda: comp(*args), repeats), tc, "xla")
+        del comp, args
+
+    if "torch_ref" in impls:
+        from tallysim import bench_torch
+        run = bench_torch.setup(model, P, steps, batch, shape, dtype, loop_max)
+        if run is not None:
+            add("torch_ref", bench_torch.timed(run, repeats), 0.0, "torch")
+    return rows
+
+
+def _fmt(v: Optional[float]) -> str:
+    return "-" if v is None else f"{v:,.0f}"
+
+
+def table(rows: list[dict], notes: Iterable[str] = ()) -> str:
+    """One line per (model, dtype, P): samples/s per impl and tallysim's speed-up over loop and vmap_ref."""
+    groups: dict[tuple, dict] = {}
     for r in rows:
-        by_p.setdefault(r["P"], {})[r["mode"]] = r
-    head = ("P", "vmap samples/s", "loop samples/s", "ratio vmap/loop")
+        groups.setdefault((r["model"], r["dtype"], r["peers"]), {})[r["impl"]] = r["samples_per_s"]
+    has_torch = any(r["impl"] == "torch_ref" for r in rows)
+    head = ["model", "dtype", "P", "tallysim", "loop", "vmap_ref"] + (["torch_ref"] if has_torch else []) \
+        + ["tallysim/loop", "tallysim/vmap_ref"]
     lines = [head]
-    for P, m in by_p.items():
-        v, lp = m.get("vmap"), m.get("loop")
-        lines.append((str(P), f"{v['samples_per_s']:,.0f}" if v else "-",
-                      f"{lp['samples_per_s']:,.0f}" if lp else "-",
-                      f"{lp['ratio']:.2f}x" if lp and v else "-"))
+    for (m, d, P), s in groups.items():
+        t = s.get("tallysim")
+        ratio = lambda other: f"{t / s[other]:.2f}x" if t and s.get(other) else "-"
+        lines.append([m, d, str(P), _fmt(t), _fmt(s.get("loop")), _fmt(s.get("vmap_ref"))]
+                     + ([_fmt(s.get("torch_ref"))] if has_torch else []) + [ratio("loop"), ratio("vmap_ref")])
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
-    return "\n".join(" | ".join(c.rjust(w) for c, w in zip(line, widths)) for line in lines)
+    out = [" | ".join(c.rjust(w) for c, w in zip(line, widths)) for line in lines]
+    out.insert(1, "-+-".join("-" * w for w in widths))
+    return "\n".join(out + [f"  {n}" for n in notes])
 
 
-def _parse_ints(text: str, what: str) -> list[int]:
-    try:
-        return [int(s) for s in str(text).split(",") if s.strip()]
-    except ValueError:
-        raise ConfigError(f"bench: {what} must be comma-separated integers, got {text!r}") from None
+def header(rows: list[dict], steps: int, batch: int, repeats: int = REPEATS) -> str:
+    dev = rows[0]["device"] if rows else device_name()
+    conv = next((r["conv"] for r in rows if r["impl"] == "tallysim" and r["conv"]), None)
+    return (f"local-training samples/s (P * {steps} steps * batch {batch} / s, median of up to {repeats} after a warm-up) on "
+            f"{dev} ({jax.devices()[0]}), jax {jax.__version__}\n"
+            f"  tallysim: vmapped local.train_peers, model.conv=auto"
+            f"{' (= ' + conv.split(':')[1] + ' here)' if conv else ''}; loop: Python loop over jitted "
+            f"local.train_peer, conv=xla; vmap_ref: plain jit(vmap(scan)) yardstick (tallysim.bench_ref, "
+            f"from shared/bench/vmap_ref.py), conv=xla; ratios > 1: tallysim is faster")
+
+
+def resolve_args(args) -> dict:
+    """Flags with the backend's default grid filled in, plus notes on what the default leaves out."""
+    given = {k: getattr(args, k, None) for k in ("model", "peers", "dtype", "steps")}
+    cpu = jax.default_backend() == "cpu" and not getattr(args, "full", False)
+    base = CPU if cpu else FULL
+    out = {k: (v if v is not None else base[k]) for k, v in given.items()}
+    notes = []
+    out["max_peers"] = dict(CPU_MAX_PEERS) if cpu and given["peers"] is None else None
+    if cpu and not all(v is not None for v in given.values()):
+        caps = ", ".join(f"{m} P <= {n}" for m, n in CPU_MAX_PEERS.items()
+                         if m in _as_list(out["model"], "--model")) if out["max_peers"] else ""
+        notes.append("CPU default (" + ", ".join(f"--{k} {base[k]}" for k, v in given.items() if v is None)
+                     + (f"; {caps}" if caps else "") + "): ResNet-8, bfloat16 (emulated on a CPU) and large P "
+                     "are left out so that it finishes in minutes; `--full` or explicit flags run the full "
+                     f"grid (--model {FULL['model']} --peers {FULL['peers']} --dtype {FULL['dtype']} "
+                     f"--steps {FULL['steps']})")
+    return dict(out, notes=notes)
 
 
 def main(args) -> list[dict]:
     shape = getattr(args, "shape", None)   # optional: the CLI may not offer --shape
     shape = tuple(_parse_ints(shape, "--shape")) if shape else None
-    rows = measure(args.model, _parse_ints(args.peers, "--peers"), args.steps, args.batch, args.dtype,
-                   args.loop_max, shape=shape, emit=lambda r: print(json.dumps(r), flush=True))
-    first = rows[0]
-    print(f"\n{first['model']} {first['dtype']}, {first['steps']} steps x batch {first['batch']} per peer, "
-          f"devices {jax.devices()}")
-    print(table(rows), flush=True)
-    if getattr(args, "json", None):
-        with open(args.json, "w") as f:
-            json.dump(rows, f, indent=1)
+    opts = resolve_args(args)
+    loop_max = getattr(args, "loop_max", 100)
+    batch = getattr(args, "batch", 32)
+    notes = list(opts["notes"])
+    if not torch_available():
+        notes.append("torch_ref: torch is not installed here, so no PyTorch rows (pip install torch to add them)")
+    notes.append(f"loop: timed only for P <= --loop-max {loop_max} ('-' above it)")
+    to_stdout = getattr(args, "json", None) == "-"
+    progress = sys.stderr
+
+    def emit(r):
+        print(f"  {r['model']} {r['dtype']} P={r['peers']} {r['impl']}: {r['samples_per_s']:,.0f} samples/s "
+              f"(compile {r['compile_s']:.1f} s)", file=progress, flush=True)
+
+    repeats = getattr(args, "repeats", None) or REPEATS
+    rows = measure(opts["model"], opts["peers"], opts["steps"], batch, opts["dtype"], loop_max,
+                   shape=shape, emit=emit, max_peers=opts["max_peers"], repeats=repeats,
+                   impls=_as_list(getattr(args, "impl", None) or ",".join(IMPLS), "--impl"))
+    text = header(rows, opts["steps"], batch, repeats) + "\n" + table(rows, notes)
+    if to_stdout:
+        print(text, file=sys.stderr, flush=True)
+        print(json.dumps(rows, indent=1), flush=True)
+    else:
+        print(text, flush=True)
+        if getattr(args, "json", None):
+            with open(args.json, "w") as f:
+                json.dump(rows, f, indent=1)
     return rows

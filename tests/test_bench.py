@@ -1,43 +1,95 @@
-"""`tallysim bench`: a tiny measurement returns sane rows, and the CLI prints its table (CPU, seconds)."""
+"""`tallysim bench`: tiny measurements return rows with the documented keys, the subset flags select
+the grid, `--json` prints a JSON list, and the in-package plain-JAX yardstick trains (CPU, seconds)."""
 import json
-import sys
+import types
 
+import jax
+import jax.numpy as jnp
 import pytest
 
-from tallysim import bench, cli
+from tallysim import bench, bench_ref, cli
 from tallysim.config import ConfigError
 
+KEYS = {"model", "peers", "dtype", "impl", "samples_per_s", "device"}
 
-def test_measure_tiny():
-    rows = bench.measure("mlp", [2], steps=2, batch=8, dtype="float32", loop_max=2)
-    assert [r["mode"] for r in rows] == ["vmap", "loop"]
+
+def test_measure_tiny_rows_have_the_keys():
+    rows = bench.measure("mlp", [2], steps=2, batch=8, dtype="float32", loop_max=2, repeats=1)
+    assert [r["impl"] for r in rows] == ["tallysim", "loop", "vmap_ref"] + (
+        ["torch_ref"] if bench.torch_available() else [])
     for r in rows:
-        assert r["P"] == 2 and r["model"] == "mlp" and r["dtype"] == "float32"
-        assert r["sec"] > 0 and r["samples_per_s"] > 0 and r["compile_s"] > 0
+        assert KEYS <= set(r)
+        assert r["peers"] == 2 and r["model"] == "mlp" and r["dtype"] == "float32"
+        assert r["device"] == bench.device_name() and r["sec"] > 0 and r["compile_s"] >= 0
         assert r["samples_per_s"] == pytest.approx(2 * 2 * 8 / r["sec"])
-    vmap, loop = rows
-    assert loop["ratio"] == pytest.approx(vmap["samples_per_s"] / loop["samples_per_s"])
-    assert "ratio vmap/loop" in bench.table(rows)
     json.dumps(rows)   # rows go to --json and to the figure: plain JSON types only
+    text = bench.table(rows)
+    assert "tallysim/loop" in text and "tallysim/vmap_ref" in text
 
 
-def test_loop_skipped_above_loop_max_and_bad_input():
-    rows = bench.measure("mlp", [3], steps=1, batch=4, dtype="float32", loop_max=2)
-    assert [r["mode"] for r in rows] == ["vmap"]
-    assert bench.table(rows).splitlines()[1].split("|")[2].strip() == "-"
-    with pytest.raises(ConfigError):
-        bench.measure("mlp", [0], steps=1, batch=4, dtype="float32", loop_max=2)
+def test_subsets_loop_max_and_bad_input():
+    rows = bench.measure("mlp,lenet", "3", steps=1, batch=4, dtype=["float32", "bfloat16"], loop_max=2,
+                         impls=("tallysim", "loop"), max_peers={"lenet": 2}, repeats=1)
+    # loop skipped above loop_max, lenet skipped above its cap: one tallysim row per dtype for mlp
+    assert [(r["model"], r["dtype"], r["impl"]) for r in rows] == [
+        ("mlp", "float32", "tallysim"), ("mlp", "bfloat16", "tallysim")]
+    line = bench.table(rows).splitlines()[2]
+    assert line.split("|")[4].strip() == "-"             # the loop column says "-"
+    rows = bench.measure("lenet", [2], steps=1, batch=4, impls=("tallysim", "loop"), loop_max=2, repeats=1,
+                         shape=(12, 12, 1))
+    assert [r["conv"] for r in rows][1] == "xla" and rows[0]["conv"].startswith("auto")
+    for bad in (dict(model="mlp", peers=[0]), dict(model="nope", peers=[1]), dict(model="mlp", peers=[1], dtype="f16"),
+                dict(model="mlp", peers=[1], impls=("x",))):
+        with pytest.raises(ConfigError):
+            bench.measure(**{"steps": 1, "batch": 4, "loop_max": 2, **bad})
     with pytest.raises(ConfigError):
         bench._parse_ints("10,x", "--peers")
 
 
-def test_cli_prints_table(tmp_path, capsys):
+def test_cli_json_stdout_and_file(tmp_path, capsys):
+    args = ["bench", "--peers", "2,3", "--steps", "1", "--batch", "4", "--model", "mlp", "--dtype", "float32",
+            "--loop-max", "2", "--repeats", "1", "--impl", "tallysim,loop"]
+    assert cli.main(args + ["--json"]) == 0
+    cap = capsys.readouterr()
+    rows = json.loads(cap.out)                           # stdout is exactly the JSON list
+    assert isinstance(rows, list) and all(KEYS <= set(r) for r in rows)
+    assert [(r["peers"], r["impl"]) for r in rows] == [(2, "tallysim"), (2, "loop"), (3, "tallysim")]
+    assert "tallysim/loop" in cap.err and "cpu" in cap.err     # the table and the device go to stderr
     out = tmp_path / "rows.json"
-    assert cli.main(["bench", "--peers", "2", "--steps", "2", "--batch", "8", "--model", "mlp",
-                     "--json", str(out)]) == 0
-    lines = capsys.readouterr().out.splitlines()
-    rows = [json.loads(line) for line in lines if line.startswith("{")]
-    assert [r["mode"] for r in rows] == ["vmap", "loop"] and "ratio" in rows[1]
-    assert any("ratio vmap/loop" in line for line in lines)
-    assert any("devices" in line for line in lines)
-    assert json.loads(out.read_text()) == rows
+    assert cli.main(args[:2] + ["2"] + args[3:-1] + ["tallysim", "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "tallysim/vmap_ref" in text and "conv=xla" in text and "model.conv=auto" in text
+    assert [(r["peers"], r["impl"]) for r in json.loads(out.read_text())] == [(2, "tallysim")]
+
+
+def test_cpu_default_grid_and_full():
+    ns = lambda **kw: types.SimpleNamespace(**{"model": None, "peers": None, "dtype": None, "steps": None,
+                                               "full": False, **kw})
+    if jax.default_backend() != "cpu":
+        pytest.skip("the CPU default applies on a CPU only")
+    opts = bench.resolve_args(ns())
+    assert opts["model"] == bench.CPU["model"] and opts["max_peers"] == bench.CPU_MAX_PEERS and opts["notes"]
+    opts = bench.resolve_args(ns(full=True))
+    assert opts["model"] == bench.FULL["model"] and opts["max_peers"] is None and not opts["notes"]
+    opts = bench.resolve_args(ns(model="cnn", peers="1000", dtype="bfloat16", steps=3))
+    assert (opts["model"], opts["peers"], opts["steps"], opts["max_peers"]) == ("cnn", "1000", 3, None)
+
+
+@pytest.mark.parametrize("module", [bench_ref.MLP(), bench_ref.CNN()], ids=["mlp", "cnn"])
+def test_vmap_ref_yardstick_trains(module):
+    """The plain-JAX yardstick: 2 models, vmapped, learn a fixed batch (loss falls), and setup() runs."""
+    shape = (28, 28, 1) if isinstance(module, bench_ref.MLP) else (16, 16, 3)   # small: fast on a CPU
+    train, tx = bench_ref.make_train(module.apply)
+    key = jax.random.PRNGKey(0)
+    params = jax.vmap(lambda k: module.init(k, jnp.zeros((1,) + shape)))(jax.random.split(key, 2))
+    opt = jax.vmap(tx.init)(params)
+    x = jax.random.uniform(key, (2, 1, 8) + shape, minval=-1.0, maxval=1.0)   # tallysim's input range
+    y = jax.random.randint(jax.random.fold_in(key, 1), (2, 1, 8), 0, 10)
+    steps = 20
+    xs, ys = jnp.repeat(x, steps, axis=1), jnp.repeat(y, steps, axis=1)
+    _, _, loss_PxT = jax.jit(jax.vmap(train))(params, opt, xs, ys)
+    assert loss_PxT.shape == (2, steps) and bool(jnp.all(jnp.isfinite(loss_PxT)))
+    assert bool(jnp.all(loss_PxT[:, -1] < 0.8 * loss_PxT[:, 0]))   # each model learns its batch
+    comp, args, tc = bench_ref.setup(module, 2, 2, 4, shape)
+    p, o, losses = comp(*args)
+    assert losses.shape == (2, 2) and tc > 0

@@ -189,23 +189,38 @@ def pareto_fig(spec, data, stem, title) -> dict:
 
 
 def speed_rows(spec, smoke, log) -> list[dict]:
+    """`tallysim bench` rows for the spec's grid: `model`, `peers`, `dtype` (a value or a list), `steps`,
+    `batch`, `loop_max`, optional `impls`, `max_peers` ({model: largest P})."""
     from tallysim import bench
     s = {**spec.get("base", {}), **(spec.get("smoke", {}).get("base", {}) if smoke else {})}
     return bench.measure(s.get("model", "mlp"), s["peers"], s.get("steps", 20), s.get("batch", 32),
-                         s.get("dtype", "float32"), s.get("loop_max", 100),
-                         emit=lambda row: log(f"  {row['mode']} P={row['P']}: {row['samples_per_s']:,.0f} samples/s"))
+                         s.get("dtype", "float32"), s.get("loop_max", 100), impls=s.get("impls", bench.IMPLS),
+                         max_peers=s.get("max_peers"),
+                         emit=lambda r: log(f"  {r['model']} {r['dtype']} P={r['peers']} {r['impl']}: "
+                                            f"{r['samples_per_s']:,.0f} samples/s"))
+
+
+SPEED_STYLE = {"tallysim": ("C0", "o"), "loop": ("C1", "s"), "vmap_ref": ("C2", "^"), "torch_ref": ("C3", "v")}
 
 
 def speed(spec, rows, stem, title) -> dict:
+    """One panel per model: samples/s of each implementation against P (bfloat16 dashed)."""
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
-    for mode in ("vmap", "loop"):
-        pts = sorted((r["P"], r["samples_per_s"]) for r in rows if r["mode"] == mode)
-        if pts:
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=f"{mode} ({rows[0]['device']})")
-    _finish(ax, "peers P", "local-training samples / s", title, logy=True)
-    return _save(fig, stem, [{k: r.get(k) for k in ("P", "mode", "samples_per_s", "sec", "compile_s", "device")}
-                             for r in rows])
+    models = list(dict.fromkeys(r["model"] for r in rows)) or ["mlp"]
+    fig, axes = plt.subplots(1, len(models), figsize=(max(6.4, 4.6 * len(models)), 4.4), squeeze=False)
+    for ax, m in zip(axes[0], models):
+        for impl, (color, marker) in SPEED_STYLE.items():
+            for dtype in dict.fromkeys(r["dtype"] for r in rows):
+                pts = sorted((r["peers"], r["samples_per_s"]) for r in rows
+                             if r["model"] == m and r["impl"] == impl and r["dtype"] == dtype)
+                if pts:
+                    ax.plot([p[0] for p in pts], [p[1] for p in pts], color=color, marker=marker,
+                            linestyle="--" if dtype == "bfloat16" else "-",
+                            label=impl + ("" if dtype == "float32" else f" {dtype}"))
+        _finish(ax, "peers P", "local-training samples / s", m, logy=True, legend_size=7)
+    fig.suptitle(f"{title}\n{rows[0]['device'] if rows else ''}", fontsize=10)
+    keys = ("model", "peers", "dtype", "impl", "samples_per_s", "device", "sec", "compile_s", "conv", "steps", "batch")
+    return _save(fig, stem, [{k: r.get(k) for k in keys} for r in rows])
 
 
 DRAW = {"curves": curves, "final_vs": final_vs, "classes": classes, "mechanism": mechanism,
