@@ -80,6 +80,11 @@ def make_train(apply_fn, tx=None):
     return train, tx
 
 
+def init_peers(module, keys, shape):
+    """P models' params, one per key (jitted: an eager vmapped init dispatches op by op, slowly)."""
+    return jax.jit(jax.vmap(lambda k: module.init(k, jnp.zeros((1,) + tuple(shape)))))(keys)
+
+
 def setup(module, peers: int, steps: int, batch: int, shape: tuple, classes: int = 10, seed: int = 0):
     """AOT-compiled `jit(vmap(train))` and its arguments, as vmap_ref.py builds them.
 
@@ -87,7 +92,7 @@ def setup(module, peers: int, steps: int, batch: int, shape: tuple, classes: int
     train, tx = make_train(module.apply)
     key = jax.random.PRNGKey(seed)
     keys = jax.random.split(key, peers)
-    params = jax.vmap(lambda k: module.init(k, jnp.zeros((1,) + tuple(shape))))(keys)
+    params = init_peers(module, keys, shape)
     opt = jax.vmap(tx.init)(params)
     kx, ky = jax.random.split(jax.random.fold_in(key, 1))
     xs = jax.random.normal(kx, (peers, steps, batch) + tuple(shape))

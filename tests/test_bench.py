@@ -81,7 +81,7 @@ def test_vmap_ref_yardstick_trains(module):
     shape = (28, 28, 1) if isinstance(module, bench_ref.MLP) else (16, 16, 3)   # small: fast on a CPU
     train, tx = bench_ref.make_train(module.apply)
     key = jax.random.PRNGKey(0)
-    params = jax.vmap(lambda k: module.init(k, jnp.zeros((1,) + shape)))(jax.random.split(key, 2))
+    params = bench_ref.init_peers(module, jax.random.split(key, 2), shape)
     opt = jax.vmap(tx.init)(params)
     x = jax.random.uniform(key, (2, 1, 8) + shape, minval=-1.0, maxval=1.0)   # tallysim's input range
     y = jax.random.randint(jax.random.fold_in(key, 1), (2, 1, 8), 0, 10)
