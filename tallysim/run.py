@@ -92,7 +92,8 @@ def build(cfg: Config) -> Built:
         pools.append(pool)
         counts.append(data.class_counts(ds.y_train[rest], parts, ds.num_classes))
     fdata, spec = fed.build(x_all, y_all, parts_per_seed, pools, ds.x_test, ds.y_test, ds.num_classes, cfg)
-    spec = spec._replace(groups=cfg.ragged_groups or local.auto_groups(_private_steps(cfg, counts), spec.active))
+    spec = spec._replace(groups=cfg.ragged_groups or local.auto_groups(_private_steps(cfg, counts), spec.active,
+                                                                       backend=jax.default_backend()))
     model = make_model(cfg.model, ds.num_classes)
     dummy = jnp.zeros((1,) + spec.input_shape, jnp.float32)
     shapes = jax.eval_shape(model.init, jax.random.PRNGKey(0), dummy)

@@ -79,6 +79,7 @@ def test_waste_prediction_and_auto_groups():
     assert local.waste(steps, 4, 2) == pytest.approx((2 * 10 + 2 * 1) / 13)
     assert local.auto_groups(steps, 4) == 4
     assert local.auto_groups(np.full((2, 6), 5), 6) == 1           # equal shards: one vmapped loop
+    assert local.auto_groups(steps, 4, backend="cpu") == 4           # the CPU runs peers one by one
 
 
 @pytest.mark.parametrize("protocol", ["tally", "fedavg"])
@@ -93,3 +94,13 @@ def test_rows_report_steps_and_grouping_does_not_change_results(protocol, tmp_pa
         for k in ("acc_mean", "acc_ensemble", "bits_up", "train_loss"):
             assert a[k] == pytest.approx(b[k], rel=1e-5, abs=1e-6), k
     assert one[-1]["steps_real"] > one[0]["steps_real"]               # cumulative
+
+
+def test_local_steps_in_groups_equal_the_reference():
+    spec, data, args, probes = _setup(groups=3, local_steps=5, distill_loss=local.hard_label_loss(3, 0.0),
+                                      distill_weight=1.0, probe_batch=6)
+    p, o, loss, steps = local.train_peers(spec, *args, data, probes)
+    rp, ro, rloss = _reference(spec, data, args, probes)
+    for a, b in zip(jax.tree.leaves((p, loss)), jax.tree.leaves((rp, rloss))):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
+    assert int(steps["steps_real"]) == 5 * sum(c > 0 for c in COUNTS)
