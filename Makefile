@@ -12,7 +12,7 @@ help:
 	@echo "make demo   - TallyTrain vs soft-label vs FedAvg on Fashion-MNIST, then figures/demo.png"
 	@echo "make test   - the full test suite"
 	@echo "make data   - prepare Fashion-MNIST (and DATASETS=...) into the cache"
-	@echo "make bench  - vmapped round vs per-peer loop, samples/s"
+	@echo "make bench  - samples/s table: tallysim round vs per-peer loop vs plain-JAX vmap_ref"
 	@echo "make fig1 ... fig7 - one paper figure at full size (resumable) into figures/"
 	@echo "make figures       - all seven; make figures-smoke - all at smoke size (part of make test)"
 	@echo "make mutation - mutmut over the core modules against pytest -m core (slow; MUTANTS='tallysim.vote*')"
@@ -70,9 +70,10 @@ figures-smoke: $(STAMP) | $(FMNIST)
 	rm -rf $(OUT)/smoke
 	$(BIN)/python -m tallysim figure all --smoke --results $(OUT)/smoke --out figures/smoke --quiet
 
+# One table: tallysim's round vs its per-peer loop vs the plain-JAX yardstick. On a CPU a small default
+# grid (a few minutes); on a GPU the full one. BENCH_FLAGS='--full' or '--model cnn --peers 1000' etc.
 bench: $(STAMP)
-	$(BIN)/python -m tallysim bench --model mlp --peers 10,100
-	$(BIN)/python -m tallysim bench --model cnn --peers 4 --steps 2
+	$(BIN)/python -m tallysim bench $(BENCH_FLAGS)
 
 clean:
 	rm -rf $(VENV) $(OUT) figures/*.png figures/*.pdf *.egg-info .pytest_cache mutants

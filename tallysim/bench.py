@@ -9,7 +9,8 @@ on the same device:
             (same step, same schedule), with the native convolution (`conv="xla"`);
   vmap_ref  the plain-JAX yardstick (`bench_ref`, from shared/bench/vmap_ref.py): the same network
             trained with momentum SGD as one `jit(vmap(scan))` on pre-drawn inputs, native convolution;
-  torch_ref a PyTorch per-peer loop of the same network (`bench_torch`), only where torch is importable.
+  torch_ref a PyTorch per-peer loop: not in the package yet, so no rows; the table says so (run
+            shared/bench/torch_ref.py on the same machine to compare).
 
 Throughput is samples/s = P * steps * batch / s. Method as in shared/design/PERFORMANCE.md: compile
 first (timed separately), one untimed warm-up, then the median of `repeats` timed runs, each ending in
@@ -133,7 +134,7 @@ def measure(model, peers, steps: int, batch: int, dtype="float32", loop_max: int
     for i in impls:
         if i not in IMPLS:
             raise ConfigError(f"bench: unknown impl {i!r}; allowed: {', '.join(IMPLS)}")
-    if "torch_ref" in impls and not torch_available():
+    if "torch_ref" in impls:      # no in-package PyTorch loop yet: see the table's note
         impls.remove("torch_ref")
     rows: list[dict] = []
     for m in models:
@@ -206,11 +207,6 @@ def _measure_one(model, dtype, P, steps, batch, loop_max, shape, impls, repeats,
         add("vmap_ref", _timed(lambda: comp(*args), repeats), tc, "xla")
         del comp, args
 
-    if "torch_ref" in impls:
-        from tallysim import bench_torch
-        run = bench_torch.setup(model, P, steps, batch, shape, dtype, loop_max)
-        if run is not None:
-            add("torch_ref", bench_torch.timed(run, repeats), 0.0, "torch")
     return rows
 
 
@@ -275,8 +271,9 @@ def main(args) -> list[dict]:
     loop_max = getattr(args, "loop_max", 100)
     batch = getattr(args, "batch", 32)
     notes = list(opts["notes"])
-    if not torch_available():
-        notes.append("torch_ref: torch is not installed here, so no PyTorch rows (pip install torch to add them)")
+    notes.append("torch_ref: no PyTorch rows (" + ("torch is installed, but " if torch_available() else
+                 "torch is not installed, and ") + "the PyTorch per-peer loop is not in the package yet: "
+                 "run shared/bench/torch_ref.py on the same machine)")
     notes.append(f"loop: timed only for P <= --loop-max {loop_max} ('-' above it)")
     to_stdout = getattr(args, "json", None) == "-"
     progress = sys.stderr
