@@ -167,8 +167,10 @@ def _measure_one(model, dtype, P, steps, batch, loop_max, shape, impls, repeats,
 
     def spec_for(conv):
         net = make_model(ModelConfig(name=model, dtype=dtype, conv=conv), CLASSES)
+        # The peer grouping a run would choose for P equal peers (on the CPU: one after another).
+        groups = local.auto_groups(np.full((1, P), steps), P, backend=jax.default_backend())
         return net, local.LocalSpec(apply_fn=net.apply, tx=tx, batch_size=batch, shard_max=S,
-                                    local_steps=steps)
+                                    local_steps=steps, groups=groups)
 
     data = synthetic_data(P, S, shape)
     key = jax.random.PRNGKey(P)
@@ -239,7 +241,7 @@ def header(rows: list[dict], steps: int, batch: int, repeats: int = REPEATS) -> 
     conv = next((r["conv"] for r in rows if r["impl"] == "tallysim" and r["conv"]), None)
     return (f"local-training samples/s (P * {steps} steps * batch {batch} / s, median of up to {repeats} after a warm-up) on "
             f"{dev} ({jax.devices()[0]}), jax {jax.__version__}\n"
-            f"  tallysim: vmapped local.train_peers, model.conv=auto"
+            f"  tallysim: local.train_peers with the grouping a run picks (CPU: peers one by one in one program), model.conv=auto"
             f"{' (= ' + conv.split(':')[1] + ' here)' if conv else ''}; loop: Python loop over jitted "
             f"local.train_peer, conv=xla; vmap_ref: plain jit(vmap(scan)) yardstick (tallysim.bench_ref, "
             f"from shared/bench/vmap_ref.py), conv=xla; ratios > 1: tallysim is faster")

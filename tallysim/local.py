@@ -1,10 +1,12 @@
-"""Local training of all active peers at once: `lax.scan` over steps, vmapped over peers.
+"""Local training of all active peers at once: loops over steps, peers grouped by shard size.
 
 Shape letters: A active peers, S largest shard, B private batch, R probe batch, M probes, T steps.
 
 Shards are ragged. Each epoch a peer draws a permutation that puts its own examples first and the
 padding last, so the batches past its count are empty and the step is skipped (params and optimizer
 state kept as they were). A small peer therefore takes fewer real steps and never trains on padding.
+`train_peers` does not even compute those empty steps: it groups peers by their real step count and
+walks each group's real steps only (see its docstring; `ragged_groups` in README).
 Distillation steps concatenate the private and the probe minibatch into one forward pass.
 """
 from __future__ import annotations
@@ -140,9 +142,19 @@ def _scan_steps(spec: LocalSpec, params, opt, data: FedData, probes, anchor, idx
     return params, opt, jnp.sum(losses), jnp.sum(valid)
 
 
+def _digest(spec: LocalSpec, params, opt, data: FedData, probes: Probes, anchor, key, epochs: int):
+    """FedMD's digest (distill.order=sequential): `epochs` passes over the probes alone, before the
+    private epochs. Returns (params, opt, loss_sum, steps)."""
+    M = probes.x_M.shape[0]
+    pidx = probe_schedule(key, M, epochs * math.ceil(M / spec.probe_batch), spec.probe_batch)
+    return _scan_steps(spec, params, opt, data, probes, anchor, None, None, pidx)
+
+
 def train_peer(spec: LocalSpec, params, opt, key, shard_S, count, data: FedData,
                probes: Optional[Probes], anchor, sequential_epochs: int = 0):
-    """One peer's local round. Returns (params, opt, mean loss over the steps it took)."""
+    """One peer's local round over its whole padded schedule, empty steps masked: the reference that
+    `train_peers` reproduces without computing the empty steps (and `bench`'s per-peer loop).
+    Returns (params, opt, mean loss over the steps it took)."""
     k_private, k_probe = jax.random.split(key)
     idx, mask = private_schedule(spec, k_private, shard_S, count)
     loss_sum, n_steps = 0.0, 0
@@ -150,11 +162,8 @@ def train_peer(spec: LocalSpec, params, opt, key, shard_S, count, data: FedData,
     if probes is not None:
         M = probes.x_M.shape[0]
         if sequential_epochs:
-            # FedMD's digest then revisit: passes over the probes alone, then private epochs.
-            t_probe = sequential_epochs * math.ceil(M / spec.probe_batch)
-            pidx_seq = probe_schedule(k_probe, M, t_probe, spec.probe_batch)
-            params, opt, ls, ns = _scan_steps(spec, params, opt, data, probes, anchor, None, None, pidx_seq)
-            loss_sum, n_steps = ls, ns
+            params, opt, loss_sum, n_steps = _digest(spec, params, opt, data, probes, anchor, k_probe,
+                                                     sequential_epochs)
         else:
             # Index probe batches by the peer's *real* step count, so the padding of other (larger)
             # shards, or of other seeds batched alongside, never changes which probes a step sees.
@@ -185,10 +194,8 @@ def _ragged_peer(spec: LocalSpec, params, opt, key, shard_S, count, data: FedDat
     if probes is not None:
         M = probes.x_M.shape[0]
         if sequential_epochs:      # the digest phase is the same length for every peer: a plain scan
-            t_probe = sequential_epochs * math.ceil(M / spec.probe_batch)
-            pidx_seq = probe_schedule(k_probe, M, t_probe, spec.probe_batch)
-            params, opt, loss_sum, n_steps = _scan_steps(spec, params, opt, data, probes, anchor,
-                                                         None, None, pidx_seq)
+            params, opt, loss_sum, n_steps = _digest(spec, params, opt, data, probes, anchor, k_probe,
+                                                     sequential_epochs)
         else:
             order_M = jax.random.permutation(k_probe, M)     # as probe_schedule, indexed by real step
     n_real = real_steps(spec, count)
