@@ -156,15 +156,15 @@ def parser() -> argparse.ArgumentParser:
     f.set_defaults(fn=cmd_figure)
 
     b = sub.add_parser("bench", help="samples/s of tallysim's round vs a per-peer loop and the plain-JAX "
-                       "yardstick, one table", description="Local-training samples/s of tallysim's vmapped "
-                       "round, its per-peer loop (conv=xla), the plain-JAX vmap_ref yardstick and, where torch "
-                       "is installed, a PyTorch per-peer loop. Full grid: --model mlp,lenet,cnn,resnet8 "
+                       "yardstick, one table", description="Local-training samples/s of tallysim's round "
+                       "(peers grouped as a run groups them), its per-peer loop (conv=xla) and the plain-JAX "
+                       "vmap_ref yardstick (no PyTorch rows yet). Full grid: --model mlp,lenet,cnn,resnet8 "
                        "--peers 10,100,1000 --dtype float32,bfloat16 --steps 20; on a CPU the default is "
-                       "--model mlp,lenet,cnn --peers 10,100 --dtype float32 --steps 5 (or --full).")
+                       "--model mlp,lenet,cnn --peers 10,100 --dtype float32 --steps 2, CNN at P=10 only (or --full).")
     b.add_argument("--model", help="comma list of models (default: see above)")
     b.add_argument("--peers", help="comma list of peer counts P")
     b.add_argument("--dtype", help="comma list: float32, bfloat16")
-    b.add_argument("--steps", type=int, help="local steps per peer (20; 5 on a CPU)")
+    b.add_argument("--steps", type=int, help="local steps per peer (20; 2 on a CPU)")
     b.add_argument("--batch", type=int, default=32)
     b.add_argument("--impl", help="comma list of tallysim, loop, vmap_ref, torch_ref (default: all)")
     b.add_argument("--loop-max", type=int, default=100, help="largest P timed as a per-peer loop")
