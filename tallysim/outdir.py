@@ -16,12 +16,12 @@ import re
 from pathlib import Path
 
 from tallysim.config import ConfigError
+from tallysim.validation import MAX_NAME      # one limit for every name that becomes a path component
 
 MARKER = ".tallysim-run"
 # Everything a run directory may hold; only these names are ever deleted.
 RUN_FILES = frozenset({MARKER, "config.json", "partition.json", "metrics.jsonl", "error.txt", "done.json",
                        "checkpoint.npz", "checkpoint.npz.tmp", "metrics.jsonl.tmp"})
-MAX_NAME = 200          # bytes; most file systems allow 255 per component
 _BAD_CHARS = re.compile(r"[/\\\x00-\x1f]")
 
 
