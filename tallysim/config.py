@@ -22,7 +22,8 @@ PROTOCOLS = ("local", "fedavg", "fedprox", "feddf", "softlabel", "tally", "bridg
 FEDAVG_FAMILY = ("fedavg", "fedprox", "feddf")
 DISTILL_PROTOCOLS = ("softlabel", "tally", "bridge")
 MODELS = ("mlp", "lenet", "cnn", "resnet8")
-PARTITIONS = ("iid", "dirichlet", "label_quantity", "quantity")
+PARTITIONS = ("iid", "dirichlet", "label_quantity", "quantity", "dirichlet_mix")
+LABEL_QUANTITY_SCHEMES = ("niid_bench", "balanced")   # partition.scheme (label_quantity)
 OPTIMIZERS = ("sgd", "adam")
 
 
@@ -44,9 +45,13 @@ class DataConfig:
 @dataclass(frozen=True)
 class PartitionConfig:
     kind: str = "dirichlet"
-    alpha: float = 0.1                # dirichlet / quantity concentration
+    alpha: float = 0.1                # dirichlet / dirichlet_mix / quantity concentration
     k: int = 2                        # label_quantity: classes per peer
     min_size: int = 10                # dirichlet: redraw until every peer holds this many
+    # dirichlet: NIID-Bench's cap (a peer holding >= N/P examples gets no more); false = the uncapped
+    # split of tallysim before the cap existed, kept so that earlier results reproduce bit for bit.
+    cap: bool = True
+    scheme: str = "niid_bench"        # label_quantity: niid_bench | balanced (the earlier even split)
 
 
 @dataclass(frozen=True)

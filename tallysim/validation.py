@@ -11,8 +11,8 @@ import os
 import typing
 
 from tallysim import sizing
-from tallysim.config import (FEDAVG_FAMILY, MODELS, OPTIMIZERS, PARTITIONS, PROTOCOLS,
-                             Config, ConfigError, field_keys, get_field)
+from tallysim.config import (FEDAVG_FAMILY, LABEL_QUANTITY_SCHEMES, MODELS, OPTIMIZERS, PARTITIONS,
+                             PROTOCOLS, Config, ConfigError, field_keys, get_field)
 
 INT_MAX = 2**31 - 1     # jax.random.PRNGKey, numpy and int32 device arrays all hold this
 MAX_NAME = 200          # bytes of a dataset name (it becomes a cache file name; file systems allow 255)
@@ -43,9 +43,12 @@ FLOAT_RANGES = {
     "bridge.density": (0, 1, True, True),
 }
 
+ALPHA_KINDS = ("dirichlet", "quantity", "dirichlet_mix")   # the partitions that read partition.alpha
+
 CHOICES = {
     "protocol.name": PROTOCOLS, "model.name": MODELS, "model.conv": ("auto", "xla", "im2col"), "model.dtype": ("float32", "bfloat16"),
-    "partition.kind": PARTITIONS, "optim.name": OPTIMIZERS, "vote.ties": ("lowest", "random"),
+    "partition.kind": PARTITIONS, "partition.scheme": LABEL_QUANTITY_SCHEMES, "optim.name": OPTIMIZERS,
+    "vote.ties": ("lowest", "random"),
     "distill.order": ("mixed", "sequential"), "softlabel.aggregate": ("mean", "era"),
     "feddf.target": ("logits", "probs"), "bridge.scope": ("global", "per_tensor"),
     "bridge.average": ("weighted", "per_coordinate"), "bridge.reset": ("hard", "soft"),
@@ -119,7 +122,7 @@ def check_ranges(cfg: Config) -> None:
         v = get_field(cfg, key)
         if not math.isfinite(v):
             raise ConfigError(f"{key}={v} must be a finite number; allowed: {_interval(lo, hi, lo_in, hi_in)}")
-        if key == "partition.alpha" and cfg.partition.kind not in ("dirichlet", "quantity"):
+        if key == "partition.alpha" and cfg.partition.kind not in ALPHA_KINDS:
             continue                                 # unused by iid / label_quantity
         if v < lo or (v == lo and not lo_in) or v > hi or (v == hi and not hi_in):
             if key == "partition.alpha" and v <= lo:

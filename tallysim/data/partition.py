@@ -1,18 +1,61 @@
-"""Peer partitions (PROTOCOLS.md "Partitions") and the probe-pool split.
+"""Peer partitions (README "Partitions") and the probe-pool split.
 
 All are pure host-side numpy functions of (labels, peers, params, seed) run once before training,
 so every protocol sees exactly the same shards for the same seed. Each part is a sorted int64 index
 array into `labels`; no example is in two parts.
+
+`dirichlet` (cap=true) and `label_quantity` (scheme=niid_bench) reproduce NIID-Bench's published code
+(Li, Diao, Chen, He, "Federated Learning on Non-IID Data Silos: An Experimental Study", ICDE 2022,
+arXiv:2102.02079; github.com/Xtra-Computing/NIID-Bench, utils.py `partition_data`) draw for draw:
+they consume `np.random.RandomState(seed)` (and, for #C=k's class picks, `random.Random(seed)`) in
+the order NIID-Bench's `np.random.seed(seed); random.seed(seed)` global calls do, so the same seed and
+label array give the same shards. The other kinds draw from `np.random.default_rng(seed)`.
 """
 from __future__ import annotations
 
+import random
+
 import numpy as np
 
-from tallysim.config import PARTITIONS, PartitionConfig
+from tallysim.config import LABEL_QUANTITY_SCHEMES, PARTITIONS, PartitionConfig
 
 from .base import DataError
 
 MAX_REDRAWS = 1000   # dirichlet: enough for any satisfiable setting, bounded for impossible ones
+
+ALPHA_HINT = {"dirichlet": "small = strong skew, >= 100 ~ IID",       # the kinds that read alpha
+              "dirichlet_mix": "small = strong skew, >= 100 ~ IID", "quantity": "small = strong size skew"}
+
+# partition.json's "convention" line per kind (and cap / scheme).
+NIID_BENCH = ("NIID-Bench (Li et al., ICDE 2022, arXiv:2102.02079; github.com/Xtra-Computing/NIID-Bench "
+              "utils.py partition_data)")
+CONVENTIONS = {
+    "iid": "uniform random split, sizes differ by at most one (the procedure of NIID-Bench's `homo`, "
+           "numpy default_rng(seed) stream)",
+    ("dirichlet", True): f"{NIID_BENCH} `noniid-labeldir` = FedML partition_class_samples_with_dirichlet"
+                         "_distribution: per class Dir(alpha) over peers, peers already holding >= N/P "
+                         "get none, redrawn until every peer has >= min_size; same shards as NIID-Bench "
+                         "after np.random.seed(seed)",
+    ("dirichlet", False): "tallysim's uncapped per-class Dir(alpha) split (versions before partition.cap; "
+                          "no N/P cap, so also a quantity skew), numpy default_rng(seed) stream",
+    ("label_quantity", "niid_bench"): NIID_BENCH + " `noniid-#label{k}`: peer i holds class i mod C plus "
+                                      "k-1 random other classes, each class split equally among its holders; "
+                                      "same shards as NIID-Bench after np.random.seed(seed) and random.seed(seed)",
+    ("label_quantity", "balanced"): "tallysim's balanced #C=k (versions before partition.scheme): classes "
+                                    "dealt cyclically after a permutation, each held by as even a number of "
+                                    "peers as possible; numpy default_rng(seed) stream",
+    "quantity": "Dir(alpha) shard sizes with IID labels (in the spirit of NIID-Bench's `iid-diff-quantity`, "
+                "but every peer gets >= 1 example; numpy default_rng(seed) stream)",
+    "dirichlet_mix": "Hsu, Qi, Brown 2019, 'Measuring the Effects of Non-Identical Data Distribution for "
+                     "Federated Visual Classification' (arXiv:1909.06335): equal shards, each peer's class "
+                     "mix ~ Dir(alpha x class frequencies), drawn without replacement; numpy default_rng(seed)",
+}
+
+
+def convention(cfg: PartitionConfig) -> str:
+    """One line naming the published procedure (with its citation) that `cfg` follows, for partition.json."""
+    key = {"dirichlet": ("dirichlet", cfg.cap), "label_quantity": ("label_quantity", cfg.scheme)}
+    return CONVENTIONS.get(key.get(cfg.kind, cfg.kind), "unknown").replace("{k}", str(cfg.k))
 
 
 def _sorted_parts(chunks) -> list[np.ndarray]:
@@ -24,7 +67,60 @@ def _iid(labels, peers, rng):
     return _sorted_parts(np.array_split(rng.permutation(len(labels)), peers))
 
 
-def _dirichlet(labels, peers, cfg, num_classes, rng):
+def _redraws_exhausted(peers, cfg, best) -> DataError:
+    return DataError(f"partition.kind=dirichlet could not give every one of {peers} peers >= "
+                     f"{cfg.min_size} examples in {MAX_REDRAWS} draws (alpha={cfg.alpha}, last draw's "
+                     f"smallest peer: {best}); lower partition.min_size or peers, or raise partition.alpha")
+
+
+def _capped_pass(by_class, n, peers, alpha, rs):
+    """One pass of NIID-Bench's `noniid-labeldir` loop: per class, shuffle it, draw Dir(alpha) over the
+    peers, zero every peer already holding >= N/P examples, renormalise and cut at the truncated
+    cumulative proportions. Same calls, same order, same float operations as the published code, so
+    the cuts agree exactly. Returns (shuffled classes, [C, P+1] cuts), or None if the renormalisation
+    divides by zero (every peer still under N/P drew an exact 0.0 at tiny alpha): NIID-Bench casts the
+    NaNs to int there (undefined), we redraw."""
+    sizes = np.zeros(peers, dtype=np.int64)
+    shuffled, cuts = [], np.zeros((len(by_class), peers + 1), dtype=np.int64)
+    for c, ix in enumerate(by_class):
+        ix = ix.copy()                          # NIID-Bench re-reads np.where(y == k) every pass
+        rs.shuffle(ix)
+        props = rs.dirichlet(np.repeat(alpha, peers))
+        props = props * (sizes < n / peers)     # the cap: a peer at or above N/P takes no more
+        total = props.sum()
+        if not total > 0:
+            return None
+        props = props / total
+        # The published np.split(ix, cuts): a cumsum of non-negative floats is non-decreasing and
+        # stays <= len(ix) after truncation, so these are plain slice bounds. Counts only here: the
+        # examples are dealt once a pass is accepted.
+        cuts[c, 1:-1] = (np.cumsum(props) * len(ix)).astype(int)[:-1]
+        cuts[c, -1] = len(ix)
+        sizes += np.diff(cuts[c])
+        shuffled.append(ix)
+    return shuffled, cuts
+
+
+def _dirichlet_capped(labels, peers, cfg, num_classes, rs):
+    by_class = [np.flatnonzero(labels == c) for c in range(num_classes)]
+    best = 0
+    # NIID-Bench loops `while min_size < min_require_size` (with min_size=0 it would never draw at
+    # all); we always draw once, and stop after MAX_REDRAWS where it would loop forever.
+    for _ in range(MAX_REDRAWS):
+        drawn = _capped_pass(by_class, len(labels), peers, cfg.alpha, rs)
+        if drawn is None:
+            continue
+        shuffled, cuts = drawn
+        best = int(np.diff(cuts, axis=1).sum(axis=0).min())
+        if best >= cfg.min_size:
+            # NIID-Bench then shuffles each peer's list; order is irrelevant here (parts are sorted).
+            return _sorted_parts(np.concatenate([ix[cuts[c, p]:cuts[c, p + 1]] for c, ix in enumerate(shuffled)])
+                                 for p in range(peers))
+    raise _redraws_exhausted(peers, cfg, best)
+
+
+def _dirichlet_uncapped(labels, peers, cfg, num_classes, rng):
+    # partition.cap=false: the split of earlier versions, kept bit for bit (default_rng stream).
     by_class = [rng.permutation(np.flatnonzero(labels == c)) for c in range(num_classes)]
     sizes = np.array([len(ix) for ix in by_class])
     for _ in range(MAX_REDRAWS):
@@ -37,10 +133,7 @@ def _dirichlet(labels, peers, cfg, num_classes, rng):
             break
     else:
         best = int(counts.sum(axis=0).min())
-        raise DataError(f"partition.kind=dirichlet could not give every one of {peers} peers >= "
-                        f"{cfg.min_size} examples in {MAX_REDRAWS} draws (alpha={cfg.alpha}, last draw's "
-                        f"smallest peer: {best}); lower partition.min_size or peers, or raise "
-                        "partition.alpha")
+        raise _redraws_exhausted(peers, cfg, best)
     parts = [[] for _ in range(peers)]
     for c, ix in enumerate(by_class):
         for p, chunk in enumerate(np.split(ix, cuts[c, :-1])):
@@ -48,11 +141,40 @@ def _dirichlet(labels, peers, cfg, num_classes, rng):
     return _sorted_parts(np.concatenate(ch) for ch in parts)
 
 
-def _label_quantity(labels, peers, cfg, num_classes, rng):
-    k = cfg.k
+def _check_k(k, num_classes):
     if not 1 <= k <= num_classes:
         raise DataError(f"partition.k={k} is not possible with {num_classes} classes; allowed: "
                         f"1..{num_classes}")
+
+
+def _niid_bench_classes(peers, k, num_classes, pyrng):
+    """NIID-Bench's #C=k class sets: peer i holds i mod C, then random.randint(0, C-1) draws (Python's
+    `random`, as published) until it has k distinct classes."""
+    held = []
+    for i in range(peers):
+        current = {i % num_classes}             # a set: only membership matters for the shards
+        while len(current) < k:
+            current.add(pyrng.randint(0, num_classes - 1))
+        held.append(current)
+    return held
+
+
+def _label_quantity_niid_bench(labels, peers, k, num_classes, rs, pyrng):
+    holders = [[] for _ in range(num_classes)]  # in peer order: NIID-Bench deals the pieces that way
+    for p, classes in enumerate(_niid_bench_classes(peers, k, num_classes, pyrng)):
+        for c in classes:
+            holders[c].append(p)
+    parts = [[] for _ in range(peers)]
+    for c in range(num_classes):
+        ix = np.flatnonzero(labels == c)
+        rs.shuffle(ix)                          # every class, held or not: the published call order
+        # A class nobody drew (possible when peers < C) is left out; NIID-Bench stops with an error.
+        for peer, chunk in zip(holders[c], np.array_split(ix, len(holders[c])) if holders[c] else []):
+            parts[peer].append(chunk)
+    return _sorted_parts(np.concatenate(ch) if ch else np.empty(0, np.int64) for ch in parts)
+
+
+def _label_quantity_balanced(labels, peers, k, num_classes, rng):
     # Peer i holds classes perm[(i*k + j) % C], j < k: k distinct classes per peer, every class used
     # once peers*k >= C, and each class held by floor or ceil of peers*k/C peers (as even as possible).
     # The seeded permutation decides which classes end up together.
@@ -85,24 +207,80 @@ def _quantity(labels, peers, cfg, rng):
     return _sorted_parts(np.split(rng.permutation(n), np.cumsum(sizes)[:-1]))
 
 
+def _mix_round(mix, need, supply, rng):
+    """One round of requests: every peer still short asks for `need` examples from its mix renormalised
+    over the classes that still have examples (in proportion to what is left if its mix has no mass
+    there). A class asked for more than it holds serves a uniformly random subset of the requested
+    examples (multivariate hypergeometric, as if the requests arrived in random order) and runs out."""
+    open_ = supply > 0
+    want = mix * open_
+    mass = want.sum(axis=1, keepdims=True)
+    want = np.where(mass > 0, want / np.where(mass > 0, mass, 1), supply / supply.sum())
+    demand = rng.multinomial(need, want)
+    grant = demand.copy()
+    for c in np.flatnonzero(demand.sum(axis=0) > supply):
+        grant[:, c] = rng.multivariate_hypergeometric(demand[:, c], supply[c])
+    return grant
+
+
+def _dirichlet_mix(labels, peers, cfg, num_classes, rng):
+    """Hsu et al. 2019: equal shards (n // P, the first n % P peers one more; every example used), each
+    peer's class mix q ~ Dir(alpha x class frequencies), examples drawn without replacement. Pools run
+    out because the shards use everything: requests then go in rounds (`_mix_round`) until every shard
+    is full; each round but the last empties at least one class, so there are at most C rounds. The
+    peers left short in a round take their remainder from the classes still available, so at small
+    alpha some mixes end up less skewed than their draw."""
+    n = len(labels)
+    if n < peers:
+        raise DataError(f"partition.kind=dirichlet_mix needs at least one example per peer: {peers} peers "
+                        f"but {n} examples; lower peers")
+    pools = [rng.permutation(np.flatnonzero(labels == c)) for c in range(num_classes)]
+    supply = np.array([len(ix) for ix in pools], dtype=np.int64)
+    present = supply > 0                        # Dir needs positive parameters: absent classes get 0
+    mix = np.zeros((peers, num_classes))
+    mix[:, present] = rng.dirichlet(cfg.alpha * supply[present] / n, size=peers)
+    need = np.full(peers, n // peers, dtype=np.int64)
+    need[:n % peers] += 1
+    take = np.zeros((peers, num_classes), dtype=np.int64)
+    while need.any():
+        grant = _mix_round(mix, need, supply, rng)
+        take += grant
+        need -= grant.sum(axis=1)
+        supply -= grant.sum(axis=0)
+    parts = [[] for _ in range(peers)]
+    for c, ix in enumerate(pools):
+        for p, chunk in enumerate(np.split(ix, np.cumsum(take[:, c])[:-1])):
+            parts[p].append(chunk)
+    return _sorted_parts(np.concatenate(ch) for ch in parts)
+
+
 def partition(labels: np.ndarray, peers: int, cfg: PartitionConfig, num_classes: int,
               seed: int) -> list[np.ndarray]:
     labels = np.asarray(labels).reshape(-1)
     if peers < 1:
         raise DataError(f"peers={peers} must be >= 1")
+    if cfg.kind in ALPHA_HINT and not cfg.alpha > 0:
+        raise DataError(f"partition.alpha={cfg.alpha} must be > 0 ({ALPHA_HINT[cfg.kind]})")
+    if cfg.kind == "dirichlet" and cfg.cap:
+        return _dirichlet_capped(labels, peers, cfg, num_classes, np.random.RandomState(seed))
+    if cfg.kind == "label_quantity":
+        _check_k(cfg.k, num_classes)
+        if cfg.scheme == "niid_bench":
+            return _label_quantity_niid_bench(labels, peers, cfg.k, num_classes,
+                                              np.random.RandomState(seed), random.Random(seed))
+        if cfg.scheme == "balanced":
+            return _label_quantity_balanced(labels, peers, cfg.k, num_classes, np.random.default_rng(seed))
+        raise DataError(f"partition.scheme={cfg.scheme!r} is not known; allowed: "
+                        f"{', '.join(LABEL_QUANTITY_SCHEMES)}")
     rng = np.random.default_rng(seed)
     if cfg.kind == "iid":
         return _iid(labels, peers, rng)
     if cfg.kind == "dirichlet":
-        if not cfg.alpha > 0:
-            raise DataError(f"partition.alpha={cfg.alpha} must be > 0 (small = strong skew, >= 100 ~ IID)")
-        return _dirichlet(labels, peers, cfg, num_classes, rng)
-    if cfg.kind == "label_quantity":
-        return _label_quantity(labels, peers, cfg, num_classes, rng)
+        return _dirichlet_uncapped(labels, peers, cfg, num_classes, rng)
     if cfg.kind == "quantity":
-        if not cfg.alpha > 0:
-            raise DataError(f"partition.alpha={cfg.alpha} must be > 0 (small = strong size skew)")
         return _quantity(labels, peers, cfg, rng)
+    if cfg.kind == "dirichlet_mix":
+        return _dirichlet_mix(labels, peers, cfg, num_classes, rng)
     raise DataError(f"partition.kind={cfg.kind!r} is not known; allowed: {', '.join(PARTITIONS)}")
 
 
