@@ -23,6 +23,8 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     # dataset (or the first real-data load, which caches Debian's Fashion-MNIST) writes into this
     # session's temporary cache instead. Real Fashion-MNIST is read from the Debian files.
     monkeypatch.setenv("TALLYSIM_DATA", str(tmp_path_factory.getbasetemp() / "cache"))
+    # Nor download: a missing dataset is an error here even where tfds and TensorFlow are installed.
+    monkeypatch.setenv("TALLYSIM_NO_AUTO_PREPARE", "1")
 
 
 needs_fmnist = pytest.mark.skipif(not FMNIST.exists(),

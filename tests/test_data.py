@@ -265,3 +265,68 @@ def test_prepare_fashion_mnist_uses_debian_files_without_downloading(cache, monk
     monkeypatch.setattr(prep, "_from_tfds", no_tfds)
     path = prepare("fashion_mnist")
     assert path.exists() and np.load(path)["x_train"].shape == (60000, 28, 28, 1)
+
+
+# ----------------------------------------------------------------------------- Colab: no Debian, first use
+
+def test_no_debian_env_hides_debian_files(cache, monkeypatch):
+    from tallysim.data.cache import debian_fashion_mnist
+    monkeypatch.setenv("TALLYSIM_NO_DEBIAN", "1")
+    assert debian_fashion_mnist() is None
+    with pytest.raises(DataError, match="dataset 'fashion_mnist' is not prepared"):
+        load(DataConfig(name="fashion_mnist"), 0)
+    assert not (cache / "fashion_mnist.npz").exists()
+    monkeypatch.setenv("TALLYSIM_NO_DEBIAN", "0")                   # 0 means off, as unset
+    assert (debian_fashion_mnist() is None) == (not DEBIAN_FASHION_MNIST.is_dir())
+
+
+def test_load_prepares_on_first_use_under_mock_data(cache, monkeypatch, capsys):
+    # Colab: tfds importable and no cached copy, so load() prepares the dataset itself, as tfds.load would.
+    tfds = pytest.importorskip("tensorflow_datasets")
+    monkeypatch.delenv("TALLYSIM_NO_AUTO_PREPARE", raising=False)
+    monkeypatch.setenv("TALLYSIM_NO_DEBIAN", "1")
+    with tfds.testing.mock_data(num_examples=30, policy=tfds.testing.MockPolicy.USE_CODE):
+        ds = load(DataConfig(name="fashion_mnist", max_test=10), 0)
+    err = capsys.readouterr().err
+    assert "fashion_mnist is not prepared" in err and "preparing it with tensorflow_datasets" in err, err
+    assert "prepared fashion_mnist: 30 train, 30 test examples, 10 classes" in err, err
+    assert ds.x_train.shape == (30, 28, 28, 1) and ds.x_test.shape == (10, 28, 28, 1)
+    assert (cache / "fashion_mnist.npz").is_file()
+    again = load(DataConfig(name="fashion_mnist"), 0)               # from the cache, silently
+    assert capsys.readouterr().err == "" and np.array_equal(again.x_train, ds.x_train)
+
+
+def test_first_use_of_a_misspelt_name_lists_the_closest(cache, monkeypatch):
+    tfds = pytest.importorskip("tensorflow_datasets")
+    monkeypatch.delenv("TALLYSIM_NO_AUTO_PREPARE", raising=False)
+    with tfds.testing.mock_data(num_examples=5), pytest.raises(DataError) as e:
+        load(DataConfig(name="fashion_mnis"), 0)
+    assert "closest: fashion_mnist" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_first_use_failure_is_one_line(cache, monkeypatch, capsys):
+    # tfds imported but neither TensorFlow nor a local copy (nor the network): one line, nothing cached.
+    pytest.importorskip("tensorflow_datasets")
+    prep = sys.modules["tallysim.data.prepare"]
+    monkeypatch.delenv("TALLYSIM_NO_AUTO_PREPARE", raising=False)
+    monkeypatch.setenv("TFDS_DATA_DIR", str(cache.parent / "tfds"))
+    monkeypatch.setattr(prep, "_has", lambda m: m == "tensorflow_datasets")     # as without TensorFlow
+    monkeypatch.setattr(prep, "_reachable", lambda *a, **k: False)
+    with pytest.raises(DataError) as e:
+        load(DataConfig(name="mnist"), 0)
+    msg = str(e.value)
+    assert "\n" not in msg and msg.startswith(f"dataset 'mnist' is not prepared in {cache} and preparing it "
+                                              "on first use failed: cannot prepare 'mnist': offline"), msg
+    assert "pip install tensorflow-cpu" in msg and not list(cache.glob("*.npz"))
+
+
+def test_no_first_use_preparation_without_tensorflow(cache, monkeypatch):
+    monkeypatch.delenv("TALLYSIM_NO_AUTO_PREPARE", raising=False)
+    prep = sys.modules["tallysim.data.prepare"]
+    monkeypatch.setattr(prep, "_has", lambda m: m == "tensorflow_datasets")
+    monkeypatch.delitem(sys.modules, "tensorflow_datasets", raising=False)
+    assert not prep.can_prepare_on_first_use()                      # the one-line error stays
+    monkeypatch.setattr(prep, "_has", lambda m: True)               # Colab: tfds and TensorFlow
+    assert prep.can_prepare_on_first_use()
+    monkeypatch.setenv("TALLYSIM_NO_AUTO_PREPARE", "1")
+    assert not prep.can_prepare_on_first_use()

@@ -1,6 +1,7 @@
 """Figure configs: every shipped figure validates at full and smoke size; a tiny figure runs end to end
 and resumes; unknown figures fail in one line."""
 import json
+import pathlib
 
 import pytest
 
@@ -67,3 +68,30 @@ def test_unknown_figure_is_a_one_line_error(capsys):
     assert "allowed: fig1" in capsys.readouterr().err
     with pytest.raises(ConfigError):
         figures.resolve("nope")
+
+
+def test_figure_whose_runs_all_failed_fails_loudly(tmp_path, capsys):
+    # A dataset that is not prepared (and, in the tests, never prepared on first use): every run fails.
+    spec = {"kind": "curves", "title": "doomed",
+            "base": {"peers": 2, "rounds": 1, "data": {"name": "cifar10"}},
+            "groups": {"tally": {"protocol": {"name": "tally"}}, "fedavg": {"protocol": {"name": "fedavg"}}}}
+    path = tmp_path / "doomed.json"
+    path.write_text(json.dumps(spec))
+    args = ["figure", str(path), "--results", str(tmp_path / "res"), "--out", str(tmp_path / "fig"), "--quiet"]
+    with pytest.raises(figures.FigureError, match=r"doomed: all 2 runs failed, nothing to draw; the first: "
+                       r"dataset 'cifar10' is not prepared"):
+        figures.make_figure(str(path), results=str(tmp_path / "res"), out=str(tmp_path / "fig"),
+                            progress=False, log=lambda m: None)
+    capsys.readouterr()
+    assert cli.main(args) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("tallysim: error: doomed: all 2 runs failed"), err
+    assert "error.txt" in err[0]
+    assert not list((tmp_path / "fig").glob("doomed*.png"))              # no empty plot drawn
+
+
+def test_experiments_resolve_as_package_data():
+    from importlib.resources import files
+    d = figures.experiments_dir()
+    assert (d / "fig1.json").is_file() and (d / "pareto" / "bridge.json").is_file()
+    assert d == pathlib.Path(str(files("tallysim.experiments")))       # the installed package's copy

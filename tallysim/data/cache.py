@@ -51,9 +51,20 @@ def write_cache(ds: Dataset, name: str) -> pathlib.Path:
     return path
 
 
+def env_flag(var: str) -> bool:
+    """An on/off environment variable: set and not one of "", 0, false, no, off."""
+    return os.environ.get(var, "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
+def debian_disabled() -> bool:
+    """TALLYSIM_NO_DEBIAN=1 ignores Debian's files, as on a machine without them (e.g. to test Colab)."""
+    return env_flag("TALLYSIM_NO_DEBIAN")
+
+
 def debian_fashion_mnist(name: str = "fashion_mnist") -> Dataset | None:
-    """The Debian files if installed, else None (callers decide what error to raise)."""
-    if not DEBIAN_FASHION_MNIST.is_dir():
+    """The Debian files if installed (and not disabled by TALLYSIM_NO_DEBIAN), else None (callers
+    decide what error to raise)."""
+    if debian_disabled() or not DEBIAN_FASHION_MNIST.is_dir():
         return None
     ds = read_path(DEBIAN_FASHION_MNIST, name)
     return Dataset(name, ds.x_train, ds.y_train, ds.x_test, ds.y_test, 10)

@@ -1,4 +1,8 @@
-"""`load(cfg.data, seed)`: the simulation's only entry to data. numpy + stdlib only (no TensorFlow)."""
+"""`load(cfg.data, seed)`: the simulation's only entry to data. numpy + stdlib only (no TensorFlow).
+
+A named dataset missing from the cache is prepared on first use (tfds, via `prepare`) when
+`prepare.can_prepare_on_first_use()` says tfds can produce it; otherwise `load` stops with one line
+saying how to get the data."""
 from __future__ import annotations
 
 import sys
@@ -49,8 +53,29 @@ def _not_prepared(name: str) -> DataError:
     extra = " (or: apt-get install dataset-fashion-mnist)" if name == "fashion_mnist" else ""
     return DataError(f"dataset {name!r} is not prepared in {cache_dir()} and not built in; {hint}built in: "
                      f"{', '.join(BUILT_IN)}; prepared: {', '.join(prepared) or 'none'}; for a tfds dataset "
-                     f"run: python -m tallysim prepare {name} (needs internet and `pip install -e .[tf]`)"
+                     f"run: python -m tallysim prepare {name} (needs internet and TensorFlow: `pip install "
+                     f"tensorflow-cpu`, or `pip install -e .[tf]` in a checkout)"
                      f"{extra}, or set data.path=DIR with IDX/.npz files")
+
+
+def _prepare_on_first_use(name: str) -> Dataset:
+    """`prepare(name)` now, as tfds.load would, with a progress line on stderr; any failure is one line."""
+    import time
+    from .prepare import UnknownDataset, prepare
+    print(f"tallysim: {name} is not prepared in {cache_dir()}; preparing it with tensorflow_datasets "
+          "(once: later runs read the cache) ...", file=sys.stderr, flush=True)
+    t0 = time.time()
+    try:
+        path = prepare(name)
+    except UnknownDataset:
+        raise _not_prepared(name) from None          # a typo: list the names that do exist
+    except DataError as e:
+        raise DataError(f"dataset {name!r} is not prepared in {cache_dir()} and preparing it on first use "
+                        f"failed: {e}; or set data.path=DIR with IDX/.npz files") from None
+    ds = read_npz(path, name, cached=True)
+    print(f"tallysim: prepared {name}: {len(ds.y_train)} train, {len(ds.y_test)} test examples, "
+          f"{ds.num_classes} classes -> {path} ({time.time() - t0:.1f} s)", file=sys.stderr, flush=True)
+    return ds
 
 
 def _fashion_mnist_again(name: str, err: DataError) -> Dataset:
@@ -92,6 +117,9 @@ def _source(cfg: DataConfig, seed: int) -> Dataset:
             except DataError:
                 pass                        # read-only home: still usable, just not cached
             return ds
+    from .prepare import can_prepare_on_first_use
+    if can_prepare_on_first_use():
+        return _prepare_on_first_use(cfg.name)
     raise _not_prepared(cfg.name)
 
 

@@ -1,16 +1,21 @@
 """`python -m tallysim prepare NAME`: turn a tfds dataset into the cache .npz that `load` reads.
 
 This is the only module that touches tensorflow_datasets, and only inside `prepare`, so importing
-tallysim.data (or running a simulation) never pulls in TensorFlow.
+tallysim.data (or running a simulation on prepared data) never pulls in TensorFlow. `load` calls
+`prepare` itself for a named dataset missing from the cache when `can_prepare_on_first_use()` says
+tfds can produce it (see there).
 """
 from __future__ import annotations
 
+import importlib.util
+import os
 import pathlib
+import sys
 
 import numpy as np
 
 from .base import Dataset, DataError, checked
-from .cache import debian_fashion_mnist, write_cache
+from .cache import debian_fashion_mnist, env_flag, write_cache
 from .files import read_path
 
 
@@ -29,12 +34,13 @@ def _via_load(tfds, name):
 
 
 def _via_data_source(tfds, name):
-    """TensorFlow-free path: tfds.data_source reads random-access (array_record) data with numpy only.
-    Used when TensorFlow is missing; it is also what tfds.testing.mock_data can serve without TF."""
+    """TensorFlow-free path: tfds.data_source reads random-access (array_record) data with numpy only,
+    from tfds's local copy (download=False: generating a dataset needs TensorFlow). Used when TensorFlow
+    is missing; it is also what tfds.testing.mock_data serves without TF."""
     image_key, label_key = tfds.builder(name).info.supervised_keys
     out = {}
     for split in ("train", "test"):
-        src = tfds.data_source(name, split=split)
+        src = tfds.data_source(name, split=split, download=False)
         # One example at a time: slower than batched __getitems__, but the one access pattern that every
         # data source (and tfds.testing.mock_data's) implements; prepare runs once per dataset.
         examples = [src[i] for i in range(len(src))]
@@ -68,9 +74,31 @@ def _reachable(host=TFDS_HOST, timeout: float = NET_TIMEOUT) -> bool:
 
 def _downloaded(name: str) -> bool:
     """Whether tfds already holds `name` locally (then preparing needs no network)."""
-    import os
     root = pathlib.Path(os.environ.get("TFDS_DATA_DIR") or pathlib.Path.home() / "tensorflow_datasets")
     return (root / name.split(":")[0]).is_dir()
+
+
+class UnknownDataset(DataError):
+    """tfds has no image-classification dataset by that name."""
+
+
+def _has(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def can_prepare_on_first_use() -> bool:
+    """Whether `load` should prepare a named dataset that is not in the cache (instead of failing).
+
+    Yes when tensorflow_datasets and TensorFlow are both importable (Colab ships both; tfds needs TF to
+    download and generate a dataset), or when tensorflow_datasets is already imported in this process
+    (e.g. under `tfds.testing.mock_data`, or to read tfds's local array_record copies without TF; then
+    only tfds's local copy is used). Never when TALLYSIM_NO_AUTO_PREPARE=1. Cheap: imports nothing."""
+    if env_flag("TALLYSIM_NO_AUTO_PREPARE") or not _has("tensorflow_datasets"):
+        return False
+    return "tensorflow_datasets" in sys.modules or _has("tensorflow")
 
 
 def _from_tfds(name: str) -> Dataset:
@@ -82,24 +110,32 @@ def _from_tfds(name: str) -> Dataset:
     try:
         num_classes = tfds.builder(name).info.features["label"].num_classes
     except Exception as e:   # unknown name, no label feature, ...: tfds raises many types
-        raise DataError(f"cannot prepare {name!r}: tfds has no classification dataset by that name "
-                        f"({_first_line(e)}); use a tfds name like mnist, cifar10, emnist/balanced") from None
-    if not _downloaded(name) and not _reachable():   # else tfds retries for minutes before failing
-        raise DataError(f"cannot prepare {name!r}: offline ({TFDS_HOST[0]}:{TFDS_HOST[1]} is unreachable "
-                        f"within {NET_TIMEOUT:g} s) and tfds has no local copy; connect to the internet, or "
-                        f"import local files: python -m tallysim prepare {name} --path DIR")
-    try:
+        raise UnknownDataset(f"cannot prepare {name!r}: tfds has no classification dataset by that name "
+                             f"({_first_line(e)}); use a tfds name like mnist, cifar10, emnist/balanced") from None
+    tf = _has("tensorflow")
+    arrays = None
+    if not tf:
+        # tfds downloads and generates datasets with TensorFlow; without it, only a copy tfds already
+        # holds locally (or tfds.testing.mock_data) can be read, with numpy, and no network is touched.
+        try:
+            arrays = _via_data_source(tfds, name)
+        except Exception:     # noqa: BLE001 - no local copy (tfds raises many types); say why below
+            pass
+    if arrays is None:
+        get_tf = "" if tf else " with TensorFlow installed (pip install tensorflow-cpu)"
+        if not _downloaded(name) and not _reachable():   # else tfds retries for minutes before failing
+            raise DataError(f"cannot prepare {name!r}: offline ({TFDS_HOST[0]}:{TFDS_HOST[1]} is unreachable "
+                            f"within {NET_TIMEOUT:g} s) and tfds has no local copy; connect to the internet"
+                            f"{get_tf}, or import local files: python -m tallysim prepare {name} --path DIR")
+        if not tf:
+            raise DataError(f"cannot prepare {name!r}: TensorFlow is not importable, and tfds needs it to "
+                            f"download and generate {name!r}; fix: pip install tensorflow-cpu (or -e .[tf]), "
+                            f"or import local files: python -m tallysim prepare {name} --path DIR")
         try:
             arrays = _via_load(tfds, name)
-        except ModuleNotFoundError as e:
-            if "tensorflow" not in str(e):
-                raise
-            arrays = _via_data_source(tfds, name)
-    except DataError:
-        raise
-    except Exception as e:
-        raise DataError(f"tfds could not produce {name!r} ({_first_line(e)}); fix: connect to the internet "
-                        "and pip install -e .[tf], or set data.path=DIR with IDX/.npz files") from None
+        except Exception as e:
+            raise DataError(f"tfds could not produce {name!r} ({_first_line(e)}); fix: connect to the "
+                            "internet, or set data.path=DIR with IDX/.npz files") from None
     ds = checked(name, num_classes=num_classes, where=f"tfds {name}", **arrays)
     x_train, x_test = ds.x_train, ds.x_test
     if x_train.dtype != np.uint8 and np.issubdtype(x_train.dtype, np.integer):

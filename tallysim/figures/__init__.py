@@ -21,9 +21,28 @@ from typing import Optional
 from tallysim import config, outdir, sweep
 from tallysim.config import ConfigError
 
-EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
+
+def experiments_dir() -> Path:
+    """The shipped experiment configs: package data `tallysim.experiments` (the repository's top-level
+    `experiments/`, mapped into the package by setup.py), in a wheel or an editable install alike; a
+    bare source tree on PYTHONPATH falls back to the checkout's `experiments/`."""
+    try:
+        from importlib.resources import files
+        d = Path(str(files("tallysim.experiments")))
+        if d.is_dir():
+            return d
+    except (ImportError, TypeError):   # ModuleNotFoundError: not installed, only the source tree
+        pass
+    return Path(__file__).resolve().parents[2] / "experiments"
+
+
+EXPERIMENTS = experiments_dir()
 FIGURES = {f"fig{i}": str(EXPERIMENTS / f"fig{i}.json") for i in range(1, 8)}
 KINDS = ("curves", "final_vs", "classes", "mechanism", "pareto", "speed")
+
+
+class FigureError(RuntimeError):
+    """Nothing to draw: every run of the figure failed."""
 
 
 def resolve(name_or_path: str) -> tuple[str, Path]:
@@ -97,9 +116,12 @@ def make_figure(name_or_path: str, smoke: bool = False, results: str = "results"
     t0 = time.time()
     if kind == "speed":
         data = plots.speed_rows(spec, smoke, log)
+        if not data:
+            raise FigureError(f"{tag}: the benchmark measured nothing, nothing to draw (check the "
+                              f"model, peers and impls of {path})")
     else:
         plans = group_plans(spec, smoke, path.parent)
-        data = {}
+        data, errors = {}, []
         for gname, (cfg, runs) in plans.items():
             log(f"{tag}: group {gname} ({len(runs)} runs)")
             recs = sweep.run_sweep(cfg, runs, Path(results) / tag / gname, progress=progress, log=log)
@@ -108,6 +130,14 @@ def make_figure(name_or_path: str, smoke: bool = False, results: str = "results"
                 log(f"{tag}: {len(failed)} runs of {gname} failed and are left out: {', '.join(failed)}")
             data[gname] = [(dict(o.split("=", 1) for o in ov), Path(results) / tag / gname / n)
                            for n, ov in runs if n not in failed]
+            errors += [(Path(results) / tag / gname / r["name"], r.get("error", "failed"))
+                       for r in recs if r["status"] == "failed"]
+        if not any(data.values()):
+            if not errors:
+                raise FigureError(f"{tag}: {path} defines no runs, nothing to draw")
+            where, why = errors[0]
+            raise FigureError(f"{tag}: all {len(errors)} runs failed, nothing to draw; the first: {why} "
+                              f"(see {where / 'error.txt'})")
     title = spec.get("title", name)
     paths = plots.draw(kind, spec, data, out_dir / tag, title + (" (smoke)" if smoke else ""))
     paths["seconds"] = round(time.time() - t0, 1)
@@ -118,7 +148,13 @@ def make_figure(name_or_path: str, smoke: bool = False, results: str = "results"
 
 
 def main(args) -> int:
+    import sys
     names = list(FIGURES) if args.figure == ["all"] else args.figure
-    for n in names:
-        make_figure(n, smoke=args.smoke, results=args.results, out=args.out, progress=not args.quiet)
-    return 0
+    code = 0
+    for n in names:                  # a figure with nothing to draw does not stop the others
+        try:
+            make_figure(n, smoke=args.smoke, results=args.results, out=args.out, progress=not args.quiet)
+        except FigureError as e:
+            print(f"tallysim: error: {e}", file=sys.stderr)
+            code = 1
+    return code
