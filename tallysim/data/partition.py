@@ -114,7 +114,7 @@ def _dirichlet_capped(labels, peers, cfg, num_classes, rs):
         best = int(np.diff(cuts, axis=1).sum(axis=0).min())
         if best >= cfg.min_size:
             # NIID-Bench then shuffles each peer's list; order is irrelevant here (parts are sorted).
-            return _sorted_parts(np.concatenate([ix[cuts[c, p]:cuts[c, p + 1]] for c, ix in enumerate(shuffled)])
+            return _sorted_parts(np.concatenate([ix[cut[p]:cut[p + 1]] for ix, cut in zip(shuffled, cuts)])
                                  for p in range(peers))
     raise _redraws_exhausted(peers, cfg, best)
 
@@ -230,23 +230,26 @@ def _dirichlet_mix(labels, peers, cfg, num_classes, rng):
     is full; each round but the last empties at least one class, so there are at most C rounds. The
     peers left short in a round take their remainder from the classes still available, so at small
     alpha some mixes end up less skewed than their draw."""
-    n = len(labels)
+    pools = [rng.permutation(np.flatnonzero(labels == c)) for c in range(num_classes)]
+    supply = np.array([len(ix) for ix in pools], dtype=np.int64)
+    n = int(supply.sum())
     if n < peers:
         raise DataError(f"partition.kind=dirichlet_mix needs at least one example per peer: {peers} peers "
                         f"but {n} examples; lower peers")
-    pools = [rng.permutation(np.flatnonzero(labels == c)) for c in range(num_classes)]
-    supply = np.array([len(ix) for ix in pools], dtype=np.int64)
     present = supply > 0                        # Dir needs positive parameters: absent classes get 0
     mix = np.zeros((peers, num_classes))
     mix[:, present] = rng.dirichlet(cfg.alpha * supply[present] / n, size=peers)
     need = np.full(peers, n // peers, dtype=np.int64)
     need[:n % peers] += 1
     take = np.zeros((peers, num_classes), dtype=np.int64)
-    while need.any():
+    for _ in range(num_classes):                # enough: see above
         grant = _mix_round(mix, need, supply, rng)
         take += grant
         need -= grant.sum(axis=1)
         supply -= grant.sum(axis=0)
+        if not need.any():
+            break
+    assert not need.any() and not supply.any(), "dirichlet_mix: every example is dealt in <= C rounds"
     parts = [[] for _ in range(peers)]
     for c, ix in enumerate(pools):
         for p, chunk in enumerate(np.split(ix, np.cumsum(take[:, c])[:-1])):
