@@ -1,4 +1,7 @@
-"""Execute the notebooks end to end at smoke size (TALLYSIM_SMOKE=1) in a fresh working directory."""
+"""Execute the notebooks end to end at smoke size (TALLYSIM_SMOKE=1) in a fresh working directory, as on a
+fresh Colab: Debian's Fashion-MNIST hidden (TALLYSIM_NO_DEBIAN=1), an empty data cache, and tfds served by
+`tfds.testing.mock_data` (offline), so the notebooks' first run must prepare the dataset itself.
+The install cell's logic (install only what is missing, keep the JAX that is there) runs against fakes."""
 import importlib.util
 import os
 import subprocess
@@ -27,19 +30,38 @@ def _kernel_python_ok() -> None:
                        check=True, capture_output=True)
 
 
-def _execute(name: str, cwd: Path, monkeypatch) -> None:
+# Run first in the kernel: tfds serves random examples with each dataset's real shapes and classes.
+MOCK_TFDS = """import tensorflow_datasets as tfds
+_mock_tfds = tfds.testing.mock_data(num_examples=1000, policy=tfds.testing.MockPolicy.USE_CODE)
+_mock_tfds.__enter__()"""
+
+
+def _execute(name: str, cwd: Path, monkeypatch) -> str:
+    """Run the notebook in a fresh kernel as on a fresh Colab; returns its stderr output."""
+    pytest.importorskip("tensorflow_datasets")
     _kernel_python_ok()
     monkeypatch.setenv("TALLYSIM_SMOKE", "1")     # the kernel inherits the environment
+    monkeypatch.setenv("TALLYSIM_NO_DEBIAN", "1")           # no Debian Fashion-MNIST, as on Colab
+    monkeypatch.setenv("TALLYSIM_DATA", str(cwd / "cache"))  # and nothing prepared yet
+    monkeypatch.setenv("TFDS_DATA_DIR", str(cwd / "tfds"))
+    monkeypatch.delenv("TALLYSIM_NO_AUTO_PREPARE", raising=False)   # (conftest sets it for the suite)
     # tallysim importable from any directory even without an editable install
     root = str(NOTEBOOKS.parent)
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
     nb = nbformat.read(str(NOTEBOOKS / f"{name}.ipynb"), as_version=4)
+    nb.cells.insert(0, nbformat.v4.new_code_cell(MOCK_TFDS))
     client = nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
                                      resources={"metadata": {"path": str(cwd)}})
     client.execute()          # raises CellExecutionError on the first failing cell
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
               if o.get("output_type") == "error"]
     assert not errors, errors
+    stderr = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+                     if o.get("output_type") == "stream" and o.get("name") == "stderr")
+    # The dataset was prepared by the notebook's own first run (tfds), not found on disk:
+    assert "fashion_mnist is not prepared" in stderr and "prepared fashion_mnist: 1000 train" in stderr, stderr
+    assert (cwd / "cache" / "fashion_mnist.npz").is_file()
+    return stderr
 
 
 def test_notebooks_saved_clean():
@@ -67,6 +89,7 @@ def _finite_rows(path: Path, keys) -> list:
     return [r for r in rows if all(isinstance(r.get(k), (int, float)) and math.isfinite(r[k]) for k in keys)]
 
 
+@pytest.mark.slow
 def test_quickstart_notebook(tmp_path, monkeypatch):
     _execute("quickstart", tmp_path, monkeypatch)
     for name in ("tally", "softlabel", "fedavg"):
@@ -75,6 +98,7 @@ def test_quickstart_notebook(tmp_path, monkeypatch):
     assert _colored_pixels(tmp_path / "runs" / "quickstart" / "quickstart.png") > 200   # and they were drawn
 
 
+@pytest.mark.slow
 def test_figures_notebook(tmp_path, monkeypatch):
     import csv
     if importlib.util.find_spec("tallysim.figures") is None:
@@ -87,3 +111,62 @@ def test_figures_notebook(tmp_path, monkeypatch):
         table = list(csv.DictReader(png.with_suffix(".csv").open()))                # the numbers behind it
         assert len({row["group"] for row in table}) >= 2, table                     # several protocols
         assert all(0.0 <= float(row["accuracy"]) <= 1.0 for row in table), table   # finite points
+
+
+# ----------------------------------------------------------------------------- the install cell, against fakes
+
+def _cell(name: str, needle: str) -> str:
+    nb = nbformat.read(str(NOTEBOOKS / f"{name}.ipynb"), as_version=4)
+    hits = [c.source for c in nb.cells if c.cell_type == "code" and needle in c.source]
+    assert len(hits) == 1, (name, needle)
+    return hits[0]
+
+
+@pytest.mark.parametrize("jax_installed,gpu", [(True, True), (False, True), (False, False)])
+def test_install_cell_installs_only_what_is_missing(jax_installed, gpu, tmp_path, monkeypatch):
+    import importlib.metadata
+    import shutil
+    needle = "# Install tallysim if it is not importable"
+    code = _cell("quickstart", needle)
+    assert _cell("figures", needle) == code                        # one install cell, in both notebooks
+    real_find_spec = importlib.util.find_spec
+    missing = {"tallysim"} | (set() if jax_installed else {"jax"})
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n in missing else real_find_spec(n, *a))
+    monkeypatch.setattr(shutil, "which", lambda cmd: "/usr/bin/nvidia-smi" if gpu and cmd == "nvidia-smi" else None)
+    calls = []
+    monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: calls.append(cmd))
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "install cell", "exec"), {"__name__": "__main__"})
+    src = str(tmp_path / "tallysim-src")
+    assert calls[0][:4] == ["git", "clone", "--depth", "1"] and calls[0][-1] == src
+    assert len(calls) == 2, calls                                  # the clone, then one pip install
+    pip = calls[1]
+    assert pip[:5] == [sys.executable, "-m", "pip", "install", "-q"] and "-U" not in pip and "--upgrade" not in pip
+    assert not any("jax" in arg for arg in pip), pip               # JAX is never named, so never reinstalled
+    target = pip[pip.index("-e") + 1]
+    assert target == (src + "[cuda]" if gpu and not jax_installed else src)
+    pins = Path(pip[pip.index("-c") + 1]).read_text().split()
+    if jax_installed:                                              # Colab: its JAX pinned as it is
+        assert f"jax=={importlib.metadata.version('jax')}" in pins
+        assert f"jaxlib=={importlib.metadata.version('jaxlib')}" in pins
+    else:
+        assert pins == []
+    assert sys.path[0] == src                                      # the kernel imports the clone
+
+
+def test_figures_notebook_smoke_switch_follows_its_variable(monkeypatch):
+    code = _cell("figures", "SMOKE =")
+    for value, smoke in ((None, True), ("1", True), ("0", False)):
+        if value is None:
+            monkeypatch.delenv("TALLYSIM_SMOKE", raising=False)
+        else:
+            monkeypatch.setenv("TALLYSIM_SMOKE", value)
+        ns = {}
+        exec(code, ns)
+        assert ns["SMOKE"] is smoke, value
+    code = _cell("quickstart", "SMOKE =")
+    monkeypatch.setenv("TALLYSIM_SMOKE", "0")
+    ns = {}
+    exec(code.split("base = ")[0], ns)                             # up to the config it builds
+    assert ns["SMOKE"] is False

@@ -26,6 +26,11 @@ def _first_line(e: BaseException) -> str:
 
 def _via_load(tfds, name):
     """The normal path (needs TensorFlow): whole splits as numpy arrays in one call each."""
+    try:   # keep TensorFlow off the GPU, which JAX uses (tfds's advice for JAX users; e.g. Colab)
+        import tensorflow as tf
+        tf.config.set_visible_devices([], "GPU")
+    except Exception:   # noqa: BLE001 - TF already initialised its devices, or has no GPU support
+        pass
     out = {}
     for split in ("train", "test"):
         x, y = tfds.as_numpy(tfds.load(name, split=split, batch_size=-1, as_supervised=True))
