@@ -89,8 +89,10 @@ def cmd_bench(args) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
+    from tallysim import __version__
     p = argparse.ArgumentParser(prog="tallysim", description="JAX simulator for communication-efficient "
                                 "federated learning (TallyTrain, soft-label distillation, FedAvg family).")
+    p.add_argument("--version", action="version", version=f"tallysim {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     r = sub.add_parser("run", help="run one configuration")
