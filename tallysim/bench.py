@@ -7,12 +7,12 @@ on the same device:
             with `model.conv=auto` (im2col on the CPU, the native convolution elsewhere);
   loop      the naive simulator: a Python loop over peers calling one jitted `local.train_peer` each
             (same step, same schedule), with the native convolution (`conv="xla"`);
-  vmap_ref  the plain-JAX yardstick (`bench_ref`, from shared/bench/vmap_ref.py): the same network
+  vmap_ref  the plain-JAX yardstick (`bench_ref`, from benchmarks/vmap_ref.py): the same network
             trained with momentum SGD as one `jit(vmap(scan))` on pre-drawn inputs, native convolution;
   torch_ref a PyTorch per-peer loop: not in the package yet, so no rows; the table says so (run
-            shared/bench/torch_ref.py on the same machine to compare).
+            benchmarks/torch_ref.py on the same machine to compare).
 
-Throughput is samples/s = P * steps * batch / s. Method as in shared/design/PERFORMANCE.md: compile
+Throughput is samples/s = P * steps * batch / s. Method as in benchmarks/README.md: compile
 first (timed separately), one untimed warm-up, then the median of `repeats` timed runs, each ending in
 `jax.block_until_ready`.
 """
@@ -244,7 +244,7 @@ def header(rows: list[dict], steps: int, batch: int, repeats: int = REPEATS) -> 
             f"  tallysim: local.train_peers with the grouping a run picks (CPU: peers one by one in one program), model.conv=auto"
             f"{' (= ' + conv.split(':')[1] + ' here)' if conv else ''}; loop: Python loop over jitted "
             f"local.train_peer, conv=xla; vmap_ref: plain jit(vmap(scan)) yardstick (tallysim.bench_ref, "
-            f"from shared/bench/vmap_ref.py), conv=xla; ratios > 1: tallysim is faster")
+            f"from benchmarks/vmap_ref.py), conv=xla; ratios > 1: tallysim is faster")
 
 
 def resolve_args(args) -> dict:
@@ -275,7 +275,7 @@ def main(args) -> list[dict]:
     notes = list(opts["notes"])
     notes.append("torch_ref: no PyTorch rows (" + ("torch is installed, but " if torch_available() else
                  "torch is not installed, and ") + "the PyTorch per-peer loop is not in the package yet: "
-                 "run shared/bench/torch_ref.py on the same machine)")
+                 "run benchmarks/torch_ref.py on the same machine)")
     notes.append(f"loop: timed only for P <= --loop-max {loop_max} ('-' above it)")
     to_stdout = getattr(args, "json", None) == "-"
     progress = sys.stderr

@@ -1,6 +1,6 @@
 """The plain-JAX yardstick of `tallysim bench`: P models trained as one `jit(vmap(scan))`.
 
-Rewritten into the package from the project's reference benchmark `shared/bench/vmap_ref.py`, so that
+Rewritten into the package from the project's reference benchmark `benchmarks/vmap_ref.py`, so that
 `bench`'s `vmap_ref` rows work from an installed wheel: P copies of a network trained with momentum SGD
 (lr 0.05, momentum 0.9), `lax.scan` over the local steps, `jax.vmap` over the peers, one `jax.jit`, on
 inputs drawn up front as one [P, steps, batch, ...] array of normal noise. It shares no training code
@@ -8,7 +8,7 @@ with tallysim (no shards, gathers, masks, schedules or groups), so tallysim's ro
 shows what tallysim's own machinery costs or saves.
 
 Networks: `MLP` and `CNN` are vmap_ref's own (784-200-200-10, which is tallysim's MLP at width 200; and
-its conv 32-64-64 + dense 128 CNN on CIFAR-shaped input, as in PERFORMANCE.md's H200 table).
+its conv 32-64-64 + dense 128 CNN on CIFAR-shaped input, as in benchmarks/README.md's H200 table).
 `bench` runs the yardstick on the row's own network (for LeNet, CNN and ResNet-8 tallysim's flax
 module with the native convolution, `conv="xla"`, what a plain-JAX user would write), so a row
 compares like with like. `python -m tallysim.bench_ref` reproduces vmap_ref.py's command line.

@@ -30,7 +30,7 @@ def max_pool_2x2(x_BxHxWxC: jax.Array) -> jax.Array:
     """2x2 max-pool, stride 2, floor semantics (odd H/W: the last row/column is dropped, as 'VALID').
 
     Written as reshape + max rather than `nn.max_pool`: the latter's gradient is a select-and-scatter
-    that PERFORMANCE.md measured at ~20% of a vmapped CNN step; a reshape-max differentiates into
+    that benchmarks/README.md measured at ~20% of a vmapped CNN step; a reshape-max differentiates into
     cheap elementwise compare/select ops.
     """
     B, H, W, C = x_BxHxWxC.shape

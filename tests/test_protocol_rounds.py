@@ -4,7 +4,7 @@ Every configuration here trains full-batch: `batch_size` is at least the largest
 batch is all `M` probes, so a local epoch is exactly one step on the mean loss of the peer's whole
 shard (and all probes), whatever order the code draws them in. Plain SGD (no momentum) then makes a
 round's result a closed-form function of the state before it: w' = w - lr * grad(loss)(w). The
-expected loss below is written from PROTOCOLS.md with jax.nn and jax.grad only (no tallysim loss, vote,
+expected loss below is written from docs/protocols.md with jax.nn and jax.grad only (no tallysim loss, vote,
 average or merge code); the votes, targets, weights and top-k selections are computed in numpy.
 Which peers were active is read off the state (inactive peers keep their parameters exactly).
 """
@@ -98,7 +98,7 @@ _REF = {}
 
 
 def reference_step(b, soft=None, temperature=1.0):
-    """A compiled full-batch SGD step on the loss of PROTOCOLS.md, written here from jax.nn:
+    """A compiled full-batch SGD step on the loss of docs/protocols.md, written here from jax.nn:
     masked-mean CE(private) + (mu/2)||w - anchor||^2 [+ dw * masked mean over probes of the
     distillation loss: CE against target rows (hard) or T^2 KL(target || softmax(z/T)) (soft)]."""
     apply, C = b.ctx.model.apply, b.ctx.spec.classes

@@ -1,5 +1,5 @@
 """What run.run writes per row: exact cumulative bits for every protocol under participation < 1
-(formulas of PROTOCOLS.md evaluated by hand), and the rows kept or reproduced when a run stops on a
+(formulas of docs/protocols.md evaluated by hand), and the rows kept or reproduced when a run stops on a
 non-finite loss at a later round or retries after an out-of-memory error."""
 import json
 import math

@@ -129,7 +129,7 @@ def classes(spec, data, stem, title) -> dict:
             first = rows[0]
             part = json.loads((Path(d) / "partition.json").read_text())
             n_classes = len(part["class_counts"][0])      # works for synthetic C and named datasets
-            # bits_up counts only the active peers (PROTOCOLS.md), so divide by them, not by P:
+            # bits_up counts only the active peers (docs/protocols.md), so divide by them, not by P:
             # one vote costs ceil(log2 C) bits per probe for each peer that sends it.
             active = max(1, int(round(cfg.get("participation", 1.0) * cfg["peers"])))
             per_probe = first["bits_up"] / (first["round"] * active * cfg["probe"]["per_round"])
