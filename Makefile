@@ -18,7 +18,7 @@ help:
 	@echo "make mutation - mutmut over the core modules against pytest -m core (slow; MUTANTS='tallysim.vote*')"
 	@echo "make clean  - remove the venv, results and figures"
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
@@ -32,17 +32,17 @@ $(FMNIST):
 
 DATASETS ?= fashion_mnist
 data: $(STAMP) | $(FMNIST)
-	$(BIN)/python -m tallysim prepare $(DATASETS)
+	$(BIN)/tallysim prepare $(DATASETS)
 
 DEMO_ARGS = --config experiments/demo.json --overwrite
 demo: $(STAMP) | $(FMNIST)
 	@# Fashion-MNIST into the cache: Debian's files when present, else tfds (needs TensorFlow + internet).
-	$(BIN)/python -m tallysim prepare fashion_mnist || \
-	  ($(BIN)/pip install -q -e '.[tf]' && $(BIN)/python -m tallysim prepare fashion_mnist)
-	$(BIN)/python -m tallysim run $(DEMO_ARGS) protocol.name=tally --out $(OUT)/demo/tally
-	$(BIN)/python -m tallysim run $(DEMO_ARGS) protocol.name=softlabel --out $(OUT)/demo/softlabel
-	$(BIN)/python -m tallysim run $(DEMO_ARGS) protocol.name=fedavg --out $(OUT)/demo/fedavg
-	$(BIN)/python -m tallysim plot $(OUT)/demo/tally $(OUT)/demo/softlabel $(OUT)/demo/fedavg \
+	$(BIN)/tallysim prepare fashion_mnist || \
+	  ($(BIN)/pip install -q -e '.[tf]' && $(BIN)/tallysim prepare fashion_mnist)
+	$(BIN)/tallysim run $(DEMO_ARGS) protocol.name=tally --out $(OUT)/demo/tally
+	$(BIN)/tallysim run $(DEMO_ARGS) protocol.name=softlabel --out $(OUT)/demo/softlabel
+	$(BIN)/tallysim run $(DEMO_ARGS) protocol.name=fedavg --out $(OUT)/demo/fedavg
+	$(BIN)/tallysim plot $(OUT)/demo/tally $(OUT)/demo/softlabel $(OUT)/demo/fedavg \
 	  --title "Fashion-MNIST, Dirichlet 0.1, 20 peers" --out figures/demo.png
 
 test: $(STAMP) | $(FMNIST)
@@ -61,19 +61,19 @@ mutation: $(STAMP)
 
 FIGS := fig1 fig2 fig3 fig4 fig5 fig6 fig7
 $(FIGS): $(STAMP) | $(FMNIST)
-	$(BIN)/python -m tallysim figure $@ --results $(OUT) --out figures --quiet
+	$(BIN)/tallysim figure $@ --results $(OUT) --out figures --quiet
 
 figures: $(FIGS)
 
 # The few-minute versions of all seven figures (fresh each time, so they really run).
 figures-smoke: $(STAMP) | $(FMNIST)
 	rm -rf $(OUT)/smoke
-	$(BIN)/python -m tallysim figure all --smoke --results $(OUT)/smoke --out figures/smoke --quiet
+	$(BIN)/tallysim figure all --smoke --results $(OUT)/smoke --out figures/smoke --quiet
 
 # One table: tallysim's round vs its per-peer loop vs the plain-JAX yardstick. On a CPU a small default
 # grid (a few minutes); on a GPU the full one. BENCH_FLAGS='--full' or '--model cnn --peers 1000' etc.
 bench: $(STAMP)
-	$(BIN)/python -m tallysim bench $(BENCH_FLAGS)
+	$(BIN)/tallysim bench $(BENCH_FLAGS)
 
 clean:
 	rm -rf $(VENV) $(OUT) figures/*.png figures/*.pdf *.egg-info .pytest_cache mutants
