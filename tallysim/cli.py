@@ -123,6 +123,9 @@ def parser() -> argparse.ArgumentParser:
     sw.add_argument("--out", required=True, help="sweep directory (one subdirectory per run, sweep.json)")
     sw.add_argument("--quiet", action="store_true", help="no per-round progress bar")
     sw.add_argument("--dry-run", action="store_true", help="validate and list the runs, run nothing")
+    sw.add_argument("--one-at-a-time", action="store_true",
+                    help="run each configuration as its own program (default: configurations that differ "
+                    "only in learning rates, weights, temperatures, partition, seed or rounds share one)")
     sw.set_defaults(fn=cmd_sweep)
 
     pa = sub.add_parser("pareto", help="final/best accuracy vs total bits per peer, frontier per protocol")

@@ -1,6 +1,6 @@
 """Run configuration: frozen dataclasses, validation, JSON round-trip and `key=value` overrides.
 
-Every field here is documented in README.md ("Config fields"); PROTOCOLS.md gives the semantics.
+Every field here is documented in README.md ("Config fields"); docs/protocols.md gives the semantics.
 Errors a user can cause raise `ConfigError` with one line naming the field, the bad value and what is
 allowed. They are raised before any data is loaded or anything compiles.
 """
@@ -331,6 +331,7 @@ def from_dict(d: dict, base: Optional[Config] = None, where: str = "config file"
     keys = field_keys()
     sections = {k.rsplit(".", 1)[0] for k in keys if "." in k}
     d = dict(d)
+    run_written = "derived" in d
     derived = d.pop("derived", [])
     if not isinstance(derived, list) or not all(k in DERIVED for k in derived):
         raise ConfigError(f"{where}: \"derived\"={show(derived)} must be a list of {', '.join(DERIVED)}")
@@ -349,6 +350,11 @@ def from_dict(d: dict, base: Optional[Config] = None, where: str = "config file"
             else:
                 raise ConfigError(f"unknown config key {key!r} in {where}; see README 'Config fields'")
     walk(d, "")
+    if run_written and "partition.kind" in flat:
+        # A config.json from before partition.cap / partition.scheme existed: that run used the
+        # uncapped Dirichlet and balanced label_quantity splits, so rerunning or resuming it must too.
+        flat.setdefault("partition.cap", False)
+        flat.setdefault("partition.scheme", "balanced")
     values = {key: _coerce(key, v, keys[key], where) for key, v in flat.items() if key not in derived}
     return with_values(base or Config(), values)
 

@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from tallysim import lanes
 from tallysim.fed import FedData, to_input
 
 PyTree = Any
@@ -48,7 +49,7 @@ class LocalSpec(NamedTuple):
 def hard_label_loss(classes: int, smoothing: float) -> Callable:
     def loss(logits, label_R):
         onehot = jax.nn.one_hot(label_R, classes)
-        if smoothing:
+        if lanes.nonzero(smoothing):      # may be a traced per-lane value (lanes.py)
             onehot = optax.smooth_labels(onehot, smoothing)
         return optax.softmax_cross_entropy(logits, onehot)
     return loss

@@ -11,6 +11,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from tallysim import lanes
+
 PyTree = Any
 
 
@@ -22,11 +24,13 @@ class State(NamedTuple):
 
 
 def make_optimizer(optim) -> optax.GradientTransformation:
+    # lr, momentum and weight decay may be traced per-lane values (lanes.py); `nonzero` keeps a
+    # zero momentum or decay out of the program, as in a run of its own.
     if optim.name == "sgd":
-        base = optax.sgd(optim.lr, momentum=optim.momentum or None)
+        base = optax.sgd(optim.lr, momentum=optim.momentum if lanes.nonzero(optim.momentum) else None)
     else:
         base = optax.adam(optim.lr)
-    if optim.weight_decay:
+    if lanes.nonzero(optim.weight_decay):
         return optax.chain(optax.add_decayed_weights(optim.weight_decay), base)
     return base
 

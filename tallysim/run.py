@@ -6,7 +6,7 @@ by `data.seed`). When the seed batch does not fit in memory it is split into chu
 after another.
 
 Output directory: config.json (fully resolved), partition.json (per-peer class counts per seed),
-metrics.jsonl (one row per evaluation, keys as in PROTOCOLS.md; with several seeds the mean, a
+metrics.jsonl (one row per evaluation, keys as in docs/protocols.md; with several seeds the mean, a
 `<key>_std` and `per_seed` lists), and on failure error.txt.
 """
 from __future__ import annotations
@@ -25,8 +25,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tallysim import checkpoint, comm, config, data, fed, local, outdir
+from tallysim import checkpoint, comm, config, data, fed, lanes, local, outdir
 from tallysim.config import Config, ConfigError
+from tallysim.data.partition import convention
 from tallysim import exchange
 from tallysim.evaluate import eval_batch, evaluate
 from tallysim.models import make_model, param_count
@@ -41,18 +42,39 @@ class NonFiniteLoss(RuntimeError):
 
 @dataclass
 class Built:
+    """A group of configurations that share one compiled program (lanes.py), ready to run.
+
+    Lanes are (configuration, seed) pairs, configuration by configuration; `cfg` is the first
+    configuration, whose static fields every lane shares."""
     cfg: Config
     ctx: Context
-    protocol: Protocol
-    fed: fed.FedData            # per-seed fields carry a leading seed axis
-    seeds: list
-    class_counts: list          # per seed: [P, C]
+    protocol: Protocol          # from `cfg`, constants only: bits, and for driving a protocol directly
+    fed: fed.FedData            # per-lane fields carry a leading lane axis
+    seeds: list                 # per lane
+    class_counts: list          # per lane: [P, C]
     dataset: str
+    cfgs: list = None           # the group's configurations (None: [cfg])
+    lane_cfg: list = None       # per lane: its index into cfgs (None: all 0)
+    values: dict = None         # traced key -> float32 [L] per-lane values (lanes.lane_values)
+
+    def __post_init__(self):
+        self.cfgs = self.cfgs or [self.cfg]
+        self.lane_cfg = self.lane_cfg if self.lane_cfg is not None else [0] * len(self.seeds)
+        self.values = self.values or {}
 
     @property
     def one(self) -> fed.FedData:
-        """The first seed's data without the seed axis (for driving a protocol directly)."""
+        """The first lane's data without the lane axis (for driving a protocol directly)."""
         return fed.seed_slice(self.fed, 0)
+
+    def lane_protocol(self, values: dict) -> Protocol:
+        """The protocol with the group's varying fields set to one lane's (traced) values."""
+        if not values:
+            return self.protocol
+        return make_protocol(replace(self.ctx, cfg=lanes.with_values(self.ctx.cfg, values)))
+
+    def lanes_of(self, i: int) -> list:
+        return [j for j, c in enumerate(self.lane_cfg) if c == i]
 
 
 def _pool_and_rest(cfg: Config, n: int, n_source: int, seed: int):
@@ -69,7 +91,19 @@ def _pool_and_rest(cfg: Config, n: int, n_source: int, seed: int):
 
 def build(cfg: Config) -> Built:
     """Validate, load data, partition every seed and place it all on the device. Compiles nothing."""
-    cfg = config.validate(cfg)
+    return build_group([cfg])
+
+
+def build_group(cfgs: list[Config]) -> Built:
+    """`build` for configurations that differ only in per-lane fields (lanes.signature): one lane per
+    (configuration, seed), each with its own partition, probe pool, init and keys."""
+    cfgs = [config.validate(c) for c in cfgs]
+    cfg = cfgs[0]
+    sig = lanes.signature(cfg)
+    for c in cfgs[1:]:
+        if lanes.signature(c) != sig:
+            raise ValueError("build_group: these configurations differ in a static field; group them "
+                             "with lanes.group first")
     ds = data.load(cfg.data, cfg.data.seed)
     x_all, y_all, n = ds.x_train, ds.y_train, len(ds.y_train)
     n_source = 0
@@ -81,13 +115,15 @@ def build(cfg: Config) -> Built:
                               f"{ds.x_train.dtype}; the pool must have the training inputs' shape")
         n_source = len(src.y_train)
         x_all, y_all = np.concatenate([x_all, src.x_train]), np.concatenate([y_all, src.y_train])
-    seeds = [cfg.seed + i for i in range(cfg.seeds)]
+    lane_cfg = [i for i, c in enumerate(cfgs) for _ in range(c.seeds)]
+    seeds = [c.seed + s for c in cfgs for s in range(c.seeds)]
     parts_per_seed, pools, counts = [], [], []
-    for s in seeds:
-        pool, rest = _pool_and_rest(cfg, n, n_source, s)
-        if s == seeds[0]:
-            config.validate_with_data(cfg, ds.num_classes, len(rest), len(pool))
-        parts = data.partition(ds.y_train[rest], cfg.peers, cfg.partition, ds.num_classes, s)
+    for j, (i, s) in enumerate(zip(lane_cfg, seeds)):
+        c = cfgs[i]
+        pool, rest = _pool_and_rest(c, n, n_source, s)
+        if j == 0 or lane_cfg[j - 1] != i:
+            config.validate_with_data(c, ds.num_classes, len(rest), len(pool))
+        parts = data.partition(ds.y_train[rest], c.peers, c.partition, ds.num_classes, s)
         parts_per_seed.append([rest[p] for p in parts])
         pools.append(pool)
         counts.append(data.class_counts(ds.y_train[rest], parts, ds.num_classes))
@@ -98,7 +134,8 @@ def build(cfg: Config) -> Built:
     dummy = jnp.zeros((1,) + spec.input_shape, jnp.float32)
     shapes = jax.eval_shape(model.init, jax.random.PRNGKey(0), dummy)
     ctx = Context(cfg=cfg, spec=spec, model=model, num_params=param_count(shapes))
-    return Built(cfg, ctx, make_protocol(ctx), fdata, seeds, counts, ds.name)
+    return Built(cfg, ctx, make_protocol(ctx), fdata, seeds, counts, ds.name, cfgs=cfgs, lane_cfg=lane_cfg,
+                 values=lanes.lane_values(cfgs, lane_cfg))
 
 
 def _private_steps(cfg: Config, counts: list) -> np.ndarray:
@@ -135,20 +172,18 @@ def _host(tree) -> dict:
     return {k: (None if v is None else np.asarray(v)) for k, v in jax.device_get(tree).items()}
 
 
-def _seed_rows(b: Built, ev: dict, infos: dict, ledgers, r: int, t0: float) -> list[dict]:
-    rows = []
-    for j, led in enumerate(ledgers):
-        acc = ev["acc_P"][j]
-        row = {"round": r, **led.row(),
-               "acc_mean": float(acc.mean()), "acc_min": float(acc.min()), "acc_max": float(acc.max()),
-               "acc_global": None if ev["acc_global"] is None else float(ev["acc_global"][j]),
-               "acc_ensemble": float(ev["acc_ensemble"][j]),
-               "train_loss": float(infos["train_loss"][j])}
-        for k in PROBE_KEYS:
-            row[k] = float(infos[k][j]) if k in infos else None
-        row["wall_s"] = round(time.perf_counter() - t0, 3)
-        rows.append(row)
-    return rows
+def _lane_row(ev: dict, info: dict, led: comm.Ledger, j: int, r: int, t0: float) -> dict:
+    """The metrics row of lane j (an index into the chunk) at evaluation round r."""
+    acc = ev["acc_P"][j]
+    row = {"round": r, **led.row(),
+           "acc_mean": float(acc.mean()), "acc_min": float(acc.min()), "acc_max": float(acc.max()),
+           "acc_global": None if ev["acc_global"] is None else float(ev["acc_global"][j]),
+           "acc_ensemble": float(ev["acc_ensemble"][j]),
+           "train_loss": float(info["train_loss"][j])}
+    for k in PROBE_KEYS:
+        row[k] = float(info[k][j]) if k in info else None
+    row["wall_s"] = round(time.perf_counter() - t0, 3)
+    return row
 
 
 def aggregate(rows: list[dict], seeds: list) -> dict:
@@ -172,45 +207,93 @@ def aggregate(rows: list[dict], seeds: list) -> dict:
     return out
 
 
-def _run_chunk(b: Built, lo: int, hi: int, rec: "_Recorder", bar, saver: checkpoint.Saver,
+def evaluates(cfg: Config, r: int) -> bool:
+    """Does a run of `cfg` log a metrics row at round r?"""
+    return r <= cfg.rounds and (r % cfg.eval_every == 0 or r == cfg.rounds)
+
+
+def _segments(cfgs: list, r0: int, every: Optional[int]) -> list[tuple[int, int]]:
+    """(first, last) rounds of the stretches that run on the device without the host: each ends at
+    a round where some lane evaluates (or a checkpoint every `every` rounds may be due)."""
+    last = max(c.rounds for c in cfgs)
+    ends = sorted({r for r in range(r0 + 1, last + 1)
+                   if any(evaluates(c, r) for c in cfgs) or (every and r % every == 0)})
+    out, first = [], r0 + 1
+    for end in ends:
+        out.append((first, end))
+        first = end + 1
+    return out
+
+
+def _round_programs(b: Built):
+    """(one round, a scan over rounds): the group's round vmapped over lanes, each compiled once per
+    chunk (the scan once per distinct segment length). The scan keeps the rounds between two
+    evaluations on the device; it returns every round's info, stacked."""
+    one = jax.vmap(lambda s, d, k, r, v: b.lane_protocol(v).round(s, d, k, r),
+                   in_axes=(0, fed.SEED_AXES, 0, None, 0))
+
+    def single(state, data_c, keys, rs, values):
+        state, info = one(state, data_c, keys, rs[0], values)
+        return state, jax.tree.map(lambda a: a[None], info)
+
+    def scan(state, data_c, keys, rs, values):
+        return jax.lax.scan(lambda s, r: one(s, data_c, keys, r, values), state, rs)
+
+    return jax.jit(single, donate_argnums=0), jax.jit(scan, donate_argnums=0)
+
+
+def _run_chunk(b: Built, lo: int, hi: int, lanes_out: "_Lanes", bar, saver: checkpoint.Saver,
                resume: Optional[dict]) -> None:
-    """All rounds of seeds [lo, hi) as one vmapped program, from round 1 or from a checkpoint."""
-    cfg, ctx = b.cfg, b.ctx
+    """All rounds of lanes [lo, hi) as one vmapped program, from round 1 or from a checkpoint."""
+    ctx = b.ctx
+    cfgs = [b.cfgs[b.lane_cfg[j]] for j in range(lo, hi)]
     data_c = b.fed._replace(shard_PxS=b.fed.shard_PxS[lo:hi], count_P=b.fed.count_P[lo:hi],
                             pool_Q=b.fed.pool_Q[lo:hi])
+    values = {k: jnp.asarray(v[lo:hi]) for k, v in b.values.items()}
     roots = jnp.stack([jax.random.PRNGKey(s) for s in b.seeds[lo:hi]])
     k_init, k_rounds = jnp.moveaxis(jax.vmap(jax.random.split)(roots), 1, 0)
-    init_fn = jax.vmap(b.protocol.init, in_axes=(0, fed.SEED_AXES))
-    ledgers = [comm.Ledger(cfg.peers) for _ in range(hi - lo)]
+    init_fn = jax.vmap(lambda k, d, v: b.lane_protocol(v).init(k, d), in_axes=(0, fed.SEED_AXES, 0))
+    ledgers = [comm.Ledger(c.peers) for c in cfgs]
     r0 = resume["round"] if resume else 0
     if r0:
-        state = checkpoint.load(rec.out_dir, jax.eval_shape(init_fn, k_init, data_c))
+        state = checkpoint.load(saver.out_dir, jax.eval_shape(init_fn, k_init, data_c, values))
         for led, saved in zip(ledgers, resume["ledgers"]):
             led.restore(saved)
     else:
-        state = jax.jit(init_fn)(k_init, data_c)
-    round_fn = jax.jit(jax.vmap(b.protocol.round, in_axes=(0, fed.SEED_AXES, 0, None)), donate_argnums=0)
+        state = jax.jit(init_fn)(k_init, data_c, values)
+    single, scan = _round_programs(b)
     eval_fn = jax.jit(jax.vmap(functools.partial(evaluate, ctx.model.apply, classes=ctx.spec.classes),
                                in_axes=(0, 0, None, None)))
-    for r in range(r0 + 1, cfg.rounds + 1):
-        state, info = round_fn(state, data_c, k_rounds, jnp.asarray(r, jnp.int32))
-        info = _host(info)
-        for j, led in enumerate(ledgers):
-            led.add(b.protocol.cost({k: v[j].tolist() for k, v in info.items()}))
-            led.add_steps(info["steps_real"][j], info["steps_computed"][j])
-            loss = float(info["train_loss"][j])
-            if not math.isfinite(loss):
-                raise NonFiniteLoss(f"round {r}, seed {b.seeds[lo + j]}: the training loss is {loss}; "
-                                    f"the run stopped (try a smaller optim.lr, now {cfg.optim.lr})")
-        if r % cfg.eval_every == 0 or r == cfg.rounds:
+    last_round = max(c.rounds for c in cfgs)
+    for first, end in _segments(cfgs, r0, saver.every if saver.out_dir is not None else 0):
+        rs = jnp.arange(first, end + 1, dtype=jnp.int32)
+        state, info_T = (single if end == first else scan)(state, data_c, k_rounds, rs, values)
+        info_T = _host(info_T)
+        for t, r in enumerate(range(first, end + 1)):
+            info = {k: v[t] for k, v in info_T.items()}
+            for j, (c, led) in enumerate(zip(cfgs, ledgers)):
+                if r > c.rounds or not lanes_out.live(lo + j):
+                    continue
+                led.add(b.protocol.cost({k: v[j].tolist() for k, v in info.items()}))
+                led.add_steps(info["steps_real"][j], info["steps_computed"][j])
+                loss = float(info["train_loss"][j])
+                if not math.isfinite(loss):
+                    lanes_out.diverged(lo + j, f"round {r}, seed {b.seeds[lo + j]}: the training loss is "
+                                       f"{loss}; the run stopped (try a smaller optim.lr, now {c.optim.lr})")
+        if not any(lanes_out.live(j) for j in range(lo, hi)):
+            break
+        evaluating = [j for j, c in enumerate(cfgs) if evaluates(c, end) and lanes_out.live(lo + j)]
+        if evaluating:
             ev = _host(eval_fn(state.params, state.server, b.fed.x_test, b.fed.y_test))
-            rec.rows(r, _seed_rows(b, ev, info, ledgers, r, rec.t0))
+            info = {k: v[-1] for k, v in info_T.items()}
+            lanes_out.rows(end, [(lo + j, _lane_row(ev, info, ledgers[j], j, end, lanes_out.t0))
+                                 for j in evaluating])
         if bar:
-            bar.update(1)
-        if r < cfg.rounds and saver.due(r):
-            saver.save(state, rec.meta(lo, r, ledgers))
+            bar.update(end - first + 1)
+        if end < last_round and saver.due(end):
+            saver.save(state, lanes_out.meta(lo, end, ledgers))
     if hi < len(b.seeds) and saver.out_dir is not None:
-        saver.save(None, rec.meta(hi, 0, []))       # this chunk is done: a resume starts the next one
+        saver.save(None, lanes_out.meta(hi, 0, []))       # this chunk is done: a resume starts the next one
 
 
 def _is_oom(e: Exception) -> bool:
@@ -235,27 +318,60 @@ def run(cfg: Config, out: Optional[str] = None, overwrite: bool = False, progres
     if resume:
         _note_resume(out_dir, meta)
     elif out_dir:
-        _write_json(out_dir / "config.json", config.to_dict(cfg), indent=2)
-        each = [{"seed": s, "shard_sizes": c.sum(1).tolist(), "class_counts": c.tolist()}
-                for s, c in zip(b.seeds, b.class_counts)]
-        part = {"dataset": b.dataset, "peers": cfg.peers, "partition": config.to_dict(cfg)["partition"],
-                **each[0]}
-        if len(each) > 1:
-            part["per_seed"] = each
-        _write_json(out_dir / "partition.json", part)
+        _write_run_files(b, 0, out_dir)
     chunk = meta["chunk"] if meta else auto_chunk(b)
     saver = checkpoint.Saver(out_dir, checkpoint_every)
     while True:
         try:
-            last = _run_all(b, out_dir, chunk, progress, saver, meta)
+            last = _run_all(b, [out_dir], chunk, progress, saver, meta)[0]
             saver.discard()
+            if isinstance(last, Exception):
+                raise last
             return last
+        except NonFiniteLoss:
+            raise
         except Exception as e:   # noqa: BLE001 - only out-of-memory is retried, smaller
             if not _is_oom(e) or chunk == 1:
                 raise
             chunk, meta = max(1, chunk // 2), None
             print(f"tallysim: the seed batch did not fit in memory; retrying {chunk} seeds at a time",
                   file=sys.stderr)
+
+
+def run_group(cfgs: list[Config], outs: list, progress: bool = True, built: Optional[Built] = None) -> list:
+    """Run configurations that share a static signature (lanes.group) as one compiled program, each
+    into its own run directory (claimed with overwrite: the caller has checked them, as `sweep`
+    does). Returns per configuration its last metrics row plus 'out', or the exception that stopped
+    it (a NonFiniteLoss stops only its own configuration). No checkpoints: an interrupted group
+    reruns its unfinished configurations."""
+    b = built or build_group(cfgs)
+    out_dirs = [outdir.claim(o, True) for o in outs]
+    for i, d in enumerate(out_dirs):
+        _write_run_files(b, i, d)
+    chunk = auto_chunk(b)
+    saver = checkpoint.Saver(None, 0)
+    while True:
+        try:
+            return _run_all(b, out_dirs, chunk, progress, saver, None)
+        except Exception as e:   # noqa: BLE001 - only out-of-memory is retried, smaller
+            if not _is_oom(e) or chunk == 1:
+                raise
+            chunk = max(1, chunk // 2)
+            print(f"tallysim: the lane batch did not fit in memory; retrying {chunk} lanes at a time",
+                  file=sys.stderr)
+
+
+def _write_run_files(b: Built, i: int, out_dir: Path) -> None:
+    """config.json and partition.json of the group's configuration i."""
+    cfg, lanes_i = b.cfgs[i], b.lanes_of(i)
+    _write_json(out_dir / "config.json", config.to_dict(cfg), indent=2)
+    each = [{"seed": b.seeds[j], "shard_sizes": b.class_counts[j].sum(1).tolist(),
+             "class_counts": b.class_counts[j].tolist()} for j in lanes_i]
+    part = {"dataset": b.dataset, "peers": cfg.peers, "partition": config.to_dict(cfg)["partition"],
+            "convention": convention(cfg.partition), **each[0]}
+    if len(each) > 1:
+        part["per_seed"] = each
+    _write_json(out_dir / "partition.json", part)
 
 
 def _write_json(path: Path, obj, indent=None) -> None:
@@ -290,11 +406,11 @@ def _note_resume(out_dir: Path, meta: dict) -> None:
 
 
 class _Recorder:
-    """Writes one metrics line once every seed has reached a round (seed chunks run one after
-    another), whole lines only; knows the host-side state a checkpoint must keep."""
+    """Writes one configuration's metrics line once every seed has reached a round (seed chunks run
+    one after another), whole lines only; knows the host-side state a checkpoint must keep."""
 
-    def __init__(self, b: Built, out_dir: Optional[Path], chunk: int, bar, resume: Optional[dict]):
-        self.seeds, self.out_dir, self.chunk, self.bar = b.seeds, out_dir, chunk, bar
+    def __init__(self, seeds: list, out_dir: Optional[Path], chunk: int, bar, resume: Optional[dict]):
+        self.seeds, self.out_dir, self.chunk, self.bar = seeds, out_dir, chunk, bar
         self.evals = {int(k): v for k, v in resume["evals"].items()} if resume else {}
         self.lines = resume["lines"] if resume else 0
         self.last = resume["last"] if resume else {}
@@ -330,36 +446,81 @@ class _Recorder:
             self.file.close()
 
 
-def _run_all(b: Built, out_dir: Optional[Path], chunk: int, progress: bool, saver: checkpoint.Saver,
-             resume: Optional[dict] = None) -> dict:
-    cfg, n = b.cfg, len(b.seeds)
+class _Lanes:
+    """Routes each lane's rows to its configuration's recorder; a lane whose loss is not finite stops
+    its configuration (the others in the group go on)."""
+
+    def __init__(self, b: Built, out_dirs: list, chunk: int, bar, resume: Optional[dict]):
+        self.b = b
+        self.recs = [_Recorder([b.seeds[j] for j in b.lanes_of(i)], d, chunk, bar, resume)
+                     for i, d in enumerate(out_dirs)]
+        self.t0 = self.recs[0].t0
+        self.failed: dict[int, NonFiniteLoss] = {}
+
+    def live(self, j: int) -> bool:
+        return self.b.lane_cfg[j] not in self.failed
+
+    def diverged(self, j: int, message: str) -> None:
+        i = self.b.lane_cfg[j]
+        err = NonFiniteLoss(message)
+        rec = self.recs[i]
+        if rec.out_dir:
+            (rec.out_dir / "error.txt").write_text(message + "\n")
+        if len(self.recs) == 1:
+            raise err
+        self.failed[i] = err
+
+    def rows(self, r: int, lane_rows: list) -> None:
+        for i, rec in enumerate(self.recs):
+            mine = [row for j, row in lane_rows if self.b.lane_cfg[j] == i]
+            if mine:
+                rec.rows(r, mine)
+
+    def meta(self, lo: int, r: int, ledgers) -> dict:
+        return self.recs[0].meta(lo, r, ledgers)      # checkpoints: one configuration only
+
+    def close(self) -> None:
+        for rec in self.recs:
+            rec.close()
+
+    def results(self) -> list:
+        out = []
+        for i, rec in enumerate(self.recs):
+            if i in self.failed:
+                out.append(self.failed[i])
+            else:
+                last = dict(rec.last)
+                last["out"] = str(rec.out_dir) if rec.out_dir else None
+                out.append(last)
+        return out
+
+
+def _run_all(b: Built, out_dirs: list, chunk: int, progress: bool, saver: checkpoint.Saver,
+             resume: Optional[dict] = None) -> list:
+    n = len(b.seeds)
     start = resume["lo"] if resume else 0
     bounds = [(lo, min(lo + chunk, n)) for lo in range(0, n, chunk)]
-    bar = _progress(cfg.rounds * len(bounds), progress)
+    rounds = [max(b.cfgs[b.lane_cfg[j]].rounds for j in range(lo, hi)) for lo, hi in bounds]
+    bar = _progress(sum(rounds), progress)
     if bar and resume:
-        bar.update(bounds.index(next(bd for bd in bounds if bd[0] == start)) * cfg.rounds + resume["round"])
-    rec = _Recorder(b, out_dir, chunk, bar, resume)
+        k = bounds.index(next(bd for bd in bounds if bd[0] == start))
+        bar.update(sum(rounds[:k]) + resume["round"])
+    lanes_out = _Lanes(b, out_dirs, chunk, bar, resume)
     try:
         for lo, hi in bounds:
             if lo >= start:
-                _run_chunk(b, lo, hi, rec, bar, saver, resume if lo == start else None)
-    except NonFiniteLoss as e:
-        if out_dir:
-            (out_dir / "error.txt").write_text(str(e) + "\n")
-        raise
+                _run_chunk(b, lo, hi, lanes_out, bar, saver, resume if lo == start else None)
     finally:
-        rec.close()
+        lanes_out.close()
         if bar:
             bar.close()
-    last = dict(rec.last)
-    last["out"] = str(out_dir) if out_dir else None
-    return last
+    return lanes_out.results()
 
 
 def _progress(total: int, enabled: bool):
     if not enabled:
         return None
-    from tqdm import tqdm
+    from tqdm.auto import tqdm
     return tqdm(total=total, desc="round", unit="rd", file=sys.stderr, dynamic_ncols=True)
 
 

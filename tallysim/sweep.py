@@ -157,7 +157,8 @@ def _write_index(out_dir: Path, records: list[dict], meta: Optional[dict]) -> No
 
 
 def run_sweep(base_cfg: Config, runs: list[tuple[str, list[str]]], out_dir, progress: bool = True,
-              log: Callable[[str], None] = print, meta: Optional[dict] = None) -> list[dict]:
+              log: Callable[[str], None] = print, meta: Optional[dict] = None, grouped: bool = True
+              ) -> list[dict]:
     """Run every (name, overrides) into out_dir/name; returns one record per run:
     {name, overrides, dir, status: done|skipped|failed, [summary|error]}.
 
@@ -166,6 +167,10 @@ def run_sweep(base_cfg: Config, runs: list[tuple[str, list[str]]], out_dir, prog
     (a directory holding anything tallysim did not write stops the sweep before it starts). A run that
     fails (NonFiniteLoss, a data-dependent ConfigError, or any other exception) leaves error.txt in
     its directory and the sweep continues. `progress` shows each run's per-round bar.
+
+    `grouped` (the default): runs that differ only in per-lane fields (lanes.py: learning rates,
+    weights, temperatures, partition, seed, rounds) run as one compiled program each group, with the
+    same files and metrics as one at a time; `grouped=False` runs them one after another.
     """
     from tallysim import run as runmod
 
@@ -180,17 +185,22 @@ def run_sweep(base_cfg: Config, runs: list[tuple[str, list[str]]], out_dir, prog
     _write_index(out_dir, records, meta)
     n = len(runs)
     try:
-        for i, ((name, overrides), cfg, rec) in enumerate(zip(runs, cfgs, records), 1):
+        for batch in _plan(cfgs, [out_dir / name for name, _ in runs], grouped):
+            if len(batch) > 1:
+                _run_grouped(runmod, batch, runs, cfgs, records, out_dir, progress, log, meta)
+                continue
+            i = batch[0]
+            (name, overrides), cfg, rec = runs[i], cfgs[i], records[i]
             run_dir = out_dir / name
             if (run_dir / DONE).exists():
                 rec["status"] = "skipped"
-                log(f"[{i}/{n}] skip {name} (done)")
+                log(f"[{i + 1}/{n}] skip {name} (done)")
                 diff = _config_diff(run_dir, cfg)
                 if diff:
                     log(f"  note: its config.json differs from this sweep's config ({', '.join(diff[:4])}"
                         f"{', ...' if len(diff) > 4 else ''}); delete {run_dir / DONE} to rerun it")
                 continue
-            log(f"[{i}/{n}] {name}")
+            log(f"[{i + 1}/{n}] {name}")
             rec["status"] = "running"
             _write_index(out_dir, records, meta)
             t0 = time.time()
@@ -202,12 +212,7 @@ def run_sweep(base_cfg: Config, runs: list[tuple[str, list[str]]], out_dir, prog
                 tb = traceback.format_exc()
                 _fail(run_dir, rec, f"{type(e).__name__}: {e}", log, detail=tb)
             else:
-                (run_dir / DONE).write_text(json.dumps({
-                    "name": name, "overrides": list(overrides), "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                    "seconds": round(time.time() - t0, 3), "last": last}, indent=2) + "\n")
-                rec["status"] = "done"
-                rec["summary"] = runmod.summary_line(cfg, last)
-                log("  " + rec["summary"])
+                _done(run_dir, rec, runmod, cfg, overrides, last, time.time() - t0, log)
             _write_index(out_dir, records, meta)
     except BaseException:
         for rec in records:
@@ -217,6 +222,73 @@ def run_sweep(base_cfg: Config, runs: list[tuple[str, list[str]]], out_dir, prog
         raise
     _write_index(out_dir, records, meta)
     return records
+
+
+def _plan(cfgs: list[Config], dirs: list[Path], grouped: bool) -> list[list[int]]:
+    """The order runs go in: batches of run indices, each one compiled program. Grouped, the runs
+    still to do are grouped by their static signature (lanes.group); a finished run, or a partial
+    one with a checkpoint (it resumes on its own), is a batch of one."""
+    from tallysim import checkpoint, lanes
+    todo = [i for i, d in enumerate(dirs)
+            if grouped and not (d / DONE).exists() and not (d / checkpoint.FILE).is_file()]
+    batches = {min(g): g for g in (([todo[k] for k in grp] for grp in lanes.group([cfgs[i] for i in todo])))}
+    out, seen = [], set()
+    for i in range(len(cfgs)):
+        if i in seen:
+            continue
+        batch = batches.get(i, [i])
+        seen.update(batch)
+        out.append(batch)
+    return out
+
+
+def _done(run_dir: Path, rec: dict, runmod, cfg: Config, overrides, last: dict, seconds: float, log) -> None:
+    (run_dir / DONE).write_text(json.dumps({
+        "name": rec["name"], "overrides": list(overrides), "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "seconds": round(seconds, 3), "last": last}, indent=2) + "\n")
+    rec["status"] = "done"
+    rec["summary"] = runmod.summary_line(cfg, last)
+    log("  " + rec["summary"])
+
+
+def _run_grouped(runmod, batch: list[int], runs, cfgs, records, out_dir: Path, progress: bool, log,
+                 meta) -> None:
+    """Several runs as one compiled program (run.run_group); if the group cannot be built (e.g. one
+    configuration's partition is impossible), its runs go one at a time so each fails on its own."""
+    n = len(runs)
+    names = [runs[i][0] for i in batch]
+    log(f"[{batch[0] + 1}..{batch[-1] + 1}/{n}] {len(batch)} runs as one program: {', '.join(names)}")
+    for i in batch:
+        records[i]["status"] = "running"
+    _write_index(out_dir, records, meta)
+    t0 = time.time()
+    try:
+        results = runmod.run_group([cfgs[i] for i in batch], [out_dir / runs[i][0] for i in batch], progress)
+    except Exception as e:     # noqa: BLE001 - fall back to one at a time, which reports per run
+        log(f"  the group could not run as one program ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
+            "running its runs one at a time")
+        for i in batch:
+            (name, overrides), rec = runs[i], records[i]
+            log(f"[{i + 1}/{n}] {name}")
+            t1 = time.time()
+            try:
+                last = runmod.run(cfgs[i], str(out_dir / name), overwrite=True, progress=progress)
+            except (runmod.NonFiniteLoss, ConfigError) as e2:
+                _fail(out_dir / name, rec, str(e2), log)
+            except Exception as e2:
+                _fail(out_dir / name, rec, f"{type(e2).__name__}: {e2}", log, detail=traceback.format_exc())
+            else:
+                _done(out_dir / name, rec, runmod, cfgs[i], overrides, last, time.time() - t1, log)
+            _write_index(out_dir, records, meta)
+        return
+    seconds = (time.time() - t0) / len(batch)
+    for i, res in zip(batch, results):
+        (name, overrides), rec = runs[i], records[i]
+        if isinstance(res, Exception):
+            _fail(out_dir / name, rec, str(res), log)
+        else:
+            _done(out_dir / name, rec, runmod, cfgs[i], overrides, res, seconds, log)
+    _write_index(out_dir, records, meta)
 
 
 def _run_or_resume(runmod, cfg: Config, run_dir: Path, progress: bool, log) -> dict:
@@ -254,7 +326,8 @@ def main(args) -> int:
             print(f"[{i}/{len(runs)}] {name}: {' '.join(overrides)}")
         return 0
     meta = {"config": args.config, "smoke": bool(args.smoke), "axes": list(args.axes)}
-    records = run_sweep(base, runs, args.out, progress=not args.quiet, meta=meta)
+    records = run_sweep(base, runs, args.out, progress=not args.quiet, meta=meta,
+                        grouped=not getattr(args, "one_at_a_time", False))
     counts = {s: sum(r["status"] == s for r in records) for s in ("done", "skipped", "failed")}
     print(f"sweep: {len(records)} runs in {args.out}: {counts['done']} ran, {counts['skipped']} skipped "
           f"(already done), {counts['failed']} failed; index in {Path(args.out) / INDEX}")

@@ -14,6 +14,8 @@ from typing import NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 
+from tallysim import lanes
+
 
 class Tally(NamedTuple):
     winner_M: jax.Array      # int32 consensus class
@@ -47,7 +49,7 @@ def tally_counts(counts_MxC: jax.Array, voters: int, ties: str = "lowest", min_a
     else:
         raise ValueError(f"vote.ties={ties!r}; allowed: lowest, random")
     share = top_M / voters
-    keep = (share >= min_agreement).astype(jnp.float32) if min_agreement > 0 else jnp.ones_like(share)
+    keep = (share >= min_agreement).astype(jnp.float32) if lanes.nonzero(min_agreement) else jnp.ones_like(share)
     return Tally(winner.astype(jnp.int32), share, keep)
 
 

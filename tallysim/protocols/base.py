@@ -15,7 +15,7 @@ from typing import Any, Callable, NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 
-from tallysim import exchange, local, peers, vote
+from tallysim import exchange, lanes, local, peers, vote
 from tallysim.comm import RoundBits
 from tallysim.config import Config
 from tallysim.fed import FedData, Spec, pool_examples, to_input
@@ -150,4 +150,4 @@ def probe_exchange(ctx: Context, state: State, data: FedData, keys: RoundKeys, i
 
 def exchanging(ctx: Context) -> bool:
     """Distillation with zero weight sends nothing: the peers have no use for the targets."""
-    return ctx.cfg.distill.weight > 0
+    return lanes.nonzero(ctx.cfg.distill.weight)     # may be traced (lanes.py): then it is nonzero

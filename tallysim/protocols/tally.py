@@ -8,7 +8,7 @@ Peers train on CE(private) + `distill.weight` * CE(probe, consensus), `distill.l
 """
 from __future__ import annotations
 
-from tallysim import comm
+from tallysim import comm, lanes
 from tallysim.local import hard_label_loss
 from tallysim.protocols.base import Context, Protocol, exchanging
 from tallysim.protocols.distill import distill_round, warmup_init
@@ -22,7 +22,7 @@ def vote_bits(ctx: Context) -> comm.RoundBits:
     if cfg.comm.topology == "allgather":
         down = (spec.active - 1) * one
     else:
-        down = one + (spec.probes if cfg.vote.min_agreement > 0 else 0)
+        down = one + (spec.probes if lanes.nonzero(cfg.vote.min_agreement) else 0)
     return comm.RoundBits(one, down, spec.active)
 
 

@@ -1,0 +1,85 @@
+"""The run axis: configurations that differ only in values that keep every array's shape run as one
+compiled program, one vmapped lane per (configuration, seed).
+
+A lane's values come in three kinds:
+- traced (`TRACED`): scalars the round reads as arithmetic (learning rates, weights, temperatures).
+  Within a group, a field with one value everywhere stays a Python constant, exactly as in a run of
+  its own; a field that varies becomes a per-lane array the compiled round receives as an argument.
+- host-side (`HOST`): the partition and the seed build each lane's shards before anything compiles;
+  shards are padded to one common shape (local training never reads the padding).
+- schedule (`SCHEDULE`): `rounds` and `eval_every`; the group runs to its longest lane and each lane
+  logs its own evaluation rounds and stops at its own last round.
+Everything else is static: it splits a sweep into groups (`signature`), one program each. So does
+whether a `NONZERO` field is zero, since zero switches a term off (no momentum buffer, no exchange,
+no abstention bit), which changes the program's structure or the bits.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+
+from tallysim import config
+from tallysim.config import Config
+
+TRACED = ("optim.lr", "optim.momentum", "optim.weight_decay", "fedprox.mu", "distill.weight",
+          "distill.temperature", "distill.label_smoothing", "vote.min_agreement",
+          "softlabel.era_temperature", "feddf.lr", "feddf.temperature")
+NONZERO = ("optim.momentum", "optim.weight_decay", "distill.weight", "distill.label_smoothing",
+           "vote.min_agreement")
+HOST = ("seed", "seeds", "seed_chunk", "partition.kind", "partition.alpha", "partition.k",
+        "partition.min_size", "partition.cap", "partition.scheme")
+SCHEDULE = ("rounds", "eval_every")
+PER_LANE = TRACED + HOST + SCHEDULE
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, prefix + k + "."))
+        else:
+            out[prefix + k] = v
+    return out
+
+
+def signature(cfg: Config) -> str:
+    """What a group shares: every static field, and which NONZERO fields are zero."""
+    flat = _flat(config.to_dict(cfg))
+    static = {k: v for k, v in flat.items() if k not in PER_LANE and k != "derived"}
+    static.update({f"{k}!=0": bool(flat[k]) for k in NONZERO})
+    return json.dumps(static, sort_keys=True, default=str)
+
+
+def group(cfgs: list[Config]) -> list[list[int]]:
+    """Indices of `cfgs` grouped by signature, in order of first appearance."""
+    groups: dict[str, list[int]] = {}
+    for i, cfg in enumerate(cfgs):
+        groups.setdefault(signature(cfg), []).append(i)
+    return list(groups.values())
+
+
+def varying(cfgs: list[Config]) -> list[str]:
+    """The TRACED fields whose value differs between `cfgs` (these become per-lane arrays)."""
+    return [k for k in TRACED if len({config.get_field(c, k) for c in cfgs}) > 1]
+
+
+def lane_values(cfgs: list[Config], lane_cfg: list[int]) -> dict[str, np.ndarray]:
+    """{traced key: float32 [L] value of each lane}, for the fields that vary in the group."""
+    return {k: np.asarray([config.get_field(cfgs[i], k) for i in lane_cfg], np.float32)
+            for k in varying(cfgs)}
+
+
+def with_values(cfg: Config, values: dict[str, Any]) -> Config:
+    """cfg with the traced fields set to (per-lane, traced) values; no validation (values may be
+    tracers). Code that branches on one of them must use `nonzero`."""
+    return config.with_values(cfg, values) if values else cfg
+
+
+def nonzero(x) -> bool:
+    """Is this possibly-traced scalar switched on? A traced value is: `signature` keeps lanes with a
+    zero and lanes without apart, so a traced NONZERO field is nonzero in every lane."""
+    if isinstance(x, (int, float)):
+        return x != 0
+    return True

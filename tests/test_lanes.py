@@ -1,0 +1,134 @@
+"""The run axis (lanes.py): configurations that differ only in per-lane fields run as one compiled
+program and give each configuration the files and metrics it gets when run alone.
+
+Tolerance: bits are compared exactly. Accuracies and losses are compared to 1e-4 relative / 2e-3
+absolute (as seeds batched against seeds alone, test_seeds.py): in a group, a field that varies is a
+traced float32 argument, where alone it is a Python constant that XLA folds (e.g. T**2 is computed in
+float64 on the host, then rounded once), so a step can differ in the last bit and training carries it on.
+"""
+import json
+
+import numpy as np
+import pytest
+
+from tallysim import config, lanes, run, sweep
+from conftest import tiny, read_rows
+
+COMPARE = ("acc_mean", "acc_min", "acc_max", "acc_ensemble", "acc_global", "train_loss", "vote_acc",
+           "softavg_acc", "agreement", "wrong_confidence", "consensus_acc")
+EXACT = ("round", "bits_up", "bits_down", "bits_per_peer", "steps_real", "steps_computed")
+
+# Every traced, host-side and schedule field of lanes.py, varied within one protocol's group.
+CASES = {
+    "tally": (["protocol.name=tally", "vote.min_agreement=0.3", "distill.label_smoothing=0.1",
+               "optim.weight_decay=0.001", "partition.kind=dirichlet", "partition.alpha=0.5",
+               "partition.min_size=5"],
+              [["optim.lr=0.05", "optim.momentum=0.9", "distill.weight=1.0", "vote.min_agreement=0.3",
+                "distill.label_smoothing=0.1", "optim.weight_decay=0.001", "partition.alpha=0.5", "seed=0"],
+               ["optim.lr=0.02", "optim.momentum=0.5", "distill.weight=0.5", "vote.min_agreement=0.6",
+                "distill.label_smoothing=0.2", "optim.weight_decay=0.01", "partition.alpha=5", "seed=1",
+                "rounds=3", "eval_every=2"],
+               ["optim.lr=0.1", "partition.kind=iid", "seed=2", "seeds=2", "rounds=1"]]),
+    "softlabel": (["protocol.name=softlabel", "softlabel.aggregate=era"],
+                  [["distill.temperature=1.0", "softlabel.era_temperature=0.1"],
+                   ["distill.temperature=3.0", "softlabel.era_temperature=0.5", "partition.kind=label_quantity",
+                    "partition.k=2"]]),
+    "fedprox": (["protocol.name=fedprox", "participation=0.5"],
+                [["fedprox.mu=0.01"], ["fedprox.mu=1.0", "optim.lr=0.02"]]),
+    "feddf": (["protocol.name=feddf", "feddf.steps=5", "feddf.batch_size=16"],
+              [["feddf.lr=0.001", "feddf.temperature=1.0"], ["feddf.lr=0.01", "feddf.temperature=4.0"]]),
+}
+
+
+def _strip(rows):
+    for r in rows:
+        r.pop("wall_s")
+    return rows
+
+
+def _compare(grouped, alone, what):
+    assert len(grouped) == len(alone), what
+    for rg, ra in zip(grouped, alone):
+        for k in EXACT:
+            assert rg.get(k) == ra.get(k), f"{what} round {ra['round']} {k}"
+        for k in COMPARE:
+            if ra.get(k) is None:
+                assert rg.get(k) is None, f"{what} {k}"
+                continue
+            np.testing.assert_allclose(rg[k], ra[k], rtol=1e-4, atol=2e-3,
+                                       err_msg=f"{what} round {ra['round']} {k}")
+        if "per_seed" in ra:
+            for k in EXACT[1:4]:
+                assert rg["per_seed"][k] == ra["per_seed"][k]
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_a_group_gives_each_configuration_its_own_metrics(case, tmp_path):
+    base, variants = CASES[case]
+    cfgs = [config.validate(tiny(*base, *v)) for v in variants]
+    assert len(lanes.group(cfgs)) == 1, "the case must be one group"
+    b = run.build_group(cfgs)
+    assert set(b.values) >= {k for k in lanes.TRACED
+                             if len({config.get_field(c, k) for c in cfgs}) > 1}
+    results = run.run_group(cfgs, [tmp_path / f"g{i}" for i in range(len(cfgs))], progress=False, built=b)
+    for i, (cfg, res) in enumerate(zip(cfgs, results)):
+        assert not isinstance(res, Exception), res
+        run.run(cfg, str(tmp_path / f"a{i}"), progress=False)
+        grouped, alone = _strip(read_rows(tmp_path / f"g{i}")), _strip(read_rows(tmp_path / f"a{i}"))
+        _compare(grouped, alone, f"{case} config {i}")
+        for name in ("config.json", "partition.json"):
+            assert (json.loads((tmp_path / f"g{i}" / name).read_text())
+                    == json.loads((tmp_path / f"a{i}" / name).read_text())), name
+
+
+def test_signature_splits_on_static_fields_and_on_zero_switches():
+    a = config.validate(tiny("protocol.name=tally"))
+    assert lanes.signature(a) == lanes.signature(config.validate(tiny("protocol.name=tally", "optim.lr=0.3",
+                                                                      "seed=4", "rounds=7")))
+    for other in ("protocol.name=softlabel", "peers=5", "model.width=16", "optim.momentum=0",
+                  "distill.weight=0", "vote.min_agreement=0.5", "batch_size=16"):
+        assert lanes.signature(a) != lanes.signature(config.validate(tiny("protocol.name=tally", other))), other
+    cfgs = [config.validate(tiny(*o)) for o in (["optim.lr=0.1"], ["protocol.name=fedavg"], ["optim.lr=0.2"])]
+    assert lanes.group(cfgs) == [[0, 2], [1]]
+
+
+def test_a_lane_that_diverges_fails_only_its_configuration(tmp_path):
+    cfgs = [config.validate(tiny("protocol.name=fedavg", f"optim.lr={lr}")) for lr in (0.05, 1e30)]
+    good, bad = run.run_group(cfgs, [tmp_path / "good", tmp_path / "bad"], progress=False)
+    assert isinstance(bad, run.NonFiniteLoss) and "round 1" in str(bad)
+    assert "training loss" in (tmp_path / "bad" / "error.txt").read_text()
+    assert good["round"] == 2 and len(read_rows(tmp_path / "good")) == 2
+
+
+def test_sweep_groups_by_default_and_matches_one_at_a_time(tmp_path):
+    base = tiny("protocol.name=tally")
+    runs = sweep.expand({}, ["optim.lr=0.02,0.05", "peers=4,5"])
+    logs = []
+    recs = sweep.run_sweep(base, runs, tmp_path / "grouped", progress=False, log=logs.append)
+    assert [r["status"] for r in recs] == ["done"] * 4
+    assert sum("runs as one program" in line for line in logs) == 2      # peers is static: two groups
+    sweep.run_sweep(base, runs, tmp_path / "alone", progress=False, log=lambda _: None, grouped=False)
+    for name, _ in runs:
+        _compare(_strip(read_rows(tmp_path / "grouped" / name)), _strip(read_rows(tmp_path / "alone" / name)),
+                 name)
+        assert (tmp_path / "grouped" / name / sweep.DONE).exists()
+    again = sweep.run_sweep(base, runs, tmp_path / "grouped", progress=False, log=lambda _: None)
+    assert [r["status"] for r in again] == ["skipped"] * 4
+
+
+def test_a_group_that_cannot_be_built_runs_one_at_a_time(tmp_path):
+    base = tiny("protocol.name=tally", "partition.kind=dirichlet", "partition.min_size=5")
+    runs = sweep.expand({}, ["partition.min_size=5,1500"])          # 1500 of 1400 examples: impossible
+    logs = []
+    recs = sweep.run_sweep(base, runs, tmp_path, progress=False, log=logs.append)
+    assert [r["status"] for r in recs] == ["done", "failed"]
+    assert any("one at a time" in line for line in logs)
+
+
+def test_scan_over_rounds_matches_round_by_round(tmp_path):
+    # eval_every=3: rounds 1..3 run as one lax.scan on the device; eval_every=1: one call per round.
+    scanned = _strip(run.run(tiny("protocol.name=tally", "rounds=3", "eval_every=3"), str(tmp_path / "s"),
+                             progress=False) and read_rows(tmp_path / "s"))
+    stepped = _strip(read_rows(run.run(tiny("protocol.name=tally", "rounds=3", "eval_every=1"),
+                                       str(tmp_path / "e"), progress=False)["out"]))
+    _compare(scanned, stepped[-1:], "scan")
