@@ -83,6 +83,9 @@ def cmd_figure(args) -> int:
 
 
 def cmd_bench(args) -> int:
+    if args.sweep:
+        from tallysim import bench_sweep
+        return bench_sweep.main(args)
     from tallysim import bench
     bench.main(args)
     return 0
@@ -158,6 +161,8 @@ def parser() -> argparse.ArgumentParser:
     f.add_argument("--results", default="results", help="where the runs go (resumable)")
     f.add_argument("--out", default="figures", help="where figures, CSV and tables go")
     f.add_argument("--quiet", action="store_true", help="no per-round progress bars")
+    f.add_argument("--one-at-a-time", action="store_true",
+                   help="run each configuration as its own program (default: as `sweep`, shared programs)")
     f.set_defaults(fn=cmd_figure)
 
     b = sub.add_parser("bench", help="samples/s of tallysim's round vs a per-peer loop and the plain-JAX "
@@ -177,6 +182,10 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--full", action="store_true", help="the full grid even on a CPU")
     b.add_argument("--json", nargs="?", const="-", metavar="FILE",
                    help="the rows as a JSON list: on stdout (table to stderr), or into FILE")
+    b.add_argument("--sweep", action="store_true",
+                   help="instead: time a fixed 108-run tally sweep grouped and one at a time (runs/hour, ratio)")
+    b.add_argument("--smoke", action="store_true", help="with --sweep: its 8-run, 3-round version")
+    b.add_argument("--data", help="with --sweep: fashion_mnist (default) or synthetic")
     b.set_defaults(fn=cmd_bench)
     return p
 

@@ -132,3 +132,16 @@ def test_scan_over_rounds_matches_round_by_round(tmp_path):
     stepped = _strip(read_rows(run.run(tiny("protocol.name=tally", "rounds=3", "eval_every=1"),
                                        str(tmp_path / "e"), progress=False)["out"]))
     _compare(scanned, stepped[-1:], "scan")
+
+
+def test_sweep_benchmark_plan_is_one_program():
+    from tallysim import bench_sweep
+    for smoke, n in ((False, 108), (True, 8)):
+        base, runs = bench_sweep.plan(smoke)
+        cfgs = sweep.configs(base, runs)
+        assert len(runs) == n and len(lanes.group(cfgs)) == 1
+    text = bench_sweep.table({"device": "cpu: cpu", "runs": 8, "smoke": True, "data": "synthetic",
+                              "programs_grouped": 1, "programs_one_at_a_time": 8, "grouped_s": 10.0,
+                              "one_at_a_time_s": 25.0, "grouped_runs_per_hour": 2880.0,
+                              "one_at_a_time_runs_per_hour": 1152.0, "ratio": 2.5})
+    assert "2.50x" in text and "2,880" in text

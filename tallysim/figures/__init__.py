@@ -99,8 +99,9 @@ def group_plans(spec: dict, smoke: bool, base_dir: Path) -> dict[str, tuple[conf
 
 
 def make_figure(name_or_path: str, smoke: bool = False, results: str = "results", out: str = "figures",
-                progress: bool = True, log=print) -> dict:
-    """Run and draw one figure. Returns the paths written and the seconds it took."""
+                progress: bool = True, log=print, grouped: bool = True) -> dict:
+    """Run and draw one figure. Returns the paths written and the seconds it took. Each group's
+    runs are a sweep (grouped into shared programs unless `grouped=False`)."""
     from tallysim.figures import plots
 
     name, path = resolve(name_or_path)
@@ -124,7 +125,8 @@ def make_figure(name_or_path: str, smoke: bool = False, results: str = "results"
         data, errors = {}, []
         for gname, (cfg, runs) in plans.items():
             log(f"{tag}: group {gname} ({len(runs)} runs)")
-            recs = sweep.run_sweep(cfg, runs, Path(results) / tag / gname, progress=progress, log=log)
+            recs = sweep.run_sweep(cfg, runs, Path(results) / tag / gname, progress=progress, log=log,
+                                   grouped=grouped)
             failed = [r["name"] for r in recs if r["status"] == "failed"]
             if failed:
                 log(f"{tag}: {len(failed)} runs of {gname} failed and are left out: {', '.join(failed)}")
@@ -153,7 +155,8 @@ def main(args) -> int:
     code = 0
     for n in names:                  # a figure with nothing to draw does not stop the others
         try:
-            make_figure(n, smoke=args.smoke, results=args.results, out=args.out, progress=not args.quiet)
+            make_figure(n, smoke=args.smoke, results=args.results, out=args.out, progress=not args.quiet,
+                        grouped=not getattr(args, "one_at_a_time", False))
         except FigureError as e:
             print(f"tallysim: error: {e}", file=sys.stderr)
             code = 1

@@ -1,0 +1,89 @@
+"""`tallysim bench --sweep`: one fixed sweep, grouped (one compiled program per static signature) and
+one configuration at a time, in the same process; runs per hour for both and their ratio.
+
+The sweep: TallyTrain on Fashion-MNIST (20,000 training examples), 20 peers, MLP width 100, 500
+probes, 10 rounds; optim.lr x 4, distill.weight x 3, partition.alpha x 3, seeds x 3 = 108 runs.
+`--smoke` (CI): 2 x 2 x 2 x 1 = 8 runs of 3 rounds on 4,000 examples, 200 probes. `--data synthetic` needs no
+prepared dataset.
+"""
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import jax
+
+from tallysim import config, lanes, sweep
+
+FULL = {"axes": ["optim.lr=0.01,0.02,0.05,0.1", "distill.weight=0.5,1,2", "partition.alpha=0.1,0.5,1",
+                 "seed=0,1,2"],
+        "base": ["data.max_train=20000", "rounds=10", "eval_every=10"]}
+SMOKE = {"axes": ["optim.lr=0.02,0.05", "distill.weight=0.5,1", "partition.alpha=0.5,1", "seed=0"],
+         "base": ["data.max_train=4000", "data.max_test=1000", "rounds=3", "eval_every=3",
+                  "probe.per_round=200"]}
+COMMON = ["protocol.name=tally", "peers=20", "model.name=mlp", "model.width=100", "probe.per_round=500",
+          "partition.kind=dirichlet", "partition.min_size=5", "batch_size=32"]
+SYNTHETIC = ["data.name=synthetic", "data.train_size=20000", "data.test_size=2000", "data.difficulty=0.5"]
+
+
+def plan(smoke: bool, data: str = "fashion_mnist"):
+    """(base config, [(name, overrides)]) of the benchmark sweep."""
+    spec = SMOKE if smoke else FULL
+    items = COMMON + spec["base"] + (SYNTHETIC if data == "synthetic" else [f"data.name={data}"])
+    base = config.apply_overrides(config.Config(), items)
+    return base, sweep.expand({}, spec["axes"])
+
+
+def run(smoke: bool = False, data: str = "fashion_mnist", log=print, keep: str = None) -> dict:
+    """Time the sweep both ways; returns the numbers (also printed as a short table)."""
+    base, runs = plan(smoke, data)
+    cfgs = sweep.configs(base, runs)
+    programs = len(lanes.group(cfgs))
+    root = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="tallysim-bench-sweep-"))
+    out = {"device": f"{jax.default_backend()}: {jax.devices()[0].device_kind}", "runs": len(runs),
+           "programs_grouped": programs, "programs_one_at_a_time": len(runs), "smoke": smoke, "data": data}
+    try:
+        for mode, grouped in (("grouped", True), ("one_at_a_time", False)):
+            log(f"bench --sweep: {len(runs)} runs {mode.replace('_', ' ')} ...")
+            t0 = time.perf_counter()
+            recs = sweep.run_sweep(base, runs, root / mode, progress=False, log=lambda _: None, grouped=grouped)
+            seconds = time.perf_counter() - t0
+            failed = [r for r in recs if r["status"] != "done"]
+            if failed:
+                raise RuntimeError(f"bench --sweep: {len(failed)} runs failed, the first: {failed[0]['name']}: "
+                                   f"{failed[0].get('error')}")
+            out[f"{mode}_s"] = round(seconds, 2)
+            out[f"{mode}_runs_per_hour"] = round(len(runs) * 3600 / seconds, 1)
+    finally:
+        if not keep:
+            shutil.rmtree(root, ignore_errors=True)      # our own temporary directory only
+    out["ratio"] = round(out["one_at_a_time_s"] / out["grouped_s"], 2)
+    log(table(out))
+    return out
+
+
+def table(r: dict) -> str:
+    lines = [f"sweep benchmark on {r['device']} ({r['runs']} runs, {'smoke' if r['smoke'] else 'full'}, "
+             f"data {r['data']})",
+             f"{'mode':<16}{'programs':>10}{'seconds':>10}{'runs/hour':>12}",
+             f"{'grouped':<16}{r['programs_grouped']:>10}{r['grouped_s']:>10.1f}{r['grouped_runs_per_hour']:>12,.0f}",
+             f"{'one at a time':<16}{r['programs_one_at_a_time']:>10}{r['one_at_a_time_s']:>10.1f}"
+             f"{r['one_at_a_time_runs_per_hour']:>12,.0f}",
+             f"grouped is {r['ratio']:.2f}x faster"]
+    return "\n".join(lines)
+
+
+def main(args) -> int:
+    import json
+    r = run(smoke=bool(getattr(args, "smoke", False)), data=getattr(args, "data", None) or "fashion_mnist",
+            log=lambda s: print(s, file=sys.stderr, flush=True))
+    if getattr(args, "json", None):
+        text = json.dumps(r, indent=1)
+        if args.json == "-":
+            print(text)
+        else:
+            Path(args.json).write_text(text + "\n")
+    return 0
