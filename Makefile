@@ -70,9 +70,12 @@ figures-smoke: $(STAMP) | $(FMNIST)
 	rm -rf $(OUT)/smoke
 	$(BIN)/tallysim figure all --smoke --results $(OUT)/smoke --out figures/smoke --quiet
 
-# One table: tallysim's round vs its per-peer loop vs the plain-JAX yardstick. On a CPU a small default
+# The sweep benchmark (grouped vs one at a time; BENCH_SWEEP_FLAGS defaults to its CI-sized --smoke; '' runs
+# the 108-run version), then one table: tallysim's round vs its per-peer loop vs the plain-JAX yardstick. On a CPU a small default
 # grid (a few minutes); on a GPU the full one. BENCH_FLAGS='--full' or '--model cnn --peers 1000' etc.
+BENCH_SWEEP_FLAGS ?= --smoke
 bench: $(STAMP)
+	$(BIN)/tallysim bench --sweep $(BENCH_SWEEP_FLAGS)
 	$(BIN)/tallysim bench $(BENCH_FLAGS)
 
 clean:
