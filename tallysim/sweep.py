@@ -320,10 +320,14 @@ def main(args) -> int:
     base = config.load_file(args.config, smoke=args.smoke) if args.config else Config()
     section = config.read_file(args.config).get("sweep") if args.config else None
     runs = expand(section or {}, args.axes)
-    configs(base, runs)                      # fail in one line before anything is created
+    cfgs = configs(base, runs)               # fail in one line before anything is created
     if args.dry_run:
+        from tallysim import lanes
         for i, (name, overrides) in enumerate(runs, 1):
             print(f"[{i}/{len(runs)}] {name}: {' '.join(overrides)}")
+        groups = 1 if not cfgs else len(lanes.group(cfgs))
+        print(f"{len(runs)} runs; {len(runs) if getattr(args, 'one_at_a_time', False) else groups} "
+              "compiled programs")
         return 0
     meta = {"config": args.config, "smoke": bool(args.smoke), "axes": list(args.axes)}
     records = run_sweep(base, runs, args.out, progress=not args.quiet, meta=meta,
