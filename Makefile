@@ -45,9 +45,12 @@ demo: $(STAMP) | $(FMNIST)
 	$(BIN)/tallysim plot $(OUT)/demo/tally $(OUT)/demo/softlabel $(OUT)/demo/fedavg \
 	  --title "Fashion-MNIST, Dirichlet 0.1, 20 peers" --out figures/demo.png
 
+# The suite and the smoke figures share XLA's persistent compilation cache (.jax-cache/, see
+# tests/conftest.py): they compile the same small programs many times.
 test: $(STAMP) | $(FMNIST)
 	$(BIN)/python -m pytest -q
-	$(MAKE) --no-print-directory figures-smoke
+	JAX_COMPILATION_CACHE_DIR=$(CURDIR)/.jax-cache JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0 \
+	  $(MAKE) --no-print-directory figures-smoke
 
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -203,9 +203,28 @@ def _parse(argv):
     return args
 
 
+def compile_cache() -> None:
+    """The command line keeps XLA's compiled programs on disk (JAX's persistent compilation cache), so
+    rerunning a configuration, a sweep or a figure skips compiling: ~/.cache/tallysim/xla, or
+    $TALLYSIM_COMPILE_CACHE; TALLYSIM_COMPILE_CACHE=0 turns it off. JAX's own
+    JAX_COMPILATION_CACHE_DIR, when set, wins. Importing tallysim as a library changes nothing."""
+    import os
+    from pathlib import Path
+    where = os.environ.get("TALLYSIM_COMPILE_CACHE", "")
+    if where == "0" or os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+        return
+    if not where:
+        base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+        where = str(Path(base) / "tallysim" / "xla")
+    import jax
+    jax.config.update("jax_compilation_cache_dir", where)
+
+
 def main(argv=None) -> int:
     args = _parse(argv)
     try:
+        if args.fn in (cmd_run, cmd_sweep, cmd_figure):     # not bench: it times compiling
+            compile_cache()
         return args.fn(args)
     except ConfigError as e:
         print(f"tallysim: error: {e}", file=sys.stderr)
