@@ -6,14 +6,35 @@ traffic passes that within a few FedAvg rounds.
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 
 class RoundBits(NamedTuple):
-    """Bits sent up and down per active peer in one round, and how many peers were active."""
+    """Bits sent up and down per active peer in one round, and how many peers were active.
+
+    When not every active peer sends or receives the same (faults.kind=dropout: lost messages are
+    not counted), `up_total` / `down_total` give the round's exact totals over all peers instead
+    of up * active / down * active."""
     up: int
     down: int
     active: int
+    up_total: Optional[int] = None
+    down_total: Optional[int] = None
+
+    def totals(self) -> tuple[int, int]:
+        """(bits up, bits down) of the round, summed over the peers."""
+        return (self.up * self.active if self.up_total is None else self.up_total,
+                self.down * self.active if self.down_total is None else self.down_total)
+
+
+def with_senders(bits: RoundBits, senders: int, down_per_sender: bool = False) -> RoundBits:
+    """`bits` of a round in which only `senders` of the active peers' uploads were sent (dropout).
+    Up: senders * up. Down: every active peer receives the server's reply (active * down) when at
+    least one message arrived, nothing otherwise; with down_per_sender (allgather) each sent
+    message is relayed to the others: senders * down."""
+    senders = int(senders)
+    down = senders * bits.down if down_per_sender else (bits.active * bits.down if senders else 0)
+    return bits._replace(up_total=senders * bits.up, down_total=down)
 
 
 def ceil_log2(n: int) -> int:
@@ -61,8 +82,9 @@ class Ledger:
         self.up, self.down, self.steps_real, self.steps_computed = (list(state) + [0, 0])[:4]
 
     def add(self, bits: RoundBits) -> None:
-        self.up += bits.up * bits.active
-        self.down += bits.down * bits.active
+        up, down = bits.totals()
+        self.up += up
+        self.down += down
 
     @property
     def bits_per_peer(self) -> float:

@@ -25,6 +25,9 @@ MODELS = ("mlp", "lenet", "cnn", "resnet8")
 PARTITIONS = ("iid", "dirichlet", "label_quantity", "quantity", "dirichlet_mix")
 LABEL_QUANTITY_SCHEMES = ("niid_bench", "balanced")   # partition.scheme (label_quantity)
 OPTIMIZERS = ("sgd", "adam")
+FAULT_KINDS = ("none", "under_trained", "label_flip", "confident_wrong", "dropout", "straggler")
+SOFT_AGGREGATES = ("mean", "era", "median", "trimmed")     # softlabel.aggregate
+PARAM_AGGREGATES = ("mean", "median", "trimmed")           # fedavg.aggregate
 
 
 @dataclass(frozen=True)
@@ -107,8 +110,15 @@ class DistillConfig:
 
 @dataclass(frozen=True)
 class SoftlabelConfig:
-    aggregate: str = "mean"           # mean | era
+    aggregate: str = "mean"           # mean | era | median | trimmed
     era_temperature: float = 0.1
+    trim: float = 0.1                 # trimmed: fraction cut from each end, per coordinate
+
+
+@dataclass(frozen=True)
+class FedAvgConfig:
+    aggregate: str = "mean"           # mean (shard-size weighted) | median | trimmed (unweighted)
+    trim: float = 0.1                 # trimmed: fraction cut from each end, per coordinate
 
 
 @dataclass(frozen=True)
@@ -135,6 +145,19 @@ class BridgeConfig:
 
 
 @dataclass(frozen=True)
+class FaultsConfig:
+    """Faulty peers (tallysim/faults.py): floor(fraction * P) of them, drawn from the seed."""
+    kind: str = "none"                # none | under_trained | label_flip | confident_wrong | dropout | straggler
+    fraction: float = 0.0             # of the P peers
+    redraw: bool = False              # false: one set for the run; true: a new set every round
+    examples: Optional[int] = None    # under_trained: keep only this many examples of each faulty shard
+    steps: Optional[int] = None       # under_trained: at most this many private steps per training call
+    target: int = -1                  # confident_wrong: -1 = a random wrong class, else this class
+    scale: float = 1.0                # confident_wrong, parameters: send w_server - scale * (w_i - w_server)
+    drop_prob: float = 1.0            # dropout: chance that a faulty peer's message is lost in a round
+
+
+@dataclass(frozen=True)
 class CommConfig:
     param_bits: int = 32
     soft_bits: int = 32               # 32 | 16 | 8
@@ -155,6 +178,7 @@ class Config:
     warmup_epochs: Optional[int] = None   # None = local_epochs (distillation protocols only)
     batch_size: int = 32
     ragged_groups: Optional[int] = None   # local training: peer groups by shard size; None = auto
+    devices: Optional[int] = None         # devices to shard lanes or peers over; None = every device
     data: DataConfig = field(default_factory=DataConfig)
     partition: PartitionConfig = field(default_factory=PartitionConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -165,10 +189,12 @@ class Config:
     vote: VoteConfig = field(default_factory=VoteConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
     softlabel: SoftlabelConfig = field(default_factory=SoftlabelConfig)
+    fedavg: FedAvgConfig = field(default_factory=FedAvgConfig)
     fedprox: FedProxConfig = field(default_factory=FedProxConfig)
     feddf: FedDFConfig = field(default_factory=FedDFConfig)
     bridge: BridgeConfig = field(default_factory=BridgeConfig)
     comm: CommConfig = field(default_factory=CommConfig)
+    faults: FaultsConfig = field(default_factory=FaultsConfig)
     # Not a config field: the dotted keys resolved() derived (None before). config.json records them as
     # "derived" so that loading it (e.g. with another protocol.name) derives them again.
     derived: tuple = field(default=(), compare=False, repr=False, metadata={"internal": True})
@@ -398,6 +424,7 @@ def load_file(path: str, smoke: bool = False) -> Config:
         raise ConfigError(f'{path}: the `sweep` section must be an object {{"key": [values, ...]}}')
     d.pop("description", None)
     d.pop("resumed", None)           # config.json's record of resumes (run.py), not a field
+    d.pop("placement", None)         # config.json's record of how the run sat on the devices (mesh.py)
     cfg = from_dict(d, where=path)
     return from_dict(shrink, cfg, where=f"{path} (smoke section)") if smoke else cfg
 

@@ -10,7 +10,7 @@ P * S images of device memory where indices cost P * S int32s.
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -27,10 +27,11 @@ class FedData(NamedTuple):
     pool_Q: jax.Array        # [Q] int32 indices into x_train of the public probe pool
     x_test: jax.Array        # [T, ...]
     y_test: jax.Array        # [T]
+    faulty_P: Optional[jax.Array] = None   # [P] bool: the seed's fixed set of faulty peers (faults.py)
 
 
-# vmap in_axes of FedData over a leading seed axis: each seed has its own partition and pool.
-SEED_AXES = FedData(None, None, 0, 0, 0, None, None)
+# vmap in_axes of FedData over a leading seed axis: each seed has its own partition, pool and faulty set.
+SEED_AXES = FedData(None, None, 0, 0, 0, None, None, 0)
 
 
 class Spec(NamedTuple):
@@ -65,16 +66,19 @@ def pad_shards(parts: list, shard_max: int) -> tuple[np.ndarray, np.ndarray]:
     return shard, np.array([len(p) for p in parts], np.int32)
 
 
-def build(x_train, y_train, parts_per_seed, pool_per_seed, x_test, y_test, num_classes, cfg
-          ) -> tuple[FedData, Spec]:
-    """Host arrays + per-seed peer index lists and pools -> FedData with a leading seed axis."""
+def build(x_train, y_train, parts_per_seed, pool_per_seed, x_test, y_test, num_classes, cfg,
+          faulty_per_seed=None) -> tuple[FedData, Spec]:
+    """Host arrays + per-seed peer index lists, pools and faulty sets (bool [P] each; None: no
+    faulty peers) -> FedData with a leading seed axis."""
     shard_max = max(len(p) for parts in parts_per_seed for p in parts)
     shards, counts = zip(*(pad_shards(parts, shard_max) for parts in parts_per_seed))
     fed = FedData(
         x_train=jnp.asarray(x_train), y_train=jnp.asarray(y_train, jnp.int32),
         shard_PxS=jnp.asarray(np.stack(shards)), count_P=jnp.asarray(np.stack(counts)),
         pool_Q=jnp.asarray(np.stack(pool_per_seed).astype(np.int32)),
-        x_test=jnp.asarray(x_test), y_test=jnp.asarray(y_test, jnp.int32))
+        x_test=jnp.asarray(x_test), y_test=jnp.asarray(y_test, jnp.int32),
+        faulty_P=jnp.asarray(np.zeros((len(parts_per_seed), len(parts_per_seed[0])), bool)
+                             if faulty_per_seed is None else np.stack(faulty_per_seed).astype(bool)))
     peers = len(parts_per_seed[0])
     active = max(1, int(round(cfg.participation * peers)))
     spec = Spec(peers=peers, active=active, shard_max=shard_max, pool=len(pool_per_seed[0]),
@@ -85,7 +89,14 @@ def build(x_train, y_train, parts_per_seed, pool_per_seed, x_test, y_test, num_c
 
 def seed_slice(fed: FedData, i: int) -> FedData:
     """One seed's FedData (no seed axis), e.g. for tests and tools that drive a protocol directly."""
-    return fed._replace(shard_PxS=fed.shard_PxS[i], count_P=fed.count_P[i], pool_Q=fed.pool_Q[i])
+    return fed._replace(shard_PxS=fed.shard_PxS[i], count_P=fed.count_P[i], pool_Q=fed.pool_Q[i],
+                        faulty_P=None if fed.faulty_P is None else fed.faulty_P[i])
+
+
+def lane_slice(fed: FedData, lo: int, hi: int) -> FedData:
+    """Lanes lo..hi-1 of a FedData with a leading seed (lane) axis: every per-lane field of SEED_AXES."""
+    return fed._replace(shard_PxS=fed.shard_PxS[lo:hi], count_P=fed.count_P[lo:hi], pool_Q=fed.pool_Q[lo:hi],
+                        faulty_P=None if fed.faulty_P is None else fed.faulty_P[lo:hi])
 
 
 def label_bits(classes: int) -> int:

@@ -96,10 +96,11 @@ def _masked_mean(values, weights):
     return jnp.sum(values * weights) / jnp.maximum(jnp.sum(weights), 1.0)
 
 
-def _step_fn(spec: LocalSpec, data: FedData, probes, anchor):
+def _step_fn(spec: LocalSpec, data: FedData, probes, anchor, flip=None):
     """One step of one peer: xs = (idx [B] | None, mask [B] | None, pidx [R] | None).
     idx/mask None = a probe-only step; pidx None = private-only. A step whose mask is all False is
-    skipped exactly (params and optimizer state kept)."""
+    skipped exactly (params and optimizer state kept). `flip` (a traced bool, or None): the peer's
+    private labels c are read as (c + 1) % C (faults.kind=label_flip)."""
     def step(carry, xs):
         p, o = carry
         idx, mask, pidx = xs
@@ -116,7 +117,10 @@ def _step_fn(spec: LocalSpec, data: FedData, probes, anchor):
             logits = spec.apply_fn(w, jnp.concatenate(parts) if len(parts) > 1 else parts[0])
             total, private = 0.0, 0.0
             if idx is not None:
-                ce = optax.softmax_cross_entropy_with_integer_labels(logits[:idx.shape[0]], data.y_train[idx])
+                y = data.y_train[idx]
+                if flip is not None:
+                    y = jnp.where(flip, (y + 1) % logits.shape[-1], y)
+                ce = optax.softmax_cross_entropy_with_integer_labels(logits[:idx.shape[0]], y)
                 private = _masked_mean(ce, mask.astype(jnp.float32))
                 total = private
             if pidx is not None:
@@ -183,11 +187,12 @@ def real_steps(spec: LocalSpec, count):
 
 
 def _ragged_peer(spec: LocalSpec, params, opt, key, shard_S, count, data: FedData, probes, anchor,
-                 sequential_epochs: int, trip):
+                 sequential_epochs: int, trip, n_real=None, flip=None):
     """One peer's local round as `train_peer`, but walking only its real steps: step j reads row
     (j // n) * per_epoch + j % n of the schedule (n = its batches per epoch), so the padded rows are
     never computed. `trip` >= the peer's real steps (its group's longest); steps past its own are
-    skipped exactly. Returns (params, opt, loss_sum, steps taken)."""
+    skipped exactly. `n_real` (None: `real_steps`) may cap them (faults.steps). Returns (params, opt,
+    loss_sum, steps taken)."""
     k_private, k_probe = jax.random.split(key)
     idx_TxB, mask_TxB = private_schedule(spec, k_private, shard_S, count)
     loss_sum, n_steps = 0.0, 0
@@ -199,14 +204,14 @@ def _ragged_peer(spec: LocalSpec, params, opt, key, shard_S, count, data: FedDat
                                                      sequential_epochs)
         else:
             order_M = jax.random.permutation(k_probe, M)     # as probe_schedule, indexed by real step
-    n_real = real_steps(spec, count)
+    n_real = real_steps(spec, count) if n_real is None else n_real
     if spec.local_steps is not None:          # every row is a real step: row j is step j
         per_epoch = n_epoch = idx_TxB.shape[0]
     else:
         per_epoch = idx_TxB.shape[0] // spec.epochs
         n_epoch = jnp.maximum((count + spec.batch_size - 1) // spec.batch_size, 1)
     R = spec.probe_batch
-    step = _step_fn(spec, data, probes, anchor)
+    step = _step_fn(spec, data, probes, anchor, flip)
 
     def body(c):
         j, p, o, ls, ns = c
@@ -221,7 +226,8 @@ def _ragged_peer(spec: LocalSpec, params, opt, key, shard_S, count, data: FedDat
 
 
 def train_peers(spec: LocalSpec, params_A, opt_A, keys_A, shard_AxS, count_A, data: FedData,
-                probes: Optional[Probes] = None, anchor=None, sequential_epochs: int = 0):
+                probes: Optional[Probes] = None, anchor=None, sequential_epochs: int = 0,
+                flip_A=None, cap_A=None):
     """All active peers in one program. Returns (params_A, opt_A, loss_A, steps) with
     steps = {"steps_real", "steps_computed"}: private steps taken and computed, summed over peers.
 
@@ -229,9 +235,14 @@ def train_peers(spec: LocalSpec, params_A, opt_A, keys_A, shard_AxS, count_A, da
     their real step count and split into `spec.groups` equal groups (padded with idle lanes); a scan
     over the groups runs each as one vmapped while_loop whose trip count is that group's longest.
     Every peer takes exactly the steps of `train_peer`, in the same order.
+
+    Faulty peers (faults.py): `flip_A` (bool [A]) reads those peers' private labels as (c + 1) % C;
+    `cap_A` (int32 [A]) caps their private steps (the first cap_A of their schedule).
     """
     A = count_A.shape[0]
     n_A = real_steps(spec, count_A)
+    if cap_A is not None:
+        n_A = jnp.minimum(n_A, cap_A).astype(jnp.int32)
     G = max(1, min(spec.groups, A))
     W = -(-A // G)                                   # lanes per group
     order = jnp.argsort(-n_A, stable=True)           # longest first; idle padding lanes go last
@@ -239,14 +250,27 @@ def train_peers(spec: LocalSpec, params_A, opt_A, keys_A, shard_AxS, count_A, da
     live = jnp.arange(G * W) < A
     grouped = lambda a: a[order].reshape((G, W) + a.shape[1:])
     count_GxW = jnp.where(live, count_A[order], 0).reshape(G, W)
-    trip_G = jnp.max(real_steps(spec, count_GxW), axis=1)
-    xs = (jax.tree.map(grouped, (params_A, opt_A, keys_A, shard_AxS)), count_GxW, trip_G)
+    if cap_A is None and flip_A is None:
+        trip_G = jnp.max(real_steps(spec, count_GxW), axis=1)
+        xs = (jax.tree.map(grouped, (params_A, opt_A, keys_A, shard_AxS)), count_GxW, trip_G)
 
-    def group(_, x):
-        (p, o, k, s), c, trip = x
-        run = lambda p, o, k, s, c: _ragged_peer(spec, p, o, k, s, c, data, probes, anchor,
-                                                 sequential_epochs, trip)
-        return None, jax.vmap(run)(p, o, k, s, c)
+        def group(_, x):
+            (p, o, k, s), c, trip = x
+            run = lambda p, o, k, s, c: _ragged_peer(spec, p, o, k, s, c, data, probes, anchor,
+                                                     sequential_epochs, trip)
+            return None, jax.vmap(run)(p, o, k, s, c)
+    else:
+        n_GxW = jnp.where(live, n_A[order], 0).reshape(G, W)
+        flip = jnp.zeros((A,), bool) if flip_A is None else flip_A
+        trip_G = jnp.max(n_GxW, axis=1)
+        xs = (jax.tree.map(grouped, (params_A, opt_A, keys_A, shard_AxS, flip)), count_GxW, n_GxW, trip_G)
+
+        def group(_, x):
+            (p, o, k, s, f), c, n, trip = x
+            run = lambda p, o, k, s, c, n, f: _ragged_peer(spec, p, o, k, s, c, data, probes, anchor,
+                                                           sequential_epochs, trip, n,
+                                                           None if flip_A is None else f)
+            return None, jax.vmap(run)(p, o, k, s, c, n, f)
 
     _, (p, o, ls, ns) = jax.lax.scan(group, None, xs)
     # Back to the peers' own order; the idle lanes (duplicates of peer order[0]) are dropped.

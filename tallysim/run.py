@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tallysim import checkpoint, comm, config, data, fed, lanes, local, outdir
+from tallysim import checkpoint, comm, config, data, faults, fed, lanes, local, mesh, outdir
 from tallysim.config import Config, ConfigError
 from tallysim.data.partition import convention
 from tallysim import exchange
@@ -33,7 +33,8 @@ from tallysim.evaluate import eval_batch, evaluate
 from tallysim.models import make_model, param_count
 from tallysim.protocols import Context, Protocol, make as make_protocol
 
-PROBE_KEYS = ("consensus_acc", "vote_acc", "softavg_acc", "agreement", "wrong_confidence")
+PROBE_KEYS = ("consensus_acc", "vote_acc", "softavg_acc", "agreement", "wrong_confidence", "vote_acc_honest",
+              "softavg_acc_honest")
 
 
 class NonFiniteLoss(RuntimeError):
@@ -117,17 +118,20 @@ def build_group(cfgs: list[Config]) -> Built:
         x_all, y_all = np.concatenate([x_all, src.x_train]), np.concatenate([y_all, src.y_train])
     lane_cfg = [i for i, c in enumerate(cfgs) for _ in range(c.seeds)]
     seeds = [c.seed + s for c in cfgs for s in range(c.seeds)]
-    parts_per_seed, pools, counts = [], [], []
+    parts_per_seed, pools, counts, faulty = [], [], [], []
     for j, (i, s) in enumerate(zip(lane_cfg, seeds)):
         c = cfgs[i]
         pool, rest = _pool_and_rest(c, n, n_source, s)
         if j == 0 or lane_cfg[j - 1] != i:
             config.validate_with_data(c, ds.num_classes, len(rest), len(pool))
         parts = data.partition(ds.y_train[rest], c.peers, c.partition, ds.num_classes, s)
+        faulty.append(faults.fixed_set(c, s, c.peers))
+        parts = faults.cut_shards(c, parts, faulty[-1], s)         # under_trained: small faulty shards
         parts_per_seed.append([rest[p] for p in parts])
         pools.append(pool)
         counts.append(data.class_counts(ds.y_train[rest], parts, ds.num_classes))
-    fdata, spec = fed.build(x_all, y_all, parts_per_seed, pools, ds.x_test, ds.y_test, ds.num_classes, cfg)
+    fdata, spec = fed.build(x_all, y_all, parts_per_seed, pools, ds.x_test, ds.y_test, ds.num_classes, cfg,
+                            faulty)
     spec = spec._replace(groups=cfg.ragged_groups or local.auto_groups(_private_steps(cfg, counts), spec.active,
                                                                        backend=jax.default_backend()))
     model = make_model(cfg.model, ds.num_classes)
@@ -169,7 +173,7 @@ def auto_chunk(b: Built) -> int:
 
 
 def _host(tree) -> dict:
-    return {k: (None if v is None else np.asarray(v)) for k, v in jax.device_get(tree).items()}
+    return {k: (None if v is None else np.asarray(v)) for k, v in mesh.host(tree).items()}
 
 
 def _lane_row(ev: dict, info: dict, led: comm.Ledger, j: int, r: int, t0: float) -> dict:
@@ -180,8 +184,12 @@ def _lane_row(ev: dict, info: dict, led: comm.Ledger, j: int, r: int, t0: float)
            "acc_global": None if ev["acc_global"] is None else float(ev["acc_global"][j]),
            "acc_ensemble": float(ev["acc_ensemble"][j]),
            "train_loss": float(info["train_loss"][j])}
+    # faults.py: faulty peers this round, and the mean test accuracy of the others (null if none)
+    row["faulty"] = int(info["faulty"][j]) if "faulty" in info else 0
+    honest = ~np.asarray(info["faulty_P"][j], bool) if "faulty_P" in info else np.ones(acc.shape, bool)
+    row["acc_mean_honest"] = float(acc[honest].mean()) if honest.any() else None
     for k in PROBE_KEYS:
-        row[k] = float(info[k][j]) if k in info else None
+        row[k] = float(info[k][j]) if k in info and math.isfinite(info[k][j]) else None
     row["wall_s"] = round(time.perf_counter() - t0, 3)
     return row
 
@@ -225,10 +233,11 @@ def _segments(cfgs: list, r0: int, every: Optional[int]) -> list[tuple[int, int]
     return out
 
 
-def _round_programs(b: Built):
+def _round_programs(b: Built, state_sh=None, placement: Optional[mesh.Placement] = None):
     """(one round, a scan over rounds): the group's round vmapped over lanes, each compiled once per
     chunk (the scan once per distinct segment length). The scan keeps the rounds between two
-    evaluations on the device; it returns every round's info, stacked."""
+    evaluations on the device; it returns every round's info, stacked. On several devices the state
+    keeps its shardings (`state_sh`) and the info comes back replicated."""
     one = jax.vmap(lambda s, d, k, r, v: b.lane_protocol(v).round(s, d, k, r),
                    in_axes=(0, fed.SEED_AXES, 0, None, 0))
 
@@ -239,7 +248,30 @@ def _round_programs(b: Built):
     def scan(state, data_c, keys, rs, values):
         return jax.lax.scan(lambda s, r: one(s, data_c, keys, r, values), state, rs)
 
-    return jax.jit(single, donate_argnums=0), jax.jit(scan, donate_argnums=0)
+    if state_sh is None:
+        return jax.jit(single, donate_argnums=0), jax.jit(scan, donate_argnums=0)
+    out = (state_sh, mesh.replicated(placement))
+    return (jax.jit(single, donate_argnums=0, out_shardings=out),
+            jax.jit(scan, donate_argnums=0, out_shardings=out))
+
+
+def _chunk_inputs(b: Built, lo: int, hi: int, placement: mesh.Placement):
+    """The device inputs of lanes [lo, hi) (plus the placement's inactive copies of the last lane):
+    (data, traced values, init keys, round keys, x_test, y_test), placed on the mesh if there is one."""
+    idx = np.asarray(list(range(lo, hi)) + [hi - 1] * placement.pad_lanes)
+    data_c = b.fed._replace(**{name: (getattr(b.fed, name)[idx] if ax == 0 and getattr(b.fed, name) is not None
+                                      else getattr(b.fed, name))
+                               for name, ax in zip(b.fed._fields, fed.SEED_AXES)})
+    roots = jnp.stack([jax.random.PRNGKey(b.seeds[j]) for j in idx])
+    k_init, k_rounds = jnp.moveaxis(jax.vmap(jax.random.split)(roots), 1, 0)
+    values = {k: v[idx] for k, v in b.values.items()}
+    if placement.mesh is None:
+        return (data_c, {k: jnp.asarray(v) for k, v in values.items()}, k_init, k_rounds,
+                b.fed.x_test, b.fed.y_test)
+    lane = mesh.lane_axis(placement)
+    return (mesh.put_fed(data_c, fed.SEED_AXES, placement), mesh.put(values, placement, lane),
+            mesh.put(k_init, placement, lane), mesh.put(k_rounds, placement, lane),
+            mesh.put(b.fed.x_test, placement, None), mesh.put(b.fed.y_test, placement, None))
 
 
 def _run_chunk(b: Built, lo: int, hi: int, lanes_out: "_Lanes", bar, saver: checkpoint.Saver,
@@ -247,23 +279,25 @@ def _run_chunk(b: Built, lo: int, hi: int, lanes_out: "_Lanes", bar, saver: chec
     """All rounds of lanes [lo, hi) as one vmapped program, from round 1 or from a checkpoint."""
     ctx = b.ctx
     cfgs = [b.cfgs[b.lane_cfg[j]] for j in range(lo, hi)]
-    data_c = b.fed._replace(shard_PxS=b.fed.shard_PxS[lo:hi], count_P=b.fed.count_P[lo:hi],
-                            pool_Q=b.fed.pool_Q[lo:hi])
-    values = {k: jnp.asarray(v[lo:hi]) for k, v in b.values.items()}
-    roots = jnp.stack([jax.random.PRNGKey(s) for s in b.seeds[lo:hi]])
-    k_init, k_rounds = jnp.moveaxis(jax.vmap(jax.random.split)(roots), 1, 0)
+    placement = mesh.plan(b.cfg.devices, hi - lo, b.cfg.peers)
+    data_c, values, k_init, k_rounds, x_test, y_test = _chunk_inputs(b, lo, hi, placement)
     init_fn = jax.vmap(lambda k, d, v: b.lane_protocol(v).init(k, d), in_axes=(0, fed.SEED_AXES, 0))
     ledgers = [comm.Ledger(c.peers) for c in cfgs]
     r0 = resume["round"] if resume else 0
+    shape = jax.eval_shape(init_fn, k_init, data_c, values)
+    state_sh = mesh.state_shardings(shape, placement) if placement.mesh else None
     if r0:
-        state = checkpoint.load(saver.out_dir, jax.eval_shape(init_fn, k_init, data_c, values))
+        state = checkpoint.load(saver.out_dir, shape)
+        state = jax.device_put(state, state_sh) if state_sh else state
         for led, saved in zip(ledgers, resume["ledgers"]):
             led.restore(saved)
     else:
-        state = jax.jit(init_fn)(k_init, data_c, values)
-    single, scan = _round_programs(b)
-    eval_fn = jax.jit(jax.vmap(functools.partial(evaluate, ctx.model.apply, classes=ctx.spec.classes),
-                               in_axes=(0, 0, None, None)))
+        state = (jax.jit(init_fn, out_shardings=state_sh) if state_sh else jax.jit(init_fn))(k_init, data_c, values)
+    single, scan = _round_programs(b, state_sh, placement)
+    evaluate_lanes = jax.vmap(functools.partial(evaluate, ctx.model.apply, classes=ctx.spec.classes),
+                              in_axes=(0, 0, None, None))
+    eval_fn = (jax.jit(evaluate_lanes, out_shardings=mesh.replicated(placement)) if placement.mesh
+               else jax.jit(evaluate_lanes))
     last_round = max(c.rounds for c in cfgs)
     for first, end in _segments(cfgs, r0, saver.every if saver.out_dir is not None else 0):
         rs = jnp.arange(first, end + 1, dtype=jnp.int32)
@@ -284,7 +318,7 @@ def _run_chunk(b: Built, lo: int, hi: int, lanes_out: "_Lanes", bar, saver: chec
             break
         evaluating = [j for j, c in enumerate(cfgs) if evaluates(c, end) and lanes_out.live(lo + j)]
         if evaluating:
-            ev = _host(eval_fn(state.params, state.server, b.fed.x_test, b.fed.y_test))
+            ev = _host(eval_fn(state.params, state.server, x_test, y_test))
             info = {k: v[-1] for k, v in info_T.items()}
             lanes_out.rows(end, [(lo + j, _lane_row(ev, info, ledgers[j], j, end, lanes_out.t0))
                                  for j in evaluating])
@@ -308,6 +342,10 @@ def run(cfg: Config, out: Optional[str] = None, overwrite: bool = False, progres
     never) and removed when the run finishes; `resume=True` continues the run in `out` from it.
     """
     meta = None
+    if not mesh.is_writer():        # several processes (jax.distributed): only process 0 writes
+        if resume:
+            raise ConfigError("--resume is not supported across several processes yet; resume with one")
+        out = None
     if resume:
         meta = _check_resume(cfg, out)
     elif out is not None:
@@ -317,9 +355,9 @@ def run(cfg: Config, out: Optional[str] = None, overwrite: bool = False, progres
     out_dir = Path(out) if resume else outdir.claim(out, overwrite) if out is not None else None
     if resume:
         _note_resume(out_dir, meta)
-    elif out_dir:
-        _write_run_files(b, 0, out_dir)
     chunk = meta["chunk"] if meta else auto_chunk(b)
+    if out_dir and not resume:
+        _write_run_files(b, 0, out_dir, chunk)
     saver = checkpoint.Saver(out_dir, checkpoint_every)
     while True:
         try:
@@ -345,10 +383,11 @@ def run_group(cfgs: list[Config], outs: list, progress: bool = True, built: Opti
     it (a NonFiniteLoss stops only its own configuration). No checkpoints: an interrupted group
     reruns its unfinished configurations."""
     b = built or build_group(cfgs)
-    out_dirs = [outdir.claim(o, True) for o in outs]
-    for i, d in enumerate(out_dirs):
-        _write_run_files(b, i, d)
     chunk = auto_chunk(b)
+    out_dirs = [outdir.claim(o, True) if mesh.is_writer() else None for o in outs]
+    for i, d in enumerate(out_dirs):
+        if d is not None:
+            _write_run_files(b, i, d, chunk)
     saver = checkpoint.Saver(None, 0)
     while True:
         try:
@@ -361,12 +400,17 @@ def run_group(cfgs: list[Config], outs: list, progress: bool = True, built: Opti
                   file=sys.stderr)
 
 
-def _write_run_files(b: Built, i: int, out_dir: Path) -> None:
-    """config.json and partition.json of the group's configuration i."""
+def _write_run_files(b: Built, i: int, out_dir: Path, chunk: int) -> None:
+    """config.json (with the devices' `placement`) and partition.json of the group's configuration i."""
     cfg, lanes_i = b.cfgs[i], b.lanes_of(i)
-    _write_json(out_dir / "config.json", config.to_dict(cfg), indent=2)
+    doc = config.to_dict(cfg)
+    doc["placement"] = mesh.plan(cfg.devices, min(chunk, len(b.seeds)), cfg.peers).note
+    _write_json(out_dir / "config.json", doc, indent=2)
     each = [{"seed": b.seeds[j], "shard_sizes": b.class_counts[j].sum(1).tolist(),
              "class_counts": b.class_counts[j].tolist()} for j in lanes_i]
+    if cfg.faults.kind != "none":       # the seed's fixed faulty set (faults.redraw=true: the warm-up's)
+        for e, j in zip(each, lanes_i):
+            e["faulty_peers"] = np.flatnonzero(np.asarray(b.fed.faulty_P[j])).tolist()
     part = {"dataset": b.dataset, "peers": cfg.peers, "partition": config.to_dict(cfg)["partition"],
             "convention": convention(cfg.partition), **each[0]}
     if len(each) > 1:

@@ -11,8 +11,9 @@ import os
 import typing
 
 from tallysim import sizing
-from tallysim.config import (FEDAVG_FAMILY, LABEL_QUANTITY_SCHEMES, MODELS, OPTIMIZERS, PARTITIONS,
-                             PROTOCOLS, Config, ConfigError, field_keys, get_field)
+from tallysim.config import (DISTILL_PROTOCOLS, FAULT_KINDS, FEDAVG_FAMILY, LABEL_QUANTITY_SCHEMES, MODELS,
+                             OPTIMIZERS, PARAM_AGGREGATES, PARTITIONS, PROTOCOLS, SOFT_AGGREGATES, Config,
+                             ConfigError, field_keys, get_field)
 
 INT_MAX = 2**31 - 1     # jax.random.PRNGKey, numpy and int32 device arrays all hold this
 MAX_NAME = 200          # bytes of a dataset name (it becomes a cache file name; file systems allow 255)
@@ -22,8 +23,9 @@ INT_RANGES = {
     "seed": (0, INT_MAX), "data.seed": (0, INT_MAX), "seeds": (1, 100_000), "comm.param_bits": (1, 64),
     "data.num_classes": (2, INT_MAX), "warmup_epochs": (0, INT_MAX), "distill.epochs": (0, INT_MAX),
     "feddf.steps": (0, INT_MAX), "partition.min_size": (0, INT_MAX),
+    "faults.examples": (0, INT_MAX), "faults.steps": (0, INT_MAX), "faults.target": (-1, INT_MAX),
 }
-for _k in ("peers", "rounds", "seed_chunk", "ragged_groups", "eval_every", "batch_size", "local_epochs", "local_steps",
+for _k in ("peers", "rounds", "seed_chunk", "ragged_groups", "devices", "eval_every", "batch_size", "local_epochs", "local_steps",
            "data.max_train", "data.max_test", "data.train_size", "data.test_size", "probe.per_round",
            "probe.pool_size", "distill.batch_size", "feddf.batch_size", "bridge.period", "model.width",
            "partition.k"):
@@ -40,7 +42,9 @@ FLOAT_RANGES = {
     "distill.temperature": (0, 1000, False, True), "distill.label_smoothing": (0, 1, True, False),
     "softlabel.era_temperature": (0, 1000, False, True), "fedprox.mu": (0, 1e6, True, True),
     "feddf.temperature": (0, 1000, False, True), "feddf.lr": (0, F32_MAX, False, True),
-    "bridge.density": (0, 1, True, True),
+    "bridge.density": (0, 1, True, True), "softlabel.trim": (0, 0.5, True, False),
+    "fedavg.trim": (0, 0.5, True, False), "faults.fraction": (0, 1, True, True),
+    "faults.scale": (0, 1e6, True, True), "faults.drop_prob": (0, 1, True, True),
 }
 
 ALPHA_KINDS = ("dirichlet", "quantity", "dirichlet_mix")   # the partitions that read partition.alpha
@@ -49,7 +53,8 @@ CHOICES = {
     "protocol.name": PROTOCOLS, "model.name": MODELS, "model.conv": ("auto", "xla", "im2col"), "model.dtype": ("float32", "bfloat16"),
     "partition.kind": PARTITIONS, "partition.scheme": LABEL_QUANTITY_SCHEMES, "optim.name": OPTIMIZERS,
     "vote.ties": ("lowest", "random"),
-    "distill.order": ("mixed", "sequential"), "softlabel.aggregate": ("mean", "era"),
+    "distill.order": ("mixed", "sequential"), "softlabel.aggregate": SOFT_AGGREGATES,
+    "fedavg.aggregate": PARAM_AGGREGATES, "faults.kind": FAULT_KINDS,
     "feddf.target": ("logits", "probs"), "bridge.scope": ("global", "per_tensor"),
     "bridge.average": ("weighted", "per_coordinate"), "bridge.reset": ("hard", "soft"),
     "comm.topology": ("star", "allgather"),
@@ -190,6 +195,13 @@ def estimate_bytes(cfg: Config) -> list[tuple[str, int, str]]:
             "probe.per_round, peers" + (", data.num_classes" if synthetic else "")),
            ("the activations", 4 * 4 * cfg.peers * cfg.batch_size * max(dim, w if cfg.model.name == "mlp" else 0),
             "batch_size, peers")]
+    if cfg.protocol.name == "softlabel" and cfg.softlabel.aggregate in ("median", "trimmed"):
+        # no streaming: logits, probabilities and their sort, [A, M, C] each
+        out.append(("the robust soft-label aggregation", 4 * 3 * cfg.peers * cfg.probe.per_round * classes,
+                    "probe.per_round, peers (or softlabel.aggregate=mean)"))
+    if cfg.protocol.name in FEDAVG_FAMILY and cfg.fedavg.aggregate in ("median", "trimmed"):
+        out.append(("the robust parameter aggregation", 4 * 2 * params * cfg.peers,
+                    "peers (or fedavg.aggregate=mean)"))
     if synthetic:
         coarse = math.prod(min(s, 7) for s in (d.input_shape[:-1] or d.input_shape))
         out += [("the synthetic data", 4 * (d.train_size + d.test_size) * dim,
@@ -224,6 +236,22 @@ def _rules(cfg: Config) -> None:
     if cfg.protocol.name in FEDAVG_FAMILY and cfg.init.shared is False:
         raise ConfigError(f"{cfg.protocol.name} always starts every peer from the server model; "
                           "init.shared=false is only for local/softlabel/tally")
+    _fault_rules(cfg)
+
+
+def _fault_rules(cfg: Config) -> None:
+    f = cfg.faults
+    if f.kind == "under_trained" and f.examples is None and f.steps is None:
+        raise ConfigError("faults.kind=under_trained needs faults.examples=N (keep N examples of each faulty "
+                          "shard) and/or faults.steps=N (at most N private steps per round); allowed: "
+                          "either or both, integers >= 0")
+    if f.kind == "under_trained" and f.redraw and f.examples is not None:
+        raise ConfigError(f"faults.redraw=true with faults.examples={f.examples} is not supported: shards "
+                          "are cut once, before the run; allowed: faults.redraw=false, or faults.steps alone")
+    if f.kind == "straggler" and cfg.protocol.name in DISTILL_PROTOCOLS:
+        raise ConfigError(f"faults.kind=straggler is not implemented for protocol.name={cfg.protocol.name} "
+                          f"(its stale message would be about last round's probes); allowed there: "
+                          f"{', '.join(k for k in FAULT_KINDS if k != 'straggler')}")
 
 
 def validate(cfg: Config) -> Config:
@@ -256,6 +284,9 @@ def validate_with_data(cfg: Config, num_classes: int, train_examples: int, pool_
         raise ConfigError(f"peers={cfg.peers} needs at least {cfg.peers * max(min_each, 1)} training "
                           f"examples but {cfg.data.name} has {train_examples} after the probe pool; "
                           f"allowed: peers <= {train_examples // max(min_each, 1)}")
+    if cfg.faults.kind == "confident_wrong" and cfg.faults.target >= num_classes:
+        raise ConfigError(f"faults.target={cfg.faults.target} is not a class of {cfg.data.name} "
+                          f"({num_classes} classes); allowed: -1 (a random wrong class) or 0..{num_classes - 1}")
     if cfg.probe.per_round > pool_examples:
         raise ConfigError(f"probe.per_round={cfg.probe.per_round} is larger than the probe pool "
                           f"({pool_examples} examples); allowed: 1..{pool_examples}")

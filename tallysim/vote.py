@@ -9,6 +9,7 @@ classes an [A, M, C] float32 tensor is 40 GB; the totals are 40 MB.
 """
 from __future__ import annotations
 
+from fractions import Fraction
 from typing import NamedTuple, Optional
 
 import jax
@@ -48,7 +49,8 @@ def tally_counts(counts_MxC: jax.Array, voters: int, ties: str = "lowest", min_a
         winner = jnp.argmax(score, axis=-1)
     else:
         raise ValueError(f"vote.ties={ties!r}; allowed: lowest, random")
-    share = top_M / voters
+    # voters may be traced (faults.kind=dropout: the messages that arrived); none arrived -> share 0
+    share = top_M / (jnp.maximum(voters, 1) if isinstance(voters, jax.Array) else voters)
     keep = (share >= min_agreement).astype(jnp.float32) if lanes.nonzero(min_agreement) else jnp.ones_like(share)
     return Tally(winner.astype(jnp.int32), share, keep)
 
@@ -70,16 +72,69 @@ def quantize_probs(probs: jax.Array, bits: int) -> jax.Array:
 
 
 def soft_targets(sum_MxC: jax.Array, voters: int, aggregate: str = "mean", era_temperature: float = 0.1):
-    """The server's targets from the sum over `voters` peers of what they sent."""
-    mean = sum_MxC / voters
+    """The server's targets from the sum over `voters` peers of what they sent (`voters` may be
+    traced under dropout; none arrived -> zeros, which the caller weighs out)."""
+    mean = sum_MxC / (jnp.maximum(voters, 1) if isinstance(voters, jax.Array) else voters)
     if aggregate == "mean":
         return mean
     # DS-FL's entropy reduction: sharpen the average so the targets are more confident.
     return jax.nn.softmax(mean / era_temperature, axis=-1)
 
 
-def soft_aggregate(probs_AxMxC: jax.Array, aggregate: str = "mean", era_temperature: float = 0.1):
+def soft_aggregate(probs_AxMxC: jax.Array, aggregate: str = "mean", era_temperature: float = 0.1,
+                   trim: float = 0.1):
+    if aggregate in ROBUST:
+        return robust_soft(probs_AxMxC, None, aggregate, trim)
     return soft_targets(jnp.sum(probs_AxMxC, axis=0), probs_AxMxC.shape[0], aggregate, era_temperature)
+
+
+# ---------------------------------------------------------------------------- robust aggregation
+
+ROBUST = ("median", "trimmed")
+
+
+def trim_count(trim: float, n: int) -> int:
+    """floor(trim * n) with trim read as the decimal it was written as (0.1 * 30 is 3, not 2)."""
+    return int(Fraction(repr(float(trim))) * n)
+
+
+def coordinate_stat(x_AxK: jax.Array, mask_A: Optional[jax.Array], aggregate: str, trim: float = 0.1):
+    """Coordinate-wise median (the mean of the two middle values for an even count) or trimmed mean
+    (floor(trim * n) values cut from each end, the rest averaged) over the leading axis, of the n rows
+    with mask_A True (None: all rows; n may then be traced). Sorts a copy: memory [A, ...] more.
+    Zeros where no row is kept."""
+    A = x_AxK.shape[0]
+    if mask_A is None:
+        n, xs = A, jnp.sort(x_AxK, axis=0)
+    else:
+        n = jnp.sum(mask_A, dtype=jnp.int32)
+        big = jnp.asarray(jnp.inf, x_AxK.dtype)
+        xs = jnp.sort(jnp.where(mask_A.reshape((-1,) + (1,) * (x_AxK.ndim - 1)), x_AxK, big), axis=0)
+    if aggregate == "median":
+        lo, hi = jnp.maximum((n - 1) // 2, 0), jnp.maximum(n // 2, 0)
+        out = (jnp.take(xs, lo, axis=0) + jnp.take(xs, hi, axis=0)) / 2
+    elif aggregate == "trimmed":
+        if mask_A is None:
+            k = trim_count(trim, A)
+        else:
+            k = jnp.asarray([trim_count(trim, m) for m in range(A + 1)], jnp.int32)[n]
+        j = jnp.arange(A).reshape((-1,) + (1,) * (x_AxK.ndim - 1))
+        keep = (j >= k) & (j < n - k)
+        out = jnp.sum(jnp.where(keep, xs, 0), axis=0) / jnp.maximum(n - 2 * k, 1).astype(x_AxK.dtype)
+    else:
+        raise ValueError(f"aggregate={aggregate!r}; allowed: {', '.join(ROBUST)}")
+    if mask_A is None:
+        return out
+    return jnp.where(n > 0, out, jnp.zeros_like(out))
+
+
+def robust_soft(sent_AxMxC: jax.Array, mask_A: Optional[jax.Array], aggregate: str, trim: float = 0.1):
+    """softlabel.aggregate=median | trimmed: the coordinate-wise statistic of the sent probability
+    vectors, renormalised to sum to one per probe (uniform where every coordinate is 0)."""
+    v = coordinate_stat(sent_AxMxC, mask_A, aggregate, trim)
+    total = jnp.sum(v, axis=-1, keepdims=True)
+    C = v.shape[-1]
+    return jnp.where(total > 0, v / jnp.where(total > 0, total, 1.0), 1.0 / C)
 
 
 class Sums(NamedTuple):
@@ -89,11 +144,16 @@ class Sums(NamedTuple):
     sent_MxC: Optional[jax.Array]    # sum of the quantised probabilities sent (softlabel), else None
     wrong_conf: jax.Array            # sum of max probability over wrong predictions
     wrong: jax.Array                 # int32 number of wrong predictions (exact at any A * M)
+    # Faulty peers (faults.py): votes and probabilities of the honest peers alone, else None
+    honest_counts_MxC: Optional[jax.Array] = None
+    honest_probs_MxC: Optional[jax.Array] = None
+    honest: Optional[jax.Array] = None          # int32 number of honest peers
 
 
 def chunk_sums(logits_cxMxC: jax.Array, valid_c: jax.Array, y_M: jax.Array,
-               soft_bits: Optional[int] = None) -> Sums:
-    """`Sums` of one chunk of peers; rows with valid_c False (padding) contribute nothing.
+               soft_bits: Optional[int] = None, honest_c: Optional[jax.Array] = None) -> Sums:
+    """`Sums` of one chunk of peers; rows with valid_c False (padding, or a lost message) contribute
+    nothing. honest_c (bool [c], or None): also sum the votes and probabilities of those rows alone.
 
     soft_bits None: no soft labels are sent (tally); 32 shares the probability sum.
     """
@@ -117,25 +177,44 @@ def chunk_sums(logits_cxMxC: jax.Array, valid_c: jax.Array, y_M: jax.Array,
         sent_MxC = masked_sum(quantize_probs(probs, soft_bits))
     wrong_cxM = (pred_cxM != y_M[None, :]) & valid_c[:, None]
     conf_cxM = jnp.max(probs, axis=-1)
+    honest = {}
+    if honest_c is not None:
+        h_c = honest_c & valid_c
+        honest = dict(honest_counts_MxC=count_votes(jnp.where(h_c[:, None], pred_cxM, C), C),
+                      honest_probs_MxC=jnp.einsum("c,cmk->mk", h_c.astype(probs.dtype), probs,
+                                                  precision=jax.lax.Precision.HIGHEST),
+                      honest=jnp.sum(h_c, dtype=jnp.int32))
     return Sums(counts_MxC=count_votes(jnp.where(valid_c[:, None], pred_cxM, C), C),
                 probs_MxC=probs_MxC, sent_MxC=sent_MxC,
                 wrong_conf=jnp.sum(jnp.where(wrong_cxM, conf_cxM, 0.0)),
-                wrong=jnp.sum(wrong_cxM, dtype=jnp.int32))
+                wrong=jnp.sum(wrong_cxM, dtype=jnp.int32), **honest)
 
 
 def add_sums(a: Sums, b: Sums) -> Sums:
     return jax.tree.map(jnp.add, a, b)
 
 
-def finish_diagnostics(s: Sums, voters: int, y_M: jax.Array, winner_M: jax.Array, share_M: jax.Array) -> dict:
-    """Vote vs soft-average accuracy on the probes, agreement and wrong-prediction confidence."""
-    softavg_M = jnp.argmax(s.probs_MxC / voters, axis=-1)
-    return {
+def finish_diagnostics(s: Sums, voters: int, y_M: jax.Array, winner_M: jax.Array, share_M: jax.Array,
+                       honest_winner_M: Optional[jax.Array] = None) -> dict:
+    """Vote vs soft-average accuracy on the probes, agreement and wrong-prediction confidence; the
+    vote and soft average of the honest peers alone (`*_honest`: the same values without faulty
+    peers; NaN when no active peer is honest)."""
+    softavg_M = jnp.argmax(s.probs_MxC / (jnp.maximum(voters, 1) if isinstance(voters, jax.Array) else voters),
+                           axis=-1)
+    out = {
         "vote_acc": jnp.mean(winner_M == y_M),
         "softavg_acc": jnp.mean(softavg_M == y_M),
         "agreement": jnp.mean(share_M),
         "wrong_confidence": s.wrong_conf / jnp.maximum(s.wrong, 1).astype(jnp.float32),
     }
+    if s.honest_counts_MxC is None:
+        out["vote_acc_honest"], out["softavg_acc_honest"] = out["vote_acc"], out["softavg_acc"]
+        return out
+    winner = jnp.argmax(s.honest_counts_MxC, axis=-1) if honest_winner_M is None else honest_winner_M
+    nan = jnp.float32(jnp.nan)
+    out["vote_acc_honest"] = jnp.where(s.honest > 0, jnp.mean(winner == y_M), nan)
+    out["softavg_acc_honest"] = jnp.where(s.honest > 0, jnp.mean(jnp.argmax(s.honest_probs_MxC, -1) == y_M), nan)
+    return out
 
 
 def diagnostics(logits_AxMxC: jax.Array, y_M: jax.Array, winner_M: jax.Array,

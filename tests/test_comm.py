@@ -65,7 +65,8 @@ def test_round_bits(case):
     up, down = expect(s.probes, s.classes, s.active, ctx.num_params)
     assert (bits.up, bits.down) == (up, down)
     assert bits.active == (2 if "partial" in case else 4)
-    assert all(isinstance(v, int) for v in bits)
+    assert all(isinstance(v, int) for v in (*bits[:3], *bits.totals()))
+    assert bits.totals() == (up * bits.active, down * bits.active)       # no dropout: per peer times A
 
 
 def test_mlp_param_count_enters_fedavg_bits():

@@ -15,7 +15,7 @@ from typing import Any, Callable, NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 
-from tallysim import exchange, lanes, local, peers, vote
+from tallysim import exchange, faults, lanes, local, peers, vote
 from tallysim.comm import RoundBits
 from tallysim.config import Config
 from tallysim.fed import FedData, Spec, pool_examples, to_input
@@ -93,11 +93,13 @@ def shard_weights(count_A) -> jax.Array:
 
 
 def local_round(ctx: Context, lspec: local.LocalSpec, state: State, data: FedData, keys: RoundKeys,
-                idx, params_A=None, probes=None, anchor=None, sequential_epochs: int = 0):
+                idx, params_A=None, probes=None, anchor=None, sequential_epochs: int = 0,
+                fr: Optional[faults.RoundFaults] = None):
     """Train the active peers (from `params_A` if given, else their own params) and write them back.
 
     Returns (params, opt, params_A_trained, loss_A, steps), steps = {steps_real, steps_computed}
     for the round's info. The optimizer restarts from scratch when optim.reset_each_round is set.
+    `fr`: this round's faulty peers (label_flip and under_trained's step cap act here).
     """
     if params_A is None:
         params_A = peers.take(state.params, idx)
@@ -105,7 +107,8 @@ def local_round(ctx: Context, lspec: local.LocalSpec, state: State, data: FedDat
     shard, count = peers.take(data.shard_PxS, idx), peers.take(data.count_P, idx)
     keys_A = jax.random.split(keys.train, ctx.spec.active)
     params_A, opt_A, loss_A, steps = local.train_peers(lspec, params_A, opt_A, keys_A, shard, count, data,
-                                                       probes, anchor, sequential_epochs)
+                                                       probes, anchor, sequential_epochs,
+                                                       **faults.round_train_args(ctx, fr))
     return peers.put(state.params, idx, params_A), peers.put(state.opt, idx, opt_A), params_A, loss_A, steps
 
 
@@ -120,31 +123,59 @@ def predict_probes(ctx: Context, params_c, x_M) -> jax.Array:
 
 
 def probe_exchange(ctx: Context, state: State, data: FedData, keys: RoundKeys, idx, hard: bool,
-                   chunk: Optional[int] = None):
+                   chunk: Optional[int] = None, fr: Optional[faults.RoundFaults] = None):
     """Peers predict on the round's probes; the server aggregates. Returns (Probes, info).
 
     The active peers predict `chunk` at a time (default: what fits exchange.CHUNK_BYTES), so no
-    [A, M, C] array exists; see exchange.py.
+    [A, M, C] array exists; see exchange.py. The exception is `softlabel.aggregate=median|trimmed`,
+    which needs every message at once ([A, M, C]). `fr`: this round's faulty peers (confident_wrong
+    replaces their messages, dropout loses them; the honest peers' vote is summed alongside).
     """
     cfg, spec = ctx.cfg, ctx.spec
     A = spec.active
     pidx = draw_probes(ctx, data, keys.probe)
     x_M, y_M = pool_examples(data, pidx)
+    soft_bits = None if hard else cfg.comm.soft_bits
 
     def logits_fn(rows_c):
-        return predict_probes(ctx, peers.take(state.params, rows_c if idx is None else idx[rows_c]), x_M)
+        z = predict_probes(ctx, peers.take(state.params, rows_c if idx is None else idx[rows_c]), x_M)
+        return faults.message_logits(ctx, fr, z, rows_c, y_M)
 
-    sums = exchange.stream_sums(logits_fn, A, y_M, spec.classes, None if hard else cfg.comm.soft_bits, chunk)
-    t = vote.tally_counts(sums.counts_MxC, A, cfg.vote.ties, cfg.vote.min_agreement, keys.tie)
-    info = vote.finish_diagnostics(sums, A, y_M, t.winner_M, t.share_M)
-    if hard:
-        probes = local.Probes(x_M, t.winner_M, t.keep_M)
-        info["consensus_acc"] = jnp.sum((t.winner_M == y_M) * t.keep_M) / jnp.maximum(jnp.sum(t.keep_M), 1.0)
-        info["kept"] = jnp.mean(t.keep_M)
+    masks_fn = None if fr is None else (lambda rows_c: faults.chunk_masks(fr, rows_c))
+    robust = not hard and cfg.softlabel.aggregate in vote.ROBUST
+    if robust:
+        rows = jnp.arange(A)
+        sent_A, honest_A = faults.chunk_masks(fr, rows)
+        logits_AxMxC = logits_fn(rows)
+        sums = vote.chunk_sums(logits_AxMxC, jnp.ones((A,), bool) if sent_A is None else sent_A, y_M,
+                               soft_bits, honest_A)
     else:
-        target = vote.soft_targets(sums.sent_MxC, A, cfg.softlabel.aggregate, cfg.softlabel.era_temperature)
-        probes = local.Probes(x_M, target, jnp.ones((spec.probes,), jnp.float32))
+        sums = exchange.stream_sums(logits_fn, A, y_M, spec.classes, soft_bits, chunk, masks_fn)
+    voters = faults.senders(ctx, fr)          # A, or (dropout) the traced number of messages that arrived
+    t = vote.tally_counts(sums.counts_MxC, voters, cfg.vote.ties, cfg.vote.min_agreement, keys.tie)
+    honest_winner = None
+    if sums.honest_counts_MxC is not None:
+        honest_winner = vote.tally_counts(sums.honest_counts_MxC, jnp.maximum(sums.honest, 1), cfg.vote.ties,
+                                          0.0, keys.tie).winner_M
+    info = vote.finish_diagnostics(sums, voters, y_M, t.winner_M, t.share_M, honest_winner)
+    arrived = None if isinstance(voters, int) else (voters > 0).astype(jnp.float32)
+    if hard:
+        keep_M = t.keep_M if arrived is None else t.keep_M * arrived      # no votes: nothing to train on
+        probes = local.Probes(x_M, t.winner_M, keep_M)
+        info["consensus_acc"] = jnp.sum((t.winner_M == y_M) * keep_M) / jnp.maximum(jnp.sum(keep_M), 1.0)
+        info["kept"] = jnp.mean(keep_M)
+    else:
+        if robust:
+            sent = vote.quantize_probs(jax.nn.softmax(logits_AxMxC, axis=-1), cfg.comm.soft_bits)
+            target = vote.robust_soft(sent, sent_A, cfg.softlabel.aggregate, cfg.softlabel.trim)
+        else:
+            target = vote.soft_targets(sums.sent_MxC, voters, cfg.softlabel.aggregate,
+                                       cfg.softlabel.era_temperature)
+        weight = jnp.ones((spec.probes,), jnp.float32)
+        probes = local.Probes(x_M, target, weight if arrived is None else weight * arrived)
         info["consensus_acc"] = jnp.mean(jnp.argmax(target, axis=-1) == y_M)
+    if fr is not None and fr.lost_A is not None:
+        info["senders"] = voters
     return probes, info
 
 

@@ -18,16 +18,18 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from tallysim import comm, peers, sparse
+from tallysim import comm, faults, peers, sparse
 from tallysim.local import hard_label_loss
 from tallysim.peers import State
 from tallysim.protocols.base import Context, Protocol, active_set, round_keys, shard_weights
 from tallysim.protocols.distill import distill_round, warmup_init
-from tallysim.protocols.tally import vote_bits
+from tallysim.protocols.tally import vote_cost
 
 
-def merge_step(ctx: Context, lay: sparse.Layout, state: State, data, idx):
-    """One sparse merge of the active peers. Returns (state, nnz of the merged update)."""
+def merge_step(ctx: Context, lay: sparse.Layout, state: State, data, idx, fr=None):
+    """One sparse merge of the active peers. Returns (state, nnz of the merged update).
+    `fr` (faults.py): confident_wrong peers send -scale * s_i; dropout loses the lost peers' s_i
+    (they keep their error buffers as if it had arrived: they cannot tell)."""
     cfg = ctx.cfg.bridge
     theta_AxW = sparse.flatten_stacked(peers.take(state.params, idx))
     error_AxW = sparse.flatten_stacked(peers.take(state.error, idx))
@@ -37,8 +39,16 @@ def merge_step(ctx: Context, lay: sparse.Layout, state: State, data, idx):
         error_AxW = jnp.zeros_like(error_AxW)
     ref_W = sparse.flatten(state.server)
     sp = jax.vmap(lambda t, e: sparse.sparsify(t, ref_W, e, cfg.density, lay, cfg.scope))(theta_AxW, error_AxW)
-    weight_A = shard_weights(peers.take(data.count_P, idx))
-    merged_W = sparse.merge(sp.sent_W, sp.mask_W, weight_A, cfg.average)
+    sent_W, mask_W = sp.sent_W, sp.mask_W
+    if fr is not None and ctx.cfg.faults.kind == "confident_wrong":
+        sent_W = jnp.where(fr.faulty_A[:, None], -ctx.cfg.faults.scale * sent_W, sent_W)
+    if fr is not None and fr.lost_A is not None:
+        weight_A = faults.receive_weights(peers.take(data.count_P, idx), fr.sent_A)
+        mask_W = mask_W & fr.sent_A[:, None]
+        sent_W = jnp.where(fr.sent_A[:, None], sent_W, 0.0)
+    else:
+        weight_A = shard_weights(peers.take(data.count_P, idx))
+    merged_W = sparse.merge(sent_W, mask_W, weight_A, cfg.average)
     ref_new_W = ref_W + merged_W
     server = lay.unravel(ref_new_W)
     if cfg.reset == "hard":
@@ -67,25 +77,35 @@ def make(ctx: Context) -> Protocol:
             info["merged"], info["nnz"] = jnp.int32(0), jnp.int32(0)
             return state, info
         idx = active_set(ctx, round_keys(root, r, cfg.probe.resample).active)   # the tally round's set
+        fr = faults.for_round(ctx, data, root, r, idx)                             # ... and its faults
         if period == 1:
-            state, nnz = merge_step(ctx, lay, state, data, idx)
+            state, nnz = merge_step(ctx, lay, state, data, idx, fr)
             merged = jnp.int32(1)
         else:
             merged = (r % period == 0).astype(jnp.int32)
-            state, nnz = jax.lax.cond(merged > 0, lambda s: merge_step(ctx, lay, s, data, idx),
+            state, nnz = jax.lax.cond(merged > 0, lambda s: merge_step(ctx, lay, s, data, idx, fr),
                                       lambda s: (s, jnp.int32(0)), state)
         info["merged"], info["nnz"] = merged, nnz
+        if fr is not None and fr.lost_A is not None:
+            info["merge_senders"] = faults.senders(ctx, fr)
         return state, info
 
-    votes = vote_bits(ctx)
     b, W = cfg.comm.param_bits, ctx.num_params
     up = comm.sparse_params(k, W, b)
 
     def cost(info) -> comm.RoundBits:
+        votes = vote_cost(ctx, info)
         if not info["merged"]:
             return votes
-        return comm.RoundBits(votes.up + up, votes.down + comm.sparse_params(int(info["nnz"]), W, b),
-                              ctx.spec.active)
+        down = comm.sparse_params(int(info["nnz"]), W, b)
+        bits = comm.RoundBits(votes.up + up, votes.down + down, ctx.spec.active)
+        if "merge_senders" not in info:
+            return bits
+        # dropout: the sparse updates sent go up; the merged update reaches every active peer
+        # (nothing when none arrived: then nnz = 0 and its coding costs 0 bits)
+        s = int(info["merge_senders"])
+        v_up, v_down = votes.totals()
+        return bits._replace(up_total=v_up + s * up, down_total=v_down + ctx.spec.active * down)
 
     return Protocol(init=lambda key, data: warmup_init(ctx, key, data, server=True, error=True),
                     round=round_fn, cost=cost, has_server=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from tallysim import local
+from tallysim import faults, local
 from tallysim.peers import State
 from tallysim.protocols.base import (Context, active_set, exchanging, local_round, probe_exchange,
                                      round_keys)
@@ -27,7 +27,8 @@ def warmup_init(ctx: Context, key, data, server: bool = False, error: bool = Fal
     lspec = ctx.local_spec(epochs=epochs)
     keys = jax.random.split(k_warm, ctx.spec.peers)
     params, opt, _, _ = local.train_peers(lspec, state.params, state.opt, keys, data.shard_PxS,
-                                       data.count_P, data)
+                                       data.count_P, data,
+                                       **faults.train_args(ctx.cfg, faults.warmup_set(ctx, data)))
     if ctx.cfg.optim.reset_each_round:
         opt = state.opt
     return state._replace(params=params, opt=opt)
@@ -41,15 +42,18 @@ def distill_round(ctx: Context, lspec: local.LocalSpec, hard: bool):
     def round_fn(state: State, data, root, r):
         keys = round_keys(root, r, cfg.probe.resample)
         idx = active_set(ctx, keys.active)
-        probes, info = probe_exchange(ctx, state, data, keys, idx, hard=hard)
+        fr = faults.for_round(ctx, data, root, r, idx)
+        probes, info = probe_exchange(ctx, state, data, keys, idx, hard=hard, fr=fr)
         if not exchanging(ctx):
             probes, sequential_epochs = None, 0
+            info.pop("senders", None)            # nothing is sent, whoever drops out
         else:
             sequential_epochs = sequential
         params, opt, _, loss_A, steps = local_round(ctx, lspec, state, data, keys, idx, probes=probes,
-                                                    sequential_epochs=sequential_epochs)
+                                                    sequential_epochs=sequential_epochs, fr=fr)
         info["train_loss"] = jnp.mean(loss_A)
         info.update(steps)
+        info.update(faults.info(fr))
         return state._replace(params=params, opt=opt), info
 
     return round_fn

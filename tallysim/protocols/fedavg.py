@@ -1,29 +1,56 @@
 """FedAvg (McMahan et al. 2017) and FedProx (Li et al. 2020).
 
 Each round the server broadcasts its model to the active peers, they train locally, and the server
-sets its model to their average weighted by shard size. FedProx adds (mu/2)||w - w_server||^2 to the
-local loss (`fedprox.mu`); mu=0 reproduces FedAvg bit for bit. All peers start from one init.
-Bits per active peer per round: `comm.param_bits` * |W| up and the same down.
+sets its model to their average weighted by shard size (`fedavg.aggregate=mean`), or to the
+coordinate-wise median (`median`) or trimmed mean (`trimmed`, `fedavg.trim` cut from each end) of the
+models it received, unweighted. FedProx adds (mu/2)||w - w_server||^2 to the local loss
+(`fedprox.mu`); mu=0 reproduces FedAvg bit for bit. All peers start from one init.
+Bits per active peer per round: `comm.param_bits` * |W| up and the same down (faults.kind=dropout:
+up only for the models sent; the broadcast reaches every active peer).
 """
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 
-from tallysim import comm, peers
+from tallysim import comm, faults, peers, vote
 from tallysim.protocols.base import (Context, Protocol, active_set, local_round, round_keys,
                                      shard_weights)
 
 
-def fedavg_step(ctx: Context, lspec, state, data, keys, prox: bool):
-    """Broadcast, train, average. Returns (state, params_A, weight_A, info) for FedDF to extend."""
+def aggregate(ctx: Context, sent_A, count_A, server, fr=None):
+    """The server's new model from the models it received. Returns (server, weight_A): weight_A the
+    shard-size weights (mean) over the models that arrived; `server` unchanged when none did."""
+    sent_mask = None if fr is None else fr.sent_A
+    how = ctx.cfg.fedavg.aggregate
+    if sent_mask is None:
+        weight_A = shard_weights(count_A)
+        if how == "mean":
+            return peers.weighted_mean(sent_A, weight_A), weight_A
+        return jax.tree.map(lambda a: vote.coordinate_stat(a, None, how, ctx.cfg.fedavg.trim), sent_A), weight_A
+    weight_A = faults.receive_weights(count_A, sent_mask)
+    if how == "mean":
+        new = peers.weighted_mean(sent_A, weight_A)
+    else:
+        new = jax.tree.map(lambda a: vote.coordinate_stat(a, sent_mask, how, ctx.cfg.fedavg.trim), sent_A)
+    arrived = jnp.any(sent_mask)
+    return jax.tree.map(lambda n, o: jnp.where(arrived, n, o), new, server), weight_A
+
+
+def fedavg_step(ctx: Context, lspec, state, data, keys, prox: bool, fr=None):
+    """Broadcast, train, average. Returns (state, sent_A, weight_A, info) for FedDF to extend:
+    sent_A the models the server received (faulty peers' as faults.py says)."""
     idx = active_set(ctx, keys.active)
     start_A = peers.broadcast(state.server, ctx.spec.active)
     params, opt, params_A, loss_A, steps = local_round(ctx, lspec, state, data, keys, idx, params_A=start_A,
-                                                anchor=state.server if prox else None)
-    weight_A = shard_weights(peers.take(data.count_P, idx))
-    server = peers.weighted_mean(params_A, weight_A)
-    info = {"train_loss": jnp.mean(loss_A), **steps}
-    return state._replace(params=params, opt=opt, server=server), params_A, weight_A, info
+                                                       anchor=state.server if prox else None, fr=fr)
+    sent_A = faults.sent_params(ctx, fr, params_A, state.server,
+                                peers.take(state.params, idx) if fr is not None else None)
+    server, weight_A = aggregate(ctx, sent_A, peers.take(data.count_P, idx), state.server, fr)
+    info = {"train_loss": jnp.mean(loss_A), **steps, **faults.info(fr)}
+    if fr is not None and fr.lost_A is not None:
+        info["senders"] = faults.senders(ctx, fr)
+    return state._replace(params=params, opt=opt, server=server), sent_A, weight_A, info
 
 
 def param_bits(ctx: Context) -> comm.RoundBits:
@@ -31,16 +58,29 @@ def param_bits(ctx: Context) -> comm.RoundBits:
     return comm.RoundBits(b, b, ctx.spec.active)
 
 
+def param_cost(ctx: Context):
+    """cost(info): FedAvg's bits; under dropout only the models sent go up, the broadcast (sent
+    before anyone trains) reaches every active peer."""
+    bits = param_bits(ctx)
+
+    def cost(info) -> comm.RoundBits:
+        if "senders" not in info:
+            return bits
+        return bits._replace(up_total=int(info["senders"]) * bits.up)
+    return cost
+
+
 def make(ctx: Context, prox: bool = False) -> Protocol:
     lspec = ctx.local_spec(prox_mu=ctx.cfg.fedprox.mu if prox else None)
 
     def round_fn(state, data, root, r):
-        state, _, _, info = fedavg_step(ctx, lspec, state, data, round_keys(root, r), prox)
+        keys = round_keys(root, r)
+        fr = faults.for_round(ctx, data, root, r, active_set(ctx, keys.active))
+        state, _, _, info = fedavg_step(ctx, lspec, state, data, keys, prox, fr)
         return state, info
 
-    bits = param_bits(ctx)
     return Protocol(init=lambda key, data: ctx.init_state(key, data, True, server=True),
-                    round=round_fn, cost=lambda info: bits, has_server=True)
+                    round=round_fn, cost=param_cost(ctx), has_server=True)
 
 
 def make_fedprox(ctx: Context) -> Protocol:

@@ -18,17 +18,20 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from tallysim import faults
 from tallysim.fed import to_input, pool_examples
 from tallysim.protocols import fedavg
-from tallysim.protocols.base import Context, Protocol, round_keys
+from tallysim.protocols.base import Context, Protocol, active_set, round_keys
 
 
-def teacher_probs(logits_AxBxC: jax.Array, target: str, temperature: float) -> jax.Array:
-    """The ensemble's target distribution [B, C] (no gradient flows into it)."""
+def teacher_probs(logits_AxBxC: jax.Array, target: str, temperature: float, weight_A=None) -> jax.Array:
+    """The ensemble's target distribution [B, C] (no gradient flows into it). weight_A (summing to
+    one, or None = uniform): faults.kind=dropout leaves the lost models out."""
     logits_AxBxC = jax.lax.stop_gradient(logits_AxBxC)
+    mean = (lambda a: jnp.mean(a, axis=0)) if weight_A is None else (lambda a: jnp.tensordot(weight_A, a, axes=1))
     if target == "logits":
-        return jax.nn.softmax(jnp.mean(logits_AxBxC, axis=0) / temperature, axis=-1)
-    return jnp.mean(jax.nn.softmax(logits_AxBxC / temperature, axis=-1), axis=0)
+        return jax.nn.softmax(mean(logits_AxBxC) / temperature, axis=-1)
+    return mean(jax.nn.softmax(logits_AxBxC / temperature, axis=-1))
 
 
 def student_loss(logits_BxC: jax.Array, teacher_BxC: jax.Array, temperature: float) -> jax.Array:
@@ -38,8 +41,9 @@ def student_loss(logits_BxC: jax.Array, teacher_BxC: jax.Array, temperature: flo
     return jnp.mean(kl)
 
 
-def distill_server(ctx: Context, student, params_A, data, key):
-    """`feddf.steps` Adam steps of the student toward the ensemble. Returns (student, last loss)."""
+def distill_server(ctx: Context, student, params_A, data, key, weight_A=None):
+    """`feddf.steps` Adam steps of the student toward the ensemble (of the models in params_A,
+    weighted by weight_A if given). Returns (student, last loss)."""
     cfg = ctx.cfg.feddf
     apply = ctx.model.apply
     Q = data.pool_Q.shape[0]
@@ -51,7 +55,7 @@ def distill_server(ctx: Context, student, params_A, data, key):
                                  replace=cfg.batch_size > Q)
         x = to_input(pool_examples(data, pick)[0])
         teacher = teacher_probs(jax.vmap(apply, in_axes=(0, None))(params_A, x),
-                                cfg.target, cfg.temperature)
+                                cfg.target, cfg.temperature, weight_A)
         loss, grads = jax.value_and_grad(lambda w: student_loss(apply(w, x), teacher, cfg.temperature))(p)
         updates, o = tx.update(grads, o, p)
         return (optax.apply_updates(p, updates), o), loss
@@ -66,12 +70,18 @@ def make(ctx: Context) -> Protocol:
 
     def round_fn(state, data, root, r):
         keys = round_keys(root, r)
-        state, params_A, _, info = fedavg.fedavg_step(ctx, lspec, state, data, keys, prox=False)
+        fr = faults.for_round(ctx, data, root, r, active_set(ctx, keys.active))
+        state, sent_A, _, info = fedavg.fedavg_step(ctx, lspec, state, data, keys, prox=False, fr=fr)
         if steps:    # steps=0: FedAvg exactly, statically
-            server, info["feddf_loss"] = distill_server(ctx, state.server, params_A, data, keys.server)
+            if fr is None or fr.lost_A is None:
+                server, info["feddf_loss"] = distill_server(ctx, state.server, sent_A, data, keys.server)
+            else:    # dropout: the teacher is the ensemble of the models that arrived
+                sent = fr.sent_A.astype(jnp.float32)
+                w = sent / jnp.maximum(jnp.sum(sent), 1.0)
+                server, info["feddf_loss"] = distill_server(ctx, state.server, sent_A, data, keys.server, w)
+                server = jax.tree.map(lambda n, o: jnp.where(jnp.any(fr.sent_A), n, o), server, state.server)
             state = state._replace(server=server)
         return state, info
 
-    bits = fedavg.param_bits(ctx)
     return Protocol(init=lambda key, data: ctx.init_state(key, data, True, server=True),
-                    round=round_fn, cost=lambda info: bits, has_server=True)
+                    round=round_fn, cost=fedavg.param_cost(ctx), has_server=True)

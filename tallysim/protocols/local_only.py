@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from tallysim import comm
+from tallysim import comm, faults
 from tallysim.protocols.base import Context, Protocol, active_set, local_round, round_keys
 
 
@@ -14,8 +14,10 @@ def make(ctx: Context) -> Protocol:
     def round_fn(state, data, root, r):
         keys = round_keys(root, r)
         idx = active_set(ctx, keys.active)
-        params, opt, _, loss_A, steps = local_round(ctx, lspec, state, data, keys, idx)
-        return state._replace(params=params, opt=opt), {"train_loss": jnp.mean(loss_A), **steps}
+        fr = faults.for_round(ctx, data, root, r, idx)     # only training faults change anything here
+        params, opt, _, loss_A, steps = local_round(ctx, lspec, state, data, keys, idx, fr=fr)
+        return state._replace(params=params, opt=opt), {"train_loss": jnp.mean(loss_A), **steps,
+                                                        **faults.info(fr)}
 
     return Protocol(init=lambda key, data: ctx.init_state(key, data, ctx.cfg.init.shared),
                     round=round_fn, cost=lambda info: comm.RoundBits(0, 0, ctx.spec.active))

@@ -3,7 +3,9 @@
 Each active peer uploads its probability vector on every probe (C values of `comm.soft_bits` bits:
 32, or 16 / 8 meaning fp16 / 8-bit uniform quantisation of what the server receives). The server
 averages them (`softlabel.aggregate=mean`) or sharpens the average, softmax(mean / T_era)
-(`era`, `softlabel.era_temperature`), and broadcasts the targets. Peers train on
+(`era`, `softlabel.era_temperature`), or takes the coordinate-wise median (`median`) or trimmed mean
+(`trimmed`, `softlabel.trim` cut from each end) renormalised, and broadcasts the targets. The robust
+two need all A messages at once ([A, M, C]); mean and era stream them (exchange.py). Peers train on
 CE(private) + w * T^2 * KL(target || softmax(f / T)) with `distill.weight`, `distill.temperature`;
 `distill.order=sequential` digests the probes for `distill.epochs` first.
 """
@@ -20,6 +22,9 @@ def make(ctx: Context) -> Protocol:
     lspec = ctx.local_spec(distill_loss=soft_label_loss(cfg.distill.temperature))
     per_peer = comm.soft_labels(spec.probes, spec.classes, cfg.comm.soft_bits) if exchanging(ctx) else 0
     bits = comm.RoundBits(per_peer, per_peer, spec.active)
+
+    def cost(info) -> comm.RoundBits:
+        return comm.with_senders(bits, info["senders"]) if "senders" in info else bits
+
     return Protocol(init=lambda key, data: warmup_init(ctx, key, data),
-                    round=distill_round(ctx, lspec, hard=False),
-                    cost=lambda info: bits)
+                    round=distill_round(ctx, lspec, hard=False), cost=cost)

@@ -5,6 +5,7 @@ plurality class (`vote.ties`: lowest | random), optionally drops probes whose wi
 `vote.min_agreement` (one extra downlink bit per probe marks them), and sends the labels back down.
 Peers train on CE(private) + `distill.weight` * CE(probe, consensus), `distill.label_smoothing`.
 `comm.topology=allgather`: every peer receives the other peers' votes and tallies locally.
+faults.kind=dropout: only the votes sent count (allgather: each is relayed to the other A-1 peers).
 """
 from __future__ import annotations
 
@@ -26,9 +27,16 @@ def vote_bits(ctx: Context) -> comm.RoundBits:
     return comm.RoundBits(one, down, spec.active)
 
 
+def vote_cost(ctx: Context, info) -> comm.RoundBits:
+    """vote_bits, with only the messages sent counted under faults.kind=dropout (info["senders"])."""
+    bits = vote_bits(ctx)
+    if "senders" not in info:
+        return bits
+    return comm.with_senders(bits, info["senders"], down_per_sender=ctx.cfg.comm.topology == "allgather")
+
+
 def make(ctx: Context) -> Protocol:
     lspec = ctx.local_spec(distill_loss=hard_label_loss(ctx.spec.classes, ctx.cfg.distill.label_smoothing))
-    bits = vote_bits(ctx)
     return Protocol(init=lambda key, data: warmup_init(ctx, key, data),
                     round=distill_round(ctx, lspec, hard=True),
-                    cost=lambda info: bits)
+                    cost=lambda info: vote_cost(ctx, info))

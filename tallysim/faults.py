@@ -1,0 +1,223 @@
+"""Faulty peers (`faults.*`, README "Faulty peers", docs/protocols.md): which peers, and what they do.
+
+`floor(faults.fraction * P)` of the P peers are faulty (the fraction read as the decimal it was
+written as). `faults.redraw=false`: one set for the whole run, drawn on the host from the seed
+(`fixed_set`; it travels as `FedData.faulty_P` and partition.json lists it). `redraw=true`: a new set
+every round, drawn from the round's key (`for_round`); the warm-up before round 1 uses the seed's set.
+Only the round's active peers act on it. The kinds:
+
+- `under_trained`: shards cut to `faults.examples` examples (host-side, before anything compiles:
+  `cut_shards`) and/or at most `faults.steps` private steps per local-training call;
+- `label_flip`: the peers train on (c + 1) % C for their private labels c;
+- `confident_wrong`: on the probes they send a wrong class with full confidence (hard vote; one-hot
+  soft label): class `faults.target`, or with target -1 a class drawn uniformly from the C - 1 classes
+  other than the probe's true label. Parameter protocols: they send w_ref - scale * (w_i - w_ref)
+  (`faults.scale`), w_ref the model they started from (FedAvg family: the server model; bridge: the
+  sparse update s_i is sent as -scale * s_i);
+- `dropout`: each round each faulty active peer's message is lost with probability `faults.drop_prob`;
+  the server aggregates the rest, and only messages that were sent are counted in bits;
+- `straggler` (FedAvg family and local only): it sends its previous message, the model it trained the
+  last time it was active (the shared init before that).
+
+Everything is static when no peer is faulty (`kind=none` or `floor(fraction * P) == 0`): the program
+is then exactly the one without faults.
+"""
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+FAULT_STREAM = 0x0FA17      # fold_in tag of the round's fault key (round_keys' own streams untouched)
+HOST_STREAM = 0x0FA17       # numpy seed word of the host draws (fixed set, shard cuts)
+CONFIDENT = 1e4             # a confident_wrong message's logit margin: softmax is exactly one-hot
+MESSAGE_KINDS = ("confident_wrong", "dropout", "straggler")     # faults of what is sent
+TRAINING_KINDS = ("under_trained", "label_flip")                # faults of how peers train
+
+
+def count(cfg, peers: int) -> int:
+    """Number of faulty peers, floor(fraction * P) with the fraction as written (0.3 * 10 is 3)."""
+    return int(Fraction(repr(float(cfg.faults.fraction))) * peers)
+
+
+def enabled(cfg, peers: int) -> bool:
+    return cfg.faults.kind != "none" and count(cfg, peers) > 0
+
+
+def fixed_set(cfg, seed: int, peers: int) -> np.ndarray:
+    """The seed's faulty peers, bool [P] (host numpy; all False without faults)."""
+    mask = np.zeros(peers, bool)
+    if enabled(cfg, peers):
+        mask[np.random.default_rng([HOST_STREAM, seed]).permutation(peers)[:count(cfg, peers)]] = True
+    return mask
+
+
+def cut_shards(cfg, parts: list, faulty: np.ndarray, seed: int) -> list:
+    """under_trained with faults.examples: each faulty peer keeps `examples` of its examples, drawn
+    uniformly without replacement from its shard (seeded; kept sorted). Other peers are untouched."""
+    n = cfg.faults.examples
+    if cfg.faults.kind != "under_trained" or n is None or not faulty.any():
+        return parts
+    rng = np.random.default_rng([HOST_STREAM, seed, 1])
+    out = []
+    for i, p in enumerate(parts):
+        if faulty[i] and len(p) > n:
+            p = np.sort(p[rng.permutation(len(p))[:n]])
+        out.append(p)
+    return out
+
+
+class RoundFaults(NamedTuple):
+    """One round's faults, for the active peers (positions in the active set)."""
+    faulty_P: jax.Array            # bool [P]: this round's faulty set
+    faulty_A: jax.Array            # bool [A]: active and faulty
+    lost_A: Optional[jax.Array]    # dropout: bool [A], the messages lost this round; else None
+    idx: Optional[jax.Array]       # the active set (None: every peer)
+    key: jax.Array                 # confident_wrong's class draws
+
+    @property
+    def sent_A(self) -> Optional[jax.Array]:
+        """bool [A]: whose message reaches the server (None: everyone's)."""
+        return None if self.lost_A is None else ~self.lost_A
+
+    @property
+    def misbehaving_A(self) -> jax.Array:
+        """The peers counted as faulty this round: dropout, those whose message was lost."""
+        return self.faulty_A if self.lost_A is None else self.lost_A
+
+    def info(self) -> dict:
+        return {"faulty": jnp.sum(self.misbehaving_A, dtype=jnp.int32), "faulty_P": self.faulty_P}
+
+
+def round_key(root, r):
+    return jax.random.fold_in(jax.random.fold_in(root, r), FAULT_STREAM)
+
+
+def for_round(ctx, data, root, r, idx) -> Optional[RoundFaults]:
+    """This round's faults (None when no peer is faulty: statically the fault-free program)."""
+    cfg, spec = ctx.cfg, ctx.spec
+    if not enabled(cfg, spec.peers):
+        return None
+    k_set, k_drop, k_wrong = jax.random.split(round_key(root, r), 3)
+    P = spec.peers
+    if cfg.faults.redraw:
+        faulty_P = jnp.zeros((P,), bool).at[jax.random.permutation(k_set, P)[:count(cfg, P)]].set(True)
+    else:
+        faulty_P = data.faulty_P
+    faulty_A = faulty_P if idx is None else faulty_P[idx]
+    lost_A = None
+    if cfg.faults.kind == "dropout":
+        q = cfg.faults.drop_prob
+        if q >= 1.0:
+            lost_A = faulty_A
+        else:
+            u_P = jax.random.uniform(k_drop, (P,))
+            lost_A = faulty_A & ((u_P if idx is None else u_P[idx]) < q)
+    return RoundFaults(faulty_P, faulty_A, lost_A, idx, k_wrong)
+
+
+def no_faults_info() -> dict:
+    return {"faulty": jnp.int32(0)}
+
+
+def info(fr: Optional[RoundFaults]) -> dict:
+    return no_faults_info() if fr is None else fr.info()
+
+
+# ---------------------------------------------------------------------------- training faults
+
+def train_args(cfg, faulty) -> dict:
+    """Keyword arguments of local.train_peers for these peers' faulty mask (bool [n] or None)."""
+    if faulty is None:
+        return {}
+    if cfg.faults.kind == "label_flip":
+        return {"flip_A": faulty}
+    if cfg.faults.kind == "under_trained" and cfg.faults.steps is not None:
+        big = jnp.iinfo(jnp.int32).max
+        return {"cap_A": jnp.where(faulty, jnp.int32(cfg.faults.steps), big).astype(jnp.int32)}
+    return {}
+
+
+def warmup_set(ctx, data):
+    """The faulty mask [P] used by the warm-up (the seed's fixed set), or None."""
+    if not enabled(ctx.cfg, ctx.spec.peers) or ctx.cfg.faults.kind not in TRAINING_KINDS:
+        return None
+    return data.faulty_P
+
+
+def round_train_args(ctx, fr: Optional[RoundFaults]) -> dict:
+    if fr is None or ctx.cfg.faults.kind not in TRAINING_KINDS:
+        return {}
+    return train_args(ctx.cfg, fr.faulty_A)
+
+
+# ---------------------------------------------------------------------------- message faults
+
+def wrong_classes(ctx, fr: RoundFaults, peer_c, y_M) -> jax.Array:
+    """int32 [c, M]: the class each of these peers (global indices) sends on each probe."""
+    C, t = ctx.spec.classes, ctx.cfg.faults.target
+    if t >= 0:
+        return jnp.full((peer_c.shape[0], y_M.shape[0]), t, jnp.int32)
+
+    def one(p):
+        off = jax.random.randint(jax.random.fold_in(fr.key, p), y_M.shape, 1, C)
+        return ((y_M + off) % C).astype(jnp.int32)
+    return jax.vmap(one)(peer_c)
+
+
+def message_logits(ctx, fr: Optional[RoundFaults], logits_cxMxC, rows_c, y_M):
+    """The logits whose softmax / argmax the peers at active positions rows_c send: confident_wrong
+    peers' are replaced by a one-hot margin (exactly one-hot after softmax)."""
+    if fr is None or ctx.cfg.faults.kind != "confident_wrong":
+        return logits_cxMxC
+    peer_c = rows_c if fr.idx is None else fr.idx[rows_c]
+    wrong = wrong_classes(ctx, fr, peer_c, y_M)
+    fake = CONFIDENT * jax.nn.one_hot(wrong, ctx.spec.classes, dtype=logits_cxMxC.dtype)
+    return jnp.where(fr.faulty_A[rows_c][:, None, None], fake, logits_cxMxC)
+
+
+def chunk_masks(fr: Optional[RoundFaults], rows_c):
+    """(sent_c, honest_c) of the peers at active positions rows_c; None where nothing differs."""
+    if fr is None:
+        return None, None
+    sent = None if fr.lost_A is None else fr.sent_A[rows_c]
+    honest = None if fr.lost_A is not None else ~fr.faulty_A[rows_c]   # dropout: honest = sent
+    return sent, honest
+
+
+def sent_params(ctx, fr: Optional[RoundFaults], trained_A, ref, previous_A):
+    """What the active peers send of their models: confident_wrong, ref - scale * (w - ref) (ref: the
+    model they started from); straggler, `previous_A` (their model before this round)."""
+    if fr is None or ctx.cfg.faults.kind not in ("confident_wrong", "straggler"):
+        return trained_A
+    f_A = fr.faulty_A
+
+    def pick(w, bad):
+        return jnp.where(f_A.reshape((-1,) + (1,) * (w.ndim - 1)), bad, w)
+    if ctx.cfg.faults.kind == "straggler":
+        return jax.tree.map(pick, trained_A, previous_A)
+    scale = ctx.cfg.faults.scale
+    return jax.tree.map(lambda w, r: pick(w, r[None] - scale * (w - r[None])), trained_A, ref)
+
+
+def receive_weights(count_A, sent_A) -> jax.Array:
+    """Shard-size weights over the peers whose message arrived, summing to one (uniform over them if
+    their shards are all empty; all zero when nothing arrived)."""
+    c = count_A.astype(jnp.float32) * sent_A
+    total = jnp.sum(c)
+    n = jnp.sum(sent_A).astype(jnp.float32)
+    return jnp.where(total > 0, c / jnp.maximum(total, 1.0), sent_A / jnp.maximum(n, 1.0))
+
+
+def senders(ctx, fr: Optional[RoundFaults]):
+    """Number of messages that reached the server: a Python int without dropout, else traced."""
+    if fr is None or fr.lost_A is None:
+        return ctx.spec.active
+    return jnp.sum(fr.sent_A, dtype=jnp.int32)
+
+
+def dropout_on(cfg, peers: int) -> bool:
+    return cfg.faults.kind == "dropout" and enabled(cfg, peers)
