@@ -178,6 +178,7 @@ class Config:
     warmup_epochs: Optional[int] = None   # None = local_epochs (distillation protocols only)
     batch_size: int = 32
     ragged_groups: Optional[int] = None   # local training: peer groups by shard size; None = auto
+    devices: Optional[int] = None         # devices to shard lanes or peers over; None = every device
     data: DataConfig = field(default_factory=DataConfig)
     partition: PartitionConfig = field(default_factory=PartitionConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -423,6 +424,7 @@ def load_file(path: str, smoke: bool = False) -> Config:
         raise ConfigError(f'{path}: the `sweep` section must be an object {{"key": [values, ...]}}')
     d.pop("description", None)
     d.pop("resumed", None)           # config.json's record of resumes (run.py), not a field
+    d.pop("placement", None)         # config.json's record of how the run sat on the devices (mesh.py)
     cfg = from_dict(d, where=path)
     return from_dict(shrink, cfg, where=f"{path} (smoke section)") if smoke else cfg
 

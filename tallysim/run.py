@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tallysim import checkpoint, comm, config, data, faults, fed, lanes, local, outdir
+from tallysim import checkpoint, comm, config, data, faults, fed, lanes, local, mesh, outdir
 from tallysim.config import Config, ConfigError
 from tallysim.data.partition import convention
 from tallysim import exchange
@@ -167,13 +167,13 @@ def auto_chunk(b: Built) -> int:
                                       soft=cfg.protocol.name == "softlabel")
     evals = 4 * spec.peers * eval_batch(spec.peers, spec.classes) * spec.classes * 2
     per_seed = state + acts + probes + evals
-    stats = jax.devices()[0].memory_stats() or {}
+    stats = jax.local_devices()[0].memory_stats() or {}
     limit = stats.get("bytes_limit") or os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
     return max(1, min(len(b.seeds), int(0.5 * limit // per_seed)))
 
 
 def _host(tree) -> dict:
-    return {k: (None if v is None else np.asarray(v)) for k, v in jax.device_get(tree).items()}
+    return {k: (None if v is None else np.asarray(v)) for k, v in mesh.host(tree).items()}
 
 
 def _lane_row(ev: dict, info: dict, led: comm.Ledger, j: int, r: int, t0: float) -> dict:
@@ -233,10 +233,11 @@ def _segments(cfgs: list, r0: int, every: Optional[int]) -> list[tuple[int, int]
     return out
 
 
-def _round_programs(b: Built):
+def _round_programs(b: Built, state_sh=None, placement: Optional[mesh.Placement] = None):
     """(one round, a scan over rounds): the group's round vmapped over lanes, each compiled once per
     chunk (the scan once per distinct segment length). The scan keeps the rounds between two
-    evaluations on the device; it returns every round's info, stacked."""
+    evaluations on the device; it returns every round's info, stacked. On several devices the state
+    keeps its shardings (`state_sh`) and the info comes back replicated."""
     one = jax.vmap(lambda s, d, k, r, v: b.lane_protocol(v).round(s, d, k, r),
                    in_axes=(0, fed.SEED_AXES, 0, None, 0))
 
@@ -247,7 +248,40 @@ def _round_programs(b: Built):
     def scan(state, data_c, keys, rs, values):
         return jax.lax.scan(lambda s, r: one(s, data_c, keys, r, values), state, rs)
 
-    return jax.jit(single, donate_argnums=0), jax.jit(scan, donate_argnums=0)
+    if state_sh is None:
+        return jax.jit(single, donate_argnums=0), jax.jit(scan, donate_argnums=0)
+    out = (state_sh, mesh.replicated(placement))
+    return (jax.jit(single, donate_argnums=0, out_shardings=out),
+            jax.jit(scan, donate_argnums=0, out_shardings=out))
+
+
+def initial_state(b: Built, placement: mesh.Placement):
+    """The initial State of all lanes, placed as `placement` says (e.g. to check its memory)."""
+    data_c, values, k_init, _, _, _ = _chunk_inputs(b, 0, len(b.seeds), placement)
+    init_fn = jax.vmap(lambda k, d, v: b.lane_protocol(v).init(k, d), in_axes=(0, fed.SEED_AXES, 0))
+    if placement.mesh is None:
+        return jax.jit(init_fn)(k_init, data_c, values)
+    sh = mesh.state_shardings(jax.eval_shape(init_fn, k_init, data_c, values), placement)
+    return jax.jit(init_fn, out_shardings=sh)(k_init, data_c, values)
+
+
+def _chunk_inputs(b: Built, lo: int, hi: int, placement: mesh.Placement):
+    """The device inputs of lanes [lo, hi) (plus the placement's inactive copies of the last lane):
+    (data, traced values, init keys, round keys, x_test, y_test), placed on the mesh if there is one."""
+    idx = np.asarray(list(range(lo, hi)) + [hi - 1] * placement.pad_lanes)
+    data_c = b.fed._replace(**{name: (getattr(b.fed, name)[idx] if ax == 0 and getattr(b.fed, name) is not None
+                                      else getattr(b.fed, name))
+                               for name, ax in zip(b.fed._fields, fed.SEED_AXES)})
+    roots = jnp.stack([jax.random.PRNGKey(b.seeds[j]) for j in idx])
+    k_init, k_rounds = jnp.moveaxis(jax.vmap(jax.random.split)(roots), 1, 0)
+    values = {k: v[idx] for k, v in b.values.items()}
+    if placement.mesh is None:
+        return (data_c, {k: jnp.asarray(v) for k, v in values.items()}, k_init, k_rounds,
+                b.fed.x_test, b.fed.y_test)
+    lane = mesh.lane_axis(placement)
+    return (mesh.put_fed(data_c, fed.SEED_AXES, placement), mesh.put(values, placement, lane),
+            mesh.put(k_init, placement, lane), mesh.put(k_rounds, placement, lane),
+            mesh.put(b.fed.x_test, placement, None), mesh.put(b.fed.y_test, placement, None))
 
 
 def _run_chunk(b: Built, lo: int, hi: int, lanes_out: "_Lanes", bar, saver: checkpoint.Saver,
@@ -255,22 +289,25 @@ def _run_chunk(b: Built, lo: int, hi: int, lanes_out: "_Lanes", bar, saver: chec
     """All rounds of lanes [lo, hi) as one vmapped program, from round 1 or from a checkpoint."""
     ctx = b.ctx
     cfgs = [b.cfgs[b.lane_cfg[j]] for j in range(lo, hi)]
-    data_c = fed.lane_slice(b.fed, lo, hi)
-    values = {k: jnp.asarray(v[lo:hi]) for k, v in b.values.items()}
-    roots = jnp.stack([jax.random.PRNGKey(s) for s in b.seeds[lo:hi]])
-    k_init, k_rounds = jnp.moveaxis(jax.vmap(jax.random.split)(roots), 1, 0)
+    placement = mesh.plan(b.cfg.devices, hi - lo, b.cfg.peers)
+    data_c, values, k_init, k_rounds, x_test, y_test = _chunk_inputs(b, lo, hi, placement)
     init_fn = jax.vmap(lambda k, d, v: b.lane_protocol(v).init(k, d), in_axes=(0, fed.SEED_AXES, 0))
     ledgers = [comm.Ledger(c.peers) for c in cfgs]
     r0 = resume["round"] if resume else 0
+    shape = jax.eval_shape(init_fn, k_init, data_c, values)
+    state_sh = mesh.state_shardings(shape, placement) if placement.mesh else None
     if r0:
-        state = checkpoint.load(saver.out_dir, jax.eval_shape(init_fn, k_init, data_c, values))
+        state = checkpoint.load(saver.out_dir, shape)
+        state = jax.device_put(state, state_sh) if state_sh else state
         for led, saved in zip(ledgers, resume["ledgers"]):
             led.restore(saved)
     else:
-        state = jax.jit(init_fn)(k_init, data_c, values)
-    single, scan = _round_programs(b)
-    eval_fn = jax.jit(jax.vmap(functools.partial(evaluate, ctx.model.apply, classes=ctx.spec.classes),
-                               in_axes=(0, 0, None, None)))
+        state = (jax.jit(init_fn, out_shardings=state_sh) if state_sh else jax.jit(init_fn))(k_init, data_c, values)
+    single, scan = _round_programs(b, state_sh, placement)
+    evaluate_lanes = jax.vmap(functools.partial(evaluate, ctx.model.apply, classes=ctx.spec.classes),
+                              in_axes=(0, 0, None, None))
+    eval_fn = (jax.jit(evaluate_lanes, out_shardings=mesh.replicated(placement)) if placement.mesh
+               else jax.jit(evaluate_lanes))
     last_round = max(c.rounds for c in cfgs)
     for first, end in _segments(cfgs, r0, saver.every if saver.out_dir is not None else 0):
         rs = jnp.arange(first, end + 1, dtype=jnp.int32)
@@ -291,7 +328,7 @@ def _run_chunk(b: Built, lo: int, hi: int, lanes_out: "_Lanes", bar, saver: chec
             break
         evaluating = [j for j, c in enumerate(cfgs) if evaluates(c, end) and lanes_out.live(lo + j)]
         if evaluating:
-            ev = _host(eval_fn(state.params, state.server, b.fed.x_test, b.fed.y_test))
+            ev = _host(eval_fn(state.params, state.server, x_test, y_test))
             info = {k: v[-1] for k, v in info_T.items()}
             lanes_out.rows(end, [(lo + j, _lane_row(ev, info, ledgers[j], j, end, lanes_out.t0))
                                  for j in evaluating])
@@ -315,6 +352,10 @@ def run(cfg: Config, out: Optional[str] = None, overwrite: bool = False, progres
     never) and removed when the run finishes; `resume=True` continues the run in `out` from it.
     """
     meta = None
+    if not mesh.is_writer():        # several processes (jax.distributed): only process 0 writes
+        if resume:
+            raise ConfigError("--resume is not supported across several processes yet; resume with one")
+        out = None
     if resume:
         meta = _check_resume(cfg, out)
     elif out is not None:
@@ -324,9 +365,9 @@ def run(cfg: Config, out: Optional[str] = None, overwrite: bool = False, progres
     out_dir = Path(out) if resume else outdir.claim(out, overwrite) if out is not None else None
     if resume:
         _note_resume(out_dir, meta)
-    elif out_dir:
-        _write_run_files(b, 0, out_dir)
     chunk = meta["chunk"] if meta else auto_chunk(b)
+    if out_dir and not resume:
+        _write_run_files(b, 0, out_dir, chunk)
     saver = checkpoint.Saver(out_dir, checkpoint_every)
     while True:
         try:
@@ -352,10 +393,11 @@ def run_group(cfgs: list[Config], outs: list, progress: bool = True, built: Opti
     it (a NonFiniteLoss stops only its own configuration). No checkpoints: an interrupted group
     reruns its unfinished configurations."""
     b = built or build_group(cfgs)
-    out_dirs = [outdir.claim(o, True) for o in outs]
-    for i, d in enumerate(out_dirs):
-        _write_run_files(b, i, d)
     chunk = auto_chunk(b)
+    out_dirs = [outdir.claim(o, True) if mesh.is_writer() else None for o in outs]
+    for i, d in enumerate(out_dirs):
+        if d is not None:
+            _write_run_files(b, i, d, chunk)
     saver = checkpoint.Saver(None, 0)
     while True:
         try:
@@ -368,10 +410,12 @@ def run_group(cfgs: list[Config], outs: list, progress: bool = True, built: Opti
                   file=sys.stderr)
 
 
-def _write_run_files(b: Built, i: int, out_dir: Path) -> None:
-    """config.json and partition.json of the group's configuration i."""
+def _write_run_files(b: Built, i: int, out_dir: Path, chunk: int) -> None:
+    """config.json (with the devices' `placement`) and partition.json of the group's configuration i."""
     cfg, lanes_i = b.cfgs[i], b.lanes_of(i)
-    _write_json(out_dir / "config.json", config.to_dict(cfg), indent=2)
+    doc = config.to_dict(cfg)
+    doc["placement"] = mesh.plan(cfg.devices, min(chunk, len(b.seeds)), cfg.peers).note
+    _write_json(out_dir / "config.json", doc, indent=2)
     each = [{"seed": b.seeds[j], "shard_sizes": b.class_counts[j].sum(1).tolist(),
              "class_counts": b.class_counts[j].tolist()} for j in lanes_i]
     if cfg.faults.kind != "none":       # the seed's fixed faulty set (faults.redraw=true: the warm-up's)

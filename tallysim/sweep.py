@@ -146,6 +146,7 @@ def _config_diff(run_dir: Path, cfg: Config) -> list[str]:
     if not isinstance(old, dict):
         return []
     old.pop("resumed", None)
+    old.pop("placement", None)
     return config.diff(old, _jsonable(config.to_dict(cfg)))
 
 

@@ -25,7 +25,7 @@ INT_RANGES = {
     "feddf.steps": (0, INT_MAX), "partition.min_size": (0, INT_MAX),
     "faults.examples": (0, INT_MAX), "faults.steps": (0, INT_MAX), "faults.target": (-1, INT_MAX),
 }
-for _k in ("peers", "rounds", "seed_chunk", "ragged_groups", "eval_every", "batch_size", "local_epochs", "local_steps",
+for _k in ("peers", "rounds", "seed_chunk", "ragged_groups", "devices", "eval_every", "batch_size", "local_epochs", "local_steps",
            "data.max_train", "data.max_test", "data.train_size", "data.test_size", "probe.per_round",
            "probe.pool_size", "distill.batch_size", "feddf.batch_size", "bridge.period", "model.width",
            "partition.k"):

@@ -1,0 +1,134 @@
+"""More than one device (mesh.py): the same numbers on 1 and 8 devices, 1/8 of the peer state per
+device, and a run across two processes.
+
+The 8-device tests need 8 devices, which a CPU process only has when XLA_FLAGS asks for them before JAX
+starts; so `test_eight_virtual_devices` runs this file's `multidevice` tests in a fresh pytest process
+with XLA_FLAGS=--xla_force_host_platform_device_count=8, and the rest of the suite keeps one device.
+
+Tolerance: bits exactly; accuracies and losses to 1e-4 relative / 2e-3 absolute: peer sharding
+changes the order of the cross-device sums (vote counts are integers and exact, float means are not).
+"""
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from tallysim import config, mesh, run
+from tallysim.config import ConfigError
+from conftest import tiny, read_rows, TINY
+
+EIGHT = jax.device_count() >= 8
+multidevice = pytest.mark.skipif(not EIGHT, reason="needs 8 devices (run by test_eight_virtual_devices)")
+COMPARE = ("acc_mean", "acc_min", "acc_max", "acc_ensemble", "acc_global", "train_loss", "vote_acc",
+           "softavg_acc", "consensus_acc")
+EXACT = ("round", "bits_up", "bits_down", "bits_per_peer", "steps_real")
+
+
+def _rows(path):
+    rows = read_rows(path)
+    for r in rows:
+        r.pop("wall_s")
+    return rows
+
+
+def _same(a, b, what):
+    assert len(a) == len(b), what
+    for ra, rb in zip(a, b):
+        for k in EXACT:
+            assert ra.get(k) == rb.get(k), f"{what} round {ra['round']} {k}"
+        for k in COMPARE:
+            if ra.get(k) is None:
+                assert rb.get(k) is None
+                continue
+            np.testing.assert_allclose(rb[k], ra[k], rtol=1e-4, atol=2e-3, err_msg=f"{what} {k}")
+
+
+def test_one_device_plan_and_errors():
+    p = mesh.plan(1, lanes=3, peers=4)
+    assert p.mesh is None and p.axis is None
+    with pytest.raises(ConfigError, match=r"devices=99 but JAX sees \d+ device.*allowed: 1\.\."):
+        mesh.plan(99, lanes=1, peers=4)
+
+
+def test_eight_virtual_devices(tmp_path):
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", JAX_PLATFORMS="cpu")
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-m", "multidevice", "-p", "no:cacheprovider",
+                           str(Path(__file__)), "--basetemp", str(tmp_path / "bt")],
+                          env=env, capture_output=True, text=True, timeout=1500, cwd=Path(__file__).parent.parent)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert " passed" in proc.stdout and "skipped" not in proc.stdout.splitlines()[-1], proc.stdout[-2000:]
+
+
+# Every protocol, lanes (seeds) and peers sharded, partial participation; one round each (a
+# second round adds nothing the first does not exercise, and 8 virtual devices share 2 cores here).
+CASES = {
+    "tally seeds (lanes)": ["protocol.name=tally", "seeds=8"],
+    "fedavg partial participation, 3 seeds (lanes, padded)": ["protocol.name=fedavg", "seeds=3",
+                                                              "participation=0.5"],
+    "softlabel (peers)": ["protocol.name=softlabel", "peers=8"],
+    "bridge (peers)": ["protocol.name=bridge", "peers=8", "bridge.density=0.1", "bridge.period=1"],
+    "feddf partial (peers)": ["protocol.name=feddf", "peers=8", "feddf.steps=5", "participation=0.5"],
+    "fedprox (peers)": ["protocol.name=fedprox", "peers=8"],
+    "local (peers)": ["protocol.name=local", "peers=8"],
+}
+
+
+@pytest.mark.multidevice
+@multidevice
+@pytest.mark.parametrize("case", list(CASES))
+def test_same_numbers_on_one_and_eight_devices(case, tmp_path):
+    items = [*CASES[case], "rounds=1"]
+    run.run(tiny(*items, "devices=1"), str(tmp_path / "one"), progress=False)
+    run.run(tiny(*items, "devices=8"), str(tmp_path / "eight"), progress=False)
+    _same(_rows(tmp_path / "one"), _rows(tmp_path / "eight"), case)
+    note = json.loads((tmp_path / "eight" / "config.json").read_text())["placement"]
+    assert ("lanes" in note) == ("lanes" in case), note
+
+
+@pytest.mark.multidevice
+@multidevice
+@pytest.mark.parametrize("axis, items", [("lane", ["seeds=8"]), ("peer", ["peers=8"])])
+def test_peer_state_per_device_is_an_eighth(axis, items):
+    cfg = config.validate(tiny("protocol.name=tally", *items))
+    b = run.build(cfg)
+    one = run.initial_state(b, mesh.plan(1, len(b.seeds), cfg.peers))
+    eight_plan = mesh.plan(8, len(b.seeds), cfg.peers)
+    assert eight_plan.axis == axis
+    eight = run.initial_state(b, eight_plan)
+    ratio = mesh.per_device_bytes(eight.params) / mesh.per_device_bytes(one.params)
+    assert ratio == pytest.approx(1 / 8), ratio
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_processes_give_the_single_process_numbers(tmp_path):
+    """`tallysim run` under jax.distributed with two CPU processes of 2 devices each (gloo
+    collectives): only process 0 writes, and its metrics equal a one-process run's."""
+    items = [*TINY, "protocol.name=tally", "seeds=4"]
+    port = _free_port()
+    procs = []
+    for pid in range(2):
+        env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2", JAX_PLATFORMS="cpu",
+                   TALLYSIM_DISTRIBUTED="1", TALLYSIM_COORDINATOR=f"127.0.0.1:{port}",
+                   TALLYSIM_NUM_PROCESSES="2", TALLYSIM_PROCESS_ID=str(pid))
+        procs.append(subprocess.Popen([sys.executable, "-m", "tallysim", "run", *items, "--quiet",
+                                       "--out", str(tmp_path / f"dist{pid}")], env=env,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    outs = [p.communicate(timeout=600) for p in procs]
+    for p, (o, e) in zip(procs, outs):
+        assert p.returncode == 0, e[-3000:]
+    assert (tmp_path / "dist0" / "metrics.jsonl").exists() and not (tmp_path / "dist1").exists()
+    assert json.loads((tmp_path / "dist0" / "config.json").read_text())["placement"].startswith("lanes sharded over 4")
+    run.run(tiny("protocol.name=tally", "seeds=4", "devices=1"), str(tmp_path / "single"), progress=False)
+    _same(_rows(tmp_path / "single"), _rows(tmp_path / "dist0"), "two processes")
