@@ -86,6 +86,9 @@ def cmd_bench(args) -> int:
     if args.sweep:
         from tallysim import bench_sweep
         return bench_sweep.main(args)
+    if args.devices:
+        from tallysim import bench_devices
+        return bench_devices.main(args)
     from tallysim import bench
     bench.main(args)
     return 0
@@ -186,6 +189,9 @@ def parser() -> argparse.ArgumentParser:
                    help="instead: time a fixed 108-run tally sweep grouped and one at a time (runs/hour, ratio)")
     b.add_argument("--smoke", action="store_true", help="with --sweep: its 8-run, 3-round version")
     b.add_argument("--data", help="with --sweep: fashion_mnist (default) or synthetic")
+    b.add_argument("--devices", metavar="1,2,4,8",
+                   help="instead: samples/s of the CNN FedAvg round with 8 peers sharded over these device "
+                   "counts (on a CPU: XLA_FLAGS=--xla_force_host_platform_device_count=8)")
     b.set_defaults(fn=cmd_bench)
     return p
 

@@ -132,3 +132,14 @@ def test_two_processes_give_the_single_process_numbers(tmp_path):
     assert json.loads((tmp_path / "dist0" / "config.json").read_text())["placement"].startswith("lanes sharded over 4")
     run.run(tiny("protocol.name=tally", "seeds=4", "devices=1"), str(tmp_path / "single"), progress=False)
     _same(_rows(tmp_path / "single"), _rows(tmp_path / "dist0"), "two processes")
+
+
+@pytest.mark.multidevice
+@multidevice
+def test_bench_devices_table():
+    from tallysim import bench_devices
+    rows = bench_devices.measure([1, 8, 16], rounds=2, extra=["data.train_size=800", "data.test_size=100", "model.name=mlp",
+                                                             "local_steps=1"], log=lambda _: None)
+    assert [r["devices"] for r in rows] == [1, 8]                      # 16 > the 8 devices: skipped
+    assert rows[1]["placement"].startswith("peers sharded over 8") and rows[1]["samples_per_s"] > 0
+    assert "8" in bench_devices.table(rows)
