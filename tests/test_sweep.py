@@ -81,7 +81,8 @@ def test_config_file_sweep_section_via_cli(tmp_path, capsys):
     assert out == ["[1/4] seed=0__protocol.name=tally: seed=0 protocol.name=tally",
                    "[2/4] seed=0__protocol.name=local: seed=0 protocol.name=local",
                    "[3/4] seed=1__protocol.name=tally: seed=1 protocol.name=tally",
-                   "[4/4] seed=1__protocol.name=local: seed=1 protocol.name=local"]
+                   "[4/4] seed=1__protocol.name=local: seed=1 protocol.name=local",
+                   "4 runs; 2 compiled programs"]          # seeds share a program; protocols do not
     assert not (tmp_path / "sw").exists()
 
 
@@ -182,7 +183,7 @@ def test_unexpected_exception_is_recorded(tmp_path, monkeypatch):
         return _fake_run(cfg, out, **kw)
     monkeypatch.setattr(runmod, "run", boom)
     recs = sweep.run_sweep(small_cfg(), sweep.expand({}, ["seed=1,2"]), tmp_path, progress=False,
-                           log=lambda s: None)
+                           log=lambda s: None, grouped=False)
     assert [r["status"] for r in recs] == ["failed", "done"]
     assert "ValueError: a bug" in (tmp_path / "seed=1" / "error.txt").read_text()
 
@@ -193,6 +194,17 @@ def test_interrupt_marks_index(tmp_path, monkeypatch):
     monkeypatch.setattr(runmod, "run", interrupted)
     with pytest.raises(KeyboardInterrupt):
         sweep.run_sweep(small_cfg(), sweep.expand({}, ["seed=1,2"]), tmp_path, progress=False,
-                        log=lambda s: None)
+                        log=lambda s: None, grouped=False)
     assert [r["status"] for r in json.loads((tmp_path / "sweep.json").read_text())["runs"]] == \
         ["interrupted", "pending"]
+
+
+def test_interrupt_marks_a_whole_group(tmp_path, monkeypatch):
+    def interrupted(cfgs, outs, progress=True, built=None):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(runmod, "run_group", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        sweep.run_sweep(small_cfg(), sweep.expand({}, ["seed=1,2"]), tmp_path, progress=False,
+                        log=lambda s: None)
+    assert [r["status"] for r in json.loads((tmp_path / "sweep.json").read_text())["runs"]] == \
+        ["interrupted", "interrupted"]
