@@ -6,11 +6,12 @@ STAMP   := $(VENV)/.installed
 OUT     ?= results
 FMNIST  := /usr/share/datasets/fashion-mnist
 
-.PHONY: demo test data bench clean help figures figures-smoke fig1 fig2 fig3 fig4 fig5 fig6 fig7 test-unit mutation
+.PHONY: demo test test-all data bench clean help figures figures-smoke fig1 fig2 fig3 fig4 fig5 fig6 fig7 test-unit mutation
 
 help:
 	@echo "make demo   - TallyTrain vs soft-label vs FedAvg on Fashion-MNIST, then figures/demo.png"
-	@echo "make test   - the full test suite"
+	@echo "make test   - the test suite without the slow tests, then the smoke figures (what CI runs)"
+	@echo "make test-all - every test, slow ones included (notebooks, wheel, two processes, accuracy bounds)"
 	@echo "make data   - prepare Fashion-MNIST (and DATASETS=...) into the cache"
 	@echo "make bench  - samples/s table: tallysim round vs per-peer loop vs plain-JAX vmap_ref"
 	@echo "make fig1 ... fig7 - one paper figure at full size (resumable) into figures/"
@@ -45,15 +46,26 @@ demo: $(STAMP) | $(FMNIST)
 	$(BIN)/tallysim plot $(OUT)/demo/tally $(OUT)/demo/softlabel $(OUT)/demo/fedavg \
 	  --title "Fashion-MNIST, Dirichlet 0.1, 20 peers" --out figures/demo.png
 
-# The suite and the smoke figures share XLA's persistent compilation cache (.jax-cache/, see
-# tests/conftest.py): they compile the same small programs many times.
+# `make test` (what CI runs): every test not marked slow, two pytest workers (a file stays on one worker,
+# so module fixtures are built once), then the smoke figures. `make test-all` adds the slow ones
+# (notebooks, wheel, two processes, end-to-end accuracy bounds, 1000-class memory). The suite and the
+# smoke figures share XLA's persistent compilation cache (.jax-cache/, see tests/conftest.py): they
+# compile the same small programs many times.
+PYTEST_WORKERS ?= 2
+PYTEST := $(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile
+SMOKE_FIGS := JAX_COMPILATION_CACHE_DIR=$(CURDIR)/.jax-cache JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0 \
+  $(MAKE) --no-print-directory figures-smoke
+
 test: $(STAMP) | $(FMNIST)
-	$(BIN)/python -m pytest -q
-	JAX_COMPILATION_CACHE_DIR=$(CURDIR)/.jax-cache JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0 \
-	  $(MAKE) --no-print-directory figures-smoke
+	$(PYTEST) -m "not slow"
+	$(SMOKE_FIGS)
+
+test-all: $(STAMP) | $(FMNIST)
+	$(PYTEST)
+	$(SMOKE_FIGS)
 
 test-unit: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(PYTEST) -m "not slow"
 
 # Mutation score of the core modules (configured in pyproject.toml [tool.mutmut]); not part of `make test`.
 # MUTANTS narrows the run to mutant-name patterns, e.g. MUTANTS='tallysim.vote* tallysim.comm*'.
@@ -82,4 +94,4 @@ bench: $(STAMP)
 	$(BIN)/tallysim bench $(BENCH_FLAGS)
 
 clean:
-	rm -rf $(VENV) $(OUT) figures/*.png figures/*.pdf *.egg-info .pytest_cache mutants
+	rm -rf $(VENV) $(OUT) figures/*.png figures/*.pdf *.egg-info .pytest_cache mutants .jax-cache

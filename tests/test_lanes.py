@@ -101,19 +101,22 @@ def test_a_lane_that_diverges_fails_only_its_configuration(tmp_path):
 
 
 def test_sweep_groups_by_default_and_matches_one_at_a_time(tmp_path):
-    base = tiny("protocol.name=tally")
+    base = tiny("protocol.name=tally", "rounds=1")
     runs = sweep.expand({}, ["optim.lr=0.02,0.05", "peers=4,5"])
+    assert sweep._plan(sweep.configs(base, runs), [tmp_path / "g" / n for n, _ in runs], True) == [[0, 2], [1, 3]]
+    assert sweep._plan(sweep.configs(base, runs), [tmp_path / "g" / n for n, _ in runs], False) == [[0], [1], [2], [3]]
+    runs = [r for r in runs if "peers=4" in r[0]]                           # peers is static: one group
     logs = []
     recs = sweep.run_sweep(base, runs, tmp_path / "grouped", progress=False, log=logs.append)
-    assert [r["status"] for r in recs] == ["done"] * 4
-    assert sum("runs as one program" in line for line in logs) == 2      # peers is static: two groups
+    assert [r["status"] for r in recs] == ["done"] * 2
+    assert sum("2 runs as one program" in line for line in logs) == 1
     sweep.run_sweep(base, runs, tmp_path / "alone", progress=False, log=lambda _: None, grouped=False)
     for name, _ in runs:
         _compare(_strip(read_rows(tmp_path / "grouped" / name)), _strip(read_rows(tmp_path / "alone" / name)),
                  name)
         assert (tmp_path / "grouped" / name / sweep.DONE).exists()
     again = sweep.run_sweep(base, runs, tmp_path / "grouped", progress=False, log=lambda _: None)
-    assert [r["status"] for r in again] == ["skipped"] * 4
+    assert [r["status"] for r in again] == ["skipped"] * 2
 
 
 def test_a_group_that_cannot_be_built_runs_one_at_a_time(tmp_path):
