@@ -3,7 +3,9 @@
 Seeds are a leading axis vmapped around the peer axis: `seeds=N` runs seeds seed..seed+N-1 as one
 compiled program, each with its own partition, probe pool, init and keys (the dataset itself is fixed
 by `data.seed`). When the seed batch does not fit in memory it is split into chunks that run one
-after another.
+after another. The same axis carries a sweep's grouped configurations (`run_group`, lanes.py): one
+lane per (configuration, seed). The rounds between two evaluations run as one `lax.scan`. With
+several devices a chunk's lanes or peers are sharded over a mesh (mesh.py).
 
 Output directory: config.json (fully resolved), partition.json (per-peer class counts per seed),
 metrics.jsonl (one row per evaluation, keys as in docs/protocols.md; with several seeds the mean, a

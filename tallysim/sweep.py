@@ -14,6 +14,8 @@ Layout of DIR:
     DIR/<name>/error.txt      the run failed (the sweep goes on; exit code 1 at the end)
 
 <name> joins the varying keys and values in axis order, `k1=v1__k2=v2` ('/' becomes '-').
+Runs that differ only in per-lane fields (lanes.py) run as one compiled program per group
+(`--one-at-a-time`: each on its own); every run still gets its own directory and files.
 Rerunning the same command skips complete runs, continues partial ones from their checkpoint
 (`checkpoint.npz`) and reruns partial ones without one, so an interrupted sweep resumes where it stopped. Every configuration is validated before the first run starts.
 """
