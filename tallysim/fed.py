@@ -93,10 +93,12 @@ def seed_slice(fed: FedData, i: int) -> FedData:
                         faulty_P=None if fed.faulty_P is None else fed.faulty_P[i])
 
 
-def lane_slice(fed: FedData, lo: int, hi: int) -> FedData:
-    """Lanes lo..hi-1 of a FedData with a leading seed (lane) axis: every per-lane field of SEED_AXES."""
-    return fed._replace(shard_PxS=fed.shard_PxS[lo:hi], count_P=fed.count_P[lo:hi], pool_Q=fed.pool_Q[lo:hi],
-                        faulty_P=None if fed.faulty_P is None else fed.faulty_P[lo:hi])
+def lane_take(fed: FedData, idx) -> FedData:
+    """Lanes `idx` (an index array) of a FedData with a leading seed (lane) axis: every per-lane field
+    of SEED_AXES, so a new per-lane field needs no change here."""
+    return fed._replace(**{name: getattr(fed, name)[idx]
+                           for name, ax in zip(fed._fields, SEED_AXES)
+                           if ax == 0 and getattr(fed, name) is not None})
 
 
 def label_bits(classes: int) -> int:

@@ -271,9 +271,7 @@ def _chunk_inputs(b: Built, lo: int, hi: int, placement: mesh.Placement):
     """The device inputs of lanes [lo, hi) (plus the placement's inactive copies of the last lane):
     (data, traced values, init keys, round keys, x_test, y_test), placed on the mesh if there is one."""
     idx = np.asarray(list(range(lo, hi)) + [hi - 1] * placement.pad_lanes)
-    data_c = b.fed._replace(**{name: (getattr(b.fed, name)[idx] if ax == 0 and getattr(b.fed, name) is not None
-                                      else getattr(b.fed, name))
-                               for name, ax in zip(b.fed._fields, fed.SEED_AXES)})
+    data_c = fed.lane_take(b.fed, idx)
     roots = jnp.stack([jax.random.PRNGKey(b.seeds[j]) for j in idx])
     k_init, k_rounds = jnp.moveaxis(jax.vmap(jax.random.split)(roots), 1, 0)
     values = {k: v[idx] for k, v in b.values.items()}

@@ -54,3 +54,18 @@ def run_rows(cfg, out) -> list:
     for row in rows:
         row.pop("wall_s")
     return rows
+
+
+def assert_rows_close(a: list, b: list, what: str, exact, close) -> None:
+    """Metrics rows of two runs that must agree: `exact` keys equal, `close` keys to 1e-4 relative /
+    2e-3 absolute (the tests using it say why numerics may differ in the last bits)."""
+    import numpy as np
+    assert len(a) == len(b), what
+    for ra, rb in zip(a, b):
+        for k in exact:
+            assert rb.get(k) == ra.get(k), f"{what} round {ra['round']} {k}"
+        for k in close:
+            if ra.get(k) is None:
+                assert rb.get(k) is None, f"{what} {k}"
+                continue
+            np.testing.assert_allclose(rb[k], ra[k], rtol=1e-4, atol=2e-3, err_msg=f"{what} round {ra['round']} {k}")

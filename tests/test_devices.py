@@ -16,12 +16,11 @@ import sys
 from pathlib import Path
 
 import jax
-import numpy as np
 import pytest
 
 from tallysim import config, mesh, run
 from tallysim.config import ConfigError
-from conftest import tiny, read_rows, TINY
+from conftest import TINY, assert_rows_close, tiny, read_rows
 
 EIGHT = jax.device_count() >= 8
 multidevice = pytest.mark.skipif(not EIGHT, reason="needs 8 devices (run by test_eight_virtual_devices)")
@@ -38,15 +37,7 @@ def _rows(path):
 
 
 def _same(a, b, what):
-    assert len(a) == len(b), what
-    for ra, rb in zip(a, b):
-        for k in EXACT:
-            assert ra.get(k) == rb.get(k), f"{what} round {ra['round']} {k}"
-        for k in COMPARE:
-            if ra.get(k) is None:
-                assert rb.get(k) is None
-                continue
-            np.testing.assert_allclose(rb[k], ra[k], rtol=1e-4, atol=2e-3, err_msg=f"{what} {k}")
+    assert_rows_close(a, b, what, EXACT, COMPARE)
 
 
 def test_one_device_plan_and_errors():

@@ -8,11 +8,10 @@ float64 on the host, then rounded once), so a step can differ in the last bit an
 """
 import json
 
-import numpy as np
 import pytest
 
 from tallysim import config, lanes, run, sweep
-from conftest import tiny, read_rows
+from conftest import assert_rows_close, tiny, read_rows
 
 COMPARE = ("acc_mean", "acc_min", "acc_max", "acc_ensemble", "acc_global", "train_loss", "vote_acc",
            "softavg_acc", "agreement", "wrong_confidence", "consensus_acc")
@@ -47,16 +46,8 @@ def _strip(rows):
 
 
 def _compare(grouped, alone, what):
-    assert len(grouped) == len(alone), what
+    assert_rows_close(alone, grouped, what, EXACT, COMPARE)
     for rg, ra in zip(grouped, alone):
-        for k in EXACT:
-            assert rg.get(k) == ra.get(k), f"{what} round {ra['round']} {k}"
-        for k in COMPARE:
-            if ra.get(k) is None:
-                assert rg.get(k) is None, f"{what} {k}"
-                continue
-            np.testing.assert_allclose(rg[k], ra[k], rtol=1e-4, atol=2e-3,
-                                       err_msg=f"{what} round {ra['round']} {k}")
         if "per_seed" in ra:
             for k in EXACT[1:4]:
                 assert rg["per_seed"][k] == ra["per_seed"][k]
