@@ -37,6 +37,11 @@ from tallysim.protocols import Context, Protocol, make as make_protocol
 
 PROBE_KEYS = ("consensus_acc", "vote_acc", "softavg_acc", "agreement", "wrong_confidence", "vote_acc_honest",
               "softavg_acc_honest")
+# Scalars a protocol's round reports of itself (null in the rows of protocols that do not compute them):
+# the share of the round's probes kept after abstention (tally, bridge), whether bridge merged this round
+# and the merged update's non-zeros, FedDF's last server distillation loss. The row holds the
+# evaluation round's value, as train_loss does.
+ROUND_KEYS = {"kept": float, "merged": int, "nnz": int, "feddf_loss": float}
 
 
 class NonFiniteLoss(RuntimeError):
@@ -192,6 +197,8 @@ def _lane_row(ev: dict, info: dict, led: comm.Ledger, j: int, r: int, t0: float)
     row["acc_mean_honest"] = float(acc[honest].mean()) if honest.any() else None
     for k in PROBE_KEYS:
         row[k] = float(info[k][j]) if k in info and math.isfinite(info[k][j]) else None
+    for k, cast in ROUND_KEYS.items():
+        row[k] = cast(info[k][j]) if k in info and math.isfinite(info[k][j]) else None
     row["wall_s"] = round(time.perf_counter() - t0, 3)
     return row
 

@@ -49,6 +49,7 @@ def test_density_zero_is_tally(tmp_path):
     rows_t = run_rows(tiny("protocol.name=tally", "init.shared=true", *common), tmp_path / "t")
     for rb, rt in zip(rows_b, rows_t):
         assert rb.pop("acc_global") is not None and rt.pop("acc_global") is None
+        assert (rb.pop("merged"), rb.pop("nnz")) == (0, 0) and (rt.pop("merged"), rt.pop("nnz")) == (None, None)
     assert rows_b == rows_t and len(rows_b) == 2
 
 
