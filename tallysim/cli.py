@@ -101,7 +101,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"tallysim {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
-    r = sub.add_parser("run", help="run one configuration")
+    from tallysim.config import help_table
+    r = sub.add_parser("run", help="run one configuration", epilog=help_table(),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     r.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config fields, e.g. peers=20")
     r.add_argument("--config", help="JSON config file (overrides apply on top)")
     r.add_argument("--smoke", action="store_true", help="apply the config file's `smoke` section")

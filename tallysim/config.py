@@ -7,84 +7,105 @@ allowed. They are raised before any data is loaded or anything compiles.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import typing
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, Optional
+from typing import Any, Literal, Optional
 
 
 class ConfigError(ValueError):
     """A user-facing configuration problem (the CLI prints it as one line and exits with code 2)."""
 
 
-PROTOCOLS = ("local", "fedavg", "fedprox", "feddf", "softlabel", "tally", "bridge")
+# ----------------------------------------------------------------------------- declaring a field
+#
+# Each field is declared once, below: its type (Optional[...] where null is allowed), its allowed
+# values (a Literal[...] annotation), its bounds (`ints` / `floats` metadata), its default. Validation
+# (tallysim/validation.py), `key=value` and JSON parsing, `run --help` and the README check
+# (tests/test_config_fields.py) all read it from here. A new field: one line in its section, e.g.
+#     gate: float = floats(0.0, "[0, 1]")
+#     scope: Literal["global", "per_tensor"] = "global"
+#     steps: Optional[int] = ints(None, 0)
+# and a line in README.md's "Config fields".
+
+INT_MAX = 2**31 - 1     # jax.random.PRNGKey, numpy and int32 device arrays all hold this
+F32_MAX = 3.4e38        # learning rates may be huge (a diverging run stops with exit 1) but fit float32
+
+
+def ints(default, lo: int = 1, hi: int = INT_MAX):
+    """An integer field allowed in lo..hi (and null, where annotated Optional)."""
+    return field(default=default, metadata={"range": (lo, hi)})
+
+
+def floats(default, interval: str):
+    """A float field allowed in `interval`, written as the error messages show it: "(0, 1]", "[0, 1e6]";
+    every float must also be finite."""
+    lo, hi = (float(x) for x in interval[1:-1].split(","))
+    assert interval[0] in "[(" and interval[-1] in "])", interval
+    return field(default=default, metadata={"range": (lo, hi, interval[0] == "[", interval[-1] == "]")})
+
+
 FEDAVG_FAMILY = ("fedavg", "fedprox", "feddf")
 DISTILL_PROTOCOLS = ("softlabel", "tally", "bridge")
-MODELS = ("mlp", "lenet", "cnn", "resnet8")
-PARTITIONS = ("iid", "dirichlet", "label_quantity", "quantity", "dirichlet_mix")
-LABEL_QUANTITY_SCHEMES = ("niid_bench", "balanced")   # partition.scheme (label_quantity)
-OPTIMIZERS = ("sgd", "adam")
-FAULT_KINDS = ("none", "under_trained", "label_flip", "confident_wrong", "dropout", "straggler")
-SOFT_AGGREGATES = ("mean", "era", "median", "trimmed")     # softlabel.aggregate
-PARAM_AGGREGATES = ("mean", "median", "trimmed")           # fedavg.aggregate
 
 
 @dataclass(frozen=True)
 class DataConfig:
     name: str = "fashion_mnist"       # tfds name, "synthetic", or "files" (read `path`)
     path: Optional[str] = None        # directory with IDX (.gz or raw) or .npz files
-    seed: int = 0                     # fixes the dataset itself (synthetic draw, max_train subset)
-    max_train: Optional[int] = None   # keep only the first N training examples (after a seeded shuffle)
-    max_test: Optional[int] = None    # evaluate on the first N test examples
+    seed: int = ints(0, 0)            # fixes the dataset itself (synthetic draw, max_train subset)
+    max_train: Optional[int] = ints(None)   # keep only the first N training examples (after a seeded shuffle)
+    max_test: Optional[int] = ints(None)    # evaluate on the first N test examples
     # synthetic only
-    num_classes: int = 10
+    num_classes: int = ints(10, 2)
     input_shape: tuple = (28, 28, 1)
-    train_size: int = 12000
-    test_size: int = 2000
-    difficulty: float = 1.0           # larger = classes overlap more
+    train_size: int = ints(12000)
+    test_size: int = ints(2000)
+    difficulty: float = floats(1.0, "[0, 1000]")   # larger = classes overlap more
 
 
 @dataclass(frozen=True)
 class PartitionConfig:
-    kind: str = "dirichlet"
-    alpha: float = 0.1                # dirichlet / dirichlet_mix / quantity concentration
-    k: int = 2                        # label_quantity: classes per peer
-    min_size: int = 10                # dirichlet: redraw until every peer holds this many
+    kind: Literal["iid", "dirichlet", "label_quantity", "quantity", "dirichlet_mix"] = "dirichlet"
+    alpha: float = floats(0.1, "(0, 1e6]")   # dirichlet / dirichlet_mix / quantity concentration
+    k: int = ints(2)                  # label_quantity: classes per peer
+    min_size: int = ints(10, 0)       # dirichlet: redraw until every peer holds this many
     # dirichlet: NIID-Bench's cap (a peer holding >= N/P examples gets no more); false = the uncapped
     # split of tallysim before the cap existed, kept so that earlier results reproduce bit for bit.
     cap: bool = True
-    scheme: str = "niid_bench"        # label_quantity: niid_bench | balanced (the earlier even split)
+    scheme: Literal["niid_bench", "balanced"] = "niid_bench"   # label_quantity (balanced: the earlier even split)
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    name: str = "mlp"
-    dtype: str = "float32"            # compute dtype; parameters stay float32
-    width: int = 200                  # mlp hidden width
-    conv: str = "auto"                # conv models: auto (im2col on the CPU, native elsewhere) | xla | im2col
+    name: Literal["mlp", "lenet", "cnn", "resnet8"] = "mlp"
+    dtype: Literal["float32", "bfloat16"] = "float32"   # compute dtype; parameters stay float32
+    width: int = ints(200)            # mlp hidden width
+    conv: Literal["auto", "xla", "im2col"] = "auto"     # conv models: auto = im2col on the CPU, native elsewhere
 
 
 @dataclass(frozen=True)
 class OptimConfig:
-    name: str = "sgd"
-    lr: float = 0.05
-    momentum: float = 0.9
-    weight_decay: float = 0.0
+    name: Literal["sgd", "adam"] = "sgd"
+    lr: float = floats(0.05, "(0, 3.4e38]")
+    momentum: float = floats(0.9, "[0, 1)")
+    weight_decay: float = floats(0.0, "[0, 100]")
     reset_each_round: Optional[bool] = None   # None: true for the FedAvg family, false otherwise
 
 
 @dataclass(frozen=True)
 class ProbeConfig:
-    pool_size: Optional[int] = None   # None: 10% of train, at most 10,000
-    per_round: int = 1000             # M
+    pool_size: Optional[int] = ints(None)   # None: 10% of train, at most 10,000
+    per_round: int = ints(1000)       # M
     resample: bool = True
     source: Optional[str] = None      # another prepared dataset to draw the pool from
 
 
 @dataclass(frozen=True)
 class ProtocolConfig:
-    name: str = "tally"
+    name: Literal["local", "fedavg", "fedprox", "feddf", "softlabel", "tally", "bridge"] = "tally"
 
 
 @dataclass(frozen=True)
@@ -94,91 +115,91 @@ class InitConfig:
 
 @dataclass(frozen=True)
 class VoteConfig:
-    ties: str = "lowest"              # lowest | random
-    min_agreement: float = 0.0        # abstain below this winning share (0 = keep all)
+    ties: Literal["lowest", "random"] = "lowest"
+    min_agreement: float = floats(0.0, "[0, 1]")   # abstain below this winning share (0 = keep all)
 
 
 @dataclass(frozen=True)
 class DistillConfig:
-    weight: float = 1.0
-    temperature: float = 1.0
-    order: str = "mixed"              # mixed | sequential
-    epochs: int = 1                   # sequential: passes over the probes first
-    label_smoothing: float = 0.0      # tally only
-    batch_size: Optional[int] = None  # probe minibatch; None = batch_size
+    weight: float = floats(1.0, "[0, 1e6]")
+    temperature: float = floats(1.0, "(0, 1000]")
+    order: Literal["mixed", "sequential"] = "mixed"
+    epochs: int = ints(1, 0)          # sequential: passes over the probes first
+    label_smoothing: float = floats(0.0, "[0, 1)")  # tally only
+    batch_size: Optional[int] = ints(None)          # probe minibatch; None = batch_size
 
 
 @dataclass(frozen=True)
 class SoftlabelConfig:
-    aggregate: str = "mean"           # mean | era | median | trimmed
-    era_temperature: float = 0.1
-    trim: float = 0.1                 # trimmed: fraction cut from each end, per coordinate
+    aggregate: Literal["mean", "era", "median", "trimmed"] = "mean"
+    era_temperature: float = floats(0.1, "(0, 1000]")
+    trim: float = floats(0.1, "[0, 0.5)")    # trimmed: fraction cut from each end, per coordinate
 
 
 @dataclass(frozen=True)
 class FedAvgConfig:
-    aggregate: str = "mean"           # mean (shard-size weighted) | median | trimmed (unweighted)
-    trim: float = 0.1                 # trimmed: fraction cut from each end, per coordinate
+    aggregate: Literal["mean", "median", "trimmed"] = "mean"   # mean: shard-size weighted; others unweighted
+    trim: float = floats(0.1, "[0, 0.5)")    # trimmed: fraction cut from each end, per coordinate
 
 
 @dataclass(frozen=True)
 class FedProxConfig:
-    mu: float = 0.01
+    mu: float = floats(0.01, "[0, 1e6]")
 
 
 @dataclass(frozen=True)
 class FedDFConfig:
-    target: str = "logits"            # logits | probs
-    temperature: float = 1.0
-    lr: float = 1e-3
-    steps: int = 500
-    batch_size: int = 128
+    target: Literal["logits", "probs"] = "logits"
+    temperature: float = floats(1.0, "(0, 1000]")
+    lr: float = floats(1e-3, "(0, 3.4e38]")
+    steps: int = ints(500, 0)
+    batch_size: int = ints(128)
 
 
 @dataclass(frozen=True)
 class BridgeConfig:
-    density: float = 0.01
-    period: int = 5
-    scope: str = "global"             # global | per_tensor
-    average: str = "weighted"         # weighted | per_coordinate
-    reset: str = "hard"               # hard | soft
+    density: float = floats(0.01, "[0, 1]")
+    period: int = ints(5)
+    scope: Literal["global", "per_tensor"] = "global"
+    average: Literal["weighted", "per_coordinate"] = "weighted"
+    reset: Literal["hard", "soft"] = "hard"
 
 
 @dataclass(frozen=True)
 class FaultsConfig:
     """Faulty peers (tallysim/faults.py): floor(fraction * P) of them, drawn from the seed."""
-    kind: str = "none"                # none | under_trained | label_flip | confident_wrong | dropout | straggler
-    fraction: float = 0.0             # of the P peers
+    kind: Literal["none", "under_trained", "label_flip", "confident_wrong", "dropout", "straggler"] = "none"
+    fraction: float = floats(0.0, "[0, 1]")   # of the P peers
     redraw: bool = False              # false: one set for the run; true: a new set every round
-    examples: Optional[int] = None    # under_trained: keep only this many examples of each faulty shard
-    steps: Optional[int] = None       # under_trained: at most this many private steps per training call
-    target: int = -1                  # confident_wrong: -1 = a random wrong class, else this class
-    scale: float = 1.0                # confident_wrong, parameters: send w_server - scale * (w_i - w_server)
-    drop_prob: float = 1.0            # dropout: chance that a faulty peer's message is lost in a round
+    examples: Optional[int] = ints(None, 0)   # under_trained: keep only this many examples of each faulty shard
+    steps: Optional[int] = ints(None, 0)      # under_trained: at most this many private steps per training call
+    target: int = ints(-1, -1)        # confident_wrong: -1 = a random wrong class, else this class
+    scale: float = floats(1.0, "[0, 1e6]")    # confident_wrong, parameters: send w_server - scale * (w_i - w_server)
+    drop_prob: float = floats(1.0, "[0, 1]")  # dropout: chance that a faulty peer's message is lost in a round
 
 
 @dataclass(frozen=True)
 class CommConfig:
-    param_bits: int = 32
-    soft_bits: int = 32               # 32 | 16 | 8
-    topology: str = "star"            # star | allgather
+    param_bits: int = ints(32, 1, 64)
+    soft_bits: Literal[32, 16, 8] = 32
+    topology: Literal["star", "allgather"] = "star"
 
 
 @dataclass(frozen=True)
 class Config:
-    peers: int = 10
-    rounds: int = 20
-    seed: int = 0
-    seeds: int = 1                        # run seeds seed..seed+seeds-1 as one vmapped program
-    seed_chunk: Optional[int] = None      # seeds per compiled batch; None = as many as fit in memory
-    eval_every: int = 1
-    participation: float = 1.0
-    local_epochs: int = 1
-    local_steps: Optional[int] = None
-    warmup_epochs: Optional[int] = None   # None = local_epochs (distillation protocols only)
-    batch_size: int = 32
-    ragged_groups: Optional[int] = None   # local training: peer groups by shard size; None = auto
-    devices: Optional[int] = None         # devices to shard lanes or peers over; None = every device
+    peers: int = ints(10)
+    rounds: int = ints(20)
+    seed: int = ints(0, 0)
+    seeds: int = ints(1, 1, 100_000)      # run seeds seed..seed+seeds-1 as one vmapped program
+    seed_chunk: Optional[int] = ints(None)     # seeds per compiled batch; None = as many as fit in memory
+    eval_every: int = ints(1)
+    participation: float = floats(1.0, "(0, 1]")
+    local_epochs: int = ints(1)
+    local_steps: Optional[int] = ints(None)
+    warmup_epochs: Optional[int] = ints(None, 0)   # None = local_epochs (distillation protocols only)
+    batch_size: int = ints(32)
+    ragged_groups: Optional[int] = ints(None)  # local training: peer groups by shard size; None = auto
+    devices: Optional[int] = ints(None)        # devices to shard lanes or peers over; None = every device
     data: DataConfig = field(default_factory=DataConfig)
     partition: PartitionConfig = field(default_factory=PartitionConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -246,6 +267,53 @@ def get_field(cfg: Config, key: str):
     return obj
 
 
+def field_type(t) -> tuple[type, bool, Optional[tuple]]:
+    """(value type, whether null is allowed, the allowed values or None) of a field's annotation:
+    Optional[int] -> (int, True, None); Literal["a", "b"] -> (str, False, ("a", "b"))."""
+    optional = typing.get_origin(t) is typing.Union and type(None) in typing.get_args(t)
+    if optional:
+        t = next(a for a in typing.get_args(t) if a is not type(None))
+    allowed = None
+    if typing.get_origin(t) is Literal:
+        allowed = typing.get_args(t)
+        t = type(allowed[0])
+    return t, optional, allowed
+
+
+class FieldSpec(typing.NamedTuple):
+    """A config field as declared on its dataclass (see "declaring a field" above)."""
+    key: str
+    type: type                       # bool, int, float, str or tuple
+    optional: bool                   # null allowed
+    choices: Optional[tuple]         # Literal[...]: the allowed values
+    range: Optional[tuple]           # ints: (lo, hi); floats: (lo, hi, lo included, hi included)
+    default: Any
+
+
+@functools.lru_cache(maxsize=None)
+def declared(cls=None, prefix: str = "") -> dict[str, FieldSpec]:
+    """Every dotted key -> its declaration, in declaration order (do not modify the dict)."""
+    cls = cls or Config
+    hints = typing.get_type_hints(cls)
+    out = {}
+    for f in fields(cls):
+        if f.metadata.get("internal"):
+            continue
+        t = hints[f.name]
+        if dataclasses.is_dataclass(t):
+            out.update(declared(t, prefix + f.name + "."))
+            continue
+        kind, optional, allowed = field_type(t)
+        out[prefix + f.name] = FieldSpec(prefix + f.name, kind, optional, allowed, f.metadata.get("range"),
+                                         f.default)
+    return out
+
+
+def choices(key: str) -> tuple:
+    """The allowed values of a Literal field, in declaration order."""
+    return declared()[key].choices
+
+
 def field_keys(cls=Config, prefix: str = "") -> dict[str, Any]:
     """Every dotted key -> its annotated type."""
     hints = typing.get_type_hints(cls)
@@ -261,12 +329,61 @@ def field_keys(cls=Config, prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def show_default(value) -> str:
+    """A default as `key=value` would write it: none, true, 28x28x1, 0.001."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, tuple):
+        return "x".join(map(str, value))
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def show_allowed(spec: FieldSpec) -> str:
+    """What a field accepts, as the error messages say it: `a|b`, `1..2147483647`, `(0, 1]`."""
+    if spec.choices:
+        text = "|".join(map(str, spec.choices))
+    elif spec.type is bool:
+        text = "true|false"
+    elif spec.type is tuple:
+        text = "a shape: 1 to 4 positive integers, e.g. 28x28x1"
+    elif spec.type is int:
+        text = f"{spec.range[0]}..{spec.range[1]}"
+    elif spec.type is float:
+        lo, hi, lo_in, hi_in = spec.range
+        text = f"{'[' if lo_in else '('}{lo:g}, {hi:g}{']' if hi_in else ')'}"
+    else:
+        text = "text"
+    return text + (" or none" if spec.optional else "")
+
+
+def help_table() -> str:
+    """Every field with its default and allowed values (`tallysim run --help`), from the declarations."""
+    rows = [(k, show_default(f.default) + (" (derived)" if k in DERIVED else ""), show_allowed(f))
+            for k, f in declared().items()]
+    w0, w1 = (max(len(r[i]) for r in rows) for i in (0, 1))
+    lines = [f"  {k:<{w0}}  {d:<{w1}}  {a}" for k, d, a in rows]
+    return ("config fields (key=value; default; allowed values). \"(derived)\": none derives the value from "
+            "protocol.name. What each field means: README.md, \"Config fields\".\n"
+            f"  {'field':<{w0}}  {'default':<{w1}}  allowed\n" + "\n".join(lines))
+
+
+# The choices other modules name, read from the declarations above.
+PROTOCOLS = choices("protocol.name")
+MODELS = choices("model.name")
+PARTITIONS = choices("partition.kind")
+LABEL_QUANTITY_SCHEMES = choices("partition.scheme")
+OPTIMIZERS = choices("optim.name")
+FAULT_KINDS = choices("faults.kind")
+SOFT_AGGREGATES = choices("softlabel.aggregate")
+PARAM_AGGREGATES = choices("fedavg.aggregate")
+
+
 def _parse_scalar(key: str, text: str, t) -> Any:
-    optional = typing.get_origin(t) is typing.Union and type(None) in typing.get_args(t)
-    if optional:
-        if text.lower() in ("none", "null"):
-            return None
-        t = next(a for a in typing.get_args(t) if a is not type(None))
+    t, optional, _ = field_type(t)
+    if optional and text.lower() in ("none", "null"):
+        return None
     try:
         if t is bool:
             low = text.lower()

@@ -13,7 +13,9 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-CONVS = ("auto", "xla", "im2col")
+from tallysim.config import choices
+
+CONVS = choices("model.conv")
 
 
 def im2col_conv(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,

@@ -19,7 +19,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from tallysim.config import MODELS, ConfigError, ModelConfig
+from tallysim.config import MODELS, ConfigError, ModelConfig, choices
 from tallysim.conv import conv_fn
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
@@ -157,6 +157,7 @@ _BUILDERS: dict[str, Callable[[ModelConfig, int, Any], nn.Module]] = {
     "resnet8": lambda cfg, k, dt: ResNet8(num_classes=k, dtype=dt, conv=conv_fn(cfg.conv)),
 }
 assert tuple(_BUILDERS) == tuple(MODELS)  # config.MODELS is the list users see in errors/README
+assert tuple(DTYPES) == choices("model.dtype")
 
 
 def make_model(cfg: ModelConfig, num_classes: int) -> nn.Module:

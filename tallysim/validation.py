@@ -8,57 +8,22 @@ from __future__ import annotations
 
 import math
 import os
-import typing
 
 from tallysim import sizing
-from tallysim.config import (DISTILL_PROTOCOLS, FAULT_KINDS, FEDAVG_FAMILY, LABEL_QUANTITY_SCHEMES, MODELS,
-                             OPTIMIZERS, PARAM_AGGREGATES, PARTITIONS, PROTOCOLS, SOFT_AGGREGATES, Config,
-                             ConfigError, field_keys, get_field)
+from tallysim.config import (DISTILL_PROTOCOLS, FAULT_KINDS, FEDAVG_FAMILY, INT_MAX, Config, ConfigError,
+                             declared, field_keys, field_type, get_field)
 
-INT_MAX = 2**31 - 1     # jax.random.PRNGKey, numpy and int32 device arrays all hold this
 MAX_NAME = 200          # bytes of a dataset name (it becomes a cache file name; file systems allow 255)
 
-# Integers: key -> (smallest, largest) allowed (None fields are always allowed where the type is Optional).
-INT_RANGES = {
-    "seed": (0, INT_MAX), "data.seed": (0, INT_MAX), "seeds": (1, 100_000), "comm.param_bits": (1, 64),
-    "data.num_classes": (2, INT_MAX), "warmup_epochs": (0, INT_MAX), "distill.epochs": (0, INT_MAX),
-    "feddf.steps": (0, INT_MAX), "partition.min_size": (0, INT_MAX),
-    "faults.examples": (0, INT_MAX), "faults.steps": (0, INT_MAX), "faults.target": (-1, INT_MAX),
-}
-for _k in ("peers", "rounds", "seed_chunk", "ragged_groups", "devices", "eval_every", "batch_size", "local_epochs", "local_steps",
-           "data.max_train", "data.max_test", "data.train_size", "data.test_size", "probe.per_round",
-           "probe.pool_size", "distill.batch_size", "feddf.batch_size", "bridge.period", "model.width",
-           "partition.k"):
-    INT_RANGES[_k] = (1, INT_MAX)
-
-# Floats: key -> (low, high, low included, high included); every float must also be finite. Learning
-# rates may be huge (a diverging run stops with exit 1 and keeps its metrics) but must fit float32.
-F32_MAX = 3.4e38
-FLOAT_RANGES = {
-    "optim.lr": (0, F32_MAX, False, True), "optim.momentum": (0, 1, True, False),
-    "optim.weight_decay": (0, 100, True, True), "data.difficulty": (0, 1000, True, True),
-    "partition.alpha": (0, 1e6, False, True), "participation": (0, 1, False, True),
-    "vote.min_agreement": (0, 1, True, True), "distill.weight": (0, 1e6, True, True),
-    "distill.temperature": (0, 1000, False, True), "distill.label_smoothing": (0, 1, True, False),
-    "softlabel.era_temperature": (0, 1000, False, True), "fedprox.mu": (0, 1e6, True, True),
-    "feddf.temperature": (0, 1000, False, True), "feddf.lr": (0, F32_MAX, False, True),
-    "bridge.density": (0, 1, True, True), "softlabel.trim": (0, 0.5, True, False),
-    "fedavg.trim": (0, 0.5, True, False), "faults.fraction": (0, 1, True, True),
-    "faults.scale": (0, 1e6, True, True), "faults.drop_prob": (0, 1, True, True),
-}
+# Views of the declarations in config.py (types, Literal choices, `ints`/`floats` bounds): nothing is
+# declared here. Integers: key -> (smallest, largest) allowed (None is allowed where the type is
+# Optional). Floats: key -> (low, high, low included, high included); every float must also be finite.
+# Choices: key -> the allowed values.
+INT_RANGES = {k: f.range for k, f in declared().items() if f.type is int and f.range}
+FLOAT_RANGES = {k: f.range for k, f in declared().items() if f.type is float}
+CHOICES = {k: f.choices for k, f in declared().items() if f.choices}
 
 ALPHA_KINDS = ("dirichlet", "quantity", "dirichlet_mix")   # the partitions that read partition.alpha
-
-CHOICES = {
-    "protocol.name": PROTOCOLS, "model.name": MODELS, "model.conv": ("auto", "xla", "im2col"), "model.dtype": ("float32", "bfloat16"),
-    "partition.kind": PARTITIONS, "partition.scheme": LABEL_QUANTITY_SCHEMES, "optim.name": OPTIMIZERS,
-    "vote.ties": ("lowest", "random"),
-    "distill.order": ("mixed", "sequential"), "softlabel.aggregate": SOFT_AGGREGATES,
-    "fedavg.aggregate": PARAM_AGGREGATES, "faults.kind": FAULT_KINDS,
-    "feddf.target": ("logits", "probs"), "bridge.scope": ("global", "per_tensor"),
-    "bridge.average": ("weighted", "per_coordinate"), "bridge.reset": ("hard", "soft"),
-    "comm.topology": ("star", "allgather"),
-}
 
 # (flattened input size, classes) of the datasets users most often name, for the memory estimate.
 KNOWN_SHAPES = {"mnist": (784, 10), "fashion_mnist": (784, 10), "kmnist": (784, 10),
@@ -68,10 +33,10 @@ KNOWN_SHAPES = {"mnist": (784, 10), "fashion_mnist": (784, 10), "kmnist": (784, 
 
 
 def split_optional(t):
-    """(inner type, whether None is allowed) of an annotation like Optional[int]."""
-    if typing.get_origin(t) is typing.Union and type(None) in typing.get_args(t):
-        return next(a for a in typing.get_args(t) if a is not type(None)), True
-    return t, False
+    """(value type, whether None is allowed) of an annotation like Optional[int] (Literal[...]: the type
+    of its values; the values themselves are checked as CHOICES)."""
+    inner, optional, _ = field_type(t)
+    return inner, optional
 
 
 def type_ok(value, t) -> bool:
@@ -222,8 +187,6 @@ def check_memory(cfg: Config, limit: int | None = None) -> None:
 
 
 def _rules(cfg: Config) -> None:
-    if cfg.comm.soft_bits not in (32, 16, 8):
-        raise ConfigError(f"comm.soft_bits={cfg.comm.soft_bits} is not supported; allowed: 32, 16, 8")
     if cfg.data.name == "files" and not cfg.data.path:
         raise ConfigError("data.name=files needs data.path=DIR (a directory of IDX or .npz files)")
     if cfg.probe.source == "files":
@@ -262,7 +225,7 @@ def validate(cfg: Config) -> Config:
     for key, allowed in CHOICES.items():
         value = get_field(cfg, key)
         if value not in allowed:
-            raise ConfigError(f"{key}={show(value)} is not known; allowed: {', '.join(allowed)}")
+            raise ConfigError(f"{key}={show(value)} is not known; allowed: {', '.join(map(str, allowed))}")
     check_ranges(cfg)
     check_name("data.name", cfg.data.name)
     if cfg.probe.source is not None:

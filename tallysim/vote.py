@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from tallysim import lanes
+from tallysim.config import choices
 
 
 class Tally(NamedTuple):
@@ -48,7 +49,7 @@ def tally_counts(counts_MxC: jax.Array, voters: int, ties: str = "lowest", min_a
         score = jnp.where(counts_MxC == top_M[:, None], jax.random.uniform(key, counts_MxC.shape), -1.0)
         winner = jnp.argmax(score, axis=-1)
     else:
-        raise ValueError(f"vote.ties={ties!r}; allowed: lowest, random")
+        raise ValueError(f"vote.ties={ties!r}; allowed: {', '.join(choices('vote.ties'))}")
     # voters may be traced (faults.kind=dropout: the messages that arrived); none arrived -> share 0
     share = top_M / (jnp.maximum(voters, 1) if isinstance(voters, jax.Array) else voters)
     keep = (share >= min_agreement).astype(jnp.float32) if lanes.nonzero(min_agreement) else jnp.ones_like(share)
@@ -68,7 +69,7 @@ def quantize_probs(probs: jax.Array, bits: int) -> jax.Array:
         return probs.astype(jnp.float16).astype(jnp.float32)
     if bits == 8:
         return jnp.round(probs * 255.0) / 255.0
-    raise ValueError(f"comm.soft_bits={bits}; allowed: 32, 16, 8")
+    raise ValueError(f"comm.soft_bits={bits}; allowed: {', '.join(map(str, choices('comm.soft_bits')))}")
 
 
 def soft_targets(sum_MxC: jax.Array, voters: int, aggregate: str = "mean", era_temperature: float = 0.1):

@@ -45,6 +45,22 @@ def rand_json(rng: random.Random, depth: int = 0):
     return {rng.choice(["peers", "name", "lr", "x"]): rand_json(rng, depth + 1) for _ in range(rng.randrange(3))}
 
 
+def declared_value(rng: random.Random, key: str):
+    """A random value that the field's declaration (config.py) allows on its own; other fields' rules
+    may still refuse it (e.g. faults.kind=under_trained needs faults.examples)."""
+    spec = config.declared()[key]
+    if spec.choices:
+        return rng.choice(spec.choices)
+    if spec.type is bool:
+        return rng.random() < 0.5
+    if spec.type is int and spec.range:
+        return rng.randint(spec.range[0], spec.range[0] + 20)
+    if spec.type is float:
+        lo, hi, _, _ = spec.range
+        return rng.uniform(lo, min(hi, lo + 1)) or min(hi, lo + 0.5)
+    return spec.default
+
+
 def nest(flat: dict) -> dict:
     out: dict = {}
     for key, v in flat.items():
@@ -61,6 +77,7 @@ def test_random_json_values_in_every_field():
     outcomes = {"ok": 0, "error": 0}
     cases = [{key: rand_json(rng)} for key in KEYS for _ in range(3)]          # every field, 3 times
     cases += [{k: rand_json(rng) for k in rng.sample(KEYS, rng.randint(2, 5))} for _ in range(300)]
+    cases += [{key: declared_value(rng, key)} for key in KEYS]     # in its declared range or choices
     for flat in cases:
         try:
             cfg = config.validate(config.from_dict(nest(flat)))
