@@ -14,6 +14,8 @@ import typing
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal, Optional
 
+from tallysim import protocols as _protocols
+
 
 class ConfigError(ValueError):
     """A user-facing configuration problem (the CLI prints it as one line and exits with code 2)."""
@@ -47,8 +49,8 @@ def floats(default, interval: str):
     return field(default=default, metadata={"range": (lo, hi, interval[0] == "[", interval[-1] == "]")})
 
 
-FEDAVG_FAMILY = ("fedavg", "fedprox", "feddf")
-DISTILL_PROTOCOLS = ("softlabel", "tally", "bridge")
+# protocol.name's choices: tallysim/protocols/__init__.py's registry (importing it imports no JAX).
+PROTOCOL_NAMES = tuple(_protocols.REGISTRY)
 
 
 @dataclass(frozen=True)
@@ -105,7 +107,7 @@ class ProbeConfig:
 
 @dataclass(frozen=True)
 class ProtocolConfig:
-    name: Literal["local", "fedavg", "fedprox", "feddf", "softlabel", "tally", "bridge"] = "tally"
+    name: Literal[PROTOCOL_NAMES] = "tally"      # each protocol's traits: tallysim/protocols/<module>.py
 
 
 @dataclass(frozen=True)
@@ -220,21 +222,12 @@ class Config:
     # "derived" so that loading it (e.g. with another protocol.name) derives them again.
     derived: tuple = field(default=(), compare=False, repr=False, metadata={"internal": True})
 
-    # Derived defaults, resolved once so config.json records what actually ran.
+    # Derived defaults, resolved once so config.json records what actually ran: each null DERIVED
+    # field takes the default the protocol's module declares (its TRAITS, tallysim/protocols/).
     def resolved(self) -> "Config":
-        name = self.protocol.name
-        optim, init, warm = self.optim, self.init, self.warmup_epochs
-        derived = set(self.derived)
-        if optim.reset_each_round is None:
-            optim = replace(optim, reset_each_round=name in FEDAVG_FAMILY)
-            derived.add("optim.reset_each_round")
-        if init.shared is None:
-            init = replace(init, shared=name in FEDAVG_FAMILY or name == "bridge")
-            derived.add("init.shared")
-        if warm is None:
-            warm = self.local_epochs if name in DISTILL_PROTOCOLS else 0
-            derived.add("warmup_epochs")
-        return replace(self, optim=optim, init=init, warmup_epochs=warm, derived=tuple(sorted(derived)))
+        traits = _protocols.traits(self.protocol.name)
+        values = {k: traits.default(k, self) for k in DERIVED if get_field(self, k) is None}
+        return replace(with_values(self, values), derived=tuple(sorted(set(self.derived) | set(values))))
 
 
 DERIVED = ("optim.reset_each_round", "init.shared", "warmup_epochs")   # what resolved() may derive
@@ -378,6 +371,9 @@ OPTIMIZERS = choices("optim.name")
 FAULT_KINDS = choices("faults.kind")
 SOFT_AGGREGATES = choices("softlabel.aggregate")
 PARAM_AGGREGATES = choices("fedavg.aggregate")
+# Protocols by trait (each module's TRAITS), for code that wants the names.
+FEDAVG_FAMILY = tuple(n for n in PROTOCOL_NAMES if _protocols.traits(n).fedavg_family)
+DISTILL_PROTOCOLS = tuple(n for n in PROTOCOL_NAMES if _protocols.traits(n).distill)
 
 
 def _parse_scalar(key: str, text: str, t) -> Any:

@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tallysim import checkpoint, comm, config, data, faults, fed, lanes, local, mesh, outdir
+from tallysim import checkpoint, comm, config, data, faults, fed, lanes, local, mesh, outdir, protocols
 from tallysim.config import Config, ConfigError
 from tallysim.data.partition import convention
 from tallysim import exchange
@@ -171,7 +171,7 @@ def auto_chunk(b: Built) -> int:
     # The probe exchange streams peers in chunks (exchange.py): one chunk's [c, M, C] temporaries plus
     # the [M, C] sums, no A * M * C term; evaluation holds one [P, B, C] batch of logits.
     probes = exchange.footprint_bytes(spec.active, spec.probes, spec.classes,
-                                      soft=cfg.protocol.name == "softlabel")
+                                      soft=protocols.traits(cfg.protocol.name).soft)
     evals = 4 * spec.peers * eval_batch(spec.peers, spec.classes) * spec.classes * 2
     per_seed = state + acts + probes + evals
     stats = jax.local_devices()[0].memory_stats() or {}

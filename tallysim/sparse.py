@@ -81,8 +81,41 @@ def topk_mask(u_W: jax.Array, k: int) -> jax.Array:
     return jnp.zeros((n,), bool).at[idx].set(True)
 
 
-def select_mask(u_W: jax.Array, density: float, lay: Layout, scope: str) -> jax.Array:
-    """The sent entries: top-k over the whole vector (global) or within each leaf (per_tensor)."""
+def lane_topk_mask(u_W: jax.Array, k, kmax: int) -> jax.Array:
+    """`topk_mask` with a traced k (one lane of a grouped sweep, lanes.py) bounded by the group's
+    static kmax: the first k of the top kmax. top_k sorts by |u| with ties in index order, so this is
+    exactly topk_mask(u_W, k) for every k <= kmax."""
+    n = u_W.shape[0]
+    kmax = min(kmax, n)
+    _, idx = jax.lax.top_k(jnp.abs(u_W), kmax)
+    return jnp.zeros((n,), bool).at[idx].set(jnp.arange(kmax) < k)
+
+
+class LaneK(NamedTuple):
+    """Per-lane k of a grouped sweep over `bridge.density`: k_S traced (one entry for global scope,
+    one per leaf for per_tensor), kmax_S the group's static bound for each."""
+    k_S: Any
+    kmax_S: tuple
+
+
+def lane_k(density, choices: tuple, lay: Layout, scope: str) -> LaneK:
+    """The k's of a traced density: exact, since `choices` (the group's densities, Python floats) are
+    mapped to their k on the host and the lane's float32 density is matched against them."""
+    per = ([(num_selected(d, lay, scope),) for d in choices] if scope == "global"
+           else [tuple(ceil_fraction(d, n) for _, n in lay.segments) for d in choices])
+    table = jnp.asarray(per, jnp.int32)                                   # [choices, S]
+    hit = jnp.asarray(density, jnp.float32) == jnp.asarray(choices, jnp.float32)
+    return LaneK(jnp.sum(jnp.where(hit[:, None], table, 0), axis=0), tuple(max(col) for col in zip(*per)))
+
+
+def select_mask(u_W: jax.Array, density, lay: Layout, scope: str, lk: LaneK | None = None) -> jax.Array:
+    """The sent entries: top-k over the whole vector (global) or within each leaf (per_tensor);
+    with `lk`, k per lane (the density is then traced and not read)."""
+    if lk is not None:
+        if scope == "global":
+            return lane_topk_mask(u_W, lk.k_S[0], lk.kmax_S[0])
+        return jnp.concatenate([lane_topk_mask(u_W[s:s + n], lk.k_S[i], lk.kmax_S[i])
+                                for i, (s, n) in enumerate(lay.segments)])
     if scope == "global":
         return topk_mask(u_W, num_selected(density, lay, scope))
     parts = [topk_mask(u_W[s:s + n], ceil_fraction(density, n)) for s, n in lay.segments]
@@ -95,10 +128,10 @@ class Sparsified(NamedTuple):
     mask_W: jax.Array        # bool, the k coordinates sent
 
 
-def sparsify(theta_W, ref_W, error_W, density: float, lay: Layout, scope: str) -> Sparsified:
+def sparsify(theta_W, ref_W, error_W, density, lay: Layout, scope: str, lk: LaneK | None = None) -> Sparsified:
     """Error feedback: u = (theta - ref) + e; send s = topk(u); keep e' = u - s. s + e' == u exactly."""
     u = (theta_W - ref_W) + error_W
-    mask = select_mask(u, density, lay, scope)
+    mask = select_mask(u, density, lay, scope, lk)
     zero = jnp.zeros_like(u)
     return Sparsified(jnp.where(mask, u, zero), jnp.where(mask, zero, u), mask)
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 import math
 import os
 
-from tallysim import sizing
-from tallysim.config import (DISTILL_PROTOCOLS, FAULT_KINDS, FEDAVG_FAMILY, INT_MAX, Config, ConfigError,
-                             declared, field_keys, field_type, get_field)
+from tallysim import protocols, sizing
+from tallysim.config import (FAULT_KINDS, INT_MAX, PROTOCOL_NAMES, Config, ConfigError, declared, field_keys,
+                             field_type, get_field)
 
 MAX_NAME = 200          # bytes of a dataset name (it becomes a cache file name; file systems allow 255)
 
@@ -146,6 +146,7 @@ def estimate_bytes(cfg: Config) -> list[tuple[str, int, str]]:
     dim, classes = (math.prod(d.input_shape), d.num_classes) if synthetic else KNOWN_SHAPES.get(d.name, (784, 10))
     channels = d.input_shape[-1] if synthetic and len(d.input_shape) > 1 else 3 if dim == 3072 else 1
     w = cfg.model.width
+    traits = protocols.traits(cfg.protocol.name)
     if cfg.model.name == "mlp":
         params = dim * w + w * w + w * classes
     elif cfg.model.name == "cnn":
@@ -156,15 +157,15 @@ def estimate_bytes(cfg: Config) -> list[tuple[str, int, str]]:
             "model.width, peers" if cfg.model.name == "mlp" else "peers"),
            # exchange.py streams peers in chunks: [c, M, C] temporaries and [M, C] sums, no P * M * C
            ("the probe outputs", sizing.footprint_bytes(cfg.peers, cfg.probe.per_round, classes,
-                                                        soft=cfg.protocol.name == "softlabel"),
+                                                        soft=traits.soft),
             "probe.per_round, peers" + (", data.num_classes" if synthetic else "")),
            ("the activations", 4 * 4 * cfg.peers * cfg.batch_size * max(dim, w if cfg.model.name == "mlp" else 0),
             "batch_size, peers")]
-    if cfg.protocol.name == "softlabel" and cfg.softlabel.aggregate in ("median", "trimmed"):
+    if traits.soft and cfg.softlabel.aggregate in ("median", "trimmed"):
         # no streaming: logits, probabilities and their sort, [A, M, C] each
         out.append(("the robust soft-label aggregation", 4 * 3 * cfg.peers * cfg.probe.per_round * classes,
                     "probe.per_round, peers (or softlabel.aggregate=mean)"))
-    if cfg.protocol.name in FEDAVG_FAMILY and cfg.fedavg.aggregate in ("median", "trimmed"):
+    if traits.fedavg_family and cfg.fedavg.aggregate in ("median", "trimmed"):
         out.append(("the robust parameter aggregation", 4 * 2 * params * cfg.peers,
                     "peers (or fedavg.aggregate=mean)"))
     if synthetic:
@@ -193,12 +194,11 @@ def _rules(cfg: Config) -> None:
         raise ConfigError("probe.source=files is not supported (data.path belongs to the training data); "
                           "import the pool's files first with `python -m tallysim prepare NAME --path DIR` "
                           "and set probe.source=NAME")
-    if cfg.protocol.name == "bridge" and cfg.init.shared is False:
-        raise ConfigError("bridge needs a shared init (its merges are deltas from one common "
-                          "reference); remove init.shared=false")
-    if cfg.protocol.name in FEDAVG_FAMILY and cfg.init.shared is False:
-        raise ConfigError(f"{cfg.protocol.name} always starts every peer from the server model; "
-                          "init.shared=false is only for local/softlabel/tally")
+    reason = protocols.traits(cfg.protocol.name).shared_init
+    if reason and cfg.init.shared is False:
+        free = [n for n in PROTOCOL_NAMES if not protocols.traits(n).shared_init]
+        raise ConfigError(f"{cfg.protocol.name} needs a shared init ({reason}); remove init.shared=false "
+                          f"(it is only for {'/'.join(free)})")
     _fault_rules(cfg)
 
 
@@ -211,7 +211,7 @@ def _fault_rules(cfg: Config) -> None:
     if f.kind == "under_trained" and f.redraw and f.examples is not None:
         raise ConfigError(f"faults.redraw=true with faults.examples={f.examples} is not supported: shards "
                           "are cut once, before the run; allowed: faults.redraw=false, or faults.steps alone")
-    if f.kind == "straggler" and cfg.protocol.name in DISTILL_PROTOCOLS:
+    if f.kind == "straggler" and protocols.traits(cfg.protocol.name).distill:
         raise ConfigError(f"faults.kind=straggler is not implemented for protocol.name={cfg.protocol.name} "
                           f"(its stale message would be about last round's probes); allowed there: "
                           f"{', '.join(k for k in FAULT_KINDS if k != 'straggler')}")

@@ -37,6 +37,13 @@ class Context:
     spec: Spec
     model: Any
     num_params: int
+    # ((key, (value, ...)), ...): the distinct values of each traced field that varies across the
+    # lanes of a grouped sweep (lanes.choices). A protocol that needs a static bound for a traced
+    # value (the bridge's largest k) reads it here.
+    choices: tuple = ()
+
+    def choices_of(self, key: str) -> Optional[tuple]:
+        return dict(self.choices).get(key)
 
     @property
     def tx(self):

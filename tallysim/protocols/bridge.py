@@ -22,8 +22,12 @@ from tallysim import comm, faults, peers, sparse
 from tallysim.local import hard_label_loss
 from tallysim.peers import State
 from tallysim.protocols.base import Context, Protocol, active_set, round_keys, shard_weights
+from tallysim.protocols import Traits
 from tallysim.protocols.distill import distill_round, warmup_init
 from tallysim.protocols.tally import vote_cost
+
+TRAITS = Traits(distill=True, shared_init="its merges are deltas from one common reference",
+                defaults={"init.shared": True, "warmup_epochs": "local_epochs"})
 
 
 def merge_step(ctx: Context, lay: sparse.Layout, state: State, data, idx, fr=None):

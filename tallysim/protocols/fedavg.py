@@ -14,8 +14,13 @@ import jax
 import jax.numpy as jnp
 
 from tallysim import comm, faults, peers, vote
+from tallysim.protocols import Traits
 from tallysim.protocols.base import (Context, Protocol, active_set, local_round, round_keys,
                                      shard_weights)
+
+# fedavg and fedprox (both built here)
+TRAITS = Traits(fedavg_family=True, shared_init="it starts every peer from the server model",
+                defaults={"optim.reset_each_round": True, "init.shared": True})
 
 
 def aggregate(ctx: Context, sent_A, count_A, server, fr=None):

@@ -20,8 +20,11 @@ import optax
 
 from tallysim import faults
 from tallysim.fed import to_input, pool_examples
-from tallysim.protocols import fedavg
+from tallysim.protocols import Traits, fedavg
 from tallysim.protocols.base import Context, Protocol, active_set, round_keys
+
+TRAITS = Traits(fedavg_family=True, shared_init="it starts every peer from the server model",
+                defaults={"optim.reset_each_round": True, "init.shared": True})
 
 
 def teacher_probs(logits_AxBxC: jax.Array, target: str, temperature: float, weight_A=None) -> jax.Array:

@@ -5,7 +5,10 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from tallysim import comm, faults
+from tallysim.protocols import Traits
 from tallysim.protocols.base import Context, Protocol, active_set, local_round, round_keys
+
+TRAITS = Traits()                 # no exchange: every derived default is the base one
 
 
 def make(ctx: Context) -> Protocol:

@@ -13,8 +13,11 @@ from __future__ import annotations
 
 from tallysim import comm
 from tallysim.local import soft_label_loss
+from tallysim.protocols import Traits
 from tallysim.protocols.base import Context, Protocol, exchanging
 from tallysim.protocols.distill import distill_round, warmup_init
+
+TRAITS = Traits(distill=True, soft=True, defaults={"warmup_epochs": "local_epochs"})
 
 
 def make(ctx: Context) -> Protocol:

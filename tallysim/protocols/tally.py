@@ -11,8 +11,11 @@ from __future__ import annotations
 
 from tallysim import comm, lanes
 from tallysim.local import hard_label_loss
+from tallysim.protocols import Traits
 from tallysim.protocols.base import Context, Protocol, exchanging
 from tallysim.protocols.distill import distill_round, warmup_init
+
+TRAITS = Traits(distill=True, defaults={"warmup_epochs": "local_epochs"})
 
 
 def vote_bits(ctx: Context) -> comm.RoundBits:
