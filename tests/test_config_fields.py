@@ -101,7 +101,7 @@ def readme_fields() -> dict[str, str]:
 
 
 def _same_default(text: str, default) -> bool:
-    text = text.strip()
+    text = text.split(" = ")[0].strip()        # "[none = local_epochs]", "[0 = off]": value = meaning
     if default is None:
         return text.startswith("none")
     if isinstance(default, bool):
@@ -135,3 +135,5 @@ def test_readme_parser_notices_a_missing_and_a_stale_field(monkeypatch, tmp_path
     monkeypatch.setitem(globals(), "README", fake)
     found = readme_fields()
     assert "bridge.perod" in found and "model.width" not in found
+    assert _same_default("0 = off", 0) and _same_default("none = local_epochs", None)
+    assert not _same_default("6", 5) and not _same_default("0 = off", 1) and not _same_default("true", False)
