@@ -191,10 +191,10 @@ def parser() -> argparse.ArgumentParser:
                    help="instead: time a fixed 108-run tally sweep grouped and one at a time (runs/hour, ratio)")
     b.add_argument("--smoke", action="store_true", help="with --sweep: its 8-run, 3-round version")
     b.add_argument("--data", help="with --sweep: fashion_mnist (default) or synthetic")
-    b.add_argument("--devices", metavar="1,2,4,8",
-                   help="instead: samples/s of the CNN FedAvg round with 8 peers sharded over these device "
     b.add_argument("--sample", type=int, default=0, metavar="N",
                    help="with --sweep: time one at a time on N evenly spaced runs only (0: all)")
+    b.add_argument("--devices", metavar="1,2,4,8",
+                   help="instead: samples/s of the CNN FedAvg round with 8 peers sharded over these device "
                    "counts (on a CPU: XLA_FLAGS=--xla_force_host_platform_device_count=8)")
     b.set_defaults(fn=cmd_bench)
     return p
