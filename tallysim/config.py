@@ -129,6 +129,8 @@ class DistillConfig:
     epochs: int = ints(1, 0)          # sequential: passes over the probes first
     label_smoothing: float = floats(0.0, "[0, 1)")  # tally only
     batch_size: Optional[int] = ints(None)          # probe minibatch; None = batch_size
+    ramp_rounds: int = ints(0, 0)     # 0 = off; round r trains with weight * min(1, r / ramp_rounds)
+    gate: float = floats(0.0, "[0, 1]")   # 0 = off; weight 0 in a round whose vote's mean agreement < gate
 
 
 @dataclass(frozen=True)
@@ -165,6 +167,7 @@ class BridgeConfig:
     scope: Literal["global", "per_tensor"] = "global"
     average: Literal["weighted", "per_coordinate"] = "weighted"
     reset: Literal["hard", "soft"] = "hard"
+    vote_at: Literal["start", "merge"] = "start"   # start: vote with the round-start models | merge: the trained ones
 
 
 @dataclass(frozen=True)

@@ -25,9 +25,10 @@ from tallysim.config import Config
 
 TRACED = ("optim.lr", "optim.momentum", "optim.weight_decay", "fedprox.mu", "distill.weight",
           "distill.temperature", "distill.label_smoothing", "vote.min_agreement",
-          "softlabel.era_temperature", "feddf.lr", "feddf.temperature")
+          "softlabel.era_temperature", "feddf.lr", "feddf.temperature", "distill.ramp_rounds",
+          "distill.gate")
 NONZERO = ("optim.momentum", "optim.weight_decay", "distill.weight", "distill.label_smoothing",
-           "vote.min_agreement")
+           "vote.min_agreement", "distill.ramp_rounds", "distill.gate")
 HOST = ("seed", "seeds", "seed_chunk", "partition.kind", "partition.alpha", "partition.k",
         "partition.min_size", "partition.cap", "partition.scheme")
 SCHEDULE = ("rounds", "eval_every")

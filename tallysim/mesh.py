@@ -164,7 +164,8 @@ def state_shardings(state, placement: Placement):
     peer_axis = 0 if placement.axis == "lane" else 1
     server_axis = 0 if placement.axis == "lane" else None
     return state._replace(params=tree(state.params, peer_axis), opt=tree(state.opt, peer_axis),
-                          error=tree(state.error, peer_axis), server=tree(state.server, server_axis))
+                          error=tree(state.error, peer_axis), server=tree(state.server, server_axis),
+                          votes=tree(state.votes, server_axis))      # no peer axis: as the server's
 
 
 def replicated(placement: Placement):

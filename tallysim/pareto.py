@@ -183,6 +183,17 @@ def plot(points: list[dict], front: list[dict], out: str, which: str = "final", 
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7.0, 4.6))
+    draw(ax, points, front, which, metric, title)
+    fig.tight_layout()
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=130)
+    plt.close(fig)
+    return out
+
+
+def draw(ax, points: list[dict], front: list[dict], which: str = "final", metric: str = "auto",
+         title: str | None = None) -> None:
+    """One Pareto panel on a matplotlib axis: every run faint, each protocol's frontier filled."""
     protos = sorted({p["protocol"] for p in points}, key=_proto_order)
     for proto in protos:
         colour, marker = _style(proto)
@@ -205,11 +216,6 @@ def plot(points: list[dict], front: list[dict], out: str, which: str = "final", 
                  fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8, title="frontier (filled) / all runs (faint)", title_fontsize=7)
-    fig.tight_layout()
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=130)
-    plt.close(fig)
-    return out
 
 
 def main(args) -> int:

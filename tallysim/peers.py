@@ -21,6 +21,7 @@ class State(NamedTuple):
     opt: PyTree                    # [P, ...] each peer's optimizer state
     server: Optional[PyTree]       # FedAvg family: the server model; bridge: theta_ref; else None
     error: Optional[PyTree]        # bridge: error-feedback buffers [P, ...]; else None
+    votes: Optional[PyTree] = None  # bridge.vote_at=merge: the last vote, trained on next round (distill.py)
 
 
 def make_optimizer(optim) -> optax.GradientTransformation:

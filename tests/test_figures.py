@@ -33,10 +33,45 @@ def test_cifar_variants_validate(i):
         assert all(cfg.data.name.startswith("cifar") for cfg, _ in plans.values())
 
 
-def test_fig5_includes_the_pareto_operating_points():
-    plans = figures.group_plans(json.loads(open(figures.FIGURES["fig5"]).read()), False, figures.EXPERIMENTS)
-    assert plans["bridge"][0].protocol.name == "bridge" and len(plans["bridge"][1]) == 32
-    assert plans["fedavg"][0].protocol.name == "fedavg" and len(plans["fedavg"][1]) == 12
+def test_fig5_includes_the_pareto_operating_points_in_three_panels():
+    spec = json.loads(open(figures.FIGURES["fig5"]).read())
+    plans = figures.group_plans(spec, False, figures.EXPERIMENTS)
+    cfg, runs = plans["bridge"]
+    assert cfg.protocol.name == "bridge" and len(runs) == 3 * 16     # 3 panels x density x vote_at x gate x ramp
+    assert plans["fedavg"][0].protocol.name == "fedavg" and len(plans["fedavg"][1]) == 3 * 2
+    partitions = {}
+    for name, ov in runs:
+        panel = figures.panel_of(name)
+        partitions.setdefault(panel, set()).add(tuple(o for o in ov if o.startswith("partition.")))
+    assert partitions == {"dir0.1": {("partition.kind=dirichlet", "partition.alpha=0.1", "partition.cap=false")},
+                          "dir0.5": {("partition.kind=dirichlet", "partition.alpha=0.5", "partition.cap=false")},
+                          "iid": {("partition.kind=iid",)}}
+    cfgs = [c for c in __import__("tallysim").sweep.configs(cfg, runs)]
+    assert {c.bridge.vote_at for c in cfgs} == {"start", "merge"}
+    assert {(c.distill.ramp_rounds, c.distill.gate) for c in cfgs} == {(0, 0), (5, 0), (0, 0.5), (5, 0.5)}
+    assert {c.partition.kind for c in cfgs} == {"dirichlet", "iid"}
+
+
+def test_pareto_panels_and_every_round_points(tmp_path):
+    """A two-panel pareto figure: one panel per partition, FedAvg's rounds read off one run."""
+    spec = {"kind": "pareto", "title": "tiny pareto", "every_round": ["fedavg"],
+            "panels": {"a": {"partition": {"kind": "iid"}}, "b": {"partition": {"kind": "dirichlet", "alpha": 0.5}}},
+            "base": {"peers": 3, "rounds": 2, "eval_every": 1, "probe": {"per_round": 32, "pool_size": 100},
+                     "data": {"name": "synthetic", "train_size": 600, "test_size": 100}, "model": {"width": 8}},
+            "groups": {"fedavg": {"protocol": {"name": "fedavg"}}, "tally": {"protocol": {"name": "tally"}}},
+            "smoke": {}}
+    path = tmp_path / "tiny.json"
+    path.write_text(json.dumps(spec))
+    out = figures.make_figure(str(path), results=str(tmp_path / "res"), out=str(tmp_path / "fig"),
+                              progress=False, log=lambda m: None)
+    assert sorted(p.name for p in (tmp_path / "res" / "tiny" / "fedavg").iterdir() if p.is_dir()) == ["a", "b"]
+    rows = (tmp_path / "fig" / "tiny.csv").read_text().splitlines()
+    assert rows[0].startswith("panel,protocol,run")
+    fedavg = [r for r in rows[1:] if ",fedavg," in r]
+    assert sorted(r.split(",")[2] for r in fedavg) == ["a@r1", "a@r2", "b@r1", "b@r2"]   # one point per round
+    assert sum(",tally," in r for r in rows) == 2                                         # final round only
+    md = pathlib.Path(out["frontier"]).read_text()
+    assert "## a" in md and "## b" in md
 
 
 def test_tiny_figure_end_to_end_and_resume(tmp_path):

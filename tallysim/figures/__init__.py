@@ -8,6 +8,12 @@ A figure config (`experiments/figN.json`) is JSON with:
   sweep    axes applied to every group ({"key": [values]})
   smoke    {"base": {...}, "sweep": {...}, "groups": {...}}: a few-minute version of the figure
   x        (final_vs, classes) the swept key on the x axis; `target` the accuracy for bits-to-target
+  panels   (pareto) panel name -> {config fields}: every group runs once per panel with these
+           fields on top (run names start `<panel>__`), and the figure draws one panel each; the
+           panels of a group form one sweep, so host-side fields (the partition) share programs.
+           `smoke.panels` may replace them
+  every_round  (pareto) group names whose runs give one point per evaluated round (round r of a
+           FedAvg run is the FedAvg run of r rounds), so a rounds axis needs no runs of its own
 Runs go to RESULTS/<name>[-smoke]/<group>/<run>/ (each a `tallysim run` directory; finished runs are
 skipped, so an interrupted figure resumes), figures to OUT/<name>.png, .pdf and .csv.
 """
@@ -92,10 +98,42 @@ def group_plans(spec: dict, smoke: bool, base_dir: Path) -> dict[str, tuple[conf
         if smoke:
             axes.update(shrink.get("sweep", {}))
         cfg = config.from_dict(_merge(_merge(fields, g), shrink.get("base", {})))
-        runs = sweep.expand(axes, [])
+        runs = with_panels(sweep.expand(axes, []), panels(spec, smoke))
         sweep.configs(cfg, runs)
         plans[gname] = (cfg, runs)
     return plans
+
+
+def panels(spec: dict, smoke: bool) -> dict:
+    """panel name -> [key=value overrides] ({} when the figure has no panels)."""
+    p = (spec.get("smoke", {}).get("panels") if smoke else None) or spec.get("panels") or {}
+    if not isinstance(p, dict) or not all(isinstance(v, dict) for v in p.values()):
+        raise ConfigError('a figure config\'s `panels` must be an object {"panel name": {config fields}}')
+    out = {}
+    for name, fields in p.items():
+        outdir.check_name(name, "figure panel")
+        flat = _flat(fields)
+        out[name] = [f"{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in flat.items()]
+    return out
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        out.update(_flat(v, prefix + k + ".") if isinstance(v, dict) else {prefix + k: v})
+    return out
+
+
+def with_panels(runs: list, panel_overrides: dict) -> list:
+    """Every run once per panel, named `<panel>__<run>` (`<panel>` for a sweep's single `base` run)."""
+    if not panel_overrides:
+        return runs
+    return [(p if name == "base" else f"{p}__{name}", ov + items)
+            for p, ov in panel_overrides.items() for name, items in runs]
+
+
+def panel_of(run_dir) -> str:
+    return Path(run_dir).name.split("__")[0]
 
 
 def make_figure(name_or_path: str, smoke: bool = False, results: str = "results", out: str = "figures",

@@ -171,21 +171,67 @@ def mechanism(spec, data, stem, title) -> dict:
     return _save(fig, stem, table)
 
 
+def _every_round(point: dict) -> list[dict]:
+    """One point per evaluated round of a run (`every_round` groups): for a protocol whose rounds do not
+    depend on the total (FedAvg, FedProx, FedDF, tally), round r of a longer run is the run of r rounds,
+    so one run gives the whole rounds axis. Its label is `<run>@r<round>`."""
+    _, rows = read_run(point["dir"])
+    out = []
+    for r in rows:
+        a = acc(r)[0]
+        out.append({**point, "run": f"{point['run']}@r{r['round']}", "bits_per_peer": float(r["bits_per_peer"]),
+                    "MB_per_peer": r["bits_per_peer"] / 8e6, "accuracy": a, "accuracy_final": a,
+                    "accuracy_best": a, "rounds": r["round"]})
+    return out
+
+
 def pareto_fig(spec, data, stem, title) -> dict:
+    """Accuracy vs bits, each group's frontier (the groups in `every_round`: every evaluated round of
+    their runs is a point). With `panels` (figures.panels), one panel per panel
+    name, each with its own frontiers, tables `<stem>_<panel>_frontier.md|csv`, `_points.csv`, and
+    `<stem>_frontier.md` gathering every panel's."""
     from tallysim import pareto
+    from tallysim.figures import panel_of
     points = []
     for group, runs in data.items():
         pts = pareto.collect([d for _, d in runs], log=lambda m: None)
+        if group in spec.get("every_round", ()):
+            pts = [q for p in pts for q in _every_round(p)]
         for p in pts:
             # A group that is not simply a protocol (e.g. an ablation) gets its own frontier.
             p["protocol"] = p["protocol"] if group in (p["protocol"], "distill") else group
         points += pts
-    front = pareto.frontier(points)
     stem.parent.mkdir(parents=True, exist_ok=True)
-    png = pareto.plot(points, front, f"{stem}.png", title=title)
-    pareto.plot(points, front, f"{stem}.pdf", title=title)
-    tables = pareto.write_tables(points, front, f"{stem}.png", "final", "auto")
-    return {"png": png, "pdf": f"{stem}.pdf", "csv": tables[2], "frontier": tables[1]}
+    names = list(spec.get("panels") or {})
+    if not names:
+        front = pareto.frontier(points)
+        png = pareto.plot(points, front, f"{stem}.png", title=title)
+        pareto.plot(points, front, f"{stem}.pdf", title=title)
+        tables = pareto.write_tables(points, front, f"{stem}.png", "final", "auto")
+        return {"png": png, "pdf": f"{stem}.pdf", "csv": tables[2], "frontier": tables[1]}
+    by_panel = {n: [p for p in points if panel_of(p["dir"]) == n] for n in names}
+    by_panel = {n: pts for n, pts in by_panel.items() if pts}
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(by_panel), figsize=(6.2 * len(by_panel), 4.8), squeeze=False)
+    lines, rows = [f"# {title}", ""], []
+    for ax, (n, pts) in zip(axes[0], by_panel.items()):
+        front = pareto.frontier(pts)
+        pareto.draw(ax, pts, front, title=f"{n}: {len(pts)} runs")
+        tables = pareto.write_tables(pts, front, f"{stem}_{n}.png", "final", "auto")
+        lines += [f"## {n}", "", Path(tables[1]).read_text(), ""]
+        with open(tables[2], newline="") as f:
+            rows += [{"panel": n, **r} for r in csv.DictReader(f)]
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    fig.savefig(f"{stem}.png", dpi=130)
+    fig.savefig(f"{stem}.pdf")
+    plt.close(fig)
+    Path(f"{stem}_frontier.md").write_text("\n".join(lines))
+    with open(f"{stem}.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["panel"])
+        w.writeheader()
+        w.writerows(rows)
+    return {"png": f"{stem}.png", "pdf": f"{stem}.pdf", "csv": f"{stem}.csv", "frontier": f"{stem}_frontier.md"}
 
 
 def speed_rows(spec, smoke, log) -> list[dict]:

@@ -9,6 +9,9 @@ coordinate's mean over the peers that sent it (`per_coordinate`) and broadcasts 
 peers then take theta_ref (`bridge.reset=hard`) or add merged - s_i to their weights (`soft`; the
 unsent residual then stays in the weights, so the error buffer is not added again).
 theta_ref starts at the shared init and is the global model (`acc_global`).
+`bridge.vote_at`: the votes come from the round-start models (`start`: after a hard reset all the
+same model) or from the locally trained models just before the merge (`merge`); a `merge` vote is
+trained on in the next round (distill.py). Either way one vote per active peer per round: same bits.
 Bits: tally's every round; on merge rounds, per active peer, up the cheapest coding of k entries
 and down that of the merged update's nnz non-zeros (`comm.sparse_params`, `comm.param_bits`).
 density=0 is tally exactly; density=1, period=1, distill.weight=0 is FedAvg up to float rounding.
@@ -68,7 +71,8 @@ def merge_step(ctx: Context, lay: sparse.Layout, state: State, data, idx, fr=Non
 def make(ctx: Context) -> Protocol:
     cfg = ctx.cfg
     lspec = ctx.local_spec(distill_loss=hard_label_loss(ctx.spec.classes, cfg.distill.label_smoothing))
-    tally_round = distill_round(ctx, lspec, hard=True)
+    vote_after = cfg.bridge.vote_at == "merge"      # vote with the trained models, just before the merge
+    tally_round = distill_round(ctx, lspec, hard=True, vote_after=vote_after)
     dummy = jnp.zeros((1,) + tuple(ctx.spec.input_shape), jnp.float32)
     lay = sparse.layout(jax.eval_shape(ctx.model.init, jax.random.PRNGKey(0), dummy))
     assert lay.size == ctx.num_params, (lay.size, ctx.num_params)
@@ -111,5 +115,6 @@ def make(ctx: Context) -> Protocol:
         v_up, v_down = votes.totals()
         return bits._replace(up_total=v_up + s * up, down_total=v_down + ctx.spec.active * down)
 
-    return Protocol(init=lambda key, data: warmup_init(ctx, key, data, server=True, error=True),
+    return Protocol(init=lambda key, data: warmup_init(ctx, key, data, server=True, error=True,
+                                                       votes=vote_after),
                     round=round_fn, cost=cost, has_server=True)

@@ -3,25 +3,73 @@
 Warm-up on private data, then every round: the active peers predict on the round's probes, the server
 aggregates, and the peers train on private data plus the aggregated targets. Only the message and the
 aggregation differ between softlabel and tally, so they differ here by one flag and one loss.
+
+The distillation weight of round r (1-based) is `distill.weight` times a factor (`distill_factor`):
+`min(1, r / distill.ramp_rounds)` when the ramp is on, times 0 when the mean agreement (winning vote
+share, averaged over the round's probes) of the vote trained on is below `distill.gate`. Both off
+(0, the defaults) compile the program of a run without them. The gate acts on the weight only: the
+votes or soft labels are still sent and counted.
+
+`bridge.vote_at=merge` (`vote_after=True`): the vote is taken from the locally trained models just
+before the merge, and the peers train on it in the next round (it travels in `State.votes`); round 1
+has no vote yet, so it trains on private data only (its probe weights are zero).
 """
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
 
-from tallysim import faults, local
+from typing import NamedTuple
+
+from tallysim import faults, lanes, local
+from tallysim.fed import pool_examples
 from tallysim.peers import State
-from tallysim.protocols.base import (Context, active_set, exchanging, local_round, probe_exchange,
-                                     round_keys)
+from tallysim.protocols.base import (Context, active_set, draw_probes, exchanging, local_round,
+                                     probe_exchange, round_keys)
 
 
-def warmup_init(ctx: Context, key, data, server: bool = False, error: bool = False) -> State:
-    """Initialise all peers, then `warmup_epochs` of private training before the first exchange."""
+class PendingVote(NamedTuple):
+    """bridge.vote_at=merge: the vote taken before the last merge, trained on in the next round."""
+    pidx_M: jax.Array         # [M] int32 pool positions of that round's probes
+    target_M: jax.Array       # [M] int32 consensus labels
+    weight_M: jax.Array       # [M] float32 probe weights (abstention, lost votes; zeros before round 1)
+    agreement: jax.Array      # float32 mean winning share (distill.gate)
+
+
+def no_vote(ctx: Context) -> PendingVote:
+    M = ctx.spec.probes
+    return PendingVote(jnp.zeros((M,), jnp.int32), jnp.zeros((M,), jnp.int32), jnp.zeros((M,), jnp.float32),
+                       jnp.float32(0.0))
+
+
+def distill_factor(cfg, r, agreement):
+    """The factor of round r's distillation weight: None when neither the ramp nor the gate is on
+    (the weight is used as it is), else min(1, r / ramp_rounds) and/or (agreement >= gate)."""
+    d = cfg.distill
+    f = None
+    if lanes.nonzero(d.ramp_rounds):          # may be a traced per-lane value (lanes.py)
+        f = jnp.minimum(1.0, jnp.asarray(r).astype(jnp.float32) / d.ramp_rounds)
+    if lanes.nonzero(d.gate):
+        g = (agreement >= d.gate).astype(jnp.float32)
+        f = g if f is None else f * g
+    return f
+
+
+def scaled(lspec: local.LocalSpec, f) -> local.LocalSpec:
+    return lspec if f is None else lspec._replace(distill_weight=lspec.distill_weight * f)
+
+
+def warmup_init(ctx: Context, key, data, server: bool = False, error: bool = False,
+                votes: bool = False) -> State:
+    """Initialise all peers, then `warmup_epochs` of private training before the first exchange.
+    `votes`: the state carries a `PendingVote` (bridge.vote_at=merge), empty at first."""
     epochs = ctx.cfg.warmup_epochs
     # Without warm-up the init takes the key whole, as FedAvg's does: bridge's FedAvg invariant
     # (warmup_epochs=0) then holds from the same seed.
     k_init, k_warm = jax.random.split(key) if epochs else (key, None)
     state = ctx.init_state(k_init, data, ctx.cfg.init.shared, server=server, error=error)
+    if votes:
+        state = state._replace(votes=no_vote(ctx))
     if not epochs:
         return state
     lspec = ctx.local_spec(epochs=epochs)
@@ -34,8 +82,10 @@ def warmup_init(ctx: Context, key, data, server: bool = False, error: bool = Fal
     return state._replace(params=params, opt=opt)
 
 
-def distill_round(ctx: Context, lspec: local.LocalSpec, hard: bool):
-    """round(state, data, root, r) for a distillation protocol with hard (vote) or soft targets."""
+def distill_round(ctx: Context, lspec: local.LocalSpec, hard: bool, vote_after: bool = False):
+    """round(state, data, root, r) for a distillation protocol with hard (vote) or soft targets.
+    `vote_after` (bridge.vote_at=merge, hard only): train on the vote in `state.votes`, then vote
+    with the trained models and leave that vote in `state.votes` for the next round."""
     cfg = ctx.cfg
     sequential = cfg.distill.epochs if cfg.distill.order == "sequential" else 0
 
@@ -43,17 +93,50 @@ def distill_round(ctx: Context, lspec: local.LocalSpec, hard: bool):
         keys = round_keys(root, r, cfg.probe.resample)
         idx = active_set(ctx, keys.active)
         fr = faults.for_round(ctx, data, root, r, idx)
+        if vote_after:
+            return _vote_after_round(state, data, r, keys, idx, fr)
         probes, info = probe_exchange(ctx, state, data, keys, idx, hard=hard, fr=fr)
+        lspec_r = lspec
         if not exchanging(ctx):
             probes, sequential_epochs = None, 0
             info.pop("senders", None)            # nothing is sent, whoever drops out
         else:
             sequential_epochs = sequential
-        params, opt, _, loss_A, steps = local_round(ctx, lspec, state, data, keys, idx, probes=probes,
+            f = distill_factor(cfg, r, info["agreement"])
+            lspec_r = scaled(lspec, f)
+            if f is not None:
+                info["distill_factor"] = f
+        params, opt, _, loss_A, steps = local_round(ctx, lspec_r, state, data, keys, idx, probes=probes,
                                                     sequential_epochs=sequential_epochs, fr=fr)
         info["train_loss"] = jnp.mean(loss_A)
         info.update(steps)
         info.update(faults.info(fr))
         return state._replace(params=params, opt=opt), info
+
+    def _vote_after_round(state: State, data, r, keys, idx, fr):
+        probes, lspec_r, sequential_epochs, f = None, lspec, 0, None
+        if exchanging(ctx):
+            pv = state.votes
+            x_M, _ = pool_examples(data, pv.pidx_M)
+            probes = local.Probes(x_M, pv.target_M, pv.weight_M)
+            f = distill_factor(cfg, r, pv.agreement)
+            lspec_r, sequential_epochs = scaled(lspec, f), sequential
+        params, opt, _, loss_A, steps = local_round(ctx, lspec_r, state, data, keys, idx, probes=probes,
+                                                    sequential_epochs=sequential_epochs, fr=fr)
+        state = state._replace(params=params, opt=opt)
+        new, info = probe_exchange(ctx, state, data, keys, idx, hard=True, fr=fr)   # the trained models
+        if not exchanging(ctx):
+            info.pop("senders", None)
+        else:
+            pidx_M = draw_probes(ctx, data, keys.probe)                   # the draw probe_exchange made
+            state = state._replace(votes=PendingVote(pidx_M.astype(jnp.int32), new.target_M.astype(jnp.int32),
+                                                     new.weight_M.astype(jnp.float32),
+                                                     info["agreement"].astype(jnp.float32)))
+            if f is not None:
+                info["distill_factor"] = f
+        info["train_loss"] = jnp.mean(loss_A)
+        info.update(steps)
+        info.update(faults.info(fr))
+        return state, info
 
     return round_fn
