@@ -25,10 +25,10 @@ from tallysim.config import Config
 
 TRACED = ("optim.lr", "optim.momentum", "optim.weight_decay", "fedprox.mu", "distill.weight",
           "distill.temperature", "distill.label_smoothing", "vote.min_agreement",
-          "softlabel.era_temperature", "feddf.lr", "feddf.temperature", "distill.ramp_rounds",
-          "distill.gate")
+          "softlabel.era_temperature", "feddf.lr", "feddf.temperature", "bridge.density", "bridge.period",
+          "distill.ramp_rounds", "distill.gate")
 NONZERO = ("optim.momentum", "optim.weight_decay", "distill.weight", "distill.label_smoothing",
-           "vote.min_agreement", "distill.ramp_rounds", "distill.gate")
+           "vote.min_agreement", "bridge.density", "distill.ramp_rounds", "distill.gate")
 HOST = ("seed", "seeds", "seed_chunk", "partition.kind", "partition.alpha", "partition.k",
         "partition.min_size", "partition.cap", "partition.scheme")
 SCHEDULE = ("rounds", "eval_every")
@@ -84,3 +84,9 @@ def nonzero(x) -> bool:
     if isinstance(x, (int, float)):
         return x != 0
     return True
+def choices(cfgs: list[Config]) -> tuple:
+    """((key, sorted distinct values), ...) of the varying traced fields: static facts about a group
+    (protocols.base.Context.choices), e.g. the bridge's largest k."""
+    return tuple((k, tuple(sorted({config.get_field(c, k) for c in cfgs}))) for k in varying(cfgs))
+
+

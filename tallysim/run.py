@@ -64,6 +64,7 @@ class Built:
     cfgs: list = None           # the group's configurations (None: [cfg])
     lane_cfg: list = None       # per lane: its index into cfgs (None: all 0)
     values: dict = None         # traced key -> float32 [L] per-lane values (lanes.lane_values)
+    choices: tuple = ()         # the varying traced fields' distinct values (lanes.choices)
 
     def __post_init__(self):
         self.cfgs = self.cfgs or [self.cfg]
@@ -79,7 +80,17 @@ class Built:
         """The protocol with the group's varying fields set to one lane's (traced) values."""
         if not values:
             return self.protocol
-        return make_protocol(replace(self.ctx, cfg=lanes.with_values(self.ctx.cfg, values)))
+        return make_protocol(replace(self.ctx, cfg=lanes.with_values(self.ctx.cfg, values), choices=self.choices))
+
+    def cost_protocol(self, i: int) -> Protocol:
+        """Configuration i's own protocol, built from its constants, for its exact bits (the bridge's k
+        depends on the lane's density; whatever else a cost reads stays each configuration's own)."""
+        if i == 0:
+            return self.protocol
+        cache = self.__dict__.setdefault("_costs", {})
+        if i not in cache:
+            cache[i] = make_protocol(replace(self.ctx, cfg=self.cfgs[i]))
+        return cache[i]
 
     def lanes_of(self, i: int) -> list:
         return [j for j, c in enumerate(self.lane_cfg) if c == i]
@@ -146,7 +157,7 @@ def build_group(cfgs: list[Config]) -> Built:
     shapes = jax.eval_shape(model.init, jax.random.PRNGKey(0), dummy)
     ctx = Context(cfg=cfg, spec=spec, model=model, num_params=param_count(shapes))
     return Built(cfg, ctx, make_protocol(ctx), fdata, seeds, counts, ds.name, cfgs=cfgs, lane_cfg=lane_cfg,
-                 values=lanes.lane_values(cfgs, lane_cfg))
+                 values=lanes.lane_values(cfgs, lane_cfg), choices=lanes.choices(cfgs))
 
 
 def _private_steps(cfg: Config, counts: list) -> np.ndarray:
@@ -325,7 +336,7 @@ def _run_chunk(b: Built, lo: int, hi: int, lanes_out: "_Lanes", bar, saver: chec
             for j, (c, led) in enumerate(zip(cfgs, ledgers)):
                 if r > c.rounds or not lanes_out.live(lo + j):
                     continue
-                led.add(b.protocol.cost({k: v[j].tolist() for k, v in info.items()}))
+                led.add(b.cost_protocol(b.lane_cfg[lo + j]).cost({k: v[j].tolist() for k, v in info.items()}))
                 led.add_steps(info["steps_real"][j], info["steps_computed"][j])
                 loss = float(info["train_loss"][j])
                 if not math.isfinite(loss):

@@ -33,10 +33,11 @@ TRAITS = Traits(distill=True, shared_init="its merges are deltas from one common
                 defaults={"init.shared": True, "warmup_epochs": "local_epochs"})
 
 
-def merge_step(ctx: Context, lay: sparse.Layout, state: State, data, idx, fr=None):
+def merge_step(ctx: Context, lay: sparse.Layout, state: State, data, idx, fr=None, lk=None):
     """One sparse merge of the active peers. Returns (state, nnz of the merged update).
     `fr` (faults.py): confident_wrong peers send -scale * s_i; dropout loses the lost peers' s_i
-    (they keep their error buffers as if it had arrived: they cannot tell)."""
+    (they keep their error buffers as if it had arrived: they cannot tell). `lk`: this lane's k when
+    a grouped sweep varies `bridge.density` (sparse.lane_k)."""
     cfg = ctx.cfg.bridge
     theta_AxW = sparse.flatten_stacked(peers.take(state.params, idx))
     error_AxW = sparse.flatten_stacked(peers.take(state.error, idx))
@@ -45,7 +46,7 @@ def merge_step(ctx: Context, lay: sparse.Layout, state: State, data, idx, fr=Non
         # already contains it), so adding e_i again would count it twice.
         error_AxW = jnp.zeros_like(error_AxW)
     ref_W = sparse.flatten(state.server)
-    sp = jax.vmap(lambda t, e: sparse.sparsify(t, ref_W, e, cfg.density, lay, cfg.scope))(theta_AxW, error_AxW)
+    sp = jax.vmap(lambda t, e: sparse.sparsify(t, ref_W, e, cfg.density, lay, cfg.scope, lk))(theta_AxW, error_AxW)
     sent_W, mask_W = sp.sent_W, sp.mask_W
     if fr is not None and ctx.cfg.faults.kind == "confident_wrong":
         sent_W = jnp.where(fr.faulty_A[:, None], -ctx.cfg.faults.scale * sent_W, sent_W)
@@ -76,8 +77,14 @@ def make(ctx: Context) -> Protocol:
     dummy = jnp.zeros((1,) + tuple(ctx.spec.input_shape), jnp.float32)
     lay = sparse.layout(jax.eval_shape(ctx.model.init, jax.random.PRNGKey(0), dummy))
     assert lay.size == ctx.num_params, (lay.size, ctx.num_params)
-    k = sparse.num_selected(cfg.bridge.density, lay, cfg.bridge.scope)
+    # A grouped sweep may trace bridge.density and bridge.period (lanes.py): k then comes per lane
+    # from the group's densities (exact, host-side), and top-k runs to the group's largest k.
+    # lanes.NONZERO keeps density-0 lanes (tally, statically) in a group of their own.
+    choices = ctx.choices_of("bridge.density")
+    lk = None if choices is None else sparse.lane_k(cfg.bridge.density, choices, lay, cfg.bridge.scope)
+    k = sparse.num_selected(max(choices) if choices else cfg.bridge.density, lay, cfg.bridge.scope)
     period = cfg.bridge.period
+    traced_period = ctx.choices_of("bridge.period") is not None
 
     def round_fn(state: State, data, root, r):
         state, info = tally_round(state, data, root, r)
@@ -86,12 +93,12 @@ def make(ctx: Context) -> Protocol:
             return state, info
         idx = active_set(ctx, round_keys(root, r, cfg.probe.resample).active)   # the tally round's set
         fr = faults.for_round(ctx, data, root, r, idx)                             # ... and its faults
-        if period == 1:
-            state, nnz = merge_step(ctx, lay, state, data, idx, fr)
+        if not traced_period and period == 1:
+            state, nnz = merge_step(ctx, lay, state, data, idx, fr, lk)
             merged = jnp.int32(1)
         else:
-            merged = (r % period == 0).astype(jnp.int32)
-            state, nnz = jax.lax.cond(merged > 0, lambda s: merge_step(ctx, lay, s, data, idx, fr),
+            merged = (r % jnp.asarray(period).astype(jnp.int32) == 0).astype(jnp.int32)
+            state, nnz = jax.lax.cond(merged > 0, lambda s: merge_step(ctx, lay, s, data, idx, fr, lk),
                                       lambda s: (s, jnp.int32(0)), state)
         info["merged"], info["nnz"] = merged, nnz
         if fr is not None and fr.lost_A is not None:
