@@ -72,6 +72,12 @@ def lane_values(cfgs: list[Config], lane_cfg: list[int]) -> dict[str, np.ndarray
             for k in varying(cfgs)}
 
 
+def choices(cfgs: list[Config]) -> tuple:
+    """((key, sorted distinct values), ...) of the varying traced fields: static facts about a group
+    (protocols.base.Context.choices), e.g. the bridge's largest k."""
+    return tuple((k, tuple(sorted({config.get_field(c, k) for c in cfgs}))) for k in varying(cfgs))
+
+
 def with_values(cfg: Config, values: dict[str, Any]) -> Config:
     """cfg with the traced fields set to (per-lane, traced) values; no validation (values may be
     tracers). Code that branches on one of them must use `nonzero`."""
@@ -84,9 +90,3 @@ def nonzero(x) -> bool:
     if isinstance(x, (int, float)):
         return x != 0
     return True
-def choices(cfgs: list[Config]) -> tuple:
-    """((key, sorted distinct values), ...) of the varying traced fields: static facts about a group
-    (protocols.base.Context.choices), e.g. the bridge's largest k."""
-    return tuple((k, tuple(sorted({config.get_field(c, k) for c in cfgs}))) for k in varying(cfgs))
-
-
