@@ -15,7 +15,7 @@ from conftest import assert_rows_close, tiny, read_rows
 
 COMPARE = ("acc_mean", "acc_min", "acc_max", "acc_ensemble", "acc_global", "train_loss", "vote_acc",
            "softavg_acc", "agreement", "wrong_confidence", "consensus_acc")
-EXACT = ("round", "bits_up", "bits_down", "bits_per_peer", "steps_real", "steps_computed")
+EXACT = ("round", "bits_up", "bits_down", "bits_per_peer", "steps_real", "steps_computed", "merged", "nnz")
 
 # Every traced, host-side and schedule field of lanes.py, varied within one protocol's group.
 CASES = {
@@ -32,6 +32,13 @@ CASES = {
                   [["distill.temperature=1.0", "softlabel.era_temperature=0.1"],
                    ["distill.temperature=3.0", "softlabel.era_temperature=0.5", "partition.kind=label_quantity",
                     "partition.k=2"]]),
+    # bridge.density and bridge.period: top-k to the group's largest k with a per-lane rank mask, a
+    # merge every lane's own period; bits from each configuration's own k.
+    "bridge": (["protocol.name=bridge", "rounds=4", "participation=0.75"],
+               [["bridge.density=0.01", "bridge.period=1"], ["bridge.density=0.2", "bridge.period=2"],
+                ["bridge.density=1.0", "bridge.period=3"]]),
+    "bridge_per_tensor": (["protocol.name=bridge", "rounds=3", "bridge.scope=per_tensor", "bridge.reset=soft"],
+                          [["bridge.density=0.05"], ["bridge.density=0.3", "bridge.period=2"]]),
     "fedprox": (["protocol.name=fedprox", "participation=0.5"],
                 [["fedprox.mu=0.01"], ["fedprox.mu=1.0", "optim.lr=0.02"]]),
     "feddf": (["protocol.name=feddf", "feddf.steps=5", "feddf.batch_size=16"],
@@ -79,6 +86,9 @@ def test_signature_splits_on_static_fields_and_on_zero_switches():
     for other in ("protocol.name=softlabel", "peers=5", "model.width=16", "optim.momentum=0",
                   "distill.weight=0", "vote.min_agreement=0.5", "batch_size=16"):
         assert lanes.signature(a) != lanes.signature(config.validate(tiny("protocol.name=tally", other))), other
+    bridge = [lanes.signature(config.validate(tiny("protocol.name=bridge", f"bridge.density={d}", f"bridge.period={p}")))
+              for d, p in ((0.01, 1), (0.5, 3), (0, 1))]
+    assert bridge[0] == bridge[1] != bridge[2], "density 0 is tally statically: a group of its own"
     cfgs = [config.validate(tiny(*o)) for o in (["optim.lr=0.1"], ["protocol.name=fedavg"], ["optim.lr=0.2"])]
     assert lanes.group(cfgs) == [[0, 2], [1]]
 
