@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 OUT     ?= results
 FMNIST  := /usr/share/datasets/fashion-mnist
 
-.PHONY: demo test test-all data bench clean help figures figures-smoke fig1 fig2 fig3 fig4 fig5 fig6 fig7 test-unit mutation
+.PHONY: demo test test-all data bench clean help figures figures-smoke fig1 fig2 fig3 fig4 fig5 fig6 fig7 fig8 test-unit mutation
 
 help:
 	@echo "make demo   - TallyTrain vs soft-label vs FedAvg on Fashion-MNIST, then figures/demo.png"
@@ -14,8 +14,8 @@ help:
 	@echo "make test-all - every test, slow ones included (notebooks, wheel, two processes, accuracy bounds)"
 	@echo "make data   - prepare Fashion-MNIST (and DATASETS=...) into the cache"
 	@echo "make bench  - samples/s table: tallysim round vs per-peer loop vs plain-JAX vmap_ref"
-	@echo "make fig1 ... fig7 - one paper figure at full size (resumable) into figures/"
-	@echo "make figures       - all seven; make figures-smoke - all at smoke size (part of make test)"
+	@echo "make fig1 ... fig8 - one paper figure at full size (resumable) into figures/ (fig8: faulty peers)"
+	@echo "make figures       - all eight; make figures-smoke - all at smoke size (part of make test)"
 	@echo "make mutation - mutmut over the core modules against pytest -m core (slow; MUTANTS='tallysim.vote*')"
 	@echo "make clean  - remove the venv, results and figures"
 
@@ -74,13 +74,13 @@ mutation: $(STAMP)
 	$(BIN)/mutmut run $(MUTANTS) --max-children $$(nproc)
 	$(BIN)/mutmut results
 
-FIGS := fig1 fig2 fig3 fig4 fig5 fig6 fig7
+FIGS := fig1 fig2 fig3 fig4 fig5 fig6 fig7 fig8
 $(FIGS): $(STAMP) | $(FMNIST)
 	$(BIN)/tallysim figure $@ --results $(OUT) --out figures --quiet
 
 figures: $(FIGS)
 
-# The few-minute versions of all seven figures (fresh each time, so they really run).
+# The few-minute versions of all eight figures (fresh each time, so they really run).
 figures-smoke: $(STAMP) | $(FMNIST)
 	rm -rf $(OUT)/smoke
 	$(BIN)/tallysim figure all --smoke --results $(OUT)/smoke --out figures/smoke --quiet

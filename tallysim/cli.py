@@ -160,14 +160,16 @@ def parser() -> argparse.ArgumentParser:
     pr.add_argument("--path", help="read IDX/npz files from this directory instead of downloading")
     pr.set_defaults(fn=cmd_prepare)
 
-    f = sub.add_parser("figure", help="run and draw paper figures (fig1..fig7, or all)")
-    f.add_argument("figure", nargs="+", help="fig1 ... fig7, all, or a path to a figure config")
+    f = sub.add_parser("figure", help="run and draw paper figures (fig1..fig8, or all)")
+    f.add_argument("figure", nargs="+", help="fig1 ... fig8, all, or a path to a figure config")
     f.add_argument("--smoke", action="store_true", help="the few-minute version of each figure")
     f.add_argument("--results", default="results", help="where the runs go (resumable)")
     f.add_argument("--out", default="figures", help="where figures, CSV and tables go")
     f.add_argument("--quiet", action="store_true", help="no per-round progress bars")
     f.add_argument("--one-at-a-time", action="store_true",
                    help="run each configuration as its own program (default: as `sweep`, shared programs)")
+    f.add_argument("--dry-run", action="store_true",
+                   help="validate, and print each group's runs and compiled programs; run nothing")
     f.set_defaults(fn=cmd_figure)
 
     b = sub.add_parser("bench", help="samples/s of tallysim's round vs a per-peer loop and the plain-JAX "

@@ -12,6 +12,14 @@ A lane's values come in three kinds:
 Everything else is static: it splits a sweep into groups (`signature`), one program each. So does
 whether a `NONZERO` field is zero, since zero switches a term off (no momentum buffer, no exchange,
 no abstention bit), which changes the program's structure or the bits.
+
+`faults.fraction` is host-side too when the faulty set is fixed (`faults.redraw=false`): it only
+decides which peers the lane's mask `FedData.faulty_P` marks (and which shards `under_trained` cuts),
+both built per lane on the host. Whether any peer is faulty (`faults.enabled`) stays in the
+signature, since no faulty peer is statically the fault-free program; a lane without faulty peers
+ignores the other `faults.*` fields, so it joins any fault-free lane whatever its `faults.kind`.
+With `redraw=true` the round draws floor(fraction * P) peers itself, a static count, so the
+fraction is static.
 """
 from __future__ import annotations
 
@@ -20,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from tallysim import config
+from tallysim import config, faults
 from tallysim.config import Config
 
 TRACED = ("optim.lr", "optim.momentum", "optim.weight_decay", "fedprox.mu", "distill.weight",
@@ -33,6 +41,7 @@ HOST = ("seed", "seeds", "seed_chunk", "partition.kind", "partition.alpha", "par
         "partition.min_size", "partition.cap", "partition.scheme")
 SCHEDULE = ("rounds", "eval_every")
 PER_LANE = TRACED + HOST + SCHEDULE
+HOST_FIXED_FAULTS = ("faults.fraction",)    # host-side when faults.redraw is false (see above)
 
 
 def _flat(d: dict, prefix: str = "") -> dict:
@@ -48,8 +57,12 @@ def _flat(d: dict, prefix: str = "") -> dict:
 def signature(cfg: Config) -> str:
     """What a group shares: every static field, and which NONZERO fields are zero."""
     flat = _flat(config.to_dict(cfg))
-    static = {k: v for k, v in flat.items() if k not in PER_LANE and k != "derived"}
+    per_lane = PER_LANE + (() if cfg.faults.redraw else HOST_FIXED_FAULTS)
+    static = {k: v for k, v in flat.items() if k not in per_lane and k != "derived"}
     static.update({f"{k}!=0": bool(flat[k]) for k in NONZERO})
+    if not faults.enabled(cfg, cfg.peers):      # no faulty peer: faults.* do not touch the program
+        static = {k: v for k, v in static.items() if not k.startswith("faults.")}
+    static["faults.on"] = faults.enabled(cfg, cfg.peers)
     return json.dumps(static, sort_keys=True, default=str)
 
 

@@ -130,3 +130,40 @@ def test_experiments_resolve_as_package_data():
     d = figures.experiments_dir()
     assert (d / "fig1.json").is_file() and (d / "pareto" / "bridge.json").is_file()
     assert d == pathlib.Path(str(files("tallysim.experiments")))       # the installed package's copy
+
+
+def test_fig8_fractions_share_programs():
+    # faults.fraction is per-lane (lanes.py): per group one fault-free program (both fault kinds' fraction
+    # 0, both partitions) and one per fault kind, instead of one per (kind, fraction).
+    logs = []
+    assert figures.dry_run("fig8", log=logs.append) == 6 * 3
+    assert "144 runs; 18 compiled programs" in logs[-1]
+    assert figures.dry_run("fig8", grouped=False, log=lambda m: None) == 144
+    assert figures.dry_run("fig8", smoke=True, log=lambda m: None) == 1
+
+
+def test_faults_figure_table_from_runs(tmp_path):
+    from tallysim.figures import plots
+    assert plots.tolerated([(0.0, 0.80), (0.1, 0.78), (0.2, 0.74), (0.3, 0.79)], 0.05) == 0.1
+    assert plots.tolerated([(0.2, 0.70), (0.0, 0.71)], 0.05) == 0.2
+    data = {}
+    for group, server in (("tally", False), ("fedavg (median)", True)):
+        data[group] = []
+        for kind in ("confident_wrong", "under_trained"):
+            for f, a in ((0, 0.8), (0.2, 0.77), (0.4, 0.6)):
+                d = tmp_path / group / f"{kind}-{f}"
+                d.mkdir(parents=True)
+                (d / "config.json").write_text(json.dumps({"partition": {"alpha": 0.5}, "peers": 5}))
+                row = {"round": 2, "bits_per_peer": 10.0, "acc_mean": 0.1, "acc_mean_honest": None if server else a,
+                       "acc_global": a if server else None, "vote_acc": a, "softavg_acc": a - 0.1,
+                       "vote_acc_honest": a, "softavg_acc_honest": a, "faulty": int(f * 5)}
+                (d / "metrics.jsonl").write_text(json.dumps(row) + "\n")
+                data[group].append(({"faults.kind": kind, "partition.kind": "dirichlet",
+                                     "faults.fraction": str(f)}, d))
+    spec = {"x": "faults.fraction", "facets": ["faults.kind", "partition.kind"], "within": 0.05}
+    paths = plots.draw("faults", spec, data, tmp_path / "out" / "f8", "test")
+    table = pathlib.Path(paths["table"]).read_text()
+    assert "| confident_wrong, dirichlet 0.5 | tally | 0.800 | 0.770 | 0.600 | 0.2 |" in table
+    assert "| under_trained, dirichlet 0.5 | fedavg (median) | 0.800 | 0.770 | 0.600 | 0.2 |" in table
+    csv_rows = pathlib.Path(paths["csv"]).read_text().splitlines()
+    assert len(csv_rows) == 1 + 12 and (tmp_path / "out" / "f8.png").stat().st_size > 1000

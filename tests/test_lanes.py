@@ -149,3 +149,56 @@ def test_sweep_benchmark_plan_is_one_program():
                               "one_at_a_time_s": 25.0, "grouped_runs_per_hour": 2880.0,
                               "one_at_a_time_runs_per_hour": 1152.0, "ratio": 2.5})
     assert "2.50x" in text and "2,880" in text
+
+
+# faults.fraction is host-side with a fixed faulty set: it only sets each lane's mask FedData.faulty_P
+# (and, for under_trained, which shards are cut). Whether any peer is faulty stays static.
+FAULT_COMPARE = COMPARE + ("acc_mean_honest", "vote_acc_honest", "softavg_acc_honest")
+FAULT_CASES = {
+    "tally under_trained": ["protocol.name=tally", "faults.kind=under_trained", "faults.examples=12",
+                            "faults.steps=1", "peers=5"],
+    "softlabel median confident_wrong": ["protocol.name=softlabel", "softlabel.aggregate=median",
+                                         "faults.kind=confident_wrong", "faults.target=1", "peers=5"],
+    "fedavg median confident_wrong": ["protocol.name=fedavg", "fedavg.aggregate=median",
+                                      "faults.kind=confident_wrong", "peers=5"],
+}
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, marks=() if i == 0 else pytest.mark.slow)
+                                  for i, c in enumerate(FAULT_CASES)])     # about 3 runs' compile time each
+def test_faulty_fractions_share_one_program_and_match_each_alone(case, tmp_path):
+    base = FAULT_CASES[case]
+    variants = [["faults.fraction=0.2", "seed=0"],
+                ["faults.fraction=0.4", "seed=3", "seeds=2", "partition.kind=dirichlet", "partition.alpha=0.5"]]
+    cfgs = [config.validate(tiny(*base, *v)) for v in variants]
+    assert len(lanes.group(cfgs)) == 1, "fractions with faulty peers must be one group"
+    results = run.run_group(cfgs, [tmp_path / f"g{i}" for i in range(len(cfgs))], progress=False)
+    for i, (cfg, res) in enumerate(zip(cfgs, results)):
+        assert not isinstance(res, Exception), res
+        run.run(cfg, str(tmp_path / f"a{i}"), progress=False)
+        grouped, alone = _strip(read_rows(tmp_path / f"g{i}")), _strip(read_rows(tmp_path / f"a{i}"))
+        assert_rows_close(alone, grouped, f"{case} config {i}", EXACT + ("faulty",), FAULT_COMPARE)
+        assert [r["faulty"] for r in grouped] == [1 if i == 0 else 2] * len(grouped)     # floor(f * 5)
+        for name in ("config.json", "partition.json"):
+            assert (json.loads((tmp_path / f"g{i}" / name).read_text())
+                    == json.loads((tmp_path / f"a{i}" / name).read_text())), name
+    # the lanes really differ: more faulty peers, other rows
+    assert read_rows(tmp_path / "g0")[-1]["acc_mean"] != read_rows(tmp_path / "g1")[-1]["acc_mean"]
+
+
+def test_fault_signature_zero_versus_nonzero_and_redraw():
+    sig = lambda *o: lanes.signature(config.validate(tiny("protocol.name=tally", "peers=5", *o)))
+    cw = ("faults.kind=confident_wrong",)
+    assert sig(*cw, "faults.fraction=0.2") == sig(*cw, "faults.fraction=0.4") == sig(*cw, "faults.fraction=0.6")
+    # no faulty peer (fraction 0, or floor(fraction * P) = 0) is the fault-free program: its own group,
+    # whatever the kind and the other faults.* fields say
+    assert sig(*cw, "faults.fraction=0.2") != sig(*cw, "faults.fraction=0")
+    assert sig(*cw, "faults.fraction=0") == sig(*cw, "faults.fraction=0.1") == sig() \
+        == sig("faults.kind=under_trained", "faults.fraction=0", "faults.examples=3")
+    # the kind and its fields stay static when peers are faulty
+    assert sig(*cw, "faults.fraction=0.2") != sig("faults.kind=under_trained", "faults.fraction=0.2",
+                                                  "faults.examples=3")
+    assert sig(*cw, "faults.fraction=0.2") != sig(*cw, "faults.fraction=0.2", "faults.target=2")
+    # redraw=true draws floor(fraction * P) peers inside the round: a static count
+    rd = cw + ("faults.redraw=true",)
+    assert sig(*rd, "faults.fraction=0.2") != sig(*rd, "faults.fraction=0.4")

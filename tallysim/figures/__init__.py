@@ -6,8 +6,11 @@ A figure config (`experiments/figN.json`) is JSON with:
   groups   name -> {config fields} (one line / marker style per group); a group may also
            `include` another experiment file (its fields and its `sweep` axes) and add `sweep` axes
   sweep    axes applied to every group ({"key": [values]})
-  smoke    {"base": {...}, "sweep": {...}, "groups": {...}}: a few-minute version of the figure
-  x        (final_vs, classes) the swept key on the x axis; `target` the accuracy for bits-to-target
+  smoke    {"base": {...}, "sweep": {...}, "groups": {...}, "only": [group names]}: a few-minute
+           version of the figure (`only`: draw just these groups)
+  x        (final_vs, classes, faults) the swept key on the x axis; `target` the accuracy for bits-to-target
+  facets   (faults) swept keys: one panel per combination of their values (`within`: the accuracy
+           drop the table's "within" column allows; `probe_group`: whose probe aggregates to plot)
   panels   (pareto) panel name -> {config fields}: every group runs once per panel with these
            fields on top (run names start `<panel>__`), and the figure draws one panel each; the
            panels of a group form one sweep, so host-side fields (the partition) share programs.
@@ -43,8 +46,8 @@ def experiments_dir() -> Path:
 
 
 EXPERIMENTS = experiments_dir()
-FIGURES = {f"fig{i}": str(EXPERIMENTS / f"fig{i}.json") for i in range(1, 8)}
-KINDS = ("curves", "final_vs", "classes", "mechanism", "pareto", "speed")
+FIGURES = {f"fig{i}": str(EXPERIMENTS / f"fig{i}.json") for i in range(1, 9)}
+KINDS = ("curves", "final_vs", "classes", "mechanism", "pareto", "speed", "faults")
 
 
 class FigureError(RuntimeError):
@@ -80,6 +83,12 @@ def group_plans(spec: dict, smoke: bool, base_dir: Path) -> dict[str, tuple[conf
         raise ConfigError("a figure config's `groups` (and `smoke.groups`) must be an object "
                           '{"group name": {config fields}}')
     groups = _merge(groups, shrink.get("groups", {}))
+    only = shrink.get("only")
+    if only is not None:            # a smoke version may draw only some of the groups
+        if not isinstance(only, list) or not only or any(g not in groups for g in only):
+            raise ConfigError(f"a figure config's `smoke.only` must be a list of its group names "
+                              f"({', '.join(groups)}), not {only!r:.60}")
+        groups = {g: groups[g] for g in only}
     plans = {}
     for gname, g in groups.items():
         outdir.check_name(gname, "figure group")      # results/<figure>/<group>/ stays inside --results
@@ -187,10 +196,32 @@ def make_figure(name_or_path: str, smoke: bool = False, results: str = "results"
     return paths
 
 
+def dry_run(name_or_path: str, smoke: bool = False, grouped: bool = True, log=print) -> int:
+    """Validate a figure's runs and print, per group, its runs and compiled programs; returns the
+    number of programs (as `sweep --dry-run`: grouped by lanes.signature, or one per run)."""
+    from tallysim import lanes
+    name, path = resolve(name_or_path)
+    spec = config.read_file(str(path))
+    if spec.get("kind") == "speed":
+        log(f"{name}: a benchmark, no runs")
+        return 0
+    total_runs = total = 0
+    for gname, (cfg, runs) in group_plans(spec, smoke, path.parent).items():
+        n = len(lanes.group(sweep.configs(cfg, runs))) if grouped and runs else len(runs)
+        log(f"{name}{'-smoke' if smoke else ''}: group {gname}: {len(runs)} runs, {n} compiled programs")
+        total_runs, total = total_runs + len(runs), total + n
+    log(f"{name}{'-smoke' if smoke else ''}: {total_runs} runs; {total} compiled programs")
+    return total
+
+
 def main(args) -> int:
     import sys
     names = list(FIGURES) if args.figure == ["all"] else args.figure
     code = 0
+    if getattr(args, "dry_run", False):
+        for n in names:
+            dry_run(n, smoke=args.smoke, grouped=not getattr(args, "one_at_a_time", False))
+        return 0
     for n in names:                  # a figure with nothing to draw does not stop the others
         try:
             make_figure(n, smoke=args.smoke, results=args.results, out=args.out, progress=not args.quiet,

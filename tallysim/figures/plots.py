@@ -171,6 +171,97 @@ def mechanism(spec, data, stem, title) -> dict:
     return _save(fig, stem, table)
 
 
+def honest_acc(row: dict) -> tuple[float, float]:
+    """The server model's accuracy where there is one, else the mean over the honest peers (those
+    outside the faulty set; `acc_mean` without faults), else the peers' mean."""
+    for key in ("acc_global", "acc_mean_honest", "acc_mean"):
+        if row.get(key) is not None:
+            return row[key], row.get(key + "_std", 0.0)
+    raise KeyError("acc_mean")
+
+
+def tolerated(points: list[tuple[float, float]], within: float):
+    """The largest x such that every point at or below it is within `within` of the accuracy at the
+    smallest x (the fault-free one); None when there is no point."""
+    points = sorted(points)
+    if not points:
+        return None
+    base, best = points[0][1], points[0][0]
+    for x, a in points[1:]:
+        if a < base - within:
+            break
+        best = x
+    return best
+
+
+PROBE_STYLE = (("vote_acc", "-", "C0"), ("softavg_acc", "--", "C1"),
+               ("vote_acc_honest", ":", "C0"), ("softavg_acc_honest", ":", "C1"))
+
+
+def faults_fig(spec, data, stem, title) -> dict:
+    """Final accuracy against the faulty fraction `spec['x']`, one panel per value of the `facets`
+    keys (e.g. fault kind x partition), one line per group (top row); below, on the probes of the
+    `probe_group`'s runs, the vote's and the soft average's accuracy (and the same over the honest
+    peers alone, dotted) against the fraction. Also `<stem>_table.md`: per panel and group, the
+    fault-free accuracy and the largest fraction up to which the accuracy stays within `within`
+    (default 0.05) of it."""
+    plt = _plt()
+    key, keys = spec.get("x", "faults.fraction"), spec.get("facets", ["faults.kind", "partition.kind"])
+    within, probe_group = spec.get("within", 0.05), spec.get("probe_group", "tally")
+    panels: dict[tuple, dict[str, list]] = {}
+    for group, runs in data.items():
+        for ov, d in runs:
+            cfg, rows = read_run(d)
+            p = tuple(ov.get(k, "") for k in keys)
+            panels.setdefault(p, {}).setdefault(group, []).append((float(ov[key]), cfg, rows[-1]))
+    order = sorted(panels)
+    table_fracs = sorted({x for g in panels.values() for pts in g.values() for x, _, _ in pts})
+    fig, axes = plt.subplots(2, len(order), figsize=(4.2 * len(order), 7.4), squeeze=False)
+    table, summary = [], []
+    for col, p in enumerate(order):
+        name = ", ".join(p)
+        top, bottom = axes[0][col], axes[1][col]
+        for group, pts in panels[p].items():
+            pts.sort(key=lambda t: t[0])
+            cfg = pts[0][1]
+            if "dirichlet" in p:
+                name = ", ".join(f"{v} {cfg['partition']['alpha']:g}" if v == "dirichlet" else v for v in p)
+            accs = [honest_acc(r) for _, _, r in pts]
+            _band(top, [x for x, _, _ in pts], [a for a, _ in accs], [s for _, s in accs], group)
+            for (x, _, r), (a, s) in zip(pts, accs):
+                table.append({"group": group, **dict(zip(keys, p)), key: x, "accuracy": a, "accuracy_std": s,
+                              **{k: r.get(k) for k, _, _ in PROBE_STYLE}, "acc_mean": r.get("acc_mean"),
+                              "faulty": r.get("faulty"), "bits_per_peer": r["bits_per_peer"]})
+            tol = tolerated([(x, a) for (x, _, _), (a, _) in zip(pts, accs)], within)
+            at = {x: a for (x, _, _), (a, _) in zip(pts, accs)}
+            row = " | ".join("" if x not in at else f"{at[x]:.3f}" for x in table_fracs)
+            summary.append(f"| {name} | {group} | {row} | {tol:g} |")
+            if group == probe_group:
+                for k, style, color in PROBE_STYLE:
+                    ys = [r.get(k) for _, _, r in pts]
+                    if all(y is not None for y in ys):
+                        bottom.plot([x for x, _, _ in pts], ys, marker="o", markersize=3, linestyle=style,
+                                    color=color, label=k)
+        _finish(top, key, "final test accuracy" if col == 0 else "", name, logx=False, legend_size=6)
+        top.set_ylim(0, 1)
+        if bottom.lines:
+            _finish(bottom, key, f"on the probes, {probe_group} runs" if col == 0 else "", None, logx=False,
+                    legend_size=6)
+        else:
+            bottom.text(0.5, 0.5, f"no {probe_group} runs", ha="center", transform=bottom.transAxes)
+        bottom.set_ylim(0, 1)
+    fig.suptitle(title, fontsize=10)
+    paths = _save(fig, stem, table)
+    paths["table"] = f"{stem}_table.md"
+    head = " | ".join(f"{x:g}" for x in table_fracs)
+    Path(paths["table"]).write_text(
+        f"Final accuracy (server model, else the honest peers' mean; mean over seeds) at {key} = {head}, "
+        f"and the largest {key} up to which it stays within {within:g} of the fault-free accuracy.\n\n"
+        f"| setting | aggregator | {head} | within {within:g} up to |\n"
+        f"|---|---|{'---|' * len(table_fracs)}---|\n" + "\n".join(summary) + "\n")
+    return paths
+
+
 def _every_round(point: dict) -> list[dict]:
     """One point per evaluated round of a run (`every_round` groups): for a protocol whose rounds do not
     depend on the total (FedAvg, FedProx, FedDF, tally), round r of a longer run is the run of r rounds,
@@ -270,7 +361,7 @@ def speed(spec, rows, stem, title) -> dict:
 
 
 DRAW = {"curves": curves, "final_vs": final_vs, "classes": classes, "mechanism": mechanism,
-        "pareto": pareto_fig, "speed": speed}
+        "pareto": pareto_fig, "speed": speed, "faults": faults_fig}
 
 
 def draw(kind: str, spec: dict, data, stem: Path, title: str) -> dict:
