@@ -3,6 +3,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pytest
 
 from tallysim import local
 from tallysim.config import ModelConfig
@@ -96,3 +97,51 @@ def test_distill_losses():
     t2 = local.soft_label_loss(2.0)(logits, jnp.array([[0.2, 0.5, 0.3]]))
     kl = np.sum(np.array([0.2, 0.5, 0.3]) * (np.log([0.2, 0.5, 0.3]) - jax.nn.log_softmax(logits / 2.0)))
     assert np.allclose(t2, 4.0 * kl, rtol=1e-5)
+
+
+@pytest.mark.core          # part of the `make mutation` subset: the faulty-peer lanes of train_peers
+def test_faulty_lanes_cap_steps_and_flip_labels():
+    # faults.py: cap_A keeps the first cap_A private steps of a peer, flip_A reads its labels as
+    # (c + 1) % C. Peer 0 capped at 0 steps must come back untouched; peer 1 (cap above its 4 real
+    # steps, labels flipped) must equal an honest single-peer run on relabelled data.
+    model, spec = _spec()
+    data = _data()
+    p0 = model.init(KEY, data.x_train[:1])
+    params = jax.tree.map(lambda a: jnp.stack([a] * 2), p0)
+    opt = jax.vmap(spec.tx.init)(params)
+    shard = jnp.array([[1, 2, 3, 4, 5, 6, 7, 8, 9, 10], [11, 12, 13, 14, 15, 0, 0, 0, 0, 0]])
+    count = jnp.array([10, 5])
+    keys = jax.random.split(KEY, 2)
+    out_p, _, _, steps = local.train_peers(spec, params, opt, keys, shard, count, data,
+                                           flip_A=jnp.array([False, True]),
+                                           cap_A=jnp.array([0, 100], jnp.int32))
+    for a, b in zip(jax.tree.leaves(out_p), jax.tree.leaves(p0)):
+        np.testing.assert_array_equal(a[0], b)
+    relabelled = data._replace(y_train=(data.y_train + 1) % 3)
+    single = local.train_peer(spec, p0, spec.tx.init(p0), keys[1], shard[1], count[1], relabelled, None, None)
+    for a, b in zip(jax.tree.leaves(out_p), jax.tree.leaves(single[0])):
+        np.testing.assert_allclose(a[1], b, rtol=1e-5, atol=1e-6)
+    assert int(steps["steps_real"]) == 0 + 2 * 2          # epochs 2 x ceil(5 / 4) batches; peer 0 none
+
+
+@pytest.mark.core
+def test_real_steps_with_local_steps_is_that_many_for_every_nonempty_shard():
+    _, spec = _spec(local_steps=7)
+    assert np.asarray(local.real_steps(spec, jnp.array([0, 3, 10]))).tolist() == [0, 7, 7]
+    _, spec = _spec()                                  # epochs 2 x ceil(count / batch 4)
+    assert np.asarray(local.real_steps(spec, jnp.array([0, 3, 10]))).tolist() == [0, 2, 6]
+
+
+@pytest.mark.core
+def test_sgd_optimizer_uses_the_configured_momentum():
+    # Heavy ball, two steps with the same gradient g: w1 = w0 - lr g, w2 = w1 - lr (g + m g).
+    from tallysim import peers
+    from tallysim.config import OptimConfig
+    tx = peers.make_optimizer(OptimConfig(name="sgd", lr=0.1, momentum=0.9))
+    w = jnp.array([1.0, -2.0])
+    g = jnp.array([0.5, 1.0])
+    opt = tx.init(w)
+    for _ in range(2):
+        u, opt = tx.update(g, opt, w)
+        w = optax.apply_updates(w, u)
+    np.testing.assert_allclose(w, [1.0 - 0.1 * 0.5 * 2.9, -2.0 - 0.1 * 1.0 * 2.9], rtol=1e-6)

@@ -312,7 +312,7 @@ def test_abstained_probes_contribute_zero_gradient():
     assert far(train(x2, l2, np.ones(M, np.float32)), base, 1e-4)     # ... and would if weighted
 
 
-@pytest.mark.parametrize("soft_bits,aggregate", [(8, "mean")])
+@pytest.mark.parametrize("soft_bits,aggregate", [(8, "mean"), (32, "median")])
 def test_softlabel_targets_are_the_quantised_mean(soft_bits, aggregate):
     T = 2.0
     b, state, keys, step = start("protocol.name=softlabel", *DISTILL, f"comm.soft_bits={soft_bits}",
@@ -328,6 +328,9 @@ def test_softlabel_targets_are_the_quantised_mean(soft_bits, aggregate):
         p /= p.sum(-1, keepdims=True)
         probs.append(np.round(p * 255) / 255 if soft_bits == 8 else p)
     target = np.mean(probs, axis=0)
+    if aggregate == "median":       # coordinate-wise median of the active peers, renormalised per probe
+        target = np.median(probs, axis=0)
+        target = target / target.sum(-1, keepdims=True)
     if aggregate == "era":
         s = np.exp((target - target.max(-1, keepdims=True)) / 0.5)
         target = s / s.sum(-1, keepdims=True)
@@ -445,3 +448,30 @@ def test_bridge_four_rounds_error_feedback_and_exact_bits(variant):
                 assert np.max(np.abs(alt - ref_new)) > 1e-4
         state = new
     assert merges == 2
+
+
+def test_bridge_merge_under_dropout_is_the_shard_weighted_mean_of_the_models_that_arrived():
+    # density 1: every peer sends theta_i - theta_ref whole; with peer 1's message lost, the server
+    # moves to theta_ref + sum over the arrived i of w_i (theta_i - theta_ref), w_i = n_i / sum n_j.
+    from tallysim import faults, sparse
+    from tallysim.protocols import bridge
+    b, state, _, _ = start("protocol.name=bridge", "participation=1", "bridge.density=1.0",
+                           "bridge.average=weighted", "bridge.reset=hard")
+    P = b.cfg.peers
+    noise = jax.random.normal(jax.random.PRNGKey(7), (P,))
+    spread = lambda a: (noise.reshape((P,) + (1,) * (a.ndim - 1))
+                        * jnp.linspace(0.5, 1.5, a[0].size).reshape(a.shape[1:]))
+    state = state._replace(params=jax.tree.map(lambda a: a + spread(a), state.params))
+    lost = np.zeros(P, bool)
+    lost[1] = True
+    fr = faults.RoundFaults(jnp.zeros((P,), bool), jnp.zeros((P,), bool), jnp.asarray(lost), None,
+                            jax.random.PRNGKey(0))
+    new, _ = bridge.merge_step(b.ctx, sparse.layout(state.server), state, b.one, None, fr)
+    flat = lambda t: np.concatenate([np.ravel(np.asarray(l, np.float64)) for l in jax.tree.leaves(t)])
+    ref = flat(state.server)
+    theta = np.stack([flat(jax.tree.map(lambda a: a[i], state.params)) for i in range(P)])
+    n = np.asarray(b.one.count_P, np.float64) * ~lost
+    want = ref + (n / n.sum()) @ (theta - ref)
+    np.testing.assert_allclose(flat(new.server), want, rtol=1e-5, atol=1e-6)
+    for i in range(P):                                  # hard reset: every peer restarts from the server
+        np.testing.assert_allclose(flat(jax.tree.map(lambda a: a[i], new.params)), want, rtol=1e-5, atol=1e-6)

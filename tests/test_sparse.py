@@ -114,3 +114,27 @@ def test_k_is_the_decimal_ceiling():
     assert sparse.ceil_fraction(0.01, 26506) == 266
     assert sparse.ceil_fraction(0.0, 10) == 0 and sparse.ceil_fraction(1.0, 10) == 10
     assert sparse.ceil_fraction(1e-9, 10) == 1
+
+
+def test_lane_k_maps_a_lane_density_to_its_exact_k():
+    # A grouped sweep over bridge.density (lanes.py) traces the density; lane_k maps it back to the
+    # host-side k of the group's choices. Leaves of 6 and 4 entries (tree order a, b), |W| = 10.
+    lay = sparse.layout(jax.eval_shape(lambda: {"a": jnp.zeros((2, 3)), "b": jnp.zeros((4,))}))
+    choices = (0.5, 0.25)
+    # per_tensor: 0.5 -> (ceil 3.0, ceil 2.0) = (3, 2); 0.25 -> (ceil 1.5, ceil 1.0) = (2, 1)
+    lk = sparse.lane_k(jnp.float32(0.25), choices, lay, "per_tensor")
+    assert np.asarray(lk.k_S).tolist() == [2, 1] and lk.kmax_S == (3, 2)
+    # global: 0.5 -> ceil 5.0 = 5; 0.25 -> ceil 2.5 = 3; one entry, not one per leaf
+    lk = sparse.lane_k(jnp.float32(0.25), choices, lay, "global")
+    assert np.asarray(lk.k_S).tolist() == [3] and lk.kmax_S == (5,)
+    traced = jax.jit(lambda d: sparse.lane_k(d, choices, lay, "per_tensor").k_S)
+    assert np.asarray(traced(jnp.float32(0.5))).tolist() == [3, 2]
+
+
+def test_lane_topk_mask_is_the_topk_mask_for_every_traced_k_up_to_kmax():
+    u = jnp.array([0.1, -3.0, 2.0, 2.0, 0.5, 0.0])      # |u| order: 1, then 2 and 3 (tie, lower first), 4
+    mask = jax.jit(lambda k: sparse.lane_topk_mask(u, k, 4))
+    picked = lambda m: np.flatnonzero(np.asarray(m)).tolist()
+    for k, idx in {0: [], 1: [1], 2: [1, 2], 3: [1, 2, 3], 4: [1, 2, 3, 4]}.items():
+        assert picked(mask(jnp.int32(k))) == idx, k
+    assert picked(sparse.lane_topk_mask(u, 2, 99)) == [1, 2]            # kmax above |W| is |W|

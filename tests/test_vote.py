@@ -76,3 +76,31 @@ def test_diagnostics_confident_wrong_peers_fool_the_average_not_the_vote():
     assert float(d["vote_acc"]) == 1.0 and float(d["softavg_acc"]) == 0.0
     assert float(d["agreement"]) == 0.75
     assert float(d["wrong_confidence"]) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_soft_aggregate_defaults_to_the_plain_mean():
+    p = jnp.array([[[0.2, 0.8]], [[0.6, 0.4]]])
+    np.testing.assert_allclose(vote.soft_aggregate(p), [[0.4, 0.6]], rtol=1e-6)   # not ERA-sharpened
+
+
+@pytest.mark.parametrize("mask", [None, [True, True, True, False]])
+def test_trimmed_mean_keeping_one_row_is_that_row(mask):
+    # 3 rows, trim 0.34: floor(1.02) = 1 cut from each end, so the middle value alone is averaged.
+    x = jnp.array([[1.0, 10.0], [5.0, 20.0], [9.0, 0.0]])
+    if mask is not None:
+        x = jnp.concatenate([x, jnp.array([[100.0, -100.0]])])           # a masked-out fourth row
+        mask = jnp.array(mask)
+    np.testing.assert_allclose(vote.coordinate_stat(x, mask, "trimmed", 0.34), [5.0, 10.0])
+
+
+def test_chunk_sums_honest_sums_count_only_valid_honest_rows():
+    logits = jnp.array([[[3.0, 0.0, 0.0], [0.0, 2.0, 0.0]],     # peer 0: votes 0, 1 (honest, valid)
+                        [[0.0, 0.0, 5.0], [0.0, 0.0, 5.0]],     # peer 1: votes 2, 2 (faulty, valid)
+                        [[0.0, 4.0, 0.0], [4.0, 0.0, 0.0]]])    # peer 2: honest, message lost
+    s = vote.chunk_sums(logits, jnp.array([True, True, False]), jnp.array([0, 1]),
+                        honest_c=jnp.array([True, False, True]))
+    assert np.asarray(s.counts_MxC).tolist() == [[1, 0, 1], [0, 1, 1]]
+    assert np.asarray(s.honest_counts_MxC).tolist() == [[1, 0, 0], [0, 1, 0]]
+    assert int(s.honest) == 1
+    e = np.exp([[3.0, 0.0, 0.0], [0.0, 2.0, 0.0]])
+    np.testing.assert_allclose(s.honest_probs_MxC, e / e.sum(-1, keepdims=True), rtol=1e-6)
