@@ -50,11 +50,12 @@ demo: $(STAMP) | $(FMNIST)
 # so module fixtures are built once), then the smoke figures. `make test-all` adds the slow ones
 # (notebooks, wheel, two processes, end-to-end accuracy bounds, 1000-class memory). The suite and the
 # smoke figures share XLA's persistent compilation cache (.jax-cache/, see tests/conftest.py): they
-# compile the same small programs many times.
+# compile the same small programs many times; and both compile without XLA's optimisation passes, which
+# cost more than they save on programs this small (tests/conftest.py).
 PYTEST_WORKERS ?= 2
 PYTEST := $(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile
 SMOKE_FIGS := JAX_COMPILATION_CACHE_DIR=$(CURDIR)/.jax-cache JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0 \
-  $(MAKE) --no-print-directory figures-smoke
+  JAX_DISABLE_MOST_OPTIMIZATIONS=1 $(MAKE) --no-print-directory figures-smoke
 
 test: $(STAMP) | $(FMNIST)
 	$(PYTEST) -m "not slow"

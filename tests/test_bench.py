@@ -26,6 +26,7 @@ def test_measure_tiny_rows_have_the_keys():
     assert "tallysim/loop" in text and "tallysim/vmap_ref" in text
 
 
+@pytest.mark.slow
 def test_subsets_loop_max_and_bad_input():
     rows = bench.measure("mlp,lenet", "3", steps=1, batch=4, dtype=["float32", "bfloat16"], loop_max=2,
                          impls=("tallysim", "loop"), max_peers={"lenet": 2}, repeats=1)

@@ -37,7 +37,8 @@ def test_unsupported_layouts_fall_back():
     np.testing.assert_array_equal(np.asarray(conv.im2col_conv(x, w, (1, 1), "SAME")), np.asarray(ref))
 
 
-@pytest.mark.parametrize("name,shape", [("lenet", (28, 28, 1)), ("cnn", (28, 28, 1)), ("resnet8", (16, 16, 3))])
+@pytest.mark.parametrize("name,shape", [("lenet", (28, 28, 1)), ("cnn", (28, 28, 1)),
+                                        pytest.param("resnet8", (16, 16, 3), marks=pytest.mark.slow)])
 def test_models_have_the_same_params_and_outputs_either_way(name, shape):
     x = jax.random.normal(KEY, (4,) + shape)
     a = make_model(ModelConfig(name=name, conv="xla"), 10)
@@ -55,6 +56,7 @@ def test_auto_is_im2col_on_the_cpu_only():
     assert conv.conv_fn("xla") is lax.conv_general_dilated and conv.conv_fn("im2col") is conv.im2col_conv
 
 
+@pytest.mark.slow     # a whole LeNet run twice; the layer-level equality above is in make test
 def test_a_lenet_run_gives_the_same_metrics_with_either_convolution(tmp_path):
     base = ["model.name=lenet", "protocol.name=fedavg", "rounds=2", "data.train_size=800", "probe.pool_size=100"]
     xla = run_rows(tiny(*base, "model.conv=xla"), tmp_path / "xla")

@@ -47,9 +47,12 @@ def test_one_device_plan_and_errors():
         mesh.plan(99, lanes=1, peers=4)
 
 
-def test_eight_virtual_devices(tmp_path):
+def test_eight_virtual_devices(tmp_path, request):
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", JAX_PLATFORMS="cpu")
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-m", "multidevice", "-p", "no:cacheprovider",
+    # `make test` (-m "not slow") runs the fast multidevice cases (lanes, padded lanes, peers); make
+    # test-all runs them all.
+    marks = "multidevice and not slow" if "not slow" in (request.config.getoption("markexpr") or "") else "multidevice"
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-m", marks, "-p", "no:cacheprovider",
                            str(Path(__file__)), "--basetemp", str(tmp_path / "bt")],
                           env=env, capture_output=True, text=True, timeout=1500, cwd=Path(__file__).parent.parent)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
@@ -70,9 +73,12 @@ CASES = {
 }
 
 
+FAST = ("tally seeds (lanes)", "fedavg partial participation, 3 seeds (lanes, padded)", "bridge (peers)")
+
+
 @pytest.mark.multidevice
 @multidevice
-@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize("case", [c if c in FAST else pytest.param(c, marks=pytest.mark.slow) for c in CASES])
 def test_same_numbers_on_one_and_eight_devices(case, tmp_path):
     items = [*CASES[case], "rounds=1"]
     run.run(tiny(*items, "devices=1"), str(tmp_path / "one"), progress=False)
@@ -126,6 +132,7 @@ def test_two_processes_give_the_single_process_numbers(tmp_path):
 
 
 @pytest.mark.multidevice
+@pytest.mark.slow
 @multidevice
 def test_bench_devices_table():
     from tallysim import bench_devices

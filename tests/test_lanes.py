@@ -60,7 +60,12 @@ def _compare(grouped, alone, what):
                 assert rg["per_seed"][k] == ra["per_seed"][k]
 
 
-@pytest.mark.parametrize("case", list(CASES))
+# make test runs the tally case (every traced, host-side and schedule kind at once) and the bridge's
+# per-lane k; the other protocols' cases run in make test-all.
+FAST = ("tally", "bridge")
+
+
+@pytest.mark.parametrize("case", [c if c in FAST else pytest.param(c, marks=pytest.mark.slow) for c in CASES])
 def test_a_group_gives_each_configuration_its_own_metrics(case, tmp_path):
     base, variants = CASES[case]
     cfgs = [config.validate(tiny(*base, *v)) for v in variants]

@@ -8,6 +8,9 @@ import numpy as np
 import pytest
 
 from tallysim.config import MODELS, ConfigError, ModelConfig
+
+# ResNet-8 compiles for a minute per test on 2 CPU cores: its cases run in make test-all (slow).
+MODEL_CASES = [pytest.param(m, marks=pytest.mark.slow) if m == "resnet8" else m for m in MODELS]
 from tallysim.models import make_model, max_pool_2x2, param_count
 
 SHAPES = [(28, 28, 1), (32, 32, 3)]
@@ -27,7 +30,7 @@ def _init(name, shape, k=10, dtype="float32", seed=0, width=32):
     return model, params, x
 
 
-@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("name", MODEL_CASES)
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("k", [10, 100])
 def test_output_shape_and_dtype(name, shape, k):
@@ -43,7 +46,7 @@ def test_output_shape_and_dtype(name, shape, k):
         assert dtypes == {jnp.dtype(jnp.float32)}, f"{name}/{dtype}: params must stay float32, got {dtypes}"
 
 
-@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("name", MODEL_CASES)
 def test_bf16_close_to_fp32(name):
     m32, params, x = _init(name, (28, 28, 1))
     m16 = make_model(ModelConfig(name=name, dtype="bfloat16", width=32), 10)
@@ -53,7 +56,7 @@ def test_bf16_close_to_fp32(name):
     assert err <= 0.1 * scale + 0.05, f"{name}: bf16 max error {err} vs logit scale {scale}"
 
 
-@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("name", MODEL_CASES)
 def test_vmapped_init_and_apply(name):
     model = make_model(ModelConfig(name=name, width=32), 10)
     P = 3
@@ -96,7 +99,7 @@ def test_reshape_max_pool_matches_flax(hw):
     np.testing.assert_array_equal(ours, ref)
 
 
-@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("name", MODEL_CASES)
 def test_gradients_finite(name):
     _, params, x = _init(name, (32, 32, 3))  # params are float32 whatever the compute dtype
     for dtype in ("float32", "bfloat16"):

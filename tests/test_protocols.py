@@ -3,6 +3,7 @@ participation keeps inactive peers untouched, and distillation actually uses its
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from tallysim import run
 from conftest import tiny
@@ -36,7 +37,9 @@ def test_fedprox_mu0_equals_fedavg_bit_for_bit():
     assert not leaves_equal(s_avg.server, s_mu.server)                 # and mu > 0 does something
 
 
-def test_one_peer_fedavg_equals_local_training():
+def test_one_peer_fedavg_equals_local_training(xla_optimized):
+    # Bit for bit across two different programs: without XLA's passes the two compile to different
+    # float operation orders (this failed with jax_disable_most_optimizations).
     common = ("peers=1", "optim.reset_each_round=true")
     _, s_avg, _ = final_state(tiny("protocol.name=fedavg", *common))
     _, s_loc, _ = final_state(tiny("protocol.name=local", "init.shared=true", *common))
@@ -58,6 +61,7 @@ def test_distillation_targets_change_training():
     assert not leaves_equal(s_w.params, s_0.params)
 
 
+@pytest.mark.slow     # about 100 s on 2 cores; test_ragged covers the sequential order in make test
 def test_vote_diagnostics_and_sequential_order_run():
     for items in (("protocol.name=tally", "vote.ties=random", "vote.min_agreement=0.6"),
                   ("protocol.name=softlabel", "distill.order=sequential", "softlabel.aggregate=era"),

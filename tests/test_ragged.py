@@ -82,7 +82,7 @@ def test_waste_prediction_and_auto_groups():
     assert local.auto_groups(steps, 4, backend="cpu") == 4           # the CPU runs peers one by one
 
 
-@pytest.mark.parametrize("protocol", ["tally", "fedavg"])
+@pytest.mark.parametrize("protocol", [pytest.param("tally", marks=pytest.mark.slow), "fedavg"])
 def test_rows_report_steps_and_grouping_does_not_change_results(protocol, tmp_path):
     base = ["partition.kind=dirichlet", "partition.alpha=0.1", "partition.min_size=1", "peers=6",
             f"protocol.name={protocol}", "participation=0.5"]

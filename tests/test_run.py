@@ -86,7 +86,7 @@ def test_python_dash_m_entry_point(tmp_path):
 
 
 @needs_fmnist
-@pytest.mark.parametrize("protocol", ["tally", "fedavg"])
+@pytest.mark.parametrize("protocol", ["tally", pytest.param("fedavg", marks=pytest.mark.slow)])
 def test_real_fashion_mnist_well_above_chance(protocol, tmp_path):
     cfg = tiny("data.name=fashion_mnist", "data.max_train=12000", "data.max_test=2000", "peers=10",
                "rounds=3", "partition.kind=dirichlet", "partition.alpha=0.5", "probe.pool_size=none",
