@@ -6,16 +6,17 @@ STAMP   := $(VENV)/.installed
 OUT     ?= results
 FMNIST  := /usr/share/datasets/fashion-mnist
 
-.PHONY: demo test test-all data bench clean help figures figures-smoke fig1 fig2 fig3 fig4 fig5 fig6 fig7 fig8 test-unit mutation
+.PHONY: demo test test-all ci-figures data bench clean help figures figures-smoke fig1 fig2 fig3 fig4 fig5 fig6 fig7 fig8 test-unit mutation
 
 help:
 	@echo "make demo   - TallyTrain vs soft-label vs FedAvg on Fashion-MNIST, then figures/demo.png"
-	@echo "make test   - the test suite without the slow tests, then the smoke figures (what CI runs)"
-	@echo "make test-all - every test, slow ones included (notebooks, wheel, two processes, accuracy bounds)"
+	@echo "make test   - the test suite without the slow tests (CI runs it, then make ci-figures)"
+	@echo "make test-all - every test, slow ones included (notebooks, wheel, two processes, accuracy bounds), then the smoke figures"
+	@echo "make ci-figures - all eight figures at smoke size, sharing the suite's compile cache (CI's second step)"
 	@echo "make data   - prepare Fashion-MNIST (and DATASETS=...) into the cache"
 	@echo "make bench  - samples/s table: tallysim round vs per-peer loop vs plain-JAX vmap_ref"
 	@echo "make fig1 ... fig8 - one paper figure at full size (resumable) into figures/ (fig8: faulty peers)"
-	@echo "make figures       - all eight; make figures-smoke - all at smoke size (part of make test)"
+	@echo "make figures       - all eight; make figures-smoke - all at smoke size"
 	@echo "make mutation - mutmut over the core modules against pytest -m core (slow; MUTANTS='tallysim.vote*')"
 	@echo "make clean  - remove the venv, results and figures"
 
@@ -46,9 +47,10 @@ demo: $(STAMP) | $(FMNIST)
 	$(BIN)/tallysim plot $(OUT)/demo/tally $(OUT)/demo/softlabel $(OUT)/demo/fedavg \
 	  --title "Fashion-MNIST, Dirichlet 0.1, 20 peers" --out figures/demo.png
 
-# `make test` (what CI runs): every test not marked slow, two pytest workers (a file stays on one worker,
-# so module fixtures are built once), then the smoke figures. `make test-all` adds the slow ones
-# (notebooks, wheel, two processes, end-to-end accuracy bounds, 1000-class memory). The suite and the
+# `make test`: every test not marked slow, two pytest workers (a file stays on one worker, so module
+# fixtures are built once); about 13 minutes on 2 cores. CI (.ci/run) runs it, then `make ci-figures`
+# (the eight smoke figures, about 5 minutes). `make test-all` adds the slow tests (notebooks, wheel, two
+# processes, end-to-end accuracy bounds, 1000-class memory) and the smoke figures. The suite and the
 # smoke figures share XLA's persistent compilation cache (.jax-cache/, see tests/conftest.py): they
 # compile the same small programs many times; and both compile without XLA's optimisation passes, which
 # cost more than they save on programs this small (tests/conftest.py).
@@ -59,14 +61,15 @@ SMOKE_FIGS := JAX_COMPILATION_CACHE_DIR=$(CURDIR)/.jax-cache JAX_PERSISTENT_CACH
 
 test: $(STAMP) | $(FMNIST)
 	$(PYTEST) -m "not slow"
+
+ci-figures: $(STAMP) | $(FMNIST)
 	$(SMOKE_FIGS)
 
 test-all: $(STAMP) | $(FMNIST)
 	$(PYTEST)
 	$(SMOKE_FIGS)
 
-test-unit: $(STAMP)
-	$(PYTEST) -m "not slow"
+test-unit: test     # the former name of `make test` without the figures
 
 # Mutation score of the core modules (configured in pyproject.toml [tool.mutmut]); not part of `make test`.
 # MUTANTS narrows the run to mutant-name patterns, e.g. MUTANTS='tallysim.vote* tallysim.comm*'.
