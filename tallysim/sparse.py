@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 PyTree = Any
 
@@ -101,6 +102,9 @@ class LaneK(NamedTuple):
 def lane_k(density, choices: tuple, lay: Layout, scope: str) -> LaneK:
     """The k's of a traced density: exact, since `choices` (the group's densities, Python floats) are
     mapped to their k on the host and the lane's float32 density is matched against them."""
+    if len(set(np.asarray(choices, np.float32).tolist())) < len(choices):
+        # two densities equal in float32 could not be told apart on the device
+        raise ValueError(f"bridge.density values {choices} coincide in float32; sweep them one at a time")
     per = ([(num_selected(d, lay, scope),) for d in choices] if scope == "global"
            else [tuple(ceil_fraction(d, n) for _, n in lay.segments) for d in choices])
     table = jnp.asarray(per, jnp.int32)                                   # [choices, S]

@@ -138,3 +138,9 @@ def test_lane_topk_mask_is_the_topk_mask_for_every_traced_k_up_to_kmax():
     for k, idx in {0: [], 1: [1], 2: [1, 2], 3: [1, 2, 3], 4: [1, 2, 3, 4]}.items():
         assert picked(mask(jnp.int32(k))) == idx, k
     assert picked(sparse.lane_topk_mask(u, 2, 99)) == [1, 2]            # kmax above |W| is |W|
+
+
+def test_lane_k_refuses_densities_that_coincide_in_float32():
+    lay = sparse.layout({"w": jnp.zeros((10,))})
+    with pytest.raises(ValueError, match="coincide in float32"):
+        sparse.lane_k(jnp.float32(0.1), (0.1, 0.1 + 1e-12), lay, "global")
