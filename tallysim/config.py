@@ -289,20 +289,24 @@ class FieldSpec(typing.NamedTuple):
 @functools.lru_cache(maxsize=None)
 def declared(cls=None, prefix: str = "") -> dict[str, FieldSpec]:
     """Every dotted key -> its declaration, in declaration order (do not modify the dict)."""
-    cls = cls or Config
-    hints = typing.get_type_hints(cls)
     out = {}
+    for key, t, f in _leaves(cls or Config, prefix):
+        kind, optional, allowed = field_type(t)
+        out[key] = FieldSpec(key, kind, optional, allowed, f.metadata.get("range"), f.default)
+    return out
+
+
+def _leaves(cls, prefix: str = ""):
+    """(dotted key, annotated type, dataclass field) of every user field, sections flattened in order."""
+    hints = typing.get_type_hints(cls)
     for f in fields(cls):
         if f.metadata.get("internal"):
             continue
         t = hints[f.name]
         if dataclasses.is_dataclass(t):
-            out.update(declared(t, prefix + f.name + "."))
-            continue
-        kind, optional, allowed = field_type(t)
-        out[prefix + f.name] = FieldSpec(prefix + f.name, kind, optional, allowed, f.metadata.get("range"),
-                                         f.default)
-    return out
+            yield from _leaves(t, prefix + f.name + ".")
+        else:
+            yield prefix + f.name, t, f
 
 
 def choices(key: str) -> tuple:
@@ -312,17 +316,7 @@ def choices(key: str) -> tuple:
 
 def field_keys(cls=Config, prefix: str = "") -> dict[str, Any]:
     """Every dotted key -> its annotated type."""
-    hints = typing.get_type_hints(cls)
-    out = {}
-    for f in fields(cls):
-        if f.metadata.get("internal"):
-            continue
-        t = hints[f.name]
-        if dataclasses.is_dataclass(t):
-            out.update(field_keys(t, prefix + f.name + "."))
-        else:
-            out[prefix + f.name] = t
-    return out
+    return {key: t for key, t, _ in _leaves(cls, prefix)}
 
 
 def show_default(value) -> str:
