@@ -19,7 +19,7 @@ import math
 import os
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Optional
 
@@ -65,6 +65,7 @@ class Built:
     lane_cfg: list = None       # per lane: its index into cfgs (None: all 0)
     values: dict = None         # traced key -> float32 [L] per-lane values (lanes.lane_values)
     choices: tuple = ()         # the varying traced fields' distinct values (lanes.choices)
+    costs: dict = field(default_factory=dict, repr=False)   # cost_protocol's cache: config index -> Protocol
 
     def __post_init__(self):
         self.cfgs = self.cfgs or [self.cfg]
@@ -87,10 +88,9 @@ class Built:
         depends on the lane's density; whatever else a cost reads stays each configuration's own)."""
         if i == 0:
             return self.protocol
-        cache = self.__dict__.setdefault("_costs", {})
-        if i not in cache:
-            cache[i] = make_protocol(replace(self.ctx, cfg=self.cfgs[i]))
-        return cache[i]
+        if i not in self.costs:
+            self.costs[i] = make_protocol(replace(self.ctx, cfg=self.cfgs[i]))
+        return self.costs[i]
 
     def lanes_of(self, i: int) -> list:
         return [j for j, c in enumerate(self.lane_cfg) if c == i]
