@@ -57,7 +57,12 @@ def run(smoke: bool = False, data: str = "fashion_mnist", log=print, keep: str =
             t0 = time.perf_counter()
             recs = sweep.run_sweep(base, todo, root / mode, progress=False, log=lambda _: None, grouped=grouped)
             seconds = time.perf_counter() - t0
-            failed = [r for r in recs if r["status"] != "done"]
+            # A run whose loss went NaN (too large a learning rate) is a result, not a broken benchmark:
+            # count it. One at a time it stops at the NaN; grouped, its lane runs on (so this can only
+            # understate the grouped speed-up).
+            diverged = [r for r in recs if r["status"] == "failed" and "training loss is" in (r.get("error") or "")]
+            failed = [r for r in recs if r["status"] != "done" and r not in diverged]
+            out[f"{mode}_diverged"] = len(diverged)
             if failed:
                 raise RuntimeError(f"bench --sweep: {len(failed)} runs failed, the first: {failed[0]['name']}: "
                                    f"{failed[0].get('error')}")
@@ -82,6 +87,9 @@ def table(r: dict) -> str:
              + ("" if r.get("one_at_a_time_timed", r["runs"]) >= r["runs"] else
                 f"  (seconds from {r['one_at_a_time_timed']} sampled runs)"),
              f"grouped is {r['ratio']:.2f}x faster"]
+    if r.get("grouped_diverged") or r.get("one_at_a_time_diverged"):
+        lines.append(f"diverged (NaN loss, counted as run): grouped {r.get('grouped_diverged', 0)}, "
+                     f"one at a time {r.get('one_at_a_time_diverged', 0)}")
     return "\n".join(lines)
 
 

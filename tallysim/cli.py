@@ -86,6 +86,9 @@ def cmd_bench(args) -> int:
     if args.sweep:
         from tallysim import bench_sweep
         return bench_sweep.main(args)
+    if getattr(args, "round", False):
+        from tallysim import bench_round
+        return bench_round.main(args)
     if args.devices:
         from tallysim import bench_devices
         return bench_devices.main(args)
@@ -195,6 +198,11 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--data", help="with --sweep: fashion_mnist (default) or synthetic")
     b.add_argument("--sample", type=int, default=0, metavar="N",
                    help="with --sweep: time one at a time on N evenly spaced runs only (0: all)")
+    b.add_argument("--round", action="store_true",
+                   help="instead: a whole round of local, tally, softlabel, bridge and fedavg (CNN, P=100, "
+                   "bfloat16 by default; --model/--peers/--dtype/--steps change it), each against local "
+                   "training alone")
+    b.add_argument("--protocols", help="with --round: comma list (default: local,tally,softlabel,bridge,fedavg)")
     b.add_argument("--devices", metavar="1,2,4,8",
                    help="instead: samples/s of the CNN FedAvg round with 8 peers sharded over these device "
                    "counts (on a CPU: XLA_FLAGS=--xla_force_host_platform_device_count=8)")

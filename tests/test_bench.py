@@ -93,3 +93,29 @@ def test_vmap_ref_yardstick_trains(module):
     comp, args, tc = bench_ref.setup(module, 2, 2, 4, shape)
     p, o, losses = comp(*args)
     assert losses.shape == (2, 2) and tc > 0
+
+
+def test_round_bench_tiny_protocols_against_local():
+    """`bench --round`: each protocol's round time beside local training's, on the same peers and data."""
+    from tallysim import bench_round
+    rows = bench_round.run(model="mlp", peers=2, steps=1, batch=8, dtype="float32", probes=16, rounds=1,
+                           protocols=("local", "tally"), log=lambda _: None, repeats=1)
+    assert [r["protocol"] for r in rows] == ["local", "tally"]
+    assert rows[0]["vs_local"] == 1.0
+    assert rows[1]["vs_local"] == pytest.approx(rows[1]["round_s"] / rows[0]["round_s"], rel=1e-2)
+    for r in rows:
+        assert r["steps_per_round"] == 2          # P x local_steps, both protocols
+        assert r["samples_per_s"] == pytest.approx(2 * 8 / r["round_s"])
+    json.dumps(rows)
+    assert "tally" in bench_round.table(rows) and "vs local" in bench_round.table(rows)
+
+
+def test_sweep_bench_table_reports_diverged_runs():
+    from tallysim import bench_sweep
+    r = {"device": "gpu: x", "runs": 108, "smoke": False, "data": "fashion_mnist", "programs_grouped": 1,
+         "grouped_s": 25.1, "grouped_runs_per_hour": 15472, "programs_one_at_a_time": 108,
+         "one_at_a_time_s": 1058.2, "one_at_a_time_runs_per_hour": 367, "one_at_a_time_timed": 6,
+         "ratio": 42.11, "grouped_diverged": 22, "one_at_a_time_diverged": 2}
+    text = bench_sweep.table(r)
+    assert "42.11x" in text and "grouped 22, one at a time 2" in text
+    assert "diverged" not in bench_sweep.table({**r, "grouped_diverged": 0, "one_at_a_time_diverged": 0})
