@@ -267,6 +267,18 @@ def resolve_args(args) -> dict:
     return dict(out, notes=notes)
 
 
+def write_json(obj, dest: Optional[str]) -> None:
+    """Every bench mode's `--json`: "-" prints it on stdout, a path writes it there, None does nothing."""
+    if not dest:
+        return
+    text = json.dumps(obj, indent=1)
+    if dest == "-":
+        print(text, flush=True)
+    else:
+        with open(dest, "w") as f:
+            f.write(text + "\n")
+
+
 def main(args) -> list[dict]:
     shape = getattr(args, "shape", None)   # optional: the CLI may not offer --shape
     shape = tuple(_parse_ints(shape, "--shape")) if shape else None
@@ -293,10 +305,7 @@ def main(args) -> list[dict]:
     text = header(rows, opts["steps"], batch, repeats) + "\n" + table(rows, notes)
     if to_stdout:
         print(text, file=sys.stderr, flush=True)
-        print(json.dumps(rows, indent=1), flush=True)
     else:
         print(text, flush=True)
-        if getattr(args, "json", None):
-            with open(args.json, "w") as f:
-                json.dump(rows, f, indent=1)
+    write_json(rows, getattr(args, "json", None))
     return rows
