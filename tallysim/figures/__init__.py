@@ -64,13 +64,6 @@ def resolve(name_or_path: str) -> tuple[str, Path]:
     return p.stem, p
 
 
-def _merge(a: dict, b: dict) -> dict:
-    out = dict(a)
-    for k, v in b.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
-
-
 def group_plans(spec: dict, smoke: bool, base_dir: Path) -> dict[str, tuple[config.Config, list]]:
     """group name -> (base Config, [(run name, overrides)]), all validated before anything runs."""
     shrink = spec.get("smoke", {}) if smoke else {}
@@ -82,7 +75,7 @@ def group_plans(spec: dict, smoke: bool, base_dir: Path) -> dict[str, tuple[conf
             or not isinstance(shrink.get("groups", {}), dict):
         raise ConfigError("a figure config's `groups` (and `smoke.groups`) must be an object "
                           '{"group name": {config fields}}')
-    groups = _merge(groups, shrink.get("groups", {}))
+    groups = config.merge(groups, shrink.get("groups", {}))
     only = shrink.get("only")
     if only is not None:            # a smoke version may draw only some of the groups
         if not isinstance(only, list) or not only or any(g not in groups for g in only):
@@ -101,12 +94,12 @@ def group_plans(spec: dict, smoke: bool, base_dir: Path) -> dict[str, tuple[conf
             for k in ("description", "smoke"):
                 inc.pop(k, None)
             axes.update(inc.pop("sweep", {}))
-            fields = _merge(fields, inc)
+            fields = config.merge(fields, inc)
         axes.update(spec.get("sweep", {}))
         axes.update(g.pop("sweep", {}))
         if smoke:
             axes.update(shrink.get("sweep", {}))
-        cfg = config.from_dict(_merge(_merge(fields, g), shrink.get("base", {})))
+        cfg = config.from_dict(config.merge(config.merge(fields, g), shrink.get("base", {})))
         runs = with_panels(sweep.expand(axes, []), panels(spec, smoke))
         sweep.configs(cfg, runs)
         plans[gname] = (cfg, runs)
