@@ -1,13 +1,15 @@
 """Every shipped experiment, fully resolved: what each of its runs writes as config.json, full and smoke.
 
-    PYTHONPATH=. python tests/experiment_dump.py OUT_DIR
+    PYTHONPATH=. python tests/experiment_dump.py OUT_DIR [EXPERIMENTS_DIR]
 
 writes, for each experiment file E under experiments/ (shared bases in experiments/base/ are not
 experiments and are skipped):
     OUT_DIR/E/spec.json                   the file as the figure code reads it, less the parts that only
                                           say how runs are built (base, groups, sweep, smoke, panels),
                                           which the run documents below cover; a benchmark (kind speed)
-                                          has no runs, so its whole file
+                                          has no runs, so its whole file. Keys sorted: the order of
+                                          these keys means nothing (that of groups, axes and panels does,
+                                          and plan.json keeps it)
     OUT_DIR/E/{full,smoke}/plan.json      group -> [[run name, [key=value overrides]], ...] in run order
                                           (the overrides also label the plots)
     OUT_DIR/E/{full,smoke}/<group>/<run>.json   config.to_dict of the run's validated config, as
@@ -37,8 +39,8 @@ def experiment_files(root: Path = ROOT) -> list[Path]:
     return sorted(p for p in root.rglob("*.json") if "base" not in p.relative_to(root).parts[:-1])
 
 
-def _text(doc) -> str:
-    return json.dumps(doc, indent=2) + "\n"
+def _text(doc, sort_keys: bool = False) -> str:
+    return json.dumps(doc, indent=2, sort_keys=sort_keys) + "\n"
 
 
 def expand(path: Path) -> dict[str, str]:
@@ -47,9 +49,9 @@ def expand(path: Path) -> dict[str, str]:
     out = {}
     figure = "kind" in spec
     if figure and spec["kind"] == "speed":
-        out["spec.json"] = _text(spec)
+        out["spec.json"] = _text(spec, sort_keys=True)
         return out
-    out["spec.json"] = _text({k: v for k, v in spec.items() if k not in PLAN_KEYS})
+    out["spec.json"] = _text({k: v for k, v in spec.items() if k not in PLAN_KEYS}, sort_keys=True)
     for smoke in (False, True):
         mode = "smoke" if smoke else "full"
         if figure:
@@ -78,6 +80,7 @@ def dump(out_dir: Path, root: Path = ROOT) -> int:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit("usage: python tests/experiment_dump.py OUT_DIR")
-    print(f"{dump(Path(sys.argv[1]))} run documents written under {sys.argv[1]}")
+    if len(sys.argv) not in (2, 3):
+        sys.exit("usage: python tests/experiment_dump.py OUT_DIR [EXPERIMENTS_DIR (default: this checkout's)]")
+    root = Path(sys.argv[2]).resolve() if len(sys.argv) == 3 else ROOT
+    print(f"{dump(Path(sys.argv[1]), root)} run documents from {root} written under {sys.argv[1]}")
