@@ -130,3 +130,11 @@ def test_every_shipped_experiment_resolves_and_expands(path):
     if spec.get("kind") != "speed":
         assert any(k.startswith("full/") for k in docs) and any(k.startswith("smoke/") for k in docs)
 
+
+
+def test_bases_are_not_experiments_or_figures():
+    bases = sorted((ROOT / "base").glob("*.json"))
+    assert bases and not set(bases) & set(experiment_files())
+    assert not {Path(p).resolve() for p in figures.FIGURES.values()} & {b.resolve() for b in bases}
+    for b in bases:
+        config.read_file(str(b))                  # each base resolves (its own parents included)

@@ -71,7 +71,8 @@ def test_wheel_holds_the_experiments_and_imports_from_itself(wheel_env, tmp_path
     python, _, env, whl = wheel_env
     names = zipfile.ZipFile(whl).namelist()
     for f in ("tallysim/experiments/fig1.json", "tallysim/experiments/pareto/bridge.json",
-              "tallysim/experiments/cifar/fig1.json", "tallysim/experiments/demo.json"):
+              "tallysim/experiments/cifar/fig1.json", "tallysim/experiments/demo.json",
+              "tallysim/experiments/base/smoke.json", "tallysim/experiments/base/pareto.json"):
         assert f in names, f
     assert any(n.endswith("licenses/LICENSE") for n in names), names
     code = ("import json, tallysim, tallysim.config as c, tallysim.figures as f\n"
