@@ -3,8 +3,11 @@
 A figure config (`experiments/figN.json`) is JSON with:
   kind     how to plot: curves | final_vs | classes | mechanism | pareto | speed
   base     config fields shared by every run (nested sections as in config.json)
+  extends  (any config file, config.read_file) parent files, relative to this one, merged under it;
+           shared bases live in experiments/base/ and are not figures
   groups   name -> {config fields} (one line / marker style per group); a group may also
-           `include` another experiment file (its fields and its `sweep` axes) and add `sweep` axes
+           `include` another experiment file (its fields and its `sweep` axes; the path is relative
+           to the figure file being run, even when a base names it) and add `sweep` axes
   sweep    axes applied to every group ({"key": [values]})
   smoke    {"base": {...}, "sweep": {...}, "groups": {...}, "only": [group names]}: a few-minute
            version of the figure (`only`: draw just these groups)
