@@ -27,12 +27,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tallysim import checkpoint, comm, config, data, faults, fed, lanes, local, mesh, outdir, protocols
+from tallysim import checkpoint, config, data, outdir, protocols
+from tallysim.sim import comm, faults, fed, lanes, local, mesh
 from tallysim.config import Config, ConfigError
 from tallysim.data.partition import convention
-from tallysim import exchange
-from tallysim.evaluate import eval_batch, evaluate
-from tallysim.models import make_model, param_count
+from tallysim.sim import exchange
+from tallysim.sim.evaluate import eval_batch, evaluate
+from tallysim.sim.models import make_model, param_count
 from tallysim.protocols import Context, Protocol, make as make_protocol
 
 PROBE_KEYS = ("consensus_acc", "vote_acc", "softavg_acc", "agreement", "wrong_confidence", "vote_acc_honest",

@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from tallysim.evaluate import evaluate
+from tallysim.sim.evaluate import evaluate
 
 pytestmark = pytest.mark.core
 

@@ -12,8 +12,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from tallysim import exchange, peers, run, vote
-from tallysim.evaluate import eval_batch, evaluate
+from tallysim import run
+from tallysim.sim import exchange, peers, vote
+from tallysim.sim.evaluate import eval_batch, evaluate
 from tallysim.protocols.base import active_set, predict_probes, probe_exchange, round_keys
 from conftest import tiny
 

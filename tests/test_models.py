@@ -1,4 +1,4 @@
-"""Tiny-model tests for tallysim.models (CPU, seconds)."""
+"""Tiny-model tests for tallysim.sim.models (CPU, seconds)."""
 import functools
 
 import flax.linen as nn
@@ -11,7 +11,7 @@ from tallysim.config import MODELS, ConfigError, ModelConfig
 
 # ResNet-8 compiles for a minute per test on 2 CPU cores: its cases run in make test-all (slow).
 MODEL_CASES = [pytest.param(m, marks=pytest.mark.slow) if m == "resnet8" else m for m in MODELS]
-from tallysim.models import make_model, max_pool_2x2, param_count
+from tallysim.sim.models import make_model, max_pool_2x2, param_count
 
 SHAPES = [(28, 28, 1), (32, 32, 3)]
 

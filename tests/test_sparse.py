@@ -1,4 +1,4 @@
-"""tallysim.sparse: flatten, top-k with deterministic ties, error feedback, merges, resets (CPU, < 1 s)."""
+"""tallysim.sim.sparse: flatten, top-k with deterministic ties, error feedback, merges, resets (CPU, < 1 s)."""
 import math
 
 import jax
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from jax.flatten_util import ravel_pytree
 
-from tallysim import sparse
+from tallysim.sim import sparse
 
 pytestmark = pytest.mark.core    # part of the `make mutation` subset
 

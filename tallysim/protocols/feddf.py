@@ -18,8 +18,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from tallysim import faults
-from tallysim.fed import to_input, pool_examples
+from tallysim.sim import faults
+from tallysim.sim.fed import to_input, pool_examples
 from tallysim.protocols import Traits, fedavg
 from tallysim.protocols.base import Context, Protocol, active_set, round_keys
 

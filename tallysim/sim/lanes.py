@@ -28,7 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from tallysim import config, faults
+from tallysim import config
+from tallysim.sim import faults
 from tallysim.config import Config
 
 TRACED = ("optim.lr", "optim.momentum", "optim.weight_decay", "fedprox.mu", "distill.weight",

@@ -12,9 +12,9 @@ import math
 import jax
 import jax.numpy as jnp
 
-from tallysim.fed import to_input
+from tallysim.sim.fed import to_input
 from tallysim.sizing import eval_batch
-from tallysim.vote import count_votes
+from tallysim.sim.vote import count_votes
 
 
 def evaluate(apply_fn, params_P, server, x_T, y_T, classes: int, batch: int = 500) -> dict:

@@ -18,8 +18,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from tallysim import lanes
-from tallysim.fed import FedData, to_input
+from tallysim.sim import lanes
+from tallysim.sim.fed import FedData, to_input
 
 PyTree = Any
 

@@ -17,7 +17,7 @@ from typing import Callable, Optional
 import jax
 import jax.numpy as jnp
 
-from tallysim import vote
+from tallysim.sim import vote
 # The static sizing lives in sizing.py (jax-free, for validation); auto_chunk and tests read it here too.
 from tallysim.sizing import CHUNK_BYTES, footprint_bytes, peer_chunk  # noqa: F401
 

@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 
 from tallysim.config import MODELS, ConfigError, ModelConfig, choices
-from tallysim.conv import conv_fn
+from tallysim.sim.conv import conv_fn
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 PARAM_DTYPE = jnp.float32

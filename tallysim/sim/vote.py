@@ -15,7 +15,7 @@ from typing import NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 
-from tallysim import lanes
+from tallysim.sim import lanes
 from tallysim.config import choices
 
 
