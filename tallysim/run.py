@@ -64,7 +64,7 @@ class Built:
     dataset: str
     cfgs: list = None           # the group's configurations (None: [cfg])
     lane_cfg: list = None       # per lane: its index into cfgs (None: all 0)
-    values: dict = None         # traced key -> float32 [L] per-lane values (lanes.lane_values)
+    values: dict = None         # traced key -> float32 [Z] per-lane values (lanes.lane_values)
     choices: tuple = ()         # the varying traced fields' distinct values (lanes.choices)
     costs: dict = field(default_factory=dict, repr=False)   # cost_protocol's cache: config index -> Protocol
 
