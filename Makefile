@@ -17,7 +17,7 @@ help:
 	@echo "make bench  - samples/s table: tallysim round vs per-peer loop vs plain-JAX vmap_ref"
 	@echo "make fig1 ... fig8 - one paper figure at full size (resumable) into figures/ (fig8: faulty peers)"
 	@echo "make figures       - all eight; make figures-smoke - all at smoke size"
-	@echo "make mutation - mutmut over the core modules against pytest -m core (slow; MUTANTS='tallysim.vote*')"
+	@echo "make mutation - mutmut over the core modules against pytest -m core (slow; MUTANTS='tallysim.sim.vote*')"
 	@echo "make clean  - remove the venv, results and figures"
 
 $(STAMP): pyproject.toml setup.py
@@ -72,7 +72,7 @@ test-all: $(STAMP) | $(FMNIST)
 test-unit: test     # the former name of `make test` without the figures
 
 # Mutation score of the core modules (configured in pyproject.toml [tool.mutmut]); not part of `make test`.
-# MUTANTS narrows the run to mutant-name patterns, e.g. MUTANTS='tallysim.vote* tallysim.comm*'.
+# MUTANTS narrows the run to mutant-name patterns, e.g. MUTANTS='tallysim.sim.vote* tallysim.sim.comm*'.
 MUTANTS ?=
 mutation: $(STAMP)
 	$(BIN)/mutmut run $(MUTANTS) --max-children $$(nproc)

@@ -27,10 +27,11 @@ from typing import Callable, Iterable, Optional, Union
 import jax
 import numpy as np
 
-from tallysim import bench_ref, local, peers as peers_mod
+from tallysim import bench_ref
+from tallysim.sim import local, peers as peers_mod
 from tallysim.config import MODELS, ConfigError, ModelConfig, OptimConfig
-from tallysim.fed import FedData
-from tallysim.models import DTYPES, make_model
+from tallysim.sim.fed import FedData
+from tallysim.sim.models import DTYPES, make_model
 
 CLASSES = 10
 DEFAULT_SHAPE = (28, 28, 1)   # every built-in model accepts MNIST-shaped input
@@ -154,7 +155,7 @@ def _measure_one(model, dtype, P, steps, batch, loop_max, shape, impls, repeats,
     S = steps * batch
     conv_auto = None
     if model in CONV_MODELS:
-        from tallysim.conv import conv_fn, im2col_conv
+        from tallysim.sim.conv import conv_fn, im2col_conv
         conv_auto = conv if conv != "auto" else "auto:im2col" if conv_fn("auto") is im2col_conv else "auto:xla"
     rows: list[dict] = []
 

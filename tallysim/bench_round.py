@@ -17,7 +17,8 @@ import time
 import jax
 import jax.numpy as jnp
 
-from tallysim import config, mesh
+from tallysim import config
+from tallysim.sim import mesh
 from tallysim import run as run_mod
 
 PROTOCOLS = ("local", "tally", "softlabel", "bridge", "fedavg")

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import jax
 
-from tallysim import config, lanes, sweep
+from tallysim import config, sweep
+from tallysim.sim import lanes
 
 FULL = {"axes": ["optim.lr=0.01,0.02,0.05,0.1", "distill.weight=0.5,1,2", "partition.alpha=0.1,0.5,1",
                  "seed=0,1,2"],

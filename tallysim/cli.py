@@ -246,7 +246,7 @@ def main(argv=None) -> int:
     args = _parse(argv)
     try:
         if args.fn in (cmd_run, cmd_sweep, cmd_figure):     # not bench: it times compiling
-            from tallysim import mesh
+            from tallysim.sim import mesh
             mesh.initialize_distributed()                    # before JAX starts: TALLYSIM_DISTRIBUTED=1
             compile_cache()
         return args.fn(args)

@@ -173,7 +173,7 @@ class BridgeConfig:
 
 @dataclass(frozen=True)
 class FaultsConfig:
-    """Faulty peers (tallysim/faults.py): floor(fraction * P) of them, drawn from the seed."""
+    """Faulty peers (tallysim/sim/faults.py): floor(fraction * P) of them, drawn from the seed."""
     kind: Literal["none", "under_trained", "label_flip", "confident_wrong", "dropout", "straggler"] = "none"
     fraction: float = floats(0.0, "[0, 1]")   # of the P peers
     redraw: bool = False              # false: one set for the run; true: a new set every round

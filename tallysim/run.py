@@ -27,12 +27,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tallysim import checkpoint, comm, config, data, faults, fed, lanes, local, mesh, outdir, protocols
+from tallysim import checkpoint, config, data, outdir, protocols
+from tallysim.sim import comm, faults, fed, lanes, local, mesh
 from tallysim.config import Config, ConfigError
 from tallysim.data.partition import convention
-from tallysim import exchange
-from tallysim.evaluate import eval_batch, evaluate
-from tallysim.models import make_model, param_count
+from tallysim.sim import exchange
+from tallysim.sim.evaluate import eval_batch, evaluate
+from tallysim.sim.models import make_model, param_count
 from tallysim.protocols import Context, Protocol, make as make_protocol
 
 PROBE_KEYS = ("consensus_acc", "vote_acc", "softavg_acc", "agreement", "wrong_confidence", "vote_acc_honest",
@@ -63,7 +64,7 @@ class Built:
     dataset: str
     cfgs: list = None           # the group's configurations (None: [cfg])
     lane_cfg: list = None       # per lane: its index into cfgs (None: all 0)
-    values: dict = None         # traced key -> float32 [L] per-lane values (lanes.lane_values)
+    values: dict = None         # traced key -> float32 [Z] per-lane values (lanes.lane_values)
     choices: tuple = ()         # the varying traced fields' distinct values (lanes.choices)
     costs: dict = field(default_factory=dict, repr=False)   # cost_protocol's cache: config index -> Protocol
 

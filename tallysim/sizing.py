@@ -1,7 +1,8 @@
 """Static memory sizing of the probe exchange and of evaluation: pure Python, no jax, so that
 `validation` can refuse impossible sizes before jax is even imported.
 
-Shape letters: A voting peers, M probes, C classes, c peers per chunk, P peers, B eval batch.
+Shape letters: A active (voting) peers, M probes, C classes, c peers per chunk, P peers, B eval batch
+(glossary: tallysim/sim/__init__.py).
 """
 from __future__ import annotations
 

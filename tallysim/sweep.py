@@ -231,7 +231,8 @@ def _plan(cfgs: list[Config], dirs: list[Path], grouped: bool) -> list[list[int]
     """The order runs go in: batches of run indices, each one compiled program. Grouped, the runs
     still to do are grouped by their static signature (lanes.group); a finished run, or a partial
     one with a checkpoint (it resumes on its own), is a batch of one."""
-    from tallysim import checkpoint, lanes
+    from tallysim import checkpoint
+    from tallysim.sim import lanes
     todo = [i for i, d in enumerate(dirs)
             if grouped and not (d / DONE).exists() and not (d / checkpoint.FILE).is_file()]
     batches = {min(g): g for g in (([todo[k] for k in grp] for grp in lanes.group([cfgs[i] for i in todo])))}
@@ -325,7 +326,7 @@ def main(args) -> int:
     runs = expand(section or {}, args.axes)
     cfgs = configs(base, runs)               # fail in one line before anything is created
     if args.dry_run:
-        from tallysim import lanes
+        from tallysim.sim import lanes
         for i, (name, overrides) in enumerate(runs, 1):
             print(f"[{i}/{len(runs)}] {name}: {' '.join(overrides)}")
         groups = 1 if not cfgs else len(lanes.group(cfgs))

@@ -7,7 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 from conftest import read_rows, run_rows, tiny
 
-from tallysim import cli, comm, run
+from tallysim import cli, run
+from tallysim.sim import comm
 from tallysim.protocols.tally import vote_bits
 
 FEDAVG_LIKE = ["bridge.density=1", "bridge.period=1", "distill.weight=0", "optim.reset_each_round=true",

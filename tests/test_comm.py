@@ -3,7 +3,8 @@ import math
 
 import pytest
 
-from tallysim import comm, run
+from tallysim import run
+from tallysim.sim import comm
 from conftest import tiny
 
 pytestmark = pytest.mark.core    # part of the `make mutation` subset

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from jax import lax
 
-from tallysim import conv
+from tallysim.sim import conv
 from tallysim.config import ModelConfig
-from tallysim.models import make_model
+from tallysim.sim.models import make_model
 from conftest import tiny, run_rows
 
 KEY = jax.random.PRNGKey(0)

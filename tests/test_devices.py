@@ -18,7 +18,8 @@ from pathlib import Path
 import jax
 import pytest
 
-from tallysim import config, mesh, run
+from tallysim import config, run
+from tallysim.sim import mesh
 from tallysim.config import ConfigError
 from conftest import TINY, assert_rows_close, tiny, read_rows
 

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from conftest import assert_rows_close, read_rows, run_rows, tiny
 
-from tallysim import config, lanes, run
-from tallysim.fed import to_input
+from tallysim import config, run
+from tallysim.sim import lanes
+from tallysim.sim.fed import to_input
 from tallysim.protocols.base import round_keys
 from tallysim.protocols.distill import distill_factor
 

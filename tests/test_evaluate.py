@@ -4,12 +4,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from tallysim.evaluate import evaluate
+from tallysim.sim.evaluate import evaluate
 
 pytestmark = pytest.mark.core
 
-# Test example t has input [t]; a "model" is a lookup table of logits [T, C] indexed by the input.
-T, C = 7, 4
+# Test example t has input [t]; a "model" is a lookup table of logits [V, C] indexed by the input.
+V, C = 7, 4
 Y = np.array([0, 1, 2, 3, 0, 1, 2])
 # Each peer's predicted class per example (argmax of the table below), chosen by hand:
 PRED = np.array([
@@ -25,8 +25,8 @@ SERVER = np.array([0, 1, 2, 0, 0, 0, 2])                        # 5/7
 
 
 def table(pred):
-    logits = np.full((T, C), -1.0, np.float32)
-    logits[np.arange(T), pred] = 2.0
+    logits = np.full((V, C), -1.0, np.float32)
+    logits[np.arange(V), pred] = 2.0
     return logits
 
 
@@ -38,7 +38,7 @@ def apply(params, x):
 def test_evaluate_hand_made_logits_with_padding_and_ties(batch):
     params = {"table": jnp.asarray(np.stack([table(p) for p in PRED]))}
     server = {"table": jnp.asarray(table(SERVER))}
-    x = jnp.arange(T, dtype=jnp.float32)[:, None]
+    x = jnp.arange(V, dtype=jnp.float32)[:, None]
     out = evaluate(apply, params, server, x, jnp.asarray(Y), C, batch=batch)
     np.testing.assert_allclose(np.asarray(out["acc_P"]), [5 / 7, 3 / 7, 3 / 7, 2 / 7], rtol=1e-6)
     assert float(out["acc_ensemble"]) == pytest.approx(4 / 7)
@@ -49,8 +49,8 @@ def test_evaluate_hand_made_logits_with_padding_and_ties(batch):
 
 def test_padding_never_counts_as_correct():
     # Every prediction is class 0, and so is the padded input's (x=0): only real zeros may count.
-    params = {"table": jnp.asarray(np.stack([table(np.zeros(T, int))] * 2))}
-    x = jnp.arange(T, dtype=jnp.float32)[:, None]
+    params = {"table": jnp.asarray(np.stack([table(np.zeros(V, int))] * 2))}
+    x = jnp.arange(V, dtype=jnp.float32)[:, None]
     y = jnp.asarray(np.array([1, 1, 1, 1, 1, 1, 0]))
     out = evaluate(apply, params, {"table": params["table"][0]}, x, y, C, batch=4)     # pads 1
     np.testing.assert_allclose(np.asarray(out["acc_P"]), [1 / 7, 1 / 7], rtol=1e-6)

@@ -12,8 +12,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from tallysim import exchange, peers, run, vote
-from tallysim.evaluate import eval_batch, evaluate
+from tallysim import run
+from tallysim.sim import exchange, peers, vote
+from tallysim.sim.evaluate import eval_batch, evaluate
 from tallysim.protocols.base import active_set, predict_probes, probe_exchange, round_keys
 from conftest import tiny
 
@@ -140,14 +141,14 @@ def test_probe_exchange_chunks_equal_the_reference(items):
 
 def test_evaluate_small_batches_equal_the_reference():
     b, ctx, data, state, _ = _exchange_case("protocol.name=fedavg", "peers=5", "data.num_classes=4")
-    x_T, y_T = data.x_test[:47], data.y_test[:47]
-    logits = np.asarray(jax.vmap(ctx.model.apply, in_axes=(0, None))(state.params, x_T.astype(jnp.float32)))
+    x_V, y_V = data.x_test[:47], data.y_test[:47]
+    logits = np.asarray(jax.vmap(ctx.model.apply, in_axes=(0, None))(state.params, x_V.astype(jnp.float32)))
     pred = logits.argmax(-1)
     counts = (pred[:, :, None] == np.arange(4)).sum(0)
     for batch in (3, 10, 500):
-        ev = evaluate(ctx.model.apply, state.params, state.server, x_T, y_T, 4, batch=batch)
-        assert np.allclose(ev["acc_P"], (pred == np.asarray(y_T)).mean(1))
-        assert float(ev["acc_ensemble"]) == pytest.approx(np.mean(counts.argmax(-1) == np.asarray(y_T)))
+        ev = evaluate(ctx.model.apply, state.params, state.server, x_V, y_V, 4, batch=batch)
+        assert np.allclose(ev["acc_P"], (pred == np.asarray(y_V)).mean(1))
+        assert float(ev["acc_ensemble"]) == pytest.approx(np.mean(counts.argmax(-1) == np.asarray(y_V)))
     assert eval_batch(1000, 1000) * 1000 * 1000 * 4 <= exchange.CHUNK_BYTES
     assert eval_batch(20, 10) == 500 and eval_batch(10**6, 1000) == 1
 

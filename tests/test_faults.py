@@ -1,4 +1,4 @@
-"""Faulty peers (`faults.*`, tallysim/faults.py) and the robust aggregators (median, trimmed mean).
+"""Faulty peers (`faults.*`, tallysim/sim/faults.py) and the robust aggregators (median, trimmed mean).
 
 Each fault kind is checked for what it changes and for leaving the rest alone, against expectations
 computed here in numpy (votes, medians, weighted means, bit counts) rather than by the code under
@@ -18,10 +18,11 @@ import numpy as np
 import pytest
 from conftest import TINY, tiny
 
-from tallysim import cli, comm, config, exchange, faults, run, vote
+from tallysim import cli, config, run
+from tallysim.sim import comm, exchange, faults, vote
 from tallysim.config import ConfigError
-from tallysim.fed import to_input
-from tallysim.peers import State
+from tallysim.sim.fed import to_input
+from tallysim.sim.peers import State
 from tallysim.protocols import make as make_protocol
 from tallysim.protocols.base import active_set, probe_exchange, round_keys
 

@@ -8,7 +8,7 @@ import pytest
 from conftest import TINY, read_rows, run_rows, tiny
 
 from tallysim import cli, run
-from tallysim.fed import to_input
+from tallysim.sim.fed import to_input
 from tallysim.protocols import fedavg
 from tallysim.protocols.feddf import distill_server, student_loss, teacher_probs
 

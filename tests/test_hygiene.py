@@ -33,3 +33,50 @@ def test_command_line_compile_cache_location(monkeypatch, tmp_path):
         assert jax.config.jax_compilation_cache_dir == before
     finally:
         jax.config.update("jax_compilation_cache_dir", before)
+
+
+# The layering: tallysim/sim/ holds the vmapped building blocks; they import each other and what lies
+# beneath them (config, sizing, validation, data), never what is built on them.
+BENEATH_SIM = {"tallysim.config", "tallysim.sizing", "tallysim.validation", "tallysim.data"}
+
+
+def _tallysim_imports(path: Path, package: str):
+    """(line, module) for every tallysim module `path` imports, relative imports resolved."""
+    import ast
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parent = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                base = f"{parent}.{base}" if base else parent
+            # `from tallysim import x` imports the module tallysim.x (or a name of tallysim's __init__)
+            names = [f"{base}.{a.name}" for a in node.names] if base in ("tallysim", "tallysim.sim") else [base]
+        else:
+            continue
+        yield from ((node.lineno, n) for n in names if n == "tallysim" or n.startswith("tallysim."))
+
+
+def test_sim_imports_nothing_above_it():
+    sim = Path(__file__).resolve().parent.parent / "tallysim" / "sim"
+    files = sorted(sim.rglob("*.py"))
+    assert len(files) > 10, files
+    bad = []
+    for f in files:
+        package = "tallysim.sim" + "".join("." + p for p in f.parent.relative_to(sim).parts)
+        for line, name in _tallysim_imports(f, package):
+            ok = (name == "tallysim.sim" or name.startswith("tallysim.sim.")
+                  or any(name == b or name.startswith(b + ".") for b in BENEATH_SIM))
+            if not ok:
+                bad.append(f"{f.relative_to(sim.parent.parent)}:{line} imports {name}")
+    assert not bad, "tallysim/sim/ imports from above it:\n" + "\n".join(bad)
+
+
+def test_sim_rule_catches_an_upward_import(tmp_path):
+    f = tmp_path / "x.py"
+    f.write_text("from tallysim import run, config\nfrom .. import protocols\nimport tallysim.cli\n"
+                 "from tallysim.sim import vote\nfrom . import lanes\n")
+    got = [n for _, n in _tallysim_imports(f, "tallysim.sim")]
+    assert got == ["tallysim.run", "tallysim.config", "tallysim.protocols", "tallysim.cli",
+                   "tallysim.sim.vote", "tallysim.sim.lanes"]

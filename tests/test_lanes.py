@@ -10,7 +10,8 @@ import json
 
 import pytest
 
-from tallysim import config, lanes, run, sweep
+from tallysim import config, run, sweep
+from tallysim.sim import lanes
 from conftest import assert_rows_close, tiny, read_rows
 
 COMPARE = ("acc_mean", "acc_min", "acc_max", "acc_ensemble", "acc_global", "train_loss", "vote_acc",

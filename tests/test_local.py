@@ -5,10 +5,10 @@ import numpy as np
 import optax
 import pytest
 
-from tallysim import local
+from tallysim.sim import local
 from tallysim.config import ModelConfig
-from tallysim.fed import FedData
-from tallysim.models import make_model
+from tallysim.sim.fed import FedData
+from tallysim.sim.models import make_model
 
 KEY = jax.random.PRNGKey(0)
 
@@ -135,7 +135,7 @@ def test_real_steps_with_local_steps_is_that_many_for_every_nonempty_shard():
 @pytest.mark.core
 def test_sgd_optimizer_uses_the_configured_momentum():
     # Heavy ball, two steps with the same gradient g: w1 = w0 - lr g, w2 = w1 - lr (g + m g).
-    from tallysim import peers
+    from tallysim.sim import peers
     from tallysim.config import OptimConfig
     tx = peers.make_optimizer(OptimConfig(name="sgd", lr=0.1, momentum=0.9))
     w = jnp.array([1.0, -2.0])

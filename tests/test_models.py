@@ -1,4 +1,4 @@
-"""Tiny-model tests for tallysim.models (CPU, seconds)."""
+"""Tiny-model tests for tallysim.sim.models (CPU, seconds)."""
 import functools
 
 import flax.linen as nn
@@ -11,7 +11,7 @@ from tallysim.config import MODELS, ConfigError, ModelConfig
 
 # ResNet-8 compiles for a minute per test on 2 CPU cores: its cases run in make test-all (slow).
 MODEL_CASES = [pytest.param(m, marks=pytest.mark.slow) if m == "resnet8" else m for m in MODELS]
-from tallysim.models import make_model, max_pool_2x2, param_count
+from tallysim.sim.models import make_model, max_pool_2x2, param_count
 
 SHAPES = [(28, 28, 1), (32, 32, 3)]
 
@@ -61,8 +61,8 @@ def test_vmapped_init_and_apply(name):
     model = make_model(ModelConfig(name=name, width=32), 10)
     P = 3
     keys_P = jax.random.split(key(0), P)
-    x_PxBxHxWxC = jax.random.normal(jax.random.PRNGKey(1), (P, 4, 28, 28, 1))
-    params_P = jax.jit(jax.vmap(model.init))(keys_P, x_PxBxHxWxC)
+    x_PxBxhxwxch = jax.random.normal(jax.random.PRNGKey(1), (P, 4, 28, 28, 1))
+    params_P = jax.jit(jax.vmap(model.init))(keys_P, x_PxBxhxwxch)
     leaves = jax.tree_util.tree_leaves(params_P)
     assert all(leaf.shape[0] == P for leaf in leaves)
     kernel = [l for l in leaves if l.ndim >= 3][0]  # any weight matrix/kernel (with peer axis)
@@ -70,15 +70,15 @@ def test_vmapped_init_and_apply(name):
         for j in range(i + 1, P):
             assert not np.allclose(kernel[i], kernel[j]), f"{name}: peers {i},{j} share init"
     # Broadcast inputs (one batch for all peers) also work.
-    params_b = jax.eval_shape(jax.vmap(model.init, in_axes=(0, None)), keys_P, x_PxBxHxWxC[0])
+    params_b = jax.eval_shape(jax.vmap(model.init, in_axes=(0, None)), keys_P, x_PxBxhxwxch[0])
     assert jax.tree_util.tree_structure(params_b) == jax.tree_util.tree_structure(params_P)
 
-    logits_PxBxK = jax.jit(jax.vmap(model.apply))(params_P, x_PxBxHxWxC)
-    assert logits_PxBxK.shape == (P, 4, 10)
+    logits_PxBxC = jax.jit(jax.vmap(model.apply))(params_P, x_PxBxhxwxch)
+    assert logits_PxBxC.shape == (P, 4, 10)
     apply = jax.jit(model.apply)
     for p in range(P):
         params_p = jax.tree_util.tree_map(lambda a: a[p], params_P)
-        np.testing.assert_allclose(logits_PxBxK[p], apply(params_p, x_PxBxHxWxC[p]),
+        np.testing.assert_allclose(logits_PxBxC[p], apply(params_p, x_PxBxhxwxch[p]),
                                    rtol=1e-4, atol=1e-4)
 
 

@@ -184,7 +184,7 @@ def test_fedavg_family_round_is_shard_weighted_mean_of_active_peers(name, mu, ep
 def test_fedprox_gradient_is_mu_times_w_minus_anchor():
     """One peer, two identical full-batch steps with and without the proximal term: after the first
     step (w1 != anchor) the second differs by exactly -lr * mu * (w1 - anchor)."""
-    from tallysim import local
+    from tallysim.sim import local
     b = run.build(tiny(*FULL_BATCH, "protocol.name=fedprox", "local_epochs=2"))
     ctx, mu = b.ctx, 0.8
     anchor = jax.tree.map(lambda a: a[0], jax.jit(b.protocol.init)(jax.random.PRNGKey(0), b.one).params)
@@ -286,7 +286,7 @@ def test_tally_round_trains_on_exactly_the_winners(min_agreement, smoothing):
 
 def test_abstained_probes_contribute_zero_gradient():
     """Changing the inputs and labels of probes whose weight is 0 leaves a local round bit-identical."""
-    from tallysim import local
+    from tallysim.sim import local
     b = run.build(tiny(*FULL_BATCH, "protocol.name=tally", *DISTILL))
     ctx = b.ctx
     spec = ctx.local_spec(distill_loss=local.hard_label_loss(ctx.spec.classes, 0.0))
@@ -453,7 +453,7 @@ def test_bridge_four_rounds_error_feedback_and_exact_bits(variant):
 def test_bridge_merge_under_dropout_is_the_shard_weighted_mean_of_the_models_that_arrived():
     # density 1: every peer sends theta_i - theta_ref whole; with peer 1's message lost, the server
     # moves to theta_ref + sum over the arrived i of w_i (theta_i - theta_ref), w_i = n_i / sum n_j.
-    from tallysim import faults, sparse
+    from tallysim.sim import faults, sparse
     from tallysim.protocols import bridge
     b, state, _, _ = start("protocol.name=bridge", "participation=1", "bridge.density=1.0",
                            "bridge.average=weighted", "bridge.reset=hard")

@@ -7,10 +7,11 @@ import numpy as np
 import optax
 import pytest
 
-from tallysim import local, run
+from tallysim import run
+from tallysim.sim import local
 from tallysim.config import ModelConfig
-from tallysim.fed import FedData
-from tallysim.models import make_model
+from tallysim.sim.fed import FedData
+from tallysim.sim.models import make_model
 from conftest import tiny, run_rows
 
 KEY = jax.random.PRNGKey(3)

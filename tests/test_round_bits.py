@@ -35,7 +35,7 @@ CASES = {
 @pytest.mark.parametrize("case", list(CASES))
 def test_bits_per_round_under_partial_participation(case):
     """The protocol's cost and the ledger's rows, without compiling a round (costs are static)."""
-    from tallysim import comm
+    from tallysim.sim import comm
     items, up, down = CASES[case]
     b = run.build(tiny(*SMALL, f"protocol.name={case.split('-')[0]}", *items))
     assert b.ctx.num_params == W and b.ctx.spec.active == A

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from conftest import run_rows, tiny
 
-from tallysim import comm, run
+from tallysim import run
+from tallysim.sim import comm
 
 M = 64          # conftest.TINY's probe.per_round
 

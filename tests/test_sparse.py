@@ -1,4 +1,4 @@
-"""tallysim.sparse: flatten, top-k with deterministic ties, error feedback, merges, resets (CPU, < 1 s)."""
+"""tallysim.sim.sparse: flatten, top-k with deterministic ties, error feedback, merges, resets (CPU, < 1 s)."""
 import math
 
 import jax
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from jax.flatten_util import ravel_pytree
 
-from tallysim import sparse
+from tallysim.sim import sparse
 
 pytestmark = pytest.mark.core    # part of the `make mutation` subset
 
@@ -123,11 +123,11 @@ def test_lane_k_maps_a_lane_density_to_its_exact_k():
     choices = (0.5, 0.25)
     # per_tensor: 0.5 -> (ceil 3.0, ceil 2.0) = (3, 2); 0.25 -> (ceil 1.5, ceil 1.0) = (2, 1)
     lk = sparse.lane_k(jnp.float32(0.25), choices, lay, "per_tensor")
-    assert np.asarray(lk.k_S).tolist() == [2, 1] and lk.kmax_S == (3, 2)
+    assert np.asarray(lk.k_seg).tolist() == [2, 1] and lk.kmax_seg == (3, 2)
     # global: 0.5 -> ceil 5.0 = 5; 0.25 -> ceil 2.5 = 3; one entry, not one per leaf
     lk = sparse.lane_k(jnp.float32(0.25), choices, lay, "global")
-    assert np.asarray(lk.k_S).tolist() == [3] and lk.kmax_S == (5,)
-    traced = jax.jit(lambda d: sparse.lane_k(d, choices, lay, "per_tensor").k_S)
+    assert np.asarray(lk.k_seg).tolist() == [3] and lk.kmax_seg == (5,)
+    traced = jax.jit(lambda d: sparse.lane_k(d, choices, lay, "per_tensor").k_seg)
     assert np.asarray(traced(jnp.float32(0.5))).tolist() == [3, 2]
 
 

@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from tallysim import vote
+from tallysim.sim import vote
 
 pytestmark = pytest.mark.core    # part of the `make mutation` subset
 

@@ -3,7 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from tallysim import vote
+from tallysim.sim import vote
 
 pytestmark = pytest.mark.core
 

@@ -16,7 +16,7 @@ class DataError(ConfigError):
 @dataclass(frozen=True)
 class Dataset:
     name: str
-    x_train: np.ndarray   # [N, H, W, C]; uint8 (raw 0..255) for image datasets, float32 for synthetic
+    x_train: np.ndarray   # [N, h, w, ch]; uint8 (raw 0..255) for image datasets, float32 for synthetic
     y_train: np.ndarray   # [N] int32
     x_test: np.ndarray
     y_test: np.ndarray
@@ -34,9 +34,9 @@ def checked(name: str, x_train, y_train, x_test, y_test, num_classes=None, where
             raise DataError(f"{split} images{where} have dtype {x.dtype}; allowed: integer (e.g. uint8 "
                             "pixels) or floating-point arrays")
         if not 2 <= x.ndim <= 5:
-            raise DataError(f"{split} images{where} have shape {x.shape}; allowed: [N, D], [N, H, W] or "
-                            "[N, H, W, C]")
-        if x.ndim == 3:                      # [N, H, W] grey images -> add the channel axis models expect
+            raise DataError(f"{split} images{where} have shape {x.shape}; allowed: [N, D], [N, h, w] or "
+                            "[N, h, w, ch]")
+        if x.ndim == 3:                      # [N, h, w] grey images -> add the channel axis models expect
             x = x[..., None]
         if y.ndim > 2 or (y.ndim == 2 and y.shape[1] != 1):
             raise DataError(f"{split} labels{where} have shape {y.shape}; allowed: [N] integer class ids "

@@ -34,7 +34,7 @@ def _interp_matrix(n: int, g: int) -> np.ndarray:
 
 
 def _layout(shape: tuple):
-    """Spatial axes to upsample and the trailing channel count. (H, W, C) -> spatial (H, W), C;
+    """Spatial axes to upsample and the trailing channel count. (h, w, ch) -> spatial (h, w), ch;
     (D,) -> spatial (D,), 1 channel that is dropped again at the end."""
     if len(shape) == 1:
         return tuple(shape), 1, True
@@ -42,7 +42,7 @@ def _layout(shape: tuple):
 
 
 def _render(z: np.ndarray, mats, shape: tuple) -> np.ndarray:
-    """z: [B, g1, .., gk, C] coarse -> [B, *shape] by applying each axis' interpolation matrix."""
+    """z: [B, g1, .., gk, ch] coarse -> [B, *shape] by applying each axis' interpolation matrix."""
     out = z
     for axis, m in enumerate(mats, start=1):
         out = np.moveaxis(np.tensordot(out, m, axes=([axis], [1])), -1, axis)

@@ -195,7 +195,7 @@ def make_figure(name_or_path: str, smoke: bool = False, results: str = "results"
 def dry_run(name_or_path: str, smoke: bool = False, grouped: bool = True, log=print) -> int:
     """Validate a figure's runs and print, per group, its runs and compiled programs; returns the
     number of programs (as `sweep --dry-run`: grouped by lanes.signature, or one per run)."""
-    from tallysim import lanes
+    from tallysim.sim import lanes
     name, path = resolve(name_or_path)
     spec = config.read_file(str(path))
     if spec.get("kind") == "speed":

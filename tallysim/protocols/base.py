@@ -15,11 +15,11 @@ from typing import Any, Callable, NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 
-from tallysim import exchange, faults, lanes, local, peers, vote
-from tallysim.comm import RoundBits
+from tallysim.sim import exchange, faults, lanes, local, peers, vote
+from tallysim.sim.comm import RoundBits
 from tallysim.config import Config
-from tallysim.fed import FedData, Spec, pool_examples, to_input
-from tallysim.peers import State
+from tallysim.sim.fed import FedData, Spec, pool_examples, to_input
+from tallysim.sim.peers import State
 
 FIXED_PROBE_STREAM = 2**31 - 1    # fold_in tag of the one probe draw reused when probe.resample=false
 

@@ -21,9 +21,9 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from tallysim import comm, faults, peers, sparse
-from tallysim.local import hard_label_loss
-from tallysim.peers import State
+from tallysim.sim import comm, faults, peers, sparse
+from tallysim.sim.local import hard_label_loss
+from tallysim.sim.peers import State
 from tallysim.protocols.base import Context, Protocol, active_set, round_keys, shard_weights
 from tallysim.protocols import Traits
 from tallysim.protocols.distill import distill_round, warmup_init

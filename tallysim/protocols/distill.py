@@ -21,9 +21,9 @@ import jax.numpy as jnp
 
 from typing import NamedTuple
 
-from tallysim import faults, lanes, local
-from tallysim.fed import pool_examples
-from tallysim.peers import State
+from tallysim.sim import faults, lanes, local
+from tallysim.sim.fed import pool_examples
+from tallysim.sim.peers import State
 from tallysim.protocols.base import (Context, active_set, draw_probes, exchanging, local_round,
                                      probe_exchange, round_keys)
 

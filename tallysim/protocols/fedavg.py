@@ -13,7 +13,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from tallysim import comm, faults, peers, vote
+from tallysim.sim import comm, faults, peers, vote
 from tallysim.protocols import Traits
 from tallysim.protocols.base import (Context, Protocol, active_set, local_round, round_keys,
                                      shard_weights)

@@ -10,7 +10,7 @@ for `feddf.steps` Adam steps (`feddf.lr`, cosine decay to 0) on `feddf.batch_siz
 from the pool with the round's server key. steps=0 is FedAvg exactly. The server reads the pool
 itself, so the peers pay FedAvg's bits and nothing more.
 
-Shape letters: A active peers, B probe batch, C classes, Q pool size.
+Shape letters: A active peers, B probe batch, C classes, Q pool size (glossary: tallysim/sim/__init__.py).
 """
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from tallysim import faults
-from tallysim.fed import to_input, pool_examples
+from tallysim.sim import faults
+from tallysim.sim.fed import to_input, pool_examples
 from tallysim.protocols import Traits, fedavg
 from tallysim.protocols.base import Context, Protocol, active_set, round_keys
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from tallysim import comm, faults
+from tallysim.sim import comm, faults
 from tallysim.protocols import Traits
 from tallysim.protocols.base import Context, Protocol, active_set, local_round, round_keys
 

@@ -11,8 +11,8 @@ CE(private) + w * T^2 * KL(target || softmax(f / T)) with `distill.weight`, `dis
 """
 from __future__ import annotations
 
-from tallysim import comm
-from tallysim.local import soft_label_loss
+from tallysim.sim import comm
+from tallysim.sim.local import soft_label_loss
 from tallysim.protocols import Traits
 from tallysim.protocols.base import Context, Protocol, exchanging
 from tallysim.protocols.distill import distill_round, warmup_init

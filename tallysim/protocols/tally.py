@@ -9,8 +9,8 @@ faults.kind=dropout: only the votes sent count (allgather: each is relayed to th
 """
 from __future__ import annotations
 
-from tallysim import comm, lanes
-from tallysim.local import hard_label_loss
+from tallysim.sim import comm, lanes
+from tallysim.sim.local import hard_label_loss
 from tallysim.protocols import Traits
 from tallysim.protocols.base import Context, Protocol, exchanging
 from tallysim.protocols.distill import distill_round, warmup_init

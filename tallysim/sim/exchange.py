@@ -1,6 +1,7 @@
 """The probe exchange in O(M x C) memory: peers predict a chunk at a time inside the compiled round.
 
-Shape letters: A voting peers, M probes, C classes, c peers per chunk, n chunks.
+Shape letters: A active (voting) peers, M probes, C classes, c peers per chunk, n chunks
+(glossary: tallysim/sim/__init__.py).
 
 Predicting all A peers at once holds [A, M, C] logits (40 GB at 1,000 peers x 10,000 probes x 1,000
 classes) and as many probabilities. Instead a `lax.scan` walks the peers in chunks of `c`, chosen
@@ -17,7 +18,7 @@ from typing import Callable, Optional
 import jax
 import jax.numpy as jnp
 
-from tallysim import vote
+from tallysim.sim import vote
 # The static sizing lives in sizing.py (jax-free, for validation); auto_chunk and tests read it here too.
 from tallysim.sizing import CHUNK_BYTES, footprint_bytes, peer_chunk  # noqa: F401
 

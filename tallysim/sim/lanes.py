@@ -28,7 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from tallysim import config, faults
+from tallysim import config
+from tallysim.sim import faults
 from tallysim.config import Config
 
 TRACED = ("optim.lr", "optim.momentum", "optim.weight_decay", "fedprox.mu", "distill.weight",
@@ -80,7 +81,7 @@ def varying(cfgs: list[Config]) -> list[str]:
 
 
 def lane_values(cfgs: list[Config], lane_cfg: list[int]) -> dict[str, np.ndarray]:
-    """{traced key: float32 [L] value of each lane}, for the fields that vary in the group."""
+    """{traced key: float32 [Z] value of each lane}, for the fields that vary in the group."""
     return {k: np.asarray([config.get_field(cfgs[i], k) for i in lane_cfg], np.float32)
             for k in varying(cfgs)}
 

@@ -1,6 +1,7 @@
 """Plurality tally of hard labels, soft-label aggregation, and the mechanism diagnostics.
 
-Shape letters: A voting peers, M probes, C classes, c a chunk of voting peers.
+Shape letters: A active (voting) peers, M probes, C classes, c peers per chunk
+(glossary: tallysim/sim/__init__.py).
 
 Nothing here holds an [A, M, C] array: the probe exchange (protocols/exchange.py) feeds peers in
 chunks to `chunk_sums` and adds the per-chunk `Sums`; `tally_counts`, `soft_targets` and
@@ -15,7 +16,7 @@ from typing import NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 
-from tallysim import lanes
+from tallysim.sim import lanes
 from tallysim.config import choices
 
 

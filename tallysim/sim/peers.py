@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from tallysim import lanes
+from tallysim.sim import lanes
 
 PyTree = Any
 

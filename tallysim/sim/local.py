@@ -1,6 +1,7 @@
 """Local training of all active peers at once: loops over steps, peers grouped by shard size.
 
-Shape letters: A active peers, S largest shard, B private batch, R probe batch, M probes, T steps.
+Shape letters: A active peers, S largest shard, B private batch, R probe batch, M probes, T steps,
+E epochs, G groups of peers, g peers per group, Z lanes (glossary: tallysim/sim/__init__.py).
 
 Shards are ragged. Each epoch a peer draws a permutation that puts its own examples first and the
 padding last, so the batches past its count are empty and the step is skipped (params and optimizer
@@ -18,8 +19,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from tallysim import lanes
-from tallysim.fed import FedData, to_input
+from tallysim.sim import lanes
+from tallysim.sim.fed import FedData, to_input
 
 PyTree = Any
 
@@ -244,15 +245,15 @@ def train_peers(spec: LocalSpec, params_A, opt_A, keys_A, shard_AxS, count_A, da
     if cap_A is not None:
         n_A = jnp.minimum(n_A, cap_A).astype(jnp.int32)
     G = max(1, min(spec.groups, A))
-    W = -(-A // G)                                   # lanes per group
+    g = -(-A // G)                                   # peers (vmapped lanes) per group
     order = jnp.argsort(-n_A, stable=True)           # longest first; idle padding lanes go last
-    order = jnp.concatenate([order, jnp.zeros((G * W - A,), order.dtype)])
-    live = jnp.arange(G * W) < A
-    grouped = lambda a: a[order].reshape((G, W) + a.shape[1:])
-    count_GxW = jnp.where(live, count_A[order], 0).reshape(G, W)
+    order = jnp.concatenate([order, jnp.zeros((G * g - A,), order.dtype)])
+    live = jnp.arange(G * g) < A
+    grouped = lambda a: a[order].reshape((G, g) + a.shape[1:])
+    count_Gxg = jnp.where(live, count_A[order], 0).reshape(G, g)
     if cap_A is None and flip_A is None:
-        trip_G = jnp.max(real_steps(spec, count_GxW), axis=1)
-        xs = (jax.tree.map(grouped, (params_A, opt_A, keys_A, shard_AxS)), count_GxW, trip_G)
+        trip_G = jnp.max(real_steps(spec, count_Gxg), axis=1)
+        xs = (jax.tree.map(grouped, (params_A, opt_A, keys_A, shard_AxS)), count_Gxg, trip_G)
 
         def group(_, x):
             (p, o, k, s), c, trip = x
@@ -260,10 +261,10 @@ def train_peers(spec: LocalSpec, params_A, opt_A, keys_A, shard_AxS, count_A, da
                                                      sequential_epochs, trip)
             return None, jax.vmap(run)(p, o, k, s, c)
     else:
-        n_GxW = jnp.where(live, n_A[order], 0).reshape(G, W)
+        n_Gxg = jnp.where(live, n_A[order], 0).reshape(G, g)
         flip = jnp.zeros((A,), bool) if flip_A is None else flip_A
-        trip_G = jnp.max(n_GxW, axis=1)
-        xs = (jax.tree.map(grouped, (params_A, opt_A, keys_A, shard_AxS, flip)), count_GxW, n_GxW, trip_G)
+        trip_G = jnp.max(n_Gxg, axis=1)
+        xs = (jax.tree.map(grouped, (params_A, opt_A, keys_A, shard_AxS, flip)), count_Gxg, n_Gxg, trip_G)
 
         def group(_, x):
             (p, o, k, s, f), c, n, trip = x
@@ -275,37 +276,38 @@ def train_peers(spec: LocalSpec, params_A, opt_A, keys_A, shard_AxS, count_A, da
     _, (p, o, ls, ns) = jax.lax.scan(group, None, xs)
     # Back to the peers' own order; the idle lanes (duplicates of peer order[0]) are dropped.
     inv = jnp.argsort(order[:A])
-    ungroup = lambda a: a.reshape((G * W,) + a.shape[2:])[:A][inv]
+    ungroup = lambda a: a.reshape((G * g,) + a.shape[2:])[:A][inv]
     params_A, opt_A = jax.tree.map(ungroup, (p, o))
     loss_A = ungroup(ls) / jnp.maximum(ungroup(ns), 1)
     steps = {"steps_real": jnp.sum(n_A),
-             "steps_computed": jnp.int32(W) * jnp.sum(trip_G)}
+             "steps_computed": jnp.int32(g) * jnp.sum(trip_G)}
     return params_A, opt_A, loss_A, steps
 
 
 MAX_AUTO_GROUPS = 16
 
 
-def waste(steps_SxP, active: int, groups: int, draws: int = 16, seed: int = 0) -> float:
+def waste(steps_ZxP, active: int, groups: int, draws: int = 16, seed: int = 0) -> float:
     """Predicted computed / real private steps of `train_peers` with `groups` groups, for real step
-    counts per seed and peer (host numpy; seeds run batched, so a group runs to its longest over seeds).
+    counts per lane (seed) and peer (host numpy; lanes run batched, so a group runs to its longest
+    over lanes).
     Under partial participation it averages `draws` random active sets."""
     import numpy as np
-    steps_SxP = np.asarray(steps_SxP, np.int64)
-    S, P = steps_SxP.shape
+    steps_ZxP = np.asarray(steps_ZxP, np.int64)
+    Z, P = steps_ZxP.shape
     rng = np.random.default_rng(seed)
     sets = [np.arange(P)] if active == P else [rng.choice(P, active, replace=False) for _ in range(draws)]
-    W = -(-active // groups)
+    g = -(-active // groups)
     real = computed = 0
     for idx in sets:
-        s = -np.sort(-steps_SxP[:, idx], axis=1)
-        s = np.pad(s, ((0, 0), (0, groups * W - active)))
-        computed += W * s[:, ::W].max(axis=0).sum() * S
+        s = -np.sort(-steps_ZxP[:, idx], axis=1)
+        s = np.pad(s, ((0, 0), (0, groups * g - active)))
+        computed += g * s[:, ::g].max(axis=0).sum() * Z
         real += s.sum()
     return computed / max(real, 1)
 
 
-def auto_groups(steps_SxP, active: int, target: float = 1.2, backend: str = "gpu") -> int:
+def auto_groups(steps_ZxP, active: int, target: float = 1.2, backend: str = "gpu") -> int:
     """On the CPU, one peer per group: the peers run one after another inside the compiled round,
     each only its own steps (no waste), and unbatched convolutions and matmuls are what the CPU runs
     fastest (a LeNet FedAvg round measured 7x faster than vmapped, an MLP tally round 3.8x).
@@ -315,7 +317,7 @@ def auto_groups(steps_SxP, active: int, target: float = 1.2, backend: str = "gpu
         return active
     best, best_w = 1, float("inf")
     for g in range(1, min(MAX_AUTO_GROUPS, active) + 1):
-        w = waste(steps_SxP, active, g)
+        w = waste(steps_ZxP, active, g)
         if w <= target:
             return g
         if w < best_w - 1e-9:

@@ -1,6 +1,7 @@
 """Flatten a model, pick its top-k entries with error feedback, and merge the sparse updates.
 
-Shape letters: A active peers, W parameters of one model (|W|), K entries sent by one peer.
+Shape letters: A active peers, W parameters of one model (|W|), K entries sent by one peer
+(glossary: tallysim/sim/__init__.py).
 
 Pure functions of flat float vectors; `bridge` vmaps them over the active peers. Top-k uses
 `jax.lax.top_k` on |u|, which returns equal values in index order, so ties go to the lower index:
@@ -93,10 +94,10 @@ def lane_topk_mask(u_W: jax.Array, k, kmax: int) -> jax.Array:
 
 
 class LaneK(NamedTuple):
-    """Per-lane k of a grouped sweep over `bridge.density`: k_S traced (one entry for global scope,
-    one per leaf for per_tensor), kmax_S the group's static bound for each."""
-    k_S: Any
-    kmax_S: tuple
+    """Per-lane k of a grouped sweep over `bridge.density`: k_seg traced (one entry for global scope,
+    one per leaf segment (seg) for per_tensor), kmax_seg the group's static bound for each."""
+    k_seg: Any
+    kmax_seg: tuple
 
 
 def lane_k(density, choices: tuple, lay: Layout, scope: str) -> LaneK:
@@ -107,7 +108,7 @@ def lane_k(density, choices: tuple, lay: Layout, scope: str) -> LaneK:
         raise ValueError(f"bridge.density values {choices} coincide in float32; sweep them one at a time")
     per = ([(num_selected(d, lay, scope),) for d in choices] if scope == "global"
            else [tuple(ceil_fraction(d, n) for _, n in lay.segments) for d in choices])
-    table = jnp.asarray(per, jnp.int32)                                   # [choices, S]
+    table = jnp.asarray(per, jnp.int32)                                   # [choices, seg]
     hit = jnp.asarray(density, jnp.float32) == jnp.asarray(choices, jnp.float32)
     return LaneK(jnp.sum(jnp.where(hit[:, None], table, 0), axis=0), tuple(max(col) for col in zip(*per)))
 
@@ -117,8 +118,8 @@ def select_mask(u_W: jax.Array, density, lay: Layout, scope: str, lk: LaneK | No
     with `lk`, k per lane (the density is then traced and not read)."""
     if lk is not None:
         if scope == "global":
-            return lane_topk_mask(u_W, lk.k_S[0], lk.kmax_S[0])
-        return jnp.concatenate([lane_topk_mask(u_W[s:s + n], lk.k_S[i], lk.kmax_S[i])
+            return lane_topk_mask(u_W, lk.k_seg[0], lk.kmax_seg[0])
+        return jnp.concatenate([lane_topk_mask(u_W[s:s + n], lk.k_seg[i], lk.kmax_seg[i])
                                 for i, (s, n) in enumerate(lay.segments)])
     if scope == "global":
         return topk_mask(u_W, num_selected(density, lay, scope))

@@ -1,11 +1,10 @@
 """Flax (linen) classifiers by name: mlp, lenet, cnn, resnet8.
 
-Shape letters in array names:
-  B  batch (examples)          H, W  spatial height, width
-  C  channels (input or feature)  K  classes (logits width)
-  P  peers (only where a caller vmaps over models; nothing here has a peer axis)
+Shape letters (glossary: tallysim/sim/__init__.py): B batch, C classes (the logits' width),
+D features of a flattened example, h, w, ch an image's height, width and channels (spelled in lower
+case: C is classes and W a model's parameters); P peers only where a caller vmaps over models.
 
-Every module maps float32 `x_BxHxWxC` (already normalised) to float32 `logits_BxK`. `cfg.dtype` is the
+Every module maps float32 `x_Bxhxwxch` (already normalised) to float32 `logits_BxC`. `cfg.dtype` is the
 compute dtype only: parameters are always float32 (`param_dtype`) so averaging, sparse deltas and the
 optimiser state stay exact, and logits are cast back to float32 so losses and votes are computed in full
 precision. No module keeps mutable collections (no BatchNorm): the params pytree is the whole model
@@ -20,23 +19,23 @@ import jax
 import jax.numpy as jnp
 
 from tallysim.config import MODELS, ConfigError, ModelConfig, choices
-from tallysim.conv import conv_fn
+from tallysim.sim.conv import conv_fn
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 PARAM_DTYPE = jnp.float32
 
 
-def max_pool_2x2(x_BxHxWxC: jax.Array) -> jax.Array:
-    """2x2 max-pool, stride 2, floor semantics (odd H/W: the last row/column is dropped, as 'VALID').
+def max_pool_2x2(x_Bxhxwxch: jax.Array) -> jax.Array:
+    """2x2 max-pool, stride 2, floor semantics (odd h/w: the last row/column is dropped, as 'VALID').
 
     Written as reshape + max rather than `nn.max_pool`: the latter's gradient is a select-and-scatter
     that benchmarks/README.md measured at ~20% of a vmapped CNN step; a reshape-max differentiates into
     cheap elementwise compare/select ops.
     """
-    B, H, W, C = x_BxHxWxC.shape
-    h, w = H // 2, W // 2
-    x = x_BxHxWxC[:, : 2 * h, : 2 * w, :]  # crop so odd sizes pool like floor (7x7 -> 3x3)
-    return x.reshape(B, h, 2, w, 2, C).max(axis=(2, 4))
+    B, h, w, ch = x_Bxhxwxch.shape
+    h2, w2 = h // 2, w // 2
+    x = x_Bxhxwxch[:, : 2 * h2, : 2 * w2, :]  # crop so odd sizes pool like floor (7x7 -> 3x3)
+    return x.reshape(B, h2, 2, w2, 2, ch).max(axis=(2, 4))
 
 
 def _groups(channels: int, max_groups: int = 8) -> int:
@@ -53,8 +52,8 @@ class MLP(nn.Module):
     dtype: Any = jnp.float32
 
     @nn.compact
-    def __call__(self, x_BxHxWxC: jax.Array) -> jax.Array:
-        x_BxD = x_BxHxWxC.reshape(x_BxHxWxC.shape[0], -1).astype(self.dtype)
+    def __call__(self, x_Bxhxwxch: jax.Array) -> jax.Array:
+        x_BxD = x_Bxhxwxch.reshape(x_Bxhxwxch.shape[0], -1).astype(self.dtype)
         dense = lambda n: nn.Dense(n, dtype=self.dtype, param_dtype=PARAM_DTYPE)
         h = nn.relu(dense(self.width)(x_BxD))
         h = nn.relu(dense(self.width)(h))
@@ -70,10 +69,10 @@ class LeNet(nn.Module):
     conv: Callable = jax.lax.conv_general_dilated      # or conv.im2col_conv (same params)
 
     @nn.compact
-    def __call__(self, x_BxHxWxC: jax.Array) -> jax.Array:
+    def __call__(self, x_Bxhxwxch: jax.Array) -> jax.Array:
         kw = dict(dtype=self.dtype, param_dtype=PARAM_DTYPE)
         ckw = dict(kw, conv_general_dilated=self.conv)
-        x = x_BxHxWxC.astype(self.dtype)
+        x = x_Bxhxwxch.astype(self.dtype)
         x = max_pool_2x2(nn.relu(nn.Conv(6, (5, 5), padding="SAME", **ckw)(x)))
         x = max_pool_2x2(nn.relu(nn.Conv(16, (5, 5), padding="VALID", **ckw)(x)))
         x = x.reshape(x.shape[0], -1)
@@ -84,17 +83,17 @@ class LeNet(nn.Module):
 
 class CNN(nn.Module):
     """The FedAvg paper's CNN (McMahan et al. 2017): two SAME 5x5 convs (32, 64) with 2x2 pools,
-    dense 512, dense K. 28x28x1 -> 7x7x64 = 3136 features."""
+    dense 512, dense C. 28x28x1 -> 7x7x64 = 3136 features."""
 
     num_classes: int
     dtype: Any = jnp.float32
     conv: Callable = jax.lax.conv_general_dilated      # or conv.im2col_conv (same params)
 
     @nn.compact
-    def __call__(self, x_BxHxWxC: jax.Array) -> jax.Array:
+    def __call__(self, x_Bxhxwxch: jax.Array) -> jax.Array:
         kw = dict(dtype=self.dtype, param_dtype=PARAM_DTYPE)
         ckw = dict(kw, conv_general_dilated=self.conv)
-        x = x_BxHxWxC.astype(self.dtype)
+        x = x_Bxhxwxch.astype(self.dtype)
         x = max_pool_2x2(nn.relu(nn.Conv(32, (5, 5), padding="SAME", **ckw)(x)))
         x = max_pool_2x2(nn.relu(nn.Conv(64, (5, 5), padding="SAME", **ckw)(x)))
         x = x.reshape(x.shape[0], -1)
@@ -111,22 +110,22 @@ class BasicBlock(nn.Module):
     conv: Callable = jax.lax.conv_general_dilated
 
     @nn.compact
-    def __call__(self, x_BxHxWxC: jax.Array) -> jax.Array:
+    def __call__(self, x_Bxhxwxch: jax.Array) -> jax.Array:
         kw = dict(dtype=self.dtype, param_dtype=PARAM_DTYPE)
         # Convs feed a norm, so their bias would be cancelled by the mean subtraction: drop it.
         conv = lambda k, s: nn.Conv(self.channels, (k, k), strides=(s, s), padding="SAME",
                                     use_bias=False, conv_general_dilated=self.conv, **kw)
         norm = lambda: nn.GroupNorm(num_groups=_groups(self.channels), **kw)
-        h = nn.relu(norm()(conv(3, self.stride)(x_BxHxWxC)))
+        h = nn.relu(norm()(conv(3, self.stride)(x_Bxhxwxch)))
         h = norm()(conv(3, 1)(h))
-        shortcut = x_BxHxWxC
-        if self.stride != 1 or x_BxHxWxC.shape[-1] != self.channels:
-            shortcut = norm()(conv(1, self.stride)(x_BxHxWxC))
+        shortcut = x_Bxhxwxch
+        if self.stride != 1 or x_Bxhxwxch.shape[-1] != self.channels:
+            shortcut = norm()(conv(1, self.stride)(x_Bxhxwxch))
         return nn.relu(h + shortcut)
 
 
 class ResNet8(nn.Module):
-    """Stem conv 16 + three one-block stages (16, 32/2, 64/2) + global average pool + dense K.
+    """Stem conv 16 + three one-block stages (16, 32/2, 64/2) + global average pool + dense C.
 
     GroupNorm instead of BatchNorm: no batch statistics, so the model has no state besides params
     and its output for an example does not depend on the rest of the batch (probe logits are
@@ -137,17 +136,17 @@ class ResNet8(nn.Module):
     conv: Callable = jax.lax.conv_general_dilated      # or conv.im2col_conv (same params)
 
     @nn.compact
-    def __call__(self, x_BxHxWxC: jax.Array) -> jax.Array:
+    def __call__(self, x_Bxhxwxch: jax.Array) -> jax.Array:
         kw = dict(dtype=self.dtype, param_dtype=PARAM_DTYPE)
         ckw = dict(kw, conv_general_dilated=self.conv)
-        x = x_BxHxWxC.astype(self.dtype)
+        x = x_Bxhxwxch.astype(self.dtype)
         x = nn.Conv(16, (3, 3), padding="SAME", use_bias=False, **ckw)(x)
         x = nn.relu(nn.GroupNorm(num_groups=_groups(16), **kw)(x))
         for channels, stride in ((16, 1), (32, 2), (64, 2)):
             x = BasicBlock(channels, stride, dtype=self.dtype, conv=self.conv)(x)
-        # Average in float32: a bf16 sum over H*W positions loses precision.
-        x_BxC = jnp.mean(x.astype(jnp.float32), axis=(1, 2)).astype(self.dtype)
-        return nn.Dense(self.num_classes, **kw)(x_BxC).astype(jnp.float32)
+        # Average in float32: a bf16 sum over h*w positions loses precision.
+        x_Bxch = jnp.mean(x.astype(jnp.float32), axis=(1, 2)).astype(self.dtype)
+        return nn.Dense(self.num_classes, **kw)(x_Bxch).astype(jnp.float32)
 
 
 _BUILDERS: dict[str, Callable[[ModelConfig, int, Any], nn.Module]] = {
@@ -161,7 +160,7 @@ assert tuple(DTYPES) == choices("model.dtype")
 
 
 def make_model(cfg: ModelConfig, num_classes: int) -> nn.Module:
-    """Module mapping float32 `x_BxHxWxC` to float32 `logits_BxK` (K = num_classes)."""
+    """Module mapping float32 `x_Bxhxwxch` to float32 `logits_BxC` (C = num_classes)."""
     if cfg.name not in _BUILDERS:
         raise ConfigError(f"model.name: unknown model {cfg.name!r}; allowed: {', '.join(MODELS)}")
     if cfg.dtype not in DTYPES:

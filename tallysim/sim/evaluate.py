@@ -1,6 +1,6 @@
 """Test accuracy of every peer, of the server model and of the peers' plurality vote.
 
-Shape letters: P peers, T test examples, B eval batch, C classes.
+Shape letters: P peers, V test examples, B eval batch, C classes (glossary: tallysim/sim/__init__.py).
 The test set is walked in fixed batches with `lax.map`. The batch shrinks so one batch's [P, B, C]
 float32 logits stay within `sizing.CHUNK_BYTES` (1,000 peers x 1,000 classes: 67 examples), and the
 ensemble vote is a scatter-add into [B, C] counts, never a [P, B, C] one-hot.
@@ -12,19 +12,19 @@ import math
 import jax
 import jax.numpy as jnp
 
-from tallysim.fed import to_input
+from tallysim.sim.fed import to_input
 from tallysim.sizing import eval_batch
-from tallysim.vote import count_votes
+from tallysim.sim.vote import count_votes
 
 
-def evaluate(apply_fn, params_P, server, x_T, y_T, classes: int, batch: int = 500) -> dict:
-    T = x_T.shape[0]
+def evaluate(apply_fn, params_P, server, x_V, y_V, classes: int, batch: int = 500) -> dict:
+    V = x_V.shape[0]
     P = jax.tree.leaves(params_P)[0].shape[0]
-    batch = min(eval_batch(P, classes, batch), T)
-    nb = math.ceil(T / batch)
-    pad = nb * batch - T
-    x = jnp.pad(x_T, ((0, pad),) + ((0, 0),) * (x_T.ndim - 1)).reshape((nb, batch) + x_T.shape[1:])
-    y = jnp.pad(y_T, (0, pad), constant_values=-1).reshape(nb, batch)   # -1 never matches a class
+    batch = min(eval_batch(P, classes, batch), V)
+    nb = math.ceil(V / batch)
+    pad = nb * batch - V
+    x = jnp.pad(x_V, ((0, pad),) + ((0, 0),) * (x_V.ndim - 1)).reshape((nb, batch) + x_V.shape[1:])
+    y = jnp.pad(y_V, (0, pad), constant_values=-1).reshape(nb, batch)   # -1 never matches a class
 
     def one_batch(xy):
         xb, yb = xy
@@ -39,7 +39,7 @@ def evaluate(apply_fn, params_P, server, x_T, y_T, classes: int, batch: int = 50
 
     sums = jax.tree.map(lambda a: jnp.sum(a, axis=0), jax.lax.map(one_batch, (x, y)))
     return {
-        "acc_P": sums["peer"] / T,
-        "acc_ensemble": sums["ensemble"] / T,
-        "acc_global": sums["global"] / T if server is not None else None,
+        "acc_P": sums["peer"] / V,
+        "acc_ensemble": sums["ensemble"] / V,
+        "acc_global": sums["global"] / V if server is not None else None,
     }

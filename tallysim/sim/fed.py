@@ -1,7 +1,7 @@
 """Federated data resident on the device, and the static facts about a run.
 
 Shape letters: P peers, A active peers, S largest shard, N train examples, Q probe-pool size,
-M probes per round, C classes, T test examples.
+M probes per round, C classes, V test examples (glossary: tallysim/sim/__init__.py).
 
 Shards are index arrays into one copy of the training set rather than padded copies of the images:
 a Dirichlet split can make the largest shard ten times the mean, and P padded copies would cost
@@ -25,8 +25,8 @@ class FedData(NamedTuple):
     shard_PxS: jax.Array     # [P, S] int32 indices into x_train; padding points at 0 and is masked
     count_P: jax.Array       # [P] int32 real examples per peer
     pool_Q: jax.Array        # [Q] int32 indices into x_train of the public probe pool
-    x_test: jax.Array        # [T, ...]
-    y_test: jax.Array        # [T]
+    x_test: jax.Array        # [V, ...]
+    y_test: jax.Array        # [V]
     faulty_P: Optional[jax.Array] = None   # [P] bool: the seed's fixed set of faulty peers (faults.py)
 
 

@@ -4,7 +4,7 @@ Why: under `vmap` over peers, XLA's CPU backend turns a convolution into a group
 runs at about a quarter of a per-peer loop (README.md, "Speed"), while patches + a batched matmul run at
 about 1.5x the loop, vmapped or not. On accelerators the native convolution is faster (the grouped
 convolution beat im2col 3x on an H200), so `model.conv=auto` picks im2col only on the CPU. Parameters
-are nn.Conv's own (`kernel` [kh, kw, C_in, C_out], `bias`), so both paths initialise and train the
+are nn.Conv's own (`kernel` [kh, kw, ch_in, ch_out], `bias`), so both paths initialise and train the
 same model; they differ only by float summation order.
 """
 from __future__ import annotations
@@ -41,7 +41,7 @@ def im2col_conv(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilati
     # (with a one-hot kernel), and its gradient was slower than the native convolution on the CPU.
     cols = [x[:, i:i + (ho - 1) * sh + 1:sh, j:j + (wo - 1) * sw + 1:sw, :]
             for i in range(kh) for j in range(kw_)]
-    patches = jnp.concatenate(cols, axis=-1)            # feature index = (i * kw + j) * C_in + c
+    patches = jnp.concatenate(cols, axis=-1)            # feature index = (i * kw + j) * ch_in + c
     return jnp.einsum("bhwk,ko->bhwo", patches, rhs.reshape(kh * kw_ * cin, cout), precision=precision)
 
 
