@@ -46,7 +46,7 @@ def cmd_run(args) -> int:
         from tallysim import config, outdir
         if not outdir.is_run_dir(Path(args.out)):
             raise ConfigError(f"--resume: {args.out} is not a tallysim run directory")
-        cfg = config.load_file(str(Path(args.out) / "config.json"))     # the run's own config
+        cfg = config.load_file(str(Path(args.out) / metrics.CONFIG))     # the run's own config
     else:
         cfg = _config(args)
     last = run.run(cfg, args.out, overwrite=args.overwrite, progress=not args.quiet,
