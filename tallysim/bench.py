@@ -116,7 +116,7 @@ def _parse_ints(text, what: str) -> list[int]:
 def measure(model, peers, steps: int, batch: int, dtype="float32", loop_max: int = 100,
             shape: Optional[tuple] = None, emit: Optional[Callable[[dict], None]] = None,
             impls: Iterable[str] = IMPLS, max_peers: Optional[dict] = None,
-            repeats: int = REPEATS) -> list[dict]:
+            repeats: int = REPEATS, conv: str = "auto") -> list[dict]:
     """Rows for every (model, dtype, P, impl); `model`, `peers` and `dtype` are one value or a list (or a
     comma string). `loop` runs only for P <= loop_max; a model only for P <= max_peers[model] (where
     given); `torch_ref` only where torch imports. `emit` sees each row as soon as it is measured."""
@@ -143,18 +143,19 @@ def measure(model, peers, steps: int, batch: int, dtype="float32", loop_max: int
                 if max_peers and P > max_peers.get(m, P):
                     continue
                 rows += _measure_one(m, d, P, steps, batch, loop_max, tuple(shape or DEFAULT_SHAPE),
-                                     impls, repeats, emit)
+                                     impls, repeats, emit, conv)
     return rows
 
 
-def _measure_one(model, dtype, P, steps, batch, loop_max, shape, impls, repeats, emit) -> list[dict]:
+def _measure_one(model, dtype, P, steps, batch, loop_max, shape, impls, repeats, emit,
+                 conv: str = "auto") -> list[dict]:
     device = device_name()
     tx = peers_mod.make_optimizer(OptimConfig(name="sgd", lr=bench_ref.LR, momentum=bench_ref.MOMENTUM))
     S = steps * batch
     conv_auto = None
     if model in CONV_MODELS:
         from tallysim.conv import conv_fn, im2col_conv
-        conv_auto = "auto:im2col" if conv_fn("auto") is im2col_conv else "auto:xla"
+        conv_auto = conv if conv != "auto" else "auto:im2col" if conv_fn("auto") is im2col_conv else "auto:xla"
     rows: list[dict] = []
 
     def add(impl, sec, compile_s, conv):
@@ -174,7 +175,7 @@ def _measure_one(model, dtype, P, steps, batch, loop_max, shape, impls, repeats,
 
     data = synthetic_data(P, S, shape)
     key = jax.random.PRNGKey(P)
-    net, spec = spec_for("auto")
+    net, spec = spec_for(conv)
     params = peers_mod.init_params(net, key, P, shape, shared=False)
     opt = jax.vmap(tx.init)(params)
     keys = jax.random.split(jax.random.fold_in(key, 1), P)
@@ -241,8 +242,8 @@ def header(rows: list[dict], steps: int, batch: int, repeats: int = REPEATS) -> 
     conv = next((r["conv"] for r in rows if r["impl"] == "tallysim" and r["conv"]), None)
     return (f"local-training samples/s (P * {steps} steps * batch {batch} / s, median of up to {repeats} after a warm-up) on "
             f"{dev} ({jax.devices()[0]}), jax {jax.__version__}\n"
-            f"  tallysim: local.train_peers with the grouping a run picks (CPU: peers one by one in one program), model.conv=auto"
-            f"{' (= ' + conv.split(':')[1] + ' here)' if conv else ''}; loop: Python loop over jitted "
+            f"  tallysim: local.train_peers with the grouping a run picks (CPU: peers one by one in one program), model.conv="
+            f"{('auto (= ' + conv.split(':')[1] + ' here)') if conv and ':' in conv else conv or 'auto'}; loop: Python loop over jitted "
             f"local.train_peer, conv=xla; vmap_ref: plain jit(vmap(scan)) yardstick (tallysim.bench_ref, "
             f"from benchmarks/vmap_ref.py), conv=xla; ratios > 1: tallysim is faster")
 
@@ -266,6 +267,18 @@ def resolve_args(args) -> dict:
     return dict(out, notes=notes)
 
 
+def write_json(obj, dest: Optional[str]) -> None:
+    """Every bench mode's `--json`: "-" prints it on stdout, a path writes it there, None does nothing."""
+    if not dest:
+        return
+    text = json.dumps(obj, indent=1)
+    if dest == "-":
+        print(text, flush=True)
+    else:
+        with open(dest, "w") as f:
+            f.write(text + "\n")
+
+
 def main(args) -> list[dict]:
     shape = getattr(args, "shape", None)   # optional: the CLI may not offer --shape
     shape = tuple(_parse_ints(shape, "--shape")) if shape else None
@@ -287,14 +300,12 @@ def main(args) -> list[dict]:
     repeats = getattr(args, "repeats", None) or REPEATS
     rows = measure(opts["model"], opts["peers"], opts["steps"], batch, opts["dtype"], loop_max,
                    shape=shape, emit=emit, max_peers=opts["max_peers"], repeats=repeats,
-                   impls=_as_list(getattr(args, "impl", None) or ",".join(IMPLS), "--impl"))
+                   impls=_as_list(getattr(args, "impl", None) or ",".join(IMPLS), "--impl"),
+                   conv=getattr(args, "conv", None) or "auto")
     text = header(rows, opts["steps"], batch, repeats) + "\n" + table(rows, notes)
     if to_stdout:
         print(text, file=sys.stderr, flush=True)
-        print(json.dumps(rows, indent=1), flush=True)
     else:
         print(text, flush=True)
-        if getattr(args, "json", None):
-            with open(args.json, "w") as f:
-                json.dump(rows, f, indent=1)
+    write_json(rows, getattr(args, "json", None))
     return rows

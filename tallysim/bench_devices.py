@@ -64,10 +64,6 @@ def main(args) -> int:
         raise ConfigError(f"--devices {args.devices!r}: expected a comma list of positive counts, e.g. 1,2,4,8")
     rows = measure(devices, log=lambda s: print(s, file=sys.stderr, flush=True))
     print(table(rows), flush=True)
-    if getattr(args, "json", None):
-        text = json.dumps(rows, indent=1)
-        if args.json == "-":
-            print(text)
-        else:
-            Path(args.json).write_text(text + "\n")
+    from tallysim.bench import write_json
+    write_json(rows, getattr(args, "json", None))
     return 0

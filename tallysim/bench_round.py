@@ -11,10 +11,8 @@ batch 32, 500 probes per round, bridge density 0.01 merging every round.
 """
 from __future__ import annotations
 
-import json
 import sys
 import time
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -96,10 +94,6 @@ def main(args) -> int:
                steps=getattr(args, "steps", None) or 20, batch=getattr(args, "batch", 32),
                dtype=getattr(args, "dtype", None) or "bfloat16",
                log=lambda s: print(s, file=sys.stderr, flush=True))
-    if getattr(args, "json", None):
-        text = json.dumps(rows, indent=1)
-        if args.json == "-":
-            print(text)
-        else:
-            Path(args.json).write_text(text + "\n")
+    from tallysim.bench import write_json
+    write_json(rows, getattr(args, "json", None))
     return 0

@@ -94,13 +94,8 @@ def table(r: dict) -> str:
 
 
 def main(args) -> int:
-    import json
     r = run(smoke=bool(getattr(args, "smoke", False)), data=getattr(args, "data", None) or "fashion_mnist",
             log=lambda s: print(s, file=sys.stderr, flush=True), sample=getattr(args, "sample", 0) or 0)
-    if getattr(args, "json", None):
-        text = json.dumps(r, indent=1)
-        if args.json == "-":
-            print(text)
-        else:
-            Path(args.json).write_text(text + "\n")
+    from tallysim.bench import write_json
+    write_json(r, getattr(args, "json", None))
     return 0

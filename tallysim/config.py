@@ -10,6 +10,7 @@ import dataclasses
 import functools
 import json
 import math
+import os
 import typing
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal, Optional
@@ -495,7 +496,46 @@ def from_dict(d: dict, base: Optional[Config] = None, where: str = "config file"
     return with_values(base or Config(), values)
 
 
-def read_file(path: str) -> dict:
+def merge(parent: dict, child: dict) -> dict:
+    """`child` deep-merged over `parent`: objects merge key by key (the parent's keys keep their order,
+    the child's new keys follow); any other value, a list included, replaces."""
+    out = dict(parent)
+    for k, v in child.items():
+        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def read_file(path: str, _seen: tuple = ()) -> dict:
+    """A JSON object from a file; anything else (missing, a directory, binary, a list...) is one line.
+    A top-level "extends" (a path, or a list of paths, relative to this file) names files read first
+    (the same way, so chains work; later ones over earlier ones) with this file deep-merged over them
+    (`merge`); the result has no "extends". Every reader of experiment and --config files comes here."""
+    d = _read_json(path)
+    if "extends" not in d:
+        return d
+    from tallysim.validation import json_kind, show
+    parents = d.pop("extends")
+    if isinstance(parents, str):
+        parents = [parents]
+    if not isinstance(parents, list) or not parents or not all(isinstance(p, str) and p for p in parents):
+        raise ConfigError(f'{path}: "extends"={show(parents)} is {json_kind(parents)}; expected a path or a '
+                          'list of paths of JSON files, relative to this file, e.g. "base/smoke.json"')
+    here = os.path.realpath(path)
+    out: dict = {}
+    for p in parents:
+        parent = os.path.join(os.path.dirname(path), p)
+        if os.path.realpath(parent) in _seen + (here,):
+            chain = [*_seen, here, os.path.realpath(parent)]
+            raise ConfigError(f'{path}: "extends" {p!r} is a cycle ({" -> ".join(chain)}); a file may not '
+                              "extend itself, directly or through its parents")
+        if not os.path.isfile(parent):
+            raise ConfigError(f'{path}: "extends" {p!r} is not a file ({parent} does not exist); paths are '
+                              "relative to the file that names them")
+        out = merge(out, read_file(parent, _seen + (here,)))
+    return merge(out, d)
+
+
+def _read_json(path: str) -> dict:
     """A JSON object from a file; anything else (missing, a directory, binary, a list...) is one line."""
     from tallysim.validation import json_kind, show
     try:

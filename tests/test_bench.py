@@ -119,3 +119,11 @@ def test_sweep_bench_table_reports_diverged_runs():
     text = bench_sweep.table(r)
     assert "42.11x" in text and "grouped 22, one at a time 2" in text
     assert "diverged" not in bench_sweep.table({**r, "grouped_diverged": 0, "one_at_a_time_diverged": 0})
+
+
+def test_conv_choice_reaches_the_tallysim_column():
+    """`bench --conv im2col|xla` times the tallysim column with that convolution (the GPU comparison)."""
+    rows = bench.measure("lenet", [1], steps=1, batch=4, dtype="float32", impls=["tallysim"], repeats=1,
+                         conv="xla")
+    assert [(r["impl"], r["conv"]) for r in rows] == [("tallysim", "xla")]
+    assert "model.conv=xla" in bench.header(rows, 1, 4)

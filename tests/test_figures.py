@@ -5,7 +5,7 @@ import pathlib
 
 import pytest
 
-from tallysim import cli
+from tallysim import cli, config
 from tallysim.results import figures
 from tallysim.config import ConfigError
 
@@ -13,7 +13,7 @@ from tallysim.config import ConfigError
 @pytest.mark.parametrize("name", list(figures.FIGURES))
 @pytest.mark.parametrize("smoke", [False, True])
 def test_shipped_figure_configs_validate(name, smoke):
-    spec = json.loads(open(figures.FIGURES[name]).read())
+    spec = config.read_file(figures.FIGURES[name])
     assert spec["kind"] in figures.KINDS and "smoke" in spec
     if spec["kind"] == "speed":
         return
@@ -28,14 +28,14 @@ def test_shipped_figure_configs_validate(name, smoke):
 @pytest.mark.parametrize("i", range(1, 7))
 def test_cifar_variants_validate(i):
     path = figures.EXPERIMENTS / "cifar" / f"fig{i}.json"
-    spec = json.loads(path.read_text())
+    spec = config.read_file(str(path))
     for smoke in (False, True):
         plans = figures.group_plans(spec, smoke, path.parent)
         assert all(cfg.data.name.startswith("cifar") for cfg, _ in plans.values())
 
 
 def test_fig5_includes_the_pareto_operating_points_in_three_panels():
-    spec = json.loads(open(figures.FIGURES["fig5"]).read())
+    spec = config.read_file(figures.FIGURES["fig5"])
     plans = figures.group_plans(spec, False, figures.EXPERIMENTS)
     cfg, runs = plans["bridge"]
     assert cfg.protocol.name == "bridge" and len(runs) == 3 * 16     # 3 panels x density x vote_at x gate x ramp

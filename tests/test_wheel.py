@@ -71,11 +71,12 @@ def test_wheel_holds_the_experiments_and_imports_from_itself(wheel_env, tmp_path
     python, _, env, whl = wheel_env
     names = zipfile.ZipFile(whl).namelist()
     for f in ("tallysim/experiments/fig1.json", "tallysim/experiments/pareto/bridge.json",
-              "tallysim/experiments/cifar/fig1.json", "tallysim/experiments/demo.json"):
+              "tallysim/experiments/cifar/fig1.json", "tallysim/experiments/demo.json",
+              "tallysim/experiments/base/smoke.json", "tallysim/experiments/base/pareto.json"):
         assert f in names, f
     assert any(n.endswith("licenses/LICENSE") for n in names), names
-    code = ("import json, tallysim, tallysim.results.figures as f\n"
-            "spec = json.load(open(f.FIGURES['fig5']))\n"
+    code = ("import json, tallysim, tallysim.config as c, tallysim.results.figures as f\n"
+            "spec = c.read_file(f.FIGURES['fig5'])\n"
             "plans = f.group_plans(spec, True, f.EXPERIMENTS)\n"       # fig5 includes experiments/pareto/*
             "print(json.dumps({'file': tallysim.__file__, 'experiments': str(f.EXPERIMENTS),\n"
             "                  'version': tallysim.__version__, 'groups': sorted(plans)}))\n")

@@ -3,8 +3,11 @@
 A figure config (`experiments/figN.json`) is JSON with:
   kind     how to plot: curves | final_vs | classes | mechanism | pareto | speed
   base     config fields shared by every run (nested sections as in config.json)
+  extends  (any config file, config.read_file) parent files, relative to this one, merged under it;
+           shared bases live in experiments/base/ and are not figures
   groups   name -> {config fields} (one line / marker style per group); a group may also
-           `include` another experiment file (its fields and its `sweep` axes) and add `sweep` axes
+           `include` another experiment file (its fields and its `sweep` axes; the path is relative
+           to the figure file being run, even when a base names it) and add `sweep` axes
   sweep    axes applied to every group ({"key": [values]})
   smoke    {"base": {...}, "sweep": {...}, "groups": {...}, "only": [group names]}: a few-minute
            version of the figure (`only`: draw just these groups)
@@ -65,13 +68,6 @@ def resolve(name_or_path: str) -> tuple[str, Path]:
     return p.stem, p
 
 
-def _merge(a: dict, b: dict) -> dict:
-    out = dict(a)
-    for k, v in b.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
-
-
 def group_plans(spec: dict, smoke: bool, base_dir: Path) -> dict[str, tuple[config.Config, list]]:
     """group name -> (base Config, [(run name, overrides)]), all validated before anything runs."""
     shrink = spec.get("smoke", {}) if smoke else {}
@@ -83,7 +79,7 @@ def group_plans(spec: dict, smoke: bool, base_dir: Path) -> dict[str, tuple[conf
             or not isinstance(shrink.get("groups", {}), dict):
         raise ConfigError("a figure config's `groups` (and `smoke.groups`) must be an object "
                           '{"group name": {config fields}}')
-    groups = _merge(groups, shrink.get("groups", {}))
+    groups = config.merge(groups, shrink.get("groups", {}))
     only = shrink.get("only")
     if only is not None:            # a smoke version may draw only some of the groups
         if not isinstance(only, list) or not only or any(g not in groups for g in only):
@@ -102,12 +98,12 @@ def group_plans(spec: dict, smoke: bool, base_dir: Path) -> dict[str, tuple[conf
             for k in ("description", "smoke"):
                 inc.pop(k, None)
             axes.update(inc.pop("sweep", {}))
-            fields = _merge(fields, inc)
+            fields = config.merge(fields, inc)
         axes.update(spec.get("sweep", {}))
         axes.update(g.pop("sweep", {}))
         if smoke:
             axes.update(shrink.get("sweep", {}))
-        cfg = config.from_dict(_merge(_merge(fields, g), shrink.get("base", {})))
+        cfg = config.from_dict(config.merge(config.merge(fields, g), shrink.get("base", {})))
         runs = with_panels(sweep.expand(axes, []), panels(spec, smoke))
         sweep.configs(cfg, runs)
         plans[gname] = (cfg, runs)
