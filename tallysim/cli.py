@@ -36,6 +36,7 @@ def _config(args):
 
 def cmd_run(args) -> int:
     from tallysim import run
+    from tallysim.results import metrics
     if args.resume and args.overwrite:
         raise ConfigError("--resume continues the run in --out and --overwrite replaces it; pass one")
     if args.checkpoint_every is not None and args.checkpoint_every < 0:
@@ -45,17 +46,17 @@ def cmd_run(args) -> int:
         from tallysim import config, outdir
         if not outdir.is_run_dir(Path(args.out)):
             raise ConfigError(f"--resume: {args.out} is not a tallysim run directory")
-        cfg = config.load_file(str(Path(args.out) / "config.json"))     # the run's own config
+        cfg = config.load_file(str(Path(args.out) / metrics.CONFIG))     # the run's own config
     else:
         cfg = _config(args)
     last = run.run(cfg, args.out, overwrite=args.overwrite, progress=not args.quiet,
                    checkpoint_every=args.checkpoint_every, resume=args.resume)
-    print(run.summary_line(run.config.validate(cfg), last))
+    print(metrics.summary_line(run.config.validate(cfg), last))
     return 0
 
 
 def cmd_plot(args) -> int:
-    from tallysim.plot import plot_curves
+    from tallysim.results.plot import plot_curves
     print(plot_curves(args.runs, args.out, metric=args.metric, title=args.title))
     return 0
 
@@ -66,7 +67,7 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_pareto(args) -> int:
-    from tallysim import pareto
+    from tallysim.results import pareto
     return pareto.main(args)
 
 
@@ -78,7 +79,7 @@ def cmd_prepare(args) -> int:
 
 
 def cmd_figure(args) -> int:
-    from tallysim import figures
+    from tallysim.results import figures
     return figures.main(args)
 
 

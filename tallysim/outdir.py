@@ -16,12 +16,13 @@ import re
 from pathlib import Path
 
 from tallysim.config import ConfigError
+from tallysim.results.metrics import CONFIG, DONE, ERROR, METRICS, PARTITION
 from tallysim.validation import MAX_NAME      # one limit for every name that becomes a path component
 
 MARKER = ".tallysim-run"
 # Everything a run directory may hold; only these names are ever deleted.
-RUN_FILES = frozenset({MARKER, "config.json", "partition.json", "metrics.jsonl", "error.txt", "done.json",
-                       "checkpoint.npz", "checkpoint.npz.tmp", "metrics.jsonl.tmp"})
+RUN_FILES = frozenset({MARKER, CONFIG, PARTITION, METRICS, ERROR, DONE,
+                       "checkpoint.npz", "checkpoint.npz.tmp", METRICS + ".tmp"})
 _BAD_CHARS = re.compile(r"[/\\\x00-\x1f]")
 
 
@@ -62,7 +63,7 @@ def is_run_dir(d: Path) -> bool:
     """True when d is a directory tallysim wrote as a run and holds nothing else."""
     if d.is_symlink() or not d.is_dir():
         return False
-    ours = (d / MARKER).is_file() or ((d / "config.json").is_file() and (d / "metrics.jsonl").is_file())
+    ours = (d / MARKER).is_file() or ((d / CONFIG).is_file() and (d / METRICS).is_file())
     return ours and not foreign_entries(d)
 
 

@@ -35,6 +35,7 @@ from tallysim.sim import exchange
 from tallysim.sim.evaluate import eval_batch, evaluate
 from tallysim.sim.models import make_model, param_count
 from tallysim.protocols import Context, Protocol, make as make_protocol
+from tallysim.results.metrics import CONFIG, ERROR, METRICS, PARTITION, aggregate
 
 PROBE_KEYS = ("consensus_acc", "vote_acc", "softavg_acc", "agreement", "wrong_confidence", "vote_acc_honest",
               "softavg_acc_honest")
@@ -213,27 +214,6 @@ def _lane_row(ev: dict, info: dict, led: comm.Ledger, j: int, r: int, t0: float)
         row[k] = cast(info[k][j]) if k in info and math.isfinite(info[k][j]) else None
     row["wall_s"] = round(time.perf_counter() - t0, 3)
     return row
-
-
-def aggregate(rows: list[dict], seeds: list) -> dict:
-    """One metrics row from per-seed rows: the mean under the usual keys, `<key>_std`, `per_seed`."""
-    if len(rows) == 1:
-        return rows[0]
-    out, per_seed = {"round": rows[0]["round"], "seeds": seeds}, {}
-    for k in rows[0]:
-        if k == "round":
-            continue
-        vals = [r[k] for r in rows]
-        if k == "wall_s":
-            out[k] = max(vals)
-        elif any(v is None for v in vals):
-            out[k] = None
-        else:
-            out[k] = float(np.mean(vals))
-            out[k + "_std"] = float(np.std(vals))
-            per_seed[k] = vals
-    out["per_seed"] = per_seed
-    return out
 
 
 def evaluates(cfg: Config, r: int) -> bool:
@@ -434,7 +414,7 @@ def _write_run_files(b: Built, i: int, out_dir: Path, chunk: int) -> None:
     cfg, lanes_i = b.cfgs[i], b.lanes_of(i)
     doc = config.to_dict(cfg)
     doc["placement"] = mesh.plan(cfg.devices, min(chunk, len(b.seeds)), cfg.peers).note
-    _write_json(out_dir / "config.json", doc, indent=2)
+    _write_json(out_dir / CONFIG, doc, indent=2)
     each = [{"seed": b.seeds[j], "shard_sizes": b.class_counts[j].sum(1).tolist(),
              "class_counts": b.class_counts[j].tolist()} for j in lanes_i]
     if cfg.faults.kind != "none":       # the seed's fixed faulty set (faults.redraw=true: the warm-up's)
@@ -444,7 +424,7 @@ def _write_run_files(b: Built, i: int, out_dir: Path, chunk: int) -> None:
             "convention": convention(cfg.partition), **each[0]}
     if len(each) > 1:
         part["per_seed"] = each
-    _write_json(out_dir / "partition.json", part)
+    _write_json(out_dir / PARTITION, part)
 
 
 def _write_json(path: Path, obj, indent=None) -> None:
@@ -462,7 +442,7 @@ def _check_resume(cfg: Config, out) -> dict:
         raise ConfigError(f"--resume: {out} is not a tallysim run directory; allowed: a directory a "
                           "`tallysim run` wrote")
     meta = checkpoint.read_meta(d)
-    saved = config.to_dict(config.validate(config.load_file(str(d / "config.json"))))
+    saved = config.to_dict(config.validate(config.load_file(str(d / CONFIG))))
     diff = config.diff(saved, config.to_dict(config.validate(cfg)))
     if diff:
         raise ConfigError(f"--resume: this config differs from {d / 'config.json'} ({', '.join(diff[:4])}"
@@ -472,10 +452,10 @@ def _check_resume(cfg: Config, out) -> dict:
 
 def _note_resume(out_dir: Path, meta: dict) -> None:
     """config.json records every resume: from which round and seed chunk, and when."""
-    doc = json.loads((out_dir / "config.json").read_text())
+    doc = json.loads((out_dir / CONFIG).read_text())
     doc.setdefault("resumed", []).append({"round": meta["round"], "seed_index": meta["lo"],
                                           "at": time.strftime("%Y-%m-%dT%H:%M:%S")})
-    _write_json(out_dir / "config.json", doc, indent=2)
+    _write_json(out_dir / CONFIG, doc, indent=2)
 
 
 class _Recorder:
@@ -490,7 +470,7 @@ class _Recorder:
         self.t0 = time.perf_counter() - (resume["elapsed"] if resume else 0.0)
         self.file = None
         if out_dir:
-            path = out_dir / "metrics.jsonl"
+            path = out_dir / METRICS
             if resume:      # rows written after the checkpoint are recomputed, identically
                 keep = path.read_bytes().split(b"\n")[:self.lines] if path.exists() else []
                 path.write_bytes(b"".join(line + b"\n" for line in keep))
@@ -538,7 +518,7 @@ class _Lanes:
         err = NonFiniteLoss(message)
         rec = self.recs[i]
         if rec.out_dir:
-            (rec.out_dir / "error.txt").write_text(message + "\n")
+            (rec.out_dir / ERROR).write_text(message + "\n")
         if len(self.recs) == 1:
             raise err
         self.failed[i] = err
@@ -595,14 +575,3 @@ def _progress(total: int, enabled: bool):
         return None
     from tqdm.auto import tqdm
     return tqdm(total=total, desc="round", unit="rd", file=sys.stderr, dynamic_ncols=True)
-
-
-def summary_line(cfg: Config, last: dict) -> str:
-    acc = last.get("acc_global") if last.get("acc_global") is not None else last.get("acc_mean")
-    std = last.get("acc_global_std" if last.get("acc_global") is not None else "acc_mean_std")
-    seeds = f" x {cfg.seeds} seeds" if cfg.seeds > 1 else ""
-    return (f"{cfg.protocol.name}: {cfg.rounds} rounds, {cfg.peers} peers{seeds} on {cfg.data.name} -> "
-            f"accuracy {acc:.4f}" + (f" +- {std:.4f}" if std is not None else "")
-            + f" (peer mean {last['acc_mean']:.4f}, ensemble {last['acc_ensemble']:.4f}), "
-            f"{last['bits_per_peer'] / 8e6:.4g} MB per peer, {last['wall_s']:.1f} s"
-            + (f"; results in {last['out']}" if last.get("out") else ""))

@@ -31,9 +31,10 @@ from typing import Any, Callable, Optional
 
 from tallysim import config, outdir
 from tallysim.config import Config, ConfigError
+from tallysim.results import metrics
 
-DONE = "done.json"
-INDEX = "sweep.json"
+DONE = metrics.DONE
+INDEX = metrics.SWEEP
 _UNSAFE = {"/": "-", "\\": "-", ":": "-", " ": "_", "\t": "_", "\n": "_"}
 
 
@@ -142,7 +143,7 @@ def _jsonable(d: dict) -> Any:
 def _config_diff(run_dir: Path, cfg: Config) -> list[str]:
     """Keys whose value in run_dir/config.json differs from cfg (a stale run after a config edit)."""
     try:
-        old = json.loads((run_dir / "config.json").read_text())
+        old = json.loads((run_dir / metrics.CONFIG).read_text())
     except (OSError, ValueError):
         return []
     if not isinstance(old, dict):
@@ -251,7 +252,7 @@ def _done(run_dir: Path, rec: dict, runmod, cfg: Config, overrides, last: dict, 
         "name": rec["name"], "overrides": list(overrides), "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "seconds": round(seconds, 3), "last": last}, indent=2) + "\n")
     rec["status"] = "done"
-    rec["summary"] = runmod.summary_line(cfg, last)
+    rec["summary"] = metrics.summary_line(cfg, last)
     log("  " + rec["summary"])
 
 
@@ -310,7 +311,7 @@ def _run_or_resume(runmod, cfg: Config, run_dir: Path, progress: bool, log) -> d
 
 def _fail(run_dir: Path, rec: dict, message: str, log, detail: Optional[str] = None) -> None:
     outdir.mark(run_dir)               # so a rerun may replace this failed run
-    err = run_dir / "error.txt"
+    err = run_dir / metrics.ERROR
     if detail or not err.exists():
         err.write_text((detail or message).rstrip("\n") + "\n")
     rec["status"] = "failed"

@@ -26,7 +26,8 @@ import json
 import sys
 from pathlib import Path
 
-from tallysim import config, figures, sweep
+from tallysim import config, sweep
+from tallysim.results import figures
 
 PLAN_KEYS = ("base", "groups", "sweep", "smoke", "panels")
 # This checkout's experiments/ (figures.EXPERIMENTS is the installed package's copy, which under an

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from tallysim import cli, config, figures
+from tallysim import cli, config
+from tallysim.results import figures
 
 from experiment_dump import ROOT, expand, experiment_files
 

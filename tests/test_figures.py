@@ -5,7 +5,8 @@ import pathlib
 
 import pytest
 
-from tallysim import cli, config, figures
+from tallysim import cli, config
+from tallysim.results import figures
 from tallysim.config import ConfigError
 
 
@@ -132,6 +133,19 @@ def test_experiments_resolve_as_package_data():
     assert d == pathlib.Path(str(files("tallysim.experiments")))       # the installed package's copy
 
 
+def test_experiments_dir_falls_back_to_the_checkout(monkeypatch):
+    # A bare source tree on PYTHONPATH (no tallysim.experiments package): the checkout's experiments/,
+    # found from the tallysim package wherever the figures module sits (it moved into results/).
+    import importlib.resources
+
+    def missing(name):
+        raise ModuleNotFoundError(name)
+    monkeypatch.setattr(importlib.resources, "files", missing)
+    d = figures.experiments_dir()
+    assert d == pathlib.Path(figures.__file__).resolve().parents[3] / "experiments"
+    assert (d / "fig1.json").is_file() and (d / "pareto" / "bridge.json").is_file()
+
+
 def test_fig8_fractions_share_programs():
     # faults.fraction is per-lane (lanes.py): per group one fault-free program (both fault kinds' fraction
     # 0, both partitions) and one per fault kind, instead of one per (kind, fraction).
@@ -143,7 +157,7 @@ def test_fig8_fractions_share_programs():
 
 
 def test_faults_figure_table_from_runs(tmp_path):
-    from tallysim.figures import plots
+    from tallysim.results.figures import plots
     assert plots.tolerated([(0.0, 0.80), (0.1, 0.78), (0.2, 0.74), (0.3, 0.79)], 0.05) == 0.1
     assert plots.tolerated([(0.2, 0.70), (0.0, 0.71)], 0.05) == 0.2
     data = {}

@@ -80,3 +80,31 @@ def test_sim_rule_catches_an_upward_import(tmp_path):
     got = [n for _, n in _tallysim_imports(f, "tallysim.sim")]
     assert got == ["tallysim.run", "tallysim.config", "tallysim.protocols", "tallysim.cli",
                    "tallysim.sim.vote", "tallysim.sim.lanes"]
+
+
+def test_results_metrics_imports_nothing_above_it():
+    # run.py, sweep.py and cli.py import tallysim.results.metrics; it imports none of them (nor the
+    # drawing modules beside it, nor JAX), so the metrics schema has no upward arrow.
+    import ast
+    import subprocess
+    import sys
+    import tallysim.results.metrics as m
+    tree = ast.parse(Path(m.__file__).read_text())
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            names.add(node.module or "")
+            names.update(f"{node.module}.{a.name}" for a in node.names)
+    banned = ("tallysim.run", "tallysim.sweep", "tallysim.cli", "tallysim.results.plot",
+              "tallysim.results.pareto", "tallysim.results.figures", "jax")
+    assert not [n for n in names if any(n == b or n.startswith(b + ".") for b in banned)], names
+    assert {n.split(".")[0] for n in names} <= {"__future__", "json", "math", "os", "pathlib", "typing",
+                                                "numpy", "tallysim", "matplotlib"}, names
+    code = ("import sys, tallysim.results.metrics\n"
+            "bad = [m for m in ('jax', 'tallysim.run', 'tallysim.sweep', 'tallysim.cli', 'matplotlib') "
+            "if m in sys.modules]\nassert not bad, bad\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(Path(m.__file__).resolve().parents[2])})
+    assert out.returncode == 0, out.stderr

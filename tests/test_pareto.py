@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from tallysim import pareto
+from tallysim.results import pareto
 from tallysim.cli import main
 from tallysim.config import ConfigError
 

@@ -45,7 +45,8 @@ def experiments_dir() -> Path:
             return d
     except (ImportError, TypeError):   # ModuleNotFoundError: not installed, only the source tree
         pass
-    return Path(__file__).resolve().parents[2] / "experiments"
+    import tallysim
+    return Path(tallysim.__file__).resolve().parents[1] / "experiments"
 
 
 EXPERIMENTS = experiments_dir()
@@ -145,7 +146,7 @@ def make_figure(name_or_path: str, smoke: bool = False, results: str = "results"
                 progress: bool = True, log=print, grouped: bool = True) -> dict:
     """Run and draw one figure. Returns the paths written and the seconds it took. Each group's
     runs are a sweep (grouped into shared programs unless `grouped=False`)."""
-    from tallysim.figures import plots
+    from tallysim.results.figures import plots
 
     name, path = resolve(name_or_path)
     spec = config.read_file(str(path))

@@ -18,59 +18,22 @@ accuracy) and <stem>_points.csv (every run, with an on_frontier column).
 from __future__ import annotations
 
 import csv
-import math
-import os
 import sys
 from pathlib import Path
-from typing import Iterable
 
 from tallysim.config import PROTOCOLS, ConfigError
-from tallysim.plot import best_accuracy, check_figure_out, columns, read_run
+from tallysim.results import metrics
+from tallysim.results.metrics import check_figure_out, columns, find_runs, read_run
 
 ZERO_BITS_X = 1.0        # where runs with 0 bits sit on the log axis
 COLUMNS = ("protocol", "run", "bits_per_peer", "MB_per_peer", "accuracy")
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
 
 
-def _metric(row: dict, metric: str):
-    v = best_accuracy(row) if metric == "auto" else row.get(metric)
-    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and not math.isnan(v)
-    return float(v) if ok else None
-
-
-def find_runs(dirs: Iterable) -> list[tuple[Path, str]]:
-    """(run directory, label) for every directory with metrics.jsonl at or below each of dirs.
-    The label is the path relative to the given directory (its own name if it is a run)."""
-    found, seen = [], set()
-    for root in dirs:
-        root = Path(root)
-        if not root.is_dir():
-            raise ConfigError(f"{root} is not a directory; pass run directories or directories above them")
-        if (root / "metrics.jsonl").exists():
-            hits = [(root, root.resolve().name)]
-        else:
-            hits = []
-            for dirpath, dirnames, filenames in os.walk(root):
-                dirnames.sort()
-                if "metrics.jsonl" in filenames:
-                    d = Path(dirpath)
-                    hits.append((d, d.relative_to(root).as_posix()))
-        for d, label in hits:
-            key = d.resolve()
-            if key not in seen:
-                seen.add(key)
-                found.append((d, label))
-    labels = [label for _, label in found]
-    if len(set(labels)) < len(labels):   # the same sweep names under several roots: keep them apart
-        found = [(d, f"{d.parent.name}/{label}" if labels.count(label) > 1 else label) for d, label in found]
-    return found
-
-
 def collect(dirs, which: str = "final", metric: str = "auto", log=None) -> list[dict]:
     """One point per complete run: {protocol, run, dir, bits_per_peer, MB_per_peer, accuracy,
     accuracy_final, accuracy_best, rounds}. `accuracy` is the final or the best (`which`) value."""
-    if which not in ("final", "best"):
-        raise ConfigError(f"--which={which!r} is not known; allowed: final, best")
+    metrics.check_which(which)
     log = log or (lambda msg: print(msg, file=sys.stderr))
     runs, cols = [], set()
     for d, label in find_runs(dirs):
@@ -91,20 +54,19 @@ def collect(dirs, which: str = "final", metric: str = "auto", log=None) -> list[
         want = cfg.get("rounds")
         last = rows[-1]
         if want is not None and last.get("round", want) < want:
-            why = "failed" if (d / "error.txt").exists() else "incomplete"
+            why = "failed" if (d / metrics.ERROR).exists() else "incomplete"
             log(f"pareto: skipping {d}: {why} (round {last.get('round')} of {want})")
             continue
-        values = [v for v in (_metric(r, metric) for r in rows) if v is not None]
-        final = _metric(last, metric)
-        if final is None or not values:
-            log(f"pareto: skipping {d}: no {metric!r} values in metrics.jsonl")
+        final, best = metrics.final_best(rows, metric)
+        if final is None or best is None:
+            log(f"pareto: skipping {d}: no {metric!r} values in {metrics.METRICS}")
             continue
         bits = float(last["bits_per_peer"])
         points.append({
             "protocol": cfg.get("protocol", {}).get("name", "unknown"), "run": label, "dir": str(d),
             "bits_per_peer": bits, "MB_per_peer": bits / 8e6,
-            "accuracy": final if which == "final" else max(values),
-            "accuracy_final": final, "accuracy_best": max(values), "rounds": last.get("round")})
+            "accuracy": final if which == "final" else best,
+            "accuracy_final": final, "accuracy_best": best, "rounds": last.get("round")})
     return points
 
 
@@ -178,16 +140,9 @@ def write_tables(points: list[dict], front: list[dict], fig: str, which: str, me
 
 def plot(points: list[dict], front: list[dict], out: str, which: str = "final", metric: str = "auto",
          title: str | None = None) -> str:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7.0, 4.6))
+    fig, ax = metrics.pyplot().subplots(figsize=(7.0, 4.6))
     draw(ax, points, front, which, metric, title)
-    fig.tight_layout()
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=130)
-    plt.close(fig)
+    metrics.save_figure(fig, out)
     return out
 
 

@@ -7,39 +7,15 @@ metrics rows already hold the mean and `<key>_std`.
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 
-from tallysim.plot import read_run
-
-
-def _plt():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
-
-
-def acc(row: dict) -> tuple[float, float]:
-    key = "acc_global" if row.get("acc_global") is not None else "acc_mean"
-    return row[key], row.get(key + "_std", 0.0)
-
-
-def bits_to_target(rows: list[dict], target: float):
-    """Cumulative bits per peer at the first evaluation reaching `target` accuracy (None if never)."""
-    for r in rows:
-        if acc(r)[0] >= target:
-            return r["bits_per_peer"]
-    return None
+from tallysim.results.metrics import HONEST, accuracy_std as acc, bits_to_target, pyplot, read_partition, \
+    read_run, save_figure
 
 
 def _save(fig, stem: Path, table: list[dict]) -> dict:
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
     paths = {"png": f"{stem}.png", "pdf": f"{stem}.pdf", "csv": f"{stem}.csv"}
-    fig.savefig(paths["png"], dpi=130)
-    fig.savefig(paths["pdf"])
-    _plt().close(fig)
+    save_figure(fig, paths["png"], paths["pdf"])
     with open(paths["csv"], "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(table[0]) if table else ["empty"])
         w.writeheader()
@@ -69,7 +45,7 @@ def _band(ax, x, y, s, label, **kw):
 
 def curves(spec, data, stem, title) -> dict:
     """Accuracy vs cumulative bits per peer, one line per run; plus a summary table (Markdown)."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.6))
     table, summary = [], []
     target = spec.get("target", 0.6)
@@ -97,7 +73,7 @@ def curves(spec, data, stem, title) -> dict:
 
 def final_vs(spec, data, stem, title) -> dict:
     """Final accuracy against the swept key `spec['x']`, one line per group."""
-    plt = _plt()
+    plt = pyplot()
     key = spec["x"]
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     table = []
@@ -118,7 +94,7 @@ def final_vs(spec, data, stem, title) -> dict:
 
 def classes(spec, data, stem, title) -> dict:
     """Bits per probe and bits to reach the target accuracy against the number of classes."""
-    plt = _plt()
+    plt = pyplot()
     key, target = spec.get("x", "data.num_classes"), spec.get("target", 0.5)
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4.2))
     table = []
@@ -127,7 +103,7 @@ def classes(spec, data, stem, title) -> dict:
         for ov, d in runs:
             cfg, rows = read_run(d)
             first = rows[0]
-            part = json.loads((Path(d) / "partition.json").read_text())
+            part = read_partition(d)
             n_classes = len(part["class_counts"][0])      # works for synthetic C and named datasets
             # bits_up counts only the active peers (docs/protocols.md), so divide by them, not by P:
             # one vote costs ceil(log2 C) bits per probe for each peer that sends it.
@@ -149,7 +125,7 @@ def classes(spec, data, stem, title) -> dict:
 
 def mechanism(spec, data, stem, title) -> dict:
     """Over rounds: vote vs soft-average accuracy on the probes and wrong-prediction confidence."""
-    plt = _plt()
+    plt = pyplot()
     key = spec.get("x", "partition.alpha")
     runs = sorted((r for rs in data.values() for r in rs), key=lambda r: float(r[0][key]))
     fig, axes = plt.subplots(1, len(runs), figsize=(4.2 * len(runs), 3.8), squeeze=False)
@@ -174,10 +150,7 @@ def mechanism(spec, data, stem, title) -> dict:
 def honest_acc(row: dict) -> tuple[float, float]:
     """The server model's accuracy where there is one, else the mean over the honest peers (those
     outside the faulty set; `acc_mean` without faults), else the peers' mean."""
-    for key in ("acc_global", "acc_mean_honest", "acc_mean"):
-        if row.get(key) is not None:
-            return row[key], row.get(key + "_std", 0.0)
-    raise KeyError("acc_mean")
+    return acc(row, HONEST)
 
 
 def tolerated(points: list[tuple[float, float]], within: float):
@@ -205,7 +178,7 @@ def faults_fig(spec, data, stem, title) -> dict:
     peers alone, dotted) against the fraction. Also `<stem>_table.md`: per panel and group, the
     fault-free accuracy and the largest fraction up to which the accuracy stays within `within`
     (default 0.05) of it."""
-    plt = _plt()
+    plt = pyplot()
     key, keys = spec.get("x", "faults.fraction"), spec.get("facets", ["faults.kind", "partition.kind"])
     within, probe_group = spec.get("within", 0.05), spec.get("probe_group", "tally")
     panels: dict[tuple, dict[str, list]] = {}
@@ -281,8 +254,8 @@ def pareto_fig(spec, data, stem, title) -> dict:
     their runs is a point). With `panels` (figures.panels), one panel per panel
     name, each with its own frontiers, tables `<stem>_<panel>_frontier.md|csv`, `_points.csv`, and
     `<stem>_frontier.md` gathering every panel's."""
-    from tallysim import pareto
-    from tallysim.figures import panel_of
+    from tallysim.results import pareto
+    from tallysim.results.figures import panel_of
     points = []
     for group, runs in data.items():
         pts = pareto.collect([d for _, d in runs], log=lambda m: None)
@@ -302,7 +275,7 @@ def pareto_fig(spec, data, stem, title) -> dict:
         return {"png": png, "pdf": f"{stem}.pdf", "csv": tables[2], "frontier": tables[1]}
     by_panel = {n: [p for p in points if panel_of(p["dir"]) == n] for n in names}
     by_panel = {n: pts for n, pts in by_panel.items() if pts}
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(by_panel), figsize=(6.2 * len(by_panel), 4.8), squeeze=False)
     lines, rows = [f"# {title}", ""], []
     for ax, (n, pts) in zip(axes[0], by_panel.items()):
@@ -313,10 +286,7 @@ def pareto_fig(spec, data, stem, title) -> dict:
         with open(tables[2], newline="") as f:
             rows += [{"panel": n, **r} for r in csv.DictReader(f)]
     fig.suptitle(title, fontsize=11)
-    fig.tight_layout()
-    fig.savefig(f"{stem}.png", dpi=130)
-    fig.savefig(f"{stem}.pdf")
-    plt.close(fig)
+    save_figure(fig, f"{stem}.png", f"{stem}.pdf")
     Path(f"{stem}_frontier.md").write_text("\n".join(lines))
     with open(f"{stem}.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["panel"])
@@ -342,7 +312,7 @@ SPEED_STYLE = {"tallysim": ("C0", "o"), "loop": ("C1", "s"), "vmap_ref": ("C2", 
 
 def speed(spec, rows, stem, title) -> dict:
     """One panel per model: samples/s of each implementation against P (bfloat16 dashed)."""
-    plt = _plt()
+    plt = pyplot()
     models = list(dict.fromkeys(r["model"] for r in rows)) or ["mlp"]
     fig, axes = plt.subplots(1, len(models), figsize=(max(6.4, 4.6 * len(models)), 4.4), squeeze=False)
     for ax, m in zip(axes[0], models):

@@ -1,0 +1,181 @@
+"""tallysim.results.metrics: the run-directory schema, the headline accuracy (final or best), seed
+aggregation, the summary line, reading run and sweep directories, and saving figures."""
+import json
+import math
+
+import numpy as np
+import pytest
+
+from tallysim.config import ConfigError
+from tallysim.results import metrics
+from conftest import tiny
+
+
+def _row(r, acc_mean, acc_global=None, bits=None, **extra):
+    return {"round": r, "bits_per_peer": 1000.0 * r if bits is None else bits, "acc_mean": acc_mean,
+            "acc_global": acc_global, "acc_ensemble": acc_mean + 0.01, "wall_s": 0.5 * r, **extra}
+
+
+def _write_run(d, rows, cfg=None):
+    d.mkdir(parents=True, exist_ok=True)
+    (d / metrics.CONFIG).write_text(json.dumps(cfg or {"protocol": {"name": "tally"}, "rounds": len(rows)}))
+    (d / metrics.METRICS).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return d
+
+
+# ----------------------------------------------------------------------------- headline accuracy
+
+def test_headline_is_the_server_model_else_the_peers_mean():
+    server = _row(1, 0.5, acc_global=0.7, acc_global_std=0.02, acc_mean_std=0.1)
+    peers = _row(1, 0.5, acc_mean_std=0.1)
+    assert metrics.headline_key(server) == "acc_global" and metrics.accuracy(server) == 0.7
+    assert metrics.headline_key(peers) == "acc_mean" and metrics.accuracy(peers) == 0.5
+    assert metrics.accuracy_std(server) == (0.7, 0.02) and metrics.accuracy_std(peers) == (0.5, 0.1)
+    assert metrics.accuracy_std(_row(1, 0.4)) == (0.4, 0.0)             # one seed: no std column
+    # with faults: the honest peers' mean comes before the mean over all peers
+    honest = _row(1, 0.3, acc_mean_honest=0.6)
+    assert metrics.accuracy_std(honest, metrics.HONEST) == (0.6, 0.0)
+    assert metrics.accuracy(honest) == 0.3
+    assert metrics.accuracy({**honest, "acc_global": 0.9}, metrics.HONEST) == 0.9
+    assert metrics.metric(server) == 0.7 and metrics.metric(server, "acc_mean") == 0.5
+    assert metrics.metric(server, "nope") is None and metrics.metric(server, "acc_global_std") == 0.02
+
+
+def test_final_and_best_accuracy_of_a_run():
+    rows = [_row(1, 0.5), _row(2, 0.7), _row(3, 0.6)]
+    assert metrics.run_accuracy(rows, "final") == 0.6
+    assert metrics.run_accuracy(rows, "best") == 0.7
+    assert metrics.final_best(rows) == (0.6, 0.7)
+    with_server = [_row(1, 0.5, 0.9), _row(2, 0.7, 0.8)]
+    assert metrics.final_best(with_server) == (0.8, 0.9)                 # acc_global wins where present
+    assert metrics.final_best(with_server, "acc_mean") == (0.7, 0.7)
+    nan_last = rows + [_row(4, 0.1, vote_acc=float("nan"))]
+    assert metrics.final_best([_row(1, 0.5, vote_acc=0.8), _row(2, 0.5, vote_acc=float("nan"))],
+                              "vote_acc") == (None, 0.8)                 # NaN is no value
+    assert metrics.final_best(nan_last, "vote_acc") == (None, None)
+    assert metrics.final_best([]) == (None, None)
+    with pytest.raises(ConfigError, match="--which='last' is not known; allowed: final, best"):
+        metrics.run_accuracy(rows, "last")
+
+
+def test_bits_to_target_uses_the_headline():
+    rows = [_row(1, 0.5, 0.2), _row(2, 0.7, 0.65), _row(3, 0.6, 0.7)]
+    assert metrics.bits_to_target(rows, 0.6) == 2000.0
+    assert metrics.bits_to_target(rows, 0.8) is None
+
+
+# ----------------------------------------------------------------------------- seeds
+
+def test_aggregate_over_seeds_mean_std_and_per_seed():
+    a = {"round": 3, "acc_mean": 0.5, "acc_global": None, "bits_per_peer": 100.0, "faulty": 0, "wall_s": 1.0}
+    b = {"round": 3, "acc_mean": 0.7, "acc_global": 0.8, "bits_per_peer": 100.0, "faulty": 2, "wall_s": 2.5}
+    out = metrics.aggregate([a, b], [7, 8])
+    assert out["round"] == 3 and out["seeds"] == [7, 8]
+    assert out["acc_mean"] == pytest.approx(0.6) and out["acc_mean_std"] == pytest.approx(0.1)
+    assert out["faulty"] == 1.0 and out["faulty_std"] == 1.0
+    assert out["bits_per_peer"] == 100.0 and out["bits_per_peer_std"] == 0.0
+    assert out["acc_global"] is None and "acc_global_std" not in out     # null for one seed: null
+    assert out["wall_s"] == 2.5 and "wall_s_std" not in out              # the slowest seed
+    assert out["per_seed"] == {"acc_mean": [0.5, 0.7], "bits_per_peer": [100.0, 100.0], "faulty": [0, 2]}
+    vals = [0.1, 0.4, 0.45]
+    three = metrics.aggregate([{"round": 1, "x": v} for v in vals], [0, 1, 2])
+    assert three["x"] == float(np.mean(vals)) and three["x_std"] == float(np.std(vals))   # population std
+    assert metrics.aggregate([a], [7]) is a                             # one seed: the row itself
+
+
+# ----------------------------------------------------------------------------- summary line
+
+def test_summary_line():
+    last = {"acc_mean": 0.61234, "acc_global": None, "acc_ensemble": 0.7, "bits_per_peer": 8e6 * 1.5,
+            "wall_s": 12.34}
+    assert metrics.summary_line(tiny("protocol.name=tally"), last) == (
+        "tally: 2 rounds, 4 peers on synthetic -> accuracy 0.6123 (peer mean 0.6123, ensemble 0.7000), "
+        "1.5 MB per peer, 12.3 s")
+    seeds = {**last, "acc_global": 0.8, "acc_global_std": 0.05, "acc_mean_std": 0.01, "out": "runs/x"}
+    assert metrics.summary_line(tiny("protocol.name=fedavg", "seeds=3"), seeds) == (
+        "fedavg: 2 rounds, 4 peers x 3 seeds on synthetic -> accuracy 0.8000 +- 0.0500 (peer mean 0.6123, "
+        "ensemble 0.7000), 1.5 MB per peer, 12.3 s; results in runs/x")
+
+
+# ----------------------------------------------------------------------------- reading files
+
+def test_read_run_and_find_runs_on_fixture(tmp_path):
+    rows = [_row(1, 0.5), _row(2, 0.6, 0.7)]
+    d = _write_run(tmp_path / "sw" / "a", rows)
+    _write_run(tmp_path / "sw" / "b", rows[:1], {"protocol": {"name": "fedavg"}, "rounds": 2})
+    cfg, got = metrics.read_run(d)
+    assert cfg["protocol"]["name"] == "tally" and got == rows
+    assert metrics.read_config(tmp_path) == {}                           # no config.json: {}
+    assert metrics.columns(rows) == ["acc_ensemble", "acc_global", "acc_mean", "bits_per_peer", "wall_s"]
+    assert [(p.name, label) for p, label in metrics.find_runs([tmp_path])] == [("a", "sw/a"), ("b", "sw/b")]
+    assert [label for _, label in metrics.find_runs([d])] == ["a"]
+
+
+@pytest.mark.parametrize("text, match", [
+    ('{"round": 1, "bits_per_peer": 1, "acc_mean": 0.5}\n{"round": 2, "bits', "line 2 is not valid JSON"),
+    ('[1, 2]\n', "line 1 is not a JSON object"),
+    ('{"round": 1, "bits_per_peer": NaN, "acc_mean": 0.5}\n', "line 1: bits_per_peer=nan must be a finite"),
+    ('{"round": true, "bits_per_peer": 1, "acc_mean": 0.5}\n', "round=True must be an integer"),
+    ('{"round": 1, "bits_per_peer": 1, "acc_mean": 0.5, "acc_global": "x"}\n', "acc_global='x' must be"),
+])
+def test_corrupt_metrics_fail_in_one_line(tmp_path, text, match):
+    (tmp_path / metrics.METRICS).write_text(text)
+    with pytest.raises(ConfigError, match=match):
+        metrics.read_run(tmp_path)
+
+
+def test_missing_or_corrupt_files(tmp_path):
+    with pytest.raises(ConfigError, match="has no metrics.jsonl"):
+        metrics.read_run(tmp_path)
+    (tmp_path / metrics.METRICS).write_text("")
+    (tmp_path / metrics.CONFIG).write_text("{")
+    with pytest.raises(ConfigError, match="config.json is not valid JSON"):
+        metrics.read_run(tmp_path)
+    (tmp_path / metrics.CONFIG).write_text('{"protocol": {"name": "tally"}, "rounds": 2.5}')
+    with pytest.raises(ConfigError, match="rounds=2.5 must be an integer"):
+        metrics.read_run(tmp_path)
+    (tmp_path / metrics.SWEEP).write_text('{"runs": 3}')
+    with pytest.raises(ConfigError, match="not a tallysim sweep index"):
+        metrics.read_sweep(tmp_path)
+
+
+def test_reads_what_a_real_sweep_writes(tmp_path):
+    # Two tiny runs of two seeds each (one compiled program): every file metrics reads, as run.py and
+    # sweep.py write them, and the rows are the seed aggregation of their own per_seed lists.
+    from tallysim import config, sweep
+    base = tiny("seeds=2")
+    recs = sweep.run_sweep(base, sweep.expand({}, ["optim.lr=0.05,0.1"]), tmp_path, progress=False,
+                           log=lambda m: None)
+    index = metrics.read_sweep(tmp_path)
+    assert [r["status"] for r in index["runs"]] == ["done", "done"]
+    assert [label for _, label in metrics.find_runs([tmp_path])] == ["optim.lr=0.05", "optim.lr=0.1"]
+    for rec in recs:
+        cfg, rows = metrics.read_run(rec["dir"])
+        assert cfg["protocol"]["name"] == "tally" and cfg["seeds"] == 2
+        assert [r["round"] for r in rows] == [1, 2] and rows[-1]["seeds"] == [0, 1]
+        for r in rows:
+            assert r["per_seed"]
+            for k, vals in r["per_seed"].items():
+                assert r[k] == pytest.approx(float(np.mean(vals))) and r[k + "_std"] == pytest.approx(np.std(vals))
+        assert metrics.final_best(rows)[0] == metrics.accuracy(rows[-1])
+        part = metrics.read_partition(rec["dir"])
+        assert len(part["per_seed"]) == 2 and len(part["class_counts"]) == 4
+        done = json.loads((tmp_path / rec["name"] / metrics.DONE).read_text())
+        assert rec["summary"] == metrics.summary_line(config.apply_overrides(base, rec["overrides"]), done["last"])
+        assert math.isclose(done["last"]["acc_mean"], rows[-1]["acc_mean"])
+
+
+# ----------------------------------------------------------------------------- figures
+
+def test_save_figure_writes_every_path_and_closes(tmp_path):
+    plt = metrics.pyplot()
+    import matplotlib
+    assert matplotlib.get_backend().lower() == "agg"
+    fig, ax = plt.subplots()
+    ax.plot([1, 2], [3, 4])
+    paths = metrics.save_figure(fig, tmp_path / "a" / "f.png", tmp_path / "b" / "f.pdf")
+    assert paths == [str(tmp_path / "a" / "f.png"), str(tmp_path / "b" / "f.pdf")]
+    assert all((tmp_path / p).stat().st_size > 0 for p in ("a/f.png", "b/f.pdf"))
+    assert not plt.fignum_exists(fig.number)
+    with pytest.raises(ConfigError, match="is not an image format"):
+        metrics.check_figure_out(tmp_path / "f.txt")
