@@ -15,7 +15,7 @@ seconds), and a last `SUMMARY` line with all rows. Timing: compile first, then t
     python benchmarks/vmap_ref.py [--model cnn|mlp] [--peers 1,10,100] [--steps 20] [--batch 32]
                                   [--dtype float32|bfloat16] [--loop-max 100]
 
-(`python -m tallysim.bench_ref` is the same yardstick inside the package, which `tallysim bench` runs.)
+(`python -m tallysim.bench.ref` is the same yardstick inside the package, which `tallysim bench` runs.)
 """
 import argparse
 import json

@@ -85,15 +85,15 @@ def cmd_figure(args) -> int:
 
 def cmd_bench(args) -> int:
     if args.sweep:
-        from tallysim import bench_sweep
+        from tallysim.bench import sweep as bench_sweep
         return bench_sweep.main(args)
     if getattr(args, "round", False):
-        from tallysim import bench_round
+        from tallysim.bench import rounds as bench_round
         return bench_round.main(args)
     if args.devices:
-        from tallysim import bench_devices
+        from tallysim.bench import devices as bench_devices
         return bench_devices.main(args)
-    from tallysim import bench
+    from tallysim.bench import throughput as bench
     bench.main(args)
     return 0
 

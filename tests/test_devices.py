@@ -136,7 +136,7 @@ def test_two_processes_give_the_single_process_numbers(tmp_path):
 @pytest.mark.slow
 @multidevice
 def test_bench_devices_table():
-    from tallysim import bench_devices
+    from tallysim.bench import devices as bench_devices
     rows = bench_devices.measure([1, 8, 16], rounds=2, extra=["data.train_size=800", "data.test_size=100", "model.name=mlp",
                                                              "local_steps=1"], log=lambda _: None)
     assert [r["devices"] for r in rows] == [1, 8]                      # 16 > the 8 devices: skipped

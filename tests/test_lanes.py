@@ -145,7 +145,7 @@ def test_scan_over_rounds_matches_round_by_round(tmp_path):
 
 
 def test_sweep_benchmark_plan_is_one_program():
-    from tallysim import bench_sweep
+    from tallysim.bench import sweep as bench_sweep
     for smoke, n in ((False, 108), (True, 8)):
         base, runs = bench_sweep.plan(smoke)
         cfgs = sweep.configs(base, runs)

@@ -298,7 +298,7 @@ def pareto_fig(spec, data, stem, title) -> dict:
 def speed_rows(spec, smoke, log) -> list[dict]:
     """`tallysim bench` rows for the spec's grid: `model`, `peers`, `dtype` (a value or a list), `steps`,
     `batch`, `loop_max`, optional `impls`, `max_peers` ({model: largest P})."""
-    from tallysim import bench
+    from tallysim.bench import throughput as bench
     s = {**spec.get("base", {}), **(spec.get("smoke", {}).get("base", {}) if smoke else {})}
     return bench.measure(s.get("model", "mlp"), s["peers"], s.get("steps", 20), s.get("batch", 32),
                          s.get("dtype", "float32"), s.get("loop_max", 100), impls=s.get("impls", bench.IMPLS),

@@ -11,7 +11,7 @@ Networks: `MLP` and `CNN` are vmap_ref's own (784-200-200-10, which is tallysim'
 its conv 32-64-64 + dense 128 CNN on CIFAR-shaped input, as in benchmarks/README.md's H200 table).
 `bench` runs the yardstick on the row's own network (for LeNet, CNN and ResNet-8 tallysim's flax
 module with the native convolution, `conv="xla"`, what a plain-JAX user would write), so a row
-compares like with like. `python -m tallysim.bench_ref` reproduces vmap_ref.py's command line.
+compares like with like. `python -m tallysim.bench.ref` reproduces vmap_ref.py's command line.
 """
 from __future__ import annotations
 
@@ -105,7 +105,7 @@ def setup(module, peers: int, steps: int, batch: int, shape: tuple, classes: int
 
 def main(argv=None):
     """vmap_ref.py's command line: vmapped samples/s per P (its per-peer loop is `tallysim bench`'s `loop`)."""
-    ap = argparse.ArgumentParser(prog="python -m tallysim.bench_ref")
+    ap = argparse.ArgumentParser(prog="python -m tallysim.bench.ref")
     ap.add_argument("--peers", default="1,10,100")
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--batch", type=int, default=32)

@@ -18,7 +18,6 @@ first (timed separately), one untimed warm-up, then the median of `repeats` time
 """
 from __future__ import annotations
 
-import json
 import statistics
 import sys
 import time
@@ -27,7 +26,7 @@ from typing import Callable, Iterable, Optional, Union
 import jax
 import numpy as np
 
-from tallysim import bench_ref
+from tallysim.bench import ref as bench_ref, write_json
 from tallysim.sim import local, peers as peers_mod
 from tallysim.config import MODELS, ConfigError, ModelConfig, OptimConfig
 from tallysim.sim.fed import FedData
@@ -245,7 +244,7 @@ def header(rows: list[dict], steps: int, batch: int, repeats: int = REPEATS) -> 
             f"{dev} ({jax.devices()[0]}), jax {jax.__version__}\n"
             f"  tallysim: local.train_peers with the grouping a run picks (CPU: peers one by one in one program), model.conv="
             f"{('auto (= ' + conv.split(':')[1] + ' here)') if conv and ':' in conv else conv or 'auto'}; loop: Python loop over jitted "
-            f"local.train_peer, conv=xla; vmap_ref: plain jit(vmap(scan)) yardstick (tallysim.bench_ref, "
+            f"local.train_peer, conv=xla; vmap_ref: plain jit(vmap(scan)) yardstick (tallysim.bench.ref, "
             f"from benchmarks/vmap_ref.py), conv=xla; ratios > 1: tallysim is faster")
 
 
@@ -268,16 +267,6 @@ def resolve_args(args) -> dict:
     return dict(out, notes=notes)
 
 
-def write_json(obj, dest: Optional[str]) -> None:
-    """Every bench mode's `--json`: "-" prints it on stdout, a path writes it there, None does nothing."""
-    if not dest:
-        return
-    text = json.dumps(obj, indent=1)
-    if dest == "-":
-        print(text, flush=True)
-    else:
-        with open(dest, "w") as f:
-            f.write(text + "\n")
 
 
 def main(args) -> list[dict]:
