@@ -98,7 +98,8 @@ def test_gate_factor_and_off_by_default():
     assert float(distill_factor(cfg, jnp.int32(3), jnp.float32(0.9))) == 1.0
 
 
-@pytest.mark.parametrize("proto", ["tally", "softlabel"])
+# softlabel runs the same ramp code through another loss: `make test-all` only (about 30 s)
+@pytest.mark.parametrize("proto", ["tally", pytest.param("softlabel", marks=pytest.mark.slow)])
 def test_ramp_scales_the_distillation_weight_per_round(proto):
     """Round r of weight 1 with ramp 4 trains as a plain round with weight r / 4 (0.25, 0.5: exact in
     binary), so its gradient is the distillation gradient scaled by r / 4."""
@@ -117,6 +118,7 @@ def test_ramp_scales_the_distillation_weight_per_round(proto):
     assert not np.allclose(np.asarray(jax.tree.leaves(u1.params)[0]), np.asarray(jax.tree.leaves(s1.params)[0]))
 
 
+@pytest.mark.slow     # about 36 s; the gate's rule itself (distill_factor above) stays in `make test`
 def test_gate_switches_distillation_off_below_the_threshold():
     common = ["protocol.name=tally", "rounds=2"]
     b, s, k = build(tiny(*common, "distill.gate=1"))
