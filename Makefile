@@ -49,7 +49,7 @@ demo: $(STAMP) | $(FMNIST)
 
 # `make test`: every test not marked slow, two pytest workers (a file stays on one worker, so module
 # fixtures are built once); about 13 minutes on 2 cores. CI (.ci/run) runs it, then `make ci-figures`
-# (the eight smoke figures, about 5 minutes). `make test-all` adds the slow tests (notebooks, wheel, two
+# (the eight smoke figures, two at a time, about 3.5 minutes). `make test-all` adds the slow tests (notebooks, wheel, two
 # processes, end-to-end accuracy bounds, 1000-class memory) and the smoke figures. The suite and the
 # smoke figures share XLA's persistent compilation cache (.jax-cache/, see tests/conftest.py): they
 # compile the same small programs many times; and both compile without XLA's optimisation passes, which
