@@ -202,9 +202,9 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--sample", type=int, default=0, metavar="N",
                    help="with --sweep: time one at a time on N evenly spaced runs only (0: all)")
     b.add_argument("--round", action="store_true",
-                   help="instead: a whole round of local, tally, softlabel, bridge and fedavg (CNN, P=100, "
-                   "bfloat16 by default; --model/--peers/--dtype/--steps change it), each against local "
-                   "training alone")
+                   help="instead: a whole round of local, tally, softlabel, bridge and fedavg, each against local "
+                   "training alone (default: CNN, P=100, bfloat16 on an accelerator; MLP, P=10, float32 on a "
+                   "CPU; --model/--peers/--dtype/--steps change it)")
     b.add_argument("--protocols", help="with --round: comma list (default: local,tally,softlabel,bridge,fedavg)")
     b.add_argument("--devices", metavar="1,2,4,8",
                    help="instead: samples/s of the CNN FedAvg round with 8 peers sharded over these device "

@@ -130,3 +130,14 @@ def test_conv_choice_reaches_the_tallysim_column():
                          conv="xla")
     assert [(r["impl"], r["conv"]) for r in rows] == [("tallysim", "xla")]
     assert "model.conv=xla" in bench.header(rows, 1, 4)
+
+
+def test_round_bench_defaults_follow_the_backend():
+    from tallysim.bench import rounds as bench_round
+    none = types.SimpleNamespace(model=None, peers=None, steps=None, dtype=None, protocols=None)
+    assert bench_round.resolve(none, "gpu")["model"] == "cnn" and bench_round.resolve(none, "gpu")["peers"] == 100
+    cpu = bench_round.resolve(none, "cpu")
+    assert (cpu["model"], cpu["peers"], cpu["dtype"]) == ("mlp", 10, "float32")
+    given = types.SimpleNamespace(model="lenet", peers="7,9", steps=3, dtype="bfloat16", protocols="local,tally")
+    assert bench_round.resolve(given, "cpu") == dict(model="lenet", peers=7, steps=3, dtype="bfloat16",
+                                                     protocols=("local", "tally"))

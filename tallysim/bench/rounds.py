@@ -10,8 +10,9 @@ clock starts; the timed rounds are 2..R+1.
 (computed steps x batch), as the samples/s table does: a distillation step also trains a probe batch of
 `distill.probe_batch` examples, so at equal cost per example its rate reads lower (docs/gpu.md).
 
-Default: CNN on synthetic CIFAR-shaped data (32x32x3, 10 classes), P = 100 IID peers, 20 local steps of
-batch 32, 500 probes per round, bridge density 0.01 merging every round.
+Default on an accelerator: CNN in bfloat16 on synthetic CIFAR-shaped data (32x32x3, 10 classes),
+P = 100 IID peers, 20 local steps of batch 32, 500 probes per round, bridge density 0.01 merging every
+round. On a CPU: an MLP in float32, P = 10, 4 local steps (flags override either).
 """
 from __future__ import annotations
 
@@ -92,13 +93,26 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+# An accelerator's default is the reference CNN; on a CPU that round takes minutes per protocol (and
+# bfloat16 is emulated), so the CPU default is a small MLP round that finishes in about a minute.
+DEFAULTS = {"accelerator": dict(model="cnn", peers=100, steps=20, dtype="bfloat16"),
+            "cpu": dict(model="mlp", peers=10, steps=4, dtype="float32")}
+
+
+def resolve(args, backend: str) -> dict:
+    """The flags given, the backend's default for the rest."""
+    base = DEFAULTS["cpu" if backend == "cpu" else "accelerator"]
+    peers = getattr(args, "peers", None)
+    return dict(model=getattr(args, "model", None) or base["model"],
+                peers=int(str(peers).split(",")[0]) if peers else base["peers"],
+                steps=getattr(args, "steps", None) or base["steps"],
+                dtype=(getattr(args, "dtype", None) or base["dtype"]).split(",")[0],
+                protocols=tuple((getattr(args, "protocols", None) or ",".join(PROTOCOLS)).split(",")))
+
+
 def main(args) -> int:
-    peers = int((getattr(args, "peers", None) or "100").split(",")[0])
-    protocols = (getattr(args, "protocols", None) or ",".join(PROTOCOLS)).split(",")
-    rows = run(model=getattr(args, "model", None) or "cnn", peers=peers, protocols=protocols,
-               steps=getattr(args, "steps", None) or 20, batch=getattr(args, "batch", 32),
-               dtype=getattr(args, "dtype", None) or "bfloat16",
-               log=lambda s: print(s, file=sys.stderr, flush=True))
+    opts = resolve(args, jax.default_backend())
+    rows = run(batch=getattr(args, "batch", 32), log=lambda s: print(s, file=sys.stderr, flush=True), **opts)
     from tallysim.bench import write_json
     write_json(rows, getattr(args, "json", None))
     return 0
