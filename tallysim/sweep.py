@@ -211,7 +211,7 @@ def run_sweep(base_cfg: Config, runs: list[tuple[str, list[str]]], out_dir, prog
             try:
                 last = _run_or_resume(runmod, cfg, run_dir, progress, log)
             except (runmod.NonFiniteLoss, ConfigError) as e:
-                _fail(run_dir, rec, str(e), log)
+                _fail(run_dir, rec, str(e), log, diverged=isinstance(e, runmod.NonFiniteLoss))
             except Exception as e:     # a bug in one configuration should not lose the rest of the sweep
                 tb = traceback.format_exc()
                 _fail(run_dir, rec, f"{type(e).__name__}: {e}", log, detail=tb)
@@ -279,7 +279,7 @@ def _run_grouped(runmod, batch: list[int], runs, cfgs, records, out_dir: Path, p
             try:
                 last = runmod.run(cfgs[i], str(out_dir / name), overwrite=True, progress=progress)
             except (runmod.NonFiniteLoss, ConfigError) as e2:
-                _fail(out_dir / name, rec, str(e2), log)
+                _fail(out_dir / name, rec, str(e2), log, diverged=isinstance(e2, runmod.NonFiniteLoss))
             except Exception as e2:
                 _fail(out_dir / name, rec, f"{type(e2).__name__}: {e2}", log, detail=traceback.format_exc())
             else:
@@ -290,7 +290,7 @@ def _run_grouped(runmod, batch: list[int], runs, cfgs, records, out_dir: Path, p
     for i, res in zip(batch, results):
         (name, overrides), rec = runs[i], records[i]
         if isinstance(res, Exception):
-            _fail(out_dir / name, rec, str(res), log)
+            _fail(out_dir / name, rec, str(res), log, diverged=isinstance(res, runmod.NonFiniteLoss))
         else:
             _done(out_dir / name, rec, runmod, cfgs[i], overrides, res, seconds, log)
     _write_index(out_dir, records, meta)
@@ -309,13 +309,16 @@ def _run_or_resume(runmod, cfg: Config, run_dir: Path, progress: bool, log) -> d
     return runmod.run(cfg, str(run_dir), overwrite=True, progress=progress)
 
 
-def _fail(run_dir: Path, rec: dict, message: str, log, detail: Optional[str] = None) -> None:
+def _fail(run_dir: Path, rec: dict, message: str, log, detail: Optional[str] = None,
+          diverged: bool = False) -> None:
     outdir.mark(run_dir)               # so a rerun may replace this failed run
     err = run_dir / metrics.ERROR
     if detail or not err.exists():
         err.write_text((detail or message).rstrip("\n") + "\n")
     rec["status"] = "failed"
     rec["error"] = message.splitlines()[0] if message else "failed"
+    if diverged:                       # its loss went non-finite (run.NonFiniteLoss): a result, not a bug
+        rec["diverged"] = True
     log(f"  FAILED: {rec['error']} (see {err})")
 
 

@@ -61,7 +61,7 @@ def run(smoke: bool = False, data: str = "fashion_mnist", log=print, keep: str =
             # A run whose loss went NaN (too large a learning rate) is a result, not a broken benchmark:
             # count it. One at a time it stops at the NaN; grouped, its lane runs on (so this can only
             # understate the grouped speed-up).
-            diverged = [r for r in recs if r["status"] == "failed" and "training loss is" in (r.get("error") or "")]
+            diverged = [r for r in recs if r.get("diverged")]
             failed = [r for r in recs if r["status"] != "done" and r not in diverged]
             out[f"{mode}_diverged"] = len(diverged)
             if failed:

@@ -7,7 +7,8 @@ A `tallysim run --out DIR` directory (run.py) holds
                      under the usual keys, `<key>_std` and `per_seed` lists (`aggregate`)
     error.txt        the run failed
 and, in a sweep (sweep.py), `done.json` once the run returned; the sweep directory's `sweep.json`
-indexes its runs ({..., "runs": [{name, overrides, dir, status, [summary|error]}]}).
+indexes its runs ({..., "runs": [{name, overrides, dir, status, [summary|error]}]}; a failed run whose
+loss went non-finite also has "diverged": true).
 
 The headline accuracy of a metrics row is the server model's (acc_global) where there is one, else
 the mean of the peers' own models (acc_mean); a run's is the final row's or the best over its rows.
