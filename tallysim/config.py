@@ -192,6 +192,14 @@ class CommConfig:
 
 
 @dataclass(frozen=True)
+class LogConfig:
+    """Where a run's rows also go (tallysim/tracking.py); not part of the experiment: resuming, a sweep's
+    grouping and config comparisons ignore this section."""
+    tensorboard: Optional[str] = None  # DIR: TensorBoard event files in DIR/<run directory's name>
+    mlflow: Optional[str] = None       # an MLflow experiment name (the mlflow extra; MLFLOW_TRACKING_URI: where)
+
+
+@dataclass(frozen=True)
 class Config:
     peers: int = ints(10)
     rounds: int = ints(20)
@@ -222,6 +230,7 @@ class Config:
     bridge: BridgeConfig = field(default_factory=BridgeConfig)
     comm: CommConfig = field(default_factory=CommConfig)
     faults: FaultsConfig = field(default_factory=FaultsConfig)
+    log: LogConfig = field(default_factory=LogConfig)
     # Not a config field: the dotted keys resolved() derived (None before). config.json records them as
     # "derived" so that loading it (e.g. with another protocol.name) derives them again.
     derived: tuple = field(default=(), compare=False, repr=False, metadata={"internal": True})
@@ -235,6 +244,8 @@ class Config:
 
 
 DERIVED = ("optim.reset_each_round", "init.shared", "warmup_epochs")   # what resolved() may derive
+# Sections that say where results go, not what runs: config comparisons (resume, sweep) skip them.
+NOT_THE_EXPERIMENT = ("log",)
 
 
 # ----------------------------------------------------------------------------- validation
@@ -584,7 +595,7 @@ def diff(old: dict, new: dict, prefix: str = "") -> list[str]:
     "derived" bookkeeping list is not a value: a field set explicitly to its derived value is equal)."""
     out = []
     for k in sorted(set(old) | set(new)):
-        if not prefix and k == "derived":
+        if not prefix and (k == "derived" or k in NOT_THE_EXPERIMENT):
             continue
         a, b = old.get(k), new.get(k)
         if isinstance(a, dict) and isinstance(b, dict):

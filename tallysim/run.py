@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tallysim import checkpoint, config, data, outdir, protocols
+from tallysim import checkpoint, config, data, outdir, protocols, tracking
 from tallysim.sim import comm, faults, fed, lanes, local, mesh
 from tallysim.config import Config, ConfigError
 from tallysim.data.partition import convention
@@ -462,8 +462,9 @@ class _Recorder:
     """Writes one configuration's metrics line once every seed has reached a round (seed chunks run
     one after another), whole lines only; knows the host-side state a checkpoint must keep."""
 
-    def __init__(self, seeds: list, out_dir: Optional[Path], chunk: int, bar, resume: Optional[dict]):
-        self.seeds, self.out_dir, self.chunk, self.bar = seeds, out_dir, chunk, bar
+    def __init__(self, seeds: list, out_dir: Optional[Path], chunk: int, bar, resume: Optional[dict],
+                 track: Optional[tracking.RunTracker] = None):
+        self.seeds, self.out_dir, self.chunk, self.bar, self.track = seeds, out_dir, chunk, bar, track
         self.evals = {int(k): v for k, v in resume["evals"].items()} if resume else {}
         self.lines = resume["lines"] if resume else 0
         self.last = resume["last"] if resume else {}
@@ -485,6 +486,8 @@ class _Recorder:
         if self.file:
             self.file.write((json.dumps(self.last) + "\n").encode())
             self.lines += 1
+        if self.track:
+            self.track.row(self.last)
         if self.bar:
             self.bar.set_postfix(acc=f"{self.last['acc_mean']:.3f}",
                                  MB_per_peer=f"{self.last['bits_per_peer'] / 8e6:.3g}")
@@ -497,6 +500,8 @@ class _Recorder:
     def close(self) -> None:
         if self.file:
             self.file.close()
+        if self.track:
+            self.track.close()
 
 
 class _Lanes:
@@ -505,7 +510,8 @@ class _Lanes:
 
     def __init__(self, b: Built, out_dirs: list, chunk: int, bar, resume: Optional[dict]):
         self.b = b
-        self.recs = [_Recorder([b.seeds[j] for j in b.lanes_of(i)], d, chunk, bar, resume)
+        self.recs = [_Recorder([b.seeds[j] for j in b.lanes_of(i)], d, chunk, bar, resume,
+                               tracking.open_run(b.cfgs[i], d, fresh=resume is None) if mesh.is_writer() else None)
                      for i, d in enumerate(out_dirs)]
         self.t0 = self.recs[0].t0
         self.failed: dict[int, NonFiniteLoss] = {}

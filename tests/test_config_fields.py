@@ -11,7 +11,7 @@ from tallysim import cli, config, validation
 from tallysim.config import Config, ConfigError
 
 README = Path(__file__).resolve().parent.parent / "README.md"
-FREE_TEXT = {"data.name", "data.path", "probe.source"}     # checked by name/path rules, not a list
+FREE_TEXT = {"data.name", "data.path", "probe.source", "log.tensorboard", "log.mlflow"}     # checked by name/path rules, not a list
 
 
 def test_every_field_declares_its_allowed_values():
