@@ -10,7 +10,7 @@ import pytest
 
 from tallysim import cli, config, tracking
 from tallysim.config import ConfigError
-from tests.conftest import TINY, tiny
+from conftest import TINY, tiny
 
 pytest.importorskip("tensorboardX")
 event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
