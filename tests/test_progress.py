@@ -69,7 +69,7 @@ def test_a_figure_shows_one_bar_over_all_its_groups(tmp_path, capsys):
                             progress=True, log=lambda m: None)
     err = capsys.readouterr().err
     assert re.search(r"doomed runs: +100%.*2/2", err), err
-    assert "0/1" not in err                                 # one bar for the figure, not one per group
+    assert "1/1" not in err                                 # one bar for the figure, not one per group (1 run each)
 
 
 def test_resume_says_from_which_round_and_what_its_time_counts(tmp_path, capsys, monkeypatch):
