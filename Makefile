@@ -6,13 +6,14 @@ STAMP   := $(VENV)/.installed
 OUT     ?= results
 FMNIST  := /usr/share/datasets/fashion-mnist
 
-.PHONY: demo test test-all ci-figures data bench clean help figures figures-smoke fig1 fig2 fig3 fig4 fig5 fig6 fig7 fig8 test-unit mutation
+.PHONY: demo test test-all ci-figures docs data bench clean help figures figures-smoke fig1 fig2 fig3 fig4 fig5 fig6 fig7 fig8 test-unit mutation
 
 help:
 	@echo "make demo   - TallyTrain vs soft-label vs FedAvg on Fashion-MNIST, then figures/demo.png"
 	@echo "make test   - the test suite without the slow tests (CI runs it, then make ci-figures)"
 	@echo "make test-all - every test, slow ones included (notebooks, wheel, two processes, accuracy bounds), then the smoke figures"
 	@echo "make ci-figures - all eight figures at smoke size, sharing the suite's compile cache (CI's second step)"
+	@echo "make docs   - build the documentation site into site/ (mkdocs build --strict, as CI does)"
 	@echo "make data   - prepare Fashion-MNIST (and DATASETS=...) into the cache"
 	@echo "make bench  - samples/s table: tallysim round vs per-peer loop vs plain-JAX vmap_ref"
 	@echo "make fig1 ... fig8 - one paper figure at full size (resumable) into figures/ (fig8: faulty peers)"
@@ -48,8 +49,11 @@ demo: $(STAMP) | $(FMNIST)
 	  --title "Fashion-MNIST, Dirichlet 0.1, 20 peers" --out figures/demo.png
 
 # `make test`: every test not marked slow, two pytest workers (a file stays on one worker, so module
-# fixtures are built once); about 13 minutes on 2 cores. CI (.ci/run) runs it, then `make ci-figures`
-# (the eight smoke figures, two at a time, about 3.5 minutes). `make test-all` adds the slow tests (notebooks, wheel, two
+# fixtures are built once), and the 15 slowest tests listed at the end (--durations=15). Measured: 12:46
+# on an otherwise idle 2-core machine with a warm .jax-cache (CI on a clean clone of e731451: 741 passed,
+# 6 skipped); about 30 minutes on the same 2 cores shared with other work, and longer the first time,
+# when every program compiles. CI (.ci/run) runs it, then `make docs`, then `make ci-figures`
+# (the eight smoke figures, two at a time, about 3.5 minutes idle). `make test-all` adds the slow tests (notebooks, wheel, two
 # processes, end-to-end accuracy bounds, 1000-class memory) and the smoke figures. The suite and the
 # smoke figures share XLA's persistent compilation cache (.jax-cache/, see tests/conftest.py): they
 # compile the same small programs many times; and both compile without XLA's optimisation passes, which
@@ -60,7 +64,7 @@ SMOKE_FIGS := JAX_COMPILATION_CACHE_DIR=$(CURDIR)/.jax-cache JAX_PERSISTENT_CACH
   JAX_DISABLE_MOST_OPTIMIZATIONS=1 $(MAKE) --no-print-directory figures-smoke
 
 test: $(STAMP) | $(FMNIST)
-	$(PYTEST) -m "not slow"
+	$(PYTEST) -m "not slow" --durations=15
 
 ci-figures: $(STAMP) | $(FMNIST)
 	$(SMOKE_FIGS)
@@ -103,5 +107,14 @@ bench: $(STAMP)
 	$(BIN)/tallysim bench --sweep $(BENCH_SWEEP_FLAGS)
 	$(BIN)/tallysim bench $(BENCH_FLAGS)
 
+# The documentation site (mkdocs.yml): its tools are the `docs` extra, installed once beside the rest.
+DOCS_STAMP := $(VENV)/.docs-installed
+$(DOCS_STAMP): $(STAMP)
+	$(BIN)/pip install -q -e '.[docs]'
+	touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
 clean:
-	rm -rf $(VENV) $(OUT) figures/*.png figures/*.pdf *.egg-info .pytest_cache mutants .jax-cache
+	rm -rf $(VENV) $(OUT) figures/*.png figures/*.pdf *.egg-info .pytest_cache mutants .jax-cache site

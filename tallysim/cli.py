@@ -34,6 +34,14 @@ def _config(args):
     return config.apply_overrides(cfg, _seed_list(args.overrides))
 
 
+def with_tracking(cfg, args):
+    """`--tensorboard DIR` is `log.tensorboard=DIR` (the flag wins over the config file)."""
+    if getattr(args, "tensorboard", None) is None:
+        return cfg
+    from tallysim import config
+    return config.with_values(cfg, {"log.tensorboard": args.tensorboard})
+
+
 def cmd_run(args) -> int:
     from tallysim import run
     from tallysim.results import metrics
@@ -49,6 +57,7 @@ def cmd_run(args) -> int:
         cfg = config.load_file(str(Path(args.out) / metrics.CONFIG))     # the run's own config
     else:
         cfg = _config(args)
+    cfg = with_tracking(cfg, args)
     last = run.run(cfg, args.out, overwrite=args.overwrite, progress=not args.quiet,
                    checkpoint_every=args.checkpoint_every, resume=args.resume)
     print(metrics.summary_line(run.config.validate(cfg), last))
@@ -119,6 +128,8 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its checkpoint (same config; with no config "
                    "given, the run's own config.json)")
+    r.add_argument("--tensorboard", metavar="DIR", help="also write the metrics, the config (hparams) and "
+                   "the final figure as TensorBoard events into DIR/<name of --out> (log.tensorboard)")
     r.set_defaults(fn=cmd_run)
 
     sw = sub.add_parser("sweep", help="run the cross product of config values (resumable)",
@@ -138,6 +149,8 @@ def parser() -> argparse.ArgumentParser:
     sw.add_argument("--one-at-a-time", action="store_true",
                     help="run each configuration as its own program (default: configurations that differ "
                     "only in learning rates, weights, temperatures, partition, seed or rounds share one)")
+    sw.add_argument("--tensorboard", metavar="DIR", help="TensorBoard events of each run into DIR/<run name>, "
+                    "its config as hparams, so TensorBoard's hparams view compares them (log.tensorboard)")
     sw.set_defaults(fn=cmd_sweep)
 
     pa = sub.add_parser("pareto", help="final/best accuracy vs total bits per peer, frontier per protocol")

@@ -1,6 +1,7 @@
 """Run configuration: frozen dataclasses, validation, JSON round-trip and `key=value` overrides.
 
-Every field here is documented in README.md ("Config fields"); docs/protocols.md gives the semantics.
+Every field here is documented in docs/config.md (its tables generated from these declarations by
+tallysim/config_reference.py); docs/protocols.md gives the semantics.
 Errors a user can cause raise `ConfigError` with one line naming the field, the bad value and what is
 allowed. They are raised before any data is loaded or anything compiles.
 """
@@ -26,12 +27,12 @@ class ConfigError(ValueError):
 #
 # Each field is declared once, below: its type (Optional[...] where null is allowed), its allowed
 # values (a Literal[...] annotation), its bounds (`ints` / `floats` metadata), its default. Validation
-# (tallysim/validation.py), `key=value` and JSON parsing, `run --help` and the README check
+# (tallysim/validation.py), `key=value` and JSON parsing, `run --help`, the docs' reference and its check
 # (tests/test_config_fields.py) all read it from here. A new field: one line in its section, e.g.
 #     gate: float = floats(0.0, "[0, 1]")
 #     scope: Literal["global", "per_tensor"] = "global"
 #     steps: Optional[int] = ints(None, 0)
-# and a line in README.md's "Config fields".
+# and a line in docs/config.md's "What each field means".
 
 INT_MAX = 2**31 - 1     # jax.random.PRNGKey, numpy and int32 device arrays all hold this
 F32_MAX = 3.4e38        # learning rates may be huge (a diverging run stops with exit 1) but fit float32
@@ -192,6 +193,14 @@ class CommConfig:
 
 
 @dataclass(frozen=True)
+class LogConfig:
+    """Where a run's rows also go (tallysim/tracking.py); not part of the experiment: resuming, a sweep's
+    grouping and config comparisons ignore this section."""
+    tensorboard: Optional[str] = None  # DIR: TensorBoard event files in DIR/<run directory's name>
+    mlflow: Optional[str] = None       # an MLflow experiment name (the mlflow extra; MLFLOW_TRACKING_URI: where)
+
+
+@dataclass(frozen=True)
 class Config:
     peers: int = ints(10)
     rounds: int = ints(20)
@@ -222,6 +231,7 @@ class Config:
     bridge: BridgeConfig = field(default_factory=BridgeConfig)
     comm: CommConfig = field(default_factory=CommConfig)
     faults: FaultsConfig = field(default_factory=FaultsConfig)
+    log: LogConfig = field(default_factory=LogConfig)
     # Not a config field: the dotted keys resolved() derived (None before). config.json records them as
     # "derived" so that loading it (e.g. with another protocol.name) derives them again.
     derived: tuple = field(default=(), compare=False, repr=False, metadata={"internal": True})
@@ -235,6 +245,8 @@ class Config:
 
 
 DERIVED = ("optim.reset_each_round", "init.shared", "warmup_epochs")   # what resolved() may derive
+# Sections that say where results go, not what runs: config comparisons (resume, sweep) skip them.
+NOT_THE_EXPERIMENT = ("log",)
 
 
 # ----------------------------------------------------------------------------- validation
@@ -356,7 +368,7 @@ def help_table() -> str:
     w0, w1 = (max(len(r[i]) for r in rows) for i in (0, 1))
     lines = [f"  {k:<{w0}}  {d:<{w1}}  {a}" for k, d, a in rows]
     return ("config fields (key=value; default; allowed values). \"(derived)\": none derives the value from "
-            "protocol.name. What each field means: README.md, \"Config fields\".\n"
+            "protocol.name. What each field means: docs/config.md.\n"
             f"  {'field':<{w0}}  {'default':<{w1}}  allowed\n" + "\n".join(lines))
 
 
@@ -406,7 +418,7 @@ def parse_override(item: str) -> tuple[str, str]:
     keys = field_keys()
     if key not in keys:
         near = [k for k in keys if k.split(".")[-1] == key.split(".")[-1]]
-        hint = f"; did you mean {', '.join(near)}?" if near else "; see README 'Config fields'"
+        hint = f"; did you mean {', '.join(near)}?" if near else "; see docs/config.md or tallysim run --help"
         raise ConfigError(f"unknown config key {key!r}{hint}")
     return key, text.strip()
 
@@ -485,7 +497,7 @@ def from_dict(d: dict, base: Optional[Config] = None, where: str = "config file"
             elif key in keys:
                 flat[key] = v
             else:
-                raise ConfigError(f"unknown config key {key!r} in {where}; see README 'Config fields'")
+                raise ConfigError(f"unknown config key {key!r} in {where}; see docs/config.md or tallysim run --help")
     walk(d, "")
     if run_written and "partition.kind" in flat:
         # A config.json from before partition.cap / partition.scheme existed: that run used the
@@ -584,7 +596,7 @@ def diff(old: dict, new: dict, prefix: str = "") -> list[str]:
     "derived" bookkeeping list is not a value: a field set explicitly to its derived value is equal)."""
     out = []
     for k in sorted(set(old) | set(new)):
-        if not prefix and k == "derived":
+        if not prefix and (k == "derived" or k in NOT_THE_EXPERIMENT):
             continue
         a, b = old.get(k), new.get(k)
         if isinstance(a, dict) and isinstance(b, dict):

@@ -27,7 +27,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tallysim import atomic, checkpoint, config, data, outdir, protocols
+from tallysim import atomic, checkpoint, config, data, outdir, protocols, tracking
+from tallysim import progress as progress_bars
 from tallysim.sim import comm, faults, fed, lanes, local, mesh
 from tallysim.config import Config, ConfigError
 from tallysim.data.partition import convention
@@ -364,6 +365,7 @@ def run(cfg: Config, out: Optional[str] = None, overwrite: bool = False, progres
     out_dir = Path(out) if resume else outdir.claim(out, overwrite) if out is not None else None
     if resume:
         _note_resume(out_dir, meta)
+        print(resume_notice(out_dir, cfg, meta), file=sys.stderr)
     chunk = meta["chunk"] if meta else auto_chunk(b)
     if out_dir and not resume:
         _write_run_files(b, 0, out_dir, chunk)
@@ -448,6 +450,14 @@ def _check_resume(cfg: Config, out) -> dict:
     return meta
 
 
+def resume_notice(out_dir: Path, cfg: Config, meta: dict) -> str:
+    """What `run --resume` says before it continues: from where, and what its times count."""
+    seeds = f", seeds from index {meta['lo']} of {cfg.seeds}" if cfg.seeds > 1 else ""
+    return (f"tallysim: resuming {out_dir} from round {meta['round'] + 1} of {cfg.rounds}{seeds} "
+            f"(checkpoint after round {meta['round']}); wall_s and the summary's time include the "
+            f"{meta.get('elapsed', 0.0):.1f} s it ran before it stopped")
+
+
 def _note_resume(out_dir: Path, meta: dict) -> None:
     """config.json records every resume: from which round and seed chunk, and when."""
     doc = json.loads((out_dir / CONFIG).read_text())
@@ -460,8 +470,10 @@ class _Recorder:
     """Writes one configuration's metrics line once every seed has reached a round (seed chunks run
     one after another), whole lines only; knows the host-side state a checkpoint must keep."""
 
-    def __init__(self, seeds: list, out_dir: Optional[Path], chunk: int, bar, resume: Optional[dict]):
-        self.seeds, self.out_dir, self.chunk, self.bar = seeds, out_dir, chunk, bar
+    def __init__(self, seeds: list, out_dir: Optional[Path], chunk: int, bar, resume: Optional[dict],
+                 track: Optional[tracking.RunTracker] = None, index: int = 0):
+        self.seeds, self.out_dir, self.chunk, self.bar, self.track = seeds, out_dir, chunk, bar, track
+        self.index = index              # the configuration's index in its group (the bar's label)
         self.evals = {int(k): v for k, v in resume["evals"].items()} if resume else {}
         self.lines = resume["lines"] if resume else 0
         self.last = resume["last"] if resume else {}
@@ -486,9 +498,10 @@ class _Recorder:
         if self.file:
             self.file.write((json.dumps(self.last) + "\n").encode())
             self.lines += 1
+        if self.track:
+            self.track.row(self.last)
         if self.bar:
-            self.bar.set_postfix(acc=f"{self.last['acc_mean']:.3f}",
-                                 MB_per_peer=f"{self.last['bits_per_peer'] / 8e6:.3g}")
+            self.bar.row(self.last, self.index)
 
     def meta(self, lo: int, r: int, ledgers) -> dict:
         return {"version": 1, "chunk": self.chunk, "lo": lo, "round": r,
@@ -498,6 +511,8 @@ class _Recorder:
     def close(self) -> None:
         if self.file:
             self.file.close()
+        if self.track:
+            self.track.close()
 
 
 class _Lanes:
@@ -506,7 +521,9 @@ class _Lanes:
 
     def __init__(self, b: Built, out_dirs: list, chunk: int, bar, resume: Optional[dict]):
         self.b = b
-        self.recs = [_Recorder([b.seeds[j] for j in b.lanes_of(i)], d, chunk, bar, resume)
+        self.recs = [_Recorder([b.seeds[j] for j in b.lanes_of(i)], d, chunk, bar, resume,
+                               tracking.open_run(b.cfgs[i], d, fresh=resume is None) if mesh.is_writer() else None,
+                               index=i)
                      for i, d in enumerate(out_dirs)]
         self.t0 = self.recs[0].t0
         self.failed: dict[int, NonFiniteLoss] = {}
@@ -555,10 +572,12 @@ def _run_all(b: Built, out_dirs: list, chunk: int, progress: bool, saver: checkp
     start = resume["lo"] if resume else 0
     bounds = [(lo, min(lo + chunk, n)) for lo in range(0, n, chunk)]
     rounds = [max(b.cfgs[b.lane_cfg[j]].rounds for j in range(lo, hi)) for lo, hi in bounds]
-    bar = _progress(sum(rounds), progress)
-    if bar and resume:
+    done = 0
+    if resume:
         k = bounds.index(next(bd for bd in bounds if bd[0] == start))
-        bar.update(sum(rounds[:k]) + resume["round"])
+        done = sum(rounds[:k]) + resume["round"]
+    labels = [Path(d).name if d is not None else f"config {i}" for i, d in enumerate(out_dirs)]
+    bar = progress_bars.round_bar(sum(rounds), progress, labels, initial=done)
     lanes_out = _Lanes(b, out_dirs, chunk, bar, resume)
     try:
         for lo, hi in bounds:
@@ -569,10 +588,3 @@ def _run_all(b: Built, out_dirs: list, chunk: int, progress: bool, saver: checkp
         if bar:
             bar.close()
     return lanes_out.results()
-
-
-def _progress(total: int, enabled: bool):
-    if not enabled:
-        return None
-    from tqdm.auto import tqdm
-    return tqdm(total=total, desc="round", unit="rd", file=sys.stderr, dynamic_ncols=True)

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from tallysim import atomic, config, outdir
+from tallysim import progress as progress_bars
 from tallysim.config import Config, ConfigError
 from tallysim.results import metrics
 
@@ -159,8 +160,8 @@ def _write_index(out_dir: Path, records: list[dict], meta: Optional[dict]) -> No
 
 
 def run_sweep(base_cfg: Config, runs: list[tuple[str, list[str]]], out_dir, progress: bool = True,
-              log: Callable[[str], None] = print, meta: Optional[dict] = None, grouped: bool = True
-              ) -> list[dict]:
+              log: Callable[[str], None] = print, meta: Optional[dict] = None, grouped: bool = True,
+              runs_bar=None) -> list[dict]:
     """Run every (name, overrides) into out_dir/name; returns one record per run:
     {name, overrides, dir, status: done|skipped|failed, [summary|error]}.
 
@@ -168,7 +169,8 @@ def run_sweep(base_cfg: Config, runs: list[tuple[str, list[str]]], out_dir, prog
     (done.json present) are skipped; partial tallysim run directories are rerun with overwrite=True
     (a directory holding anything tallysim did not write stops the sweep before it starts). A run that
     fails (NonFiniteLoss, a data-dependent ConfigError, or any other exception) leaves error.txt in
-    its directory and the sweep continues. `progress` shows each run's per-round bar.
+    its directory and the sweep continues. `progress` shows a bar over the runs (done / total, ETA;
+    `runs_bar`: a caller's, e.g. a figure's over all its groups) above each run's per-round bar.
 
     `grouped` (the default): runs that differ only in per-lane fields (lanes.py: learning rates,
     weights, temperatures, partition, seed, rounds) run as one compiled program each group, with the
@@ -186,10 +188,14 @@ def run_sweep(base_cfg: Config, runs: list[tuple[str, list[str]]], out_dir, prog
                for name, ov in runs]
     _write_index(out_dir, records, meta)
     n = len(runs)
+    own_bar = runs_bar is None
+    bar = progress_bars.runs_bar(n, progress) if own_bar else runs_bar
     try:
         for batch in _plan(cfgs, [out_dir / name for name, _ in runs], grouped):
             if len(batch) > 1:
                 _run_grouped(runmod, batch, runs, cfgs, records, out_dir, progress, log, meta)
+                if bar:
+                    bar.done(len(batch))
                 continue
             i = batch[0]
             (name, overrides), cfg, rec = runs[i], cfgs[i], records[i]
@@ -201,6 +207,8 @@ def run_sweep(base_cfg: Config, runs: list[tuple[str, list[str]]], out_dir, prog
                 if diff:
                     log(f"  note: its config.json differs from this sweep's config ({', '.join(diff[:4])}"
                         f"{', ...' if len(diff) > 4 else ''}); delete {run_dir / DONE} to rerun it")
+                if bar:
+                    bar.done()
                 continue
             log(f"[{i + 1}/{n}] {name}")
             rec["status"] = "running"
@@ -216,12 +224,17 @@ def run_sweep(base_cfg: Config, runs: list[tuple[str, list[str]]], out_dir, prog
             else:
                 _done(run_dir, rec, runmod, cfg, overrides, last, time.time() - t0, log)
             _write_index(out_dir, records, meta)
+            if bar:
+                bar.done()
     except BaseException:
         for rec in records:
             if rec["status"] == "running":
                 rec["status"] = "interrupted"
         _write_index(out_dir, records, meta)
         raise
+    finally:
+        if bar and own_bar:
+            bar.close()
     _write_index(out_dir, records, meta)
     return records
 
@@ -323,7 +336,8 @@ def _fail(run_dir: Path, rec: dict, message: str, log, detail: Optional[str] = N
 # ----------------------------------------------------------------------------- CLI
 
 def main(args) -> int:
-    base = config.load_file(args.config, smoke=args.smoke) if args.config else Config()
+    from tallysim.cli import with_tracking
+    base = with_tracking(config.load_file(args.config, smoke=args.smoke) if args.config else Config(), args)
     section = config.read_file(args.config).get("sweep") if args.config else None
     runs = expand(section or {}, args.axes)
     cfgs = configs(base, runs)               # fail in one line before anything is created

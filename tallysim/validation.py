@@ -232,6 +232,10 @@ def validate(cfg: Config) -> Config:
         check_name("probe.source", cfg.probe.source)
     if cfg.data.path is not None:
         check_path("data.path", cfg.data.path)
+    from tallysim import tracking
+    if cfg.log.tensorboard is not None:
+        check_path("log.tensorboard", cfg.log.tensorboard)
+    tracking.check(cfg)
     _rules(cfg)
     check_memory(cfg)
     return cfg.resolved()

@@ -1,6 +1,7 @@
 """Config fields are declared once (tallysim/config.py: type, Literal choices, `ints`/`floats` bounds,
 default): validation refuses what the declaration does not allow, `run --help` lists every field from
-it, and README.md's "Config fields" documents exactly the declared fields with their defaults.
+it, and the documentation's config reference (docs/config.md, "What each field means") documents
+exactly the declared fields with their defaults.
 Nothing here loads data or compiles."""
 import re
 from pathlib import Path
@@ -10,8 +11,9 @@ import pytest
 from tallysim import cli, config, validation
 from tallysim.config import Config, ConfigError
 
-README = Path(__file__).resolve().parent.parent / "README.md"
-FREE_TEXT = {"data.name", "data.path", "probe.source"}     # checked by name/path rules, not a list
+CONFIG_PAGE = Path(__file__).resolve().parent.parent / "docs" / "config.md"
+SECTION = "## What each field means"
+FREE_TEXT = {"data.name", "data.path", "probe.source", "log.tensorboard", "log.mlflow"}     # checked by name/path rules, not a list
 
 
 def test_every_field_declares_its_allowed_values():
@@ -73,15 +75,16 @@ def test_run_help_lists_every_field_with_default_and_allowed_values(capsys):
     assert "(derived)" in lines["init.shared"] and "(0, 1]" in lines["participation"]
 
 
-# ----------------------------------------------------------------------------- README
+# ----------------------------------------------------------------------------- docs/config.md
 
-def readme_fields() -> dict[str, str]:
-    """Dotted key -> the bracketed default text, as README.md's "Config fields" documents them:
+def documented_fields() -> dict[str, str]:
+    """Dotted key -> the bracketed default text, as docs/config.md's "What each field means" documents them:
     table rows "| `peers` [10] |", section paragraphs "**`data.*`**: `seed` [0] ...; `max_train`,
     `max_test` [none]", and single fields "**`fedprox.mu`** [0.01]"."""
-    text = README.read_text()
-    start = text.index("## Config fields")
-    body = text[start:text.index("\n## ", start + 1)]
+    text = CONFIG_PAGE.read_text()
+    start = text.index(SECTION)
+    end = text.find("\n## ", start + 1)
+    body = text[start:end if end > 0 else len(text)]
     out, section = {}, ""
     token = re.compile(r"\*\*`([\w.]+)\.\*`\*\*"                       # a section: **`data.*`**
                        r"|\*\*`([\w.]+)`\*\*\s+\[([^\]]*)\]"             # one field: **`fedprox.mu`** [0.01]
@@ -116,24 +119,24 @@ def _same_default(text: str, default) -> bool:
     return text == default
 
 
-def test_readme_documents_every_field_once_with_its_default():
-    documented = readme_fields()
+def test_docs_document_every_field_once_with_its_default():
+    documented = documented_fields()
     declared = config.declared()
     missing = sorted(set(declared) - set(documented))
     stale = sorted(set(documented) - set(declared))
-    assert not missing, f"README.md 'Config fields' does not document {missing}"
-    assert not stale, f"README.md 'Config fields' documents fields that do not exist: {stale}"
+    assert not missing, f"docs/config.md '{SECTION}' does not document {missing}"
+    assert not stale, f"docs/config.md '{SECTION}' documents fields that do not exist: {stale}"
     wrong = {k: (documented[k], config.show_default(f.default)) for k, f in declared.items()
              if not _same_default(documented[k], f.default)}
-    assert not wrong, f"README.md defaults differ from config.py (README, declared): {wrong}"
+    assert not wrong, f"docs/config.md defaults differ from config.py (docs, declared): {wrong}"
 
 
-def test_readme_parser_notices_a_missing_and_a_stale_field(monkeypatch, tmp_path):
-    text = README.read_text()
-    fake = tmp_path / "README.md"
+def test_docs_parser_notices_a_missing_and_a_stale_field(monkeypatch, tmp_path):
+    text = CONFIG_PAGE.read_text()
+    fake = tmp_path / "config.md"
     fake.write_text(text.replace("`period` [5];", "`period` [5]; `perod` [5];").replace("`width` [200]", "width"))
-    monkeypatch.setitem(globals(), "README", fake)
-    found = readme_fields()
+    monkeypatch.setitem(globals(), "CONFIG_PAGE", fake)
+    found = documented_fields()
     assert "bridge.perod" in found and "model.width" not in found
     assert _same_default("0 = off", 0) and _same_default("none = local_epochs", None)
     assert not _same_default("6", 5) and not _same_default("0 = off", 1) and not _same_default("true", False)

@@ -1,4 +1,4 @@
-"""Peer partitions (README "Partitions") and the probe-pool split."""
+"""Peer partitions (docs/howto/add-dataset.md, "Partitions") and the probe-pool split."""
 
 import hashlib
 import random

@@ -1,4 +1,4 @@
-"""Peer partitions (README "Partitions") and the probe-pool split.
+"""Peer partitions (docs/howto/add-dataset.md, "Partitions") and the probe-pool split.
 
 All are pure host-side numpy functions of (labels, peers, params, seed) run once before training,
 so every protocol sees exactly the same shards for the same seed. Each part is a sorted int64 index

@@ -1,7 +1,7 @@
 """Convolution as im2col (strided slices) + one matmul, a drop-in for `lax.conv_general_dilated` in `nn.Conv`.
 
 Why: under `vmap` over peers, XLA's CPU backend turns a convolution into a grouped convolution that
-runs at about a quarter of a per-peer loop (README.md, "Speed"), while patches + a batched matmul run at
+runs at about a quarter of a per-peer loop (docs/howto/gpu.md, "Speed"), while patches + a batched matmul run at
 about 1.5x the loop, vmapped or not. On accelerators the native convolution is faster (the grouped
 convolution beat im2col 3x on an H200), so `model.conv=auto` picks im2col only on the CPU. Parameters
 are nn.Conv's own (`kernel` [kh, kw, ch_in, ch_out], `bias`), so both paths initialise and train the

@@ -1,4 +1,4 @@
-"""Faulty peers (`faults.*`, README "Faulty peers", docs/protocols.md): which peers, and what they do.
+"""Faulty peers (`faults.*`, docs/running-protocols.md "Faulty peers", docs/protocols.md): which peers, and what they do.
 
 `floor(faults.fraction * P)` of the P peers are faulty (the fraction read as the decimal it was
 written as). `faults.redraw=false`: one set for the whole run, drawn on the host from the seed

@@ -59,7 +59,8 @@ def signature(cfg: Config) -> str:
     """What a group shares: every static field, and which NONZERO fields are zero."""
     flat = _flat(config.to_dict(cfg))
     per_lane = PER_LANE + (() if cfg.faults.redraw else HOST_FIXED_FAULTS)
-    static = {k: v for k, v in flat.items() if k not in per_lane and k != "derived"}
+    static = {k: v for k, v in flat.items() if k not in per_lane and k != "derived"
+              and k.split(".")[0] not in config.NOT_THE_EXPERIMENT}
     static.update({f"{k}!=0": bool(flat[k]) for k in NONZERO})
     if not faults.enabled(cfg, cfg.peers):      # no faulty peer: faults.* do not touch the program
         static = {k: v for k, v in static.items() if not k.startswith("faults.")}

@@ -7,7 +7,7 @@ Shards are ragged. Each epoch a peer draws a permutation that puts its own examp
 padding last, so the batches past its count are empty and the step is skipped (params and optimizer
 state kept as they were). A small peer therefore takes fewer real steps and never trains on padding.
 `train_peers` does not even compute those empty steps: it groups peers by their real step count and
-walks each group's real steps only (see its docstring; `ragged_groups` in README).
+walks each group's real steps only (see its docstring; `ragged_groups` in docs/config.md).
 Distillation steps concatenate the private and the probe minibatch into one forward pass.
 """
 from __future__ import annotations

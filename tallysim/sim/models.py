@@ -155,7 +155,7 @@ _BUILDERS: dict[str, Callable[[ModelConfig, int, Any], nn.Module]] = {
     "cnn": lambda cfg, k, dt: CNN(num_classes=k, dtype=dt, conv=conv_fn(cfg.conv)),
     "resnet8": lambda cfg, k, dt: ResNet8(num_classes=k, dtype=dt, conv=conv_fn(cfg.conv)),
 }
-assert tuple(_BUILDERS) == tuple(MODELS)  # config.MODELS is the list users see in errors/README
+assert tuple(_BUILDERS) == tuple(MODELS)  # config.MODELS is the list users see in errors and the docs
 assert tuple(DTYPES) == choices("model.dtype")
 
 

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Optional
 
 from tallysim import atomic, config, outdir, sweep
+from tallysim import progress as progress_bars
 from tallysim.config import ConfigError
 
 
@@ -167,10 +168,19 @@ def make_figure(name_or_path: str, smoke: bool = False, results: str = "results"
     else:
         plans = group_plans(spec, smoke, path.parent)
         data, errors = {}, []
+        # one bar over every group's runs (the per-round bar sits under it)
+        bar = progress_bars.runs_bar(sum(len(runs) for _, runs in plans.values()), progress, f"{tag} runs")
+        try:
+            recs_by_group = {}
+            for gname, (cfg, runs) in plans.items():
+                log(f"{tag}: group {gname} ({len(runs)} runs)")
+                recs_by_group[gname] = sweep.run_sweep(cfg, runs, Path(results) / tag / gname, progress=progress,
+                                                       log=log, grouped=grouped, runs_bar=bar)
+        finally:
+            if bar:
+                bar.close()
         for gname, (cfg, runs) in plans.items():
-            log(f"{tag}: group {gname} ({len(runs)} runs)")
-            recs = sweep.run_sweep(cfg, runs, Path(results) / tag / gname, progress=progress, log=log,
-                                   grouped=grouped)
+            recs = recs_by_group[gname]
             failed = [r["name"] for r in recs if r["status"] == "failed"]
             if failed:
                 log(f"{tag}: {len(failed)} runs of {gname} failed and are left out: {', '.join(failed)}")

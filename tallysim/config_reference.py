@@ -1,0 +1,99 @@
+"""The config reference of the documentation site (docs/config.md), generated from the field
+declarations, the one source `run --help` and validation read: every dotted key with its default and
+allowed values (config.declared) and the comment written beside (or just above) its declaration.
+
+The site's build runs it through mkdocs_hooks.py; `python -m tallysim.config_reference` prints it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import io
+import textwrap
+import tokenize
+import typing
+
+from tallysim import config
+
+MARKER = "<!-- config-reference -->"       # where docs/config.md takes the generated tables
+
+
+def _comments(cls) -> dict[str, str]:
+    """Field name -> its comment in the class's source: the trailing one on its line, else the
+    comment lines right above it (a line continuing a comment, `#   ...`, joins it)."""
+    src = textwrap.dedent(inspect.getsource(cls))
+    out, line_of = {}, {}
+    names = {f.name for f in dataclasses.fields(cls)}
+    tokens = list(tokenize.generate_tokens(io.StringIO(src).readline))
+    for i, tok in enumerate(tokens):
+        if tok.type == tokenize.NAME and tok.start[1] == 4 and tok.string in names and \
+                i + 1 < len(tokens) and tokens[i + 1].string == ":" and tok.string not in line_of:
+            line_of[tok.string] = tok.start[0]
+    by_line: dict[int, str] = {}
+    continued = set()              # comment lines indented past the fields: they go on the line above's comment
+    for tok in tokens:
+        if tok.type == tokenize.COMMENT:
+            by_line[tok.start[0]] = tok.string.lstrip("#").strip()
+            if tok.start[1] > 4 and not tok.line[:tok.start[1]].strip():
+                continued.add(tok.start[0])
+    lines = src.splitlines()
+    for name, ln in line_of.items():
+        text = by_line.get(ln)
+        if text is None:
+            k, above = ln - 1, []
+            while k >= 1 and lines[k - 1].strip().startswith("#") and k not in continued:
+                above.insert(0, by_line.get(k, ""))
+                k -= 1
+            text = " ".join(a for a in above if a)
+        else:                       # a trailing comment may go on over the next comment-only lines
+            k = ln + 1
+            while k in continued:
+                text += " " + by_line[k]
+                k += 1
+        out[name] = " ".join(text.split())
+    return out
+
+
+def _sections() -> list[tuple[str, type]]:
+    """("", Config) for the top level, then (section name, its dataclass) in declaration order."""
+    hints = typing.get_type_hints(config.Config)
+    return [("", config.Config)] + [(f.name, hints[f.name]) for f in dataclasses.fields(config.Config)
+                                    if dataclasses.is_dataclass(hints[f.name])]
+
+
+def _cell(text: str) -> str:
+    """Text as one Markdown table cell (a `|` would end it, `<...>` would be read as HTML)."""
+    return text.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def markdown() -> str:
+    """One table per section: field, default, allowed values, what the declaration's comment says."""
+    declared = config.declared()
+    parts = []
+    for name, cls in _sections():
+        notes = _comments(cls)
+        keys = [k for k in declared if (k.rsplit(".", 1)[0] if "." in k else "") == name]
+        if not keys:
+            continue
+        doc = inspect.getdoc(cls) if cls is not config.Config else None
+        parts.append(f"### `{name}.*`" if name else "### Top level")
+        if doc and not doc.startswith(cls.__name__ + "("):       # a dataclass's default doc is its signature
+            parts.append(" ".join(doc.split()))
+        rows = ["| field | default | allowed | note at its declaration |", "|---|---|---|---|"]
+        for k in keys:
+            spec = declared[k]
+            default = config.show_default(spec.default) + (" (derived)" if k in config.DERIVED else "")
+            rows.append(f"| `{k}` | `{default}` | {_cell(config.show_allowed(spec))} | "
+                        f"{_cell(notes.get(k.rsplit('.', 1)[-1], ''))} |")
+        parts.append("\n".join(rows))
+    return "\n\n".join(parts) + "\n"
+
+
+def fill(page: str) -> str:
+    """docs/config.md with the generated tables in place of MARKER."""
+    return page.replace(MARKER, markdown())
+
+
+if __name__ == "__main__":
+    import sys
+    sys.stdout.write(markdown())

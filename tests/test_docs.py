@@ -1,0 +1,73 @@
+"""The documentation site (mkdocs.yml, docs/): its config reference is generated from the field
+declarations (tallysim/config_reference.py, through mkdocs_hooks.py), and every page is in the nav.
+CI builds the site itself with `make docs` (mkdocs build --strict)."""
+import importlib.util
+import re
+import types
+from pathlib import Path
+
+import pytest
+
+from tallysim import config, config_reference
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+
+
+def _table_rows(text: str) -> dict[str, list[str]]:
+    rows = {}
+    for line in text.splitlines():
+        m = re.match(r"\| `([\w.]+)` \| `([^`]*)` \| (.*?) \| (.*) \|$", line)
+        if m:
+            rows[m.group(1)] = [m.group(2), m.group(3), m.group(4)]
+    return rows
+
+
+def test_reference_lists_every_declared_field_with_its_default_and_allowed_values():
+    rows = _table_rows(config_reference.markdown())
+    declared = config.declared()
+    assert list(rows) == list(declared)                      # every field, once, in declaration order
+    for key, spec in declared.items():
+        default, allowed, _ = rows[key]
+        assert default.split(" (derived)")[0] == config.show_default(spec.default), key
+        assert allowed.replace("\\|", "|") == config.show_allowed(spec), key
+    assert rows["fedavg.aggregate"][2] == "mean: shard-size weighted; others unweighted"   # its comment
+    assert rows["partition.min_size"][2] == "dirichlet: redraw until every peer holds this many"
+    assert "(derived)" in rows["init.shared"][0]
+    assert "&lt;run directory's name&gt;" in rows["log.tensorboard"][2]       # no stray HTML
+
+
+def test_the_reference_follows_a_new_declaration(monkeypatch):
+    before = config_reference.markdown()
+    monkeypatch.setattr(config_reference, "_comments", lambda cls: {})
+    assert "| `peers` | `10` | 1..2147483647 |  |" in config_reference.markdown() != before
+
+
+def test_the_hook_fills_the_config_page_and_leaves_others_alone():
+    spec = importlib.util.spec_from_file_location("mkdocs_hooks", ROOT / "mkdocs_hooks.py")
+    hooks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hooks)
+    page = types.SimpleNamespace(file=types.SimpleNamespace(src_uri="config.md"))
+    text = (DOCS / "config.md").read_text()
+    assert config_reference.MARKER in text
+    filled = hooks.on_page_markdown(text, page, None, None)
+    assert config_reference.MARKER not in filled and "| `bridge.period` | `5` |" in filled
+    other = types.SimpleNamespace(file=types.SimpleNamespace(src_uri="index.md"))
+    assert hooks.on_page_markdown(config_reference.MARKER, other, None, None) == config_reference.MARKER
+    with pytest.raises(ValueError, match="lost its"):
+        hooks.on_page_markdown("no marker", page, None, None)
+
+
+def test_every_page_is_in_the_nav_and_every_nav_entry_exists():
+    nav = set(re.findall(r":\s+([\w/.-]+\.md)\s*$", (ROOT / "mkdocs.yml").read_text(), re.M))
+    pages = {p.relative_to(DOCS).as_posix() for p in DOCS.rglob("*.md") if not p.match("figures/*.md")}
+    assert nav == pages, (sorted(pages - nav), sorted(nav - pages))
+
+
+def test_pages_the_issue_asks_for_say_what_they_are_about():
+    concepts = (DOCS / "concepts.md").read_text()
+    assert all(h in concepts for h in ("## Peers as one pytree", "## Lanes", "## The bits ledger"))
+    protocols = (DOCS / "protocols.md").read_text()
+    for name in config.PROTOCOLS:                          # every protocol with its bit cost
+        assert f"### `{name}`" in protocols, name
+    assert "--tensorboard DIR" in (DOCS / "tracking.md").read_text()

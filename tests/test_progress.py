@@ -1,0 +1,96 @@
+"""What a run says while it runs (tallysim/progress.py), read from the captured stderr: the round bar
+names its metric and shows the summary's headline value, says "compiling" and then the compile time;
+sweeps and figures show a bar over their runs; a grouped sweep's bar labels its values; --quiet
+silences every bar; `run --resume` says where it resumes and what its times count."""
+import json
+import re
+
+import pytest
+
+from tallysim import checkpoint, cli, run
+from tallysim.progress import headline, short_labels
+from tallysim.results import figures
+from conftest import TINY, tiny
+
+
+def _final(err: str) -> str:
+    """The bar's last state (tqdm redraws with carriage returns)."""
+    return re.split(r"[\r\n]", err.strip())[-1]
+
+
+@pytest.mark.parametrize("protocol, name", [("fedavg", "server"), ("tally", "peers")])
+def test_round_bar_names_the_headline_metric_and_the_compile_time(protocol, name, tmp_path, capsys):
+    out = tmp_path / protocol
+    assert cli.main(["run", *TINY, f"protocol.name={protocol}", "--out", str(out)]) == 0
+    cap = capsys.readouterr()
+    assert "round (compiling)" in cap.err                  # while the first round compiles
+    last = _final(cap.err)
+    assert re.search(r"compile=\d+\.\ds", last), last
+    summary = cap.out.strip().splitlines()[-1]
+    accuracy = float(re.search(r"accuracy (\d\.\d{4})", summary).group(1))
+    shown = float(re.search(rf"\b{name}=(\d\.\d{{3}})", last).group(1))
+    assert shown == pytest.approx(accuracy, abs=6e-4), (last, summary)    # the summary's headline
+    assert ("acc=" not in last) and (("peers=" if name == "server" else "server=") not in last)
+
+
+def test_group_labels_keep_what_differs():
+    assert short_labels(["a=1__b=2", "a=1__b=3"]) == ["b=2", "b=3"]
+    assert short_labels(["lr=1", "lr=2"]) == ["lr=1", "lr=2"]
+
+
+def test_headline_names():
+    assert headline({"acc_global": 0.8, "acc_mean": 0.5}) == ("server", 0.8)
+    assert headline({"acc_global": None, "acc_mean": 0.5}) == ("peers", 0.5)
+
+
+def test_grouped_sweep_labels_its_values_and_counts_runs(tmp_path, capsys):
+    out = tmp_path / "sw"
+    assert cli.main(["sweep", *TINY, "optim.lr=0.05,0.1", "protocol.name=tally,local", "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert re.search(r"runs: +100%.*4/4", err), err         # the bar over the runs, finished
+    values = re.findall(r"(?:peers|server)=\d\.\d{3}(?: \[[^\]]+\])?", err)
+    assert values and all(re.fullmatch(r"peers=\d\.\d{3} \[optim\.lr=0\.(05|1)\]", v) for v in values), values
+
+
+def test_quiet_silences_every_bar(tmp_path, capsys):
+    assert cli.main(["sweep", *TINY, "rounds=1", "seed=0,1", "--out", str(tmp_path / "sw"), "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "runs" not in err and "round" not in err and "it/s" not in err, err
+
+
+def test_a_figure_shows_one_bar_over_all_its_groups(tmp_path, capsys):
+    # Every run fails at once (a dataset that is never prepared in the tests): the bar still counts them.
+    spec = {"kind": "curves", "title": "doomed", "base": {"peers": 2, "rounds": 1, "data": {"name": "cifar10"}},
+            "groups": {"tally": {"protocol": {"name": "tally"}}, "fedavg": {"protocol": {"name": "fedavg"}}}}
+    path = tmp_path / "doomed.json"
+    path.write_text(json.dumps(spec))
+    with pytest.raises(figures.FigureError):
+        figures.make_figure(str(path), results=str(tmp_path / "res"), out=str(tmp_path / "fig"),
+                            progress=True, log=lambda m: None)
+    err = capsys.readouterr().err
+    assert re.search(r"doomed runs: +100%.*2/2", err), err
+    assert "1/1" not in err                                 # one bar for the figure, not one per group (1 run each)
+
+
+def test_resume_says_from_which_round_and_what_its_time_counts(tmp_path, capsys, monkeypatch):
+    cfg = tiny("protocol.name=tally", "rounds=4")
+    out = tmp_path / "r"
+
+    class Crash(Exception):
+        pass
+    orig = run._Recorder.rows
+
+    def rows(self, r, per_seed):
+        orig(self, r, per_seed)
+        if r == 3:
+            raise Crash
+    with monkeypatch.context() as m:
+        m.setattr(run._Recorder, "rows", rows)
+        with pytest.raises(Crash):
+            run.run(cfg, str(out), progress=False, checkpoint_every=2)
+    elapsed = checkpoint.read_meta(out)["elapsed"]
+    capsys.readouterr()
+    assert cli.main(["run", "--out", str(out), "--resume", "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert f"resuming {out} from round 3 of 4 (checkpoint after round 2)" in err, err
+    assert f"the summary's time include the {elapsed:.1f} s it ran before it stopped" in err, err
