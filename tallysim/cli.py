@@ -255,6 +255,13 @@ def main(argv=None) -> int:
         print(f"tallysim: error: {e}", file=sys.stderr)
         return 2
     except OSError as e:
+        import errno
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):     # a full disk is the user's to fix, not a bug
+            where = f" writing {e.filename}" if e.filename else ""
+            print(f"tallysim: error: the disk is full{where} ({e.strerror or e}); metrics written so far "
+                  "are kept: free some space, then rerun (run --resume continues from its last checkpoint)",
+                  file=sys.stderr)
+            return 2
         if e.filename is None:          # not about a path the user gave: a real failure, keep the traceback
             raise
         print(f"tallysim: error: {e.filename}: {e.strerror or e}", file=sys.stderr)

@@ -349,7 +349,14 @@ def run(cfg: Config, out: Optional[str] = None, overwrite: bool = False, progres
 
     With `out`, a checkpoint is saved every `checkpoint_every` rounds (None: every few minutes; 0:
     never) and removed when the run finishes; `resume=True` continues the run in `out` from it.
+    One process at a time writes `out` (outdir.exclusive); a second is refused in one line.
     """
+    with outdir.exclusive(out if mesh.is_writer() else None):
+        return _run(cfg, out, overwrite, progress, built, checkpoint_every, resume)
+
+
+def _run(cfg: Config, out: Optional[str], overwrite: bool, progress: bool, built: Optional[Built],
+         checkpoint_every: Optional[int], resume: bool) -> dict:
     meta = None
     if not mesh.is_writer():        # several processes (jax.distributed): only process 0 writes
         if resume:
@@ -441,13 +448,13 @@ def _check_resume(cfg: Config, out) -> dict:
     if not outdir.is_run_dir(d):
         raise ConfigError(f"--resume: {out} is not a tallysim run directory; allowed: a directory a "
                           "`tallysim run` wrote")
-    meta = checkpoint.read_meta(d)
+    checkpoint.read_meta(d)             # no checkpoint: say so before comparing configs
     saved = config.to_dict(config.validate(config.load_file(str(d / CONFIG))))
     diff = config.diff(saved, config.to_dict(config.validate(cfg)))
     if diff:
         raise ConfigError(f"--resume: this config differs from {d / 'config.json'} ({', '.join(diff[:4])}"
                           f"{', ...' if len(diff) > 4 else ''}); resume with the same config or use --overwrite")
-    return meta
+    return checkpoint.read_meta(d, config.validate(cfg))
 
 
 def _note_resume(out_dir: Path, meta: dict) -> None:

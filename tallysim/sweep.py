@@ -156,8 +156,12 @@ def _config_diff(run_dir: Path, cfg: Config) -> list[str]:
 def _write_index(out_dir: Path, records: list[dict], meta: Optional[dict]) -> None:
     doc = {**(meta or {}), "runs": records}
     tmp = out_dir / (INDEX + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=2) + "\n")
-    tmp.replace(out_dir / INDEX)
+    try:
+        tmp.write_text(json.dumps(doc, indent=2) + "\n")
+        tmp.replace(out_dir / INDEX)
+    except BaseException:           # e.g. a full disk: keep the previous index, no .tmp left
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def run_sweep(base_cfg: Config, runs: list[tuple[str, list[str]]], out_dir, progress: bool = True,

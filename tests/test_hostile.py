@@ -132,3 +132,228 @@ def test_a_coordinator_that_does_not_resolve_is_one_line(monkeypatch, capsys, tm
     for k, v in {**ALL3, "TALLYSIM_COORDINATOR": "no-such-host.invalid:1234"}.items():
         monkeypatch.setenv(k, v)
     assert "does not resolve" in one_line(capsys, ["run", "rounds=1", "--out", str(tmp_path / "o")])
+
+
+# ----------------------------------------------------------------------------- checkpoints on --resume
+
+CKPT = ["protocol.name=local", "rounds=3", "eval_every=1"]
+
+
+@pytest.fixture(scope="module")
+def checkpointed(tmp_path_factory):
+    """A run directory interrupted after round 2 with the checkpoint of round 1."""
+    from tallysim import checkpoint, run
+    from conftest import tiny
+    out = tmp_path_factory.mktemp("ckpt") / "run"
+    orig = run._Recorder.rows
+
+    def rows(self, r, per_seed):
+        orig(self, r, per_seed)
+        if r == 2:
+            raise KeyboardInterrupt
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(run._Recorder, "rows", rows)
+        with pytest.raises(KeyboardInterrupt):
+            run.run(tiny(*CKPT), str(out), progress=False, checkpoint_every=1)
+    assert (out / checkpoint.FILE).is_file()
+    return out
+
+
+def _copy(src, tmp_path):
+    import shutil
+    dst = tmp_path / "run"
+    shutil.copytree(src, dst)
+    return dst
+
+
+def _rewrite_meta(d, **changes):
+    import numpy as np
+    from tallysim import checkpoint
+    with np.load(d / checkpoint.FILE) as z:
+        arrays = {k: z[k] for k in z.files}
+    meta = json.loads(bytes(arrays.pop("__meta__")).decode())
+    for k, v in changes.items():
+        if v is None:
+            meta.pop(k)
+        else:
+            meta[k] = v
+    np.savez(d / checkpoint.FILE, __meta__=np.frombuffer(json.dumps(meta).encode(), np.uint8), **arrays)
+
+
+def _flip_a_bit_in_the_largest_leaf(path):
+    import struct
+    import zipfile
+    with zipfile.ZipFile(path) as zf:
+        info = max((i for i in zf.infolist() if i.filename.startswith("leaf_")), key=lambda i: i.file_size)
+    raw = bytearray(path.read_bytes())
+    name_len, extra_len = struct.unpack("<HH", raw[info.header_offset + 26:info.header_offset + 30])
+    data = info.header_offset + 30 + name_len + extra_len
+    raw[data + info.file_size - 5] ^= 0x10          # inside the array's values, past the .npy header
+    path.write_bytes(bytes(raw))
+
+
+def _resume_line(capsys, d, no_compile) -> str:
+    return one_line(capsys, ["run", "--out", str(d), "--resume", "--quiet"])
+
+
+@pytest.fixture
+def no_compile(monkeypatch):
+    import jax
+
+    def boom(*a, **k):
+        raise AssertionError("compiled before refusing the checkpoint")
+    monkeypatch.setattr(jax, "jit", boom)
+
+
+@pytest.mark.parametrize("damage, match", [
+    ("flip", "fails its CRC check"),                                   # BadZipFile, once after compiling
+    ("no lo", "no valid 'lo' .another tallysim version"),             # KeyError, once
+    ("no ledgers", "no valid 'ledgers'"),
+    ("version 2", "checkpoint version 2, this tallysim reads version 1"),   # silently accepted, once
+    ("no version", "checkpoint version None"),
+    ("round 50", "at round 50 but this run has rounds=3"),              # silently accepted, once
+    ("lo 7", "seed index 7"),
+    ("truncated", "unreadable"),
+])
+def test_a_damaged_or_foreign_checkpoint_is_refused_in_one_line(damage, match, checkpointed, tmp_path, capsys,
+                                                                no_compile):
+    from tallysim import checkpoint
+    d = _copy(checkpointed, tmp_path)
+    ck = d / checkpoint.FILE
+    if damage == "flip":
+        _flip_a_bit_in_the_largest_leaf(ck)
+    elif damage == "truncated":
+        ck.write_bytes(ck.read_bytes()[:-100])
+    elif damage.startswith("no "):
+        _rewrite_meta(d, **{damage[3:]: None})
+    else:
+        key, value = damage.split()
+        _rewrite_meta(d, **{{"version": "version", "round": "round", "lo": "lo"}[key]: int(value)})
+    before = (d / "metrics.jsonl").read_bytes()
+    import re
+    assert re.search(match, _resume_line(capsys, d, no_compile))
+    assert (d / "metrics.jsonl").read_bytes() == before
+
+
+def test_the_undamaged_checkpoint_resumes(checkpointed, tmp_path, capsys):
+    """The control for the test above: the same directory, undamaged, resumes to 3 rows."""
+    from conftest import read_rows
+    d = _copy(checkpointed, tmp_path)
+    assert cli.main(["run", "--out", str(d), "--resume", "--quiet"]) == 0
+    assert [r["round"] for r in read_rows(d)] == [1, 2, 3]
+
+
+# ----------------------------------------------------------------------------- one writer per run directory
+
+def _hold_lock(d):
+    """What a second tallysim process does while it writes d: flock its lock file."""
+    import fcntl
+    import os
+    from tallysim import outdir
+    fd = os.open(d / outdir.LOCK, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return fd
+
+
+@pytest.mark.parametrize("how", ["--resume", "--overwrite"])
+def test_a_run_directory_being_written_is_refused(how, checkpointed, tmp_path, capsys, no_compile):
+    import os
+    from conftest import TINY
+    d = _copy(checkpointed, tmp_path)
+    before = {p.name: p.read_bytes() for p in d.iterdir()}
+    fd = _hold_lock(d)
+    try:
+        argv = ["run", "--out", str(d), how, "--quiet"] + ([*TINY, *CKPT] if how == "--overwrite" else [])
+        assert "is being written by another tallysim process" in one_line(capsys, argv)
+    finally:
+        os.close(fd)
+    assert {p.name: p.read_bytes() for p in d.iterdir()} == before
+
+
+@pytest.mark.slow
+def test_two_resumes_at_once_one_is_refused(checkpointed, tmp_path):
+    """Two real processes: the first holds the lock for the whole run, the second exits 2 at once
+    and metrics.jsonl ends with rounds 1, 2, 3, none repeated."""
+    import os
+    import subprocess
+    import sys
+    from conftest import read_rows
+    d = _copy(checkpointed, tmp_path)
+    argv = [sys.executable, "-m", "tallysim", "run", "--out", str(d), "--resume", "--quiet"]
+    slow = ("import sys, time\nfrom tallysim import cli, run\norig = run._Recorder.rows\n"
+            "def rows(self, r, rows):\n    time.sleep(2)\n    orig(self, r, rows)\n"
+            "run._Recorder.rows = rows\nsys.exit(cli.main(sys.argv[1:]))\n")      # a first run that takes a while
+    first = subprocess.Popen([sys.executable, "-c", slow, *argv[3:]], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+    from tallysim import outdir
+    deadline = time.time() + 60
+    import fcntl
+    while time.time() < deadline:        # wait until the first holds the lock
+        fd = os.open(d / outdir.LOCK, os.O_RDWR | os.O_CREAT)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        except OSError:
+            break
+        finally:
+            os.close(fd)
+        assert first.poll() is None, first.communicate()
+        time.sleep(0.05)
+    second = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    out, err = first.communicate(timeout=300)
+    assert first.returncode == 0, err[-2000:]
+    assert second.returncode == 2 and "is being written by another tallysim process" in second.stderr, second.stderr
+    assert [r["round"] for r in read_rows(d)] == [1, 2, 3]
+
+
+def test_the_lock_file_is_a_run_file(tmp_path):
+    from tallysim import outdir
+    assert outdir.LOCK in outdir.RUN_FILES
+
+
+# ----------------------------------------------------------------------------- a full disk
+
+def test_a_full_disk_during_a_checkpoint_is_one_line_and_leaves_no_temporary_file(tmp_path, capsys, monkeypatch):
+    import errno
+
+    import numpy as np
+    from conftest import TINY
+
+    def savez(f, *a, **k):
+        f.write(b"PK\x03\x04 half a checkpoint")
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(np, "savez", savez)
+    out = tmp_path / "o"
+    line = one_line(capsys, ["run", *TINY, *CKPT, "--out", str(out), "--quiet", "--checkpoint-every", "1"])
+    assert "the disk is full" in line and "No space left on device" in line
+    assert sorted(p.name for p in out.iterdir()) == [".tallysim-lock", ".tallysim-run", "config.json",
+                                                     "metrics.jsonl", "partition.json"]
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 1     # the row before it is kept
+
+
+def test_a_full_disk_writing_the_sweep_index_is_one_line_and_leaves_no_temporary_file(tmp_path, capsys,
+                                                                                       monkeypatch, no_compile):
+    import errno
+    import os
+    from conftest import TINY
+    real = os.write
+
+    def write(fd, data):
+        if b'"runs"' in bytes(data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(fd, data)
+    monkeypatch.setattr(os, "write", write)
+    import pathlib
+    real_write_text = pathlib.Path.write_text
+
+    def write_text(self, data, *a, **k):      # Path.write_text does not go through os.write
+        if '"runs"' in data:
+            with open(self, "w") as f:
+                f.write(data[:10])
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write_text(self, data, *a, **k)
+    monkeypatch.setattr(pathlib.Path, "write_text", write_text)
+    out = tmp_path / "sw"
+    line = one_line(capsys, ["sweep", *TINY, "protocol.name=local", "rounds=1", "seed=0,1", "--out", str(out), "--quiet"])
+    assert "the disk is full" in line
+    assert not [p.name for p in out.iterdir() if "tmp" in p.name]
