@@ -187,8 +187,8 @@ _HELD: dict = {}                 # absolute path -> file descriptor holding the 
 def exclusive(out):
     """Only one process writes run directory `out` at a time: two `run --resume` (or run/--overwrite)
     of one directory at once would interleave their metrics rows. The lock is an exclusive,
-    non-blocking `flock` on `out/.tallysim-lock`, taken at once when `out` already is a run directory
-    (resume, overwrite: before any data loads), else when `claim` creates it; the second process gets
+    non-blocking `flock` on `out/.tallysim-lock`, taken at once when `out` already is a marked run
+    directory (resume, overwrite: before any data loads), else when `claim` makes it one; the second gets
     one line. Released on exit (and by the kernel when the process dies, so a crash leaves no stale
     lock)."""
     if out is None or str(out).strip() == "":
@@ -197,8 +197,11 @@ def exclusive(out):
     key = os.path.abspath(out)
     _WANTED.add(key)
     try:
-        if is_run_dir(Path(out)):
-            _lock(Path(out))
+        d = Path(out)
+        # only a directory tallysim marked as its own gets a lock file now; any other is checked
+        # (and maybe refused) first, and locked by `claim`, so no file appears in a user's directory
+        if (d / MARKER).is_file() and is_run_dir(d) and _protected(d.resolve()) is None:
+            _lock(d)
         yield
     finally:
         _WANTED.discard(key)
