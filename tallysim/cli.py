@@ -84,6 +84,10 @@ def cmd_figure(args) -> int:
 
 
 def cmd_bench(args) -> int:
+    from tallysim.bench import check_json_dest
+    check_json_dest(getattr(args, "json", None))      # before anything is measured
+    if getattr(args, "sample", 0) < 0:
+        raise ConfigError(f"--sample {args.sample}: allowed 0 (every run) or a number of runs to time")
     if args.sweep:
         from tallysim.bench import sweep as bench_sweep
         return bench_sweep.main(args)

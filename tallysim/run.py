@@ -362,6 +362,7 @@ def _run(cfg: Config, out: Optional[str], overwrite: bool, progress: bool, built
         if resume:
             raise ConfigError("--resume is not supported across several processes yet; resume with one")
         out = None
+    mesh.check_devices(cfg.devices)  # before any directory is created
     if resume:
         meta = _check_resume(cfg, out)
     elif out is not None:

@@ -40,13 +40,20 @@ def available() -> int:
     return jax.device_count()
 
 
-def plan(devices: Optional[int], lanes: int, peers: int) -> Placement:
-    """How `lanes` lanes of `peers` peers go on `devices` devices (None: every device JAX sees)."""
+def check_devices(devices: Optional[int]) -> int:
+    """The device count a run asks for (None: every device), refused in one line when JAX sees fewer;
+    run and sweep call it before creating any directory."""
     have = available()
     n = have if devices is None else devices
     if n > have:
         raise ConfigError(f"devices={n} but JAX sees {have} device{'s' * (have != 1)}; allowed: 1..{have} "
                           "(or none for all)")
+    return n
+
+
+def plan(devices: Optional[int], lanes: int, peers: int) -> Placement:
+    """How `lanes` lanes of `peers` peers go on `devices` devices (None: every device JAX sees)."""
+    n = check_devices(devices)
     if n == 1:
         return Placement(None, None, 1, 0, "one device")
     mesh = Mesh(np.array(jax.devices()[:n]), (AXIS,))
