@@ -437,3 +437,21 @@ def test_bench_json_into_a_directory_is_refused_before_measuring(mode, tmp_path,
         monkeypatch.setattr(mod, fn, lambda *a, **k: pytest.fail("measured before refusing --json"))
     assert "is a directory" in one_line(capsys, ["bench", *mode, "--json", str(tmp_path)])
     assert "does not exist" in one_line(capsys, ["bench", *mode, "--json", str(tmp_path / "no" / "x.json")])
+
+
+# ----------------------------------------------------------------------------- prepare offline
+
+def test_prepare_offline_is_one_line_without_absl_warnings(tmp_path):
+    """tfds, looking for a local copy, logs 'WARNING:absl:Variant folder ... has no dataset_info.json'
+    before tallysim's one-line error; that line must not reach the user."""
+    pytest.importorskip("tensorflow_datasets")
+    import os
+    import subprocess
+    import sys
+    offline = ("import sys\nfrom tallysim import cli\nfrom tallysim.data import prepare as p\n"
+               "p._reachable = lambda *a, **k: False\n"          # never download, even where CI is online
+               "sys.exit(cli.main(['prepare', 'cifar10']))\n")
+    env = dict(os.environ, TFDS_DATA_DIR=str(tmp_path / "tfds"), TALLYSIM_DATA=str(tmp_path / "cache"))
+    p = subprocess.run([sys.executable, "-c", offline], env=env, capture_output=True, text=True, timeout=300)
+    lines = p.stderr.strip().splitlines()
+    assert p.returncode == 2 and len(lines) == 1 and "cannot prepare 'cifar10'" in lines[0], p.stderr
