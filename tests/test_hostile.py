@@ -360,6 +360,87 @@ def test_a_full_disk_writing_the_sweep_index_is_one_line_and_leaves_no_temporary
     assert not [p.name for p in out.iterdir() if "tmp" in p.name]
 
 
+# ----------------------------------------------------------------------------- devices, sweep and figure sizes
+
+def test_devices_beyond_what_jax_sees_creates_no_directory(tmp_path, capsys, no_compile):
+    from conftest import TINY
+    out = tmp_path / "o"
+    assert "devices=999 but JAX sees" in one_line(capsys, ["run", *TINY, "devices=999", "--out", str(out)])
+    assert not out.exists()
+    sw = tmp_path / "sw"
+    line = one_line(capsys, ["sweep", *TINY, "devices=999", "seed=0,1,2", "--out", str(sw)])
+    assert "sweep run seed=0: devices=999" in line and not sw.exists()
+    assert "devices=999" in one_line(capsys, ["sweep", *TINY, "devices=999", "seed=0,1", "--out", str(sw), "--dry-run"])
+
+
+def test_a_sweep_above_the_limit_is_refused_before_any_run_is_listed(tmp_path, capsys, monkeypatch):
+    from tallysim import sweep
+    calls = []
+    monkeypatch.setattr(sweep.config, "validate", lambda c: calls.append(c) or c)
+    axes = [f"{k}=" + ",".join(str(i + 1) for i in range(1000)) for k in ("seed", "rounds", "peers")]   # 10^9
+    t0 = time.perf_counter()
+    for extra in ([], ["--dry-run"]):
+        line = one_line(capsys, ["sweep", *axes, "--out", str(tmp_path / "sw"), *extra])
+        assert "has 1,000,000,000 runs" in line and f"at most {sweep.MAX_RUNS:,}" in line
+    assert time.perf_counter() - t0 < 5 and not calls and not (tmp_path / "sw").exists()
+    # a figure: the same limit over all its groups (two of 6,000)
+    fig = _write(tmp_path / "big.json", {"kind": "curves", "base": {"data": {"name": "synthetic"}},
+                                         "groups": {"a": {}, "b": {}},
+                                         "sweep": {"seed": list(range(100)), "rounds": list(range(1, 61))}})
+    for extra in ([], ["--dry-run"]):
+        assert "the figure has 12,000 runs" in one_line(capsys, ["figure", fig, "--results", str(tmp_path / "r"),
+                                                                 "--out", str(tmp_path / "f"), *extra])
+    assert not (tmp_path / "r").exists() and not (tmp_path / "f").exists()
+    # at the limit it is counted and listed
+    assert len(sweep.expand({}, ["seed=" + ",".join(map(str, range(100))), "rounds=" + ",".join(map(str, range(1, 101)))])) \
+        == sweep.MAX_RUNS
+
+
+def _figure(tmp_path, name):
+    return _write(tmp_path / name, {"kind": "curves", "base": {"data": {"name": "synthetic"}, "rounds": 1},
+                                    "groups": {"tally": {"protocol": {"name": "tally"}}}})
+
+
+def test_a_figure_whose_name_escapes_or_is_too_long_is_refused_before_running(tmp_path, capsys, monkeypatch, no_compile):
+    from tallysim import sweep
+    monkeypatch.setattr(sweep, "run_sweep", lambda *a, **k: pytest.fail("ran before refusing the name"))
+    dots = _figure(tmp_path, "...json")                           # its stem is '..'
+    argv = ["--results", str(tmp_path / "r" / "x"), "--out", str(tmp_path / "f")]
+    assert "is not allowed as a directory name" in one_line(capsys, ["figure", dots, *argv])
+    long = _figure(tmp_path, "f" * 240 + ".json")                 # a legal file, but <stem>_table.md is not
+    assert "use one plain name of 1..200 bytes" in one_line(capsys, ["figure", long, *argv])
+    # a pareto figure's panel tables are <stem>_<panel>_frontier.csv
+    pareto = _write(tmp_path / ("p" * 150 + ".json"), {"kind": "pareto", "base": {"data": {"name": "synthetic"}},
+                                                       "groups": {"tally": {}}, "panels": {"q" * 100: {"peers": 4}}})
+    assert "of at most 255 bytes" in one_line(capsys, ["figure", pareto, *argv])
+    assert "of at most 255 bytes" in one_line(capsys, ["figure", pareto, "--dry-run", *argv])
+    assert not (tmp_path / "r").exists() and not (tmp_path / "f").exists() and not (tmp_path / "r" / "..").exists()
+
+
+# ----------------------------------------------------------------------------- bench flags
+
+@pytest.mark.parametrize("argv, match", [
+    (["bench", "--devices", "abc"], "expected a comma list of positive counts"),          # was a traceback
+    (["bench", "--devices", "1,x"], "expected a comma list"),
+    (["bench", "--devices", "999"], "none of these counts can be measured"),            # was exit 0, nothing measured
+    (["bench", "--sweep", "--sample", "-1"], "--sample -1: allowed 0"),               # was accepted
+])
+def test_bad_bench_flags_are_one_line_before_measuring(argv, match, capsys, monkeypatch):
+    from tallysim.bench import devices, sweep as bench_sweep
+    monkeypatch.setattr(devices, "measure", lambda *a, **k: pytest.fail("measured before refusing"))
+    monkeypatch.setattr(bench_sweep, "run", lambda *a, **k: pytest.fail("measured before refusing"))
+    assert match in one_line(capsys, argv)
+
+
+@pytest.mark.parametrize("mode", [["--devices", "1"], ["--sweep", "--smoke"], ["--round"], []])
+def test_bench_json_into_a_directory_is_refused_before_measuring(mode, tmp_path, capsys, monkeypatch):
+    from tallysim.bench import devices, rounds, sweep as bench_sweep, throughput
+    for mod, fn in ((devices, "measure"), (bench_sweep, "run"), (rounds, "main"), (throughput, "main")):
+        monkeypatch.setattr(mod, fn, lambda *a, **k: pytest.fail("measured before refusing --json"))
+    assert "is a directory" in one_line(capsys, ["bench", *mode, "--json", str(tmp_path)])
+    assert "does not exist" in one_line(capsys, ["bench", *mode, "--json", str(tmp_path / "no" / "x.json")])
+
+
 # ----------------------------------------------------------------------------- prepare offline
 
 def test_prepare_offline_is_one_line_without_absl_warnings(tmp_path):

@@ -220,6 +220,8 @@ def dry_run(name_or_path: str, smoke: bool = False, grouped: bool = True, log=pr
     from tallysim.sim import lanes
     name, path = resolve(name_or_path)
     spec = config.read_file(str(path))
+    tag = name + ("-smoke" if smoke else "")
+    check_output_names(tag, panels(spec, smoke) if spec.get("kind") == "pareto" else {})
     if spec.get("kind") == "speed":
         log(f"{name}: a benchmark, no runs")
         return 0
