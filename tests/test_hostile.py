@@ -49,7 +49,15 @@ def test_an_extends_chain_deeper_than_the_limit_is_refused(tmp_path):
     assert config.read_file(str(tmp_path / "d0.json"))["peers"] == 3
 
 
-def test_an_extends_dag_with_exponentially_many_paths_reads_each_file_once(tmp_path):
+def test_an_extends_dag_with_exponentially_many_paths_reads_each_file_once(tmp_path, monkeypatch):
+    # first 12 files (2^12 paths: a regression fails here, in a second, instead of hanging below)
+    for i in range(12):
+        _write(tmp_path / f"h{i}.json", {"extends": [f"h{i + 1}.json"] * 2} if i < 11 else {"peers": 3})
+    reads = []
+    real = config._read_json
+    monkeypatch.setattr(config, "_read_json", lambda path: reads.append(path) or real(path))
+    assert config.read_file(str(tmp_path / "h0.json")) == {"peers": 3}
+    assert len(reads) == 12
     # 40 files each extending the next twice: 2^40 paths through the graph
     n = 40
     for i in range(n):
