@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import time
+import zipfile
 from pathlib import Path
 from typing import Any, Optional
 
@@ -41,20 +42,66 @@ def save(out_dir: Path, state: Any, meta: dict) -> None:
         raise
 
 
-def read_meta(out_dir: Path) -> dict:
+VERSION = 1                      # of `meta` (run._Recorder.meta writes it); another is refused
+# Every key a version-1 meta holds, with its type: a checkpoint missing one, or holding another type,
+# was written by another version (or edited) and is refused on --resume in one line.
+_META = {"version": int, "chunk": int, "lo": int, "round": int, "ledgers": list, "evals": dict,
+         "lines": int, "last": dict, "elapsed": (int, float)}
+
+
+def read_meta(out_dir: Path, cfg=None) -> dict:
+    """The checkpoint's meta, checked before anything loads or compiles: every array's CRC (a flipped
+    bit is found now, not after compiling), the version and keys of meta, and with `cfg` that its
+    round and seed index lie inside that configuration's rounds and seeds. Any problem is one line."""
     path = out_dir / FILE
     try:
         with np.load(path) as z:
-            return json.loads(bytes(z["__meta__"]).decode())
+            meta = json.loads(bytes(z["__meta__"]).decode())
+        with zipfile.ZipFile(path) as zf:
+            bad = zf.testzip()
     except FileNotFoundError:
         raise ConfigError(f"{out_dir} has no {FILE} to resume from; run it again with --overwrite") from None
     except Exception as e:   # noqa: BLE001 - any unreadable file is the same user-facing problem
         raise ConfigError(f"{path} is unreadable ({type(e).__name__}); run again with --overwrite") from None
+    if bad is not None:
+        raise ConfigError(f"{path} is corrupt (array {bad} fails its CRC check); run again with --overwrite")
+    _check_meta(meta, path)
+    if cfg is not None:
+        if meta["round"] > cfg.rounds:
+            raise ConfigError(f"{path} is at round {meta['round']} but this run has rounds={cfg.rounds}; "
+                              "allowed: a checkpoint of this run, or run again with --overwrite")
+        if meta["lo"] >= cfg.seeds or meta["chunk"] > cfg.seeds:
+            raise ConfigError(f"{path} starts at seed index {meta['lo']} (chunk {meta['chunk']}) but this "
+                              f"run has seeds={cfg.seeds}; allowed: a checkpoint of this run, or --overwrite")
+    return meta
+
+
+def _check_meta(meta: Any, path: Path) -> None:
+    if not isinstance(meta, dict):
+        raise ConfigError(f"{path}: its metadata is not an object; run again with --overwrite")
+    if meta.get("version") != VERSION:
+        raise ConfigError(f"{path} is checkpoint version {str(meta.get('version'))[:20]}, this tallysim "
+                          f"reads version {VERSION}; resume it with the tallysim that wrote it, or --overwrite")
+    for key, kind in _META.items():
+        value = meta.get(key)
+        if not isinstance(value, kind) or isinstance(value, bool) or (kind is int and value < 0):
+            raise ConfigError(f"{path}: its metadata has no valid {key!r} (another tallysim version "
+                              "wrote it?); run again with --overwrite")
+    if meta["chunk"] < 1:
+        raise ConfigError(f"{path}: its metadata has chunk={meta['chunk']}; run again with --overwrite")
 
 
 def load(out_dir: Path, like: Any) -> Any:
     """The saved state, shaped like `like` (a tree of arrays or ShapeDtypeStructs)."""
-    path = out_dir / FILE
+    try:
+        return _load(out_dir / FILE, like)
+    except ConfigError:
+        raise
+    except Exception as e:   # noqa: BLE001 - changed on disk since read_meta checked it
+        raise ConfigError(f"{out_dir / FILE} is unreadable ({type(e).__name__}); run again with --overwrite") from None
+
+
+def _load(path: Path, like: Any) -> Any:
     flat, treedef = jax.tree.flatten(like)
     with np.load(path) as z:
         names = sorted(k for k in z.files if k.startswith("leaf_"))

@@ -93,6 +93,10 @@ def cmd_figure(args) -> int:
 
 
 def cmd_bench(args) -> int:
+    from tallysim.bench import check_json_dest
+    check_json_dest(getattr(args, "json", None))      # before anything is measured
+    if getattr(args, "sample", 0) < 0:
+        raise ConfigError(f"--sample {args.sample}: allowed 0 (every run) or a number of runs to time")
     if args.sweep:
         from tallysim.bench import sweep as bench_sweep
         return bench_sweep.main(args)
@@ -268,6 +272,13 @@ def main(argv=None) -> int:
         print(f"tallysim: error: {e}", file=sys.stderr)
         return 2
     except OSError as e:
+        import errno
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):     # a full disk is the user's to fix, not a bug
+            where = f" writing {e.filename}" if e.filename else ""
+            print(f"tallysim: error: the disk is full{where} ({e.strerror or e}); metrics written so far "
+                  "are kept: free some space, then rerun (run --resume continues from its last checkpoint)",
+                  file=sys.stderr)
+            return 2
         if e.filename is None:          # not about a path the user gave: a real failure, keep the traceback
             raise
         print(f"tallysim: error: {e.filename}: {e.strerror or e}", file=sys.stderr)

@@ -517,13 +517,28 @@ def merge(parent: dict, child: dict) -> dict:
     return out
 
 
-def read_file(path: str, _seen: tuple = ()) -> dict:
+MAX_EXTENDS_DEPTH = 64          # files in one `extends` chain; deeper is refused (a real chain is 2-3)
+
+
+def read_file(path: str) -> dict:
     """A JSON object from a file; anything else (missing, a directory, binary, a list...) is one line.
     A top-level "extends" (a path, or a list of paths, relative to this file) names files read first
     (the same way, so chains work; later ones over earlier ones) with this file deep-merged over them
-    (`merge`); the result has no "extends". Every reader of experiment and --config files comes here."""
+    (`merge`); the result has no "extends". Every reader of experiment and --config files comes here.
+    A chain deeper than MAX_EXTENDS_DEPTH files is refused, and each file is read and resolved once
+    per call, so a DAG of files each extending the next twice costs linear, not exponential, time."""
+    return _resolve(path, (), {})
+
+
+def _resolve(path: str, seen: tuple, done: dict) -> dict:
+    if "\x00" in str(path):
+        raise ConfigError(f"config file {path!r}: the path holds a NUL byte; give a plain file path")
+    here = os.path.realpath(path)
+    if here in done:                     # a diamond: resolved already; merge copies, never mutates
+        return done[here]
     d = _read_json(path)
     if "extends" not in d:
+        done[here] = d
         return d
     from tallysim.validation import json_kind, show
     parents = d.pop("extends")
@@ -532,19 +547,26 @@ def read_file(path: str, _seen: tuple = ()) -> dict:
     if not isinstance(parents, list) or not parents or not all(isinstance(p, str) and p for p in parents):
         raise ConfigError(f'{path}: "extends"={show(parents)} is {json_kind(parents)}; expected a path or a '
                           'list of paths of JSON files, relative to this file, e.g. "base/smoke.json"')
-    here = os.path.realpath(path)
+    if len(seen) + 1 >= MAX_EXTENDS_DEPTH:
+        raise ConfigError(f'{show(path)}: the "extends" chain is more than {MAX_EXTENDS_DEPTH} files deep '
+                          f"(it starts at {show(seen[0] if seen else here)}); allowed: at most "
+                          f"{MAX_EXTENDS_DEPTH} files in one chain")
     out: dict = {}
     for p in parents:
+        if "\x00" in p:
+            raise ConfigError(f'{show(path)}: "extends" {show(p)} holds a NUL byte; give a plain path, '
+                              "relative to the file that names it")
         parent = os.path.join(os.path.dirname(path), p)
-        if os.path.realpath(parent) in _seen + (here,):
-            chain = [*_seen, here, os.path.realpath(parent)]
+        if os.path.realpath(parent) in seen + (here,):
+            chain = [*seen, here, os.path.realpath(parent)]
             raise ConfigError(f'{path}: "extends" {p!r} is a cycle ({" -> ".join(chain)}); a file may not '
                               "extend itself, directly or through its parents")
         if not os.path.isfile(parent):
             raise ConfigError(f'{path}: "extends" {p!r} is not a file ({parent} does not exist); paths are '
                               "relative to the file that names them")
-        out = merge(out, read_file(parent, _seen + (here,)))
-    return merge(out, d)
+        out = merge(out, _resolve(parent, seen + (here,), done))
+    done[here] = merge(out, d)
+    return done[here]
 
 
 def _read_json(path: str) -> dict:

@@ -11,6 +11,8 @@ symlink, a regular file.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import re
@@ -22,8 +24,10 @@ from tallysim.results.metrics import CONFIG, DONE, ERROR, METRICS, PARTITION
 from tallysim.validation import MAX_NAME      # one limit for every name that becomes a path component
 
 MARKER = ".tallysim-run"
-# Everything a run directory may hold; only these names are ever deleted.
-RUN_FILES = frozenset({MARKER, CONFIG, PARTITION, METRICS, ERROR, DONE,
+LOCK = ".tallysim-lock"          # flock'ed while a run, --resume or --overwrite writes the directory
+# Everything a run directory may hold; only these names are ever deleted (the lock file never is:
+# unlinking a held lock would let a third process lock a new file of the same name).
+RUN_FILES = frozenset({MARKER, LOCK, CONFIG, PARTITION, METRICS, ERROR, DONE,
                        "checkpoint.npz", "checkpoint.npz.tmp", METRICS + ".tmp"})
 _BAD_CHARS = re.compile(r"[/\\\x00-\x1f]")
 
@@ -159,11 +163,13 @@ def claim(out, overwrite: bool) -> Path:
     those), create it and write the marker first."""
     p = check(out, overwrite)
     if p.is_dir():
+        _lock_if_wanted(p)               # before removing anything another process may be writing
         for e in p.iterdir():
-            if is_run_file(e.name) and e.is_file() and not e.is_symlink():
+            if is_run_file(e.name) and e.name != LOCK and e.is_file() and not e.is_symlink():
                 e.unlink()
     try:
         p.mkdir(parents=True, exist_ok=True)
+        _lock_if_wanted(p)
         atomic.write_text(p / MARKER, json.dumps({"written_by": "tallysim"}) + "\n")
     except OSError as e:
         raise ConfigError(f"--out {out} cannot be written: {e.strerror or e}") from None
@@ -206,3 +212,59 @@ def _is_index(path: Path) -> bool:
     except (OSError, ValueError, UnicodeDecodeError):
         return False
     return isinstance(doc, dict) and isinstance(doc.get("runs"), list)
+
+
+# ----------------------------------------------------------------------------- one writer per directory
+
+_WANTED: set = set()             # run directories whose writer must hold the lock (inside `exclusive`)
+_HELD: dict = {}                 # absolute path -> file descriptor holding the lock
+
+
+@contextlib.contextmanager
+def exclusive(out):
+    """Only one process writes run directory `out` at a time: two `run --resume` (or run/--overwrite)
+    of one directory at once would interleave their metrics rows. The lock is an exclusive,
+    non-blocking `flock` on `out/.tallysim-lock`, taken at once when `out` already is a marked run
+    directory (resume, overwrite: before any data loads), else when `claim` makes it one; the second gets
+    one line. Released on exit (and by the kernel when the process dies, so a crash leaves no stale
+    lock)."""
+    if out is None or str(out).strip() == "":
+        yield
+        return
+    key = os.path.abspath(out)
+    _WANTED.add(key)
+    try:
+        d = Path(out)
+        # only a directory tallysim marked as its own gets a lock file now; any other is checked
+        # (and maybe refused) first, and locked by `claim`, so no file appears in a user's directory
+        if (d / MARKER).is_file() and is_run_dir(d) and _protected(d.resolve()) is None:
+            _lock(d)
+        yield
+    finally:
+        _WANTED.discard(key)
+        fd = _HELD.pop(key, None)
+        if fd is not None:
+            os.close(fd)
+
+
+def _lock_if_wanted(p: Path) -> None:
+    if os.path.abspath(p) in _WANTED:
+        _lock(p)
+
+
+def _lock(p: Path) -> None:
+    key = os.path.abspath(p)
+    if key in _HELD:
+        return
+    try:
+        fd = os.open(p / LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    except OSError as e:
+        raise ConfigError(f"{p / LOCK} cannot be opened as a lock file ({e.strerror or e}); "
+                          "move it away or choose another --out") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise ConfigError(f"{p} is being written by another tallysim process (run, --resume or "
+                          "--overwrite); wait for it to finish or choose another --out") from None
+    _HELD[key] = fd

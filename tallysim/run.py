@@ -350,12 +350,20 @@ def run(cfg: Config, out: Optional[str] = None, overwrite: bool = False, progres
 
     With `out`, a checkpoint is saved every `checkpoint_every` rounds (None: every few minutes; 0:
     never) and removed when the run finishes; `resume=True` continues the run in `out` from it.
+    One process at a time writes `out` (outdir.exclusive); a second is refused in one line.
     """
+    with outdir.exclusive(out if mesh.is_writer() else None):
+        return _run(cfg, out, overwrite, progress, built, checkpoint_every, resume)
+
+
+def _run(cfg: Config, out: Optional[str], overwrite: bool, progress: bool, built: Optional[Built],
+         checkpoint_every: Optional[int], resume: bool) -> dict:
     meta = None
     if not mesh.is_writer():        # several processes (jax.distributed): only process 0 writes
         if resume:
             raise ConfigError("--resume is not supported across several processes yet; resume with one")
         out = None
+    mesh.check_devices(cfg.devices)  # before any directory is created
     if resume:
         meta = _check_resume(cfg, out)
     elif out is not None:
@@ -441,13 +449,13 @@ def _check_resume(cfg: Config, out) -> dict:
     if not outdir.is_run_dir(d):
         raise ConfigError(f"--resume: {out} is not a tallysim run directory; allowed: a directory a "
                           "`tallysim run` wrote")
-    meta = checkpoint.read_meta(d)
+    checkpoint.read_meta(d)             # no checkpoint: say so before comparing configs
     saved = config.to_dict(config.validate(config.load_file(str(d / CONFIG))))
     diff = config.diff(saved, config.to_dict(config.validate(cfg)))
     if diff:
         raise ConfigError(f"--resume: this config differs from {d / 'config.json'} ({', '.join(diff[:4])}"
                           f"{', ...' if len(diff) > 4 else ''}); resume with the same config or use --overwrite")
-    return meta
+    return checkpoint.read_meta(d, config.validate(cfg))
 
 
 def resume_notice(out_dir: Path, cfg: Config, meta: dict) -> str:

@@ -17,12 +17,14 @@ Layout of DIR:
 Runs that differ only in per-lane fields (lanes.py) run as one compiled program per group
 (`--one-at-a-time`: each on its own); every run still gets its own directory and files.
 Rerunning the same command skips complete runs, continues partial ones from their checkpoint
-(`checkpoint.npz`) and reruns partial ones without one, so an interrupted sweep resumes where it stopped. Every configuration is validated before the first run starts.
+(`checkpoint.npz`) and reruns partial ones without one, so an interrupted sweep resumes where it stopped. Every configuration is validated before the first run starts; a sweep of more
+than MAX_RUNS (10,000) runs is refused before any is listed.
 """
 from __future__ import annotations
 
 import itertools
 import json
+import math
 import sys
 import time
 import traceback
@@ -36,6 +38,9 @@ from tallysim.results import metrics
 
 DONE = metrics.DONE
 INDEX = metrics.SWEEP
+# Runs one sweep (or figure) may have. Validating a configuration takes ~10 ms on a loaded CPU, so
+# 10,000 is a couple of minutes of --dry-run; far past any sweep anyone runs to completion.
+MAX_RUNS = 10_000
 _UNSAFE = {"/": "-", "\\": "-", ":": "-", " ": "_", "\t": "_", "\n": "_"}
 
 
@@ -92,6 +97,14 @@ def file_axes(section: Any) -> dict[str, list[str]]:
     return axes
 
 
+def check_count(n: int, what: str) -> None:
+    """Refuse, before a single run is listed or validated, a sweep (or figure) of more than MAX_RUNS
+    runs: 10^9 combinations would otherwise be built one by one and never finish."""
+    if n > MAX_RUNS:
+        raise ConfigError(f"the {what} has {n:,} runs (the product of its axes' value counts); allowed: at "
+                          f"most {MAX_RUNS:,} (sweep.MAX_RUNS); split it into several sweeps or use fewer values")
+
+
 def safe_name(text: str) -> str:
     for a, b in _UNSAFE.items():
         text = text.replace(a, b)
@@ -111,6 +124,7 @@ def expand(cfg_file_axes: dict, cli_items: list[str]) -> list[tuple[str, list[st
         axes.pop(key, None)            # the command line wins, and its axes follow the file's
         axes[key] = values
     keys = list(axes)
+    check_count(math.prod(len(axes[k]) for k in keys), "sweep")
     varying = [k for k in keys if len(axes[k]) > 1]
     runs, seen = [], {}
     for combo in itertools.product(*(axes[k] for k in keys)):
@@ -135,6 +149,16 @@ def configs(base_cfg: Config, runs: list[tuple[str, list[str]]]) -> list[Config]
         except ConfigError as e:
             raise ConfigError(f"sweep run {name}: {e}") from None
     return out
+
+
+def check_devices(runs: list, cfgs: list[Config]) -> None:
+    """Every run's `devices` against the devices JAX sees (mesh.check_devices), in one line naming it."""
+    from tallysim.sim import mesh
+    for (name, _), cfg in zip(runs, cfgs):
+        try:
+            mesh.check_devices(cfg.devices)
+        except ConfigError as e:
+            raise ConfigError(f"sweep run {name}: {e}") from None
 
 
 def _jsonable(d: dict) -> Any:
@@ -179,6 +203,7 @@ def run_sweep(base_cfg: Config, runs: list[tuple[str, list[str]]], out_dir, prog
     from tallysim import run as runmod
 
     cfgs = configs(base_cfg, runs)
+    check_devices(runs, cfgs)                # before any run directory is created
     out_dir = Path(out_dir)
     # Nothing is created or replaced until every run directory is known to be ours (or absent).
     outdir.check_sweep_dir(out_dir, {name: out_dir / outdir.check_name(name, "sweep run")
@@ -341,6 +366,7 @@ def main(args) -> int:
     section = config.read_file(args.config).get("sweep") if args.config else None
     runs = expand(section or {}, args.axes)
     cfgs = configs(base, runs)               # fail in one line before anything is created
+    check_devices(runs, cfgs)
     if args.dry_run:
         from tallysim.sim import lanes
         for i, (name, overrides) in enumerate(runs, 1):

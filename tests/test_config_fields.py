@@ -56,9 +56,27 @@ def test_validation_refuses_what_the_declaration_does_not_allow(key):
 
 
 def test_validation_views_are_the_declarations():
-    d = config.declared()
-    assert validation.CHOICES == {k: f.choices for k, f in d.items() if f.choices}
-    assert set(validation.INT_RANGES) | set(validation.FLOAT_RANGES) == {k for k, f in d.items() if f.range}
+    """The tables validate() reads (validation.INT_RANGES, FLOAT_RANGES, CHOICES) against sources that
+    are not derived from them: the protocol registry, the model builders, ranges the README documents;
+    and every range in them is enforced by validate() just outside each finite end."""
+    import math
+
+    from tallysim import protocols
+    from tallysim.sim import models
+    assert validation.CHOICES["protocol.name"] == tuple(protocols.REGISTRY)
+    assert set(validation.CHOICES["model.name"]) == set(models._BUILDERS)
+    assert validation.INT_RANGES["peers"] == (1, config.INT_MAX)                  # README: 1..2147483647
+    assert validation.FLOAT_RANGES["participation"] == (0.0, 1.0, False, True)    # README: (0, 1]
+    refused = []
+    for key, (lo, hi) in validation.INT_RANGES.items():
+        refused += [(key, v) for v in (lo - 1, hi + 1) if abs(v) <= config.INT_MAX]
+    for key, (lo, hi, lo_in, hi_in) in validation.FLOAT_RANGES.items():
+        refused += [(key, lo if not lo_in else math.nextafter(lo, -math.inf))] if math.isfinite(lo) else []
+        refused += [(key, hi if not hi_in else math.nextafter(hi, math.inf))] if math.isfinite(hi) else []
+    assert len(refused) > len(validation.INT_RANGES)
+    for key, value in refused:
+        with pytest.raises(ConfigError, match=re.escape(key)):
+            config.validate(config.with_values(Config(), {key: value}))
 
 
 def test_run_help_lists_every_field_with_default_and_allowed_values(capsys):

@@ -138,9 +138,17 @@ def test_gate_switches_distillation_off_below_the_threshold():
 
 @pytest.mark.slow
 def test_gated_rounds_still_send_and_count_the_votes(tmp_path):
-    rows_gated = run_rows(tiny("protocol.name=tally", "distill.gate=1"), tmp_path / "g")
-    rows_plain = run_rows(tiny("protocol.name=tally"), tmp_path / "p")
+    """distill.gate=1 closes the gate every round (a mean winning share of 1 would need unanimity on
+    every probe): the peers do not train on the vote, so the runs part after round 1; the votes are
+    still taken and counted: the same bits, and the vote's own statistics reported every round, equal
+    in round 1 where both runs vote from the same locally trained models."""
+    rows_gated = run_rows(tiny("protocol.name=tally", "distill.gate=1", "rounds=3", "eval_every=1"), tmp_path / "g")
+    rows_plain = run_rows(tiny("protocol.name=tally", "rounds=3", "eval_every=1"), tmp_path / "p")
     assert [r["bits_up"] for r in rows_gated] == [r["bits_up"] for r in rows_plain] and rows_plain[-1]["bits_up"] > 0
+    assert all(r["vote_acc"] is not None and r["agreement"] is not None for r in rows_gated)
+    assert (rows_gated[0]["vote_acc"], rows_gated[0]["agreement"]) == (rows_plain[0]["vote_acc"], rows_plain[0]["agreement"])
+    assert all(r["agreement"] < 1 for r in rows_gated)                     # so the gate was closed ...
+    assert rows_gated[-1]["acc_mean"] != rows_plain[-1]["acc_mean"]        # ... and it changed the training
 
 
 @pytest.mark.slow

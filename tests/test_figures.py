@@ -16,6 +16,7 @@ def test_shipped_figure_configs_validate(name, smoke):
     spec = config.read_file(figures.FIGURES[name])
     assert spec["kind"] in figures.KINDS and "smoke" in spec
     if spec["kind"] == "speed":
+        _check_speed_grid(spec, smoke)
         return
     plans = figures.group_plans(spec, smoke, figures.EXPERIMENTS)
     assert plans and all(runs for _, runs in plans.values())
@@ -23,6 +24,26 @@ def test_shipped_figure_configs_validate(name, smoke):
         if smoke:
             assert cfg.rounds <= 3 and cfg.peers <= 6 and len(runs) <= 4
         assert cfg.data.name in ("fashion_mnist", "synthetic")
+
+
+SPEED_KEYS = {"model", "peers", "dtype", "steps", "batch", "loop_max", "impls", "max_peers"}   # plots.speed_rows reads these
+
+
+def _check_speed_grid(spec, smoke):
+    """A speed figure (fig7) runs no sweep, so group_plans never sees it: check its benchmark grid
+    against what the benchmark accepts; a key speed_rows does not read would be silently ignored."""
+    from tallysim import validation
+    from tallysim.bench import throughput
+    grid = {**spec["base"], **(spec["smoke"].get("base", {}) if smoke else {})}
+    assert set(grid) <= SPEED_KEYS, set(grid) - SPEED_KEYS
+    listed = lambda v: v if isinstance(v, list) else [v]          # noqa: E731
+    assert set(listed(grid["model"])) <= set(validation.CHOICES["model.name"])
+    assert set(listed(grid.get("dtype", "float32"))) <= {"float32", "bfloat16"}
+    assert set(grid.get("impls", throughput.IMPLS)) <= set(throughput.IMPLS)
+    sizes = listed(grid["peers"]) + [grid.get("steps", 20), grid.get("batch", 32), grid.get("loop_max", 100)]
+    assert all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in sizes), sizes
+    if smoke:
+        assert max(listed(grid["peers"])) <= 10 and grid.get("steps", 20) <= 5
 
 
 @pytest.mark.parametrize("i", range(1, 7))

@@ -101,8 +101,6 @@ def test_quickstart_notebook(tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_figures_notebook(tmp_path, monkeypatch):
     import csv
-    if importlib.util.find_spec("tallysim.results.figures") is None:
-        pytest.skip("tallysim.results.figures does not exist yet")
     _execute("figures", tmp_path, monkeypatch)
     pngs = list((tmp_path / "runs" / "notebook" / "figures").glob("fig1*.png"))   # fig1-smoke.png
     assert pngs, pngs

@@ -312,7 +312,7 @@ def test_abstained_probes_contribute_zero_gradient():
     assert far(train(x2, l2, np.ones(M, np.float32)), base, 1e-4)     # ... and would if weighted
 
 
-@pytest.mark.parametrize("soft_bits,aggregate", [(8, "mean"), (32, "median")])
+@pytest.mark.parametrize("soft_bits,aggregate", [(8, "mean"), (32, "median"), (8, "era")])
 def test_softlabel_targets_are_the_quantised_mean(soft_bits, aggregate):
     T = 2.0
     b, state, keys, step = start("protocol.name=softlabel", *DISTILL, f"comm.soft_bits={soft_bits}",

@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from tallysim import cli, run
@@ -59,14 +60,27 @@ def test_eval_every_and_refuse_non_empty_out(tmp_path, capsys):
     assert cli.main(["run", *TINY, "protocol.name=local", "--out", str(out), "--quiet", "--overwrite"]) == 0
 
 
-def test_non_finite_loss_stops_and_keeps_metrics(tmp_path, capsys):
+def test_non_finite_loss_stops_and_keeps_metrics(tmp_path, capsys, monkeypatch):
+    # The loss goes non-finite in round 3 (poisoned where the host reads each round's info, one round
+    # per segment with eval_every=1): rounds 1 and 2 were written and stay, nothing after them.
+    real_host, seen = run._host, []
+
+    def host(tree):
+        out = real_host(tree)
+        if isinstance(out, dict) and "train_loss" in out:
+            seen.append(1)
+            if len(seen) == 3:
+                out["train_loss"] = np.full_like(np.asarray(out["train_loss"], np.float32), np.nan)
+        return out
+    monkeypatch.setattr(run, "_host", host)
     out = tmp_path / "nan"
-    code = cli.main(["run", *TINY, "rounds=6", "protocol.name=local", "optim.lr=1e30", "--out", str(out), "--quiet"])
+    code = cli.main(["run", *TINY, "rounds=6", "eval_every=1", "protocol.name=local", "--out", str(out), "--quiet"])
     err = capsys.readouterr().err
     assert code == 1, err
-    assert "training loss is" in err and ("nan" in err or "inf" in err), err
+    assert "round 3, seed 0: the training loss is nan" in err, err
     assert (out / "error.txt").exists() and (out / "config.json").exists()
-    assert (out / "metrics.jsonl").exists()
+    assert [r["round"] for r in read_rows(out)] == [1, 2]
+    assert len(seen) == 3                                   # it stopped at round 3
 
 
 def test_plot_writes_png(tmp_path):

@@ -208,3 +208,16 @@ def test_interrupt_marks_a_whole_group(tmp_path, monkeypatch):
                         log=lambda s: None)
     assert [r["status"] for r in json.loads((tmp_path / "sweep.json").read_text())["runs"]] == \
         ["interrupted", "interrupted"]
+
+
+@pytest.mark.parametrize("grouped", [True, False], ids=["grouped", "one_at_a_time"])
+def test_a_diverged_run_is_flagged_in_the_index(grouped, tmp_path):
+    """sweep.json marks a run whose loss went non-finite `"diverged": true` (bench --sweep reads the
+    flag); a run that finished has no such key. Both paths: one program for the group, and alone."""
+    base = config.apply_overrides(small_cfg(), ["protocol.name=local", "rounds=2"])
+    runs = sweep.expand({}, ["optim.lr=0.05,1e30"])
+    recs = sweep.run_sweep(base, runs, tmp_path / "sw", progress=False, log=lambda s: None, grouped=grouped)
+    index = {r["name"]: r for r in json.loads((tmp_path / "sw" / "sweep.json").read_text())["runs"]}
+    assert [r["status"] for r in recs] == ["done", "failed"]
+    assert index["optim.lr=1e30"]["diverged"] is True and "training loss" in index["optim.lr=1e30"]["error"]
+    assert "diverged" not in index["optim.lr=0.05"]

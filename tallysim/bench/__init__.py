@@ -9,7 +9,25 @@
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 from typing import Optional
+
+
+def check_json_dest(dest: Optional[str]) -> None:
+    """`--json FILE` checked before anything is measured (a directory, a missing or unwritable parent
+    would otherwise fail after minutes of timing): one line."""
+    if not dest or dest == "-":
+        return
+    from tallysim.config import ConfigError
+    p = Path(dest)
+    if p.is_dir():
+        raise ConfigError(f"--json {dest} is a directory; give a file name, e.g. {p / 'bench.json'}")
+    parent = p.parent
+    if not parent.is_dir():
+        raise ConfigError(f"--json {dest}: the directory {parent} does not exist; create it or give another file")
+    if not os.access(parent, os.W_OK) or (p.exists() and not os.access(p, os.W_OK)):
+        raise ConfigError(f"--json {dest} cannot be written; check its permissions or give another file")
 
 
 def write_json(obj, dest: Optional[str]) -> None:

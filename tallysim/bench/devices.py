@@ -58,10 +58,18 @@ def table(rows: list[dict]) -> str:
 
 
 def main(args) -> int:
-    devices = [int(v) for v in str(args.devices).split(",") if v.strip()]
+    from tallysim.config import ConfigError
+    try:
+        devices = [int(v) for v in str(args.devices).split(",") if v.strip()]
+    except ValueError:
+        devices = []
     if not devices or min(devices) < 1:
-        from tallysim.config import ConfigError
         raise ConfigError(f"--devices {args.devices!r}: expected a comma list of positive counts, e.g. 1,2,4,8")
+    have = jax.device_count()
+    if min(devices) > have:             # every count would be skipped: nothing to measure
+        raise ConfigError(f"--devices {args.devices}: JAX sees {have} device{'s' * (have != 1)}, so none of "
+                          f"these counts can be measured; allowed: 1..{have} (on a CPU set "
+                          f"XLA_FLAGS=--xla_force_host_platform_device_count={max(devices)})")
     rows = measure(devices, log=lambda s: print(s, file=sys.stderr, flush=True))
     print(table(rows), flush=True)
     from tallysim.bench import write_json

@@ -107,6 +107,19 @@ def can_prepare_on_first_use() -> bool:
 
 
 def _from_tfds(name: str) -> Dataset:
+    """tfds's absl warnings (e.g. "Variant folder ... has no dataset_info.json" while it looks for a
+    local copy) are not the user's business: the outcome is one line, a dataset or a DataError."""
+    import logging
+    absl = logging.getLogger("absl")
+    level = absl.level
+    absl.setLevel(logging.ERROR)
+    try:
+        return _from_tfds_quiet(name)
+    finally:
+        absl.setLevel(level)
+
+
+def _from_tfds_quiet(name: str) -> Dataset:
     try:
         import tensorflow_datasets as tfds
     except ImportError as e:

@@ -40,13 +40,20 @@ def available() -> int:
     return jax.device_count()
 
 
-def plan(devices: Optional[int], lanes: int, peers: int) -> Placement:
-    """How `lanes` lanes of `peers` peers go on `devices` devices (None: every device JAX sees)."""
+def check_devices(devices: Optional[int]) -> int:
+    """The device count a run asks for (None: every device), refused in one line when JAX sees fewer;
+    run and sweep call it before creating any directory."""
     have = available()
     n = have if devices is None else devices
     if n > have:
         raise ConfigError(f"devices={n} but JAX sees {have} device{'s' * (have != 1)}; allowed: 1..{have} "
                           "(or none for all)")
+    return n
+
+
+def plan(devices: Optional[int], lanes: int, peers: int) -> Placement:
+    """How `lanes` lanes of `peers` peers go on `devices` devices (None: every device JAX sees)."""
+    n = check_devices(devices)
     if n == 1:
         return Placement(None, None, 1, 0, "one device")
     mesh = Mesh(np.array(jax.devices()[:n]), (AXIS,))
@@ -103,22 +110,102 @@ def per_device_bytes(tree: Any) -> int:
     return total
 
 
+DISTRIBUTED_TIMEOUT = 300       # seconds to wait for every process (TALLYSIM_DISTRIBUTED_TIMEOUT)
+_PROCESS_VARS = ("TALLYSIM_COORDINATOR", "TALLYSIM_NUM_PROCESSES", "TALLYSIM_PROCESS_ID")
+
+
+def _env_int(env: dict, name: str, lo: int, hi: Optional[int] = None) -> Optional[int]:
+    text = env.get(name, "").strip()
+    if not text:
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or value < lo or (hi is not None and value > hi):
+        allowed = f"an integer {lo}..{hi}" if hi is not None else f"an integer >= {lo}"
+        raise ConfigError(f"{name}={text!r}: allowed {allowed}")
+    return value
+
+
+def distributed_settings(env: Optional[dict] = None) -> Optional[dict]:
+    """The checked TALLYSIM_* settings of a multi-process run: None for one process, else the keyword
+    arguments of `jax.distributed.initialize` plus "timeout" (seconds). One-line errors for anything
+    JAX would misread, ignore or die on: TALLYSIM_DISTRIBUTED other than 1/0/unset (`true` must not
+    silently run one process), the process variables without TALLYSIM_DISTRIBUTED=1 or only some of
+    them, non-integers, a process id outside 0..N-1, a coordinator that is not host:port."""
+    env = os.environ if env is None else env
+    flag = env.get("TALLYSIM_DISTRIBUTED", "").strip()
+    given = [v for v in _PROCESS_VARS if env.get(v, "").strip()]
+    if flag not in ("", "0", "1"):
+        raise ConfigError(f"TALLYSIM_DISTRIBUTED={flag!r}: allowed 1 (several processes, jax.distributed) "
+                          "or 0/unset (one process)")
+    if flag != "1":
+        if given:
+            raise ConfigError(f"{given[0]} is set but TALLYSIM_DISTRIBUTED is not 1; set "
+                              "TALLYSIM_DISTRIBUTED=1 for a multi-process run, or unset "
+                              f"{', '.join(given)}")
+        return None
+    if given and len(given) != len(_PROCESS_VARS):
+        missing = [v for v in _PROCESS_VARS if v not in given]
+        raise ConfigError(f"{', '.join(given)} set without {', '.join(missing)}; set all three "
+                          "(or none, where JAX detects the cluster itself)")
+    timeout = _env_int(env, "TALLYSIM_DISTRIBUTED_TIMEOUT", 1, 86400)
+    out = {"timeout": DISTRIBUTED_TIMEOUT if timeout is None else timeout}
+    if given:
+        n = _env_int(env, "TALLYSIM_NUM_PROCESSES", 1, 1 << 20)
+        out["num_processes"] = n
+        out["process_id"] = _env_int(env, "TALLYSIM_PROCESS_ID", 0, n - 1)
+        address = env["TALLYSIM_COORDINATOR"].strip()
+        host, _, port = address.rpartition(":")
+        if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise ConfigError(f"TALLYSIM_COORDINATOR={address!r}: allowed host:port, e.g. host0:1234 "
+                              "(port 1..65535)")
+        out["coordinator_address"] = address
+    return out
+
+
 def initialize_distributed() -> bool:
     """`jax.distributed.initialize()` when the launcher asked for it (TALLYSIM_DISTRIBUTED=1, with
-    JAX's own variables or cluster auto-detection giving the coordinator, process count and id).
-    On CPUs the processes talk through gloo. Returns whether this is a multi-process run."""
-    if os.environ.get("TALLYSIM_DISTRIBUTED") != "1":
+    TALLYSIM_COORDINATOR, TALLYSIM_NUM_PROCESSES and TALLYSIM_PROCESS_ID, or JAX's cluster
+    auto-detection giving them). On CPUs the processes talk through gloo. Returns whether this is a
+    multi-process run.
+
+    Every process waits at most TALLYSIM_DISTRIBUTED_TIMEOUT seconds (default 300) for the others and
+    the coordinator; past it, one line and exit 2. JAX's own timeout aborts the process with a C++
+    stack trace, so a watchdog thread ends it first (JAX's is set a minute later)."""
+    settings = distributed_settings()
+    if settings is None:
         return False
+    timeout = settings.pop("timeout")
+    if "coordinator_address" in settings:
+        import socket
+        host = settings["coordinator_address"].rpartition(":")[0].strip("[]")
+        try:
+            socket.getaddrinfo(host, None)
+        except (OSError, UnicodeError):
+            raise ConfigError(f"TALLYSIM_COORDINATOR={settings['coordinator_address']!r}: the host {host!r} "
+                              "does not resolve; give a reachable host:port (process 0's)") from None
     # CPU devices of different processes talk through gloo (harmless for accelerators). Set before
     # initialize: asking for the backend first would start JAX single-process.
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
-    kwargs = {}
-    for key, env, cast in (("coordinator_address", "TALLYSIM_COORDINATOR", str),
-                           ("num_processes", "TALLYSIM_NUM_PROCESSES", int),
-                           ("process_id", "TALLYSIM_PROCESS_ID", int)):
-        if os.environ.get(env):
-            kwargs[key] = cast(os.environ[env])
-    jax.distributed.initialize(**kwargs)
+    import sys
+    import threading
+
+    def give_up():
+        who = settings.get("process_id", "?")
+        print(f"tallysim: error: process {who}: the other processes or the coordinator "
+              f"({settings.get('coordinator_address', 'auto-detected')}) did not answer within {timeout} s "
+              "(TALLYSIM_DISTRIBUTED_TIMEOUT); start every process, check the address", file=sys.stderr,
+              flush=True)
+        os._exit(2)
+    watchdog = threading.Timer(timeout, give_up)
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        jax.distributed.initialize(initialization_timeout=timeout + 60, **settings)
+    finally:
+        watchdog.cancel()
     return jax.process_count() > 1
 
 

@@ -66,7 +66,24 @@ def resolve(name_or_path: str) -> tuple[str, Path]:
     if not p.exists():
         raise ConfigError(f"figure {name_or_path!r} not found; allowed: {', '.join(FIGURES)} or a "
                           "path to a figure config")
+    # the stem names RESULTS/<stem>/ and OUT/<stem>.png: one plain name (a file `...json` has stem '..')
+    outdir.check_name(p.stem, f"figure file {p.name!r}: its name")
     return p.stem, p
+
+
+# The longest file name a figure writes after its tag (`<tag>_table.md`, a panel's
+# `<tag>_<panel>_frontier.csv`): checked with the tag before anything runs.
+_SUFFIXES = (".png", ".pdf", ".csv", ".json", "_table.md", "_frontier.md", "_frontier.csv", "_points.csv")
+NAME_MAX = 255                   # bytes of one file name on common file systems
+
+
+def check_output_names(tag: str, panel_names) -> None:
+    longest = max([f"{tag}{s}" for s in _SUFFIXES]
+                  + [f"{tag}_{p}_frontier.csv" for p in panel_names], key=lambda n: len(n.encode()))
+    if len(longest.encode()) > NAME_MAX:
+        raise ConfigError(f"figure {tag[:40]!r}...: it would write {longest[:40]!r}... of "
+                          f"{len(longest.encode())} bytes; allowed: file names of at most {NAME_MAX} bytes, so "
+                          "rename the figure file (or its panels) shorter")
 
 
 def group_plans(spec: dict, smoke: bool, base_dir: Path) -> dict[str, tuple[config.Config, list]]:
@@ -87,7 +104,7 @@ def group_plans(spec: dict, smoke: bool, base_dir: Path) -> dict[str, tuple[conf
             raise ConfigError(f"a figure config's `smoke.only` must be a list of its group names "
                               f"({', '.join(groups)}), not {only!r:.60}")
         groups = {g: groups[g] for g in only}
-    plans = {}
+    plans, total = {}, 0
     for gname, g in groups.items():
         outdir.check_name(gname, "figure group")      # results/<figure>/<group>/ stays inside --results
         if not isinstance(g, dict):
@@ -105,9 +122,12 @@ def group_plans(spec: dict, smoke: bool, base_dir: Path) -> dict[str, tuple[conf
         if smoke:
             axes.update(shrink.get("sweep", {}))
         cfg = config.from_dict(config.merge(config.merge(fields, g), shrink.get("base", {})))
-        runs = with_panels(sweep.expand(axes, []), panels(spec, smoke))
-        sweep.configs(cfg, runs)
-        plans[gname] = (cfg, runs)
+        runs = sweep.expand(axes, [])
+        total += len(runs) * max(1, len(panels(spec, smoke)))
+        sweep.check_count(total, "figure")        # before any of its runs is validated
+        plans[gname] = (cfg, with_panels(runs, panels(spec, smoke)))
+    for gname, (cfg, runs) in plans.items():     # every group checked before the first one runs
+        sweep.check_devices(runs, sweep.configs(cfg, runs))
     return plans
 
 
@@ -155,9 +175,11 @@ def make_figure(name_or_path: str, smoke: bool = False, results: str = "results"
     if not isinstance(kind, str) or kind not in KINDS:
         raise ConfigError(f"{path}: kind={kind!r} is not known; allowed: {', '.join(KINDS)}")
     tag = name + ("-smoke" if smoke else "")
+    check_output_names(tag, panels(spec, smoke) if kind == "pareto" else {})
     out_dir = Path(out)
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"--out {out} is a file; figures go into a directory")
+    plans = group_plans(spec, smoke, path.parent) if kind != "speed" else {}   # every check before any mkdir
     out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     if kind == "speed":
@@ -166,7 +188,6 @@ def make_figure(name_or_path: str, smoke: bool = False, results: str = "results"
             raise FigureError(f"{tag}: the benchmark measured nothing, nothing to draw (check the "
                               f"model, peers and impls of {path})")
     else:
-        plans = group_plans(spec, smoke, path.parent)
         data, errors = {}, []
         # one bar over every group's runs (the per-round bar sits under it)
         bar = progress_bars.runs_bar(sum(len(runs) for _, runs in plans.values()), progress, f"{tag} runs")
@@ -209,6 +230,8 @@ def dry_run(name_or_path: str, smoke: bool = False, grouped: bool = True, log=pr
     from tallysim.sim import lanes
     name, path = resolve(name_or_path)
     spec = config.read_file(str(path))
+    tag = name + ("-smoke" if smoke else "")
+    check_output_names(tag, panels(spec, smoke) if spec.get("kind") == "pareto" else {})
     if spec.get("kind") == "speed":
         log(f"{name}: a benchmark, no runs")
         return 0
