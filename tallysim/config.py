@@ -16,10 +16,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal, Optional
 
 from tallysim import protocols as _protocols
-
-
-class ConfigError(ValueError):
-    """A user-facing configuration problem (the CLI prints it as one line and exits with code 2)."""
+from tallysim.fields import F32_MAX, INT_MAX, ConfigError, floats, ints  # noqa: F401 - re-exported
 
 
 # ----------------------------------------------------------------------------- declaring a field
@@ -31,26 +28,11 @@ class ConfigError(ValueError):
 #     gate: float = floats(0.0, "[0, 1]")
 #     scope: Literal["global", "per_tensor"] = "global"
 #     steps: Optional[int] = ints(None, 0)
-# and a line in README.md's "Config fields".
+# and a line in README.md's "Config fields". `ints` and `floats` live in tallysim/fields.py, so that a
+# protocol's own section (TRAITS.sections, tallysim/protocols/__init__.py) is declared the same way.
 
-INT_MAX = 2**31 - 1     # jax.random.PRNGKey, numpy and int32 device arrays all hold this
-F32_MAX = 3.4e38        # learning rates may be huge (a diverging run stops with exit 1) but fit float32
-
-
-def ints(default, lo: int = 1, hi: int = INT_MAX):
-    """An integer field allowed in lo..hi (and null, where annotated Optional)."""
-    return field(default=default, metadata={"range": (lo, hi)})
-
-
-def floats(default, interval: str):
-    """A float field allowed in `interval`, written as the error messages show it: "(0, 1]", "[0, 1e6]";
-    every float must also be finite."""
-    lo, hi = (float(x) for x in interval[1:-1].split(","))
-    assert interval[0] in "[(" and interval[-1] in "])", interval
-    return field(default=default, metadata={"range": (lo, hi, interval[0] == "[", interval[-1] == "]")})
-
-
-# protocol.name's choices: tallysim/protocols/__init__.py's registry (importing it imports no JAX).
+# protocol.name's choices: tallysim/protocols/__init__.py's registry (importing it imports no JAX),
+# plugins included: read when the field's declaration is (`declared`).
 PROTOCOL_NAMES = tuple(_protocols.REGISTRY)
 
 
@@ -108,7 +90,8 @@ class ProbeConfig:
 
 @dataclass(frozen=True)
 class ProtocolConfig:
-    name: Literal[PROTOCOL_NAMES] = "tally"      # each protocol's traits: tallysim/protocols/<module>.py
+    # each protocol's traits: tallysim/protocols/<module>.py; plugins add names (protocols.load_plugin)
+    name: str = field(default="tally", metadata={"choices": _protocols.names})
 
 
 @dataclass(frozen=True)
@@ -222,9 +205,47 @@ class Config:
     bridge: BridgeConfig = field(default_factory=BridgeConfig)
     comm: CommConfig = field(default_factory=CommConfig)
     faults: FaultsConfig = field(default_factory=FaultsConfig)
+    # The sections protocols own (TRAITS.sections: e.g. `fedavgm`), read as cfg.fedavgm like any other;
+    # held here as ((name, section), ...) of the sections that are not at their defaults, sorted, so
+    # that equal configs compare equal. Set them with Config.replace or with_values.
+    ext: tuple = field(default=(), repr=False, metadata={"internal": True})
     # Not a config field: the dotted keys resolved() derived (None before). config.json records them as
     # "derived" so that loading it (e.g. with another protocol.name) derives them again.
     derived: tuple = field(default=(), compare=False, repr=False, metadata={"internal": True})
+
+    def __post_init__(self):
+        # Config(protocol={"name": "fedavg"}): a dict for a section is that section's fields
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, dict) and dataclasses.is_dataclass(f.default_factory if f.default_factory
+                                                                is not dataclasses.MISSING else None):
+                object.__setattr__(self, f.name, f.default_factory(**v))
+        object.__setattr__(self, "ext", _normal_ext(self.ext))
+
+    def __getattr__(self, name: str):
+        # only reached for names that are not dataclass fields: a protocol's own section
+        if name.startswith("__"):
+            raise AttributeError(name)
+        cls = _protocols.sections().get(name)
+        if cls is None:
+            raise AttributeError(f"Config has no field or section {name!r}")
+        return dict(self.__dict__.get("ext", ())).get(name) or cls()
+
+    def replace(self, **changes) -> "Config":
+        """A copy with fields changed: `cfg.replace(peers=20, protocol={"name": "fedavgm"},
+        fedavgm={"beta": 0.5}, **{"optim.lr": 0.1})`. Sections given as dicts change only the fields
+        named; values are checked by validate (run does it)."""
+        flat = {}
+        for key, v in changes.items():
+            if isinstance(v, dict):
+                flat.update({f"{key}.{k}": x for k, x in v.items()})
+            else:
+                flat[key] = v
+        keys = field_keys()
+        for key in flat:
+            if key not in keys:
+                raise ConfigError(f"unknown config key {key!r}; see README 'Config fields'")
+        return with_values(self, flat)
 
     # Derived defaults, resolved once so config.json records what actually ran: each null DERIVED
     # field takes the default the protocol's module declares (its TRAITS, tallysim/protocols/).
@@ -235,6 +256,12 @@ class Config:
 
 
 DERIVED = ("optim.reset_each_round", "init.shared", "warmup_epochs")   # what resolved() may derive
+
+
+def _normal_ext(ext) -> tuple:
+    """((name, section), ...) without the sections at their defaults, sorted by name."""
+    items = ext.items() if isinstance(ext, dict) else ext
+    return tuple(sorted(((n, v) for n, v in items if v != type(v)()), key=lambda nv: nv[0]))
 
 
 # ----------------------------------------------------------------------------- validation
@@ -285,16 +312,31 @@ class FieldSpec(typing.NamedTuple):
     choices: Optional[tuple]         # Literal[...]: the allowed values
     range: Optional[tuple]           # ints: (lo, hi); floats: (lo, hi, lo included, hi included)
     default: Any
+    lane: bool = False               # a grouped sweep may vary it per lane (tallysim/fields.py)
+    nonzero: bool = False            # ... and lanes where it is zero compile apart
+
+
+def declared(cls=None, prefix: str = "") -> dict[str, FieldSpec]:
+    """Every dotted key -> its declaration, in declaration order (do not modify the dict); the
+    protocols' own sections (plugins' included) follow the built-in ones."""
+    return _declared(cls, prefix, _protocols.generation())
 
 
 @functools.lru_cache(maxsize=None)
-def declared(cls=None, prefix: str = "") -> dict[str, FieldSpec]:
-    """Every dotted key -> its declaration, in declaration order (do not modify the dict)."""
+def _declared(cls, prefix: str, generation: int) -> dict[str, FieldSpec]:
     out = {}
     for key, t, f in _leaves(cls or Config, prefix):
         kind, optional, allowed = field_type(t)
-        out[key] = FieldSpec(key, kind, optional, allowed, f.metadata.get("range"), f.default)
+        if callable(f.metadata.get("choices")):
+            allowed = tuple(f.metadata["choices"]())
+        out[key] = FieldSpec(key, kind, optional, allowed, f.metadata.get("range"), f.default,
+                             f.metadata.get("lane", False), f.metadata.get("nonzero", False))
     return out
+
+
+def lane_fields() -> tuple:
+    """The keys declared with `lane=True` (tallysim.fields): a protocol reads them with ctx.hp(key)."""
+    return tuple(k for k, f in declared().items() if f.lane)
 
 
 def _leaves(cls, prefix: str = ""):
@@ -308,6 +350,9 @@ def _leaves(cls, prefix: str = ""):
             yield from _leaves(t, prefix + f.name + ".")
         else:
             yield prefix + f.name, t, f
+    if cls is Config:
+        for name, section in _protocols.sections().items():
+            yield from _leaves(section, prefix + name + ".")
 
 
 def choices(key: str) -> tuple:
@@ -415,11 +460,16 @@ def with_values(cfg: Config, values: dict[str, Any]) -> Config:
     """Return cfg with dotted keys set to already-typed values."""
     for key, value in values.items():
         head, _, rest = key.partition(".")
-        if rest:
+        if rest and head not in _CORE:            # a protocol's own section (Config.ext)
+            cfg = replace(cfg, ext={**dict(cfg.ext), head: with_values_section(getattr(cfg, head), rest, value)})
+        elif rest:
             cfg = replace(cfg, **{head: with_values_section(getattr(cfg, head), rest, value)})
         else:
             cfg = replace(cfg, **{head: value})
     return cfg
+
+
+_CORE = frozenset(f.name for f in fields(Config))
 
 
 def with_values_section(section, key: str, value):
@@ -436,7 +486,20 @@ def apply_overrides(cfg: Config, items: list[str]) -> Config:
 
 
 def to_dict(cfg: Config) -> dict:
-    return dataclasses.asdict(cfg)
+    """The nested dict config.json holds. A protocol's own section is there when the chosen protocol
+    owns it or it is not at its defaults; a plugin loaded by name is recorded as "plugins", so that
+    loading the file (--resume, a sweep) finds the protocol again."""
+    d = {f.name: dataclasses.asdict(getattr(cfg, f.name)) if dataclasses.is_dataclass(getattr(cfg, f.name))
+         else getattr(cfg, f.name) for f in fields(cfg) if f.name not in ("ext", "derived")}
+    present = dict(cfg.ext)
+    for name in _protocols.sections():
+        if name in present or cfg.protocol.name in _protocols.section_owners(name):
+            d[name] = dataclasses.asdict(getattr(cfg, name))
+    plugin = _protocols.plugin_of(cfg.protocol.name)
+    if plugin:
+        d["plugins"] = [plugin]
+    d["derived"] = cfg.derived
+    return d
 
 
 def _coerce(key: str, v, t, where: str):
@@ -465,9 +528,15 @@ def from_dict(d: dict, base: Optional[Config] = None, where: str = "config file"
     from tallysim.validation import json_kind, show
     if not isinstance(d, dict):
         raise ConfigError(f"{where}: expected a JSON object of config fields, got {json_kind(d)}")
+    d = dict(d)
+    plugins = d.pop("plugins", [])
+    if not isinstance(plugins, list) or not all(isinstance(p, str) for p in plugins):
+        raise ConfigError(f"{where}: \"plugins\"={show(plugins)} must be a list of module names, e.g. "
+                          '["my_protocols"]')
+    for module in plugins:
+        _protocols.load_plugin(module)       # before the keys are read: a plugin adds sections
     keys = field_keys()
     sections = {k.rsplit(".", 1)[0] for k in keys if "." in k}
-    d = dict(d)
     run_written = "derived" in d
     derived = d.pop("derived", [])
     if not isinstance(derived, list) or not all(k in DERIVED for k in derived):

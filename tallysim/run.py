@@ -83,7 +83,9 @@ class Built:
         """The protocol with the group's varying fields set to one lane's (traced) values."""
         if not values:
             return self.protocol
-        return make_protocol(replace(self.ctx, cfg=lanes.with_values(self.ctx.cfg, values), choices=self.choices))
+        in_config, explicit = lanes.split(values)
+        return make_protocol(replace(self.ctx, cfg=lanes.with_values(self.ctx.cfg, in_config), hparams=explicit,
+                                     choices=self.choices))
 
     def cost_protocol(self, i: int) -> Protocol:
         """Configuration i's own protocol, built from its constants, for its exact bits (the bridge's k
@@ -262,7 +264,8 @@ def initial_state(b: Built, placement: mesh.Placement):
     init_fn = jax.vmap(lambda k, d, v: b.lane_protocol(v).init(k, d), in_axes=(0, fed.SEED_AXES, 0))
     if placement.mesh is None:
         return jax.jit(init_fn)(k_init, data_c, values)
-    sh = mesh.state_shardings(jax.eval_shape(init_fn, k_init, data_c, values), placement)
+    sh = mesh.state_shardings(jax.eval_shape(init_fn, k_init, data_c, values), placement,
+                              b.protocol.peer_state)
     return jax.jit(init_fn, out_shardings=sh)(k_init, data_c, values)
 
 
@@ -294,7 +297,7 @@ def _run_chunk(b: Built, lo: int, hi: int, lanes_out: "_Lanes", bar, saver: chec
     ledgers = [comm.Ledger(c.peers) for c in cfgs]
     r0 = resume["round"] if resume else 0
     shape = jax.eval_shape(init_fn, k_init, data_c, values)
-    state_sh = mesh.state_shardings(shape, placement) if placement.mesh else None
+    state_sh = mesh.state_shardings(shape, placement, b.protocol.peer_state) if placement.mesh else None
     if r0:
         state = checkpoint.load(saver.out_dir, shape)
         state = jax.device_put(state, state_sh) if state_sh else state

@@ -10,7 +10,7 @@ import math
 import os
 
 from tallysim import protocols, sizing
-from tallysim.config import (FAULT_KINDS, INT_MAX, PROTOCOL_NAMES, Config, ConfigError, declared, field_keys,
+from tallysim.config import (FAULT_KINDS, INT_MAX, Config, ConfigError, declared, field_keys,
                              field_type, get_field)
 
 MAX_NAME = 200          # bytes of a dataset name (it becomes a cache file name; file systems allow 255)
@@ -19,9 +19,22 @@ MAX_NAME = 200          # bytes of a dataset name (it becomes a cache file name;
 # declared here. Integers: key -> (smallest, largest) allowed (None is allowed where the type is
 # Optional). Floats: key -> (low, high, low included, high included); every float must also be finite.
 # Choices: key -> the allowed values.
-INT_RANGES = {k: f.range for k, f in declared().items() if f.type is int and f.range}
-FLOAT_RANGES = {k: f.range for k, f in declared().items() if f.type is float}
-CHOICES = {k: f.choices for k, f in declared().items() if f.choices}
+# The checks read them live (`_int_ranges()`...): a plugin loaded later adds its section's fields.
+
+
+def _int_ranges() -> dict:
+    return {k: f.range for k, f in declared().items() if f.type is int and f.range}
+
+
+def _float_ranges() -> dict:
+    return {k: f.range for k, f in declared().items() if f.type is float}
+
+
+def _choices() -> dict:
+    return {k: f.choices for k, f in declared().items() if f.choices}
+
+
+INT_RANGES, FLOAT_RANGES, CHOICES = _int_ranges(), _float_ranges(), _choices()   # as at import (built-ins)
 
 ALPHA_KINDS = ("dirichlet", "quantity", "dirichlet_mix")   # the partitions that read partition.alpha
 
@@ -82,13 +95,13 @@ def _interval(lo, hi, lo_in, hi_in) -> str:
 
 
 def check_ranges(cfg: Config) -> None:
-    for key, (lo, hi) in INT_RANGES.items():
+    for key, (lo, hi) in _int_ranges().items():
         v = get_field(cfg, key)
         if v is not None and not lo <= v <= hi:
             if lo >= 1 and v < lo and hi == INT_MAX:
                 raise ConfigError(f"{key}={v} must be > 0 (allowed: {lo}..{hi})")
             raise ConfigError(f"{key}={v} is out of range; allowed: {lo}..{hi}")
-    for key, (lo, hi, lo_in, hi_in) in FLOAT_RANGES.items():
+    for key, (lo, hi, lo_in, hi_in) in _float_ranges().items():
         v = get_field(cfg, key)
         if not math.isfinite(v):
             raise ConfigError(f"{key}={v} must be a finite number; allowed: {_interval(lo, hi, lo_in, hi_in)}")
@@ -196,7 +209,7 @@ def _rules(cfg: Config) -> None:
                           "and set probe.source=NAME")
     reason = protocols.traits(cfg.protocol.name).shared_init
     if reason and cfg.init.shared is False:
-        free = [n for n in PROTOCOL_NAMES if not protocols.traits(n).shared_init]
+        free = [n for n in protocols.names() if not protocols.traits(n).shared_init]
         raise ConfigError(f"{cfg.protocol.name} needs a shared init ({reason}); remove init.shared=false "
                           f"(it is only for {'/'.join(free)})")
     _fault_rules(cfg)
@@ -222,7 +235,7 @@ def validate(cfg: Config) -> Config:
     if not isinstance(cfg, Config):
         raise ConfigError(f"expected a Config, got {type(cfg).__name__}")
     check_types(cfg)
-    for key, allowed in CHOICES.items():
+    for key, allowed in _choices().items():
         value = get_field(cfg, key)
         if value not in allowed:
             raise ConfigError(f"{key}={show(value)} is not known; allowed: {', '.join(map(str, allowed))}")

@@ -10,6 +10,7 @@ into the compiled program as a constant.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from typing import Any, Callable, NamedTuple, Optional
 
 import jax
@@ -29,6 +30,7 @@ class Protocol(NamedTuple):
     round: Callable[[State, FedData, jax.Array, jax.Array], tuple[State, dict]]
     cost: Callable[[dict], RoundBits]
     has_server: bool = False
+    peer_state: tuple = ()      # State.extra entries with a peer axis (sharded like params on a mesh)
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,19 @@ class Context:
     # lanes of a grouped sweep (lanes.choices). A protocol that needs a static bound for a traced
     # value (the bridge's largest k) reads it here.
     choices: tuple = ()
+    # key -> per-lane (traced) value of each `lane=True` field that varies in a grouped sweep
+    # (tallysim/fields.py); read them with `hp`.
+    hparams: dict = dataclass_field(default_factory=dict)
+
+    def hp(self, key: str):
+        """A lane field's value: this lane's array in a grouped sweep where it varies, else the
+        config's constant. Like optax.inject_hyperparams: the value is an argument, never in the Config."""
+        if key in self.hparams:
+            return self.hparams[key]
+        obj = self.cfg
+        for part in key.split("."):
+            obj = getattr(obj, part)
+        return obj
 
     def choices_of(self, key: str) -> Optional[tuple]:
         return dict(self.choices).get(key)
@@ -59,14 +74,16 @@ class Context:
             distill_loss=distill_loss, distill_weight=cfg.distill.weight,
             probe_batch=cfg.distill.batch_size or cfg.batch_size, prox_mu=prox_mu, groups=self.spec.groups)
 
-    def init_state(self, key, data: FedData, shared: bool, server: bool = False, error: bool = False) -> State:
+    def init_state(self, key, data: FedData, shared: bool, server: bool = False, error: bool = False,
+                   extra=None) -> State:
         params = peers.init_params(self.model, key, self.spec.peers, self.spec.input_shape, shared)
         first = jax.tree.map(lambda a: a[0], params)
         return State(
             params=params,
             opt=jax.vmap(self.tx.init)(params),
             server=first if server else None,
-            error=jax.tree.map(jnp.zeros_like, params) if error else None)
+            error=jax.tree.map(jnp.zeros_like, params) if error else None,
+            extra=None if extra is None else extra(first))
 
 
 class RoundKeys(NamedTuple):

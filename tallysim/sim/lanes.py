@@ -41,8 +41,26 @@ NONZERO = ("optim.momentum", "optim.weight_decay", "distill.weight", "distill.la
 HOST = ("seed", "seeds", "seed_chunk", "partition.kind", "partition.alpha", "partition.k",
         "partition.min_size", "partition.cap", "partition.scheme")
 SCHEDULE = ("rounds", "eval_every")
-PER_LANE = TRACED + HOST + SCHEDULE
 HOST_FIXED_FAULTS = ("faults.fraction",)    # host-side when faults.redraw is false (see above)
+# The fields above are read from the (per-lane, traced) Config by the built-in protocols. A field
+# declared `lane=True` (tallysim/fields.py; a protocol's own section) is traced too, but never put in
+# the Config: the round reads it as an explicit per-lane array, ctx.hp(key) (protocols/base.py), the way
+# optax.inject_hyperparams passes hyperparameters, so that `if cfg.x > 0` in a protocol stays a plain
+# Python test on the group's (static) value.
+
+
+def traced() -> tuple:
+    """Every traced key: TRACED, then the declared lane fields."""
+    return TRACED + tuple(k for k in config.lane_fields() if k not in TRACED)
+
+
+def nonzero_keys() -> tuple:
+    return NONZERO + tuple(k for k, f in config.declared().items() if f.nonzero and k not in NONZERO)
+
+
+def split(values: dict) -> tuple[dict, dict]:
+    """(the values that go into the lane's Config (TRACED), those passed explicitly (ctx.hparams))."""
+    return ({k: v for k, v in values.items() if k in TRACED}, {k: v for k, v in values.items() if k not in TRACED})
 
 
 def _flat(d: dict, prefix: str = "") -> dict:
@@ -58,9 +76,9 @@ def _flat(d: dict, prefix: str = "") -> dict:
 def signature(cfg: Config) -> str:
     """What a group shares: every static field, and which NONZERO fields are zero."""
     flat = _flat(config.to_dict(cfg))
-    per_lane = PER_LANE + (() if cfg.faults.redraw else HOST_FIXED_FAULTS)
+    per_lane = traced() + HOST + SCHEDULE + (() if cfg.faults.redraw else HOST_FIXED_FAULTS)
     static = {k: v for k, v in flat.items() if k not in per_lane and k != "derived"}
-    static.update({f"{k}!=0": bool(flat[k]) for k in NONZERO})
+    static.update({f"{k}!=0": bool(config.get_field(cfg, k)) for k in nonzero_keys()})
     if not faults.enabled(cfg, cfg.peers):      # no faulty peer: faults.* do not touch the program
         static = {k: v for k, v in static.items() if not k.startswith("faults.")}
     static["faults.on"] = faults.enabled(cfg, cfg.peers)
@@ -77,7 +95,7 @@ def group(cfgs: list[Config]) -> list[list[int]]:
 
 def varying(cfgs: list[Config]) -> list[str]:
     """The TRACED fields whose value differs between `cfgs` (these become per-lane arrays)."""
-    return [k for k in TRACED if len({config.get_field(c, k) for c in cfgs}) > 1]
+    return [k for k in traced() if len({config.get_field(c, k) for c in cfgs}) > 1]
 
 
 def lane_values(cfgs: list[Config], lane_cfg: list[int]) -> dict[str, np.ndarray]:

@@ -22,6 +22,12 @@ class State(NamedTuple):
     server: Optional[PyTree]       # FedAvg family: the server model; bridge: theta_ref; else None
     error: Optional[PyTree]        # bridge: error-feedback buffers [P, ...]; else None
     votes: Optional[PyTree] = None  # bridge.vote_at=merge: the last vote, trained on next round (distill.py)
+    # A protocol's own state: {name: tree}. On several devices an entry is placed as `server` is
+    # (no peer axis) unless the protocol lists it in Protocol.peer_state (mesh.state_shardings).
+    extra: Optional[dict] = None
+
+
+PEER_FIELDS = ("params", "opt", "error")   # State fields with a peer axis; the others have none
 
 
 def make_optimizer(optim) -> optax.GradientTransformation:
