@@ -119,6 +119,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its checkpoint (same config; with no config "
                    "given, the run's own config.json)")
+    r.add_argument("--plugin", action="append", metavar="MODULE", help=PLUGIN_HELP)
     r.set_defaults(fn=cmd_run)
 
     sw = sub.add_parser("sweep", help="run the cross product of config values (resumable)",
@@ -138,6 +139,7 @@ def parser() -> argparse.ArgumentParser:
     sw.add_argument("--one-at-a-time", action="store_true",
                     help="run each configuration as its own program (default: configurations that differ "
                     "only in learning rates, weights, temperatures, partition, seed or rounds share one)")
+    sw.add_argument("--plugin", action="append", metavar="MODULE", help=PLUGIN_HELP)
     sw.set_defaults(fn=cmd_sweep)
 
     pa = sub.add_parser("pareto", help="final/best accuracy vs total bits per peer, frontier per protocol")
@@ -174,6 +176,7 @@ def parser() -> argparse.ArgumentParser:
                    help="run each configuration as its own program (default: as `sweep`, shared programs)")
     f.add_argument("--dry-run", action="store_true",
                    help="validate, and print each group's runs and compiled programs; run nothing")
+    f.add_argument("--plugin", action="append", metavar="MODULE", help=PLUGIN_HELP)
     f.set_defaults(fn=cmd_figure)
 
     b = sub.add_parser("bench", help="samples/s of tallysim's round vs a per-peer loop and the plain-JAX "
@@ -213,6 +216,32 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+PLUGIN_HELP = ("import this module first and add the protocols its PROTOCOLS lists (repeatable; also "
+               '"plugins": [...] in a config file, or a `tallysim.protocols` entry point)')
+
+
+def load_plugins(argv: list) -> list:
+    """Load every `--plugin MODULE` (anywhere in argv, before the parser is built: a plugin adds
+    protocol names and config fields to `run --help` and to the overrides); return argv without them."""
+    import os
+    from tallysim import protocols
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())      # `--plugin my_protocols` for ./my_protocols.py, as `python -m` does
+    rest, i = [], 0
+    while i < len(argv):
+        a = argv[i]
+        if a == "--plugin" or a.startswith("--plugin="):
+            module = a.split("=", 1)[1] if "=" in a else (argv[i + 1] if i + 1 < len(argv) else "")
+            i += 1 if "=" in a else 2
+            if not module or module.startswith("-"):
+                raise ConfigError("--plugin needs a module name, e.g. --plugin my_protocols")
+            protocols.load_plugin(module)
+        else:
+            rest.append(a)
+            i += 1
+    return rest
+
+
 def _parse(argv):
     """argparse, but `key=value` items may also follow options (`run --quiet rounds=1`)."""
     p = parser()
@@ -244,6 +273,11 @@ def compile_cache() -> None:
 
 
 def main(argv=None) -> int:
+    try:
+        argv = load_plugins(list(sys.argv[1:] if argv is None else argv))
+    except ConfigError as e:
+        print(f"tallysim: error: {e}", file=sys.stderr)
+        return 2
     args = _parse(argv)
     try:
         if args.fn in (cmd_run, cmd_sweep, cmd_figure):     # not bench: it times compiling

@@ -578,3 +578,14 @@ def _progress(total: int, enabled: bool):
         return None
     from tqdm.auto import tqdm
     return tqdm(total=total, desc="round", unit="rd", file=sys.stderr, dynamic_ncols=True)
+
+
+class _CallableModule(type(sys)):
+    """`tallysim.run(cfg, out=...)`: this module, called, is the public API's run (tallysim/api.py)."""
+
+    def __call__(self, cfg: Config, out: Optional[str] = None, **kwargs):
+        from tallysim import api
+        return api.run(cfg, out, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

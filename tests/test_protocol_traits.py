@@ -1,6 +1,7 @@
 """Protocol traits live in each protocol's module (TRAITS) and the registry (tallysim/protocols/__init__):
 config's derived defaults and validation read them there, without importing JAX, and a new protocol
 is one file plus one registry line. Nothing here trains a model."""
+import dataclasses
 import importlib
 import subprocess
 import sys
@@ -15,7 +16,8 @@ from tallysim.config import Config, ConfigError
 # local_epochs=3: (optim.reset_each_round, init.shared, warmup_epochs).
 BEFORE = {"local": (False, False, 0), "fedavg": (True, True, 0), "fedprox": (True, True, 0),
           "feddf": (True, True, 0), "softlabel": (False, False, 3), "tally": (False, False, 3),
-          "bridge": (False, True, 3)}
+          "bridge": (False, True, 3), "fedavgm": (True, True, 0), "fedadam": (True, True, 0),
+          "fedyogi": (True, True, 0)}
 
 
 @pytest.mark.parametrize("name", list(protocols.REGISTRY))
@@ -23,6 +25,11 @@ def test_traits_read_from_source_equal_the_imported_module(name):
     module = importlib.import_module(f"tallysim.protocols.{protocols.REGISTRY[name].split(':')[0]}")
     assert protocols.traits(name) == module.TRAITS
     assert protocols.factory(name) is getattr(module, protocols.REGISTRY[name].split(":")[1])
+    # its own config section, read from the source, declares what the imported class does
+    for section, cls in module.TRAITS.sections.items():
+        read, real = protocols.sections()[section], getattr(module, cls)
+        assert [(f.name, f.default, dict(f.metadata)) for f in dataclasses.fields(read)] == \
+            [(f.name, f.default, dict(f.metadata)) for f in dataclasses.fields(real)], section
 
 
 @pytest.mark.parametrize("name", list(protocols.REGISTRY))
@@ -36,7 +43,7 @@ def test_derived_defaults_unchanged(name):
 
 def test_trait_names_and_rules():
     assert config.PROTOCOLS == tuple(protocols.REGISTRY)
-    assert config.FEDAVG_FAMILY == ("fedavg", "fedprox", "feddf")
+    assert config.FEDAVG_FAMILY == ("fedavg", "fedprox", "feddf", "fedavgm", "fedadam", "fedyogi")
     assert config.DISTILL_PROTOCOLS == ("softlabel", "tally", "bridge")
     for name, why in (("fedavg", "starts every peer from the server model"), ("bridge", "deltas from one")):
         with pytest.raises(ConfigError, match=f"{name} needs a shared init .*{why}.*only for local/softlabel/tally"):
