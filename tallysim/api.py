@@ -1,7 +1,7 @@
 """The public API for scripts, notebooks and tests (re-exported by `tallysim`):
 
     import tallysim
-    cfg = tallysim.Config().replace(protocol={"name": "fedavgm"}, fedavgm={"beta": 0.5}, rounds=5)
+    cfg = tallysim.Config().replace(protocol={"name": "fedprox"}, fedprox={"mu": 0.1}, rounds=5)
     res = tallysim.run(cfg, out="runs/m")       # a Results: res.rows, res.last, res.plot("m.png")
     d = tallysim.drive(cfg)                      # one round at a time: d.step(); d.state, d.info
     tallysim.load_plugin("my_protocols")         # protocols defined outside tallysim

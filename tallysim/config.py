@@ -205,7 +205,7 @@ class Config:
     bridge: BridgeConfig = field(default_factory=BridgeConfig)
     comm: CommConfig = field(default_factory=CommConfig)
     faults: FaultsConfig = field(default_factory=FaultsConfig)
-    # The sections protocols own (TRAITS.sections: e.g. `fedavgm`), read as cfg.fedavgm like any other;
+    # The sections protocols own (TRAITS.sections: a plugin's `fedmix`), read as cfg.fedmix like any other;
     # held here as ((name, section), ...) of the sections that are not at their defaults, sorted, so
     # that equal configs compare equal. Set them with Config.replace or with_values.
     ext: tuple = field(default=(), repr=False, metadata={"internal": True})
@@ -232,8 +232,8 @@ class Config:
         return dict(self.__dict__.get("ext", ())).get(name) or cls()
 
     def replace(self, **changes) -> "Config":
-        """A copy with fields changed: `cfg.replace(peers=20, protocol={"name": "fedavgm"},
-        fedavgm={"beta": 0.5}, **{"optim.lr": 0.1})`. Sections given as dicts change only the fields
+        """A copy with fields changed: `cfg.replace(peers=20, protocol={"name": "fedprox"},
+        fedprox={"mu": 0.5}, **{"optim.lr": 0.1})`. Sections given as dicts change only the fields
         named; values are checked by validate (run does it)."""
         flat = {}
         for key, v in changes.items():

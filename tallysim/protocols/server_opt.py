@@ -1,5 +1,5 @@
-"""A server optimizer on FedAvg's pseudo-gradient (FedOpt, Reddi et al. 2021): the shared round of
-fedavgm.py, fedadam.py and fedyogi.py, each of which only chooses the optax transformation.
+"""A server optimizer on FedAvg's pseudo-gradient (FedOpt, Reddi et al. 2021): the round that the
+server-optimizer protocols share; each of them is one file that only chooses the optax transformation.
 
 Each round runs FedAvg's broadcast, local training and aggregation (fedavg.fedavg_step: faults,
 `fedavg.aggregate` and partial participation included); with x the round-start server model and
