@@ -53,9 +53,8 @@ class Built:
         """The protocol with the group's varying fields set to one lane's (traced) values."""
         if not values:
             return self.protocol
-        in_config, explicit = lanes.split(values)
-        return make_protocol(replace(self.ctx, cfg=lanes.with_values(self.ctx.cfg, in_config), hparams=explicit,
-                                     choices=self.choices))
+        # the lane's values go to the protocol as arrays (ctx.hp), never into its Config (lanes.py)
+        return make_protocol(replace(self.ctx, hparams=dict(values), choices=self.choices))
 
     def cost_protocol(self, i: int) -> Protocol:
         """Configuration i's own protocol, built from its constants, for its exact bits (the bridge's k

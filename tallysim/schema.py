@@ -74,9 +74,9 @@ class ModelConfig:
 @dataclass(frozen=True)
 class OptimConfig:
     name: Literal["sgd", "adam"] = "sgd"
-    lr: float = floats(0.05, "(0, 3.4e38]")
-    momentum: float = floats(0.9, "[0, 1)")
-    weight_decay: float = floats(0.0, "[0, 100]")
+    lr: float = floats(0.05, "(0, 3.4e38]", lane=True)
+    momentum: float = floats(0.9, "[0, 1)", lane=True, nonzero=True)
+    weight_decay: float = floats(0.0, "[0, 100]", lane=True, nonzero=True)
     reset_each_round: Optional[bool] = None   # None: true for the FedAvg family, false otherwise
 
 
@@ -102,25 +102,25 @@ class InitConfig:
 @dataclass(frozen=True)
 class VoteConfig:
     ties: Literal["lowest", "random"] = "lowest"
-    min_agreement: float = floats(0.0, "[0, 1]")   # abstain below this winning share (0 = keep all)
+    min_agreement: float = floats(0.0, "[0, 1]", lane=True, nonzero=True)   # abstain below this winning share (0 = keep all)
 
 
 @dataclass(frozen=True)
 class DistillConfig:
-    weight: float = floats(1.0, "[0, 1e6]")
-    temperature: float = floats(1.0, "(0, 1000]")
+    weight: float = floats(1.0, "[0, 1e6]", lane=True, nonzero=True)
+    temperature: float = floats(1.0, "(0, 1000]", lane=True)
     order: Literal["mixed", "sequential"] = "mixed"
     epochs: int = ints(1, 0)          # sequential: passes over the probes first
-    label_smoothing: float = floats(0.0, "[0, 1)")  # tally only
+    label_smoothing: float = floats(0.0, "[0, 1)", lane=True, nonzero=True)  # tally only
     batch_size: Optional[int] = ints(None)          # probe minibatch; None = batch_size
-    ramp_rounds: int = ints(0, 0)     # 0 = off; round r trains with weight * min(1, r / ramp_rounds)
-    gate: float = floats(0.0, "[0, 1]")   # 0 = off; weight 0 in a round whose vote's mean agreement < gate
+    ramp_rounds: int = ints(0, 0, lane=True, nonzero=True)     # 0 = off; round r trains with weight * min(1, r / ramp_rounds)
+    gate: float = floats(0.0, "[0, 1]", lane=True, nonzero=True)   # 0 = off; weight 0 in a round whose vote's mean agreement < gate
 
 
 @dataclass(frozen=True)
 class SoftlabelConfig:
     aggregate: Literal["mean", "era", "median", "trimmed"] = "mean"
-    era_temperature: float = floats(0.1, "(0, 1000]")
+    era_temperature: float = floats(0.1, "(0, 1000]", lane=True)
     trim: float = floats(0.1, "[0, 0.5)")    # trimmed: fraction cut from each end, per coordinate
 
 
@@ -132,22 +132,22 @@ class FedAvgConfig:
 
 @dataclass(frozen=True)
 class FedProxConfig:
-    mu: float = floats(0.01, "[0, 1e6]")
+    mu: float = floats(0.01, "[0, 1e6]", lane=True)
 
 
 @dataclass(frozen=True)
 class FedDFConfig:
     target: Literal["logits", "probs"] = "logits"
-    temperature: float = floats(1.0, "(0, 1000]")
-    lr: float = floats(1e-3, "(0, 3.4e38]")
+    temperature: float = floats(1.0, "(0, 1000]", lane=True)
+    lr: float = floats(1e-3, "(0, 3.4e38]", lane=True)
     steps: int = ints(500, 0)
     batch_size: int = ints(128)
 
 
 @dataclass(frozen=True)
 class BridgeConfig:
-    density: float = floats(0.01, "[0, 1]")
-    period: int = ints(5)
+    density: float = floats(0.01, "[0, 1]", lane=True, nonzero=True)
+    period: int = ints(5, lane=True)
     scope: Literal["global", "per_tensor"] = "global"
     average: Literal["weighted", "per_coordinate"] = "weighted"
     reset: Literal["hard", "soft"] = "hard"

@@ -8,7 +8,7 @@ clock starts; the timed rounds are 2..R+1.
 
 `compile_s` is compiling plus those untimed first rounds. `samples_per_s` counts private examples
 (computed steps x batch), as the samples/s table does: a distillation step also trains a probe batch of
-`distill.probe_batch` examples, so at equal cost per example its rate reads lower (docs/gpu.md).
+`distill.batch_size` examples (none: `batch_size`), so at equal cost per example its rate reads lower (docs/gpu.md).
 
 Default on an accelerator: CNN in bfloat16 on synthetic CIFAR-shaped data (32x32x3, 10 classes),
 P = 100 IID peers, 20 local steps of batch 32, 500 probes per round, bridge density 0.01 merging every

@@ -62,7 +62,8 @@ class Context:
 
     @property
     def tx(self):
-        return peers.make_optimizer(self.cfg.optim)
+        return peers.make_optimizer(self.cfg.optim, self.hp("optim.lr"), self.hp("optim.momentum"),
+                                    self.hp("optim.weight_decay"))
 
     def local_spec(self, epochs: Optional[int] = None, distill_loss=None, prox_mu=None) -> local.LocalSpec:
         cfg = self.cfg
@@ -71,7 +72,7 @@ class Context:
             shard_max=self.spec.shard_max,
             epochs=cfg.local_epochs if epochs is None else epochs,
             local_steps=cfg.local_steps if epochs is None else None,
-            distill_loss=distill_loss, distill_weight=cfg.distill.weight,
+            distill_loss=distill_loss, distill_weight=self.hp("distill.weight"),
             probe_batch=cfg.distill.batch_size or cfg.batch_size, prox_mu=prox_mu, groups=self.spec.groups)
 
     def init_state(self, key, data: FedData, shared: bool, server: bool = False, error: bool = False,
@@ -176,7 +177,7 @@ def probe_exchange(ctx: Context, state: State, data: FedData, keys: RoundKeys, i
     else:
         sums = exchange.stream_sums(logits_fn, A, y_M, spec.classes, soft_bits, chunk, masks_fn)
     voters = faults.senders(ctx, fr)          # A, or (dropout) the traced number of messages that arrived
-    t = vote.tally_counts(sums.counts_MxC, voters, cfg.vote.ties, cfg.vote.min_agreement, keys.tie)
+    t = vote.tally_counts(sums.counts_MxC, voters, cfg.vote.ties, ctx.hp("vote.min_agreement"), keys.tie)
     honest_winner = None
     if sums.honest_counts_MxC is not None:
         honest_winner = vote.tally_counts(sums.honest_counts_MxC, jnp.maximum(sums.honest, 1), cfg.vote.ties,
@@ -194,7 +195,7 @@ def probe_exchange(ctx: Context, state: State, data: FedData, keys: RoundKeys, i
             target = vote.robust_soft(sent, sent_A, cfg.softlabel.aggregate, cfg.softlabel.trim)
         else:
             target = vote.soft_targets(sums.sent_MxC, voters, cfg.softlabel.aggregate,
-                                       cfg.softlabel.era_temperature)
+                                       ctx.hp("softlabel.era_temperature"))
         weight = jnp.ones((spec.probes,), jnp.float32)
         probes = local.Probes(x_M, target, weight if arrived is None else weight * arrived)
         info["consensus_acc"] = jnp.mean(jnp.argmax(target, axis=-1) == y_M)
@@ -205,4 +206,4 @@ def probe_exchange(ctx: Context, state: State, data: FedData, keys: RoundKeys, i
 
 def exchanging(ctx: Context) -> bool:
     """Distillation with zero weight sends nothing: the peers have no use for the targets."""
-    return lanes.nonzero(ctx.cfg.distill.weight)     # may be traced (lanes.py): then it is nonzero
+    return lanes.nonzero(ctx.hp("distill.weight"))     # may be traced (lanes.py): then it is nonzero

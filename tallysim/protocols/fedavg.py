@@ -76,7 +76,7 @@ def param_cost(ctx: Context):
 
 
 def make(ctx: Context, prox: bool = False) -> Protocol:
-    lspec = ctx.local_spec(prox_mu=ctx.cfg.fedprox.mu if prox else None)
+    lspec = ctx.local_spec(prox_mu=ctx.hp("fedprox.mu") if prox else None)
 
     def round_fn(state, data, root, r):
         keys = round_keys(root, r)

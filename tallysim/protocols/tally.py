@@ -39,7 +39,7 @@ def vote_cost(ctx: Context, info) -> comm.RoundBits:
 
 
 def make(ctx: Context) -> Protocol:
-    lspec = ctx.local_spec(distill_loss=hard_label_loss(ctx.spec.classes, ctx.cfg.distill.label_smoothing))
+    lspec = ctx.local_spec(distill_loss=hard_label_loss(ctx.spec.classes, ctx.hp("distill.label_smoothing")))
     return Protocol(init=lambda key, data: warmup_init(ctx, key, data),
                     round=distill_round(ctx, lspec, hard=True),
                     cost=lambda info: vote_cost(ctx, info))

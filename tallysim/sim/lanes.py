@@ -24,7 +24,6 @@ fraction is static.
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import numpy as np
 
@@ -32,35 +31,25 @@ from tallysim import config
 from tallysim.sim import faults
 from tallysim.config import Config
 
-TRACED = ("optim.lr", "optim.momentum", "optim.weight_decay", "fedprox.mu", "distill.weight",
-          "distill.temperature", "distill.label_smoothing", "vote.min_agreement",
-          "softlabel.era_temperature", "feddf.lr", "feddf.temperature", "bridge.density", "bridge.period",
-          "distill.ramp_rounds", "distill.gate")
-NONZERO = ("optim.momentum", "optim.weight_decay", "distill.weight", "distill.label_smoothing",
-           "vote.min_agreement", "bridge.density", "distill.ramp_rounds", "distill.gate")
+# Declared on the fields (`lane=True`, `nonzero=True`: tallysim/fields.py); these are the built-in ones.
+TRACED = config.lane_fields()
+NONZERO = tuple(k for k, f in config.declared().items() if f.nonzero)
 HOST = ("seed", "seeds", "seed_chunk", "partition.kind", "partition.alpha", "partition.k",
         "partition.min_size", "partition.cap", "partition.scheme")
 SCHEDULE = ("rounds", "eval_every")
 HOST_FIXED_FAULTS = ("faults.fraction",)    # host-side when faults.redraw is false (see above)
-# The fields above are read from the (per-lane, traced) Config by the built-in protocols. A field
-# declared `lane=True` (tallysim/fields.py; a protocol's own section) is traced too, but never put in
-# the Config: the round reads it as an explicit per-lane array, ctx.hp(key) (protocols/base.py), the way
-# optax.inject_hyperparams passes hyperparameters, so that `if cfg.x > 0` in a protocol stays a plain
-# Python test on the group's (static) value.
+# A traced field is never put in the Config: the round reads it as an explicit per-lane array,
+# ctx.hp(key) (protocols/base.py), the way optax.inject_hyperparams passes hyperparameters, so that
+# `if cfg.x > 0` in a protocol stays a plain Python test on the group's (static) value.
 
 
 def traced() -> tuple:
-    """Every traced key: TRACED, then the declared lane fields."""
-    return TRACED + tuple(k for k in config.lane_fields() if k not in TRACED)
+    """Every traced key, plugins' sections included."""
+    return config.lane_fields()
 
 
 def nonzero_keys() -> tuple:
-    return NONZERO + tuple(k for k, f in config.declared().items() if f.nonzero and k not in NONZERO)
-
-
-def split(values: dict) -> tuple[dict, dict]:
-    """(the values that go into the lane's Config (TRACED), those passed explicitly (ctx.hparams))."""
-    return ({k: v for k, v in values.items() if k in TRACED}, {k: v for k, v in values.items() if k not in TRACED})
+    return tuple(k for k, f in config.declared().items() if f.nonzero)
 
 
 def _flat(d: dict, prefix: str = "") -> dict:
@@ -108,12 +97,6 @@ def choices(cfgs: list[Config]) -> tuple:
     """((key, sorted distinct values), ...) of the varying traced fields: static facts about a group
     (protocols.base.Context.choices), e.g. the bridge's largest k."""
     return tuple((k, tuple(sorted({config.get_field(c, k) for c in cfgs}))) for k in varying(cfgs))
-
-
-def with_values(cfg: Config, values: dict[str, Any]) -> Config:
-    """cfg with the traced fields set to (per-lane, traced) values; no validation (values may be
-    tracers). Code that branches on one of them must use `nonzero`."""
-    return config.with_values(cfg, values) if values else cfg
 
 
 def nonzero(x) -> bool:
