@@ -11,12 +11,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tallysim import config, data, protocols
+from tallysim import config, data, protocols, sizing
 from tallysim.config import Config, ConfigError
 from tallysim.protocols import make as make_protocol
 from tallysim.protocols.base import Context, Protocol
-from tallysim.sim import exchange, faults, fed, lanes, local
-from tallysim.sim.evaluate import eval_batch
+from tallysim.sim import faults, fed, lanes, local
 from tallysim.sim.models import make_model, param_count
 
 
@@ -146,18 +145,9 @@ def auto_chunk(b: Built) -> int:
     cfg, spec = b.cfg, b.ctx.spec
     if cfg.seed_chunk:
         return min(cfg.seed_chunk, len(b.seeds))
-    # params + optimizer (<= 2 moments) + grads + server/error + temporaries, float32, per peer
-    state = 4 * b.ctx.num_params * spec.peers * 6
-    width = max(int(np.prod(spec.input_shape)), 512)
-    rows = cfg.batch_size + (cfg.distill.batch_size or cfg.batch_size)
-    # hidden activations, and the [A, B+R, C] logits / probabilities / gradients of a training step
-    acts = 4 * spec.peers * rows * (width * 16 + spec.classes * 4)
-    # The probe exchange streams peers in chunks (exchange.py): one chunk's [c, M, C] temporaries plus
-    # the [M, C] sums, no A * M * C term; evaluation holds one [P, B, C] batch of logits.
-    probes = exchange.footprint_bytes(spec.active, spec.probes, spec.classes,
-                                      soft=protocols.traits(cfg.protocol.name).soft)
-    evals = 4 * spec.peers * eval_batch(spec.peers, spec.classes) * spec.classes * 2
-    per_seed = state + acts + probes + evals
+    per_seed = sizing.per_seed_bytes(b.ctx.num_params, spec.peers, spec.active, spec.input_shape, cfg.batch_size,
+                                     cfg.distill.batch_size or cfg.batch_size, spec.probes, spec.classes,
+                                     protocols.traits(cfg.protocol.name).soft)
     stats = jax.local_devices()[0].memory_stats() or {}
     limit = stats.get("bytes_limit") or os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
     return max(1, min(len(b.seeds), int(0.5 * limit // per_seed)))

@@ -10,6 +10,7 @@ import math
 import os
 
 from tallysim import protocols, sizing
+from tallysim.sizing import KNOWN_SHAPES, estimate_bytes  # noqa: F401 - validation.X, as before
 from tallysim.schema import (FAULT_KINDS, INT_MAX, Config, ConfigError, declared, field_keys,
                              field_type, get_field)
 
@@ -37,13 +38,6 @@ def _choices() -> dict:
 INT_RANGES, FLOAT_RANGES, CHOICES = _int_ranges(), _float_ranges(), _choices()   # as at import (built-ins)
 
 ALPHA_KINDS = ("dirichlet", "quantity", "dirichlet_mix")   # the partitions that read partition.alpha
-
-# (flattened input size, classes) of the datasets users most often name, for the memory estimate.
-KNOWN_SHAPES = {"mnist": (784, 10), "fashion_mnist": (784, 10), "kmnist": (784, 10),
-                "emnist/balanced": (784, 47), "emnist/byclass": (784, 62), "emnist/letters": (784, 37),
-                "emnist/digits": (784, 10), "cifar10": (3072, 10), "cifar100": (3072, 100),
-                "svhn_cropped": (3072, 10)}
-
 
 def split_optional(t):
     """(value type, whether None is allowed) of an annotation like Optional[int] (Literal[...]: the type
@@ -151,48 +145,9 @@ def _fmt(n: float) -> str:
     return f"{n:.3g} EB"
 
 
-def estimate_bytes(cfg: Config) -> list[tuple[str, int, str]]:
-    """(what, bytes, fields to lower) for the big allocations of a run: a rough lower bound, so that
-    only sizes that cannot possibly fit are refused (auto-chunking of seeds handles the rest)."""
-    d = cfg.data
-    synthetic = d.name == "synthetic"
-    dim, classes = (math.prod(d.input_shape), d.num_classes) if synthetic else KNOWN_SHAPES.get(d.name, (784, 10))
-    channels = d.input_shape[-1] if synthetic and len(d.input_shape) > 1 else 3 if dim == 3072 else 1
-    w = cfg.model.width
-    traits = protocols.traits(cfg.protocol.name)
-    if cfg.model.name == "mlp":
-        params = dim * w + w * w + w * classes
-    elif cfg.model.name == "cnn":
-        params = 64 * (dim // (16 * channels)) * 512 + 512 * classes
-    else:
-        params = 100_000 + 128 * classes
-    out = [("the peers' models, gradients and optimizer state", 4 * 3 * params * cfg.peers,
-            "model.width, peers" if cfg.model.name == "mlp" else "peers"),
-           # exchange.py streams peers in chunks: [c, M, C] temporaries and [M, C] sums, no P * M * C
-           ("the probe outputs", sizing.footprint_bytes(cfg.peers, cfg.probe.per_round, classes,
-                                                        soft=traits.soft),
-            "probe.per_round, peers" + (", data.num_classes" if synthetic else "")),
-           ("the activations", 4 * 4 * cfg.peers * cfg.batch_size * max(dim, w if cfg.model.name == "mlp" else 0),
-            "batch_size, peers")]
-    if traits.soft and cfg.softlabel.aggregate in ("median", "trimmed"):
-        # no streaming: logits, probabilities and their sort, [A, M, C] each
-        out.append(("the robust soft-label aggregation", 4 * 3 * cfg.peers * cfg.probe.per_round * classes,
-                    "probe.per_round, peers (or softlabel.aggregate=mean)"))
-    if traits.fedavg_family and cfg.fedavg.aggregate in ("median", "trimmed"):
-        out.append(("the robust parameter aggregation", 4 * 2 * params * cfg.peers,
-                    "peers (or fedavg.aggregate=mean)"))
-    if synthetic:
-        coarse = math.prod(min(s, 7) for s in (d.input_shape[:-1] or d.input_shape))
-        out += [("the synthetic data", 4 * (d.train_size + d.test_size) * dim,
-                 "data.train_size, data.test_size, data.input_shape"),
-                ("the synthetic class prototypes", 4 * 3 * d.num_classes * coarse * d.input_shape[-1],
-                 "data.num_classes")]
-    return out
-
-
 def check_memory(cfg: Config, limit: int | None = None) -> None:
     limit = memory_limit() if limit is None else limit
-    parts = estimate_bytes(cfg)
+    parts = sizing.estimate_bytes(cfg)
     total = sum(b for _, b, _ in parts)
     if total > limit:
         what, size, keys = max(parts, key=lambda p: p[1])
