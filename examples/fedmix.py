@@ -26,7 +26,7 @@ PROTOCOLS = {"fedmix": "make"}            # protocol.name -> the factory below
 
 TRAITS = Traits(fedavg_family=True, shared_init="it starts every peer from the server model",
                 defaults={"optim.reset_each_round": True, "init.shared": True},
-                sections={"fedmix": "FedMixConfig"})
+                reads=("fedavg", "comm.param_bits"), sections={"fedmix": "FedMixConfig"})
 
 
 @dataclass(frozen=True)

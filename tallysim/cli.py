@@ -49,6 +49,8 @@ def cmd_run(args) -> int:
         cfg = config.load_file(str(Path(args.out) / metrics.CONFIG))     # the run's own config
     else:
         cfg = _config(args)
+        from tallysim import config, validation
+        validation.check_read(config.validate(cfg))     # a field this protocol ignores: one line, before anything runs
     last = run.run(cfg, args.out, overwrite=args.overwrite, progress=not args.quiet,
                    checkpoint_every=args.checkpoint_every, resume=args.resume)
     print(metrics.summary_line(run.config.validate(cfg), last))

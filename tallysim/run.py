@@ -363,6 +363,8 @@ def run_results(cfg: Config, out: Optional[str] = None, overwrite: bool = False,
                 **kwargs) -> Results:
     """`run` for scripts and notebooks: into `out` (None: a new temporary directory), no progress bar by
     default; returns the run's Results (rows, .plot()). kwargs: as `run` (checkpoint_every, resume)."""
+    from tallysim import validation
+    validation.check_read(config.validate(cfg))      # a single run: refuse a field its protocol ignores
     out = out if out is not None else tempfile.mkdtemp(prefix="tallysim-")
     run(cfg, str(out), overwrite=overwrite or not any(Path(out).iterdir()), progress=progress, **kwargs)
     return Results.read(out)

@@ -11,7 +11,7 @@ import os
 
 from tallysim import protocols, sizing
 from tallysim.sizing import KNOWN_SHAPES, estimate_bytes  # noqa: F401 - validation.X, as before
-from tallysim.schema import (FAULT_KINDS, INT_MAX, Config, ConfigError, declared, field_keys,
+from tallysim.schema import (FAULT_KINDS, INT_MAX, Config, ConfigError, declared, field_keys, show_default,
                              field_type, get_field)
 
 MAX_NAME = 200          # bytes of a dataset name (it becomes a cache file name; file systems allow 255)
@@ -183,6 +183,26 @@ def _fault_rules(cfg: Config) -> None:
         raise ConfigError(f"faults.kind=straggler is not implemented for protocol.name={cfg.protocol.name} "
                           f"(its stale message would be about last round's probes); allowed there: "
                           f"{', '.join(k for k in FAULT_KINDS if k != 'straggler')}")
+
+
+MESSAGE_FAULTS = ("confident_wrong", "dropout", "straggler")   # faults that act on what peers send
+
+
+def check_read(cfg: Config) -> None:
+    """A protocol-specific field (one some protocol reads, TRAITS.reads) set away from its default for a
+    protocol that does not read it would be silently ignored: refuse it. So is a message fault for a
+    protocol whose peers send nothing. A single run checks this (`tallysim run`, tallysim.run); a sweep
+    or figure does not, since there one base serves several protocols and each ignores some of it."""
+    name = cfg.protocol.name
+    for key, spec in declared().items():
+        if protocols.reads(name, key) or get_field(cfg, key) == spec.default:
+            continue
+        readers = [n for n in protocols.names() if protocols.reads(n, key)]
+        raise ConfigError(f"{key}={show(get_field(cfg, key))} is not read by protocol.name={name} (only by "
+                          f"{', '.join(readers)}); allowed there: its default {show_default(spec.default)}")
+    if cfg.faults.kind in MESSAGE_FAULTS and not protocols.traits(name).messages:
+        raise ConfigError(f"faults.kind={cfg.faults.kind} acts on messages, and protocol.name={name} sends none; "
+                          f"allowed there: none, label_flip, under_trained")
 
 
 def validate(cfg: Config) -> Config:

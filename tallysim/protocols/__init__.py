@@ -63,6 +63,17 @@ class Traits:
     # The config sections this module owns: section name -> the name of its frozen dataclass in the
     # module. config.json records a section only for the protocols of its module (or when not default).
     sections: dict = field(default_factory=dict)
+    # The protocol-specific fields it reads: dotted keys or whole sections ("vote"), or a dict
+    # {protocol name: (...)} when the module builds several. Its own sections count as read.
+    # validation refuses a non-default value of a protocol-specific field (one that some protocol
+    # reads) that this protocol does not read: it would be silently ignored.
+    reads: object = ()
+    messages: bool = True        # its peers send messages (faults that act on messages apply)
+
+    def reads_key(self, name: str, key: str) -> bool:
+        listed = self.reads.get(name, ()) if isinstance(self.reads, dict) else self.reads
+        section = key.split(".")[0]
+        return section in self.sections or any(key == r or key.startswith(r + ".") for r in listed)
 
     def default(self, key: str, cfg):
         value = {**BASE_DEFAULTS, **self.defaults}[key]
@@ -224,6 +235,18 @@ def sections() -> dict:
 def section_owners(section: str) -> tuple:
     """The protocols whose module owns config section `section`."""
     return tuple(n for n in names() if section in _declared(*_target(n)[::2]).sections)
+
+
+def reads(name: str, key: str) -> bool:
+    """Does protocol `name` read config field `key`? (Fields no protocol lists are read by all.)"""
+    if not specific(key):
+        return True
+    return traits(name).reads_key(name, key)
+
+
+def specific(key: str) -> bool:
+    """Is `key` a protocol-specific field: listed in some protocol's reads, or in a protocol's section?"""
+    return any(traits(n).reads_key(n, key) for n in names())
 
 
 def factory(name: str):

@@ -30,7 +30,8 @@ from tallysim.protocols.distill import distill_round, warmup_init
 from tallysim.protocols.tally import vote_cost
 
 TRAITS = Traits(distill=True, shared_init="its merges are deltas from one common reference",
-                defaults={"init.shared": True, "warmup_epochs": "local_epochs"})
+                defaults={"init.shared": True, "warmup_epochs": "local_epochs"},
+                reads=("distill", "vote", "bridge", "comm.param_bits"))
 
 
 def merge_step(ctx: Context, lay: sparse.Layout, state: State, data, idx, fr=None, lk=None):

@@ -24,7 +24,8 @@ from tallysim.protocols import Traits, fedavg
 from tallysim.protocols.base import Context, Protocol, active_set, round_keys
 
 TRAITS = Traits(fedavg_family=True, shared_init="it starts every peer from the server model",
-                defaults={"optim.reset_each_round": True, "init.shared": True})
+                defaults={"optim.reset_each_round": True, "init.shared": True},
+                reads=("fedavg", "feddf", "comm.param_bits"))
 
 
 def teacher_probs(logits_AxBxC: jax.Array, target: str, temperature: float, weight_A=None) -> jax.Array:

@@ -17,7 +17,11 @@ from tallysim.protocols import Traits
 from tallysim.protocols.base import Context, Protocol, exchanging
 from tallysim.protocols.distill import distill_round, warmup_init
 
-TRAITS = Traits(distill=True, soft=True, defaults={"warmup_epochs": "local_epochs"})
+# not distill.label_smoothing (hard labels only) nor vote.min_agreement (no abstention); vote.ties breaks the
+# ties of the vote it reports as vote_acc
+TRAITS = Traits(distill=True, soft=True, defaults={"warmup_epochs": "local_epochs"},
+                reads=("distill.weight", "distill.temperature", "distill.order", "distill.epochs", "distill.batch_size",
+                       "distill.ramp_rounds", "distill.gate", "softlabel", "comm.soft_bits", "vote.ties"))
 
 
 def make(ctx: Context) -> Protocol:
