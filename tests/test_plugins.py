@@ -44,6 +44,15 @@ def test_a_plugin_that_cannot_load_is_one_line(tmp_path, monkeypatch):
     assert "no_such_module_here" in out.stderr
 
 
+def test_run_help_lists_a_plugins_fields():
+    out = subprocess.run([sys.executable, "-m", "tallysim", "run", "--plugin", "fedmix", "--help"], capture_output=True,
+                         text=True, env=_env(), timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    line = next(x for x in out.stdout.splitlines() if x.split()[:1] == ["fedmix.mix"])
+    assert line.split()[1] == "0.5" and line.rstrip().endswith("(0, 1]"), line
+    assert "fedmix" in next(x for x in out.stdout.splitlines() if x.split()[:1] == ["protocol.name"])
+
+
 def test_an_entry_point_plugin_is_found_without_being_named(tmp_path):
     # a distribution's entry point in the group tallysim.protocols, as `pip install` would write it
     dist = tmp_path / "fedmix_dist-0.1.dist-info"
