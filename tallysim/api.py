@@ -28,10 +28,11 @@ class Driver:
     the last round's info dict, `built` what run.build made (data in `built.one`, the Context in
     `built.ctx`, the Protocol in `built.protocol`)."""
 
-    def __init__(self, cfg: Config, seed: int = 0):
+    def __init__(self, cfg: Config, seed: Optional[int] = None):
         import jax
         from tallysim.run import build
         self.built = build(cfg)
+        seed = self.built.cfg.seed if seed is None else seed      # the keys a run of cfg uses
         k_init, self.root = jax.random.split(jax.random.PRNGKey(seed))
         self.state = jax.jit(self.built.protocol.init)(k_init, self.built.one)
         self.round_fn = jax.jit(self.built.protocol.round)
@@ -49,12 +50,22 @@ class Driver:
                                               jnp.int32(self.r))
         return self.state, self.info
 
+    def run(self, rounds: Optional[int] = None) -> list:
+        """Rounds r+1 .. r+rounds (default: the config's rounds); returns each round's info on the host."""
+        import jax
+        out = []
+        for _ in range(self.built.cfg.rounds if rounds is None else rounds):
+            self.step()
+            out.append({k: v.tolist() for k, v in jax.device_get(self.info).items()})
+        return out
+
     def bits(self):
         """The last round's exact bits (comm.RoundBits), from the protocol's cost."""
-        return self.built.protocol.cost({k: v.tolist() for k, v in (self.info or {}).items()})
+        import jax
+        return self.built.protocol.cost({k: v.tolist() for k, v in jax.device_get(self.info or {}).items()})
 
 
-def drive(cfg: Config, seed: int = 0) -> Driver:
+def drive(cfg: Config, seed: Optional[int] = None) -> Driver:
     return Driver(cfg, seed)
 
 
