@@ -246,3 +246,6 @@ def diff(old: dict, new: dict, prefix: str = "") -> list[str]:
         elif a != b:
             out.append(f"{prefix}{k}={a!r}->{b!r}")
     return out
+
+
+_protocols.ready()      # config is complete: the registry may now import entry-point plugins

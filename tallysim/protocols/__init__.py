@@ -93,6 +93,15 @@ _EXTERNAL: dict[str, str] = {}
 _LOADED: dict[str, str] = {}          # protocol name -> the plugin module config.json must name
 _generation = [0]                     # bumped when plugins add protocols (config's declarations cache)
 _entry_points_read = [False]
+# Entry points are read once tallysim.config has finished importing (it calls `ready`): an entry-point
+# module imports tallysim's protocol code, which imports config, so reading them while config's own
+# module-level constants are computed would import config half-initialised. Until then the names are
+# the built-ins' and the plugins loaded by name.
+_ready = [False]
+
+
+def ready() -> None:
+    _ready[0] = True
 
 
 def generation() -> int:
@@ -101,7 +110,7 @@ def generation() -> int:
 
 
 def _entry_points() -> None:
-    if _entry_points_read[0]:
+    if _entry_points_read[0] or not _ready[0]:
         return
     _entry_points_read[0] = True
     from importlib.metadata import entry_points
