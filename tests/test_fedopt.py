@@ -53,10 +53,12 @@ def _numpy_rule(name, c):
     return (lambda x: (np.full_like(x, start), np.full_like(x, start))), step
 
 
+# `make test` keeps FedAdam's rule (the adaptive one, shared code with the others: server_opt.py); each
+# case compiles a round (about 20 s on the loaded 2-core CPU), so the others run in `make test-all`.
 @pytest.mark.parametrize("name, items", [
-    ("fedavgm", ["fedavgm.beta=0.8", "fedavgm.server_lr=0.7"]),
+    pytest.param("fedavgm", ["fedavgm.beta=0.8", "fedavgm.server_lr=0.7"], marks=pytest.mark.slow),
     ("fedadam", ["fedadam.server_lr=0.05", "fedadam.tau=0.01"]),
-    ("fedyogi", ["fedyogi.server_lr=0.05", "fedyogi.b2=0.9"])])
+    pytest.param("fedyogi", ["fedyogi.server_lr=0.05", "fedyogi.b2=0.9"], marks=pytest.mark.slow)])
 def test_server_rule_over_three_rounds_matches_numpy(name, items):
     d = tallysim.drive(tiny(*FULL_BATCH, f"protocol.name={name}", *items))
     c = getattr(d.built.cfg, name)
@@ -73,6 +75,7 @@ def test_server_rule_over_three_rounds_matches_numpy(name, items):
     assert d.bits() == fedavg.param_bits(d.built.ctx)             # the optimizer state stays on the server
 
 
+@pytest.mark.slow      # two programs compiled with XLA's optimisations on: about 25 s
 def test_fedavgm_without_momentum_at_server_lr_one_is_fedavg_exactly(xla_optimized):
     a = tallysim.drive(tiny(*FULL_BATCH, "protocol.name=fedavg"))
     b = tallysim.drive(tiny(*FULL_BATCH, "protocol.name=fedavgm", "fedavgm.beta=0", "fedavgm.server_lr=1"))
