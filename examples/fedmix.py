@@ -51,7 +51,9 @@ def make(ctx: Context) -> Protocol:
         state, _, _, info = fedavg.fedavg_step(ctx, lspec, state, data, keys, False, fr)
         server = jax.tree.map(lambda x, a: x + mix * (a - x), start, state.server)
         took_part = jnp.ones((P,), jnp.int32) if idx is None else jnp.zeros((P,), jnp.int32).at[idx].set(1)
-        return state._replace(server=server, extra={"rounds_P": state.extra["rounds_P"] + took_part}), info
+        rounds_P = state.extra["rounds_P"] + took_part
+        info["fedmix_min_rounds"] = jnp.min(rounds_P)     # a scalar of its own in the metrics rows
+        return state._replace(server=server, extra={"rounds_P": rounds_P}), info
 
     return Protocol(init=init, round=round_fn, cost=fedavg.param_cost(ctx), has_server=True,
-                    peer_state=("rounds_P",))
+                    peer_state=("rounds_P",), row_keys={"fedmix_min_rounds": int})

@@ -111,7 +111,8 @@ def _run_chunk(b: Built, lo: int, hi: int, lanes_out: "_Lanes", bar, saver: chec
         if evaluating:
             ev = _host(eval_fn(state.params, state.server, x_test, y_test))
             info = {k: v[-1] for k, v in info_T.items()}
-            lanes_out.rows(end, [(lo + j, lane_row(ev, info, ledgers[j], j, end, lanes_out.t0))
+            lanes_out.rows(end, [(lo + j, lane_row(ev, info, ledgers[j], j, end, lanes_out.t0,
+                                                         b.protocol.row_keys))
                                  for j in evaluating])
         if bar:
             bar.update(end - first + 1)

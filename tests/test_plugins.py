@@ -111,6 +111,7 @@ def test_example_plugin_in_a_grouped_sweep_on_one_and_eight_devices(tmp_path):
     half = next(n for n in names if n.endswith("=0.5"))
     assert_rows_close(rows["fedavg"], rows[f"d1/{full}"], "mix=1 is FedAvg", exact, close)
     assert rows[f"d1/{half}"][-1]["acc_global"] != rows[f"d1/{full}"][-1]["acc_global"]
+    assert rows[f"d8/{half}"][-1]["fedmix_min_rounds"] == 2 and "fedmix_min_rounds" not in rows["fedavg"][-1]
     run_dir = tmp_path / "d8" / half
     doc = json.loads((run_dir / "config.json").read_text())
     assert doc["plugins"] == ["fedmix"] and doc["fedmix"] == {"mix": 0.5}

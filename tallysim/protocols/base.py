@@ -31,6 +31,7 @@ class Protocol(NamedTuple):
     cost: Callable[[dict], RoundBits]
     has_server: bool = False
     peer_state: tuple = ()      # State.extra entries with a peer axis (sharded like params on a mesh)
+    row_keys: dict = {}         # scalars of the round's info that go into the metrics rows: name -> int | float
 
 
 @dataclass(frozen=True)

@@ -312,8 +312,9 @@ PROBE_KEYS = ("consensus_acc", "vote_acc", "softavg_acc", "agreement", "wrong_co
 ROUND_KEYS = {"kept": float, "merged": int, "nnz": int, "feddf_loss": float}
 
 
-def lane_row(ev: dict, info: dict, led, j: int, r: int, t0: float) -> dict:
-    """The metrics row of lane j (an index into the chunk) at evaluation round r."""
+def lane_row(ev: dict, info: dict, led, j: int, r: int, t0: float, own_keys: dict = None) -> dict:
+    """The metrics row of lane j (an index into the chunk) at evaluation round r. `own_keys`: the
+    protocol's own row scalars (Protocol.row_keys, name -> int or float), after ROUND_KEYS."""
     acc = ev["acc_P"][j]
     row = {"round": r, **led.row(),
            "acc_mean": float(acc.mean()), "acc_min": float(acc.min()), "acc_max": float(acc.max()),
@@ -326,7 +327,7 @@ def lane_row(ev: dict, info: dict, led, j: int, r: int, t0: float) -> dict:
     row["acc_mean_honest"] = float(acc[honest].mean()) if honest.any() else None
     for k in PROBE_KEYS:
         row[k] = float(info[k][j]) if k in info and math.isfinite(info[k][j]) else None
-    for k, cast in ROUND_KEYS.items():
+    for k, cast in {**ROUND_KEYS, **(own_keys or {})}.items():
         row[k] = cast(info[k][j]) if k in info and math.isfinite(info[k][j]) else None
     row["wall_s"] = round(time.perf_counter() - t0, 3)
     return row
