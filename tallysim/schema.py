@@ -205,7 +205,7 @@ class Config:
     bridge: BridgeConfig = field(default_factory=BridgeConfig)
     comm: CommConfig = field(default_factory=CommConfig)
     faults: FaultsConfig = field(default_factory=FaultsConfig)
-    # The sections protocols own (TRAITS.sections: a plugin's `fedmix`), read as cfg.fedmix like any other;
+    # The sections protocols own (TRAITS.sections: e.g. `mine`), read as cfg.mine like any other;
     # held here as ((name, section), ...) of the sections that are not at their defaults, sorted, so
     # that equal configs compare equal. Set them with Config.replace or with_values.
     ext: tuple = field(default=(), repr=False, metadata={"internal": True})
