@@ -145,3 +145,11 @@ class Saver:
                 p = self.out_dir / name
                 if p.is_file() and not p.is_symlink():
                     p.unlink()
+
+
+def resume_notice(out_dir: Path, cfg: Config, meta: dict) -> str:
+    """What `run --resume` says before it continues: from where, and what its times count."""
+    seeds = f", seeds from index {meta['lo']} of {cfg.seeds}" if cfg.seeds > 1 else ""
+    return (f"tallysim: resuming {out_dir} from round {meta['round'] + 1} of {cfg.rounds}{seeds} "
+            f"(checkpoint after round {meta['round']}); wall_s and the summary's time include the "
+            f"{meta.get('elapsed', 0.0):.1f} s it ran before it stopped")

@@ -35,11 +35,8 @@ def _config(args):
 
 
 def with_tracking(cfg, args):
-    """`--tensorboard DIR` is `log.tensorboard=DIR` (the flag wins over the config file)."""
-    if getattr(args, "tensorboard", None) is None:
-        return cfg
-    from tallysim import config
-    return config.with_values(cfg, {"log.tensorboard": args.tensorboard})
+    from tallysim.tracking import with_tracking as flag
+    return flag(cfg, args)
 
 
 def cmd_run(args) -> int:
@@ -57,6 +54,8 @@ def cmd_run(args) -> int:
         cfg = config.load_file(str(Path(args.out) / metrics.CONFIG))     # the run's own config
     else:
         cfg = _config(args)
+        from tallysim import config, validation
+        validation.check_read(config.validate(cfg))     # a field this protocol ignores: one line, before anything runs
     cfg = with_tracking(cfg, args)
     last = run.run(cfg, args.out, overwrite=args.overwrite, progress=not args.quiet,
                    checkpoint_every=args.checkpoint_every, resume=args.resume)
@@ -134,6 +133,7 @@ def parser() -> argparse.ArgumentParser:
                    "given, the run's own config.json)")
     r.add_argument("--tensorboard", metavar="DIR", help="also write the metrics, the config (hparams) and "
                    "the final figure as TensorBoard events into DIR/<name of --out> (log.tensorboard)")
+    r.add_argument("--plugin", action="append", metavar="MODULE", help=PLUGIN_HELP)
     r.set_defaults(fn=cmd_run)
 
     sw = sub.add_parser("sweep", help="run the cross product of config values (resumable)",
@@ -155,6 +155,7 @@ def parser() -> argparse.ArgumentParser:
                     "only in learning rates, weights, temperatures, partition, seed or rounds share one)")
     sw.add_argument("--tensorboard", metavar="DIR", help="TensorBoard events of each run into DIR/<run name>, "
                     "its config as hparams, so TensorBoard's hparams view compares them (log.tensorboard)")
+    sw.add_argument("--plugin", action="append", metavar="MODULE", help=PLUGIN_HELP)
     sw.set_defaults(fn=cmd_sweep)
 
     pa = sub.add_parser("pareto", help="final/best accuracy vs total bits per peer, frontier per protocol")
@@ -191,6 +192,7 @@ def parser() -> argparse.ArgumentParser:
                    help="run each configuration as its own program (default: as `sweep`, shared programs)")
     f.add_argument("--dry-run", action="store_true",
                    help="validate, and print each group's runs and compiled programs; run nothing")
+    f.add_argument("--plugin", action="append", metavar="MODULE", help=PLUGIN_HELP)
     f.set_defaults(fn=cmd_figure)
 
     b = sub.add_parser("bench", help="samples/s of tallysim's round vs a per-peer loop and the plain-JAX "
@@ -230,6 +232,32 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+PLUGIN_HELP = ("import this module first and add the protocols its PROTOCOLS lists (repeatable; also "
+               '"plugins": [...] in a config file, or a `tallysim.protocols` entry point)')
+
+
+def load_plugins(argv: list) -> list:
+    """Load every `--plugin MODULE` (anywhere in argv, before the parser is built: a plugin adds
+    protocol names and config fields to `run --help` and to the overrides); return argv without them."""
+    import os
+    from tallysim import protocols
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())      # `--plugin my_protocols` for ./my_protocols.py, as `python -m` does
+    rest, i = [], 0
+    while i < len(argv):
+        a = argv[i]
+        if a == "--plugin" or a.startswith("--plugin="):
+            module = a.split("=", 1)[1] if "=" in a else (argv[i + 1] if i + 1 < len(argv) else "")
+            i += 1 if "=" in a else 2
+            if not module or module.startswith("-"):
+                raise ConfigError("--plugin needs a module name, e.g. --plugin my_protocols")
+            protocols.load_plugin(module)
+        else:
+            rest.append(a)
+            i += 1
+    return rest
+
+
 def _parse(argv):
     """argparse, but `key=value` items may also follow options (`run --quiet rounds=1`)."""
     p = parser()
@@ -261,6 +289,11 @@ def compile_cache() -> None:
 
 
 def main(argv=None) -> int:
+    try:
+        argv = load_plugins(list(sys.argv[1:] if argv is None else argv))
+    except ConfigError as e:
+        print(f"tallysim: error: {e}", file=sys.stderr)
+        return 2
     args = _parse(argv)
     try:
         if args.fn in (cmd_run, cmd_sweep, cmd_figure):     # not bench: it times compiling

@@ -13,7 +13,7 @@ import textwrap
 import tokenize
 import typing
 
-from tallysim import config
+from tallysim import config, protocols
 
 MARKER = "<!-- config-reference -->"       # where docs/config.md takes the generated tables
 
@@ -57,8 +57,10 @@ def _comments(cls) -> dict[str, str]:
 def _sections() -> list[tuple[str, type]]:
     """("", Config) for the top level, then (section name, its dataclass) in declaration order."""
     hints = typing.get_type_hints(config.Config)
-    return [("", config.Config)] + [(f.name, hints[f.name]) for f in dataclasses.fields(config.Config)
-                                    if dataclasses.is_dataclass(hints[f.name])]
+    shared = [("", config.Config)] + [(f.name, hints[f.name]) for f in dataclasses.fields(config.Config)
+                                      if dataclasses.is_dataclass(hints[f.name])]
+    # then the sections protocols own (TRAITS.sections), documented in each protocol module's docstring
+    return shared + [(name, cls) for name, cls in protocols.sections().items() if name not in dict(shared)]
 
 
 def _cell(text: str) -> str:
@@ -71,13 +73,20 @@ def markdown() -> str:
     declared = config.declared()
     parts = []
     for name, cls in _sections():
-        notes = _comments(cls)
+        try:
+            notes = _comments(cls)
+        except (OSError, TypeError):      # a protocol's section read from its source: no class source
+            notes = {}
         keys = [k for k in declared if (k.rsplit(".", 1)[0] if "." in k else "") == name]
         if not keys:
             continue
         doc = inspect.getdoc(cls) if cls is not config.Config else None
         parts.append(f"### `{name}.*`" if name else "### Top level")
-        if doc and not doc.startswith(cls.__name__ + "("):       # a dataclass's default doc is its signature
+        owners = protocols.section_owners(name) if name else ()
+        if owners:
+            parts.append(f"Owned by `{'`, `'.join(owners)}`; what each field means: its module's docstring "
+                         "(tallysim/protocols/), shown by `tallysim run --help`.")
+        elif doc and not doc.startswith(cls.__name__ + "("):       # a dataclass's default doc is its signature
             parts.append(" ".join(doc.split()))
         rows = ["| field | default | allowed | note at its declaration |", "|---|---|---|---|"]
         for k in keys:

@@ -1,10 +1,16 @@
-"""Static memory sizing of the probe exchange and of evaluation: pure Python, no jax, so that
-`validation` can refuse impossible sizes before jax is even imported.
+"""Memory sizing, the one estimator: of a whole run from its config (`estimate_bytes`, which validation
+uses to refuse impossible sizes), of one seed's lane once its shapes are known (`per_seed_bytes`, which
+sets the seeds per compiled batch), of the probe exchange and of evaluation. Pure Python, no jax, so
+that `validation` can refuse impossible sizes before jax is even imported.
 
 Shape letters: A active (voting) peers, M probes, C classes, c peers per chunk, P peers, B eval batch
 (glossary: tallysim/sim/__init__.py).
 """
 from __future__ import annotations
+
+import math
+
+from tallysim import protocols
 
 CHUNK_BYTES = 256 * 2**20     # one chunk's [c, M, C] (or one eval batch's [P, B, C]) float32 logits
 LIVE_PER_CHUNK = 4            # [c, M, C] buffers alive at once: logits, probabilities, quantised, product
@@ -27,3 +33,65 @@ def footprint_bytes(peers: int, probes: int, classes: int, soft: bool, chunk: in
 def eval_batch(peers: int, classes: int, batch: int = 500, budget: int = CHUNK_BYTES) -> int:
     """Test examples per evaluation batch: at most `batch`, and P * B * C float32 logits within `budget`."""
     return max(1, min(batch, budget // (4 * peers * classes)))
+
+
+# (flattened input size, classes) of the datasets users most often name, for the memory estimate.
+KNOWN_SHAPES = {"mnist": (784, 10), "fashion_mnist": (784, 10), "kmnist": (784, 10),
+                "emnist/balanced": (784, 47), "emnist/byclass": (784, 62), "emnist/letters": (784, 37),
+                "emnist/digits": (784, 10), "cifar10": (3072, 10), "cifar100": (3072, 100),
+                "svhn_cropped": (3072, 10)}
+
+
+def estimate_bytes(cfg) -> list[tuple[str, int, str]]:
+    """(what, bytes, fields to lower) for the big allocations of a run: a rough lower bound, so that
+    only sizes that cannot possibly fit are refused (auto-chunking of seeds handles the rest)."""
+    d = cfg.data
+    synthetic = d.name == "synthetic"
+    dim, classes = (math.prod(d.input_shape), d.num_classes) if synthetic else KNOWN_SHAPES.get(d.name, (784, 10))
+    channels = d.input_shape[-1] if synthetic and len(d.input_shape) > 1 else 3 if dim == 3072 else 1
+    w = cfg.model.width
+    traits = protocols.traits(cfg.protocol.name)
+    if cfg.model.name == "mlp":
+        params = dim * w + w * w + w * classes
+    elif cfg.model.name == "cnn":
+        params = 64 * (dim // (16 * channels)) * 512 + 512 * classes
+    else:
+        params = 100_000 + 128 * classes
+    out = [("the peers' models, gradients and optimizer state", 4 * 3 * params * cfg.peers,
+            "model.width, peers" if cfg.model.name == "mlp" else "peers"),
+           # exchange.py streams peers in chunks: [c, M, C] temporaries and [M, C] sums, no P * M * C
+           ("the probe outputs", footprint_bytes(cfg.peers, cfg.probe.per_round, classes,
+                                                        soft=traits.soft),
+            "probe.per_round, peers" + (", data.num_classes" if synthetic else "")),
+           ("the activations", 4 * 4 * cfg.peers * cfg.batch_size * max(dim, w if cfg.model.name == "mlp" else 0),
+            "batch_size, peers")]
+    if traits.soft and cfg.softlabel.aggregate in ("median", "trimmed"):
+        # no streaming: logits, probabilities and their sort, [A, M, C] each
+        out.append(("the robust soft-label aggregation", 4 * 3 * cfg.peers * cfg.probe.per_round * classes,
+                    "probe.per_round, peers (or softlabel.aggregate=mean)"))
+    if traits.fedavg_family and cfg.fedavg.aggregate in ("median", "trimmed"):
+        out.append(("the robust parameter aggregation", 4 * 2 * params * cfg.peers,
+                    "peers (or fedavg.aggregate=mean)"))
+    if synthetic:
+        coarse = math.prod(min(s, 7) for s in (d.input_shape[:-1] or d.input_shape))
+        out += [("the synthetic data", 4 * (d.train_size + d.test_size) * dim,
+                 "data.train_size, data.test_size, data.input_shape"),
+                ("the synthetic class prototypes", 4 * 3 * d.num_classes * coarse * d.input_shape[-1],
+                 "data.num_classes")]
+    return out
+
+
+def per_seed_bytes(num_params: int, peers: int, active: int, input_shape: tuple, batch_size: int,
+                   probe_batch: int, probes: int, classes: int, soft: bool) -> int:
+    """Rough bytes one seed (lane) of a built run needs on the device."""
+    # params + optimizer (<= 2 moments) + grads + server/error + temporaries, float32, per peer
+    state = 4 * num_params * peers * 6
+    width = max(math.prod(input_shape), 512)
+    rows = batch_size + probe_batch
+    # hidden activations, and the [A, B+R, C] logits / probabilities / gradients of a training step
+    acts = 4 * peers * rows * (width * 16 + classes * 4)
+    # The probe exchange streams peers in chunks (exchange.py): one chunk's [c, M, C] temporaries plus
+    # the [M, C] sums, no A * M * C term; evaluation holds one [P, B, C] batch of logits.
+    exchange = footprint_bytes(active, probes, classes, soft=soft)
+    evals = 4 * peers * eval_batch(peers, classes) * classes * 2
+    return state + acts + exchange + evals

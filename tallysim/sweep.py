@@ -361,7 +361,7 @@ def _fail(run_dir: Path, rec: dict, message: str, log, detail: Optional[str] = N
 # ----------------------------------------------------------------------------- CLI
 
 def main(args) -> int:
-    from tallysim.cli import with_tracking
+    from tallysim.tracking import with_tracking
     base = with_tracking(config.load_file(args.config, smoke=args.smoke) if args.config else Config(), args)
     section = config.read_file(args.config).get("sweep") if args.config else None
     runs = expand(section or {}, args.axes)

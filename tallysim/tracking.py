@@ -12,19 +12,17 @@ config that names one whose package is missing fails validation in one line.
 """
 from __future__ import annotations
 
-import importlib.util
 import math
 import re
 import tempfile
 from pathlib import Path
 from typing import Optional, Protocol
 
-from tallysim.config import Config, ConfigError, declared, get_field, show_default
+from tallysim.config import Config, declared, get_field, show_default, with_values
 
 EVENTS_GLOB = "events.out.tfevents.*"
 # The accuracy columns the hparams view shows per configuration (their last value).
 HPARAM_METRICS = ("acc_global", "acc_mean", "acc_ensemble", "bits_per_peer", "train_loss")
-PACKAGES = {"tensorboard": ("tensorboardX", "tensorboard"), "mlflow": ("mlflow", "mlflow")}
 
 
 class Writer(Protocol):
@@ -111,24 +109,11 @@ class MLflowWriter:
 
 # ----------------------------------------------------------------------------- checks & opening
 
-def check(cfg: Config) -> None:
-    """One-line errors before anything loads: a usable directory, an installed backend."""
-    for backend, value in (("tensorboard", cfg.log.tensorboard), ("mlflow", cfg.log.mlflow)):
-        if value is None:
-            continue
-        module, extra = PACKAGES[backend]
-        if not value.strip() or "\x00" in value:
-            raise ConfigError(f"log.{backend}={value!r} is empty; allowed: "
-                              f"{'a directory' if backend == 'tensorboard' else 'an experiment name'} or none")
-        if importlib.util.find_spec(module) is None:
-            raise ConfigError(f"log.{backend} needs the {module} package, which is not installed; "
-                              f"pip install 'tallysim[{extra}]' (or leave log.{backend} unset)")
-    if cfg.log.tensorboard is not None:
-        d = Path(cfg.log.tensorboard)
-        for p in (d, *d.parents):
-            if p.exists() and not p.is_dir():
-                raise ConfigError(f"log.tensorboard={cfg.log.tensorboard}: {p} is a file; allowed: a directory "
-                                  "(created if missing)")
+def with_tracking(cfg, args):
+    """`--tensorboard DIR` is `log.tensorboard=DIR` (the flag wins over the config file)."""
+    if getattr(args, "tensorboard", None) is None:
+        return cfg
+    return with_values(cfg, {"log.tensorboard": args.tensorboard})
 
 
 def run_name(out_dir: Optional[Path]) -> str:

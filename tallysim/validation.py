@@ -6,11 +6,14 @@ must fit the file system, and a rough memory estimate that refuses sizes no mach
 """
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
+from pathlib import Path
 
 from tallysim import protocols, sizing
-from tallysim.config import (FAULT_KINDS, INT_MAX, PROTOCOL_NAMES, Config, ConfigError, declared, field_keys,
+from tallysim.sizing import KNOWN_SHAPES, estimate_bytes  # noqa: F401 - validation.X, as before
+from tallysim.schema import (FAULT_KINDS, INT_MAX, Config, ConfigError, declared, field_keys, show_default,
                              field_type, get_field)
 
 MAX_NAME = 200          # bytes of a dataset name (it becomes a cache file name; file systems allow 255)
@@ -19,18 +22,24 @@ MAX_NAME = 200          # bytes of a dataset name (it becomes a cache file name;
 # declared here. Integers: key -> (smallest, largest) allowed (None is allowed where the type is
 # Optional). Floats: key -> (low, high, low included, high included); every float must also be finite.
 # Choices: key -> the allowed values.
-INT_RANGES = {k: f.range for k, f in declared().items() if f.type is int and f.range}
-FLOAT_RANGES = {k: f.range for k, f in declared().items() if f.type is float}
-CHOICES = {k: f.choices for k, f in declared().items() if f.choices}
+# The checks read them live (`_int_ranges()`...): a plugin loaded later adds its section's fields.
+
+
+def _int_ranges() -> dict:
+    return {k: f.range for k, f in declared().items() if f.type is int and f.range}
+
+
+def _float_ranges() -> dict:
+    return {k: f.range for k, f in declared().items() if f.type is float}
+
+
+def _choices() -> dict:
+    return {k: f.choices for k, f in declared().items() if f.choices}
+
+
+INT_RANGES, FLOAT_RANGES, CHOICES = _int_ranges(), _float_ranges(), _choices()   # as at import (built-ins)
 
 ALPHA_KINDS = ("dirichlet", "quantity", "dirichlet_mix")   # the partitions that read partition.alpha
-
-# (flattened input size, classes) of the datasets users most often name, for the memory estimate.
-KNOWN_SHAPES = {"mnist": (784, 10), "fashion_mnist": (784, 10), "kmnist": (784, 10),
-                "emnist/balanced": (784, 47), "emnist/byclass": (784, 62), "emnist/letters": (784, 37),
-                "emnist/digits": (784, 10), "cifar10": (3072, 10), "cifar100": (3072, 100),
-                "svhn_cropped": (3072, 10)}
-
 
 def split_optional(t):
     """(value type, whether None is allowed) of an annotation like Optional[int] (Literal[...]: the type
@@ -82,13 +91,13 @@ def _interval(lo, hi, lo_in, hi_in) -> str:
 
 
 def check_ranges(cfg: Config) -> None:
-    for key, (lo, hi) in INT_RANGES.items():
+    for key, (lo, hi) in _int_ranges().items():
         v = get_field(cfg, key)
         if v is not None and not lo <= v <= hi:
             if lo >= 1 and v < lo and hi == INT_MAX:
                 raise ConfigError(f"{key}={v} must be > 0 (allowed: {lo}..{hi})")
             raise ConfigError(f"{key}={v} is out of range; allowed: {lo}..{hi}")
-    for key, (lo, hi, lo_in, hi_in) in FLOAT_RANGES.items():
+    for key, (lo, hi, lo_in, hi_in) in _float_ranges().items():
         v = get_field(cfg, key)
         if not math.isfinite(v):
             raise ConfigError(f"{key}={v} must be a finite number; allowed: {_interval(lo, hi, lo_in, hi_in)}")
@@ -138,48 +147,9 @@ def _fmt(n: float) -> str:
     return f"{n:.3g} EB"
 
 
-def estimate_bytes(cfg: Config) -> list[tuple[str, int, str]]:
-    """(what, bytes, fields to lower) for the big allocations of a run: a rough lower bound, so that
-    only sizes that cannot possibly fit are refused (auto-chunking of seeds handles the rest)."""
-    d = cfg.data
-    synthetic = d.name == "synthetic"
-    dim, classes = (math.prod(d.input_shape), d.num_classes) if synthetic else KNOWN_SHAPES.get(d.name, (784, 10))
-    channels = d.input_shape[-1] if synthetic and len(d.input_shape) > 1 else 3 if dim == 3072 else 1
-    w = cfg.model.width
-    traits = protocols.traits(cfg.protocol.name)
-    if cfg.model.name == "mlp":
-        params = dim * w + w * w + w * classes
-    elif cfg.model.name == "cnn":
-        params = 64 * (dim // (16 * channels)) * 512 + 512 * classes
-    else:
-        params = 100_000 + 128 * classes
-    out = [("the peers' models, gradients and optimizer state", 4 * 3 * params * cfg.peers,
-            "model.width, peers" if cfg.model.name == "mlp" else "peers"),
-           # exchange.py streams peers in chunks: [c, M, C] temporaries and [M, C] sums, no P * M * C
-           ("the probe outputs", sizing.footprint_bytes(cfg.peers, cfg.probe.per_round, classes,
-                                                        soft=traits.soft),
-            "probe.per_round, peers" + (", data.num_classes" if synthetic else "")),
-           ("the activations", 4 * 4 * cfg.peers * cfg.batch_size * max(dim, w if cfg.model.name == "mlp" else 0),
-            "batch_size, peers")]
-    if traits.soft and cfg.softlabel.aggregate in ("median", "trimmed"):
-        # no streaming: logits, probabilities and their sort, [A, M, C] each
-        out.append(("the robust soft-label aggregation", 4 * 3 * cfg.peers * cfg.probe.per_round * classes,
-                    "probe.per_round, peers (or softlabel.aggregate=mean)"))
-    if traits.fedavg_family and cfg.fedavg.aggregate in ("median", "trimmed"):
-        out.append(("the robust parameter aggregation", 4 * 2 * params * cfg.peers,
-                    "peers (or fedavg.aggregate=mean)"))
-    if synthetic:
-        coarse = math.prod(min(s, 7) for s in (d.input_shape[:-1] or d.input_shape))
-        out += [("the synthetic data", 4 * (d.train_size + d.test_size) * dim,
-                 "data.train_size, data.test_size, data.input_shape"),
-                ("the synthetic class prototypes", 4 * 3 * d.num_classes * coarse * d.input_shape[-1],
-                 "data.num_classes")]
-    return out
-
-
 def check_memory(cfg: Config, limit: int | None = None) -> None:
     limit = memory_limit() if limit is None else limit
-    parts = estimate_bytes(cfg)
+    parts = sizing.estimate_bytes(cfg)
     total = sum(b for _, b, _ in parts)
     if total > limit:
         what, size, keys = max(parts, key=lambda p: p[1])
@@ -196,7 +166,7 @@ def _rules(cfg: Config) -> None:
                           "and set probe.source=NAME")
     reason = protocols.traits(cfg.protocol.name).shared_init
     if reason and cfg.init.shared is False:
-        free = [n for n in PROTOCOL_NAMES if not protocols.traits(n).shared_init]
+        free = [n for n in protocols.names() if not protocols.traits(n).shared_init]
         raise ConfigError(f"{cfg.protocol.name} needs a shared init ({reason}); remove init.shared=false "
                           f"(it is only for {'/'.join(free)})")
     _fault_rules(cfg)
@@ -217,12 +187,56 @@ def _fault_rules(cfg: Config) -> None:
                           f"{', '.join(k for k in FAULT_KINDS if k != 'straggler')}")
 
 
+MESSAGE_FAULTS = ("confident_wrong", "dropout", "straggler")   # faults that act on what peers send
+
+
+def check_read(cfg: Config) -> None:
+    """A protocol-specific field (one some protocol reads, TRAITS.reads) set away from its default for a
+    protocol that does not read it would be silently ignored: refuse it. So is a message fault for a
+    protocol whose peers send nothing. A single run checks this (`tallysim run`, tallysim.run); a sweep
+    or figure does not, since there one base serves several protocols and each ignores some of it."""
+    name = cfg.protocol.name
+    for key, spec in declared().items():
+        if protocols.reads(name, key) or get_field(cfg, key) == spec.default:
+            continue
+        readers = [n for n in protocols.names() if protocols.reads(n, key)]
+        raise ConfigError(f"{key}={show(get_field(cfg, key))} is not read by protocol.name={name} (only by "
+                          f"{', '.join(readers)}); allowed there: its default {show_default(spec.default)}")
+    if cfg.faults.kind in MESSAGE_FAULTS and not protocols.traits(name).messages:
+        raise ConfigError(f"faults.kind={cfg.faults.kind} acts on messages, and protocol.name={name} sends none; "
+                          f"allowed there: none, label_flip, under_trained")
+
+
+# log.*'s backends (tallysim/tracking.py): config field -> (module to import, pip extra)
+TRACKING_PACKAGES = {"tensorboard": ("tensorboardX", "tensorboard"), "mlflow": ("mlflow", "mlflow")}
+
+
+def check_tracking(cfg: Config) -> None:
+    """One-line errors before anything loads: a usable directory, an installed backend."""
+    for backend, value in (("tensorboard", cfg.log.tensorboard), ("mlflow", cfg.log.mlflow)):
+        if value is None:
+            continue
+        module, extra = TRACKING_PACKAGES[backend]
+        if not value.strip() or "\x00" in value:
+            raise ConfigError(f"log.{backend}={value!r} is empty; allowed: "
+                              f"{'a directory' if backend == 'tensorboard' else 'an experiment name'} or none")
+        if importlib.util.find_spec(module) is None:
+            raise ConfigError(f"log.{backend} needs the {module} package, which is not installed; "
+                              f"pip install 'tallysim[{extra}]' (or leave log.{backend} unset)")
+    if cfg.log.tensorboard is not None:
+        d = Path(cfg.log.tensorboard)
+        for p in (d, *d.parents):
+            if p.exists() and not p.is_dir():
+                raise ConfigError(f"log.tensorboard={cfg.log.tensorboard}: {p} is a file; allowed: a directory "
+                                  "(created if missing)")
+
+
 def validate(cfg: Config) -> Config:
     """Check everything that does not need the data; return the resolved config."""
     if not isinstance(cfg, Config):
         raise ConfigError(f"expected a Config, got {type(cfg).__name__}")
     check_types(cfg)
-    for key, allowed in CHOICES.items():
+    for key, allowed in _choices().items():
         value = get_field(cfg, key)
         if value not in allowed:
             raise ConfigError(f"{key}={show(value)} is not known; allowed: {', '.join(map(str, allowed))}")
@@ -232,10 +246,9 @@ def validate(cfg: Config) -> Config:
         check_name("probe.source", cfg.probe.source)
     if cfg.data.path is not None:
         check_path("data.path", cfg.data.path)
-    from tallysim import tracking
     if cfg.log.tensorboard is not None:
         check_path("log.tensorboard", cfg.log.tensorboard)
-    tracking.check(cfg)
+    check_tracking(cfg)
     _rules(cfg)
     check_memory(cfg)
     return cfg.resolved()

@@ -7,7 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 from conftest import read_rows, run_rows, tiny
 
-from tallysim import cli, run
+import tallysim
+from tallysim import cli
 from tallysim.sim import comm
 from tallysim.protocols.tally import vote_bits
 
@@ -17,17 +18,10 @@ FEDAVG_LIKE = ["bridge.density=1", "bridge.period=1", "distill.weight=0", "optim
 
 def rounds(cfg):
     """Run the jitted rounds by hand: (built, init state, final state, [host info], [RoundBits])."""
-    b = run.build(cfg)
-    k_init, k_rounds = jax.random.split(jax.random.PRNGKey(b.cfg.seed))
-    state0 = jax.jit(b.protocol.init)(k_init, b.one)
-    round_fn = jax.jit(b.protocol.round)
-    state, infos, bits = state0, [], []
-    for r in range(1, b.cfg.rounds + 1):
-        state, info = round_fn(state, b.one, k_rounds, jnp.asarray(r, jnp.int32))
-        info = {k: np.asarray(v).tolist() for k, v in jax.device_get(info).items()}
-        infos.append(info)
-        bits.append(b.protocol.cost(info))
-    return b, state0, state, infos, bits
+    d = tallysim.drive(cfg)
+    state0 = d.state
+    infos = d.run()
+    return d.built, state0, d.state, infos, [d.protocol.cost(info) for info in infos]
 
 
 def test_dense_merge_every_round_without_votes_is_fedavg():

@@ -3,12 +3,13 @@ default): validation refuses what the declaration does not allow, `run --help` l
 it, and the documentation's config reference (docs/config.md, "What each field means") documents
 exactly the declared fields with their defaults.
 Nothing here loads data or compiles."""
+import importlib
 import re
 from pathlib import Path
 
 import pytest
 
-from tallysim import cli, config, validation
+from tallysim import cli, config, protocols, validation
 from tallysim.config import Config, ConfigError
 
 CONFIG_PAGE = Path(__file__).resolve().parent.parent / "docs" / "config.md"
@@ -98,11 +99,19 @@ def test_run_help_lists_every_field_with_default_and_allowed_values(capsys):
 def documented_fields() -> dict[str, str]:
     """Dotted key -> the bracketed default text, as docs/config.md's "What each field means" documents them:
     table rows "| `peers` [10] |", section paragraphs "**`data.*`**: `seed` [0] ...; `max_train`,
-    `max_test` [none]", and single fields "**`fedprox.mu`** [0.01]"."""
+    `max_test` [none]", and single fields "**`fedprox.mu`** [0.01]". A protocol's own section
+    (TRAITS.sections) is documented the same way in its module's docstring instead: one file."""
     text = CONFIG_PAGE.read_text()
     start = text.index(SECTION)
     end = text.find("\n## ", start + 1)
     body = text[start:end if end > 0 else len(text)]
+    for name in protocols.names():
+        if protocols.traits(name).sections:
+            body += "\n" + (importlib.import_module(protocols.factory(name).__module__).__doc__ or "")
+    return _fields_in(body)
+
+
+def _fields_in(body: str) -> dict[str, str]:
     out, section = {}, ""
     token = re.compile(r"\*\*`([\w.]+)\.\*`\*\*"                       # a section: **`data.*`**
                        r"|\*\*`([\w.]+)`\*\*\s+\[([^\]]*)\]"             # one field: **`fedprox.mu`** [0.01]

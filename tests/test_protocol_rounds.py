@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from conftest import tiny
 
+import tallysim
 from tallysim import run
 from tallysim.protocols import feddf as feddf_mod
 from tallysim.protocols.base import round_keys
@@ -31,10 +32,8 @@ SKEWED = ["partition.kind=dirichlet", "partition.alpha=0.5", "peers=5", "partici
 # ---- helpers -----------------------------------------------------------------------------------
 
 def start(*items, seed=0):
-    b = run.build(tiny(*FULL_BATCH, *items))
-    k_init, k_rounds = jax.random.split(jax.random.PRNGKey(seed))
-    state = jax.jit(b.protocol.init)(k_init, b.one)
-    return b, state, k_rounds, jax.jit(b.protocol.round)
+    d = tallysim.drive(tiny(*FULL_BATCH, *items), seed)
+    return d.built, d.state, d.root, d.round_fn
 
 
 def peer(tree, i):

@@ -1,6 +1,7 @@
 """Protocol traits live in each protocol's module (TRAITS) and the registry (tallysim/protocols/__init__):
 config's derived defaults and validation read them there, without importing JAX, and a new protocol
 is one file plus one registry line. Nothing here trains a model."""
+import dataclasses
 import importlib
 import subprocess
 import sys
@@ -16,6 +17,8 @@ from tallysim.config import Config, ConfigError
 BEFORE = {"local": (False, False, 0), "fedavg": (True, True, 0), "fedprox": (True, True, 0),
           "feddf": (True, True, 0), "softlabel": (False, False, 3), "tally": (False, False, 3),
           "bridge": (False, True, 3)}
+SEVEN = tuple(BEFORE)
+BEFORE.update({"fedavgm": (True, True, 0), "fedadam": (True, True, 0), "fedyogi": (True, True, 0)})
 
 
 @pytest.mark.parametrize("name", list(protocols.REGISTRY))
@@ -23,9 +26,14 @@ def test_traits_read_from_source_equal_the_imported_module(name):
     module = importlib.import_module(f"tallysim.protocols.{protocols.REGISTRY[name].split(':')[0]}")
     assert protocols.traits(name) == module.TRAITS
     assert protocols.factory(name) is getattr(module, protocols.REGISTRY[name].split(":")[1])
+    # its own config section, read from the source, declares what the imported class does
+    for section, cls in module.TRAITS.sections.items():
+        read, real = protocols.sections()[section], getattr(module, cls)
+        assert [(f.name, f.default, dict(f.metadata)) for f in dataclasses.fields(read)] == \
+            [(f.name, f.default, dict(f.metadata)) for f in dataclasses.fields(real)], section
 
 
-@pytest.mark.parametrize("name", list(protocols.REGISTRY))
+@pytest.mark.parametrize("name", list(BEFORE))       # a protocol added later needs no line here
 def test_derived_defaults_unchanged(name):
     cfg = config.validate(config.apply_overrides(Config(), [f"protocol.name={name}", "local_epochs=3"]))
     assert (cfg.optim.reset_each_round, cfg.init.shared, cfg.warmup_epochs) == BEFORE[name]
@@ -36,8 +44,9 @@ def test_derived_defaults_unchanged(name):
 
 def test_trait_names_and_rules():
     assert config.PROTOCOLS == tuple(protocols.REGISTRY)
-    assert config.FEDAVG_FAMILY == ("fedavg", "fedprox", "feddf")
-    assert config.DISTILL_PROTOCOLS == ("softlabel", "tally", "bridge")
+    assert [n for n in config.FEDAVG_FAMILY if n in SEVEN] == ["fedavg", "fedprox", "feddf"]
+    assert {"fedavgm", "fedadam", "fedyogi"} <= set(config.FEDAVG_FAMILY)
+    assert [n for n in config.DISTILL_PROTOCOLS if n in SEVEN] == ["softlabel", "tally", "bridge"]
     for name, why in (("fedavg", "starts every peer from the server model"), ("bridge", "deltas from one")):
         with pytest.raises(ConfigError, match=f"{name} needs a shared init .*{why}.*only for local/softlabel/tally"):
             config.validate(config.apply_overrides(Config(), [f"protocol.name={name}", "init.shared=false"]))

@@ -5,21 +5,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from tallysim import run
+import tallysim
 from conftest import tiny
 
 
 def final_state(cfg, rounds=None):
-    b = run.build(cfg)
-    root = jax.random.PRNGKey(b.cfg.seed)
-    k_init, k_rounds = jax.random.split(root)
-    state = jax.jit(b.protocol.init)(k_init, b.one)
-    step = jax.jit(b.protocol.round)
-    infos = []
-    for r in range(1, (rounds or b.cfg.rounds) + 1):
-        state, info = step(state, b.one, k_rounds, jnp.int32(r))
-        infos.append(info)
-    return b, state, infos
+    d = tallysim.drive(cfg)
+    infos = [d.step()[1] for _ in range(rounds or d.built.cfg.rounds)]
+    return d.built, d.state, infos
 
 
 def leaves_equal(a, b):

@@ -3,12 +3,11 @@
 Each value is checked against what it must equal, not only for presence (CPU, tiny synthetic runs)."""
 import math
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 from conftest import run_rows, tiny
 
+import tallysim
 from tallysim import run
 from tallysim.sim import comm
 
@@ -61,10 +60,7 @@ def test_feddf_loss_is_the_rounds_distillation_loss(tmp_path):
     assert isinstance(loss, float) and math.isfinite(loss) and loss >= 0      # a KL divergence
     assert rows[-1]["kept"] is None and rows[-1]["merged"] is None and rows[-1]["nnz"] is None
     # the same round driven by hand reports the same loss
-    b = run.build(cfg)
-    k_init, k_rounds = jax.random.split(jax.random.PRNGKey(b.cfg.seed))
-    state = jax.jit(b.protocol.init)(k_init, b.one)
-    _, info = jax.jit(b.protocol.round)(state, b.one, k_rounds, jnp.asarray(1, jnp.int32))
+    _, info = tallysim.drive(cfg).step()
     assert loss == pytest.approx(float(np.asarray(info["feddf_loss"])), rel=1e-4, abs=1e-6)
     rows = run_rows(tiny("protocol.name=feddf", "feddf.steps=0", "rounds=1"), tmp_path / "f")
     assert rows[-1]["feddf_loss"] is None                  # steps=0 is FedAvg: no server distillation

@@ -56,7 +56,7 @@ def test_run_writes_every_metrics_column_the_config_and_the_figure(tmp_path, cap
     assert hp["data.input_shape"] == "28x28x1" and not any(k.startswith("log.") for k in hp)
     assert "accuracy_vs_bits" in acc.Tags()["images"]
     assert sorted(p.name for p in out.iterdir()) == sorted(                   # the run directory is unchanged
-        [".tallysim-run", "config.json", "metrics.jsonl", "partition.json"])
+        [".tallysim-lock", ".tallysim-run", "config.json", "metrics.jsonl", "partition.json"])
     assert json.loads((out / "config.json").read_text())["log"]["tensorboard"] == str(tb)
 
 
@@ -96,8 +96,9 @@ def test_bad_log_settings_are_one_line_errors(tmp_path, monkeypatch):
         config.validate(tiny(f"log.tensorboard={tmp_path / 'file' / 'tb'}"))
     with pytest.raises(ConfigError, match="log.tensorboard='' is empty"):
         config.validate(tiny("log.tensorboard="))
-    real = tracking.importlib.util.find_spec
-    monkeypatch.setattr(tracking.importlib.util, "find_spec", lambda m: None if m == "mlflow" else real(m))
+    from tallysim import validation                       # the check runs in validation, before a run
+    real = validation.importlib.util.find_spec
+    monkeypatch.setattr(validation.importlib.util, "find_spec", lambda m: None if m == "mlflow" else real(m))
     with pytest.raises(ConfigError, match=r"log.mlflow needs the mlflow package.*tallysim\[mlflow\]"):
         config.validate(tiny("log.mlflow=exp"))
 

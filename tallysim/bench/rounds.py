@@ -26,6 +26,7 @@ import jax.numpy as jnp
 from tallysim import config
 from tallysim.bench.throughput import device_name
 from tallysim.sim import mesh
+from tallysim import programs
 from tallysim import run as run_mod
 
 PROTOCOLS = ("local", "tally", "softlabel", "bridge", "fedavg")
@@ -46,8 +47,8 @@ def time_protocol(name: str, items: list[str], rounds: int, repeats: int = 3) ->
     b = run_mod.build(cfg)
     placement = mesh.plan(1, len(b.seeds), cfg.peers)
     state = run_mod.initial_state(b, placement)
-    data_c, values, _, k_rounds, _, _ = run_mod._chunk_inputs(b, 0, len(b.seeds), placement)
-    single, scan = run_mod._round_programs(b)
+    data_c, values, _, k_rounds, _, _ = programs.chunk_inputs(b, 0, len(b.seeds), placement)
+    single, scan = programs.round_programs(b)
     t0 = time.perf_counter()
     state, _ = single(state, data_c, k_rounds, jnp.arange(1, 2, dtype=jnp.int32), values)
     rs = jnp.arange(2, rounds + 2, dtype=jnp.int32)

@@ -1,20 +1,37 @@
-"""Protocol registry: `protocol.name` -> the module of this package that implements it, and its traits.
+"""Protocol registry: `protocol.name` -> the module that implements it, its traits and its config section.
 
-A new protocol is one file here plus one line in REGISTRY. The file defines a factory
-`make(ctx) -> Protocol` and `TRAITS = Traits(...)`: what the rest of tallysim needs to know before
-building the protocol (the defaults config.resolved() derives, the checks validation.py makes). TRAITS
-is written with literal values only, because `traits(name)` reads it from the file's source without
-importing the module: config and validation stay free of JAX (tests/test_protocols.py checks that
-what is read equals the imported TRAITS). Importing this package imports no JAX either; `Context`,
-`Protocol` and `make` load the modules on first use.
+A protocol is one module. It defines a factory `make(ctx) -> Protocol` (tallysim/protocols/base.py),
+`TRAITS = Traits(...)` (what configuration and validation need to know before anything is built) and,
+optionally, its own config section: a frozen dataclass named in `TRAITS.sections` ({"fedavgm":
+"FedAvgMConfig"} makes `fedavgm.*` fields, with validation, `run --help` and JSON round-trip). See
+docs/write-a-protocol.md.
+
+Where the module lives:
+- in this package: one line in REGISTRY. TRAITS and the section class are written with literals only
+  (and `ints`/`floats` from tallysim.fields), because they are read from the file's source without
+  importing it: config and validation stay free of JAX (tests/test_protocols.py checks that what is
+  read equals what the module holds once imported);
+- anywhere else (a plugin): the module lists its protocols as `PROTOCOLS = {"name": "factory", ...}` and
+  is loaded by `--plugin module`, by `"plugins": ["module"]` in a config file (`load_plugin`), or by a
+  Python entry point in the group `tallysim.protocols` (`name = "module:factory"`), found on first use.
+  A plugin is imported, so its TRAITS and section may be any Python.
+
+Importing this package imports no JAX and nothing above it (`Context` and `Protocol` are in
+protocols/base.py); `factory` and `make` import a protocol's module on first use.
 """
 from __future__ import annotations
 
 import ast
+import dataclasses
 import functools
 import importlib
 import importlib.util
+import typing
 from dataclasses import dataclass, field
+from typing import Literal, Optional
+
+from tallysim import fields as _fields
+from tallysim.fields import ConfigError
 
 REGISTRY = {                       # name -> "module:factory"; this order is the order users see
     "local": "local_only:make",
@@ -24,7 +41,11 @@ REGISTRY = {                       # name -> "module:factory"; this order is the
     "softlabel": "softlabel:make",
     "tally": "tally:make",
     "bridge": "bridge:make",
+    "fedavgm": "fedavgm:make",
+    "fedadam": "fedadam:make",
+    "fedyogi": "fedyogi:make",
 }
+ENTRY_POINTS = "tallysim.protocols"
 
 
 @dataclass(frozen=True)
@@ -39,53 +60,208 @@ class Traits:
     # Derived defaults (config.DERIVED) when the field is left null: a value, or the name of another
     # field whose value it takes. Unlisted ones take BASE_DEFAULTS.
     defaults: dict = field(default_factory=dict)
+    # The config sections this module owns: section name -> the name of its frozen dataclass in the
+    # module. config.json records a section only for the protocols of its module (or when not default).
+    sections: dict = field(default_factory=dict)
+    # The protocol-specific fields it reads: dotted keys or whole sections ("vote"), or a dict
+    # {protocol name: (...)} when the module builds several. Its own sections count as read.
+    # validation refuses a non-default value of a protocol-specific field (one that some protocol
+    # reads) that this protocol does not read: it would be silently ignored.
+    reads: object = ()
+    messages: bool = True        # its peers send messages (faults that act on messages apply)
+
+    def reads_key(self, name: str, key: str) -> bool:
+        listed = self.reads.get(name, ()) if isinstance(self.reads, dict) else self.reads
+        section = key.split(".")[0]
+        return section in self.sections or any(key == r or key.startswith(r + ".") for r in listed)
 
     def default(self, key: str, cfg):
         value = {**BASE_DEFAULTS, **self.defaults}[key]
         if isinstance(value, str):
-            from tallysim.config import get_field
-            return get_field(cfg, value)
+            obj = cfg
+            for part in value.split("."):
+                obj = getattr(obj, part)
+            return obj
         return value
 
 
 BASE_DEFAULTS = {"optim.reset_each_round": False, "init.shared": False, "warmup_epochs": 0}
 
+# Plugins: name -> "absolute.module:factory", and which module of those was loaded by name
+# (--plugin / "plugins"; an entry point's is found again without being recorded).
+_EXTERNAL: dict[str, str] = {}
+_LOADED: dict[str, str] = {}          # protocol name -> the plugin module config.json must name
+_generation = [0]                     # bumped when plugins add protocols (config's declarations cache)
+_entry_points_read = [False]
+# Entry points are read once tallysim.config has finished importing (it calls `ready`): an entry-point
+# module imports tallysim's protocol code, which imports config, so reading them while config's own
+# module-level constants are computed would import config half-initialised. Until then the names are
+# the built-ins' and the plugins loaded by name.
+_ready = [False]
+
+
+def ready() -> None:
+    _ready[0] = True
+
+
+def generation() -> int:
+    _entry_points()
+    return _generation[0]
+
+
+def _entry_points() -> None:
+    if _entry_points_read[0] or not _ready[0]:
+        return
+    _entry_points_read[0] = True
+    from importlib.metadata import entry_points
+    for ep in entry_points(group=ENTRY_POINTS):
+        _add(ep.name, ep.value.replace(" ", ""), f"entry point {ep.name} = {ep.value!r}")
+
+
+def _add(name: str, target: str, where: str) -> None:
+    known = REGISTRY.get(name) and f"tallysim.protocols.{REGISTRY[name]}" or _EXTERNAL.get(name)
+    if known and known != target:
+        raise ConfigError(f"{where}: protocol.name={name!r} is already taken (by {known}); allowed: a name "
+                          f"that is not one of {', '.join(names())}")
+    if not known:
+        _EXTERNAL[name] = target
+        _generation[0] += 1
+
+
+def load_plugin(module: str) -> list[str]:
+    """Import a plugin module and register the protocols its `PROTOCOLS` lists; returns their names."""
+    if not isinstance(module, str) or not module.strip():
+        raise ConfigError(f"plugin {module!r} is not a module name; allowed: a dotted importable module, "
+                          "e.g. my_protocols")
+    try:
+        mod = importlib.import_module(module)
+    except Exception as e:     # noqa: BLE001 - whatever the plugin raised, say it in one line
+        raise ConfigError(f"plugin {module!r} cannot be imported ({type(e).__name__}: "
+                          f"{str(e).splitlines()[0] if str(e) else ''}); allowed: a module on the Python "
+                          "path that defines PROTOCOLS = {\"name\": \"factory\"}") from None
+    listed = getattr(mod, "PROTOCOLS", None)
+    if not isinstance(listed, dict) or not listed or not all(
+            isinstance(k, str) and k and isinstance(v, str) and callable(getattr(mod, v, None))
+            for k, v in listed.items()):
+        raise ConfigError(f"plugin {module!r} defines no PROTOCOLS; allowed: a module-level dict "
+                          "PROTOCOLS = {\"name\": \"factory function in this module\"}")
+    for name, fn in listed.items():
+        _add(name, f"{module}:{fn}", f"plugin {module!r}")
+        _LOADED[name] = module
+    return list(listed)
+
+
+def plugin_of(name: str) -> Optional[str]:
+    """The plugin module that protocol `name` needs loaded by name (None: built in, or an entry point)."""
+    return _LOADED.get(name)
+
+
+def names() -> tuple:
+    """Every known protocol name: the built-ins in REGISTRY's order, then the plugins'."""
+    _entry_points()
+    return tuple(REGISTRY) + tuple(n for n in _EXTERNAL if n not in REGISTRY)
+
+
+def _target(name: str) -> tuple[str, str, bool]:
+    """(module, factory, built in) of protocol `name`."""
+    _entry_points()
+    if name in REGISTRY:
+        module, fn = REGISTRY[name].split(":")
+        return f"{__name__}.{module}", fn, True
+    if name in _EXTERNAL:
+        module, fn = _EXTERNAL[name].split(":")
+        return module, fn, False
+    raise ConfigError(f"protocol.name={name!r} is not known; allowed: {', '.join(names())}")
+
 
 def _module(name: str) -> str:
-    if name not in REGISTRY:
-        raise ValueError(f"protocol.name={name!r} is not known; allowed: {', '.join(REGISTRY)}")
-    return REGISTRY[name].split(":")[0]
+    return _target(name)[0]
+
+
+class Declared(typing.NamedTuple):
+    traits: Traits
+    sections: dict                  # section name -> dataclass
 
 
 @functools.lru_cache(maxsize=None)
-def _read_traits(module: str) -> Traits:
-    """`TRAITS = Traits(key=literal, ...)` from tallysim/protocols/<module>.py, without importing it."""
-    path = importlib.util.find_spec(f"{__name__}.{module}").origin
+def _declared(module: str, builtin: bool) -> Declared:
+    if not builtin:
+        mod = importlib.import_module(module)
+        t = getattr(mod, "TRAITS", Traits())
+        return Declared(t, {s: getattr(mod, cls) for s, cls in t.sections.items()})
+    return _read_source(module)
+
+
+SECTION_NAMES = {"dataclass": dataclass, "field": field, "Literal": Literal, "Optional": Optional,
+                 "ints": _fields.ints, "floats": _fields.floats, "INT_MAX": _fields.INT_MAX,
+                 "F32_MAX": _fields.F32_MAX}
+
+
+def _read_source(module: str) -> Declared:
+    """TRAITS = Traits(key=literal, ...) and its section classes, from a module's file, without importing it."""
+    path = importlib.util.find_spec(module).origin
     with open(path, encoding="utf-8") as f:
         tree = ast.parse(f.read(), path)
+    traits = None
     for node in tree.body:
         if isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == ["TRAITS"]:
             call = node.value
-            if not (isinstance(call, ast.Call) and getattr(call.func, "id", None) == "Traits" and not call.args):
-                break
-            try:
-                return Traits(**{k.arg: ast.literal_eval(k.value) for k in call.keywords})
-            except ValueError:
-                break
-    raise TypeError(f"{path}: define TRAITS = Traits(keyword=literal, ...) at the top level "
-                    "(read without importing the module)")
+            if isinstance(call, ast.Call) and getattr(call.func, "id", None) == "Traits" and not call.args:
+                try:
+                    traits = Traits(**{k.arg: ast.literal_eval(k.value) for k in call.keywords})
+                except ValueError:
+                    pass
+            break
+    if traits is None:
+        raise TypeError(f"{path}: define TRAITS = Traits(keyword=literal, ...) at the top level "
+                        "(read without importing the module)")
+    sections = {}
+    classes = {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
+    for section, cls in traits.sections.items():
+        if cls not in classes:
+            raise TypeError(f"{path}: TRAITS.sections names {cls!r}, which is not a top-level class there")
+        namespace = dict(SECTION_NAMES, __name__=__name__)   # a module in sys.modules (dataclass reads it)
+        exec(compile(ast.Module(body=[classes[cls]], type_ignores=[]), path, "exec"), namespace)  # noqa: S102
+        sections[section] = namespace[cls]
+        assert dataclasses.is_dataclass(sections[section]), f"{path}: {cls} must be a frozen dataclass"
+    return Declared(traits, sections)
 
 
 def traits(name: str) -> Traits:
     """The traits protocol `name`'s module declares."""
-    return _read_traits(_module(name))
+    module, _, builtin = _target(name)
+    return _declared(module, builtin).traits
+
+
+def sections() -> dict:
+    """section name -> its dataclass, of every known protocol (a module's once), in names() order."""
+    out = {}
+    for n in names():
+        out.update(_declared(*_target(n)[::2]).sections)
+    return out
+
+
+def section_owners(section: str) -> tuple:
+    """The protocols whose module owns config section `section`."""
+    return tuple(n for n in names() if section in _declared(*_target(n)[::2]).sections)
+
+
+def reads(name: str, key: str) -> bool:
+    """Does protocol `name` read config field `key`? (Fields no protocol lists are read by all.)"""
+    if not specific(key):
+        return True
+    return traits(name).reads_key(name, key)
+
+
+def specific(key: str) -> bool:
+    """Is `key` a protocol-specific field: listed in some protocol's reads, or in a protocol's section?"""
+    return any(traits(n).reads_key(n, key) for n in names())
 
 
 def factory(name: str):
     """The function that builds protocol `name` from a Context (imports its module, and JAX)."""
-    _module(name)
-    module, fn = REGISTRY[name].split(":")
-    return getattr(importlib.import_module(f"{__name__}.{module}"), fn)
+    module, fn, _ = _target(name)
+    return getattr(importlib.import_module(module), fn)
 
 
 def make(ctx):
@@ -93,11 +269,5 @@ def make(ctx):
     return factory(ctx.cfg.protocol.name)(ctx)
 
 
-def __getattr__(name: str):
-    if name in ("Context", "Protocol"):     # tallysim.protocols.base needs JAX: import it on first use
-        from tallysim.protocols import base
-        return getattr(base, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-__all__ = ["BASE_DEFAULTS", "Context", "Protocol", "REGISTRY", "Traits", "factory", "make", "traits"]
+__all__ = ["BASE_DEFAULTS", "REGISTRY", "Traits", "factory", "load_plugin", "make",
+           "names", "plugin_of", "sections", "traits"]

@@ -10,6 +10,7 @@ into the compiled program as a constant.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from typing import Any, Callable, NamedTuple, Optional
 
 import jax
@@ -29,6 +30,8 @@ class Protocol(NamedTuple):
     round: Callable[[State, FedData, jax.Array, jax.Array], tuple[State, dict]]
     cost: Callable[[dict], RoundBits]
     has_server: bool = False
+    peer_state: tuple = ()      # State.extra entries with a peer axis (sharded like params on a mesh)
+    row_keys: dict = {}         # scalars of the round's info that go into the metrics rows: name -> int | float
 
 
 @dataclass(frozen=True)
@@ -41,13 +44,27 @@ class Context:
     # lanes of a grouped sweep (lanes.choices). A protocol that needs a static bound for a traced
     # value (the bridge's largest k) reads it here.
     choices: tuple = ()
+    # key -> per-lane (traced) value of each `lane=True` field that varies in a grouped sweep
+    # (tallysim/fields.py); read them with `hp`.
+    hparams: dict = dataclass_field(default_factory=dict)
+
+    def hp(self, key: str):
+        """A lane field's value: this lane's array in a grouped sweep where it varies, else the
+        config's constant. Like optax.inject_hyperparams: the value is an argument, never in the Config."""
+        if key in self.hparams:
+            return self.hparams[key]
+        obj = self.cfg
+        for part in key.split("."):
+            obj = getattr(obj, part)
+        return obj
 
     def choices_of(self, key: str) -> Optional[tuple]:
         return dict(self.choices).get(key)
 
     @property
     def tx(self):
-        return peers.make_optimizer(self.cfg.optim)
+        return peers.make_optimizer(self.cfg.optim, self.hp("optim.lr"), self.hp("optim.momentum"),
+                                    self.hp("optim.weight_decay"))
 
     def local_spec(self, epochs: Optional[int] = None, distill_loss=None, prox_mu=None) -> local.LocalSpec:
         cfg = self.cfg
@@ -56,17 +73,19 @@ class Context:
             shard_max=self.spec.shard_max,
             epochs=cfg.local_epochs if epochs is None else epochs,
             local_steps=cfg.local_steps if epochs is None else None,
-            distill_loss=distill_loss, distill_weight=cfg.distill.weight,
+            distill_loss=distill_loss, distill_weight=self.hp("distill.weight"),
             probe_batch=cfg.distill.batch_size or cfg.batch_size, prox_mu=prox_mu, groups=self.spec.groups)
 
-    def init_state(self, key, data: FedData, shared: bool, server: bool = False, error: bool = False) -> State:
+    def init_state(self, key, data: FedData, shared: bool, server: bool = False, error: bool = False,
+                   extra=None) -> State:
         params = peers.init_params(self.model, key, self.spec.peers, self.spec.input_shape, shared)
         first = jax.tree.map(lambda a: a[0], params)
         return State(
             params=params,
             opt=jax.vmap(self.tx.init)(params),
             server=first if server else None,
-            error=jax.tree.map(jnp.zeros_like, params) if error else None)
+            error=jax.tree.map(jnp.zeros_like, params) if error else None,
+            extra=None if extra is None else extra(first))
 
 
 class RoundKeys(NamedTuple):
@@ -159,7 +178,7 @@ def probe_exchange(ctx: Context, state: State, data: FedData, keys: RoundKeys, i
     else:
         sums = exchange.stream_sums(logits_fn, A, y_M, spec.classes, soft_bits, chunk, masks_fn)
     voters = faults.senders(ctx, fr)          # A, or (dropout) the traced number of messages that arrived
-    t = vote.tally_counts(sums.counts_MxC, voters, cfg.vote.ties, cfg.vote.min_agreement, keys.tie)
+    t = vote.tally_counts(sums.counts_MxC, voters, cfg.vote.ties, ctx.hp("vote.min_agreement"), keys.tie)
     honest_winner = None
     if sums.honest_counts_MxC is not None:
         honest_winner = vote.tally_counts(sums.honest_counts_MxC, jnp.maximum(sums.honest, 1), cfg.vote.ties,
@@ -177,7 +196,7 @@ def probe_exchange(ctx: Context, state: State, data: FedData, keys: RoundKeys, i
             target = vote.robust_soft(sent, sent_A, cfg.softlabel.aggregate, cfg.softlabel.trim)
         else:
             target = vote.soft_targets(sums.sent_MxC, voters, cfg.softlabel.aggregate,
-                                       cfg.softlabel.era_temperature)
+                                       ctx.hp("softlabel.era_temperature"))
         weight = jnp.ones((spec.probes,), jnp.float32)
         probes = local.Probes(x_M, target, weight if arrived is None else weight * arrived)
         info["consensus_acc"] = jnp.mean(jnp.argmax(target, axis=-1) == y_M)
@@ -188,4 +207,4 @@ def probe_exchange(ctx: Context, state: State, data: FedData, keys: RoundKeys, i
 
 def exchanging(ctx: Context) -> bool:
     """Distillation with zero weight sends nothing: the peers have no use for the targets."""
-    return lanes.nonzero(ctx.cfg.distill.weight)     # may be traced (lanes.py): then it is nonzero
+    return lanes.nonzero(ctx.hp("distill.weight"))     # may be traced (lanes.py): then it is nonzero

@@ -30,7 +30,8 @@ from tallysim.protocols.distill import distill_round, warmup_init
 from tallysim.protocols.tally import vote_cost
 
 TRAITS = Traits(distill=True, shared_init="its merges are deltas from one common reference",
-                defaults={"init.shared": True, "warmup_epochs": "local_epochs"})
+                defaults={"init.shared": True, "warmup_epochs": "local_epochs"},
+                reads=("distill", "vote", "bridge", "comm.param_bits"))
 
 
 def merge_step(ctx: Context, lay: sparse.Layout, state: State, data, idx, fr=None, lk=None):
@@ -46,7 +47,7 @@ def merge_step(ctx: Context, lay: sparse.Layout, state: State, data, idx, fr=Non
         # already contains it), so adding e_i again would count it twice.
         error_AxW = jnp.zeros_like(error_AxW)
     ref_W = sparse.flatten(state.server)
-    sp = jax.vmap(lambda t, e: sparse.sparsify(t, ref_W, e, cfg.density, lay, cfg.scope, lk))(theta_AxW, error_AxW)
+    sp = jax.vmap(lambda t, e: sparse.sparsify(t, ref_W, e, ctx.hp("bridge.density"), lay, cfg.scope, lk))(theta_AxW, error_AxW)
     sent_W, mask_W = sp.sent_W, sp.mask_W
     if fr is not None and ctx.cfg.faults.kind == "confident_wrong":
         sent_W = jnp.where(fr.faulty_A[:, None], -ctx.cfg.faults.scale * sent_W, sent_W)
@@ -71,7 +72,7 @@ def merge_step(ctx: Context, lay: sparse.Layout, state: State, data, idx, fr=Non
 
 def make(ctx: Context) -> Protocol:
     cfg = ctx.cfg
-    lspec = ctx.local_spec(distill_loss=hard_label_loss(ctx.spec.classes, cfg.distill.label_smoothing))
+    lspec = ctx.local_spec(distill_loss=hard_label_loss(ctx.spec.classes, ctx.hp("distill.label_smoothing")))
     vote_after = cfg.bridge.vote_at == "merge"      # vote with the trained models, just before the merge
     tally_round = distill_round(ctx, lspec, hard=True, vote_after=vote_after)
     dummy = jnp.zeros((1,) + tuple(ctx.spec.input_shape), jnp.float32)
@@ -81,9 +82,9 @@ def make(ctx: Context) -> Protocol:
     # from the group's densities (exact, host-side), and top-k runs to the group's largest k.
     # lanes.NONZERO keeps density-0 lanes (tally, statically) in a group of their own.
     choices = ctx.choices_of("bridge.density")
-    lk = None if choices is None else sparse.lane_k(cfg.bridge.density, choices, lay, cfg.bridge.scope)
+    lk = None if choices is None else sparse.lane_k(ctx.hp("bridge.density"), choices, lay, cfg.bridge.scope)
     k = sparse.num_selected(max(choices) if choices else cfg.bridge.density, lay, cfg.bridge.scope)
-    period = cfg.bridge.period
+    period = ctx.hp("bridge.period")
     traced_period = ctx.choices_of("bridge.period") is not None
 
     def round_fn(state: State, data, root, r):

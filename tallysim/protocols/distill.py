@@ -42,15 +42,17 @@ def no_vote(ctx: Context) -> PendingVote:
                        jnp.float32(0.0))
 
 
-def distill_factor(cfg, r, agreement):
+def distill_factor(cfg, r, agreement, hp=None):
     """The factor of round r's distillation weight: None when neither the ramp nor the gate is on
-    (the weight is used as it is), else min(1, r / ramp_rounds) and/or (agreement >= gate)."""
-    d = cfg.distill
+    (the weight is used as it is), else min(1, r / ramp_rounds) and/or (agreement >= gate).
+    `hp`: Context.hp, this lane's (possibly traced) values; None: the config's."""
+    ramp = cfg.distill.ramp_rounds if hp is None else hp("distill.ramp_rounds")
+    gate = cfg.distill.gate if hp is None else hp("distill.gate")
     f = None
-    if lanes.nonzero(d.ramp_rounds):          # may be a traced per-lane value (lanes.py)
-        f = jnp.minimum(1.0, jnp.asarray(r).astype(jnp.float32) / d.ramp_rounds)
-    if lanes.nonzero(d.gate):
-        g = (agreement >= d.gate).astype(jnp.float32)
+    if lanes.nonzero(ramp):                   # may be a traced per-lane value (lanes.py)
+        f = jnp.minimum(1.0, jnp.asarray(r).astype(jnp.float32) / ramp)
+    if lanes.nonzero(gate):
+        g = (agreement >= gate).astype(jnp.float32)
         f = g if f is None else f * g
     return f
 
@@ -102,7 +104,7 @@ def distill_round(ctx: Context, lspec: local.LocalSpec, hard: bool, vote_after: 
             info.pop("senders", None)            # nothing is sent, whoever drops out
         else:
             sequential_epochs = sequential
-            f = distill_factor(cfg, r, info["agreement"])
+            f = distill_factor(cfg, r, info["agreement"], ctx.hp)
             lspec_r = scaled(lspec, f)
             if f is not None:
                 info["distill_factor"] = f
@@ -119,7 +121,7 @@ def distill_round(ctx: Context, lspec: local.LocalSpec, hard: bool, vote_after: 
             pv = state.votes
             x_M, _ = pool_examples(data, pv.pidx_M)
             probes = local.Probes(x_M, pv.target_M, pv.weight_M)
-            f = distill_factor(cfg, r, pv.agreement)
+            f = distill_factor(cfg, r, pv.agreement, ctx.hp)
             lspec_r, sequential_epochs = scaled(lspec, f), sequential
         params, opt, _, loss_A, steps = local_round(ctx, lspec_r, state, data, keys, idx, probes=probes,
                                                     sequential_epochs=sequential_epochs, fr=fr)

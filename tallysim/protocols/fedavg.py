@@ -20,7 +20,8 @@ from tallysim.protocols.base import (Context, Protocol, active_set, local_round,
 
 # fedavg and fedprox (both built here)
 TRAITS = Traits(fedavg_family=True, shared_init="it starts every peer from the server model",
-                defaults={"optim.reset_each_round": True, "init.shared": True})
+                defaults={"optim.reset_each_round": True, "init.shared": True},
+                reads={"fedavg": ("fedavg", "comm.param_bits"), "fedprox": ("fedavg", "fedprox", "comm.param_bits")})
 
 
 def aggregate(ctx: Context, sent_A, count_A, server, fr=None):
@@ -76,7 +77,7 @@ def param_cost(ctx: Context):
 
 
 def make(ctx: Context, prox: bool = False) -> Protocol:
-    lspec = ctx.local_spec(prox_mu=ctx.cfg.fedprox.mu if prox else None)
+    lspec = ctx.local_spec(prox_mu=ctx.hp("fedprox.mu") if prox else None)
 
     def round_fn(state, data, root, r):
         keys = round_keys(root, r)

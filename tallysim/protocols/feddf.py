@@ -24,7 +24,8 @@ from tallysim.protocols import Traits, fedavg
 from tallysim.protocols.base import Context, Protocol, active_set, round_keys
 
 TRAITS = Traits(fedavg_family=True, shared_init="it starts every peer from the server model",
-                defaults={"optim.reset_each_round": True, "init.shared": True})
+                defaults={"optim.reset_each_round": True, "init.shared": True},
+                reads=("fedavg", "feddf", "comm.param_bits"))
 
 
 def teacher_probs(logits_AxBxC: jax.Array, target: str, temperature: float, weight_A=None) -> jax.Array:
@@ -50,7 +51,7 @@ def distill_server(ctx: Context, student, params_A, data, key, weight_A=None):
     cfg = ctx.cfg.feddf
     apply = ctx.model.apply
     Q = data.pool_Q.shape[0]
-    tx = optax.adam(optax.cosine_decay_schedule(cfg.lr, cfg.steps))
+    tx = optax.adam(optax.cosine_decay_schedule(ctx.hp("feddf.lr"), cfg.steps))
 
     def step(carry, t):
         p, o = carry
@@ -58,8 +59,8 @@ def distill_server(ctx: Context, student, params_A, data, key, weight_A=None):
                                  replace=cfg.batch_size > Q)
         x = to_input(pool_examples(data, pick)[0])
         teacher = teacher_probs(jax.vmap(apply, in_axes=(0, None))(params_A, x),
-                                cfg.target, cfg.temperature, weight_A)
-        loss, grads = jax.value_and_grad(lambda w: student_loss(apply(w, x), teacher, cfg.temperature))(p)
+                                cfg.target, ctx.hp("feddf.temperature"), weight_A)
+        loss, grads = jax.value_and_grad(lambda w: student_loss(apply(w, x), teacher, ctx.hp("feddf.temperature")))(p)
         updates, o = tx.update(grads, o, p)
         return (optax.apply_updates(p, updates), o), loss
 

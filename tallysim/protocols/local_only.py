@@ -8,7 +8,7 @@ from tallysim.sim import comm, faults
 from tallysim.protocols import Traits
 from tallysim.protocols.base import Context, Protocol, active_set, local_round, round_keys
 
-TRAITS = Traits()                 # no exchange: every derived default is the base one
+TRAITS = Traits(messages=False)   # no exchange: every derived default is the base one, nothing is sent
 
 
 def make(ctx: Context) -> Protocol:

@@ -17,12 +17,16 @@ from tallysim.protocols import Traits
 from tallysim.protocols.base import Context, Protocol, exchanging
 from tallysim.protocols.distill import distill_round, warmup_init
 
-TRAITS = Traits(distill=True, soft=True, defaults={"warmup_epochs": "local_epochs"})
+# not distill.label_smoothing (hard labels only) nor vote.min_agreement (no abstention); vote.ties breaks the
+# ties of the vote it reports as vote_acc
+TRAITS = Traits(distill=True, soft=True, defaults={"warmup_epochs": "local_epochs"},
+                reads=("distill.weight", "distill.temperature", "distill.order", "distill.epochs", "distill.batch_size",
+                       "distill.ramp_rounds", "distill.gate", "softlabel", "comm.soft_bits", "vote.ties"))
 
 
 def make(ctx: Context) -> Protocol:
     cfg, spec = ctx.cfg, ctx.spec
-    lspec = ctx.local_spec(distill_loss=soft_label_loss(cfg.distill.temperature))
+    lspec = ctx.local_spec(distill_loss=soft_label_loss(ctx.hp("distill.temperature")))
     per_peer = comm.soft_labels(spec.probes, spec.classes, cfg.comm.soft_bits) if exchanging(ctx) else 0
     bits = comm.RoundBits(per_peer, per_peer, spec.active)
 

@@ -15,7 +15,7 @@ from tallysim.protocols import Traits
 from tallysim.protocols.base import Context, Protocol, exchanging
 from tallysim.protocols.distill import distill_round, warmup_init
 
-TRAITS = Traits(distill=True, defaults={"warmup_epochs": "local_epochs"})
+TRAITS = Traits(distill=True, defaults={"warmup_epochs": "local_epochs"}, reads=("distill", "vote", "comm.topology"))
 
 
 def vote_bits(ctx: Context) -> comm.RoundBits:
@@ -39,7 +39,7 @@ def vote_cost(ctx: Context, info) -> comm.RoundBits:
 
 
 def make(ctx: Context) -> Protocol:
-    lspec = ctx.local_spec(distill_loss=hard_label_loss(ctx.spec.classes, ctx.cfg.distill.label_smoothing))
+    lspec = ctx.local_spec(distill_loss=hard_label_loss(ctx.spec.classes, ctx.hp("distill.label_smoothing")))
     return Protocol(init=lambda key, data: warmup_init(ctx, key, data),
                     round=distill_round(ctx, lspec, hard=True),
                     cost=lambda info: vote_cost(ctx, info))

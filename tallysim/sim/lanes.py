@@ -24,7 +24,6 @@ fraction is static.
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import numpy as np
 
@@ -32,17 +31,25 @@ from tallysim import config
 from tallysim.sim import faults
 from tallysim.config import Config
 
-TRACED = ("optim.lr", "optim.momentum", "optim.weight_decay", "fedprox.mu", "distill.weight",
-          "distill.temperature", "distill.label_smoothing", "vote.min_agreement",
-          "softlabel.era_temperature", "feddf.lr", "feddf.temperature", "bridge.density", "bridge.period",
-          "distill.ramp_rounds", "distill.gate")
-NONZERO = ("optim.momentum", "optim.weight_decay", "distill.weight", "distill.label_smoothing",
-           "vote.min_agreement", "bridge.density", "distill.ramp_rounds", "distill.gate")
+# Declared on the fields (`lane=True`, `nonzero=True`: tallysim/fields.py); these are the built-in ones.
+TRACED = config.lane_fields()
+NONZERO = tuple(k for k, f in config.declared().items() if f.nonzero)
 HOST = ("seed", "seeds", "seed_chunk", "partition.kind", "partition.alpha", "partition.k",
         "partition.min_size", "partition.cap", "partition.scheme")
 SCHEDULE = ("rounds", "eval_every")
-PER_LANE = TRACED + HOST + SCHEDULE
 HOST_FIXED_FAULTS = ("faults.fraction",)    # host-side when faults.redraw is false (see above)
+# A traced field is never put in the Config: the round reads it as an explicit per-lane array,
+# ctx.hp(key) (protocols/base.py), the way optax.inject_hyperparams passes hyperparameters, so that
+# `if cfg.x > 0` in a protocol stays a plain Python test on the group's (static) value.
+
+
+def traced() -> tuple:
+    """Every traced key, plugins' sections included."""
+    return config.lane_fields()
+
+
+def nonzero_keys() -> tuple:
+    return tuple(k for k, f in config.declared().items() if f.nonzero)
 
 
 def _flat(d: dict, prefix: str = "") -> dict:
@@ -58,10 +65,10 @@ def _flat(d: dict, prefix: str = "") -> dict:
 def signature(cfg: Config) -> str:
     """What a group shares: every static field, and which NONZERO fields are zero."""
     flat = _flat(config.to_dict(cfg))
-    per_lane = PER_LANE + (() if cfg.faults.redraw else HOST_FIXED_FAULTS)
+    per_lane = traced() + HOST + SCHEDULE + (() if cfg.faults.redraw else HOST_FIXED_FAULTS)
     static = {k: v for k, v in flat.items() if k not in per_lane and k != "derived"
               and k.split(".")[0] not in config.NOT_THE_EXPERIMENT}
-    static.update({f"{k}!=0": bool(flat[k]) for k in NONZERO})
+    static.update({f"{k}!=0": bool(config.get_field(cfg, k)) for k in nonzero_keys()})
     if not faults.enabled(cfg, cfg.peers):      # no faulty peer: faults.* do not touch the program
         static = {k: v for k, v in static.items() if not k.startswith("faults.")}
     static["faults.on"] = faults.enabled(cfg, cfg.peers)
@@ -78,7 +85,7 @@ def group(cfgs: list[Config]) -> list[list[int]]:
 
 def varying(cfgs: list[Config]) -> list[str]:
     """The TRACED fields whose value differs between `cfgs` (these become per-lane arrays)."""
-    return [k for k in TRACED if len({config.get_field(c, k) for c in cfgs}) > 1]
+    return [k for k in traced() if len({config.get_field(c, k) for c in cfgs}) > 1]
 
 
 def lane_values(cfgs: list[Config], lane_cfg: list[int]) -> dict[str, np.ndarray]:
@@ -91,12 +98,6 @@ def choices(cfgs: list[Config]) -> tuple:
     """((key, sorted distinct values), ...) of the varying traced fields: static facts about a group
     (protocols.base.Context.choices), e.g. the bridge's largest k."""
     return tuple((k, tuple(sorted({config.get_field(c, k) for c in cfgs}))) for k in varying(cfgs))
-
-
-def with_values(cfg: Config, values: dict[str, Any]) -> Config:
-    """cfg with the traced fields set to (per-lane, traced) values; no validation (values may be
-    tracers). Code that branches on one of them must use `nonzero`."""
-    return config.with_values(cfg, values) if values else cfg
 
 
 def nonzero(x) -> bool:

@@ -242,17 +242,26 @@ def put_fed(data, seed_axes, placement: Placement):
     return data._replace(**{name: put(getattr(data, name), placement, axes[name]) for name in data._fields})
 
 
-def state_shardings(state, placement: Placement):
-    """NamedShardings of a State with a leading lane axis: peers' params, optimizer and error buffers
-    on their lane (or peer) axis; the server model on its lane axis, or replicated under peer sharding."""
+def state_shardings(state, placement: Placement, peer_state: tuple = ()):
+    """NamedShardings of a State with a leading lane axis: the fields with a peer axis (peers.PEER_FIELDS,
+    and the `extra` entries a protocol lists in `peer_state`) on their lane (or peer) axis; the others
+    (the server model, the last vote, any other protocol state) on their lane axis, or replicated under
+    peer sharding. Nothing here names a protocol: an undeclared entry is simply not peer-sharded."""
+    from tallysim.sim.peers import PEER_FIELDS
+
     def tree(t, axis):
         return None if t is None else jax.tree.map(
             lambda a: NamedSharding(placement.mesh, _spec(a.ndim, axis)), t)
     peer_axis = 0 if placement.axis == "lane" else 1
-    server_axis = 0 if placement.axis == "lane" else None
-    return state._replace(params=tree(state.params, peer_axis), opt=tree(state.opt, peer_axis),
-                          error=tree(state.error, peer_axis), server=tree(state.server, server_axis),
-                          votes=tree(state.votes, server_axis))      # no peer axis: as the server's
+    other_axis = 0 if placement.axis == "lane" else None
+    out = {}
+    for name in state._fields:
+        value = getattr(state, name)
+        if name == "extra" and value is not None:
+            out[name] = {k: tree(v, peer_axis if k in peer_state else other_axis) for k, v in value.items()}
+        else:
+            out[name] = tree(value, peer_axis if name in PEER_FIELDS else other_axis)
+    return state._replace(**out)
 
 
 def replicated(placement: Placement):

@@ -22,17 +22,27 @@ class State(NamedTuple):
     server: Optional[PyTree]       # FedAvg family: the server model; bridge: theta_ref; else None
     error: Optional[PyTree]        # bridge: error-feedback buffers [P, ...]; else None
     votes: Optional[PyTree] = None  # bridge.vote_at=merge: the last vote, trained on next round (distill.py)
+    # A protocol's own state: {name: tree}. On several devices an entry is placed as `server` is
+    # (no peer axis) unless the protocol lists it in Protocol.peer_state (mesh.state_shardings).
+    extra: Optional[dict] = None
 
 
-def make_optimizer(optim) -> optax.GradientTransformation:
-    # lr, momentum and weight decay may be traced per-lane values (lanes.py); `nonzero` keeps a
-    # zero momentum or decay out of the program, as in a run of its own.
+PEER_FIELDS = ("params", "opt", "error")   # State fields with a peer axis; the others have none
+
+
+def make_optimizer(optim, lr=None, momentum=None, weight_decay=None) -> optax.GradientTransformation:
+    """The peers' optimizer from `optim` (OptimConfig); lr, momentum and weight_decay, when given, are
+    this lane's values (possibly traced, lanes.py) in place of the config's; `nonzero` keeps a zero
+    momentum or decay out of the program, as in a run of its own."""
+    lr = optim.lr if lr is None else lr
+    momentum = optim.momentum if momentum is None else momentum
+    weight_decay = optim.weight_decay if weight_decay is None else weight_decay
     if optim.name == "sgd":
-        base = optax.sgd(optim.lr, momentum=optim.momentum if lanes.nonzero(optim.momentum) else None)
+        base = optax.sgd(lr, momentum=momentum if lanes.nonzero(momentum) else None)
     else:
-        base = optax.adam(optim.lr)
-    if lanes.nonzero(optim.weight_decay):
-        return optax.chain(optax.add_decayed_weights(optim.weight_decay), base)
+        base = optax.adam(lr)
+    if lanes.nonzero(weight_decay):
+        return optax.chain(optax.add_decayed_weights(weight_decay), base)
     return base
 
 

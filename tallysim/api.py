@@ -1,0 +1,75 @@
+"""The public API for scripts, notebooks and tests (re-exported by `tallysim`):
+
+    import tallysim
+    cfg = tallysim.Config().replace(protocol={"name": "fedprox"}, fedprox={"mu": 0.1}, rounds=5)
+    res = tallysim.run(cfg, out="runs/m")       # a Results: res.rows, res.last, res.plot("m.png")
+    d = tallysim.drive(cfg)                      # one round at a time: d.step(); d.state, d.info
+    tallysim.load_plugin("my_protocols")         # protocols defined outside tallysim
+
+docs/write-a-protocol.md shows them on a complete example.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+from tallysim.config import Config
+from tallysim.results.runs import Results
+
+
+def run(cfg: Config, out: Optional[str] = None, **kwargs) -> Results:
+    """Run `cfg` (all its seeds) into `out` (None: a new temporary directory); returns its Results."""
+    from tallysim.run import run_results
+    return run_results(cfg, out, **kwargs)
+
+
+class Driver:
+    """One protocol, built for `cfg` (its first seed), driven a round at a time by hand: for tests
+    and notebooks that look inside a round. `state` is the protocol's State (peers stacked), `info`
+    the last round's info dict, `built` what run.build made (data in `built.one`, the Context in
+    `built.ctx`, the Protocol in `built.protocol`)."""
+
+    def __init__(self, cfg: Config, seed: Optional[int] = None):
+        import jax
+        from tallysim.run import build
+        self.built = build(cfg)
+        seed = self.built.cfg.seed if seed is None else seed      # the keys a run of cfg uses
+        k_init, self.root = jax.random.split(jax.random.PRNGKey(seed))
+        self.state = jax.jit(self.built.protocol.init)(k_init, self.built.one)
+        self.round_fn = jax.jit(self.built.protocol.round)
+        self.r, self.info = 0, None
+
+    @property
+    def protocol(self):
+        return self.built.protocol
+
+    def step(self, state=None):
+        """Round r+1 from `state` (default: the current one); returns (new state, info) and keeps them."""
+        import jax.numpy as jnp
+        self.r += 1
+        self.state, self.info = self.round_fn(self.state if state is None else state, self.built.one, self.root,
+                                              jnp.int32(self.r))
+        return self.state, self.info
+
+    def run(self, rounds: Optional[int] = None) -> list:
+        """Rounds r+1 .. r+rounds (default: the config's rounds); returns each round's info on the host."""
+        import jax
+        out = []
+        for _ in range(self.built.cfg.rounds if rounds is None else rounds):
+            self.step()
+            out.append({k: v.tolist() for k, v in jax.device_get(self.info).items()})
+        return out
+
+    def bits(self):
+        """The last round's exact bits (comm.RoundBits), from the protocol's cost."""
+        import jax
+        return self.built.protocol.cost({k: v.tolist() for k, v in jax.device_get(self.info or {}).items()})
+
+
+def drive(cfg: Config, seed: Optional[int] = None) -> Driver:
+    return Driver(cfg, seed)
+
+
+def load_plugin(module: str) -> list:
+    """Import a module that defines protocols (PROTOCOLS = {"name": "factory"}); returns their names."""
+    from tallysim import protocols
+    return protocols.load_plugin(module)

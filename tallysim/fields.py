@@ -1,0 +1,38 @@
+"""How a config field is declared: `ints` and `floats` bounds, and whether a sweep may vary it per lane.
+
+No imports from tallysim and no JAX: config.py declares its sections with these, and so does a
+protocol's own section (tallysim/protocols/, or a plugin), which the registry reads before anything
+heavy is imported.
+"""
+from __future__ import annotations
+
+from dataclasses import field
+
+INT_MAX = 2**31 - 1     # jax.random.PRNGKey, numpy and int32 device arrays all hold this
+F32_MAX = 3.4e38        # learning rates may be huge (a diverging run stops with exit 1) but fit float32
+
+
+class ConfigError(ValueError):
+    """A user-facing configuration problem (the CLI prints it as one line and exits with code 2)."""
+
+
+def _meta(lane: bool, nonzero: bool) -> dict:
+    # lane: a grouped sweep may vary it across the lanes of one program (lanes.py); the protocol then
+    # reads it with ctx.hp(key), a per-lane array, never from the Config. nonzero: zero switches
+    # something off, so lanes with and without zero compile apart (a plain `if x > 0` stays valid).
+    assert lane or not nonzero, "nonzero= only means something for a lane field"
+    return {"lane": True, "nonzero": nonzero} if lane else {}
+
+
+def ints(default, lo: int = 1, hi: int = INT_MAX, *, lane: bool = False, nonzero: bool = False):
+    """An integer field allowed in lo..hi (and null, where annotated Optional)."""
+    return field(default=default, metadata={"range": (lo, hi), **_meta(lane, nonzero)})
+
+
+def floats(default, interval: str, *, lane: bool = False, nonzero: bool = False):
+    """A float field allowed in `interval`, written as the error messages show it: "(0, 1]", "[0, 1e6]";
+    every float must also be finite."""
+    lo, hi = (float(x) for x in interval[1:-1].split(","))
+    assert interval[0] in "[(" and interval[-1] in "])", interval
+    return field(default=default, metadata={"range": (lo, hi, interval[0] == "[", interval[-1] == "]"),
+                                            **_meta(lane, nonzero)})
