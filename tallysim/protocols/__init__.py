@@ -43,6 +43,10 @@ REGISTRY = {                       # name -> "module:factory"; this order is the
     "fedavgm": "fedavgm:make",
     "fedadam": "fedadam:make",
     "fedyogi": "fedyogi:make",
+    "topk_ef": "topk_ef:make",
+    "randk": "randk:make",
+    "fedpaq": "fedpaq:make",
+    "signsgd": "signsgd:make",
 }
 ENTRY_POINTS = "tallysim.protocols"
 
