@@ -2,8 +2,8 @@
 
 A checkpoint holds every leaf of the stacked state (peer params, optimizer state, server model, error
 buffers) and a JSON `meta` (round, seed chunk, ledgers, pending metrics rows, metrics lines written,
-elapsed time). It is written to `checkpoint.npz.tmp`, flushed to disk, then renamed over
-`checkpoint.npz`, so a crash at any moment leaves either the previous checkpoint or the new one, never a
+elapsed time). It is written to a fresh temporary file beside it (atomic.py), flushed to disk, then
+renamed over `checkpoint.npz`, so a crash at any moment leaves either the previous checkpoint or the new one, never a
 torn file. Keys need no saving: every round's key is `fold_in(root, round)` of the seed.
 
 A plain `.npz` rather than orbax: one host, one small file per run, nothing sharded, and numpy reads it
@@ -12,7 +12,6 @@ back on any machine without another dependency.
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any, Optional
@@ -21,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from tallysim import atomic
 from tallysim.config import ConfigError
 
 FILE = "checkpoint.npz"
@@ -30,12 +30,15 @@ DEFAULT_SECONDS = 300.0          # with no --checkpoint-every, save at most ever
 def save(out_dir: Path, state: Any, meta: dict) -> None:
     leaves = [np.asarray(x) for x in jax.tree.leaves(jax.device_get(state))]
     arrays = {f"leaf_{i:05d}": a for i, a in enumerate(leaves)}
-    tmp = out_dir / (FILE + ".tmp")
-    with open(tmp, "wb") as f:
+    path = out_dir / FILE
+    f, tmp = atomic.open_temp(path)      # an exclusive new name: never an existing file or a link
+    try:
         np.savez(f, __meta__=np.frombuffer(json.dumps(meta).encode(), np.uint8), **arrays)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, out_dir / FILE)
+        atomic.commit(f, tmp, path)
+    except BaseException:
+        f.close()
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def read_meta(out_dir: Path) -> dict:

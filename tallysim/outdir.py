@@ -2,9 +2,10 @@
 
 Every run directory tallysim creates gets a marker file, `.tallysim-run`, before anything else. A
 directory is a *tallysim run* when it is a real directory (not a symlink) that holds the marker (or, for
-runs written before the marker existed, both `config.json` and `metrics.jsonl`) and nothing but the
-files a run writes (`RUN_FILES`). `--overwrite` replaces only such a directory, and then removes only
-those named files; it never removes a directory tree. Everything else is refused with one line:
+runs written before the marker existed, the full set `config.json`, `partition.json` and
+`metrics.jsonl`, with a config that validates and rows that parse as tallysim's metrics rows) and
+nothing but the files a run writes (`RUN_FILES`, and `atomic.py`'s temporary files for them).
+`--overwrite` replaces only such a directory, and then removes only those named files; it never removes a directory tree. Everything else is refused with one line:
 a directory holding anything else, the working directory or one above it, a home directory, `/`, a
 symlink, a regular file.
 """
@@ -15,6 +16,7 @@ import os
 import re
 from pathlib import Path
 
+from tallysim import atomic
 from tallysim.config import ConfigError
 from tallysim.results.metrics import CONFIG, DONE, ERROR, METRICS, PARTITION
 from tallysim.validation import MAX_NAME      # one limit for every name that becomes a path component
@@ -50,21 +52,53 @@ def _protected(p: Path) -> str | None:
     return None
 
 
+def is_run_file(name: str) -> bool:
+    """A name a run writes: one of RUN_FILES or a temporary file atomic.py makes for one of them."""
+    return name in RUN_FILES or atomic.is_temp_of(name, RUN_FILES)
+
+
 def foreign_entries(d: Path) -> list[str]:
     """Entries of directory d that a tallysim run does not write (directories end with '/')."""
     out = []
     for e in sorted(d.iterdir()):
-        if e.name not in RUN_FILES or e.is_symlink() or not e.is_file():
+        if not is_run_file(e.name) or e.is_symlink() or not e.is_file():
             out.append(e.name + ("/" if e.is_dir() and not e.is_symlink() else ""))
     return out
 
 
+def _has_marker(d: Path) -> bool:
+    m = d / MARKER
+    if m.is_symlink() or not m.is_file():
+        return False
+    try:
+        return json.loads(m.read_text()).get("written_by") == "tallysim"
+    except (OSError, ValueError, UnicodeDecodeError, AttributeError):
+        return False
+
+
+def _is_legacy_run(d: Path) -> bool:
+    """A run written before the marker existed: all three of its files, a config that validates and
+    metrics rows that parse. Anything less (a user's own config.json and metrics.jsonl) is not ours."""
+    from tallysim import config
+    if not all((d / n).is_file() and not (d / n).is_symlink() for n in (CONFIG, PARTITION, METRICS)):
+        return False
+    try:
+        config.validate(config.load_file(str(d / CONFIG)))
+        json.loads((d / PARTITION).read_text())
+        for line in (d / METRICS).read_text().splitlines():
+            row = json.loads(line)
+            if not (isinstance(row, dict) and isinstance(row.get("round"), int) and "bits_per_peer" in row):
+                return False
+    except (ConfigError, OSError, ValueError, UnicodeDecodeError, SystemExit):
+        return False
+    return True
+
+
 def is_run_dir(d: Path) -> bool:
     """True when d is a directory tallysim wrote as a run and holds nothing else."""
-    if d.is_symlink() or not d.is_dir():
+    if d.is_symlink() or not d.is_dir() or foreign_entries(d):
         return False
-    ours = (d / MARKER).is_file() or ((d / CONFIG).is_file() and (d / METRICS).is_file())
-    return ours and not foreign_entries(d)
+    return _has_marker(d) or _is_legacy_run(d)
 
 
 def _describe(entries: list[str]) -> str:
@@ -126,11 +160,11 @@ def claim(out, overwrite: bool) -> Path:
     p = check(out, overwrite)
     if p.is_dir():
         for e in p.iterdir():
-            if e.name in RUN_FILES and e.is_file() and not e.is_symlink():
+            if is_run_file(e.name) and e.is_file() and not e.is_symlink():
                 e.unlink()
     try:
         p.mkdir(parents=True, exist_ok=True)
-        (p / MARKER).write_text(json.dumps({"written_by": "tallysim"}) + "\n")
+        atomic.write_text(p / MARKER, json.dumps({"written_by": "tallysim"}) + "\n")
     except OSError as e:
         raise ConfigError(f"--out {out} cannot be written: {e.strerror or e}") from None
     return p
@@ -139,8 +173,8 @@ def claim(out, overwrite: bool) -> Path:
 def mark(d: Path) -> None:
     """Record that tallysim created d (for a run directory made outside `claim`, e.g. a failed run)."""
     d.mkdir(parents=True, exist_ok=True)
-    if not (d / MARKER).exists():
-        (d / MARKER).write_text(json.dumps({"written_by": "tallysim"}) + "\n")
+    if not (d / MARKER).exists() and not (d / MARKER).is_symlink():
+        atomic.write_text(d / MARKER, json.dumps({"written_by": "tallysim"}) + "\n")
 
 
 def check_sweep_dir(out, run_dirs: dict[str, Path], done_file: str, index: str) -> None:
@@ -149,6 +183,9 @@ def check_sweep_dir(out, run_dirs: dict[str, Path], done_file: str, index: str) 
     p = check(out, overwrite=False, flag="--out") if not Path(out).is_dir() else Path(out)
     if p.is_dir():
         idx = p / index
+        if idx.is_symlink():
+            raise ConfigError(f"refusing to use {out}: its {index} is a symbolic link (tallysim never "
+                              "follows or replaces one); move it away or choose another --out")
         if idx.exists() and not _is_index(idx):
             raise ConfigError(f"refusing to use {out}: its {index} was not written by tallysim; "
                               "choose another --out")

@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tallysim import checkpoint, config, data, outdir, protocols
+from tallysim import atomic, checkpoint, config, data, outdir, protocols
 from tallysim.sim import comm, faults, fed, lanes, local, mesh
 from tallysim.config import Config, ConfigError
 from tallysim.data.partition import convention
@@ -431,9 +431,7 @@ def _write_run_files(b: Built, i: int, out_dir: Path, chunk: int) -> None:
 
 
 def _write_json(path: Path, obj, indent=None) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=indent) + "\n")
-    os.replace(tmp, path)
+    atomic.write_text(path, json.dumps(obj, indent=indent) + "\n")
 
 
 def _check_resume(cfg: Config, out) -> dict:
@@ -476,9 +474,12 @@ class _Recorder:
             path = out_dir / METRICS
             if resume:      # rows written after the checkpoint are recomputed, identically
                 keep = path.read_bytes().split(b"\n")[:self.lines] if path.exists() else []
-                path.write_bytes(b"".join(line + b"\n" for line in keep))
-            # unbuffered: each row is one write() call, so a crash never leaves half a line
-            self.file = open(path, "ab" if resume else "wb", buffering=0)
+                atomic.write_atomic(path, b"".join(line + b"\n" for line in keep))
+            # unbuffered: each row is one write() call, so a crash never leaves half a line; O_NOFOLLOW:
+            # a symlink planted as metrics.jsonl is refused, its target never written
+            atomic.refuse_symlink(path)
+            flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | (os.O_APPEND if resume else os.O_TRUNC)
+            self.file = os.fdopen(os.open(path, flags, 0o644), "ab" if resume else "wb", buffering=0)
 
     def rows(self, r: int, rows: list[dict]) -> None:
         self.evals.setdefault(r, []).extend(rows)
@@ -521,7 +522,7 @@ class _Lanes:
         err = NonFiniteLoss(message)
         rec = self.recs[i]
         if rec.out_dir:
-            (rec.out_dir / ERROR).write_text(message + "\n")
+            atomic.write_text(rec.out_dir / ERROR, message + "\n")
         if len(self.recs) == 1:
             raise err
         self.failed[i] = err

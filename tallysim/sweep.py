@@ -29,7 +29,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from tallysim import config, outdir
+from tallysim import atomic, config, outdir
 from tallysim.config import Config, ConfigError
 from tallysim.results import metrics
 
@@ -155,9 +155,7 @@ def _config_diff(run_dir: Path, cfg: Config) -> list[str]:
 
 def _write_index(out_dir: Path, records: list[dict], meta: Optional[dict]) -> None:
     doc = {**(meta or {}), "runs": records}
-    tmp = out_dir / (INDEX + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=2) + "\n")
-    tmp.replace(out_dir / INDEX)
+    atomic.write_text(out_dir / INDEX, json.dumps(doc, indent=2) + "\n")
 
 
 def run_sweep(base_cfg: Config, runs: list[tuple[str, list[str]]], out_dir, progress: bool = True,
@@ -248,7 +246,7 @@ def _plan(cfgs: list[Config], dirs: list[Path], grouped: bool) -> list[list[int]
 
 
 def _done(run_dir: Path, rec: dict, runmod, cfg: Config, overrides, last: dict, seconds: float, log) -> None:
-    (run_dir / DONE).write_text(json.dumps({
+    atomic.write_text(run_dir / DONE, json.dumps({
         "name": rec["name"], "overrides": list(overrides), "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "seconds": round(seconds, 3), "last": last}, indent=2) + "\n")
     rec["status"] = "done"
@@ -314,7 +312,7 @@ def _fail(run_dir: Path, rec: dict, message: str, log, detail: Optional[str] = N
     outdir.mark(run_dir)               # so a rerun may replace this failed run
     err = run_dir / metrics.ERROR
     if detail or not err.exists():
-        err.write_text((detail or message).rstrip("\n") + "\n")
+        atomic.write_text(err, (detail or message).rstrip("\n") + "\n")
     rec["status"] = "failed"
     rec["error"] = message.splitlines()[0] if message else "failed"
     if diverged:                       # its loss went non-finite (run.NonFiniteLoss): a result, not a bug

@@ -111,6 +111,7 @@ def test_round_bench_tiny_protocols_against_local():
         assert r["samples_per_s"] == pytest.approx(2 * 8 / r["round_s"])
     json.dumps(rows)
     assert "fedavg" in bench_round.table(rows) and "vs local" in bench_round.table(rows)
+    assert rows[0]["device"] == "cpu" and "on cpu: mlp" in bench_round.table(rows)    # not `cpu: cpu`
 
 
 def test_sweep_bench_table_reports_diverged_runs():

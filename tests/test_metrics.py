@@ -179,3 +179,32 @@ def test_save_figure_writes_every_path_and_closes(tmp_path):
     assert not plt.fignum_exists(fig.number)
     with pytest.raises(ConfigError, match="is not an image format"):
         metrics.check_figure_out(tmp_path / "f.txt")
+
+
+# ----------------------------------------------------------------------------- tallysim plot (issue 27)
+
+def test_plot_says_which_accuracy_and_writes_the_points_behind_it(tmp_path):
+    from tallysim.results import plot
+    part = {"kind": "dirichlet", "alpha": 0.1}
+    base = {"data": {"name": "fashion_mnist"}, "partition": part, "peers": 20}
+    a = _write_run(tmp_path / "tally_a01", [_row(1, 0.5), _row(2, 0.6)], {"protocol": {"name": "tally"}, **base})
+    b = _write_run(tmp_path / "tally_a1", [_row(1, 0.4), _row(2, 0.55)], {"protocol": {"name": "tally"}, **base})
+    c = _write_run(tmp_path / "fedavg", [_row(1, 0.3, 0.7), _row(2, 0.35, 0.8)],
+                   {"protocol": {"name": "fedavg"}, **base})
+    cfgs = [metrics.read_run(d)[0] for d in (a, b, c)]
+    assert plot.run_labels(cfgs, [a, b, c]) == ["tally (a01)", "tally (a1)", "fedavg"]
+    assert plot.default_title(cfgs) == "fashion_mnist, Dirichlet 0.1, 20 peers"
+    assert plot.default_title(cfgs + [{"peers": 5}]) == "test accuracy vs communication"
+    rows = [metrics.read_run(d)[1] for d in (a, c)]
+    assert plot.y_label(rows, "auto") == "test accuracy (peer mean / server model)"
+    assert plot.y_label(rows[:1], "auto") == "test accuracy (peer mean)"
+    out = tmp_path / "fig.png"
+    plot.plot_curves([a, b, c], str(out))
+    import csv
+    with open(tmp_path / "fig.csv") as f:
+        got = list(csv.DictReader(f))
+    assert [(r["label"], int(r["round"]), r["metric"], float(r["value"])) for r in got] == [
+        ("tally (a01)", 1, "acc_mean", 0.5), ("tally (a01)", 2, "acc_mean", 0.6),
+        ("tally (a1)", 1, "acc_mean", 0.4), ("tally (a1)", 2, "acc_mean", 0.55),
+        ("fedavg", 1, "acc_global", 0.7), ("fedavg", 2, "acc_global", 0.8)]      # FedAvg: its server model
+    assert float(got[1]["bits_per_peer"]) == 2000.0

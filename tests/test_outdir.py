@@ -72,12 +72,43 @@ def test_overwrite_replaces_a_previous_tallysim_run(tmp_path):
 
 
 def test_overwrite_replaces_a_legacy_run_without_marker(tmp_path):
+    # a run written before the marker existed: all three files, a valid config, parseable rows
     out = tmp_path / "old"
+    assert cli.main(["run", *RUN, "--out", str(out)]) == 0
+    (out / outdir.MARKER).unlink()
+    (out / "done.json").unlink(missing_ok=True)
+    assert outdir.is_run_dir(out)
+    assert cli.main(["run", *RUN, "seed=3", "--out", str(out), "--overwrite"]) == 0
+    assert (out / outdir.MARKER).exists() and json.loads((out / "config.json").read_text())["seed"] == 3
+
+
+@pytest.mark.parametrize("files", [
+    {"config.json": b'{"peers": 4}\n', "metrics.jsonl": b'{"round": 1, "acc": 0.5}\n'},    # no partition
+    {"config.json": b'{"peers": 4}\n', "metrics.jsonl": b'my own log\n', "partition.json": b"{}"},
+    {"config.json": b'{"peers": "many"}', "partition.json": b"{}",
+     "metrics.jsonl": b'{"round": 1, "bits_per_peer": 8}\n'},                              # config invalid
+])
+def test_overwrite_refuses_a_markerless_look_alike(tmp_path, capsys, files):
+    # a user's own config.json and metrics.jsonl (no marker) are not a run: byte for byte they survive
+    out = tmp_path / "mine"
+    out.mkdir()
+    for name, data in files.items():
+        (out / name).write_bytes(data)
+    before = snapshot(out)
+    refused(["run", *RUN, "--out", str(out), "--overwrite"], capsys, "not a tallysim run")
+    assert snapshot(out) == before
+
+
+def test_a_marker_that_is_a_link_or_not_ours_is_no_marker(tmp_path):
+    out = tmp_path / "r"
     out.mkdir()
     (out / "config.json").write_text("{}")
-    (out / "metrics.jsonl").write_text("")
-    assert cli.main(["run", *RUN, "--out", str(out), "--overwrite"]) == 0
-    assert (out / outdir.MARKER).exists()
+    (out / outdir.MARKER).write_text("hello")
+    assert not outdir.is_run_dir(out)
+    (out / outdir.MARKER).unlink()
+    (tmp_path / "elsewhere").write_text('{"written_by": "tallysim"}')
+    (out / outdir.MARKER).symlink_to(tmp_path / "elsewhere")
+    assert not outdir.is_run_dir(out)
 
 
 def test_overwrite_refuses_a_lone_config_file(tmp_path, capsys):
@@ -197,3 +228,67 @@ def test_check_name():
     for bad in ("..", "/x", "a/b", "", "x" * 300, None, 7):
         with pytest.raises(ConfigError):
             outdir.check_name(bad, "run")
+
+
+# ------------------------------------------------------------- temporary files and symlinks (issue 20)
+
+@pytest.mark.parametrize("kind", ["file", "symlink"])
+def test_sweep_never_writes_through_a_fixed_temporary_name(tmp_path, kind):
+    # a user's file, or a link to one, named like the index's old fixed temporary file survives
+    out = tmp_path / "sw"
+    out.mkdir()
+    victim = tmp_path / "victim.txt"
+    victim.write_bytes(b"user data \x00\xff")
+    tmp_name = out / (sweep.INDEX + ".tmp")
+    if kind == "file":
+        tmp_name.write_bytes(victim.read_bytes())
+    else:
+        tmp_name.symlink_to(victim)
+    sweep._write_index(out, [{"name": "a", "status": "done"}], None)
+    assert victim.read_bytes() == b"user data \x00\xff"
+    assert tmp_name.is_symlink() == (kind == "symlink")
+    assert tmp_name.read_bytes() == b"user data \x00\xff"
+    assert json.loads((out / sweep.INDEX).read_text())["runs"][0]["name"] == "a"
+    assert sorted(p.name for p in out.iterdir()) == sorted([sweep.INDEX, tmp_name.name])   # no temp left
+
+
+def test_sweep_refuses_a_symlinked_index(tmp_path, capsys):
+    out = tmp_path / "sw"
+    out.mkdir()
+    target = tmp_path / "looks_like_an_index.json"
+    target.write_text('{"runs": []}\n')
+    (out / sweep.INDEX).symlink_to(target)
+    refused(["sweep", *TINY, "rounds=1", "protocol.name=local", "--out", str(out), "--quiet"], capsys,
+            "symbolic link")
+    assert target.read_text() == '{"runs": []}\n' and (out / sweep.INDEX).is_symlink()
+    assert sorted(p.name for p in out.iterdir()) == [sweep.INDEX]
+
+
+def test_write_atomic_refuses_a_link_and_leaves_no_temporary_on_error(tmp_path, monkeypatch):
+    from tallysim import atomic
+    target = tmp_path / "t.txt"
+    target.write_text("mine")
+    link = tmp_path / "l.json"
+    link.symlink_to(target)
+    with pytest.raises(ConfigError, match="symbolic link"):
+        atomic.write_text(link, "x")
+    assert target.read_text() == "mine" and link.is_symlink()
+
+    def full(*a, **k):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(OSError):
+        atomic.write_text(tmp_path / "new.json", "x" * 100)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["l.json", "t.txt"]
+
+
+def test_a_temporary_left_by_a_killed_write_keeps_the_run_a_run(tmp_path):
+    from tallysim import atomic
+    out = tmp_path / "r"
+    assert cli.main(["run", *RUN, "--out", str(out)]) == 0
+    (out / ".checkpoint.npz.abcd_123.tmp").write_bytes(b"torn")     # what kill -9 mid-save leaves
+    assert outdir.is_run_dir(out)
+    (out / ".important.txt.abcd_123.tmp").write_bytes(b"not ours")  # not a temp of a run file
+    assert not outdir.is_run_dir(out)
+    assert atomic.is_temp_of(".sweep.json.k2j4_x9a.tmp", {"sweep.json"})
+    assert not atomic.is_temp_of("sweep.json.tmp", {"sweep.json"})

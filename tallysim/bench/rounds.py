@@ -8,11 +8,12 @@ clock starts; the timed rounds are 2..R+1.
 
 `compile_s` is compiling plus those untimed first rounds. `samples_per_s` counts private examples
 (computed steps x batch), as the samples/s table does: a distillation step also trains a probe batch of
-`distill.probe_batch` examples, so at equal cost per example its rate reads lower (docs/gpu.md).
+`distill.batch_size` examples (null: `batch_size`), so at equal cost per example its rate reads lower (docs/gpu.md).
 
 Default on an accelerator: CNN in bfloat16 on synthetic CIFAR-shaped data (32x32x3, 10 classes),
 P = 100 IID peers, 20 local steps of batch 32, 500 probes per round, bridge density 0.01 merging every
-round. On a CPU: an MLP in float32, P = 10, 4 local steps (flags override either).
+round. On a CPU: an MLP in float32, P = 10, 4 local steps (flags override either); all five protocols
+took 268 s on a 2-core CPU, `--protocols local,fedavg,tally` 73 s.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ import jax
 import jax.numpy as jnp
 
 from tallysim import config
+from tallysim.bench.throughput import device_name
 from tallysim.sim import mesh
 from tallysim import run as run_mod
 
@@ -67,7 +69,7 @@ def time_protocol(name: str, items: list[str], rounds: int, repeats: int = 3) ->
 def run(model="cnn", peers=100, steps=20, batch=32, dtype="bfloat16", probes=500, rounds=5,
         protocols=PROTOCOLS, log=print, repeats: int = 3) -> list[dict]:
     items = overrides(model, peers, steps, batch, dtype, probes)
-    device = f"{jax.default_backend()}: {jax.devices()[0].device_kind}"
+    device = device_name()          # `cpu`, not `cpu: cpu` (a CPU's device_kind is its platform)
     rows = []
     for name in protocols:
         r = time_protocol(name, items, rounds, repeats)
@@ -94,7 +96,8 @@ def table(rows: list[dict]) -> str:
 
 
 # An accelerator's default is the reference CNN; on a CPU that round takes minutes per protocol (and
-# bfloat16 is emulated), so the CPU default is a small MLP round that finishes in about a minute.
+# bfloat16 is emulated), so the CPU default is a small MLP round (measured on a 2-core CPU: 268 s for all
+# five protocols, 73 s for local, fedavg and tally).
 DEFAULTS = {"accelerator": dict(model="cnn", peers=100, steps=20, dtype="bfloat16"),
             "cpu": dict(model="mlp", peers=10, steps=4, dtype="float32")}
 

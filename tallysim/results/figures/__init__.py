@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from tallysim import config, outdir, sweep
+from tallysim import atomic, config, outdir, sweep
 from tallysim.config import ConfigError
 
 
@@ -187,7 +187,7 @@ def make_figure(name_or_path: str, smoke: bool = False, results: str = "results"
     title = spec.get("title", name)
     paths = plots.draw(kind, spec, data, out_dir / tag, title + (" (smoke)" if smoke else ""))
     paths["seconds"] = round(time.time() - t0, 1)
-    (out_dir / f"{tag}.json").write_text(json.dumps(paths, indent=2) + "\n")
+    atomic.write_text(out_dir / f"{tag}.json", json.dumps(paths, indent=2) + "\n")
     log(f"{tag}: wrote {', '.join(str(p) for k, p in paths.items() if k != 'seconds')} "
         f"in {paths['seconds']} s")
     return paths

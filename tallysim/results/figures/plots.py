@@ -137,6 +137,7 @@ def mechanism(spec, data, stem, title) -> dict:
             _band(ax, t, [r[k] for r in rows], [r.get(k + "_std", 0.0) for r in rows], k, linestyle=style)
         ax.set_title(f"{key}={ov[key]}", fontsize=9)
         ax.set_xlabel("round")
+        ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))     # rounds are whole numbers
         ax.set_ylim(0, 1)
         ax.grid(True, alpha=0.3)
         table += [{key: ov[key], "round": r["round"], **{k: r[k] for k in ("vote_acc", "softavg_acc",

@@ -1,0 +1,67 @@
+"""Atomic file writes that never touch a file tallysim did not create.
+
+A fixed temporary name (`sweep.json.tmp`) can already exist: as a user's file it would be overwritten,
+as a symlink its target would be. So the temporary file is created exclusively (`mkstemp`: O_CREAT |
+O_EXCL, a fresh random name) in the destination's directory, flushed, then renamed over the
+destination. A destination that is a symlink is refused, never followed or replaced. On any error the
+temporary file is removed, so a full disk leaves nothing behind.
+
+Temporary names are `.<destination name>.<8 random characters>.tmp`; `is_temp_of` recognises them so
+a run directory interrupted mid-write (kill -9) can still be resumed or replaced.
+"""
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+
+from tallysim.config import ConfigError
+
+_TEMP = re.compile(r"^\.(?P<dest>.+)\.[a-z0-9_]{8}\.tmp$")
+
+
+def is_temp_of(name: str, destinations) -> bool:
+    """True when `name` is a temporary file `write_atomic` makes for one of `destinations`."""
+    m = _TEMP.match(name)
+    return bool(m) and m.group("dest") in destinations
+
+
+def refuse_symlink(path: Path) -> None:
+    if path.is_symlink():
+        raise ConfigError(f"refusing to write {path}: it is a symbolic link (tallysim never follows or "
+                          "replaces one); move it away or choose another directory")
+
+
+def open_temp(path: Path):
+    """(file object, temporary path) for an exclusive new file beside `path`."""
+    refuse_symlink(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    return os.fdopen(fd, "wb"), Path(tmp)
+
+
+def commit(f, tmp: Path, path: Path) -> None:
+    """Flush `f` to disk and rename its temporary file over `path`."""
+    f.flush()
+    os.fsync(f.fileno())
+    f.close()
+    refuse_symlink(path)            # checked again: the rename must not replace a link made meanwhile
+    os.chmod(tmp, 0o644)            # mkstemp makes 0600; results are ordinary, shareable files
+    os.replace(tmp, path)
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Replace `path` with `data` all at once; a reader sees the old file or the new one, never half."""
+    path = Path(path)
+    f, tmp = open_temp(path)
+    try:
+        f.write(data)
+        commit(f, tmp, path)
+    except BaseException:
+        f.close()
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_text(path: Path, text: str) -> None:
+    write_atomic(path, text.encode())
