@@ -33,8 +33,8 @@ def random_k_mask(key, W: int, k: int) -> jax.Array:
 
 
 def random_k(u_W: jax.Array, mask_W: jax.Array, k: int) -> jax.Array:
-    """The unbiased rand-k estimate of u: (W / k) * u on the mask, 0 elsewhere."""
-    return u_W * mask_W * (u_W.shape[0] / k)
+    """The unbiased rand-k estimate of u: (W / k) * u on the mask, 0 elsewhere (u may be [..., W])."""
+    return u_W * mask_W * (u_W.shape[-1] / k)
 
 
 def random_k_bits(k: int, bits: int) -> int:
