@@ -10,48 +10,16 @@ docs/write-a-protocol.md shows them on a complete example.
 """
 from __future__ import annotations
 
-import tempfile
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Optional
 
 from tallysim.config import Config
+from tallysim.results.runs import Results
 
 
-@dataclass
-class Results:
-    """What a run wrote: its directory, its metrics rows (one per evaluation) and its resolved config."""
-    out: Path
-    rows: list = field(default_factory=list)
-    config: dict = field(default_factory=dict)
-
-    @classmethod
-    def read(cls, out) -> "Results":
-        from tallysim.results import metrics
-        cfg, rows = metrics.read_run(out)
-        return cls(Path(out), rows, cfg)
-
-    @property
-    def last(self) -> dict:
-        return self.rows[-1] if self.rows else {}
-
-    def column(self, key: str) -> list:
-        return [r.get(key) for r in self.rows]
-
-    def plot(self, path: Optional[str] = None, metric: str = "auto", title: Optional[str] = None) -> str:
-        """Accuracy against cumulative bits per peer (`tallysim plot`); returns the figure's path."""
-        from tallysim.results.plot import plot_curves
-        return plot_curves([str(self.out)], path or str(self.out / "curve.png"), metric, title)
-
-
-def run(cfg: Config, out: Optional[str] = None, overwrite: bool = False, progress: bool = False,
-        **kwargs) -> Results:
-    """Run `cfg` (all its seeds) into `out` (None: a new temporary directory); returns its Results.
-    kwargs: as tallysim.run.run (checkpoint_every, resume)."""
-    from tallysim.run import run as run_one
-    out = out if out is not None else tempfile.mkdtemp(prefix="tallysim-")
-    run_one(cfg, str(out), overwrite=overwrite or not any(Path(out).iterdir()), progress=progress, **kwargs)
-    return Results.read(out)
+def run(cfg: Config, out: Optional[str] = None, **kwargs) -> Results:
+    """Run `cfg` (all its seeds) into `out` (None: a new temporary directory); returns its Results."""
+    from tallysim.run import run_results
+    return run_results(cfg, out, **kwargs)
 
 
 class Driver:

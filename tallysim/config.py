@@ -1,422 +1,32 @@
-"""Run configuration: frozen dataclasses, validation, JSON round-trip and `key=value` overrides.
+"""Run configuration files and overrides: `key=value` parsing, JSON round-trip (to_dict / from_dict),
+config files with "extends", `diff`; and, re-exported, the schema (tallysim/schema.py: the dataclasses
+and their declarations) and validation (tallysim/validation.py), so `config.X` keeps working for all.
 
-Every field here is documented in README.md ("Config fields"); docs/protocols.md gives the semantics.
 Errors a user can cause raise `ConfigError` with one line naming the field, the bad value and what is
 allowed. They are raised before any data is loaded or anything compiles.
 """
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
-import math
 import os
-import typing
-from dataclasses import dataclass, field, fields, replace
-from typing import Any, Literal, Optional
+from dataclasses import fields
+from typing import Any, Optional
 
 from tallysim import protocols as _protocols
+from tallysim import validation as _validation
 from tallysim.fields import F32_MAX, INT_MAX, ConfigError, floats, ints  # noqa: F401 - re-exported
-
-
-# ----------------------------------------------------------------------------- declaring a field
-#
-# Each field is declared once, below: its type (Optional[...] where null is allowed), its allowed
-# values (a Literal[...] annotation), its bounds (`ints` / `floats` metadata), its default. Validation
-# (tallysim/validation.py), `key=value` and JSON parsing, `run --help` and the README check
-# (tests/test_config_fields.py) all read it from here. A new field: one line in its section, e.g.
-#     gate: float = floats(0.0, "[0, 1]")
-#     scope: Literal["global", "per_tensor"] = "global"
-#     steps: Optional[int] = ints(None, 0)
-# and a line in README.md's "Config fields". `ints` and `floats` live in tallysim/fields.py, so that a
-# protocol's own section (TRAITS.sections, tallysim/protocols/__init__.py) is declared the same way.
-
-# protocol.name's choices: tallysim/protocols/__init__.py's registry (importing it imports no JAX),
-# plugins included: read when the field's declaration is (`declared`).
-PROTOCOL_NAMES = tuple(_protocols.REGISTRY)
-
-
-@dataclass(frozen=True)
-class DataConfig:
-    name: str = "fashion_mnist"       # tfds name, "synthetic", or "files" (read `path`)
-    path: Optional[str] = None        # directory with IDX (.gz or raw) or .npz files
-    seed: int = ints(0, 0)            # fixes the dataset itself (synthetic draw, max_train subset)
-    max_train: Optional[int] = ints(None)   # keep only the first N training examples (after a seeded shuffle)
-    max_test: Optional[int] = ints(None)    # evaluate on the first N test examples
-    # synthetic only
-    num_classes: int = ints(10, 2)
-    input_shape: tuple = (28, 28, 1)
-    train_size: int = ints(12000)
-    test_size: int = ints(2000)
-    difficulty: float = floats(1.0, "[0, 1000]")   # larger = classes overlap more
-
-
-@dataclass(frozen=True)
-class PartitionConfig:
-    kind: Literal["iid", "dirichlet", "label_quantity", "quantity", "dirichlet_mix"] = "dirichlet"
-    alpha: float = floats(0.1, "(0, 1e6]")   # dirichlet / dirichlet_mix / quantity concentration
-    k: int = ints(2)                  # label_quantity: classes per peer
-    min_size: int = ints(10, 0)       # dirichlet: redraw until every peer holds this many
-    # dirichlet: NIID-Bench's cap (a peer holding >= N/P examples gets no more); false = the uncapped
-    # split of tallysim before the cap existed, kept so that earlier results reproduce bit for bit.
-    cap: bool = True
-    scheme: Literal["niid_bench", "balanced"] = "niid_bench"   # label_quantity (balanced: the earlier even split)
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    name: Literal["mlp", "lenet", "cnn", "resnet8"] = "mlp"
-    dtype: Literal["float32", "bfloat16"] = "float32"   # compute dtype; parameters stay float32
-    width: int = ints(200)            # mlp hidden width
-    conv: Literal["auto", "xla", "im2col"] = "auto"     # conv models: auto = im2col on the CPU, native elsewhere
-
-
-@dataclass(frozen=True)
-class OptimConfig:
-    name: Literal["sgd", "adam"] = "sgd"
-    lr: float = floats(0.05, "(0, 3.4e38]")
-    momentum: float = floats(0.9, "[0, 1)")
-    weight_decay: float = floats(0.0, "[0, 100]")
-    reset_each_round: Optional[bool] = None   # None: true for the FedAvg family, false otherwise
-
-
-@dataclass(frozen=True)
-class ProbeConfig:
-    pool_size: Optional[int] = ints(None)   # None: 10% of train, at most 10,000
-    per_round: int = ints(1000)       # M
-    resample: bool = True
-    source: Optional[str] = None      # another prepared dataset to draw the pool from
-
-
-@dataclass(frozen=True)
-class ProtocolConfig:
-    # each protocol's traits: tallysim/protocols/<module>.py; plugins add names (protocols.load_plugin)
-    name: str = field(default="tally", metadata={"choices": _protocols.names})
-
-
-@dataclass(frozen=True)
-class InitConfig:
-    shared: Optional[bool] = None     # None: shared for FedAvg family and bridge, independent otherwise
-
-
-@dataclass(frozen=True)
-class VoteConfig:
-    ties: Literal["lowest", "random"] = "lowest"
-    min_agreement: float = floats(0.0, "[0, 1]")   # abstain below this winning share (0 = keep all)
-
-
-@dataclass(frozen=True)
-class DistillConfig:
-    weight: float = floats(1.0, "[0, 1e6]")
-    temperature: float = floats(1.0, "(0, 1000]")
-    order: Literal["mixed", "sequential"] = "mixed"
-    epochs: int = ints(1, 0)          # sequential: passes over the probes first
-    label_smoothing: float = floats(0.0, "[0, 1)")  # tally only
-    batch_size: Optional[int] = ints(None)          # probe minibatch; None = batch_size
-    ramp_rounds: int = ints(0, 0)     # 0 = off; round r trains with weight * min(1, r / ramp_rounds)
-    gate: float = floats(0.0, "[0, 1]")   # 0 = off; weight 0 in a round whose vote's mean agreement < gate
-
-
-@dataclass(frozen=True)
-class SoftlabelConfig:
-    aggregate: Literal["mean", "era", "median", "trimmed"] = "mean"
-    era_temperature: float = floats(0.1, "(0, 1000]")
-    trim: float = floats(0.1, "[0, 0.5)")    # trimmed: fraction cut from each end, per coordinate
-
-
-@dataclass(frozen=True)
-class FedAvgConfig:
-    aggregate: Literal["mean", "median", "trimmed"] = "mean"   # mean: shard-size weighted; others unweighted
-    trim: float = floats(0.1, "[0, 0.5)")    # trimmed: fraction cut from each end, per coordinate
-
-
-@dataclass(frozen=True)
-class FedProxConfig:
-    mu: float = floats(0.01, "[0, 1e6]")
-
-
-@dataclass(frozen=True)
-class FedDFConfig:
-    target: Literal["logits", "probs"] = "logits"
-    temperature: float = floats(1.0, "(0, 1000]")
-    lr: float = floats(1e-3, "(0, 3.4e38]")
-    steps: int = ints(500, 0)
-    batch_size: int = ints(128)
-
-
-@dataclass(frozen=True)
-class BridgeConfig:
-    density: float = floats(0.01, "[0, 1]")
-    period: int = ints(5)
-    scope: Literal["global", "per_tensor"] = "global"
-    average: Literal["weighted", "per_coordinate"] = "weighted"
-    reset: Literal["hard", "soft"] = "hard"
-    vote_at: Literal["start", "merge"] = "start"   # start: vote with the round-start models | merge: the trained ones
-
-
-@dataclass(frozen=True)
-class FaultsConfig:
-    """Faulty peers (tallysim/sim/faults.py): floor(fraction * P) of them, drawn from the seed."""
-    kind: Literal["none", "under_trained", "label_flip", "confident_wrong", "dropout", "straggler"] = "none"
-    fraction: float = floats(0.0, "[0, 1]")   # of the P peers
-    redraw: bool = False              # false: one set for the run; true: a new set every round
-    examples: Optional[int] = ints(None, 0)   # under_trained: keep only this many examples of each faulty shard
-    steps: Optional[int] = ints(None, 0)      # under_trained: at most this many private steps per training call
-    target: int = ints(-1, -1)        # confident_wrong: -1 = a random wrong class, else this class
-    scale: float = floats(1.0, "[0, 1e6]")    # confident_wrong, parameters: send w_server - scale * (w_i - w_server)
-    drop_prob: float = floats(1.0, "[0, 1]")  # dropout: chance that a faulty peer's message is lost in a round
-
-
-@dataclass(frozen=True)
-class CommConfig:
-    param_bits: int = ints(32, 1, 64)
-    soft_bits: Literal[32, 16, 8] = 32
-    topology: Literal["star", "allgather"] = "star"
-
-
-@dataclass(frozen=True)
-class Config:
-    peers: int = ints(10)
-    rounds: int = ints(20)
-    seed: int = ints(0, 0)
-    seeds: int = ints(1, 1, 100_000)      # run seeds seed..seed+seeds-1 as one vmapped program
-    seed_chunk: Optional[int] = ints(None)     # seeds per compiled batch; None = as many as fit in memory
-    eval_every: int = ints(1)
-    participation: float = floats(1.0, "(0, 1]")
-    local_epochs: int = ints(1)
-    local_steps: Optional[int] = ints(None)
-    warmup_epochs: Optional[int] = ints(None, 0)   # None = local_epochs (distillation protocols only)
-    batch_size: int = ints(32)
-    ragged_groups: Optional[int] = ints(None)  # local training: peer groups by shard size; None = auto
-    devices: Optional[int] = ints(None)        # devices to shard lanes or peers over; None = every device
-    data: DataConfig = field(default_factory=DataConfig)
-    partition: PartitionConfig = field(default_factory=PartitionConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    optim: OptimConfig = field(default_factory=OptimConfig)
-    probe: ProbeConfig = field(default_factory=ProbeConfig)
-    protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
-    init: InitConfig = field(default_factory=InitConfig)
-    vote: VoteConfig = field(default_factory=VoteConfig)
-    distill: DistillConfig = field(default_factory=DistillConfig)
-    softlabel: SoftlabelConfig = field(default_factory=SoftlabelConfig)
-    fedavg: FedAvgConfig = field(default_factory=FedAvgConfig)
-    fedprox: FedProxConfig = field(default_factory=FedProxConfig)
-    feddf: FedDFConfig = field(default_factory=FedDFConfig)
-    bridge: BridgeConfig = field(default_factory=BridgeConfig)
-    comm: CommConfig = field(default_factory=CommConfig)
-    faults: FaultsConfig = field(default_factory=FaultsConfig)
-    # The sections protocols own (TRAITS.sections: a plugin's `fedmix`), read as cfg.fedmix like any other;
-    # held here as ((name, section), ...) of the sections that are not at their defaults, sorted, so
-    # that equal configs compare equal. Set them with Config.replace or with_values.
-    ext: tuple = field(default=(), repr=False, metadata={"internal": True})
-    # Not a config field: the dotted keys resolved() derived (None before). config.json records them as
-    # "derived" so that loading it (e.g. with another protocol.name) derives them again.
-    derived: tuple = field(default=(), compare=False, repr=False, metadata={"internal": True})
-
-    def __post_init__(self):
-        # Config(protocol={"name": "fedavg"}): a dict for a section is that section's fields
-        for f in fields(self):
-            v = getattr(self, f.name)
-            if isinstance(v, dict) and dataclasses.is_dataclass(f.default_factory if f.default_factory
-                                                                is not dataclasses.MISSING else None):
-                object.__setattr__(self, f.name, f.default_factory(**v))
-        object.__setattr__(self, "ext", _normal_ext(self.ext))
-
-    def __getattr__(self, name: str):
-        # only reached for names that are not dataclass fields: a protocol's own section
-        if name.startswith("__"):
-            raise AttributeError(name)
-        cls = _protocols.sections().get(name)
-        if cls is None:
-            raise AttributeError(f"Config has no field or section {name!r}")
-        return dict(self.__dict__.get("ext", ())).get(name) or cls()
-
-    def replace(self, **changes) -> "Config":
-        """A copy with fields changed: `cfg.replace(peers=20, protocol={"name": "fedprox"},
-        fedprox={"mu": 0.5}, **{"optim.lr": 0.1})`. Sections given as dicts change only the fields
-        named; values are checked by validate (run does it)."""
-        flat = {}
-        for key, v in changes.items():
-            if isinstance(v, dict):
-                flat.update({f"{key}.{k}": x for k, x in v.items()})
-            else:
-                flat[key] = v
-        keys = field_keys()
-        for key in flat:
-            if key not in keys:
-                raise ConfigError(f"unknown config key {key!r}; see README 'Config fields'")
-        return with_values(self, flat)
-
-    # Derived defaults, resolved once so config.json records what actually ran: each null DERIVED
-    # field takes the default the protocol's module declares (its TRAITS, tallysim/protocols/).
-    def resolved(self) -> "Config":
-        traits = _protocols.traits(self.protocol.name)
-        values = {k: traits.default(k, self) for k in DERIVED if get_field(self, k) is None}
-        return replace(with_values(self, values), derived=tuple(sorted(set(self.derived) | set(values))))
-
-
-DERIVED = ("optim.reset_each_round", "init.shared", "warmup_epochs")   # what resolved() may derive
-
-
-def _normal_ext(ext) -> tuple:
-    """((name, section), ...) without the sections at their defaults, sorted by name."""
-    items = ext.items() if isinstance(ext, dict) else ext
-    return tuple(sorted(((n, v) for n, v in items if v != type(v)()), key=lambda nv: nv[0]))
+from tallysim.schema import *  # noqa: F401,F403 - the schema's names, as config.X
+from tallysim.schema import (DERIVED, Config, field_keys, field_type, get_field, with_values,  # noqa: F401
+                             _normal_ext, default_pool_size, declared, help_table, lane_fields, show_default,
+                             show_allowed, choices, FieldSpec, PROTOCOL_NAMES, with_values_section)
+from tallysim.validation import TYPE_NAMES, json_kind, show, split_optional, type_ok
 
 
 # ----------------------------------------------------------------------------- validation
 
-def validate(cfg: Config) -> Config:
-    """Check everything that does not need the data; return the resolved config (tallysim.validation)."""
-    from tallysim import validation
-    return validation.validate(cfg)
-
-
-def validate_with_data(cfg: Config, num_classes: int, train_examples: int, pool_examples: int) -> None:
-    """Checks that need the dataset's size and class count (still before anything compiles)."""
-    from tallysim import validation
-    validation.validate_with_data(cfg, num_classes, train_examples, pool_examples)
-
-
-def default_pool_size(train_examples: int) -> int:
-    return min(10_000, max(1, math.ceil(0.1 * train_examples)))
-
-
-# ----------------------------------------------------------------------------- fields & overrides
-
-def get_field(cfg: Config, key: str):
-    obj = cfg
-    for part in key.split("."):
-        obj = getattr(obj, part)
-    return obj
-
-
-def field_type(t) -> tuple[type, bool, Optional[tuple]]:
-    """(value type, whether null is allowed, the allowed values or None) of a field's annotation:
-    Optional[int] -> (int, True, None); Literal["a", "b"] -> (str, False, ("a", "b"))."""
-    optional = typing.get_origin(t) is typing.Union and type(None) in typing.get_args(t)
-    if optional:
-        t = next(a for a in typing.get_args(t) if a is not type(None))
-    allowed = None
-    if typing.get_origin(t) is Literal:
-        allowed = typing.get_args(t)
-        t = type(allowed[0])
-    return t, optional, allowed
-
-
-class FieldSpec(typing.NamedTuple):
-    """A config field as declared on its dataclass (see "declaring a field" above)."""
-    key: str
-    type: type                       # bool, int, float, str or tuple
-    optional: bool                   # null allowed
-    choices: Optional[tuple]         # Literal[...]: the allowed values
-    range: Optional[tuple]           # ints: (lo, hi); floats: (lo, hi, lo included, hi included)
-    default: Any
-    lane: bool = False               # a grouped sweep may vary it per lane (tallysim/fields.py)
-    nonzero: bool = False            # ... and lanes where it is zero compile apart
-
-
-def declared(cls=None, prefix: str = "") -> dict[str, FieldSpec]:
-    """Every dotted key -> its declaration, in declaration order (do not modify the dict); the
-    protocols' own sections (plugins' included) follow the built-in ones."""
-    return _declared(cls, prefix, _protocols.generation())
-
-
-@functools.lru_cache(maxsize=None)
-def _declared(cls, prefix: str, generation: int) -> dict[str, FieldSpec]:
-    out = {}
-    for key, t, f in _leaves(cls or Config, prefix):
-        kind, optional, allowed = field_type(t)
-        if callable(f.metadata.get("choices")):
-            allowed = tuple(f.metadata["choices"]())
-        out[key] = FieldSpec(key, kind, optional, allowed, f.metadata.get("range"), f.default,
-                             f.metadata.get("lane", False), f.metadata.get("nonzero", False))
-    return out
-
-
-def lane_fields() -> tuple:
-    """The keys declared with `lane=True` (tallysim.fields): a protocol reads them with ctx.hp(key)."""
-    return tuple(k for k, f in declared().items() if f.lane)
-
-
-def _leaves(cls, prefix: str = ""):
-    """(dotted key, annotated type, dataclass field) of every user field, sections flattened in order."""
-    hints = typing.get_type_hints(cls)
-    for f in fields(cls):
-        if f.metadata.get("internal"):
-            continue
-        t = hints[f.name]
-        if dataclasses.is_dataclass(t):
-            yield from _leaves(t, prefix + f.name + ".")
-        else:
-            yield prefix + f.name, t, f
-    if cls is Config:
-        for name, section in _protocols.sections().items():
-            yield from _leaves(section, prefix + name + ".")
-
-
-def choices(key: str) -> tuple:
-    """The allowed values of a Literal field, in declaration order."""
-    return declared()[key].choices
-
-
-def field_keys(cls=Config, prefix: str = "") -> dict[str, Any]:
-    """Every dotted key -> its annotated type."""
-    return {key: t for key, t, _ in _leaves(cls, prefix)}
-
-
-def show_default(value) -> str:
-    """A default as `key=value` would write it: none, true, 28x28x1, 0.001."""
-    if value is None:
-        return "none"
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, tuple):
-        return "x".join(map(str, value))
-    return f"{value:g}" if isinstance(value, float) else str(value)
-
-
-def show_allowed(spec: FieldSpec) -> str:
-    """What a field accepts, as the error messages say it: `a|b`, `1..2147483647`, `(0, 1]`."""
-    if spec.choices:
-        text = "|".join(map(str, spec.choices))
-    elif spec.type is bool:
-        text = "true|false"
-    elif spec.type is tuple:
-        text = "a shape: 1 to 4 positive integers, e.g. 28x28x1"
-    elif spec.type is int:
-        text = f"{spec.range[0]}..{spec.range[1]}"
-    elif spec.type is float:
-        lo, hi, lo_in, hi_in = spec.range
-        text = f"{'[' if lo_in else '('}{lo:g}, {hi:g}{']' if hi_in else ')'}"
-    else:
-        text = "text"
-    return text + (" or none" if spec.optional else "")
-
-
-def help_table() -> str:
-    """Every field with its default and allowed values (`tallysim run --help`), from the declarations."""
-    rows = [(k, show_default(f.default) + (" (derived)" if k in DERIVED else ""), show_allowed(f))
-            for k, f in declared().items()]
-    w0, w1 = (max(len(r[i]) for r in rows) for i in (0, 1))
-    lines = [f"  {k:<{w0}}  {d:<{w1}}  {a}" for k, d, a in rows]
-    return ("config fields (key=value; default; allowed values). \"(derived)\": none derives the value from "
-            "protocol.name. What each field means: README.md, \"Config fields\".\n"
-            f"  {'field':<{w0}}  {'default':<{w1}}  allowed\n" + "\n".join(lines))
-
-
-# The choices other modules name, read from the declarations above.
-PROTOCOLS = choices("protocol.name")
-MODELS = choices("model.name")
-PARTITIONS = choices("partition.kind")
-LABEL_QUANTITY_SCHEMES = choices("partition.scheme")
-OPTIMIZERS = choices("optim.name")
-FAULT_KINDS = choices("faults.kind")
-SOFT_AGGREGATES = choices("softlabel.aggregate")
-PARAM_AGGREGATES = choices("fedavg.aggregate")
-# Protocols by trait (each module's TRAITS), for code that wants the names.
-FEDAVG_FAMILY = tuple(n for n in PROTOCOL_NAMES if _protocols.traits(n).fedavg_family)
-DISTILL_PROTOCOLS = tuple(n for n in PROTOCOL_NAMES if _protocols.traits(n).distill)
+validate = _validation.validate                      # everything that does not need the data
+validate_with_data = _validation.validate_with_data  # the checks that need the dataset's size and classes
 
 
 def _parse_scalar(key: str, text: str, t) -> Any:
@@ -456,26 +66,6 @@ def parse_override(item: str) -> tuple[str, str]:
     return key, text.strip()
 
 
-def with_values(cfg: Config, values: dict[str, Any]) -> Config:
-    """Return cfg with dotted keys set to already-typed values."""
-    for key, value in values.items():
-        head, _, rest = key.partition(".")
-        if rest and head not in _CORE:            # a protocol's own section (Config.ext)
-            cfg = replace(cfg, ext={**dict(cfg.ext), head: with_values_section(getattr(cfg, head), rest, value)})
-        elif rest:
-            cfg = replace(cfg, **{head: with_values_section(getattr(cfg, head), rest, value)})
-        else:
-            cfg = replace(cfg, **{head: value})
-    return cfg
-
-
-_CORE = frozenset(f.name for f in fields(Config))
-
-
-def with_values_section(section, key: str, value):
-    return replace(section, **{key: value})
-
-
 def apply_overrides(cfg: Config, items: list[str]) -> Config:
     keys = field_keys()
     values = {}
@@ -503,7 +93,6 @@ def to_dict(cfg: Config) -> dict:
 
 
 def _coerce(key: str, v, t, where: str):
-    from tallysim.validation import TYPE_NAMES, json_kind, show, split_optional, type_ok
     inner, optional = split_optional(t)
     if v is None and optional:
         return None
@@ -525,7 +114,6 @@ def _coerce(key: str, v, t, where: str):
 def from_dict(d: dict, base: Optional[Config] = None, where: str = "config file") -> Config:
     """Nested dict (as in config.json) -> Config; unknown keys and wrong JSON types are errors naming
     `where`. Keys listed in a top-level "derived" (written by `run`) are left for validate to derive."""
-    from tallysim.validation import json_kind, show
     if not isinstance(d, dict):
         raise ConfigError(f"{where}: expected a JSON object of config fields, got {json_kind(d)}")
     d = dict(d)
@@ -582,7 +170,6 @@ def read_file(path: str, _seen: tuple = ()) -> dict:
     d = _read_json(path)
     if "extends" not in d:
         return d
-    from tallysim.validation import json_kind, show
     parents = d.pop("extends")
     if isinstance(parents, str):
         parents = [parents]
@@ -606,7 +193,6 @@ def read_file(path: str, _seen: tuple = ()) -> dict:
 
 def _read_json(path: str) -> dict:
     """A JSON object from a file; anything else (missing, a directory, binary, a list...) is one line."""
-    from tallysim.validation import json_kind, show
     try:
         with open(path, "rb") as f:
             raw = f.read()
@@ -633,7 +219,6 @@ def _read_json(path: str) -> dict:
 def load_file(path: str, smoke: bool = False) -> Config:
     """A JSON config. Two optional top-level sections are not fields: `smoke` (overrides that shrink
     the experiment, applied with smoke=True) and `sweep` (key -> list of values, read by `sweep`)."""
-    from tallysim.validation import json_kind
     d = read_file(path)
     shrink = d.pop("smoke", {})
     if not isinstance(shrink, dict):

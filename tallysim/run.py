@@ -18,8 +18,8 @@ import json
 import math
 import os
 import sys
+import tempfile
 import time
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Optional
 
@@ -27,195 +27,24 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tallysim import atomic, checkpoint, config, data, outdir, protocols
-from tallysim.sim import comm, faults, fed, lanes, local, mesh
+from tallysim import atomic, checkpoint, config, outdir
+from tallysim.build import Built, auto_chunk, build, build_group  # noqa: F401 - run.build etc., as before
 from tallysim.config import Config, ConfigError
 from tallysim.data.partition import convention
-from tallysim.sim import exchange
-from tallysim.sim.evaluate import eval_batch, evaluate
-from tallysim.sim.models import make_model, param_count
-from tallysim.protocols import Context, Protocol, make as make_protocol
-from tallysim.results.metrics import CONFIG, ERROR, METRICS, PARTITION, aggregate
-
-PROBE_KEYS = ("consensus_acc", "vote_acc", "softavg_acc", "agreement", "wrong_confidence", "vote_acc_honest",
-              "softavg_acc_honest")
-# Scalars a protocol's round reports of itself (null in the rows of protocols that do not compute them):
-# the share of the round's probes kept after abstention (tally, bridge), whether bridge merged this round
-# and the merged update's non-zeros, FedDF's last server distillation loss. The row holds the
-# evaluation round's value, as train_loss does.
-ROUND_KEYS = {"kept": float, "merged": int, "nnz": int, "feddf_loss": float}
+from tallysim.results.metrics import (CONFIG, ERROR, METRICS, PARTITION, PROBE_KEYS, ROUND_KEYS,  # noqa: F401
+                                      aggregate, lane_row)
+from tallysim.programs import chunk_inputs, initial_state, round_programs  # noqa: F401 - run.initial_state
+from tallysim.results.runs import Results
+from tallysim.sim import comm, fed, mesh
+from tallysim.sim.evaluate import evaluate
 
 
 class NonFiniteLoss(RuntimeError):
     pass
 
 
-@dataclass
-class Built:
-    """A group of configurations that share one compiled program (lanes.py), ready to run.
-
-    Lanes are (configuration, seed) pairs, configuration by configuration; `cfg` is the first
-    configuration, whose static fields every lane shares."""
-    cfg: Config
-    ctx: Context
-    protocol: Protocol          # from `cfg`, constants only: bits, and for driving a protocol directly
-    fed: fed.FedData            # per-lane fields carry a leading lane axis
-    seeds: list                 # per lane
-    class_counts: list          # per lane: [P, C]
-    dataset: str
-    cfgs: list = None           # the group's configurations (None: [cfg])
-    lane_cfg: list = None       # per lane: its index into cfgs (None: all 0)
-    values: dict = None         # traced key -> float32 [Z] per-lane values (lanes.lane_values)
-    choices: tuple = ()         # the varying traced fields' distinct values (lanes.choices)
-    costs: dict = field(default_factory=dict, repr=False)   # cost_protocol's cache: config index -> Protocol
-
-    def __post_init__(self):
-        self.cfgs = self.cfgs or [self.cfg]
-        self.lane_cfg = self.lane_cfg if self.lane_cfg is not None else [0] * len(self.seeds)
-        self.values = self.values or {}
-
-    @property
-    def one(self) -> fed.FedData:
-        """The first lane's data without the lane axis (for driving a protocol directly)."""
-        return fed.seed_slice(self.fed, 0)
-
-    def lane_protocol(self, values: dict) -> Protocol:
-        """The protocol with the group's varying fields set to one lane's (traced) values."""
-        if not values:
-            return self.protocol
-        in_config, explicit = lanes.split(values)
-        return make_protocol(replace(self.ctx, cfg=lanes.with_values(self.ctx.cfg, in_config), hparams=explicit,
-                                     choices=self.choices))
-
-    def cost_protocol(self, i: int) -> Protocol:
-        """Configuration i's own protocol, built from its constants, for its exact bits (the bridge's k
-        depends on the lane's density; whatever else a cost reads stays each configuration's own)."""
-        if i == 0:
-            return self.protocol
-        if i not in self.costs:
-            self.costs[i] = make_protocol(replace(self.ctx, cfg=self.cfgs[i]))
-        return self.costs[i]
-
-    def lanes_of(self, i: int) -> list:
-        return [j for j, c in enumerate(self.lane_cfg) if c == i]
-
-
-def _pool_and_rest(cfg: Config, n: int, n_source: int, seed: int):
-    """Probe-pool indices and the remaining training indices of one seed."""
-    if cfg.probe.source:
-        size = min(cfg.probe.pool_size or config.default_pool_size(n_source), n_source)
-        return n + np.arange(size), np.arange(n)       # source examples are appended after train
-    size = cfg.probe.pool_size or config.default_pool_size(n)
-    if size >= n:
-        raise ConfigError(f"probe.pool_size={size} leaves no training data ({cfg.data.name} has {n} "
-                          f"training examples); allowed: 1..{n - 1}")
-    return data.split_probe_pool(n, size, seed)
-
-
-def build(cfg: Config) -> Built:
-    """Validate, load data, partition every seed and place it all on the device. Compiles nothing."""
-    return build_group([cfg])
-
-
-def build_group(cfgs: list[Config]) -> Built:
-    """`build` for configurations that differ only in per-lane fields (lanes.signature): one lane per
-    (configuration, seed), each with its own partition, probe pool, init and keys."""
-    cfgs = [config.validate(c) for c in cfgs]
-    cfg = cfgs[0]
-    sig = lanes.signature(cfg)
-    for c in cfgs[1:]:
-        if lanes.signature(c) != sig:
-            raise ValueError("build_group: these configurations differ in a static field; group them "
-                             "with lanes.group first")
-    ds = data.load(cfg.data, cfg.data.seed)
-    x_all, y_all, n = ds.x_train, ds.y_train, len(ds.y_train)
-    n_source = 0
-    if cfg.probe.source:
-        src = data.load(replace(cfg.data, name=cfg.probe.source, path=None), cfg.data.seed)
-        if src.x_train.shape[1:] != ds.x_train.shape[1:] or src.x_train.dtype != ds.x_train.dtype:
-            raise ConfigError(f"probe.source={cfg.probe.source!r} has inputs {src.x_train.shape[1:]} "
-                              f"{src.x_train.dtype} but {cfg.data.name} has {ds.x_train.shape[1:]} "
-                              f"{ds.x_train.dtype}; the pool must have the training inputs' shape")
-        n_source = len(src.y_train)
-        x_all, y_all = np.concatenate([x_all, src.x_train]), np.concatenate([y_all, src.y_train])
-    lane_cfg = [i for i, c in enumerate(cfgs) for _ in range(c.seeds)]
-    seeds = [c.seed + s for c in cfgs for s in range(c.seeds)]
-    parts_per_seed, pools, counts, faulty = [], [], [], []
-    for j, (i, s) in enumerate(zip(lane_cfg, seeds)):
-        c = cfgs[i]
-        pool, rest = _pool_and_rest(c, n, n_source, s)
-        if j == 0 or lane_cfg[j - 1] != i:
-            config.validate_with_data(c, ds.num_classes, len(rest), len(pool))
-        parts = data.partition(ds.y_train[rest], c.peers, c.partition, ds.num_classes, s)
-        faulty.append(faults.fixed_set(c, s, c.peers))
-        parts = faults.cut_shards(c, parts, faulty[-1], s)         # under_trained: small faulty shards
-        parts_per_seed.append([rest[p] for p in parts])
-        pools.append(pool)
-        counts.append(data.class_counts(ds.y_train[rest], parts, ds.num_classes))
-    fdata, spec = fed.build(x_all, y_all, parts_per_seed, pools, ds.x_test, ds.y_test, ds.num_classes, cfg,
-                            faulty)
-    spec = spec._replace(groups=cfg.ragged_groups or local.auto_groups(_private_steps(cfg, counts), spec.active,
-                                                                       backend=jax.default_backend()))
-    model = make_model(cfg.model, ds.num_classes)
-    dummy = jnp.zeros((1,) + spec.input_shape, jnp.float32)
-    shapes = jax.eval_shape(model.init, jax.random.PRNGKey(0), dummy)
-    ctx = Context(cfg=cfg, spec=spec, model=model, num_params=param_count(shapes))
-    return Built(cfg, ctx, make_protocol(ctx), fdata, seeds, counts, ds.name, cfgs=cfgs, lane_cfg=lane_cfg,
-                 values=lanes.lane_values(cfgs, lane_cfg), choices=lanes.choices(cfgs))
-
-
-def _private_steps(cfg: Config, counts: list) -> np.ndarray:
-    """Real private steps per seed and peer in one round (host-side twin of local.real_steps)."""
-    sizes = np.stack([c.sum(1) for c in counts])
-    if cfg.local_steps is not None:
-        return np.where(sizes > 0, cfg.local_steps, 0)
-    return cfg.local_epochs * -(-sizes // cfg.batch_size)
-
-
-def auto_chunk(b: Built) -> int:
-    """Seeds per compiled batch: all of them unless a rough footprint says they would not fit."""
-    cfg, spec = b.cfg, b.ctx.spec
-    if cfg.seed_chunk:
-        return min(cfg.seed_chunk, len(b.seeds))
-    # params + optimizer (<= 2 moments) + grads + server/error + temporaries, float32, per peer
-    state = 4 * b.ctx.num_params * spec.peers * 6
-    width = max(int(np.prod(spec.input_shape)), 512)
-    rows = cfg.batch_size + (cfg.distill.batch_size or cfg.batch_size)
-    # hidden activations, and the [A, B+R, C] logits / probabilities / gradients of a training step
-    acts = 4 * spec.peers * rows * (width * 16 + spec.classes * 4)
-    # The probe exchange streams peers in chunks (exchange.py): one chunk's [c, M, C] temporaries plus
-    # the [M, C] sums, no A * M * C term; evaluation holds one [P, B, C] batch of logits.
-    probes = exchange.footprint_bytes(spec.active, spec.probes, spec.classes,
-                                      soft=protocols.traits(cfg.protocol.name).soft)
-    evals = 4 * spec.peers * eval_batch(spec.peers, spec.classes) * spec.classes * 2
-    per_seed = state + acts + probes + evals
-    stats = jax.local_devices()[0].memory_stats() or {}
-    limit = stats.get("bytes_limit") or os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
-    return max(1, min(len(b.seeds), int(0.5 * limit // per_seed)))
-
-
 def _host(tree) -> dict:
     return {k: (None if v is None else np.asarray(v)) for k, v in mesh.host(tree).items()}
-
-
-def _lane_row(ev: dict, info: dict, led: comm.Ledger, j: int, r: int, t0: float) -> dict:
-    """The metrics row of lane j (an index into the chunk) at evaluation round r."""
-    acc = ev["acc_P"][j]
-    row = {"round": r, **led.row(),
-           "acc_mean": float(acc.mean()), "acc_min": float(acc.min()), "acc_max": float(acc.max()),
-           "acc_global": None if ev["acc_global"] is None else float(ev["acc_global"][j]),
-           "acc_ensemble": float(ev["acc_ensemble"][j]),
-           "train_loss": float(info["train_loss"][j])}
-    # faults.py: faulty peers this round, and the mean test accuracy of the others (null if none)
-    row["faulty"] = int(info["faulty"][j]) if "faulty" in info else 0
-    honest = ~np.asarray(info["faulty_P"][j], bool) if "faulty_P" in info else np.ones(acc.shape, bool)
-    row["acc_mean_honest"] = float(acc[honest].mean()) if honest.any() else None
-    for k in PROBE_KEYS:
-        row[k] = float(info[k][j]) if k in info and math.isfinite(info[k][j]) else None
-    for k, cast in ROUND_KEYS.items():
-        row[k] = cast(info[k][j]) if k in info and math.isfinite(info[k][j]) else None
-    row["wall_s"] = round(time.perf_counter() - t0, 3)
-    return row
 
 
 def evaluates(cfg: Config, r: int) -> bool:
@@ -236,63 +65,13 @@ def _segments(cfgs: list, r0: int, every: Optional[int]) -> list[tuple[int, int]
     return out
 
 
-def _round_programs(b: Built, state_sh=None, placement: Optional[mesh.Placement] = None):
-    """(one round, a scan over rounds): the group's round vmapped over lanes, each compiled once per
-    chunk (the scan once per distinct segment length). The scan keeps the rounds between two
-    evaluations on the device; it returns every round's info, stacked. On several devices the state
-    keeps its shardings (`state_sh`) and the info comes back replicated."""
-    one = jax.vmap(lambda s, d, k, r, v: b.lane_protocol(v).round(s, d, k, r),
-                   in_axes=(0, fed.SEED_AXES, 0, None, 0))
-
-    def single(state, data_c, keys, rs, values):
-        state, info = one(state, data_c, keys, rs[0], values)
-        return state, jax.tree.map(lambda a: a[None], info)
-
-    def scan(state, data_c, keys, rs, values):
-        return jax.lax.scan(lambda s, r: one(s, data_c, keys, r, values), state, rs)
-
-    if state_sh is None:
-        return jax.jit(single, donate_argnums=0), jax.jit(scan, donate_argnums=0)
-    out = (state_sh, mesh.replicated(placement))
-    return (jax.jit(single, donate_argnums=0, out_shardings=out),
-            jax.jit(scan, donate_argnums=0, out_shardings=out))
-
-
-def initial_state(b: Built, placement: mesh.Placement):
-    """The initial State of all lanes, placed as `placement` says (e.g. to check its memory)."""
-    data_c, values, k_init, _, _, _ = _chunk_inputs(b, 0, len(b.seeds), placement)
-    init_fn = jax.vmap(lambda k, d, v: b.lane_protocol(v).init(k, d), in_axes=(0, fed.SEED_AXES, 0))
-    if placement.mesh is None:
-        return jax.jit(init_fn)(k_init, data_c, values)
-    sh = mesh.state_shardings(jax.eval_shape(init_fn, k_init, data_c, values), placement,
-                              b.protocol.peer_state)
-    return jax.jit(init_fn, out_shardings=sh)(k_init, data_c, values)
-
-
-def _chunk_inputs(b: Built, lo: int, hi: int, placement: mesh.Placement):
-    """The device inputs of lanes [lo, hi) (plus the placement's inactive copies of the last lane):
-    (data, traced values, init keys, round keys, x_test, y_test), placed on the mesh if there is one."""
-    idx = np.asarray(list(range(lo, hi)) + [hi - 1] * placement.pad_lanes)
-    data_c = fed.lane_take(b.fed, idx)
-    roots = jnp.stack([jax.random.PRNGKey(b.seeds[j]) for j in idx])
-    k_init, k_rounds = jnp.moveaxis(jax.vmap(jax.random.split)(roots), 1, 0)
-    values = {k: v[idx] for k, v in b.values.items()}
-    if placement.mesh is None:
-        return (data_c, {k: jnp.asarray(v) for k, v in values.items()}, k_init, k_rounds,
-                b.fed.x_test, b.fed.y_test)
-    lane = mesh.lane_axis(placement)
-    return (mesh.put_fed(data_c, fed.SEED_AXES, placement), mesh.put(values, placement, lane),
-            mesh.put(k_init, placement, lane), mesh.put(k_rounds, placement, lane),
-            mesh.put(b.fed.x_test, placement, None), mesh.put(b.fed.y_test, placement, None))
-
-
 def _run_chunk(b: Built, lo: int, hi: int, lanes_out: "_Lanes", bar, saver: checkpoint.Saver,
                resume: Optional[dict]) -> None:
     """All rounds of lanes [lo, hi) as one vmapped program, from round 1 or from a checkpoint."""
     ctx = b.ctx
     cfgs = [b.cfgs[b.lane_cfg[j]] for j in range(lo, hi)]
     placement = mesh.plan(b.cfg.devices, hi - lo, b.cfg.peers)
-    data_c, values, k_init, k_rounds, x_test, y_test = _chunk_inputs(b, lo, hi, placement)
+    data_c, values, k_init, k_rounds, x_test, y_test = chunk_inputs(b, lo, hi, placement)
     init_fn = jax.vmap(lambda k, d, v: b.lane_protocol(v).init(k, d), in_axes=(0, fed.SEED_AXES, 0))
     ledgers = [comm.Ledger(c.peers) for c in cfgs]
     r0 = resume["round"] if resume else 0
@@ -305,7 +84,7 @@ def _run_chunk(b: Built, lo: int, hi: int, lanes_out: "_Lanes", bar, saver: chec
             led.restore(saved)
     else:
         state = (jax.jit(init_fn, out_shardings=state_sh) if state_sh else jax.jit(init_fn))(k_init, data_c, values)
-    single, scan = _round_programs(b, state_sh, placement)
+    single, scan = round_programs(b, state_sh, placement)
     evaluate_lanes = jax.vmap(functools.partial(evaluate, ctx.model.apply, classes=ctx.spec.classes),
                               in_axes=(0, 0, None, None))
     eval_fn = (jax.jit(evaluate_lanes, out_shardings=mesh.replicated(placement)) if placement.mesh
@@ -332,7 +111,7 @@ def _run_chunk(b: Built, lo: int, hi: int, lanes_out: "_Lanes", bar, saver: chec
         if evaluating:
             ev = _host(eval_fn(state.params, state.server, x_test, y_test))
             info = {k: v[-1] for k, v in info_T.items()}
-            lanes_out.rows(end, [(lo + j, _lane_row(ev, info, ledgers[j], j, end, lanes_out.t0))
+            lanes_out.rows(end, [(lo + j, lane_row(ev, info, ledgers[j], j, end, lanes_out.t0))
                                  for j in evaluating])
         if bar:
             bar.update(end - first + 1)
@@ -581,12 +360,20 @@ def _progress(total: int, enabled: bool):
     return tqdm(total=total, desc="round", unit="rd", file=sys.stderr, dynamic_ncols=True)
 
 
+def run_results(cfg: Config, out: Optional[str] = None, overwrite: bool = False, progress: bool = False,
+                **kwargs) -> Results:
+    """`run` for scripts and notebooks: into `out` (None: a new temporary directory), no progress bar by
+    default; returns the run's Results (rows, .plot()). kwargs: as `run` (checkpoint_every, resume)."""
+    out = out if out is not None else tempfile.mkdtemp(prefix="tallysim-")
+    run(cfg, str(out), overwrite=overwrite or not any(Path(out).iterdir()), progress=progress, **kwargs)
+    return Results.read(out)
+
+
 class _CallableModule(type(sys)):
-    """`tallysim.run(cfg, out=...)`: this module, called, is the public API's run (tallysim/api.py)."""
+    """`tallysim.run(cfg, out=...)`: this module, called, is `run_results` (the public API's run)."""
 
     def __call__(self, cfg: Config, out: Optional[str] = None, **kwargs):
-        from tallysim import api
-        return api.run(cfg, out, **kwargs)
+        return run_results(cfg, out, **kwargs)
 
 
 sys.modules[__name__].__class__ = _CallableModule

@@ -10,7 +10,7 @@ import math
 import os
 
 from tallysim import protocols, sizing
-from tallysim.config import (FAULT_KINDS, INT_MAX, Config, ConfigError, declared, field_keys,
+from tallysim.schema import (FAULT_KINDS, INT_MAX, Config, ConfigError, declared, field_keys,
                              field_type, get_field)
 
 MAX_NAME = 200          # bytes of a dataset name (it becomes a cache file name; file systems allow 255)

@@ -100,7 +100,7 @@ def test_results_metrics_imports_nothing_above_it():
     banned = ("tallysim.run", "tallysim.sweep", "tallysim.cli", "tallysim.results.plot",
               "tallysim.results.pareto", "tallysim.results.figures", "jax")
     assert not [n for n in names if any(n == b or n.startswith(b + ".") for b in banned)], names
-    assert {n.split(".")[0] for n in names} <= {"__future__", "json", "math", "os", "pathlib", "typing",
+    assert {n.split(".")[0] for n in names} <= {"__future__", "json", "math", "os", "pathlib", "time", "typing",
                                                 "numpy", "tallysim", "matplotlib"}, names
     code = ("import sys, tallysim.results.metrics\n"
             "bad = [m for m in ('jax', 'tallysim.run', 'tallysim.sweep', 'tallysim.cli', 'matplotlib') "
@@ -108,3 +108,111 @@ def test_results_metrics_imports_nothing_above_it():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env={**os.environ, "PYTHONPATH": str(Path(m.__file__).resolve().parents[2])})
     assert out.returncode == 0, out.stderr
+
+
+# ----------------------------------------------------------------------------- layering
+# Every module of the package sits in a layer; it imports (at the top or inside a function) only its
+# own layer and those below. Lowest first; "tallysim.protocols." is every protocol module, the registry
+# itself (tallysim.protocols) sits near the bottom so that config and validation stay free of JAX.
+LAYERS = [
+    ["tallysim", "tallysim.fields"],
+    ["tallysim.protocols", "tallysim.sizing", "tallysim.privacy"],
+    ["tallysim.schema"],
+    ["tallysim.validation"],
+    ["tallysim.config"],
+    ["tallysim.data", "tallysim.results", "tallysim.results.metrics", "tallysim.outdir", "tallysim.checkpoint", "tallysim.atomic"],
+    ["tallysim.results.plot", "tallysim.results.pareto", "tallysim.results.runs"],
+    ["tallysim.sim"],
+    ["tallysim.protocols."],
+    ["tallysim.build", "tallysim.programs"],
+    ["tallysim.run"],
+    ["tallysim.sweep", "tallysim.bench"],
+    ["tallysim.results.figures"],
+    ["tallysim.api", "tallysim.cli", "tallysim.__main__"],
+]
+PACKAGE = Path(__file__).resolve().parent.parent / "tallysim"
+
+
+def _modules() -> dict:
+    out = {}
+    for p in PACKAGE.rglob("*.py"):
+        rel = p.relative_to(PACKAGE.parent).with_suffix("")
+        out[".".join(rel.parts[:-1] if rel.name == "__init__" else rel.parts)] = p
+    return out
+
+
+def _layer(module: str):
+    best = None
+    for i, group in enumerate(LAYERS):
+        for g in group:
+            if module == g or (g.endswith(".") and module.startswith(g)) or (g != "tallysim" and module.startswith(g + ".")):
+                if best is None or len(g) > best[1]:
+                    best = (i, len(g))
+    return None if best is None else best[0]
+
+
+def _graph() -> dict:
+    mods = _modules()
+    graph = {}
+    for m, p in mods.items():
+        package = m if p.name == "__init__.py" else m.rsplit(".", 1)[0]
+        graph[m] = {}
+        for line, name in _tallysim_imports(p, package):
+            target = next((t for t in (name, name.rsplit(".", 1)[0]) if t in mods), None)
+            if target and target != m:
+                graph[m].setdefault(target, line)
+    return graph
+
+
+def _cycles(graph: dict) -> list:
+    """Strongly connected components of more than one module (Tarjan)."""
+    index, low, stack, on, out = {}, {}, [], set(), []
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+    for v in graph:
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_no_import_cycle_and_no_upward_import():
+    graph = _graph()
+    unplaced = [m for m in graph if _layer(m) is None]
+    assert not unplaced, f"put these modules in a layer of tests/test_hygiene.py's LAYERS: {unplaced}"
+    assert not _cycles(graph), f"import cycles (imports inside functions count): {_cycles(graph)}"
+    # tallysim/__init__.py's __getattr__ hands out the public API (tallysim.api) on first use: the one
+    # facade that sits below what it names, and imports nothing when the package is imported.
+    up = [f"{m} -> {t} (line {line})" for m, deps in graph.items() for t, line in deps.items()
+          if _layer(t) > _layer(m) and (m, t) != ("tallysim", "tallysim.api")]
+    assert not up, "imports up the layers:\n" + "\n".join(up)
+
+
+def test_the_layering_rule_catches_a_cycle_and_an_upward_import():
+    assert _cycles({"a": {"b": 1}, "b": {"c": 1}, "c": {"a": 1}, "d": {"a": 1}}) == [["a", "b", "c"]]
+    assert _layer("tallysim.config") < _layer("tallysim.sim.lanes") < _layer("tallysim.protocols.fedavg")
+    assert _layer("tallysim.protocols") < _layer("tallysim.config")      # the jax-free registry
+
+
+def test_config_and_run_each_under_400_lines():
+    for name in ("config.py", "run.py"):
+        n = len((PACKAGE / name).read_text().splitlines())
+        assert n < 400, f"tallysim/{name} has {n} lines; move a job into a module of its own"

@@ -16,7 +16,8 @@ Where the module lives:
   Python entry point in the group `tallysim.protocols` (`name = "module:factory"`), found on first use.
   A plugin is imported, so its TRAITS and section may be any Python.
 
-Importing this package imports no JAX; `Context`, `Protocol` and `make` load the modules on first use.
+Importing this package imports no JAX and nothing above it (`Context` and `Protocol` are in
+protocols/base.py); `factory` and `make` import a protocol's module on first use.
 """
 from __future__ import annotations
 
@@ -240,12 +241,5 @@ def make(ctx):
     return factory(ctx.cfg.protocol.name)(ctx)
 
 
-def __getattr__(name: str):
-    if name in ("Context", "Protocol"):     # tallysim.protocols.base needs JAX: import it on first use
-        from tallysim.protocols import base
-        return getattr(base, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-__all__ = ["BASE_DEFAULTS", "Context", "Protocol", "REGISTRY", "Traits", "factory", "load_plugin", "make",
+__all__ = ["BASE_DEFAULTS", "REGISTRY", "Traits", "factory", "load_plugin", "make",
            "names", "plugin_of", "sections", "traits"]

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import time
 from pathlib import Path
 from typing import Iterable, Optional
 
@@ -160,6 +161,11 @@ def find_runs(dirs: Iterable) -> list[tuple[Path, str]]:
     return found
 
 
+def panel_of(run_dir) -> str:
+    """The figure panel a run directory belongs to: its name up to the first "__"."""
+    return Path(run_dir).name.split("__")[0]
+
+
 def columns(rows: list[dict]) -> list[str]:
     """Numeric columns of metric rows (what --metric may name)."""
     return sorted({k for r in rows for k, v in r.items() if _number(v) and k != "round"})
@@ -292,3 +298,35 @@ def save_figure(fig, *paths, dpi: int = DPI, tight: bool = True) -> list[str]:
         fig.savefig(p, dpi=dpi)
     pyplot().close(fig)
     return [str(p) for p in paths]
+
+
+# ----------------------------------------------------------------------------- writing a row
+# (run.py writes metrics.jsonl with these rows; the readers above read them)
+
+PROBE_KEYS = ("consensus_acc", "vote_acc", "softavg_acc", "agreement", "wrong_confidence", "vote_acc_honest",
+              "softavg_acc_honest")
+# Scalars a protocol's round reports of itself (null in the rows of protocols that do not compute them):
+# the share of the round's probes kept after abstention (tally, bridge), whether bridge merged this round
+# and the merged update's non-zeros, FedDF's last server distillation loss. The row holds the
+# evaluation round's value, as train_loss does.
+ROUND_KEYS = {"kept": float, "merged": int, "nnz": int, "feddf_loss": float}
+
+
+def lane_row(ev: dict, info: dict, led, j: int, r: int, t0: float) -> dict:
+    """The metrics row of lane j (an index into the chunk) at evaluation round r."""
+    acc = ev["acc_P"][j]
+    row = {"round": r, **led.row(),
+           "acc_mean": float(acc.mean()), "acc_min": float(acc.min()), "acc_max": float(acc.max()),
+           "acc_global": None if ev["acc_global"] is None else float(ev["acc_global"][j]),
+           "acc_ensemble": float(ev["acc_ensemble"][j]),
+           "train_loss": float(info["train_loss"][j])}
+    # faults.py: faulty peers this round, and the mean test accuracy of the others (null if none)
+    row["faulty"] = int(info["faulty"][j]) if "faulty" in info else 0
+    honest = ~np.asarray(info["faulty_P"][j], bool) if "faulty_P" in info else np.ones(acc.shape, bool)
+    row["acc_mean_honest"] = float(acc[honest].mean()) if honest.any() else None
+    for k in PROBE_KEYS:
+        row[k] = float(info[k][j]) if k in info and math.isfinite(info[k][j]) else None
+    for k, cast in ROUND_KEYS.items():
+        row[k] = cast(info[k][j]) if k in info and math.isfinite(info[k][j]) else None
+    row["wall_s"] = round(time.perf_counter() - t0, 3)
+    return row

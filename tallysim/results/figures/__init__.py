@@ -32,6 +32,7 @@ from typing import Optional
 
 from tallysim import atomic, config, outdir, sweep
 from tallysim.config import ConfigError
+from tallysim.results.metrics import panel_of  # noqa: F401 - figures.panel_of, as before
 
 
 def experiments_dir() -> Path:
@@ -136,10 +137,6 @@ def with_panels(runs: list, panel_overrides: dict) -> list:
         return runs
     return [(p if name == "base" else f"{p}__{name}", ov + items)
             for p, ov in panel_overrides.items() for name, items in runs]
-
-
-def panel_of(run_dir) -> str:
-    return Path(run_dir).name.split("__")[0]
 
 
 def make_figure(name_or_path: str, smoke: bool = False, results: str = "results", out: str = "figures",

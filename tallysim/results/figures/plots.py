@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from tallysim.results.metrics import HONEST, accuracy_std as acc, bits_to_target, pyplot, read_partition, \
+from tallysim.results.metrics import HONEST, panel_of, accuracy_std as acc, bits_to_target, pyplot, read_partition, \
     read_run, save_figure
 
 
@@ -256,7 +256,6 @@ def pareto_fig(spec, data, stem, title) -> dict:
     name, each with its own frontiers, tables `<stem>_<panel>_frontier.md|csv`, `_points.csv`, and
     `<stem>_frontier.md` gathering every panel's."""
     from tallysim.results import pareto
-    from tallysim.results.figures import panel_of
     points = []
     for group, runs in data.items():
         pts = pareto.collect([d for _, d in runs], log=lambda m: None)

@@ -1,0 +1,164 @@
+"""Build a group of configurations for one compiled program: validate, load the data, partition every
+lane's seed, place it all on the device, build the protocol (`Built`); and the seeds per compiled
+batch that fit in memory (`auto_chunk`). Compiles nothing. run.py runs what this builds.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from tallysim import config, data, protocols
+from tallysim.config import Config, ConfigError
+from tallysim.protocols import make as make_protocol
+from tallysim.protocols.base import Context, Protocol
+from tallysim.sim import exchange, faults, fed, lanes, local
+from tallysim.sim.evaluate import eval_batch
+from tallysim.sim.models import make_model, param_count
+
+
+@dataclass
+class Built:
+    """A group of configurations that share one compiled program (lanes.py), ready to run.
+
+    Lanes are (configuration, seed) pairs, configuration by configuration; `cfg` is the first
+    configuration, whose static fields every lane shares."""
+    cfg: Config
+    ctx: Context
+    protocol: Protocol          # from `cfg`, constants only: bits, and for driving a protocol directly
+    fed: fed.FedData            # per-lane fields carry a leading lane axis
+    seeds: list                 # per lane
+    class_counts: list          # per lane: [P, C]
+    dataset: str
+    cfgs: list = None           # the group's configurations (None: [cfg])
+    lane_cfg: list = None       # per lane: its index into cfgs (None: all 0)
+    values: dict = None         # traced key -> float32 [Z] per-lane values (lanes.lane_values)
+    choices: tuple = ()         # the varying traced fields' distinct values (lanes.choices)
+    costs: dict = field(default_factory=dict, repr=False)   # cost_protocol's cache: config index -> Protocol
+
+    def __post_init__(self):
+        self.cfgs = self.cfgs or [self.cfg]
+        self.lane_cfg = self.lane_cfg if self.lane_cfg is not None else [0] * len(self.seeds)
+        self.values = self.values or {}
+
+    @property
+    def one(self) -> fed.FedData:
+        """The first lane's data without the lane axis (for driving a protocol directly)."""
+        return fed.seed_slice(self.fed, 0)
+
+    def lane_protocol(self, values: dict) -> Protocol:
+        """The protocol with the group's varying fields set to one lane's (traced) values."""
+        if not values:
+            return self.protocol
+        in_config, explicit = lanes.split(values)
+        return make_protocol(replace(self.ctx, cfg=lanes.with_values(self.ctx.cfg, in_config), hparams=explicit,
+                                     choices=self.choices))
+
+    def cost_protocol(self, i: int) -> Protocol:
+        """Configuration i's own protocol, built from its constants, for its exact bits (the bridge's k
+        depends on the lane's density; whatever else a cost reads stays each configuration's own)."""
+        if i == 0:
+            return self.protocol
+        if i not in self.costs:
+            self.costs[i] = make_protocol(replace(self.ctx, cfg=self.cfgs[i]))
+        return self.costs[i]
+
+    def lanes_of(self, i: int) -> list:
+        return [j for j, c in enumerate(self.lane_cfg) if c == i]
+
+
+def _pool_and_rest(cfg: Config, n: int, n_source: int, seed: int):
+    """Probe-pool indices and the remaining training indices of one seed."""
+    if cfg.probe.source:
+        size = min(cfg.probe.pool_size or config.default_pool_size(n_source), n_source)
+        return n + np.arange(size), np.arange(n)       # source examples are appended after train
+    size = cfg.probe.pool_size or config.default_pool_size(n)
+    if size >= n:
+        raise ConfigError(f"probe.pool_size={size} leaves no training data ({cfg.data.name} has {n} "
+                          f"training examples); allowed: 1..{n - 1}")
+    return data.split_probe_pool(n, size, seed)
+
+
+def build(cfg: Config) -> Built:
+    """Validate, load data, partition every seed and place it all on the device. Compiles nothing."""
+    return build_group([cfg])
+
+
+def build_group(cfgs: list[Config]) -> Built:
+    """`build` for configurations that differ only in per-lane fields (lanes.signature): one lane per
+    (configuration, seed), each with its own partition, probe pool, init and keys."""
+    cfgs = [config.validate(c) for c in cfgs]
+    cfg = cfgs[0]
+    sig = lanes.signature(cfg)
+    for c in cfgs[1:]:
+        if lanes.signature(c) != sig:
+            raise ValueError("build_group: these configurations differ in a static field; group them "
+                             "with lanes.group first")
+    ds = data.load(cfg.data, cfg.data.seed)
+    x_all, y_all, n = ds.x_train, ds.y_train, len(ds.y_train)
+    n_source = 0
+    if cfg.probe.source:
+        src = data.load(replace(cfg.data, name=cfg.probe.source, path=None), cfg.data.seed)
+        if src.x_train.shape[1:] != ds.x_train.shape[1:] or src.x_train.dtype != ds.x_train.dtype:
+            raise ConfigError(f"probe.source={cfg.probe.source!r} has inputs {src.x_train.shape[1:]} "
+                              f"{src.x_train.dtype} but {cfg.data.name} has {ds.x_train.shape[1:]} "
+                              f"{ds.x_train.dtype}; the pool must have the training inputs' shape")
+        n_source = len(src.y_train)
+        x_all, y_all = np.concatenate([x_all, src.x_train]), np.concatenate([y_all, src.y_train])
+    lane_cfg = [i for i, c in enumerate(cfgs) for _ in range(c.seeds)]
+    seeds = [c.seed + s for c in cfgs for s in range(c.seeds)]
+    parts_per_seed, pools, counts, faulty = [], [], [], []
+    for j, (i, s) in enumerate(zip(lane_cfg, seeds)):
+        c = cfgs[i]
+        pool, rest = _pool_and_rest(c, n, n_source, s)
+        if j == 0 or lane_cfg[j - 1] != i:
+            config.validate_with_data(c, ds.num_classes, len(rest), len(pool))
+        parts = data.partition(ds.y_train[rest], c.peers, c.partition, ds.num_classes, s)
+        faulty.append(faults.fixed_set(c, s, c.peers))
+        parts = faults.cut_shards(c, parts, faulty[-1], s)         # under_trained: small faulty shards
+        parts_per_seed.append([rest[p] for p in parts])
+        pools.append(pool)
+        counts.append(data.class_counts(ds.y_train[rest], parts, ds.num_classes))
+    fdata, spec = fed.build(x_all, y_all, parts_per_seed, pools, ds.x_test, ds.y_test, ds.num_classes, cfg,
+                            faulty)
+    spec = spec._replace(groups=cfg.ragged_groups or local.auto_groups(_private_steps(cfg, counts), spec.active,
+                                                                       backend=jax.default_backend()))
+    model = make_model(cfg.model, ds.num_classes)
+    dummy = jnp.zeros((1,) + spec.input_shape, jnp.float32)
+    shapes = jax.eval_shape(model.init, jax.random.PRNGKey(0), dummy)
+    ctx = Context(cfg=cfg, spec=spec, model=model, num_params=param_count(shapes))
+    return Built(cfg, ctx, make_protocol(ctx), fdata, seeds, counts, ds.name, cfgs=cfgs, lane_cfg=lane_cfg,
+                 values=lanes.lane_values(cfgs, lane_cfg), choices=lanes.choices(cfgs))
+
+
+def _private_steps(cfg: Config, counts: list) -> np.ndarray:
+    """Real private steps per seed and peer in one round (host-side twin of local.real_steps)."""
+    sizes = np.stack([c.sum(1) for c in counts])
+    if cfg.local_steps is not None:
+        return np.where(sizes > 0, cfg.local_steps, 0)
+    return cfg.local_epochs * -(-sizes // cfg.batch_size)
+
+
+def auto_chunk(b: Built) -> int:
+    """Seeds per compiled batch: all of them unless a rough footprint says they would not fit."""
+    cfg, spec = b.cfg, b.ctx.spec
+    if cfg.seed_chunk:
+        return min(cfg.seed_chunk, len(b.seeds))
+    # params + optimizer (<= 2 moments) + grads + server/error + temporaries, float32, per peer
+    state = 4 * b.ctx.num_params * spec.peers * 6
+    width = max(int(np.prod(spec.input_shape)), 512)
+    rows = cfg.batch_size + (cfg.distill.batch_size or cfg.batch_size)
+    # hidden activations, and the [A, B+R, C] logits / probabilities / gradients of a training step
+    acts = 4 * spec.peers * rows * (width * 16 + spec.classes * 4)
+    # The probe exchange streams peers in chunks (exchange.py): one chunk's [c, M, C] temporaries plus
+    # the [M, C] sums, no A * M * C term; evaluation holds one [P, B, C] batch of logits.
+    probes = exchange.footprint_bytes(spec.active, spec.probes, spec.classes,
+                                      soft=protocols.traits(cfg.protocol.name).soft)
+    evals = 4 * spec.peers * eval_batch(spec.peers, spec.classes) * spec.classes * 2
+    per_seed = state + acts + probes + evals
+    stats = jax.local_devices()[0].memory_stats() or {}
+    limit = stats.get("bytes_limit") or os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+    return max(1, min(len(b.seeds), int(0.5 * limit // per_seed)))

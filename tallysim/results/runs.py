@@ -1,0 +1,32 @@
+"""A run's results as one object (`tallysim.run(cfg)` returns it): its directory, metrics rows and config."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+
+@dataclass
+class Results:
+    """What a run wrote: its directory, its metrics rows (one per evaluation) and its resolved config."""
+    out: Path
+    rows: list = field(default_factory=list)
+    config: dict = field(default_factory=dict)
+
+    @classmethod
+    def read(cls, out) -> "Results":
+        from tallysim.results import metrics
+        cfg, rows = metrics.read_run(out)
+        return cls(Path(out), rows, cfg)
+
+    @property
+    def last(self) -> dict:
+        return self.rows[-1] if self.rows else {}
+
+    def column(self, key: str) -> list:
+        return [r.get(key) for r in self.rows]
+
+    def plot(self, path: Optional[str] = None, metric: str = "auto", title: Optional[str] = None) -> str:
+        """Accuracy against cumulative bits per peer (`tallysim plot`); returns the figure's path."""
+        from tallysim.results.plot import plot_curves
+        return plot_curves([str(self.out)], path or str(self.out / "curve.png"), metric, title)

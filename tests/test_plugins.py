@@ -1,0 +1,114 @@
+"""Protocols outside the package (tallysim/protocols/__init__.py): examples/fedmix.py, loaded as a
+plugin, runs in a grouped sweep over its own hyperparameter and on 8 virtual devices with the numbers
+of one device; the file it writes finds the plugin again; a plugin that cannot load, or takes a name
+already taken, is one line. The runs happen in subprocesses: a loaded plugin stays registered for the
+process, and 8 devices need XLA_FLAGS before JAX starts."""
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from conftest import TINY
+
+from tallysim import protocols
+from tallysim.config import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+
+
+def _env(**extra):
+    path = os.pathsep.join([str(ROOT), str(EXAMPLES), os.environ.get("PYTHONPATH", "")])
+    return dict(os.environ, PYTHONPATH=path, JAX_PLATFORMS="cpu", **extra)
+
+
+def test_a_plugin_that_cannot_load_is_one_line(tmp_path, monkeypatch):
+    with pytest.raises(ConfigError, match=r"plugin 'no_such_module_here' cannot be imported \(ModuleNotFoundError"):
+        protocols.load_plugin("no_such_module_here")
+    with pytest.raises(ConfigError, match="plugin 'json' defines no PROTOCOLS"):
+        protocols.load_plugin("json")
+    (tmp_path / "clash_plugin.py").write_text('PROTOCOLS = {"fedavg": "make"}\n\ndef make(ctx):\n    pass\n')
+    (tmp_path / "broken_plugin.py").write_text("import numpy\nraise RuntimeError('the plugin broke')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ConfigError, match=r"plugin 'clash_plugin': protocol.name='fedavg' is already taken"):
+        protocols.load_plugin("clash_plugin")
+    with pytest.raises(ConfigError, match=r"cannot be imported \(RuntimeError: the plugin broke\)"):
+        protocols.load_plugin("broken_plugin")
+    assert "fedavg" in protocols.names() and protocols.factory("fedavg").__module__ == "tallysim.protocols.fedavg"
+    out = subprocess.run([sys.executable, "-m", "tallysim", "run", "--plugin", "no_such_module_here", "--out",
+                          str(tmp_path / "r")], capture_output=True, text=True, env=_env(), timeout=120)
+    assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert "no_such_module_here" in out.stderr
+
+
+def test_an_entry_point_plugin_is_found_without_being_named(tmp_path):
+    # a distribution's entry point in the group tallysim.protocols, as `pip install` would write it
+    dist = tmp_path / "fedmix_dist-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: fedmix-dist\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[tallysim.protocols]\nfedmix = fedmix:make\n")
+    script = textwrap.dedent("""
+        import sys
+        from tallysim import config
+        cfg = config.validate(config.apply_overrides(config.Config(), ["protocol.name=fedmix", "fedmix.mix=0.25"]))
+        assert cfg.fedmix.mix == 0.25 and "plugins" not in config.to_dict(cfg)
+        assert "jax" not in sys.modules or "fedmix" in sys.modules
+        print("ok")
+    """)
+    env = _env()
+    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), env["PYTHONPATH"]])
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
+
+
+SWEEP = textwrap.dedent("""
+    import json, sys
+    from pathlib import Path
+    from tallysim import cli, config
+    from tallysim.results.metrics import read_rows
+    out, tiny = Path(sys.argv[1]), sys.argv[2:]
+    for devices in (1, 8):
+        rc = cli.main(["sweep", "--plugin", "fedmix", "--quiet", "--out", str(out / f"d{devices}"), *tiny,
+                       "protocol.name=fedmix", "fedmix.mix=0.5,1", "peers=8", f"devices={devices}", "rounds=2"])
+        assert rc == 0, rc
+    rc = cli.main(["run", "--quiet", "--out", str(out / "fedavg"), *tiny, "protocol.name=fedavg", "peers=8",
+                   "devices=1", "rounds=2"])
+    assert rc == 0, rc
+    rows = {}
+    for d in sorted(out.glob("d*/*/")):
+        rows[str(d.relative_to(out))] = [{k: v for k, v in r.items() if k != "wall_s"} for r in read_rows(d)]
+    rows["fedavg"] = [{k: v for k, v in r.items() if k != "wall_s"} for r in read_rows(out / "fedavg")]
+    print(json.dumps(rows))
+""")
+
+
+def test_example_plugin_in_a_grouped_sweep_on_one_and_eight_devices(tmp_path):
+    from conftest import assert_rows_close
+    out = subprocess.run([sys.executable, "-c", SWEEP, str(tmp_path), *TINY], capture_output=True, text=True,
+                         env=_env(XLA_FLAGS="--xla_force_host_platform_device_count=8"), timeout=900, cwd=tmp_path)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+    assert out.stdout.count("2 runs as one program") == 2, out.stdout[-3000:]   # grouped over fedmix.mix
+    rows = json.loads(out.stdout.strip().splitlines()[-1])
+    names = sorted(k.split("/", 1)[1] for k in rows if k.startswith("d1/"))
+    assert len(names) == 2 and names == sorted(k.split("/", 1)[1] for k in rows if k.startswith("d8/"))
+    close = ("acc_mean", "acc_min", "acc_max", "acc_global", "acc_ensemble", "train_loss")
+    exact = ("round", "bits_up", "bits_down", "bits_per_peer")
+    for name in names:                       # 8 devices (peers sharded, rounds_P too): one device's numbers
+        assert_rows_close(rows[f"d1/{name}"], rows[f"d8/{name}"], name, exact, close)
+    full = next(n for n in names if n.endswith("=1"))
+    half = next(n for n in names if n.endswith("=0.5"))
+    assert_rows_close(rows["fedavg"], rows[f"d1/{full}"], "mix=1 is FedAvg", exact, close)
+    assert rows[f"d1/{half}"][-1]["acc_global"] != rows[f"d1/{full}"][-1]["acc_global"]
+    run_dir = tmp_path / "d8" / half
+    doc = json.loads((run_dir / "config.json").read_text())
+    assert doc["plugins"] == ["fedmix"] and doc["fedmix"] == {"mix": 0.5}
+    assert "sharded over 8 devices" in doc["placement"], doc["placement"]
+    # the run's own config.json, read in a fresh process without --plugin (as --resume reads it)
+    check = ("import sys; from tallysim import config; c = config.validate(config.load_file(sys.argv[1])); "
+             "assert c.protocol.name == 'fedmix' and c.fedmix.mix == 0.5; print('ok')")
+    again = subprocess.run([sys.executable, "-c", check, str(run_dir / "config.json")], capture_output=True,
+                           text=True, env=_env(), timeout=120)
+    assert again.stdout.strip() == "ok", again.stderr[-2000:]
