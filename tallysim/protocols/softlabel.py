@@ -17,7 +17,7 @@ from tallysim.protocols import Traits
 from tallysim.protocols.base import Context, Protocol, exchanging
 from tallysim.protocols.distill import distill_round, warmup_init
 
-TRAITS = Traits(distill=True, soft=True, defaults={"warmup_epochs": "local_epochs"})
+TRAITS = Traits(distill=True, soft=True, privacy="sum", defaults={"warmup_epochs": "local_epochs"})
 
 
 def make(ctx: Context) -> Protocol:

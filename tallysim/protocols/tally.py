@@ -15,7 +15,7 @@ from tallysim.protocols import Traits
 from tallysim.protocols.base import Context, Protocol, exchanging
 from tallysim.protocols.distill import distill_round, warmup_init
 
-TRAITS = Traits(distill=True, defaults={"warmup_epochs": "local_epochs"})
+TRAITS = Traits(distill=True, privacy="votes", defaults={"warmup_epochs": "local_epochs"})
 
 
 def vote_bits(ctx: Context) -> comm.RoundBits:
