@@ -181,3 +181,29 @@ def test_privacy_is_refused_where_it_would_not_protect(items, match):
     from tallysim import config
     with pytest.raises(ConfigError, match=match):
         config.validate(tiny(*items))
+
+
+def test_privacy_figure_draws_epsilon_against_accuracy(tmp_path):
+    import csv
+    import json
+    from tallysim.results.figures import plots
+
+    def run_dir(name, noise, eps, accuracy):
+        d = tmp_path / name
+        d.mkdir()
+        (d / "config.json").write_text(json.dumps({"protocol": {"name": "tally"}, "privacy": {"noise": noise}}))
+        row = {"round": 2, "bits_per_peer": 800.0, "acc_mean": accuracy, "acc_global": None, "wall_s": 1.0}
+        if noise:
+            row["epsilon"] = eps
+        (d / "metrics.jsonl").write_text(json.dumps(row) + "\n")
+        return d
+    data = {"tally": [({"partition.alpha": "0.1"}, run_dir("a", 0, None, 0.7)),
+                      ({"partition.alpha": "0.1"}, run_dir("b", 10, 3.5, 0.6)),
+                      ({"partition.alpha": "0.1"}, run_dir("c", 40, 0.9, 0.4))]}
+    paths = plots.draw("privacy", {"facets": ["partition.alpha"]}, data, tmp_path / "fig10", "t")
+    with open(paths["csv"]) as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["noise"], r["epsilon"], r["accuracy"]) for r in rows] == [
+        ("0.0", "inf", "0.7"), ("10.0", "3.5", "0.6"), ("40.0", "0.9", "0.4")]
+    table = (tmp_path / "fig10_table.md").read_text()
+    assert "| 0.1 | tally | 10 | 3.5 | 0.600 |" in table and "| inf | 0.700 |" in table
