@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 OUT     ?= results
 FMNIST  := /usr/share/datasets/fashion-mnist
 
-.PHONY: demo test test-all ci-figures docs data bench clean help figures figures-smoke fig1 fig2 fig3 fig4 fig5 fig6 fig7 fig8 test-unit mutation
+.PHONY: demo test test-all ci-figures docs data bench clean help figures figures-smoke fig1 fig2 fig3 fig4 fig5 fig6 fig7 fig8 fig10 test-unit mutation
 
 help:
 	@echo "make demo   - TallyTrain vs soft-label vs FedAvg on Fashion-MNIST, then figures/demo.png"
@@ -16,7 +16,7 @@ help:
 	@echo "make docs   - build the documentation site into site/ (mkdocs build --strict, as CI does)"
 	@echo "make data   - prepare Fashion-MNIST (and DATASETS=...) into the cache"
 	@echo "make bench  - samples/s table: tallysim round vs per-peer loop vs plain-JAX vmap_ref"
-	@echo "make fig1 ... fig8 - one paper figure at full size (resumable) into figures/ (fig8: faulty peers)"
+	@echo "make fig1 ... fig8, fig10 - one paper figure at full size (resumable) into figures/ (fig8: faulty peers; fig10: accuracy vs epsilon)"
 	@echo "make figures       - all eight; make figures-smoke - all at smoke size"
 	@echo "make mutation - mutmut over the core modules against pytest -m core (slow; MUTANTS='tallysim.sim.vote*')"
 	@echo "make clean  - remove the venv, results and figures"
@@ -82,7 +82,7 @@ mutation: $(STAMP)
 	$(BIN)/mutmut run $(MUTANTS) --max-children $$(nproc)
 	$(BIN)/mutmut results
 
-FIGS := fig1 fig2 fig3 fig4 fig5 fig6 fig7 fig8
+FIGS := fig1 fig2 fig3 fig4 fig5 fig6 fig7 fig8 fig10
 $(FIGS): $(STAMP) | $(FMNIST)
 	$(BIN)/tallysim figure $@ --results $(OUT) --out figures --quiet
 
@@ -92,7 +92,7 @@ figures: $(FIGS)
 # a figure compiles and runs its programs one after another on about one core, so two halves of equal
 # length (smoke times measured in CI: 153 s and 143 s) take about half the wall time on 2 cores.
 SMOKE_A := fig5 fig3 fig7 fig4
-SMOKE_B := fig1 fig6 fig2 fig8
+SMOKE_B := fig1 fig6 fig2 fig8 fig10
 figures-smoke: $(STAMP) | $(FMNIST)
 	rm -rf $(OUT)/smoke
 	$(BIN)/tallysim figure $(SMOKE_A) --smoke --results $(OUT)/smoke --out figures/smoke --quiet & a=$$!; \

@@ -17,6 +17,7 @@ in every round: dp-accounting's PLD accountant has no fixed-size sampling). Noth
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Optional
 
@@ -34,6 +35,16 @@ def round_noise_multiplier(mechanism: str, *, sigma: float = 0.0, probes: int = 
     if mechanism == "sum":
         return noise_multiplier / 2
     raise ValueError(f"mechanism {mechanism!r}; allowed: votes, sum")
+
+
+def ledger_for(cfg, mechanism: str, probes: int, active: int) -> Optional["PrivacyLedger"]:
+    """The privacy ledger of one configuration (None when privacy.noise is 0: nothing is reported)."""
+    pv = cfg.privacy
+    if pv.noise == 0 or not mechanism:
+        return None
+    z = round_noise_multiplier(mechanism, sigma=pv.noise, probes=probes, sigma1=pv.threshold_noise,
+                               noise_multiplier=pv.noise)
+    return PrivacyLedger(z, cfg.peers, active, pv.delta, pv.accountant)
 
 
 def round_event(z: float, peers: int, active: int):
@@ -70,15 +81,19 @@ class PrivacyLedger:
     def step(self, count: int = 1) -> None:
         self.rounds += count
         if self.event is not None:
-            if self._acc is None:
-                self._acc = self._new()
-            self._acc.compose(self.event, count)
+            with _quiet():
+                if self._acc is None:
+                    self._acc = self._new()
+                self._acc.compose(self.event, count)
 
     def epsilon(self) -> Optional[float]:
         """inf without noise; 0 before the first round."""
         if self.event is None:
             return math.inf if self.rounds else 0.0
-        return float(self._acc.get_epsilon(self.delta)) if self._acc is not None else 0.0
+        if self._acc is None:
+            return 0.0
+        with _quiet():
+            return float(self._acc.get_epsilon(self.delta))
 
     def state(self) -> dict:          # a checkpoint keeps the rounds; the accountant is rebuilt from them
         return {"rounds": self.rounds}
@@ -89,3 +104,16 @@ class PrivacyLedger:
         if state.get("rounds"):
             led.step(state["rounds"])
         return led
+
+
+@contextlib.contextmanager
+def _quiet():
+    """dp-accounting logs an absl warning for every RDP order it cannot evaluate (they are skipped,
+    which is right); a run's stderr is for its progress bar."""
+    from absl import logging as absl_logging
+    before = absl_logging.get_verbosity()
+    absl_logging.set_verbosity(absl_logging.ERROR)
+    try:
+        yield
+    finally:
+        absl_logging.set_verbosity(before)

@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tallysim import atomic, checkpoint, config, outdir, tracking
+from tallysim import atomic, checkpoint, config, outdir, privacy, protocols, tracking
 from tallysim import progress as progress_bars
 from tallysim.build import Built, auto_chunk, build, build_group  # noqa: F401 - run.build etc., as before
 from tallysim.config import Config, ConfigError
@@ -74,7 +74,8 @@ def _run_chunk(b: Built, lo: int, hi: int, lanes_out: "_Lanes", bar, saver: chec
     placement = mesh.plan(b.cfg.devices, hi - lo, b.cfg.peers)
     data_c, values, k_init, k_rounds, x_test, y_test = chunk_inputs(b, lo, hi, placement)
     init_fn = jax.vmap(lambda k, d, v: b.lane_protocol(v).init(k, d), in_axes=(0, fed.SEED_AXES, 0))
-    ledgers = [comm.Ledger(c.peers) for c in cfgs]
+    ledgers = [comm.Ledger(c.peers, privacy.ledger_for(c, protocols.traits(c.protocol.name).privacy,
+                                                       ctx.spec.probes, ctx.spec.active)) for c in cfgs]
     r0 = resume["round"] if resume else 0
     shape = jax.eval_shape(init_fn, k_init, data_c, values)
     state_sh = mesh.state_shardings(shape, placement, b.protocol.peer_state) if placement.mesh else None

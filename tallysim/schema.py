@@ -184,6 +184,17 @@ class LogConfig:
 
 
 @dataclass(frozen=True)
+class PrivacyConfig:
+    """Differential privacy of what peers send (tallysim/privacy.py, sim/dp.py); noise 0 is off, bit for bit."""
+    noise: float = floats(0.0, "[0, 1e6]", lane=True, nonzero=True)   # votes: GNMax's sigma, the std of the noise on each vote count; soft labels: the noise multiplier z (std z * clip)
+    clip: float = floats(1.0, "(0, 1e6]")        # soft labels: each peer's [M, C] message is clipped to this L2 norm
+    threshold: float = floats(0.0, "[0, 1e9]")   # votes: Confident-GNMax's T, answer a probe only if its noisy top count >= T (0: answer all)
+    threshold_noise: float = floats(0.0, "[0, 1e6]")  # votes: Confident-GNMax's sigma1, the std of the noise on the top count
+    delta: float = floats(1e-5, "(0, 1)")         # epsilon is reported at this delta
+    accountant: Literal["rdp", "pld"] = "rdp"      # dp-accounting's accountant (pld: every peer in every round only)
+
+
+@dataclass(frozen=True)
 class Config:
     peers: int = ints(10)
     rounds: int = ints(20)
@@ -215,6 +226,7 @@ class Config:
     comm: CommConfig = field(default_factory=CommConfig)
     faults: FaultsConfig = field(default_factory=FaultsConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     # The sections protocols own (TRAITS.sections: e.g. `mine`), read as cfg.mine like any other;
     # held here as ((name, section), ...) of the sections that are not at their defaults, sorted, so
     # that equal configs compare equal. Set them with Config.replace or with_values.

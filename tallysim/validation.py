@@ -170,6 +170,40 @@ def _rules(cfg: Config) -> None:
         raise ConfigError(f"{cfg.protocol.name} needs a shared init ({reason}); remove init.shared=false "
                           f"(it is only for {'/'.join(free)})")
     _fault_rules(cfg)
+    _privacy_rules(cfg)
+
+
+def _privacy_rules(cfg: Config) -> None:
+    """privacy.* only where it protects something, and only in settings the accountant is exact for."""
+    pv, traits = cfg.privacy, protocols.traits(cfg.protocol.name)
+    with_privacy = [n for n in protocols.names() if protocols.traits(n).privacy]
+    if pv.noise == 0:
+        if pv.threshold > 0 or pv.threshold_noise > 0:
+            raise ConfigError("privacy.threshold / privacy.threshold_noise need privacy.noise > 0 (the "
+                              "GNMax noise on the votes); allowed: set privacy.noise, or leave both at 0")
+        return
+    if not traits.privacy:
+        raise ConfigError(f"privacy.noise={pv.noise} is not implemented for protocol.name="
+                          f"{cfg.protocol.name} (its messages would go unprotected while epsilon is "
+                          f"reported); allowed: {', '.join(with_privacy)}, or privacy.noise=0")
+    if (pv.threshold > 0 or pv.threshold_noise > 0) and traits.privacy != "votes":
+        raise ConfigError(f"privacy.threshold is Confident-GNMax's, for votes; protocol.name="
+                          f"{cfg.protocol.name} sends soft labels; allowed: privacy.threshold=0")
+    if pv.threshold_noise > 0 and pv.threshold == 0:
+        raise ConfigError("privacy.threshold_noise needs privacy.threshold > 0 (Confident-GNMax's T)")
+    if pv.threshold > 0 and pv.threshold_noise == 0:
+        raise ConfigError("privacy.threshold needs privacy.threshold_noise > 0: a noiseless threshold "
+                          "check on the top count is not private")
+    if traits.privacy == "sum" and cfg.softlabel.aggregate in ("median", "trimmed"):
+        raise ConfigError(f"privacy.noise with softlabel.aggregate={cfg.softlabel.aggregate}: the noise is "
+                          "calibrated to a clipped sum; allowed: softlabel.aggregate=mean or era")
+    if cfg.comm.topology == "allgather":
+        raise ConfigError("privacy.noise with comm.topology=allgather: every peer would see the others' "
+                          "messages without noise; allowed: comm.topology=star")
+    if pv.accountant == "pld" and cfg.participation < 1:
+        raise ConfigError(f"privacy.accountant=pld with participation={cfg.participation}: dp-accounting's "
+                          "PLD accountant has no fixed-size participation sampling; allowed: "
+                          "privacy.accountant=rdp, or participation=1")
 
 
 def _fault_rules(cfg: Config) -> None:

@@ -115,3 +115,95 @@ def test_ledger_pld_and_restore_and_no_noise():
         privacy.PrivacyLedger(1.0, 5, 5, 1e-5, accountant="moments")
     with pytest.raises(ValueError, match="every peer"):
         privacy.PrivacyLedger(1.0, 50, 5, 1e-5, accountant="pld")
+
+
+# ----------------------------------------------------------------------------- privacy.* in runs
+
+from conftest import tiny                                   # noqa: E402
+from tallysim import run as run_mod, sweep                  # noqa: E402
+from tallysim.config import ConfigError                     # noqa: E402
+from tallysim.sim import vote                                # noqa: E402
+
+
+def rows_of(out):
+    import json
+    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_privacy_off_is_the_plain_run_bit_for_bit(tmp_path):
+    run_mod.run(tiny("protocol.name=tally"), str(tmp_path / "a"), progress=False)
+    run_mod.run(tiny("protocol.name=tally", "privacy.noise=0", "privacy.clip=3", "privacy.delta=1e-3"),
+                str(tmp_path / "b"), progress=False)
+    a, b = rows_of(tmp_path / "a"), rows_of(tmp_path / "b")
+    for x, y in zip(a, b):
+        x.pop("wall_s"), y.pop("wall_s")
+    assert a == b and "epsilon" not in a[0]
+
+
+def test_epsilon_per_round_is_dp_accountings_and_a_sweep_groups_the_noise(tmp_path):
+    # tiny(): 4 peers, all active, 64 probes: one round is a Gaussian of z = sigma / sqrt(2 * 64)
+    logs = []
+    runs = [(f"s{s}", [f"privacy.noise={s}"]) for s in (2.0, 8.0)]
+    recs = sweep.run_sweep(tiny("protocol.name=tally"), runs, tmp_path / "sw", progress=False, log=logs.append)
+    assert [r["status"] for r in recs] == ["done", "done"]
+    assert any("2 runs as one program" in m for m in logs), logs
+    for name, sigma in (("s2.0", 2.0), ("s8.0", 8.0)):
+        rows = rows_of(tmp_path / "sw" / name)
+        z = sigma / math.sqrt(2 * 64)
+        assert [r["epsilon"] for r in rows] == pytest.approx([direct(z, 4, 4, r, 1e-5) for r in (1, 2)], rel=1e-9)
+    assert rows_of(tmp_path / "sw" / "s8.0")[-1]["epsilon"] < rows_of(tmp_path / "sw" / "s2.0")[-1]["epsilon"]
+
+
+def test_confident_gnmax_abstains_and_soft_labels_are_clipped(tmp_path):
+    last = run_mod.run(tiny("protocol.name=tally", "privacy.noise=1", "privacy.threshold=1000",
+                            "privacy.threshold_noise=1", "rounds=1"), None, progress=False)
+    assert last["kept"] == 0.0            # no probe's top count (at most 4 votes) reaches T = 1000
+    # clipping: the sent sum is the sum of each peer's message scaled to norm <= clip
+    logits = jax.random.normal(jax.random.key(0), (3, 5, 4)) * 3
+    s = vote.chunk_sums(logits, jnp.ones(3, bool), jnp.zeros(5, jnp.int32), 32, clip=0.5)
+    p = np.asarray(jax.nn.softmax(logits, -1))
+    scale = np.minimum(1.0, 0.5 / np.linalg.norm(p.reshape(3, -1), axis=1))
+    np.testing.assert_allclose(np.asarray(s.sent_MxC), (p * scale[:, None, None]).sum(0), rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(s.probs_MxC), p.sum(0), rtol=1e-5)    # diagnostics unclipped
+
+
+@pytest.mark.parametrize("items, match", [
+    (["protocol.name=fedavg", "privacy.noise=1"], "not implemented for protocol.name=fedavg"),
+    (["protocol.name=tally", "privacy.threshold=3"], "need privacy.noise > 0"),
+    (["protocol.name=tally", "privacy.noise=1", "privacy.threshold=3"], "threshold_noise > 0"),
+    (["protocol.name=softlabel", "privacy.noise=1", "privacy.threshold=3", "privacy.threshold_noise=1"],
+     "for votes"),
+    (["protocol.name=tally", "privacy.noise=1", "participation=0.5", "privacy.accountant=pld"], "PLD"),
+    (["protocol.name=tally", "privacy.noise=1", "comm.topology=allgather"], "allgather"),
+    (["protocol.name=softlabel", "privacy.noise=1", "softlabel.aggregate=median"], "clipped sum"),
+])
+def test_privacy_is_refused_where_it_would_not_protect(items, match):
+    from tallysim import config
+    with pytest.raises(ConfigError, match=match):
+        config.validate(tiny(*items))
+
+
+def test_privacy_figure_draws_epsilon_against_accuracy(tmp_path):
+    import csv
+    import json
+    from tallysim.results.figures import plots
+
+    def run_dir(name, noise, eps, accuracy):
+        d = tmp_path / name
+        d.mkdir()
+        (d / "config.json").write_text(json.dumps({"protocol": {"name": "tally"}, "privacy": {"noise": noise}}))
+        row = {"round": 2, "bits_per_peer": 800.0, "acc_mean": accuracy, "acc_global": None, "wall_s": 1.0}
+        if noise:
+            row["epsilon"] = eps
+        (d / "metrics.jsonl").write_text(json.dumps(row) + "\n")
+        return d
+    data = {"tally": [({"partition.alpha": "0.1"}, run_dir("a", 0, None, 0.7)),
+                      ({"partition.alpha": "0.1"}, run_dir("b", 10, 3.5, 0.6)),
+                      ({"partition.alpha": "0.1"}, run_dir("c", 40, 0.9, 0.4))]}
+    paths = plots.draw("privacy", {"facets": ["partition.alpha"]}, data, tmp_path / "fig10", "t")
+    with open(paths["csv"]) as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["noise"], r["epsilon"], r["accuracy"]) for r in rows] == [
+        ("0.0", "inf", "0.7"), ("10.0", "3.5", "0.6"), ("40.0", "0.9", "0.4")]
+    table = (tmp_path / "fig10_table.md").read_text()
+    assert "| 0.1 | tally | 10 | 3.5 | 0.600 |" in table and "| inf | 0.700 |" in table

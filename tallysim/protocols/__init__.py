@@ -44,6 +44,10 @@ REGISTRY = {                       # name -> "module:factory"; this order is the
     "fedavgm": "fedavgm:make",
     "fedadam": "fedadam:make",
     "fedyogi": "fedyogi:make",
+    "topk_ef": "topk_ef:make",
+    "randk": "randk:make",
+    "fedpaq": "fedpaq:make",
+    "signsgd": "signsgd:make",
 }
 ENTRY_POINTS = "tallysim.protocols"
 
@@ -57,6 +61,8 @@ class Traits:
     #                              about last round's probes: faults.kind=straggler is refused)
     soft: bool = False           # sends probability vectors (the probe outputs' memory estimate)
     shared_init: str = ""        # not empty: needs one common init, for this reason (init.shared=false refused)
+    privacy: str = ""            # privacy.noise > 0: the mechanism that protects what it sends (privacy.py):
+    #                              "votes" (GNMax on the vote counts), "sum" (clipped, noised soft-label sum)
     # Derived defaults (config.DERIVED) when the field is left null: a value, or the name of another
     # field whose value it takes. Unlisted ones take BASE_DEFAULTS.
     defaults: dict = field(default_factory=dict)

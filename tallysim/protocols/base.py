@@ -16,13 +16,14 @@ from typing import Any, Callable, NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 
-from tallysim.sim import exchange, faults, lanes, local, peers, vote
+from tallysim.sim import dp, exchange, faults, lanes, local, peers, vote
 from tallysim.sim.comm import RoundBits
 from tallysim.config import Config
 from tallysim.sim.fed import FedData, Spec, pool_examples, to_input
 from tallysim.sim.peers import State
 
 FIXED_PROBE_STREAM = 2**31 - 1    # fold_in tag of the one probe draw reused when probe.resample=false
+PRIVACY_STREAM = 0xD9             # fold_in tag of the privacy noise (the round's other keys untouched)
 
 
 class Protocol(NamedTuple):
@@ -162,6 +163,7 @@ def probe_exchange(ctx: Context, state: State, data: FedData, keys: RoundKeys, i
     pidx = draw_probes(ctx, data, keys.probe)
     x_M, y_M = pool_examples(data, pidx)
     soft_bits = None if hard else cfg.comm.soft_bits
+    private = cfg.privacy.noise > 0            # noise 0 compiles the program without privacy (lanes' nonzero)
 
     def logits_fn(rows_c):
         z = predict_probes(ctx, peers.take(state.params, rows_c if idx is None else idx[rows_c]), x_M)
@@ -176,9 +178,21 @@ def probe_exchange(ctx: Context, state: State, data: FedData, keys: RoundKeys, i
         sums = vote.chunk_sums(logits_AxMxC, jnp.ones((A,), bool) if sent_A is None else sent_A, y_M,
                                soft_bits, honest_A)
     else:
-        sums = exchange.stream_sums(logits_fn, A, y_M, spec.classes, soft_bits, chunk, masks_fn)
+        sums = exchange.stream_sums(logits_fn, A, y_M, spec.classes, soft_bits, chunk, masks_fn,
+                                    clip=cfg.privacy.clip if private and not hard else None)
     voters = faults.senders(ctx, fr)          # A, or (dropout) the traced number of messages that arrived
-    t = vote.tally_counts(sums.counts_MxC, voters, cfg.vote.ties, ctx.hp("vote.min_agreement"), keys.tie)
+    counts_MxC, answered_M = sums.counts_MxC, None
+    if private:
+        k_noise, k_threshold = jax.random.split(jax.random.fold_in(keys.tie, PRIVACY_STREAM))
+        if hard:      # GNMax (Papernot et al. 2018): noisy counts, and Confident-GNMax's check
+            if cfg.privacy.threshold > 0:
+                answered_M = dp.confident(counts_MxC, cfg.privacy.threshold, cfg.privacy.threshold_noise,
+                                          k_threshold)
+            counts_MxC = dp.gnmax(counts_MxC, ctx.hp("privacy.noise"), k_noise)
+        else:         # the clipped sum plus N(0, (z * clip)^2) per value
+            noisy = dp.noisy_sum({"s": sums.sent_MxC[None]}, cfg.privacy.clip, ctx.hp("privacy.noise"), k_noise)
+            sums = sums._replace(sent_MxC=noisy["s"])
+    t = vote.tally_counts(counts_MxC, voters, cfg.vote.ties, ctx.hp("vote.min_agreement"), keys.tie)
     honest_winner = None
     if sums.honest_counts_MxC is not None:
         honest_winner = vote.tally_counts(sums.honest_counts_MxC, jnp.maximum(sums.honest, 1), cfg.vote.ties,
@@ -187,6 +201,8 @@ def probe_exchange(ctx: Context, state: State, data: FedData, keys: RoundKeys, i
     arrived = None if isinstance(voters, int) else (voters > 0).astype(jnp.float32)
     if hard:
         keep_M = t.keep_M if arrived is None else t.keep_M * arrived      # no votes: nothing to train on
+        if answered_M is not None:
+            keep_M = keep_M * answered_M          # Confident-GNMax abstains where the check failed (`kept`)
         probes = local.Probes(x_M, t.winner_M, keep_M)
         info["consensus_acc"] = jnp.sum((t.winner_M == y_M) * keep_M) / jnp.maximum(jnp.sum(keep_M), 1.0)
         info["kept"] = jnp.mean(keep_M)
@@ -197,6 +213,8 @@ def probe_exchange(ctx: Context, state: State, data: FedData, keys: RoundKeys, i
         else:
             target = vote.soft_targets(sums.sent_MxC, voters, cfg.softlabel.aggregate,
                                        ctx.hp("softlabel.era_temperature"))
+            if private and cfg.softlabel.aggregate == "mean":
+                target = vote.renormalize(target)    # the noise can push a mean below 0 (post-processing)
         weight = jnp.ones((spec.probes,), jnp.float32)
         probes = local.Probes(x_M, target, weight if arrived is None else weight * arrived)
         info["consensus_acc"] = jnp.mean(jnp.argmax(target, axis=-1) == y_M)

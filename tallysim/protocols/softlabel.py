@@ -19,9 +19,9 @@ from tallysim.protocols.distill import distill_round, warmup_init
 
 # not distill.label_smoothing (hard labels only) nor vote.min_agreement (no abstention); vote.ties breaks the
 # ties of the vote it reports as vote_acc
-TRAITS = Traits(distill=True, soft=True, defaults={"warmup_epochs": "local_epochs"},
+TRAITS = Traits(distill=True, soft=True, privacy="sum", defaults={"warmup_epochs": "local_epochs"},
                 reads=("distill.weight", "distill.temperature", "distill.order", "distill.epochs", "distill.batch_size",
-                       "distill.ramp_rounds", "distill.gate", "softlabel", "comm.soft_bits", "vote.ties"))
+                       "distill.ramp_rounds", "distill.gate", "softlabel", "comm.soft_bits", "vote.ties", "privacy"))
 
 
 def make(ctx: Context) -> Protocol:

@@ -15,7 +15,8 @@ from tallysim.protocols import Traits
 from tallysim.protocols.base import Context, Protocol, exchanging
 from tallysim.protocols.distill import distill_round, warmup_init
 
-TRAITS = Traits(distill=True, defaults={"warmup_epochs": "local_epochs"}, reads=("distill", "vote", "comm.topology"))
+TRAITS = Traits(distill=True, privacy="votes", defaults={"warmup_epochs": "local_epochs"},
+                reads=("distill", "vote", "comm.topology", "privacy"))
 
 
 def vote_bits(ctx: Context) -> comm.RoundBits:

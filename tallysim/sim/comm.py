@@ -64,32 +64,42 @@ class Ledger:
     private training steps the active peers really took and those the round computed (idle lanes
     and group padding included), so the cost of ragged shards stays visible."""
 
-    def __init__(self, peers: int):
+    def __init__(self, peers: int, privacy=None):
         self.peers = peers
         self.up = 0
         self.down = 0
         self.steps_real = 0
         self.steps_computed = 0
+        self.privacy = privacy      # privacy.PrivacyLedger when privacy.noise > 0: epsilon beside the bits
 
     def add_steps(self, real: int, computed: int) -> None:
         self.steps_real += int(real)
         self.steps_computed += int(computed)
 
     def state(self) -> list:
-        return [self.up, self.down, self.steps_real, self.steps_computed]
+        rounds = [self.privacy.rounds] if self.privacy is not None else []
+        return [self.up, self.down, self.steps_real, self.steps_computed] + rounds
 
     def restore(self, state: list) -> None:
         self.up, self.down, self.steps_real, self.steps_computed = (list(state) + [0, 0])[:4]
+        if self.privacy is not None and len(state) > 4 and state[4]:
+            self.privacy.step(int(state[4]))
 
     def add(self, bits: RoundBits) -> None:
+        """One round's bits (and, with privacy, one round of the privacy ledger)."""
         up, down = bits.totals()
         self.up += up
         self.down += down
+        if self.privacy is not None:
+            self.privacy.step()
 
     @property
     def bits_per_peer(self) -> float:
         return (self.up + self.down) / self.peers
 
     def row(self) -> dict:
-        return {"bits_up": self.up, "bits_down": self.down, "bits_per_peer": self.bits_per_peer,
-                "steps_real": self.steps_real, "steps_computed": self.steps_computed}
+        row = {"bits_up": self.up, "bits_down": self.down, "bits_per_peer": self.bits_per_peer,
+               "steps_real": self.steps_real, "steps_computed": self.steps_computed}
+        if self.privacy is not None:          # only with privacy on: rows of other runs are unchanged
+            row["epsilon"] = self.privacy.epsilon()
+        return row

@@ -16,7 +16,7 @@ from typing import NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 
-from tallysim.sim import lanes
+from tallysim.sim import dp, lanes
 from tallysim.config import choices
 
 
@@ -130,13 +130,17 @@ def coordinate_stat(x_AxK: jax.Array, mask_A: Optional[jax.Array], aggregate: st
     return jnp.where(n > 0, out, jnp.zeros_like(out))
 
 
+def renormalize(v_MxC: jax.Array) -> jax.Array:
+    """Negative values to 0, then each probe's row to sum to one (uniform where all are 0)."""
+    v = jnp.maximum(v_MxC, 0.0)
+    total = jnp.sum(v, axis=-1, keepdims=True)
+    return jnp.where(total > 0, v / jnp.where(total > 0, total, 1.0), 1.0 / v.shape[-1])
+
+
 def robust_soft(sent_AxMxC: jax.Array, mask_A: Optional[jax.Array], aggregate: str, trim: float = 0.1):
     """softlabel.aggregate=median | trimmed: the coordinate-wise statistic of the sent probability
     vectors, renormalised to sum to one per probe (uniform where every coordinate is 0)."""
-    v = coordinate_stat(sent_AxMxC, mask_A, aggregate, trim)
-    total = jnp.sum(v, axis=-1, keepdims=True)
-    C = v.shape[-1]
-    return jnp.where(total > 0, v / jnp.where(total > 0, total, 1.0), 1.0 / C)
+    return renormalize(coordinate_stat(sent_AxMxC, mask_A, aggregate, trim))
 
 
 class Sums(NamedTuple):
@@ -153,11 +157,13 @@ class Sums(NamedTuple):
 
 
 def chunk_sums(logits_cxMxC: jax.Array, valid_c: jax.Array, y_M: jax.Array,
-               soft_bits: Optional[int] = None, honest_c: Optional[jax.Array] = None) -> Sums:
+               soft_bits: Optional[int] = None, honest_c: Optional[jax.Array] = None,
+               clip: Optional[float] = None) -> Sums:
     """`Sums` of one chunk of peers; rows with valid_c False (padding, or a lost message) contribute
     nothing. honest_c (bool [c], or None): also sum the votes and probabilities of those rows alone.
 
-    soft_bits None: no soft labels are sent (tally); 32 shares the probability sum.
+    soft_bits None: no soft labels are sent (tally); 32 shares the probability sum. clip (privacy.clip):
+    each peer's sent [M, C] message is scaled to L2 norm at most `clip` before it is summed (sim/dp.py).
     """
     C = logits_cxMxC.shape[-1]
     probs = jax.nn.softmax(logits_cxMxC, axis=-1)
@@ -173,10 +179,11 @@ def chunk_sums(logits_cxMxC: jax.Array, valid_c: jax.Array, y_M: jax.Array,
     probs_MxC = masked_sum(probs)
     if soft_bits is None:
         sent_MxC = None
-    elif soft_bits == 32:
+    elif soft_bits == 32 and clip is None:
         sent_MxC = probs_MxC
     else:
-        sent_MxC = masked_sum(quantize_probs(probs, soft_bits))
+        sent = probs if soft_bits == 32 else quantize_probs(probs, soft_bits)
+        sent_MxC = masked_sum(sent if clip is None else dp.clip_rows(sent, clip))
     wrong_cxM = (pred_cxM != y_M[None, :]) & valid_c[:, None]
     conf_cxM = jnp.max(probs, axis=-1)
     honest = {}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from tallysim.results.figures.privacy_plot import privacy_fig
 from tallysim.results.metrics import HONEST, panel_of, accuracy_std as acc, bits_to_target, pyplot, read_partition, \
     read_run, save_figure
 
@@ -330,8 +331,12 @@ def speed(spec, rows, stem, title) -> dict:
     return _save(fig, stem, [{k: r.get(k) for k in keys} for r in rows])
 
 
+def _privacy(spec, data, stem, title) -> dict:
+    return privacy_fig(spec, data, stem, title, _finish, _save)
+
+
 DRAW = {"curves": curves, "final_vs": final_vs, "classes": classes, "mechanism": mechanism,
-        "pareto": pareto_fig, "speed": speed, "faults": faults_fig}
+        "pareto": pareto_fig, "speed": speed, "faults": faults_fig, "privacy": _privacy}
 
 
 def draw(kind: str, spec: dict, data, stem: Path, title: str) -> dict:

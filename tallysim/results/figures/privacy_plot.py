@@ -1,0 +1,58 @@
+"""The privacy figure (fig10): final accuracy against the run's final epsilon, one panel per value of
+the `facets` keys (e.g. the Dirichlet alpha), one line per group (protocol); each group's non-private run
+(privacy.noise=0, epsilon infinite) is a dashed horizontal line. Also `<stem>_table.md`: per panel and
+group, epsilon, accuracy and bits per peer at every noise level."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from tallysim.results.metrics import accuracy_std as acc, pyplot, read_run
+
+
+def privacy_fig(spec, data, stem, title, _finish, _save) -> dict:
+    """(_finish, _save: plots.py's axis finishing and figure + CSV saving, passed in, not imported back.)"""
+    plt = pyplot()
+    keys = spec.get("facets", ["partition.alpha"])
+    panels: dict[tuple, dict[str, list]] = {}
+    for group, runs in data.items():
+        for ov, d in runs:
+            cfg, rows = read_run(d)
+            p = tuple(ov.get(k, "") for k in keys)
+            noise = float(cfg.get("privacy", {}).get("noise", 0.0))
+            a, s = acc(rows[-1])
+            eps = rows[-1].get("epsilon", math.inf) if noise > 0 else math.inf
+            panels.setdefault(p, {}).setdefault(group, []).append(
+                (noise, eps, a, s, rows[-1]["bits_per_peer"]))
+    order = sorted(panels)
+    fig, axes = plt.subplots(1, max(len(order), 1), figsize=(4.6 * max(len(order), 1), 4.0), squeeze=False)
+    table, lines = [], []
+    for col, p in enumerate(order):
+        ax = axes[0][col]
+        for group, pts in panels[p].items():
+            pts.sort(key=lambda t: t[0])
+            private = [t for t in pts if math.isfinite(t[1])]
+            line = None
+            if private:
+                line, = ax.plot([t[1] for t in private], [t[2] for t in private], marker="o", markersize=3,
+                                label=group)
+            for noise, eps, a, s, bits in pts:
+                if not math.isfinite(eps):
+                    ax.axhline(a, linestyle="--", linewidth=1, color=line.get_color() if line else None,
+                               label=None if line else f"{group} (no noise)")
+                table.append({"group": group, **dict(zip(keys, p)), "noise": noise, "epsilon": eps,
+                              "accuracy": a, "accuracy_std": s, "bits_per_peer": bits})
+                lines.append(f"| {', '.join(p)} | {group} | {noise:g} | "
+                             f"{'inf' if not math.isfinite(eps) else f'{eps:.3g}'} | {a:.3f} | {bits / 8e6:.3g} |")
+        _finish(ax, "epsilon at delta (cumulative, user level)", "final test accuracy" if col == 0 else "",
+                ", ".join(f"{k}={v}" for k, v in zip(keys, p)), logx=True, legend_size=7)
+        ax.set_ylim(0, 1)
+    fig.suptitle(title, fontsize=10)
+    paths = _save(fig, stem, table)
+    paths["table"] = f"{stem}_table.md"
+    Path(paths["table"]).write_text(
+        "Final accuracy (server model, else the peers' mean; mean over seeds) against the final epsilon "
+        "(privacy.delta, dp-accounting's RDP accountant; inf: no noise).\n\n"
+        f"| {', '.join(keys)} | protocol | privacy.noise | epsilon | accuracy | MB per peer |\n"
+        "|---|---|---|---|---|---|\n" + "\n".join(lines) + "\n")
+    return paths
