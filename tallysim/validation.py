@@ -10,7 +10,7 @@ import math
 import os
 
 from tallysim import protocols, sizing
-from tallysim.schema import (FAULT_KINDS, INT_MAX, Config, ConfigError, declared, field_keys,
+from tallysim.schema import (FAULT_KINDS, INT_MAX, PARAM_ATTACKS, Config, ConfigError, declared, field_keys,
                              field_type, get_field)
 
 MAX_NAME = 200          # bytes of a dataset name (it becomes a cache file name; file systems allow 255)
@@ -103,6 +103,8 @@ def check_ranges(cfg: Config) -> None:
             raise ConfigError(f"{key}={v} is out of range; allowed: {lo}..{hi}")
     for key, (lo, hi, lo_in, hi_in) in _float_ranges().items():
         v = get_field(cfg, key)
+        if v is None:                                # an Optional float left at null (faults.z)
+            continue
         if not math.isfinite(v):
             raise ConfigError(f"{key}={v} must be a finite number; allowed: {_interval(lo, hi, lo_in, hi_in)}")
         if key == "partition.alpha" and cfg.partition.kind not in ALPHA_KINDS:
@@ -178,7 +180,7 @@ def estimate_bytes(cfg: Config) -> list[tuple[str, int, str]]:
         # no streaming: logits, probabilities and their sort, [A, M, C] each
         out.append(("the robust soft-label aggregation", 4 * 3 * cfg.peers * cfg.probe.per_round * classes,
                     "probe.per_round, peers (or softlabel.aggregate=mean)"))
-    if traits.fedavg_family and cfg.fedavg.aggregate in ("median", "trimmed"):
+    if traits.fedavg_family and (cfg.fedavg.aggregate != "mean" or cfg.fedavg.pre != "none"):
         out.append(("the robust parameter aggregation", 4 * 2 * params * cfg.peers,
                     "peers (or fedavg.aggregate=mean)"))
     if synthetic:
@@ -224,10 +226,34 @@ def _fault_rules(cfg: Config) -> None:
     if f.kind == "under_trained" and f.redraw and f.examples is not None:
         raise ConfigError(f"faults.redraw=true with faults.examples={f.examples} is not supported: shards "
                           "are cut once, before the run; allowed: faults.redraw=false, or faults.steps alone")
+    traits = protocols.traits(cfg.protocol.name)
+    if f.kind in PARAM_ATTACKS and not traits.fedavg_family:
+        raise ConfigError(f"faults.kind={f.kind} attacks parameter updates, which protocol.name={cfg.protocol.name} "
+                          f"does not send; allowed there: {', '.join(k for k in FAULT_KINDS if k not in PARAM_ATTACKS)}"
+                          f" ({'/'.join(PARAM_ATTACKS)} are for the FedAvg family)")
+    if f.kind == "least_likely" and not traits.distill:
+        raise ConfigError(f"faults.kind=least_likely attacks probe predictions, which protocol.name={cfg.protocol.name} "
+                          f"does not send; allowed there: {', '.join(k for k in FAULT_KINDS if k != 'least_likely')}"
+                          " (least_likely is for tally, softlabel and bridge)")
+    _robust_rules(cfg)
     if f.kind == "straggler" and protocols.traits(cfg.protocol.name).distill:
         raise ConfigError(f"faults.kind=straggler is not implemented for protocol.name={cfg.protocol.name} "
                           f"(its stale message would be about last round's probes); allowed there: "
                           f"{', '.join(k for k in FAULT_KINDS if k != 'straggler')}")
+
+
+def _robust_rules(cfg: Config) -> None:
+    """fedavg.f and fedavg.m against the active peers (robust aggregation, protocols/fedavg.py)."""
+    if not protocols.traits(cfg.protocol.name).fedavg_family:
+        return
+    a = cfg.fedavg
+    active = max(1, int(round(cfg.participation * cfg.peers)))      # as sim/fed.py counts them
+    if a.f is not None and a.f >= active:
+        raise ConfigError(f"fedavg.f={a.f} assumes at least as many Byzantine peers as the {active} active "
+                          f"ones; allowed: 0..{active - 1} (or none: the run's faulty count)")
+    if a.m is not None and a.m > active:
+        raise ConfigError(f"fedavg.m={a.m} averages more models than the {active} active peers send; "
+                          f"allowed: 1..{active} (or none: n - f)")
 
 
 def validate(cfg: Config) -> Config:

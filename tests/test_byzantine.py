@@ -1,0 +1,199 @@
+"""Byzantine robustness wired into the protocols: fedavg.aggregate=krum|multikrum|geomed|cclip and
+fedavg.pre=bucketing|nnm on a driven FedAvg round against numpy derivations from the peers' trained
+models; faults.kind=sign_flip|gaussian|alie|ipm (parameters) and least_likely (predictions), each
+message against its formula; fraction 0 changes nothing; one-line refusals.
+
+Every peer takes part, so each peer's params after the round are the model it trained; an honest peer
+sends it, a faulty one sends the attack of faults.py. The numpy side works in float64 on flat vectors
+and uses nothing of tallysim's aggregation."""
+from statistics import NormalDist
+from types import SimpleNamespace
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import tiny
+
+import tallysim
+from tallysim import config, validation
+from tallysim.config import ConfigError
+from tallysim.sim import faults, lanes
+
+P = 6
+BASE = ["peers=6", "data.input_shape=6x6x1", "data.train_size=600", "model.width=8", "rounds=1",
+        "partition.kind=dirichlet", "partition.alpha=0.5", "protocol.name=fedavg"]
+
+
+def flat(tree):
+    return np.concatenate([np.asarray(a, np.float64).reshape(-1) for a in jax.tree.leaves(tree)])
+
+
+def flat_P(tree):
+    return np.concatenate([np.asarray(a, np.float64).reshape(P, -1) for a in jax.tree.leaves(tree)], 1)
+
+
+def one_round(*items):
+    """(round-start server x, trained models w [P, D], the new server, faulty mask, shard weights)."""
+    d = tallysim.drive(tiny(*BASE, *items))
+    x = flat(d.state.server)
+    d.step()
+    c = np.asarray(d.built.one.count_P, np.float64)
+    return x, flat_P(d.state.params), flat(d.state.server), np.asarray(d.built.one.faulty_P), c / c.sum()
+
+
+# ----------------------------------------------------------------------------- numpy rules on updates
+
+def np_krum(u, f, m):
+    n = len(u)
+    d = ((u[:, None] - u[None]) ** 2).sum(-1)
+    score = [np.sort(np.delete(d[i], i))[:max(n - f - 2, 1)].sum() for i in range(n)]
+    return u[np.argsort(score)[:m]].mean(0)
+
+
+def np_geomed(u, w, iters=500):
+    z = w @ u
+    for _ in range(iters):
+        b = w / np.maximum(1e-6, np.linalg.norm(u - z, axis=1))
+        z = b @ u / b.sum()
+    return z
+
+
+def np_cclip(u, tau, iters):
+    v = np.zeros(u.shape[1])
+    for _ in range(iters):
+        d = u - v
+        v = v + np.mean(d * np.minimum(1, tau / np.linalg.norm(d, axis=1))[:, None], 0)
+    return v
+
+
+def np_nnm(u, f):
+    d = ((u[:, None] - u[None]) ** 2).sum(-1)
+    return np.stack([u[np.argsort(d[i], kind="stable")[:len(u) - f]].mean(0) for i in range(len(u))])
+
+
+@pytest.mark.parametrize("items, rule", [
+    (["fedavg.aggregate=krum", "fedavg.f=1"], lambda u, w: np_krum(u, 1, 1)),
+    (["fedavg.aggregate=multikrum", "fedavg.f=1", "fedavg.m=3"], lambda u, w: np_krum(u, 1, 3)),
+    (["fedavg.aggregate=geomed", "fedavg.geomed_iters=300"], lambda u, w: np_geomed(u, w)),
+    (["fedavg.aggregate=cclip", "fedavg.tau=0.3", "fedavg.clip_iters=3"], lambda u, w: np_cclip(u, 0.3, 3)),
+    (["fedavg.aggregate=mean", "fedavg.pre=nnm", "fedavg.f=2"], lambda u, w: np_nnm(u, 2).mean(0)),
+    (["fedavg.aggregate=mean", "fedavg.pre=bucketing", "fedavg.bucket=2"], lambda u, w: u.mean(0)),
+])
+def test_robust_aggregate_of_a_driven_round_matches_numpy(items, rule):
+    x, w, server, _, weight = one_round(*items)
+    u = w - x[None]
+    want = x + rule(u, weight)
+    np.testing.assert_allclose(server, want, rtol=1e-4, atol=2e-5)
+    assert np.abs(server - (x + weight @ u)).max() > 1e-5 or "bucketing" in items[1]   # not the mean
+
+
+def test_krum_default_f_is_the_faulty_count_and_it_rejects_sign_flipped_models():
+    x, w, server, faulty, _ = one_round("fedavg.aggregate=krum", "faults.kind=sign_flip",
+                                        "faults.fraction=0.34", "faults.scale=4")
+    assert faulty.sum() == 2
+    u = w - x[None]
+    sent = np.where(faulty[:, None], -4 * u, u)
+    np.testing.assert_allclose(server, x + np_krum(sent, 2, 1), rtol=1e-4, atol=2e-5)
+    chosen = np.argmin(np.abs(sent - (server - x)[None]).sum(1))
+    assert not faulty[chosen]
+
+
+# ----------------------------------------------------------------------------- attacks
+
+def honest_moments(u, faulty):
+    h = u[~faulty]
+    return h.mean(0), h.std(0)
+
+
+@pytest.mark.parametrize("kind, items", [("sign_flip", ["faults.scale=2"]), ("alie", []),
+                                         ("alie", ["faults.z=0.7"]), ("ipm", ["faults.eps=0.5"])])
+def test_parameter_attack_message_matches_its_formula(kind, items):
+    x, w, server, faulty, weight = one_round(f"faults.kind={kind}", "faults.fraction=0.34", *items)
+    u = w - x[None]
+    mu, sd = honest_moments(u, faulty)
+    if kind == "sign_flip":
+        bad = -2 * u
+    elif kind == "alie":
+        n, f = P, int(faulty.sum())
+        z = 0.7 if items else NormalDist().inv_cdf((n - (n // 2 + 1 - f)) / n)     # Baruch et al.'s z_max
+        bad = np.broadcast_to(mu - z * sd, u.shape)
+    else:
+        bad = np.broadcast_to(-0.5 * mu, u.shape)
+    sent = np.where(faulty[:, None], bad, u)
+    np.testing.assert_allclose(server, x + weight @ sent, rtol=1e-4, atol=2e-5)
+    assert np.abs(server - (x + weight @ u)).max() > 1e-4          # the attack did change the aggregate
+
+
+def test_gaussian_attack_sends_server_plus_noise_of_sigma():
+    x, w, server, faulty, weight = one_round("faults.kind=gaussian", "faults.fraction=0.34", "faults.sigma=0.5")
+    u = w - x[None]
+    noise = server - x - weight[~faulty] @ u[~faulty]              # sum over the faulty of w_j * n_j
+    std = 0.5 * np.sqrt(np.sum(weight[faulty] ** 2))
+    assert abs(noise.mean()) < 4 * std / np.sqrt(noise.size)
+    assert abs(noise.std() / std - 1) < 0.15
+
+
+def test_alie_default_z_is_traced_from_the_faulty_count():
+    for n, f in [(6, 1), (6, 2), (20, 4), (20, 9), (5, 0)]:
+        from tallysim.sim import attacks
+        assert float(faults.alie_z(n, jnp.int32(f))) == pytest.approx(attacks.alie_z(n, f), abs=1e-5)
+
+
+def test_least_likely_sends_a_one_hot_of_the_peers_least_likely_class():
+    z = jax.random.normal(jax.random.PRNGKey(3), (4, 5, 7))
+    fr = faults.RoundFaults(None, jnp.asarray([True, False, True, False]), None, None, jax.random.PRNGKey(0))
+    ctx = SimpleNamespace(cfg=config.apply_overrides(config.Config(), ["faults.kind=least_likely",
+                                                                       "protocol.name=tally"]),
+                          spec=SimpleNamespace(classes=7))
+    out = np.asarray(jax.nn.softmax(faults.message_logits(ctx, fr, z, jnp.arange(4), jnp.zeros(5, jnp.int32)), -1))
+    want = np.eye(7)[np.asarray(jnp.argmin(z, -1))]
+    np.testing.assert_array_equal(out[[0, 2]], want[[0, 2]])
+    np.testing.assert_allclose(out[[1, 3]], np.asarray(jax.nn.softmax(z, -1))[[1, 3]], rtol=1e-6)
+
+
+def test_least_likely_majority_breaks_the_vote_the_honest_vote_does_not_see():
+    d = tallysim.drive(tiny("protocol.name=tally", "faults.kind=least_likely", "faults.fraction=0.75"))
+    d.step()
+    assert int(d.info["faulty"]) == 3
+    assert float(d.info["vote_acc"]) < 0.2 < float(d.info["vote_acc_honest"])
+
+
+ATTACKS = {"fedavg": faults.PARAM_ATTACKS, "tally": ("least_likely",), "softlabel": ("least_likely",),
+           "bridge": ("least_likely",)}
+
+
+@pytest.mark.parametrize("name", sorted(ATTACKS))
+def test_fraction_zero_attack_is_the_fault_free_program(name):
+    none = tiny(f"protocol.name={name}", "peers=6")
+    for kind in ATTACKS[name]:
+        cfg = config.validate(tiny(f"protocol.name={name}", "peers=6", f"faults.kind={kind}", "faults.fraction=0.1"))
+        assert not faults.enabled(cfg, 6)                          # floor(0.1 * 6) = 0
+        assert lanes.signature(cfg) == lanes.signature(config.validate(none))
+
+
+def test_fraction_zero_alie_round_equals_the_fault_free_round():
+    a = tallysim.drive(tiny(*BASE, "fedavg.aggregate=krum"))
+    b = tallysim.drive(tiny(*BASE, "fedavg.aggregate=krum", "faults.kind=alie", "faults.fraction=0"))
+    a.step()
+    b.step()
+    for x, y in zip(jax.tree.leaves(a.state.server), jax.tree.leaves(b.state.server)):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+# ----------------------------------------------------------------------------- refusals
+
+@pytest.mark.parametrize("items, match", [
+    (["protocol.name=tally", "faults.kind=alie"], "faults.kind=alie attacks parameter updates"),
+    (["protocol.name=local", "faults.kind=sign_flip"], "faults.kind=sign_flip attacks parameter updates"),
+    (["protocol.name=fedavg", "faults.kind=least_likely"], "faults.kind=least_likely attacks probe"),
+    (["protocol.name=feddf", "faults.kind=least_likely"], "faults.kind=least_likely attacks probe"),
+    (["protocol.name=fedavg", "fedavg.f=4"], r"fedavg.f=4 .* allowed: 0..3"),
+    (["protocol.name=fedavg", "fedavg.m=5"], r"fedavg.m=5 .* allowed: 1..4"),
+    (["fedavg.aggregate=bulyan"], "fedavg.aggregate='bulyan' is not known"),
+    (["fedavg.pre=clip"], "fedavg.pre='clip' is not known"),
+])
+def test_refusals_are_one_line(items, match):
+    with pytest.raises(ConfigError, match=match) as e:
+        validation.validate(tiny(*items))
+    assert "\n" not in str(e.value)
