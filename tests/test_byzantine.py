@@ -197,3 +197,45 @@ def test_refusals_are_one_line(items, match):
     with pytest.raises(ConfigError, match=match) as e:
         validation.validate(tiny(*items))
     assert "\n" not in str(e.value)
+
+
+# ----------------------------------------------------------------------------- the study
+
+def test_worst_case_is_the_minimum_over_attacks_per_cell():
+    from tallysim.results.figures import robustness
+    cells = {("krum", 0.5, 0.0): {"alie": 0.8, "ipm": 0.8}, ("krum", 0.5, 0.2): {"alie": 0.3, "ipm": 0.6},
+             ("mean", 0.5, 0.2): {"alie": 0.7, "ipm": 0.2}}
+    worst = robustness.worst_of(cells)
+    assert worst[("krum", 0.5, 0.2)] == ("alie", 0.3) and worst[("mean", 0.5, 0.2)] == ("ipm", 0.2)
+    md = robustness.markdown(["krum", "mean"], [0.5], [0.0, 0.2], worst)
+    assert "| krum | 0.800 | 0.300 (alie) |" in md and "| mean |  | 0.200 (ipm) |" in md
+
+
+def test_tiny_robustness_study_end_to_end(tmp_path):
+    import csv
+    import json
+    from tallysim.results import figures
+    spec = {"kind": "robustness", "title": "tiny study",
+            "base": {"peers": 3, "rounds": 1, "probe": {"per_round": 32, "pool_size": 100},
+                     "data": {"name": "synthetic", "train_size": 600, "test_size": 100}, "model": {"width": 8},
+                     "partition": {"kind": "dirichlet", "alpha": 0.5, "min_size": 2}},
+            "groups": {"fedavg (krum)": {"protocol": {"name": "fedavg"}, "fedavg": {"aggregate": "krum"},
+                                         "sweep": {"faults.kind": ["sign_flip", "ipm"]}}},
+            "sweep": {"faults.fraction": [0.34], "partition.alpha": [0.5, 100]}, "smoke": {}}
+    path = tmp_path / "tiny.json"
+    path.write_text(json.dumps(spec))
+    out = figures.make_figure(str(path), results=str(tmp_path / "res"), out=str(tmp_path / "fig"),
+                              progress=False, log=lambda m: None)
+    rows = list(csv.DictReader(open(out["csv"])))
+    assert len(rows) == 4 and {r["attack"] for r in rows} == {"sign_flip", "ipm"}
+    for alpha in ("0.5", "100.0"):
+        cell = [r for r in rows if r["alpha"] == alpha]
+        low = min(cell, key=lambda r: float(r["accuracy"]))
+        assert all(r["worst_accuracy"] == low["accuracy"] and r["worst_attack"] == low["attack"] for r in cell)
+        assert f"{float(low['accuracy']):.3f} ({low['attack']})" in open(out["table"]).read()
+    assert pathlib_size(out["png"]) > 1000
+
+
+def pathlib_size(p):
+    from pathlib import Path
+    return Path(p).stat().st_size

@@ -1,7 +1,7 @@
 """One function per paper figure: run a figure config's (resumable) sweeps, aggregate seeds, plot.
 
 A figure config (`experiments/figN.json`) is JSON with:
-  kind     how to plot: curves | final_vs | classes | mechanism | pareto | speed
+  kind     how to plot: curves | final_vs | classes | mechanism | pareto | speed | faults | robustness
   base     config fields shared by every run (nested sections as in config.json)
   extends  (any config file, config.read_file) parent files, relative to this one, merged under it;
            shared bases live in experiments/base/ and are not figures
@@ -51,8 +51,9 @@ def experiments_dir() -> Path:
 
 
 EXPERIMENTS = experiments_dir()
-FIGURES = {f"fig{i}": str(EXPERIMENTS / f"fig{i}.json") for i in range(1, 9)}
-KINDS = ("curves", "final_vs", "classes", "mechanism", "pareto", "speed", "faults")
+FIGURES = {**{f"fig{i}": str(EXPERIMENTS / f"fig{i}.json") for i in range(1, 9)},
+           "robustness": str(EXPERIMENTS / "robustness.json")}     # the Byzantine study (docs/robustness.md)
+KINDS = ("curves", "final_vs", "classes", "mechanism", "pareto", "speed", "faults", "robustness")
 
 
 class FigureError(RuntimeError):

@@ -335,4 +335,7 @@ DRAW = {"curves": curves, "final_vs": final_vs, "classes": classes, "mechanism":
 
 
 def draw(kind: str, spec: dict, data, stem: Path, title: str) -> dict:
+    if kind == "robustness":                   # its own module (imports _save from here)
+        from tallysim.results.figures.robustness import robustness_fig
+        return robustness_fig(spec, data, Path(stem), title)
     return DRAW[kind](spec, data, Path(stem), title)
