@@ -103,6 +103,7 @@ class InitConfig:
 class VoteConfig:
     ties: Literal["lowest", "random"] = "lowest"
     min_agreement: float = floats(0.0, "[0, 1]")   # abstain below this winning share (0 = keep all)
+    min_margin: float = floats(0.0, "[0, 1]")      # abstain where (top - runner-up count) / voters < this (0 = keep all)
 
 
 @dataclass(frozen=True)

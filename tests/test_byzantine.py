@@ -239,3 +239,29 @@ def test_tiny_robustness_study_end_to_end(tmp_path):
 def pathlib_size(p):
     from pathlib import Path
     return Path(p).stat().st_size
+
+
+# ----------------------------------------------------------------------------- prediction aggregators
+
+def test_margin_vote_abstains_where_top_minus_runner_up_is_narrow():
+    from tallysim.sim import vote
+    rng = np.random.default_rng(0)
+    votes = rng.integers(0, 4, size=(9, 40))
+    counts = np.stack([np.bincount(v, minlength=4) for v in votes.T])            # [M, C]
+    s = np.sort(counts, 1)
+    kept = {}
+    for m in (0.0, 1 / 9, 2 / 9, 0.5):
+        t = vote.tally_counts(jnp.asarray(counts, jnp.float32), 9, min_margin=m)
+        want = (s[:, -1] - s[:, -2]) / 9 >= m - 1e-9
+        np.testing.assert_array_equal(np.asarray(t.keep_M) > 0, want)
+        np.testing.assert_array_equal(np.asarray(t.winner_M), counts.argmax(1))
+        kept[m] = want.mean()
+    assert kept[0.0] == 1.0 and 0 < kept[2 / 9] < kept[1 / 9] < 1     # the inputs exercise the rule
+
+
+def test_margin_vote_in_a_tally_round_costs_one_abstention_bit_per_probe():
+    d = tallysim.drive(tiny("protocol.name=tally", "vote.min_margin=0.5"))
+    d.step()
+    plain = tallysim.drive(tiny("protocol.name=tally"))
+    assert d.bits().down == plain.protocol.cost({}).down + 64
+    assert float(d.info["kept"]) < 1.0

@@ -176,7 +176,8 @@ def probe_exchange(ctx: Context, state: State, data: FedData, keys: RoundKeys, i
     else:
         sums = exchange.stream_sums(logits_fn, A, y_M, spec.classes, soft_bits, chunk, masks_fn)
     voters = faults.senders(ctx, fr)          # A, or (dropout) the traced number of messages that arrived
-    t = vote.tally_counts(sums.counts_MxC, voters, cfg.vote.ties, cfg.vote.min_agreement, keys.tie)
+    t = vote.tally_counts(sums.counts_MxC, voters, cfg.vote.ties, cfg.vote.min_agreement, keys.tie,
+                          cfg.vote.min_margin)
     honest_winner = None
     if sums.honest_counts_MxC is not None:
         honest_winner = vote.tally_counts(sums.honest_counts_MxC, jnp.maximum(sums.honest, 1), cfg.vote.ties,

@@ -2,7 +2,8 @@
 
 Each active peer uploads argmax_c f_i(x) per probe (L = ceil(log2 C) bits); the server takes the
 plurality class (`vote.ties`: lowest | random), optionally drops probes whose winning share is below
-`vote.min_agreement` (one extra downlink bit per probe marks them), and sends the labels back down.
+`vote.min_agreement` or whose margin (top minus runner-up count, over the voters) is below
+`vote.min_margin` (one extra downlink bit per probe marks them), and sends the labels back down.
 Peers train on CE(private) + `distill.weight` * CE(probe, consensus), `distill.label_smoothing`.
 `comm.topology=allgather`: every peer receives the other peers' votes and tallies locally.
 faults.kind=dropout: only the votes sent count (allgather: each is relayed to the other A-1 peers).
@@ -26,7 +27,8 @@ def vote_bits(ctx: Context) -> comm.RoundBits:
     if cfg.comm.topology == "allgather":
         down = (spec.active - 1) * one
     else:
-        down = one + (spec.probes if lanes.nonzero(cfg.vote.min_agreement) else 0)
+        abstains = lanes.nonzero(cfg.vote.min_agreement) or cfg.vote.min_margin > 0
+        down = one + (spec.probes if abstains else 0)
     return comm.RoundBits(one, down, spec.active)
 
 
