@@ -104,6 +104,8 @@ class VoteConfig:
     ties: Literal["lowest", "random"] = "lowest"
     min_agreement: float = floats(0.0, "[0, 1]")   # abstain below this winning share (0 = keep all)
     min_margin: float = floats(0.0, "[0, 1]")      # abstain where (top - runner-up count) / voters < this (0 = keep all)
+    weighting: Literal["none", "history"] = "none"  # history: votes weighted by agreement with past consensus (tally)
+    history: float = floats(0.9, "[0, 1)")          # history: the trust EMA's decay beta
 
 
 @dataclass(frozen=True)

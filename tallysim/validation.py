@@ -236,6 +236,9 @@ def _fault_rules(cfg: Config) -> None:
                           f"does not send; allowed there: {', '.join(k for k in FAULT_KINDS if k != 'least_likely')}"
                           " (least_likely is for tally, softlabel and bridge)")
     _robust_rules(cfg)
+    if cfg.vote.weighting == "history" and cfg.protocol.name != "tally":
+        raise ConfigError(f"vote.weighting=history is implemented for protocol.name=tally only, not "
+                          f"{cfg.protocol.name}; allowed there: vote.weighting=none")
     if f.kind == "straggler" and protocols.traits(cfg.protocol.name).distill:
         raise ConfigError(f"faults.kind=straggler is not implemented for protocol.name={cfg.protocol.name} "
                           f"(its stale message would be about last round's probes); allowed there: "

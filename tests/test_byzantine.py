@@ -265,3 +265,39 @@ def test_margin_vote_in_a_tally_round_costs_one_abstention_bit_per_probe():
     plain = tallysim.drive(tiny("protocol.name=tally"))
     assert d.bits().down == plain.protocol.cost({}).down + 64
     assert float(d.info["kept"]) < 1.0
+
+
+def np_trust_round(trust, votes, C, beta):
+    """sim/trust.py's rule in numpy: (winner, new trust) for every peer active and every vote sent."""
+    A, M = votes.shape
+    w = trust * A / trust.sum()
+    counts = np.zeros((M, C))
+    for i in range(A):
+        counts[np.arange(M), votes[i]] += w[i]
+    winner = counts.argmax(1)
+    return winner, beta * trust + (1 - beta) * (votes == winner[None]).mean(1)
+
+
+def test_history_weighted_vote_over_two_rounds_matches_numpy():
+    from tallysim.protocols import base
+    from tallysim.sim.fed import pool_examples
+    d = tallysim.drive(tiny("protocol.name=tally", "peers=5", "vote.weighting=history", "vote.history=0.6",
+                            "faults.kind=least_likely", "faults.fraction=0.4", "data.num_classes=4"))
+    ctx, data = d.built.ctx, d.built.one
+    faulty = np.asarray(data.faulty_P)
+    trust = np.ones(5)
+    np.testing.assert_array_equal(np.asarray(d.state.extra["trust_P"]), trust)
+    for r in (1, 2):
+        keys = base.round_keys(d.root, r, ctx.cfg.probe.resample)
+        x_M, _ = pool_examples(data, base.draw_probes(ctx, data, keys.probe))
+        z = np.asarray(base.predict_probes(ctx, d.state.params, x_M))
+        votes = np.where(faulty[:, None], z.argmin(-1), z.argmax(-1))
+        winner, trust = np_trust_round(trust, votes, 4, 0.6)
+        d.step()
+        np.testing.assert_allclose(np.asarray(d.state.extra["trust_P"]), trust, rtol=1e-5)
+    assert trust[faulty].max() < trust[~faulty].min()          # the least-likely voters lost weight
+
+
+def test_history_weighting_is_refused_outside_tally():
+    with pytest.raises(ConfigError, match="vote.weighting=history is implemented for protocol.name=tally only"):
+        validation.validate(tiny("protocol.name=softlabel", "vote.weighting=history"))

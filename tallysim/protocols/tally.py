@@ -10,7 +10,7 @@ faults.kind=dropout: only the votes sent count (allgather: each is relayed to th
 """
 from __future__ import annotations
 
-from tallysim.sim import comm, lanes
+from tallysim.sim import comm, lanes, trust
 from tallysim.sim.local import hard_label_loss
 from tallysim.protocols import Traits
 from tallysim.protocols.base import Context, Protocol, exchanging
@@ -42,6 +42,12 @@ def vote_cost(ctx: Context, info) -> comm.RoundBits:
 
 def make(ctx: Context) -> Protocol:
     lspec = ctx.local_spec(distill_loss=hard_label_loss(ctx.spec.classes, ctx.cfg.distill.label_smoothing))
-    return Protocol(init=lambda key, data: warmup_init(ctx, key, data),
+    def init(key, data):
+        state = warmup_init(ctx, key, data)
+        if ctx.cfg.vote.weighting == "history":          # sim/trust.py: every peer's trust starts at 1
+            state = state._replace(extra={**(state.extra or {}), **trust.initial(ctx.spec.peers)})
+        return state
+
+    return Protocol(init=init,
                     round=distill_round(ctx, lspec, hard=True),
                     cost=lambda info: vote_cost(ctx, info))
