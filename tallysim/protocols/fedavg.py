@@ -3,7 +3,9 @@
 Each round the server broadcasts its model to the active peers, they train locally, and the server
 sets its model to their average weighted by shard size (`fedavg.aggregate=mean`), or to the
 coordinate-wise median (`median`) or trimmed mean (`trimmed`, `fedavg.trim` cut from each end) of the
-models it received, unweighted. FedProx adds (mu/2)||w - w_server||^2 to the local loss
+models it received, unweighted, or a Byzantine-robust rule on the updates (`krum`, `multikrum`, `geomed`,
+`cclip`, after an optional `fedavg.pre=bucketing|nnm`; `robust_aggregate`, docs/protocols.md "Robust
+aggregation"). FedProx adds (mu/2)||w - w_server||^2 to the local loss
 (`fedprox.mu`); mu=0 reproduces FedAvg bit for bit. All peers start from one init.
 Bits per active peer per round: `comm.param_bits` * |W| up and the same down (faults.kind=dropout:
 up only for the models sent; the broadcast reaches every active peer).
