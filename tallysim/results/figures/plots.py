@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from tallysim.results.figures.robustness import robustness_fig
 from tallysim.results.metrics import HONEST, panel_of, accuracy_std as acc, bits_to_target, pyplot, read_partition, \
     read_run, save_figure
 
@@ -331,11 +332,8 @@ def speed(spec, rows, stem, title) -> dict:
 
 
 DRAW = {"curves": curves, "final_vs": final_vs, "classes": classes, "mechanism": mechanism,
-        "pareto": pareto_fig, "speed": speed, "faults": faults_fig}
+        "pareto": pareto_fig, "speed": speed, "faults": faults_fig, "robustness": robustness_fig}
 
 
 def draw(kind: str, spec: dict, data, stem: Path, title: str) -> dict:
-    if kind == "robustness":                   # its own module (imports _save from here)
-        from tallysim.results.figures.robustness import robustness_fig
-        return robustness_fig(spec, data, Path(stem), title)
     return DRAW[kind](spec, data, Path(stem), title)

@@ -9,9 +9,10 @@ run's accuracy next to its cell's worst case).
 """
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
-from tallysim.results.metrics import HONEST, accuracy_std, pyplot, read_run
+from tallysim.results.metrics import HONEST, accuracy_std, pyplot, read_run, save_figure
 
 
 def worst_cases(data: dict) -> dict:
@@ -35,7 +36,7 @@ def worst_of(cells: dict) -> dict:
 def robustness_fig(spec, data, stem, title) -> dict:
     plt = pyplot()
     cells = worst_cases(data)
-    groups = list(data)
+    groups = [g for g in data if any(c[0] == g for c in cells)]      # a group whose runs all failed: left out
     alphas = sorted({a for _, a, _ in cells})
     fracs = sorted({f for _, _, f in cells})
     worst = worst_of(cells)
@@ -60,8 +61,12 @@ def robustness_fig(spec, data, stem, title) -> dict:
               "worst_accuracy": worst[(g, a, f)][1], "worst_attack": worst[(g, a, f)][0]}
              for (g, a, f), v in sorted(cells.items(), key=lambda kv: (groups.index(kv[0][0]), *kv[0][1:]))
              for k, acc in sorted(v.items())]
-    from tallysim.results.figures.plots import _save
-    paths = _save(fig, stem, table)
+    paths = {"png": f"{stem}.png", "pdf": f"{stem}.pdf", "csv": f"{stem}.csv"}     # as plots._save
+    save_figure(fig, paths["png"], paths["pdf"])
+    with open(paths["csv"], "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(table[0]) if table else ["empty"])
+        w.writeheader()
+        w.writerows(table)
     paths["table"] = f"{stem}_table.md"
     Path(paths["table"]).write_text(markdown(groups, alphas, fracs, worst))
     return paths
