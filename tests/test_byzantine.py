@@ -74,11 +74,13 @@ def np_nnm(u, f):
 
 @pytest.mark.parametrize("items, rule", [
     (["fedavg.aggregate=krum", "fedavg.f=1"], lambda u, w: np_krum(u, 1, 1)),
-    (["fedavg.aggregate=multikrum", "fedavg.f=1", "fedavg.m=3"], lambda u, w: np_krum(u, 1, 3)),
+    pytest.param(["fedavg.aggregate=multikrum", "fedavg.f=1", "fedavg.m=3"], lambda u, w: np_krum(u, 1, 3),
+                 marks=pytest.mark.slow),
     (["fedavg.aggregate=geomed", "fedavg.geomed_iters=300"], lambda u, w: np_geomed(u, w)),
     (["fedavg.aggregate=cclip", "fedavg.tau=0.3", "fedavg.clip_iters=3"], lambda u, w: np_cclip(u, 0.3, 3)),
     (["fedavg.aggregate=mean", "fedavg.pre=nnm", "fedavg.f=2"], lambda u, w: np_nnm(u, 2).mean(0)),
-    (["fedavg.aggregate=mean", "fedavg.pre=bucketing", "fedavg.bucket=2"], lambda u, w: u.mean(0)),
+    pytest.param(["fedavg.aggregate=mean", "fedavg.pre=bucketing", "fedavg.bucket=2"], lambda u, w: u.mean(0),
+                 marks=pytest.mark.slow),
 ])
 def test_robust_aggregate_of_a_driven_round_matches_numpy(items, rule):
     x, w, server, _, weight = one_round(*items)
@@ -107,7 +109,8 @@ def honest_moments(u, faulty):
 
 
 @pytest.mark.parametrize("kind, items", [("sign_flip", ["faults.scale=2"]), ("alie", []),
-                                         ("alie", ["faults.z=0.7"]), ("ipm", ["faults.eps=0.5"])])
+                                         pytest.param("alie", ["faults.z=0.7"], marks=pytest.mark.slow),
+                                         ("ipm", ["faults.eps=0.5"])])
 def test_parameter_attack_message_matches_its_formula(kind, items):
     x, w, server, faulty, weight = one_round(f"faults.kind={kind}", "faults.fraction=0.34", *items)
     u = w - x[None]
@@ -172,6 +175,7 @@ def test_fraction_zero_attack_is_the_fault_free_program(name):
         assert lanes.signature(cfg) == lanes.signature(config.validate(none))
 
 
+@pytest.mark.slow          # the signature test above already shows it is the same program
 def test_fraction_zero_alie_round_equals_the_fault_free_round():
     a = tallysim.drive(tiny(*BASE, "fedavg.aggregate=krum"))
     b = tallysim.drive(tiny(*BASE, "fedavg.aggregate=krum", "faults.kind=alie", "faults.fraction=0"))
@@ -211,6 +215,7 @@ def test_worst_case_is_the_minimum_over_attacks_per_cell():
     assert "| krum | 0.800 | 0.300 (alie) |" in md and "| mean |  | 0.200 (ipm) |" in md
 
 
+@pytest.mark.slow          # make ci-figures runs the study's smoke size
 def test_tiny_robustness_study_end_to_end(tmp_path):
     import csv
     import json
