@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 OUT     ?= results
 FMNIST  := /usr/share/datasets/fashion-mnist
 
-.PHONY: demo test test-all ci-figures docs data bench clean help figures figures-smoke fig1 fig2 fig3 fig4 fig5 fig6 fig7 fig8 fig10 test-unit mutation
+.PHONY: demo test test-all ci-figures docs data bench clean help figures figures-smoke fig1 fig2 fig3 fig4 fig5 fig6 fig7 fig8 fig10 robustness test-unit mutation
 
 help:
 	@echo "make demo   - TallyTrain vs soft-label vs FedAvg on Fashion-MNIST, then figures/demo.png"
@@ -18,6 +18,7 @@ help:
 	@echo "make bench  - samples/s table: tallysim round vs per-peer loop vs plain-JAX vmap_ref"
 	@echo "make fig1 ... fig8, fig10 - one paper figure at full size (resumable) into figures/ (fig8: faulty peers; fig10: accuracy vs epsilon)"
 	@echo "make figures       - all eight; make figures-smoke - all at smoke size"
+	@echo "make robustness - the Byzantine study: per aggregator, worst-case accuracy over attacks x faulty fraction x alpha (docs/robustness.md)"
 	@echo "make mutation - mutmut over the core modules against pytest -m core (slow; MUTANTS='tallysim.sim.vote*')"
 	@echo "make clean  - remove the venv, results and figures"
 
@@ -88,11 +89,15 @@ $(FIGS): $(STAMP) | $(FMNIST)
 
 figures: $(FIGS)
 
+# The Byzantine robustness study (experiments/robustness.json, docs/robustness.md): 570 runs in 70 programs.
+robustness: $(STAMP) | $(FMNIST)
+	$(BIN)/tallysim figure robustness --results $(OUT) --out figures --quiet
+
 # The few-minute versions of all eight figures (fresh each time, so they really run), in two processes:
 # a figure compiles and runs its programs one after another on about one core, so two halves of equal
 # length (smoke times measured in CI: 153 s and 143 s) take about half the wall time on 2 cores.
-SMOKE_A := fig5 fig3 fig7 fig4
-SMOKE_B := fig1 fig6 fig2 fig8 fig10
+SMOKE_A := fig5 fig3 fig7 fig4 fig10
+SMOKE_B := fig1 fig6 fig2 fig8 robustness     # robustness smoke: 3 programs, 31 s cold on the shared 2-core CPU
 figures-smoke: $(STAMP) | $(FMNIST)
 	rm -rf $(OUT)/smoke
 	$(BIN)/tallysim figure $(SMOKE_A) --smoke --results $(OUT)/smoke --out figures/smoke --quiet & a=$$!; \

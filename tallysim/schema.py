@@ -104,6 +104,9 @@ class InitConfig:
 class VoteConfig:
     ties: Literal["lowest", "random"] = "lowest"
     min_agreement: float = floats(0.0, "[0, 1]", lane=True, nonzero=True)   # abstain below this winning share (0 = keep all)
+    min_margin: float = floats(0.0, "[0, 1]")      # abstain where (top - runner-up count) / voters < this (0 = keep all)
+    weighting: Literal["none", "history"] = "none"  # history: votes weighted by agreement with past consensus (tally)
+    history: float = floats(0.9, "[0, 1)")          # history: the trust EMA's decay beta
 
 
 @dataclass(frozen=True)
@@ -127,8 +130,16 @@ class SoftlabelConfig:
 
 @dataclass(frozen=True)
 class FedAvgConfig:
-    aggregate: Literal["mean", "median", "trimmed"] = "mean"   # mean: shard-size weighted; others unweighted
+    # mean: shard-size weighted; median, trimmed, krum, multikrum, cclip unweighted; geomed shard-size weighted
+    aggregate: Literal["mean", "median", "trimmed", "krum", "multikrum", "geomed", "cclip"] = "mean"
     trim: float = floats(0.1, "[0, 0.5)")    # trimmed: fraction cut from each end, per coordinate
+    pre: Literal["none", "bucketing", "nnm"] = "none"   # pre-aggregation before the aggregate rule
+    f: Optional[int] = ints(None, 0)         # krum, multikrum, nnm: Byzantine peers assumed; none = the run's faulty count
+    m: Optional[int] = ints(None, 1)         # multikrum: models averaged; none = n - f
+    tau: float = floats(1.0, "(0, 1e6]")     # cclip: clipping radius on updates
+    clip_iters: int = ints(1, 1, 100)        # cclip: clipping iterations
+    geomed_iters: int = ints(8, 1, 1000)     # geomed: smoothed Weiszfeld iterations
+    bucket: int = ints(2, 1)                 # bucketing: models per bucket
 
 
 @dataclass(frozen=True)
@@ -158,7 +169,8 @@ class BridgeConfig:
 @dataclass(frozen=True)
 class FaultsConfig:
     """Faulty peers (tallysim/sim/faults.py): floor(fraction * P) of them, drawn from the seed."""
-    kind: Literal["none", "under_trained", "label_flip", "confident_wrong", "dropout", "straggler"] = "none"
+    kind: Literal["none", "under_trained", "label_flip", "confident_wrong", "dropout", "straggler",
+                  "sign_flip", "gaussian", "alie", "ipm", "least_likely"] = "none"
     fraction: float = floats(0.0, "[0, 1]")   # of the P peers
     redraw: bool = False              # false: one set for the run; true: a new set every round
     examples: Optional[int] = ints(None, 0)   # under_trained: keep only this many examples of each faulty shard
@@ -166,6 +178,9 @@ class FaultsConfig:
     target: int = ints(-1, -1)        # confident_wrong: -1 = a random wrong class, else this class
     scale: float = floats(1.0, "[0, 1e6]")    # confident_wrong, parameters: send w_server - scale * (w_i - w_server)
     drop_prob: float = floats(1.0, "[0, 1]")  # dropout: chance that a faulty peer's message is lost in a round
+    sigma: float = floats(1.0, "[0, 1e6]")    # gaussian: standard deviation of the sent update
+    z: Optional[float] = floats(None, "[-1e6, 1e6]")   # alie: none = Baruch et al.'s z_max for n, f
+    eps: float = floats(0.1, "[0, 1e6]")      # ipm: the sent update is -eps * (mean honest update)
 
 
 @dataclass(frozen=True)
@@ -422,6 +437,7 @@ PARTITIONS = choices("partition.kind")
 LABEL_QUANTITY_SCHEMES = choices("partition.scheme")
 OPTIMIZERS = choices("optim.name")
 FAULT_KINDS = choices("faults.kind")
+PARAM_ATTACKS = ("sign_flip", "gaussian", "alie", "ipm")    # faults.kind on parameter updates (FedAvg family)
 SOFT_AGGREGATES = choices("softlabel.aggregate")
 PARAM_AGGREGATES = choices("fedavg.aggregate")
 # Protocols by trait (each module's TRAITS), for code that wants the names.

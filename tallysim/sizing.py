@@ -69,7 +69,7 @@ def estimate_bytes(cfg) -> list[tuple[str, int, str]]:
         # no streaming: logits, probabilities and their sort, [A, M, C] each
         out.append(("the robust soft-label aggregation", 4 * 3 * cfg.peers * cfg.probe.per_round * classes,
                     "probe.per_round, peers (or softlabel.aggregate=mean)"))
-    if traits.fedavg_family and cfg.fedavg.aggregate in ("median", "trimmed"):
+    if traits.fedavg_family and (cfg.fedavg.aggregate != "mean" or cfg.fedavg.pre != "none"):
         out.append(("the robust parameter aggregation", 4 * 2 * params * cfg.peers,
                     "peers (or fedavg.aggregate=mean)"))
     if synthetic:

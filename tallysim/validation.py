@@ -13,7 +13,8 @@ from pathlib import Path
 
 from tallysim import protocols, sizing
 from tallysim.sizing import KNOWN_SHAPES, estimate_bytes  # noqa: F401 - validation.X, as before
-from tallysim.schema import (FAULT_KINDS, INT_MAX, Config, ConfigError, declared, field_keys, show_default,
+from tallysim.schema import (FAULT_KINDS, INT_MAX, PARAM_ATTACKS, Config, ConfigError, declared, field_keys,
+                             show_default,
                              field_type, get_field)
 
 MAX_NAME = 200          # bytes of a dataset name (it becomes a cache file name; file systems allow 255)
@@ -99,6 +100,8 @@ def check_ranges(cfg: Config) -> None:
             raise ConfigError(f"{key}={v} is out of range; allowed: {lo}..{hi}")
     for key, (lo, hi, lo_in, hi_in) in _float_ranges().items():
         v = get_field(cfg, key)
+        if v is None:                                # an Optional float left at null (faults.z)
+            continue
         if not math.isfinite(v):
             raise ConfigError(f"{key}={v} must be a finite number; allowed: {_interval(lo, hi, lo_in, hi_in)}")
         if key == "partition.alpha" and cfg.partition.kind not in ALPHA_KINDS:
@@ -197,6 +200,9 @@ def _privacy_rules(cfg: Config) -> None:
     if traits.privacy == "sum" and cfg.softlabel.aggregate in ("median", "trimmed"):
         raise ConfigError(f"privacy.noise with softlabel.aggregate={cfg.softlabel.aggregate}: the noise is "
                           "calibrated to a clipped sum; allowed: softlabel.aggregate=mean or era")
+    if cfg.vote.weighting != "none":
+        raise ConfigError(f"privacy.noise with vote.weighting={cfg.vote.weighting}: the noise is calibrated to "
+                          "one vote per peer; allowed: vote.weighting=none")
     if cfg.comm.topology == "allgather":
         raise ConfigError("privacy.noise with comm.topology=allgather: every peer would see the others' "
                           "messages without noise; allowed: comm.topology=star")
@@ -215,6 +221,19 @@ def _fault_rules(cfg: Config) -> None:
     if f.kind == "under_trained" and f.redraw and f.examples is not None:
         raise ConfigError(f"faults.redraw=true with faults.examples={f.examples} is not supported: shards "
                           "are cut once, before the run; allowed: faults.redraw=false, or faults.steps alone")
+    traits = protocols.traits(cfg.protocol.name)
+    if f.kind in PARAM_ATTACKS and not traits.fedavg_family:
+        raise ConfigError(f"faults.kind={f.kind} attacks parameter updates, which protocol.name={cfg.protocol.name} "
+                          f"does not send; allowed there: {', '.join(k for k in FAULT_KINDS if k not in PARAM_ATTACKS)}"
+                          f" ({'/'.join(PARAM_ATTACKS)} are for the FedAvg family)")
+    if f.kind == "least_likely" and not traits.distill:
+        raise ConfigError(f"faults.kind=least_likely attacks probe predictions, which protocol.name={cfg.protocol.name} "
+                          f"does not send; allowed there: {', '.join(k for k in FAULT_KINDS if k != 'least_likely')}"
+                          " (least_likely is for tally, softlabel and bridge)")
+    _robust_rules(cfg)
+    if cfg.vote.weighting == "history" and cfg.protocol.name != "tally":
+        raise ConfigError(f"vote.weighting=history is implemented for protocol.name=tally only, not "
+                          f"{cfg.protocol.name}; allowed there: vote.weighting=none")
     if f.kind == "straggler" and protocols.traits(cfg.protocol.name).distill:
         raise ConfigError(f"faults.kind=straggler is not implemented for protocol.name={cfg.protocol.name} "
                           f"(its stale message would be about last round's probes); allowed there: "
@@ -263,6 +282,20 @@ def check_tracking(cfg: Config) -> None:
             if p.exists() and not p.is_dir():
                 raise ConfigError(f"log.tensorboard={cfg.log.tensorboard}: {p} is a file; allowed: a directory "
                                   "(created if missing)")
+
+
+def _robust_rules(cfg: Config) -> None:
+    """fedavg.f and fedavg.m against the active peers (robust aggregation, protocols/fedavg.py)."""
+    if not protocols.traits(cfg.protocol.name).fedavg_family:
+        return
+    a = cfg.fedavg
+    active = max(1, int(round(cfg.participation * cfg.peers)))      # as sim/fed.py counts them
+    if a.f is not None and a.f >= active:
+        raise ConfigError(f"fedavg.f={a.f} assumes at least as many Byzantine peers as the {active} active "
+                          f"ones; allowed: 0..{active - 1} (or none: the run's faulty count)")
+    if a.m is not None and a.m > active:
+        raise ConfigError(f"fedavg.m={a.m} averages more models than the {active} active peers send; "
+                          f"allowed: 1..{active} (or none: n - f)")
 
 
 def validate(cfg: Config) -> Config:

@@ -31,7 +31,8 @@ def test_reference_lists_every_declared_field_with_its_default_and_allowed_value
         default, allowed, _ = rows[key]
         assert default.split(" (derived)")[0] == config.show_default(spec.default), key
         assert allowed.replace("\\|", "|") == config.show_allowed(spec), key
-    assert rows["fedavg.aggregate"][2] == "mean: shard-size weighted; others unweighted"   # its comment
+    assert rows["fedavg.aggregate"][2] == ("mean: shard-size weighted; median, trimmed, krum, multikrum, cclip "
+                                           "unweighted; geomed shard-size weighted")   # its comment
     assert rows["partition.min_size"][2] == "dirichlet: redraw until every peer holds this many"
     assert "(derived)" in rows["init.shared"][0]
     assert "&lt;run directory's name&gt;" in rows["log.tensorboard"][2]       # no stray HTML

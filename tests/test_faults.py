@@ -86,7 +86,8 @@ BAD = [
                                                        "protocol.name=tally"),
     (["softlabel.aggregate=mode"], "softlabel.aggregate='mode' is not known; allowed: mean, era, median, trimmed"),
     (["softlabel.trim=0.5"], "softlabel.trim=0.5 is out of range; allowed: [0, 0.5)"),
-    (["fedavg.aggregate=krum"], "fedavg.aggregate='krum' is not known; allowed: mean, median, trimmed"),
+    (["fedavg.aggregate=bulyan"], "fedavg.aggregate='bulyan' is not known; allowed: mean, median, trimmed, "
+                                  "krum, multikrum, geomed, cclip"),
     (["fedavg.trim=-0.1"], "fedavg.trim=-0.1 is out of range; allowed: [0, 0.5)"),
 ]
 

@@ -175,6 +175,7 @@ def test_confident_gnmax_abstains_and_soft_labels_are_clipped(tmp_path):
      "for votes"),
     (["protocol.name=tally", "privacy.noise=1", "participation=0.5", "privacy.accountant=pld"], "PLD"),
     (["protocol.name=tally", "privacy.noise=1", "comm.topology=allgather"], "allgather"),
+    (["protocol.name=tally", "privacy.noise=1", "vote.weighting=history"], "one vote per peer"),
     (["protocol.name=softlabel", "privacy.noise=1", "softlabel.aggregate=median"], "clipped sum"),
 ])
 def test_privacy_is_refused_where_it_would_not_protect(items, match):

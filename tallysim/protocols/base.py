@@ -16,7 +16,7 @@ from typing import Any, Callable, NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 
-from tallysim.sim import dp, exchange, faults, lanes, local, peers, vote
+from tallysim.sim import dp, exchange, faults, lanes, local, peers, trust, vote
 from tallysim.sim.comm import RoundBits
 from tallysim.config import Config
 from tallysim.sim.fed import FedData, Spec, pool_examples, to_input
@@ -192,7 +192,17 @@ def probe_exchange(ctx: Context, state: State, data: FedData, keys: RoundKeys, i
         else:         # the clipped sum plus N(0, (z * clip)^2) per value
             noisy = dp.noisy_sum({"s": sums.sent_MxC[None]}, cfg.privacy.clip, ctx.hp("privacy.noise"), k_noise)
             sums = sums._replace(sent_MxC=noisy["s"])
-    t = vote.tally_counts(counts_MxC, voters, cfg.vote.ties, ctx.hp("vote.min_agreement"), keys.tie)
+    history = {}
+    if hard and cfg.vote.weighting == "history":        # sim/trust.py: the trust-weighted vote
+        sent_A = None if fr is None else fr.sent_A
+        votes_AxM = trust.votes(logits_fn, A, spec.probes, spec.classes)
+        t, _ = trust.weighted_tally(peers.take(state.extra[trust.TRUST], idx), votes_AxM, sent_A, spec.classes,
+                                    cfg.vote.ties, ctx.hp("vote.min_agreement"), keys.tie, cfg.vote.min_margin)
+        history = {trust.TRUST: trust.updated(state.extra[trust.TRUST], idx, votes_AxM, t, sent_A,
+                                              cfg.vote.history)}
+    else:
+        t = vote.tally_counts(counts_MxC, voters, cfg.vote.ties, ctx.hp("vote.min_agreement"), keys.tie,
+                              cfg.vote.min_margin)
     honest_winner = None
     if sums.honest_counts_MxC is not None:
         honest_winner = vote.tally_counts(sums.honest_counts_MxC, jnp.maximum(sums.honest, 1), cfg.vote.ties,
@@ -220,6 +230,7 @@ def probe_exchange(ctx: Context, state: State, data: FedData, keys: RoundKeys, i
         info["consensus_acc"] = jnp.mean(jnp.argmax(target, axis=-1) == y_M)
     if fr is not None and fr.lost_A is not None:
         info["senders"] = voters
+    info.update(history)          # vote.weighting=history: the new trust, for the round to keep
     return probes, info
 
 

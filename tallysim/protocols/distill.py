@@ -21,7 +21,7 @@ import jax.numpy as jnp
 
 from typing import NamedTuple
 
-from tallysim.sim import faults, lanes, local
+from tallysim.sim import faults, lanes, local, trust
 from tallysim.sim.fed import pool_examples
 from tallysim.sim.peers import State
 from tallysim.protocols.base import (Context, active_set, draw_probes, exchanging, local_round,
@@ -98,6 +98,8 @@ def distill_round(ctx: Context, lspec: local.LocalSpec, hard: bool, vote_after: 
         if vote_after:
             return _vote_after_round(state, data, r, keys, idx, fr)
         probes, info = probe_exchange(ctx, state, data, keys, idx, hard=hard, fr=fr)
+        if trust.TRUST in info:                  # vote.weighting=history: the peers' trust, kept
+            state = state._replace(extra={**state.extra, trust.TRUST: info.pop(trust.TRUST)})
         lspec_r = lspec
         if not exchanging(ctx):
             probes, sequential_epochs = None, 0

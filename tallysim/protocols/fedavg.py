@@ -3,7 +3,9 @@
 Each round the server broadcasts its model to the active peers, they train locally, and the server
 sets its model to their average weighted by shard size (`fedavg.aggregate=mean`), or to the
 coordinate-wise median (`median`) or trimmed mean (`trimmed`, `fedavg.trim` cut from each end) of the
-models it received, unweighted. FedProx adds (mu/2)||w - w_server||^2 to the local loss
+models it received, unweighted, or a Byzantine-robust rule on the updates (`krum`, `multikrum`, `geomed`,
+`cclip`, after an optional `fedavg.pre=bucketing|nnm`; `robust_aggregate`, docs/protocols.md "Robust
+aggregation"). FedProx adds (mu/2)||w - w_server||^2 to the local loss
 (`fedprox.mu`); mu=0 reproduces FedAvg bit for bit. All peers start from one init.
 Bits per active peer per round: `comm.param_bits` * |W| up and the same down (faults.kind=dropout:
 up only for the models sent; the broadcast reaches every active peer).
@@ -13,7 +15,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from tallysim.sim import comm, faults, peers, vote
+from tallysim.sim import comm, faults, peers, robust, vote
 from tallysim.protocols import Traits
 from tallysim.protocols.base import (Context, Protocol, active_set, local_round, round_keys,
                                      shard_weights)
@@ -22,23 +24,54 @@ from tallysim.protocols.base import (Context, Protocol, active_set, local_round,
 TRAITS = Traits(fedavg_family=True, shared_init="it starts every peer from the server model",
                 defaults={"optim.reset_each_round": True, "init.shared": True},
                 reads={"fedavg": ("fedavg", "comm.param_bits"), "fedprox": ("fedavg", "fedprox", "comm.param_bits")})
+AGGREGATE_STREAM = 0xB0C4      # fold_in tag on the round's server key: bucketing's permutation
 
 
-def aggregate(ctx: Context, sent_A, count_A, server, fr=None):
+def robust_aggregate(ctx: Context, sent_A, sent_mask, weight_A, server, key, f_count):
+    """fedavg.pre, then aggregate=krum|multikrum|geomed|cclip (sim/robust.py), on the updates
+    u_i = w_i - server: the rules are translation-equivariant, so this is the papers' aggregate of
+    the models, but distances between updates keep float32's precision, and centered clipping's
+    center is the round-start server model (u = 0). With a pre-aggregator, mean / median / trimmed
+    apply to its outputs, unweighted. f: fedavg.f, or this lane's faulty count (faults.faulty_count)."""
+    c = ctx.cfg.fedavg
+    A = ctx.spec.active
+    f = jnp.minimum(f_count, A) if c.f is None else min(c.f, A)
+    u_A = jax.tree.map(lambda w, s: w - s[None], sent_A, server)
+    zero = jax.tree.map(jnp.zeros_like, server)
+    if c.aggregate in robust.AGGREGATORS:
+        m = (A if sent_mask is None else jnp.sum(sent_mask)) - f if c.m is None else c.m
+        iters = c.geomed_iters if c.aggregate == "geomed" else c.clip_iters
+        u = robust.aggregate(u_A, sent_mask, c.aggregate, f, center=zero, m=m, tau=c.tau, iters=iters,
+                             pre=c.pre, bucket=c.bucket, key=key, weight_A=weight_A)
+    else:                          # mean / median / trimmed after a pre-aggregator
+        if c.pre == "nnm":
+            u_A, sent_mask = robust.nnm(u_A, sent_mask, f)
+        else:
+            u_A, sent_mask = robust.bucketing(u_A, sent_mask, c.bucket, key)
+        if c.aggregate == "mean":
+            w = jnp.ones((jax.tree.leaves(u_A)[0].shape[0],), jnp.float32) if sent_mask is None else sent_mask
+            u = robust.weighted_rows(u_A, w / jnp.maximum(jnp.sum(w), 1))
+        else:
+            u = jax.tree.map(lambda a: vote.coordinate_stat(a, sent_mask, c.aggregate, c.trim), u_A)
+    return jax.tree.map(lambda s, d: s + d.astype(s.dtype), server, u)
+
+
+def aggregate(ctx: Context, sent_A, count_A, server, fr=None, key=None, f_count=0):
     """The server's new model from the models it received. Returns (server, weight_A): weight_A the
-    shard-size weights (mean) over the models that arrived; `server` unchanged when none did."""
+    shard-size weights (mean) over the models that arrived; `server` unchanged when none did.
+    `key`: bucketing's permutation; `f_count`: this lane's faulty count (the robust rules' default f)."""
     sent_mask = None if fr is None else fr.sent_A
     how = ctx.cfg.fedavg.aggregate
-    if sent_mask is None:
-        weight_A = shard_weights(count_A)
-        if how == "mean":
-            return peers.weighted_mean(sent_A, weight_A), weight_A
-        return jax.tree.map(lambda a: vote.coordinate_stat(a, None, how, ctx.cfg.fedavg.trim), sent_A), weight_A
-    weight_A = faults.receive_weights(count_A, sent_mask)
-    if how == "mean":
+    weight_A = shard_weights(count_A) if sent_mask is None else faults.receive_weights(count_A, sent_mask)
+    if how in robust.AGGREGATORS or ctx.cfg.fedavg.pre != "none":
+        key = jax.random.PRNGKey(0) if key is None else key
+        new = robust_aggregate(ctx, sent_A, sent_mask, weight_A, server, key, f_count)
+    elif how == "mean":
         new = peers.weighted_mean(sent_A, weight_A)
     else:
         new = jax.tree.map(lambda a: vote.coordinate_stat(a, sent_mask, how, ctx.cfg.fedavg.trim), sent_A)
+    if sent_mask is None:
+        return new, weight_A
     arrived = jnp.any(sent_mask)
     return jax.tree.map(lambda n, o: jnp.where(arrived, n, o), new, server), weight_A
 
@@ -50,9 +83,11 @@ def fedavg_step(ctx: Context, lspec, state, data, keys, prox: bool, fr=None):
     start_A = peers.broadcast(state.server, ctx.spec.active)
     params, opt, params_A, loss_A, steps = local_round(ctx, lspec, state, data, keys, idx, params_A=start_A,
                                                        anchor=state.server if prox else None, fr=fr)
+    f_count = faults.faulty_count(ctx, data)
     sent_A = faults.sent_params(ctx, fr, params_A, state.server,
-                                peers.take(state.params, idx) if fr is not None else None)
-    server, weight_A = aggregate(ctx, sent_A, peers.take(data.count_P, idx), state.server, fr)
+                                peers.take(state.params, idx) if fr is not None else None, f_count)
+    server, weight_A = aggregate(ctx, sent_A, peers.take(data.count_P, idx), state.server, fr,
+                                 jax.random.fold_in(keys.server, AGGREGATE_STREAM), f_count)
     info = {"train_loss": jnp.mean(loss_A), **steps, **faults.info(fr)}
     if fr is not None and fr.lost_A is not None:
         info["senders"] = faults.senders(ctx, fr)

@@ -2,14 +2,15 @@
 
 Each active peer uploads argmax_c f_i(x) per probe (L = ceil(log2 C) bits); the server takes the
 plurality class (`vote.ties`: lowest | random), optionally drops probes whose winning share is below
-`vote.min_agreement` (one extra downlink bit per probe marks them), and sends the labels back down.
+`vote.min_agreement` or whose margin (top minus runner-up count, over the voters) is below
+`vote.min_margin` (one extra downlink bit per probe marks them), and sends the labels back down.
 Peers train on CE(private) + `distill.weight` * CE(probe, consensus), `distill.label_smoothing`.
 `comm.topology=allgather`: every peer receives the other peers' votes and tallies locally.
 faults.kind=dropout: only the votes sent count (allgather: each is relayed to the other A-1 peers).
 """
 from __future__ import annotations
 
-from tallysim.sim import comm, lanes
+from tallysim.sim import comm, lanes, trust
 from tallysim.sim.local import hard_label_loss
 from tallysim.protocols import Traits
 from tallysim.protocols.base import Context, Protocol, exchanging
@@ -27,7 +28,8 @@ def vote_bits(ctx: Context) -> comm.RoundBits:
     if cfg.comm.topology == "allgather":
         down = (spec.active - 1) * one
     else:
-        down = one + (spec.probes if lanes.nonzero(cfg.vote.min_agreement) else 0)
+        abstains = lanes.nonzero(cfg.vote.min_agreement) or cfg.vote.min_margin > 0
+        down = one + (spec.probes if abstains else 0)
     return comm.RoundBits(one, down, spec.active)
 
 
@@ -41,6 +43,12 @@ def vote_cost(ctx: Context, info) -> comm.RoundBits:
 
 def make(ctx: Context) -> Protocol:
     lspec = ctx.local_spec(distill_loss=hard_label_loss(ctx.spec.classes, ctx.hp("distill.label_smoothing")))
-    return Protocol(init=lambda key, data: warmup_init(ctx, key, data),
+    def init(key, data):
+        state = warmup_init(ctx, key, data)
+        if ctx.cfg.vote.weighting == "history":          # sim/trust.py: every peer's trust starts at 1
+            state = state._replace(extra={**(state.extra or {}), **trust.initial(ctx.spec.peers)})
+        return state
+
+    return Protocol(init=init,
                     round=distill_round(ctx, lspec, hard=True),
                     cost=lambda info: vote_cost(ctx, info))

@@ -18,6 +18,14 @@ Only the round's active peers act on it. The kinds:
   the server aggregates the rest, and only messages that were sent are counted in bits;
 - `straggler` (FedAvg family and local only): it sends its previous message, the model it trained the
   last time it was active (the shared init before that).
+- `sign_flip`, `gaussian`, `alie`, `ipm` (FedAvg family): omniscient attacks on the update
+  u_i = w_i - w_server, formulas in sim/attacks.py; the faulty peer sends w_server + u_byz. They see
+  the round's honest updates (the active non-faulty peers'). `sign_flip`: -scale * u_i; `gaussian`:
+  N(0, sigma^2 I); `alie`: mu - z * sd with z = `faults.z`, or null: Baruch et al.'s z_max for n the
+  active peers and f this lane's faulty count (`alie_z`, traced so that fractions share a program);
+  `ipm`: -eps * mu.
+- `least_likely` (tally, softlabel, bridge): on the probes each faulty peer sends the class its own
+  model finds least likely (one-hot as a soft label), Roux et al. (ICLR 2025).
 
 Everything is static when no peer is faulty (`kind=none` or `floor(fraction * P) == 0`): the program
 is then exactly the one without faults.
@@ -29,13 +37,19 @@ from typing import NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
+import jax.scipy.special
 import numpy as np
+
+from tallysim.config import PARAM_ATTACKS
+from tallysim.sim import attacks
 
 FAULT_STREAM = 0x0FA17      # fold_in tag of the round's fault key (round_keys' own streams untouched)
 HOST_STREAM = 0x0FA17       # numpy seed word of the host draws (fixed set, shard cuts)
 CONFIDENT = 1e4             # a confident_wrong message's logit margin: softmax is exactly one-hot
 MESSAGE_KINDS = ("confident_wrong", "dropout", "straggler")     # faults of what is sent
 TRAINING_KINDS = ("under_trained", "label_flip")                # faults of how peers train
+# PARAM_ATTACKS (schema.py): omniscient, on the FedAvg family's updates
+PREDICTION_ATTACKS = ("least_likely",)                          # on the probe messages (distillation)
 
 
 def count(cfg, peers: int) -> int:
@@ -170,11 +184,15 @@ def wrong_classes(ctx, fr: RoundFaults, peer_c, y_M) -> jax.Array:
 
 def message_logits(ctx, fr: Optional[RoundFaults], logits_cxMxC, rows_c, y_M):
     """The logits whose softmax / argmax the peers at active positions rows_c send: confident_wrong
-    peers' are replaced by a one-hot margin (exactly one-hot after softmax)."""
-    if fr is None or ctx.cfg.faults.kind != "confident_wrong":
+    and least_likely peers' are replaced by a one-hot margin (exactly one-hot after softmax) on the
+    wrong class, resp. on their own model's least likely class."""
+    kind = None if fr is None else ctx.cfg.faults.kind
+    if kind not in ("confident_wrong", "least_likely"):
         return logits_cxMxC
-    peer_c = rows_c if fr.idx is None else fr.idx[rows_c]
-    wrong = wrong_classes(ctx, fr, peer_c, y_M)
+    if kind == "least_likely":
+        wrong = jnp.argmin(logits_cxMxC, axis=-1)
+    else:
+        wrong = wrong_classes(ctx, fr, rows_c if fr.idx is None else fr.idx[rows_c], y_M)
     fake = CONFIDENT * jax.nn.one_hot(wrong, ctx.spec.classes, dtype=logits_cxMxC.dtype)
     return jnp.where(fr.faulty_A[rows_c][:, None, None], fake, logits_cxMxC)
 
@@ -188,9 +206,39 @@ def chunk_masks(fr: Optional[RoundFaults], rows_c):
     return sent, honest
 
 
-def sent_params(ctx, fr: Optional[RoundFaults], trained_A, ref, previous_A):
+def faulty_count(ctx, data):
+    """This lane's number of faulty peers: a traced int32 under a fixed set (faults.fraction is per
+    lane, see lanes.py), the static count under redraw."""
+    if not enabled(ctx.cfg, ctx.spec.peers):
+        return 0
+    if ctx.cfg.faults.redraw:
+        return count(ctx.cfg, ctx.spec.peers)
+    return jnp.sum(data.faulty_P, dtype=jnp.int32)
+
+
+def alie_z(n: int, f):
+    """Baruch et al.'s z_max = Phi^-1((n - s) / n), s = floor(n / 2 + 1) - f, for a possibly traced f
+    (0 where the quantile is outside (0, 1)); attacks.alie_z is the host version."""
+    q = (n - (n // 2 + 1 - jnp.asarray(f, jnp.float32))) / n
+    return jnp.where((q > 0) & (q < 1), jax.scipy.special.ndtri(jnp.clip(q, 1e-7, 1 - 1e-7)), 0.0)
+
+
+def attacked_params(ctx, fr: RoundFaults, trained_A, ref, f_count):
+    """The omniscient parameter attacks (PARAM_ATTACKS): ref + u_byz for the faulty peers, u on the
+    updates u_i = w_i - ref; honest rows unchanged."""
+    c = ctx.cfg.faults
+    z = c.z if c.z is not None else alie_z(ctx.spec.active, jnp.minimum(f_count, ctx.spec.active))
+    u_A = jax.tree.map(lambda w, r: w - r[None], trained_A, ref)
+    bad = attacks.attack_updates(c.kind, u_A, fr.faulty_A, fr.key, scale=c.scale, sigma=c.sigma, z=z, eps=c.eps)
+    return jax.tree.map(lambda u, r: r[None] + u, bad, ref)
+
+
+def sent_params(ctx, fr: Optional[RoundFaults], trained_A, ref, previous_A, f_count=0):
     """What the active peers send of their models: confident_wrong, ref - scale * (w - ref) (ref: the
-    model they started from); straggler, `previous_A` (their model before this round)."""
+    model they started from); straggler, `previous_A` (their model before this round); the
+    PARAM_ATTACKS as `attacked_params` (f_count: this lane's faulty count, for ALIE's default z)."""
+    if fr is not None and ctx.cfg.faults.kind in PARAM_ATTACKS:
+        return attacked_params(ctx, fr, trained_A, ref, f_count)
     if fr is None or ctx.cfg.faults.kind not in ("confident_wrong", "straggler"):
         return trained_A
     f_A = fr.faulty_A

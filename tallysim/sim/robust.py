@@ -145,14 +145,17 @@ PRE_AGGREGATORS = ("none", "bucketing", "nnm")
 
 
 def aggregate(tree, mask_A: Optional[jax.Array], how: str, f: int, *, center=None, m: int = 1,
-              tau: float = 1.0, iters: int = 8, pre: str = "none", bucket: int = 2, key=None):
-    """One robust aggregate: the optional pre-aggregation, then the aggregator."""
+              tau: float = 1.0, iters: int = 8, pre: str = "none", bucket: int = 2, key=None,
+              weight_A=None):
+    """One robust aggregate: the optional pre-aggregation, then the aggregator. `weight_A`: geomed's
+    weights (RFA's shard sizes), used only without pre-aggregation (its rows are then the peers')."""
     if pre == "nnm":
         tree, mask_A = nnm(tree, mask_A, f)
     elif pre == "bucketing":
         tree, mask_A = bucketing(tree, mask_A, bucket, key)
-        # f Byzantine models can sit in f different buckets: f stays (capped at the bucket count)
-        f = min(f, _rows(tree))
+        # f Byzantine models can sit in f different buckets: f stays (capped at the bucket count;
+        # f may be traced, e.g. a lane's faulty count)
+        f = jnp.minimum(f, _rows(tree))
     elif pre != "none":
         raise ValueError(f"pre={pre!r}; allowed: {', '.join(PRE_AGGREGATORS)}")
     if how == "krum":
@@ -160,7 +163,7 @@ def aggregate(tree, mask_A: Optional[jax.Array], how: str, f: int, *, center=Non
     if how == "multikrum":
         return krum(tree, mask_A, f, m)
     if how == "geomed":
-        return geometric_median(tree, mask_A, iters=iters)
+        return geometric_median(tree, mask_A, weight_A if pre == "none" else None, iters=iters)
     if how == "cclip":
         return centered_clip(tree, mask_A, center, tau, iters)
     raise ValueError(f"aggregate={how!r}; allowed: {', '.join(AGGREGATORS)}")

@@ -40,8 +40,11 @@ def count_votes(votes_AxM: jax.Array, classes: int) -> jax.Array:
 
 
 def tally_counts(counts_MxC: jax.Array, voters: int, ties: str = "lowest", min_agreement: float = 0.0,
-                 key=None) -> Tally:
-    """Plurality winner, winning share and abstention from the vote counts of `voters` peers."""
+                 key=None, min_margin: float = 0.0) -> Tally:
+    """Plurality winner, winning share and abstention from the vote counts of `voters` peers: a probe
+    is kept when its winning share is >= min_agreement and (min_margin > 0) its margin, the top count
+    minus the runner-up's over the voters, is >= min_margin (a narrow win is what a coordinated
+    minority can flip: with margin m, it must control more than m / 2 of the voters to flip it)."""
     top_M = jnp.max(counts_MxC, axis=-1)
     if ties == "lowest":
         winner = jnp.argmax(counts_MxC, axis=-1)          # argmax returns the first maximum
@@ -54,6 +57,11 @@ def tally_counts(counts_MxC: jax.Array, voters: int, ties: str = "lowest", min_a
     # voters may be traced (faults.kind=dropout: the messages that arrived); none arrived -> share 0
     share = top_M / (jnp.maximum(voters, 1) if isinstance(voters, jax.Array) else voters)
     keep = (share >= min_agreement).astype(jnp.float32) if lanes.nonzero(min_agreement) else jnp.ones_like(share)
+    if min_margin > 0:                              # static: a Python float (not a lane field)
+        top2 = jax.lax.top_k(counts_MxC, 2)[0] if counts_MxC.shape[-1] > 1 else jnp.concatenate(
+            [counts_MxC, jnp.zeros_like(counts_MxC)], -1)
+        margin = (top2[:, 0] - top2[:, 1]) / (jnp.maximum(voters, 1) if isinstance(voters, jax.Array) else voters)
+        keep = keep * (margin >= min_margin - 1e-6).astype(jnp.float32)
     return Tally(winner.astype(jnp.int32), share, keep)
 
 

@@ -1,7 +1,7 @@
 """One function per paper figure: run a figure config's (resumable) sweeps, aggregate seeds, plot.
 
 A figure config (`experiments/figN.json`) is JSON with:
-  kind     how to plot: curves | final_vs | classes | mechanism | pareto | speed
+  kind     how to plot: curves | final_vs | classes | mechanism | pareto | speed | faults | robustness
   base     config fields shared by every run (nested sections as in config.json)
   extends  (any config file, config.read_file) parent files, relative to this one, merged under it;
            shared bases live in experiments/base/ and are not figures
@@ -52,10 +52,12 @@ def experiments_dir() -> Path:
 
 
 EXPERIMENTS = experiments_dir()
-# every shipped `figN.json`, in numeric order (a new figure is one file; fig5_reduced is run by path)
-FIGURES = {p.stem: str(p) for p in sorted(EXPERIMENTS.glob("fig*.json"), key=lambda p: (len(p.stem), p.stem))
-           if p.stem[3:].isdigit()}
-KINDS = ("curves", "final_vs", "classes", "mechanism", "pareto", "speed", "faults", "privacy")
+# every shipped `figN.json`, in numeric order (a new figure is one file; fig5_reduced is run by path),
+# and the Byzantine study (docs/robustness.md)
+FIGURES = {**{p.stem: str(p) for p in sorted(EXPERIMENTS.glob("fig*.json"), key=lambda p: (len(p.stem), p.stem))
+              if p.stem[3:].isdigit()},
+           "robustness": str(EXPERIMENTS / "robustness.json")}
+KINDS = ("curves", "final_vs", "classes", "mechanism", "pareto", "speed", "faults", "privacy", "robustness")
 
 
 class FigureError(RuntimeError):

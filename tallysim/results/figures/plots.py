@@ -10,6 +10,7 @@ import csv
 from pathlib import Path
 
 from tallysim.results.figures.privacy_plot import privacy_fig
+from tallysim.results.figures.robustness import robustness_fig
 from tallysim.results.metrics import HONEST, panel_of, accuracy_std as acc, bits_to_target, pyplot, read_partition, \
     read_run, save_figure
 
@@ -336,7 +337,8 @@ def _privacy(spec, data, stem, title) -> dict:
 
 
 DRAW = {"curves": curves, "final_vs": final_vs, "classes": classes, "mechanism": mechanism,
-        "pareto": pareto_fig, "speed": speed, "faults": faults_fig, "privacy": _privacy}
+        "pareto": pareto_fig, "speed": speed, "faults": faults_fig, "privacy": _privacy,
+        "robustness": robustness_fig}
 
 
 def draw(kind: str, spec: dict, data, stem: Path, title: str) -> dict:

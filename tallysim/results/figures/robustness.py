@@ -1,0 +1,87 @@
+"""The robustness study's drawing (`kind: robustness`, experiments/robustness.json): each aggregator
+scored by its worst case over the attacks, as ByzFL and Blades score them.
+
+Per group (an aggregator of one protocol), per Dirichlet alpha and faulty fraction, the worst-case
+accuracy is the minimum over the group's `faults.kind` values of the final accuracy (the server
+model's, else the honest peers' mean; mean over seeds). Writes a heatmap per alpha (groups x
+fractions), `<stem>_table.md` (the worst case and the attack that achieves it) and `<stem>.csv` (every
+run's accuracy next to its cell's worst case).
+"""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from tallysim.results.metrics import HONEST, accuracy_std, pyplot, read_run, save_figure
+
+
+def worst_cases(data: dict) -> dict:
+    """{(group, alpha, fraction): {attack: accuracy}} from the runs' last rows."""
+    cells: dict = {}
+    for group, runs in data.items():
+        for ov, d in runs:
+            cfg, rows = read_run(d)
+            alpha = float(ov.get("partition.alpha", cfg["partition"]["alpha"]))
+            frac = float(ov.get("faults.fraction", cfg["faults"]["fraction"]))
+            kind = ov.get("faults.kind", cfg["faults"]["kind"])
+            cells.setdefault((group, alpha, frac), {})[kind] = accuracy_std(rows[-1], HONEST)[0]
+    return cells
+
+
+def worst_of(cells: dict) -> dict:
+    """{cell: (attack, accuracy)} of the attack with the lowest accuracy in each cell."""
+    return {k: min(v.items(), key=lambda kv: (kv[1], kv[0])) for k, v in cells.items()}
+
+
+def robustness_fig(spec, data, stem, title) -> dict:
+    plt = pyplot()
+    cells = worst_cases(data)
+    groups = [g for g in data if any(c[0] == g for c in cells)]      # a group whose runs all failed: left out
+    alphas = sorted({a for _, a, _ in cells})
+    fracs = sorted({f for _, _, f in cells})
+    worst = worst_of(cells)
+    fig, axes = plt.subplots(1, len(alphas), figsize=(1.0 * len(fracs) * len(alphas) + 3.5, 0.4 * len(groups) + 1.8),
+                             squeeze=False)
+    for col, a in enumerate(alphas):
+        ax = axes[0][col]
+        grid = [[worst.get((g, a, f), (None, float("nan")))[1] for f in fracs] for g in groups]
+        ax.imshow(grid, vmin=0, vmax=1, cmap="viridis", aspect="auto")
+        for i, row in enumerate(grid):
+            for j, v in enumerate(row):
+                if v == v:
+                    ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7,
+                            color="white" if v < 0.6 else "black")
+        ax.set_xticks(range(len(fracs)), [f"{f:g}" for f in fracs])
+        ax.set_yticks(range(len(groups)), groups if col == 0 else [""] * len(groups), fontsize=7)
+        ax.set_xlabel("faulty fraction (cells: worst-case accuracy over attacks)" if col == 0 else "faulty fraction",
+                      fontsize=8)
+        ax.set_title(f"Dirichlet alpha {a:g}", fontsize=9)
+    fig.suptitle(title, fontsize=10)
+    table = [{"group": g, "alpha": a, "fraction": f, "attack": k, "accuracy": acc,
+              "worst_accuracy": worst[(g, a, f)][1], "worst_attack": worst[(g, a, f)][0]}
+             for (g, a, f), v in sorted(cells.items(), key=lambda kv: (groups.index(kv[0][0]), *kv[0][1:]))
+             for k, acc in sorted(v.items())]
+    paths = {"png": f"{stem}.png", "pdf": f"{stem}.pdf", "csv": f"{stem}.csv"}     # as plots._save
+    save_figure(fig, paths["png"], paths["pdf"])
+    with open(paths["csv"], "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(table[0]) if table else ["empty"])
+        w.writeheader()
+        w.writerows(table)
+    paths["table"] = f"{stem}_table.md"
+    Path(paths["table"]).write_text(markdown(groups, alphas, fracs, worst))
+    return paths
+
+
+def markdown(groups, alphas, fracs, worst) -> str:
+    head = [f"a={a:g} f={f:g}" for a in alphas for f in fracs]
+    lines = ["Worst-case final accuracy over the attacks (the attack reaching it in brackets), per "
+             "aggregator, Dirichlet alpha `a` and faulty fraction `f`.", "",
+             "| aggregator | " + " | ".join(head) + " |", "|---|" + "---|" * len(head)]
+    for g in groups:
+        row = []
+        for a in alphas:
+            for f in fracs:
+                k, v = worst.get((g, a, f), (None, None))
+                row.append("" if v is None else f"{v:.3f}" + ("" if f == 0 else f" ({k})"))
+        lines.append(f"| {g} | " + " | ".join(row) + " |")
+    return "\n".join(lines) + "\n"
