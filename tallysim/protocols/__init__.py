@@ -48,6 +48,7 @@ REGISTRY = {                       # name -> "module:factory"; this order is the
     "randk": "randk:make",
     "fedpaq": "fedpaq:make",
     "signsgd": "signsgd:make",
+    "scaffold": "scaffold:make",
 }
 ENTRY_POINTS = "tallysim.protocols"
 
