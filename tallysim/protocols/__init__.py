@@ -49,6 +49,7 @@ REGISTRY = {                       # name -> "module:factory"; this order is the
     "fedpaq": "fedpaq:make",
     "signsgd": "signsgd:make",
     "scaffold": "scaffold:make",
+    "cfd": "cfd:make",
 }
 ENTRY_POINTS = "tallysim.protocols"
 
