@@ -18,7 +18,8 @@ BEFORE = {"local": (False, False, 0), "fedavg": (True, True, 0), "fedprox": (Tru
           "feddf": (True, True, 0), "softlabel": (False, False, 3), "tally": (False, False, 3),
           "bridge": (False, True, 3), "fedavgm": (True, True, 0), "fedadam": (True, True, 0),
           "fedyogi": (True, True, 0), "topk_ef": (True, True, 0), "randk": (True, True, 0),
-          "fedpaq": (True, True, 0), "signsgd": (True, True, 0), "scaffold": (True, True, 0)}
+          "fedpaq": (True, True, 0), "signsgd": (True, True, 0), "scaffold": (True, True, 0),
+          "cfd": (False, False, 3), "selective_fd": (False, False, 3)}
 
 
 @pytest.mark.parametrize("name", list(protocols.REGISTRY))
@@ -46,7 +47,7 @@ def test_trait_names_and_rules():
     assert config.PROTOCOLS == tuple(protocols.REGISTRY)
     assert config.FEDAVG_FAMILY == ("fedavg", "fedprox", "feddf", "fedavgm", "fedadam", "fedyogi", "topk_ef",
                                     "randk", "fedpaq", "signsgd", "scaffold")
-    assert config.DISTILL_PROTOCOLS == ("softlabel", "tally", "bridge")
+    assert config.DISTILL_PROTOCOLS == ("softlabel", "tally", "bridge", "cfd", "selective_fd")
     for name, why in (("fedavg", "starts every peer from the server model"), ("bridge", "deltas from one")):
         with pytest.raises(ConfigError, match=f"{name} needs a shared init .*{why}.*only for local/softlabel/tally"):
             config.validate(config.apply_overrides(Config(), [f"protocol.name={name}", "init.shared=false"]))

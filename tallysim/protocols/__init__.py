@@ -50,6 +50,7 @@ REGISTRY = {                       # name -> "module:factory"; this order is the
     "signsgd": "signsgd:make",
     "scaffold": "scaffold:make",
     "cfd": "cfd:make",
+    "selective_fd": "selective_fd:make",
 }
 ENTRY_POINTS = "tallysim.protocols"
 
