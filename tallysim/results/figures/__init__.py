@@ -51,7 +51,7 @@ def experiments_dir() -> Path:
 
 
 EXPERIMENTS = experiments_dir()
-FIGURES = {f"fig{i}": str(EXPERIMENTS / f"fig{i}.json") for i in range(1, 9)}
+FIGURES = {f"fig{i}": str(EXPERIMENTS / f"fig{i}.json") for i in range(1, 10)}
 KINDS = ("curves", "final_vs", "classes", "mechanism", "pareto", "speed", "faults")
 
 
