@@ -6,17 +6,17 @@ STAMP   := $(VENV)/.installed
 OUT     ?= results
 FMNIST  := /usr/share/datasets/fashion-mnist
 
-.PHONY: demo test test-all ci-figures data bench clean help figures figures-smoke fig1 fig2 fig3 fig4 fig5 fig6 fig7 fig8 test-unit mutation
+.PHONY: demo test test-all ci-figures data bench clean help figures figures-smoke fig1 fig2 fig3 fig4 fig5 fig6 fig7 fig8 fig9 test-unit mutation
 
 help:
 	@echo "make demo   - TallyTrain vs soft-label vs FedAvg on Fashion-MNIST, then figures/demo.png"
 	@echo "make test   - the test suite without the slow tests (CI runs it, then make ci-figures)"
 	@echo "make test-all - every test, slow ones included (notebooks, wheel, two processes, accuracy bounds), then the smoke figures"
-	@echo "make ci-figures - all eight figures at smoke size, sharing the suite's compile cache (CI's second step)"
+	@echo "make ci-figures - all nine figures at smoke size, sharing the suite's compile cache (CI's second step)"
 	@echo "make data   - prepare Fashion-MNIST (and DATASETS=...) into the cache"
 	@echo "make bench  - samples/s table: tallysim round vs per-peer loop vs plain-JAX vmap_ref"
-	@echo "make fig1 ... fig8 - one paper figure at full size (resumable) into figures/ (fig8: faulty peers)"
-	@echo "make figures       - all eight; make figures-smoke - all at smoke size"
+	@echo "make fig1 ... fig9 - one paper figure at full size (resumable) into figures/ (fig8: faulty peers; fig9: every protocol on one bits-vs-accuracy plane)"
+	@echo "make figures       - all nine; make figures-smoke - all at smoke size"
 	@echo "make mutation - mutmut over the core modules against pytest -m core (slow; MUTANTS='tallysim.sim.vote*')"
 	@echo "make clean  - remove the venv, results and figures"
 
@@ -49,7 +49,7 @@ demo: $(STAMP) | $(FMNIST)
 
 # `make test`: every test not marked slow, two pytest workers (a file stays on one worker, so module
 # fixtures are built once); about 13 minutes on 2 cores. CI (.ci/run) runs it, then `make ci-figures`
-# (the eight smoke figures, two at a time, about 3.5 minutes). `make test-all` adds the slow tests (notebooks, wheel, two
+# (the nine smoke figures, two at a time, about 3.5 minutes). `make test-all` adds the slow tests (notebooks, wheel, two
 # processes, end-to-end accuracy bounds, 1000-class memory) and the smoke figures. The suite and the
 # smoke figures share XLA's persistent compilation cache (.jax-cache/, see tests/conftest.py): they
 # compile the same small programs many times; and both compile without XLA's optimisation passes, which
@@ -78,17 +78,17 @@ mutation: $(STAMP)
 	$(BIN)/mutmut run $(MUTANTS) --max-children $$(nproc)
 	$(BIN)/mutmut results
 
-FIGS := fig1 fig2 fig3 fig4 fig5 fig6 fig7 fig8
+FIGS := fig1 fig2 fig3 fig4 fig5 fig6 fig7 fig8 fig9
 $(FIGS): $(STAMP) | $(FMNIST)
 	$(BIN)/tallysim figure $@ --results $(OUT) --out figures --quiet
 
 figures: $(FIGS)
 
-# The few-minute versions of all eight figures (fresh each time, so they really run), in two processes:
+# The few-minute versions of all nine figures (fresh each time, so they really run), in two processes:
 # a figure compiles and runs its programs one after another on about one core, so two halves of equal
 # length (smoke times measured in CI: 153 s and 143 s) take about half the wall time on 2 cores.
 SMOKE_A := fig5 fig3 fig7 fig4
-SMOKE_B := fig1 fig6 fig2 fig8
+SMOKE_B := fig1 fig6 fig2 fig8 fig9
 figures-smoke: $(STAMP) | $(FMNIST)
 	rm -rf $(OUT)/smoke
 	$(BIN)/tallysim figure $(SMOKE_A) --smoke --results $(OUT)/smoke --out figures/smoke --quiet & a=$$!; \

@@ -52,7 +52,7 @@ def _renorm(t):
     return t / t.sum(-1, keepdims=True)
 
 
-@pytest.mark.parametrize("labels", ["soft", "hard"])
+@pytest.mark.parametrize("labels", ["soft", pytest.param("hard", marks=pytest.mark.slow)])
 def test_cfd_targets_match_numpy(caught, labels):
     b = 3
     Q = 2 ** b - 1
@@ -104,6 +104,7 @@ def test_cfd_delta_needs_fixed_probes():
         tallysim.drive(tiny("protocol.name=cfd", "cfd.delta=true"))
 
 
+@pytest.mark.slow
 def test_cfd_sweeps_its_bits(tmp_path):
     runs = [(f"b={v}", [f"cfd.bits={v}"]) for v in (2, 8)]
     recs = sweep.run_sweep(tiny("protocol.name=cfd", "rounds=1"), runs, tmp_path / "sw", progress=False)

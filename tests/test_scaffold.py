@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pytest
 from conftest import tiny
 
 import tallysim
@@ -83,6 +84,7 @@ def test_scaffold_round_one_is_fedavg_exactly(xla_optimized):
     assert b.bits() == comm.RoundBits(64 * W, 64 * W, 2) and a.bits() == comm.RoundBits(32 * W, 32 * W, 2)
 
 
+@pytest.mark.slow
 def test_scaffold_sweeps_its_server_lr_as_one_program(tmp_path):
     logs = []
     runs = [(f"lr={v}", [f"scaffold.server_lr={v}"]) for v in (0.5, 1.0)]
