@@ -18,7 +18,7 @@ BEFORE = {"local": (False, False, 0), "fedavg": (True, True, 0), "fedprox": (Tru
           "feddf": (True, True, 0), "softlabel": (False, False, 3), "tally": (False, False, 3),
           "bridge": (False, True, 3), "fedavgm": (True, True, 0), "fedadam": (True, True, 0),
           "fedyogi": (True, True, 0), "topk_ef": (True, True, 0), "randk": (True, True, 0),
-          "fedpaq": (True, True, 0), "signsgd": (True, True, 0), "scaffold": (True, True, 0),
+          "fedpaq": (True, True, 0), "signsgd": (True, True, 0), "scaffold": (True, True, 0), "fednova": (True, True, 0),
           "cfd": (False, False, 3), "selective_fd": (False, False, 3)}
 
 
@@ -46,7 +46,7 @@ def test_derived_defaults_unchanged(name):
 def test_trait_names_and_rules():
     assert config.PROTOCOLS == tuple(protocols.REGISTRY)
     assert config.FEDAVG_FAMILY == ("fedavg", "fedprox", "feddf", "fedavgm", "fedadam", "fedyogi", "topk_ef",
-                                    "randk", "fedpaq", "signsgd", "scaffold")
+                                    "randk", "fedpaq", "signsgd", "scaffold", "fednova")
     assert config.DISTILL_PROTOCOLS == ("softlabel", "tally", "bridge", "cfd", "selective_fd")
     for name, why in (("fedavg", "starts every peer from the server model"), ("bridge", "deltas from one")):
         with pytest.raises(ConfigError, match=f"{name} needs a shared init .*{why}.*only for local/softlabel/tally"):

@@ -49,6 +49,7 @@ REGISTRY = {                       # name -> "module:factory"; this order is the
     "fedpaq": "fedpaq:make",
     "signsgd": "signsgd:make",
     "scaffold": "scaffold:make",
+    "fednova": "fednova:make",
     "cfd": "cfd:make",
     "selective_fd": "selective_fd:make",
 }
