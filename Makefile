@@ -6,18 +6,18 @@ STAMP   := $(VENV)/.installed
 OUT     ?= results
 FMNIST  := /usr/share/datasets/fashion-mnist
 
-.PHONY: demo test test-all ci-figures docs data bench clean help figures figures-smoke fig1 fig2 fig3 fig4 fig5 fig6 fig7 fig8 fig10 robustness test-unit mutation
+.PHONY: demo test test-all ci-figures docs data bench clean help figures figures-smoke fig1 fig2 fig3 fig4 fig5 fig6 fig7 fig8 fig9 fig10 robustness test-unit mutation
 
 help:
 	@echo "make demo   - TallyTrain vs soft-label vs FedAvg on Fashion-MNIST, then figures/demo.png"
 	@echo "make test   - the test suite without the slow tests (CI runs it, then make ci-figures)"
 	@echo "make test-all - every test, slow ones included (notebooks, wheel, two processes, accuracy bounds), then the smoke figures"
-	@echo "make ci-figures - all eight figures at smoke size, sharing the suite's compile cache (CI's second step)"
+	@echo "make ci-figures - every figure at smoke size, sharing the suite's compile cache (CI's third step)"
 	@echo "make docs   - build the documentation site into site/ (mkdocs build --strict, as CI does)"
 	@echo "make data   - prepare Fashion-MNIST (and DATASETS=...) into the cache"
 	@echo "make bench  - samples/s table: tallysim round vs per-peer loop vs plain-JAX vmap_ref"
-	@echo "make fig1 ... fig8, fig10 - one paper figure at full size (resumable) into figures/ (fig8: faulty peers; fig10: accuracy vs epsilon)"
-	@echo "make figures       - all eight; make figures-smoke - all at smoke size"
+	@echo "make fig1 ... fig10 - one paper figure at full size (resumable) into figures/ (fig8: faulty peers; fig9: every protocol on one bits-vs-accuracy plane; fig10: accuracy vs epsilon)"
+	@echo "make figures       - all ten; make figures-smoke - all at smoke size"
 	@echo "make robustness - the Byzantine study: per aggregator, worst-case accuracy over attacks x faulty fraction x alpha (docs/robustness.md)"
 	@echo "make mutation - mutmut over the core modules against pytest -m core (slow; MUTANTS='tallysim.sim.vote*')"
 	@echo "make clean  - remove the venv, results and figures"
@@ -50,11 +50,13 @@ demo: $(STAMP) | $(FMNIST)
 	  --title "Fashion-MNIST, Dirichlet 0.1, 20 peers" --out figures/demo.png
 
 # `make test`: every test not marked slow, two pytest workers (a file stays on one worker, so module
-# fixtures are built once), and the 15 slowest tests listed at the end (--durations=15). Measured: 12:46
-# on an otherwise idle 2-core machine with a warm .jax-cache (CI on a clean clone of e731451: 741 passed,
-# 6 skipped); about 30 minutes on the same 2 cores shared with other work, and longer the first time,
-# when every program compiles. CI (.ci/run) runs it, then `make docs`, then `make ci-figures`
-# (the eight smoke figures, two at a time, about 3.5 minutes idle). `make test-all` adds the slow tests (notebooks, wheel, two
+	@echo "make ci-figures - every figure at smoke size, sharing the suite's compile cache (CI's third step)"
+	@echo "make docs   - build the documentation site into site/ (mkdocs build --strict, as CI does)"
+	@echo "make data   - prepare Fashion-MNIST (and DATASETS=...) into the cache"
+	@echo "make bench  - samples/s table: tallysim round vs per-peer loop vs plain-JAX vmap_ref"
+	@echo "make fig1 ... fig10 - one paper figure at full size (resumable) into figures/ (fig8: faulty peers; fig9: every protocol on one bits-vs-accuracy plane; fig10: accuracy vs epsilon)"
+	@echo "make figures       - all ten; make figures-smoke - all at smoke size"
+	@echo "make robustness - the Byzantine study: per aggregator, worst-case accuracy over attacks x faulty fraction x alpha (docs/robustness.md)"
 # processes, end-to-end accuracy bounds, 1000-class memory) and the smoke figures. The suite and the
 # smoke figures share XLA's persistent compilation cache (.jax-cache/, see tests/conftest.py): they
 # compile the same small programs many times; and both compile without XLA's optimisation passes, which
@@ -83,7 +85,7 @@ mutation: $(STAMP)
 	$(BIN)/mutmut run $(MUTANTS) --max-children $$(nproc)
 	$(BIN)/mutmut results
 
-FIGS := fig1 fig2 fig3 fig4 fig5 fig6 fig7 fig8 fig10
+FIGS := fig1 fig2 fig3 fig4 fig5 fig6 fig7 fig8 fig9 fig10
 $(FIGS): $(STAMP) | $(FMNIST)
 	$(BIN)/tallysim figure $@ --results $(OUT) --out figures --quiet
 
@@ -93,11 +95,11 @@ figures: $(FIGS)
 robustness: $(STAMP) | $(FMNIST)
 	$(BIN)/tallysim figure robustness --results $(OUT) --out figures --quiet
 
-# The few-minute versions of all eight figures (fresh each time, so they really run), in two processes:
+# The few-minute versions of every figure (fresh each time, so they really run), in two processes:
 # a figure compiles and runs its programs one after another on about one core, so two halves of equal
 # length (smoke times measured in CI: 153 s and 143 s) take about half the wall time on 2 cores.
 SMOKE_A := fig5 fig3 fig7 fig4 fig10
-SMOKE_B := fig1 fig6 fig2 fig8 robustness     # robustness smoke: 3 programs, 31 s cold on the shared 2-core CPU
+SMOKE_B := fig1 fig6 fig2 fig8 fig9 robustness   # fig9 smoke 26 s, robustness 31 s, cold, on the shared CPU
 figures-smoke: $(STAMP) | $(FMNIST)
 	rm -rf $(OUT)/smoke
 	$(BIN)/tallysim figure $(SMOKE_A) --smoke --results $(OUT)/smoke --out figures/smoke --quiet & a=$$!; \

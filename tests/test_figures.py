@@ -1,5 +1,6 @@
 """Figure configs: every shipped figure validates at full and smoke size; a tiny figure runs end to end
 and resumes; unknown figures fail in one line."""
+import csv
 import json
 import pathlib
 
@@ -76,7 +77,7 @@ def test_fig5_includes_the_pareto_operating_points_in_three_panels():
 
 def test_pareto_panels_and_every_round_points(tmp_path):
     """A two-panel pareto figure: one panel per partition, FedAvg's rounds read off one run."""
-    spec = {"kind": "pareto", "title": "tiny pareto", "every_round": ["fedavg"],
+    spec = {"kind": "pareto", "title": "tiny pareto", "every_round": ["fedavg"], "overall": True,
             "panels": {"a": {"partition": {"kind": "iid"}}, "b": {"partition": {"kind": "dirichlet", "alpha": 0.5}}},
             "base": {"peers": 3, "rounds": 2, "eval_every": 1, "probe": {"per_round": 32, "pool_size": 100},
                      "data": {"name": "synthetic", "train_size": 600, "test_size": 100}, "model": {"width": 8}},
@@ -94,6 +95,27 @@ def test_pareto_panels_and_every_round_points(tmp_path):
     assert sum(",tally," in r for r in rows) == 2                                         # final round only
     md = pathlib.Path(out["frontier"]).read_text()
     assert "## a" in md and "## b" in md
+    overall = pathlib.Path(out["overall"]).read_text()              # the frontier over both protocols
+    assert "## a: the frontier over all protocols" in overall and "## b: the frontier" in overall
+    best = list(csv.DictReader(open(out["overall_csv"])))
+    assert best and {r["panel"] for r in best} <= {"a", "b"}
+    for r in best:                                                  # nothing in its panel dominates it
+        assert not any(q["panel"] == r["panel"] and float(q["bits_per_peer"]) <= float(r["bits_per_peer"])
+                       and float(q["accuracy"]) > float(r["accuracy"]) for q in best)
+
+
+FIG9 = pathlib.Path(__file__).resolve().parents[1] / "experiments" / "fig9.json"
+
+
+def test_fig9_puts_every_protocol_on_one_plane():
+    from tallysim import protocols
+    spec = config.read_file(str(FIG9))
+    assert set(spec["groups"]) == set(protocols.REGISTRY) and set(spec["every_round"]) == set(spec["groups"])
+    assert list(spec["panels"]) == ["dir0.1", "dir0.5", "iid"] and spec["overall"]
+    logs = []
+    assert figures.dry_run(str(FIG9), log=logs.append) == 23
+    assert "87 runs; 23 compiled programs" in logs[-1]
+    assert figures.dry_run(str(FIG9), smoke=True, log=lambda m: None) == 3      # CI: the three of smoke.only
 
 
 def test_tiny_figure_end_to_end_and_resume(tmp_path):
@@ -121,7 +143,7 @@ def test_tiny_figure_end_to_end_and_resume(tmp_path):
 
 
 def test_unknown_figure_is_a_one_line_error(capsys):
-    assert cli.main(["figure", "fig9"]) == 2
+    assert cli.main(["figure", "fig99"]) == 2
     assert "allowed: fig1" in capsys.readouterr().err
     with pytest.raises(ConfigError):
         figures.resolve("nope")

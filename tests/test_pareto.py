@@ -38,6 +38,16 @@ def test_frontier_excludes_dominated_points_per_protocol():
     assert pareto.frontier([P("x", "only", 5, 0.1)])[0]["run"] == "only"
 
 
+def test_overall_frontier_is_across_protocols():
+    pts = [P("tally", "a", 100, 0.50), P("tally", "b", 200, 0.60), P("fedavg", "h", 150, 0.70),
+           P("fedavg", "i", 2e6, 0.65), P("local", "j", 0, 0.30), P("cfd", "c", 100, 0.50)]
+    best = pareto.overall(pts)
+    # h beats tally's b at fewer bits; i is beaten by h; a and c tie exactly, so both stay
+    assert [p["run"] for p in best] == ["j", "a", "c", "h"]
+    assert pareto.overall_lines(best)[0].startswith("| protocol | run |") and len(pareto.overall_lines(best)) == 6
+    assert pareto.overall([]) == []
+
+
 def _write_run(d, protocol, rows, rounds=None, error=False):
     d.mkdir(parents=True)
     (d / "config.json").write_text(json.dumps({"protocol": {"name": protocol},

@@ -48,6 +48,10 @@ REGISTRY = {                       # name -> "module:factory"; this order is the
     "randk": "randk:make",
     "fedpaq": "fedpaq:make",
     "signsgd": "signsgd:make",
+    "scaffold": "scaffold:make",
+    "fednova": "fednova:make",
+    "cfd": "cfd:make",
+    "selective_fd": "selective_fd:make",
 }
 ENTRY_POINTS = "tallysim.protocols"
 

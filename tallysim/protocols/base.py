@@ -121,12 +121,13 @@ def shard_weights(count_A) -> jax.Array:
 
 def local_round(ctx: Context, lspec: local.LocalSpec, state: State, data: FedData, keys: RoundKeys,
                 idx, params_A=None, probes=None, anchor=None, sequential_epochs: int = 0,
-                fr: Optional[faults.RoundFaults] = None):
+                fr: Optional[faults.RoundFaults] = None, linear_A=None):
     """Train the active peers (from `params_A` if given, else their own params) and write them back.
 
     Returns (params, opt, params_A_trained, loss_A, steps), steps = {steps_real, steps_computed}
     for the round's info. The optimizer restarts from scratch when optim.reset_each_round is set.
     `fr`: this round's faulty peers (label_flip and under_trained's step cap act here).
+    `linear_A`: per active peer, a linear term <linear_i, w> added to the local loss (SCAFFOLD).
     """
     if params_A is None:
         params_A = peers.take(state.params, idx)
@@ -135,7 +136,7 @@ def local_round(ctx: Context, lspec: local.LocalSpec, state: State, data: FedDat
     keys_A = jax.random.split(keys.train, ctx.spec.active)
     params_A, opt_A, loss_A, steps = local.train_peers(lspec, params_A, opt_A, keys_A, shard, count, data,
                                                        probes, anchor, sequential_epochs,
-                                                       **faults.round_train_args(ctx, fr))
+                                                       linear_A=linear_A, **faults.round_train_args(ctx, fr))
     return peers.put(state.params, idx, params_A), peers.put(state.opt, idx, opt_A), params_A, loss_A, steps
 
 

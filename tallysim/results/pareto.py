@@ -89,6 +89,21 @@ def frontier(points: list[dict]) -> list[dict]:
     return out
 
 
+def overall(points: list[dict]) -> list[dict]:
+    """The landscape's frontier: the points no point of any protocol dominates, bits ascending."""
+    keep = [p for p in points if not any(_dominates(q, p) for q in points if q is not p)]
+    return sorted(keep, key=lambda p: (p["bits_per_peer"], -p["accuracy"], _proto_order(p["protocol"]), p["run"]))
+
+
+def overall_lines(front: list[dict]) -> list[str]:
+    """A markdown table of `overall`'s frontier."""
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    for p in front:
+        r = _row(p)
+        lines.append("| " + " | ".join(r[c] for c in COLUMNS) + " |")
+    return lines
+
+
 def _proto_order(name: str):
     return (PROTOCOLS.index(name), name) if name in PROTOCOLS else (len(PROTOCOLS), name)
 
@@ -96,7 +111,8 @@ def _proto_order(name: str):
 def _style(name: str) -> tuple[str, str]:
     # Names beyond the protocols (ablation groups) take the colours the protocols leave free.
     i = _proto_order(name)[0] if name in PROTOCOLS else len(PROTOCOLS) + sum(map(ord, name)) % 3
-    return f"C{i % 10}", MARKERS[i % len(MARKERS)]
+    # past ten protocols the colours repeat: shift the marker so no two protocols share both
+    return f"C{i % 10}", MARKERS[(i + i // 10) % len(MARKERS)]
 
 
 def _x(bits: float) -> float:

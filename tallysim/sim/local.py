@@ -97,11 +97,13 @@ def _masked_mean(values, weights):
     return jnp.sum(values * weights) / jnp.maximum(jnp.sum(weights), 1.0)
 
 
-def _step_fn(spec: LocalSpec, data: FedData, probes, anchor, flip=None):
+def _step_fn(spec: LocalSpec, data: FedData, probes, anchor, flip=None, linear=None):
     """One step of one peer: xs = (idx [B] | None, mask [B] | None, pidx [R] | None).
     idx/mask None = a probe-only step; pidx None = private-only. A step whose mask is all False is
     skipped exactly (params and optimizer state kept). `flip` (a traced bool, or None): the peer's
-    private labels c are read as (c + 1) % C (faults.kind=label_flip)."""
+    private labels c are read as (c + 1) % C (faults.kind=label_flip). `linear` (a params-shaped tree,
+    or None): adds <linear, w> to the loss, so the gradient is g + linear exactly (SCAFFOLD's drift
+    correction c - c_i); the reported loss leaves that term out (it is a correction, not a loss)."""
     def step(carry, xs):
         p, o = carry
         idx, mask, pidx = xs
@@ -130,7 +132,10 @@ def _step_fn(spec: LocalSpec, data: FedData, probes, anchor, flip=None):
             if spec.prox_mu is not None:
                 sq = sum(jnp.sum((a - b) ** 2) for a, b in zip(jax.tree.leaves(w), jax.tree.leaves(anchor)))
                 total = total + 0.5 * spec.prox_mu * sq
-            return total, total
+            if linear is None:
+                return total, total
+            dot = sum(jnp.vdot(a, b) for a, b in zip(jax.tree.leaves(linear), jax.tree.leaves(w)))
+            return total + dot, total
 
         (_, loss), grads = jax.value_and_grad(loss_fn, has_aux=True)(p)
         updates, o_new = spec.tx.update(grads, o, p)
@@ -188,7 +193,7 @@ def real_steps(spec: LocalSpec, count):
 
 
 def _ragged_peer(spec: LocalSpec, params, opt, key, shard_S, count, data: FedData, probes, anchor,
-                 sequential_epochs: int, trip, n_real=None, flip=None):
+                 sequential_epochs: int, trip, n_real=None, flip=None, linear=None):
     """One peer's local round as `train_peer`, but walking only its real steps: step j reads row
     (j // n) * per_epoch + j % n of the schedule (n = its batches per epoch), so the padded rows are
     never computed. `trip` >= the peer's real steps (its group's longest); steps past its own are
@@ -212,7 +217,7 @@ def _ragged_peer(spec: LocalSpec, params, opt, key, shard_S, count, data: FedDat
         per_epoch = idx_TxB.shape[0] // spec.epochs
         n_epoch = jnp.maximum((count + spec.batch_size - 1) // spec.batch_size, 1)
     R = spec.probe_batch
-    step = _step_fn(spec, data, probes, anchor, flip)
+    step = _step_fn(spec, data, probes, anchor, flip, linear)
 
     def body(c):
         j, p, o, ls, ns = c
@@ -228,7 +233,7 @@ def _ragged_peer(spec: LocalSpec, params, opt, key, shard_S, count, data: FedDat
 
 def train_peers(spec: LocalSpec, params_A, opt_A, keys_A, shard_AxS, count_A, data: FedData,
                 probes: Optional[Probes] = None, anchor=None, sequential_epochs: int = 0,
-                flip_A=None, cap_A=None):
+                flip_A=None, cap_A=None, linear_A=None):
     """All active peers in one program. Returns (params_A, opt_A, loss_A, steps) with
     steps = {"steps_real", "steps_computed"}: private steps taken and computed, summed over peers.
 
@@ -239,6 +244,8 @@ def train_peers(spec: LocalSpec, params_A, opt_A, keys_A, shard_AxS, count_A, da
 
     Faulty peers (faults.py): `flip_A` (bool [A]) reads those peers' private labels as (c + 1) % C;
     `cap_A` (int32 [A]) caps their private steps (the first cap_A of their schedule).
+    `linear_A` (a params-shaped tree with a leading A axis, or None): each peer's linear loss term
+    (SCAFFOLD, see _step_fn).
     """
     A = count_A.shape[0]
     n_A = real_steps(spec, count_A)
@@ -253,25 +260,26 @@ def train_peers(spec: LocalSpec, params_A, opt_A, keys_A, shard_AxS, count_A, da
     count_Gxg = jnp.where(live, count_A[order], 0).reshape(G, g)
     if cap_A is None and flip_A is None:
         trip_G = jnp.max(real_steps(spec, count_Gxg), axis=1)
-        xs = (jax.tree.map(grouped, (params_A, opt_A, keys_A, shard_AxS)), count_Gxg, trip_G)
+        xs = (jax.tree.map(grouped, (params_A, opt_A, keys_A, shard_AxS, linear_A)), count_Gxg, trip_G)
 
         def group(_, x):
-            (p, o, k, s), c, trip = x
-            run = lambda p, o, k, s, c: _ragged_peer(spec, p, o, k, s, c, data, probes, anchor,
-                                                     sequential_epochs, trip)
-            return None, jax.vmap(run)(p, o, k, s, c)
+            (p, o, k, s, lin), c, trip = x
+            run = lambda p, o, k, s, c, lin: _ragged_peer(spec, p, o, k, s, c, data, probes, anchor,
+                                                          sequential_epochs, trip, linear=lin)
+            return None, jax.vmap(run)(p, o, k, s, c, lin)
     else:
         n_Gxg = jnp.where(live, n_A[order], 0).reshape(G, g)
         flip = jnp.zeros((A,), bool) if flip_A is None else flip_A
         trip_G = jnp.max(n_Gxg, axis=1)
-        xs = (jax.tree.map(grouped, (params_A, opt_A, keys_A, shard_AxS, flip)), count_Gxg, n_Gxg, trip_G)
+        xs = (jax.tree.map(grouped, (params_A, opt_A, keys_A, shard_AxS, flip, linear_A)), count_Gxg, n_Gxg,
+              trip_G)
 
         def group(_, x):
-            (p, o, k, s, f), c, n, trip = x
-            run = lambda p, o, k, s, c, n, f: _ragged_peer(spec, p, o, k, s, c, data, probes, anchor,
-                                                           sequential_epochs, trip, n,
-                                                           None if flip_A is None else f)
-            return None, jax.vmap(run)(p, o, k, s, c, n, f)
+            (p, o, k, s, f, lin), c, n, trip = x
+            run = lambda p, o, k, s, c, n, f, lin: _ragged_peer(spec, p, o, k, s, c, data, probes, anchor,
+                                                                sequential_epochs, trip, n,
+                                                                None if flip_A is None else f, lin)
+            return None, jax.vmap(run)(p, o, k, s, c, n, f, lin)
 
     _, (p, o, ls, ns) = jax.lax.scan(group, None, xs)
     # Back to the peers' own order; the idle lanes (duplicates of peer order[0]) are dropped.

@@ -280,10 +280,19 @@ def pareto_fig(spec, data, stem, title) -> dict:
     plt = pyplot()
     fig, axes = plt.subplots(1, len(by_panel), figsize=(6.2 * len(by_panel), 4.8), squeeze=False)
     lines, rows = [f"# {title}", ""], []
+    landscape, landscape_rows = [], []     # spec "overall": the frontier over all protocols, per panel
     for ax, (n, pts) in zip(axes[0], by_panel.items()):
         front = pareto.frontier(pts)
         pareto.draw(ax, pts, front, title=f"{n}: {len(pts)} runs")
         tables = pareto.write_tables(pts, front, f"{stem}_{n}.png", "final", "auto")
+        if spec.get("overall"):
+            best = pareto.overall(pts)
+            ax.step([pareto._x(p["bits_per_peer"]) for p in best], [p["accuracy"] for p in best], where="post",
+                    color="black", linestyle="--", linewidth=1.0, zorder=4, label="frontier over all protocols")
+            ax.legend(fontsize=6, title="frontier (filled) / all runs (faint)", title_fontsize=6)
+            landscape += [f"## {n}: the frontier over all protocols ({len(best)} of {len(pts)} points)", "",
+                          *pareto.overall_lines(best), ""]
+            landscape_rows += [{"panel": n, **pareto._row(p)} for p in best]
         lines += [f"## {n}", "", Path(tables[1]).read_text(), ""]
         with open(tables[2], newline="") as f:
             rows += [{"panel": n, **r} for r in csv.DictReader(f)]
@@ -294,7 +303,16 @@ def pareto_fig(spec, data, stem, title) -> dict:
         w = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["panel"])
         w.writeheader()
         w.writerows(rows)
-    return {"png": f"{stem}.png", "pdf": f"{stem}.pdf", "csv": f"{stem}.csv", "frontier": f"{stem}_frontier.md"}
+    out = {"png": f"{stem}.png", "pdf": f"{stem}.pdf", "csv": f"{stem}.csv", "frontier": f"{stem}_frontier.md"}
+    if landscape:
+        Path(f"{stem}_overall.md").write_text("\n".join([f"# {title}: the frontier over all protocols", "",
+                                                          *landscape]))
+        with open(f"{stem}_overall.csv", "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(landscape_rows[0]))
+            w.writeheader()
+            w.writerows(landscape_rows)
+        out.update(overall=f"{stem}_overall.md", overall_csv=f"{stem}_overall.csv")
+    return out
 
 
 def speed_rows(spec, smoke, log) -> list[dict]:

@@ -1,0 +1,133 @@
+"""`cfd`: Compressed Federated Distillation (Sattler, Marban, Rischke and Samek, "Communication-Efficient
+Federated Distillation", arXiv:2012.00632, 2020), on distill.py's probe schedule.
+
+Each active peer computes its probabilities p_i on the round's M probes and quantises each value to
+b = `cfd.bits` bits, levels l = round(p * (2^b - 1)) (the paper's quantisation of soft labels); the
+server averages the dequantised messages l / (2^b - 1) over the messages that arrived, quantises the
+average the same way and sends it down; the peers train on it renormalised to sum to one per probe
+(CE(private) + `distill.weight` * T^2 KL, as softlabel). `cfd.labels=hard` is the paper's hard-label
+variant: peers upload argmax_c p_i (L = ceil(log2 C) bits per probe) and the server's soft target is the
+one-hot votes averaged, vote counts / A (A: the messages that arrived), quantised for the downlink.
+
+Delta coding (`cfd.delta=true`; the paper's, which needs the same probes every round: probe.resample=
+false, refused otherwise): a message is coded against the sender's previous message on the same probes
+(a peer against its own last upload, which the server keeps; the server against its last broadcast),
+as a change bitmask over the M*C values plus the new b-bit level of each changed value, or dense when
+that is shorter. Without a previous message (a peer's first upload), dense. The downlink is delta coded
+only when every peer takes part every round (participation=1): a peer that missed a round lacks the
+reference.
+
+Bits per message of n = M*C values: dense n*b; delta min(n*b, n + changed*b). Up per active peer: that
+(soft), or M*L (hard); down per active peer: the server's message. Under faults.kind=dropout only the
+messages sent count up, and the server's reply goes to every active peer when one arrived.
+
+**`cfd.*`**: `labels` [soft] soft | hard; `bits` [8] b, 1..16 bits per soft-label value; `delta`
+[false] delta coding against the last round's message.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import jax
+import jax.numpy as jnp
+
+from tallysim.fields import ConfigError, ints
+from tallysim.protocols import Traits
+from tallysim.protocols.base import Context, Protocol, exchanging
+from tallysim.protocols.distill import warmup_init
+from tallysim.protocols.probe_round import make_round, normalised
+from tallysim.sim import comm, peers
+from tallysim.sim.local import soft_label_loss
+
+TRAITS = Traits(distill=True, soft=True, defaults={"warmup_epochs": "local_epochs"},
+                sections={"cfd": "CFDConfig"})
+
+
+@dataclass(frozen=True)
+class CFDConfig:
+    labels: Literal["soft", "hard"] = "soft"
+    bits: int = ints(8, 1, 16)
+    delta: bool = False
+
+
+def quantise(p, bits: int):
+    """int32 levels round(p * (2^bits - 1)) of probabilities p."""
+    return jnp.round(p * (2 ** bits - 1)).astype(jnp.int32)
+
+
+def coded_bits(n: int, bits: int, changed: int) -> int:
+    """A message of n values at `bits` bits: dense (changed < 0: no previous message), or the
+    cheaper of dense and a change bitmask plus the changed values."""
+    return n * bits if changed < 0 else min(n * bits, n + changed * bits)
+
+
+def make(ctx: Context) -> Protocol:
+    cfg, spec = ctx.cfg, ctx.spec
+    c = cfg.cfd
+    if c.delta and cfg.probe.resample:
+        raise ConfigError("cfd.delta=true codes each message against the last one on the same probes; "
+                          "allowed: probe.resample=false with it, or cfd.delta=false")
+    P, A, M, C, b = spec.peers, spec.active, spec.probes, spec.classes, c.bits
+    Q = 2 ** b - 1
+    hard = c.labels == "hard"
+    delta_up = c.delta and not hard
+    delta_down = c.delta and A == P
+    lspec = ctx.local_spec(distill_loss=soft_label_loss(cfg.distill.temperature))
+
+    def exchange(msgs, info, idx, extra):
+        arrived = msgs.sent_A.astype(jnp.float32)
+        voters = msgs.voters if isinstance(msgs.voters, int) else jnp.maximum(msgs.voters, 1)
+        extra = dict(extra)
+        if hard:
+            onehot = jax.nn.one_hot(jnp.argmax(msgs.probs_AxMxC, -1), C, dtype=jnp.float32)
+            mean_levels = jnp.einsum("a,amc->mc", arrived, onehot) * Q / voters
+        else:
+            levels = quantise(msgs.probs_AxMxC, b)
+            # the mean in level units: integer sums (exact), one division, so a tie is a true tie
+            mean_levels = jnp.einsum("a,amc->mc", arrived, levels.astype(jnp.float32),
+                                     precision=jax.lax.Precision.HIGHEST) / voters
+            if delta_up:
+                prev, had = peers.take(extra["up_P"], idx), peers.take(extra["has_up_P"], idx)
+                info["cfd_changed_A"] = jnp.where(had, jnp.sum(levels != prev, axis=(1, 2)), -1).astype(jnp.int32)
+                keep = msgs.sent_A[:, None, None]              # a lost message leaves no reference
+                extra["up_P"] = peers.put(extra["up_P"], idx, jnp.where(keep, levels, prev))
+                extra["has_up_P"] = peers.put(extra["has_up_P"], idx, had | msgs.sent_A)
+                info["cfd_sent_A"] = msgs.sent_A.astype(jnp.int32)
+        down = jnp.round(mean_levels).astype(jnp.int32)
+        if delta_down:
+            info["cfd_down_changed"] = jnp.where(extra["has_down"], jnp.sum(down != extra["down"]), -1
+                                                 ).astype(jnp.int32)
+            extra["down"], extra["has_down"] = down, jnp.array(True)
+        weight = jnp.ones((M,), jnp.float32)
+        return normalised(down.astype(jnp.float32) / Q), weight, info, extra
+
+    def init(key, data):
+        state = warmup_init(ctx, key, data)
+        extra = {}
+        if delta_up:
+            extra.update(up_P=jnp.zeros((P, M, C), jnp.int32), has_up_P=jnp.zeros((P,), bool))
+        if delta_down:
+            extra.update(down=jnp.zeros((M, C), jnp.int32), has_down=jnp.array(False))
+        return state._replace(extra=extra)
+
+    n = M * C
+    up_static = comm.hard_labels(M, C) if hard else n * b
+
+    def cost(info) -> comm.RoundBits:
+        if not exchanging(ctx):
+            return comm.RoundBits(0, 0, A)
+        down = coded_bits(n, b, info["cfd_down_changed"]) if delta_down else n * b
+        sent = info.get("cfd_sent_A", [1] * A)
+        if delta_up:
+            per_peer = [coded_bits(n, b, ch) for ch in info["cfd_changed_A"]]
+            up = max(per_peer)
+            up_total = sum(x for x, s in zip(per_peer, sent) if s)
+        else:
+            up = up_static
+            up_total = up_static * (int(info["senders"]) if "senders" in info else A)
+        senders = int(info["senders"]) if "senders" in info else A
+        return comm.RoundBits(up, down, A, up_total=up_total, down_total=A * down if senders else 0)
+
+    return Protocol(init=init, round=make_round(ctx, lspec, exchange), cost=cost,
+                    peer_state=("up_P", "has_up_P") if delta_up else ())

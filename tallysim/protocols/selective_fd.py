@@ -1,0 +1,77 @@
+"""`selective_fd`: Selective-FD (Shao, Wu and Zhang, "Selective knowledge sharing for
+privacy-preserving federated distillation without a good teacher", Nature Communications 15, 2024), on
+distill.py's probe schedule.
+
+Each active peer shares its probability vector only on the probes its client-side selector accepts,
+and the server drops the ensemble labels that are ambiguous. The paper's client selector is a density
+ratio estimate (is the probe in the peer's own distribution?); here it is the confidence selector
+named in issue 22: peer i shares on probe x when max_c p_i(x) >= `selective_fd.client_threshold`. The
+server averages the shared vectors per probe, t(x) = mean over the peers that shared on x (as sent:
+`comm.soft_bits` per value), and keeps x when at least one peer shared and max_c t(x) >=
+`selective_fd.server_threshold`; the peers train on the kept targets (CE(private) + `distill.weight` *
+T^2 KL, as softlabel; dropped probes weigh 0). Both thresholds 0 is softlabel's mean aggregation.
+
+Bits (only the shared predictions plus a 1-bit-per-probe mask), b = `comm.soft_bits`, C classes:
+up per active peer M + n_i*C*b (n_i the probes it shared on), down M + K*C*b (K the probes kept), the
+same message to every active peer. Under faults.kind=dropout only the messages sent count up, and the
+reply goes out when one arrived.
+
+**`selective_fd.*`**: `client_threshold` [0.5] in [0, 1]; `server_threshold` [0.5] in [0, 1]. Both may
+vary across the lanes of one grouped sweep.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import jax.numpy as jnp
+
+from tallysim.fields import floats
+from tallysim.protocols import Traits
+from tallysim.protocols.base import Context, Protocol, exchanging
+from tallysim.protocols.distill import warmup_init
+from tallysim.protocols.probe_round import make_round
+from tallysim.sim import comm, vote
+from tallysim.sim.local import soft_label_loss
+
+TRAITS = Traits(distill=True, soft=True, defaults={"warmup_epochs": "local_epochs"},
+                sections={"selective_fd": "SelectiveFDConfig"})
+
+
+@dataclass(frozen=True)
+class SelectiveFDConfig:
+    client_threshold: float = floats(0.5, "[0, 1]", lane=True)
+    server_threshold: float = floats(0.5, "[0, 1]", lane=True)
+
+
+def make(ctx: Context) -> Protocol:
+    cfg, spec = ctx.cfg, ctx.spec
+    A, M, C, b = spec.active, spec.probes, spec.classes, cfg.comm.soft_bits
+    tau_client = ctx.hp("selective_fd.client_threshold")
+    tau_server = ctx.hp("selective_fd.server_threshold")
+    lspec = ctx.local_spec(distill_loss=soft_label_loss(cfg.distill.temperature))
+
+    def exchange(msgs, info, idx, extra):
+        p = msgs.probs_AxMxC
+        share_AxM = (jnp.max(p, axis=-1) >= tau_client) & msgs.sent_A[:, None]
+        w = share_AxM.astype(jnp.float32)
+        n_M = jnp.sum(w, axis=0)
+        sent = vote.quantize_probs(p, b)
+        target = jnp.einsum("am,amc->mc", w, sent) / jnp.maximum(n_M, 1.0)[:, None]
+        keep_M = ((n_M > 0) & (jnp.max(target, axis=-1) >= tau_server)).astype(jnp.float32)
+        info["kept"] = jnp.mean(keep_M)
+        info["sfd_shared_A"] = jnp.sum(share_AxM, axis=1, dtype=jnp.int32)
+        info["sfd_kept"] = jnp.sum(keep_M).astype(jnp.int32)
+        info["sfd_sent_A"] = msgs.sent_A.astype(jnp.int32)
+        return target, keep_M, info, extra
+
+    def cost(info) -> comm.RoundBits:
+        if not exchanging(ctx):
+            return comm.RoundBits(0, 0, A)
+        per_peer = [M + int(n) * C * b for n in info["sfd_shared_A"]]
+        up_total = sum(x for x, s in zip(per_peer, info["sfd_sent_A"]) if s)
+        down = M + int(info["sfd_kept"]) * C * b
+        return comm.RoundBits(max(per_peer), down, A, up_total=up_total,
+                              down_total=A * down if any(info["sfd_sent_A"]) else 0)
+
+    return Protocol(init=lambda key, data: warmup_init(ctx, key, data),
+                    round=make_round(ctx, lspec, exchange), cost=cost)

@@ -1,0 +1,111 @@
+"""Compressed Federated Distillation (`cfd`, Sattler et al. 2020; protocols/cfd.py): the server's
+targets against a numpy derivation from the peers' own predictions on the round's probes (soft:
+b-bit levels averaged and requantised; hard: one-hot votes averaged), delta coding's changed counts
+and bits, exact bits, and the degenerate case (delta coding is lossless: the same run, fewer bits).
+
+The targets the peers train on are caught on their way into local training (a host callback around
+probe_round.local_round); the numpy side computes them from the round-start models with model.apply
+and nothing of tallysim's exchange."""
+import math
+
+import jax
+import numpy as np
+import pytest
+from conftest import tiny
+
+import tallysim
+from tallysim import sweep
+from tallysim.fields import ConfigError
+from tallysim.protocols import probe_round
+from tallysim.sim import comm
+from tallysim.sim.fed import to_input
+
+
+@pytest.fixture
+def caught(monkeypatch):
+    """The (x_M, target_MxC) of each round's local training, in order."""
+    out = []
+    real = probe_round.local_round
+
+    def spy(ctx, lspec, state, data, keys, idx, probes=None, **kw):
+        if probes is not None:
+            jax.debug.callback(lambda x, t: out.append((np.asarray(x), np.asarray(t))), probes.x_M,
+                               probes.target_M)
+        return real(ctx, lspec, state, data, keys, idx, probes=probes, **kw)
+    monkeypatch.setattr(probe_round, "local_round", spy)
+    return out
+
+
+def _probs(d, params, x_M):
+    """float64 softmax of every peer's logits on x_M."""
+    model = d.built.ctx.model
+    out = []
+    for i in range(d.built.ctx.spec.peers):
+        p = jax.tree.map(lambda a: a[i], params)
+        z = np.asarray(model.apply(p, to_input(x_M)), np.float64)
+        e = np.exp(z - z.max(-1, keepdims=True))
+        out.append(e / e.sum(-1, keepdims=True))
+    return np.stack(out)
+
+
+def _renorm(t):
+    return t / t.sum(-1, keepdims=True)
+
+
+@pytest.mark.parametrize("labels", ["soft", pytest.param("hard", marks=pytest.mark.slow)])
+def test_cfd_targets_match_numpy(caught, labels):
+    b = 3
+    Q = 2 ** b - 1
+    d = tallysim.drive(tiny("protocol.name=cfd", f"cfd.labels={labels}", f"cfd.bits={b}"))
+    start = d.state.params
+    d.step()
+    x_M, target = caught[-1]
+    p = _probs(d, start, x_M)
+    if labels == "soft":
+        mean_levels = np.round(p * Q).mean(0)                        # the b-bit messages averaged
+    else:
+        mean_levels = np.eye(p.shape[-1])[p.argmax(-1)].sum(0) * Q / len(p)   # vote counts / A
+    want = _renorm(np.round(mean_levels) / Q)
+    close = np.abs(target - want) < 1e-5
+    assert close.mean() > 0.99 and np.abs(target - want).max() < 1.5 / Q   # float32 rounding at a boundary
+    M, C = want.shape
+    up = M * math.ceil(math.log2(C)) if labels == "hard" else M * C * b
+    assert d.bits() == comm.RoundBits(up, M * C * b, 4, up * 4, M * C * b * 4)
+
+
+def test_cfd_delta_coding_counts_the_changed_levels_and_is_lossless(caught):
+    b = 2
+    items = ["protocol.name=cfd", "probe.resample=false", f"cfd.bits={b}"]
+    plain = tallysim.drive(tiny(*items))
+    d = tallysim.drive(tiny(*items, "cfd.delta=true"))
+    levels, bits = [], []
+    for _ in range(2):
+        start = d.state.params
+        plain.step()
+        _, info = d.step()
+        x_M, _ = caught[-1]
+        levels.append(np.round(_probs(d, start, x_M) * (2 ** b - 1)))
+        bits.append(d.bits())
+    M, C = levels[0].shape[1:]
+    n = M * C
+    assert bits[0] == comm.RoundBits(n * b, n * b, 4, 4 * n * b, 4 * n * b)       # no reference yet: dense
+    changed = (levels[1] != levels[0]).sum((1, 2))
+    assert np.abs(np.asarray(info["cfd_changed_A"]) - changed).max() <= 2      # float32 vs float64 levels
+    per_peer = [min(n * b, n + int(ch) * b) for ch in np.asarray(info["cfd_changed_A"])]
+    assert bits[1].up_total == sum(per_peer) < 4 * n * b
+    assert bits[1].down < n * b
+    for x, y in zip(jax.tree.leaves(plain.state.params), jax.tree.leaves(d.state.params)):
+        assert np.array_equal(np.asarray(x), np.asarray(y))                  # coding changes no value
+    assert plain.bits() == comm.RoundBits(n * b, n * b, 4, 4 * n * b, 4 * n * b)
+
+
+def test_cfd_delta_needs_fixed_probes():
+    with pytest.raises(ConfigError, match="cfd.delta=true .* probe.resample=false"):
+        tallysim.drive(tiny("protocol.name=cfd", "cfd.delta=true"))
+
+
+@pytest.mark.slow
+def test_cfd_sweeps_its_bits(tmp_path):
+    runs = [(f"b={v}", [f"cfd.bits={v}"]) for v in (2, 8)]
+    recs = sweep.run_sweep(tiny("protocol.name=cfd", "rounds=1"), runs, tmp_path / "sw", progress=False)
+    assert [r["status"] for r in recs] == ["done", "done"]
