@@ -10,8 +10,8 @@ participation sampling (A of P peers per round, what tallysim draws) has a tight
   check adds max-count noise sigma1 with sensitivity sqrt(M); both Gaussian, so they compose into one
   with 1/z^2 = 2M/sigma^2 + M/sigma1^2. This is the data-independent bound: every probe is paid for,
   answered or not (Papernot et al. 2018's smaller data-dependent bound is not computed).
-- `sum` (clipped soft labels or DP-FedAvg updates): clip S, noise z S; replacing one clipped message
-  moves the sum by up to 2 S: z_event = z / 2.
+- `sum` (clipped soft labels) and `params` (DP-FedAvg, McMahan et al. 2018: clipped model updates):
+  clip S, noise z S; replacing one clipped message moves the sum by up to 2 S: z_event = z / 2.
 The accountant is Google's dp-accounting (RDP by default; PLD, tighter, only when every peer takes part
 in every round: dp-accounting's PLD accountant has no fixed-size sampling). Nothing here composes by hand.
 """
@@ -32,9 +32,9 @@ def round_noise_multiplier(mechanism: str, *, sigma: float = 0.0, probes: int = 
             return 0.0
         inv = 2 * probes / sigma ** 2 + (probes / sigma1 ** 2 if sigma1 > 0 else 0.0)
         return 1 / math.sqrt(inv)
-    if mechanism == "sum":
+    if mechanism in ("sum", "params"):      # clipped soft-label sums, DP-FedAvg's clipped update sum
         return noise_multiplier / 2
-    raise ValueError(f"mechanism {mechanism!r}; allowed: votes, sum")
+    raise ValueError(f"mechanism {mechanism!r}; allowed: votes, sum, params")
 
 
 def ledger_for(cfg, mechanism: str, probes: int, active: int) -> Optional["PrivacyLedger"]:

@@ -197,6 +197,10 @@ def _privacy_rules(cfg: Config) -> None:
     if pv.threshold > 0 and pv.threshold_noise == 0:
         raise ConfigError("privacy.threshold needs privacy.threshold_noise > 0: a noiseless threshold "
                           "check on the top count is not private")
+    if traits.privacy == "params" and (cfg.fedavg.aggregate != "mean" or cfg.fedavg.pre != "none"):
+        raise ConfigError(f"privacy.noise with fedavg.aggregate={cfg.fedavg.aggregate}, fedavg.pre={cfg.fedavg.pre}: "
+                          "DP-FedAvg's noise is calibrated to the clipped mean; allowed: fedavg.aggregate=mean, "
+                          "fedavg.pre=none")
     if traits.privacy == "sum" and cfg.softlabel.aggregate in ("median", "trimmed"):
         raise ConfigError(f"privacy.noise with softlabel.aggregate={cfg.softlabel.aggregate}: the noise is "
                           "calibrated to a clipped sum; allowed: softlabel.aggregate=mean or era")

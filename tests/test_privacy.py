@@ -168,7 +168,8 @@ def test_confident_gnmax_abstains_and_soft_labels_are_clipped(tmp_path):
 
 
 @pytest.mark.parametrize("items, match", [
-    (["protocol.name=fedavg", "privacy.noise=1"], "not implemented for protocol.name=fedavg"),
+    (["protocol.name=feddf", "privacy.noise=1"], "not implemented for protocol.name=feddf"),
+    (["protocol.name=fedavg", "privacy.noise=1", "fedavg.aggregate=median"], "clipped mean"),
     (["protocol.name=tally", "privacy.threshold=3"], "need privacy.noise > 0"),
     (["protocol.name=tally", "privacy.noise=1", "privacy.threshold=3"], "threshold_noise > 0"),
     (["protocol.name=softlabel", "privacy.noise=1", "privacy.threshold=3", "privacy.threshold_noise=1"],
@@ -208,3 +209,22 @@ def test_privacy_figure_draws_epsilon_against_accuracy(tmp_path):
         ("0.0", "inf", "0.7"), ("10.0", "3.5", "0.6"), ("40.0", "0.9", "0.4")]
     table = (tmp_path / "fig10_table.md").read_text()
     assert "| 0.1 | tally | 10 | 3.5 | 0.600 |" in table and "| inf | 0.700 |" in table
+
+
+def test_dp_fedavg_is_the_clipped_mean_plus_noise_and_its_epsilon_is_sampled():
+    """McMahan et al. 2018 by hand: x' = x + (1/A) sum_i clip_S(w_i - x), with the noise made negligible;
+    every peer takes part so each one's trained params are what it sent."""
+    import tallysim
+    full = ["data.input_shape=8x8x1", "data.train_size=800", "model.width=16", "protocol.name=fedavg"]
+    for clip in (1e6, 0.05):                     # no clipping, and every update clipped
+        d = tallysim.drive(tiny(*full, f"privacy.noise={1e-9 / clip}", f"privacy.clip={clip}"))   # std 1e-9
+        x0 = np.concatenate([np.asarray(a, np.float64).reshape(-1) for a in jax.tree.leaves(d.state.server)])
+        d.step()
+        w = np.concatenate([np.asarray(a, np.float64).reshape(4, -1) for a in jax.tree.leaves(d.state.params)], 1)
+        x1 = np.concatenate([np.asarray(a, np.float64).reshape(-1) for a in jax.tree.leaves(d.state.server)])
+        u = w - x0
+        u = u * np.minimum(1.0, clip / np.linalg.norm(u, axis=1, keepdims=True))
+        np.testing.assert_allclose(x1, x0 + u.mean(0), rtol=1e-4, atol=1e-6)
+    # half the peers per round: the sampled Gaussian of z / 2 (replace-one, sum sensitivity 2S)
+    last = run_mod.run(tiny("protocol.name=fedavg", "privacy.noise=1.5", "participation=0.5"), None, progress=False)
+    assert last["epsilon"] == pytest.approx(direct(0.75, 4, 2, 2, 1e-5), rel=1e-9)

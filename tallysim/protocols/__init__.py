@@ -66,7 +66,8 @@ class Traits:
     soft: bool = False           # sends probability vectors (the probe outputs' memory estimate)
     shared_init: str = ""        # not empty: needs one common init, for this reason (init.shared=false refused)
     privacy: str = ""            # privacy.noise > 0: the mechanism that protects what it sends (privacy.py):
-    #                              "votes" (GNMax on the vote counts), "sum" (clipped, noised soft-label sum)
+    #                              "votes" (GNMax on the vote counts), "sum" (clipped, noised soft-label sum),
+    #                              "params" (DP-FedAvg: clipped, noised update sum)
     # Derived defaults (config.DERIVED) when the field is left null: a value, or the name of another
     # field whose value it takes. Unlisted ones take BASE_DEFAULTS.
     defaults: dict = field(default_factory=dict)

@@ -20,7 +20,7 @@ from tallysim.protocols.base import Context, Protocol
 
 TRAITS = Traits(fedavg_family=True, shared_init="it starts every peer from the server model",
                 defaults={"optim.reset_each_round": True, "init.shared": True},
-                reads=("fedavg", "comm.param_bits"), sections={"fedadam": "FedAdamConfig"})
+                reads=("fedavg", "comm.param_bits", "privacy"), privacy="params", sections={"fedadam": "FedAdamConfig"})
 
 
 @dataclass(frozen=True)

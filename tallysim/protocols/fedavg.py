@@ -15,7 +15,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from tallysim.sim import comm, faults, peers, robust, vote
+from tallysim.sim import comm, dp, faults, peers, robust, vote
 from tallysim.protocols import Traits
 from tallysim.protocols.base import (Context, Protocol, active_set, local_round, round_keys,
                                      shard_weights)
@@ -23,8 +23,10 @@ from tallysim.protocols.base import (Context, Protocol, active_set, local_round,
 # fedavg and fedprox (both built here)
 TRAITS = Traits(fedavg_family=True, shared_init="it starts every peer from the server model",
                 defaults={"optim.reset_each_round": True, "init.shared": True},
-                reads={"fedavg": ("fedavg", "comm.param_bits"), "fedprox": ("fedavg", "fedprox", "comm.param_bits")})
+                reads={"fedavg": ("fedavg", "comm.param_bits", "privacy"),
+                       "fedprox": ("fedavg", "fedprox", "comm.param_bits", "privacy")}, privacy="params")
 AGGREGATE_STREAM = 0xB0C4      # fold_in tag on the round's server key: bucketing's permutation
+PRIVACY_STREAM = 0xD9          # ... and DP-FedAvg's noise
 
 
 def robust_aggregate(ctx: Context, sent_A, sent_mask, weight_A, server, key, f_count):
@@ -56,6 +58,19 @@ def robust_aggregate(ctx: Context, sent_A, sent_mask, weight_A, server, key, f_c
     return jax.tree.map(lambda s, d: s + d.astype(s.dtype), server, u)
 
 
+def dp_aggregate(ctx: Context, sent_A, sent_mask, server, key):
+    """DP-FedAvg (McMahan et al., ICLR 2018): each update u_i = w_i - server clipped to L2 norm
+    `privacy.clip` (S) over the whole model, the sum over the messages that arrived plus N(0, (z S)^2)
+    per coordinate (z = privacy.noise), divided by the A active peers (a fixed denominator, so one
+    peer's weight is bounded: uniform, not shard-size, weights). sim/dp.py, privacy.py."""
+    clip = ctx.cfg.privacy.clip
+    u_A = dp.clip_rows(jax.tree.map(lambda w, s: w - s[None], sent_A, server), clip)
+    if sent_mask is not None:
+        u_A = jax.tree.map(lambda u: jnp.where(sent_mask.reshape((-1,) + (1,) * (u.ndim - 1)), u, 0), u_A)
+    total = dp.noisy_sum(u_A, clip, ctx.hp("privacy.noise"), key)
+    return jax.tree.map(lambda s, t: s + (t / ctx.spec.active).astype(s.dtype), server, total)
+
+
 def aggregate(ctx: Context, sent_A, count_A, server, fr=None, key=None, f_count=0):
     """The server's new model from the models it received. Returns (server, weight_A): weight_A the
     shard-size weights (mean) over the models that arrived; `server` unchanged when none did.
@@ -63,7 +78,10 @@ def aggregate(ctx: Context, sent_A, count_A, server, fr=None, key=None, f_count=
     sent_mask = None if fr is None else fr.sent_A
     how = ctx.cfg.fedavg.aggregate
     weight_A = shard_weights(count_A) if sent_mask is None else faults.receive_weights(count_A, sent_mask)
-    if how in robust.AGGREGATORS or ctx.cfg.fedavg.pre != "none":
+    if ctx.cfg.privacy.noise > 0:          # noise 0 compiles the plain program (privacy.noise is nonzero=)
+        base = jax.random.PRNGKey(0) if key is None else key
+        new = dp_aggregate(ctx, sent_A, sent_mask, server, jax.random.fold_in(base, PRIVACY_STREAM))
+    elif how in robust.AGGREGATORS or ctx.cfg.fedavg.pre != "none":
         key = jax.random.PRNGKey(0) if key is None else key
         new = robust_aggregate(ctx, sent_A, sent_mask, weight_A, server, key, f_count)
     elif how == "mean":
