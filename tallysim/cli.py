@@ -56,6 +56,8 @@ def cmd_run(args) -> int:
         cfg = _config(args)
         from tallysim import config, validation
         validation.check_read(config.validate(cfg))     # a field this protocol ignores: one line, before anything runs
+        for w in validation.warnings(config.validate(cfg)):
+            print(f"tallysim: warning: {w}", file=sys.stderr)
     cfg = with_tracking(cfg, args)
     last = run.run(cfg, args.out, overwrite=args.overwrite, progress=not args.quiet,
                    checkpoint_every=args.checkpoint_every, resume=args.resume)

@@ -302,6 +302,25 @@ def _robust_rules(cfg: Config) -> None:
                           f"allowed: 1..{active} (or none: n - f)")
 
 
+def warnings(cfg: Config) -> list[str]:
+    """Configured events that can never happen in this run (allowed, but probably not meant): one line
+    each, printed by `tallysim run` before it starts."""
+    out, name = [], cfg.protocol.name
+    if name == "bridge" and cfg.bridge.density > 0 and cfg.bridge.period > cfg.rounds:
+        out.append(f"bridge.period={cfg.bridge.period} > rounds={cfg.rounds}: no merge happens in this run, so "
+                   "it is tally, and its server model (acc_global, the summary's headline) stays the shared "
+                   "init: read the peers' mean (acc_mean)")
+    if cfg.eval_every > cfg.rounds:
+        out.append(f"eval_every={cfg.eval_every} > rounds={cfg.rounds}: only the last round is evaluated")
+    if protocols.traits(name).distill and cfg.distill.ramp_rounds > cfg.rounds:
+        out.append(f"distill.ramp_rounds={cfg.distill.ramp_rounds} > rounds={cfg.rounds}: the distillation "
+                   f"weight never reaches distill.weight (at most {cfg.rounds / cfg.distill.ramp_rounds:.2g} of it)")
+    if cfg.faults.kind != "none" and cfg.faults.fraction > 0 and int(cfg.faults.fraction * cfg.peers) == 0:
+        out.append(f"faults.fraction={cfg.faults.fraction} of peers={cfg.peers} is no faulty peer "
+                   "(floor(fraction * P) = 0): the run has no faults")
+    return out
+
+
 def validate(cfg: Config) -> Config:
     """Check everything that does not need the data; return the resolved config."""
     if not isinstance(cfg, Config):
@@ -339,5 +358,8 @@ def validate_with_data(cfg: Config, num_classes: int, train_examples: int, pool_
         raise ConfigError(f"faults.target={cfg.faults.target} is not a class of {cfg.data.name} "
                           f"({num_classes} classes); allowed: -1 (a random wrong class) or 0..{num_classes - 1}")
     if cfg.probe.per_round > pool_examples:
+        why = ("probe.pool_size" if cfg.probe.pool_size is not None else
+               "probe.pool_size is unset: 10% of the training examples, at most 10,000")
         raise ConfigError(f"probe.per_round={cfg.probe.per_round} is larger than the probe pool "
-                          f"({pool_examples} examples); allowed: 1..{pool_examples}")
+                          f"({pool_examples} examples; {why}); allowed: probe.per_round=1..{pool_examples}, "
+                          "or a larger probe.pool_size")

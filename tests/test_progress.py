@@ -94,3 +94,30 @@ def test_resume_says_from_which_round_and_what_its_time_counts(tmp_path, capsys,
     err = capsys.readouterr().err
     assert f"resuming {out} from round 3 of 4 (checkpoint after round 2)" in err, err
     assert f"the summary's time include the {elapsed:.1f} s it ran before it stopped" in err, err
+
+
+# ----------------------------------------------------------------------------- issue 27: say what will not happen
+
+def test_run_warns_of_events_that_can_never_happen(tmp_path, capsys):
+    from tallysim import cli
+    from conftest import TINY
+    code = cli.main(["run", *TINY, "protocol.name=bridge", "rounds=2", "bridge.period=5", "eval_every=3",
+                     "--out", str(tmp_path / "b"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "tallysim: warning: bridge.period=5 > rounds=2: no merge happens" in err
+    assert "tallysim: warning: eval_every=3 > rounds=2: only the last round is evaluated" in err
+    from tallysim import validation
+    from conftest import tiny
+    assert validation.warnings(tiny("protocol.name=bridge", "rounds=2", "bridge.period=2")) == []
+    assert "never reaches" in validation.warnings(tiny("protocol.name=tally", "distill.ramp_rounds=4"))[0]
+    assert "no faulty peer" in validation.warnings(tiny("faults.kind=label_flip", "faults.fraction=0.1"))[0]
+
+
+def test_too_many_probes_for_a_shrunk_dataset_says_the_rule(tmp_path, capsys):
+    from tallysim import cli
+    from conftest import TINY
+    code = cli.main(["run", *TINY, "probe.pool_size=null", "probe.per_round=1000", "data.train_size=1600",
+                     "--out", str(tmp_path / "p"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and "10% of the training examples, at most 10,000" in err and "larger probe.pool_size" in err, err
