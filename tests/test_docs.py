@@ -72,3 +72,24 @@ def test_pages_the_issue_asks_for_say_what_they_are_about():
     for name in config.PROTOCOLS:                          # every protocol with its bit cost
         assert f"### `{name}`" in protocols, name
     assert "--tensorboard DIR" in (DOCS / "tracking.md").read_text()
+
+
+def test_the_demo_table_is_the_shipped_figure_s_data():
+    """docs/demo.png is drawn by `tallysim plot` from the demo's runs, which writes docs/demo.csv beside it
+    (copied with it); the numbers the docs quote must be that CSV's final rows, so the picture, its data
+    and the table cannot drift apart (issue 27)."""
+    import csv
+    rows = list(csv.DictReader(open(DOCS / "demo.csv")))
+    last = {}
+    for r in rows:
+        last[r["protocol"]] = r                                      # rows are in round order per run
+    table = (DOCS / "getting-started.md").read_text()
+    for proto in ("tally", "softlabel", "fedavg"):
+        m = re.search(rf"\| `{proto}` \| ([0-9.]+) \(([^;)]*)[^|]*\| ([0-9.]+) \|", table)
+        assert m, proto
+        r = last[proto]
+        assert float(m.group(1)) == round(float(r["value"]), 3), (proto, m.group(1), r["value"])
+        which = {"acc_global": "server model", "acc_mean": "peer mean"}[r["metric"]]
+        assert m.group(2).startswith(which), (proto, m.group(2), which)
+        mb = float(r["bits_per_peer"]) / 8e6
+        assert float(m.group(3)) == float(f"{mb:.2g}") or abs(float(m.group(3)) - mb) < 0.05 * mb, (proto, mb)
