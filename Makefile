@@ -50,13 +50,9 @@ demo: $(STAMP) | $(FMNIST)
 	  --title "Fashion-MNIST, Dirichlet 0.1, 20 peers" --out figures/demo.png
 
 # `make test`: every test not marked slow, two pytest workers (a file stays on one worker, so module
-	@echo "make ci-figures - every figure at smoke size, sharing the suite's compile cache (CI's third step)"
-	@echo "make docs   - build the documentation site into site/ (mkdocs build --strict, as CI does)"
-	@echo "make data   - prepare Fashion-MNIST (and DATASETS=...) into the cache"
-	@echo "make bench  - samples/s table: tallysim round vs per-peer loop vs plain-JAX vmap_ref"
-	@echo "make fig1 ... fig10 - one paper figure at full size (resumable) into figures/ (fig8: faulty peers; fig9: every protocol on one bits-vs-accuracy plane; fig10: accuracy vs epsilon)"
-	@echo "make figures       - all ten; make figures-smoke - all at smoke size"
-	@echo "make robustness - the Byzantine study: per aggregator, worst-case accuracy over attacks x faulty fraction x alpha (docs/robustness.md)"
+# fixtures are built once), and the 15 slowest tests listed at the end (--durations=15). Measured
+# times are in docs/getting-started.md with their conditions. CI (.ci/run) runs it, then `make docs`,
+# then `make ci-figures` (every figure's smoke version, two processes at a time). `make test-all` adds the slow tests (notebooks, wheel, two
 # processes, end-to-end accuracy bounds, 1000-class memory) and the smoke figures. The suite and the
 # smoke figures share XLA's persistent compilation cache (.jax-cache/, see tests/conftest.py): they
 # compile the same small programs many times; and both compile without XLA's optimisation passes, which
