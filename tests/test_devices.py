@@ -26,7 +26,7 @@ from conftest import TINY, assert_rows_close, tiny, read_rows
 EIGHT = jax.device_count() >= 8
 multidevice = pytest.mark.skipif(not EIGHT, reason="needs 8 devices (run by test_eight_virtual_devices)")
 COMPARE = ("acc_mean", "acc_min", "acc_max", "acc_ensemble", "acc_global", "train_loss", "vote_acc",
-           "softavg_acc", "consensus_acc")
+           "softavg_acc", "consensus_acc", "epsilon")
 EXACT = ("round", "bits_up", "bits_down", "bits_per_peer", "steps_real")
 
 
@@ -71,10 +71,14 @@ CASES = {
     "feddf partial (peers)": ["protocol.name=feddf", "peers=8", "feddf.steps=5", "participation=0.5"],
     "fedprox (peers)": ["protocol.name=fedprox", "peers=8"],
     "local (peers)": ["protocol.name=local", "peers=8"],
+    # privacy.*: the noise comes from each lane's keys, so sharding lanes or peers draws the same noise
+    "tally private, 8 seeds (lanes)": ["protocol.name=tally", "seeds=8", "privacy.noise=2"],
+    "softlabel private (peers)": ["protocol.name=softlabel", "peers=8", "privacy.noise=0.5"],
 }
 
 
-FAST = ("tally seeds (lanes)", "fedavg partial participation, 3 seeds (lanes, padded)", "bridge (peers)")
+FAST = ("tally seeds (lanes)", "fedavg partial participation, 3 seeds (lanes, padded)", "bridge (peers)",
+        "tally private, 8 seeds (lanes)")
 
 
 @pytest.mark.multidevice
