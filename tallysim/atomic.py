@@ -11,6 +11,7 @@ a run directory interrupted mid-write (kill -9) can still be resumed or replaced
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import tempfile
@@ -50,17 +51,25 @@ def commit(f, tmp: Path, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Replace `path` with `data` all at once; a reader sees the old file or the new one, never half."""
+@contextlib.contextmanager
+def writing(path: Path):
+    """`with writing(path) as f:` writes an exclusive temporary file and renames it over `path` when the
+    block ends; on any error the temporary file is removed and `path` is untouched."""
     path = Path(path)
     f, tmp = open_temp(path)
     try:
-        f.write(data)
+        yield f
         commit(f, tmp, path)
     except BaseException:
         f.close()
         tmp.unlink(missing_ok=True)
         raise
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Replace `path` with `data` all at once; a reader sees the old file or the new one, never half."""
+    with writing(path) as f:
+        f.write(data)
 
 
 def write_text(path: Path, text: str) -> None:

@@ -31,15 +31,8 @@ DEFAULT_SECONDS = 300.0          # with no --checkpoint-every, save at most ever
 def save(out_dir: Path, state: Any, meta: dict) -> None:
     leaves = [np.asarray(x) for x in jax.tree.leaves(jax.device_get(state))]
     arrays = {f"leaf_{i:05d}": a for i, a in enumerate(leaves)}
-    path = out_dir / FILE
-    f, tmp = atomic.open_temp(path)      # an exclusive new name: never an existing file or a link
-    try:
+    with atomic.writing(out_dir / FILE) as f:      # an exclusive new name: never an existing file or a link
         np.savez(f, __meta__=np.frombuffer(json.dumps(meta).encode(), np.uint8), **arrays)
-        atomic.commit(f, tmp, path)
-    except BaseException:
-        f.close()
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 VERSION = 1                      # of `meta` (run._Recorder.meta writes it); another is refused
@@ -147,7 +140,7 @@ class Saver:
                     p.unlink()
 
 
-def resume_notice(out_dir: Path, cfg: Config, meta: dict) -> str:
+def resume_notice(out_dir: Path, cfg, meta: dict) -> str:
     """What `run --resume` says before it continues: from where, and what its times count."""
     seeds = f", seeds from index {meta['lo']} of {cfg.seeds}" if cfg.seeds > 1 else ""
     return (f"tallysim: resuming {out_dir} from round {meta['round'] + 1} of {cfg.rounds}{seeds} "
