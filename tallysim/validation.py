@@ -11,7 +11,7 @@ import math
 import os
 from pathlib import Path
 
-from tallysim import protocols, sizing
+from tallysim import protocols, robust_checks, sizing
 from tallysim.sizing import KNOWN_SHAPES, estimate_bytes  # noqa: F401 - validation.X, as before
 from tallysim.schema import (FAULT_KINDS, INT_MAX, PARAM_ATTACKS, Config, ConfigError, declared, field_keys,
                              show_default,
@@ -234,7 +234,7 @@ def _fault_rules(cfg: Config) -> None:
         raise ConfigError(f"faults.kind=least_likely attacks probe predictions, which protocol.name={cfg.protocol.name} "
                           f"does not send; allowed there: {', '.join(k for k in FAULT_KINDS if k != 'least_likely')}"
                           " (least_likely is for tally, softlabel and bridge)")
-    _robust_rules(cfg)
+    robust_checks.check(cfg)
     if cfg.vote.weighting == "history" and cfg.protocol.name != "tally":
         raise ConfigError(f"vote.weighting=history is implemented for protocol.name=tally only, not "
                           f"{cfg.protocol.name}; allowed there: vote.weighting=none")
@@ -288,20 +288,6 @@ def check_tracking(cfg: Config) -> None:
                                   "(created if missing)")
 
 
-def _robust_rules(cfg: Config) -> None:
-    """fedavg.f and fedavg.m against the active peers (robust aggregation, protocols/fedavg.py)."""
-    if not protocols.traits(cfg.protocol.name).fedavg_family:
-        return
-    a = cfg.fedavg
-    active = max(1, int(round(cfg.participation * cfg.peers)))      # as sim/fed.py counts them
-    if a.f is not None and a.f >= active:
-        raise ConfigError(f"fedavg.f={a.f} assumes at least as many Byzantine peers as the {active} active "
-                          f"ones; allowed: 0..{active - 1} (or none: the run's faulty count)")
-    if a.m is not None and a.m > active:
-        raise ConfigError(f"fedavg.m={a.m} averages more models than the {active} active peers send; "
-                          f"allowed: 1..{active} (or none: n - f)")
-
-
 def warnings(cfg: Config) -> list[str]:
     """Configured events that can never happen in this run (allowed, but probably not meant): one line
     each, printed by `tallysim run` before it starts."""
@@ -318,6 +304,7 @@ def warnings(cfg: Config) -> list[str]:
     if cfg.faults.kind != "none" and cfg.faults.fraction > 0 and int(cfg.faults.fraction * cfg.peers) == 0:
         out.append(f"faults.fraction={cfg.faults.fraction} of peers={cfg.peers} is no faulty peer "
                    "(floor(fraction * P) = 0): the run has no faults")
+    out += robust_checks.warnings(cfg)
     return out
 
 

@@ -118,7 +118,7 @@ LAYERS = [
     ["tallysim", "tallysim.fields"],
     ["tallysim.protocols", "tallysim.sizing", "tallysim.privacy"],
     ["tallysim.schema"],
-    ["tallysim.validation"],
+    ["tallysim.validation", "tallysim.robust_checks"],
     ["tallysim.config"],
     ["tallysim.data", "tallysim.results", "tallysim.results.metrics", "tallysim.outdir", "tallysim.checkpoint", "tallysim.atomic"],
     ["tallysim.results.plot", "tallysim.results.pareto", "tallysim.results.runs", "tallysim.progress",

@@ -41,9 +41,9 @@ def robust_aggregate(ctx: Context, sent_A, sent_mask, weight_A, server, key, f_c
     u_A = jax.tree.map(lambda w, s: w - s[None], sent_A, server)
     zero = jax.tree.map(jnp.zeros_like, server)
     if c.aggregate in robust.AGGREGATORS:
-        m = (A if sent_mask is None else jnp.sum(sent_mask)) - f if c.m is None else c.m
         iters = c.geomed_iters if c.aggregate == "geomed" else c.clip_iters
-        u = robust.aggregate(u_A, sent_mask, c.aggregate, f, center=zero, m=m, tau=c.tau, iters=iters,
+        # m=None: robust.aggregate takes n - f over what reaches multi-Krum (the buckets, under bucketing)
+        u = robust.aggregate(u_A, sent_mask, c.aggregate, f, center=zero, m=c.m, tau=c.tau, iters=iters,
                              pre=c.pre, bucket=c.bucket, key=key, weight_A=weight_A)
     else:                          # mean / median / trimmed after a pre-aggregator
         if c.pre == "nnm":
