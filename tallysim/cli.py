@@ -47,11 +47,11 @@ def cmd_run(args) -> int:
     if args.checkpoint_every is not None and args.checkpoint_every < 0:
         raise ConfigError(f"--checkpoint-every {args.checkpoint_every}: allowed 0 (never) or a number of rounds")
     if args.resume and not args.config and not args.overrides:
-        from pathlib import Path
         from tallysim import config, outdir
-        if not outdir.is_run_dir(Path(args.out)):
+        d = outdir.destination(args.out)
+        if not outdir.is_run_dir(d):
             raise ConfigError(f"--resume: {args.out} is not a tallysim run directory")
-        cfg = config.load_file(str(Path(args.out) / metrics.CONFIG))     # the run's own config
+        cfg = config.load_file(str(d / metrics.CONFIG))     # the run's own config
     else:
         cfg = _config(args)
         from tallysim import config, validation
@@ -298,6 +298,11 @@ def main(argv=None) -> int:
         return 2
     args = _parse(argv)
     try:
+        from tallysim import outdir
+        for key, value in vars(args).items():   # undecodable bytes anywhere: one line now, not a traceback later
+            for item in value if isinstance(value, list) else [value]:
+                if isinstance(item, str):
+                    outdir.check_text(item, f"--{key.replace('_', '-')}" if key != "overrides" else "argument")
         if args.fn in (cmd_run, cmd_sweep, cmd_figure):     # not bench: it times compiling
             from tallysim.sim import mesh
             mesh.initialize_distributed()                    # before JAX starts: TALLYSIM_DISTRIBUTED=1

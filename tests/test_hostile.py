@@ -222,6 +222,10 @@ def no_compile(monkeypatch):
     ("round 50", "at round 50 but this run has rounds=3"),              # silently accepted, once
     ("lo 7", "seed index 7"),
     ("truncated", "unreadable"),
+    # config.json edited after the checkpoint: `run --resume` without a config reads it (once: continued
+    # silently under the other protocol); the checkpoint names the config that computed it
+    ("edit protocol.name=fedavg", "computed by protocol 'local' but the config now names 'fedavg'"),
+    ("edit optim.lr=0.5", r"differs from the config .*checkpoint.npz was computed under \(optim.lr=0.05->0.5"),
 ])
 def test_a_damaged_or_foreign_checkpoint_is_refused_in_one_line(damage, match, checkpointed, tmp_path, capsys,
                                                                 no_compile):
@@ -232,6 +236,12 @@ def test_a_damaged_or_foreign_checkpoint_is_refused_in_one_line(damage, match, c
         _flip_a_bit_in_the_largest_leaf(ck)
     elif damage == "truncated":
         ck.write_bytes(ck.read_bytes()[:-100])
+    elif damage.startswith("edit "):
+        doc = json.loads((d / "config.json").read_text())
+        key, value = damage[5:].split("=")
+        section, field = key.split(".")
+        doc[section][field] = float(value) if field == "lr" else value
+        (d / "config.json").write_text(json.dumps(doc))
     elif damage.startswith("no "):
         _rewrite_meta(d, **{damage[3:]: None})
     else:
@@ -321,16 +331,52 @@ def test_the_lock_file_is_a_run_file(tmp_path):
 
 # ----------------------------------------------------------------------------- a full disk
 
-def test_a_full_disk_during_a_checkpoint_is_one_line_and_leaves_no_temporary_file(tmp_path, capsys, monkeypatch):
+def full_disk(monkeypatch, prefix: str = "") -> None:
+    """Temporary files whose name starts with `prefix` are written to /dev/full: every write fails with
+    ENOSPC, and so does the flush a buffered file does when closed, as on a real full disk."""
+    import os
+    import tempfile
+    real = tempfile.mkstemp
+
+    def mkstemp(*a, **k):
+        fd, path = real(*a, **k)
+        if (k.get("prefix") or "").startswith(prefix):
+            os.close(fd)
+            fd = os.open("/dev/full", os.O_WRONLY)
+        return fd, path
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+
+
+def test_a_full_disk_in_any_atomic_write_leaves_no_temporary_file(tmp_path, monkeypatch):
+    """The class: whatever atomic.writing writes (config, index, checkpoint, cache), a full disk leaves
+    the destination untouched and no temporary file, however much was written before the error."""
     import errno
+    from tallysim import atomic
+    (tmp_path / "kept.json").write_text("old")
+    full_disk(monkeypatch)
+    for data in (b"x" * 10, b"x" * (1 << 20)):          # within a buffer and past it
+        with pytest.raises(OSError) as e:
+            atomic.write_atomic(tmp_path / "kept.json", data)
+        assert e.value.errno == errno.ENOSPC
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["kept.json"]
+        assert (tmp_path / "kept.json").read_text() == "old"
 
+
+def test_a_full_disk_writing_the_data_cache_is_one_line_and_leaves_no_temporary_file(tmp_path, monkeypatch):
     import numpy as np
-    from conftest import TINY
+    from tallysim.data.base import DataError, Dataset
+    from tallysim.data.cache import cache_dir, write_cache
+    monkeypatch.setenv("TALLYSIM_DATA", str(tmp_path / "cache"))
+    full_disk(monkeypatch)
+    x = np.zeros((8, 2, 2, 1), np.uint8)
+    with pytest.raises(DataError, match="cannot write the data cache .*No space left on device"):
+        write_cache(Dataset("tiny", x, np.zeros(8, np.int32), x, np.zeros(8, np.int32), 2), "tiny")
+    assert not list(cache_dir().iterdir())
 
-    def savez(f, *a, **k):
-        f.write(b"PK\x03\x04 half a checkpoint")
-        raise OSError(errno.ENOSPC, "No space left on device")
-    monkeypatch.setattr(np, "savez", savez)
+
+def test_a_full_disk_during_a_checkpoint_is_one_line_and_leaves_no_temporary_file(tmp_path, capsys, monkeypatch):
+    from conftest import TINY
+    full_disk(monkeypatch, prefix=".checkpoint.npz.")
     out = tmp_path / "o"
     line = one_line(capsys, ["run", *TINY, *CKPT, "--out", str(out), "--quiet", "--checkpoint-every", "1"])
     assert "the disk is full" in line and "No space left on device" in line
