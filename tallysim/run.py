@@ -364,8 +364,11 @@ def run_results(cfg: Config, out: Optional[str] = None, overwrite: bool = False,
     default; returns the run's Results (rows, .plot()). kwargs: as `run` (checkpoint_every, resume)."""
     from tallysim import validation
     validation.check_read(config.validate(cfg))      # a single run: refuse a field its protocol ignores
-    out = out if out is not None else tempfile.mkdtemp(prefix="tallysim-")
-    run(cfg, str(out), overwrite=overwrite or not any(Path(out).iterdir()), progress=progress, **kwargs)
+    if out is None:
+        out = tempfile.mkdtemp(prefix="tallysim-")
+    elif not kwargs.get("resume"):      # a new directory is made; advice names this API's arguments
+        outdir.check(out, overwrite, flag="out", words=outdir.PYTHON)
+    run(cfg, str(out), overwrite=overwrite, progress=progress, **kwargs)
     return Results.read(out)
 
 

@@ -380,3 +380,18 @@ def test_resume_of_a_finished_run_says_where_its_results_are_not_overwrite(tmp_p
     assert "--overwrite" not in err
     d2 = fake_run(tmp_path / "s", 2, 1, False)
     refused(["run", "--out", str(d2), "--resume"], capsys, "stopped before its first checkpoint", "--overwrite")
+
+
+def test_the_python_api_makes_a_new_out_and_its_advice_is_python(tmp_path):
+    """`tallysim.run(cfg, out=NEW_DIR)` (the docs' example) made no directory and failed with
+    FileNotFoundError; into an existing run it said "pass --overwrite" to a Python caller."""
+    import tallysim
+    cfg = tiny("protocol.name=local", "rounds=1")
+    out = tmp_path / "new" / "m"
+    res = tallysim.run(cfg, out=str(out))
+    assert [r["round"] for r in res.rows] == [1] and outdir.run_state(out) == "finished"
+    with pytest.raises(ConfigError) as e:
+        tallysim.run(cfg, out=str(out))
+    assert "pass overwrite=True" in str(e.value) and "--" not in str(e.value)
+    with pytest.raises(ConfigError, match="choose another out$"):
+        tallysim.run(cfg, out=str(tmp_path), overwrite=True)       # not a run directory: refused as such
