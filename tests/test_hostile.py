@@ -135,6 +135,44 @@ def test_a_distributed_run_whose_peers_never_answer_fails_in_one_line_within_the
     assert not (tmp_path / "o").exists()
 
 
+def _bare_env(**extra) -> dict:
+    """This environment without any cluster manager's variables JAX would auto-detect."""
+    import os
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("SLURM_", "OMPI_", "PMI_", "PMIX_", "MV2_", "TALLYSIM_", "MPI_", "TPU_"))}
+    return dict(env, JAX_PLATFORMS="cpu", **extra)
+
+
+def test_distributed_alone_without_a_cluster_is_one_line(tmp_path):
+    """TALLYSIM_DISTRIBUTED=1 and nothing else, where JAX detects no cluster: JAX's ValueError traceback
+    before; now one line naming what to set, exit 2, nothing created."""
+    import subprocess
+    import sys
+    p = subprocess.run([sys.executable, "-m", "tallysim", "run", "rounds=1", "--quiet", "--out", str(tmp_path / "o")],
+                       env=_bare_env(TALLYSIM_DISTRIBUTED="1"), capture_output=True, text=True, timeout=120)
+    lines = p.stderr.strip().splitlines()
+    assert p.returncode == 2 and len(lines) == 1, p.stderr[-2000:]
+    assert lines[0].startswith("tallysim: error: TALLYSIM_DISTRIBUTED=1") and "TALLYSIM_COORDINATOR" in lines[0]
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_long_wait_for_a_peer_says_so_before_it_gives_up(tmp_path):
+    """A peer that never starts: past mesh.NOTICE_AFTER seconds the process says what it waits for
+    and when it gives up (minutes of silence read as a hang), then fails in one error line."""
+    import subprocess
+    import sys
+    from tallysim.sim import mesh
+    env = _bare_env(TALLYSIM_DISTRIBUTED="1", TALLYSIM_DISTRIBUTED_TIMEOUT=str(mesh.NOTICE_AFTER + 2),
+                    TALLYSIM_COORDINATOR=f"127.0.0.1:{_free_port()}", TALLYSIM_NUM_PROCESSES="2",
+                    TALLYSIM_PROCESS_ID="0")
+    p = subprocess.run([sys.executable, "-m", "tallysim", "run", "rounds=1", "--quiet", "--out", str(tmp_path / "o")],
+                       env=env, capture_output=True, text=True, timeout=120)
+    lines = p.stderr.strip().splitlines()
+    assert p.returncode == 2 and len(lines) == 2, p.stderr[-2000:]
+    assert "waiting for the other processes" in lines[0] and f"giving up after {mesh.NOTICE_AFTER + 2} s" in lines[0]
+    assert lines[1].startswith("tallysim: error: process 0:")
+
+
 def test_a_coordinator_that_does_not_resolve_is_one_line(monkeypatch, capsys, tmp_path):
     monkeypatch.setenv("TALLYSIM_DISTRIBUTED", "1")
     for k, v in {**ALL3, "TALLYSIM_COORDINATOR": "no-such-host.invalid:1234"}.items():
