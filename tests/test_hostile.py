@@ -326,6 +326,32 @@ def test_a_run_directory_being_written_is_refused(how, checkpointed, tmp_path, c
     assert {p.name: p.read_bytes() for p in d.iterdir()} == before
 
 
+def test_a_sweep_leaves_no_error_file_in_a_run_another_process_is_writing(tmp_path, no_compile):
+    """Two identical sweeps into one --out: the second found each run directory locked by the first,
+    wrote error.txt into it, and the first then wrote done.json beside it. Now a busy run is reported
+    failed in the second sweep's index only, alone or grouped (grouped runs hold their locks too,
+    where before they held none and two sweeps wrote one directory at once)."""
+    import os
+    from tallysim import outdir, sweep
+    from conftest import tiny
+    out = tmp_path / "sw"
+    for runs in ([("a", [])], [("a", ["seed=1"]), ("b", ["seed=2"])]):
+        fds = []
+        for name, _ in runs:
+            (out / name).mkdir(parents=True, exist_ok=True)
+            outdir.mark(out / name)
+            fds.append(_hold_lock(out / name))
+        try:
+            recs = sweep.run_sweep(tiny("protocol.name=local", "rounds=1"), runs, out, progress=False,
+                                   log=lambda s: None)
+        finally:
+            for fd in fds:
+                os.close(fd)
+        assert [r["status"] for r in recs] == ["failed"] * len(runs)
+        assert all("being written by another tallysim process" in r["error"] for r in recs)
+        assert not list(out.glob("*/error.txt"))
+
+
 @pytest.mark.slow
 def test_two_resumes_at_once_one_is_refused(checkpointed, tmp_path):
     """Two real processes: the first holds the lock for the whole run, the second exits 2 at once
