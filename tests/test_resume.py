@@ -67,7 +67,8 @@ def test_resume_errors_are_one_line(tmp_path, capsys):
     base = [*TINY, "rounds=1", "protocol.name=local", "--quiet"]
     assert cli.main(["run", *base, "--out", str(out)]) == 0
     assert cli.main(["run", *base, "--out", str(out), "--resume"]) == 2
-    assert "no checkpoint.npz to resume from" in capsys.readouterr().err
+    err = capsys.readouterr().err                  # finished: where its results are, not --overwrite
+    assert "is a finished run" in err and "metrics.jsonl" in err and "--overwrite" not in err
     assert cli.main(["run", *base, "--out", str(out), "--resume", "--overwrite"]) == 2
     assert "pass one" in capsys.readouterr().err
     assert cli.main(["run", "--out", str(tmp_path / "nothing"), "--resume"]) == 2
