@@ -36,11 +36,12 @@ _BAD_CHARS = re.compile(r"[/\\\x00-\x1f]")
 def check_text(value, what: str) -> None:
     """A path or name holding bytes that are not UTF-8 (Python keeps them as lone surrogates) cannot be
     printed, encoded into JSON or measured in bytes: refuse it in one line rather than fail later."""
+    text = os.fsdecode(value)           # bytes (from Python) decode as the file system would
     try:
-        os.fspath(value).encode("utf-8")
+        text.encode("utf-8")
     except UnicodeEncodeError:
-        raise ConfigError(f"{what} {ascii(os.fspath(value))} is not valid UTF-8 (it holds undecodable "
-                          "bytes); give a name in UTF-8") from None
+        raise ConfigError(f"{what} {ascii(text)} is not valid UTF-8 (it holds undecodable bytes); give a "
+                          "name in UTF-8") from None
 
 
 def destination(out, flag: str = "--out") -> Path:
@@ -52,7 +53,7 @@ def destination(out, flag: str = "--out") -> Path:
     if out is None or str(out).strip() == "":
         raise ConfigError(f"{flag} is empty; give the directory the run should write into")
     check_text(out, flag)
-    text = os.fspath(out)
+    text = os.fsdecode(out)
     if ".." not in Path(text).parts:
         return Path(text)
     lexical = os.path.normpath(os.path.abspath(text))

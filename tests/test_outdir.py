@@ -338,8 +338,9 @@ def test_undecodable_bytes_in_a_path_are_one_line(tmp_path, capsys):
     refused(["run", *RUN, "--out", bad], capsys, "not valid UTF-8", "\\udcff")
     refused(["sweep", *RUN, "seed=1,2", "--out", bad], capsys, "not valid UTF-8")
     refused(["run", *RUN, "--out", str(tmp_path / "ok"), "--tensorboard", bad], capsys, "--tensorboard")
-    with pytest.raises(ConfigError, match="not valid UTF-8"):
-        outdir.check(bad, False)                # the Python API's path too
+    for path in (bad, os.fsencode(bad)):        # the Python API's paths too, str or bytes
+        with pytest.raises(ConfigError, match="not valid UTF-8"):
+            outdir.check(path, False)
     with pytest.raises(ConfigError, match="not valid UTF-8"):
         outdir.check_name("seed=\udcfe", "sweep run")
     assert list(tmp_path.iterdir()) == []
