@@ -305,10 +305,10 @@ def exclusive(out):
     if out is None or str(out).strip() == "":
         yield
         return
-    key = os.path.abspath(out)
+    d = destination(out)                # `..` through a missing directory: still the real one
+    key = os.path.abspath(d)
     _WANTED.add(key)
     try:
-        d = Path(out)
         # only a directory tallysim marked as its own gets a lock file now; any other is checked
         # (and maybe refused) first, and locked by `claim`, so no file appears in a user's directory
         if (d / MARKER).is_file() and is_run_dir(d) and _protected(d.resolve()) is None:

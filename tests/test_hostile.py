@@ -326,6 +326,20 @@ def test_a_run_directory_being_written_is_refused(how, checkpointed, tmp_path, c
     assert {p.name: p.read_bytes() for p in d.iterdir()} == before
 
 
+def test_a_run_directory_named_through_dotdot_is_locked_as_itself(checkpointed, tmp_path, capsys, no_compile):
+    """`--resume --out A/missing/../../run` is `run`: its lock is seen (before, the lock check looked at
+    the unresolvable text and let a second writer in)."""
+    import os
+    d = _copy(checkpointed, tmp_path)
+    (tmp_path / "A").mkdir()
+    fd = _hold_lock(d)
+    try:
+        line = one_line(capsys, ["run", "--out", f"{tmp_path}/A/missing/../../run", "--resume", "--quiet"])
+    finally:
+        os.close(fd)
+    assert "is being written by another tallysim process" in line and not (tmp_path / "A" / "missing").exists()
+
+
 def test_a_sweep_leaves_no_error_file_in_a_run_another_process_is_writing(tmp_path, no_compile):
     """Two identical sweeps into one --out: the second found each run directory locked by the first,
     wrote error.txt into it, and the first then wrote done.json beside it. Now a busy run is reported
