@@ -302,7 +302,8 @@ def main(argv=None) -> int:
         for key, value in vars(args).items():   # undecodable bytes anywhere: one line now, not a traceback later
             for item in value if isinstance(value, list) else [value]:
                 if isinstance(item, str):
-                    outdir.check_text(item, f"--{key.replace('_', '-')}" if key != "overrides" else "argument")
+                    positional = key in ("overrides", "axes", "runs", "names", "figure")
+                    outdir.check_text(item, "argument" if positional else f"--{key.replace('_', '-')}")
         if args.fn in (cmd_run, cmd_sweep, cmd_figure):     # not bench: it times compiling
             from tallysim.sim import mesh
             mesh.initialize_distributed()                    # before JAX starts: TALLYSIM_DISTRIBUTED=1

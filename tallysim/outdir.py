@@ -40,8 +40,8 @@ def check_text(value, what: str) -> None:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        raise ConfigError(f"{what} {ascii(text)} is not valid UTF-8 (it holds undecodable bytes); give a "
-                          "name in UTF-8") from None
+        raise ConfigError(f"{what} {ascii(text)} is not valid UTF-8 (it holds undecodable bytes); use UTF-8 "
+                          "text") from None
 
 
 def destination(out, flag: str = "--out") -> Path:
