@@ -134,7 +134,7 @@ def parser() -> argparse.ArgumentParser:
                    help="continue the run in --out from its checkpoint (same config; with no config "
                    "given, the run's own config.json)")
     r.add_argument("--tensorboard", metavar="DIR", help="also write the metrics, the config (hparams) and "
-                   "the final figure as TensorBoard events into DIR/<name of --out> (log.tensorboard)")
+                   "the final figure as TensorBoard events into DIR/<name of --out>-<hash of its path> (log.tensorboard)")
     r.add_argument("--plugin", action="append", metavar="MODULE", help=PLUGIN_HELP)
     r.set_defaults(fn=cmd_run)
 
@@ -155,7 +155,7 @@ def parser() -> argparse.ArgumentParser:
     sw.add_argument("--one-at-a-time", action="store_true",
                     help="run each configuration as its own program (default: configurations that differ "
                     "only in learning rates, weights, temperatures, partition, seed or rounds share one)")
-    sw.add_argument("--tensorboard", metavar="DIR", help="TensorBoard events of each run into DIR/<run name>, "
+    sw.add_argument("--tensorboard", metavar="DIR", help="TensorBoard events of each run into DIR/<run name>-<hash>, "
                     "its config as hparams, so TensorBoard's hparams view compares them (log.tensorboard)")
     sw.add_argument("--plugin", action="append", metavar="MODULE", help=PLUGIN_HELP)
     sw.set_defaults(fn=cmd_sweep)
