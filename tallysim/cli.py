@@ -47,11 +47,11 @@ def cmd_run(args) -> int:
     if args.checkpoint_every is not None and args.checkpoint_every < 0:
         raise ConfigError(f"--checkpoint-every {args.checkpoint_every}: allowed 0 (never) or a number of rounds")
     if args.resume and not args.config and not args.overrides:
-        from pathlib import Path
         from tallysim import config, outdir
-        if not outdir.is_run_dir(Path(args.out)):
+        d = outdir.destination(args.out)
+        if not outdir.is_run_dir(d):
             raise ConfigError(f"--resume: {args.out} is not a tallysim run directory")
-        cfg = config.load_file(str(Path(args.out) / metrics.CONFIG))     # the run's own config
+        cfg = config.load_file(str(d / metrics.CONFIG))     # the run's own config
     else:
         cfg = _config(args)
         from tallysim import config, validation
@@ -134,7 +134,7 @@ def parser() -> argparse.ArgumentParser:
                    help="continue the run in --out from its checkpoint (same config; with no config "
                    "given, the run's own config.json)")
     r.add_argument("--tensorboard", metavar="DIR", help="also write the metrics, the config (hparams) and "
-                   "the final figure as TensorBoard events into DIR/<name of --out> (log.tensorboard)")
+                   "the final figure as TensorBoard events into DIR/<name of --out>-<hash of its path> (log.tensorboard)")
     r.add_argument("--plugin", action="append", metavar="MODULE", help=PLUGIN_HELP)
     r.set_defaults(fn=cmd_run)
 
@@ -155,7 +155,7 @@ def parser() -> argparse.ArgumentParser:
     sw.add_argument("--one-at-a-time", action="store_true",
                     help="run each configuration as its own program (default: configurations that differ "
                     "only in learning rates, weights, temperatures, partition, seed or rounds share one)")
-    sw.add_argument("--tensorboard", metavar="DIR", help="TensorBoard events of each run into DIR/<run name>, "
+    sw.add_argument("--tensorboard", metavar="DIR", help="TensorBoard events of each run into DIR/<run name>-<hash>, "
                     "its config as hparams, so TensorBoard's hparams view compares them (log.tensorboard)")
     sw.add_argument("--plugin", action="append", metavar="MODULE", help=PLUGIN_HELP)
     sw.set_defaults(fn=cmd_sweep)
@@ -298,6 +298,12 @@ def main(argv=None) -> int:
         return 2
     args = _parse(argv)
     try:
+        from tallysim import outdir
+        for key, value in vars(args).items():   # undecodable bytes anywhere: one line now, not a traceback later
+            for item in value if isinstance(value, list) else [value]:
+                if isinstance(item, str):
+                    positional = key in ("overrides", "axes", "runs", "names", "figure")
+                    outdir.check_text(item, "argument" if positional else f"--{key.replace('_', '-')}")
         if args.fn in (cmd_run, cmd_sweep, cmd_figure):     # not bench: it times compiling
             from tallysim.sim import mesh
             mesh.initialize_distributed()                    # before JAX starts: TALLYSIM_DISTRIBUTED=1

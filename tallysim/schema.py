@@ -194,7 +194,7 @@ class CommConfig:
 class LogConfig:
     """Where a run's rows also go (tallysim/tracking.py); not part of the experiment: resuming, a sweep's
     grouping and config comparisons ignore this section."""
-    tensorboard: Optional[str] = None  # DIR: TensorBoard event files in DIR/<run directory's name>
+    tensorboard: Optional[str] = None  # DIR: TensorBoard event files in DIR/<run directory's name>-<hash>
     mlflow: Optional[str] = None       # an MLflow experiment name (the mlflow extra; MLFLOW_TRACKING_URI: where)
 
 

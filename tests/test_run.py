@@ -56,7 +56,8 @@ def test_eval_every_and_refuse_non_empty_out(tmp_path, capsys):
     assert cli.main(["run", *TINY, "rounds=3", "eval_every=2", "protocol.name=local", "--out", str(out), "--quiet"]) == 0
     assert [r["round"] for r in read_rows(out)] == [2, 3]                    # and always the last round
     assert cli.main(["run", *TINY, "--out", str(out), "--quiet"]) == 2
-    assert "not empty; pass --overwrite" in capsys.readouterr().err
+    err = capsys.readouterr().err                                           # says what it holds
+    assert "holds a finished run" in err and "pass --overwrite to replace it" in err
     assert cli.main(["run", *TINY, "protocol.name=local", "--out", str(out), "--quiet", "--overwrite"]) == 0
 
 
