@@ -228,3 +228,94 @@ def test_dp_fedavg_is_the_clipped_mean_plus_noise_and_its_epsilon_is_sampled():
     # half the peers per round: the sampled Gaussian of z / 2 (replace-one, sum sensitivity 2S)
     last = run_mod.run(tiny("protocol.name=fedavg", "privacy.noise=1.5", "participation=0.5"), None, progress=False)
     assert last["epsilon"] == pytest.approx(direct(0.75, 4, 2, 2, 1e-5), rel=1e-9)
+
+
+# ----------------------------------------------------------------------------- issue 30: the stated noise
+# Each test below checks a round's private aggregate against numpy's own computation from the peers'
+# models, on one eager probe exchange (nothing is compiled but a tiny init), so that a mechanism that
+# forgets its noise, draws the wrong one, or trains on probes it did not answer fails.
+
+def exchange_once(items, same_models=False, spy="tally_counts"):
+    """One eager probe exchange of a tiny private run at round 1. Returns (probes, info, what
+    `vote.<spy>` received first, each peer's probabilities [P, M, C] and each probe's hidden label)."""
+    import tallysim
+    from tallysim.protocols import base
+    from tallysim.sim.fed import pool_examples, to_input
+    d = tallysim.drive(tiny("warmup_epochs=0", "init.shared=false", *items))
+    ctx, data, state = d.built.ctx, d.built.one, d.state
+    if same_models:                     # every peer holds peer 0's model: they all vote alike
+        state = state._replace(params=jax.tree.map(lambda a: jnp.broadcast_to(a[:1], a.shape), state.params))
+    keys = base.round_keys(d.root, jnp.int32(1), ctx.cfg.probe.resample)
+    seen, orig = [], getattr(vote, spy)
+
+    def record(first, *a, **k):
+        seen.append(np.asarray(first, np.float64))
+        return orig(first, *a, **k)
+    hard = ctx.cfg.protocol.name == "tally"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(vote, spy, record)
+        probes, info = base.probe_exchange(ctx, state, data, keys, None, hard=hard)
+    x_M, y_M = pool_examples(data, base.draw_probes(ctx, data, keys.probe))
+    logits = jax.vmap(ctx.model.apply, in_axes=(0, None))(state.params, to_input(x_M))
+    return probes, info, seen[0], np.asarray(jax.nn.softmax(logits, -1), np.float64), np.asarray(y_M)
+
+
+def assert_normal(diff, sigma, what):
+    """diff: i.i.d. N(0, sigma^2)? Mean within 4 standard errors, std within 10% (at n = 640 the
+    sample std's own error is 2.8%), and a KS test at alpha 1e-4; the seeds are fixed."""
+    from scipy import stats
+    diff = np.ravel(diff)
+    assert abs(diff.mean()) < 4 * sigma / math.sqrt(diff.size), (what, diff.mean())
+    assert abs(diff.std() / sigma - 1) < 0.10, (what, diff.std(), sigma)
+    assert stats.kstest(diff / sigma, "norm").pvalue > 1e-4, what
+
+
+def test_gnmax_adds_its_noise_to_the_vote_counts_the_server_tallies():
+    """GNMax: the counts tallied are n_c(x) + N(0, sigma^2), n counted here from the peers' argmax."""
+    sigma = 3.0
+    _, _, noisy, p, _ = exchange_once(["protocol.name=tally", f"privacy.noise={sigma}"])
+    clean = np.stack([np.bincount(v, minlength=10) for v in p.argmax(-1).T])      # [M, C]
+    assert noisy.shape == clean.shape == (64, 10)
+    assert_normal(noisy - clean, sigma, "gnmax")
+
+
+def test_soft_label_noise_is_on_the_clipped_sum():
+    """The soft-label server averages sum_i clip_S(p_i) + N(0, (z S)^2) per value (clipped here in numpy)."""
+    z, S = 0.5, 0.8
+    _, info, noisy, p, _ = exchange_once(["protocol.name=softlabel", f"privacy.noise={z}", f"privacy.clip={S}"],
+                                         spy="soft_targets")
+    norms = np.linalg.norm(p.reshape(p.shape[0], -1), axis=1)
+    clean = (p * np.minimum(1.0, S / norms)[:, None, None]).sum(0)
+    assert_normal(noisy - clean, z * S, "soft-label sum")
+    # the gate reads that noised sum: its renormalised mean's top value, averaged over the probes
+    mean = np.maximum(noisy / p.shape[0], 0)
+    mean = mean / mean.sum(-1, keepdims=True)
+    assert float(info["gate_agreement"]) == pytest.approx(mean.max(-1).mean(), rel=1e-5)
+
+
+def test_confident_gnmax_trains_only_on_the_probes_it_answered():
+    """T = 2.5 with a negligible sigma1: a probe is answered iff at least 3 of the 4 peers agree (counted
+    here); the others must weigh 0 in the distillation loss, and `kept` is their share."""
+    probes, info, _, p, _ = exchange_once(["protocol.name=tally", "privacy.noise=1e-3", "privacy.threshold=2.5",
+                                           "privacy.threshold_noise=1e-6"])
+    top = np.stack([np.bincount(v, minlength=10) for v in p.argmax(-1).T]).max(-1)
+    answered = (top >= 3).astype(np.float32)
+    assert 0 < answered.sum() < answered.size                  # the check drops some probes, not all
+    np.testing.assert_array_equal(np.asarray(probes.weight_M), answered)
+    assert float(info["kept"]) == pytest.approx(answered.mean())
+
+
+def test_softlabel_gate_reads_the_noised_aggregate_not_the_votes():
+    """At noise 1e6 (epsilon ~ 0) peers that all agree and peers that disagree must get the same gate
+    bit in the round: the un-noised vote share (1 vs < 0.5) would tell every peer which it was (issue 30)."""
+    import tallysim
+    d = tallysim.drive(tiny("warmup_epochs=0", "init.shared=false", "rounds=1", "protocol.name=softlabel",
+                            "privacy.noise=1e6", "distill.gate=0.5"))
+    same = d.state._replace(params=jax.tree.map(lambda a: jnp.broadcast_to(a[:1], a.shape), d.state.params))
+    got = {}
+    for name, state in (("agree", same), ("disagree", d.state)):
+        _, info = d.round_fn(state, d.built.one, d.root, jnp.int32(1))
+        got[name] = {k: float(info[k]) for k in ("agreement", "gate_agreement", "distill_factor")}
+    assert got["agree"]["agreement"] == 1.0 and got["disagree"]["agreement"] < 0.5       # the data differ ...
+    assert got["agree"]["gate_agreement"] == pytest.approx(got["disagree"]["gate_agreement"], abs=1e-4)
+    assert got["agree"]["distill_factor"] == got["disagree"]["distill_factor"]          # ... the gate cannot tell
