@@ -96,8 +96,9 @@ def test_ledger_epsilon_is_dp_accountings():
     assert full.epsilon() == pytest.approx(direct(z, 20, 20, 5, 1e-5)) and full.epsilon() > eps[-1]
     z2 = privacy.round_noise_multiplier("votes", sigma=40.0, probes=100, sigma1=150.0)
     assert z2 < z and 1 / z2 ** 2 == pytest.approx(200 / 40 ** 2 + 100 / 150 ** 2)
-    # DP-FedAvg: clipped sum, replace-one sensitivity 2S
-    assert privacy.round_noise_multiplier("sum", noise_multiplier=1.2) == 0.6
+    # DP-FedAvg: clipped updates of either sign, replace-one sensitivity 2S; soft labels: sqrt(2) S
+    assert privacy.round_noise_multiplier("params", noise_multiplier=1.2) == 0.6
+    assert privacy.round_noise_multiplier("sum", noise_multiplier=1.2) == pytest.approx(1.2 / math.sqrt(2))
 
 
 def test_ledger_pld_and_restore_and_no_noise():
@@ -262,7 +263,7 @@ def exchange_once(items, same_models=False, spy="tally_counts"):
 
 def assert_normal(diff, sigma, what):
     """diff: i.i.d. N(0, sigma^2)? Mean within 4 standard errors, std within 10% (at n = 640 the
-    sample std's own error is 2.8%), and a KS test at alpha 1e-4; the seeds are fixed."""
+    sample std's own error is 2.8%; less at larger n), and a KS test at alpha 1e-4; the seeds are fixed."""
     from scipy import stats
     diff = np.ravel(diff)
     assert abs(diff.mean()) < 4 * sigma / math.sqrt(diff.size), (what, diff.mean())
@@ -319,3 +320,85 @@ def test_softlabel_gate_reads_the_noised_aggregate_not_the_votes():
     assert got["agree"]["agreement"] == 1.0 and got["disagree"]["agreement"] < 0.5       # the data differ ...
     assert got["agree"]["gate_agreement"] == pytest.approx(got["disagree"]["gate_agreement"], abs=1e-4)
     assert got["agree"]["distill_factor"] == got["disagree"]["distill_factor"]          # ... the gate cannot tell
+
+
+def test_dp_fedavg_noise_is_z_times_clip_over_the_active_peers_under_dropout():
+    """McMahan et al. 2018 with two of the four messages lost (faults.kind=dropout, the faulty half):
+    x' = x + (sum over the arrived of clip_S(w_i - x) + N(0, (z S)^2)) / A, A = 4 active peers, not the
+    2 that arrived. So A (x' - x) - sum_arrived clip_S(u_i), per coordinate, is N(0, (z S)^2)."""
+    import tallysim
+    z, S = 1.0, 0.05
+    d = tallysim.drive(tiny("data.input_shape=8x8x1", "data.train_size=800", "model.width=16", "protocol.name=fedavg",
+                            f"privacy.noise={z}", f"privacy.clip={S}", "faults.kind=dropout", "faults.fraction=0.5"))
+    lost = np.asarray(d.built.one.faulty_P, bool)
+    assert lost.sum() == 2
+    flat = lambda t, lead: np.concatenate([np.asarray(a, np.float64).reshape(*lead, -1) for a in jax.tree.leaves(t)], -1)
+    x0 = flat(d.state.server, ())
+    d.step()
+    w, x1 = flat(d.state.params, (4,)), flat(d.state.server, ())
+    u = w - x0
+    u = u * np.minimum(1.0, S / np.linalg.norm(u, axis=1, keepdims=True))
+    residual = 4 * (x1 - x0) - u[~lost].sum(0)
+    assert residual.size > 1000
+    assert_normal(residual, z * S, "DP-FedAvg")
+
+
+def analytic_gaussian_epsilon(mu, delta):
+    """epsilon at delta of a Gaussian mechanism whose sensitivity is mu standard deviations, exactly
+    (Balle and Wang, ICML 2018, Theorem 8: delta(eps) = Phi(mu/2 - eps/mu) - e^eps Phi(-mu/2 - eps/mu))."""
+    from scipy.optimize import brentq
+    from scipy.stats import norm
+    f = lambda eps: norm.cdf(mu / 2 - eps / mu) - math.exp(eps) * norm.cdf(-mu / 2 - eps / mu) - delta
+    return brentq(f, 0.0, 500.0)
+
+
+def test_soft_label_epsilon_uses_the_tight_replace_one_sensitivity():
+    """Soft-label messages are non-negative and clipped to S, so replacing one moves the sum by at most
+    sqrt(2) S (reached by two messages on disjoint classes), not 2 S. With every peer in every round the
+    rounds compose to one Gaussian of mu = sqrt(T) sqrt(2) S / (z S); the run's PLD ledger must give
+    that Gaussian's exact epsilon (computed here with scipy, not dp-accounting)."""
+    rng = np.random.default_rng(0)
+    S, C = 0.7, 6
+    a = np.abs(rng.normal(size=(20_000, 3, C))) ** 3                  # non-negative, some far from uniform
+    a = a * np.minimum(1.0, S / np.linalg.norm(a.reshape(len(a), -1), axis=1))[:, None, None]
+    gap = np.linalg.norm((a[::2] - a[1::2]).reshape(10_000, -1), axis=1)
+    assert gap.max() <= math.sqrt(2) * S + 1e-12 and gap.max() > 1.2 * S
+    disjoint = np.zeros((2, 3, C))
+    disjoint[0, :, 0] = disjoint[1, :, 1] = S / math.sqrt(3)        # norm S each, on disjoint classes
+    assert np.linalg.norm(disjoint[0] - disjoint[1]) == pytest.approx(math.sqrt(2) * S)
+    from tallysim import config, protocols
+    z, T = 1.0, 2
+    cfg = config.validate(tiny("protocol.name=softlabel", f"privacy.noise={z}", f"privacy.clip={S}",
+                               "privacy.accountant=pld"))
+    led = privacy.ledger_for(cfg, protocols.traits("softlabel").privacy, probes=64, active=4)
+    led.step(T)
+    expected = analytic_gaussian_epsilon(math.sqrt(T) * math.sqrt(2) * S / (z * S), 1e-5)
+    assert led.epsilon() == pytest.approx(expected, rel=2e-3)
+    assert led.epsilon() < analytic_gaussian_epsilon(math.sqrt(T) * 2 / z, 1e-5)      # the old 2 S bound
+
+
+@pytest.mark.parametrize("items, match", [
+    (["protocol.name=tally", "privacy.noise=1e-300"], r"privacy.noise=1e-300 .*allowed: privacy.noise=0 \(off\) or >= 1e-30"),
+    (["protocol.name=tally", "privacy.noise=1", "privacy.threshold=2", "privacy.threshold_noise=1e-300"],
+     "privacy.threshold_noise=1e-300"),
+    (["protocol.name=softlabel", "privacy.noise=1e-20", "privacy.clip=1e-20"], "privacy.noise \\* privacy.clip"),
+    (["protocol.name=fedavg", "privacy.noise=5e-31"], "privacy.noise=5e-31"),
+])
+def test_tiny_positive_noise_is_refused(items, match):
+    """privacy.noise=1e-300 used to pass validation, then divide by zero in the accountant."""
+    from tallysim import config
+    with pytest.raises(ConfigError, match=match):
+        config.validate(tiny(*items))
+
+
+def test_the_smallest_noise_allowed_is_drawn_and_accounted():
+    """At privacy.MIN_NOISE float32 still draws noise and epsilon is finite and positive, sampled or not
+    (below ~1e-154 RDP's 1 / z^2 overflows: inf, or 0 under sampling)."""
+    assert np.float32(privacy.MIN_NOISE) >= np.finfo(np.float32).tiny           # a normal float32
+    for mech in ("votes", "sum", "params"):
+        z = privacy.round_noise_multiplier(mech, sigma=privacy.MIN_NOISE, probes=10**6, sigma1=privacy.MIN_NOISE,
+                                           noise_multiplier=privacy.MIN_NOISE)
+        for active in (10, 5):
+            led = privacy.PrivacyLedger(z, 10, active, 1e-5)
+            led.step(10**4)
+            assert 0 < led.epsilon() < math.inf, (mech, active)
