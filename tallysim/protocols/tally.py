@@ -29,10 +29,9 @@ def vote_bits(ctx: Context) -> comm.RoundBits:
     if cfg.comm.topology == "allgather":
         down = (spec.active - 1) * one
     else:
-        # Confident-GNMax's check (privacy.threshold) drops probes as abstention does: the peers
-        # need the same keep mask, one bit per probe
-        abstains = (lanes.nonzero(cfg.vote.min_agreement) or cfg.vote.min_margin > 0
-                    or (cfg.privacy.noise > 0 and cfg.privacy.threshold > 0))
+        # Confident-GNMax's check (privacy.threshold > 0, which validation allows only with noise) drops
+        # probes as abstention does: the peers need the same keep mask, one bit per probe
+        abstains = lanes.nonzero(cfg.vote.min_agreement) or cfg.vote.min_margin > 0 or cfg.privacy.threshold > 0
         down = one + (spec.probes if abstains else 0)
     return comm.RoundBits(one, down, spec.active)
 
