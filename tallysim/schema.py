@@ -201,10 +201,10 @@ class LogConfig:
 @dataclass(frozen=True)
 class PrivacyConfig:
     """Differential privacy of what peers send (tallysim/privacy.py, sim/dp.py); noise 0 is off, bit for bit."""
-    noise: float = floats(0.0, "[0, 1e6]", lane=True, nonzero=True)   # votes: GNMax's sigma, the std of the noise on each vote count; soft labels, FedAvg: the noise multiplier z (std z * clip)
+    noise: float = floats(0.0, "[0, 1e6]", lane=True, nonzero=True)   # votes: GNMax's sigma, the std of the noise on each vote count; soft labels, FedAvg: the noise multiplier z (std z * clip); 0 (off) or >= 1e-30
     clip: float = floats(1.0, "(0, 1e6]")        # soft labels: each peer's [M, C] message, FedAvg: each update, clipped to this L2 norm
     threshold: float = floats(0.0, "[0, 1e9]")   # votes: Confident-GNMax's T, answer a probe only if its noisy top count >= T (0: answer all)
-    threshold_noise: float = floats(0.0, "[0, 1e6]")  # votes: Confident-GNMax's sigma1, the std of the noise on the top count
+    threshold_noise: float = floats(0.0, "[0, 1e6]")  # votes: Confident-GNMax's sigma1, the std of the noise on the top count; 0 or >= 1e-30
     delta: float = floats(1e-5, "(0, 1)")         # epsilon is reported at this delta
     accountant: Literal["rdp", "pld"] = "rdp"      # dp-accounting's accountant (pld: every peer in every round only)
 

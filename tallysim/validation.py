@@ -185,6 +185,7 @@ def _privacy_rules(cfg: Config) -> None:
             raise ConfigError("privacy.threshold / privacy.threshold_noise need privacy.noise > 0 (the "
                               "GNMax noise on the votes); allowed: set privacy.noise, or leave both at 0")
         return
+    _tiny_noise(cfg, traits.privacy)
     if not traits.privacy:
         raise ConfigError(f"privacy.noise={pv.noise} is not implemented for protocol.name="
                           f"{cfg.protocol.name} (its messages would go unprotected while epsilon is "
@@ -214,6 +215,20 @@ def _privacy_rules(cfg: Config) -> None:
         raise ConfigError(f"privacy.accountant=pld with participation={cfg.participation}: dp-accounting's "
                           "PLD accountant has no fixed-size participation sampling; allowed: "
                           "privacy.accountant=rdp, or participation=1")
+
+
+def _tiny_noise(cfg: Config, mechanism: str) -> None:
+    """Positive noise so small that the device draws none (float32) or the accountant overflows
+    (privacy.MIN_NOISE says why); the std drawn for soft labels and DP-FedAvg is noise * clip."""
+    from tallysim.privacy import MIN_NOISE
+    pv = cfg.privacy
+    for key, value in (("privacy.noise", pv.noise), ("privacy.threshold_noise", pv.threshold_noise)):
+        if 0 < value < MIN_NOISE:
+            raise ConfigError(f"{key}={value:g} is too small to draw in float32 or to account (epsilon "
+                              f"overflows); allowed: {key}=0 (off) or >= {MIN_NOISE:g}")
+    if mechanism in ("sum", "params") and pv.noise * pv.clip < MIN_NOISE:
+        raise ConfigError(f"privacy.noise * privacy.clip={pv.noise * pv.clip:g} (the noise std) is too small "
+                          f"to draw in float32; allowed: privacy.noise * privacy.clip >= {MIN_NOISE:g}")
 
 
 def _fault_rules(cfg: Config) -> None:

@@ -24,6 +24,7 @@ from tallysim.sim.peers import State
 
 FIXED_PROBE_STREAM = 2**31 - 1    # fold_in tag of the one probe draw reused when probe.resample=false
 PRIVACY_STREAM = 0xD9             # fold_in tag of the privacy noise (the round's other keys untouched)
+GATE_AGREEMENT = "gate_agreement"  # info key: what distill.gate reads when it is not info["agreement"]
 
 
 class Protocol(NamedTuple):
@@ -226,6 +227,11 @@ def probe_exchange(ctx: Context, state: State, data: FedData, keys: RoundKeys, i
                                        ctx.hp("softlabel.era_temperature"))
             if private and cfg.softlabel.aggregate == "mean":
                 target = vote.renormalize(target)    # the noise can push a mean below 0 (post-processing)
+            if private:
+                # distill.gate's bit reaches every peer, so it may only read the noised sum: the mean
+                # top value of its renormalised mean (the un-noised vote share would leak the data)
+                info[GATE_AGREEMENT] = jnp.mean(jnp.max(vote.renormalize(
+                    vote.soft_targets(sums.sent_MxC, voters)), axis=-1))
         weight = jnp.ones((spec.probes,), jnp.float32)
         probes = local.Probes(x_M, target, weight if arrived is None else weight * arrived)
         info["consensus_acc"] = jnp.mean(jnp.argmax(target, axis=-1) == y_M)
