@@ -67,7 +67,7 @@ def cmd_run(args) -> int:
 
 def cmd_plot(args) -> int:
     from tallysim.results.plot import plot_curves
-    print(plot_curves(args.runs, args.out, metric=args.metric, title=args.title))
+    print(plot_curves(args.runs, args.out, metric=args.metric, title=args.title, labels=args.label))
     return 0
 
 
@@ -177,7 +177,12 @@ def parser() -> argparse.ArgumentParser:
     pl.add_argument("--out", required=True, help="figure file (.png or .pdf)")
     pl.add_argument("--metric", default="auto", help="y column (default: acc_global if present else acc_mean)")
     pl.add_argument("--title")
+    pl.add_argument("--label", action="append", metavar="NAME", help="legend entry of each run, in order "
+                    "(repeat once per run; default: the protocol, plus what tells same-protocol runs apart)")
     pl.set_defaults(fn=cmd_plot)
+
+    from tallysim.results import table
+    table.add_parser(sub)
 
     pr = sub.add_parser("prepare", help="download/prepare datasets into the cache (needs tfds + TF)")
     pr.add_argument("names", nargs="+", help="tfds names, e.g. fashion_mnist cifar10 emnist/balanced")

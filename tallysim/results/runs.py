@@ -26,7 +26,10 @@ class Results:
     def column(self, key: str) -> list:
         return [r.get(key) for r in self.rows]
 
-    def plot(self, path: Optional[str] = None, metric: str = "auto", title: Optional[str] = None) -> str:
-        """Accuracy against cumulative bits per peer (`tallysim plot`); returns the figure's path."""
+    def plot(self, path: Optional[str] = None, metric: str = "auto", title: Optional[str] = None,
+             label: Optional[str] = None) -> str:
+        """Accuracy against cumulative bits per peer (`tallysim plot`), with a band of +- one std over
+        seeds when the run had several; returns the figure's path."""
         from tallysim.results.plot import plot_curves
-        return plot_curves([str(self.out)], path or str(self.out / "curve.png"), metric, title)
+        return plot_curves([str(self.out)], path or str(self.out / "curve.png"), metric, title,
+                           None if label is None else [label])
