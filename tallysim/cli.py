@@ -184,7 +184,9 @@ def parser() -> argparse.ArgumentParser:
     from tallysim.results import table
     table.add_parser(sub)
 
-    pr = sub.add_parser("prepare", help="download/prepare datasets into the cache (needs tfds + TF)")
+    pr = sub.add_parser("prepare", help="prepare datasets into the cache: fashion_mnist from Debian's "
+                        "dataset-fashion-mnist files when installed, --path from local IDX/npz files, else "
+                        "downloaded with tfds (needs TensorFlow and internet)")
     pr.add_argument("names", nargs="+", help="tfds names, e.g. fashion_mnist cifar10 emnist/balanced")
     pr.add_argument("--path", help="read IDX/npz files from this directory instead of downloading")
     pr.set_defaults(fn=cmd_prepare)

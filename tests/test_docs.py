@@ -160,3 +160,39 @@ def test_the_api_page_documents_the_public_api():
     for name in tallysim.__all__:                 # the table names each public name
         assert f"`tallysim.{name}" in text or name in ("__version__", "Driver"), name
     assert tallysim.api.drive.__doc__ and tallysim.schema.Config.replace.__doc__
+
+
+def test_cli_usage_lines_name_every_option_of_every_subcommand():
+    """docs/cli.md's usage block lacked --tensorboard, --plugin, --quiet, --metric, --title (issue 30):
+    every option argparse knows for a subcommand must appear on that subcommand's usage lines."""
+    import argparse
+    from tallysim import cli
+    block = re.search(r"```\n(tallysim run.*?)```", (DOCS / "cli.md").read_text(), re.S).group(1)
+    usage: dict[str, str] = {}
+    cmd = None
+    for line in block.splitlines():
+        m = re.match(r"tallysim (\w+)", line)
+        if m:
+            cmd = m.group(1)
+        if cmd:
+            usage[cmd] = usage.get(cmd, "") + " " + line
+    sub = next(a for a in cli.parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert set(sub.choices) <= set(usage), sorted(set(sub.choices) - set(usage))
+    for name, p in sub.choices.items():
+        for action in p._actions:
+            longs = [o for o in action.option_strings if o.startswith("--") and o != "--help"]
+            if longs:
+                assert any(re.search(rf"{re.escape(o)}\b", usage[name]) for o in longs), (name, longs)
+
+
+def test_stale_docs_of_issue_30_are_current():
+    from tallysim import cli
+    sub = next(a for a in cli.parser()._actions if a.__class__.__name__ == "_SubParsersAction")
+    prepare = next(a.help for a in sub._choices_actions if a.dest == "prepare")
+    assert "Debian" in prepare and "--path" in prepare          # TensorFlow only for a tfds download
+    cli_md = (DOCS / "cli.md").read_text()
+    assert "~/.cache/tallysim/xla" in cli_md and "TALLYSIM_COMPILE_CACHE=0" in cli_md   # the compile cache
+    assert "standard deviation over the seeds" in cli_md                              # the summary's +-
+    for page in ("figures.md", "getting-started.md"):
+        fig10 = [x for x in (DOCS / page).read_text().splitlines() if x.startswith("| `make fig10`")]
+        assert fig10 and all("not run" not in x and "560 s" in x for x in fig10), (page, fig10)
