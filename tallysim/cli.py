@@ -297,6 +297,18 @@ def compile_cache() -> None:
     jax.config.update("jax_compilation_cache_dir", where)
 
 
+def shipped_config(args) -> None:
+    """A `--config` path not on disk that names a shipped config (`experiments/demo.json` outside a
+    checkout, e.g. from a wheel) reads the installed copy, with a note saying so."""
+    import os
+    if getattr(args, "config", None) and not os.path.exists(args.config):
+        from tallysim.results.figures import shipped_config as find
+        path, shipped = find(args.config)
+        if shipped:
+            print(f"tallysim: note: {args.config} is not here; using the shipped copy {path}", file=sys.stderr)
+            args.config = path
+
+
 def main(argv=None) -> int:
     try:
         argv = load_plugins(list(sys.argv[1:] if argv is None else argv))
@@ -305,6 +317,7 @@ def main(argv=None) -> int:
         return 2
     args = _parse(argv)
     try:
+        shipped_config(args)
         if args.fn in (cmd_run, cmd_sweep, cmd_figure):     # not bench: it times compiling
             from tallysim.sim import mesh
             mesh.initialize_distributed()                    # before JAX starts: TALLYSIM_DISTRIBUTED=1

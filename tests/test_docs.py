@@ -196,3 +196,19 @@ def test_stale_docs_of_issue_30_are_current():
     for page in ("figures.md", "getting-started.md"):
         fig10 = [x for x in (DOCS / page).read_text().splitlines() if x.startswith("| `make fig10`")]
         assert fig10 and all("not run" not in x and "560 s" in x for x in fig10), (page, fig10)
+
+
+def test_quick_start_compares_like_with_like_on_the_quick_config():
+    """The hand-run quick start compared a LeNet run with an MLP run (issue 30): its runs must differ
+    in protocol.name and --out only, and experiments/quick.json must validate for each protocol."""
+    text = (DOCS / "getting-started.md").read_text()
+    block = re.search(r"## Quick start\n\n```bash\n(.*?)```", text, re.S).group(1)
+    runs = [line.split() for line in block.splitlines() if re.search(r"tallysim run\b", line)]
+    assert len(runs) >= 2
+    rest = [sorted(w for w in r if not w.startswith(("protocol.name=", "runs/"))) for r in runs]
+    assert all(r == rest[0] for r in rest), rest
+    assert "experiments/quick.json" in rest[0]
+    for proto in ("tally", "softlabel", "fedavg"):
+        cfg = config.validate(config.apply_overrides(config.load_file(str(ROOT / "experiments" / "quick.json")),
+                                                     [f"protocol.name={proto}"]))
+        assert cfg.rounds == 10 and cfg.data.max_train <= 6000 and cfg.model.name == "mlp"

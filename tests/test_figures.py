@@ -247,3 +247,20 @@ def test_fig10_table_says_what_epsilon_is_and_in_which_setting(tmp_path):
            "2 seeds" in head, head
     shipped = (pathlib.Path(__file__).parent.parent / "docs" / "figures" / "fig10_table.md").read_text()
     assert "epsilon per peer" in shipped.splitlines()[0] and "delta = 1e-05" in shipped.splitlines()[0]
+
+
+def test_a_shipped_config_path_works_outside_a_checkout(tmp_path, monkeypatch, capsys):
+    """`run --config experiments/demo.json` from a directory without experiments/ (as from a wheel)
+    reads the installed copy, with a note; a path found nowhere is still one error line (issue 30)."""
+    monkeypatch.chdir(tmp_path)
+    assert figures.shipped_config("experiments/demo.json") == (str(figures.EXPERIMENTS / "demo.json"), True)
+    assert figures.shipped_config("pareto/bridge.json")[1]
+    assert figures.shipped_config("experiments/../../etc/passwd") == ("experiments/../../etc/passwd", False)
+    (tmp_path / "experiments").mkdir()
+    (tmp_path / "experiments" / "demo.json").write_text('{"peers": 3}')
+    assert figures.shipped_config("experiments/demo.json") == ("experiments/demo.json", False)  # the local file wins
+    (tmp_path / "experiments" / "demo.json").unlink()
+    assert cli.main(["sweep", "--config", "experiments/demo.json", "--dry-run", "--out", str(tmp_path / "s")]) == 0
+    assert "using the shipped copy" in capsys.readouterr().err
+    assert cli.main(["run", "--config", "experiments/nope.json", "--out", str(tmp_path / "r")]) == 2
+    assert "nope.json" in capsys.readouterr().err
