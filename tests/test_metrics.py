@@ -281,3 +281,22 @@ def test_table_of_a_sweep_one_row_per_run_with_its_swept_fields(tmp_path, capsys
                                                                      ("0.1", "0.3500", "0.3500")]
     assert cli.main(["table", str(tmp_path / "sw"), "--metric", "nope"]) == 2
     assert cli.main(["table", str(tmp_path)  + "/none"]) == 2
+
+
+def test_rows_hold_every_peer_s_accuracy_and_seeds_average_it_per_peer():
+    """acc_peers: each peer's own test accuracy at the evaluation round, in peer order (issue 30);
+    with several seeds the row holds peer i's mean over seeds and each seed's list under per_seed."""
+    class Ledger:
+        def row(self):
+            return {"bits_up": 0, "bits_down": 0, "bits_per_peer": 0.0}
+    ev = {"acc_P": np.array([[0.5, 0.75, 0.625], [0.25, 0.5, 0.0]], np.float32), "acc_global": None,
+          "acc_ensemble": np.array([0.7, 0.4])}
+    info = {"train_loss": np.array([1.0, 2.0])}
+    rows = [metrics.lane_row(ev, info, Ledger(), j, 3, 0.0) for j in (0, 1)]
+    assert rows[0]["acc_peers"] == [0.5, 0.75, 0.625] and rows[1]["acc_peers"] == [0.25, 0.5, 0.0]
+    assert rows[0]["acc_mean"] == pytest.approx(np.mean(rows[0]["acc_peers"]))
+    both = metrics.aggregate(rows, [0, 1])
+    assert both["acc_peers"] == [0.375, 0.625, 0.3125] and "acc_peers_std" not in both
+    assert both["per_seed"]["acc_peers"] == [[0.5, 0.75, 0.625], [0.25, 0.5, 0.0]]
+    assert both["acc_mean"] == pytest.approx(np.mean(both["acc_peers"]))
+    assert "acc_peers" not in metrics.columns([both])              # not a --metric column (a list)
