@@ -15,15 +15,18 @@ class Results:
 
     @classmethod
     def read(cls, out) -> "Results":
+        """Any run directory (written by `tallysim.run` or `tallysim run --out`), its files checked."""
         from tallysim.results import metrics
         cfg, rows = metrics.read_run(out)
         return cls(Path(out), rows, cfg)
 
     @property
     def last(self) -> dict:
+        """The last metrics row (the final evaluation; {} before the first)."""
         return self.rows[-1] if self.rows else {}
 
     def column(self, key: str) -> list:
+        """One metrics key over the rows, in round order (None where a row lacks it)."""
         return [r.get(key) for r in self.rows]
 
     def plot(self, path: Optional[str] = None, metric: str = "auto", title: Optional[str] = None,
