@@ -166,6 +166,10 @@ def test_reads_what_a_real_sweep_writes(tmp_path):
         done = json.loads((tmp_path / rec["name"] / metrics.DONE).read_text())
         assert rec["summary"] == metrics.summary_line(config.apply_overrides(base, rec["overrides"]), done["last"])
         assert math.isclose(done["last"]["acc_mean"], rows[-1]["acc_mean"])
+    from tallysim.results import table                    # `tallysim table` over the real sweep
+    cols, trows = table.table_rows([tmp_path])
+    assert cols[:2] == ["run", "optim.lr"] and [r["optim.lr"] for r in trows] == [0.05, 0.1]
+    assert all(r["status"] == "done" and r["final_std"] is not None and r["round"] == 2 for r in trows)
 
 
 # ----------------------------------------------------------------------------- figures
