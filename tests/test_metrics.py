@@ -288,6 +288,14 @@ def test_table_of_a_sweep_one_row_per_run_with_its_swept_fields(tmp_path, capsys
                                                                      ("0.1", "0.3500", "0.3500")]
     assert cli.main(["table", str(tmp_path / "sw"), "--metric", "nope"]) == 2
     assert cli.main(["table", str(tmp_path)  + "/none"]) == 2
+    assert cli.main(["table", str(tmp_path / "sw"), "--out", str(out / "t.md")]) == 2         # under a file
+    assert "is a file, not a directory" in capsys.readouterr().err
+    assert cli.main(["table", str(tmp_path / "sw"), "--out", str(tmp_path / "new" / "t.md")]) == 0
+    assert (tmp_path / "new" / "t.md").read_text().startswith("| run | optim.lr |")
+    from tallysim.results.table import swept_fields          # derived from the protocol: not a sweep axis
+    a = {"protocol": {"name": "tally"}, "warmup_epochs": 1, "derived": ["warmup_epochs"], "peers": 5}
+    b = {"protocol": {"name": "fedavg"}, "warmup_epochs": 0, "derived": ["warmup_epochs"], "peers": 10}
+    assert swept_fields([a, b]) == ["protocol.name", "peers"]
 
 
 def test_rows_hold_every_peer_s_accuracy_and_seeds_average_it_per_peer():

@@ -38,10 +38,14 @@ def flatten(d: dict, prefix: str = "") -> dict:
 
 def swept_fields(cfgs: list[dict]) -> list[str]:
     """The flattened config fields that take more than one value across `cfgs` (a field missing from
-    a run counts as a value of its own), in the order they first appear."""
+    a run counts as a value of its own), protocol.name first, then in the order they first appear.
+    A field some run derived from its protocol (config.json's `derived`, e.g. warmup_epochs) differs
+    because the protocol does: it is left out, as the protocol column already says it."""
     flat = [flatten(c) for c in cfgs]
+    derived = {k for c in cfgs for k in (c.get("derived") or []) if isinstance(k, str)}
     keys = list(dict.fromkeys(k for f in flat for k in f))
-    keys = [k for k in keys if not any(k == s or k.startswith(s) for s in NOT_SWEPT)]
+    keys = [k for k in keys if k not in derived and not any(k == s or k.startswith(s) for s in NOT_SWEPT)]
+    keys.sort(key=lambda k: k != "protocol.name")          # stable: the rest keep config order
     return [k for k in keys if len({json.dumps(f.get(k, "<unset>")) for f in flat}) > 1]
 
 
@@ -146,7 +150,7 @@ def main(args) -> int:
         raise ConfigError(f"--out {args.out} is a directory; give a file such as {Path(args.out) / 'table.md'}")
     text = render(*table_rows(args.runs, args.metric), fmt)
     if args.out:
-        atomic.write_text(Path(args.out), text)
+        write(Path(args.out), text)
         print(args.out)
     else:
         sys.stdout.write(text)
@@ -157,5 +161,15 @@ def table(dirs, fmt: str = "markdown", metric: str = "auto", out: Optional[str] 
     """The table as text (and written to `out` when given): for scripts and notebooks."""
     text = render(*table_rows(dirs, metric), fmt)
     if out:
-        atomic.write_text(Path(out), text)
+        write(Path(out), text)
     return text
+
+
+def write(path: Path, text: str) -> None:
+    """The table into `path`, atomically, its folders created (as figures' are); a file where a
+    folder should be is one error line, before any temporary file."""
+    for parent in path.parents:
+        if parent.exists() and not parent.is_dir():
+            raise ConfigError(f"--out {path}: {parent} is a file, not a directory")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic.write_text(path, text)
