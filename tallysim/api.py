@@ -66,6 +66,8 @@ class Driver:
 
 
 def drive(cfg: Config, seed: Optional[int] = None) -> Driver:
+    """The protocol of `cfg` built and initialised for `seed` (default: the config's first seed), to
+    step by hand: `d.step()` runs one round, `d.run(n)` n rounds, `d.bits()` the last round's cost."""
     return Driver(cfg, seed)
 
 

@@ -67,7 +67,7 @@ def cmd_run(args) -> int:
 
 def cmd_plot(args) -> int:
     from tallysim.results.plot import plot_curves
-    print(plot_curves(args.runs, args.out, metric=args.metric, title=args.title))
+    print(plot_curves(args.runs, args.out, metric=args.metric, title=args.title, labels=args.label))
     return 0
 
 
@@ -177,9 +177,16 @@ def parser() -> argparse.ArgumentParser:
     pl.add_argument("--out", required=True, help="figure file (.png or .pdf)")
     pl.add_argument("--metric", default="auto", help="y column (default: acc_global if present else acc_mean)")
     pl.add_argument("--title")
+    pl.add_argument("--label", action="append", metavar="NAME", help="legend entry of each run, in order "
+                    "(repeat once per run; default: the protocol, plus what tells same-protocol runs apart)")
     pl.set_defaults(fn=cmd_plot)
 
-    pr = sub.add_parser("prepare", help="download/prepare datasets into the cache (needs tfds + TF)")
+    from tallysim.results import table
+    table.add_parser(sub)
+
+    pr = sub.add_parser("prepare", help="prepare datasets into the cache: fashion_mnist from Debian's "
+                        "dataset-fashion-mnist files when installed, --path from local IDX/npz files, else "
+                        "downloaded with tfds (needs TensorFlow and internet)")
     pr.add_argument("names", nargs="+", help="tfds names, e.g. fashion_mnist cifar10 emnist/balanced")
     pr.add_argument("--path", help="read IDX/npz files from this directory instead of downloading")
     pr.set_defaults(fn=cmd_prepare)
@@ -290,6 +297,18 @@ def compile_cache() -> None:
     jax.config.update("jax_compilation_cache_dir", where)
 
 
+def shipped_config(args) -> None:
+    """A `--config` path not on disk that names a shipped config (`experiments/demo.json` outside a
+    checkout, e.g. from a wheel) reads the installed copy, with a note saying so."""
+    import os
+    if getattr(args, "config", None) and not os.path.exists(args.config):
+        from tallysim.results.figures import shipped_config as find
+        path, shipped = find(args.config)
+        if shipped:
+            print(f"tallysim: note: {args.config} is not here; using the shipped copy {path}", file=sys.stderr)
+            args.config = path
+
+
 def main(argv=None) -> int:
     try:
         argv = load_plugins(list(sys.argv[1:] if argv is None else argv))
@@ -304,6 +323,7 @@ def main(argv=None) -> int:
                 if isinstance(item, str):
                     positional = key in ("overrides", "axes", "runs", "names", "figure")
                     outdir.check_text(item, "argument" if positional else f"--{key.replace('_', '-')}")
+        shipped_config(args)
         if args.fn in (cmd_run, cmd_sweep, cmd_figure):     # not bench: it times compiling
             from tallysim.sim import mesh
             mesh.initialize_distributed()                    # before JAX starts: TALLYSIM_DISTRIBUTED=1

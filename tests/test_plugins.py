@@ -122,3 +122,38 @@ def test_example_plugin_in_a_grouped_sweep_on_one_and_eight_devices(tmp_path):
     again = subprocess.run([sys.executable, "-c", check, str(run_dir / "config.json")], capture_output=True,
                            text=True, env=_env(), timeout=120)
     assert again.stdout.strip() == "ok", again.stderr[-2000:]
+
+
+SHARP = textwrap.dedent("""
+    import json, sys
+    from pathlib import Path
+    from tallysim import cli
+    from tallysim.results.metrics import read_rows
+    out, tiny = Path(sys.argv[1]), sys.argv[2:]
+    assert cli.main(["sweep", "--plugin", "softsharp", "--quiet", "--out", str(out / "sharp"), *tiny,
+                     "protocol.name=softsharp", "softsharp.tau=0.5,1", "rounds=1"]) == 0
+    assert cli.main(["run", "--quiet", "--out", str(out / "soft"), *tiny, "protocol.name=softlabel", "rounds=1"]) == 0
+    rows = {d.name: read_rows(d) for d in (out / "sharp").iterdir() if d.is_dir()}
+    rows["softlabel"] = read_rows(out / "soft")
+    import numpy as np, softsharp
+    t = np.array([[0.5, 0.3, 0.2, 0.0]], np.float32)
+    want = t ** 2 / (t ** 2).sum()                       # tau=0.5: squared, renormalised; zeros stay
+    np.testing.assert_allclose(np.asarray(softsharp.sharpen(t, 0.5)), want, rtol=1e-5, atol=1e-7)
+    print(json.dumps(rows))
+""")
+
+
+def test_distillation_example_plugin_runs_and_tau_1_is_softlabel(tmp_path):
+    """examples/softsharp.py, the distillation-type example (issue 30): one tiny round of a grouped
+    sweep over its own knob; tau=1 gives softlabel's numbers and bits, tau=0.5 trains differently."""
+    from conftest import assert_rows_close
+    out = subprocess.run([sys.executable, "-c", SHARP, str(tmp_path), *TINY], capture_output=True, text=True,
+                         env=_env(), timeout=600, cwd=tmp_path)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+    assert "2 runs as one program" in out.stdout, out.stdout[-2000:]
+    rows = json.loads(out.stdout.strip().splitlines()[-1])
+    one, half = rows["softsharp.tau=1"], rows["softsharp.tau=0.5"]
+    assert_rows_close(rows["softlabel"], one, "tau=1 is softlabel", ("round", "bits_up", "bits_down", "bits_per_peer"),
+                      ("acc_mean", "acc_min", "acc_max", "acc_ensemble", "train_loss", "vote_acc", "softavg_acc"))
+    assert half[-1]["bits_per_peer"] == one[-1]["bits_per_peer"] > 0
+    assert half[-1]["train_loss"] != one[-1]["train_loss"]
