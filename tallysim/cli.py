@@ -89,7 +89,7 @@ def cmd_prepare(args) -> int:
 
 
 def cmd_figure(args) -> int:
-    from tallysim.results import figures
+    from tallysim import figures
     return figures.main(args)
 
 

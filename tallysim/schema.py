@@ -122,51 +122,6 @@ class DistillConfig:
 
 
 @dataclass(frozen=True)
-class SoftlabelConfig:
-    aggregate: Literal["mean", "era", "median", "trimmed"] = "mean"
-    era_temperature: float = floats(0.1, "(0, 1000]", lane=True)
-    trim: float = floats(0.1, "[0, 0.5)")    # trimmed: fraction cut from each end, per coordinate
-
-
-@dataclass(frozen=True)
-class FedAvgConfig:
-    # mean: shard-size weighted; median, trimmed, krum, multikrum, cclip unweighted; geomed shard-size weighted
-    aggregate: Literal["mean", "median", "trimmed", "krum", "multikrum", "geomed", "cclip"] = "mean"
-    trim: float = floats(0.1, "[0, 0.5)")    # trimmed: fraction cut from each end, per coordinate
-    pre: Literal["none", "bucketing", "nnm"] = "none"   # pre-aggregation before the aggregate rule
-    f: Optional[int] = ints(None, 0)         # krum, multikrum, nnm: Byzantine peers assumed; none = the run's faulty count
-    m: Optional[int] = ints(None, 1)         # multikrum: models averaged; none = n - f
-    tau: float = floats(1.0, "(0, 1e6]")     # cclip: clipping radius on updates
-    clip_iters: int = ints(1, 1, 100)        # cclip: clipping iterations
-    geomed_iters: int = ints(8, 1, 1000)     # geomed: smoothed Weiszfeld iterations
-    bucket: int = ints(2, 1)                 # bucketing: models per bucket
-
-
-@dataclass(frozen=True)
-class FedProxConfig:
-    mu: float = floats(0.01, "[0, 1e6]", lane=True)
-
-
-@dataclass(frozen=True)
-class FedDFConfig:
-    target: Literal["logits", "probs"] = "logits"
-    temperature: float = floats(1.0, "(0, 1000]", lane=True)
-    lr: float = floats(1e-3, "(0, 3.4e38]", lane=True)
-    steps: int = ints(500, 0)
-    batch_size: int = ints(128)
-
-
-@dataclass(frozen=True)
-class BridgeConfig:
-    density: float = floats(0.01, "[0, 1]", lane=True, nonzero=True)
-    period: int = ints(5, lane=True)
-    scope: Literal["global", "per_tensor"] = "global"
-    average: Literal["weighted", "per_coordinate"] = "weighted"
-    reset: Literal["hard", "soft"] = "hard"
-    vote_at: Literal["start", "merge"] = "start"   # start: vote with the round-start models | merge: the trained ones
-
-
-@dataclass(frozen=True)
 class FaultsConfig:
     """Faulty peers (tallysim/sim/faults.py): floor(fraction * P) of them, drawn from the seed."""
     kind: Literal["none", "under_trained", "label_flip", "confident_wrong", "dropout", "straggler",
@@ -233,11 +188,6 @@ class Config:
     init: InitConfig = field(default_factory=InitConfig)
     vote: VoteConfig = field(default_factory=VoteConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
-    softlabel: SoftlabelConfig = field(default_factory=SoftlabelConfig)
-    fedavg: FedAvgConfig = field(default_factory=FedAvgConfig)
-    fedprox: FedProxConfig = field(default_factory=FedProxConfig)
-    feddf: FedDFConfig = field(default_factory=FedDFConfig)
-    bridge: BridgeConfig = field(default_factory=BridgeConfig)
     comm: CommConfig = field(default_factory=CommConfig)
     faults: FaultsConfig = field(default_factory=FaultsConfig)
     log: LogConfig = field(default_factory=LogConfig)

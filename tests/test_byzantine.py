@@ -229,7 +229,7 @@ def test_krum_past_its_assumption_by_the_faults_is_a_warning_and_within_it_none(
 # ----------------------------------------------------------------------------- the study
 
 def test_worst_case_is_the_minimum_over_attacks_per_cell():
-    from tallysim.results.figures import robustness
+    from tallysim.figures import robustness
     cells = {("krum", 0.5, 0.0): {"alie": 0.8, "ipm": 0.8}, ("krum", 0.5, 0.2): {"alie": 0.3, "ipm": 0.6},
              ("mean", 0.5, 0.2): {"alie": 0.7, "ipm": 0.2}}
     worst = robustness.worst_of(cells)
@@ -242,7 +242,7 @@ def test_worst_case_is_the_minimum_over_attacks_per_cell():
 def test_tiny_robustness_study_end_to_end(tmp_path):
     import csv
     import json
-    from tallysim.results import figures
+    from tallysim import figures
     spec = {"kind": "robustness", "title": "tiny study",
             "base": {"peers": 3, "rounds": 1, "probe": {"per_round": 32, "pool_size": 100},
                      "data": {"name": "synthetic", "train_size": 600, "test_size": 100}, "model": {"width": 8},

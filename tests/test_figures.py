@@ -7,7 +7,7 @@ import pathlib
 import pytest
 
 from tallysim import cli, config
-from tallysim.results import figures
+from tallysim import figures
 from tallysim.config import ConfigError
 
 
@@ -200,7 +200,7 @@ def test_fig8_fractions_share_programs():
 
 
 def test_faults_figure_table_from_runs(tmp_path):
-    from tallysim.results.figures import plots
+    from tallysim.figures import plots
     assert plots.tolerated([(0.0, 0.80), (0.1, 0.78), (0.2, 0.74), (0.3, 0.79)], 0.05) == 0.1
     assert plots.tolerated([(0.2, 0.70), (0.0, 0.71)], 0.05) == 0.2
     data = {}

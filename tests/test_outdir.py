@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tallysim import cli, outdir, sweep
-from tallysim.results import figures
+from tallysim import figures
 from tallysim.config import ConfigError
 from conftest import TINY, tiny
 

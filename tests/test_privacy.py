@@ -189,7 +189,7 @@ def test_privacy_is_refused_where_it_would_not_protect(items, match):
 def test_privacy_figure_draws_epsilon_against_accuracy(tmp_path):
     import csv
     import json
-    from tallysim.results.figures import plots
+    from tallysim.figures import plots
 
     def run_dir(name, noise, eps, accuracy):
         d = tmp_path / name

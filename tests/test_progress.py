@@ -9,7 +9,7 @@ import pytest
 
 from tallysim import checkpoint, cli, run
 from tallysim.progress import headline, short_labels
-from tallysim.results import figures
+from tallysim import figures
 from conftest import TINY, tiny
 
 

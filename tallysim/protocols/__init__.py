@@ -75,7 +75,8 @@ class Traits:
     # module. config.json records a section only for the protocols of its module (or when not default).
     sections: dict = field(default_factory=dict)
     # The protocol-specific fields it reads: dotted keys or whole sections ("vote"), or a dict
-    # {protocol name: (...)} when the module builds several. Its own sections count as read.
+    # {protocol name: (...)} when the module builds several. Its own sections count as read (with a
+    # dict, only where that protocol's entry lists them).
     # validation refuses a non-default value of a protocol-specific field (one that some protocol
     # reads) that this protocol does not read: it would be silently ignored.
     reads: object = ()
@@ -84,7 +85,9 @@ class Traits:
     def reads_key(self, name: str, key: str) -> bool:
         listed = self.reads.get(name, ()) if isinstance(self.reads, dict) else self.reads
         section = key.split(".")[0]
-        return section in self.sections or any(key == r or key.startswith(r + ".") for r in listed)
+        # a module that builds several protocols (reads as a dict) says which of its sections each reads
+        own = section in self.sections and not isinstance(self.reads, dict)
+        return own or any(key == r or key.startswith(r + ".") for r in listed)
 
     def default(self, key: str, cfg):
         value = {**BASE_DEFAULTS, **self.defaults}[key]
@@ -185,7 +188,8 @@ def _target(name: str) -> tuple[str, str, bool]:
     raise ConfigError(f"protocol.name={name!r} is not known; allowed: {', '.join(names())}")
 
 
-def _module(name: str) -> str:
+def module_of(name: str) -> str:
+    """The module that implements protocol `name` (not imported)."""
     return _target(name)[0]
 
 

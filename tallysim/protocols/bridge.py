@@ -21,9 +21,13 @@ density=0 is tally exactly; density=1, period=1, distill.weight=0 is FedAvg up t
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Literal
+
 import jax
 import jax.numpy as jnp
 
+from tallysim.fields import floats, ints
 from tallysim.sim import comm, faults, peers, sparse
 from tallysim.sim.local import hard_label_loss
 from tallysim.sim.peers import State
@@ -34,7 +38,18 @@ from tallysim.protocols.tally import vote_cost
 
 TRAITS = Traits(distill=True, shared_init="its merges are deltas from one common reference",
                 defaults={"init.shared": True, "warmup_epochs": "local_epochs"},
-                reads=("distill", "vote", "bridge", "comm.param_bits"))
+                reads=("distill", "vote", "bridge", "comm.param_bits"),
+                sections={"bridge": "BridgeConfig"})
+
+
+@dataclass(frozen=True)
+class BridgeConfig:
+    density: float = floats(0.01, "[0, 1]", lane=True, nonzero=True)
+    period: int = ints(5, lane=True)
+    scope: Literal["global", "per_tensor"] = "global"
+    average: Literal["weighted", "per_coordinate"] = "weighted"
+    reset: Literal["hard", "soft"] = "hard"
+    vote_at: Literal["start", "merge"] = "start"   # start: vote with the round-start models | merge: the trained ones
 
 
 LAST, MERGES = "ref_merge_P", "ref_merges"    # State.extra: each peer's last merge taken part in, merges so far

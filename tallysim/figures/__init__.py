@@ -183,7 +183,7 @@ def make_figure(name_or_path: str, smoke: bool = False, results: str = "results"
                 progress: bool = True, log=print, grouped: bool = True) -> dict:
     """Run and draw one figure. Returns the paths written and the seconds it took. Each group's
     runs are a sweep (grouped into shared programs unless `grouped=False`)."""
-    from tallysim.results.figures import plots
+    from tallysim.figures import plots
 
     name, path = resolve(name_or_path)
     spec = config.read_file(str(path))
