@@ -290,9 +290,26 @@ def compile_cache() -> None:
     jax.config.update("jax_compilation_cache_dir", where)
 
 
+def check_out_first(argv: list) -> None:
+    """`run --out DIR`: refuse a DIR it may not write (or, with --overwrite, replace) before any plugin
+    named by --plugin or by the config file's "plugins" is imported: a plugin runs code on import."""
+    if not argv or argv[0] != "run":
+        return
+    pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    for flag in ("--overwrite", "--resume", "-h", "--help"):
+        pre.add_argument(flag, action="store_true")
+    pre.add_argument("--out")
+    known, _ = pre.parse_known_args(argv[1:])
+    if known.out is not None and not (known.resume or known.help or known.h):
+        from tallysim import outdir
+        outdir.check(known.out, known.overwrite)
+
+
 def main(argv=None) -> int:
     try:
-        argv = load_plugins(list(sys.argv[1:] if argv is None else argv))
+        argv = list(sys.argv[1:] if argv is None else argv)
+        check_out_first(argv)
+        argv = load_plugins(argv)
     except ConfigError as e:
         print(f"tallysim: error: {e}", file=sys.stderr)
         return 2

@@ -270,4 +270,6 @@ def diff(old: dict, new: dict, prefix: str = "") -> list[str]:
     return out
 
 
-_protocols.ready()      # config is complete: the registry may now import entry-point plugins
+# config is complete: the registry may now import entry-point plugins, whose sections may not take the
+# name of a Config field or section
+_protocols.ready(tuple(f.name for f in fields(Config)))

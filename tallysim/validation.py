@@ -328,6 +328,8 @@ def validate(cfg: Config) -> Config:
     check_types(cfg)
     for key, allowed in _choices().items():
         value = get_field(cfg, key)
+        if value not in allowed and key == "protocol.name" and protocols.unusable(value):
+            raise ConfigError(f"protocol.name={show(value)} cannot be used: {protocols.unusable(value)}")
         if value not in allowed:
             raise ConfigError(f"{key}={show(value)} is not known; allowed: {', '.join(map(str, allowed))}")
     check_ranges(cfg)
