@@ -19,6 +19,7 @@ from typing import Any, Literal, Optional
 
 from tallysim import protocols as _protocols
 from tallysim.fields import F32_MAX, INT_MAX, ConfigError, floats, ints  # noqa: F401 - re-exported
+from tallysim.sizing import LIMITS
 
 # ----------------------------------------------------------------------------- declaring a field
 #
@@ -45,7 +46,7 @@ class DataConfig:
     max_train: Optional[int] = ints(None)   # keep only the first N training examples (after a seeded shuffle)
     max_test: Optional[int] = ints(None)    # evaluate on the first N test examples
     # synthetic only
-    num_classes: int = ints(10, 2)
+    num_classes: int = ints(10, 2, LIMITS["data.num_classes"][0])
     input_shape: tuple = (28, 28, 1)
     train_size: int = ints(12000)
     test_size: int = ints(2000)
@@ -114,7 +115,7 @@ class DistillConfig:
     weight: float = floats(1.0, "[0, 1e6]", lane=True, nonzero=True)
     temperature: float = floats(1.0, "(0, 1000]", lane=True)
     order: Literal["mixed", "sequential"] = "mixed"
-    epochs: int = ints(1, 0)          # sequential: passes over the probes first
+    epochs: int = ints(1, 0, LIMITS["distill.epochs"][0])          # sequential: passes over the probes first
     label_smoothing: float = floats(0.0, "[0, 1)", lane=True, nonzero=True)  # tally only
     batch_size: Optional[int] = ints(None)          # probe minibatch; None = batch_size
     ramp_rounds: int = ints(0, 0, lane=True, nonzero=True)     # 0 = off; round r trains with weight * min(1, r / ramp_rounds)
@@ -152,7 +153,7 @@ class FedDFConfig:
     target: Literal["logits", "probs"] = "logits"
     temperature: float = floats(1.0, "(0, 1000]", lane=True)
     lr: float = floats(1e-3, "(0, 3.4e38]", lane=True)
-    steps: int = ints(500, 0)
+    steps: int = ints(500, 0, LIMITS["feddf.steps"][0])
     batch_size: int = ints(128)
 
 
@@ -212,14 +213,14 @@ class PrivacyConfig:
 @dataclass(frozen=True)
 class Config:
     peers: int = ints(10)
-    rounds: int = ints(20)
+    rounds: int = ints(20, 1, LIMITS["rounds"][0])
     seed: int = ints(0, 0)
-    seeds: int = ints(1, 1, 100_000)      # run seeds seed..seed+seeds-1 as one vmapped program
+    seeds: int = ints(1, 1, LIMITS["seeds"][0])      # run seeds seed..seed+seeds-1 as one vmapped program
     seed_chunk: Optional[int] = ints(None)     # seeds per compiled batch; None = as many as fit in memory
-    eval_every: int = ints(1)
+    eval_every: int = ints(1, 1, LIMITS["eval_every"][0])
     participation: float = floats(1.0, "(0, 1]")
-    local_epochs: int = ints(1)
-    local_steps: Optional[int] = ints(None)
+    local_epochs: int = ints(1, 1, LIMITS["local_epochs"][0])
+    local_steps: Optional[int] = ints(None, 1, LIMITS["local_steps"][0])
     warmup_epochs: Optional[int] = ints(None, 0)   # None = local_epochs (distillation protocols only)
     batch_size: int = ints(32)
     ragged_groups: Optional[int] = ints(None)  # local training: peer groups by shard size; None = auto

@@ -97,6 +97,9 @@ def check_ranges(cfg: Config) -> None:
         if v is not None and not lo <= v <= hi:
             if lo >= 1 and v < lo and hi == INT_MAX:
                 raise ConfigError(f"{key}={v} must be > 0 (allowed: {lo}..{hi})")
+            if v > hi and key in sizing.LIMITS:
+                raise ConfigError(f"{key}={v} is more than {hi:,}, the most tallysim accepts: "
+                                  f"{sizing.LIMITS[key][1]}; allowed: {lo}..{hi}")
             raise ConfigError(f"{key}={v} is out of range; allowed: {lo}..{hi}")
     for key, (lo, hi, lo_in, hi_in) in _float_ranges().items():
         v = get_field(cfg, key)
