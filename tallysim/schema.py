@@ -19,6 +19,7 @@ from typing import Any, Literal, Optional
 
 from tallysim import protocols as _protocols
 from tallysim.fields import F32_MAX, INT_MAX, ConfigError, floats, ints  # noqa: F401 - re-exported
+from tallysim.fields import section_value
 from tallysim.sizing import LIMITS
 
 # ----------------------------------------------------------------------------- declaring a field
@@ -253,11 +254,10 @@ class Config:
 
     def __post_init__(self):
         # Config(protocol={"name": "fedavg"}): a dict for a section is that section's fields
-        for f in fields(self):
-            v = getattr(self, f.name)
-            if isinstance(v, dict) and dataclasses.is_dataclass(f.default_factory if f.default_factory
-                                                                is not dataclasses.MISSING else None):
-                object.__setattr__(self, f.name, f.default_factory(**v))
+        for f in fields(self):      # a dict for a section is its fields; anything else is refused
+            cls = f.default_factory if f.default_factory is not dataclasses.MISSING else None
+            if dataclasses.is_dataclass(cls):
+                object.__setattr__(self, f.name, section_value(f.name, getattr(self, f.name), cls))
         object.__setattr__(self, "ext", _normal_ext(self.ext))
 
     def __getattr__(self, name: str):
