@@ -63,7 +63,7 @@ VALUES = [
     (["data.input_shape=0x3"], "data.input_shape=(0, 3) is not supported"),
     (["data.input_shape=1x1x1x1x1"], "1 to 4 positive dimensions"),
     # sizes: out of the integer range, or in range but beyond this machine's memory
-    (["data.num_classes=1000000000000"], "data.num_classes=1000000000000 is out of range"),
+    (["data.num_classes=1000000000000"], "data.num_classes=1000000000000 is more than 100,000, the most tallysim accepts"),
     (["data.train_size=1000000000000"], "data.train_size=1000000000000 is out of range"),
     (["model.width=1000000000"], "lower model.width, peers"),
     (["data.train_size=2000000000"], "(the synthetic data alone"),
