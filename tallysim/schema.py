@@ -11,6 +11,7 @@ docs/protocols.md gives the semantics.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import functools
 import math
 import typing
@@ -282,7 +283,7 @@ class Config:
         keys = field_keys()
         for key in flat:
             if key not in keys:
-                raise ConfigError(f"unknown config key {key!r}; see docs/config.md or tallysim run --help")
+                raise ConfigError(f"unknown config key {key!r}{suggest(key)}")
         return with_values(self, flat)
 
     # Derived defaults, resolved once so config.json records what actually ran: each null DERIVED
@@ -379,6 +380,25 @@ def _leaves(cls, prefix: str = ""):
     if cls is Config:
         for name, section in _protocols.sections().items():
             yield from _leaves(section, prefix + name + ".")
+
+
+def suggest(key: str, where: str = "") -> str:
+    """"; did you mean peers?" for a near-miss of a config key or section, in any section (`peer`,
+    `optim.lrr`, `optm.lr`, `lr`), else where the fields are listed. `where`: " in FILE", before it."""
+    keys = list(field_keys())
+    sections = sorted({k.rsplit(".", 1)[0] for k in keys if "." in k})
+    last = key.rsplit(".", 1)[-1]
+    near = [k for k in keys if k.rsplit(".", 1)[-1] == last]          # the field, in another section
+    near += difflib.get_close_matches(key, keys + sections, n=3, cutoff=0.75)
+    if "." in key:            # a typo in the section, the field or both: match each part
+        head, _, tail = key.rpartition(".")
+        for s in difflib.get_close_matches(head, sections, n=2, cutoff=0.6) + [head]:
+            fields_of = [k.rsplit(".", 1)[-1] for k in keys if k.rsplit(".", 1)[0] == s]
+            near += [f"{s}.{f}" for f in difflib.get_close_matches(tail, fields_of, n=2, cutoff=0.6)]
+    near = list(dict.fromkeys(n for n in near if n != key))[:4]
+    if near:
+        return f"{where}; did you mean {' or '.join(near)}?"
+    return f"{where}; see docs/config.md or tallysim run --help"
 
 
 def choices(key: str) -> tuple:

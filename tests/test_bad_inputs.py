@@ -130,7 +130,7 @@ FILES = [
     (b'{"data": {"num_classes": 2.5}}', "data.num_classes=2.5 is a number; expected an integer"),
     (b'{"init": {"shared": 7}}', "init.shared=7 is an integer; expected true or false or null"),
     (b'{"init": 7}', "init must be an object of init.* fields"),
-    (b'{"optim": {"lr": "fast"}}', "optim.lr='fast': expected a number"),
+    (b'{"optim": {"lr": "fast"}}', "optim.lr='fast' is a string; expected a number"),
     (b'{"protocol": {"name": 3}}', "protocol.name=3 is an integer; expected a string"),
     (b'{"smoke": [1]}', "the `smoke` section must be an object"),
     (b'{"smoke": "peers=3"}', "the `smoke` section must be an object"),
