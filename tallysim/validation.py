@@ -14,8 +14,8 @@ from pathlib import Path
 from tallysim import protocols, sizing
 from tallysim.sizing import KNOWN_SHAPES, estimate_bytes  # noqa: F401 - validation.X, as before
 from tallysim.schema import (FAULT_KINDS, INT_MAX, PARAM_ATTACKS, Config, ConfigError, declared, field_keys,
-                             show_default,
                              field_type, get_field)
+from tallysim.schema_text import show_default
 
 MAX_NAME = 200          # bytes of a dataset name (it becomes a cache file name; file systems allow 255)
 

@@ -118,6 +118,7 @@ LAYERS = [
     ["tallysim", "tallysim.fields"],
     ["tallysim.protocols", "tallysim.plugin_rules", "tallysim.sizing", "tallysim.privacy"],
     ["tallysim.schema"],
+    ["tallysim.schema_text"],
     ["tallysim.validation"],
     ["tallysim.config"],
     ["tallysim.data", "tallysim.results", "tallysim.results.metrics", "tallysim.outdir", "tallysim.checkpoint", "tallysim.atomic"],
