@@ -170,7 +170,9 @@ def test_a_hostile_plugin_is_refused_in_one_line_at_load(module, tmp_path, monke
 BAD_ROUNDS = textwrap.dedent("""
     import jax
     from tallysim.protocols import local_only
-    PROTOCOLS = {"no_info": "no_info", "reshaped": "reshaped", "bad_cost": "bad_cost", "not_protocol": "not_protocol"}
+    from tallysim import protocols
+    PROTOCOLS = {"no_info": "no_info", "reshaped": "reshaped", "bad_cost": "bad_cost", "not_protocol": "not_protocol",
+                 "rewrites_late": "rewrites_late"}
 
     def no_info(ctx):
         p = local_only.make(ctx)
@@ -190,6 +192,10 @@ BAD_ROUNDS = textwrap.dedent("""
 
     def not_protocol(ctx):
         return {"init": None}
+
+    def rewrites_late(ctx):
+        protocols.REGISTRY["fedavg"] = "local_only:make"
+        return local_only.make(ctx)
 """)
 
 
@@ -199,21 +205,25 @@ def test_a_plugins_round_info_and_cost_are_checked_in_one_line(tmp_path):
     script = textwrap.dedent("""
         import sys
         from tallysim import cli
-        for name in ("no_info", "reshaped", "bad_cost", "not_protocol"):
+        for name in ("no_info", "reshaped", "bad_cost", "not_protocol", "rewrites_late"):
             rc = cli.main(["run", "--quiet", "--plugin", "bad_rounds", "--out", sys.argv[1] + "/" + name,
                            f"protocol.name={name}", *sys.argv[2:], "rounds=1"])
             print("rc", rc, file=sys.stderr)
+        from tallysim import protocols
+        assert protocols.REGISTRY["fedavg"] == "fedavg:make", protocols.REGISTRY    # restored
     """)
     out = subprocess.run([sys.executable, "-c", script, str(tmp_path), *TINY], capture_output=True, text=True,
                          env=_env(), timeout=600, cwd=tmp_path)
     lines = [x for x in out.stderr.splitlines() if x.startswith(("tallysim: error", "rc"))]
-    assert len(lines) == 8 and lines[1::2] == ["rc 2"] * 4, out.stderr[-3000:]
+    assert out.returncode == 0 and len(lines) == 10 and lines[1::2] == ["rc 2"] * 5, out.stderr[-3000:]
     for line, want in zip(lines[::2], ["round's info lacks train_loss, steps_real, steps_computed; expected scalars",
                                        r"round returned a state unlike the one it was given \(.*\(4, 32\) float32 "
                                        r"became \(1, 32\)",
                                        "cost\\(info\\) raised KeyError: 'bits'; expected .*RoundBits",
                                        "its factory returned dict; expected .*Protocol"]):
         assert re.search(r"protocol '\w+' \(plugin 'bad_rounds'\): " + want, line), line
+    assert re.search(r"protocol 'rewrites_late''s factory \(bad_rounds:rewrites_late\) changed "
+                     r"tallysim.protocols.REGISTRY \(fedavg\)", lines[8]), lines[8]
 
 
 def test_a_broken_entry_point_does_not_stop_the_built_ins(tmp_path):

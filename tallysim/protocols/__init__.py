@@ -14,7 +14,10 @@ Where the module lives:
 - anywhere else (a plugin): the module lists its protocols as `PROTOCOLS = {"name": "factory", ...}` and
   is loaded by `--plugin module`, by `"plugins": ["module"]` in a config file (`load_plugin`), or by a
   Python entry point in the group `tallysim.protocols` (`name = "module:factory"`), found on first use.
-  A plugin is imported, so its TRAITS and section may be any Python.
+  A plugin is imported, so its TRAITS and section may be any Python; they are checked when it loads
+  (tallysim/plugin_rules.py), and what its factory builds when the run is built (protocols/contract.py).
+  An entry point that cannot be used is reported once on stderr and skipped: another package's broken
+  install must not stop runs of the built-ins.
 
 Importing this package imports no JAX and nothing above it (`Context` and `Protocol` are in
 protocols/base.py); `factory` and `make` import a protocol's module on first use.
@@ -373,7 +376,13 @@ def specific(key: str) -> bool:
 def factory(name: str):
     """The function that builds protocol `name` from a Context (imports its module, and JAX)."""
     module, fn, builtin = _target(name)
-    return getattr(importlib.import_module(module) if builtin else _import(module, f"plugin {module!r}"), fn)
+    if builtin:
+        return getattr(importlib.import_module(module), fn)
+    made = getattr(_import(module, f"plugin {module!r}"), fn, None)
+    if not callable(made):
+        raise ConfigError(f"protocol.name={name!r}: plugin {module!r} has no function {fn!r}; expected the "
+                          "factory its PROTOCOLS (or entry point) names, make(ctx) -> Protocol")
+    return made
 
 
 def make(ctx):
