@@ -71,6 +71,8 @@ def estimate_bytes(cfg) -> list[tuple[str, int, str]]:
     channels = d.input_shape[-1] if synthetic and len(d.input_shape) > 1 else 3 if dim == 3072 else 1
     w = cfg.model.width
     traits = protocols.traits(cfg.protocol.name)
+    act = max(dim, w if cfg.model.name == "mlp" else 0)              # floats per example per layer, roughly
+    probe_rows = (cfg.distill.batch_size or cfg.batch_size) if traits.distill else 0
     if cfg.model.name == "mlp":
         params = dim * w + w * w + w * classes
     elif cfg.model.name == "cnn":
@@ -83,8 +85,12 @@ def estimate_bytes(cfg) -> list[tuple[str, int, str]]:
            ("the probe outputs", footprint_bytes(cfg.peers, cfg.probe.per_round, classes,
                                                         soft=traits.soft),
             "probe.per_round, peers" + (", data.num_classes" if synthetic else "")),
-           ("the activations", 4 * 4 * cfg.peers * cfg.batch_size * max(dim, w if cfg.model.name == "mlp" else 0),
-            "batch_size, peers")]
+           # a training step's minibatch, plus (distillation) its probe minibatch: distill.batch_size
+           # used to escape the estimate, and 2**31 - 1 failed with an 8 TB allocation on the device
+           ("the activations", 4 * 4 * cfg.peers * (cfg.batch_size + probe_rows) * act,
+            "batch_size, peers" + (", distill.batch_size" if probe_rows else ""))]
+    if protocols.reads(cfg.protocol.name, "feddf.batch_size"):
+        out.append(("the server's distillation batch", 4 * 4 * cfg.feddf.batch_size * act, "feddf.batch_size"))
     if traits.soft and cfg.softlabel.aggregate in ("median", "trimmed"):
         # no streaming: logits, probabilities and their sort, [A, M, C] each
         out.append(("the robust soft-label aggregation", 4 * 3 * cfg.peers * cfg.probe.per_round * classes,

@@ -35,6 +35,18 @@ def test_sizes_that_hang_are_refused_with_the_limit_and_why(key, items, tmp_path
     assert not (tmp_path / "r").exists()
 
 
+BATCHES = [("protocol.name=tally", "distill.batch_size"), ("protocol.name=softlabel", "distill.batch_size"),
+           ("protocol.name=feddf", "feddf.batch_size"), ("protocol.name=fedavg", "batch_size")]
+
+
+@pytest.mark.parametrize("protocol,key", BATCHES, ids=[f"{p} {k}" for p, k in BATCHES])
+def test_an_absurd_batch_is_refused_by_the_memory_estimate(protocol, key, tmp_path, capsys, no_compile):
+    # distill.batch_size and feddf.batch_size escaped the estimate: an 8 TB allocation failed on the device
+    assert cli.main(["run", "data.name=synthetic", protocol, f"{key}={2**31 - 1}", "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "of memory" in err and key in err.rsplit("lower", 1)[1], err
+
+
 def test_every_limit_is_the_declared_bound():
     for key, (hi, _) in sizing.LIMITS.items():
         assert config.declared()[key].range[1] == hi, key
