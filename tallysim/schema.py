@@ -276,6 +276,9 @@ class Config:
         named; values are checked by validate (run does it)."""
         flat = {}
         for key, v in changes.items():
+            cls = type(getattr(self, key, None))       # a section: its dataclass (a protocol's too)
+            if dataclasses.is_dataclass(cls) and not isinstance(v, dict):
+                v = dataclasses.asdict(section_value(key, v, cls))  # the section itself, or one line
             if isinstance(v, dict):
                 flat.update({f"{key}.{k}": x for k, x in v.items()})
             else:

@@ -68,6 +68,8 @@ def test_a_section_given_a_scalar_is_refused_at_construction(section, value):
         Config(**{section: value})
     with pytest.raises(ConfigError, match=want):
         dataclasses.replace(Config(), **{section: value})
+    with pytest.raises(ConfigError, match=want):
+        Config().replace(**{section: value})
     with pytest.raises(ConfigError, match=rf"'nope' is not a {section}\.\* field; allowed: "):
         Config(**{section: {"nope": 1}})
 
@@ -76,6 +78,7 @@ def test_a_section_given_as_a_dict_or_itself_still_works():
     cfg = Config(protocol={"name": "fedavg"}, optim=config.OptimConfig(lr=0.1))
     assert cfg.protocol.name == "fedavg" and cfg.optim.lr == 0.1
     assert dataclasses.replace(cfg, optim={"name": "adam"}).optim.name == "adam"
+    assert cfg.replace(optim=config.OptimConfig(name="adam")).optim == config.OptimConfig(name="adam")
 
 
 @pytest.mark.parametrize("seed", [-1, 2**31, True, 1.0, "0"])
