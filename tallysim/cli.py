@@ -30,8 +30,9 @@ def _seed_list(items: list[str]) -> list[str]:
 
 def _config(args):
     from tallysim import config
+    items = _seed_list(args.overrides)
     cfg = config.load_file(args.config, smoke=args.smoke) if args.config else config.Config()
-    return config.apply_overrides(cfg, _seed_list(args.overrides))
+    return config.apply_overrides(cfg, items)
 
 
 def with_tracking(cfg, args):
@@ -39,7 +40,32 @@ def with_tracking(cfg, args):
     return flag(cfg, args)
 
 
+def _check(cfg) -> None:
+    from tallysim import config, validation
+    validation.check_read(config.validate(cfg))     # a field this protocol ignores: one line, before anything runs
+    for w in validation.warnings(config.validate(cfg)):
+        print(f"tallysim: warning: {w}", file=sys.stderr)
+
+
+def print_config(cfg) -> int:
+    """`run --print-config`: the resolved config as config.json would hold it (`--config` takes it back);
+    nothing runs, and neither JAX nor the data is loaded."""
+    import json
+    from tallysim import config
+    print(json.dumps(config.to_dict(config.validate(cfg)), indent=2))
+    return 0
+
+
 def cmd_run(args) -> int:
+    if args.print_config and args.resume:
+        raise ConfigError("--print-config prints the config a run would use; with --resume that is "
+                          "OUT/config.json: read it there")
+    if args.out is None and not args.print_config:
+        raise ConfigError("run needs --out DIR (the directory the run writes), or --print-config")
+    if args.print_config:
+        cfg = _config(args)
+        _check(cfg)
+        return print_config(with_tracking(cfg, args))
     from tallysim import run
     from tallysim.results import metrics
     if args.resume and args.overwrite:
@@ -54,10 +80,7 @@ def cmd_run(args) -> int:
         cfg = config.load_file(str(d / metrics.CONFIG))     # the run's own config
     else:
         cfg = _config(args)
-        from tallysim import config, validation
-        validation.check_read(config.validate(cfg))     # a field this protocol ignores: one line, before anything runs
-        for w in validation.warnings(config.validate(cfg)):
-            print(f"tallysim: warning: {w}", file=sys.stderr)
+        _check(cfg)
     cfg = with_tracking(cfg, args)
     last = run.run(cfg, args.out, overwrite=args.overwrite, progress=not args.quiet,
                    checkpoint_every=args.checkpoint_every, resume=args.resume)
@@ -125,7 +148,10 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config fields, e.g. peers=20")
     r.add_argument("--config", help="JSON config file (overrides apply on top)")
     r.add_argument("--smoke", action="store_true", help="apply the config file's `smoke` section")
-    r.add_argument("--out", required=True, help="output directory (must be empty unless --overwrite)")
+    r.add_argument("--out", help="output directory (must be empty unless --overwrite); required unless "
+                   "--print-config")
+    r.add_argument("--print-config", action="store_true", help="print the resolved config (JSON, as "
+                   "config.json would hold it) and exit without running; JAX is not imported")
     r.add_argument("--overwrite", action="store_true", help="replace a non-empty output directory")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.add_argument("--checkpoint-every", type=int, metavar="K",
@@ -302,16 +328,37 @@ def shipped_config(args) -> None:
     checkout, e.g. from a wheel) reads the installed copy, with a note saying so."""
     import os
     if getattr(args, "config", None) and not os.path.exists(args.config):
-        from tallysim.results.figures import shipped_config as find
+        from tallysim.figures import shipped_config as find
         path, shipped = find(args.config)
         if shipped:
             print(f"tallysim: note: {args.config} is not here; using the shipped copy {path}", file=sys.stderr)
             args.config = path
 
 
-def main(argv=None) -> int:
+def check_out_first(argv: list) -> None:
+    """`run --out DIR`: refuse a DIR it may not write (or, with --overwrite, replace) before any plugin
+    named by --plugin or by the config file's "plugins" is imported: a plugin runs code on import."""
+    if not argv or argv[0] != "run":
+        return
+    pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    for flag in ("--overwrite", "--resume", "-h", "--help", "--print-config"):
+        pre.add_argument(flag, action="store_true")
+    pre.add_argument("--out")
+    known, _ = pre.parse_known_args(argv[1:])
+    if known.out is not None and not (known.resume or known.help or known.h or known.print_config):
+        from tallysim import outdir
+        outdir.check(known.out, known.overwrite)
+
+
+def main(argv=None, repeats: bool = None) -> int:
+    """The command. `repeats`: may a key=value list name a key twice (later wins)? Not on the command
+    line (argv None: a repeat is a typo or a paste); from Python (cli.main([...]), as tests and scripts
+    extend a base list) by default yes, as config.apply_overrides does."""
+    repeats = argv is not None if repeats is None else repeats
     try:
-        argv = load_plugins(list(sys.argv[1:] if argv is None else argv))
+        argv = list(sys.argv[1:] if argv is None else argv)
+        check_out_first(argv)
+        argv = load_plugins(argv)
     except ConfigError as e:
         print(f"tallysim: error: {e}", file=sys.stderr)
         return 2
@@ -324,7 +371,13 @@ def main(argv=None) -> int:
                     positional = key in ("overrides", "axes", "runs", "names", "figure")
                     outdir.check_text(item, "argument" if positional else f"--{key.replace('_', '-')}")
         shipped_config(args)
-        if args.fn in (cmd_run, cmd_sweep, cmd_figure):     # not bench: it times compiling
+        if not repeats and args.fn in (cmd_run, cmd_sweep):
+            from tallysim import config
+            items = _seed_list(args.overrides) if args.fn is cmd_run else args.axes
+            config.check_repeats(items, "on the command line" if args.fn is cmd_run else
+                                 "on the command line (one sweep axis per key: key=v1,v2,...)")
+        if args.fn in (cmd_run, cmd_sweep, cmd_figure) and not getattr(args, "print_config", False):
+            # not bench: it times compiling; not --print-config: it runs nothing
             from tallysim.sim import mesh
             mesh.initialize_distributed()                    # before JAX starts: TALLYSIM_DISTRIBUTED=1
             compile_cache()

@@ -14,8 +14,8 @@ from pathlib import Path
 from tallysim import protocols, robust_checks, sizing
 from tallysim.sizing import KNOWN_SHAPES, estimate_bytes  # noqa: F401 - validation.X, as before
 from tallysim.schema import (FAULT_KINDS, INT_MAX, PARAM_ATTACKS, Config, ConfigError, declared, field_keys,
-                             show_default,
                              field_type, get_field)
+from tallysim.schema_text import show_default
 
 MAX_NAME = 200          # bytes of a dataset name (it becomes a cache file name; file systems allow 255)
 
@@ -97,6 +97,9 @@ def check_ranges(cfg: Config) -> None:
         if v is not None and not lo <= v <= hi:
             if lo >= 1 and v < lo and hi == INT_MAX:
                 raise ConfigError(f"{key}={v} must be > 0 (allowed: {lo}..{hi})")
+            if v > hi and key in sizing.LIMITS:
+                raise ConfigError(f"{key}={v} is more than {hi:,}, the most tallysim accepts: "
+                                  f"{sizing.LIMITS[key][1]}; allowed: {lo}..{hi}")
             raise ConfigError(f"{key}={v} is out of range; allowed: {lo}..{hi}")
     for key, (lo, hi, lo_in, hi_in) in _float_ranges().items():
         v = get_field(cfg, key)
@@ -330,6 +333,8 @@ def validate(cfg: Config) -> Config:
     check_types(cfg)
     for key, allowed in _choices().items():
         value = get_field(cfg, key)
+        if value not in allowed and key == "protocol.name" and protocols.unusable(value):
+            raise ConfigError(f"protocol.name={show(value)} cannot be used: {protocols.unusable(value)}")
         if value not in allowed:
             raise ConfigError(f"{key}={show(value)} is not known; allowed: {', '.join(map(str, allowed))}")
     check_ranges(cfg)

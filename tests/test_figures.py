@@ -230,7 +230,7 @@ def test_fig10_table_says_what_epsilon_is_and_in_which_setting(tmp_path):
     """The privacy table's epsilon is per peer (user level), at the runs' delta, in the runs' setting;
     the heading says so, from the configs (issue 30), and the shipped table carries that heading."""
     import json
-    from tallysim.results.figures import plots
+    from tallysim.figures import plots
     cfg = {"protocol": {"name": "tally"}, "peers": 20, "rounds": 15, "seeds": 2, "participation": 1.0,
            "data": {"name": "fashion_mnist"}, "model": {"name": "mlp"}, "probe": {"per_round": 500},
            "privacy": {"noise": 10, "delta": 1e-5, "accountant": "rdp"}}

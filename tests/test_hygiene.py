@@ -116,8 +116,9 @@ def test_results_metrics_imports_nothing_above_it():
 # itself (tallysim.protocols) sits near the bottom so that config and validation stay free of JAX.
 LAYERS = [
     ["tallysim", "tallysim.fields"],
-    ["tallysim.protocols", "tallysim.sizing", "tallysim.privacy"],
+    ["tallysim.protocols", "tallysim.plugin_rules", "tallysim.sizing", "tallysim.privacy"],
     ["tallysim.schema"],
+    ["tallysim.schema_text"],
     ["tallysim.validation", "tallysim.robust_checks"],
     ["tallysim.config"],
     ["tallysim.data", "tallysim.results", "tallysim.results.metrics", "tallysim.outdir", "tallysim.checkpoint", "tallysim.atomic"],

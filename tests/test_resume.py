@@ -11,7 +11,7 @@ import time
 import pytest
 
 from tallysim import checkpoint, cli, run, sweep
-from conftest import TINY, tiny, read_rows
+from conftest import argv, TINY, tiny, read_rows
 
 
 class Crash(Exception):
@@ -116,7 +116,7 @@ def test_kill_dash_9_at_a_random_point_then_resume(tmp_path):
     items = [*TINY, "protocol.name=tally", "rounds=10", "seeds=2", "eval_every=1"]
     ref = no_wall(read_rows(run.run(tiny(*items[len(TINY):]), str(tmp_path / "ref"), progress=False)["out"]))
     out = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "tallysim", "run", *items, "--checkpoint-every", "1",
+    proc = subprocess.Popen([sys.executable, "-m", "tallysim", "run", *argv(*items[len(TINY):]), "--checkpoint-every", "1",
                              "--out", str(out), "--quiet"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 240
     while not (out / checkpoint.FILE).exists() and proc.poll() is None and time.time() < deadline:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tallysim import cli, run
-from conftest import TINY, needs_fmnist, tiny, read_rows
+from conftest import argv, TINY, needs_fmnist, tiny, read_rows
 
 ROW_KEYS = {"round", "bits_up", "bits_down", "bits_per_peer", "steps_real", "steps_computed", "acc_mean", "acc_min", "acc_max",
             "acc_peers", "acc_global", "acc_ensemble", "train_loss", "consensus_acc", "vote_acc", "softavg_acc",
@@ -96,7 +96,7 @@ def test_plot_writes_png(tmp_path):
 
 
 def test_python_dash_m_entry_point(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "tallysim", "run", *TINY, "rounds=1", "protocol.name=tally",
+    proc = subprocess.run([sys.executable, "-m", "tallysim", "run", *argv("rounds=1", "protocol.name=tally"),
                            "--out", str(tmp_path / "o")], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "tally: 1 rounds" in proc.stdout and "round" in proc.stderr      # progress bar on stderr

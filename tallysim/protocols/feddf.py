@@ -38,7 +38,7 @@ class FedDFConfig:
     target: Literal["logits", "probs"] = "logits"
     temperature: float = floats(1.0, "(0, 1000]", lane=True)
     lr: float = floats(1e-3, "(0, 3.4e38]", lane=True)
-    steps: int = ints(500, 0)
+    steps: int = ints(500, 0, 10_000_000)     # the bound is sizing.LIMITS["feddf.steps"] (tests check it)
     batch_size: int = ints(128)
 
 
