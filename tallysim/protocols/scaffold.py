@@ -58,6 +58,7 @@ def make(ctx: Context) -> Protocol:
     lspec = ctx.local_spec()
     A, P = ctx.spec.active, ctx.spec.peers
     server_lr = ctx.hp("scaffold.server_lr")
+    lr = ctx.hp("optim.lr")                  # this lane's step size (option II divides by it)
 
     def init(key, data):
         def extra(server):
@@ -84,7 +85,7 @@ def make(ctx: Context) -> Protocol:
         cap_A = faults.round_train_args(ctx, fr).get("cap_A")
         if cap_A is not None:
             steps_A = jnp.minimum(steps_A, cap_A)
-        c_new_A = control_update(c_A, c, x, y_A, steps_A, ctx.cfg.optim.lr)
+        c_new_A = control_update(c_A, c, x, y_A, steps_A, lr)
         arrived_A = jnp.ones((A,), jnp.float32) if fr is None or fr.lost_A is None \
             else fr.sent_A.astype(jnp.float32)
         c_server = jax.tree.map(
