@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # Settings that switch on the code paths where a protocol reads its lane fields (nonzero in both lanes,
 # so both compile as one program); everything else is the tiny default.
 ON = {"softlabel": ["softlabel.aggregate=era"], "feddf": ["feddf.steps=2", "feddf.batch_size=16"],
-      "cfd": ["warmup_epochs=0"], "selective_fd": ["warmup_epochs=0"]}
+      "cfd": ["warmup_epochs=0"], "selective_fd": ["warmup_epochs=0"], "scaffold": ["optim.momentum=0"]}
 # Lane fields a protocol reads that validation refuses to set nonzero for it, and why: the pair is
 # then not a lane value (listed so that a new refusal is a decision, not a silent skip).
 REFUSED = {("scaffold", "optim.momentum"): "option II assumes plain SGD (issue 30)"}
