@@ -175,6 +175,11 @@ def _rules(cfg: Config) -> None:
         free = [n for n in protocols.names() if not protocols.traits(n).shared_init]
         raise ConfigError(f"{cfg.protocol.name} needs a shared init ({reason}); remove init.shared=false "
                           f"(it is only for {'/'.join(free)})")
+    reason = protocols.traits(cfg.protocol.name).sgd_only
+    if reason and (cfg.optim.name != "sgd" or cfg.optim.momentum > 0):
+        now = f"optim.name={cfg.optim.name}" if cfg.optim.name != "sgd" else f"optim.momentum={cfg.optim.momentum}"
+        raise ConfigError(f"{now} is not allowed with protocol.name={cfg.protocol.name}: {reason}; allowed: "
+                          f"optim.name=sgd with optim.momentum=0")
     _fault_rules(cfg)
     _privacy_rules(cfg)
 

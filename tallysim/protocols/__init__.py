@@ -85,6 +85,8 @@ class Traits:
     # reads) that this protocol does not read: it would be silently ignored.
     reads: object = ()
     messages: bool = True        # its peers send messages (faults that act on messages apply)
+    sgd_only: str = ""           # not empty: needs plain SGD (optim.name=sgd, optim.momentum=0), for this
+    #                              reason (validation refuses momentum and Adam)
 
     def reads_key(self, name: str, key: str) -> bool:
         listed = self.reads.get(name, ()) if isinstance(self.reads, dict) else self.reads

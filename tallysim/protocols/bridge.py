@@ -117,7 +117,7 @@ def make(ctx: Context) -> Protocol:
     # lanes.NONZERO keeps density-0 lanes (tally, statically) in a group of their own.
     choices = ctx.choices_of("bridge.density")
     lk = None if choices is None else sparse.lane_k(ctx.hp("bridge.density"), choices, lay, cfg.bridge.scope)
-    k = sparse.num_selected(max(choices) if choices else cfg.bridge.density, lay, cfg.bridge.scope)
+    k = sparse.num_selected(max(choices) if choices else ctx.hp("bridge.density"), lay, cfg.bridge.scope)
     period = ctx.hp("bridge.period")
     traced_period = ctx.choices_of("bridge.period") is not None
 
