@@ -83,3 +83,12 @@ def test_lenet_and_inputs_are_not_niid_benchs_as_docs_niid_bench_md_says():
     assert all(not np.asarray(leaf).any() for path, leaf in jax.tree_util.tree_leaves_with_path(params)
                if "bias" in jax.tree_util.keystr(path))
     np.testing.assert_allclose(np.asarray(to_input(jnp.array([0, 255], jnp.uint8))), [-1.0, 1.0])
+
+
+def test_the_comparison_scripts_behind_the_page_compile():
+    """benchmarks/niid_bench/ (PyTorch transcription of NIID-Bench's loop; tallysim's run, patched) are
+    what docs/niid-bench.md's table was measured with; they need PyTorch or minutes, so only compile."""
+    import py_compile
+    from pathlib import Path
+    for script in sorted((Path(__file__).resolve().parents[1] / "benchmarks" / "niid_bench").glob("*.py")):
+        py_compile.compile(str(script), doraise=True)
