@@ -24,12 +24,12 @@ def vote_bits(ctx: Context) -> comm.RoundBits:
     cfg, spec = ctx.cfg, ctx.spec
     if not exchanging(ctx):
         return comm.RoundBits(0, 0, spec.active)
-    one = comm.hard_labels(spec.probes, spec.classes)
+    one = comm.hard_labels(spec.messages, spec.classes)     # next_token: a vote per probe position
     if cfg.comm.topology == "allgather":
         down = (spec.active - 1) * one
     else:
         abstains = lanes.nonzero(cfg.vote.min_agreement) or cfg.vote.min_margin > 0
-        down = one + (spec.probes if abstains else 0)
+        down = one + (spec.messages if abstains else 0)
     return comm.RoundBits(one, down, spec.active)
 
 
