@@ -228,9 +228,12 @@ TINY_TEXT = ["data.name=shakespeare", "partition.kind=natural", "peers=3", "mode
 
 
 @pytest.fixture(scope="module")
-def fedavg_built():
+def fedavg_built(tmp_path_factory):
     from tallysim.build import build
-    return build(config.apply_overrides(config.Config(), TINY_TEXT + ["protocol.name=fedavg"]))
+    # module scope runs before conftest's per-test cache: point at the same cache (prepared once)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TALLYSIM_DATA", str(tmp_path_factory.getbasetemp() / "cache"))
+        yield build(config.apply_overrides(config.Config(), TINY_TEXT + ["protocol.name=fedavg"]))
 
 
 def test_shakespeare_prepared_clients(fedavg_built):
@@ -268,10 +271,10 @@ def test_fedavg_on_text_equals_hand_written(fedavg_built):
 
 
 def test_tally_on_shakespeare_learns_above_chance(tmp_path):
-    from tallysim.api import run_results
+    from tallysim.run import run_results
     cfg = config.apply_overrides(config.Config(), TINY_TEXT + [
         "protocol.name=tally", "rounds=2", "batch_size=16", "optim.lr=0.5", "local_epochs=1"])
-    res = run_results(cfg, tmp_path / "run")
+    res = run_results(cfg, str(tmp_path))
     last = res.last
     # chance is 1/84; the most frequent character (space) alone is ~0.17 of the scored targets
     assert last["acc_mean"] > 0.1 and last["bits_up"] == 2 * 3 * 4 * 80 * 7
