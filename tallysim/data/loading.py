@@ -95,9 +95,9 @@ def _source(cfg: DataConfig, seed: int) -> Dataset:
     if cfg.name == "synthetic":
         return generate("synthetic", cfg.num_classes, cfg.input_shape, cfg.train_size, cfg.test_size,
                         cfg.difficulty, seed)
-    from . import text
-    if cfg.name in text.NAMES:
-        return text.load(cfg.name)
+    from .text import NAMES as TEXT_NAMES, load as load_text
+    if cfg.name in TEXT_NAMES:
+        return load_text(cfg.name)
     if cfg.name == "files":
         if not cfg.path:
             raise DataError("data.name=files needs data.path=DIR (a directory of IDX or .npz files)")
