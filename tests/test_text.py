@@ -247,7 +247,11 @@ def test_fedavg_on_text_equals_hand_written(fedavg_built):
     b = fedavg_built
     data = b.one
     state = b.protocol.init(jax.random.PRNGKey(0), data)
-    new, info = jax.jit(b.protocol.round)(state, data, jax.random.PRNGKey(1), jnp.int32(1))
+    step = jax.jit(b.protocol.round)
+    new, info = step(state, data, jax.random.PRNGKey(1), jnp.int32(1))
+    again, _ = step(b.protocol.init(jax.random.PRNGKey(0), data), data, jax.random.PRNGKey(1), jnp.int32(1))
+    for a, e in zip(jax.tree.leaves(new.server), jax.tree.leaves(again.server)):   # deterministic
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(e))
     apply_fn = b.ctx.model.apply
     x_all, y_all = np.asarray(data.x_train), np.asarray(data.y_train)
     w0 = state.server
