@@ -36,7 +36,9 @@ Away!
 _Exit BOB_
 
 **ALICE**  
-I am alone.
+[Aside]_  
+I am alone.  
+*Sound a horn.*
 
 ## ACT II
 
@@ -181,7 +183,7 @@ def _ctx(C, pos, protocol, **kw):
     return Context(cfg=cfg, spec=spec, model=make_model(cfg.model, C), num_params=1000)
 
 
-@pytest.mark.parametrize("C,pos,bits", [(84, 80, 7), (10_004, 20, 14)])
+@pytest.mark.parametrize("C,pos,bits", [(84, 80, 7), (80, 80, 7), (10_004, 20, 14)])
 def test_exact_bits_per_token(C, pos, bits):
     from tallysim.protocols import make
     M = 3
@@ -238,7 +240,7 @@ def fedavg_built(tmp_path_factory):
 
 def test_shakespeare_prepared_clients(fedavg_built):
     ds = text.load("shakespeare")
-    assert ds.num_classes == 84 and ds.x_train.shape[1] == 80
+    assert ds.num_classes == 80 and ds.x_train.shape[1] == 80          # 76 characters + 4 specials
     assert len(ds.client_names) == 716 and ds.task == "next_token"
     assert fedavg_built.ctx.spec.task == "next_token"
 
@@ -280,6 +282,6 @@ def test_tally_on_shakespeare_learns_above_chance(tmp_path):
         "protocol.name=tally", "rounds=2", "batch_size=16", "optim.lr=0.5", "local_epochs=1"])
     res = run_results(cfg, str(tmp_path))
     last = res.last
-    # chance is 1/84; the most frequent character (space) alone is ~0.17 of the scored targets
+    # chance is 1/80; the most frequent character (space) alone is ~0.17 of the scored targets
     assert last["acc_mean"] > 0.1 and last["bits_up"] == 2 * 3 * 4 * 80 * 7
     assert last["consensus_acc"] is not None

