@@ -112,7 +112,9 @@ def _run_chunk(b: Built, lo: int, hi: int, lanes_out: "_Lanes", bar, saver: chec
             break
         evaluating = [j for j, c in enumerate(cfgs) if evaluates(c, end) and lanes_out.live(lo + j)]
         if evaluating:
-            ev = _host(eval_fn(state.params, state.server, x_test, y_test))
+            n_eval = b.cfg.eval_peers
+            params = state.params if n_eval is None else jax.tree.map(lambda a: a[:, :n_eval], state.params)
+            ev = _host(eval_fn(params, state.server, x_test, y_test))
             info = {k: v[-1] for k, v in info_T.items()}
             lanes_out.rows(end, [(lo + j, lane_row(ev, info, ledgers[j], j, end, lanes_out.t0,
                                                          b.protocol.row_keys))

@@ -222,6 +222,7 @@ class Config:
     seeds: int = ints(1, 1, 100_000)      # run seeds seed..seed+seeds-1 as one vmapped program
     seed_chunk: Optional[int] = ints(None)     # seeds per compiled batch; None = as many as fit in memory
     eval_every: int = ints(1)
+    eval_peers: Optional[int] = ints(None)    # evaluate peers 0..N-1 only (acc_mean, ensemble); None = all
     participation: float = floats(1.0, "(0, 1]")
     local_epochs: int = ints(1)
     local_steps: Optional[int] = ints(None)
