@@ -279,9 +279,12 @@ def test_fedavg_on_text_equals_hand_written(fedavg_built):
 def test_tally_on_shakespeare_learns_above_chance(tmp_path):
     from tallysim.run import run_results
     cfg = config.apply_overrides(config.Config(), TINY_TEXT + [
-        "protocol.name=tally", "rounds=2", "batch_size=16", "optim.lr=0.5", "local_epochs=1"])
+        "protocol.name=tally", "rounds=2", "batch_size=16", "optim.lr=0.5", "local_epochs=1",
+        "vote.min_agreement=0.5", "eval_peers=2"])
     res = run_results(cfg, str(tmp_path))
     last = res.last
     # chance is 1/80; the most frequent character (space) alone is ~0.17 of the scored targets
     assert last["acc_mean"] > 0.1 and last["bits_up"] == 2 * 3 * 4 * 80 * 7
+    # abstention per token: one more downlink bit per probe position marks the dropped tokens
+    assert last["bits_down"] == 2 * 3 * (4 * 80 * 7 + 4 * 80) and 0 <= last["kept"] <= 1
     assert last["consensus_acc"] is not None
