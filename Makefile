@@ -117,8 +117,9 @@ $(DOCS_STAMP): $(STAMP)
 	$(BIN)/pip install -q -e '.[docs]'
 	touch $(DOCS_STAMP)
 
+# No --quiet: with it mkdocs logs only errors and --strict never sees a warning (a broken link passed).
 docs: $(DOCS_STAMP)
-	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 clean:
 	rm -rf $(VENV) $(OUT) figures/*.png figures/*.pdf *.egg-info .pytest_cache mutants .jax-cache site

@@ -2,7 +2,7 @@
 
 The experiment configs live in the repository's top-level `experiments/` and ship inside the package
 as `tallysim.experiments` (package data, subdirectories included), so `tallysim figure fig1` works
-from a wheel as well as from an editable install; `tallysim.results.figures.experiments_dir()` finds them
+from a wheel as well as from an editable install; `tallysim.figures.experiments_dir()` finds them
 with importlib.resources.
 """
 from pathlib import Path

@@ -29,6 +29,11 @@ class Driver:
     `built.ctx`, the Protocol in `built.protocol`)."""
 
     def __init__(self, cfg: Config, seed: Optional[int] = None):
+        from tallysim.fields import INT_MAX, ConfigError
+        if seed is not None and (type(seed) is not int or not 0 <= seed <= INT_MAX):
+            # jax.random.PRNGKey takes -1 and 2**40 alike; the CLI's seed field does not
+            raise ConfigError(f"drive(seed={seed!r}): expected an integer in 0..{INT_MAX} (or None: the "
+                              "config's seed), as the seed field allows")
         import jax
         from tallysim.run import build
         self.built = build(cfg)
@@ -66,6 +71,8 @@ class Driver:
 
 
 def drive(cfg: Config, seed: Optional[int] = None) -> Driver:
+    """The protocol of `cfg` built and initialised for `seed` (default: the config's first seed), to
+    step by hand: `d.step()` runs one round, `d.run(n)` n rounds, `d.bits()` the last round's cost."""
     return Driver(cfg, seed)
 
 

@@ -4,7 +4,8 @@ A fixed temporary name (`sweep.json.tmp`) can already exist: as a user's file it
 as a symlink its target would be. So the temporary file is created exclusively (`mkstemp`: O_CREAT |
 O_EXCL, a fresh random name) in the destination's directory, flushed, then renamed over the
 destination. A destination that is a symlink is refused, never followed or replaced. On any error the
-temporary file is removed, so a full disk leaves nothing behind.
+temporary file is removed before anything else (closing a file may write), so a full disk leaves
+nothing behind.
 
 Temporary names are `.<destination name>.<8 random characters>.tmp`; `is_temp_of` recognises them so
 a run directory interrupted mid-write (kill -9) can still be resumed or replaced.
@@ -38,7 +39,10 @@ def open_temp(path: Path):
     """(file object, temporary path) for an exclusive new file beside `path`."""
     refuse_symlink(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    return os.fdopen(fd, "wb"), Path(tmp)
+    # Unbuffered: every write reaches the file at once, so nothing is pending when a write fails. A
+    # buffered file would flush again when closed after a full disk, fail the same way, and leave
+    # the temporary file behind (the cleanup never ran).
+    return os.fdopen(fd, "wb", buffering=0), Path(tmp)
 
 
 def commit(f, tmp: Path, path: Path) -> None:
@@ -61,8 +65,9 @@ def writing(path: Path):
         yield f
         commit(f, tmp, path)
     except BaseException:
-        f.close()
-        tmp.unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)     # first: removing a file writes nothing, even on a full disk
+        with contextlib.suppress(OSError):
+            f.close()
         raise
 
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from tallysim import config, data, protocols, sizing
 from tallysim.config import Config, ConfigError
-from tallysim.protocols import make as make_protocol
+from tallysim.protocols.contract import make as make_protocol   # a plugin's Protocol checked
 from tallysim.protocols.base import Context, Protocol
 from tallysim.sim import faults, fed, lanes, local, tasks
 from tallysim.sim.models import make_model, param_count

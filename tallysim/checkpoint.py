@@ -21,8 +21,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tallysim import atomic
+from tallysim import atomic, config, outdir
 from tallysim.config import ConfigError
+from tallysim.results.metrics import CONFIG, METRICS
 
 FILE = "checkpoint.npz"
 DEFAULT_SECONDS = 300.0          # with no --checkpoint-every, save at most every five minutes
@@ -40,6 +41,7 @@ VERSION = 1                      # of `meta` (run._Recorder.meta writes it); ano
 # was written by another version (or edited) and is refused on --resume in one line.
 _META = {"version": int, "chunk": int, "lo": int, "round": int, "ledgers": list, "evals": dict,
          "lines": int, "last": dict, "elapsed": (int, float)}
+# Optional (older checkpoints lack it): "config", the config the state was computed under (config.to_dict).
 
 
 def read_meta(out_dir: Path, cfg=None) -> dict:
@@ -146,3 +148,57 @@ def resume_notice(out_dir: Path, cfg, meta: dict) -> str:
     return (f"tallysim: resuming {out_dir} from round {meta['round'] + 1} of {cfg.rounds}{seeds} "
             f"(checkpoint after round {meta['round']}); wall_s and the summary's time include the "
             f"{meta.get('elapsed', 0.0):.1f} s it ran before it stopped")
+
+
+# ----------------------------------------------------------------------------- --resume
+
+def check_resume(cfg, out) -> tuple[Path, dict]:
+    """(the run directory, its checkpoint's meta), or one line before anything loads: `out` must be a
+    tallysim run with a checkpoint, computed under this very config. config.json alone cannot say so
+    (it may have been edited since, and `run --resume` without a config reads it), so the checkpoint
+    carries the config that wrote it."""
+    if out is None or str(out).strip() == "":
+        raise ConfigError("--resume needs --out DIR, the run directory to continue")
+    d = outdir.destination(out)
+    if not outdir.is_run_dir(d):
+        raise ConfigError(f"--resume: {out} is not a tallysim run directory; allowed: a directory a "
+                          "`tallysim run` wrote")
+    if not (d / FILE).is_file():
+        raise ConfigError(_nothing_to_resume(d, out))
+    meta = read_meta(d)                 # unreadable checkpoint: say so before comparing configs
+    now = json.loads(json.dumps(config.to_dict(config.validate(cfg))))   # as saved: tuples are lists
+    written = meta.get("config")
+    if isinstance(written, dict):
+        was, is_ = (written.get("protocol") or {}).get("name"), now["protocol"]["name"]
+        if was != is_:
+            raise ConfigError(f"--resume: {d / FILE} was computed by protocol {was!r} but the config now "
+                              f"names {is_!r} ({d / CONFIG} edited?); resume with protocol.name={was}, or "
+                              "start again with --overwrite")
+        _refuse_diff(config.diff(written, now), f"the config {d / FILE} was computed under")
+    saved = json.loads(json.dumps(config.to_dict(config.validate(config.load_file(str(d / CONFIG))))))
+    _refuse_diff(config.diff(saved, now), str(d / CONFIG))
+    return d, read_meta(d, config.validate(cfg))
+
+
+def _refuse_diff(diff: list, what: str) -> None:
+    if diff:
+        raise ConfigError(f"--resume: this config differs from {what} ({', '.join(diff[:4])}"
+                          f"{', ...' if len(diff) > 4 else ''}); resume with the same config or use --overwrite")
+
+
+def _nothing_to_resume(d: Path, out) -> str:
+    """Why a run without a checkpoint cannot be resumed. --overwrite is advised only where it loses
+    nothing: a finished run has kept its results, and says where they are."""
+    if outdir.run_state(d) == "finished":
+        return (f"--resume: {out} is a finished run (every round ran; a finished run keeps no checkpoint): "
+                f"its results are in {d / METRICS}; to train longer, run with more rounds into another --out")
+    return (f"{out} has no {FILE} to resume from (it stopped before its first checkpoint); start it again "
+            "with --overwrite (--checkpoint-every N saves one every N rounds)")
+
+
+def note_resume(out_dir: Path, meta: dict) -> None:
+    """config.json records every resume: from which round and seed chunk, and when."""
+    doc = json.loads((out_dir / CONFIG).read_text())
+    doc.setdefault("resumed", []).append({"round": meta["round"], "seed_index": meta["lo"],
+                                          "at": time.strftime("%Y-%m-%dT%H:%M:%S")})
+    atomic.write_text(out_dir / CONFIG, json.dumps(doc, indent=2) + "\n")

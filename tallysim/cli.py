@@ -30,8 +30,9 @@ def _seed_list(items: list[str]) -> list[str]:
 
 def _config(args):
     from tallysim import config
+    items = _seed_list(args.overrides)
     cfg = config.load_file(args.config, smoke=args.smoke) if args.config else config.Config()
-    return config.apply_overrides(cfg, _seed_list(args.overrides))
+    return config.apply_overrides(cfg, items)
 
 
 def with_tracking(cfg, args):
@@ -39,7 +40,32 @@ def with_tracking(cfg, args):
     return flag(cfg, args)
 
 
+def _check(cfg) -> None:
+    from tallysim import config, validation
+    validation.check_read(config.validate(cfg))     # a field this protocol ignores: one line, before anything runs
+    for w in validation.warnings(config.validate(cfg)):
+        print(f"tallysim: warning: {w}", file=sys.stderr)
+
+
+def print_config(cfg) -> int:
+    """`run --print-config`: the resolved config as config.json would hold it (`--config` takes it back);
+    nothing runs, and neither JAX nor the data is loaded."""
+    import json
+    from tallysim import config
+    print(json.dumps(config.to_dict(config.validate(cfg)), indent=2))
+    return 0
+
+
 def cmd_run(args) -> int:
+    if args.print_config and args.resume:
+        raise ConfigError("--print-config prints the config a run would use; with --resume that is "
+                          "OUT/config.json: read it there")
+    if args.out is None and not args.print_config:
+        raise ConfigError("run needs --out DIR (the directory the run writes), or --print-config")
+    if args.print_config:
+        cfg = _config(args)
+        _check(cfg)
+        return print_config(with_tracking(cfg, args))
     from tallysim import run
     from tallysim.results import metrics
     if args.resume and args.overwrite:
@@ -47,17 +73,14 @@ def cmd_run(args) -> int:
     if args.checkpoint_every is not None and args.checkpoint_every < 0:
         raise ConfigError(f"--checkpoint-every {args.checkpoint_every}: allowed 0 (never) or a number of rounds")
     if args.resume and not args.config and not args.overrides:
-        from pathlib import Path
         from tallysim import config, outdir
-        if not outdir.is_run_dir(Path(args.out)):
+        d = outdir.destination(args.out)
+        if not outdir.is_run_dir(d):
             raise ConfigError(f"--resume: {args.out} is not a tallysim run directory")
-        cfg = config.load_file(str(Path(args.out) / metrics.CONFIG))     # the run's own config
+        cfg = config.load_file(str(d / metrics.CONFIG))     # the run's own config
     else:
         cfg = _config(args)
-        from tallysim import config, validation
-        validation.check_read(config.validate(cfg))     # a field this protocol ignores: one line, before anything runs
-        for w in validation.warnings(config.validate(cfg)):
-            print(f"tallysim: warning: {w}", file=sys.stderr)
+        _check(cfg)
     cfg = with_tracking(cfg, args)
     last = run.run(cfg, args.out, overwrite=args.overwrite, progress=not args.quiet,
                    checkpoint_every=args.checkpoint_every, resume=args.resume)
@@ -67,7 +90,7 @@ def cmd_run(args) -> int:
 
 def cmd_plot(args) -> int:
     from tallysim.results.plot import plot_curves
-    print(plot_curves(args.runs, args.out, metric=args.metric, title=args.title))
+    print(plot_curves(args.runs, args.out, metric=args.metric, title=args.title, labels=args.label))
     return 0
 
 
@@ -89,7 +112,7 @@ def cmd_prepare(args) -> int:
 
 
 def cmd_figure(args) -> int:
-    from tallysim.results import figures
+    from tallysim import figures
     return figures.main(args)
 
 
@@ -125,7 +148,10 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config fields, e.g. peers=20")
     r.add_argument("--config", help="JSON config file (overrides apply on top)")
     r.add_argument("--smoke", action="store_true", help="apply the config file's `smoke` section")
-    r.add_argument("--out", required=True, help="output directory (must be empty unless --overwrite)")
+    r.add_argument("--out", help="output directory (must be empty unless --overwrite); required unless "
+                   "--print-config")
+    r.add_argument("--print-config", action="store_true", help="print the resolved config (JSON, as "
+                   "config.json would hold it) and exit without running; JAX is not imported")
     r.add_argument("--overwrite", action="store_true", help="replace a non-empty output directory")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.add_argument("--checkpoint-every", type=int, metavar="K",
@@ -134,7 +160,7 @@ def parser() -> argparse.ArgumentParser:
                    help="continue the run in --out from its checkpoint (same config; with no config "
                    "given, the run's own config.json)")
     r.add_argument("--tensorboard", metavar="DIR", help="also write the metrics, the config (hparams) and "
-                   "the final figure as TensorBoard events into DIR/<name of --out> (log.tensorboard)")
+                   "the final figure as TensorBoard events into DIR/<name of --out>-<hash of its path> (log.tensorboard)")
     r.add_argument("--plugin", action="append", metavar="MODULE", help=PLUGIN_HELP)
     r.set_defaults(fn=cmd_run)
 
@@ -155,7 +181,7 @@ def parser() -> argparse.ArgumentParser:
     sw.add_argument("--one-at-a-time", action="store_true",
                     help="run each configuration as its own program (default: configurations that differ "
                     "only in learning rates, weights, temperatures, partition, seed or rounds share one)")
-    sw.add_argument("--tensorboard", metavar="DIR", help="TensorBoard events of each run into DIR/<run name>, "
+    sw.add_argument("--tensorboard", metavar="DIR", help="TensorBoard events of each run into DIR/<run name>-<hash>, "
                     "its config as hparams, so TensorBoard's hparams view compares them (log.tensorboard)")
     sw.add_argument("--plugin", action="append", metavar="MODULE", help=PLUGIN_HELP)
     sw.set_defaults(fn=cmd_sweep)
@@ -177,9 +203,16 @@ def parser() -> argparse.ArgumentParser:
     pl.add_argument("--out", required=True, help="figure file (.png or .pdf)")
     pl.add_argument("--metric", default="auto", help="y column (default: acc_global if present else acc_mean)")
     pl.add_argument("--title")
+    pl.add_argument("--label", action="append", metavar="NAME", help="legend entry of each run, in order "
+                    "(repeat once per run; default: the protocol, plus what tells same-protocol runs apart)")
     pl.set_defaults(fn=cmd_plot)
 
-    pr = sub.add_parser("prepare", help="download/prepare datasets into the cache (needs tfds + TF)")
+    from tallysim.results import table
+    table.add_parser(sub)
+
+    pr = sub.add_parser("prepare", help="prepare datasets into the cache: fashion_mnist from Debian's "
+                        "dataset-fashion-mnist files when installed, --path from local IDX/npz files, else "
+                        "downloaded with tfds (needs TensorFlow and internet)")
     pr.add_argument("names", nargs="+", help="tfds names, e.g. fashion_mnist cifar10 emnist/balanced")
     pr.add_argument("--path", help="read IDX/npz files from this directory instead of downloading")
     pr.set_defaults(fn=cmd_prepare)
@@ -290,15 +323,61 @@ def compile_cache() -> None:
     jax.config.update("jax_compilation_cache_dir", where)
 
 
-def main(argv=None) -> int:
+def shipped_config(args) -> None:
+    """A `--config` path not on disk that names a shipped config (`experiments/demo.json` outside a
+    checkout, e.g. from a wheel) reads the installed copy, with a note saying so."""
+    import os
+    if getattr(args, "config", None) and not os.path.exists(args.config):
+        from tallysim.figures import shipped_config as find
+        path, shipped = find(args.config)
+        if shipped:
+            print(f"tallysim: note: {args.config} is not here; using the shipped copy {path}", file=sys.stderr)
+            args.config = path
+
+
+def check_out_first(argv: list) -> None:
+    """`run --out DIR`: refuse a DIR it may not write (or, with --overwrite, replace) before any plugin
+    named by --plugin or by the config file's "plugins" is imported: a plugin runs code on import."""
+    if not argv or argv[0] != "run":
+        return
+    pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    for flag in ("--overwrite", "--resume", "-h", "--help", "--print-config"):
+        pre.add_argument(flag, action="store_true")
+    pre.add_argument("--out")
+    known, _ = pre.parse_known_args(argv[1:])
+    if known.out is not None and not (known.resume or known.help or known.h or known.print_config):
+        from tallysim import outdir
+        outdir.check(known.out, known.overwrite)
+
+
+def main(argv=None, repeats: bool = None) -> int:
+    """The command. `repeats`: may a key=value list name a key twice (later wins)? Not on the command
+    line (argv None: a repeat is a typo or a paste); from Python (cli.main([...]), as tests and scripts
+    extend a base list) by default yes, as config.apply_overrides does."""
+    repeats = argv is not None if repeats is None else repeats
     try:
-        argv = load_plugins(list(sys.argv[1:] if argv is None else argv))
+        argv = list(sys.argv[1:] if argv is None else argv)
+        check_out_first(argv)
+        argv = load_plugins(argv)
     except ConfigError as e:
         print(f"tallysim: error: {e}", file=sys.stderr)
         return 2
     args = _parse(argv)
     try:
-        if args.fn in (cmd_run, cmd_sweep, cmd_figure):     # not bench: it times compiling
+        from tallysim import outdir
+        for key, value in vars(args).items():   # undecodable bytes anywhere: one line now, not a traceback later
+            for item in value if isinstance(value, list) else [value]:
+                if isinstance(item, str):
+                    positional = key in ("overrides", "axes", "runs", "names", "figure")
+                    outdir.check_text(item, "argument" if positional else f"--{key.replace('_', '-')}")
+        shipped_config(args)
+        if not repeats and args.fn in (cmd_run, cmd_sweep):
+            from tallysim import config
+            items = _seed_list(args.overrides) if args.fn is cmd_run else args.axes
+            config.check_repeats(items, "on the command line" if args.fn is cmd_run else
+                                 "on the command line (one sweep axis per key: key=v1,v2,...)")
+        if args.fn in (cmd_run, cmd_sweep, cmd_figure) and not getattr(args, "print_config", False):
+            # not bench: it times compiling; not --print-config: it runs nothing
             from tallysim.sim import mesh
             mesh.initialize_distributed()                    # before JAX starts: TALLYSIM_DISTRIBUTED=1
             compile_cache()

@@ -8,6 +8,7 @@ allowed. They are raised before any data is loaded or anything compiles.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 from dataclasses import fields
@@ -18,8 +19,9 @@ from tallysim import validation as _validation
 from tallysim.fields import F32_MAX, INT_MAX, ConfigError, floats, ints  # noqa: F401 - re-exported
 from tallysim.schema import *  # noqa: F401,F403 - the schema's names, as config.X
 from tallysim.schema import (DERIVED, Config, field_keys, field_type, get_field, with_values,  # noqa: F401
-                             _normal_ext, default_pool_size, declared, help_table, lane_fields, show_default,
-                             show_allowed, choices, FieldSpec, PROTOCOL_NAMES, with_values_section)
+                             _normal_ext, default_pool_size, declared, lane_fields,
+                             choices, FieldSpec, PROTOCOL_NAMES, with_values_section, suggest)
+from tallysim.schema_text import help_table, show_allowed, show_default  # noqa: F401 - config.X
 from tallysim.validation import TYPE_NAMES, json_kind, show, split_optional, type_ok
 
 
@@ -60,10 +62,19 @@ def parse_override(item: str) -> tuple[str, str]:
     key = key.strip()
     keys = field_keys()
     if key not in keys:
-        near = [k for k in keys if k.split(".")[-1] == key.split(".")[-1]]
-        hint = f"; did you mean {', '.join(near)}?" if near else "; see docs/config.md or tallysim run --help"
-        raise ConfigError(f"unknown config key {key!r}{hint}")
+        raise ConfigError(f"unknown config key {key!r}{suggest(key)}")
     return key, text.strip()
+
+
+def check_repeats(items: list, where: str = "on the command line") -> None:
+    """A key given twice in one list of `key=value` items is refused: it used to be silently last-wins.
+    (Programs that build override lists, and --config plus overrides, still let later values win.)"""
+    seen = {}
+    for item in items:
+        key = parse_override(item)[0]
+        if key in seen:
+            raise ConfigError(f"{key} is given twice {where} ({seen[key]!r} and {item!r}); give each key once")
+        seen[key] = item
 
 
 def apply_overrides(cfg: Config, items: list[str]) -> Config:
@@ -96,11 +107,11 @@ def _coerce(key: str, v, t, where: str):
     inner, optional = split_optional(t)
     if v is None and optional:
         return None
-    if isinstance(v, str) and inner is not str:
-        try:
-            return _parse_scalar(key, v, t)      # "28x28x1", "none", "0.1" as in key=value
-        except ConfigError as e:
-            raise ConfigError(f"{where}: {e}") from None
+    if isinstance(v, str) and inner is not str:     # "0.1", "none", "28x28x1": key=value's text, not JSON's
+        example = {tuple: "[28, 28, 1]", bool: "true", int: "10", float: "0.1"}.get(inner, "")
+        raise ConfigError(f"{where}: {key}={show(v)} is a string; expected {TYPE_NAMES.get(inner, inner.__name__)}"
+                          f"{' or null' if optional else ''}, written without quotes (e.g. {example}"
+                          f"{', null' if optional else ''})")
     if inner is tuple and isinstance(v, (list, tuple)) and all(type_ok(x, int) for x in v):
         return tuple(v)
     if inner is int and isinstance(v, float) and v.is_integer():
@@ -142,7 +153,7 @@ def from_dict(d: dict, base: Optional[Config] = None, where: str = "config file"
             elif key in keys:
                 flat[key] = v
             else:
-                raise ConfigError(f"unknown config key {key!r} in {where}; see docs/config.md or tallysim run --help")
+                raise ConfigError(f"unknown config key {key!r}{suggest(key, f' in {where}')}")
     walk(d, "")
     if run_written and "partition.kind" in flat:
         # A config.json from before partition.cap / partition.scheme existed: that run used the
@@ -225,9 +236,11 @@ def _read_json(path: str) -> dict:
     except OSError as e:
         raise ConfigError(f"config file {show(path)} cannot be read: {e.strerror or e}") from None
     try:
-        d = json.loads(raw.decode("utf-8"))
+        d = json.loads(raw.decode("utf-8"), object_pairs_hook=functools.partial(_unique_keys, path))
     except UnicodeDecodeError:
         raise ConfigError(f"config file {path!r} is not UTF-8 text (binary?); expected a JSON object") from None
+    except ConfigError:                          # a key twice (_unique_keys)
+        raise
     except json.JSONDecodeError as e:
         raise ConfigError(f"config file {path!r} is not valid JSON: {e}") from None
     except (ValueError, RecursionError) as e:   # e.g. an integer of > 4300 digits, absurd nesting
@@ -236,6 +249,17 @@ def _read_json(path: str) -> dict:
         raise ConfigError(f"config file {path!r} holds {json_kind(d)}, not a JSON object; expected "
                           '{"peers": 10, "protocol": {"name": "tally"}, ...}')
     return d
+
+
+def _unique_keys(path: str, pairs: list) -> dict:
+    """json.loads' objects, refusing a key given twice in one object (JSON itself lets the last win)."""
+    out = {}
+    for k, v in pairs:
+        if k in out:
+            raise ConfigError(f"config file {path!r}: the key {k!r} is given twice in one object; give each "
+                              "key once")
+        out[k] = v
+    return out
 
 
 def load_file(path: str, smoke: bool = False) -> Config:
@@ -270,4 +294,6 @@ def diff(old: dict, new: dict, prefix: str = "") -> list[str]:
     return out
 
 
-_protocols.ready()      # config is complete: the registry may now import entry-point plugins
+# config is complete: the registry may now import entry-point plugins, whose sections may not take the
+# name of a Config field or section
+_protocols.ready(tuple(f.name for f in fields(Config)))

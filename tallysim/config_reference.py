@@ -6,7 +6,9 @@ The site's build runs it through mkdocs_hooks.py; `python -m tallysim.config_ref
 """
 from __future__ import annotations
 
+import ast
 import dataclasses
+import importlib.util
 import inspect
 import io
 import textwrap
@@ -18,10 +20,27 @@ from tallysim import config, protocols
 MARKER = "<!-- config-reference -->"       # where docs/config.md takes the generated tables
 
 
+def _class_source(cls) -> str:
+    """The class's source; a built-in protocol's section is read from its module's file, not imported
+    (tallysim/protocols/__init__.py), so it is found there by name."""
+    try:
+        return inspect.getsource(cls)
+    except (OSError, TypeError):
+        section = next((s for s, c in protocols.sections().items() if c is cls), "")
+        for owner in protocols.section_owners(section):
+            path = importlib.util.find_spec(protocols.module_of(owner)).origin
+            with open(path, encoding="utf-8") as f:
+                text = f.read()
+            for node in ast.parse(text).body:
+                if isinstance(node, ast.ClassDef) and node.name == cls.__name__:
+                    return ast.get_source_segment(text, node)
+        return ""
+
+
 def _comments(cls) -> dict[str, str]:
     """Field name -> its comment in the class's source: the trailing one on its line, else the
     comment lines right above it (a line continuing a comment, `#   ...`, joins it)."""
-    src = textwrap.dedent(inspect.getsource(cls))
+    src = textwrap.dedent(_class_source(cls))
     out, line_of = {}, {}
     names = {f.name for f in dataclasses.fields(cls)}
     tokens = list(tokenize.generate_tokens(io.StringIO(src).readline))
@@ -73,10 +92,7 @@ def markdown() -> str:
     declared = config.declared()
     parts = []
     for name, cls in _sections():
-        try:
-            notes = _comments(cls)
-        except (OSError, TypeError):      # a protocol's section read from its source: no class source
-            notes = {}
+        notes = _comments(cls)
         keys = [k for k in declared if (k.rsplit(".", 1)[0] if "." in k else "") == name]
         if not keys:
             continue

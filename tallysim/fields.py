@@ -6,7 +6,7 @@ heavy is imported.
 """
 from __future__ import annotations
 
-from dataclasses import field
+from dataclasses import field, fields
 
 INT_MAX = 2**31 - 1     # jax.random.PRNGKey, numpy and int32 device arrays all hold this
 F32_MAX = 3.4e38        # learning rates may be huge (a diverging run stops with exit 1) but fit float32
@@ -36,3 +36,21 @@ def floats(default, interval: str, *, lane: bool = False, nonzero: bool = False)
     assert interval[0] in "[(" and interval[-1] in "])", interval
     return field(default=default, metadata={"range": (lo, hi, interval[0] == "[", interval[-1] == "]"),
                                             **_meta(lane, nonzero)})
+
+
+def section_value(name: str, v, cls):
+    """A Config section's value: `cls` itself, or a dict of its fields (Config(protocol={"name": "fedavg"})).
+    Anything else (Config(protocol="fedavg"), dataclasses.replace(cfg, optim="sgd")) is refused here: it
+    used to pass and fail far away, at the first cfg.protocol.name."""
+    if isinstance(v, cls):
+        return v
+    names = [f.name for f in fields(cls)]
+    if isinstance(v, dict) and all(isinstance(k, str) for k in v):
+        unknown = sorted(set(v) - set(names))
+        if unknown:
+            raise ConfigError(f"Config({name}={v!r:.80}): {unknown[0]!r} is not a {name}.* field; allowed: "
+                              f"{', '.join(names)}")
+        return cls(**v)
+    raise ConfigError(f"Config({name}={v!r:.80}): {name} is a section, not {type(v).__name__}; expected "
+                      f"{cls.__name__}(...) or a dict of its fields, e.g. {name}={{{names[0]!r}: ...}}, or "
+                      f"cfg.replace(**{{{name + '.' + names[0]!r}: ...}})")

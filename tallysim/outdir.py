@@ -24,16 +24,50 @@ from tallysim.results.metrics import CONFIG, DONE, ERROR, METRICS, PARTITION
 from tallysim.validation import MAX_NAME      # one limit for every name that becomes a path component
 
 MARKER = ".tallysim-run"
+CHECKPOINT = "checkpoint.npz"    # checkpoint.FILE (that module imports JAX; this one must not)
 LOCK = ".tallysim-lock"          # flock'ed while a run, --resume or --overwrite writes the directory
 # Everything a run directory may hold; only these names are ever deleted (the lock file never is:
 # unlinking a held lock would let a third process lock a new file of the same name).
 RUN_FILES = frozenset({MARKER, LOCK, CONFIG, PARTITION, METRICS, ERROR, DONE,
-                       "checkpoint.npz", "checkpoint.npz.tmp", METRICS + ".tmp"})
+                       CHECKPOINT, CHECKPOINT + ".tmp", METRICS + ".tmp"})
 _BAD_CHARS = re.compile(r"[/\\\x00-\x1f]")
+
+
+def check_text(value, what: str) -> None:
+    """A path or name holding bytes that are not UTF-8 (Python keeps them as lone surrogates) cannot be
+    printed, encoded into JSON or measured in bytes: refuse it in one line rather than fail later."""
+    text = os.fsdecode(value)           # bytes (from Python) decode as the file system would
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ConfigError(f"{what} {ascii(text)} is not valid UTF-8 (it holds undecodable bytes); use UTF-8 "
+                          "text") from None
+
+
+def destination(out, flag: str = "--out") -> Path:
+    """The directory `out` really names. A `..` is resolved by the file system after following the
+    links before it, but by anyone reading the path as text (and by `mkdir -p`, which creates missing
+    components first) lexically: `A/missing/../../B` is `B`, however far `A/missing` exists. So a path
+    with `..` is normalised when both readings name one directory, and refused when they differ (a
+    link before the `..`); every check and write then sees the real destination."""
+    if out is None or str(out).strip() == "":
+        raise ConfigError(f"{flag} is empty; give the directory the run should write into")
+    check_text(out, flag)
+    text = os.fsdecode(out)
+    if ".." not in Path(text).parts:
+        return Path(text)
+    lexical = os.path.normpath(os.path.abspath(text))
+    physical = os.path.realpath(text)
+    if os.path.realpath(lexical) != physical:
+        raise ConfigError(f"{flag} {text}: its '..' follows a symbolic link, so it means {physical} to the "
+                          f"file system but {lexical} as written; give the directory without '..'")
+    return Path(os.path.normpath(text))
 
 
 def check_name(name, what: str) -> str:
     """A group or run name must be one plain path component, so it stays inside its parent."""
+    if isinstance(name, str):
+        check_text(name, what)
     if not isinstance(name, str) or not name or name in (".", "..") or _BAD_CHARS.search(name) \
             or len(name.encode()) > MAX_NAME or Path(name).is_absolute():
         raise ConfigError(f"{what} {name!r} is not allowed as a directory name: use one plain name of "
@@ -109,14 +143,17 @@ def _describe(entries: list[str]) -> str:
     return ", ".join(entries[:4]) + (f" and {len(entries) - 4} more" if len(entries) > 4 else "")
 
 
-def check(out, overwrite: bool, flag: str = "--out") -> Path:
+CLI = {"overwrite": "--overwrite", "resume": "--resume"}
+PYTHON = {"overwrite": "overwrite=True", "resume": "resume=True"}    # tallysim.run(cfg, out=..., ...)
+
+
+def check(out, overwrite: bool, flag: str = "--out", words: dict = CLI) -> Path:
     """Refuse an output directory tallysim may not use (ConfigError, one line); creates nothing.
+    `words`: how the advice spells the options (CLI flags, or PYTHON's keyword arguments).
 
     Runs before any data is loaded, so a bad --out fails in milliseconds.
     """
-    if out is None or str(out).strip() == "":
-        raise ConfigError(f"{flag} is empty; give the directory the run should write into")
-    p = Path(out)
+    p = destination(out, flag)
     if any(len(part.encode()) > MAX_NAME + 55 for part in p.parts) or len(str(p).encode()) > 4000:
         raise ConfigError(f"{flag} {str(out)[:60]}...: the path is too long for the file system")
     for parent in reversed(p.parents):
@@ -130,8 +167,7 @@ def check(out, overwrite: bool, flag: str = "--out") -> Path:
             raise ConfigError(f"{flag} {out} cannot be read; check its permissions")
         if entries:
             if not overwrite:
-                raise ConfigError(f"output directory {out} is not empty; pass --overwrite to replace it "
-                                  "or choose another --out")
+                raise ConfigError(_occupied(p, out, flag, words))
             _check_replaceable(p, out, flag)
         if not os.access(p, os.W_OK):
             raise ConfigError(f"{flag} {out} is not writable; check its permissions or choose another")
@@ -140,6 +176,38 @@ def check(out, overwrite: bool, flag: str = "--out") -> Path:
         if not os.access(existing, os.W_OK):
             raise ConfigError(f"{flag} {out} cannot be created: {existing} is not writable")
     return p
+
+
+def run_state(d: Path) -> str | None:
+    """"interrupted" (a checkpoint to resume from), "finished" (no checkpoint, and metrics.jsonl's last
+    row is config.json's last round) or "stopped" for a tallysim run directory; None for any other."""
+    if not is_run_dir(d):
+        return None
+    if (d / CHECKPOINT).is_file():
+        return "interrupted"
+    try:
+        rounds = json.loads((d / CONFIG).read_text())["rounds"]
+        lines = (d / METRICS).read_text().splitlines()
+        last = json.loads(lines[-1])["round"] if lines else None
+    except (OSError, ValueError, UnicodeDecodeError, KeyError, TypeError):
+        return "stopped"
+    return "finished" if last == rounds else "stopped"
+
+
+def _occupied(p: Path, out, flag: str, words: dict) -> str:
+    """Why a plain run may not write into the non-empty directory p, and what the user can do instead."""
+    o, r = words["overwrite"], words["resume"]
+    state = run_state(p)
+    if state == "interrupted":
+        return (f"output directory {out} holds an interrupted run with a checkpoint; pass {r} to continue "
+                f"it, {o} to start it again (its results are lost), or choose another {flag}")
+    if state == "finished":
+        return (f"output directory {out} holds a finished run (its results: {p / METRICS}); pass {o} to "
+                f"replace it or choose another {flag}")
+    if state == "stopped":
+        return (f"output directory {out} holds a run that stopped before its first checkpoint; pass {o} "
+                f"to start it again or choose another {flag}")
+    return f"output directory {out} is not empty; pass {o} to replace it or choose another {flag}"
 
 
 def _check_replaceable(p: Path, out, flag: str) -> None:
@@ -160,7 +228,7 @@ def _check_replaceable(p: Path, out, flag: str) -> None:
 
 def claim(out, overwrite: bool) -> Path:
     """Make `out` an empty tallysim run directory: check it, remove a previous run's files (only
-    those), create it and write the marker first."""
+    those), create it and write the marker first. Returns its real destination (`destination`)."""
     p = check(out, overwrite)
     if p.is_dir():
         _lock_if_wanted(p)               # before removing anything another process may be writing
@@ -186,8 +254,10 @@ def mark(d: Path) -> None:
 def check_sweep_dir(out, run_dirs: dict[str, Path], done_file: str, index: str) -> None:
     """A sweep writes DIR/<index> and DIR/<run>/: refuse before anything runs when an existing index
     is not a tallysim one, or an unfinished run directory holds files tallysim did not write."""
-    p = check(out, overwrite=False, flag="--out") if not Path(out).is_dir() else Path(out)
-    if p.is_dir():
+    p = destination(out)
+    if not p.is_dir():
+        check(p, overwrite=False)
+    else:
         idx = p / index
         if idx.is_symlink():
             raise ConfigError(f"refusing to use {out}: its {index} is a symbolic link (tallysim never "
@@ -216,6 +286,10 @@ def _is_index(path: Path) -> bool:
 
 # ----------------------------------------------------------------------------- one writer per directory
 
+class Busy(ConfigError):
+    """Another process holds the directory's lock: nothing may be written into it (not even error.txt)."""
+
+
 _WANTED: set = set()             # run directories whose writer must hold the lock (inside `exclusive`)
 _HELD: dict = {}                 # absolute path -> file descriptor holding the lock
 
@@ -231,10 +305,10 @@ def exclusive(out):
     if out is None or str(out).strip() == "":
         yield
         return
-    key = os.path.abspath(out)
+    d = destination(out)                # `..` through a missing directory: still the real one
+    key = os.path.abspath(d)
     _WANTED.add(key)
     try:
-        d = Path(out)
         # only a directory tallysim marked as its own gets a lock file now; any other is checked
         # (and maybe refused) first, and locked by `claim`, so no file appears in a user's directory
         if (d / MARKER).is_file() and is_run_dir(d) and _protected(d.resolve()) is None:
@@ -265,6 +339,6 @@ def _lock(p: Path) -> None:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         os.close(fd)
-        raise ConfigError(f"{p} is being written by another tallysim process (run, --resume or "
-                          "--overwrite); wait for it to finish or choose another --out") from None
+        raise Busy(f"{p} is being written by another tallysim process (run, --resume, --overwrite or "
+                   "a sweep); wait for it to finish or choose another --out") from None
     _HELD[key] = fd

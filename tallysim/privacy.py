@@ -10,8 +10,11 @@ participation sampling (A of P peers per round, what tallysim draws) has a tight
   check adds max-count noise sigma1 with sensitivity sqrt(M); both Gaussian, so they compose into one
   with 1/z^2 = 2M/sigma^2 + M/sigma1^2. This is the data-independent bound: every probe is paid for,
   answered or not (Papernot et al. 2018's smaller data-dependent bound is not computed).
-- `sum` (clipped soft labels) and `params` (DP-FedAvg, McMahan et al. 2018: clipped model updates):
-  clip S, noise z S; replacing one clipped message moves the sum by up to 2 S: z_event = z / 2.
+- `sum` (clipped soft labels): clip S, noise z S. Each message is non-negative (probabilities, scaled
+  down), so replacing one message a by another b moves the sum by ||a - b|| <= sqrt(||a||^2 + ||b||^2)
+  <= sqrt(2) S (a.b >= 0), reached by two messages of norm S on disjoint classes: z_event = z / sqrt(2).
+- `params` (DP-FedAvg, McMahan et al. 2018: clipped model updates, of either sign): replacing one
+  moves the sum by up to 2 S (u and -u): z_event = z / 2.
 The accountant is Google's dp-accounting (RDP by default; PLD, tighter, only when every peer takes part
 in every round: dp-accounting's PLD accountant has no fixed-size sampling). Nothing here composes by hand.
 """
@@ -22,6 +25,13 @@ import math
 from typing import Optional
 
 ACCOUNTANTS = ("rdp", "pld")
+# The smallest positive privacy.noise / threshold_noise (and noise * clip) validation accepts: the noise
+# is drawn in float32 on the device, where values below ~1.2e-38 are subnormal or 0 (no noise at all
+# while epsilon is reported), and 1 / z^2 overflows float64 in the accountant near z = 1e-154 (RDP then
+# reports inf, or 0 under sampling). 1e-30 keeps both far away while any useful noise passes.
+MIN_NOISE = 1e-30
+# Sensitivity of one round's sum over one peer's replaced message, in units of the clip S (docstring).
+SENSITIVITY = {"sum": math.sqrt(2.0), "params": 2.0}
 
 
 def round_noise_multiplier(mechanism: str, *, sigma: float = 0.0, probes: int = 0, sigma1: float = 0.0,
@@ -32,8 +42,8 @@ def round_noise_multiplier(mechanism: str, *, sigma: float = 0.0, probes: int = 
             return 0.0
         inv = 2 * probes / sigma ** 2 + (probes / sigma1 ** 2 if sigma1 > 0 else 0.0)
         return 1 / math.sqrt(inv)
-    if mechanism in ("sum", "params"):      # clipped soft-label sums, DP-FedAvg's clipped update sum
-        return noise_multiplier / 2
+    if mechanism in SENSITIVITY:      # clipped soft-label sums, DP-FedAvg's clipped update sum
+        return noise_multiplier / SENSITIVITY[mechanism]
     raise ValueError(f"mechanism {mechanism!r}; allowed: votes, sum, params")
 
 

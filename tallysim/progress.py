@@ -10,6 +10,7 @@ with the configuration it belongs to (the best so far, labelled by its run name)
 """
 from __future__ import annotations
 
+import os
 import sys
 import time
 from typing import Optional
@@ -20,9 +21,39 @@ from tallysim.results.metrics import headline_key
 NAMES = {"acc_global": "server", "acc_mean": "peers"}
 
 
+# A terminal that reports 0 columns (a pty nobody sized: some containers, CI runners, serial consoles)
+# made tqdm's own sizing draw into -1 columns, which prints nothing at all: the bar vanished. The
+# fallback is what shutil.get_terminal_size uses: $COLUMNS / $LINES, else 80 x 24.
+FALLBACK = (80, 24)
+
+
+def screen_shape(fp) -> tuple:
+    """(columns, rows) for tqdm, one less than the terminal's as tqdm takes them; (None, None) when
+    `fp` is no terminal (tqdm's default width); a size of 0 replaced by $COLUMNS/$LINES or 80x24."""
+    try:
+        cols, rows = os.get_terminal_size(fp.fileno())
+    except (AttributeError, OSError, ValueError):       # no fileno (io.UnsupportedOperation is an OSError)
+        return None, None
+
+    def env(name, default):
+        try:
+            v = int(os.environ.get(name, ""))
+        except ValueError:
+            return default
+        return v if v > 0 else default
+    cols = cols if cols > 0 else env("COLUMNS", FALLBACK[0])
+    rows = rows if rows > 0 else env("LINES", FALLBACK[1])
+    return max(cols - 1, 20), max(rows - 1, 1)
+
+
 def _tqdm(**kw):
     from tqdm.auto import tqdm
-    return tqdm(file=sys.stderr, dynamic_ncols=True, **kw)
+    if tqdm.__module__.startswith("tqdm.notebook"):    # a widget: columns mean nothing there
+        return tqdm(file=sys.stderr, dynamic_ncols=True, **kw)
+    ncols, nrows = screen_shape(sys.stderr)
+    bar = tqdm(file=sys.stderr, ncols=ncols, nrows=nrows, **kw)
+    bar.dynamic_ncols = screen_shape        # re-measured at each redraw, as dynamic_ncols=True would
+    return bar
 
 
 def headline(row: dict) -> tuple[str, float]:

@@ -13,6 +13,7 @@ metrics.jsonl (one row per evaluation, keys as in docs/protocols.md; with severa
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import math
@@ -152,14 +153,14 @@ def _run(cfg: Config, out: Optional[str], overwrite: bool, progress: bool, built
         out = None
     mesh.check_devices(cfg.devices)  # before any directory is created
     if resume:
-        meta = _check_resume(cfg, out)
+        out, meta = checkpoint.check_resume(cfg, out)
     elif out is not None:
         outdir.check(out, overwrite)     # before the data is loaded: a bad --out fails at once
     b = built or build(cfg)
     cfg = b.cfg
     out_dir = Path(out) if resume else outdir.claim(out, overwrite) if out is not None else None
     if resume:
-        _note_resume(out_dir, meta)
+        checkpoint.note_resume(out_dir, meta)
         print(checkpoint.resume_notice(out_dir, cfg, meta), file=sys.stderr)
     chunk = meta["chunk"] if meta else auto_chunk(b)
     if out_dir and not resume:
@@ -188,6 +189,13 @@ def run_group(cfgs: list[Config], outs: list, progress: bool = True, built: Opti
     does). Returns per configuration its last metrics row plus 'out', or the exception that stopped
     it (a NonFiniteLoss stops only its own configuration). No checkpoints: an interrupted group
     reruns its unfinished configurations."""
+    with contextlib.ExitStack() as held:     # one writer per directory, as `run` (two identical sweeps)
+        for o in outs:
+            held.enter_context(outdir.exclusive(o if mesh.is_writer() else None))
+        return _run_group(cfgs, outs, progress, built)
+
+
+def _run_group(cfgs: list[Config], outs: list, progress: bool, built: Optional[Built]) -> list:
     b = built or build_group(cfgs)
     chunk = auto_chunk(b)
     out_dirs = [outdir.claim(o, True) if mesh.is_writer() else None for o in outs]
@@ -226,31 +234,6 @@ def _write_run_files(b: Built, i: int, out_dir: Path, chunk: int) -> None:
 
 def _write_json(path: Path, obj, indent=None) -> None:
     atomic.write_text(path, json.dumps(obj, indent=indent) + "\n")
-
-
-def _check_resume(cfg: Config, out) -> dict:
-    """One-line errors before anything loads: a tallysim run with a checkpoint, of this very config."""
-    if out is None or str(out).strip() == "":
-        raise ConfigError("--resume needs --out DIR, the run directory to continue")
-    d = Path(out)
-    if not outdir.is_run_dir(d):
-        raise ConfigError(f"--resume: {out} is not a tallysim run directory; allowed: a directory a "
-                          "`tallysim run` wrote")
-    checkpoint.read_meta(d)             # no checkpoint: say so before comparing configs
-    saved = config.to_dict(config.validate(config.load_file(str(d / CONFIG))))
-    diff = config.diff(saved, config.to_dict(config.validate(cfg)))
-    if diff:
-        raise ConfigError(f"--resume: this config differs from {d / 'config.json'} ({', '.join(diff[:4])}"
-                          f"{', ...' if len(diff) > 4 else ''}); resume with the same config or use --overwrite")
-    return checkpoint.read_meta(d, config.validate(cfg))
-
-
-def _note_resume(out_dir: Path, meta: dict) -> None:
-    """config.json records every resume: from which round and seed chunk, and when."""
-    doc = json.loads((out_dir / CONFIG).read_text())
-    doc.setdefault("resumed", []).append({"round": meta["round"], "seed_index": meta["lo"],
-                                          "at": time.strftime("%Y-%m-%dT%H:%M:%S")})
-    _write_json(out_dir / CONFIG, doc, indent=2)
 
 
 class _Recorder:
@@ -335,7 +318,8 @@ class _Lanes:
                 rec.rows(r, mine)
 
     def meta(self, lo: int, r: int, ledgers) -> dict:
-        return self.recs[0].meta(lo, r, ledgers)      # checkpoints: one configuration only
+        # checkpoints: one configuration only; --resume compares its config with the one resuming
+        return {**self.recs[0].meta(lo, r, ledgers), "config": config.to_dict(self.b.cfgs[0])}
 
     def close(self) -> None:
         for rec in self.recs:
@@ -383,8 +367,11 @@ def run_results(cfg: Config, out: Optional[str] = None, overwrite: bool = False,
     default; returns the run's Results (rows, .plot()). kwargs: as `run` (checkpoint_every, resume)."""
     from tallysim import validation
     validation.check_read(config.validate(cfg))      # a single run: refuse a field its protocol ignores
-    out = out if out is not None else tempfile.mkdtemp(prefix="tallysim-")
-    run(cfg, str(out), overwrite=overwrite or not any(Path(out).iterdir()), progress=progress, **kwargs)
+    if out is None:
+        out = tempfile.mkdtemp(prefix="tallysim-")
+    elif not kwargs.get("resume"):      # a new directory is made; advice names this API's arguments
+        outdir.check(out, overwrite, flag="out", words=outdir.PYTHON)
+    run(cfg, str(out), overwrite=overwrite, progress=progress, **kwargs)
     return Results.read(out)
 
 

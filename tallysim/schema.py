@@ -11,6 +11,7 @@ docs/protocols.md gives the semantics.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import functools
 import math
 import typing
@@ -19,6 +20,8 @@ from typing import Any, Literal, Optional
 
 from tallysim import protocols as _protocols
 from tallysim.fields import F32_MAX, INT_MAX, ConfigError, floats, ints  # noqa: F401 - re-exported
+from tallysim.fields import section_value
+from tallysim.sizing import LIMITS
 
 # ----------------------------------------------------------------------------- declaring a field
 #
@@ -45,7 +48,7 @@ class DataConfig:
     max_train: Optional[int] = ints(None)   # keep only the first N training examples (after a seeded shuffle)
     max_test: Optional[int] = ints(None)    # evaluate on the first N test examples
     # synthetic only
-    num_classes: int = ints(10, 2)
+    num_classes: int = ints(10, 2, LIMITS["data.num_classes"][0])
     input_shape: tuple = (28, 28, 1)
     train_size: int = ints(12000)
     test_size: int = ints(2000)
@@ -119,56 +122,11 @@ class DistillConfig:
     weight: float = floats(1.0, "[0, 1e6]", lane=True, nonzero=True)
     temperature: float = floats(1.0, "(0, 1000]", lane=True)
     order: Literal["mixed", "sequential"] = "mixed"
-    epochs: int = ints(1, 0)          # sequential: passes over the probes first
+    epochs: int = ints(1, 0, LIMITS["distill.epochs"][0])          # sequential: passes over the probes first
     label_smoothing: float = floats(0.0, "[0, 1)", lane=True, nonzero=True)  # tally only
     batch_size: Optional[int] = ints(None)          # probe minibatch; None = batch_size
     ramp_rounds: int = ints(0, 0, lane=True, nonzero=True)     # 0 = off; round r trains with weight * min(1, r / ramp_rounds)
     gate: float = floats(0.0, "[0, 1]", lane=True, nonzero=True)   # 0 = off; weight 0 in a round whose vote's mean agreement < gate
-
-
-@dataclass(frozen=True)
-class SoftlabelConfig:
-    aggregate: Literal["mean", "era", "median", "trimmed"] = "mean"
-    era_temperature: float = floats(0.1, "(0, 1000]", lane=True)
-    trim: float = floats(0.1, "[0, 0.5)")    # trimmed: fraction cut from each end, per coordinate
-
-
-@dataclass(frozen=True)
-class FedAvgConfig:
-    # mean: shard-size weighted; median, trimmed, krum, multikrum, cclip unweighted; geomed shard-size weighted
-    aggregate: Literal["mean", "median", "trimmed", "krum", "multikrum", "geomed", "cclip"] = "mean"
-    trim: float = floats(0.1, "[0, 0.5)")    # trimmed: fraction cut from each end, per coordinate
-    pre: Literal["none", "bucketing", "nnm"] = "none"   # pre-aggregation before the aggregate rule
-    f: Optional[int] = ints(None, 0)         # krum, multikrum, nnm: Byzantine peers assumed; none = the run's faulty count
-    m: Optional[int] = ints(None, 1)         # multikrum: models averaged; none = n - f
-    tau: float = floats(1.0, "(0, 1e6]")     # cclip: clipping radius on updates
-    clip_iters: int = ints(1, 1, 100)        # cclip: clipping iterations
-    geomed_iters: int = ints(8, 1, 1000)     # geomed: smoothed Weiszfeld iterations
-    bucket: int = ints(2, 1)                 # bucketing: models per bucket
-
-
-@dataclass(frozen=True)
-class FedProxConfig:
-    mu: float = floats(0.01, "[0, 1e6]", lane=True)
-
-
-@dataclass(frozen=True)
-class FedDFConfig:
-    target: Literal["logits", "probs"] = "logits"
-    temperature: float = floats(1.0, "(0, 1000]", lane=True)
-    lr: float = floats(1e-3, "(0, 3.4e38]", lane=True)
-    steps: int = ints(500, 0)
-    batch_size: int = ints(128)
-
-
-@dataclass(frozen=True)
-class BridgeConfig:
-    density: float = floats(0.01, "[0, 1]", lane=True, nonzero=True)
-    period: int = ints(5, lane=True)
-    scope: Literal["global", "per_tensor"] = "global"
-    average: Literal["weighted", "per_coordinate"] = "weighted"
-    reset: Literal["hard", "soft"] = "hard"
-    vote_at: Literal["start", "merge"] = "start"   # start: vote with the round-start models | merge: the trained ones
 
 
 @dataclass(frozen=True)
@@ -199,17 +157,17 @@ class CommConfig:
 class LogConfig:
     """Where a run's rows also go (tallysim/tracking.py); not part of the experiment: resuming, a sweep's
     grouping and config comparisons ignore this section."""
-    tensorboard: Optional[str] = None  # DIR: TensorBoard event files in DIR/<run directory's name>
+    tensorboard: Optional[str] = None  # DIR: TensorBoard event files in DIR/<run directory's name>-<hash>
     mlflow: Optional[str] = None       # an MLflow experiment name (the mlflow extra; MLFLOW_TRACKING_URI: where)
 
 
 @dataclass(frozen=True)
 class PrivacyConfig:
     """Differential privacy of what peers send (tallysim/privacy.py, sim/dp.py); noise 0 is off, bit for bit."""
-    noise: float = floats(0.0, "[0, 1e6]", lane=True, nonzero=True)   # votes: GNMax's sigma, the std of the noise on each vote count; soft labels, FedAvg: the noise multiplier z (std z * clip)
+    noise: float = floats(0.0, "[0, 1e6]", lane=True, nonzero=True)   # votes: GNMax's sigma, the std of the noise on each vote count; soft labels, FedAvg: the noise multiplier z (std z * clip); 0 (off) or >= 1e-30
     clip: float = floats(1.0, "(0, 1e6]")        # soft labels: each peer's [M, C] message, FedAvg: each update, clipped to this L2 norm
     threshold: float = floats(0.0, "[0, 1e9]")   # votes: Confident-GNMax's T, answer a probe only if its noisy top count >= T (0: answer all)
-    threshold_noise: float = floats(0.0, "[0, 1e6]")  # votes: Confident-GNMax's sigma1, the std of the noise on the top count
+    threshold_noise: float = floats(0.0, "[0, 1e6]")  # votes: Confident-GNMax's sigma1, the std of the noise on the top count; 0 or >= 1e-30
     delta: float = floats(1e-5, "(0, 1)")         # epsilon is reported at this delta
     accountant: Literal["rdp", "pld"] = "rdp"      # dp-accounting's accountant (pld: every peer in every round only)
 
@@ -217,15 +175,15 @@ class PrivacyConfig:
 @dataclass(frozen=True)
 class Config:
     peers: int = ints(10)
-    rounds: int = ints(20)
+    rounds: int = ints(20, 1, LIMITS["rounds"][0])
     seed: int = ints(0, 0)
-    seeds: int = ints(1, 1, 100_000)      # run seeds seed..seed+seeds-1 as one vmapped program
+    seeds: int = ints(1, 1, LIMITS["seeds"][0])      # run seeds seed..seed+seeds-1 as one vmapped program
     seed_chunk: Optional[int] = ints(None)     # seeds per compiled batch; None = as many as fit in memory
-    eval_every: int = ints(1)
+    eval_every: int = ints(1, 1, LIMITS["eval_every"][0])
     eval_peers: Optional[int] = ints(None)    # evaluate peers 0..N-1 only (acc_mean, ensemble); None = all
     participation: float = floats(1.0, "(0, 1]")
-    local_epochs: int = ints(1)
-    local_steps: Optional[int] = ints(None)
+    local_epochs: int = ints(1, 1, LIMITS["local_epochs"][0])
+    local_steps: Optional[int] = ints(None, 1, LIMITS["local_steps"][0])
     warmup_epochs: Optional[int] = ints(None, 0)   # None = local_epochs (distillation protocols only)
     batch_size: int = ints(32)
     ragged_groups: Optional[int] = ints(None)  # local training: peer groups by shard size; None = auto
@@ -239,11 +197,6 @@ class Config:
     init: InitConfig = field(default_factory=InitConfig)
     vote: VoteConfig = field(default_factory=VoteConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
-    softlabel: SoftlabelConfig = field(default_factory=SoftlabelConfig)
-    fedavg: FedAvgConfig = field(default_factory=FedAvgConfig)
-    fedprox: FedProxConfig = field(default_factory=FedProxConfig)
-    feddf: FedDFConfig = field(default_factory=FedDFConfig)
-    bridge: BridgeConfig = field(default_factory=BridgeConfig)
     comm: CommConfig = field(default_factory=CommConfig)
     faults: FaultsConfig = field(default_factory=FaultsConfig)
     log: LogConfig = field(default_factory=LogConfig)
@@ -258,11 +211,10 @@ class Config:
 
     def __post_init__(self):
         # Config(protocol={"name": "fedavg"}): a dict for a section is that section's fields
-        for f in fields(self):
-            v = getattr(self, f.name)
-            if isinstance(v, dict) and dataclasses.is_dataclass(f.default_factory if f.default_factory
-                                                                is not dataclasses.MISSING else None):
-                object.__setattr__(self, f.name, f.default_factory(**v))
+        for f in fields(self):      # a dict for a section is its fields; anything else is refused
+            cls = f.default_factory if f.default_factory is not dataclasses.MISSING else None
+            if dataclasses.is_dataclass(cls):
+                object.__setattr__(self, f.name, section_value(f.name, getattr(self, f.name), cls))
         object.__setattr__(self, "ext", _normal_ext(self.ext))
 
     def __getattr__(self, name: str):
@@ -280,6 +232,9 @@ class Config:
         named; values are checked by validate (run does it)."""
         flat = {}
         for key, v in changes.items():
+            cls = type(getattr(self, key, None))       # a section: its dataclass (a protocol's too)
+            if dataclasses.is_dataclass(cls) and not isinstance(v, dict):
+                v = dataclasses.asdict(section_value(key, v, cls))  # the section itself, or one line
             if isinstance(v, dict):
                 flat.update({f"{key}.{k}": x for k, x in v.items()})
             else:
@@ -287,7 +242,7 @@ class Config:
         keys = field_keys()
         for key in flat:
             if key not in keys:
-                raise ConfigError(f"unknown config key {key!r}; see docs/config.md or tallysim run --help")
+                raise ConfigError(f"unknown config key {key!r}{suggest(key)}")
         return with_values(self, flat)
 
     # Derived defaults, resolved once so config.json records what actually ran: each null DERIVED
@@ -386,6 +341,25 @@ def _leaves(cls, prefix: str = ""):
             yield from _leaves(section, prefix + name + ".")
 
 
+def suggest(key: str, where: str = "") -> str:
+    """"; did you mean peers?" for a near-miss of a config key or section, in any section (`peer`,
+    `optim.lrr`, `optm.lr`, `lr`), else where the fields are listed. `where`: " in FILE", before it."""
+    keys = list(field_keys())
+    sections = sorted({k.rsplit(".", 1)[0] for k in keys if "." in k})
+    last = key.rsplit(".", 1)[-1]
+    near = [k for k in keys if k.rsplit(".", 1)[-1] == last]          # the field, in another section
+    near += difflib.get_close_matches(key, keys + sections, n=3, cutoff=0.75)
+    if "." in key:            # a typo in the section, the field or both: match each part
+        head, _, tail = key.rpartition(".")
+        for s in difflib.get_close_matches(head, sections, n=2, cutoff=0.6) + [head]:
+            fields_of = [k.rsplit(".", 1)[-1] for k in keys if k.rsplit(".", 1)[0] == s]
+            near += [f"{s}.{f}" for f in difflib.get_close_matches(tail, fields_of, n=2, cutoff=0.6)]
+    near = list(dict.fromkeys(n for n in near if n != key))[:4]
+    if near:
+        return f"{where}; did you mean {' or '.join(near)}?"
+    return f"{where}; see docs/config.md or tallysim run --help"
+
+
 def choices(key: str) -> tuple:
     """The allowed values of a Literal field, in declaration order."""
     return declared()[key].choices
@@ -394,46 +368,6 @@ def choices(key: str) -> tuple:
 def field_keys(cls=Config, prefix: str = "") -> dict[str, Any]:
     """Every dotted key -> its annotated type."""
     return {key: t for key, t, _ in _leaves(cls, prefix)}
-
-
-def show_default(value) -> str:
-    """A default as `key=value` would write it: none, true, 28x28x1, 0.001."""
-    if value is None:
-        return "none"
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, tuple):
-        return "x".join(map(str, value))
-    return f"{value:g}" if isinstance(value, float) else str(value)
-
-
-def show_allowed(spec: FieldSpec) -> str:
-    """What a field accepts, as the error messages say it: `a|b`, `1..2147483647`, `(0, 1]`."""
-    if spec.choices:
-        text = "|".join(map(str, spec.choices))
-    elif spec.type is bool:
-        text = "true|false"
-    elif spec.type is tuple:
-        text = "a shape: 1 to 4 positive integers, e.g. 28x28x1"
-    elif spec.type is int:
-        text = f"{spec.range[0]}..{spec.range[1]}"
-    elif spec.type is float:
-        lo, hi, lo_in, hi_in = spec.range
-        text = f"{'[' if lo_in else '('}{lo:g}, {hi:g}{']' if hi_in else ')'}"
-    else:
-        text = "text"
-    return text + (" or none" if spec.optional else "")
-
-
-def help_table() -> str:
-    """Every field with its default and allowed values (`tallysim run --help`), from the declarations."""
-    rows = [(k, show_default(f.default) + (" (derived)" if k in DERIVED else ""), show_allowed(f))
-            for k, f in declared().items()]
-    w0, w1 = (max(len(r[i]) for r in rows) for i in (0, 1))
-    lines = [f"  {k:<{w0}}  {d:<{w1}}  {a}" for k, d, a in rows]
-    return ("config fields (key=value; default; allowed values). \"(derived)\": none derives the value from "
-            "protocol.name. What each field means: docs/config.md.\n"
-            f"  {'field':<{w0}}  {'default':<{w1}}  allowed\n" + "\n".join(lines))
 
 
 # The choices other modules name, read from the declarations above.
@@ -469,3 +403,4 @@ _CORE = frozenset(f.name for f in fields(Config))
 
 def with_values_section(section, key: str, value):
     return replace(section, **{key: value})
+

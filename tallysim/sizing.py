@@ -12,6 +12,26 @@ import math
 
 from tallysim import protocols
 
+# Sizes past which a run hangs on the host or cannot finish, whatever the memory: field -> (largest
+# allowed, why). schema.py declares these as the fields' upper bounds; validation's message gives the why.
+# Measured on a CPU: seeds are partitioned one after another on the host (8 ms each for a 1,600-example
+# synthetic set, longer for real data), so 100,000 seeds spent minutes before the first compile; a
+# Dirichlet split loops over the classes (0.35 ms each per seed), so 10**6 classes spent minutes per
+# seed; the round loop plans every round on the host, so 2**31 - 1 rounds never started.
+LIMITS = {
+    "seeds": (10_000, "each seed is partitioned on the host and becomes a lane of one program; run more "
+                      "as separate runs (seed=FIRST seeds=N each, or a sweep over seed)"),
+    "data.num_classes": (100_000, "the partition loops over the classes on the host for every seed, and the "
+                                  "probe exchange holds [probes, classes] sums (ImageNet-21k has 21,841)"),
+    "rounds": (1_000_000, "the round loop plans every round on the host, and more rounds cannot finish "
+                          "(at a millisecond a round, 10**6 rounds is 17 minutes)"),
+    "eval_every": (1_000_000, "it cannot usefully exceed rounds, which is at most 1,000,000"),
+    "local_epochs": (100_000, "one round runs them all on the device before the host hears back"),
+    "local_steps": (10_000_000, "one round runs them all on the device before the host hears back"),
+    "distill.epochs": (100_000, "one round runs them all on the device before the host hears back"),
+    "feddf.steps": (10_000_000, "one round runs them all on the device before the host hears back"),
+}
+
 CHUNK_BYTES = 256 * 2**20     # one chunk's [c, M, C] (or one eval batch's [P, B, C]) float32 logits
 LIVE_PER_CHUNK = 4            # [c, M, C] buffers alive at once: logits, probabilities, quantised, product
 
@@ -51,6 +71,8 @@ def estimate_bytes(cfg) -> list[tuple[str, int, str]]:
     channels = d.input_shape[-1] if synthetic and len(d.input_shape) > 1 else 3 if dim == 3072 else 1
     w = cfg.model.width
     traits = protocols.traits(cfg.protocol.name)
+    act = max(dim, w if cfg.model.name == "mlp" else 0)              # floats per example per layer, roughly
+    probe_rows = (cfg.distill.batch_size or cfg.batch_size) if traits.distill else 0
     if cfg.model.name == "mlp":
         params = dim * w + w * w + w * classes
     elif cfg.model.name == "cnn":
@@ -63,8 +85,12 @@ def estimate_bytes(cfg) -> list[tuple[str, int, str]]:
            ("the probe outputs", footprint_bytes(cfg.peers, cfg.probe.per_round, classes,
                                                         soft=traits.soft),
             "probe.per_round, peers" + (", data.num_classes" if synthetic else "")),
-           ("the activations", 4 * 4 * cfg.peers * cfg.batch_size * max(dim, w if cfg.model.name == "mlp" else 0),
-            "batch_size, peers")]
+           # a training step's minibatch, plus (distillation) its probe minibatch: distill.batch_size
+           # used to escape the estimate, and 2**31 - 1 failed with an 8 TB allocation on the device
+           ("the activations", 4 * 4 * cfg.peers * (cfg.batch_size + probe_rows) * act,
+            "batch_size, peers" + (", distill.batch_size" if probe_rows else ""))]
+    if protocols.reads(cfg.protocol.name, "feddf.batch_size"):
+        out.append(("the server's distillation batch", 4 * 4 * cfg.feddf.batch_size * act, "feddf.batch_size"))
     if traits.soft and cfg.softlabel.aggregate in ("median", "trimmed"):
         # no streaming: logits, probabilities and their sort, [A, M, C] each
         out.append(("the robust soft-label aggregation", 4 * 3 * cfg.peers * cfg.probe.per_round * classes,

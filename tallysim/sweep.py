@@ -204,7 +204,7 @@ def run_sweep(base_cfg: Config, runs: list[tuple[str, list[str]]], out_dir, prog
 
     cfgs = configs(base_cfg, runs)
     check_devices(runs, cfgs)                # before any run directory is created
-    out_dir = Path(out_dir)
+    out_dir = outdir.destination(out_dir)    # `..` resolved: run directories lie where they will be written
     # Nothing is created or replaced until every run directory is known to be ours (or absent).
     outdir.check_sweep_dir(out_dir, {name: out_dir / outdir.check_name(name, "sweep run")
                                      for name, _ in runs}, DONE, INDEX)
@@ -241,6 +241,8 @@ def run_sweep(base_cfg: Config, runs: list[tuple[str, list[str]]], out_dir, prog
             t0 = time.time()
             try:
                 last = _run_or_resume(runmod, cfg, run_dir, progress, log)
+            except outdir.Busy as e:
+                _fail(run_dir, rec, str(e), log, busy=True)
             except (runmod.NonFiniteLoss, ConfigError) as e:
                 _fail(run_dir, rec, str(e), log, diverged=isinstance(e, runmod.NonFiniteLoss))
             except Exception as e:     # a bug in one configuration should not lose the rest of the sweep
@@ -284,6 +286,9 @@ def _plan(cfgs: list[Config], dirs: list[Path], grouped: bool) -> list[list[int]
 
 
 def _done(run_dir: Path, rec: dict, runmod, cfg: Config, overrides, last: dict, seconds: float, log) -> None:
+    err = run_dir / metrics.ERROR      # an earlier attempt's (a resumed run keeps its files): now untrue
+    if err.is_file() and not err.is_symlink():
+        err.unlink()
     atomic.write_text(run_dir / DONE, json.dumps({
         "name": rec["name"], "overrides": list(overrides), "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "seconds": round(seconds, 3), "last": last}, indent=2) + "\n")
@@ -314,6 +319,8 @@ def _run_grouped(runmod, batch: list[int], runs, cfgs, records, out_dir: Path, p
             t1 = time.time()
             try:
                 last = runmod.run(cfgs[i], str(out_dir / name), overwrite=True, progress=progress)
+            except outdir.Busy as e2:
+                _fail(out_dir / name, rec, str(e2), log, busy=True)
             except (runmod.NonFiniteLoss, ConfigError) as e2:
                 _fail(out_dir / name, rec, str(e2), log, diverged=isinstance(e2, runmod.NonFiniteLoss))
             except Exception as e2:
@@ -340,22 +347,27 @@ def _run_or_resume(runmod, cfg: Config, run_dir: Path, progress: bool, log) -> d
             meta = checkpoint.read_meta(run_dir)
             log(f"  resuming from round {meta['round']} (seed index {meta['lo']})")
             return runmod.run(cfg, str(run_dir), progress=progress, resume=True)
+        except outdir.Busy:
+            raise                      # another process runs it: not a reason to start it again
         except ConfigError as e:
             log(f"  cannot resume ({e}); running it again")
     return runmod.run(cfg, str(run_dir), overwrite=True, progress=progress)
 
 
 def _fail(run_dir: Path, rec: dict, message: str, log, detail: Optional[str] = None,
-          diverged: bool = False) -> None:
-    outdir.mark(run_dir)               # so a rerun may replace this failed run
+          diverged: bool = False, busy: bool = False) -> None:
+    """Record a failed run. `busy`: another process (an identical sweep) is writing run_dir, so nothing
+    is written into it; its error.txt would stay beside the done.json that process writes."""
     err = run_dir / metrics.ERROR
-    if detail or not err.exists():
-        atomic.write_text(err, (detail or message).rstrip("\n") + "\n")
+    if not busy:
+        outdir.mark(run_dir)           # so a rerun may replace this failed run
+        if detail or not err.exists():
+            atomic.write_text(err, (detail or message).rstrip("\n") + "\n")
     rec["status"] = "failed"
     rec["error"] = message.splitlines()[0] if message else "failed"
     if diverged:                       # its loss went non-finite (run.NonFiniteLoss): a result, not a bug
         rec["diverged"] = True
-    log(f"  FAILED: {rec['error']} (see {err})")
+    log(f"  FAILED: {rec['error']}" + ("" if busy else f" (see {err})"))
 
 
 # ----------------------------------------------------------------------------- CLI

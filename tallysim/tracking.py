@@ -5,19 +5,25 @@ Every backend is one small `Writer`: `start(name, hparams)`, `row(step, scalars)
 `close()`. A run opens its writers when it starts (`open_run`), sends each metrics row as it is
 written to metrics.jsonl, and at the end its accuracy-vs-bits curve as an image. The run directory's
 files stay the record; these are views of it. A sweep's runs each write their own TensorBoard run,
-DIR/<run directory's name>, so TensorBoard's hparams view compares the configurations.
+DIR/<run directory's name>-<8 hex digits of its path> (run_name), so TensorBoard's hparams view
+compares the configurations and two runs never share one.
 
 The backends are optional installs (`pip install 'tallysim[tensorboard]'`, `'tallysim[mlflow]'`); a
 config that names one whose package is missing fails validation in one line.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+import os
 import re
 import tempfile
+import uuid
 from pathlib import Path
 from typing import Optional, Protocol
 
+from tallysim import atomic
 from tallysim.config import Config, declared, get_field, show_default, with_values
 
 EVENTS_GLOB = "events.out.tfevents.*"
@@ -56,15 +62,42 @@ def hparams(cfg: Config) -> dict:
 
 # ----------------------------------------------------------------------------- backends
 
+RECORD = ".tallysim-events.json"     # in a TensorBoard run's directory: the event files tallysim wrote there
+_EVENTS = re.compile(r"events\.out\.tfevents\.[^/\\]+")
+
+
+def _recorded(logdir: Path) -> list[str]:
+    """The event files earlier runs of this TensorBoard run wrote (RECORD), plain names only: an event
+    file tallysim did not write (a user's, another program's) is never in it, so never deleted."""
+    try:
+        doc = json.loads((logdir / RECORD).read_text())
+        files = doc.get("files", []) if doc.get("written_by") == "tallysim" else []
+    except (OSError, ValueError, UnicodeDecodeError, AttributeError):
+        return []
+    return [f for f in files if isinstance(f, str) and _EVENTS.fullmatch(f)]
+
+
 class TensorBoardWriter:
     """Event files through tensorboardX (no TensorFlow): scalars under their column names, the config
-    as hparams (with HPARAM_METRICS as the metrics the hparams view shows), images as PNG."""
+    as hparams (with HPARAM_METRICS as the metrics the hparams view shows), images as PNG. `fresh`
+    (not a resume): the event files RECORD lists are this run directory's earlier curves and are removed
+    first; the new one is listed there."""
 
-    def __init__(self, logdir: Path):
+    def __init__(self, logdir: Path, fresh: bool = True):
         from tensorboardX import SummaryWriter
         self.logdir = Path(logdir)
         self.logdir.mkdir(parents=True, exist_ok=True)
-        self.w = SummaryWriter(str(self.logdir), flush_secs=10)
+        mine = _recorded(self.logdir)
+        if fresh:
+            for name in mine:
+                old = self.logdir / name
+                if old.is_file() and not old.is_symlink():
+                    old.unlink()
+            mine = []
+        before = {p.name for p in self.logdir.glob(EVENTS_GLOB)}
+        self.w = SummaryWriter(str(self.logdir), flush_secs=10)     # creates its event file now
+        new = sorted({p.name for p in self.logdir.glob(EVENTS_GLOB)} - before)
+        atomic.write_text(self.logdir / RECORD, json.dumps({"written_by": "tallysim", "files": mine + new}) + "\n")
 
     def start(self, name: str, hparams: dict) -> None:
         from tensorboardX.summary import hparams as hparams_summary
@@ -117,21 +150,23 @@ def with_tracking(cfg, args):
 
 
 def run_name(out_dir: Optional[Path]) -> str:
-    """The name a run has in the trackers: its run directory's name (a sweep's run name)."""
-    name = Path(out_dir).resolve().name if out_dir is not None else "run"
-    return re.sub(r"[^\w.=,+-]", "_", name) or "run"
+    """The name a run has in the trackers: its run directory's name (a sweep's run name) and 8 hex
+    digits of its real path. The name alone collides (exp1/r and exp2/r, every sweep's seed=1); two
+    run directories never share a real path, and a rerun into the same one keeps its name. Without a
+    run directory, a random suffix."""
+    if out_dir is None:
+        return f"run-{uuid.uuid4().hex[:8]}"
+    real = os.path.realpath(out_dir)
+    name = re.sub(r"[^\w.=,+-]", "_", os.path.basename(real)) or "run"
+    return f"{name}-{hashlib.sha256(real.encode('utf-8', 'surrogateescape')).hexdigest()[:8]}"
 
 
-def writers(cfg: Config, out_dir: Optional[Path], fresh: bool) -> list:
+def writers(cfg: Config, out_dir: Optional[Path], fresh: bool, name: Optional[str] = None) -> list:
     """The writers `cfg.log` asks for. A fresh run (not a resume) first removes the event files an
-    earlier run of the same name left in its TensorBoard directory, so the curves are this run's."""
+    earlier run into the same directory wrote (only those), so the curves are this run's."""
     out = []
     if cfg.log.tensorboard is not None:
-        logdir = Path(cfg.log.tensorboard) / run_name(out_dir)
-        if fresh and logdir.is_dir():
-            for old in logdir.glob(EVENTS_GLOB):
-                old.unlink()
-        out.append(TensorBoardWriter(logdir))
+        out.append(TensorBoardWriter(Path(cfg.log.tensorboard) / (name or run_name(out_dir)), fresh))
     if cfg.log.mlflow is not None:
         out.append(MLflowWriter(cfg.log.mlflow))
     return out
@@ -141,10 +176,10 @@ class RunTracker:
     """A run's writers together: the config when it starts, every aggregated metrics row, and at the
     end the run's accuracy-vs-bits figure (drawn from its metrics.jsonl)."""
 
-    def __init__(self, cfg: Config, out_dir: Optional[Path], ws: list):
+    def __init__(self, cfg: Config, out_dir: Optional[Path], ws: list, name: Optional[str] = None):
         self.cfg, self.out_dir, self.ws, self.rows = cfg, out_dir, ws, 0
         for w in ws:
-            w.start(run_name(out_dir), hparams(cfg))
+            w.start(name or run_name(out_dir), hparams(cfg))
 
     def row(self, row: dict) -> None:
         self.rows += 1
@@ -166,11 +201,12 @@ class RunTracker:
         if self.out_dir is None:
             return None
         from tallysim.results.plot import plot_curves
-        plot_curves([self.out_dir], str(png), title=run_name(self.out_dir))
+        plot_curves([self.out_dir], str(png), title=Path(self.out_dir).name)
         return png
 
 
 def open_run(cfg: Config, out_dir: Optional[Path], fresh: bool = True) -> Optional[RunTracker]:
     """The run's tracker, or None when `cfg.log` names no backend."""
-    ws = writers(cfg, out_dir, fresh)
-    return RunTracker(cfg, out_dir, ws) if ws else None
+    name = run_name(out_dir)             # once: without a run directory it is random
+    ws = writers(cfg, out_dir, fresh, name)
+    return RunTracker(cfg, out_dir, ws, name) if ws else None

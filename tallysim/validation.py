@@ -11,11 +11,11 @@ import math
 import os
 from pathlib import Path
 
-from tallysim import protocols, sizing
+from tallysim import protocols, robust_checks, sizing
 from tallysim.sizing import KNOWN_SHAPES, estimate_bytes  # noqa: F401 - validation.X, as before
 from tallysim.schema import (FAULT_KINDS, INT_MAX, PARAM_ATTACKS, Config, ConfigError, declared, field_keys,
-                             show_default,
                              field_type, get_field)
+from tallysim.schema_text import show_default
 
 MAX_NAME = 200          # bytes of a dataset name (it becomes a cache file name; file systems allow 255)
 
@@ -97,6 +97,9 @@ def check_ranges(cfg: Config) -> None:
         if v is not None and not lo <= v <= hi:
             if lo >= 1 and v < lo and hi == INT_MAX:
                 raise ConfigError(f"{key}={v} must be > 0 (allowed: {lo}..{hi})")
+            if v > hi and key in sizing.LIMITS:
+                raise ConfigError(f"{key}={v} is more than {hi:,}, the most tallysim accepts: "
+                                  f"{sizing.LIMITS[key][1]}; allowed: {lo}..{hi}")
             raise ConfigError(f"{key}={v} is out of range; allowed: {lo}..{hi}")
     for key, (lo, hi, lo_in, hi_in) in _float_ranges().items():
         v = get_field(cfg, key)
@@ -172,6 +175,11 @@ def _rules(cfg: Config) -> None:
         free = [n for n in protocols.names() if not protocols.traits(n).shared_init]
         raise ConfigError(f"{cfg.protocol.name} needs a shared init ({reason}); remove init.shared=false "
                           f"(it is only for {'/'.join(free)})")
+    reason = protocols.traits(cfg.protocol.name).sgd_only
+    if reason and (cfg.optim.name != "sgd" or cfg.optim.momentum > 0):
+        now = f"optim.name={cfg.optim.name}" if cfg.optim.name != "sgd" else f"optim.momentum={cfg.optim.momentum}"
+        raise ConfigError(f"{now} is not allowed with protocol.name={cfg.protocol.name}: {reason}; allowed: "
+                          f"optim.name=sgd with optim.momentum=0")
     _fault_rules(cfg)
     _privacy_rules(cfg)
 
@@ -185,6 +193,7 @@ def _privacy_rules(cfg: Config) -> None:
             raise ConfigError("privacy.threshold / privacy.threshold_noise need privacy.noise > 0 (the "
                               "GNMax noise on the votes); allowed: set privacy.noise, or leave both at 0")
         return
+    _tiny_noise(cfg, traits.privacy)
     if not traits.privacy:
         raise ConfigError(f"privacy.noise={pv.noise} is not implemented for protocol.name="
                           f"{cfg.protocol.name} (its messages would go unprotected while epsilon is "
@@ -216,6 +225,20 @@ def _privacy_rules(cfg: Config) -> None:
                           "privacy.accountant=rdp, or participation=1")
 
 
+def _tiny_noise(cfg: Config, mechanism: str) -> None:
+    """Positive noise so small that the device draws none (float32) or the accountant overflows
+    (privacy.MIN_NOISE says why); the std drawn for soft labels and DP-FedAvg is noise * clip."""
+    from tallysim.privacy import MIN_NOISE
+    pv = cfg.privacy
+    for key, value in (("privacy.noise", pv.noise), ("privacy.threshold_noise", pv.threshold_noise)):
+        if 0 < value < MIN_NOISE:
+            raise ConfigError(f"{key}={value:g} is too small to draw in float32 or to account (epsilon "
+                              f"overflows); allowed: {key}=0 (off) or >= {MIN_NOISE:g}")
+    if mechanism in ("sum", "params") and pv.noise * pv.clip < MIN_NOISE:
+        raise ConfigError(f"privacy.noise * privacy.clip={pv.noise * pv.clip:g} (the noise std) is too small "
+                          f"to draw in float32; allowed: privacy.noise * privacy.clip >= {MIN_NOISE:g}")
+
+
 def _fault_rules(cfg: Config) -> None:
     f = cfg.faults
     if f.kind == "under_trained" and f.examples is None and f.steps is None:
@@ -234,7 +257,7 @@ def _fault_rules(cfg: Config) -> None:
         raise ConfigError(f"faults.kind=least_likely attacks probe predictions, which protocol.name={cfg.protocol.name} "
                           f"does not send; allowed there: {', '.join(k for k in FAULT_KINDS if k != 'least_likely')}"
                           " (least_likely is for tally, softlabel and bridge)")
-    _robust_rules(cfg)
+    robust_checks.check(cfg)
     if cfg.vote.weighting == "history" and cfg.protocol.name != "tally":
         raise ConfigError(f"vote.weighting=history is implemented for protocol.name=tally only, not "
                           f"{cfg.protocol.name}; allowed there: vote.weighting=none")
@@ -288,20 +311,6 @@ def check_tracking(cfg: Config) -> None:
                                   "(created if missing)")
 
 
-def _robust_rules(cfg: Config) -> None:
-    """fedavg.f and fedavg.m against the active peers (robust aggregation, protocols/fedavg.py)."""
-    if not protocols.traits(cfg.protocol.name).fedavg_family:
-        return
-    a = cfg.fedavg
-    active = max(1, int(round(cfg.participation * cfg.peers)))      # as sim/fed.py counts them
-    if a.f is not None and a.f >= active:
-        raise ConfigError(f"fedavg.f={a.f} assumes at least as many Byzantine peers as the {active} active "
-                          f"ones; allowed: 0..{active - 1} (or none: the run's faulty count)")
-    if a.m is not None and a.m > active:
-        raise ConfigError(f"fedavg.m={a.m} averages more models than the {active} active peers send; "
-                          f"allowed: 1..{active} (or none: n - f)")
-
-
 def warnings(cfg: Config) -> list[str]:
     """Configured events that can never happen in this run (allowed, but probably not meant): one line
     each, printed by `tallysim run` before it starts."""
@@ -318,6 +327,7 @@ def warnings(cfg: Config) -> list[str]:
     if cfg.faults.kind != "none" and cfg.faults.fraction > 0 and int(cfg.faults.fraction * cfg.peers) == 0:
         out.append(f"faults.fraction={cfg.faults.fraction} of peers={cfg.peers} is no faulty peer "
                    "(floor(fraction * P) = 0): the run has no faults")
+    out += robust_checks.warnings(cfg)
     return out
 
 
@@ -328,6 +338,8 @@ def validate(cfg: Config) -> Config:
     check_types(cfg)
     for key, allowed in _choices().items():
         value = get_field(cfg, key)
+        if value not in allowed and key == "protocol.name" and protocols.unusable(value):
+            raise ConfigError(f"protocol.name={show(value)} cannot be used: {protocols.unusable(value)}")
         if value not in allowed:
             raise ConfigError(f"{key}={show(value)} is not known; allowed: {', '.join(map(str, allowed))}")
     check_ranges(cfg)

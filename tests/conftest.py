@@ -87,3 +87,10 @@ def assert_rows_close(a: list, b: list, what: str, exact, close) -> None:
                 assert rb.get(k) is None, f"{what} {k}"
                 continue
             np.testing.assert_allclose(rb[k], ra[k], rtol=1e-4, atol=2e-3, err_msg=f"{what} round {ra['round']} {k}")
+
+
+def argv(*items: str) -> list:
+    """TINY with later items replacing a key's earlier value, for `python -m tallysim run` (the real
+    command line refuses a key given twice; cli.main([...]) and tiny() let later items win)."""
+    keys = {i.split("=", 1)[0] for i in items if "=" in i and not i.startswith("-")}
+    return [t for t in TINY if t.split("=", 1)[0] not in keys] + list(items)

@@ -27,7 +27,7 @@ import sys
 from pathlib import Path
 
 from tallysim import config, sweep
-from tallysim.results import figures
+from tallysim import figures
 
 PLAN_KEYS = ("base", "groups", "sweep", "smoke", "panels")
 # This checkout's experiments/ (figures.EXPERIMENTS is the installed package's copy, which under an

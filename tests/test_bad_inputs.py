@@ -63,7 +63,7 @@ VALUES = [
     (["data.input_shape=0x3"], "data.input_shape=(0, 3) is not supported"),
     (["data.input_shape=1x1x1x1x1"], "1 to 4 positive dimensions"),
     # sizes: out of the integer range, or in range but beyond this machine's memory
-    (["data.num_classes=1000000000000"], "data.num_classes=1000000000000 is out of range"),
+    (["data.num_classes=1000000000000"], "data.num_classes=1000000000000 is more than 100,000, the most tallysim accepts"),
     (["data.train_size=1000000000000"], "data.train_size=1000000000000 is out of range"),
     (["model.width=1000000000"], "lower model.width, peers"),
     (["data.train_size=2000000000"], "(the synthetic data alone"),
@@ -130,7 +130,7 @@ FILES = [
     (b'{"data": {"num_classes": 2.5}}', "data.num_classes=2.5 is a number; expected an integer"),
     (b'{"init": {"shared": 7}}', "init.shared=7 is an integer; expected true or false or null"),
     (b'{"init": 7}', "init must be an object of init.* fields"),
-    (b'{"optim": {"lr": "fast"}}', "optim.lr='fast': expected a number"),
+    (b'{"optim": {"lr": "fast"}}', "optim.lr='fast' is a string; expected a number"),
     (b'{"protocol": {"name": 3}}', "protocol.name=3 is an integer; expected a string"),
     (b'{"smoke": [1]}', "the `smoke` section must be an object"),
     (b'{"smoke": "peers=3"}', "the `smoke` section must be an object"),

@@ -95,3 +95,33 @@ def test_cli_end_to_end_per_tensor_soft_per_coordinate(tmp_path):
     rows = read_rows(out)
     assert [r["round"] for r in rows] == [1, 2]
     assert rows[0]["acc_global"] is not None and rows[1]["bits_up"] > 2 * rows[0]["bits_up"]
+
+
+def test_a_peer_that_missed_a_merge_receives_the_reference_dense():
+    """participation 0.5 (2 of 4 peers), a merge every round: an active peer that missed the previous
+    merge holds an old theta_ref, which it needs to form u_i and which the merged sparse update cannot
+    rebuild, so it is charged theta_ref dense (32 |W|) on top of the round's bits (issue 30). Who took
+    part is read off the states (hard reset: exactly the merging peers hold the new theta_ref)."""
+    d = tallysim.drive(tiny("protocol.name=bridge", "bridge.density=0.01", "bridge.period=1", "participation=0.5",
+                            "warmup_epochs=0", "rounds=4"))
+    W, M, A = d.built.ctx.num_params, 64, 2
+    L = math.ceil(math.log2(10))
+    log_w = math.ceil(math.log2(W))
+    k = math.ceil(0.01 * W)
+    up = min(k * (32 + log_w), W + 32 * k, 32 * W)
+    last = np.zeros(4, int)                     # the last merge each peer took part in (0: the shared init)
+    stale_seen = 0
+    for r in range(1, 5):
+        state, _ = d.step()
+        flat = np.concatenate([np.asarray(a).reshape(4, -1) for a in jax.tree.leaves(state.params)], 1)
+        ref = np.concatenate([np.asarray(a).reshape(-1) for a in jax.tree.leaves(state.server)])
+        active = np.flatnonzero((flat == ref).all(1))
+        assert len(active) == A, r
+        stale = int((last[active] < r - 1).sum())
+        last[active] = r
+        stale_seen += stale
+        nnz = int(d.info["nnz"])
+        down = min(nnz * (32 + log_w), W + 32 * nnz, 32 * W)
+        bits = d.bits()
+        assert bits.totals() == (A * (M * L + up), A * (M * L + down) + stale * 32 * W), (r, stale)
+    assert stale_seen > 0                        # the draw did leave some peer out of a merge

@@ -73,7 +73,7 @@ def np_nnm(u, f):
 
 
 @pytest.mark.parametrize("items, rule", [
-    (["fedavg.aggregate=krum", "fedavg.f=1"], lambda u, w: np_krum(u, 1, 1)),
+    (["protocol.name=fedavg", "fedavg.aggregate=krum", "fedavg.f=1"], lambda u, w: np_krum(u, 1, 1)),
     pytest.param(["fedavg.aggregate=multikrum", "fedavg.f=1", "fedavg.m=3"], lambda u, w: np_krum(u, 1, 3),
                  marks=pytest.mark.slow),
     (["fedavg.aggregate=geomed", "fedavg.geomed_iters=300"], lambda u, w: np_geomed(u, w)),
@@ -194,6 +194,16 @@ def test_fraction_zero_alie_round_equals_the_fault_free_round():
     (["protocol.name=feddf", "faults.kind=least_likely"], "faults.kind=least_likely attacks probe"),
     (["protocol.name=fedavg", "fedavg.f=4"], r"fedavg.f=4 .* allowed: 0..3"),
     (["protocol.name=fedavg", "fedavg.m=5"], r"fedavg.m=5 .* allowed: 1..4"),
+    # the robust rules' assumptions (tallysim/robust_checks.py); tiny() has 4 peers
+    (["protocol.name=fedavg", "fedavg.aggregate=krum", "peers=2"], r"Krum \(Blanchard et al. 2017\) assumes n > 2f \+ 2 models, at least 3"),
+    (["protocol.name=fedavg", "fedavg.aggregate=krum", "fedavg.f=1"], r"fedavg.f=1 with 4 active peers: .*n > 2f \+ 2; allowed: fedavg.f 0..0"),
+    (["protocol.name=fedprox", "fedavg.aggregate=multikrum", "fedavg.f=2", "peers=12", "participation=0.5"], r"allowed: fedavg.f 0..1"),
+    (["protocol.name=fedavg", "fedavg.aggregate=krum", "fedavg.pre=bucketing", "fedavg.bucket=2"], r"2 buckets .* allowed: fedavg.bucket 1..1"),
+    (["protocol.name=fedavgm", "fedavg.aggregate=multikrum", "faults.kind=sign_flip", "faults.fraction=1", "peers=6"],
+     r"m = n - f models, none with every one of the 6 active peers faulty"),
+    (["protocol.name=fedavg", "fedavg.aggregate=geomed", "fedavg.pre=bucketing", "fedavg.bucket=5"], r"one bucket, so .*geomed returns their "
+                                                                               r"mean .* allowed: fedavg.bucket 1..3"),
+    (["protocol.name=fedavg", "fedavg.aggregate=multikrum", "fedavg.pre=bucketing", "peers=6", "fedavg.m=4"], r"than the 3 buckets .* 1..3"),
     (["fedavg.aggregate=bulyan"], "fedavg.aggregate='bulyan' is not known"),
     (["fedavg.pre=clip"], "fedavg.pre='clip' is not known"),
 ])
@@ -203,10 +213,23 @@ def test_refusals_are_one_line(items, match):
     assert "\n" not in str(e.value)
 
 
+def test_krum_past_its_assumption_by_the_faults_is_a_warning_and_within_it_none():
+    """f read from the faults past n > 2f + 2 is allowed (a measurement past the breakdown point, the
+    robustness study's fraction 0.45) with one line; within it, and the cases refused above, nothing."""
+    past = validation.validate(tiny(*BASE, "fedavg.aggregate=krum", "faults.kind=ipm", "faults.fraction=0.34"))
+    assert [w for w in validation.warnings(past) if "Blanchard" in w] == [
+        "fedavg.aggregate=krum with f=2 faulty of n=6 models: past Krum's assumption n > 2f + 2 (Blanchard et "
+        "al. 2017), so it guarantees nothing here"]
+    within = validation.validate(tiny(*BASE, "peers=7", "fedavg.aggregate=krum", "faults.kind=ipm", "faults.fraction=0.2"))
+    assert not [w for w in validation.warnings(within) if "Blanchard" in w]      # f = 1, n = 7 > 4
+    mean = validation.validate(tiny(*BASE, "faults.kind=ipm", "faults.fraction=0.5"))
+    assert not [w for w in validation.warnings(mean) if "Blanchard" in w]
+
+
 # ----------------------------------------------------------------------------- the study
 
 def test_worst_case_is_the_minimum_over_attacks_per_cell():
-    from tallysim.results.figures import robustness
+    from tallysim.figures import robustness
     cells = {("krum", 0.5, 0.0): {"alie": 0.8, "ipm": 0.8}, ("krum", 0.5, 0.2): {"alie": 0.3, "ipm": 0.6},
              ("mean", 0.5, 0.2): {"alie": 0.7, "ipm": 0.2}}
     worst = robustness.worst_of(cells)
@@ -219,7 +242,7 @@ def test_worst_case_is_the_minimum_over_attacks_per_cell():
 def test_tiny_robustness_study_end_to_end(tmp_path):
     import csv
     import json
-    from tallysim.results import figures
+    from tallysim import figures
     spec = {"kind": "robustness", "title": "tiny study",
             "base": {"peers": 3, "rounds": 1, "probe": {"per_round": 32, "pool_size": 100},
                      "data": {"name": "synthetic", "train_size": 600, "test_size": 100}, "model": {"width": 8},

@@ -9,14 +9,15 @@ and nothing of tallysim's exchange."""
 import math
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from conftest import tiny
 
 import tallysim
-from tallysim import sweep
+from tallysim import build, sweep
 from tallysim.fields import ConfigError
-from tallysim.protocols import probe_round
+from tallysim.protocols import cfd, probe_round
 from tallysim.sim import comm
 from tallysim.sim.fed import to_input
 
@@ -52,6 +53,35 @@ def _renorm(t):
     return t / t.sum(-1, keepdims=True)
 
 
+@pytest.mark.parametrize("labels", ["soft", "hard"])
+def test_cfd_server_rule_matches_numpy_without_compiling_a_round(monkeypatch, labels):
+    """The server's rule alone, cheaply (`make test`, both variants): cfd.make's exchange, caught on
+    its way into probe_round.make_round, applied eagerly to made-up messages of 5 peers, against the
+    paper's rule in numpy (soft: b-bit levels averaged; hard: vote counts * (2^b - 1) / A), requantised
+    and renormalised. The driven test below covers the wiring (soft in make test)."""
+    b, A, M, C = 3, 5, 16, 10
+    Q = 2 ** b - 1
+    caught = []
+    monkeypatch.setattr(cfd, "make_round", lambda ctx, lspec, exchange: caught.append(exchange))
+    ctx = build.build(tiny("protocol.name=cfd", f"cfd.labels={labels}", f"cfd.bits={b}", f"peers={A}",
+                           f"probe.per_round={M}")).ctx
+    assert (ctx.spec.active, ctx.spec.probes, ctx.spec.classes) == (A, M, C)
+    rng = np.random.default_rng(0)
+    p = rng.dirichlet(np.full(C, 0.3), size=(A, M))            # peaked: the votes split unevenly
+    msgs = probe_round.Messages(np.arange(M), None, None, jnp.asarray(p, jnp.float32), jnp.ones((A,), bool), A)
+    target, weight, _, _ = caught[-1](msgs, {}, None, {})
+    if labels == "soft":
+        mean_levels = np.round(p * Q).mean(0)
+    else:
+        mean_levels = np.eye(C)[p.argmax(-1)].sum(0) * Q / A
+    want = _renorm(np.round(mean_levels) / Q)
+    np.testing.assert_allclose(np.asarray(target), want, rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(np.asarray(weight), np.ones(M))
+    if labels == "hard":        # ties at half a level aside, the target is not one-hot: the votes are scaled
+        assert ((want > 0).sum(-1) > 1).mean() > 0.5
+
+
+# The driven round: hard labels differ from soft only in the exchange, tested above, so they run in make test-all.
 @pytest.mark.parametrize("labels", ["soft", pytest.param("hard", marks=pytest.mark.slow)])
 def test_cfd_targets_match_numpy(caught, labels):
     b = 3

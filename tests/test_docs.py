@@ -93,3 +93,122 @@ def test_the_demo_table_is_the_shipped_figure_s_data():
         assert m.group(2).startswith(which), (proto, m.group(2), which)
         mb = float(r["bits_per_peer"]) / 8e6
         assert float(m.group(3)) == float(f"{mb:.2g}") or abs(float(m.group(3)) - mb) < 0.05 * mb, (proto, mb)
+
+
+def _md_links(text: str) -> list[str]:
+    """Relative link targets of a markdown page (not http(s), mailto or a bare #anchor)."""
+    links = re.findall(r"\]\(([^)\s]+)\)", re.sub(r"```.*?```", "", text, flags=re.S))
+    return [t for t in links if not re.match(r"[a-z]+:|#", t)]
+
+
+def test_no_page_links_outside_the_site_and_pages_open_from_disk():
+    """The built site holds docs/ only: a link such as ../examples/fedmix.py is a dead link in site/
+    (issue 30). And site/index.html opened from disk must reach pages, not directory listings."""
+    for page in DOCS.rglob("*.md"):
+        for target in _md_links(page.read_text()):
+            dest = (page.parent / target.split("#")[0]).resolve()
+            assert DOCS.resolve() in dest.parents, (page.name, target)
+            assert dest.exists(), (page.name, target)
+    assert re.search(r"^use_directory_urls:\s*false\s*$", (ROOT / "mkdocs.yml").read_text(), re.M)
+    recipe = re.search(r"^docs:.*\n\t(.*)", (ROOT / "Makefile").read_text(), re.M).group(1)
+    assert "--strict" in recipe and "--quiet" not in recipe and "-q " not in recipe   # --quiet hid warnings
+
+
+def test_the_site_builds_strict_and_its_links_are_files(tmp_path):
+    """`mkdocs build --strict` (no --quiet) passes, and every internal link of index.html names a file
+    of the site (so it works through file://). Needs the docs extra; skipped without it."""
+    pytest.importorskip("mkdocs")
+    pytest.importorskip("mkdocstrings")
+    import os
+    import subprocess
+    import sys
+    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1", "PYTHONPATH": str(ROOT)}
+    p = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(tmp_path / "site")],
+                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "WARNING" not in p.stderr, p.stderr[-2000:]
+    site = tmp_path / "site"
+    hrefs = re.findall(r'href="([^"#]+)', (site / "index.html").read_text())
+    internal = [h for h in hrefs if not re.match(r"[a-z]+:|//", h)]
+    assert any(h.endswith("api.html") for h in internal), internal
+    for h in internal:
+        assert (site / h).is_file(), h                  # not a directory: file:// shows it as a listing
+
+
+def test_the_api_page_documents_the_public_api():
+    """docs/api.md is about what `import tallysim` offers (tallysim.run -> Results, drive, load_plugin,
+    Config.replace), not internals such as tallysim.run.run returning a dict (issue 30); every
+    `::: name` it renders exists."""
+    import importlib
+    import tallysim
+    text = (DOCS / "api.md").read_text()
+    refs = re.findall(r"^::: ([\w.]+)", text, re.M)
+    for name in ("tallysim.api.run", "tallysim.results.runs.Results", "tallysim.api.drive",
+                 "tallysim.api.load_plugin", "tallysim.schema.Config"):
+        assert name in refs, name
+    assert "tallysim.run.run" not in refs and "members: [replace]" in text
+    for ref in refs:
+        parts = ref.split(".")
+        for i in range(len(parts), 0, -1):        # the longest importable prefix, then attributes
+            try:
+                obj = importlib.import_module(".".join(parts[:i]))
+                break
+            except ImportError:
+                continue
+        for attr in parts[i:]:
+            obj = getattr(obj, attr)
+    for name in tallysim.__all__:                 # the table names each public name
+        assert f"`tallysim.{name}" in text or name in ("__version__", "Driver"), name
+    assert tallysim.api.drive.__doc__ and tallysim.schema.Config.replace.__doc__
+
+
+def test_cli_usage_lines_name_every_option_of_every_subcommand():
+    """docs/cli.md's usage block lacked --tensorboard, --plugin, --quiet, --metric, --title (issue 30):
+    every option argparse knows for a subcommand must appear on that subcommand's usage lines."""
+    import argparse
+    from tallysim import cli
+    block = re.search(r"```\n(tallysim run.*?)```", (DOCS / "cli.md").read_text(), re.S).group(1)
+    usage: dict[str, str] = {}
+    cmd = None
+    for line in block.splitlines():
+        m = re.match(r"tallysim (\w+)", line)
+        if m:
+            cmd = m.group(1)
+        if cmd:
+            usage[cmd] = usage.get(cmd, "") + " " + line
+    sub = next(a for a in cli.parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert set(sub.choices) <= set(usage), sorted(set(sub.choices) - set(usage))
+    for name, p in sub.choices.items():
+        for action in p._actions:
+            longs = [o for o in action.option_strings if o.startswith("--") and o != "--help"]
+            if longs:
+                assert any(re.search(rf"{re.escape(o)}\b", usage[name]) for o in longs), (name, longs)
+
+
+def test_stale_docs_of_issue_30_are_current():
+    from tallysim import cli
+    sub = next(a for a in cli.parser()._actions if a.__class__.__name__ == "_SubParsersAction")
+    prepare = next(a.help for a in sub._choices_actions if a.dest == "prepare")
+    assert "Debian" in prepare and "--path" in prepare          # TensorFlow only for a tfds download
+    cli_md = (DOCS / "cli.md").read_text()
+    assert "~/.cache/tallysim/xla" in cli_md and "TALLYSIM_COMPILE_CACHE=0" in cli_md   # the compile cache
+    assert "standard deviation over the seeds" in cli_md                              # the summary's +-
+    for page in ("figures.md", "getting-started.md"):
+        fig10 = [x for x in (DOCS / page).read_text().splitlines() if x.startswith("| `make fig10`")]
+        assert fig10 and all("not run" not in x and "560 s" in x for x in fig10), (page, fig10)
+
+
+def test_quick_start_compares_like_with_like_on_the_quick_config():
+    """The hand-run quick start compared a LeNet run with an MLP run (issue 30): its runs must differ
+    in protocol.name and --out only, and experiments/quick.json must validate for each protocol."""
+    text = (DOCS / "getting-started.md").read_text()
+    block = re.search(r"## Quick start\n\n```bash\n(.*?)```", text, re.S).group(1)
+    runs = [line.split() for line in block.splitlines() if re.search(r"tallysim run\b", line)]
+    assert len(runs) >= 2
+    rest = [sorted(w for w in r if not w.startswith(("protocol.name=", "runs/"))) for r in runs]
+    assert all(r == rest[0] for r in rest), rest
+    assert "experiments/quick.json" in rest[0]
+    for proto in ("tally", "softlabel", "fedavg"):
+        cfg = config.validate(config.apply_overrides(config.load_file(str(ROOT / "experiments" / "quick.json")),
+                                                     [f"protocol.name={proto}"]))
+        assert cfg.rounds == 10 and cfg.data.max_train <= 6000 and cfg.model.name == "mlp"

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from tallysim import cli, config
-from tallysim.results import figures
+from tallysim import figures
 
 from experiment_dump import ROOT, expand, experiment_files
 

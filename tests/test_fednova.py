@@ -23,7 +23,21 @@ def flat_P(tree):
     return np.concatenate([np.asarray(a, np.float64).reshape(a.shape[0], -1) for a in jax.tree.leaves(tree)], 1)
 
 
-@pytest.mark.parametrize("rho", [0.0, pytest.param(0.9, marks=pytest.mark.slow)])
+def test_effective_steps_with_momentum_are_the_papers_sum():
+    # Wang et al. 2020 (momentum SGD, buffer zero at the round's start): a_i = [1 - rho^tau, ...,
+    # 1 - rho] / (1 - rho), so ||a_i||_1 = sum_{k=1..tau} (1 - rho^k) / (1 - rho); plain SGD: tau
+    from tallysim.protocols.fednova import effort
+    tau = np.array([1, 2, 5, 13])
+    for rho in (0.5, 0.9):
+        want = np.array([sum((1 - rho ** k) / (1 - rho) for k in range(1, t + 1)) for t in tau])
+        np.testing.assert_allclose(np.asarray(effort(jax.numpy.asarray(tau), rho)), want, rtol=1e-5)
+        assert np.all(want[1:] > tau[1:])    # momentum lengthens every step after the first: ignoring it is wrong
+    np.testing.assert_array_equal(np.asarray(effort(jax.numpy.asarray(tau), None)), tau)
+
+
+# Both in make test: rho=0.9 is the only run of the momentum path (a_i != tau_i), rho=0 the only one of
+# plain SGD's (equal steps everywhere reduce any a_i to FedAvg, so that test cannot see it).
+@pytest.mark.parametrize("rho", [0.0, 0.9])
 def test_fednova_step_matches_numpy(rho):
     d = tallysim.drive(tiny(*RAGGED, "protocol.name=fednova", f"optim.momentum={rho}"))
     count = np.asarray(d.built.one.count_P, np.float64)

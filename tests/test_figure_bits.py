@@ -6,7 +6,7 @@ import pytest
 from conftest import tiny
 
 from tallysim import config
-from tallysim.results.figures import plots
+from tallysim.figures import plots
 
 
 @pytest.mark.parametrize("participation", [1.0, 0.5])

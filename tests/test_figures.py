@@ -7,7 +7,7 @@ import pathlib
 import pytest
 
 from tallysim import cli, config
-from tallysim.results import figures
+from tallysim import figures
 from tallysim.config import ConfigError
 
 
@@ -200,7 +200,7 @@ def test_fig8_fractions_share_programs():
 
 
 def test_faults_figure_table_from_runs(tmp_path):
-    from tallysim.results.figures import plots
+    from tallysim.figures import plots
     assert plots.tolerated([(0.0, 0.80), (0.1, 0.78), (0.2, 0.74), (0.3, 0.79)], 0.05) == 0.1
     assert plots.tolerated([(0.2, 0.70), (0.0, 0.71)], 0.05) == 0.2
     data = {}
@@ -224,3 +224,43 @@ def test_faults_figure_table_from_runs(tmp_path):
     assert "| under_trained, dirichlet 0.5 | fedavg (median) | 0.800 | 0.770 | 0.600 | 0.2 |" in table
     csv_rows = pathlib.Path(paths["csv"]).read_text().splitlines()
     assert len(csv_rows) == 1 + 12 and (tmp_path / "out" / "f8.png").stat().st_size > 1000
+
+
+def test_fig10_table_says_what_epsilon_is_and_in_which_setting(tmp_path):
+    """The privacy table's epsilon is per peer (user level), at the runs' delta, in the runs' setting;
+    the heading says so, from the configs (issue 30), and the shipped table carries that heading."""
+    import json
+    from tallysim.figures import plots
+    cfg = {"protocol": {"name": "tally"}, "peers": 20, "rounds": 15, "seeds": 2, "participation": 1.0,
+           "data": {"name": "fashion_mnist"}, "model": {"name": "mlp"}, "probe": {"per_round": 500},
+           "privacy": {"noise": 10, "delta": 1e-5, "accountant": "rdp"}}
+    d = tmp_path / "a"
+    d.mkdir()
+    (d / "config.json").write_text(json.dumps(cfg))
+    (d / "metrics.jsonl").write_text(json.dumps({"round": 15, "bits_per_peer": 8.0, "acc_mean": 0.5,
+                                                 "acc_global": None, "epsilon": 3.0, "wall_s": 1}) + "\n")
+    plots.draw("privacy", {"facets": ["partition.alpha"]}, {"tally": [({"partition.alpha": "0.1"}, d)]},
+               tmp_path / "fig10", "t")
+    head = (tmp_path / "fig10_table.md").read_text().splitlines()[0]
+    assert "epsilon per peer, user level" in head and "delta = 1e-05" in head, head
+    assert "Setting: fashion_mnist, 20 peers, model mlp, 15 rounds, participation 1, 500 probes per round, " \
+           "2 seeds" in head, head
+    shipped = (pathlib.Path(__file__).parent.parent / "docs" / "figures" / "fig10_table.md").read_text()
+    assert "epsilon per peer" in shipped.splitlines()[0] and "delta = 1e-05" in shipped.splitlines()[0]
+
+
+def test_a_shipped_config_path_works_outside_a_checkout(tmp_path, monkeypatch, capsys):
+    """`run --config experiments/demo.json` from a directory without experiments/ (as from a wheel)
+    reads the installed copy, with a note; a path found nowhere is still one error line (issue 30)."""
+    monkeypatch.chdir(tmp_path)
+    assert figures.shipped_config("experiments/demo.json") == (str(figures.EXPERIMENTS / "demo.json"), True)
+    assert figures.shipped_config("pareto/bridge.json")[1]
+    assert figures.shipped_config("experiments/../../etc/passwd") == ("experiments/../../etc/passwd", False)
+    (tmp_path / "experiments").mkdir()
+    (tmp_path / "experiments" / "demo.json").write_text('{"peers": 3}')
+    assert figures.shipped_config("experiments/demo.json") == ("experiments/demo.json", False)  # the local file wins
+    (tmp_path / "experiments" / "demo.json").unlink()
+    assert cli.main(["sweep", "--config", "experiments/demo.json", "--dry-run", "--out", str(tmp_path / "s")]) == 0
+    assert "using the shipped copy" in capsys.readouterr().err
+    assert cli.main(["run", "--config", "experiments/nope.json", "--out", str(tmp_path / "r")]) == 2
+    assert "nope.json" in capsys.readouterr().err

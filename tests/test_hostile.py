@@ -135,6 +135,44 @@ def test_a_distributed_run_whose_peers_never_answer_fails_in_one_line_within_the
     assert not (tmp_path / "o").exists()
 
 
+def _bare_env(**extra) -> dict:
+    """This environment without any cluster manager's variables JAX would auto-detect."""
+    import os
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("SLURM_", "OMPI_", "PMI_", "PMIX_", "MV2_", "TALLYSIM_", "MPI_", "TPU_"))}
+    return dict(env, JAX_PLATFORMS="cpu", **extra)
+
+
+def test_distributed_alone_without_a_cluster_is_one_line(tmp_path):
+    """TALLYSIM_DISTRIBUTED=1 and nothing else, where JAX detects no cluster: JAX's ValueError traceback
+    before; now one line naming what to set, exit 2, nothing created."""
+    import subprocess
+    import sys
+    p = subprocess.run([sys.executable, "-m", "tallysim", "run", "rounds=1", "--quiet", "--out", str(tmp_path / "o")],
+                       env=_bare_env(TALLYSIM_DISTRIBUTED="1"), capture_output=True, text=True, timeout=120)
+    lines = p.stderr.strip().splitlines()
+    assert p.returncode == 2 and len(lines) == 1, p.stderr[-2000:]
+    assert lines[0].startswith("tallysim: error: TALLYSIM_DISTRIBUTED=1") and "TALLYSIM_COORDINATOR" in lines[0]
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_long_wait_for_a_peer_says_so_before_it_gives_up(tmp_path):
+    """A peer that never starts: past mesh.NOTICE_AFTER seconds the process says what it waits for
+    and when it gives up (minutes of silence read as a hang), then fails in one error line."""
+    import subprocess
+    import sys
+    from tallysim.sim import mesh
+    env = _bare_env(TALLYSIM_DISTRIBUTED="1", TALLYSIM_DISTRIBUTED_TIMEOUT=str(mesh.NOTICE_AFTER + 2),
+                    TALLYSIM_COORDINATOR=f"127.0.0.1:{_free_port()}", TALLYSIM_NUM_PROCESSES="2",
+                    TALLYSIM_PROCESS_ID="0")
+    p = subprocess.run([sys.executable, "-m", "tallysim", "run", "rounds=1", "--quiet", "--out", str(tmp_path / "o")],
+                       env=env, capture_output=True, text=True, timeout=120)
+    lines = p.stderr.strip().splitlines()
+    assert p.returncode == 2 and len(lines) == 2, p.stderr[-2000:]
+    assert "waiting for the other processes" in lines[0] and f"giving up after {mesh.NOTICE_AFTER + 2} s" in lines[0]
+    assert lines[1].startswith("tallysim: error: process 0:")
+
+
 def test_a_coordinator_that_does_not_resolve_is_one_line(monkeypatch, capsys, tmp_path):
     monkeypatch.setenv("TALLYSIM_DISTRIBUTED", "1")
     for k, v in {**ALL3, "TALLYSIM_COORDINATOR": "no-such-host.invalid:1234"}.items():
@@ -222,6 +260,10 @@ def no_compile(monkeypatch):
     ("round 50", "at round 50 but this run has rounds=3"),              # silently accepted, once
     ("lo 7", "seed index 7"),
     ("truncated", "unreadable"),
+    # config.json edited after the checkpoint: `run --resume` without a config reads it (once: continued
+    # silently under the other protocol); the checkpoint names the config that computed it
+    ("edit protocol.name=fedavg", "computed by protocol 'local' but the config now names 'fedavg'"),
+    ("edit optim.lr=0.5", r"differs from the config .*checkpoint.npz was computed under \(optim.lr=0.05->0.5"),
 ])
 def test_a_damaged_or_foreign_checkpoint_is_refused_in_one_line(damage, match, checkpointed, tmp_path, capsys,
                                                                 no_compile):
@@ -232,6 +274,12 @@ def test_a_damaged_or_foreign_checkpoint_is_refused_in_one_line(damage, match, c
         _flip_a_bit_in_the_largest_leaf(ck)
     elif damage == "truncated":
         ck.write_bytes(ck.read_bytes()[:-100])
+    elif damage.startswith("edit "):
+        doc = json.loads((d / "config.json").read_text())
+        key, value = damage[5:].split("=")
+        section, field = key.split(".")
+        doc[section][field] = float(value) if field == "lr" else value
+        (d / "config.json").write_text(json.dumps(doc))
     elif damage.startswith("no "):
         _rewrite_meta(d, **{damage[3:]: None})
     else:
@@ -278,6 +326,46 @@ def test_a_run_directory_being_written_is_refused(how, checkpointed, tmp_path, c
     assert {p.name: p.read_bytes() for p in d.iterdir()} == before
 
 
+def test_a_run_directory_named_through_dotdot_is_locked_as_itself(checkpointed, tmp_path, capsys, no_compile):
+    """`--resume --out A/missing/../../run` is `run`: its lock is seen (before, the lock check looked at
+    the unresolvable text and let a second writer in)."""
+    import os
+    d = _copy(checkpointed, tmp_path)
+    (tmp_path / "A").mkdir()
+    fd = _hold_lock(d)
+    try:
+        line = one_line(capsys, ["run", "--out", f"{tmp_path}/A/missing/../../run", "--resume", "--quiet"])
+    finally:
+        os.close(fd)
+    assert "is being written by another tallysim process" in line and not (tmp_path / "A" / "missing").exists()
+
+
+def test_a_sweep_leaves_no_error_file_in_a_run_another_process_is_writing(tmp_path, no_compile):
+    """Two identical sweeps into one --out: the second found each run directory locked by the first,
+    wrote error.txt into it, and the first then wrote done.json beside it. Now a busy run is reported
+    failed in the second sweep's index only, alone or grouped (grouped runs hold their locks too,
+    where before they held none and two sweeps wrote one directory at once)."""
+    import os
+    from tallysim import outdir, sweep
+    from conftest import tiny
+    out = tmp_path / "sw"
+    for runs in ([("a", [])], [("a", ["seed=1"]), ("b", ["seed=2"])]):
+        fds = []
+        for name, _ in runs:
+            (out / name).mkdir(parents=True, exist_ok=True)
+            outdir.mark(out / name)
+            fds.append(_hold_lock(out / name))
+        try:
+            recs = sweep.run_sweep(tiny("protocol.name=local", "rounds=1"), runs, out, progress=False,
+                                   log=lambda s: None)
+        finally:
+            for fd in fds:
+                os.close(fd)
+        assert [r["status"] for r in recs] == ["failed"] * len(runs)
+        assert all("being written by another tallysim process" in r["error"] for r in recs)
+        assert not list(out.glob("*/error.txt"))
+
+
 @pytest.mark.slow
 def test_two_resumes_at_once_one_is_refused(checkpointed, tmp_path):
     """Two real processes: the first holds the lock for the whole run, the second exits 2 at once
@@ -321,16 +409,52 @@ def test_the_lock_file_is_a_run_file(tmp_path):
 
 # ----------------------------------------------------------------------------- a full disk
 
-def test_a_full_disk_during_a_checkpoint_is_one_line_and_leaves_no_temporary_file(tmp_path, capsys, monkeypatch):
+def full_disk(monkeypatch, prefix: str = "") -> None:
+    """Temporary files whose name starts with `prefix` are written to /dev/full: every write fails with
+    ENOSPC, and so does the flush a buffered file does when closed, as on a real full disk."""
+    import os
+    import tempfile
+    real = tempfile.mkstemp
+
+    def mkstemp(*a, **k):
+        fd, path = real(*a, **k)
+        if (k.get("prefix") or "").startswith(prefix):
+            os.close(fd)
+            fd = os.open("/dev/full", os.O_WRONLY)
+        return fd, path
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+
+
+def test_a_full_disk_in_any_atomic_write_leaves_no_temporary_file(tmp_path, monkeypatch):
+    """The class: whatever atomic.writing writes (config, index, checkpoint, cache), a full disk leaves
+    the destination untouched and no temporary file, however much was written before the error."""
     import errno
+    from tallysim import atomic
+    (tmp_path / "kept.json").write_text("old")
+    full_disk(monkeypatch)
+    for data in (b"x" * 10, b"x" * (1 << 20)):          # within a buffer and past it
+        with pytest.raises(OSError) as e:
+            atomic.write_atomic(tmp_path / "kept.json", data)
+        assert e.value.errno == errno.ENOSPC
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["kept.json"]
+        assert (tmp_path / "kept.json").read_text() == "old"
 
+
+def test_a_full_disk_writing_the_data_cache_is_one_line_and_leaves_no_temporary_file(tmp_path, monkeypatch):
     import numpy as np
-    from conftest import TINY
+    from tallysim.data.base import DataError, Dataset
+    from tallysim.data.cache import cache_dir, write_cache
+    monkeypatch.setenv("TALLYSIM_DATA", str(tmp_path / "cache"))
+    full_disk(monkeypatch)
+    x = np.zeros((8, 2, 2, 1), np.uint8)
+    with pytest.raises(DataError, match="cannot write the data cache .*No space left on device"):
+        write_cache(Dataset("tiny", x, np.zeros(8, np.int32), x, np.zeros(8, np.int32), 2), "tiny")
+    assert not list(cache_dir().iterdir())
 
-    def savez(f, *a, **k):
-        f.write(b"PK\x03\x04 half a checkpoint")
-        raise OSError(errno.ENOSPC, "No space left on device")
-    monkeypatch.setattr(np, "savez", savez)
+
+def test_a_full_disk_during_a_checkpoint_is_one_line_and_leaves_no_temporary_file(tmp_path, capsys, monkeypatch):
+    from conftest import TINY
+    full_disk(monkeypatch, prefix=".checkpoint.npz.")
     out = tmp_path / "o"
     line = one_line(capsys, ["run", *TINY, *CKPT, "--out", str(out), "--quiet", "--checkpoint-every", "1"])
     assert "the disk is full" in line and "No space left on device" in line

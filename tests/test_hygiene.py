@@ -98,7 +98,7 @@ def test_results_metrics_imports_nothing_above_it():
             names.add(node.module or "")
             names.update(f"{node.module}.{a.name}" for a in node.names)
     banned = ("tallysim.run", "tallysim.sweep", "tallysim.cli", "tallysim.results.plot",
-              "tallysim.results.pareto", "tallysim.results.figures", "jax")
+              "tallysim.results.pareto", "tallysim.figures", "jax")
     assert not [n for n in names if any(n == b or n.startswith(b + ".") for b in banned)], names
     assert {n.split(".")[0] for n in names} <= {"__future__", "json", "math", "os", "pathlib", "time", "typing",
                                                 "numpy", "tallysim", "matplotlib"}, names
@@ -116,9 +116,10 @@ def test_results_metrics_imports_nothing_above_it():
 # itself (tallysim.protocols) sits near the bottom so that config and validation stay free of JAX.
 LAYERS = [
     ["tallysim", "tallysim.fields"],
-    ["tallysim.protocols", "tallysim.sizing", "tallysim.privacy"],
+    ["tallysim.protocols", "tallysim.plugin_rules", "tallysim.sizing", "tallysim.privacy"],
     ["tallysim.schema"],
-    ["tallysim.validation"],
+    ["tallysim.schema_text"],
+    ["tallysim.validation", "tallysim.robust_checks"],
     ["tallysim.config"],
     ["tallysim.data", "tallysim.results", "tallysim.results.metrics", "tallysim.outdir", "tallysim.checkpoint", "tallysim.atomic"],
     ["tallysim.results.plot", "tallysim.results.pareto", "tallysim.results.runs", "tallysim.progress",
@@ -129,7 +130,7 @@ LAYERS = [
     ["tallysim.build", "tallysim.programs"],
     ["tallysim.run"],
     ["tallysim.sweep", "tallysim.bench"],
-    ["tallysim.results.figures"],
+    ["tallysim.figures"],
     ["tallysim.api", "tallysim.cli", "tallysim.__main__"],
 ]
 PACKAGE = Path(__file__).resolve().parent.parent / "tallysim"
@@ -206,6 +207,44 @@ def test_no_import_cycle_and_no_upward_import():
     up = [f"{m} -> {t} (line {line})" for m, deps in graph.items() for t, line in deps.items()
           if _layer(t) > _layer(m) and (m, t) != ("tallysim", "tallysim.api")]
     assert not up, "imports up the layers:\n" + "\n".join(up)
+
+
+# The same rule one level up: a folder of the package (tallysim/sim/, results/, figures/, ...) is one
+# unit, so two folders, or a folder and a module beside it, never import each other, whichever of their
+# modules does it (issue 31: results/ used to run figures through sweep while sweep read results/).
+# One package __init__ is its own unit: tallysim/protocols/__init__.py is the registry, which imports
+# no protocol module and sits below config, while the protocol modules beside it sit above sim/.
+OWN_UNIT = {"tallysim.protocols"}
+
+
+def _unit(module: str) -> str:
+    parts = module.split(".")
+    if module in OWN_UNIT or len(parts) < 2 or not (PACKAGE / parts[1]).is_dir():
+        return module
+    return ".".join(parts[:2]) + "/"
+
+
+def _folder_graph(graph: dict) -> dict:
+    out = {}
+    for m, deps in graph.items():
+        out.setdefault(_unit(m), {})
+        for t, line in deps.items():
+            if _unit(t) != _unit(m):
+                out[_unit(m)].setdefault(_unit(t), f"{m} line {line}")
+    return out
+
+
+def test_no_import_cycle_between_folders():
+    cycles = _cycles(_folder_graph(_graph()))
+    assert not cycles, f"folders (and the modules beside them) that import each other: {cycles}"
+
+
+def test_the_folder_rule_catches_a_cycle_through_two_modules():
+    # results/metrics.py -> sweep.py -> results/... is no module cycle, but a folder one
+    graph = {"tallysim.results.plot": {"tallysim.sweep": 1}, "tallysim.sweep": {"tallysim.results.metrics": 1},
+             "tallysim.results.metrics": {}}
+    assert not _cycles(graph)
+    assert _cycles(_folder_graph(graph)) == [["tallysim.results/", "tallysim.sweep"]]
 
 
 def test_the_layering_rule_catches_a_cycle_and_an_upward_import():

@@ -61,9 +61,10 @@ def _compare(grouped, alone, what):
                 assert rg["per_seed"][k] == ra["per_seed"][k]
 
 
-# make test runs the tally case (every traced, host-side and schedule kind at once) and the bridge's
-# per-lane k; the other protocols' cases run in make test-all.
-FAST = ("tally", "bridge")
+# make test runs the tally case (every traced, host-side and schedule kind at once); the other
+# protocols' cases run in make test-all. The bridge's per-lane k and period, grouped against alone, are
+# in make test through tests/test_lane_reads.py (every protocol's lane fields), so its case here is slow.
+FAST = ("tally",)
 
 
 @pytest.mark.parametrize("case", [c if c in FAST else pytest.param(c, marks=pytest.mark.slow) for c in CASES])

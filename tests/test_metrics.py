@@ -156,6 +156,9 @@ def test_reads_what_a_real_sweep_writes(tmp_path):
         for r in rows:
             assert r["per_seed"]
             for k, vals in r["per_seed"].items():
+                if k == "acc_peers":           # a list per seed: peer i's mean over seeds, no std
+                    assert r[k] == pytest.approx(np.mean(vals, axis=0), abs=5e-5) and k + "_std" not in r
+                    continue
                 assert r[k] == pytest.approx(float(np.mean(vals))) and r[k + "_std"] == pytest.approx(np.std(vals))
         assert metrics.final_best(rows)[0] == metrics.accuracy(rows[-1])
         part = metrics.read_partition(rec["dir"])
@@ -163,6 +166,10 @@ def test_reads_what_a_real_sweep_writes(tmp_path):
         done = json.loads((tmp_path / rec["name"] / metrics.DONE).read_text())
         assert rec["summary"] == metrics.summary_line(config.apply_overrides(base, rec["overrides"]), done["last"])
         assert math.isclose(done["last"]["acc_mean"], rows[-1]["acc_mean"])
+    from tallysim.results import table                    # `tallysim table` over the real sweep
+    cols, trows = table.table_rows([tmp_path])
+    assert cols[:2] == ["run", "optim.lr"] and [r["optim.lr"] for r in trows] == [0.05, 0.1]
+    assert all(r["status"] == "done" and r["final_std"] is not None and r["round"] == 2 for r in trows)
 
 
 # ----------------------------------------------------------------------------- figures
@@ -208,3 +215,103 @@ def test_plot_says_which_accuracy_and_writes_the_points_behind_it(tmp_path):
         ("tally (a1)", 1, "acc_mean", 0.4), ("tally (a1)", 2, "acc_mean", 0.55),
         ("fedavg", 1, "acc_global", 0.7), ("fedavg", 2, "acc_global", 0.8)]      # FedAvg: its server model
     assert float(got[1]["bits_per_peer"]) == 2000.0
+
+
+def test_plot_legends_of_a_sweep_name_what_differs_and_label_overrides(tmp_path, capsys):
+    """Sweep runs are named `k=v__k2=v2`; the legend used to cut the protocol's name out of that text
+    (`tally (p)`). It now names the config fields that differ; `--label` sets each entry (issue 30)."""
+    from tallysim import cli
+    from tallysim.results import plot
+    base = {"protocol": {"name": "tally"}, "partition": {"kind": "dirichlet", "alpha": 0.1}, "peers": 10}
+    dirs = []
+    for p in (0.5, 1.0):
+        cfg = {**base, "participation": p}
+        dirs.append(_write_run(tmp_path / "sw" / f"protocol.name=tally__participation={p}",
+                               [_row(1, 0.5), _row(2, 0.6)], cfg))
+    soft = _write_run(tmp_path / "sw" / "protocol.name=softlabel__participation=1.0", [_row(1, 0.4)],
+                      {**base, "protocol": {"name": "softlabel"}, "participation": 1.0})
+    cfgs = [metrics.read_run(d)[0] for d in (*dirs, soft)]
+    assert plot.run_labels(cfgs, [*dirs, soft]) == ["tally (participation=0.5)", "tally (participation=1.0)",
+                                                    "softlabel"]
+    # nested fields read by their last part; identical configs fall back to the directory names
+    a = {**base, "partition": {"kind": "dirichlet", "alpha": 1.0}}
+    assert plot.run_labels([base, a], ["x", "y"]) == ["tally (alpha=0.1)", "tally (alpha=1.0)"]
+    assert plot.run_labels([base, base], [tmp_path / "tally_s0", tmp_path / "tally-s1"]) == [
+        "tally (s0)", "tally (s1)"]
+    out = tmp_path / "f.png"
+    assert cli.main(["plot", *map(str, dirs), "--out", str(out), "--label", "half", "--label", "all"]) == 0
+    import csv
+    assert {r["label"] for r in csv.DictReader(open(tmp_path / "f.csv"))} == {"half", "all"}
+    assert cli.main(["plot", *map(str, dirs), "--out", str(out), "--label", "one"]) == 2
+    assert "--label given 1 times for 2 runs" in capsys.readouterr().err
+
+
+def test_plot_draws_the_spread_over_seeds(tmp_path, monkeypatch):
+    """A run of several seeds has `<key>_std` in its rows: `plot` shades mean +- std, as the figures
+    do, and writes the std beside each point; a run of one seed gets no band."""
+    from tallysim.results import plot
+    seeds = _write_run(tmp_path / "tally", [_row(1, 0.5, acc_mean_std=0.05), _row(2, 0.6, acc_mean_std=0.02)],
+                       {"protocol": {"name": "tally"}, "seeds": 3})
+    one = _write_run(tmp_path / "fedavg", [_row(1, 0.3, 0.7), _row(2, 0.35, 0.8)], {"protocol": {"name": "fedavg"}})
+    drawn = {}
+    real = metrics.save_figure
+    monkeypatch.setattr(metrics, "save_figure", lambda fig, *p, **k: (drawn.setdefault("fig", fig), real(fig, *p, **k)))
+    plot.plot_curves([seeds, one], str(tmp_path / "f.png"))
+    ax = drawn["fig"].axes[0]
+    assert len(ax.collections) == 1                                 # one band: the 3-seed run's
+    band = ax.collections[0].get_paths()[0].vertices[:, 1]
+    assert math.isclose(band.min(), 0.45) and math.isclose(band.max(), 0.62)
+    assert "std over seeds" in ax.get_ylabel()
+    import csv
+    got = [(r["label"], r["std"]) for r in csv.DictReader(open(tmp_path / "f.csv"))]
+    assert got == [("tally", "0.05"), ("tally", "0.02"), ("fedavg", ""), ("fedavg", "")]
+
+
+def test_table_of_a_sweep_one_row_per_run_with_its_swept_fields(tmp_path, capsys):
+    """`tallysim table DIR`: the fields that differ between the runs as columns, final and best
+    headline accuracy (with the std over seeds), bits per peer, status; markdown or CSV (issue 30)."""
+    from tallysim import cli
+    base = {"protocol": {"name": "fedavg"}, "optim": {"lr": 0.1, "momentum": 0.0}, "rounds": 2, "seeds": 1}
+    _write_run(tmp_path / "sw" / "optim.lr=0.1", [_row(1, 0.3, 0.7), _row(2, 0.35, 0.6, acc_global_std=0.01)], base)
+    _write_run(tmp_path / "sw" / "optim.lr=0.01", [_row(1, 0.3, 0.5)],
+               {**base, "optim": {"lr": 0.01, "momentum": 0.0}, "log": {"tensorboard": "x"}})
+    assert cli.main(["table", str(tmp_path / "sw")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "| run | optim.lr | final | final_std | best | bits_per_peer | MB_per_peer | round | status |"
+    assert lines[2] == "| optim.lr=0.01 | 0.01 | 0.5000 |  | 0.5000 | 1000 | 0.000125 | 1 | incomplete |"
+    assert lines[3] == "| optim.lr=0.1 | 0.1 | 0.6000 | 0.0100 | 0.7000 | 2000 | 0.00025 | 2 | done |"
+    out = tmp_path / "t.csv"
+    assert cli.main(["table", str(tmp_path / "sw"), "--out", str(out), "--metric", "acc_mean"]) == 0
+    import csv
+    rows = list(csv.DictReader(open(out)))
+    assert [(r["optim.lr"], r["final"], r["best"]) for r in rows] == [("0.01", "0.3000", "0.3000"),
+                                                                     ("0.1", "0.3500", "0.3500")]
+    assert cli.main(["table", str(tmp_path / "sw"), "--metric", "nope"]) == 2
+    assert cli.main(["table", str(tmp_path)  + "/none"]) == 2
+    assert cli.main(["table", str(tmp_path / "sw"), "--out", str(out / "t.md")]) == 2         # under a file
+    assert "is a file, not a directory" in capsys.readouterr().err
+    assert cli.main(["table", str(tmp_path / "sw"), "--out", str(tmp_path / "new" / "t.md")]) == 0
+    assert (tmp_path / "new" / "t.md").read_text().startswith("| run | optim.lr |")
+    from tallysim.results.table import swept_fields          # derived from the protocol: not a sweep axis
+    a = {"protocol": {"name": "tally"}, "warmup_epochs": 1, "derived": ["warmup_epochs"], "peers": 5}
+    b = {"protocol": {"name": "fedavg"}, "warmup_epochs": 0, "derived": ["warmup_epochs"], "peers": 10}
+    assert swept_fields([a, b]) == ["protocol.name", "peers"]
+
+
+def test_rows_hold_every_peer_s_accuracy_and_seeds_average_it_per_peer():
+    """acc_peers: each peer's own test accuracy at the evaluation round, in peer order (issue 30);
+    with several seeds the row holds peer i's mean over seeds and each seed's list under per_seed."""
+    class Ledger:
+        def row(self):
+            return {"bits_up": 0, "bits_down": 0, "bits_per_peer": 0.0}
+    ev = {"acc_P": np.array([[0.5, 0.75, 0.625], [0.25, 0.5, 0.0]], np.float32), "acc_global": None,
+          "acc_ensemble": np.array([0.7, 0.4])}
+    info = {"train_loss": np.array([1.0, 2.0])}
+    rows = [metrics.lane_row(ev, info, Ledger(), j, 3, 0.0) for j in (0, 1)]
+    assert rows[0]["acc_peers"] == [0.5, 0.75, 0.625] and rows[1]["acc_peers"] == [0.25, 0.5, 0.0]
+    assert rows[0]["acc_mean"] == pytest.approx(np.mean(rows[0]["acc_peers"]))
+    both = metrics.aggregate(rows, [0, 1])
+    assert both["acc_peers"] == [0.375, 0.625, 0.3125] and "acc_peers_std" not in both
+    assert both["per_seed"]["acc_peers"] == [[0.5, 0.75, 0.625], [0.25, 0.5, 0.0]]
+    assert both["acc_mean"] == pytest.approx(np.mean(both["acc_peers"]))
+    assert "acc_peers" not in metrics.columns([both])              # not a --metric column (a list)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tallysim import cli, outdir, sweep
-from tallysim.results import figures
+from tallysim import figures
 from tallysim.config import ConfigError
 from conftest import TINY, tiny
 
@@ -292,3 +292,107 @@ def test_a_temporary_left_by_a_killed_write_keeps_the_run_a_run(tmp_path):
     assert not outdir.is_run_dir(out)
     assert atomic.is_temp_of(".sweep.json.k2j4_x9a.tmp", {"sweep.json"})
     assert not atomic.is_temp_of("sweep.json.tmp", {"sweep.json"})
+
+
+# ----------------------------------------------------------------------------- the real destination (issue 30)
+
+def users_run_lookalike(b: Path) -> dict:
+    """A user's own folder holding files named like a run's."""
+    b.mkdir(parents=True)
+    (b / "config.json").write_text('{"mine": 1}')
+    (b / "metrics.jsonl").write_text("my numbers\n")
+    return snapshot(b)
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_dotdot_through_a_missing_directory_is_the_real_destination(tmp_path, capsys, monkeypatch, overwrite):
+    """`A/missing/../../B` is B (the file system creates A/missing, then walks up): the non-empty and
+    ownership checks see B, and nothing is created on the way (A/missing once held the run)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "A").mkdir()
+    before = users_run_lookalike(tmp_path / "B")
+    out = "A/missing/../../B"
+    refused(["run", *RUN, "--out", out] + ["--overwrite"] * overwrite, capsys,
+            "not a tallysim run directory" if overwrite else "is not empty")
+    assert snapshot(tmp_path / "B") == before and not (tmp_path / "A" / "missing").exists()
+    with pytest.raises(ConfigError, match="not empty"):
+        outdir.check_sweep_dir(out, {"r": Path(out) / "r"}, "done.json", "sweep.json") or outdir.check(out, False)
+    assert outdir.destination(out) == Path("B") and outdir.destination("A/../A/x") == Path("A/x")
+
+
+def test_dotdot_after_a_link_that_means_two_places_is_refused(tmp_path, capsys):
+    """`link/../B`, link -> elsewhere/deep: the file system reads elsewhere/B, a reader of the text B
+    beside link. Two destinations: refused, naming both, and neither is touched."""
+    (tmp_path / "elsewhere" / "deep").mkdir(parents=True)
+    (tmp_path / "link").symlink_to(tmp_path / "elsewhere" / "deep")
+    out = str(tmp_path / "link" / ".." / "B")
+    refused(["run", *RUN, "--out", out], capsys, "follows a symbolic link", str(tmp_path / "elsewhere" / "B"))
+    refused(["sweep", *RUN, "seed=1,2", "--out", out], capsys, "follows a symbolic link")
+    assert not (tmp_path / "B").exists() and not (tmp_path / "elsewhere" / "B").exists()
+
+
+def test_undecodable_bytes_in_a_path_are_one_line(tmp_path, capsys):
+    """Bytes that are not UTF-8 (Python's lone surrogates) in --out or any argument: one line, nothing
+    created (a UnicodeEncodeError traceback before)."""
+    bad = str(tmp_path) + "/r\udcff"
+    refused(["run", *RUN, "--out", bad], capsys, "not valid UTF-8", "\\udcff")
+    refused(["sweep", *RUN, "seed=1,2", "--out", bad], capsys, "not valid UTF-8")
+    refused(["run", *RUN, "--out", str(tmp_path / "ok"), "--tensorboard", bad], capsys, "--tensorboard")
+    for path in (bad, os.fsencode(bad)):        # the Python API's paths too, str or bytes
+        with pytest.raises(ConfigError, match="not valid UTF-8"):
+            outdir.check(path, False)
+    with pytest.raises(ConfigError, match="not valid UTF-8"):
+        outdir.check_name("seed=\udcfe", "sweep run")
+    assert list(tmp_path.iterdir()) == []
+
+
+def fake_run(d: Path, rounds: int, last: int, checkpoint: bool) -> Path:
+    """A run directory as tallysim leaves it (no JAX): finished, interrupted, or stopped early."""
+    from tallysim import config
+    d.mkdir(parents=True)
+    (d / outdir.MARKER).write_text(json.dumps({"written_by": "tallysim"}))
+    (d / "config.json").write_text(json.dumps(config.to_dict(tiny("protocol.name=local", f"rounds={rounds}"))))
+    (d / "partition.json").write_text("{}")
+    (d / "metrics.jsonl").write_text("".join(json.dumps({"round": r, "bits_per_peer": 0}) + "\n"
+                                             for r in range(1, last + 1)))
+    if checkpoint:
+        (d / outdir.CHECKPOINT).write_bytes(b"PK")
+    return d
+
+
+def test_a_plain_run_into_an_earlier_run_says_what_it_holds_and_what_to_pass(tmp_path):
+    """Interrupted: --resume is the advice (and --overwrite loses it); finished: where its results are;
+    a user's folder: as before. The Python API spells the same advice as keyword arguments."""
+    cases = {"interrupted": (fake_run(tmp_path / "i", 4, 2, True), ["interrupted run", "pass --resume"]),
+             "finished": (fake_run(tmp_path / "f", 4, 4, False), ["finished run", "f/metrics.jsonl"]),
+             "stopped": (fake_run(tmp_path / "s", 4, 1, False), ["stopped before its first checkpoint"])}
+    for state, (d, needles) in cases.items():
+        assert outdir.run_state(d) == state
+        with pytest.raises(ConfigError) as e:
+            outdir.check(d, False)
+        assert all(n in str(e.value) for n in needles), str(e.value)
+    with pytest.raises(ConfigError, match="pass resume=True to continue it, overwrite=True"):
+        outdir.check(tmp_path / "i", False, words=outdir.PYTHON)
+
+
+def test_resume_of_a_finished_run_says_where_its_results_are_not_overwrite(tmp_path, capsys):
+    d = fake_run(tmp_path / "f", 2, 2, False)
+    err = refused(["run", "--out", str(d), "--resume"], capsys, "is a finished run", str(d / "metrics.jsonl"))
+    assert "--overwrite" not in err
+    d2 = fake_run(tmp_path / "s", 2, 1, False)
+    refused(["run", "--out", str(d2), "--resume"], capsys, "stopped before its first checkpoint", "--overwrite")
+
+
+def test_the_python_api_makes_a_new_out_and_its_advice_is_python(tmp_path):
+    """`tallysim.run(cfg, out=NEW_DIR)` (the docs' example) made no directory and failed with
+    FileNotFoundError; into an existing run it said "pass --overwrite" to a Python caller."""
+    import tallysim
+    cfg = tiny("protocol.name=local", "rounds=1")
+    out = tmp_path / "new" / "m"
+    res = tallysim.run(cfg, out=str(out))
+    assert [r["round"] for r in res.rows] == [1] and outdir.run_state(out) == "finished"
+    with pytest.raises(ConfigError) as e:
+        tallysim.run(cfg, out=str(out))
+    assert "pass overwrite=True" in str(e.value) and "--" not in str(e.value)
+    with pytest.raises(ConfigError, match="choose another out$"):
+        tallysim.run(cfg, out=str(tmp_path), overwrite=True)       # not a run directory: refused as such

@@ -96,8 +96,9 @@ def test_ledger_epsilon_is_dp_accountings():
     assert full.epsilon() == pytest.approx(direct(z, 20, 20, 5, 1e-5)) and full.epsilon() > eps[-1]
     z2 = privacy.round_noise_multiplier("votes", sigma=40.0, probes=100, sigma1=150.0)
     assert z2 < z and 1 / z2 ** 2 == pytest.approx(200 / 40 ** 2 + 100 / 150 ** 2)
-    # DP-FedAvg: clipped sum, replace-one sensitivity 2S
-    assert privacy.round_noise_multiplier("sum", noise_multiplier=1.2) == 0.6
+    # DP-FedAvg: clipped updates of either sign, replace-one sensitivity 2S; soft labels: sqrt(2) S
+    assert privacy.round_noise_multiplier("params", noise_multiplier=1.2) == 0.6
+    assert privacy.round_noise_multiplier("sum", noise_multiplier=1.2) == pytest.approx(1.2 / math.sqrt(2))
 
 
 def test_ledger_pld_and_restore_and_no_noise():
@@ -188,7 +189,7 @@ def test_privacy_is_refused_where_it_would_not_protect(items, match):
 def test_privacy_figure_draws_epsilon_against_accuracy(tmp_path):
     import csv
     import json
-    from tallysim.results.figures import plots
+    from tallysim.figures import plots
 
     def run_dir(name, noise, eps, accuracy):
         d = tmp_path / name

@@ -9,7 +9,7 @@ import pytest
 
 from tallysim import checkpoint, cli, run
 from tallysim.progress import headline, short_labels
-from tallysim.results import figures
+from tallysim import figures
 from conftest import TINY, tiny
 
 
@@ -121,3 +121,33 @@ def test_too_many_probes_for_a_shrunk_dataset_says_the_rule(tmp_path, capsys):
                      "--out", str(tmp_path / "p"), "--quiet"])
     err = capsys.readouterr().err
     assert code == 2 and "10% of the training examples, at most 10,000" in err and "larger probe.pool_size" in err, err
+
+
+@pytest.mark.parametrize("shape, env, want", [((0, 0), {}, (79, 23)), ((0, 0), {"COLUMNS": "120"}, (119, 23)),
+                                              ((100, 30), {"COLUMNS": "7"}, (99, 29))])
+def test_the_bar_survives_a_terminal_of_zero_columns(shape, env, want, monkeypatch):
+    """A pty that reports 0 columns made tqdm draw into -1 columns: nothing was printed (issue 30).
+    Such a terminal now gets $COLUMNS, else 80 columns, and the bar is drawn."""
+    import io
+    import os
+    from tallysim import progress
+
+    class Tty(io.StringIO):
+        def fileno(self):
+            return 2
+    monkeypatch.setattr(os, "get_terminal_size", lambda fd=None: os.terminal_size(shape))
+    for k in ("COLUMNS", "LINES"):
+        monkeypatch.delenv(k, raising=False)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    err = Tty()
+    monkeypatch.setattr("sys.stderr", err)
+    assert progress.screen_shape(err) == want
+    bar = progress.RoundBar(5)
+    bar.update(2)
+    bar.row({"acc_global": None, "acc_mean": 0.5, "bits_per_peer": 8e6})
+    bar.close()
+    last = _final(err.getvalue())
+    assert "round" in last and "2/5" in last and "peers=0.500" in last, err.getvalue()
+    assert max(len(x) for x in re.split(r"[\r\n]", err.getvalue())) <= want[0]
+    assert progress.screen_shape(io.StringIO()) == (None, None)      # not a terminal: tqdm's default

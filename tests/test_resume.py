@@ -11,7 +11,7 @@ import time
 import pytest
 
 from tallysim import checkpoint, cli, run, sweep
-from conftest import TINY, tiny, read_rows
+from conftest import argv, TINY, tiny, read_rows
 
 
 class Crash(Exception):
@@ -67,7 +67,8 @@ def test_resume_errors_are_one_line(tmp_path, capsys):
     base = [*TINY, "rounds=1", "protocol.name=local", "--quiet"]
     assert cli.main(["run", *base, "--out", str(out)]) == 0
     assert cli.main(["run", *base, "--out", str(out), "--resume"]) == 2
-    assert "no checkpoint.npz to resume from" in capsys.readouterr().err
+    err = capsys.readouterr().err                  # finished: where its results are, not --overwrite
+    assert "is a finished run" in err and "metrics.jsonl" in err and "--overwrite" not in err
     assert cli.main(["run", *base, "--out", str(out), "--resume", "--overwrite"]) == 2
     assert "pass one" in capsys.readouterr().err
     assert cli.main(["run", "--out", str(tmp_path / "nothing"), "--resume"]) == 2
@@ -102,10 +103,11 @@ def test_sweep_resumes_a_partial_run_from_its_checkpoint(tmp_path, monkeypatch):
         m.setattr(run, "run", run_crashing)
         crash_after_row(m, 3)
         recs = sweep.run_sweep(base, runs, tmp_path / "sw", progress=False, log=lambda s: None)
-    assert recs[0]["status"] == "failed"
+    assert recs[0]["status"] == "failed" and (tmp_path / "sw" / "a" / "error.txt").is_file()
     logs = []
     recs = sweep.run_sweep(base, runs, tmp_path / "sw", progress=False, log=logs.append)
     assert recs[0]["status"] == "done" and any("resuming from round 2" in s for s in logs), logs   # the checkpoint follows the row
+    assert not (tmp_path / "sw" / "a" / "error.txt").exists()     # not beside its done.json (issue 30)
     assert no_wall(read_rows(tmp_path / "sw" / "a")) == ref
 
 
@@ -114,7 +116,7 @@ def test_kill_dash_9_at_a_random_point_then_resume(tmp_path):
     items = [*TINY, "protocol.name=tally", "rounds=10", "seeds=2", "eval_every=1"]
     ref = no_wall(read_rows(run.run(tiny(*items[len(TINY):]), str(tmp_path / "ref"), progress=False)["out"]))
     out = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "tallysim", "run", *items, "--checkpoint-every", "1",
+    proc = subprocess.Popen([sys.executable, "-m", "tallysim", "run", *argv(*items[len(TINY):]), "--checkpoint-every", "1",
                              "--out", str(out), "--quiet"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 240
     while not (out / checkpoint.FILE).exists() and proc.poll() is None and time.time() < deadline:

@@ -125,6 +125,30 @@ def test_aggregate_composes_pre_and_rule_under_jit():
         robust.aggregate(tree, None, "mode", 1)
 
 
+def test_multikrum_default_m_counts_the_buckets_not_the_peers():
+    """fedavg.aggregate=multikrum with fedavg.pre=bucketing and m unset averages m = n - f of the n
+    buckets (El Mhamdi et al.'s m on what reaches the rule). Taking n as the A peers gave m >= the
+    buckets: their plain mean (issue 30). Through protocols/fedavg.py's robust_aggregate, eagerly."""
+    from types import SimpleNamespace
+    from tallysim import config
+    from tallysim.protocols import fedavg
+    x, _, tree = inputs(6, missing=())
+    x[0] -= 20.0                                    # no outlier: the 5 bucket means are all plausible
+    tree = {"a": jnp.asarray(x[:, :3].reshape(A, 3, 1)), "b": jnp.asarray(x[:, 3:])}
+    cfg = config.apply_overrides(config.Config(), ["peers=9", "fedavg.aggregate=multikrum", "fedavg.pre=bucketing",
+                                                   "fedavg.bucket=2", "fedavg.f=1"])
+    ctx = SimpleNamespace(cfg=cfg, spec=SimpleNamespace(active=A))
+    server = {"a": jnp.zeros((3, 1)), "b": jnp.zeros((D - 3,))}
+    key = jax.random.key(3)
+    got = flat(fedavg.robust_aggregate(ctx, tree, None, None, server, key, 0))
+    perm = np.asarray(jax.random.permutation(key, A))
+    buckets = np.stack([x[perm[2 * b:2 * b + 2]].mean(0) for b in range(5)])
+    score = np_krum_scores(buckets, np.ones(5, bool), 1)
+    want = buckets[np.argsort(score)[:5 - 1]].mean(0)               # m = n - f = 4 of the 5 buckets
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert np.abs(got - buckets.mean(0)).max() > 1e-3
+
+
 # ----------------------------------------------------------------------------- attacks
 
 def test_alie_z_is_baruchs_formula():

@@ -25,6 +25,8 @@ CASES = {
     "softlabel": (("comm.soft_bits=16",), M * C * 16, M * C * 16),
     "tally": ((), M * L, M * L),
     "tally-abstain": (("protocol.name=tally", "vote.min_agreement=0.6"), M * L, M * L + M),
+    # Confident-GNMax drops probes as abstention does: the same keep mask, one downlink bit per probe
+    "tally-confident": (("privacy.noise=1", "privacy.threshold=2", "privacy.threshold_noise=1"), M * L, M * L + M),
     "tally-allgather": (("protocol.name=tally", "comm.topology=allgather", "vote.min_agreement=0.6"),
                         M * L, (A - 1) * M * L),
     "bridge-no-merge": (("protocol.name=bridge", "bridge.period=5"), M * L, M * L),

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from tallysim import cli, run
-from conftest import TINY, needs_fmnist, tiny, read_rows
+from conftest import argv, TINY, needs_fmnist, tiny, read_rows
 
 ROW_KEYS = {"round", "bits_up", "bits_down", "bits_per_peer", "steps_real", "steps_computed", "acc_mean", "acc_min", "acc_max",
-            "acc_global", "acc_ensemble", "train_loss", "consensus_acc", "vote_acc", "softavg_acc",
+            "acc_peers", "acc_global", "acc_ensemble", "train_loss", "consensus_acc", "vote_acc", "softavg_acc",
             "agreement", "wrong_confidence", "wall_s", "faulty", "acc_mean_honest", "vote_acc_honest",
             "softavg_acc_honest", "kept", "merged", "nnz", "feddf_loss"}
 
@@ -31,6 +31,8 @@ def test_cli_run_every_protocol(protocol, tmp_path, capsys):
     assert summary.startswith(f"{protocol}: 2 rounds, 4 peers on synthetic") and "MB per peer" in summary
     rs = read_rows(out)
     assert [r["round"] for r in rs] == [1, 2] and set(rs[0]) == ROW_KEYS
+    peers = rs[-1]["acc_peers"]                       # every peer's own accuracy (issue 30)
+    assert len(peers) == 4 and abs(sum(peers) / 4 - rs[-1]["acc_mean"]) < 1e-4 and abs(max(peers) - rs[-1]["acc_max"]) <= 5e-5
     # Measured peer means after 2 rounds, seeds 0/1/2: local .858/.873/.898, fedavg .929/.905/.924,
     # fedprox .931/.906/.925, softlabel .948/.952/.955, tally .920/.948/.942; bounds just below the smallest.
     assert rs[-1]["acc_mean"] > MIN_ACC_MEAN[protocol], rs[-1]           # 10 classes: chance is 0.1
@@ -56,7 +58,8 @@ def test_eval_every_and_refuse_non_empty_out(tmp_path, capsys):
     assert cli.main(["run", *TINY, "rounds=3", "eval_every=2", "protocol.name=local", "--out", str(out), "--quiet"]) == 0
     assert [r["round"] for r in read_rows(out)] == [2, 3]                    # and always the last round
     assert cli.main(["run", *TINY, "--out", str(out), "--quiet"]) == 2
-    assert "not empty; pass --overwrite" in capsys.readouterr().err
+    err = capsys.readouterr().err                                           # says what it holds
+    assert "holds a finished run" in err and "pass --overwrite to replace it" in err
     assert cli.main(["run", *TINY, "protocol.name=local", "--out", str(out), "--quiet", "--overwrite"]) == 0
 
 
@@ -93,7 +96,7 @@ def test_plot_writes_png(tmp_path):
 
 
 def test_python_dash_m_entry_point(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "tallysim", "run", *TINY, "rounds=1", "protocol.name=tally",
+    proc = subprocess.run([sys.executable, "-m", "tallysim", "run", *argv("rounds=1", "protocol.name=tally"),
                            "--out", str(tmp_path / "o")], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "tally: 1 rounds" in proc.stdout and "round" in proc.stderr      # progress bar on stderr

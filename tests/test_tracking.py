@@ -41,7 +41,8 @@ def test_run_writes_every_metrics_column_the_config_and_the_figure(tmp_path, cap
                      "--tensorboard", str(tb)])
     assert code == 0, capsys.readouterr().err
     rows = _rows(out)
-    acc = _events(tb / "fedavg_run")                     # one TensorBoard run, named after --out
+    acc = _events(tb / tracking.run_name(out))           # one TensorBoard run, named after --out
+    assert tracking.run_name(out).startswith("fedavg_run-")
     tags = set(acc.Tags()["scalars"])
     expected = tracking.scalars(rows[0]).keys() | tracking.scalars(rows[-1]).keys()
     assert {"acc_mean", "acc_global", "bits_per_peer", "train_loss", "wall_s"} <= expected
@@ -65,11 +66,11 @@ def test_sweep_logs_each_configuration_as_its_own_run(tmp_path, capsys):
     code = cli.main(["sweep", *TINY, "optim.lr=0.05,0.1", "--out", str(out), "--quiet", "--tensorboard", str(tb)])
     assert code == 0, capsys.readouterr().err
     names = sorted(p.name for p in tb.iterdir())
-    assert names == ["optim.lr=0.05", "optim.lr=0.1"]
-    for name in names:
-        acc = _events(tb / name)
-        assert _hparams(acc)["optim.lr"] == pytest.approx(float(name.split("=")[1]))
-        last = _rows(out / name)[-1]
+    assert names == sorted(tracking.run_name(out / n) for n in ["optim.lr=0.05", "optim.lr=0.1"])
+    for run in ["optim.lr=0.05", "optim.lr=0.1"]:
+        acc = _events(tb / tracking.run_name(out / run))
+        assert _hparams(acc)["optim.lr"] == pytest.approx(float(run.split("=")[1]))
+        last = _rows(out / run)[-1]
         assert acc.Scalars("acc_mean")[-1].value == pytest.approx(last["acc_mean"], rel=1e-6)
 
 
@@ -79,15 +80,36 @@ def test_a_rerun_replaces_the_earlier_events_and_log_is_not_part_of_the_experime
     assert config.diff(config.to_dict(a), config.to_dict(b)) == []          # resume / sweep comparisons
     from tallysim.sim import lanes
     assert lanes.signature(a) == lanes.signature(b)                           # grouping in a sweep
-    logdir = tmp_path / "tb" / "r"
-    logdir.mkdir(parents=True)
-    (logdir / "events.out.tfevents.old").write_bytes(b"")
-    (logdir / "notes.txt").write_text("mine")
-    ws = tracking.writers(config.with_values(b, {"log.tensorboard": str(tmp_path / "tb")}), tmp_path / "r",
-                          fresh=True)
-    for w in ws:
+    tb = config.with_values(b, {"log.tensorboard": str(tmp_path / "tb")})
+    logdir = tmp_path / "tb" / tracking.run_name(tmp_path / "r")
+    for _ in range(2):                                   # the second run replaces the first's events
+        for w in tracking.writers(tb, tmp_path / "r", fresh=True):
+            w.close()
+    assert len(list(logdir.glob(tracking.EVENTS_GLOB))) == 1
+
+
+def test_tensorboard_deletes_only_the_event_files_it_wrote_and_names_never_collide(tmp_path):
+    """A user's own events file in the run's TensorBoard directory survives a rerun; two run
+    directories ending in the same name (exp1/r, exp2/r) are two TensorBoard runs, and neither's
+    rerun touches the other's events (before: both were DIR/r, and each deleted the other's)."""
+    import time
+    cfg = config.with_values(config.validate(tiny()), {"log.tensorboard": str(tmp_path / "tb")})
+    one, two = tmp_path / "exp1" / "r", tmp_path / "exp2" / "r"
+    assert tracking.run_name(one) != tracking.run_name(two)
+    assert tracking.run_name(one) == tracking.run_name(tmp_path / "exp1" / ".." / "exp1" / "r")
+    mine = tmp_path / "tb" / tracking.run_name(one) / "events.out.tfevents.1.users-own"
+    mine.parent.mkdir(parents=True)
+    mine.write_bytes(b"mine")
+    for out in (one, two, one):                          # one, the other, then the first again
+        for w in tracking.writers(cfg, out, fresh=True):
+            w.close()
+        time.sleep(1.1)                                  # tensorboardX names its files by the second
+    assert mine.read_bytes() == b"mine"
+    assert len(list(mine.parent.glob(tracking.EVENTS_GLOB))) == 2                 # the user's and the rerun's
+    assert len(list((tmp_path / "tb" / tracking.run_name(two)).glob(tracking.EVENTS_GLOB))) == 1
+    for w in tracking.writers(cfg, one, fresh=False):    # a resume keeps the earlier curves
         w.close()
-    assert not (logdir / "events.out.tfevents.old").exists() and (logdir / "notes.txt").exists()
+    assert len(list(mine.parent.glob(tracking.EVENTS_GLOB))) == 3
 
 
 def test_bad_log_settings_are_one_line_errors(tmp_path, monkeypatch):
@@ -134,7 +156,7 @@ def test_the_writer_interface_with_a_fake_backend(tmp_path):
     t.close()
     kinds = [c[0] for c in w.calls]
     assert kinds == ["start", "row", "row", "image", "close"]
-    assert w.calls[0][1] == "r" and w.calls[0][2]["peers"] == 4
+    assert w.calls[0][1] == tracking.run_name(run_dir) and w.calls[0][2]["peers"] == 4
     assert w.calls[1] == ("row", 1, {"acc_mean": 0.5, "bits_per_peer": 10.0})   # no nulls, lists, booleans
     assert w.calls[3][2] == b"\x89PNG\r\n\x1a\n"
 

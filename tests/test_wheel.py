@@ -75,7 +75,7 @@ def test_wheel_holds_the_experiments_and_imports_from_itself(wheel_env, tmp_path
               "tallysim/experiments/base/smoke.json", "tallysim/experiments/base/pareto.json"):
         assert f in names, f
     assert any(n.endswith("licenses/LICENSE") for n in names), names
-    code = ("import json, tallysim, tallysim.config as c, tallysim.results.figures as f\n"
+    code = ("import json, tallysim, tallysim.config as c, tallysim.figures as f\n"
             "spec = c.read_file(f.FIGURES['fig5'])\n"
             "plans = f.group_plans(spec, True, f.EXPERIMENTS)\n"       # fig5 includes experiments/pareto/*
             "print(json.dumps({'file': tallysim.__file__, 'experiments': str(f.EXPERIMENTS),\n"

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import os
 import pathlib
-import tempfile
 
 import numpy as np
+
+from tallysim import atomic
 
 from .base import Dataset, DataError
 from .files import read_path
@@ -29,22 +30,15 @@ def cache_file(name: str) -> pathlib.Path:
 
 
 def write_cache(ds: Dataset, name: str) -> pathlib.Path:
-    """Write atomically (temp file in the same directory + os.replace): a crash or a concurrent run
-    never leaves a half-written file that a later load would misread."""
+    """Write atomically (atomic.writing: an exclusive temporary file renamed into place): a crash or a
+    concurrent run never leaves a half-written file that a later load would misread."""
     path = cache_file(name)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=path.stem + ".", suffix=".tmp.npz", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez_compressed(f, x_train=ds.x_train, y_train=ds.y_train.astype(np.int32),
-                                    x_test=ds.x_test, y_test=ds.y_test.astype(np.int32),
-                                    num_classes=np.int64(ds.num_classes))
-            os.chmod(tmp, 0o644)          # mkstemp makes 0600; a cache should be shareable like any file
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        with atomic.writing(path) as f:        # on a full disk its temporary file is removed, unwritten
+            np.savez_compressed(f, x_train=ds.x_train, y_train=ds.y_train.astype(np.int32),
+                                x_test=ds.x_test, y_test=ds.y_test.astype(np.int32),
+                                num_classes=np.int64(ds.num_classes))
     except OSError as e:
         raise DataError(f"cannot write the data cache {path} ({e.strerror or e}); set TALLYSIM_DATA to a "
                         "writable directory") from None

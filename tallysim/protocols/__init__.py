@@ -14,7 +14,10 @@ Where the module lives:
 - anywhere else (a plugin): the module lists its protocols as `PROTOCOLS = {"name": "factory", ...}` and
   is loaded by `--plugin module`, by `"plugins": ["module"]` in a config file (`load_plugin`), or by a
   Python entry point in the group `tallysim.protocols` (`name = "module:factory"`), found on first use.
-  A plugin is imported, so its TRAITS and section may be any Python.
+  A plugin is imported, so its TRAITS and section may be any Python; they are checked when it loads
+  (tallysim/plugin_rules.py), and what its factory builds when the run is built (protocols/contract.py).
+  An entry point that cannot be used is reported once on stderr and skipped: another package's broken
+  install must not stop runs of the built-ins.
 
 Importing this package imports no JAX and nothing above it (`Context` and `Protocol` are in
 protocols/base.py); `factory` and `make` import a protocol's module on first use.
@@ -26,6 +29,7 @@ import dataclasses
 import functools
 import importlib
 import importlib.util
+import sys
 import typing
 from dataclasses import dataclass, field
 from typing import Literal, Optional
@@ -75,16 +79,21 @@ class Traits:
     # module. config.json records a section only for the protocols of its module (or when not default).
     sections: dict = field(default_factory=dict)
     # The protocol-specific fields it reads: dotted keys or whole sections ("vote"), or a dict
-    # {protocol name: (...)} when the module builds several. Its own sections count as read.
+    # {protocol name: (...)} when the module builds several. Its own sections count as read (with a
+    # dict, only where that protocol's entry lists them).
     # validation refuses a non-default value of a protocol-specific field (one that some protocol
     # reads) that this protocol does not read: it would be silently ignored.
     reads: object = ()
     messages: bool = True        # its peers send messages (faults that act on messages apply)
+    sgd_only: str = ""           # not empty: needs plain SGD (optim.name=sgd, optim.momentum=0), for this
+    #                              reason (validation refuses momentum and Adam)
 
     def reads_key(self, name: str, key: str) -> bool:
         listed = self.reads.get(name, ()) if isinstance(self.reads, dict) else self.reads
         section = key.split(".")[0]
-        return section in self.sections or any(key == r or key.startswith(r + ".") for r in listed)
+        # a module that builds several protocols (reads as a dict) says which of its sections each reads
+        own = section in self.sections and not isinstance(self.reads, dict)
+        return own or any(key == r or key.startswith(r + ".") for r in listed)
 
     def default(self, key: str, cfg):
         value = {**BASE_DEFAULTS, **self.defaults}[key]
@@ -109,9 +118,18 @@ _entry_points_read = [False]
 # module-level constants are computed would import config half-initialised. Until then the names are
 # the built-ins' and the plugins loaded by name.
 _ready = [False]
+# Entry points that cannot be used (their module fails to import, a name already taken, a malformed
+# value): name -> the one-line reason. An installed package's broken entry point must not stop runs of
+# the built-ins or of other plugins, so it is reported once on stderr and skipped; naming it fails.
+_BROKEN: dict[str, str] = {}
+_FROM_ENTRY_POINT: set = set()
+# Names a plugin's section may not take: the Config's own fields and sections, and the top-level keys
+# a config file may hold besides them (schema.py adds the fields through `ready`).
+_RESERVED = {"plugins", "derived", "extends", "smoke", "sweep", "description", "resumed", "placement"}
 
 
-def ready() -> None:
+def ready(core_fields: tuple = ()) -> None:
+    _RESERVED.update(core_fields)
     _ready[0] = True
 
 
@@ -125,8 +143,76 @@ def _entry_points() -> None:
         return
     _entry_points_read[0] = True
     from importlib.metadata import entry_points
-    for ep in entry_points(group=ENTRY_POINTS):
-        _add(ep.name, ep.value.replace(" ", ""), f"entry point {ep.name} = {ep.value!r}")
+    try:
+        found = list(entry_points(group=ENTRY_POINTS))
+    except Exception as e:     # noqa: BLE001 - unreadable package metadata: the built-ins still run
+        _warn(f"the {ENTRY_POINTS} entry points cannot be read ({_one_line(e)}); none loaded")
+        return
+    for ep in found:
+        where = f"entry point {ep.name} = {ep.value!r}"
+        value = ep.value.replace(" ", "")
+        try:
+            if value.count(":") != 1 or not all(value.split(":")):
+                raise ConfigError(f"{where}: expected \"module:factory\"")
+            _add(ep.name, value, where)
+            _FROM_ENTRY_POINT.add(ep.name)
+        except ConfigError as e:
+            _skip(ep.name, str(e))
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__
+
+
+def _warn(text: str) -> None:
+    print(f"tallysim: warning: {text}", file=sys.stderr)
+
+
+def _skip(name: str, why: str) -> None:
+    """An entry point that cannot be used: reported once, left out of names(); naming it is an error."""
+    if name not in REGISTRY:
+        _BROKEN[name] = why
+        _EXTERNAL.pop(name, None)
+        _generation[0] += 1
+    _warn(f"{why}; skipped (the other protocols are unaffected)")
+
+
+class _Guard:
+    """Refuses a plugin that changed REGISTRY while it ran (at import, or in its factory): it would run
+    another protocol under a built-in's name, and config.json would record no plugin. The registry is
+    restored first."""
+
+    def __init__(self, where: str):
+        self.where = where
+
+    def __enter__(self):
+        self.before = (REGISTRY, dict(REGISTRY))
+
+    def __exit__(self, *exc):
+        g = globals()
+        if g["REGISTRY"] is self.before[0] and dict(REGISTRY) == self.before[1]:
+            return False
+        changed = sorted({k for k, _ in set(self.before[1].items()) ^ set(dict(g["REGISTRY"]).items())})
+        g["REGISTRY"] = self.before[0]
+        REGISTRY.clear()
+        REGISTRY.update(self.before[1])
+        raise ConfigError(f"{self.where} changed tallysim.protocols.REGISTRY ({', '.join(changed)}"
+                          "), which holds the built-in protocols; allowed: list new protocols, under new names, "
+                          "in the module's PROTOCOLS = {\"name\": \"factory\"}") from None
+
+
+def _import(module: str, where: str):
+    """Import a plugin's module; whatever it raises (SystemExit too) is one line naming it."""
+    try:
+        with _Guard(where):
+            return importlib.import_module(module)
+    except ConfigError:
+        raise
+    except (Exception, SystemExit) as e:  # noqa: BLE001 - whatever the plugin raised, say it in one line
+        raise ConfigError(f"{where} cannot be imported ({_one_line(e)}); allowed: a module on the Python "
+                          "path that defines PROTOCOLS = {\"name\": \"factory\"} and does nothing else "
+                          "when imported") from None
 
 
 def _add(name: str, target: str, where: str) -> None:
@@ -144,18 +230,16 @@ def load_plugin(module: str) -> list[str]:
     if not isinstance(module, str) or not module.strip():
         raise ConfigError(f"plugin {module!r} is not a module name; allowed: a dotted importable module, "
                           "e.g. my_protocols")
-    try:
-        mod = importlib.import_module(module)
-    except Exception as e:     # noqa: BLE001 - whatever the plugin raised, say it in one line
-        raise ConfigError(f"plugin {module!r} cannot be imported ({type(e).__name__}: "
-                          f"{str(e).splitlines()[0] if str(e) else ''}); allowed: a module on the Python "
-                          "path that defines PROTOCOLS = {\"name\": \"factory\"}") from None
+    if not _ready[0]:
+        importlib.import_module("tallysim.config")   # the built-in sections a plugin's may not shadow
+    mod = _import(module, f"plugin {module!r}")
     listed = getattr(mod, "PROTOCOLS", None)
     if not isinstance(listed, dict) or not listed or not all(
             isinstance(k, str) and k and isinstance(v, str) and callable(getattr(mod, v, None))
             for k, v in listed.items()):
         raise ConfigError(f"plugin {module!r} defines no PROTOCOLS; allowed: a module-level dict "
                           "PROTOCOLS = {\"name\": \"factory function in this module\"}")
+    _declared(module, False)               # its TRAITS and sections, checked now: one line at load
     for name, fn in listed.items():
         _add(name, f"{module}:{fn}", f"plugin {module!r}")
         _LOADED[name] = module
@@ -173,9 +257,32 @@ def names() -> tuple:
     return tuple(REGISTRY) + tuple(n for n in _EXTERNAL if n not in REGISTRY)
 
 
+def unusable(name) -> Optional[str]:
+    """Why an installed entry point named `name` was skipped (None: it was not)."""
+    _entry_points()
+    return _BROKEN.get(name) if name not in REGISTRY and name not in _EXTERNAL else None
+
+
+def _usable() -> tuple:
+    """names(), after importing the entry points' modules; one that fails is skipped (`_skip`)."""
+    out = []
+    for n in names():
+        try:
+            _declared(*_target(n)[::2])
+        except ConfigError as e:
+            if n not in _FROM_ENTRY_POINT:
+                raise
+            _skip(n, str(e))
+            continue
+        out.append(n)
+    return tuple(out)
+
+
 def _target(name: str) -> tuple[str, str, bool]:
     """(module, factory, built in) of protocol `name`."""
     _entry_points()
+    if name in _BROKEN and name not in REGISTRY:
+        raise ConfigError(f"protocol.name={name!r} cannot be used: {_BROKEN[name]}")
     if name in REGISTRY:
         module, fn = REGISTRY[name].split(":")
         return f"{__name__}.{module}", fn, True
@@ -185,7 +292,8 @@ def _target(name: str) -> tuple[str, str, bool]:
     raise ConfigError(f"protocol.name={name!r} is not known; allowed: {', '.join(names())}")
 
 
-def _module(name: str) -> str:
+def module_of(name: str) -> str:
+    """The module that implements protocol `name` (not imported)."""
     return _target(name)[0]
 
 
@@ -197,9 +305,11 @@ class Declared(typing.NamedTuple):
 @functools.lru_cache(maxsize=None)
 def _declared(module: str, builtin: bool) -> Declared:
     if not builtin:
-        mod = importlib.import_module(module)
+        from tallysim.plugin_rules import check_declared
+        mod = _import(module, f"plugin {module!r}")
         t = getattr(mod, "TRAITS", Traits())
-        return Declared(t, {s: getattr(mod, cls) for s, cls in t.sections.items()})
+        taken = {s: n for n in REGISTRY for s in _declared(_target(n)[0], True).sections}
+        return Declared(t, check_declared(module, mod, t, Traits, _RESERVED, taken))
     return _read_source(module)
 
 
@@ -247,14 +357,14 @@ def traits(name: str) -> Traits:
 def sections() -> dict:
     """section name -> its dataclass, of every known protocol (a module's once), in names() order."""
     out = {}
-    for n in names():
+    for n in _usable():
         out.update(_declared(*_target(n)[::2]).sections)
     return out
 
 
 def section_owners(section: str) -> tuple:
     """The protocols whose module owns config section `section`."""
-    return tuple(n for n in names() if section in _declared(*_target(n)[::2]).sections)
+    return tuple(n for n in _usable() if section in _declared(*_target(n)[::2]).sections)
 
 
 def reads(name: str, key: str) -> bool:
@@ -266,18 +376,28 @@ def reads(name: str, key: str) -> bool:
 
 def specific(key: str) -> bool:
     """Is `key` a protocol-specific field: listed in some protocol's reads, or in a protocol's section?"""
-    return any(traits(n).reads_key(n, key) for n in names())
+    return any(traits(n).reads_key(n, key) for n in _usable())
 
 
 def factory(name: str):
     """The function that builds protocol `name` from a Context (imports its module, and JAX)."""
-    module, fn, _ = _target(name)
-    return getattr(importlib.import_module(module), fn)
+    module, fn, builtin = _target(name)
+    if builtin:
+        return getattr(importlib.import_module(module), fn)
+    made = getattr(_import(module, f"plugin {module!r}"), fn, None)
+    if not callable(made):
+        raise ConfigError(f"protocol.name={name!r}: plugin {module!r} has no function {fn!r}; expected the "
+                          "factory its PROTOCOLS (or entry point) names, make(ctx) -> Protocol")
+    return made
 
 
 def make(ctx):
-    """The Protocol ctx.cfg.protocol.name names, built for ctx."""
-    return factory(ctx.cfg.protocol.name)(ctx)
+    """The Protocol ctx.cfg.protocol.name names, built for ctx (a plugin's checked by build.py)."""
+    name = ctx.cfg.protocol.name
+    if name in REGISTRY:
+        return factory(name)(ctx)
+    with _Guard(f"protocol {name!r}'s factory ({_EXTERNAL.get(name)})"):
+        return factory(name)(ctx)
 
 
 __all__ = ["BASE_DEFAULTS", "REGISTRY", "Traits", "factory", "load_plugin", "make",

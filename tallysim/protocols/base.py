@@ -24,6 +24,7 @@ from tallysim.sim.peers import State
 
 FIXED_PROBE_STREAM = 2**31 - 1    # fold_in tag of the one probe draw reused when probe.resample=false
 PRIVACY_STREAM = 0xD9             # fold_in tag of the privacy noise (the round's other keys untouched)
+GATE_AGREEMENT = "gate_agreement"  # info key: what distill.gate reads when it is not info["agreement"]
 
 
 class Protocol(NamedTuple):
@@ -37,6 +38,9 @@ class Protocol(NamedTuple):
 
 @dataclass(frozen=True)
 class Context:
+    # Built from a full Config; keeps it as lanes.static_view's copy, with every lane field (`lane=True`,
+    # tallysim/fields.py) a lanes.LaneField that raises when read: a protocol reads those with `hp`, so
+    # no lane can see the first configuration's value (issue 30). Their values are in `consts`.
     cfg: Config
     spec: Spec
     model: Any
@@ -48,13 +52,25 @@ class Context:
     # key -> per-lane (traced) value of each `lane=True` field that varies in a grouped sweep
     # (tallysim/fields.py); read them with `hp`.
     hparams: dict = dataclass_field(default_factory=dict)
+    # key -> the lane fields' values in the config the Context was built from (set in __post_init__)
+    consts: Optional[dict] = dataclass_field(default=None, repr=False)
+
+    def __post_init__(self):
+        if not lanes.is_view(self.cfg):      # a full Config (a new Context, or replace(ctx, cfg=...))
+            view, consts = lanes.static_view(self.cfg)
+            object.__setattr__(self, "cfg", view)
+            object.__setattr__(self, "consts", consts)
+        elif self.consts is None:
+            raise ValueError("Context: a static config view needs its consts")
 
     def hp(self, key: str):
         """A lane field's value: this lane's array in a grouped sweep where it varies, else the
         config's constant. Like optax.inject_hyperparams: the value is an argument, never in the Config."""
         if key in self.hparams:
             return self.hparams[key]
-        obj = self.cfg
+        if key in self.consts:
+            return self.consts[key]
+        obj = self.cfg                       # not a lane field: the static config's value
         for part in key.split("."):
             obj = getattr(obj, part)
         return obj
@@ -229,6 +245,11 @@ def probe_exchange(ctx: Context, state: State, data: FedData, keys: RoundKeys, i
                                        ctx.hp("softlabel.era_temperature"))
             if private and cfg.softlabel.aggregate == "mean":
                 target = vote.renormalize(target)    # the noise can push a mean below 0 (post-processing)
+            if private:
+                # distill.gate's bit reaches every peer, so it may only read the noised sum: the mean
+                # top value of its renormalised mean (the un-noised vote share would leak the data)
+                info[GATE_AGREEMENT] = jnp.mean(jnp.max(vote.renormalize(
+                    vote.soft_targets(sums.sent_MxC, voters)), axis=-1))
         weight = jnp.ones((spec.messages,), jnp.float32)
         probes = local.Probes(x_M, task.unflatten(target, spec.probes),
                               task.unflatten(weight if arrived is None else weight * arrived, spec.probes))

@@ -14,13 +14,20 @@ same model) or from the locally trained models just before the merge (`merge`); 
 trained on in the next round (distill.py). Either way one vote per active peer per round: same bits.
 Bits: tally's every round; on merge rounds, per active peer, up the cheapest coding of k entries
 and down that of the merged update's nnz non-zeros (`comm.sparse_params`, `comm.param_bits`).
+Under participation < 1 an active peer that missed a merge since the last one it took part in holds
+an old theta_ref, which it needs to form u_i and which no sparse update rebuilds: it first receives
+theta_ref dense (b * |W|) on top (`stale` peers; State.extra counts each peer's last merge).
 density=0 is tally exactly; density=1, period=1, distill.weight=0 is FedAvg up to float rounding.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Literal
+
 import jax
 import jax.numpy as jnp
 
+from tallysim.fields import floats, ints
 from tallysim.sim import comm, faults, peers, sparse
 from tallysim.sim.local import hard_label_loss
 from tallysim.sim.peers import State
@@ -31,11 +38,37 @@ from tallysim.protocols.tally import vote_cost
 
 TRAITS = Traits(distill=True, shared_init="its merges are deltas from one common reference",
                 defaults={"init.shared": True, "warmup_epochs": "local_epochs"},
-                reads=("distill", "vote", "bridge", "comm.param_bits"))
+                reads=("distill", "vote", "bridge", "comm.param_bits"),
+                sections={"bridge": "BridgeConfig"})
+
+
+@dataclass(frozen=True)
+class BridgeConfig:
+    density: float = floats(0.01, "[0, 1]", lane=True, nonzero=True)
+    period: int = ints(5, lane=True)
+    scope: Literal["global", "per_tensor"] = "global"
+    average: Literal["weighted", "per_coordinate"] = "weighted"
+    reset: Literal["hard", "soft"] = "hard"
+    vote_at: Literal["start", "merge"] = "start"   # start: vote with the round-start models | merge: the trained ones
+
+
+LAST, MERGES = "ref_merge_P", "ref_merges"    # State.extra: each peer's last merge taken part in, merges so far
+
+
+def stale_peers(state: State, idx):
+    """(state, number of active peers holding an outdated theta_ref) at a merge; they are then up to
+    date. Only under participation < 1 (State.extra has LAST); else (state, 0)."""
+    if state.extra is None or LAST not in state.extra:
+        return state, jnp.int32(0)
+    m = state.extra[MERGES] + 1                    # this merge's number; every peer held merge 0's theta_ref
+    last_P = state.extra[LAST]
+    stale = jnp.sum(peers.take(last_P, idx) < m - 1, dtype=jnp.int32)
+    return state._replace(extra={**state.extra, LAST: peers.put(last_P, idx, jnp.full(idx.shape, m, jnp.int32)),
+                                 MERGES: m}), stale
 
 
 def merge_step(ctx: Context, lay: sparse.Layout, state: State, data, idx, fr=None, lk=None):
-    """One sparse merge of the active peers. Returns (state, nnz of the merged update).
+    """One sparse merge of the active peers. Returns (state, nnz of the merged update, stale peers).
     `fr` (faults.py): confident_wrong peers send -scale * s_i; dropout loses the lost peers' s_i
     (they keep their error buffers as if it had arrived: they cannot tell). `lk`: this lane's k when
     a grouped sweep varies `bridge.density` (sparse.lane_k)."""
@@ -67,7 +100,8 @@ def merge_step(ctx: Context, lay: sparse.Layout, state: State, data, idx, fr=Non
     state = state._replace(params=peers.put(state.params, idx, params_A),
                            error=peers.put(state.error, idx, sparse.unflatten_stacked(lay, sp.error_W)),
                            server=server)
-    return state, jnp.count_nonzero(merged_W).astype(jnp.int32)
+    state, stale = stale_peers(state, idx)     # every active peer receives the merge, lost upload or not
+    return state, jnp.count_nonzero(merged_W).astype(jnp.int32), stale
 
 
 def make(ctx: Context) -> Protocol:
@@ -83,7 +117,7 @@ def make(ctx: Context) -> Protocol:
     # lanes.NONZERO keeps density-0 lanes (tally, statically) in a group of their own.
     choices = ctx.choices_of("bridge.density")
     lk = None if choices is None else sparse.lane_k(ctx.hp("bridge.density"), choices, lay, cfg.bridge.scope)
-    k = sparse.num_selected(max(choices) if choices else cfg.bridge.density, lay, cfg.bridge.scope)
+    k = sparse.num_selected(max(choices) if choices else ctx.hp("bridge.density"), lay, cfg.bridge.scope)
     period = ctx.hp("bridge.period")
     traced_period = ctx.choices_of("bridge.period") is not None
 
@@ -95,13 +129,15 @@ def make(ctx: Context) -> Protocol:
         idx = active_set(ctx, round_keys(root, r, cfg.probe.resample).active)   # the tally round's set
         fr = faults.for_round(ctx, data, root, r, idx)                             # ... and its faults
         if not traced_period and period == 1:
-            state, nnz = merge_step(ctx, lay, state, data, idx, fr, lk)
+            state, nnz, stale = merge_step(ctx, lay, state, data, idx, fr, lk)
             merged = jnp.int32(1)
         else:
             merged = (r % jnp.asarray(period).astype(jnp.int32) == 0).astype(jnp.int32)
-            state, nnz = jax.lax.cond(merged > 0, lambda s: merge_step(ctx, lay, s, data, idx, fr, lk),
-                                      lambda s: (s, jnp.int32(0)), state)
+            state, nnz, stale = jax.lax.cond(merged > 0, lambda s: merge_step(ctx, lay, s, data, idx, fr, lk),
+                                             lambda s: (s, jnp.int32(0), jnp.int32(0)), state)
         info["merged"], info["nnz"] = merged, nnz
+        if idx is not None:
+            info["stale"] = stale
         if fr is not None and fr.lost_A is not None:
             info["merge_senders"] = faults.senders(ctx, fr)
         return state, info
@@ -115,14 +151,21 @@ def make(ctx: Context) -> Protocol:
             return votes
         down = comm.sparse_params(int(info["nnz"]), W, b)
         bits = comm.RoundBits(votes.up + up, votes.down + down, ctx.spec.active)
-        if "merge_senders" not in info:
+        stale = int(info.get("stale", 0))
+        if "merge_senders" not in info and not stale:
             return bits
         # dropout: the sparse updates sent go up; the merged update reaches every active peer
-        # (nothing when none arrived: then nnz = 0 and its coding costs 0 bits)
-        s = int(info["merge_senders"])
+        # (nothing when none arrived: then nnz = 0 and its coding costs 0 bits); a stale peer also
+        # receives theta_ref dense first
+        s = int(info.get("merge_senders", ctx.spec.active))
         v_up, v_down = votes.totals()
-        return bits._replace(up_total=v_up + s * up, down_total=v_down + ctx.spec.active * down)
+        return bits._replace(up_total=v_up + s * up,
+                             down_total=v_down + ctx.spec.active * down + stale * comm.dense_params(W, b))
 
-    return Protocol(init=lambda key, data: warmup_init(ctx, key, data, server=True, error=True,
-                                                       votes=vote_after),
-                    round=round_fn, cost=cost, has_server=True)
+    def init(key, data):
+        state = warmup_init(ctx, key, data, server=True, error=True, votes=vote_after)
+        if ctx.spec.active < ctx.spec.peers and k > 0:      # peers may miss merges: track who holds which
+            state = state._replace(extra={LAST: jnp.zeros((ctx.spec.peers,), jnp.int32), MERGES: jnp.int32(0)})
+        return state
+
+    return Protocol(init=init, round=round_fn, cost=cost, has_server=True, peer_state=(LAST,))

@@ -40,7 +40,11 @@ from tallysim.protocols.probe_round import make_round, normalised
 from tallysim.sim import comm, peers
 from tallysim.sim.local import soft_label_loss
 
+# reads: probe_round.py's schedule (distill.weight, its ramp and gate) and the soft-label loss's
+# temperature; distill.batch_size sizes the probe batches (Context.local_spec)
 TRAITS = Traits(distill=True, soft=True, defaults={"warmup_epochs": "local_epochs"},
+                reads=("distill.weight", "distill.temperature", "distill.ramp_rounds", "distill.gate",
+                       "distill.batch_size"),
                 sections={"cfd": "CFDConfig"})
 
 
@@ -73,7 +77,7 @@ def make(ctx: Context) -> Protocol:
     hard = c.labels == "hard"
     delta_up = c.delta and not hard
     delta_down = c.delta and A == P
-    lspec = ctx.local_spec(distill_loss=soft_label_loss(cfg.distill.temperature))
+    lspec = ctx.local_spec(distill_loss=soft_label_loss(ctx.hp("distill.temperature")))
 
     def exchange(msgs, info, idx, extra):
         arrived = msgs.sent_A.astype(jnp.float32)

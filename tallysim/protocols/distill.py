@@ -24,8 +24,8 @@ from typing import NamedTuple
 from tallysim.sim import faults, lanes, local, trust
 from tallysim.sim.fed import pool_examples
 from tallysim.sim.peers import State
-from tallysim.protocols.base import (Context, active_set, draw_probes, exchanging, local_round,
-                                     probe_exchange, round_keys)
+from tallysim.protocols.base import (GATE_AGREEMENT, Context, active_set, draw_probes, exchanging,
+                                     local_round, probe_exchange, round_keys)
 
 
 class PendingVote(NamedTuple):
@@ -106,7 +106,8 @@ def distill_round(ctx: Context, lspec: local.LocalSpec, hard: bool, vote_after: 
             info.pop("senders", None)            # nothing is sent, whoever drops out
         else:
             sequential_epochs = sequential
-            f = distill_factor(cfg, r, info["agreement"], ctx.hp)
+            # private soft labels: the gate reads the noised aggregate (base.GATE_AGREEMENT)
+            f = distill_factor(cfg, r, info.get(GATE_AGREEMENT, info["agreement"]), ctx.hp)
             lspec_r = scaled(lspec, f)
             if f is not None:
                 info["distill_factor"] = f

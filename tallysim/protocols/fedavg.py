@@ -12,9 +12,13 @@ up only for the models sent; the broadcast reaches every active peer).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Literal, Optional
+
 import jax
 import jax.numpy as jnp
 
+from tallysim.fields import floats, ints
 from tallysim.sim import comm, dp, faults, peers, robust, vote
 from tallysim.protocols import Traits
 from tallysim.protocols.base import (Context, Protocol, active_set, local_round, round_keys,
@@ -24,7 +28,29 @@ from tallysim.protocols.base import (Context, Protocol, active_set, local_round,
 TRAITS = Traits(fedavg_family=True, shared_init="it starts every peer from the server model",
                 defaults={"optim.reset_each_round": True, "init.shared": True},
                 reads={"fedavg": ("fedavg", "comm.param_bits", "privacy"),
-                       "fedprox": ("fedavg", "fedprox", "comm.param_bits", "privacy")}, privacy="params")
+                       "fedprox": ("fedavg", "fedprox", "comm.param_bits", "privacy")}, privacy="params",
+                sections={"fedavg": "FedAvgConfig", "fedprox": "FedProxConfig"})
+
+
+@dataclass(frozen=True)
+class FedAvgConfig:
+    # mean: shard-size weighted; median, trimmed, krum, multikrum, cclip unweighted; geomed shard-size weighted
+    aggregate: Literal["mean", "median", "trimmed", "krum", "multikrum", "geomed", "cclip"] = "mean"
+    trim: float = floats(0.1, "[0, 0.5)")    # trimmed: fraction cut from each end, per coordinate
+    pre: Literal["none", "bucketing", "nnm"] = "none"   # pre-aggregation before the aggregate rule
+    f: Optional[int] = ints(None, 0)         # krum, multikrum, nnm: Byzantine peers assumed; none = the run's faulty count
+    m: Optional[int] = ints(None, 1)         # multikrum: models averaged; none = n - f
+    tau: float = floats(1.0, "(0, 1e6]")     # cclip: clipping radius on updates
+    clip_iters: int = ints(1, 1, 100)        # cclip: clipping iterations
+    geomed_iters: int = ints(8, 1, 1000)     # geomed: smoothed Weiszfeld iterations
+    bucket: int = ints(2, 1)                 # bucketing: models per bucket
+
+
+@dataclass(frozen=True)
+class FedProxConfig:
+    mu: float = floats(0.01, "[0, 1e6]", lane=True)
+
+
 AGGREGATE_STREAM = 0xB0C4      # fold_in tag on the round's server key: bucketing's permutation
 PRIVACY_STREAM = 0xD9          # ... and DP-FedAvg's noise
 
@@ -41,9 +67,9 @@ def robust_aggregate(ctx: Context, sent_A, sent_mask, weight_A, server, key, f_c
     u_A = jax.tree.map(lambda w, s: w - s[None], sent_A, server)
     zero = jax.tree.map(jnp.zeros_like, server)
     if c.aggregate in robust.AGGREGATORS:
-        m = (A if sent_mask is None else jnp.sum(sent_mask)) - f if c.m is None else c.m
         iters = c.geomed_iters if c.aggregate == "geomed" else c.clip_iters
-        u = robust.aggregate(u_A, sent_mask, c.aggregate, f, center=zero, m=m, tau=c.tau, iters=iters,
+        # m=None: robust.aggregate takes n - f over what reaches multi-Krum (the buckets, under bucketing)
+        u = robust.aggregate(u_A, sent_mask, c.aggregate, f, center=zero, m=c.m, tau=c.tau, iters=iters,
                              pre=c.pre, bucket=c.bucket, key=key, weight_A=weight_A)
     else:                          # mean / median / trimmed after a pre-aggregator
         if c.pre == "nnm":

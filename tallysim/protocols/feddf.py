@@ -14,10 +14,14 @@ Shape letters: A active peers, B probe batch, C classes, Q pool size (glossary: 
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Literal
+
 import jax
 import jax.numpy as jnp
 import optax
 
+from tallysim.fields import floats, ints
 from tallysim.sim import faults
 from tallysim.sim.fed import to_input, pool_examples
 from tallysim.protocols import Traits, fedavg
@@ -25,7 +29,17 @@ from tallysim.protocols.base import Context, Protocol, active_set, round_keys
 
 TRAITS = Traits(fedavg_family=True, shared_init="it starts every peer from the server model",
                 defaults={"optim.reset_each_round": True, "init.shared": True},
-                reads=("fedavg", "feddf", "comm.param_bits"))
+                reads=("fedavg", "feddf", "comm.param_bits"),
+                sections={"feddf": "FedDFConfig"})
+
+
+@dataclass(frozen=True)
+class FedDFConfig:
+    target: Literal["logits", "probs"] = "logits"
+    temperature: float = floats(1.0, "(0, 1000]", lane=True)
+    lr: float = floats(1e-3, "(0, 3.4e38]", lane=True)
+    steps: int = ints(500, 0, 10_000_000)     # the bound is sizing.LIMITS["feddf.steps"] (tests check it)
+    batch_size: int = ints(128)
 
 
 def teacher_probs(logits_AxBxC: jax.Array, target: str, temperature: float, weight_A=None) -> jax.Array:

@@ -40,8 +40,8 @@ def effort(steps_A, momentum):
 
 def make(ctx: Context) -> Protocol:
     lspec = ctx.local_spec()
-    optim = ctx.cfg.optim
-    momentum = optim.momentum if optim.name == "sgd" and lanes.nonzero(optim.momentum) else None
+    rho = ctx.hp("optim.momentum")           # this lane's momentum (a traced value in a grouped sweep)
+    momentum = rho if ctx.cfg.optim.name == "sgd" and lanes.nonzero(rho) else None
 
     def round_fn(state, data, root, r):
         keys = round_keys(root, r)

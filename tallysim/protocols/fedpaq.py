@@ -39,5 +39,7 @@ def make(ctx: Context) -> Protocol:
         keys = jax.random.split(key, u_AxW.shape[0])
         return jax.vmap(lambda u, k: compress.qsgd(u, s, k))(u_AxW, keys), None
 
-    bits = compress.qsgd_bits(ctx.num_params, ctx.cfg.fedpaq.levels)
+    # A lane's traced levels (grouped sweep) has no Python bit count; its bits come from each
+    # configuration's own protocol (build.Built.cost_protocol), never from this one's cost.
+    bits = compress.qsgd_bits(ctx.num_params, s) if isinstance(s, int) else None
     return compressed.make(ctx, compressed.Compressor(apply, bits))

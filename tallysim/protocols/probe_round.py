@@ -71,7 +71,7 @@ def make_round(ctx: Context, lspec: local.LocalSpec,
             probes = local.Probes(msgs.x_M, target, weight)
             info["consensus_acc"] = (jnp.sum((jnp.argmax(target, -1) == msgs.y_M) * weight)
                                      / jnp.maximum(jnp.sum(weight), 1.0))
-            f = distill_factor(cfg, r, info["agreement"])
+            f = distill_factor(cfg, r, info["agreement"], ctx.hp)
             lspec_r = scaled(lspec, f)
             if f is not None:
                 info["distill_factor"] = f

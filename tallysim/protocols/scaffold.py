@@ -11,7 +11,8 @@ x' = x + server_lr * sum_i w_i dy_i with FedAvg's shard-size weights w_i (the pa
 shards are equal; computed as avg + (server_lr - 1)(avg - x), so server_lr=1 gives FedAvg's aggregate
 exactly), and c' = c + (1/N) sum_i dc_i, i.e. (|S|/N) times the mean over the |S| messages that arrived.
 With zero control variates round 1 is FedAvg's first round exactly. Option II reads its step size from
-`optim.lr`: it assumes plain SGD (optim.name=sgd, momentum 0), as the paper does.
+`optim.lr` (each lane's own in a grouped sweep): it assumes plain SGD, as the paper does, so validation
+refuses optim.momentum > 0 and optim.name=adam (TRAITS.sgd_only).
 
 Faults act as in FedAvg (fedavg.aggregate; a faulty peer's dy is what faults.py says it sends, its dc
 is honest). A lost message (dropout) contributes neither dy nor dc; the peer keeps its c_i+ all the
@@ -36,6 +37,8 @@ from tallysim.protocols.base import Context, Protocol, active_set, local_round, 
 from tallysim.sim import comm, faults, local, peers
 
 TRAITS = Traits(fedavg_family=True, shared_init="it starts every peer from the server model",
+                sgd_only="option II's control variate (x - y_i) / (K_i optim.lr) is the mean local gradient only "
+                         "for plain SGD steps (Karimireddy et al. 2020, Algorithm 1)",
                 defaults={"optim.reset_each_round": True, "init.shared": True},
                 sections={"scaffold": "ScaffoldConfig"})
 
@@ -58,6 +61,7 @@ def make(ctx: Context) -> Protocol:
     lspec = ctx.local_spec()
     A, P = ctx.spec.active, ctx.spec.peers
     server_lr = ctx.hp("scaffold.server_lr")
+    lr = ctx.hp("optim.lr")                  # this lane's step size (option II divides by it)
 
     def init(key, data):
         def extra(server):
@@ -76,15 +80,19 @@ def make(ctx: Context) -> Protocol:
                                                       params_A=peers.broadcast(x, A), fr=fr,
                                                       linear_A=correction_A)
         count_A = peers.take(data.count_P, idx)
-        sent_A = faults.sent_params(ctx, fr, y_A, x, peers.take(state.params, idx) if fr is not None else None)
-        avg, _ = fedavg.aggregate(ctx, sent_A, count_A, x, fr)
+        # this lane's faulty count: ALIE's z and the robust rules' default f need it, as in fedavg_step
+        f_count = faults.faulty_count(ctx, data)
+        sent_A = faults.sent_params(ctx, fr, y_A, x, peers.take(state.params, idx) if fr is not None else None,
+                                    f_count)
+        avg, _ = fedavg.aggregate(ctx, sent_A, count_A, x, fr,
+                                  jax.random.fold_in(keys.server, fedavg.AGGREGATE_STREAM), f_count)
         server = jax.tree.map(lambda a, s: a + (server_lr - 1.0) * (a - s), avg, x)
 
         steps_A = local.real_steps(lspec, count_A)
         cap_A = faults.round_train_args(ctx, fr).get("cap_A")
         if cap_A is not None:
             steps_A = jnp.minimum(steps_A, cap_A)
-        c_new_A = control_update(c_A, c, x, y_A, steps_A, ctx.cfg.optim.lr)
+        c_new_A = control_update(c_A, c, x, y_A, steps_A, lr)
         arrived_A = jnp.ones((A,), jnp.float32) if fr is None or fr.lost_A is None \
             else fr.sent_A.astype(jnp.float32)
         c_server = jax.tree.map(

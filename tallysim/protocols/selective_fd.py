@@ -33,7 +33,10 @@ from tallysim.protocols.probe_round import make_round
 from tallysim.sim import comm, vote
 from tallysim.sim.local import soft_label_loss
 
+# reads: as cfd (probe_round.py's schedule, the loss's temperature), and comm.soft_bits for its messages
 TRAITS = Traits(distill=True, soft=True, defaults={"warmup_epochs": "local_epochs"},
+                reads=("distill.weight", "distill.temperature", "distill.ramp_rounds", "distill.gate",
+                       "distill.batch_size", "comm.soft_bits"),
                 sections={"selective_fd": "SelectiveFDConfig"})
 
 
@@ -48,7 +51,7 @@ def make(ctx: Context) -> Protocol:
     A, M, C, b = spec.active, spec.probes, spec.classes, cfg.comm.soft_bits
     tau_client = ctx.hp("selective_fd.client_threshold")
     tau_server = ctx.hp("selective_fd.server_threshold")
-    lspec = ctx.local_spec(distill_loss=soft_label_loss(cfg.distill.temperature))
+    lspec = ctx.local_spec(distill_loss=soft_label_loss(ctx.hp("distill.temperature")))
 
     def exchange(msgs, info, idx, extra):
         p = msgs.probs_AxMxC

@@ -7,15 +7,53 @@ avg the aggregate, the pseudo-gradient is g = x - avg, and the server applies `t
 u, s = tx.update(g, s); x' = x + u. It is computed as avg + (g + u), equal to x + u, so that a
 transformation with u = -g exactly (plain SGD, lr 1) gives FedAvg's model bit for bit. The optimizer
 state s never leaves the server (State.extra["server_opt"], no peer axis): the bits are FedAvg's.
+
+`adaptive` is Reddi et al.'s Algorithm 2 for FedAdam and FedYogi as the paper writes it (no bias
+correction, v starts at tau^2), which optax.adam / optax.yogi are not (issue 30: their bias correction
+makes the first steps 10-18x larger at the paper's settings); those remain the `optax` option.
 """
 from __future__ import annotations
 
+from typing import Any, NamedTuple
+
 import jax
+import jax.numpy as jnp
 import optax
 
 from tallysim.protocols import fedavg
 from tallysim.protocols.base import Context, Protocol, active_set, round_keys
 from tallysim.sim import faults
+
+
+class AdaptiveState(NamedTuple):
+    m: Any      # first moment of the pseudo-gradient, a pytree like the model
+    v: Any      # second moment
+
+
+def adaptive(lr, b1: float, b2: float, tau, second: str) -> optax.GradientTransformation:
+    """Reddi et al. 2021, Algorithm 2 (lines 10-14), on g = x - avg = -Delta: m = b1 m + (1 - b1) g;
+    second="adam": v = b2 v + (1 - b2) g^2; second="yogi": v = v - (1 - b2) g^2 sign(v - g^2);
+    u = -lr m / (sqrt(v) + tau). m starts at 0 and v at tau^2 (the paper's v_{-1} >= tau^2, at its
+    bound), with no bias correction. Delta^2 = g^2, so these are the paper's m, v up to m's sign.
+    lr and tau may be traced per-lane values (ctx.hp)."""
+    if second not in ("adam", "yogi"):
+        raise ValueError(f"second={second!r}; allowed: adam, yogi")
+
+    def init(params):
+        return AdaptiveState(jax.tree.map(jnp.zeros_like, params),
+                             jax.tree.map(lambda p: jnp.zeros_like(p) + jnp.asarray(tau, p.dtype) ** 2, params))
+
+    def update(g, state, params=None):
+        del params
+        m = jax.tree.map(lambda m, g: b1 * m + (1 - b1) * g, state.m, g)
+        if second == "adam":
+            v = jax.tree.map(lambda v, g: b2 * v + (1 - b2) * g * g, state.v, g)
+        else:       # Yogi: v moves toward g^2 by (1 - b2) g^2 whichever side it is on
+            v = jax.tree.map(lambda v, g: v - (1 - b2) * g * g * jnp.sign(v - g * g), state.v, g)
+        u = jax.tree.map(lambda m, v: -lr * m / (jnp.sqrt(v) + tau), m, v)
+        return u, AdaptiveState(m, v)
+
+    return optax.GradientTransformation(init, update)
 
 
 def server_step(tx: optax.GradientTransformation, server, avg, opt_state):

@@ -11,6 +11,10 @@ CE(private) + w * T^2 * KL(target || softmax(f / T)) with `distill.weight`, `dis
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Literal
+
+from tallysim.fields import floats
 from tallysim.sim import comm
 from tallysim.sim.local import soft_label_loss
 from tallysim.protocols import Traits
@@ -21,7 +25,15 @@ from tallysim.protocols.distill import distill_round, warmup_init
 # ties of the vote it reports as vote_acc
 TRAITS = Traits(distill=True, soft=True, privacy="sum", defaults={"warmup_epochs": "local_epochs"},
                 reads=("distill.weight", "distill.temperature", "distill.order", "distill.epochs", "distill.batch_size",
-                       "distill.ramp_rounds", "distill.gate", "softlabel", "comm.soft_bits", "vote.ties", "privacy"))
+                       "distill.ramp_rounds", "distill.gate", "softlabel", "comm.soft_bits", "vote.ties", "privacy"),
+                sections={"softlabel": "SoftlabelConfig"})
+
+
+@dataclass(frozen=True)
+class SoftlabelConfig:
+    aggregate: Literal["mean", "era", "median", "trimmed"] = "mean"
+    era_temperature: float = floats(0.1, "(0, 1000]", lane=True)
+    trim: float = floats(0.1, "[0, 0.5)")    # trimmed: fraction cut from each end, per coordinate
 
 
 def make(ctx: Context) -> Protocol:

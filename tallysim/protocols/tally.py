@@ -3,7 +3,8 @@
 Each active peer uploads argmax_c f_i(x) per probe (L = ceil(log2 C) bits); the server takes the
 plurality class (`vote.ties`: lowest | random), optionally drops probes whose winning share is below
 `vote.min_agreement` or whose margin (top minus runner-up count, over the voters) is below
-`vote.min_margin` (one extra downlink bit per probe marks them), and sends the labels back down.
+`vote.min_margin`, or Confident-GNMax's check fails (`privacy.threshold`), one extra downlink bit
+per probe marking them, and sends the labels back down.
 Peers train on CE(private) + `distill.weight` * CE(probe, consensus), `distill.label_smoothing`.
 `comm.topology=allgather`: every peer receives the other peers' votes and tallies locally.
 faults.kind=dropout: only the votes sent count (allgather: each is relayed to the other A-1 peers).
@@ -28,7 +29,9 @@ def vote_bits(ctx: Context) -> comm.RoundBits:
     if cfg.comm.topology == "allgather":
         down = (spec.active - 1) * one
     else:
-        abstains = lanes.nonzero(cfg.vote.min_agreement) or cfg.vote.min_margin > 0
+        # Confident-GNMax's check (privacy.threshold > 0, which validation allows only with noise) drops
+        # probes as abstention does: the peers need the same keep mask, one bit per probe (per token)
+        abstains = lanes.nonzero(cfg.vote.min_agreement) or cfg.vote.min_margin > 0 or cfg.privacy.threshold > 0
         down = one + (spec.messages if abstains else 0)
     return comm.RoundBits(one, down, spec.active)
 

@@ -230,7 +230,8 @@ def bits_to_target(rows: list[dict], target: float):
 
 def aggregate(rows: list[dict], seeds: list) -> dict:
     """One metrics row from per-seed rows: the mean under the usual keys, `<key>_std`, `per_seed`
-    (wall_s: the largest; a key that is null for some seed: null)."""
+    (wall_s: the largest; a key that is null for some seed: null; a list, acc_peers: the element-wise
+    mean, no std)."""
     if len(rows) == 1:
         return rows[0]
     out, per_seed = {"round": rows[0]["round"], "seeds": seeds}, {}
@@ -240,6 +241,9 @@ def aggregate(rows: list[dict], seeds: list) -> dict:
         vals = [r[k] for r in rows]
         if k == "wall_s":
             out[k] = max(vals)
+        elif any(isinstance(v, list) for v in vals):    # acc_peers: peer i's mean over seeds; each seed's list kept
+            out[k] = [round(float(x), PEER_PLACES) for x in np.mean(np.asarray(vals, float), axis=0)]
+            per_seed[k] = vals
         elif any(v is None for v in vals):
             out[k] = None
         else:
@@ -312,12 +316,18 @@ PROBE_KEYS = ("consensus_acc", "vote_acc", "softavg_acc", "agreement", "wrong_co
 ROUND_KEYS = {"kept": float, "merged": int, "nnz": int, "feddf_loss": float}
 
 
+PEER_PLACES = 4
+
+
 def lane_row(ev: dict, info: dict, led, j: int, r: int, t0: float, own_keys: dict = None) -> dict:
     """The metrics row of lane j (an index into the chunk) at evaluation round r. `own_keys`: the
     protocol's own row scalars (Protocol.row_keys, name -> int or float), after ROUND_KEYS."""
     acc = ev["acc_P"][j]
     row = {"round": r, **led.row(),
            "acc_mean": float(acc.mean()), "acc_min": float(acc.min()), "acc_max": float(acc.max()),
+           # every peer's own test accuracy, peer order, rounded to 4 places (within 5e-5, far below a
+           # seed's spread; 7 characters a peer keep a 1000-peer row near 8 kB)
+           "acc_peers": [round(float(a), PEER_PLACES) for a in acc],
            "acc_global": None if ev["acc_global"] is None else float(ev["acc_global"][j]),
            "acc_ensemble": float(ev["acc_ensemble"][j]),
            "train_loss": float(info["train_loss"][j])}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import Optional
 
 from tallysim import atomic
 from tallysim.config import ConfigError
@@ -15,7 +16,7 @@ from tallysim.results import metrics
 from tallysim.results.metrics import check_figure_out, columns, read_run
 
 WHICH_ACCURACY = {"acc_global": "server model", "acc_mean": "peer mean"}
-CSV_COLUMNS = ("label", "protocol", "run", "round", "bits_per_peer", "metric", "value")
+CSV_COLUMNS = ("label", "protocol", "run", "round", "bits_per_peer", "metric", "value", "std")
 
 
 def metric_value(row: dict, metric: str, where) -> float:
@@ -26,22 +27,50 @@ def metric_value(row: dict, metric: str, where) -> float:
     return v
 
 
-def run_label(cfg: dict, run_dir) -> str:
-    name = cfg.get("protocol", {}).get("name", Path(run_dir).name)
-    return f"{name} ({Path(run_dir).name})" if Path(run_dir).name != name else name
+def _short_keys(keys: list[str]) -> dict:
+    """A dotted field -> its last part where that is unambiguous among `keys` (`partition.alpha` ->
+    `alpha`), else the whole key: legends stay short without two fields reading alike."""
+    last = [k.rsplit(".", 1)[-1] for k in keys]
+    return {k: (s if last.count(s) == 1 else k) for k, s in zip(keys, last)}
 
 
-def run_labels(cfgs: list[dict], run_dirs) -> list[str]:
-    """The protocol name, and the run directory's name only where two runs share a protocol (without
-    repeating the protocol name inside it: runs/tally_a01 of tally reads `tally (a01)`)."""
+def _dir_rest(name: str, proto: str) -> str:
+    """A run directory's name without the protocol in it, token by token (a sweep's
+    `protocol.name=tally` part, or a `tally_` prefix), never as a substring of other text."""
+    parts = [x for x in name.split("__") if x != f"protocol.name={proto}"]
+    rest = "__".join(parts)
+    for sep in ("_", "-", "."):
+        if rest.startswith(proto + sep):
+            rest = rest[len(proto) + 1:]
+    return rest if rest and rest != proto else ""
+
+
+def run_labels(cfgs: list[dict], run_dirs, labels: Optional[list] = None) -> list[str]:
+    """The legend entries: `labels` when given (one per run); else the protocol name, and where
+    several runs share a protocol, the config fields that tell them apart (`tally (alpha=0.1)`, from
+    their config.json, so a sweep's `k=v__k2=v2` names are not picked apart); runs whose configs are
+    identical fall back to their directory's name without the protocol (runs/tally_a01 -> `tally (a01)`)."""
+    from tallysim.results.table import flatten, swept_fields
+    if labels is not None:
+        if len(labels) != len(cfgs):
+            raise ConfigError(f"--label given {len(labels)} times for {len(cfgs)} runs; give one per run, in "
+                              "the order of the run directories")
+        return [str(x) for x in labels]
     protos = [c.get("protocol", {}).get("name", Path(d).name) for c, d in zip(cfgs, run_dirs)]
     out = []
-    for p, d in zip(protos, run_dirs):
-        if protos.count(p) == 1:
+    for p, cfg, d in zip(protos, cfgs, run_dirs):
+        same = [c for c, q in zip(cfgs, protos) if q == p]
+        if len(same) == 1:
             out.append(p)
             continue
-        rest = Path(d).name.replace(p, "").strip("_-=. ") or Path(d).parent.name
+        keys = [k for k in swept_fields(same) if k != "seed"] or swept_fields(same)
+        flat, short = flatten(cfg), _short_keys(keys)
+        rest = ", ".join(f"{short[k]}={flat.get(k)}" for k in keys)
+        rest = rest or _dir_rest(Path(d).name, p) or Path(d).parent.name
         out.append(f"{p} ({rest})")
+    if len(set(out)) < len(out):             # still alike (same config and names): the directories
+        out = [f"{x} [{Path(d).parent.name}/{Path(d).name}]" if out.count(x) > 1 else x
+               for x, d in zip(out, run_dirs)]
     return out
 
 
@@ -65,25 +94,36 @@ def y_label(rows_per_run: list[list[dict]], metric: str) -> str:
     return "test accuracy" + (f" ({' / '.join(which)})" if which else "")
 
 
-def plot_curves(run_dirs, out: str, metric: str = "auto", title: str | None = None) -> str:
+def plot_curves(run_dirs, out: str, metric: str = "auto", title: str | None = None,
+                labels: Optional[list] = None) -> str:
+    """One line per run directory; with several seeds a band of +- one std over seeds around the
+    mean (the `<metric>_std` column), as the figures draw it. `labels`: the legend, one per run."""
     check_figure_out(out)
     runs = [(d, *read_run(d)) for d in run_dirs]      # every file checked before drawing anything
-    labels = run_labels([cfg for _, cfg, _ in runs], [d for d, _, _ in runs])
+    labels = run_labels([cfg for _, cfg, _ in runs], [d for d, _, _ in runs], labels)
     series, points, kept = [], [], []
     for (d, cfg, rows), label in zip(runs, labels):
         rows = [r for r in rows if r["bits_per_peer"] > 0] or rows
         kept.append(rows)
         ys = [metric_value(r, metric, Path(d) / metrics.METRICS) for r in rows]
-        series.append(([max(r["bits_per_peer"], 1.0) for r in rows], ys, label))
+        # the std over seeds of the value drawn (aggregate writes it for every mean); one seed: none
+        stds = [metrics.metric(r, (metrics.headline_key(r) if metric == "auto" else metric) + "_std")
+                for r in rows]
+        stds = stds if stds and all(s is not None for s in stds) else None
+        series.append(([max(r["bits_per_peer"], 1.0) for r in rows], ys, stds, label))
         name = metrics.headline_key(rows[-1]) if metric == "auto" and rows else metric
         points += [(label, cfg.get("protocol", {}).get("name", ""), str(d), r["round"], r["bits_per_peer"],
-                    name, y) for r, y in zip(rows, ys)]
+                    name, y, "" if stds is None else s) for r, y, s in zip(rows, ys, stds or ys)]
     fig, ax = metrics.pyplot().subplots(figsize=(6.4, 4.4))
-    for x, y, label in series:
-        ax.plot(x, y, marker="o", markersize=3, label=label)
+    for x, y, s, label in series:
+        line, = ax.plot(x, y, marker="o", markersize=3, label=label)
+        if s is not None:
+            ax.fill_between(x, [a - b for a, b in zip(y, s)], [a + b for a, b in zip(y, s)],
+                            color=line.get_color(), alpha=0.15, linewidth=0)
     ax.set_xscale("log")
     ax.set_xlabel("cumulative bits per peer (up + down)")
-    ax.set_ylabel(y_label(kept, metric))
+    band = any(s is not None for _, _, s, _ in series)
+    ax.set_ylabel(y_label(kept, metric) + ("\nband: mean +- std over seeds" if band else ""))
     ax.set_title(title or default_title([cfg for _, cfg, _ in runs]), fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)

@@ -15,18 +15,24 @@ class Results:
 
     @classmethod
     def read(cls, out) -> "Results":
+        """Any run directory (written by `tallysim.run` or `tallysim run --out`), its files checked."""
         from tallysim.results import metrics
         cfg, rows = metrics.read_run(out)
         return cls(Path(out), rows, cfg)
 
     @property
     def last(self) -> dict:
+        """The last metrics row (the final evaluation; {} before the first)."""
         return self.rows[-1] if self.rows else {}
 
     def column(self, key: str) -> list:
+        """One metrics key over the rows, in round order (None where a row lacks it)."""
         return [r.get(key) for r in self.rows]
 
-    def plot(self, path: Optional[str] = None, metric: str = "auto", title: Optional[str] = None) -> str:
-        """Accuracy against cumulative bits per peer (`tallysim plot`); returns the figure's path."""
+    def plot(self, path: Optional[str] = None, metric: str = "auto", title: Optional[str] = None,
+             label: Optional[str] = None) -> str:
+        """Accuracy against cumulative bits per peer (`tallysim plot`), with a band of +- one std over
+        seeds when the run had several; returns the figure's path."""
         from tallysim.results.plot import plot_curves
-        return plot_curves([str(self.out)], path or str(self.out / "curve.png"), metric, title)
+        return plot_curves([str(self.out)], path or str(self.out / "curve.png"), metric, title,
+                           None if label is None else [label])

@@ -23,6 +23,7 @@ fraction is static.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -39,8 +40,84 @@ HOST = ("seed", "seeds", "seed_chunk", "partition.kind", "partition.alpha", "par
 SCHEDULE = ("rounds", "eval_every")
 HOST_FIXED_FAULTS = ("faults.fraction",)    # host-side when faults.redraw is false (see above)
 # A traced field is never put in the Config: the round reads it as an explicit per-lane array,
-# ctx.hp(key) (protocols/base.py), the way optax.inject_hyperparams passes hyperparameters, so that
-# `if cfg.x > 0` in a protocol stays a plain Python test on the group's (static) value.
+# ctx.hp(key) (protocols/base.py), the way optax.inject_hyperparams passes hyperparameters. The config a
+# protocol is built from (Context.cfg) holds a `LaneField` in its place, in every build: reading the
+# first configuration's value there would give every lane of a group lane 0's value (issue 30: scaffold
+# divided by lane 0's optim.lr), so any such read fails at trace time, grouped or not, and names ctx.hp.
+
+
+class LaneFieldRead(TypeError):
+    """A protocol read a lane field from the static config instead of ctx.hp."""
+
+
+class LaneField:
+    """What a lane field holds in Context.cfg: no value, only whether it is zero for a NONZERO field
+    (static in a group: `signature` splits on it), so `if cfg.x > 0` / `bool(cfg.x)` stay plain Python
+    tests. Anything else (arithmetic, float(), jnp.asarray, other comparisons) raises LaneFieldRead."""
+    __slots__ = ("key", "on")
+
+    def __init__(self, key: str, on=None):
+        self.key, self.on = key, on          # on: None for a field that is not NONZERO
+
+    def _refuse(self, *_, **__):
+        raise LaneFieldRead(f"{self.key} is a lane field: each lane of a grouped sweep has its own value, so "
+                            f"the config a protocol is built from holds none; read it with "
+                            f"ctx.hp({self.key!r}) (a constant, or this lane's traced value)")
+
+    def _switch(self, other) -> bool:
+        if self.on is None or isinstance(other, LaneField) or other != 0:
+            self._refuse()
+        return self.on
+
+    def __bool__(self):
+        return self._switch(0)
+
+    def __gt__(self, other):
+        return self._switch(other)
+
+    def __ne__(self, other):
+        if isinstance(other, LaneField):
+            return not self.__eq__(other)
+        return self._switch(other)
+
+    def __eq__(self, other):
+        if isinstance(other, LaneField):      # two static configs compare equal field by field
+            return (self.key, self.on) == (other.key, other.on)
+        return not self._switch(other)
+
+    def __hash__(self):
+        return hash((LaneField, self.key, self.on))
+
+    def __repr__(self):
+        return f"LaneField({self.key!r}: read ctx.hp)"
+
+    __float__ = __int__ = __index__ = __round__ = __abs__ = __neg__ = __pos__ = _refuse
+    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = __truediv__ = __rtruediv__ = _refuse
+    __floordiv__ = __rfloordiv__ = __mod__ = __rmod__ = __pow__ = __rpow__ = __matmul__ = _refuse
+    __lt__ = __le__ = __ge__ = __array__ = __jax_array__ = __format__ = __iter__ = __len__ = _refuse
+
+
+def static_view(cfg: Config) -> tuple[Config, dict]:
+    """(cfg with every lane field replaced by a LaneField, {key: its value}): what Context keeps."""
+    nz = set(nonzero_keys())
+    consts = {k: config.get_field(cfg, k) for k in traced()}
+    by_section: dict = {}
+    for k, v in consts.items():
+        head, _, rest = k.partition(".")
+        by_section.setdefault(head, {})[rest] = LaneField(k, bool(v) if k in nz else None)
+    core = {f.name for f in dataclasses.fields(cfg)}
+    view = dataclasses.replace(cfg, **{h: dataclasses.replace(getattr(cfg, h), **f)
+                                      for h, f in by_section.items() if h in core})
+    # Protocols' own sections (Config.ext) are set directly: Config's __post_init__ drops a section
+    # equal to its default, a comparison a LaneField refuses, and a dropped one would read as defaults.
+    ext = dict(view.ext)
+    ext.update({h: dataclasses.replace(getattr(cfg, h), **f) for h, f in by_section.items() if h not in core})
+    object.__setattr__(view, "ext", tuple(sorted(ext.items(), key=lambda hv: hv[0])))
+    return view, consts
+
+
+def is_view(cfg: Config) -> bool:
+    return isinstance(config.get_field(cfg, "optim.lr"), LaneField)
 
 
 def traced() -> tuple:
@@ -103,6 +180,8 @@ def choices(cfgs: list[Config]) -> tuple:
 def nonzero(x) -> bool:
     """Is this possibly-traced scalar switched on? A traced value is: `signature` keeps lanes with a
     zero and lanes without apart, so a traced NONZERO field is nonzero in every lane."""
+    if isinstance(x, LaneField):
+        return bool(x)
     if isinstance(x, (int, float)):
         return x != 0
     return True

@@ -111,6 +111,7 @@ def per_device_bytes(tree: Any) -> int:
 
 
 DISTRIBUTED_TIMEOUT = 300       # seconds to wait for every process (TALLYSIM_DISTRIBUTED_TIMEOUT)
+NOTICE_AFTER = 5                # seconds of waiting before saying so (and when it gives up)
 _PROCESS_VARS = ("TALLYSIM_COORDINATOR", "TALLYSIM_NUM_PROCESSES", "TALLYSIM_PROCESS_ID")
 
 
@@ -192,20 +193,37 @@ def initialize_distributed() -> bool:
     import sys
     import threading
 
+    who = settings.get("process_id", "?")
+    where = settings.get("coordinator_address", "auto-detected")
+
+    def still_waiting():                # a silent wait of minutes looks like a hang
+        print(f"tallysim: process {who}: waiting for the other processes and the coordinator ({where}); "
+              f"giving up after {timeout} s (TALLYSIM_DISTRIBUTED_TIMEOUT)", file=sys.stderr, flush=True)
+
     def give_up():
-        who = settings.get("process_id", "?")
-        print(f"tallysim: error: process {who}: the other processes or the coordinator "
-              f"({settings.get('coordinator_address', 'auto-detected')}) did not answer within {timeout} s "
-              "(TALLYSIM_DISTRIBUTED_TIMEOUT); start every process, check the address", file=sys.stderr,
-              flush=True)
+        print(f"tallysim: error: process {who}: the other processes or the coordinator ({where}) did not "
+              f"answer within {timeout} s (TALLYSIM_DISTRIBUTED_TIMEOUT); start every process, check the "
+              "address", file=sys.stderr, flush=True)
         os._exit(2)
-    watchdog = threading.Timer(timeout, give_up)
-    watchdog.daemon = True
-    watchdog.start()
+    timers = [threading.Timer(timeout, give_up)]
+    if timeout > NOTICE_AFTER:
+        timers.append(threading.Timer(NOTICE_AFTER, still_waiting))
+    for t in timers:
+        t.daemon = True
+        t.start()
     try:
         jax.distributed.initialize(initialization_timeout=timeout + 60, **settings)
+    except (ValueError, RuntimeError) as e:
+        # TALLYSIM_DISTRIBUTED=1 alone where JAX detects no cluster (SLURM, Open MPI, ...): JAX raises
+        # "coordinator_address should be defined" from deep inside; say what to set instead
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ConfigError(f"TALLYSIM_DISTRIBUTED=1 but JAX could not start the processes ({first}); set "
+                          "TALLYSIM_COORDINATOR=host:port, TALLYSIM_NUM_PROCESSES and TALLYSIM_PROCESS_ID "
+                          "(where no cluster manager JAX detects runs), or unset TALLYSIM_DISTRIBUTED for "
+                          "one process") from None
     finally:
-        watchdog.cancel()
+        for t in timers:
+            t.cancel()
     return jax.process_count() > 1
 
 

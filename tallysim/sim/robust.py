@@ -144,11 +144,13 @@ AGGREGATORS = ("krum", "multikrum", "geomed", "cclip")
 PRE_AGGREGATORS = ("none", "bucketing", "nnm")
 
 
-def aggregate(tree, mask_A: Optional[jax.Array], how: str, f: int, *, center=None, m: int = 1,
+def aggregate(tree, mask_A: Optional[jax.Array], how: str, f: int, *, center=None, m: Optional[int] = 1,
               tau: float = 1.0, iters: int = 8, pre: str = "none", bucket: int = 2, key=None,
               weight_A=None):
     """One robust aggregate: the optional pre-aggregation, then the aggregator. `weight_A`: geomed's
-    weights (RFA's shard sizes), used only without pre-aggregation (its rows are then the peers')."""
+    weights (RFA's shard sizes), used only without pre-aggregation (its rows are then the peers').
+    `m`: multikrum's models averaged; None: n - f, n counted after the pre-aggregation (the buckets
+    that hold a model: counted before it, m >= the buckets made multi-Krum their plain mean)."""
     if pre == "nnm":
         tree, mask_A = nnm(tree, mask_A, f)
     elif pre == "bucketing":
@@ -161,6 +163,8 @@ def aggregate(tree, mask_A: Optional[jax.Array], how: str, f: int, *, center=Non
     if how == "krum":
         return krum(tree, mask_A, f, 1)
     if how == "multikrum":
+        if m is None:
+            m = jnp.sum(_mask(tree, mask_A), dtype=jnp.int32) - f
         return krum(tree, mask_A, f, m)
     if how == "geomed":
         return geometric_median(tree, mask_A, weight_A if pre == "none" else None, iters=iters)

@@ -4,6 +4,7 @@ the `facets` keys (e.g. the Dirichlet alpha), one line per group (protocol); eac
 group, epsilon, accuracy and bits per peer at every noise level."""
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -15,9 +16,11 @@ def privacy_fig(spec, data, stem, title, _finish, _save) -> dict:
     plt = pyplot()
     keys = spec.get("facets", ["partition.alpha"])
     panels: dict[tuple, dict[str, list]] = {}
+    cfgs = []
     for group, runs in data.items():
         for ov, d in runs:
             cfg, rows = read_run(d)
+            cfgs.append(cfg)
             p = tuple(ov.get(k, "") for k in keys)
             noise = float(cfg.get("privacy", {}).get("noise", 0.0))
             a, s = acc(rows[-1])
@@ -52,7 +55,36 @@ def privacy_fig(spec, data, stem, title, _finish, _save) -> dict:
     paths["table"] = f"{stem}_table.md"
     Path(paths["table"]).write_text(
         "Final accuracy (server model, else the peers' mean; mean over seeds) against the final epsilon "
-        "(privacy.delta, dp-accounting's RDP accountant; inf: no noise).\n\n"
+        f"{epsilon_terms(cfgs)}.\n\n"
         f"| {', '.join(keys)} | protocol | privacy.noise | epsilon | accuracy | MB per peer |\n"
         "|---|---|---|---|---|---|\n" + "\n".join(lines) + "\n")
     return paths
+
+
+def _shared(cfgs: list[dict], *path):
+    """The value of a config field shared by every run (None when they differ or lack it)."""
+    vals = set()
+    for c in cfgs:
+        for k in path:
+            c = c.get(k) if isinstance(c, dict) else None
+        vals.add(json.dumps(c))
+    return json.loads(vals.pop()) if len(vals) == 1 else None
+
+
+def epsilon_terms(cfgs: list[dict]) -> str:
+    """What the table's epsilon is and in which setting, from the runs' configs: per peer (user level:
+    one peer's whole data replaced), cumulative over the run's rounds, at the runs' privacy.delta."""
+    delta = _shared(cfgs, "privacy", "delta")
+    acct = _shared(cfgs, "privacy", "accountant") or "rdp"
+    setting = [x for x in (
+        _shared(cfgs, "data", "name"),
+        (lambda p: p is not None and f"{p} peers")(_shared(cfgs, "peers")),
+        (lambda m: m and f"model {m}")(_shared(cfgs, "model", "name")),
+        (lambda r: r is not None and f"{r} rounds")(_shared(cfgs, "rounds")),
+        (lambda q: q is not None and f"participation {q:g}")(_shared(cfgs, "participation")),
+        (lambda m: m is not None and f"{m} probes per round")(_shared(cfgs, "probe", "per_round")),
+        (lambda s: s is not None and f"{s} seeds")(_shared(cfgs, "seeds"))) if x]
+    at = f"delta = {delta:g}" if delta is not None else "each run's privacy.delta"
+    return (f"(epsilon per peer, user level: one peer's whole dataset replaced; cumulative over the run's "
+            f"rounds, at {at}, dp-accounting's {acct.upper()} accountant; inf: no noise)"
+            + (f". Setting: {', '.join(setting)}" if setting else ""))

@@ -9,8 +9,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from tallysim.results.figures.privacy_plot import privacy_fig
-from tallysim.results.figures.robustness import robustness_fig
+from tallysim.figures.privacy_plot import privacy_fig
+from tallysim.figures.robustness import robustness_fig
 from tallysim.results.metrics import HONEST, panel_of, accuracy_std as acc, bits_to_target, pyplot, read_partition, \
     read_run, save_figure
 

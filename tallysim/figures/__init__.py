@@ -52,6 +52,21 @@ def experiments_dir() -> Path:
 
 
 EXPERIMENTS = experiments_dir()
+
+
+def shipped_config(path: str) -> tuple[str, bool]:
+    """(path to read, whether it is the shipped copy) for a `--config` path: the path itself when it
+    exists; else, for a relative path, the config of that name in the shipped experiments (a leading
+    `experiments/` dropped), so `run --config experiments/demo.json` works from a wheel as from a
+    checkout. A path found nowhere comes back as given: reading it then fails naming it."""
+    p = Path(path)
+    if p.exists() or p.is_absolute() or not p.parts:
+        return path, False
+    parts = p.parts[1:] if p.parts[0] == "experiments" else p.parts
+    if not parts or ".." in parts:
+        return path, False
+    shipped = EXPERIMENTS.joinpath(*parts)
+    return (str(shipped), True) if shipped.is_file() else (path, False)
 # every shipped `figN.json`, in numeric order (a new figure is one file; fig5_reduced is run by path),
 # and the Byzantine study (docs/robustness.md)
 FIGURES = {**{p.stem: str(p) for p in sorted(EXPERIMENTS.glob("fig*.json"), key=lambda p: (len(p.stem), p.stem))
@@ -168,7 +183,7 @@ def make_figure(name_or_path: str, smoke: bool = False, results: str = "results"
                 progress: bool = True, log=print, grouped: bool = True) -> dict:
     """Run and draw one figure. Returns the paths written and the seconds it took. Each group's
     runs are a sweep (grouped into shared programs unless `grouped=False`)."""
-    from tallysim.results.figures import plots
+    from tallysim.figures import plots
 
     name, path = resolve(name_or_path)
     spec = config.read_file(str(path))

@@ -1,0 +1,80 @@
+"""What a plugin's Protocol must return, checked where it is built (build.py builds every protocol here).
+
+A built-in protocol is tested; a plugin's is not, and a mistake in it used to surface as a KeyError in
+run.py's bookkeeping, a silently reshaped state or a traceback from its cost. Here the factory's result
+must be a Protocol, its round is checked while it is traced (no cost at run time: shapes are static
+there) and its cost is wrapped, each failure one line naming the protocol, its plugin and what is
+expected.
+"""
+from __future__ import annotations
+
+import jax
+
+from tallysim import protocols
+from tallysim.fields import ConfigError
+from tallysim.protocols.base import Protocol
+from tallysim.sim.comm import RoundBits
+
+# The info entries run.py reads from every round (the ledger's steps, the loss it checks for divergence),
+# each a scalar per lane.
+REQUIRED_INFO = ("train_loss", "steps_real", "steps_computed")
+
+
+def make(ctx) -> Protocol:
+    """protocols.make, with a plugin's Protocol checked."""
+    name = ctx.cfg.protocol.name
+    p = protocols.make(ctx)
+    if name in protocols.REGISTRY:
+        return p
+    who = f"protocol {name!r} (plugin {protocols._target(name)[0]!r})"
+    if not isinstance(p, Protocol):
+        raise ConfigError(f"{who}: its factory returned {type(p).__name__}; expected "
+                          "tallysim.protocols.base.Protocol(init=..., round=..., cost=...)")
+    return p._replace(round=_checked_round(who, p.round, p.row_keys), cost=_checked_cost(who, p.cost))
+
+
+def _leaves(tree) -> list:
+    return [(jax.tree_util.keystr(k), getattr(v, "shape", ()), getattr(v, "dtype", type(v)))
+            for k, v in jax.tree_util.tree_flatten_with_path(tree)[0]]
+
+
+def _checked_round(who: str, round_fn, row_keys: dict):
+    def round_checked(state, data, root, r):
+        out = round_fn(state, data, root, r)
+        if not (isinstance(out, tuple) and len(out) == 2 and isinstance(out[1], dict)):
+            raise ConfigError(f"{who}: round(state, data, key, r) returned {type(out).__name__}; expected "
+                              "(new state, info dict)")
+        new, info = out
+        before, after = _leaves(state), _leaves(new)
+        if jax.tree_util.tree_structure(state) != jax.tree_util.tree_structure(new) or before != after:
+            diff = next(((b, a) for b, a in zip(before, after) if b != a), None)
+            detail = (f"{diff[0][0]}: {diff[0][1]} {diff[0][2]} became {diff[1][1]} {diff[1][2]}" if diff else
+                      f"its structure changed ({len(before)} arrays before, {len(after)} after)")
+            raise ConfigError(f"{who}: round returned a state unlike the one it was given ({detail}); expected "
+                              "the same arrays, shapes and dtypes (the round runs in a lax.scan)")
+        missing = [k for k in (*REQUIRED_INFO, *row_keys) if k not in info]
+        odd = [k for k in REQUIRED_INFO if k in info and getattr(info[k], "shape", ()) != ()]
+        if missing or odd:
+            raise ConfigError(f"{who}: round's info {'lacks ' + ', '.join(missing) if missing else ''}"
+                              f"{' and ' if missing and odd else ''}{'has non-scalar ' + ', '.join(odd) if odd else ''}; "
+                              f"expected scalars {', '.join(REQUIRED_INFO)} (the mean local loss and "
+                              "local.train_peers' steps; protocols/local_only.py shows them), and every "
+                              "Protocol.row_keys entry")
+        return new, info
+    return round_checked
+
+
+def _checked_cost(who: str, cost_fn):
+    def cost_checked(info):
+        try:
+            bits = cost_fn(info)
+        except Exception as e:  # noqa: BLE001 - whatever the plugin raised, say it in one line
+            text = str(e).strip().splitlines()
+            raise ConfigError(f"{who}: cost(info) raised {type(e).__name__}{': ' + text[0] if text else ''}; "
+                              "expected a function of the round's info (host values) returning "
+                              "tallysim.sim.comm.RoundBits") from None
+        if not isinstance(bits, RoundBits):
+            raise ConfigError(f"{who}: cost(info) returned {type(bits).__name__}; expected "
+                              "tallysim.sim.comm.RoundBits(up, down, active)")
+        return bits
+    return cost_checked

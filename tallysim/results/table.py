@@ -1,0 +1,175 @@
+"""`tallysim table DIR...`: one row per run of a sweep (or any run directories), its swept fields as
+columns, then the final and best headline accuracy, the final's std over seeds, the cumulative bits
+per peer and the rounds done; as a markdown table (default) or CSV, on stdout or into --out.
+
+The swept fields are found, not declared: the config.json fields whose values differ between the
+runs listed (so it works for a sweep, a figure's results or hand-made runs alike), in config order.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+from tallysim import atomic
+from tallysim.config import ConfigError
+from tallysim.results import metrics
+
+FORMATS = ("markdown", "csv")
+# Config entries that say where or how a run was written, not what ran: never a swept column.
+NOT_SWEPT = ("derived", "placement", "resumed", "log.", "plugins")
+RESULT_COLUMNS = ("final", "final_std", "best", "bits_per_peer", "MB_per_peer", "round", "status")
+
+
+def flatten(d: dict, prefix: str = "") -> dict:
+    """{"optim": {"lr": 0.1}} -> {"optim.lr": 0.1}; lists become their JSON text (hashable, printable)."""
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = json.dumps(v) if isinstance(v, list) else v
+    return out
+
+
+def swept_fields(cfgs: list[dict]) -> list[str]:
+    """The flattened config fields that take more than one value across `cfgs` (a field missing from
+    a run counts as a value of its own), protocol.name first, then in the order they first appear.
+    A field some run derived from its protocol (config.json's `derived`, e.g. warmup_epochs) differs
+    because the protocol does: it is left out, as the protocol column already says it."""
+    flat = [flatten(c) for c in cfgs]
+    derived = {k for c in cfgs for k in (c.get("derived") or []) if isinstance(k, str)}
+    keys = list(dict.fromkeys(k for f in flat for k in f))
+    keys = [k for k in keys if k not in derived and not any(k == s or k.startswith(s) for s in NOT_SWEPT)]
+    keys.sort(key=lambda k: k != "protocol.name")          # stable: the rest keep config order
+    return [k for k in keys if len({json.dumps(f.get(k, "<unset>")) for f in flat}) > 1]
+
+
+def _status(run_dir: Path, cfg: dict, rows: list) -> str:
+    if (run_dir / metrics.ERROR).exists():
+        return "failed"
+    want = cfg.get("rounds")
+    done = rows[-1].get("round") if rows else 0
+    return "done" if want is None or done >= want else "incomplete"
+
+
+def table_rows(dirs, metric: str = "auto", log=None) -> tuple[list[str], list[dict]]:
+    """(columns, rows) of the table over every run directory at or below `dirs`: `run` (its path under
+    the directory given), the swept fields, then RESULT_COLUMNS. `final`/`best` are the headline
+    accuracy (`metric="auto"`: acc_global where there is a server model, else acc_mean) of the last
+    evaluation and the largest over evaluations; `final_std` its std over seeds (None for one seed).
+    A corrupt run is skipped with a note through `log` (default stderr), as `pareto` does."""
+    log = log or (lambda msg: print(msg, file=sys.stderr))
+    runs = []
+    for d, label in metrics.find_runs(dirs):
+        try:
+            cfg, rows = metrics.read_run(d)
+        except ConfigError as e:
+            log(f"table: skipping {d}: {e}")
+            continue
+        runs.append((d, label, cfg, rows))
+    if not runs:
+        raise ConfigError(f"no run directories (with {metrics.METRICS}) under {', '.join(map(str, dirs))}")
+    if metric != "auto":
+        cols = {c for *_, rows in runs for c in metrics.columns(rows)}
+        if metric not in cols:
+            raise ConfigError(f"--metric {metric!r} is not a column of any run's {metrics.METRICS}; allowed: "
+                              f"auto, {', '.join(sorted(cols))}")
+    swept = swept_fields([cfg for _, _, cfg, _ in runs])
+    out = []
+    for d, label, cfg, rows in runs:
+        flat = flatten(cfg)
+        final, best = metrics.final_best(rows, metric)
+        last = rows[-1] if rows else {}
+        key = metrics.headline_key(last) if metric == "auto" and last else metric
+        std = last.get(key + "_std")
+        bits = last.get("bits_per_peer")
+        out.append({"run": label, **{k: flat.get(k) for k in swept},
+                    "final": final, "final_std": std, "best": best, "bits_per_peer": bits,
+                    "MB_per_peer": None if bits is None else bits / 8e6, "round": last.get("round"),
+                    "status": _status(Path(d), cfg, rows)})
+    return ["run", *swept, *RESULT_COLUMNS], out
+
+
+def _cell(v, col: str) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return str(v).lower()
+    if col in ("final", "final_std", "best") and isinstance(v, float):
+        return f"{v:.4f}"
+    if col == "bits_per_peer" and isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    if col == "MB_per_peer":
+        return f"{v:.4g}"
+    return str(v)
+
+
+def markdown(columns: list[str], rows: list[dict]) -> str:
+    esc = lambda s: s.replace("|", "\\|")       # noqa: E731  (a swept value may hold a pipe)
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(esc(_cell(r[c], c)) for c in columns) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(columns: list[str], rows: list[dict]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(columns)
+    w.writerows([[_cell(r[c], c) for c in columns] for r in rows])
+    return buf.getvalue()
+
+
+def render(columns: list[str], rows: list[dict], fmt: str) -> str:
+    if fmt not in FORMATS:
+        raise ConfigError(f"--format {fmt!r} is not known; allowed: {', '.join(FORMATS)}")
+    return markdown(columns, rows) if fmt == "markdown" else to_csv(columns, rows)
+
+
+def add_parser(sub) -> None:
+    """The `table` subcommand on the CLI's subparsers (kept here, so cli.py adds one line)."""
+    t = sub.add_parser("table", help="one row per run: swept fields, final and best accuracy, bits "
+                       "(markdown or CSV)", description=__doc__.split("\n\n")[0])
+    t.add_argument("runs", nargs="+", metavar="DIR", help="run directories or directories above them "
+                   "(e.g. a sweep's --out)")
+    t.add_argument("--format", default=None, choices=FORMATS,
+                   help="markdown (default) or csv (the default with an --out ending in .csv)")
+    t.add_argument("--out", help="write the table into this file instead of stdout")
+    t.add_argument("--metric", default="auto", help="accuracy column (default: acc_global if present "
+                   "else acc_mean)")
+    t.set_defaults(fn=main)
+
+
+def main(args) -> int:
+    fmt = args.format or ("csv" if args.out and str(args.out).lower().endswith(".csv") else "markdown")
+    if args.out and Path(args.out).is_dir():
+        raise ConfigError(f"--out {args.out} is a directory; give a file such as {Path(args.out) / 'table.md'}")
+    text = render(*table_rows(args.runs, args.metric), fmt)
+    if args.out:
+        write(Path(args.out), text)
+        print(args.out)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def table(dirs, fmt: str = "markdown", metric: str = "auto", out: Optional[str] = None) -> str:
+    """The table as text (and written to `out` when given): for scripts and notebooks."""
+    text = render(*table_rows(dirs, metric), fmt)
+    if out:
+        write(Path(out), text)
+    return text
+
+
+def write(path: Path, text: str) -> None:
+    """The table into `path`, atomically, its folders created (as figures' are); a file where a
+    folder should be is one error line, before any temporary file."""
+    for parent in path.parents:
+        if parent.exists() and not parent.is_dir():
+            raise ConfigError(f"--out {path}: {parent} is a file, not a directory")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic.write_text(path, text)
