@@ -49,15 +49,8 @@ def write_arrays(arrays: dict, path: pathlib.Path) -> pathlib.Path:
     """np.savez_compressed(path, **arrays), atomically (as write_cache)."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=path.stem + ".", suffix=".tmp.npz", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez_compressed(f, **arrays)
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        with atomic.writing(path) as f:
+            np.savez_compressed(f, **arrays)
     except OSError as e:
         raise DataError(f"cannot write the data cache {path} ({e.strerror or e}); set TALLYSIM_DATA to a "
                         "writable directory") from None
