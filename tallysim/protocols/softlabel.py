@@ -39,7 +39,7 @@ class SoftlabelConfig:
 def make(ctx: Context) -> Protocol:
     cfg, spec = ctx.cfg, ctx.spec
     lspec = ctx.local_spec(distill_loss=soft_label_loss(ctx.hp("distill.temperature")))
-    per_peer = comm.soft_labels(spec.probes, spec.classes, cfg.comm.soft_bits) if exchanging(ctx) else 0
+    per_peer = comm.soft_labels(spec.messages, spec.classes, cfg.comm.soft_bits) if exchanging(ctx) else 0
     bits = comm.RoundBits(per_peer, per_peer, spec.active)
 
     def cost(info) -> comm.RoundBits:

@@ -25,14 +25,14 @@ def vote_bits(ctx: Context) -> comm.RoundBits:
     cfg, spec = ctx.cfg, ctx.spec
     if not exchanging(ctx):
         return comm.RoundBits(0, 0, spec.active)
-    one = comm.hard_labels(spec.probes, spec.classes)
+    one = comm.hard_labels(spec.messages, spec.classes)     # next_token: a vote per probe position
     if cfg.comm.topology == "allgather":
         down = (spec.active - 1) * one
     else:
         # Confident-GNMax's check (privacy.threshold > 0, which validation allows only with noise) drops
-        # probes as abstention does: the peers need the same keep mask, one bit per probe
+        # probes as abstention does: the peers need the same keep mask, one bit per probe (per token)
         abstains = lanes.nonzero(cfg.vote.min_agreement) or cfg.vote.min_margin > 0 or cfg.privacy.threshold > 0
-        down = one + (spec.probes if abstains else 0)
+        down = one + (spec.messages if abstains else 0)
     return comm.RoundBits(one, down, spec.active)
 
 

@@ -334,6 +334,7 @@ def lane_row(ev: dict, info: dict, led, j: int, r: int, t0: float, own_keys: dic
     # faults.py: faulty peers this round, and the mean test accuracy of the others (null if none)
     row["faulty"] = int(info["faulty"][j]) if "faulty" in info else 0
     honest = ~np.asarray(info["faulty_P"][j], bool) if "faulty_P" in info else np.ones(acc.shape, bool)
+    honest = honest[:acc.shape[0]]                 # eval_peers: the peers evaluated
     row["acc_mean_honest"] = float(acc[honest].mean()) if honest.any() else None
     for k in PROBE_KEYS:
         row[k] = float(info[k][j]) if k in info and math.isfinite(info[k][j]) else None

@@ -12,34 +12,46 @@ import math
 import jax
 import jax.numpy as jnp
 
+from tallysim.sim import tasks as tasks_
 from tallysim.sim.fed import to_input
 from tallysim.sizing import eval_batch
 from tallysim.sim.vote import count_votes
 
 
-def evaluate(apply_fn, params_P, server, x_V, y_V, classes: int, batch: int = 500) -> dict:
+def evaluate(apply_fn, params_P, server, x_V, y_V, classes: int, batch: int = 500,
+             task=tasks_.CLASSIFICATION) -> dict:
+    """Accuracy over the targets the task scores (sim/tasks.py): every test example, or (next_token)
+    every position whose target is not PAD, OOV, BOS or EOS."""
     V = x_V.shape[0]
     P = jax.tree.leaves(params_P)[0].shape[0]
-    batch = min(eval_batch(P, classes, batch), V)
+    batch = min(eval_batch(P, classes * task.positions, batch), V)
     nb = math.ceil(V / batch)
     pad = nb * batch - V
     x = jnp.pad(x_V, ((0, pad),) + ((0, 0),) * (x_V.ndim - 1)).reshape((nb, batch) + x_V.shape[1:])
-    y = jnp.pad(y_V, (0, pad), constant_values=-1).reshape(nb, batch)   # -1 never matches a class
+    y = jnp.pad(y_V, ((0, pad),) + ((0, 0),) * (y_V.ndim - 1), constant_values=-1
+                ).reshape((nb, batch) + y_V.shape[1:])   # -1 never matches a class
 
     def one_batch(xy):
         xb, yb = xy
         xb = to_input(xb)
         pred_PxB = jnp.argmax(jax.vmap(apply_fn, in_axes=(0, None))(params_P, xb), axis=-1)
-        correct_P = jnp.sum(pred_PxB == yb[None, :], axis=1)
+        if task.positions > 1:          # next_token: every position is one prediction
+            pred_PxB, yb = pred_PxB.reshape(P, -1), yb.reshape(-1)
+        ok_B = task.scored(yb)
+        correct_P = jnp.sum((pred_PxB == yb[None, :]) & ok_B[None, :], axis=1)
         ensemble_B = jnp.argmax(count_votes(pred_PxB, classes), axis=-1)
-        out = {"peer": correct_P, "ensemble": jnp.sum(ensemble_B == yb)}
+        out = {"peer": correct_P, "ensemble": jnp.sum((ensemble_B == yb) & ok_B)}
+        if task.positions > 1:
+            out["scored"] = jnp.sum(ok_B)
         if server is not None:
-            out["global"] = jnp.sum(jnp.argmax(apply_fn(server, xb), axis=-1) == yb)
+            g = jnp.argmax(apply_fn(server, xb), axis=-1).reshape(yb.shape)
+            out["global"] = jnp.sum((g == yb) & ok_B)
         return out
 
     sums = jax.tree.map(lambda a: jnp.sum(a, axis=0), jax.lax.map(one_batch, (x, y)))
+    n = jnp.maximum(sums["scored"], 1) if task.positions > 1 else V
     return {
-        "acc_P": sums["peer"] / V,
-        "acc_ensemble": sums["ensemble"] / V,
-        "acc_global": sums["global"] / V if server is not None else None,
+        "acc_P": sums["peer"] / n,
+        "acc_ensemble": sums["ensemble"] / n,
+        "acc_global": sums["global"] / n if server is not None else None,
     }

@@ -44,6 +44,13 @@ class Spec(NamedTuple):
     classes: int             # C
     input_shape: tuple
     groups: int = 1          # local training: peer groups by shard size (local.train_peers)
+    task: str = "classification"   # sim/tasks.py: classification | next_token
+
+    @property
+    def messages(self) -> int:
+        """Messages per peer and round of the probe exchange: M probes x the task's positions."""
+        from tallysim.sim import tasks
+        return self.probes * tasks.of(self).positions
 
 
 def to_input(x: jax.Array) -> jax.Array:

@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from tallysim.sim import lanes
+from tallysim.sim import lanes, tasks
 from tallysim.sim.fed import FedData, to_input
 
 PyTree = Any
@@ -45,6 +45,7 @@ class LocalSpec(NamedTuple):
     probe_batch: int = 32
     prox_mu: Optional[float] = None           # FedProx: adds (mu/2)||w - anchor||^2 when not None
     groups: int = 1                           # peer groups by shard size, each with its own trip count
+    task: Any = tasks.CLASSIFICATION          # sim/tasks.py: what the private loss averages over
 
 
 def hard_label_loss(classes: int, smoothing: float) -> Callable:
@@ -124,7 +125,7 @@ def _step_fn(spec: LocalSpec, data: FedData, probes, anchor, flip=None, linear=N
                 if flip is not None:
                     y = jnp.where(flip, (y + 1) % logits.shape[-1], y)
                 ce = optax.softmax_cross_entropy_with_integer_labels(logits[:idx.shape[0]], y)
-                private = _masked_mean(ce, mask.astype(jnp.float32))
+                private = _masked_mean(ce, spec.task.private_weights(y, mask))
                 total = private
             if pidx is not None:
                 dl = spec.distill_loss(logits[-pidx.shape[0]:], probes.target_M[pidx])

@@ -154,7 +154,17 @@ _BUILDERS: dict[str, Callable[[ModelConfig, int, Any], nn.Module]] = {
     "lenet": lambda cfg, k, dt: LeNet(num_classes=k, dtype=dt, conv=conv_fn(cfg.conv)),
     "cnn": lambda cfg, k, dt: CNN(num_classes=k, dtype=dt, conv=conv_fn(cfg.conv)),
     "resnet8": lambda cfg, k, dt: ResNet8(num_classes=k, dtype=dt, conv=conv_fn(cfg.conv)),
+    # text (sim/text_models.py): token ids [B, pos] -> logits [B, pos, C]
+    "lstm": lambda cfg, k, dt: _text().LSTM(num_classes=k, embed=cfg.embed, hidden=cfg.hidden,
+                                            layers=cfg.layers, dtype=dt),
+    "transformer": lambda cfg, k, dt: _text().Transformer(num_classes=k, hidden=cfg.hidden, layers=cfg.layers,
+                                                          heads=cfg.heads, dtype=dt),
 }
+
+
+def _text():
+    from tallysim.sim import text_models
+    return text_models
 assert tuple(_BUILDERS) == tuple(MODELS)  # config.MODELS is the list users see in errors and the docs
 assert tuple(DTYPES) == choices("model.dtype")
 
@@ -165,6 +175,8 @@ def make_model(cfg: ModelConfig, num_classes: int) -> nn.Module:
         raise ConfigError(f"model.name: unknown model {cfg.name!r}; allowed: {', '.join(MODELS)}")
     if cfg.dtype not in DTYPES:
         raise ConfigError(f"model.dtype: unknown dtype {cfg.dtype!r}; allowed: {', '.join(DTYPES)}")
+    if cfg.name == "transformer" and cfg.hidden % cfg.heads:
+        raise ConfigError(f"model.heads={cfg.heads} must divide model.hidden={cfg.hidden} (transformer)")
     if cfg.name == "mlp" and cfg.width < 1:
         raise ConfigError(f"model.width: must be a positive integer, got {cfg.width!r}")
     return _BUILDERS[cfg.name](cfg, int(num_classes), DTYPES[cfg.dtype])

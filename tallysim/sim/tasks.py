@@ -1,0 +1,131 @@
+"""Tasks: what an example is, what its loss and accuracy count, and what a probe message is.
+
+Shape letters (glossary: tallysim/sim/__init__.py): B batch, C classes (the vocabulary for text),
+M probes, c peers per chunk, P peers; `T` inside a text example is its positions (the sequence
+length; the glossary's T counts scan steps, so text shapes spell it `pos`: `tokens_Bxpos`).
+
+A run has one task, named by its dataset (`Dataset.task`, carried as `Spec.task`):
+
+  classification  x [B, h, w, ch] (or [B, D]), y [B] int: one label per example; the loss is the
+                  cross-entropy averaged over the batch's real (unmasked) examples; accuracy counts
+                  every test example; a probe carries one message (one vote, one distribution).
+  next_token      x [B, pos] int token ids, y [B, pos] the next token at every position: the loss is
+                  the cross-entropy averaged over non-PAD target positions of the real sequences;
+                  accuracy counts positions whose target is not PAD, OOV, BOS or EOS (TensorFlow
+                  Federated's `accuracy_without_out_of_vocab_or_end_of_sentence` convention, as Reddi
+                  et al. 2021 report; predicting OOV is counted wrong); a probe carries one message
+                  per position: pos votes of ceil(log2 C) bits, or pos distributions of C values.
+
+Local training, evaluation and the probe exchange ask the task (`of(spec)`), never the dataset's
+name: the probe exchange flattens [c, M, pos, C] logits to [c, M * pos, C] "messages" so that the
+vote, the soft aggregate, chunking, faults and privacy noise act per message exactly as they act per
+probe for images, and `unflatten` gives the peers [M, pos] targets to train on. A new task (e.g.
+multi-label) is one more class here.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax.numpy as jnp
+
+# Token ids shared with tallysim/data/text.py (PAD, BOS, EOS, OOV)
+PAD, BOS, EOS, OOV = 0, 1, 2, 3
+TASKS = ("classification", "next_token")
+
+IMAGE_MODELS = ("mlp", "lenet", "cnn", "resnet8")
+TEXT_MODELS = ("lstm", "transformer")
+
+
+class Classification(NamedTuple):
+    name: str = "classification"
+    positions: int = 1                     # messages per probe
+
+    def private_weights(self, y_B, mask_B):
+        """Weights of the per-example loss: the real examples."""
+        return mask_B.astype(jnp.float32)
+
+    def scored(self, y):
+        """Targets counted by accuracy (padding of the test walk is -1)."""
+        return y >= 0
+
+    def messages(self, logits_cxMxC):
+        return logits_cxMxC
+
+    def message_labels(self, y_M):
+        return y_M
+
+    def unflatten(self, a, probes: int):
+        return a
+
+    def models(self):
+        return IMAGE_MODELS
+
+
+class NextToken(NamedTuple):
+    name: str = "next_token"
+    positions: int = 80                    # pos: the sequence length
+
+    def private_weights(self, y_Bxpos, mask_B):
+        return (mask_B[:, None] & (y_Bxpos != PAD)).astype(jnp.float32)
+
+    def scored(self, y):
+        return (y != PAD) & (y != OOV) & (y != BOS) & (y != EOS) & (y >= 0)
+
+    def messages(self, logits_cxMxposxC):
+        c, M, pos, C = logits_cxMxposxC.shape
+        return logits_cxMxposxC.reshape(c, M * pos, C)
+
+    def message_labels(self, y_Mxpos):
+        return y_Mxpos.reshape(-1)
+
+    def unflatten(self, a, probes: int):
+        """[M * pos, ...] -> [M, pos, ...]."""
+        return a.reshape((probes, self.positions) + a.shape[1:])
+
+    def models(self):
+        return TEXT_MODELS
+
+
+CLASSIFICATION = Classification()
+
+
+def make(name: str, input_shape: tuple = ()):
+    if name == "classification":
+        return CLASSIFICATION
+    if name == "next_token":
+        return NextToken(positions=int(input_shape[0]))
+    raise ValueError(f"task {name!r}; allowed: {', '.join(TASKS)}")
+
+
+def of(spec):
+    """The task of a run from its static facts (fed.Spec)."""
+    return make(getattr(spec, "task", "classification"), spec.input_shape)
+
+
+# Protocols and options that cannot run on next-token prediction yet, and why (one line each).
+TEXT_REFUSED = {
+    "feddf": "FedDF distils the server model on probe batches of one label per example",
+    "cfd": "CFD quantises one distribution per probe ([A, M, C] at once)",
+    "selective_fd": "Selective-FD selects one distribution per probe ([A, M, C] at once)",
+}
+
+
+def check(cfg, task) -> None:
+    """One-line refusals of what a task cannot run (ConfigError)."""
+    from tallysim.config import ConfigError
+    model = cfg.model.name
+    if model not in task.models():
+        kind = "text (token sequences)" if task.name == "next_token" else "images (classification)"
+        raise ConfigError(f"model.name={model} does not fit {cfg.data.name}, whose examples are {kind}; "
+                          f"allowed for it: {', '.join(task.models())}")
+    if task.name != "next_token":
+        return
+    why = TEXT_REFUSED.get(cfg.protocol.name)
+    if why:
+        raise ConfigError(f"protocol.name={cfg.protocol.name} does not run on next-token prediction "
+                          f"({cfg.data.name}): {why}; use tally, softlabel, bridge or the FedAvg family")
+    if cfg.vote.weighting == "history":
+        raise ConfigError(f"vote.weighting=history does not run on next-token prediction ({cfg.data.name}) "
+                          "yet; use vote.weighting=uniform")
+    if cfg.protocol.name == "bridge" and getattr(getattr(cfg, "bridge", None), "vote_at", None) == "merge":
+        raise ConfigError("bridge.vote_at=merge does not run on next-token prediction yet; use the default")
