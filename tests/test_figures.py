@@ -178,14 +178,14 @@ def test_experiments_resolve_as_package_data():
 
 def test_experiments_dir_falls_back_to_the_checkout(monkeypatch):
     # A bare source tree on PYTHONPATH (no tallysim.experiments package): the checkout's experiments/,
-    # found from the tallysim package wherever the figures module sits (it moved into results/).
+    # found from the tallysim package wherever the figures module sits (tallysim/figures/ since issue 31).
     import importlib.resources
 
     def missing(name):
         raise ModuleNotFoundError(name)
     monkeypatch.setattr(importlib.resources, "files", missing)
     d = figures.experiments_dir()
-    assert d == pathlib.Path(figures.__file__).resolve().parents[3] / "experiments"
+    assert d == pathlib.Path(figures.__file__).resolve().parents[2] / "experiments"
     assert (d / "fig1.json").is_file() and (d / "pareto" / "bridge.json").is_file()
 
 

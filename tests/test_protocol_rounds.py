@@ -465,7 +465,7 @@ def test_bridge_merge_under_dropout_is_the_shard_weighted_mean_of_the_models_tha
     lost[1] = True
     fr = faults.RoundFaults(jnp.zeros((P,), bool), jnp.zeros((P,), bool), jnp.asarray(lost), None,
                             jax.random.PRNGKey(0))
-    new, _ = bridge.merge_step(b.ctx, sparse.layout(state.server), state, b.one, None, fr)
+    new, _, _ = bridge.merge_step(b.ctx, sparse.layout(state.server), state, b.one, None, fr)
     flat = lambda t: np.concatenate([np.ravel(np.asarray(l, np.float64)) for l in jax.tree.leaves(t)])
     ref = flat(state.server)
     theta = np.stack([flat(jax.tree.map(lambda a: a[i], state.params)) for i in range(P)])
