@@ -24,7 +24,7 @@ def test_shipped_figure_configs_validate(name, smoke):
     for cfg, runs in plans.values():
         if smoke:
             assert cfg.rounds <= 3 and cfg.peers <= 6 and len(runs) <= 4
-        assert cfg.data.name in ("fashion_mnist", "synthetic")
+        assert cfg.data.name in ("fashion_mnist", "synthetic", "shakespeare", "shakespeare_words")   # fig11: text
 
 
 SPEED_KEYS = {"model", "peers", "dtype", "steps", "batch", "loop_max", "impls", "max_peers"}   # plots.speed_rows reads these
@@ -264,3 +264,46 @@ def test_a_shipped_config_path_works_outside_a_checkout(tmp_path, monkeypatch, c
     assert "using the shipped copy" in capsys.readouterr().err
     assert cli.main(["run", "--config", "experiments/nope.json", "--out", str(tmp_path / "r")]) == 2
     assert "nope.json" in capsys.readouterr().err
+
+
+FIG11 = pathlib.Path(__file__).resolve().parents[1] / "experiments" / "fig11.json"   # the checkout's copy
+
+
+def test_fig11_text_vocabularies_validate_and_refusals():
+    """fig11 (issue 32): both vocabularies as panels, every group valid on text at full and smoke size;
+    cfd, selective_fd and feddf are refused on text, so the figure leaves them out."""
+    spec = config.read_file(str(FIG11))
+    assert spec["kind"] == "vocab" and list(spec["panels"]) == ["chars", "words"]
+    assert set(spec["groups"]) == {"tally", "softlabel", "fedavg", "bridge"}
+    assert spec["groups"]["softlabel"]["sweep"]["comm.soft_bits"] == [32, 8]
+    for smoke in (False, True):
+        plans = figures.group_plans(spec, smoke, FIG11.parent)
+        for cfg, runs in plans.values():
+            assert cfg.partition.kind == "natural" and cfg.model.name == "lstm"
+            assert {n.split("__")[0] for n, _ in runs} == {"chars", "words"}
+    from tallysim.sim import tasks
+    cfg, _ = plans["tally"]
+    tasks.check(cfg, tasks.make("next_token", (80,)))
+    for name in ("cfd", "selective_fd", "feddf"):          # refused at build time, in one line
+        with pytest.raises(ConfigError, match=f"protocol.name={name} does not run on next-token"):
+            tasks.check(config.apply_overrides(cfg, [f"protocol.name={name}"]), tasks.make("next_token", (80,)))
+
+
+def test_fig11_table_prints_the_soft_hard_ratio_per_token(tmp_path, monkeypatch):
+    from tallysim.figures import plots, vocab_plot
+    monkeypatch.setattr(vocab_plot, "vocab_size", {"shakespeare": 80, "shakespeare_words": 10004}.get)
+    data = {}
+    for group, soft in (("tally", 32), ("softlabel", 8)):
+        for panel, ds in (("chars", "shakespeare"), ("words", "shakespeare_words")):
+            d = tmp_path / group / (panel + "__x")
+            d.mkdir(parents=True)
+            (d / "config.json").write_text(json.dumps({"protocol": {"name": group}, "data": {"name": ds},
+                                                       "comm": {"soft_bits": soft}}))
+            (d / "metrics.jsonl").write_text(json.dumps({"round": 1, "bits_per_peer": 100.0, "acc_mean": 0.25,
+                                                         "acc_global": None, "wall_s": 1}) + "\n")
+            data.setdefault(group, []).append(({"data.name": ds}, d))
+    out = plots.draw("vocab", {"panels": {"chars": {}, "words": {}}}, data, tmp_path / "fig11", "t")
+    table = pathlib.Path(out["table"]).read_text()
+    assert "| chars | shakespeare | 80 | tally | 1 | 0.2500 | 100 | 7 | 366 (32-bit soft / vote) |" in table
+    assert "| words | shakespeare_words | 10004 | softlabel 8 bits | 1 | 0.2500 | 100 | 80032 | 5,717 |" in table
+    assert pathlib.Path(out["png"]).stat().st_size > 100

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from tallysim.figures.privacy_plot import privacy_fig
 from tallysim.figures.robustness import robustness_fig
+from tallysim.figures.vocab_plot import vocab_fig
 from tallysim.results.metrics import HONEST, panel_of, accuracy_std as acc, bits_to_target, pyplot, read_partition, \
     read_run, save_figure
 
@@ -354,8 +355,12 @@ def _privacy(spec, data, stem, title) -> dict:
     return privacy_fig(spec, data, stem, title, _finish, _save)
 
 
+def _vocab(spec, data, stem, title) -> dict:
+    return vocab_fig(spec, data, stem, title, _finish, _save)
+
+
 DRAW = {"curves": curves, "final_vs": final_vs, "classes": classes, "mechanism": mechanism,
-        "pareto": pareto_fig, "speed": speed, "faults": faults_fig, "privacy": _privacy,
+        "pareto": pareto_fig, "speed": speed, "faults": faults_fig, "privacy": _privacy, "vocab": _vocab,
         "robustness": robustness_fig}
 
 

@@ -1,0 +1,72 @@
+"""The class-count figure on real text (fig11): accuracy against cumulative bits per peer, one panel per
+vocabulary (the `panels`: Shakespeare characters, C = 80, and words, C = 10,004), one line per run.
+Also `<stem>_table.md`: per panel and run, C, the final accuracy, the bits per peer, and the bits per
+token of a vote (ceil(log2 C)) and of a soft label (C * soft_bits) with their ratio."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from tallysim.results.metrics import accuracy_std as acc, panel_of, pyplot, read_run
+
+
+def vocab_size(dataset: str):
+    """C of a prepared dataset, read from its cache file (None when it is not there)."""
+    try:
+        import numpy as np
+        from tallysim.data.cache import cache_file
+        with np.load(cache_file(dataset)) as z:
+            return int(z["num_classes"])
+    except Exception:           # noqa: BLE001 - the table then says "?"
+        return None
+
+
+def vocab_fig(spec, data, stem, title, _finish, _save) -> dict:
+    """(_finish, _save: plots.py's axis finishing and figure + CSV saving, passed in, not imported back.)"""
+    plt = pyplot()
+    names = list(spec.get("panels") or {}) or [""]
+    per_panel: dict[str, list] = {}
+    for group, runs in data.items():
+        for ov, d in runs:
+            p = panel_of(d) if spec.get("panels") else ""
+            per_panel.setdefault(p, []).append((group, ov, d))
+    order = [n for n in names if n in per_panel] + [n for n in per_panel if n not in names]
+    fig, axes = plt.subplots(1, max(len(order), 1), figsize=(6.0 * max(len(order), 1), 4.4), squeeze=False)
+    table, lines = [], []
+    for ax, p in zip(axes[0], order):
+        C = None
+        for group, ov, d in per_panel[p]:
+            cfg, rows = read_run(d)
+            dataset = cfg.get("data", {}).get("name")
+            C = vocab_size(dataset) if C is None else C
+            soft_bits = int(cfg.get("comm", {}).get("soft_bits", 32))
+            extra = {k: v for k, v in ov.items() if k != "data.name"}
+            label = group + (f" {soft_bits} bits" if group == "softlabel" else "") \
+                + ("".join(f" {k}={v}" for k, v in extra.items() if k != "comm.soft_bits"))
+            xs = [max(float(r["bits_per_peer"]), 1.0) for r in rows]
+            ys = [acc(r)[0] for r in rows]
+            ax.plot(xs, ys, marker="o", markersize=3, label=label,
+                    linestyle="--" if group == "softlabel" and soft_bits != 32 else "-")
+            table += [{"panel": p, "group": label, "dataset": dataset, "classes": C, "round": r["round"],
+                       "bits_per_peer": r["bits_per_peer"], "accuracy": a} for r, a in zip(rows, ys)]
+            hard = math.ceil(math.log2(C)) if C else None
+            votes = group in ("tally", "bridge")          # one vote per token; the FedAvg family: parameters
+            per_token = (hard if votes else C * soft_bits if group == "softlabel" and C else None)
+            ratio = f"{C * soft_bits / hard:,.0f}" if group == "softlabel" and C else \
+                (f"{C * 32 / hard:,.0f} (32-bit soft / vote)" if votes and C else "-")
+            lines.append(f"| {p} | {dataset} | {C if C else '?'} | {label} | {rows[-1]['round']} | {ys[-1]:.4f} "
+                         f"| {rows[-1]['bits_per_peer']:.4g} | {per_token if per_token else 'by parameters'} "
+                         f"| {ratio} |")
+        _finish(ax, "cumulative bits per peer (up + down)", "next-token test accuracy",
+                f"{p}: C = {C}" if C else p, logx=True, legend_size=7)
+    fig.suptitle(title, fontsize=10)
+    paths = _save(fig, stem, table)
+    paths["table"] = f"{stem}_table.md"
+    Path(paths["table"]).write_text(
+        "Final next-token accuracy (positions whose target is not PAD/OOV/BOS/EOS; the server model where "
+        "there is one, else the evaluated peers' mean) and cumulative bits per peer (up + down). Bits per "
+        "token: a vote costs ceil(log2 C), a soft label C * soft_bits; the ratio column is soft / vote per "
+        "token (for tally: a 32-bit soft label's).\n\n"
+        "| panel | dataset | C | protocol | rounds | final accuracy | bits per peer | bits per token | "
+        "soft / hard per token |\n|---|---|---|---|---|---|---|---|---|\n" + "\n".join(lines) + "\n")
+    return paths
