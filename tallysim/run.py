@@ -72,7 +72,7 @@ def _run_chunk(b: Built, lo: int, hi: int, lanes_out: "_Lanes", bar, saver: chec
     """All rounds of lanes [lo, hi) as one vmapped program, from round 1 or from a checkpoint."""
     ctx = b.ctx
     cfgs = [b.cfgs[b.lane_cfg[j]] for j in range(lo, hi)]
-    placement = mesh.plan(b.cfg.devices, hi - lo, b.cfg.peers)
+    placement = mesh.plan(1 if ctx.model_groups else b.cfg.devices, hi - lo, b.cfg.peers)   # groups: one device
     data_c, values, k_init, k_rounds, x_test, y_test = chunk_inputs(b, lo, hi, placement)
     init_fn = jax.vmap(lambda k, d, v: b.lane_protocol(v).init(k, d), in_axes=(0, fed.SEED_AXES, 0))
     ledgers = [comm.Ledger(c.peers, privacy.ledger_for(c, protocols.traits(c.protocol.name).privacy,
@@ -88,7 +88,8 @@ def _run_chunk(b: Built, lo: int, hi: int, lanes_out: "_Lanes", bar, saver: chec
     else:
         state = (jax.jit(init_fn, out_shardings=state_sh) if state_sh else jax.jit(init_fn))(k_init, data_c, values)
     single, scan = round_programs(b, state_sh, placement)
-    evaluate_lanes = jax.vmap(functools.partial(evaluate, ctx.model.apply, classes=ctx.spec.classes,
+    apply = tuple(g.model.apply for g in ctx.model_groups) if ctx.model_groups else ctx.model.apply
+    evaluate_lanes = jax.vmap(functools.partial(evaluate, apply, classes=ctx.spec.classes,
                                                 task=tasks.of(ctx.spec)),
                               in_axes=(0, 0, None, None))
     eval_fn = (jax.jit(evaluate_lanes, out_shardings=mesh.replicated(placement)) if placement.mesh
@@ -118,7 +119,7 @@ def _run_chunk(b: Built, lo: int, hi: int, lanes_out: "_Lanes", bar, saver: chec
             ev = _host(eval_fn(params, state.server, x_test, y_test))
             info = {k: v[-1] for k, v in info_T.items()}
             lanes_out.rows(end, [(lo + j, lane_row(ev, info, ledgers[j], j, end, lanes_out.t0,
-                                                         b.protocol.row_keys))
+                                                         b.protocol.row_keys, group_ranges(ctx)))
                                  for j in evaluating])
         if bar:
             bar.update(end - first + 1)
@@ -126,6 +127,11 @@ def _run_chunk(b: Built, lo: int, hi: int, lanes_out: "_Lanes", bar, saver: chec
             saver.save(state, lanes_out.meta(lo, end, ledgers))
     if hi < len(b.seeds) and saver.out_dir is not None:
         saver.save(None, lanes_out.meta(hi, 0, []))       # this chunk is done: a resume starts the next one
+
+
+def group_ranges(ctx) -> tuple:
+    """model.groups: (name, lo, hi, active, all active) per group, for the metrics rows' per-group keys."""
+    return tuple((g.name, g.lo, g.hi, g.a_hi - g.a_lo, ctx.spec.active) for g in ctx.model_groups)
 
 
 def _is_oom(e: Exception) -> bool:
@@ -218,7 +224,7 @@ def _write_run_files(b: Built, i: int, out_dir: Path, chunk: int) -> None:
     """config.json (with the devices' `placement`) and partition.json of the group's configuration i."""
     cfg, lanes_i = b.cfgs[i], b.lanes_of(i)
     doc = config.to_dict(cfg)
-    doc["placement"] = mesh.plan(cfg.devices, min(chunk, len(b.seeds)), cfg.peers).note
+    doc["placement"] = mesh.plan(1 if b.ctx.model_groups else cfg.devices, min(chunk, len(b.seeds)), cfg.peers).note
     _write_json(out_dir / CONFIG, doc, indent=2)
     each = [{"seed": b.seeds[j], "shard_sizes": b.class_counts[j].sum(1).tolist(),
              "class_counts": b.class_counts[j].tolist()} for j in lanes_i]

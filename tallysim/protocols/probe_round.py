@@ -15,10 +15,10 @@ from typing import Callable, NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 
-from tallysim.protocols.base import (Context, active_set, draw_probes, exchanging, local_round,
-                                     predict_probes, round_keys)
+from tallysim.protocols.base import (Context, active_logits, active_set, draw_probes, exchanging,
+                                     local_round, round_keys)
 from tallysim.protocols.distill import distill_factor, scaled
-from tallysim.sim import faults, local, peers, vote
+from tallysim.sim import faults, local, vote
 from tallysim.sim.fed import pool_examples
 
 
@@ -39,7 +39,7 @@ def messages(ctx: Context, state, data, keys, idx, fr) -> tuple[Messages, dict]:
     pidx = draw_probes(ctx, data, keys.probe)
     x_M, y_M = pool_examples(data, pidx)
     rows = jnp.arange(A)
-    z = predict_probes(ctx, peers.take(state.params, idx), x_M)
+    z = active_logits(ctx, state, idx, x_M)          # model.groups: every group's peers, concatenated
     z = faults.message_logits(ctx, fr, z, rows, y_M)
     sent_A, honest_A = faults.chunk_masks(fr, rows)
     sent_A = jnp.ones((A,), bool) if sent_A is None else sent_A

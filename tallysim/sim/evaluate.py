@@ -21,9 +21,12 @@ from tallysim.sim.vote import count_votes
 def evaluate(apply_fn, params_P, server, x_V, y_V, classes: int, batch: int = 500,
              task=tasks_.CLASSIFICATION) -> dict:
     """Accuracy over the targets the task scores (sim/tasks.py): every test example, or (next_token)
-    every position whose target is not PAD, OOV, BOS or EOS."""
+    every position whose target is not PAD, OOV, BOS or EOS. model.groups: `apply_fn` and `params_P`
+    are tuples, one per group; peers are in group order and the ensemble votes over all of them."""
     V = x_V.shape[0]
-    P = jax.tree.leaves(params_P)[0].shape[0]
+    grouped = isinstance(apply_fn, tuple)
+    applies, stacks = (apply_fn, params_P) if grouped else ((apply_fn,), (params_P,))
+    P = sum(jax.tree.leaves(p)[0].shape[0] for p in stacks)
     batch = min(eval_batch(P, classes * task.positions, batch), V)
     nb = math.ceil(V / batch)
     pad = nb * batch - V
@@ -34,7 +37,8 @@ def evaluate(apply_fn, params_P, server, x_V, y_V, classes: int, batch: int = 50
     def one_batch(xy):
         xb, yb = xy
         xb = to_input(xb)
-        pred_PxB = jnp.argmax(jax.vmap(apply_fn, in_axes=(0, None))(params_P, xb), axis=-1)
+        preds = [jnp.argmax(jax.vmap(f, in_axes=(0, None))(p, xb), axis=-1) for f, p in zip(applies, stacks)]
+        pred_PxB = preds[0] if len(preds) == 1 else jnp.concatenate(preds)
         if task.positions > 1:          # next_token: every position is one prediction
             pred_PxB, yb = pred_PxB.reshape(P, -1), yb.reshape(-1)
         ok_B = task.scored(yb)
