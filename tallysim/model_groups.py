@@ -14,7 +14,7 @@ which reads as the same string (config.py; config.json records the string).
 
 The peer counts must sum to `peers` (refused otherwise, in one line): `peers` stays the run's one
 peer count, which partitions, seeds and faults read. Group g owns the contiguous global peer range
-[lo, hi) in declaration order. Empty (the default): no groups, today's run exactly.
+[lo, hi) in declaration order. None (the default): no groups, today's run exactly.
 No JAX here: validation and `run --help` read this module.
 """
 from __future__ import annotations
@@ -55,10 +55,12 @@ def _typed(key: str, text: str, where: str):
         raise ConfigError(f"{where}: {key}={text!r} is not {spec.type.__name__}") from None
 
 
-def parse(text: str) -> tuple[Group, ...]:
-    """The groups of a model.groups string (empty: none); a malformed one is refused in one line."""
-    if not text.strip():
+def parse(text) -> tuple[Group, ...]:
+    """The groups of a model.groups string (None: no groups); a malformed one is refused in one line."""
+    if text is None:
         return ()
+    if not text.strip():
+        raise ConfigError(f"model.groups={text!r} is empty; expected {SYNTAX}, or none (one model for every peer)")
     out = []
     for part in text.split(";"):
         where = f"model.groups={text!r}"
@@ -85,7 +87,7 @@ def parse(text: str) -> tuple[Group, ...]:
 
 def from_json(v, where: str) -> str:
     """A JSON list of group objects as the model.groups string (a string is kept as it is)."""
-    if isinstance(v, str):
+    if v is None or isinstance(v, str):
         return v
     if not isinstance(v, list) or not all(isinstance(g, dict) for g in v):
         raise ConfigError(f"{where}: model.groups must be a string ({SYNTAX}) or a list of objects "
@@ -110,7 +112,7 @@ def group_config(cfg: Config, g: Group) -> Config:
     """The config of group g's peers as a run of their own: its fields over the run's, no groups."""
     model = {k.removeprefix("model."): v for k, v in g.values if k.startswith("model.")}
     optim = {k.removeprefix("optim."): v for k, v in g.values if k.startswith("optim.")}
-    return replace(cfg, peers=g.peers, model=replace(cfg.model, groups="", **model),
+    return replace(cfg, peers=g.peers, model=replace(cfg.model, groups=None, **model),
                    optim=replace(cfg.optim, **optim))
 
 

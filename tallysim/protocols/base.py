@@ -100,7 +100,7 @@ class Context:
             own = dict(g.values)
             view = copy.copy(self.cfg)            # a static view: replace() would compare its LaneFields
             model = {k.removeprefix("model."): v for k, v in own.items() if k.startswith("model.")}
-            object.__setattr__(view, "model", dataclasses.replace(view.model, groups="", **model))
+            object.__setattr__(view, "model", dataclasses.replace(view.model, groups=None, **model))
             if "optim.name" in own:
                 object.__setattr__(view, "optim", dataclasses.replace(view.optim, name=own["optim.name"]))
             object.__setattr__(view, "peers", g.hi - g.lo)
