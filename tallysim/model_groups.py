@@ -130,8 +130,7 @@ def check(cfg: Config) -> None:
     names = [g.name for g in groups]
     if len(set(names)) < len(names):
         raise ConfigError(f"model.groups names {', '.join(names)}: each group needs its own name")
-    if any(g.peers < 1 for g in groups):
-        raise ConfigError(f"model.groups: every group needs at least one peer ({cfg.model.groups!r})")
+    # a group of 0 peers is refused before this, as peers=0 of the group's own config (validation.py)
     total = sum(g.peers for g in groups)
     if total != cfg.peers:
         raise ConfigError(f"model.groups has {' + '.join(str(g.peers) for g in groups)} = {total} peers but "
