@@ -134,7 +134,9 @@ def build_group(cfgs: list[Config]) -> Built:
     groups = _model_groups(cfg, ds.num_classes, dummy, task)
     if groups:
         spec = spec._replace(active=groups[-1].a_hi)     # the groups' A_g summed (model_groups.active_counts)
-    ctx = Context(cfg=cfg, spec=spec, model=model, num_params=param_count(shapes), model_groups=groups)
+    # model.groups: the largest group's model sizes the seed batch (auto_chunk)
+    num_params = max(g.num_params for g in groups) if groups else param_count(shapes)
+    ctx = Context(cfg=cfg, spec=spec, model=model, num_params=num_params, model_groups=groups)
     return Built(cfg, ctx, make_protocol(ctx), fdata, seeds, counts, ds.name, cfgs=cfgs, lane_cfg=lane_cfg,
                  values=lanes.lane_values(cfgs, lane_cfg), choices=lanes.choices(cfgs))
 
