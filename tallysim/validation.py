@@ -361,8 +361,9 @@ def validate_with_data(cfg: Config, num_classes: int, train_examples: int, pool_
     if cfg.partition.kind == "label_quantity" and cfg.partition.k > num_classes:
         raise ConfigError(f"partition.k={cfg.partition.k} exceeds the {num_classes} classes of "
                           f"{cfg.data.name}; allowed: 1..{num_classes}")
-    min_each = cfg.partition.min_size if cfg.partition.kind == "dirichlet" else 1
-    if cfg.peers * max(min_each, 1) > train_examples:
+    min_each = cfg.partition.min_size if cfg.partition.kind in ("dirichlet", "population") else 1
+    reused = cfg.partition.kind == "population" and cfg.partition.reuse     # clients may share examples
+    if cfg.peers * max(min_each, 1) > train_examples and not reused:
         raise ConfigError(f"peers={cfg.peers} needs at least {cfg.peers * max(min_each, 1)} training "
                           f"examples but {cfg.data.name} has {train_examples} after the probe pool; "
                           f"allowed: peers <= {train_examples // max(min_each, 1)}")

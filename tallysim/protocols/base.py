@@ -19,7 +19,7 @@ import jax.numpy as jnp
 from tallysim.sim import dp, exchange, faults, lanes, local, peers, tasks, trust, vote
 from tallysim.sim.comm import RoundBits
 from tallysim.config import Config
-from tallysim.sim.fed import FedData, Spec, pool_examples, to_input
+from tallysim.sim.fed import FedData, Spec, cohort_shards, pool_examples, to_input
 from tallysim.sim.peers import State
 
 FIXED_PROBE_STREAM = 2**31 - 1    # fold_in tag of the one probe draw reused when probe.resample=false
@@ -149,7 +149,7 @@ def local_round(ctx: Context, lspec: local.LocalSpec, state: State, data: FedDat
     if params_A is None:
         params_A = peers.take(state.params, idx)
     opt_A = jax.vmap(ctx.tx.init)(params_A) if ctx.cfg.optim.reset_each_round else peers.take(state.opt, idx)
-    shard, count = peers.take(data.shard_PxS, idx), peers.take(data.count_P, idx)
+    shard, count = cohort_shards(data, idx, ctx.spec.shard_max), peers.take(data.count_P, idx)
     keys_A = jax.random.split(keys.train, ctx.spec.active)
     params_A, opt_A, loss_A, steps = local.train_peers(lspec, params_A, opt_A, keys_A, shard, count, data,
                                                        probes, anchor, sequential_epochs,
