@@ -182,6 +182,23 @@ def _rules(cfg: Config) -> None:
                           f"optim.name=sgd with optim.momentum=0")
     _fault_rules(cfg)
     _privacy_rules(cfg)
+    _cohort_rules(cfg)
+
+
+def _cohort_rules(cfg: Config) -> None:
+    """participation_rule=size only where there is a cohort to draw and nothing assumes uniform draws."""
+    if cfg.participation_rule != "size":
+        return
+    active = max(1, int(round(cfg.participation * cfg.peers)))     # fed.build's A
+    if active >= cfg.peers:
+        raise ConfigError(f"participation_rule=size draws a cohort, but participation={cfg.participation} "
+                          f"makes all {cfg.peers} peers active every round; allowed: participation below "
+                          f"{(cfg.peers - 0.5) / cfg.peers:.4g} (fewer than all peers), or "
+                          "participation_rule=uniform")
+    if cfg.privacy.noise > 0:
+        raise ConfigError("participation_rule=size with privacy.noise > 0: the privacy accountant's "
+                          "amplification by subsampling assumes a uniform cohort; allowed: "
+                          "participation_rule=uniform with privacy, or privacy.noise=0")
 
 
 def _privacy_rules(cfg: Config) -> None:

@@ -39,8 +39,11 @@ class Ragged:
 
     def take(self, rows: np.ndarray) -> "Ragged":
         """The same clients with every index i replaced by rows[i] (indices into a subset -> into
-        the whole training set)."""
-        return Ragged(np.asarray(rows)[self.flat], self.sizes)
+        the whole training set); int32 where the rows fit, so 10^7 indices are not copied at int64."""
+        rows = np.asarray(rows)
+        if not len(rows) or rows.max() < 2**31:
+            rows = rows.astype(np.int32)
+        return Ragged(rows[self.flat], self.sizes)
 
     def owner(self) -> np.ndarray:
         """[H] the client of each flat position."""
@@ -56,13 +59,24 @@ def ragged(parts) -> Ragged:
     return Ragged(flat.astype(np.int64, copy=False), sizes)
 
 
+COUNT_BLOCK = 1 << 15           # clients per bincount in class_counts: bounds its temporaries
+
+
 def class_counts(labels: np.ndarray, parts: Ragged, num_classes: int) -> np.ndarray:
-    """[P, C] examples of each class per client, one bincount (partition.class_counts for a Ragged)."""
+    """[P, C] examples of each class per client (partition.class_counts for a Ragged): one bincount
+    per block of COUNT_BLOCK clients, so the temporaries stay a block's size, not 10^7 int64s."""
     P = len(parts)
     if labels.ndim > 1:       # sequences: [P, 1] sequences per client
         return parts.sizes.reshape(P, 1).astype(np.int64)
-    y = labels.reshape(-1)[parts.flat].astype(np.int64)
-    return np.bincount(parts.owner() * num_classes + y, minlength=P * num_classes).reshape(P, num_classes)
+    labels = labels.reshape(-1)
+    out = np.zeros((P, num_classes), np.int64)
+    for a in range(0, P, COUNT_BLOCK):          # ceil(P / 2^15) blocks, never a loop over clients
+        b = min(P, a + COUNT_BLOCK)
+        lo, hi = parts.offsets[a], parts.offsets[b - 1] + parts.sizes[b - 1]
+        owner = np.repeat(np.arange(b - a, dtype=np.int64), parts.sizes[a:b])
+        key = owner * num_classes + labels[parts.flat[lo:hi]]
+        out[a:b] = np.bincount(key, minlength=(b - a) * num_classes).reshape(b - a, num_classes)
+    return out
 
 
 def sizes(peers: int, mean: float, sigma: float, floor: int, rng) -> np.ndarray:
@@ -79,7 +93,7 @@ def population(n: int, peers: int, mean: float, sigma: float, floor: int, reuse:
     """partition.kind=population: `peers` clients with `sizes(...)` examples each, dealt from one
     shuffle of the n examples in order (default_rng([seed, POPULATION_STREAM])), IID labels. When the
     sizes add up to more than n, `reuse` deals the examples again in a fresh shuffle each pass
-    (clients then share examples, never within one client while its size <= n); without it, refused."""
+    (clients then share examples; never twice within one client); without it, refused."""
     if peers < 1:
         raise DataError(f"peers={peers} must be >= 1")
     rng = np.random.default_rng([int(seed), POPULATION_STREAM])
@@ -94,14 +108,16 @@ def population(n: int, peers: int, mean: float, sigma: float, floor: int, reuse:
                         f"{name} has {n} after the probe pool; allowed: peers * partition.mean_size <= {n}, "
                         "or partition.reuse=true (clients share examples: for benchmarks), or more data")
     passes = -(-total // n) if total else 0
-    flat = (np.concatenate([rng.permutation(n) for _ in range(passes)])[:total] if passes
-            else np.zeros(0, np.int64))
+    dtype = np.int32 if n < 2**31 else np.int64
+    flat = np.empty(total, dtype)
+    for p in range(passes):                    # ceil(total / n) passes, filled in place (no 2x copy)
+        piece = flat[p * n:(p + 1) * n]
+        piece[:] = rng.permutation(n)[:len(piece)]
     if passes > 1:
         _straddlers(flat, s, n, rng)
-    out = Ragged(flat.astype(np.int64, copy=False), s)
-    # sorted within each client, as every other partition's parts: one stable sort by (client, index)
-    order = np.lexsort((out.flat, out.owner()))
-    return Ragged(out.flat[order], s)
+    # Each client's indices stay in dealt order, not sorted as the other partitions' are: sorting
+    # 3 * 10^7 indices by client costs seconds, and local training reshuffles a shard every epoch.
+    return Ragged(flat, s)
 
 
 def _straddlers(flat: np.ndarray, s: np.ndarray, n: int, rng) -> None:

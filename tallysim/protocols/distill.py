@@ -94,7 +94,7 @@ def distill_round(ctx: Context, lspec: local.LocalSpec, hard: bool, vote_after: 
 
     def round_fn(state: State, data, root, r):
         keys = round_keys(root, r, cfg.probe.resample)
-        idx = active_set(ctx, keys.active)
+        idx = active_set(ctx, keys.active, data)
         fr = faults.for_round(ctx, data, root, r, idx)
         if vote_after:
             return _vote_after_round(state, data, r, keys, idx, fr)

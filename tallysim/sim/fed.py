@@ -21,6 +21,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from tallysim.config import ConfigError
+
 
 class FedData(NamedTuple):
     """Device-resident data. Under a batch of seeds (run.py vmaps over them) the per-seed fields,
@@ -99,9 +101,12 @@ def ragged_stack(parts_per_seed: list) -> tuple[np.ndarray, np.ndarray, np.ndarr
     H = max(len(r.flat) for r in rag)
     if H >= 2**31:
         raise ValueError(f"the shards hold {H} indices in all, more than int32 offsets address")
-    shard = np.zeros((len(rag), H), np.int32)
-    for z, r in enumerate(rag):               # one copy per seed
-        shard[z, :len(r.flat)] = r.flat
+    if len(rag) == 1 and rag[0].flat.dtype == np.int32:
+        shard = rag[0].flat[None]             # one seed: no padded copy of 10^7 indices
+    else:
+        shard = np.zeros((len(rag), H), np.int32)
+        for z, r in enumerate(rag):           # one copy per seed
+            shard[z, :len(r.flat)] = r.flat
     return (shard, np.stack([r.offsets for r in rag]).astype(np.int32),
             np.stack([r.sizes for r in rag]).astype(np.int32))
 
@@ -122,6 +127,13 @@ def build(x_train, y_train, parts_per_seed, pool_per_seed, x_test, y_test, num_c
         offset_P=jnp.asarray(offset))
     peers = count.shape[1]
     active = max(1, int(round(cfg.participation * peers)))
+    if cfg.participation_rule == "size" and active < peers:
+        have = int((count > 0).sum(axis=1).min())
+        if have < active:      # size sampling never draws an empty shard (sim/cohort.py)
+            raise ConfigError(f"participation_rule=size draws {active} peers per round by shard size but "
+                              f"only {have} peers hold any examples (partition.kind={cfg.partition.kind}); "
+                              "allowed: participation <= that fraction, a partition without empty "
+                              "shards (partition.min_size >= 1), or participation_rule=uniform")
     spec = Spec(peers=peers, active=active, shard_max=shard_max, pool=len(pool_per_seed[0]),
                 probes=cfg.probe.per_round, classes=num_classes,
                 input_shape=tuple(x_train.shape[1:]))
