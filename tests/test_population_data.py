@@ -180,18 +180,26 @@ def test_size_rule_aggregates_the_cohort_with_equal_weights():
                                    rtol=1e-6, atol=1e-6)
 
 
-def test_size_rule_runs_a_population_round_and_picks_large_clients():
-    d = tallysim.drive(tiny(*SMALL, "protocol.name=fedavg", "peers=40", "participation=0.1", "participation_rule=size",
-                            "partition.kind=population", "partition.mean_size=20", "partition.sigma=1.5",
-                            "partition.min_size=1"))
-    count = np.asarray(d.built.one.count_P)
+POPULATION = [*SMALL, "protocol.name=fedavg", "peers=40", "participation=0.1", "participation_rule=size",
+              "partition.kind=population", "partition.mean_size=8", "partition.sigma=1.5", "partition.min_size=1",
+              "partition.reuse=true"]
+
+
+def test_size_rule_picks_large_clients_of_a_population():
+    b = run.build(tiny(*POPULATION))
+    count = np.asarray(b.one.count_P)
+    assert count.max() > 4 * count.mean()                    # a skewed population
     from tallysim.protocols.base import active_set, round_keys
-    idx = [np.asarray(active_set(d.built.ctx, round_keys(jax.random.PRNGKey(s), 1).active, d.built.one))
-           for s in range(200)]
-    drawn = np.concatenate(idx)
+    draw = jax.jit(lambda k: active_set(b.ctx, round_keys(k, 1).active, b.one))
+    drawn = np.concatenate([np.asarray(draw(jax.random.PRNGKey(s))) for s in range(200)])
     assert len(drawn) == 200 * 4
     assert count[drawn].mean() > 1.3 * count.mean()          # size-biased: E[size of a drawn client] > mean
-    d.run(1)
+
+
+@pytest.mark.slow
+def test_size_rule_runs_population_rounds():
+    d = tallysim.drive(tiny(*POPULATION))
+    d.run(2)
     assert np.isfinite(float(d.info["train_loss"]))
 
 
@@ -223,14 +231,17 @@ def test_training_is_the_same_on_the_old_padded_layout(protocol):
     to end, offset_P = p * S), trains bit for bit like the ragged layout: nothing reads the layout."""
     b = run.build(tiny(*SMALL, f"protocol.name={protocol}", "participation=0.5", "partition.kind=dirichlet",
                        "partition.alpha=0.5", "partition.min_size=5"))
-    one, S = b.one, b.ctx.spec.shard_max
+    one, S, P = b.one, b.ctx.spec.shard_max, b.ctx.spec.peers
     old = fed.cohort_shards(one, None, S)
-    as_padded = one._replace(shard_H=old.reshape(-1), offset_P=jnp.arange(b.ctx.spec.peers, dtype=jnp.int32) * S)
-    assert as_padded.shard_H.shape[0] > one.shard_H.shape[0]           # really another layout
+    as_padded = one._replace(shard_H=old.reshape(-1), offset_P=jnp.arange(P, dtype=jnp.int32) * S)
+    assert (np.asarray(as_padded.offset_P) != np.asarray(one.offset_P)).any()    # really another layout
+    # the ragged array zero-filled to the same length: one compiled round serves both
+    one = one._replace(shard_H=jnp.zeros(P * S, jnp.int32).at[:one.shard_H.shape[0]].set(one.shard_H))
     step = jax.jit(b.protocol.round)
+    state0 = b.protocol.init(jax.random.PRNGKey(0), one)
     outs = []
     for d in (one, as_padded):
-        state = b.protocol.init(jax.random.PRNGKey(0), d)
+        state = state0
         for r in range(2):
             state, info = step(state, d, jax.random.PRNGKey(1), jnp.int32(r))
         outs.append((state, info))

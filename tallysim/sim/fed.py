@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from tallysim.config import ConfigError
+from tallysim.data.population import ragged
 
 
 class FedData(NamedTuple):
@@ -96,11 +97,11 @@ def ragged_stack(parts_per_seed: list) -> tuple[np.ndarray, np.ndarray, np.ndarr
     """Per seed, the peers' index arrays (a list, or a data.Ragged) -> (shard [Z, H] int32 flat and
     padded to the largest H over the seeds, offset [Z, P] int32, count [Z, P] int32). Vectorised:
     a data.Ragged of 10^6 clients is never split into 10^6 arrays."""
-    from tallysim.data import ragged            # data imports no JAX; here only to build
     rag = [ragged(parts) for parts in parts_per_seed]
     H = max(len(r.flat) for r in rag)
     if H >= 2**31:
-        raise ValueError(f"the shards hold {H} indices in all, more than int32 offsets address")
+        raise ConfigError(f"the peers' shards hold {H:,} examples in all, more than int32 offsets address "
+                          f"(2**31 - 1); allowed: fewer peers or smaller shards (partition.mean_size)")
     if len(rag) == 1 and rag[0].flat.dtype == np.int32:
         shard = rag[0].flat[None]             # one seed: no padded copy of 10^7 indices
     else:
@@ -117,14 +118,6 @@ def build(x_train, y_train, parts_per_seed, pool_per_seed, x_test, y_test, num_c
     each; None: no faulty peers) -> FedData with a leading seed axis."""
     shard, offset, count = ragged_stack(parts_per_seed)
     shard_max = int(count.max(initial=0))
-    fed = FedData(
-        x_train=jnp.asarray(x_train), y_train=jnp.asarray(y_train, jnp.int32),
-        shard_H=jnp.asarray(shard), count_P=jnp.asarray(count),
-        pool_Q=jnp.asarray(np.stack(pool_per_seed).astype(np.int32)),
-        x_test=jnp.asarray(x_test), y_test=jnp.asarray(y_test, jnp.int32),
-        faulty_P=jnp.asarray(np.zeros(count.shape, bool)
-                             if faulty_per_seed is None else np.stack(faulty_per_seed).astype(bool)),
-        offset_P=jnp.asarray(offset))
     peers = count.shape[1]
     active = max(1, int(round(cfg.participation * peers)))
     if cfg.participation_rule == "size" and active < peers:
@@ -134,6 +127,14 @@ def build(x_train, y_train, parts_per_seed, pool_per_seed, x_test, y_test, num_c
                               f"only {have} peers hold any examples (partition.kind={cfg.partition.kind}); "
                               "allowed: participation <= that fraction, a partition without empty "
                               "shards (partition.min_size >= 1), or participation_rule=uniform")
+    fed = FedData(
+        x_train=jnp.asarray(x_train), y_train=jnp.asarray(y_train, jnp.int32),
+        shard_H=jnp.asarray(shard), count_P=jnp.asarray(count),
+        pool_Q=jnp.asarray(np.stack(pool_per_seed).astype(np.int32)),
+        x_test=jnp.asarray(x_test), y_test=jnp.asarray(y_test, jnp.int32),
+        faulty_P=jnp.asarray(np.zeros(count.shape, bool)
+                             if faulty_per_seed is None else np.stack(faulty_per_seed).astype(bool)),
+        offset_P=jnp.asarray(offset))
     spec = Spec(peers=peers, active=active, shard_max=shard_max, pool=len(pool_per_seed[0]),
                 probes=cfg.probe.per_round, classes=num_classes,
                 input_shape=tuple(x_train.shape[1:]))
