@@ -1,0 +1,125 @@
+"""`topk_soft` (protocols/topk_soft.py): the message against a numpy derivation (top k, renormalised,
+quantised), the server's sum of the messages a chunk at a time, exact bits by hand, the degenerate
+cases (k = C is softlabel's message and, at 32 bits, its targets and run; k = 1 with 0 value bits sends
+tally's votes: the server's sum is tally's counts, the target its winner), text shapes, refusals."""
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import tiny
+
+import tallysim
+from tallysim import build
+from tallysim.fields import ConfigError
+from tallysim.protocols import topk_soft
+from tallysim.sim import comm, exchange, vote
+
+
+def _message_numpy(p, k, b):
+    C = p.shape[-1]
+    if k == C:
+        return p if b == 32 else np.round(p * (2 ** b - 1)) / (2 ** b - 1)
+    out = np.zeros_like(p)
+    for row_in, row_out in zip(p.reshape(-1, C), out.reshape(-1, C)):
+        top = np.argsort(-row_in, kind="stable")[:k]          # the lower class first on a tie
+        v = np.full(k, 1.0 / k) if b == 0 else row_in[top] / row_in[top].sum()
+        if b not in (0, 32):
+            v = np.round(v * (2 ** b - 1)) / (2 ** b - 1)
+        row_out[top] = v
+    return out
+
+
+def _probs(shape, seed=0, alpha=0.3):
+    return np.random.default_rng(seed).dirichlet(np.full(shape[-1], alpha), size=shape[:-1]).astype(np.float32)
+
+
+@pytest.mark.parametrize("k,b", [(1, 0), (1, 8), (2, 4), (3, 0), (3, 32), (5, 1), (10, 8), (10, 32)])
+def test_message_matches_numpy(k, b):
+    p = _probs((6, 7, 10))
+    p[0, 0] = [0.25, 0.25, 0.25, 0.25, 0, 0, 0, 0, 0, 0]           # a tie: lower classes first
+    got = np.asarray(topk_soft.message(jnp.asarray(p), k, b))
+    np.testing.assert_allclose(got, _message_numpy(p.astype(np.float64), k, b), atol=1e-6)
+    assert ((got > 0).sum(-1) <= k).all()
+
+
+def test_bits_by_hand():
+    # C = 10: an index is 4 bits. k = 2, b = 4: 2 * 4 + 2 * 4 = 16 bits a probe
+    assert topk_soft.message_bits(2, 4, 10) == 16
+    assert topk_soft.message_bits(1, 0, 10) == 4 == comm.hard_labels(1, 10)        # tally's vote
+    assert topk_soft.message_bits(10, 8, 10) == 80 == comm.soft_labels(1, 10, 8)   # softlabel's, no index
+    assert topk_soft.message_bits(3, 5, 80) == 3 * 7 + 3 * 5                        # characters: 7-bit index
+    assert topk_soft.message_bits(1, 2, 10_004) == 14 + 2                            # words: 14-bit index
+
+
+def test_k_equal_c_is_softlabels_message_and_sum():
+    """k = C: each message is softlabel's quantised vector, so the server's sums are the same bits."""
+    z = jnp.asarray(np.random.default_rng(1).normal(size=(5, 8, 10)) * 3, jnp.float32)
+    y = jnp.zeros((8,), jnp.int32)
+    valid = jnp.array([True, True, False, True, True])
+    for b in (8, 32):
+        ours = vote.chunk_sums(z, valid, y, sent_fn=lambda p, b=b: topk_soft.message(p, 10, b))
+        theirs = vote.chunk_sums(z, valid, y, soft_bits=b)
+        assert np.array_equal(np.asarray(ours.sent_MxC), np.asarray(theirs.sent_MxC))
+
+
+def test_k1_with_no_value_bits_sends_talls_votes():
+    """k = 1, b = 0: the sum of the messages is tally's vote counts, and the downlink (top 1 of the mean)
+    is the plurality winner, the lowest class on a tie, as vote.tally_counts' default."""
+    rng = np.random.default_rng(2)
+    z = jnp.asarray(rng.integers(0, 3, size=(7, 50, 4)).astype(np.float32) + rng.normal(size=(7, 50, 4)) * 0.01)
+    y = jnp.zeros((50,), jnp.int32)
+    s = vote.chunk_sums(z, jnp.ones((7,), bool), y, sent_fn=lambda p: topk_soft.message(p, 1, 0))
+    assert np.array_equal(np.asarray(s.sent_MxC), np.asarray(s.counts_MxC).astype(np.float32))
+    down = np.asarray(topk_soft.message(vote.soft_targets(s.sent_MxC, 7), 1, 0))
+    winner = np.asarray(vote.tally_counts(s.counts_MxC, 7).winner_M)
+    assert np.array_equal(down, np.eye(4)[winner])
+
+
+def test_sums_stream_a_chunk_at_a_time():
+    z = jnp.asarray(np.random.default_rng(3).normal(size=(9, 16, 12)), jnp.float32)
+    y = jnp.zeros((16,), jnp.int32)
+    fn = lambda p: topk_soft.message(p, 3, 4)                    # noqa: E731
+    whole = exchange.stream_sums(lambda rows: z[rows], 9, y, 12, chunk=9, sent_fn=fn)
+    chunked = exchange.stream_sums(lambda rows: z[rows], 9, y, 12, chunk=2, sent_fn=fn)
+    np.testing.assert_allclose(np.asarray(chunked.sent_MxC), np.asarray(whole.sent_MxC), atol=1e-5)
+    np.testing.assert_allclose(np.asarray(whole.sent_MxC), _message_numpy(np.asarray(jax.nn.softmax(z, -1),
+                               np.float64), 3, 4).sum(0), atol=1e-5)
+
+
+def test_per_token_messages_act_on_the_last_axis():
+    p = _probs((2, 3, 5, 80))             # [c, M, pos, C]: a message per token
+    got = np.asarray(topk_soft.message(jnp.asarray(p), 3, 5))
+    np.testing.assert_allclose(got, _message_numpy(p.astype(np.float64), 3, 5), atol=1e-6)
+
+
+@pytest.mark.slow      # ~25 s (two compiles); test_k_equal_c_is_softlabels_message_and_sum is the quick one
+def test_k_equal_c_at_32_bits_is_the_softlabel_run_and_bits():
+    """The whole round: same keys, same messages, same targets, so the same parameters bit for bit; and
+    the bits by hand (M probes x C values x 32 bits, both ways)."""
+    a = tallysim.drive(tiny("protocol.name=topk_soft", "topk_soft.k=10", "topk_soft.value_bits=32", "rounds=1",
+                            "warmup_epochs=0"))
+    b = tallysim.drive(tiny("protocol.name=softlabel", "comm.soft_bits=32", "rounds=1", "warmup_epochs=0"))
+    a.step(), b.step()
+    for x, y in zip(jax.tree.leaves(a.state.params), jax.tree.leaves(b.state.params)):
+        assert np.array_equal(np.asarray(x), np.asarray(y))
+    M, C, A = a.built.ctx.spec.probes, a.built.ctx.spec.classes, a.built.ctx.spec.active
+    assert C == 10 and a.bits() == b.bits() == comm.RoundBits(M * C * 32, M * C * 32, A)
+
+
+def test_bits_of_a_round_by_hand():
+    b = build.build(tiny("protocol.name=topk_soft", "topk_soft.k=2", "topk_soft.value_bits=3", "rounds=1"))
+    M, A = b.ctx.spec.probes, b.ctx.spec.active
+    assert b.protocol.cost({}) == comm.RoundBits(M * (2 * 4 + 2 * 3), M * (2 * 4 + 2 * 3), A)    # C = 10: 4-bit indices
+
+
+def test_refusals_in_one_line():
+    for items, match in ((["topk_soft.k=11"], "topk_soft.k=11 is more than the 10 classes; allowed: 1..10"),
+                         (["topk_soft.value_bits=20"], "topk_soft.value_bits=20; allowed: 0..16"),
+                         (["topk_soft.value_bits=33"], "topk_soft.value_bits"),
+                         (["topk_soft.k=0"], "topk_soft.k"),
+                         (["privacy.noise=1"], "privacy.noise")):
+        with pytest.raises(ConfigError, match=match) as e:
+            tallysim.drive(tiny("protocol.name=topk_soft", *items))
+        assert "\n" not in str(e.value)
