@@ -155,6 +155,7 @@ def test_refusals_in_one_line():
         assert "\n" not in str(e.value)
 
 
+@pytest.mark.slow      # two compiles (~20 s); the mechanism itself: test_xor_mechanism_matches_its_numpy_distribution
 def test_xor_with_a_huge_theta_is_the_plain_vote():
     """Degenerate case of the wiring: theta = 100 flips no bit (q = e^-100), so the XORed votes decode
     to the plain ones and the kept vote is the run without the mechanism's, exactly."""
