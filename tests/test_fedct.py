@@ -178,3 +178,15 @@ def test_per_token_on_text_bits_and_kept_vote():
     d.step()
     assert d.bits() == comm.RoundBits(4 * 80 * 7, 4 * 80 * 7, 3)       # a 7-bit vote per token
     assert np.asarray(d.state.votes.target_M).shape == (4, 80) and np.asarray(d.state.votes.weight_M).all()
+
+
+def test_bits_by_hand_without_a_round():
+    """C = 10: a vote is 4 bits; M = 64 probes; abstention (vote.min_agreement) adds a keep bit per probe
+    down; a round that did not exchange costs nothing."""
+    from tallysim import build
+    b = build.build(tiny("protocol.name=fedct", "fedct.period=3"))
+    A = b.ctx.spec.active
+    assert b.protocol.cost({}) == comm.RoundBits(64 * 4, 64 * 4, A)
+    assert b.protocol.cost({"exchanged": 0}) == comm.RoundBits(0, 0, A)
+    b = build.build(tiny("protocol.name=fedct", "vote.min_agreement=0.5"))
+    assert b.protocol.cost({"exchanged": 1}) == comm.RoundBits(64 * 4, 64 * 4 + 64, A)

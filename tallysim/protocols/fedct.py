@@ -154,7 +154,7 @@ def make(ctx: Context) -> Protocol:
         return warmup_init(ctx, key, data)._replace(votes=no_vote(ctx))
 
     def cost(info) -> comm.RoundBits:
-        if not int(info["exchanged"]):
+        if not int(info.get("exchanged", 1)):      # no round yet (Driver.bits()): an exchange round's
             return comm.RoundBits(0, 0, spec.active)
         return vote_cost(ctx, info)
 
