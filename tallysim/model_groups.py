@@ -29,7 +29,7 @@ from tallysim.schema import Config, ModelConfig, declared
 GROUP_OPTIM = ("optim.name", "optim.lr", "optim.momentum", "optim.weight_decay")
 # the protocols whose peers exchange only predictions (parameter averaging across architectures has no
 # meaning; FedAvg-family protocols would need one model per group and are refused, see docs/groups.md)
-GROUP_PROTOCOLS = ("local", "tally", "softlabel", "cfd", "selective_fd")
+GROUP_PROTOCOLS = ("local", "tally", "softlabel", "cfd", "selective_fd", "fedct", "topk_soft")
 NAME = re.compile(r"[A-Za-z0-9_-]{1,40}$")
 SYNTAX = "NAME:PEERS[:MODEL][,FIELD=VALUE...] joined by ';', e.g. phone:6:mlp,width=64;server:2:lenet"
 
@@ -142,6 +142,8 @@ def check(cfg: Config) -> None:
                "on one device"),
               (cfg.faults.kind != "none", f"faults.kind={cfg.faults.kind}", "faults.kind=none"),
               (cfg.privacy.noise > 0, f"privacy.noise={cfg.privacy.noise}", "privacy.noise=0"),
+              (cfg.participation_rule != "uniform", f"participation_rule={cfg.participation_rule}",
+               "participation_rule=uniform (each group draws its own A_g)"),
               (cfg.eval_peers is not None, f"eval_peers={cfg.eval_peers}", "eval_peers=none (every peer)"),
               (cfg.vote.weighting != "none", f"vote.weighting={cfg.vote.weighting}", "vote.weighting=none"),
               (cfg.softlabel.aggregate in ("median", "trimmed"), f"softlabel.aggregate={cfg.softlabel.aggregate}",

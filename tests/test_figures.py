@@ -113,8 +113,8 @@ def test_fig9_puts_every_protocol_on_one_plane():
     assert set(spec["groups"]) == set(protocols.REGISTRY) and set(spec["every_round"]) == set(spec["groups"])
     assert list(spec["panels"]) == ["dir0.1", "dir0.5", "iid"] and spec["overall"]
     logs = []
-    assert figures.dry_run(str(FIG9), log=logs.append) == 23
-    assert "87 runs; 23 compiled programs" in logs[-1]
+    assert figures.dry_run(str(FIG9), log=logs.append) == 27
+    assert "99 runs; 27 compiled programs" in logs[-1]         # fedct and topk_soft: 12 runs, 4 programs
     assert figures.dry_run(str(FIG9), smoke=True, log=lambda m: None) == 3      # CI: the three of smoke.only
 
 
@@ -316,7 +316,7 @@ def test_fig12_model_groups_validate_at_both_sizes():
     """fig12 (issue 34): MLP, LeNet and CNN groups in one run, tally / softlabel / local, two alphas."""
     from tallysim import model_groups
     spec = config.read_file(str(FIG12))
-    assert spec["kind"] == "model_groups" and set(spec["groups"]) == {"local", "tally", "softlabel"}
+    assert spec["kind"] == "model_groups" and set(spec["groups"]) == {"local", "tally", "softlabel", "fedct", "topk_soft"}
     for smoke in (False, True):
         for cfg, runs in figures.group_plans(spec, smoke, FIG12.parent).values():
             groups = model_groups.parse(cfg.model.groups)

@@ -146,9 +146,9 @@ def test_resume_with_groups_gives_identical_metrics(tmp_path, monkeypatch):
     assert no_wall(read_rows(out)) == ref
 
 
-@pytest.mark.slow     # two protocols, about 35 s on 2 cores; they share tally's grouped local round
-def test_cfd_and_selective_fd_run_across_groups():
-    for name in ("cfd", "selective_fd"):
+@pytest.mark.slow     # four protocols, about 70 s on 2 cores; they share tally's grouped local round
+def test_cfd_selective_fd_fedct_and_topk_soft_run_across_groups():
+    for name in ("cfd", "selective_fd", "fedct", "topk_soft"):
         d = tallysim.drive(tiny(f"protocol.name={name}", MIXED, "warmup_epochs=0", "local_steps=2"))
         info = d.run(1)[0]
         assert np.isfinite(info["train_loss"]) and d.bits().up > 0, name
@@ -158,6 +158,7 @@ def test_cfd_and_selective_fd_run_across_groups():
     (["peers=5", TWO], "2 + 2 = 4 peers but peers=5"),
     (["protocol.name=fedavg", TWO], "protocol.name=fedavg does not work with model.groups"),
     (["protocol.name=bridge", TWO], "allowed with groups: protocol.name local, tally, softlabel"),
+    (["participation=0.5", "participation_rule=size", TWO], "participation_rule=size does not work"),
     (["faults.kind=dropout", "faults.fraction=0.5", TWO], "faults.kind=dropout does not work"),
     (["privacy.noise=1", TWO], "privacy.noise=1.0 does not work"),
     (["devices=2", TWO], "devices=2 does not work"),

@@ -18,10 +18,10 @@ from typing import Any, Callable, NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 
-from tallysim.sim import dp, exchange, faults, lanes, local, peers, tasks, trust, vote
+from tallysim.sim import cohort, dp, exchange, faults, lanes, local, peers, tasks, trust, vote
 from tallysim.sim.comm import RoundBits
-from tallysim.config import Config
-from tallysim.sim.fed import FedData, Spec, pool_examples, to_input
+from tallysim.config import Config, ConfigError
+from tallysim.sim.fed import FedData, Spec, cohort_shards, pool_examples, to_input
 from tallysim.sim.peers import State
 
 FIXED_PROBE_STREAM = 2**31 - 1    # fold_in tag of the one probe draw reused when probe.resample=false
@@ -170,22 +170,35 @@ def round_keys(root, r, resample: bool = True) -> RoundKeys:
     return RoundKeys(k[0], probe, k[2], k[3], k[4])
 
 
-def active_set(ctx: Context, key) -> Optional[jax.Array]:
-    """Sorted indices of this round's participating peers; None when all take part (no gather)."""
+def active_set(ctx: Context, key, data: Optional[FedData] = None) -> Optional[jax.Array]:
+    """Sorted indices of this round's participating peers; None when all take part (no gather).
+    `participation_rule` (sim/cohort.py): uniform, or size (reads the shard sizes: pass `data`)."""
     P, A = ctx.spec.peers, ctx.spec.active
     if A == P:
         return None
     if ctx.model_groups:      # A_g of each group's P_g (model_groups.active_counts), in group order
         return jnp.concatenate([g.lo + jnp.sort(jax.random.permutation(jax.random.fold_in(key, i), g.hi - g.lo)
                                                 [:g.a_hi - g.a_lo]) for i, g in enumerate(ctx.model_groups)])
-    return jnp.sort(jax.random.permutation(key, P)[:A])
+    if ctx.cfg.participation_rule == "size":
+        if data is None:
+            raise ConfigError(f"participation_rule=size reads the shard sizes, but protocol.name="
+                              f"{ctx.cfg.protocol.name} calls active_set(ctx, key) without the data; "
+                              "allowed: participation_rule=uniform, or pass `data` to active_set")
+        return cohort.by_size(key, data.count_P, A)
+    return cohort.uniform(key, P, A)
+
+
+def aggregation_counts(ctx: Context, count_A) -> jax.Array:
+    """The counts the server's mean weighs the cohort by (shard sizes; ones under participation_rule=size,
+    sim/cohort.py): give them to `shard_weights` or faults.receive_weights."""
+    return cohort.aggregation_counts(ctx.cfg.participation_rule, count_A)
 
 
 def group_rows(g: ModelGroup, idx):
-    """(rows of group g's stacked trees, global peer indices) of its active peers; (None, slice) when
-    every peer is active (no gather)."""
+    """(rows of group g's stacked trees, global peer indices) of its active peers; (None, its range)
+    when every peer is active (no gather of its trees)."""
     if idx is None:
-        return None, slice(g.lo, g.hi)
+        return None, jnp.arange(g.lo, g.hi)
     glob = idx[g.a_lo:g.a_hi]
     return glob - g.lo, glob
 
@@ -212,7 +225,7 @@ def local_round(ctx: Context, lspec: local.LocalSpec, state: State, data: FedDat
     if params_A is None:
         params_A = peers.take(state.params, idx)
     opt_A = jax.vmap(ctx.tx.init)(params_A) if ctx.cfg.optim.reset_each_round else peers.take(state.opt, idx)
-    shard, count = peers.take(data.shard_PxS, idx), peers.take(data.count_P, idx)
+    shard, count = cohort_shards(data, idx, ctx.spec.shard_max), peers.take(data.count_P, idx)
     keys_A = jax.random.split(keys.train, ctx.spec.active)
     params_A, opt_A, loss_A, steps = local.train_peers(lspec, params_A, opt_A, keys_A, shard, count, data,
                                                        probes, anchor, sequential_epochs,
@@ -230,7 +243,8 @@ def _grouped_local_round(ctx, lspec, state, data, keys, idx, probes, anchor, seq
         params_g = peers.take(state.params[i], rows)
         opt_g = jax.vmap(gctx.tx.init)(params_g) if ctx.cfg.optim.reset_each_round else peers.take(state.opt[i], rows)
         p, o, loss, st = local.train_peers(lspec._replace(apply_fn=g.model.apply, tx=gctx.tx), params_g, opt_g,
-                                           keys_A[g.a_lo:g.a_hi], data.shard_PxS[glob], data.count_P[glob], data,
+                                           keys_A[g.a_lo:g.a_hi], cohort_shards(data, glob, ctx.spec.shard_max),
+                                           data.count_P[glob], data,
                                            probes, anchor, sequential_epochs)
         params.append(peers.put(state.params[i], rows, p))
         opt.append(peers.put(state.opt[i], rows, o))
@@ -259,29 +273,36 @@ def active_logits(ctx: Context, state: State, idx, x_M) -> jax.Array:
                             for i, (g, gctx) in enumerate(ctx.group_contexts())])
 
 
-def _grouped_sums(ctx: Context, state: State, idx, x_M, y_M, soft_bits, chunk) -> vote.Sums:
+def _grouped_sums(ctx: Context, state: State, idx, x_M, y_M, soft_bits, chunk, sent_fn, vote_fn) -> vote.Sums:
     """The exchange's vote.Sums over every group's active peers: each group streams its own messages
-    (exchange.py) and the sums add, so the tally and the soft-label mean are over all A peers."""
+    (exchange.py) and the sums add, so the tally and the soft-label mean are over all A peers.
+    `sent_fn`, `vote_fn`: as probe_exchange's (vote_fn sees global peer ids)."""
     task, sums = tasks.of(ctx.spec), None
     for i, (g, gctx) in enumerate(ctx.group_contexts()):
-        rows = group_rows(g, idx)[0]
+        rows, glob = group_rows(g, idx)
 
-        def logits_fn(rows_c, i=i, gctx=gctx, rows=rows):
-            return task.messages(predict_probes(gctx, peers.take(state.params[i], rows_c if rows is None
-                                                                 else rows[rows_c]), x_M))
-        s = exchange.stream_sums(logits_fn, g.a_hi - g.a_lo, y_M, ctx.spec.classes, soft_bits, chunk)
+        def logits_fn(rows_c, i=i, gctx=gctx, rows=rows, glob=glob):
+            z = task.messages(predict_probes(gctx, peers.take(state.params[i], rows_c if rows is None
+                                                              else rows[rows_c]), x_M))
+            return z if vote_fn is None else vote_fn(glob[rows_c], z)
+        s = exchange.stream_sums(logits_fn, g.a_hi - g.a_lo, y_M, ctx.spec.classes, soft_bits, chunk,
+                                 sent_fn=sent_fn)
         sums = s if sums is None else vote.add_sums(sums, s)
     return sums
 
 
 def probe_exchange(ctx: Context, state: State, data: FedData, keys: RoundKeys, idx, hard: bool,
-                   chunk: Optional[int] = None, fr: Optional[faults.RoundFaults] = None):
+                   chunk: Optional[int] = None, fr: Optional[faults.RoundFaults] = None,
+                   sent_fn: Optional[Callable] = None, vote_fn: Optional[Callable] = None):
     """Peers predict on the round's probes; the server aggregates. Returns (Probes, info).
 
     The active peers predict `chunk` at a time (default: what fits exchange.CHUNK_BYTES), so no
     [A, M, C] array exists; see exchange.py. The exception is `softlabel.aggregate=median|trimmed`,
     which needs every message at once ([A, M, C]). `fr`: this round's faulty peers (confident_wrong
     replaces their messages, dropout loses them; the honest peers' vote is summed alongside).
+    `sent_fn` (soft, probs [c, M, C] -> the decoded messages): a protocol's own soft message (topk_soft);
+    `vote_fn(peer_ids_c, logits [c, M, C]) -> logits` (hard): what a peer's vote becomes before it is
+    sent (fedct's XOR mechanism); the returned logits' argmax is the vote counted.
     """
     cfg, spec = ctx.cfg, ctx.spec
     A = spec.active
@@ -293,13 +314,15 @@ def probe_exchange(ctx: Context, state: State, data: FedData, keys: RoundKeys, i
     private = cfg.privacy.noise > 0            # noise 0 compiles the program without privacy (lanes' nonzero)
 
     def logits_fn(rows_c):
-        z = task.messages(predict_probes(ctx, peers.take(state.params, rows_c if idx is None else idx[rows_c]), x_M))
-        return faults.message_logits(ctx, fr, z, rows_c, y_M)
+        ids_c = rows_c if idx is None else idx[rows_c]
+        z = task.messages(predict_probes(ctx, peers.take(state.params, ids_c), x_M))
+        z = faults.message_logits(ctx, fr, z, rows_c, y_M)
+        return z if vote_fn is None else vote_fn(ids_c, z)
 
     masks_fn = None if fr is None else (lambda rows_c: faults.chunk_masks(fr, rows_c))
     robust = not hard and cfg.softlabel.aggregate in vote.ROBUST
     if ctx.model_groups:           # faults, privacy and the robust means are refused with groups
-        sums = _grouped_sums(ctx, state, idx, x_M, y_M, soft_bits, chunk)
+        sums = _grouped_sums(ctx, state, idx, x_M, y_M, soft_bits, chunk, sent_fn, vote_fn)
     elif robust:
         rows = jnp.arange(A)
         sent_A, honest_A = faults.chunk_masks(fr, rows)
@@ -308,7 +331,7 @@ def probe_exchange(ctx: Context, state: State, data: FedData, keys: RoundKeys, i
                                soft_bits, honest_A)
     else:
         sums = exchange.stream_sums(logits_fn, A, y_M, spec.classes, soft_bits, chunk, masks_fn,
-                                    clip=cfg.privacy.clip if private and not hard else None)
+                                    clip=cfg.privacy.clip if private and not hard else None, sent_fn=sent_fn)
     voters = faults.senders(ctx, fr)          # A, or (dropout) the traced number of messages that arrived
     counts_MxC, answered_M = sums.counts_MxC, None
     if private:
