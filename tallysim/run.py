@@ -35,7 +35,7 @@ from tallysim.config import Config, ConfigError
 from tallysim.data.partition import convention
 from tallysim.results.metrics import (CONFIG, ERROR, METRICS, PARTITION, PROBE_KEYS, ROUND_KEYS,  # noqa: F401
                                       aggregate, lane_row)
-from tallysim.programs import chunk_inputs, initial_state, round_programs  # noqa: F401 - run.initial_state
+from tallysim.programs import chunk_inputs, eval_clients, initial_state, round_programs  # noqa: F401
 from tallysim.results.runs import Results
 from tallysim.sim import comm, fed, mesh, tasks
 from tallysim.sim.evaluate import evaluate
@@ -88,9 +88,10 @@ def _run_chunk(b: Built, lo: int, hi: int, lanes_out: "_Lanes", bar, saver: chec
     else:
         state = (jax.jit(init_fn, out_shardings=state_sh) if state_sh else jax.jit(init_fn))(k_init, data_c, values)
     single, scan = round_programs(b, state_sh, placement)
-    evaluate_lanes = jax.vmap(functools.partial(evaluate, ctx.model.apply, classes=ctx.spec.classes,
-                                                task=tasks.of(ctx.spec)),
-                              in_axes=(0, 0, None, None))
+    ev_one = functools.partial(evaluate, ctx.model.apply, classes=ctx.spec.classes, task=tasks.of(ctx.spec))
+    evaluate_lanes = jax.vmap(lambda p, s, x, y, k, own: ev_one(p, s, x, y, clients_V=k, own_K=own),
+                              in_axes=(0, 0, None, None, None, 0))
+    clients_V, own_K = eval_clients(b, lo, hi, placement)     # per-client test metrics (text)
     eval_fn = (jax.jit(evaluate_lanes, out_shardings=mesh.replicated(placement)) if placement.mesh
                else jax.jit(evaluate_lanes))
     last_round = max(c.rounds for c in cfgs)
@@ -115,7 +116,7 @@ def _run_chunk(b: Built, lo: int, hi: int, lanes_out: "_Lanes", bar, saver: chec
         if evaluating:
             n_eval = b.cfg.eval_peers
             params = state.params if n_eval is None else jax.tree.map(lambda a: a[:, :n_eval], state.params)
-            ev = _host(eval_fn(params, state.server, x_test, y_test))
+            ev = _host(eval_fn(params, state.server, x_test, y_test, clients_V, own_K))
             info = {k: v[-1] for k, v in info_T.items()}
             lanes_out.rows(end, [(lo + j, lane_row(ev, info, ledgers[j], j, end, lanes_out.t0,
                                                          b.protocol.row_keys))

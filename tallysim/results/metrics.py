@@ -340,5 +340,39 @@ def lane_row(ev: dict, info: dict, led, j: int, r: int, t0: float, own_keys: dic
         row[k] = float(info[k][j]) if k in info and math.isfinite(info[k][j]) else None
     for k, cast in {**ROUND_KEYS, **(own_keys or {})}.items():
         row[k] = cast(info[k][j]) if k in info and math.isfinite(info[k][j]) else None
+    row.update(text_row(ev, j))
     row["wall_s"] = round(time.perf_counter() - t0, 3)
+    return row
+
+
+CLIENT_PERCENTILE = 10
+
+
+def client_stats(hits_K, scored_K, keep_K=None) -> tuple:
+    """(mean, 10th percentile) over clients of per-client accuracy hits_k / scored_k, each client
+    weighing the same, over the clients with a scored test target (and keep_K); (None, None) if none.
+    The percentile is numpy's default (linear interpolation between the closest ranks)."""
+    hits, scored = np.asarray(hits_K, float), np.asarray(scored_K, float)
+    ok = scored > 0 if keep_K is None else (scored > 0) & np.asarray(keep_K, bool)
+    if not ok.any():
+        return None, None
+    acc = hits[ok] / scored[ok]
+    return float(acc.mean()), float(np.percentile(acc, CLIENT_PERCENTILE))
+
+
+def text_row(ev: dict, j: int) -> dict:
+    """The row keys evaluate() adds on next-token tasks (perplexity) and on datasets with clients
+    (per-client accuracy); {} for the others, whose rows are as before."""
+    row = {}
+    if ev.get("ppl_P") is not None:
+        ppl = np.asarray(ev["ppl_P"][j], float)
+        row["ppl_mean"] = float(ppl.mean())
+        row["ppl_global"] = None if ev.get("ppl_global") is None else float(ev["ppl_global"][j])
+    if ev.get("client_scored_K") is not None:
+        scored = ev["client_scored_K"][j]
+        glob = ev.get("client_global_K")
+        row["acc_client_mean"], row["acc_client_p10"] = (
+            (None, None) if glob is None else client_stats(glob[j], scored))
+        row["acc_own_mean"], row["acc_own_p10"] = client_stats(ev["client_own_K"][j], scored,
+                                                               ev["client_held_K"][j])
     return row
