@@ -193,8 +193,12 @@ def accuracy_std(row: dict, keys: tuple = HEADLINE) -> tuple[float, float]:
 
 
 def metric(row: dict, name: str = "auto"):
-    """The row's value of column `name` (`auto`: the headline accuracy); None when not a number."""
-    v = row.get(headline_key(row)) if name == "auto" else row.get(name)
+    """The row's value of column `name` (`auto`: the headline accuracy; `ppl`: the headline model's
+    perplexity, next-token runs); None when not a number."""
+    if name == "ppl" and "ppl" not in row:
+        v = text_headline(row)["ppl"]
+    else:
+        v = row.get(headline_key(row)) if name == "auto" else row.get(name)
     return v if _number(v) else None
 
 
@@ -358,6 +362,18 @@ def client_stats(hits_K, scored_K, keep_K=None) -> tuple:
         return None, None
     acc = hits[ok] / scored[ok]
     return float(acc.mean()), float(np.percentile(acc, CLIENT_PERCENTILE))
+
+
+# The text columns beside a row's headline accuracy: the same model's perplexity and per-client
+# accuracy (the server model's on every client, else each peer's own on its own client).
+TEXT_HEADLINE = {"acc_global": ("ppl_global", "acc_client_mean", "acc_client_p10"),
+                 "acc_mean": ("ppl_mean", "acc_own_mean", "acc_own_p10")}
+
+
+def text_headline(row: dict) -> dict:
+    """{ppl, client_mean, client_p10} of the row's headline model (None where the run has none)."""
+    keys = TEXT_HEADLINE.get(headline_key(row), (None, None, None))
+    return {name: row.get(k) if k else None for name, k in zip(("ppl", "client_mean", "client_p10"), keys)}
 
 
 def text_row(ev: dict, j: int) -> dict:
