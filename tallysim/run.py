@@ -121,8 +121,9 @@ def _run_chunk(b: Built, lo: int, hi: int, lanes_out: "_Lanes", bar, saver: chec
             lanes_out.rows(end, [(lo + j, lane_row(ev, info, ledgers[j], j, end, lanes_out.t0,
                                                          b.protocol.row_keys))
                                  for j in evaluating])
-        if bar:
-            bar.update(end - first + 1)
+        if bar:     # the examples (tokens) the local steps processed: the bar's throughput
+            bar.update(end - first + 1, int(np.sum(info_T["steps_real"][:, :hi - lo])) * b.cfg.batch_size
+                       * tasks.of(ctx.spec).positions)
         if end < last_round and saver.due(end):
             saver.save(state, lanes_out.meta(lo, end, ledgers))
     if hi < len(b.seeds) and saver.out_dir is not None:
@@ -349,7 +350,8 @@ def _run_all(b: Built, out_dirs: list, chunk: int, progress: bool, saver: checkp
         k = bounds.index(next(bd for bd in bounds if bd[0] == start))
         done = sum(rounds[:k]) + resume["round"]
     labels = [Path(d).name if d is not None else f"config {i}" for i, d in enumerate(out_dirs)]
-    bar = progress_bars.round_bar(sum(rounds), progress, labels, initial=done)
+    bar = progress_bars.round_bar(sum(rounds), progress, labels, initial=done,
+                                  unit="tokens" if tasks.of(b.ctx.spec).positions > 1 else "examples")
     lanes_out = _Lanes(b, out_dirs, chunk, bar, resume)
     try:
         for lo, hi in bounds:
