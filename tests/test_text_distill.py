@@ -4,6 +4,7 @@ against numpy from the round-start models (the chunks forced small, with a padde
 exact bits per token by hand at C = 84 and C = 10,004. Sizes tiny: 3 clients, a 16-unit LSTM."""
 from __future__ import annotations
 
+import importlib
 import importlib.util
 
 import jax
@@ -106,6 +107,7 @@ def _probs(d, params, x_M):
     return np.stack(out)
 
 
+@pytest.mark.slow          # a whole round compiled (~13 s); test_streamed_exchange_in_chunks_matches_numpy is the small one
 def test_cfd_on_text_targets_per_token_match_numpy(text_env, caught):
     b = 12          # fine levels: the untrained peers' probabilities are all near 1/80
     Q = 2 ** b - 1
@@ -133,6 +135,7 @@ def _mid(values, q):
     return float((v[i - 1] + v[i]) / 2)
 
 
+@pytest.mark.slow          # as above
 def test_selective_fd_on_text_targets_per_token_match_numpy(text_env, caught):
     base = TINY_TEXT + ["protocol.name=selective_fd", "comm.soft_bits=8"]
     probe = tallysim.drive(config.apply_overrides(config.Config(), base))    # built, not run: its probes
@@ -161,3 +164,40 @@ def test_selective_fd_on_text_targets_per_token_match_numpy(text_env, caught):
     bits = d.bits()
     assert bits.up == M * POS + share.sum(1).max() * C * 8
     assert bits.down == M * POS + keep.sum() * C * 8
+
+
+@pytest.mark.parametrize("protocol", ["cfd", "selective_fd"])
+def test_streamed_exchange_in_chunks_matches_numpy(text_env, monkeypatch, protocol):
+    """The exchange alone (the probes' forward pass compiled, no training): 3 peers streamed 2 at a
+    time (a padded last chunk); the server's per-token targets, weights and per-peer counts follow
+    the paper's rule in numpy from every peer's own probabilities."""
+    mod = importlib.import_module(f"tallysim.protocols.{protocol}")
+    got, real = [], mod.make_round
+    monkeypatch.setattr(mod, "make_round", lambda ctx, lspec, ex: got.append(ex) or real(ctx, lspec, ex))
+    own = {"cfd": ["cfd.bits=12"], "selective_fd": ["selective_fd.client_threshold=0.0138",
+                                                    "selective_fd.server_threshold=0.0142", "comm.soft_bits=8"]}
+    d = tallysim.drive(config.apply_overrides(config.Config(), TINY_TEXT + [f"protocol.name={protocol}",
+                                                                             *own[protocol]]))
+    ex, ctx, data = got[-1], d.built.ctx, d.built.one
+    keys = probe_round.round_keys(d.root, 1)
+
+    x_M, y_M, voters, info, (sums, per_row, sent) = jax.jit(
+        lambda st: probe_round.streamed(ctx, st, data, keys, None, None, ex, chunk=2))(d.state)
+    assert x_M.shape == (M, POS) and y_M.shape == (M * POS,)
+    target, weight, info, _ = ex.finish(sums, per_row, sent, voters, dict(info), None, d.state.extra)
+    p = _probs(d, d.state.params, x_M)                              # [3, 320, 80]
+    if protocol == "cfd":
+        Q = 2 ** 12 - 1
+        want = np.round(np.round(p * Q).mean(0)) / Q
+        assert len(np.unique(want)) > 5
+        want = want / want.sum(-1, keepdims=True)
+        assert np.mean(np.abs(np.asarray(target) - want).max(-1) < 1e-5) > 0.99
+        np.testing.assert_array_equal(np.asarray(weight), np.ones(M * POS))
+    else:
+        share = p.max(-1) >= 0.0138
+        t = (share[..., None] * np.round(p * 255) / 255).sum(0) / np.maximum(share.sum(0), 1)[:, None]
+        keep = (share.sum(0) > 0) & (t.max(-1) >= 0.0142)
+        assert 0 < share.mean() < 1 and 0 < keep.mean() < 1       # both selectors act here
+        np.testing.assert_array_equal(np.asarray(per_row["shared"]), share.sum(1))
+        np.testing.assert_array_equal(np.asarray(weight), keep.astype(np.float32))
+        np.testing.assert_allclose(np.asarray(target)[keep], t[keep], atol=2e-6)
