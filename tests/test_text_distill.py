@@ -201,3 +201,34 @@ def test_streamed_exchange_in_chunks_matches_numpy(text_env, monkeypatch, protoc
         np.testing.assert_array_equal(np.asarray(per_row["shared"]), share.sum(1))
         np.testing.assert_array_equal(np.asarray(weight), keep.astype(np.float32))
         np.testing.assert_allclose(np.asarray(target)[keep], t[keep], atol=2e-6)
+
+
+@pytest.mark.slow          # ~12 s on the loaded CPU: the 10,004-way LSTM's init and compile
+@pytest.mark.parametrize("protocol", ["cfd"])
+def test_streamed_memory_at_ten_thousand_words_is_one_chunk_not_every_peer(monkeypatch, protocol):
+    """C = 10,004, 16 peers, 2 probe sequences of 20 words (40 messages: 1.6 MB of probabilities a
+    peer): streamed one peer at a time, the compiled exchange's temporaries stay below what holding
+    every peer's probabilities once would take (16 x 1.6 MB). Synthetic tokens: no dataset."""
+    from tallysim.protocols import cfd
+    from tallysim.protocols.base import Context, round_keys
+    from tallysim.sim import fed
+    from tallysim.sim.models import make_model
+    C, T, P, M2 = 10_004, 20, 16, 2
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, C, (40, T)).astype(np.int32)
+    cfg = config.apply_overrides(config.Config(), [
+        "protocol.name=cfd", "data.name=shakespeare_words", "model.name=lstm", "model.hidden=4", "model.embed=4",
+        "model.layers=1", f"peers={P}", f"probe.per_round={M2}", "warmup_epochs=0"])
+    data, spec = fed.build(x, x, [[np.arange(i, i + 1) for i in range(P)]], [np.arange(20, 40)], x[:2], x[:2],
+                           C, cfg)
+    ctx = Context(cfg=cfg, spec=spec._replace(task="next_token"), model=make_model(cfg.model, C), num_params=1)
+    got, real = [], cfd.make_round
+    monkeypatch.setattr(cfd, "make_round", lambda c, lspec, ex: got.append(ex) or real(c, lspec, ex))
+    proto = cfd.make(ctx)
+    one = fed.seed_slice(data, 0)
+    state = proto.init(jax.random.PRNGKey(0), one)
+    f = jax.jit(lambda st: probe_round.streamed(ctx, st, one, round_keys(jax.random.PRNGKey(1), 1), None, None,
+                                                got[-1], chunk=1))
+    temp = f.lower(state).compile().memory_analysis().temp_size_in_bytes
+    per_peer = M2 * T * C * 4
+    assert temp < P * per_peer / 2, (temp, per_peer)
