@@ -271,7 +271,7 @@ FIG11 = pathlib.Path(__file__).resolve().parents[1] / "experiments" / "fig11.jso
 
 def test_fig11_text_vocabularies_validate_and_refusals():
     """fig11 (issue 32): both vocabularies as panels, every group valid on text at full and smoke size;
-    cfd runs on text (per token); feddf is refused on text, so the figure leaves it out."""
+    cfd runs on text (per token); selective_fd and feddf run too but are not in the figure."""
     spec = config.read_file(str(FIG11))
     assert spec["kind"] == "vocab" and list(spec["panels"]) == ["chars", "words"]
     assert set(spec["groups"]) == {"tally", "softlabel", "cfd", "fedavg", "bridge"}
@@ -284,11 +284,10 @@ def test_fig11_text_vocabularies_validate_and_refusals():
     from tallysim.sim import tasks
     cfg, _ = plans["tally"]
     tasks.check(cfg, tasks.make("next_token", (80,)))
-    for name in ("cfd", "selective_fd"):
+    for name in ("cfd", "selective_fd", "feddf"):           # every protocol runs on text now
         tasks.check(config.apply_overrides(cfg, [f"protocol.name={name}"]), tasks.make("next_token", (80,)))
-    for name in ("feddf",):                                 # refused at build time, in one line
-        with pytest.raises(ConfigError, match=f"protocol.name={name} does not run on next-token"):
-            tasks.check(config.apply_overrides(cfg, [f"protocol.name={name}"]), tasks.make("next_token", (80,)))
+    with pytest.raises(ConfigError, match="vote.weighting=history does not run on next-token"):
+        tasks.check(config.apply_overrides(cfg, ["vote.weighting=history"]), tasks.make("next_token", (80,)))
 
 
 def test_fig11_table_prints_the_soft_hard_ratio_per_token(tmp_path, monkeypatch):

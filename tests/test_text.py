@@ -222,8 +222,8 @@ def test_models_shapes_bfloat16_and_refusals():
     with pytest.raises(ConfigError, match="model.name=lstm does not fit synthetic.*allowed for it: mlp"):
         tasks.check(cfg, tasks.CLASSIFICATION)
     cfg = config.apply_overrides(config.Config(), ["data.name=shakespeare", "model.name=lstm",
-                                                   "protocol.name=feddf"])
-    with pytest.raises(ConfigError, match="protocol.name=feddf does not run on next-token"):
+                                                   "protocol.name=tally", "vote.weighting=history"])
+    with pytest.raises(ConfigError, match="vote.weighting=history does not run on next-token"):
         tasks.check(cfg, tasks.make("next_token", (80,)))
 
 

@@ -232,3 +232,44 @@ def test_streamed_memory_at_ten_thousand_words_is_one_chunk_not_every_peer(monke
     temp = f.lower(state).compile().memory_analysis().temp_size_in_bytes
     per_peer = M2 * T * C * 4
     assert temp < P * per_peer / 2, (temp, per_peer)
+
+
+def test_feddf_server_distillation_per_token_against_numpy():
+    """FedDF on token sequences: one server step's loss is KL(teacher || student) per position,
+    teacher = softmax(mean of the peers' logits / T), averaged over the positions whose input is not
+    PAD; computed in numpy from each model's own logits. Synthetic tokens, a 4-unit LSTM."""
+    from tallysim.protocols import feddf
+    from tallysim.protocols.base import Context
+    from tallysim.sim import fed
+    from tallysim.sim.models import make_model
+    C, T, P, T_ = 12, 6, 3, 2.0
+    rng = np.random.default_rng(0)
+    x = rng.integers(4, C, (10, T)).astype(np.int32)
+    x[7, 3:] = tasks.PAD                                      # a client's padded last window in the pool
+    x[8, 1:] = tasks.PAD
+    cfg = config.apply_overrides(config.Config(), [
+        "protocol.name=feddf", "data.name=shakespeare", "model.name=lstm", "model.hidden=4", "model.embed=4",
+        "model.layers=1", f"peers={P}", "feddf.steps=1", "feddf.batch_size=5", f"feddf.temperature={T_}"])
+    data, spec = fed.build(x, x, [[np.arange(i, i + 1) for i in range(P)]], [np.arange(5, 10)], x[:2], x[:2],
+                           C, cfg)
+    ctx = Context(cfg=cfg, spec=spec._replace(task="next_token"), model=make_model(cfg.model, C), num_params=1)
+    one = fed.seed_slice(data, 0)
+    init = jax.vmap(lambda k: ctx.model.init(k, jnp.zeros((1, T))))
+    params_A = init(jax.random.split(jax.random.PRNGKey(0), P))
+    student = jax.tree.map(lambda a: a[0] * 0.5, params_A)
+    _, loss = jax.jit(lambda s, p: feddf.distill_server(ctx, s, p, one, jax.random.PRNGKey(3)))(student, params_A)
+    pool = x[5:]                                              # batch 5 of a pool of 5: every probe once
+
+    def logits(p):
+        return np.asarray(ctx.model.apply(p, jnp.asarray(pool, jnp.float32)), np.float64)
+    zs = np.stack([logits(jax.tree.map(lambda a: a[i], params_A)) for i in range(P)])
+    m = zs.mean(0) / T_
+    teacher = np.exp(m - m.max(-1, keepdims=True))
+    teacher /= teacher.sum(-1, keepdims=True)
+    s = logits(student) / T_
+    logp = s - s.max(-1, keepdims=True) - np.log(np.exp(s - s.max(-1, keepdims=True)).sum(-1, keepdims=True))
+    kl = (teacher * (np.log(teacher) - logp)).sum(-1)        # [5, T]
+    keep = pool != tasks.PAD
+    assert keep.sum() < keep.size                             # the padding is left out
+    assert float(loss) == pytest.approx(kl[keep].mean(), rel=1e-4)
+    assert float(loss) != pytest.approx(kl.mean(), rel=1e-4)
