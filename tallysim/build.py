@@ -37,8 +37,9 @@ class Built:
     values: dict = None         # traced key -> float32 [Z] per-lane values (lanes.lane_values)
     choices: tuple = ()         # the varying traced fields' distinct values (lanes.choices)
     costs: dict = field(default_factory=dict, repr=False)   # cost_protocol's cache: config index -> Protocol
-    # datasets with clients (text): the test examples' client ids [V], and per lane the peer holding
-    # each client [K] (-1: none; partition.kind=natural only, else None): per-client test metrics
+    # datasets with clients (text), for the per-client test metrics: the test examples' client ids
+    # [V], and per lane the peer holding each client [K] (-1: none; all -1 unless partition.kind=
+    # natural). None on datasets without clients.
     clients_test: np.ndarray = None
     own_clients: list = None
 
