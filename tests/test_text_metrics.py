@@ -119,3 +119,17 @@ def test_per_client_degenerate_cases():
     img = evaluate(lambda p, x: p[x[:, 0].astype(jnp.int32)], jnp.zeros((2, 4, 3)), None,
                    jnp.arange(4, dtype=jnp.float32)[:, None], jnp.asarray([0, 1, 2, 0]), 3)
     assert "ppl_P" not in img and text_row(jax.tree.map(np.asarray, img), 0) == {}
+
+
+def test_summary_line_and_headline_name_the_headline_models_perplexity():
+    from tallysim import config
+    from tallysim.results.metrics import metric, summary_line, text_headline
+    row = {"acc_global": 0.5, "acc_mean": 0.4, "acc_ensemble": 0.3, "bits_per_peer": 8e6, "wall_s": 1.0,
+           "ppl_global": 12.3, "ppl_mean": 20.0, "acc_client_mean": 0.45, "acc_client_p10": 0.2,
+           "acc_own_mean": 0.35, "acc_own_p10": 0.1}
+    assert text_headline(row) == {"ppl": 12.3, "client_mean": 0.45, "client_p10": 0.2}    # the server's
+    assert "perplexity 12.3," in summary_line(config.Config(), row) and metric(row, "ppl") == 12.3
+    peers = {**row, "acc_global": None, "ppl_global": None}
+    assert text_headline(peers) == {"ppl": 20.0, "client_mean": 0.35, "client_p10": 0.1}  # the peers' own
+    image = {k: row[k] for k in ("acc_global", "acc_mean", "acc_ensemble", "bits_per_peer", "wall_s")}
+    assert "perplexity" not in summary_line(config.Config(), image) and metric(image, "ppl") is None

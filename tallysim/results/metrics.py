@@ -264,9 +264,11 @@ def summary_line(cfg, last: dict) -> str:
     k = headline_key(last)
     acc, std = last.get(k), last.get(k + "_std")
     seeds = f" x {cfg.seeds} seeds" if cfg.seeds > 1 else ""
+    ppl = text_headline(last)["ppl"]        # next-token runs: the headline model's perplexity
     return (f"{cfg.protocol.name}: {cfg.rounds} rounds, {cfg.peers} peers{seeds} on {cfg.data.name} -> "
             f"accuracy {acc:.4f}" + (f" +- {std:.4f}" if std is not None else "")
             + f" (peer mean {last['acc_mean']:.4f}, ensemble {last['acc_ensemble']:.4f}), "
+            + ("" if ppl is None else f"perplexity {ppl:.4g}, ") +
             f"{last['bits_per_peer'] / 8e6:.4g} MB per peer, {last['wall_s']:.1f} s"
             + (f"; results in {last['out']}" if last.get("out") else ""))
 
