@@ -182,6 +182,23 @@ def _rules(cfg: Config) -> None:
                           f"optim.name=sgd with optim.momentum=0")
     _fault_rules(cfg)
     _privacy_rules(cfg)
+    _cohort_rules(cfg)
+
+
+def _cohort_rules(cfg: Config) -> None:
+    """participation_rule=size only where there is a cohort to draw and nothing assumes uniform draws."""
+    if cfg.participation_rule != "size":
+        return
+    active = max(1, int(round(cfg.participation * cfg.peers)))     # fed.build's A
+    if active >= cfg.peers:
+        raise ConfigError(f"participation_rule=size draws a cohort, but participation={cfg.participation} "
+                          f"makes all {cfg.peers} peers active every round; allowed: participation below "
+                          f"{(cfg.peers - 0.5) / cfg.peers:.4g} (fewer than all peers), or "
+                          "participation_rule=uniform")
+    if cfg.privacy.noise > 0:
+        raise ConfigError("participation_rule=size with privacy.noise > 0: the privacy accountant's "
+                          "amplification by subsampling assumes a uniform cohort; allowed: "
+                          "participation_rule=uniform with privacy, or privacy.noise=0")
 
 
 def _privacy_rules(cfg: Config) -> None:
@@ -361,8 +378,9 @@ def validate_with_data(cfg: Config, num_classes: int, train_examples: int, pool_
     if cfg.partition.kind == "label_quantity" and cfg.partition.k > num_classes:
         raise ConfigError(f"partition.k={cfg.partition.k} exceeds the {num_classes} classes of "
                           f"{cfg.data.name}; allowed: 1..{num_classes}")
-    min_each = cfg.partition.min_size if cfg.partition.kind == "dirichlet" else 1
-    if cfg.peers * max(min_each, 1) > train_examples:
+    min_each = cfg.partition.min_size if cfg.partition.kind in ("dirichlet", "population") else 1
+    reused = cfg.partition.kind == "population" and cfg.partition.reuse     # clients may share examples
+    if cfg.peers * max(min_each, 1) > train_examples and not reused:
         raise ConfigError(f"peers={cfg.peers} needs at least {cfg.peers * max(min_each, 1)} training "
                           f"examples but {cfg.data.name} has {train_examples} after the probe pool; "
                           f"allowed: peers <= {train_examples // max(min_each, 1)}")

@@ -4,7 +4,8 @@ from .base import Dataset, DataError
 from .cache import cache_dir
 from .loading import load
 from .partition import class_counts, natural_clients, partition, split_probe_pool
+from .population import Ragged, ragged
 from .prepare import prepare
 
 __all__ = ["DataError", "Dataset", "cache_dir", "load", "prepare", "partition", "natural_clients", "class_counts",
-           "split_probe_pool"]
+           "split_probe_pool", "Ragged", "ragged"]

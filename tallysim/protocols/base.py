@@ -16,10 +16,10 @@ from typing import Any, Callable, NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 
-from tallysim.sim import dp, exchange, faults, lanes, local, peers, tasks, trust, vote
+from tallysim.sim import cohort, dp, exchange, faults, lanes, local, peers, tasks, trust, vote
 from tallysim.sim.comm import RoundBits
-from tallysim.config import Config
-from tallysim.sim.fed import FedData, Spec, pool_examples, to_input
+from tallysim.config import Config, ConfigError
+from tallysim.sim.fed import FedData, Spec, cohort_shards, pool_examples, to_input
 from tallysim.sim.peers import State
 
 FIXED_PROBE_STREAM = 2**31 - 1    # fold_in tag of the one probe draw reused when probe.resample=false
@@ -121,12 +121,25 @@ def round_keys(root, r, resample: bool = True) -> RoundKeys:
     return RoundKeys(k[0], probe, k[2], k[3], k[4])
 
 
-def active_set(ctx: Context, key) -> Optional[jax.Array]:
-    """Sorted indices of this round's participating peers; None when all take part (no gather)."""
+def active_set(ctx: Context, key, data: Optional[FedData] = None) -> Optional[jax.Array]:
+    """Sorted indices of this round's participating peers; None when all take part (no gather).
+    `participation_rule` (sim/cohort.py): uniform, or size (reads the shard sizes: pass `data`)."""
     P, A = ctx.spec.peers, ctx.spec.active
     if A == P:
         return None
-    return jnp.sort(jax.random.permutation(key, P)[:A])
+    if ctx.cfg.participation_rule == "size":
+        if data is None:
+            raise ConfigError(f"participation_rule=size reads the shard sizes, but protocol.name="
+                              f"{ctx.cfg.protocol.name} calls active_set(ctx, key) without the data; "
+                              "allowed: participation_rule=uniform, or pass `data` to active_set")
+        return cohort.by_size(key, data.count_P, A)
+    return cohort.uniform(key, P, A)
+
+
+def aggregation_counts(ctx: Context, count_A) -> jax.Array:
+    """The counts the server's mean weighs the cohort by (shard sizes; ones under participation_rule=size,
+    sim/cohort.py): give them to `shard_weights` or faults.receive_weights."""
+    return cohort.aggregation_counts(ctx.cfg.participation_rule, count_A)
 
 
 def shard_weights(count_A) -> jax.Array:
@@ -149,7 +162,7 @@ def local_round(ctx: Context, lspec: local.LocalSpec, state: State, data: FedDat
     if params_A is None:
         params_A = peers.take(state.params, idx)
     opt_A = jax.vmap(ctx.tx.init)(params_A) if ctx.cfg.optim.reset_each_round else peers.take(state.opt, idx)
-    shard, count = peers.take(data.shard_PxS, idx), peers.take(data.count_P, idx)
+    shard, count = cohort_shards(data, idx, ctx.spec.shard_max), peers.take(data.count_P, idx)
     keys_A = jax.random.split(keys.train, ctx.spec.active)
     params_A, opt_A, loss_A, steps = local.train_peers(lspec, params_A, opt_A, keys_A, shard, count, data,
                                                        probes, anchor, sequential_epochs,

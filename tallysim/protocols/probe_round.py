@@ -115,7 +115,7 @@ def make_round(ctx: Context, lspec: local.LocalSpec, exchange):
 
     def round_fn(state, data, root, r):
         keys = round_keys(root, r, cfg.probe.resample)
-        idx = active_set(ctx, keys.active)
+        idx = active_set(ctx, keys.active, data)
         fr = faults.for_round(ctx, data, root, r, idx)
         probes, lspec_r, extra = None, lspec, state.extra
         if isinstance(exchange, Streamed):
