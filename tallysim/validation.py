@@ -204,7 +204,16 @@ def _cohort_rules(cfg: Config) -> None:
 def _privacy_rules(cfg: Config) -> None:
     """privacy.* only where it protects something, and only in settings the accountant is exact for."""
     pv, traits = cfg.privacy, protocols.traits(cfg.protocol.name)
-    with_privacy = [n for n in protocols.names() if protocols.traits(n).privacy]
+    with_privacy = [n for n in protocols.names() if protocols.traits(n).privacy not in ("", "xor")]
+    if traits.privacy == "xor":          # fedct: the XOR mechanism (fedct.xor_epsilon), not privacy.noise
+        if pv.noise > 0:
+            raise ConfigError(f"privacy.noise={pv.noise} with protocol.name={cfg.protocol.name}: its privacy is "
+                              "the XOR mechanism on the one-hot votes; allowed: fedct.xor_epsilon > 0 with "
+                              "privacy.noise=0")
+        if pv.accountant == "pld" and cfg.fedct.xor_epsilon > 0:
+            raise ConfigError("privacy.accountant=pld with fedct.xor_epsilon: dp-accounting's PLD accountant "
+                              "does not compose randomised response (it reports one response's epsilon for "
+                              "any count); allowed: privacy.accountant=rdp")
     if pv.noise == 0:
         if pv.threshold > 0 or pv.threshold_noise > 0:
             raise ConfigError("privacy.threshold / privacy.threshold_noise need privacy.noise > 0 (the "

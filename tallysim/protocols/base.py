@@ -181,13 +181,17 @@ def predict_probes(ctx: Context, params_c, x_M) -> jax.Array:
 
 
 def probe_exchange(ctx: Context, state: State, data: FedData, keys: RoundKeys, idx, hard: bool,
-                   chunk: Optional[int] = None, fr: Optional[faults.RoundFaults] = None):
+                   chunk: Optional[int] = None, fr: Optional[faults.RoundFaults] = None,
+                   sent_fn: Optional[Callable] = None, vote_fn: Optional[Callable] = None):
     """Peers predict on the round's probes; the server aggregates. Returns (Probes, info).
 
     The active peers predict `chunk` at a time (default: what fits exchange.CHUNK_BYTES), so no
     [A, M, C] array exists; see exchange.py. The exception is `softlabel.aggregate=median|trimmed`,
     which needs every message at once ([A, M, C]). `fr`: this round's faulty peers (confident_wrong
     replaces their messages, dropout loses them; the honest peers' vote is summed alongside).
+    `sent_fn` (soft, probs [c, M, C] -> the decoded messages): a protocol's own soft message (topk_soft);
+    `vote_fn(peer_ids_c, logits [c, M, C]) -> logits` (hard): what a peer's vote becomes before it is
+    sent (fedct's XOR mechanism); the returned logits' argmax is the vote counted.
     """
     cfg, spec = ctx.cfg, ctx.spec
     A = spec.active
@@ -199,8 +203,10 @@ def probe_exchange(ctx: Context, state: State, data: FedData, keys: RoundKeys, i
     private = cfg.privacy.noise > 0            # noise 0 compiles the program without privacy (lanes' nonzero)
 
     def logits_fn(rows_c):
-        z = task.messages(predict_probes(ctx, peers.take(state.params, rows_c if idx is None else idx[rows_c]), x_M))
-        return faults.message_logits(ctx, fr, z, rows_c, y_M)
+        ids_c = rows_c if idx is None else idx[rows_c]
+        z = task.messages(predict_probes(ctx, peers.take(state.params, ids_c), x_M))
+        z = faults.message_logits(ctx, fr, z, rows_c, y_M)
+        return z if vote_fn is None else vote_fn(ids_c, z)
 
     masks_fn = None if fr is None else (lambda rows_c: faults.chunk_masks(fr, rows_c))
     robust = not hard and cfg.softlabel.aggregate in vote.ROBUST
@@ -212,7 +218,7 @@ def probe_exchange(ctx: Context, state: State, data: FedData, keys: RoundKeys, i
                                soft_bits, honest_A)
     else:
         sums = exchange.stream_sums(logits_fn, A, y_M, spec.classes, soft_bits, chunk, masks_fn,
-                                    clip=cfg.privacy.clip if private and not hard else None)
+                                    clip=cfg.privacy.clip if private and not hard else None, sent_fn=sent_fn)
     voters = faults.senders(ctx, fr)          # A, or (dropout) the traced number of messages that arrived
     counts_MxC, answered_M = sums.counts_MxC, None
     if private:

@@ -85,10 +85,13 @@ def warmup_init(ctx: Context, key, data, server: bool = False, error: bool = Fal
     return state._replace(params=params, opt=opt)
 
 
-def distill_round(ctx: Context, lspec: local.LocalSpec, hard: bool, vote_after: bool = False):
+def distill_round(ctx: Context, lspec: local.LocalSpec, hard: bool, vote_after: bool = False,
+                  sent_fn=None, target_fn=None):
     """round(state, data, root, r) for a distillation protocol with hard (vote) or soft targets.
     `vote_after` (bridge.vote_at=merge, hard only): train on the vote in `state.votes`, then vote
-    with the trained models and leave that vote in `state.votes` for the next round."""
+    with the trained models and leave that vote in `state.votes` for the next round.
+    Soft only: `sent_fn` the peers' own message (base.probe_exchange), `target_fn` what reaches the
+    peers of the server's target (topk_soft's downlink)."""
     cfg = ctx.cfg
     sequential = cfg.distill.epochs if cfg.distill.order == "sequential" else 0
 
@@ -98,7 +101,9 @@ def distill_round(ctx: Context, lspec: local.LocalSpec, hard: bool, vote_after: 
         fr = faults.for_round(ctx, data, root, r, idx)
         if vote_after:
             return _vote_after_round(state, data, r, keys, idx, fr)
-        probes, info = probe_exchange(ctx, state, data, keys, idx, hard=hard, fr=fr)
+        probes, info = probe_exchange(ctx, state, data, keys, idx, hard=hard, fr=fr, sent_fn=sent_fn)
+        if target_fn is not None:
+            probes = probes._replace(target_M=target_fn(probes.target_M))
         if trust.TRUST in info:                  # vote.weighting=history: the peers' trust, kept
             state = state._replace(extra={**state.extra, trust.TRUST: info.pop(trust.TRUST)})
         lspec_r = lspec
