@@ -48,7 +48,8 @@ n_while, n_conv = count(r'\bwhile[(]', opt), count(r'convolution[(]', opt)
 print(f"{which}: {len(b.seeds)} lanes x {cfg.peers} peers, groups {b.ctx.spec.groups}, "
       f"jax {jax.__version__} {jax.default_backend()}")
 print(f"lower {t_lower:.2f} s, compile {t_compile:.2f} s; lowered HLO: {count(r'stablehlo.while', hlo)} while, "
-      f"{count(r'stablehlo.convolution', hlo)} convolution, {len(hlo):,} chars; compiled HLO: "
+      f"{count(r'stablehlo.convolution', hlo)} convolution, "
+      f"{count(r'stablehlo.dot_general', hlo)} dot_general, {len(hlo):,} chars; compiled HLO: "
       f"{n_while} while, {n_conv} convolution")
 state, info = compiled(state, data_c, k_rounds, rs, values)
 jax.block_until_ready(state)
