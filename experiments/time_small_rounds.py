@@ -1,0 +1,65 @@
+"""Issue 35 s3's step comparison in ONE process, timed alternately so both see the same load: the
+NIID-shaped grouped round (experiments/time_compile.py's `niid`) against `bench`'s local training of
+LeNet at the same examples per step (P = 40 peers x batch 64). python experiments/time_small_rounds.py [REPEATS]"""
+import os
+import sys
+import time
+
+os.environ["JAX_ENABLE_COMPILATION_CACHE"] = "false"
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+from tallysim import config  # noqa: E402
+from tallysim.bench import ref as bench_ref  # noqa: E402
+from tallysim.bench.throughput import synthetic_data  # noqa: E402
+from tallysim.build import build  # noqa: E402
+from tallysim.config import ModelConfig, OptimConfig  # noqa: E402
+from tallysim.programs import chunk_inputs, initial_state, round_programs  # noqa: E402
+from tallysim.sim import local, mesh, peers as peers_mod  # noqa: E402
+from tallysim.sim.fed import cohort_shards  # noqa: E402
+from tallysim.sim.models import make_model  # noqa: E402
+
+NIID = ["protocol.name=fedprox", "fedprox.mu=0", "peers=10", "local_epochs=10", "batch_size=64",
+        "partition.kind=label_quantity", "partition.k=1", "model.name=lenet", "optim.lr=0.01",
+        "optim.momentum=0.9", "data.name=fashion_mnist", "data.max_train=3010", "data.max_test=2000",
+        "probe.pool_size=10", "probe.per_round=10", "seeds=4", "rounds=3"]
+repeats = int(sys.argv[1]) if len(sys.argv) > 1 else 3
+
+cfg = config.apply_overrides(config.Config(), NIID)
+b = build(cfg)
+placement = mesh.plan(cfg.devices, len(b.seeds), cfg.peers)
+data_c, values, _, k_rounds, _, _ = chunk_inputs(b, 0, len(b.seeds), placement)
+state = initial_state(b, placement)
+single, _ = round_programs(b)
+rs = jnp.arange(1, 2, dtype=jnp.int32)
+niid = single.lower(state, data_c, k_rounds, rs, values).compile()
+
+P, steps, batch = 40, 5, 64          # bench's tallysim cell: same model, 40 x 64 examples a step
+tx = peers_mod.make_optimizer(OptimConfig(name="sgd", lr=bench_ref.LR, momentum=bench_ref.MOMENTUM))
+net = make_model(ModelConfig(name="lenet", dtype="float32", conv="auto"), 10)
+spec = local.LocalSpec(apply_fn=net.apply, tx=tx, batch_size=batch, shard_max=steps * batch, local_steps=steps,
+                       groups=local.auto_groups(np.full((1, P), steps), P, backend=jax.default_backend()))
+data = synthetic_data(P, steps * batch, (28, 28, 1))
+params = peers_mod.init_params(net, jax.random.PRNGKey(P), P, (28, 28, 1), shared=False)
+bargs = (params, jax.vmap(tx.init)(params), jax.random.split(jax.random.PRNGKey(1), P),
+         cohort_shards(data, None, steps * batch), data.count_P, data)
+bench = jax.jit(lambda p, o, k, s, c, d: local.train_peers(spec, p, o, k, s, c, d)[:3]).lower(*bargs).compile()
+
+state, info = niid(state, data_c, k_rounds, rs, values)
+jax.block_until_ready((state, bench(*bargs)))
+per_peer = int(info["steps_computed"][0, 0]) // cfg.peers
+t_niid, t_bench = [], []
+for r in range(repeats):
+    t0 = time.perf_counter()
+    state, info = niid(state, data_c, k_rounds, jnp.arange(r + 2, r + 3, dtype=jnp.int32), values)
+    jax.block_until_ready(state)
+    t_niid.append((time.perf_counter() - t0) / per_peer)
+    t0 = time.perf_counter()
+    jax.block_until_ready(bench(*bargs))
+    t_bench.append((time.perf_counter() - t0) / steps)
+    print(f"pair {r + 1}: niid {1e3 * t_niid[-1]:.0f} ms, bench {1e3 * t_bench[-1]:.0f} ms per step of "
+          f"2,560 examples: {t_niid[-1] / t_bench[-1]:.2f}x", flush=True)
+print(f"min: niid {1e3 * min(t_niid):.0f} ms, bench {1e3 * min(t_bench):.0f} ms: "
+      f"{min(t_niid) / min(t_bench):.2f}x")
