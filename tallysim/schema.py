@@ -181,6 +181,10 @@ class Config:
     seed_chunk: Optional[int] = ints(None)     # seeds per compiled batch; None = as many as fit in memory
     eval_every: int = ints(1, 1, LIMITS["eval_every"][0])
     eval_peers: Optional[int] = ints(None)    # evaluate peers 0..N-1 only (acc_mean, ensemble); None = all
+    # stacked: every client's model (and optimizer state) on a peer axis, as always: per-client accuracy
+    # in the rows; auto: where the protocol's clients keep nothing between rounds (protocols.client_state),
+    # the server model alone, each round's cohort materialised from it (docs/population.md)
+    client_storage: Literal["stacked", "auto"] = "stacked"
     participation: float = floats(1.0, "(0, 1]")
     local_epochs: int = ints(1, 1, LIMITS["local_epochs"][0])
     local_steps: Optional[int] = ints(None, 1, LIMITS["local_steps"][0])

@@ -21,8 +21,12 @@ from tallysim.sim.vote import count_votes
 def evaluate(apply_fn, params_P, server, x_V, y_V, classes: int, batch: int = 500,
              task=tasks_.CLASSIFICATION) -> dict:
     """Accuracy over the targets the task scores (sim/tasks.py): every test example, or (next_token)
-    every position whose target is not PAD, OOV, BOS or EOS."""
+    every position whose target is not PAD, OOV, BOS or EOS. params_P None: the server model only
+    (acc_P empty, acc_ensemble None)."""
     V = x_V.shape[0]
+    stacked = params_P is not None
+    if not stacked:       # client_storage=auto: no client's model outlives its round; the server's stands
+        params_P = jax.tree.map(lambda a: a[None], server)     # in, and its per-peer numbers are dropped
     P = jax.tree.leaves(params_P)[0].shape[0]
     batch = min(eval_batch(P, classes * task.positions, batch), V)
     nb = math.ceil(V / batch)
@@ -51,7 +55,7 @@ def evaluate(apply_fn, params_P, server, x_V, y_V, classes: int, batch: int = 50
     sums = jax.tree.map(lambda a: jnp.sum(a, axis=0), jax.lax.map(one_batch, (x, y)))
     n = jnp.maximum(sums["scored"], 1) if task.positions > 1 else V
     return {
-        "acc_P": sums["peer"] / n,
-        "acc_ensemble": sums["ensemble"] / n,
+        "acc_P": sums["peer"] / n if stacked else jnp.zeros((0,), jnp.float32),
+        "acc_ensemble": sums["ensemble"] / n if stacked else None,
         "acc_global": sums["global"] / n if server is not None else None,
     }
