@@ -122,9 +122,9 @@ def client_state(cfg) -> str:
         return f"{name} keeps {t.client_state} between rounds"
     reset = cfg.optim.reset_each_round
     if (t.default("optim.reset_each_round", cfg) if reset is None else reset) is False:
-        return f"{name} keeps each client's optimizer state between rounds (optim.reset_each_round=false)"
+        return f"{name} keeps each client's optimizer state between rounds: optim.reset_each_round=false"
     if cfg.faults.kind == "straggler":
-        return f"{name} keeps each client's last model between rounds (faults.kind=straggler sends it)"
+        return f"{name} keeps each client's last model between rounds: faults.kind=straggler sends it"
     return ""
 
 # Plugins: name -> "absolute.module:factory", and which module of those was loaded by name

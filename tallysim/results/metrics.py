@@ -335,11 +335,13 @@ def lane_row(ev: dict, info: dict, led, j: int, r: int, t0: float, own_keys: dic
            "acc_peers": [round(float(a), PEER_PLACES) for a in acc],
            "acc_global": None if ev["acc_global"] is None else float(ev["acc_global"][j]),
            "acc_ensemble": float(ev["acc_ensemble"][j]) if some else None,
+           "eval_peers": int(acc.size),      # the client models evaluated (eval_peers, eval_sample)
            "train_loss": float(info["train_loss"][j])}
     # faults.py: faulty peers this round, and the mean test accuracy of the others (null if none)
     row["faulty"] = int(info["faulty"][j]) if "faulty" in info else 0
     honest = ~np.asarray(info["faulty_P"][j], bool) if "faulty_P" in info else np.ones(acc.shape, bool)
-    honest = honest[:acc.shape[0]]                 # eval_peers: the peers evaluated
+    pick = ev.get("eval_idx")                      # eval_sample=random: the lane's sampled peers
+    honest = honest[pick[j]] if pick is not None else honest[:acc.shape[0]]   # eval_peers: those evaluated
     row["acc_mean_honest"] = float(acc[honest].mean()) if some and honest.any() else None
     for k in PROBE_KEYS:
         row[k] = float(info[k][j]) if k in info and math.isfinite(info[k][j]) else None

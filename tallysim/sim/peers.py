@@ -9,6 +9,7 @@ from typing import Any, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from tallysim.sim import lanes
@@ -75,3 +76,18 @@ def put(tree: PyTree, idx_A: Optional[jax.Array], sub: PyTree) -> PyTree:
 def weighted_mean(tree_A: PyTree, weight_A: jax.Array) -> PyTree:
     """Average over the leading axis with weights summing to one."""
     return jax.tree.map(lambda a: jnp.tensordot(weight_A.astype(a.dtype), a, axes=1), tree_A)
+
+
+EVAL_STREAM = 0xE7A1      # the seed's stream for eval_sample=random (its other draws untouched)
+
+
+def eval_sample(n: Optional[int], how: str, peers: int, seeds: list) -> Optional[np.ndarray]:
+    """Which clients a run evaluates, per lane [Z, n] (sorted), or None for all of them. eval_sample=
+    first: 0..n-1; random: n drawn uniformly without replacement once per seed (numpy, seeded by the
+    seed and EVAL_STREAM), the same every evaluation, so a curve follows the same clients."""
+    if n is None or n >= peers:
+        return None
+    if how == "first":
+        return np.broadcast_to(np.arange(n, dtype=np.int32), (len(seeds), n))
+    return np.stack([np.sort(np.random.default_rng([s, EVAL_STREAM]).choice(peers, n, replace=False))
+                     for s in seeds]).astype(np.int32)
