@@ -339,9 +339,11 @@ def lane_row(ev: dict, info: dict, led, j: int, r: int, t0: float, own_keys: dic
            "train_loss": float(info["train_loss"][j])}
     # faults.py: faulty peers this round, and the mean test accuracy of the others (null if none)
     row["faulty"] = int(info["faulty"][j]) if "faulty" in info else 0
-    honest = ~np.asarray(info["faulty_P"][j], bool) if "faulty_P" in info else np.ones(acc.shape, bool)
-    pick = ev.get("eval_idx")                      # eval_sample=random: the lane's sampled peers
-    honest = honest[pick[j]] if pick is not None else honest[:acc.shape[0]]   # eval_peers: those evaluated
+    honest = np.ones(acc.shape, bool)
+    if "faulty_P" in info:          # of the peers evaluated: 0..N-1, or (eval_sample=random) the lane's sample
+        pick = ev.get("eval_idx")
+        honest = ~np.asarray(info["faulty_P"][j], bool)
+        honest = honest[pick[j]] if pick is not None else honest[:acc.shape[0]]
     row["acc_mean_honest"] = float(acc[honest].mean()) if some and honest.any() else None
     for k in PROBE_KEYS:
         row[k] = float(info[k][j]) if k in info and math.isfinite(info[k][j]) else None
