@@ -100,7 +100,7 @@ def run(populations=POPULATIONS, cohorts=COHORTS, examples: int = 24, rounds: in
 
 
 def table(rows: list[dict], base: dict) -> str:
-    lines = [f"FedAvg population benchmark: MLP 8-32-10, {base['examples']} examples per client, batch 8, "
+    lines = [f"FedAvg population benchmark: MLP 8-32-32-10, {base['examples']} examples per client, batch 8, "
              f"1 local epoch; 10 clients alone: {base['peak_rss'] / 1e6:.0f} MB peak, "
              f"{base['round_s'] * 1e3:.1f} ms/round",
              f"| {'clients P':>10} | {'per round A':>11} | {'storage':>8} | {'peak RSS MB':>11} | "
