@@ -180,3 +180,31 @@ def test_eval_sample_random_evaluates_exactly_the_sampled_clients(tmp_path):
     assert part["eval_peers"] == 2 and full["eval_peers"] == 4
     np.testing.assert_allclose(part["acc_peers"], np.asarray(full["acc_peers"])[pick], atol=1e-4)
     assert part["acc_mean"] == pytest.approx(np.mean(np.asarray(full["acc_peers"])[pick]), abs=1e-4)
+
+
+
+@pytest.mark.slow
+def test_bench_population_point():
+    """`bench --population`'s measurement on a tiny population (20 s on the shared CPU): the cohort
+    storage holds no client's model (state = the server model), the stacked one all of them."""
+    from tallysim.bench import population
+    auto = population.point(40, 4, "auto", examples=4, rounds=1)
+    stacked = population.point(40, 4, "stacked", examples=4, rounds=1)
+    assert auto["cohort"] and not stacked["cohort"] and auto["active"] == 4
+    assert stacked["state_bytes"] > 30 * auto["state_bytes"]        # 40 models and momenta vs one model
+    assert auto["round_s"] > 0 and auto["peak_rss"] > 0 and auto["data_bytes"] > 0
+    assert auto["loss"] == pytest.approx(stacked["loss"], rel=1e-5)  # the same round, either storage
+
+
+def test_bench_population_table_and_draw():
+    """The table has a line per point with its storage, memory ratio and the draw's share (the small
+    twin of test_bench_population_point); the draw is timed on base.active_set itself."""
+    from tallysim.bench import population
+    assert population.draw_s(40, 4, repeats=1) > 0
+    row = dict(peers=40, active=4, storage="auto", examples=4, round_s=0.002, peak_rss=5e8, data_bytes=1e6,
+               vs_target=1.07, draw_s=0.0005)
+    lines = population.table([row, dict(row, storage="stacked", vs_target=1.2),
+                              dict(peers=40, active=4, storage="stacked", error="MemoryError")], row).splitlines()
+    assert len(lines) == 6
+    assert "auto" in lines[3] and "1.07x" in lines[3] and "0.5 |" in lines[3] and "2.0 |" in lines[3]
+    assert "stacked" in lines[4] and "1.20x" in lines[4] and "failed: MemoryError" in lines[5]

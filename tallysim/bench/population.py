@@ -8,7 +8,8 @@ point's alone. A point builds the run (synthetic data, IID shards of `--examples
 the MLP of width 32 on 8 inputs), compiles the lane-vmapped round scan that `run` uses, runs it once
 untimed, then times `--rounds` rounds (the median of 3). The yardstick is the memory of 10 clients
 (P = A = 10, the same shards and model) plus the population's data (`data_bytes`: the FedData arrays),
-the issue's target being within 1.5x of it; and the seconds per round should not grow with P.
+the issue's target being within 1.5x of it; and the seconds per round should not grow with P. `draw_s`
+times the round's cohort draw alone (today's rule, a permutation of all P clients: O(P log P)).
 docs/population.md holds a measured table and its conditions.
 """
 from __future__ import annotations
@@ -67,6 +68,26 @@ def point(peers: int, active: int, storage: str, examples: int = 24, rounds: int
                 data_bytes=data_bytes, state_bytes=state_bytes, loss=float(info["train_loss"][-1, 0]))
 
 
+def draw_s(peers: int, active: int, repeats: int = 5) -> float:
+    """Seconds of one round's cohort draw alone (base.active_set: jax.random.permutation(key, P)[:A],
+    sorted; an O(P log P) sort), the median of `repeats` after compiling."""
+    import types
+
+    import jax
+
+    from tallysim.protocols.base import active_set
+    ctx = types.SimpleNamespace(spec=types.SimpleNamespace(peers=peers, active=active))
+    f = jax.jit(lambda k: active_set(ctx, k))
+    key = jax.random.PRNGKey(0)
+    f(key).block_until_ready()
+    times = []
+    for i in range(repeats):
+        t = time.perf_counter()
+        f(jax.random.fold_in(key, i)).block_until_ready()
+        times.append(time.perf_counter() - t)
+    return sorted(times)[repeats // 2]
+
+
 def measure(peers: int, active: int, storage: str, examples: int, rounds: int) -> dict:
     """`point` in a fresh Python process (its peak RSS is this point's alone)."""
     code = (f"import json; from tallysim.bench.population import point; "
@@ -86,6 +107,7 @@ def run(populations=POPULATIONS, cohorts=COHORTS, examples: int = 24, rounds: in
         for A in cohorts:
             for storage in ("auto",) + (("stacked",) if P <= stacked_max else ()):
                 r = measure(P, A, storage, examples, rounds)
+                r["draw_s"] = draw_s(P, A)
                 if "error" not in r:
                     # the yardstick: 10 clients' process, plus this population's data beyond theirs
                     r["target_bytes"] = base["peak_rss"] + r["data_bytes"] - base["data_bytes"]
@@ -104,14 +126,15 @@ def table(rows: list[dict], base: dict) -> str:
              f"1 local epoch; 10 clients alone: {base['peak_rss'] / 1e6:.0f} MB peak, "
              f"{base['round_s'] * 1e3:.1f} ms/round",
              f"| {'clients P':>10} | {'per round A':>11} | {'storage':>8} | {'peak RSS MB':>11} | "
-             f"{'data MB':>8} | {'vs 10 + data':>12} | {'ms/round':>8} |",
-             "|" + "---:|" * 7]
+             f"{'data MB':>8} | {'vs 10 + data':>12} | {'ms/round':>8} | {'of which draw':>13} |",
+             "|" + "---:|" * 8]
     for r in rows:
         if "error" in r:
             lines.append(f"| {r['peers']:>10,} | {r['active']:>11} | {r['storage']:>8} | failed: {r['error']} |")
             continue
         lines.append(f"| {r['peers']:>10,} | {r['active']:>11} | {r['storage']:>8} | {r['peak_rss'] / 1e6:>11,.0f} | "
-                     f"{r['data_bytes'] / 1e6:>8,.0f} | {r['vs_target']:>11.2f}x | {r['round_s'] * 1e3:>8.1f} |")
+                     f"{r['data_bytes'] / 1e6:>8,.0f} | {r['vs_target']:>11.2f}x | {r['round_s'] * 1e3:>8.1f} | "
+                     f"{r.get('draw_s', float('nan')) * 1e3:>13.1f} |")
     return "\n".join(lines)
 
 
