@@ -3,6 +3,7 @@ protocol's server model alone and materialises each round's cohort from it, with
 stacked storage; stateful protocols keep theirs; the memory estimate knows which, and refuses in one line
 before anything is loaded or compiled."""
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -208,3 +209,33 @@ def test_bench_population_table_and_draw():
     assert len(lines) == 6
     assert "auto" in lines[3] and "1.07x" in lines[3] and "0.5 |" in lines[3] and "2.0 |" in lines[3]
     assert "stacked" in lines[4] and "1.20x" in lines[4] and "failed: MemoryError" in lines[5]
+
+
+# ----------------------------------------------------------------------------- the cohort draw
+
+@pytest.mark.parametrize("P, A", [(7, 3), (1625, 10), (1626, 10), (1626, 1625), (5000, 50), (70_000, 100)])
+def test_cohort_draw_is_the_permutations_first_A(P, A):
+    """sim/cohort.draw equals today's rule, jnp.sort(jax.random.permutation(key, P)[:A]), bit for bit:
+    on both sides of the one-sort/two-sort boundary (P = 1,625 / 1,626), and on its fallback."""
+    from tallysim.sim import cohort
+    draw = jax.jit(lambda k, b: cohort.draw(k, P, A, b), static_argnums=1)
+    want = jax.jit(lambda k: jax.numpy.sort(jax.random.permutation(k, P)[:A]))
+    for s in range(3):
+        k = jax.random.fold_in(jax.random.PRNGKey(11), s)
+        np.testing.assert_array_equal(draw(k, 0), want(k))
+    if cohort.rounds(P) == 2:
+        np.testing.assert_array_equal(draw(k, 2), want(k))         # 2 candidates: the fallback runs
+
+
+def test_rank_selection_with_ties_is_a_stable_argsort():
+    """select_ranks against numpy's stable argsort on keys with many equal values (equal keys in
+    position order, as lax.sort_key_val orders them), and the budget flag."""
+    from tallysim.sim import cohort
+    rng = np.random.default_rng(0)
+    for P in (10, 1000, 30_000):
+        keys = (rng.integers(0, 5, P).astype(np.uint32) << 30) | rng.integers(0, 3, P).astype(np.uint32)
+        ranks = rng.choice(P, min(P, 7), replace=False)
+        pos, fits = cohort.select_ranks(jnp.asarray(keys), jnp.asarray(ranks), P)
+        assert bool(fits)
+        np.testing.assert_array_equal(np.asarray(pos), np.argsort(keys, kind="stable")[ranks])
+    assert not bool(cohort.select_ranks(jnp.asarray(keys), jnp.asarray(ranks), 5)[1])

@@ -9,7 +9,8 @@ the MLP of width 32 on 8 inputs), compiles the lane-vmapped round scan that `run
 untimed, then times `--rounds` rounds (the median of 3). The yardstick is the memory of 10 clients
 (P = A = 10, the same shards and model) plus the population's data (`data_bytes`: the FedData arrays),
 the issue's target being within 1.5x of it; and the seconds per round should not grow with P. `draw_s`
-times the round's cohort draw alone (today's rule, a permutation of all P clients: O(P log P)).
+times the round's cohort draw alone (today's rule, the first A of a permutation of all P clients, drawn
+in O(P) by sim/cohort.py: its 2 x P random keys remain).
 docs/population.md holds a measured table and its conditions.
 """
 from __future__ import annotations
@@ -62,15 +63,18 @@ def point(peers: int, active: int, storage: str, examples: int = 24, rounds: int
         jax.block_until_ready(state)
         times.append(time.perf_counter() - t)
     state_bytes = sum(a.nbytes for a in jax.tree.leaves(state))
+    with open("/proc/self/status") as f:          # resident now, after the rounds (the peak may be the build's)
+        rss_now = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS:"))
     return dict(peers=peers, active=b.ctx.spec.active, storage=storage, cohort=b.ctx.cohort, examples=examples,
                 round_s=sorted(times)[1] / rounds, compile_s=round(compile_s, 2), build_s=round(build_s, 2),
                 peak_rss=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,   # Linux: KiB
+                rss_rounds=rss_now,
                 data_bytes=data_bytes, state_bytes=state_bytes, loss=float(info["train_loss"][-1, 0]))
 
 
 def draw_s(peers: int, active: int, repeats: int = 5) -> float:
-    """Seconds of one round's cohort draw alone (base.active_set: jax.random.permutation(key, P)[:A],
-    sorted; an O(P log P) sort), the median of `repeats` after compiling."""
+    """Seconds of one round's cohort draw alone (base.active_set: the set of jax.random.permutation(key,
+    P)[:A], drawn by sim/cohort.py in O(P)), the median of `repeats` after compiling."""
     import types
 
     import jax
@@ -126,14 +130,15 @@ def table(rows: list[dict], base: dict) -> str:
              f"1 local epoch; 10 clients alone: {base['peak_rss'] / 1e6:.0f} MB peak, "
              f"{base['round_s'] * 1e3:.1f} ms/round",
              f"| {'clients P':>10} | {'per round A':>11} | {'storage':>8} | {'peak RSS MB':>11} | "
-             f"{'data MB':>8} | {'vs 10 + data':>12} | {'ms/round':>8} | {'of which draw':>13} |",
-             "|" + "---:|" * 8]
+             f"{'RSS in rounds MB':>16} | {'data MB':>8} | {'vs 10 + data':>12} | {'ms/round':>8} | "
+             f"{'of which draw':>13} |",
+             "|" + "---:|" * 9]
     for r in rows:
         if "error" in r:
             lines.append(f"| {r['peers']:>10,} | {r['active']:>11} | {r['storage']:>8} | failed: {r['error']} |")
             continue
         lines.append(f"| {r['peers']:>10,} | {r['active']:>11} | {r['storage']:>8} | {r['peak_rss'] / 1e6:>11,.0f} | "
-                     f"{r['data_bytes'] / 1e6:>8,.0f} | {r['vs_target']:>11.2f}x | {r['round_s'] * 1e3:>8.1f} | "
+                     f"{r.get('rss_rounds', float('nan')) / 1e6:>16,.0f} | {r['data_bytes'] / 1e6:>8,.0f} | {r['vs_target']:>11.2f}x | {r['round_s'] * 1e3:>8.1f} | "
                      f"{r.get('draw_s', float('nan')) * 1e3:>13.1f} |")
     return "\n".join(lines)
 

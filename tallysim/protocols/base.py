@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 
 from tallysim import protocols
-from tallysim.sim import dp, exchange, faults, lanes, local, peers, tasks, trust, vote
+from tallysim.sim import cohort, dp, exchange, faults, lanes, local, peers, tasks, trust, vote
 from tallysim.sim.comm import RoundBits
 from tallysim.config import Config
 from tallysim.sim.fed import FedData, Spec, pool_examples, to_input
@@ -142,7 +142,7 @@ def active_set(ctx: Context, key) -> Optional[jax.Array]:
     P, A = ctx.spec.peers, ctx.spec.active
     if A == P:
         return None
-    return jnp.sort(jax.random.permutation(key, P)[:A])
+    return cohort.draw(key, P, A)      # = jnp.sort(jax.random.permutation(key, P)[:A]), without sorting P
 
 
 def shard_weights(count_A) -> jax.Array:
