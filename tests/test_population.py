@@ -213,7 +213,7 @@ def test_bench_population_table_and_draw():
 
 # ----------------------------------------------------------------------------- the cohort draw
 
-@pytest.mark.parametrize("P, A", [(7, 3), (1625, 10), (1626, 10), (1626, 1625), (5000, 50), (70_000, 100)])
+@pytest.mark.parametrize("P, A", [(1625, 10), (1626, 10), (1626, 1625), (70_000, 100)])
 def test_cohort_draw_is_the_permutations_first_A(P, A):
     """sim/cohort.draw equals today's rule, jnp.sort(jax.random.permutation(key, P)[:A]), bit for bit:
     on both sides of the one-sort/two-sort boundary (P = 1,625 / 1,626), and on its fallback."""
@@ -232,10 +232,11 @@ def test_rank_selection_with_ties_is_a_stable_argsort():
     position order, as lax.sort_key_val orders them), and the budget flag."""
     from tallysim.sim import cohort
     rng = np.random.default_rng(0)
-    for P in (10, 1000, 30_000):
+    select = jax.jit(cohort.select_ranks, static_argnums=2)
+    for P in (10, 30_000):
         keys = (rng.integers(0, 5, P).astype(np.uint32) << 30) | rng.integers(0, 3, P).astype(np.uint32)
-        ranks = rng.choice(P, min(P, 7), replace=False)
-        pos, fits = cohort.select_ranks(jnp.asarray(keys), jnp.asarray(ranks), P)
+        ranks = rng.choice(P, 7, replace=False)
+        pos, fits = select(jnp.asarray(keys), jnp.asarray(ranks), P)
         assert bool(fits)
         np.testing.assert_array_equal(np.asarray(pos), np.argsort(keys, kind="stable")[ranks])
-    assert not bool(cohort.select_ranks(jnp.asarray(keys), jnp.asarray(ranks), 5)[1])
+    assert not bool(select(jnp.asarray(keys), jnp.asarray(ranks), 5)[1])      # 30,000 candidates > 5
