@@ -225,6 +225,11 @@ def test_cohort_draw_is_the_permutations_first_A(P, A):
         np.testing.assert_array_equal(draw(k, 0), want(k))
     if cohort.rounds(P) == 2:
         np.testing.assert_array_equal(draw(k, 2), want(k))         # 2 candidates: the fallback runs
+        # as run.py calls it, vmapped over lanes (its fallback loop then runs while any lane needs it)
+        keys = jax.random.split(k, 2)
+        for b in (0, 2):
+            got = jax.jit(jax.vmap(lambda kk: cohort.draw(kk, P, A, b)))(keys)
+            np.testing.assert_array_equal(got, jax.vmap(want)(keys))
 
 
 def test_rank_selection_with_ties_is_a_stable_argsort():

@@ -64,5 +64,12 @@ def draw(key, peers: int, active: int, budget: int = 0) -> jax.Array:
     # where the second sort takes its first `active` from: ranks 0..active-1 of its keys
     J, fits2 = select_ranks(keys2, jnp.arange(active), budget)
     picked, fits1 = select_ranks(keys1, J, budget)  # what the first sort put there
-    return jax.lax.cond(fits1 & fits2, lambda: jnp.sort(picked),
-                        lambda: jnp.sort(jax.random.permutation(key, peers)[:active]))
+    # The fallback as a loop that runs only when needed: a lax.cond under vmap (run.py vmaps rounds over
+    # lanes) becomes a select that computes both branches, the full permutation every round; and the
+    # barrier ties the loop's key to its carry, or XLA hoists the loop-invariant permutation out of it.
+    def fallback(c):
+        k_, _ = jax.lax.optimization_barrier((key, c[0]))
+        return jnp.sort(jax.random.permutation(k_, peers)[:active]), jnp.bool_(True)
+
+    out, _ = jax.lax.while_loop(lambda c: ~c[1], fallback, (jnp.sort(picked), fits1 & fits2))
+    return out
