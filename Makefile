@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 OUT     ?= results
 FMNIST  := /usr/share/datasets/fashion-mnist
 
-.PHONY: demo test test-all ci-figures docs data bench clean help figures figures-smoke fig1 fig2 fig3 fig4 fig5 fig6 fig7 fig8 fig9 fig10 fig11 robustness test-unit mutation
+.PHONY: demo test test-all ci-figures docs data bench clean help figures figures-smoke fig1 fig2 fig3 fig4 fig5 fig6 fig7 fig8 fig9 fig10 fig11 robustness matched-bits test-unit mutation
 
 help:
 	@echo "make demo   - TallyTrain vs soft-label vs FedAvg on Fashion-MNIST, then figures/demo.png"
@@ -19,6 +19,7 @@ help:
 	@echo "make fig1 ... fig11 - one paper figure at full size (resumable) into figures/ (fig8: faulty peers; fig9: every protocol on one bits-vs-accuracy plane; fig10: accuracy vs epsilon; fig11: Shakespeare characters and words, accuracy vs bits)"
 	@echo "make figures       - all eleven; make figures-smoke - all at smoke size"
 	@echo "make robustness - the Byzantine study: per aggregator, worst-case accuracy over attacks x faulty fraction x alpha (docs/robustness.md)"
+	@echo "make matched-bits - tally, topk_soft and cfd at the same bits per probe, fedct vs tally: 15 Fashion-MNIST runs x 3 seeds (14 min on a CPU), then the table (docs/matched-bits.md)"
 	@echo "make mutation - mutmut over the core modules against pytest -m core (slow; MUTANTS='tallysim.sim.vote*')"
 	@echo "make clean  - remove the venv, results and figures"
 
@@ -91,6 +92,13 @@ figures: $(FIGS)
 # The Byzantine robustness study (experiments/robustness.json, docs/robustness.md): 570 runs in 70 programs.
 robustness: $(STAMP) | $(FMNIST)
 	$(BIN)/tallysim figure robustness --results $(OUT) --out figures --quiet
+
+# The matched-bits table (experiments/matched_bits.json, docs/matched-bits.md): 15 runs in 15 programs, 3
+# seeds each, 14 minutes on the shared 2-core CPU; the figure (bits vs accuracy), then one row per run.
+matched-bits: $(STAMP) | $(FMNIST)
+	$(BIN)/tallysim figure experiments/matched_bits.json --results $(OUT) --out figures --quiet
+	$(BIN)/tallysim table $(OUT)/matched_bits --out figures/matched_bits_table.md
+	cat figures/matched_bits_table.md
 
 # The few-minute versions of every figure (fresh each time, so they really run), in two processes:
 # a figure compiles and runs its programs one after another on about one core, so two halves of equal

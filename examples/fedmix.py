@@ -45,7 +45,7 @@ def make(ctx: Context) -> Protocol:
 
     def round_fn(state, data, root, r):
         keys = round_keys(root, r)
-        idx = active_set(ctx, keys.active)               # None: every peer takes part
+        idx = active_set(ctx, keys.active, data)               # None: every peer takes part
         fr = faults.for_round(ctx, data, root, r, idx)   # faults.* act here as in FedAvg
         start = state.server
         state, _, _, info = fedavg.fedavg_step(ctx, lspec, state, data, keys, False, fr)

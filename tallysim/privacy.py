@@ -15,6 +15,13 @@ participation sampling (A of P peers per round, what tallysim draws) has a tight
   <= sqrt(2) S (a.b >= 0), reached by two messages of norm S on disjoint classes: z_event = z / sqrt(2).
 - `params` (DP-FedAvg, McMahan et al. 2018: clipped model updates, of either sign): replacing one
   moves the sum by up to 2 S (u and -u): z_event = z / 2.
+- `xor` (fedct's XOR mechanism, protocols/fedct.py): not Gaussian. Each bit of a peer's one-hot votes
+  [M, C] is flipped with q = 1 / (1 + e^theta) (`fedct.xor_epsilon` = theta): binary randomised response,
+  e^theta-DP per bit. Replacing a peer changes at most 2 bits per row, 2M in all, so one exchange is the
+  composition of 2M randomised responses (pure epsilon 2 M theta; at delta > 0 less), composed once per
+  exchange round (every `fedct.period` rounds) with the RDP accountant under REPLACE_ONE (dp-accounting
+  accounts randomised response under replacement only; its PLD accountant does not compose it, and
+  its RDP accountant has no sampling for it: every exchange is charged in full, participation or not).
 The accountant is Google's dp-accounting (RDP by default; PLD, tighter, only when every peer takes part
 in every round: dp-accounting's PLD accountant has no fixed-size sampling). Nothing here composes by hand.
 """
@@ -50,6 +57,9 @@ def round_noise_multiplier(mechanism: str, *, sigma: float = 0.0, probes: int = 
 def ledger_for(cfg, mechanism: str, probes: int, active: int) -> Optional["PrivacyLedger"]:
     """The privacy ledger of one configuration (None when privacy.noise is 0: nothing is reported)."""
     pv = cfg.privacy
+    if mechanism == "xor":
+        theta = cfg.fedct.xor_epsilon
+        return XorLedger(theta, probes, cfg.fedct.period, pv.delta) if theta > 0 else None
     if pv.noise == 0 or not mechanism:
         return None
     z = round_noise_multiplier(mechanism, sigma=pv.noise, probes=probes, sigma1=pv.threshold_noise,
@@ -114,6 +124,53 @@ class PrivacyLedger:
         if state.get("rounds"):
             led.step(state["rounds"])
         return led
+
+
+def xor_event(theta: float, messages: int):
+    """One exchange of fedct's XOR mechanism for one peer: 2 * messages binary randomised responses, each
+    keeping its bit with probability e^theta / (1 + e^theta) (dp-accounting's noise parameter p is the
+    chance of a uniform bit: the flip probability is p / 2)."""
+    import dp_accounting as dpa
+    q = 1.0 / (1.0 + math.exp(theta))
+    return dpa.SelfComposedDpEvent(dpa.RandomizedResponseDpEvent(2 * q, 2), 2 * messages)
+
+
+def xor_pure_epsilon(theta: float, messages: int, exchanges: int = 1) -> float:
+    """The pure (delta = 0) epsilon of `exchanges` exchanges: 2 M theta each (basic composition)."""
+    return 2 * messages * theta * exchanges
+
+
+class XorLedger(PrivacyLedger):
+    """fedct's ledger: rounds are counted, an exchange (every `period` rounds) is composed."""
+
+    def __init__(self, theta: float, messages: int, period: int, delta: float):
+        self.z, self.delta, self.rounds, self.period = 0.0, delta, 0, period
+        self.theta, self.messages = theta, messages
+        self.event = xor_event(theta, messages)
+        self.accountant = "rdp"
+        self._acc = None
+
+    def _new(self):
+        import dp_accounting as dpa
+        from dp_accounting import rdp
+        return rdp.RdpAccountant(neighboring_relation=dpa.NeighboringRelation.REPLACE_ONE)
+
+    def step(self, count: int = 1) -> None:
+        before = self.rounds // self.period
+        self.rounds += count
+        exchanges = self.rounds // self.period - before
+        if exchanges:
+            with _quiet():
+                if self._acc is None:
+                    self._acc = self._new()
+                self._acc.compose(self.event, exchanges)
+
+    def epsilon(self) -> Optional[float]:
+        if self._acc is None:
+            return 0.0
+        with _quiet():         # never above the pure bound (RDP's conversion can be, at few exchanges)
+            return min(float(self._acc.get_epsilon(self.delta)),
+                       xor_pure_epsilon(self.theta, self.messages, self.rounds // self.period))
 
 
 @contextlib.contextmanager

@@ -57,14 +57,20 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class PartitionConfig:
-    kind: Literal["iid", "dirichlet", "label_quantity", "quantity", "dirichlet_mix", "natural"] = "dirichlet"
+    kind: Literal["iid", "dirichlet", "label_quantity", "quantity", "dirichlet_mix", "natural",
+                  "population"] = "dirichlet"
     alpha: float = floats(0.1, "(0, 1e6]")   # dirichlet / dirichlet_mix / quantity concentration
     k: int = ints(2)                  # label_quantity: classes per peer
+    # (population reads min_size too: no client holds fewer)
     min_size: int = ints(10, 0)       # dirichlet: redraw until every peer holds this many
     # dirichlet: NIID-Bench's cap (a peer holding >= N/P examples gets no more); false = the uncapped
     # split of tallysim before the cap existed, kept so that earlier results reproduce bit for bit.
     cap: bool = True
     scheme: Literal["niid_bench", "balanced"] = "niid_bench"   # label_quantity (balanced: the earlier even split)
+    # population (data/population.py): lognormal client sizes of this mean and log-space sigma
+    mean_size: float = floats(30.0, "[1, 1e9]")
+    sigma: float = floats(1.0, "[0, 10]")
+    reuse: bool = False               # population: deal the examples again when the clients need more
 
 
 @dataclass(frozen=True)
@@ -187,6 +193,8 @@ class Config:
     # the server model alone, each round's cohort materialised from it (docs/population.md)
     client_storage: Literal["stacked", "auto"] = "stacked"
     participation: float = floats(1.0, "(0, 1]")
+    # who takes part (sim/cohort.py): uniform without replacement, or size: proportional to shard size
+    participation_rule: Literal["uniform", "size"] = "uniform"
     local_epochs: int = ints(1, 1, LIMITS["local_epochs"][0])
     local_steps: Optional[int] = ints(None, 1, LIMITS["local_steps"][0])
     warmup_epochs: Optional[int] = ints(None, 0)   # None = local_epochs (distillation protocols only)

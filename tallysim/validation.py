@@ -178,12 +178,38 @@ def _rules(cfg: Config) -> None:
                           f"optim.name=sgd with optim.momentum=0")
     _fault_rules(cfg)
     _privacy_rules(cfg)
+    _cohort_rules(cfg)
+
+
+def _cohort_rules(cfg: Config) -> None:
+    """participation_rule=size only where there is a cohort to draw and nothing assumes uniform draws."""
+    if cfg.participation_rule != "size":
+        return
+    active = max(1, int(round(cfg.participation * cfg.peers)))     # fed.build's A
+    if active >= cfg.peers:
+        raise ConfigError(f"participation_rule=size draws a cohort, but participation={cfg.participation} "
+                          f"makes all {cfg.peers} peers active every round; allowed: participation below "
+                          f"{(cfg.peers - 0.5) / cfg.peers:.4g} (fewer than all peers), or "
+                          "participation_rule=uniform")
+    if cfg.privacy.noise > 0:
+        raise ConfigError("participation_rule=size with privacy.noise > 0: the privacy accountant's "
+                          "amplification by subsampling assumes a uniform cohort; allowed: "
+                          "participation_rule=uniform with privacy, or privacy.noise=0")
 
 
 def _privacy_rules(cfg: Config) -> None:
     """privacy.* only where it protects something, and only in settings the accountant is exact for."""
     pv, traits = cfg.privacy, protocols.traits(cfg.protocol.name)
-    with_privacy = [n for n in protocols.names() if protocols.traits(n).privacy]
+    with_privacy = [n for n in protocols.names() if protocols.traits(n).privacy not in ("", "xor")]
+    if traits.privacy == "xor":          # fedct: the XOR mechanism (fedct.xor_epsilon), not privacy.noise
+        if pv.noise > 0:
+            raise ConfigError(f"privacy.noise={pv.noise} with protocol.name={cfg.protocol.name}: its privacy is "
+                              "the XOR mechanism on the one-hot votes; allowed: fedct.xor_epsilon > 0 with "
+                              "privacy.noise=0")
+        if pv.accountant == "pld" and cfg.fedct.xor_epsilon > 0:
+            raise ConfigError("privacy.accountant=pld with fedct.xor_epsilon: dp-accounting's PLD accountant "
+                              "does not compose randomised response (it reports one response's epsilon for "
+                              "any count); allowed: privacy.accountant=rdp")
     if pv.noise == 0:
         if pv.threshold > 0 or pv.threshold_noise > 0:
             raise ConfigError("privacy.threshold / privacy.threshold_noise need privacy.noise > 0 (the "
@@ -357,8 +383,9 @@ def validate_with_data(cfg: Config, num_classes: int, train_examples: int, pool_
     if cfg.partition.kind == "label_quantity" and cfg.partition.k > num_classes:
         raise ConfigError(f"partition.k={cfg.partition.k} exceeds the {num_classes} classes of "
                           f"{cfg.data.name}; allowed: 1..{num_classes}")
-    min_each = cfg.partition.min_size if cfg.partition.kind == "dirichlet" else 1
-    if cfg.peers * max(min_each, 1) > train_examples:
+    min_each = cfg.partition.min_size if cfg.partition.kind in ("dirichlet", "population") else 1
+    reused = cfg.partition.kind == "population" and cfg.partition.reuse     # clients may share examples
+    if cfg.peers * max(min_each, 1) > train_examples and not reused:
         raise ConfigError(f"peers={cfg.peers} needs at least {cfg.peers * max(min_each, 1)} training "
                           f"examples but {cfg.data.name} has {train_examples} after the probe pool; "
                           f"allowed: peers <= {train_examples // max(min_each, 1)}")

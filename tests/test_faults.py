@@ -25,6 +25,7 @@ from tallysim.sim.fed import to_input
 from tallysim.sim.peers import State
 from tallysim.protocols import make as make_protocol
 from tallysim.protocols.base import active_set, probe_exchange, round_keys
+from tallysim.sim.fed import cohort_shards
 
 SMALL = ["data.input_shape=8x8x1", "data.train_size=800", "data.test_size=100", "model.width=16",
          "probe.per_round=32", "probe.pool_size=64", "distill.batch_size=32", "ragged_groups=1"]
@@ -427,7 +428,7 @@ def test_label_flip_changes_only_the_faulty_peers_training_labels():
     d = b.one
     y = np.asarray(d.y_train).copy()
     for i in bad:                                  # the same data, the faulty shards relabelled c -> c+1
-        rows = np.asarray(d.shard_PxS[i])[:int(d.count_P[i])]
+        rows = np.asarray(cohort_shards(d, None)[i])[:int(d.count_P[i])]
         y[rows] = (y[rows] + 1) % 10
     d_flipped = d._replace(y_train=jnp.asarray(y))
     state, keys = init(b)
@@ -448,8 +449,8 @@ def test_under_trained_cuts_the_faulty_shards_and_their_steps(tmp_path):
     bad = faulty_set(b)
     n0, n = np.asarray(b0.one.count_P), np.asarray(b.one.count_P)
     for i in range(4):
-        s0 = set(np.asarray(b0.one.shard_PxS[i])[:n0[i]].tolist())
-        s = set(np.asarray(b.one.shard_PxS[i])[:n[i]].tolist())
+        s0 = set(np.asarray(cohort_shards(b0.one, None)[i])[:n0[i]].tolist())
+        s = set(np.asarray(cohort_shards(b.one, None)[i])[:n[i]].tolist())
         if i in bad:
             assert n[i] == 20 < n0[i] and s < s0                  # a subset of its own shard
         else:

@@ -78,5 +78,5 @@ def test_message_faults_with_local_and_the_cli_line(tmp_path, capsys):
     code = cli.main(["run", "protocol.name=softlabel", "vote.min_agreement=0.5", "--out", str(tmp_path / "o"), "--quiet"])
     err = capsys.readouterr().err.strip()
     assert code == 2 and err.splitlines() == [err], err
-    assert "vote.min_agreement=0.5 is not read by protocol.name=softlabel (only by tally, bridge)" in err, err
+    assert "vote.min_agreement=0.5 is not read by protocol.name=softlabel (only by tally, bridge, fedct)" in err, err
     assert not (tmp_path / "o").exists()

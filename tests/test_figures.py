@@ -113,8 +113,8 @@ def test_fig9_puts_every_protocol_on_one_plane():
     assert set(spec["groups"]) == set(protocols.REGISTRY) and set(spec["every_round"]) == set(spec["groups"])
     assert list(spec["panels"]) == ["dir0.1", "dir0.5", "iid"] and spec["overall"]
     logs = []
-    assert figures.dry_run(str(FIG9), log=logs.append) == 23
-    assert "87 runs; 23 compiled programs" in logs[-1]
+    assert figures.dry_run(str(FIG9), log=logs.append) == 27
+    assert "99 runs; 27 compiled programs" in logs[-1]         # fedct and topk_soft: 12 runs, 4 programs
     assert figures.dry_run(str(FIG9), smoke=True, log=lambda m: None) == 3      # CI: the three of smoke.only
 
 

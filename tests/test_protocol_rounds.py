@@ -20,6 +20,7 @@ import tallysim
 from tallysim import run
 from tallysim.protocols import feddf as feddf_mod
 from tallysim.protocols.base import round_keys
+from tallysim.sim.fed import cohort_shards
 
 pytestmark = pytest.mark.core
 
@@ -62,16 +63,16 @@ def active_peers(before, after, P):
 def shard(b, i):
     """(x, y) of peer i's real examples, in numpy."""
     d = b.one
-    idx = np.asarray(d.shard_PxS[i])[:int(d.count_P[i])]
+    idx = np.asarray(cohort_shards(d, None)[i])[:int(d.count_P[i])]
     return np.asarray(d.x_train)[idx], np.asarray(d.y_train)[idx]
 
 
 def padded_shard(b, i):
     """(x, y, mask) of peer i padded to the largest shard, so one compiled reference serves all."""
     d = b.one
-    n, S = int(d.count_P[i]), d.shard_PxS.shape[1]
+    n, S = int(d.count_P[i]), b.ctx.spec.shard_max
     idx = np.zeros(S, np.int64)
-    idx[:n] = np.asarray(d.shard_PxS[i])[:n]
+    idx[:n] = np.asarray(cohort_shards(d, None)[i])[:n]
     return np.asarray(d.x_train)[idx], np.asarray(d.y_train)[idx], (np.arange(S) < n).astype(np.float32)
 
 
@@ -192,7 +193,8 @@ def test_fedprox_gradient_is_mu_times_w_minus_anchor():
     for m in (None, mu):
         spec = ctx.local_spec(prox_mu=m)
         p, _, _ = local.train_peer(spec, anchor, spec.tx.init(anchor), jax.random.PRNGKey(1),
-                                   b.one.shard_PxS[0], b.one.count_P[0], b.one, None, anchor)
+                                   cohort_shards(b.one, None, b.ctx.spec.shard_max)[0], b.one.count_P[0],
+                                   b.one, None, anchor)
         out[m] = p
     w1 = sgd_step(lambda w: ce_mean(ctx.model.apply, w, x, y, ctx.spec.classes), anchor)
     diff = jax.tree.map(lambda a, c: np.asarray(a) - np.asarray(c), out[mu], out[None])
@@ -300,7 +302,8 @@ def test_abstained_probes_contribute_zero_gradient():
     @jax.jit
     def train_jit(x, lab, wt):
         probes = local.Probes(x, lab, wt)
-        p, _, _ = local.train_peer(spec, w, spec.tx.init(w), jax.random.PRNGKey(3), b.one.shard_PxS[0],
+        p, _, _ = local.train_peer(spec, w, spec.tx.init(w), jax.random.PRNGKey(3),
+                                   cohort_shards(b.one, None, b.ctx.spec.shard_max)[0],
                                    b.one.count_P[0], b.one, probes, None)
         return p
 

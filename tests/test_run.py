@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from tallysim import cli, run
+from tallysim.sim.fed import cohort_shards
 from conftest import argv, TINY, needs_fmnist, tiny, read_rows
 
 ROW_KEYS = {"round", "bits_up", "bits_down", "bits_per_peer", "steps_real", "steps_computed", "acc_mean", "acc_min", "acc_max",
@@ -130,7 +131,7 @@ def test_probe_pool_from_another_dataset(tmp_path):
     b = run.build(tiny("protocol.name=tally", "probe.source=other_pool", "probe.pool_size=150"))
     n_train = len(b.fed.y_train) - 300
     assert b.ctx.spec.pool == 150 and int(b.one.pool_Q.min()) >= n_train     # pool never in any shard
-    assert int(b.one.shard_PxS.max()) < n_train
+    assert int(cohort_shards(b.one, None).max()) < n_train
     last = run.run(tiny("protocol.name=tally", "probe.source=other_pool", "probe.pool_size=150"),
                    str(tmp_path / "o"), progress=False)
     assert last["vote_acc"] is not None

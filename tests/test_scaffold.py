@@ -14,6 +14,7 @@ import tallysim
 from tallysim import sweep
 from tallysim.sim import comm
 from tallysim.sim.fed import to_input
+from tallysim.sim.fed import cohort_shards
 
 FULL_BATCH = ["data.input_shape=8x8x1", "data.train_size=800", "batch_size=2000", "optim.name=sgd",
               "optim.momentum=0", "optim.lr=0.5", "model.width=16", "partition.kind=dirichlet",
@@ -37,7 +38,7 @@ def test_scaffold_matches_a_derivation_over_two_rounds(participation):
     count = np.asarray(one.count_P)
 
     def grad(i, y):                         # full-batch gradient of peer i's mean cross-entropy at y
-        rows = np.asarray(one.shard_PxS)[i, :count[i]]
+        rows = np.asarray(cohort_shards(one, None))[i, :count[i]]
         x, lab = to_input(jnp.asarray(one.x_train)[rows]), jnp.asarray(one.y_train)[rows]
         params = jax.tree.unflatten(treedef, [jnp.asarray(a, jnp.float32) for a in y])
         g = jax.grad(lambda p: jnp.mean(optax.softmax_cross_entropy_with_integer_labels(

@@ -16,6 +16,7 @@ from tallysim.data import text
 from tallysim.data.base import DataError
 from tallysim.data.partition import natural, partition
 from tallysim.sim import tasks, vote
+from tallysim.sim.fed import cohort_shards
 
 PLAY = """# The Tragedy of Testing
 
@@ -265,7 +266,7 @@ def test_fedavg_on_text_equals_hand_written(fedavg_built):
     assert counts.max() <= 256                           # one full-batch step per peer: order-free
     models = []
     for p in range(3):
-        rows = np.asarray(data.shard_PxS[p])[:counts[p]]
+        rows = np.asarray(cohort_shards(data, None)[p])[:counts[p]]
         x, y = jnp.asarray(x_all[rows], jnp.float32), jnp.asarray(y_all[rows])
 
         def loss(w):

@@ -80,7 +80,8 @@ def draw_s(peers: int, active: int, repeats: int = 5) -> float:
     import jax
 
     from tallysim.protocols.base import active_set
-    ctx = types.SimpleNamespace(spec=types.SimpleNamespace(peers=peers, active=active))
+    ctx = types.SimpleNamespace(spec=types.SimpleNamespace(peers=peers, active=active),
+                                cfg=types.SimpleNamespace(participation_rule="uniform"))
     f = jax.jit(lambda k: active_set(ctx, k))
     key = jax.random.PRNGKey(0)
     f(key).block_until_ready()

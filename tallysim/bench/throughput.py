@@ -29,7 +29,7 @@ import numpy as np
 from tallysim.bench import ref as bench_ref, write_json
 from tallysim.sim import local, peers as peers_mod
 from tallysim.config import MODELS, ConfigError, ModelConfig, OptimConfig
-from tallysim.sim.fed import FedData
+from tallysim.sim.fed import FedData, cohort_shards
 from tallysim.sim.models import DTYPES, make_model
 
 CLASSES = 10
@@ -58,12 +58,13 @@ def synthetic_data(P: int, S: int, shape: tuple, seed: int = 0) -> FedData:
     N = min(P * S, MAX_EXAMPLES)
     x = rng.integers(0, 256, (N,) + tuple(shape), dtype=np.uint8)
     y = rng.integers(0, CLASSES, (N,), dtype=np.int32)
-    shard = (np.arange(P * S, dtype=np.int64) % N).astype(np.int32).reshape(P, S)
+    shard = (np.arange(P * S, dtype=np.int64) % N).astype(np.int32)       # P shards of S, end to end
     x, y = jax.numpy.asarray(x), jax.numpy.asarray(y)
     # Probe pool and test split are unused by local training; one example keeps the pytree valid.
-    return FedData(x_train=x, y_train=y, shard_PxS=jax.numpy.asarray(shard),
+    return FedData(x_train=x, y_train=y, shard_H=jax.numpy.asarray(shard),
                    count_P=jax.numpy.full((P,), S, jax.numpy.int32),
-                   pool_Q=jax.numpy.zeros((1,), jax.numpy.int32), x_test=x[:1], y_test=y[:1])
+                   pool_Q=jax.numpy.zeros((1,), jax.numpy.int32), x_test=x[:1], y_test=y[:1],
+                   offset_P=jax.numpy.arange(P, dtype=jax.numpy.int32) * S)
 
 
 def _timed(fn: Callable, repeats: int = REPEATS, budget_s: float = BUDGET_S) -> float:
@@ -179,7 +180,7 @@ def _measure_one(model, dtype, P, steps, batch, loop_max, shape, impls, repeats,
     params = peers_mod.init_params(net, key, P, shape, shared=False)
     opt = jax.vmap(tx.init)(params)
     keys = jax.random.split(jax.random.fold_in(key, 1), P)
-    state = (params, opt, keys, data.shard_PxS, data.count_P)
+    state = (params, opt, keys, cohort_shards(data, None, S), data.count_P)
 
     if "tallysim" in impls:
         # Data is an argument, never a closure, as in run.py: otherwise XLA bakes it in as a constant.

@@ -4,7 +4,8 @@ from .base import Dataset, DataError
 from .cache import cache_dir
 from .loading import load
 from .partition import class_counts, partition, split_probe_pool
+from .population import Ragged, ragged
 from .prepare import prepare
 
 __all__ = ["DataError", "Dataset", "cache_dir", "load", "prepare", "partition", "class_counts",
-           "split_probe_pool"]
+           "split_probe_pool", "Ragged", "ragged"]

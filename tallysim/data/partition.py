@@ -20,6 +20,8 @@ import numpy as np
 from tallysim.config import LABEL_QUANTITY_SCHEMES, PARTITIONS, PartitionConfig
 
 from .base import DataError
+from .population import Ragged, population
+from .population import class_counts as _ragged_class_counts
 
 MAX_REDRAWS = 1000   # dirichlet: enough for any satisfiable setting, bounded for impossible ones
 
@@ -51,6 +53,10 @@ CONVENTIONS = {
     "dirichlet_mix": "Hsu, Qi, Brown 2019, 'Measuring the Effects of Non-Identical Data Distribution for "
                      "Federated Visual Classification' (arXiv:1909.06335): equal shards, each peer's class "
                      "mix ~ Dir(alpha x class frequencies), drawn without replacement; numpy default_rng(seed)",
+    "population": "many clients, sizes max(min_size, round(LogNormal(log(mean_size) - sigma^2/2, sigma))) as "
+                  "in LEAF's / FedProx's synthetic populations (Li et al., MLSys 2020), IID labels, dealt from "
+                  "one shuffle (reuse: a fresh shuffle per pass, clients then share examples); stored ragged "
+                  "(data/population.py); numpy default_rng([seed, 0x9097])",
 }
 
 
@@ -282,12 +288,15 @@ def natural(clients: np.ndarray | None, peers: int, seed: int, name: str = "the 
 
 
 def partition(labels: np.ndarray, peers: int, cfg: PartitionConfig, num_classes: int,
-              seed: int, clients: np.ndarray | None = None, name: str = "the dataset") -> list[np.ndarray]:
-    """`clients`: each example's client id (text datasets), for partition.kind=natural."""
+              seed: int, clients: np.ndarray | None = None, name: str = "the dataset") -> list[np.ndarray] | Ragged:
+    """`clients`: each example's client id (text datasets), for partition.kind=natural. A list of
+    index arrays, or (population) a Ragged that reads like one."""
     if peers < 1:
         raise DataError(f"peers={peers} must be >= 1")
     if cfg.kind == "natural":
         return natural(clients, peers, seed, name)
+    if cfg.kind == "population":      # a Ragged, never a list of 10^6 arrays
+        return population(len(labels), peers, cfg.mean_size, cfg.sigma, cfg.min_size, cfg.reuse, seed, name)
     if np.ndim(labels) > 1:         # sequences (next-token): one label per position, not per example
         if cfg.kind != "iid":
             raise DataError(f"partition.kind={cfg.kind} splits by class label, and {name}'s examples are "
@@ -320,9 +329,11 @@ def partition(labels: np.ndarray, peers: int, cfg: PartitionConfig, num_classes:
     raise DataError(f"partition.kind={cfg.kind!r} is not known; allowed: {', '.join(PARTITIONS)}")
 
 
-def class_counts(labels: np.ndarray, parts: list[np.ndarray], num_classes: int) -> np.ndarray:
+def class_counts(labels: np.ndarray, parts: list[np.ndarray] | Ragged, num_classes: int) -> np.ndarray:
     """[P, C] examples of each class held by each peer (for logs and tests)."""
     labels = np.asarray(labels)
+    if isinstance(parts, Ragged):
+        return _ragged_class_counts(labels, parts, num_classes)
     if labels.ndim > 1:       # sequences (next-token): [P, 1] sequences per peer, not P x C token counts
         return np.array([[len(p)] for p in parts], np.int64).reshape(len(parts), 1)
     labels = labels.reshape(-1)

@@ -56,6 +56,8 @@ REGISTRY = {                       # name -> "module:factory"; this order is the
     "fednova": "fednova:make",
     "cfd": "cfd:make",
     "selective_fd": "selective_fd:make",
+    "fedct": "fedct:make",
+    "topk_soft": "topk_soft:make",
 }
 ENTRY_POINTS = "tallysim.protocols"
 
@@ -71,7 +73,8 @@ class Traits:
     shared_init: str = ""        # not empty: needs one common init, for this reason (init.shared=false refused)
     privacy: str = ""            # privacy.noise > 0: the mechanism that protects what it sends (privacy.py):
     #                              "votes" (GNMax on the vote counts), "sum" (clipped, noised soft-label sum),
-    #                              "params" (DP-FedAvg: clipped, noised update sum)
+    #                              "params" (DP-FedAvg: clipped, noised update sum); "xor" (fedct: its own
+    #                              fedct.xor_epsilon, not privacy.noise)
     # Derived defaults (config.DERIVED) when the field is left null: a value, or the name of another
     # field whose value it takes. Unlisted ones take BASE_DEFAULTS.
     defaults: dict = field(default_factory=dict)

@@ -19,8 +19,8 @@ import jax.numpy as jnp
 from tallysim import protocols
 from tallysim.sim import cohort, dp, exchange, faults, lanes, local, peers, tasks, trust, vote
 from tallysim.sim.comm import RoundBits
-from tallysim.config import Config
-from tallysim.sim.fed import FedData, Spec, pool_examples, to_input
+from tallysim.config import Config, ConfigError
+from tallysim.sim.fed import FedData, Spec, cohort_shards, pool_examples, to_input
 from tallysim.sim.peers import State
 
 FIXED_PROBE_STREAM = 2**31 - 1    # fold_in tag of the one probe draw reused when probe.resample=false
@@ -137,12 +137,25 @@ def round_keys(root, r, resample: bool = True) -> RoundKeys:
     return RoundKeys(k[0], probe, k[2], k[3], k[4])
 
 
-def active_set(ctx: Context, key) -> Optional[jax.Array]:
-    """Sorted indices of this round's participating peers; None when all take part (no gather)."""
+def active_set(ctx: Context, key, data: Optional[FedData] = None) -> Optional[jax.Array]:
+    """Sorted indices of this round's participating peers; None when all take part (no gather).
+    `participation_rule` (sim/cohort.py): uniform, or size (reads the shard sizes: pass `data`)."""
     P, A = ctx.spec.peers, ctx.spec.active
     if A == P:
         return None
-    return cohort.draw(key, P, A)      # = jnp.sort(jax.random.permutation(key, P)[:A]), without sorting P
+    if ctx.cfg.participation_rule == "size":
+        if data is None:
+            raise ConfigError(f"participation_rule=size reads the shard sizes, but protocol.name="
+                              f"{ctx.cfg.protocol.name} calls active_set(ctx, key) without the data; "
+                              "allowed: participation_rule=uniform, or pass `data` to active_set")
+        return cohort.by_size(key, data.count_P, A)
+    return cohort.uniform(key, P, A)
+
+
+def aggregation_counts(ctx: Context, count_A) -> jax.Array:
+    """The counts the server's mean weighs the cohort by (shard sizes; ones under participation_rule=size,
+    sim/cohort.py): give them to `shard_weights` or faults.receive_weights."""
+    return cohort.aggregation_counts(ctx.cfg.participation_rule, count_A)
 
 
 def shard_weights(count_A) -> jax.Array:
@@ -165,7 +178,7 @@ def local_round(ctx: Context, lspec: local.LocalSpec, state: State, data: FedDat
     if params_A is None:
         params_A = peers.take(state.params, idx)
     opt_A = jax.vmap(ctx.tx.init)(params_A) if ctx.cfg.optim.reset_each_round else peers.take(state.opt, idx)
-    shard, count = peers.take(data.shard_PxS, idx), peers.take(data.count_P, idx)
+    shard, count = cohort_shards(data, idx, ctx.spec.shard_max), peers.take(data.count_P, idx)
     keys_A = jax.random.split(keys.train, ctx.spec.active)
     params_A, opt_A, loss_A, steps = local.train_peers(lspec, params_A, opt_A, keys_A, shard, count, data,
                                                        probes, anchor, sequential_epochs,
@@ -186,13 +199,17 @@ def predict_probes(ctx: Context, params_c, x_M) -> jax.Array:
 
 
 def probe_exchange(ctx: Context, state: State, data: FedData, keys: RoundKeys, idx, hard: bool,
-                   chunk: Optional[int] = None, fr: Optional[faults.RoundFaults] = None):
+                   chunk: Optional[int] = None, fr: Optional[faults.RoundFaults] = None,
+                   sent_fn: Optional[Callable] = None, vote_fn: Optional[Callable] = None):
     """Peers predict on the round's probes; the server aggregates. Returns (Probes, info).
 
     The active peers predict `chunk` at a time (default: what fits exchange.CHUNK_BYTES), so no
     [A, M, C] array exists; see exchange.py. The exception is `softlabel.aggregate=median|trimmed`,
     which needs every message at once ([A, M, C]). `fr`: this round's faulty peers (confident_wrong
     replaces their messages, dropout loses them; the honest peers' vote is summed alongside).
+    `sent_fn` (soft, probs [c, M, C] -> the decoded messages): a protocol's own soft message (topk_soft);
+    `vote_fn(peer_ids_c, logits [c, M, C]) -> logits` (hard): what a peer's vote becomes before it is
+    sent (fedct's XOR mechanism); the returned logits' argmax is the vote counted.
     """
     cfg, spec = ctx.cfg, ctx.spec
     A = spec.active
@@ -204,8 +221,10 @@ def probe_exchange(ctx: Context, state: State, data: FedData, keys: RoundKeys, i
     private = cfg.privacy.noise > 0            # noise 0 compiles the program without privacy (lanes' nonzero)
 
     def logits_fn(rows_c):
-        z = task.messages(predict_probes(ctx, peers.take(state.params, rows_c if idx is None else idx[rows_c]), x_M))
-        return faults.message_logits(ctx, fr, z, rows_c, y_M)
+        ids_c = rows_c if idx is None else idx[rows_c]
+        z = task.messages(predict_probes(ctx, peers.take(state.params, ids_c), x_M))
+        z = faults.message_logits(ctx, fr, z, rows_c, y_M)
+        return z if vote_fn is None else vote_fn(ids_c, z)
 
     masks_fn = None if fr is None else (lambda rows_c: faults.chunk_masks(fr, rows_c))
     robust = not hard and cfg.softlabel.aggregate in vote.ROBUST
@@ -217,7 +236,7 @@ def probe_exchange(ctx: Context, state: State, data: FedData, keys: RoundKeys, i
                                soft_bits, honest_A)
     else:
         sums = exchange.stream_sums(logits_fn, A, y_M, spec.classes, soft_bits, chunk, masks_fn,
-                                    clip=cfg.privacy.clip if private and not hard else None)
+                                    clip=cfg.privacy.clip if private and not hard else None, sent_fn=sent_fn)
     voters = faults.senders(ctx, fr)          # A, or (dropout) the traced number of messages that arrived
     counts_MxC, answered_M = sums.counts_MxC, None
     if private:

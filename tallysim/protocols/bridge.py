@@ -31,7 +31,8 @@ from tallysim.fields import floats, ints
 from tallysim.sim import comm, faults, peers, sparse
 from tallysim.sim.local import hard_label_loss
 from tallysim.sim.peers import State
-from tallysim.protocols.base import Context, Protocol, active_set, round_keys, shard_weights
+from tallysim.protocols.base import (Context, Protocol, active_set, aggregation_counts, round_keys,
+                                     shard_weights)
 from tallysim.protocols import Traits
 from tallysim.protocols.distill import distill_round, warmup_init
 from tallysim.protocols.tally import vote_cost
@@ -86,11 +87,11 @@ def merge_step(ctx: Context, lay: sparse.Layout, state: State, data, idx, fr=Non
     if fr is not None and ctx.cfg.faults.kind == "confident_wrong":
         sent_W = jnp.where(fr.faulty_A[:, None], -ctx.cfg.faults.scale * sent_W, sent_W)
     if fr is not None and fr.lost_A is not None:
-        weight_A = faults.receive_weights(peers.take(data.count_P, idx), fr.sent_A)
+        weight_A = faults.receive_weights(aggregation_counts(ctx, peers.take(data.count_P, idx)), fr.sent_A)
         mask_W = mask_W & fr.sent_A[:, None]
         sent_W = jnp.where(fr.sent_A[:, None], sent_W, 0.0)
     else:
-        weight_A = shard_weights(peers.take(data.count_P, idx))
+        weight_A = shard_weights(aggregation_counts(ctx, peers.take(data.count_P, idx)))
     merged_W = sparse.merge(sent_W, mask_W, weight_A, cfg.average)
     ref_new_W = ref_W + merged_W
     server = lay.unravel(ref_new_W)
@@ -127,7 +128,7 @@ def make(ctx: Context) -> Protocol:
         if k == 0:    # nothing would ever be sent: tally exactly, statically
             info["merged"], info["nnz"] = jnp.int32(0), jnp.int32(0)
             return state, info
-        idx = active_set(ctx, round_keys(root, r, cfg.probe.resample).active)   # the tally round's set
+        idx = active_set(ctx, round_keys(root, r, cfg.probe.resample).active, data)   # the tally round's set
         fr = faults.for_round(ctx, data, root, r, idx)                             # ... and its faults
         if not traced_period and period == 1:
             state, nnz, stale = merge_step(ctx, lay, state, data, idx, fr, lk)

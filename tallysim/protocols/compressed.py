@@ -45,7 +45,7 @@ def make(ctx: Context, comp: Compressor, update=server_update, down_bits=None) -
 
     def round_fn(state, data, root, r):
         keys = round_keys(root, r)
-        idx = active_set(ctx, keys.active)
+        idx = active_set(ctx, keys.active, data)
         fr = faults.for_round(ctx, data, root, r, idx)
         start = state.server
         state, sent_A, weight_A, info = fedavg.fedavg_step(ctx, lspec, state, data, keys, False, fr)

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 from typing import NamedTuple
 
 from tallysim.sim import faults, lanes, local, trust
-from tallysim.sim.fed import pool_examples
+from tallysim.sim.fed import cohort_shards, pool_examples
 from tallysim.sim.peers import State
 from tallysim.protocols.base import (GATE_AGREEMENT, Context, active_set, draw_probes, exchanging,
                                      local_round, probe_exchange, round_keys)
@@ -76,7 +76,8 @@ def warmup_init(ctx: Context, key, data, server: bool = False, error: bool = Fal
         return state
     lspec = ctx.local_spec(epochs=epochs)
     keys = jax.random.split(k_warm, ctx.spec.peers)
-    params, opt, _, _ = local.train_peers(lspec, state.params, state.opt, keys, data.shard_PxS,
+    params, opt, _, _ = local.train_peers(lspec, state.params, state.opt, keys,
+                                       cohort_shards(data, None, ctx.spec.shard_max),
                                        data.count_P, data,
                                        **faults.train_args(ctx.cfg, faults.warmup_set(ctx, data)))
     if ctx.cfg.optim.reset_each_round:
@@ -84,20 +85,25 @@ def warmup_init(ctx: Context, key, data, server: bool = False, error: bool = Fal
     return state._replace(params=params, opt=opt)
 
 
-def distill_round(ctx: Context, lspec: local.LocalSpec, hard: bool, vote_after: bool = False):
+def distill_round(ctx: Context, lspec: local.LocalSpec, hard: bool, vote_after: bool = False,
+                  sent_fn=None, target_fn=None):
     """round(state, data, root, r) for a distillation protocol with hard (vote) or soft targets.
     `vote_after` (bridge.vote_at=merge, hard only): train on the vote in `state.votes`, then vote
-    with the trained models and leave that vote in `state.votes` for the next round."""
+    with the trained models and leave that vote in `state.votes` for the next round.
+    Soft only: `sent_fn` the peers' own message (base.probe_exchange), `target_fn` what reaches the
+    peers of the server's target (topk_soft's downlink)."""
     cfg = ctx.cfg
     sequential = cfg.distill.epochs if cfg.distill.order == "sequential" else 0
 
     def round_fn(state: State, data, root, r):
         keys = round_keys(root, r, cfg.probe.resample)
-        idx = active_set(ctx, keys.active)
+        idx = active_set(ctx, keys.active, data)
         fr = faults.for_round(ctx, data, root, r, idx)
         if vote_after:
             return _vote_after_round(state, data, r, keys, idx, fr)
-        probes, info = probe_exchange(ctx, state, data, keys, idx, hard=hard, fr=fr)
+        probes, info = probe_exchange(ctx, state, data, keys, idx, hard=hard, fr=fr, sent_fn=sent_fn)
+        if target_fn is not None:
+            probes = probes._replace(target_M=target_fn(probes.target_M))
         if trust.TRUST in info:                  # vote.weighting=history: the peers' trust, kept
             state = state._replace(extra={**state.extra, trust.TRUST: info.pop(trust.TRUST)})
         lspec_r = lspec

@@ -21,8 +21,8 @@ import jax.numpy as jnp
 from tallysim.fields import floats, ints
 from tallysim.sim import comm, dp, faults, peers, robust, vote
 from tallysim.protocols import Traits
-from tallysim.protocols.base import (Context, Protocol, active_set, local_round, round_keys,
-                                     shard_weights)
+from tallysim.protocols.base import (Context, Protocol, active_set, aggregation_counts, local_round,
+                                     round_keys, shard_weights)
 
 # fedavg and fedprox (both built here)
 TRAITS = Traits(fedavg_family=True, client_state="", shared_init="it starts every peer from the server model",
@@ -103,6 +103,7 @@ def aggregate(ctx: Context, sent_A, count_A, server, fr=None, key=None, f_count=
     `key`: bucketing's permutation; `f_count`: this lane's faulty count (the robust rules' default f)."""
     sent_mask = None if fr is None else fr.sent_A
     how = ctx.cfg.fedavg.aggregate
+    count_A = aggregation_counts(ctx, count_A)        # ones under participation_rule=size (sim/cohort.py)
     weight_A = shard_weights(count_A) if sent_mask is None else faults.receive_weights(count_A, sent_mask)
     if ctx.cfg.privacy.noise > 0:          # noise 0 compiles the plain program (privacy.noise is nonzero=)
         base = jax.random.PRNGKey(0) if key is None else key
@@ -123,7 +124,7 @@ def aggregate(ctx: Context, sent_A, count_A, server, fr=None, key=None, f_count=
 def fedavg_step(ctx: Context, lspec, state, data, keys, prox: bool, fr=None):
     """Broadcast, train, average. Returns (state, sent_A, weight_A, info) for FedDF to extend:
     sent_A the models the server received (faulty peers' as faults.py says)."""
-    idx = active_set(ctx, keys.active)
+    idx = active_set(ctx, keys.active, data)
     start_A = peers.broadcast(state.server, ctx.spec.active)
     params, opt, params_A, loss_A, steps = local_round(ctx, lspec, state, data, keys, idx, params_A=start_A,
                                                        anchor=state.server if prox else None, fr=fr)
@@ -160,7 +161,7 @@ def make(ctx: Context, prox: bool = False) -> Protocol:
 
     def round_fn(state, data, root, r):
         keys = round_keys(root, r)
-        fr = faults.for_round(ctx, data, root, r, active_set(ctx, keys.active))
+        fr = faults.for_round(ctx, data, root, r, active_set(ctx, keys.active, data))
         state, _, _, info = fedavg_step(ctx, lspec, state, data, keys, prox, fr)
         return state, info
 

@@ -88,7 +88,7 @@ def make(ctx: Context) -> Protocol:
 
     def round_fn(state, data, root, r):
         keys = round_keys(root, r)
-        fr = faults.for_round(ctx, data, root, r, active_set(ctx, keys.active))
+        fr = faults.for_round(ctx, data, root, r, active_set(ctx, keys.active, data))
         state, sent_A, _, info = fedavg.fedavg_step(ctx, lspec, state, data, keys, prox=False, fr=fr)
         if steps:    # steps=0: FedAvg exactly, statically
             if fr is None or fr.lost_A is None:

@@ -16,7 +16,7 @@ def make(ctx: Context) -> Protocol:
 
     def round_fn(state, data, root, r):
         keys = round_keys(root, r)
-        idx = active_set(ctx, keys.active)
+        idx = active_set(ctx, keys.active, data)
         fr = faults.for_round(ctx, data, root, r, idx)     # only training faults change anything here
         params, opt, _, loss_A, steps = local_round(ctx, lspec, state, data, keys, idx, fr=fr)
         return state._replace(params=params, opt=opt), {"train_loss": jnp.mean(loss_A), **steps,

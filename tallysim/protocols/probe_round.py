@@ -60,7 +60,7 @@ def make_round(ctx: Context, lspec: local.LocalSpec,
 
     def round_fn(state, data, root, r):
         keys = round_keys(root, r, cfg.probe.resample)
-        idx = active_set(ctx, keys.active)
+        idx = active_set(ctx, keys.active, data)
         fr = faults.for_round(ctx, data, root, r, idx)
         probes, lspec_r, extra = None, lspec, state.extra
         msgs, info = messages(ctx, state, data, keys, idx, fr)

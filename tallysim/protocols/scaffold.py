@@ -72,7 +72,7 @@ def make(ctx: Context) -> Protocol:
 
     def round_fn(state, data, root, r):
         keys = round_keys(root, r)
-        idx = active_set(ctx, keys.active)
+        idx = active_set(ctx, keys.active, data)
         fr = faults.for_round(ctx, data, root, r, idx)
         x, c = state.server, state.extra["c"]
         c_A = peers.take(state.extra["c_P"], idx)

@@ -72,7 +72,7 @@ def make(ctx: Context, tx: optax.GradientTransformation) -> Protocol:
 
     def round_fn(state, data, root, r):
         keys = round_keys(root, r)
-        fr = faults.for_round(ctx, data, root, r, active_set(ctx, keys.active))
+        fr = faults.for_round(ctx, data, root, r, active_set(ctx, keys.active, data))
         start = state.server
         state, _, _, info = fedavg.fedavg_step(ctx, lspec, state, data, keys, False, fr)
         server, opt = server_step(tx, start, state.server, state.extra["server_opt"])

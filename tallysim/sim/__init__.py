@@ -7,7 +7,7 @@ Layering: modules here import only each other and the layer beneath (`tallysim.c
 tests/test_hygiene.py checks this. Importing this package imports nothing.
 
 Shape letters, project-wide. An array's name ends in its axes, `_` then letters joined by `x`
-(`shard_PxS` is [P, S], `logits_cxMxC` is [c, M, C]); docstrings and comments write shapes the same
+(`count_P` is [P], `logits_cxMxC` is [c, M, C]); docstrings and comments write shapes the same
 way ([A, M, C]). Each letter means one thing everywhere in tallysim, its tests and benchmarks:
 
   A  active peers: the peers that take part in a round (train, vote, send); A <= P
@@ -16,13 +16,16 @@ way ([A, M, C]). Each letter means one thing everywhere in tallysim, its tests a
   D  features of one flattened example
   E  epochs
   G  groups of peers in ragged local training (local.train_peers)
+  H  held examples: every peer's shard end to end, one flat index array (`FedData.shard_H`; the sum
+     of the shard sizes, padded to the largest such sum over the seeds); peer p's indices start at
+     `offset_P[p]`, and fed.cohort_shards gathers a cohort's as [A, S]
   K  entries one peer sends (sparse top-k)
   M  probes per round
   N  training examples (the whole training set)
   P  peers (all of them)
   Q  probe-pool size (the public pool the M probes are drawn from)
   R  probe minibatch, beside a private minibatch B in a distillation step
-  S  the largest shard (examples of one peer, padded)
+  S  the largest shard (examples of one peer; a gathered cohort's shards are padded to it, [A, S])
   T  steps along a scan: local training's optimizer steps; run.py's rounds of one compiled chunk
   V  test examples (what evaluation runs on)
   W  parameters of one model, flattened (|W|)

@@ -25,13 +25,15 @@ from tallysim.sizing import CHUNK_BYTES, footprint_bytes, peer_chunk  # noqa: F4
 
 def stream_sums(logits_fn: Callable[[jax.Array], jax.Array], peers: int, y_M: jax.Array, classes: int,
                 soft_bits: Optional[int] = None, chunk: Optional[int] = None,
-                masks_fn: Optional[Callable] = None, clip: Optional[float] = None) -> vote.Sums:
+                masks_fn: Optional[Callable] = None, clip: Optional[float] = None,
+                sent_fn: Optional[Callable] = None) -> vote.Sums:
     """`vote.Sums` over peers 0..peers-1 where logits_fn(rows_c) -> [c, M, C] logits of those peers.
 
     The last chunk is padded by repeating the last peer; its padding rows are masked out of every sum.
     masks_fn(rows_c) -> (sent_c, honest_c), either None (faults.py): rows whose message was lost
     contribute nothing; the honest rows' votes and probabilities are also summed on their own (two
     more [M, C] accumulators, still no [A, M, C] array). clip: privacy.clip of each sent message.
+    sent_fn: a protocol's own message (vote.chunk_sums), built a chunk at a time like the rest.
     """
     M = y_M.shape[0]
     c = min(chunk or peer_chunk(peers, M, classes), peers)
@@ -44,7 +46,7 @@ def stream_sums(logits_fn: Callable[[jax.Array], jax.Array], peers: int, y_M: ja
         sent_c, honest_c = masks_fn(rows_c) if masks_fn is not None else (None, None)
         if sent_c is not None:
             valid_c = valid_c & sent_c
-        return vote.chunk_sums(logits_fn(rows_c), valid_c, y_M, soft_bits, honest_c, clip)
+        return vote.chunk_sums(logits_fn(rows_c), valid_c, y_M, soft_bits, honest_c, clip, sent_fn)
 
     if n == 1:      # everything fits at once: no scan, and no padding either
         return one(rows_nxc[0], valid_nxc[0])

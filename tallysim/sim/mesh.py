@@ -233,8 +233,9 @@ def is_writer() -> bool:
 
 
 def _has_peer_axis(field: str) -> bool:
-    """FedData fields are named by their shape letters (shard_PxS, count_P, pool_Q): a lane field whose
-    first letter is P has the peer axis right after the lane axis."""
+    """FedData fields are named by their shape letters (shard_H, count_P, offset_P, pool_Q): a lane field
+    whose first letter is P has the peer axis right after the lane axis. The flat shard_H has none (a
+    peer's indices lie anywhere in it): under peer sharding it is replicated, like the dataset."""
     return field.rsplit("_", 1)[-1].split("x")[0] == "P"
 
 

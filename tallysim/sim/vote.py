@@ -166,12 +166,14 @@ class Sums(NamedTuple):
 
 def chunk_sums(logits_cxMxC: jax.Array, valid_c: jax.Array, y_M: jax.Array,
                soft_bits: Optional[int] = None, honest_c: Optional[jax.Array] = None,
-               clip: Optional[float] = None) -> Sums:
+               clip: Optional[float] = None, sent_fn=None) -> Sums:
     """`Sums` of one chunk of peers; rows with valid_c False (padding, or a lost message) contribute
     nothing. honest_c (bool [c], or None): also sum the votes and probabilities of those rows alone.
 
     soft_bits None: no soft labels are sent (tally); 32 shares the probability sum. clip (privacy.clip):
     each peer's sent [M, C] message is scaled to L2 norm at most `clip` before it is summed (sim/dp.py).
+    sent_fn (probs [c, M, C] -> what the server decodes of each message, [c, M, C]): a protocol's own
+    message (topk_soft's sparse top-k); it replaces the soft_bits quantisation when given.
     """
     C = logits_cxMxC.shape[-1]
     probs = jax.nn.softmax(logits_cxMxC, axis=-1)
@@ -185,7 +187,9 @@ def chunk_sums(logits_cxMxC: jax.Array, valid_c: jax.Array, y_M: jax.Array,
         return jnp.einsum("c,cmk->mk", w_c, v_cxMxC, precision=jax.lax.Precision.HIGHEST)
 
     probs_MxC = masked_sum(probs)
-    if soft_bits is None:
+    if sent_fn is not None:
+        sent_MxC = masked_sum(sent_fn(probs))
+    elif soft_bits is None:
         sent_MxC = None
     elif soft_bits == 32 and clip is None:
         sent_MxC = probs_MxC
