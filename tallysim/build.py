@@ -37,6 +37,11 @@ class Built:
     values: dict = None         # traced key -> float32 [Z] per-lane values (lanes.lane_values)
     choices: tuple = ()         # the varying traced fields' distinct values (lanes.choices)
     costs: dict = field(default_factory=dict, repr=False)   # cost_protocol's cache: config index -> Protocol
+    # datasets with clients (text), for the per-client test metrics: the test examples' client ids
+    # [V], and per lane the peer holding each client [K] (-1: none; all -1 unless partition.kind=
+    # natural). None on datasets without clients.
+    clients_test: np.ndarray = None
+    own_clients: list = None
 
     def __post_init__(self):
         self.cfgs = self.cfgs or [self.cfg]
@@ -110,7 +115,7 @@ def build_group(cfgs: list[Config]) -> Built:
         x_all, y_all = np.concatenate([x_all, src.x_train]), np.concatenate([y_all, src.y_train])
     lane_cfg = [i for i, c in enumerate(cfgs) for _ in range(c.seeds)]
     seeds = [c.seed + s for c in cfgs for s in range(c.seeds)]
-    parts_per_seed, pools, counts, faulty = [], [], [], []
+    parts_per_seed, pools, counts, faulty, own = [], [], [], [], []
     for j, (i, s) in enumerate(zip(lane_cfg, seeds)):
         c = cfgs[i]
         pool, rest = _pool_and_rest(c, n, n_source, s)
@@ -120,6 +125,7 @@ def build_group(cfgs: list[Config]) -> Built:
                                clients=None if ds.clients_train is None else ds.clients_train[rest],
                                name=cfg.data.name)
         faulty.append(faults.fixed_set(c, s, c.peers))
+        own.append(_own_clients(ds, c, s, rest))
         parts = faults.cut_shards(c, parts, faulty[-1], s)         # under_trained: small faulty shards
         parts_per_seed.append(data.ragged(parts).take(rest))     # vectorised: 10^6 clients are one array
         pools.append(pool)
@@ -133,7 +139,21 @@ def build_group(cfgs: list[Config]) -> Built:
     shapes = jax.eval_shape(model.init, jax.random.PRNGKey(0), dummy)
     ctx = Context(cfg=cfg, spec=spec, model=model, num_params=param_count(shapes))
     return Built(cfg, ctx, make_protocol(ctx), fdata, seeds, counts, ds.name, cfgs=cfgs, lane_cfg=lane_cfg,
-                 values=lanes.lane_values(cfgs, lane_cfg), choices=lanes.choices(cfgs))
+                 values=lanes.lane_values(cfgs, lane_cfg), choices=lanes.choices(cfgs),
+                 clients_test=ds.clients_test, own_clients=None if own[0] is None else own)
+
+
+def _own_clients(ds, c: Config, seed: int, rest) -> np.ndarray | None:
+    """[K] int32: the peer that holds each client of the dataset (-1: none; every client unless
+    partition.kind=natural, where peer i IS a client), for the per-client test metrics; None on a
+    dataset without clients."""
+    if ds.clients_test is None:
+        return None
+    K = len(ds.client_names) if ds.client_names is not None else int(ds.clients_test.max()) + 1
+    own = np.full(K, -1, np.int32)
+    if c.partition.kind == "natural":
+        own[data.natural_clients(ds.clients_train[rest], c.peers, seed, c.data.name)] = np.arange(c.peers)
+    return own
 
 
 def _private_steps(cfg: Config, counts: list) -> np.ndarray:

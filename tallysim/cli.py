@@ -204,7 +204,8 @@ def parser() -> argparse.ArgumentParser:
     pl = sub.add_parser("plot", help="accuracy vs cumulative bits per peer for run directories")
     pl.add_argument("runs", nargs="+", help="run directories (each with metrics.jsonl)")
     pl.add_argument("--out", required=True, help="figure file (.png or .pdf)")
-    pl.add_argument("--metric", default="auto", help="y column (default: acc_global if present else acc_mean)")
+    pl.add_argument("--metric", default="auto", help="y column (default: acc_global if present else acc_mean; "
+                    "ppl: that model's test perplexity, next-token runs)")
     pl.add_argument("--title")
     pl.add_argument("--label", action="append", metavar="NAME", help="legend entry of each run, in order "
                     "(repeat once per run; default: the protocol, plus what tells same-protocol runs apart)")

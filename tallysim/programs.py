@@ -62,3 +62,16 @@ def chunk_inputs(b: Built, lo: int, hi: int, placement: mesh.Placement):
     return (mesh.put_fed(data_c, fed.SEED_AXES, placement), mesh.put(values, placement, lane),
             mesh.put(k_init, placement, lane), mesh.put(k_rounds, placement, lane),
             mesh.put(b.fed.x_test, placement, None), mesh.put(b.fed.y_test, placement, None))
+
+
+def eval_clients(b: Built, lo: int, hi: int, placement: mesh.Placement):
+    """(the test examples' client ids [V], the peer holding each client [lanes, K]) of lanes [lo, hi)
+    for evaluate()'s per-client metrics, placed like x_test; (None, None) on a dataset without clients."""
+    if b.clients_test is None or b.own_clients is None:
+        return None, None
+    idx = list(range(lo, hi)) + [hi - 1] * placement.pad_lanes
+    clients_V = jnp.asarray(b.clients_test, jnp.int32)
+    own = jnp.asarray(np.stack([b.own_clients[j] for j in idx]))
+    if placement.mesh is None:
+        return clients_V, own
+    return mesh.put(clients_V, placement, None), mesh.put(own, placement, mesh.lane_axis(placement))

@@ -7,6 +7,12 @@ wall time, compiling plus the rounds of that first stretch). Its accuracy is the
 metric and says which one: `server=` for a server model (FedAvg family, bridge), `peers=` for the
 peers' mean. A grouped sweep's bar runs several configurations at once, so it shows a value only
 with the configuration it belongs to (the best so far, labelled by its run name).
+
+From the second stretch of rounds on, the bar names the training throughput: `tokens/s` on a
+next-token task, `examples/s` on images: the examples (a text example's T positions each count as
+a token) that the local steps of every lane processed, local steps x batch size (x T), per second of
+wall time since the first stretch came back (compiling excluded; probe distillation steps and
+evaluation not counted, their time is).
 """
 from __future__ import annotations
 
@@ -73,20 +79,34 @@ def short_labels(names: list) -> list:
 class RoundBar:
     """The per-run bar over rounds; `labels` names a grouped sweep's configurations (None: one)."""
 
-    def __init__(self, total: int, labels: Optional[list] = None, initial: int = 0):
+    def __init__(self, total: int, labels: Optional[list] = None, initial: int = 0, unit: str = "examples"):
         self.labels = short_labels(labels) if labels and len(labels) > 1 else None
+        self.unit = unit                # what `work` counts: tokens (next-token tasks) or examples
+        self.work, self.t_work = 0, None
         # initial: the rounds done before a resume (counted, but not in the rate or the ETA)
         self.bar = _tqdm(total=total, initial=initial, desc="round (compiling)", unit="rd")
         self.t0 = time.perf_counter()
         self.compile_s: Optional[float] = None
         self.latest: dict = {}          # label -> (name, value, MB per peer)
 
-    def update(self, rounds: int) -> None:
+    def update(self, rounds: int, work: int = 0) -> None:
+        """`rounds` more rounds done, in which the local steps processed `work` examples (or tokens)."""
+        now = time.perf_counter()
         if self.compile_s is None:      # the first stretch has come back: compiled
-            self.compile_s = time.perf_counter() - self.t0
+            self.compile_s = now - self.t0
+            self.t_work = now           # its work is timed with the compile: not counted
             self.bar.set_description("round", refresh=False)
             self._show()
+        elif work:
+            self.work += work
+            self._show(now)
         self.bar.update(rounds)
+
+    def rate(self, now: Optional[float] = None) -> Optional[float]:
+        """Examples (tokens) per second since the first stretch came back; None before a second one."""
+        if not self.work or self.t_work is None:
+            return None
+        return self.work / max((now or time.perf_counter()) - self.t_work, 1e-9)
 
     def row(self, row: dict, i: int = 0) -> None:
         """Configuration i's newest aggregated metrics row."""
@@ -95,7 +115,7 @@ class RoundBar:
         self.latest[label] = (name, value, row["bits_per_peer"] / 8e6)
         self._show()
 
-    def _show(self) -> None:
+    def _show(self, now: Optional[float] = None) -> None:
         post = {}
         if self.latest:
             if self.labels:             # the best configuration so far, with its name
@@ -105,6 +125,9 @@ class RoundBar:
                 name, value, mb = self.latest[None]
                 post[name] = f"{value:.3f}"
                 post["MB_per_peer"] = f"{mb:.3g}"
+        rate = self.rate(now)
+        if rate is not None:
+            post[f"{self.unit}/s"] = f"{rate:,.0f}"
         if self.compile_s is not None:
             post["compile"] = f"{self.compile_s:.1f}s"
         self.bar.set_postfix(post)
@@ -113,8 +136,9 @@ class RoundBar:
         self.bar.close()
 
 
-def round_bar(total: int, enabled: bool, labels: Optional[list] = None, initial: int = 0) -> Optional[RoundBar]:
-    return RoundBar(total, labels, initial) if enabled else None
+def round_bar(total: int, enabled: bool, labels: Optional[list] = None, initial: int = 0,
+              unit: str = "examples") -> Optional[RoundBar]:
+    return RoundBar(total, labels, initial, unit) if enabled else None
 
 
 class RunsBar:

@@ -35,7 +35,7 @@ from tallysim.config import Config, ConfigError
 from tallysim.data.partition import convention
 from tallysim.results.metrics import (CONFIG, ERROR, METRICS, PARTITION, PROBE_KEYS, ROUND_KEYS,  # noqa: F401
                                       aggregate, lane_row)
-from tallysim.programs import chunk_inputs, initial_state, round_programs  # noqa: F401 - run.initial_state
+from tallysim.programs import chunk_inputs, eval_clients, initial_state, round_programs  # noqa: F401
 from tallysim.results.runs import Results
 from tallysim.sim import comm, fed, mesh, peers, tasks
 from tallysim.sim.evaluate import evaluate
@@ -88,9 +88,10 @@ def _run_chunk(b: Built, lo: int, hi: int, lanes_out: "_Lanes", bar, saver: chec
     else:
         state = (jax.jit(init_fn, out_shardings=state_sh) if state_sh else jax.jit(init_fn))(k_init, data_c, values)
     single, scan = round_programs(b, state_sh, placement)
-    evaluate_lanes = jax.vmap(functools.partial(evaluate, ctx.model.apply, classes=ctx.spec.classes,
-                                                task=tasks.of(ctx.spec)),
-                              in_axes=(0, 0, None, None))
+    ev_one = functools.partial(evaluate, ctx.model.apply, classes=ctx.spec.classes, task=tasks.of(ctx.spec))
+    evaluate_lanes = jax.vmap(lambda p, s, x, y, k, own: ev_one(p, s, x, y, clients_V=k, own_K=own),
+                              in_axes=(0, 0, None, None, None, 0))
+    clients_V, own_K = eval_clients(b, lo, hi, placement)     # per-client test metrics (text)
     eval_fn = (jax.jit(evaluate_lanes, out_shardings=mesh.replicated(placement)) if placement.mesh
                else jax.jit(evaluate_lanes))
     last_round = max(c.rounds for c in cfgs)
@@ -115,19 +116,21 @@ def _run_chunk(b: Built, lo: int, hi: int, lanes_out: "_Lanes", bar, saver: chec
             break
         evaluating = [j for j, c in enumerate(cfgs) if evaluates(c, end) and lanes_out.live(lo + j)]
         if evaluating:
-            params = state.params
+            params, own = state.params, own_K
             if pick is not None and params is not None and b.cfg.eval_sample == "first":
                 params = jax.tree.map(lambda a: a[:, :pick.shape[1]], params)
             elif pick is not None and params is not None:       # eval_sample=random: each lane's own
                 params = jax.vmap(peers.take)(params, pick)
-            ev = _host(eval_fn(params, state.server, x_test, y_test))
+                own = None if own_K is None else jnp.asarray(peers.sample_positions(np.asarray(own_K), pick))
+            ev = _host(eval_fn(params, state.server, x_test, y_test, clients_V, own))
             ev["eval_idx"] = pick if b.cfg.eval_sample == "random" else None
             info = {k: v[-1] for k, v in info_T.items()}
             lanes_out.rows(end, [(lo + j, lane_row(ev, info, ledgers[j], j, end, lanes_out.t0,
                                                          b.protocol.row_keys))
                                  for j in evaluating])
-        if bar:
-            bar.update(end - first + 1)
+        if bar:     # the examples (tokens) the local steps processed: the bar's throughput
+            bar.update(end - first + 1, int(np.sum(info_T["steps_real"][:, :hi - lo])) * b.cfg.batch_size
+                       * tasks.of(ctx.spec).positions)
         if end < last_round and saver.due(end):
             saver.save(state, lanes_out.meta(lo, end, ledgers))
     if hi < len(b.seeds) and saver.out_dir is not None:
@@ -354,7 +357,8 @@ def _run_all(b: Built, out_dirs: list, chunk: int, progress: bool, saver: checkp
         k = bounds.index(next(bd for bd in bounds if bd[0] == start))
         done = sum(rounds[:k]) + resume["round"]
     labels = [Path(d).name if d is not None else f"config {i}" for i, d in enumerate(out_dirs)]
-    bar = progress_bars.round_bar(sum(rounds), progress, labels, initial=done)
+    bar = progress_bars.round_bar(sum(rounds), progress, labels, initial=done,
+                                  unit="tokens" if tasks.of(b.ctx.spec).positions > 1 else "examples")
     lanes_out = _Lanes(b, out_dirs, chunk, bar, resume)
     try:
         for lo, hi in bounds:

@@ -271,10 +271,10 @@ FIG11 = pathlib.Path(__file__).resolve().parents[1] / "experiments" / "fig11.jso
 
 def test_fig11_text_vocabularies_validate_and_refusals():
     """fig11 (issue 32): both vocabularies as panels, every group valid on text at full and smoke size;
-    cfd, selective_fd and feddf are refused on text, so the figure leaves them out."""
+    cfd runs on text (per token); selective_fd and feddf run too but are not in the figure."""
     spec = config.read_file(str(FIG11))
     assert spec["kind"] == "vocab" and list(spec["panels"]) == ["chars", "words"]
-    assert set(spec["groups"]) == {"tally", "softlabel", "fedavg", "bridge"}
+    assert set(spec["groups"]) == {"tally", "softlabel", "cfd", "fedavg", "bridge"}
     assert spec["groups"]["softlabel"]["sweep"]["comm.soft_bits"] == [32, 8]
     for smoke in (False, True):
         plans = figures.group_plans(spec, smoke, FIG11.parent)
@@ -284,26 +284,29 @@ def test_fig11_text_vocabularies_validate_and_refusals():
     from tallysim.sim import tasks
     cfg, _ = plans["tally"]
     tasks.check(cfg, tasks.make("next_token", (80,)))
-    for name in ("cfd", "selective_fd", "feddf"):          # refused at build time, in one line
-        with pytest.raises(ConfigError, match=f"protocol.name={name} does not run on next-token"):
-            tasks.check(config.apply_overrides(cfg, [f"protocol.name={name}"]), tasks.make("next_token", (80,)))
+    for name in ("cfd", "selective_fd", "feddf"):           # every protocol runs on text now
+        tasks.check(config.apply_overrides(cfg, [f"protocol.name={name}"]), tasks.make("next_token", (80,)))
+    with pytest.raises(ConfigError, match="vote.weighting=history does not run on next-token"):
+        tasks.check(config.apply_overrides(cfg, ["vote.weighting=history"]), tasks.make("next_token", (80,)))
 
 
 def test_fig11_table_prints_the_soft_hard_ratio_per_token(tmp_path, monkeypatch):
     from tallysim.figures import plots, vocab_plot
     monkeypatch.setattr(vocab_plot, "vocab_size", {"shakespeare": 80, "shakespeare_words": 10004}.get)
     data = {}
-    for group, soft in (("tally", 32), ("softlabel", 8)):
+    for group, soft in (("tally", 32), ("softlabel", 8), ("cfd", 32)):
         for panel, ds in (("chars", "shakespeare"), ("words", "shakespeare_words")):
             d = tmp_path / group / (panel + "__x")
             d.mkdir(parents=True)
             (d / "config.json").write_text(json.dumps({"protocol": {"name": group}, "data": {"name": ds},
-                                                       "comm": {"soft_bits": soft}}))
+                                                       "comm": {"soft_bits": soft}, "cfd": {"bits": 4}}))
             (d / "metrics.jsonl").write_text(json.dumps({"round": 1, "bits_per_peer": 100.0, "acc_mean": 0.25,
-                                                         "acc_global": None, "wall_s": 1}) + "\n")
+                                                         "acc_global": None, "ppl_mean": 12.345, "wall_s": 1}) + "\n")
             data.setdefault(group, []).append(({"data.name": ds}, d))
     out = plots.draw("vocab", {"panels": {"chars": {}, "words": {}}}, data, tmp_path / "fig11", "t")
     table = pathlib.Path(out["table"]).read_text()
-    assert "| chars | shakespeare | 80 | tally | 1 | 0.2500 | 100 | 7 | 366 (32-bit soft / vote) |" in table
-    assert "| words | shakespeare_words | 10004 | softlabel 8 bits | 1 | 0.2500 | 100 | 80032 | 5,717 |" in table
+    assert "| chars | shakespeare | 80 | tally | 1 | 0.2500 | 12.35 | 100 | 7 | 366 (32-bit soft / vote) |" in table
+    assert "| words | shakespeare_words | 10004 | softlabel 8 bits | 1 | 0.2500 | 12.35 | 100 | 80032 | 5,717 |" in table
+    # cfd: C * cfd.bits per token (4 bits here: 40,016 at C = 10,004; 2,858 times a 14-bit vote)
+    assert "| words | shakespeare_words | 10004 | cfd 4 bits | 1 | 0.2500 | 12.35 | 100 | 40016 | 2,858 |" in table
     assert pathlib.Path(out["png"]).stat().st_size > 100

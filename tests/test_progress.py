@@ -151,3 +151,24 @@ def test_the_bar_survives_a_terminal_of_zero_columns(shape, env, want, monkeypat
     assert "round" in last and "2/5" in last and "peers=0.500" in last, err.getvalue()
     assert max(len(x) for x in re.split(r"[\r\n]", err.getvalue())) <= want[0]
     assert progress.screen_shape(io.StringIO()) == (None, None)      # not a terminal: tqdm's default
+
+
+def test_round_bar_names_its_throughput_after_the_compiled_stretch(monkeypatch, capsys):
+    # tokens/s on text, examples/s on images: the work of the stretches after the first (which holds
+    # the compile) over the time since the first came back
+    from tallysim import progress
+    clock = iter([0.0, 10.0, 12.0, 12.0])
+    monkeypatch.setattr(progress.time, "perf_counter", lambda: next(clock))
+    bar = progress.RoundBar(5, unit="tokens")
+    bar.update(1, 999_999)                 # t=10: compiled; this stretch's work is not counted
+    assert bar.rate() is None and bar.compile_s == 10.0
+    bar.update(2, 3000)                    # t=12: 3000 tokens in 2 s
+    assert bar.rate(12.0) == 1500.0
+    bar.close()
+    assert "tokens/s=1,500" in _final(capsys.readouterr().err)
+
+
+def test_image_run_bar_shows_examples_per_second(tmp_path, capsys):
+    assert cli.main(["run", *TINY, "protocol.name=fedavg", "rounds=3", "eval_every=1", "--out", str(tmp_path / "r")]) == 0
+    last = _final(capsys.readouterr().err)
+    assert re.search(r"examples/s=[\d,]+", last) and "tokens/s" not in last, last

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import re
 
 import jax
 import jax.numpy as jnp
@@ -222,8 +223,8 @@ def test_models_shapes_bfloat16_and_refusals():
     with pytest.raises(ConfigError, match="model.name=lstm does not fit synthetic.*allowed for it: mlp"):
         tasks.check(cfg, tasks.CLASSIFICATION)
     cfg = config.apply_overrides(config.Config(), ["data.name=shakespeare", "model.name=lstm",
-                                                   "protocol.name=cfd"])
-    with pytest.raises(ConfigError, match="protocol.name=cfd does not run on next-token"):
+                                                   "protocol.name=tally", "vote.weighting=history"])
+    with pytest.raises(ConfigError, match="vote.weighting=history does not run on next-token"):
         tasks.check(cfg, tasks.make("next_token", (80,)))
 
 
@@ -281,13 +282,18 @@ def test_fedavg_on_text_equals_hand_written(fedavg_built):
         np.testing.assert_allclose(np.asarray(a), np.asarray(e), rtol=2e-4, atol=2e-5)
 
 
-def test_tally_on_shakespeare_learns_above_chance(tmp_path):
+def test_tally_on_shakespeare_learns_above_chance(tmp_path, capsys):
     from tallysim.run import run_results
     cfg = config.apply_overrides(config.Config(), TINY_TEXT + [
         "protocol.name=tally", "rounds=2", "batch_size=16", "optim.lr=0.5", "local_epochs=1",
-        "vote.min_agreement=0.5", "eval_peers=2"])
-    res = run_results(cfg, str(tmp_path))
+        "vote.min_agreement=0.5", "eval_peers=2", "eval_every=1"])
+    res = run_results(cfg, str(tmp_path), progress=True)
     last = res.last
+    # the bar names tokens/s on text (progress.py)
+    assert re.search(r"tokens/s=[\d,]+", capsys.readouterr().err)
+    # perplexity and the peers' own per-client accuracy (natural split: peer i is a client); no server
+    assert 1 < last["ppl_mean"] < 80 and last["ppl_global"] is None and last["acc_client_mean"] is None
+    assert 0 < last["acc_own_p10"] <= last["acc_own_mean"] <= 1
     # chance is 1/80; the most frequent character (space) alone is ~0.17 of the scored targets
     assert last["acc_mean"] > 0.1 and last["bits_up"] == 2 * 3 * 4 * 80 * 7
     # abstention per token: one more downlink bit per probe position marks the dropped tokens

@@ -3,9 +3,9 @@ the probe-pool split. Importing this package never imports TensorFlow; only `pre
 from .base import Dataset, DataError
 from .cache import cache_dir
 from .loading import load
-from .partition import class_counts, partition, split_probe_pool
+from .partition import class_counts, natural_clients, partition, split_probe_pool
 from .population import Ragged, ragged
 from .prepare import prepare
 
-__all__ = ["DataError", "Dataset", "cache_dir", "load", "prepare", "partition", "class_counts",
+__all__ = ["DataError", "Dataset", "cache_dir", "load", "prepare", "partition", "natural_clients", "class_counts",
            "split_probe_pool", "Ragged", "ragged"]

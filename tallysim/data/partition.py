@@ -272,6 +272,17 @@ def natural(clients: np.ndarray | None, peers: int, seed: int, name: str = "the 
     """partition.kind=natural: peer i holds every example of one client of the dataset. The clients
     are `peers` drawn uniformly without replacement, numpy default_rng([seed, NATURAL_STREAM]),
     taken in increasing client id; peers = the number of clients takes every client."""
+    clients = np.asarray(clients).reshape(-1) if clients is not None else None
+    chosen = natural_clients(clients, peers, seed, name)
+    order = np.argsort(clients, kind="stable")
+    starts = np.searchsorted(clients[order], chosen, "left")
+    ends = np.searchsorted(clients[order], chosen, "right")
+    return _sorted_parts(order[a:b] for a, b in zip(starts, ends))
+
+
+def natural_clients(clients: np.ndarray | None, peers: int, seed: int, name: str = "the dataset") -> np.ndarray:
+    """The client ids partition.kind=natural gives peers 0..peers-1, in that order (peer i holds
+    client natural_clients(...)[i]): what the per-client test metrics pair each peer with."""
     if clients is None:
         raise DataError(f"partition.kind=natural needs a dataset with clients (shakespeare, "
                         f"shakespeare_words); {name} has none; use partition.kind=iid or dirichlet")
@@ -280,11 +291,7 @@ def natural(clients: np.ndarray | None, peers: int, seed: int, name: str = "the 
     if peers > len(ids):
         raise DataError(f"peers={peers} is above the {len(ids)} clients of {name} (partition.kind=natural); "
                         f"allowed: peers=1..{len(ids)} (peers={len(ids)} takes every client)")
-    chosen = np.sort(np.random.default_rng([int(seed), NATURAL_STREAM]).choice(ids, peers, replace=False))
-    order = np.argsort(clients, kind="stable")
-    starts = np.searchsorted(clients[order], chosen, "left")
-    ends = np.searchsorted(clients[order], chosen, "right")
-    return _sorted_parts(order[a:b] for a, b in zip(starts, ends))
+    return np.sort(np.random.default_rng([int(seed), NATURAL_STREAM]).choice(ids, peers, replace=False))
 
 
 def partition(labels: np.ndarray, peers: int, cfg: PartitionConfig, num_classes: int,

@@ -1,13 +1,14 @@
 """The class-count figure on real text (fig11): accuracy against cumulative bits per peer, one panel per
 vocabulary (the `panels`: Shakespeare characters, C = 80, and words, C = 10,004), one line per run.
-Also `<stem>_table.md`: per panel and run, C, the final accuracy, the bits per peer, and the bits per
-token of a vote (ceil(log2 C)) and of a soft label (C * soft_bits) with their ratio."""
+Also `<stem>_table.md`: per panel and run, C, the final accuracy and perplexity, the bits per peer, and
+the bits per token of a vote (ceil(log2 C)) and of a soft label (C * soft_bits; cfd's C * cfd.bits) with
+their ratio."""
 from __future__ import annotations
 
 import math
 from pathlib import Path
 
-from tallysim.results.metrics import accuracy_std as acc, panel_of, pyplot, read_run
+from tallysim.results.metrics import accuracy_std as acc, panel_of, pyplot, read_run, text_headline
 
 
 def vocab_size(dataset: str):
@@ -40,8 +41,11 @@ def vocab_fig(spec, data, stem, title, _finish, _save) -> dict:
             dataset = cfg.get("data", {}).get("name")
             C = vocab_size(dataset) if C is None else C
             soft_bits = int(cfg.get("comm", {}).get("soft_bits", 32))
+            if group == "cfd":          # cfd quantises each value to cfd.bits (its soft label's bits)
+                soft_bits = int(cfg.get("cfd", {}).get("bits", 8))
             extra = {k: v for k, v in ov.items() if k != "data.name"}
-            label = group + (f" {soft_bits} bits" if group == "softlabel" else "") \
+            soft = group in ("softlabel", "cfd")           # a distribution per token
+            label = group + (f" {soft_bits} bits" if soft else "") \
                 + ("".join(f" {k}={v}" for k, v in extra.items() if k != "comm.soft_bits"))
             xs = [max(float(r["bits_per_peer"]), 1.0) for r in rows]
             ys = [acc(r)[0] for r in rows]
@@ -51,10 +55,12 @@ def vocab_fig(spec, data, stem, title, _finish, _save) -> dict:
                        "bits_per_peer": r["bits_per_peer"], "accuracy": a} for r, a in zip(rows, ys)]
             hard = math.ceil(math.log2(C)) if C else None
             votes = group in ("tally", "bridge")          # one vote per token; the FedAvg family: parameters
-            per_token = (hard if votes else C * soft_bits if group == "softlabel" and C else None)
-            ratio = f"{C * soft_bits / hard:,.0f}" if group == "softlabel" and C else \
+            per_token = (hard if votes else C * soft_bits if soft and C else None)
+            ratio = f"{C * soft_bits / hard:,.0f}" if soft and C else \
                 (f"{C * 32 / hard:,.0f} (32-bit soft / vote)" if votes and C else "-")
+            ppl = text_headline(rows[-1])["ppl"]            # the same model's test perplexity
             lines.append(f"| {p} | {dataset} | {C if C else '?'} | {label} | {rows[-1]['round']} | {ys[-1]:.4f} "
+                         f"| {'-' if ppl is None else f'{ppl:.4g}'} "
                          f"| {rows[-1]['bits_per_peer']:.4g} | {per_token if per_token else 'by parameters'} "
                          f"| {ratio} |")
         _finish(ax, "cumulative bits per peer (up + down)", "next-token test accuracy",
@@ -64,9 +70,12 @@ def vocab_fig(spec, data, stem, title, _finish, _save) -> dict:
     paths["table"] = f"{stem}_table.md"
     Path(paths["table"]).write_text(
         "Final next-token accuracy (positions whose target is not PAD/OOV/BOS/EOS; the server model where "
-        "there is one, else the evaluated peers' mean) and cumulative bits per peer (up + down). Bits per "
-        "token: a vote costs ceil(log2 C), a soft label C * soft_bits; the ratio column is soft / vote per "
+        "there is one, else the evaluated peers' mean), that model's test perplexity (exp of the mean "
+        "cross-entropy over the non-PAD targets; the peers' mean perplexity) and cumulative bits per peer "
+        "(up + down). Bits per token: a vote costs ceil(log2 C), a soft label C * soft_bits (cfd: C * "
+        "cfd.bits); the ratio column is soft / vote per "
         "token (for tally: a 32-bit soft label's).\n\n"
-        "| panel | dataset | C | protocol | rounds | final accuracy | bits per peer | bits per token | "
-        "soft / hard per token |\n|---|---|---|---|---|---|---|---|---|\n" + "\n".join(lines) + "\n")
+        "| panel | dataset | C | protocol | rounds | final accuracy | final perplexity | bits per peer | "
+        "bits per token | soft / hard per token |\n|---|---|---|---|---|---|---|---|---|---|\n"
+        + "\n".join(lines) + "\n")
     return paths

@@ -36,7 +36,7 @@ from tallysim.fields import ConfigError, ints
 from tallysim.protocols import Traits
 from tallysim.protocols.base import Context, Protocol, exchanging
 from tallysim.protocols.distill import warmup_init
-from tallysim.protocols.probe_round import make_round, normalised
+from tallysim.protocols.probe_round import Streamed, make_round, normalised
 from tallysim.sim import comm, peers
 from tallysim.sim.local import soft_label_loss
 
@@ -72,32 +72,42 @@ def make(ctx: Context) -> Protocol:
     if c.delta and cfg.probe.resample:
         raise ConfigError("cfd.delta=true codes each message against the last one on the same probes; "
                           "allowed: probe.resample=false with it, or cfd.delta=false")
-    P, A, M, C, b = spec.peers, spec.active, spec.probes, spec.classes, c.bits
+    # M: messages per round, a probe's positions each on a next-token task (sim/tasks.py)
+    P, A, M, C, b = spec.peers, spec.active, spec.messages, spec.classes, c.bits
     Q = 2 ** b - 1
     hard = c.labels == "hard"
     delta_up = c.delta and not hard
     delta_down = c.delta and A == P
     lspec = ctx.local_spec(distill_loss=soft_label_loss(ctx.hp("distill.temperature")))
 
-    def exchange(msgs, info, idx, extra):
-        arrived = msgs.sent_A.astype(jnp.float32)
-        voters = msgs.voters if isinstance(msgs.voters, int) else jnp.maximum(msgs.voters, 1)
-        extra = dict(extra)
+    def chunk(probs, sent_c, rows_c, idx, extra):
+        """One chunk of peers: their summed levels (or one-hot votes) and, delta coding, their new
+        reference levels and changed counts."""
+        arrived = sent_c.astype(jnp.float32)
         if hard:
-            onehot = jax.nn.one_hot(jnp.argmax(msgs.probs_AxMxC, -1), C, dtype=jnp.float32)
-            mean_levels = jnp.einsum("a,amc->mc", arrived, onehot) * Q / voters
-        else:
-            levels = quantise(msgs.probs_AxMxC, b)
-            # the mean in level units: integer sums (exact), one division, so a tie is a true tie
-            mean_levels = jnp.einsum("a,amc->mc", arrived, levels.astype(jnp.float32),
-                                     precision=jax.lax.Precision.HIGHEST) / voters
-            if delta_up:
-                prev, had = peers.take(extra["up_P"], idx), peers.take(extra["has_up_P"], idx)
-                info["cfd_changed_A"] = jnp.where(had, jnp.sum(levels != prev, axis=(1, 2)), -1).astype(jnp.int32)
-                keep = msgs.sent_A[:, None, None]              # a lost message leaves no reference
-                extra["up_P"] = peers.put(extra["up_P"], idx, jnp.where(keep, levels, prev))
-                extra["has_up_P"] = peers.put(extra["has_up_P"], idx, had | msgs.sent_A)
-                info["cfd_sent_A"] = msgs.sent_A.astype(jnp.int32)
+            onehot = jax.nn.one_hot(jnp.argmax(probs, -1), C, dtype=jnp.float32)
+            return {"levels": jnp.einsum("a,amc->mc", arrived, onehot)}, {}
+        levels = quantise(probs, b)
+        # the mean in level units: integer sums (exact), one division, so a tie is a true tie
+        sums = {"levels": jnp.einsum("a,amc->mc", arrived, levels.astype(jnp.float32),
+                                     precision=jax.lax.Precision.HIGHEST)}
+        if not delta_up:
+            return sums, {}
+        ids = rows_c if idx is None else idx[rows_c]
+        prev, had = extra["up_P"][ids], extra["has_up_P"][ids]
+        return sums, {"changed": jnp.where(had, jnp.sum(levels != prev, axis=(1, 2)), -1).astype(jnp.int32),
+                      "up": jnp.where(sent_c[:, None, None], levels, prev),   # a lost message leaves no reference
+                      "has_up": had | sent_c}
+
+    def finish(sums, per_row, sent_A, voters, info, idx, extra):
+        voters = voters if isinstance(voters, int) else jnp.maximum(voters, 1)
+        extra = dict(extra)
+        mean_levels = sums["levels"] * Q / voters if hard else sums["levels"] / voters
+        if delta_up:
+            info["cfd_changed_A"] = per_row["changed"]
+            extra["up_P"] = peers.put(extra["up_P"], idx, per_row["up"])
+            extra["has_up_P"] = peers.put(extra["has_up_P"], idx, per_row["has_up"])
+            info["cfd_sent_A"] = sent_A.astype(jnp.int32)
         down = jnp.round(mean_levels).astype(jnp.int32)
         if delta_down:
             info["cfd_down_changed"] = jnp.where(extra["has_down"], jnp.sum(down != extra["down"]), -1
@@ -133,5 +143,5 @@ def make(ctx: Context) -> Protocol:
         senders = int(info["senders"]) if "senders" in info else A
         return comm.RoundBits(up, down, A, up_total=up_total, down_total=A * down if senders else 0)
 
-    return Protocol(init=init, round=make_round(ctx, lspec, exchange), cost=cost,
+    return Protocol(init=init, round=make_round(ctx, lspec, Streamed(chunk, finish)), cost=cost,
                     peer_state=("up_P", "has_up_P") if delta_up else ())

@@ -8,7 +8,8 @@ of the public probe pool, inside the same compiled round:
   loss    = KL(teacher || softmax(student(x) / T)), T = `feddf.temperature`
 for `feddf.steps` Adam steps (`feddf.lr`, cosine decay to 0) on `feddf.batch_size` probes each, drawn
 from the pool with the round's server key. steps=0 is FedAvg exactly. The server reads the pool
-itself, so the peers pay FedAvg's bits and nothing more.
+itself, so the peers pay FedAvg's bits and nothing more. On next-token prediction the probes are token
+sequences: the teacher and the KL are per position, averaged over the positions whose input is not PAD.
 
 Shape letters: A active peers, B probe batch, C classes, Q pool size (glossary: tallysim/sim/__init__.py).
 """
@@ -22,7 +23,7 @@ import jax.numpy as jnp
 import optax
 
 from tallysim.fields import floats, ints
-from tallysim.sim import faults
+from tallysim.sim import faults, tasks
 from tallysim.sim.fed import to_input, pool_examples
 from tallysim.protocols import Traits, fedavg
 from tallysim.protocols.base import Context, Protocol, active_set, round_keys
@@ -52,11 +53,15 @@ def teacher_probs(logits_AxBxC: jax.Array, target: str, temperature: float, weig
     return mean(jax.nn.softmax(logits_AxBxC / temperature, axis=-1))
 
 
-def student_loss(logits_BxC: jax.Array, teacher_BxC: jax.Array, temperature: float) -> jax.Array:
-    """Mean over the batch of KL(teacher || softmax(student / T))."""
+def student_loss(logits_BxC: jax.Array, teacher_BxC: jax.Array, temperature: float, keep=None) -> jax.Array:
+    """Mean over the batch of KL(teacher || softmax(student / T)). Next-token probes ([B, pos, C]):
+    the mean over the positions in `keep` (bool [B, pos]), those whose input is not PAD."""
     logp = jax.nn.log_softmax(logits_BxC / temperature, axis=-1)
     kl = jnp.sum(jax.scipy.special.xlogy(teacher_BxC, teacher_BxC) - teacher_BxC * logp, axis=-1)
-    return jnp.mean(kl)
+    if keep is None:
+        return jnp.mean(kl)
+    w = keep.astype(kl.dtype)
+    return jnp.sum(kl * w) / jnp.maximum(jnp.sum(w), 1.0)
 
 
 def distill_server(ctx: Context, student, params_A, data, key, weight_A=None):
@@ -64,6 +69,7 @@ def distill_server(ctx: Context, student, params_A, data, key, weight_A=None):
     weighted by weight_A if given). Returns (student, last loss)."""
     cfg = ctx.cfg.feddf
     apply = ctx.model.apply
+    text = tasks.of(ctx.spec).positions > 1
     Q = data.pool_Q.shape[0]
     tx = optax.adam(optax.cosine_decay_schedule(ctx.hp("feddf.lr"), cfg.steps))
 
@@ -71,10 +77,15 @@ def distill_server(ctx: Context, student, params_A, data, key, weight_A=None):
         p, o = carry
         pick = jax.random.choice(jax.random.fold_in(key, t), Q, (cfg.batch_size,),
                                  replace=cfg.batch_size > Q)
-        x = to_input(pool_examples(data, pick)[0])
+        raw = pool_examples(data, pick)[0]
+        x = to_input(raw)
+        # next-token probes: every position is distilled except the padding of a client's last window,
+        # read from the probe's own tokens (its labels stay hidden)
+        keep = (raw != tasks.PAD) if text else None
         teacher = teacher_probs(jax.vmap(apply, in_axes=(0, None))(params_A, x),
                                 cfg.target, ctx.hp("feddf.temperature"), weight_A)
-        loss, grads = jax.value_and_grad(lambda w: student_loss(apply(w, x), teacher, ctx.hp("feddf.temperature")))(p)
+        loss, grads = jax.value_and_grad(
+            lambda w: student_loss(apply(w, x), teacher, ctx.hp("feddf.temperature"), keep))(p)
         updates, o = tx.update(grads, o, p)
         return (optax.apply_updates(p, updates), o), loss
 

@@ -3,10 +3,16 @@ selective_fd.py): distill.py's schedule (warm-up, then every round the active pe
 round's probes, the server builds targets, the peers train on private data plus the targets), with the
 message and the server's rule left to the protocol.
 
-Unlike base.probe_exchange these protocols need every active peer's probabilities at once ([A, M, C]:
-a selector or a quantiser acts per message), as `softlabel.aggregate=median` does; the probe draw,
-faults (confident_wrong messages, dropout), the distillation weight's ramp and gate and the metrics
-rows' probe diagnostics are distill.py's.
+A protocol gives its exchange in one of two forms. A plain function `exchange(msgs, ...)` sees every
+active peer's probabilities at once ([A, M, C]), as `softlabel.aggregate=median` does, on
+classification only. A `Streamed` exchange (cfd, selective_fd) says what it needs of each chunk of
+peers (a quantiser or a selector acts per message and its results add over peers), and the peers
+predict a chunk at a time (exchange.stream, sized like base.probe_exchange's chunks), so no
+[A, M, C] array exists: at C = 10,004 and 640 token messages one peer's probabilities are 25.6 MB.
+On a next-token task each probe position is a message (sim/tasks.py): [M * pos, C] targets,
+unflattened to [M, pos] for the peers to train on. The probe draw, faults (confident_wrong messages,
+dropout), the distillation weight's ramp and gate and the metrics rows' probe diagnostics are
+distill.py's.
 """
 from __future__ import annotations
 
@@ -18,7 +24,7 @@ import jax.numpy as jnp
 from tallysim.protocols.base import (Context, active_set, draw_probes, exchanging, local_round,
                                      predict_probes, round_keys)
 from tallysim.protocols.distill import distill_factor, scaled
-from tallysim.sim import faults, local, peers, vote
+from tallysim.sim import exchange as exchange_, faults, local, peers, tasks, vote
 from tallysim.sim.fed import pool_examples
 
 
@@ -50,33 +56,91 @@ def messages(ctx: Context, state, data, keys, idx, fr) -> tuple[Messages, dict]:
     return Messages(pidx, x_M, y_M, jax.nn.softmax(z, axis=-1), sent_A, voters), info
 
 
-def make_round(ctx: Context, lspec: local.LocalSpec,
-               exchange: Callable[[Messages, dict, Optional[jax.Array], Optional[dict]], tuple]):
-    """round(state, data, root, r). exchange(msgs, info, idx, extra) -> (target_MxC, weight_M, info,
-    extra): the server's targets from the messages (idx: the active peers, None = all), the probe
-    weights (0 drops a probe), the round's info and the protocol's new State.extra (delta coding's
-    memory; None if it keeps none)."""
+class Streamed(NamedTuple):
+    """An exchange that streams the active peers in chunks (exchange.stream).
+
+    chunk(probs_cxMxC, sent_c, rows_c, idx, extra) -> (sums, per_row): what one chunk of peers adds
+      (pytrees; `sums` added over chunks, `per_row` [c, ...] concatenated over peers). probs: the
+      softmax of the messages (M: messages, probe positions on text); sent_c: bool, the row is a
+      peer (not padding) whose message arrived; rows_c: active positions; idx: the active peers
+      (None = all); extra: State.extra.
+    finish(sums, per_row_A, sent_A, voters, info, idx, extra) -> (target_MxC, weight_M, info, extra):
+      the server's targets, as the plain form's exchange returns them."""
+    chunk: Callable
+    finish: Callable
+
+    def __call__(self, msgs: Messages, info: dict, idx, extra):
+        """The plain form on every active peer's messages at once (one chunk): for tests and tools."""
+        A = msgs.probs_AxMxC.shape[0]
+        sums, per_row = self.chunk(msgs.probs_AxMxC, msgs.sent_A, jnp.arange(A), idx, extra)
+        return self.finish(sums, per_row, msgs.sent_A, msgs.voters, info, idx, extra)
+
+
+def streamed(ctx: Context, state, data, keys, idx, fr, ex: Streamed, chunk: Optional[int] = None):
+    """The round's probes, the diagnostics `messages` reports and the protocol's finished exchange,
+    predicting `chunk` active peers at a time (default: what fits sizing.CHUNK_BYTES).
+    Returns (x_M, y_M message labels, voters, info, (sums, per_row_A, sent_A))."""
+    spec = ctx.spec
+    A, task = spec.active, tasks.of(spec)
+    pidx = draw_probes(ctx, data, keys.probe)
+    x_M, y_probe = pool_examples(data, pidx)
+    y_M = task.message_labels(y_probe)
+
+    def one(rows_c, valid_c):
+        ids = rows_c if idx is None else idx[rows_c]
+        z = task.messages(predict_probes(ctx, peers.take(state.params, ids), x_M))
+        z = faults.message_logits(ctx, fr, z, rows_c, y_M)
+        sent_c, honest_c = faults.chunk_masks(fr, rows_c)
+        sent_c = valid_c if sent_c is None else valid_c & sent_c
+        sums, per_row = ex.chunk(jax.nn.softmax(z, axis=-1), sent_c, rows_c, idx, state.extra)
+        return (vote.chunk_sums(z, sent_c, y_M, None, honest_c), sums), per_row
+
+    c = chunk or exchange_.peer_chunk(A, spec.messages, spec.classes)
+    (diag, sums), per_row = exchange_.stream(one, A, c)
+    voters = faults.senders(ctx, fr)
+    t = vote.tally_counts(diag.counts_MxC, voters, "lowest", 0.0)
+    info = vote.finish_diagnostics(diag, voters, y_M, t.winner_M, t.share_M)
+    sent_A, _ = faults.chunk_masks(fr, jnp.arange(A))
+    sent_A = jnp.ones((A,), bool) if sent_A is None else sent_A
+    return x_M, y_M, voters, info, (sums, per_row, sent_A)
+
+
+def make_round(ctx: Context, lspec: local.LocalSpec, exchange):
+    """round(state, data, root, r). `exchange` a Streamed, or a function exchange(msgs, info, idx,
+    extra) -> (target_MxC, weight_M, info, extra): the server's targets from the messages (idx: the
+    active peers, None = all), the probe weights (0 drops a probe), the round's info and the
+    protocol's new State.extra (delta coding's memory; None if it keeps none)."""
     cfg = ctx.cfg
+    task = tasks.of(ctx.spec)
 
     def round_fn(state, data, root, r):
         keys = round_keys(root, r, cfg.probe.resample)
         idx = active_set(ctx, keys.active, data)
         fr = faults.for_round(ctx, data, root, r, idx)
         probes, lspec_r, extra = None, lspec, state.extra
-        msgs, info = messages(ctx, state, data, keys, idx, fr)
+        if isinstance(exchange, Streamed):
+            x_M, y_M, voters, info, (sums, per_row, sent_A) = streamed(ctx, state, data, keys, idx, fr, exchange)
+        else:
+            msgs, info = messages(ctx, state, data, keys, idx, fr)
+            x_M, y_M, voters = msgs.x_M, msgs.y_M, msgs.voters
         if exchanging(ctx):
-            target, weight, info, extra = exchange(msgs, info, idx, state.extra)
-            if not isinstance(msgs.voters, int):
-                weight = weight * (msgs.voters > 0).astype(jnp.float32)    # nothing arrived: nothing to learn
-            probes = local.Probes(msgs.x_M, target, weight)
-            info["consensus_acc"] = (jnp.sum((jnp.argmax(target, -1) == msgs.y_M) * weight)
+            if isinstance(exchange, Streamed):
+                target, weight, info, extra = exchange.finish(sums, per_row, sent_A, voters, info, idx,
+                                                              state.extra)
+            else:
+                target, weight, info, extra = exchange(msgs, info, idx, state.extra)
+            if not isinstance(voters, int):
+                weight = weight * (voters > 0).astype(jnp.float32)    # nothing arrived: nothing to learn
+            probes = local.Probes(x_M, task.unflatten(target, ctx.spec.probes),
+                                  task.unflatten(weight, ctx.spec.probes))
+            info["consensus_acc"] = (jnp.sum((jnp.argmax(target, -1) == y_M) * weight)
                                      / jnp.maximum(jnp.sum(weight), 1.0))
             f = distill_factor(cfg, r, info["agreement"], ctx.hp)
             lspec_r = scaled(lspec, f)
             if f is not None:
                 info["distill_factor"] = f
-            if not isinstance(msgs.voters, int):
-                info["senders"] = msgs.voters
+            if not isinstance(voters, int):
+                info["senders"] = voters
         params, opt, _, loss_A, steps = local_round(ctx, lspec_r, state, data, keys, idx, probes=probes, fr=fr)
         info = {**info, "train_loss": jnp.mean(loss_A), **steps, **faults.info(fr)}
         return state._replace(params=params, opt=opt, extra=extra), info

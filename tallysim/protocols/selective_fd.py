@@ -29,7 +29,7 @@ from tallysim.fields import floats
 from tallysim.protocols import Traits
 from tallysim.protocols.base import Context, Protocol, exchanging
 from tallysim.protocols.distill import warmup_init
-from tallysim.protocols.probe_round import make_round
+from tallysim.protocols.probe_round import Streamed, make_round
 from tallysim.sim import comm, vote
 from tallysim.sim.local import soft_label_loss
 
@@ -48,23 +48,28 @@ class SelectiveFDConfig:
 
 def make(ctx: Context) -> Protocol:
     cfg, spec = ctx.cfg, ctx.spec
-    A, M, C, b = spec.active, spec.probes, spec.classes, cfg.comm.soft_bits
+    # M: messages per round, a probe's positions each on a next-token task (sim/tasks.py)
+    A, M, C, b = spec.active, spec.messages, spec.classes, cfg.comm.soft_bits
     tau_client = ctx.hp("selective_fd.client_threshold")
     tau_server = ctx.hp("selective_fd.server_threshold")
     lspec = ctx.local_spec(distill_loss=soft_label_loss(ctx.hp("distill.temperature")))
 
-    def exchange(msgs, info, idx, extra):
-        p = msgs.probs_AxMxC
-        share_AxM = (jnp.max(p, axis=-1) >= tau_client) & msgs.sent_A[:, None]
-        w = share_AxM.astype(jnp.float32)
-        n_M = jnp.sum(w, axis=0)
-        sent = vote.quantize_probs(p, b)
-        target = jnp.einsum("am,amc->mc", w, sent) / jnp.maximum(n_M, 1.0)[:, None]
+    def chunk(p, sent_c, rows_c, idx, extra):
+        """One chunk of peers: the shared (quantised) vectors summed per probe, how many shared on
+        each probe, and how many probes each peer shared on."""
+        share_cxM = (jnp.max(p, axis=-1) >= tau_client) & sent_c[:, None]
+        w = share_cxM.astype(jnp.float32)
+        return ({"target": jnp.einsum("am,amc->mc", w, vote.quantize_probs(p, b)), "n": jnp.sum(w, axis=0)},
+                {"shared": jnp.sum(share_cxM, axis=1, dtype=jnp.int32)})
+
+    def finish(sums, per_row, sent_A, voters, info, idx, extra):
+        n_M = sums["n"]
+        target = sums["target"] / jnp.maximum(n_M, 1.0)[:, None]
         keep_M = ((n_M > 0) & (jnp.max(target, axis=-1) >= tau_server)).astype(jnp.float32)
         info["kept"] = jnp.mean(keep_M)
-        info["sfd_shared_A"] = jnp.sum(share_AxM, axis=1, dtype=jnp.int32)
+        info["sfd_shared_A"] = per_row["shared"]
         info["sfd_kept"] = jnp.sum(keep_M).astype(jnp.int32)
-        info["sfd_sent_A"] = msgs.sent_A.astype(jnp.int32)
+        info["sfd_sent_A"] = sent_A.astype(jnp.int32)
         return target, keep_M, info, extra
 
     def cost(info) -> comm.RoundBits:
@@ -77,4 +82,4 @@ def make(ctx: Context) -> Protocol:
                               down_total=A * down if any(info["sfd_sent_A"]) else 0)
 
     return Protocol(init=lambda key, data: warmup_init(ctx, key, data),
-                    round=make_round(ctx, lspec, exchange), cost=cost)
+                    round=make_round(ctx, lspec, Streamed(chunk, finish)), cost=cost)

@@ -195,8 +195,12 @@ def accuracy_std(row: dict, keys: tuple = HEADLINE) -> tuple[float, float]:
 
 
 def metric(row: dict, name: str = "auto"):
-    """The row's value of column `name` (`auto`: the headline accuracy); None when not a number."""
-    v = row.get(headline_key(row)) if name == "auto" else row.get(name)
+    """The row's value of column `name` (`auto`: the headline accuracy; `ppl`: the headline model's
+    perplexity, next-token runs); None when not a number."""
+    if name == "ppl" and "ppl" not in row:
+        v = text_headline(row)["ppl"]
+    else:
+        v = row.get(headline_key(row)) if name == "auto" else row.get(name)
     return v if _number(v) else None
 
 
@@ -262,10 +266,12 @@ def summary_line(cfg, last: dict) -> str:
     k = headline_key(last)
     acc, std = last.get(k), last.get(k + "_std")
     seeds = f" x {cfg.seeds} seeds" if cfg.seeds > 1 else ""
+    ppl = text_headline(last)["ppl"]        # next-token runs: the headline model's perplexity
     return (f"{cfg.protocol.name}: {cfg.rounds} rounds, {cfg.peers} peers{seeds} on {cfg.data.name} -> "
             f"accuracy {acc:.4f}" + (f" +- {std:.4f}" if std is not None else "")
             + (f" (peer mean {last['acc_mean']:.4f}, ensemble {last['acc_ensemble']:.4f})"
                if last.get("acc_mean") is not None else " (server model; no client model is kept)") + ", "
+            + ("" if ppl is None else f"perplexity {ppl:.4g}, ") +
             f"{last['bits_per_peer'] / 8e6:.4g} MB per peer, {last['wall_s']:.1f} s"
             + (f"; results in {last['out']}" if last.get("out") else ""))
 
@@ -349,5 +355,51 @@ def lane_row(ev: dict, info: dict, led, j: int, r: int, t0: float, own_keys: dic
         row[k] = float(info[k][j]) if k in info and math.isfinite(info[k][j]) else None
     for k, cast in {**ROUND_KEYS, **(own_keys or {})}.items():
         row[k] = cast(info[k][j]) if k in info and math.isfinite(info[k][j]) else None
+    row.update(text_row(ev, j))
     row["wall_s"] = round(time.perf_counter() - t0, 3)
+    return row
+
+
+CLIENT_PERCENTILE = 10
+
+
+def client_stats(hits_K, scored_K, keep_K=None) -> tuple:
+    """(mean, 10th percentile) over clients of per-client accuracy hits_k / scored_k, each client
+    weighing the same, over the clients with a scored test target (and keep_K); (None, None) if none.
+    The percentile is numpy's default (linear interpolation between the closest ranks)."""
+    hits, scored = np.asarray(hits_K, float), np.asarray(scored_K, float)
+    ok = scored > 0 if keep_K is None else (scored > 0) & np.asarray(keep_K, bool)
+    if not ok.any():
+        return None, None
+    acc = hits[ok] / scored[ok]
+    return float(acc.mean()), float(np.percentile(acc, CLIENT_PERCENTILE))
+
+
+# The text columns beside a row's headline accuracy: the same model's perplexity and per-client
+# accuracy (the server model's on every client, else each peer's own on its own client).
+TEXT_HEADLINE = {"acc_global": ("ppl_global", "acc_client_mean", "acc_client_p10"),
+                 "acc_mean": ("ppl_mean", "acc_own_mean", "acc_own_p10")}
+
+
+def text_headline(row: dict) -> dict:
+    """{ppl, client_mean, client_p10} of the row's headline model (None where the run has none)."""
+    keys = TEXT_HEADLINE.get(headline_key(row), (None, None, None))
+    return {name: row.get(k) if k else None for name, k in zip(("ppl", "client_mean", "client_p10"), keys)}
+
+
+def text_row(ev: dict, j: int) -> dict:
+    """The row keys evaluate() adds on next-token tasks (perplexity) and on datasets with clients
+    (per-client accuracy); {} for the others, whose rows are as before."""
+    row = {}
+    if ev.get("ppl_P") is not None:
+        ppl = np.asarray(ev["ppl_P"][j], float)
+        row["ppl_mean"] = float(ppl.mean()) if ppl.size else None     # none: client_storage=auto
+        row["ppl_global"] = None if ev.get("ppl_global") is None else float(ev["ppl_global"][j])
+    if ev.get("client_scored_K") is not None:
+        scored = ev["client_scored_K"][j]
+        glob = ev.get("client_global_K")
+        row["acc_client_mean"], row["acc_client_p10"] = (
+            (None, None) if glob is None else client_stats(glob[j], scored))
+        row["acc_own_mean"], row["acc_own_p10"] = client_stats(ev["client_own_K"][j], scored,
+                                                               ev["client_held_K"][j])
     return row

@@ -88,6 +88,9 @@ def default_title(cfgs: list[dict]) -> str:
 
 
 def y_label(rows_per_run: list[list[dict]], metric: str) -> str:
+    if metric == "ppl":                 # the headline model's perplexity (next-token runs)
+        which = sorted({WHICH_ACCURACY[metrics.headline_key(rows[-1])] for rows in rows_per_run if rows})
+        return "test perplexity" + (f" ({' / '.join(which)})" if which else "")
     if metric != "auto":
         return metric
     which = sorted({WHICH_ACCURACY[metrics.headline_key(rows[-1])] for rows in rows_per_run if rows})
@@ -107,11 +110,10 @@ def plot_curves(run_dirs, out: str, metric: str = "auto", title: str | None = No
         kept.append(rows)
         ys = [metric_value(r, metric, Path(d) / metrics.METRICS) for r in rows]
         # the std over seeds of the value drawn (aggregate writes it for every mean); one seed: none
-        stds = [metrics.metric(r, (metrics.headline_key(r) if metric == "auto" else metric) + "_std")
-                for r in rows]
+        stds = [metrics.metric(r, _std_key(r, metric)) for r in rows]
         stds = stds if stds and all(s is not None for s in stds) else None
         series.append(([max(r["bits_per_peer"], 1.0) for r in rows], ys, stds, label))
-        name = metrics.headline_key(rows[-1]) if metric == "auto" and rows else metric
+        name = _std_key(rows[-1], metric)[:-4] if rows and metric in ("auto", "ppl") else metric
         points += [(label, cfg.get("protocol", {}).get("name", ""), str(d), r["round"], r["bits_per_peer"],
                     name, y, "" if stds is None else s) for r, y, s in zip(rows, ys, stds or ys)]
     fig, ax = metrics.pyplot().subplots(figsize=(6.4, 4.4))
@@ -121,6 +123,8 @@ def plot_curves(run_dirs, out: str, metric: str = "auto", title: str | None = No
             ax.fill_between(x, [a - b for a, b in zip(y, s)], [a + b for a, b in zip(y, s)],
                             color=line.get_color(), alpha=0.15, linewidth=0)
     ax.set_xscale("log")
+    if metric == "ppl":
+        ax.set_yscale("log")            # perplexity spans orders of magnitude early in training
     ax.set_xlabel("cumulative bits per peer (up + down)")
     band = any(s is not None for _, _, s, _ in series)
     ax.set_ylabel(y_label(kept, metric) + ("\nband: mean +- std over seeds" if band else ""))
@@ -130,6 +134,15 @@ def plot_curves(run_dirs, out: str, metric: str = "auto", title: str | None = No
     metrics.save_figure(fig, out)
     write_points(Path(out).with_suffix(".csv"), points)
     return out
+
+
+def _std_key(row: dict, metric: str) -> str:
+    """The `<column>_std` key of what is drawn: auto and ppl name the headline model's column."""
+    if metric == "auto":
+        return metrics.headline_key(row) + "_std"
+    if metric == "ppl" and "ppl" not in row:
+        return metrics.TEXT_HEADLINE.get(metrics.headline_key(row), ("ppl",))[0] + "_std"
+    return metric + "_std"
 
 
 def write_points(path: Path, points) -> None:

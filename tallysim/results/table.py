@@ -1,6 +1,7 @@
 """`tallysim table DIR...`: one row per run of a sweep (or any run directories), its swept fields as
 columns, then the final and best headline accuracy, the final's std over seeds, the cumulative bits
-per peer and the rounds done; as a markdown table (default) or CSV, on stdout or into --out.
+per peer and the rounds done (next-token runs: also the final perplexity and the per-client accuracy's
+mean and 10th percentile); as a markdown table (default) or CSV, on stdout or into --out.
 
 The swept fields are found, not declared: the config.json fields whose values differ between the
 runs listed (so it works for a sweep, a figure's results or hand-made runs alike), in config order.
@@ -22,6 +23,9 @@ FORMATS = ("markdown", "csv")
 # Config entries that say where or how a run was written, not what ran: never a swept column.
 NOT_SWEPT = ("derived", "placement", "resumed", "log.", "plugins")
 RESULT_COLUMNS = ("final", "final_std", "best", "bits_per_peer", "MB_per_peer", "round", "status")
+# Beside the final accuracy on next-token runs (absent otherwise): the same model's final perplexity,
+# and the mean and 10th percentile of its per-client test accuracy (metrics.text_headline).
+TEXT_COLUMNS = ("ppl", "client_mean", "client_p10")
 
 
 def flatten(d: dict, prefix: str = "") -> dict:
@@ -91,8 +95,14 @@ def table_rows(dirs, metric: str = "auto", log=None) -> tuple[list[str], list[di
         out.append({"run": label, **{k: flat.get(k) for k in swept},
                     "final": final, "final_std": std, "best": best, "bits_per_peer": bits,
                     "MB_per_peer": None if bits is None else bits / 8e6, "round": last.get("round"),
-                    "status": _status(Path(d), cfg, rows)})
-    return ["run", *swept, *RESULT_COLUMNS], out
+                    "status": _status(Path(d), cfg, rows),
+                    **(metrics.text_headline(last) if metric == "auto" else dict.fromkeys(TEXT_COLUMNS))})
+    text = [c for c in TEXT_COLUMNS if any(r[c] is not None for r in out)]   # next-token runs only
+    for r in out:
+        for c in TEXT_COLUMNS:
+            if c not in text:
+                r.pop(c)
+    return ["run", *swept, *RESULT_COLUMNS[:3], *text, *RESULT_COLUMNS[3:]], out
 
 
 def _cell(v, col: str) -> str:
@@ -100,11 +110,11 @@ def _cell(v, col: str) -> str:
         return ""
     if isinstance(v, bool):
         return str(v).lower()
-    if col in ("final", "final_std", "best") and isinstance(v, float):
+    if col in ("final", "final_std", "best", "client_mean", "client_p10") and isinstance(v, float):
         return f"{v:.4f}"
     if col == "bits_per_peer" and isinstance(v, float) and v.is_integer():
         return str(int(v))
-    if col == "MB_per_peer":
+    if col in ("MB_per_peer", "ppl"):
         return f"{v:.4g}"
     return str(v)
 

@@ -58,3 +58,28 @@ def stream_sums(logits_fn: Callable[[jax.Array], jax.Array], peers: int, y_M: ja
 
     sums, _ = jax.lax.scan(body, zeros, (rows_nxc, valid_nxc))
     return sums
+
+
+def stream(fn: Callable, peers: int, chunk: int):
+    """The general form of `stream_sums`, for a protocol that needs more of each chunk than
+    `vote.Sums` (cfd, selective_fd): fn(rows_c, valid_c) -> (sums, per_row), pytrees; `sums` is added
+    over the chunks ([M, C] accumulators: no [A, M, C] array), `per_row` (leading axis c: a few
+    numbers per peer, or cfd's delta-coding levels, which its State holds anyway) comes back
+    concatenated over the peers, [peers, ...], the last chunk's padding rows dropped.
+    Padding rows repeat the last peer with valid_c False; fn must leave them out of `sums`."""
+    c = min(chunk, peers)
+    n = math.ceil(peers / c)
+    pos_nxc = jnp.arange(n * c).reshape(n, c)
+    valid_nxc = pos_nxc < peers
+    rows_nxc = jnp.minimum(pos_nxc, peers - 1)
+    if n == 1:      # everything fits at once: no scan, no padding
+        return fn(rows_nxc[0], valid_nxc[0])
+    zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype),
+                         jax.eval_shape(fn, rows_nxc[0], valid_nxc[0])[0])
+
+    def body(acc, xs):
+        sums, per_row = fn(*xs)
+        return jax.tree.map(jnp.add, acc, sums), per_row
+
+    sums, per_row = jax.lax.scan(body, zeros, (rows_nxc, valid_nxc))
+    return sums, jax.tree.map(lambda a: a.reshape((n * c,) + a.shape[2:])[:peers], per_row)

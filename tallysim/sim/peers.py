@@ -91,3 +91,13 @@ def eval_sample(n: Optional[int], how: str, peers: int, seeds: list) -> Optional
         return np.broadcast_to(np.arange(n, dtype=np.int32), (len(seeds), n))
     return np.stack([np.sort(np.random.default_rng([s, EVAL_STREAM]).choice(peers, n, replace=False))
                      for s in seeds]).astype(np.int32)
+
+
+def sample_positions(own_ZxK: np.ndarray, pick_Zxn: np.ndarray) -> np.ndarray:
+    """Per lane, each client's holding peer (own_ZxK, -1 for none) as its position in the lane's sorted
+    eval sample (pick_Zxn), or -1 where that peer was not sampled: evaluate()'s own_K under eval_sample=random."""
+    out = np.full(own_ZxK.shape, -1, np.int32)
+    for z, (own, pick) in enumerate(zip(own_ZxK, pick_Zxn)):
+        pos = np.clip(np.searchsorted(pick, own), 0, len(pick) - 1)
+        out[z] = np.where((own >= 0) & (pick[pos] == own), pos, -1)
+    return out

@@ -103,11 +103,7 @@ def of(spec):
 
 
 # Protocols and options that cannot run on next-token prediction yet, and why (one line each).
-TEXT_REFUSED = {
-    "feddf": "FedDF distils the server model on probe batches of one label per example",
-    "cfd": "CFD quantises one distribution per probe ([A, M, C] at once)",
-    "selective_fd": "Selective-FD selects one distribution per probe ([A, M, C] at once)",
-}
+TEXT_REFUSED: dict = {}
 
 
 def check(cfg, task) -> None:
@@ -123,7 +119,7 @@ def check(cfg, task) -> None:
     why = TEXT_REFUSED.get(cfg.protocol.name)
     if why:
         raise ConfigError(f"protocol.name={cfg.protocol.name} does not run on next-token prediction "
-                          f"({cfg.data.name}): {why}; use tally, softlabel, bridge or the FedAvg family")
+                          f"({cfg.data.name}): {why}; use tally, softlabel, cfd, selective_fd, bridge, feddf or the FedAvg family")
     if cfg.vote.weighting == "history":
         raise ConfigError(f"vote.weighting=history does not run on next-token prediction ({cfg.data.name}) "
                           "yet; use vote.weighting=uniform")
