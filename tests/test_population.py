@@ -245,3 +245,11 @@ def test_rank_selection_with_ties_is_a_stable_argsort():
         assert bool(fits)
         np.testing.assert_array_equal(np.asarray(pos), np.argsort(keys, kind="stable")[ranks])
     assert not bool(select(jnp.asarray(keys), jnp.asarray(ranks), 5)[1])      # 30,000 candidates > 5
+
+
+def test_own_client_peers_map_into_the_eval_sample():
+    """eval_sample=random with per-client metrics: the peer holding client k, as its position in the
+    lane's sample (-1 when not sampled, or no peer holds k)."""
+    own = np.array([[3, 0, -1, 7, 3], [2, 2, 5, -1, 9]])
+    pick = np.array([[0, 3, 9], [1, 2, 9]])
+    np.testing.assert_array_equal(peers.sample_positions(own, pick), [[1, 0, -1, -1, 1], [1, 1, -1, -1, 2]])
