@@ -11,10 +11,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tallysim import config, data, protocols, sizing
+from tallysim import config, data, model_groups, protocols, sizing
 from tallysim.config import Config, ConfigError
 from tallysim.protocols.contract import make as make_protocol   # a plugin's Protocol checked
-from tallysim.protocols.base import Context, Protocol
+from tallysim.protocols.base import Context, ModelGroup, Protocol
 from tallysim.sim import faults, fed, lanes, local, tasks
 from tallysim.sim.models import make_model, param_count
 
@@ -137,7 +137,12 @@ def build_group(cfgs: list[Config]) -> Built:
     model = make_model(cfg.model, ds.num_classes)
     dummy = jnp.zeros((1,) + spec.input_shape, jnp.float32)
     shapes = jax.eval_shape(model.init, jax.random.PRNGKey(0), dummy)
-    ctx = Context(cfg=cfg, spec=spec, model=model, num_params=param_count(shapes))
+    groups = _model_groups(cfg, ds.num_classes, dummy, task)
+    if groups:
+        spec = spec._replace(active=groups[-1].a_hi)     # the groups' A_g summed (model_groups.active_counts)
+    # model.groups: the largest group's model sizes the seed batch (auto_chunk)
+    num_params = max(g.num_params for g in groups) if groups else param_count(shapes)
+    ctx = Context(cfg=cfg, spec=spec, model=model, num_params=num_params, model_groups=groups)
     return Built(cfg, ctx, make_protocol(ctx), fdata, seeds, counts, ds.name, cfgs=cfgs, lane_cfg=lane_cfg,
                  values=lanes.lane_values(cfgs, lane_cfg), choices=lanes.choices(cfgs),
                  clients_test=ds.clients_test, own_clients=None if own[0] is None else own)
@@ -154,6 +159,20 @@ def _own_clients(ds, c: Config, seed: int, rest) -> np.ndarray | None:
     if c.partition.kind == "natural":
         own[data.natural_clients(ds.clients_train[rest], c.peers, seed, c.data.name)] = np.arange(c.peers)
     return own
+
+
+def _model_groups(cfg: Config, classes: int, dummy, task) -> tuple:
+    """model.groups as the Context's ModelGroups (peer and active ranges, model, parameter count)."""
+    groups = model_groups.parse(cfg.model.groups)
+    out, lo, a_lo = [], 0, 0
+    for g, a in zip(groups, model_groups.active_counts(cfg, groups)):
+        gcfg = model_groups.group_config(cfg, g)
+        tasks.check(gcfg, task)                 # each group's model must suit the task
+        m = make_model(gcfg.model, classes)
+        n = param_count(jax.eval_shape(m.init, jax.random.PRNGKey(0), dummy))
+        out.append(ModelGroup(g.name, lo, lo + g.peers, a_lo, a_lo + a, m, n, g.values))
+        lo, a_lo = lo + g.peers, a_lo + a
+    return tuple(out)
 
 
 def _private_steps(cfg: Config, counts: list) -> np.ndarray:

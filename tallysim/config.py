@@ -15,6 +15,7 @@ from dataclasses import fields
 from typing import Any, Optional
 
 from tallysim import protocols as _protocols
+from tallysim import model_groups as _model_groups
 from tallysim import validation as _validation
 from tallysim.fields import F32_MAX, INT_MAX, ConfigError, floats, ints  # noqa: F401 - re-exported
 from tallysim.schema import *  # noqa: F401,F403 - the schema's names, as config.X
@@ -105,6 +106,8 @@ def to_dict(cfg: Config) -> dict:
 
 def _coerce(key: str, v, t, where: str):
     inner, optional = split_optional(t)
+    if key == "model.groups":          # a JSON list of group objects reads as the compact string
+        v = _model_groups.from_json(v, where)
     if v is None and optional:
         return None
     if isinstance(v, str) and inner is not str:     # "0.1", "none", "28x28x1": key=value's text, not JSON's

@@ -72,7 +72,7 @@ def _run_chunk(b: Built, lo: int, hi: int, lanes_out: "_Lanes", bar, saver: chec
     """All rounds of lanes [lo, hi) as one vmapped program, from round 1 or from a checkpoint."""
     ctx = b.ctx
     cfgs = [b.cfgs[b.lane_cfg[j]] for j in range(lo, hi)]
-    placement = mesh.plan(b.cfg.devices, hi - lo, b.cfg.peers)
+    placement = mesh.plan(1 if ctx.model_groups else b.cfg.devices, hi - lo, b.cfg.peers)   # groups: one device
     data_c, values, k_init, k_rounds, x_test, y_test = chunk_inputs(b, lo, hi, placement)
     init_fn = jax.vmap(lambda k, d, v: b.lane_protocol(v).init(k, d), in_axes=(0, fed.SEED_AXES, 0))
     ledgers = [comm.Ledger(c.peers, privacy.ledger_for(c, protocols.traits(c.protocol.name).privacy,
@@ -88,7 +88,8 @@ def _run_chunk(b: Built, lo: int, hi: int, lanes_out: "_Lanes", bar, saver: chec
     else:
         state = (jax.jit(init_fn, out_shardings=state_sh) if state_sh else jax.jit(init_fn))(k_init, data_c, values)
     single, scan = round_programs(b, state_sh, placement)
-    ev_one = functools.partial(evaluate, ctx.model.apply, classes=ctx.spec.classes, task=tasks.of(ctx.spec))
+    apply = tuple(g.model.apply for g in ctx.model_groups) if ctx.model_groups else ctx.model.apply
+    ev_one = functools.partial(evaluate, apply, classes=ctx.spec.classes, task=tasks.of(ctx.spec))
     evaluate_lanes = jax.vmap(lambda p, s, x, y, k, own: ev_one(p, s, x, y, clients_V=k, own_K=own),
                               in_axes=(0, 0, None, None, None, 0))
     clients_V, own_K = eval_clients(b, lo, hi, placement)     # per-client test metrics (text)
@@ -116,17 +117,12 @@ def _run_chunk(b: Built, lo: int, hi: int, lanes_out: "_Lanes", bar, saver: chec
             break
         evaluating = [j for j, c in enumerate(cfgs) if evaluates(c, end) and lanes_out.live(lo + j)]
         if evaluating:
-            params, own = state.params, own_K
-            if pick is not None and params is not None and b.cfg.eval_sample == "first":
-                params = jax.tree.map(lambda a: a[:, :pick.shape[1]], params)
-            elif pick is not None and params is not None:       # eval_sample=random: each lane's own
-                params = jax.vmap(peers.take)(params, pick)
-                own = None if own_K is None else jnp.asarray(peers.sample_positions(np.asarray(own_K), pick))
+            params, own = peers.eval_params(state.params, pick, b.cfg.eval_sample, own_K)
             ev = _host(eval_fn(params, state.server, x_test, y_test, clients_V, own))
             ev["eval_idx"] = pick if b.cfg.eval_sample == "random" else None
             info = {k: v[-1] for k, v in info_T.items()}
             lanes_out.rows(end, [(lo + j, lane_row(ev, info, ledgers[j], j, end, lanes_out.t0,
-                                                         b.protocol.row_keys))
+                                                         b.protocol.row_keys, group_ranges(ctx)))
                                  for j in evaluating])
         if bar:     # the examples (tokens) the local steps processed: the bar's throughput
             bar.update(end - first + 1, int(np.sum(info_T["steps_real"][:, :hi - lo])) * b.cfg.batch_size
@@ -135,6 +131,11 @@ def _run_chunk(b: Built, lo: int, hi: int, lanes_out: "_Lanes", bar, saver: chec
             saver.save(state, lanes_out.meta(lo, end, ledgers))
     if hi < len(b.seeds) and saver.out_dir is not None:
         saver.save(None, lanes_out.meta(hi, 0, []))       # this chunk is done: a resume starts the next one
+
+
+def group_ranges(ctx) -> tuple:
+    """model.groups: (name, lo, hi, active, all active) per group, for the metrics rows' per-group keys."""
+    return tuple((g.name, g.lo, g.hi, g.a_hi - g.a_lo, ctx.spec.active) for g in ctx.model_groups)
 
 
 def _is_oom(e: Exception) -> bool:
@@ -227,7 +228,7 @@ def _write_run_files(b: Built, i: int, out_dir: Path, chunk: int) -> None:
     """config.json (with the devices' `placement`) and partition.json of the group's configuration i."""
     cfg, lanes_i = b.cfgs[i], b.lanes_of(i)
     doc = config.to_dict(cfg)
-    doc["placement"] = mesh.plan(cfg.devices, min(chunk, len(b.seeds)), cfg.peers).note
+    doc["placement"] = mesh.plan(1 if b.ctx.model_groups else cfg.devices, min(chunk, len(b.seeds)), cfg.peers).note
     _write_json(out_dir / CONFIG, doc, indent=2)
     each = [{"seed": b.seeds[j], "shard_sizes": b.class_counts[j].sum(1).tolist(),
              "class_counts": b.class_counts[j].tolist()} for j in lanes_i]

@@ -84,6 +84,8 @@ class ModelConfig:
     layers: int = ints(2, 1, 64)      # lstm / transformer layers
     heads: int = ints(4)              # transformer: attention heads (must divide hidden)
     conv: Literal["auto", "xla", "im2col"] = "auto"     # conv models: auto = im2col on the CPU, native elsewhere
+    # peers with different models, one stacked model per group: "NAME:PEERS:MODEL,FIELD=VALUE;..." (docs/groups.md)
+    groups: Optional[str] = None
 
 
 @dataclass(frozen=True)

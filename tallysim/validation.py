@@ -11,7 +11,7 @@ import math
 import os
 from pathlib import Path
 
-from tallysim import protocols, robust_checks, sizing
+from tallysim import model_groups, protocols, robust_checks, sizing
 from tallysim.sizing import KNOWN_SHAPES, estimate_bytes  # noqa: F401 - validation.X, as before
 from tallysim.schema import (FAULT_KINDS, INT_MAX, PARAM_ATTACKS, Config, ConfigError, declared, field_keys,
                              field_type, get_field)
@@ -176,9 +176,29 @@ def _rules(cfg: Config) -> None:
         now = f"optim.name={cfg.optim.name}" if cfg.optim.name != "sgd" else f"optim.momentum={cfg.optim.momentum}"
         raise ConfigError(f"{now} is not allowed with protocol.name={cfg.protocol.name}: {reason}; allowed: "
                           f"optim.name=sgd with optim.momentum=0")
+    if cfg.eval_sample == "random" and cfg.eval_peers is not None and cfg.model.groups:
+        raise ConfigError("eval_sample=random is not supported with model.groups (each group stacks its own "
+                          "peers); allowed: eval_sample=first, or no model.groups")
     _fault_rules(cfg)
     _privacy_rules(cfg)
+    _group_rules(cfg)
     _cohort_rules(cfg)
+
+
+def _group_rules(cfg: Config) -> None:
+    """model.groups: each group's own fields checked as a run of its own would be, then the groups' rules."""
+    for g in model_groups.parse(cfg.model.groups):
+        gcfg = model_groups.group_config(cfg, g)
+        try:
+            check_types(gcfg)
+            for key, allowed in _choices().items():
+                if key.startswith(("model.", "optim.")) and get_field(gcfg, key) not in allowed:
+                    raise ConfigError(f"{key}={show(get_field(gcfg, key))} is not known; allowed: "
+                                      f"{', '.join(map(str, allowed))}")
+            check_ranges(gcfg)
+        except ConfigError as e:
+            raise ConfigError(f"model.groups, group {g.name}: {e}") from None
+    model_groups.check(cfg)
 
 
 def _cohort_rules(cfg: Config) -> None:

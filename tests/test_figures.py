@@ -310,3 +310,41 @@ def test_fig11_table_prints_the_soft_hard_ratio_per_token(tmp_path, monkeypatch)
     # cfd: C * cfd.bits per token (4 bits here: 40,016 at C = 10,004; 2,858 times a 14-bit vote)
     assert "| words | shakespeare_words | 10004 | cfd 4 bits | 1 | 0.2500 | 12.35 | 100 | 40016 | 2,858 |" in table
     assert pathlib.Path(out["png"]).stat().st_size > 100
+
+
+FIG12 = pathlib.Path(__file__).resolve().parents[1] / "experiments" / "fig12.json"
+
+
+def test_fig12_model_groups_validate_at_both_sizes():
+    """fig12 (issue 34): MLP, LeNet and CNN groups in one run, tally / softlabel / local, two alphas."""
+    from tallysim import model_groups
+    spec = config.read_file(str(FIG12))
+    assert spec["kind"] == "model_groups" and set(spec["groups"]) == {"local", "tally", "softlabel", "fedct", "topk_soft"}
+    for smoke in (False, True):
+        for cfg, runs in figures.group_plans(spec, smoke, FIG12.parent).values():
+            groups = model_groups.parse(cfg.model.groups)
+            assert [dict(g.values)["model.name"] for g in groups] == ["mlp", "lenet", "cnn"]
+            assert sum(g.peers for g in groups) == cfg.peers
+            assert {n.split("__")[0] for n, _ in runs} == {"alpha01", "alpha1"}
+
+
+def test_fig12_table_gives_each_group_its_gain_over_local(tmp_path):
+    from tallysim.figures import plots
+    groups = "mlp:2:mlp;cnn:2:cnn"
+    data = {}
+    for protocol, accs, bits in (("local", (0.5, 0.6), 0), ("tally", (0.55, 0.58), 512)):
+        for panel in ("alpha01", "alpha1"):
+            d = tmp_path / protocol / (panel + "__x")
+            d.mkdir(parents=True)
+            (d / "config.json").write_text(json.dumps({"protocol": {"name": protocol}, "model": {"groups": groups}}))
+            row = {"round": 1, "bits_per_peer": bits, "acc_mean": 0.5, "acc_global": None, "wall_s": 1,
+                   "acc_mean@mlp": accs[0], "acc_mean@cnn": accs[1], "bits_per_peer@mlp": bits,
+                   "bits_per_peer@cnn": bits}
+            (d / "metrics.jsonl").write_text(json.dumps(row) + "\n")
+            data.setdefault(protocol, []).append(({}, d))
+    out = plots.draw("model_groups", {"panels": {"alpha01": {}, "alpha1": {}}}, data, tmp_path / "fig12", "t")
+    table = pathlib.Path(out["table"]).read_text()
+    assert "| alpha01 | tally | mlp | 1 | 0.5500 | 512 | +0.0500 |" in table       # gains from the others
+    assert "| alpha1 | tally | cnn | 1 | 0.5800 | 512 | -0.0200 |" in table        # loses
+    assert "| alpha1 | local | cnn | 1 | 0.6000 | 0 | - |" in table
+    assert pathlib.Path(out["png"]).stat().st_size > 100

@@ -119,6 +119,7 @@ LAYERS = [
     ["tallysim.protocols", "tallysim.plugin_rules", "tallysim.sizing", "tallysim.privacy"],
     ["tallysim.schema"],
     ["tallysim.schema_text"],
+    ["tallysim.model_groups"],
     ["tallysim.validation", "tallysim.robust_checks"],
     ["tallysim.config"],
     ["tallysim.data", "tallysim.results", "tallysim.results.metrics", "tallysim.outdir", "tallysim.checkpoint", "tallysim.atomic"],

@@ -73,16 +73,12 @@ def point(peers: int, active: int, storage: str, examples: int = 24, rounds: int
 
 
 def draw_s(peers: int, active: int, repeats: int = 5) -> float:
-    """Seconds of one round's cohort draw alone (base.active_set: the set of jax.random.permutation(key,
-    P)[:A], drawn by sim/cohort.py in O(P)), the median of `repeats` after compiling."""
-    import types
-
+    """Seconds of one round's cohort draw alone (participation_rule=uniform: sim/cohort.uniform, the set
+    of jax.random.permutation(key, P)[:A], drawn in O(P)), the median of `repeats` after compiling."""
     import jax
 
-    from tallysim.protocols.base import active_set
-    ctx = types.SimpleNamespace(spec=types.SimpleNamespace(peers=peers, active=active),
-                                cfg=types.SimpleNamespace(participation_rule="uniform"))
-    f = jax.jit(lambda k: active_set(ctx, k))
+    from tallysim.sim import cohort
+    f = jax.jit(lambda k: cohort.uniform(k, peers, active))
     key = jax.random.PRNGKey(0)
     f(key).block_until_ready()
     times = []

@@ -2,7 +2,8 @@
 
 A figure config (`experiments/figN.json`) is JSON with:
   kind     how to plot: curves | final_vs | classes | mechanism | pareto | speed | faults | privacy |
-           robustness | vocab (fig11: accuracy vs bits per peer, one panel per `panels` entry)
+           robustness | vocab (fig11: accuracy vs bits per peer, one panel per `panels` entry) |
+           model_groups (fig12: each model group's accuracy vs its bits per peer, model.groups)
   base     config fields shared by every run (nested sections as in config.json)
   extends  (any config file, config.read_file) parent files, relative to this one, merged under it;
            shared bases live in experiments/base/ and are not figures
@@ -15,7 +16,7 @@ A figure config (`experiments/figN.json`) is JSON with:
   x        (final_vs, classes, faults) the swept key on the x axis; `target` the accuracy for bits-to-target
   facets   (faults) swept keys: one panel per combination of their values (`within`: the accuracy
            drop the table's "within" column allows; `probe_group`: whose probe aggregates to plot)
-  panels   (pareto, vocab) panel name -> {config fields}: every group runs once per panel with these
+  panels   (pareto, vocab, model_groups) panel name -> {config fields}: every group runs once per panel with these
            fields on top (run names start `<panel>__`), and the figure draws one panel each; the
            panels of a group form one sweep, so host-side fields (the partition) share programs.
            `smoke.panels` may replace them
@@ -73,7 +74,8 @@ def shipped_config(path: str) -> tuple[str, bool]:
 FIGURES = {**{p.stem: str(p) for p in sorted(EXPERIMENTS.glob("fig*.json"), key=lambda p: (len(p.stem), p.stem))
               if p.stem[3:].isdigit()},
            "robustness": str(EXPERIMENTS / "robustness.json")}
-KINDS = ("curves", "final_vs", "classes", "mechanism", "pareto", "speed", "faults", "privacy", "robustness", "vocab")
+KINDS = ("curves", "final_vs", "classes", "mechanism", "pareto", "speed", "faults", "privacy", "robustness", "vocab",
+         "model_groups")
 
 
 class FigureError(RuntimeError):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from tallysim.figures.groups_plot import groups_fig
 from tallysim.figures.privacy_plot import privacy_fig
 from tallysim.figures.robustness import robustness_fig
 from tallysim.figures.vocab_plot import vocab_fig
@@ -359,9 +360,13 @@ def _vocab(spec, data, stem, title) -> dict:
     return vocab_fig(spec, data, stem, title, _finish, _save)
 
 
+def _model_groups(spec, data, stem, title) -> dict:
+    return groups_fig(spec, data, stem, title, _finish, _save)
+
+
 DRAW = {"curves": curves, "final_vs": final_vs, "classes": classes, "mechanism": mechanism,
         "pareto": pareto_fig, "speed": speed, "faults": faults_fig, "privacy": _privacy, "vocab": _vocab,
-        "robustness": robustness_fig}
+        "robustness": robustness_fig, "model_groups": _model_groups}
 
 
 def draw(kind: str, spec: dict, data, stem: Path, title: str) -> dict:

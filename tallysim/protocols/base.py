@@ -9,6 +9,8 @@ into the compiled program as a constant.
 """
 from __future__ import annotations
 
+import copy
+import dataclasses
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from typing import Any, Callable, NamedTuple, Optional
@@ -26,6 +28,18 @@ from tallysim.sim.peers import State
 FIXED_PROBE_STREAM = 2**31 - 1    # fold_in tag of the one probe draw reused when probe.resample=false
 PRIVACY_STREAM = 0xD9             # fold_in tag of the privacy noise (the round's other keys untouched)
 GATE_AGREEMENT = "gate_agreement"  # info key: what distill.gate reads when it is not info["agreement"]
+
+
+class ModelGroup(NamedTuple):
+    """One model group of a grouped run (model.groups, tallysim/model_groups.py): static facts."""
+    name: str
+    lo: int                  # its global peer range [lo, hi)
+    hi: int
+    a_lo: int                # its slots on the active axis [a_lo, a_hi) (active_set concatenates groups)
+    a_hi: int
+    model: Any
+    num_params: int
+    values: tuple            # ((dotted key, value), ...): its own model.* / optim.* fields
 
 
 class Protocol(NamedTuple):
@@ -55,6 +69,9 @@ class Context:
     hparams: dict = dataclass_field(default_factory=dict)
     # key -> the lane fields' values in the config the Context was built from (set in __post_init__)
     consts: Optional[dict] = dataclass_field(default=None, repr=False)
+    # model.groups: one ModelGroup per group (State.params and State.opt are then tuples, one stacked
+    # tree per group); () for a run of one model, which takes exactly the code paths it took before
+    model_groups: tuple = ()
 
     def __post_init__(self):
         if not lanes.is_view(self.cfg):      # a full Config (a new Context, or replace(ctx, cfg=...))
@@ -75,6 +92,26 @@ class Context:
         for part in key.split("."):
             obj = getattr(obj, part)
         return obj
+
+    def group_contexts(self) -> list:
+        """[(ModelGroup, Context of its peers as a run of their own)]: its model, its optimizer (a field
+        the group sets replaces the lane's value), spec.peers = P_g and spec.active = A_g."""
+        out = []
+        for g in self.model_groups:
+            own = dict(g.values)
+            view = copy.copy(self.cfg)            # a static view: replace() would compare its LaneFields
+            model = {k.removeprefix("model."): v for k, v in own.items() if k.startswith("model.")}
+            object.__setattr__(view, "model", dataclasses.replace(view.model, groups=None, **model))
+            if "optim.name" in own:
+                object.__setattr__(view, "optim", dataclasses.replace(view.optim, name=own["optim.name"]))
+            object.__setattr__(view, "peers", g.hi - g.lo)
+            lane_own = {k: v for k, v in own.items() if k in self.consts}       # optim.lr, momentum, decay
+            out.append((g, dataclasses.replace(
+                self, cfg=view, model=g.model, num_params=g.num_params, model_groups=(),
+                spec=self.spec._replace(peers=g.hi - g.lo, active=g.a_hi - g.a_lo),
+                consts={**self.consts, **lane_own},
+                hparams={k: v for k, v in self.hparams.items() if k not in lane_own})))
+        return out
 
     def choices_of(self, key: str) -> Optional[tuple]:
         return dict(self.choices).get(key)
@@ -112,6 +149,14 @@ class Context:
             first = self.model.init(key, jnp.zeros((1,) + tuple(self.spec.input_shape), jnp.float32))
             return State(params=None, opt=None, server=first, error=None,
                          extra=None if extra is None else extra(first))
+        if self.model_groups:       # peer i's init key is the one-model run's: split(key, P)[i]
+            keys_P = jax.random.split(key, self.spec.peers)
+            params = tuple(jax.vmap(lambda k, m=g.model: m.init(k, _dummy(self.spec)))(keys_P[g.lo:g.hi])
+                           if not shared else peers.init_params(g.model, key, g.hi - g.lo, self.spec.input_shape, True)
+                           for g in self.model_groups)
+            opt = tuple(jax.vmap(gctx.tx.init)(p) for (_, gctx), p in zip(self.group_contexts(), params))
+            return State(params=params, opt=opt, server=None, error=None,
+                         extra=None if extra is None else extra(None))
         params = peers.init_params(self.model, key, self.spec.peers, self.spec.input_shape, shared)
         first = jax.tree.map(lambda a: a[0], params)
         return State(
@@ -120,6 +165,10 @@ class Context:
             server=first if server else None,
             error=jax.tree.map(jnp.zeros_like, params) if error else None,
             extra=None if extra is None else extra(first))
+
+
+def _dummy(spec: Spec):
+    return jnp.zeros((1,) + tuple(spec.input_shape), jnp.float32)
 
 
 class RoundKeys(NamedTuple):
@@ -143,6 +192,9 @@ def active_set(ctx: Context, key, data: Optional[FedData] = None) -> Optional[ja
     P, A = ctx.spec.peers, ctx.spec.active
     if A == P:
         return None
+    if ctx.model_groups:      # A_g of each group's P_g (model_groups.active_counts), in group order
+        return jnp.concatenate([g.lo + jnp.sort(jax.random.permutation(jax.random.fold_in(key, i), g.hi - g.lo)
+                                                [:g.a_hi - g.a_lo]) for i, g in enumerate(ctx.model_groups)])
     if ctx.cfg.participation_rule == "size":
         if data is None:
             raise ConfigError(f"participation_rule=size reads the shard sizes, but protocol.name="
@@ -156,6 +208,15 @@ def aggregation_counts(ctx: Context, count_A) -> jax.Array:
     """The counts the server's mean weighs the cohort by (shard sizes; ones under participation_rule=size,
     sim/cohort.py): give them to `shard_weights` or faults.receive_weights."""
     return cohort.aggregation_counts(ctx.cfg.participation_rule, count_A)
+
+
+def group_rows(g: ModelGroup, idx):
+    """(rows of group g's stacked trees, global peer indices) of its active peers; (None, its range)
+    when every peer is active (no gather of its trees)."""
+    if idx is None:
+        return None, jnp.arange(g.lo, g.hi)
+    glob = idx[g.a_lo:g.a_hi]
+    return glob - g.lo, glob
 
 
 def shard_weights(count_A) -> jax.Array:
@@ -175,6 +236,8 @@ def local_round(ctx: Context, lspec: local.LocalSpec, state: State, data: FedDat
     `fr`: this round's faulty peers (label_flip and under_trained's step cap act here).
     `linear_A`: per active peer, a linear term <linear_i, w> added to the local loss (SCAFFOLD).
     """
+    if ctx.model_groups:
+        return _grouped_local_round(ctx, lspec, state, data, keys, idx, probes, anchor, sequential_epochs)
     if params_A is None:
         params_A = peers.take(state.params, idx)
     opt_A = jax.vmap(ctx.tx.init)(params_A) if ctx.cfg.optim.reset_each_round else peers.take(state.opt, idx)
@@ -188,6 +251,28 @@ def local_round(ctx: Context, lspec: local.LocalSpec, state: State, data: FedDat
     return peers.put(state.params, idx, params_A), peers.put(state.opt, idx, opt_A), params_A, loss_A, steps
 
 
+def _grouped_local_round(ctx, lspec, state, data, keys, idx, probes, anchor, sequential_epochs):
+    """local_round of a grouped run: each group's active peers trained by its own vmapped program (its
+    model, its optimizer); peer i keeps the one-model run's key, split(keys.train, A)[i]."""
+    keys_A = jax.random.split(keys.train, ctx.spec.active)
+    params, opt, trained, losses, steps = [], [], [], [], []
+    for i, (g, gctx) in enumerate(ctx.group_contexts()):
+        rows, glob = group_rows(g, idx)
+        params_g = peers.take(state.params[i], rows)
+        opt_g = jax.vmap(gctx.tx.init)(params_g) if ctx.cfg.optim.reset_each_round else peers.take(state.opt[i], rows)
+        p, o, loss, st = local.train_peers(lspec._replace(apply_fn=g.model.apply, tx=gctx.tx), params_g, opt_g,
+                                           keys_A[g.a_lo:g.a_hi], cohort_shards(data, glob, ctx.spec.shard_max),
+                                           data.count_P[glob], data,
+                                           probes, anchor, sequential_epochs)
+        params.append(peers.put(state.params[i], rows, p))
+        opt.append(peers.put(state.opt[i], rows, o))
+        trained.append(p)
+        losses.append(loss)
+        steps.append(st)
+    total = {k: sum(st[k] for st in steps) for k in steps[0]}
+    return tuple(params), tuple(opt), tuple(trained), jnp.concatenate(losses), total
+
+
 def draw_probes(ctx: Context, data: FedData, key) -> jax.Array:
     """Indices of this round's M probes; every party derives them from the shared key, so free."""
     return jax.random.permutation(key, ctx.spec.pool)[:ctx.spec.probes]
@@ -196,6 +281,32 @@ def draw_probes(ctx: Context, data: FedData, key) -> jax.Array:
 def predict_probes(ctx: Context, params_c, x_M) -> jax.Array:
     """logits [c, M, C] of a stack of c peers on the probes."""
     return jax.vmap(ctx.model.apply, in_axes=(0, None))(params_c, to_input(x_M))
+
+
+def active_logits(ctx: Context, state: State, idx, x_M) -> jax.Array:
+    """logits [A, M, C] of every active peer (all groups', concatenated in active order)."""
+    if not ctx.model_groups:
+        return predict_probes(ctx, peers.take(state.params, idx), x_M)
+    return jnp.concatenate([predict_probes(gctx, peers.take(state.params[i], group_rows(g, idx)[0]), x_M)
+                            for i, (g, gctx) in enumerate(ctx.group_contexts())])
+
+
+def _grouped_sums(ctx: Context, state: State, idx, x_M, y_M, soft_bits, chunk, sent_fn, vote_fn) -> vote.Sums:
+    """The exchange's vote.Sums over every group's active peers: each group streams its own messages
+    (exchange.py) and the sums add, so the tally and the soft-label mean are over all A peers.
+    `sent_fn`, `vote_fn`: as probe_exchange's (vote_fn sees global peer ids)."""
+    task, sums = tasks.of(ctx.spec), None
+    for i, (g, gctx) in enumerate(ctx.group_contexts()):
+        rows, glob = group_rows(g, idx)
+
+        def logits_fn(rows_c, i=i, gctx=gctx, rows=rows, glob=glob):
+            z = task.messages(predict_probes(gctx, peers.take(state.params[i], rows_c if rows is None
+                                                              else rows[rows_c]), x_M))
+            return z if vote_fn is None else vote_fn(glob[rows_c], z)
+        s = exchange.stream_sums(logits_fn, g.a_hi - g.a_lo, y_M, ctx.spec.classes, soft_bits, chunk,
+                                 sent_fn=sent_fn)
+        sums = s if sums is None else vote.add_sums(sums, s)
+    return sums
 
 
 def probe_exchange(ctx: Context, state: State, data: FedData, keys: RoundKeys, idx, hard: bool,
@@ -228,7 +339,9 @@ def probe_exchange(ctx: Context, state: State, data: FedData, keys: RoundKeys, i
 
     masks_fn = None if fr is None else (lambda rows_c: faults.chunk_masks(fr, rows_c))
     robust = not hard and cfg.softlabel.aggregate in vote.ROBUST
-    if robust:
+    if ctx.model_groups:           # faults, privacy and the robust means are refused with groups
+        sums = _grouped_sums(ctx, state, idx, x_M, y_M, soft_bits, chunk, sent_fn, vote_fn)
+    elif robust:
         rows = jnp.arange(A)
         sent_A, honest_A = faults.chunk_masks(fr, rows)
         logits_AxMxC = logits_fn(rows)

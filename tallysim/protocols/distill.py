@@ -76,6 +76,14 @@ def warmup_init(ctx: Context, key, data, server: bool = False, error: bool = Fal
         return state
     lspec = ctx.local_spec(epochs=epochs)
     keys = jax.random.split(k_warm, ctx.spec.peers)
+    if ctx.model_groups:          # each group trains with its own model and optimizer; peer i keeps keys[i]
+        trained = [local.train_peers(lspec._replace(apply_fn=g.model.apply, tx=gctx.tx), state.params[i],
+                                     state.opt[i], keys[g.lo:g.hi],
+                                     cohort_shards(data, jnp.arange(g.lo, g.hi), ctx.spec.shard_max),
+                                     data.count_P[g.lo:g.hi], data)
+                   for i, (g, gctx) in enumerate(ctx.group_contexts())]
+        params, opt = tuple(t[0] for t in trained), tuple(t[1] for t in trained)
+        return state._replace(params=params, opt=state.opt if ctx.cfg.optim.reset_each_round else opt)
     params, opt, _, _ = local.train_peers(lspec, state.params, state.opt, keys,
                                        cohort_shards(data, None, ctx.spec.shard_max),
                                        data.count_P, data,

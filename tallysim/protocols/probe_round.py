@@ -21,8 +21,8 @@ from typing import Callable, NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 
-from tallysim.protocols.base import (Context, active_set, draw_probes, exchanging, local_round,
-                                     predict_probes, round_keys)
+from tallysim.protocols.base import (Context, active_logits, active_set, draw_probes, exchanging,
+                                     local_round, predict_probes, round_keys)
 from tallysim.protocols.distill import distill_factor, scaled
 from tallysim.sim import exchange as exchange_, faults, local, peers, tasks, vote
 from tallysim.sim.fed import pool_examples
@@ -45,7 +45,7 @@ def messages(ctx: Context, state, data, keys, idx, fr) -> tuple[Messages, dict]:
     pidx = draw_probes(ctx, data, keys.probe)
     x_M, y_M = pool_examples(data, pidx)
     rows = jnp.arange(A)
-    z = predict_probes(ctx, peers.take(state.params, idx), x_M)
+    z = active_logits(ctx, state, idx, x_M)          # model.groups: every group's peers, concatenated
     z = faults.message_logits(ctx, fr, z, rows, y_M)
     sent_A, honest_A = faults.chunk_masks(fr, rows)
     sent_A = jnp.ones((A,), bool) if sent_A is None else sent_A
@@ -87,15 +87,19 @@ def streamed(ctx: Context, state, data, keys, idx, fr, ex: Streamed, chunk: Opti
     y_M = task.message_labels(y_probe)
 
     def one(rows_c, valid_c):
-        ids = rows_c if idx is None else idx[rows_c]
-        z = task.messages(predict_probes(ctx, peers.take(state.params, ids), x_M))
+        if ctx.model_groups:      # one chunk of all A (c = A below): every group's peers, concatenated
+            z = task.messages(active_logits(ctx, state, idx, x_M))
+        else:
+            ids = rows_c if idx is None else idx[rows_c]
+            z = task.messages(predict_probes(ctx, peers.take(state.params, ids), x_M))
         z = faults.message_logits(ctx, fr, z, rows_c, y_M)
         sent_c, honest_c = faults.chunk_masks(fr, rows_c)
         sent_c = valid_c if sent_c is None else valid_c & sent_c
         sums, per_row = ex.chunk(jax.nn.softmax(z, axis=-1), sent_c, rows_c, idx, state.extra)
         return (vote.chunk_sums(z, sent_c, y_M, None, honest_c), sums), per_row
 
-    c = chunk or exchange_.peer_chunk(A, spec.messages, spec.classes)
+    # model.groups: one chunk ([A, M, C] at once), since a chunk of traced rows cannot pick its group's model
+    c = A if ctx.model_groups else chunk or exchange_.peer_chunk(A, spec.messages, spec.classes)
     (diag, sums), per_row = exchange_.stream(one, A, c)
     voters = faults.senders(ctx, fr)
     t = vote.tally_counts(diag.counts_MxC, voters, "lowest", 0.0)

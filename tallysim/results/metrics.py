@@ -328,9 +328,11 @@ ROUND_KEYS = {"kept": float, "merged": int, "nnz": int, "feddf_loss": float}
 PEER_PLACES = 4
 
 
-def lane_row(ev: dict, info: dict, led, j: int, r: int, t0: float, own_keys: dict = None) -> dict:
+def lane_row(ev: dict, info: dict, led, j: int, r: int, t0: float, own_keys: dict = None,
+             groups: tuple = ()) -> dict:
     """The metrics row of lane j (an index into the chunk) at evaluation round r. `own_keys`: the
-    protocol's own row scalars (Protocol.row_keys, name -> int or float), after ROUND_KEYS."""
+    protocol's own row scalars (Protocol.row_keys, name -> int or float), after ROUND_KEYS.
+    `groups` (model.groups): (name, lo, hi, active, all active) per group, for its GROUP_KEYS."""
     acc = ev["acc_P"][j]
     some = acc.size > 0         # none under client_storage=auto (a stateless protocol keeps no client model)
     row = {"round": r, **led.row(),
@@ -355,9 +357,25 @@ def lane_row(ev: dict, info: dict, led, j: int, r: int, t0: float, own_keys: dic
         row[k] = float(info[k][j]) if k in info and math.isfinite(info[k][j]) else None
     for k, cast in {**ROUND_KEYS, **(own_keys or {})}.items():
         row[k] = cast(info[k][j]) if k in info and math.isfinite(info[k][j]) else None
+    for name, lo, hi, active, total in groups:
+        row.update(group_row(name, acc[lo:hi], led, hi - lo, active, total))
     row.update(text_row(ev, j))
     row["wall_s"] = round(time.perf_counter() - t0, 3)
     return row
+
+
+# model.groups: a row's keys per group, `<key>@<group name>` (docs/groups.md)
+GROUP_KEYS = ("acc_mean", "acc_min", "acc_max", "bits_up", "bits_down", "bits_per_peer")
+
+
+def group_row(name: str, acc, led, peers: int, active: int, total: int) -> dict:
+    """One group's keys. Every active peer of a prediction-exchanging protocol sends and receives the
+    same bits in a round (groups refuse dropout), so the group's share of the ledger's totals is exactly
+    active / all active (a Python int: each round's total is a multiple of all active)."""
+    up, down = led.up * active // total, led.down * active // total
+    return {f"acc_mean@{name}": float(acc.mean()), f"acc_min@{name}": float(acc.min()),
+            f"acc_max@{name}": float(acc.max()), f"bits_up@{name}": up, f"bits_down@{name}": down,
+            f"bits_per_peer@{name}": (up + down) / peers}
 
 
 CLIENT_PERCENTILE = 10

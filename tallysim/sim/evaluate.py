@@ -32,6 +32,9 @@ def evaluate(apply_fn, params_P, server, x_V, y_V, classes: int, batch: int = 50
     clients_V (int32 [V], the test examples' client ids 0..K-1) with own_K (int32 [K], the peer holding
     client k, partition.kind=natural; -1 for none) adds per-client counts (client_metrics).
 
+    model.groups: `apply_fn` and `params_P` are tuples, one per group; peers are in group order and
+    the ensemble votes over all of them.
+
     params_P None (client_storage=auto: no client's model outlives its round): the server model only;
     acc_P and ppl_P are then empty, acc_ensemble None, and no client has an own model."""
     V = x_V.shape[0]
@@ -39,7 +42,9 @@ def evaluate(apply_fn, params_P, server, x_V, y_V, classes: int, batch: int = 50
     if not stacked:       # the server's model stands in, and its per-peer numbers are dropped below
         params_P = jax.tree.map(lambda a: a[None], server)
         own_K = None if own_K is None else jnp.full_like(own_K, -1)
-    P = jax.tree.leaves(params_P)[0].shape[0]
+    grouped = isinstance(apply_fn, tuple)
+    applies, stacks = (apply_fn, params_P) if grouped else ((apply_fn,), (params_P,))
+    P = sum(jax.tree.leaves(p)[0].shape[0] for p in stacks)
     batch = min(eval_batch(P, classes * task.positions, batch), V)
     nb = math.ceil(V / batch)
     pad = nb * batch - V
@@ -54,7 +59,8 @@ def evaluate(apply_fn, params_P, server, x_V, y_V, classes: int, batch: int = 50
     def one_batch(xyk):
         xb, yb, kb = xyk
         xb = to_input(xb)
-        z_PxB = jax.vmap(apply_fn, in_axes=(0, None))(params_P, xb)
+        zs = [jax.vmap(f, in_axes=(0, None))(p, xb) for f, p in zip(applies, stacks)]
+        z_PxB = zs[0] if len(zs) == 1 else jnp.concatenate(zs)
         pred_PxB = jnp.argmax(z_PxB, axis=-1)
         y_seq = yb                      # [B] or [B, pos]: per test example, for the per-client sums
         if text:

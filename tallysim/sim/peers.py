@@ -101,3 +101,14 @@ def sample_positions(own_ZxK: np.ndarray, pick_Zxn: np.ndarray) -> np.ndarray:
         pos = np.clip(np.searchsorted(pick, own), 0, len(pick) - 1)
         out[z] = np.where((own >= 0) & (pick[pos] == own), pos, -1)
     return out
+
+
+def eval_params(params_ZxP, pick_Zxn: Optional[np.ndarray], how: str, own_ZxK=None):
+    """(the lanes' client models to evaluate, each client's own peer among them) from the stacked
+    params [Z, P, ...] and `eval_sample`'s pick (None: all; params None: client_storage=auto, none)."""
+    if pick_Zxn is None or params_ZxP is None:
+        return params_ZxP, own_ZxK
+    if how == "first":
+        return jax.tree.map(lambda a: a[:, :pick_Zxn.shape[1]], params_ZxP), own_ZxK
+    own = None if own_ZxK is None else jnp.asarray(sample_positions(np.asarray(own_ZxK), pick_Zxn))
+    return jax.vmap(take)(params_ZxP, pick_Zxn), own

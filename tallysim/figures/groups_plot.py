@@ -1,0 +1,69 @@
+"""The model-groups figure (fig12, issue 34): peers of different architectures in one run (model.groups,
+docs/groups.md). One panel per `panels` entry (Dirichlet 0.1 and 1.0), one colour per protocol (the
+figure's groups), one marker per model group: the group's mean accuracy (`acc_mean@NAME`) against its
+cumulative bits per peer (`bits_per_peer@NAME`). Local training sends nothing: its groups are dotted
+horizontal lines (one style per model group) at their final accuracy. Also `<stem>_table.md`: per panel, protocol and model group,
+the final accuracy, the bits per peer and the gain over local training of the same group (which group
+gains from the others, which loses).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from tallysim.results.metrics import panel_of, pyplot, read_run
+from tallysim import model_groups
+
+MARKERS = "osD^v<>pX*"                                   # one per model group (protocol lines)
+LOCAL_STYLES = (":", "-.", "--", (0, (1, 4)), (0, (5, 2, 1, 2)))       # one per model group (local lines)
+
+
+def model_group_names(cfg: dict) -> list[str]:
+    """The model groups of a run's config.json (its model.groups string), in declaration order."""
+    return [g.name for g in model_groups.parse(cfg.get("model", {}).get("groups"))]
+
+
+def groups_fig(spec, data, stem, title, _finish, _save) -> dict:
+    """(_finish, _save: plots.py's axis finishing and figure + CSV saving, passed in, not imported back.)"""
+    plt = pyplot()
+    names = list(spec.get("panels") or {}) or [""]
+    per_panel: dict[str, list] = {}
+    for protocol, runs in data.items():
+        for _, d in runs:
+            per_panel.setdefault(panel_of(d) if spec.get("panels") else "", []).append((protocol, d))
+    order = [n for n in names if n in per_panel] + [n for n in per_panel if n not in names]
+    fig, axes = plt.subplots(1, max(len(order), 1), figsize=(6.0 * max(len(order), 1), 4.4), squeeze=False)
+    colours = {p: f"C{i}" for i, p in enumerate(data)}
+    table, lines = [], []
+    for ax, panel in zip(axes[0], order):
+        local = {}                                    # model group -> local training's final accuracy
+        runs = sorted(per_panel[panel], key=lambda pd: pd[0] != "local")      # local first: the baseline
+        for protocol, d in runs:
+            cfg, rows = read_run(d)
+            for i, g in enumerate(model_group_names(cfg)):
+                ys = [r[f"acc_mean@{g}"] for r in rows]
+                xs = [max(float(r[f"bits_per_peer@{g}"]), 1.0) for r in rows]
+                if protocol == "local":
+                    local[g] = ys[-1]
+                    ax.axhline(ys[-1], color="0.4", linestyle=LOCAL_STYLES[i % len(LOCAL_STYLES)],
+                               linewidth=1, label=f"local {g}")
+                else:
+                    ax.plot(xs, ys, marker=MARKERS[i % len(MARKERS)], markersize=4, color=colours[protocol],
+                            label=f"{protocol} {g}")
+                gain = ys[-1] - local[g] if g in local and protocol != "local" else None
+                table += [{"panel": panel, "protocol": protocol, "model_group": g, "round": r["round"],
+                           "bits_per_peer": r[f"bits_per_peer@{g}"], "accuracy": a} for r, a in zip(rows, ys)]
+                lines.append(f"| {panel} | {protocol} | {g} | {rows[-1]['round']} | {ys[-1]:.4f} | "
+                             f"{rows[-1][f'bits_per_peer@{g}']:.4g} | "
+                             f"{'-' if gain is None else f'{gain:+.4f}'} |")
+        _finish(ax, "cumulative bits per peer of the group (up + down)", "group's mean test accuracy",
+                panel, logx=True, legend_size=6)
+    fig.suptitle(title, fontsize=10)
+    paths = _save(fig, stem, table)
+    paths["table"] = f"{stem}_table.md"
+    Path(paths["table"]).write_text(
+        "Final mean test accuracy of each model group's peers, its cumulative bits per peer (up + down), and "
+        "its gain over local training of the same group in the same panel (positive: the group gains from "
+        "the others' predictions; negative: it loses).\n\n"
+        "| panel | protocol | model group | rounds | final accuracy | bits per peer | gain over local |\n"
+        "|---|---|---|---|---|---|---|\n" + "\n".join(lines) + "\n")
+    return paths

@@ -1,0 +1,153 @@
+"""Model groups (`model.groups`, issue 34): peers with different architectures in one run.
+
+A run declares its groups as one string, so that `key=value`, JSON files, config.json and sweeps carry
+it like any other field:
+
+    model.groups="NAME:PEERS[:MODEL][,FIELD=VALUE...][;NAME:PEERS...]"
+    model.groups="phone:6:mlp,width=64;server:2:lenet,optim.lr=0.02"
+
+Each group is a name (letters, digits, `_`, `-`), its peer count and its own fields: a model.* field
+(`name`, `width`, `dtype`, ...; a bare first word is model.name) or one of GROUP_OPTIM. A field it does
+not set takes the run's (`model.*`, `optim.*`). A JSON config may also write the groups as a list of
+objects, `[{"name": "phone", "peers": 6, "model": {"name": "mlp", "width": 64}, "optim": {"lr": 0.02}}]`,
+which reads as the same string (config.py; config.json records the string).
+
+The peer counts must sum to `peers` (refused otherwise, in one line): `peers` stays the run's one
+peer count, which partitions, seeds and faults read. Group g owns the contiguous global peer range
+[lo, hi) in declaration order. None (the default): no groups, today's run exactly.
+No JAX here: validation and `run --help` read this module.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import fields, replace
+from typing import NamedTuple
+
+from tallysim.fields import ConfigError
+from tallysim.schema import Config, ModelConfig, declared
+
+GROUP_OPTIM = ("optim.name", "optim.lr", "optim.momentum", "optim.weight_decay")
+# the protocols whose peers exchange only predictions (parameter averaging across architectures has no
+# meaning; FedAvg-family protocols would need one model per group and are refused, see docs/groups.md)
+GROUP_PROTOCOLS = ("local", "tally", "softlabel", "cfd", "selective_fd", "fedct", "topk_soft")
+NAME = re.compile(r"[A-Za-z0-9_-]{1,40}$")
+SYNTAX = "NAME:PEERS[:MODEL][,FIELD=VALUE...] joined by ';', e.g. phone:6:mlp,width=64;server:2:lenet"
+
+
+class Group(NamedTuple):
+    name: str
+    peers: int
+    values: tuple       # ((dotted key, typed value), ...): the group's own model.* / optim.* fields
+
+
+def group_keys() -> tuple:
+    """The dotted keys a group may set: every model.* field but groups, and GROUP_OPTIM."""
+    return tuple(f"model.{f.name}" for f in fields(ModelConfig) if f.name != "groups") + GROUP_OPTIM
+
+
+def _typed(key: str, text: str, where: str):
+    spec = declared()[key]
+    try:
+        if spec.type is bool:
+            return {"true": True, "false": False}[text.lower()]
+        return spec.type(text) if spec.type in (int, float) else text
+    except (ValueError, KeyError):
+        raise ConfigError(f"{where}: {key}={text!r} is not {spec.type.__name__}") from None
+
+
+def parse(text) -> tuple[Group, ...]:
+    """The groups of a model.groups string (None: no groups); a malformed one is refused in one line."""
+    if text is None:
+        return ()
+    if not text.strip():
+        raise ConfigError(f"model.groups={text!r} is empty; expected {SYNTAX}, or none (one model for every peer)")
+    out = []
+    for part in text.split(";"):
+        where = f"model.groups={text!r}"
+        head = part.strip().split(":", 2)
+        if len(head) < 2 or not NAME.match(head[0].strip()) or not head[1].strip().isdigit():
+            raise ConfigError(f"{where}: group {part.strip()!r} is not NAME:PEERS[:FIELDS]; expected {SYNTAX}")
+        name, peers = head[0].strip(), int(head[1])
+        values = {}
+        for i, item in enumerate(x.strip() for x in (head[2].split(",") if len(head) > 2 else []) if x.strip()):
+            key, eq, val = item.partition("=")
+            if not eq and i == 0:
+                key, val = "name", item          # a bare first word: the model's name
+            elif not eq:
+                raise ConfigError(f"{where}: {item!r} in group {name} is not FIELD=VALUE; expected {SYNTAX}")
+            key = key.strip()
+            key = key if key.startswith("optim.") else f"model.{key.removeprefix('model.')}"
+            if key not in group_keys():
+                raise ConfigError(f"{where}: group {name} sets {key}; a group may set "
+                                  f"{', '.join(k.removeprefix('model.') for k in group_keys())}")
+            values[key] = _typed(key, val.strip(), where)
+        out.append(Group(name, peers, tuple(values.items())))
+    return tuple(out)
+
+
+def from_json(v, where: str) -> str:
+    """A JSON list of group objects as the model.groups string (a string is kept as it is)."""
+    if v is None or isinstance(v, str):
+        return v
+    if not isinstance(v, list) or not all(isinstance(g, dict) for g in v):
+        raise ConfigError(f"{where}: model.groups must be a string ({SYNTAX}) or a list of objects "
+                          '{"name": ..., "peers": ..., "model": {...}, "optim": {...}}')
+    parts = []
+    for g in v:
+        unknown = sorted(set(g) - {"name", "peers", "model", "optim"})
+        if unknown or not isinstance(g.get("model", {}), dict) or not isinstance(g.get("optim", {}), dict):
+            raise ConfigError(f"{where}: model.groups entry {g!r:.80}: allowed keys are name, peers, model "
+                              "(an object of model.* fields), optim (an object of optim.* fields)")
+        items = [f"{k}={_text(x)}" for k, x in g.get("model", {}).items()]
+        items += [f"optim.{k}={_text(x)}" for k, x in g.get("optim", {}).items()]
+        parts.append(f"{g.get('name')}:{g.get('peers')}" + (":" + ",".join(items) if items else ""))
+    return ";".join(parts)
+
+
+def _text(x) -> str:
+    return str(x).lower() if isinstance(x, bool) else str(x)
+
+
+def group_config(cfg: Config, g: Group) -> Config:
+    """The config of group g's peers as a run of their own: its fields over the run's, no groups."""
+    model = {k.removeprefix("model."): v for k, v in g.values if k.startswith("model.")}
+    optim = {k.removeprefix("optim."): v for k, v in g.values if k.startswith("optim.")}
+    return replace(cfg, peers=g.peers, model=replace(cfg.model, groups=None, **model),
+                   optim=replace(cfg.optim, **optim))
+
+
+def active_counts(cfg: Config, groups: tuple) -> list[int]:
+    """Peers per round of each group: max(1, round(participation * P_g)), so every group takes part
+    in every round with a static count (their sum may differ from round(participation * P))."""
+    return [max(1, int(round(cfg.participation * g.peers))) for g in groups]
+
+
+def check(cfg: Config) -> None:
+    """The groups' own rules: counts, names, and what groups cannot do yet, one line each."""
+    groups = parse(cfg.model.groups)
+    if not groups:
+        return
+    names = [g.name for g in groups]
+    if len(set(names)) < len(names):
+        raise ConfigError(f"model.groups names {', '.join(names)}: each group needs its own name")
+    # a group of 0 peers is refused before this, as peers=0 of the group's own config (validation.py)
+    total = sum(g.peers for g in groups)
+    if total != cfg.peers:
+        raise ConfigError(f"model.groups has {' + '.join(str(g.peers) for g in groups)} = {total} peers but "
+                          f"peers={cfg.peers}; the group counts must sum to peers (set peers={total})")
+    refuse = [(cfg.protocol.name not in GROUP_PROTOCOLS, f"protocol.name={cfg.protocol.name}",
+               f"protocol.name {', '.join(GROUP_PROTOCOLS)} (parameter averaging across architectures "
+               "is not defined)"),
+              (cfg.devices is not None and cfg.devices > 1, f"devices={cfg.devices}", "devices=1 or unset "
+               "on one device"),
+              (cfg.faults.kind != "none", f"faults.kind={cfg.faults.kind}", "faults.kind=none"),
+              (cfg.privacy.noise > 0, f"privacy.noise={cfg.privacy.noise}", "privacy.noise=0"),
+              (cfg.participation_rule != "uniform", f"participation_rule={cfg.participation_rule}",
+               "participation_rule=uniform (each group draws its own A_g)"),
+              (cfg.eval_peers is not None, f"eval_peers={cfg.eval_peers}", "eval_peers=none (every peer)"),
+              (cfg.vote.weighting != "none", f"vote.weighting={cfg.vote.weighting}", "vote.weighting=none"),
+              (cfg.softlabel.aggregate in ("median", "trimmed"), f"softlabel.aggregate={cfg.softlabel.aggregate}",
+               "softlabel.aggregate=mean or era")]
+    for bad, what, allowed in refuse:
+        if bad:
+            raise ConfigError(f"{what} does not work with model.groups yet; allowed with groups: {allowed}")
