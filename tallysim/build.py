@@ -188,7 +188,8 @@ def auto_chunk(b: Built) -> int:
     cfg, spec = b.cfg, b.ctx.spec
     if cfg.seed_chunk:
         return min(cfg.seed_chunk, len(b.seeds))
-    per_seed = sizing.per_seed_bytes(b.ctx.num_params, spec.peers, spec.active, spec.input_shape, cfg.batch_size,
+    held = spec.active if b.ctx.cohort else spec.peers      # client_storage=auto: the cohort's models only
+    per_seed = sizing.per_seed_bytes(b.ctx.num_params, held, spec.active, spec.input_shape, cfg.batch_size,
                                      cfg.distill.batch_size or cfg.batch_size, spec.probes, spec.classes,
                                      protocols.traits(cfg.protocol.name).soft)
     stats = jax.local_devices()[0].memory_stats() or {}

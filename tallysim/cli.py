@@ -127,6 +127,9 @@ def cmd_bench(args) -> int:
     if getattr(args, "round", False):
         from tallysim.bench import rounds as bench_round
         return bench_round.main(args)
+    if getattr(args, "population", False):
+        from tallysim.bench import population as bench_population
+        return bench_population.main(args)
     if args.devices:
         from tallysim.bench import devices as bench_devices
         return bench_devices.main(args)
@@ -264,6 +267,13 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--devices", metavar="1,2,4,8",
                    help="instead: samples/s of the CNN FedAvg round with 8 peers sharded over these device "
                    "counts (on a CPU: XLA_FLAGS=--xla_force_host_platform_device_count=8)")
+    b.add_argument("--population", action="store_true",
+                   help="instead: FedAvg over 10^4, 10^5, 10^6 synthetic clients, 10 and 100 per round: peak RSS and "
+                   "s/round, server model alone (client_storage=auto) vs every client stacked (docs/population.md; "
+                   "--peers changes the populations)")
+    b.add_argument("--examples", type=int, help="with --population: examples per client (24)")
+    b.add_argument("--stacked-max", type=int, help="with --population: the largest population also timed stacked "
+                   "(100000)")
     b.set_defaults(fn=cmd_bench)
     return p
 

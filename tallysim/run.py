@@ -37,7 +37,7 @@ from tallysim.results.metrics import (CONFIG, ERROR, METRICS, PARTITION, PROBE_K
                                       aggregate, lane_row)
 from tallysim.programs import chunk_inputs, eval_clients, initial_state, round_programs  # noqa: F401
 from tallysim.results.runs import Results
-from tallysim.sim import comm, fed, mesh, tasks
+from tallysim.sim import comm, fed, mesh, peers, tasks
 from tallysim.sim.evaluate import evaluate
 
 
@@ -96,6 +96,8 @@ def _run_chunk(b: Built, lo: int, hi: int, lanes_out: "_Lanes", bar, saver: chec
     eval_fn = (jax.jit(evaluate_lanes, out_shardings=mesh.replicated(placement)) if placement.mesh
                else jax.jit(evaluate_lanes))
     last_round = max(c.rounds for c in cfgs)
+    lanes_c = list(range(lo, hi)) + [hi - 1] * placement.pad_lanes       # as chunk_inputs
+    pick = peers.eval_sample(b.cfg.eval_peers, b.cfg.eval_sample, ctx.spec.peers, [b.seeds[j] for j in lanes_c])
     for first, end in _segments(cfgs, r0, saver.every if saver.out_dir is not None else 0):
         rs = jnp.arange(first, end + 1, dtype=jnp.int32)
         state, info_T = (single if end == first else scan)(state, data_c, k_rounds, rs, values)
@@ -115,9 +117,9 @@ def _run_chunk(b: Built, lo: int, hi: int, lanes_out: "_Lanes", bar, saver: chec
             break
         evaluating = [j for j, c in enumerate(cfgs) if evaluates(c, end) and lanes_out.live(lo + j)]
         if evaluating:
-            n_eval = b.cfg.eval_peers
-            params = state.params if n_eval is None else jax.tree.map(lambda a: a[:, :n_eval], state.params)
-            ev = _host(eval_fn(params, state.server, x_test, y_test, clients_V, own_K))
+            params, own = peers.eval_params(state.params, pick, b.cfg.eval_sample, own_K)
+            ev = _host(eval_fn(params, state.server, x_test, y_test, clients_V, own))
+            ev["eval_idx"] = pick if b.cfg.eval_sample == "random" else None
             info = {k: v[-1] for k, v in info_T.items()}
             lanes_out.rows(end, [(lo + j, lane_row(ev, info, ledgers[j], j, end, lanes_out.t0,
                                                          b.protocol.row_keys, group_ranges(ctx)))

@@ -188,7 +188,12 @@ class Config:
     seeds: int = ints(1, 1, LIMITS["seeds"][0])      # run seeds seed..seed+seeds-1 as one vmapped program
     seed_chunk: Optional[int] = ints(None)     # seeds per compiled batch; None = as many as fit in memory
     eval_every: int = ints(1, 1, LIMITS["eval_every"][0])
-    eval_peers: Optional[int] = ints(None)    # evaluate peers 0..N-1 only (acc_mean, ensemble); None = all
+    eval_peers: Optional[int] = ints(None)    # evaluate N peers only (acc_mean, ensemble); None = all
+    eval_sample: Literal["first", "random"] = "first"   # eval_peers: peers 0..N-1, or N drawn once per seed
+    # stacked: every client's model (and optimizer state) on a peer axis, as always: per-client accuracy
+    # in the rows; auto: where the protocol's clients keep nothing between rounds (protocols.client_state),
+    # the server model alone, each round's cohort materialised from it (docs/population.md)
+    client_storage: Literal["stacked", "auto"] = "stacked"
     participation: float = floats(1.0, "(0, 1]")
     # who takes part (sim/cohort.py): uniform without replacement, or size: proportional to shard size
     participation_rule: Literal["uniform", "size"] = "uniform"

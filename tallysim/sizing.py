@@ -79,16 +79,31 @@ def estimate_bytes(cfg) -> list[tuple[str, int, str]]:
         params = 64 * (dim // (16 * channels)) * 512 + 512 * classes
     else:
         params = 100_000 + 128 * classes
-    out = [("the peers' models, gradients and optimizer state", 4 * 3 * params * cfg.peers,
-            "model.width, peers" if cfg.model.name == "mlp" else "peers"),
+    active = max(1, int(round(cfg.participation * cfg.peers)))
+    kept = protocols.client_state(cfg)          # "" : the clients keep nothing between rounds
+    cohort = cfg.client_storage == "auto" and not kept
+    rows = active if cohort else cfg.peers      # models trained (and activations) at once
+    width = "model.width, " if cfg.model.name == "mlp" else ""
+    if cohort:      # the server model, and the round's cohort materialised from it (docs/population.md)
+        models = (f"the server model and the cohort's {active} models ({cfg.protocol.name} keeps no client "
+                  "state)", 4 * 3 * params * (active + 1), width + "participation")
+    elif not kept:  # it could hold the cohort alone: say so, with what that would need
+        models = ("the clients' models, stacked by client_storage=stacked,", 4 * 3 * params * cfg.peers,
+                  f"set client_storage=auto ({cfg.protocol.name} keeps no client state: the server model and "
+                  f"its {active} active clients need {fmt(4 * 3 * params * (active + 1))}), or lower {width}peers")
+    else:           # a stateful protocol holds every client: name what it keeps
+        models = (f"the clients' models, as {kept},", 4 * 3 * params * cfg.peers, width + "peers")
+    out = [models,
            # exchange.py streams peers in chunks: [c, M, C] temporaries and [M, C] sums, no P * M * C
            ("the probe outputs", footprint_bytes(cfg.peers, cfg.probe.per_round, classes,
                                                         soft=traits.soft),
             "probe.per_round, peers" + (", data.num_classes" if synthetic else "")),
            # a training step's minibatch, plus (distillation) its probe minibatch: distill.batch_size
            # used to escape the estimate, and 2**31 - 1 failed with an 8 TB allocation on the device
-           ("the activations", 4 * 4 * cfg.peers * (cfg.batch_size + probe_rows) * act,
-            "batch_size, peers" + (", distill.batch_size" if probe_rows else ""))]
+           ("the activations", 4 * 4 * rows * (cfg.batch_size + probe_rows) * act,
+            "batch_size, " + ("participation" if cohort else "peers") + (", distill.batch_size" if probe_rows else "")),
+           # host and device: each seed's [P, C] class counts (partition.json) and its shard offsets
+           ("the per-client partition records", 8 * cfg.seeds * cfg.peers * (classes + 2), "peers, seeds")]
     if protocols.reads(cfg.protocol.name, "feddf.batch_size"):
         out.append(("the server's distillation batch", 4 * 4 * cfg.feddf.batch_size * act, "feddf.batch_size"))
     if traits.soft and cfg.softlabel.aggregate in ("median", "trimmed"):
@@ -96,7 +111,7 @@ def estimate_bytes(cfg) -> list[tuple[str, int, str]]:
         out.append(("the robust soft-label aggregation", 4 * 3 * cfg.peers * cfg.probe.per_round * classes,
                     "probe.per_round, peers (or softlabel.aggregate=mean)"))
     if traits.fedavg_family and (cfg.fedavg.aggregate != "mean" or cfg.fedavg.pre != "none"):
-        out.append(("the robust parameter aggregation", 4 * 2 * params * cfg.peers,
+        out.append(("the robust parameter aggregation", 4 * 2 * params * rows,
                     "peers (or fedavg.aggregate=mean)"))
     if synthetic:
         coarse = math.prod(min(s, 7) for s in (d.input_shape[:-1] or d.input_shape))
@@ -105,6 +120,15 @@ def estimate_bytes(cfg) -> list[tuple[str, int, str]]:
                 ("the synthetic class prototypes", 4 * 3 * d.num_classes * coarse * d.input_shape[-1],
                  "data.num_classes")]
     return out
+
+
+def fmt(n: float) -> str:
+    """Bytes as people read them: 3 significant digits, decimal units."""
+    for unit in ("B", "KB", "MB", "GB", "TB", "PB"):
+        if n < 1000:
+            return f"{n:.3g} {unit}"
+        n /= 1000
+    return f"{n:.3g} EB"
 
 
 def per_seed_bytes(num_params: int, peers: int, active: int, input_shape: tuple, batch_size: int,

@@ -145,12 +145,7 @@ def memory_limit() -> int:
         return 1 << 40
 
 
-def _fmt(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB", "PB"):
-        if n < 1000:
-            return f"{n:.3g} {unit}"
-        n /= 1000
-    return f"{n:.3g} EB"
+_fmt = sizing.fmt
 
 
 def check_memory(cfg: Config, limit: int | None = None) -> None:
@@ -159,8 +154,9 @@ def check_memory(cfg: Config, limit: int | None = None) -> None:
     total = sum(b for _, b, _ in parts)
     if total > limit:
         what, size, keys = max(parts, key=lambda p: p[1])
+        fix = keys if keys.startswith("set ") else f"lower {keys}"     # sizing: a field to set, or to lower
         raise ConfigError(f"this configuration needs at least {_fmt(total)} of memory ({what} alone "
-                          f"{_fmt(size)}), more than this machine's {_fmt(limit)}; lower {keys}")
+                          f"{_fmt(size)}), more than this machine's {_fmt(limit)}; {fix}")
 
 
 def _rules(cfg: Config) -> None:
@@ -180,6 +176,9 @@ def _rules(cfg: Config) -> None:
         now = f"optim.name={cfg.optim.name}" if cfg.optim.name != "sgd" else f"optim.momentum={cfg.optim.momentum}"
         raise ConfigError(f"{now} is not allowed with protocol.name={cfg.protocol.name}: {reason}; allowed: "
                           f"optim.name=sgd with optim.momentum=0")
+    if cfg.eval_sample == "random" and cfg.eval_peers is not None and cfg.model.groups:
+        raise ConfigError("eval_sample=random is not supported with model.groups (each group stacks its own "
+                          "peers); allowed: eval_sample=first, or no model.groups")
     _fault_rules(cfg)
     _privacy_rules(cfg)
     _group_rules(cfg)

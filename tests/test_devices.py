@@ -71,6 +71,8 @@ CASES = {
     "feddf partial (peers)": ["protocol.name=feddf", "peers=8", "feddf.steps=5", "participation=0.5"],
     "fedprox (peers)": ["protocol.name=fedprox", "peers=8"],
     "local (peers)": ["protocol.name=local", "peers=8"],
+    # client_storage=auto: the server model alone (no peer-axis state), the cohort gathered from sharded shards
+    "fedavg cohort storage (peers)": ["protocol.name=fedavg", "peers=8", "participation=0.5", "client_storage=auto"],
     # privacy.*: the noise comes from each lane's keys, so sharding lanes or peers draws the same noise
     "tally private, 8 seeds (lanes)": ["protocol.name=tally", "seeds=8", "privacy.noise=2"],
     "softlabel private (peers)": ["protocol.name=softlabel", "peers=8", "privacy.noise=0.5"],
@@ -80,7 +82,7 @@ CASES = {
 # "tally seeds (lanes)" is slow: "tally private, 8 seeds (lanes)" shards the same axis of the same
 # protocol and checks the noise as well (the suite's slowest test was this subprocess, issue 30).
 FAST = ("fedavg partial participation, 3 seeds (lanes, padded)", "bridge (peers)",
-        "tally private, 8 seeds (lanes)")
+        "tally private, 8 seeds (lanes)", "fedavg cohort storage (peers)")
 
 
 @pytest.mark.multidevice

@@ -5,6 +5,7 @@
   sweep       one fixed sweep grouped vs one configuration at a time (`bench --sweep`)
   rounds      a whole round per protocol vs local training alone (`bench --round`)
   devices     the CNN round sharded over 1, 2, 4, 8 devices (`bench --devices`)
+  population  FedAvg over 10^4..10^6 clients: peak memory and s/round by client storage (`bench --population`)
 """
 from __future__ import annotations
 

@@ -90,6 +90,11 @@ class Traits:
     messages: bool = True        # its peers send messages (faults that act on messages apply)
     sgd_only: str = ""           # not empty: needs plain SGD (optim.name=sgd, optim.momentum=0), for this
     #                              reason (validation refuses momentum and Adam)
+    # What a client keeps from one round to the next, said as "<protocol> keeps ..."; "" for none: every
+    # active client restarts from the server model, so a run may hold the server model alone and
+    # materialise each round's cohort (client_storage=auto, docs/population.md). A plugin is stateful
+    # unless it says otherwise. `client_state(cfg)` adds what the configuration keeps.
+    client_state: str = "each client's own model"
 
     def reads_key(self, name: str, key: str) -> bool:
         listed = self.reads.get(name, ()) if isinstance(self.reads, dict) else self.reads
@@ -109,6 +114,21 @@ class Traits:
 
 
 BASE_DEFAULTS = {"optim.reset_each_round": False, "init.shared": False, "warmup_epochs": 0}
+
+
+def client_state(cfg) -> str:
+    """What protocol cfg.protocol.name's clients keep between rounds under `cfg`, as a phrase naming
+    the protocol and the cause ("" = nothing: the cohort alone may be materialised each round)."""
+    name = cfg.protocol.name
+    t = traits(name)
+    if t.client_state:
+        return f"{name} keeps {t.client_state} between rounds"
+    reset = cfg.optim.reset_each_round
+    if (t.default("optim.reset_each_round", cfg) if reset is None else reset) is False:
+        return f"{name} keeps each client's optimizer state between rounds: optim.reset_each_round=false"
+    if cfg.faults.kind == "straggler":
+        return f"{name} keeps each client's last model between rounds: faults.kind=straggler sends it"
+    return ""
 
 # Plugins: name -> "absolute.module:factory", and which module of those was loaded by name
 # (--plugin / "plugins"; an entry point's is found again without being recorded).
@@ -403,5 +423,5 @@ def make(ctx):
         return factory(name)(ctx)
 
 
-__all__ = ["BASE_DEFAULTS", "REGISTRY", "Traits", "factory", "load_plugin", "make",
+__all__ = ["BASE_DEFAULTS", "REGISTRY", "Traits", "client_state", "factory", "load_plugin", "make",
            "names", "plugin_of", "sections", "traits"]

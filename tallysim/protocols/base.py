@@ -18,6 +18,7 @@ from typing import Any, Callable, NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 
+from tallysim import protocols
 from tallysim.sim import cohort, dp, exchange, faults, lanes, local, peers, tasks, trust, vote
 from tallysim.sim.comm import RoundBits
 from tallysim.config import Config, ConfigError
@@ -131,8 +132,23 @@ class Context:
             probe_batch=cfg.distill.batch_size or cfg.batch_size, prox_mu=prox_mu, groups=self.spec.groups,
             task=tasks.of(self.spec))
 
+    @property
+    def cohort(self) -> bool:
+        """client_storage=auto and a protocol whose clients keep nothing between rounds: the State holds
+        the server model and no [P, ...] params or optimizer state; local_round materialises the
+        round's A clients from the server model (docs/population.md)."""
+        return self.cfg.client_storage == "auto" and not protocols.client_state(self.cfg)
+
     def init_state(self, key, data: FedData, shared: bool, server: bool = False, error: bool = False,
                    extra=None) -> State:
+        if self.cohort:
+            if not (shared and server) or error:
+                raise ValueError("client_storage=auto: a stateless protocol's state is its server model "
+                                 "(shared init, no error buffers); declare its TRAITS.client_state")
+            # the same model as the stacked path's peer 0 (a broadcast of this one init), bit for bit
+            first = self.model.init(key, jnp.zeros((1,) + tuple(self.spec.input_shape), jnp.float32))
+            return State(params=None, opt=None, server=first, error=None,
+                         extra=None if extra is None else extra(first))
         if self.model_groups:       # peer i's init key is the one-model run's: split(key, P)[i]
             keys_P = jax.random.split(key, self.spec.peers)
             params = tuple(jax.vmap(lambda k, m=g.model: m.init(k, _dummy(self.spec)))(keys_P[g.lo:g.hi])
@@ -230,6 +246,8 @@ def local_round(ctx: Context, lspec: local.LocalSpec, state: State, data: FedDat
     params_A, opt_A, loss_A, steps = local.train_peers(lspec, params_A, opt_A, keys_A, shard, count, data,
                                                        probes, anchor, sequential_epochs,
                                                        linear_A=linear_A, **faults.round_train_args(ctx, fr))
+    if state.params is None:        # Context.cohort: nothing per client outlives the round
+        return None, None, params_A, loss_A, steps
     return peers.put(state.params, idx, params_A), peers.put(state.opt, idx, opt_A), params_A, loss_A, steps
 
 

@@ -38,6 +38,7 @@ from tallysim.protocols.distill import distill_round, warmup_init
 from tallysim.protocols.tally import vote_cost
 
 TRAITS = Traits(distill=True, shared_init="its merges are deltas from one common reference",
+                client_state="each peer's own model and error-feedback buffer",
                 defaults={"init.shared": True, "warmup_epochs": "local_epochs"},
                 reads=("distill", "vote", "bridge", "comm.param_bits"),
                 sections={"bridge": "BridgeConfig"})

@@ -25,7 +25,7 @@ from tallysim.protocols.base import (Context, Protocol, active_set, aggregation_
                                      round_keys, shard_weights)
 
 # fedavg and fedprox (both built here)
-TRAITS = Traits(fedavg_family=True, shared_init="it starts every peer from the server model",
+TRAITS = Traits(fedavg_family=True, client_state="", shared_init="it starts every peer from the server model",
                 defaults={"optim.reset_each_round": True, "init.shared": True},
                 reads={"fedavg": ("fedavg", "comm.param_bits", "privacy"),
                        "fedprox": ("fedavg", "fedprox", "comm.param_bits", "privacy")}, privacy="params",

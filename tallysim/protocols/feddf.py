@@ -28,7 +28,7 @@ from tallysim.sim.fed import to_input, pool_examples
 from tallysim.protocols import Traits, fedavg
 from tallysim.protocols.base import Context, Protocol, active_set, round_keys
 
-TRAITS = Traits(fedavg_family=True, shared_init="it starts every peer from the server model",
+TRAITS = Traits(fedavg_family=True, client_state="", shared_init="it starts every peer from the server model",
                 defaults={"optim.reset_each_round": True, "init.shared": True},
                 reads=("fedavg", "feddf", "comm.param_bits"),
                 sections={"feddf": "FedDFConfig"})

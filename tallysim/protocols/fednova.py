@@ -23,7 +23,7 @@ from tallysim.protocols import Traits, fedavg
 from tallysim.protocols.base import Context, Protocol, active_set, round_keys
 from tallysim.sim import comm, faults, lanes, local, peers
 
-TRAITS = Traits(fedavg_family=True, shared_init="it starts every peer from the server model",
+TRAITS = Traits(fedavg_family=True, client_state="", shared_init="it starts every peer from the server model",
                 defaults={"optim.reset_each_round": True, "init.shared": True})
 
 STEPS_BITS = 32

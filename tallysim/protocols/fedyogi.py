@@ -21,7 +21,7 @@ from tallysim.fields import floats
 from tallysim.protocols import Traits, server_opt
 from tallysim.protocols.base import Context, Protocol
 
-TRAITS = Traits(fedavg_family=True, shared_init="it starts every peer from the server model",
+TRAITS = Traits(fedavg_family=True, client_state="", shared_init="it starts every peer from the server model",
                 defaults={"optim.reset_each_round": True, "init.shared": True},
                 reads=("fedavg", "comm.param_bits", "privacy"), privacy="params", sections={"fedyogi": "FedYogiConfig"})
 

@@ -18,7 +18,7 @@ from tallysim.protocols import Traits, compressed
 from tallysim.protocols.base import Context, Protocol
 from tallysim.sim import compress, sparse
 
-TRAITS = Traits(fedavg_family=True, shared_init="it starts every peer from the server model",
+TRAITS = Traits(fedavg_family=True, client_state="", shared_init="it starts every peer from the server model",
                 defaults={"optim.reset_each_round": True, "init.shared": True},
                 sections={"randk": "RandKConfig"})
 

@@ -37,6 +37,7 @@ from tallysim.protocols.base import Context, Protocol, active_set, local_round, 
 from tallysim.sim import comm, faults, local, peers
 
 TRAITS = Traits(fedavg_family=True, shared_init="it starts every peer from the server model",
+                client_state="each client's control variate (and the server's)",
                 sgd_only="option II's control variate (x - y_i) / (K_i optim.lr) is the mean local gradient only "
                          "for plain SGD steps (Karimireddy et al. 2020, Algorithm 1)",
                 defaults={"optim.reset_each_round": True, "init.shared": True},

@@ -87,8 +87,8 @@ def _metrics_file(run_dir) -> Path:
 
 
 def read_rows(run_dir) -> list[dict]:
-    """A run directory's metrics rows, each checked (bits_per_peer and acc_mean finite numbers, round an
-    integer, acc_global a number or null)."""
+    """A run directory's metrics rows, each checked (bits_per_peer and acc_mean finite numbers, acc_mean
+    null only beside a number in acc_global, round an integer, acc_global a number or null)."""
     metrics = _metrics_file(run_dir)
     rows = []
     for i, line in enumerate(_text(metrics).splitlines(), 1):
@@ -102,6 +102,8 @@ def read_rows(run_dir) -> list[dict]:
         if not isinstance(row, dict):
             raise ConfigError(f"{metrics} line {i} is not a JSON object of metrics")
         for key in ("bits_per_peer", "acc_mean"):
+            if key == "acc_mean" and row.get(key) is None and _number(row.get("acc_global")):
+                continue        # client_storage=auto: no client model is kept, the server's is evaluated
             if not _number(row.get(key)) or not math.isfinite(row[key]):
                 raise ConfigError(f"{metrics} line {i}: {key}={row.get(key)!r} must be a finite number")
         if not isinstance(row.get("round", 0), int) or isinstance(row.get("round"), bool):
@@ -267,7 +269,8 @@ def summary_line(cfg, last: dict) -> str:
     ppl = text_headline(last)["ppl"]        # next-token runs: the headline model's perplexity
     return (f"{cfg.protocol.name}: {cfg.rounds} rounds, {cfg.peers} peers{seeds} on {cfg.data.name} -> "
             f"accuracy {acc:.4f}" + (f" +- {std:.4f}" if std is not None else "")
-            + f" (peer mean {last['acc_mean']:.4f}, ensemble {last['acc_ensemble']:.4f}), "
+            + (f" (peer mean {last['acc_mean']:.4f}, ensemble {last['acc_ensemble']:.4f})"
+               if last.get("acc_mean") is not None else " (server model; no client model is kept)") + ", "
             + ("" if ppl is None else f"perplexity {ppl:.4g}, ") +
             f"{last['bits_per_peer'] / 8e6:.4g} MB per peer, {last['wall_s']:.1f} s"
             + (f"; results in {last['out']}" if last.get("out") else ""))
@@ -331,19 +334,25 @@ def lane_row(ev: dict, info: dict, led, j: int, r: int, t0: float, own_keys: dic
     protocol's own row scalars (Protocol.row_keys, name -> int or float), after ROUND_KEYS.
     `groups` (model.groups): (name, lo, hi, active, all active) per group, for its GROUP_KEYS."""
     acc = ev["acc_P"][j]
+    some = acc.size > 0         # none under client_storage=auto (a stateless protocol keeps no client model)
     row = {"round": r, **led.row(),
-           "acc_mean": float(acc.mean()), "acc_min": float(acc.min()), "acc_max": float(acc.max()),
+           "acc_mean": float(acc.mean()) if some else None, "acc_min": float(acc.min()) if some else None,
+           "acc_max": float(acc.max()) if some else None,
            # every peer's own test accuracy, peer order, rounded to 4 places (within 5e-5, far below a
            # seed's spread; 7 characters a peer keep a 1000-peer row near 8 kB)
            "acc_peers": [round(float(a), PEER_PLACES) for a in acc],
            "acc_global": None if ev["acc_global"] is None else float(ev["acc_global"][j]),
-           "acc_ensemble": float(ev["acc_ensemble"][j]),
+           "acc_ensemble": float(ev["acc_ensemble"][j]) if some else None,
+           "eval_peers": int(acc.size),      # the client models evaluated (eval_peers, eval_sample)
            "train_loss": float(info["train_loss"][j])}
     # faults.py: faulty peers this round, and the mean test accuracy of the others (null if none)
     row["faulty"] = int(info["faulty"][j]) if "faulty" in info else 0
-    honest = ~np.asarray(info["faulty_P"][j], bool) if "faulty_P" in info else np.ones(acc.shape, bool)
-    honest = honest[:acc.shape[0]]                 # eval_peers: the peers evaluated
-    row["acc_mean_honest"] = float(acc[honest].mean()) if honest.any() else None
+    honest = np.ones(acc.shape, bool)
+    if "faulty_P" in info:          # of the peers evaluated: 0..N-1, or (eval_sample=random) the lane's sample
+        pick = ev.get("eval_idx")
+        honest = ~np.asarray(info["faulty_P"][j], bool)
+        honest = honest[pick[j]] if pick is not None else honest[:acc.shape[0]]
+    row["acc_mean_honest"] = float(acc[honest].mean()) if some and honest.any() else None
     for k in PROBE_KEYS:
         row[k] = float(info[k][j]) if k in info and math.isfinite(info[k][j]) else None
     for k, cast in {**ROUND_KEYS, **(own_keys or {})}.items():
@@ -402,7 +411,7 @@ def text_row(ev: dict, j: int) -> dict:
     row = {}
     if ev.get("ppl_P") is not None:
         ppl = np.asarray(ev["ppl_P"][j], float)
-        row["ppl_mean"] = float(ppl.mean())
+        row["ppl_mean"] = float(ppl.mean()) if ppl.size else None     # none: client_storage=auto
         row["ppl_global"] = None if ev.get("ppl_global") is None else float(ev["ppl_global"][j])
     if ev.get("client_scored_K") is not None:
         scored = ev["client_scored_K"][j]

@@ -16,18 +16,33 @@ size:    A peers drawn one after another without replacement, each draw picking 
          replacement it is so up to the O(A/P) difference between the two (what cross-device cohorts,
          A << P, have). Empty shards are never drawn (weight 0); build refuses a partition with fewer
          than A non-empty shards.
+
+uniform's draw: `jax.random.permutation(key, P)` (jax/_src/random/core.py, `_shuffle`) sorts `arange(P)`
+by fresh random 32-bit keys, stably, `rounds(P)` times (1 up to P = 1,625, 2 up to about 2.7 million).
+An XLA sort of 10^6 elements takes seconds on a CPU, so drawing 10 clients of a million cost more than
+training them (docs/population.md). `draw` gives the same set in O(P) work: with two sorts, the first A
+of the result are sigma1(J), J the positions of the second-round keys of stable rank 0..A-1 and
+sigma1(j) the position of the first-round key of stable rank j (stable: equal keys in position order).
+Ranks are selected by a radix pass: a histogram of the keys' top 16 bits locates each rank's bucket, and
+only the members of those buckets (about A * P / 65,536 keys) are sorted. When they are more than a fixed
+budget (a case of vanishing probability) the full permutation runs instead, so the result is always
+the permutation's, bit for bit (tests/test_population.py checks both paths against jax's).
 """
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 RULES = ("uniform", "size")
 
 
 def uniform(key, peers: int, active: int) -> jax.Array:
-    """Sorted [A] indices, A of P uniformly without replacement (the rule of earlier versions, same draws)."""
-    return jnp.sort(jax.random.permutation(key, peers)[:active])
+    """Sorted [A] indices, A of P uniformly without replacement (the rule of earlier versions, same draws:
+    jnp.sort(jax.random.permutation(key, peers)[:active]), in O(P) work (`draw`)."""
+    return draw(key, peers, active)
 
 
 def by_size(key, count_P, active: int) -> jax.Array:
@@ -42,3 +57,57 @@ def aggregation_counts(rule: str, count_A) -> jax.Array:
     """What the server's weighted mean weighs the cohort's models by: their shard sizes (uniform
     sampling: FedAvg's weights), or ones (size sampling: the sizes already chose the cohort)."""
     return jnp.ones_like(count_A) if rule == "size" else count_A
+
+
+BUCKET_BITS = 16
+MIN_BUDGET = 64              # candidate keys sorted per selected rank, at least
+
+
+def rounds(peers: int) -> int:
+    """Sort rounds of jax.random.permutation for `peers` elements (_shuffle's static rule)."""
+    return int(np.ceil(3 * np.log(max(1, peers)) / np.log(np.iinfo(np.uint32).max)))
+
+
+def select_ranks(keys_P: jax.Array, ranks_A: jax.Array, budget: int):
+    """(positions of the keys of stable rank `ranks_A`, whether the candidates fit `budget`): rank r is
+    the r-th element of a stable ascending argsort of keys_P."""
+    P = keys_P.shape[0]
+    hi_P = (keys_P >> (32 - BUCKET_BITS)).astype(jnp.int32)
+    hist = jnp.zeros((1 << BUCKET_BITS,), jnp.int32).at[hi_P].add(1)
+    upto = jnp.cumsum(hist)                                   # keys in buckets <= b
+    bucket_A = jnp.searchsorted(upto, ranks_A, side="right")  # the bucket holding each rank
+    within_A = ranks_A - (upto[bucket_A] - hist[bucket_A])    # its rank inside the bucket
+    wanted = jnp.zeros((1 << BUCKET_BITS,), bool).at[bucket_A].set(True)
+    member_P = wanted[hi_P]
+    fits = jnp.sum(member_P) <= budget
+    # candidates in position order (padding after them, keyed past every real key of equal value)
+    cand = jnp.nonzero(member_P, size=budget, fill_value=P)[0]
+    ckeys = jnp.where(cand < P, keys_P[jnp.minimum(cand, P - 1)], jnp.uint32(0xFFFFFFFF))
+    skeys, spos = jax.lax.sort_key_val(ckeys, cand)           # stable: by (key, position)
+    shi = (skeys >> (32 - BUCKET_BITS)).astype(jnp.int32)
+    start_A = jnp.searchsorted(shi, bucket_A, side="left")    # where each bucket begins among them
+    return spos[jnp.minimum(start_A + within_A, budget - 1)], fits
+
+
+def draw(key, peers: int, active: int, budget: int = 0) -> jax.Array:
+    """jnp.sort(jax.random.permutation(key, peers)[:active]), bit for bit, in O(peers) work. `budget`:
+    candidate keys sorted per selection (0: the default; a test forces the fallback with a small one)."""
+    if rounds(peers) != 2 or active >= peers:      # small P (one sort is cheap) or P past 2.7 million
+        return jnp.sort(jax.random.permutation(key, peers)[:active])
+    k, sub1 = jax.random.split(key)                # _shuffle's key schedule: split, bits, per round
+    _, sub2 = jax.random.split(k)
+    keys1 = jax.random.bits(sub1, (peers,), jnp.uint32)
+    keys2 = jax.random.bits(sub2, (peers,), jnp.uint32)
+    budget = budget or min(peers, active * max(MIN_BUDGET, 4 * math.ceil(peers / (1 << BUCKET_BITS))))
+    # where the second sort takes its first `active` from: ranks 0..active-1 of its keys
+    J, fits2 = select_ranks(keys2, jnp.arange(active), budget)
+    picked, fits1 = select_ranks(keys1, J, budget)  # what the first sort put there
+    # The fallback as a loop that runs only when needed: a lax.cond under vmap (run.py vmaps rounds over
+    # lanes) becomes a select that computes both branches, the full permutation every round; and the
+    # barrier ties the loop's key to its carry, or XLA hoists the loop-invariant permutation out of it.
+    def fallback(c):
+        k_, _ = jax.lax.optimization_barrier((key, c[0]))
+        return jnp.sort(jax.random.permutation(k_, peers)[:active]), jnp.bool_(True)
+
+    out, _ = jax.lax.while_loop(lambda c: ~c[1], fallback, (jnp.sort(picked), fits1 & fits2))
+    return out

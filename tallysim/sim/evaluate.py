@@ -33,8 +33,15 @@ def evaluate(apply_fn, params_P, server, x_V, y_V, classes: int, batch: int = 50
     client k, partition.kind=natural; -1 for none) adds per-client counts (client_metrics).
 
     model.groups: `apply_fn` and `params_P` are tuples, one per group; peers are in group order and
-    the ensemble votes over all of them."""
+    the ensemble votes over all of them.
+
+    params_P None (client_storage=auto: no client's model outlives its round): the server model only;
+    acc_P and ppl_P are then empty, acc_ensemble None, and no client has an own model."""
     V = x_V.shape[0]
+    stacked = params_P is not None
+    if not stacked:       # the server's model stands in, and its per-peer numbers are dropped below
+        params_P = jax.tree.map(lambda a: a[None], server)
+        own_K = None if own_K is None else jnp.full_like(own_K, -1)
     grouped = isinstance(apply_fn, tuple)
     applies, stacks = (apply_fn, params_P) if grouped else ((apply_fn,), (params_P,))
     P = sum(jax.tree.leaves(p)[0].shape[0] for p in stacks)
@@ -79,13 +86,13 @@ def evaluate(apply_fn, params_P, server, x_V, y_V, classes: int, batch: int = 50
     sums = jax.tree.map(lambda a: jnp.sum(a, axis=0), jax.lax.map(one_batch, (x, y, k)))
     n = jnp.maximum(sums["scored"], 1) if text else V
     out = {
-        "acc_P": sums["peer"] / n,
-        "acc_ensemble": sums["ensemble"] / n,
+        "acc_P": sums["peer"] / n if stacked else jnp.zeros((0,), jnp.float32),
+        "acc_ensemble": sums["ensemble"] / n if stacked else None,
         "acc_global": sums["global"] / n if server is not None else None,
     }
     if text:
         tokens = jnp.maximum(sums["tokens"], 1)
-        out["ppl_P"] = jnp.exp(sums["ce_peer"] / tokens)
+        out["ppl_P"] = jnp.exp(sums["ce_peer"] / tokens) if stacked else jnp.zeros((0,), jnp.float32)
         out["ppl_global"] = jnp.exp(sums["ce_global"] / tokens) if server is not None else None
     if per_client:
         out.update({key: sums[key] for key in CLIENT_KEYS if key in sums})

@@ -9,6 +9,7 @@ from typing import Any, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from tallysim.sim import lanes
@@ -75,3 +76,39 @@ def put(tree: PyTree, idx_A: Optional[jax.Array], sub: PyTree) -> PyTree:
 def weighted_mean(tree_A: PyTree, weight_A: jax.Array) -> PyTree:
     """Average over the leading axis with weights summing to one."""
     return jax.tree.map(lambda a: jnp.tensordot(weight_A.astype(a.dtype), a, axes=1), tree_A)
+
+
+EVAL_STREAM = 0xE7A1      # the seed's stream for eval_sample=random (its other draws untouched)
+
+
+def eval_sample(n: Optional[int], how: str, peers: int, seeds: list) -> Optional[np.ndarray]:
+    """Which clients a run evaluates, per lane [Z, n] (sorted), or None for all of them. eval_sample=
+    first: 0..n-1; random: n drawn uniformly without replacement once per seed (numpy, seeded by the
+    seed and EVAL_STREAM), the same every evaluation, so a curve follows the same clients."""
+    if n is None or n >= peers:
+        return None
+    if how == "first":
+        return np.broadcast_to(np.arange(n, dtype=np.int32), (len(seeds), n))
+    return np.stack([np.sort(np.random.default_rng([s, EVAL_STREAM]).choice(peers, n, replace=False))
+                     for s in seeds]).astype(np.int32)
+
+
+def sample_positions(own_ZxK: np.ndarray, pick_Zxn: np.ndarray) -> np.ndarray:
+    """Per lane, each client's holding peer (own_ZxK, -1 for none) as its position in the lane's sorted
+    eval sample (pick_Zxn), or -1 where that peer was not sampled: evaluate()'s own_K under eval_sample=random."""
+    out = np.full(own_ZxK.shape, -1, np.int32)
+    for z, (own, pick) in enumerate(zip(own_ZxK, pick_Zxn)):
+        pos = np.clip(np.searchsorted(pick, own), 0, len(pick) - 1)
+        out[z] = np.where((own >= 0) & (pick[pos] == own), pos, -1)
+    return out
+
+
+def eval_params(params_ZxP, pick_Zxn: Optional[np.ndarray], how: str, own_ZxK=None):
+    """(the lanes' client models to evaluate, each client's own peer among them) from the stacked
+    params [Z, P, ...] and `eval_sample`'s pick (None: all; params None: client_storage=auto, none)."""
+    if pick_Zxn is None or params_ZxP is None:
+        return params_ZxP, own_ZxK
+    if how == "first":
+        return jax.tree.map(lambda a: a[:, :pick_Zxn.shape[1]], params_ZxP), own_ZxK
+    own = None if own_ZxK is None else jnp.asarray(sample_positions(np.asarray(own_ZxK), pick_Zxn))
+    return jax.vmap(take)(params_ZxP, pick_Zxn), own
