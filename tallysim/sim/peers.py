@@ -5,6 +5,7 @@ filter_vmap docs), or by broadcasting one init when all peers must start from th
 """
 from __future__ import annotations
 
+import re
 from typing import Any, NamedTuple, Optional
 
 import jax
@@ -51,7 +52,22 @@ def init_params(model, key, peers: int, input_shape: tuple, shared: bool) -> PyT
     if shared:
         one = model.init(key, dummy)
         return broadcast(one, peers)
-    return jax.vmap(lambda k: model.init(k, dummy))(jax.random.split(key, peers))
+    one = lambda k: model.init(k, dummy)  # noqa: E731
+    keys = jax.random.split(key, peers)
+    if runs_qr(one, keys[0]):
+        # jaxlib 0.10.2's CPU QR (LAPACK geqrf, flax's orthogonal init of the LSTM's recurrent kernels),
+        # batched over peers, splits the batch over XLA's intra-op pool and blocks a pool thread until
+        # its pieces finish; two such QRs (the LSTM's gates) on a 2-thread pool each held a thread and
+        # waited for pieces queued behind the other: the run never finished (docs/text.md, "A run that
+        # hangs on a CPU"). One peer at a time (lax.map) each QR is a single matrix, which runs
+        # inline: the same LAPACK call on the same matrix, so the same parameters to the bit.
+        return jax.lax.map(one, keys)
+    return jax.vmap(one)(keys)
+
+
+def runs_qr(fn, *args) -> bool:
+    """Does fn (traced, not run) compute a QR decomposition anywhere, nested calls included?"""
+    return re.search(r"\b(qr|geqrf|householder_product)\[", str(jax.make_jaxpr(fn)(*args))) is not None
 
 
 def broadcast(tree: PyTree, peers: int) -> PyTree:
