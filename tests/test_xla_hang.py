@@ -25,14 +25,20 @@ PY = sys.executable
 
 # The bug without tallysim: 8 orthogonal 64 x 64 inits vmapped over 10 keys, run again and again; on the
 # 2-core machine this stopped (no CPU used) within the first 20 calls, with or without
-# XLA_FLAGS=--xla_cpu_multi_thread_eigen=false. One key at a time (lax.map) it runs to the end.
+# XLA_FLAGS=--xla_cpu_multi_thread_eigen=false. A plain lax.map over the peers is not enough: under the
+# lanes' vmap the QR is batched again over 2 lanes and hung at once. With peers.one_at_a_time (a loop at
+# every vmap level) 600 calls ran to the end.
 REPRO = """
 import sys, jax
 orth = jax.nn.initializers.orthogonal()
 def init(k):
     ks = jax.random.split(k, 8)
     return [orth(ks[i], (64, 64)) for i in range(8)]
-f = jax.jit(jax.vmap(init) if sys.argv[1] == "vmap" else (lambda ks: jax.lax.map(init, ks)))
+if sys.argv[1] == "vmap":
+    f = jax.jit(jax.vmap(init))
+else:   # tallysim's fix, under two vmaps as in a run with 2 lanes (seeds or sweep configurations) x 5 peers
+    from tallysim.sim.peers import one_at_a_time
+    f = jax.jit(lambda ks: jax.vmap(jax.vmap(one_at_a_time(init)))(ks.reshape(2, 5, -1)))
 for i in range(int(sys.argv[2])):
     jax.block_until_ready(f(jax.random.split(jax.random.PRNGKey(i), 10)))
 print("done")
@@ -41,6 +47,7 @@ print("done")
 
 def _repro(how, calls, timeout):
     env = {k: v for k, v in os.environ.items() if k not in ("JAX_COMPILATION_CACHE_DIR", "JAX_DISABLE_MOST_OPTIMIZATIONS")}
+    env["PYTHONPATH"] = str(ROOT)
     try:
         out = subprocess.run([PY, "-c", REPRO, how, str(calls)], capture_output=True, text=True, env=env,
                              timeout=timeout)
@@ -51,7 +58,7 @@ def _repro(how, calls, timeout):
 
 
 def test_one_key_at_a_time_finishes():
-    """The reformulation init_params uses, on the pure-JAX reproducer (finishes in seconds)."""
+    """The reformulation init_params uses, on the reproducer under 2 lanes (finishes in seconds)."""
     assert _repro("map", 300, timeout=120) == "done"
 
 
@@ -65,8 +72,8 @@ def test_the_vmapped_reproducer_hangs_on_this_jaxlib():
 
 
 def test_init_params_draws_the_same_lstm_peers_as_vmap():
-    """The reformulation changes no number: lax.map's parameters equal vmap's to the bit (LSTM, 2 layers,
-    5 peers), and a model without a QR (the MLP) still takes vmap."""
+    """The reformulation changes no number: one peer at a time, the parameters equal vmap's to the bit
+    (LSTM, 2 layers, 5 peers; and 2 lanes x 5 peers), and a model without a QR still takes vmap."""
     from tallysim.sim.text_models import LSTM
     model = LSTM(num_classes=80, embed=8, hidden=16, layers=2)
     key = jax.random.PRNGKey(3)
@@ -83,6 +90,18 @@ def test_init_params_draws_the_same_lstm_peers_as_vmap():
     assert np.allclose(hf[3] @ hf[3].T, np.eye(16), atol=1e-5)                 # orthogonal, per peer
     one = lambda k: model.init(k, dummy)  # noqa: E731
     assert peers.runs_qr(one, key)
+    # under the lanes' vmap (programs.py vmaps the protocol's init over lanes): 2 lanes x 5 peers
+    lanes = jax.random.split(key, 2)
+    got2 = jax.jit(jax.vmap(lambda k: peers.init_params(model, k, 5, (8,), False)))(lanes)
+    want2 = jax.jit(jax.vmap(lambda k: jax.vmap(one)(jax.random.split(k, 5))))(lanes)
+    assert all(a.shape[:2] == (2, 5) and np.array_equal(a, b)
+               for a, b in zip(jax.tree.leaves(got2), jax.tree.leaves(want2)))
+    # and the loop is really there: the compiled init holds more while loops than the plain vmap's
+    # (threefry has its own)
+    def whiles(f):
+        return jax.jit(f).lower(key).as_text().count("stablehlo.while")
+    assert whiles(lambda k: peers.init_params(model, k, 5, (8,), False)) > whiles(
+        lambda k: jax.vmap(one)(jax.random.split(k, 5)))
     import flax.linen as nn
     mlp = nn.Dense(4)
     assert not peers.runs_qr(lambda k: mlp.init(k, jnp.zeros((1, 3))), key)
