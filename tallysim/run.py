@@ -20,7 +20,6 @@ import math
 import os
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Optional
@@ -46,20 +45,8 @@ class NonFiniteLoss(RuntimeError):
     pass
 
 
-WAIT_NOTE_S = 600.0     # a compiled program silent this long says so on stderr (not an error: big runs may)
-
-
 def _host(tree) -> dict:
-    # A program XLA never finishes (docs/text.md, "A run that hangs on a CPU") must not hang silently.
-    note = threading.Timer(WAIT_NOTE_S, lambda: print(
-        f"tallysim: no result from the compiled round program after {WAIT_NOTE_S:.0f} s; if the process uses "
-        "no CPU it is stuck (docs/text.md, \"A run that hangs on a CPU\")", file=sys.stderr, flush=True))
-    note.daemon = True
-    note.start()
-    try:
-        return {k: (None if v is None else np.asarray(v)) for k, v in mesh.host(tree).items()}
-    finally:
-        note.cancel()
+    return {k: (None if v is None else np.asarray(v)) for k, v in mesh.host(tree).items()}
 
 
 def evaluates(cfg: Config, r: int) -> bool:

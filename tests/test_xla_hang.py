@@ -138,22 +138,21 @@ def test_the_fig11_characters_softlabel_8bit_run_finishes(tmp_path):
 
 
 def test_a_silent_program_says_so_on_stderr(monkeypatch, capsys):
-    """run._host's note: a program that has not answered in run.WAIT_NOTE_S seconds is named on stderr
-    (the hang above was silent for minutes); one that answers in time prints nothing."""
+    """mesh.host's note (every result run.py fetches goes through it): a program that has not answered in
+    mesh.WAIT_NOTE_S seconds is named on stderr (the hang above was silent for minutes); one that answers
+    in time prints nothing."""
     import time
 
-    import numpy as np
+    from tallysim.sim import mesh
 
-    from tallysim import run
-
-    def slow_host(tree):
+    def slow_fetch(tree):
         time.sleep(0.6)
         return tree
-    monkeypatch.setattr(run.mesh, "host", slow_host)
-    monkeypatch.setattr(run, "WAIT_NOTE_S", 0.1)
-    assert run._host({"a": np.ones(2)})["a"].tolist() == [1.0, 1.0]
-    assert "no result from the compiled round program after 0 s" in capsys.readouterr().err
-    monkeypatch.setattr(run, "WAIT_NOTE_S", 5.0)
-    run._host({"a": np.ones(2)})
+    monkeypatch.setattr(mesh, "_fetch", slow_fetch)
+    monkeypatch.setattr(mesh, "WAIT_NOTE_S", 0.1)
+    assert mesh.host({"a": 1}) == {"a": 1}
+    assert "no result from the compiled program after 0.1 s" in capsys.readouterr().err
+    monkeypatch.setattr(mesh, "WAIT_NOTE_S", 5.0)
+    mesh.host({"a": 1})
     time.sleep(0.1)
     assert capsys.readouterr().err == ""
