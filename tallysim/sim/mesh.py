@@ -14,6 +14,8 @@ back with `process_allgather`, and only process 0 writes files (run.py).
 from __future__ import annotations
 
 import os
+import sys
+import threading
 from typing import Any, NamedTuple, Optional
 
 import jax
@@ -87,8 +89,25 @@ def put(tree: Any, placement: Placement, axis: Optional[int]) -> Any:
     return jax.tree.map(one, tree)
 
 
+WAIT_NOTE_S = 600.0     # a compiled program silent this long says so on stderr (not an error: big runs may)
+
+
 def host(tree: Any) -> Any:
-    """Leaves back on the host, from every process when they span several."""
+    """Leaves back on the host, from every process when they span several. Waiting for them is where a
+    program XLA never finishes shows (docs/text.md, "A run that hangs on a CPU"): after WAIT_NOTE_S
+    seconds a line on stderr says so, so such a hang is not silent."""
+    note = threading.Timer(WAIT_NOTE_S, lambda: print(
+        f"tallysim: no result from the compiled program after {WAIT_NOTE_S:g} s; if the process uses no "
+        "CPU it is stuck (docs/text.md, \"A run that hangs on a CPU\")", file=sys.stderr, flush=True))
+    note.daemon = True
+    note.start()
+    try:
+        return _fetch(tree)
+    finally:
+        note.cancel()
+
+
+def _fetch(tree: Any) -> Any:
     def one(a):
         if isinstance(a, jax.Array) and not a.is_fully_addressable:
             from jax.experimental import multihost_utils

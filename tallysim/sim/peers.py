@@ -5,11 +5,13 @@ filter_vmap docs), or by broadcasting one init when all peers must start from th
 """
 from __future__ import annotations
 
+import re
 from typing import Any, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax import custom_batching
 import optax
 
 from tallysim.sim import lanes
@@ -52,7 +54,36 @@ def init_params(model, key, peers: int, input_shape: tuple, shared: bool) -> PyT
     if shared:
         one = model.init(key, dummy)
         return broadcast(one, peers)
-    return jax.vmap(lambda k: model.init(k, dummy))(jax.random.split(key, peers))
+    one = lambda k: model.init(k, dummy)  # noqa: E731
+    keys = jax.random.split(key, peers)
+    if runs_qr(one, keys[0]):
+        # jaxlib 0.10.2's CPU QR (LAPACK geqrf, flax's orthogonal init of the LSTM's recurrent kernels),
+        # batched, splits the batch over XLA's intra-op pool and blocks a pool thread until its pieces
+        # finish; two such QRs (the LSTM's gates) on a 2-thread pool each held a thread and waited for
+        # pieces queued behind the other: the run never finished (docs/text.md, "A run that hangs on a
+        # CPU"). Drawn one peer at a time, at every vmap level (the lanes' too), each QR is a single
+        # matrix and runs inline: the same LAPACK call on the same matrix, the same parameters to the bit.
+        # The outer loop is for the lanes: programs.py vmaps the protocol's init over them.
+        return one_at_a_time(lambda k: jax.vmap(one_at_a_time(one))(jax.random.split(k, peers)))(key)
+    return jax.vmap(one)(keys)
+
+
+def one_at_a_time(fn):
+    """fn, but vmapped (at any depth) it loops over the batch (lax.map) instead of batching its ops."""
+    @custom_batching.custom_vmap
+    def f(x):
+        return fn(x)
+
+    @f.def_vmap
+    def _rule(axis_size, in_batched, x):
+        out = jax.lax.map(f, x) if in_batched[0] else f(x)
+        return out, jax.tree.map(lambda _: in_batched[0], out)
+    return f
+
+
+def runs_qr(fn, *args) -> bool:
+    """Does fn (traced, not run) compute a QR decomposition anywhere, nested calls included?"""
+    return re.search(r"\b(qr|geqrf|householder_product)\[", str(jax.make_jaxpr(fn)(*args))) is not None
 
 
 def broadcast(tree: PyTree, peers: int) -> PyTree:
