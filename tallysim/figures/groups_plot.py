@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tallysim.results.metrics import panel_of, pyplot, read_run
+from tallysim.figures.panel_layout import panel_grid
+from tallysim.results.metrics import read_run
 from tallysim import model_groups
 
 MARKERS = "osD^v<>pX*"                                   # one per model group (protocol lines)
@@ -24,14 +25,8 @@ def model_group_names(cfg: dict) -> list[str]:
 
 def groups_fig(spec, data, stem, title, _finish, _save) -> dict:
     """(_finish, _save: plots.py's axis finishing and figure + CSV saving, passed in, not imported back.)"""
-    plt = pyplot()
-    names = list(spec.get("panels") or {}) or [""]
-    per_panel: dict[str, list] = {}
-    for protocol, runs in data.items():
-        for _, d in runs:
-            per_panel.setdefault(panel_of(d) if spec.get("panels") else "", []).append((protocol, d))
-    order = [n for n in names if n in per_panel] + [n for n in per_panel if n not in names]
-    fig, axes = plt.subplots(1, max(len(order), 1), figsize=(6.0 * max(len(order), 1), 4.4), squeeze=False)
+    triples, order, fig, axes = panel_grid(spec, data)
+    per_panel = {p: [(protocol, d) for protocol, _, d in t] for p, t in triples.items()}
     colours = {p: f"C{i}" for i, p in enumerate(data)}
     table, lines = [], []
     for ax, panel in zip(axes[0], order):

@@ -8,7 +8,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from tallysim.results.metrics import accuracy_std as acc, panel_of, pyplot, read_run, text_headline
+from tallysim.figures.panel_layout import panel_grid
+from tallysim.results.metrics import accuracy_std as acc, read_run, text_headline
 
 
 def vocab_size(dataset: str):
@@ -24,15 +25,7 @@ def vocab_size(dataset: str):
 
 def vocab_fig(spec, data, stem, title, _finish, _save) -> dict:
     """(_finish, _save: plots.py's axis finishing and figure + CSV saving, passed in, not imported back.)"""
-    plt = pyplot()
-    names = list(spec.get("panels") or {}) or [""]
-    per_panel: dict[str, list] = {}
-    for group, runs in data.items():
-        for ov, d in runs:
-            p = panel_of(d) if spec.get("panels") else ""
-            per_panel.setdefault(p, []).append((group, ov, d))
-    order = [n for n in names if n in per_panel] + [n for n in per_panel if n not in names]
-    fig, axes = plt.subplots(1, max(len(order), 1), figsize=(6.0 * max(len(order), 1), 4.4), squeeze=False)
+    per_panel, order, fig, axes = panel_grid(spec, data)
     table, lines = [], []
     for ax, p in zip(axes[0], order):
         C = None
