@@ -197,6 +197,9 @@ class Config:
     participation: float = floats(1.0, "(0, 1]")
     # who takes part (sim/cohort.py): uniform without replacement, or size: proportional to shard size
     participation_rule: Literal["uniform", "size"] = "uniform"
+    # how that cohort is computed (sim/cohort.py): sort, the draws of earlier versions (O(P) random numbers
+    # a round); sequential, the same distribution from A random integers, O(A^2 + A log P), other numbers
+    cohort_draw: Literal["sort", "sequential"] = "sort"
     local_epochs: int = ints(1, 1, LIMITS["local_epochs"][0])
     local_steps: Optional[int] = ints(None, 1, LIMITS["local_steps"][0])
     warmup_epochs: Optional[int] = ints(None, 0)   # None = local_epochs (distillation protocols only)

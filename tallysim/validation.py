@@ -202,10 +202,16 @@ def _group_rules(cfg: Config) -> None:
 
 
 def _cohort_rules(cfg: Config) -> None:
-    """participation_rule=size only where there is a cohort to draw and nothing assumes uniform draws."""
+    """participation_rule=size and cohort_draw=sequential only where there is a cohort to draw, and size
+    only where nothing assumes uniform draws (cohort_draw=sequential under uniform is the same
+    distribution as sort, so the privacy accountant's fixed-size uniform sampling still holds)."""
+    active = max(1, int(round(cfg.participation * cfg.peers)))     # fed.build's A
+    if cfg.cohort_draw == "sequential" and active >= cfg.peers:
+        raise ConfigError(f"cohort_draw=sequential draws a cohort, but participation={cfg.participation} "
+                          f"makes all {cfg.peers} peers active every round; allowed: participation below "
+                          f"{(cfg.peers - 0.5) / cfg.peers:.4g} (fewer than all peers), or cohort_draw=sort")
     if cfg.participation_rule != "size":
         return
-    active = max(1, int(round(cfg.participation * cfg.peers)))     # fed.build's A
     if active >= cfg.peers:
         raise ConfigError(f"participation_rule=size draws a cohort, but participation={cfg.participation} "
                           f"makes all {cfg.peers} peers active every round; allowed: participation below "

@@ -188,20 +188,28 @@ def round_keys(root, r, resample: bool = True) -> RoundKeys:
 
 def active_set(ctx: Context, key, data: Optional[FedData] = None) -> Optional[jax.Array]:
     """Sorted indices of this round's participating peers; None when all take part (no gather).
-    `participation_rule` (sim/cohort.py): uniform, or size (reads the shard sizes: pass `data`)."""
+    `participation_rule` (sim/cohort.py): uniform, or size (reads the shard sizes: pass `data`);
+    `cohort_draw`: sort (the draws of earlier versions) or sequential (O(A) random integers)."""
     P, A = ctx.spec.peers, ctx.spec.active
     if A == P:
         return None
+    sequential = ctx.cfg.cohort_draw == "sequential"
     if ctx.model_groups:      # A_g of each group's P_g (model_groups.active_counts), in group order
-        return jnp.concatenate([g.lo + jnp.sort(jax.random.permutation(jax.random.fold_in(key, i), g.hi - g.lo)
-                                                [:g.a_hi - g.a_lo]) for i, g in enumerate(ctx.model_groups)])
+        def group(k, peers_g, active_g):
+            if sequential:
+                return cohort.uniform_sequential(k, peers_g, active_g)
+            return jnp.sort(jax.random.permutation(k, peers_g)[:active_g])
+        return jnp.concatenate([g.lo + group(jax.random.fold_in(key, i), g.hi - g.lo, g.a_hi - g.a_lo)
+                                for i, g in enumerate(ctx.model_groups)])
     if ctx.cfg.participation_rule == "size":
         if data is None:
             raise ConfigError(f"participation_rule=size reads the shard sizes, but protocol.name="
                               f"{ctx.cfg.protocol.name} calls active_set(ctx, key) without the data; "
                               "allowed: participation_rule=uniform, or pass `data` to active_set")
+        if sequential:
+            return cohort.by_size_sequential(key, data.offset_P, data.count_P, A)
         return cohort.by_size(key, data.count_P, A)
-    return cohort.uniform(key, P, A)
+    return cohort.uniform_sequential(key, P, A) if sequential else cohort.uniform(key, P, A)
 
 
 def aggregation_counts(ctx: Context, count_A) -> jax.Array:

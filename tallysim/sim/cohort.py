@@ -27,6 +27,20 @@ Ranks are selected by a radix pass: a histogram of the keys' top 16 bits locates
 only the members of those buckets (about A * P / 65,536 keys) are sorted. When they are more than a fixed
 budget (a case of vanishing probability) the full permutation runs instead, so the result is always
 the permutation's, bit for bit (tests/test_population.py checks both paths against jax's).
+
+`cohort_draw` says how either rule's cohort is computed: `sort`, the draws above (the numbers of earlier
+versions; O(P) random numbers per round), or `sequential`: the same distribution from A
+random integers in O(A^2 + A log P) work, independent of P, but other numbers. It draws the cohort one
+peer at a time. Each peer owns an interval of "point space": [p, p + 1) under uniform (unit masses), its
+shard's [offset_P[p], offset_P[p] + count_P[p]) under size (offset_P is the exclusive cumulative sum of
+count_P, sim/fed.py, so the space is [0, H) and an empty shard owns nothing). Draw j picks u uniformly
+in [0, remaining mass), maps it past the intervals already drawn (`skip_removed`) and takes the peer
+whose interval holds the point, then removes that interval. Every point left is equally likely, so each
+draw picks a remaining peer with probability proportional to its mass: uniformly without replacement,
+or successive sampling by size. Integers: the mass is P or H, both below 2**31 (`peers` is an int32
+field and sim/fed.ragged_stack refuses H >= 2**31), so every point and sum fits int32. u comes from
+jax.random.randint, whose two 32-bit words make each value's probability uniform to a relative
+mass / 2**64.
 """
 from __future__ import annotations
 
@@ -37,6 +51,7 @@ import jax.numpy as jnp
 import numpy as np
 
 RULES = ("uniform", "size")
+DRAWS = ("sort", "sequential")
 
 
 def uniform(key, peers: int, active: int) -> jax.Array:
@@ -51,6 +66,59 @@ def by_size(key, count_P, active: int) -> jax.Array:
     log_w = jnp.where(count_P > 0, jnp.log(jnp.maximum(count_P, 1).astype(jnp.float32)), -jnp.inf)
     score_P = log_w + jax.random.gumbel(key, count_P.shape, jnp.float32)
     return jnp.sort(jax.lax.top_k(score_P, active)[1])
+
+
+def skip_removed(u, start_K, width_K):
+    """Point u of the space with the K removed intervals (start_K ascending, non-overlapping; unused
+    slots width 0) taken out -> the same point in the full space: walking the intervals in order of
+    start, u += width for each whose start <= u. Vectorised: interval k is passed exactly when its start
+    in the reduced space, start_k minus the widths before it, is <= u (those starts only grow with k, so
+    the passed intervals are a prefix and the walk's sum is the masked sum)."""
+    before_K = jnp.cumsum(width_K) - width_K
+    return u + jnp.sum(jnp.where(start_K - before_K <= u, width_K, 0))
+
+
+def sequential(key, active: int, peers: int, offset_P=None, count_P=None) -> jax.Array:
+    """Sorted [A] int32 indices drawn one after another without replacement, each draw proportional
+    to the peers' masses among those left: unit masses (uniform, offset_P None) or count_P with offset_P
+    its exclusive cumulative sum (size). A random integers, O(A^2 + A log P) work: no [P]-shaped value
+    (the module's docstring)."""
+    by_size = offset_P is not None
+    total = (offset_P[-1] + count_P[-1]) if by_size else jnp.int32(peers)
+    slots = jnp.arange(active)
+    empty = jnp.iinfo(jnp.int32).max            # unused slots: past every point, width 0
+
+    def one(j, carry):
+        start_K, width_K, peer_A, removed = carry
+        u = jax.random.randint(jax.random.fold_in(key, j), (), 0, total - removed, jnp.int32)
+        point = skip_removed(u, start_K, width_K)
+        if by_size:   # the last peer starting at or before the point: empty shards share its offset
+            peer = (jnp.searchsorted(offset_P, point, side="right") - 1).astype(jnp.int32)
+            start, width = offset_P[peer], count_P[peer]
+        else:
+            peer, start, width = point, point, jnp.int32(1)
+        at = jnp.sum(start_K < start)           # keep the removed intervals in order of start
+        start_K = jnp.where(slots < at, start_K, jnp.where(slots == at, start, jnp.roll(start_K, 1)))
+        width_K = jnp.where(slots < at, width_K, jnp.where(slots == at, width, jnp.roll(width_K, 1)))
+        return start_K, width_K, peer_A.at[j].set(peer), removed + width
+
+    init = (jnp.full((active,), empty, jnp.int32), jnp.zeros((active,), jnp.int32),
+            jnp.zeros((active,), jnp.int32), jnp.int32(0))
+    return jnp.sort(jax.lax.fori_loop(0, active, one, init)[2])
+
+
+def uniform_sequential(key, peers: int, active: int) -> jax.Array:
+    """Sorted [A] int32: A of P uniformly without replacement, from A random integers (`sequential`)."""
+    return sequential(key, active, peers)
+
+
+def by_size_sequential(key, offset_P, count_P, active: int) -> jax.Array:
+    """Sorted [A] int32: successive sampling proportional to count_P (as `by_size`), from A random
+    integers (`sequential`); offset_P the exclusive cumulative sum of count_P (FedData.offset_P; None
+    computes it, O(P): for hand-made FedData only)."""
+    if offset_P is None:
+        offset_P = jnp.cumsum(count_P) - count_P
+    return sequential(key, active, count_P.shape[0], offset_P.astype(jnp.int32), count_P.astype(jnp.int32))
 
 
 def aggregation_counts(rule: str, count_A) -> jax.Array:
