@@ -274,6 +274,9 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--examples", type=int, help="with --population: examples per client (24)")
     b.add_argument("--stacked-max", type=int, help="with --population: the largest population also timed stacked "
                    "(100000)")
+    b.add_argument("--cohort-draw", metavar="sort,sequential",
+                   help="with --population: comma list of cohort_draw values timed with client_storage=auto "
+                   "(default: sort,sequential; the stacked storage runs with the first)")
     b.set_defaults(fn=cmd_bench)
     return p
 

@@ -232,3 +232,20 @@ def test_sequential_uniform_is_allowed_with_privacy():
     b = run.build(tiny("protocol.name=fedavg", "participation=0.5", "cohort_draw=sequential",
                        "privacy.noise=1", "privacy.clip=1"))
     assert b.cfg.cohort_draw == "sequential"
+
+
+def test_bench_population_times_each_draw():
+    """`bench --population --cohort-draw`: the draws parsed (unknown ones refused in one line), timed,
+    and named in the table's draw column."""
+    from tallysim.bench import population
+    assert population.parse_draws(None) == ("sort", "sequential")
+    assert population.parse_draws("sequential") == ("sequential",)
+    with pytest.raises(ConfigError, match=r"unknown draw 'floyd'; allowed: a comma list of sort, sequential"):
+        population.parse_draws("sort,floyd")
+    assert population.draw_s(40, 4, "sequential", repeats=1) > 0
+    assert "cohort_draw=sequential" in population.items(40, 4, "auto", 4, "sequential")
+    assert not any(i.startswith("cohort_draw") for i in population.items(10, 10, "auto", 4, "sequential"))
+    row = dict(peers=40, active=4, storage="auto", cohort_draw="sequential", examples=4, round_s=0.002,
+               peak_rss=5e8, data_bytes=1e6, vs_target=1.07, draw_s=0.0005)
+    lines = population.table([row], row).splitlines()
+    assert "| sequential |" in lines[-1] and "draw" in lines[1]

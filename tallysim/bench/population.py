@@ -9,8 +9,10 @@ the MLP of width 32 on 8 inputs), compiles the lane-vmapped round scan that `run
 untimed, then times `--rounds` rounds (the median of 3). The yardstick is the memory of 10 clients
 (P = A = 10, the same shards and model) plus the population's data (`data_bytes`: the FedData arrays),
 the issue's target being within 1.5x of it; and the seconds per round should not grow with P. `draw_s`
-times the round's cohort draw alone (today's rule, the first A of a permutation of all P clients, drawn
-in O(P) by sim/cohort.py: its 2 x P random keys remain).
+times the round's cohort draw alone. `--cohort-draw` says which draws run with the server model alone
+(the config's `cohort_draw`, sim/cohort.py): `sort`, the rule of earlier versions (the first A of a
+permutation of all P clients, drawn in O(P): its 2 x P random keys remain), and `sequential`, the same
+distribution from A random integers, independent of P; the stacked storage runs with the first of them.
 docs/population.md holds a measured table and its conditions.
 """
 from __future__ import annotations
@@ -24,17 +26,19 @@ import time
 POPULATIONS = (10_000, 100_000, 1_000_000)
 COHORTS = (10, 100)
 STACKED_MAX = 100_000        # the largest P timed with stacked storage (10^6 stacked: ~7 GB of state)
+DRAWS = ("sort", "sequential")     # cohort_draw values timed with client_storage=auto
 
 
-def items(peers: int, active: int, storage: str, examples: int) -> list[str]:
+def items(peers: int, active: int, storage: str, examples: int, cohort_draw: str = "sort") -> list[str]:
     return ["protocol.name=fedavg", "data.name=synthetic", "data.input_shape=[8]", "data.num_classes=10",
             f"data.train_size={peers * examples + 1000}", "probe.pool_size=1000", "data.test_size=1000",
             "partition.kind=iid", "model.name=mlp", "model.width=32", f"peers={peers}",
             f"participation={active / peers!r}", f"client_storage={storage}", "batch_size=8", "devices=1",
-            "local_epochs=1", "eval_every=1000000"]
+            "local_epochs=1", "eval_every=1000000"] + ([f"cohort_draw={cohort_draw}"] if active < peers else [])
 
 
-def point(peers: int, active: int, storage: str, examples: int = 24, rounds: int = 10) -> dict:
+def point(peers: int, active: int, storage: str, examples: int = 24, rounds: int = 10,
+          cohort_draw: str = "sort") -> dict:
     """One measurement in this process (call it in a fresh one: see `measure`)."""
     import jax
     import jax.numpy as jnp
@@ -42,7 +46,7 @@ def point(peers: int, active: int, storage: str, examples: int = 24, rounds: int
     from tallysim import config, programs
     from tallysim.build import build
     from tallysim.sim import mesh
-    cfg = config.apply_overrides(config.Config(), items(peers, active, storage, examples) + [f"rounds={rounds + 1}"])
+    cfg = config.apply_overrides(config.Config(), items(peers, active, storage, examples, cohort_draw) + [f"rounds={rounds + 1}"])
     t = time.perf_counter()
     b = build(cfg)
     build_s = time.perf_counter() - t
@@ -65,20 +69,23 @@ def point(peers: int, active: int, storage: str, examples: int = 24, rounds: int
     state_bytes = sum(a.nbytes for a in jax.tree.leaves(state))
     with open("/proc/self/status") as f:          # resident now, after the rounds (the peak may be the build's)
         rss_now = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS:"))
-    return dict(peers=peers, active=b.ctx.spec.active, storage=storage, cohort=b.ctx.cohort, examples=examples,
+    return dict(peers=peers, active=b.ctx.spec.active, storage=storage, cohort_draw=cfg.cohort_draw,
+                cohort=b.ctx.cohort, examples=examples,
                 round_s=sorted(times)[1] / rounds, compile_s=round(compile_s, 2), build_s=round(build_s, 2),
                 peak_rss=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,   # Linux: KiB
                 rss_rounds=rss_now,
                 data_bytes=data_bytes, state_bytes=state_bytes, loss=float(info["train_loss"][-1, 0]))
 
 
-def draw_s(peers: int, active: int, repeats: int = 5) -> float:
-    """Seconds of one round's cohort draw alone (participation_rule=uniform: sim/cohort.uniform, the set
-    of jax.random.permutation(key, P)[:A], drawn in O(P)), the median of `repeats` after compiling."""
+def draw_s(peers: int, active: int, cohort_draw: str = "sort", repeats: int = 5) -> float:
+    """Seconds of one round's cohort draw alone (participation_rule=uniform; sort: sim/cohort.uniform,
+    the set of jax.random.permutation(key, P)[:A], drawn in O(P); sequential: uniform_sequential, from A
+    random integers), the median of `repeats` after compiling."""
     import jax
 
     from tallysim.sim import cohort
-    f = jax.jit(lambda k: cohort.uniform(k, peers, active))
+    how = cohort.uniform_sequential if cohort_draw == "sequential" else cohort.uniform
+    f = jax.jit(lambda k: how(k, peers, active))
     key = jax.random.PRNGKey(0)
     f(key).block_until_ready()
     times = []
@@ -89,34 +96,36 @@ def draw_s(peers: int, active: int, repeats: int = 5) -> float:
     return sorted(times)[repeats // 2]
 
 
-def measure(peers: int, active: int, storage: str, examples: int, rounds: int) -> dict:
+def measure(peers: int, active: int, storage: str, examples: int, rounds: int, cohort_draw: str = "sort") -> dict:
     """`point` in a fresh Python process (its peak RSS is this point's alone)."""
     code = (f"import json; from tallysim.bench.population import point; "
-            f"print(json.dumps(point({peers}, {active}, {storage!r}, {examples}, {rounds})))")
+            f"print(json.dumps(point({peers}, {active}, {storage!r}, {examples}, {rounds}, {cohort_draw!r})))")
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     if p.returncode:
-        return dict(peers=peers, active=active, storage=storage, error=(p.stderr.strip().splitlines() or ["?"])[-1])
+        return dict(peers=peers, active=active, storage=storage, cohort_draw=cohort_draw,
+                    error=(p.stderr.strip().splitlines() or ["?"])[-1])
     return json.loads(p.stdout.strip().splitlines()[-1])
 
 
 def run(populations=POPULATIONS, cohorts=COHORTS, examples: int = 24, rounds: int = 10,
-        stacked_max: int = STACKED_MAX, log=print) -> list[dict]:
+        stacked_max: int = STACKED_MAX, log=print, draws=DRAWS) -> list[dict]:
     base = measure(10, 10, "auto", examples, rounds)
     log(f"  10 clients (all active): peak {base['peak_rss'] / 1e6:.0f} MB, {base['round_s'] * 1e3:.1f} ms/round")
     rows = []
     for P in populations:
         for A in cohorts:
-            for storage in ("auto",) + (("stacked",) if P <= stacked_max else ()):
-                r = measure(P, A, storage, examples, rounds)
-                r["draw_s"] = draw_s(P, A)
+            points = [("auto", d) for d in draws] + ([("stacked", draws[0])] if P <= stacked_max else [])
+            for storage, how in points:
+                r = measure(P, A, storage, examples, rounds, how)
+                r["draw_s"] = draw_s(P, A, how)
                 if "error" not in r:
                     # the yardstick: 10 clients' process, plus this population's data beyond theirs
                     r["target_bytes"] = base["peak_rss"] + r["data_bytes"] - base["data_bytes"]
                     r["vs_target"] = round(r["peak_rss"] / r["target_bytes"], 3)
-                    log(f"  P={P:,} A={A} {storage}: peak {r['peak_rss'] / 1e6:,.0f} MB "
+                    log(f"  P={P:,} A={A} {storage} {how}: peak {r['peak_rss'] / 1e6:,.0f} MB "
                         f"({r['vs_target']:.2f}x 10 clients + data), {r['round_s'] * 1e3:.1f} ms/round")
                 else:
-                    log(f"  P={P:,} A={A} {storage}: failed: {r['error']}")
+                    log(f"  P={P:,} A={A} {storage} {how}: failed: {r['error']}")
                 rows.append(r)
     log(table(rows, base))
     return [dict(base, baseline=True)] + rows
@@ -126,18 +135,36 @@ def table(rows: list[dict], base: dict) -> str:
     lines = [f"FedAvg population benchmark: MLP 8-32-32-10, {base['examples']} examples per client, batch 8, "
              f"1 local epoch; 10 clients alone: {base['peak_rss'] / 1e6:.0f} MB peak, "
              f"{base['round_s'] * 1e3:.1f} ms/round",
-             f"| {'clients P':>10} | {'per round A':>11} | {'storage':>8} | {'peak RSS MB':>11} | "
+             f"| {'clients P':>10} | {'per round A':>11} | {'storage':>8} | {'draw':>10} | {'peak RSS MB':>11} | "
              f"{'RSS in rounds MB':>16} | {'data MB':>8} | {'vs 10 + data':>12} | {'ms/round':>8} | "
              f"{'of which draw':>13} |",
-             "|" + "---:|" * 9]
+             "|" + "---:|" * 10]
     for r in rows:
         if "error" in r:
-            lines.append(f"| {r['peers']:>10,} | {r['active']:>11} | {r['storage']:>8} | failed: {r['error']} |")
+            lines.append(f"| {r['peers']:>10,} | {r['active']:>11} | {r['storage']:>8} | "
+                         f"{r.get('cohort_draw', 'sort'):>10} | failed: {r['error']} |")
             continue
-        lines.append(f"| {r['peers']:>10,} | {r['active']:>11} | {r['storage']:>8} | {r['peak_rss'] / 1e6:>11,.0f} | "
+        lines.append(f"| {r['peers']:>10,} | {r['active']:>11} | {r['storage']:>8} | "
+                     f"{r.get('cohort_draw', 'sort'):>10} | {r['peak_rss'] / 1e6:>11,.0f} | "
                      f"{r.get('rss_rounds', float('nan')) / 1e6:>16,.0f} | {r['data_bytes'] / 1e6:>8,.0f} | {r['vs_target']:>11.2f}x | {r['round_s'] * 1e3:>8.1f} | "
                      f"{r.get('draw_s', float('nan')) * 1e3:>13.1f} |")
     return "\n".join(lines)
+
+
+def parse_draws(text) -> tuple:
+    """`--cohort-draw sort,sequential` -> ("sort", "sequential"); None: DRAWS. Unknown names: one line."""
+    from tallysim.config import ConfigError
+    from tallysim.sim import cohort
+    if not text:
+        return DRAWS
+    draws = tuple(d.strip() for d in str(text).split(",") if d.strip())
+    for d in draws:
+        if d not in cohort.DRAWS:
+            raise ConfigError(f"bench --cohort-draw: unknown draw {d!r}; allowed: a comma list of "
+                              f"{', '.join(cohort.DRAWS)}")
+    if not draws:
+        raise ConfigError(f"bench --cohort-draw: empty; allowed: a comma list of {', '.join(cohort.DRAWS)}")
+    return draws
 
 
 def main(args) -> int:
@@ -145,6 +172,7 @@ def main(args) -> int:
     pops = tuple(int(p) for p in str(args.peers).split(",")) if getattr(args, "peers", None) else POPULATIONS
     rows = run(pops, examples=getattr(args, "examples", None) or 24,
                stacked_max=getattr(args, "stacked_max", None) or STACKED_MAX,
-               log=lambda s: print(s, file=sys.stderr, flush=True))
+               log=lambda s: print(s, file=sys.stderr, flush=True),
+               draws=parse_draws(getattr(args, "cohort_draw", None)))
     write_json(rows, getattr(args, "json", None))
     return 0
