@@ -208,9 +208,14 @@ def test_model_groups_draw_each_group_sequentially():
     np.testing.assert_array_equal(idx[2:], 3 + cohort.uniform_sequential(jax.random.fold_in(key, 1), 2, 1))
 
 
-def test_a_sequential_run_is_deterministic(tmp_path):
-    """A FedAvg run of two seeds (lanes, vmapped) with the server model alone, twice: the same rows."""
-    cfg = tiny(*SMALL, "cohort_draw=sequential", "client_storage=auto", "seeds=2")
+@pytest.mark.parametrize("rule", ["uniform", "size"])
+def test_a_sequential_run_is_deterministic(tmp_path, rule):
+    """A FedAvg run of two seeds (lanes, vmapped) with the server model alone, twice: the same rows
+    (size: over a lognormal population, each seed its own shard sizes)."""
+    population = ["partition.kind=population", "partition.mean_size=8", "partition.sigma=1.5",
+                  "partition.min_size=1", "partition.reuse=true"] if rule == "size" else []
+    cfg = tiny(*SMALL, *population, f"participation_rule={rule}", "cohort_draw=sequential",
+               "client_storage=auto", "seeds=2")
     a, b = run_rows(cfg, tmp_path / "a"), run_rows(cfg, tmp_path / "b")
     assert a == b and len(a) == 2 and a[0]["seeds"] == [0, 1]
     assert all(np.isfinite(r["train_loss"]) for r in a)
