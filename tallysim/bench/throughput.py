@@ -11,7 +11,8 @@ on the same device:
             trained with momentum SGD as one `jit(vmap(scan))` on pre-drawn inputs, native convolution;
   dense     the bound (issue 35): the same network as ONE model trained with batch P * batch, `steps`
             steps (`bench_ref.setup_dense`): the same examples and FLOPs, no per-peer weights, so each
-            layer is one large matmul or convolution instead of P small ones; native convolution;
+            layer is one large matmul or convolution instead of P small ones; the tallysim column's
+            convolution (`auto`: native on an accelerator, im2col on the CPU);
   torch_ref a PyTorch per-peer loop: not in the package yet, so no rows; the table says so (run
             benchmarks/torch_ref.py on the same machine to compare).
 
@@ -224,8 +225,12 @@ def _measure_one(model, dtype, P, steps, batch, loop_max, shape, impls, repeats,
         del comp, args
 
     if "dense" in impls:
+        # A bound, so the convolution the tallysim column uses (`auto`: the faster one on this backend; on
+        # a 2-core CPU the native one runs LeNet's dense batch 2.4x slower than im2col runs the peers).
+        if model != "mlp":
+            module = make_model(ModelConfig(name=model, dtype=dtype, conv=conv), CLASSES)
         comp, args, tc = bench_ref.setup_dense(module, P, steps, batch, shape, CLASSES)
-        add("dense", _timed(lambda: comp(*args), repeats), tc, "xla")
+        add("dense", _timed(lambda: comp(*args), repeats), tc, conv_auto)
         del comp, args
         bound = rows[-1]["samples_per_s"]
         for r in rows:
@@ -279,7 +284,7 @@ def header(rows: list[dict], steps: int, batch: int, repeats: int = REPEATS) -> 
             f"{('auto (= ' + conv.split(':')[1] + ' here)') if conv and ':' in conv else conv or 'auto'}; loop: Python loop over jitted "
             f"local.train_peer, conv=xla; vmap_ref: plain jit(vmap(scan)) yardstick (tallysim.bench.ref, "
             f"from benchmarks/vmap_ref.py), conv=xla; dense: ONE model trained with batch P * {batch}, the bound "
-            f"(same FLOPs, no per-peer weights), conv=xla; ratios > 1: tallysim is faster; TFLOP/s: samples/s x "
+            f"(same FLOPs, no per-peer weights), tallysim's conv; ratios > 1: tallysim is faster; TFLOP/s: samples/s x "
             f"analytic training FLOPs per example (tallysim.bench.flops) / 1e12")
 
 
@@ -315,12 +320,19 @@ def main(args) -> list[dict]:
                  "torch is not installed, and ") + "the PyTorch per-peer loop is not in the package yet: "
                  "run benchmarks/torch_ref.py on the same machine)")
     notes.append(f"loop: timed only for P <= --loop-max {loop_max} ('-' above it)")
-    to_stdout = getattr(args, "json", None) == "-"
+    dest = getattr(args, "json", None)
+    to_stdout = dest == "-"
     progress = sys.stderr
+    so_far: list[dict] = []
 
     def emit(r):
         print(f"  {r['model']} {r['dtype']} P={r['peers']} {r['impl']}: {r['samples_per_s']:,.0f} samples/s "
               f"(compile {r['compile_s']:.1f} s)", file=progress, flush=True)
+        # --json FILE is rewritten after every row, so a run stopped by a time limit (benchmarks/gpu.sh
+        # runs each part under one) keeps the rows it measured; the last write has the complete rows.
+        if dest and not to_stdout:
+            so_far.append(r)
+            write_json(so_far, dest)
 
     repeats = getattr(args, "repeats", None) or REPEATS
     rows = measure(opts["model"], opts["peers"], opts["steps"], batch, opts["dtype"], loop_max,
@@ -332,5 +344,5 @@ def main(args) -> list[dict]:
         print(text, file=sys.stderr, flush=True)
     else:
         print(text, flush=True)
-    write_json(rows, getattr(args, "json", None))
+    write_json(rows, dest)
     return rows
