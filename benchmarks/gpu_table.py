@@ -54,11 +54,16 @@ def _ratio(a, b) -> str:
     return f"{a / b:.2f}" if a and b else "-"
 
 
-def table(rows: list[dict]) -> str:
+def table(rows: list[dict], notes: list | None = None) -> str:
+    """The markdown table; a cell measured twice shows its later row, and `notes` (if given) says which."""
     cells: dict[tuple, dict] = {}
     for r in rows:
         if r["impl"] in IMPLS:
-            cells.setdefault((r["model"], r["dtype"], r.get("peers", r.get("P"))), {})[r["impl"]] = r
+            cell = (r["model"], r["dtype"], r.get("peers", r.get("P")))
+            if r["impl"] in cells.get(cell, {}) and notes is not None:
+                notes.append(f"{' '.join(map(str, cell))} {r['impl']}: measured twice, the later row is shown "
+                             "(ratios mix runs)")
+            cells.setdefault(cell, {})[r["impl"]] = r
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for (model, dtype, P), got in cells.items():
         rate = {impl: got[impl]["samples_per_s"] if impl in got else None for impl in IMPLS}
@@ -81,7 +86,7 @@ def main(argv=None) -> int:
     if rows:
         print(f"samples/s of local training (P x steps x batch / s) on {device}; TFLOP/s from analytic FLOPs "
               "per example (tallysim/bench/flops.py); dense = one model, batch P x batch (the bound)")
-        print(table(rows))
+        print(table(rows, problems))
     for line in problems:
         print(f"  {line}")
     return 0 if rows else 1

@@ -69,6 +69,8 @@ def test_gpu_table_with_nothing_to_show_says_why(tmp_path):
     # rows from before the analytic count (docs/gpu/, 2026-11-27): samples/s shown, TFLOP/s and the bound "-"
     res = _gpu_table(BENCH.parent / "docs" / "gpu" / "call2_table_cnn_f32.json")
     assert res.returncode == 0 and "| cnn | float32 | 100 | 338,569 | 337,534 | - | - | - | - | - |" in res.stdout
+    twice = _gpu_table(*[BENCH.parent / "docs" / "gpu" / "call2_table_cnn_f32.json"] * 2)
+    assert "cnn float32 100 tallysim: measured twice" in twice.stdout      # a mixed cell is flagged
 
 
 def test_bench_json_file_keeps_the_rows_of_a_run_cut_short(tmp_path, monkeypatch):
