@@ -20,9 +20,10 @@ Throughput is samples/s = P * steps * batch / s. Every row also has `flops_per_e
 FLOPs to train on one example (`tallysim.bench.flops`: forward + backward, counted from the model's
 layer shapes), `tflops` = samples/s * flops_per_example / 1e12 (XLA's own cost analysis is wrong on a
 GPU for convolutions, jax#22249, so it is not used), and, where the dense row was measured, `of_dense` =
-the row's samples/s / the dense row's (the fraction of the bound; the dense row's own is 1). Method as in benchmarks/README.md: compile
-first (timed separately), one untimed warm-up, then the median of `repeats` timed runs, each ending in
-`jax.block_until_ready`.
+the row's samples/s / the dense row's (the fraction of the bound; the dense row's own is 1).
+
+Method as in benchmarks/README.md: compile first (timed separately), one untimed warm-up, then the
+median of `repeats` timed runs, each ending in `jax.block_until_ready`.
 """
 from __future__ import annotations
 
@@ -225,8 +226,9 @@ def _measure_one(model, dtype, P, steps, batch, loop_max, shape, impls, repeats,
         del comp, args
 
     if "dense" in impls:
-        # A bound, so the convolution the tallysim column uses (`auto`: the faster one on this backend; on
-        # a 2-core CPU the native one runs LeNet's dense batch 2.4x slower than im2col runs the peers).
+        # A bound, so the convolution the tallysim column uses (`auto`: the faster one on this backend). On
+        # a 2-core CPU the native one ran the CNN's dense batch at 9 samples/s, 34x slower than tallysim's
+        # peers on im2col (docs/performance.md): no bound at all.
         if model != "mlp":
             module = make_model(ModelConfig(name=model, dtype=dtype, conv=conv), CLASSES)
         comp, args, tc = bench_ref.setup_dense(module, P, steps, batch, shape, CLASSES)
