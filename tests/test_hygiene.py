@@ -133,7 +133,7 @@ LAYERS = [
     ["tallysim.run"],
     ["tallysim.sweep", "tallysim.bench"],
     ["tallysim.figures"],
-    ["tallysim.api", "tallysim.cli", "tallysim.__main__"],
+    ["tallysim.api", "tallysim.cli", "tallysim.cli_parser", "tallysim.cli_commands", "tallysim.__main__"],
 ]
 PACKAGE = Path(__file__).resolve().parent.parent / "tallysim"
 
