@@ -32,7 +32,7 @@ import sys
 from typing import Optional
 
 from tallysim.fields import ConfigError
-from tallysim.protocols.declaration import BASE_DEFAULTS, Declared, Traits, read_source
+from tallysim.protocols.declaration import BASE_DEFAULTS, SECTION_NAMES, Declared, Traits, read_source  # noqa: F401
 from tallysim.protocols.plugin_import import RegistryGuard, import_plugin, one_line, warn
 
 REGISTRY = {                       # name -> "module:factory"; this order is the order users see
@@ -136,6 +136,8 @@ def _skip(name: str, why: str) -> None:
     warn(f"{why}; skipped (the other protocols are unaffected)")
 
 
+# The guard is handed this module itself: a plugin may rebind tallysim.protocols.REGISTRY, not only
+# change the dict, and the guard restores the binding as well as the contents.
 def _guard(where: str) -> RegistryGuard:
     return RegistryGuard(where, sys.modules[__name__])
 
