@@ -109,7 +109,7 @@ def parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="samples/s of tallysim's round vs a per-peer loop and the plain-JAX "
                        "yardstick, one table", description="Local-training samples/s of tallysim's round "
                        "(peers grouped as a run groups them), its per-peer loop (conv=xla) and the plain-JAX "
-                       "vmap_ref yardstick (no PyTorch rows yet). Full grid: --model mlp,lenet,cnn,resnet8 "
+                       "vmap_ref yardstick and the dense bound (one model, batch P x batch). Full grid: --model mlp,lenet,cnn,resnet8 "
                        "--peers 10,100,1000 --dtype float32,bfloat16 --steps 20; on a CPU the default is "
                        "--model mlp,lenet,cnn --peers 10,100 --dtype float32 --steps 2, CNN at P=10 only (or --full).")
     b.add_argument("--model", help="comma list of models (default: see above)")
@@ -117,7 +117,7 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--dtype", help="comma list: float32, bfloat16")
     b.add_argument("--steps", type=int, help="local steps per peer (20; 2 on a CPU)")
     b.add_argument("--batch", type=int, default=32)
-    b.add_argument("--impl", help="comma list of tallysim, loop, vmap_ref, torch_ref (default: all)")
+    b.add_argument("--impl", help="comma list of tallysim, loop, vmap_ref, dense, torch_ref (default: all)")
     b.add_argument("--loop-max", type=int, default=100, help="largest P timed as a per-peer loop")
     b.add_argument("--repeats", type=int, default=3, help="timed runs per cell (median)")
     b.add_argument("--conv", choices=("auto", "xla", "im2col"),
