@@ -2,7 +2,8 @@
 
 A `tallysim run --out DIR` directory (run.py) holds
     config.json      the fully resolved config (plus `placement`, and `resumed` after a resume)
-    partition.json   per-peer class counts of the first seed (`per_seed`: every seed's)
+    partition.json   per-peer class counts of the first seed (`per_seed`: every seed's); above 10,000
+                     peers a summary, the per-peer arrays in partition_clients.npz beside it
     metrics.jsonl    one row per evaluation (keys in docs/protocols.md); with several seeds the mean
                      under the usual keys, `<key>_std` and `per_seed` lists (`aggregate`)
     error.txt        the run failed
@@ -32,6 +33,7 @@ from tallysim.config import ConfigError
 
 CONFIG = "config.json"
 PARTITION = "partition.json"
+PARTITION_CLIENTS = "partition_clients.npz"     # results/partition_file.py: above 10,000 peers
 METRICS = "metrics.jsonl"
 ERROR = "error.txt"
 DONE = "done.json"
@@ -122,8 +124,10 @@ def read_run(run_dir) -> tuple[dict, list[dict]]:
 
 
 def read_partition(run_dir) -> dict:
-    """A run directory's partition.json (dataset, peers, class_counts [P][C], ...)."""
-    return _json(Path(run_dir) / PARTITION)
+    """A run directory's partition.json (dataset, peers, class_counts [P][C], ...); above 10,000 peers
+    with its per-client arrays read back from partition_clients.npz (results/partition_file.py)."""
+    from tallysim.results import partition_file
+    return partition_file.read(run_dir, _json(Path(run_dir) / PARTITION))
 
 
 def read_sweep(sweep_dir) -> dict:
