@@ -30,10 +30,11 @@ from typing import Iterable, Optional
 import numpy as np
 
 from tallysim.config import ConfigError
+from tallysim.results import partition_file
 
 CONFIG = "config.json"
 PARTITION = "partition.json"
-PARTITION_CLIENTS = "partition_clients.npz"     # results/partition_file.py: above 10,000 peers
+PARTITION_CLIENTS = partition_file.CLIENTS      # beside partition.json above 10,000 peers
 METRICS = "metrics.jsonl"
 ERROR = "error.txt"
 DONE = "done.json"
@@ -126,7 +127,6 @@ def read_run(run_dir) -> tuple[dict, list[dict]]:
 def read_partition(run_dir) -> dict:
     """A run directory's partition.json (dataset, peers, class_counts [P][C], ...); above 10,000 peers
     with its per-client arrays read back from partition_clients.npz (results/partition_file.py)."""
-    from tallysim.results import partition_file
     return partition_file.read(run_dir, _json(Path(run_dir) / PARTITION))
 
 
