@@ -1,17 +1,24 @@
 #!/usr/bin/env bash
-# Everything the speed work measures on a GPU, as one script that fits a short machine lease (about
-# 9 minutes): the sweep benchmark, a whole round per protocol against local training, the samples/s
-# table (CNN first: the reference numbers are for it) and PyTorch's yardsticks beside it.
+# What the speed work measures on a GPU, as one script that fits a 15-minute machine lease (docs/gpu.md):
+# by default the samples/s table of every model against plain vmap and the dense bound (issue 35), CNN
+# first, and PyTorch's yardsticks beside it, about 6 minutes of parts; at the end one short table
+# (benchmarks/gpu_table.py) from the JSON the parts wrote, also saved as $OUT/table.md.
 #
 #   TALLYSIM_DATA=<dir holding fashion_mnist.npz> OUT=<dir> benchmarks/gpu.sh
+#   PARTS="sweep round" OUT=<dir> benchmarks/gpu.sh        # the other parts (measured 2026-11-27)
 #
-# Each part runs under its own time limit and writes its JSON and log into $OUT as soon as it ends, so
-# a part that runs long costs only itself. Runs from a checkout (no install needed): PYTHONPATH=. .
+# PARTS picks parts by name, in the order given (default: env table_cnn table_rest torch; also: sweep,
+# round). Each part runs under its own time limit (seconds, overridable: CNN_S=200 ...) and writes its
+# JSON and log into $OUT; the bench parts rewrite their JSON after every row, so a part that runs out of
+# time keeps the rows it measured and costs only itself. Runs from a checkout (no install needed):
+# PYTHONPATH=. .
 set -u
 OUT=${OUT:-/tmp/tallysim-gpu}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 PY=${PY:-python3}
+PARTS=${PARTS:-env table_cnn table_rest torch}
+IMPLS=${IMPLS:-tallysim,vmap_ref,dense}     # the table's columns; add loop for the per-peer loop
 start=$SECONDS
 
 part() {   # part NAME LIMIT_S COMMAND...: run with a limit, log to $OUT/NAME.log, say how it ended
@@ -23,15 +30,25 @@ part() {   # part NAME LIMIT_S COMMAND...: run with a limit, log to $OUT/NAME.lo
     echo "== $name: rc=$rc in $((SECONDS - t0))s (total $((SECONDS - start))s)"
 }
 
-part env 30 bash -c "nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm --format=csv; \
-  $PY -c 'import jax, flax, optax, torch; print(\"jax\", jax.__version__, \"flax\", flax.__version__, \
-\"optax\", optax.__version__, \"torch\", torch.__version__, jax.devices())'"
-part sweep "${SWEEP_S:-170}" $PY -m tallysim bench --sweep --sample "${SAMPLE:-6}" --json "$OUT/sweep.json"
-part round "${ROUND_S:-110}" $PY -m tallysim bench --round --json "$OUT/round.json"
-part table_cnn "${CNN_S:-110}" $PY -m tallysim bench --full --model cnn --peers 10,100,1000 \
-  --dtype bfloat16,float32 --json "$OUT/table_cnn.json"
-part torch "${TORCH_S:-60}" bash -c "$PY benchmarks/torch_ref.py --peers 100 --bf16 > $OUT/torch_bf16.jsonl; \
-  $PY benchmarks/torch_ref.py --peers 100 > $OUT/torch_f32.jsonl; cat $OUT/torch_*.jsonl"
-part table_rest "${REST_S:-90}" $PY -m tallysim bench --full --model mlp,lenet,resnet8 --peers 100,1000 \
-  --dtype bfloat16 --loop-max 100 --json "$OUT/table_rest.json"
+for p in $PARTS; do
+  case $p in
+    env) part env 30 bash -c "nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm --format=csv; \
+  $PY -c 'import jax, flax, optax; print(\"jax\", jax.__version__, \"flax\", flax.__version__, \
+\"optax\", optax.__version__, jax.devices())'; $PY -c 'import torch; print(\"torch\", torch.__version__)'" ;;
+    table_cnn) part table_cnn "${CNN_S:-150}" $PY -m tallysim bench --full --model cnn --peers 100,1000,10 \
+  --dtype bfloat16,float32 --impl "$IMPLS" --json "$OUT/table_cnn.json" ;;
+    table_rest) part table_rest "${REST_S:-150}" $PY -m tallysim bench --full --model lenet,mlp,resnet8 \
+  --peers 100,1000 --dtype bfloat16 --impl "$IMPLS" --json "$OUT/table_rest.json" ;;
+    torch) part torch "${TORCH_S:-60}" bash -c "$PY benchmarks/torch_ref.py --peers 100 --bf16 > $OUT/torch_bf16.jsonl; \
+  $PY benchmarks/torch_ref.py --peers 100 > $OUT/torch_f32.jsonl; cat $OUT/torch_*.jsonl" ;;
+    sweep) part sweep "${SWEEP_S:-170}" $PY -m tallysim bench --sweep --sample "${SAMPLE:-6}" --json "$OUT/sweep.json" ;;
+    round) part round "${ROUND_S:-110}" $PY -m tallysim bench --round --json "$OUT/round.json" ;;
+    *) echo "== unknown part '$p'; allowed: env table_cnn table_rest torch sweep round" ;;
+  esac
+done
 echo "== all parts done in $((SECONDS - start))s"
+tables=()
+for t in table_cnn table_rest; do [[ " $PARTS " == *" $t "* ]] && tables+=("$OUT/$t.json"); done
+if ((${#tables[@]})); then
+  $PY benchmarks/gpu_table.py "${tables[@]}" | tee "$OUT/table.md"
+fi

@@ -9,8 +9,10 @@ on random inputs drawn up front, two ways:
 
 Networks: `cnn` (conv 32-64-64 with 2x2 max-pools, dense 128; CIFAR-shaped 32x32x3 input, about
 48 MFLOP per example forward and backward) and `mlp` (784-200-200-10 on 28x28x1 input).
-Each P prints one JSON line per mode (samples/s, achieved TFLOP/s from XLA's cost analysis, compile
-seconds), and a last `SUMMARY` line with all rows. Timing: compile first, then the median of 3 runs.
+Each P prints one JSON line per mode (samples/s, `tflops_xla`: TFLOP/s from XLA's cost analysis, compile
+seconds), and a last `SUMMARY` line with all rows. `tflops_xla` is XLA's count, not an analytic one: it
+is wrong on a GPU for convolutions (jax#22249) and on the CPU leaves out a SAME convolution's padding
+taps; `tallysim bench`'s `tflops` column counts FLOPs analytically (tallysim/bench/flops.py). Timing: compile first, then the median of 3 runs.
 
     python benchmarks/vmap_ref.py [--model cnn|mlp] [--peers 1,10,100] [--steps 20] [--batch 32]
                                   [--dtype float32|bfloat16] [--loop-max 100]
@@ -116,7 +118,7 @@ def main(argv=None):
         jax.block_until_ready(compiled(params, opt, xs, ys))              # warm-up
         sec = _median_seconds(lambda: compiled(params, opt, xs, ys))
         row = dict(model=a.model, dtype=a.dtype, P=P, mode="vmap", sec=sec, samples_per_s=samples / sec,
-                   tflops=flops / sec / 1e12, compile_s=compile_s)
+                   tflops_xla=flops / sec / 1e12, compile_s=compile_s)
         rows.append(row)
         print(json.dumps(row), flush=True)
 

@@ -16,15 +16,36 @@ KEYS = {"model", "peers", "dtype", "impl", "samples_per_s", "device"}
 
 def test_measure_tiny_rows_have_the_keys():
     rows = bench.measure("mlp", [2], steps=2, batch=8, dtype="float32", loop_max=2, repeats=1)
-    assert [r["impl"] for r in rows] == ["tallysim", "loop", "vmap_ref"]   # torch_ref: not in the package
+    assert [r["impl"] for r in rows] == ["tallysim", "loop", "vmap_ref", "dense"]   # torch_ref: not in the package
     for r in rows:
         assert KEYS <= set(r)
         assert r["peers"] == 2 and r["model"] == "mlp" and r["dtype"] == "float32"
         assert r["device"] == bench.device_name() and r["sec"] > 0 and r["compile_s"] >= 0
         assert r["samples_per_s"] == pytest.approx(2 * 2 * 8 / r["sec"])
+        # analytic TFLOP/s: the MLP's 879,200 training FLOPs per example (tests/test_flops.py)
+        assert r["flops_per_example"] == 879_200
+        assert r["tflops"] == pytest.approx(r["samples_per_s"] * 879_200 / 1e12)
+        assert r["of_dense"] == pytest.approx(r["samples_per_s"] / rows[-1]["samples_per_s"])
+    assert rows[-1]["of_dense"] == 1.0
     json.dumps(rows)   # rows go to --json and to the figure: plain JSON types only
     text = bench.table(rows)
     assert "tallysim/loop" in text and "tallysim/vmap_ref" in text
+    head, _, line = text.splitlines()[:3]
+    cells = dict(zip([c.strip() for c in head.split("|")], [c.strip() for c in line.split("|")]))
+    assert cells["dense"] == f"{rows[-1]['samples_per_s']:,.0f}"
+    assert cells["tallysim/dense"] == f"{rows[0]['of_dense']:.2f}x"
+    assert cells["tallysim TFLOP/s"] == f"{rows[0]['tflops']:.3g}"
+
+
+def test_dense_bound_trains_one_model_on_p_times_the_batch():
+    """The dense row's program: one set of weights (no peer axis), batches of P x batch, `steps` steps."""
+    module = bench_ref.MLP()
+    comp, (params, opt, xs, ys), _ = bench_ref.setup_dense(module, peers=3, steps=2, batch=4, shape=(28, 28, 1))
+    assert params["params"]["Dense_0"]["kernel"].shape == (784, 200)     # not (3, 784, 200)
+    assert xs.shape == (2, 12, 28, 28, 1) and ys.shape == (2, 12)
+    p2, _, losses = comp(params, opt, xs, ys)
+    assert losses.shape == (2,) and bool(jnp.isfinite(losses).all())
+    assert not jnp.allclose(p2["params"]["Dense_0"]["kernel"], params["params"]["Dense_0"]["kernel"])
 
 
 @pytest.mark.slow

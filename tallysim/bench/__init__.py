@@ -2,6 +2,8 @@
 
   throughput  the samples/s table: tallysim's local training vs a per-peer loop vs plain JAX (`bench`)
   ref         the plain-JAX yardstick (from benchmarks/vmap_ref.py); `python -m tallysim.bench.ref`
+              and the dense bound (one model, batch P x batch)
+  flops       analytic FLOPs per training example of every model (the bench's TFLOP/s column)
   sweep       one fixed sweep grouped vs one configuration at a time (`bench --sweep`)
   rounds      a whole round per protocol vs local training alone (`bench --round`)
   devices     the CNN round sharded over 1, 2, 4, 8 devices (`bench --devices`)

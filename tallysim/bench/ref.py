@@ -12,6 +12,10 @@ its conv 32-64-64 + dense 128 CNN on CIFAR-shaped input, as in benchmarks/README
 `bench` runs the yardstick on the row's own network (for LeNet, CNN and ResNet-8 tallysim's flax
 module with the native convolution, `conv="xla"`, what a plain-JAX user would write), so a row
 compares like with like. `python -m tallysim.bench.ref` reproduces vmap_ref.py's command line.
+
+`setup_dense` is the bound `bench`'s `dense` rows measure (issue 35): the same work as ONE model
+trained with batch P x batch, i.e. the same FLOPs as P peers of batch `batch`, without per-peer
+weights, so every layer is one large matmul or convolution instead of P small (grouped) ones.
 """
 from __future__ import annotations
 
@@ -100,6 +104,25 @@ def setup(module, peers: int, steps: int, batch: int, shape: tuple, classes: int
     args = (params, opt, xs, ys)
     t0 = time.perf_counter()
     compiled = jax.jit(jax.vmap(train)).lower(*args).compile()
+    return compiled, args, time.perf_counter() - t0
+
+
+def setup_dense(module, peers: int, steps: int, batch: int, shape: tuple, classes: int = 10, seed: int = 0):
+    """AOT-compiled `jit(train)` of ONE model on batches of `peers * batch` examples, and its arguments:
+    the dense bound for P peers of batch `batch` (same examples, same FLOPs per step, one set of weights).
+
+    Returns (compiled, args, compile_seconds) as `setup`; `compiled(*args)` takes `steps` steps. The loss is
+    the mean over all P x batch examples (one scaling of the gradient, not per peer: no FLOPs to speak of)."""
+    train, tx = make_train(module.apply)
+    key = jax.random.PRNGKey(seed)
+    params = jax.jit(lambda k: module.init(k, jnp.zeros((1,) + tuple(shape))))(key)
+    opt = tx.init(params)
+    kx, ky = jax.random.split(jax.random.fold_in(key, 1))
+    xs = jax.random.normal(kx, (steps, peers * batch) + tuple(shape))
+    ys = jax.random.randint(ky, (steps, peers * batch), 0, classes)
+    args = (params, opt, xs, ys)
+    t0 = time.perf_counter()
+    compiled = jax.jit(train).lower(*args).compile()
     return compiled, args, time.perf_counter() - t0
 
 

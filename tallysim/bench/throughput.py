@@ -9,12 +9,21 @@ on the same device:
             (same step, same schedule), with the native convolution (`conv="xla"`);
   vmap_ref  the plain-JAX yardstick (`bench_ref`, from benchmarks/vmap_ref.py): the same network
             trained with momentum SGD as one `jit(vmap(scan))` on pre-drawn inputs, native convolution;
+  dense     the bound (issue 35): the same network as ONE model trained with batch P * batch, `steps`
+            steps (`bench_ref.setup_dense`): the same examples and FLOPs, no per-peer weights, so each
+            layer is one large matmul or convolution instead of P small ones; the tallysim column's
+            convolution (`auto`: native on an accelerator, im2col on the CPU);
   torch_ref a PyTorch per-peer loop: not in the package yet, so no rows; the table says so (run
             benchmarks/torch_ref.py on the same machine to compare).
 
-Throughput is samples/s = P * steps * batch / s. Method as in benchmarks/README.md: compile
-first (timed separately), one untimed warm-up, then the median of `repeats` timed runs, each ending in
-`jax.block_until_ready`.
+Throughput is samples/s = P * steps * batch / s. Every row also has `flops_per_example`, the analytic
+FLOPs to train on one example (`tallysim.bench.flops`: forward + backward, counted from the model's
+layer shapes), `tflops` = samples/s * flops_per_example / 1e12 (XLA's own cost analysis is wrong on a
+GPU for convolutions, jax#22249, so it is not used), and, where the dense row was measured, `of_dense` =
+the row's samples/s / the dense row's (the fraction of the bound; the dense row's own is 1).
+
+Method as in benchmarks/README.md: compile first (timed separately), one untimed warm-up, then the
+median of `repeats` timed runs, each ending in `jax.block_until_ready`.
 """
 from __future__ import annotations
 
@@ -26,7 +35,7 @@ from typing import Callable, Iterable, Optional, Union
 import jax
 import numpy as np
 
-from tallysim.bench import ref as bench_ref, write_json
+from tallysim.bench import flops as bench_flops, ref as bench_ref, write_json
 from tallysim.sim import local, peers as peers_mod
 from tallysim.config import MODELS, ConfigError, ModelConfig, OptimConfig
 from tallysim.sim.fed import FedData, cohort_shards
@@ -37,7 +46,7 @@ DEFAULT_SHAPE = (28, 28, 1)   # every built-in model accepts MNIST-shaped input
 MAX_EXAMPLES = 60_000         # cap the training set (MNIST-sized) so P=10k peers fit in memory
 REPEATS = 3
 BUDGET_S = 10.0               # a cell stops repeating once its timed runs add up to this (at least one run)
-IMPLS = ("tallysim", "loop", "vmap_ref", "torch_ref")
+IMPLS = ("tallysim", "loop", "vmap_ref", "dense", "torch_ref")
 CONV_MODELS = ("lenet", "cnn", "resnet8")
 
 # The full grid (`make bench` on an accelerator, or `--full`).
@@ -158,11 +167,14 @@ def _measure_one(model, dtype, P, steps, batch, loop_max, shape, impls, repeats,
         from tallysim.sim.conv import conv_fn, im2col_conv
         conv_auto = conv if conv != "auto" else "auto:im2col" if conv_fn("auto") is im2col_conv else "auto:xla"
     rows: list[dict] = []
+    flops = bench_flops.count(ModelConfig(name=model), CLASSES, shape).train
 
     def add(impl, sec, compile_s, conv):
-        row = dict(model=model, peers=P, dtype=dtype, impl=impl, samples_per_s=P * steps * batch / sec,
+        rate = P * steps * batch / sec
+        row = dict(model=model, peers=P, dtype=dtype, impl=impl, samples_per_s=rate,
                    device=device, sec=sec, compile_s=compile_s, steps=steps, batch=batch,
-                   conv=conv if model in CONV_MODELS else None, P=P, mode=impl)
+                   conv=conv if model in CONV_MODELS else None, P=P, mode=impl,
+                   flops_per_example=flops, tflops=rate * flops / 1e12)
         rows.append(row)
         if emit:
             emit(row)
@@ -204,12 +216,27 @@ def _measure_one(model, dtype, P, steps, batch, loop_max, shape, impls, repeats,
         del per_peer, comp1
     del data, state, params, opt
 
+    # The yardsticks' network: for LeNet, CNN and ResNet-8 tallysim's own flax module with the native
+    # convolution (what a plain-JAX user would write); the MLP is vmap_ref's, the same 784-200-200-10.
+    module = (bench_ref.MLP(classes=CLASSES, dtype=dtype) if model == "mlp"
+              else make_model(ModelConfig(name=model, dtype=dtype, conv="xla"), CLASSES))
     if "vmap_ref" in impls:
-        module = (bench_ref.MLP(classes=CLASSES, dtype=dtype) if model == "mlp"
-                  else make_model(ModelConfig(name=model, dtype=dtype, conv="xla"), CLASSES))
         comp, args, tc = bench_ref.setup(module, P, steps, batch, shape, CLASSES)
         add("vmap_ref", _timed(lambda: comp(*args), repeats), tc, "xla")
         del comp, args
+
+    if "dense" in impls:
+        # A bound, so the convolution the tallysim column uses (`auto`: the faster one on this backend). On
+        # a 2-core CPU the native one ran the CNN's dense batch at 9 samples/s, 34x slower than tallysim's
+        # peers on im2col (docs/performance.md): no bound at all.
+        if model != "mlp":
+            module = make_model(ModelConfig(name=model, dtype=dtype, conv=conv), CLASSES)
+        comp, args, tc = bench_ref.setup_dense(module, P, steps, batch, shape, CLASSES)
+        add("dense", _timed(lambda: comp(*args), repeats), tc, conv_auto)
+        del comp, args
+        bound = rows[-1]["samples_per_s"]
+        for r in rows:
+            r["of_dense"] = r["samples_per_s"] / bound
 
     return rows
 
@@ -218,20 +245,32 @@ def _fmt(v: Optional[float]) -> str:
     return "-" if v is None else f"{v:,.0f}"
 
 
+def _fmt_tflops(v: float) -> str:
+    """Three significant figures: a CPU's 0.00123 and an H200's 42.5 both stay readable."""
+    return f"{v:.3g}"
+
+
 def table(rows: list[dict], notes: Iterable[str] = ()) -> str:
-    """One line per (model, dtype, P): samples/s per impl and tallysim's speed-up over loop and vmap_ref."""
+    """One line per (model, dtype, P): samples/s per impl, tallysim's speed-up over loop and vmap_ref, its
+    fraction of the dense bound, and its analytic TFLOP/s."""
     groups: dict[tuple, dict] = {}
+    tflops: dict[tuple, float] = {}
     for r in rows:
-        groups.setdefault((r["model"], r["dtype"], r["peers"]), {})[r["impl"]] = r["samples_per_s"]
+        cell = (r["model"], r["dtype"], r["peers"])
+        groups.setdefault(cell, {})[r["impl"]] = r["samples_per_s"]
+        if r["impl"] == "tallysim" and r.get("tflops") is not None:
+            tflops[cell] = r["tflops"]
     has_torch = any(r["impl"] == "torch_ref" for r in rows)
-    head = ["model", "dtype", "P", "tallysim", "loop", "vmap_ref"] + (["torch_ref"] if has_torch else []) \
-        + ["tallysim/loop", "tallysim/vmap_ref"]
+    head = ["model", "dtype", "P", "tallysim", "loop", "vmap_ref", "dense"] + (["torch_ref"] if has_torch else []) \
+        + ["tallysim/loop", "tallysim/vmap_ref", "tallysim/dense", "tallysim TFLOP/s"]
     lines = [head]
     for (m, d, P), s in groups.items():
         t = s.get("tallysim")
         ratio = lambda other: f"{t / s[other]:.2f}x" if t and s.get(other) else "-"
-        lines.append([m, d, str(P), _fmt(t), _fmt(s.get("loop")), _fmt(s.get("vmap_ref"))]
-                     + ([_fmt(s.get("torch_ref"))] if has_torch else []) + [ratio("loop"), ratio("vmap_ref")])
+        tf = tflops.get((m, d, P))
+        lines.append([m, d, str(P), _fmt(t), _fmt(s.get("loop")), _fmt(s.get("vmap_ref")), _fmt(s.get("dense"))]
+                     + ([_fmt(s.get("torch_ref"))] if has_torch else [])
+                     + [ratio("loop"), ratio("vmap_ref"), ratio("dense"), "-" if tf is None else _fmt_tflops(tf)])
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
     out = [" | ".join(c.rjust(w) for c, w in zip(line, widths)) for line in lines]
     out.insert(1, "-+-".join("-" * w for w in widths))
@@ -246,7 +285,9 @@ def header(rows: list[dict], steps: int, batch: int, repeats: int = REPEATS) -> 
             f"  tallysim: local.train_peers with the grouping a run picks (CPU: peers one by one in one program), model.conv="
             f"{('auto (= ' + conv.split(':')[1] + ' here)') if conv and ':' in conv else conv or 'auto'}; loop: Python loop over jitted "
             f"local.train_peer, conv=xla; vmap_ref: plain jit(vmap(scan)) yardstick (tallysim.bench.ref, "
-            f"from benchmarks/vmap_ref.py), conv=xla; ratios > 1: tallysim is faster")
+            f"from benchmarks/vmap_ref.py), conv=xla; dense: ONE model trained with batch P * {batch}, the bound "
+            f"(same FLOPs, no per-peer weights), tallysim's conv; ratios > 1: tallysim is faster; TFLOP/s: samples/s x "
+            f"analytic training FLOPs per example (tallysim.bench.flops) / 1e12")
 
 
 def resolve_args(args) -> dict:
@@ -281,12 +322,19 @@ def main(args) -> list[dict]:
                  "torch is not installed, and ") + "the PyTorch per-peer loop is not in the package yet: "
                  "run benchmarks/torch_ref.py on the same machine)")
     notes.append(f"loop: timed only for P <= --loop-max {loop_max} ('-' above it)")
-    to_stdout = getattr(args, "json", None) == "-"
+    dest = getattr(args, "json", None)
+    to_stdout = dest == "-"
     progress = sys.stderr
+    so_far: list[dict] = []
 
     def emit(r):
         print(f"  {r['model']} {r['dtype']} P={r['peers']} {r['impl']}: {r['samples_per_s']:,.0f} samples/s "
               f"(compile {r['compile_s']:.1f} s)", file=progress, flush=True)
+        # --json FILE is rewritten after every row, so a run stopped by a time limit (benchmarks/gpu.sh
+        # runs each part under one) keeps the rows it measured; the last write has the complete rows.
+        if dest and not to_stdout:
+            so_far.append(r)
+            write_json(so_far, dest)
 
     repeats = getattr(args, "repeats", None) or REPEATS
     rows = measure(opts["model"], opts["peers"], opts["steps"], batch, opts["dtype"], loop_max,
@@ -298,5 +346,5 @@ def main(args) -> list[dict]:
         print(text, file=sys.stderr, flush=True)
     else:
         print(text, flush=True)
-    write_json(rows, getattr(args, "json", None))
+    write_json(rows, dest)
     return rows

@@ -20,22 +20,20 @@ Where the module lives:
   install must not stop runs of the built-ins.
 
 Importing this package imports no JAX and nothing above it (`Context` and `Protocol` are in
-protocols/base.py); `factory` and `make` import a protocol's module on first use.
+protocols/base.py); `factory` and `make` import a protocol's module on first use. What a module
+declares, and the reading of a built-in's from its source, are in protocols/declaration.py; importing a
+plugin in one line whatever it does, in protocols/plugin_import.py.
 """
 from __future__ import annotations
 
-import ast
-import dataclasses
 import functools
 import importlib
-import importlib.util
 import sys
-import typing
-from dataclasses import dataclass, field
-from typing import Literal, Optional
+from typing import Optional
 
-from tallysim import fields as _fields
 from tallysim.fields import ConfigError
+from tallysim.protocols.declaration import BASE_DEFAULTS, SECTION_NAMES, Declared, Traits, read_source  # noqa: F401
+from tallysim.protocols.plugin_import import RegistryGuard, import_plugin, one_line, warn
 
 REGISTRY = {                       # name -> "module:factory"; this order is the order users see
     "local": "local_only:make",
@@ -60,60 +58,6 @@ REGISTRY = {                       # name -> "module:factory"; this order is the
     "topk_soft": "topk_soft:make",
 }
 ENTRY_POINTS = "tallysim.protocols"
-
-
-@dataclass(frozen=True)
-class Traits:
-    """What a protocol is, as far as configuration and validation are concerned."""
-    fedavg_family: bool = False  # averages parameters into a server model each round (fedavg.aggregate,
-    #                              robust aggregation's memory)
-    distill: bool = False        # peers train on targets for this round's probes (a stale message would be
-    #                              about last round's probes: faults.kind=straggler is refused)
-    soft: bool = False           # sends probability vectors (the probe outputs' memory estimate)
-    shared_init: str = ""        # not empty: needs one common init, for this reason (init.shared=false refused)
-    privacy: str = ""            # privacy.noise > 0: the mechanism that protects what it sends (privacy.py):
-    #                              "votes" (GNMax on the vote counts), "sum" (clipped, noised soft-label sum),
-    #                              "params" (DP-FedAvg: clipped, noised update sum); "xor" (fedct: its own
-    #                              fedct.xor_epsilon, not privacy.noise)
-    # Derived defaults (config.DERIVED) when the field is left null: a value, or the name of another
-    # field whose value it takes. Unlisted ones take BASE_DEFAULTS.
-    defaults: dict = field(default_factory=dict)
-    # The config sections this module owns: section name -> the name of its frozen dataclass in the
-    # module. config.json records a section only for the protocols of its module (or when not default).
-    sections: dict = field(default_factory=dict)
-    # The protocol-specific fields it reads: dotted keys or whole sections ("vote"), or a dict
-    # {protocol name: (...)} when the module builds several. Its own sections count as read (with a
-    # dict, only where that protocol's entry lists them).
-    # validation refuses a non-default value of a protocol-specific field (one that some protocol
-    # reads) that this protocol does not read: it would be silently ignored.
-    reads: object = ()
-    messages: bool = True        # its peers send messages (faults that act on messages apply)
-    sgd_only: str = ""           # not empty: needs plain SGD (optim.name=sgd, optim.momentum=0), for this
-    #                              reason (validation refuses momentum and Adam)
-    # What a client keeps from one round to the next, said as "<protocol> keeps ..."; "" for none: every
-    # active client restarts from the server model, so a run may hold the server model alone and
-    # materialise each round's cohort (client_storage=auto, docs/population.md). A plugin is stateful
-    # unless it says otherwise. `client_state(cfg)` adds what the configuration keeps.
-    client_state: str = "each client's own model"
-
-    def reads_key(self, name: str, key: str) -> bool:
-        listed = self.reads.get(name, ()) if isinstance(self.reads, dict) else self.reads
-        section = key.split(".")[0]
-        # a module that builds several protocols (reads as a dict) says which of its sections each reads
-        own = section in self.sections and not isinstance(self.reads, dict)
-        return own or any(key == r or key.startswith(r + ".") for r in listed)
-
-    def default(self, key: str, cfg):
-        value = {**BASE_DEFAULTS, **self.defaults}[key]
-        if isinstance(value, str):
-            obj = cfg
-            for part in value.split("."):
-                obj = getattr(obj, part)
-            return obj
-        return value
-
-
-BASE_DEFAULTS = {"optim.reset_each_round": False, "init.shared": False, "warmup_epochs": 0}
 
 
 def client_state(cfg) -> str:
@@ -169,7 +113,7 @@ def _entry_points() -> None:
     try:
         found = list(entry_points(group=ENTRY_POINTS))
     except Exception as e:     # noqa: BLE001 - unreadable package metadata: the built-ins still run
-        _warn(f"the {ENTRY_POINTS} entry points cannot be read ({_one_line(e)}); none loaded")
+        warn(f"the {ENTRY_POINTS} entry points cannot be read ({one_line(e)}); none loaded")
         return
     for ep in found:
         where = f"entry point {ep.name} = {ep.value!r}"
@@ -183,59 +127,23 @@ def _entry_points() -> None:
             _skip(ep.name, str(e))
 
 
-def _one_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__
-
-
-def _warn(text: str) -> None:
-    print(f"tallysim: warning: {text}", file=sys.stderr)
-
-
 def _skip(name: str, why: str) -> None:
     """An entry point that cannot be used: reported once, left out of names(); naming it is an error."""
     if name not in REGISTRY:
         _BROKEN[name] = why
         _EXTERNAL.pop(name, None)
         _generation[0] += 1
-    _warn(f"{why}; skipped (the other protocols are unaffected)")
+    warn(f"{why}; skipped (the other protocols are unaffected)")
 
 
-class _Guard:
-    """Refuses a plugin that changed REGISTRY while it ran (at import, or in its factory): it would run
-    another protocol under a built-in's name, and config.json would record no plugin. The registry is
-    restored first."""
-
-    def __init__(self, where: str):
-        self.where = where
-
-    def __enter__(self):
-        self.before = (REGISTRY, dict(REGISTRY))
-
-    def __exit__(self, *exc):
-        g = globals()
-        if g["REGISTRY"] is self.before[0] and dict(REGISTRY) == self.before[1]:
-            return False
-        changed = sorted({k for k, _ in set(self.before[1].items()) ^ set(dict(g["REGISTRY"]).items())})
-        g["REGISTRY"] = self.before[0]
-        REGISTRY.clear()
-        REGISTRY.update(self.before[1])
-        raise ConfigError(f"{self.where} changed tallysim.protocols.REGISTRY ({', '.join(changed)}"
-                          "), which holds the built-in protocols; allowed: list new protocols, under new names, "
-                          "in the module's PROTOCOLS = {\"name\": \"factory\"}") from None
+# The guard is handed this module itself: a plugin may rebind tallysim.protocols.REGISTRY, not only
+# change the dict, and the guard restores the binding as well as the contents.
+def _guard(where: str) -> RegistryGuard:
+    return RegistryGuard(where, sys.modules[__name__])
 
 
 def _import(module: str, where: str):
-    """Import a plugin's module; whatever it raises (SystemExit too) is one line naming it."""
-    try:
-        with _Guard(where):
-            return importlib.import_module(module)
-    except ConfigError:
-        raise
-    except (Exception, SystemExit) as e:  # noqa: BLE001 - whatever the plugin raised, say it in one line
-        raise ConfigError(f"{where} cannot be imported ({_one_line(e)}); allowed: a module on the Python "
-                          "path that defines PROTOCOLS = {\"name\": \"factory\"} and does nothing else "
-                          "when imported") from None
+    return import_plugin(module, where, sys.modules[__name__])
 
 
 def _add(name: str, target: str, where: str) -> None:
@@ -320,11 +228,6 @@ def module_of(name: str) -> str:
     return _target(name)[0]
 
 
-class Declared(typing.NamedTuple):
-    traits: Traits
-    sections: dict                  # section name -> dataclass
-
-
 @functools.lru_cache(maxsize=None)
 def _declared(module: str, builtin: bool) -> Declared:
     if not builtin:
@@ -333,42 +236,7 @@ def _declared(module: str, builtin: bool) -> Declared:
         t = getattr(mod, "TRAITS", Traits())
         taken = {s: n for n in REGISTRY for s in _declared(_target(n)[0], True).sections}
         return Declared(t, check_declared(module, mod, t, Traits, _RESERVED, taken))
-    return _read_source(module)
-
-
-SECTION_NAMES = {"dataclass": dataclass, "field": field, "Literal": Literal, "Optional": Optional,
-                 "ints": _fields.ints, "floats": _fields.floats, "INT_MAX": _fields.INT_MAX,
-                 "F32_MAX": _fields.F32_MAX}
-
-
-def _read_source(module: str) -> Declared:
-    """TRAITS = Traits(key=literal, ...) and its section classes, from a module's file, without importing it."""
-    path = importlib.util.find_spec(module).origin
-    with open(path, encoding="utf-8") as f:
-        tree = ast.parse(f.read(), path)
-    traits = None
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == ["TRAITS"]:
-            call = node.value
-            if isinstance(call, ast.Call) and getattr(call.func, "id", None) == "Traits" and not call.args:
-                try:
-                    traits = Traits(**{k.arg: ast.literal_eval(k.value) for k in call.keywords})
-                except ValueError:
-                    pass
-            break
-    if traits is None:
-        raise TypeError(f"{path}: define TRAITS = Traits(keyword=literal, ...) at the top level "
-                        "(read without importing the module)")
-    sections = {}
-    classes = {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
-    for section, cls in traits.sections.items():
-        if cls not in classes:
-            raise TypeError(f"{path}: TRAITS.sections names {cls!r}, which is not a top-level class there")
-        namespace = dict(SECTION_NAMES, __name__=__name__)   # a module in sys.modules (dataclass reads it)
-        exec(compile(ast.Module(body=[classes[cls]], type_ignores=[]), path, "exec"), namespace)  # noqa: S102
-        sections[section] = namespace[cls]
-        assert dataclasses.is_dataclass(sections[section]), f"{path}: {cls} must be a frozen dataclass"
-    return Declared(traits, sections)
+    return read_source(module)
 
 
 def traits(name: str) -> Traits:
@@ -419,7 +287,7 @@ def make(ctx):
     name = ctx.cfg.protocol.name
     if name in REGISTRY:
         return factory(name)(ctx)
-    with _Guard(f"protocol {name!r}'s factory ({_EXTERNAL.get(name)})"):
+    with _guard(f"protocol {name!r}'s factory ({_EXTERNAL.get(name)})"):
         return factory(name)(ctx)
 
 

@@ -1,0 +1,96 @@
+"""The one short table `benchmarks/gpu.sh` prints at its end, from the `tallysim bench --json` files it wrote.
+
+    python benchmarks/gpu_table.py OUT/table_cnn.json OUT/table_rest.json [...]
+
+One markdown row per (model, dtype, P), ready to paste into docs/gpu.md:
+
+  tallysim, plain vmap, dense   samples/s of the bench's `tallysim`, `vmap_ref` and `dense` rows
+  TFLOP/s tallysim, dense       samples/s x analytic training FLOPs per example / 1e12 (the rows' `tflops`)
+  tallysim / dense, vmap / dense  the fraction of the dense bound each reaches
+
+A file that is missing, empty or cut short (its part ran out of time before the first row) is named
+under the table instead of stopping it, so the table shows whatever the lease measured. Plain Python
+(no JAX): it runs even where the benchmark did not.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+COLUMNS = ("model", "dtype", "P", "tallysim", "plain vmap", "dense", "TFLOP/s tallysim", "TFLOP/s dense",
+           "tallysim / dense", "vmap / dense")
+IMPLS = {"tallysim": "tallysim", "vmap_ref": "plain vmap", "dense": "dense"}
+
+
+def load(paths) -> tuple[list[dict], list[str]]:
+    """The rows of every readable file, in order, and one line per file that gave none."""
+    rows, problems = [], []
+    for p in map(Path, paths):
+        try:
+            got = json.loads(p.read_text())
+        except FileNotFoundError:
+            problems.append(f"{p}: missing (its part did not run or wrote nothing)")
+            continue
+        except (OSError, ValueError) as e:
+            problems.append(f"{p}: unreadable ({e.__class__.__name__}: {e})")
+            continue
+        if not isinstance(got, list) or not got:
+            problems.append(f"{p}: no rows")
+            continue
+        rows += [r for r in got if isinstance(r, dict) and "impl" in r]
+    return rows, problems
+
+
+def _num(v) -> str:
+    return "-" if v is None else f"{v:,.0f}"
+
+
+def _tflops(v) -> str:
+    return "-" if v is None else f"{v:.3g}"
+
+
+def _ratio(a, b) -> str:
+    return f"{a / b:.2f}" if a and b else "-"
+
+
+def table(rows: list[dict], notes: list | None = None) -> str:
+    """The markdown table; a cell measured twice shows its later row, and `notes` (if given) says which."""
+    cells: dict[tuple, dict] = {}
+    for r in rows:
+        if r["impl"] in IMPLS:
+            cell = (r["model"], r["dtype"], r.get("peers", r.get("P")))
+            if r["impl"] in cells.get(cell, {}) and notes is not None:
+                notes.append(f"{' '.join(map(str, cell))} {r['impl']}: measured twice, the later row is shown "
+                             "(ratios mix runs)")
+            cells.setdefault(cell, {})[r["impl"]] = r
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    for (model, dtype, P), got in cells.items():
+        rate = {impl: got[impl]["samples_per_s"] if impl in got else None for impl in IMPLS}
+        tf = {impl: got[impl].get("tflops") if impl in got else None for impl in IMPLS}
+        lines.append("| " + " | ".join([model, dtype, str(P), _num(rate["tallysim"]), _num(rate["vmap_ref"]),
+                                        _num(rate["dense"]), _tflops(tf["tallysim"]), _tflops(tf["dense"]),
+                                        _ratio(rate["tallysim"], rate["dense"]),
+                                        _ratio(rate["vmap_ref"], rate["dense"])]) + " |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    paths = sys.argv[1:] if argv is None else argv
+    if not paths:
+        print("usage: python benchmarks/gpu_table.py BENCH.json [BENCH.json ...] (the files `tallysim bench "
+              "--json FILE` wrote)", file=sys.stderr)
+        return 2
+    rows, problems = load(paths)
+    device = next((r.get("device") for r in rows if r.get("device")), None)
+    if rows:
+        print(f"samples/s of local training (P x steps x batch / s) on {device}; TFLOP/s from analytic FLOPs "
+              "per example (tallysim/bench/flops.py); dense = one model, batch P x batch (the bound)")
+        print(table(rows, problems))
+    for line in problems:
+        print(f"  {line}")
+    return 0 if rows else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

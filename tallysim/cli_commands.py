@@ -1,0 +1,139 @@
+"""What each `tallysim` subcommand does once its arguments are parsed (`cmd_run`, `cmd_sweep`, ...):
+the handlers tallysim/cli_parser.py attaches to the subcommands and tallysim/cli.py calls.
+
+Each imports what it needs when called, so `run --help` and a refused config import no JAX.
+"""
+from __future__ import annotations
+
+import sys
+
+from tallysim.config import ConfigError
+
+
+def seed_list(items: list[str]) -> list[str]:
+    """`seed=0,1,2` in `run` means one program over consecutive seeds: seed=0 seeds=3."""
+    out = []
+    for item in items:
+        if item.startswith("seed=") and "," in item:
+            try:
+                seeds = [int(v) for v in item[5:].split(",")]
+            except ValueError:
+                raise ConfigError(f"{item!r}: expected comma-separated integers, e.g. seed=0,1,2") from None
+            if seeds != list(range(seeds[0], seeds[0] + len(seeds))):
+                raise ConfigError(f"{item!r}: seeds run as one program must be consecutive; use "
+                                  "seed=FIRST seeds=N, or `tallysim sweep seed=...` for separate runs")
+            out += [f"seed={seeds[0]}", f"seeds={len(seeds)}"]
+        else:
+            out.append(item)
+    return out
+
+
+def config_from_args(args):
+    """`--config` (and `--smoke`) with the key=value overrides on top; not validated yet."""
+    from tallysim import config
+    items = seed_list(args.overrides)
+    cfg = config.load_file(args.config, smoke=args.smoke) if args.config else config.Config()
+    return config.apply_overrides(cfg, items)
+
+
+def with_tracking(cfg, args):
+    from tallysim.tracking import with_tracking as flag
+    return flag(cfg, args)
+
+
+def _check(cfg) -> None:
+    from tallysim import config, validation
+    validation.check_read(config.validate(cfg))     # a field this protocol ignores: one line, before anything runs
+    for w in validation.warnings(config.validate(cfg)):
+        print(f"tallysim: warning: {w}", file=sys.stderr)
+
+
+def print_config(cfg) -> int:
+    """`run --print-config`: the resolved config as config.json would hold it (`--config` takes it back);
+    nothing runs, and neither JAX nor the data is loaded."""
+    import json
+    from tallysim import config
+    print(json.dumps(config.to_dict(config.validate(cfg)), indent=2))
+    return 0
+
+
+def cmd_run(args) -> int:
+    if args.print_config and args.resume:
+        raise ConfigError("--print-config prints the config a run would use; with --resume that is "
+                          "OUT/config.json: read it there")
+    if args.out is None and not args.print_config:
+        raise ConfigError("run needs --out DIR (the directory the run writes), or --print-config")
+    if args.print_config:
+        cfg = config_from_args(args)
+        _check(cfg)
+        return print_config(with_tracking(cfg, args))
+    from tallysim import run
+    from tallysim.results import metrics
+    if args.resume and args.overwrite:
+        raise ConfigError("--resume continues the run in --out and --overwrite replaces it; pass one")
+    if args.checkpoint_every is not None and args.checkpoint_every < 0:
+        raise ConfigError(f"--checkpoint-every {args.checkpoint_every}: allowed 0 (never) or a number of rounds")
+    if args.resume and not args.config and not args.overrides:
+        from tallysim import config, outdir
+        d = outdir.destination(args.out)
+        if not outdir.is_run_dir(d):
+            raise ConfigError(f"--resume: {args.out} is not a tallysim run directory")
+        cfg = config.load_file(str(d / metrics.CONFIG))     # the run's own config
+    else:
+        cfg = config_from_args(args)
+        _check(cfg)
+    cfg = with_tracking(cfg, args)
+    last = run.run(cfg, args.out, overwrite=args.overwrite, progress=not args.quiet,
+                   checkpoint_every=args.checkpoint_every, resume=args.resume)
+    print(metrics.summary_line(run.config.validate(cfg), last))
+    return 0
+
+
+def cmd_plot(args) -> int:
+    from tallysim.results.plot import plot_curves
+    print(plot_curves(args.runs, args.out, metric=args.metric, title=args.title, labels=args.label))
+    return 0
+
+
+def cmd_sweep(args) -> int:
+    from tallysim import sweep
+    return sweep.main(args)
+
+
+def cmd_pareto(args) -> int:
+    from tallysim.results import pareto
+    return pareto.main(args)
+
+
+def cmd_prepare(args) -> int:
+    from tallysim import data
+    for name in args.names:
+        print(f"{name}: {data.prepare(name, args.path)}")
+    return 0
+
+
+def cmd_figure(args) -> int:
+    from tallysim import figures
+    return figures.main(args)
+
+
+def cmd_bench(args) -> int:
+    from tallysim.bench import check_json_dest
+    check_json_dest(getattr(args, "json", None))      # before anything is measured
+    if getattr(args, "sample", 0) < 0:
+        raise ConfigError(f"--sample {args.sample}: allowed 0 (every run) or a number of runs to time")
+    if args.sweep:
+        from tallysim.bench import sweep as bench_sweep
+        return bench_sweep.main(args)
+    if getattr(args, "round", False):
+        from tallysim.bench import rounds as bench_round
+        return bench_round.main(args)
+    if getattr(args, "population", False):
+        from tallysim.bench import population as bench_population
+        return bench_population.main(args)
+    if args.devices:
+        from tallysim.bench import devices as bench_devices
+        return bench_devices.main(args)
+    from tallysim.bench import throughput as bench
+    bench.main(args)
+    return 0

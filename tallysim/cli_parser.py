@@ -1,0 +1,167 @@
+"""The `tallysim` command's argument parser: its subcommands, their options and help (`run --help` ends
+with the config reference), and the parsing that lets `key=value` items follow options.
+
+Plugins are loaded before it is built (tallysim/cli.py): their protocols and config fields appear in it.
+"""
+from __future__ import annotations
+
+import argparse
+
+from tallysim.cli_commands import cmd_bench, cmd_figure, cmd_pareto, cmd_plot, cmd_prepare, cmd_run, cmd_sweep
+
+
+def parser() -> argparse.ArgumentParser:
+    from tallysim import __version__
+    p = argparse.ArgumentParser(prog="tallysim", description="JAX simulator for communication-efficient "
+                                "federated learning (TallyTrain, soft-label distillation, FedAvg family).")
+    p.add_argument("--version", action="version", version=f"tallysim {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    from tallysim.config import help_table
+    r = sub.add_parser("run", help="run one configuration", epilog=help_table(),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    r.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config fields, e.g. peers=20")
+    r.add_argument("--config", help="JSON config file (overrides apply on top)")
+    r.add_argument("--smoke", action="store_true", help="apply the config file's `smoke` section")
+    r.add_argument("--out", help="output directory (must be empty unless --overwrite); required unless "
+                   "--print-config")
+    r.add_argument("--print-config", action="store_true", help="print the resolved config (JSON, as "
+                   "config.json would hold it) and exit without running; JAX is not imported")
+    r.add_argument("--overwrite", action="store_true", help="replace a non-empty output directory")
+    r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.add_argument("--checkpoint-every", type=int, metavar="K",
+                   help="save a checkpoint every K rounds (default: every 5 minutes; 0: never)")
+    r.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its checkpoint (same config; with no config "
+                   "given, the run's own config.json)")
+    r.add_argument("--tensorboard", metavar="DIR", help="also write the metrics, the config (hparams) and "
+                   "the final figure as TensorBoard events into DIR/<name of --out>-<hash of its path> (log.tensorboard)")
+    r.add_argument("--plugin", action="append", metavar="MODULE", help=PLUGIN_HELP)
+    r.set_defaults(fn=cmd_run)
+
+    sw = sub.add_parser("sweep", help="run the cross product of config values (resumable)",
+                        description="Run every combination of the listed values into OUT/<name>/ "
+                        "(name from the varying keys, e.g. protocol.name=tally__bridge.density=0.01). "
+                        "Complete runs (done.json) are skipped, partial ones rerun, so rerunning the "
+                        "same command resumes an interrupted sweep.")
+    sw.add_argument("axes", nargs="*", metavar="key=v1,v2,...",
+                    help="comma-separated values per key (one value = plain override); these replace "
+                    "the config file's `sweep` axes with the same key")
+    sw.add_argument("--config", help="JSON config file; its optional `sweep` section "
+                    '{"key": [values, ...]} adds axes')
+    sw.add_argument("--smoke", action="store_true", help="apply the config file's `smoke` section")
+    sw.add_argument("--out", required=True, help="sweep directory (one subdirectory per run, sweep.json)")
+    sw.add_argument("--quiet", action="store_true", help="no per-round progress bar")
+    sw.add_argument("--dry-run", action="store_true", help="validate and list the runs, run nothing")
+    sw.add_argument("--one-at-a-time", action="store_true",
+                    help="run each configuration as its own program (default: configurations that differ "
+                    "only in learning rates, weights, temperatures, partition, seed or rounds share one)")
+    sw.add_argument("--tensorboard", metavar="DIR", help="TensorBoard events of each run into DIR/<run name>-<hash>, "
+                    "its config as hparams, so TensorBoard's hparams view compares them (log.tensorboard)")
+    sw.add_argument("--plugin", action="append", metavar="MODULE", help=PLUGIN_HELP)
+    sw.set_defaults(fn=cmd_sweep)
+
+    pa = sub.add_parser("pareto", help="final/best accuracy vs total bits per peer, frontier per protocol")
+    pa.add_argument("runs", nargs="+", metavar="DIR",
+                    help="run directories or directories above them (e.g. a sweep's --out)")
+    pa.add_argument("--out", required=True, help="figure file (.png or .pdf); tables go next to it as "
+                    "<stem>_frontier.csv, <stem>_frontier.md, <stem>_points.csv")
+    pa.add_argument("--which", choices=("final", "best"), default="final",
+                    help="accuracy of the last evaluation or the best over rounds (default final)")
+    pa.add_argument("--metric", default="auto", help="accuracy column (default: acc_global if present "
+                    "else acc_mean)")
+    pa.add_argument("--title")
+    pa.set_defaults(fn=cmd_pareto)
+
+    pl = sub.add_parser("plot", help="accuracy vs cumulative bits per peer for run directories")
+    pl.add_argument("runs", nargs="+", help="run directories (each with metrics.jsonl)")
+    pl.add_argument("--out", required=True, help="figure file (.png or .pdf)")
+    pl.add_argument("--metric", default="auto", help="y column (default: acc_global if present else acc_mean; "
+                    "ppl: that model's test perplexity, next-token runs)")
+    pl.add_argument("--title")
+    pl.add_argument("--label", action="append", metavar="NAME", help="legend entry of each run, in order "
+                    "(repeat once per run; default: the protocol, plus what tells same-protocol runs apart)")
+    pl.set_defaults(fn=cmd_plot)
+
+    from tallysim.results import table
+    table.add_parser(sub)
+
+    pr = sub.add_parser("prepare", help="prepare datasets into the cache: fashion_mnist from Debian's "
+                        "dataset-fashion-mnist files when installed, --path from local IDX/npz files, else "
+                        "downloaded with tfds (needs TensorFlow and internet)")
+    pr.add_argument("names", nargs="+", help="tfds names, e.g. fashion_mnist cifar10 emnist/balanced")
+    pr.add_argument("--path", help="read IDX/npz files from this directory instead of downloading")
+    pr.set_defaults(fn=cmd_prepare)
+
+    f = sub.add_parser("figure", help="run and draw paper figures (fig1..fig10, robustness, or all)")
+    f.add_argument("figure", nargs="+", help="fig1 ... fig10, robustness, all, or a path to a figure config")
+    f.add_argument("--smoke", action="store_true", help="the few-minute version of each figure")
+    f.add_argument("--results", default="results", help="where the runs go (resumable)")
+    f.add_argument("--out", default="figures", help="where figures, CSV and tables go")
+    f.add_argument("--quiet", action="store_true", help="no per-round progress bars")
+    f.add_argument("--one-at-a-time", action="store_true",
+                   help="run each configuration as its own program (default: as `sweep`, shared programs)")
+    f.add_argument("--dry-run", action="store_true",
+                   help="validate, and print each group's runs and compiled programs; run nothing")
+    f.add_argument("--plugin", action="append", metavar="MODULE", help=PLUGIN_HELP)
+    f.set_defaults(fn=cmd_figure)
+
+    b = sub.add_parser("bench", help="samples/s of tallysim's round vs a per-peer loop and the plain-JAX "
+                       "yardstick, one table", description="Local-training samples/s of tallysim's round "
+                       "(peers grouped as a run groups them), its per-peer loop (conv=xla) and the plain-JAX "
+                       "vmap_ref yardstick and the dense bound (one model, batch P x batch). Full grid: --model mlp,lenet,cnn,resnet8 "
+                       "--peers 10,100,1000 --dtype float32,bfloat16 --steps 20; on a CPU the default is "
+                       "--model mlp,lenet,cnn --peers 10,100 --dtype float32 --steps 2, CNN at P=10 only (or --full).")
+    b.add_argument("--model", help="comma list of models (default: see above)")
+    b.add_argument("--peers", help="comma list of peer counts P")
+    b.add_argument("--dtype", help="comma list: float32, bfloat16")
+    b.add_argument("--steps", type=int, help="local steps per peer (20; 2 on a CPU)")
+    b.add_argument("--batch", type=int, default=32)
+    b.add_argument("--impl", help="comma list of tallysim, loop, vmap_ref, dense, torch_ref (default: all)")
+    b.add_argument("--loop-max", type=int, default=100, help="largest P timed as a per-peer loop")
+    b.add_argument("--repeats", type=int, default=3, help="timed runs per cell (median)")
+    b.add_argument("--conv", choices=("auto", "xla", "im2col"),
+                   help="model.conv of the tallysim column (default auto: im2col on a CPU, xla elsewhere)")
+    b.add_argument("--full", action="store_true", help="the full grid even on a CPU")
+    b.add_argument("--json", nargs="?", const="-", metavar="FILE",
+                   help="the rows as a JSON list: on stdout (table to stderr), or into FILE")
+    b.add_argument("--sweep", action="store_true",
+                   help="instead: time a fixed 108-run tally sweep grouped and one at a time (runs/hour, ratio)")
+    b.add_argument("--smoke", action="store_true", help="with --sweep: its 8-run, 3-round version")
+    b.add_argument("--data", help="with --sweep: fashion_mnist (default) or synthetic")
+    b.add_argument("--sample", type=int, default=0, metavar="N",
+                   help="with --sweep: time one at a time on N evenly spaced runs only (0: all)")
+    b.add_argument("--round", action="store_true",
+                   help="instead: a whole round of local, tally, softlabel, bridge and fedavg, each against local "
+                   "training alone (default: CNN, P=100, bfloat16 on an accelerator; MLP, P=10, float32 on a "
+                   "CPU; --model/--peers/--dtype/--steps change it)")
+    b.add_argument("--protocols", help="with --round: comma list (default: local,tally,softlabel,bridge,fedavg)")
+    b.add_argument("--devices", metavar="1,2,4,8",
+                   help="instead: samples/s of the CNN FedAvg round with 8 peers sharded over these device "
+                   "counts (on a CPU: XLA_FLAGS=--xla_force_host_platform_device_count=8)")
+    b.add_argument("--population", action="store_true",
+                   help="instead: FedAvg over 10^4, 10^5, 10^6 synthetic clients, 10 and 100 per round: peak RSS and "
+                   "s/round, server model alone (client_storage=auto) vs every client stacked (docs/population.md; "
+                   "--peers changes the populations)")
+    b.add_argument("--examples", type=int, help="with --population: examples per client (24)")
+    b.add_argument("--stacked-max", type=int, help="with --population: the largest population also timed stacked "
+                   "(100000)")
+    b.set_defaults(fn=cmd_bench)
+    return p
+
+
+PLUGIN_HELP = ("import this module first and add the protocols its PROTOCOLS lists (repeatable; also "
+               '"plugins": [...] in a config file, or a `tallysim.protocols` entry point)')
+
+
+def parse(argv):
+    """argparse, but `key=value` items may also follow options (`run --quiet rounds=1`)."""
+    p = parser()
+    args, extra = p.parse_known_args(argv)
+    dest = "overrides" if hasattr(args, "overrides") else "axes" if hasattr(args, "axes") else None
+    stray = [x for x in extra if dest is None or x.startswith("-") or "=" not in x]
+    if stray:
+        p.error(f"unrecognized arguments: {' '.join(stray)}")
+    if extra:
+        setattr(args, dest, list(getattr(args, dest)) + extra)
+    return args

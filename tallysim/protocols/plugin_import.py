@@ -1,0 +1,61 @@
+"""Importing a plugin's module so that whatever goes wrong is one line naming it: an exception (SystemExit
+too) raised on import, or a change to the built-in registry (tallysim.protocols.REGISTRY) made while the
+plugin's code ran, at import or in its factory. An installed package's broken plugin must not leave a
+traceback, nor another protocol running under a built-in's name.
+
+Imports nothing of tallysim but `fields`: it sits with the registry (tallysim/protocols/__init__.py),
+which hands itself in as `registry` (its module object) rather than being imported from here.
+"""
+from __future__ import annotations
+
+import importlib
+import sys
+
+from tallysim.fields import ConfigError
+
+
+def one_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__
+
+
+def warn(text: str) -> None:
+    print(f"tallysim: warning: {text}", file=sys.stderr)
+
+
+class RegistryGuard:
+    """Refuses a plugin that changed REGISTRY while it ran (at import, or in its factory): it would run
+    another protocol under a built-in's name, and config.json would record no plugin. The registry is
+    restored first."""
+
+    def __init__(self, where: str, registry):
+        self.where = where
+        self.registry = registry          # the module tallysim.protocols
+
+    def __enter__(self):
+        self.before = (self.registry.REGISTRY, dict(self.registry.REGISTRY))
+
+    def __exit__(self, *exc):
+        g = vars(self.registry)
+        if g["REGISTRY"] is self.before[0] and dict(g["REGISTRY"]) == self.before[1]:
+            return False
+        changed = sorted({k for k, _ in set(self.before[1].items()) ^ set(dict(g["REGISTRY"]).items())})
+        g["REGISTRY"] = self.before[0]
+        self.before[0].clear()
+        self.before[0].update(self.before[1])
+        raise ConfigError(f"{self.where} changed tallysim.protocols.REGISTRY ({', '.join(changed)}"
+                          "), which holds the built-in protocols; allowed: list new protocols, under new names, "
+                          "in the module's PROTOCOLS = {\"name\": \"factory\"}") from None
+
+
+def import_plugin(module: str, where: str, registry):
+    """Import a plugin's module; whatever it raises (SystemExit too) is one line naming it."""
+    try:
+        with RegistryGuard(where, registry):
+            return importlib.import_module(module)
+    except ConfigError:
+        raise
+    except (Exception, SystemExit) as e:  # noqa: BLE001 - whatever the plugin raised, say it in one line
+        raise ConfigError(f"{where} cannot be imported ({one_line(e)}); allowed: a module on the Python "
+                          "path that defines PROTOCOLS = {\"name\": \"factory\"} and does nothing else "
+                          "when imported") from None

@@ -1,0 +1,138 @@
+"""The headline numbers of metrics rows: which accuracy is a row's (the server model's, acc_global,
+where there is one, else the mean of the peers' own models, acc_mean), a run's (the final row's or the
+best over its rows), the mean over seeds of per-seed rows, the one-line summary of a finished run, and
+the same model's perplexity and per-client accuracy on text tasks.
+
+Re-exported by tallysim/results/metrics.py, the run directory's schema, under the same names; like it,
+imports nothing above it and no JAX.
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import numpy as np
+
+from tallysim.config import ConfigError
+from tallysim.results.rows import PEER_PLACES
+
+HEADLINE = ("acc_global", "acc_mean")                     # the server model, else the peers' mean
+HONEST = ("acc_global", "acc_mean_honest", "acc_mean")    # ... else the honest peers' mean (faults)
+WHICH = ("final", "best")
+
+
+def is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def headline_key(row: dict, keys: tuple = HEADLINE) -> str:
+    """The first of `keys` the row has a value for (the last one when it has none)."""
+    for k in keys[:-1]:
+        if row.get(k) is not None:
+            return k
+    return keys[-1]
+
+
+def accuracy(row: dict, keys: tuple = HEADLINE) -> float:
+    """The row's headline accuracy: acc_global where there is a server model, else acc_mean."""
+    return row[headline_key(row, keys)]
+
+
+def accuracy_std(row: dict, keys: tuple = HEADLINE) -> tuple[float, float]:
+    """(headline accuracy, its std over seeds; 0.0 for one seed)."""
+    k = headline_key(row, keys)
+    return row[k], row.get(k + "_std", 0.0)
+
+
+def metric(row: dict, name: str = "auto"):
+    """The row's value of column `name` (`auto`: the headline accuracy; `ppl`: the headline model's
+    perplexity, next-token runs); None when not a number."""
+    if name == "ppl" and "ppl" not in row:
+        v = text_headline(row)["ppl"]
+    else:
+        v = row.get(headline_key(row)) if name == "auto" else row.get(name)
+    return v if is_number(v) else None
+
+
+def final_best(rows: list[dict], name: str = "auto") -> tuple[Optional[float], Optional[float]]:
+    """A run's (final, best) value of a metric: the last row's, and the largest over its rows (NaN
+    and missing values left out); None where there is none."""
+    values = [float(v) for v in (metric(r, name) for r in rows) if v is not None and not math.isnan(v)]
+    last = metric(rows[-1], name) if rows else None
+    final = None if last is None or math.isnan(last) else float(last)
+    return final, (max(values) if values else None)
+
+
+def run_accuracy(rows: list[dict], which: str = "final", name: str = "auto") -> Optional[float]:
+    """A run's headline number: the final (`which="final"`) or the best (`"best"`) value of a metric."""
+    return final_best(rows, name)[WHICH.index(check_which(which))]
+
+
+def check_which(which: str) -> str:
+    if which not in WHICH:
+        raise ConfigError(f"--which={which!r} is not known; allowed: {', '.join(WHICH)}")
+    return which
+
+
+def bits_to_target(rows: list[dict], target: float):
+    """Cumulative bits per peer at the first evaluation reaching `target` accuracy (None if never)."""
+    for r in rows:
+        if accuracy(r) >= target:
+            return r["bits_per_peer"]
+    return None
+
+
+# ----------------------------------------------------------------------------- seeds and summary
+
+def aggregate(rows: list[dict], seeds: list) -> dict:
+    """One metrics row from per-seed rows: the mean under the usual keys, `<key>_std`, `per_seed`
+    (wall_s: the largest; a key that is null for some seed: null; a list, acc_peers: the element-wise
+    mean, no std)."""
+    if len(rows) == 1:
+        return rows[0]
+    out, per_seed = {"round": rows[0]["round"], "seeds": seeds}, {}
+    for k in rows[0]:
+        if k == "round":
+            continue
+        vals = [r[k] for r in rows]
+        if k == "wall_s":
+            out[k] = max(vals)
+        elif any(isinstance(v, list) for v in vals):    # acc_peers: peer i's mean over seeds; each seed's list kept
+            out[k] = [round(float(x), PEER_PLACES) for x in np.mean(np.asarray(vals, float), axis=0)]
+            per_seed[k] = vals
+        elif any(v is None for v in vals):
+            out[k] = None
+        else:
+            out[k] = float(np.mean(vals))
+            out[k + "_std"] = float(np.std(vals))
+            per_seed[k] = vals
+    out["per_seed"] = per_seed
+    return out
+
+
+def summary_line(cfg, last: dict) -> str:
+    """One line for a finished run: `cfg` a Config (protocol.name, rounds, peers, seeds, data.name), `last`
+    its last metrics row (plus `out`, the run directory, if it was written)."""
+    k = headline_key(last)
+    acc, std = last.get(k), last.get(k + "_std")
+    seeds = f" x {cfg.seeds} seeds" if cfg.seeds > 1 else ""
+    ppl = text_headline(last)["ppl"]        # next-token runs: the headline model's perplexity
+    return (f"{cfg.protocol.name}: {cfg.rounds} rounds, {cfg.peers} peers{seeds} on {cfg.data.name} -> "
+            f"accuracy {acc:.4f}" + (f" +- {std:.4f}" if std is not None else "")
+            + (f" (peer mean {last['acc_mean']:.4f}, ensemble {last['acc_ensemble']:.4f})"
+               if last.get("acc_mean") is not None else " (server model; no client model is kept)") + ", "
+            + ("" if ppl is None else f"perplexity {ppl:.4g}, ") +
+            f"{last['bits_per_peer'] / 8e6:.4g} MB per peer, {last['wall_s']:.1f} s"
+            + (f"; results in {last['out']}" if last.get("out") else ""))
+
+
+# The text columns beside a row's headline accuracy: the same model's perplexity and per-client
+# accuracy (the server model's on every client, else each peer's own on its own client).
+TEXT_HEADLINE = {"acc_global": ("ppl_global", "acc_client_mean", "acc_client_p10"),
+                 "acc_mean": ("ppl_mean", "acc_own_mean", "acc_own_p10")}
+
+
+def text_headline(row: dict) -> dict:
+    """{ppl, client_mean, client_p10} of the row's headline model (None where the run has none)."""
+    keys = TEXT_HEADLINE.get(headline_key(row), (None, None, None))
+    return {name: row.get(k) if k else None for name, k in zip(("ppl", "client_mean", "client_p10"), keys)}

@@ -1,0 +1,107 @@
+"""Writing a metrics row: the row of one lane at an evaluation round, as run.py appends it to
+metrics.jsonl (its keys are in docs/protocols.md), with the per-group keys (model.groups) and the text
+keys (perplexity, per-client accuracy).
+
+Re-exported by tallysim/results/metrics.py, the run directory's schema, under the same names; like it,
+imports nothing above it and no JAX (the evaluation's arrays arrive as NumPy-convertible values).
+"""
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+PROBE_KEYS = ("consensus_acc", "vote_acc", "softavg_acc", "agreement", "wrong_confidence", "vote_acc_honest",
+              "softavg_acc_honest")
+# Scalars a protocol's round reports of itself (null in the rows of protocols that do not compute them):
+# the share of the round's probes kept after abstention (tally, bridge), whether bridge merged this round
+# and the merged update's non-zeros, FedDF's last server distillation loss. The row holds the
+# evaluation round's value, as train_loss does.
+ROUND_KEYS = {"kept": float, "merged": int, "nnz": int, "feddf_loss": float}
+
+
+PEER_PLACES = 4
+
+
+def lane_row(ev: dict, info: dict, led, j: int, r: int, t0: float, own_keys: dict = None,
+             groups: tuple = ()) -> dict:
+    """The metrics row of lane j (an index into the chunk) at evaluation round r. `own_keys`: the
+    protocol's own row scalars (Protocol.row_keys, name -> int or float), after ROUND_KEYS.
+    `groups` (model.groups): (name, lo, hi, active, all active) per group, for its GROUP_KEYS."""
+    acc = ev["acc_P"][j]
+    some = acc.size > 0         # none under client_storage=auto (a stateless protocol keeps no client model)
+    row = {"round": r, **led.row(),
+           "acc_mean": float(acc.mean()) if some else None, "acc_min": float(acc.min()) if some else None,
+           "acc_max": float(acc.max()) if some else None,
+           # every peer's own test accuracy, peer order, rounded to 4 places (within 5e-5, far below a
+           # seed's spread; 7 characters a peer keep a 1000-peer row near 8 kB)
+           "acc_peers": [round(float(a), PEER_PLACES) for a in acc],
+           "acc_global": None if ev["acc_global"] is None else float(ev["acc_global"][j]),
+           "acc_ensemble": float(ev["acc_ensemble"][j]) if some else None,
+           "eval_peers": int(acc.size),      # the client models evaluated (eval_peers, eval_sample)
+           "train_loss": float(info["train_loss"][j])}
+    # faults.py: faulty peers this round, and the mean test accuracy of the others (null if none)
+    row["faulty"] = int(info["faulty"][j]) if "faulty" in info else 0
+    honest = np.ones(acc.shape, bool)
+    if "faulty_P" in info:          # of the peers evaluated: 0..N-1, or (eval_sample=random) the lane's sample
+        pick = ev.get("eval_idx")
+        honest = ~np.asarray(info["faulty_P"][j], bool)
+        honest = honest[pick[j]] if pick is not None else honest[:acc.shape[0]]
+    row["acc_mean_honest"] = float(acc[honest].mean()) if some and honest.any() else None
+    for k in PROBE_KEYS:
+        row[k] = float(info[k][j]) if k in info and math.isfinite(info[k][j]) else None
+    for k, cast in {**ROUND_KEYS, **(own_keys or {})}.items():
+        row[k] = cast(info[k][j]) if k in info and math.isfinite(info[k][j]) else None
+    for name, lo, hi, active, total in groups:
+        row.update(group_row(name, acc[lo:hi], led, hi - lo, active, total))
+    row.update(text_row(ev, j))
+    row["wall_s"] = round(time.perf_counter() - t0, 3)
+    return row
+
+
+# model.groups: a row's keys per group, `<key>@<group name>` (docs/groups.md)
+GROUP_KEYS = ("acc_mean", "acc_min", "acc_max", "bits_up", "bits_down", "bits_per_peer")
+
+
+def group_row(name: str, acc, led, peers: int, active: int, total: int) -> dict:
+    """One group's keys. Every active peer of a prediction-exchanging protocol sends and receives the
+    same bits in a round (groups refuse dropout), so the group's share of the ledger's totals is exactly
+    active / all active (a Python int: each round's total is a multiple of all active)."""
+    up, down = led.up * active // total, led.down * active // total
+    return {f"acc_mean@{name}": float(acc.mean()), f"acc_min@{name}": float(acc.min()),
+            f"acc_max@{name}": float(acc.max()), f"bits_up@{name}": up, f"bits_down@{name}": down,
+            f"bits_per_peer@{name}": (up + down) / peers}
+
+
+CLIENT_PERCENTILE = 10
+
+
+def client_stats(hits_K, scored_K, keep_K=None) -> tuple:
+    """(mean, 10th percentile) over clients of per-client accuracy hits_k / scored_k, each client
+    weighing the same, over the clients with a scored test target (and keep_K); (None, None) if none.
+    The percentile is numpy's default (linear interpolation between the closest ranks)."""
+    hits, scored = np.asarray(hits_K, float), np.asarray(scored_K, float)
+    ok = scored > 0 if keep_K is None else (scored > 0) & np.asarray(keep_K, bool)
+    if not ok.any():
+        return None, None
+    acc = hits[ok] / scored[ok]
+    return float(acc.mean()), float(np.percentile(acc, CLIENT_PERCENTILE))
+
+
+def text_row(ev: dict, j: int) -> dict:
+    """The row keys evaluate() adds on next-token tasks (perplexity) and on datasets with clients
+    (per-client accuracy); {} for the others, whose rows are as before."""
+    row = {}
+    if ev.get("ppl_P") is not None:
+        ppl = np.asarray(ev["ppl_P"][j], float)
+        row["ppl_mean"] = float(ppl.mean()) if ppl.size else None     # none: client_storage=auto
+        row["ppl_global"] = None if ev.get("ppl_global") is None else float(ev["ppl_global"][j])
+    if ev.get("client_scored_K") is not None:
+        scored = ev["client_scored_K"][j]
+        glob = ev.get("client_global_K")
+        row["acc_client_mean"], row["acc_client_p10"] = (
+            (None, None) if glob is None else client_stats(glob[j], scored))
+        row["acc_own_mean"], row["acc_own_p10"] = client_stats(ev["client_own_K"][j], scored,
+                                                               ev["client_held_K"][j])
+    return row
