@@ -166,7 +166,8 @@ def check_resume(cfg, out) -> tuple[Path, dict]:
     if not (d / FILE).is_file():
         raise ConfigError(_nothing_to_resume(d, out))
     meta = read_meta(d)                 # unreadable checkpoint: say so before comparing configs
-    now = json.loads(json.dumps(config.to_dict(config.validate(cfg))))   # as saved: tuples are lists
+    cfg = config.validate(cfg)
+    now = json.loads(json.dumps(config.to_dict(cfg)))   # as saved: tuples are lists
     written = meta.get("config")
     if isinstance(written, dict):
         was, is_ = (written.get("protocol") or {}).get("name"), now["protocol"]["name"]
@@ -174,10 +175,34 @@ def check_resume(cfg, out) -> tuple[Path, dict]:
             raise ConfigError(f"--resume: {d / FILE} was computed by protocol {was!r} but the config now "
                               f"names {is_!r} ({d / CONFIG} edited?); resume with protocol.name={was}, or "
                               "start again with --overwrite")
+        _refuse_storage_change(d, written, cfg)
         _refuse_diff(config.diff(written, now), f"the config {d / FILE} was computed under")
     saved = json.loads(json.dumps(config.to_dict(config.validate(config.load_file(str(d / CONFIG))))))
+    _refuse_storage_change(d, saved, cfg)     # a checkpoint without its config: config.json's storage
     _refuse_diff(config.diff(saved, now), str(d / CONFIG))
     return d, read_meta(d, config.validate(cfg))
+
+
+def _held(storage: str, cfg) -> str:
+    """What the run's state holds under `storage` (the checkpoint's arrays follow it)."""
+    from tallysim import protocols
+    keeps = protocols.client_state(cfg)
+    if storage == "auto" and not keeps:
+        return "the server model only"
+    return "every client's model" + (f" ({keeps})" if storage == "auto" else "")
+
+
+def _refuse_storage_change(d: Path, written: dict, cfg) -> None:
+    """A checkpoint of one client_storage resumed under another: refused in one line before anything
+    compiles, saying what each holds. The run's numbers are the storage's own (the two storages compile
+    to different programs: float rounding, docs/population.md), so a run that changed storage halfway
+    would match neither; it continues under the storage it started with or starts again."""
+    was, is_ = written.get("client_storage"), cfg.client_storage
+    if was is None or was == is_:
+        return
+    raise ConfigError(f"--resume: {d / FILE} was computed with client_storage={was} (its state: "
+                      f"{_held(was, cfg)}) but this config sets client_storage={is_} ({_held(is_, cfg)}); "
+                      f"allowed: resume with client_storage={was}, or start again with --overwrite")
 
 
 def _refuse_diff(diff: list, what: str) -> None:

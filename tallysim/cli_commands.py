@@ -82,6 +82,10 @@ def cmd_run(args) -> int:
     else:
         cfg = config_from_args(args)
         _check(cfg)
+        from tallysim import sizing
+        hint = sizing.storage_hint(cfg)      # a stateless protocol paying for every client's model
+        if hint:
+            print(f"tallysim: note: {hint}", file=sys.stderr)
     cfg = with_tracking(cfg, args)
     last = run.run(cfg, args.out, overwrite=args.overwrite, progress=not args.quiet,
                    checkpoint_every=args.checkpoint_every, resume=args.resume)

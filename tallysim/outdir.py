@@ -20,7 +20,7 @@ from pathlib import Path
 
 from tallysim import atomic
 from tallysim.config import ConfigError
-from tallysim.results.metrics import CONFIG, DONE, ERROR, METRICS, PARTITION
+from tallysim.results.metrics import CONFIG, DONE, ERROR, METRICS, PARTITION, PARTITION_CLIENTS
 from tallysim.validation import MAX_NAME      # one limit for every name that becomes a path component
 
 MARKER = ".tallysim-run"
@@ -28,7 +28,7 @@ CHECKPOINT = "checkpoint.npz"    # checkpoint.FILE (that module imports JAX; thi
 LOCK = ".tallysim-lock"          # flock'ed while a run, --resume or --overwrite writes the directory
 # Everything a run directory may hold; only these names are ever deleted (the lock file never is:
 # unlinking a held lock would let a third process lock a new file of the same name).
-RUN_FILES = frozenset({MARKER, LOCK, CONFIG, PARTITION, METRICS, ERROR, DONE,
+RUN_FILES = frozenset({MARKER, LOCK, CONFIG, PARTITION, PARTITION_CLIENTS, METRICS, ERROR, DONE,
                        CHECKPOINT, CHECKPOINT + ".tmp", METRICS + ".tmp"})
 _BAD_CHARS = re.compile(r"[/\\\x00-\x1f]")
 

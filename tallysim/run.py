@@ -36,6 +36,7 @@ from tallysim.data.partition import convention
 from tallysim.results.metrics import (CONFIG, ERROR, METRICS, PARTITION, PROBE_KEYS, ROUND_KEYS,  # noqa: F401
                                       aggregate, lane_row)
 from tallysim.programs import chunk_inputs, eval_clients, initial_state, round_programs  # noqa: F401
+from tallysim.results import partition_file
 from tallysim.results.runs import Results
 from tallysim.sim import comm, fed, mesh, peers, tasks
 from tallysim.sim.evaluate import evaluate
@@ -230,16 +231,13 @@ def _write_run_files(b: Built, i: int, out_dir: Path, chunk: int) -> None:
     doc = config.to_dict(cfg)
     doc["placement"] = mesh.plan(1 if b.ctx.model_groups else cfg.devices, min(chunk, len(b.seeds)), cfg.peers).note
     _write_json(out_dir / CONFIG, doc, indent=2)
-    each = [{"seed": b.seeds[j], "shard_sizes": b.class_counts[j].sum(1).tolist(),
-             "class_counts": b.class_counts[j].tolist()} for j in lanes_i]
-    if cfg.faults.kind != "none":       # the seed's fixed faulty set (faults.redraw=true: the warm-up's)
-        for e, j in zip(each, lanes_i):
-            e["faulty_peers"] = np.flatnonzero(np.asarray(b.fed.faulty_P[j])).tolist()
-    part = {"dataset": b.dataset, "peers": cfg.peers, "partition": config.to_dict(cfg)["partition"],
-            "convention": convention(cfg.partition), **each[0]}
-    if len(each) > 1:
-        part["per_seed"] = each
-    _write_json(out_dir / PARTITION, part)
+    # the seed's fixed faulty set (faults.redraw=true: the warm-up's)
+    faulty = [np.asarray(b.fed.faulty_P[j]) for j in lanes_i] if cfg.faults.kind != "none" else None
+    head = {"dataset": b.dataset, "peers": cfg.peers, "partition": config.to_dict(cfg)["partition"],
+            "convention": convention(cfg.partition)}
+    # above partition_file.FULL_LISTS_MAX peers: a summary, the per-client arrays in partition_clients.npz
+    partition_file.write(out_dir, head, [b.seeds[j] for j in lanes_i], [b.class_counts[j] for j in lanes_i],
+                         faulty)
 
 
 def _write_json(path: Path, obj, indent=None) -> None:

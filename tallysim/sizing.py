@@ -73,12 +73,7 @@ def estimate_bytes(cfg) -> list[tuple[str, int, str]]:
     traits = protocols.traits(cfg.protocol.name)
     act = max(dim, w if cfg.model.name == "mlp" else 0)              # floats per example per layer, roughly
     probe_rows = (cfg.distill.batch_size or cfg.batch_size) if traits.distill else 0
-    if cfg.model.name == "mlp":
-        params = dim * w + w * w + w * classes
-    elif cfg.model.name == "cnn":
-        params = 64 * (dim // (16 * channels)) * 512 + 512 * classes
-    else:
-        params = 100_000 + 128 * classes
+    params = model_params(cfg.model.name, w, dim, classes, channels)
     active = max(1, int(round(cfg.participation * cfg.peers)))
     kept = protocols.client_state(cfg)          # "" : the clients keep nothing between rounds
     cohort = cfg.client_storage == "auto" and not kept
@@ -120,6 +115,46 @@ def estimate_bytes(cfg) -> list[tuple[str, int, str]]:
                 ("the synthetic class prototypes", 4 * 3 * d.num_classes * coarse * d.input_shape[-1],
                  "data.num_classes")]
     return out
+
+
+def model_params(name: str, width: int, dim: int, classes: int, channels: int) -> int:
+    """A model's parameters, roughly (the estimate's unit: 3 float32 copies each, params and moments)."""
+    if name == "mlp":
+        return dim * width + width * width + width * classes
+    if name == "cnn":
+        return 64 * (dim // (16 * channels)) * 512 + 512 * classes
+    return 100_000 + 128 * classes
+
+
+HINT_BYTES = 2**30      # stacked client models past this, for a protocol that could hold the cohort alone
+
+
+def storage_hint(cfg) -> str | None:
+    """A note for a run that pays for every client's model when it need not: a stateless protocol
+    (protocols.client_state) under client_storage=stacked, a cohort per round, and the stacked models
+    past HINT_BYTES. The default stays stacked so earlier results reproduce bit for bit
+    (docs/population.md); this says what switching would save, once, before the run starts."""
+    if cfg.client_storage != "stacked" or cfg.participation >= 1 or protocols.client_state(cfg):
+        return None
+    stacked, cohort = _models_bytes(cfg)
+    if stacked < HINT_BYTES:
+        return None
+    active = max(1, int(round(cfg.participation * cfg.peers)))
+    return (f"{cfg.protocol.name} keeps no client state, but client_storage=stacked holds all {cfg.peers:,} "
+            f"clients' models (about {fmt(stacked)}); client_storage=auto would hold the server model and the "
+            f"{active:,} active ones (about {fmt(cohort)}), same numbers up to float rounding "
+            "(docs/population.md)")
+
+
+def _models_bytes(cfg) -> tuple[int, int]:
+    """(every client's models, the server's and the cohort's), as estimate_bytes counts them."""
+    d = cfg.data
+    synthetic = d.name == "synthetic"
+    dim, classes = (math.prod(d.input_shape), d.num_classes) if synthetic else KNOWN_SHAPES.get(d.name, (784, 10))
+    channels = d.input_shape[-1] if synthetic and len(d.input_shape) > 1 else 3 if dim == 3072 else 1
+    params = model_params(cfg.model.name, cfg.model.width, dim, classes, channels)
+    active = max(1, int(round(cfg.participation * cfg.peers)))
+    return 4 * 3 * params * cfg.peers, 4 * 3 * params * (active + 1)
 
 
 def fmt(n: float) -> str:

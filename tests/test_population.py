@@ -253,3 +253,23 @@ def test_own_client_peers_map_into_the_eval_sample():
     own = np.array([[3, 0, -1, 7, 3], [2, 2, 5, -1, 9]])
     pick = np.array([[0, 3, 9], [1, 2, 9]])
     np.testing.assert_array_equal(peers.sample_positions(own, pick), [[1, 0, -1, -1, 1], [1, 1, -1, -1, 2]])
+
+
+def test_storage_hint_says_what_auto_would_save_only_where_it_applies(tmp_path, capsys, monkeypatch):
+    big = ["protocol.name=fedavg", "peers=100000", "participation=0.0001", "model.width=200"]
+
+    def cfg_of(items):
+        return config.apply_overrides(config.Config(), items)
+    hint = sizing.storage_hint(cfg_of(big))
+    # 100,000 MLPs of 784-200-200-10 (198,800 parameters), 3 float32 copies: 239 GB; the cohort's 11: 26.2 MB
+    assert hint and "100,000 clients' models (about 239 GB)" in hint and "the 10 active ones (about 26.2 MB)" in hint
+    for items in (big + ["client_storage=auto"], big + ["participation=1"],
+                  ["protocol.name=tally", "peers=100000", "participation=0.0001", "model.width=200"],
+                  ["protocol.name=fedavg", "peers=100", "participation=0.1"]):
+        assert sizing.storage_hint(cfg_of(items)) is None, items
+    monkeypatch.setattr(run, "run", lambda *a, **k: {})            # the note comes before anything runs
+    monkeypatch.setattr(sizing, "HINT_BYTES", 1)
+    monkeypatch.setattr(metrics, "summary_line", lambda *a: "")
+    cli.main(["run", "protocol.name=fedavg", "peers=10", "participation=0.5", "data.name=synthetic",
+              "--out", str(tmp_path / "o")])
+    assert "tallysim: note: fedavg keeps no client state" in capsys.readouterr().err

@@ -62,14 +62,15 @@ def ragged(parts) -> Ragged:
 COUNT_BLOCK = 1 << 15           # clients per bincount in class_counts: bounds its temporaries
 
 
-def class_counts(labels: np.ndarray, parts: Ragged, num_classes: int) -> np.ndarray:
+def class_counts(labels: np.ndarray, parts: Ragged, num_classes: int, dtype=np.int64) -> np.ndarray:
     """[P, C] examples of each class per client (partition.class_counts for a Ragged): one bincount
-    per block of COUNT_BLOCK clients, so the temporaries stay a block's size, not 10^7 int64s."""
+    per block of COUNT_BLOCK clients, so the temporaries stay a block's size, not 10^7 int64s.
+    `dtype` int32 halves the result (80 MB at 10^6 clients of 10 classes, kept by the build)."""
     P = len(parts)
     if labels.ndim > 1:       # sequences: [P, 1] sequences per client
-        return parts.sizes.reshape(P, 1).astype(np.int64)
+        return parts.sizes.reshape(P, 1).astype(dtype)
     labels = labels.reshape(-1)
-    out = np.zeros((P, num_classes), np.int64)
+    out = np.zeros((P, num_classes), dtype)
     for a in range(0, P, COUNT_BLOCK):          # ceil(P / 2^15) blocks, never a loop over clients
         b = min(P, a + COUNT_BLOCK)
         lo, hi = parts.offsets[a], parts.offsets[b - 1] + parts.sizes[b - 1]

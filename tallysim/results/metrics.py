@@ -2,7 +2,8 @@
 
 A `tallysim run --out DIR` directory (run.py) holds
     config.json      the fully resolved config (plus `placement`, and `resumed` after a resume)
-    partition.json   per-peer class counts of the first seed (`per_seed`: every seed's)
+    partition.json   per-peer class counts of the first seed (`per_seed`: every seed's); above 10,000
+                     peers a summary, the per-peer arrays in partition_clients.npz beside it
     metrics.jsonl    one row per evaluation (keys in docs/protocols.md); with several seeds the mean
                      under the usual keys, `<key>_std` and `per_seed` lists (`aggregate`)
     error.txt        the run failed
@@ -35,9 +36,11 @@ from tallysim.results.headline import (HEADLINE, HONEST, TEXT_HEADLINE, WHICH, a
                                        is_number, metric, run_accuracy, summary_line, text_headline)
 from tallysim.results.rows import (CLIENT_PERCENTILE, GROUP_KEYS, PEER_PLACES, PROBE_KEYS, ROUND_KEYS,  # noqa: F401
                                    client_stats, group_row, lane_row, text_row)
+from tallysim.results import partition_file
 
 CONFIG = "config.json"
 PARTITION = "partition.json"
+PARTITION_CLIENTS = partition_file.CLIENTS      # beside partition.json above 10,000 peers
 METRICS = "metrics.jsonl"
 ERROR = "error.txt"
 DONE = "done.json"
@@ -121,8 +124,9 @@ def read_run(run_dir) -> tuple[dict, list[dict]]:
 
 
 def read_partition(run_dir) -> dict:
-    """A run directory's partition.json (dataset, peers, class_counts [P][C], ...)."""
-    return _json(Path(run_dir) / PARTITION)
+    """A run directory's partition.json (dataset, peers, class_counts [P][C], ...); above 10,000 peers
+    with its per-client arrays read back from partition_clients.npz (results/partition_file.py)."""
+    return partition_file.read(run_dir, _json(Path(run_dir) / PARTITION))
 
 
 def read_sweep(sweep_dir) -> dict:
