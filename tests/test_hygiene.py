@@ -120,6 +120,7 @@ LAYERS = [
     ["tallysim", "tallysim.fields"],
     ["tallysim.protocols", "tallysim.protocols.declaration", "tallysim.protocols.plugin_import",
      "tallysim.plugin_rules", "tallysim.sizing", "tallysim.privacy"],
+    ["tallysim.schema_sections"],
     ["tallysim.schema"],
     ["tallysim.schema_text"],
     ["tallysim.model_groups"],
@@ -263,7 +264,7 @@ def test_the_layering_rule_catches_a_cycle_and_an_upward_import():
 # Small modules (docs/layout.md): none over 400 lines. The exceptions are named, each to be split when
 # the work on it allows; a module may leave this list, never join it.
 MAX_LINES = 400
-OVER_MAX_LINES = {"schema.py", "validation.py", "protocols/base.py"}
+OVER_MAX_LINES = {"validation.py", "protocols/base.py"}
 
 
 def _too_long(package: Path, exceptions: set) -> list:
