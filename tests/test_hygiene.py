@@ -124,7 +124,8 @@ LAYERS = [
     ["tallysim.schema"],
     ["tallysim.schema_text"],
     ["tallysim.model_groups"],
-    ["tallysim.validation", "tallysim.robust_checks"],
+    ["tallysim.field_checks"],
+    ["tallysim.validation", "tallysim.robust_checks", "tallysim.config_rules"],
     ["tallysim.config"],
     ["tallysim.data", "tallysim.results", "tallysim.results.metrics", "tallysim.outdir", "tallysim.checkpoint", "tallysim.atomic"],
     ["tallysim.results.plot", "tallysim.results.pareto", "tallysim.results.runs", "tallysim.progress",
@@ -264,7 +265,7 @@ def test_the_layering_rule_catches_a_cycle_and_an_upward_import():
 # Small modules (docs/layout.md): none over 400 lines. The exceptions are named, each to be split when
 # the work on it allows; a module may leave this list, never join it.
 MAX_LINES = 400
-OVER_MAX_LINES = {"validation.py", "protocols/base.py"}
+OVER_MAX_LINES = {"protocols/base.py"}
 
 
 def _too_long(package: Path, exceptions: set) -> list:

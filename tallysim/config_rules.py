@@ -1,0 +1,189 @@
+"""The cross-field rules of a Config: what one field allows given the others (the protocol's traits,
+faults, privacy, model.groups, the cohort draw), and the fields the chosen protocol would silently
+ignore (`check_read`). Split from validation.py, which runs them (`validate`) and re-exports
+`check_read` and `MESSAGE_FAULTS`.
+
+Each failure is a `ConfigError` with one line naming the fields, the bad values and what is allowed.
+"""
+from __future__ import annotations
+
+from tallysim import model_groups, protocols, robust_checks
+from tallysim.field_checks import _choices, check_ranges, check_types, show
+from tallysim.schema import FAULT_KINDS, PARAM_ATTACKS, Config, ConfigError, declared, get_field
+from tallysim.schema_text import show_default
+
+
+def _rules(cfg: Config) -> None:
+    if cfg.data.name == "files" and not cfg.data.path:
+        raise ConfigError("data.name=files needs data.path=DIR (a directory of IDX or .npz files)")
+    if cfg.probe.source == "files":
+        raise ConfigError("probe.source=files is not supported (data.path belongs to the training data); "
+                          "import the pool's files first with `python -m tallysim prepare NAME --path DIR` "
+                          "and set probe.source=NAME")
+    reason = protocols.traits(cfg.protocol.name).shared_init
+    if reason and cfg.init.shared is False:
+        free = [n for n in protocols.names() if not protocols.traits(n).shared_init]
+        raise ConfigError(f"{cfg.protocol.name} needs a shared init ({reason}); remove init.shared=false "
+                          f"(it is only for {'/'.join(free)})")
+    reason = protocols.traits(cfg.protocol.name).sgd_only
+    if reason and (cfg.optim.name != "sgd" or cfg.optim.momentum > 0):
+        now = f"optim.name={cfg.optim.name}" if cfg.optim.name != "sgd" else f"optim.momentum={cfg.optim.momentum}"
+        raise ConfigError(f"{now} is not allowed with protocol.name={cfg.protocol.name}: {reason}; allowed: "
+                          f"optim.name=sgd with optim.momentum=0")
+    if cfg.eval_sample == "random" and cfg.eval_peers is not None and cfg.model.groups:
+        raise ConfigError("eval_sample=random is not supported with model.groups (each group stacks its own "
+                          "peers); allowed: eval_sample=first, or no model.groups")
+    _fault_rules(cfg)
+    _privacy_rules(cfg)
+    _group_rules(cfg)
+    _cohort_rules(cfg)
+
+
+def _group_rules(cfg: Config) -> None:
+    """model.groups: each group's own fields checked as a run of its own would be, then the groups' rules."""
+    for g in model_groups.parse(cfg.model.groups):
+        gcfg = model_groups.group_config(cfg, g)
+        try:
+            check_types(gcfg)
+            for key, allowed in _choices().items():
+                if key.startswith(("model.", "optim.")) and get_field(gcfg, key) not in allowed:
+                    raise ConfigError(f"{key}={show(get_field(gcfg, key))} is not known; allowed: "
+                                      f"{', '.join(map(str, allowed))}")
+            check_ranges(gcfg)
+        except ConfigError as e:
+            raise ConfigError(f"model.groups, group {g.name}: {e}") from None
+    model_groups.check(cfg)
+
+
+def _cohort_rules(cfg: Config) -> None:
+    """participation_rule=size and cohort_draw=sequential only where there is a cohort to draw, and size
+    only where nothing assumes uniform draws (cohort_draw=sequential under uniform is the same
+    distribution as sort, so the privacy accountant's fixed-size uniform sampling still holds)."""
+    active = max(1, int(round(cfg.participation * cfg.peers)))     # fed.build's A
+    if cfg.cohort_draw == "sequential" and active >= cfg.peers:
+        raise ConfigError(f"cohort_draw=sequential draws a cohort, but participation={cfg.participation} "
+                          f"makes all {cfg.peers} peers active every round; allowed: participation below "
+                          f"{(cfg.peers - 0.5) / cfg.peers:.4g} (fewer than all peers), or cohort_draw=sort")
+    if cfg.participation_rule != "size":
+        return
+    if active >= cfg.peers:
+        raise ConfigError(f"participation_rule=size draws a cohort, but participation={cfg.participation} "
+                          f"makes all {cfg.peers} peers active every round; allowed: participation below "
+                          f"{(cfg.peers - 0.5) / cfg.peers:.4g} (fewer than all peers), or "
+                          "participation_rule=uniform")
+    if cfg.privacy.noise > 0:
+        raise ConfigError("participation_rule=size with privacy.noise > 0: the privacy accountant's "
+                          "amplification by subsampling assumes a uniform cohort; allowed: "
+                          "participation_rule=uniform with privacy, or privacy.noise=0")
+
+
+def _privacy_rules(cfg: Config) -> None:
+    """privacy.* only where it protects something, and only in settings the accountant is exact for."""
+    pv, traits = cfg.privacy, protocols.traits(cfg.protocol.name)
+    with_privacy = [n for n in protocols.names() if protocols.traits(n).privacy not in ("", "xor")]
+    if traits.privacy == "xor":          # fedct: the XOR mechanism (fedct.xor_epsilon), not privacy.noise
+        if pv.noise > 0:
+            raise ConfigError(f"privacy.noise={pv.noise} with protocol.name={cfg.protocol.name}: its privacy is "
+                              "the XOR mechanism on the one-hot votes; allowed: fedct.xor_epsilon > 0 with "
+                              "privacy.noise=0")
+        if pv.accountant == "pld" and cfg.fedct.xor_epsilon > 0:
+            raise ConfigError("privacy.accountant=pld with fedct.xor_epsilon: dp-accounting's PLD accountant "
+                              "does not compose randomised response (it reports one response's epsilon for "
+                              "any count); allowed: privacy.accountant=rdp")
+    if pv.noise == 0:
+        if pv.threshold > 0 or pv.threshold_noise > 0:
+            raise ConfigError("privacy.threshold / privacy.threshold_noise need privacy.noise > 0 (the "
+                              "GNMax noise on the votes); allowed: set privacy.noise, or leave both at 0")
+        return
+    _tiny_noise(cfg, traits.privacy)
+    if not traits.privacy:
+        raise ConfigError(f"privacy.noise={pv.noise} is not implemented for protocol.name="
+                          f"{cfg.protocol.name} (its messages would go unprotected while epsilon is "
+                          f"reported); allowed: {', '.join(with_privacy)}, or privacy.noise=0")
+    if (pv.threshold > 0 or pv.threshold_noise > 0) and traits.privacy != "votes":
+        raise ConfigError(f"privacy.threshold is Confident-GNMax's, for votes; protocol.name="
+                          f"{cfg.protocol.name} sends soft labels; allowed: privacy.threshold=0")
+    if pv.threshold_noise > 0 and pv.threshold == 0:
+        raise ConfigError("privacy.threshold_noise needs privacy.threshold > 0 (Confident-GNMax's T)")
+    if pv.threshold > 0 and pv.threshold_noise == 0:
+        raise ConfigError("privacy.threshold needs privacy.threshold_noise > 0: a noiseless threshold "
+                          "check on the top count is not private")
+    if traits.privacy == "params" and (cfg.fedavg.aggregate != "mean" or cfg.fedavg.pre != "none"):
+        raise ConfigError(f"privacy.noise with fedavg.aggregate={cfg.fedavg.aggregate}, fedavg.pre={cfg.fedavg.pre}: "
+                          "DP-FedAvg's noise is calibrated to the clipped mean; allowed: fedavg.aggregate=mean, "
+                          "fedavg.pre=none")
+    if traits.privacy == "sum" and cfg.softlabel.aggregate in ("median", "trimmed"):
+        raise ConfigError(f"privacy.noise with softlabel.aggregate={cfg.softlabel.aggregate}: the noise is "
+                          "calibrated to a clipped sum; allowed: softlabel.aggregate=mean or era")
+    if cfg.vote.weighting != "none":
+        raise ConfigError(f"privacy.noise with vote.weighting={cfg.vote.weighting}: the noise is calibrated to "
+                          "one vote per peer; allowed: vote.weighting=none")
+    if cfg.comm.topology == "allgather":
+        raise ConfigError("privacy.noise with comm.topology=allgather: every peer would see the others' "
+                          "messages without noise; allowed: comm.topology=star")
+    if pv.accountant == "pld" and cfg.participation < 1:
+        raise ConfigError(f"privacy.accountant=pld with participation={cfg.participation}: dp-accounting's "
+                          "PLD accountant has no fixed-size participation sampling; allowed: "
+                          "privacy.accountant=rdp, or participation=1")
+
+
+def _tiny_noise(cfg: Config, mechanism: str) -> None:
+    """Positive noise so small that the device draws none (float32) or the accountant overflows
+    (privacy.MIN_NOISE says why); the std drawn for soft labels and DP-FedAvg is noise * clip."""
+    from tallysim.privacy import MIN_NOISE
+    pv = cfg.privacy
+    for key, value in (("privacy.noise", pv.noise), ("privacy.threshold_noise", pv.threshold_noise)):
+        if 0 < value < MIN_NOISE:
+            raise ConfigError(f"{key}={value:g} is too small to draw in float32 or to account (epsilon "
+                              f"overflows); allowed: {key}=0 (off) or >= {MIN_NOISE:g}")
+    if mechanism in ("sum", "params") and pv.noise * pv.clip < MIN_NOISE:
+        raise ConfigError(f"privacy.noise * privacy.clip={pv.noise * pv.clip:g} (the noise std) is too small "
+                          f"to draw in float32; allowed: privacy.noise * privacy.clip >= {MIN_NOISE:g}")
+
+
+def _fault_rules(cfg: Config) -> None:
+    f = cfg.faults
+    if f.kind == "under_trained" and f.examples is None and f.steps is None:
+        raise ConfigError("faults.kind=under_trained needs faults.examples=N (keep N examples of each faulty "
+                          "shard) and/or faults.steps=N (at most N private steps per round); allowed: "
+                          "either or both, integers >= 0")
+    if f.kind == "under_trained" and f.redraw and f.examples is not None:
+        raise ConfigError(f"faults.redraw=true with faults.examples={f.examples} is not supported: shards "
+                          "are cut once, before the run; allowed: faults.redraw=false, or faults.steps alone")
+    traits = protocols.traits(cfg.protocol.name)
+    if f.kind in PARAM_ATTACKS and not traits.fedavg_family:
+        raise ConfigError(f"faults.kind={f.kind} attacks parameter updates, which protocol.name={cfg.protocol.name} "
+                          f"does not send; allowed there: {', '.join(k for k in FAULT_KINDS if k not in PARAM_ATTACKS)}"
+                          f" ({'/'.join(PARAM_ATTACKS)} are for the FedAvg family)")
+    if f.kind == "least_likely" and not traits.distill:
+        raise ConfigError(f"faults.kind=least_likely attacks probe predictions, which protocol.name={cfg.protocol.name} "
+                          f"does not send; allowed there: {', '.join(k for k in FAULT_KINDS if k != 'least_likely')}"
+                          " (least_likely is for tally, softlabel and bridge)")
+    robust_checks.check(cfg)
+    if cfg.vote.weighting == "history" and cfg.protocol.name != "tally":
+        raise ConfigError(f"vote.weighting=history is implemented for protocol.name=tally only, not "
+                          f"{cfg.protocol.name}; allowed there: vote.weighting=none")
+    if f.kind == "straggler" and protocols.traits(cfg.protocol.name).distill:
+        raise ConfigError(f"faults.kind=straggler is not implemented for protocol.name={cfg.protocol.name} "
+                          f"(its stale message would be about last round's probes); allowed there: "
+                          f"{', '.join(k for k in FAULT_KINDS if k != 'straggler')}")
+
+
+MESSAGE_FAULTS = ("confident_wrong", "dropout", "straggler")   # faults that act on what peers send
+
+
+def check_read(cfg: Config) -> None:
+    """A protocol-specific field (one some protocol reads, TRAITS.reads) set away from its default for a
+    protocol that does not read it would be silently ignored: refuse it. So is a message fault for a
+    protocol whose peers send nothing. A single run checks this (`tallysim run`, tallysim.run); a sweep
+    or figure does not, since there one base serves several protocols and each ignores some of it."""
+    name = cfg.protocol.name
+    for key, spec in declared().items():
+        if protocols.reads(name, key) or get_field(cfg, key) == spec.default:
+            continue
+        readers = [n for n in protocols.names() if protocols.reads(n, key)]
+        raise ConfigError(f"{key}={show(get_field(cfg, key))} is not read by protocol.name={name} (only by "
+                          f"{', '.join(readers)}); allowed there: its default {show_default(spec.default)}")
+    if cfg.faults.kind in MESSAGE_FAULTS and not protocols.traits(name).messages:
+        raise ConfigError(f"faults.kind={cfg.faults.kind} acts on messages, and protocol.name={name} sends none; "
+                          f"allowed there: none, label_flip, under_trained")

@@ -1,0 +1,131 @@
+"""The checks of a Config's fields one by one, read from their declarations (tallysim/schema.py): each
+value's type, its range (every float finite), its Literal choices, and the names that must fit the file
+system. Split from validation.py, which runs them (`validate`) and re-exports every name here.
+
+Each failure is a `ConfigError` with one line naming the field, the bad value and what is allowed.
+"""
+from __future__ import annotations
+
+import math
+
+from tallysim import sizing
+from tallysim.schema import INT_MAX, Config, ConfigError, declared, field_keys, field_type, get_field
+
+MAX_NAME = 200          # bytes of a dataset name (it becomes a cache file name; file systems allow 255)
+
+# Views of the declarations in config.py (types, Literal choices, `ints`/`floats` bounds): nothing is
+# declared here. Integers: key -> (smallest, largest) allowed (None is allowed where the type is
+# Optional). Floats: key -> (low, high, low included, high included); every float must also be finite.
+# Choices: key -> the allowed values.
+# The checks read them live (`_int_ranges()`...): a plugin loaded later adds its section's fields.
+
+
+def _int_ranges() -> dict:
+    return {k: f.range for k, f in declared().items() if f.type is int and f.range}
+
+
+def _float_ranges() -> dict:
+    return {k: f.range for k, f in declared().items() if f.type is float}
+
+
+def _choices() -> dict:
+    return {k: f.choices for k, f in declared().items() if f.choices}
+
+
+INT_RANGES, FLOAT_RANGES, CHOICES = _int_ranges(), _float_ranges(), _choices()   # as at import (built-ins)
+
+ALPHA_KINDS = ("dirichlet", "quantity", "dirichlet_mix")   # the partitions that read partition.alpha
+
+def split_optional(t):
+    """(value type, whether None is allowed) of an annotation like Optional[int] (Literal[...]: the type
+    of its values; the values themselves are checked as CHOICES)."""
+    inner, optional, _ = field_type(t)
+    return inner, optional
+
+
+def type_ok(value, t) -> bool:
+    """JSON-level type check; bool is not an int here (`"peers": true` is refused)."""
+    if t is bool:
+        return isinstance(value, bool)
+    if t is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if t is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if t is tuple:
+        return isinstance(value, tuple) and all(type_ok(v, int) for v in value)
+    return isinstance(value, t)
+
+
+TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string",
+              tuple: "a list of positive integers like [28, 28, 1]"}
+
+
+def show(value, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def json_kind(v) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", int: "an integer",
+            float: "a number", type(None): "null"}.get(type(v), type(v).__name__)
+
+
+def check_types(cfg: Config) -> None:
+    for key, t in field_keys().items():
+        inner, optional = split_optional(t)
+        value = get_field(cfg, key)
+        if (value is None and optional) or type_ok(value, inner):
+            continue
+        allowed = TYPE_NAMES.get(inner, inner.__name__) + (" or null" if optional else "")
+        raise ConfigError(f"{key}={show(value)} has the wrong type ({type(value).__name__}); "
+                          f"expected {allowed}")
+
+
+def _interval(lo, hi, lo_in, hi_in) -> str:
+    return f"{'[' if lo_in else '('}{lo:g}, {hi:g}{']' if hi_in else ')'}"
+
+
+def check_ranges(cfg: Config) -> None:
+    for key, (lo, hi) in _int_ranges().items():
+        v = get_field(cfg, key)
+        if v is not None and not lo <= v <= hi:
+            if lo >= 1 and v < lo and hi == INT_MAX:
+                raise ConfigError(f"{key}={v} must be > 0 (allowed: {lo}..{hi})")
+            if v > hi and key in sizing.LIMITS:
+                raise ConfigError(f"{key}={v} is more than {hi:,}, the most tallysim accepts: "
+                                  f"{sizing.LIMITS[key][1]}; allowed: {lo}..{hi}")
+            raise ConfigError(f"{key}={v} is out of range; allowed: {lo}..{hi}")
+    for key, (lo, hi, lo_in, hi_in) in _float_ranges().items():
+        v = get_field(cfg, key)
+        if v is None:                                # an Optional float left at null (faults.z)
+            continue
+        if not math.isfinite(v):
+            raise ConfigError(f"{key}={v} must be a finite number; allowed: {_interval(lo, hi, lo_in, hi_in)}")
+        if key == "partition.alpha" and cfg.partition.kind not in ALPHA_KINDS:
+            continue                                 # unused by iid / label_quantity
+        if v < lo or (v == lo and not lo_in) or v > hi or (v == hi and not hi_in):
+            if key == "partition.alpha" and v <= lo:
+                raise ConfigError(f"partition.alpha={v} must be > 0 (small = strong skew, >= 100 ~ IID)")
+            if key == "participation":
+                raise ConfigError(f"participation={v} must be in (0, 1]")
+            raise ConfigError(f"{key}={v} is out of range; allowed: {_interval(lo, hi, lo_in, hi_in)}")
+    if cfg.seed + cfg.seeds - 1 > INT_MAX:
+        raise ConfigError(f"seed={cfg.seed} seeds={cfg.seeds}: the last seed {cfg.seed + cfg.seeds - 1} "
+                          f"exceeds {INT_MAX}; allowed: seed + seeds - 1 <= {INT_MAX}")
+    shape = cfg.data.input_shape
+    if not 1 <= len(shape) <= 4 or not all(1 <= s <= INT_MAX for s in shape):
+        raise ConfigError(f"data.input_shape={shape} is not supported; allowed: 1 to 4 positive "
+                          "dimensions, e.g. 28x28x1, 32x32x3 or 64")
+
+
+def check_name(key: str, name: str) -> None:
+    """A dataset name becomes a cache file name: it must fit the file system."""
+    if not name or len(name.encode()) > MAX_NAME or any(ord(c) < 32 for c in name) or "\\" in name:
+        raise ConfigError(f"{key}={show(name)} is not a usable dataset name; allowed: 1..{MAX_NAME} "
+                          "bytes without control characters, e.g. fashion_mnist, emnist/balanced")
+
+
+def check_path(key: str, path: str) -> None:
+    if "\x00" in path or len(path.encode()) > 4000 or any(len(p.encode()) > 255 for p in path.split("/")):
+        raise ConfigError(f"{key}={show(path)} is too long for the file system (or holds a NUL byte); "
+                          "allowed: components of at most 255 bytes")
