@@ -1,6 +1,6 @@
 """Protocol registry: `protocol.name` -> the module that implements it, its traits and its config section.
 
-A protocol is one module. It defines a factory `make(ctx) -> Protocol` (tallysim/protocols/base.py),
+A protocol is one module. It defines a factory `make(ctx) -> Protocol` (tallysim/protocols/context.py),
 `TRAITS = Traits(...)` (what configuration and validation need to know before anything is built) and,
 optionally, its own config section: a frozen dataclass named in `TRAITS.sections` ({"fedavgm":
 "FedAvgMConfig"} makes `fedavgm.*` fields, with validation, `run --help` and JSON round-trip). See
@@ -20,8 +20,8 @@ Where the module lives:
   install must not stop runs of the built-ins.
 
 Importing this package imports no JAX and nothing above it (`Context` and `Protocol` are in
-protocols/base.py); `factory` and `make` import a protocol's module on first use. What a module
-declares, and the reading of a built-in's from its source, are in protocols/declaration.py; importing a
+protocols/context.py, re-exported by protocols/base.py); `factory` and `make` import a protocol's
+module on first use. What a module declares, and the reading of a built-in's from its source, are in protocols/declaration.py; importing a
 plugin in one line whatever it does, in protocols/plugin_import.py.
 """
 from __future__ import annotations

@@ -40,7 +40,7 @@ HOST = ("seed", "seeds", "seed_chunk", "partition.kind", "partition.alpha", "par
 SCHEDULE = ("rounds", "eval_every")
 HOST_FIXED_FAULTS = ("faults.fraction",)    # host-side when faults.redraw is false (see above)
 # A traced field is never put in the Config: the round reads it as an explicit per-lane array,
-# ctx.hp(key) (protocols/base.py), the way optax.inject_hyperparams passes hyperparameters. The config a
+# ctx.hp(key) (protocols/context.py), the way optax.inject_hyperparams passes hyperparameters. The config a
 # protocol is built from (Context.cfg) holds a `LaneField` in its place, in every build: reading the
 # first configuration's value there would give every lane of a group lane 0's value (issue 30: scaffold
 # divided by lane 0's optim.lr), so any such read fails at trace time, grouped or not, and names ctx.hp.
