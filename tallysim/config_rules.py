@@ -1,7 +1,7 @@
 """The cross-field rules of a Config: what one field allows given the others (the protocol's traits,
 faults, privacy, model.groups, the cohort draw), and the fields the chosen protocol would silently
-ignore (`check_read`). Split from validation.py, which runs them (`validate`) and re-exports
-`check_read` and `MESSAGE_FAULTS`.
+ignore (`check_read`). Split from validation.py, which runs them (`validate`, through `check_rules`)
+and re-exports `check_rules`, `check_read` and `MESSAGE_FAULTS`.
 
 Each failure is a `ConfigError` with one line naming the fields, the bad values and what is allowed.
 """
@@ -13,7 +13,8 @@ from tallysim.schema import FAULT_KINDS, PARAM_ATTACKS, Config, ConfigError, dec
 from tallysim.schema_text import show_default
 
 
-def _rules(cfg: Config) -> None:
+def check_rules(cfg: Config) -> None:
+    """Every cross-field rule; `validate` runs it after the fields' own checks."""
     if cfg.data.name == "files" and not cfg.data.path:
         raise ConfigError("data.name=files needs data.path=DIR (a directory of IDX or .npz files)")
     if cfg.probe.source == "files":

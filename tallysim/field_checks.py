@@ -1,6 +1,6 @@
 """The checks of a Config's fields one by one, read from their declarations (tallysim/schema.py): each
 value's type, its range (every float finite), its Literal choices, and the names that must fit the file
-system. Split from validation.py, which runs them (`validate`) and re-exports every name here.
+system. Split from validation.py, which runs them (`validate`) and re-exports every public name here.
 
 Each failure is a `ConfigError` with one line naming the field, the bad value and what is allowed.
 """
@@ -13,7 +13,7 @@ from tallysim.schema import INT_MAX, Config, ConfigError, declared, field_keys, 
 
 MAX_NAME = 200          # bytes of a dataset name (it becomes a cache file name; file systems allow 255)
 
-# Views of the declarations in config.py (types, Literal choices, `ints`/`floats` bounds): nothing is
+# Views of the declarations in schema.py (types, Literal choices, `ints`/`floats` bounds): nothing is
 # declared here. Integers: key -> (smallest, largest) allowed (None is allowed where the type is
 # Optional). Floats: key -> (low, high, low included, high included); every float must also be finite.
 # Choices: key -> the allowed values.

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 from tallysim import protocols, robust_checks, sizing
-from tallysim.config_rules import MESSAGE_FAULTS, _rules, check_read  # noqa: F401 - validation.X, as before
+from tallysim.config_rules import MESSAGE_FAULTS, check_read, check_rules  # noqa: F401 - validation.X, as before
 from tallysim.field_checks import (ALPHA_KINDS, CHOICES, FLOAT_RANGES, INT_RANGES, MAX_NAME,  # noqa: F401
                                    TYPE_NAMES, _choices, check_name, check_path, check_ranges, check_types,
                                    json_kind, show, split_optional, type_ok)
@@ -107,7 +107,7 @@ def validate(cfg: Config) -> Config:
     if cfg.log.tensorboard is not None:
         check_path("log.tensorboard", cfg.log.tensorboard)
     check_tracking(cfg)
-    _rules(cfg)
+    check_rules(cfg)
     check_memory(cfg)
     return cfg.resolved()
 
