@@ -83,9 +83,8 @@ def cmd_run(args) -> int:
         cfg = config_from_args(args)
         _check(cfg)
         from tallysim import sizing
-        hint = sizing.storage_hint(cfg)      # a stateless protocol paying for every client's model
-        if hint:
-            print(f"tallysim: note: {hint}", file=sys.stderr)
+        for note in sizing.run_notes(cfg):   # a costly default: stacked stateless clients, an O(P) draw
+            print(f"tallysim: note: {note}", file=sys.stderr)
     cfg = with_tracking(cfg, args)
     last = run.run(cfg, args.out, overwrite=args.overwrite, progress=not args.quiet,
                    checkpoint_every=args.checkpoint_every, resume=args.resume)

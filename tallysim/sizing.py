@@ -146,6 +146,25 @@ def storage_hint(cfg) -> str | None:
             "(docs/population.md)")
 
 
+DRAW_HINT_PEERS = 100_000      # where cohort_draw=sort's O(P) draw outweighs a small cohort's round
+
+
+def draw_hint(cfg) -> str | None:
+    """A note for a large population drawn with cohort_draw=sort (earlier versions' cohorts, 2 x P random
+    keys a round): cohort_draw=sequential draws the same distribution from A numbers (sim/cohort.py)."""
+    active = max(1, int(round(cfg.participation * cfg.peers)))
+    if cfg.cohort_draw != "sort" or cfg.peers < DRAW_HINT_PEERS or active >= cfg.peers:
+        return None
+    return (f"cohort_draw=sort draws each round's {active:,} of {cfg.peers:,} clients in O(P) work (earlier "
+            "versions' cohorts, bit for bit); cohort_draw=sequential draws them from the same distribution in "
+            "O(A), other cohorts, a round's time flat in the population (docs/population.md)")
+
+
+def run_notes(cfg) -> list[str]:
+    """What `tallysim run` says before it starts about a costly default (storage, cohort draw)."""
+    return [n for n in (storage_hint(cfg), draw_hint(cfg)) if n]
+
+
 def _models_bytes(cfg) -> tuple[int, int]:
     """(every client's models, the server's and the cohort's), as estimate_bytes counts them."""
     d = cfg.data

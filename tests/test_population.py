@@ -273,3 +273,14 @@ def test_storage_hint_says_what_auto_would_save_only_where_it_applies(tmp_path, 
     cli.main(["run", "protocol.name=fedavg", "peers=10", "participation=0.5", "data.name=synthetic",
               "--out", str(tmp_path / "o")])
     assert "tallysim: note: fedavg keeps no client state" in capsys.readouterr().err
+
+
+def test_draw_hint_names_the_sequential_draw_for_large_populations():
+    def cfg_of(items):
+        return config.apply_overrides(config.Config(), items)
+    big = ["protocol.name=fedavg", "peers=100000", "participation=0.0001"]
+    assert "cohort_draw=sequential draws them from the same distribution in O(A)" in sizing.draw_hint(cfg_of(big))
+    assert "10 of 100,000 clients" in sizing.draw_hint(cfg_of(big))
+    for items in (big + ["cohort_draw=sequential"], ["peers=99999", "participation=0.001"], big[:2]):
+        assert sizing.draw_hint(cfg_of(items)) is None, items
+    assert sizing.run_notes(cfg_of(big + ["cohort_draw=sequential", "client_storage=auto"])) == []
