@@ -12,29 +12,14 @@ os.environ.pop("JAX_COMPILATION_CACHE_DIR", None)
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
+from experiments.niid_shape import NIID, single_round  # noqa: E402
 from tallysim import config  # noqa: E402
-from tallysim.build import build  # noqa: E402
-from tallysim.programs import chunk_inputs, initial_state, round_programs  # noqa: E402
-from tallysim.sim import mesh  # noqa: E402
-
-# NIID-Bench's shape (issue 35): 10 peers, one class each, LeNet, batch 64, 10 local epochs, FedAvg
-# (fedprox mu 0), 4 runs grouped (4 seeds). data.max_train keeps a round seconds long on a CPU: 300
-# examples a peer, 5 steps an epoch, 50 steps a peer a round.
-NIID = ["protocol.name=fedprox", "fedprox.mu=0", "peers=10", "local_epochs=10", "batch_size=64",
-        "partition.kind=label_quantity", "partition.k=1", "model.name=lenet", "optim.lr=0.01",
-        "optim.momentum=0.9", "data.name=fashion_mnist", "data.max_train=3010", "data.max_test=2000",
-        "probe.pool_size=10", "probe.per_round=10", "seeds=4", "rounds=3"]
 
 which = sys.argv[1] if len(sys.argv) > 1 else "niid"
 n = int(sys.argv[2]) if len(sys.argv) > 2 else 3
 base = config.load_file("experiments/demo.json") if which == "demo" else config.Config()
 cfg = config.apply_overrides(base, ([] if which == "demo" else NIID) + sys.argv[3:])
-b = build(cfg)
-placement = mesh.plan(cfg.devices, len(b.seeds), cfg.peers)
-data_c, values, _, k_rounds, _, _ = chunk_inputs(b, 0, len(b.seeds), placement)
-state = initial_state(b, placement)
-single, _ = round_programs(b)
-rs = jnp.arange(1, 2, dtype=jnp.int32)
+b, single, (state, data_c, k_rounds, rs, values) = single_round(cfg)
 t0 = time.perf_counter()
 lowered = single.lower(state, data_c, k_rounds, rs, values)
 t_lower = time.perf_counter() - t0

@@ -11,29 +11,19 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
+from experiments.niid_shape import NIID, single_round  # noqa: E402
 from tallysim import config  # noqa: E402
 from tallysim.bench import ref as bench_ref  # noqa: E402
 from tallysim.bench.throughput import synthetic_data  # noqa: E402
-from tallysim.build import build  # noqa: E402
 from tallysim.config import ModelConfig, OptimConfig  # noqa: E402
-from tallysim.programs import chunk_inputs, initial_state, round_programs  # noqa: E402
-from tallysim.sim import local, mesh, peers as peers_mod  # noqa: E402
+from tallysim.sim import local, peers as peers_mod  # noqa: E402
 from tallysim.sim.fed import cohort_shards  # noqa: E402
 from tallysim.sim.models import make_model  # noqa: E402
 
-NIID = ["protocol.name=fedprox", "fedprox.mu=0", "peers=10", "local_epochs=10", "batch_size=64",
-        "partition.kind=label_quantity", "partition.k=1", "model.name=lenet", "optim.lr=0.01",
-        "optim.momentum=0.9", "data.name=fashion_mnist", "data.max_train=3010", "data.max_test=2000",
-        "probe.pool_size=10", "probe.per_round=10", "seeds=4", "rounds=3"]
 repeats = int(sys.argv[1]) if len(sys.argv) > 1 else 3
 
 cfg = config.apply_overrides(config.Config(), NIID)
-b = build(cfg)
-placement = mesh.plan(cfg.devices, len(b.seeds), cfg.peers)
-data_c, values, _, k_rounds, _, _ = chunk_inputs(b, 0, len(b.seeds), placement)
-state = initial_state(b, placement)
-single, _ = round_programs(b)
-rs = jnp.arange(1, 2, dtype=jnp.int32)
+b, single, (state, data_c, k_rounds, rs, values) = single_round(cfg)
 niid = single.lower(state, data_c, k_rounds, rs, values).compile()
 
 P, steps, batch = 40, 5, 64          # bench's tallysim cell: same model, 40 x 64 examples a step
