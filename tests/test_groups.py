@@ -134,16 +134,10 @@ def test_a_grouped_sweep_gives_each_configuration_its_alone_run(tmp_path):
 
 @pytest.mark.slow     # three runs, about 25 s on 2 cores; the checkpoint stores any pytree (checkpoint.py)
 def test_resume_with_groups_gives_identical_metrics(tmp_path, monkeypatch):
-    from test_resume import Crash, crash_after_row, no_wall
-    cfg = tiny("protocol.name=tally", MIXED, "rounds=3", "eval_every=1")
-    ref = no_wall(read_rows(run.run(cfg, str(tmp_path / "ref"), progress=False)["out"]))
-    out = tmp_path / "crashed"
-    with monkeypatch.context() as m:
-        crash_after_row(m, 3)
-        with pytest.raises(Crash):
-            run.run(cfg, str(out), progress=False, checkpoint_every=2)
-    run.run(cfg, str(out), progress=False, checkpoint_every=2, resume=True)
-    assert no_wall(read_rows(out)) == ref
+    from test_resume import crash_then_resume
+    ref, resumed = crash_then_resume(tiny("protocol.name=tally", MIXED, "rounds=3", "eval_every=1"),
+                                     tmp_path, monkeypatch)
+    assert resumed == ref
 
 
 @pytest.mark.slow     # four protocols, about 70 s on 2 cores; they share tally's grouped local round

@@ -12,13 +12,10 @@ from tallysim.build import build
 from tallysim.results import metrics
 from tallysim.sim import lanes, peers
 from conftest import TINY, read_rows, tiny
+from test_resume import crash_then_resume, no_wall
 
 STATELESS = {"fedavg", "fedprox", "fedavgm", "fedadam", "fedyogi", "fednova", "fedpaq", "signsgd", "randk",
              "feddf"}
-
-
-def no_wall(rows):
-    return [{k: v for k, v in r.items() if k != "wall_s"} for r in rows]
 
 
 def test_which_protocols_keep_client_state():
@@ -94,16 +91,9 @@ def test_stateful_protocol_unchanged_under_auto(tmp_path):
 
 def test_resume_a_stateless_run(tmp_path, monkeypatch):
     """A cohort run killed after its checkpoint resumes to the uninterrupted run's rows."""
-    from test_resume import Crash, crash_after_row
-    cfg = tiny("protocol.name=fedavg", "participation=0.5", "rounds=4", "client_storage=auto")
-    ref = no_wall(read_rows(run.run(cfg, str(tmp_path / "ref"), progress=False)["out"]))
-    out = tmp_path / "crashed"
-    with monkeypatch.context() as m:
-        crash_after_row(m, 3)
-        with pytest.raises(Crash):
-            run.run(cfg, str(out), progress=False, checkpoint_every=2)
-    run.run(cfg, str(out), progress=False, checkpoint_every=2, resume=True)
-    assert no_wall(read_rows(out)) == ref
+    ref, resumed = crash_then_resume(tiny("protocol.name=fedavg", "participation=0.5", "rounds=4",
+                                          "client_storage=auto"), tmp_path, monkeypatch)
+    assert resumed == ref
 
 
 def test_grouped_sweep_of_stateless_runs(tmp_path):

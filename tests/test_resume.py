@@ -35,6 +35,19 @@ def crash_after_row(monkeypatch, at_round):
     monkeypatch.setattr(run._Recorder, "rows", rows)
 
 
+def crash_then_resume(cfg, tmp_path, monkeypatch, at_round: int = 3, every: int = 2) -> tuple[list, list]:
+    """(the uninterrupted run's rows, the rows of the same run crashed after `at_round`'s row and
+    resumed from its checkpoint saved every `every` rounds), both without wall_s."""
+    ref = no_wall(read_rows(run.run(cfg, str(tmp_path / "ref"), progress=False)["out"]))
+    out = tmp_path / "crashed"
+    with monkeypatch.context() as m:
+        crash_after_row(m, at_round)
+        with pytest.raises(Crash):
+            run.run(cfg, str(out), progress=False, checkpoint_every=every)
+    run.run(cfg, str(out), progress=False, checkpoint_every=every, resume=True)
+    return ref, no_wall(read_rows(out))
+
+
 CASES = {
     "one seed": ["protocol.name=tally", "rounds=6"],
     "bridge": ["protocol.name=bridge", "rounds=6", "bridge.period=2", "bridge.density=0.1"],
