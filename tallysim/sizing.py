@@ -67,27 +67,27 @@ def estimate_bytes(cfg) -> list[tuple[str, int, str]]:
     only sizes that cannot possibly fit are refused (auto-chunking of seeds handles the rest)."""
     d = cfg.data
     synthetic = d.name == "synthetic"
-    dim, classes = (math.prod(d.input_shape), d.num_classes) if synthetic else KNOWN_SHAPES.get(d.name, (784, 10))
-    channels = d.input_shape[-1] if synthetic and len(d.input_shape) > 1 else 3 if dim == 3072 else 1
+    dim, classes, channels = data_shape(cfg)
     w = cfg.model.width
     traits = protocols.traits(cfg.protocol.name)
     act = max(dim, w if cfg.model.name == "mlp" else 0)              # floats per example per layer, roughly
     probe_rows = (cfg.distill.batch_size or cfg.batch_size) if traits.distill else 0
     params = model_params(cfg.model.name, w, dim, classes, channels)
-    active = max(1, int(round(cfg.participation * cfg.peers)))
+    stacked, cohort_models = models_bytes(cfg)
+    active = active_peers(cfg)
     kept = protocols.client_state(cfg)          # "" : the clients keep nothing between rounds
     cohort = cfg.client_storage == "auto" and not kept
     rows = active if cohort else cfg.peers      # models trained (and activations) at once
     width = "model.width, " if cfg.model.name == "mlp" else ""
     if cohort:      # the server model, and the round's cohort materialised from it (docs/population.md)
         models = (f"the server model and the cohort's {active} models ({cfg.protocol.name} keeps no client "
-                  "state)", 4 * 3 * params * (active + 1), width + "participation")
+                  "state)", cohort_models, width + "participation")
     elif not kept:  # it could hold the cohort alone: say so, with what that would need
-        models = ("the clients' models, stacked by client_storage=stacked,", 4 * 3 * params * cfg.peers,
+        models = ("the clients' models, stacked by client_storage=stacked,", stacked,
                   f"set client_storage=auto ({cfg.protocol.name} keeps no client state: the server model and "
-                  f"its {active} active clients need {fmt(4 * 3 * params * (active + 1))}), or lower {width}peers")
+                  f"its {active} active clients need {fmt(cohort_models)}), or lower {width}peers")
     else:           # a stateful protocol holds every client: name what it keeps
-        models = (f"the clients' models, as {kept},", 4 * 3 * params * cfg.peers, width + "peers")
+        models = (f"the clients' models, as {kept},", stacked, width + "peers")
     out = [models,
            # exchange.py streams peers in chunks: [c, M, C] temporaries and [M, C] sums, no P * M * C
            ("the probe outputs", footprint_bytes(cfg.peers, cfg.probe.per_round, classes,
@@ -136,10 +136,10 @@ def storage_hint(cfg) -> str | None:
     (docs/population.md); this says what switching would save, once, before the run starts."""
     if cfg.client_storage != "stacked" or cfg.participation >= 1 or protocols.client_state(cfg):
         return None
-    stacked, cohort = _models_bytes(cfg)
+    stacked, cohort = models_bytes(cfg)
     if stacked < HINT_BYTES:
         return None
-    active = max(1, int(round(cfg.participation * cfg.peers)))
+    active = active_peers(cfg)
     return (f"{cfg.protocol.name} keeps no client state, but client_storage=stacked holds all {cfg.peers:,} "
             f"clients' models (about {fmt(stacked)}); client_storage=auto would hold the server model and the "
             f"{active:,} active ones (about {fmt(cohort)}), same numbers up to float rounding "
@@ -152,7 +152,7 @@ DRAW_HINT_PEERS = 100_000      # where cohort_draw=sort's O(P) draw outweighs a 
 def draw_hint(cfg) -> str | None:
     """A note for a large population drawn with cohort_draw=sort (earlier versions' cohorts, 2 x P random
     keys a round): cohort_draw=sequential draws the same distribution from A numbers (sim/cohort.py)."""
-    active = max(1, int(round(cfg.participation * cfg.peers)))
+    active = active_peers(cfg)
     if cfg.cohort_draw != "sort" or cfg.peers < DRAW_HINT_PEERS or active >= cfg.peers:
         return None
     return (f"cohort_draw=sort draws each round's {active:,} of {cfg.peers:,} clients in O(P) work (earlier "
@@ -165,15 +165,25 @@ def run_notes(cfg) -> list[str]:
     return [n for n in (storage_hint(cfg), draw_hint(cfg)) if n]
 
 
-def _models_bytes(cfg) -> tuple[int, int]:
-    """(every client's models, the server's and the cohort's), as estimate_bytes counts them."""
+def active_peers(cfg) -> int:
+    """A, the peers active each round, as sim/fed.build counts them."""
+    return max(1, int(round(cfg.participation * cfg.peers)))
+
+
+def data_shape(cfg) -> tuple[int, int, int]:
+    """(input floats per example, classes, channels) of the configured data, without loading it."""
     d = cfg.data
     synthetic = d.name == "synthetic"
     dim, classes = (math.prod(d.input_shape), d.num_classes) if synthetic else KNOWN_SHAPES.get(d.name, (784, 10))
     channels = d.input_shape[-1] if synthetic and len(d.input_shape) > 1 else 3 if dim == 3072 else 1
-    params = model_params(cfg.model.name, cfg.model.width, dim, classes, channels)
-    active = max(1, int(round(cfg.participation * cfg.peers)))
-    return 4 * 3 * params * cfg.peers, 4 * 3 * params * (active + 1)
+    return dim, classes, channels
+
+
+def models_bytes(cfg) -> tuple[int, int]:
+    """(every client's model stacked, the server's and the cohort's models): params and two moments'
+    worth of float32 each (the estimate's unit)."""
+    params = model_params(cfg.model.name, cfg.model.width, *data_shape(cfg))
+    return 4 * 3 * params * cfg.peers, 4 * 3 * params * (active_peers(cfg) + 1)
 
 
 def fmt(n: float) -> str:
