@@ -114,7 +114,10 @@ def uniform_sequential(key, peers: int, active: int) -> jax.Array:
 
 def by_size_sequential(key, offset_P, count_P, active: int) -> jax.Array:
     """Sorted [A] int32: successive sampling proportional to count_P (as `by_size`), from A random
-    integers (`sequential`); offset_P the exclusive cumulative sum of count_P (FedData.offset_P)."""
+    integers (`sequential`); offset_P the exclusive cumulative sum of count_P (FedData.offset_P; None
+    computes it, O(P): for hand-made FedData only)."""
+    if offset_P is None:
+        offset_P = jnp.cumsum(count_P) - count_P
     return sequential(key, active, count_P.shape[0], offset_P.astype(jnp.int32), count_P.astype(jnp.int32))
 
 
