@@ -4,6 +4,9 @@
 written as). `faults.redraw=false`: one set for the whole run, drawn on the host from the seed
 (`fixed_set`; it travels as `FedData.faulty_P` and partition.json lists it). `redraw=true`: a new set
 every round, drawn from the round's key (`for_round`); the warm-up before round 1 uses the seed's set.
+Under `cohort_draw=sequential` a redrawn set is drawn for the round's cohort only (`cohort_status`, the
+same distribution in O(A)); a round's info carries the faulty count, never a [P] mask (the metrics read
+the set at evaluation rounds: `eval_sets`; docs/population.md "Faulty peers at population scale").
 Only the round's active peers act on it. The kinds:
 
 - `under_trained`: shards cut to `faults.examples` examples (host-side, before anything compiles:
