@@ -141,3 +141,19 @@ def test_a_redrawn_sequential_run_reports_faulty_counts_and_no_honest_set(tmp_pa
     assert [r["round"] for r in rows] == [1, 2, 3]
     assert all(0 <= r["faulty"] <= 4 for r in rows) and all(r["acc_mean_honest"] is None for r in rows)
     assert rows == run_rows(cfg, tmp_path / "b")
+
+
+def test_rows_read_each_evaluation_round_s_own_redrawn_set(tmp_path):
+    """cohort_draw=sort, faults.redraw=true: each row's acc_mean_honest is the mean of acc_peers over the
+    peers outside the set that round r drew (recomputed here from the run's round key), not another
+    round's set and not the seed's."""
+    cfg = tiny("protocol.name=fedavg", "peers=8", "participation=0.5", "faults.kind=label_flip",
+               "faults.fraction=0.25", "faults.redraw=true", "rounds=3", "eval_every=1", "seed=4")
+    rows = run_rows(cfg, tmp_path / "a")
+    root = jax.random.split(jax.random.PRNGKey(4))[1]               # programs.chunk_inputs' round key
+    sets = [np.asarray(faults.redrawn_set(8, 2, root, jnp.int32(r["round"]))) for r in rows]
+    assert len({s.tobytes() for s in sets}) > 1 and all(s.sum() == 2 for s in sets)
+    for row, faulty in zip(rows, sets):
+        acc = np.asarray(row["acc_peers"])
+        assert row["acc_mean_honest"] == pytest.approx(acc[~faulty].mean(), abs=1e-4)
+        assert row["acc_mean_honest"] != pytest.approx(acc.mean(), abs=1e-9)
