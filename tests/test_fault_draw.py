@@ -157,3 +157,21 @@ def test_rows_read_each_evaluation_round_s_own_redrawn_set(tmp_path):
         acc = np.asarray(row["acc_peers"])
         assert row["acc_mean_honest"] == pytest.approx(acc[~faulty].mean(), abs=1e-4)
         assert row["acc_mean_honest"] != pytest.approx(acc.mean(), abs=1e-9)
+
+
+def test_bench_population_set_adds_config_items_to_each_point():
+    """`bench --population --set`: items checked as config items before any point runs, passed to the
+    points (here a faulty population point, in this process), named in the table's first line."""
+    from tallysim.bench import population
+    from tallysim.config import ConfigError
+    assert population.parse_set(None) == ()
+    assert population.parse_set("faults.kind=dropout, faults.redraw=true") == ("faults.kind=dropout",
+                                                                              "faults.redraw=true")
+    with pytest.raises(ConfigError, match="faults.kind"):
+        population.parse_set("faults.kind=sometimes")
+    extra = ("faults.kind=dropout", "faults.fraction=0.5", "faults.redraw=true", "faults.drop_prob=0.5")
+    r = population.point(40, 4, "auto", 4, 2, "sequential", extra)
+    assert r["extra"] == list(extra) and np.isfinite(r["loss"])
+    assert r["info_bytes"] < 40            # a few scalars a round: no [P] mask
+    r.update(vs_target=1.0, draw_s=0.0)
+    assert "with faults.kind=dropout faults.fraction=0.5" in population.table([r], r).splitlines()[0]

@@ -181,9 +181,9 @@ def parse_set(text) -> tuple:
     """`--set faults.kind=dropout,faults.fraction=0.1` -> its items, checked as config items here (a bad
     one is refused in one line before any point runs)."""
     from tallysim import config
-    items = tuple(i.strip() for i in str(text or "").split(",") if i.strip())
-    config.apply_overrides(config.Config(), list(items))
-    return items
+    extra = tuple(i.strip() for i in str(text or "").split(",") if i.strip())
+    config.validate(config.apply_overrides(config.Config(), items(1000, 10, "auto", 24) + list(extra)))
+    return extra
 
 
 def main(args) -> int:
