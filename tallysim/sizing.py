@@ -134,12 +134,13 @@ def storage_hint(cfg) -> str | None:
     (protocols.client_state) under client_storage=stacked, a cohort per round, and the stacked models
     past HINT_BYTES. The default stays stacked so earlier results reproduce bit for bit
     (docs/population.md); this says what switching would save, once, before the run starts."""
-    if cfg.client_storage != "stacked" or cfg.participation >= 1 or protocols.client_state(cfg):
+    # A, not participation: a participation just below 1 can still round to every peer (no cohort)
+    active = active_peers(cfg)
+    if cfg.client_storage != "stacked" or active >= cfg.peers or protocols.client_state(cfg):
         return None
     stacked, cohort = models_bytes(cfg)
     if stacked < HINT_BYTES:
         return None
-    active = active_peers(cfg)
     return (f"{cfg.protocol.name} keeps no client state, but client_storage=stacked holds all {cfg.peers:,} "
             f"clients' models (about {fmt(stacked)}); client_storage=auto would hold the server model and the "
             f"{active:,} active ones (about {fmt(cohort)}), same numbers up to float rounding "
