@@ -16,3 +16,4 @@ def test_no_storage_note_when_rounding_makes_every_peer_active():
     assert stacked >= sizing.HINT_BYTES and cohort > stacked
     assert sizing.storage_hint(cfg_of(items)) is None
     assert sizing.storage_hint(cfg_of(items[:2] + ["participation=0.5", items[3]]))      # a real cohort
+
