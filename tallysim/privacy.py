@@ -23,7 +23,10 @@ participation sampling (A of P peers per round, what tallysim draws) has a tight
   accounts randomised response under replacement only; its PLD accountant does not compose it, and
   its RDP accountant has no sampling for it: every exchange is charged in full, participation or not).
 The accountant is Google's dp-accounting (RDP by default; PLD, tighter, only when every peer takes part
-in every round: dp-accounting's PLD accountant has no fixed-size sampling). Nothing here composes by hand.
+in every round: dp-accounting's PLD accountant has no fixed-size sampling). Nothing here derives a
+bound by hand: a round's RDP orders and PLD are dp-accounting's, converted once per event (not once per
+round: `_event_rdp`), and composed round by round as its accountants' compose() does (RDP orders
+added, PLDs convolved), so the epsilons are its accountants' bit for bit (tests/test_privacy_ledger.py).
 """
 from __future__ import annotations
 
