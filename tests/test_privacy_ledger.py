@@ -108,7 +108,7 @@ def test_a_rounds_event_is_converted_once_for_every_round_and_ledger(monkeypatch
 def test_a_crashed_and_resumed_private_run_writes_the_uninterrupted_epsilons(tmp_path, monkeypatch):
     """The same through run.py: a PLD-accounted tally run killed after round 3's row and resumed from
     its round-2 checkpoint writes every row of the uninterrupted run, epsilon included, bit for bit
-    (before: 5 rows' epsilons differed in the 9th digit after the resume)."""
+    (it failed before the ledger restored its rounds one at a time)."""
     from conftest import tiny
     from test_resume import crash_then_resume
     cfg = tiny("protocol.name=tally", "rounds=5", "eval_every=1", "privacy.noise=20", "privacy.accountant=pld")
