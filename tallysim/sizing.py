@@ -97,8 +97,9 @@ def estimate_bytes(cfg) -> list[tuple[str, int, str]]:
            # used to escape the estimate, and 2**31 - 1 failed with an 8 TB allocation on the device
            ("the activations", 4 * 4 * rows * (cfg.batch_size + probe_rows) * act,
             "batch_size, " + ("participation" if cohort else "peers") + (", distill.batch_size" if probe_rows else "")),
-           # host and device: each seed's [P, C] class counts (partition.json) and its shard offsets
-           ("the per-client partition records", 8 * cfg.seeds * cfg.peers * (classes + 2), "peers, seeds")]
+           # host and device: each seed's int32 [P, C] class counts (partition.json), and per client its
+           # int32 shard offset and count and bool faulty flag (sim/fed.FedData)
+           ("the per-client partition records", cfg.seeds * cfg.peers * (4 * classes + 4 + 4 + 1), "peers, seeds")]
     if protocols.reads(cfg.protocol.name, "feddf.batch_size"):
         out.append(("the server's distillation batch", 4 * 4 * cfg.feddf.batch_size * act, "feddf.batch_size"))
     if traits.soft and cfg.softlabel.aggregate in ("median", "trimmed"):

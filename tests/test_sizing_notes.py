@@ -17,3 +17,18 @@ def test_no_storage_note_when_rounding_makes_every_peer_active():
     assert sizing.storage_hint(cfg_of(items)) is None
     assert sizing.storage_hint(cfg_of(items[:2] + ["participation=0.5", items[3]]))      # a real cohort
 
+
+
+def test_the_per_client_records_estimate_is_what_a_build_holds():
+    """estimate_bytes is a lower bound (validation refuses only what cannot fit): its per-client partition
+    records are what the build keeps per seed, int32 [P, C] class counts (partition.json) and the
+    device's int32 offset and count and bool faulty flag per client, not 8 bytes a number."""
+    from conftest import tiny
+    from tallysim import build
+    cfg = tiny("peers=40", "seeds=2", "partition.kind=population", "partition.mean_size=3",
+               "partition.reuse=true")
+    b = build.build(cfg)
+    held = (sum(c.nbytes for c in b.class_counts)
+            + sum(a.nbytes for a in (b.fed.offset_P, b.fed.count_P, b.fed.faulty_P)))
+    records = dict((what, n) for what, n, _ in sizing.estimate_bytes(cfg))["the per-client partition records"]
+    assert records == held
