@@ -132,7 +132,7 @@ def _run_chunk(b: Built, lo: int, hi: int, lanes_out: "_Lanes", bar, saver: chec
                        * tasks.of(ctx.spec).positions)
         if end < last_round and saver.due(end):
             saver.save(state, lanes_out.meta(lo, end, ledgers))
-    if hi < len(b.seeds) and saver.out_dir is not None:
+    if hi < len(b.seeds) and saver.out_dir is not None and saver.every != 0:     # 0: never
         saver.save(None, lanes_out.meta(hi, 0, []))       # this chunk is done: a resume starts the next one
 
 

@@ -97,8 +97,9 @@ def estimate_bytes(cfg) -> list[tuple[str, int, str]]:
            # used to escape the estimate, and 2**31 - 1 failed with an 8 TB allocation on the device
            ("the activations", 4 * 4 * rows * (cfg.batch_size + probe_rows) * act,
             "batch_size, " + ("participation" if cohort else "peers") + (", distill.batch_size" if probe_rows else "")),
-           # host and device: each seed's [P, C] class counts (partition.json) and its shard offsets
-           ("the per-client partition records", 8 * cfg.seeds * cfg.peers * (classes + 2), "peers, seeds")]
+           # host and device: each seed's int32 [P, C] class counts (partition.json), and per client its
+           # int32 shard offset and count and bool faulty flag (sim/fed.FedData)
+           ("the per-client partition records", cfg.seeds * cfg.peers * (4 * classes + 4 + 4 + 1), "peers, seeds")]
     if protocols.reads(cfg.protocol.name, "feddf.batch_size"):
         out.append(("the server's distillation batch", 4 * 4 * cfg.feddf.batch_size * act, "feddf.batch_size"))
     if traits.soft and cfg.softlabel.aggregate in ("median", "trimmed"):
@@ -134,12 +135,13 @@ def storage_hint(cfg) -> str | None:
     (protocols.client_state) under client_storage=stacked, a cohort per round, and the stacked models
     past HINT_BYTES. The default stays stacked so earlier results reproduce bit for bit
     (docs/population.md); this says what switching would save, once, before the run starts."""
-    if cfg.client_storage != "stacked" or cfg.participation >= 1 or protocols.client_state(cfg):
+    # A, not participation: a participation just below 1 can still round to every peer (no cohort)
+    active = active_peers(cfg)
+    if cfg.client_storage != "stacked" or active >= cfg.peers or protocols.client_state(cfg):
         return None
     stacked, cohort = models_bytes(cfg)
     if stacked < HINT_BYTES:
         return None
-    active = active_peers(cfg)
     return (f"{cfg.protocol.name} keeps no client state, but client_storage=stacked holds all {cfg.peers:,} "
             f"clients' models (about {fmt(stacked)}); client_storage=auto would hold the server model and the "
             f"{active:,} active ones (about {fmt(cohort)}), same numbers up to float rounding "

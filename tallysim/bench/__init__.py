@@ -24,6 +24,8 @@ def check_json_dest(dest: Optional[str]) -> None:
         return
     from tallysim.config import ConfigError
     p = Path(dest)
+    if p.is_symlink():          # atomic.py never follows or replaces one: say so now, not after timing
+        raise ConfigError(f"--json {dest} is a symbolic link; give the file itself (or '-' for stdout)")
     if p.is_dir():
         raise ConfigError(f"--json {dest} is a directory; give a file name, e.g. {p / 'bench.json'}")
     parent = p.parent
@@ -40,6 +42,6 @@ def write_json(obj, dest: Optional[str]) -> None:
     text = json.dumps(obj, indent=1)
     if dest == "-":
         print(text, flush=True)
-    else:
-        with open(dest, "w") as f:
-            f.write(text + "\n")
+    else:       # atomically: benchmarks/gpu.sh kills a part at its limit, maybe mid-write of a rewrite
+        from tallysim import atomic
+        atomic.write_text(Path(dest), text + "\n")

@@ -2,7 +2,10 @@
 
 All are pure host-side numpy functions of (labels, peers, params, seed) run once before training,
 so every protocol sees exactly the same shards for the same seed. Each part is a sorted int64 index
-array into `labels`; no example is in two parts.
+array into `labels`; no example is in two parts. Two kinds return a data.Ragged (every part end to end
+in one array) instead of a list: `population` (its parts in dealt order, not sorted; with
+partition.reuse an example may be in several parts) and `iid` from IID_RAGGED_FROM peers (the same
+sorted parts, int32 while the indices fit).
 
 `dirichlet` (cap=true) and `label_quantity` (scheme=niid_bench) reproduce NIID-Bench's published code
 (Li, Diao, Chen, He, "Federated Learning on Non-IID Data Silos: An Experimental Study", ICDE 2022,
