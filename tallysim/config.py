@@ -49,11 +49,32 @@ def _parse_scalar(key: str, text: str, t) -> Any:
         if t is float:
             return float(text)
         if t is tuple:
-            return tuple(int(v) for v in text.replace("x", ",").strip("()[] ").split(",") if v)
+            parts = text.replace("x", ",").strip("()[] ")
+            # an empty dimension (`28x28x`, `x28`, `28xx28`) is a typo, not a shorter shape: it was dropped
+            return tuple(int(v) for v in parts.split(",")) if parts else ()
         return text
     except ValueError:
         kind = {bool: "true/false", int: "an integer", float: "a number", tuple: "a shape like 28x28x1"}
         raise ConfigError(f"{key}={text!r}: expected {kind.get(t, t.__name__)}") from None
+
+
+def value_identity(key: str, text: str) -> tuple:
+    """What a `key=value` text means, for telling equal values apart from equal texts (`04` is 4, `0.10`
+    is 0.1; `1` and `true` stay apart); a text that does not parse is itself (validation refuses it)."""
+    try:
+        value = _parse_scalar(key, text, field_keys()[key])
+    except ConfigError:
+        value = text
+    return type(value).__name__, value
+
+
+def distinct_values(key: str, texts: list[str]) -> list[str]:
+    """A sweep axis's values in order, each once by value, not text: `peers=4,04` and `optim.lr=0.1,0.10`
+    ran one configuration twice, in two directories that `table` then showed as different runs."""
+    seen: dict = {}
+    for text in texts:
+        seen.setdefault(value_identity(key, text), text)
+    return list(seen.values())
 
 
 def parse_override(item: str) -> tuple[str, str]:
@@ -269,6 +290,7 @@ def load_file(path: str, smoke: bool = False) -> Config:
     """A JSON config. Two optional top-level sections are not fields: `smoke` (overrides that shrink
     the experiment, applied with smoke=True) and `sweep` (key -> list of values, read by `sweep`)."""
     d = read_file(path)
+    has_smoke = "smoke" in d
     shrink = d.pop("smoke", {})
     if not isinstance(shrink, dict):
         raise ConfigError(f"{path}: the `smoke` section must be an object of config fields, not "
@@ -279,6 +301,10 @@ def load_file(path: str, smoke: bool = False) -> Config:
     d.pop("resumed", None)           # config.json's record of resumes (run.py), not a field
     d.pop("placement", None)         # config.json's record of how the run sat on the devices (mesh.py)
     cfg = from_dict(d, where=path)
+    if smoke and not has_smoke:      # --smoke would silently run the full-size experiment
+        validate(cfg)                # a bad value in the file is the first thing to say
+        raise ConfigError(f"--smoke applies the `smoke` section of {path}, and it has none; allowed: a file "
+                          'with a "smoke": {...} section (or one it extends), or leave out --smoke')
     return from_dict(shrink, cfg, where=f"{path} (smoke section)") if smoke else cfg
 
 

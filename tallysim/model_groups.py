@@ -80,6 +80,8 @@ def parse(text) -> tuple[Group, ...]:
             if key not in group_keys():
                 raise ConfigError(f"{where}: group {name} sets {key}; a group may set "
                                   f"{', '.join(k.removeprefix('model.') for k in group_keys())}")
+            if key in values:                   # later silently won, as a key=value twice once did
+                raise ConfigError(f"{where}: group {name} sets {key} twice; give each field once")
             values[key] = _typed(key, val.strip(), where)
         out.append(Group(name, peers, tuple(values.items())))
     return tuple(out)

@@ -169,7 +169,8 @@ def parse_draws(text) -> tuple:
 
 def main(args) -> int:
     from tallysim.bench import write_json
-    pops = tuple(int(p) for p in str(args.peers).split(",")) if getattr(args, "peers", None) else POPULATIONS
+    from tallysim.cli_commands import population_sizes
+    pops = population_sizes(args.peers) if getattr(args, "peers", None) is not None else POPULATIONS
     rows = run(pops, examples=getattr(args, "examples", None) or 24,
                stacked_max=getattr(args, "stacked_max", None) or STACKED_MAX,
                log=lambda s: print(s, file=sys.stderr, flush=True),
