@@ -241,3 +241,28 @@ def test_resume_keeps_going_over_damage_after_the_checkpoint(checkpointed, tmp_p
     m.write_text(m.read_text()[:-20] + "garbage\n")
     assert cli.main(["run", "--out", str(d), "--resume", "--quiet"]) == 0
     assert [r["round"] for r in read_rows(d)] == [1, 2, 3]
+
+
+# ----------------------------------------------------------------------------- text: the variant's sizes
+
+def test_text_windows_and_vocab_sizes_at_the_edges():
+    """Sequence length 1 is next-token pairs; 0 was a ZeroDivisionError, -1 silently no windows; a word
+    vocabulary of -1 silently dropped the most frequent word's last rival, 0 left the specials alone."""
+    import numpy as np
+    from tallysim.data import text
+    x, y = text.windows(np.array([1, 5, 6, 2], np.int32), 1)
+    assert x.tolist() == [[1], [5], [6]] and y.tolist() == [[5], [6], [2]]
+    for bad in (0, -1):
+        with pytest.raises(ValueError, match="allowed: an integer >= 1"):
+            text.windows(np.array([1, 5, 6], np.int32), bad)
+    assert text.build_vocab([["a", "b", "a"]], "word", 1) == [*text.SPECIALS, "a"]
+    for bad in (0, -1):
+        with pytest.raises(ValueError, match="allowed: None"):
+            text.build_vocab([["a", "b", "a"]], "word", bad)
+    assert text.build_vocab([["a", "b", "a"]], "word", None) == [*text.SPECIALS, "a", "b"]
+
+
+def test_a_role_with_no_lines_is_no_client():
+    from tallysim.data import text
+    clients, total = text.clients_of([("p", "**A**\n\n**B**\nhi there\n")], min_chars=0)
+    assert clients == [("p:B", ["hi there"])] and total == 1
