@@ -58,22 +58,17 @@ def _parse_scalar(key: str, text: str, t) -> Any:
         raise ConfigError(f"{key}={text!r}: expected {kind.get(t, t.__name__)}") from None
 
 
-def value_identity(key: str, text: str) -> tuple:
-    """What a `key=value` text means, for telling equal values apart from equal texts (`04` is 4, `0.10`
-    is 0.1; `1` and `true` stay apart); a text that does not parse is itself (validation refuses it)."""
-    try:
-        value = _parse_scalar(key, text, field_keys()[key])
-    except ConfigError:
-        value = text
-    return type(value).__name__, value
-
-
 def distinct_values(key: str, texts: list[str]) -> list[str]:
     """A sweep axis's values in order, each once by value, not text: `peers=4,04` and `optim.lr=0.1,0.10`
-    ran one configuration twice, in two directories that `table` then showed as different runs."""
-    seen: dict = {}
+    ran one configuration twice, in two directories that `table` then showed as different runs. (`1` and
+    `true` stay apart; a text that does not parse is itself, and validation refuses it later.)"""
+    t, seen = field_keys()[key], {}
     for text in texts:
-        seen.setdefault(value_identity(key, text), text)
+        try:
+            value = _parse_scalar(key, text, t)
+        except ConfigError:
+            value = text
+        seen.setdefault((type(value).__name__, value), text)
     return list(seen.values())
 
 
