@@ -215,11 +215,12 @@ def _resolve(path: str, seen: tuple, done: dict) -> dict:
     if "extends" not in d:
         done[here] = d
         return d
-    parents = d.pop("extends")
-    if isinstance(parents, str):
-        parents = [parents]
+    given = d.pop("extends")
+    parents = [given] if isinstance(given, str) else given
     if not isinstance(parents, list) or not parents or not all(isinstance(p, str) and p for p in parents):
-        raise ConfigError(f'{path}: "extends"={show(parents)} is {json_kind(parents)}; expected a path or a '
+        what = ("empty" if given in ("", []) else "a list with an empty path"
+                if isinstance(given, list) and "" in given else json_kind(given))
+        raise ConfigError(f'{path}: "extends"={show(given)} is {what}; expected a path or a '   # the value given
                           'list of paths of JSON files, relative to this file, e.g. "base/smoke.json"')
     if len(seen) + 1 >= MAX_EXTENDS_DEPTH:
         raise ConfigError(f'{show(path)}: the "extends" chain is more than {MAX_EXTENDS_DEPTH} files deep '

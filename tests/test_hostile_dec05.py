@@ -4,6 +4,7 @@ compiles, or a warning where the run is allowed. Each case here failed before it
 
 Nothing here trains a model except the module fixture `checkpointed` (one tiny run, interrupted)."""
 import json
+import re
 
 import jax
 import pytest
@@ -266,3 +267,38 @@ def test_a_role_with_no_lines_is_no_client():
     from tallysim.data import text
     clients, total = text.clients_of([("p", "**A**\n\n**B**\nhi there\n")], min_chars=0)
     assert clients == [("p:B", ["hi there"])] and total == 1
+
+
+# ----------------------------------------------------------------------------- JSON model groups, extends
+
+GROUP_ENTRIES = [
+    ({"peers": 4}, '"name"=None; allowed: a plain name'),                          # ran as a group named None
+    ({"name": "a;b", "peers": 4}, '"name"=\'a;b\''),
+    ({"name": "a", "peers": 2, "optim": {"lr": "0.1,width=9"}}, "optim.lr='0.1,width=9'"),   # set model.width=9
+    ({"name": "a", "peers": 2, "model": {"width": "8"}}, "model.width='8'; allowed: a JSON number"),   # a string
+    ({"name": "a", "peers": 2, "model": {"name": "mlp,width=9"}}, "model.name='mlp,width=9'"),
+]
+
+
+@pytest.mark.parametrize("entry, expected", GROUP_ENTRIES, ids=[e[1][:30] for e in GROUP_ENTRIES])
+def test_a_json_group_entry_is_checked_before_it_becomes_text(entry, expected, tmp_path, capsys, no_compile):
+    groups = [entry] + ([{"name": "b", "peers": 2}] if entry.get("peers") == 2 else [])
+    f = tmp_path / "c.json"
+    f.write_text(json.dumps({"peers": 4, "model": {"groups": groups}}))
+    line = one_line(capsys, ["run", "--config", str(f), *TINY, "--out", str(tmp_path / "o")])
+    assert expected in line and str(f) in line, line
+
+
+def test_a_json_group_entry_of_plain_values_still_reads():
+    from tallysim import model_groups
+    text = model_groups.from_json([{"name": "phone", "peers": 2, "model": {"name": "mlp", "width": 8},
+                                    "optim": {"lr": 0.1}}, {"name": "b", "peers": 2}], "c.json")
+    assert text == "phone:2:name=mlp,width=8,optim.lr=0.1;b:2"
+
+
+@pytest.mark.parametrize("given, what", [('""', "is empty"), ("[]", "is empty"), ('[""]', "is a list with an empty path")])
+def test_an_empty_extends_says_so(given, what, tmp_path):
+    f = tmp_path / "c.json"
+    f.write_text('{"extends": %s}' % given)
+    with pytest.raises(ConfigError, match=f'"extends"={re.escape(given.replace(chr(34), chr(39)))} {what}'):
+        config.read_file(str(f))
