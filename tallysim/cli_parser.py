@@ -162,6 +162,9 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--cohort-draw", metavar="sort,sequential",
                    help="with --population: comma list of cohort_draw values timed with client_storage=auto "
                    "(default: sort,sequential; the stacked storage runs with the first)")
+    b.add_argument("--set", metavar="KEY=VALUE,...",
+                   help="with --population: config items added to every point but the 10-client yardstick "
+                   "(e.g. faults.kind=dropout,faults.fraction=0.1,faults.redraw=true)")
     b.set_defaults(fn=cmd_bench)
     return p
 

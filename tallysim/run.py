@@ -38,7 +38,7 @@ from tallysim.results.metrics import (CONFIG, ERROR, METRICS, PARTITION, PROBE_K
 from tallysim.programs import chunk_inputs, eval_clients, initial_state, round_programs  # noqa: F401
 from tallysim.results import partition_file
 from tallysim.results.runs import Results
-from tallysim.sim import comm, fed, mesh, peers, tasks
+from tallysim.sim import comm, faults, fed, mesh, peers, tasks
 from tallysim.sim.evaluate import evaluate
 
 
@@ -121,6 +121,8 @@ def _run_chunk(b: Built, lo: int, hi: int, lanes_out: "_Lanes", bar, saver: chec
             params, own = peers.eval_params(state.params, pick, b.cfg.eval_sample, own_K)
             ev = _host(eval_fn(params, state.server, x_test, y_test, clients_V, own))
             ev["eval_idx"] = pick if b.cfg.eval_sample == "random" else None
+            # the faulty sets acc_mean_honest reads: read or redrawn here, not carried in every round's info
+            ev["faulty_P"] = faults.eval_sets(ctx.cfg, ctx.spec.peers, b.fed.faulty_P, lanes_c, k_rounds, end)
             info = {k: v[-1] for k, v in info_T.items()}
             lanes_out.rows(end, [(lo + j, lane_row(ev, info, ledgers[j], j, end, lanes_out.t0,
                                                          b.protocol.row_keys, group_ranges(ctx)))

@@ -27,7 +27,7 @@ EIGHT = jax.device_count() >= 8
 multidevice = pytest.mark.skipif(not EIGHT, reason="needs 8 devices (run by test_eight_virtual_devices)")
 COMPARE = ("acc_mean", "acc_min", "acc_max", "acc_ensemble", "acc_global", "train_loss", "vote_acc",
            "softavg_acc", "consensus_acc", "epsilon")
-EXACT = ("round", "bits_up", "bits_down", "bits_per_peer", "steps_real")
+EXACT = ("round", "bits_up", "bits_down", "bits_per_peer", "steps_real", "faulty")
 
 
 def _rows(path):
@@ -76,13 +76,23 @@ CASES = {
     # privacy.*: the noise comes from each lane's keys, so sharding lanes or peers draws the same noise
     "tally private, 8 seeds (lanes)": ["protocol.name=tally", "seeds=8", "privacy.noise=2"],
     "softlabel private (peers)": ["protocol.name=softlabel", "peers=8", "privacy.noise=0.5"],
+    # cohort_draw=sequential (sim/cohort.py) with a population's storage: each lane draws its cohort and
+    # (faults.redraw) its cohort's faulty status from its own round key, so sharding peers or lanes draws
+    # the same cohorts; size rule over the sharded shard offsets, dropout's coins for the cohort
+    "fedavg sequential draw, redrawn faults (peers)": [
+        "protocol.name=fedavg", "peers=16", "participation=0.25", "client_storage=auto", "cohort_draw=sequential",
+        "participation_rule=size", "faults.kind=dropout", "faults.fraction=0.5", "faults.redraw=true",
+        "faults.drop_prob=0.5"],
+    "fedavg sequential draw, 3 seeds (lanes, padded)": ["protocol.name=fedavg", "seeds=3", "peers=6",
+                                                         "participation=0.5", "cohort_draw=sequential"],
 }
 
 
 # "tally seeds (lanes)" is slow: "tally private, 8 seeds (lanes)" shards the same axis of the same
 # protocol and checks the noise as well (the suite's slowest test was this subprocess, issue 30).
 FAST = ("fedavg partial participation, 3 seeds (lanes, padded)", "bridge (peers)",
-        "tally private, 8 seeds (lanes)", "fedavg cohort storage (peers)")
+        "tally private, 8 seeds (lanes)", "fedavg cohort storage (peers)",
+        "fedavg sequential draw, redrawn faults (peers)")   # its lanes case: 31 s here, slow
 
 
 @pytest.mark.multidevice

@@ -189,3 +189,43 @@ def test_cli_and_json_forms_read_the_same():
     assert config.Config().model.groups is None and model_groups.parse(None) == ()
     with pytest.raises(ConfigError, match="allowed keys are name, peers, model"):
         config.from_dict({"model": {"groups": [{"name": "a", "peers": 2, "width": 3}]}})
+
+
+GROUPED_STREAM = {"all active": ["peers=4", "model.groups=a:2:mlp,width=16;b:2:mlp,width=8"],
+                  "cohort": ["peers=5", "model.groups=a:3:mlp,width=16;b:2:mlp,width=8", "participation=0.6"]}
+
+
+@pytest.mark.parametrize("protocol, case", [  # 16 to 32 s each on the loaded 2 cores: one in the fast suite
+    ("cfd", "all active"), pytest.param("cfd", "cohort", marks=pytest.mark.slow),
+    pytest.param("selective_fd", "all active", marks=pytest.mark.slow),
+    pytest.param("selective_fd", "cohort", marks=pytest.mark.slow)])
+def test_grouped_streamed_exchange_equals_every_message_at_once(protocol, case, monkeypatch):
+    """model.groups: cfd and selective_fd stream each group's peers in chunks (no [A, M, C] array); one
+    peer at a time, a group at a time, and the plain form on every active peer's probabilities at once
+    (messages(), the concatenated [A, M, C]) give the same targets, weights and per-peer rows (cfd's
+    level sums are integers: the same levels; selective_fd's float sums to rounding)."""
+    import importlib
+    from tallysim.protocols import probe_round
+    mod = importlib.import_module(f"tallysim.protocols.{protocol}")
+    got, real = [], mod.make_round
+    monkeypatch.setattr(mod, "make_round", lambda ctx, lspec, ex: got.append(ex) or real(ctx, lspec, ex))
+    d = tallysim.drive(tiny(f"protocol.name={protocol}", "warmup_epochs=0", *GROUPED_STREAM[case]))
+    ex, ctx, data, state = got[-1], d.built.ctx, d.built.one, d.state
+    keys = round_keys(d.root, 1)
+    idx = active_set(ctx, keys.active, data)
+
+    def streamed(chunk):
+        x_M, y_M, voters, info, (sums, per_row, sent) = probe_round.streamed(ctx, state, data, keys, idx, None,
+                                                                             ex, chunk=chunk)
+        return ex.finish(sums, per_row, sent, voters, dict(info), idx, state.extra)[:2], per_row, info
+    msgs, info = probe_round.messages(ctx, state, data, keys, idx, None)
+    plain = ex(msgs, dict(info), idx, state.extra)[:2]
+    exact = protocol == "cfd"
+    for chunk in (1, None):
+        (target, weight), per_row, s_info = jax.jit(lambda: streamed(chunk))()
+        assert target.shape == (M, 10) and np.isfinite(np.asarray(target)).all()
+        # cfd: the same integer level sums, the normalisation compiled apart (the last bit may differ)
+        np.testing.assert_allclose(np.asarray(target), np.asarray(plain[0]), rtol=0, atol=1e-7 if exact else 1e-6)
+        np.testing.assert_array_equal(np.asarray(weight), np.asarray(plain[1]))
+        for k in ("vote_acc", "agreement"):
+            assert float(s_info[k]) == pytest.approx(float(info[k]), abs=1e-6), k

@@ -128,3 +128,46 @@ def test_resume_under_another_client_storage_is_refused_before_compiling(tmp_pat
     ref = run.run(tiny(*items, f"client_storage={was}"), str(tmp_path / "ref"), progress=False)["out"]
     strip = lambda rows: [{k: v for k, v in r.items() if k != "wall_s"} for r in rows]  # noqa: E731
     assert strip(read_rows(out)) == strip(read_rows(ref))
+
+
+@pytest.mark.parametrize("peers", [IID_RAGGED_FROM - 1, IID_RAGGED_FROM])
+def test_both_iid_implementations_give_the_same_clients_at_the_boundary(peers, monkeypatch):
+    """partition.kind=iid is a list of arrays below IID_RAGGED_FROM peers and one Ragged from it. At the
+    boundary, each implementation forced on the other's side: the same clients, index for index, so
+    the same per-client sizes and class counts. What differs is the container and the dtype only
+    (int64 arrays in a list; one int32 flat array with offsets)."""
+    import importlib
+    part_mod = importlib.import_module("tallysim.data.partition")   # the module, not the function
+    n = 3 * peers + 1234                 # sizes 3 and 4: array_split's two blocks
+    labels = np.random.default_rng(1).integers(0, 10, n)
+    kinds = {}
+    for threshold in (peers + 1, peers):                # dense, then Ragged, at the same P
+        monkeypatch.setattr(part_mod, "IID_RAGGED_FROM", threshold)
+        kinds[threshold <= peers] = partition(labels, peers, PartitionConfig(kind="iid"), 10, seed=7)
+    dense, flat = kinds[False], kinds[True]
+    assert isinstance(dense, list) and isinstance(flat, Ragged)
+    assert dense[0].dtype == np.int64 and flat.flat.dtype == np.int32
+    assert np.array_equal([len(p) for p in dense], flat.sizes) and set(flat.sizes) == {3, 4}
+    assert np.array_equal(np.concatenate(dense), flat.flat)
+    assert np.array_equal(class_counts(labels, dense, 10), class_counts(labels, flat, 10))
+
+
+def test_a_build_at_the_iid_boundary_is_the_same_under_both_implementations(monkeypatch):
+    """A whole build at 10,000 peers (under_trained faults: the shard cuts iterate the partition) with
+    the dense and the Ragged partition: the same device shards, sizes, class counts and faulty set."""
+    import importlib
+    part_mod = importlib.import_module("tallysim.data.partition")   # the module, not the function
+    items = ["data.name=synthetic", "data.input_shape=[4]", "data.train_size=31000", "data.test_size=100",
+             "probe.pool_size=100", "probe.per_round=8", "model.name=mlp", "model.width=8", "peers=10000",
+             "participation=0.001", "partition.kind=iid", "faults.kind=under_trained", "faults.fraction=0.1",
+             "faults.examples=1", "client_storage=auto"]
+    cfg = config.validate(config.apply_overrides(config.Config(), items))
+    built = {}
+    for threshold in (cfg.peers + 1, cfg.peers):
+        monkeypatch.setattr(part_mod, "IID_RAGGED_FROM", threshold)
+        built[threshold] = build(cfg)
+    a, b = built[cfg.peers + 1].fed, built[cfg.peers].fed
+    for field in ("shard_H", "count_P", "offset_P", "faulty_P"):
+        assert np.array_equal(np.asarray(getattr(a, field)), np.asarray(getattr(b, field))), field
+    assert int(np.asarray(a.faulty_P).sum()) == 1000 and set(np.asarray(a.count_P)[0][np.asarray(a.faulty_P)[0]]) == {1}
+    assert np.array_equal(built[cfg.peers + 1].class_counts[0], built[cfg.peers].class_counts[0])

@@ -9,7 +9,10 @@ the MLP of width 32 on 8 inputs), compiles the lane-vmapped round scan that `run
 untimed, then times `--rounds` rounds (the median of 3). The yardstick is the memory of 10 clients
 (P = A = 10, the same shards and model) plus the population's data (`data_bytes`: the FedData arrays),
 the issue's target being within 1.5x of it; and the seconds per round should not grow with P. `draw_s`
-times the round's cohort draw alone. `--cohort-draw` says which draws run with the server model alone
+times the round's cohort draw alone. `--set` adds config items to every
+point but the 10-client yardstick (e.g. `faults.kind=dropout,faults.fraction=0.1,faults.redraw=true`:
+the faults' cost per round; `info_bytes` is what one round's info adds to the scan's stacked output).
+`--cohort-draw` says which draws run with the server model alone
 (the config's `cohort_draw`, sim/cohort.py): `sort`, the rule of earlier versions (the first A of a
 permutation of all P clients, drawn in O(P): its 2 x P random keys remain), and `sequential`, the same
 distribution from A random integers, independent of P; the stacked storage runs with the first of them.
@@ -38,15 +41,17 @@ def items(peers: int, active: int, storage: str, examples: int, cohort_draw: str
 
 
 def point(peers: int, active: int, storage: str, examples: int = 24, rounds: int = 10,
-          cohort_draw: str = "sort") -> dict:
-    """One measurement in this process (call it in a fresh one: see `measure`)."""
+          cohort_draw: str = "sort", extra: tuple = ()) -> dict:
+    """One measurement in this process (call it in a fresh one: see `measure`). `extra`: more config
+    items (`--set`, e.g. faults.kind=dropout), after the bench's own."""
     import jax
     import jax.numpy as jnp
 
     from tallysim import config, programs
     from tallysim.build import build
     from tallysim.sim import mesh
-    cfg = config.apply_overrides(config.Config(), items(peers, active, storage, examples, cohort_draw) + [f"rounds={rounds + 1}"])
+    cfg = config.apply_overrides(config.Config(), items(peers, active, storage, examples, cohort_draw) + [f"rounds={rounds + 1}"]
+                                 + list(extra))
     t = time.perf_counter()
     b = build(cfg)
     build_s = time.perf_counter() - t
@@ -67,6 +72,7 @@ def point(peers: int, active: int, storage: str, examples: int = 24, rounds: int
         jax.block_until_ready(state)
         times.append(time.perf_counter() - t)
     state_bytes = sum(a.nbytes for a in jax.tree.leaves(state))
+    info_bytes = sum(a.nbytes for a in jax.tree.leaves(info)) // rounds     # what a round's info adds to a scan
     with open("/proc/self/status") as f:          # resident now, after the rounds (the peak may be the build's)
         rss_now = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS:"))
     return dict(peers=peers, active=b.ctx.spec.active, storage=storage, cohort_draw=cfg.cohort_draw,
@@ -74,7 +80,8 @@ def point(peers: int, active: int, storage: str, examples: int = 24, rounds: int
                 round_s=sorted(times)[1] / rounds, compile_s=round(compile_s, 2), build_s=round(build_s, 2),
                 peak_rss=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,   # Linux: KiB
                 rss_rounds=rss_now,
-                data_bytes=data_bytes, state_bytes=state_bytes, loss=float(info["train_loss"][-1, 0]))
+                data_bytes=data_bytes, state_bytes=state_bytes, info_bytes=info_bytes, extra=list(extra),
+                loss=float(info["train_loss"][-1, 0]))
 
 
 def draw_s(peers: int, active: int, cohort_draw: str = "sort", repeats: int = 5) -> float:
@@ -96,10 +103,12 @@ def draw_s(peers: int, active: int, cohort_draw: str = "sort", repeats: int = 5)
     return sorted(times)[repeats // 2]
 
 
-def measure(peers: int, active: int, storage: str, examples: int, rounds: int, cohort_draw: str = "sort") -> dict:
+def measure(peers: int, active: int, storage: str, examples: int, rounds: int, cohort_draw: str = "sort",
+            extra: tuple = ()) -> dict:
     """`point` in a fresh Python process (its peak RSS is this point's alone)."""
     code = (f"import json; from tallysim.bench.population import point; "
-            f"print(json.dumps(point({peers}, {active}, {storage!r}, {examples}, {rounds}, {cohort_draw!r})))")
+            f"print(json.dumps(point({peers}, {active}, {storage!r}, {examples}, {rounds}, {cohort_draw!r}, "
+            f"{tuple(extra)!r})))")
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     if p.returncode:
         return dict(peers=peers, active=active, storage=storage, cohort_draw=cohort_draw,
@@ -108,7 +117,7 @@ def measure(peers: int, active: int, storage: str, examples: int, rounds: int, c
 
 
 def run(populations=POPULATIONS, cohorts=COHORTS, examples: int = 24, rounds: int = 10,
-        stacked_max: int = STACKED_MAX, log=print, draws=DRAWS) -> list[dict]:
+        stacked_max: int = STACKED_MAX, log=print, draws=DRAWS, extra: tuple = ()) -> list[dict]:
     base = measure(10, 10, "auto", examples, rounds)
     log(f"  10 clients (all active): peak {base['peak_rss'] / 1e6:.0f} MB, {base['round_s'] * 1e3:.1f} ms/round")
     rows = []
@@ -116,7 +125,7 @@ def run(populations=POPULATIONS, cohorts=COHORTS, examples: int = 24, rounds: in
         for A in cohorts:
             points = [("auto", d) for d in draws] + ([("stacked", draws[0])] if P <= stacked_max else [])
             for storage, how in points:
-                r = measure(P, A, storage, examples, rounds, how)
+                r = measure(P, A, storage, examples, rounds, how, extra)
                 r["draw_s"] = draw_s(P, A, how)
                 if "error" not in r:
                     # the yardstick: 10 clients' process, plus this population's data beyond theirs
@@ -132,9 +141,10 @@ def run(populations=POPULATIONS, cohorts=COHORTS, examples: int = 24, rounds: in
 
 
 def table(rows: list[dict], base: dict) -> str:
+    extra = next((r["extra"] for r in rows if r.get("extra")), None)
     lines = [f"FedAvg population benchmark: MLP 8-32-32-10, {base['examples']} examples per client, batch 8, "
-             f"1 local epoch; 10 clients alone: {base['peak_rss'] / 1e6:.0f} MB peak, "
-             f"{base['round_s'] * 1e3:.1f} ms/round",
+             f"1 local epoch{'; with ' + ' '.join(extra) if extra else ''}; 10 clients alone: "
+             f"{base['peak_rss'] / 1e6:.0f} MB peak, {base['round_s'] * 1e3:.1f} ms/round",
              f"| {'clients P':>10} | {'per round A':>11} | {'storage':>8} | {'draw':>10} | {'peak RSS MB':>11} | "
              f"{'RSS in rounds MB':>16} | {'data MB':>8} | {'vs 10 + data':>12} | {'ms/round':>8} | "
              f"{'of which draw':>13} |",
@@ -181,12 +191,21 @@ def sizes(text) -> tuple:
     return out
 
 
+def parse_set(text) -> tuple:
+    """`--set faults.kind=dropout,faults.fraction=0.1` -> its items, checked as config items here (a bad
+    one is refused in one line before any point runs)."""
+    from tallysim import config
+    extra = tuple(i.strip() for i in str(text or "").split(",") if i.strip())
+    config.validate(config.apply_overrides(config.Config(), items(1000, 10, "auto", 24) + list(extra)))
+    return extra
+
+
 def main(args) -> int:
     from tallysim.bench import write_json
     pops = sizes(args.peers) if getattr(args, "peers", None) is not None else POPULATIONS
     rows = run(pops, examples=getattr(args, "examples", None) or 24,
                stacked_max=getattr(args, "stacked_max", None) or STACKED_MAX,
                log=lambda s: print(s, file=sys.stderr, flush=True),
-               draws=parse_draws(getattr(args, "cohort_draw", None)))
+               draws=parse_draws(getattr(args, "cohort_draw", None)), extra=parse_set(getattr(args, "set", None)))
     write_json(rows, getattr(args, "json", None))
     return 0

@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 
 from tallysim.protocols.base import (Context, active_logits, active_set, draw_probes, exchanging,
-                                     local_round, predict_probes, round_keys)
+                                     group_rows, local_round, predict_probes, round_keys)
 from tallysim.protocols.distill import distill_factor, scaled
 from tallysim.sim import exchange as exchange_, faults, local, peers, tasks, vote
 from tallysim.sim.fed import pool_examples
@@ -86,27 +86,51 @@ def streamed(ctx: Context, state, data, keys, idx, fr, ex: Streamed, chunk: Opti
     x_M, y_probe = pool_examples(data, pidx)
     y_M = task.message_labels(y_probe)
 
-    def one(rows_c, valid_c):
-        if ctx.model_groups:      # one chunk of all A (c = A below): every group's peers, concatenated
-            z = task.messages(active_logits(ctx, state, idx, x_M))
-        else:
-            ids = rows_c if idx is None else idx[rows_c]
-            z = task.messages(predict_probes(ctx, peers.take(state.params, ids), x_M))
+    def finish_chunk(z, rows_c, valid_c):
+        """One chunk's messages (logits z of the peers at active positions rows_c) -> its sums."""
         z = faults.message_logits(ctx, fr, z, rows_c, y_M)
         sent_c, honest_c = faults.chunk_masks(fr, rows_c)
         sent_c = valid_c if sent_c is None else valid_c & sent_c
         sums, per_row = ex.chunk(jax.nn.softmax(z, axis=-1), sent_c, rows_c, idx, state.extra)
         return (vote.chunk_sums(z, sent_c, y_M, None, honest_c), sums), per_row
 
-    # model.groups: one chunk ([A, M, C] at once), since a chunk of traced rows cannot pick its group's model
-    c = A if ctx.model_groups else chunk or exchange_.peer_chunk(A, spec.messages, spec.classes)
-    (diag, sums), per_row = exchange_.stream(one, A, c)
+    if ctx.model_groups:
+        (diag, sums), per_row = _grouped_stream(ctx, state, idx, x_M, task, finish_chunk, chunk)
+    else:
+        def one(rows_c, valid_c):
+            ids = rows_c if idx is None else idx[rows_c]
+            return finish_chunk(task.messages(predict_probes(ctx, peers.take(state.params, ids), x_M)),
+                                rows_c, valid_c)
+        c = chunk or exchange_.peer_chunk(A, spec.messages, spec.classes)
+        (diag, sums), per_row = exchange_.stream(one, A, c)
     voters = faults.senders(ctx, fr)
     t = vote.tally_counts(diag.counts_MxC, voters, "lowest", 0.0)
     info = vote.finish_diagnostics(diag, voters, y_M, t.winner_M, t.share_M)
     sent_A, _ = faults.chunk_masks(fr, jnp.arange(A))
     sent_A = jnp.ones((A,), bool) if sent_A is None else sent_A
     return x_M, y_M, voters, info, (sums, per_row, sent_A)
+
+
+def _grouped_stream(ctx: Context, state, idx, x_M, task, finish_chunk, chunk: Optional[int]):
+    """model.groups: each group streams its own active peers in chunks (a chunk of traced rows cannot
+    pick its group's model, so the groups are a Python loop, as base._grouped_sums), at active positions
+    a_lo + row; the sums add over the groups and the per-peer rows concatenate in active order (the
+    groups are contiguous in it). So no [A, M, C] array: at C = 10,004, M = 256 and A = 10 that was
+    about 1 GB of a 4-lane round's temporaries (docs/groups.md)."""
+    acc, rows_out = None, []
+    for i, (g, gctx) in enumerate(ctx.group_contexts()):
+        rows_g, _ = group_rows(g, idx)
+
+        def one(rows_c, valid_c, i=i, g=g, gctx=gctx, rows_g=rows_g):
+            ids = rows_c if rows_g is None else rows_g[rows_c]
+            z = task.messages(predict_probes(gctx, peers.take(state.params[i], ids), x_M))
+            return finish_chunk(z, g.a_lo + rows_c, valid_c)
+        A_g = g.a_hi - g.a_lo
+        sums, per_row = exchange_.stream(one, A_g, chunk or exchange_.peer_chunk(A_g, ctx.spec.messages,
+                                                                                 ctx.spec.classes))
+        acc = sums if acc is None else jax.tree.map(jnp.add, acc, sums)
+        rows_out.append(per_row)
+    return acc, jax.tree.map(lambda *a: jnp.concatenate(a), *rows_out)
 
 
 def make_round(ctx: Context, lspec: local.LocalSpec, exchange):

@@ -43,10 +43,13 @@ def lane_row(ev: dict, info: dict, led, j: int, r: int, t0: float, own_keys: dic
            "train_loss": float(info["train_loss"][j])}
     # faults.py: faulty peers this round, and the mean test accuracy of the others (null if none)
     row["faulty"] = int(info["faulty"][j]) if "faulty" in info else 0
-    honest = np.ones(acc.shape, bool)
-    if "faulty_P" in info:          # of the peers evaluated: 0..N-1, or (eval_sample=random) the lane's sample
+    # ev["faulty_P"] (faults.eval_sets): each lane's faulty set at this round, None without faults, False
+    # where the round drew only its cohort's status (redraw under cohort_draw=sequential): no honest set
+    faulty = ev.get("faulty_P")
+    honest = np.ones(acc.shape, bool) if faulty is not False else np.zeros(acc.shape, bool)
+    if faulty is not None and faulty is not False:   # of the peers evaluated: 0..N-1, or the lane's sample
         pick = ev.get("eval_idx")
-        honest = ~np.asarray(info["faulty_P"][j], bool)
+        honest = ~np.asarray(faulty[j], bool)
         honest = honest[pick[j]] if pick is not None else honest[:acc.shape[0]]
     row["acc_mean_honest"] = float(acc[honest].mean()) if some and honest.any() else None
     for k in PROBE_KEYS:

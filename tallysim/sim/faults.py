@@ -4,6 +4,9 @@
 written as). `faults.redraw=false`: one set for the whole run, drawn on the host from the seed
 (`fixed_set`; it travels as `FedData.faulty_P` and partition.json lists it). `redraw=true`: a new set
 every round, drawn from the round's key (`for_round`); the warm-up before round 1 uses the seed's set.
+Under `cohort_draw=sequential` a redrawn set is drawn for the round's cohort only (`cohort_status`, the
+same distribution in O(A)); a round's info carries the faulty count, never a [P] mask (the metrics read
+the set at evaluation rounds: `eval_sets`; docs/population.md "Faulty peers at population scale").
 Only the round's active peers act on it. The kinds:
 
 - `under_trained`: shards cut to `faults.examples` examples (host-side, before anything compiles:
@@ -32,6 +35,7 @@ is then exactly the one without faults.
 """
 from __future__ import annotations
 
+import functools
 from fractions import Fraction
 from typing import NamedTuple, Optional
 
@@ -86,7 +90,7 @@ def cut_shards(cfg, parts: list, faulty: np.ndarray, seed: int) -> list:
 
 class RoundFaults(NamedTuple):
     """One round's faults, for the active peers (positions in the active set)."""
-    faulty_P: jax.Array            # bool [P]: this round's faulty set
+    faulty_P: Optional[jax.Array]  # bool [P]: this round's faulty set (None: redraw under cohort_draw=sequential)
     faulty_A: jax.Array            # bool [A]: active and faulty
     lost_A: Optional[jax.Array]    # dropout: bool [A], the messages lost this round; else None
     idx: Optional[jax.Array]       # the active set (None: every peer)
@@ -103,34 +107,90 @@ class RoundFaults(NamedTuple):
         return self.faulty_A if self.lost_A is None else self.lost_A
 
     def info(self) -> dict:
-        return {"faulty": jnp.sum(self.misbehaving_A, dtype=jnp.int32), "faulty_P": self.faulty_P}
+        # the count only: a [P] mask per round would make the scan's stacked info [rounds, lanes, P]
+        # (100 MB a lane for 100 rounds of 10^6 clients); the metrics rows get the evaluated peers'
+        # status at evaluation rounds from `eval_sets`
+        return {"faulty": jnp.sum(self.misbehaving_A, dtype=jnp.int32)}
 
 
 def round_key(root, r):
     return jax.random.fold_in(jax.random.fold_in(root, r), FAULT_STREAM)
 
 
+def redrawn_set(peers: int, faulty: int, root, r) -> jax.Array:
+    """bool [P]: the `faulty` peers that round r draws under faults.redraw=true and cohort_draw=sort (a
+    permutation of all P peers, as earlier versions did); `eval_sets` recomputes it for the metrics."""
+    k_set = jax.random.split(round_key(root, r), 3)[0]
+    return jnp.zeros((peers,), bool).at[jax.random.permutation(k_set, peers)[:faulty]].set(True)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def redrawn_sets(peers: int, faulty: int, roots_L, r) -> jax.Array:
+    """bool [L, P]: `redrawn_set` of each lane's round key."""
+    return jax.vmap(lambda k: redrawn_set(peers, faulty, k, r))(roots_L)
+
+
+def cohort_status(key, peers: int, faulty: int, active: int) -> jax.Array:
+    """bool [A]: whether each of A given distinct peers is in a uniform `faulty`-subset of the `peers`,
+    without drawing the subset. Restricted to any fixed A peers, that subset is a sequence of
+    hypergeometric draws: given f faulty among the first j, peer j is faulty with probability
+    (faulty - f) / (peers - j) (j of the P peers and f of the faulty ones are used up). A random
+    integers (jax.random.randint: uniform to a relative (P - j) / 2**64), O(A) work, no [P] value."""
+    def one(j, carry):
+        f, out = carry
+        bad = jax.random.randint(jax.random.fold_in(key, j), (), 0, peers - j, jnp.int32) < faulty - f
+        return f + bad.astype(jnp.int32), out.at[j].set(bad)
+    return jax.lax.fori_loop(0, active, one, (jnp.int32(0), jnp.zeros((active,), bool)))[1]
+
+
+def sequential(cfg, idx) -> bool:
+    """Whether this round's faults are drawn for the cohort alone (cohort_draw=sequential: O(A))."""
+    return cfg.cohort_draw == "sequential" and idx is not None
+
+
 def for_round(ctx, data, root, r, idx) -> Optional[RoundFaults]:
-    """This round's faults (None when no peer is faulty: statically the fault-free program)."""
+    """This round's faults (None when no peer is faulty: statically the fault-free program). Under
+    cohort_draw=sequential nothing is [P]-shaped: a redrawn set is drawn for the cohort only
+    (`cohort_status`, the same distribution as the permutation's set restricted to the cohort) and
+    dropout's coins for the cohort only; `sort` keeps the draws of earlier versions, bit for bit."""
     cfg, spec = ctx.cfg, ctx.spec
     if not enabled(cfg, spec.peers):
         return None
     k_set, k_drop, k_wrong = jax.random.split(round_key(root, r), 3)
     P = spec.peers
-    if cfg.faults.redraw:
-        faulty_P = jnp.zeros((P,), bool).at[jax.random.permutation(k_set, P)[:count(cfg, P)]].set(True)
+    cohort_only = sequential(cfg, idx)
+    if cfg.faults.redraw and cohort_only:
+        faulty_P, faulty_A = None, cohort_status(k_set, P, count(cfg, P), idx.shape[0])
     else:
-        faulty_P = data.faulty_P
-    faulty_A = faulty_P if idx is None else faulty_P[idx]
+        faulty_P = redrawn_set(P, count(cfg, P), root, r) if cfg.faults.redraw else data.faulty_P
+        faulty_A = faulty_P if idx is None else faulty_P[idx]
     lost_A = None
     if cfg.faults.kind == "dropout":
         q = cfg.faults.drop_prob
         if q >= 1.0:
             lost_A = faulty_A
+        elif cohort_only:
+            lost_A = faulty_A & (jax.random.uniform(k_drop, faulty_A.shape) < q)
         else:
             u_P = jax.random.uniform(k_drop, (P,))
             lost_A = faulty_A & ((u_P if idx is None else u_P[idx]) < q)
     return RoundFaults(faulty_P, faulty_A, lost_A, idx, k_wrong)
+
+
+def eval_sets(cfg, peers: int, fixed_SP, lanes: list, roots_L, r: int):
+    """The faulty sets the metrics rows read at evaluation round r (`acc_mean_honest`), one per lane:
+    bool [L, P] host arrays, or None where there is no faulty peer. Fixed set: the lanes' own
+    (rows `lanes` of `fixed_SP`, FedData.faulty_P); redraw under sort: round r's set, recomputed from the lanes' round
+    keys `roots_L` (the same draw as the round's, once per evaluation rather than carried in every
+    round's info); redraw under sequential: False, the round drew only its cohort's status (the peers
+    outside it do nothing that round) so there is no set to read."""
+    if not enabled(cfg, peers):
+        return None
+    if not cfg.faults.redraw:
+        return np.asarray(fixed_SP[np.asarray(lanes)], bool)
+    if cfg.cohort_draw == "sequential":         # (refused where every peer is active: there is a cohort)
+        return False
+    return np.asarray(redrawn_sets(peers, count(cfg, peers), roots_L, jnp.int32(r)))
 
 
 def no_faults_info() -> dict:
