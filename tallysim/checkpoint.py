@@ -166,6 +166,7 @@ def check_resume(cfg, out) -> tuple[Path, dict]:
     if not (d / FILE).is_file():
         raise ConfigError(_nothing_to_resume(d, out))
     meta = read_meta(d)                 # unreadable checkpoint: say so before comparing configs
+    _refuse_lost_rows(d, meta["lines"])
     cfg = config.validate(cfg)
     now = json.loads(json.dumps(config.to_dict(cfg)))   # as saved: tuples are lists
     written = meta.get("config")
@@ -181,6 +182,32 @@ def check_resume(cfg, out) -> tuple[Path, dict]:
     _refuse_storage_change(d, saved, cfg)     # a checkpoint without its config: config.json's storage
     _refuse_diff(config.diff(saved, now), str(d / CONFIG))
     return d, read_meta(d, config.validate(cfg))
+
+
+def _refuse_lost_rows(d: Path, lines: int) -> None:
+    """The metrics rows written before the checkpoint must still be there, whole: the resumed run keeps
+    the first `lines` lines of metrics.jsonl and appends, so a deleted, emptied or cut file made a
+    metrics.jsonl without its first rows (or with half a line in it) and no word said."""
+    path = d / METRICS
+    try:
+        kept = path.read_bytes().split(b"\n")[:lines] if lines else []
+    except FileNotFoundError:
+        kept = []
+    except OSError as e:
+        raise ConfigError(f"--resume: {path} cannot be read ({e.strerror or e}); restore it, or run again "
+                          "with --overwrite") from None
+    whole = 0
+    for line in kept:
+        try:
+            if not isinstance(json.loads(line), dict):
+                break
+        except ValueError:
+            break
+        whole += 1
+    if whole < lines:
+        raise ConfigError(f"--resume: {path} holds {whole} whole row(s) of the {lines} written before the "
+                          "checkpoint (deleted, emptied or cut since?), and a resumed run would lack them; "
+                          "allowed: restore that file, or run again with --overwrite")
 
 
 def _held(storage: str, cfg) -> str:

@@ -78,8 +78,11 @@ def check_out_first(argv: list) -> None:
     pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     for flag in ("--overwrite", "--resume", "-h", "--help", "--print-config"):
         pre.add_argument(flag, action="store_true")
-    pre.add_argument("--out")
+    pre.add_argument("--out", action="append")
     known, _ = pre.parse_known_args(argv[1:])
+    if known.out and len(known.out) > 1:         # before either is touched (cli_parser refuses it too)
+        raise ConfigError(f"run: --out is given twice ({known.out[0]!r} and {known.out[1]!r}); give it once")
+    known.out = known.out[0] if known.out else None
     if known.out is not None and not (known.resume or known.help or known.h or known.print_config):
         from tallysim import outdir
         outdir.check(known.out, known.overwrite)
@@ -106,6 +109,9 @@ def main(argv=None, repeats: bool = None) -> int:
                     positional = key in ("overrides", "axes", "runs", "names", "figure")
                     outdir.check_text(item, "argument" if positional else f"--{key.replace('_', '-')}")
         shipped_config(args)
+        if getattr(args, "smoke", False) and args.fn in (cmd_run, cmd_sweep) and not args.config:
+            raise ConfigError(f"--smoke applies the --config file's `smoke` section, and no --config is given; "
+                              f"allowed: --config FILE --smoke, or leave out --smoke")
         if not repeats and args.fn in (cmd_run, cmd_sweep):
             from tallysim import config
             items = seed_list(args.overrides) if args.fn is cmd_run else args.axes

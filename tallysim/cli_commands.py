@@ -125,6 +125,7 @@ def cmd_bench(args) -> int:
     check_json_dest(getattr(args, "json", None))      # before anything is measured
     if getattr(args, "sample", 0) < 0:
         raise ConfigError(f"--sample {args.sample}: allowed 0 (every run) or a number of runs to time")
+    check_bench_counts(args)
     if args.sweep:
         from tallysim.bench import sweep as bench_sweep
         return bench_sweep.main(args)
@@ -140,3 +141,18 @@ def cmd_bench(args) -> int:
     from tallysim.bench import throughput as bench
     bench.main(args)
     return 0
+
+
+def check_bench_counts(args) -> None:
+    """bench's counts, before anything is measured: `or DEFAULT` read a 0 as the default (`--repeats 0`
+    timed 3 repeats, `--examples 0` 24 examples), and `--population --peers 0` measured 10 clients first."""
+    for flag in ("repeats", "examples", "stacked_max"):
+        value = getattr(args, flag, None)
+        if value is not None and value < 1:
+            raise ConfigError(f"bench --{flag.replace('_', '-')} {value}: allowed a positive integer")
+    if getattr(args, "loop_max", 0) < 0:
+        raise ConfigError(f"bench --loop-max {args.loop_max}: allowed 0 (no per-peer loop) or a largest P")
+    if getattr(args, "population", False) and getattr(args, "peers", None) is not None:
+        from tallysim.bench.population import sizes
+        sizes(args.peers)
+

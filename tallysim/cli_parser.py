@@ -10,9 +10,21 @@ import argparse
 from tallysim.cli_commands import cmd_bench, cmd_figure, cmd_pareto, cmd_plot, cmd_prepare, cmd_run, cmd_sweep
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line `tallysim: error: <command>: ...` (exit 2) like every other
+    user error, not the usage block and argparse's own last line (the subcommands inherit the class)."""
+
+    def error(self, message):
+        command = self.prog.removeprefix("tallysim").strip()
+        if "invalid int value" in message:
+            message += "; allowed: an integer"
+        where = f"{command}: " if command else ""
+        self.exit(2, f"tallysim: error: {where}{message} (see `{self.prog} --help`)\n")
+
+
 def parser() -> argparse.ArgumentParser:
     from tallysim import __version__
-    p = argparse.ArgumentParser(prog="tallysim", description="JAX simulator for communication-efficient "
+    p = OneLineParser(prog="tallysim", description="JAX simulator for communication-efficient "
                                 "federated learning (TallyTrain, soft-label distillation, FedAvg family).")
     p.add_argument("--version", action="version", version=f"tallysim {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
@@ -128,7 +140,8 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--sweep", action="store_true",
                    help="instead: time a fixed 108-run tally sweep grouped and one at a time (runs/hour, ratio)")
     b.add_argument("--smoke", action="store_true", help="with --sweep: its 8-run, 3-round version")
-    b.add_argument("--data", help="with --sweep: fashion_mnist (default) or synthetic")
+    b.add_argument("--data", choices=("fashion_mnist", "synthetic"),
+                   help="with --sweep: fashion_mnist (default) or synthetic")
     b.add_argument("--sample", type=int, default=0, metavar="N",
                    help="with --sweep: time one at a time on N evenly spaced runs only (0: all)")
     b.add_argument("--round", action="store_true",
@@ -163,6 +176,7 @@ PLUGIN_HELP = ("import this module first and add the protocols its PROTOCOLS lis
 def parse(argv):
     """argparse, but `key=value` items may also follow options (`run --quiet rounds=1`)."""
     p = parser()
+    refuse_repeated_options(p, list(argv))
     args, extra = p.parse_known_args(argv)
     dest = "overrides" if hasattr(args, "overrides") else "axes" if hasattr(args, "axes") else None
     stray = [x for x in extra if dest is None or x.startswith("-") or "=" not in x]
@@ -171,3 +185,30 @@ def parse(argv):
     if extra:
         setattr(args, dest, list(getattr(args, dest)) + extra)
     return args
+
+
+def refuse_repeated_options(p: argparse.ArgumentParser, argv: list) -> None:
+    """An option that takes one value, given twice (`--out a --out b`, `--config x --config y`), is refused
+    naming both: argparse silently keeps the last, so a run wrote where the user had not looked, as a
+    `key=value` given twice once did. Options meant to repeat (`--plugin`, `--label`) are `append`."""
+    sub = next((a for a in p._actions if isinstance(a, argparse._SubParsersAction)), None)
+    sp = sub.choices.get(argv[0]) if sub is not None and argv else None
+    if sp is None:
+        return
+    single = {o: a for a in sp._actions for o in a.option_strings
+              if a.nargs != 0 and not isinstance(a, (argparse._AppendAction, argparse._HelpAction))}
+    seen: dict = {}
+    for i, tok in enumerate(argv[1:], 1):
+        if tok == "--":
+            break
+        if not tok.startswith("--"):
+            continue
+        name, eq, value = tok.partition("=")
+        hits = [name] if name in single else [o for o in single if o.startswith(name)]   # argparse's prefixes
+        if len(hits) != 1:
+            continue
+        action = single[hits[0]]
+        given = value if eq else (argv[i + 1] if i + 1 < len(argv) else "")
+        if action.dest in seen:
+            sp.error(f"{hits[0]} is given twice ({seen[action.dest]!r} and {given!r}); give it once")
+        seen[action.dest] = given

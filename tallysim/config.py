@@ -49,11 +49,27 @@ def _parse_scalar(key: str, text: str, t) -> Any:
         if t is float:
             return float(text)
         if t is tuple:
-            return tuple(int(v) for v in text.replace("x", ",").strip("()[] ").split(",") if v)
+            parts = text.replace("x", ",").strip("()[] ")
+            # an empty dimension (`28x28x`, `x28`, `28xx28`) is a typo, not a shorter shape: it was dropped
+            return tuple(int(v) for v in parts.split(",")) if parts else ()
         return text
     except ValueError:
         kind = {bool: "true/false", int: "an integer", float: "a number", tuple: "a shape like 28x28x1"}
         raise ConfigError(f"{key}={text!r}: expected {kind.get(t, t.__name__)}") from None
+
+
+def distinct_values(key: str, texts: list[str]) -> list[str]:
+    """A sweep axis's values in order, each once by value, not text: `peers=4,04` and `optim.lr=0.1,0.10`
+    ran one configuration twice, in two directories that `table` then showed as different runs. (`1` and
+    `true` stay apart; a text that does not parse is itself, and validation refuses it later.)"""
+    t, seen = field_keys()[key], {}
+    for text in texts:
+        try:
+            value = _parse_scalar(key, text, t)
+        except ConfigError:
+            value = text
+        seen.setdefault((type(value).__name__, value), text)
+    return list(seen.values())
 
 
 def parse_override(item: str) -> tuple[str, str]:
@@ -199,11 +215,12 @@ def _resolve(path: str, seen: tuple, done: dict) -> dict:
     if "extends" not in d:
         done[here] = d
         return d
-    parents = d.pop("extends")
-    if isinstance(parents, str):
-        parents = [parents]
+    given = d.pop("extends")
+    parents = [given] if isinstance(given, str) else given
     if not isinstance(parents, list) or not parents or not all(isinstance(p, str) and p for p in parents):
-        raise ConfigError(f'{path}: "extends"={show(parents)} is {json_kind(parents)}; expected a path or a '
+        what = ("empty" if given in ("", []) else "a list with an empty path"
+                if isinstance(given, list) and "" in given else json_kind(given))
+        raise ConfigError(f'{path}: "extends"={show(given)} is {what}; expected a path or a '   # the value given
                           'list of paths of JSON files, relative to this file, e.g. "base/smoke.json"')
     if len(seen) + 1 >= MAX_EXTENDS_DEPTH:
         raise ConfigError(f'{show(path)}: the "extends" chain is more than {MAX_EXTENDS_DEPTH} files deep '
@@ -269,6 +286,7 @@ def load_file(path: str, smoke: bool = False) -> Config:
     """A JSON config. Two optional top-level sections are not fields: `smoke` (overrides that shrink
     the experiment, applied with smoke=True) and `sweep` (key -> list of values, read by `sweep`)."""
     d = read_file(path)
+    has_smoke = "smoke" in d
     shrink = d.pop("smoke", {})
     if not isinstance(shrink, dict):
         raise ConfigError(f"{path}: the `smoke` section must be an object of config fields, not "
@@ -279,6 +297,10 @@ def load_file(path: str, smoke: bool = False) -> Config:
     d.pop("resumed", None)           # config.json's record of resumes (run.py), not a field
     d.pop("placement", None)         # config.json's record of how the run sat on the devices (mesh.py)
     cfg = from_dict(d, where=path)
+    if smoke and not has_smoke:      # --smoke would silently run the full-size experiment
+        validate(cfg)                # a bad value in the file is the first thing to say
+        raise ConfigError(f"--smoke applies the `smoke` section of {path}, and it has none; allowed: a file "
+                          'with a "smoke": {...} section (or one it extends), or leave out --smoke')
     return from_dict(shrink, cfg, where=f"{path} (smoke section)") if smoke else cfg
 
 

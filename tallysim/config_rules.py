@@ -17,6 +17,10 @@ def check_rules(cfg: Config) -> None:
     """Every cross-field rule; `validate` runs it after the fields' own checks."""
     if cfg.data.name == "files" and not cfg.data.path:
         raise ConfigError("data.name=files needs data.path=DIR (a directory of IDX or .npz files)")
+    if cfg.data.path is not None and cfg.data.name == "synthetic":   # (the text datasets: data/loading.py)
+        # the data would silently not be yours: synthetic never reads data.path
+        raise ConfigError(f"data.path={cfg.data.path} with data.name=synthetic, which reads no files (generated "
+                          "from the data.* fields); allowed: data.name=files data.path=DIR, or no data.path")
     if cfg.probe.source == "files":
         raise ConfigError("probe.source=files is not supported (data.path belongs to the training data); "
                           "import the pool's files first with `python -m tallysim prepare NAME --path DIR` "

@@ -80,6 +80,8 @@ def parse(text) -> tuple[Group, ...]:
             if key not in group_keys():
                 raise ConfigError(f"{where}: group {name} sets {key}; a group may set "
                                   f"{', '.join(k.removeprefix('model.') for k in group_keys())}")
+            if key in values:                   # later silently won, as a key=value twice once did
+                raise ConfigError(f"{where}: group {name} sets {key} twice; give each field once")
             values[key] = _typed(key, val.strip(), where)
         out.append(Group(name, peers, tuple(values.items())))
     return tuple(out)
@@ -98,10 +100,29 @@ def from_json(v, where: str) -> str:
         if unknown or not isinstance(g.get("model", {}), dict) or not isinstance(g.get("optim", {}), dict):
             raise ConfigError(f"{where}: model.groups entry {g!r:.80}: allowed keys are name, peers, model "
                               "(an object of model.* fields), optim (an object of optim.* fields)")
+        _check_entry(g, where)
         items = [f"{k}={_text(x)}" for k, x in g.get("model", {}).items()]
         items += [f"optim.{k}={_text(x)}" for k, x in g.get("optim", {}).items()]
         parts.append(f"{g.get('name')}:{g.get('peers')}" + (":" + ",".join(items) if items else ""))
     return ";".join(parts)
+
+
+def _check_entry(g: dict, where: str) -> None:
+    """One JSON group object, before it becomes text: a missing name became a group named None, and a
+    string value carrying the syntax (`"lr": "0.1,width=9"`) set another field unseen."""
+    if not isinstance(g.get("name"), str) or not NAME.match(g["name"]):
+        raise ConfigError(f"{where}: model.groups entry {g!r:.80}: \"name\"={g.get('name')!r}; allowed: a plain "
+                          "name of letters, digits, '_' and '-'")
+    if not isinstance(g.get("peers"), int) or isinstance(g.get("peers"), bool):
+        raise ConfigError(f"{where}: model.groups entry {g['name']}: \"peers\"={g.get('peers')!r}; allowed: an integer")
+    for section in ("model", "optim"):
+        for k, x in g.get(section, {}).items():
+            key = f"{section}.{k}"
+            spec = declared().get(key)
+            number = spec is not None and spec.type in (int, float)
+            if not isinstance(x, (str, int, float)) or (isinstance(x, str) and (number or any(c in x for c in ",;:="))):
+                raise ConfigError(f"{where}: model.groups entry {g['name']}: {key}={x!r}; allowed: a JSON "
+                                  f"{'number' if number else 'value'} of the field's type")
 
 
 def _text(x) -> str:

@@ -61,10 +61,6 @@ def _is_tuple_key(key: str) -> bool:
     return config.field_keys().get(key) is tuple
 
 
-def _dedupe(values: list[str]) -> list[str]:
-    return list(dict.fromkeys(values))
-
-
 def parse_axis(item: str) -> tuple[str, list[str]]:
     """`key=v1,v2,...` -> (key, [v1, v2, ...]); the key is checked against the config fields."""
     key, text = config.parse_override(item)
@@ -72,7 +68,7 @@ def parse_axis(item: str) -> tuple[str, list[str]]:
     values = [v.strip() for v in text.split(sep)]
     if len(values) > 1 and any(v == "" for v in values):
         raise ConfigError(f"sweep axis {item!r} has an empty value; write {key}=v1{sep}v2{sep}...")
-    return key, _dedupe(values)
+    return key, config.distinct_values(key, values)
 
 
 def file_axes(section: Any) -> dict[str, list[str]]:
@@ -93,7 +89,7 @@ def file_axes(section: Any) -> dict[str, list[str]]:
         if not values:
             raise ConfigError(f"sweep axis {key!r} in the config file has no values")
         k, _ = config.parse_override(f"{key}={_text(values[0])}")
-        axes[k] = _dedupe([_text(v) for v in values])
+        axes[k] = config.distinct_values(k, [_text(v) for v in values])
     return axes
 
 

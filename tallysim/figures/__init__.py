@@ -265,7 +265,10 @@ def dry_run(name_or_path: str, smoke: bool = False, grouped: bool = True, log=pr
 
 def main(args) -> int:
     import sys
-    names = list(FIGURES) if args.figure == ["all"] else args.figure
+    if "all" in args.figure and len(args.figure) > 1:     # was "figure 'all' not found"
+        raise ConfigError(f"figure {' '.join(args.figure)}: `all` is every figure; allowed: all alone, or "
+                          "the figures by name")
+    names = list(FIGURES) if args.figure == ["all"] else list(dict.fromkeys(args.figure))   # each once
     code = 0
     if getattr(args, "dry_run", False):
         for n in names:

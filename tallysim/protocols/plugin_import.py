@@ -50,6 +50,9 @@ class RegistryGuard:
 
 def import_plugin(module: str, where: str, registry):
     """Import a plugin's module; whatever it raises (SystemExit too) is one line naming it."""
+    if module.endswith(".py") or "/" in module or "\\" in module:   # importlib's "No module named '/x/y'"
+        raise ConfigError(f"{where} is a file path, not a module name; allowed: the module's name with its "
+                          "folder on the Python path, e.g. PYTHONPATH=DIR tallysim ... --plugin my_protocols")
     try:
         with RegistryGuard(where, registry):
             return importlib.import_module(module)
