@@ -39,7 +39,8 @@ IGNORES = {("softlabel", "comm.topology"), ("fedavg", "comm.topology"), ("bridge
            ("softlabel", "vote.min_agreement"), ("softlabel", "distill.label_smoothing"), ("fedavg", "fedprox.mu"),
            ("tally", "fedavg.aggregate"), ("local", "distill.weight"), ("fedavg", "distill.weight"),
            ("tally", "softlabel.aggregate"), ("fedavg", "feddf.steps"), ("fedadam", "fedavgm.beta"),
-           ("local", "comm.param_bits"), ("tally", "comm.soft_bits")}
+           ("local", "comm.param_bits"), ("tally", "comm.soft_bits"),
+           ("tally", "distill.temperature"), ("bridge", "distill.temperature")}
 
 
 def test_the_table_agrees_with_the_declarations():

@@ -58,8 +58,8 @@ CASES = {
     # not, and its ramp still scales round 3, the gate's first open one (so that every field acts:
     # test_each_varied_field_on_lane_0s_value_is_caught)
     "tally": (["protocol.name=tally"],
-              [OPTIM[0] + DISTILL[0] + ["vote.min_agreement=0.3", "distill.label_smoothing=0.1", "privacy.noise=0.5"],
-               OPTIM[1] + DISTILL[1][:2] + ["distill.ramp_rounds=4", "distill.gate=0.9", "vote.min_agreement=0.9",
+              [OPTIM[0] + DISTILL_NO_T[0] + ["vote.min_agreement=0.3", "distill.label_smoothing=0.1", "privacy.noise=0.5"],
+               OPTIM[1] + DISTILL_NO_T[1][:1] + ["distill.ramp_rounds=4", "distill.gate=0.9", "vote.min_agreement=0.9",
                                            "distill.label_smoothing=0.2", "privacy.noise=1.0"]]),
     "softlabel": (["protocol.name=softlabel", "softlabel.aggregate=era"],
                   [OPTIM[0] + DISTILL[0] + ["softlabel.era_temperature=0.1", "privacy.noise=0.5"],
@@ -71,9 +71,9 @@ CASES = {
               [OPTIM[0] + ["feddf.lr=0.001", "feddf.temperature=1.0"],
                OPTIM[1] + ["feddf.lr=0.01", "feddf.temperature=4.0"]]),
     "bridge": (["protocol.name=bridge", "participation=0.67"],
-               [OPTIM[0] + DISTILL[0] + ["vote.min_agreement=0.3", "distill.label_smoothing=0.1",
+               [OPTIM[0] + DISTILL_NO_T[0] + ["vote.min_agreement=0.3", "distill.label_smoothing=0.1",
                                          "bridge.density=0.01", "bridge.period=1"],
-                OPTIM[1] + DISTILL[1] + ["vote.min_agreement=0.5", "distill.label_smoothing=0.2",
+                OPTIM[1] + DISTILL_NO_T[1] + ["vote.min_agreement=0.5", "distill.label_smoothing=0.2",
                                          "bridge.density=0.2", "bridge.period=2"]]),
     "fedct": (["protocol.name=fedct"],
               [OPTIM[0] + DISTILL_NO_T[0] + ["vote.min_agreement=0.3", "distill.label_smoothing=0.1",
@@ -103,12 +103,12 @@ CASES = {
     "fednova": (["protocol.name=fednova"], list(OPTIM)),
     # the transformer (vmapped init; the LSTM's init runs one peer at a time, docs/text.md)
     "tally transformer": (["protocol.name=tally", "model.name=transformer", "model.hidden=8", "model.heads=2"],
-                          [OPTIM[0] + DISTILL[0] + ["vote.min_agreement=0.3", "distill.label_smoothing=0.1"],
-                           OPTIM[1] + DISTILL[1] + ["vote.min_agreement=0.5", "distill.label_smoothing=0.2"]]),
+                          [OPTIM[0] + DISTILL_NO_T[0] + ["vote.min_agreement=0.3", "distill.label_smoothing=0.1"],
+                           OPTIM[1] + DISTILL_NO_T[1] + ["vote.min_agreement=0.5", "distill.label_smoothing=0.2"]]),
     # words: C = 10,004, 14-bit votes, 20-word sequences
     "tally words": (["protocol.name=tally", "data.name=shakespeare_words"],
-                    [OPTIM[0] + DISTILL[0] + ["vote.min_agreement=0.3", "distill.label_smoothing=0.1"],
-                     OPTIM[1] + DISTILL[1] + ["vote.min_agreement=0.5", "distill.label_smoothing=0.2"]]),
+                    [OPTIM[0] + DISTILL_NO_T[0] + ["vote.min_agreement=0.3", "distill.label_smoothing=0.1"],
+                     OPTIM[1] + DISTILL_NO_T[1] + ["vote.min_agreement=0.5", "distill.label_smoothing=0.2"]]),
     "softlabel words": (["protocol.name=softlabel", "data.name=shakespeare_words", "comm.soft_bits=8"],
                         [OPTIM[0] + DISTILL[0], OPTIM[1] + DISTILL[1]]),
     # a fixed faulty set per lane (faults.fraction is host-side: lanes.HOST_FIXED_FAULTS): 1 and 2 of 3
@@ -116,7 +116,7 @@ CASES = {
                      [OPTIM[0] + ["faults.fraction=0.34"], OPTIM[1] + ["faults.fraction=0.67"]]),
     # model groups: group b keeps its own optim.lr in every lane, group a takes each lane's
     "tally model groups": (["protocol.name=tally", "model.groups=a:2:lstm;b:1:transformer,hidden=8,heads=2,optim.lr=0.05"],
-                           [OPTIM[0] + DISTILL[0], OPTIM[1] + DISTILL[1]]),
+                           [OPTIM[0] + DISTILL_NO_T[0], OPTIM[1] + DISTILL_NO_T[1]]),
 }
 FAST = ("tally",)
 # Lane fields a protocol reads that a case leaves alone, and why.
@@ -386,9 +386,6 @@ def test_grouped_text_sweep_files_progress_and_rerun_after_interruption(tmp_path
         compare_runs(tmp_path / "grouped" / name, out / name, f"rerun {name}", tol=None)
 
 
-# Declared read by tally (its `reads` names the whole distill section) but used by no tally code path:
-# its distill loss is a cross-entropy on the vote, with no temperature (docs/protocols.md).
-UNUSED_BY_TALLY = {"distill.temperature": "tally's distill loss is CE on the vote, without a temperature"}
 
 
 @pytest.mark.slow
@@ -400,7 +397,7 @@ def test_each_varied_field_on_lane_0s_value_is_caught(tmp_path, monkeypatch):
     run.run(cfgs[1], str(tmp_path / "alone1"), progress=False)
     real = lanes.lane_values
     blind = []
-    for k in sorted(lane_fields("tally") - set(UNUSED_BY_TALLY)):
+    for k in sorted(lane_fields("tally")):
         with monkeypatch.context() as m:
             m.setattr(lanes, "lane_values", lambda cs, lc, k=k: {
                 key: (np.full_like(v, v[0]) if key == k else v) for key, v in real(cs, lc).items()})

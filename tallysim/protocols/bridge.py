@@ -40,7 +40,10 @@ from tallysim.protocols.tally import vote_cost
 TRAITS = Traits(distill=True, shared_init="its merges are deltas from one common reference",
                 client_state="each peer's own model and error-feedback buffer",
                 defaults={"init.shared": True, "warmup_epochs": "local_epochs"},
-                reads=("distill", "vote", "bridge", "comm.param_bits"),
+                # not distill.temperature: its distill loss is tally's cross-entropy on the vote
+                reads=("distill.weight", "distill.order", "distill.epochs", "distill.label_smoothing",
+                       "distill.batch_size", "distill.ramp_rounds", "distill.gate", "vote", "bridge",
+                       "comm.param_bits"),
                 sections={"bridge": "BridgeConfig"})
 
 

@@ -17,8 +17,12 @@ from tallysim.protocols import Traits
 from tallysim.protocols.base import Context, Protocol, exchanging
 from tallysim.protocols.distill import distill_round, warmup_init
 
+# every distill field but temperature: the distill loss is a cross-entropy on the vote, which has no
+# temperature, so a non-default distill.temperature is refused rather than silently ignored
 TRAITS = Traits(distill=True, privacy="votes", defaults={"warmup_epochs": "local_epochs"},
-                reads=("distill", "vote", "comm.topology", "privacy"))
+                reads=("distill.weight", "distill.order", "distill.epochs", "distill.label_smoothing",
+                       "distill.batch_size", "distill.ramp_rounds", "distill.gate", "vote", "comm.topology",
+                       "privacy"))
 
 
 def vote_bits(ctx: Context) -> comm.RoundBits:
