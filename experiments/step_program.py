@@ -6,7 +6,7 @@
 
 Runs the checkout's own `bench.measure` (so the program is built through whatever API that commit
 had) with the GPU's grouping (`local.auto_groups(..., backend="gpu")`: all P equal peers in one
-vmapped group, as on the H200) and `conv="xla"`, but with every `Lowered.compile` intercepted: nothing
+vmapped group, as on the H200; and `LocalSpec.lean`'s GPU default where the commit has it) and `conv="xla"`, but with every `Lowered.compile` intercepted: nothing
 is timed, the lowered programs are kept. For each column it reports
 
   - a hash of the StableHLO (locations stripped) and its op counts,
@@ -190,6 +190,9 @@ def capture(model="cnn", peers=100, steps=20, batch=32, dtype="bfloat16", conv="
     local = bench.local
     orig_auto = local.auto_groups
     local.auto_groups = lambda *a, **k: orig_auto(*a, **dict(k, backend="gpu"))   # the GPU's grouping
+    orig_lean = getattr(local, "use_lean", None)
+    if orig_lean is not None:               # and the GPU's default step (LocalSpec.lean None = lean off the CPU)
+        local.use_lean = lambda spec: True if spec.lean is None else spec.lean
     got = []
     orig_lower, orig_compile = stages.Traced.lower, stages.Lowered.compile
     jaxprs = {}
@@ -224,6 +227,8 @@ def capture(model="cnn", peers=100, steps=20, batch=32, dtype="bfloat16", conv="
     finally:
         stages.Traced.lower, stages.Lowered.compile, bench._timed = orig_lower, orig_compile, orig_timed
         local.auto_groups = orig_auto
+        if orig_lean is not None:
+            local.use_lean = orig_lean
     out = {}
     for impl, (lowered, jaxpr) in zip(impls, got):
         rep = {"stablehlo": stablehlo_report(lowered)}
