@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # What the speed work measures on a GPU, as one script that fits a 15-minute machine lease (docs/gpu.md):
 # by default the samples/s table of every model against plain vmap and the dense bound (issue 35), CNN
-# first, and PyTorch's yardsticks beside it, about 6 minutes of parts; at the end one short table
+# first, PyTorch's yardsticks beside it, and the convolution formulations side by side, at most 8.5
+# minutes of limits (one 10-minute command); at the end one short table
 # (benchmarks/gpu_table.py) from the JSON the parts wrote, also saved as $OUT/table.md.
 #
 #   TALLYSIM_DATA=<dir holding fashion_mnist.npz> OUT=<dir> benchmarks/gpu.sh
 #   PARTS="sweep round" OUT=<dir> benchmarks/gpu.sh        # the other parts (measured 2026-11-27)
 #
-# PARTS picks parts by name, in the order given (default: env table_cnn table_rest torch; also: sweep,
-# round). Each part runs under its own time limit (seconds, overridable: CNN_S=200 ...) and writes its
+# PARTS picks parts by name, in the order given (default: env table_cnn table_rest torch conv; also:
+# xla_flags, sweep, round). `conv` times the convolution formulations side by side (issue 35, section 2)
+# and prints the AUTO_CONV rows to paste into tallysim/sim/conv.py; `xla_flags` the CNN under XLA flags
+# that change the convolution's layout. Each part runs under its own time limit (seconds, overridable: CNN_S=200 ...) and writes its
 # JSON and log into $OUT; the bench parts rewrite their JSON after every row, so a part that runs out of
 # time keeps the rows it measured and costs only itself. Runs from a checkout (no install needed):
 # PYTHONPATH=. .
@@ -17,7 +20,8 @@ OUT=${OUT:-/tmp/tallysim-gpu}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 PY=${PY:-python3}
-PARTS=${PARTS:-env table_cnn table_rest torch}
+PARTS=${PARTS:-env table_cnn table_rest torch conv}
+CONVS=${CONVS:-xla,im2col,nchw}            # the conv part's formulations (model.conv values)
 IMPLS=${IMPLS:-tallysim,vmap_ref,dense}     # the table's columns; add loop for the per-peer loop
 start=$SECONDS
 
@@ -41,14 +45,23 @@ for p in $PARTS; do
   --peers 100,1000 --dtype bfloat16 --impl "$IMPLS" --json "$OUT/table_rest.json" ;;
     torch) part torch "${TORCH_S:-60}" bash -c "$PY benchmarks/torch_ref.py --peers 100 --bf16 > $OUT/torch_bf16.jsonl; \
   $PY benchmarks/torch_ref.py --peers 100 > $OUT/torch_f32.jsonl; cat $OUT/torch_*.jsonl" ;;
+    conv) part conv "${CONV_S:-120}" $PY -m tallysim bench --full --model cnn,lenet,resnet8 --peers 100 \
+  --dtype bfloat16 --conv "$CONVS" --impl tallysim,vmap_ref --json "$OUT/conv.json"
+      $PY benchmarks/gpu_table.py --auto-conv "$OUT/conv.json" | tee "$OUT/auto_conv.txt" ;;
+    xla_flags) for f in --xla_gpu_force_conv_nchw=true --xla_gpu_force_conv_nhwc=true; do
+        n=${f#--xla_gpu_force_conv_}; n=${n%=true}
+        XLA_FLAGS="${XLA_FLAGS:-} $f" part "xla_flags_$n" "${FLAGS_S:-60}" $PY -m tallysim bench --full --model cnn \
+  --peers 100 --dtype bfloat16 --conv xla --impl tallysim,vmap_ref --json "$OUT/xla_flags_$n.json"
+        echo "XLA_FLAGS=$f:"; $PY benchmarks/gpu_table.py "$OUT/xla_flags_$n.json"
+      done ;;
     sweep) part sweep "${SWEEP_S:-170}" $PY -m tallysim bench --sweep --sample "${SAMPLE:-6}" --json "$OUT/sweep.json" ;;
     round) part round "${ROUND_S:-110}" $PY -m tallysim bench --round --json "$OUT/round.json" ;;
-    *) echo "== unknown part '$p'; allowed: env table_cnn table_rest torch sweep round" ;;
+    *) echo "== unknown part '$p'; allowed: env table_cnn table_rest torch conv xla_flags sweep round" ;;
   esac
 done
 echo "== all parts done in $((SECONDS - start))s"
 tables=()
-for t in table_cnn table_rest; do [[ " $PARTS " == *" $t "* ]] && tables+=("$OUT/$t.json"); done
+for t in table_cnn table_rest conv; do [[ " $PARTS " == *" $t "* ]] && tables+=("$OUT/$t.json"); done
 if ((${#tables[@]})); then
   $PY benchmarks/gpu_table.py "${tables[@]}" | tee "$OUT/table.md"
 fi

@@ -132,8 +132,8 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--impl", help="comma list of tallysim, loop, vmap_ref, dense, torch_ref (default: all)")
     b.add_argument("--loop-max", type=int, default=100, help="largest P timed as a per-peer loop")
     b.add_argument("--repeats", type=int, default=3, help="timed runs per cell (median)")
-    b.add_argument("--conv", choices=("auto", "xla", "im2col"),
-                   help="model.conv of the tallysim column (default auto: im2col on a CPU, xla elsewhere)")
+    b.add_argument("--conv", help="comma list of model.conv for the tallysim and dense columns: auto, xla, "
+                   "im2col, nchw (default auto: sim/conv.py AUTO_CONV, im2col on a CPU); several = one row each")
     b.add_argument("--full", action="store_true", help="the full grid even on a CPU")
     b.add_argument("--json", nargs="?", const="-", metavar="FILE",
                    help="the rows as a JSON list: on stdout (table to stderr), or into FILE")

@@ -163,3 +163,19 @@ def test_round_bench_defaults_follow_the_backend():
     given = types.SimpleNamespace(model="lenet", peers="7,9", steps=3, dtype="bfloat16", protocols="local,tally")
     assert bench_round.resolve(given, "cpu") == dict(model="lenet", peers=7, steps=3, dtype="bfloat16",
                                                      protocols=("local", "tally"))
+
+
+def test_several_convs_give_a_row_each_and_a_conv_column():
+    """`bench --conv xla,nchw`: the tallysim column once per conv, vmap_ref (always conv=xla) once; the
+    MLP (no convolution) once; an unknown conv is refused with what is allowed."""
+    rows = bench.measure("lenet,mlp", [1], steps=1, batch=4, dtype="float32", impls=["tallysim", "vmap_ref"],
+                         repeats=1, conv="xla,nchw")
+    assert [(r["model"], r["impl"], r["conv"]) for r in rows] == [
+        ("lenet", "tallysim", "xla"), ("lenet", "vmap_ref", "xla"), ("lenet", "tallysim", "nchw"),
+        ("mlp", "tallysim", None), ("mlp", "vmap_ref", None)]
+    text = bench.table(rows)
+    head, _, *lines = text.splitlines()
+    assert "conv" in head.split(" | ")[3]
+    assert [line.split(" | ")[3].strip() for line in lines] == ["xla", "nchw", "-"]
+    with pytest.raises(ConfigError, match="unknown conv 'winograd'; allowed: auto, xla, im2col, nchw"):
+        bench.measure("lenet", [1], steps=1, batch=4, impls=["tallysim"], conv="xla,winograd")

@@ -86,3 +86,35 @@ def test_bench_json_file_keeps_the_rows_of_a_run_cut_short(tmp_path, monkeypatch
                      "float32", "--repeats", "1", "--impl", "tallysim,dense", "--json", str(out)]) == 0
     assert seen == [["tallysim"], ["tallysim", "dense"], ["tallysim", "dense"]]   # after each row, then complete
     assert "of_dense" in json.loads(out.read_text())[0]
+
+
+def _conv_rows():
+    row = lambda impl, conv, rate, model="cnn": dict(model=model, dtype="bfloat16", peers=100, impl=impl, conv=conv,
+                                                     samples_per_s=rate, device="gpu:NVIDIA H200", tflops=rate * 7e-5)
+    return [row("tallysim", "xla", 600_000), row("vmap_ref", "xla", 650_000), row("tallysim", "im2col", 500_000),
+            row("tallysim", "nchw", 700_000), row("tallysim", "xla", 2_000_000, "lenet"),
+            row("vmap_ref", "xla", 1_900_000, "lenet"), row("tallysim", "nchw", 1_800_000, "lenet")]
+
+
+def test_gpu_table_has_a_conv_column_and_auto_conv_rows(tmp_path):
+    """bench --conv xla,im2col,nchw (gpu.sh part conv): one line per conv, plain vmap beside each; and
+    --auto-conv prints the fastest conv's AUTO_CONV row per (device kind, model), ready to paste."""
+    path = tmp_path / "conv.json"
+    path.write_text(json.dumps(_conv_rows()))
+    res = _gpu_table(path)
+    assert res.returncode == 0, res.stderr
+    lines = [line for line in res.stdout.splitlines() if line.startswith("| cnn") or line.startswith("| lenet")]
+    assert "| model | dtype | P | conv | tallysim | plain vmap |" in res.stdout
+    assert [line.split(" | ")[3] for line in lines] == ["xla", "im2col", "nchw", "xla", "nchw"]
+    assert all(" 650,000 " in line for line in lines[:3])           # vmap_ref beside every cnn conv
+    res = subprocess.run([sys.executable, str(BENCH / "gpu_table.py"), "--auto-conv", str(path)],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert '("NVIDIA H200", "cnn", "nchw"),' in res.stdout and '("NVIDIA H200", "lenet", "xla"),' in res.stdout
+    assert "xla 600,000, im2col 500,000, nchw 700,000" in res.stdout
+
+
+def test_gpu_sh_conv_part_is_named_and_within_the_lease():
+    text = (BENCH / "gpu.sh").read_text()
+    assert "conv)" in text and "CONVS:-xla,im2col,nchw" in text and "--auto-conv" in text
+    assert "xla_flags)" in text and "xla_gpu_force_conv_nchw" in text

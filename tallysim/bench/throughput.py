@@ -48,6 +48,7 @@ REPEATS = 3
 BUDGET_S = 10.0               # a cell stops repeating once its timed runs add up to this (at least one run)
 IMPLS = ("tallysim", "loop", "vmap_ref", "dense", "torch_ref")
 CONV_MODELS = ("lenet", "cnn", "resnet8")
+CONV_IMPLS = ("tallysim", "dense")     # the columns --conv changes (loop and vmap_ref: always conv=xla)
 
 # The full grid (`make bench` on an accelerator, or `--full`).
 FULL = dict(model="mlp,lenet,cnn,resnet8", peers="10,100,1000", dtype="float32,bfloat16", steps=20)
@@ -126,13 +127,21 @@ def _parse_ints(text, what: str) -> list[int]:
 def measure(model, peers, steps: int, batch: int, dtype="float32", loop_max: int = 100,
             shape: Optional[tuple] = None, emit: Optional[Callable[[dict], None]] = None,
             impls: Iterable[str] = IMPLS, max_peers: Optional[dict] = None,
-            repeats: int = REPEATS, conv: str = "auto") -> list[dict]:
-    """Rows for every (model, dtype, P, impl); `model`, `peers` and `dtype` are one value or a list (or a
-    comma string). `loop` runs only for P <= loop_max; a model only for P <= max_peers[model] (where
+            repeats: int = REPEATS, conv="auto") -> list[dict]:
+    """Rows for every (model, dtype, P, impl); `model`, `peers`, `dtype` and `conv` are one value or a
+    list (or a comma string). Several convs: for a conv model, the `tallysim` and `dense` rows once per
+    conv (the row's `conv` says which), `loop` and `vmap_ref` once (they always run conv=xla). `loop` runs only for P <= loop_max; a model only for P <= max_peers[model] (where
     given); `torch_ref` only where torch imports. `emit` sees each row as soon as it is measured."""
     models, dtypes = _as_list(model, "--model"), _as_list(dtype, "--dtype")
     peers = _parse_ints(peers, "--peers")
     impls = list(impls)
+    convs = _as_list(conv, "--conv")
+    from tallysim.sim.conv import CONVS
+    for c in convs:
+        if c not in CONVS:
+            raise ConfigError(f"bench: unknown conv {c!r}; allowed: {', '.join(CONVS)}")
+    if not convs:
+        raise ConfigError(f"bench: --conv needs at least one of {', '.join(CONVS)}")
     if steps < 1 or batch < 1 or repeats < 1 or not peers or min(peers) < 1:
         raise ConfigError("bench: --peers, --steps, --batch and --repeats must be positive")
     for m in models:
@@ -152,8 +161,11 @@ def measure(model, peers, steps: int, batch: int, dtype="float32", loop_max: int
             for P in peers:
                 if max_peers and P > max_peers.get(m, P):
                     continue
-                rows += _measure_one(m, d, P, steps, batch, loop_max, tuple(shape or DEFAULT_SHAPE),
-                                     impls, repeats, emit, conv)
+                for i, c in enumerate(convs if m in CONV_MODELS else convs[:1]):
+                    todo = impls if i == 0 else [x for x in impls if x in CONV_IMPLS]
+                    if todo:
+                        rows += _measure_one(m, d, P, steps, batch, loop_max, tuple(shape or DEFAULT_SHAPE),
+                                             todo, repeats, emit, c)
     return rows
 
 
@@ -164,8 +176,8 @@ def _measure_one(model, dtype, P, steps, batch, loop_max, shape, impls, repeats,
     S = steps * batch
     conv_auto = None
     if model in CONV_MODELS:
-        from tallysim.sim.conv import conv_fn, im2col_conv
-        conv_auto = conv if conv != "auto" else "auto:im2col" if conv_fn("auto") is im2col_conv else "auto:xla"
+        from tallysim.sim.conv import auto_choice
+        conv_auto = conv if conv != "auto" else f"auto:{auto_choice(model)}"
     rows: list[dict] = []
     flops = bench_flops.count(ModelConfig(name=model), CLASSES, shape).train
 
@@ -251,24 +263,34 @@ def _fmt_tflops(v: float) -> str:
 
 
 def table(rows: list[dict], notes: Iterable[str] = ()) -> str:
-    """One line per (model, dtype, P): samples/s per impl, tallysim's speed-up over loop and vmap_ref, its
-    fraction of the dense bound, and its analytic TFLOP/s."""
+    """One line per (model, dtype, P), and per conv where the rows hold several (`--conv a,b`; then a
+    `conv` column): samples/s per impl, tallysim's speed-up over loop and vmap_ref (those two rows, run
+    once with conv=xla, stand beside every conv's line), its fraction of the dense bound, and its
+    analytic TFLOP/s."""
+    by_conv = len({r.get("conv") for r in rows if r["impl"] in CONV_IMPLS and r.get("conv")}) > 1
     groups: dict[tuple, dict] = {}
     tflops: dict[tuple, float] = {}
     for r in rows:
-        cell = (r["model"], r["dtype"], r["peers"])
-        groups.setdefault(cell, {})[r["impl"]] = r["samples_per_s"]
-        if r["impl"] == "tallysim" and r.get("tflops") is not None:
-            tflops[cell] = r["tflops"]
+        if r["impl"] in CONV_IMPLS:
+            cell = (r["model"], r["dtype"], r["peers"], r.get("conv") if by_conv else None)
+            groups.setdefault(cell, {})[r["impl"]] = r["samples_per_s"]
+            if r["impl"] == "tallysim" and r.get("tflops") is not None:
+                tflops[cell] = r["tflops"]
+    for r in rows:
+        if r["impl"] not in CONV_IMPLS:
+            base = (r["model"], r["dtype"], r["peers"])
+            for cell in [c for c in groups if c[:3] == base] or [base + (None,)]:
+                groups.setdefault(cell, {})[r["impl"]] = r["samples_per_s"]
     has_torch = any(r["impl"] == "torch_ref" for r in rows)
-    head = ["model", "dtype", "P", "tallysim", "loop", "vmap_ref", "dense"] + (["torch_ref"] if has_torch else []) \
-        + ["tallysim/loop", "tallysim/vmap_ref", "tallysim/dense", "tallysim TFLOP/s"]
+    head = ["model", "dtype", "P"] + (["conv"] if by_conv else []) + ["tallysim", "loop", "vmap_ref", "dense"] \
+        + (["torch_ref"] if has_torch else []) + ["tallysim/loop", "tallysim/vmap_ref", "tallysim/dense", "tallysim TFLOP/s"]
     lines = [head]
-    for (m, d, P), s in groups.items():
+    for cell, s in groups.items():
+        m, d, P, c = cell
         t = s.get("tallysim")
         ratio = lambda other: f"{t / s[other]:.2f}x" if t and s.get(other) else "-"
-        tf = tflops.get((m, d, P))
-        lines.append([m, d, str(P), _fmt(t), _fmt(s.get("loop")), _fmt(s.get("vmap_ref")), _fmt(s.get("dense"))]
+        tf = tflops.get(cell)
+        lines.append([m, d, str(P)] + ([c or "-"] if by_conv else []) + [_fmt(t), _fmt(s.get("loop")), _fmt(s.get("vmap_ref")), _fmt(s.get("dense"))]
                      + ([_fmt(s.get("torch_ref"))] if has_torch else [])
                      + [ratio("loop"), ratio("vmap_ref"), ratio("dense"), "-" if tf is None else _fmt_tflops(tf)])
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
@@ -279,7 +301,8 @@ def table(rows: list[dict], notes: Iterable[str] = ()) -> str:
 
 def header(rows: list[dict], steps: int, batch: int, repeats: int = REPEATS) -> str:
     dev = rows[0]["device"] if rows else device_name()
-    conv = next((r["conv"] for r in rows if r["impl"] == "tallysim" and r["conv"]), None)
+    convs = list(dict.fromkeys(r["conv"] for r in rows if r["impl"] in CONV_IMPLS and r.get("conv")))
+    conv = convs[0] if len(convs) == 1 else (" or ".join(convs) + " (the conv column)") if convs else None
     return (f"local-training samples/s (P * {steps} steps * batch {batch} / s, median of up to {repeats} after a warm-up) on "
             f"{dev} ({jax.devices()[0]}), jax {jax.__version__}\n"
             f"  tallysim: local.train_peers with the grouping a run picks (CPU: peers one by one in one program), model.conv="

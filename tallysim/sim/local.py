@@ -45,6 +45,10 @@ class LocalSpec(NamedTuple):
     probe_batch: int = 32
     prox_mu: Optional[float] = None           # FedProx: adds (mu/2)||w - anchor||^2 when not None
     groups: int = 1                           # peer groups by shard size, each with its own trip count
+    # The lean step (`_fixed_steps`) where local_steps is set and nothing caps a peer: None = on any
+    # backend but the CPU. Same arithmetic, but XLA fuses a different graph, so results differ by float
+    # rounding (on the CPU, where every earlier run's bits are pinned, the masked step stays).
+    lean: Optional[bool] = None
     task: Any = tasks.CLASSIFICATION          # sim/tasks.py: what the private loss averages over
 
 
@@ -98,22 +102,26 @@ def _masked_mean(values, weights):
     return jnp.sum(values * weights) / jnp.maximum(jnp.sum(weights), 1.0)
 
 
-def _step_fn(spec: LocalSpec, data: FedData, probes, anchor, flip=None, linear=None):
+def _step_fn(spec: LocalSpec, data: FedData, probes, anchor, flip=None, linear=None, masked: bool = True):
     """One step of one peer: xs = (idx [B] | None, mask [B] | None, pidx [R] | None).
     idx/mask None = a probe-only step; pidx None = private-only. A step whose mask is all False is
     skipped exactly (params and optimizer state kept). `flip` (a traced bool, or None): the peer's
     private labels c are read as (c + 1) % C (faults.kind=label_flip). `linear` (a params-shaped tree,
     or None): adds <linear, w> to the loss, so the gradient is g + linear exactly (SCAFFOLD's drift
-    correction c - c_i); the reported loss leaves that term out (it is a correction, not a loss)."""
+    correction c - c_i); the reported loss leaves that term out (it is a correction, not a loss).
+    `masked=False`: every example of every step is real (the caller skips a peer without any as a
+    whole, `_fixed_steps`): no mask, no skip, and the step returns (carry, loss)."""
     def step(carry, xs):
         p, o = carry
         idx, mask, pidx = xs
+        if not masked and idx is not None:
+            mask = jnp.ones(idx.shape[:1], bool)       # weights 1.0: the masked mean's own arithmetic
         parts = []
         if idx is not None:
             # Padding slots are zeroed, not just down-weighted: 0 * NaN is NaN, so a padded slot's
             # data must never reach the forward pass.
             x = to_input(data.x_train[idx])
-            parts.append(jnp.where(mask.reshape((-1,) + (1,) * (x.ndim - 1)), x, 0.0))
+            parts.append(jnp.where(mask.reshape((-1,) + (1,) * (x.ndim - 1)), x, 0.0) if masked else x)
         if pidx is not None:
             parts.append(to_input(probes.x_M[pidx]))
 
@@ -141,6 +149,8 @@ def _step_fn(spec: LocalSpec, data: FedData, probes, anchor, flip=None, linear=N
         (_, loss), grads = jax.value_and_grad(loss_fn, has_aux=True)(p)
         updates, o_new = spec.tx.update(grads, o, p)
         p_new = optax.apply_updates(p, updates)
+        if not masked:
+            return (p_new, o_new), loss
         valid = jnp.any(mask) if idx is not None else jnp.array(True)
         keep = lambda new, old: jnp.where(valid, new, old)
         return (jax.tree.map(keep, p_new, p), jax.tree.map(keep, o_new, o)), (loss * valid, valid)
@@ -211,6 +221,10 @@ def _ragged_peer(spec: LocalSpec, params, opt, key, shard_S, count, data: FedDat
                                                      sequential_epochs)
         else:
             order_M = jax.random.permutation(k_probe, M)     # as probe_schedule, indexed by real step
+    if spec.local_steps is not None and n_real is None and use_lean(spec):
+        ls, ns, params, opt = _fixed_steps(spec, params, opt, data, probes, anchor, trip, idx_TxB, count,
+                                           order_M, flip, linear)
+        return params, opt, loss_sum + ls, n_steps + ns
     n_real = real_steps(spec, count) if n_real is None else n_real
     if spec.local_steps is not None:          # every row is a real step: row j is step j
         per_epoch = n_epoch = idx_TxB.shape[0]
@@ -230,6 +244,44 @@ def _ragged_peer(spec: LocalSpec, params, opt, key, shard_S, count, data: FedDat
     init = (jnp.int32(0), params, opt, jnp.float32(0.0), jnp.int32(0))
     _, params, opt, ls, ns = jax.lax.while_loop(lambda c: c[0] < trip, body, init)
     return params, opt, loss_sum + ls, n_steps + ns
+
+
+def use_lean(spec: LocalSpec) -> bool:
+    return spec.lean if spec.lean is not None else jax.default_backend() != "cpu"
+
+
+def _fixed_steps(spec: LocalSpec, params, opt, data: FedData, probes, anchor, trip, idx_TxB, count, order_M,
+                 flip, linear):
+    """`_ragged_peer`'s walk when `local_steps` is set and nothing caps a peer's steps: then a peer with
+    examples takes every row of its schedule and every slot is real, and a peer without takes none, so
+    the mask is one bool per peer (count > 0), the same for every step. The step is then as lean as a
+    plain `jit(vmap(scan))`'s (issue 35: no mask, no skip, no row arithmetic per step): a scan over the
+    rows, a peer without examples kept as it was by ONE select after it, a group without any (trip 0)
+    not run. For a peer with examples every step is the masked step's arithmetic on the same examples;
+    the results still differ from it by float rounding, because XLA fuses the other graph differently
+    (measured on the CPU: ~1e-7 relative), so it runs only where `LocalSpec.lean` says (not on the CPU
+    by default, where earlier runs' bits are pinned). Returns (loss_sum, steps, params, opt)."""
+    T, R = idx_TxB.shape[0], spec.probe_batch
+    valid = count > 0
+    pidx_TxR = None
+    if order_M is not None:                  # as _ragged_peer's order_M[(j * R + arange(R)) % M], per row
+        pidx_TxR = order_M[(jnp.arange(T)[:, None] * R + jnp.arange(R)[None, :]) % order_M.shape[0]]
+    step = _step_fn(spec, data, probes, anchor, flip, linear, masked=False)
+
+    def body(c, xs):
+        p, o, ls = c
+        (p, o), loss = step((p, o), (xs[0], None, xs[1]))
+        return (p, o, ls + loss), None
+
+    def run(p, o):
+        (p, o, ls), _ = jax.lax.scan(body, (p, o, jnp.float32(0.0)), (idx_TxB, pidx_TxR))
+        return p, o, ls
+
+    # trip (the group's longest) is T when any peer of the group has examples, else 0: skip the group.
+    p, o, ls = jax.lax.cond(trip > 0, run, lambda p, o: (p, o, jnp.float32(0.0)), params, opt)
+    keep = lambda new, old: jnp.where(valid, new, old)
+    params, opt = jax.tree.map(keep, p, params), jax.tree.map(keep, o, opt)
+    return jnp.where(valid, ls, 0.0), jnp.where(valid, jnp.int32(T), 0), params, opt
 
 
 def train_peers(spec: LocalSpec, params_A, opt_A, keys_A, shard_AxS, count_A, data: FedData,

@@ -151,9 +151,9 @@ class ResNet8(nn.Module):
 
 _BUILDERS: dict[str, Callable[[ModelConfig, int, Any], nn.Module]] = {
     "mlp": lambda cfg, k, dt: MLP(num_classes=k, width=cfg.width, dtype=dt),
-    "lenet": lambda cfg, k, dt: LeNet(num_classes=k, dtype=dt, conv=conv_fn(cfg.conv)),
-    "cnn": lambda cfg, k, dt: CNN(num_classes=k, dtype=dt, conv=conv_fn(cfg.conv)),
-    "resnet8": lambda cfg, k, dt: ResNet8(num_classes=k, dtype=dt, conv=conv_fn(cfg.conv)),
+    "lenet": lambda cfg, k, dt: LeNet(num_classes=k, dtype=dt, conv=conv_fn(cfg.conv, cfg.name)),
+    "cnn": lambda cfg, k, dt: CNN(num_classes=k, dtype=dt, conv=conv_fn(cfg.conv, cfg.name)),
+    "resnet8": lambda cfg, k, dt: ResNet8(num_classes=k, dtype=dt, conv=conv_fn(cfg.conv, cfg.name)),
     # text (sim/text_models.py): token ids [B, pos] -> logits [B, pos, C]
     "lstm": lambda cfg, k, dt: _text().LSTM(num_classes=k, embed=cfg.embed, hidden=cfg.hidden,
                                             layers=cfg.layers, dtype=dt),
