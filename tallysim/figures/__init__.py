@@ -94,8 +94,8 @@ def resolve(name_or_path: str) -> tuple[str, Path]:
     return p.stem, p
 
 
-# The longest file name a figure writes after its tag (`<tag>_table.md`, a panel's
-# `<tag>_<panel>_frontier.csv`): checked with the tag before anything runs.
+# The file names a figure writes after its tag (`<tag>_table.md`, a panel's `<tag>_<panel>_frontier.csv`):
+# before anything runs, the longest is checked against NAME_MAX and none may be a symbolic link.
 _SUFFIXES = (".png", ".pdf", ".csv", ".json", "_table.md", "_frontier.md", "_frontier.csv", "_points.csv",
              "_overall.md", "_overall.csv")
 _PANEL_SUFFIXES = ("_frontier.md", "_frontier.csv", "_points.csv")

@@ -8,7 +8,6 @@ gains from the others, which loses).
 """
 from __future__ import annotations
 
-
 from tallysim import atomic
 from tallysim.figures.panel_layout import panel_grid
 from tallysim.results.metrics import read_run

@@ -9,7 +9,6 @@ run's accuracy next to its cell's worst case).
 """
 from __future__ import annotations
 
-
 from tallysim import atomic
 from tallysim.results.metrics import HONEST, accuracy_std, pyplot, read_run, save_figure
 
