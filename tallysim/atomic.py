@@ -13,6 +13,8 @@ a run directory interrupted mid-write (kill -9) can still be resumed or replaced
 from __future__ import annotations
 
 import contextlib
+import csv
+import io
 import os
 import re
 import tempfile
@@ -33,6 +35,13 @@ def refuse_symlink(path: Path) -> None:
     if path.is_symlink():
         raise ConfigError(f"refusing to write {path}: it is a symbolic link (tallysim never follows or "
                           "replaces one); move it away or choose another directory")
+
+
+def refuse_symlinks(paths) -> None:
+    """Every destination of one command checked before any is written: a link found at the third of
+    four files would otherwise stop the command with two of them already replaced."""
+    for p in paths:
+        refuse_symlink(Path(p))
 
 
 def open_temp(path: Path):
@@ -79,3 +88,14 @@ def write_atomic(path: Path, data: bytes) -> None:
 
 def write_text(path: Path, text: str) -> None:
     write_atomic(path, text.encode())
+
+
+def write_csv(path: Path, fieldnames, rows) -> None:
+    """`rows` (dicts) as CSV with a header, replacing `path` all at once. The bytes are what
+    `csv.DictWriter` writes into a file opened with `newline=""` (\\r\\n line ends), so a table
+    written before this helper existed is byte for byte what it writes now."""
+    buf = io.StringIO(newline="")
+    w = csv.DictWriter(buf, fieldnames=list(fieldnames))
+    w.writeheader()
+    w.writerows(rows)
+    write_text(path, buf.getvalue())

@@ -94,15 +94,21 @@ def resolve(name_or_path: str) -> tuple[str, Path]:
     return p.stem, p
 
 
-# The longest file name a figure writes after its tag (`<tag>_table.md`, a panel's
-# `<tag>_<panel>_frontier.csv`): checked with the tag before anything runs.
-_SUFFIXES = (".png", ".pdf", ".csv", ".json", "_table.md", "_frontier.md", "_frontier.csv", "_points.csv")
+# The file names a figure writes after its tag (`<tag>_table.md`, a panel's `<tag>_<panel>_frontier.csv`):
+# before anything runs, the longest is checked against NAME_MAX and none may be a symbolic link.
+_SUFFIXES = (".png", ".pdf", ".csv", ".json", "_table.md", "_frontier.md", "_frontier.csv", "_points.csv",
+             "_overall.md", "_overall.csv")
+_PANEL_SUFFIXES = ("_frontier.md", "_frontier.csv", "_points.csv")
 NAME_MAX = 255                   # bytes of one file name on common file systems
 
 
+def output_names(tag: str, panel_names) -> list[str]:
+    """Every file name a figure may write into its --out (not every kind writes every one)."""
+    return [f"{tag}{s}" for s in _SUFFIXES] + [f"{tag}_{p}{s}" for p in panel_names for s in _PANEL_SUFFIXES]
+
+
 def check_output_names(tag: str, panel_names) -> None:
-    longest = max([f"{tag}{s}" for s in _SUFFIXES]
-                  + [f"{tag}_{p}_frontier.csv" for p in panel_names], key=lambda n: len(n.encode()))
+    longest = max(output_names(tag, panel_names), key=lambda n: len(n.encode()))
     if len(longest.encode()) > NAME_MAX:
         raise ConfigError(f"figure {tag[:40]!r}...: it would write {longest[:40]!r}... of "
                           f"{len(longest.encode())} bytes; allowed: file names of at most {NAME_MAX} bytes, so "
@@ -194,10 +200,13 @@ def make_figure(name_or_path: str, smoke: bool = False, results: str = "results"
     if not isinstance(kind, str) or kind not in KINDS:
         raise ConfigError(f"{path}: kind={kind!r} is not known; allowed: {', '.join(KINDS)}")
     tag = name + ("-smoke" if smoke else "")
-    check_output_names(tag, panels(spec, smoke) if kind == "pareto" else {})
+    panel_names = panels(spec, smoke) if kind == "pareto" else {}
+    check_output_names(tag, panel_names)
     out_dir = Path(out)
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"--out {out} is a file; figures go into a directory")
+    # A link among the outputs is refused at the start, not after the runs (the writes refuse it too).
+    atomic.refuse_symlinks(out_dir / n for n in output_names(tag, panel_names))
     plans = group_plans(spec, smoke, path.parent) if kind != "speed" else {}   # every check before any mkdir
     out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.time()

@@ -8,8 +8,7 @@ gains from the others, which loses).
 """
 from __future__ import annotations
 
-from pathlib import Path
-
+from tallysim import atomic
 from tallysim.figures.panel_layout import panel_grid
 from tallysim.results.metrics import read_run
 from tallysim import model_groups
@@ -55,7 +54,7 @@ def groups_fig(spec, data, stem, title, _finish, _save) -> dict:
     fig.suptitle(title, fontsize=10)
     paths = _save(fig, stem, table)
     paths["table"] = f"{stem}_table.md"
-    Path(paths["table"]).write_text(
+    atomic.write_text(paths["table"],
         "Final mean test accuracy of each model group's peers, its cumulative bits per peer (up + down), and "
         "its gain over local training of the same group in the same panel (positive: the group gains from "
         "the others' predictions; negative: it loses).\n\n"

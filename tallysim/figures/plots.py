@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from tallysim import atomic
 from tallysim.figures.groups_plot import groups_fig
 from tallysim.figures.privacy_plot import privacy_fig
 from tallysim.figures.robustness import robustness_fig
@@ -20,10 +21,7 @@ from tallysim.results.metrics import HONEST, panel_of, accuracy_std as acc, bits
 def _save(fig, stem: Path, table: list[dict]) -> dict:
     paths = {"png": f"{stem}.png", "pdf": f"{stem}.pdf", "csv": f"{stem}.csv"}
     save_figure(fig, paths["png"], paths["pdf"])
-    with open(paths["csv"], "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(table[0]) if table else ["empty"])
-        w.writeheader()
-        w.writerows(table)
+    atomic.write_csv(paths["csv"], list(table[0]) if table else ["empty"], table)
     return paths
 
 
@@ -69,7 +67,7 @@ def curves(spec, data, stem, title) -> dict:
             legend_size=7)
     paths = _save(fig, stem, table)
     paths["table"] = f"{stem}_table.md"
-    Path(paths["table"]).write_text(
+    atomic.write_text(paths["table"],
         f"| protocol | dataset | final accuracy | MB per peer | bits per peer to reach {target} |\n"
         "|---|---|---|---|---|\n" + "\n".join(summary) + "\n")
     return paths
@@ -232,7 +230,7 @@ def faults_fig(spec, data, stem, title) -> dict:
     paths = _save(fig, stem, table)
     paths["table"] = f"{stem}_table.md"
     head = " | ".join(f"{x:g}" for x in table_fracs)
-    Path(paths["table"]).write_text(
+    atomic.write_text(paths["table"],
         f"Final accuracy (server model, else the honest peers' mean; mean over seeds) at {key} = {head}, "
         f"and the largest {key} up to which it stays within {within:g} of the fault-free accuracy.\n\n"
         f"| setting | aggregator | {head} | within {within:g} up to |\n"
@@ -300,19 +298,13 @@ def pareto_fig(spec, data, stem, title) -> dict:
             rows += [{"panel": n, **r} for r in csv.DictReader(f)]
     fig.suptitle(title, fontsize=11)
     save_figure(fig, f"{stem}.png", f"{stem}.pdf")
-    Path(f"{stem}_frontier.md").write_text("\n".join(lines))
-    with open(f"{stem}.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["panel"])
-        w.writeheader()
-        w.writerows(rows)
+    atomic.write_text(f"{stem}_frontier.md", "\n".join(lines))
+    atomic.write_csv(f"{stem}.csv", list(rows[0]) if rows else ["panel"], rows)
     out = {"png": f"{stem}.png", "pdf": f"{stem}.pdf", "csv": f"{stem}.csv", "frontier": f"{stem}_frontier.md"}
     if landscape:
-        Path(f"{stem}_overall.md").write_text("\n".join([f"# {title}: the frontier over all protocols", "",
-                                                          *landscape]))
-        with open(f"{stem}_overall.csv", "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(landscape_rows[0]))
-            w.writeheader()
-            w.writerows(landscape_rows)
+        atomic.write_text(f"{stem}_overall.md", "\n".join([f"# {title}: the frontier over all protocols", "",
+                                                            *landscape]))
+        atomic.write_csv(f"{stem}_overall.csv", list(landscape_rows[0]), landscape_rows)
         out.update(overall=f"{stem}_overall.md", overall_csv=f"{stem}_overall.csv")
     return out
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
+from tallysim import atomic
 from tallysim.results.metrics import accuracy_std as acc, pyplot, read_run
 
 
@@ -53,7 +53,7 @@ def privacy_fig(spec, data, stem, title, _finish, _save) -> dict:
     fig.suptitle(title, fontsize=10)
     paths = _save(fig, stem, table)
     paths["table"] = f"{stem}_table.md"
-    Path(paths["table"]).write_text(
+    atomic.write_text(paths["table"],
         "Final accuracy (server model, else the peers' mean; mean over seeds) against the final epsilon "
         f"{epsilon_terms(cfgs)}.\n\n"
         f"| {', '.join(keys)} | protocol | privacy.noise | epsilon | accuracy | MB per peer |\n"

@@ -9,9 +9,7 @@ run's accuracy next to its cell's worst case).
 """
 from __future__ import annotations
 
-import csv
-from pathlib import Path
-
+from tallysim import atomic
 from tallysim.results.metrics import HONEST, accuracy_std, pyplot, read_run, save_figure
 
 
@@ -63,12 +61,9 @@ def robustness_fig(spec, data, stem, title) -> dict:
              for k, acc in sorted(v.items())]
     paths = {"png": f"{stem}.png", "pdf": f"{stem}.pdf", "csv": f"{stem}.csv"}     # as plots._save
     save_figure(fig, paths["png"], paths["pdf"])
-    with open(paths["csv"], "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(table[0]) if table else ["empty"])
-        w.writeheader()
-        w.writerows(table)
+    atomic.write_csv(paths["csv"], list(table[0]) if table else ["empty"], table)
     paths["table"] = f"{stem}_table.md"
-    Path(paths["table"]).write_text(markdown(groups, alphas, fracs, worst))
+    atomic.write_text(paths["table"], markdown(groups, alphas, fracs, worst))
     return paths
 
 

@@ -6,8 +6,8 @@ their ratio."""
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
+from tallysim import atomic
 from tallysim.figures.panel_layout import panel_grid
 from tallysim.results.metrics import accuracy_std as acc, read_run, text_headline
 
@@ -61,7 +61,7 @@ def vocab_fig(spec, data, stem, title, _finish, _save) -> dict:
     fig.suptitle(title, fontsize=10)
     paths = _save(fig, stem, table)
     paths["table"] = f"{stem}_table.md"
-    Path(paths["table"]).write_text(
+    atomic.write_text(paths["table"],
         "Final next-token accuracy (positions whose target is not PAD/OOV/BOS/EOS; the server model where "
         "there is one, else the evaluated peers' mean), that model's test perplexity (exp of the mean "
         "cross-entropy over the non-PAD targets; the peers' mean perplexity) and cumulative bits per peer "

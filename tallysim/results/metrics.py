@@ -22,12 +22,14 @@ above it (run, sweep, cli import it) and no JAX; matplotlib only inside `pyplot`
 """
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
 from pathlib import Path
 from typing import Iterable
 
+from tallysim import atomic
 from tallysim.config import ConfigError
 # The headline numbers and the row writer live in their own modules; their names stay importable from
 # here, where readers, run.py and the figures have always found them.
@@ -208,6 +210,14 @@ def save_figure(fig, *paths, dpi: int = DPI, tight: bool = True) -> list[str]:
         fig.tight_layout()
     for p in paths:
         Path(p).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(p, dpi=dpi)
+        fmt = Path(p).suffix.lower().lstrip(".")
+        if not fmt:                 # matplotlib picks the format and names the file itself
+            fig.savefig(p, dpi=dpi)
+            continue
+        # Drawn into memory, then written whole (atomic.py): a kill mid-write leaves the old image, and
+        # a symlink at `p` is refused rather than followed.
+        buf = io.BytesIO()
+        fig.savefig(buf, format=fmt, dpi=dpi)
+        atomic.write_atomic(Path(p), buf.getvalue())
     pyplot().close(fig)
     return [str(p) for p in paths]

@@ -17,10 +17,10 @@ accuracy) and <stem>_points.csv (every run, with an on_frontier column).
 """
 from __future__ import annotations
 
-import csv
 import sys
 from pathlib import Path
 
+from tallysim import atomic
 from tallysim.config import PROTOCOLS, ConfigError
 from tallysim.results import metrics
 from tallysim.results.metrics import check_figure_out, columns, find_runs, read_run
@@ -126,20 +126,20 @@ def _row(p: dict) -> dict:
             "MB_per_peer": f"{p['MB_per_peer']:.6g}", "accuracy": f"{p['accuracy']:.4f}"}
 
 
-def write_tables(points: list[dict], front: list[dict], fig: str, which: str, metric: str) -> list[str]:
+def table_paths(fig: str) -> list[str]:
+    """The tables written beside the figure `fig`: frontier CSV, frontier markdown, every point's CSV."""
     stem = Path(fig).with_suffix("")
-    paths = [f"{stem}_frontier.csv", f"{stem}_frontier.md", f"{stem}_points.csv"]
-    with open(paths[0], "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=COLUMNS)
-        w.writeheader()
-        w.writerows(_row(p) for p in front)
+    return [f"{stem}_frontier.csv", f"{stem}_frontier.md", f"{stem}_points.csv"]
+
+
+def write_tables(points: list[dict], front: list[dict], fig: str, which: str, metric: str) -> list[str]:
+    paths = table_paths(fig)
+    atomic.write_csv(paths[0], COLUMNS, [_row(p) for p in front])
     on = {id(p) for p in front}
-    with open(paths[2], "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=COLUMNS + ("on_frontier", "accuracy_final", "accuracy_best", "dir"))
-        w.writeheader()
-        for p in sorted(points, key=lambda p: (_proto_order(p["protocol"]), p["bits_per_peer"], p["run"])):
-            w.writerow({**_row(p), "on_frontier": int(id(p) in on), "accuracy_final": f"{p['accuracy_final']:.4f}",
-                        "accuracy_best": f"{p['accuracy_best']:.4f}", "dir": p["dir"]})
+    atomic.write_csv(paths[2], COLUMNS + ("on_frontier", "accuracy_final", "accuracy_best", "dir"),
+                     [{**_row(p), "on_frontier": int(id(p) in on), "accuracy_final": f"{p['accuracy_final']:.4f}",
+                       "accuracy_best": f"{p['accuracy_best']:.4f}", "dir": p["dir"]}
+                      for p in sorted(points, key=lambda p: (_proto_order(p["protocol"]), p["bits_per_peer"], p["run"]))])
     metric_text = "acc_global if present, else acc_mean" if metric == "auto" else metric
     lines = [f"Pareto frontier per protocol: {which} accuracy ({metric_text}) against total bits per peer "
              f"(up + down, last row); {len(front)} of {len(points)} runs.", "",
@@ -150,7 +150,7 @@ def write_tables(points: list[dict], front: list[dict], fig: str, which: str, me
     if any(p["bits_per_peer"] == 0 for p in points):
         lines += ["", f"Runs with 0 bits (no communication, e.g. protocol local) are drawn at x = "
                       f"{ZERO_BITS_X:g} bit on the figure's log axis."]
-    Path(paths[1]).write_text("\n".join(lines) + "\n")
+    atomic.write_text(paths[1], "\n".join(lines) + "\n")
     return paths
 
 
@@ -191,6 +191,7 @@ def draw(ax, points: list[dict], front: list[dict], which: str = "final", metric
 
 def main(args) -> int:
     check_figure_out(args.out)
+    atomic.refuse_symlinks([args.out, *table_paths(args.out)])       # before a file is replaced
     points = collect(args.runs, which=args.which, metric=args.metric)
     if not points:
         raise ConfigError(f"no complete runs (directories with metrics.jsonl) under {', '.join(args.runs)}")

@@ -102,6 +102,7 @@ def plot_curves(run_dirs, out: str, metric: str = "auto", title: str | None = No
     """One line per run directory; with several seeds a band of +- one std over seeds around the
     mean (the `<metric>_std` column), as the figures draw it. `labels`: the legend, one per run."""
     check_figure_out(out)
+    atomic.refuse_symlinks([out, Path(out).with_suffix(".csv")])    # before the image is replaced
     runs = [(d, *read_run(d)) for d in run_dirs]      # every file checked before drawing anything
     labels = run_labels([cfg for _, cfg, _ in runs], [d for d, _, _ in runs], labels)
     series, points, kept = [], [], []
