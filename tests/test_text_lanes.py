@@ -245,6 +245,7 @@ HOST_ONLY = (CASES["tally"][0] + CASES["tally"][1][0] + ["seed=0"],
              CASES["tally"][0] + CASES["tally"][1][0] + ["seed=2", "seeds=2", "partition.kind=iid", "rounds=3"])
 
 
+@pytest.mark.slow      # 23 s on 2 cores; make test keeps the tally case and the negative control
 def test_host_side_fields_only_one_lane_per_chunk_is_the_lone_program_bit_for_bit(tmp_path):
     """Configurations that differ only in host-side and schedule fields (seed, seed count, partition,
     rounds): nothing traced varies; with seed_chunk=1 every lane runs as a chunk of its own, the lone
