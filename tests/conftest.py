@@ -94,3 +94,36 @@ def argv(*items: str) -> list:
     command line refuses a key given twice; cli.main([...]) and tiny() let later items win)."""
     keys = {i.split("=", 1)[0] for i in items if "=" in i and not i.startswith("-")}
     return [t for t in TINY if t.split("=", 1)[0] not in keys] + list(items)
+
+
+@pytest.fixture
+def no_compile(monkeypatch):
+    """Fails a test whose input reaches jax.jit: a refusal must come before anything compiles."""
+    import jax
+
+    def boom(*a, **k):
+        raise AssertionError("compiled before refusing the input")
+    monkeypatch.setattr(jax, "jit", boom)
+
+
+RESUMABLE = ["protocol.name=local", "rounds=3", "eval_every=1"]
+
+
+@pytest.fixture(scope="session")
+def checkpointed(tmp_path_factory):
+    """A run directory interrupted after writing round 2's row, with the checkpoint of round 1 (one row
+    before it). Shared: tests copy it before damaging it."""
+    from tallysim import checkpoint, run
+    out = tmp_path_factory.mktemp("ckpt") / "run"
+    orig = run._Recorder.rows
+
+    def rows(self, r, per_seed):
+        orig(self, r, per_seed)
+        if r == 2:
+            raise KeyboardInterrupt
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(run._Recorder, "rows", rows)
+        with pytest.raises(KeyboardInterrupt):
+            run.run(tiny(*RESUMABLE), str(out), progress=False, checkpoint_every=1)
+    assert (out / checkpoint.FILE).is_file()
+    return out

@@ -10,7 +10,6 @@ import json
 import struct
 import sys
 
-import jax
 import numpy as np
 import pytest
 
@@ -20,11 +19,6 @@ from tallysim.data import DataError, load, prepare
 from conftest import FMNIST, TINY, needs_fmnist
 
 
-@pytest.fixture
-def no_compile(monkeypatch):
-    def boom(*a, **k):
-        raise AssertionError("compiled before rejecting bad input")
-    monkeypatch.setattr(jax, "jit", boom)
 
 
 def one_line(capsys, code) -> str:

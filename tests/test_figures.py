@@ -199,16 +199,14 @@ def test_fig8_fractions_share_programs():
     assert figures.dry_run("fig8", smoke=True, log=lambda m: None) == 1
 
 
-def test_faults_figure_table_from_runs(tmp_path):
-    from tallysim.figures import plots
-    assert plots.tolerated([(0.0, 0.80), (0.1, 0.78), (0.2, 0.74), (0.3, 0.79)], 0.05) == 0.1
-    assert plots.tolerated([(0.2, 0.70), (0.0, 0.71)], 0.05) == 0.2
+def faults_runs(root: pathlib.Path) -> dict:
+    """Run directories of the faults figure: two aggregators, two attacks, three faulty fractions."""
     data = {}
     for group, server in (("tally", False), ("fedavg (median)", True)):
         data[group] = []
         for kind in ("confident_wrong", "under_trained"):
             for f, a in ((0, 0.8), (0.2, 0.77), (0.4, 0.6)):
-                d = tmp_path / group / f"{kind}-{f}"
+                d = root / group / f"{kind}-{f}"
                 d.mkdir(parents=True)
                 (d / "config.json").write_text(json.dumps({"partition": {"alpha": 0.5}, "peers": 5}))
                 row = {"round": 2, "bits_per_peer": 10.0, "acc_mean": 0.1, "acc_mean_honest": None if server else a,
@@ -217,8 +215,17 @@ def test_faults_figure_table_from_runs(tmp_path):
                 (d / "metrics.jsonl").write_text(json.dumps(row) + "\n")
                 data[group].append(({"faults.kind": kind, "partition.kind": "dirichlet",
                                      "faults.fraction": str(f)}, d))
-    spec = {"x": "faults.fraction", "facets": ["faults.kind", "partition.kind"], "within": 0.05}
-    paths = plots.draw("faults", spec, data, tmp_path / "out" / "f8", "test")
+    return data
+
+
+FAULTS_SPEC = {"x": "faults.fraction", "facets": ["faults.kind", "partition.kind"], "within": 0.05}
+
+
+def test_faults_figure_table_from_runs(tmp_path):
+    from tallysim.figures import plots
+    assert plots.tolerated([(0.0, 0.80), (0.1, 0.78), (0.2, 0.74), (0.3, 0.79)], 0.05) == 0.1
+    assert plots.tolerated([(0.2, 0.70), (0.0, 0.71)], 0.05) == 0.2
+    paths = plots.draw("faults", FAULTS_SPEC, faults_runs(tmp_path), tmp_path / "out" / "f8", "test")
     table = pathlib.Path(paths["table"]).read_text()
     assert "| confident_wrong, dirichlet 0.5 | tally | 0.800 | 0.770 | 0.600 | 0.2 |" in table
     assert "| under_trained, dirichlet 0.5 | fedavg (median) | 0.800 | 0.770 | 0.600 | 0.2 |" in table

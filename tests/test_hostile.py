@@ -182,27 +182,6 @@ def test_a_coordinator_that_does_not_resolve_is_one_line(monkeypatch, capsys, tm
 
 # ----------------------------------------------------------------------------- checkpoints on --resume
 
-CKPT = ["protocol.name=local", "rounds=3", "eval_every=1"]
-
-
-@pytest.fixture(scope="module")
-def checkpointed(tmp_path_factory):
-    """A run directory interrupted after round 2 with the checkpoint of round 1."""
-    from tallysim import checkpoint, run
-    from conftest import tiny
-    out = tmp_path_factory.mktemp("ckpt") / "run"
-    orig = run._Recorder.rows
-
-    def rows(self, r, per_seed):
-        orig(self, r, per_seed)
-        if r == 2:
-            raise KeyboardInterrupt
-    with pytest.MonkeyPatch.context() as m:
-        m.setattr(run._Recorder, "rows", rows)
-        with pytest.raises(KeyboardInterrupt):
-            run.run(tiny(*CKPT), str(out), progress=False, checkpoint_every=1)
-    assert (out / checkpoint.FILE).is_file()
-    return out
 
 
 def _copy(src, tmp_path):
@@ -242,13 +221,6 @@ def _resume_line(capsys, d, no_compile) -> str:
     return one_line(capsys, ["run", "--out", str(d), "--resume", "--quiet"])
 
 
-@pytest.fixture
-def no_compile(monkeypatch):
-    import jax
-
-    def boom(*a, **k):
-        raise AssertionError("compiled before refusing the input")
-    monkeypatch.setattr(jax, "jit", boom)
 
 
 @pytest.mark.parametrize("damage, match", [
@@ -314,12 +286,12 @@ def _hold_lock(d):
 @pytest.mark.parametrize("how", ["--resume", "--overwrite"])
 def test_a_run_directory_being_written_is_refused(how, checkpointed, tmp_path, capsys, no_compile):
     import os
-    from conftest import TINY
+    from conftest import RESUMABLE, TINY
     d = _copy(checkpointed, tmp_path)
     before = {p.name: p.read_bytes() for p in d.iterdir()}
     fd = _hold_lock(d)
     try:
-        argv = ["run", "--out", str(d), how, "--quiet"] + ([*TINY, *CKPT] if how == "--overwrite" else [])
+        argv = ["run", "--out", str(d), how, "--quiet"] + ([*TINY, *RESUMABLE] if how == "--overwrite" else [])
         assert "is being written by another tallysim process" in one_line(capsys, argv)
     finally:
         os.close(fd)
@@ -453,10 +425,10 @@ def test_a_full_disk_writing_the_data_cache_is_one_line_and_leaves_no_temporary_
 
 
 def test_a_full_disk_during_a_checkpoint_is_one_line_and_leaves_no_temporary_file(tmp_path, capsys, monkeypatch):
-    from conftest import TINY
+    from conftest import RESUMABLE, TINY
     full_disk(monkeypatch, prefix=".checkpoint.npz.")
     out = tmp_path / "o"
-    line = one_line(capsys, ["run", *TINY, *CKPT, "--out", str(out), "--quiet", "--checkpoint-every", "1"])
+    line = one_line(capsys, ["run", *TINY, *RESUMABLE, "--out", str(out), "--quiet", "--checkpoint-every", "1"])
     assert "the disk is full" in line and "No space left on device" in line
     assert sorted(p.name for p in out.iterdir()) == [".tallysim-lock", ".tallysim-run", "config.json",
                                                      "metrics.jsonl", "partition.json"]

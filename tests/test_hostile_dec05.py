@@ -2,11 +2,10 @@
 usage block instead of one line, rows lost on --resume) and are now one line, exit 2, before anything
 compiles, or a warning where the run is allowed. Each case here failed before its fix.
 
-Nothing here trains a model except the module fixture `checkpointed` (one tiny run, interrupted)."""
+Nothing here trains a model except conftest's fixture `checkpointed` (one tiny run, interrupted)."""
 import json
 import re
 
-import jax
 import pytest
 
 from tallysim import cli, config, run, sweep  # noqa: F401  (imported before jit is patched)
@@ -14,11 +13,6 @@ from tallysim.config import ConfigError
 from conftest import TINY
 
 
-@pytest.fixture
-def no_compile(monkeypatch):
-    def boom(*a, **k):
-        raise AssertionError("compiled before refusing the input")
-    monkeypatch.setattr(jax, "jit", boom)
 
 
 def one_line(capsys, argv) -> str:
@@ -187,27 +181,6 @@ def test_fedct_with_no_exchange_in_the_run_warns():
 
 # ----------------------------------------------------------------------------- --resume over lost rows
 
-CKPT = ["protocol.name=local", "rounds=3", "eval_every=1"]
-
-
-@pytest.fixture(scope="module")
-def checkpointed(tmp_path_factory):
-    """A run interrupted after writing round 2's row, with the checkpoint of round 1 (one row before it)."""
-    from tallysim import checkpoint
-    from conftest import tiny
-    out = tmp_path_factory.mktemp("ckpt") / "run"
-    orig = run._Recorder.rows
-
-    def rows(self, r, per_seed):
-        orig(self, r, per_seed)
-        if r == 2:
-            raise KeyboardInterrupt
-    with pytest.MonkeyPatch.context() as m:
-        m.setattr(run._Recorder, "rows", rows)
-        with pytest.raises(KeyboardInterrupt):
-            run.run(tiny(*CKPT), str(out), progress=False, checkpoint_every=1)
-    assert (out / checkpoint.FILE).is_file()
-    return out
 
 
 @pytest.mark.parametrize("damage", ["deleted", "emptied", "cut inside the first row", "first row not JSON"])

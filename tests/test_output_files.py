@@ -14,6 +14,7 @@ from tallysim.config import ConfigError
 from tallysim.figures import plots
 from tallysim.results import metrics
 from tallysim.results.plot import plot_curves
+from test_figures import FAULTS_SPEC, faults_runs
 from test_pareto import _row, _write_run
 
 # sha256 of each file as main at 1ca3d39 (plain `open(path, "w", newline="")` / `Path.write_text`)
@@ -25,29 +26,6 @@ BEFORE = {
     "figs/pareto_frontier.md": "b6b630b4c4c02fb96713c03c88b1905f5a777d87852277962fcfa9a3115d22f0",
     "figs/pareto_points.csv": "266727d872faffee66d1b753f8f87feecd32c242677b31ec678f289dec0c9ccd",
 }
-
-
-def _faults_data(root: pathlib.Path) -> dict:
-    """tests/test_figures.test_faults_figure_table_from_runs's runs: two aggregators, two attacks,
-    three faulty fractions."""
-    data = {}
-    for group, server in (("tally", False), ("fedavg (median)", True)):
-        data[group] = []
-        for kind in ("confident_wrong", "under_trained"):
-            for f, a in ((0, 0.8), (0.2, 0.77), (0.4, 0.6)):
-                d = root / group / f"{kind}-{f}"
-                d.mkdir(parents=True)
-                (d / "config.json").write_text(json.dumps({"partition": {"alpha": 0.5}, "peers": 5}))
-                row = {"round": 2, "bits_per_peer": 10.0, "acc_mean": 0.1, "acc_mean_honest": None if server else a,
-                       "acc_global": a if server else None, "vote_acc": a, "softavg_acc": a - 0.1,
-                       "vote_acc_honest": a, "softavg_acc_honest": a, "faulty": int(f * 5)}
-                (d / "metrics.jsonl").write_text(json.dumps(row) + "\n")
-                data[group].append(({"faults.kind": kind, "partition.kind": "dirichlet",
-                                     "faults.fraction": str(f)}, d))
-    return data
-
-
-FAULTS_SPEC = {"x": "faults.fraction", "facets": ["faults.kind", "partition.kind"], "within": 0.05}
 
 
 def _pareto_runs(root: pathlib.Path) -> pathlib.Path:
@@ -64,7 +42,7 @@ def _temps(d: pathlib.Path) -> list[str]:
 
 
 def test_tables_are_the_bytes_the_plain_writes_made(tmp_path):
-    plots.draw("faults", FAULTS_SPEC, _faults_data(tmp_path), tmp_path / "out" / "f8", "test")
+    plots.draw("faults", FAULTS_SPEC, faults_runs(tmp_path), tmp_path / "out" / "f8", "test")
     assert main(["pareto", str(_pareto_runs(tmp_path)), "--out", str(tmp_path / "figs" / "pareto.png"),
                  "--which", "best"]) == 0
     for name, digest in BEFORE.items():

@@ -5,18 +5,12 @@ import json
 import subprocess
 import sys
 
-import jax
 import pytest
 
 from tallysim import cli, config, run, sizing  # noqa: F401 (run: imported before jit is patched)
 from tallysim.config import Config, ConfigError
 
 
-@pytest.fixture
-def no_compile(monkeypatch):
-    def boom(*a, **k):
-        raise AssertionError("compiled before rejecting bad input")
-    monkeypatch.setattr(jax, "jit", boom)
 
 
 # ----------------------------------------------------------------------------- sizes that hung
