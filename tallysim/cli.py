@@ -12,7 +12,7 @@ import sys
 
 from tallysim.cli_commands import (cmd_bench, cmd_figure, cmd_pareto, cmd_plot, cmd_prepare,  # noqa: F401
                                    cmd_run, cmd_sweep, config_from_args, print_config, seed_list, with_tracking)
-from tallysim.cli_parser import PLUGIN_HELP, parse, parser  # noqa: F401
+from tallysim.cli_parser import PLUGIN_HELP, parse, parser, refuse_repeated_options  # noqa: F401
 from tallysim.config import ConfigError
 
 # The names these had when they were private to this module (tests call them)
@@ -78,11 +78,8 @@ def check_out_first(argv: list) -> None:
     pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     for flag in ("--overwrite", "--resume", "-h", "--help", "--print-config"):
         pre.add_argument(flag, action="store_true")
-    pre.add_argument("--out", action="append")
+    pre.add_argument("--out")               # given once: main() refused a repeated option already
     known, _ = pre.parse_known_args(argv[1:])
-    if known.out and len(known.out) > 1:         # before either is touched (cli_parser refuses it too)
-        raise ConfigError(f"run: --out is given twice ({known.out[0]!r} and {known.out[1]!r}); give it once")
-    known.out = known.out[0] if known.out else None
     if known.out is not None and not (known.resume or known.help or known.h or known.print_config):
         from tallysim import outdir
         outdir.check(known.out, known.overwrite)
@@ -95,6 +92,7 @@ def main(argv=None, repeats: bool = None) -> int:
     repeats = argv is not None if repeats is None else repeats
     try:
         argv = list(sys.argv[1:] if argv is None else argv)
+        refuse_repeated_options(parser(), argv)     # first: `--out a --out b` must touch neither
         check_out_first(argv)
         argv = load_plugins(argv)
     except ConfigError as e:

@@ -176,7 +176,6 @@ PLUGIN_HELP = ("import this module first and add the protocols its PROTOCOLS lis
 def parse(argv):
     """argparse, but `key=value` items may also follow options (`run --quiet rounds=1`)."""
     p = parser()
-    refuse_repeated_options(p, list(argv))
     args, extra = p.parse_known_args(argv)
     dest = "overrides" if hasattr(args, "overrides") else "axes" if hasattr(args, "axes") else None
     stray = [x for x in extra if dest is None or x.startswith("-") or "=" not in x]
