@@ -1,0 +1,270 @@
+"""The documentation's commands as a new user copies them: every `tallysim ...` line of README.md and
+docs/ (shell blocks and inline code) parses with the command's own parser, and a `run` or `sweep`
+line's config validates (the path `run --print-config` takes: no JAX, no data); figures and config
+files it names exist. Every `make` target the docs name exists, and every Makefile target is
+described by `make help`. The config page's prose gives the declared default of every field it names.
+A few seconds in all; what these lines print when they really run is recorded in the docs themselves."""
+import re
+import shlex
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tallysim import cli_parser, config, validation
+from tallysim.cli_commands import cmd_figure, cmd_run, cmd_sweep, config_from_args
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGES = [ROOT / "README.md"] + sorted((ROOT / "docs").rglob("*.md"))
+
+# `tallysim <subcommand>` as the docs write it: the installed command, the venv's, or `python -m`
+COMMAND = re.compile(r"(?:(?:\.venv/bin/)?tallysim|python3? -m tallysim) (?=run\b|sweep\b|plot\b|table\b|pareto\b|"
+                     r"figure\b|prepare\b|bench\b|--version\b)")
+# A usage pattern or an elided command, not one to copy: `[--opt]`, `...`, `<dir>`, `figN`, `DIR`
+PLACEHOLDER = re.compile(r"\[|\.\.\.|<|>|`|\bfigN\b|(?:^|\s)[A-Z][A-Z_]+(?:\s|$)")
+
+
+def _from_tallysim(text: str):
+    """The command from its `tallysim` word on (environment assignments before it dropped), without a
+    trailing `# comment`; None where the text holds no command."""
+    m = COMMAND.search(text)
+    if not m:
+        return None
+    cmd = text[m.start():]
+    cmd = re.sub(r"\s+#.*$", "", cmd).strip()
+    return re.sub(r"^(?:\.venv/bin/tallysim|python3? -m tallysim)", "tallysim", cmd)
+
+
+def doc_commands():
+    """(page:line, command, what the doc shows right after it) for every command line of the docs.
+    The last is the next line of a code block when that is the command's own `tallysim: error: ...`, and
+    "inline" for inline code (which may name an option of a command, as `run --resume`, rather than a
+    whole command)."""
+    found = []
+    for page in PAGES:
+        lines = page.read_text().splitlines()
+        name = page.relative_to(ROOT).as_posix()
+        block = None
+        i = 0
+        while i < len(lines):
+            line = lines[i]
+            if line.lstrip().startswith("```"):
+                block = None if block is not None else line.strip()[3:]
+                i += 1
+                continue
+            indented = block is None and re.match(r"    (?:\$ )?(?:tallysim|python3? -m tallysim) ", line)
+            if block is not None or indented:                 # a fenced block, or an indented one
+                start = i
+                text = line
+                while text.rstrip().endswith("\\") and i + 1 < len(lines):     # continued lines
+                    i += 1
+                    text = text.rstrip()[:-1] + " " + lines[i].strip()
+                cmd = _from_tallysim(re.sub(r"^\$ ", "", text.strip()))
+                first = text.strip()
+                if cmd and (first.startswith(("tallysim", "python", ".venv", "$ ")) or "=" in first.split("tallysim")[0]):
+                    after = lines[i + 1] if i + 1 < len(lines) else ""
+                    found.append((f"{name}:{start + 1}", cmd, after if after.startswith("tallysim: error:") else ""))
+            else:
+                for span in re.findall(r"`([^`]+)`", line):
+                    head = span.split("tallysim")[0]
+                    if COMMAND.match(span) or (head and all("=" in w for w in head.split())):
+                        cmd = _from_tallysim(span)
+                        if cmd and len(cmd.split()) > 2:        # `tallysim plot` alone names the subcommand
+                            found.append((f"{name}:{i + 1}", cmd, "inline"))
+            i += 1
+    return found
+
+
+COMMANDS = doc_commands()
+CHECKED = [c for c in COMMANDS if not PLACEHOLDER.search(c[1])]
+
+
+def test_the_docs_hold_the_commands_this_file_checks():
+    """The extraction finds the commands (so a change to how pages write them cannot empty the test)."""
+    where = {c[0].split(":")[0] for c in CHECKED}
+    assert len(CHECKED) >= 40, len(CHECKED)
+    for page in ("docs/getting-started.md", "docs/sweeps.md", "docs/tracking.md", "docs/groups.md",
+                 "docs/text.md", "docs/write-a-protocol.md", "docs/howto/resume.md", "docs/population.md"):
+        assert page in where, page
+    assert any("model.groups=" in c[1] for c in CHECKED)                # the quoted, continued line of groups.md
+
+
+def _args(cmd: str, capsys, inline: bool):
+    """The parsed arguments; None for `--help` and `--version` (they print and exit with code 0), and for
+    inline code that names an option without the arguments its command requires (`plot --metric ppl`)."""
+    argv = shlex.split(cmd)[1:]
+    try:
+        return cli_parser.parse(argv)
+    except SystemExit as e:
+        err = capsys.readouterr().err
+        assert e.code == 0 or (inline and "arguments are required" in err), f"does not parse: {cmd}: {err}"
+        return None
+
+
+def _line(where: str) -> str:
+    page, line = where.rsplit(":", 1)
+    return (ROOT / page).read_text().splitlines()[int(line) - 1]
+
+
+def _validate_run(args, inline: bool) -> None:
+    if args.out is None and not args.print_config and not inline:   # inline: `run --resume` names an option
+        raise config.ConfigError("run needs --out DIR (the directory the run writes), or --print-config")
+    cfg = config_from_args(args)
+    try:
+        validation.check_read(config.validate(cfg))
+    except config.ConfigError as e:               # an optional extra (log.mlflow): the page says to install it
+        if "which is not installed; pip install" not in str(e):
+            raise
+
+
+def _validate_sweep(args) -> None:
+    from tallysim import sweep
+    base = config.load_file(args.config, smoke=args.smoke) if args.config else config.Config()
+    section = config.read_file(args.config).get("sweep") if args.config else None
+    sweep.configs(base, sweep.expand(section or {}, args.axes))
+
+
+@pytest.mark.parametrize("where, cmd, error", CHECKED, ids=[f"{c[0]}" for c in CHECKED])
+def test_every_documented_command_parses_and_its_config_validates(where, cmd, error, monkeypatch, capsys):
+    monkeypatch.chdir(ROOT)                           # the docs' paths (experiments/...) are the checkout's
+    args = _args(cmd, capsys, inline=error == "inline")
+    if args is None:
+        return
+    if getattr(args, "plugin", None):                 # a plugin's fields need the plugin: parsing is the check
+        assert all((ROOT / "examples" / f"{m}.py").is_file() for m in args.plugin), cmd
+        return
+    if args.fn is cmd_figure:
+        from tallysim.figures import FIGURES
+        for name in args.figure:
+            assert name in FIGURES or name == "all" or (ROOT / name).is_file(), (where, name)
+        return
+    if getattr(args, "config", None):
+        if args.config.startswith("my"):              # my.json: the reader's own file
+            return
+        assert (ROOT / args.config).is_file(), (where, args.config)
+    if args.fn is cmd_run and args.resume and not args.config and not args.overrides:
+        return                                        # the run directory's own config.json
+    if args.fn is cmd_run:
+        check = lambda: _validate_run(args, inline=error == "inline")     # noqa: E731
+    elif args.fn is cmd_sweep:
+        check = lambda: _validate_sweep(args)                            # noqa: E731
+    else:
+        return
+    if error.startswith("tallysim: error:") or (error == "inline" and "refus" in _line(where)):
+        # the page shows (or names) this command's refusal
+        with pytest.raises(config.ConfigError):
+            check()
+    else:
+        check()
+
+
+# ---- make targets
+
+
+def _makefile_targets() -> set[str]:
+    text = (ROOT / "Makefile").read_text()
+    targets = set(re.findall(r"^([a-z][\w-]*)\s*:(?!=)", text, re.M))
+    targets |= set(re.search(r"^FIGS := (.*)$", text, re.M).group(1).split())
+    return targets
+
+
+def _doc_make_targets() -> dict[str, str]:
+    """`make X` in code (inline or blocks) of README.md, docs/ and `make help` -> where."""
+    out = {}
+    for page in PAGES:
+        block = False
+        for i, line in enumerate(page.read_text().splitlines(), 1):
+            if line.lstrip().startswith("```"):
+                block = not block
+                continue
+            for span in [line] if block else re.findall(r"`([^`]+)`", line):
+                for t in re.findall(r"(?:^|[\s(])make ([a-z][a-z0-9-]*)(?![\w-])", span):   # not figN
+                    out.setdefault(t, f"{page.relative_to(ROOT)}:{i}")
+    return out
+
+
+def test_every_make_target_the_docs_name_exists():
+    targets = _makefile_targets()
+    named = _doc_make_targets()
+    assert {"demo", "test", "docs", "fig12", "matched-bits"} <= set(named), sorted(named)
+    missing = {t: w for t, w in named.items() if t not in targets}
+    assert not missing, missing
+
+
+def test_every_make_target_is_in_make_help():
+    """`make help` is the one list a user sees without reading the Makefile: every target (but help
+    itself and the former name test-unit) is on it, and every fig target through `fig1 ... fig12`."""
+    help_text = subprocess.run(["make", "-s", "help"], cwd=ROOT, capture_output=True, text=True,
+                               timeout=30).stdout
+    shown = set(re.findall(r"make ([a-z][\w-]*)", help_text))
+    if "make fig1 ... fig12" in help_text:
+        shown |= {f"fig{i}" for i in range(1, 13)}
+    shown |= set(re.findall(r"; make ([a-z][\w-]*)", help_text))
+    missing = _makefile_targets() - shown - {"help", "test-unit"}
+    assert not missing, sorted(missing)
+
+
+def test_getting_started_names_every_figure_target():
+    """Its Makefile table once said `make fig1 ... make fig10` and "all ten" after fig11 and fig12 came."""
+    table = (ROOT / "docs" / "getting-started.md").read_text().split("## Makefile")[1]
+    n = len([t for t in _makefile_targets() if re.fullmatch(r"fig\d+", t)])
+    assert f"`make fig{n}`" in table and "all ten" not in table
+    for t in sorted(_makefile_targets() - {"help"}):
+        if not re.fullmatch(r"fig\d+", t):
+            assert f"`make {t}`" in table, t
+
+
+# ---- the config page's prose defaults
+
+
+def _prose_defaults() -> dict[str, list[str]]:
+    """`field` [default] in docs/config.md's "What each field means": the key (by its section's heading,
+    **`data.*`**, or a field heading such as **`fedprox.mu`** [0.01]) -> the defaults the prose gives."""
+    text = (ROOT / "docs" / "config.md").read_text().split("## What each field means", 1)[1]
+    declared = config.declared()
+    found: dict[str, list[str]] = {}
+    sections, single = [""], None
+    heading = r"\*\*Top level\*\*|\*\*`[\w]+\.[\w*]+`\*\*(?:, \*\*`[\w]+\.[\w*]+`\*\*)*"
+    for piece in re.split(f"({heading})", text):
+        if re.fullmatch(heading, piece):
+            heads = re.findall(r"`(\w+)\.([\w*]+)`", piece)
+            sections = [s for s, f in heads if f == "*"] or [""]
+            single = next((f"{s}.{f}" for s, f in heads if f != "*"), None)
+            continue
+        m = re.match(r"\s*\[([^\]]*)\]", piece)
+        if single and m:
+            found.setdefault(single, []).append(m.group(1))
+        single = None
+        for m in re.finditer(r"((?:`[\w.]+`(?:, )?)+)\s*\[([^\]]*)\](?!\()", piece):   # not a [link](...)
+            for name in re.findall(r"`([\w.]+)`", m.group(1)):
+                for section in sections:
+                    key = name if "." in name or not section else f"{section}.{name}"
+                    found.setdefault(key if key in declared or name not in declared else name, []).append(m.group(2))
+    return found
+
+
+def _same_default(prose: str, code: str) -> bool:
+    first = re.split(r"[ ,;]", prose.strip())[0]
+    if first == code:
+        return True
+    try:
+        return float(first) == float(code)
+    except ValueError:
+        return False
+
+
+def test_the_config_pages_prose_gives_the_declared_defaults():
+    """The generated tables are checked in tests/test_docs.py; the prose beside them ("What each field
+    means", `field` [default]) was written by hand: each default it gives is the declared one, and each
+    field it names exists."""
+    declared = config.declared()
+    found = _prose_defaults()
+    assert len(found) >= 100, len(found)
+    for key, defaults in found.items():
+        assert key in declared, f"docs/config.md names {key}, which is not a config field"
+        for d in defaults:
+            assert _same_default(d, config.show_default(declared[key].default)), (key, d)
+    shared = [k for k in declared if k.split(".")[0] in ("", "data", "partition", "model", "optim", "probe",
+                                                         "vote", "distill", "comm", "faults", "privacy", "log")
+              or "." not in k]
+    assert not [k for k in shared if k not in found], [k for k in shared if k not in found]
