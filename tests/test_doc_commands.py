@@ -268,3 +268,15 @@ def test_the_config_pages_prose_gives_the_declared_defaults():
                                                          "vote", "distill", "comm", "faults", "privacy", "log")
               or "." not in k]
     assert not [k for k in shared if k not in found], [k for k in shared if k not in found]
+
+
+def test_every_extra_the_docs_name_exists():
+    """`pip install 'tallysim[text]'`, `.[tf]`, ...: each extra a page or the Makefile names is declared."""
+    import tomllib
+    extras = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"])
+    named = set()
+    for text in [p.read_text() for p in PAGES] + [(ROOT / "Makefile").read_text()]:
+        for group in re.findall(r"(?:tallysim|\.)\[([a-z0-9_,-]+)\]", text):
+            named |= set(group.split(","))
+    assert {"text", "tensorboard", "mlflow", "tf", "dev", "docs"} <= named, sorted(named)
+    assert named <= extras, sorted(named - extras)
