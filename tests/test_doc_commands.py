@@ -243,9 +243,16 @@ def _prose_defaults() -> dict[str, list[str]]:
     return found
 
 
-def _same_default(prose: str, code: str) -> bool:
-    first = re.split(r"[ ,;]", prose.strip())[0]
+def _same_default(prose: str, code: str, derived: bool = False) -> bool:
+    """Does `[prose]` give the default `code` (show_default's text)? `1,000` is 1000, `0: off` is 0, and
+    a default left to the protocol or another field (none in the code) may be described in words."""
+    first = prose.strip().split()[0].rstrip(",;:") if prose.strip() else ""
+    if re.fullmatch(r"\d{1,3}(,\d{3})+(\.\d+)?", first):
+        first = first.replace(",", "")
     if first == code:
+        return True
+    literal = re.fullmatch(r"-?[\d.]+(e[+-]?\d+)?|true|false|none", first)
+    if code == "none" and (not literal or derived):
         return True
     try:
         return float(first) == float(code)
@@ -280,3 +287,21 @@ def test_every_extra_the_docs_name_exists():
             named |= set(group.split(","))
     assert {"text", "tensorboard", "mlflow", "tf", "dev", "docs"} <= named, sorted(named)
     assert named <= extras, sorted(named - extras)
+
+
+def test_every_page_gives_the_declared_default_where_it_gives_one():
+    """`key` [default] anywhere in README.md or docs/ (protocols.md writes its knobs so): the declared
+    default, or words for one derived from the protocol or another field. (config.md names fields
+    relative to its section headings: the test above reads it.)"""
+    declared = config.declared()
+    wrong = []
+    for page in PAGES:
+        if page.name == "config.md":
+            continue
+        text = page.read_text()
+        for m in re.finditer(r"`([\w.]+)`\s*\[([^\]]*)\](?!\()", text):
+            key, given = m.groups()
+            if key in declared and not _same_default(given, config.show_default(declared[key].default),
+                                                      derived=key in config.DERIVED):
+                wrong.append(f"{page.relative_to(ROOT)}:{text[:m.start()].count(chr(10)) + 1}: {key} [{given}]")
+    assert not wrong, wrong
