@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tallysim import cli_parser, config, validation
-from tallysim.cli_commands import cmd_figure, cmd_run, cmd_sweep, config_from_args
+from tallysim.cli_commands import cmd_figure, cmd_run, cmd_sweep, config_from_args, seed_list
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = [ROOT / "README.md"] + sorted((ROOT / "docs").rglob("*.md"))
@@ -304,4 +304,35 @@ def test_every_page_gives_the_declared_default_where_it_gives_one():
             if key in declared and not _same_default(given, config.show_default(declared[key].default),
                                                       derived=key in config.DERIVED):
                 wrong.append(f"{page.relative_to(ROOT)}:{text[:m.start()].count(chr(10)) + 1}: {key} [{given}]")
+    assert not wrong, wrong
+
+
+def test_every_key_value_example_in_the_docs_is_a_valid_override():
+    """Inline `key=value` examples (`partition.alpha=0.1`, `faults.kind=dropout`, a sweep axis
+    `peers=4,5`): each key is a config field and each value one it accepts. A word standing for a number
+    (`seeds=N`, `privacy.threshold=T`) is a placeholder, not checked."""
+    declared = config.declared()
+    checked, wrong = 0, []
+    for page in PAGES:
+        for i, line in enumerate(page.read_text().splitlines(), 1):
+            for span in re.findall(r"`([^`]+)`", line):
+                tokens = span.split()
+                if not tokens or not all(re.fullmatch(r"[\w.]+=\S+", x) and x.split("=")[0] in declared
+                                         for x in tokens):
+                    continue
+                for token in tokens:
+                    key, value = token.split("=", 1)
+                    spec = declared[key]
+                    values = [value] if key in ("model.groups", "seed") or "," not in value else value.split(",")
+                    for v in values:
+                        if spec.type in (int, float) and re.fullmatch(r"[A-Za-z_]\w*", v) and \
+                                v not in ("none", "true", "false", "inf", "nan"):
+                            continue                    # a placeholder for a number
+                        item = seed_list([f"{key}={v}"]) if key == "seed" else [f"{key}={v}"]
+                        try:
+                            config.apply_overrides(config.Config(), item)
+                            checked += 1
+                        except config.ConfigError as e:
+                            wrong.append(f"{page.relative_to(ROOT)}:{i}: {key}={v}: {e}")
+    assert checked >= 150, checked
     assert not wrong, wrong
