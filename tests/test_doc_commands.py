@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tallysim import cli_parser, config, validation
+from tallysim import cli_parser, config, field_checks, validation
 from tallysim.cli_commands import cmd_figure, cmd_run, cmd_sweep, config_from_args, seed_list
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -330,7 +330,9 @@ def test_every_key_value_example_in_the_docs_is_a_valid_override():
                             continue                    # a placeholder for a number
                         item = seed_list([f"{key}={v}"]) if key == "seed" else [f"{key}={v}"]
                         try:
-                            config.apply_overrides(config.Config(), item)
+                            cfg = config.apply_overrides(config.Config(), item)
+                            field_checks.check_types(cfg)          # the field alone: its type,
+                            field_checks.check_ranges(cfg)         # range and choices
                             checked += 1
                         except config.ConfigError as e:
                             wrong.append(f"{page.relative_to(ROOT)}:{i}: {key}={v}: {e}")
