@@ -217,3 +217,10 @@ def test_quick_start_compares_like_with_like_on_the_quick_config():
         cfg = config.validate(config.apply_overrides(config.load_file(str(ROOT / "experiments" / "quick.json")),
                                                      [f"protocol.name={proto}"]))
         assert cfg.rounds == 10 and cfg.data.max_train <= 6000 and cfg.model.name == "mlp"
+
+
+def test_the_state_shown_on_the_concepts_page_is_the_state():
+    """docs/concepts.md draws sim/peers.py's State: the same fields in the same order."""
+    from tallysim.sim import peers
+    block = re.search(r"class State\(NamedTuple\):\n(.*?)```", (DOCS / "concepts.md").read_text(), re.S).group(1)
+    assert re.findall(r"^\s+(\w+):", block, re.M) == list(peers.State._fields)
