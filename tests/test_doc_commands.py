@@ -338,3 +338,17 @@ def test_every_key_value_example_in_the_docs_is_a_valid_override():
                             wrong.append(f"{page.relative_to(ROOT)}:{i}: {key}={v}: {e}")
     assert checked >= 150, checked
     assert not wrong, wrong
+
+
+def test_the_walked_through_plugin_is_examples_fedmix():
+    """write-a-protocol.md calls its fedmix blocks "a complete one, examples/fedmix.py": every code line
+    of its first two Python blocks is a line of that file (comments aside), in the file's order."""
+    def code(line: str) -> str:
+        return re.sub(r"\s+#.*$", "", line).rstrip()
+    source = [code(x) for x in (ROOT / "examples" / "fedmix.py").read_text().splitlines() if code(x).strip()]
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "docs" / "write-a-protocol.md").read_text(), re.S)[:2]
+    at = 0
+    for block in blocks:
+        for line in [code(x) for x in block.splitlines() if code(x).strip()]:
+            assert line in source[at:], line
+            at = source.index(line, at) + 1
