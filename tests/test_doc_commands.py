@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tallysim import cli_parser, config, field_checks, validation
-from tallysim.cli_commands import cmd_figure, cmd_run, cmd_sweep, config_from_args, seed_list
+from tallysim import cli_parser, config, field_checks, protocols, validation
+from tallysim.cli_commands import cmd_bench, cmd_figure, cmd_run, cmd_sweep, config_from_args, seed_list
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = [ROOT / "README.md"] + sorted((ROOT / "docs").rglob("*.md"))
@@ -64,14 +64,15 @@ def doc_commands():
                 if cmd and (first.startswith(("tallysim", "python", ".venv", "$ ")) or "=" in first.split("tallysim")[0]):
                     after = lines[i + 1] if i + 1 < len(lines) else ""
                     found.append((f"{name}:{start + 1}", cmd, after if after.startswith("tallysim: error:") else ""))
-            else:
-                for span in re.findall(r"`([^`]+)`", line):
-                    head = span.split("tallysim")[0]
-                    if COMMAND.match(span) or (head and all("=" in w for w in head.split())):
-                        cmd = _from_tallysim(span)
-                        if cmd and len(cmd.split()) > 2:        # `tallysim plot` alone names the subcommand
-                            found.append((f"{name}:{i + 1}", cmd, "inline"))
             i += 1
+        prose = re.sub(r"```.*?```", lambda m: "\n" * m.group(0).count("\n"), "\n".join(lines), flags=re.S)
+        for m in re.finditer(r"`([^`]+)`", prose):          # inline code, also where it wraps a line
+            span = " ".join(m.group(1).split())
+            head = span.split("tallysim")[0]
+            if COMMAND.match(span) or (head and all("=" in w for w in head.split())):
+                cmd = _from_tallysim(span)
+                if cmd and len(cmd.split()) > 2:            # `tallysim plot` alone names the subcommand
+                    found.append((f"{name}:{prose[:m.start()].count(chr(10)) + 1}", cmd, "inline"))
     return found
 
 
@@ -99,6 +100,21 @@ def _args(cmd: str, capsys, inline: bool):
         err = capsys.readouterr().err
         assert e.code == 0 or (inline and "arguments are required" in err), f"does not parse: {cmd}: {err}"
         return None
+
+
+def _check_bench_lists(args, where: str) -> None:
+    """`bench`'s comma lists name models, dtypes, implementations and convolutions it knows (argparse
+    takes them as text; bench refuses a wrong one only when it runs)."""
+    from tallysim.bench import throughput
+    known = {"model": set(config.declared()["model.name"].choices), "dtype": {"float32", "bfloat16"},
+             "impl": set(throughput.IMPLS), "conv": set(config.declared()["model.conv"].choices),
+             "protocols": set(protocols.names())}
+    for option, allowed in known.items():
+        for value in (getattr(args, option, None) or "").split(","):
+            assert not value or value in allowed, (where, f"--{option} {value}", sorted(allowed))
+    for option in ("peers", "devices"):
+        for value in (getattr(args, option, None) or "").split(","):
+            assert not value or value.isdigit(), (where, f"--{option} {value}")
 
 
 def _line(where: str) -> str:
@@ -144,6 +160,9 @@ def test_every_documented_command_parses_and_its_config_validates(where, cmd, er
         assert (ROOT / args.config).is_file(), (where, args.config)
     if args.fn is cmd_run and args.resume and not args.config and not args.overrides:
         return                                        # the run directory's own config.json
+    if args.fn is cmd_bench:
+        _check_bench_lists(args, where)
+        return
     if args.fn is cmd_run:
         check = lambda: _validate_run(args, inline=error == "inline")     # noqa: E731
     elif args.fn is cmd_sweep:
