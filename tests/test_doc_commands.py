@@ -371,3 +371,15 @@ def test_the_walked_through_plugin_is_examples_fedmix():
         for line in [code(x) for x in block.splitlines() if code(x).strip()]:
             assert line in source[at:], line
             at = source.index(line, at) + 1
+
+
+def test_a_figure_config_path_works_outside_the_checkout(tmp_path, monkeypatch, capsys):
+    """getting-started: "every command works from a wheel as from the checkout"; matched-bits.md runs
+    `tallysim figure experiments/matched_bits.json`, which outside a checkout once said "not found"."""
+    from tallysim import figures
+    monkeypatch.chdir(tmp_path)
+    name, path = figures.resolve("experiments/matched_bits.json")
+    assert name == "matched_bits" and path.is_file() and path.parent == figures.EXPERIMENTS
+    assert "using the shipped copy" in capsys.readouterr().err
+    with pytest.raises(config.ConfigError, match="not found"):
+        figures.resolve("experiments/no_such_figure.json")
