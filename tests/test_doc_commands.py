@@ -383,3 +383,17 @@ def test_a_figure_config_path_works_outside_the_checkout(tmp_path, monkeypatch, 
     assert "using the shipped copy" in capsys.readouterr().err
     with pytest.raises(config.ConfigError, match="not found"):
         figures.resolve("experiments/no_such_figure.json")
+
+
+def test_every_environment_variable_the_docs_name_is_read():
+    """`TALLYSIM_...` variables a page tells the reader to set are read by the code (the package, its
+    notebooks, tests, benchmarks or the Makefile), so none is a leftover of a removed switch."""
+    named = set()
+    for text in [p.read_text() for p in PAGES] + [(ROOT / "Makefile").read_text()]:
+        named |= set(re.findall(r"\bTALLYSIM_[A-Z_]+\b", text))
+    code = "\n".join(p.read_text(errors="ignore") for d in ("tallysim", "notebooks", "tests", "benchmarks")
+                     for p in (ROOT / d).rglob("*") if p.suffix in (".py", ".ipynb", ".sh")
+                     and p.name != "test_doc_commands.py")
+    assert len(named) >= 8, sorted(named)
+    unread = sorted(v for v in named if v not in code)
+    assert not unread, unread
