@@ -1,9 +1,13 @@
-"""The documentation's commands as a new user copies them: every `tallysim ...` line of README.md and
-docs/ (shell blocks and inline code) parses with the command's own parser, and a `run` or `sweep`
-line's config validates (the path `run --print-config` takes: no JAX, no data); figures and config
-files it names exist. Every `make` target the docs name exists, and every Makefile target is
-described by `make help`. The config page's prose gives the declared default of every field it names.
-A few seconds in all; what these lines print when they really run is recorded in the docs themselves."""
+"""The documentation as a new user follows it, checked without running anything (seconds in all):
+- every `tallysim ...` line of README.md and docs/ (code blocks and inline code) parses with the
+  command's own parser; a `run` or `sweep` line's config validates (the path `run --print-config` takes:
+  no JAX, no data), or is refused where the page shows the refusal; the figures and config files it
+  names exist; `bench`'s comma lists name what bench knows;
+- every `make` target the docs name exists, and every Makefile target is on `make help`;
+- every inline `key=value` example is a field and a value it accepts; every `key` [default] is the
+  declared default (config.md's prose read by its section headings);
+- every pip extra and `TALLYSIM_*` variable named exists; the fedmix walk-through is examples/fedmix.py;
+  a figure config path works outside the checkout, as getting-started promises."""
 import re
 import shlex
 import subprocess
