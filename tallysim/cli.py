@@ -58,6 +58,15 @@ def compile_cache() -> None:
     jax.config.update("jax_compilation_cache_dir", where)
 
 
+def start_jax() -> None:
+    """What a command that runs something sets up before JAX starts: `jax.distributed` (launched with
+    TALLYSIM_DISTRIBUTED=1) and the compile cache. `run` and `sweep` call it only once their config
+    has validated, so a refused config imports no JAX (~0.25 s of CPU instead of ~2 s)."""
+    from tallysim.sim import mesh
+    mesh.initialize_distributed()
+    compile_cache()
+
+
 def shipped_config(args) -> None:
     """A `--config` path not on disk that names a shipped config (`experiments/demo.json` outside a
     checkout, e.g. from a wheel) reads the installed copy, with a note saying so."""
@@ -115,11 +124,9 @@ def main(argv=None, repeats: bool = None) -> int:
             items = seed_list(args.overrides) if args.fn is cmd_run else args.axes
             config.check_repeats(items, "on the command line" if args.fn is cmd_run else
                                  "on the command line (one sweep axis per key: key=v1,v2,...)")
-        if args.fn in (cmd_run, cmd_sweep, cmd_figure) and not getattr(args, "print_config", False):
-            # not bench: it times compiling; not --print-config: it runs nothing
-            from tallysim.sim import mesh
-            mesh.initialize_distributed()                    # before JAX starts: TALLYSIM_DISTRIBUTED=1
-            compile_cache()
+        if args.fn is cmd_figure:
+            # not bench: it times compiling; run and sweep call start_jax once their config validated
+            start_jax()
         return args.fn(args)
     except ConfigError as e:
         print(f"tallysim: error: {e}", file=sys.stderr)

@@ -67,12 +67,11 @@ def cmd_run(args) -> int:
         cfg = config_from_args(args)
         _check(cfg)
         return print_config(with_tracking(cfg, args))
-    from tallysim import run
-    from tallysim.results import metrics
     if args.resume and args.overwrite:
         raise ConfigError("--resume continues the run in --out and --overwrite replaces it; pass one")
     if args.checkpoint_every is not None and args.checkpoint_every < 0:
         raise ConfigError(f"--checkpoint-every {args.checkpoint_every}: allowed 0 (never) or a number of rounds")
+    from tallysim.results import metrics
     if args.resume and not args.config and not args.overrides:
         from tallysim import config, outdir
         d = outdir.destination(args.out)
@@ -86,10 +85,17 @@ def cmd_run(args) -> int:
         for note in sizing.run_notes(cfg):   # a costly default: stacked stateless clients, an O(P) draw
             print(f"tallysim: note: {note}", file=sys.stderr)
     cfg = with_tracking(cfg, args)
+    start_jax()                         # validated: only now JAX (a refusal above imports none)
+    from tallysim import run
     last = run.run(cfg, args.out, overwrite=args.overwrite, progress=not args.quiet,
                    checkpoint_every=args.checkpoint_every, resume=args.resume)
     print(metrics.summary_line(run.config.validate(cfg), last))
     return 0
+
+
+def start_jax() -> None:
+    from tallysim.cli import start_jax as start     # cli.py imports this module: import it when called
+    start()
 
 
 def cmd_plot(args) -> int:
