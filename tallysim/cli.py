@@ -14,6 +14,7 @@ from tallysim.cli_commands import (cmd_bench, cmd_figure, cmd_pareto, cmd_plot, 
                                    cmd_run, cmd_sweep, config_from_args, print_config, seed_list, with_tracking)
 from tallysim.cli_parser import PLUGIN_HELP, parse, parser, refuse_repeated_options  # noqa: F401
 from tallysim.config import ConfigError
+from tallysim.startup import compile_cache, start_jax  # noqa: F401 - cli.compile_cache, as before
 
 # The names these had when they were private to this module (tests call them)
 _seed_list, _config, _parse = seed_list, config_from_args, parse
@@ -39,32 +40,6 @@ def load_plugins(argv: list) -> list:
             rest.append(a)
             i += 1
     return rest
-
-
-def compile_cache() -> None:
-    """The command line keeps XLA's compiled programs on disk (JAX's persistent compilation cache), so
-    rerunning a configuration, a sweep or a figure skips compiling: ~/.cache/tallysim/xla, or
-    $TALLYSIM_COMPILE_CACHE; TALLYSIM_COMPILE_CACHE=0 turns it off. JAX's own
-    JAX_COMPILATION_CACHE_DIR, when set, wins. Importing tallysim as a library changes nothing."""
-    import os
-    from pathlib import Path
-    where = os.environ.get("TALLYSIM_COMPILE_CACHE", "")
-    if where == "0" or os.environ.get("JAX_COMPILATION_CACHE_DIR"):
-        return
-    if not where:
-        base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-        where = str(Path(base) / "tallysim" / "xla")
-    import jax
-    jax.config.update("jax_compilation_cache_dir", where)
-
-
-def start_jax() -> None:
-    """What a command that runs something sets up before JAX starts: `jax.distributed` (launched with
-    TALLYSIM_DISTRIBUTED=1) and the compile cache. `run` and `sweep` call it only once their config
-    has validated, so a refused config imports no JAX (~0.25 s of CPU instead of ~2 s)."""
-    from tallysim.sim import mesh
-    mesh.initialize_distributed()
-    compile_cache()
 
 
 def shipped_config(args) -> None:

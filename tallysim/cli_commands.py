@@ -85,17 +85,13 @@ def cmd_run(args) -> int:
         for note in sizing.run_notes(cfg):   # a costly default: stacked stateless clients, an O(P) draw
             print(f"tallysim: note: {note}", file=sys.stderr)
     cfg = with_tracking(cfg, args)
-    start_jax()                         # validated: only now JAX (a refusal above imports none)
-    from tallysim import run
+    from tallysim import startup
+    startup.start_jax()                 # validated: only now JAX (a refusal above imports none)
+    from tallysim import run            # after start_jax: jax.distributed comes before anything else
     last = run.run(cfg, args.out, overwrite=args.overwrite, progress=not args.quiet,
                    checkpoint_every=args.checkpoint_every, resume=args.resume)
     print(metrics.summary_line(run.config.validate(cfg), last))
     return 0
-
-
-def start_jax() -> None:
-    from tallysim.cli import start_jax as start     # cli.py imports this module: import it when called
-    start()
 
 
 def cmd_plot(args) -> int:
