@@ -1,6 +1,7 @@
 """probe.per_round against the probe pool is checked only where a protocol trains on this round's
 probes (TRAITS.distill): a FedAvg-family run draws none, and was refused when probe.per_round exceeded
-the pool although it never reads it.
+the pool (or when the memory estimate counted outputs of probe.per_round probes) although it never
+reads it.
 
 probe.* is not protocol-specific (no protocol lists it in TRAITS.reads: the pool is carved out of every
 protocol's training data, and shared configs such as experiments/quick.json and the tests' TINY set
@@ -12,7 +13,7 @@ import math
 
 import pytest
 
-from tallysim import config, protocols, run, validation
+from tallysim import config, protocols, run, sizing, validation
 from tallysim.config import ConfigError
 
 from conftest import tiny
@@ -45,9 +46,19 @@ def test_probe_fields_are_shared_not_protocol_specific():
     validation.check_read(config.validate(tiny("protocol.name=fedavg", "probe.per_round=500")))
 
 
+def test_the_memory_estimate_counts_probe_outputs_where_probes_are_exchanged():
+    # 10^9 probes' outputs: 400 GB, no machine's; refused for tally, nothing for FedAvg to hold
+    with pytest.raises(ConfigError, match="the probe outputs alone"):
+        config.validate(tiny("protocol.name=tally", "probe.per_round=1000000000"))
+    config.validate(tiny("protocol.name=fedavg", "probe.per_round=1000000000"))
+    for name in NAMES:
+        counted = "the probe outputs" in [what for what, _, _ in sizing.estimate_bytes(tiny(f"protocol.name={name}"))]
+        assert counted == protocols.traits(name).distill, name
+
+
 def test_a_fedavg_run_ignores_a_per_round_past_the_pool():
     # end to end (build loads the data and checks the pool): the rows equal those of a per_round that fits
-    rows = [run.run(tiny("protocol.name=fedavg", f"probe.per_round={m}"), progress=False) for m in (64, 500)]
+    rows = [run.run(tiny("protocol.name=fedavg", f"probe.per_round={m}"), progress=False) for m in (64, 10**9)]
     for row in rows:
         row.pop("wall_s", None)
         row.pop("out", None)
