@@ -67,11 +67,11 @@ def cmd_run(args) -> int:
         cfg = config_from_args(args)
         _check(cfg)
         return print_config(with_tracking(cfg, args))
+    from tallysim.results import metrics
     if args.resume and args.overwrite:
         raise ConfigError("--resume continues the run in --out and --overwrite replaces it; pass one")
     if args.checkpoint_every is not None and args.checkpoint_every < 0:
         raise ConfigError(f"--checkpoint-every {args.checkpoint_every}: allowed 0 (never) or a number of rounds")
-    from tallysim.results import metrics
     if args.resume and not args.config and not args.overrides:
         from tallysim import config, outdir
         d = outdir.destination(args.out)
