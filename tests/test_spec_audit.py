@@ -410,3 +410,37 @@ def test_feddf_server_distillation_matches_a_hand_written_adam_loop(target):
         np.testing.assert_allclose(np.asarray(a, np.float64), c, rtol=1e-3, atol=1e-4)   # Adam divides near-zero g
     assert max(float(np.abs(np.asarray(a) - np.asarray(s)).max())
                for a, s in zip(jax.tree.leaves(got), jax.tree.leaves(student))) > 1e-2   # it moved
+
+
+# ---- distill.order=sequential with no target to digest ---------------------------------------------------
+
+def test_digest_without_any_target_leaves_the_peer_as_private_training_does():
+    """FedMD's digest passes over the probes before the private epochs. When no probe carries a target
+    (fedct between exchanges: "private training only"; bridge.vote_at=merge's first round; every vote
+    lost) its zero-loss steps used to run anyway, moving the weights by the momentum they carried."""
+    import optax
+    from tallysim.sim import local
+    from tallysim.sim.fed import FedData
+    from tallysim.sim.local import hard_label_loss
+    from tallysim.sim.models import make_model
+    from tallysim.config import ModelConfig
+    key = jax.random.PRNGKey(0)
+    x = jax.random.normal(key, (40, 4, 4, 1))
+    y = jnp.arange(40) % 3
+    data = FedData(x, y, None, None, jnp.arange(8), x[:8], y[:8])
+    model = make_model(ModelConfig(name="mlp", width=16), 3)
+    spec = local.LocalSpec(apply_fn=model.apply, tx=optax.sgd(0.1, momentum=0.9), batch_size=4, shard_max=10,
+                           epochs=1, distill_loss=hard_label_loss(3, 0.0), distill_weight=1.0, probe_batch=4)
+    p0 = jax.tree.map(lambda a: a[None], model.init(key, x[:1]))
+    shard, count, keys = jnp.arange(10)[None], jnp.array([10]), key[None]
+    # a momentum buffer carried from earlier rounds (optim.reset_each_round=false, the distillation default)
+    p1, o1, _, _ = local.train_peers(spec, p0, jax.vmap(spec.tx.init)(p0), keys, shard, count, data)
+    private, o_private, _, _ = local.train_peers(spec, p1, o1, keys, shard, count, data)
+    probes = local.Probes(x[:8], y[:8], jnp.zeros((8,), jnp.float32))
+    digest, o_digest, _, _ = local.train_peers(spec, p1, o1, keys, shard, count, data, probes, sequential_epochs=1)
+    for a, b in zip(jax.tree.leaves((private, o_private)), jax.tree.leaves((digest, o_digest))):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-7)
+    probes = probes._replace(weight_M=jnp.ones((8,), jnp.float32))          # with targets it does run
+    ran, _, _, _ = local.train_peers(spec, p1, o1, keys, shard, count, data, probes, sequential_epochs=1)
+    assert max(float(np.abs(np.asarray(a) - np.asarray(b)).max())
+               for a, b in zip(jax.tree.leaves(private), jax.tree.leaves(ran))) > 1e-4
