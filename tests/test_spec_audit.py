@@ -444,3 +444,27 @@ def test_digest_without_any_target_leaves_the_peer_as_private_training_does():
     ran, _, _, _ = local.train_peers(spec, p1, o1, keys, shard, count, data, probes, sequential_epochs=1)
     assert max(float(np.abs(np.asarray(a) - np.asarray(b)).max())
                for a, b in zip(jax.tree.leaves(private), jax.tree.leaves(ran))) > 1e-4
+
+
+def test_feddf_teacher_under_dropout_is_the_ensemble_of_the_models_that_arrived():
+    """faults.kind=dropout (drop_prob 1): the 2 faulty peers' models never reach the server, so neither
+    FedAvg's mean nor FedDF's teacher may use them. The distillation itself is checked above; here the
+    round must hand it the arrived models only (a teacher over all five would land elsewhere)."""
+    from tallysim.protocols import feddf
+    from tallysim.protocols.base import round_keys
+    d = tallysim.drive(tiny(*SGD_FULL, "protocol.name=feddf", "faults.kind=dropout", "faults.fraction=0.4",
+                            "feddf.steps=3", "feddf.lr=0.05", "feddf.batch_size=32"))
+    lost = np.asarray(d.built.one.faulty_P)
+    d.step()
+    arrived = np.flatnonzero(~lost)
+    count = np.asarray(d.built.one.count_P, np.float64)[arrived]
+    models = jax.tree.map(lambda a: a[arrived], d.state.params)                 # what the 3 arrived sent
+    mean = jax.tree.map(lambda a: jnp.asarray(np.tensordot(count / count.sum(), np.asarray(a, np.float64), 1),
+                                              jnp.float32), models)
+    distil = jax.jit(lambda s, p, k: feddf.distill_server(d.built.ctx, s, p, d.built.one, k)[0])
+    want = distil(mean, models, round_keys(d.root, 1).server)
+    for a, b in zip(jax.tree.leaves(d.state.server), jax.tree.leaves(want)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-3, atol=2e-4)
+    every = distil(mean, d.state.params, round_keys(d.root, 1).server)          # the lost ones in the teacher
+    assert max(float(np.abs(np.asarray(a) - np.asarray(b)).max())
+               for a, b in zip(jax.tree.leaves(every), jax.tree.leaves(want))) > 1e-3
