@@ -183,12 +183,24 @@ def test_fedpaq_quantises_each_peer_with_its_own_draw(monkeypatch):
 
 # ---- defects found by the audit -----------------------------------------------------------------------
 
-def test_fedct_takes_part_under_the_size_rule():
+SIZE_RULE = ("protocol.name=fedct", "participation=0.6", "participation_rule=size", "partition.kind=dirichlet",
+             "partition.alpha=0.5", "warmup_epochs=0", "rounds=1")
+
+
+def test_fedct_round_traces_under_the_size_rule():
     """fedct drew its cohort without the shard sizes, so participation_rule=size failed when the round
-    was traced (after the data loaded); now its active set is the size rule's draw."""
+    was traced (after the data loaded). Traced here without compiling."""
+    b = build(*SIZE_RULE)
+    state = jax.eval_shape(b.protocol.init, jax.random.PRNGKey(0), b.one)
+    _, info = jax.eval_shape(b.protocol.round, state, b.one, jax.random.PRNGKey(1), jnp.int32(1))
+    assert "exchanged" in info
+
+
+@pytest.mark.slow      # one compiled round (~15 s on the loaded CPU); the trace above is the fast form
+def test_fedct_takes_part_under_the_size_rule():
+    """... and its active set is the size rule's draw."""
     from tallysim.protocols.base import active_set, round_keys
-    d = tallysim.drive(tiny(*SMALL, "protocol.name=fedct", "participation=0.6", "participation_rule=size",
-                            "partition.kind=dirichlet", "partition.alpha=0.5", "warmup_epochs=0", "rounds=1"))
+    d = tallysim.drive(tiny(*SMALL, *SIZE_RULE))
     before = [np.asarray(a) for a in jax.tree.leaves(d.state.params)]
     d.step()
     after = [np.asarray(a) for a in jax.tree.leaves(d.state.params)]
@@ -366,7 +378,8 @@ def test_bits_per_word_token_by_hand(protocol, knobs, up, down):
 
 # ---- FedDF's server distillation against a hand-written loop -------------------------------------------
 
-@pytest.mark.parametrize("target", ["logits", "probs"])
+# probs is slow: its teacher formula alone is test_feddf.test_teacher_and_loss's (fast)
+@pytest.mark.parametrize("target", ["logits", pytest.param("probs", marks=pytest.mark.slow)])
 def test_feddf_server_distillation_matches_a_hand_written_adam_loop(target):
     """feddf.distill_server was checked against itself (test_protocol_rounds) and to lower the pool loss
     (test_feddf); here its steps are written out: each step draws feddf.batch_size pool examples with
