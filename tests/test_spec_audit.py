@@ -481,3 +481,51 @@ def test_feddf_teacher_under_dropout_is_the_ensemble_of_the_models_that_arrived(
     every = distil(mean, d.state.params, round_keys(d.root, 1).server)          # the lost ones in the teacher
     assert max(float(np.abs(np.asarray(a) - np.asarray(b)).max())
                for a, b in zip(jax.tree.leaves(every), jax.tree.leaves(want))) > 1e-3
+
+
+# ---- the history-weighted vote: the weights decide the winner --------------------------------------------
+
+def test_history_weighted_vote_lets_trusted_peers_outvote_a_distrusted_majority():
+    """test_byzantine follows the trust over two rounds, where the weighted and the plain vote agree; a
+    vote that ignored the weights passed it. By hand: trust (1, 1, 0.1, 0.1, 0.1), votes (0, 0, 1, 1, 1):
+    w_i = r_i * 5 / 2.3, class 0 gets 2 * 5 / 2.3 = 4.348 of the 5 votes, class 1 0.652: 0 wins with a
+    share of 0.870 (the plain vote: 1, 3 to 2). Peer 0's vote lost: w_i = r_i * 4 / 1.3, 0 wins 3.077 to
+    0.923 (share 0.769) and peer 0 keeps its trust; the others move by beta = 0.9 toward agreement."""
+    from tallysim.sim import trust
+    r = jnp.asarray([1.0, 1.0, 0.1, 0.1, 0.1], jnp.float32)
+    votes = jnp.asarray([[0], [0], [1], [1], [1]], jnp.int32)
+    t, w = trust.weighted_tally(r, votes, None, 3, "lowest", 0.0, None, 0.0)
+    assert int(t.winner_M[0]) == 0
+    np.testing.assert_allclose(float(t.share_M[0]), 10 / 11.5, rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(w), np.asarray(r) * 5 / 2.3, rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(trust.updated(r, None, votes, t, None, 0.9)),
+                               [1.0, 1.0, 0.09, 0.09, 0.09], rtol=1e-6)
+    sent = jnp.asarray([False, True, True, True, True])
+    t, _ = trust.weighted_tally(r, votes, sent, 3, "lowest", 0.0, None, 0.0)
+    assert int(t.winner_M[0]) == 0
+    np.testing.assert_allclose(float(t.share_M[0]), 4 / 1.3 / 4, rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(trust.updated(r, None, votes, t, sent, 0.9)),
+                               [1.0, 1.0, 0.09, 0.09, 0.09], rtol=1e-6)
+
+
+# ---- selective_fd's two thresholds are inclusive (>=) ------------------------------------------------------
+
+def test_selective_fd_thresholds_keep_values_equal_to_them(monkeypatch):
+    """A peer shares on x when max_c p_i(x) >= client_threshold; the server keeps x when someone shared and
+    max_c t(x) >= server_threshold. Both at 0.75 with probabilities exactly 0.75 (nothing compiles)."""
+    from tallysim.protocols import selective_fd
+    from tallysim.protocols.probe_round import Messages
+    from tallysim.sim import fed
+    cfg = config.validate(tiny("protocol.name=selective_fd", "selective_fd.client_threshold=0.75",
+                               "selective_fd.server_threshold=0.75"))
+    monkeypatch.setattr(selective_fd, "make_round", lambda ctx, lspec, ex: ex)
+    spec = fed.Spec(peers=2, active=2, shard_max=2, pool=10, probes=3, classes=2, input_shape=(4,))
+    from tallysim.sim.models import make_model
+    ex = selective_fd.make(Context(cfg=cfg, spec=spec, model=make_model(cfg.model, 2), num_params=0)).round
+    probs = jnp.asarray([[[0.75, 0.25], [0.5, 0.5], [0.25, 0.75]],       # peer 0 shares on probes 0 and 2
+                         [[0.6, 0.4], [0.5, 0.5], [0.25, 0.75]]])        # peer 1 on probe 2
+    msgs = Messages(jnp.arange(3), None, None, probs, jnp.ones((2,), bool), 2)
+    target, keep, info, _ = ex(msgs, {}, None, {})
+    np.testing.assert_array_equal(np.asarray(keep), [1.0, 0.0, 1.0])
+    np.testing.assert_allclose(np.asarray(target)[[0, 2]], [[0.75, 0.25], [0.25, 0.75]], rtol=1e-6)
+    assert np.asarray(info["sfd_shared_A"]).tolist() == [2, 1] and int(info["sfd_kept"]) == 2
