@@ -11,28 +11,13 @@ in (0, 1e6]; `rule` [reddi] reddi | optax. `server_lr` and `tau` may vary across
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
-
-from tallysim.fields import floats
 from tallysim.protocols import Traits, server_opt
 from tallysim.protocols.base import Context, Protocol
+from tallysim.protocols.server_opt import FedOptConfig as FedAdamConfig  # noqa: F401 - its section (TRAITS)
 
-# Read from this file without importing it (protocols/declaration.py): literals only, hence written
-# in FedYogi's file alike rather than shared
 TRAITS = Traits(fedavg_family=True, client_state="", shared_init="it starts every peer from the server model",
                 defaults={"optim.reset_each_round": True, "init.shared": True},
                 reads=("fedavg", "comm.param_bits", "privacy"), privacy="params", sections={"fedadam": "FedAdamConfig"})
-
-
-@dataclass(frozen=True)
-class FedAdamConfig:
-    server_lr: float = floats(0.01, "(0, 3.4e38]", lane=True)
-    b1: float = floats(0.9, "[0, 1)")
-    b2: float = floats(0.99, "[0, 1)")
-    tau: float = floats(1e-3, "(0, 1e6]", lane=True)
-    # reddi: Algorithm 2 of Reddi et al. 2021 (no bias correction, v from tau^2); optax: optax.adam (bias-corrected)
-    rule: Literal["reddi", "optax"] = "reddi"
 
 
 def make(ctx: Context) -> Protocol:

@@ -15,12 +15,14 @@ makes the first steps 10-18x larger at the paper's settings); those remain the `
 """
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from dataclasses import dataclass
+from typing import Any, Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
 
+from tallysim.fields import floats
 from tallysim.protocols import fedavg
 from tallysim.protocols.base import Context, Protocol, active_set, round_keys
 from tallysim.sim import faults
@@ -66,6 +68,19 @@ def server_step(tx: optax.GradientTransformation, server, avg, opt_state):
 
 # FedOpt's optax form of each second-moment rule (rule=optax)
 OPTAX_RULES = {"adam": optax.adam, "yogi": optax.yogi}
+
+
+# The config section of FedAdam and of FedYogi (each imports it under its own name): the registry reads
+# it from this file's source without importing it (protocols/declaration.py), so literals only.
+@dataclass(frozen=True)
+class FedOptConfig:
+    server_lr: float = floats(0.01, "(0, 3.4e38]", lane=True)
+    b1: float = floats(0.9, "[0, 1)")
+    b2: float = floats(0.99, "[0, 1)")
+    tau: float = floats(1e-3, "(0, 1e6]", lane=True)
+    # reddi: Algorithm 2 of Reddi et al. 2021 (no bias correction, v from tau^2); optax: optax.adam or
+    # optax.yogi (bias-corrected)
+    rule: Literal["reddi", "optax"] = "reddi"
 
 
 def fedopt(ctx: Context, section: str, second: str) -> Protocol:
