@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import gc
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 
 import jax
 import jax.numpy as jnp
@@ -54,12 +54,13 @@ class Built:
         """The first lane's data without the lane axis (for driving a protocol directly)."""
         return fed.seed_slice(self.fed, 0)
 
-    def lane_protocol(self, values: dict) -> Protocol:
-        """The protocol with the group's varying fields set to one lane's (traced) values."""
+    def lane_protocol(self, values: dict, lanes: int = 1) -> Protocol:
+        """The protocol with the group's varying fields set to one lane's (traced) values, in a program
+        that vmaps `lanes` lanes together on a device (they share the exchange's chunk budget)."""
         if not values:
-            return self.protocol
+            return self.protocol if lanes == 1 else make_protocol(replace(self.ctx, lanes=lanes))
         # the lane's values go to the protocol as arrays (ctx.hp), never into its Config (lanes.py)
-        return make_protocol(replace(self.ctx, hparams=dict(values), choices=self.choices))
+        return make_protocol(replace(self.ctx, hparams=dict(values), choices=self.choices, lanes=lanes))
 
     def cost_protocol(self, i: int) -> Protocol:
         """Configuration i's own protocol, built from its constants, for its exact bits (the bridge's k
@@ -140,6 +141,8 @@ def build_group(cfgs: list[Config]) -> Built:
         pools.append(pool)
         # int32: the build keeps [P, C] per lane for partition.json (40 MB at 10^6 clients, not 80)
         counts.append(data.class_counts(labels, parts, ds.num_classes, np.int32))
+        if len(cfgs) > 1 or c.seeds > 1:            # a lane of a group: named by its own values
+            fed.check_size_rule(c, counts[-1].sum(axis=1), _lane_name(c, s))
         del parts, rest, labels
     fdata, spec = fed.build(x_all, y_all, parts_per_seed, pools, ds.x_test, ds.y_test, ds.num_classes, cfg,
                             faulty)
@@ -198,6 +201,15 @@ def _model_groups(cfg: Config, classes: int, dummy, task) -> tuple:
         out.append(ModelGroup(g.name, lo, lo + g.peers, a_lo, a_lo + a, m, n, g.values))
         lo, a_lo = lo + g.peers, a_lo + a
     return tuple(out)
+
+
+def _lane_name(cfg: Config, seed: int) -> str:
+    """A lane of a group, as its own values say: its seed and partition.kind, and the partition fields
+    its configuration sets (the group's lanes may differ in any of them: lanes.HOST)."""
+    default = config.PartitionConfig()
+    own = [f"partition.{f.name}={getattr(cfg.partition, f.name)}" for f in fields(default)
+           if f.name != "kind" and getattr(cfg.partition, f.name) != getattr(default, f.name)]
+    return ", ".join([f"seed {seed}: partition.kind={cfg.partition.kind}"] + own)
 
 
 def _private_steps(cfg: Config, counts: list) -> np.ndarray:

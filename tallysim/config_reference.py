@@ -17,6 +17,7 @@ import tokenize
 import typing
 
 from tallysim import config, protocols
+from tallysim.protocols import declaration
 
 MARKER = "<!-- config-reference -->"       # where docs/config.md takes the generated tables
 
@@ -30,11 +31,9 @@ def _class_source(cls) -> str:
         section = next((s for s, c in protocols.sections().items() if c is cls), "")
         for owner in protocols.section_owners(section):
             path = importlib.util.find_spec(protocols.module_of(owner)).origin
-            with open(path, encoding="utf-8") as f:
-                text = f.read()
-            for node in ast.parse(text).body:
-                if isinstance(node, ast.ClassDef) and node.name == cls.__name__:
-                    return ast.get_source_segment(text, node)
+            found = declaration.section_class(path, protocols.traits(owner).sections[section])
+            if found is not None:
+                return ast.get_source_segment(found[1], found[2])
         return ""
 
 

@@ -18,9 +18,15 @@ def round_programs(b: Built, state_sh=None, placement: Optional[mesh.Placement] 
     """(one round, a scan over rounds): the group's round vmapped over lanes, each compiled once per
     chunk (the scan once per distinct segment length). The scan keeps the rounds between two
     evaluations on the device; it returns every round's info, stacked. On several devices the state
-    keeps its shardings (`state_sh`) and the info comes back replicated."""
-    one = jax.vmap(lambda s, d, k, r, v: b.lane_protocol(v).round(s, d, k, r),
-                   in_axes=(0, fed.SEED_AXES, 0, None, 0))
+    keeps its shardings (`state_sh`) and the info comes back replicated. The lanes a device holds
+    (the chunk's, over the devices when lanes are sharded) share the exchange's chunk budget
+    (Context.lanes), read from the keys' lane axis when the program is traced."""
+    def one(state, data_c, keys, r, values):
+        lanes = keys.shape[0]
+        if placement is not None and placement.axis == "lane":
+            lanes = max(1, lanes // placement.devices)
+        return jax.vmap(lambda s, d, k, r, v: b.lane_protocol(v, lanes).round(s, d, k, r),
+                        in_axes=(0, fed.SEED_AXES, 0, None, 0))(state, data_c, keys, r, values)
 
     def single(state, data_c, keys, rs, values):
         state, info = one(state, data_c, keys, rs[0], values)

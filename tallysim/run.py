@@ -77,7 +77,8 @@ def _run_chunk(b: Built, lo: int, hi: int, lanes_out: "_Lanes", bar, saver: chec
     data_c, values, k_init, k_rounds, x_test, y_test = chunk_inputs(b, lo, hi, placement)
     init_fn = jax.vmap(lambda k, d, v: b.lane_protocol(v).init(k, d), in_axes=(0, fed.SEED_AXES, 0))
     ledgers = [comm.Ledger(c.peers, privacy.ledger_for(c, protocols.traits(c.protocol.name).privacy,
-                                                       ctx.spec.messages, ctx.spec.active)) for c in cfgs]
+                                                       ctx.spec.messages, ctx.spec.active),
+                           groups=tuple((g.a_lo, g.a_hi) for g in ctx.model_groups)) for c in cfgs]
     r0 = resume["round"] if resume else 0
     shape = jax.eval_shape(init_fn, k_init, data_c, values)
     state_sh = mesh.state_shardings(shape, placement, b.protocol.peer_state) if placement.mesh else None

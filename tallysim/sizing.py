@@ -36,9 +36,13 @@ CHUNK_BYTES = 256 * 2**20     # one chunk's [c, M, C] (or one eval batch's [P, B
 LIVE_PER_CHUNK = 4            # [c, M, C] buffers alive at once: logits, probabilities, quantised, product
 
 
-def peer_chunk(peers: int, probes: int, classes: int, budget: int = CHUNK_BYTES) -> int:
-    """Peers per exchange chunk: as many as fit `budget` bytes of [c, M, C] float32, at least one."""
-    return max(1, min(peers, budget // (4 * probes * classes)))
+def peer_chunk(peers: int, probes: int, classes: int, budget: int | None = None, lanes: int = 1) -> int:
+    """Peers per exchange chunk: as many as fit `budget` bytes (CHUNK_BYTES) of [c, M, C] float32, at
+    least one. `lanes`: the lanes one program vmaps together on a device (seeds, a grouped sweep's
+    configurations) each stream a chunk at the same time, [lanes, c, M, C]: the budget covers them all,
+    so c divides by the lanes."""
+    budget = CHUNK_BYTES if budget is None else budget
+    return max(1, min(peers, budget // (4 * probes * classes * lanes)))
 
 
 def footprint_bytes(peers: int, probes: int, classes: int, soft: bool, chunk: int | None = None) -> int:
