@@ -67,7 +67,6 @@ def cmd_run(args) -> int:
         cfg = config_from_args(args)
         _check(cfg)
         return print_config(with_tracking(cfg, args))
-    from tallysim import run
     from tallysim.results import metrics
     if args.resume and args.overwrite:
         raise ConfigError("--resume continues the run in --out and --overwrite replaces it; pass one")
@@ -86,6 +85,9 @@ def cmd_run(args) -> int:
         for note in sizing.run_notes(cfg):   # a costly default: stacked stateless clients, an O(P) draw
             print(f"tallysim: note: {note}", file=sys.stderr)
     cfg = with_tracking(cfg, args)
+    from tallysim import startup
+    startup.start_jax()                 # validated: only now JAX (a refusal above imports none)
+    from tallysim import run            # after start_jax: jax.distributed comes before anything else
     last = run.run(cfg, args.out, overwrite=args.overwrite, progress=not args.quiet,
                    checkpoint_every=args.checkpoint_every, resume=args.resume)
     print(metrics.summary_line(run.config.validate(cfg), last))

@@ -92,11 +92,11 @@ def estimate_bytes(cfg) -> list[tuple[str, int, str]]:
                   f"its {active} active clients need {fmt(cohort_models)}), or lower {width}peers")
     else:           # a stateful protocol holds every client: name what it keeps
         models = (f"the clients' models, as {kept},", stacked, width + "peers")
-    out = [models,
-           # exchange.py streams peers in chunks: [c, M, C] temporaries and [M, C] sums, no P * M * C
-           ("the probe outputs", footprint_bytes(cfg.peers, cfg.probe.per_round, classes,
-                                                        soft=traits.soft),
-            "probe.per_round, peers" + (", data.num_classes" if synthetic else "")),
+    # exchange.py streams peers in chunks: [c, M, C] temporaries and [M, C] sums, no P * M * C; only
+    # where peers train on probes (the FedAvg family exchanges none, and ignores probe.per_round)
+    probe_outputs = [("the probe outputs", footprint_bytes(cfg.peers, cfg.probe.per_round, classes, soft=traits.soft),
+                      "probe.per_round, peers" + (", data.num_classes" if synthetic else ""))] if traits.distill else []
+    out = [models, *probe_outputs,
            # a training step's minibatch, plus (distillation) its probe minibatch: distill.batch_size
            # used to escape the estimate, and 2**31 - 1 failed with an 8 TB allocation on the device
            ("the activations", 4 * 4 * rows * (cfg.batch_size + probe_rows) * act,

@@ -374,6 +374,8 @@ def main(args) -> int:
     section = config.read_file(args.config).get("sweep") if args.config else None
     runs = expand(section or {}, args.axes)
     cfgs = configs(base, runs)               # fail in one line before anything is created
+    from tallysim import startup
+    startup.start_jax()                      # validated: only now JAX (a refusal above imports none)
     check_devices(runs, cfgs)
     if args.dry_run:
         from tallysim.sim import lanes
