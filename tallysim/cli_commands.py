@@ -126,6 +126,8 @@ def cmd_bench(args) -> int:
     if getattr(args, "sample", 0) < 0:
         raise ConfigError(f"--sample {args.sample}: allowed 0 (every run) or a number of runs to time")
     check_bench_counts(args)
+    from tallysim.bench import flags
+    flags.check(args)                                 # modes, lists and flags against each other
     if args.sweep:
         from tallysim.bench import sweep as bench_sweep
         return bench_sweep.main(args)

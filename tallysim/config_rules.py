@@ -55,6 +55,7 @@ def _group_rules(cfg: Config) -> None:
                     raise ConfigError(f"{key}={show(get_field(gcfg, key))} is not known; allowed: "
                                       f"{', '.join(map(str, allowed))}")
             check_ranges(gcfg)
+            check_group_model_reads(g, gcfg)
         except ConfigError as e:
             raise ConfigError(f"model.groups, group {g.name}: {e}") from None
     model_groups.check(cfg)
@@ -176,11 +177,50 @@ def _fault_rules(cfg: Config) -> None:
 
 MESSAGE_FAULTS = ("confident_wrong", "dropout", "straggler")   # faults that act on what peers send
 
+# The model.* fields each architecture reads (sim/models.py MODELS; name and dtype: every model). A
+# field set for a model that does not read it, `model.hidden=64` with the MLP or `model.width=64` with
+# the LSTM, ran the model unchanged and no word said.
+MODEL_READS = {"model.width": ("mlp",), "model.conv": ("lenet", "cnn", "resnet8"), "model.embed": ("lstm",),
+               "model.hidden": ("lstm", "transformer"), "model.layers": ("lstm", "transformer"),
+               "model.heads": ("transformer",)}
+
+
+def check_group_model_reads(g, gcfg: Config) -> None:
+    """A group's own model field that the group's model does not read (`big:2:lenet,width=64`)."""
+    for key, value in g.values:
+        models = MODEL_READS.get(key)
+        if models and gcfg.model.name not in models:
+            raise ConfigError(f"{key}={show(value)} is not read by model.name={gcfg.model.name} (only by "
+                              f"{', '.join(models)}); allowed: leave it out of this group")
+
+
+def _check_model_reads(cfg: Config) -> None:
+    """A run-level model.* field away from its default that no model of the run reads: the run's
+    model, or with model.groups every group's that does not set the field itself."""
+    groups = model_groups.parse(cfg.model.groups)
+    for key, models in MODEL_READS.items():
+        spec = declared()[key]
+        if get_field(cfg, key) == spec.default:
+            continue
+        if groups:
+            users = [model_groups.group_config(cfg, g).model.name for g in groups if key not in dict(g.values)]
+            if any(m in models for m in users):
+                continue
+            whose = (f"any group's model (model.groups: {', '.join(sorted(set(users)))}; a group that sets "
+                     f"{key.removeprefix('model.')} itself reads its own)" if users else
+                     f"any group's model (every group sets {key.removeprefix('model.')} itself)")
+        elif cfg.model.name in models:
+            continue
+        else:
+            whose = f"model.name={cfg.model.name}"
+        raise ConfigError(f"{key}={show(get_field(cfg, key))} is not read by {whose} (only by "
+                          f"{', '.join(models)}); allowed there: its default {show_default(spec.default)}")
+
 
 def check_read(cfg: Config) -> None:
     """A protocol-specific field (one some protocol reads, TRAITS.reads) set away from its default for a
-    protocol that does not read it would be silently ignored: refuse it. So is a message fault for a
-    protocol whose peers send nothing. A single run checks this (`tallysim run`, tallysim.run); a sweep
+    protocol that does not read it would be silently ignored: refuse it, and so a model.* field the
+    run's models do not read (MODEL_READS). So is a message fault for a protocol whose peers send nothing. A single run checks this (`tallysim run`, tallysim.run); a sweep
     or figure does not, since there one base serves several protocols and each ignores some of it."""
     name = cfg.protocol.name
     for key, spec in declared().items():
@@ -189,6 +229,7 @@ def check_read(cfg: Config) -> None:
         readers = [n for n in protocols.names() if protocols.reads(n, key)]
         raise ConfigError(f"{key}={show(get_field(cfg, key))} is not read by protocol.name={name} (only by "
                           f"{', '.join(readers)}); allowed there: its default {show_default(spec.default)}")
+    _check_model_reads(cfg)
     if cfg.faults.kind in MESSAGE_FAULTS and not protocols.traits(name).messages:
         raise ConfigError(f"faults.kind={cfg.faults.kind} acts on messages, and protocol.name={name} sends none; "
                           f"allowed there: none, label_flip, under_trained")
