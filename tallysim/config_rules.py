@@ -206,9 +206,8 @@ def _check_model_reads(cfg: Config) -> None:
             users = [model_groups.group_config(cfg, g).model.name for g in groups if key not in dict(g.values)]
             if any(m in models for m in users):
                 continue
-            whose = (f"any group's model (model.groups: {', '.join(sorted(set(users)))}; a group that sets "
-                     f"{key.removeprefix('model.')} itself reads its own)" if users else
-                     f"any group's model (every group sets {key.removeprefix('model.')} itself)")
+            whose = (f"the models of the groups that take it from the run ({', '.join(sorted(set(users)))})"
+                     if users else f"any group (every group sets {key.removeprefix('model.')} itself)")
         elif cfg.model.name in models:
             continue
         else:
