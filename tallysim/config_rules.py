@@ -194,6 +194,27 @@ def check_group_model_reads(g, gcfg: Config) -> None:
                               f"{', '.join(models)}); allowed: leave it out of this group")
 
 
+def _check_privacy_reads(cfg: Config) -> None:
+    """privacy.delta, .accountant and .clip away from their defaults where nothing reads them: without
+    noise (or fedct's XOR) no epsilon is computed, and the votes' GNMax and fedct's XOR clip nothing.
+    `privacy.clip=3` on a private tally run, or `privacy.delta=1e-3` on a run without noise, ran as if
+    unset."""
+    pv, mechanism = cfg.privacy, protocols.traits(cfg.protocol.name).privacy
+    accounted = pv.noise > 0 or (mechanism == "xor" and cfg.fedct.xor_epsilon > 0)
+    clipped = pv.noise > 0 and mechanism in ("sum", "params")
+    for key, read, why in (("privacy.delta", accounted, "no epsilon is computed without privacy.noise > 0 or "
+                            "fedct.xor_epsilon > 0"),
+                           ("privacy.accountant", accounted, "no epsilon is computed without privacy.noise > 0 "
+                            "or fedct.xor_epsilon > 0"),
+                           ("privacy.clip", clipped, "only soft labels and DP-FedAvg clip, and only with "
+                            "privacy.noise > 0")):
+        default = declared()[key].default
+        if not read and get_field(cfg, key) != default:
+            raise ConfigError(f"{key}={show(get_field(cfg, key))} is not read by this run ({why}; protocol.name="
+                              f"{cfg.protocol.name}, privacy.noise={show(pv.noise)}); allowed there: its default "
+                              f"{show_default(default)}")
+
+
 def _check_model_reads(cfg: Config) -> None:
     """A run-level model.* field away from its default that no model of the run reads: the run's
     model, or with model.groups every group's that does not set the field itself."""
@@ -229,6 +250,7 @@ def check_read(cfg: Config) -> None:
         raise ConfigError(f"{key}={show(get_field(cfg, key))} is not read by protocol.name={name} (only by "
                           f"{', '.join(readers)}); allowed there: its default {show_default(spec.default)}")
     _check_model_reads(cfg)
+    _check_privacy_reads(cfg)
     if cfg.faults.kind in MESSAGE_FAULTS and not protocols.traits(name).messages:
         raise ConfigError(f"faults.kind={cfg.faults.kind} acts on messages, and protocol.name={name} sends none; "
                           f"allowed there: none, label_flip, under_trained")
