@@ -194,6 +194,22 @@ def check_group_model_reads(g, gcfg: Config) -> None:
                               f"{', '.join(models)}); allowed: leave it out of this group")
 
 
+def _check_eval_reads(cfg: Config) -> None:
+    """eval_peers / eval_sample where no client model is evaluated (client_storage=auto for a stateless
+    protocol: the server model alone, docs/population.md) or where every peer is (eval_sample=random
+    with eval_peers=none): both ran as if unset."""
+    if cfg.client_storage == "auto" and not protocols.client_state(cfg):
+        for key, default in (("eval_peers", None), ("eval_sample", "first")):
+            if get_field(cfg, key) != default:
+                raise ConfigError(f"{key}={show(get_field(cfg, key))} is not read with client_storage=auto and "
+                                  f"protocol.name={cfg.protocol.name} (no client model outlives its round: the "
+                                  f"rows evaluate the server model alone); allowed there: its default "
+                                  f"{show_default(default)}, or client_storage=stacked")
+    if cfg.eval_sample != "first" and cfg.eval_peers is None:
+        raise ConfigError(f"eval_sample={cfg.eval_sample} picks which eval_peers peers are evaluated, and "
+                          "eval_peers=none evaluates every peer; allowed: eval_peers=N with it, or eval_sample=first")
+
+
 def _check_privacy_reads(cfg: Config) -> None:
     """privacy.delta, .accountant and .clip away from their defaults where nothing reads them: without
     noise (or fedct's XOR) no epsilon is computed, and the votes' GNMax and fedct's XOR clip nothing.
@@ -251,6 +267,7 @@ def check_read(cfg: Config) -> None:
                           f"{', '.join(readers)}); allowed there: its default {show_default(spec.default)}")
     _check_model_reads(cfg)
     _check_privacy_reads(cfg)
+    _check_eval_reads(cfg)
     if cfg.faults.kind in MESSAGE_FAULTS and not protocols.traits(name).messages:
         raise ConfigError(f"faults.kind={cfg.faults.kind} acts on messages, and protocol.name={name} sends none; "
                           f"allowed there: none, label_flip, under_trained")

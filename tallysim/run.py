@@ -178,6 +178,8 @@ def _run(cfg: Config, out: Optional[str], overwrite: bool, progress: bool, built
     chunk = meta["chunk"] if meta else auto_chunk(b)
     if out_dir and not resume:
         _write_run_files(b, 0, out_dir, chunk)
+    elif out_dir:       # a pure function of the build: a deleted or damaged one was left so, silently
+        _write_partition(b, 0, out_dir)
     saver = checkpoint.Saver(out_dir, checkpoint_every)
     while True:
         try:
@@ -233,6 +235,13 @@ def _write_run_files(b: Built, i: int, out_dir: Path, chunk: int) -> None:
     doc = config.to_dict(cfg)
     doc["placement"] = mesh.plan(1 if b.ctx.model_groups else cfg.devices, min(chunk, len(b.seeds)), cfg.peers).note
     _write_json(out_dir / CONFIG, doc, indent=2)
+    _write_partition(b, i, out_dir)
+
+
+def _write_partition(b: Built, i: int, out_dir: Path) -> None:
+    """partition.json (and above partition_file.FULL_LISTS_MAX peers partition_clients.npz) of the
+    group's configuration i."""
+    cfg, lanes_i = b.cfgs[i], b.lanes_of(i)
     # the seed's fixed faulty set (faults.redraw=true: the warm-up's)
     faulty = [np.asarray(b.fed.faulty_P[j]) for j in lanes_i] if cfg.faults.kind != "none" else None
     head = {"dataset": b.dataset, "peers": cfg.peers, "partition": config.to_dict(cfg)["partition"],
