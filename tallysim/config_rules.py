@@ -56,6 +56,7 @@ def _group_rules(cfg: Config) -> None:
                                       f"{', '.join(map(str, allowed))}")
             check_ranges(gcfg)
             check_group_model_reads(g, gcfg)
+            check_group_mode_reads(g, gcfg)
         except ConfigError as e:
             raise ConfigError(f"model.groups, group {g.name}: {e}") from None
     model_groups.check(cfg)
@@ -194,6 +195,41 @@ def check_group_model_reads(g, gcfg: Config) -> None:
                               f"{', '.join(models)}); allowed: leave it out of this group")
 
 
+# A field read only under one value of another (the aggregate, the pre-aggregation, the optimizer, the
+# vote weighting): (the field that decides, the values under which it is read). `softlabel.trim=0.2` with
+# softlabel.aggregate=mean, or optim.momentum with optim.name=adam, ran as if unset.
+MODE_READS = {"optim.momentum": ("optim.name", ("sgd",)),
+              "softlabel.era_temperature": ("softlabel.aggregate", ("era",)),
+              "softlabel.trim": ("softlabel.aggregate", ("trimmed",)),
+              "fedavg.trim": ("fedavg.aggregate", ("trimmed",)),
+              "fedavg.tau": ("fedavg.aggregate", ("cclip",)),
+              "fedavg.clip_iters": ("fedavg.aggregate", ("cclip",)),
+              "fedavg.geomed_iters": ("fedavg.aggregate", ("geomed",)),
+              "fedavg.m": ("fedavg.aggregate", ("multikrum",)),
+              "fedavg.bucket": ("fedavg.pre", ("bucketing",)),
+              "vote.history": ("vote.weighting", ("history",))}
+
+
+def check_group_mode_reads(g, gcfg: Config) -> None:
+    """A group's own optim.momentum with the group's optim.name=adam (`a:2:mlp,optim.name=adam,optim.momentum=0.5`)."""
+    if "optim.momentum" in dict(g.values) and gcfg.optim.name != "sgd":
+        raise ConfigError(f"optim.momentum={show(gcfg.optim.momentum)} is not read with optim.name={gcfg.optim.name} "
+                          "(only by sgd); allowed: leave it out of this group")
+
+
+def _check_mode_reads(cfg: Config) -> None:
+    for key, (mode, values) in MODE_READS.items():
+        default = declared()[key].default
+        if get_field(cfg, key) == default or get_field(cfg, mode) in values:
+            continue
+        if not protocols.reads(cfg.protocol.name, key):
+            continue             # the protocol check above names it
+        if key == "optim.momentum" and cfg.model.groups:
+            continue             # each group may set optim.name itself (its own momentum: _group_rules)
+        raise ConfigError(f"{key}={show(get_field(cfg, key))} is not read with {mode}={show(get_field(cfg, mode))} "
+                          f"(only with {mode}={'|'.join(values)}); allowed there: its default {show_default(default)}")
+
+
 def _check_eval_reads(cfg: Config) -> None:
     """eval_peers / eval_sample where no client model is evaluated (client_storage=auto for a stateless
     protocol: the server model alone, docs/population.md) or where every peer is (eval_sample=random
@@ -268,6 +304,7 @@ def check_read(cfg: Config) -> None:
     _check_model_reads(cfg)
     _check_privacy_reads(cfg)
     _check_eval_reads(cfg)
+    _check_mode_reads(cfg)
     if cfg.faults.kind in MESSAGE_FAULTS and not protocols.traits(name).messages:
         raise ConfigError(f"faults.kind={cfg.faults.kind} acts on messages, and protocol.name={name} sends none; "
                           f"allowed there: none, label_flip, under_trained")
