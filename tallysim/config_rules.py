@@ -230,6 +230,18 @@ def _check_mode_reads(cfg: Config) -> None:
                           f"(only with {mode}={'|'.join(values)}); allowed there: its default {show_default(default)}")
 
 
+def _check_warmup_read(cfg: Config) -> None:
+    """warmup_epochs (private epochs before the first exchange) for a protocol without a warm-up (the
+    FedAvg family, local): `protocol.name=fedavg warmup_epochs=3` ran no warm-up, silently."""
+    traits = protocols.traits(cfg.protocol.name)
+    if (cfg.warmup_epochs not in (None, 0) and "warmup_epochs" not in cfg.derived
+            and "warmup_epochs" not in traits.defaults):
+        readers = [n for n in protocols.names() if "warmup_epochs" in protocols.traits(n).defaults]
+        raise ConfigError(f"warmup_epochs={cfg.warmup_epochs} is not read by protocol.name={cfg.protocol.name} "
+                          f"(it has no warm-up before a first exchange; only {', '.join(readers)}); allowed "
+                          "there: none")
+
+
 def _check_eval_reads(cfg: Config) -> None:
     """eval_peers / eval_sample where no client model is evaluated (client_storage=auto for a stateless
     protocol: the server model alone, docs/population.md) or where every peer is (eval_sample=random
@@ -305,6 +317,7 @@ def check_read(cfg: Config) -> None:
     _check_privacy_reads(cfg)
     _check_eval_reads(cfg)
     _check_mode_reads(cfg)
+    _check_warmup_read(cfg)
     if cfg.faults.kind in MESSAGE_FAULTS and not protocols.traits(name).messages:
         raise ConfigError(f"faults.kind={cfg.faults.kind} acts on messages, and protocol.name={name} sends none; "
                           f"allowed there: none, label_flip, under_trained")

@@ -78,6 +78,9 @@ RUN = [
     (["protocol.name=fedavg", "fedavg.aggregate=krum", "fedavg.m=1", "peers=6"], "fedavg.m=1 is not read with "
                                                                                   "fedavg.aggregate='krum'"),
     (["vote.history=0.5"], "vote.history=0.5 is not read with vote.weighting='none'"),
+    # a warm-up for a protocol without one
+    (["protocol.name=fedavg", "warmup_epochs=3"], "warmup_epochs=3 is not read by protocol.name=fedavg"),
+    (["protocol.name=local", "warmup_epochs=2"], "warmup_epochs=2 is not read by protocol.name=local"),
 ]
 
 
@@ -95,6 +98,7 @@ def test_run_inputs_are_one_line_before_compiling(items, expected, tmp_path, cap
     ["protocol.name=fedct", "fedct.xor_epsilon=1", "privacy.delta=0.001"],
     ["protocol.name=softlabel", "privacy.noise=1", "privacy.clip=3"], ["eval_sample=random", "eval_peers=2"],
     ["client_storage=auto", "eval_peers=2"],                              # tally keeps its clients: read
+    ["protocol.name=fedavg", "warmup_epochs=0"], ["warmup_epochs=3"],
 ], ids=lambda i: " ".join(i)[-50:])
 def test_fields_that_are_read_still_run(items):
     from tallysim import validation
