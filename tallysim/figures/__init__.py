@@ -87,8 +87,13 @@ def resolve(name_or_path: str) -> tuple[str, Path]:
         return name_or_path, Path(FIGURES[name_or_path])
     p = Path(name_or_path)
     if not p.exists():
-        raise ConfigError(f"figure {name_or_path!r} not found; allowed: {', '.join(FIGURES)} or a "
-                          "path to a figure config")
+        found, shipped = shipped_config(name_or_path)     # experiments/fig5_reduced.json from a wheel
+        if not shipped:
+            raise ConfigError(f"figure {name_or_path!r} not found; allowed: {', '.join(FIGURES)} or a "
+                              "path to a figure config")
+        import sys
+        print(f"tallysim: note: {name_or_path} is not here; using the shipped copy {found}", file=sys.stderr)
+        p = Path(found)
     # the stem names RESULTS/<stem>/ and OUT/<stem>.png: one plain name (a file `...json` has stem '..')
     outdir.check_name(p.stem, f"figure file {p.name!r}: its name")
     return p.stem, p
