@@ -239,6 +239,10 @@ def test_resume_with_items_applies_them_to_the_runs_own_config(checkpointed, tmp
     d = _copy(checkpointed, tmp_path)
     line = one_line(capsys, ["run", "--out", str(d), "--resume", "--quiet", "rounds=5"])
     assert "(rounds=3->5)" in line, line
+    # another --config: the message blamed an edit of config.json
+    (tmp_path / "c.json").write_text('{"peers": 4}')
+    line = one_line(capsys, ["run", "--config", str(tmp_path / "c.json"), "--out", str(d), "--resume", "--quiet"])
+    assert "(another --config or protocol.name, or" in line, line
     # log.*, which may differ on resume, now resumes (it got to compiling)
     with pytest.raises(AssertionError, match="compiled before refusing"):
         cli.main(["run", "--out", str(d), "--resume", "--quiet", f"log.tensorboard={tmp_path / 'tb'}"])
@@ -264,6 +268,8 @@ def test_resume_rewrites_a_deleted_or_damaged_partition_file(checkpointed, tmp_p
     (dict(checkpoint_every=-1), "checkpoint_every=-1"),                        # the CLI refuses -1
     (dict(checkpoint_every="5"), "checkpoint_every='5'"),
     (dict(overwrite="no"), "tallysim.run(overwrite='no'): expected True or False"),   # truthy: replaced
+    (dict(resume="yes"), "tallysim.run(resume='yes'): expected True or False"),
+    (dict(progress="x"), "tallysim.run(progress='x'): expected True or False"),
     (dict(resume=True, overwrite=True), "resume=True, overwrite=True"),        # said "not a run directory"
 ])
 def test_the_apis_own_arguments_are_checked(kwargs, expected, tmp_path, no_compile):
