@@ -57,8 +57,7 @@ RUN = [
     # a shape mixing 'x' and ',': two shapes read as one 4-D shape
     (["data.input_shape=28x1,8x1"], "data.input_shape='28x1,8x1' mixes 'x' and ','"),
     # privacy fields nothing reads
-    (["privacy.noise=1", "privacy.clip=3"], "privacy.clip=3.0 is not read by this run (only soft labels and "
-                                            "DP-FedAvg clip"),
+    (["privacy.noise=1", "privacy.clip=3"], "privacy.clip=3.0 is not read by protocol.name=tally"),   # GNMax
     (["protocol.name=fedavg", "privacy.clip=3"], "privacy.clip=3.0 is not read by this run"),
     (["privacy.delta=0.001"], "privacy.delta=0.001 is not read by this run (no epsilon is computed"),
     (["privacy.accountant=pld"], "privacy.accountant='pld' is not read by this run"),
