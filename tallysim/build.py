@@ -81,6 +81,10 @@ def _pool_and_rest(cfg: Config, n: int, n_source: int, seed: int):
         size = min(cfg.probe.pool_size or config.default_pool_size(n_source), n_source)
         return n + np.arange(size), np.arange(n)       # source examples are appended after train
     size = cfg.probe.pool_size or config.default_pool_size(n)
+    if n < 2:       # no pool size leaves training data: the advice below read "allowed: 1..0"
+        raise ConfigError(f"{cfg.data.name} has {n} training example{'s' * (n != 1)}"
+                          f"{f' (data.max_train={cfg.data.max_train})' if cfg.data.max_train else ''}: too few "
+                          "for a probe pool and training data; allowed: at least 2 (a larger data.max_train)")
     if size >= n:
         raise ConfigError(f"probe.pool_size={size} leaves no training data ({cfg.data.name} has {n} "
                           f"training examples); allowed: 1..{n - 1}")

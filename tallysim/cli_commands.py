@@ -72,12 +72,18 @@ def cmd_run(args) -> int:
         raise ConfigError("--resume continues the run in --out and --overwrite replaces it; pass one")
     if args.checkpoint_every is not None and args.checkpoint_every < 0:
         raise ConfigError(f"--checkpoint-every {args.checkpoint_every}: allowed 0 (never) or a number of rounds")
-    if args.resume and not args.config and not args.overrides:
+    if args.resume and not args.config:
         from tallysim import config, outdir
         d = outdir.destination(args.out)
         if not outdir.is_run_dir(d):
             raise ConfigError(f"--resume: {args.out} is not a tallysim run directory")
         cfg = config.load_file(str(d / metrics.CONFIG))     # the run's own config
+        if args.overrides:
+            # on top of the run's own config, as with --config: on top of the defaults, `--resume
+            # log.tensorboard=DIR` (which may differ) was refused as "protocol 'local' but the config now
+            # names 'tally' (config.json edited?)", and any item named other fields than the ones it set
+            cfg = config.apply_overrides(cfg, seed_list(args.overrides))
+            _check(cfg)
     else:
         cfg = config_from_args(args)
         _check(cfg)
@@ -128,6 +134,8 @@ def cmd_bench(args) -> int:
     if getattr(args, "sample", 0) < 0:
         raise ConfigError(f"--sample {args.sample}: allowed 0 (every run) or a number of runs to time")
     check_bench_counts(args)
+    from tallysim.bench import flags
+    flags.check(args)                                 # modes, lists and flags against each other
     if args.sweep:
         from tallysim.bench import sweep as bench_sweep
         return bench_sweep.main(args)

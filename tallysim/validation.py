@@ -86,6 +86,11 @@ def warnings(cfg: Config) -> list[str]:
     if cfg.faults.kind != "none" and cfg.faults.fraction > 0 and int(cfg.faults.fraction * cfg.peers) == 0:
         out.append(f"faults.fraction={cfg.faults.fraction} of peers={cfg.peers} is no faulty peer "
                    "(floor(fraction * P) = 0): the run has no faults")
+    voters = max(1, int(round(cfg.participation * cfg.peers)))     # a probe's top count is at most A
+    if cfg.privacy.noise > 0 and cfg.privacy.threshold > voters:
+        out.append(f"privacy.threshold={cfg.privacy.threshold:g} is above the {voters} votes a probe can get (the "
+                   "active peers): a probe is answered only where the noise lifts its top count past it, so "
+                   "most abstain and train nothing")
     out += robust_checks.warnings(cfg)
     return out
 

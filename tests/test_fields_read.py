@@ -53,10 +53,21 @@ def test_the_table_agrees_with_the_declarations():
     assert "peers" not in SPECIFIC and "optim.lr" not in SPECIFIC and "faults.kind" not in SPECIFIC
 
 
+def _companions(key: str) -> dict:
+    """What makes a read field read at all (config_rules: a field read only under one aggregate, pre,
+    optimizer or weighting; privacy's delta, accountant and clip only with noise), set beside it."""
+    from tallysim.config_rules import MODE_READS
+    if key in MODE_READS:
+        mode, values = MODE_READS[key]
+        return {mode: values[0]}
+    return {"privacy.noise": 1.0} if key in ("privacy.delta", "privacy.accountant", "privacy.clip") else {}
+
+
 @pytest.mark.parametrize("name, key", PAIRS, ids=[f"{n}:{k}" for n, k in PAIRS])
 def test_every_protocol_field_pair(name, key):
     f = config.declared()[key]
-    cfg = config.with_values(Config(), {"protocol.name": name, key: _other_value(f)})
+    cfg = config.with_values(Config(), {"protocol.name": name, key: _other_value(f),
+                                        **(_companions(key) if protocols.reads(name, key) else {})})
     try:
         cfg = config.validate(cfg)
     except ConfigError as e:         # another rule refuses the value for this protocol: not this check's case

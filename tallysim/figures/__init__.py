@@ -198,6 +198,33 @@ def with_panels(runs: list, panel_overrides: dict) -> list:
             for p, ov in panel_overrides.items() for name, items in runs]
 
 
+def preflight(name_or_path: str, smoke: bool, results: Optional[str], out: Optional[str]) -> tuple:
+    """(name, path, spec, kind, tag) after the checks a figure makes before it runs anything, shared by
+    `make_figure` and `dry_run` (a dry run passed an unknown kind, an --out that is a file and a link at
+    an output path, each of which the real run then refused), and a --smoke of a config with no smoke
+    section (it ran the full-size figure under the -smoke name)."""
+    name, path = resolve(name_or_path)
+    spec = config.read_file(str(path))
+    kind = spec.get("kind")
+    if not isinstance(kind, str) or kind not in KINDS:
+        raise ConfigError(f"{path}: kind={kind!r} is not known; allowed: {', '.join(KINDS)}")
+    if smoke and "smoke" not in spec:
+        raise ConfigError(f"--smoke draws the `smoke` section of {path}, which has none (nor a file it extends); "
+                          "allowed: add a smoke section, or leave out --smoke")
+    tag = name + ("-smoke" if smoke else "")
+    panel_names = panels(spec, smoke) if kind == "pareto" else {}
+    check_output_names(tag, panel_names)
+    if results is not None and Path(results).exists() and not Path(results).is_dir():
+        raise ConfigError(f"--results {results} is a file; the figure's runs go into a directory")
+    if out is not None:
+        out_dir = Path(out)
+        if out_dir.exists() and not out_dir.is_dir():
+            raise ConfigError(f"--out {out} is a file; figures go into a directory")
+        # A link among the outputs is refused at the start, not after the runs (the writes refuse it too).
+        atomic.refuse_symlinks(out_dir / n for n in output_names(tag, panel_names))
+    return name, path, spec, kind, tag
+
+
 def make_figure(name_or_path: str, smoke: bool = False, results: str = "results", out: str = "figures",
                 progress: bool = True, log=print, grouped: bool = True, start=None) -> dict:
     """Run and draw one figure. Returns the paths written and the seconds it took. Each group's
@@ -205,19 +232,8 @@ def make_figure(name_or_path: str, smoke: bool = False, results: str = "results"
     (a speed figure calls it before its benchmark)."""
     from tallysim.figures import plots
 
-    name, path = resolve(name_or_path)
-    spec = config.read_file(str(path))
-    kind = spec.get("kind")
-    if not isinstance(kind, str) or kind not in KINDS:
-        raise ConfigError(f"{path}: kind={kind!r} is not known; allowed: {', '.join(KINDS)}")
-    tag = name + ("-smoke" if smoke else "")
-    panel_names = panels(spec, smoke) if kind == "pareto" else {}
-    check_output_names(tag, panel_names)
+    name, path, spec, kind, tag = preflight(name_or_path, smoke, results, out)
     out_dir = Path(out)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ConfigError(f"--out {out} is a file; figures go into a directory")
-    # A link among the outputs is refused at the start, not after the runs (the writes refuse it too).
-    atomic.refuse_symlinks(out_dir / n for n in output_names(tag, panel_names))
     plans = group_plans(spec, smoke, path.parent, start) if kind != "speed" else {}   # every check before any mkdir
     if kind == "speed" and start is not None:
         start()
@@ -265,14 +281,12 @@ def make_figure(name_or_path: str, smoke: bool = False, results: str = "results"
     return paths
 
 
-def dry_run(name_or_path: str, smoke: bool = False, grouped: bool = True, log=print, start=None) -> int:
+def dry_run(name_or_path: str, smoke: bool = False, grouped: bool = True, log=print,
+            results: Optional[str] = None, out: Optional[str] = None, start=None) -> int:
     """Validate a figure's runs and print, per group, its runs and compiled programs; returns the
-    number of programs (as `sweep --dry-run`: grouped by lanes.signature, or one per run). `start`:
-    as group_plans."""
-    name, path = resolve(name_or_path)
-    spec = config.read_file(str(path))
-    tag = name + ("-smoke" if smoke else "")
-    check_output_names(tag, panels(spec, smoke) if spec.get("kind") == "pareto" else {})
+    number of programs (as `sweep --dry-run`: grouped by lanes.signature, or one per run). `results`,
+    `out`: checked as the real run checks them. `start`: as group_plans."""
+    name, path, spec, _, _ = preflight(name_or_path, smoke, results, out)
     if spec.get("kind") == "speed":
         log(f"{name}: a benchmark, no runs")
         return 0
@@ -304,7 +318,8 @@ def main(args) -> int:
             started.append(True)
     if getattr(args, "dry_run", False):
         for n in names:
-            dry_run(n, smoke=args.smoke, grouped=not getattr(args, "one_at_a_time", False), start=start)
+            dry_run(n, smoke=args.smoke, grouped=not getattr(args, "one_at_a_time", False),
+                    results=args.results, out=args.out, start=start)
         return 0
     for n in names:                  # a figure with nothing to draw does not stop the others
         try:
