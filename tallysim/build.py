@@ -230,9 +230,12 @@ def auto_chunk(b: Built) -> int:
     if cfg.seed_chunk:
         return min(cfg.seed_chunk, len(b.seeds))
     held = spec.active if b.ctx.cohort else spec.peers      # client_storage=auto: the cohort's models only
-    per_seed = sizing.per_seed_bytes(b.ctx.num_params, held, spec.active, spec.input_shape, cfg.batch_size,
-                                     cfg.distill.batch_size or cfg.batch_size, spec.probes, spec.classes,
-                                     protocols.traits(cfg.protocol.name).soft)
+    # probes only where peers train on them: the FedAvg family ignores probe.per_round (as validation)
+    distill = protocols.traits(cfg.protocol.name).distill
+    shapes = dict(num_params=b.ctx.num_params, peers=held, active=spec.active, input_shape=spec.input_shape,
+                  batch_size=cfg.batch_size, probe_batch=(cfg.distill.batch_size or cfg.batch_size) if distill else 0,
+                  probes=spec.probes if distill else 0, classes=spec.classes,
+                  soft=protocols.traits(cfg.protocol.name).soft)
     stats = jax.local_devices()[0].memory_stats() or {}
     limit = stats.get("bytes_limit") or os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
-    return max(1, min(len(b.seeds), int(0.5 * limit // per_seed)))
+    return sizing.lanes_that_fit(len(b.seeds), int(0.5 * limit), **shapes)

@@ -99,9 +99,6 @@ def main(argv=None, repeats: bool = None) -> int:
             items = seed_list(args.overrides) if args.fn is cmd_run else args.axes
             config.check_repeats(items, "on the command line" if args.fn is cmd_run else
                                  "on the command line (one sweep axis per key: key=v1,v2,...)")
-        if args.fn is cmd_figure:
-            # not bench: it times compiling; run and sweep call start_jax once their config validated
-            start_jax()
         return args.fn(args)
     except ConfigError as e:
         print(f"tallysim: error: {e}", file=sys.stderr)

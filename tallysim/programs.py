@@ -22,9 +22,7 @@ def round_programs(b: Built, state_sh=None, placement: Optional[mesh.Placement] 
     (the chunk's, over the devices when lanes are sharded) share the exchange's chunk budget
     (Context.lanes), read from the keys' lane axis when the program is traced."""
     def one(state, data_c, keys, r, values):
-        lanes = keys.shape[0]
-        if placement is not None and placement.axis == "lane":
-            lanes = max(1, lanes // placement.devices)
+        lanes = lanes_per_device(keys.shape[0], placement)
         return jax.vmap(lambda s, d, k, r, v: b.lane_protocol(v, lanes).round(s, d, k, r),
                         in_axes=(0, fed.SEED_AXES, 0, None, 0))(state, data_c, keys, r, values)
 
@@ -40,6 +38,14 @@ def round_programs(b: Built, state_sh=None, placement: Optional[mesh.Placement] 
     out = (state_sh, mesh.replicated(placement))
     return (jax.jit(single, donate_argnums=0, out_shardings=out),
             jax.jit(scan, donate_argnums=0, out_shardings=out))
+
+
+def lanes_per_device(lanes: int, placement: Optional[mesh.Placement]) -> int:
+    """Of a program's `lanes` lanes, those one device holds (sharded over the devices on a lane mesh):
+    they share the exchange's chunk budget and evaluation's batch budget (sizing.CHUNK_BYTES)."""
+    if placement is not None and placement.axis == "lane":
+        return max(1, lanes // placement.devices)
+    return lanes
 
 
 def initial_state(b: Built, placement: mesh.Placement):

@@ -35,7 +35,7 @@ from tallysim.config import Config, ConfigError
 from tallysim.data.partition import convention
 from tallysim.results.metrics import (CONFIG, ERROR, METRICS, PARTITION, PROBE_KEYS, ROUND_KEYS,  # noqa: F401
                                       aggregate, lane_row)
-from tallysim.programs import chunk_inputs, eval_clients, initial_state, round_programs  # noqa: F401
+from tallysim.programs import chunk_inputs, eval_clients, initial_state, lanes_per_device, round_programs  # noqa: F401
 from tallysim.results import partition_file
 from tallysim.results.runs import Results
 from tallysim.sim import comm, faults, fed, mesh, peers, tasks
@@ -91,7 +91,9 @@ def _run_chunk(b: Built, lo: int, hi: int, lanes_out: "_Lanes", bar, saver: chec
         state = (jax.jit(init_fn, out_shardings=state_sh) if state_sh else jax.jit(init_fn))(k_init, data_c, values)
     single, scan = round_programs(b, state_sh, placement)
     apply = tuple(g.model.apply for g in ctx.model_groups) if ctx.model_groups else ctx.model.apply
-    ev_one = functools.partial(evaluate, apply, classes=ctx.spec.classes, task=tasks.of(ctx.spec))
+    # the lanes a device evaluates together share the batch budget, as their exchange chunks do
+    ev_one = functools.partial(evaluate, apply, classes=ctx.spec.classes, task=tasks.of(ctx.spec),
+                               lanes=lanes_per_device(hi - lo + placement.pad_lanes, placement))
     evaluate_lanes = jax.vmap(lambda p, s, x, y, k, own: ev_one(p, s, x, y, clients_V=k, own_K=own),
                               in_axes=(0, 0, None, None, None, 0))
     clients_V, own_K = eval_clients(b, lo, hi, placement)     # per-client test metrics (text)

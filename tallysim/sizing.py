@@ -54,9 +54,12 @@ def footprint_bytes(peers: int, probes: int, classes: int, soft: bool, chunk: in
     return 4 * probes * classes * (LIVE_PER_CHUNK * c + accumulators)
 
 
-def eval_batch(peers: int, classes: int, batch: int = 500, budget: int = CHUNK_BYTES) -> int:
-    """Test examples per evaluation batch: at most `batch`, and P * B * C float32 logits within `budget`."""
-    return max(1, min(batch, budget // (4 * peers * classes)))
+def eval_batch(peers: int, classes: int, batch: int = 500, budget: int | None = None, lanes: int = 1) -> int:
+    """Test examples per evaluation batch: at most `batch`, and P * B * C float32 logits within `budget`
+    (CHUNK_BYTES). `lanes`: the lanes one evaluation program vmaps together on a device each hold a
+    batch at the same time, [lanes, P, B, C]: the budget covers them all, as peer_chunk's does."""
+    budget = CHUNK_BYTES if budget is None else budget
+    return max(1, min(batch, budget // (4 * peers * classes * lanes)))
 
 
 # (flattened input size, classes) of the datasets users most often name, for the memory estimate.
@@ -202,8 +205,10 @@ def fmt(n: float) -> str:
 
 
 def per_seed_bytes(num_params: int, peers: int, active: int, input_shape: tuple, batch_size: int,
-                   probe_batch: int, probes: int, classes: int, soft: bool) -> int:
-    """Rough bytes one seed (lane) of a built run needs on the device."""
+                   probe_batch: int, probes: int, classes: int, soft: bool, lanes: int = 1) -> int:
+    """Rough bytes one seed (lane) of a built run needs on the device, when `lanes` lanes share one
+    compiled program (`lanes_bytes` is all of them). probe_batch and probes are 0 for a protocol that
+    never trains on probes (protocols.traits(name).distill false: the FedAvg family)."""
     # params + optimizer (<= 2 moments) + grads + server/error + temporaries, float32, per peer
     state = 4 * num_params * peers * 6
     width = max(math.prod(input_shape), 512)
@@ -211,7 +216,28 @@ def per_seed_bytes(num_params: int, peers: int, active: int, input_shape: tuple,
     # hidden activations, and the [A, B+R, C] logits / probabilities / gradients of a training step
     acts = 4 * peers * rows * (width * 16 + classes * 4)
     # The probe exchange streams peers in chunks (exchange.py): one chunk's [c, M, C] temporaries plus
-    # the [M, C] sums, no A * M * C term; evaluation holds one [P, B, C] batch of logits.
-    exchange = footprint_bytes(active, probes, classes, soft=soft)
-    evals = 4 * peers * eval_batch(peers, classes) * classes * 2
+    # the [M, C] sums, no A * M * C term; evaluation holds one [P, B, C] batch of logits. The lanes
+    # share both budgets (Context.lanes, run.py's evaluation), so each lane's chunk and batch shrink
+    # with the lanes: the budget is counted once over them all, not once per lane.
+    exchange = footprint_bytes(active, probes, classes, soft=soft,
+                               chunk=peer_chunk(active, probes, classes, lanes=lanes)) if probes else 0
+    evals = 4 * peers * eval_batch(peers, classes, lanes=lanes) * classes * 2
     return state + acts + exchange + evals
+
+
+def lanes_bytes(lanes: int, **shapes) -> int:
+    """Rough bytes of `lanes` lanes of one compiled program (per_seed_bytes' arguments by name)."""
+    return lanes * per_seed_bytes(**shapes, lanes=lanes)
+
+
+def lanes_that_fit(seeds: int, budget: int, **shapes) -> int:
+    """The most lanes (at most `seeds`, at least one) whose lanes_bytes stay within `budget`. The total
+    grows with the lanes (the shared chunk budgets stay fixed), so a bisection finds it."""
+    lo, hi = 1, seeds
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if lanes_bytes(mid, **shapes) <= budget:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo

@@ -24,8 +24,8 @@ def compile_cache() -> None:
 def start_jax() -> None:
     """What a command that runs something sets up before JAX starts: `jax.distributed` (launched with
     TALLYSIM_DISTRIBUTED=1) and the compile cache. `run` and `sweep` call it only once their config
-    has validated, so a refused config imports no JAX (~0.25 s of CPU instead of ~2 s); `figure` calls
-    it before it starts (cli.main); `bench` never (it times compiling)."""
+    has validated, so a refused config imports no JAX (~0.25 s of CPU instead of ~2 s), and `figure`
+    once its first figure's configs have (figures.main); `bench` never (it times compiling)."""
     from tallysim.sim import mesh
     mesh.initialize_distributed()       # before JAX starts: TALLYSIM_DISTRIBUTED=1
     compile_cache()
