@@ -10,7 +10,8 @@ FMNIST  := /usr/share/datasets/fashion-mnist
 
 help:
 	@echo "make demo   - TallyTrain vs soft-label vs FedAvg on Fashion-MNIST, then figures/demo.png"
-	@echo "make test   - the test suite without the slow tests (CI runs it, then make ci-figures)"
+	@echo "make test   - the test suite without the slow tests (CI runs it, then make docs and make ci-figures)"
+	@echo "make test-unit - the same as make test (its former name)"
 	@echo "make test-all - every test, slow ones included (notebooks, wheel, two processes, accuracy bounds), then the smoke figures"
 	@echo "make ci-figures - every figure at smoke size, sharing the suite's compile cache (CI's third step)"
 	@echo "make docs   - build the documentation site into site/ (mkdocs build --strict, as CI does)"

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import gc
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 
 import jax
 import jax.numpy as jnp
@@ -54,12 +54,13 @@ class Built:
         """The first lane's data without the lane axis (for driving a protocol directly)."""
         return fed.seed_slice(self.fed, 0)
 
-    def lane_protocol(self, values: dict) -> Protocol:
-        """The protocol with the group's varying fields set to one lane's (traced) values."""
+    def lane_protocol(self, values: dict, lanes: int = 1) -> Protocol:
+        """The protocol with the group's varying fields set to one lane's (traced) values, in a program
+        that vmaps `lanes` lanes together on a device (they share the exchange's chunk budget)."""
         if not values:
-            return self.protocol
+            return self.protocol if lanes == 1 else make_protocol(replace(self.ctx, lanes=lanes))
         # the lane's values go to the protocol as arrays (ctx.hp), never into its Config (lanes.py)
-        return make_protocol(replace(self.ctx, hparams=dict(values), choices=self.choices))
+        return make_protocol(replace(self.ctx, hparams=dict(values), choices=self.choices, lanes=lanes))
 
     def cost_protocol(self, i: int) -> Protocol:
         """Configuration i's own protocol, built from its constants, for its exact bits (the bridge's k
@@ -80,6 +81,10 @@ def _pool_and_rest(cfg: Config, n: int, n_source: int, seed: int):
         size = min(cfg.probe.pool_size or config.default_pool_size(n_source), n_source)
         return n + np.arange(size), np.arange(n)       # source examples are appended after train
     size = cfg.probe.pool_size or config.default_pool_size(n)
+    if n < 2:       # no pool size leaves training data: the advice below read "allowed: 1..0"
+        raise ConfigError(f"{cfg.data.name} has {n} training example{'s' * (n != 1)}"
+                          f"{f' (data.max_train={cfg.data.max_train})' if cfg.data.max_train else ''}: too few "
+                          "for a probe pool and training data; allowed: at least 2 (a larger data.max_train)")
     if size >= n:
         raise ConfigError(f"probe.pool_size={size} leaves no training data ({cfg.data.name} has {n} "
                           f"training examples); allowed: 1..{n - 1}")
@@ -140,6 +145,8 @@ def build_group(cfgs: list[Config]) -> Built:
         pools.append(pool)
         # int32: the build keeps [P, C] per lane for partition.json (40 MB at 10^6 clients, not 80)
         counts.append(data.class_counts(labels, parts, ds.num_classes, np.int32))
+        if len(cfgs) > 1 or c.seeds > 1:            # a lane of a group: named by its own values
+            fed.check_size_rule(c, counts[-1].sum(axis=1), _lane_name(c, s))
         del parts, rest, labels
     fdata, spec = fed.build(x_all, y_all, parts_per_seed, pools, ds.x_test, ds.y_test, ds.num_classes, cfg,
                             faulty)
@@ -200,6 +207,15 @@ def _model_groups(cfg: Config, classes: int, dummy, task) -> tuple:
     return tuple(out)
 
 
+def _lane_name(cfg: Config, seed: int) -> str:
+    """A lane of a group, as its own values say: its seed and partition.kind, and the partition fields
+    its configuration sets (the group's lanes may differ in any of them: lanes.HOST)."""
+    default = config.PartitionConfig()
+    own = [f"partition.{f.name}={getattr(cfg.partition, f.name)}" for f in fields(default)
+           if f.name != "kind" and getattr(cfg.partition, f.name) != getattr(default, f.name)]
+    return ", ".join([f"seed {seed}: partition.kind={cfg.partition.kind}"] + own)
+
+
 def _private_steps(cfg: Config, counts: list) -> np.ndarray:
     """Real private steps per seed and peer in one round (host-side twin of local.real_steps)."""
     sizes = np.stack([c.sum(1) for c in counts])
@@ -214,9 +230,12 @@ def auto_chunk(b: Built) -> int:
     if cfg.seed_chunk:
         return min(cfg.seed_chunk, len(b.seeds))
     held = spec.active if b.ctx.cohort else spec.peers      # client_storage=auto: the cohort's models only
-    per_seed = sizing.per_seed_bytes(b.ctx.num_params, held, spec.active, spec.input_shape, cfg.batch_size,
-                                     cfg.distill.batch_size or cfg.batch_size, spec.probes, spec.classes,
-                                     protocols.traits(cfg.protocol.name).soft)
+    # probes only where peers train on them: the FedAvg family ignores probe.per_round (as validation)
+    distill = protocols.traits(cfg.protocol.name).distill
+    shapes = dict(num_params=b.ctx.num_params, peers=held, active=spec.active, input_shape=spec.input_shape,
+                  batch_size=cfg.batch_size, probe_batch=(cfg.distill.batch_size or cfg.batch_size) if distill else 0,
+                  probes=spec.probes if distill else 0, classes=spec.classes,
+                  soft=protocols.traits(cfg.protocol.name).soft)
     stats = jax.local_devices()[0].memory_stats() or {}
     limit = stats.get("bytes_limit") or os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
-    return max(1, min(len(b.seeds), int(0.5 * limit // per_seed)))
+    return sizing.lanes_that_fit(len(b.seeds), int(0.5 * limit), **shapes)

@@ -174,7 +174,7 @@ def check_resume(cfg, out) -> tuple[Path, dict]:
         was, is_ = (written.get("protocol") or {}).get("name"), now["protocol"]["name"]
         if was != is_:
             raise ConfigError(f"--resume: {d / FILE} was computed by protocol {was!r} but the config now "
-                              f"names {is_!r} ({d / CONFIG} edited?); resume with protocol.name={was}, or "
+                              f"names {is_!r} (another --config or protocol.name, or {d / CONFIG} edited since?); resume with protocol.name={was}, or "
                               "start again with --overwrite")
         _refuse_storage_change(d, written, cfg)
         _refuse_diff(config.diff(written, now), f"the config {d / FILE} was computed under")

@@ -14,6 +14,7 @@ from tallysim.cli_commands import (cmd_bench, cmd_figure, cmd_pareto, cmd_plot, 
                                    cmd_run, cmd_sweep, config_from_args, print_config, seed_list, with_tracking)
 from tallysim.cli_parser import PLUGIN_HELP, parse, parser, refuse_repeated_options  # noqa: F401
 from tallysim.config import ConfigError
+from tallysim.startup import compile_cache, start_jax  # noqa: F401 - cli.compile_cache, as before
 
 # The names these had when they were private to this module (tests call them)
 _seed_list, _config, _parse = seed_list, config_from_args, parse
@@ -39,23 +40,6 @@ def load_plugins(argv: list) -> list:
             rest.append(a)
             i += 1
     return rest
-
-
-def compile_cache() -> None:
-    """The command line keeps XLA's compiled programs on disk (JAX's persistent compilation cache), so
-    rerunning a configuration, a sweep or a figure skips compiling: ~/.cache/tallysim/xla, or
-    $TALLYSIM_COMPILE_CACHE; TALLYSIM_COMPILE_CACHE=0 turns it off. JAX's own
-    JAX_COMPILATION_CACHE_DIR, when set, wins. Importing tallysim as a library changes nothing."""
-    import os
-    from pathlib import Path
-    where = os.environ.get("TALLYSIM_COMPILE_CACHE", "")
-    if where == "0" or os.environ.get("JAX_COMPILATION_CACHE_DIR"):
-        return
-    if not where:
-        base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-        where = str(Path(base) / "tallysim" / "xla")
-    import jax
-    jax.config.update("jax_compilation_cache_dir", where)
 
 
 def shipped_config(args) -> None:
@@ -115,11 +99,6 @@ def main(argv=None, repeats: bool = None) -> int:
             items = seed_list(args.overrides) if args.fn is cmd_run else args.axes
             config.check_repeats(items, "on the command line" if args.fn is cmd_run else
                                  "on the command line (one sweep axis per key: key=v1,v2,...)")
-        if args.fn in (cmd_run, cmd_sweep, cmd_figure) and not getattr(args, "print_config", False):
-            # not bench: it times compiling; not --print-config: it runs nothing
-            from tallysim.sim import mesh
-            mesh.initialize_distributed()                    # before JAX starts: TALLYSIM_DISTRIBUTED=1
-            compile_cache()
         return args.fn(args)
     except ConfigError as e:
         print(f"tallysim: error: {e}", file=sys.stderr)

@@ -67,18 +67,23 @@ def cmd_run(args) -> int:
         cfg = config_from_args(args)
         _check(cfg)
         return print_config(with_tracking(cfg, args))
-    from tallysim import run
     from tallysim.results import metrics
     if args.resume and args.overwrite:
         raise ConfigError("--resume continues the run in --out and --overwrite replaces it; pass one")
     if args.checkpoint_every is not None and args.checkpoint_every < 0:
         raise ConfigError(f"--checkpoint-every {args.checkpoint_every}: allowed 0 (never) or a number of rounds")
-    if args.resume and not args.config and not args.overrides:
+    if args.resume and not args.config:
         from tallysim import config, outdir
         d = outdir.destination(args.out)
         if not outdir.is_run_dir(d):
             raise ConfigError(f"--resume: {args.out} is not a tallysim run directory")
         cfg = config.load_file(str(d / metrics.CONFIG))     # the run's own config
+        if args.overrides:
+            # on top of the run's own config, as with --config: on top of the defaults, `--resume
+            # log.tensorboard=DIR` (which may differ) was refused as "protocol 'local' but the config now
+            # names 'tally' (config.json edited?)", and any item named other fields than the ones it set
+            cfg = config.apply_overrides(cfg, seed_list(args.overrides))
+            _check(cfg)
     else:
         cfg = config_from_args(args)
         _check(cfg)
@@ -86,6 +91,9 @@ def cmd_run(args) -> int:
         for note in sizing.run_notes(cfg):   # a costly default: stacked stateless clients, an O(P) draw
             print(f"tallysim: note: {note}", file=sys.stderr)
     cfg = with_tracking(cfg, args)
+    from tallysim import startup
+    startup.start_jax()                 # validated: only now JAX (a refusal above imports none)
+    from tallysim import run            # after start_jax: jax.distributed comes before anything else
     last = run.run(cfg, args.out, overwrite=args.overwrite, progress=not args.quiet,
                    checkpoint_every=args.checkpoint_every, resume=args.resume)
     print(metrics.summary_line(run.config.validate(cfg), last))
@@ -126,6 +134,8 @@ def cmd_bench(args) -> int:
     if getattr(args, "sample", 0) < 0:
         raise ConfigError(f"--sample {args.sample}: allowed 0 (every run) or a number of runs to time")
     check_bench_counts(args)
+    from tallysim.bench import flags
+    flags.check(args)                                 # modes, lists and flags against each other
     if args.sweep:
         from tallysim.bench import sweep as bench_sweep
         return bench_sweep.main(args)

@@ -105,8 +105,9 @@ def parser() -> argparse.ArgumentParser:
     pr.add_argument("--path", help="read IDX/npz files from this directory instead of downloading")
     pr.set_defaults(fn=cmd_prepare)
 
-    f = sub.add_parser("figure", help="run and draw paper figures (fig1..fig10, robustness, or all)")
-    f.add_argument("figure", nargs="+", help="fig1 ... fig10, robustness, all, or a path to a figure config")
+    f = sub.add_parser("figure", help="run and draw paper figures (fig1..fig12, robustness, all, or a figure "
+                       "config file)")
+    f.add_argument("figure", nargs="+", help="fig1 ... fig12, robustness, all, or a path to a figure config")
     f.add_argument("--smoke", action="store_true", help="the few-minute version of each figure")
     f.add_argument("--results", default="results", help="where the runs go (resumable)")
     f.add_argument("--out", default="figures", help="where figures, CSV and tables go")

@@ -36,6 +36,11 @@ def _parse_scalar(key: str, text: str, t) -> Any:
     t, optional, _ = field_type(t)
     if optional and text.lower() in ("none", "null"):
         return None
+    if t is tuple and "x" in text and "," in text:
+        # `28x1,8x1` read as the one 4-D shape (28, 1, 8, 1): two shapes (a sweep's comma list; a shape
+        # axis separates its values with ';') or a typo, never meant as one
+        raise ConfigError(f"{key}={text!r} mixes 'x' and ',': expected one shape, 28x28x1 or [28, 28, 1] "
+                          "(a sweep axis separates shapes with ';': 28x28x1;8x8x1)")
     try:
         if t is bool:
             low = text.lower()

@@ -1,6 +1,7 @@
 """The config reference of the documentation site (docs/config.md), generated from the field
 declarations, the one source `run --help` and validation read: every dotted key with its default and
-allowed values (config.declared) and the comment written beside (or just above) its declaration.
+allowed values (config.declared), the comment written beside (or just above) its declaration, and the
+protocols that read it (protocols.reads, the rule `run` enforces).
 
 The site's build runs it through mkdocs_hooks.py; `python -m tallysim.config_reference` prints it.
 """
@@ -16,6 +17,7 @@ import tokenize
 import typing
 
 from tallysim import config, protocols
+from tallysim.protocols import declaration
 
 MARKER = "<!-- config-reference -->"       # where docs/config.md takes the generated tables
 
@@ -29,11 +31,9 @@ def _class_source(cls) -> str:
         section = next((s for s, c in protocols.sections().items() if c is cls), "")
         for owner in protocols.section_owners(section):
             path = importlib.util.find_spec(protocols.module_of(owner)).origin
-            with open(path, encoding="utf-8") as f:
-                text = f.read()
-            for node in ast.parse(text).body:
-                if isinstance(node, ast.ClassDef) and node.name == cls.__name__:
-                    return ast.get_source_segment(text, node)
+            found = declaration.section_class(path, protocols.traits(owner).sections[section])
+            if found is not None:
+                return ast.get_source_segment(found[1], found[2])
         return ""
 
 
@@ -87,8 +87,17 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def read_by(key: str) -> str:
+    """Which protocols read `key` (protocols.reads, what `run` enforces: a field set away from its default
+    for a protocol that does not read it is refused): "every protocol", or their names."""
+    names = protocols.names()
+    readers = [n for n in names if protocols.reads(n, key)]
+    return "every protocol" if len(readers) == len(names) else ", ".join(readers)
+
+
 def markdown() -> str:
-    """One table per section: field, default, allowed values, what the declaration's comment says."""
+    """One table per section: field, default, allowed values, what the declaration's comment says and
+    which protocols read it."""
     declared = config.declared()
     parts = []
     for name, cls in _sections():
@@ -104,12 +113,12 @@ def markdown() -> str:
                          "(tallysim/protocols/), shown by `tallysim run --help`.")
         elif doc and not doc.startswith(cls.__name__ + "("):       # a dataclass's default doc is its signature
             parts.append(" ".join(doc.split()))
-        rows = ["| field | default | allowed | note at its declaration |", "|---|---|---|---|"]
+        rows = ["| field | default | allowed | note at its declaration | read by |", "|---|---|---|---|---|"]
         for k in keys:
             spec = declared[k]
             default = config.show_default(spec.default) + (" (derived)" if k in config.DERIVED else "")
             rows.append(f"| `{k}` | `{default}` | {_cell(config.show_allowed(spec))} | "
-                        f"{_cell(notes.get(k.rsplit('.', 1)[-1], ''))} |")
+                        f"{_cell(notes.get(k.rsplit('.', 1)[-1], ''))} | {read_by(k)} |")
         parts.append("\n".join(rows))
     return "\n\n".join(parts) + "\n"
 

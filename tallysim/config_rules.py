@@ -55,6 +55,8 @@ def _group_rules(cfg: Config) -> None:
                     raise ConfigError(f"{key}={show(get_field(gcfg, key))} is not known; allowed: "
                                       f"{', '.join(map(str, allowed))}")
             check_ranges(gcfg)
+            check_group_model_reads(g, gcfg)
+            check_group_mode_reads(g, gcfg)
         except ConfigError as e:
             raise ConfigError(f"model.groups, group {g.name}: {e}") from None
     model_groups.check(cfg)
@@ -176,11 +178,133 @@ def _fault_rules(cfg: Config) -> None:
 
 MESSAGE_FAULTS = ("confident_wrong", "dropout", "straggler")   # faults that act on what peers send
 
+# The model.* fields each architecture reads (sim/models.py MODELS; name and dtype: every model). A
+# field set for a model that does not read it, `model.hidden=64` with the MLP or `model.width=64` with
+# the LSTM, ran the model unchanged and no word said.
+MODEL_READS = {"model.width": ("mlp",), "model.conv": ("lenet", "cnn", "resnet8"), "model.embed": ("lstm",),
+               "model.hidden": ("lstm", "transformer"), "model.layers": ("lstm", "transformer"),
+               "model.heads": ("transformer",)}
+
+
+def check_group_model_reads(g, gcfg: Config) -> None:
+    """A group's own model field that the group's model does not read (`big:2:lenet,width=64`)."""
+    for key, value in g.values:
+        models = MODEL_READS.get(key)
+        if models and gcfg.model.name not in models:
+            raise ConfigError(f"{key}={show(value)} is not read by model.name={gcfg.model.name} (only by "
+                              f"{', '.join(models)}); allowed: leave it out of this group")
+
+
+# A field read only under one value of another (the aggregate, the pre-aggregation, the optimizer, the
+# vote weighting): (the field that decides, the values under which it is read). `softlabel.trim=0.2` with
+# softlabel.aggregate=mean, or optim.momentum with optim.name=adam, ran as if unset.
+MODE_READS = {"optim.momentum": ("optim.name", ("sgd",)),
+              "softlabel.era_temperature": ("softlabel.aggregate", ("era",)),
+              "softlabel.trim": ("softlabel.aggregate", ("trimmed",)),
+              "fedavg.trim": ("fedavg.aggregate", ("trimmed",)),
+              "fedavg.tau": ("fedavg.aggregate", ("cclip",)),
+              "fedavg.clip_iters": ("fedavg.aggregate", ("cclip",)),
+              "fedavg.geomed_iters": ("fedavg.aggregate", ("geomed",)),
+              "fedavg.m": ("fedavg.aggregate", ("multikrum",)),
+              "fedavg.bucket": ("fedavg.pre", ("bucketing",)),
+              "vote.history": ("vote.weighting", ("history",))}
+
+
+def check_group_mode_reads(g, gcfg: Config) -> None:
+    """A group's own optim.momentum with the group's optim.name=adam (`a:2:mlp,optim.name=adam,optim.momentum=0.5`)."""
+    if "optim.momentum" in dict(g.values) and gcfg.optim.name != "sgd":
+        raise ConfigError(f"optim.momentum={show(gcfg.optim.momentum)} is not read with optim.name={gcfg.optim.name} "
+                          "(only by sgd); allowed: leave it out of this group")
+
+
+def _check_mode_reads(cfg: Config) -> None:
+    for key, (mode, values) in MODE_READS.items():
+        default = declared()[key].default
+        if get_field(cfg, key) == default or get_field(cfg, mode) in values:
+            continue
+        if not protocols.reads(cfg.protocol.name, key):
+            continue             # the protocol check above names it
+        if key == "optim.momentum" and cfg.model.groups:
+            continue             # each group may set optim.name itself (its own momentum: _group_rules)
+        raise ConfigError(f"{key}={show(get_field(cfg, key))} is not read with {mode}={show(get_field(cfg, mode))} "
+                          f"(only with {mode}={'|'.join(values)}); allowed there: its default {show_default(default)}")
+
+
+def _check_warmup_read(cfg: Config) -> None:
+    """warmup_epochs (private epochs before the first exchange) for a protocol without a warm-up (the
+    FedAvg family, local): `protocol.name=fedavg warmup_epochs=3` ran no warm-up, silently."""
+    traits = protocols.traits(cfg.protocol.name)
+    if (cfg.warmup_epochs not in (None, 0) and "warmup_epochs" not in cfg.derived
+            and "warmup_epochs" not in traits.defaults):
+        readers = [n for n in protocols.names() if "warmup_epochs" in protocols.traits(n).defaults]
+        raise ConfigError(f"warmup_epochs={cfg.warmup_epochs} is not read by protocol.name={cfg.protocol.name} "
+                          f"(it has no warm-up before a first exchange; only {', '.join(readers)}); allowed "
+                          "there: none")
+
+
+def _check_eval_reads(cfg: Config) -> None:
+    """eval_peers / eval_sample where no client model is evaluated (client_storage=auto for a stateless
+    protocol: the server model alone, docs/population.md) or where every peer is (eval_sample=random
+    with eval_peers=none): both ran as if unset."""
+    if cfg.client_storage == "auto" and not protocols.client_state(cfg):
+        for key, default in (("eval_peers", None), ("eval_sample", "first")):
+            if get_field(cfg, key) != default:
+                raise ConfigError(f"{key}={show(get_field(cfg, key))} is not read with client_storage=auto and "
+                                  f"protocol.name={cfg.protocol.name} (no client model outlives its round: the "
+                                  f"rows evaluate the server model alone); allowed there: its default "
+                                  f"{show_default(default)}, or client_storage=stacked")
+    if cfg.eval_sample != "first" and cfg.eval_peers is None:
+        raise ConfigError(f"eval_sample={cfg.eval_sample} picks which eval_peers peers are evaluated, and "
+                          "eval_peers=none evaluates every peer; allowed: eval_peers=N with it, or eval_sample=first")
+
+
+def _check_privacy_reads(cfg: Config) -> None:
+    """privacy.delta, .accountant and .clip away from their defaults where nothing reads them: without
+    noise (or fedct's XOR) no epsilon is computed, and the votes' GNMax and fedct's XOR clip nothing.
+    `privacy.clip=3` on a private tally run, or `privacy.delta=1e-3` on a run without noise, ran as if
+    unset."""
+    pv, mechanism = cfg.privacy, protocols.traits(cfg.protocol.name).privacy
+    accounted = pv.noise > 0 or (mechanism == "xor" and cfg.fedct.xor_epsilon > 0)
+    clipped = pv.noise > 0 and mechanism in ("sum", "params")
+    for key, read, why in (("privacy.delta", accounted, "no epsilon is computed without privacy.noise > 0 or "
+                            "fedct.xor_epsilon > 0"),
+                           ("privacy.accountant", accounted, "no epsilon is computed without privacy.noise > 0 "
+                            "or fedct.xor_epsilon > 0"),
+                           ("privacy.clip", clipped, "only soft labels and DP-FedAvg clip, and only with "
+                            "privacy.noise > 0")):
+        default = declared()[key].default
+        if not read and get_field(cfg, key) != default:
+            raise ConfigError(f"{key}={show(get_field(cfg, key))} is not read by this run ({why}; protocol.name="
+                              f"{cfg.protocol.name}, privacy.noise={show(pv.noise)}); allowed there: its default "
+                              f"{show_default(default)}")
+
+
+def _check_model_reads(cfg: Config) -> None:
+    """A run-level model.* field away from its default that no model of the run reads: the run's
+    model, or with model.groups every group's that does not set the field itself."""
+    groups = model_groups.parse(cfg.model.groups)
+    for key, models in MODEL_READS.items():
+        spec = declared()[key]
+        if get_field(cfg, key) == spec.default:
+            continue
+        if groups:
+            users = [model_groups.group_config(cfg, g).model.name for g in groups if key not in dict(g.values)]
+            if any(m in models for m in users):
+                continue
+            whose = (f"the models of the groups that take it from the run ({', '.join(sorted(set(users)))})"
+                     if users else f"any group (every group sets {key.removeprefix('model.')} itself)")
+        elif cfg.model.name in models:
+            continue
+        else:
+            whose = f"model.name={cfg.model.name}"
+        raise ConfigError(f"{key}={show(get_field(cfg, key))} is not read by {whose} (only by "
+                          f"{', '.join(models)}); allowed there: its default {show_default(spec.default)}")
+
 
 def check_read(cfg: Config) -> None:
     """A protocol-specific field (one some protocol reads, TRAITS.reads) set away from its default for a
-    protocol that does not read it would be silently ignored: refuse it. So is a message fault for a
-    protocol whose peers send nothing. A single run checks this (`tallysim run`, tallysim.run); a sweep
+    protocol that does not read it would be silently ignored: refuse it, and so a model.* field the
+    run's models do not read (MODEL_READS). So is a message fault for a protocol whose peers send nothing. A single run checks this (`tallysim run`, tallysim.run); a sweep
     or figure does not, since there one base serves several protocols and each ignores some of it."""
     name = cfg.protocol.name
     for key, spec in declared().items():
@@ -189,6 +313,11 @@ def check_read(cfg: Config) -> None:
         readers = [n for n in protocols.names() if protocols.reads(n, key)]
         raise ConfigError(f"{key}={show(get_field(cfg, key))} is not read by protocol.name={name} (only by "
                           f"{', '.join(readers)}); allowed there: its default {show_default(spec.default)}")
+    _check_model_reads(cfg)
+    _check_privacy_reads(cfg)
+    _check_eval_reads(cfg)
+    _check_mode_reads(cfg)
+    _check_warmup_read(cfg)
     if cfg.faults.kind in MESSAGE_FAULTS and not protocols.traits(name).messages:
         raise ConfigError(f"faults.kind={cfg.faults.kind} acts on messages, and protocol.name={name} sends none; "
                           f"allowed there: none, label_flip, under_trained")

@@ -65,7 +65,12 @@ def parse(text) -> tuple[Group, ...]:
     for part in text.split(";"):
         where = f"model.groups={text!r}"
         head = part.strip().split(":", 2)
-        if len(head) < 2 or not NAME.match(head[0].strip()) or not head[1].strip().isdigit():
+        # ASCII digits only: str.isdigit() passes '²' (int() then raised a ValueError traceback) and
+        # int() reads '٣' as 3, a count the user did not write in the syntax's digits
+        if len(head) >= 2 and re.fullmatch(r"[A-Za-z0-9_-]{41,}", head[0].strip()):   # was "not NAME:PEERS"
+            raise ConfigError(f"{where}: group name {head[0].strip()[:50]!r}... is {len(head[0].strip())} characters; "
+                              "allowed: at most 40 (letters, digits, '_', '-')")
+        if len(head) < 2 or not NAME.match(head[0].strip()) or not re.fullmatch(r"[0-9]+", head[1].strip()):
             raise ConfigError(f"{where}: group {part.strip()!r} is not NAME:PEERS[:FIELDS]; expected {SYNTAX}")
         name, peers = head[0].strip(), int(head[1])
         values = {}

@@ -18,9 +18,13 @@ def round_programs(b: Built, state_sh=None, placement: Optional[mesh.Placement] 
     """(one round, a scan over rounds): the group's round vmapped over lanes, each compiled once per
     chunk (the scan once per distinct segment length). The scan keeps the rounds between two
     evaluations on the device; it returns every round's info, stacked. On several devices the state
-    keeps its shardings (`state_sh`) and the info comes back replicated."""
-    one = jax.vmap(lambda s, d, k, r, v: b.lane_protocol(v).round(s, d, k, r),
-                   in_axes=(0, fed.SEED_AXES, 0, None, 0))
+    keeps its shardings (`state_sh`) and the info comes back replicated. The lanes a device holds
+    (the chunk's, over the devices when lanes are sharded) share the exchange's chunk budget
+    (Context.lanes), read from the keys' lane axis when the program is traced."""
+    def one(state, data_c, keys, r, values):
+        lanes = lanes_per_device(keys.shape[0], placement)
+        return jax.vmap(lambda s, d, k, r, v: b.lane_protocol(v, lanes).round(s, d, k, r),
+                        in_axes=(0, fed.SEED_AXES, 0, None, 0))(state, data_c, keys, r, values)
 
     def single(state, data_c, keys, rs, values):
         state, info = one(state, data_c, keys, rs[0], values)
@@ -34,6 +38,14 @@ def round_programs(b: Built, state_sh=None, placement: Optional[mesh.Placement] 
     out = (state_sh, mesh.replicated(placement))
     return (jax.jit(single, donate_argnums=0, out_shardings=out),
             jax.jit(scan, donate_argnums=0, out_shardings=out))
+
+
+def lanes_per_device(lanes: int, placement: Optional[mesh.Placement]) -> int:
+    """Of a program's `lanes` lanes, those one device holds (sharded over the devices on a lane mesh):
+    they share the exchange's chunk budget and evaluation's batch budget (sizing.CHUNK_BYTES)."""
+    if placement is not None and placement.axis == "lane":
+        return max(1, lanes // placement.devices)
+    return lanes
 
 
 def initial_state(b: Built, placement: mesh.Placement):

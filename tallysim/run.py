@@ -35,7 +35,7 @@ from tallysim.config import Config, ConfigError
 from tallysim.data.partition import convention
 from tallysim.results.metrics import (CONFIG, ERROR, METRICS, PARTITION, PROBE_KEYS, ROUND_KEYS,  # noqa: F401
                                       aggregate, lane_row)
-from tallysim.programs import chunk_inputs, eval_clients, initial_state, round_programs  # noqa: F401
+from tallysim.programs import chunk_inputs, eval_clients, initial_state, lanes_per_device, round_programs  # noqa: F401
 from tallysim.results import partition_file
 from tallysim.results.runs import Results
 from tallysim.sim import comm, faults, fed, mesh, peers, tasks
@@ -77,7 +77,8 @@ def _run_chunk(b: Built, lo: int, hi: int, lanes_out: "_Lanes", bar, saver: chec
     data_c, values, k_init, k_rounds, x_test, y_test = chunk_inputs(b, lo, hi, placement)
     init_fn = jax.vmap(lambda k, d, v: b.lane_protocol(v).init(k, d), in_axes=(0, fed.SEED_AXES, 0))
     ledgers = [comm.Ledger(c.peers, privacy.ledger_for(c, protocols.traits(c.protocol.name).privacy,
-                                                       ctx.spec.messages, ctx.spec.active)) for c in cfgs]
+                                                       ctx.spec.messages, ctx.spec.active),
+                           groups=tuple((g.a_lo, g.a_hi) for g in ctx.model_groups)) for c in cfgs]
     r0 = resume["round"] if resume else 0
     shape = jax.eval_shape(init_fn, k_init, data_c, values)
     state_sh = mesh.state_shardings(shape, placement, b.protocol.peer_state) if placement.mesh else None
@@ -90,7 +91,9 @@ def _run_chunk(b: Built, lo: int, hi: int, lanes_out: "_Lanes", bar, saver: chec
         state = (jax.jit(init_fn, out_shardings=state_sh) if state_sh else jax.jit(init_fn))(k_init, data_c, values)
     single, scan = round_programs(b, state_sh, placement)
     apply = tuple(g.model.apply for g in ctx.model_groups) if ctx.model_groups else ctx.model.apply
-    ev_one = functools.partial(evaluate, apply, classes=ctx.spec.classes, task=tasks.of(ctx.spec))
+    # the lanes a device evaluates together share the batch budget, as their exchange chunks do
+    ev_one = functools.partial(evaluate, apply, classes=ctx.spec.classes, task=tasks.of(ctx.spec),
+                               lanes=lanes_per_device(hi - lo + placement.pad_lanes, placement))
     evaluate_lanes = jax.vmap(lambda p, s, x, y, k, own: ev_one(p, s, x, y, clients_V=k, own_K=own),
                               in_axes=(0, 0, None, None, None, 0))
     clients_V, own_K = eval_clients(b, lo, hi, placement)     # per-client test metrics (text)
@@ -178,6 +181,8 @@ def _run(cfg: Config, out: Optional[str], overwrite: bool, progress: bool, built
     chunk = meta["chunk"] if meta else auto_chunk(b)
     if out_dir and not resume:
         _write_run_files(b, 0, out_dir, chunk)
+    elif out_dir:       # a pure function of the build: a deleted or damaged one was left so, silently
+        _write_partition(b, 0, out_dir)
     saver = checkpoint.Saver(out_dir, checkpoint_every)
     while True:
         try:
@@ -233,6 +238,13 @@ def _write_run_files(b: Built, i: int, out_dir: Path, chunk: int) -> None:
     doc = config.to_dict(cfg)
     doc["placement"] = mesh.plan(1 if b.ctx.model_groups else cfg.devices, min(chunk, len(b.seeds)), cfg.peers).note
     _write_json(out_dir / CONFIG, doc, indent=2)
+    _write_partition(b, i, out_dir)
+
+
+def _write_partition(b: Built, i: int, out_dir: Path) -> None:
+    """partition.json (and above partition_file.FULL_LISTS_MAX peers partition_clients.npz) of the
+    group's configuration i."""
+    cfg, lanes_i = b.cfgs[i], b.lanes_of(i)
     # the seed's fixed faulty set (faults.redraw=true: the warm-up's)
     faulty = [np.asarray(b.fed.faulty_P[j]) for j in lanes_i] if cfg.faults.kind != "none" else None
     head = {"dataset": b.dataset, "peers": cfg.peers, "partition": config.to_dict(cfg)["partition"],
@@ -378,12 +390,34 @@ def run_results(cfg: Config, out: Optional[str] = None, overwrite: bool = False,
     default; returns the run's Results (rows, .plot()). kwargs: as `run` (checkpoint_every, resume)."""
     from tallysim import validation
     validation.check_read(config.validate(cfg))      # a single run: refuse a field its protocol ignores
+    _check_api_arguments(out, overwrite, progress, kwargs)
     if out is None:
         out = tempfile.mkdtemp(prefix="tallysim-")
     elif not kwargs.get("resume"):      # a new directory is made; advice names this API's arguments
         outdir.check(out, overwrite, flag="out", words=outdir.PYTHON)
     run(cfg, str(out), overwrite=overwrite, progress=progress, **kwargs)
     return Results.read(out)
+
+
+def _check_api_arguments(out, overwrite, progress, kwargs: dict) -> None:
+    """tallysim.run's own arguments, as the command line checks its options: `out=123` was a TypeError
+    deep in outdir, `checkpoint_every=-1` (which the CLI refuses) and `"5"` were taken, a truthy string
+    (`overwrite="no"`) replaced a directory, and resume=True with overwrite=True was answered as if only
+    resume were given."""
+    if out is not None and not isinstance(out, (str, os.PathLike)):
+        raise ConfigError(f"tallysim.run(out={out!r}): expected a directory path (str or pathlib.Path), or None "
+                          "for a new temporary directory")
+    flags = {"overwrite": overwrite, "progress": progress, "resume": kwargs.get("resume", False)}
+    for name, value in flags.items():
+        if not isinstance(value, bool):
+            raise ConfigError(f"tallysim.run({name}={value!r}): expected True or False")
+    if flags["resume"] and overwrite:
+        raise ConfigError("tallysim.run(resume=True, overwrite=True): resume continues the run in out and "
+                          "overwrite replaces it; pass one")
+    every = kwargs.get("checkpoint_every")
+    if every is not None and (type(every) is not int or every < 0):
+        raise ConfigError(f"tallysim.run(checkpoint_every={every!r}): allowed None (every few minutes), 0 (never) "
+                          "or a number of rounds")
 
 
 class _CallableModule(type(sys)):

@@ -97,7 +97,7 @@ class VoteConfig:
     ties: Literal["lowest", "random"] = "lowest"
     min_agreement: float = floats(0.0, "[0, 1]", lane=True, nonzero=True)   # abstain below this winning share (0 = keep all)
     min_margin: float = floats(0.0, "[0, 1]")      # abstain where (top - runner-up count) / voters < this (0 = keep all)
-    weighting: Literal["none", "history"] = "none"  # history: votes weighted by agreement with past consensus (tally)
+    weighting: Literal["none", "history"] = "none"  # history (tally only): votes weighted by agreement with past consensus
     history: float = floats(0.9, "[0, 1)")          # history: the trust EMA's decay beta
 
 
@@ -107,7 +107,7 @@ class DistillConfig:
     temperature: float = floats(1.0, "(0, 1000]", lane=True)
     order: Literal["mixed", "sequential"] = "mixed"
     epochs: int = ints(1, 0, LIMITS["distill.epochs"][0])          # sequential: passes over the probes first
-    label_smoothing: float = floats(0.0, "[0, 1)", lane=True, nonzero=True)  # tally only
+    label_smoothing: float = floats(0.0, "[0, 1)", lane=True, nonzero=True)  # on the vote's targets
     batch_size: Optional[int] = ints(None)          # probe minibatch; None = batch_size
     ramp_rounds: int = ints(0, 0, lane=True, nonzero=True)     # 0 = off; round r trains with weight * min(1, r / ramp_rounds)
     gate: float = floats(0.0, "[0, 1]", lane=True, nonzero=True)   # 0 = off; weight 0 in a round whose vote's mean agreement < gate

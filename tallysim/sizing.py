@@ -36,9 +36,13 @@ CHUNK_BYTES = 256 * 2**20     # one chunk's [c, M, C] (or one eval batch's [P, B
 LIVE_PER_CHUNK = 4            # [c, M, C] buffers alive at once: logits, probabilities, quantised, product
 
 
-def peer_chunk(peers: int, probes: int, classes: int, budget: int = CHUNK_BYTES) -> int:
-    """Peers per exchange chunk: as many as fit `budget` bytes of [c, M, C] float32, at least one."""
-    return max(1, min(peers, budget // (4 * probes * classes)))
+def peer_chunk(peers: int, probes: int, classes: int, budget: int | None = None, lanes: int = 1) -> int:
+    """Peers per exchange chunk: as many as fit `budget` bytes (CHUNK_BYTES) of [c, M, C] float32, at
+    least one. `lanes`: the lanes one program vmaps together on a device (seeds, a grouped sweep's
+    configurations) each stream a chunk at the same time, [lanes, c, M, C]: the budget covers them all,
+    so c divides by the lanes."""
+    budget = CHUNK_BYTES if budget is None else budget
+    return max(1, min(peers, budget // (4 * probes * classes * lanes)))
 
 
 def footprint_bytes(peers: int, probes: int, classes: int, soft: bool, chunk: int | None = None) -> int:
@@ -50,9 +54,12 @@ def footprint_bytes(peers: int, probes: int, classes: int, soft: bool, chunk: in
     return 4 * probes * classes * (LIVE_PER_CHUNK * c + accumulators)
 
 
-def eval_batch(peers: int, classes: int, batch: int = 500, budget: int = CHUNK_BYTES) -> int:
-    """Test examples per evaluation batch: at most `batch`, and P * B * C float32 logits within `budget`."""
-    return max(1, min(batch, budget // (4 * peers * classes)))
+def eval_batch(peers: int, classes: int, batch: int = 500, budget: int | None = None, lanes: int = 1) -> int:
+    """Test examples per evaluation batch: at most `batch`, and P * B * C float32 logits within `budget`
+    (CHUNK_BYTES). `lanes`: the lanes one evaluation program vmaps together on a device each hold a
+    batch at the same time, [lanes, P, B, C]: the budget covers them all, as peer_chunk's does."""
+    budget = CHUNK_BYTES if budget is None else budget
+    return max(1, min(batch, budget // (4 * peers * classes * lanes)))
 
 
 # (flattened input size, classes) of the datasets users most often name, for the memory estimate.
@@ -88,11 +95,11 @@ def estimate_bytes(cfg) -> list[tuple[str, int, str]]:
                   f"its {active} active clients need {fmt(cohort_models)}), or lower {width}peers")
     else:           # a stateful protocol holds every client: name what it keeps
         models = (f"the clients' models, as {kept},", stacked, width + "peers")
-    out = [models,
-           # exchange.py streams peers in chunks: [c, M, C] temporaries and [M, C] sums, no P * M * C
-           ("the probe outputs", footprint_bytes(cfg.peers, cfg.probe.per_round, classes,
-                                                        soft=traits.soft),
-            "probe.per_round, peers" + (", data.num_classes" if synthetic else "")),
+    # exchange.py streams peers in chunks: [c, M, C] temporaries and [M, C] sums, no P * M * C; only
+    # where peers train on probes (the FedAvg family exchanges none, and ignores probe.per_round)
+    probe_outputs = [("the probe outputs", footprint_bytes(cfg.peers, cfg.probe.per_round, classes, soft=traits.soft),
+                      "probe.per_round, peers" + (", data.num_classes" if synthetic else ""))] if traits.distill else []
+    out = [models, *probe_outputs,
            # a training step's minibatch, plus (distillation) its probe minibatch: distill.batch_size
            # used to escape the estimate, and 2**31 - 1 failed with an 8 TB allocation on the device
            ("the activations", 4 * 4 * rows * (cfg.batch_size + probe_rows) * act,
@@ -198,8 +205,10 @@ def fmt(n: float) -> str:
 
 
 def per_seed_bytes(num_params: int, peers: int, active: int, input_shape: tuple, batch_size: int,
-                   probe_batch: int, probes: int, classes: int, soft: bool) -> int:
-    """Rough bytes one seed (lane) of a built run needs on the device."""
+                   probe_batch: int, probes: int, classes: int, soft: bool, lanes: int = 1) -> int:
+    """Rough bytes one seed (lane) of a built run needs on the device, when `lanes` lanes share one
+    compiled program (`lanes_bytes` is all of them). probe_batch and probes are 0 for a protocol that
+    never trains on probes (protocols.traits(name).distill false: the FedAvg family)."""
     # params + optimizer (<= 2 moments) + grads + server/error + temporaries, float32, per peer
     state = 4 * num_params * peers * 6
     width = max(math.prod(input_shape), 512)
@@ -207,7 +216,28 @@ def per_seed_bytes(num_params: int, peers: int, active: int, input_shape: tuple,
     # hidden activations, and the [A, B+R, C] logits / probabilities / gradients of a training step
     acts = 4 * peers * rows * (width * 16 + classes * 4)
     # The probe exchange streams peers in chunks (exchange.py): one chunk's [c, M, C] temporaries plus
-    # the [M, C] sums, no A * M * C term; evaluation holds one [P, B, C] batch of logits.
-    exchange = footprint_bytes(active, probes, classes, soft=soft)
-    evals = 4 * peers * eval_batch(peers, classes) * classes * 2
+    # the [M, C] sums, no A * M * C term; evaluation holds one [P, B, C] batch of logits. The lanes
+    # share both budgets (Context.lanes, run.py's evaluation), so each lane's chunk and batch shrink
+    # with the lanes: the budget is counted once over them all, not once per lane.
+    exchange = footprint_bytes(active, probes, classes, soft=soft,
+                               chunk=peer_chunk(active, probes, classes, lanes=lanes)) if probes else 0
+    evals = 4 * peers * eval_batch(peers, classes, lanes=lanes) * classes * 2
     return state + acts + exchange + evals
+
+
+def lanes_bytes(lanes: int, **shapes) -> int:
+    """Rough bytes of `lanes` lanes of one compiled program (per_seed_bytes' arguments by name)."""
+    return lanes * per_seed_bytes(**shapes, lanes=lanes)
+
+
+def lanes_that_fit(seeds: int, budget: int, **shapes) -> int:
+    """The most lanes (at most `seeds`, at least one) whose lanes_bytes stay within `budget`. The total
+    grows with the lanes (the shared chunk budgets stay fixed), so a bisection finds it."""
+    lo, hi = 1, seeds
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if lanes_bytes(mid, **shapes) <= budget:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo

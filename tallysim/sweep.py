@@ -25,6 +25,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import re
 import sys
 import time
 import traceback
@@ -61,14 +62,40 @@ def _is_tuple_key(key: str) -> bool:
     return config.field_keys().get(key) is tuple
 
 
+_GROUP_START = re.compile(r"\s*[A-Za-z0-9_-]+\s*:\s*[0-9]")     # NAME:PEERS, how a model.groups value starts
+
+
+def _group_values(text: str) -> list[str]:
+    """A model.groups axis split at the commas that start another value: a group's own fields are joined
+    by commas too (`a:2:mlp,width=8;b:2:mlp`), and a piece that is FIELD=VALUE, not NAME:PEERS, belongs
+    to the value before it (split at every comma, one value became two, each refused for its peer count)."""
+    out = []
+    for piece in text.split(","):
+        if out and not _GROUP_START.match(piece):
+            out[-1] += "," + piece
+        else:
+            out.append(piece)
+    return out
+
+
 def parse_axis(item: str) -> tuple[str, list[str]]:
     """`key=v1,v2,...` -> (key, [v1, v2, ...]); the key is checked against the config fields."""
     key, text = config.parse_override(item)
     sep = ";" if _is_tuple_key(key) else ","
-    values = [v.strip() for v in text.split(sep)]
+    values = [v.strip() for v in (_group_values(text) if key == "model.groups" else text.split(sep))]
     if len(values) > 1 and any(v == "" for v in values):
         raise ConfigError(f"sweep axis {item!r} has an empty value; write {key}=v1{sep}v2{sep}...")
-    return key, config.distinct_values(key, values)
+    return key, _not_log(key, config.distinct_values(key, values))
+
+
+def _not_log(key: str, values: list[str]) -> list[str]:
+    """log.* is where results also go: sweep grouping and --resume ignore it, and each run's events go to
+    DIR/<run name>-<hash> already, so several values ran the same experiment again, once per value."""
+    if key.startswith("log.") and len(values) > 1:
+        raise ConfigError(f"sweep axis {key} has {len(values)} values, but log.* is where results also go, "
+                          "not part of the experiment: each value would run the same experiment again; allowed: "
+                          "one value for every run (each run logs under its own name there)")
+    return values
 
 
 def file_axes(section: Any) -> dict[str, list[str]]:
@@ -88,8 +115,13 @@ def file_axes(section: Any) -> dict[str, list[str]]:
             values = [values]            # a scalar, or one shape such as [28, 28, 1]
         if not values:
             raise ConfigError(f"sweep axis {key!r} in the config file has no values")
+        if key == "model.groups":      # a value may be a list of group objects, as in the model section
+            from tallysim import model_groups
+            if all(isinstance(v, dict) for v in values):
+                values = [values]                # one value: the groups as a list of objects
+            values = [model_groups.from_json(v, f"sweep axis {key}") for v in values]
         k, _ = config.parse_override(f"{key}={_text(values[0])}")
-        axes[k] = config.distinct_values(k, [_text(v) for v in values])
+        axes[k] = _not_log(k, config.distinct_values(k, [_text(v) for v in values]))
     return axes
 
 
@@ -374,6 +406,8 @@ def main(args) -> int:
     section = config.read_file(args.config).get("sweep") if args.config else None
     runs = expand(section or {}, args.axes)
     cfgs = configs(base, runs)               # fail in one line before anything is created
+    from tallysim import startup
+    startup.start_jax()                      # validated: only now JAX (a refusal above imports none)
     check_devices(runs, cfgs)
     if args.dry_run:
         from tallysim.sim import lanes

@@ -86,6 +86,11 @@ def warnings(cfg: Config) -> list[str]:
     if cfg.faults.kind != "none" and cfg.faults.fraction > 0 and int(cfg.faults.fraction * cfg.peers) == 0:
         out.append(f"faults.fraction={cfg.faults.fraction} of peers={cfg.peers} is no faulty peer "
                    "(floor(fraction * P) = 0): the run has no faults")
+    voters = max(1, int(round(cfg.participation * cfg.peers)))     # a probe's top count is at most A
+    if cfg.privacy.noise > 0 and cfg.privacy.threshold > voters:
+        out.append(f"privacy.threshold={cfg.privacy.threshold:g} is above the {voters} votes a probe can get (the "
+                   "active peers): a probe is answered only where the noise lifts its top count past it, so "
+                   "most abstain and train nothing")
     out += robust_checks.warnings(cfg)
     return out
 
@@ -129,7 +134,9 @@ def validate_with_data(cfg: Config, num_classes: int, train_examples: int, pool_
     if cfg.faults.kind == "confident_wrong" and cfg.faults.target >= num_classes:
         raise ConfigError(f"faults.target={cfg.faults.target} is not a class of {cfg.data.name} "
                           f"({num_classes} classes); allowed: -1 (a random wrong class) or 0..{num_classes - 1}")
-    if cfg.probe.per_round > pool_examples:
+    # only where peers train on this round's probes (TRAITS.distill): the FedAvg family draws none, and
+    # ignores probe.per_round as it does any field it does not read that is not protocol-specific
+    if protocols.traits(cfg.protocol.name).distill and cfg.probe.per_round > pool_examples:
         why = ("probe.pool_size" if cfg.probe.pool_size is not None else
                "probe.pool_size is unset: 10% of the training examples, at most 10,000")
         raise ConfigError(f"probe.per_round={cfg.probe.per_round} is larger than the probe pool "

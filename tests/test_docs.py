@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tallysim import config, config_reference
+from tallysim import config, config_reference, protocols
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -17,9 +17,9 @@ DOCS = ROOT / "docs"
 def _table_rows(text: str) -> dict[str, list[str]]:
     rows = {}
     for line in text.splitlines():
-        m = re.match(r"\| `([\w.]+)` \| `([^`]*)` \| (.*?) \| (.*) \|$", line)
+        m = re.match(r"\| `([\w.]+)` \| `([^`]*)` \| (.*?) \| (.*) \| ([\w, ]+) \|$", line)
         if m:
-            rows[m.group(1)] = [m.group(2), m.group(3), m.group(4)]
+            rows[m.group(1)] = [m.group(2), m.group(3), m.group(4), m.group(5)]
     return rows
 
 
@@ -28,9 +28,14 @@ def test_reference_lists_every_declared_field_with_its_default_and_allowed_value
     declared = config.declared()
     assert list(rows) == list(declared)                      # every field, once, in declaration order
     for key, spec in declared.items():
-        default, allowed, _ = rows[key]
+        default, allowed, _, read_by = rows[key]
         assert default.split(" (derived)")[0] == config.show_default(spec.default), key
         assert allowed.replace("\\|", "|") == config.show_allowed(spec), key
+        readers = [n for n in protocols.names() if protocols.reads(n, key)]
+        assert read_by == ("every protocol" if len(readers) == len(protocols.names()) else ", ".join(readers)), key
+    assert rows["peers"][3] == "every protocol"
+    assert rows["distill.temperature"][3] == "softlabel, cfd, selective_fd, topk_soft"   # not tally (issue: a
+    assert rows["fedprox.mu"][3] == "fedprox"                                         # sweep that did nothing)
     assert rows["fedavg.aggregate"][2] == ("mean: shard-size weighted; median, trimmed, krum, multikrum, cclip "
                                            "unweighted; geomed shard-size weighted")   # its comment
     assert rows["partition.min_size"][2] == "dirichlet: redraw until every peer holds this many"
@@ -41,7 +46,7 @@ def test_reference_lists_every_declared_field_with_its_default_and_allowed_value
 def test_the_reference_follows_a_new_declaration(monkeypatch):
     before = config_reference.markdown()
     monkeypatch.setattr(config_reference, "_comments", lambda cls: {})
-    assert "| `peers` | `10` | 1..2147483647 |  |" in config_reference.markdown() != before
+    assert "| `peers` | `10` | 1..2147483647 |  | every protocol |" in config_reference.markdown() != before
 
 
 def test_the_hook_fills_the_config_page_and_leaves_others_alone():
@@ -212,3 +217,10 @@ def test_quick_start_compares_like_with_like_on_the_quick_config():
         cfg = config.validate(config.apply_overrides(config.load_file(str(ROOT / "experiments" / "quick.json")),
                                                      [f"protocol.name={proto}"]))
         assert cfg.rounds == 10 and cfg.data.max_train <= 6000 and cfg.model.name == "mlp"
+
+
+def test_the_state_shown_on_the_concepts_page_is_the_state():
+    """docs/concepts.md draws sim/peers.py's State: the same fields in the same order."""
+    from tallysim.sim import peers
+    block = re.search(r"class State\(NamedTuple\):\n(.*?)```", (DOCS / "concepts.md").read_text(), re.S).group(1)
+    assert re.findall(r"^\s+(\w+):", block, re.M) == list(peers.State._fields)

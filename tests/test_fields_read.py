@@ -34,13 +34,15 @@ PAIRS = [(n, k) for n in protocols.REGISTRY for k in SPECIFIC]
 READS = {("tally", "comm.topology"), ("tally", "vote.min_agreement"), ("bridge", "vote.min_agreement"),
          ("softlabel", "softlabel.aggregate"), ("softlabel", "distill.temperature"), ("fedprox", "fedprox.mu"),
          ("feddf", "feddf.steps"), ("fedavg", "fedavg.aggregate"), ("fedavgm", "fedavgm.beta"),
-         ("bridge", "bridge.density"), ("tally", "distill.label_smoothing"), ("feddf", "fedavg.trim")}
+         ("bridge", "bridge.density"), ("tally", "distill.label_smoothing"), ("feddf", "fedavg.trim"),
+         ("bridge", "vote.ties"), ("bridge", "vote.min_margin"), ("tally", "vote.weighting"), ("tally", "vote.history")}
 IGNORES = {("softlabel", "comm.topology"), ("fedavg", "comm.topology"), ("bridge", "comm.topology"),
            ("softlabel", "vote.min_agreement"), ("softlabel", "distill.label_smoothing"), ("fedavg", "fedprox.mu"),
            ("tally", "fedavg.aggregate"), ("local", "distill.weight"), ("fedavg", "distill.weight"),
            ("tally", "softlabel.aggregate"), ("fedavg", "feddf.steps"), ("fedadam", "fedavgm.beta"),
            ("local", "comm.param_bits"), ("tally", "comm.soft_bits"),
-           ("tally", "distill.temperature"), ("bridge", "distill.temperature")}
+           ("tally", "distill.temperature"), ("bridge", "distill.temperature"),
+           ("bridge", "vote.weighting"), ("bridge", "vote.history")}
 
 
 def test_the_table_agrees_with_the_declarations():
@@ -51,10 +53,21 @@ def test_the_table_agrees_with_the_declarations():
     assert "peers" not in SPECIFIC and "optim.lr" not in SPECIFIC and "faults.kind" not in SPECIFIC
 
 
+def _companions(key: str) -> dict:
+    """What makes a read field read at all (config_rules: a field read only under one aggregate, pre,
+    optimizer or weighting; privacy's delta, accountant and clip only with noise), set beside it."""
+    from tallysim.config_rules import MODE_READS
+    if key in MODE_READS:
+        mode, values = MODE_READS[key]
+        return {mode: values[0]}
+    return {"privacy.noise": 1.0} if key in ("privacy.delta", "privacy.accountant", "privacy.clip") else {}
+
+
 @pytest.mark.parametrize("name, key", PAIRS, ids=[f"{n}:{k}" for n, k in PAIRS])
 def test_every_protocol_field_pair(name, key):
     f = config.declared()[key]
-    cfg = config.with_values(Config(), {"protocol.name": name, key: _other_value(f)})
+    cfg = config.with_values(Config(), {"protocol.name": name, key: _other_value(f),
+                                        **(_companions(key) if protocols.reads(name, key) else {})})
     try:
         cfg = config.validate(cfg)
     except ConfigError as e:         # another rule refuses the value for this protocol: not this check's case
@@ -81,3 +94,23 @@ def test_message_faults_with_local_and_the_cli_line(tmp_path, capsys):
     assert code == 2 and err.splitlines() == [err], err
     assert "vote.min_agreement=0.5 is not read by protocol.name=softlabel (only by tally, bridge, fedct)" in err, err
     assert not (tmp_path / "o").exists()
+
+
+def test_the_vote_weighting_rule_and_the_declared_reads_agree():
+    """vote.weighting=history is refused for every protocol but tally (config_rules); bridge declared the
+    whole `vote` section, so the config reference listed it as reading vote.weighting and vote.history."""
+    from tallysim import config_reference
+    for name in protocols.REGISTRY:
+        base = [f"protocol.name={name}"] + (["optim.momentum=0"] if protocols.traits(name).sgd_only else [])
+        try:
+            config.validate(config.apply_overrides(Config(), base + ["vote.weighting=history"]))
+            accepted = True
+        except ConfigError as e:
+            accepted = False
+            assert "vote.weighting=history is implemented for protocol.name=tally only" in str(e), (name, e)
+        assert accepted == protocols.reads(name, "vote.weighting") == protocols.reads(name, "vote.history"), name
+    assert config_reference.read_by("vote.weighting") == config_reference.read_by("vote.history") == "tally"
+    assert config_reference.read_by("vote.min_margin") == "tally, bridge, fedct"
+    with pytest.raises(ConfigError, match=r"vote.history=0.5 is not read by protocol.name=bridge \(only by tally\)"):
+        validation.check_read(config.validate(config.apply_overrides(Config(), ["protocol.name=bridge",
+                                                                             "vote.history=0.5"])))

@@ -35,7 +35,7 @@ RUN = [
     (["data.input_shape=28xx28"], "data.input_shape='28xx28': expected a shape"),
     # datasets that never read data.path ran without the user's files, silently
     (["data.path=/tmp"], "data.path=/tmp with data.name=synthetic, which reads no files"),
-    (["data.name=shakespeare", "data.path=/tmp", "partition.kind=natural", "model.name=lstm"],
+    (["data.name=shakespeare", "data.path=/tmp", "partition.kind=natural", "model.name=lstm", "model.width=200"],
      "data.path=/tmp with data.name=shakespeare, which reads no files"),
     # a group's field given twice: the last silently won
     (["model.groups=a:2:mlp,optim.lr=0.1,optim.lr=0.2;b:2:mlp"], "group a sets optim.lr twice; give each field once"),

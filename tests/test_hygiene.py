@@ -135,7 +135,7 @@ LAYERS = [
     ["tallysim.sim"],
     ["tallysim.protocols."],
     ["tallysim.build", "tallysim.programs"],
-    ["tallysim.run"],
+    ["tallysim.run", "tallysim.startup"],
     ["tallysim.sweep", "tallysim.bench"],
     ["tallysim.figures"],
     ["tallysim.api", "tallysim.cli", "tallysim.cli_parser", "tallysim.cli_commands", "tallysim.__main__"],

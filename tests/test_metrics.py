@@ -296,6 +296,11 @@ def test_table_of_a_sweep_one_row_per_run_with_its_swept_fields(tmp_path, capsys
     a = {"protocol": {"name": "tally"}, "warmup_epochs": 1, "derived": ["warmup_epochs"], "peers": 5}
     b = {"protocol": {"name": "fedavg"}, "warmup_epochs": 0, "derived": ["warmup_epochs"], "peers": 10}
     assert swept_fields([a, b]) == ["protocol.name", "peers"]
+    # a protocol's own section, held only by its runs: no column unless its value varies among them
+    soft = {"protocol": {"name": "softlabel"}, "softlabel": {"trim": 0.1, "aggregate": "mean"}, "peers": 5}
+    assert swept_fields([a, soft]) == ["protocol.name"]
+    median = {**soft, "softlabel": {"trim": 0.1, "aggregate": "median"}}
+    assert swept_fields([a, soft, median]) == ["protocol.name", "softlabel.aggregate"]
 
 
 def test_rows_hold_every_peer_s_accuracy_and_seeds_average_it_per_peer():

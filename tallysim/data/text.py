@@ -165,7 +165,17 @@ def words(speech: str) -> list[str]:
     return _WORD.findall(speech.lower())
 
 
+TOKENS = ("char", "word")
+
+
+def _check_tokens(tokens, where: str) -> None:
+    # anything but "char" was read as words: `tokens="chars"` built a word vocabulary, silently
+    if tokens not in TOKENS:
+        raise ValueError(f"{where}: tokens={tokens!r}; allowed: {', '.join(TOKENS)}")
+
+
 def units(speech: str, tokens: str) -> list[str]:
+    _check_tokens(tokens, "units")
     return list(speech) if tokens == "char" else words(speech)
 
 
@@ -177,6 +187,7 @@ def temporal_split(stream: list, fraction: float = TRAIN_FRACTION) -> tuple[list
 def build_vocab(train_streams: list[list], tokens: str, size: int | None) -> list[str]:
     """SPECIALS + the units of the training streams (chars: all, sorted; words: the `size` most
     frequent, ties by first use)."""
+    _check_tokens(tokens, "build_vocab")
     if tokens != "char" and size is not None and size < 1:   # -1 silently dropped the last word, 0 kept none
         raise ValueError(f"build_vocab: size={size!r}; allowed: None (every word) or >= 1 words beside the "
                          f"{len(SPECIALS)} specials")
@@ -203,6 +214,7 @@ def encode(stream: list, vocab: list[str]) -> np.ndarray:
 
 def decode(ids, vocab: list[str], tokens: str = "char") -> str:
     """ids -> text; specials written as <pad> <bos> <eos> <oov>."""
+    _check_tokens(tokens, "decode")
     parts = [vocab[int(i)] for i in ids]
     return "".join(parts) if tokens == "char" else " ".join(parts)
 
@@ -210,7 +222,8 @@ def decode(ids, vocab: list[str], tokens: str = "char") -> str:
 def windows(ids: np.ndarray, seq_len: int) -> tuple[np.ndarray, np.ndarray]:
     """TFF's split_target: windows of T+1 ids with stride T, the last padded with PAD; -> (x [n, T],
     y [n, T]), y the next id at every position. A stream of <= 1 id gives no window."""
-    if not isinstance(seq_len, (int, np.integer)) or seq_len < 1:   # 0 divided by zero, -1 gave no windows
+    # 0 divided by zero, -1 gave no windows, True (an int to isinstance) gave windows of one token
+    if not isinstance(seq_len, (int, np.integer)) or isinstance(seq_len, (bool, np.bool_)) or seq_len < 1:
         raise ValueError(f"windows: seq_len={seq_len!r}; allowed: an integer >= 1 (tokens per sequence)")
     if len(ids) <= 1:
         z = np.zeros((0, seq_len), np.int32)
@@ -255,6 +268,37 @@ def build(variant: Variant, plays: list[tuple[str, str]], min_chars: int = MIN_C
                 seq_len=np.int64(variant.seq_len), tokens=np.array(variant.tokens))
 
 
+def _checked(z, path) -> None:
+    """The cached arrays against each other, before they become a Dataset: `checked` guards the image
+    caches, and a text cache was taken as it came (hostile review 2026-12-06): a token id >= C indexed
+    past the embedding (JAX clamps: a wrong token, silently), a negative target or a client id past the
+    client list were read as others, float tokens were truncated, num_classes unlike the vocabulary
+    sized the output layer wrongly, and targets of another length or 1-D inputs were tracebacks
+    inside the jitted step."""
+    fix = f"delete it and run: python -m tallysim prepare {pathlib.Path(path).stem}"
+    vocab, names = np.asarray(z["vocab"]), np.asarray(z["client_names"])
+    c = z["num_classes"]
+    if np.ndim(c) != 0 or not np.issubdtype(np.asarray(c).dtype, np.integer) or int(c) != len(vocab) or int(c) <= len(SPECIALS):
+        raise DataError(f"{path}: num_classes={np.asarray(c).tolist()!r} is not the vocabulary's size ({len(vocab)}, more than the "
+                        f"{len(SPECIALS)} specials); {fix}")
+    c = int(c)
+    for split in ("train", "test"):
+        x, y, who = (np.asarray(z[f"{k}_{split}"]) for k in ("x", "y", "clients"))
+        for what, a in (("inputs", x), ("targets", y), ("client ids", who)):
+            if not np.issubdtype(a.dtype, np.integer) or a.dtype == bool:
+                raise DataError(f"{path}: the {split} {what} have dtype {a.dtype}; allowed: integer ids; {fix}")
+        if x.ndim != 2 or y.shape != x.shape or x.shape[1] < 1 or len(x) == 0:
+            raise DataError(f"{path}: the {split} inputs {x.shape} and targets {y.shape} are not one non-empty "
+                            f"[N, T] shape; {fix}")
+        if who.shape != (len(x),):
+            raise DataError(f"{path}: {who.shape} {split} client ids for {len(x)} sequences; {fix}")
+        for what, a, hi in (("token ids", np.concatenate([x.ravel(), y.ravel()]), c), ("client ids", who, len(names))):
+            if a.min() < 0 or a.max() >= hi:
+                raise DataError(f"{path}: the {split} {what} lie in {a.min()}..{a.max()}; allowed: 0..{hi - 1}; {fix}")
+    if np.asarray(z["x_train"]).shape[1] != np.asarray(z["x_test"]).shape[1]:
+        raise DataError(f"{path}: train and test sequences differ in length; {fix}")
+
+
 def to_dataset(name: str, z) -> Dataset:
     return Dataset(name, np.asarray(z["x_train"], np.int32), np.asarray(z["y_train"], np.int32),
                    np.asarray(z["x_test"], np.int32), np.asarray(z["y_test"], np.int32),
@@ -287,7 +331,10 @@ def load(name: str) -> Dataset:
         prepare(name)
     try:
         with np.load(path, allow_pickle=False) as z:
+            _checked(z, path)
             return to_dataset(name, z)
+    except DataError:
+        raise
     except (OSError, ValueError, KeyError) as e:
         raise DataError(f"cannot read {path} ({type(e).__name__}: {str(e)[:100]}); delete it and run: "
                         f"python -m tallysim prepare {name}") from None

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import re
 import sys
 from typing import Optional
 
@@ -146,7 +147,19 @@ def _import(module: str, where: str):
     return import_plugin(module, where, sys.modules[__name__])
 
 
+PROTOCOL_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}$")
+
+
+def _check_name(name: str, where: str) -> None:
+    """A protocol name is a key=value value, a sweep axis value (split at commas), a run directory's name
+    and a table cell: `My Proto!` or `a,b` registered, then could not be swept or named on a command line."""
+    if not PROTOCOL_NAME.match(name):
+        raise ConfigError(f"{where}: protocol name {name!r} is not a plain name; allowed: 1 to 64 letters, "
+                          "digits, '_' and '-'")
+
+
 def _add(name: str, target: str, where: str) -> None:
+    _check_name(name, where)
     known = REGISTRY.get(name) and f"tallysim.protocols.{REGISTRY[name]}" or _EXTERNAL.get(name)
     if known and known != target:
         raise ConfigError(f"{where}: protocol.name={name!r} is already taken (by {known}); allowed: a name "
@@ -170,6 +183,8 @@ def load_plugin(module: str) -> list[str]:
             for k, v in listed.items()):
         raise ConfigError(f"plugin {module!r} defines no PROTOCOLS; allowed: a module-level dict "
                           "PROTOCOLS = {\"name\": \"factory function in this module\"}")
+    for name in listed:                    # every name before any is registered
+        _check_name(name, f"plugin {module!r}")
     _declared(module, False)               # its TRAITS and sections, checked now: one line at load
     for name, fn in listed.items():
         _add(name, f"{module}:{fn}", f"plugin {module!r}")

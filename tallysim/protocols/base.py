@@ -60,7 +60,7 @@ def _grouped_sums(ctx: Context, state: State, idx, x_M, y_M, soft_bits, chunk, s
                                                               else rows[rows_c]), x_M))
             return z if vote_fn is None else vote_fn(glob[rows_c], z)
         s = exchange.stream_sums(logits_fn, g.a_hi - g.a_lo, y_M, ctx.spec.classes, soft_bits, chunk,
-                                 sent_fn=sent_fn)
+                                 sent_fn=sent_fn, lanes=ctx.lanes)
         sums = s if sums is None else vote.add_sums(sums, s)
     return sums
 
@@ -70,7 +70,8 @@ def probe_exchange(ctx: Context, state: State, data: FedData, keys: RoundKeys, i
                    sent_fn: Optional[Callable] = None, vote_fn: Optional[Callable] = None):
     """Peers predict on the round's probes; the server aggregates. Returns (Probes, info).
 
-    The active peers predict `chunk` at a time (default: what fits exchange.CHUNK_BYTES), so no
+    The active peers predict `chunk` at a time (default: what fits exchange.CHUNK_BYTES, shared by the
+    ctx.lanes lanes of the program), so no
     [A, M, C] array exists; see exchange.py. The exception is `softlabel.aggregate=median|trimmed`,
     which needs every message at once ([A, M, C]). `fr`: this round's faulty peers (confident_wrong
     replaces their messages, dropout loses them; the honest peers' vote is summed alongside).
@@ -105,7 +106,8 @@ def probe_exchange(ctx: Context, state: State, data: FedData, keys: RoundKeys, i
                                soft_bits, honest_A)
     else:
         sums = exchange.stream_sums(logits_fn, A, y_M, spec.classes, soft_bits, chunk, masks_fn,
-                                    clip=cfg.privacy.clip if private and not hard else None, sent_fn=sent_fn)
+                                    clip=cfg.privacy.clip if private and not hard else None, sent_fn=sent_fn,
+                                    lanes=ctx.lanes)
     voters = faults.senders(ctx, fr)          # A, or (dropout) the traced number of messages that arrived
     counts_MxC, answered_M = sums.counts_MxC, None
     if private:
@@ -121,7 +123,7 @@ def probe_exchange(ctx: Context, state: State, data: FedData, keys: RoundKeys, i
     history = {}
     if hard and cfg.vote.weighting == "history":        # sim/trust.py: the trust-weighted vote
         sent_A = None if fr is None else fr.sent_A
-        votes_AxM = trust.votes(logits_fn, A, spec.probes, spec.classes)
+        votes_AxM = trust.votes(logits_fn, A, spec.probes, spec.classes, ctx.lanes)
         t, _ = trust.weighted_tally(peers.take(state.extra[trust.TRUST], idx), votes_AxM, sent_A, spec.classes,
                                     cfg.vote.ties, ctx.hp("vote.min_agreement"), keys.tie, cfg.vote.min_margin)
         history = {trust.TRUST: trust.updated(state.extra[trust.TRUST], idx, votes_AxM, t, sent_A,

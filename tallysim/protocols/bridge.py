@@ -40,10 +40,11 @@ from tallysim.protocols.tally import vote_cost
 TRAITS = Traits(distill=True, shared_init="its merges are deltas from one common reference",
                 client_state="each peer's own model and error-feedback buffer",
                 defaults={"init.shared": True, "warmup_epochs": "local_epochs"},
-                # not distill.temperature: its distill loss is tally's cross-entropy on the vote
+                # not distill.temperature: its distill loss is tally's cross-entropy on the vote; not
+                # vote.weighting/vote.history: the trust-weighted vote is tally's (config_rules refuses it here)
                 reads=("distill.weight", "distill.order", "distill.epochs", "distill.label_smoothing",
-                       "distill.batch_size", "distill.ramp_rounds", "distill.gate", "vote", "bridge",
-                       "comm.param_bits"),
+                       "distill.batch_size", "distill.ramp_rounds", "distill.gate", "vote.ties",
+                       "vote.min_agreement", "vote.min_margin", "bridge", "comm.param_bits"),
                 sections={"bridge": "BridgeConfig"})
 
 

@@ -133,15 +133,17 @@ def make(ctx: Context) -> Protocol:
             return comm.RoundBits(0, 0, A)
         down = coded_bits(n, b, info["cfd_down_changed"]) if delta_down else n * b
         sent = info.get("cfd_sent_A", [1] * A)
+        up_A = None
         if delta_up:
             per_peer = [coded_bits(n, b, ch) for ch in info["cfd_changed_A"]]
             up = max(per_peer)
+            up_A = comm.uneven(tuple(x if s else 0 for x, s in zip(per_peer, sent)))   # each peer's own (model.groups)
             up_total = sum(x for x, s in zip(per_peer, sent) if s)
         else:
             up = up_static
             up_total = up_static * (int(info["senders"]) if "senders" in info else A)
         senders = int(info["senders"]) if "senders" in info else A
-        return comm.RoundBits(up, down, A, up_total=up_total, down_total=A * down if senders else 0)
+        return comm.RoundBits(up, down, A, up_total=up_total, down_total=A * down if senders else 0, up_A=up_A)
 
     return Protocol(init=init, round=make_round(ctx, lspec, Streamed(chunk, finish)), cost=cost,
                     peer_state=("up_P", "has_up_P") if delta_up else ())

@@ -65,6 +65,10 @@ class Context:
     # model.groups: one ModelGroup per group (State.params and State.opt are then tuples, one stacked
     # tree per group); () for a run of one model, which takes exactly the code paths it took before
     model_groups: tuple = ()
+    # The lanes (seeds, a grouped sweep's configurations) one compiled program vmaps together on a
+    # device (programs.round_programs): they stream their exchange chunks at the same time, so the
+    # chunk budget (sizing.CHUNK_BYTES) is shared by them, not given to each
+    lanes: int = 1
 
     def __post_init__(self):
         if not lanes.is_view(self.cfg):      # a full Config (a new Context, or replace(ctx, cfg=...))

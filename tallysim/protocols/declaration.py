@@ -2,7 +2,7 @@
 
 A protocol module declares `TRAITS = Traits(...)` (what configuration and validation need to know before
 anything is built) and, optionally, its own config sections (frozen dataclasses named in
-`TRAITS.sections`). A built-in's are read here with `ast`, without importing the module, so that
+`TRAITS.sections`, defined in the module or imported by name from another module of the package). A built-in's are read here with `ast`, without importing the module, so that
 configuration stays free of JAX: that is why they are written with literals only (and `ints`/`floats`
 from tallysim.fields). A plugin is imported instead, and checked by tallysim/plugin_rules.py.
 
@@ -85,6 +85,26 @@ SECTION_NAMES = {"dataclass": dataclass, "field": field, "Literal": Literal, "Op
                  "F32_MAX": _fields.F32_MAX}
 
 
+def section_class(path: str, cls: str, imported: bool = True):
+    """(file, source text, ast.ClassDef) of the section class a built-in module's TRAITS.sections names
+    `cls`: a top-level class of its file, or (`imported`) one the file imports by name from another
+    module of this package (`from tallysim.protocols.server_opt import FedOptConfig as FedAdamConfig`),
+    a top-level class of that module's file: protocols whose sections have the same fields declare them
+    once. None: neither."""
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    tree = ast.parse(text, path)
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and node.name == cls:
+            return path, text, node
+    for node in tree.body if imported else ():
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(__package__ + "."):
+            for alias in node.names:
+                if (alias.asname or alias.name) == cls:
+                    return section_class(importlib.util.find_spec(node.module).origin, alias.name, False)
+    return None
+
+
 def read_source(module: str) -> Declared:
     """TRAITS = Traits(key=literal, ...) and its section classes, from a module's file, without importing it."""
     path = importlib.util.find_spec(module).origin
@@ -104,15 +124,17 @@ def read_source(module: str) -> Declared:
         raise TypeError(f"{path}: define TRAITS = Traits(keyword=literal, ...) at the top level "
                         "(read without importing the module)")
     sections = {}
-    classes = {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
     for section, cls in traits.sections.items():
-        if cls not in classes:
-            raise TypeError(f"{path}: TRAITS.sections names {cls!r}, which is not a top-level class there")
+        found = section_class(path, cls)
+        if found is None:
+            raise TypeError(f"{path}: TRAITS.sections names {cls!r}, which is not a top-level class there "
+                            "(nor one imported by name from another tallysim.protocols module)")
+        source, _, node = found
         # executed as if written in this module, one in sys.modules (dataclass reads it): its annotations,
         # strings under `from __future__ import annotations`, are resolved in this module's globals later,
         # which is why `Literal` and `Optional` are imported here
         namespace = dict(SECTION_NAMES, __name__=__name__)
-        exec(compile(ast.Module(body=[classes[cls]], type_ignores=[]), path, "exec"), namespace)  # noqa: S102
-        sections[section] = namespace[cls]
+        exec(compile(ast.Module(body=[node], type_ignores=[]), source, "exec"), namespace)  # noqa: S102
+        sections[section] = namespace[node.name]
         assert dataclasses.is_dataclass(sections[section]), f"{path}: {cls} must be a frozen dataclass"
     return Declared(traits, sections)

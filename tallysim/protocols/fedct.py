@@ -111,7 +111,7 @@ def make(ctx: Context) -> Protocol:
 
     def round_fn(state, data, root, r):
         keys = round_keys(root, r, cfg.probe.resample)
-        idx = active_set(ctx, keys.active)
+        idx = active_set(ctx, keys.active, data)     # data: participation_rule=size reads the shard sizes
         fr = faults.for_round(ctx, data, root, r, idx)
         exchange = (r % period) == 0
         probes, lspec_r, seq, f = None, lspec, 0, None

@@ -76,10 +76,10 @@ def make(ctx: Context) -> Protocol:
         if not exchanging(ctx):
             return comm.RoundBits(0, 0, A)
         per_peer = [M + int(n) * C * b for n in info["sfd_shared_A"]]
-        up_total = sum(x for x, s in zip(per_peer, info["sfd_sent_A"]) if s)
+        sent_A = tuple(x if s else 0 for x, s in zip(per_peer, info["sfd_sent_A"]))
         down = M + int(info["sfd_kept"]) * C * b
-        return comm.RoundBits(max(per_peer), down, A, up_total=up_total,
-                              down_total=A * down if any(info["sfd_sent_A"]) else 0)
+        return comm.RoundBits(max(per_peer), down, A, up_total=sum(sent_A),
+                              down_total=A * down if any(info["sfd_sent_A"]) else 0, up_A=comm.uneven(sent_A))
 
     return Protocol(init=lambda key, data: warmup_init(ctx, key, data),
                     round=make_round(ctx, lspec, Streamed(chunk, finish)), cost=cost)

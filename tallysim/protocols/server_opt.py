@@ -1,5 +1,6 @@
 """A server optimizer on FedAvg's pseudo-gradient (FedOpt, Reddi et al. 2021): the round that the
-server-optimizer protocols share; each of them is one file that only chooses the optax transformation.
+server-optimizer protocols share; each of them is one file that only chooses the optax transformation
+(FedAdam and FedYogi, which differ only in the second moment, share their whole factory: `fedopt`).
 
 Each round runs FedAvg's broadcast, local training and aggregation (fedavg.fedavg_step: faults,
 `fedavg.aggregate` and partial participation included); with x the round-start server model and
@@ -14,12 +15,14 @@ makes the first steps 10-18x larger at the paper's settings); those remain the `
 """
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from dataclasses import dataclass
+from typing import Any, Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
 
+from tallysim.fields import floats
 from tallysim.protocols import fedavg
 from tallysim.protocols.base import Context, Protocol, active_set, round_keys
 from tallysim.sim import faults
@@ -61,6 +64,41 @@ def server_step(tx: optax.GradientTransformation, server, avg, opt_state):
     g = jax.tree.map(lambda x, a: x - a, server, avg)
     u, opt_state = tx.update(g, opt_state, server)
     return jax.tree.map(lambda a, gi, ui: a + (gi + ui), avg, g, u), opt_state
+
+
+# FedOpt's optax form of each second-moment rule (rule=optax)
+OPTAX_RULES = {"adam": optax.adam, "yogi": optax.yogi}
+
+
+# The config section of FedAdam and of FedYogi (each imports it under its own name): the registry reads
+# it from this file's source without importing it (protocols/declaration.py), so literals only.
+@dataclass(frozen=True)
+class FedOptConfig:
+    server_lr: float = floats(0.01, "(0, 3.4e38]", lane=True)
+    b1: float = floats(0.9, "[0, 1)")
+    b2: float = floats(0.99, "[0, 1)")
+    tau: float = floats(1e-3, "(0, 1e6]", lane=True)
+    # reddi: Algorithm 2 of Reddi et al. 2021 (no bias correction, v from tau^2); optax: optax.adam or
+    # optax.yogi (bias-corrected)
+    rule: Literal["reddi", "optax"] = "reddi"
+
+
+def fedopt(ctx: Context, section: str, second: str) -> Protocol:
+    """FedAdam (second="adam") or FedYogi ("yogi"), Reddi et al. 2021, "Adaptive Federated Optimization",
+    from the protocol's config section (`server_lr`, `b1`, `b2`, `tau`, `rule`).
+
+    The server treats g = x - avg (round-start model minus FedAvg's aggregate; the paper's Delta is -g)
+    as a gradient. `rule=reddi` (the default) is the paper's Algorithm 2 (`adaptive`): m = b1 m +
+    (1 - b1) g, v by the second-moment rule, x' = x - server_lr * m / (sqrt(v) + tau), with m starting at
+    0 and v at tau^2 and no bias correction. `rule=optax` is optax.adam / optax.yogi(server_lr, b1, b2,
+    eps=tau): the same second moment with optax's bias correction (tallysim's rule before issue 30).
+    The moments stay on the server: bits as FedAvg. `server_lr` and `tau` may vary across the lanes of
+    one grouped sweep (ctx.hp)."""
+    c = getattr(ctx.cfg, section)
+    lr, tau = ctx.hp(f"{section}.server_lr"), ctx.hp(f"{section}.tau")
+    if c.rule == "optax":
+        return make(ctx, OPTAX_RULES[second](lr, b1=c.b1, b2=c.b2, eps=tau))
+    return make(ctx, adaptive(lr, c.b1, c.b2, tau, second))
 
 
 def make(ctx: Context, tx: optax.GradientTransformation) -> Protocol:

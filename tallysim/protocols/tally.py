@@ -22,7 +22,9 @@ from tallysim.protocols.distill import distill_round, warmup_init
 TRAITS = Traits(distill=True, privacy="votes", defaults={"warmup_epochs": "local_epochs"},
                 reads=("distill.weight", "distill.order", "distill.epochs", "distill.label_smoothing",
                        "distill.batch_size", "distill.ramp_rounds", "distill.gate", "vote", "comm.topology",
-                       "privacy"))
+                       # privacy but clip: GNMax adds noise to the counts and clips nothing
+                       "privacy.noise", "privacy.threshold", "privacy.threshold_noise", "privacy.delta",
+                       "privacy.accountant"))
 
 
 def vote_bits(ctx: Context) -> comm.RoundBits:

@@ -23,7 +23,8 @@ is tally's counts) and trains on the plurality winner (lowest class on a tie, ta
 
 The messages are built and summed a chunk of peers at a time (exchange.stream_sums), as softlabel's.
 
-**`topk_soft.*`**: `k` [1] classes per message, 1..C; `value_bits` [8] b, 0..16 or 32.
+**`topk_soft.*`**: `k` [1] classes per message, 1..C; `value_bits` [8] b, 0..16 or 32 (not 0 with k = C:
+that message would carry nothing).
 """
 from __future__ import annotations
 
@@ -56,6 +57,11 @@ def check(k: int, value_bits: int, classes: int) -> None:
         raise ConfigError(f"topk_soft.k={k} is more than the {classes} classes; allowed: 1..{classes}")
     if 16 < value_bits < 32:
         raise ConfigError(f"topk_soft.value_bits={value_bits}; allowed: 0..16 (uniform levels) or 32 (float32)")
+    if k == classes and value_bits == 0:
+        # k = C sends no index and b = 0 no value: a message of 0 bits, whose target would be 0 / 0
+        raise ConfigError(f"topk_soft.k={k} (every class: no index is sent) with topk_soft.value_bits=0 (no value) "
+                          f"sends nothing; allowed: value_bits 1..16 or 32 with k={k}, or k 1..{classes - 1} "
+                          "with value_bits=0")
 
 
 def quantise(v, bits: int):

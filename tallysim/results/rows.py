@@ -56,8 +56,8 @@ def lane_row(ev: dict, info: dict, led, j: int, r: int, t0: float, own_keys: dic
         row[k] = float(info[k][j]) if k in info and math.isfinite(info[k][j]) else None
     for k, cast in {**ROUND_KEYS, **(own_keys or {})}.items():
         row[k] = cast(info[k][j]) if k in info and math.isfinite(info[k][j]) else None
-    for name, lo, hi, active, total in groups:
-        row.update(group_row(name, acc[lo:hi], led, hi - lo, active, total))
+    for i, (name, lo, hi, active, total) in enumerate(groups):
+        row.update(group_row(name, acc[lo:hi], led, hi - lo, active, total, i))
     row.update(text_row(ev, j))
     row["wall_s"] = round(time.perf_counter() - t0, 3)
     return row
@@ -67,11 +67,15 @@ def lane_row(ev: dict, info: dict, led, j: int, r: int, t0: float, own_keys: dic
 GROUP_KEYS = ("acc_mean", "acc_min", "acc_max", "bits_up", "bits_down", "bits_per_peer")
 
 
-def group_row(name: str, acc, led, peers: int, active: int, total: int) -> dict:
-    """One group's keys. Every active peer of a prediction-exchanging protocol sends and receives the
-    same bits in a round (groups refuse dropout), so the group's share of the ledger's totals is exactly
-    active / all active (a Python int: each round's total is a multiple of all active)."""
-    up, down = led.up * active // total, led.down * active // total
+def group_row(name: str, acc, led, peers: int, active: int, total: int, index: int = 0) -> dict:
+    """One group's keys. The bits are the group's own (its peers' messages, summed round by round in the
+    ledger: comm.RoundBits.group_totals), exact where peers send different bits (selective_fd's shared
+    probes, cfd's delta coding). A ledger without groups (written by hand) gives the share active / all
+    active of its totals, exact where every active peer sends and receives the same bits."""
+    if getattr(led, "groups", ()):
+        up, down = led.group_up[index], led.group_down[index]
+    else:
+        up, down = led.up * active // total, led.down * active // total
     return {f"acc_mean@{name}": float(acc.mean()), f"acc_min@{name}": float(acc.min()),
             f"acc_max@{name}": float(acc.max()), f"bits_up@{name}": up, f"bits_down@{name}": down,
             f"bits_per_peer@{name}": (up + down) / peers}

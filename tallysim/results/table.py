@@ -44,13 +44,22 @@ def swept_fields(cfgs: list[dict]) -> list[str]:
     """The flattened config fields that take more than one value across `cfgs` (a field missing from
     a run counts as a value of its own), protocol.name first, then in the order they first appear.
     A field some run derived from its protocol (config.json's `derived`, e.g. warmup_epochs) differs
-    because the protocol does: it is left out, as the protocol column already says it."""
+    because the protocol does: it is left out, as the protocol column already says it. So is a field of
+    a protocol's own section (softlabel.*, bridge.*) that only the runs of that protocol hold, all with
+    one value: tally beside softlabel is no sweep over softlabel.trim (a value swept among them stays)."""
+    from tallysim import protocols
+    owned = tuple(f"{s}." for s in protocols.sections())
     flat = [flatten(c) for c in cfgs]
     derived = {k for c in cfgs for k in (c.get("derived") or []) if isinstance(k, str)}
     keys = list(dict.fromkeys(k for f in flat for k in f))
     keys = [k for k in keys if k not in derived and not any(k == s or k.startswith(s) for s in NOT_SWEPT)]
     keys.sort(key=lambda k: k != "protocol.name")          # stable: the rest keep config order
-    return [k for k in keys if len({json.dumps(f.get(k, "<unset>")) for f in flat}) > 1]
+    def varies(k: str) -> bool:
+        values = {json.dumps(f.get(k, "<unset>")) for f in flat}
+        if k.startswith(owned) and '"<unset>"' in values:
+            values.discard('"<unset>"')          # absent only where another protocol ran
+        return len(values) > 1
+    return [k for k in keys if varies(k)]
 
 
 def _status(run_dir: Path, cfg: dict, rows: list) -> str:

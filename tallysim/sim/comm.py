@@ -20,11 +20,29 @@ class RoundBits(NamedTuple):
     active: int
     up_total: Optional[int] = None
     down_total: Optional[int] = None
+    # the bits each active peer sent, in active order, where they differ from peer to peer (selective_fd's
+    # shared probes, cfd's delta coding; 0 for a lost message; `uneven`): sum(up_A) == the round's up total
+    up_A: Optional[tuple] = None
 
     def totals(self) -> tuple[int, int]:
         """(bits up, bits down) of the round, summed over the peers."""
         return (self.up * self.active if self.up_total is None else self.up_total,
                 self.down * self.active if self.down_total is None else self.down_total)
+
+    def group_totals(self, a_lo: int, a_hi: int) -> tuple[int, int]:
+        """(bits up, bits down) of the active peers at positions a_lo..a_hi-1 (model.groups: a group's
+        active peers are contiguous in active order). Exact: every protocol that runs with groups sends
+        the same reply to every active peer, and groups refuse faults (no lost messages to split)."""
+        up_split = self.up_A is not None or self.up_total in (None, self.up * self.active)
+        if not up_split or self.down_total not in (None, self.down * self.active):
+            raise ValueError("a round with lost messages has no per-group split (model.groups refuse faults)")
+        n = a_hi - a_lo
+        return (self.up * n if self.up_A is None else sum(self.up_A[a_lo:a_hi]), self.down * n)
+
+
+def uneven(bits_A: tuple) -> Optional[tuple]:
+    """RoundBits.up_A of a round whose active peers sent bits_A: None where they all sent the same."""
+    return tuple(bits_A) if len(set(bits_A)) > 1 else None
 
 
 def with_senders(bits: RoundBits, senders: int, down_per_sender: bool = False) -> RoundBits:
@@ -64,13 +82,18 @@ class Ledger:
     private training steps the active peers really took and those the round computed (idle lanes
     and group padding included), so the cost of ragged shards stays visible."""
 
-    def __init__(self, peers: int, privacy=None):
+    def __init__(self, peers: int, privacy=None, groups: tuple = ()):
         self.peers = peers
         self.up = 0
         self.down = 0
         self.steps_real = 0
         self.steps_computed = 0
         self.privacy = privacy      # privacy.PrivacyLedger when privacy.noise > 0: epsilon beside the bits
+        # model.groups: (a_lo, a_hi) of each group's active peers, and each group's cumulative totals
+        # (its peers' own bits: a share A_g / A of the totals only where every peer sends the same)
+        self.groups = tuple(groups)
+        self.group_up = [0] * len(self.groups)
+        self.group_down = [0] * len(self.groups)
 
     def add_steps(self, real: int, computed: int) -> None:
         self.steps_real += int(real)
@@ -78,18 +101,31 @@ class Ledger:
 
     def state(self) -> list:
         rounds = [self.privacy.rounds] if self.privacy is not None else []
-        return [self.up, self.down, self.steps_real, self.steps_computed] + rounds
+        groups = [{"group_up": self.group_up, "group_down": self.group_down}] if self.groups else []
+        return [self.up, self.down, self.steps_real, self.steps_computed] + rounds + groups
 
     def restore(self, state: list) -> None:
-        self.up, self.down, self.steps_real, self.steps_computed = (list(state) + [0, 0])[:4]
+        state = list(state)
+        saved = state.pop() if state and isinstance(state[-1], dict) else None
+        self.up, self.down, self.steps_real, self.steps_computed = (state + [0, 0])[:4]
         if self.privacy is not None and len(state) > 4 and state[4]:
             self.privacy.step(int(state[4]))
+        if saved is not None:
+            self.group_up, self.group_down = [int(v) for v in saved["group_up"]], [int(v) for v in saved["group_down"]]
+        elif self.groups:      # a checkpoint written before the per-group totals: the shares A_g / A
+            active = self.groups[-1][1]
+            self.group_up = [self.up * (hi - lo) // active for lo, hi in self.groups]
+            self.group_down = [self.down * (hi - lo) // active for lo, hi in self.groups]
 
     def add(self, bits: RoundBits) -> None:
         """One round's bits (and, with privacy, one round of the privacy ledger)."""
         up, down = bits.totals()
         self.up += up
         self.down += down
+        for i, (lo, hi) in enumerate(self.groups):
+            g_up, g_down = bits.group_totals(lo, hi)
+            self.group_up[i] += g_up
+            self.group_down[i] += g_down
         if self.privacy is not None:
             self.privacy.step()
 

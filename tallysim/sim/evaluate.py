@@ -3,7 +3,8 @@ tasks also the perplexity, and on datasets with clients the per-client counts (c
 
 Shape letters: P peers, V test examples, B eval batch, C classes (glossary: tallysim/sim/__init__.py).
 The test set is walked in fixed batches with `lax.map`. The batch shrinks so one batch's [P, B, C]
-float32 logits stay within `sizing.CHUNK_BYTES` (1,000 peers x 1,000 classes: 67 examples), and the
+float32 logits, over the lanes evaluated together on a device, stay within `sizing.CHUNK_BYTES` (1,000
+peers x 1,000 classes, one lane: 67 examples), and the
 ensemble vote is a scatter-add into [B, C] counts, never a [P, B, C] one-hot.
 """
 from __future__ import annotations
@@ -20,7 +21,7 @@ from tallysim.sim.vote import count_votes
 
 
 def evaluate(apply_fn, params_P, server, x_V, y_V, classes: int, batch: int = 500,
-             task=tasks_.CLASSIFICATION, clients_V=None, own_K=None) -> dict:
+             task=tasks_.CLASSIFICATION, clients_V=None, own_K=None, lanes: int = 1) -> dict:
     """Accuracy over the targets the task scores (sim/tasks.py): every test example, or (next_token)
     every position whose target is not PAD, OOV, BOS or EOS.
 
@@ -35,6 +36,9 @@ def evaluate(apply_fn, params_P, server, x_V, y_V, classes: int, batch: int = 50
     model.groups: `apply_fn` and `params_P` are tuples, one per group; peers are in group order and
     the ensemble votes over all of them.
 
+    lanes: the lanes one program vmaps this over on a device (run.py); they hold their [P, B, C]
+    batches at the same time, so the batch budget covers them all (sizing.eval_batch).
+
     params_P None (client_storage=auto: no client's model outlives its round): the server model only;
     acc_P and ppl_P are then empty, acc_ensemble None, and no client has an own model."""
     V = x_V.shape[0]
@@ -45,7 +49,7 @@ def evaluate(apply_fn, params_P, server, x_V, y_V, classes: int, batch: int = 50
     grouped = isinstance(apply_fn, tuple)
     applies, stacks = (apply_fn, params_P) if grouped else ((apply_fn,), (params_P,))
     P = sum(jax.tree.leaves(p)[0].shape[0] for p in stacks)
-    batch = min(eval_batch(P, classes * task.positions, batch), V)
+    batch = min(eval_batch(P, classes * task.positions, batch, lanes=lanes), V)
     nb = math.ceil(V / batch)
     pad = nb * batch - V
     x = jnp.pad(x_V, ((0, pad),) + ((0, 0),) * (x_V.ndim - 1)).reshape((nb, batch) + x_V.shape[1:])

@@ -26,7 +26,7 @@ from tallysim.sizing import CHUNK_BYTES, footprint_bytes, peer_chunk  # noqa: F4
 def stream_sums(logits_fn: Callable[[jax.Array], jax.Array], peers: int, y_M: jax.Array, classes: int,
                 soft_bits: Optional[int] = None, chunk: Optional[int] = None,
                 masks_fn: Optional[Callable] = None, clip: Optional[float] = None,
-                sent_fn: Optional[Callable] = None) -> vote.Sums:
+                sent_fn: Optional[Callable] = None, lanes: int = 1) -> vote.Sums:
     """`vote.Sums` over peers 0..peers-1 where logits_fn(rows_c) -> [c, M, C] logits of those peers.
 
     The last chunk is padded by repeating the last peer; its padding rows are masked out of every sum.
@@ -34,9 +34,10 @@ def stream_sums(logits_fn: Callable[[jax.Array], jax.Array], peers: int, y_M: ja
     contribute nothing; the honest rows' votes and probabilities are also summed on their own (two
     more [M, C] accumulators, still no [A, M, C] array). clip: privacy.clip of each sent message.
     sent_fn: a protocol's own message (vote.chunk_sums), built a chunk at a time like the rest.
+    lanes: the lanes vmapped together, which share the chunk budget (sizing.peer_chunk).
     """
     M = y_M.shape[0]
-    c = min(chunk or peer_chunk(peers, M, classes), peers)
+    c = min(chunk or peer_chunk(peers, M, classes, lanes=lanes), peers)
     n = math.ceil(peers / c)
     pos_nxc = jnp.arange(n * c).reshape(n, c)
     valid_nxc = pos_nxc < peers

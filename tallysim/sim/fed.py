@@ -133,13 +133,8 @@ def build(x_train, y_train, parts_per_seed, pool_per_seed, x_test, y_test, num_c
     shard_max = int(count.max(initial=0))
     peers = count.shape[1]
     active = max(1, int(round(cfg.participation * peers)))
-    if cfg.participation_rule == "size" and active < peers:
-        have = int((count > 0).sum(axis=1).min())
-        if have < active:      # size sampling never draws an empty shard (sim/cohort.py)
-            raise ConfigError(f"participation_rule=size draws {active} peers per round by shard size but "
-                              f"only {have} peers hold any examples (partition.kind={cfg.partition.kind}); "
-                              "allowed: participation <= that fraction, a partition without empty "
-                              "shards (partition.min_size >= 1), or participation_rule=uniform")
+    if len(count) == 1:             # a group's lanes are checked one by one, each named (build.build_group)
+        check_size_rule(cfg, count[0])
     fed = FedData(
         x_train=to_device(x_train), y_train=to_device(y_train, np.int32),
         shard_H=to_device(shard), count_P=to_device(count),
@@ -152,6 +147,23 @@ def build(x_train, y_train, parts_per_seed, pool_per_seed, x_test, y_test, num_c
                 probes=cfg.probe.per_round, classes=num_classes,
                 input_shape=tuple(x_train.shape[1:]))
     return fed, spec
+
+
+def check_size_rule(cfg, count_P, lane: str = "") -> None:
+    """participation_rule=size never draws an empty shard (sim/cohort.py): refused in one line where
+    fewer of the peers than a round's cohort hold examples. `lane`: which lane of a group (its seed and
+    the partition fields its configuration sets), so that the message names the right configuration."""
+    peers = len(count_P)
+    active = max(1, int(round(cfg.participation * peers)))
+    if cfg.participation_rule != "size" or active >= peers:
+        return
+    have = int((np.asarray(count_P) > 0).sum())
+    if have < active:
+        where = lane or f"partition.kind={cfg.partition.kind}"
+        raise ConfigError(f"participation_rule=size draws {active} peers per round by shard size but "
+                          f"only {have} peers hold any examples ({where}); "
+                          "allowed: participation <= that fraction, a partition without empty "
+                          "shards (partition.min_size >= 1), or participation_rule=uniform")
 
 
 def seed_slice(fed: FedData, i: int) -> FedData:

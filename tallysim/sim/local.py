@@ -169,7 +169,14 @@ def _digest(spec: LocalSpec, params, opt, data: FedData, probes: Probes, anchor,
     private epochs. Returns (params, opt, loss_sum, steps)."""
     M = probes.x_M.shape[0]
     pidx = probe_schedule(key, M, epochs * math.ceil(M / spec.probe_batch), spec.probe_batch)
-    return _scan_steps(spec, params, opt, data, probes, anchor, None, None, pidx)
+    new_p, new_o, loss_sum, steps = _scan_steps(spec, params, opt, data, probes, anchor, None, None, pidx)
+    # No probe carries a target (fedct between exchanges and at its first, bridge.vote_at=merge's first
+    # round, every vote lost or abstained): the digest does not run. Its zero-loss steps would still
+    # move the weights by the optimizer's momentum and weight decay, and count in the mean loss.
+    has = jnp.any(probes.weight_M > 0)
+    keep = lambda n, o: jnp.where(has, n, o)
+    return (jax.tree.map(keep, new_p, params), jax.tree.map(keep, new_o, opt), jnp.where(has, loss_sum, 0.0),
+            jnp.where(has, steps, 0))
 
 
 def train_peer(spec: LocalSpec, params, opt, key, shard_S, count, data: FedData,

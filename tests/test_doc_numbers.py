@@ -1,0 +1,105 @@
+"""Numbers the docs quote from committed tables equal those tables: the faulty-peers table of
+docs/figures.md (from docs/figures/fig8_table.md), the measured Pareto front of docs/sweeps.md (from
+docs/figures/fig5_frontier.md), the Fig. 11 text table (from fig11_reduced_table.md), and the Fig. 2 / Fig. 6
+sequences (from fig2.csv, fig6.csv). The demo's table has its own test (tests/test_docs.py). Pure text."""
+import csv
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+FIG = DOCS / "figures"
+
+
+def _md_rows(path: Path) -> list[list[str]]:
+    return _md_rows_text(path.read_text())
+
+
+def test_the_faulty_peers_table_is_fig8s():
+    table = {(r[0], r[1]): r[2:] for r in _md_rows(FIG / "fig8_table.md")[1:]}
+    fractions = ["0", "0.1", "0.2", "0.3", "0.4", "0.45"]
+    columns = ["confident_wrong, iid", "confident_wrong, dirichlet 0.5", "under_trained, iid",
+               "under_trained, dirichlet 0.5"]
+    seen = 0
+    for line in (DOCS / "figures.md").read_text().splitlines():
+        m = re.match(r"\s*\| (tally|softlabel \(\w+\)|fedavg \(\w+\)) \| (\*\*.*) \|$", line)
+        if not m:
+            continue
+        for column, cell in zip(columns, m.group(2).split(" | ")):
+            within, clean, faulty, at = re.fullmatch(r"\*\*([\d.]+)\*\* \(([\d.]+) -> ([\d.]+) at ([\d.]+)\)",
+                                                     cell).groups()
+            row = table[(column, m.group(1))]
+            largest = max(i for i, v in enumerate(row[:6]) if v)          # the largest fraction that ran
+            assert (within, clean, at, faulty) == (row[6], row[0], fractions[largest], row[largest]), \
+                (m.group(1), column, cell, row)
+            seen += 1
+    assert seen == 24
+
+
+def test_the_measured_pareto_front_is_fig5_frontier():
+    frontier: dict[str, list[tuple[float, float]]] = {}
+    for r in _md_rows(FIG / "fig5_frontier.md")[1:]:
+        frontier.setdefault(r[0], []).append((round(float(r[4]), 3), float(r[3])))
+    text = (DOCS / "sweeps.md").read_text().split("**Measured front**")[1].split("In this strongly")[0]
+    names = {"fedavg": "fedavg", "fedprox": "fedprox", "feddf (100 server steps)": "feddf", "softlabel": "softlabel",
+             "tally": "tally", "bridge without votes (`distill.weight=0`)": "bridge_novote"}
+    checked = 0
+    for r in _md_rows_text(text):
+        if r[0] not in names:
+            continue
+        points = [(float(a), float(mb)) for a, mb in re.findall(r"([\d.]+) @ ([\d.]+)", r[1])]
+        want = frontier[names[r[0]]]
+        assert len(points) == len(want), (r[0], points, want)
+        for (acc, mb), (acc_f, mb_f) in zip(points, want):
+            assert abs(acc - acc_f) <= 0.0005 + 1e-9 and abs(mb - mb_f) <= 0.005 + 1e-9 * mb_f or \
+                f"{mb_f:.2g}" == f"{mb:g}", (r[0], (acc, mb), (acc_f, mb_f))
+        checked += 1
+    assert checked == len(names)
+    bridge = max(frontier["bridge"], key=lambda p: p[0])
+    assert f"at most {bridge[0]:.3f} (@ {bridge[1]:.2f} MB" in text
+
+
+def _md_rows_text(text: str) -> list[list[str]]:
+    """The rows of the markdown tables in `text` (indented ones too: a table inside a list item)."""
+    lines = [line.strip() for line in text.splitlines()]
+    return [[c.strip() for c in line.strip("|").split("|")]
+            for line in lines if line.startswith("|") and not line.startswith("|---")]
+
+
+def test_the_fig11_text_table_is_fig11_reduced():
+    shipped = {}
+    for r in _md_rows(FIG / "fig11_reduced_table.md")[1:]:
+        shipped[(r[0], r[3].replace(" bits", "-bit").replace("fedavg", "FedAvg"))] = r
+    text = (DOCS / "figures.md").read_text().split("**Fig. 11**")[1].split("![fig11")[0]
+    panel = None
+    checked = 0
+    for r in _md_rows_text(text)[1:]:
+        panel = {"chars (C = 80)": "chars", "words (C = 10,004)": "words"}.get(r[0], r[0])
+        key = (panel, r[1])
+        row = shipped[key]
+        acc = float(r[2].split()[0].strip("*"))
+        assert acc == round(float(row[5]), 3), (key, r[2], row[5])
+        ppl = float(r[3].strip("*").replace(",", ""))
+        assert abs(ppl - float(row[6])) <= 0.05 + 0.0005 * ppl, (key, r[3], row[6])
+        bits = float(r[4].replace(",", ""))
+        assert f"{bits:.3e}".replace("e+0", "e+") == row[7].replace("e+0", "e+"), (key, r[4], row[7])
+        checked += 1
+    assert checked == 12
+
+
+def _csv(name: str) -> list[dict]:
+    return list(csv.DictReader(open(FIG / name)))
+
+
+def test_the_fig2_and_fig6_sequences_are_their_csvs():
+    text = (DOCS / "figures.md").read_text()
+    fig2 = text.split("**Fig. 2**")[1].split("![fig2]")[0]
+    rows = _csv("fig2.csv")
+    for group, label in (("tally", "TallyTrain"), ("softlabel (mean)", "soft labels (mean)")):
+        seq = " / ".join(f"{float(r['accuracy']):.3f}" for r in rows if r["group"] == group)
+        assert f"{label} {seq}" in fig2, (group, seq)
+    fig6 = text.split("**Fig. 6**")[1].split("![fig6]")[0]
+    rows = _csv("fig6.csv")
+    for group, label in (("tally", "TallyTrain"), ("softlabel", "soft labels")):
+        seq = " / ".join(f"{float(r['accuracy']):.3f}" for r in rows if r["group"] == group)
+        assert f"{label} {seq}" in " ".join(fig6.split()), (group, seq)
