@@ -59,7 +59,10 @@ demo: $(STAMP) | $(FMNIST)
 # processes, end-to-end accuracy bounds, 1000-class memory) and the smoke figures. The suite and the
 # smoke figures share XLA's persistent compilation cache (.jax-cache/, see tests/conftest.py): they
 # compile the same small programs many times; and both compile without XLA's optimisation passes, which
-# cost more than they save on programs this small (tests/conftest.py).
+# cost more than they save on programs this small (tests/conftest.py). The suite also compiles with
+# XLA:CPU's older fusion emitters (about half the compile time; tests/conftest.py), so the smoke figures,
+# compiled with the default ones, no longer reuse its cache entries (XLA_FLAGS are part of the key); and
+# its workers take the longest test files first (the order is in tests/conftest.py).
 PYTEST_WORKERS ?= 2
 PYTEST := $(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile
 SMOKE_FIGS := JAX_COMPILATION_CACHE_DIR=$(CURDIR)/.jax-cache JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0 \

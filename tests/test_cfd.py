@@ -103,7 +103,7 @@ def test_cfd_targets_match_numpy(caught, labels):
     assert d.bits() == comm.RoundBits(up, M * C * b, 4, up * 4, M * C * b * 4)
 
 
-def test_cfd_delta_coding_counts_the_changed_levels_and_is_lossless(caught):
+def test_cfd_delta_coding_counts_the_changed_levels_and_is_lossless(caught, fusion_emitters):
     b = 2
     items = ["protocol.name=cfd", "probe.resample=false", f"cfd.bits={b}"]
     plain = tallysim.drive(tiny(*items))

@@ -49,7 +49,8 @@ def test_one_device_plan_and_errors():
 
 
 def test_eight_virtual_devices(tmp_path, request):
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", JAX_PLATFORMS="cpu")
+    env = dict(os.environ, XLA_FLAGS=f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=8",
+               JAX_PLATFORMS="cpu")
     # `make test` (-m "not slow") runs the fast multidevice cases (lanes, padded lanes, peers); make
     # test-all runs them all.
     marks = "multidevice and not slow" if "not slow" in (request.config.getoption("markexpr") or "") else "multidevice"
@@ -135,7 +136,8 @@ def test_two_processes_give_the_single_process_numbers(tmp_path):
     port = _free_port()
     procs = []
     for pid in range(2):
-        env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2", JAX_PLATFORMS="cpu",
+        env = dict(os.environ, XLA_FLAGS=f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=2",
+                   JAX_PLATFORMS="cpu",
                    TALLYSIM_DISTRIBUTED="1", TALLYSIM_COORDINATOR=f"127.0.0.1:{port}",
                    TALLYSIM_NUM_PROCESSES="2", TALLYSIM_PROCESS_ID=str(pid))
         procs.append(subprocess.Popen([sys.executable, "-m", "tallysim", "run", *items, "--quiet",

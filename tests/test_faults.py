@@ -381,7 +381,7 @@ def test_fedavg_dropout_aggregates_only_the_models_that_arrived():
         state = new
 
 
-def test_confident_wrong_fedavg_sends_the_scaled_flipped_update_and_median_resists_it():
+def test_confident_wrong_fedavg_sends_the_scaled_flipped_update_and_median_resists_it(fusion_emitters):
     items = ["protocol.name=fedavg", "peers=5", "fedavg.aggregate=median", "faults.kind=confident_wrong",
              "faults.fraction=0.4", "faults.scale=3"]
     b = build(*items)
@@ -420,7 +420,7 @@ def test_straggler_sends_its_previous_model():
         state = new
 
 
-def test_label_flip_changes_only_the_faulty_peers_training_labels():
+def test_label_flip_changes_only_the_faulty_peers_training_labels(fusion_emitters):
     b = build("protocol.name=local", "peers=4", "faults.kind=label_flip", "faults.fraction=0.5")
     bad = faulty_set(b)
     assert len(bad) == 2

@@ -98,7 +98,7 @@ SWEEP = textwrap.dedent("""
 def test_example_plugin_in_a_grouped_sweep_on_one_and_eight_devices(tmp_path):
     from conftest import assert_rows_close
     out = subprocess.run([sys.executable, "-c", SWEEP, str(tmp_path), *TINY], capture_output=True, text=True,
-                         env=_env(XLA_FLAGS="--xla_force_host_platform_device_count=8"), timeout=900, cwd=tmp_path)
+                         env=_env(XLA_FLAGS=f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=8"), timeout=900, cwd=tmp_path)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
     assert out.stdout.count("2 runs as one program") == 2, out.stdout[-3000:]   # grouped over fedmix.mix
     rows = json.loads(out.stdout.strip().splitlines()[-1])

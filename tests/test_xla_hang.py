@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from conftest import LEGACY_EMITTERS
 from tallysim.sim import peers
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,6 +48,7 @@ print("done")
 
 def _repro(how, calls, timeout):
     env = {k: v for k, v in os.environ.items() if k not in ("JAX_COMPILATION_CACHE_DIR", "JAX_DISABLE_MOST_OPTIMIZATIONS")}
+    env["XLA_FLAGS"] = env.get("XLA_FLAGS", "").replace(LEGACY_EMITTERS, "").strip()   # what users compile
     env["PYTHONPATH"] = str(ROOT)
     try:
         out = subprocess.run([PY, "-c", REPRO, how, str(calls)], capture_output=True, text=True, env=env,
