@@ -45,6 +45,7 @@ class Built:
     own_clients: list = None
 
     def __post_init__(self):
+        self._made = self.protocol          # what make_protocol gave: a caller may replace self.protocol
         self.cfgs = self.cfgs or [self.cfg]
         self.lane_cfg = self.lane_cfg if self.lane_cfg is not None else [0] * len(self.seeds)
         self.values = self.values or {}
@@ -58,7 +59,11 @@ class Built:
         """The protocol with the group's varying fields set to one lane's (traced) values, in a program
         that vmaps `lanes` lanes together on a device (they share the exchange's chunk budget)."""
         if not values:
-            return self.protocol if lanes == 1 else make_protocol(replace(self.ctx, lanes=lanes))
+            # a protocol the caller put in place of the built one (a test's fault, a hook) runs as given,
+            # its exchange chunked per lane; the built one is made again for the lanes' shared budget
+            if lanes == 1 or self.protocol is not self._made:
+                return self.protocol
+            return make_protocol(replace(self.ctx, lanes=lanes))
         # the lane's values go to the protocol as arrays (ctx.hp), never into its Config (lanes.py)
         return make_protocol(replace(self.ctx, hparams=dict(values), choices=self.choices, lanes=lanes))
 

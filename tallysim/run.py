@@ -32,12 +32,11 @@ from tallysim import atomic, checkpoint, config, outdir, privacy, protocols, tra
 from tallysim import progress as progress_bars
 from tallysim.build import Built, auto_chunk, build, build_group  # noqa: F401 - run.build etc., as before
 from tallysim.config import Config, ConfigError
-from tallysim.data.partition import convention
 from tallysim.results.metrics import (CONFIG, ERROR, METRICS, PARTITION, PROBE_KEYS, ROUND_KEYS,  # noqa: F401
                                       aggregate, lane_row)
 from tallysim.programs import chunk_inputs, eval_clients, initial_state, lanes_per_device, round_programs  # noqa: F401
-from tallysim.results import partition_file
 from tallysim.results.runs import Results
+from tallysim.run_files import write_partition, write_run_files
 from tallysim.sim import comm, faults, fed, mesh, peers, tasks
 from tallysim.sim.evaluate import evaluate
 
@@ -180,9 +179,9 @@ def _run(cfg: Config, out: Optional[str], overwrite: bool, progress: bool, built
         print(checkpoint.resume_notice(out_dir, cfg, meta), file=sys.stderr)
     chunk = meta["chunk"] if meta else auto_chunk(b)
     if out_dir and not resume:
-        _write_run_files(b, 0, out_dir, chunk)
+        write_run_files(b, 0, out_dir, chunk)
     elif out_dir:       # a pure function of the build: a deleted or damaged one was left so, silently
-        _write_partition(b, 0, out_dir)
+        write_partition(b, 0, out_dir)
     saver = checkpoint.Saver(out_dir, checkpoint_every)
     while True:
         try:
@@ -219,7 +218,7 @@ def _run_group(cfgs: list[Config], outs: list, progress: bool, built: Optional[B
     out_dirs = [outdir.claim(o, True) if mesh.is_writer() else None for o in outs]
     for i, d in enumerate(out_dirs):
         if d is not None:
-            _write_run_files(b, i, d, chunk)
+            write_run_files(b, i, d, chunk)
     saver = checkpoint.Saver(None, 0)
     while True:
         try:
@@ -230,32 +229,6 @@ def _run_group(cfgs: list[Config], outs: list, progress: bool, built: Optional[B
             chunk = max(1, chunk // 2)
             print(f"tallysim: the lane batch did not fit in memory; retrying {chunk} lanes at a time",
                   file=sys.stderr)
-
-
-def _write_run_files(b: Built, i: int, out_dir: Path, chunk: int) -> None:
-    """config.json (with the devices' `placement`) and partition.json of the group's configuration i."""
-    cfg, lanes_i = b.cfgs[i], b.lanes_of(i)
-    doc = config.to_dict(cfg)
-    doc["placement"] = mesh.plan(1 if b.ctx.model_groups else cfg.devices, min(chunk, len(b.seeds)), cfg.peers).note
-    _write_json(out_dir / CONFIG, doc, indent=2)
-    _write_partition(b, i, out_dir)
-
-
-def _write_partition(b: Built, i: int, out_dir: Path) -> None:
-    """partition.json (and above partition_file.FULL_LISTS_MAX peers partition_clients.npz) of the
-    group's configuration i."""
-    cfg, lanes_i = b.cfgs[i], b.lanes_of(i)
-    # the seed's fixed faulty set (faults.redraw=true: the warm-up's)
-    faulty = [np.asarray(b.fed.faulty_P[j]) for j in lanes_i] if cfg.faults.kind != "none" else None
-    head = {"dataset": b.dataset, "peers": cfg.peers, "partition": config.to_dict(cfg)["partition"],
-            "convention": convention(cfg.partition)}
-    # above partition_file.FULL_LISTS_MAX peers: a summary, the per-client arrays in partition_clients.npz
-    partition_file.write(out_dir, head, [b.seeds[j] for j in lanes_i], [b.class_counts[j] for j in lanes_i],
-                         faulty)
-
-
-def _write_json(path: Path, obj, indent=None) -> None:
-    atomic.write_text(path, json.dumps(obj, indent=indent) + "\n")
 
 
 class _Recorder:
@@ -388,36 +361,15 @@ def run_results(cfg: Config, out: Optional[str] = None, overwrite: bool = False,
                 **kwargs) -> Results:
     """`run` for scripts and notebooks: into `out` (None: a new temporary directory), no progress bar by
     default; returns the run's Results (rows, .plot()). kwargs: as `run` (checkpoint_every, resume)."""
-    from tallysim import validation
+    from tallysim import api_arguments, validation
     validation.check_read(config.validate(cfg))      # a single run: refuse a field its protocol ignores
-    _check_api_arguments(out, overwrite, progress, kwargs)
+    api_arguments.check(out, overwrite, progress, kwargs)
     if out is None:
         out = tempfile.mkdtemp(prefix="tallysim-")
     elif not kwargs.get("resume"):      # a new directory is made; advice names this API's arguments
         outdir.check(out, overwrite, flag="out", words=outdir.PYTHON)
     run(cfg, str(out), overwrite=overwrite, progress=progress, **kwargs)
     return Results.read(out)
-
-
-def _check_api_arguments(out, overwrite, progress, kwargs: dict) -> None:
-    """tallysim.run's own arguments, as the command line checks its options: `out=123` was a TypeError
-    deep in outdir, `checkpoint_every=-1` (which the CLI refuses) and `"5"` were taken, a truthy string
-    (`overwrite="no"`) replaced a directory, and resume=True with overwrite=True was answered as if only
-    resume were given."""
-    if out is not None and not isinstance(out, (str, os.PathLike)):
-        raise ConfigError(f"tallysim.run(out={out!r}): expected a directory path (str or pathlib.Path), or None "
-                          "for a new temporary directory")
-    flags = {"overwrite": overwrite, "progress": progress, "resume": kwargs.get("resume", False)}
-    for name, value in flags.items():
-        if not isinstance(value, bool):
-            raise ConfigError(f"tallysim.run({name}={value!r}): expected True or False")
-    if flags["resume"] and overwrite:
-        raise ConfigError("tallysim.run(resume=True, overwrite=True): resume continues the run in out and "
-                          "overwrite replaces it; pass one")
-    every = kwargs.get("checkpoint_every")
-    if every is not None and (type(every) is not int or every < 0):
-        raise ConfigError(f"tallysim.run(checkpoint_every={every!r}): allowed None (every few minutes), 0 (never) "
-                          "or a number of rounds")
 
 
 class _CallableModule(type(sys)):

@@ -22,10 +22,7 @@ than MAX_RUNS (10,000) runs is refused before any is listed.
 """
 from __future__ import annotations
 
-import itertools
 import json
-import math
-import re
 import sys
 import time
 import traceback
@@ -36,134 +33,11 @@ from tallysim import atomic, config, outdir
 from tallysim import progress as progress_bars
 from tallysim.config import Config, ConfigError
 from tallysim.results import metrics
+from tallysim.sweep_axes import (MAX_RUNS, _text, check_count, expand,  # noqa: F401 - sweep.X, as before
+                                 file_axes, parse_axis, safe_name)
 
 DONE = metrics.DONE
 INDEX = metrics.SWEEP
-# Runs one sweep (or figure) may have. Validating a configuration takes ~10 ms on a loaded CPU, so
-# 10,000 is a couple of minutes of --dry-run; far past any sweep anyone runs to completion.
-MAX_RUNS = 10_000
-_UNSAFE = {"/": "-", "\\": "-", ":": "-", " ": "_", "\t": "_", "\n": "_"}
-
-
-# ----------------------------------------------------------------------------- axes & names
-
-def _text(value: Any) -> str:
-    """A JSON value from a config file's `sweep` section -> override text."""
-    if value is None:
-        return "none"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (list, tuple)):
-        return "x".join(str(v) for v in value)
-    return str(value)
-
-
-def _is_tuple_key(key: str) -> bool:
-    return config.field_keys().get(key) is tuple
-
-
-_GROUP_START = re.compile(r"\s*[A-Za-z0-9_-]+\s*:\s*[0-9]")     # NAME:PEERS, how a model.groups value starts
-
-
-def _group_values(text: str) -> list[str]:
-    """A model.groups axis split at the commas that start another value: a group's own fields are joined
-    by commas too (`a:2:mlp,width=8;b:2:mlp`), and a piece that is FIELD=VALUE, not NAME:PEERS, belongs
-    to the value before it (split at every comma, one value became two, each refused for its peer count)."""
-    out = []
-    for piece in text.split(","):
-        if out and not _GROUP_START.match(piece):
-            out[-1] += "," + piece
-        else:
-            out.append(piece)
-    return out
-
-
-def parse_axis(item: str) -> tuple[str, list[str]]:
-    """`key=v1,v2,...` -> (key, [v1, v2, ...]); the key is checked against the config fields."""
-    key, text = config.parse_override(item)
-    sep = ";" if _is_tuple_key(key) else ","
-    values = [v.strip() for v in (_group_values(text) if key == "model.groups" else text.split(sep))]
-    if len(values) > 1 and any(v == "" for v in values):
-        raise ConfigError(f"sweep axis {item!r} has an empty value; write {key}=v1{sep}v2{sep}...")
-    return key, _not_log(key, config.distinct_values(key, values))
-
-
-def _not_log(key: str, values: list[str]) -> list[str]:
-    """log.* is where results also go: sweep grouping and --resume ignore it, and each run's events go to
-    DIR/<run name>-<hash> already, so several values ran the same experiment again, once per value."""
-    if key.startswith("log.") and len(values) > 1:
-        raise ConfigError(f"sweep axis {key} has {len(values)} values, but log.* is where results also go, "
-                          "not part of the experiment: each value would run the same experiment again; allowed: "
-                          "one value for every run (each run logs under its own name there)")
-    return values
-
-
-def file_axes(section: Any) -> dict[str, list[str]]:
-    """A config file's `sweep` section -> {key: [value texts]} (checked, order kept)."""
-    if section is None:
-        return {}
-    if not isinstance(section, dict):
-        raise ConfigError("the config file's `sweep` section must be an object "
-                          '{"key": [values, ...]}, e.g. {"protocol.name": ["tally", "softlabel"]}')
-    axes = {}
-    for key, values in section.items():
-        if isinstance(values, dict):
-            raise ConfigError(f"sweep axis {key!r} in the config file: use dotted keys with a list of "
-                              f'values, e.g. {{"{key}.<field>": [1, 2]}}')
-        if not isinstance(values, list) or (_is_tuple_key(key) and values
-                                            and not isinstance(values[0], (list, str))):
-            values = [values]            # a scalar, or one shape such as [28, 28, 1]
-        if not values:
-            raise ConfigError(f"sweep axis {key!r} in the config file has no values")
-        if key == "model.groups":      # a value may be a list of group objects, as in the model section
-            from tallysim import model_groups
-            if all(isinstance(v, dict) for v in values):
-                values = [values]                # one value: the groups as a list of objects
-            values = [model_groups.from_json(v, f"sweep axis {key}") for v in values]
-        k, _ = config.parse_override(f"{key}={_text(values[0])}")
-        axes[k] = _not_log(k, config.distinct_values(k, [_text(v) for v in values]))
-    return axes
-
-
-def check_count(n: int, what: str) -> None:
-    """Refuse, before a single run is listed or validated, a sweep (or figure) of more than MAX_RUNS
-    runs: 10^9 combinations would otherwise be built one by one and never finish."""
-    if n > MAX_RUNS:
-        raise ConfigError(f"the {what} has {n:,} runs (the product of its axes' value counts); allowed: at "
-                          f"most {MAX_RUNS:,} (sweep.MAX_RUNS); split it into several sweeps or use fewer values")
-
-
-def safe_name(text: str) -> str:
-    for a, b in _UNSAFE.items():
-        text = text.replace(a, b)
-    return text
-
-
-def expand(cfg_file_axes: dict, cli_items: list[str]) -> list[tuple[str, list[str]]]:
-    """Cross product of the axes -> [(run name, [key=value overrides])], first axis slowest.
-
-    `cfg_file_axes` is a config file's `sweep` section ({key: [values]}, JSON values allowed);
-    `cli_items` are `key=v1,v2` strings, which replace file axes with the same key. The name is built
-    from the keys with more than one value; a sweep with none of those has the single run `base`.
-    """
-    axes = file_axes(cfg_file_axes)
-    for item in cli_items:
-        key, values = parse_axis(item)
-        axes.pop(key, None)            # the command line wins, and its axes follow the file's
-        axes[key] = values
-    keys = list(axes)
-    check_count(math.prod(len(axes[k]) for k in keys), "sweep")
-    varying = [k for k in keys if len(axes[k]) > 1]
-    runs, seen = [], {}
-    for combo in itertools.product(*(axes[k] for k in keys)):
-        chosen = dict(zip(keys, combo))
-        name = "__".join(safe_name(f"{k}={chosen[k]}") for k in varying) or "base"
-        if name in seen:
-            raise ConfigError(f"sweep runs {seen[name]} and {chosen} would share the directory {name!r}; "
-                              "make the values differ by more than '/' or spaces")
-        seen[name] = chosen
-        runs.append((name, [f"{k}={v}" for k, v in chosen.items()]))
-    return runs
 
 
 # ----------------------------------------------------------------------------- running

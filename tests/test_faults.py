@@ -5,7 +5,6 @@ computed here in numpy (votes, medians, weighted means, bit counts) rather than 
 test. Rounds are driven directly on tiny synthetic data so that each configuration compiles one
 round; only the fault-free equivalence runs end to end.
 """
-import inspect
 import json
 import math
 from dataclasses import replace
@@ -18,7 +17,7 @@ import numpy as np
 import pytest
 from conftest import TINY, tiny
 
-from tallysim import cli, config, run
+from tallysim import cli, config, run, run_files
 from tallysim.sim import comm, exchange, faults, vote
 from tallysim.config import ConfigError
 from tallysim.sim.fed import to_input
@@ -455,9 +454,8 @@ def test_under_trained_cuts_the_faulty_shards_and_their_steps(tmp_path):
             assert n[i] == 20 < n0[i] and s < s0                  # a subset of its own shard
         else:
             assert n[i] == n0[i] and s == s0
-    # partition.json as a run writes it (without compiling anything; newer versions also take the seed chunk)
-    chunk = [1] if "chunk" in inspect.signature(run._write_run_files).parameters else []
-    run._write_run_files(b, 0, tmp_path, *chunk)
+    # partition.json as a run writes it (without compiling anything)
+    run_files.write_run_files(b, 0, tmp_path, 1)
     part = json.loads((tmp_path / "partition.json").read_text())
     assert part["shard_sizes"] == n.tolist() and part["faulty_peers"] == bad
     assert [sum(c) for c in part["class_counts"]] == n.tolist()

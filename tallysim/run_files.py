@@ -1,0 +1,41 @@
+"""A run directory's config.json and partition.json (run.py writes them before the first round, and
+partition.json again on --resume: it is a pure function of the build)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from tallysim import atomic, config
+from tallysim.build import Built
+from tallysim.data.partition import convention
+from tallysim.results import partition_file
+from tallysim.results.metrics import CONFIG
+from tallysim.sim import mesh
+
+
+def write_run_files(b: Built, i: int, out_dir: Path, chunk: int) -> None:
+    """config.json (with the devices' `placement`) and partition.json of the group's configuration i."""
+    cfg, lanes_i = b.cfgs[i], b.lanes_of(i)
+    doc = config.to_dict(cfg)
+    doc["placement"] = mesh.plan(1 if b.ctx.model_groups else cfg.devices, min(chunk, len(b.seeds)), cfg.peers).note
+    write_json(out_dir / CONFIG, doc, indent=2)
+    write_partition(b, i, out_dir)
+
+
+def write_partition(b: Built, i: int, out_dir: Path) -> None:
+    """partition.json (and above partition_file.FULL_LISTS_MAX peers partition_clients.npz) of the
+    group's configuration i."""
+    cfg, lanes_i = b.cfgs[i], b.lanes_of(i)
+    # the seed's fixed faulty set (faults.redraw=true: the warm-up's)
+    faulty = [np.asarray(b.fed.faulty_P[j]) for j in lanes_i] if cfg.faults.kind != "none" else None
+    head = {"dataset": b.dataset, "peers": cfg.peers, "partition": config.to_dict(cfg)["partition"],
+            "convention": convention(cfg.partition)}
+    # above partition_file.FULL_LISTS_MAX peers: a summary, the per-client arrays in partition_clients.npz
+    partition_file.write(out_dir, head, [b.seeds[j] for j in lanes_i], [b.class_counts[j] for j in lanes_i],
+                         faulty)
+
+
+def write_json(path: Path, obj, indent=None) -> None:
+    atomic.write_text(path, json.dumps(obj, indent=indent) + "\n")
