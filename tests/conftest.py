@@ -148,6 +148,15 @@ def no_compile(monkeypatch):
     monkeypatch.setattr(jax, "jit", boom)
 
 
+@pytest.fixture
+def no_measure(monkeypatch):
+    """Fails a `tallysim bench` test that starts measuring: its flags must be refused first."""
+    from tallysim.bench import devices, population, rounds, sweep as bench_sweep, throughput
+    for mod, fn in ((population, "measure"), (bench_sweep, "run"), (throughput, "measure"), (rounds, "run"),
+                    (devices, "measure")):
+        monkeypatch.setattr(mod, fn, lambda *a, **k: pytest.fail("measured before refusing"))
+
+
 RESUMABLE = ["protocol.name=local", "rounds=3", "eval_every=1"]
 
 
