@@ -23,6 +23,26 @@ print(json.dumps(report))
 """
 
 
+def _refused_before_jax(monkeypatch, tmp_path, cache, refused: list, control: list) -> str:
+    """Runs every argv of `refused`, then `control`, in one fresh process (HARNESS): each refusal is one
+    error line with exit 2 and no jax module imported; the valid control imports JAX. Returns the compile
+    cache directory JAX was given."""
+    monkeypatch.setenv("TALLYSIM_COMPILE_CACHE", str(cache))
+    monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR", raising=False)
+    monkeypatch.delenv("TALLYSIM_DISTRIBUTED", raising=False)
+    done = subprocess.run([sys.executable, "-c", HARNESS, json.dumps(refused + [control])],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    *rows, cache_dir = json.loads(done.stdout.strip().splitlines()[-1])
+    errors = [line for line in done.stderr.splitlines() if line.startswith("tallysim: error:")]
+    assert len(errors) == len(refused), done.stderr
+    for argv, (rc, jax_modules), error in zip(refused, rows, errors):
+        assert rc == 2 and jax_modules == [], (argv, rc, jax_modules, error)
+    rc, jax_modules = rows[-1]
+    assert rc == 0 and "jax" in jax_modules, (rc, jax_modules, done.stderr[-2000:])
+    return cache_dir
+
+
 def test_refused_run_and_sweep_import_no_jax(tmp_path, monkeypatch):
     out, empty, cache = tmp_path / "out", tmp_path / "empty", tmp_path / "cache"
     empty.mkdir()
@@ -37,19 +57,7 @@ def test_refused_run_and_sweep_import_no_jax(tmp_path, monkeypatch):
         ["sweep", "rounds=2", "lr=0,0.1", "--out", str(out)],
     ]
     control = ["sweep", "rounds=2", "--out", str(out), "--dry-run"]   # valid: gets to the devices check
-    monkeypatch.setenv("TALLYSIM_COMPILE_CACHE", str(cache))
-    monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR", raising=False)
-    monkeypatch.delenv("TALLYSIM_DISTRIBUTED", raising=False)
-    done = subprocess.run([sys.executable, "-c", HARNESS, json.dumps(refused + [control])],
-                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
-    assert done.returncode == 0, done.stderr[-3000:]
-    *rows, cache_dir = json.loads(done.stdout.strip().splitlines()[-1])
-    errors = [line for line in done.stderr.splitlines() if line.startswith("tallysim: error:")]
-    assert len(errors) == len(refused), done.stderr
-    for argv, (rc, jax_modules), error in zip(refused, rows, errors):
-        assert rc == 2 and jax_modules == [], (argv, rc, jax_modules, error)
-    rc, jax_modules = rows[-1]
-    assert rc == 0 and "jax" in jax_modules, (rc, jax_modules, done.stderr[-2000:])
+    cache_dir = _refused_before_jax(monkeypatch, tmp_path, cache, refused, control)
     assert cache_dir == str(cache)                       # start_jax ran once the config validated
     assert not out.exists() and not list(empty.iterdir())
 
@@ -82,18 +90,6 @@ def test_refused_figure_imports_no_jax(tmp_path, monkeypatch):
         ["figure", bad_field, *common, "--dry-run"],                   # --dry-run refuses the same way
     ]
     control = ["figure", good, *common, "--dry-run"]
-    monkeypatch.setenv("TALLYSIM_COMPILE_CACHE", str(cache))
-    monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR", raising=False)
-    monkeypatch.delenv("TALLYSIM_DISTRIBUTED", raising=False)
-    done = subprocess.run([sys.executable, "-c", HARNESS, json.dumps(refused + [control])],
-                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
-    assert done.returncode == 0, done.stderr[-3000:]
-    *rows, cache_dir = json.loads(done.stdout.strip().splitlines()[-1])
-    errors = [line for line in done.stderr.splitlines() if line.startswith("tallysim: error:")]
-    assert len(errors) == len(refused), done.stderr
-    for argv, (rc, jax_modules), error in zip(refused, rows, errors):
-        assert rc == 2 and jax_modules == [], (argv, rc, jax_modules, error)
-    rc, jax_modules = rows[-1]
-    assert rc == 0 and "jax" in jax_modules, (rc, jax_modules, done.stderr[-2000:])
+    cache_dir = _refused_before_jax(monkeypatch, tmp_path, cache, refused, control)
     assert cache_dir == str(cache)
     assert not out.exists() and not results.exists()
