@@ -150,8 +150,8 @@ def build_group(cfgs: list[Config]) -> Built:
         pools.append(pool)
         # int32: the build keeps [P, C] per lane for partition.json (40 MB at 10^6 clients, not 80)
         counts.append(data.class_counts(labels, parts, ds.num_classes, np.int32))
-        if len(cfgs) > 1 or c.seeds > 1:            # a lane of a group: named by its own values
-            fed.check_size_rule(c, counts[-1].sum(axis=1), _lane_name(c, s))
+        # a lane of a group is named by its own values (fed.build checks them all again, as lane 0's)
+        fed.check_size_rule(c, counts[-1].sum(axis=1), _lane_name(c, s) if len(cfgs) > 1 or c.seeds > 1 else "")
         del parts, rest, labels
     fdata, spec = fed.build(x_all, y_all, parts_per_seed, pools, ds.x_test, ds.y_test, ds.num_classes, cfg,
                             faulty)

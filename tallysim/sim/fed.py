@@ -133,8 +133,8 @@ def build(x_train, y_train, parts_per_seed, pool_per_seed, x_test, y_test, num_c
     shard_max = int(count.max(initial=0))
     peers = count.shape[1]
     active = max(1, int(round(cfg.participation * peers)))
-    if len(count) == 1:             # a group's lanes are checked one by one, each named (build.build_group)
-        check_size_rule(cfg, count[0])
+    for count_P in count:           # build.build_group checked each lane first, naming its configuration
+        check_size_rule(cfg, count_P)
     fed = FedData(
         x_train=to_device(x_train), y_train=to_device(y_train, np.int32),
         shard_H=to_device(shard), count_P=to_device(count),
