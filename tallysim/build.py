@@ -80,6 +80,16 @@ class Built:
         return [j for j, c in enumerate(self.lane_cfg) if c == i]
 
 
+class RunRefused(ConfigError):
+    """A data-dependent refusal of one configuration of a group (`index`: its place in the group's
+    configurations), found while the group is built: the configuration alone would be refused the
+    same way, and the group's others can run without it (sweep._run_grouped). Same message."""
+
+    def __init__(self, message: str, index: int):
+        super().__init__(message)
+        self.index = index
+
+
 def _pool_and_rest(cfg: Config, n: int, n_source: int, seed: int):
     """Probe-pool indices and the remaining training indices of one seed."""
     if cfg.probe.source:
@@ -136,22 +146,27 @@ def build_group(cfgs: list[Config]) -> Built:
     parts_per_seed, pools, counts, faulty, own = [], [], [], [], []
     for j, (i, s) in enumerate(zip(lane_cfg, seeds)):
         c = cfgs[i]
-        pool, rest = _pool_and_rest(c, n, n_source, s)
-        if j == 0 or lane_cfg[j - 1] != i:
-            config.validate_with_data(c, ds.num_classes, len(rest), len(pool))
-        labels = ds.y_train[rest]          # once per lane: 10^7 labels, for the partition and its counts
-        parts = data.partition(labels, c.peers, c.partition, ds.num_classes, s,
-                               clients=None if ds.clients_train is None else ds.clients_train[rest],
-                               name=cfg.data.name)
-        faulty.append(faults.fixed_set(c, s, c.peers))
-        own.append(_own_clients(ds, c, s, rest))
-        parts = faults.cut_shards(c, parts, faulty[-1], s)         # under_trained: small faulty shards
-        parts_per_seed.append(data.ragged(parts).take(rest))     # vectorised: 10^6 clients are one array
-        pools.append(pool)
-        # int32: the build keeps [P, C] per lane for partition.json (40 MB at 10^6 clients, not 80)
-        counts.append(data.class_counts(labels, parts, ds.num_classes, np.int32))
-        # a lane of a group is named by its own values (fed.build checks them all again, as lane 0's)
-        fed.check_size_rule(c, counts[-1].sum(axis=1), _lane_name(c, s) if len(cfgs) > 1 or c.seeds > 1 else "")
+        try:        # a refusal here is configuration i's own (its data, its partition): say which
+            pool, rest = _pool_and_rest(c, n, n_source, s)
+            if j == 0 or lane_cfg[j - 1] != i:
+                config.validate_with_data(c, ds.num_classes, len(rest), len(pool))
+            labels = ds.y_train[rest]          # once per lane: 10^7 labels, for the partition and its counts
+            parts = data.partition(labels, c.peers, c.partition, ds.num_classes, s,
+                                   clients=None if ds.clients_train is None else ds.clients_train[rest],
+                                   name=cfg.data.name)
+            faulty.append(faults.fixed_set(c, s, c.peers))
+            own.append(_own_clients(ds, c, s, rest))
+            parts = faults.cut_shards(c, parts, faulty[-1], s)         # under_trained: small faulty shards
+            parts_per_seed.append(data.ragged(parts).take(rest))     # vectorised: 10^6 clients are one array
+            pools.append(pool)
+            # int32: the build keeps [P, C] per lane for partition.json (40 MB at 10^6 clients, not 80)
+            counts.append(data.class_counts(labels, parts, ds.num_classes, np.int32))
+            # a lane of a group is named by its own values (fed.build checks them all again, as lane 0's)
+            fed.check_size_rule(c, counts[-1].sum(axis=1), _lane_name(c, s) if len(cfgs) > 1 or c.seeds > 1 else "")
+        except RunRefused:
+            raise
+        except ConfigError as e:
+            raise RunRefused(str(e), i) from None
         del parts, rest, labels
     fdata, spec = fed.build(x_all, y_all, parts_per_seed, pools, ds.x_test, ds.y_test, ds.num_classes, cfg,
                             faulty)
@@ -231,16 +246,20 @@ def _private_steps(cfg: Config, counts: list) -> np.ndarray:
 
 def auto_chunk(b: Built) -> int:
     """Seeds per compiled batch: all of them unless a rough footprint says they would not fit."""
+    if b.cfg.seed_chunk:
+        return min(b.cfg.seed_chunk, len(b.seeds))
+    stats = jax.local_devices()[0].memory_stats() or {}
+    limit = stats.get("bytes_limit") or os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+    return sizing.lanes_that_fit(len(b.seeds), int(0.5 * limit), **lane_shapes(b))
+
+
+def lane_shapes(b: Built) -> dict:
+    """What sizing.per_seed_bytes needs to know of a built group (its arguments by name)."""
     cfg, spec = b.cfg, b.ctx.spec
-    if cfg.seed_chunk:
-        return min(cfg.seed_chunk, len(b.seeds))
     held = spec.active if b.ctx.cohort else spec.peers      # client_storage=auto: the cohort's models only
     # probes only where peers train on them: the FedAvg family ignores probe.per_round (as validation)
     distill = protocols.traits(cfg.protocol.name).distill
-    shapes = dict(num_params=b.ctx.num_params, peers=held, active=spec.active, input_shape=spec.input_shape,
-                  batch_size=cfg.batch_size, probe_batch=(cfg.distill.batch_size or cfg.batch_size) if distill else 0,
-                  probes=spec.probes if distill else 0, classes=spec.classes,
-                  soft=protocols.traits(cfg.protocol.name).soft)
-    stats = jax.local_devices()[0].memory_stats() or {}
-    limit = stats.get("bytes_limit") or os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
-    return sizing.lanes_that_fit(len(b.seeds), int(0.5 * limit), **shapes)
+    return dict(num_params=b.ctx.num_params, peers=held, active=spec.active, input_shape=spec.input_shape,
+                batch_size=cfg.batch_size, probe_batch=(cfg.distill.batch_size or cfg.batch_size) if distill else 0,
+                probes=spec.probes if distill else 0, classes=spec.classes,
+                soft=protocols.traits(cfg.protocol.name).soft)
