@@ -16,7 +16,7 @@ from tallysim import config, data, model_groups, protocols, sizing
 from tallysim.config import Config, ConfigError
 from tallysim.protocols.contract import make as make_protocol   # a plugin's Protocol checked
 from tallysim.protocols.base import Context, ModelGroup, Protocol
-from tallysim.sim import faults, fed, lanes, local, tasks
+from tallysim.sim import activations, faults, fed, lanes, local, peers, tasks
 from tallysim.sim.models import make_model, param_count
 
 
@@ -254,12 +254,32 @@ def auto_chunk(b: Built) -> int:
 
 
 def lane_shapes(b: Built) -> dict:
-    """What sizing.per_seed_bytes needs to know of a built group (its arguments by name)."""
+    """What sizing.per_seed_bytes needs to know of a built group (its arguments by name), the model's
+    own facts included: its forward pass's bytes per example (sim/activations.py, traced, not
+    compiled), the optimizer's state per parameter, the peers trained at once and the data's arrays."""
     cfg, spec = b.cfg, b.ctx.spec
     held = spec.active if b.ctx.cohort else spec.peers      # client_storage=auto: the cohort's models only
     # probes only where peers train on them: the FedAvg family ignores probe.per_round (as validation)
     distill = protocols.traits(cfg.protocol.name).distill
+    models = [g.model for g in b.ctx.model_groups] or [b.ctx.model]
+    dummy = jnp.zeros((1,) + spec.input_shape, jnp.float32)
+    facts, moments = [], 0.0
+    for m in models:
+        params = jax.eval_shape(m.init, jax.random.PRNGKey(0), dummy)
+        facts.append(activations.per_example(m.apply, params, spec.input_shape))
+        opt = jax.eval_shape(peers.make_optimizer(cfg.optim).init, params)
+        moments = max(moments, param_count(opt) / max(1, param_count(params)))
+    per_lane = shared = 0
+    for leaf, axis in zip(b.fed, fed.SEED_AXES):
+        if leaf is not None:
+            if axis is None:
+                shared += leaf.nbytes
+            else:
+                per_lane += leaf.nbytes // leaf.shape[0]
     return dict(num_params=b.ctx.num_params, peers=held, active=spec.active, input_shape=spec.input_shape,
                 batch_size=cfg.batch_size, probe_batch=(cfg.distill.batch_size or cfg.batch_size) if distill else 0,
                 probes=spec.probes if distill else 0, classes=spec.classes,
-                soft=protocols.traits(cfg.protocol.name).soft)
+                soft=protocols.traits(cfg.protocol.name).soft, positions=tasks.of(spec).positions,
+                together=-(-spec.active // max(1, min(spec.groups, spec.active))),
+                saved=max(f.saved for f in facts), peak=max(f.peak for f in facts), moments=moments,
+                test_examples=int(b.fed.x_test.shape[0]), data=per_lane, shared=shared)
