@@ -281,5 +281,6 @@ def lane_shapes(b: Built) -> dict:
                 probes=spec.probes if distill else 0, classes=spec.classes,
                 soft=protocols.traits(cfg.protocol.name).soft, positions=tasks.of(spec).positions,
                 together=-(-spec.active // max(1, min(spec.groups, spec.active))),
-                saved=max(f.saved for f in facts), peak=max(f.peak for f in facts), moments=moments,
+                saved=max(f.saved for f in facts), peak=max(f.peak for f in facts), example=facts[0].input,
+                moments=moments,
                 test_examples=int(b.fed.x_test.shape[0]), data=per_lane, shared=shared)

@@ -217,8 +217,8 @@ def fmt(n: float) -> str:
 def per_seed_bytes(num_params: int, peers: int, active: int, input_shape: tuple, batch_size: int,
                    probe_batch: int, probes: int, classes: int, soft: bool, lanes: int = 1, *,
                    positions: int = 1, together: int | None = None, saved: int | None = None,
-                   peak: int | None = None, moments: float = 2, test_examples: int | None = None,
-                   data: int = 0, shared: int = 0) -> int:
+                   peak: int | None = None, example: int = 0, moments: float = 2,
+                   test_examples: int | None = None, data: int = 0, shared: int = 0) -> int:
     """Rough bytes one seed (lane) of a built run needs on the device, when `lanes` lanes share one
     compiled program (`lanes_bytes` is all of them): an upper bound of what XLA reports for the
     compiled round (temporaries, arguments, outputs) plus evaluation's temporaries (measured:
@@ -226,7 +226,8 @@ def per_seed_bytes(num_params: int, peers: int, active: int, input_shape: tuple,
     a protocol that never trains on probes (protocols.traits(name).distill false: the FedAvg family).
 
     The model's own facts, where the caller knows them (build.lane_shapes): `saved` and `peak`, its
-    forward pass's bytes per example with and without gradients (sim/activations.py); `together`, the
+    forward pass's bytes per example with and without gradients (sim/activations.py), `example` the
+    input's own (part of `peak`; evaluation and the exchange feed every peer the same ones); `together`, the
     peers one training step runs at once (local.train_peers: ceil(active / groups)); `moments`, the
     optimizer's state per parameter; `positions`, the messages per probe (text: the sequence length);
     `test_examples`, the test set; `data`, this lane's data arrays; `shared` (counted once by
@@ -242,12 +243,12 @@ def per_seed_bytes(num_params: int, peers: int, active: int, input_shape: tuple,
         # [P, B+R, C] logits / probabilities / gradients of a training step
         width = max(math.prod(input_shape), 512)
         acts = 4 * peers * rows * (width * 16 + classes * 4)
-        forward = 0
+        forward = example = 0
     else:
         # a training step keeps its forward pass's values for the backward pass, and the gradient of
         # the logits, for the peers it runs at once
         acts = (together or active) * rows * (saved + 2 * logits)
-        forward = peak
+        forward = max(peak, example)
     # The probe exchange streams peers in chunks (exchange.py): one chunk's [c, M * positions, C]
     # temporaries plus the sums, no A * M * C term, and the chunk's forward pass over its probes;
     # evaluation holds one [P, B, C] batch of logits and the P peers' and the server's forward pass
@@ -257,10 +258,11 @@ def per_seed_bytes(num_params: int, peers: int, active: int, input_shape: tuple,
     exchange = 0
     if probes:
         c = peer_chunk(active, probes * positions, classes, lanes=lanes)
-        exchange = exchange_bytes(active, probes, classes, soft, lanes, positions) + int(1.5 * c * probes * forward)
+        exchange = exchange_bytes(active, probes, classes, soft, lanes, positions) + \
+            int(1.5 * probes * (c * (forward - example) + example))
     batch = eval_batch(peers, classes * positions, lanes=lanes)
     batch = min(batch, test_examples) if test_examples else batch
-    evals = peers * batch * logits * 2 + int(1.5 * (peers + 1) * batch * forward)
+    evals = peers * batch * logits * 2 + int(1.5 * batch * ((peers + 1) * (forward - example) + example))
     return int(state + acts + exchange + evals + data)
 
 

@@ -25,6 +25,7 @@ import numpy as np
 class PerExample(NamedTuple):
     saved: int      # bytes: every intermediate of the forward pass (training)
     peak: int       # bytes: the most alive at once without gradients (evaluation, the exchange)
+    input: int      # bytes: the example itself, float32 (in `peak`; shared by peers that see the same one)
 
 
 def _bytes(v) -> int:
@@ -95,4 +96,4 @@ def per_example(apply, params, input_shape: tuple) -> PerExample:
         return jax.make_jaxpr(apply)(params, jnp.zeros((batch,) + tuple(input_shape), jnp.float32)).jaxpr
     one, two = traced(1), traced(2)
     return PerExample(saved=max(0, saved_bytes(two) - saved_bytes(one)),
-                      peak=max(0, peak_bytes(two) - peak_bytes(one)))
+                      peak=max(0, peak_bytes(two) - peak_bytes(one)), input=4 * int(np.prod(input_shape)))
