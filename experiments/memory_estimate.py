@@ -24,7 +24,7 @@ MODELS = {"mlp": IMAGE + ["model.name=mlp", "model.width=200"], "lenet": IMAGE +
 def case(model: str, batch: int, together: int, protocol: str = "tally", probes: int = 8, peers: int = 4,
          extra=()) -> list[str]:
     return MODELS[model] + [f"protocol.name={protocol}", f"peers={peers}", f"probe.per_round={probes}",
-                            "probe.pool_size=64", f"batch_size={batch}", "local_steps=1", "rounds=1",
+                            f"probe.pool_size={max(64, probes + 32)}", f"batch_size={batch}", "local_steps=1", "rounds=1",
                             "warmup_epochs=0", f"ragged_groups={peers // together}", *extra]
 
 
