@@ -7,7 +7,7 @@ the input size: 2.6-2.9x high for an MLP at batch 256, and 8-100x low where conv
 evaluation's forward pass dominate (a CNN's 1 GB evaluation against a 163 MB estimate).
 
 And the probe exchange of text counts every position: a text probe is a window of T tokens, each one
-message (Spec.messages), so the exchange holds [c, M * T, C]; auto_chunk counted M (issue: leftovers3).
+message (Spec.messages), so the exchange holds [c, M * T, C]; auto_chunk counted M only.
 """
 from __future__ import annotations
 
