@@ -199,3 +199,17 @@ def _text(v) -> str:
     if isinstance(v, tuple):
         return "x".join(map(str, v))
     return str(v)
+
+
+def test_a_groups_lane_batch_honours_every_configurations_seed_chunk():
+    """seed_chunk is per-lane (lanes.HOST: it joins a group), so the group's batch must not be the first
+    configuration's alone: a configuration that asks for 1 seed per batch (to fit memory) in a group led
+    by one that leaves it to auto_chunk ran all lanes in one batch. The smallest one set wins, in either
+    order (its numbers are the same either way: test_trust_resume's lane tests)."""
+    from tallysim import build
+    free, one = tc.cfg("tally", "seeds=2"), tc.cfg("tally", "seeds=2", "seed_chunk=1", "optim.lr=0.1")
+    assert len(lanes.group([free, one])) == 1
+    for cfgs in ([free, one], [one, free]):
+        assert build.auto_chunk(build.build_group(cfgs)) == 1
+    three = tc.cfg("tally", "seeds=2", "seed_chunk=3", "optim.lr=0.2")
+    assert build.auto_chunk(build.build_group([free, three])) == 3      # at most every lane of the group

@@ -81,3 +81,21 @@ def test_same_seed_same_rows_other_seed_other_rows_and_lanes_change_nothing(case
     last = chunked[-1]["per_seed"]
     assert any(last[k][0] != last[k][1] for k in exact if not k.startswith("bits")) or \
         last.get("train_loss", [0, 0])[0] != last.get("train_loss", [0, 0])[1], (case, "two seeds, one result")
+
+
+@pytest.mark.parametrize("case", _marked(list(protocols.REGISTRY)))
+def test_exchange_chunks_and_eval_batches_change_no_vote_bit_or_accuracy(case, tmp_path, monkeypatch):
+    """The probe exchange streams 3 of the 4 active peers at a time (a padded last chunk) and the test set
+    is evaluated 24 examples at a time (a padded last batch) instead of everything at once: the votes,
+    bits and accuracies of the whole run are the same. (Soft sums are added in another order: losses and
+    soft targets may move in the last float bits, so only what is counted is compared exactly.)"""
+    from tallysim import sizing
+    b = run.build(tc.cfg(case))
+    M, C = b.ctx.spec.probes, b.ctx.spec.classes
+    monkeypatch.setattr(sizing, "CHUNK_BYTES", 3 * 4 * M * C)
+    assert sizing.peer_chunk(4, M, C) == 3 and sizing.eval_batch(4, C) == 3 * M // 4
+    rows = tc.read_rows(run.run(tc.cfg(case), str(tmp_path / "chunked"), progress=False)["out"])
+    ref = tc.loaded(case)
+    exact = [k for k in ref[0] if k.startswith(("acc_", "vote_acc", "bits", "softavg_acc")) or k in
+             ("round", "agreement", "kept", "merged", "eval_peers", "faulty")]
+    assert [{k: r.get(k) for k in exact} for r in rows] == [{k: r.get(k) for k in exact} for r in ref], case

@@ -48,6 +48,14 @@ EXTRA = {
     "fedavg-private": ["protocol.name=fedavg", "privacy.noise=0.5", "privacy.accountant=pld"],
     "tally-population": ["protocol.name=tally", "partition.kind=population", "peers=30", "partition.mean_size=10",
                          "participation=0.1", "client_storage=auto", "probe.per_round=16"],
+    # a client's optimizer state kept between its rounds, under a cohort drawn each round
+    "fedavg-keep_optim": ["protocol.name=fedavg", "participation=0.5", "optim.reset_each_round=false"],
+    # a straggler sends its last model: state of the faulty peers; a new faulty set every round
+    "fedavg-straggler": ["protocol.name=fedavg", "faults.kind=straggler", "faults.fraction=0.5",
+                         "participation=0.5"],
+    "tally-redraw": ["protocol.name=tally", "faults.kind=confident_wrong", "faults.fraction=0.25",
+                     "faults.redraw=true", "participation=0.75", "cohort_draw=sequential", "eval_peers=2",
+                     "eval_sample=random"],
     "fedavg-population": ["protocol.name=fedavg", "partition.kind=population", "peers=30",
                           "partition.mean_size=10", "participation=0.1", "client_storage=auto"],
 }
