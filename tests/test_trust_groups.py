@@ -112,8 +112,7 @@ def _run_group(a, b, tmp_path) -> list:
     return [tc.read_rows(o) for o in outs]
 
 
-@pytest.mark.parametrize("case", [c if c.split("-")[0] in tc.MAIN else pytest.param(c, marks=pytest.mark.slow)
-                                  for c in CASES])
+@pytest.mark.parametrize("case", tc.marked("groups", CASES))
 def test_a_group_of_two_equals_the_two_single_runs(case, tmp_path):
     a, b, varied, _ = _pair(case)
     ga, gb = _run_group(a, b, tmp_path)
@@ -143,6 +142,7 @@ def test_every_lane_field_is_varied_for_every_protocol_or_skipped_with_a_reason(
     assert "faults.fraction" in _pair("tally-dropout")[2]
 
 
+@pytest.mark.slow          # 3 runs; the pair above varies every other host-side field in make test
 def test_label_quantity_fields_in_one_group(tmp_path):
     """partition.k and partition.scheme (read by label_quantity only) vary between two lanes."""
     a = tc.cfg("tally", "partition.kind=label_quantity", "partition.k=1")

@@ -85,9 +85,7 @@ def _check_row(row, params_P, server, x, y, classes, what):
         assert abs(round(row["acc_global"] * V) - np.sum(g == y)) <= np.sum(loose_g), (what, "acc_global")
 
 
-@pytest.mark.parametrize("case", ["tally", "softlabel", "fedavg", "bridge",
-                                  *(pytest.param(n, marks=pytest.mark.slow) for n in protocols.REGISTRY
-                                    if n not in ("tally", "softlabel", "fedavg", "bridge"))])
+@pytest.mark.parametrize("case", tc.marked("metrics", protocols.REGISTRY))
 def test_reported_accuracies_are_those_of_the_held_models(case, tmp_path, monkeypatch):
     cfg = tc.cfg(case, "rounds=3", "seeds=2")             # two lanes: the row is each lane's own models
     b = run.build(cfg)

@@ -2,18 +2,13 @@
 round and resumed from its checkpoint writes the uninterrupted run's metrics.jsonl (values and bits,
 exactly: the same programs run), including every protocol's between-round state; the same seed twice
 gives identical rows, another seed other rows; the seed chunk (lanes per program) changes no vote, bit
-or accuracy. The MAIN protocols run in make test, the rest in make test-all (each case is ~3 runs)."""
+or accuracy. trust_cases.FAST's cases run in make test, the rest in make test-all (each case is 1-4 runs)."""
 import pytest
 
 import trust_cases as tc
 from tallysim import checkpoint, protocols, run
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
-
-
-def _marked(cases):
-    return [c if c.split("-")[0] in tc.MAIN and c.count("-") == 0 else pytest.param(c, marks=pytest.mark.slow)
-            for c in cases]
 
 
 class Crash(Exception):
@@ -44,13 +39,13 @@ def test_every_registered_protocol_has_a_trust_case():
     assert set(tc.STATE) == set(protocols.REGISTRY)
 
 
-@pytest.mark.parametrize("case", _marked(tc.every_case()))
+@pytest.mark.parametrize("case", tc.marked("resume", tc.every_case()))
 def test_resume_after_round_3_gives_the_uninterrupted_rows(case, tmp_path, monkeypatch):
     # checkpoint after round 2, rows 3 written then lost: round 3 is recomputed from the checkpoint
     assert _crash_then_resume(case, tmp_path, monkeypatch, 3, 2) == tc.loaded(case)
 
 
-@pytest.mark.parametrize("case", _marked(["tally", "fedadam", "fedct", "scaffold"]))
+@pytest.mark.parametrize("case", tc.marked("segments", ["tally", "fedadam", "fedct", "scaffold"]))
 def test_resume_where_the_segments_differ_from_the_uninterrupted_run(case, tmp_path, monkeypatch):
     """eval_every=2: the uninterrupted run scans rounds 1-2 and 3-4 as one program each; the stopped run
     checkpoints every round, so it runs single rounds. The same numbers either way."""
@@ -59,7 +54,7 @@ def test_resume_where_the_segments_differ_from_the_uninterrupted_run(case, tmp_p
     assert _crash_then_resume(case, tmp_path, monkeypatch, 2, 1, "eval_every=2") == ref
 
 
-@pytest.mark.parametrize("case", _marked(list(protocols.REGISTRY)))
+@pytest.mark.parametrize("case", tc.marked("seeds", protocols.REGISTRY))
 def test_same_seed_same_rows_other_seed_other_rows_and_lanes_change_nothing(case, tmp_path):
     """seeds=2 in one program (2 lanes) and in chunks of one (1 lane, the single run's program): the
     per-seed votes, bits and accuracies are identical; chunks of one are the single runs exactly; the
@@ -83,7 +78,7 @@ def test_same_seed_same_rows_other_seed_other_rows_and_lanes_change_nothing(case
         last.get("train_loss", [0, 0])[0] != last.get("train_loss", [0, 0])[1], (case, "two seeds, one result")
 
 
-@pytest.mark.parametrize("case", _marked(list(protocols.REGISTRY)))
+@pytest.mark.parametrize("case", tc.marked("chunks", protocols.REGISTRY))
 def test_exchange_chunks_and_eval_batches_change_no_vote_bit_or_accuracy(case, tmp_path, monkeypatch):
     """The probe exchange streams 3 of the 4 active peers at a time (a padded last chunk) and the test set
     is evaluated 24 examples at a time (a padded last batch) instead of everything at once: the votes,

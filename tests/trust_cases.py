@@ -59,8 +59,16 @@ EXTRA = {
     "fedavg-population": ["protocol.name=fedavg", "partition.kind=population", "peers=30",
                           "partition.mean_size=10", "participation=0.1", "client_storage=auto"],
 }
-# the protocols whose state or metrics the brief names as main; the others' cases run under make test-all
-MAIN = ("tally", "softlabel", "fedavg", "bridge", "scaffold", "fednova", "fedadam", "cfd", "fedct")
+# The cases each property runs in make test (about one compile-heavy minute in all on one core); every
+# other case is marked slow and runs in make test-all.
+FAST = {"resume": ("scaffold", "fedct", "cfd", "bridge"), "segments": ("fedadam",), "seeds": ("tally",),
+        "chunks": ("softlabel",), "groups": ("fedavg", "tally-dropout"), "metrics": ("tally", "fedavg")}
+
+
+def marked(prop: str, cases) -> list:
+    """`cases` as pytest params, those not in FAST[prop] marked slow."""
+    import pytest
+    return [c if c in FAST[prop] else pytest.param(c, marks=pytest.mark.slow) for c in cases]
 
 
 def items(case: str, *extra: str) -> tuple:
