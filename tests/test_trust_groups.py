@@ -23,12 +23,6 @@ from test_lane_reads import REFUSED, _two_values
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
-# cases beyond trust_cases: lanes whose faulty fraction differs (fixed sets: a host-side field)
-FAULTS = {
-    "fedavg-label_flip": ["protocol.name=fedavg", "faults.kind=label_flip", "faults.fraction=0.25"],
-    "tally-dropout": ["protocol.name=tally", "faults.kind=dropout", "faults.fraction=0.25", "faults.drop_prob=0.5"],
-}
-tc.EXTRA.update(FAULTS)
 CASES = tc.every_case()
 # exact: what the host computes (bits, privacy ledgers, the schedule); the rest to float summation order
 EXACT = ("round", "bits_up", "bits_down", "bits_per_peer", "steps_real", "steps_computed", "epsilon", "faulty")

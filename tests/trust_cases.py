@@ -56,6 +56,14 @@ EXTRA = {
     "tally-redraw": ["protocol.name=tally", "faults.kind=confident_wrong", "faults.fraction=0.25",
                      "faults.redraw=true", "participation=0.75", "cohort_draw=sequential", "eval_peers=2",
                      "eval_sample=random"],
+    # model.groups: per-group bits summed in the ledger (restored on resume), per-group rows
+    "selective_fd-groups": ["protocol.name=selective_fd", "warmup_epochs=0",
+                            "model.groups=small:2:mlp,width=8;big:2:mlp,width=16"],
+    "cfd-groups": ["protocol.name=cfd", "cfd.delta=true", "probe.resample=false", "warmup_epochs=0",
+                   "model.groups=small:2:mlp,width=8;big:2:mlp,width=16", "participation=0.5"],
+    # lanes whose fixed faulty fraction differs (a host-side field in a group); dropout's bits per lane
+    "fedavg-label_flip": ["protocol.name=fedavg", "faults.kind=label_flip", "faults.fraction=0.25"],
+    "tally-dropout": ["protocol.name=tally", "faults.kind=dropout", "faults.fraction=0.25", "faults.drop_prob=0.5"],
     "fedavg-population": ["protocol.name=fedavg", "partition.kind=population", "peers=30",
                           "partition.mean_size=10", "participation=0.1", "client_storage=auto"],
 }
