@@ -64,6 +64,8 @@ EXTRA = {
     # lanes whose fixed faulty fraction differs (a host-side field in a group); dropout's bits per lane
     "fedavg-label_flip": ["protocol.name=fedavg", "faults.kind=label_flip", "faults.fraction=0.25"],
     "tally-dropout": ["protocol.name=tally", "faults.kind=dropout", "faults.fraction=0.25", "faults.drop_prob=0.5"],
+    # control variates across a seed chunk boundary (the crash lands in the second chunk)
+    "scaffold-chunks": ["protocol.name=scaffold", "optim.momentum=0", "seeds=3", "seed_chunk=2"],
     "fedavg-population": ["protocol.name=fedavg", "partition.kind=population", "peers=30",
                           "partition.mean_size=10", "participation=0.1", "client_storage=auto"],
 }
