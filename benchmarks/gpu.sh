@@ -16,9 +16,10 @@
 # time keeps the rows it measured and costs only itself. Runs from a checkout (no install needed):
 # PYTHONPATH=. . PARTS=table only prints the tables from the JSON already in $OUT.
 #
-# A dry run anywhere (a CPU, before a lease): PEERS and STEPS replace every part's peer counts and local
-# steps (defaults: the parts' own lists, 20 steps), e.g. a minute or two on a 2-core CPU:
-#   JAX_PLATFORMS=cpu PEERS=2 STEPS=1 OUT=/tmp/dry benchmarks/gpu.sh
+# A dry run anywhere (a CPU, before a lease): PEERS, STEPS and BATCH replace every part's peer counts,
+# local steps and batch (defaults: the parts' own lists, 20 steps of batch 32). On a 2-core CPU compiling
+# dominates (bfloat16 is emulated there: ~30 s a program), so raise the limits too (docs/gpu.md):
+#   JAX_PLATFORMS=cpu PEERS=1 STEPS=1 BATCH=2 CNN_S=900 REST_S=900 CONV_S=900 OUT=/tmp/dry benchmarks/gpu.sh
 set -u
 OUT=${OUT:-/tmp/tallysim-gpu}
 mkdir -p "$OUT"
@@ -27,7 +28,8 @@ PY=${PY:-python3}
 PARTS=${PARTS:-env table_cnn table_rest torch conv}
 CONVS=${CONVS:-xla,im2col,nchw}            # the conv part's formulations (model.conv values)
 IMPLS=${IMPLS:-tallysim,vmap_ref,dense}     # the table's columns; add loop for the per-peer loop
-STEPS=${STEPS:-20}                          # local steps of batch 32 a peer, every part (bench --full's 20)
+STEPS=${STEPS:-20}                          # local steps a peer, every part (bench --full's 20)
+BATCH=${BATCH:-32}                          # examples a local step, every part
 peers() { echo "${PEERS:-$1}"; }            # a part's peer counts: its own list, unless PEERS is set
 start=$SECONDS
 
@@ -44,23 +46,24 @@ for p in $PARTS; do
   case $p in
     env) part env 30 bash -c "nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm --format=csv; \
   $PY -c 'import jax, flax, optax; print(\"jax\", jax.__version__, \"flax\", flax.__version__, \
-\"optax\", optax.__version__, jax.devices())'; $PY -c 'import torch; print(\"torch\", torch.__version__)'" ;;
+\"optax\", optax.__version__, jax.devices())'; $PY -c 'import importlib.util as u; print(\"torch\", \
+  __import__(\"torch\").__version__ if u.find_spec(\"torch\") else \"not installed (part torch skips)\")'" ;;
     table_cnn) part table_cnn "${CNN_S:-150}" $PY -m tallysim bench --full --model cnn --peers "$(peers 100,1000,10)" \
-  --steps "$STEPS" --dtype bfloat16,float32 --impl "$IMPLS" --json "$OUT/table_cnn.json" ;;
+  --steps "$STEPS" --batch "$BATCH" --dtype bfloat16,float32 --impl "$IMPLS" --json "$OUT/table_cnn.json" ;;
     table_rest) part table_rest "${REST_S:-150}" $PY -m tallysim bench --full --model lenet,mlp,resnet8 \
-  --peers "$(peers 100,1000)" --steps "$STEPS" --dtype bfloat16 --impl "$IMPLS" --json "$OUT/table_rest.json" ;;
+  --peers "$(peers 100,1000)" --steps "$STEPS" --batch "$BATCH" --dtype bfloat16 --impl "$IMPLS" --json "$OUT/table_rest.json" ;;
     torch) if ! $PY -c 'import torch' 2>/dev/null; then     # not a tallysim dependency: skip, cost nothing
         echo "== torch: skipped (PyTorch is not installed for $PY; the table has no PyTorch rows)"; continue; fi
       tp=$(peers 100)
-      part torch "${TORCH_S:-60}" bash -c "$PY benchmarks/torch_ref.py --peers $tp --steps $STEPS --bf16 > $OUT/torch_bf16.jsonl; \
-  $PY benchmarks/torch_ref.py --peers $tp --steps $STEPS > $OUT/torch_f32.jsonl; cat $OUT/torch_*.jsonl" ;;
+      part torch "${TORCH_S:-60}" bash -c "$PY benchmarks/torch_ref.py --peers $tp --steps $STEPS --batch $BATCH --bf16 > $OUT/torch_bf16.jsonl; \
+  $PY benchmarks/torch_ref.py --peers $tp --steps $STEPS --batch $BATCH > $OUT/torch_f32.jsonl; cat $OUT/torch_*.jsonl" ;;
     conv) part conv "${CONV_S:-120}" $PY -m tallysim bench --full --model cnn,lenet,resnet8 --peers "$(peers 100)" \
-  --steps "$STEPS" --dtype bfloat16 --conv "$CONVS" --impl tallysim,vmap_ref --json "$OUT/conv.json"
-      $PY benchmarks/gpu_table.py --auto-conv "$OUT/conv.json" | tee "$OUT/auto_conv.txt" ;;
+  --steps "$STEPS" --batch "$BATCH" --dtype bfloat16 --conv "$CONVS" --impl tallysim,vmap_ref --json "$OUT/conv.json"
+      $PY benchmarks/gpu_table.py --auto-conv "$OUT/conv.json" > "$OUT/auto_conv.txt" ;;   # printed with the tables
     xla_flags) for f in --xla_gpu_force_conv_nchw=true --xla_gpu_force_conv_nhwc=true; do
         n=${f#--xla_gpu_force_conv_}; n=${n%=true}
         XLA_FLAGS="${XLA_FLAGS:-} $f" part "xla_flags_$n" "${FLAGS_S:-60}" $PY -m tallysim bench --full --model cnn \
-  --peers "$(peers 100)" --steps "$STEPS" --dtype bfloat16 --conv xla --impl tallysim,vmap_ref --json "$OUT/xla_flags_$n.json"
+  --peers "$(peers 100)" --steps "$STEPS" --batch "$BATCH" --dtype bfloat16 --conv xla --impl tallysim,vmap_ref --json "$OUT/xla_flags_$n.json"
         echo "XLA_FLAGS=$f:"; $PY benchmarks/gpu_table.py "$OUT/xla_flags_$n.json"
       done ;;
     sweep) part sweep "${SWEEP_S:-170}" $PY -m tallysim bench --sweep --sample "${SAMPLE:-6}" --json "$OUT/sweep.json" ;;

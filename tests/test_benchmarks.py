@@ -163,14 +163,14 @@ def test_gpu_sh_default_parts_fit_one_command_and_shrink_for_a_dry_run(tmp_path)
         limit[name] = int(secs)
     assert sum(limit[p] for p in default) <= 540, limit
     bench_calls = re.findall(r'-m tallysim bench --full[^;]*?--json', text, re.S)
-    assert len(bench_calls) == 4 and all('"$(peers ' in c and '--steps "$STEPS"' in c for c in bench_calls)
-    assert "torch_ref.py --peers $tp --steps $STEPS" in text
+    assert len(bench_calls) == 4 and all('"$(peers ' in c and '--steps "$STEPS" --batch "$BATCH"' in c for c in bench_calls)
+    assert "torch_ref.py --peers $tp --steps $STEPS --batch $BATCH" in text
 
 
 def test_gpu_sh_torch_part_skips_cleanly_without_torch(tmp_path):
     """PyTorch is no tallysim dependency and may be absent on a lent machine: the part says so and leaves
-    no empty JSON lines behind; where torch is installed it runs (tiny: PEERS=1 STEPS=1)."""
-    res = _gpu_sh(tmp_path, PARTS="torch", PEERS="1", STEPS="1")
+    no empty JSON lines behind; where torch is installed it runs (tiny: PEERS=1 STEPS=1 BATCH=2)."""
+    res = _gpu_sh(tmp_path, PARTS="torch", PEERS="1", STEPS="1", BATCH="2")
     assert res.returncode == 0, res.stderr
     try:
         import torch  # noqa: F401
