@@ -147,7 +147,7 @@ def test_param_counts_known():
 def test_kernel_init_is_flax_default_to_the_bit(shape):
     """models.kernel_init draws flat and reshapes (a faster XLA:CPU compile); it must give flax's default
     kernel init (lecun_normal) exactly, with the threefry keys runs use, eagerly and vmapped under jit."""
-    from tallysim.sim.models import kernel_init
+    from tallysim.sim.initializers import kernel_init
     flax_default = nn.initializers.lecun_normal()
     k = jax.random.PRNGKey(7)
     bits = lambda a: np.asarray(a).view(np.uint32)

@@ -22,7 +22,7 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
-from tallysim.sim.models import kernel_init   # flax's default, drawn flat: the same bits, a faster compile
+from tallysim.sim.initializers import kernel_init   # flax's default, drawn flat: the same bits, a faster compile
 
 PARAM_DTYPE = jnp.float32
 
