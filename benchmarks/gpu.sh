@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # What the speed work measures on a GPU, as one script that fits a 15-minute machine lease (docs/gpu.md):
 # by default the samples/s table of every model against plain vmap and the dense bound (issue 35), CNN
-# first, PyTorch's yardsticks beside it, and the convolution formulations side by side, at most 8.5
+# first, PyTorch's yardsticks beside it, and the convolution formulations side by side, at most 8.75
 # minutes of limits (one 10-minute command); at the end one short table
 # (benchmarks/gpu_table.py) from the JSON the parts wrote, also saved as $OUT/table.md.
 #
@@ -44,7 +44,7 @@ part() {   # part NAME LIMIT_S COMMAND...: run with a limit, log to $OUT/NAME.lo
 
 for p in $PARTS; do
   case $p in
-    env) part env 30 bash -c "nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm --format=csv; \
+    env) part env 45 bash -c "nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm --format=csv; \
   $PY -c 'import jax, flax, optax; print(\"jax\", jax.__version__, \"flax\", flax.__version__, \
 \"optax\", optax.__version__, jax.devices())'; $PY -c 'import importlib.util as u; print(\"torch\", \
   __import__(\"torch\").__version__ if u.find_spec(\"torch\") else \"not installed (part torch skips)\")'" ;;
