@@ -12,6 +12,7 @@ from typing import Optional
 
 from tallysim import atomic
 from tallysim.config import ConfigError
+from tallysim.fields import did_you_mean
 from tallysim.results import metrics
 from tallysim.results.metrics import check_figure_out, columns, read_run
 
@@ -23,7 +24,7 @@ def metric_value(row: dict, metric: str, where) -> float:
     v = metrics.metric(row, metric)
     if v is None:
         raise ConfigError(f"--metric {metric!r} is not a numeric column of {where}; allowed: auto, "
-                          f"{', '.join(columns([row]))}")
+                          f"{', '.join(columns([row]))}{did_you_mean(metric, columns([row]), metrics.METRIC_ALIASES)}")
     return v
 
 
