@@ -145,6 +145,26 @@ def test_a_plot_mixing_server_and_peer_accuracy_says_which_curve_is_which(tmp_pa
     drawn.clear()
     plot.plot_curves([a], str(tmp_path / "h.png"))
     assert drawn == ["tally"]                                            # one kind of model: the axis says it
+    drawn.clear()
+    local = _write_run(tmp_path / "local", [_row(1, 0.2, 0)], {"protocol": {"name": "local"}})
+    plot.plot_curves([a, local], str(tmp_path / "i.png"))
+    assert drawn == ["tally", "local, 0 bits (drawn at 1)"]             # a log axis has no 0
+
+
+def test_a_figures_curves_say_which_model_and_where_zero_bits_sit(tmp_path, monkeypatch):
+    from tallysim.figures import plots
+    a = _write_run(tmp_path / "tally", [_row(1, 0.5, 100)], {"protocol": {"name": "tally"}})
+    b = _write_run(tmp_path / "fedavg", [_row(1, 0.3, 900, acc_global=0.7)], {"protocol": {"name": "fedavg"}})
+    c = _write_run(tmp_path / "local", [_row(1, 0.2, 0)], {"protocol": {"name": "local"}})
+    drawn = []
+    real = plots._band
+    monkeypatch.setattr(plots, "_band", lambda ax, x, y, s, label, **kw: (drawn.append(label),
+                                                                          real(ax, x, y, s, label, **kw))[1])
+    paths = plots.curves({}, {"tally": [({}, a)], "fedavg": [({}, b)], "local": [({}, c)]},
+                         str(tmp_path / "fig"), "t")
+    assert drawn == ["tally (peer mean)", "fedavg (server model)", "local (peer mean), 0 bits (drawn at 1)"]
+    with open(paths["csv"]) as f:                                        # the table keeps the group names
+        assert [r["group"] for r in csv.DictReader(f)] == ["tally", "fedavg", "local"]
 
 
 # ----------------------------------------------------------------------------- a plugin from the checkout

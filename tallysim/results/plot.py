@@ -101,13 +101,16 @@ def y_label(rows_per_run: list[list[dict]], metric: str) -> str:
 def _legend_with_model(labels: list, rows_per_run: list, metric: str, labels_given: bool) -> list:
     """The legend entries, each followed by the model its curve measures ("fedavg (server model)")
     when the y axis mixes them ("peer mean / server model"): the axis alone does not say which curve is
-    which. Labels the user gave (--label) are kept as given; the CSV keeps the plain labels."""
-    if labels_given or metric not in ("auto", "ppl"):
+    which; a run that sent nothing says so. Labels the user gave (--label) are kept as given; the CSV
+    keeps the plain labels."""
+    if labels_given:
         return labels
     which = [WHICH_ACCURACY[metrics.headline_key(rows[-1])] if rows else "" for rows in rows_per_run]
-    if len(set(w for w in which if w)) < 2:
-        return labels
-    return [f"{label} ({w})" if w else label for label, w in zip(labels, which)]
+    if metric in ("auto", "ppl") and len(set(w for w in which if w)) > 1:
+        labels = [f"{label} ({w})" if w else label for label, w in zip(labels, which)]
+    # `local` sends nothing: its curve sits at x = 1 on the log axis, which has no 0
+    return [f"{label}, 0 bits (drawn at 1)" if rows and all(r["bits_per_peer"] == 0 for r in rows) else label
+            for label, rows in zip(labels, rows_per_run)]
 
 
 def plot_curves(run_dirs, out: str, metric: str = "auto", title: str | None = None,
