@@ -192,3 +192,14 @@ def test_the_summary_line_of_a_grouped_run_gives_each_groups_accuracy():
     assert "(peer mean 0.6600, ensemble 0.6900, by group: phone 0.6500, server 0.6920)" in line, line
     plain = {k: v for k, v in last.items() if "@" not in k}
     assert "(peer mean 0.6600, ensemble 0.6900)," in metrics.summary_line(tiny("protocol.name=tally"), plain)
+
+
+def test_a_config_file_typo_names_the_file_beside_it(tmp_path, monkeypatch):
+    (tmp_path / "experiments").mkdir()
+    (tmp_path / "experiments" / "quick.json").write_text("{}")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match=r"config file 'experiments/quikc.json' does not exist; did you mean "
+                                          r"experiments/quick.json\?$"):
+        config.load_file("experiments/quikc.json")
+    with pytest.raises(ConfigError, match=r"config file 'nowhere/x.json' does not exist$"):
+        config.load_file("nowhere/x.json")
