@@ -203,3 +203,20 @@ def test_a_config_file_typo_names_the_file_beside_it(tmp_path, monkeypatch):
         config.load_file("experiments/quikc.json")
     with pytest.raises(ConfigError, match=r"config file 'nowhere/x.json' does not exist$"):
         config.load_file("nowhere/x.json")
+
+
+def test_a_subcommand_a_metric_and_a_figure_name_typo_get_the_near_one(sweep, capsys):
+    from tallysim import cli, figures
+    from tallysim.results import table
+    with pytest.raises(SystemExit) as e:
+        cli.main(["tabel", str(sweep)])
+    assert e.value.code == 2 and "invalid choice: 'tabel'" in capsys.readouterr().err.replace("\n", " ")
+    with pytest.raises(SystemExit):
+        cli.main(["tabel", str(sweep)])
+    assert "; did you mean table? (see `tallysim --help`)" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match=r"--metric 'accuracy' is not a column .*; did you mean auto\?$"):
+        table.table_rows([sweep], metric="accuracy")
+    with pytest.raises(ConfigError, match=r"--metric 'acc_maen' .*; did you mean acc_mean\?$"):
+        table.table_rows([sweep], metric="acc_maen")
+    with pytest.raises(ConfigError, match=r"figure 'Fig4' not found; .*; did you mean fig4\?$"):
+        figures.resolve("Fig4")
