@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Optional
 
 from tallysim.config import Config
-from tallysim.results.runs import Results
+from tallysim.results.runs import Results, read_rows  # noqa: F401 - tallysim.read_rows
 
 
 def run(cfg: Config, out: Optional[str] = None, **kwargs) -> Results:

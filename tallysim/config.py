@@ -249,13 +249,25 @@ def _resolve(path: str, seen: tuple, done: dict) -> dict:
     return done[here]
 
 
+def _near_file(path: str) -> str:
+    """"; did you mean experiments/quick.json?" for a typo of a JSON file that sits beside it."""
+    import difflib
+    folder = os.path.dirname(path) or "."
+    try:
+        names = sorted(n for n in os.listdir(folder) if n.endswith(".json"))
+    except OSError:
+        return ""
+    near = difflib.get_close_matches(os.path.basename(path), names, n=2, cutoff=0.7)
+    return f"; did you mean {' or '.join(os.path.join(os.path.dirname(path), n) for n in near)}?" if near else ""
+
+
 def _read_json(path: str) -> dict:
     """A JSON object from a file; anything else (missing, a directory, binary, a list...) is one line."""
     try:
         with open(path, "rb") as f:
             raw = f.read()
     except FileNotFoundError:
-        raise ConfigError(f"config file {path!r} does not exist") from None
+        raise ConfigError(f"config file {path!r} does not exist{_near_file(path)}") from None
     except IsADirectoryError:
         raise ConfigError(f"config file {path!r} is a directory; give a JSON file") from None
     except OSError as e:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 from tallysim import sizing
+from tallysim.fields import did_you_mean
 from tallysim.schema import INT_MAX, Config, ConfigError, declared, field_keys, field_type, get_field
 
 MAX_NAME = 200          # bytes of a dataset name (it becomes a cache file name; file systems allow 255)
@@ -63,6 +64,15 @@ TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: 
 def show(value, limit: int = 60) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def not_known(key: str, value, allowed) -> str:
+    """The refusal of a choice field's unknown value: what was given, every allowed value, and the near
+    ones (`protocol.name='tallly' ...; did you mean tally?`)."""
+    from tallysim import protocols
+    aliases = protocols.ALIASES if key == "protocol.name" else None
+    return (f"{key}={show(value)} is not known; allowed: {', '.join(map(str, allowed))}"
+            f"{did_you_mean(value, allowed, aliases)}")
 
 
 def json_kind(v) -> str:

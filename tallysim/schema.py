@@ -230,6 +230,12 @@ def suggest(key: str, where: str = "") -> str:
     `optim.lrr`, `optm.lr`, `lr`), else where the fields are listed. `where`: " in FILE", before it."""
     keys = list(field_keys())
     sections = sorted({k.rsplit(".", 1)[0] for k in keys if "." in k})
+    if key in sections:       # `partition=iid`: a section takes its fields, named one by one
+        fields_of = [k for k in keys if k.rsplit(".", 1)[0] == key]
+        if len(fields_of) == 1:
+            return f"{where}; did you mean {fields_of[0]}?"
+        return f"{where}; {key} is a section: set its fields one by one, e.g. {fields_of[0]}=...; its fields: " \
+               f"{', '.join(fields_of)}"
     last = key.rsplit(".", 1)[-1]
     near = [k for k in keys if k.rsplit(".", 1)[-1] == last]          # the field, in another section
     near += difflib.get_close_matches(key, keys + sections, n=3, cutoff=0.75)

@@ -61,4 +61,21 @@ def import_plugin(module: str, where: str, registry):
     except (Exception, SystemExit) as e:  # noqa: BLE001 - whatever the plugin raised, say it in one line
         raise ConfigError(f"{where} cannot be imported ({one_line(e)}); allowed: a module on the Python "
                           "path that defines PROTOCOLS = {\"name\": \"factory\"} and does nothing else "
-                          "when imported") from None
+                          f"when imported{_nearby(module, e)}") from None
+
+
+def _nearby(module: str, e: BaseException) -> str:
+    """"; examples/fedmix.py is here: ..." when the module itself was not found but a file of its name
+    sits in a folder below the working directory: `--plugin fedmix` from a checkout's root, where the
+    example plugins are in examples/, is the first plugin run a newcomer tries."""
+    from pathlib import Path
+    if not isinstance(e, ModuleNotFoundError) or e.name != module.split(".")[0] or "." in module:
+        return ""
+    try:
+        found = sorted(p.parent.relative_to(Path.cwd()).as_posix() for p in Path.cwd().glob(f"*/{module}.py"))
+    except OSError:
+        return ""
+    if not found:
+        return ""
+    return (f"; {found[0]}/{module}.py is here: put its folder on the Python path, e.g. "
+            f"PYTHONPATH={found[0]} tallysim ... --plugin {module}")
