@@ -364,6 +364,8 @@ def run_results(cfg: Config, out: Optional[str] = None, overwrite: bool = False,
     from tallysim import api_arguments, validation
     validation.check_read(config.validate(cfg))      # a single run: refuse a field its protocol ignores
     api_arguments.check(out, overwrite, progress, kwargs)
+    from tallysim import jax_check
+    jax_check.backend()             # 64-bit mode on in the notebook: one line, not a traceback in a round
     if out is None:
         out = tempfile.mkdtemp(prefix="tallysim-")
     elif not kwargs.get("resume"):      # a new directory is made; advice names this API's arguments
