@@ -12,6 +12,10 @@ def check(out, overwrite, progress, kwargs: dict) -> None:
     deep in outdir, `checkpoint_every=-1` (which the CLI refuses) and `"5"` were taken, a truthy string
     (`overwrite="no"`) replaced a directory, and resume=True with overwrite=True was answered as if only
     resume were given."""
+    unknown = sorted(set(kwargs) - {"resume", "checkpoint_every", "built"})
+    if unknown:      # was a TypeError from the internal run(), after the config had been checked
+        raise ConfigError(f"tallysim.run({unknown[0]}=...): no such argument; allowed: out, overwrite, progress, "
+                          "resume, checkpoint_every")
     if out is not None and not isinstance(out, (str, os.PathLike)):
         raise ConfigError(f"tallysim.run(out={out!r}): expected a directory path (str or pathlib.Path), or None "
                           "for a new temporary directory")

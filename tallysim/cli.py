@@ -108,18 +108,20 @@ def interrupted(e: KeyboardInterrupt, args) -> int:
     return 128 + signum
 
 
-def _how_to_continue(args) -> str:
-    """`run`: whether `--resume` can continue (a checkpoint is there) or not; `sweep`: run it again."""
+def _how_to_continue(args, then: str = "") -> str:
+    """`run`: whether `--resume` can continue (a checkpoint is there) or not; `sweep`: run it again. (The
+    disk-full line said "run --resume continues from its last checkpoint" where there was none.)"""
     fn, out = getattr(args, "fn", None), getattr(args, "out", None)
     if fn is cmd_sweep:
-        return "; the same sweep command, run again, continues it"
+        return f"; {then}the same sweep command, run again, continues it"
     if fn is not cmd_run or not out:
-        return ""
+        return ", then rerun" if then else ""
     from pathlib import Path
-    from tallysim import checkpoint
-    if (Path(out) / checkpoint.FILE).is_file():
-        return f"; `tallysim run --out {out} --resume` continues from its last checkpoint"
-    return "; it had saved no checkpoint yet (see --checkpoint-every), so --resume cannot continue it"
+    from tallysim import outdir
+    if (Path(out) / outdir.CHECKPOINT).is_file():
+        return f"; {then}`tallysim run --out {out} --resume` continues from its last checkpoint"
+    return (f"; it had saved no checkpoint yet (see --checkpoint-every), so --resume cannot continue it: "
+            f"{then}run it again with --overwrite")
 
 
 def main(argv=None, repeats: bool = None) -> int:
@@ -162,8 +164,7 @@ def main(argv=None, repeats: bool = None) -> int:
         if e.errno in (errno.ENOSPC, errno.EDQUOT):     # a full disk is the user's to fix, not a bug
             where = f" writing {e.filename}" if e.filename else ""
             print(f"tallysim: error: the disk is full{where} ({e.strerror or e}); metrics written so far "
-                  "are kept: free some space, then rerun (run --resume continues from its last checkpoint)",
-                  file=sys.stderr)
+                  f"are kept: free some space{_how_to_continue(args, 'then ')}", file=sys.stderr)
             return 2
         if e.filename is None:          # not about a path the user gave: a real failure, keep the traceback
             raise
