@@ -217,6 +217,17 @@ def test_a_metrics_file_changed_mid_run_is_written_again_whole(how, said, when, 
     assert f"was {said} by another program during the run" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("how", ["emptied", "deleted", "replaced"])
+def test_a_runs_recorder_keeps_every_row_when_its_file_changes(how, tmp_path):
+    """The same through the run's recorder (run._Recorder), as a run writes its rows."""
+    rec = run._Recorder([0], tmp_path, 1, None, None)
+    rec.rows(1, [{"round": 1}])
+    _damage(tmp_path / "metrics.jsonl", how)
+    rec.rows(2, [{"round": 2}])
+    rec.close()
+    assert (tmp_path / "metrics.jsonl").read_bytes() == b'{"round": 1}\n{"round": 2}\n'
+
+
 def test_an_untouched_metrics_file_is_written_as_before(tmp_path, capsys):
     path = tmp_path / "metrics.jsonl"
     f = MetricsFile(path, [b'{"round": 1}'])                  # a resumed run's rows before its checkpoint
