@@ -60,7 +60,9 @@ def _parse_scalar(key: str, text: str, t) -> Any:
         return text
     except ValueError:
         kind = {bool: "true/false", int: "an integer", float: "a number", tuple: "a shape like 28x28x1"}
-        raise ConfigError(f"{key}={text!r}: expected {kind.get(t, t.__name__)}") from None
+        several = "," in text and t in (bool, int, float)     # `run optim.lr=0.1,0.2`: several values are a sweep
+        raise ConfigError(f"{key}={text!r}: expected {kind.get(t, t.__name__)}"
+                          + (f" (several values are a sweep: tallysim sweep {key}={text})" if several else "")) from None
 
 
 def distinct_values(key: str, texts: list[str]) -> list[str]:

@@ -243,7 +243,8 @@ def suggest(key: str, where: str = "") -> str:
     keys = list(field_keys())
     sections = sorted({k.rsplit(".", 1)[0] for k in keys if "." in k})
     last = key.rsplit(".", 1)[-1]
-    near = [k for k in keys if k.rsplit(".", 1)[-1] == last]          # the field, in another section
+    near = [k for k in keys if k.lower() == key.lower()]              # `PEERS`, `Optim.LR`: no suggestion was made
+    near += [k for k in keys if k.rsplit(".", 1)[-1] == last]         # the field, in another section
     near += difflib.get_close_matches(key, keys + sections, n=3, cutoff=0.75)
     if "." in key:            # a typo in the section, the field or both: match each part
         head, _, tail = key.rpartition(".")

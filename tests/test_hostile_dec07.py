@@ -75,6 +75,18 @@ def test_api_misuse_is_one_line(call, expected, tmp_path, no_compile):
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.parametrize("items, expected", [
+    (["PEERS=4"], "unknown config key 'PEERS'; did you mean peers?"),             # no suggestion was made
+    (["Optim.LR=0.1"], "did you mean optim.lr?"),
+    (["optim.lr=0.1,0.2"], "optim.lr='0.1,0.2': expected a number (several values are a sweep: tallysim sweep "
+                           "optim.lr=0.1,0.2)"),
+])
+def test_override_slips_say_what_was_meant(items, expected):
+    with pytest.raises(ConfigError) as e:
+        tiny(*items)
+    assert expected in str(e.value), str(e.value)
+
+
 @pytest.fixture
 def x64():
     import jax
