@@ -331,7 +331,21 @@ def test_a_json_sweep_axis_of_fractions_for_an_integer_says_so(values, expected)
 
 # ----------------------------------------------------------------------------- plugins from a notebook
 
-def test_loading_an_edited_plugin_again_says_the_old_code_runs(tmp_path, monkeypatch, capsys):
+@pytest.fixture
+def registry_restored():
+    """The protocols a test's plugin registers are gone after it (other tests list every protocol)."""
+    from tallysim import protocols
+    from tallysim.protocols import plugin_import
+    before = dict(protocols._EXTERNAL), dict(protocols._LOADED), dict(plugin_import._IMPORTED)
+    yield
+    for live, saved in zip((protocols._EXTERNAL, protocols._LOADED, plugin_import._IMPORTED), before):
+        live.clear()
+        live.update(saved)
+    protocols._generation[0] += 1
+    sys.modules.pop("nbplugin_dec07", None)
+
+
+def test_loading_an_edited_plugin_again_says_the_old_code_runs(tmp_path, monkeypatch, capsys, registry_restored):
     """A notebook edits its plugin and loads it again: Python returned the module imported first, and the
     edit (here a second protocol) was silently not there."""
     from tallysim import protocols
