@@ -271,8 +271,11 @@ def check_sweep_dir(out, run_dirs: dict[str, Path], done_file: str, index: str) 
             raise ConfigError(f"refusing to use {out}: its {index} is a symbolic link (tallysim never "
                               "follows or replaces one); move it away or choose another --out")
         if idx.exists() and not _is_index(idx):
-            raise ConfigError(f"refusing to use {out}: its {index} was not written by tallysim; "
-                              "choose another --out")
+            # a damaged index (emptied, cut) was called "not written by tallysim"; deleting it is safe: the
+            # sweep writes it again, and skips the runs whose directories say they are done
+            raise ConfigError(f"refusing to use {out}: its {index} is not a sweep index (damaged, or not "
+                              f"tallysim's); if it is this sweep's, delete it (the sweep writes it again and keeps "
+                              "its finished runs), else choose another --out")
     for name, d in run_dirs.items():
         if d.is_symlink() or (d.exists() and not d.is_dir()):
             raise ConfigError(f"sweep run {name}: {d} is not a plain directory; move it away or choose "

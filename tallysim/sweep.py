@@ -134,6 +134,9 @@ def run_sweep(base_cfg: Config, runs: list[tuple[str, list[str]]], out_dir, prog
                 if diff:
                     log(f"  note: its config.json differs from this sweep's config ({', '.join(diff[:4])}"
                         f"{', ...' if len(diff) > 4 else ''}); delete {run_dir / DONE} to rerun it")
+                elif outdir.run_state(run_dir) != "finished":   # skipped in silence; `table`: incomplete
+                    log(f"  note: its {metrics.METRICS} no longer holds the finished run's rows (emptied, cut or "
+                        f"deleted since it finished); delete {run_dir / DONE} to rerun it")
                 if bar:
                     bar.done()
                 continue

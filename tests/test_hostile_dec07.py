@@ -281,6 +281,39 @@ def test_a_sweep_into_a_run_directory_is_refused(dry, tmp_path, capsys, no_compi
                                                           "config.json"])
 
 
+def _finished_sweep(tmp_path):
+    """A sweep `seed=0,1` whose two runs finished (written by hand: nothing compiles)."""
+    out = tmp_path / "s"
+    runs = sweep.expand({}, ["seed=0,1"])
+    for (name, _), cfg in zip(runs, sweep.configs(tiny(), runs)):
+        d = outdir.claim(out / name, False)
+        (d / "config.json").write_text(json.dumps(sweep._jsonable(config.to_dict(config.validate(cfg).resolved()))))
+        (d / "metrics.jsonl").write_text('{"round": 1}\n{"round": 2}\n')
+        (d / "done.json").write_text("{}")
+    (out / "sweep.json").write_text(json.dumps({"runs": []}))
+    return out
+
+
+def test_a_finished_sweep_run_whose_rows_were_lost_is_not_skipped_in_silence(tmp_path, capsys, no_compile):
+    """Its metrics.jsonl emptied after it finished: the sweep skipped it as done, and `table` said incomplete."""
+    out = _finished_sweep(tmp_path)
+    assert cli.main(["sweep", *TINY, "seed=0,1", "--out", str(out), "--quiet"]) == 0      # ok: both skipped
+    assert "note" not in capsys.readouterr().out
+    (out / "seed=1" / "metrics.jsonl").write_text("")
+    assert cli.main(["sweep", *TINY, "seed=0,1", "--out", str(out), "--quiet"]) == 0
+    said = capsys.readouterr().out                   # the sweep's log, where its other notes go
+    assert "note: its metrics.jsonl no longer holds the finished run's rows" in said and "seed=1/done.json" in said
+
+
+def test_a_damaged_sweep_index_is_not_called_foreign(tmp_path, capsys, no_compile):
+    """Said "its sweep.json was not written by tallysim"; deleting it is the way on (the runs are kept)."""
+    out = _finished_sweep(tmp_path)
+    (out / "sweep.json").write_text('{"runs": [{"na')
+    status, line = one_line(capsys, ["sweep", *TINY, "seed=0,1", "--out", str(out), "--quiet"])
+    assert status == 2 and "its sweep.json is not a sweep index (damaged, or not tallysim's); if it is this " \
+                           "sweep's, delete it" in line, line
+
+
 # ----------------------------------------------------------------------------- config files
 
 def _file(tmp_path, text, name="c.json"):
