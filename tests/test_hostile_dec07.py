@@ -394,3 +394,23 @@ def test_loading_an_edited_plugin_again_says_the_old_code_runs(tmp_path, monkeyp
     tallysim.load_plugin("nbplugin_dec07")
     assert "plugin 'nbplugin_dec07' was imported before and its file has changed since" in capsys.readouterr().err
     assert "nbproto2_dec07" not in protocols.names()         # still the first import, as the warning says
+
+
+@pytest.mark.parametrize("bits, ok", [
+    (dict(up=-5, down=0, active=4), False),        # ran: "-6.25e-07 MB per peer"
+    (dict(up=1.5, down=0, active=4), False),       # ran: fractional bits
+    (dict(up=8, down=float("nan"), active=4), False),
+    (dict(up=8, down=0, active=4, up_total=-1), False),
+    (dict(up=True, down=0, active=4), False),
+    (dict(up=1024, down=0, active=4), True), (dict(up=np.int64(1024), down=1024.0, active=4, up_total=4096), True),
+])
+def test_a_plugins_cost_must_count_whole_bits(bits, ok):
+    from tallysim.protocols import contract
+    from tallysim.sim.comm import RoundBits
+    cost = contract._checked_cost("protocol 'p' (plugin 'm')", lambda info: RoundBits(**bits))
+    if ok:
+        assert cost({}) == RoundBits(**bits)
+    else:
+        with pytest.raises(ConfigError, match=r"protocol 'p' \(plugin 'm'\): cost\(info\) returned RoundBits\(\w+="):
+            cost({})
+
