@@ -248,6 +248,18 @@ def test_an_untouched_metrics_file_is_written_as_before(tmp_path, capsys):
     assert path.read_bytes() == b'{"round": 1}\n{"round": 2}\n' and not capsys.readouterr().err
 
 
+@pytest.mark.parametrize("rows, error, status", [(5, False, "incomplete"), (40, False, "done"),
+                                                  (3, True, "failed")])
+def test_results_say_whether_the_run_finished(rows, error, status, tmp_path):
+    """Results.read of a run stopped at round 5 of 40 gave its rows and `last` with nothing to say so."""
+    (tmp_path / "config.json").write_text(json.dumps(config.to_dict(config.validate(tiny("rounds=40")))))
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps({"round": r, "bits_per_peer": 8.0 * r, "acc_mean": 0.5}) + "\n"
+                                                    for r in range(1, rows + 1)))
+    if error:
+        (tmp_path / "error.txt").write_text("the loss is nan\n")
+    assert tallysim.Results.read(tmp_path).status == status
+
+
 def _run_dir(tmp_path):
     d = outdir.claim(tmp_path / "r", False)
     (d / "metrics.jsonl").write_text('{"round": 1}\n')
