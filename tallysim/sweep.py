@@ -167,8 +167,19 @@ def run_sweep(base_cfg: Config, runs: list[tuple[str, list[str]]], out_dir, prog
     finally:
         if bar and own_bar:
             bar.close()
+    _finished_elsewhere(out_dir, records, log)
     _write_index(out_dir, records, meta)
     return records
+
+
+def _finished_elsewhere(out_dir: Path, records: list, log) -> None:
+    """A run another process was writing (busy) that has finished meanwhile is done, not failed: two
+    copies of one sweep each left the other's runs "failed" in sweep.json, and the last to end wrote it."""
+    for rec in records:
+        if rec.get("busy") and rec["status"] == "failed" and (out_dir / rec["name"] / DONE).is_file():
+            rec.update(status="done", finished_by="another process")
+            rec.pop("error", None)
+            log(f"  {rec['name']}: finished by the other process meanwhile")
 
 
 def _plan(cfgs: list[Config], dirs: list[Path], grouped: bool) -> list[list[int]]:
@@ -270,6 +281,8 @@ def _fail(run_dir: Path, rec: dict, message: str, log, detail: Optional[str] = N
             atomic.write_text(err, (detail or message).rstrip("\n") + "\n")
     rec["status"] = "failed"
     rec["error"] = message.splitlines()[0] if message else "failed"
+    if busy:
+        rec["busy"] = True                 # _finished_elsewhere: done if that process finishes it first
     if diverged:                       # its loss went non-finite (run.NonFiniteLoss): a result, not a bug
         rec["diverged"] = True
     log(f"  FAILED: {rec['error']}" + ("" if busy else f" (see {err})"))

@@ -317,6 +317,19 @@ def test_a_finished_sweep_run_whose_rows_were_lost_is_not_skipped_in_silence(tmp
     assert "note: its metrics.jsonl no longer holds the finished run's rows" in said and "seed=1/done.json" in said
 
 
+def test_a_run_the_other_copy_of_a_sweep_finished_is_done_in_the_index(tmp_path):
+    """Two copies of one sweep (say, two jobs of one array): each found the other's run busy and recorded it
+    "failed", and sweep.json, written last by the copy that ended last, said a finished run had failed."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "done.json").write_text("{}")
+    (tmp_path / "b").mkdir()
+    recs = [{"name": "a", "status": "failed", "busy": True, "error": "busy"},        # finished meanwhile
+            {"name": "b", "status": "failed", "busy": True, "error": "busy"},        # ok: still running there
+            {"name": "a", "status": "failed", "error": "nan"}]                       # ok: a failure of its own
+    sweep._finished_elsewhere(tmp_path, recs, lambda line: None)
+    assert [r["status"] for r in recs] == ["done", "failed", "failed"] and "error" not in recs[0]
+
+
 def test_a_damaged_sweep_index_is_not_called_foreign(tmp_path, capsys, no_compile):
     """Said "its sweep.json was not written by tallysim"; deleting it is the way on (the runs are kept)."""
     out = _finished_sweep(tmp_path)
