@@ -63,6 +63,12 @@ def test_replace_takes_numpy_scalars_and_a_shape_list(key, value, plain):
     json.dumps(config.to_dict(cfg))                       # config.json can hold it
 
 
+def test_a_numpy_scalar_given_to_config_itself_says_how_to_pass_it():
+    with pytest.raises(ConfigError, match=r"peers=np.int64\(4\) has the wrong type \(numpy int64\); expected an "
+                                          r"integer \(a Python value: int\(x\)"):
+        config.validate(tallysim.Config(peers=np.int64(4)))
+
+
 @pytest.mark.parametrize("call, expected", [
     (lambda c, o: tallysim.run(c, out=o, resum=True), r"tallysim.run\(resum=...\): no such argument"),
     (lambda c, o: config.apply_overrides(c, "peers=4"), r"expected a list of key=value strings, e.g. \['peers=4'\]"),
