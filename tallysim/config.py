@@ -217,6 +217,7 @@ def merge(parent: dict, child: dict) -> dict:
     return out
 
 
+MAX_CONFIG_BYTES = 16 << 20    # a config file larger is refused unread (a device such as /dev/zero never ends)
 MAX_EXTENDS_DEPTH = 64          # files in one `extends` chain; deeper is refused (a real chain is 2-3)
 
 
@@ -274,13 +275,16 @@ def _read_json(path: str) -> dict:
     """A JSON object from a file; anything else (missing, a directory, binary, a list...) is one line."""
     try:
         with open(path, "rb") as f:
-            raw = f.read()
+            raw = f.read(MAX_CONFIG_BYTES + 1)      # `--config /dev/zero` read until memory ran out
     except FileNotFoundError:
         raise ConfigError(f"config file {path!r} does not exist") from None
     except IsADirectoryError:
         raise ConfigError(f"config file {path!r} is a directory; give a JSON file") from None
     except OSError as e:
         raise ConfigError(f"config file {show(path)} cannot be read: {e.strerror or e}") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"config file {path!r} is larger than {MAX_CONFIG_BYTES >> 20} MiB; allowed: a JSON "
+                          "config file (a few KB)")
     try:
         # utf-8-sig: a byte-order mark (Windows editors save one) is read past, not "Unexpected UTF-8 BOM"
         d = json.loads(raw.decode("utf-8-sig"), object_pairs_hook=functools.partial(_unique_keys, path))

@@ -352,6 +352,12 @@ def _file(tmp_path, text, name="c.json"):
     return str(tmp_path / name)
 
 
+def test_a_config_that_never_ends_is_refused_unread():
+    """`--config /dev/zero` read until memory ran out."""
+    with pytest.raises(ConfigError, match=r"config file '/dev/zero' is larger than 16 MiB"):
+        config.load_file("/dev/zero")
+
+
 def test_a_byte_order_mark_is_read_past(tmp_path):
     """Windows editors save one: "not valid JSON: Unexpected UTF-8 BOM (decode using utf-8-sig)"."""
     assert config.load_file(_file(tmp_path, '\ufeff{"peers": 3}')).peers == 3
