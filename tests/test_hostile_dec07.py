@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -91,6 +92,29 @@ def test_override_slips_say_what_was_meant(items, expected):
     with pytest.raises(ConfigError) as e:
         tiny(*items)
     assert expected in str(e.value), str(e.value)
+
+
+@pytest.mark.parametrize("state, expected", [
+    ("none", r"tallysim.run\(resume=True\) needs out=, the run directory to continue"),   # made a temp dir
+    ("empty", r"tallysim.run\(resume=True\): .* is not a tallysim run directory"),
+    ("stopped", r"has no checkpoint.npz to resume from .*start it again with overwrite=True \(checkpoint_every=N"),
+    ("finished", r"is a finished run .*tallysim.Results.read\("),
+])
+def test_resume_from_python_is_refused_in_pythons_words(state, expected, tmp_path, no_compile):
+    """Said "--resume: ...", "start it again with --overwrite (--checkpoint-every N ...)"; with no out, a
+    new temporary directory was made and then called "not a tallysim run directory"."""
+    out = None
+    if state != "none":
+        out = tmp_path / "r"
+        out.mkdir()
+    if state in ("stopped", "finished"):
+        outdir.claim(out, True)
+        (out / "config.json").write_text('{"rounds": 2}')
+        (out / "metrics.jsonl").write_text('{"round": 1}\n' + ('{"round": 2}\n' if state == "finished" else ""))
+    before = set(os.listdir(tempfile.gettempdir()))
+    with pytest.raises(ConfigError, match=expected):
+        tallysim.run(tiny(), out=out, resume=True)
+    assert set(os.listdir(tempfile.gettempdir())) <= before
 
 
 @pytest.fixture
