@@ -87,8 +87,10 @@ def check_types(cfg: Config) -> None:
         if (value is None and optional) or type_ok(value, inner):
             continue
         allowed = TYPE_NAMES.get(inner, inner.__name__) + (" or null" if optional else "")
-        raise ConfigError(f"{key}={show(value)} has the wrong type ({type(value).__name__}); "
-                          f"expected {allowed}")
+        numpy = type(value).__module__ == "numpy"      # Config(peers=np.int64(4)): "(int64); expected an integer"
+        raise ConfigError(f"{key}={show(value)} has the wrong type ({'numpy ' * numpy}{type(value).__name__}); "
+                          f"expected {allowed}" + (" (a Python value: int(x) / float(x) / bool(x), or set it with "
+                                                   "Config.replace, which converts numpy scalars)" if numpy else ""))
 
 
 def _interval(lo, hi, lo_in, hi_in) -> str:

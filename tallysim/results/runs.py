@@ -27,6 +27,14 @@ class Results:
         """The last metrics row (the final evaluation; {} before the first)."""
         return self.rows[-1] if self.rows else {}
 
+    @property
+    def status(self) -> str:
+        """"done" (every round ran), "incomplete" (stopped early: interrupted, killed, or still running) or
+        "failed" (error.txt), as `tallysim table` says; `rows` and `last` alone did not tell a notebook that
+        a run it read had stopped at round 5 of 40."""
+        from tallysim.results.table import _status
+        return _status(self.out, self.config, self.rows)
+
     def column(self, key: str) -> list:
         """One metrics key over the rows, in round order (None where a row lacks it, or holds null: e.g.
         `acc_global` without a server model). A key no row has is a KeyError naming the near ones: a
