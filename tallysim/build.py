@@ -232,8 +232,12 @@ def _private_steps(cfg: Config, counts: list) -> np.ndarray:
 def auto_chunk(b: Built) -> int:
     """Seeds per compiled batch: all of them unless a rough footprint says they would not fit."""
     cfg, spec = b.cfg, b.ctx.spec
-    if cfg.seed_chunk:
-        return min(cfg.seed_chunk, len(b.seeds))
+    # seed_chunk is per lane (lanes.HOST), so a group's configurations may set different ones: the
+    # smallest set wins (a configuration that asked for small batches to fit memory gets them, whichever
+    # configuration leads the group); the numbers are the same at any batch size
+    asked = [c.seed_chunk for c in b.cfgs if c.seed_chunk]
+    if asked:
+        return min(min(asked), len(b.seeds))
     held = spec.active if b.ctx.cohort else spec.peers      # client_storage=auto: the cohort's models only
     # probes only where peers train on them: the FedAvg family ignores probe.per_round (as validation)
     distill = protocols.traits(cfg.protocol.name).distill
