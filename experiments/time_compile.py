@@ -1,5 +1,9 @@
-"""Compile time (lower and compile apart) and seconds per round of one grouped program, on this
-machine, with the persistent compile cache off; counts the step-body copies in its HLO.
+"""Compile time (lower and compile apart) of the two programs a run compiles first, the initial state
+(`programs.initial_state`: parameter init, and for the distillation protocols the warm-up's local
+training) and one round (`round_programs`' single-round program), then seconds per round, on this
+machine, with the persistent compile cache off; counts the loops and matmuls in the round's HLO.
+Each time is given as wall seconds and as the process's CPU seconds (all threads): on a shared machine
+the wall time moves with the load, the CPU time much less.
 python experiments/time_compile.py {niid|demo} [ROUNDS] [key=value ...]"""
 import os
 import re
@@ -12,27 +16,49 @@ os.environ.pop("JAX_COMPILATION_CACHE_DIR", None)
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
-from experiments.niid_shape import NIID, single_round  # noqa: E402
+from experiments.niid_shape import NIID  # noqa: E402
 from tallysim import config  # noqa: E402
+from tallysim.build import build  # noqa: E402
+from tallysim.programs import chunk_inputs, round_programs  # noqa: E402
+from tallysim.sim import fed, mesh  # noqa: E402
+
+
+def timed(fn):
+    """(fn(), wall seconds, CPU seconds of this process)."""
+    w, c = time.perf_counter(), time.process_time()
+    out = fn()
+    return out, time.perf_counter() - w, time.process_time() - c
+
 
 which = sys.argv[1] if len(sys.argv) > 1 else "niid"
 n = int(sys.argv[2]) if len(sys.argv) > 2 else 3
 base = config.load_file("experiments/demo.json") if which == "demo" else config.Config()
 cfg = config.apply_overrides(base, ([] if which == "demo" else NIID) + sys.argv[3:])
-b, single, (state, data_c, k_rounds, rs, values) = single_round(cfg)
-t0 = time.perf_counter()
-lowered = single.lower(state, data_c, k_rounds, rs, values)
-t_lower = time.perf_counter() - t0
-t0 = time.perf_counter()
-compiled = lowered.compile()
-t_compile = time.perf_counter() - t0
+b = build(cfg)
+placement = mesh.plan(cfg.devices, len(b.seeds), cfg.peers)
+data_c, values, k_init, k_rounds, _, _ = chunk_inputs(b, 0, len(b.seeds), placement)
+print(f"{which}: {cfg.protocol.name}, {len(b.seeds)} lanes x {cfg.peers} peers, groups {b.ctx.spec.groups}, "
+      f"warmup_epochs {cfg.warmup_epochs}, jax {jax.__version__} {jax.default_backend()}, load "
+      f"{os.getloadavg()[0]:.1f}")
+
+# The initial state, as programs.initial_state compiles it (no mesh here).
+init_fn = jax.vmap(lambda k, d, v: b.lane_protocol(v).init(k, d), in_axes=(0, fed.SEED_AXES, 0))
+init_low, iw, ic = timed(lambda: jax.jit(init_fn).lower(k_init, data_c, values))
+init_comp, cw, cc = timed(init_low.compile)
+print(f"init:  lower {iw:.2f} s ({ic:.2f} CPU s), compile {cw:.2f} s ({cc:.2f} CPU s); "
+      f"{len(init_low.as_text()):,} chars")
+state = init_comp(k_init, data_c, values)
+
+single, _ = round_programs(b)
+rs = jnp.arange(1, 2, dtype=jnp.int32)
+lowered, t_lower, c_lower = timed(lambda: single.lower(state, data_c, k_rounds, rs, values))
+compiled, t_compile, c_compile = timed(lowered.compile)
 hlo = lowered.as_text()
 opt = compiled.as_text()
 count = lambda pat, text: len(re.findall(pat, text))
 n_while, n_conv = count(r'\bwhile[(]', opt), count(r'convolution[(]', opt)
-print(f"{which}: {len(b.seeds)} lanes x {cfg.peers} peers, groups {b.ctx.spec.groups}, "
-      f"jax {jax.__version__} {jax.default_backend()}")
-print(f"lower {t_lower:.2f} s, compile {t_compile:.2f} s; lowered HLO: {count(r'stablehlo.while', hlo)} while, "
+print(f"round: lower {t_lower:.2f} s ({c_lower:.2f} CPU s), compile {t_compile:.2f} s ({c_compile:.2f} CPU s); "
+      f"lowered HLO: {count(r'stablehlo.while', hlo)} while, "
       f"{count(r'stablehlo.convolution', hlo)} convolution, "
       f"{count(r'stablehlo.dot_general', hlo)} dot_general, {len(hlo):,} chars; compiled HLO: "
       f"{n_while} while, {n_conv} convolution")

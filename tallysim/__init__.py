@@ -1,11 +1,12 @@
 """tallysim: a JAX single-host simulator for communication-efficient federated learning.
 
 The public API (tallysim/api.py): `Config`, `run(cfg, out=...) -> Results`, `drive(cfg)` (a protocol
-round by hand), `load_plugin(module)`, `Results`. Importing tallysim imports no JAX.
+round by hand), `load_plugin(module)`, `Results`, `read_rows(dirs)` (every metrics row below some
+directories, flat, for pandas). Importing tallysim imports no JAX.
 """
 __version__ = "0.1.0"
 
-_API = ("Config", "Results", "drive", "load_plugin", "Driver")
+_API = ("Config", "Results", "drive", "load_plugin", "Driver", "read_rows")
 
 
 def __getattr__(name):

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Optional
 
 from tallysim.config import Config
-from tallysim.results.runs import Results
+from tallysim.results.runs import Results, read_rows  # noqa: F401 - tallysim.read_rows
 
 
 def run(cfg: Config, out: Optional[str] = None, **kwargs) -> Results:
@@ -34,6 +34,12 @@ class Driver:
             # jax.random.PRNGKey takes -1 and 2**40 alike; the CLI's seed field does not
             raise ConfigError(f"drive(seed={seed!r}): expected an integer in 0..{INT_MAX} (or None: the "
                               "config's seed), as the seed field allows")
+        from tallysim import config, validation
+        # a single run, as tallysim.run's: a field this protocol or model never reads is refused before
+        # anything loads or compiles (a sweep's shared base is another matter; drive builds one config)
+        validation.check_read(config.validate(cfg))
+        from tallysim import jax_check
+        jax_check.backend()             # 64-bit mode on in the notebook: one line, not a traceback in a round
         import jax
         from tallysim.run import build
         self.built = build(cfg)

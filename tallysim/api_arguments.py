@@ -12,6 +12,10 @@ def check(out, overwrite, progress, kwargs: dict) -> None:
     deep in outdir, `checkpoint_every=-1` (which the CLI refuses) and `"5"` were taken, a truthy string
     (`overwrite="no"`) replaced a directory, and resume=True with overwrite=True was answered as if only
     resume were given."""
+    unknown = sorted(set(kwargs) - {"resume", "checkpoint_every", "built"})
+    if unknown:      # was a TypeError from the internal run(), after the config had been checked
+        raise ConfigError(f"tallysim.run({unknown[0]}=...): no such argument; allowed: out, overwrite, progress, "
+                          "resume, checkpoint_every")
     if out is not None and not isinstance(out, (str, os.PathLike)):
         raise ConfigError(f"tallysim.run(out={out!r}): expected a directory path (str or pathlib.Path), or None "
                           "for a new temporary directory")
@@ -22,7 +26,28 @@ def check(out, overwrite, progress, kwargs: dict) -> None:
     if flags["resume"] and overwrite:
         raise ConfigError("tallysim.run(resume=True, overwrite=True): resume continues the run in out and "
                           "overwrite replaces it; pass one")
+    if flags["resume"]:
+        resumable(out)
     every = kwargs.get("checkpoint_every")
     if every is not None and (type(every) is not int or every < 0):
         raise ConfigError(f"tallysim.run(checkpoint_every={every!r}): allowed None (every few minutes), 0 (never) "
                           "or a number of rounds")
+
+
+def resumable(out) -> None:
+    """tallysim.run(resume=True)'s refusals in this API's words: they named --resume, --overwrite and
+    --checkpoint-every, and with no `out` a new temporary directory was made and called "not a run"."""
+    from tallysim import outdir
+    if out is None:
+        raise ConfigError("tallysim.run(resume=True) needs out=, the run directory to continue")
+    d = outdir.destination(out, "out")
+    if not outdir.is_run_dir(d):
+        raise ConfigError(f"tallysim.run(resume=True): {out} is not a tallysim run directory; allowed: a directory "
+                          "tallysim.run or `tallysim run --out` wrote")
+    if not (d / outdir.CHECKPOINT).is_file():
+        if outdir.run_state(d) == "finished":
+            raise ConfigError(f"tallysim.run(resume=True): {out} is a finished run (every round ran; a finished run "
+                              f"keeps no checkpoint): tallysim.Results.read({str(out)!r}) reads its results")
+        raise ConfigError(f"tallysim.run(resume=True): {out} has no {outdir.CHECKPOINT} to resume from (it stopped "
+                          "before its first checkpoint); start it again with overwrite=True (checkpoint_every=N "
+                          "saves one every N rounds)")

@@ -69,6 +69,61 @@ def check_out_first(argv: list) -> None:
         outdir.check(known.out, known.overwrite)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a batch scheduler's time limit or preemption, `kill`) or SIGHUP (the terminal closed),
+    raised in the main thread like Ctrl-C. Python's default for them ended the process on the spot: no
+    message, and a checkpoint being written left its temporary file behind; now the same unwinding as
+    Ctrl-C runs (atomic writes remove their temporary files, the lock is released) and the exit status
+    is the shell's for that signal (128 + its number)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated(signum)
+
+
+def catch_termination():
+    """Turn SIGTERM and SIGHUP into Terminated where they would kill the process outright (the default
+    handler; one a caller set, or nohup's ignore, is left alone). Returns a function that restores them."""
+    import signal
+    import threading
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    before = {}
+    for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        if sig is not None and signal.getsignal(sig) is signal.SIG_DFL:
+            before[sig] = signal.signal(sig, _raise_terminated)
+    return lambda: [signal.signal(sig, h) for sig, h in before.items()]
+
+
+def interrupted(e: KeyboardInterrupt, args) -> int:
+    """The one line an interrupted command prints, and its exit status: what is kept, and how to go on."""
+    import signal
+    signum = e.signum if isinstance(e, Terminated) else signal.SIGINT
+    what = "interrupted" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}"
+    print(f"tallysim: {what}; metrics written so far are kept{_how_to_continue(args)}", file=sys.stderr)
+    return 128 + signum
+
+
+def _how_to_continue(args, then: str = "") -> str:
+    """`run`: whether `--resume` can continue (a checkpoint is there) or not; `sweep`: run it again. (The
+    disk-full line said "run --resume continues from its last checkpoint" where there was none.)"""
+    fn, out = getattr(args, "fn", None), getattr(args, "out", None)
+    if fn is cmd_sweep:
+        return f"; {then}the same sweep command, run again, continues it"
+    if fn is not cmd_run or not out:
+        return ", then rerun" if then else ""
+    from pathlib import Path
+    from tallysim import outdir
+    if (Path(out) / outdir.CHECKPOINT).is_file():
+        return f"; {then}`tallysim run --out {out} --resume` continues from its last checkpoint"
+    return (f"; it had saved no checkpoint yet (see --checkpoint-every), so --resume cannot continue it: "
+            f"{then}run it again with --overwrite")
+
+
 def main(argv=None, repeats: bool = None) -> int:
     """The command. `repeats`: may a key=value list name a key twice (later wins)? Not on the command
     line (argv None: a repeat is a typo or a paste); from Python (cli.main([...]), as tests and scripts
@@ -83,6 +138,7 @@ def main(argv=None, repeats: bool = None) -> int:
         print(f"tallysim: error: {e}", file=sys.stderr)
         return 2
     args = parse(argv)
+    restore = catch_termination()
     try:
         from tallysim import outdir
         for key, value in vars(args).items():   # undecodable bytes anywhere: one line now, not a traceback later
@@ -108,18 +164,18 @@ def main(argv=None, repeats: bool = None) -> int:
         if e.errno in (errno.ENOSPC, errno.EDQUOT):     # a full disk is the user's to fix, not a bug
             where = f" writing {e.filename}" if e.filename else ""
             print(f"tallysim: error: the disk is full{where} ({e.strerror or e}); metrics written so far "
-                  "are kept: free some space, then rerun (run --resume continues from its last checkpoint)",
-                  file=sys.stderr)
+                  f"are kept: free some space{_how_to_continue(args, 'then ')}", file=sys.stderr)
             return 2
         if e.filename is None:          # not about a path the user gave: a real failure, keep the traceback
             raise
         print(f"tallysim: error: {e.filename}: {e.strerror or e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("tallysim: interrupted; metrics written so far are kept", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        return interrupted(e, args)
     except RuntimeError as e:
         if type(e).__name__ == "NonFiniteLoss":
             print(f"tallysim: error: {e}", file=sys.stderr)
             return 1
         raise
+    finally:
+        restore()

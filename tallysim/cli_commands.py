@@ -77,6 +77,9 @@ def cmd_run(args) -> int:
         d = outdir.destination(args.out)
         if not outdir.is_run_dir(d):
             raise ConfigError(f"--resume: {args.out} is not a tallysim run directory")
+        if not (d / outdir.CHECKPOINT).is_file():   # before its config.json is read: a run stopped before
+            from tallysim import checkpoint        # writing one said "config file ... does not exist"
+            raise ConfigError(checkpoint._nothing_to_resume(d, args.out))
         cfg = config.load_file(str(d / metrics.CONFIG))     # the run's own config
         if args.overrides:
             # on top of the run's own config, as with --config: on top of the defaults, `--resume

@@ -6,7 +6,9 @@ Plugins are loaded before it is built (tallysim/cli.py): their protocols and con
 from __future__ import annotations
 
 import argparse
+import re
 
+from tallysim.fields import did_you_mean
 from tallysim.cli_commands import cmd_bench, cmd_figure, cmd_pareto, cmd_plot, cmd_prepare, cmd_run, cmd_sweep
 
 
@@ -18,6 +20,9 @@ class OneLineParser(argparse.ArgumentParser):
         command = self.prog.removeprefix("tallysim").strip()
         if "invalid int value" in message:
             message += "; allowed: an integer"
+        bad = re.match(r"argument [^:]+: invalid choice: '([^']*)' \(choose from (.*)\)$", message)
+        if bad:                     # `tallysim tabel`, `--format md`: the near choice, as config fields do
+            message += did_you_mean(bad.group(1), re.findall(r"'([^']*)'", bad.group(2)))
         where = f"{command}: " if command else ""
         self.exit(2, f"tallysim: error: {where}{message} (see `{self.prog} --help`)\n")
 

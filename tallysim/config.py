@@ -60,7 +60,9 @@ def _parse_scalar(key: str, text: str, t) -> Any:
         return text
     except ValueError:
         kind = {bool: "true/false", int: "an integer", float: "a number", tuple: "a shape like 28x28x1"}
-        raise ConfigError(f"{key}={text!r}: expected {kind.get(t, t.__name__)}") from None
+        several = "," in text and t in (bool, int, float)     # `run optim.lr=0.1,0.2`: several values are a sweep
+        raise ConfigError(f"{key}={text!r}: expected {kind.get(t, t.__name__)}"
+                          + (f" (several values are a sweep: tallysim sweep {key}={text})" if several else "")) from None
 
 
 def distinct_values(key: str, texts: list[str]) -> list[str]:
@@ -100,6 +102,9 @@ def check_repeats(items: list, where: str = "on the command line") -> None:
 
 
 def apply_overrides(cfg: Config, items: list[str]) -> Config:
+    if isinstance(items, str):      # iterated letter by letter: "malformed override 'p'"
+        raise ConfigError(f"apply_overrides(cfg, {show(items)}): expected a list of key=value strings, e.g. "
+                          f"[{show(items)}]")
     keys = field_keys()
     values = {}
     for item in items:
@@ -136,14 +141,29 @@ def _coerce(key: str, v, t, where: str):
         raise ConfigError(f"{where}: {key}={show(v)} is a string; expected {TYPE_NAMES.get(inner, inner.__name__)}"
                           f"{' or null' if optional else ''}, written without quotes (e.g. {example}"
                           f"{', null' if optional else ''})")
-    if inner is tuple and isinstance(v, (list, tuple)) and all(type_ok(x, int) for x in v):
-        return tuple(v)
+    if inner is tuple and isinstance(v, (list, tuple)) and all(type_ok(x, int) or _whole(x) for x in v):
+        return tuple(int(x) for x in v)          # [8.0, 8.0, 1.0]: whole numbers, as 1e5 for an integer
     if inner is int and isinstance(v, float) and v.is_integer():
         return int(v)                            # 1e5 in JSON is a float
     if inner is not tuple and type_ok(v, inner):
         return float(v) if inner is float else v
     raise ConfigError(f"{where}: {key}={show(v)} is {json_kind(v)}; expected "
                       f"{TYPE_NAMES.get(inner, inner.__name__)}{' or null' if optional else ''}")
+
+
+def _whole(x) -> bool:
+    return isinstance(x, float) and x.is_integer()
+
+
+def json_axis_value(key: str, v, where: str):
+    """A value of a config file's sweep axis, as the file's body takes it: an integer field takes a whole
+    number written as one (2.0, 1e5) and a shape whole numbers, both refused there as the text '2.0';
+    anything else keeps its text (a sweep axis's values are key=value texts)."""
+    inner, _ = split_optional(field_keys()[key])
+    if (inner is int and isinstance(v, float)) or (inner is tuple and isinstance(v, list)
+                                                   and any(isinstance(x, float) for x in v)):
+        return _coerce(key, v, field_keys()[key], where)
+    return v
 
 
 def from_dict(d: dict, base: Optional[Config] = None, where: str = "config file") -> Config:
@@ -172,7 +192,7 @@ def from_dict(d: dict, base: Optional[Config] = None, where: str = "config file"
             if key in sections:
                 if not isinstance(v, dict):
                     raise ConfigError(f"{where}: {key} must be an object of {key}.* fields, not "
-                                      f"{json_kind(v)} {show(v)}")
+                                      f"{json_kind(v)}{'' if v is None else ' ' + show(v)}")
                 walk(v, key + ".")
             elif key in keys:
                 flat[key] = v
@@ -197,6 +217,7 @@ def merge(parent: dict, child: dict) -> dict:
     return out
 
 
+MAX_CONFIG_BYTES = 16 << 20    # a config file larger is refused unread (a device such as /dev/zero never ends)
 MAX_EXTENDS_DEPTH = 64          # files in one `extends` chain; deeper is refused (a real chain is 2-3)
 
 
@@ -242,26 +263,43 @@ def _resolve(path: str, seen: tuple, done: dict) -> dict:
             raise ConfigError(f'{path}: "extends" {p!r} is a cycle ({" -> ".join(chain)}); a file may not '
                               "extend itself, directly or through its parents")
         if not os.path.isfile(parent):
-            raise ConfigError(f'{path}: "extends" {p!r} is not a file ({parent} does not exist); paths are '
+            why = "is a directory" if os.path.isdir(parent) else "does not exist"   # said "does not exist" of /tmp
+            raise ConfigError(f'{path}: "extends" {p!r} is not a file ({parent} {why}); paths are '
                               "relative to the file that names them")
         out = merge(out, _resolve(parent, seen + (here,), done))
     done[here] = merge(out, d)
     return done[here]
 
 
+def _near_file(path: str) -> str:
+    """"; did you mean experiments/quick.json?" for a typo of a JSON file that sits beside it."""
+    import difflib
+    folder = os.path.dirname(path) or "."
+    try:
+        names = sorted(n for n in os.listdir(folder) if n.endswith(".json"))
+    except OSError:
+        return ""
+    near = difflib.get_close_matches(os.path.basename(path), names, n=2, cutoff=0.7)
+    return f"; did you mean {' or '.join(os.path.join(os.path.dirname(path), n) for n in near)}?" if near else ""
+
+
 def _read_json(path: str) -> dict:
     """A JSON object from a file; anything else (missing, a directory, binary, a list...) is one line."""
     try:
         with open(path, "rb") as f:
-            raw = f.read()
+            raw = f.read(MAX_CONFIG_BYTES + 1)      # `--config /dev/zero` read until memory ran out
     except FileNotFoundError:
-        raise ConfigError(f"config file {path!r} does not exist") from None
+        raise ConfigError(f"config file {path!r} does not exist{_near_file(path)}") from None
     except IsADirectoryError:
         raise ConfigError(f"config file {path!r} is a directory; give a JSON file") from None
     except OSError as e:
         raise ConfigError(f"config file {show(path)} cannot be read: {e.strerror or e}") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"config file {path!r} is larger than {MAX_CONFIG_BYTES >> 20} MiB; allowed: a JSON "
+                          "config file (a few KB)")
     try:
-        d = json.loads(raw.decode("utf-8"), object_pairs_hook=functools.partial(_unique_keys, path))
+        # utf-8-sig: a byte-order mark (Windows editors save one) is read past, not "Unexpected UTF-8 BOM"
+        d = json.loads(raw.decode("utf-8-sig"), object_pairs_hook=functools.partial(_unique_keys, path))
     except UnicodeDecodeError:
         raise ConfigError(f"config file {path!r} is not UTF-8 text (binary?); expected a JSON object") from None
     except ConfigError:                          # a key twice (_unique_keys)

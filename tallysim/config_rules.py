@@ -8,7 +8,7 @@ Each failure is a `ConfigError` with one line naming the fields, the bad values 
 from __future__ import annotations
 
 from tallysim import model_groups, protocols, robust_checks
-from tallysim.field_checks import _choices, check_ranges, check_types, show
+from tallysim.field_checks import _choices, check_ranges, check_types, not_known, show
 from tallysim.schema import FAULT_KINDS, PARAM_ATTACKS, Config, ConfigError, declared, get_field
 from tallysim.schema_text import show_default
 
@@ -52,8 +52,7 @@ def _group_rules(cfg: Config) -> None:
             check_types(gcfg)
             for key, allowed in _choices().items():
                 if key.startswith(("model.", "optim.")) and get_field(gcfg, key) not in allowed:
-                    raise ConfigError(f"{key}={show(get_field(gcfg, key))} is not known; allowed: "
-                                      f"{', '.join(map(str, allowed))}")
+                    raise ConfigError(not_known(key, get_field(gcfg, key), allowed))
             check_ranges(gcfg)
             check_group_model_reads(g, gcfg)
             check_group_mode_reads(g, gcfg)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 from tallysim import sizing
+from tallysim.fields import did_you_mean
 from tallysim.schema import INT_MAX, Config, ConfigError, declared, field_keys, field_type, get_field
 
 MAX_NAME = 200          # bytes of a dataset name (it becomes a cache file name; file systems allow 255)
@@ -65,6 +66,15 @@ def show(value, limit: int = 60) -> str:
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
+def not_known(key: str, value, allowed) -> str:
+    """The refusal of a choice field's unknown value: what was given, every allowed value, and the near
+    ones (`protocol.name='tallly' ...; did you mean tally?`)."""
+    from tallysim import protocols
+    aliases = protocols.ALIASES if key == "protocol.name" else None
+    return (f"{key}={show(value)} is not known; allowed: {', '.join(map(str, allowed))}"
+            f"{did_you_mean(value, allowed, aliases)}")
+
+
 def json_kind(v) -> str:
     return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", int: "an integer",
             float: "a number", type(None): "null"}.get(type(v), type(v).__name__)
@@ -77,8 +87,10 @@ def check_types(cfg: Config) -> None:
         if (value is None and optional) or type_ok(value, inner):
             continue
         allowed = TYPE_NAMES.get(inner, inner.__name__) + (" or null" if optional else "")
-        raise ConfigError(f"{key}={show(value)} has the wrong type ({type(value).__name__}); "
-                          f"expected {allowed}")
+        numpy = type(value).__module__ == "numpy"      # Config(peers=np.int64(4)): "(int64); expected an integer"
+        raise ConfigError(f"{key}={show(value)} has the wrong type ({'numpy ' * numpy}{type(value).__name__}); "
+                          f"expected {allowed}" + (" (a Python value: int(x) / float(x) / bool(x), or set it with "
+                                                   "Config.replace, which converts numpy scalars)" if numpy else ""))
 
 
 def _interval(lo, hi, lo_in, hi_in) -> str:

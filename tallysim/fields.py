@@ -54,3 +54,22 @@ def section_value(name: str, v, cls):
     raise ConfigError(f"Config({name}={v!r:.80}): {name} is a section, not {type(v).__name__}; expected "
                       f"{cls.__name__}(...) or a dict of its fields, e.g. {name}={{{names[0]!r}: ...}}, or "
                       f"cfg.replace(**{{{name + '.' + names[0]!r}: ...}})")
+
+
+def did_you_mean(value, allowed, aliases: dict | None = None) -> str:
+    """"; did you mean tally?" for a near-miss of a choice (`tallly`, `fedAvg`, `TallyTrain`), else "":
+    appended to a "not known; allowed: ..." message, whose list alone leaves a newcomer to spot the typo.
+    `aliases` maps other names of a choice (lower case; a paper's name, e.g. "fedmd") to it."""
+    import difflib
+    text = str(value).strip().lower()
+    names = [str(a) for a in allowed]
+    by_lower = {a.lower(): a for a in names}
+    if text in by_lower:                                            # only the case differs
+        near = [by_lower[text]]
+    elif aliases and text.replace("-", "").replace("_", "") in aliases:
+        near = [aliases[text.replace("-", "").replace("_", "")]]
+    else:
+        near = difflib.get_close_matches(text, list(by_lower), n=2, cutoff=0.6)
+        near += [a for a in by_lower if len(a) >= 3 and text.startswith(a)]    # TallyTrain -> tally
+    near = list(dict.fromkeys(by_lower.get(n, n) for n in near if n != str(value)))[:3]
+    return f"; did you mean {' or '.join(near)}?" if near else ""

@@ -197,6 +197,9 @@ def run_state(d: Path) -> str | None:
 def _occupied(p: Path, out, flag: str, words: dict) -> str:
     """Why a plain run may not write into the non-empty directory p, and what the user can do instead."""
     o, r = words["overwrite"], words["resume"]
+    if being_written(p):     # a running run read as "stopped before its first checkpoint; pass --overwrite"
+        return (f"output directory {out} is being written by another tallysim process right now; wait for it "
+                f"to finish, or choose another {flag}")
     state = run_state(p)
     if state == "interrupted":
         return (f"output directory {out} holds an interrupted run with a checkpoint; pass {r} to continue "
@@ -257,14 +260,22 @@ def check_sweep_dir(out, run_dirs: dict[str, Path], done_file: str, index: str) 
     p = destination(out)
     if not p.is_dir():
         check(p, overwrite=False)
+    elif (p / MARKER).is_file() and not p.is_symlink():
+        # a `run` directory: its own metrics, config and checkpoint would share it with the sweep's index
+        # and run directories (the sweep wrote into it, and `table` then read a run as a sweep)
+        raise ConfigError(f"refusing to use {out} for a sweep: it is a `tallysim run` directory (a sweep "
+                          "writes an index and one run directory per configuration); choose another --out")
     else:
         idx = p / index
         if idx.is_symlink():
             raise ConfigError(f"refusing to use {out}: its {index} is a symbolic link (tallysim never "
                               "follows or replaces one); move it away or choose another --out")
         if idx.exists() and not _is_index(idx):
-            raise ConfigError(f"refusing to use {out}: its {index} was not written by tallysim; "
-                              "choose another --out")
+            # a damaged index (emptied, cut) was called "not written by tallysim"; deleting it is safe: the
+            # sweep writes it again, and skips the runs whose directories say they are done
+            raise ConfigError(f"refusing to use {out}: its {index} is not a sweep index (damaged, or not "
+                              f"tallysim's); if it is this sweep's, delete it (the sweep writes it again and keeps "
+                              "its finished runs), else choose another --out")
     for name, d in run_dirs.items():
         if d.is_symlink() or (d.exists() and not d.is_dir()):
             raise ConfigError(f"sweep run {name}: {d} is not a plain directory; move it away or choose "
@@ -319,6 +330,25 @@ def exclusive(out):
         fd = _HELD.pop(key, None)
         if fd is not None:
             os.close(fd)
+
+
+def being_written(d: Path) -> bool:
+    """Another process holds d's lock (a run, resume or sweep writing it now). Probed with a lock taken
+    and dropped at once on an existing lock file only: no file appears in a user's directory, and a
+    directory this process holds itself is not "another"."""
+    if os.path.abspath(d) in _HELD or not (d / LOCK).is_file() or (d / LOCK).is_symlink():
+        return False
+    try:
+        fd = os.open(d / LOCK, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)             # closing drops the probe's lock
+    return False
 
 
 def _lock_if_wanted(p: Path) -> None:

@@ -17,7 +17,6 @@ import contextlib
 import functools
 import json
 import math
-import os
 import sys
 import tempfile
 import time
@@ -36,6 +35,7 @@ from tallysim.results.metrics import (CONFIG, ERROR, METRICS, PARTITION, PROBE_K
                                       aggregate, lane_row)
 from tallysim.programs import chunk_inputs, eval_clients, initial_state, lanes_per_device, round_programs  # noqa: F401
 from tallysim.results.runs import Results
+from tallysim.metrics_file import MetricsFile
 from tallysim.run_files import write_partition, write_run_files
 from tallysim.sim import comm, faults, fed, mesh, peers, tasks
 from tallysim.sim.evaluate import evaluate
@@ -251,14 +251,9 @@ class _Recorder:
         self.file = None
         if out_dir:
             path = out_dir / METRICS
-            if resume:      # rows written after the checkpoint are recomputed, identically
-                keep = path.read_bytes().split(b"\n")[:self.lines] if path.exists() else []
-                atomic.write_atomic(path, b"".join(line + b"\n" for line in keep))
-            # unbuffered: each row is one write() call, so a crash never leaves half a line; O_NOFOLLOW:
-            # a symlink planted as metrics.jsonl is refused, its target never written
-            atomic.refuse_symlink(path)
-            flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | (os.O_APPEND if resume else os.O_TRUNC)
-            self.file = os.fdopen(os.open(path, flags, 0o644), "ab" if resume else "wb", buffering=0)
+            # resumed: rows written after the checkpoint are recomputed, identically
+            keep = path.read_bytes().split(b"\n")[:self.lines] if resume and path.exists() else []
+            self.file = MetricsFile(path, keep)     # whole rows; a file changed mid-run is written again
 
     def rows(self, r: int, rows: list[dict]) -> None:
         self.evals.setdefault(r, []).extend(rows)
@@ -266,7 +261,7 @@ class _Recorder:
             return
         self.last = aggregate(self.evals.pop(r), self.seeds)
         if self.file:
-            self.file.write((json.dumps(self.last) + "\n").encode())
+            self.file.write(json.dumps(self.last).encode())
             self.lines += 1
         if self.track:
             self.track.row(self.last)
@@ -369,6 +364,8 @@ def run_results(cfg: Config, out: Optional[str] = None, overwrite: bool = False,
     from tallysim import api_arguments, validation
     validation.check_read(config.validate(cfg))      # a single run: refuse a field its protocol ignores
     api_arguments.check(out, overwrite, progress, kwargs)
+    from tallysim import jax_check
+    jax_check.backend()             # 64-bit mode on in the notebook: one line, not a traceback in a round
     if out is None:
         out = tempfile.mkdtemp(prefix="tallysim-")
     elif not kwargs.get("resume"):      # a new directory is made; advice names this API's arguments

@@ -127,7 +127,7 @@ class Config:
         for key in flat:
             if key not in keys:
                 raise ConfigError(f"unknown config key {key!r}{suggest(key)}")
-        return with_values(self, flat)
+        return with_values(self, {key: plain_value(v, field_type(keys[key])[0] is tuple) for key, v in flat.items()})
 
     # Derived defaults, resolved once so config.json records what actually ran: each null DERIVED
     # field takes the default the protocol's module declares (its TRAITS, tallysim/protocols/).
@@ -135,6 +135,18 @@ class Config:
         traits = _protocols.traits(self.protocol.name)
         values = {k: traits.default(k, self) for k in DERIVED if get_field(self, k) is None}
         return replace(with_values(self, values), derived=tuple(sorted(set(self.derived) | set(values))))
+
+
+def plain_value(v, shape: bool = False):
+    """A value a notebook passes to Config.replace, as config.json holds it: a numpy scalar (np.int64 from
+    np.arange, np.float32 from an array) as its Python value, and for a shape field a list as the tuple.
+    They were refused as "peers=np.int64(4) has the wrong type (int64); expected an integer" and
+    "data.input_shape=[28, 28, 1] ... expected a list of positive integers like [28, 28, 1]"."""
+    if type(v).__module__ == "numpy" and getattr(v, "shape", None) == () and hasattr(v, "item"):
+        return v.item()
+    if shape and isinstance(v, list):
+        return tuple(plain_value(x) for x in v)
+    return v
 
 
 DERIVED = ("optim.reset_each_round", "init.shared", "warmup_epochs")   # what resolved() may derive
@@ -230,8 +242,15 @@ def suggest(key: str, where: str = "") -> str:
     `optim.lrr`, `optm.lr`, `lr`), else where the fields are listed. `where`: " in FILE", before it."""
     keys = list(field_keys())
     sections = sorted({k.rsplit(".", 1)[0] for k in keys if "." in k})
+    if key in sections:       # `partition=iid`: a section takes its fields, named one by one
+        fields_of = [k for k in keys if k.rsplit(".", 1)[0] == key]
+        if len(fields_of) == 1:
+            return f"{where}; did you mean {fields_of[0]}?"
+        return f"{where}; {key} is a section: set its fields one by one, e.g. {fields_of[0]}=...; its fields: " \
+               f"{', '.join(fields_of)}"
     last = key.rsplit(".", 1)[-1]
-    near = [k for k in keys if k.rsplit(".", 1)[-1] == last]          # the field, in another section
+    near = [k for k in keys if k.lower() == key.lower()]              # `PEERS`, `Optim.LR`: no suggestion was made
+    near += [k for k in keys if k.rsplit(".", 1)[-1] == last]         # the field, in another section
     near += difflib.get_close_matches(key, keys + sections, n=3, cutoff=0.75)
     if "." in key:            # a typo in the section, the field or both: match each part
         head, _, tail = key.rpartition(".")
@@ -250,7 +269,14 @@ def choices(key: str) -> tuple:
 
 
 def field_keys(cls=Config, prefix: str = "") -> dict[str, Any]:
-    """Every dotted key -> its annotated type."""
+    """Every dotted key -> its annotated type (do not modify the dict). Cached per plugin generation like
+    `declared`: typing.get_type_hints on every section cost about 24 ms a call, and every key=value
+    override, sweep axis and suggestion asks."""
+    return _field_keys(cls, prefix, _protocols.generation())
+
+
+@functools.lru_cache(maxsize=None)
+def _field_keys(cls, prefix: str, generation: int) -> dict[str, Any]:
     return {key: t for key, t, _ in _leaves(cls, prefix)}
 
 

@@ -19,9 +19,14 @@ def cache_dir_asked() -> str | None:
     import os
     from pathlib import Path
     where = os.environ.get("TALLYSIM_COMPILE_CACHE", "")
-    if where == "0" or os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+    if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+        _cache_is_a_directory("JAX_COMPILATION_CACHE_DIR", os.environ["JAX_COMPILATION_CACHE_DIR"])
         return None
-    if not where:
+    if where == "0":
+        return None
+    if where:
+        _cache_is_a_directory("TALLYSIM_COMPILE_CACHE", where)
+    else:
         base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
         where = str(Path(base) / "tallysim" / "xla")
     return where
@@ -51,12 +56,26 @@ def compile_cache() -> None:
     compilation_cache.reset_cache()         # a cache already opened would keep its old directory
 
 
+def _cache_is_a_directory(var: str, where: str) -> None:
+    """A cache path that is a file (or under one) made JAX warn at every compile and cache nothing."""
+    from pathlib import Path
+    from tallysim.fields import ConfigError
+    path = Path(where).expanduser()
+    blocked = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
+    if blocked is not None:
+        raise ConfigError(f"{var}={where!r}: {blocked} is a file; allowed: a directory (made if missing)"
+                          f"{', or 0 to turn the cache off' if var == 'TALLYSIM_COMPILE_CACHE' else ''}")
+
+
 def start_jax() -> None:
     """What a command that runs something sets up before JAX starts: `jax.distributed` (launched with
     TALLYSIM_DISTRIBUTED=1) and the compile cache. `run` and `sweep` call it only once their config
     has validated, so a refused config imports no JAX (~0.25 s of CPU instead of ~2 s), and `figure`
     once its first figure's configs have (figures.main); `bench` never (it times compiling). Safe to
     call again (see the top)."""
+    from tallysim import jax_check
+    jax_check.importable()              # a JAX_* value JAX cannot read: one line, not its traceback
     from tallysim.sim import mesh
     mesh.initialize_distributed()       # before JAX starts: TALLYSIM_DISTRIBUTED=1; a repeat is checked
     compile_cache()
+    jax_check.backend()                 # JAX_PLATFORMS naming a missing backend, 64-bit mode

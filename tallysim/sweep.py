@@ -134,6 +134,9 @@ def run_sweep(base_cfg: Config, runs: list[tuple[str, list[str]]], out_dir, prog
                 if diff:
                     log(f"  note: its config.json differs from this sweep's config ({', '.join(diff[:4])}"
                         f"{', ...' if len(diff) > 4 else ''}); delete {run_dir / DONE} to rerun it")
+                elif outdir.run_state(run_dir) != "finished":   # skipped in silence; `table`: incomplete
+                    log(f"  note: its {metrics.METRICS} no longer holds the finished run's rows (emptied, cut or "
+                        f"deleted since it finished); delete {run_dir / DONE} to rerun it")
                 if bar:
                     bar.done()
                 continue
@@ -149,8 +152,19 @@ def run_sweep(base_cfg: Config, runs: list[tuple[str, list[str]]], out_dir, prog
     finally:
         if bar and own_bar:
             bar.close()
+    _finished_elsewhere(out_dir, records, log)
     _write_index(out_dir, records, meta)
     return records
+
+
+def _finished_elsewhere(out_dir: Path, records: list, log) -> None:
+    """A run another process was writing (busy) that has finished meanwhile is done, not failed: two
+    copies of one sweep each left the other's runs "failed" in sweep.json, and the last to end wrote it."""
+    for rec in records:
+        if rec.get("busy") and rec["status"] == "failed" and (out_dir / rec["name"] / DONE).is_file():
+            rec.update(status="done", finished_by="another process")
+            rec.pop("error", None)
+            log(f"  {rec['name']}: finished by the other process meanwhile")
 
 
 def _plan(cfgs: list[Config], dirs: list[Path], grouped: bool) -> list[list[int]]:
@@ -288,6 +302,8 @@ def _fail(run_dir: Path, rec: dict, message: str, log, detail: Optional[str] = N
             atomic.write_text(err, (detail or message).rstrip("\n") + "\n")
     rec["status"] = "failed"
     rec["error"] = message.splitlines()[0] if message else "failed"
+    if busy:
+        rec["busy"] = True                 # _finished_elsewhere: done if that process finishes it first
     if diverged:                       # its loss went non-finite (run.NonFiniteLoss): a result, not a bug
         rec["diverged"] = True
     log(f"  FAILED: {rec['error']}" + ("" if busy else f" (see {err})"))
@@ -306,6 +322,9 @@ def main(args) -> int:
     check_devices(runs, cfgs)
     if args.dry_run:
         from tallysim.sim import lanes
+        if args.out:             # what the real sweep refuses of --out, the dry run refuses too (it said nothing)
+            d = outdir.destination(args.out)
+            outdir.check_sweep_dir(d, {n: d / outdir.check_name(n, "sweep run") for n, _ in runs}, DONE, INDEX)
         for i, (name, overrides) in enumerate(runs, 1):
             print(f"[{i}/{len(runs)}] {name}: {' '.join(overrides)}")
         groups = 1 if not cfgs else len(lanes.group(cfgs))

@@ -92,6 +92,8 @@ def file_axes(section: Any) -> dict[str, list[str]]:
             if all(isinstance(v, dict) for v in values):
                 values = [values]                # one value: the groups as a list of objects
             values = [model_groups.from_json(v, f"sweep axis {key}") for v in values]
+        if key in config.field_keys():
+            values = [config.json_axis_value(key, v, f"sweep axis {key} in the config file") for v in values]
         k, _ = config.parse_override(f"{key}={_text(values[0])}")
         axes[k] = _not_log(k, config.distinct_values(k, [_text(v) for v in values]))
     return axes

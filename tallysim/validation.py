@@ -14,6 +14,7 @@ from pathlib import Path
 
 from tallysim import protocols, robust_checks, sizing
 from tallysim.config_rules import MESSAGE_FAULTS, check_read, check_rules  # noqa: F401 - validation.X, as before
+from tallysim.field_checks import not_known
 from tallysim.field_checks import (ALPHA_KINDS, CHOICES, FLOAT_RANGES, INT_RANGES, MAX_NAME,  # noqa: F401
                                    TYPE_NAMES, _choices, check_name, check_path, check_ranges, check_types,
                                    json_kind, show, split_optional, type_ok)
@@ -105,7 +106,7 @@ def validate(cfg: Config) -> Config:
         if value not in allowed and key == "protocol.name" and protocols.unusable(value):
             raise ConfigError(f"protocol.name={show(value)} cannot be used: {protocols.unusable(value)}")
         if value not in allowed:
-            raise ConfigError(f"{key}={show(value)} is not known; allowed: {', '.join(map(str, allowed))}")
+            raise ConfigError(not_known(key, value, allowed))
     check_ranges(cfg)
     check_name("data.name", cfg.data.name)
     if cfg.probe.source is not None:

@@ -186,7 +186,8 @@ def checkpointed(tmp_path_factory):
 # the files that cost the most (measured 2026-12-05 on the 2-core CPU, cold cache), then the rest in
 # file-name order, then the files of many quick tests, which fill the gaps at the end. A file missing
 # from these lists only runs where name order puts it.
-HEAVY_FIRST = ["test_lane_reads.py", "test_protocol_rounds.py", "test_groups.py", "test_population.py",
+HEAVY_FIRST = ["test_lane_reads.py", "test_protocol_rounds.py", "test_groups.py", "test_trust_resume.py",
+               "test_trust_groups.py", "test_population.py",
                "test_figures.py", "test_progress.py", "test_devices.py", "test_byzantine.py", "test_faults.py",
                "test_privacy.py", "test_plugins.py", "test_extends.py", "test_topk_soft.py", "test_cohort_draw.py",
                "test_models.py", "test_exchange.py", "test_conv.py"]

@@ -118,3 +118,65 @@ def test_gpu_sh_conv_part_is_named_and_within_the_lease():
     text = (BENCH / "gpu.sh").read_text()
     assert "conv)" in text and "CONVS:-xla,im2col,nchw" in text and "--auto-conv" in text
     assert "xla_flags)" in text and "xla_gpu_force_conv_nchw" in text
+
+
+def _bench_row(model, impl, rate, P=100, conv=None, dtype="bfloat16"):
+    return dict(model=model, dtype=dtype, peers=P, impl=impl, conv=conv, samples_per_s=rate,
+                device="gpu:NVIDIA H200", tflops=rate * 7.24e-5 if model == "cnn" else None)
+
+
+def _gpu_sh(out, **env):
+    import os
+    return subprocess.run(["bash", str(BENCH / "gpu.sh")], cwd=BENCH.parent, capture_output=True, text=True,
+                          timeout=120, env=dict(os.environ, OUT=str(out), PY=sys.executable, **env))
+
+
+def test_gpu_sh_table_step_on_canned_json(tmp_path):
+    """gpu.sh's last step as the lease runs it (PARTS=table: the tables from the JSON already in $OUT, no
+    JAX): the model table from table_cnn.json with table_rest.json named missing, then the conv part's
+    lines and its AUTO_CONV rows, all in $OUT/table.md."""
+    (tmp_path / "table_cnn.json").write_text(json.dumps(
+        [_bench_row("cnn", "tallysim", 577_858, conv="auto:xla"), _bench_row("cnn", "vmap_ref", 662_639, conv="xla"),
+         _bench_row("cnn", "dense", 1_379_135, conv="auto:xla")]))
+    (tmp_path / "conv.json").write_text(json.dumps(_conv_rows()))
+    res = _gpu_sh(tmp_path, PARTS="table")
+    assert res.returncode == 0, res.stderr
+    text = (tmp_path / "table.md").read_text()
+    assert text in res.stdout
+    assert "| cnn | bfloat16 | 100 | 577,858 | 662,639 | 1,379,135 | 41.8 | 99.8 | 0.42 | 0.48 |" in text
+    assert "table_rest.json: missing" in text
+    conv = text.split("convolution formulations")[1]
+    assert "| model | dtype | P | conv |" in conv and "| cnn | bfloat16 | 100 | nchw | 700,000 |" in conv
+    assert '("NVIDIA H200", "cnn", "nchw"),' in conv
+    assert "unknown part" not in res.stdout
+
+
+def test_gpu_sh_default_parts_fit_one_command_and_shrink_for_a_dry_run(tmp_path):
+    """The default parts' time limits add up to under one 10-minute command with a minute to spare, and
+    PEERS/STEPS reach every bench part (the dry run on a CPU before a lease: docs/gpu.md)."""
+    import re
+    text = (BENCH / "gpu.sh").read_text()
+    default = re.search(r'PARTS=\$\{PARTS:-([a-z_ ]+)\}', text).group(1).split()
+    assert default == ["env", "table_cnn", "table_rest", "torch", "conv"]
+    limit = {"env": int(re.search(r"part env (\d+) ", text).group(1))}
+    for name, var, secs in re.findall(r'part (\w+) "\$\{(\w+):-(\d+)\}"', text):
+        limit[name] = int(secs)
+    assert sum(limit[p] for p in default) <= 540, limit
+    bench_calls = re.findall(r'-m tallysim bench --full[^;]*?--json', text, re.S)
+    assert len(bench_calls) == 4 and all('"$(peers ' in c and '--steps "$STEPS" --batch "$BATCH"' in c for c in bench_calls)
+    assert "torch_ref.py --peers $tp --steps $STEPS --batch $BATCH" in text
+
+
+def test_gpu_sh_torch_part_skips_cleanly_without_torch(tmp_path):
+    """PyTorch is no tallysim dependency and may be absent on a lent machine: the part says so and leaves
+    no empty JSON lines behind; where torch is installed it runs (tiny: PEERS=1 STEPS=1 BATCH=2)."""
+    res = _gpu_sh(tmp_path, PARTS="torch", PEERS="1", STEPS="1", BATCH="2")
+    assert res.returncode == 0, res.stderr
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        assert "== torch: skipped (PyTorch is not installed" in res.stdout
+        assert not list(tmp_path.glob("torch_*.jsonl")) and "Traceback" not in res.stdout + res.stderr
+    else:
+        assert {json.loads(line)["mode"] for line in (tmp_path / "torch_f32.jsonl").read_text().splitlines()} \
+            == {"loop", "vmap"}

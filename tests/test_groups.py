@@ -21,6 +21,9 @@ from tallysim.sim.fed import to_input
 
 TWO = "model.groups=a:2;b:2"                                   # two identical groups: both take model.*
 MIXED = "model.groups=small:2:mlp,width=16;big:2:lenet,optim.lr=0.02"
+# TINY's model.width=32 back to its default where no group reads the run's width (every group sets its
+# own, or its model has none): drive, as run, refuses a field nothing reads
+UNREAD_WIDTH = "model.width=200"
 EXACT = ("round", "bits_up", "bits_down", "bits_per_peer", "steps_real", "steps_computed")
 CLOSE = ("acc_mean", "acc_min", "acc_max", "acc_ensemble", "train_loss", "vote_acc", "consensus_acc", "agreement")
 L = 4            # ceil(log2 10): the bits of one vote on the synthetic data's 10 classes
@@ -58,7 +61,7 @@ def _numpy_messages(d, idx):
 def test_the_cross_group_tally_and_soft_mean_are_numpys_over_all_active_peers():
     # 5 peers in 2 groups of different models, participation 0.5: A = round(1.5) + round(1.0) = 2 + 1
     d = tallysim.drive(tiny("protocol.name=tally", "peers=5", "participation=0.5", "warmup_epochs=0",
-                            "model.groups=small:3:mlp,width=16;big:2:lenet"))
+                            "model.groups=small:3:mlp,width=16;big:2:lenet", UNREAD_WIDTH))
     ctx = d.built.ctx
     assert [(g.lo, g.hi, g.a_lo, g.a_hi) for g in ctx.model_groups] == [(0, 3, 0, 2), (3, 5, 2, 3)]
     assert ctx.spec.active == 3
@@ -143,7 +146,7 @@ def test_resume_with_groups_gives_identical_metrics(tmp_path, monkeypatch):
 @pytest.mark.slow     # four protocols, about 70 s on 2 cores; they share tally's grouped local round
 def test_cfd_selective_fd_fedct_and_topk_soft_run_across_groups():
     for name in ("cfd", "selective_fd", "fedct", "topk_soft"):
-        d = tallysim.drive(tiny(f"protocol.name={name}", MIXED, "warmup_epochs=0", "local_steps=2"))
+        d = tallysim.drive(tiny(f"protocol.name={name}", MIXED, "warmup_epochs=0", "local_steps=2", UNREAD_WIDTH))
         info = d.run(1)[0]
         assert np.isfinite(info["train_loss"]) and d.bits().up > 0, name
 
@@ -209,7 +212,7 @@ def test_grouped_streamed_exchange_equals_every_message_at_once(protocol, case, 
     mod = importlib.import_module(f"tallysim.protocols.{protocol}")
     got, real = [], mod.make_round
     monkeypatch.setattr(mod, "make_round", lambda ctx, lspec, ex: got.append(ex) or real(ctx, lspec, ex))
-    d = tallysim.drive(tiny(f"protocol.name={protocol}", "warmup_epochs=0", *GROUPED_STREAM[case]))
+    d = tallysim.drive(tiny(f"protocol.name={protocol}", "warmup_epochs=0", *GROUPED_STREAM[case], UNREAD_WIDTH))
     ex, ctx, data, state = got[-1], d.built.ctx, d.built.one, d.state
     keys = round_keys(d.root, 1)
     idx = active_set(ctx, keys.active, data)

@@ -129,7 +129,7 @@ LAYERS = [
     ["tallysim.validation", "tallysim.robust_checks", "tallysim.config_rules"],
     ["tallysim.config"],
     ["tallysim.data", "tallysim.results", "tallysim.results.metrics", "tallysim.outdir", "tallysim.checkpoint", "tallysim.atomic",
-     "tallysim.api_arguments"],
+     "tallysim.api_arguments", "tallysim.jax_check", "tallysim.metrics_file"],
     ["tallysim.results.plot", "tallysim.results.pareto", "tallysim.results.runs", "tallysim.progress",
      "tallysim.config_reference"],
     ["tallysim.tracking"],

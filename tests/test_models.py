@@ -141,3 +141,34 @@ def test_param_counts_known():
     counts = {name: param_count(_init(name, (28, 28, 1))[1]) for name in ("lenet", "cnn")}
     # LeNet-5: 156 + 2416 + 400*120+120 + 120*84+84 + 84*10+10; FedAvg CNN: 1,663,370 (paper's count).
     assert counts == {"lenet": 61706, "cnn": 1663370}
+
+
+@pytest.mark.parametrize("shape", [(20, 10), (5, 5, 1, 6), (3, 3, 4, 12), (7, 16)])
+def test_kernel_init_is_flax_default_to_the_bit(shape):
+    """models.kernel_init draws flat and reshapes (a faster XLA:CPU compile); it must give flax's default
+    kernel init (lecun_normal) exactly, with the threefry keys runs use, eagerly and vmapped under jit."""
+    from tallysim.sim.initializers import kernel_init
+    flax_default = nn.initializers.lecun_normal()
+    k = jax.random.PRNGKey(7)
+    bits = lambda a: np.asarray(a).view(np.uint32)
+    np.testing.assert_array_equal(bits(kernel_init(k, shape)), bits(flax_default(k, shape)))
+    keys = jax.random.split(k, 3)
+    ours = jax.jit(jax.vmap(lambda k: kernel_init(k, shape)))(keys)
+    theirs = jax.jit(jax.vmap(lambda k: flax_default(k, shape)))(keys)
+    np.testing.assert_array_equal(bits(ours), bits(theirs))
+    assert ours.dtype == jnp.float32 and ours.shape == (3,) + shape
+
+
+def test_models_use_the_flat_kernel_init(monkeypatch):
+    """Every Dense and Conv kernel of the image models goes through models.kernel_init: replacing it
+    changes every kernel (and nothing else), so no layer was left on flax's own default."""
+    from tallysim.sim import models
+    x = jnp.zeros((1, 28, 28, 1))
+    for name in ("mlp", "lenet", "cnn"):
+        net = make_model(ModelConfig(name=name, width=8), 10)
+        monkeypatch.setattr(models, "kernel_init", lambda k, s, d=jnp.float32: jnp.full(s, 0.5, d))
+        params = jax.jit(net.init)(jax.random.PRNGKey(0), x)
+        monkeypatch.undo()
+        leaves = jax.tree_util.tree_leaves_with_path(params)
+        kernels = [a for p, a in leaves if "kernel" in jax.tree_util.keystr(p)]
+        assert kernels and all(bool((a == 0.5).all()) for a in kernels), name

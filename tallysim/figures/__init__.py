@@ -35,6 +35,7 @@ from typing import Optional
 from tallysim import atomic, config, outdir, sweep
 from tallysim import progress as progress_bars
 from tallysim.config import ConfigError
+from tallysim.fields import did_you_mean
 from tallysim.results.metrics import panel_of  # noqa: F401 - figures.panel_of, as before
 
 
@@ -90,7 +91,7 @@ def resolve(name_or_path: str) -> tuple[str, Path]:
         found, shipped = shipped_config(name_or_path)     # experiments/fig5_reduced.json from a wheel
         if not shipped:
             raise ConfigError(f"figure {name_or_path!r} not found; allowed: {', '.join(FIGURES)} or a "
-                              "path to a figure config")
+                              f"path to a figure config{did_you_mean(name_or_path, FIGURES)}")
         import sys
         print(f"tallysim: note: {name_or_path} is not here; using the shipped copy {found}", file=sys.stderr)
         p = Path(found)

@@ -10,12 +10,13 @@ import csv
 from pathlib import Path
 
 from tallysim import atomic
+from tallysim.results.plot import WHICH_ACCURACY
 from tallysim.figures.groups_plot import groups_fig
 from tallysim.figures.privacy_plot import privacy_fig
 from tallysim.figures.robustness import robustness_fig
 from tallysim.figures.vocab_plot import vocab_fig
 from tallysim.results.metrics import HONEST, panel_of, accuracy_std as acc, bits_to_target, pyplot, read_partition, \
-    read_run, save_figure
+    headline_key, read_run, save_figure
 
 
 def _save(fig, stem: Path, table: list[dict]) -> dict:
@@ -51,12 +52,18 @@ def curves(spec, data, stem, title) -> dict:
     fig, ax = plt.subplots(figsize=(7, 4.6))
     table, summary = [], []
     target = spec.get("target", 0.6)
+    read = {d: read_run(d) for runs in data.values() for _, d in runs}
+    which = {d: WHICH_ACCURACY[headline_key(rows[-1])] for d, (_, rows) in read.items() if rows}
+    mixed = len(set(which.values())) > 1        # the axis then holds both: each legend entry says which
     for group, runs in data.items():
         for ov, d in runs:
-            cfg, rows = read_run(d)
+            cfg, rows = read[d]
             label = group if len(runs) == 1 else f"{group} {' '.join(f'{k}={v}' for k, v in ov.items())}"
             pts = [(max(r["bits_per_peer"], 1.0), *acc(r)) for r in rows]
-            _band(ax, [p[0] for p in pts], [p[1] for p in pts], [p[2] for p in pts], label)
+            shown = label + (f" ({which[d]})" if mixed and d in which else "")
+            if rows and all(r["bits_per_peer"] == 0 for r in rows):   # `local`: a log axis has no 0
+                shown += ", 0 bits (drawn at 1)"
+            _band(ax, [p[0] for p in pts], [p[1] for p in pts], [p[2] for p in pts], shown)
             table += [{"group": group, "run": d.name, "round": r["round"], "bits_per_peer": r["bits_per_peer"],
                        "accuracy": a, "accuracy_std": s} for r, (_, a, s) in zip(rows, pts)]
             last = rows[-1]
@@ -125,6 +132,11 @@ def classes(spec, data, stem, title) -> dict:
     return _save(fig, stem, table)
 
 
+# Fig. 4's legend: what each metrics key measures, with the key (the CSV's column) beside it.
+MECHANISM_LABELS = {"vote_acc": "vote's accuracy (vote_acc)", "softavg_acc": "soft average's accuracy (softavg_acc)",
+                    "wrong_confidence": "mean confidence when wrong (wrong_confidence)"}
+
+
 def mechanism(spec, data, stem, title) -> dict:
     """Over rounds: vote vs soft-average accuracy on the probes and wrong-prediction confidence."""
     plt = pyplot()
@@ -136,7 +148,8 @@ def mechanism(spec, data, stem, title) -> dict:
         _, rows = read_run(d)
         t = [r["round"] for r in rows]
         for k, style in (("vote_acc", "-"), ("softavg_acc", "-"), ("wrong_confidence", "--")):
-            _band(ax, t, [r[k] for r in rows], [r.get(k + "_std", 0.0) for r in rows], k, linestyle=style)
+            _band(ax, t, [r[k] for r in rows], [r.get(k + "_std", 0.0) for r in rows], MECHANISM_LABELS[k],
+                  linestyle=style)
         ax.set_title(f"{key}={ov[key]}", fontsize=9)
         ax.set_xlabel("round")
         ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))     # rounds are whole numbers
@@ -144,7 +157,7 @@ def mechanism(spec, data, stem, title) -> dict:
         ax.grid(True, alpha=0.3)
         table += [{key: ov[key], "round": r["round"], **{k: r[k] for k in ("vote_acc", "softavg_acc",
                    "wrong_confidence", "agreement")}} for r in rows]
-    axes[0][0].set_ylabel("on the round's probes")
+    axes[0][0].set_ylabel("on the round's probes (fraction)")
     axes[0][0].legend(fontsize=7)
     fig.suptitle(title, fontsize=10)
     return _save(fig, stem, table)

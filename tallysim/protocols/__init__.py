@@ -32,9 +32,13 @@ import re
 import sys
 from typing import Optional
 
-from tallysim.fields import ConfigError
+from tallysim.fields import ConfigError, did_you_mean
 from tallysim.protocols.declaration import BASE_DEFAULTS, SECTION_NAMES, Declared, Traits, read_source  # noqa: F401
 from tallysim.protocols.plugin_import import RegistryGuard, import_plugin, one_line, warn
+
+# Names a newcomer may type for a built-in (lower case, without "-" and "_"): the papers' names of the
+# method a protocol implements (docs/running-protocols.md), offered as "did you mean ...?" when refused.
+ALIASES = {"tallytrain": "tally", "fedmd": "softlabel", "dsfl": "softlabel", "qsgd": "fedpaq"}
 
 REGISTRY = {                       # name -> "module:factory"; this order is the order users see
     "local": "local_only:make",
@@ -235,7 +239,8 @@ def _target(name: str) -> tuple[str, str, bool]:
     if name in _EXTERNAL:
         module, fn = _EXTERNAL[name].split(":")
         return module, fn, False
-    raise ConfigError(f"protocol.name={name!r} is not known; allowed: {', '.join(names())}")
+    raise ConfigError(f"protocol.name={name!r} is not known; allowed: {', '.join(names())}"
+                      f"{did_you_mean(name, names(), ALIASES)}")
 
 
 def module_of(name: str) -> str:

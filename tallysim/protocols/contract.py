@@ -64,6 +64,13 @@ def _checked_round(who: str, round_fn, row_keys: dict):
     return round_checked
 
 
+def _whole_count(v) -> bool:
+    import numbers
+    if isinstance(v, bool) or not isinstance(v, numbers.Real):
+        return False
+    return v >= 0 and float(v).is_integer()         # NaN and inf are not integers
+
+
 def _checked_cost(who: str, cost_fn):
     def cost_checked(info):
         try:
@@ -76,5 +83,12 @@ def _checked_cost(who: str, cost_fn):
         if not isinstance(bits, RoundBits):
             raise ConfigError(f"{who}: cost(info) returned {type(bits).__name__}; expected "
                               "tallysim.sim.comm.RoundBits(up, down, active)")
+        for name in ("up", "down", "active", "up_total", "down_total"):
+            v = getattr(bits, name)
+            if v is None and name.endswith("_total"):
+                continue
+            if not _whole_count(v):      # -5 bits ran, and reported -6.25e-07 MB per peer; 1.5 bits too
+                raise ConfigError(f"{who}: cost(info) returned RoundBits({name}={v!r}); expected a whole number "
+                                  ">= 0 (bits are counted exactly; active: the peers that took part)")
         return bits
     return cost_checked

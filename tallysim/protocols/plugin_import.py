@@ -48,17 +48,59 @@ class RegistryGuard:
                           "in the module's PROTOCOLS = {\"name\": \"factory\"}") from None
 
 
+_IMPORTED: dict = {}        # module -> its file's modification time when this process first imported it
+
+
+def _mtime(mod):
+    try:
+        import os
+        return os.stat(mod.__file__).st_mtime_ns
+    except (OSError, TypeError, AttributeError):    # a namespace or built-in module: nothing to compare
+        return None
+
+
+def stale_if_changed(module: str, where: str) -> None:
+    """A notebook loads a plugin, edits its file and loads it again: Python hands back the module imported
+    first, so the edit (a new protocol in PROTOCOLS, a fixed round) was silently not used. Say so."""
+    mod = sys.modules.get(module)
+    if mod is not None and module in _IMPORTED and _IMPORTED[module] is not None \
+            and _mtime(mod) != _IMPORTED[module]:
+        warn(f"{where} was imported before and its file has changed since; this process keeps running the "
+             "code it imported first (Python imports a module once): restart the Python process or kernel "
+             "to use the edit")
+
+
 def import_plugin(module: str, where: str, registry):
     """Import a plugin's module; whatever it raises (SystemExit too) is one line naming it."""
     if module.endswith(".py") or "/" in module or "\\" in module:   # importlib's "No module named '/x/y'"
         raise ConfigError(f"{where} is a file path, not a module name; allowed: the module's name with its "
                           "folder on the Python path, e.g. PYTHONPATH=DIR tallysim ... --plugin my_protocols")
+    stale_if_changed(module, where)
     try:
         with RegistryGuard(where, registry):
-            return importlib.import_module(module)
+            mod = importlib.import_module(module)
+        _IMPORTED.setdefault(module, _mtime(mod))
+        return mod
     except ConfigError:
         raise
     except (Exception, SystemExit) as e:  # noqa: BLE001 - whatever the plugin raised, say it in one line
         raise ConfigError(f"{where} cannot be imported ({one_line(e)}); allowed: a module on the Python "
                           "path that defines PROTOCOLS = {\"name\": \"factory\"} and does nothing else "
-                          "when imported") from None
+                          f"when imported{_nearby(module, e)}") from None
+
+
+def _nearby(module: str, e: BaseException) -> str:
+    """"; examples/fedmix.py is here: ..." when the module itself was not found but a file of its name
+    sits in a folder below the working directory: `--plugin fedmix` from a checkout's root, where the
+    example plugins are in examples/, is the first plugin run a newcomer tries."""
+    from pathlib import Path
+    if not isinstance(e, ModuleNotFoundError) or e.name != module.split(".")[0] or "." in module:
+        return ""
+    try:
+        found = sorted(p.parent.relative_to(Path.cwd()).as_posix() for p in Path.cwd().glob(f"*/{module}.py"))
+    except OSError:
+        return ""
+    if not found:
+        return ""
+    return (f"; {found[0]}/{module}.py is here: put its folder on the Python path, e.g. "
+            f"PYTHONPATH={found[0]} tallysim ... --plugin {module}")

@@ -110,6 +110,14 @@ def aggregate(rows: list[dict], seeds: list) -> dict:
     return out
 
 
+def _by_group(last: dict) -> str:
+    """", by group: phone 0.6503, server 0.6920" under model.groups (the peer mean of each group's own
+    models, `acc_mean@NAME`), the number a mixed-architecture run is about; "" without groups."""
+    groups = [(k.removeprefix("acc_mean@"), v) for k, v in last.items()
+              if k.startswith("acc_mean@") and not k.endswith("_std") and is_number(v)]
+    return (", by group: " + ", ".join(f"{name} {v:.4f}" for name, v in groups)) if groups else ""
+
+
 def summary_line(cfg, last: dict) -> str:
     """One line for a finished run: `cfg` a Config (protocol.name, rounds, peers, seeds, data.name), `last`
     its last metrics row (plus `out`, the run directory, if it was written)."""
@@ -119,7 +127,7 @@ def summary_line(cfg, last: dict) -> str:
     ppl = text_headline(last)["ppl"]        # next-token runs: the headline model's perplexity
     return (f"{cfg.protocol.name}: {cfg.rounds} rounds, {cfg.peers} peers{seeds} on {cfg.data.name} -> "
             f"accuracy {acc:.4f}" + (f" +- {std:.4f}" if std is not None else "")
-            + (f" (peer mean {last['acc_mean']:.4f}, ensemble {last['acc_ensemble']:.4f})"
+            + (f" (peer mean {last['acc_mean']:.4f}, ensemble {last['acc_ensemble']:.4f}{_by_group(last)})"
                if last.get("acc_mean") is not None else " (server model; no client model is kept)") + ", "
             + ("" if ppl is None else f"perplexity {ppl:.4g}, ") +
             f"{last['bits_per_peer'] / 8e6:.4g} MB per peer, {last['wall_s']:.1f} s"

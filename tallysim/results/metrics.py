@@ -49,6 +49,9 @@ DONE = "done.json"
 SWEEP = "sweep.json"
 
 DPI = 130
+# What a newcomer types for `--metric auto`, the headline accuracy (acc_global where there is a server
+# model, else acc_mean): offered as "did you mean auto?" when refused.
+METRIC_ALIASES = {"accuracy": "auto", "acc": "auto", "headline": "auto", "testacc": "auto"}
 
 
 # ----------------------------------------------------------------------------- reading

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from tallysim import atomic
 from tallysim.config import PROTOCOLS, ConfigError
+from tallysim.fields import did_you_mean
 from tallysim.results import metrics
 from tallysim.results.metrics import check_figure_out, columns, find_runs, read_run
 
@@ -45,7 +46,7 @@ def collect(dirs, which: str = "final", metric: str = "auto", log=None) -> list[
         cols.update(columns(runs[-1][3]))
     if metric != "auto" and cols and metric not in cols:
         raise ConfigError(f"--metric {metric!r} is not a column of any run's metrics.jsonl; allowed: auto, "
-                          f"{', '.join(sorted(cols))}")
+                          f"{', '.join(sorted(cols))}{did_you_mean(metric, sorted(cols), metrics.METRIC_ALIASES)}")
     points = []
     for d, label, cfg, rows in runs:
         if not rows:

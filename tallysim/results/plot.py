@@ -12,6 +12,7 @@ from typing import Optional
 
 from tallysim import atomic
 from tallysim.config import ConfigError
+from tallysim.fields import did_you_mean
 from tallysim.results import metrics
 from tallysim.results.metrics import check_figure_out, columns, read_run
 
@@ -23,7 +24,7 @@ def metric_value(row: dict, metric: str, where) -> float:
     v = metrics.metric(row, metric)
     if v is None:
         raise ConfigError(f"--metric {metric!r} is not a numeric column of {where}; allowed: auto, "
-                          f"{', '.join(columns([row]))}")
+                          f"{', '.join(columns([row]))}{did_you_mean(metric, columns([row]), metrics.METRIC_ALIASES)}")
     return v
 
 
@@ -97,6 +98,21 @@ def y_label(rows_per_run: list[list[dict]], metric: str) -> str:
     return "test accuracy" + (f" ({' / '.join(which)})" if which else "")
 
 
+def _legend_with_model(labels: list, rows_per_run: list, metric: str, labels_given: bool) -> list:
+    """The legend entries, each followed by the model its curve measures ("fedavg (server model)")
+    when the y axis mixes them ("peer mean / server model"): the axis alone does not say which curve is
+    which; a run that sent nothing says so. Labels the user gave (--label) are kept as given; the CSV
+    keeps the plain labels."""
+    if labels_given:
+        return labels
+    which = [WHICH_ACCURACY[metrics.headline_key(rows[-1])] if rows else "" for rows in rows_per_run]
+    if metric in ("auto", "ppl") and len(set(w for w in which if w)) > 1:
+        labels = [f"{label} ({w})" if w else label for label, w in zip(labels, which)]
+    # `local` sends nothing: its curve sits at x = 1 on the log axis, which has no 0
+    return [f"{label}, 0 bits (drawn at 1)" if rows and all(r["bits_per_peer"] == 0 for r in rows) else label
+            for label, rows in zip(labels, rows_per_run)]
+
+
 def plot_curves(run_dirs, out: str, metric: str = "auto", title: str | None = None,
                 labels: Optional[list] = None) -> str:
     """One line per run directory; with several seeds a band of +- one std over seeds around the
@@ -104,6 +120,7 @@ def plot_curves(run_dirs, out: str, metric: str = "auto", title: str | None = No
     check_figure_out(out)
     atomic.refuse_symlinks([out, Path(out).with_suffix(".csv")])    # before the image is replaced
     runs = [(d, *read_run(d)) for d in run_dirs]      # every file checked before drawing anything
+    given = labels is not None
     labels = run_labels([cfg for _, cfg, _ in runs], [d for d, _, _ in runs], labels)
     series, points, kept = [], [], []
     for (d, cfg, rows), label in zip(runs, labels):
@@ -118,7 +135,8 @@ def plot_curves(run_dirs, out: str, metric: str = "auto", title: str | None = No
         points += [(label, cfg.get("protocol", {}).get("name", ""), str(d), r["round"], r["bits_per_peer"],
                     name, y, "" if stds is None else s) for r, y, s in zip(rows, ys, stds or ys)]
     fig, ax = metrics.pyplot().subplots(figsize=(6.4, 4.4))
-    for x, y, s, label in series:
+    legend = _legend_with_model([s[3] for s in series], kept, metric, labels_given=given)
+    for (x, y, s, _), label in zip(series, legend):
         line, = ax.plot(x, y, marker="o", markersize=3, label=label)
         if s is not None:
             ax.fill_between(x, [a - b for a, b in zip(y, s)], [a + b for a, b in zip(y, s)],

@@ -1,4 +1,6 @@
-"""A run's results as one object (`tallysim.run(cfg)` returns it): its directory, metrics rows and config."""
+"""A run's results as one object (`tallysim.run(cfg)` returns it): its directory, metrics rows and config;
+and `read_rows(dirs)`, every metrics row of every run below some directories (a sweep, a figure's
+results) as one flat list, ready for `pandas.DataFrame`."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -25,8 +27,20 @@ class Results:
         """The last metrics row (the final evaluation; {} before the first)."""
         return self.rows[-1] if self.rows else {}
 
+    @property
+    def status(self) -> str:
+        """"done" (every round ran), "incomplete" (stopped early: interrupted, killed, or still running) or
+        "failed" (error.txt), as `tallysim table` says; `rows` and `last` alone did not tell a notebook that
+        a run it read had stopped at round 5 of 40."""
+        from tallysim.results.table import _status
+        return _status(self.out, self.config, self.rows)
+
     def column(self, key: str) -> list:
-        """One metrics key over the rows, in round order (None where a row lacks it)."""
+        """One metrics key over the rows, in round order (None where a row lacks it, or holds null: e.g.
+        `acc_global` without a server model). A key no row has is a KeyError naming the near ones: a
+        typo would otherwise read as a column of None."""
+        if self.rows and not any(key in r for r in self.rows):
+            raise UnknownKey(unknown_key(key, self.rows, f"{self.out}/metrics.jsonl"))
         return [r.get(key) for r in self.rows]
 
     def plot(self, path: Optional[str] = None, metric: str = "auto", title: Optional[str] = None,
@@ -36,3 +50,45 @@ class Results:
         from tallysim.results.plot import plot_curves
         return plot_curves([str(self.out)], path or str(self.out / "curve.png"), metric, title,
                            None if label is None else [label])
+
+
+class UnknownKey(KeyError):
+    """A metrics key no row has; printed as its message (a KeyError's str() would be the repr)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def unknown_key(key: str, rows: list, where: str) -> str:
+    """The message for a metrics key that none of `rows` has: the near keys, then every key."""
+    import difflib
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    near = difflib.get_close_matches(key, keys, n=3, cutoff=0.6)
+    hint = f"did you mean {' or '.join(near)}? " if near else ""
+    if key in ("accuracy", "acc", "final", "best"):      # the names `tallysim table` and the plots show
+        hint += ("the headline accuracy is acc_global where there is a server model, else acc_mean "
+                 "(tallysim.results.metrics.accuracy(row)); ")
+    return f"{key!r} is not a key of the rows of {where}; {hint}keys: {', '.join(keys)} (docs/cli.md, \"Where results go\")"
+
+
+def read_rows(dirs) -> list[dict]:
+    """Every metrics row of every run at or below `dirs` (one path or a list), one flat dict per (run,
+    evaluation): `run` (the run's path under the directory given, as `tallysim table` names it),
+    `protocol` and the config fields whose values differ between the runs (the swept ones, as
+    `tallysim table` finds them), then the row's own keys (docs/cli.md, "Where results go"): `round`,
+    the cumulative `bits_up`/`bits_down` over all peers, the cumulative `bits_per_peer`, the
+    accuracies, ... `pandas.DataFrame(tallysim.read_rows("results/alpha"))` is the whole sweep in one
+    long table. Rows are as written: nothing is averaged or converted."""
+    from tallysim.results import metrics
+    from tallysim.results.table import flatten, swept_fields
+    found = [(label, *metrics.read_run(d)) for d, label in
+             metrics.find_runs([dirs] if isinstance(dirs, (str, Path)) else dirs)]
+    if not found:
+        raise metrics.ConfigError(f"no run directories (with {metrics.METRICS}) under {dirs}")
+    swept = [k for k in swept_fields([cfg for _, cfg, _ in found]) if k != "protocol.name"]
+    out = []
+    for label, cfg, rows in found:
+        flat = flatten(cfg)
+        head = {"run": label, "protocol": flat.get("protocol.name"), **{k: flat.get(k) for k in swept}}
+        out += [{**head, **row} for row in rows]
+    return out

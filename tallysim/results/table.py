@@ -17,6 +17,7 @@ from typing import Optional
 
 from tallysim import atomic
 from tallysim.config import ConfigError
+from tallysim.fields import did_you_mean
 from tallysim.results import metrics
 
 FORMATS = ("markdown", "csv")
@@ -91,7 +92,7 @@ def table_rows(dirs, metric: str = "auto", log=None) -> tuple[list[str], list[di
         cols = {c for *_, rows in runs for c in metrics.columns(rows)}
         if metric not in cols:
             raise ConfigError(f"--metric {metric!r} is not a column of any run's {metrics.METRICS}; allowed: "
-                              f"auto, {', '.join(sorted(cols))}")
+                              f"auto, {', '.join(sorted(cols))}{did_you_mean(metric, sorted(cols), metrics.METRIC_ALIASES)}")
     swept = swept_fields([cfg for _, _, cfg, _ in runs])
     out = []
     for d, label, cfg, rows in runs:

@@ -20,6 +20,7 @@ import jax.numpy as jnp
 
 from tallysim.config import MODELS, ConfigError, ModelConfig, choices
 from tallysim.sim.conv import conv_fn
+from tallysim.sim.initializers import kernel_init   # every Dense and Conv kernel below
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 PARAM_DTYPE = jnp.float32
@@ -54,7 +55,7 @@ class MLP(nn.Module):
     @nn.compact
     def __call__(self, x_Bxhxwxch: jax.Array) -> jax.Array:
         x_BxD = x_Bxhxwxch.reshape(x_Bxhxwxch.shape[0], -1).astype(self.dtype)
-        dense = lambda n: nn.Dense(n, dtype=self.dtype, param_dtype=PARAM_DTYPE)
+        dense = lambda n: nn.Dense(n, dtype=self.dtype, param_dtype=PARAM_DTYPE, kernel_init=kernel_init)
         h = nn.relu(dense(self.width)(x_BxD))
         h = nn.relu(dense(self.width)(h))
         return dense(self.num_classes)(h).astype(jnp.float32)
@@ -70,7 +71,7 @@ class LeNet(nn.Module):
 
     @nn.compact
     def __call__(self, x_Bxhxwxch: jax.Array) -> jax.Array:
-        kw = dict(dtype=self.dtype, param_dtype=PARAM_DTYPE)
+        kw = dict(dtype=self.dtype, param_dtype=PARAM_DTYPE, kernel_init=kernel_init)
         ckw = dict(kw, conv_general_dilated=self.conv)
         x = x_Bxhxwxch.astype(self.dtype)
         x = max_pool_2x2(nn.relu(nn.Conv(6, (5, 5), padding="SAME", **ckw)(x)))
@@ -91,7 +92,7 @@ class CNN(nn.Module):
 
     @nn.compact
     def __call__(self, x_Bxhxwxch: jax.Array) -> jax.Array:
-        kw = dict(dtype=self.dtype, param_dtype=PARAM_DTYPE)
+        kw = dict(dtype=self.dtype, param_dtype=PARAM_DTYPE, kernel_init=kernel_init)
         ckw = dict(kw, conv_general_dilated=self.conv)
         x = x_Bxhxwxch.astype(self.dtype)
         x = max_pool_2x2(nn.relu(nn.Conv(32, (5, 5), padding="SAME", **ckw)(x)))
@@ -113,8 +114,8 @@ class BasicBlock(nn.Module):
     def __call__(self, x_Bxhxwxch: jax.Array) -> jax.Array:
         kw = dict(dtype=self.dtype, param_dtype=PARAM_DTYPE)
         # Convs feed a norm, so their bias would be cancelled by the mean subtraction: drop it.
-        conv = lambda k, s: nn.Conv(self.channels, (k, k), strides=(s, s), padding="SAME",
-                                    use_bias=False, conv_general_dilated=self.conv, **kw)
+        conv = lambda k, s: nn.Conv(self.channels, (k, k), strides=(s, s), padding="SAME", use_bias=False,
+                                    conv_general_dilated=self.conv, kernel_init=kernel_init, **kw)
         norm = lambda: nn.GroupNorm(num_groups=_groups(self.channels), **kw)
         h = nn.relu(norm()(conv(3, self.stride)(x_Bxhxwxch)))
         h = norm()(conv(3, 1)(h))
@@ -138,7 +139,7 @@ class ResNet8(nn.Module):
     @nn.compact
     def __call__(self, x_Bxhxwxch: jax.Array) -> jax.Array:
         kw = dict(dtype=self.dtype, param_dtype=PARAM_DTYPE)
-        ckw = dict(kw, conv_general_dilated=self.conv)
+        ckw = dict(kw, conv_general_dilated=self.conv, kernel_init=kernel_init)
         x = x_Bxhxwxch.astype(self.dtype)
         x = nn.Conv(16, (3, 3), padding="SAME", use_bias=False, **ckw)(x)
         x = nn.relu(nn.GroupNorm(num_groups=_groups(16), **kw)(x))
@@ -146,7 +147,7 @@ class ResNet8(nn.Module):
             x = BasicBlock(channels, stride, dtype=self.dtype, conv=self.conv)(x)
         # Average in float32: a bf16 sum over h*w positions loses precision.
         x_Bxch = jnp.mean(x.astype(jnp.float32), axis=(1, 2)).astype(self.dtype)
-        return nn.Dense(self.num_classes, **kw)(x_Bxch).astype(jnp.float32)
+        return nn.Dense(self.num_classes, kernel_init=kernel_init, **kw)(x_Bxch).astype(jnp.float32)
 
 
 _BUILDERS: dict[str, Callable[[ModelConfig, int, Any], nn.Module]] = {

@@ -22,6 +22,8 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
+from tallysim.sim.initializers import kernel_init   # flax's default, drawn flat: the same bits, a faster compile
+
 PARAM_DTYPE = jnp.float32
 
 
@@ -39,7 +41,8 @@ class LSTM(nn.Module):
         for _ in range(self.layers):
             cell = nn.OptimizedLSTMCell(self.hidden, dtype=self.dtype, param_dtype=PARAM_DTYPE)
             h = nn.RNN(cell)(h)
-        return nn.Dense(self.num_classes, dtype=self.dtype, param_dtype=PARAM_DTYPE)(h).astype(jnp.float32)
+        return nn.Dense(self.num_classes, dtype=self.dtype, param_dtype=PARAM_DTYPE,
+                        kernel_init=kernel_init)(h).astype(jnp.float32)
 
 
 class Block(nn.Module):
@@ -53,8 +56,8 @@ class Block(nn.Module):
         h = nn.LayerNorm(**kw)(x)
         x = x + nn.MultiHeadDotProductAttention(num_heads=self.heads, **kw)(h, h, mask=mask)
         h = nn.LayerNorm(**kw)(x)
-        h = nn.Dense(4 * self.hidden, **kw)(h)
-        return x + nn.Dense(self.hidden, **kw)(nn.gelu(h))
+        h = nn.Dense(4 * self.hidden, kernel_init=kernel_init, **kw)(h)
+        return x + nn.Dense(self.hidden, kernel_init=kernel_init, **kw)(nn.gelu(h))
 
 
 class Transformer(nn.Module):
@@ -76,4 +79,4 @@ class Transformer(nn.Module):
         for _ in range(self.layers):
             x = Block(self.hidden, self.heads, self.dtype)(x, mask)
         x = nn.LayerNorm(**kw)(x)
-        return nn.Dense(self.num_classes, **kw)(x).astype(jnp.float32)
+        return nn.Dense(self.num_classes, kernel_init=kernel_init, **kw)(x).astype(jnp.float32)

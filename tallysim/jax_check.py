@@ -1,0 +1,44 @@
+"""JAX as tallysim needs it, checked before anything is written or compiled: JAX_* environment values
+JAX can read, a backend that starts, and 32-bit arrays. Without these checks a bad value was a JAX
+traceback (`JAX_ENABLE_X64=maybe` a ValueError on import, `JAX_PLATFORMS=cuda` on a CPU machine an
+AssertionError in jax.process_index) or, for 64-bit mode (JAX_ENABLE_X64=1, or
+jax.config.update("jax_enable_x64", True) in a notebook), a type error inside the first round's
+program, after the output directory was claimed and the data loaded."""
+from __future__ import annotations
+
+import os
+
+from tallysim.fields import ConfigError
+
+
+def _jax_settings() -> str:
+    """The JAX_* and XLA_FLAGS variables set in the environment, for the message."""
+    names = sorted(k for k in os.environ if k.startswith("JAX_") or k == "XLA_FLAGS")
+    return ", ".join(f"{k}={os.environ[k]!r}" for k in names) or "none set"
+
+
+def importable() -> None:
+    """`import jax` under this environment: JAX reads its JAX_* variables on import and raises a
+    ValueError naming the one it cannot read."""
+    try:
+        import jax  # noqa: F401
+    except ValueError as e:
+        raise ConfigError(f"JAX cannot start: {e}; allowed: a value JAX reads, or unset it "
+                          f"(JAX_* / XLA_FLAGS now: {_jax_settings()})") from None
+
+
+def backend() -> None:
+    """JAX's default backend starts, and arrays are 32-bit (tallysim's programs and bit counts are)."""
+    importable()
+    import jax
+    try:
+        jax.devices()
+    except (RuntimeError, AssertionError) as e:        # JAX_PLATFORMS naming a backend this machine lacks
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise ConfigError(f"JAX cannot start a backend ({first[:200]}); check JAX_PLATFORMS: allowed a "
+                          f"platform this machine has (e.g. cpu), or unset it (JAX_* / XLA_FLAGS now: "
+                          f"{_jax_settings()})") from None
+    if jax.config.jax_enable_x64:
+        raise ConfigError("JAX's 64-bit mode is on (JAX_ENABLE_X64 or jax.config.update('jax_enable_x64', "
+                          "True)); tallysim's programs are 32-bit: unset JAX_ENABLE_X64, or "
+                          "jax.config.update('jax_enable_x64', False) before running")
