@@ -16,7 +16,7 @@ from tallysim import config, data, model_groups, protocols, sizing
 from tallysim.config import Config, ConfigError
 from tallysim.protocols.contract import make as make_protocol   # a plugin's Protocol checked
 from tallysim.protocols.base import Context, ModelGroup, Protocol
-from tallysim.sim import faults, fed, lanes, local, tasks
+from tallysim.sim import activations, faults, fed, lanes, local, peers, tasks
 from tallysim.sim.models import make_model, param_count
 
 
@@ -80,6 +80,16 @@ class Built:
         return [j for j, c in enumerate(self.lane_cfg) if c == i]
 
 
+class RunRefused(ConfigError):
+    """A data-dependent refusal of one configuration of a group (`index`: its place in the group's
+    configurations), found while the group is built: the configuration alone would be refused the
+    same way, and the group's others can run without it (sweep._run_grouped). Same message."""
+
+    def __init__(self, message: str, index: int):
+        super().__init__(message)
+        self.index = index
+
+
 def _pool_and_rest(cfg: Config, n: int, n_source: int, seed: int):
     """Probe-pool indices and the remaining training indices of one seed."""
     if cfg.probe.source:
@@ -136,22 +146,27 @@ def build_group(cfgs: list[Config]) -> Built:
     parts_per_seed, pools, counts, faulty, own = [], [], [], [], []
     for j, (i, s) in enumerate(zip(lane_cfg, seeds)):
         c = cfgs[i]
-        pool, rest = _pool_and_rest(c, n, n_source, s)
-        if j == 0 or lane_cfg[j - 1] != i:
-            config.validate_with_data(c, ds.num_classes, len(rest), len(pool))
-        labels = ds.y_train[rest]          # once per lane: 10^7 labels, for the partition and its counts
-        parts = data.partition(labels, c.peers, c.partition, ds.num_classes, s,
-                               clients=None if ds.clients_train is None else ds.clients_train[rest],
-                               name=cfg.data.name)
-        faulty.append(faults.fixed_set(c, s, c.peers))
-        own.append(_own_clients(ds, c, s, rest))
-        parts = faults.cut_shards(c, parts, faulty[-1], s)         # under_trained: small faulty shards
-        parts_per_seed.append(data.ragged(parts).take(rest))     # vectorised: 10^6 clients are one array
-        pools.append(pool)
-        # int32: the build keeps [P, C] per lane for partition.json (40 MB at 10^6 clients, not 80)
-        counts.append(data.class_counts(labels, parts, ds.num_classes, np.int32))
-        # a lane of a group is named by its own values (fed.build checks them all again, as lane 0's)
-        fed.check_size_rule(c, counts[-1].sum(axis=1), _lane_name(c, s) if len(cfgs) > 1 or c.seeds > 1 else "")
+        try:        # a refusal here is configuration i's own (its data, its partition): say which
+            pool, rest = _pool_and_rest(c, n, n_source, s)
+            if j == 0 or lane_cfg[j - 1] != i:
+                config.validate_with_data(c, ds.num_classes, len(rest), len(pool))
+            labels = ds.y_train[rest]          # once per lane: 10^7 labels, for the partition and its counts
+            parts = data.partition(labels, c.peers, c.partition, ds.num_classes, s,
+                                   clients=None if ds.clients_train is None else ds.clients_train[rest],
+                                   name=cfg.data.name)
+            faulty.append(faults.fixed_set(c, s, c.peers))
+            own.append(_own_clients(ds, c, s, rest))
+            parts = faults.cut_shards(c, parts, faulty[-1], s)         # under_trained: small faulty shards
+            parts_per_seed.append(data.ragged(parts).take(rest))     # vectorised: 10^6 clients are one array
+            pools.append(pool)
+            # int32: the build keeps [P, C] per lane for partition.json (40 MB at 10^6 clients, not 80)
+            counts.append(data.class_counts(labels, parts, ds.num_classes, np.int32))
+            # a lane of a group is named by its own values (fed.build checks them all again, as lane 0's)
+            fed.check_size_rule(c, counts[-1].sum(axis=1), _lane_name(c, s) if len(cfgs) > 1 or c.seeds > 1 else "")
+        except RunRefused:
+            raise
+        except ConfigError as e:
+            raise RunRefused(str(e), i) from None
         del parts, rest, labels
     fdata, spec = fed.build(x_all, y_all, parts_per_seed, pools, ds.x_test, ds.y_test, ds.num_classes, cfg,
                             faulty)
@@ -231,20 +246,45 @@ def _private_steps(cfg: Config, counts: list) -> np.ndarray:
 
 def auto_chunk(b: Built) -> int:
     """Seeds per compiled batch: all of them unless a rough footprint says they would not fit."""
-    cfg, spec = b.cfg, b.ctx.spec
     # seed_chunk is per lane (lanes.HOST), so a group's configurations may set different ones: the
     # smallest set wins (a configuration that asked for small batches to fit memory gets them, whichever
     # configuration leads the group); the numbers are the same at any batch size
     asked = [c.seed_chunk for c in b.cfgs if c.seed_chunk]
     if asked:
         return min(min(asked), len(b.seeds))
+    stats = jax.local_devices()[0].memory_stats() or {}
+    limit = stats.get("bytes_limit") or os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+    return sizing.lanes_that_fit(len(b.seeds), int(0.5 * limit), **lane_shapes(b))
+
+
+def lane_shapes(b: Built) -> dict:
+    """What sizing.per_seed_bytes needs to know of a built group (its arguments by name), the model's
+    own facts included: its forward pass's bytes per example (sim/activations.py, traced, not
+    compiled), the optimizer's state per parameter, the peers trained at once and the data's arrays."""
+    cfg, spec = b.cfg, b.ctx.spec
     held = spec.active if b.ctx.cohort else spec.peers      # client_storage=auto: the cohort's models only
     # probes only where peers train on them: the FedAvg family ignores probe.per_round (as validation)
     distill = protocols.traits(cfg.protocol.name).distill
-    shapes = dict(num_params=b.ctx.num_params, peers=held, active=spec.active, input_shape=spec.input_shape,
-                  batch_size=cfg.batch_size, probe_batch=(cfg.distill.batch_size or cfg.batch_size) if distill else 0,
-                  probes=spec.probes if distill else 0, classes=spec.classes,
-                  soft=protocols.traits(cfg.protocol.name).soft)
-    stats = jax.local_devices()[0].memory_stats() or {}
-    limit = stats.get("bytes_limit") or os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
-    return sizing.lanes_that_fit(len(b.seeds), int(0.5 * limit), **shapes)
+    models = [g.model for g in b.ctx.model_groups] or [b.ctx.model]
+    dummy = jnp.zeros((1,) + spec.input_shape, jnp.float32)
+    facts, moments = [], 0.0
+    for m in models:
+        params = jax.eval_shape(m.init, jax.random.PRNGKey(0), dummy)
+        facts.append(activations.per_example(m.apply, params, spec.input_shape))
+        opt = jax.eval_shape(peers.make_optimizer(cfg.optim).init, params)
+        moments = max(moments, param_count(opt) / max(1, param_count(params)))
+    per_lane = shared = 0
+    for leaf, axis in zip(b.fed, fed.SEED_AXES):
+        if leaf is not None:
+            if axis is None:
+                shared += leaf.nbytes
+            else:
+                per_lane += leaf.nbytes // leaf.shape[0]
+    return dict(num_params=b.ctx.num_params, peers=held, active=spec.active, input_shape=spec.input_shape,
+                batch_size=cfg.batch_size, probe_batch=(cfg.distill.batch_size or cfg.batch_size) if distill else 0,
+                probes=spec.probes if distill else 0, classes=spec.classes,
+                soft=protocols.traits(cfg.protocol.name).soft, positions=tasks.of(spec).positions,
+                together=-(-spec.active // max(1, min(spec.groups, spec.active))),
+                saved=max(f.saved for f in facts), peak=max(f.peak for f in facts), example=facts[0].input,
+                moments=moments,
+                test_examples=int(b.fed.x_test.shape[0]), data=per_lane, shared=shared)

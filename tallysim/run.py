@@ -147,6 +147,11 @@ def _is_oom(e: Exception) -> bool:
     return "RESOURCE_EXHAUSTED" in str(e) or "Out of memory" in str(e)
 
 
+def out_of_memory(e: BaseException) -> bool:
+    """Whether `e` says the device or the host ran out of memory (a smaller program may fit)."""
+    return isinstance(e, MemoryError) or _is_oom(e)
+
+
 def run(cfg: Config, out: Optional[str] = None, overwrite: bool = False, progress: bool = True,
         built: Optional[Built] = None, checkpoint_every: Optional[int] = None, resume: bool = False) -> dict:
     """Run one configuration (all its seeds) end to end; returns the last metrics row plus 'out'.

@@ -67,6 +67,9 @@ KNOWN_SHAPES = {"mnist": (784, 10), "fashion_mnist": (784, 10), "kmnist": (784, 
                 "emnist/balanced": (784, 47), "emnist/byclass": (784, 62), "emnist/letters": (784, 37),
                 "emnist/digits": (784, 10), "cifar10": (3072, 10), "cifar100": (3072, 100),
                 "svhn_cropped": (3072, 10)}
+# (positions, vocabulary) of the text datasets (data/text.py): an example is a window of positions, each
+# one prediction, so a probe carries that many messages (tests/test_memory_estimate.py checks them).
+KNOWN_TEXT = {"shakespeare": (80, 80), "shakespeare_words": (20, 10_004)}
 
 
 def estimate_bytes(cfg) -> list[tuple[str, int, str]]:
@@ -97,7 +100,8 @@ def estimate_bytes(cfg) -> list[tuple[str, int, str]]:
         models = (f"the clients' models, as {kept},", stacked, width + "peers")
     # exchange.py streams peers in chunks: [c, M, C] temporaries and [M, C] sums, no P * M * C; only
     # where peers train on probes (the FedAvg family exchanges none, and ignores probe.per_round)
-    probe_outputs = [("the probe outputs", footprint_bytes(cfg.peers, cfg.probe.per_round, classes, soft=traits.soft),
+    messages = cfg.probe.per_round * positions(cfg)       # text: every position of a probe window
+    probe_outputs = [("the probe outputs", footprint_bytes(cfg.peers, messages, classes, soft=traits.soft),
                       "probe.per_round, peers" + (", data.num_classes" if synthetic else ""))] if traits.distill else []
     out = [models, *probe_outputs,
            # a training step's minibatch, plus (distillation) its probe minibatch: distill.batch_size
@@ -111,7 +115,7 @@ def estimate_bytes(cfg) -> list[tuple[str, int, str]]:
         out.append(("the server's distillation batch", 4 * 4 * cfg.feddf.batch_size * act, "feddf.batch_size"))
     if traits.soft and cfg.softlabel.aggregate in ("median", "trimmed"):
         # no streaming: logits, probabilities and their sort, [A, M, C] each
-        out.append(("the robust soft-label aggregation", 4 * 3 * cfg.peers * cfg.probe.per_round * classes,
+        out.append(("the robust soft-label aggregation", 4 * 3 * cfg.peers * messages * classes,
                     "probe.per_round, peers (or softlabel.aggregate=mean)"))
     if traits.fedavg_family and (cfg.fedavg.aggregate != "mean" or cfg.fedavg.pre != "none"):
         out.append(("the robust parameter aggregation", 4 * 2 * params * rows,
@@ -183,9 +187,15 @@ def data_shape(cfg) -> tuple[int, int, int]:
     """(input floats per example, classes, channels) of the configured data, without loading it."""
     d = cfg.data
     synthetic = d.name == "synthetic"
-    dim, classes = (math.prod(d.input_shape), d.num_classes) if synthetic else KNOWN_SHAPES.get(d.name, (784, 10))
+    dim, classes = (math.prod(d.input_shape), d.num_classes) if synthetic else \
+        KNOWN_TEXT.get(d.name) or KNOWN_SHAPES.get(d.name, (784, 10))
     channels = d.input_shape[-1] if synthetic and len(d.input_shape) > 1 else 3 if dim == 3072 else 1
     return dim, classes, channels
+
+
+def positions(cfg) -> int:
+    """Messages per probe (and predictions per example) of the configured data: a text window's positions."""
+    return KNOWN_TEXT.get(cfg.data.name, (1,))[0]
 
 
 def models_bytes(cfg) -> tuple[int, int]:
@@ -205,29 +215,70 @@ def fmt(n: float) -> str:
 
 
 def per_seed_bytes(num_params: int, peers: int, active: int, input_shape: tuple, batch_size: int,
-                   probe_batch: int, probes: int, classes: int, soft: bool, lanes: int = 1) -> int:
+                   probe_batch: int, probes: int, classes: int, soft: bool, lanes: int = 1, *,
+                   positions: int = 1, together: int | None = None, saved: int | None = None,
+                   peak: int | None = None, example: int = 0, moments: float = 2,
+                   test_examples: int | None = None, data: int = 0, shared: int = 0) -> int:
     """Rough bytes one seed (lane) of a built run needs on the device, when `lanes` lanes share one
-    compiled program (`lanes_bytes` is all of them). probe_batch and probes are 0 for a protocol that
-    never trains on probes (protocols.traits(name).distill false: the FedAvg family)."""
-    # params + optimizer (<= 2 moments) + grads + server/error + temporaries, float32, per peer
-    state = 4 * num_params * peers * 6
-    width = max(math.prod(input_shape), 512)
+    compiled program (`lanes_bytes` is all of them): an upper bound of what XLA reports for the
+    compiled round (temporaries, arguments, outputs) plus evaluation's temporaries (measured:
+    experiments/memory_estimate.py, tests/test_memory_estimate.py). probe_batch and probes are 0 for
+    a protocol that never trains on probes (protocols.traits(name).distill false: the FedAvg family).
+
+    The model's own facts, where the caller knows them (build.lane_shapes): `saved` and `peak`, its
+    forward pass's bytes per example with and without gradients (sim/activations.py), `example` the
+    input's own (part of `peak`; evaluation and the exchange feed every peer the same ones); `together`, the
+    peers one training step runs at once (local.train_peers: ceil(active / groups)); `moments`, the
+    optimizer's state per parameter; `positions`, the messages per probe (text: the sequence length);
+    `test_examples`, the test set; `data`, this lane's data arrays; `shared` (counted once by
+    lanes_bytes, not here), the data every lane reads. Without them, the older rough guesses."""
+    model = 4 * num_params
+    # every held client's params and optimizer state, as the round's argument and as its output; the
+    # active peers' gathered and trained copies and their gradients inside the round
+    state = model * ((1 + moments) * 2 * peers + ((1 + moments) * 2 + 1) * active)
     rows = batch_size + probe_batch
-    # hidden activations, and the [A, B+R, C] logits / probabilities / gradients of a training step
-    acts = 4 * peers * rows * (width * 16 + classes * 4)
-    # The probe exchange streams peers in chunks (exchange.py): one chunk's [c, M, C] temporaries plus
-    # the [M, C] sums, no A * M * C term; evaluation holds one [P, B, C] batch of logits. The lanes
-    # share both budgets (Context.lanes, run.py's evaluation), so each lane's chunk and batch shrink
-    # with the lanes: the budget is counted once over them all, not once per lane.
-    exchange = footprint_bytes(active, probes, classes, soft=soft,
-                               chunk=peer_chunk(active, probes, classes, lanes=lanes)) if probes else 0
-    evals = 4 * peers * eval_batch(peers, classes, lanes=lanes) * classes * 2
-    return state + acts + exchange + evals
+    logits = 4 * classes * positions                   # one example's logits (text: every position)
+    if saved is None:
+        # the older guess, before the model's own facts: hidden activations of every held peer, and the
+        # [P, B+R, C] logits / probabilities / gradients of a training step
+        width = max(math.prod(input_shape), 512)
+        acts = 4 * peers * rows * (width * 16 + classes * 4)
+        forward = example = 0
+    else:
+        # a training step keeps its forward pass's values for the backward pass, and the gradient of
+        # the logits, for the peers it runs at once
+        acts = (together or active) * rows * (saved + 2 * logits)
+        forward = max(peak, example)
+    # The probe exchange streams peers in chunks (exchange.py): one chunk's [c, M * positions, C]
+    # temporaries plus the sums, no A * M * C term, and the chunk's forward pass over its probes;
+    # evaluation holds one [P, B, C] batch of logits and the P peers' and the server's forward pass
+    # over it (1.5x: XLA's buffers reuse less than the walk frees). The lanes share both budgets
+    # (Context.lanes, run.py's evaluation), so each lane's chunk and batch shrink with the lanes: the
+    # budget is counted once over them all, not once per lane.
+    exchange = 0
+    if probes:
+        c = peer_chunk(active, probes * positions, classes, lanes=lanes)
+        exchange = exchange_bytes(active, probes, classes, soft, lanes, positions) + \
+            int(1.5 * probes * (c * (forward - example) + example))
+    batch = eval_batch(peers, classes * positions, lanes=lanes)
+    batch = min(batch, test_examples) if test_examples else batch
+    evals = peers * batch * logits * 2 + int(1.5 * batch * ((peers + 1) * (forward - example) + example))
+    return int(state + acts + exchange + evals + data)
+
+
+def exchange_bytes(active: int, probes: int, classes: int, soft: bool, lanes: int = 1, positions: int = 1) -> int:
+    """One lane's probe exchange as it streams (exchange.py, probe_round.py): the chunk of peers and the
+    sums of its messages, M probes x `positions` each (a text probe is a window of positions, every
+    position voted on: Spec.messages), as the exchange itself chunks them (`lanes` sharing the budget)."""
+    messages = probes * positions
+    return footprint_bytes(active, messages, classes, soft=soft,
+                           chunk=peer_chunk(active, messages, classes, lanes=lanes))
 
 
 def lanes_bytes(lanes: int, **shapes) -> int:
-    """Rough bytes of `lanes` lanes of one compiled program (per_seed_bytes' arguments by name)."""
-    return lanes * per_seed_bytes(**shapes, lanes=lanes)
+    """Rough bytes of `lanes` lanes of one compiled program (per_seed_bytes' arguments by name): each
+    lane's, and once the data every lane reads (`shared`)."""
+    return lanes * per_seed_bytes(**shapes, lanes=lanes) + shapes.get("shared", 0)
 
 
 def lanes_that_fit(seeds: int, budget: int, **shapes) -> int:

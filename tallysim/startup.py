@@ -1,29 +1,59 @@
 """What the command line sets up before JAX starts (`start_jax`): `jax.distributed` and the compile
 cache. Its own module, below both the command line (cli_commands.py) and `sweep`, which call it once
-their config has validated, so a refused config imports no JAX."""
+their config has validated, so a refused config imports no JAX.
+
+Both may run many times in one process (a notebook or a test calling `cli.main` or `tallysim.run` again,
+perhaps with other environment variables): a call that asks for what is already set up does nothing;
+other compile-cache settings take effect; other multi-process settings cannot (JAX starts its processes
+once per process) and are refused in one line (mesh.initialize_distributed)."""
 from __future__ import annotations
+
+# The cache directory compile_cache set, and the one in effect before it first did: a later call that
+# asks for no tallysim cache puts that back, if nothing else has changed the setting since.
+_set: list = []
+
+
+def cache_dir_asked() -> str | None:
+    """The compile cache directory the environment asks tallysim for: None where it must not set one
+    (TALLYSIM_COMPILE_CACHE=0, or JAX's own JAX_COMPILATION_CACHE_DIR, which JAX read itself)."""
+    import os
+    from pathlib import Path
+    where = os.environ.get("TALLYSIM_COMPILE_CACHE", "")
+    if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+        _cache_is_a_directory("JAX_COMPILATION_CACHE_DIR", os.environ["JAX_COMPILATION_CACHE_DIR"])
+        return None
+    if where == "0":
+        return None
+    if where:
+        _cache_is_a_directory("TALLYSIM_COMPILE_CACHE", where)
+    else:
+        base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+        where = str(Path(base) / "tallysim" / "xla")
+    return where
 
 
 def compile_cache() -> None:
     """The command line keeps XLA's compiled programs on disk (JAX's persistent compilation cache), so
     rerunning a configuration, a sweep or a figure skips compiling: ~/.cache/tallysim/xla, or
     $TALLYSIM_COMPILE_CACHE; TALLYSIM_COMPILE_CACHE=0 turns it off. JAX's own
-    JAX_COMPILATION_CACHE_DIR, when set, wins. Importing tallysim as a library changes nothing."""
-    import os
-    from pathlib import Path
-    where = os.environ.get("TALLYSIM_COMPILE_CACHE", "")
-    if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
-        _cache_is_a_directory("JAX_COMPILATION_CACHE_DIR", os.environ["JAX_COMPILATION_CACHE_DIR"])
-        return
-    if where == "0":
-        return
-    if where:
-        _cache_is_a_directory("TALLYSIM_COMPILE_CACHE", where)
-    else:
-        base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-        where = str(Path(base) / "tallysim" / "xla")
+    JAX_COMPILATION_CACHE_DIR, when set, wins. Importing tallysim as a library changes nothing.
+
+    Called again with other settings, the new ones take effect (JAX keeps the cache it opened until
+    reset_cache); a call that asks for no tallysim cache puts back the directory in effect before the
+    first call set one, unless something else changed it since."""
     import jax
+    from jax.experimental.compilation_cache import compilation_cache
+    current = jax.config.jax_compilation_cache_dir
+    where = cache_dir_asked()
+    if where is None:
+        if not _set or current != _set[0][0]:
+            return                          # tallysim set none, or someone changed it since: not ours
+        where = _set[0][1]
+    if where == current:
+        return
+    _set[:] = [(where, _set[0][1] if _set else current)]
     jax.config.update("jax_compilation_cache_dir", where)
+    compilation_cache.reset_cache()         # a cache already opened would keep its old directory
 
 
 def _cache_is_a_directory(var: str, where: str) -> None:
@@ -41,10 +71,11 @@ def start_jax() -> None:
     """What a command that runs something sets up before JAX starts: `jax.distributed` (launched with
     TALLYSIM_DISTRIBUTED=1) and the compile cache. `run` and `sweep` call it only once their config
     has validated, so a refused config imports no JAX (~0.25 s of CPU instead of ~2 s), and `figure`
-    once its first figure's configs have (figures.main); `bench` never (it times compiling)."""
+    once its first figure's configs have (figures.main); `bench` never (it times compiling). Safe to
+    call again (see the top)."""
     from tallysim import jax_check
     jax_check.importable()              # a JAX_* value JAX cannot read: one line, not its traceback
     from tallysim.sim import mesh
-    mesh.initialize_distributed()       # before JAX starts: TALLYSIM_DISTRIBUTED=1
+    mesh.initialize_distributed()       # before JAX starts: TALLYSIM_DISTRIBUTED=1; a repeat is checked
     compile_cache()
     jax_check.backend()                 # JAX_PLATFORMS naming a missing backend, 64-bit mode

@@ -125,7 +125,7 @@ def run_sweep(base_cfg: Config, runs: list[tuple[str, list[str]]], out_dir, prog
                     bar.done(len(batch))
                 continue
             i = batch[0]
-            (name, overrides), cfg, rec = runs[i], cfgs[i], records[i]
+            (name, _), cfg, rec = runs[i], cfgs[i], records[i]
             run_dir = out_dir / name
             if (run_dir / DONE).exists():
                 rec["status"] = "skipped"
@@ -140,22 +140,7 @@ def run_sweep(base_cfg: Config, runs: list[tuple[str, list[str]]], out_dir, prog
                 if bar:
                     bar.done()
                 continue
-            log(f"[{i + 1}/{n}] {name}")
-            rec["status"] = "running"
-            _write_index(out_dir, records, meta)
-            t0 = time.time()
-            try:
-                last = _run_or_resume(runmod, cfg, run_dir, progress, log)
-            except outdir.Busy as e:
-                _fail(run_dir, rec, str(e), log, busy=True)
-            except (runmod.NonFiniteLoss, ConfigError) as e:
-                _fail(run_dir, rec, str(e), log, diverged=isinstance(e, runmod.NonFiniteLoss))
-            except Exception as e:     # a bug in one configuration should not lose the rest of the sweep
-                tb = traceback.format_exc()
-                _fail(run_dir, rec, f"{type(e).__name__}: {e}", log, detail=tb)
-            else:
-                _done(run_dir, rec, runmod, cfg, overrides, last, time.time() - t0, log)
-            _write_index(out_dir, records, meta)
+            _run_one(runmod, i, runs, cfgs, records, out_dir, progress, log, meta)
             if bar:
                 bar.done()
     except BaseException:
@@ -213,10 +198,40 @@ def _done(run_dir: Path, rec: dict, runmod, cfg: Config, overrides, last: dict, 
     log("  " + rec["summary"])
 
 
+def _run_one(runmod, i: int, runs, cfgs, records, out_dir: Path, progress: bool, log, meta) -> None:
+    """Run i alone (resuming it from its checkpoint if it has one) and record how it went."""
+    (name, overrides), cfg, rec = runs[i], cfgs[i], records[i]
+    run_dir = out_dir / name
+    log(f"[{i + 1}/{len(runs)}] {name}")
+    rec["status"] = "running"
+    _write_index(out_dir, records, meta)
+    t0 = time.time()
+    try:
+        last = _run_or_resume(runmod, cfg, run_dir, progress, log)
+    except outdir.Busy as e:
+        _fail(run_dir, rec, str(e), log, busy=True)
+    except (runmod.NonFiniteLoss, ConfigError) as e:
+        _fail(run_dir, rec, str(e), log, diverged=isinstance(e, runmod.NonFiniteLoss))
+    except Exception as e:     # a bug in one configuration should not lose the rest of the sweep
+        _fail(run_dir, rec, f"{type(e).__name__}: {e}", log, detail=traceback.format_exc())
+    else:
+        _done(run_dir, rec, runmod, cfg, overrides, last, time.time() - t0, log)
+    _write_index(out_dir, records, meta)
+
+
 def _run_grouped(runmod, batch: list[int], runs, cfgs, records, out_dir: Path, progress: bool, log,
                  meta) -> None:
-    """Several runs as one compiled program (run.run_group); if the group cannot be built (e.g. one
-    configuration's partition is impossible), its runs go one at a time so each fails on its own."""
+    """Several runs as one compiled program (run.run_group). What stops the program decides what
+    follows, so that no run is computed twice and no error is reported twice:
+    - one configuration refused while the group is built (build.RunRefused: its data, e.g. an
+      impossible partition): that run fails, reported once, and the others run as a group without it;
+    - out of memory (the group's lanes already went in smaller chunks, run.run_group): the group runs
+      as two halves, down to single runs;
+    - anything else is the compiled program's, which each run alone would compile too: every run of
+      the group fails with it, reported once (`--one-at-a-time` runs them apart)."""
+    from tallysim import build
+    if len(batch) == 1:
+        return _run_one(runmod, batch[0], runs, cfgs, records, out_dir, progress, log, meta)
     n = len(runs)
     names = [runs[i][0] for i in batch]
     log(f"[{batch[0] + 1}..{batch[-1] + 1}/{n}] {len(batch)} runs as one program: {', '.join(names)}")
@@ -226,24 +241,30 @@ def _run_grouped(runmod, batch: list[int], runs, cfgs, records, out_dir: Path, p
     t0 = time.time()
     try:
         results = runmod.run_group([cfgs[i] for i in batch], [out_dir / runs[i][0] for i in batch], progress)
-    except Exception as e:     # noqa: BLE001 - fall back to one at a time, which reports per run
-        log(f"  the group could not run as one program ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
-            "running its runs one at a time")
+    except build.RunRefused as e:
+        i = batch[e.index]
+        log(f"[{i + 1}/{n}] {runs[i][0]}")
+        _fail(out_dir / runs[i][0], records[i], str(e), log)
+        rest = [j for j in batch if j != i]
+        for j in rest:
+            records[j]["status"] = "pending"
+        return _run_grouped(runmod, rest, runs, cfgs, records, out_dir, progress, log, meta)
+    except Exception as e:     # noqa: BLE001 - recorded against the group's runs, the sweep goes on
+        first = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+        if runmod.out_of_memory(e):
+            log(f"  the group did not fit in memory as one program ({first}); running it as two smaller groups")
+            half = len(batch) // 2
+            for part in (batch[:half], batch[half:]):
+                for j in part:
+                    records[j]["status"] = "pending"
+                _run_grouped(runmod, part, runs, cfgs, records, out_dir, progress, log, meta)
+            return
+        log(f"  FAILED as one program, all {len(batch)} runs: {first} (see each run's error.txt; "
+            "--one-at-a-time runs them apart)")
+        detail = traceback.format_exc()
         for i in batch:
-            (name, overrides), rec = runs[i], records[i]
-            log(f"[{i + 1}/{n}] {name}")
-            t1 = time.time()
-            try:
-                last = runmod.run(cfgs[i], str(out_dir / name), overwrite=True, progress=progress)
-            except outdir.Busy as e2:
-                _fail(out_dir / name, rec, str(e2), log, busy=True)
-            except (runmod.NonFiniteLoss, ConfigError) as e2:
-                _fail(out_dir / name, rec, str(e2), log, diverged=isinstance(e2, runmod.NonFiniteLoss))
-            except Exception as e2:
-                _fail(out_dir / name, rec, f"{type(e2).__name__}: {e2}", log, detail=traceback.format_exc())
-            else:
-                _done(out_dir / name, rec, runmod, cfgs[i], overrides, last, time.time() - t1, log)
-            _write_index(out_dir, records, meta)
+            _fail(out_dir / runs[i][0], records[i], first, lambda _: None, detail=detail)
+        _write_index(out_dir, records, meta)
         return
     seconds = (time.time() - t0) / len(batch)
     for i, res in zip(batch, results):

@@ -2,8 +2,8 @@
 one group may differ in their partition (lanes.HOST), so `participation_rule=size` with too few
 non-empty shards is checked lane by lane while the group is built, before anything compiles, and the
 message gives that lane's seed and partition values. Before, the check ran once over all lanes after
-they were partitioned and named lane 0's `partition.kind` (the one-at-a-time fallback then named the
-right run, after the group's log line had named the wrong one)."""
+they were partitioned and named lane 0's `partition.kind`. The sweep fails that run alone
+(build.RunRefused) and runs the others."""
 import pytest
 from conftest import tiny
 
@@ -33,14 +33,14 @@ def test_a_run_alone_keeps_its_message(no_compile):
 
 
 def test_a_grouped_sweep_logs_the_offending_configuration_and_runs_the_other(tmp_path):
-    """Through the sweep: the group's log line names the Dirichlet lane, the sweep falls back to one
-    run at a time, the iid run completes and the Dirichlet run fails with the same message."""
+    """Through the sweep: the Dirichlet run fails with the lane's message, logged once under its name,
+    and the iid run completes (alone: the group's only other run), not built twice."""
     lines = []
     runs = [("iid", ["partition.kind=iid"]), ("dirichlet", EMPTY)]
     recs = sweep.run_sweep(tiny(*BASE), runs, tmp_path / "sw", progress=False, log=lines.append)
-    group_line = next(ln for ln in lines if "could not run as one program" in ln)
-    assert NAMED in group_line and "partition.kind=iid" not in group_line
+    failed = [ln for ln in lines if "FAILED" in ln]
+    assert len(failed) == 1 and NAMED in failed[0] and "partition.kind=iid" not in failed[0], lines
+    assert lines[lines.index(failed[0]) - 1] == "[2/2] dirichlet", lines
     status = {r["name"]: r["status"] for r in recs}
     assert status == {"iid": "done", "dirichlet": "failed"}
-    assert "only 16 peers hold any examples (partition.kind=dirichlet)" in next(
-        r["error"] for r in recs if r["name"] == "dirichlet")
+    assert NAMED in next(r["error"] for r in recs if r["name"] == "dirichlet")

@@ -117,8 +117,5 @@ def test_the_estimate_bounds_a_grouped_programs_memory(monkeypatch, lanes):
     evals = ev.lower(state.params, state.server, x_test, y_test).compile().memory_analysis()
     measured = (rounds.temp_size_in_bytes + rounds.argument_size_in_bytes + rounds.output_size_in_bytes
                 + evals.temp_size_in_bytes)
-    spec = b.ctx.spec
-    estimate = sizing.lanes_bytes(lanes, num_params=b.ctx.num_params, peers=P, active=spec.active,
-                                  input_shape=spec.input_shape, batch_size=1, probe_batch=1, probes=spec.probes,
-                                  classes=C, soft=False)
+    estimate = sizing.lanes_bytes(lanes, **build.lane_shapes(b))
     assert measured <= estimate <= 2 * measured, (estimate, measured, estimate / measured)

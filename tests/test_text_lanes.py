@@ -330,8 +330,8 @@ def _runs():
 
 
 class Interrupt(KeyboardInterrupt):
-    """Ctrl-C (or a kill) mid-group. A plain Exception would not do: a group that raises one reruns its
-    runs one at a time (sweep._run_grouped), so the sweep would finish."""
+    """Ctrl-C (or a kill) mid-group. A plain Exception would not do: a group that raises one records
+    its runs as failed (sweep._run_grouped), so the sweep would finish."""
 
 
 def test_grouped_text_sweep_files_progress_and_rerun_after_interruption(tmp_path, monkeypatch, capsys):

@@ -195,6 +195,8 @@ def initialize_distributed() -> bool:
     the coordinator; past it, one line and exit 2. JAX's own timeout aborts the process with a C++
     stack trace, so a watchdog thread ends it first (JAX's is set a minute later)."""
     settings = distributed_settings()
+    if _already_set_up(settings):
+        return jax.process_count() > 1
     if settings is None:
         return False
     timeout = settings.pop("timeout")
@@ -243,7 +245,39 @@ def initialize_distributed() -> bool:
     finally:
         for t in timers:
             t.cancel()
+    _joined.append(dict(settings, timeout=timeout))
     return jax.process_count() > 1
+
+
+# The settings this process joined a multi-process run with (initialize_distributed): JAX's processes
+# cannot be left or joined again in one process, so a second call checks its settings against them.
+_joined: list = []
+
+
+def _already_set_up(settings: Optional[dict]) -> bool:
+    """Whether an earlier call (a notebook's second run, a test calling the command line again)
+    already set up what `settings` asks for: then nothing is to be done. A request this process can
+    no longer honour is one line saying why: JAX starts its processes once per process, and only
+    before JAX has started (jax.distributed.initialize's own rule)."""
+    import jax.distributed
+    if not _joined and not jax.distributed.is_initialized():
+        if settings is not None:
+            from jax._src import xla_bridge     # no public query; jax.distributed would refuse anyway
+            if xla_bridge.backends_are_initialized():
+                raise ConfigError("TALLYSIM_DISTRIBUTED=1, but JAX already started in this process as one "
+                                  "process (an earlier run or computation); jax.distributed must start "
+                                  "before JAX does: run it in a new process")
+        return False
+    if not _joined:                # the caller started jax.distributed itself: its processes are used
+        return True
+    where = lambda s: {k: v for k, v in s.items() if k != "timeout"}     # noqa: E731 - the timeout may differ
+    if settings is None or where(settings) != where(_joined[0]):
+        asked = ("one process (TALLYSIM_DISTRIBUTED unset)" if settings is None else
+                 ", ".join(f"{k}={v}" for k, v in where(settings).items()) or "auto-detected processes")
+        had = ", ".join(f"{k}={v}" for k, v in where(_joined[0]).items()) or "auto-detected"
+        raise ConfigError(f"this process already joined a multi-process run ({had}) and JAX cannot leave "
+                          f"or change it; {asked} needs a new process")
+    return True
 
 
 def is_writer() -> bool:

@@ -1,0 +1,100 @@
+"""The seeds-per-program memory estimate (sizing.lanes_bytes, what build.auto_chunk sizes by) against
+XLA's own account of the compiled programs (`compiled.memory_analysis()` on this backend): the round
+program's temporaries + arguments + outputs, plus the evaluation program's temporaries. One line per
+(model, batch size, peers trained at once); the ratio estimate / measured should stay >= 1 (an upper
+bound) and small where activations dominate (few probes, a small model state).
+
+    PYTHONPATH=$PWD python experiments/memory_estimate.py [--models mlp,cnn] [--batches 8,64,256]
+
+Text models read Shakespeare (characters) from the tallysim data cache (`tallysim prepare shakespeare`).
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+
+IMAGE = ["data.name=synthetic", "data.input_shape=28x28x1", "data.num_classes=10", "data.train_size=4000",
+         "data.test_size=200", "partition.kind=iid"]
+TEXT = ["data.name=shakespeare", "data.max_train=3000", "data.max_test=200", "partition.kind=iid"]
+MODELS = {"mlp": IMAGE + ["model.name=mlp", "model.width=200"], "lenet": IMAGE + ["model.name=lenet"],
+          "cnn": IMAGE + ["model.name=cnn"], "resnet8": IMAGE + ["model.name=resnet8"],
+          "lstm": TEXT + ["model.name=lstm"], "transformer": TEXT + ["model.name=transformer"]}
+
+
+def case(model: str, batch: int, together: int, protocol: str = "tally", probes: int = 8, peers: int = 4,
+         extra=()) -> list[str]:
+    return MODELS[model] + [f"protocol.name={protocol}", f"peers={peers}", f"probe.per_round={probes}",
+                            f"probe.pool_size={max(64, probes + 32)}", f"batch_size={batch}", "local_steps=1", "rounds=1",
+                            "warmup_epochs=0", f"ragged_groups={peers // together}", *extra]
+
+
+def measure(items: list[str]) -> dict:
+    """Build the configuration, compile one round and one evaluation, and return the measured bytes
+    and the estimate."""
+    import jax
+    import jax.numpy as jnp
+
+    from tallysim import build, config, programs, sizing
+    from tallysim.sim import mesh, tasks
+    from tallysim.sim.evaluate import evaluate
+    b = build.build(config.validate(config.apply_overrides(config.Config(), items)))
+    lanes = len(b.seeds)
+    placement = mesh.plan(1, lanes, b.ctx.spec.peers)
+    state = programs.initial_state(b, placement)
+    data_c, values, _, k_rounds, x_test, y_test = programs.chunk_inputs(b, 0, lanes, placement)
+    single, _ = programs.round_programs(b)
+    rnd = single.lower(state, data_c, k_rounds, jnp.arange(1, 2, dtype=jnp.int32), values).compile().memory_analysis()
+    ev = jax.jit(jax.vmap(functools.partial(evaluate, b.ctx.model.apply, classes=b.ctx.spec.classes,
+                                            task=tasks.of(b.ctx.spec), lanes=lanes), in_axes=(0, 0, None, None)))
+    params = state.params if state.params is not None else None
+    evm = ev.lower(params, state.server, x_test, y_test).compile().memory_analysis()
+    measured = (rnd.temp_size_in_bytes + rnd.argument_size_in_bytes + rnd.output_size_in_bytes
+                + evm.temp_size_in_bytes)
+    estimate = sizing.lanes_bytes(lanes, **build.lane_shapes(b))
+    return {"round_temp": rnd.temp_size_in_bytes, "round_args": rnd.argument_size_in_bytes,
+            "round_out": rnd.output_size_in_bytes, "eval_temp": evm.temp_size_in_bytes,
+            "measured": measured, "estimate": estimate, "ratio": estimate / measured}
+
+
+def estimate(items: list[str]) -> int:
+    """The estimate alone (a build, no compiling)."""
+    from tallysim import build, config, sizing
+    b = build.build(config.validate(config.apply_overrides(config.Config(), items)))
+    return sizing.lanes_bytes(len(b.seeds), **build.lane_shapes(b))
+
+
+def again(path: str) -> None:
+    """The estimate of every case of an earlier output (its measurements kept, nothing compiled)."""
+    import csv
+    rows = list(csv.DictReader(open(path)))
+    print(",".join(rows[0]), flush=True)
+    for r in rows:
+        est = estimate(case(r["model"], int(r["batch"]), int(r["together"]), r["protocol"], int(r["probes"])))
+        r.update(estimate=est, ratio=f"{est / int(r['measured']):.2f}")
+        print(",".join(str(v) for v in r.values()), flush=True)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--models", default=",".join(MODELS))
+    p.add_argument("--batches", default="8,64,256")
+    p.add_argument("--together", default="1,4", help="peers trained at once (peers / ragged_groups)")
+    p.add_argument("--protocol", default="tally")
+    p.add_argument("--probes", type=int, default=8)
+    p.add_argument("--again", metavar="CSV", help="recompute the estimates of an earlier output's cases")
+    a = p.parse_args()
+    if a.again:
+        return again(a.again)
+    print("model,batch,together,protocol,probes,round_temp,round_args,round_out,eval_temp,measured,estimate,ratio",
+          flush=True)
+    for model in a.models.split(","):
+        for batch in map(int, a.batches.split(",")):
+            for together in map(int, a.together.split(",")):
+                r = measure(case(model, batch, together, a.protocol, a.probes))
+                print(f"{model},{batch},{together},{a.protocol},{a.probes},{r['round_temp']},{r['round_args']},"
+                      f"{r['round_out']},{r['eval_temp']},{r['measured']},{r['estimate']},{r['ratio']:.2f}",
+                      flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,119 @@
+"""The memory estimate that sets the seeds per compiled program (build.auto_chunk: sizing.lanes_bytes of
+build.lane_shapes) against XLA's own account of the compiled programs on the CPU: the round's
+temporaries, arguments and outputs plus evaluation's temporaries (`compiled.memory_analysis()`).
+It must be an upper bound (never below what XLA reports) and an honest one where the training step's
+activations dominate (within 3x), for every model family. Before, the activation term was a guess from
+the input size: 2.6-2.9x high for an MLP at batch 256, and 8-100x low where convolutions, an LSTM or
+evaluation's forward pass dominate (a CNN's 1 GB evaluation against a 163 MB estimate).
+
+And the probe exchange of text counts every position: a text probe is a window of T tokens, each one
+message (Spec.messages), so the exchange holds [c, M * T, C]; auto_chunk counted M only.
+"""
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import pytest
+
+from tallysim import build, config, programs, sizing
+from tallysim.sim import mesh, tasks
+from tallysim.sim.evaluate import evaluate
+
+IMAGE = ["data.name=synthetic", "data.input_shape=12x12x1", "data.num_classes=10", "data.train_size=900",
+         "data.test_size=100", "partition.kind=iid"]
+TEXT = ["data.name=shakespeare", "data.max_train=700", "data.max_test=40", "partition.kind=iid"]
+
+
+@pytest.fixture(scope="module")
+def shakespeare(tmp_path_factory):
+    # module scope runs before conftest's per-test cache: point at the same cache (prepared once)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TALLYSIM_DATA", str(tmp_path_factory.getbasetemp() / "cache"))
+        from tallysim.data import text
+        yield text.load("shakespeare")
+
+
+def _cfg(*items):
+    return config.validate(config.apply_overrides(config.Config(), list(items)))
+
+
+def _measured(b) -> int:
+    """XLA's bytes for one round and one evaluation of every lane of `b`, compiled as users compile."""
+    lanes = len(b.seeds)
+    placement = mesh.plan(1, lanes, b.ctx.spec.peers)
+    state = programs.initial_state(b, placement)
+    data_c, values, _, k_rounds, x_test, y_test = programs.chunk_inputs(b, 0, lanes, placement)
+    single, _ = programs.round_programs(b)
+    rnd = single.lower(state, data_c, k_rounds, jnp.arange(1, 2, dtype=jnp.int32), values).compile().memory_analysis()
+    ev = jax.jit(jax.vmap(functools.partial(evaluate, b.ctx.model.apply, classes=b.ctx.spec.classes,
+                                            task=tasks.of(b.ctx.spec), lanes=lanes), in_axes=(0, 0, None, None)))
+    evm = ev.lower(state.params, state.server, x_test, y_test).compile().memory_analysis()
+    return (rnd.temp_size_in_bytes + rnd.argument_size_in_bytes + rnd.output_size_in_bytes
+            + evm.temp_size_in_bytes)
+
+
+# (model overrides, batch sizes): small models, so that compiling stays seconds; every peer of the
+# round trained at once (ragged_groups=1), where activations weigh most
+CASES = {
+    "mlp": (IMAGE + ["model.name=mlp", "model.width=64"], 256),
+    "lenet": (IMAGE + ["model.name=lenet"], 64),
+    "cnn": (IMAGE + ["model.name=cnn"], 64),
+    "resnet8": (IMAGE + ["model.name=resnet8"], 64),
+    "lstm": (TEXT + ["model.name=lstm", "model.hidden=32", "model.embed=8", "model.layers=1"], 32),
+    "transformer": (TEXT + ["model.name=transformer", "model.hidden=32", "model.heads=2", "model.layers=1"], 32),
+}
+
+
+@pytest.mark.parametrize("model", list(CASES))
+def test_the_estimate_is_an_honest_upper_bound(model, request, xla_optimized):
+    items, batch = CASES[model]
+    if "data.name=shakespeare" in items:
+        request.getfixturevalue("shakespeare")
+    b = build.build(_cfg(*items, "protocol.name=tally", "peers=4", "probe.per_round=8", "probe.pool_size=32",
+                         f"batch_size={batch}", "local_steps=1", "rounds=1", "warmup_epochs=0", "ragged_groups=1"))
+    estimate = sizing.lanes_bytes(1, **build.lane_shapes(b))
+    measured = _measured(b)
+    assert measured <= estimate <= 3 * measured, (model, estimate, measured, estimate / measured)
+
+
+def test_text_datasets_shapes_are_the_datas(shakespeare):
+    """sizing.KNOWN_TEXT (what validation's estimate reads without loading) against the data."""
+    from tallysim.data import text
+    assert sizing.KNOWN_TEXT["shakespeare"] == (shakespeare.x_train.shape[1], shakespeare.num_classes)
+    words = text.VARIANTS["shakespeare_words"]
+    assert sizing.KNOWN_TEXT["shakespeare_words"] == (words.seq_len, words.vocab_size + len(text.SPECIALS))
+
+
+def test_image_exchange_numbers_are_unchanged():
+    """positions = 1 (images): the exchange's bytes are those of before, bit for bit (computed with
+    main's sizing at e33e4ce: footprint_bytes at peer_chunk's chunk)."""
+    for (A, M, C, soft, lanes), before in {(20, 1000, 10, False, 1): 3_440_000, (20, 1000, 10, True, 4): 3_520_000,
+                                           (1000, 10_000, 1000, False, 1): 1_200_000_000,
+                                           (1000, 10_000, 1000, True, 8): 480_000_000}.items():
+        assert sizing.exchange_bytes(A, M, C, soft, lanes) == before, (A, M, C, soft, lanes)
+        assert sizing.exchange_bytes(A, M, C, soft, lanes, positions=1) == before
+
+
+def test_text_exchange_counts_every_position(shakespeare, monkeypatch, no_compile):
+    """A text run's seeds per program: the exchange of the lanes auto_chunk puts together fits the
+    budget it sizes for, counted as the exchange streams it (M probes x 80 positions of 80 classes).
+    Counting M probes only, all 8 seeds went together, whose exchange alone is 1.47x the budget."""
+    b = build.build(_cfg(*TEXT, "model.name=lstm", "model.hidden=8", "model.embed=4", "model.layers=1",
+                         "protocol.name=tally", "peers=4", "probe.per_round=512", "probe.pool_size=600",
+                         "seeds=8", "rounds=1"))
+    shapes = build.lane_shapes(b)
+    assert shapes["positions"] == 80 and shapes["classes"] == 80 and shapes["probes"] == 512
+    A, M, C = shapes["active"], 512 * 80, 80
+    budget = 1_000_000_000
+
+    class Device:
+        def memory_stats(self):
+            return {"bytes_limit": 2 * budget}         # auto_chunk sizes for half the device
+    monkeypatch.setattr(jax, "local_devices", lambda: [Device()])
+    lanes = build.auto_chunk(b)
+    exchange = lambda k: k * sizing.footprint_bytes(A, M, C, soft=False, chunk=sizing.peer_chunk(A, M, C, lanes=k))  # noqa: E731
+    assert 1 <= lanes < 8 and exchange(lanes) <= budget, (lanes, exchange(lanes))
+    assert exchange(8) > budget                          # all 8 seeds, as the probes-only count chose
+    assert sizing.lanes_bytes(lanes, **shapes) <= budget < sizing.lanes_bytes(lanes + 1, **shapes)
