@@ -246,7 +246,7 @@ HOST_ONLY = (CASES["tally"][0] + CASES["tally"][1][0] + ["seed=0"],
 
 
 @pytest.mark.slow      # 23 s on 2 cores; make test keeps the tally case and the negative control
-def test_host_side_fields_only_one_lane_per_chunk_is_the_lone_program_bit_for_bit(tmp_path):
+def test_host_side_fields_only_one_lane_per_chunk_is_the_lone_program_bit_for_bit(tmp_path, fusion_emitters):
     """Configurations that differ only in host-side and schedule fields (seed, seed count, partition,
     rounds): nothing traced varies; with seed_chunk=1 every lane runs as a chunk of its own, the lone
     run's very program: bit for bit, per-client metrics included (each chunk picks its lanes' clients)."""
