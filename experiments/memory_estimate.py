@@ -11,7 +11,6 @@ Text models read Shakespeare (characters) from the tallysim data cache (`tallysi
 from __future__ import annotations
 
 import argparse
-import functools
 
 IMAGE = ["data.name=synthetic", "data.input_shape=28x28x1", "data.num_classes=10", "data.train_size=4000",
          "data.test_size=200", "partition.kind=iid"]
@@ -30,30 +29,10 @@ def case(model: str, batch: int, together: int, protocol: str = "tally", probes:
 
 def measure(items: list[str]) -> dict:
     """Build the configuration, compile one round and one evaluation, and return the measured bytes
-    and the estimate."""
-    import jax
-    import jax.numpy as jnp
-
-    from tallysim import build, config, programs, sizing
-    from tallysim.sim import mesh, tasks
-    from tallysim.sim.evaluate import evaluate
-    b = build.build(config.validate(config.apply_overrides(config.Config(), items)))
-    lanes = len(b.seeds)
-    placement = mesh.plan(1, lanes, b.ctx.spec.peers)
-    state = programs.initial_state(b, placement)
-    data_c, values, _, k_rounds, x_test, y_test = programs.chunk_inputs(b, 0, lanes, placement)
-    single, _ = programs.round_programs(b)
-    rnd = single.lower(state, data_c, k_rounds, jnp.arange(1, 2, dtype=jnp.int32), values).compile().memory_analysis()
-    ev = jax.jit(jax.vmap(functools.partial(evaluate, b.ctx.model.apply, classes=b.ctx.spec.classes,
-                                            task=tasks.of(b.ctx.spec), lanes=lanes), in_axes=(0, 0, None, None)))
-    params = state.params if state.params is not None else None
-    evm = ev.lower(params, state.server, x_test, y_test).compile().memory_analysis()
-    measured = (rnd.temp_size_in_bytes + rnd.argument_size_in_bytes + rnd.output_size_in_bytes
-                + evm.temp_size_in_bytes)
-    estimate = sizing.lanes_bytes(lanes, **build.lane_shapes(b))
-    return {"round_temp": rnd.temp_size_in_bytes, "round_args": rnd.argument_size_in_bytes,
-            "round_out": rnd.output_size_in_bytes, "eval_temp": evm.temp_size_in_bytes,
-            "measured": measured, "estimate": estimate, "ratio": estimate / measured}
+    and the estimate (tallysim.bench.memory)."""
+    from tallysim import build, config
+    from tallysim.bench.memory import measured_bytes
+    return measured_bytes(build.build(config.validate(config.apply_overrides(config.Config(), items))))
 
 
 def estimate(items: list[str]) -> int:

@@ -11,15 +11,11 @@ message (Spec.messages), so the exchange holds [c, M * T, C]; auto_chunk counted
 """
 from __future__ import annotations
 
-import functools
-
 import jax
-import jax.numpy as jnp
 import pytest
 
-from tallysim import build, config, programs, sizing
-from tallysim.sim import mesh, tasks
-from tallysim.sim.evaluate import evaluate
+from tallysim import build, config, sizing
+from tallysim.bench.memory import measured_bytes
 
 IMAGE = ["data.name=synthetic", "data.input_shape=12x12x1", "data.num_classes=10", "data.train_size=900",
          "data.test_size=100", "partition.kind=iid"]
@@ -37,21 +33,6 @@ def shakespeare(tmp_path_factory):
 
 def _cfg(*items):
     return config.validate(config.apply_overrides(config.Config(), list(items)))
-
-
-def _measured(b) -> int:
-    """XLA's bytes for one round and one evaluation of every lane of `b`, compiled as users compile."""
-    lanes = len(b.seeds)
-    placement = mesh.plan(1, lanes, b.ctx.spec.peers)
-    state = programs.initial_state(b, placement)
-    data_c, values, _, k_rounds, x_test, y_test = programs.chunk_inputs(b, 0, lanes, placement)
-    single, _ = programs.round_programs(b)
-    rnd = single.lower(state, data_c, k_rounds, jnp.arange(1, 2, dtype=jnp.int32), values).compile().memory_analysis()
-    ev = jax.jit(jax.vmap(functools.partial(evaluate, b.ctx.model.apply, classes=b.ctx.spec.classes,
-                                            task=tasks.of(b.ctx.spec), lanes=lanes), in_axes=(0, 0, None, None)))
-    evm = ev.lower(state.params, state.server, x_test, y_test).compile().memory_analysis()
-    return (rnd.temp_size_in_bytes + rnd.argument_size_in_bytes + rnd.output_size_in_bytes
-            + evm.temp_size_in_bytes)
 
 
 # (model overrides, batch sizes): small models, so that compiling stays seconds; every peer of the
@@ -74,7 +55,7 @@ def test_the_estimate_is_an_honest_upper_bound(model, request, xla_optimized):
     b = build.build(_cfg(*items, "protocol.name=tally", "peers=4", "probe.per_round=8", "probe.pool_size=32",
                          f"batch_size={batch}", "local_steps=1", "rounds=1", "warmup_epochs=0", "ragged_groups=1"))
     estimate = sizing.lanes_bytes(1, **build.lane_shapes(b))
-    measured = _measured(b)
+    measured = measured_bytes(b)["measured"]
     assert measured <= estimate <= 3 * measured, (model, estimate, measured, estimate / measured)
 
 
