@@ -223,6 +223,8 @@ def _run_grouped(runmod, batch: list[int], runs, cfgs, records, out_dir: Path, p
                  meta) -> None:
     """Several runs as one compiled program (run.run_group). What stops the program decides what
     follows, so that no run is computed twice and no error is reported twice:
+    - a directory another process is writing (outdir.Busy, claimed before anything runs): its runs go one
+      at a time, so only the busy ones fail (and count as done if that process finishes them);
     - one configuration refused while the group is built (build.RunRefused: its data, e.g. an
       impossible partition): that run fails, reported once, and the others run as a group without it;
     - out of memory (the group's lanes already went in smaller chunks, run.run_group): the group runs
@@ -241,6 +243,10 @@ def _run_grouped(runmod, batch: list[int], runs, cfgs, records, out_dir: Path, p
     t0 = time.time()
     try:
         results = runmod.run_group([cfgs[i] for i in batch], [out_dir / runs[i][0] for i in batch], progress)
+    except outdir.Busy:        # another process writes one of the directories (two copies of a sweep):
+        for i in batch:        # one at a time, each run claims its own; the busy ones are recorded so
+            _run_one(runmod, i, runs, cfgs, records, out_dir, progress, log, meta)
+        return
     except build.RunRefused as e:
         i = batch[e.index]
         log(f"[{i + 1}/{n}] {runs[i][0]}")

@@ -81,3 +81,30 @@ def test_an_error_of_the_program_fails_every_run_of_the_group_once(tmp_path, cal
     for name, _ in runs:
         text = (tmp_path / name / "error.txt").read_text()
         assert "Traceback" in text and "second line" in text
+
+
+def test_a_directory_another_process_writes_sends_the_group_one_at_a_time(tmp_path, calls, monkeypatch):
+    """Two copies of one sweep into one --out: the group's claim meets a directory the other process holds
+    (outdir.Busy). Only that run fails, marked busy (done if the other process finishes it); the
+    others still run. Before, every run of the group failed with the other process's lock."""
+    from tallysim import outdir
+    runs = sweep.expand({}, ["optim.lr=0.01,0.02,0.03"])
+    names = [n for n, _ in runs]
+    alone = run.run
+
+    def held(cfgs, outs, progress=True):
+        calls.append(("group", [Path(o).name for o in outs]))
+        raise outdir.Busy(f"{outs[1]} is being written by another tallysim process right now")
+
+    def busy_alone(cfg, out=None, **kw):
+        if Path(out).name == names[1]:
+            calls.append(("alone", names[1]))
+            raise outdir.Busy(f"{out} is being written by another tallysim process right now")
+        return alone(cfg, out, **kw)
+    monkeypatch.setattr(run, "run_group", held)
+    monkeypatch.setattr(run, "run", busy_alone)
+    recs = sweep.run_sweep(tiny("protocol.name=fedavg", "rounds=1"), runs, tmp_path, progress=False,
+                           log=lambda _: None)
+    assert [r["status"] for r in recs] == ["done", "failed", "done"]
+    assert recs[1].get("busy") and "another tallysim process" in recs[1]["error"]
+    assert calls == [("group", names), ("alone", names[0]), ("alone", names[1]), ("alone", names[2])]
