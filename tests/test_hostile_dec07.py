@@ -186,11 +186,28 @@ def test_sigterm_and_sighup_unwind_as_ctrl_c(signum, code, word, tmp_path, monke
             os.kill(os.getpid(), signum)
             time.sleep(5)                      # the handler raises first
     monkeypatch.setattr(run, "run", killed_while_writing)
-    status, line = one_line(capsys, ["run", *TINY, "--out", str(out), "--quiet"])
+    before = signal.signal(signum, signal.SIG_DFL)    # as in a terminal (under nohup SIGHUP is ignored, and stays so)
+    try:
+        status, line = one_line(capsys, ["run", *TINY, "--out", str(out), "--quiet"])
+        assert signal.getsignal(signum) is signal.SIG_DFL          # restored after the command
+    finally:
+        signal.signal(signum, before)
     assert status == code and word in line and "metrics written so far are kept" in line, line
     assert "--resume cannot continue it: run it again with --overwrite" in line, line
     assert not [p.name for p in out.iterdir() if p.name.endswith(".tmp")]
-    assert signal.getsignal(signum) is signal.SIG_DFL          # restored after the command
+
+
+def test_a_signal_the_caller_ignores_stays_ignored():
+    """nohup ignores SIGHUP so a run outlives its terminal: the command must not take that back."""
+    from tallysim import cli
+    before = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        restore = cli.catch_termination()
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+        restore()
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, before)
 
 
 def test_an_interrupted_run_says_whether_resume_can_continue(tmp_path, monkeypatch, capsys):

@@ -195,19 +195,12 @@ def initialize_distributed() -> bool:
     the coordinator; past it, one line and exit 2. JAX's own timeout aborts the process with a C++
     stack trace, so a watchdog thread ends it first (JAX's is set a minute later)."""
     settings = distributed_settings()
+    _coordinator_resolves(settings)      # wrong whatever this process did before: said first
     if _already_set_up(settings):
         return jax.process_count() > 1
     if settings is None:
         return False
     timeout = settings.pop("timeout")
-    if "coordinator_address" in settings:
-        import socket
-        host = settings["coordinator_address"].rpartition(":")[0].strip("[]")
-        try:
-            socket.getaddrinfo(host, None)
-        except (OSError, UnicodeError):
-            raise ConfigError(f"TALLYSIM_COORDINATOR={settings['coordinator_address']!r}: the host {host!r} "
-                              "does not resolve; give a reachable host:port (process 0's)") from None
     # CPU devices of different processes talk through gloo (harmless for accelerators). Set before
     # initialize: asking for the backend first would start JAX single-process.
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
@@ -247,6 +240,18 @@ def initialize_distributed() -> bool:
             t.cancel()
     _joined.append(dict(settings, timeout=timeout))
     return jax.process_count() > 1
+
+
+def _coordinator_resolves(settings: Optional[dict]) -> None:
+    if settings is None or "coordinator_address" not in settings:
+        return
+    import socket
+    host = settings["coordinator_address"].rpartition(":")[0].strip("[]")
+    try:
+        socket.getaddrinfo(host, None)
+    except (OSError, UnicodeError):
+        raise ConfigError(f"TALLYSIM_COORDINATOR={settings['coordinator_address']!r}: the host {host!r} "
+                          "does not resolve; give a reachable host:port (process 0's)") from None
 
 
 # The settings this process joined a multi-process run with (initialize_distributed): JAX's processes
