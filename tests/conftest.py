@@ -59,6 +59,26 @@ def tiny(*items: str) -> config.Config:
     return config.apply_overrides(config.Config(), TINY + list(items))
 
 
+def cli_line(capsys, argv) -> tuple:
+    """Run the CLI in this process: (its exit status, returned or argparse's SystemExit, and the one stderr
+    line it must print, `tallysim: ...`)."""
+    from tallysim import cli
+    try:
+        code = cli.main(argv)
+    except SystemExit as e:
+        code = e.code
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("tallysim: "), (code, err)
+    return code, err[0]
+
+
+def one_line(capsys, argv) -> str:
+    """The CLI refuses: exit 2 with exactly one stderr line `tallysim: error: ...`, returned."""
+    code, line = cli_line(capsys, argv)
+    assert code == 2 and line.startswith("tallysim: error: "), (code, line)
+    return line
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
     # Tests never write into the user's cache, even when $TALLYSIM_DATA names one: a test that prepares a

@@ -10,14 +10,7 @@ import pytest
 
 from tallysim import cli, config, run  # noqa: F401  (imported before jit is patched)
 from tallysim.config import ConfigError
-
-
-def one_line(capsys, argv) -> str:
-    """Run the CLI; it must exit 2 with exactly one stderr line `tallysim: error: ...`."""
-    code = cli.main(argv)
-    err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and len(err) == 1 and err[0].startswith("tallysim: error: "), (code, err)
-    return err[0]
+from conftest import one_line
 
 
 def _write(path, doc) -> str:
@@ -183,7 +176,6 @@ def test_a_coordinator_that_does_not_resolve_is_one_line(monkeypatch, capsys, tm
 # ----------------------------------------------------------------------------- checkpoints on --resume
 
 
-
 def _copy(src, tmp_path):
     import shutil
     dst = tmp_path / "run"
@@ -219,8 +211,6 @@ def _flip_a_bit_in_the_largest_leaf(path):
 
 def _resume_line(capsys, d, no_compile) -> str:
     return one_line(capsys, ["run", "--out", str(d), "--resume", "--quiet"])
-
-
 
 
 @pytest.mark.parametrize("damage, match", [

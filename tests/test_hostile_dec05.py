@@ -10,20 +10,7 @@ import pytest
 
 from tallysim import cli, config, run, sweep  # noqa: F401  (imported before jit is patched)
 from tallysim.config import ConfigError
-from conftest import TINY
-
-
-
-
-def one_line(capsys, argv) -> str:
-    """The CLI exits 2 (returned, or argparse's SystemExit) with exactly one stderr line `tallysim: error: ...`."""
-    try:
-        code = cli.main(argv)
-    except SystemExit as e:
-        code = e.code
-    err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and len(err) == 1 and err[0].startswith("tallysim: error: "), (code, err)
-    return err[0]
+from conftest import TINY, one_line
 
 
 # ----------------------------------------------------------------------------- run: values and options
@@ -177,7 +164,6 @@ def test_fedct_with_no_exchange_in_the_run_warns():
 
 
 # ----------------------------------------------------------------------------- --resume over lost rows
-
 
 
 @pytest.mark.parametrize("damage", ["deleted", "emptied", "cut inside the first row", "first row not JSON"])

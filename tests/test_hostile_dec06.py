@@ -12,18 +12,7 @@ import pytest
 
 from tallysim import cli, config, run, sweep  # noqa: F401  (imported before jit is patched)
 from tallysim.config import ConfigError
-from conftest import TINY
-
-
-def one_line(capsys, argv) -> str:
-    """The CLI exits 2 (returned, or argparse's SystemExit) with exactly one stderr line `tallysim: error: ...`."""
-    try:
-        code = cli.main(argv)
-    except SystemExit as e:
-        code = e.code
-    err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and len(err) == 1 and err[0].startswith("tallysim: error: "), (code, err)
-    return err[0]
+from conftest import TINY, one_line
 
 
 TEXT = ["data.name=shakespeare", "partition.kind=natural", "model.name=lstm", "model.width=200", "peers=3"]

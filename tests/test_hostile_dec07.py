@@ -20,22 +20,7 @@ import tallysim
 from tallysim import atomic, cli, config, jax_check, outdir, run, startup, sweep  # noqa: F401 (before jit is patched)
 from tallysim.config import ConfigError
 from tallysim.metrics_file import MetricsFile
-from conftest import TINY
-
-
-def tiny(*items):
-    return config.apply_overrides(config.Config(), TINY + list(items))
-
-
-def one_line(capsys, argv) -> tuple:
-    """(exit status, the one stderr line) of the CLI."""
-    try:
-        code = cli.main(argv)
-    except SystemExit as e:
-        code = e.code
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("tallysim: "), (code, err)
-    return code, err[0]
+from conftest import TINY, cli_line, tiny
 
 
 # ----------------------------------------------------------------------------- the Python API
@@ -74,7 +59,7 @@ def test_a_numpy_scalar_given_to_config_itself_says_how_to_pass_it():
     (lambda c, o: tallysim.run(c, out=o, resum=True), r"tallysim.run\(resum=...\): no such argument"),
     (lambda c, o: config.apply_overrides(c, "peers=4"), r"expected a list of key=value strings, e.g. \['peers=4'\]"),
 ])
-def test_api_misuse_is_one_line(call, expected, tmp_path, no_compile):
+def test_api_misuse_is_cli_line(call, expected, tmp_path, no_compile):
     """A misspelt keyword was a TypeError from the internal run() (after the config checks); a string
     for the list of overrides was read letter by letter ("malformed override 'p'")."""
     with pytest.raises(ConfigError, match=expected):
@@ -135,7 +120,7 @@ def test_64_bit_mode_is_refused_before_anything_is_written(call, tmp_path, x64, 
     assert not (tmp_path / "o").exists()
 
 
-def test_a_backend_jax_cannot_start_is_one_line(monkeypatch):
+def test_a_backend_jax_cannot_start_is_cli_line(monkeypatch):
     """JAX_PLATFORMS=cuda on a CPU machine: an AssertionError in jax.process_index; =garbage a RuntimeError."""
     import jax
 
@@ -148,7 +133,7 @@ def test_a_backend_jax_cannot_start_is_one_line(monkeypatch):
         jax_check.backend()
 
 
-def test_a_jax_variable_jax_cannot_read_is_one_line(tmp_path):
+def test_a_jax_variable_jax_cannot_read_is_cli_line(tmp_path):
     """JAX_ENABLE_X64=maybe: a ValueError traceback from JAX's import (the only process this file starts)."""
     env = {**os.environ, "JAX_ENABLE_X64": "maybe", "PYTHONPATH": os.getcwd()}
     p = subprocess.run([sys.executable, "-m", "tallysim", "run", *TINY, "--out", str(tmp_path / "o"), "--quiet"],
@@ -188,7 +173,7 @@ def test_sigterm_and_sighup_unwind_as_ctrl_c(signum, code, word, tmp_path, monke
     monkeypatch.setattr(run, "run", killed_while_writing)
     before = signal.signal(signum, signal.SIG_DFL)    # as in a terminal (under nohup SIGHUP is ignored, and stays so)
     try:
-        status, line = one_line(capsys, ["run", *TINY, "--out", str(out), "--quiet"])
+        status, line = cli_line(capsys, ["run", *TINY, "--out", str(out), "--quiet"])
         assert signal.getsignal(signum) is signal.SIG_DFL          # restored after the command
     finally:
         signal.signal(signum, before)
@@ -219,7 +204,7 @@ def test_an_interrupted_run_says_whether_resume_can_continue(tmp_path, monkeypat
         (out / "checkpoint.npz").write_bytes(b"")
         raise KeyboardInterrupt
     monkeypatch.setattr(run, "run", interrupted)
-    status, line = one_line(capsys, ["run", *TINY, "--out", str(out), "--quiet"])
+    status, line = cli_line(capsys, ["run", *TINY, "--out", str(out), "--quiet"])
     assert status == 130 and f"`tallysim run --out {out} --resume` continues from its last checkpoint" in line
 
 
@@ -235,11 +220,11 @@ def test_a_full_disk_before_the_first_checkpoint_does_not_promise_a_resume(tmp_p
         write(path, data)
     monkeypatch.setattr(atomic, "write_atomic", full)
     out = tmp_path / "o"
-    status, line = one_line(capsys, ["run", *TINY, "--out", str(out), "--quiet"])
+    status, line = cli_line(capsys, ["run", *TINY, "--out", str(out), "--quiet"])
     assert status == 2 and "the disk is full writing" in line, line
     assert "--resume cannot continue it: then run it again with --overwrite" in line, line
     monkeypatch.setattr(atomic, "write_atomic", write)
-    status, line = one_line(capsys, ["run", "--out", str(out), "--resume", "--quiet"])
+    status, line = cli_line(capsys, ["run", "--out", str(out), "--resume", "--quiet"])
     assert status == 2 and "has no checkpoint.npz to resume from" in line, line
 
 
@@ -321,11 +306,11 @@ def test_a_run_being_written_is_not_called_stopped(tmp_path, capsys, no_compile)
     fd = os.open(d / outdir.LOCK, os.O_RDONLY)           # another open file: as another process's lock
     fcntl.flock(fd, fcntl.LOCK_EX)
     try:
-        status, line = one_line(capsys, ["run", *TINY, "--out", str(d), "--quiet"])
+        status, line = cli_line(capsys, ["run", *TINY, "--out", str(d), "--quiet"])
         assert status == 2 and "is being written by another tallysim process right now" in line, line
     finally:
         os.close(fd)
-    status, line = one_line(capsys, ["run", *TINY, "--out", str(d), "--quiet"])          # ok: not held
+    status, line = cli_line(capsys, ["run", *TINY, "--out", str(d), "--quiet"])          # ok: not held
     assert "holds a run that stopped before its first checkpoint" in line, line
 
 
@@ -334,7 +319,7 @@ def test_a_sweep_into_a_run_directory_is_refused(dry, tmp_path, capsys, no_compi
     """The sweep wrote its index and run directories into the run's own directory (and --dry-run, which
     checked no --out at all, listed the runs)."""
     d = _run_dir(tmp_path)
-    status, line = one_line(capsys, ["sweep", *TINY, "seed=0,1", "--out", str(d), *dry])
+    status, line = cli_line(capsys, ["sweep", *TINY, "seed=0,1", "--out", str(d), *dry])
     assert status == 2 and "it is a `tallysim run` directory" in line, line
     assert sorted(p.name for p in d.iterdir()) == sorted([".tallysim-run", ".tallysim-lock", "metrics.jsonl",
                                                           "config.json"])
@@ -381,7 +366,7 @@ def test_a_damaged_sweep_index_is_not_called_foreign(tmp_path, capsys, no_compil
     """Said "its sweep.json was not written by tallysim"; deleting it is the way on (the runs are kept)."""
     out = _finished_sweep(tmp_path)
     (out / "sweep.json").write_text('{"runs": [{"na')
-    status, line = one_line(capsys, ["sweep", *TINY, "seed=0,1", "--out", str(out), "--quiet"])
+    status, line = cli_line(capsys, ["sweep", *TINY, "seed=0,1", "--out", str(out), "--quiet"])
     assert status == 2 and "its sweep.json is not a sweep index (damaged, or not tallysim's); if it is this " \
                            "sweep's, delete it" in line, line
 
