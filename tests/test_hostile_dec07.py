@@ -59,7 +59,7 @@ def test_a_numpy_scalar_given_to_config_itself_says_how_to_pass_it():
     (lambda c, o: tallysim.run(c, out=o, resum=True), r"tallysim.run\(resum=...\): no such argument"),
     (lambda c, o: config.apply_overrides(c, "peers=4"), r"expected a list of key=value strings, e.g. \['peers=4'\]"),
 ])
-def test_api_misuse_is_cli_line(call, expected, tmp_path, no_compile):
+def test_api_misuse_is_one_line(call, expected, tmp_path, no_compile):
     """A misspelt keyword was a TypeError from the internal run() (after the config checks); a string
     for the list of overrides was read letter by letter ("malformed override 'p'")."""
     with pytest.raises(ConfigError, match=expected):
@@ -120,7 +120,7 @@ def test_64_bit_mode_is_refused_before_anything_is_written(call, tmp_path, x64, 
     assert not (tmp_path / "o").exists()
 
 
-def test_a_backend_jax_cannot_start_is_cli_line(monkeypatch):
+def test_a_backend_jax_cannot_start_is_one_line(monkeypatch):
     """JAX_PLATFORMS=cuda on a CPU machine: an AssertionError in jax.process_index; =garbage a RuntimeError."""
     import jax
 
@@ -133,7 +133,7 @@ def test_a_backend_jax_cannot_start_is_cli_line(monkeypatch):
         jax_check.backend()
 
 
-def test_a_jax_variable_jax_cannot_read_is_cli_line(tmp_path):
+def test_a_jax_variable_jax_cannot_read_is_one_line(tmp_path):
     """JAX_ENABLE_X64=maybe: a ValueError traceback from JAX's import (the only process this file starts)."""
     env = {**os.environ, "JAX_ENABLE_X64": "maybe", "PYTHONPATH": os.getcwd()}
     p = subprocess.run([sys.executable, "-m", "tallysim", "run", *TINY, "--out", str(tmp_path / "o"), "--quiet"],
