@@ -113,10 +113,10 @@ def test_model_groups_are_estimated_each_with_its_own_model(groups, xla_optimize
     b = build.build(_cfg(*IMAGE, "protocol.name=tally", f"peers={peers}", "probe.per_round=8", "probe.pool_size=32",
                          f"batch_size={batch}", "local_steps=1", "rounds=1", "warmup_epochs=0", "ragged_groups=1",
                          f"model.groups={spec}"))
-    shapes = build.lane_shapes(b)
-    assert [g["num_params"] for g in shapes["groups"]] == [g.num_params for g in b.ctx.model_groups]
     measured = measured_bytes(b)
     assert measured["measured"] <= measured["estimate"] <= 3 * measured["measured"], (groups, measured)
+    own = [g["num_params"] for g in build.lane_shapes(b).get("groups", ())]
+    assert own == [g.num_params for g in b.ctx.model_groups]
 
 
 def _eval_batch_and_temp(model: str, peers: int, examples: int, shape: tuple, monkeypatch, compile_it=True):
