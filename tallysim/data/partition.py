@@ -97,6 +97,12 @@ def _iid_ragged(n: int, peers: int, rng) -> Ragged:
 
 
 def _redraws_exhausted(peers, cfg, best) -> DataError:
+    if best is None:        # no draw was usable at all: min_size was never what failed
+        return DataError(f"partition.kind=dirichlet: all {MAX_REDRAWS} draws at partition.alpha={cfg.alpha} "
+                         "were unusable (numpy's Dir(alpha) draw is NaN or zero for every peer still "
+                         "below N/P: the gamma samples underflow to 0 at so small an alpha), so min_size was "
+                         "never reached; allowed: partition.alpha >= 1e-3 (at 1e-2 nearly every class "
+                         "already goes to one peer)")
     return DataError(f"partition.kind=dirichlet could not give every one of {peers} peers >= "
                      f"{cfg.min_size} examples in {MAX_REDRAWS} draws (alpha={cfg.alpha}, last draw's "
                      f"smallest peer: {best}); lower partition.min_size or peers, or raise partition.alpha")
@@ -132,7 +138,7 @@ def _capped_pass(by_class, n, peers, alpha, rs):
 
 def _dirichlet_capped(labels, peers, cfg, num_classes, rs):
     by_class = [np.flatnonzero(labels == c) for c in range(num_classes)]
-    best = 0
+    best = None                                 # the last usable draw's smallest peer; None: none usable
     # NIID-Bench loops `while min_size < min_require_size` (with min_size=0 it would never draw at
     # all); we always draw once, and stop after MAX_REDRAWS where it would loop forever.
     for _ in range(MAX_REDRAWS):
