@@ -158,4 +158,30 @@ def test_plot_of_a_sweep_directory_says_to_pass_its_runs(tmp_path, capsys):
     _run_dir(s / "a", [ROW])
     (s / "sweep.json").write_text(json.dumps({"runs": []}))
     line = one_line(capsys, ["plot", str(s), "--out", str(tmp_path / "p.png")])
-    assert f"{s} is a sweep directory, not a run; pass its runs ({s}/*)" in line
+    assert f"{s} is a sweep directory, not a run; pass its runs ({s}/*/)" in line
+
+
+def test_plot_leaves_out_a_run_without_rows_and_says_so(tmp_path, capsys):
+    """A run that failed in round 1 (no rows) drew an empty line in silence, and alone an empty figure."""
+    failed = _run_dir(tmp_path / "s" / "lr=1000", [])
+    (failed / "error.txt").write_text("round 1, seed 0: the training loss is nan\n")
+    line = one_line(capsys, ["plot", str(failed), "--out", str(tmp_path / "p.png")])
+    assert line == (f"tallysim: error: nothing to draw: {failed}/metrics.jsonl holds no rows (failed: "
+                    f"{failed}/error.txt)")
+    assert not (tmp_path / "p.png").exists()
+    ok = _run_dir(tmp_path / "s" / "lr=0.1", [ROW, {**ROW, "round": 2}])
+    assert cli.main(["plot", str(failed), str(ok), "--out", str(tmp_path / "p.png"), "--label", "a", "--label", "b"]) == 0
+    err = capsys.readouterr().err
+    assert f"plot: {failed} has no rows (failed: {failed}/error.txt); drawn without it" in err
+    assert {r.split(",")[0] for r in (tmp_path / "p.csv").read_text().splitlines()[1:]} == {"b"}
+
+
+def test_plot_of_a_perplexity_that_is_inf_everywhere_is_one_line(tmp_path, capsys):
+    """A text run at optim.lr=1000 (train loss 1227, finite) writes ppl_mean Infinity; `plot --metric
+    ppl` was a ValueError traceback from matplotlib's log axis."""
+    text_row = {**ROW, "ppl_mean": float("inf"), "ppl_global": None}
+    d = _run_dir(tmp_path / "r", [text_row, {**text_row, "round": 2}])
+    line = one_line(capsys, ["plot", str(d), "--out", str(tmp_path / "p.png"), "--metric", "ppl"])
+    assert "nothing to draw: --metric ppl is not finite at any evaluation of" in line
+    fine = _run_dir(tmp_path / "f", [{**text_row, "ppl_mean": 60.0}, {**text_row, "round": 2, "ppl_mean": 50.0}])
+    assert cli.main(["plot", str(d), str(fine), "--out", str(tmp_path / "p.png"), "--metric", "ppl"]) == 0   # ok

@@ -91,7 +91,11 @@ def _metrics_file(run_dir) -> Path:
     if not path.is_file():
         if (Path(run_dir) / SWEEP).is_file():      # a sweep's --out: its runs are one level down
             raise ConfigError(f"{Path(run_dir)} is a sweep directory, not a run; pass its runs "
-                              f"({Path(run_dir) / '*'}), or use `tallysim table` / `pareto`, which read a sweep")
+                              f"({Path(run_dir)}/*/), or read it whole: `tallysim table` or `pareto`, tallysim.read_rows "
+                              "in Python")
+        if Path(run_dir).is_file():                # e.g. a sweep's sweep.json caught by DIR/*
+            raise ConfigError(f"{Path(run_dir)} is a file, not a run directory; pass directories written by "
+                              "`tallysim run --out` (a sweep's runs: DIR/*/)")
         raise ConfigError(f"{Path(run_dir)} has no {METRICS}; pass directories written by `tallysim run --out`")
     return path
 

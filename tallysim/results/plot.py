@@ -7,6 +7,8 @@ figure can be checked, or redrawn elsewhere, from the numbers behind it.
 from __future__ import annotations
 
 import csv
+import math
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -122,6 +124,7 @@ def plot_curves(run_dirs, out: str, metric: str = "auto", title: str | None = No
     runs = [(d, *read_run(d)) for d in run_dirs]      # every file checked before drawing anything
     given = labels is not None
     labels = run_labels([cfg for _, cfg, _ in runs], [d for d, _, _ in runs], labels)
+    runs, labels = _with_rows(runs, labels)
     series, points, kept = [], [], []
     for (d, cfg, rows), label in zip(runs, labels):
         rows = [r for r in rows if r["bits_per_peer"] > 0] or rows
@@ -134,6 +137,7 @@ def plot_curves(run_dirs, out: str, metric: str = "auto", title: str | None = No
         name = _std_key(rows[-1], metric)[:-4] if rows and metric in ("auto", "ppl") else metric
         points += [(label, cfg.get("protocol", {}).get("name", ""), str(d), r["round"], r["bits_per_peer"],
                     name, y, "" if stds is None else s) for r, y, s in zip(rows, ys, stds or ys)]
+    _check_drawable(series, metric, [d for d, _, _ in runs])
     fig, ax = metrics.pyplot().subplots(figsize=(6.4, 4.4))
     legend = _legend_with_model([s[3] for s in series], kept, metric, labels_given=given)
     for (x, y, s, _), label in zip(series, legend):
@@ -153,6 +157,33 @@ def plot_curves(run_dirs, out: str, metric: str = "auto", title: str | None = No
     metrics.save_figure(fig, out)
     write_points(Path(out).with_suffix(".csv"), points)
     return out
+
+
+def _check_drawable(series: list, metric: str, dirs: list) -> None:
+    """A metric with no finite value at any evaluation is one line, not a traceback from matplotlib's log
+    axis (`--metric ppl` of a run whose test loss overflowed exp: perplexity inf in every row). Values
+    that are not finite in some rows are left out of the line, as matplotlib does."""
+    drawable = [y for _, ys, _, _ in series for y in ys if math.isfinite(y) and (metric != "ppl" or y > 0)]
+    if not drawable:
+        raise ConfigError(f"nothing to draw: --metric {metric} is not finite at any evaluation of "
+                          f"{', '.join(map(str, dirs))} (perplexity is inf where the test loss overflows exp: "
+                          "the model diverged); allowed: another --metric, e.g. auto (accuracy)")
+
+
+def _with_rows(runs: list, labels: list) -> tuple[list, list]:
+    """The runs that have rows to draw, and their labels. A run without rows (failed in its first round,
+    or not evaluated yet) drew an empty line in silence, and with no other run an empty figure: it is
+    left out with a note on stderr, and a figure with nothing to draw is one error line."""
+    def why(d):
+        return f"failed: {Path(d) / metrics.ERROR}" if (Path(d) / metrics.ERROR).exists() else "not evaluated yet"
+    empty = [(d, why(d)) for d, _, rows in runs if not rows]
+    if len(empty) == len(runs):
+        raise ConfigError("nothing to draw: " + "; ".join(f"{Path(d) / metrics.METRICS} holds no rows ({w})"
+                                                          for d, w in empty))
+    for d, w in empty:
+        print(f"plot: {d} has no rows ({w}); drawn without it", file=sys.stderr)
+    keep = [i for i, (_, _, rows) in enumerate(runs) if rows]
+    return [runs[i] for i in keep], [labels[i] for i in keep]
 
 
 def _std_key(row: dict, metric: str) -> str:
