@@ -185,3 +185,56 @@ def test_plot_of_a_perplexity_that_is_inf_everywhere_is_one_line(tmp_path, capsy
     assert "nothing to draw: --metric ppl is not finite at any evaluation of" in line
     fine = _run_dir(tmp_path / "f", [{**text_row, "ppl_mean": 60.0}, {**text_row, "round": 2, "ppl_mean": 50.0}])
     assert cli.main(["plot", str(d), str(fine), "--out", str(tmp_path / "p.png"), "--metric", "ppl"]) == 0   # ok
+
+
+# ----------------------------------------------------------------------------- models on the data's shape
+
+SYN = ["data.name=synthetic", "data.train_size=400", "data.test_size=100", "rounds=1", "probe.per_round=4",
+       "probe.pool_size=10", "peers=2"]
+
+
+@pytest.mark.parametrize("items, expected", [
+    # each was a traceback from the model's initialisation (ValueError or ZeroDivisionError)
+    (["data.input_shape=16", "model.name=lenet"], "model.name=lenet convolves images of shape [h, w, ch], and the "
+                                                  "examples of data.name=synthetic have shape [16]"),
+    (["data.input_shape=4x4", "model.name=cnn"], "have shape [4, 4]"),
+    (["data.input_shape=2x4x4x1", "model.name=resnet8"], "have shape [2, 4, 4, 1]"),
+    (["data.input_shape=11x28x1", "model.name=lenet"], "model.name=lenet needs images of at least 12x12, and those "
+                                                       "of data.name=synthetic are 11x28 (its pools would leave no "
+                                                       "features); allowed for them: mlp, cnn, resnet8"),
+    (["data.input_shape=3x3x1", "model.name=cnn"], "model.name=cnn needs images of at least 4x4"),
+    (["data.input_shape=16", "model.groups=a:1:mlp;b:1:lenet"], "group b: model.name=lenet convolves images"),
+])
+def test_a_conv_model_on_examples_it_cannot_convolve_is_one_line(items, expected, tmp_path, capsys, no_compile):
+    line = one_line(capsys, ["run", *SYN, *items, "--out", str(tmp_path / "o")])
+    assert expected in line, line
+
+
+def test_a_conv_model_on_flat_file_examples_is_one_line(tmp_path, capsys, no_compile):
+    f = tmp_path / "d.npz"
+    np.savez(f, **_split(BYTES.reshape(60, -1), LABELS))
+    line = one_line(capsys, ["run", "data.name=files", f"data.path={f}", "model.name=lenet", "peers=2",
+                             "probe.per_round=4", "probe.pool_size=10", "--out", str(tmp_path / "o")])
+    assert "the examples of data.name=files have shape [16]; allowed for them: model.name=mlp (any shape), or " \
+           "[h, w, ch] examples" in line and "input_shape" not in line
+
+
+@pytest.mark.parametrize("model", ["lenet", "cnn", "resnet8"])
+def test_the_smallest_image_each_conv_model_takes_is_the_one_it_initialises_on(model):
+    """CONV_MIN_SIDE is the models' own limit: at it the model has features, one pixel less it has none."""
+    import jax
+    from tallysim.sim import tasks
+    from tallysim.sim.models import make_model
+    side = tasks.CONV_MIN_SIDE[model]
+    cfg = config.validate(config.apply_overrides(config.Config(), [f"model.name={model}", "data.name=synthetic",
+                                                                  f"data.input_shape={side}x{side}x1"]))
+    tasks.check_shape(cfg, (side, side, 1))
+    m = make_model(cfg.model, 10)
+    out = jax.eval_shape(m.apply, jax.eval_shape(m.init, jax.random.PRNGKey(0), np.zeros((1, side, side, 1))),
+                         np.zeros((1, side, side, 1)))
+    assert out.shape == (1, 10)
+    if side > 1:
+        with pytest.raises(config.ConfigError, match=f"needs images of at least {side}x{side}"):
+            tasks.check_shape(cfg, (side - 1, side, 1))
+        with pytest.raises(ZeroDivisionError):            # what the check stands in front of
+            jax.eval_shape(m.init, jax.random.PRNGKey(0), np.zeros((1, side - 1, side - 1, 1)))
