@@ -238,3 +238,38 @@ def test_the_smallest_image_each_conv_model_takes_is_the_one_it_initialises_on(m
             tasks.check_shape(cfg, (side - 1, side, 1))
         with pytest.raises(ZeroDivisionError):            # what the check stands in front of
             jax.eval_shape(m.init, jax.random.PRNGKey(0), np.zeros((1, side - 1, side - 1, 1)))
+
+
+# ----------------------------------------------------------------------------- legends and titles
+
+@pytest.mark.parametrize("argv, expected", [
+    (["plot", "{run}", "--label", "$\\frac$"], "--label '$\\\\frac$' is not valid matplotlib mathtext"),  # traceback
+    (["plot", "{run}", "--label", "$$"], "--label '$$' is not valid matplotlib mathtext"),
+    (["plot", "{run}", "--title", "$$"], "--title '$$' is not valid matplotlib mathtext"),
+    (["pareto", "{run}", "--title", "$x^$"], "--title '$x^$' is not valid matplotlib mathtext"),
+    (["plot", "{run}", "--label", ""], "--label '' is empty"),                # left out of the legend
+])
+def test_a_legend_or_title_matplotlib_cannot_draw_is_one_line(argv, expected, tmp_path, capsys):
+    run_dir = _run_dir(tmp_path / "r", [ROW, {**ROW, "round": 2}])
+    line = one_line(capsys, [a.replace("{run}", str(run_dir)) for a in argv] + ["--out", str(tmp_path / "p.png")])
+    assert expected in line, line
+    assert not (tmp_path / "p.png").exists()
+
+
+def test_a_label_starting_with_an_underscore_is_in_the_legend(tmp_path, monkeypatch):
+    """matplotlib leaves `_v2` out of a legend; math that parses is drawn as math (ok)."""
+    import matplotlib.axes
+    shown = {}
+    orig = matplotlib.axes.Axes.legend
+
+    def spy(self, *a, **k):
+        legend = orig(self, *a, **k)
+        shown["texts"] = [t.get_text().strip() for t in legend.get_texts()]
+        return legend
+    monkeypatch.setattr(matplotlib.axes.Axes, "legend", spy)
+    a = _run_dir(tmp_path / "a", [ROW])
+    b = _run_dir(tmp_path / "b", [ROW])
+    assert cli.main(["plot", str(a), str(b), "--label", "_v2", "--label", "$x_1$ rate",
+                     "--out", str(tmp_path / "p.png")]) == 0
+    assert shown["texts"] == ["_v2", "$x_1$ rate"]
+    assert (tmp_path / "p.csv").read_text().splitlines()[1].startswith("_v2,")     # the CSV keeps it as given

@@ -192,6 +192,9 @@ def draw(ax, points: list[dict], front: list[dict], which: str = "final", metric
 
 def main(args) -> int:
     check_figure_out(args.out)
+    if args.title is not None:
+        from tallysim.results.plot import check_text
+        check_text("--title", args.title)                            # before the runs are read
     atomic.refuse_symlinks([args.out, *table_paths(args.out)])       # before a file is replaced
     points = collect(args.runs, which=args.which, metric=args.metric)
     if not points:

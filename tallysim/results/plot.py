@@ -48,6 +48,30 @@ def _dir_rest(name: str, proto: str) -> str:
     return rest if rest and rest != proto else ""
 
 
+def check_text(flag: str, text: str) -> str:
+    """A legend entry or title the user wrote, as matplotlib will draw it: an empty legend entry is left
+    out of the legend in silence (so, below, is one starting with `_`), and `$...$` is parsed as
+    mathtext when the figure is saved, where a malformed one (`$\\frac$`, `$$`) was a traceback after the
+    runs were read. A dollar meant literally is written `\\$`."""
+    if flag == "--label" and not text:
+        raise ConfigError("--label '' is empty, and matplotlib leaves an empty entry out of the legend; allowed: "
+                          "a non-empty name")
+    from matplotlib import cbook, mathtext
+    if cbook.is_math_text(text):
+        try:
+            mathtext.MathTextParser("path").parse(text)
+        except ValueError as e:
+            why = " ".join(str(e).split())[:120]
+            raise ConfigError(f"{flag} {text!r} is not valid matplotlib mathtext between its $ signs ({why}); "
+                              "allowed: valid $...$, or \\$ for a literal dollar sign") from None
+    return text
+
+
+def _shown(label: str) -> str:
+    """matplotlib leaves a legend entry starting with `_` out of the legend: `--label _v2` vanished."""
+    return " " + label if label.startswith("_") else label
+
+
 def run_labels(cfgs: list[dict], run_dirs, labels: Optional[list] = None) -> list[str]:
     """The legend entries: `labels` when given (one per run); else the protocol name, and where
     several runs share a protocol, the config fields that tell them apart (`tally (alpha=0.1)`, from
@@ -58,7 +82,7 @@ def run_labels(cfgs: list[dict], run_dirs, labels: Optional[list] = None) -> lis
         if len(labels) != len(cfgs):
             raise ConfigError(f"--label given {len(labels)} times for {len(cfgs)} runs; give one per run, in "
                               "the order of the run directories")
-        return [str(x) for x in labels]
+        return [check_text("--label", str(x)) for x in labels]
     protos = [c.get("protocol", {}).get("name", Path(d).name) for c, d in zip(cfgs, run_dirs)]
     out = []
     for p, cfg, d in zip(protos, cfgs, run_dirs):
@@ -120,6 +144,8 @@ def plot_curves(run_dirs, out: str, metric: str = "auto", title: str | None = No
     """One line per run directory; with several seeds a band of +- one std over seeds around the
     mean (the `<metric>_std` column), as the figures draw it. `labels`: the legend, one per run."""
     check_figure_out(out)
+    if title is not None:
+        check_text("--title", title)
     atomic.refuse_symlinks([out, Path(out).with_suffix(".csv")])    # before the image is replaced
     runs = [(d, *read_run(d)) for d in run_dirs]      # every file checked before drawing anything
     given = labels is not None
@@ -141,7 +167,7 @@ def plot_curves(run_dirs, out: str, metric: str = "auto", title: str | None = No
     fig, ax = metrics.pyplot().subplots(figsize=(6.4, 4.4))
     legend = _legend_with_model([s[3] for s in series], kept, metric, labels_given=given)
     for (x, y, s, _), label in zip(series, legend):
-        line, = ax.plot(x, y, marker="o", markersize=3, label=label)
+        line, = ax.plot(x, y, marker="o", markersize=3, label=_shown(label))
         if s is not None:
             ax.fill_between(x, [a - b for a, b in zip(y, s)], [a + b for a, b in zip(y, s)],
                             color=line.get_color(), alpha=0.15, linewidth=0)
