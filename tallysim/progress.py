@@ -13,18 +13,36 @@ next-token task, `examples/s` on images: the examples (a text example's T positi
 a token) that the local steps of every lane processed, local steps x batch size (x T), per second of
 wall time since the first stretch came back (compiling excluded; probe distillation steps and
 evaluation not counted, their time is).
+
+The bar over the runs estimates the time left from the runs done and the rounds done of the runs
+under way (each round bar reports its share to it), so it has an estimate from the first stretch of
+rounds of the first run on, not only once a run has finished; before that it says `ETA after the first
+run`.
+
+Where stderr is not a terminal (`nohup ... > log 2>&1`, a batch job's log, CI, `tee`), redrawn bars
+would be one ever-growing line of carriage returns; there the same facts are plain lines instead
+(progress_lines.py), at most one every TALLYSIM_PROGRESS_INTERVAL seconds (default 30) plus the first
+and the last. A notebook keeps its widgets. `--progress bars|lines` (or TALLYSIM_PROGRESS) forces
+either.
 """
 from __future__ import annotations
 
 import os
 import sys
 import time
+from contextlib import contextmanager
 from typing import Optional
 
+from tallysim.fields import ConfigError
 from tallysim.results.metrics import headline_key
 
 # A headline column -> the bar's name for it.
 NAMES = {"acc_global": "server", "acc_mean": "peers"}
+
+MODES = ("auto", "bars", "lines")
+MODE_ENV = "TALLYSIM_PROGRESS"
+INTERVAL_ENV = "TALLYSIM_PROGRESS_INTERVAL"
+INTERVAL = 30.0         # seconds between two progress lines in a log: a 200-round run of 40 minutes, ~80 lines
 
 
 # A terminal that reports 0 columns (a pty nobody sized: some containers, CI runners, serial consoles)
@@ -50,6 +68,141 @@ def screen_shape(fp) -> tuple:
     cols = cols if cols > 0 else env("COLUMNS", FALLBACK[0])
     rows = rows if rows > 0 else env("LINES", FALLBACK[1])
     return max(cols - 1, 20), max(rows - 1, 1)
+
+
+# ----------------------------------------------------------------------------- bars or lines
+
+_forced: list = []      # the command line's --progress, innermost last (cli.main may be called again)
+
+
+@contextmanager
+def forced(mode: Optional[str]):
+    """`--progress MODE` for the command it wraps (None: the environment's, else auto)."""
+    _forced.append(mode)
+    try:
+        yield
+    finally:
+        _forced.pop()
+
+
+def check_env(env: Optional[dict] = None) -> None:
+    """TALLYSIM_PROGRESS and TALLYSIM_PROGRESS_INTERVAL, checked before a command runs anything."""
+    env = os.environ if env is None else env
+    mode = env.get(MODE_ENV, "").strip()
+    if mode and mode not in MODES:
+        raise ConfigError(f"{MODE_ENV}={mode!r}: allowed {', '.join(MODES)} (auto: bars on a terminal or in a "
+                          "notebook, plain lines in a log file)")
+    text = env.get(INTERVAL_ENV, "").strip()
+    if text:
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        if not 0 <= value <= 86400:
+            raise ConfigError(f"{INTERVAL_ENV}={text!r}: allowed a number of seconds 0..86400 (0: a line "
+                              f"every stretch of rounds; default {INTERVAL:g})")
+
+
+def _checked_env() -> tuple:
+    """(mode, interval) from the environment; a bad value (the command line refuses it first) is one
+    warning and the default, never a failed run."""
+    try:
+        check_env()
+    except ConfigError as e:
+        print(f"tallysim: warning: {e}; using the defaults", file=sys.stderr)
+        return "auto", INTERVAL
+    mode = os.environ.get(MODE_ENV, "").strip() or "auto"
+    text = os.environ.get(INTERVAL_ENV, "").strip()
+    return mode, (float(text) if text else INTERVAL)
+
+
+def in_notebook() -> bool:
+    """Whether tqdm.auto draws widgets here (a Jupyter kernel): a notebook's stderr is no terminal either."""
+    from tqdm.auto import tqdm
+    return tqdm.__module__.startswith("tqdm.notebook")
+
+
+def is_terminal(fp) -> bool:
+    try:
+        return bool(fp.isatty())
+    except (AttributeError, OSError, ValueError):      # a closed or odd stream: not a terminal
+        return False
+
+
+def mode() -> str:
+    """"bars" or "lines": --progress, else TALLYSIM_PROGRESS, else auto: bars on a terminal and in a
+    notebook, lines elsewhere (tqdm's own `disable=None` draws nothing off a terminal; a log wants lines)."""
+    asked = _forced[-1] if _forced and _forced[-1] else _checked_env()[0]
+    if asked != "auto":
+        return asked
+    return "bars" if in_notebook() or is_terminal(sys.stderr) else "lines"
+
+
+def interval() -> float:
+    return _checked_env()[1]
+
+
+def duration(seconds: float) -> str:
+    """`45s`, `12m05s`, `3h05m`: a time in a log line, exact enough for an ETA."""
+    s = int(round(max(seconds, 0.0)))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{s % 3600 // 60:02d}m"
+
+
+# ----------------------------------------------------------------------------- the runs' clock
+
+_outer: list = []       # the open bars over runs (a figure's or a sweep's), innermost last
+
+
+class RunsClock:
+    """done / total and the time left over a sweep's or a figure's runs, from the runs done and the
+    rounds done of the runs under way (`partial`, reported by their round bar). Runs skipped (done
+    before) count as done but not in the rate."""
+
+    def __init__(self, total: int):
+        self.total, self.n, self.ran, self.partial = total, 0, 0, 0.0
+        self.t0 = time.perf_counter()
+
+    def eta(self, now: Optional[float] = None) -> Optional[float]:
+        """Seconds left; None before any round of any run has come back."""
+        worked = self.ran + self.partial
+        if worked <= 0:
+            return None
+        elapsed = (time.perf_counter() if now is None else now) - self.t0
+        return elapsed * max(self.total - self.n - self.partial, 0.0) / worked
+
+    def eta_text(self, now: Optional[float] = None) -> str:
+        if self.n >= self.total:
+            return "done"
+        left = self.eta(now)
+        return "ETA after the first run" if left is None else f"ETA {duration(left)}"
+
+    def count(self, n: int, skipped: bool) -> None:
+        self.n += n
+        self.ran += 0 if skipped else n
+        self.partial = 0.0
+
+    def report(self, partial: float) -> None:
+        """The runs under way are `partial` runs' worth done (a round bar's rounds done / all of them,
+        times the configurations it runs)."""
+        self.partial = partial
+
+
+def report_rounds(done: int, total: int, runs: int) -> None:
+    """A round bar's progress, to the bar over runs it runs under (if any)."""
+    if _outer and total > 0:
+        _outer[-1].report(runs * min(done, total) / total)
+
+
+def outer_status() -> str:
+    """`[runs 2/12, ETA 3h05m]` for a round line under a bar over runs; "" without one."""
+    if not _outer:
+        return ""
+    c = _outer[-1].clock
+    return f"  [runs {c.n}/{c.total}, {c.eta_text()}]"
 
 
 def _tqdm(**kw):
@@ -81,6 +234,7 @@ class RoundBar:
 
     def __init__(self, total: int, labels: Optional[list] = None, initial: int = 0, unit: str = "examples"):
         self.labels = short_labels(labels) if labels and len(labels) > 1 else None
+        self.runs = len(labels) if labels else 1        # the sweep runs this bar's rounds stand for
         self.unit = unit                # what `work` counts: tokens (next-token tasks) or examples
         self.work, self.t_work = 0, None
         # initial: the rounds done before a resume (counted, but not in the rate or the ETA)
@@ -100,6 +254,9 @@ class RoundBar:
         elif work:
             self.work += work
             self._show(now)
+        report_rounds(self.bar.n + rounds, self.bar.total, self.runs)   # before the redraw: one refresh
+        if _outer:
+            _outer[-1].refresh()
         self.bar.update(rounds)
 
     def rate(self, now: Optional[float] = None) -> Optional[float]:
@@ -137,22 +294,51 @@ class RoundBar:
 
 
 def round_bar(total: int, enabled: bool, labels: Optional[list] = None, initial: int = 0,
-              unit: str = "examples") -> Optional[RoundBar]:
-    return RoundBar(total, labels, initial, unit) if enabled else None
+              unit: str = "examples"):
+    """The round bar, or its lines where stderr is a log (mode()); None when `enabled` is false."""
+    if not enabled:
+        return None
+    if mode() == "lines":
+        from tallysim.progress_lines import RoundLines
+        return RoundLines(total, labels, initial, unit)
+    return RoundBar(total, labels, initial, unit)
+
+
+# tqdm's own ETA is `?` until a run has finished (its rate counts finished runs); this one is the clock's
+RUNS_FORMAT = "{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]"
 
 
 class RunsBar:
     """The bar over a sweep's or a figure's runs, above the round bar (tqdm stacks open bars)."""
 
     def __init__(self, total: int, desc: str = "runs"):
-        self.bar = _tqdm(total=total, desc=desc, unit="run", position=0, leave=True)
+        self.clock = RunsClock(total)
+        self.bar = _tqdm(total=total, desc=desc, unit="run", position=0, leave=True, bar_format=RUNS_FORMAT,
+                         postfix=self.clock.eta_text())
+        _outer.append(self)
 
-    def done(self, n: int = 1) -> None:
+    def report(self, partial: float) -> None:
+        self.clock.report(partial)
+
+    def refresh(self) -> None:
+        self.bar.set_postfix_str(self.clock.eta_text())     # once per stretch of rounds: a redraw is cheap
+
+    def done(self, n: int = 1, skipped: bool = False) -> None:
+        self.clock.count(n, skipped)
+        self.bar.set_postfix_str(self.clock.eta_text(), refresh=False)
         self.bar.update(n)
 
     def close(self) -> None:
+        if self in _outer:
+            _outer.remove(self)
         self.bar.close()
 
 
-def runs_bar(total: int, enabled: bool, desc: str = "runs") -> Optional[RunsBar]:
-    return RunsBar(total, desc) if enabled else None
+def runs_bar(total: int, enabled: bool, desc: str = "runs"):
+    """The bar over runs, or its lines where stderr is a log (mode()); None when `enabled` is false."""
+    if not enabled:
+        return None
+    if mode() == "lines":
+        from tallysim.progress_lines import RunsLines
+        return RunsLines(total, desc)
+    return RunsBar(total, desc)
