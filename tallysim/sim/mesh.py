@@ -219,8 +219,6 @@ def initialize_distributed() -> bool:
     # CPU devices of different processes talk through gloo (harmless for accelerators). Set before
     # initialize: asking for the backend first would start JAX single-process.
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
-    import sys
-    import threading
 
     who = settings.get("process_id", "?")
     where = settings.get("coordinator_address", "auto-detected")
