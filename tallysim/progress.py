@@ -103,13 +103,18 @@ def check_env(env: Optional[dict] = None) -> None:
                               f"every stretch of rounds; default {INTERVAL:g})")
 
 
+_warned: set = set()
+
+
 def _checked_env() -> tuple:
     """(mode, interval) from the environment; a bad value (the command line refuses it first) is one
     warning and the default, never a failed run."""
     try:
         check_env()
     except ConfigError as e:
-        print(f"tallysim: warning: {e}; using the defaults", file=sys.stderr)
+        if str(e) not in _warned:         # once, not once per bar
+            _warned.add(str(e))
+            print(f"tallysim: warning: {e}; using the defaults", file=sys.stderr)
         return "auto", INTERVAL
     mode = os.environ.get(MODE_ENV, "").strip() or "auto"
     text = os.environ.get(INTERVAL_ENV, "").strip()
