@@ -126,7 +126,7 @@ def _how_to_continue(args, then: str = "") -> str:
 
 def _with_progress(args) -> int:
     """A command that shows progress, under its --progress (checked with TALLYSIM_PROGRESS* first)."""
-    from tallysim import progress
+    from tallysim import progress_base as progress
     mode = getattr(args, "progress", None)
     if mode is not None and getattr(args, "quiet", False):
         raise ConfigError(f"--quiet shows no progress and --progress {mode} shows it; allowed: one of them")

@@ -1,4 +1,4 @@
-"""Progress as plain lines, for a stderr that is not a terminal (progress.mode() == "lines"): a
+"""Progress as plain lines, for a stderr that is not a terminal (progress_base.mode() == "lines"): a
 `nohup ... > log 2>&1`, a batch job's log, CI, `tee`. tqdm would redraw its bar with carriage returns
 into one ever-growing line that `less` and `tail -f` cannot show; here each line is a whole statement,
 written when there is something new, at most one every TALLYSIM_PROGRESS_INTERVAL seconds (default 30)
@@ -20,7 +20,7 @@ import sys
 import time
 from typing import Optional
 
-from tallysim import progress
+from tallysim import progress_base as base
 
 
 def say(text: str) -> None:
@@ -31,11 +31,11 @@ class RoundLines:
     """RoundBar's interface (update, row, rate, close), as throttled lines."""
 
     def __init__(self, total: int, labels: Optional[list] = None, initial: int = 0, unit: str = "examples"):
-        self.labels = progress.short_labels(labels) if labels and len(labels) > 1 else None
+        self.labels = base.short_labels(labels) if labels and len(labels) > 1 else None
         self.runs = len(labels) if labels else 1
         self.total, self.n, self.unit = total, initial, unit
         self.work, self.t_work, self.n_work = 0, None, initial
-        self.interval = progress.interval()
+        self.interval = base.interval()
         self.t0 = time.perf_counter()
         self.compile_s: Optional[float] = None
         self.latest: dict = {}          # label -> (name, value, MB per peer)
@@ -46,7 +46,7 @@ class RoundLines:
     def update(self, rounds: int, work: int = 0) -> None:
         now = time.perf_counter()
         self.n += rounds
-        progress.report_rounds(self.n, self.total, self.runs)
+        base.report_rounds(self.n, self.total, self.runs)
         if self.compile_s is None:      # the first stretch has come back: always said (how long it took)
             self.compile_s = now - self.t0
             self.t_work, self.n_work = now, self.n
@@ -61,7 +61,7 @@ class RoundLines:
         return self.work / max((now or time.perf_counter()) - self.t_work, 1e-9)
 
     def row(self, row: dict, i: int = 0) -> None:
-        name, value = progress.headline(row)
+        name, value = base.headline(row)
         label = self.labels[i] if self.labels else None
         self.latest[label] = (name, value, row["bits_per_peer"] / 8e6)
 
@@ -81,10 +81,10 @@ class RoundLines:
             if rate is not None:
                 parts.append(f"{rate:,.0f} {self.unit}/s")
             per_round = (now - self.t_work) / (self.n - self.n_work)
-            parts += [f"{per_round:.3g} s/round", f"elapsed {progress.duration(now - self.t0)}"]
+            parts += [f"{per_round:.3g} s/round", f"elapsed {base.duration(now - self.t0)}"]
             if self.n < self.total:
-                parts.append(f"ETA {progress.duration(per_round * (self.total - self.n))}")
-        return "  ".join(parts) + progress.outer_status()
+                parts.append(f"ETA {base.duration(per_round * (self.total - self.n))}")
+        return "  ".join(parts) + base.outer_status()
 
     def _say(self, now: float) -> None:
         say(self.line(now))
@@ -101,11 +101,11 @@ class RunsLines:
     round lines are, the first and the last always."""
 
     def __init__(self, total: int, desc: str = "runs"):
-        self.clock = progress.RunsClock(total)
+        self.clock = base.RunsClock(total)
         self.desc = desc
-        self.interval = progress.interval()
+        self.interval = base.interval()
         self.said_at, self.said_n = None, 0
-        progress._outer.append(self)
+        base._outer.append(self)
 
     def report(self, partial: float) -> None:
         self.clock.report(partial)
@@ -122,11 +122,11 @@ class RunsLines:
     def _say(self, now: float) -> None:
         c = self.clock
         say(f"{self.desc} {c.n}/{c.total} ({100 * c.n / max(c.total, 1):.0f}%)  elapsed "
-            f"{progress.duration(now - c.t0)}" + ("" if c.n >= c.total else f"  {c.eta_text(now)}"))
+            f"{base.duration(now - c.t0)}" + ("" if c.n >= c.total else f"  {c.eta_text(now)}"))
         self.said_at, self.said_n = now, c.n
 
     def close(self) -> None:
-        if self in progress._outer:
-            progress._outer.remove(self)
+        if self in base._outer:
+            base._outer.remove(self)
         if self.said_n != self.clock.n:     # stopped (Ctrl-C) with runs done since the last line
             self._say(time.perf_counter())

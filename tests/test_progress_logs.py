@@ -11,7 +11,8 @@ import sys
 
 import pytest
 
-from tallysim import cli, progress, progress_lines
+from tallysim import cli, progress_lines
+from tallysim import progress, progress_base
 from conftest import TINY, one_line, tiny
 
 
@@ -103,12 +104,12 @@ def test_stdout_is_line_buffered_when_it_is_a_file(monkeypatch, capsys):
 # ----------------------------------------------------------------------------- choosing bars or lines
 
 def test_auto_is_bars_on_a_terminal_and_in_a_notebook_and_lines_elsewhere(monkeypatch):
-    monkeypatch.setattr(progress, "in_notebook", lambda: False)
+    monkeypatch.setattr(progress_base, "in_notebook", lambda: False)
     assert progress.mode() == "lines"                              # captured: not a terminal
-    monkeypatch.setattr(progress, "is_terminal", lambda fp: True)
+    monkeypatch.setattr(progress_base, "is_terminal", lambda fp: True)
     assert progress.mode() == "bars"
-    monkeypatch.setattr(progress, "is_terminal", lambda fp: False)
-    monkeypatch.setattr(progress, "in_notebook", lambda: True)     # a kernel's stderr is no terminal either
+    monkeypatch.setattr(progress_base, "is_terminal", lambda fp: False)
+    monkeypatch.setattr(progress_base, "in_notebook", lambda: True)     # a kernel's stderr is no terminal either
     assert progress.mode() == "bars"
 
 
@@ -148,8 +149,8 @@ def test_bad_progress_settings_are_one_line(env, argv, words, tmp_path, capsys, 
 
 def test_a_bad_environment_value_from_python_warns_and_uses_the_default(monkeypatch, capsys):
     monkeypatch.setenv(progress.MODE_ENV, "fancy")
-    monkeypatch.setattr(progress, "in_notebook", lambda: False)
-    monkeypatch.setattr(progress, "_warned", set())
+    monkeypatch.setattr(progress_base, "in_notebook", lambda: False)
+    monkeypatch.setattr(progress_base, "_warned", set())
     assert progress.mode() == "lines" and progress.interval() == progress.INTERVAL
     assert progress.mode() == "lines"
     err = capsys.readouterr().err.strip().splitlines()
@@ -187,7 +188,7 @@ def test_the_runs_bar_has_an_eta_before_its_first_run_finishes(monkeypatch):
     runs.done()
     assert runs.clock.partial == 0 and "1/4" in str(runs.bar)
     runs.close()
-    assert progress._outer == []
+    assert progress_base._outer == []
 
 
 def test_a_grouped_round_bar_counts_for_all_its_runs(monkeypatch):
