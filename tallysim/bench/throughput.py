@@ -30,6 +30,7 @@ from __future__ import annotations
 import statistics
 import sys
 import time
+import traceback
 from typing import Callable, Iterable, Optional, Union
 
 import jax
@@ -156,6 +157,12 @@ def measure(model, peers, steps: int, batch: int, dtype="float32", loop_max: int
     if "torch_ref" in impls:      # no in-package PyTorch loop yet: see the table's note
         impls.remove("torch_ref")
     rows: list[dict] = []
+
+    def keep(row):
+        rows.append(row)
+        if emit:
+            emit(row)
+
     for m in models:
         for d in dtypes:
             for P in peers:
@@ -163,10 +170,38 @@ def measure(model, peers, steps: int, batch: int, dtype="float32", loop_max: int
                     continue
                 for i, c in enumerate(convs if m in CONV_MODELS else convs[:1]):
                     todo = impls if i == 0 else [x for x in impls if x in CONV_IMPLS]
-                    if todo:
-                        rows += _measure_one(m, d, P, steps, batch, loop_max, tuple(shape or DEFAULT_SHAPE),
-                                             todo, repeats, emit, c)
+                    if not todo:
+                        continue
+                    before = len(rows)
+                    try:
+                        _measure_one(m, d, P, steps, batch, loop_max, tuple(shape or DEFAULT_SHAPE),
+                                     todo, repeats, keep, c)
+                    except Exception as e:  # noqa: BLE001 - one cell that cannot compile or run here
+                        # (a formulation the device's compiler refuses, out of memory) is recorded as
+                        # failed, with its reason, and the next cell is measured: a lease's one call
+                        # keeps every other row (benchmarks/gpu.sh, part conv).
+                        traceback.print_exc(file=sys.stderr)
+                        done = {r["impl"] for r in rows[before:]}
+                        for impl in todo:
+                            if impl not in done and not (impl == "loop" and P > loop_max):
+                                keep(failed_row(m, d, P, impl, c, steps, batch, e))
     return rows
+
+
+def _error_line(e: BaseException) -> str:
+    lines = [ln.strip() for ln in str(e).strip().splitlines() if ln.strip()]
+    return f"{type(e).__name__}: {lines[0][:300] if lines else ''}".rstrip(": ")
+
+
+def failed_row(model, dtype, P, impl, conv, steps, batch, error: BaseException) -> dict:
+    """A cell that raised: no samples/s, and `failed` saying why (the error's first line)."""
+    if model in CONV_MODELS and impl in CONV_IMPLS and conv == "auto":
+        from tallysim.sim.conv import auto_choice
+        conv = f"auto:{auto_choice(model)}"
+    return dict(model=model, peers=P, dtype=dtype, impl=impl, samples_per_s=None, device=device_name(),
+                sec=None, compile_s=None, steps=steps, batch=batch,
+                conv=(conv if impl in CONV_IMPLS else "xla") if model in CONV_MODELS else None,
+                P=P, mode=impl, flops_per_example=None, tflops=None, failed=_error_line(error))
 
 
 def _measure_one(model, dtype, P, steps, batch, loop_max, shape, impls, repeats, emit,
@@ -290,8 +325,10 @@ def table(rows: list[dict], notes: Iterable[str] = ()) -> str:
         t = s.get("tallysim")
         ratio = lambda other: f"{t / s[other]:.2f}x" if t and s.get(other) else "-"
         tf = tflops.get(cell)
-        lines.append([m, d, str(P)] + ([c or "-"] if by_conv else []) + [_fmt(t), _fmt(s.get("loop")), _fmt(s.get("vmap_ref")), _fmt(s.get("dense"))]
-                     + ([_fmt(s.get("torch_ref"))] if has_torch else [])
+        # a cell that raised (`failed` row, samples/s None) says so; one not measured stays "-"
+        show = lambda impl: "failed" if impl in s and s[impl] is None else _fmt(s.get(impl))
+        lines.append([m, d, str(P)] + ([c or "-"] if by_conv else []) + [show("tallysim"), show("loop"), show("vmap_ref"), show("dense")]
+                     + ([show("torch_ref")] if has_torch else [])
                      + [ratio("loop"), ratio("vmap_ref"), ratio("dense"), "-" if tf is None else _fmt_tflops(tf)])
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
     out = [" | ".join(c.rjust(w) for c, w in zip(line, widths)) for line in lines]
@@ -351,8 +388,10 @@ def main(args) -> list[dict]:
     so_far: list[dict] = []
 
     def emit(r):
-        print(f"  {r['model']} {r['dtype']} P={r['peers']} {r['impl']}: {r['samples_per_s']:,.0f} samples/s "
-              f"(compile {r['compile_s']:.1f} s)", file=progress, flush=True)
+        conv = f" conv={r['conv']}" if r.get("conv") and r["impl"] in CONV_IMPLS else ""
+        got = (f"FAILED ({r['failed']})" if r.get("failed") else
+               f"{r['samples_per_s']:,.0f} samples/s (compile {r['compile_s']:.1f} s)")
+        print(f"  {r['model']} {r['dtype']} P={r['peers']}{conv} {r['impl']}: {got}", file=progress, flush=True)
         # --json FILE is rewritten after every row, so a run stopped by a time limit (benchmarks/gpu.sh
         # runs each part under one) keeps the rows it measured; the last write has the complete rows.
         if dest and not to_stdout:
@@ -364,6 +403,8 @@ def main(args) -> list[dict]:
                    shape=shape, emit=emit, max_peers=opts["max_peers"], repeats=repeats,
                    impls=_as_list(getattr(args, "impl", None) or ",".join(IMPLS), "--impl"),
                    conv=getattr(args, "conv", None) or "auto")
+    notes += [f"failed: {r['model']} {r['dtype']} P={r['peers']}" + (f" conv={r['conv']}" if r.get("conv") else "")
+              + f" {r['impl']}: {r['failed']}" for r in rows if r.get("failed")]
     text = header(rows, opts["steps"], batch, repeats) + "\n" + table(rows, notes)
     if to_stdout:
         print(text, file=sys.stderr, flush=True)
