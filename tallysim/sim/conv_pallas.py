@@ -60,13 +60,14 @@ def _pow2_at_least(n: int, floor: int = MIN_DIM) -> int:
 def _kernel(a_ref, b_ref, o_ref, *, trans_a: bool, trans_b: bool, bk: int, nk: int, precision):
     """One output tile: sum over the contraction's BK chunks of op(a) @ op(b), in float32."""
     from jax.experimental import pallas as pl
+    from jax.experimental.pallas import triton as plt     # Triton's dot: transposed operands read in place
     bm, bn = o_ref.shape
 
     def step(k, acc):
         chunk = pl.ds(pl.multiple_of(k * bk, bk), bk)
         a = a_ref[chunk, :] if trans_a else a_ref[:, chunk]
         b = b_ref[:, chunk] if trans_b else b_ref[chunk, :]
-        return acc + pl.dot(a, b, trans_a=trans_a, trans_b=trans_b, precision=precision)
+        return acc + plt.dot(a, b, trans_a=trans_a, trans_b=trans_b, precision=precision)
 
     acc = lax.fori_loop(0, nk, step, jnp.zeros((bm, bn), jnp.float32))
     o_ref[...] = acc.astype(o_ref.dtype)
