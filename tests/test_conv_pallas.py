@@ -192,3 +192,26 @@ def test_gpu_table_shows_a_failed_formulation_and_never_chooses_it(tmp_path):
     assert res.returncode == 0, res.stderr
     assert '("NVIDIA H200", "cnn", "xla"),' in res.stdout and "pallas failed" in res.stdout
     assert '("NVIDIA H200", "lenet", "pallas"),' in res.stdout        # where it ran and won, it is chosen
+
+
+@pytest.mark.slow        # ~10-20 s on 2 shared cores: the whole LeNet compiled twice, its convs interpreted
+def test_lenet_through_flax_equals_im2col_with_a_shared_input(monkeypatch):
+    """The model path a run takes (make_model -> nn.Conv -> conv_fn): LeNet's logits and parameter
+    gradients with pallas equal im2col's, vmapped over peers' parameters with one shared input batch
+    (evaluation's case: only the kernel operand is batched)."""
+    from tallysim.sim import peers
+    from tallysim.sim.models import make_model
+    monkeypatch.setenv(conv_pallas.INTERPRET_ENV, "1")
+    nets = {c: make_model(ModelConfig(name="lenet", conv=c), 10) for c in ("pallas", "im2col")}
+    params = peers.init_params(nets["im2col"], KEY, 2, (28, 28, 1), shared=False)
+    x = jax.random.uniform(jax.random.fold_in(KEY, 3), (2, 28, 28, 1))
+    y = jnp.array([3, 7])
+
+    def grads(net):
+        def loss(p):
+            logits = net.apply(p, x)
+            return -jnp.mean(jax.nn.log_softmax(logits)[jnp.arange(2), y]), logits
+        return jax.jit(jax.vmap(jax.grad(loss, has_aux=True)))(params)
+    got, ref = grads(nets["pallas"]), grads(nets["im2col"])
+    for g, r in zip(jax.tree.leaves(got), jax.tree.leaves(ref)):
+        np.testing.assert_allclose(np.asarray(g), np.asarray(r), rtol=1e-4, atol=1e-5)

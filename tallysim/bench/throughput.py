@@ -180,7 +180,8 @@ def measure(model, peers, steps: int, batch: int, dtype="float32", loop_max: int
                         # (a formulation the device's compiler refuses, out of memory) is recorded as
                         # failed, with its reason, and the next cell is measured: a lease's one call
                         # keeps every other row (benchmarks/gpu.sh, part conv).
-                        traceback.print_exc(file=sys.stderr)
+                        if not isinstance(e, ConfigError):     # a refusal is its one line; a crash its trace
+                            traceback.print_exc(file=sys.stderr)
                         done = {r["impl"] for r in rows[before:]}
                         for impl in todo:
                             if impl not in done and not (impl == "loop" and P > loop_max):
