@@ -118,6 +118,12 @@ def test_pallas_lowers_for_a_cuda_gpu_without_one():
     assert text.count("custom_call @__gpu$xla.gpu.triton") == 3, "forward + input and weight gradients"
     assert "tallysim_peer_matmul" in text and f"grid_z = {P}" in text
     assert "stablehlo.convolution" not in text            # no grouped convolution left, forward or backward
+    # lanes around peers: a 4-axis grid (2 tile axes + 2 vmaps), which the Triton lowering folds into 3
+    lanes = lambda x, w: jnp.sum(jax.vmap(jax.vmap(
+        lambda a, b: conv.pallas_conv(a, b, (1, 1), "SAME", dimension_numbers=DN)))(x, w).astype(jnp.float32))
+    text = jax.jit(jax.grad(lanes, (0, 1))).trace(jnp.stack([x] * 3), jnp.stack([w] * 3)).lower(
+        lowering_platforms=("cuda",)).as_text()
+    assert text.count("custom_call @__gpu$xla.gpu.triton") == 3
 
 
 def test_pallas_is_refused_off_a_gpu_in_one_line(monkeypatch):
