@@ -36,7 +36,7 @@ from typing import Callable, Iterable, Optional, Union
 import jax
 import numpy as np
 
-from tallysim.bench import flops as bench_flops, ref as bench_ref, write_json
+from tallysim.bench import failed, flops as bench_flops, ref as bench_ref, write_json
 from tallysim.sim import local, peers as peers_mod
 from tallysim.config import MODELS, ConfigError, ModelConfig, OptimConfig
 from tallysim.sim.fed import FedData, cohort_shards
@@ -176,33 +176,23 @@ def measure(model, peers, steps: int, batch: int, dtype="float32", loop_max: int
                     try:
                         _measure_one(m, d, P, steps, batch, loop_max, tuple(shape or DEFAULT_SHAPE),
                                      todo, repeats, keep, c)
-                    except Exception as e:  # noqa: BLE001 - one cell that cannot compile or run here
-                        # (a formulation the device's compiler refuses, out of memory) is recorded as
-                        # failed, with its reason, and the next cell is measured: a lease's one call
-                        # keeps every other row (benchmarks/gpu.sh, part conv).
-                        if not isinstance(e, ConfigError):     # a refusal is its one line; a crash its trace
-                            traceback.print_exc(file=sys.stderr)
-                        done = {r["impl"] for r in rows[before:]}
-                        for impl in todo:
-                            if impl not in done and not (impl == "loop" and P > loop_max):
-                                keep(failed_row(m, d, P, impl, c, steps, batch, e))
+                    except Exception as e:  # noqa: BLE001 - a cell that cannot compile or run here:
+                        if not isinstance(e, ConfigError):  # its `failed` rows (bench/failed.py), then on
+                            traceback.print_exc(file=sys.stderr)     # (a refusal is its one line)
+                        for impl in failed.missing(todo, rows[before:], skip=("loop",) if P > loop_max else ()):
+                            keep(failed.row(m, d, P, impl, _row_conv(m, impl, c), steps, batch, device_name(), e))
     return rows
 
 
-def _error_line(e: BaseException) -> str:
-    lines = [ln.strip() for ln in str(e).strip().splitlines() if ln.strip()]
-    return f"{type(e).__name__}: {lines[0][:300] if lines else ''}".rstrip(": ")
-
-
-def failed_row(model, dtype, P, impl, conv, steps, batch, error: BaseException) -> dict:
-    """A cell that raised: no samples/s, and `failed` saying why (the error's first line)."""
-    if model in CONV_MODELS and impl in CONV_IMPLS and conv == "auto":
-        from tallysim.sim.conv import auto_choice
-        conv = f"auto:{auto_choice(model)}"
-    return dict(model=model, peers=P, dtype=dtype, impl=impl, samples_per_s=None, device=device_name(),
-                sec=None, compile_s=None, steps=steps, batch=batch,
-                conv=(conv if impl in CONV_IMPLS else "xla") if model in CONV_MODELS else None,
-                P=P, mode=impl, flops_per_example=None, tflops=None, failed=_error_line(error))
+def _row_conv(model, impl, conv):
+    """A row's `conv`: the conv models' tallysim and dense rows the given one (auto as auto:<choice>),
+    their loop and vmap_ref rows xla, other models none."""
+    if model not in CONV_MODELS:
+        return None
+    if impl not in CONV_IMPLS:
+        return "xla"
+    from tallysim.sim.conv import auto_choice
+    return conv if conv != "auto" else f"auto:{auto_choice(model)}"
 
 
 def _measure_one(model, dtype, P, steps, batch, loop_max, shape, impls, repeats, emit,
@@ -210,10 +200,7 @@ def _measure_one(model, dtype, P, steps, batch, loop_max, shape, impls, repeats,
     device = device_name()
     tx = peers_mod.make_optimizer(OptimConfig(name="sgd", lr=bench_ref.LR, momentum=bench_ref.MOMENTUM))
     S = steps * batch
-    conv_auto = None
-    if model in CONV_MODELS:
-        from tallysim.sim.conv import auto_choice
-        conv_auto = conv if conv != "auto" else f"auto:{auto_choice(model)}"
+    conv_auto = _row_conv(model, "tallysim", conv)
     rows: list[dict] = []
     flops = bench_flops.count(ModelConfig(name=model), CLASSES, shape).train
 
@@ -368,8 +355,6 @@ def resolve_args(args) -> dict:
                      f"grid (--model {FULL['model']} --peers {FULL['peers']} --dtype {FULL['dtype']} "
                      f"--steps {FULL['steps']})")
     return dict(out, notes=notes)
-
-
 
 
 def main(args) -> list[dict]:
