@@ -221,3 +221,16 @@ def test_lenet_through_flax_equals_im2col_with_a_shared_input(monkeypatch):
     got, ref = grads(nets["pallas"]), grads(nets["im2col"])
     for g, r in zip(jax.tree.leaves(got), jax.tree.leaves(ref)):
         np.testing.assert_allclose(np.asarray(g), np.asarray(r), rtol=1e-4, atol=1e-5)
+
+
+def test_bench_cli_exits_1_with_the_failed_cell_named(monkeypatch, capsys, tmp_path):
+    from tallysim import cli
+    monkeypatch.delenv(conv_pallas.INTERPRET_ENV, raising=False)
+    out = tmp_path / "rows.json"
+    assert cli.main(["bench", "--model", "lenet", "--peers", "1", "--steps", "1", "--batch", "2", "--dtype",
+                     "float32", "--impl", "tallysim", "--conv", "pallas", "--repeats", "1", "--json", str(out)]) == 1
+    cap = capsys.readouterr()
+    assert "lenet float32 P=1 conv=pallas tallysim: FAILED (ConfigError: model.conv=pallas needs a GPU" in cap.err
+    assert "Traceback" not in cap.err                          # a refusal is its one line
+    assert "failed: lenet float32 P=1 conv=pallas tallysim: ConfigError" in cap.out
+    assert json.loads(out.read_text())[0]["failed"].startswith("ConfigError: model.conv=pallas")
