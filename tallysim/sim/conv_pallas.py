@@ -21,7 +21,7 @@ a Triton dot needs), and the padding sliced off after (its gradient: zeros, by a
 
 On a CPU there is no Pallas compiler: `interpret=True` runs the same kernel body through Pallas's
 interpreter (exact same arithmetic, slowly); tests/test_conv_pallas.py checks values and gradients
-against `im2col` that way. `conv.conv_fn` refuses `pallas` on a CPU unless TALLYSIM_PALLAS_INTERPRET=1.
+against `im2col` that way. `conv.conv_fn` refuses `pallas` off a GPU unless TALLYSIM_PALLAS_INTERPRET=1.
 Unmeasured on a GPU (docs/gpu.md): `benchmarks/gpu.sh` part `conv` times it beside xla / im2col / nchw.
 """
 from __future__ import annotations
