@@ -147,7 +147,8 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--loop-max", type=int, default=100, help="largest P timed as a per-peer loop")
     b.add_argument("--repeats", type=int, default=3, help="timed runs per cell (median)")
     b.add_argument("--conv", help="comma list of model.conv for the tallysim and dense columns: auto, xla, "
-                   "im2col, nchw (default auto: sim/conv.py AUTO_CONV, im2col on a CPU); several = one row each")
+                   "im2col, nchw, pallas (default auto: sim/conv.py AUTO_CONV, im2col on a CPU); several = one row "
+                   "each; a cell that fails (pallas off a GPU) is a `failed` row and the rest is measured")
     b.add_argument("--full", action="store_true", help="the full grid even on a CPU")
     b.add_argument("--json", nargs="?", const="-", metavar="FILE",
                    help="the rows as a JSON list: on stdout (table to stderr), or into FILE")
