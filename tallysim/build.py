@@ -17,6 +17,7 @@ from tallysim.config import Config, ConfigError
 from tallysim.protocols.contract import make as make_protocol   # a plugin's Protocol checked
 from tallysim.protocols.base import Context, ModelGroup, Protocol
 from tallysim.sim import activations, faults, fed, lanes, local, peers, tasks
+from tallysim.sim.conv import check_usable as check_conv
 from tallysim.sim.models import make_model, param_count
 
 
@@ -116,6 +117,8 @@ def build_group(cfgs: list[Config]) -> Built:
     (configuration, seed), each with its own partition, probe pool, init and keys."""
     cfgs = [config.validate(c) for c in cfgs]
     cfg = cfgs[0]
+    for c in cfgs:     # model.conv=pallas off a GPU: one line before the data loads, not after
+        check_conv(c.model.conv)
     sig = lanes.signature(cfg)
     for c in cfgs[1:]:
         if lanes.signature(c) != sig:
