@@ -273,3 +273,22 @@ def test_a_label_starting_with_an_underscore_is_in_the_legend(tmp_path, monkeypa
                      "--out", str(tmp_path / "p.png")]) == 0
     assert shown["texts"] == ["_v2", "$x_1$ rate"]
     assert (tmp_path / "p.csv").read_text().splitlines()[1].startswith("_v2,")     # the CSV keeps it as given
+
+
+# ----------------------------------------------------------------------------- groups
+
+@pytest.mark.parametrize("items, expected", [
+    # group a's own optim.lr=1000 made the loss NaN in round 1, and the line said "now 0.05"
+    (["model.groups=a:2:mlp,optim.lr=1000;b:2:mlp"], "optim.lr; by group now a 1000.0, b 0.05"),
+    (["model.groups=a:2:mlp;b:2:mlp"], "optim.lr, now 0.05 in every group"),                 # ok
+    ([], "optim.lr, now 0.05"),                                                              # ok: as before
+])
+def test_a_diverged_run_names_the_learning_rates_it_ran(items, expected):
+    assert run._lr_now(config.validate(config.apply_overrides(config.Config(), [*SYN, "peers=4", *items]))) == expected
+
+
+@pytest.mark.parametrize("groups", ["\u00e9:1:mlp;b:1:mlp", "a b:1;c:1", "a.b:1;c:1"])
+def test_a_group_name_that_is_not_plain_says_so(groups, tmp_path, capsys, no_compile):
+    """Was "group '\u00e9:1:mlp' is not NAME:PEERS[:FIELDS]", which it is."""
+    line = one_line(capsys, ["run", *SYN, f"model.groups={groups}", "--out", str(tmp_path / "o")])
+    assert "is not a plain name; allowed: 1..40 ASCII letters, digits, '_', '-'" in line, line
