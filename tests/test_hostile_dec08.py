@@ -292,3 +292,20 @@ def test_a_group_name_that_is_not_plain_says_so(groups, tmp_path, capsys, no_com
     """Was "group '\u00e9:1:mlp' is not NAME:PEERS[:FIELDS]", which it is."""
     line = one_line(capsys, ["run", *SYN, f"model.groups={groups}", "--out", str(tmp_path / "o")])
     assert "is not a plain name; allowed: 1..40 ASCII letters, digits, '_', '-'" in line, line
+
+
+@pytest.mark.parametrize("items, expected", [
+    (["data.name=files", "data.path=/tmp", "data.num_classes=7"], "data.num_classes=7 is not read by data.name=files "
+                                                                   "(only by synthetic"),
+    (["data.name=fashion_mnist", "data.train_size=1000"], "data.train_size=1000 is not read by data.name=fashion_mnist"
+                                                          " (only by synthetic: a dataset's files fix its classes, "
+                                                          "example shape and sizes); allowed there: its default 12000 "
+                                                          "(data.max_train / data.max_test subsample a dataset)"),
+    (["data.name=shakespeare", "partition.kind=natural", "model.name=lstm", "data.input_shape=5x5x1"],
+     "data.input_shape=5x5x1 is not read by data.name=shakespeare"),
+])
+def test_a_synthetic_only_data_field_with_another_dataset_is_refused(items, expected, tmp_path, capsys, no_compile):
+    """Each ran on the dataset as it is, the field ignored in silence."""
+    line = one_line(capsys, ["run", *items, "--out", str(tmp_path / "o")])
+    assert expected in line, line
+    config.validate(config.apply_overrides(config.Config(), ["data.name=synthetic", "data.num_classes=7"]))   # ok
