@@ -309,3 +309,16 @@ def test_a_synthetic_only_data_field_with_another_dataset_is_refused(items, expe
     line = one_line(capsys, ["run", *items, "--out", str(tmp_path / "o")])
     assert expected in line, line
     config.validate(config.apply_overrides(config.Config(), ["data.name=synthetic", "data.num_classes=7"]))   # ok
+
+
+def test_label_quantity_over_declared_classes_with_no_examples_is_refused(tmp_path, capsys, no_compile):
+    """An .npz declaring num_classes=50 over labels 0..2: 7 of 10 peers were dealt only absent classes and
+    trained on nothing, in silence."""
+    f = tmp_path / "d.npz"
+    np.savez(f, **_split(BYTES, LABELS), num_classes=np.int64(50))
+    line = one_line(capsys, ["run", "data.name=files", f"data.path={f}", "peers=10", "partition.kind=label_quantity",
+                             "partition.k=1", "probe.per_round=4", "probe.pool_size=10", "--out", str(tmp_path / "o")])
+    assert "partition.kind=label_quantity gave 7 of 10 peers no examples: files declares 50 classes and 47 of them " \
+           "have no training example (e.g. 3, 4, 5, 6, 7)" in line, line
+    parts = partition_mod.partition(np.arange(360) % 10, 10, PartitionConfig(kind="label_quantity", k=1), 10, 0)
+    assert [len(p) for p in parts] == [36] * 10                                   # ok: every class present

@@ -345,10 +345,11 @@ def partition(labels: np.ndarray, peers: int, cfg: PartitionConfig, num_classes:
     if cfg.kind == "label_quantity":
         _check_k(cfg.k, num_classes)
         if cfg.scheme == "niid_bench":
-            return _label_quantity_niid_bench(labels, peers, cfg.k, num_classes,
-                                              np.random.RandomState(seed), random.Random(seed))
+            return _dealt_absent_classes(_label_quantity_niid_bench(labels, peers, cfg.k, num_classes,
+                                         np.random.RandomState(seed), random.Random(seed)), labels, num_classes, name)
         if cfg.scheme == "balanced":
-            return _label_quantity_balanced(labels, peers, cfg.k, num_classes, np.random.default_rng(seed))
+            return _dealt_absent_classes(_label_quantity_balanced(labels, peers, cfg.k, num_classes,
+                                                                  np.random.default_rng(seed)), labels, num_classes, name)
         raise DataError(f"partition.scheme={cfg.scheme!r} is not known; allowed: "
                         f"{', '.join(LABEL_QUANTITY_SCHEMES)}")
     rng = np.random.default_rng(seed)
@@ -361,6 +362,21 @@ def partition(labels: np.ndarray, peers: int, cfg: PartitionConfig, num_classes:
     if cfg.kind == "dirichlet_mix":
         return _dirichlet_mix(labels, peers, cfg, num_classes, rng)
     raise DataError(f"partition.kind={cfg.kind!r} is not known; allowed: {', '.join(PARTITIONS)}")
+
+
+def _dealt_absent_classes(parts: list, labels: np.ndarray, num_classes: int, name: str) -> list:
+    """label_quantity deals classes, not examples: a dataset that declares classes its training split does
+    not hold (an .npz's num_classes=50 over 4 labels, or a data.max_train too small to keep them) left the
+    peers dealt only those classes with no examples, and they trained on nothing in silence (6 of 10)."""
+    empty = sum(len(p) == 0 for p in parts)
+    absent = np.setdiff1d(np.arange(num_classes), labels)
+    if empty and absent.size:
+        raise DataError(f"partition.kind=label_quantity gave {empty} of {len(parts)} peers no examples: {name} "
+                        f"declares {num_classes} classes and {absent.size} of them have no training example "
+                        f"(e.g. {', '.join(map(str, absent[:5].tolist()))}), the only classes those peers were "
+                        "dealt; allowed: a dataset whose num_classes are the classes it holds, a larger "
+                        "data.max_train, a larger partition.k, or another partition.kind")
+    return parts
 
 
 def class_counts(labels: np.ndarray, parts: list[np.ndarray] | Ragged, num_classes: int,
