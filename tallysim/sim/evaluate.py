@@ -5,7 +5,7 @@ Shape letters: P peers, V test examples, B eval batch, C classes (glossary: tall
 The test set is walked in fixed batches with `lax.map`. The batch shrinks so one batch's [P, B, C]
 float32 logits and the forward passes that make them, over the lanes evaluated together on a device,
 stay within `sizing.CHUNK_BYTES` (1,000 peers x 1,000 classes, one lane, logits alone: 67 examples;
-P = 30 CNNs on 28x28 images: the feature maps bind), and the
+fig12's 30 peers, 10 of them CNNs on 28x28 images: their feature maps bind, 11), and the
 ensemble vote is a scatter-add into [B, C] counts, never a [P, B, C] one-hot.
 """
 from __future__ import annotations
