@@ -106,7 +106,7 @@ def test_text_exchange_counts_every_position(shakespeare, monkeypatch, no_compil
 GROUPED = {"mlp+lenet+cnn": ("a:2:mlp,width=64;b:2:lenet;c:2:cnn", 64), "lenet+resnet8": ("a:2:lenet;b:2:resnet8", 32)}
 
 
-@pytest.mark.parametrize("groups", list(GROUPED))
+@pytest.mark.parametrize("groups", [pytest.param(g, marks=pytest.mark.slow) if "resnet8" in g else g for g in GROUPED])
 def test_model_groups_are_estimated_each_with_its_own_model(groups, xla_optimized):
     spec, batch = GROUPED[groups]
     peers = sum(int(g.split(":")[1]) for g in spec.split(";"))
