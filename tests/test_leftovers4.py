@@ -1,0 +1,94 @@
+"""Leftovers noticed by the Dec 5 helpers: read_rows skips a corrupt run as `table` does, the Makefile's
+figure targets pass ARGS through, a figure named twice runs once, the probe exchange's chunk counts the
+forward pass over its probes (as evaluation's batch does)."""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import warnings
+from pathlib import Path
+
+import pytest
+
+from tallysim import figures, sizing
+from tallysim.config import ConfigError
+from tallysim.results.runs import read_rows
+
+ROOT = Path(__file__).resolve().parent.parent
+
+from test_userpath import sweep, _row, _write_run  # noqa: E402,F401 - the four-run sweep fixture
+
+
+# ------------------------------------------------------------------- read_rows and a corrupt run
+
+def _tear(sweep_dir):
+    bad = sweep_dir / "protocol.name=tally__partition.alpha=1.0" / "metrics.jsonl"
+    bad.write_text(bad.read_text() + '{"round": 3, "bits_')          # a crash mid-line
+    return bad
+
+
+def test_read_rows_skips_a_corrupt_run_with_one_warning_naming_it(sweep):
+    _tear(sweep)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rows = read_rows(sweep)
+    assert len(rows) == 6                                         # the 3 readable runs x 2 evaluations
+    assert "protocol.name=tally__partition.alpha=1.0" not in {r["run"] for r in rows}
+    msgs = [str(w.message) for w in caught]
+    assert len(msgs) == 1, msgs
+    assert "skipping run protocol.name=tally__partition.alpha=1.0" in msgs[0] and "not valid JSON" in msgs[0]
+
+
+def test_read_rows_strict_raises_on_a_corrupt_run(sweep):
+    _tear(sweep)
+    with pytest.raises(ConfigError, match="line 3 is not valid JSON"):
+        read_rows(sweep, strict=True)
+
+
+def test_read_rows_with_every_run_corrupt_says_so(tmp_path):
+    d = _write_run(tmp_path / "one", [_row(1, 0.5, 100)], {"peers": 4})
+    (d / "metrics.jsonl").write_text("{torn")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(ConfigError, match="no readable run .* 1 run directory found could not be read"):
+            read_rows(tmp_path)
+
+
+# ------------------------------------------------------------------- make's figure targets and ARGS
+
+@pytest.mark.parametrize("target, command", [("fig1", "tallysim figure fig1"),
+                                             ("robustness", "tallysim figure robustness"),
+                                             ("matched-bits", "tallysim figure experiments/matched_bits.json")])
+def test_make_figure_targets_pass_args_through(target, command):
+    out = subprocess.run(["make", "-n", target, "ARGS=--dry-run --one-at-a-time"], cwd=ROOT,
+                         capture_output=True, text=True, check=True).stdout
+    line = next(ln for ln in out.splitlines() if command in ln)
+    assert line.endswith("--quiet --dry-run --one-at-a-time"), line
+    plain = subprocess.run(["make", "-n", target], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert next(ln for ln in plain.splitlines() if command in ln).rstrip().endswith("--quiet")
+
+
+def test_make_help_names_args():
+    out = subprocess.run(["make", "help"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert "ARGS=" in out
+
+
+# ------------------------------------------------------------------- a figure named twice
+
+def _main_names(monkeypatch, names) -> list[str]:
+    ran = []
+    monkeypatch.setattr(figures, "make_figure", lambda n, **kw: ran.append(n))
+    args = argparse.Namespace(figure=names, smoke=False, results="r", out="o", quiet=True, dry_run=False)
+    assert figures.main(args) == 0
+    return ran
+
+
+def test_a_figure_named_as_name_and_as_file_runs_once(monkeypatch):
+    path = str(Path(figures.FIGURES["fig1"]))
+    assert _main_names(monkeypatch, ["fig1", path, "fig2", "fig1"]) == ["fig1", "fig2"]
+    rel = Path(path).relative_to(Path.cwd()) if Path(path).is_relative_to(Path.cwd()) else Path(path)
+    assert _main_names(monkeypatch, [str(rel), "fig1"]) == [str(rel)]
+
+
+def test_unknown_names_stay_for_preflight_to_refuse():
+    assert figures.unique_figures(["fig1", "nosuch", "nosuch"]) == ["fig1", "nosuch"]
