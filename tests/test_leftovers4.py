@@ -92,3 +92,67 @@ def test_a_figure_named_as_name_and_as_file_runs_once(monkeypatch):
 
 def test_unknown_names_stay_for_preflight_to_refuse():
     assert figures.unique_figures(["fig1", "nosuch", "nosuch"]) == ["fig1", "nosuch"]
+
+
+# ------------------------------------------------------------------- the exchange chunk counts the forward pass
+
+def _cnn_fact():
+    """fig12's CNN on 28x28x1 images, traced (nothing compiled): (peak, input) bytes per example."""
+    import jax
+    import jax.numpy as jnp
+    from tallysim import config as config_
+    from tallysim.sim import activations
+    from tallysim.sim.models import make_model
+    m = make_model(config_.apply_overrides(config_.Config(), ["model.name=cnn"]).model, 10)
+    params = jax.eval_shape(m.init, jax.random.PRNGKey(0), jnp.zeros((1, 28, 28, 1), jnp.float32))
+    fact = activations.per_example(m.apply, params, (28, 28, 1))
+    return fact.peak, fact.input
+
+
+def test_fig12_cnn_chunk_counts_its_forward_pass_over_1000_probes():
+    peak, example = _cnn_fact()
+    assert sizing.peer_chunk(10, 1000, 10) == 10                 # the logits alone: all 10 CNNs at once
+    hidden = sizing.exchange_hidden_bytes(peak, example, 4 * 10, 1000)
+    assert 10 * hidden > 10e9                                    # what that chunk's forward pass held
+    assert sizing.peer_chunk(10, 1000, 10, hidden=hidden) == 1    # now: one CNN at a time
+    # the same per-example count evaluation's batch uses, without the server's extra model
+    assert hidden == int(sizing.FORWARD_SLACK * 1000 * sizing.forward_hidden(peak, example, 40))
+    assert sizing.eval_hidden_bytes([(1, peak)], example, 40) == int(1.5 * 2 * sizing.forward_hidden(peak, example, 40))
+
+
+def test_an_mlp_chunk_is_unchanged():
+    """The demo's shape (20 MLP peers, 10 classes): its forward pass is small beside the budget."""
+    assert sizing.peer_chunk(20, 1000, 10, hidden=sizing.exchange_hidden_bytes(4 * 1200, 4 * 784, 40, 1000)) == 20
+
+
+@pytest.mark.parametrize("protocol, own", [
+    ("tally", []),
+    ("selective_fd", ["selective_fd.client_threshold=0", "selective_fd.server_threshold=0"]),  # all shared
+])
+def test_the_round_streams_by_the_model_chunk_and_votes_do_not_change(monkeypatch, fusion_emitters, protocol, own):
+    """A LeNet round whose budget fits all 4 peers' logits but not their forward passes: the exchange
+    streams fewer peers a chunk, and the round (votes, targets, bits, parameters) is the one of all 4
+    peers at once (tally: bit for bit; selective_fd's float sums differ only in summation order)."""
+    import jax
+    import numpy as np
+    import tallysim
+    from tallysim import config as config_
+    from tallysim.sim import exchange
+    from conftest import TINY
+    cfg = config_.apply_overrides(config_.Config(), [t for t in TINY if not t.startswith("model.width")] + [
+        f"protocol.name={protocol}", "model.name=lenet", "data.input_shape=[28,28,1]", "rounds=1",
+        "warmup_epochs=0", "local_epochs=1", *own])
+    monkeypatch.setattr(sizing, "CHUNK_BYTES", 4 * 64 * 10 * 4 * 4)      # the 4 peers' logits 4 times over
+    seen = []
+    real = exchange.peer_chunk
+    monkeypatch.setattr(exchange, "peer_chunk", lambda *a, **k: seen.append(real(*a, **k)) or seen[-1])
+    d = tallysim.drive(cfg)
+    d.step()
+    assert seen and seen[-1] < 4 and real(4, 64, 10) == 4, seen    # chunked by the forward pass now
+    whole = tallysim.drive(cfg)
+    monkeypatch.setattr(exchange, "peer_chunk", lambda peers, *a, **k: peers)      # every peer at once
+    whole.step()
+    assert d.bits() == whole.bits()
+    same = np.testing.assert_array_equal if protocol == "tally" else (
+        lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6))
+    jax.tree.map(lambda a, b: same(np.asarray(a), np.asarray(b)), d.state.params, whole.state.params)
