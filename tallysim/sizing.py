@@ -32,7 +32,7 @@ LIMITS = {
     "feddf.steps": (10_000_000, "one round runs them all on the device before the host hears back"),
 }
 
-CHUNK_BYTES = 256 * 2**20     # one chunk's [c, M, C] (or one eval batch's [P, B, C]) float32 logits
+CHUNK_BYTES = 256 * 2**20     # one chunk's [c, M, C] (or one eval batch's [P, B, C]) float32 logits and forward passes
 LIVE_PER_CHUNK = 4            # [c, M, C] buffers alive at once: logits, probabilities, quantised, product
 
 
