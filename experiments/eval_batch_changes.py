@@ -51,8 +51,10 @@ def batches(cfg, lanes: int = 1) -> tuple[int, int]:
 
 def chunks(cfg, lanes: int = 1) -> list[tuple[int, int]]:
     """[(before, now), ...] the peers per exchange chunk of each model (group) of `cfg`, `lanes` lanes a
-    program; [] where the protocol exchanges no probes."""
-    if not protocols.traits(cfg.protocol.name).distill:
+    program; [] where the protocol exchanges no probes or takes every message at once (softlabel's
+    median and trimmed means: not streamed)."""
+    robust = cfg.protocol.name == "softlabel" and cfg.softlabel.aggregate in ("median", "trimmed")
+    if not protocols.traits(cfg.protocol.name).distill or robust:
         return []
     _, classes, _ = sizing.data_shape(cfg)
     positions, probes = sizing.positions(cfg), cfg.probe.per_round

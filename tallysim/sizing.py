@@ -68,7 +68,7 @@ def eval_batch(peers: int, classes: int, batch: int = 500, budget: int | None = 
     return max(1, min(batch, budget // ((4 * peers * classes + hidden) * lanes)))
 
 
-FORWARD_SLACK = 1.5     # XLA's buffers reuse less than the walk frees (the estimate's factor, per_seed_bytes)
+FORWARD_SLACK = 1.5     # XLA's buffers reuse less than the walk frees (per_seed_bytes, and the chunk and batch sizes)
 
 
 def forward_hidden(peak: int, example: int, logits: int) -> int:
@@ -315,15 +315,15 @@ def per_seed_bytes(num_params: int, peers: int, active: int, input_shape: tuple,
             hidden = exchange_hidden_bytes(forward, example, logits, probes) if m["saved"] is not None else 0
             c = peer_chunk(m["active"], probes * positions, classes, lanes=lanes, hidden=hidden)
             exchange += exchange_bytes(m["active"], probes, classes, soft, lanes, positions, hidden) + \
-                int(1.5 * probes * (c * (forward - example) + example))
+                int(FORWARD_SLACK * probes * (c * (forward - example) + example))
     # evaluation holds one [P, B, C] batch of logits and the P peers' and the server's forward pass over
-    # it (1.5x: XLA's buffers reuse less than the walk frees), the batch sized as evaluate sizes it
+    # it (FORWARD_SLACK: XLA's buffers reuse less than the walk frees), the batch sized as evaluate sizes it
     # (eval_batch: logits and forward pass within the budget the lanes share)
     held = sum(p for p, _ in forwards)
     batch = eval_batch(held, classes * positions, lanes=lanes, hidden=eval_hidden_bytes(forwards, example, logits))
     batch = min(batch, test_examples) if test_examples else batch
     forward_sum = sum(p * (f - example) for p, f in forwards) + max(f - example for _, f in forwards)
-    evals = held * batch * logits * 2 + int(1.5 * batch * (forward_sum + example))
+    evals = held * batch * logits * 2 + int(FORWARD_SLACK * batch * (forward_sum + example))
     return int(state + acts + exchange + evals + data)
 
 
