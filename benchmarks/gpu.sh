@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # What the speed work measures on a GPU, as one script that fits a 15-minute machine lease (docs/gpu.md):
 # by default the samples/s table of every model against plain vmap and the dense bound (issue 35), CNN
-# first, PyTorch's yardsticks beside it, and the convolution formulations side by side, at most 8.75
+# first, PyTorch's yardsticks beside it, and the convolution formulations side by side, at most 9
 # minutes of limits (one 10-minute command); at the end one short table
 # (benchmarks/gpu_table.py) from the JSON the parts wrote, also saved as $OUT/table.md.
 #
@@ -10,7 +10,8 @@
 #
 # PARTS picks parts by name, in the order given (default: env table_cnn table_rest torch conv; also:
 # xla_flags, sweep, round). `conv` times the convolution formulations side by side (issue 35, section 2)
-# and prints the AUTO_CONV rows to paste into tallysim/sim/conv.py; `xla_flags` the CNN under XLA flags
+# and prints the AUTO_CONV rows to paste into tallysim/sim/conv.py (a formulation that fails to compile or
+# run there, say the Pallas kernels, is a `failed` row with its reason and the part goes on); `xla_flags` the CNN under XLA flags
 # that change the convolution's layout. Each part runs under its own time limit (seconds, overridable: CNN_S=200 ...) and writes its
 # JSON and log into $OUT; the bench parts rewrite their JSON after every row, so a part that runs out of
 # time keeps the rows it measured and costs only itself. Runs from a checkout (no install needed):
@@ -26,7 +27,7 @@ mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 PY=${PY:-python3}
 PARTS=${PARTS:-env table_cnn table_rest torch conv}
-CONVS=${CONVS:-xla,im2col,nchw}            # the conv part's formulations (model.conv values)
+CONVS=${CONVS:-xla,im2col,nchw,pallas}     # the conv part's formulations (model.conv values)
 IMPLS=${IMPLS:-tallysim,vmap_ref,dense}     # the table's columns; add loop for the per-peer loop
 STEPS=${STEPS:-20}                          # local steps a peer, every part (bench --full's 20)
 BATCH=${BATCH:-32}                          # examples a local step, every part
@@ -57,7 +58,7 @@ for p in $PARTS; do
       tp=$(peers 100)
       part torch "${TORCH_S:-60}" bash -c "$PY benchmarks/torch_ref.py --peers $tp --steps $STEPS --batch $BATCH --bf16 > $OUT/torch_bf16.jsonl; \
   $PY benchmarks/torch_ref.py --peers $tp --steps $STEPS --batch $BATCH > $OUT/torch_f32.jsonl; cat $OUT/torch_*.jsonl" ;;
-    conv) part conv "${CONV_S:-120}" $PY -m tallysim bench --full --model cnn,lenet,resnet8 --peers "$(peers 100)" \
+    conv) part conv "${CONV_S:-135}" $PY -m tallysim bench --full --model cnn,lenet,resnet8 --peers "$(peers 100)" \
   --steps "$STEPS" --batch "$BATCH" --dtype bfloat16 --conv "$CONVS" --impl tallysim,vmap_ref --json "$OUT/conv.json"
       $PY benchmarks/gpu_table.py --auto-conv "$OUT/conv.json" > "$OUT/auto_conv.txt" ;;   # printed with the tables
     xla_flags) for f in --xla_gpu_force_conv_nchw=true --xla_gpu_force_conv_nhwc=true; do

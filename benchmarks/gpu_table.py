@@ -13,8 +13,10 @@ Rows of several convolutions (`bench --conv xla,im2col,nchw`) get a `conv` colum
 (plain vmap, always conv=xla, beside each). `--auto-conv` prints instead, per (device kind, model), the
 fastest conv's `AUTO_CONV` row for tallysim/sim/conv.py, with every conv's samples/s in a comment.
 
-A file that is missing, empty or cut short (its part ran out of time before the first row) is named
-under the table instead of stopping it, so the table shows whatever the lease measured. Plain Python
+A cell `bench` recorded as failed (it raised, e.g. a formulation the device's compiler refused) shows
+`failed` and its reason under the table, and is never an `AUTO_CONV` choice. A file that is missing,
+empty or cut short (its part ran out of time before the first row) is named under the table instead
+of stopping it, so the table shows whatever the lease measured. Plain Python
 (no JAX): it runs even where the benchmark did not.
 """
 from __future__ import annotations
@@ -48,8 +50,16 @@ def load(paths) -> tuple[list[dict], list[str]]:
     return rows, problems
 
 
+FAILED = "failed"
+
+
 def _num(v) -> str:
-    return "-" if v is None else f"{v:,.0f}"
+    return v if v == FAILED else "-" if v is None else f"{v:,.0f}"
+
+
+def _rate(row: dict):
+    """A row's samples/s, or "failed" where the cell raised (`bench` wrote `failed`, no samples/s)."""
+    return FAILED if row.get("failed") else row.get("samples_per_s")
 
 
 def _tflops(v) -> str:
@@ -57,7 +67,7 @@ def _tflops(v) -> str:
 
 
 def _ratio(a, b) -> str:
-    return f"{a / b:.2f}" if a and b else "-"
+    return f"{a / b:.2f}" if a and b and FAILED not in (a, b) else "-"
 
 
 def table(rows: list[dict], notes: list | None = None) -> str:
@@ -81,7 +91,7 @@ def table(rows: list[dict], notes: list | None = None) -> str:
     cols = COLUMNS[:3] + (("conv",) if by_conv else ()) + COLUMNS[3:]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for (model, dtype, P, conv), got in cells.items():
-        rate = {impl: got[impl]["samples_per_s"] if impl in got else None for impl in IMPLS}
+        rate = {impl: _rate(got[impl]) if impl in got else None for impl in IMPLS}
         tf = {impl: got[impl].get("tflops") if impl in got else None for impl in IMPLS}
         lines.append("| " + " | ".join([model, dtype, str(P)] + ([conv or "-"] if by_conv else []) + [_num(rate["tallysim"]), _num(rate["vmap_ref"]),
                                         _num(rate["dense"]), _tflops(tf["tallysim"]), _tflops(tf["dense"]),
@@ -94,25 +104,38 @@ def auto_conv(rows: list[dict]) -> str:
     """`AUTO_CONV` rows to paste into tallysim/sim/conv.py: per (device kind, model), the conv whose
     tallysim row was fastest (over the dtypes and P measured: their mean ratio to the first conv)."""
     by: dict[tuple, dict] = {}
+    failed: dict[tuple, dict] = {}       # a conv whose cell raised is never chosen; the comment names it
     for r in rows:
         if r["impl"] == "tallysim" and r.get("conv"):
             kind = str(r.get("device") or "?").split(":", 1)[-1]
             conv = r["conv"].split(":", 1)[-1]          # auto:xla -> xla
+            if r.get("failed") or not r.get("samples_per_s"):
+                failed.setdefault((kind, r["model"]), {}).setdefault(conv, r.get("failed") or "no samples/s")
+                by.setdefault((kind, r["model"]), {})
+                continue
             cell = by.setdefault((kind, r["model"]), {})
             cell.setdefault(conv, []).append(((r["dtype"], r.get("peers", r.get("P"))), r["samples_per_s"]))
     out = []
     for (kind, model), convs in by.items():
-        rate = {c: dict(v) for c, v in convs.items()}
-        common = set.intersection(*(set(v) for v in rate.values()))
+        rate = {c: dict(v) for c, v in convs.items() if c not in failed.get((kind, model), {})}
+        common = set.intersection(*(set(v) for v in rate.values())) if rate else set()
         if len(rate) < 2 or not common:
             continue
         first = next(iter(rate))
         score = {c: sum(rate[c][k] / rate[first][k] for k in common) / len(common) for c in rate}
         best = max(score, key=score.get)
         shown = ", ".join(f"{c} {sum(rate[c][k] for k in common) / len(common):,.0f}" for c in rate)
+        shown += "".join(f", {c} failed" for c in failed.get((kind, model), {}))
         cells = ", ".join(f"{d} P={p}" for d, p in sorted(common, key=str))
         out.append(f'    ("{kind}", "{model}", "{best}"),   # tallysim samples/s: {shown} ({cells})')
     return "\n".join(out)
+
+
+def failures(rows: list[dict]) -> list[str]:
+    """One line per cell that raised (`bench` recorded it as failed and went on), with its reason."""
+    return [f"failed: {r.get('model')} {r.get('dtype')} P={r.get('peers', r.get('P'))}"
+            + (f" conv={r['conv']}" if r.get("conv") else "") + f" {r.get('impl')}: {r['failed']}"
+            for r in rows if r.get("failed")]
 
 
 def main(argv=None) -> int:
@@ -122,7 +145,7 @@ def main(argv=None) -> int:
         text = auto_conv(rows)
         print("AUTO_CONV rows (tallysim/sim/conv.py), fastest conv per device kind and model:")
         print(text or "  (none: no model measured with two or more convs)")
-        for line in problems:
+        for line in problems + failures(rows):
             print(f"  {line}")
         return 0 if text else 1
     if not paths:
@@ -135,7 +158,7 @@ def main(argv=None) -> int:
         print(f"samples/s of local training (P x steps x batch / s) on {device}; TFLOP/s from analytic FLOPs "
               "per example (tallysim/bench/flops.py); dense = one model, batch P x batch (the bound)")
         print(table(rows, problems))
-    for line in problems:
+    for line in problems + failures(rows):
         print(f"  {line}")
     return 0 if rows else 1
 

@@ -17,6 +17,7 @@ from tallysim.config import Config, ConfigError
 from tallysim.protocols.contract import make as make_protocol   # a plugin's Protocol checked
 from tallysim.protocols.base import Context, ModelGroup, Protocol
 from tallysim.sim import activations, faults, fed, lanes, local, peers, tasks
+from tallysim.sim.conv import check_usable as check_conv
 from tallysim.sim.models import make_model, param_count
 
 
@@ -116,6 +117,8 @@ def build_group(cfgs: list[Config]) -> Built:
     (configuration, seed), each with its own partition, probe pool, init and keys."""
     cfgs = [config.validate(c) for c in cfgs]
     cfg = cfgs[0]
+    for c in cfgs:     # model.conv=pallas off a GPU: one line before the data loads, not after
+        check_conv(c.model.conv)
     sig = lanes.signature(cfg)
     for c in cfgs[1:]:
         if lanes.signature(c) != sig:
@@ -124,6 +127,8 @@ def build_group(cfgs: list[Config]) -> Built:
     ds = data.load(cfg.data, cfg.data.seed)
     task = tasks.make(ds.task, ds.x_train.shape[1:])
     tasks.check(cfg, task)                 # an image model on text, a protocol a task cannot run: one line
+    if task.name == "classification":
+        tasks.check_shape(cfg, ds.x_train.shape[1:])      # a conv model on flat or too small examples
     x_all, y_all, n = ds.x_train, ds.y_train, len(ds.y_train)
     n_source = 0
     if cfg.probe.source:
@@ -220,6 +225,8 @@ def _model_groups(cfg: Config, classes: int, dummy, task) -> tuple:
     for g, a in zip(groups, model_groups.active_counts(cfg, groups)):
         gcfg = model_groups.group_config(cfg, g)
         tasks.check(gcfg, task)                 # each group's model must suit the task
+        if task.name == "classification":
+            tasks.check_shape(gcfg, dummy.shape[1:], g.name)
         m = make_model(gcfg.model, classes)
         n = param_count(jax.eval_shape(m.init, jax.random.PRNGKey(0), dummy))
         out.append(ModelGroup(g.name, lo, lo + g.peers, a_lo, a_lo + a, m, n, g.values))

@@ -124,6 +124,25 @@ def _how_to_continue(args, then: str = "") -> str:
             f"{then}run it again with --overwrite")
 
 
+def _with_progress(args) -> int:
+    """A command that shows progress, under its --progress (checked with TALLYSIM_PROGRESS* first)."""
+    from tallysim import progress_base as progress
+    mode = getattr(args, "progress", None)
+    if mode is not None and getattr(args, "quiet", False):
+        raise ConfigError(f"--quiet shows no progress and --progress {mode} shows it; allowed: one of them")
+    if not getattr(args, "quiet", False):
+        progress.check_env()
+    # Python buffers stdout in blocks when it is a file or a pipe: in `> log 2>&1` a sweep's `[3/12] ...`
+    # and summary lines would land kilobytes after the progress lines of stderr they belong with
+    if not progress.is_terminal(sys.stdout) and hasattr(sys.stdout, "reconfigure"):
+        try:
+            sys.stdout.reconfigure(line_buffering=True)
+        except (ValueError, OSError, TypeError):       # a detached or odd stream: left as it is
+            pass
+    with progress.forced(mode):
+        return args.fn(args)
+
+
 def main(argv=None, repeats: bool = None) -> int:
     """The command. `repeats`: may a key=value list name a key twice (later wins)? Not on the command
     line (argv None: a repeat is a typo or a paste); from Python (cli.main([...]), as tests and scripts
@@ -155,6 +174,8 @@ def main(argv=None, repeats: bool = None) -> int:
             items = seed_list(args.overrides) if args.fn is cmd_run else args.axes
             config.check_repeats(items, "on the command line" if args.fn is cmd_run else
                                  "on the command line (one sweep axis per key: key=v1,v2,...)")
+        if args.fn in (cmd_run, cmd_sweep, cmd_figure):
+            return _with_progress(args)
         return args.fn(args)
     except ConfigError as e:
         print(f"tallysim: error: {e}", file=sys.stderr)

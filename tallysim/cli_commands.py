@@ -152,8 +152,8 @@ def cmd_bench(args) -> int:
         from tallysim.bench import devices as bench_devices
         return bench_devices.main(args)
     from tallysim.bench import throughput as bench
-    bench.main(args)
-    return 0
+    rows = bench.main(args)
+    return 1 if any(r.get("failed") for r in rows) else 0     # a failed cell: the table says which, rc 1
 
 
 def check_bench_counts(args) -> None:

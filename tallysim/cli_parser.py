@@ -27,6 +27,11 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"tallysim: error: {where}{message} (see `{self.prog} --help`)\n")
 
 
+PROGRESS_MODES = ("auto", "bars", "lines")     # progress.MODES (not imported here: the parser stays light)
+PROGRESS_HELP = ("bars (tqdm), lines (one plain line every TALLYSIM_PROGRESS_INTERVAL seconds, for log files) "
+                 "or auto (default, or $TALLYSIM_PROGRESS: bars on a terminal or in a notebook, else lines)")
+
+
 def parser() -> argparse.ArgumentParser:
     from tallysim import __version__
     p = OneLineParser(prog="tallysim", description="JAX simulator for communication-efficient "
@@ -46,6 +51,7 @@ def parser() -> argparse.ArgumentParser:
                    "config.json would hold it) and exit without running; JAX is not imported")
     r.add_argument("--overwrite", action="store_true", help="replace a non-empty output directory")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.add_argument("--progress", choices=PROGRESS_MODES, help=PROGRESS_HELP)
     r.add_argument("--checkpoint-every", type=int, metavar="K",
                    help="save a checkpoint every K rounds (default: every 5 minutes; 0: never)")
     r.add_argument("--resume", action="store_true",
@@ -69,6 +75,7 @@ def parser() -> argparse.ArgumentParser:
     sw.add_argument("--smoke", action="store_true", help="apply the config file's `smoke` section")
     sw.add_argument("--out", required=True, help="sweep directory (one subdirectory per run, sweep.json)")
     sw.add_argument("--quiet", action="store_true", help="no per-round progress bar")
+    sw.add_argument("--progress", choices=PROGRESS_MODES, help=PROGRESS_HELP)
     sw.add_argument("--dry-run", action="store_true", help="validate and list the runs, run nothing")
     sw.add_argument("--one-at-a-time", action="store_true",
                     help="run each configuration as its own program (default: configurations that differ "
@@ -117,6 +124,7 @@ def parser() -> argparse.ArgumentParser:
     f.add_argument("--results", default="results", help="where the runs go (resumable)")
     f.add_argument("--out", default="figures", help="where figures, CSV and tables go")
     f.add_argument("--quiet", action="store_true", help="no per-round progress bars")
+    f.add_argument("--progress", choices=PROGRESS_MODES, help=PROGRESS_HELP)
     f.add_argument("--one-at-a-time", action="store_true",
                    help="run each configuration as its own program (default: as `sweep`, shared programs)")
     f.add_argument("--dry-run", action="store_true",
@@ -139,7 +147,8 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--loop-max", type=int, default=100, help="largest P timed as a per-peer loop")
     b.add_argument("--repeats", type=int, default=3, help="timed runs per cell (median)")
     b.add_argument("--conv", help="comma list of model.conv for the tallysim and dense columns: auto, xla, "
-                   "im2col, nchw (default auto: sim/conv.py AUTO_CONV, im2col on a CPU); several = one row each")
+                   "im2col, nchw, pallas (default auto: sim/conv.py AUTO_CONV, im2col on a CPU); several = one row "
+                   "each; a cell that fails (pallas off a GPU) is a `failed` row and the rest is measured")
     b.add_argument("--full", action="store_true", help="the full grid even on a CPU")
     b.add_argument("--json", nargs="?", const="-", metavar="FILE",
                    help="the rows as a JSON list: on stdout (table to stderr), or into FILE")

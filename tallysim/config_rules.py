@@ -300,6 +300,27 @@ def _check_model_reads(cfg: Config) -> None:
                           f"{', '.join(models)}); allowed there: its default {show_default(spec.default)}")
 
 
+# The data.* fields only the synthetic generator reads: a dataset from files or the cache has its own
+# classes, example shape and sizes. `data.name=files data.num_classes=7` (or fashion_mnist with
+# data.train_size=1000) ran on the dataset as it is, and no word said.
+SYNTHETIC_READS = ("data.num_classes", "data.input_shape", "data.train_size", "data.test_size", "data.difficulty")
+
+
+def _check_data_reads(cfg: Config) -> None:
+    if cfg.data.name == "synthetic":
+        return
+    for key in SYNTHETIC_READS:
+        default = declared()[key].default
+        if get_field(cfg, key) != default:
+            hint = (" (data.max_train / data.max_test subsample a dataset)" if key in ("data.train_size", "data.test_size")
+                    else "")
+            value = get_field(cfg, key)
+            shown = show_default(value) if isinstance(value, tuple) else show(value)     # a shape as written: 5x5x1
+            raise ConfigError(f"{key}={shown} is not read by data.name={cfg.data.name} (only by "
+                              f"synthetic: a dataset's files fix its classes, example shape and sizes); allowed there: "
+                              f"its default {show_default(default)}{hint}")
+
+
 def check_read(cfg: Config) -> None:
     """A protocol-specific field (one some protocol reads, TRAITS.reads) set away from its default for a
     protocol that does not read it would be silently ignored: refuse it, and so a model.* field the
@@ -313,6 +334,7 @@ def check_read(cfg: Config) -> None:
         raise ConfigError(f"{key}={show(get_field(cfg, key))} is not read by protocol.name={name} (only by "
                           f"{', '.join(readers)}); allowed there: its default {show_default(spec.default)}")
     _check_model_reads(cfg)
+    _check_data_reads(cfg)
     _check_privacy_reads(cfg)
     _check_eval_reads(cfg)
     _check_mode_reads(cfg)

@@ -70,6 +70,10 @@ def parse(text) -> tuple[Group, ...]:
         if len(head) >= 2 and re.fullmatch(r"[A-Za-z0-9_-]{41,}", head[0].strip()):   # was "not NAME:PEERS"
             raise ConfigError(f"{where}: group name {head[0].strip()[:50]!r}... is {len(head[0].strip())} characters; "
                               "allowed: at most 40 (letters, digits, '_', '-')")
+        if len(head) >= 2 and head[0].strip() and not NAME.match(head[0].strip()) \
+                and re.fullmatch(r"[0-9]+", head[1].strip()):       # was "is not NAME:PEERS", which it is
+            raise ConfigError(f"{where}: group name {head[0].strip()!r} is not a plain name; allowed: 1..40 ASCII "
+                              "letters, digits, '_', '-' (it names the group's columns, acc_mean@NAME)")
         if len(head) < 2 or not NAME.match(head[0].strip()) or not re.fullmatch(r"[0-9]+", head[1].strip()):
             raise ConfigError(f"{where}: group {part.strip()!r} is not NAME:PEERS[:FIELDS]; expected {SYNTAX}")
         name, peers = head[0].strip(), int(head[1])

@@ -13,6 +13,17 @@ next-token task, `examples/s` on images: the examples (a text example's T positi
 a token) that the local steps of every lane processed, local steps x batch size (x T), per second of
 wall time since the first stretch came back (compiling excluded; probe distillation steps and
 evaluation not counted, their time is).
+
+The bar over the runs estimates the time left from the runs done and the rounds done of the runs
+under way (each round bar reports its share to it), so it has an estimate from the first stretch of
+rounds of the first run on, not only once a run has finished; before that it says `ETA after the first
+run`.
+
+Where stderr is not a terminal (`nohup ... > log 2>&1`, a batch job's log, CI, `tee`), redrawn bars
+would be one ever-growing line of carriage returns; there the same facts are plain lines instead
+(progress_lines.py), at most one every TALLYSIM_PROGRESS_INTERVAL seconds (default 30) plus the first
+and the last. A notebook keeps its widgets. `--progress bars|lines` (or TALLYSIM_PROGRESS) forces
+either.
 """
 from __future__ import annotations
 
@@ -21,11 +32,9 @@ import sys
 import time
 from typing import Optional
 
-from tallysim.results.metrics import headline_key
-
-# A headline column -> the bar's name for it.
-NAMES = {"acc_global": "server", "acc_mean": "peers"}
-
+from tallysim import progress_base as base
+from tallysim.progress_base import (INTERVAL, INTERVAL_ENV, MODE_ENV, MODES, NAMES, RunsClock,  # noqa: F401
+                                    duration, forced, headline, interval, mode, short_labels)
 
 # A terminal that reports 0 columns (a pty nobody sized: some containers, CI runners, serial consoles)
 # made tqdm's own sizing draw into -1 columns, which prints nothing at all: the bar vanished. The
@@ -62,25 +71,12 @@ def _tqdm(**kw):
     return bar
 
 
-def headline(row: dict) -> tuple[str, float]:
-    """(the bar's name, value) of a metrics row's headline accuracy, as the summary line picks it."""
-    k = headline_key(row)
-    return NAMES.get(k, k), row[k]
-
-
-def short_labels(names: list) -> list:
-    """A group's run names without the `key=value` parts they all share (`a=1__b=2`, `a=1__b=3` ->
-    `b=2`, `b=3`): what tells the configurations apart."""
-    parts = [str(n).split("__") for n in names]
-    common = set.intersection(*(set(p) for p in parts)) if parts else set()
-    return ["__".join(x for x in p if x not in common) or str(n) for p, n in zip(parts, names)]
-
-
 class RoundBar:
     """The per-run bar over rounds; `labels` names a grouped sweep's configurations (None: one)."""
 
     def __init__(self, total: int, labels: Optional[list] = None, initial: int = 0, unit: str = "examples"):
         self.labels = short_labels(labels) if labels and len(labels) > 1 else None
+        self.runs = len(labels) if labels else 1        # the sweep runs this bar's rounds stand for
         self.unit = unit                # what `work` counts: tokens (next-token tasks) or examples
         self.work, self.t_work = 0, None
         # initial: the rounds done before a resume (counted, but not in the rate or the ETA)
@@ -100,6 +96,9 @@ class RoundBar:
         elif work:
             self.work += work
             self._show(now)
+        base.report_rounds(self.bar.n + rounds, self.bar.total, self.runs)   # before the redraw: one refresh
+        if base._outer:
+            base._outer[-1].refresh()
         self.bar.update(rounds)
 
     def rate(self, now: Optional[float] = None) -> Optional[float]:
@@ -137,22 +136,51 @@ class RoundBar:
 
 
 def round_bar(total: int, enabled: bool, labels: Optional[list] = None, initial: int = 0,
-              unit: str = "examples") -> Optional[RoundBar]:
-    return RoundBar(total, labels, initial, unit) if enabled else None
+              unit: str = "examples"):
+    """The round bar, or its lines where stderr is a log (mode()); None when `enabled` is false."""
+    if not enabled:
+        return None
+    if mode() == "lines":
+        from tallysim.progress_lines import RoundLines
+        return RoundLines(total, labels, initial, unit)
+    return RoundBar(total, labels, initial, unit)
+
+
+# tqdm's own ETA is `?` until a run has finished (its rate counts finished runs); this one is the clock's
+RUNS_FORMAT = "{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]"
 
 
 class RunsBar:
     """The bar over a sweep's or a figure's runs, above the round bar (tqdm stacks open bars)."""
 
     def __init__(self, total: int, desc: str = "runs"):
-        self.bar = _tqdm(total=total, desc=desc, unit="run", position=0, leave=True)
+        self.clock = RunsClock(total)
+        self.bar = _tqdm(total=total, desc=desc, unit="run", position=0, leave=True, bar_format=RUNS_FORMAT,
+                         postfix=self.clock.eta_text())
+        base._outer.append(self)
 
-    def done(self, n: int = 1) -> None:
+    def report(self, partial: float) -> None:
+        self.clock.report(partial)
+
+    def refresh(self) -> None:
+        self.bar.set_postfix_str(self.clock.eta_text())     # once per stretch of rounds: a redraw is cheap
+
+    def done(self, n: int = 1, skipped: bool = False) -> None:
+        self.clock.count(n, skipped)
+        self.bar.set_postfix_str(self.clock.eta_text(), refresh=False)
         self.bar.update(n)
 
     def close(self) -> None:
+        if self in base._outer:
+            base._outer.remove(self)
         self.bar.close()
 
 
-def runs_bar(total: int, enabled: bool, desc: str = "runs") -> Optional[RunsBar]:
-    return RunsBar(total, desc) if enabled else None
+def runs_bar(total: int, enabled: bool, desc: str = "runs"):
+    """The bar over runs, or its lines where stderr is a log (mode()); None when `enabled` is false."""
+    if not enabled:
+        return None
+    if mode() == "lines":
+        from tallysim.progress_lines import RunsLines
+        return RunsLines(total, desc)
+    return RunsBar(total, desc)

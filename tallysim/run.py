@@ -67,6 +67,19 @@ def _segments(cfgs: list, r0: int, every: Optional[int]) -> list[tuple[int, int]
     return out
 
 
+def _lr_now(cfg) -> str:
+    """The learning rates to lower when a lane's loss is not finite: the run's, or with model.groups each
+    group's (a group's own optim.lr=1000 diverged while the line named the run's 0.05)."""
+    from tallysim import model_groups
+    groups = model_groups.parse(cfg.model.groups)
+    if not groups:
+        return f"optim.lr, now {cfg.optim.lr}"
+    lrs = [(g.name, model_groups.group_config(cfg, g).optim.lr) for g in groups]
+    if all(lr == cfg.optim.lr for _, lr in lrs):
+        return f"optim.lr, now {cfg.optim.lr} in every group"
+    return "optim.lr; by group now " + ", ".join(f"{name} {lr}" for name, lr in lrs)
+
+
 def _run_chunk(b: Built, lo: int, hi: int, lanes_out: "_Lanes", bar, saver: checkpoint.Saver,
                resume: Optional[dict]) -> None:
     """All rounds of lanes [lo, hi) as one vmapped program, from round 1 or from a checkpoint."""
@@ -115,7 +128,7 @@ def _run_chunk(b: Built, lo: int, hi: int, lanes_out: "_Lanes", bar, saver: chec
                 loss = float(info["train_loss"][j])
                 if not math.isfinite(loss):
                     lanes_out.diverged(lo + j, f"round {r}, seed {b.seeds[lo + j]}: the training loss is "
-                                       f"{loss}; the run stopped (try a smaller optim.lr, now {c.optim.lr})")
+                                       f"{loss}; the run stopped (try a smaller {_lr_now(c)})")
         if not any(lanes_out.live(j) for j in range(lo, hi)):
             break
         evaluating = [j for j, c in enumerate(cfgs) if evaluates(c, end) and lanes_out.live(lo + j)]

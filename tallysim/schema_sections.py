@@ -59,7 +59,7 @@ class ModelConfig:
     hidden: int = ints(256)           # lstm: units per layer (256); transformer: model width
     layers: int = ints(2, 1, 64)      # lstm / transformer layers
     heads: int = ints(4)              # transformer: attention heads (must divide hidden)
-    conv: Literal["auto", "xla", "im2col", "nchw"] = "auto"   # conv models: auto = sim/conv.py AUTO_CONV (CPU im2col)
+    conv: Literal["auto", "xla", "im2col", "nchw", "pallas"] = "auto"   # conv models: auto = sim/conv.py AUTO_CONV (CPU im2col)
     # peers with different models, one stacked model per group: "NAME:PEERS:MODEL,FIELD=VALUE;..." (docs/groups.md)
     groups: Optional[str] = None
 

@@ -138,7 +138,7 @@ def run_sweep(base_cfg: Config, runs: list[tuple[str, list[str]]], out_dir, prog
                     log(f"  note: its {metrics.METRICS} no longer holds the finished run's rows (emptied, cut or "
                         f"deleted since it finished); delete {run_dir / DONE} to rerun it")
                 if bar:
-                    bar.done()
+                    bar.done(skipped=True)      # done before: not in the bar's rate
                 continue
             _run_one(runmod, i, runs, cfgs, records, out_dir, progress, log, meta)
             if bar:

@@ -121,6 +121,24 @@ def validate(cfg: Config) -> Config:
     return cfg.resolved()
 
 
+def too_few_examples(cfg: Config, min_each: int, train_examples: int) -> str:
+    """Every peer must get min_each examples (partition.min_size for dirichlet and population, else 1):
+    say which of peers and partition.min_size can change, and to what. `min_size=1500` on a dataset
+    of 1,400 examples once said "allowed: peers <= 0"; the bound crossed there is min_size's."""
+    need = cfg.peers * max(min_each, 1)
+    tail = f"but {cfg.data.name} has {train_examples} after the probe pool"
+    if min_each <= 1:
+        return (f"peers={cfg.peers} needs at least {need} training examples (one per peer) {tail}; "
+                f"allowed: peers <= {train_examples}")
+    fits_min = train_examples // cfg.peers             # the largest min_size these peers can all get
+    fits_peers = train_examples // min_each            # the most peers that can each get min_size
+    options = ([f"partition.min_size <= {fits_min} with peers={cfg.peers}"] if fits_min >= 1 else []) + \
+              ([f"peers <= {fits_peers} with partition.min_size={min_each}"] if fits_peers >= 1 else [])
+    return (f"peers={cfg.peers} needs at least {need} training examples ({min_each} each: "
+            f"partition.min_size={min_each}, the fewest a peer may hold) {tail}; allowed: "
+            f"{' or '.join(options) or 'a larger data.train_size'}")
+
+
 def validate_with_data(cfg: Config, num_classes: int, train_examples: int, pool_examples: int) -> None:
     """Checks that need the dataset's size and class count (still before anything compiles)."""
     if cfg.partition.kind == "label_quantity" and cfg.partition.k > num_classes:
@@ -129,9 +147,7 @@ def validate_with_data(cfg: Config, num_classes: int, train_examples: int, pool_
     min_each = cfg.partition.min_size if cfg.partition.kind in ("dirichlet", "population") else 1
     reused = cfg.partition.kind == "population" and cfg.partition.reuse     # clients may share examples
     if cfg.peers * max(min_each, 1) > train_examples and not reused:
-        raise ConfigError(f"peers={cfg.peers} needs at least {cfg.peers * max(min_each, 1)} training "
-                          f"examples but {cfg.data.name} has {train_examples} after the probe pool; "
-                          f"allowed: peers <= {train_examples // max(min_each, 1)}")
+        raise ConfigError(too_few_examples(cfg, min_each, train_examples))
     if cfg.faults.kind == "confident_wrong" and cfg.faults.target >= num_classes:
         raise ConfigError(f"faults.target={cfg.faults.target} is not a class of {cfg.data.name} "
                           f"({num_classes} classes); allowed: -1 (a random wrong class) or 0..{num_classes - 1}")

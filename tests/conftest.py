@@ -54,6 +54,16 @@ TINY = ["data.name=synthetic", "data.train_size=1600", "data.test_size=300", "da
         "partition.kind=iid", "model.width=32"]
 
 
+SYNTHETIC_ONLY = ("data.num_classes", "data.input_shape", "data.train_size", "data.test_size", "data.difficulty")
+
+
+def tiny_for(items) -> list:
+    """TINY for a command line whose items name another dataset (`data.name=files`): without TINY's
+    synthetic sizes, which a single run refuses with a dataset that does not read them."""
+    other = any(i.startswith("data.name=") and i != "data.name=synthetic" for i in items)
+    return [t for t in TINY if not (other and t.split("=", 1)[0] in SYNTHETIC_ONLY)]
+
+
 def tiny(*items: str) -> config.Config:
     """A seconds-scale synthetic configuration; later items override earlier ones."""
     return config.apply_overrides(config.Config(), TINY + list(items))

@@ -116,7 +116,7 @@ def test_gpu_table_has_a_conv_column_and_auto_conv_rows(tmp_path):
 
 def test_gpu_sh_conv_part_is_named_and_within_the_lease():
     text = (BENCH / "gpu.sh").read_text()
-    assert "conv)" in text and "CONVS:-xla,im2col,nchw" in text and "--auto-conv" in text
+    assert "conv)" in text and "CONVS:-xla,im2col,nchw,pallas" in text and "--auto-conv" in text
     assert "xla_flags)" in text and "xla_gpu_force_conv_nchw" in text
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from tallysim import cli, config, run  # noqa: F401  (imported before jit is patched)
 from tallysim.config import Config, ConfigError
-from conftest import TINY
+from conftest import TINY, tiny_for
 
 
 def test_overrides_types_and_roundtrip():
@@ -62,7 +62,7 @@ def test_bad_input_one_line_exit_2_before_compiling(items, expected, tmp_path, c
     def no_compile(*a, **k):
         raise AssertionError("compiled before rejecting bad input")
     monkeypatch.setattr(jax, "jit", no_compile)
-    code = cli.main(["run", *TINY, *items, "--out", str(tmp_path / "out"), "--quiet"])
+    code = cli.main(["run", *tiny_for(items), *items, "--out", str(tmp_path / "out"), "--quiet"])
     err = capsys.readouterr().err.strip()
     assert code == 2, err
     assert len(err.splitlines()) == 1 and err.startswith("tallysim: error:"), err

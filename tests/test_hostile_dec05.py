@@ -10,7 +10,7 @@ import pytest
 
 from tallysim import cli, config, run, sweep  # noqa: F401  (imported before jit is patched)
 from tallysim.config import ConfigError
-from conftest import TINY, one_line
+from conftest import TINY, one_line, tiny_for
 
 
 # ----------------------------------------------------------------------------- run: values and options
@@ -52,7 +52,7 @@ def test_run_inputs_are_one_line_before_compiling(items, expected, tmp_path, cap
     items = [i.replace("{tmp}", str(tmp_path)) for i in items]
     if not any(i.startswith("--out") for i in items):
         items += ["--out", str(tmp_path / "o")]
-    line = one_line(capsys, ["run", *TINY, *items, "--quiet"])
+    line = one_line(capsys, ["run", *tiny_for(items), *items, "--quiet"])
     assert expected.replace("{tmp}", str(tmp_path)) in line, line
     assert not any(p.is_dir() for p in tmp_path.iterdir())        # no run directory was created
 

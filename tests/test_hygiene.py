@@ -131,7 +131,7 @@ LAYERS = [
     ["tallysim.data", "tallysim.results", "tallysim.results.metrics", "tallysim.outdir", "tallysim.checkpoint", "tallysim.atomic",
      "tallysim.api_arguments", "tallysim.jax_check", "tallysim.metrics_file"],
     ["tallysim.results.plot", "tallysim.results.pareto", "tallysim.results.runs", "tallysim.progress",
-     "tallysim.config_reference"],
+     "tallysim.progress_base", "tallysim.progress_lines", "tallysim.config_reference"],
     ["tallysim.tracking"],
     ["tallysim.sim"],
     ["tallysim.protocols."],

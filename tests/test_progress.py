@@ -13,6 +13,13 @@ from tallysim import figures
 from conftest import TINY, tiny
 
 
+@pytest.fixture(autouse=True)
+def _bars(monkeypatch):
+    """These tests read tqdm's bars out of a captured (not a terminal) stderr, where the default is now
+    plain lines (tests/test_progress_logs.py): they ask for the bars."""
+    monkeypatch.setenv("TALLYSIM_PROGRESS", "bars")
+
+
 def _final(err: str) -> str:
     """The bar's last state (tqdm redraws with carriage returns)."""
     return re.split(r"[\r\n]", err.strip())[-1]
@@ -48,6 +55,7 @@ def test_grouped_sweep_labels_its_values_and_counts_runs(tmp_path, capsys):
     assert cli.main(["sweep", *TINY, "optim.lr=0.05,0.1", "protocol.name=tally,local", "--out", str(out)]) == 0
     err = capsys.readouterr().err
     assert re.search(r"runs: +100%.*4/4", err), err         # the bar over the runs, finished
+    assert "ETA after the first run" in err, err              # the runs bar, before any round came back
     values = re.findall(r"(?:peers|server)=\d\.\d{3}(?: \[[^\]]+\])?", err)
     assert values and all(re.fullmatch(r"peers=\d\.\d{3} \[optim\.lr=0\.(05|1)\]", v) for v in values), values
 

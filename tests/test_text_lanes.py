@@ -337,6 +337,7 @@ class Interrupt(KeyboardInterrupt):
 def test_grouped_text_sweep_files_progress_and_rerun_after_interruption(tmp_path, monkeypatch, capsys):
     runs = _runs()
     logs = []
+    monkeypatch.setenv("TALLYSIM_PROGRESS", "bars")      # the bar's words, read from a captured stderr
     recs = sweep.run_sweep(config.Config(), runs, tmp_path / "grouped", progress=True, log=logs.append)
     assert [r["status"] for r in recs] == ["done", "done"]
     assert sum("2 runs as one program" in line for line in logs) == 1

@@ -30,12 +30,13 @@ from __future__ import annotations
 import statistics
 import sys
 import time
+import traceback
 from typing import Callable, Iterable, Optional, Union
 
 import jax
 import numpy as np
 
-from tallysim.bench import flops as bench_flops, ref as bench_ref, write_json
+from tallysim.bench import failed, flops as bench_flops, ref as bench_ref, write_json
 from tallysim.sim import local, peers as peers_mod
 from tallysim.config import MODELS, ConfigError, ModelConfig, OptimConfig
 from tallysim.sim.fed import FedData, cohort_shards
@@ -156,6 +157,12 @@ def measure(model, peers, steps: int, batch: int, dtype="float32", loop_max: int
     if "torch_ref" in impls:      # no in-package PyTorch loop yet: see the table's note
         impls.remove("torch_ref")
     rows: list[dict] = []
+
+    def keep(row):
+        rows.append(row)
+        if emit:
+            emit(row)
+
     for m in models:
         for d in dtypes:
             for P in peers:
@@ -163,10 +170,29 @@ def measure(model, peers, steps: int, batch: int, dtype="float32", loop_max: int
                     continue
                 for i, c in enumerate(convs if m in CONV_MODELS else convs[:1]):
                     todo = impls if i == 0 else [x for x in impls if x in CONV_IMPLS]
-                    if todo:
-                        rows += _measure_one(m, d, P, steps, batch, loop_max, tuple(shape or DEFAULT_SHAPE),
-                                             todo, repeats, emit, c)
+                    if not todo:
+                        continue
+                    before = len(rows)
+                    try:
+                        _measure_one(m, d, P, steps, batch, loop_max, tuple(shape or DEFAULT_SHAPE),
+                                     todo, repeats, keep, c)
+                    except Exception as e:  # noqa: BLE001 - a cell that cannot compile or run here:
+                        if not isinstance(e, ConfigError):  # its `failed` rows (bench/failed.py), then on
+                            traceback.print_exc(file=sys.stderr)     # (a refusal is its one line)
+                        for impl in failed.missing(todo, rows[before:], skip=("loop",) if P > loop_max else ()):
+                            keep(failed.row(m, d, P, impl, _row_conv(m, impl, c), steps, batch, device_name(), e))
     return rows
+
+
+def _row_conv(model, impl, conv):
+    """A row's `conv`: the conv models' tallysim and dense rows the given one (auto as auto:<choice>),
+    their loop and vmap_ref rows xla, other models none."""
+    if model not in CONV_MODELS:
+        return None
+    if impl not in CONV_IMPLS:
+        return "xla"
+    from tallysim.sim.conv import auto_choice
+    return conv if conv != "auto" else f"auto:{auto_choice(model)}"
 
 
 def _measure_one(model, dtype, P, steps, batch, loop_max, shape, impls, repeats, emit,
@@ -174,10 +200,7 @@ def _measure_one(model, dtype, P, steps, batch, loop_max, shape, impls, repeats,
     device = device_name()
     tx = peers_mod.make_optimizer(OptimConfig(name="sgd", lr=bench_ref.LR, momentum=bench_ref.MOMENTUM))
     S = steps * batch
-    conv_auto = None
-    if model in CONV_MODELS:
-        from tallysim.sim.conv import auto_choice
-        conv_auto = conv if conv != "auto" else f"auto:{auto_choice(model)}"
+    conv_auto = _row_conv(model, "tallysim", conv)
     rows: list[dict] = []
     flops = bench_flops.count(ModelConfig(name=model), CLASSES, shape).train
 
@@ -290,8 +313,10 @@ def table(rows: list[dict], notes: Iterable[str] = ()) -> str:
         t = s.get("tallysim")
         ratio = lambda other: f"{t / s[other]:.2f}x" if t and s.get(other) else "-"
         tf = tflops.get(cell)
-        lines.append([m, d, str(P)] + ([c or "-"] if by_conv else []) + [_fmt(t), _fmt(s.get("loop")), _fmt(s.get("vmap_ref")), _fmt(s.get("dense"))]
-                     + ([_fmt(s.get("torch_ref"))] if has_torch else [])
+        # a cell that raised (`failed` row, samples/s None) says so; one not measured stays "-"
+        show = lambda impl: "failed" if impl in s and s[impl] is None else _fmt(s.get(impl))
+        lines.append([m, d, str(P)] + ([c or "-"] if by_conv else []) + [show("tallysim"), show("loop"), show("vmap_ref"), show("dense")]
+                     + ([show("torch_ref")] if has_torch else [])
                      + [ratio("loop"), ratio("vmap_ref"), ratio("dense"), "-" if tf is None else _fmt_tflops(tf)])
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
     out = [" | ".join(c.rjust(w) for c, w in zip(line, widths)) for line in lines]
@@ -332,8 +357,6 @@ def resolve_args(args) -> dict:
     return dict(out, notes=notes)
 
 
-
-
 def main(args) -> list[dict]:
     shape = getattr(args, "shape", None)   # optional: the CLI may not offer --shape
     shape = tuple(_parse_ints(shape, "--shape")) if shape else None
@@ -351,8 +374,10 @@ def main(args) -> list[dict]:
     so_far: list[dict] = []
 
     def emit(r):
-        print(f"  {r['model']} {r['dtype']} P={r['peers']} {r['impl']}: {r['samples_per_s']:,.0f} samples/s "
-              f"(compile {r['compile_s']:.1f} s)", file=progress, flush=True)
+        conv = f" conv={r['conv']}" if r.get("conv") and r["impl"] in CONV_IMPLS else ""
+        got = (f"FAILED ({r['failed']})" if r.get("failed") else
+               f"{r['samples_per_s']:,.0f} samples/s (compile {r['compile_s']:.1f} s)")
+        print(f"  {r['model']} {r['dtype']} P={r['peers']}{conv} {r['impl']}: {got}", file=progress, flush=True)
         # --json FILE is rewritten after every row, so a run stopped by a time limit (benchmarks/gpu.sh
         # runs each part under one) keeps the rows it measured; the last write has the complete rows.
         if dest and not to_stdout:
@@ -364,6 +389,8 @@ def main(args) -> list[dict]:
                    shape=shape, emit=emit, max_peers=opts["max_peers"], repeats=repeats,
                    impls=_as_list(getattr(args, "impl", None) or ",".join(IMPLS), "--impl"),
                    conv=getattr(args, "conv", None) or "auto")
+    notes += [f"failed: {r['model']} {r['dtype']} P={r['peers']}" + (f" conv={r['conv']}" if r.get("conv") else "")
+              + f" {r['impl']}: {r['failed']}" for r in rows if r.get("failed")]
     text = header(rows, opts["steps"], batch, repeats) + "\n" + table(rows, notes)
     if to_stdout:
         print(text, file=sys.stderr, flush=True)

@@ -97,6 +97,12 @@ def _iid_ragged(n: int, peers: int, rng) -> Ragged:
 
 
 def _redraws_exhausted(peers, cfg, best) -> DataError:
+    if best is None:        # no draw was usable at all: min_size was never what failed
+        return DataError(f"partition.kind=dirichlet: all {MAX_REDRAWS} draws at partition.alpha={cfg.alpha} "
+                         "were unusable (numpy's Dir(alpha) draw is NaN or zero for every peer still "
+                         "below N/P: the gamma samples underflow to 0 at so small an alpha), so min_size was "
+                         "never reached; allowed: partition.alpha >= 1e-3 (at 1e-2 nearly every class "
+                         "already goes to one peer)")
     return DataError(f"partition.kind=dirichlet could not give every one of {peers} peers >= "
                      f"{cfg.min_size} examples in {MAX_REDRAWS} draws (alpha={cfg.alpha}, last draw's "
                      f"smallest peer: {best}); lower partition.min_size or peers, or raise partition.alpha")
@@ -132,7 +138,7 @@ def _capped_pass(by_class, n, peers, alpha, rs):
 
 def _dirichlet_capped(labels, peers, cfg, num_classes, rs):
     by_class = [np.flatnonzero(labels == c) for c in range(num_classes)]
-    best = 0
+    best = None                                 # the last usable draw's smallest peer; None: none usable
     # NIID-Bench loops `while min_size < min_require_size` (with min_size=0 it would never draw at
     # all); we always draw once, and stop after MAX_REDRAWS where it would loop forever.
     for _ in range(MAX_REDRAWS):
@@ -339,10 +345,11 @@ def partition(labels: np.ndarray, peers: int, cfg: PartitionConfig, num_classes:
     if cfg.kind == "label_quantity":
         _check_k(cfg.k, num_classes)
         if cfg.scheme == "niid_bench":
-            return _label_quantity_niid_bench(labels, peers, cfg.k, num_classes,
-                                              np.random.RandomState(seed), random.Random(seed))
+            return _dealt_absent_classes(_label_quantity_niid_bench(labels, peers, cfg.k, num_classes,
+                                         np.random.RandomState(seed), random.Random(seed)), labels, num_classes, name)
         if cfg.scheme == "balanced":
-            return _label_quantity_balanced(labels, peers, cfg.k, num_classes, np.random.default_rng(seed))
+            return _dealt_absent_classes(_label_quantity_balanced(labels, peers, cfg.k, num_classes,
+                                                                  np.random.default_rng(seed)), labels, num_classes, name)
         raise DataError(f"partition.scheme={cfg.scheme!r} is not known; allowed: "
                         f"{', '.join(LABEL_QUANTITY_SCHEMES)}")
     rng = np.random.default_rng(seed)
@@ -355,6 +362,21 @@ def partition(labels: np.ndarray, peers: int, cfg: PartitionConfig, num_classes:
     if cfg.kind == "dirichlet_mix":
         return _dirichlet_mix(labels, peers, cfg, num_classes, rng)
     raise DataError(f"partition.kind={cfg.kind!r} is not known; allowed: {', '.join(PARTITIONS)}")
+
+
+def _dealt_absent_classes(parts: list, labels: np.ndarray, num_classes: int, name: str) -> list:
+    """label_quantity deals classes, not examples: a dataset that declares classes its training split does
+    not hold (an .npz's num_classes=50 over 4 labels, or a data.max_train too small to keep them) left the
+    peers dealt only those classes with no examples, and they trained on nothing in silence (6 of 10)."""
+    empty = sum(len(p) == 0 for p in parts)
+    absent = np.setdiff1d(np.arange(num_classes), labels)
+    if empty and absent.size:
+        raise DataError(f"partition.kind=label_quantity gave {empty} of {len(parts)} peers no examples: {name} "
+                        f"declares {num_classes} classes and {absent.size} of them have no training example "
+                        f"(e.g. {', '.join(map(str, absent[:5].tolist()))}), the only classes those peers were "
+                        "dealt; allowed: a dataset whose num_classes are the classes it holds, a larger "
+                        "data.max_train, a larger partition.k, or another partition.kind")
+    return parts
 
 
 def class_counts(labels: np.ndarray, parts: list[np.ndarray] | Ragged, num_classes: int,

@@ -84,10 +84,23 @@ def bits_to_target(rows: list[dict], target: float):
 
 # ----------------------------------------------------------------------------- seeds and summary
 
+def _exact(key: str, vals: list) -> bool:
+    """Whether the seeds' values are one exact count to keep as it is: integers (bits_up/bits_down, steps,
+    faulty, ...) or a bits key (bits_per_peer, up + down over P, may be fractional) on which every seed
+    agrees. Their mean was a float (3072 -> 3072.0; three 0.1s -> 0.10000000000000002), so a multi-seed
+    row's bits differed in type, or in the last digit, from each of its seeds' own."""
+    first = vals[0]
+    if isinstance(first, bool) or not isinstance(first, (int, float)):
+        return False
+    if not (isinstance(first, int) or key.startswith("bits_")):
+        return False
+    return all(type(v) is type(first) and v == first for v in vals)
+
+
 def aggregate(rows: list[dict], seeds: list) -> dict:
     """One metrics row from per-seed rows: the mean under the usual keys, `<key>_std`, `per_seed`
-    (wall_s: the largest; a key that is null for some seed: null; a list, acc_peers: the element-wise
-    mean, no std)."""
+    (bits and integer counts every seed agrees on: that value, exact, std 0.0; wall_s: the largest; a key
+    that is null for some seed: null; a list, acc_peers: the element-wise mean, no std)."""
     if len(rows) == 1:
         return rows[0]
     out, per_seed = {"round": rows[0]["round"], "seeds": seeds}, {}
@@ -102,6 +115,10 @@ def aggregate(rows: list[dict], seeds: list) -> dict:
             per_seed[k] = vals
         elif any(v is None for v in vals):
             out[k] = None
+        elif _exact(k, vals):       # bits and counts every seed agrees on: the value itself, not a float mean
+            out[k] = vals[0]
+            out[k + "_std"] = 0.0
+            per_seed[k] = vals
         else:
             out[k] = float(np.mean(vals))
             out[k + "_std"] = float(np.std(vals))

@@ -89,6 +89,13 @@ def read_config(run_dir) -> dict:
 def _metrics_file(run_dir) -> Path:
     path = Path(run_dir) / METRICS
     if not path.is_file():
+        if (Path(run_dir) / SWEEP).is_file():      # a sweep's --out: its runs are one level down
+            raise ConfigError(f"{Path(run_dir)} is a sweep directory, not a run; pass its runs "
+                              f"({Path(run_dir)}/*/), or read it whole: `tallysim table` or `pareto`, tallysim.read_rows "
+                              "in Python")
+        if Path(run_dir).is_file():                # e.g. a sweep's sweep.json caught by DIR/*
+            raise ConfigError(f"{Path(run_dir)} is a file, not a run directory; pass directories written by "
+                              "`tallysim run --out` (a sweep's runs: DIR/*/)")
         raise ConfigError(f"{Path(run_dir)} has no {METRICS}; pass directories written by `tallysim run --out`")
     return path
 
@@ -113,8 +120,9 @@ def read_rows(run_dir) -> list[dict]:
                 continue        # client_storage=auto: no client model is kept, the server's is evaluated
             if not is_number(row.get(key)) or not math.isfinite(row[key]):
                 raise ConfigError(f"{metrics} line {i}: {key}={row.get(key)!r} must be a finite number")
-        if not isinstance(row.get("round", 0), int) or isinstance(row.get("round"), bool):
-            raise ConfigError(f"{metrics} line {i}: round={row['round']!r} must be an integer")
+        if not isinstance(row.get("round"), int) or isinstance(row.get("round"), bool):   # every writer writes it
+            raise ConfigError(f"{metrics} line {i}: round={row.get('round')!r} must be an integer (the round "
+                              "the row was evaluated after)")
         if row.get("acc_global") is not None and not is_number(row["acc_global"]):
             raise ConfigError(f"{metrics} line {i}: acc_global={row['acc_global']!r} must be a number or null")
         rows.append(row)

@@ -23,7 +23,7 @@ from pathlib import Path
 from tallysim import atomic
 from tallysim.config import PROTOCOLS, ConfigError
 from tallysim.fields import did_you_mean
-from tallysim.results import metrics
+from tallysim.results import md, metrics
 from tallysim.results.metrics import check_figure_out, columns, find_runs, read_run
 
 ZERO_BITS_X = 1.0        # where runs with 0 bits sit on the log axis
@@ -101,7 +101,7 @@ def overall_lines(front: list[dict]) -> list[str]:
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for p in front:
         r = _row(p)
-        lines.append("| " + " | ".join(r[c] for c in COLUMNS) + " |")
+        lines.append("| " + " | ".join(md.cell(r[c]) for c in COLUMNS) + " |")
     return lines
 
 
@@ -147,7 +147,7 @@ def write_tables(points: list[dict], front: list[dict], fig: str, which: str, me
              "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for p in front:
         r = _row(p)
-        lines.append("| " + " | ".join(r[c] for c in COLUMNS) + " |")
+        lines.append("| " + " | ".join(md.cell(r[c]) for c in COLUMNS) + " |")
     if any(p["bits_per_peer"] == 0 for p in points):
         lines += ["", f"Runs with 0 bits (no communication, e.g. protocol local) are drawn at x = "
                       f"{ZERO_BITS_X:g} bit on the figure's log axis."]
@@ -192,6 +192,9 @@ def draw(ax, points: list[dict], front: list[dict], which: str = "final", metric
 
 def main(args) -> int:
     check_figure_out(args.out)
+    if args.title is not None:
+        from tallysim.results.plot import check_text
+        check_text("--title", args.title)                            # before the runs are read
     atomic.refuse_symlinks([args.out, *table_paths(args.out)])       # before a file is replaced
     points = collect(args.runs, which=args.which, metric=args.metric)
     if not points:

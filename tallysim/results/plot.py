@@ -7,6 +7,8 @@ figure can be checked, or redrawn elsewhere, from the numbers behind it.
 from __future__ import annotations
 
 import csv
+import math
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -46,6 +48,30 @@ def _dir_rest(name: str, proto: str) -> str:
     return rest if rest and rest != proto else ""
 
 
+def check_text(flag: str, text: str) -> str:
+    """A legend entry or title the user wrote, as matplotlib will draw it: an empty legend entry is left
+    out of the legend in silence (so, below, is one starting with `_`), and `$...$` is parsed as
+    mathtext when the figure is saved, where a malformed one (`$\\frac$`, `$$`) was a traceback after the
+    runs were read. A dollar meant literally is written `\\$`."""
+    if flag == "--label" and not text:
+        raise ConfigError("--label '' is empty, and matplotlib leaves an empty entry out of the legend; allowed: "
+                          "a non-empty name")
+    from matplotlib import cbook, mathtext
+    if cbook.is_math_text(text):
+        try:
+            mathtext.MathTextParser("path").parse(text)
+        except ValueError as e:
+            why = " ".join(str(e).split())[:120]
+            raise ConfigError(f"{flag} {text!r} is not valid matplotlib mathtext between its $ signs ({why}); "
+                              "allowed: valid $...$, or \\$ for a literal dollar sign") from None
+    return text
+
+
+def _shown(label: str) -> str:
+    """matplotlib leaves a legend entry starting with `_` out of the legend: `--label _v2` vanished."""
+    return " " + label if label.startswith("_") else label
+
+
 def run_labels(cfgs: list[dict], run_dirs, labels: Optional[list] = None) -> list[str]:
     """The legend entries: `labels` when given (one per run); else the protocol name, and where
     several runs share a protocol, the config fields that tell them apart (`tally (alpha=0.1)`, from
@@ -56,7 +82,7 @@ def run_labels(cfgs: list[dict], run_dirs, labels: Optional[list] = None) -> lis
         if len(labels) != len(cfgs):
             raise ConfigError(f"--label given {len(labels)} times for {len(cfgs)} runs; give one per run, in "
                               "the order of the run directories")
-        return [str(x) for x in labels]
+        return [check_text("--label", str(x)) for x in labels]
     protos = [c.get("protocol", {}).get("name", Path(d).name) for c, d in zip(cfgs, run_dirs)]
     out = []
     for p, cfg, d in zip(protos, cfgs, run_dirs):
@@ -118,10 +144,13 @@ def plot_curves(run_dirs, out: str, metric: str = "auto", title: str | None = No
     """One line per run directory; with several seeds a band of +- one std over seeds around the
     mean (the `<metric>_std` column), as the figures draw it. `labels`: the legend, one per run."""
     check_figure_out(out)
+    if title is not None:
+        check_text("--title", title)
     atomic.refuse_symlinks([out, Path(out).with_suffix(".csv")])    # before the image is replaced
     runs = [(d, *read_run(d)) for d in run_dirs]      # every file checked before drawing anything
     given = labels is not None
     labels = run_labels([cfg for _, cfg, _ in runs], [d for d, _, _ in runs], labels)
+    runs, labels = _with_rows(runs, labels)
     series, points, kept = [], [], []
     for (d, cfg, rows), label in zip(runs, labels):
         rows = [r for r in rows if r["bits_per_peer"] > 0] or rows
@@ -134,10 +163,11 @@ def plot_curves(run_dirs, out: str, metric: str = "auto", title: str | None = No
         name = _std_key(rows[-1], metric)[:-4] if rows and metric in ("auto", "ppl") else metric
         points += [(label, cfg.get("protocol", {}).get("name", ""), str(d), r["round"], r["bits_per_peer"],
                     name, y, "" if stds is None else s) for r, y, s in zip(rows, ys, stds or ys)]
+    _check_drawable(series, metric, [d for d, _, _ in runs])
     fig, ax = metrics.pyplot().subplots(figsize=(6.4, 4.4))
     legend = _legend_with_model([s[3] for s in series], kept, metric, labels_given=given)
     for (x, y, s, _), label in zip(series, legend):
-        line, = ax.plot(x, y, marker="o", markersize=3, label=label)
+        line, = ax.plot(x, y, marker="o", markersize=3, label=_shown(label))
         if s is not None:
             ax.fill_between(x, [a - b for a, b in zip(y, s)], [a + b for a, b in zip(y, s)],
                             color=line.get_color(), alpha=0.15, linewidth=0)
@@ -153,6 +183,33 @@ def plot_curves(run_dirs, out: str, metric: str = "auto", title: str | None = No
     metrics.save_figure(fig, out)
     write_points(Path(out).with_suffix(".csv"), points)
     return out
+
+
+def _check_drawable(series: list, metric: str, dirs: list) -> None:
+    """A metric with no finite value at any evaluation is one line, not a traceback from matplotlib's log
+    axis (`--metric ppl` of a run whose test loss overflowed exp: perplexity inf in every row). Values
+    that are not finite in some rows are left out of the line, as matplotlib does."""
+    drawable = [y for _, ys, _, _ in series for y in ys if math.isfinite(y) and (metric != "ppl" or y > 0)]
+    if not drawable:
+        raise ConfigError(f"nothing to draw: --metric {metric} is not finite at any evaluation of "
+                          f"{', '.join(map(str, dirs))} (perplexity is inf where the test loss overflows exp: "
+                          "the model diverged); allowed: another --metric, e.g. auto (accuracy)")
+
+
+def _with_rows(runs: list, labels: list) -> tuple[list, list]:
+    """The runs that have rows to draw, and their labels. A run without rows (failed in its first round,
+    or not evaluated yet) drew an empty line in silence, and with no other run an empty figure: it is
+    left out with a note on stderr, and a figure with nothing to draw is one error line."""
+    def why(d):
+        return f"failed: {Path(d) / metrics.ERROR}" if (Path(d) / metrics.ERROR).exists() else "not evaluated yet"
+    empty = [(d, why(d)) for d, _, rows in runs if not rows]
+    if len(empty) == len(runs):
+        raise ConfigError("nothing to draw: " + "; ".join(f"{Path(d) / metrics.METRICS} holds no rows ({w})"
+                                                          for d, w in empty))
+    for d, w in empty:
+        print(f"plot: {d} has no rows ({w}); drawn without it", file=sys.stderr)
+    keep = [i for i, (_, _, rows) in enumerate(runs) if rows]
+    return [runs[i] for i in keep], [labels[i] for i in keep]
 
 
 def _std_key(row: dict, metric: str) -> str:

@@ -78,15 +78,19 @@ def table_rows(dirs, metric: str = "auto", log=None) -> tuple[list[str], list[di
     evaluation and the largest over evaluations; `final_std` its std over seeds (None for one seed).
     A corrupt run is skipped with a note through `log` (default stderr), as `pareto` does."""
     log = log or (lambda msg: print(msg, file=sys.stderr))
-    runs = []
+    runs, skipped = [], 0
     for d, label in metrics.find_runs(dirs):
         try:
             cfg, rows = metrics.read_run(d)
         except ConfigError as e:
             log(f"table: skipping {d}: {e}")
+            skipped += 1
             continue
         runs.append((d, label, cfg, rows))
     if not runs:
+        if skipped:           # they were found, and were unreadable: not "no run directories"
+            raise ConfigError(f"no readable run under {', '.join(map(str, dirs))}: the {skipped} run "
+                              f"director{'y' if skipped == 1 else 'ies'} found could not be read (above)")
         raise ConfigError(f"no run directories (with {metrics.METRICS}) under {', '.join(map(str, dirs))}")
     if metric != "auto":
         cols = {c for *_, rows in runs for c in metrics.columns(rows)}
@@ -130,9 +134,9 @@ def _cell(v, col: str) -> str:
 
 
 def markdown(columns: list[str], rows: list[dict]) -> str:
-    esc = lambda s: s.replace("|", "\\|")       # noqa: E731  (a swept value may hold a pipe)
+    from tallysim.results import md
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(esc(_cell(r[c], c)) for c in columns) + " |" for r in rows]
+    lines += ["| " + " | ".join(md.cell(_cell(r[c], c)) for c in columns) + " |" for r in rows]
     return "\n".join(lines) + "\n"
 
 

@@ -9,10 +9,14 @@
           transposed in, the output back, so the grouped convolution XLA makes of P vmapped peers has
           its features, not its pixels, outermost: another layout for cuDNN to pick kernels for
           (issue 35, section 2). Only a measurement on the device says whether it is faster.
+  pallas  im2col's patches times the kernel as Pallas kernels, forward and both gradients
+          (`pallas_conv`, sim/conv_pallas.py): no grouped convolution at all, so none of cuDNN's weak
+          grouped backward pass (jax#13800). GPU only (Triton); on a CPU refused unless
+          TALLYSIM_PALLAS_INTERPRET=1 (Pallas's interpreter). Unmeasured on a GPU so far.
 
 `model.conv=auto` picks per (device kind, model) from `AUTO_CONV`, a table of measurements: im2col on
 the CPU, xla everywhere else until a lease measures otherwise (`benchmarks/gpu.sh` part `conv` prints
-the entries to paste). Parameters are nn.Conv's own (`kernel` [kh, kw, ch_in, ch_out], `bias`) for every
+the entries to paste; `auto` picks pallas only where a row names it). Parameters are nn.Conv's own (`kernel` [kh, kw, ch_in, ch_out], `bias`) for every
 formulation, so all initialise and train the same model; they differ only by float summation order.
 """
 from __future__ import annotations
@@ -23,7 +27,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from tallysim.config import choices
+from tallysim.config import ConfigError, choices
 
 CONVS = choices("model.conv")
 
@@ -46,15 +50,15 @@ def _nhwc_hwio(dimension_numbers, lhs, rhs):
             and tuple(dn.rhs_spec) == (3, 2, 0, 1) and tuple(dn.out_spec) == (0, 3, 1, 2))
 
 
-def im2col_conv(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
-                dimension_numbers=None, feature_group_count=1, precision=None, **kw):
-    """NHWC input, HWIO kernel, NHWC output (what nn.Conv passes); anything else falls back."""
-    plain = (_nhwc_hwio(dimension_numbers, lhs, rhs) and feature_group_count == 1 and not kw
-             and all(d == 1 for d in tuple(lhs_dilation or ()) + tuple(rhs_dilation or ())))
-    if not plain:
-        return lax.conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation,
-                                        dimension_numbers, feature_group_count, precision=precision, **kw)
-    kh, kw_, cin, cout = rhs.shape
+def _plain(lhs, rhs, lhs_dilation, rhs_dilation, dimension_numbers, feature_group_count, kw) -> bool:
+    """nn.Conv's plain call (NHWC / HWIO, no groups, no dilation): what the matmul formulations handle."""
+    return (_nhwc_hwio(dimension_numbers, lhs, rhs) and feature_group_count == 1 and not kw
+            and all(d == 1 for d in tuple(lhs_dilation or ()) + tuple(rhs_dilation or ())))
+
+
+def _patches(lhs, kernel_shape, window_strides, padding):
+    """The im2col matrix, [B, Ho, Wo, kh * kw * ch_in] (feature index = (i * kw + j) * ch_in + c)."""
+    kh, kw_, cin, cout = kernel_shape
     sh, sw = window_strides
     pads = lax.padtype_to_pads(lhs.shape[1:3], (kh, kw_), window_strides, padding) \
         if isinstance(padding, str) else padding
@@ -64,8 +68,36 @@ def im2col_conv(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilati
     # (with a one-hot kernel), and its gradient was slower than the native convolution on the CPU.
     cols = [x[:, i:i + (ho - 1) * sh + 1:sh, j:j + (wo - 1) * sw + 1:sw, :]
             for i in range(kh) for j in range(kw_)]
-    patches = jnp.concatenate(cols, axis=-1)            # feature index = (i * kw + j) * ch_in + c
+    return jnp.concatenate(cols, axis=-1)
+
+
+def im2col_conv(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
+                dimension_numbers=None, feature_group_count=1, precision=None, **kw):
+    """NHWC input, HWIO kernel, NHWC output (what nn.Conv passes); anything else falls back."""
+    if not _plain(lhs, rhs, lhs_dilation, rhs_dilation, dimension_numbers, feature_group_count, kw):
+        return lax.conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation,
+                                        dimension_numbers, feature_group_count, precision=precision, **kw)
+    kh, kw_, cin, cout = rhs.shape
+    patches = _patches(lhs, rhs.shape, window_strides, padding)
     return jnp.einsum("bhwk,ko->bhwo", patches, rhs.reshape(kh * kw_ * cin, cout), precision=precision)
+
+
+def pallas_conv(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
+                dimension_numbers=None, feature_group_count=1, precision=None, interpret=None, **kw):
+    """im2col's patches times the kernel through Pallas kernels, forward and backward
+    (sim/conv_pallas.py). `interpret` None: Pallas's interpreter only where TALLYSIM_PALLAS_INTERPRET=1.
+    Calls not in nn.Conv's plain layout fall back to lax unchanged."""
+    from tallysim.sim import conv_pallas
+    if not _plain(lhs, rhs, lhs_dilation, rhs_dilation, dimension_numbers, feature_group_count, kw):
+        return lax.conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation,
+                                        dimension_numbers, feature_group_count, precision=precision, **kw)
+    kh, kw_, cin, cout = rhs.shape
+    patches = _patches(lhs, rhs.shape, window_strides, padding)
+    b, ho, wo, k = patches.shape
+    interpret = conv_pallas.interpret_requested() if interpret is None else interpret
+    out = conv_pallas.peer_matmul(patches.reshape(b * ho * wo, k), rhs.reshape(k, cout),
+                                  precision=precision, interpret=interpret)
+    return out.reshape(b, ho, wo, cout)
 
 
 def nchw_conv(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
@@ -83,7 +115,7 @@ def nchw_conv(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation
     return jnp.transpose(out, (0, 2, 3, 1))
 
 
-FORMULATIONS = {"xla": lax.conv_general_dilated, "im2col": im2col_conv, "nchw": nchw_conv}
+FORMULATIONS = {"xla": lax.conv_general_dilated, "im2col": im2col_conv, "nchw": nchw_conv, "pallas": pallas_conv}
 
 
 def device_kind(device=None) -> str:
@@ -101,10 +133,27 @@ def auto_choice(model: str = "*", kind: Optional[str] = None) -> str:
     return AUTO_DEFAULT
 
 
+def check_usable(choice: str, model: str = "*", backend: Optional[str] = None) -> None:
+    """One line, before any data loads, where `choice` cannot run on this backend: `pallas` compiles
+    its kernels through Triton, which only a GPU has; on anything else only Pallas's interpreter runs
+    them (exact, but orders of magnitude slower), so it is refused unless the user asks for the
+    interpreter by name (TALLYSIM_PALLAS_INTERPRET=1, for checking the kernels)."""
+    from tallysim.sim import conv_pallas
+    if choice != "pallas" or conv_pallas.interpret_requested():
+        return
+    backend = jax.default_backend() if backend is None else backend
+    if backend != "gpu":
+        raise ConfigError(f"model.conv=pallas needs a GPU (its kernels compile through Triton) but this run's "
+                          f"JAX backend is {backend}; allowed here: {', '.join(c for c in CONVS if c != 'pallas')} "
+                          f"(auto picks im2col on a CPU), or {conv_pallas.INTERPRET_ENV}=1 to run the Pallas "
+                          f"kernels in Pallas's interpreter (slow; for checking them)")
+
+
 def conv_fn(choice: str, model: str = "*"):
     """The `conv_general_dilated` nn.Conv should use for `model.conv` (auto: `auto_choice(model)`)."""
     if choice == "auto":
         choice = auto_choice(model)
     if choice not in FORMULATIONS:
         raise ValueError(f"model.conv={choice!r} is not a convolution; allowed: {', '.join(CONVS)}")
+    check_usable(choice, model)
     return FORMULATIONS[choice]

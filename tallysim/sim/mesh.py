@@ -185,6 +185,18 @@ def distributed_settings(env: Optional[dict] = None) -> Optional[dict]:
     return out
 
 
+def unread_timeout(env: Optional[dict] = None) -> Optional[str]:
+    """The warning for TALLYSIM_DISTRIBUTED_TIMEOUT set where nothing reads it (one process: nothing waits
+    for other processes), else None: a setting silently ignored looks like one that took effect."""
+    env = os.environ if env is None else env
+    text = env.get("TALLYSIM_DISTRIBUTED_TIMEOUT", "").strip()
+    if not text or env.get("TALLYSIM_DISTRIBUTED", "").strip() == "1":
+        return None
+    return (f"TALLYSIM_DISTRIBUTED_TIMEOUT={text} has no effect: it bounds the wait for the other processes of "
+            "a multi-process run, and TALLYSIM_DISTRIBUTED is not 1 (one process, nothing to wait for); set "
+            "TALLYSIM_DISTRIBUTED=1 for several processes, or unset TALLYSIM_DISTRIBUTED_TIMEOUT")
+
+
 def initialize_distributed() -> bool:
     """`jax.distributed.initialize()` when the launcher asked for it (TALLYSIM_DISTRIBUTED=1, with
     TALLYSIM_COORDINATOR, TALLYSIM_NUM_PROCESSES and TALLYSIM_PROCESS_ID, or JAX's cluster
@@ -195,6 +207,9 @@ def initialize_distributed() -> bool:
     the coordinator; past it, one line and exit 2. JAX's own timeout aborts the process with a C++
     stack trace, so a watchdog thread ends it first (JAX's is set a minute later)."""
     settings = distributed_settings()
+    unread = unread_timeout()
+    if unread:
+        print(f"tallysim: warning: {unread}", file=sys.stderr, flush=True)
     _coordinator_resolves(settings)      # wrong whatever this process did before: said first
     if _already_set_up(settings):
         return jax.process_count() > 1
@@ -204,8 +219,6 @@ def initialize_distributed() -> bool:
     # CPU devices of different processes talk through gloo (harmless for accelerators). Set before
     # initialize: asking for the backend first would start JAX single-process.
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
-    import sys
-    import threading
 
     who = settings.get("process_id", "?")
     where = settings.get("coordinator_address", "auto-detected")

@@ -119,6 +119,34 @@ def of(spec):
 TEXT_REFUSED: dict = {}
 
 
+# The conv models' smallest image side: LeNet's SAME conv, pool, VALID 5x5 conv and pool leave
+# (h // 2 - 4) // 2 rows, none below 12; the CNN's two SAME convs and pools h // 4, none below 4;
+# ResNet8's strided SAME convs and global pool keep at least one. Below that the flattened features
+# are empty (a ZeroDivisionError in the initializer); a shape that is not [h, w, ch] a ValueError.
+CONV_MIN_SIDE = {"lenet": 12, "cnn": 4, "resnet8": 1}
+
+
+def check_shape(cfg, example_shape: tuple, group: str = "") -> None:
+    """A conv model (model.name, or a group's) needs [h, w, ch] examples at least CONV_MIN_SIDE on a side:
+    one line naming the shape and what is allowed, before the model is initialised."""
+    from tallysim.config import ConfigError
+    model, shape = cfg.model.name, tuple(int(d) for d in example_shape)
+    least = CONV_MIN_SIDE.get(model)
+    if least is None:
+        return
+    who = f"{'group ' + group + ': ' if group else ''}model.name={model}"
+    data = f"data.name={cfg.data.name}"
+    if len(shape) != 3:
+        how = " (data.input_shape=HxWxC)" if cfg.data.name == "synthetic" else ""
+        raise ConfigError(f"{who} convolves images of shape [h, w, ch], and the examples of {data} have shape "
+                          f"{list(shape)}; allowed for them: model.name=mlp (any shape), or [h, w, ch] examples{how}")
+    if min(shape[:2]) < least:
+        fits = [m for m, side in CONV_MIN_SIDE.items() if min(shape[:2]) >= side]
+        raise ConfigError(f"{who} needs images of at least {least}x{least}, and those of {data} are "
+                          f"{shape[0]}x{shape[1]} (its pools would leave no features); allowed for them: mlp"
+                          f"{''.join(', ' + m for m in fits)}, or larger images")
+
+
 def check(cfg, task) -> None:
     """One-line refusals of what a task cannot run (ConfigError)."""
     from tallysim.config import ConfigError

@@ -1,0 +1,175 @@
+"""What the progress bars and the progress lines share: which of them a command shows (mode(): bars on
+a terminal and in a notebook, plain lines in a log file; --progress and TALLYSIM_PROGRESS force either),
+how often lines are written (TALLYSIM_PROGRESS_INTERVAL), and the clock over a sweep's or a figure's
+runs that the round bar under it reports its rounds to (its ETA from rounds done, before a run has
+finished). The bars are progress.py, the lines progress_lines.py."""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from contextlib import contextmanager
+from typing import Optional
+
+from tallysim.fields import ConfigError
+from tallysim.results.metrics import headline_key
+
+# A headline column -> the bar's name for it.
+NAMES = {"acc_global": "server", "acc_mean": "peers"}
+
+MODES = ("auto", "bars", "lines")
+MODE_ENV = "TALLYSIM_PROGRESS"
+INTERVAL_ENV = "TALLYSIM_PROGRESS_INTERVAL"
+INTERVAL = 30.0         # seconds between two progress lines in a log: a 200-round run of 40 minutes, ~80 lines
+
+
+_forced: list = []      # the command line's --progress, innermost last (cli.main may be called again)
+
+
+@contextmanager
+def forced(mode: Optional[str]):
+    """`--progress MODE` for the command it wraps (None: the environment's, else auto)."""
+    _forced.append(mode)
+    try:
+        yield
+    finally:
+        _forced.pop()
+
+
+def check_env(env: Optional[dict] = None) -> None:
+    """TALLYSIM_PROGRESS and TALLYSIM_PROGRESS_INTERVAL, checked before a command runs anything."""
+    env = os.environ if env is None else env
+    mode = env.get(MODE_ENV, "").strip()
+    if mode and mode not in MODES:
+        raise ConfigError(f"{MODE_ENV}={mode!r}: allowed {', '.join(MODES)} (auto: bars on a terminal or in a "
+                          "notebook, plain lines in a log file)")
+    text = env.get(INTERVAL_ENV, "").strip()
+    if text:
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        if not 0 <= value <= 86400:
+            raise ConfigError(f"{INTERVAL_ENV}={text!r}: allowed a number of seconds 0..86400 (0: a line "
+                              f"every stretch of rounds; default {INTERVAL:g})")
+
+
+_warned: set = set()
+
+
+def _checked_env() -> tuple:
+    """(mode, interval) from the environment; a bad value (the command line refuses it first) is one
+    warning and the default, never a failed run."""
+    try:
+        check_env()
+    except ConfigError as e:
+        if str(e) not in _warned:         # once, not once per bar
+            _warned.add(str(e))
+            print(f"tallysim: warning: {e}; using the defaults", file=sys.stderr)
+        return "auto", INTERVAL
+    mode = os.environ.get(MODE_ENV, "").strip() or "auto"
+    text = os.environ.get(INTERVAL_ENV, "").strip()
+    return mode, (float(text) if text else INTERVAL)
+
+
+def in_notebook() -> bool:
+    """Whether tqdm.auto draws widgets here (a Jupyter kernel): a notebook's stderr is no terminal either."""
+    from tqdm.auto import tqdm
+    return tqdm.__module__.startswith("tqdm.notebook")
+
+
+def is_terminal(fp) -> bool:
+    try:
+        return bool(fp.isatty())
+    except (AttributeError, OSError, ValueError):      # a closed or odd stream: not a terminal
+        return False
+
+
+def mode() -> str:
+    """"bars" or "lines": --progress, else TALLYSIM_PROGRESS, else auto: bars on a terminal and in a
+    notebook, lines elsewhere (tqdm's own `disable=None` draws nothing off a terminal; a log wants lines)."""
+    asked = _forced[-1] if _forced and _forced[-1] else _checked_env()[0]
+    if asked != "auto":
+        return asked
+    return "bars" if in_notebook() or is_terminal(sys.stderr) else "lines"
+
+
+def interval() -> float:
+    return _checked_env()[1]
+
+
+def duration(seconds: float) -> str:
+    """`45s`, `12m05s`, `3h05m`: a time in a log line, exact enough for an ETA."""
+    s = int(round(max(seconds, 0.0)))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{s % 3600 // 60:02d}m"
+
+
+# ----------------------------------------------------------------------------- the runs' clock
+
+_outer: list = []       # the open bars over runs (a figure's or a sweep's), innermost last
+
+
+class RunsClock:
+    """done / total and the time left over a sweep's or a figure's runs, from the runs done and the
+    rounds done of the runs under way (`partial`, reported by their round bar). Runs skipped (done
+    before) count as done but not in the rate."""
+
+    def __init__(self, total: int):
+        self.total, self.n, self.ran, self.partial = total, 0, 0, 0.0
+        self.t0 = time.perf_counter()
+
+    def eta(self, now: Optional[float] = None) -> Optional[float]:
+        """Seconds left; None before any round of any run has come back."""
+        worked = self.ran + self.partial
+        if worked <= 0:
+            return None
+        elapsed = (time.perf_counter() if now is None else now) - self.t0
+        return elapsed * max(self.total - self.n - self.partial, 0.0) / worked
+
+    def eta_text(self, now: Optional[float] = None) -> str:
+        if self.n >= self.total:
+            return "done"
+        left = self.eta(now)
+        return "ETA after the first run" if left is None else f"ETA {duration(left)}"
+
+    def count(self, n: int, skipped: bool) -> None:
+        self.n += n
+        self.ran += 0 if skipped else n
+        self.partial = 0.0
+
+    def report(self, partial: float) -> None:
+        """The runs under way are `partial` runs' worth done (a round bar's rounds done / all of them,
+        times the configurations it runs)."""
+        self.partial = partial
+
+
+def report_rounds(done: int, total: int, runs: int) -> None:
+    """A round bar's progress, to the bar over runs it runs under (if any)."""
+    if _outer and total > 0:
+        _outer[-1].report(runs * min(done, total) / total)
+
+
+def outer_status() -> str:
+    """`[runs 2/12, ETA 3h05m]` for a round line under a bar over runs; "" without one."""
+    if not _outer:
+        return ""
+    c = _outer[-1].clock
+    return f"  [runs {c.n}/{c.total}, {c.eta_text()}]"
+
+
+def headline(row: dict) -> tuple[str, float]:
+    """(the bar's name, value) of a metrics row's headline accuracy, as the summary line picks it."""
+    k = headline_key(row)
+    return NAMES.get(k, k), row[k]
+
+
+def short_labels(names: list) -> list:
+    """A group's run names without the `key=value` parts they all share (`a=1__b=2`, `a=1__b=3` ->
+    `b=2`, `b=3`): what tells the configurations apart."""
+    parts = [str(n).split("__") for n in names]
+    common = set.intersection(*(set(p) for p in parts)) if parts else set()
+    return ["__".join(x for x in p if x not in common) or str(n) for p, n in zip(parts, names)]

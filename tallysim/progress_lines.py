@@ -1,0 +1,132 @@
+"""Progress as plain lines, for a stderr that is not a terminal (progress_base.mode() == "lines"): a
+`nohup ... > log 2>&1`, a batch job's log, CI, `tee`. tqdm would redraw its bar with carriage returns
+into one ever-growing line that `less` and `tail -f` cannot show; here each line is a whole statement,
+written when there is something new, at most one every TALLYSIM_PROGRESS_INTERVAL seconds (default 30)
+plus the first (compiled, or the first run done) and the last:
+
+    round 0/200  compiling
+    round 1/200  peers=0.5121  MB/peer=0.0008  compiled in 9.4s
+    round 40/200  peers=0.7123  MB/peer=0.0312  51,200 examples/s  12.3 s/round  elapsed 8m10s  ETA 32m48s
+    round 200/200  peers=0.8012  MB/peer=0.156  50,950 examples/s  12.2 s/round  elapsed 40m41s
+    runs 3/12 (25%)  elapsed 2h02m  ETA 6h06m
+
+A round line under a sweep or a figure ends with the runs' count and ETA (`[runs 2/12, ETA 3h05m]`).
+The facts are the bar's (progress.py); the ETA counts from the first stretch of rounds on (compiling
+excluded), the runs' ETA from the rounds done of the runs under way.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from typing import Optional
+
+from tallysim import progress_base as base
+
+
+def say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)      # whole lines, at once: `tail -f` shows each as written
+
+
+class RoundLines:
+    """RoundBar's interface (update, row, rate, close), as throttled lines."""
+
+    def __init__(self, total: int, labels: Optional[list] = None, initial: int = 0, unit: str = "examples"):
+        self.labels = base.short_labels(labels) if labels and len(labels) > 1 else None
+        self.runs = len(labels) if labels else 1
+        self.total, self.n, self.unit = total, initial, unit
+        self.work, self.t_work, self.n_work = 0, None, initial
+        self.interval = base.interval()
+        self.t0 = time.perf_counter()
+        self.compile_s: Optional[float] = None
+        self.latest: dict = {}          # label -> (name, value, MB per peer)
+        self.said_at, self.said_n = self.t0, None
+        resumed = f" (resumed after round {initial})" if initial else ""
+        say(f"round {initial}/{total}  compiling{resumed}")
+
+    def update(self, rounds: int, work: int = 0) -> None:
+        now = time.perf_counter()
+        self.n += rounds
+        base.report_rounds(self.n, self.total, self.runs)
+        if self.compile_s is None:      # the first stretch has come back: always said (how long it took)
+            self.compile_s = now - self.t0
+            self.t_work, self.n_work = now, self.n
+            return self._say(now)
+        self.work += work
+        if self.n >= self.total or now - self.said_at >= self.interval:
+            self._say(now)
+
+    def rate(self, now: Optional[float] = None) -> Optional[float]:
+        if not self.work or self.t_work is None:
+            return None
+        return self.work / max((now or time.perf_counter()) - self.t_work, 1e-9)
+
+    def row(self, row: dict, i: int = 0) -> None:
+        name, value = base.headline(row)
+        label = self.labels[i] if self.labels else None
+        self.latest[label] = (name, value, row["bits_per_peer"] / 8e6)
+
+    def line(self, now: float) -> str:
+        parts = [f"round {self.n}/{self.total}"]
+        if self.latest:
+            if self.labels:             # the best configuration so far, with its name
+                label, (name, value, mb) = max(self.latest.items(), key=lambda kv: kv[1][1])
+                parts.append(f"best {name}={value:.4f} [{label}]")
+            else:
+                name, value, mb = self.latest[None]
+                parts += [f"{name}={value:.4f}", f"MB/peer={mb:.3g}"]
+        if self.n == self.n_work:       # only the compiled stretch so far
+            parts.append(f"compiled in {self.compile_s:.1f}s")
+        else:
+            rate = self.rate(now)
+            if rate is not None:
+                parts.append(f"{rate:,.0f} {self.unit}/s")
+            per_round = (now - self.t_work) / (self.n - self.n_work)
+            parts += [f"{per_round:.3g} s/round", f"elapsed {base.duration(now - self.t0)}"]
+            if self.n < self.total:
+                parts.append(f"ETA {base.duration(per_round * (self.total - self.n))}")
+        return "  ".join(parts) + base.outer_status()
+
+    def _say(self, now: float) -> None:
+        say(self.line(now))
+        self.said_at, self.said_n = now, self.n
+
+    def close(self) -> None:
+        """The last state, unless just said (a run that stopped early, or its last stretch throttled)."""
+        if self.compile_s is not None and self.said_n != self.n:
+            self._say(time.perf_counter())
+
+
+class RunsLines:
+    """RunsBar's interface (done, close), as lines: one per finished run or group, throttled as the
+    round lines are, the first and the last always."""
+
+    def __init__(self, total: int, desc: str = "runs"):
+        self.clock = base.RunsClock(total)
+        self.desc = desc
+        self.interval = base.interval()
+        self.said_at, self.said_n = None, 0
+        base._outer.append(self)
+
+    def report(self, partial: float) -> None:
+        self.clock.report(partial)
+
+    def refresh(self) -> None:
+        pass                            # the round lines carry the runs' ETA
+
+    def done(self, n: int = 1, skipped: bool = False) -> None:
+        self.clock.count(n, skipped)
+        now = time.perf_counter()
+        if self.said_at is None or self.clock.n >= self.clock.total or now - self.said_at >= self.interval:
+            self._say(now)
+
+    def _say(self, now: float) -> None:
+        c = self.clock
+        say(f"{self.desc} {c.n}/{c.total} ({100 * c.n / max(c.total, 1):.0f}%)  elapsed "
+            f"{base.duration(now - c.t0)}" + ("" if c.n >= c.total else f"  {c.eta_text(now)}"))
+        self.said_at, self.said_n = now, c.n
+
+    def close(self) -> None:
+        if self in base._outer:
+            base._outer.remove(self)
+        if self.said_n != self.clock.n:     # stopped (Ctrl-C) with runs done since the last line
+            self._say(time.perf_counter())
