@@ -264,6 +264,12 @@ def auto_chunk(b: Built) -> int:
     return sizing.lanes_that_fit(len(b.seeds), int(0.5 * limit), **lane_shapes(b))
 
 
+def _group_optim(cfg: Config, g):
+    """The optimizer config of model group g's peers (its own optim.name, which sets the moments), or the run's."""
+    name = dict(g.values).get("optim.name") if g is not None else None
+    return cfg.optim if name is None else replace(cfg.optim, name=name)
+
+
 def lane_shapes(b: Built) -> dict:
     """What sizing.per_seed_bytes needs to know of a built group (its arguments by name), the model's
     own facts included: its forward pass's bytes per example (sim/activations.py, traced, not
@@ -272,14 +278,18 @@ def lane_shapes(b: Built) -> dict:
     held = spec.active if b.ctx.cohort else spec.peers      # client_storage=auto: the cohort's models only
     # probes only where peers train on them: the FedAvg family ignores probe.per_round (as validation)
     distill = protocols.traits(cfg.protocol.name).distill
-    models = [g.model for g in b.ctx.model_groups] or [b.ctx.model]
     dummy = jnp.zeros((1,) + spec.input_shape, jnp.float32)
-    facts, moments = [], 0.0
-    for m in models:
+    together = lambda a: -(-a // max(1, min(spec.groups, a)))     # noqa: E731  local.train_peers' groups
+    own = []            # model.groups: each group's own model, peers and facts (sizing.per_seed_bytes)
+    for g in b.ctx.model_groups or (None,):
+        m = g.model if g else b.ctx.model
         params = jax.eval_shape(m.init, jax.random.PRNGKey(0), dummy)
-        facts.append(activations.per_example(m.apply, params, spec.input_shape))
-        opt = jax.eval_shape(peers.make_optimizer(cfg.optim).init, params)
-        moments = max(moments, param_count(opt) / max(1, param_count(params)))
+        fact = activations.per_example(m.apply, params, spec.input_shape)
+        opt = jax.eval_shape(peers.make_optimizer(_group_optim(cfg, g)).init, params)
+        active = g.a_hi - g.a_lo if g else spec.active
+        own.append(dict(num_params=param_count(params), peers=active if b.ctx.cohort else (g.hi - g.lo if g else held),
+                        active=active, together=together(active), saved=fact.saved, peak=fact.peak,
+                        moments=param_count(opt) / max(1, param_count(params)), example=fact.input))
     per_lane = shared = 0
     for leaf, axis in zip(b.fed, fed.SEED_AXES):
         if leaf is not None:
@@ -291,7 +301,7 @@ def lane_shapes(b: Built) -> dict:
                 batch_size=cfg.batch_size, probe_batch=(cfg.distill.batch_size or cfg.batch_size) if distill else 0,
                 probes=spec.probes if distill else 0, classes=spec.classes,
                 soft=protocols.traits(cfg.protocol.name).soft, positions=tasks.of(spec).positions,
-                together=-(-spec.active // max(1, min(spec.groups, spec.active))),
-                saved=max(f.saved for f in facts), peak=max(f.peak for f in facts), example=facts[0].input,
-                moments=moments,
+                together=together(spec.active), saved=max(m["saved"] for m in own), peak=max(m["peak"] for m in own),
+                example=own[0]["example"], moments=max(m["moments"] for m in own),
+                groups=tuple({k: v for k, v in m.items() if k != "example"} for m in own) if b.ctx.model_groups else (),
                 test_examples=int(b.fed.x_test.shape[0]), data=per_lane, shared=shared)

@@ -54,12 +54,25 @@ def footprint_bytes(peers: int, probes: int, classes: int, soft: bool, chunk: in
     return 4 * probes * classes * (LIVE_PER_CHUNK * c + accumulators)
 
 
-def eval_batch(peers: int, classes: int, batch: int = 500, budget: int | None = None, lanes: int = 1) -> int:
-    """Test examples per evaluation batch: at most `batch`, and P * B * C float32 logits within `budget`
-    (CHUNK_BYTES). `lanes`: the lanes one evaluation program vmaps together on a device each hold a
-    batch at the same time, [lanes, P, B, C]: the budget covers them all, as peer_chunk's does."""
+def eval_batch(peers: int, classes: int, batch: int = 500, budget: int | None = None, lanes: int = 1,
+               hidden: int = 0) -> int:
+    """Test examples per evaluation batch: at most `batch`, and what one batch holds within `budget`
+    (CHUNK_BYTES): its P * B * C float32 logits and, per example, `hidden` bytes of the forward passes
+    that make them (eval_hidden_bytes: a conv model's feature maps, which dwarf its logits; 0 where the
+    caller does not know them). `lanes`: the lanes one evaluation program vmaps together on a device
+    each hold a batch at the same time, [lanes, P, B, C]: the budget covers them all, as peer_chunk's does."""
     budget = CHUNK_BYTES if budget is None else budget
-    return max(1, min(batch, budget // (4 * peers * classes * lanes)))
+    return max(1, min(batch, budget // ((4 * peers * classes + hidden) * lanes)))
+
+
+def eval_hidden_bytes(models, example: int, logits: int) -> int:
+    """Bytes per test example that evaluation's forward passes hold besides the input and the logits
+    eval_batch counts: `models` is ((peers, peak), ...), one pair per model evaluated (model.groups: one
+    per group), `peak` its forward pass's most bytes alive per example (sim/activations.py, input and
+    logits included); the server's model (or room for it) is one more peer of the largest. 1.5x: XLA's
+    buffers reuse less than the walk frees (the estimate's factor, per_seed_bytes)."""
+    hidden = [max(0, peak - example - logits) for _, peak in models]
+    return int(1.5 * (sum(p * h for (p, _), h in zip(models, hidden)) + max(hidden, default=0)))
 
 
 # (flattened input size, classes) of the datasets users most often name, for the memory estimate.
@@ -87,7 +100,8 @@ def estimate_bytes(cfg) -> list[tuple[str, int, str]]:
     active = active_peers(cfg)
     kept = protocols.client_state(cfg)          # "" : the clients keep nothing between rounds
     cohort = cfg.client_storage == "auto" and not kept
-    rows = active if cohort else cfg.peers      # models trained (and activations) at once
+    rows = active if cohort else cfg.peers      # models held for the round (the robust aggregation's)
+    together = trained_at_once(cfg)             # models whose activations are live at once
     width = "model.width, " if cfg.model.name == "mlp" else ""
     if cohort:      # the server model, and the round's cohort materialised from it (docs/population.md)
         models = (f"the server model and the cohort's {active} models ({cfg.protocol.name} keeps no client "
@@ -105,9 +119,13 @@ def estimate_bytes(cfg) -> list[tuple[str, int, str]]:
                       "probe.per_round, peers" + (", data.num_classes" if synthetic else ""))] if traits.distill else []
     out = [models, *probe_outputs,
            # a training step's minibatch, plus (distillation) its probe minibatch: distill.batch_size
-           # used to escape the estimate, and 2**31 - 1 failed with an 8 TB allocation on the device
-           ("the activations", 4 * 4 * rows * (cfg.batch_size + probe_rows) * act,
-            "batch_size, " + ("participation" if cohort else "peers") + (", distill.batch_size" if probe_rows else "")),
+           # used to escape the estimate, and 2**31 - 1 failed with an 8 TB allocation on the device.
+           # Two float32 copies of the widest layer per example (the inputs gathered and one layer's
+           # values): XLA measured 8.6 bytes per input float for 64 MLPs at once (4 copies, as before,
+           # put this "lower bound" at 1.4x the measured round)
+           ("the activations", 4 * 2 * together * (cfg.batch_size + probe_rows) * act,
+            "batch_size" + (", distill.batch_size" if probe_rows else "") +
+            (" (or raise ragged_groups: fewer peers trained at once)" if together > 1 else "")),
            # host and device: each seed's int32 [P, C] class counts (partition.json), and per client its
            # int32 shard offset and count and bool faulty flag (sim/fed.FedData)
            ("the per-client partition records", cfg.seeds * cfg.peers * (4 * classes + 4 + 4 + 1), "peers, seeds")]
@@ -127,6 +145,17 @@ def estimate_bytes(cfg) -> list[tuple[str, int, str]]:
                 ("the synthetic class prototypes", 4 * 3 * d.num_classes * coarse * d.input_shape[-1],
                  "data.num_classes")]
     return out
+
+
+def trained_at_once(cfg) -> int:
+    """The fewest peers one training step can run at once (the estimate's activations, a lower bound):
+    only the round's active peers train (a population cohort, or participation < 1 of stacked clients),
+    in ragged_groups groups one after another (local.train_peers); unset, the CPU runs one peer per group
+    (local.auto_groups), so one. Every held peer's activations used to be counted: 64 clients at batch
+    512 trained 8 at a time were refused at 1.78 GB for a 900 MB machine and measure 0.50 GB
+    (XLA's compiled round and evaluation; tests/test_validation_memory.py)."""
+    active = active_peers(cfg)
+    return -(-active // min(cfg.ragged_groups, active)) if cfg.ragged_groups else 1
 
 
 def model_params(name: str, width: int, dim: int, classes: int, channels: int) -> int:
@@ -218,7 +247,7 @@ def per_seed_bytes(num_params: int, peers: int, active: int, input_shape: tuple,
                    probe_batch: int, probes: int, classes: int, soft: bool, lanes: int = 1, *,
                    positions: int = 1, together: int | None = None, saved: int | None = None,
                    peak: int | None = None, example: int = 0, moments: float = 2,
-                   test_examples: int | None = None, data: int = 0, shared: int = 0) -> int:
+                   test_examples: int | None = None, data: int = 0, shared: int = 0, groups: tuple = ()) -> int:
     """Rough bytes one seed (lane) of a built run needs on the device, when `lanes` lanes share one
     compiled program (`lanes_bytes` is all of them): an upper bound of what XLA reports for the
     compiled round (temporaries, arguments, outputs) plus evaluation's temporaries (measured:
@@ -231,38 +260,50 @@ def per_seed_bytes(num_params: int, peers: int, active: int, input_shape: tuple,
     peers one training step runs at once (local.train_peers: ceil(active / groups)); `moments`, the
     optimizer's state per parameter; `positions`, the messages per probe (text: the sequence length);
     `test_examples`, the test set; `data`, this lane's data arrays; `shared` (counted once by
-    lanes_bytes, not here), the data every lane reads. Without them, the older rough guesses."""
-    model = 4 * num_params
-    # every held client's params and optimizer state, as the round's argument and as its output; the
-    # active peers' gathered and trained copies and their gradients inside the round
-    state = model * ((1 + moments) * 2 * peers + ((1 + moments) * 2 + 1) * active)
+    lanes_bytes, not here), the data every lane reads. Without them, the older rough guesses.
+
+    `groups` (model.groups): one dict per model group with its own num_params, peers, active, together,
+    saved, peak and moments, which then replace the run's: every group's peers counted with their own
+    model, not the largest (which made a MLP + LeNet + CNN run's estimate 3.8x XLA's measure)."""
+    models = list(groups) or [dict(num_params=num_params, peers=peers, active=active, together=together or active,
+                                   saved=saved, peak=peak, moments=moments)]
     rows = batch_size + probe_batch
     logits = 4 * classes * positions                   # one example's logits (text: every position)
-    if saved is None:
-        # the older guess, before the model's own facts: hidden activations of every held peer, and the
-        # [P, B+R, C] logits / probabilities / gradients of a training step
-        width = max(math.prod(input_shape), 512)
-        acts = 4 * peers * rows * (width * 16 + classes * 4)
-        forward = example = 0
-    else:
-        # a training step keeps its forward pass's values for the backward pass, and the gradient of
-        # the logits, for the peers it runs at once
-        acts = (together or active) * rows * (saved + 2 * logits)
-        forward = max(peak, example)
-    # The probe exchange streams peers in chunks (exchange.py): one chunk's [c, M * positions, C]
-    # temporaries plus the sums, no A * M * C term, and the chunk's forward pass over its probes;
-    # evaluation holds one [P, B, C] batch of logits and the P peers' and the server's forward pass
-    # over it (1.5x: XLA's buffers reuse less than the walk frees). The lanes share both budgets
-    # (Context.lanes, run.py's evaluation), so each lane's chunk and batch shrink with the lanes: the
-    # budget is counted once over them all, not once per lane.
-    exchange = 0
-    if probes:
-        c = peer_chunk(active, probes * positions, classes, lanes=lanes)
-        exchange = exchange_bytes(active, probes, classes, soft, lanes, positions) + \
-            int(1.5 * probes * (c * (forward - example) + example))
-    batch = eval_batch(peers, classes * positions, lanes=lanes)
+    state = acts = exchange = 0
+    forwards = []                                      # (held peers, forward bytes per example) per model
+    for m in models:
+        model = 4 * m["num_params"]
+        # every held client's params and optimizer state, as the round's argument and as its output; the
+        # active peers' gathered and trained copies and their gradients inside the round
+        state += model * ((1 + m["moments"]) * 2 * m["peers"] + ((1 + m["moments"]) * 2 + 1) * m["active"])
+        if m["saved"] is None:
+            # the older guess, before the model's own facts: hidden activations of every held peer, and the
+            # [P, B+R, C] logits / probabilities / gradients of a training step
+            width = max(math.prod(input_shape), 512)
+            acts += 4 * m["peers"] * rows * (width * 16 + classes * 4)
+            forward = example = 0
+        else:
+            # a training step keeps its forward pass's values for the backward pass, and the gradient of
+            # the logits, for the peers it runs at once (model.groups: each group's, summed)
+            acts += m["together"] * rows * (m["saved"] + 2 * logits)
+            forward = max(m["peak"], example)
+        forwards.append((m["peers"], forward))
+        # The probe exchange streams peers in chunks (exchange.py; model.groups: each group its own):
+        # one chunk's [c, M * positions, C] temporaries plus the sums, no A * M * C term, and the chunk's
+        # forward pass over its probes. The lanes share the budget (Context.lanes), so each lane's
+        # chunk shrinks with the lanes: the budget is counted once over them all, not once per lane.
+        if probes:
+            c = peer_chunk(m["active"], probes * positions, classes, lanes=lanes)
+            exchange += exchange_bytes(m["active"], probes, classes, soft, lanes, positions) + \
+                int(1.5 * probes * (c * (forward - example) + example))
+    # evaluation holds one [P, B, C] batch of logits and the P peers' and the server's forward pass over
+    # it (1.5x: XLA's buffers reuse less than the walk frees), the batch sized as evaluate sizes it
+    # (eval_batch: logits and forward pass within the budget the lanes share)
+    held = sum(p for p, _ in forwards)
+    batch = eval_batch(held, classes * positions, lanes=lanes, hidden=eval_hidden_bytes(forwards, example, logits))
     batch = min(batch, test_examples) if test_examples else batch
-    evals = peers * batch * logits * 2 + int(1.5 * batch * ((peers + 1) * (forward - example) + example))
+    forward_sum = sum(p * (f - example) for p, f in forwards) + max(f - example for _, f in forwards)
+    evals = held * batch * logits * 2 + int(1.5 * batch * (forward_sum + example))
     return int(state + acts + exchange + evals + data)
 
 

@@ -98,3 +98,63 @@ def test_text_exchange_counts_every_position(shakespeare, monkeypatch, no_compil
     assert 1 <= lanes < 8 and exchange(lanes) <= budget, (lanes, exchange(lanes))
     assert exchange(8) > budget                          # all 8 seeds, as the probes-only count chose
     assert sizing.lanes_bytes(lanes, **shapes) <= budget < sizing.lanes_bytes(lanes + 1, **shapes)
+
+
+# model.groups: peers of different architectures, two per group. The estimate used the largest model
+# (its parameters, its activations) for every peer: 3.8x (MLP + LeNet + CNN) and 4.3x (LeNet +
+# ResNet-8) XLA's measure; each group counted with its own model: 1.9x and 2.5x (CPU, batch 64 and 32).
+GROUPED = {"mlp+lenet+cnn": ("a:2:mlp,width=64;b:2:lenet;c:2:cnn", 64), "lenet+resnet8": ("a:2:lenet;b:2:resnet8", 32)}
+
+
+@pytest.mark.parametrize("groups", [pytest.param(g, marks=pytest.mark.slow) if "resnet8" in g else g for g in GROUPED])
+def test_model_groups_are_estimated_each_with_its_own_model(groups, xla_optimized):
+    spec, batch = GROUPED[groups]
+    peers = sum(int(g.split(":")[1]) for g in spec.split(";"))
+    b = build.build(_cfg(*IMAGE, "protocol.name=tally", f"peers={peers}", "probe.per_round=8", "probe.pool_size=32",
+                         f"batch_size={batch}", "local_steps=1", "rounds=1", "warmup_epochs=0", "ragged_groups=1",
+                         f"model.groups={spec}"))
+    measured = measured_bytes(b)
+    assert measured["measured"] <= measured["estimate"] <= 3 * measured["measured"], (groups, measured)
+    own = [g["num_params"] for g in build.lane_shapes(b).get("groups", ())]
+    assert own == [g.num_params for g in b.ctx.model_groups]
+
+
+def _eval_batch_and_temp(model: str, peers: int, examples: int, shape: tuple, monkeypatch, compile_it=True):
+    """(the batch evaluate chooses, XLA's temporaries of the compiled evaluation) for `peers` stacked
+    models on `examples` test examples of `shape` (uint8, as the data stores images)."""
+    import functools
+    import jax.numpy as jnp
+    from tallysim.sim import evaluate as evaluate_
+    from tallysim.sim.models import make_model
+    m = make_model(config.apply_overrides(config.Config(), [f"model.name={model}", "model.width=200"]).model, 10)
+    x1 = jnp.zeros((1,) + shape, jnp.float32)
+    params = jax.eval_shape(jax.vmap(lambda k: m.init(k, x1)), jax.random.split(jax.random.PRNGKey(0), peers))
+    x = jax.ShapeDtypeStruct((examples,) + shape, jnp.uint8)
+    y = jax.ShapeDtypeStruct((examples,), jnp.int32)
+    seen = []
+    real = evaluate_.eval_batch
+    monkeypatch.setattr(evaluate_, "eval_batch", lambda *a, **k: seen.append(real(*a, **k)) or seen[-1])
+    fn = functools.partial(evaluate_.evaluate, m.apply, classes=10)
+    if not compile_it:
+        jax.eval_shape(fn, params, None, x, y)
+        return seen[-1], None
+    temp = jax.jit(fn).lower(params, None, x, y).compile().memory_analysis().temp_size_in_bytes
+    return seen[-1], temp
+
+
+def test_evaluation_batch_holds_a_conv_models_forward_pass_within_the_budget(monkeypatch, xla_optimized):
+    """Evaluation's batch was sized by its [P, B, C] logits alone: 4 CNNs on 600 test examples took
+    all 500 a batch, whose feature maps XLA measured at 461 MB against a 4 MiB budget (110x). The
+    forward pass counted (sizing.eval_hidden_bytes), the batch is 2 and the compiled evaluation's
+    temporaries stay within the budget."""
+    budget = 4 * 2**20
+    monkeypatch.setattr(sizing, "CHUNK_BYTES", budget)
+    batch, temp = _eval_batch_and_temp("cnn", 4, 600, (12, 12, 1), monkeypatch)
+    assert batch < 500 and temp <= budget, (batch, temp)
+
+
+def test_evaluation_batch_of_the_demo_is_unchanged(monkeypatch, no_compile):
+    """The demo's 20 MLPs (width 200, Fashion-MNIST's 28x28) still take 500 examples a batch: their
+    forward pass fits the budget beside the logits (docs/demo.csv's rows stay bit for bit)."""
+    batch, _ = _eval_batch_and_temp("mlp", 20, 10_000, (28, 28, 1), monkeypatch, compile_it=False)
+    assert batch == 500

@@ -22,8 +22,10 @@ def measured_bytes(b: build.Built) -> dict:
     state = programs.initial_state(b, placement)
     data_c, values, _, k_rounds, x_test, y_test = programs.chunk_inputs(b, 0, lanes, placement)
     single, _ = programs.round_programs(b)
+    ctx = b.ctx       # model.groups: one apply per group, as run.py evaluates them
+    apply = tuple(g.model.apply for g in ctx.model_groups) if ctx.model_groups else ctx.model.apply
     rnd = single.lower(state, data_c, k_rounds, jnp.arange(1, 2, dtype=jnp.int32), values).compile().memory_analysis()
-    ev = jax.jit(jax.vmap(functools.partial(evaluate, b.ctx.model.apply, classes=b.ctx.spec.classes,
+    ev = jax.jit(jax.vmap(functools.partial(evaluate, apply, classes=b.ctx.spec.classes,
                                             task=tasks.of(b.ctx.spec), lanes=lanes), in_axes=(0, 0, None, None)))
     evm = ev.lower(state.params, state.server, x_test, y_test).compile().memory_analysis()
     measured = (rnd.temp_size_in_bytes + rnd.argument_size_in_bytes + rnd.output_size_in_bytes

@@ -23,10 +23,10 @@ import numpy as np
 from tallysim.config import LABEL_QUANTITY_SCHEMES, PARTITIONS, PartitionConfig
 
 from .base import DataError
+from .partition_errors import MAX_REDRAWS, check_k, dealt_absent_classes, redraws_exhausted
 from .population import Ragged, population
 from .population import class_counts as _ragged_class_counts
 
-MAX_REDRAWS = 1000   # dirichlet: enough for any satisfiable setting, bounded for impossible ones
 
 ALPHA_HINT = {"dirichlet": "small = strong skew, >= 100 ~ IID",       # the kinds that read alpha
               "dirichlet_mix": "small = strong skew, >= 100 ~ IID", "quantity": "small = strong size skew"}
@@ -96,18 +96,6 @@ def _iid_ragged(n: int, peers: int, rng) -> Ragged:
     return Ragged(perm.astype(np.int32) if n < 2**31 else perm, sizes)
 
 
-def _redraws_exhausted(peers, cfg, best) -> DataError:
-    if best is None:        # no draw was usable at all: min_size was never what failed
-        return DataError(f"partition.kind=dirichlet: all {MAX_REDRAWS} draws at partition.alpha={cfg.alpha} "
-                         "were unusable (numpy's Dir(alpha) draw is NaN or zero for every peer still "
-                         "below N/P: the gamma samples underflow to 0 at so small an alpha), so min_size was "
-                         "never reached; allowed: partition.alpha >= 1e-3 (at 1e-2 nearly every class "
-                         "already goes to one peer)")
-    return DataError(f"partition.kind=dirichlet could not give every one of {peers} peers >= "
-                     f"{cfg.min_size} examples in {MAX_REDRAWS} draws (alpha={cfg.alpha}, last draw's "
-                     f"smallest peer: {best}); lower partition.min_size or peers, or raise partition.alpha")
-
-
 def _capped_pass(by_class, n, peers, alpha, rs):
     """One pass of NIID-Bench's `noniid-labeldir` loop: per class, shuffle it, draw Dir(alpha) over the
     peers, zero every peer already holding >= N/P examples, renormalise and cut at the truncated
@@ -151,7 +139,7 @@ def _dirichlet_capped(labels, peers, cfg, num_classes, rs):
             # NIID-Bench then shuffles each peer's list; order is irrelevant here (parts are sorted).
             return _sorted_parts(np.concatenate([ix[cut[p]:cut[p + 1]] for ix, cut in zip(shuffled, cuts)])
                                  for p in range(peers))
-    raise _redraws_exhausted(peers, cfg, best)
+    raise redraws_exhausted(peers, cfg, best)
 
 
 def _dirichlet_uncapped(labels, peers, cfg, num_classes, rng):
@@ -168,18 +156,12 @@ def _dirichlet_uncapped(labels, peers, cfg, num_classes, rng):
             break
     else:
         best = int(counts.sum(axis=0).min())
-        raise _redraws_exhausted(peers, cfg, best)
+        raise redraws_exhausted(peers, cfg, best)
     parts = [[] for _ in range(peers)]
     for c, ix in enumerate(by_class):
         for p, chunk in enumerate(np.split(ix, cuts[c, :-1])):
             parts[p].append(chunk)
     return _sorted_parts(np.concatenate(ch) for ch in parts)
-
-
-def _check_k(k, num_classes):
-    if not 1 <= k <= num_classes:
-        raise DataError(f"partition.k={k} is not possible with {num_classes} classes; allowed: "
-                        f"1..{num_classes}")
 
 
 def _niid_bench_classes(peers, k, num_classes, pyrng):
@@ -343,12 +325,12 @@ def partition(labels: np.ndarray, peers: int, cfg: PartitionConfig, num_classes:
     if cfg.kind == "dirichlet" and cfg.cap:
         return _dirichlet_capped(labels, peers, cfg, num_classes, np.random.RandomState(seed))
     if cfg.kind == "label_quantity":
-        _check_k(cfg.k, num_classes)
+        check_k(cfg.k, num_classes)
         if cfg.scheme == "niid_bench":
-            return _dealt_absent_classes(_label_quantity_niid_bench(labels, peers, cfg.k, num_classes,
+            return dealt_absent_classes(_label_quantity_niid_bench(labels, peers, cfg.k, num_classes,
                                          np.random.RandomState(seed), random.Random(seed)), labels, num_classes, name)
         if cfg.scheme == "balanced":
-            return _dealt_absent_classes(_label_quantity_balanced(labels, peers, cfg.k, num_classes,
+            return dealt_absent_classes(_label_quantity_balanced(labels, peers, cfg.k, num_classes,
                                                                   np.random.default_rng(seed)), labels, num_classes, name)
         raise DataError(f"partition.scheme={cfg.scheme!r} is not known; allowed: "
                         f"{', '.join(LABEL_QUANTITY_SCHEMES)}")
@@ -362,21 +344,6 @@ def partition(labels: np.ndarray, peers: int, cfg: PartitionConfig, num_classes:
     if cfg.kind == "dirichlet_mix":
         return _dirichlet_mix(labels, peers, cfg, num_classes, rng)
     raise DataError(f"partition.kind={cfg.kind!r} is not known; allowed: {', '.join(PARTITIONS)}")
-
-
-def _dealt_absent_classes(parts: list, labels: np.ndarray, num_classes: int, name: str) -> list:
-    """label_quantity deals classes, not examples: a dataset that declares classes its training split does
-    not hold (an .npz's num_classes=50 over 4 labels, or a data.max_train too small to keep them) left the
-    peers dealt only those classes with no examples, and they trained on nothing in silence (6 of 10)."""
-    empty = sum(len(p) == 0 for p in parts)
-    absent = np.setdiff1d(np.arange(num_classes), labels)
-    if empty and absent.size:
-        raise DataError(f"partition.kind=label_quantity gave {empty} of {len(parts)} peers no examples: {name} "
-                        f"declares {num_classes} classes and {absent.size} of them have no training example "
-                        f"(e.g. {', '.join(map(str, absent[:5].tolist()))}), the only classes those peers were "
-                        "dealt; allowed: a dataset whose num_classes are the classes it holds, a larger "
-                        "data.max_train, a larger partition.k, or another partition.kind")
-    return parts
 
 
 def class_counts(labels: np.ndarray, parts: list[np.ndarray] | Ragged, num_classes: int,

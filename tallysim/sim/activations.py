@@ -65,27 +65,39 @@ def saved_bytes(jaxpr) -> int:
     return total
 
 
+# Primitives whose output is its input's buffer seen in another shape (XLA lowers them to a bitcast):
+# no bytes of their own, and they keep the input alive as long as they are used. Without this an MLP's
+# flattening of its input counted a second copy of every example (3.1 KB of a 28x28 MLP's 3.5 KB).
+ALIASES = ("reshape", "squeeze", "expand_dims")
+
+
 def peak_bytes(jaxpr) -> int:
     """The most bytes alive at once running the equations in order, each value freed after its last
-    use (the inputs held throughout); a nested program's own peak counts while it runs."""
+    use (the inputs held throughout); a nested program's own peak counts while it runs. A reshape
+    (ALIASES) is its input's buffer: it costs nothing and extends its input's life."""
+    root = {}                   # alias -> the value whose buffer it is
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name in ALIASES and isinstance(eqn.invars[0], jcore.Var):
+            root[eqn.outvars[0]] = root.get(eqn.invars[0], eqn.invars[0])
     last = {}
     for i, eqn in enumerate(jaxpr.eqns):
         for v in eqn.invars:
             if isinstance(v, jcore.Var):
-                last[v] = i
+                last[root.get(v, v)] = i
     for v in jaxpr.outvars:
         if isinstance(v, jcore.Var):
-            last[v] = len(jaxpr.eqns)
+            last[root.get(v, v)] = len(jaxpr.eqns)
     inputs = set(jaxpr.invars)
     live = sum(_bytes(v) for v in inputs)
     peak = live
     for i, eqn in enumerate(jaxpr.eqns):
-        out = sum(_bytes(v) for v in eqn.outvars)
+        made = [v for v in eqn.outvars if v not in root]
+        out = sum(_bytes(v) for v in made)
         # a nested program's own values while it runs (its inputs are the live values passed to it)
         inner = max((peak_bytes(s) - sum(_bytes(v) for v in s.invars) for s in _subjaxprs(eqn)), default=0)
         peak = max(peak, live + out + inner)
-        live += sum(_bytes(v) for v in eqn.outvars if v in last)
-        freed = {v for v in eqn.invars if isinstance(v, jcore.Var) and last.get(v) == i}
+        live += sum(_bytes(v) for v in made if v in last)
+        freed = {root.get(v, v) for v in eqn.invars if isinstance(v, jcore.Var) and last.get(root.get(v, v)) == i}
         live -= sum(_bytes(v) for v in freed if v not in inputs)
     return peak
 

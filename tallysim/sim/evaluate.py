@@ -3,8 +3,9 @@ tasks also the perplexity, and on datasets with clients the per-client counts (c
 
 Shape letters: P peers, V test examples, B eval batch, C classes (glossary: tallysim/sim/__init__.py).
 The test set is walked in fixed batches with `lax.map`. The batch shrinks so one batch's [P, B, C]
-float32 logits, over the lanes evaluated together on a device, stay within `sizing.CHUNK_BYTES` (1,000
-peers x 1,000 classes, one lane: 67 examples), and the
+float32 logits and the forward passes that make them, over the lanes evaluated together on a device,
+stay within `sizing.CHUNK_BYTES` (1,000 peers x 1,000 classes, one lane, logits alone: 67 examples;
+fig12's 30 peers, 10 of them CNNs on 28x28 images: their feature maps bind, 11), and the
 ensemble vote is a scatter-add into [B, C] counts, never a [P, B, C] one-hot.
 """
 from __future__ import annotations
@@ -14,9 +15,9 @@ import math
 import jax
 import jax.numpy as jnp
 
-from tallysim.sim import tasks as tasks_
+from tallysim.sim import activations, tasks as tasks_
 from tallysim.sim.fed import to_input
-from tallysim.sizing import eval_batch
+from tallysim.sizing import eval_batch, eval_hidden_bytes
 from tallysim.sim.vote import count_votes
 
 
@@ -49,7 +50,12 @@ def evaluate(apply_fn, params_P, server, x_V, y_V, classes: int, batch: int = 50
     grouped = isinstance(apply_fn, tuple)
     applies, stacks = (apply_fn, params_P) if grouped else ((apply_fn,), (params_P,))
     P = sum(jax.tree.leaves(p)[0].shape[0] for p in stacks)
-    batch = min(eval_batch(P, classes * task.positions, batch, lanes=lanes), V)
+    # the batch's logits and its forward passes within the budget: a conv model's feature maps, not its
+    # logits, are most of what evaluation holds (sizing.eval_hidden_bytes; traced, nothing compiled)
+    logits = 4 * classes * task.positions
+    forwards = [(jax.tree.leaves(p)[0].shape[0], _forward_peak(f, p, x_V.shape[1:])) for f, p in zip(applies, stacks)]
+    hidden = eval_hidden_bytes([(n, peak) for n, (peak, _) in forwards], forwards[0][1][1], logits)
+    batch = min(eval_batch(P, classes * task.positions, batch, lanes=lanes, hidden=hidden), V)
     nb = math.ceil(V / batch)
     pad = nb * batch - V
     x = jnp.pad(x_V, ((0, pad),) + ((0, 0),) * (x_V.ndim - 1)).reshape((nb, batch) + x_V.shape[1:])
@@ -102,6 +108,14 @@ def evaluate(apply_fn, params_P, server, x_V, y_V, classes: int, batch: int = 50
         out.update({key: sums[key] for key in CLIENT_KEYS if key in sums})
         out["client_held_K"] = (own_K >= 0) & (own_K < P)       # eval_peers: the peers evaluated
     return out
+
+
+def _forward_peak(apply_fn, params_P, input_shape) -> tuple[int, int]:
+    """(most bytes alive per example in one peer's forward pass, the input's) of `apply_fn` on one peer
+    of the stacked `params_P` (sim/activations.py: traced with abstract parameters, nothing compiled)."""
+    one = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape[1:], a.dtype), params_P)
+    fact = activations.per_example(apply_fn, one, tuple(input_shape))
+    return fact.peak, fact.input
 
 
 def _cross_entropy(z_PxNxC, y_N):

@@ -1,0 +1,64 @@
+"""Which evaluation batches (sim/evaluate.py) counting the forward pass moves: the demo's and every
+shipped figure's compiled groups, the batch with the logits alone (before) and with the model's traced
+forward pass (sizing.eval_hidden_bytes, now), for one lane a program and for all of a group's lanes in
+one. Nothing is loaded or compiled: the models are traced with abstract parameters.
+
+    PYTHONPATH=$PWD python experiments/eval_batch_changes.py [fig1 fig2 ...]
+"""
+from __future__ import annotations
+
+import sys
+
+import jax
+import jax.numpy as jnp
+
+from tallysim import config, model_groups, sizing, sweep
+from tallysim.figures import group_plans, preflight
+from tallysim.sim import activations, lanes as lanes_
+from tallysim.sim.models import make_model
+
+
+def batches(cfg, lanes: int = 1) -> tuple[int, int]:
+    """(before, now) of one evaluation of `cfg`'s held peers, `lanes` lanes a program."""
+    dim, classes, _ = sizing.data_shape(cfg)
+    if cfg.data.name in sizing.KNOWN_TEXT:
+        shape = (sizing.KNOWN_TEXT[cfg.data.name][0],)
+    else:
+        shape = {784: (28, 28, 1), 3072: (32, 32, 3)}.get(dim) or tuple(cfg.data.input_shape)
+    positions = sizing.positions(cfg)
+    groups = model_groups.parse(cfg.model.groups)
+    own = [(model_groups.group_config(cfg, g).model, g.peers) for g in groups] or [(cfg.model, cfg.peers)]
+    models, example = [], 0
+    for model_cfg, peers in own:
+        m = make_model(model_cfg, classes)
+        params = jax.eval_shape(m.init, jax.random.PRNGKey(0), jnp.zeros((1,) + shape, jnp.float32))
+        fact = activations.per_example(m.apply, params, shape)
+        models.append((peers, fact.peak))
+        example = fact.input
+    held = cfg.peers if cfg.client_storage == "stacked" else sizing.active_peers(cfg)
+    hidden = sizing.eval_hidden_bytes(models, example, 4 * classes * positions)
+    return (sizing.eval_batch(held, classes * positions, lanes=lanes),
+            sizing.eval_batch(held, classes * positions, lanes=lanes, hidden=hidden))
+
+
+def main() -> None:
+    print("demo", batches(config.load_file("experiments/demo.json")), flush=True)
+    for name in sys.argv[1:] or [f"fig{i}" for i in range(1, 13)] + ["robustness"]:
+        try:
+            _, path, fig, _, _ = preflight(name, False, None, None)
+            plans = group_plans(fig, False, path.parent)
+        except Exception as e:      # noqa: BLE001 - a benchmark figure, or one this machine cannot plan
+            print(f"{name}: {type(e).__name__}: {str(e)[:80]}", flush=True)
+            continue
+        for gname, (cfg, runs) in plans.items():
+            cfgs = sweep.configs(cfg, runs)
+            for k, grp in enumerate(lanes_.group(cfgs)):
+                c = cfgs[grp[0]]
+                one, every = batches(c), batches(c, len(grp) * c.seeds)
+                moved = "" if one[0] == one[1] and every[0] == every[1] else "  <- moved"
+                print(f"{name} {gname}#{k}: one lane {one[0]} -> {one[1]}, {len(grp) * c.seeds} lanes "
+                      f"{every[0]} -> {every[1]}{moved}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
