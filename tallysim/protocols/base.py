@@ -143,13 +143,16 @@ def probe_exchange(ctx: Context, state: State, data: FedData, keys: RoundKeys, i
                                           0.0, keys.tie).winner_M
     info = vote.finish_diagnostics(sums, voters, y_M, t.winner_M, t.share_M, honest_winner)
     arrived = None if isinstance(voters, int) else (voters > 0).astype(jnp.float32)
+    text_M = task.message_mask(x_M)       # next_token: the probe positions that are not padding (tasks.py)
     if hard:
         keep_M = t.keep_M if arrived is None else t.keep_M * arrived      # no votes: nothing to train on
         if answered_M is not None:
             keep_M = keep_M * answered_M          # Confident-GNMax abstains where the check failed (`kept`)
+        info["kept"] = jnp.mean(keep_M)
+        if text_M is not None:                    # padding: voted on and counted, never trained on
+            keep_M = keep_M * text_M
         probes = local.Probes(x_M, task.unflatten(t.winner_M, spec.probes), task.unflatten(keep_M, spec.probes))
         info["consensus_acc"] = jnp.sum((t.winner_M == y_M) * keep_M) / jnp.maximum(jnp.sum(keep_M), 1.0)
-        info["kept"] = jnp.mean(keep_M)
     else:
         if robust:
             sent = vote.quantize_probs(jax.nn.softmax(logits_AxMxC, axis=-1), cfg.comm.soft_bits)
@@ -164,10 +167,12 @@ def probe_exchange(ctx: Context, state: State, data: FedData, keys: RoundKeys, i
                 # top value of its renormalised mean (the un-noised vote share would leak the data)
                 info[GATE_AGREEMENT] = jnp.mean(jnp.max(vote.renormalize(
                     vote.soft_targets(sums.sent_MxC, voters)), axis=-1))
-        weight = jnp.ones((spec.messages,), jnp.float32)
+        weight = jnp.ones((spec.messages,), jnp.float32) if text_M is None else text_M
         probes = local.Probes(x_M, task.unflatten(target, spec.probes),
                               task.unflatten(weight if arrived is None else weight * arrived, spec.probes))
-        info["consensus_acc"] = jnp.mean(jnp.argmax(target, axis=-1) == y_M)
+        info["consensus_acc"] = (jnp.mean(jnp.argmax(target, axis=-1) == y_M) if text_M is None else
+                                 jnp.sum((jnp.argmax(target, axis=-1) == y_M) * text_M)
+                                 / jnp.maximum(jnp.sum(text_M), 1.0))
     if fr is not None and fr.lost_A is not None:
         info["senders"] = voters
     info.update(history)          # vote.weighting=history: the new trust, for the round to keep

@@ -162,6 +162,9 @@ def make_round(ctx: Context, lspec: local.LocalSpec, exchange):
                 target, weight, info, extra = exchange(msgs, info, idx, state.extra)
             if not isinstance(voters, int):
                 weight = weight * (voters > 0).astype(jnp.float32)    # nothing arrived: nothing to learn
+            text_M = task.message_mask(x_M)       # next_token: padding positions are not trained on
+            if text_M is not None:
+                weight = weight * text_M
             probes = local.Probes(x_M, task.unflatten(target, ctx.spec.probes),
                                   task.unflatten(weight, ctx.spec.probes))
             info["consensus_acc"] = (jnp.sum((jnp.argmax(target, -1) == y_M) * weight)

@@ -57,6 +57,11 @@ class Classification(NamedTuple):
     def unflatten(self, a, probes: int):
         return a
 
+    def message_mask(self, x_M):
+        """Which messages of the probes are text to train on: every probe (None: no mask, so the
+        program is the one built before text existed)."""
+        return None
+
     def models(self):
         return IMAGE_MODELS
 
@@ -81,6 +86,14 @@ class NextToken(NamedTuple):
     def unflatten(self, a, probes: int):
         """[M * pos, ...] -> [M, pos, ...]."""
         return a.reshape((probes, self.positions) + a.shape[1:])
+
+    def message_mask(self, x_Mxpos):
+        """[M * pos] float 0/1: the probe positions whose input is not PAD (the padding of a client's
+        last window). Their votes or soft labels are sent and counted, as every position's, but carry
+        nothing, so the peers do not train on them (weight 0), as local training skips PAD targets.
+        Read from the probe's own tokens, not its hidden next tokens (feddf's rule, protocols/feddf.py):
+        the position whose input is a stream's last token (its target PAD) is kept."""
+        return (x_Mxpos != PAD).reshape(-1).astype(jnp.float32)
 
     def models(self):
         return TEXT_MODELS
