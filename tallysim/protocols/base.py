@@ -99,7 +99,7 @@ def probe_exchange(ctx: Context, state: State, data: FedData, keys: RoundKeys, i
 
     masks_fn = None if fr is None else (lambda rows_c: faults.chunk_masks(fr, rows_c))
     robust = not hard and cfg.softlabel.aggregate in vote.ROBUST
-    if not ctx.model_groups:       # the chunk counts the peers' forward pass over the probes, not only their logits
+    if not ctx.model_groups and not robust:     # the chunk counts the forward pass over the probes, not only logits
         chunk = chunk or exchange.model_chunk(ctx.model.apply, state.params, x_M, A, y_M.shape[0], spec.classes,
                                               ctx.lanes)
     if ctx.model_groups:           # faults, privacy and the robust means are refused with groups
