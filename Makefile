@@ -19,6 +19,7 @@ help:
 	@echo "make bench  - samples/s table: tallysim round vs per-peer loop vs plain-JAX vmap_ref"
 	@echo "make fig1 ... fig12 - one paper figure at full size (resumable) into figures/ (fig8: faulty peers; fig9: every protocol on one bits-vs-accuracy plane; fig10: accuracy vs epsilon; fig11: Shakespeare characters and words, accuracy vs bits; fig12: MLP, LeNet and CNN peers in one run, each group's accuracy vs bits)"
 	@echo "make figures       - all twelve; make figures-smoke - all at smoke size but fig12's (too slow for CI)"
+	@echo "  ARGS=...  more tallysim figure options for fig1 ... fig12, figures, robustness, matched-bits (make fig1 ARGS=--dry-run)"
 	@echo "make robustness - the Byzantine study: per aggregator, worst-case accuracy over attacks x faulty fraction x alpha (docs/robustness.md)"
 	@echo "make matched-bits - tally, topk_soft and cfd at the same bits per probe, fedct vs tally: 15 Fashion-MNIST runs x 3 seeds (14 min on a CPU), then the table (docs/matched-bits.md)"
 	@echo "make mutation - mutmut over the core modules against pytest -m core (slow; MUTANTS='tallysim.sim.vote*')"
@@ -87,20 +88,24 @@ mutation: $(STAMP)
 	$(BIN)/mutmut run $(MUTANTS) --max-children $$(nproc)
 	$(BIN)/mutmut results
 
+# ARGS: more `tallysim figure` options for the figure targets (fig1 ... fig12, figures, robustness,
+# matched-bits), e.g. `make fig1 ARGS=--dry-run` or `ARGS="--one-at-a-time --progress lines"`; they were
+# silently dropped before. The smoke targets take none (CI's fixed command).
+ARGS ?=
 FIGS := fig1 fig2 fig3 fig4 fig5 fig6 fig7 fig8 fig9 fig10 fig11 fig12
 $(FIGS): $(STAMP) | $(FMNIST)
-	$(BIN)/tallysim figure $@ --results $(OUT) --out figures --quiet
+	$(BIN)/tallysim figure $@ --results $(OUT) --out figures --quiet $(ARGS)
 
 figures: $(FIGS)
 
 # The Byzantine robustness study (experiments/robustness.json, docs/robustness.md): 570 runs in 70 programs.
 robustness: $(STAMP) | $(FMNIST)
-	$(BIN)/tallysim figure robustness --results $(OUT) --out figures --quiet
+	$(BIN)/tallysim figure robustness --results $(OUT) --out figures --quiet $(ARGS)
 
 # The matched-bits table (experiments/matched_bits.json, docs/matched-bits.md): 15 runs in 15 programs, 3
 # seeds each, 14 minutes on the shared 2-core CPU; the figure (bits vs accuracy), then one row per run.
 matched-bits: $(STAMP) | $(FMNIST)
-	$(BIN)/tallysim figure experiments/matched_bits.json --results $(OUT) --out figures --quiet
+	$(BIN)/tallysim figure experiments/matched_bits.json --results $(OUT) --out figures --quiet $(ARGS)
 	$(BIN)/tallysim table $(OUT)/matched_bits --out figures/matched_bits_table.md
 	cat figures/matched_bits_table.md
 

@@ -32,17 +32,20 @@ LIMITS = {
     "feddf.steps": (10_000_000, "one round runs them all on the device before the host hears back"),
 }
 
-CHUNK_BYTES = 256 * 2**20     # one chunk's [c, M, C] (or one eval batch's [P, B, C]) float32 logits
+CHUNK_BYTES = 256 * 2**20     # one chunk's [c, M, C] (or one eval batch's [P, B, C]) float32 logits and forward passes
 LIVE_PER_CHUNK = 4            # [c, M, C] buffers alive at once: logits, probabilities, quantised, product
 
 
-def peer_chunk(peers: int, probes: int, classes: int, budget: int | None = None, lanes: int = 1) -> int:
-    """Peers per exchange chunk: as many as fit `budget` bytes (CHUNK_BYTES) of [c, M, C] float32, at
-    least one. `lanes`: the lanes one program vmaps together on a device (seeds, a grouped sweep's
-    configurations) each stream a chunk at the same time, [lanes, c, M, C]: the budget covers them all,
-    so c divides by the lanes."""
+def peer_chunk(peers: int, probes: int, classes: int, budget: int | None = None, lanes: int = 1,
+               hidden: int = 0) -> int:
+    """Peers per exchange chunk: as many as fit `budget` bytes (CHUNK_BYTES) of [c, M, C] float32 and,
+    per peer, `hidden` bytes of its forward pass over the probes (exchange_hidden_bytes: a conv model's
+    feature maps, which dwarf its messages; 0 where the caller does not know them), at least one.
+    `lanes`: the lanes one program vmaps together on a device (seeds, a grouped sweep's configurations)
+    each stream a chunk at the same time, [lanes, c, M, C]: the budget covers them all, so c divides by
+    the lanes. Evaluation's batch is sized by the same count (eval_batch, eval_hidden_bytes)."""
     budget = CHUNK_BYTES if budget is None else budget
-    return max(1, min(peers, budget // (4 * probes * classes * lanes)))
+    return max(1, min(peers, budget // ((4 * probes * classes + hidden) * lanes)))
 
 
 def footprint_bytes(peers: int, probes: int, classes: int, soft: bool, chunk: int | None = None) -> int:
@@ -65,14 +68,30 @@ def eval_batch(peers: int, classes: int, batch: int = 500, budget: int | None = 
     return max(1, min(batch, budget // ((4 * peers * classes + hidden) * lanes)))
 
 
+FORWARD_SLACK = 1.5     # XLA's buffers reuse less than the walk frees (per_seed_bytes, and the chunk and batch sizes)
+
+
+def forward_hidden(peak: int, example: int, logits: int) -> int:
+    """Bytes per example one peer's forward pass holds besides its input and its logits: `peak` its
+    most bytes alive per example (sim/activations.py, input and logits included)."""
+    return max(0, peak - example - logits)
+
+
 def eval_hidden_bytes(models, example: int, logits: int) -> int:
     """Bytes per test example that evaluation's forward passes hold besides the input and the logits
     eval_batch counts: `models` is ((peers, peak), ...), one pair per model evaluated (model.groups: one
-    per group), `peak` its forward pass's most bytes alive per example (sim/activations.py, input and
-    logits included); the server's model (or room for it) is one more peer of the largest. 1.5x: XLA's
-    buffers reuse less than the walk frees (the estimate's factor, per_seed_bytes)."""
-    hidden = [max(0, peak - example - logits) for _, peak in models]
-    return int(1.5 * (sum(p * h for (p, _), h in zip(models, hidden)) + max(hidden, default=0)))
+    per group), `peak` as forward_hidden's; the server's model (or room for it) is one more peer of the
+    largest. FORWARD_SLACK over the traced walk."""
+    hidden = [forward_hidden(peak, example, logits) for _, peak in models]
+    return int(FORWARD_SLACK * (sum(p * h for (p, _), h in zip(models, hidden)) + max(hidden, default=0)))
+
+
+def exchange_hidden_bytes(peak: int, example: int, logits: int, probes: int) -> int:
+    """Bytes one peer of an exchange chunk holds besides its messages' logits, which peer_chunk counts:
+    its forward pass over the round's `probes` examples at once (forward_hidden each, FORWARD_SLACK over
+    them, as eval_hidden_bytes counts an evaluation batch's; no server model here). fig12's CNN over
+    1,000 probes: about 1.2 GB a peer, so a chunk sized by its logits alone (10 CNNs) held 12.5 GB."""
+    return int(FORWARD_SLACK * probes * forward_hidden(peak, example, logits))
 
 
 # (flattened input size, classes) of the datasets users most often name, for the memory estimate.
@@ -293,27 +312,30 @@ def per_seed_bytes(num_params: int, peers: int, active: int, input_shape: tuple,
         # forward pass over its probes. The lanes share the budget (Context.lanes), so each lane's
         # chunk shrinks with the lanes: the budget is counted once over them all, not once per lane.
         if probes:
-            c = peer_chunk(m["active"], probes * positions, classes, lanes=lanes)
-            exchange += exchange_bytes(m["active"], probes, classes, soft, lanes, positions) + \
-                int(1.5 * probes * (c * (forward - example) + example))
+            hidden = exchange_hidden_bytes(forward, example, logits, probes) if m["saved"] is not None else 0
+            c = peer_chunk(m["active"], probes * positions, classes, lanes=lanes, hidden=hidden)
+            exchange += exchange_bytes(m["active"], probes, classes, soft, lanes, positions, hidden) + \
+                int(FORWARD_SLACK * probes * (c * (forward - example) + example))
     # evaluation holds one [P, B, C] batch of logits and the P peers' and the server's forward pass over
-    # it (1.5x: XLA's buffers reuse less than the walk frees), the batch sized as evaluate sizes it
+    # it (FORWARD_SLACK: XLA's buffers reuse less than the walk frees), the batch sized as evaluate sizes it
     # (eval_batch: logits and forward pass within the budget the lanes share)
     held = sum(p for p, _ in forwards)
     batch = eval_batch(held, classes * positions, lanes=lanes, hidden=eval_hidden_bytes(forwards, example, logits))
     batch = min(batch, test_examples) if test_examples else batch
     forward_sum = sum(p * (f - example) for p, f in forwards) + max(f - example for _, f in forwards)
-    evals = held * batch * logits * 2 + int(1.5 * batch * (forward_sum + example))
+    evals = held * batch * logits * 2 + int(FORWARD_SLACK * batch * (forward_sum + example))
     return int(state + acts + exchange + evals + data)
 
 
-def exchange_bytes(active: int, probes: int, classes: int, soft: bool, lanes: int = 1, positions: int = 1) -> int:
+def exchange_bytes(active: int, probes: int, classes: int, soft: bool, lanes: int = 1, positions: int = 1,
+                   hidden: int = 0) -> int:
     """One lane's probe exchange as it streams (exchange.py, probe_round.py): the chunk of peers and the
     sums of its messages, M probes x `positions` each (a text probe is a window of positions, every
-    position voted on: Spec.messages), as the exchange itself chunks them (`lanes` sharing the budget)."""
+    position voted on: Spec.messages), as the exchange itself chunks them (`lanes` sharing the budget,
+    `hidden` each peer's forward pass: exchange_hidden_bytes)."""
     messages = probes * positions
     return footprint_bytes(active, messages, classes, soft=soft,
-                           chunk=peer_chunk(active, messages, classes, lanes=lanes))
+                           chunk=peer_chunk(active, messages, classes, lanes=lanes, hidden=hidden))
 
 
 def lanes_bytes(lanes: int, **shapes) -> int:

@@ -100,6 +100,21 @@ def resolve(name_or_path: str) -> tuple[str, Path]:
     return p.stem, p
 
 
+def unique_figures(names) -> list[str]:
+    """`names` with each figure once, in first-named order: a figure named twice, as a name and as its
+    file (`fig1 experiments/fig1.json`) or as two paths to one file, ran (and wrote) twice. Compared by
+    the file each name reads (resolve's rule, without its note); a name that is no file stays, for
+    preflight to refuse."""
+    seen, out = set(), []
+    for n in names:
+        path = FIGURES[n] if n in FIGURES else shipped_config(n)[0]
+        key = str(Path(path).resolve()) if Path(path).is_file() else n
+        if key not in seen:
+            seen.add(key)
+            out.append(n)
+    return out
+
+
 # The file names a figure writes after its tag (`<tag>_table.md`, a panel's `<tag>_<panel>_frontier.csv`):
 # before anything runs, the longest is checked against NAME_MAX and none may be a symbolic link.
 _SUFFIXES = (".png", ".pdf", ".csv", ".json", "_table.md", "_frontier.md", "_frontier.csv", "_points.csv",
@@ -307,7 +322,7 @@ def main(args) -> int:
     if "all" in args.figure and len(args.figure) > 1:     # was "figure 'all' not found"
         raise ConfigError(f"figure {' '.join(args.figure)}: `all` is every figure; allowed: all alone, or "
                           "the figures by name")
-    names = list(FIGURES) if args.figure == ["all"] else list(dict.fromkeys(args.figure))   # each once
+    names = list(FIGURES) if args.figure == ["all"] else unique_figures(args.figure)   # each once
     code, started = 0, []
 
     def start():

@@ -59,7 +59,10 @@ def _grouped_sums(ctx: Context, state: State, idx, x_M, y_M, soft_bits, chunk, s
             z = task.messages(predict_probes(gctx, peers.take(state.params[i], rows_c if rows is None
                                                               else rows[rows_c]), x_M))
             return z if vote_fn is None else vote_fn(glob[rows_c], z)
-        s = exchange.stream_sums(logits_fn, g.a_hi - g.a_lo, y_M, ctx.spec.classes, soft_bits, chunk,
+        A_g = g.a_hi - g.a_lo          # each group's chunk counts its own model's forward pass
+        c = chunk or exchange.model_chunk(gctx.model.apply, state.params[i], x_M, A_g, y_M.shape[0],
+                                          ctx.spec.classes, ctx.lanes)
+        s = exchange.stream_sums(logits_fn, A_g, y_M, ctx.spec.classes, soft_bits, c,
                                  sent_fn=sent_fn, lanes=ctx.lanes)
         sums = s if sums is None else vote.add_sums(sums, s)
     return sums
@@ -96,6 +99,9 @@ def probe_exchange(ctx: Context, state: State, data: FedData, keys: RoundKeys, i
 
     masks_fn = None if fr is None else (lambda rows_c: faults.chunk_masks(fr, rows_c))
     robust = not hard and cfg.softlabel.aggregate in vote.ROBUST
+    if not ctx.model_groups and not robust:     # the chunk counts the forward pass over the probes, not only logits
+        chunk = chunk or exchange.model_chunk(ctx.model.apply, state.params, x_M, A, y_M.shape[0], spec.classes,
+                                              ctx.lanes)
     if ctx.model_groups:           # faults, privacy and the robust means are refused with groups
         sums = _grouped_sums(ctx, state, idx, x_M, y_M, soft_bits, chunk, sent_fn, vote_fn)
     elif robust:
@@ -123,7 +129,7 @@ def probe_exchange(ctx: Context, state: State, data: FedData, keys: RoundKeys, i
     history = {}
     if hard and cfg.vote.weighting == "history":        # sim/trust.py: the trust-weighted vote
         sent_A = None if fr is None else fr.sent_A
-        votes_AxM = trust.votes(logits_fn, A, spec.probes, spec.classes, ctx.lanes)
+        votes_AxM = trust.votes(logits_fn, A, spec.probes, spec.classes, ctx.lanes, chunk)
         t, _ = trust.weighted_tally(peers.take(state.extra[trust.TRUST], idx), votes_AxM, sent_A, spec.classes,
                                     cfg.vote.ties, ctx.hp("vote.min_agreement"), keys.tie, cfg.vote.min_margin)
         history = {trust.TRUST: trust.updated(state.extra[trust.TRUST], idx, votes_AxM, t, sent_A,

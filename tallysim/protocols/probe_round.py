@@ -78,8 +78,9 @@ class Streamed(NamedTuple):
 
 def streamed(ctx: Context, state, data, keys, idx, fr, ex: Streamed, chunk: Optional[int] = None):
     """The round's probes, the diagnostics `messages` reports and the protocol's finished exchange,
-    predicting `chunk` active peers at a time (default: what fits sizing.CHUNK_BYTES, shared by the
-    ctx.lanes lanes the program vmaps together).
+    predicting `chunk` active peers at a time (default: what fits sizing.CHUNK_BYTES with their
+    forward passes over the probes, exchange.model_chunk, shared by the ctx.lanes lanes the program
+    vmaps together).
     Returns (x_M, y_M message labels, voters, info, (sums, per_row_A, sent_A))."""
     spec = ctx.spec
     A, task = spec.active, tasks.of(spec)
@@ -102,7 +103,8 @@ def streamed(ctx: Context, state, data, keys, idx, fr, ex: Streamed, chunk: Opti
             ids = rows_c if idx is None else idx[rows_c]
             return finish_chunk(task.messages(predict_probes(ctx, peers.take(state.params, ids), x_M)),
                                 rows_c, valid_c)
-        c = chunk or exchange_.peer_chunk(A, spec.messages, spec.classes, lanes=ctx.lanes)
+        c = chunk or exchange_.model_chunk(ctx.model.apply, state.params, x_M, A, spec.messages, spec.classes,
+                                           ctx.lanes)
         (diag, sums), per_row = exchange_.stream(one, A, c)
     voters = faults.senders(ctx, fr)
     t = vote.tally_counts(diag.counts_MxC, voters, "lowest", 0.0)
@@ -127,8 +129,8 @@ def _grouped_stream(ctx: Context, state, idx, x_M, task, finish_chunk, chunk: Op
             z = task.messages(predict_probes(gctx, peers.take(state.params[i], ids), x_M))
             return finish_chunk(z, g.a_lo + rows_c, valid_c)
         A_g = g.a_hi - g.a_lo
-        sums, per_row = exchange_.stream(one, A_g, chunk or exchange_.peer_chunk(
-            A_g, ctx.spec.messages, ctx.spec.classes, lanes=ctx.lanes))
+        sums, per_row = exchange_.stream(one, A_g, chunk or exchange_.model_chunk(
+            gctx.model.apply, state.params[i], x_M, A_g, ctx.spec.messages, ctx.spec.classes, ctx.lanes))
         acc = sums if acc is None else jax.tree.map(jnp.add, acc, sums)
         rows_out.append(per_row)
     return acc, jax.tree.map(lambda *a: jnp.concatenate(a), *rows_out)

@@ -71,19 +71,36 @@ def unknown_key(key: str, rows: list, where: str) -> str:
     return f"{key!r} is not a key of the rows of {where}; {hint}keys: {', '.join(keys)} (docs/cli.md, \"Where results go\")"
 
 
-def read_rows(dirs) -> list[dict]:
+def read_rows(dirs, strict: bool = False) -> list[dict]:
     """Every metrics row of every run at or below `dirs` (one path or a list), one flat dict per (run,
     evaluation): `run` (the run's path under the directory given, as `tallysim table` names it),
     `protocol` and the config fields whose values differ between the runs (the swept ones, as
     `tallysim table` finds them), then the row's own keys (docs/cli.md, "Where results go"): `round`,
     the cumulative `bits_up`/`bits_down` over all peers, the cumulative `bits_per_peer`, the
     accuracies, ... `pandas.DataFrame(tallysim.read_rows("results/alpha"))` is the whole sweep in one
-    long table. Rows are as written: nothing is averaged or converted."""
+    long table. Rows are as written: nothing is averaged or converted.
+
+    A corrupt run (a torn metrics.jsonl, an unreadable config.json) is skipped with one warning
+    (`warnings.warn`, a UserWarning) naming the run and why, as `tallysim table` skips it: one bad run
+    of a sweep used to fail the whole read. `strict=True` raises on it instead (ConfigError); with
+    every run found unreadable it raises either way."""
+    import warnings
     from tallysim.results import metrics
     from tallysim.results.table import flatten, swept_fields
-    found = [(label, *metrics.read_run(d)) for d, label in
-             metrics.find_runs([dirs] if isinstance(dirs, (str, Path)) else dirs)]
+    found, skipped = [], 0
+    for d, label in metrics.find_runs([dirs] if isinstance(dirs, (str, Path)) else dirs):
+        try:
+            found.append((label, *metrics.read_run(d)))
+        except metrics.ConfigError as e:
+            if strict:
+                raise
+            warnings.warn(f"read_rows: skipping run {label}: {e}", stacklevel=2)
+            skipped += 1
     if not found:
+        if skipped:           # they were found, and were unreadable: not "no run directories"
+            raise metrics.ConfigError(f"no readable run under {dirs}: the {skipped} run "
+                                      f"director{'y' if skipped == 1 else 'ies'} found could not be read "
+                                      "(the warnings above say why)")
         raise metrics.ConfigError(f"no run directories (with {metrics.METRICS}) under {dirs}")
     swept = [k for k in swept_fields([cfg for _, cfg, _ in found]) if k != "protocol.name"]
     out = []

@@ -109,3 +109,13 @@ def per_example(apply, params, input_shape: tuple) -> PerExample:
     one, two = traced(1), traced(2)
     return PerExample(saved=max(0, saved_bytes(two) - saved_bytes(one)),
                       peak=max(0, peak_bytes(two) - peak_bytes(one)), input=4 * int(np.prod(input_shape)))
+
+
+def stacked_peak(apply_fn, params_P, input_shape) -> tuple[int, int]:
+    """(most bytes alive per example in one peer's forward pass, the input's) of `apply_fn` on one peer
+    of the stacked `params_P` (leading axis the peers; traced with abstract parameters, nothing
+    compiled): what evaluation's batch and the exchange's chunk size by (sizing.eval_hidden_bytes,
+    sizing.exchange_hidden_bytes)."""
+    one = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape[1:], a.dtype), params_P)
+    fact = per_example(apply_fn, one, tuple(input_shape))
+    return fact.peak, fact.input

@@ -53,7 +53,7 @@ def evaluate(apply_fn, params_P, server, x_V, y_V, classes: int, batch: int = 50
     # the batch's logits and its forward passes within the budget: a conv model's feature maps, not its
     # logits, are most of what evaluation holds (sizing.eval_hidden_bytes; traced, nothing compiled)
     logits = 4 * classes * task.positions
-    forwards = [(jax.tree.leaves(p)[0].shape[0], _forward_peak(f, p, x_V.shape[1:])) for f, p in zip(applies, stacks)]
+    forwards = [(jax.tree.leaves(p)[0].shape[0], activations.stacked_peak(f, p, x_V.shape[1:])) for f, p in zip(applies, stacks)]
     hidden = eval_hidden_bytes([(n, peak) for n, (peak, _) in forwards], forwards[0][1][1], logits)
     batch = min(eval_batch(P, classes * task.positions, batch, lanes=lanes, hidden=hidden), V)
     nb = math.ceil(V / batch)
@@ -108,14 +108,6 @@ def evaluate(apply_fn, params_P, server, x_V, y_V, classes: int, batch: int = 50
         out.update({key: sums[key] for key in CLIENT_KEYS if key in sums})
         out["client_held_K"] = (own_K >= 0) & (own_K < P)       # eval_peers: the peers evaluated
     return out
-
-
-def _forward_peak(apply_fn, params_P, input_shape) -> tuple[int, int]:
-    """(most bytes alive per example in one peer's forward pass, the input's) of `apply_fn` on one peer
-    of the stacked `params_P` (sim/activations.py: traced with abstract parameters, nothing compiled)."""
-    one = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape[1:], a.dtype), params_P)
-    fact = activations.per_example(apply_fn, one, tuple(input_shape))
-    return fact.peak, fact.input
 
 
 def _cross_entropy(z_PxNxC, y_N):

@@ -5,7 +5,8 @@ Shape letters: A active (voting) peers, M probes, C classes, c peers per chunk, 
 
 Predicting all A peers at once holds [A, M, C] logits (40 GB at 1,000 peers x 10,000 probes x 1,000
 classes) and as many probabilities. Instead a `lax.scan` walks the peers in chunks of `c`, chosen
-statically so one chunk's [c, M, C] float32 logits stay within `CHUNK_BYTES`, and adds each chunk's
+statically so one chunk's [c, M, C] float32 logits and its peers' forward passes over the probes stay
+within `CHUNK_BYTES` (model_chunk), and adds each chunk's
 `vote.Sums` (vote counts, probability sums, wrong-prediction sums: all [M, C] or scalars). Votes,
 winners and bits are therefore exactly those of the all-at-once computation; the float sums differ
 only in summation order.
@@ -18,9 +19,22 @@ from typing import Callable, Optional
 import jax
 import jax.numpy as jnp
 
-from tallysim.sim import vote
+from tallysim.sim import activations, vote
 # The static sizing lives in sizing.py (jax-free, for validation); auto_chunk and tests read it here too.
-from tallysim.sizing import CHUNK_BYTES, footprint_bytes, peer_chunk  # noqa: F401
+from tallysim.sizing import CHUNK_BYTES, exchange_hidden_bytes, footprint_bytes, peer_chunk  # noqa: F401
+
+
+def model_chunk(apply_fn, params_P, x_M, peers: int, messages: int, classes: int, lanes: int = 1) -> int:
+    """Peers per chunk of an exchange whose peers run `apply_fn` (stacked `params_P`) over the probes
+    x_M: as many as fit the chunk budget with their [messages, C] logits and each peer's forward pass
+    over the probes (sizing.exchange_hidden_bytes, traced as evaluation's batch is: nothing compiled).
+    Sized by the logits alone, fig12's 10 CNNs ran 1,000 probes each at once, about 12.5 GB. Votes,
+    bits and winners do not depend on the chunk (module docstring)."""
+    peak, example = activations.stacked_peak(apply_fn, params_P, x_M.shape[1:])
+    probes = x_M.shape[0]
+    logits = 4 * classes * (messages // probes)          # one probe's logits: a text window's every position
+    return peer_chunk(peers, messages, classes, lanes=lanes,
+                      hidden=exchange_hidden_bytes(peak, example, logits, probes))
 
 
 def stream_sums(logits_fn: Callable[[jax.Array], jax.Array], peers: int, y_M: jax.Array, classes: int,

@@ -29,10 +29,10 @@ def initial(peers: int) -> dict:
     return {TRUST: jnp.ones((peers,), jnp.float32)}
 
 
-def votes(logits_fn, peers: int, probes: int, classes: int, lanes: int = 1) -> jax.Array:
-    """int32 [A, M]: every active peer's sent class (logits_fn as exchange.stream_sums takes it; lanes
-    as it takes them)."""
-    c = min(peer_chunk(peers, probes, classes, lanes=lanes), peers)
+def votes(logits_fn, peers: int, probes: int, classes: int, lanes: int = 1, chunk: int | None = None) -> jax.Array:
+    """int32 [A, M]: every active peer's sent class (logits_fn, lanes and chunk as exchange.stream_sums
+    takes them: chunk None sizes it by the logits alone)."""
+    c = min(chunk or peer_chunk(peers, probes, classes, lanes=lanes), peers)
     n = math.ceil(peers / c)
     rows = jnp.minimum(jnp.arange(n * c), peers - 1).reshape(n, c)
     v = jax.lax.map(lambda r: jnp.argmax(logits_fn(r), axis=-1).astype(jnp.int32), rows)
