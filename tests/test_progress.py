@@ -2,15 +2,13 @@
 names its metric and shows the summary's headline value, says "compiling" and then the compile time;
 sweeps and figures show a bar over their runs; a grouped sweep's bar labels its values; --quiet
 silences every bar; `run --resume` says where it resumes and what its times count."""
-import json
 import re
 
 import pytest
 
 from tallysim import checkpoint, cli, run
 from tallysim.progress import headline, short_labels
-from tallysim import figures
-from conftest import TINY, tiny
+from conftest import TINY, fail_doomed_figure, tiny
 
 
 @pytest.fixture(autouse=True)
@@ -67,14 +65,7 @@ def test_quiet_silences_every_bar(tmp_path, capsys):
 
 
 def test_a_figure_shows_one_bar_over_all_its_groups(tmp_path, capsys):
-    # Every run fails at once (a dataset that is never prepared in the tests): the bar still counts them.
-    spec = {"kind": "curves", "title": "doomed", "base": {"peers": 2, "rounds": 1, "data": {"name": "cifar10"}},
-            "groups": {"tally": {"protocol": {"name": "tally"}}, "fedavg": {"protocol": {"name": "fedavg"}}}}
-    path = tmp_path / "doomed.json"
-    path.write_text(json.dumps(spec))
-    with pytest.raises(figures.FigureError):
-        figures.make_figure(str(path), results=str(tmp_path / "res"), out=str(tmp_path / "fig"),
-                            progress=True, log=lambda m: None)
+    fail_doomed_figure(tmp_path)
     err = capsys.readouterr().err
     assert re.search(r"doomed runs: +100%.*2/2", err), err
     assert "1/1" not in err                                 # one bar for the figure, not one per group (1 run each)

@@ -13,7 +13,7 @@ import pytest
 
 from tallysim import cli, progress_lines
 from tallysim import progress, progress_base
-from conftest import TINY, one_line, tiny
+from conftest import TINY, fail_doomed_figure, one_line, tiny
 
 
 @pytest.fixture(autouse=True)
@@ -261,15 +261,7 @@ def test_the_distributed_timeout_without_distributed_says_it_has_no_effect(monke
 
 
 def test_a_figure_in_a_log_says_its_runs_done(tmp_path, capsys):
-    # every run fails at once (a dataset never prepared in the tests): the lines still count them
-    from tallysim import figures
-    spec = {"kind": "curves", "title": "doomed", "base": {"peers": 2, "rounds": 1, "data": {"name": "cifar10"}},
-            "groups": {"tally": {"protocol": {"name": "tally"}}, "fedavg": {"protocol": {"name": "fedavg"}}}}
-    path = tmp_path / "doomed.json"
-    path.write_text(json.dumps(spec))
-    with pytest.raises(figures.FigureError):
-        figures.make_figure(str(path), results=str(tmp_path / "res"), out=str(tmp_path / "fig"),
-                            progress=True, log=lambda m: None)
+    fail_doomed_figure(tmp_path)
     lines = capsys.readouterr().err.strip().splitlines()
     assert lines[0].startswith("doomed runs 1/2 (50%)  elapsed ") and " ETA " in lines[0], lines   # the first
     assert lines[-1].startswith("doomed runs 2/2 (100%)  elapsed ") and "ETA" not in lines[-1], lines
