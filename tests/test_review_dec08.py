@@ -1,0 +1,66 @@
+"""Review of the Dec 08 change (progress in logs, memory sizing, text padding mask, model.conv=pallas,
+pixel checks, results): each test failed on the merged main (d6e1231) and passes after the fix."""
+from __future__ import annotations
+
+import io
+import sys
+
+import numpy as np
+import pytest
+
+from tallysim import progress_base
+from tallysim.data.base import DataError, checked
+
+
+@pytest.fixture
+def no_outer():
+    """No bar over runs left open by a test (progress_base._outer is process-wide)."""
+    before = list(progress_base._outer)
+    yield
+    progress_base._outer[:] = before
+
+
+def test_runs_eta_after_a_resume_counts_only_rounds_run_here(no_outer, capsys):
+    """A sweep of 2 runs whose first resumes at round 90 of 100: one round in 1 s leaves ~109 s (9 rounds,
+    then a run of 100). The resumed rounds counted as worked in this process's time: ETA ~1 s."""
+    from tallysim.progress_lines import RoundLines, RunsLines
+    runs = RunsLines(2)
+    rounds = RoundLines(100, initial=90)
+    rounds.update(1)
+    left = runs.clock.eta(now=runs.clock.t0 + 1.0)
+    assert left == pytest.approx(109.0, rel=1e-6)
+    rounds.close()
+    runs.close()
+
+
+def test_runs_eta_bars_count_the_resume_too(no_outer, monkeypatch):
+    """The terminal bars report as the lines do (the same clock, the same resume)."""
+    from tallysim import progress
+    monkeypatch.setattr(progress_base, "mode", lambda: "bars")
+    runs = progress.RunsBar(2)
+    bar = progress.RoundBar(100, initial=90)
+    bar.update(1)
+    assert runs.clock.eta(now=runs.clock.t0 + 1.0) == pytest.approx(109.0, rel=1e-6)
+    bar.close()
+    runs.close()
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.float64])
+def test_no_images_for_some_labels_is_one_line(dtype):
+    """0 images and 3 labels in a split: numpy's "zero-size array to reduction operation" (the pixel-range
+    check ran before the count check), now the count's own DataError."""
+    x = np.zeros((2, 4, 4, 1), dtype)
+    with pytest.raises(DataError, match="disagree"):
+        checked("t", np.zeros((0, 4, 4, 1), dtype), np.zeros(3, int), x, np.zeros(2, int))
+
+
+def test_cli_main_leaves_the_callers_stdout_buffering(monkeypatch, tmp_path):
+    """cli.main from a script: the command line-buffers a non-terminal stdout for itself, and left the
+    script's stdout line-buffered after it returned."""
+    from tallysim import cli
+    stream = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", line_buffering=False)
+    monkeypatch.setattr(sys, "stdout", stream)
+    rc = cli.main(["run", "--print-config", "rounds=1"])
+    monkeypatch.undo()
+    assert rc == 0
+    assert stream.line_buffering is False
