@@ -64,3 +64,40 @@ def test_cli_main_leaves_the_callers_stdout_buffering(monkeypatch, tmp_path):
     monkeypatch.undo()
     assert rc == 0
     assert stream.line_buffering is False
+
+
+def _make_figure_command(target: str, args: str) -> list:
+    """The `tallysim figure ...` words `make -n TARGET ARGS=...` would run (nothing is run)."""
+    import shlex
+    import shutil
+    import subprocess
+    from pathlib import Path
+    if shutil.which("make") is None:
+        pytest.skip("no make here")
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run(["make", "-n", target, f"ARGS={args}", f"VENV={sys.prefix}"], cwd=root,
+                         capture_output=True, text=True, timeout=30).stdout
+    lines = [shlex.split(ln) for ln in out.splitlines() if " figure " in ln]
+    assert len(lines) == 1, out
+    words = lines[0]
+    return words[words.index("figure"):], out
+
+
+def test_make_figure_with_a_progress_in_args_runs(tmp_path, capsys):
+    """docs/figures.md's `make fig8 ARGS="--one-at-a-time --progress lines"`: the target's own --quiet
+    and the --progress made `--quiet shows no progress and --progress lines shows it` (rc 2, nothing ran)."""
+    from tallysim import cli
+    words, _ = _make_figure_command("fig8", "--one-at-a-time --progress lines")
+    words[words.index("--results") + 1] = str(tmp_path / "r")
+    words[words.index("--out") + 1] = str(tmp_path / "f")
+    rc = cli.main(words + ["--dry-run"])
+    assert rc == 0, capsys.readouterr().err
+    assert "--quiet" in _make_figure_command("fig8", "")[0]        # without --progress: quiet, as before
+
+
+def test_make_matched_bits_dry_run_makes_no_table():
+    """`make matched-bits ARGS=--dry-run` ran nothing, then `tallysim table` of the runs it did not make
+    failed (no run directories)."""
+    _, out = _make_figure_command("matched-bits", "--dry-run")
+    assert "tallysim table" not in out
+    assert "tallysim table" in _make_figure_command("matched-bits", "")[1]
