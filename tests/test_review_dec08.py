@@ -101,3 +101,18 @@ def test_make_matched_bits_dry_run_makes_no_table():
     _, out = _make_figure_command("matched-bits", "--dry-run")
     assert "tallysim table" not in out
     assert "tallysim table" in _make_figure_command("matched-bits", "")[1]
+
+
+def test_a_groups_pallas_conv_is_refused_before_the_data_loads(monkeypatch):
+    """`model.groups=...;b:2:lenet,model.conv=pallas` on a CPU: build_group checked only the run's
+    model.conv before loading the data, so the group's was refused at trace, after the load, not naming
+    the group."""
+    from tallysim import build, config, data
+    from tallysim.config import ConfigError
+    monkeypatch.delenv("TALLYSIM_PALLAS_INTERPRET", raising=False)
+    monkeypatch.setattr(data, "load", lambda *a, **k: pytest.fail("the data loaded before the refusal"))
+    cfg = config.apply_overrides(config.Config(), [
+        "data.name=synthetic", "data.input_shape=16x16x1", "peers=4", "rounds=1",
+        "model.groups=a:2:mlp;b:2:lenet,model.conv=pallas"])
+    with pytest.raises(ConfigError, match="group b: model.conv=pallas needs a GPU"):
+        build.build_group([cfg])
