@@ -116,3 +116,30 @@ def test_a_groups_pallas_conv_is_refused_before_the_data_loads(monkeypatch):
         "model.groups=a:2:mlp;b:2:lenet,model.conv=pallas"])
     with pytest.raises(ConfigError, match="group b: model.conv=pallas needs a GPU"):
         build.build_group([cfg])
+
+
+def test_read_rows_and_table_share_one_reader(tmp_path):
+    """read_rows and `tallysim table` each had their own copy of the skip-a-corrupt-run loop, and
+    read_rows named a list of directories as Python's repr (`under ['a', 'b']`)."""
+    import warnings
+    import tallysim
+    from tallysim.config import ConfigError
+    from tallysim.results import table
+    dirs = []
+    for name in ("a", "b"):
+        d = tmp_path / name
+        d.mkdir()
+        (d / "metrics.jsonl").write_text("not json\n")
+        (d / "config.json").write_text("{}")
+        dirs.append(str(d))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(ConfigError) as e:
+            tallysim.read_rows(dirs)
+    assert str(e.value) == (f"no readable run under {dirs[0]}, {dirs[1]}: the 2 run directories found could not "
+                            "be read (above)")
+    assert len(caught) == 2 and caught[0].filename == __file__          # the warning points at the caller
+    said = []
+    with pytest.raises(ConfigError) as e2:
+        table.table_rows(dirs, log=said.append)
+    assert str(e2.value) == str(e.value) and len(said) == 2
