@@ -91,9 +91,8 @@ mutation: $(STAMP)
 # ARGS: more `tallysim figure` options for the figure targets (fig1 ... fig12, figures, robustness,
 # matched-bits), e.g. `make fig1 ARGS=--dry-run` or `ARGS="--one-at-a-time --progress lines"`; they were
 # silently dropped before. The smoke targets take none (CI's fixed command).
-# The targets' own --quiet yields to a --progress in ARGS (the command refuses both at once), and
-# matched-bits' table step waits for runs that a --dry-run does not make.
 ARGS ?=
+# --quiet unless ARGS asks for progress (`--progress lines` with --quiet is refused as a contradiction).
 FIG_QUIET = $(if $(findstring --progress,$(ARGS)),,--quiet)
 FIGS := fig1 fig2 fig3 fig4 fig5 fig6 fig7 fig8 fig9 fig10 fig11 fig12
 $(FIGS): $(STAMP) | $(FMNIST)
@@ -106,7 +105,8 @@ robustness: $(STAMP) | $(FMNIST)
 	$(BIN)/tallysim figure robustness --results $(OUT) --out figures $(FIG_QUIET) $(ARGS)
 
 # The matched-bits table (experiments/matched_bits.json, docs/matched-bits.md): 15 runs in 15 programs, 3
-# seeds each, 14 minutes on the shared 2-core CPU; the figure (bits vs accuracy), then one row per run.
+# seeds each, 14 minutes on the shared 2-core CPU; the figure (bits vs accuracy), then one row per run
+# (not after a --dry-run in ARGS, which makes no runs to tabulate).
 matched-bits: $(STAMP) | $(FMNIST)
 	$(BIN)/tallysim figure experiments/matched_bits.json --results $(OUT) --out figures $(FIG_QUIET) $(ARGS)
 	$(if $(findstring --dry-run,$(ARGS)),@true,$(BIN)/tallysim table $(OUT)/matched_bits --out figures/matched_bits_table.md)

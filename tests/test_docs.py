@@ -224,3 +224,14 @@ def test_the_state_shown_on_the_concepts_page_is_the_state():
     from tallysim.sim import peers
     block = re.search(r"class State\(NamedTuple\):\n(.*?)```", (DOCS / "concepts.md").read_text(), re.S).group(1)
     assert re.findall(r"^\s+(\w+):", block, re.M) == list(peers.State._fields)
+
+
+def test_every_environment_variable_tallysim_reads_is_in_the_cli_table():
+    """docs/cli.md's "Environment variables" table is the one list; a TALLYSIM_* the code reads and the
+    table leaves out (TALLYSIM_PROGRESS_INTERVAL and TALLYSIM_PALLAS_INTERPRET were only in prose) fails."""
+    read = set()
+    for path in (ROOT / "tallysim").rglob("*.py"):
+        read |= set(re.findall(r"\bTALLYSIM_[A-Z][A-Z_]*[A-Z]\b", path.read_text()))
+    table = (DOCS / "cli.md").read_text().split("### Environment variables")[1].split("\n### ")[0]
+    listed = set(re.findall(r"`(TALLYSIM_[A-Z_]+)", table))
+    assert read and not read - listed, sorted(read - listed)

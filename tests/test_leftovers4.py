@@ -68,6 +68,16 @@ def test_make_figure_targets_pass_args_through(target, command):
     assert next(ln for ln in plain.splitlines() if command in ln).rstrip().endswith("--quiet")
 
 
+@pytest.mark.parametrize("args", ["--progress lines", "--one-at-a-time --progress=lines"])
+def test_make_figure_targets_drop_quiet_for_progress(args):
+    # `--quiet --progress lines` is refused as a contradiction, so docs/figures.md's
+    # `make fig8 ARGS="--one-at-a-time --progress lines"` failed before the Makefile dropped --quiet here.
+    out = subprocess.run(["make", "-n", "fig8", f"ARGS={args}"], cwd=ROOT,
+                         capture_output=True, text=True, check=True).stdout
+    line = next(ln for ln in out.splitlines() if "tallysim figure fig8" in ln)
+    assert "--quiet" not in line and line.rstrip().endswith(args), line
+
+
 def test_make_help_names_args():
     out = subprocess.run(["make", "help"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     assert "ARGS=" in out
