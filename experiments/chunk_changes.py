@@ -12,9 +12,8 @@ import os
 import sys
 import time
 
-from tallysim import build, sizing, sweep
-from tallysim.figures import group_plans, preflight
-from tallysim.sim import lanes
+from tallysim import build, sizing
+from tallysim.figures import programs
 
 
 
@@ -28,30 +27,25 @@ def main() -> None:
     here = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
     budgets = {"cpu": int(0.5 * here), "80GB": int(0.5 * 80e9)}
     print("figure,group,lanes," + ",".join(f"old_{k},new_{k}" for k in budgets), flush=True)
-    for name in names:
+
+    def unplanned(name, e):         # a benchmark figure, or one this machine cannot plan
+        print(f"{name},-,-,{type(e).__name__}: {e}", flush=True)
+
+    for name, gname, k, group in programs(names, unplanned):
+        t0 = time.time()
         try:
-            _, path, fig, _, _ = preflight(name, False, None, None)
-            plans = group_plans(fig, False, path.parent)
-        except Exception as e:      # noqa: BLE001 - a benchmark figure, or one this machine cannot plan
-            print(f"{name},-,-,{type(e).__name__}: {e}", flush=True)
+            b = build.build_group(group)
+        except Exception as e:      # noqa: BLE001 - data this machine lacks
+            print(f"{name},{gname}#{k},-,{type(e).__name__}: {str(e)[:80]}", flush=True)
             continue
-        for gname, (cfg, runs) in plans.items():
-            cfgs = sweep.configs(cfg, runs)
-            for k, grp in enumerate(lanes.group(cfgs)):
-                t0 = time.time()
-                try:
-                    b = build.build_group([cfgs[i] for i in grp])
-                except Exception as e:      # noqa: BLE001 - data this machine lacks
-                    print(f"{name},{gname}#{k},-,{type(e).__name__}: {str(e)[:80]}", flush=True)
-                    continue
-                shapes = build.lane_shapes(b)
-                n = len(b.seeds)
-                row = []
-                for budget in budgets.values():
-                    row += [old.lanes_that_fit(n, budget, **{key: shapes[key] for key in known}),
-                            sizing.lanes_that_fit(n, budget, **shapes)]
-                print(f"{name},{gname}#{k},{n}," + ",".join(map(str, row)) + f",{time.time() - t0:.0f}s", flush=True)
-                del b
+        shapes = build.lane_shapes(b)
+        n = len(b.seeds)
+        row = []
+        for budget in budgets.values():
+            row += [old.lanes_that_fit(n, budget, **{key: shapes[key] for key in known}),
+                    sizing.lanes_that_fit(n, budget, **shapes)]
+        print(f"{name},{gname}#{k},{n}," + ",".join(map(str, row)) + f",{time.time() - t0:.0f}s", flush=True)
+        del b
 
 
 if __name__ == "__main__":

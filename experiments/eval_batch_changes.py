@@ -13,9 +13,9 @@ import sys
 import jax
 import jax.numpy as jnp
 
-from tallysim import config, model_groups, protocols, sizing, sweep
-from tallysim.figures import group_plans, preflight
-from tallysim.sim import activations, lanes as lanes_
+from tallysim import config, model_groups, protocols, sizing
+from tallysim.figures import programs
+from tallysim.sim import activations
 from tallysim.sim.models import make_model
 
 
@@ -73,28 +73,24 @@ def main() -> None:
     for name in ("tally", "softlabel"):
         d = config.apply_overrides(demo, [f"protocol.name={name}"])
         print(f"demo {name}: eval batch {batches(d)}, exchange chunk {chunks(d)}", flush=True)
-    for name in sys.argv[1:] or [f"fig{i}" for i in range(1, 13)] + ["robustness"]:
-        try:
-            _, path, fig, _, _ = preflight(name, False, None, None)
-            plans = group_plans(fig, False, path.parent)
-        except Exception as e:      # noqa: BLE001 - a benchmark figure, or one this machine cannot plan
-            print(f"{name}: {type(e).__name__}: {str(e)[:80]}", flush=True)
-            continue
-        for gname, (cfg, runs) in plans.items():
-            cfgs = sweep.configs(cfg, runs)
-            for k, grp in enumerate(lanes_.group(cfgs)):
-                c = cfgs[grp[0]]
-                n = len(grp) * c.seeds
-                one, every = batches(c), batches(c, n)
-                moved = "" if one[0] == one[1] and every[0] == every[1] else "  <- moved"
-                print(f"{name} {gname}#{k}: eval batch one lane {one[0]} -> {one[1]}, {n} lanes "
-                      f"{every[0]} -> {every[1]}{moved}", flush=True)
-                one, every = chunks(c), chunks(c, n)
-                if one:
-                    moved = "" if all(a == b for a, b in one + every) else "  <- moved"
-                    print(f"{name} {gname}#{k}: exchange chunk ({c.protocol.name}) one lane "
-                          f"{', '.join(f'{a} -> {b}' for a, b in one)}, {n} lanes "
-                          f"{', '.join(f'{a} -> {b}' for a, b in every)}{moved}", flush=True)
+
+    def unplanned(name, e):         # a benchmark figure, or one this machine cannot plan
+        print(f"{name}: {type(e).__name__}: {str(e)[:80]}", flush=True)
+
+    names = sys.argv[1:] or [f"fig{i}" for i in range(1, 13)] + ["robustness"]
+    for name, gname, k, group in programs(names, unplanned):
+        c = group[0]
+        n = len(group) * c.seeds
+        one, every = batches(c), batches(c, n)
+        moved = "" if one[0] == one[1] and every[0] == every[1] else "  <- moved"
+        print(f"{name} {gname}#{k}: eval batch one lane {one[0]} -> {one[1]}, {n} lanes "
+              f"{every[0]} -> {every[1]}{moved}", flush=True)
+        one, every = chunks(c), chunks(c, n)
+        if one:
+            moved = "" if all(a == b for a, b in one + every) else "  <- moved"
+            print(f"{name} {gname}#{k}: exchange chunk ({c.protocol.name}) one lane "
+                  f"{', '.join(f'{a} -> {b}' for a, b in one)}, {n} lanes "
+                  f"{', '.join(f'{a} -> {b}' for a, b in every)}{moved}", flush=True)
 
 
 if __name__ == "__main__":

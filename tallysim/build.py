@@ -119,6 +119,11 @@ def build_group(cfgs: list[Config]) -> Built:
     cfg = cfgs[0]
     for c in cfgs:     # model.conv=pallas off a GPU: one line before the data loads, not after
         check_conv(c.model.conv)
+        for g in model_groups.parse(c.model.groups):      # a group's own model.conv too (was: at trace)
+            try:
+                check_conv(model_groups.group_config(c, g).model.conv)
+            except ConfigError as e:
+                raise ConfigError(f"model.groups group {g.name}: {e}") from None
     sig = lanes.signature(cfg)
     for c in cfgs[1:]:
         if lanes.signature(c) != sig:

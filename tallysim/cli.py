@@ -134,13 +134,24 @@ def _with_progress(args) -> int:
         progress.check_env()
     # Python buffers stdout in blocks when it is a file or a pipe: in `> log 2>&1` a sweep's `[3/12] ...`
     # and summary lines would land kilobytes after the progress lines of stderr they belong with
-    if not progress.is_terminal(sys.stdout) and hasattr(sys.stdout, "reconfigure"):
+    # (for this command only: cli.main called from a script leaves the script's stdout as it found it)
+    out, was = sys.stdout, getattr(sys.stdout, "line_buffering", None)
+    if not progress.is_terminal(out) and hasattr(out, "reconfigure") and was is False:
         try:
-            sys.stdout.reconfigure(line_buffering=True)
+            out.reconfigure(line_buffering=True)
         except (ValueError, OSError, TypeError):       # a detached or odd stream: left as it is
-            pass
-    with progress.forced(mode):
-        return args.fn(args)
+            was = None
+    else:
+        was = None
+    try:
+        with progress.forced(mode):
+            return args.fn(args)
+    finally:
+        if was is not None:
+            try:
+                out.reconfigure(line_buffering=was)
+            except (ValueError, OSError, TypeError):   # closed by the command: nothing to restore
+                pass
 
 
 def main(argv=None, repeats: bool = None) -> int:

@@ -78,7 +78,7 @@ class RoundBar:
         self.labels = short_labels(labels) if labels and len(labels) > 1 else None
         self.runs = len(labels) if labels else 1        # the sweep runs this bar's rounds stand for
         self.unit = unit                # what `work` counts: tokens (next-token tasks) or examples
-        self.work, self.t_work = 0, None
+        self.work, self.t_work, self.initial = 0, None, initial
         # initial: the rounds done before a resume (counted, but not in the rate or the ETA)
         self.bar = _tqdm(total=total, initial=initial, desc="round (compiling)", unit="rd")
         self.t0 = time.perf_counter()
@@ -96,7 +96,7 @@ class RoundBar:
         elif work:
             self.work += work
             self._show(now)
-        base.report_rounds(self.bar.n + rounds, self.bar.total, self.runs)   # before the redraw: one refresh
+        base.report_rounds(self.bar.n + rounds, self.bar.total, self.runs, self.initial)   # before the redraw: one refresh
         if base._outer:
             base._outer[-1].refresh()
         self.bar.update(rounds)
@@ -159,8 +159,8 @@ class RunsBar:
                          postfix=self.clock.eta_text())
         base._outer.append(self)
 
-    def report(self, partial: float) -> None:
-        self.clock.report(partial)
+    def report(self, partial: float, worked: Optional[float] = None) -> None:
+        self.clock.report(partial, worked)
 
     def refresh(self) -> None:
         self.bar.set_postfix_str(self.clock.eta_text())     # once per stretch of rounds: a redraw is cheap

@@ -119,12 +119,12 @@ class RunsClock:
     before) count as done but not in the rate."""
 
     def __init__(self, total: int):
-        self.total, self.n, self.ran, self.partial = total, 0, 0, 0.0
+        self.total, self.n, self.ran, self.partial, self.worked = total, 0, 0, 0.0, 0.0
         self.t0 = time.perf_counter()
 
     def eta(self, now: Optional[float] = None) -> Optional[float]:
         """Seconds left; None before any round of any run has come back."""
-        worked = self.ran + self.partial
+        worked = self.ran + self.worked
         if worked <= 0:
             return None
         elapsed = (time.perf_counter() if now is None else now) - self.t0
@@ -139,18 +139,23 @@ class RunsClock:
     def count(self, n: int, skipped: bool) -> None:
         self.n += n
         self.ran += 0 if skipped else n
-        self.partial = 0.0
+        self.partial = self.worked = 0.0
 
-    def report(self, partial: float) -> None:
+    def report(self, partial: float, worked: Optional[float] = None) -> None:
         """The runs under way are `partial` runs' worth done (a round bar's rounds done / all of them,
-        times the configurations it runs)."""
+        times the configurations it runs), `worked` of it in this process (None: all of it). A resumed
+        run's rounds from before the resume are done but took none of this clock's time: counted as
+        worked, a run resumed at round 90 of 100 gave an ETA of a second after its first round."""
         self.partial = partial
+        self.worked = partial if worked is None else worked
 
 
-def report_rounds(done: int, total: int, runs: int) -> None:
-    """A round bar's progress, to the bar over runs it runs under (if any)."""
+def report_rounds(done: int, total: int, runs: int, initial: int = 0) -> None:
+    """A round bar's progress, to the bar over runs it runs under (if any); `initial`: the rounds done
+    before a resume (done, but not worked in this process's time)."""
     if _outer and total > 0:
-        _outer[-1].report(runs * min(done, total) / total)
+        done = min(done, total)
+        _outer[-1].report(runs * done / total, runs * max(done - initial, 0) / total)
 
 
 def outer_status() -> str:

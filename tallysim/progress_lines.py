@@ -33,7 +33,7 @@ class RoundLines:
     def __init__(self, total: int, labels: Optional[list] = None, initial: int = 0, unit: str = "examples"):
         self.labels = base.short_labels(labels) if labels and len(labels) > 1 else None
         self.runs = len(labels) if labels else 1
-        self.total, self.n, self.unit = total, initial, unit
+        self.total, self.n, self.unit, self.initial = total, initial, unit, initial
         self.work, self.t_work, self.n_work = 0, None, initial
         self.interval = base.interval()
         self.t0 = time.perf_counter()
@@ -46,7 +46,7 @@ class RoundLines:
     def update(self, rounds: int, work: int = 0) -> None:
         now = time.perf_counter()
         self.n += rounds
-        base.report_rounds(self.n, self.total, self.runs)
+        base.report_rounds(self.n, self.total, self.runs, self.initial)
         if self.compile_s is None:      # the first stretch has come back: always said (how long it took)
             self.compile_s = now - self.t0
             self.t_work, self.n_work = now, self.n
@@ -107,8 +107,8 @@ class RunsLines:
         self.said_at, self.said_n = None, 0
         base._outer.append(self)
 
-    def report(self, partial: float) -> None:
-        self.clock.report(partial)
+    def report(self, partial: float, worked: Optional[float] = None) -> None:
+        self.clock.report(partial, worked)
 
     def refresh(self) -> None:
         pass                            # the round lines carry the runs' ETA

@@ -146,6 +146,22 @@ def fail_doomed_figure(tmp_path) -> None:
                             progress=True, log=lambda m: None)
 
 
+def spy_probes(monkeypatch, module) -> list:
+    """[x_M, target_M, weight_M] (numpy) of each round's probes as `module.local_round` receives them, in
+    order: what the peers are trained on (test_text_distill, test_text_vote)."""
+    import jax
+    import numpy as np
+    out, real = [], module.local_round
+
+    def spy(ctx, lspec, state, data, keys, idx, probes=None, **kw):
+        if probes is not None:
+            jax.debug.callback(lambda *a: out.append([np.asarray(v) for v in a]), probes.x_M,
+                               probes.target_M, probes.weight_M)
+        return real(ctx, lspec, state, data, keys, idx, probes=probes, **kw)
+    monkeypatch.setattr(module, "local_round", spy)
+    return out
+
+
 def read_rows(run_dir) -> list:
     """The metrics.jsonl rows of a run directory."""
     return [json.loads(line) for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines()]

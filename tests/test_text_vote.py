@@ -28,6 +28,7 @@ from tallysim.protocols.base import Context, draw_probes, probe_exchange
 from tallysim.protocols.round_helpers import round_keys
 from tallysim.sim import fed, local, tasks
 from tallysim.sim.peers import State
+from conftest import spy_probes
 
 P, T, C, M = 3, 4, 5, 6
 PAD = tasks.PAD
@@ -182,15 +183,7 @@ def test_warmup_trains_each_peer_on_its_own_text_before_the_first_vote():
 def test_tally_on_shakespeare_votes_per_position_on_real_windows(monkeypatch):
     import tallysim
     from tallysim.sim.fed import to_input
-    caught = []
-    real = distill.local_round
-
-    def spy(ctx, lspec, state, data, keys, idx, probes=None, **kw):
-        if probes is not None:
-            jax.debug.callback(lambda *a: caught.append([np.asarray(v) for v in a]), probes.x_M,
-                               probes.target_M, probes.weight_M)
-        return real(ctx, lspec, state, data, keys, idx, probes=probes, **kw)
-    monkeypatch.setattr(distill, "local_round", spy)
+    caught = spy_probes(monkeypatch, distill)
     A, Mr = 3, 4
     d = tallysim.drive(config.apply_overrides(config.Config(), [
         "protocol.name=tally", "data.name=shakespeare", "partition.kind=natural", f"peers={A}", "model.name=lstm",

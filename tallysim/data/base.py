@@ -81,10 +81,10 @@ def checked(name: str, x_train, y_train, x_test, y_test, num_classes=None, where
                             "at least one value per example")
         if np.issubdtype(x.dtype, np.floating) and not np.isfinite(x).all():
             raise DataError(f"{split} images{where} hold NaN or infinite values; allowed: finite numbers")
-        x = _pixels(x, split, where)
         if len(x) != len(y):
             raise DataError(f"{split} images and labels disagree{where}: {len(x)} images vs {len(y)} "
                             "labels; each image needs exactly one label")
+        x = _pixels(x, split, where)      # after the count: its min/max of no images was a numpy traceback
         if y.dtype == bool or not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or y.max() >= 2**31 - 1:
             raise DataError(f"{split} labels{where} must be non-negative integers 0..C-1 "
                             f"(got dtype {y.dtype}, min {y.min()}, max {y.max()})")

@@ -317,6 +317,25 @@ def dry_run(name_or_path: str, smoke: bool = False, grouped: bool = True, log=pr
     return total
 
 
+def programs(names, unplanned, smoke: bool = False):
+    """(figure, group name, k, [configs]) for each compiled program of each figure's runs at full size
+    (or smoke): its groups' configurations grouped as a sweep groups them (lanes.group). For scripts
+    that size or build every shipped program (experiments/chunk_changes.py, eval_batch_changes.py); a
+    figure that does not plan (a benchmark, data this machine lacks) goes to `unplanned(name, error)`."""
+    for name in names:
+        try:
+            _, path, spec, _, _ = preflight(name, smoke, None, None)
+            plans = group_plans(spec, smoke, path.parent)
+            from tallysim.sim import lanes               # imports JAX: only once the figure has validated
+            found = [(gname, k, [cfgs[i] for i in grp]) for gname, (cfg, runs) in plans.items()
+                     for cfgs in [sweep.configs(cfg, runs)] for k, grp in enumerate(lanes.group(cfgs))]
+        except Exception as e:      # noqa: BLE001 - the caller says which and goes on
+            unplanned(name, e)
+            continue
+        for gname, k, group in found:
+            yield name, gname, k, group
+
+
 def main(args) -> int:
     import sys
     if "all" in args.figure and len(args.figure) > 1:     # was "figure 'all' not found"

@@ -179,6 +179,28 @@ def find_runs(dirs: Iterable) -> list[tuple[Path, str]]:
     return found
 
 
+def read_runs(dirs: Iterable, skip) -> list[tuple[Path, str, dict, list]]:
+    """(run directory, label, config, rows) of every run find_runs finds under `dirs`. A corrupt run is
+    passed to `skip(run_dir, label, error)` (which may raise) and left out; none readable is a
+    ConfigError, which says whether runs were found and could not be read (`tallysim table` and
+    tallysim.read_rows, alike)."""
+    dirs = list(dirs)
+    runs, skipped = [], 0
+    for d, label in find_runs(dirs):
+        try:
+            runs.append((d, label, *read_run(d)))
+        except ConfigError as e:
+            skip(d, label, e)
+            skipped += 1
+    if not runs:
+        where = ", ".join(map(str, dirs))
+        if skipped:           # they were found, and were unreadable: not "no run directories"
+            raise ConfigError(f"no readable run under {where}: the {skipped} run "
+                              f"director{'y' if skipped == 1 else 'ies'} found could not be read (above)")
+        raise ConfigError(f"no run directories (with {METRICS}) under {where}")
+    return runs
+
+
 def panel_of(run_dir) -> str:
     """The figure panel a run directory belongs to: its name up to the first "__"."""
     return Path(run_dir).name.split("__")[0]

@@ -87,21 +87,14 @@ def read_rows(dirs, strict: bool = False) -> list[dict]:
     import warnings
     from tallysim.results import metrics
     from tallysim.results.table import flatten, swept_fields
-    found, skipped = [], 0
-    for d, label in metrics.find_runs([dirs] if isinstance(dirs, (str, Path)) else dirs):
-        try:
-            found.append((label, *metrics.read_run(d)))
-        except metrics.ConfigError as e:
-            if strict:
-                raise
-            warnings.warn(f"read_rows: skipping run {label}: {e}", stacklevel=2)
-            skipped += 1
-    if not found:
-        if skipped:           # they were found, and were unreadable: not "no run directories"
-            raise metrics.ConfigError(f"no readable run under {dirs}: the {skipped} run "
-                                      f"director{'y' if skipped == 1 else 'ies'} found could not be read "
-                                      "(the warnings above say why)")
-        raise metrics.ConfigError(f"no run directories (with {metrics.METRICS}) under {dirs}")
+
+    def skip(d, label, e):
+        if strict:
+            raise e
+        warnings.warn(f"read_rows: skipping run {label}: {e}", stacklevel=4)    # the caller of read_rows
+
+    found = [(label, cfg, rows) for _, label, cfg, rows in
+             metrics.read_runs([dirs] if isinstance(dirs, (str, Path)) else dirs, skip)]
     swept = [k for k in swept_fields([cfg for _, cfg, _ in found]) if k != "protocol.name"]
     out = []
     for label, cfg, rows in found:

@@ -78,20 +78,7 @@ def table_rows(dirs, metric: str = "auto", log=None) -> tuple[list[str], list[di
     evaluation and the largest over evaluations; `final_std` its std over seeds (None for one seed).
     A corrupt run is skipped with a note through `log` (default stderr), as `pareto` does."""
     log = log or (lambda msg: print(msg, file=sys.stderr))
-    runs, skipped = [], 0
-    for d, label in metrics.find_runs(dirs):
-        try:
-            cfg, rows = metrics.read_run(d)
-        except ConfigError as e:
-            log(f"table: skipping {d}: {e}")
-            skipped += 1
-            continue
-        runs.append((d, label, cfg, rows))
-    if not runs:
-        if skipped:           # they were found, and were unreadable: not "no run directories"
-            raise ConfigError(f"no readable run under {', '.join(map(str, dirs))}: the {skipped} run "
-                              f"director{'y' if skipped == 1 else 'ies'} found could not be read (above)")
-        raise ConfigError(f"no run directories (with {metrics.METRICS}) under {', '.join(map(str, dirs))}")
+    runs = metrics.read_runs(dirs, lambda d, label, e: log(f"table: skipping {d}: {e}"))
     if metric != "auto":
         cols = {c for *_, rows in runs for c in metrics.columns(rows)}
         if metric not in cols:
