@@ -96,9 +96,7 @@ class RoundBar:
         elif work:
             self.work += work
             self._show(now)
-        base.report_rounds(self.bar.n + rounds, self.bar.total, self.runs, self.initial)   # before the redraw: one refresh
-        if base._outer:
-            base._outer[-1].refresh()
+        base.report_rounds(self.bar.n + rounds, self.bar.total, self.runs, self.initial)   # the runs bar redraws its ETA
         self.bar.update(rounds)
 
     def rate(self, now: Optional[float] = None) -> Optional[float]:
@@ -160,10 +158,10 @@ class RunsBar:
         base._outer.append(self)
 
     def report(self, partial: float, worked: Optional[float] = None) -> None:
+        """The round bar under it reports its rounds (progress_base.report_rounds), once per stretch of
+        rounds: the ETA is redrawn with them (a redraw is cheap)."""
         self.clock.report(partial, worked)
-
-    def refresh(self) -> None:
-        self.bar.set_postfix_str(self.clock.eta_text())     # once per stretch of rounds: a redraw is cheap
+        self.bar.set_postfix_str(self.clock.eta_text())
 
     def done(self, n: int = 1, skipped: bool = False) -> None:
         self.clock.count(n, skipped)

@@ -108,10 +108,7 @@ class RunsLines:
         base._outer.append(self)
 
     def report(self, partial: float, worked: Optional[float] = None) -> None:
-        self.clock.report(partial, worked)
-
-    def refresh(self) -> None:
-        pass                            # the round lines carry the runs' ETA
+        self.clock.report(partial, worked)      # no line of its own: the round lines carry the runs' ETA
 
     def done(self, n: int = 1, skipped: bool = False) -> None:
         self.clock.count(n, skipped)

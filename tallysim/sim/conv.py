@@ -133,7 +133,7 @@ def auto_choice(model: str = "*", kind: Optional[str] = None) -> str:
     return AUTO_DEFAULT
 
 
-def check_usable(choice: str, model: str = "*", backend: Optional[str] = None) -> None:
+def check_usable(choice: str, backend: Optional[str] = None) -> None:
     """One line, before any data loads, where `choice` cannot run on this backend: `pallas` compiles
     its kernels through Triton, which only a GPU has; on anything else only Pallas's interpreter runs
     them (exact, but orders of magnitude slower), so it is refused unless the user asks for the
@@ -155,5 +155,5 @@ def conv_fn(choice: str, model: str = "*"):
         choice = auto_choice(model)
     if choice not in FORMULATIONS:
         raise ValueError(f"model.conv={choice!r} is not a convolution; allowed: {', '.join(CONVS)}")
-    check_usable(choice, model)
+    check_usable(choice)
     return FORMULATIONS[choice]
