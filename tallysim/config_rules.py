@@ -206,7 +206,8 @@ MODE_READS = {"optim.momentum": ("optim.name", ("sgd",)),
               "fedavg.geomed_iters": ("fedavg.aggregate", ("geomed",)),
               "fedavg.m": ("fedavg.aggregate", ("multikrum",)),
               "fedavg.bucket": ("fedavg.pre", ("bucketing",)),
-              "vote.history": ("vote.weighting", ("history",))}
+              "vote.history": ("vote.weighting", ("history",)),
+              "partition.pick": ("partition.kind", ("natural",))}
 
 
 def check_group_mode_reads(g, gcfg: Config) -> None:
