@@ -3,9 +3,13 @@ local, tally, softlabel and FedAvg on Shakespeare words (C = 10,004) in the smal
 where local training beats the majority-token floor (experiments/wordclaim.json), over two seeds,
 and a table of the last evaluation round.
 
-    PYTHONPATH=. python experiments/wordclaim.py                # the measurement (about 15 minutes, 2 cores)
-    PYTHONPATH=. python experiments/wordclaim.py --smoke        # seconds: the same code on a toy size
+    PYTHONPATH=. python experiments/wordclaim.py                # the measurement (about 35 minutes, 2 cores)
+    PYTHONPATH=. python experiments/wordclaim.py base|variants  # only the base protocols, or the variants
+    PYTHONPATH=. python experiments/wordclaim.py --smoke        # a toy size of the same code (about a minute)
     PYTHONPATH=. python experiments/wordclaim.py tally 0 rounds=4   # one run, with overrides
+
+The variants (wordclaim.json's "variants") rerun some protocols with a few fields changed (the light
+vote: distill.weight 0.1); their rows are labelled "PROTOCOL, LABEL".
 
 Each run is textclaim.py's (the same per-round diagnostics of the vote: `vote_major` is the share of
 the trained probe positions whose vote, or softlabel's argmax, is the training split's most frequent
@@ -41,6 +45,12 @@ def settings(smoke: bool = False) -> tuple[dict, list[str], list[int], str]:
     return base, spec["protocols"], seeds, spec["panel"]
 
 
+def variants() -> list[tuple[str, str, list[str]]]:
+    """(label, protocol, overrides) of wordclaim.json's variants."""
+    return [(v["label"], p, [f"{k}={x}" for k, x in v["over"].items()])
+            for v in json.loads(SPEC.read_text()).get("variants", []) for p in v["protocols"]]
+
+
 def _instrument() -> None:
     """textclaim's vote diagnostics, once per process."""
     if not getattr(distill.probe_exchange, "_wordclaim", False):
@@ -49,7 +59,7 @@ def _instrument() -> None:
         rows_.ROUND_KEYS.update({k: float for k in textclaim.KEYS})
 
 
-def run_one(panel: str, protocol: str, seed: int, base: dict, over: list[str] = ()) -> dict:
+def run_one(panel: str, protocol: str, seed: int, base: dict, over: list[str] = (), label: str = "") -> dict:
     """One run; its last row's accuracy (peer mean; FedAvg: the server model), perplexity, bits per
     peer and the vote's diagnostics."""
     _instrument()
@@ -60,7 +70,7 @@ def run_one(panel: str, protocol: str, seed: int, base: dict, over: list[str] = 
     res = tallysim.run(cfg, out=tempfile.mkdtemp(prefix="wordclaim-"))
     last = res.last
     server = last.get("acc_global") is not None
-    return {"protocol": protocol, "seed": seed, "over": list(over), "wall_s": round(time.time() - t0, 1),
+    return {"protocol": f"{protocol}, {label}" if label else protocol, "seed": seed, "over": list(over), "wall_s": round(time.time() - t0, 1),
             "acc": last["acc_global"] if server else last["acc_mean"],
             "acc_min": last.get("acc_min"), "acc_max": last.get("acc_max"),
             "ppl": last["ppl_global"] if server else last["ppl_mean"],
@@ -75,7 +85,7 @@ def table(results: list[dict], floor: float) -> str:
     lines = [f"floor (always the comma, whole test split): {floor:.4f}", "",
              "| protocol | accuracy per seed | mean | spread | perplexity per seed | vote = comma | bits per peer | x tally's bits |",
              "|---|---|---|---|---|---|---|---|"]
-    tally_bits = next((r["bits_per_peer"] for r in results if r["protocol"] == "tally"), None)
+    tally_bits = next((r["bits_per_peer"] for r in results if r["protocol"].split(",")[0] == "tally"), None)
     for p in dict.fromkeys(r["protocol"] for r in results):
         rs = [r for r in results if r["protocol"] == p]
         accs = [r["acc"] for r in rs]
@@ -93,14 +103,16 @@ def main(argv: list[str]) -> list[dict]:
     smoke = "--smoke" in argv
     argv = [a for a in argv if a != "--smoke"]
     base, protocols, seeds, panel = settings(smoke)
-    if argv:                                   # one run: PROTOCOL SEED [key=value ...]
-        protocols, seeds, over = [argv[0]], [int(argv[1])], argv[2:]
-    else:
-        over = []
+    part = argv[0] if argv[:1] in (["base"], ["variants"]) else "all"
+    runs = [("", p, []) for p in protocols] * (part != "variants") + variants() * (part != "base")
+    if len(argv) == 1 and part == "all":
+        raise SystemExit(f"one run takes a protocol and a seed (wordclaim.py tally 0 [key=value ...]); got {argv}")
+    if argv and part == "all":                 # one run: PROTOCOL SEED [key=value ...]
+        runs, seeds = [("", argv[0], argv[2:])], [int(argv[1])]
     results = []
-    for protocol in protocols:
+    for label, protocol, over in runs:
         for seed in seeds:
-            results.append(run_one(panel, protocol, seed, base, over))
+            results.append(run_one(panel, protocol, seed, base, over, label))
             print(json.dumps(results[-1]), flush=True)
     print(table(results, textclaim.floor(textclaim.PANELS[panel].split("=")[1], 500)), flush=True)
     return results

@@ -62,6 +62,10 @@ def test_every_protocol_of_the_measurement_is_a_valid_run():
     for p in protocols:
         cfg = _validate(f"protocol.name={p}", *(f"{k}={v}" for k, v in base.items()))
         assert cfg.partition.pick == "largest" and cfg.rounds == base["rounds"]
+    assert wordclaim.variants() == [("weight 0.1", "tally", ["distill.weight=0.1"]),
+                                    ("weight 0.1", "softlabel", ["distill.weight=0.1"])]
+    for _, p, over in wordclaim.variants():
+        assert _validate(f"protocol.name={p}", *(f"{k}={v}" for k, v in base.items()), *over).distill.weight == 0.1
 
 
 def test_table_spread_and_bit_ratio():
