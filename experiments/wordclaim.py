@@ -1,20 +1,19 @@
-"""The paper's large-C claim on words (docs/text.md, "The large-C claim on words at CPU size"):
-local, tally, softlabel and FedAvg on Shakespeare words (C = 10,004) in the smallest CPU-sized setting
-where local training beats the majority-token floor (experiments/wordclaim.json), over two seeds,
-and a table of the last evaluation round.
+"""The paper's large-C claim on words (docs/text.md, "The large-C claim on words at CPU size"): the
+groups of experiments/wordclaim.json (local training, tally, softlabel, FedAvg, and tally and softlabel
+with a light vote) on Shakespeare words (C = 10,004), the 4 role clients with the most text, each group
+and seed its own run, and a table of the last evaluation round.
 
-    PYTHONPATH=. python experiments/wordclaim.py                # the measurement (about 35 minutes, 2 cores)
-    PYTHONPATH=. python experiments/wordclaim.py base|variants  # only the base protocols, or the variants
-    PYTHONPATH=. python experiments/wordclaim.py --smoke        # a toy size of the same code (about a minute)
-    PYTHONPATH=. python experiments/wordclaim.py tally 0 rounds=4   # one run, with overrides
+    PYTHONPATH=. python experiments/wordclaim.py                      # every group, both seeds (about 30 minutes, 2 cores)
+    PYTHONPATH=. python experiments/wordclaim.py tally tally_light    # some groups
+    PYTHONPATH=. python experiments/wordclaim.py tally rounds=4       # with overrides (key=value, after the groups)
+    PYTHONPATH=. python experiments/wordclaim.py --smoke              # the figure's smoke size (seconds a run)
 
-The variants (wordclaim.json's "variants") rerun some protocols with a few fields changed (the light
-vote: distill.weight 0.1); their rows are labelled "PROTOCOL, LABEL".
-
-Each run is textclaim.py's (the same per-round diagnostics of the vote: `vote_major` is the share of
-the trained probe positions whose vote, or softlabel's argmax, is the training split's most frequent
-token, the comma); one JSON line per run on stdout, then the table (markdown) with the floor
-(always predicting the comma on the whole test split).
+The configuration is the figure's (`tallysim figure experiments/wordclaim.json` draws the same runs,
+both seeds in one program); here each seed runs alone (`seed=s seeds=1`) so that the table gives each
+seed's number. Each run is instrumented as textclaim.py's: `vote_major` is the share of the trained
+probe positions whose vote (softlabel: the argmax of the averaged distribution) is the training split's
+most frequent token, the comma. One JSON line per run on stdout, then the table (markdown) with the
+floor (always predicting the comma, on the whole test split).
 """
 from __future__ import annotations
 
@@ -26,7 +25,7 @@ import tempfile
 import time
 
 import tallysim
-from tallysim import config
+from tallysim import config, figures
 from tallysim.protocols import distill
 from tallysim.results import rows as rows_
 
@@ -35,20 +34,16 @@ from experiments import textclaim
 SPEC = pathlib.Path(__file__).with_name("wordclaim.json")
 
 
-def settings(smoke: bool = False) -> tuple[dict, list[str], list[int], str]:
-    """(overrides as key=value, protocols, seeds, panel) from wordclaim.json; smoke: its toy block."""
-    spec = json.loads(SPEC.read_text())
-    base, seeds = dict(spec["base"]), spec["seeds"]
-    if smoke:
-        base.update(spec["smoke"]["base"])
-        seeds = spec["smoke"]["seeds"]
-    return base, spec["protocols"], seeds, spec["panel"]
-
-
-def variants() -> list[tuple[str, str, list[str]]]:
-    """(label, protocol, overrides) of wordclaim.json's variants."""
-    return [(v["label"], p, [f"{k}={x}" for k, x in v["over"].items()])
-            for v in json.loads(SPEC.read_text()).get("variants", []) for p in v["protocols"]]
+def plans(smoke: bool = False) -> tuple[dict[str, config.Config], list[int]]:
+    """group name -> its validated Config (the words panel applied), and the seeds the base names."""
+    spec = config.read_file(str(SPEC))
+    (panel,) = figures.panels(spec, smoke).values()
+    out = {}
+    for group, (cfg, runs) in figures.group_plans(spec, smoke, SPEC.parent).items():
+        ((_, over),) = runs                   # no sweeps: one run per group
+        out[group] = config.apply_overrides(cfg, [*panel, *over])
+    seeds = range(next(iter(out.values())).seeds)
+    return out, [next(iter(out.values())).seed + s for s in seeds]
 
 
 def _instrument() -> None:
@@ -59,62 +54,57 @@ def _instrument() -> None:
         rows_.ROUND_KEYS.update({k: float for k in textclaim.KEYS})
 
 
-def run_one(panel: str, protocol: str, seed: int, base: dict, over: list[str] = (), label: str = "") -> dict:
-    """One run; its last row's accuracy (peer mean; FedAvg: the server model), perplexity, bits per
-    peer and the vote's diagnostics."""
+def run_one(group: str, cfg: config.Config, seed: int, over: list[str] = ()) -> dict:
+    """One seed of one group alone; its last row's accuracy (peer mean; FedAvg: the server model),
+    perplexity, bits per peer and the vote's diagnostics."""
     _instrument()
-    pairs = [textclaim.PANELS[panel], f"protocol.name={protocol}", f"seed={seed}",
-             *(f"{k}={v}" for k, v in base.items()), *over]
-    cfg = config.apply_overrides(config.Config(), pairs)
+    cfg = config.apply_overrides(cfg, [f"seed={seed}", "seeds=1", *over])
     t0 = time.time()
     res = tallysim.run(cfg, out=tempfile.mkdtemp(prefix="wordclaim-"))
     last = res.last
-    server = last.get("acc_global") is not None
-    return {"protocol": f"{protocol}, {label}" if label else protocol, "seed": seed, "over": list(over), "wall_s": round(time.time() - t0, 1),
-            "acc": last["acc_global"] if server else last["acc_mean"],
-            "acc_min": last.get("acc_min"), "acc_max": last.get("acc_max"),
-            "ppl": last["ppl_global"] if server else last["ppl_mean"],
+    acc = "acc_global" if last.get("acc_global") is not None else "acc_mean"
+    return {"group": group, "protocol": cfg.protocol.name, "seed": seed, "over": list(over),
+            "wall_s": round(time.time() - t0, 1), "acc": last[acc], "acc_min": last.get("acc_min"),
+            "acc_max": last.get("acc_max"), "ppl": last["ppl_global" if acc == "acc_global" else "ppl_mean"],
             "bits_per_peer": last["bits_per_peer"],
             **{k: last.get(k) for k in ("agreement", "vote_acc", *textclaim.KEYS)},
-            "rounds": [{"round": r["round"], "acc": r["acc_global"] if server else r["acc_mean"],
-                        "vote_major": r.get("vote_major")} for r in res.rows]}
+            "rounds": [{"round": r["round"], "acc": r[acc], "vote_major": r.get("vote_major")} for r in res.rows]}
 
 
 def table(results: list[dict], floor: float) -> str:
-    """Markdown: one line per protocol, each seed's accuracy and the mean, spread, perplexity, bits."""
+    """Markdown: one line per group: each seed's accuracy, their mean and spread, perplexity, the
+    vote's share of the comma, bits per peer and their ratio to tally's."""
     lines = [f"floor (always the comma, whole test split): {floor:.4f}", "",
-             "| protocol | accuracy per seed | mean | spread | perplexity per seed | vote = comma | bits per peer | x tally's bits |",
+             "| group | accuracy per seed | mean | spread | perplexity per seed | vote = comma | bits per peer | x tally's bits |",
              "|---|---|---|---|---|---|---|---|"]
-    tally_bits = next((r["bits_per_peer"] for r in results if r["protocol"].split(",")[0] == "tally"), None)
-    for p in dict.fromkeys(r["protocol"] for r in results):
-        rs = [r for r in results if r["protocol"] == p]
+    tally_bits = next((r["bits_per_peer"] for r in results if r["protocol"] == "tally"), None)
+    for g in dict.fromkeys(r["group"] for r in results):
+        rs = [r for r in results if r["group"] == g]
         accs = [r["acc"] for r in rs]
-        major = [r["vote_major"] for r in rs if r.get("vote_major") is not None]
-        ratio = (f"{rs[0]['bits_per_peer'] / tally_bits:,.0f}" if tally_bits and rs[0]["bits_per_peer"] else "-")
+        bits = rs[0]["bits_per_peer"]
+        ratio = f"{bits / tally_bits:,.0f}" if tally_bits and bits else "-"
         ppls = " / ".join(f"{r['ppl']:,.0f}" for r in rs)
-        accs_s = " / ".join(f"{a:.4f}" for a in accs)
-        major_s = " / ".join(f"{m:.2f}" for m in major) or "-"
-        lines.append(f"| {p} | {accs_s} | {statistics.mean(accs):.4f} | {max(accs) - min(accs):.4f} | {ppls} | "
-                     f"{major_s} | {rs[0]['bits_per_peer']:,.0f} | {ratio} |")
+        major = " / ".join(f"{r['vote_major']:.2f}" for r in rs if r.get("vote_major") is not None) or "-"
+        lines.append(f"| {g} | {' / '.join(f'{a:.4f}' for a in accs)} | {statistics.mean(accs):.4f} | "
+                     f"{max(accs) - min(accs):.4f} | {ppls} | {major} | {bits:,.0f} | {ratio} |")
     return "\n".join(lines)
 
 
 def main(argv: list[str]) -> list[dict]:
     smoke = "--smoke" in argv
     argv = [a for a in argv if a != "--smoke"]
-    base, protocols, seeds, panel = settings(smoke)
-    part = argv[0] if argv[:1] in (["base"], ["variants"]) else "all"
-    runs = [("", p, []) for p in protocols] * (part != "variants") + variants() * (part != "base")
-    if len(argv) == 1 and part == "all":
-        raise SystemExit(f"one run takes a protocol and a seed (wordclaim.py tally 0 [key=value ...]); got {argv}")
-    if argv and part == "all":                 # one run: PROTOCOL SEED [key=value ...]
-        runs, seeds = [("", argv[0], argv[2:])], [int(argv[1])]
+    groups, seeds = plans(smoke)
+    names = [a for a in argv if "=" not in a] or list(groups)
+    unknown = [n for n in names if n not in groups]
+    if unknown:
+        raise SystemExit(f"wordclaim.py: no group {', '.join(unknown)}; allowed: {', '.join(groups)}")
+    over = [a for a in argv if "=" in a]
     results = []
-    for label, protocol, over in runs:
+    for name in names:
         for seed in seeds:
-            results.append(run_one(panel, protocol, seed, base, over, label))
+            results.append(run_one(name, groups[name], seed, over))
             print(json.dumps(results[-1]), flush=True)
-    print(table(results, textclaim.floor(textclaim.PANELS[panel].split("=")[1], 500)), flush=True)
+    print(table(results, textclaim.floor(groups[names[0]].data.name, 500)), flush=True)
     return results
 
 

