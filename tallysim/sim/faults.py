@@ -325,7 +325,3 @@ def senders(ctx, fr: Optional[RoundFaults]):
     if fr is None or fr.lost_A is None:
         return ctx.spec.active
     return jnp.sum(fr.sent_A, dtype=jnp.int32)
-
-
-def dropout_on(cfg, peers: int) -> bool:
-    return cfg.faults.kind == "dropout" and enabled(cfg, peers)
