@@ -235,3 +235,47 @@ def test_every_environment_variable_tallysim_reads_is_in_the_cli_table():
     table = (DOCS / "cli.md").read_text().split("### Environment variables")[1].split("\n### ")[0]
     listed = set(re.findall(r"`(TALLYSIM_[A-Z_]+)", table))
     assert read and not read - listed, sorted(read - listed)
+
+
+def _layout_block() -> str:
+    text = (DOCS / "layout.md").read_text()
+    return text.split("## Layout", 1)[1].split("```", 2)[1]
+
+
+def _unnamed_modules(block: str, package: Path) -> list:
+    """The modules of `package` that the layout block names neither by path (sim/vote.py) nor by file
+    name, the folders it does not name (tallysim/sim/), and the files it names that are not there. A
+    protocol module of the registry is covered by "one module per protocol"."""
+    registered = {f"{t.split(':')[0]}.py" for t in protocols.REGISTRY.values()}
+    out = []
+    for p in sorted(package.rglob("*.py")):
+        rel = p.relative_to(package).as_posix()
+        if p.name == "__init__.py":
+            if p.parent != package and f"tallysim/{p.parent.relative_to(package).as_posix()}/" not in block:
+                out.append(f"tallysim/{rel} (its folder)")
+            continue
+        if p.parent.name == "protocols" and p.name in registered:
+            continue
+        if not re.search(r"(?<![\w/])(tallysim/)?" + re.escape(rel) + r"\b", block) \
+                and not re.search(r"(?<![\w.])" + re.escape(p.name) + r"\b", block):
+            out.append(f"tallysim/{rel}")
+    for name in sorted(set(re.findall(r"(?<![\w.])([\w/]+\.py)\b", block))):
+        if not any(c.is_file() for c in (package.parent / name, package / name, package.parent / "examples" / name)) \
+                and not list(package.rglob(Path(name).name)):
+            out.append(f"{name} (named, but no such file)")
+    return out
+
+
+def test_the_layout_page_names_every_module():
+    """docs/layout.md's Layout block is where a new contributor looks a module up: every module of the
+    package is on it (it missed 34 of them on 2026-12-05: tracking.py, outdir.py, checkpoint.py, sim/robust.py...)."""
+    missing = _unnamed_modules(_layout_block(), ROOT / "tallysim")
+    assert not missing, f"name these in docs/layout.md's Layout, with what each does: {missing}"
+
+
+def test_the_layout_check_finds_an_unnamed_module_and_a_stale_name(tmp_path):
+    (tmp_path / "sim").mkdir()
+    for f in ("sim/__init__.py", "sim/vote.py", "sim/newer.py", "run.py", "__init__.py"):
+        (tmp_path / f).write_text("")
+    block = "tallysim/sim/  blocks\n  sim/vote.py  the vote\ntallysim/run.py  runs\ntallysim/gone.py  was here\n"
+    assert _unnamed_modules(block, tmp_path) == ["tallysim/sim/newer.py", "tallysim/gone.py (named, but no such file)"]
