@@ -279,3 +279,43 @@ def test_the_layout_check_finds_an_unnamed_module_and_a_stale_name(tmp_path):
         (tmp_path / f).write_text("")
     block = "tallysim/sim/  blocks\n  sim/vote.py  the vote\ntallysim/run.py  runs\ntallysim/gone.py  was here\n"
     assert _unnamed_modules(block, tmp_path) == ["tallysim/sim/newer.py", "tallysim/gone.py (named, but no such file)"]
+
+
+def _documented_calls():
+    """(page, `tallysim.x.f(...)` text) of every call of the API the pages write out."""
+    for page in sorted(DOCS.rglob("*.md")):
+        for call in re.findall(r"`(tallysim\.[\w.]+\([^`]*\))`", page.read_text()):
+            yield page.name, call
+
+
+def _call_mismatch(call: str):
+    """None when the call's arguments bind to the function's signature (as many positional arguments,
+    keywords it has); else what is wrong. `...` stands for arguments left out."""
+    import ast
+    import importlib
+    import inspect
+    node = ast.parse(call.replace(", ...)", ")").replace("(...)", "()"), mode="eval").body
+    path = ast.unparse(node.func).split(".")
+    obj = None
+    for i in range(len(path), 0, -1):           # the longest importable module, then attributes
+        try:
+            obj = importlib.import_module(".".join(path[:i]))
+            break
+        except ImportError:
+            continue
+    for attr in path[i:]:
+        obj = getattr(obj, attr)
+    sig = inspect.signature(obj)
+    try:
+        (sig.bind_partial if "..." in call else sig.bind)(*node.args, **{k.arg: k.value for k in node.keywords})
+    except TypeError as e:
+        return f"{call}: {e} (the code: {path[-1]}{sig})"
+    return None
+
+
+def test_every_api_call_the_pages_write_fits_its_signature():
+    calls = list(_documented_calls())
+    assert len(calls) > 15, calls
+    wrong = [f"docs/{page}: {m}" for page, call in calls if (m := _call_mismatch(call))]
+    assert not wrong, "\n".join(wrong)
+    assert _call_mismatch("tallysim.drive(cfg, seeds=3)") and _call_mismatch("tallysim.read_rows(a, b, c)")
