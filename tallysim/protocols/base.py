@@ -117,23 +117,10 @@ def probe_exchange(ctx: Context, state: State, data: FedData, keys: RoundKeys, i
     voters = faults.senders(ctx, fr)          # A, or (dropout) the traced number of messages that arrived
     counts_MxC, answered_M = sums.counts_MxC, None
     if private:
-        k_noise, k_threshold = jax.random.split(jax.random.fold_in(keys.tie, PRIVACY_STREAM))
-        if hard:      # GNMax (Papernot et al. 2018): noisy counts, and Confident-GNMax's check
-            if cfg.privacy.threshold > 0:
-                answered_M = dp.confident(counts_MxC, cfg.privacy.threshold, cfg.privacy.threshold_noise,
-                                          k_threshold)
-            counts_MxC = dp.gnmax(counts_MxC, ctx.hp("privacy.noise"), k_noise)
-        else:         # the clipped sum plus N(0, (z * clip)^2) per value
-            noisy = dp.noisy_sum({"s": sums.sent_MxC[None]}, cfg.privacy.clip, ctx.hp("privacy.noise"), k_noise)
-            sums = sums._replace(sent_MxC=noisy["s"])
+        sums, counts_MxC, answered_M = _privatised(ctx, keys, sums, hard)
     history = {}
     if hard and cfg.vote.weighting == "history":        # sim/trust.py: the trust-weighted vote
-        sent_A = None if fr is None else fr.sent_A
-        votes_AxM = trust.votes(logits_fn, A, spec.probes, spec.classes, ctx.lanes, chunk)
-        t, _ = trust.weighted_tally(peers.take(state.extra[trust.TRUST], idx), votes_AxM, sent_A, spec.classes,
-                                    cfg.vote.ties, ctx.hp("vote.min_agreement"), keys.tie, cfg.vote.min_margin)
-        history = {trust.TRUST: trust.updated(state.extra[trust.TRUST], idx, votes_AxM, t, sent_A,
-                                              cfg.vote.history)}
+        t, history = _trusted_tally(ctx, state, idx, fr, keys, logits_fn, chunk)
     else:
         t = vote.tally_counts(counts_MxC, voters, cfg.vote.ties, ctx.hp("vote.min_agreement"), keys.tie,
                               cfg.vote.min_margin)
@@ -154,19 +141,7 @@ def probe_exchange(ctx: Context, state: State, data: FedData, keys: RoundKeys, i
         probes = local.Probes(x_M, task.unflatten(t.winner_M, spec.probes), task.unflatten(keep_M, spec.probes))
         info["consensus_acc"] = jnp.sum((t.winner_M == y_M) * keep_M) / jnp.maximum(jnp.sum(keep_M), 1.0)
     else:
-        if robust:
-            sent = vote.quantize_probs(jax.nn.softmax(logits_AxMxC, axis=-1), cfg.comm.soft_bits)
-            target = vote.robust_soft(sent, sent_A, cfg.softlabel.aggregate, cfg.softlabel.trim)
-        else:
-            target = vote.soft_targets(sums.sent_MxC, voters, cfg.softlabel.aggregate,
-                                       ctx.hp("softlabel.era_temperature"))
-            if private and cfg.softlabel.aggregate == "mean":
-                target = vote.renormalize(target)    # the noise can push a mean below 0 (post-processing)
-            if private:
-                # distill.gate's bit reaches every peer, so it may only read the noised sum: the mean
-                # top value of its renormalised mean (the un-noised vote share would leak the data)
-                info[GATE_AGREEMENT] = jnp.mean(jnp.max(vote.renormalize(
-                    vote.soft_targets(sums.sent_MxC, voters)), axis=-1))
+        target = _soft_target(ctx, sums, voters, private, (logits_AxMxC, sent_A) if robust else None, info)
         weight = jnp.ones((spec.messages,), jnp.float32) if text_M is None else text_M
         probes = local.Probes(x_M, task.unflatten(target, spec.probes),
                               task.unflatten(weight if arrived is None else weight * arrived, spec.probes))
@@ -177,6 +152,52 @@ def probe_exchange(ctx: Context, state: State, data: FedData, keys: RoundKeys, i
         info["senders"] = voters
     info.update(history)          # vote.weighting=history: the new trust, for the round to keep
     return probes, info
+
+
+def _privatised(ctx: Context, keys: RoundKeys, sums, hard: bool):
+    """privacy.noise > 0: (sums, vote counts, answered_M) as the server sees them. Votes: GNMax (Papernot
+    et al. 2018), noisy counts, and Confident-GNMax's check (answered_M; None without a threshold); soft
+    labels: the clipped sum plus N(0, (z * clip)^2) per value."""
+    cfg = ctx.cfg
+    counts_MxC, answered_M = sums.counts_MxC, None
+    k_noise, k_threshold = jax.random.split(jax.random.fold_in(keys.tie, PRIVACY_STREAM))
+    if hard:
+        if cfg.privacy.threshold > 0:
+            answered_M = dp.confident(counts_MxC, cfg.privacy.threshold, cfg.privacy.threshold_noise, k_threshold)
+        counts_MxC = dp.gnmax(counts_MxC, ctx.hp("privacy.noise"), k_noise)
+    else:
+        noisy = dp.noisy_sum({"s": sums.sent_MxC[None]}, cfg.privacy.clip, ctx.hp("privacy.noise"), k_noise)
+        sums = sums._replace(sent_MxC=noisy["s"])
+    return sums, counts_MxC, answered_M
+
+
+def _soft_target(ctx: Context, sums, voters, private: bool, every_message, info: dict):
+    """The server's soft target [M, C] from the (noised) sum of the messages, or, given `every_message`
+    (logits [A, M, C], sent_A), softlabel.aggregate=median|trimmed over all of them. Privately, also
+    info[GATE_AGREEMENT]: distill.gate's bit reaches every peer, so it may only read the noised sum, the
+    mean top value of its renormalised mean (the un-noised vote share would leak the data)."""
+    cfg = ctx.cfg
+    if every_message is not None:
+        logits_AxMxC, sent_A = every_message
+        sent = vote.quantize_probs(jax.nn.softmax(logits_AxMxC, axis=-1), cfg.comm.soft_bits)
+        return vote.robust_soft(sent, sent_A, cfg.softlabel.aggregate, cfg.softlabel.trim)
+    target = vote.soft_targets(sums.sent_MxC, voters, cfg.softlabel.aggregate, ctx.hp("softlabel.era_temperature"))
+    if private and cfg.softlabel.aggregate == "mean":
+        target = vote.renormalize(target)    # the noise can push a mean below 0 (post-processing)
+    if private:
+        info[GATE_AGREEMENT] = jnp.mean(jnp.max(vote.renormalize(vote.soft_targets(sums.sent_MxC, voters)), axis=-1))
+    return target
+
+
+def _trusted_tally(ctx: Context, state: State, idx, fr, keys: RoundKeys, logits_fn, chunk):
+    """vote.weighting=history (sim/trust.py): the tally with each vote weighted by its peer's trust, and
+    the trust updated from it ({trust.TRUST: ...}, for the round to keep)."""
+    cfg, spec = ctx.cfg, ctx.spec
+    sent_A = None if fr is None else fr.sent_A
+    votes_AxM = trust.votes(logits_fn, spec.active, spec.probes, spec.classes, ctx.lanes, chunk)
+    t, _ = trust.weighted_tally(peers.take(state.extra[trust.TRUST], idx), votes_AxM, sent_A, spec.classes,
+                                cfg.vote.ties, ctx.hp("vote.min_agreement"), keys.tie, cfg.vote.min_margin)
+    return t, {trust.TRUST: trust.updated(state.extra[trust.TRUST], idx, votes_AxM, t, sent_A, cfg.vote.history)}
 
 
 def exchanging(ctx: Context) -> bool:
