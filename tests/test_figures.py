@@ -27,7 +27,7 @@ def test_shipped_figure_configs_validate(name, smoke):
         assert cfg.data.name in ("fashion_mnist", "synthetic", "shakespeare", "shakespeare_words")   # fig11: text
 
 
-SPEED_KEYS = {"model", "peers", "dtype", "steps", "batch", "loop_max", "impls", "max_peers"}   # plots.speed_rows reads these
+SPEED_KEYS = {"model", "peers", "dtype", "steps", "batch", "loop_max", "impls", "max_peers"}   # figures.speed_rows reads these
 
 
 def _check_speed_grid(spec, smoke):

@@ -297,18 +297,6 @@ def pareto_fig(spec, data, stem, title) -> dict:
     return out
 
 
-def speed_rows(spec, smoke, log) -> list[dict]:
-    """`tallysim bench` rows for the spec's grid: `model`, `peers`, `dtype` (a value or a list), `steps`,
-    `batch`, `loop_max`, optional `impls`, `max_peers` ({model: largest P})."""
-    from tallysim.bench import throughput as bench
-    s = {**spec.get("base", {}), **(spec.get("smoke", {}).get("base", {}) if smoke else {})}
-    return bench.measure(s.get("model", "mlp"), s["peers"], s.get("steps", 20), s.get("batch", 32),
-                         s.get("dtype", "float32"), s.get("loop_max", 100), impls=s.get("impls", bench.IMPLS),
-                         max_peers=s.get("max_peers"),
-                         emit=lambda r: log(f"  {r['model']} {r['dtype']} P={r['peers']} {r['impl']}: "
-                                            f"{r['samples_per_s']:,.0f} samples/s"))
-
-
 SPEED_STYLE = {"tallysim": ("C0", "o"), "loop": ("C1", "s"), "vmap_ref": ("C2", "^"), "torch_ref": ("C3", "v")}
 
 
@@ -332,21 +320,9 @@ def speed(spec, rows, stem, title) -> dict:
     return save(fig, stem, [{k: r.get(k) for k in keys} for r in rows])
 
 
-def _privacy(spec, data, stem, title) -> dict:
-    return privacy_fig(spec, data, stem, title)
-
-
-def _vocab(spec, data, stem, title) -> dict:
-    return vocab_fig(spec, data, stem, title)
-
-
-def _model_groups(spec, data, stem, title) -> dict:
-    return groups_fig(spec, data, stem, title)
-
-
 DRAW = {"curves": curves, "final_vs": final_vs, "classes": classes, "mechanism": mechanism,
-        "pareto": pareto_fig, "speed": speed, "faults": faults_fig, "privacy": _privacy, "vocab": _vocab,
-        "robustness": robustness_fig, "model_groups": _model_groups}
+        "pareto": pareto_fig, "speed": speed, "faults": faults_fig, "privacy": privacy_fig, "vocab": vocab_fig,
+        "robustness": robustness_fig, "model_groups": groups_fig}
 
 
 def draw(kind: str, spec: dict, data, stem: Path, title: str) -> dict:
