@@ -140,7 +140,7 @@ class RunsBar:
         self.clock = RunsClock(total)
         self.bar = _tqdm(total=total, desc=desc, unit="run", position=0, leave=True, bar_format=RUNS_FORMAT,
                          postfix=self.clock.eta_text())
-        base._outer.append(self)
+        base.open_runs(self)
 
     def report(self, partial: float, worked: Optional[float] = None) -> None:
         """The round bar under it reports its rounds (progress_base.report_rounds), once per stretch of
@@ -154,8 +154,7 @@ class RunsBar:
         self.bar.update(n)
 
     def close(self) -> None:
-        if self in base._outer:
-            base._outer.remove(self)
+        base.close_runs(self)
         self.bar.close()
 
 

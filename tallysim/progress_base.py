@@ -150,6 +150,16 @@ class RunsClock:
         self.worked = partial if worked is None else worked
 
 
+def open_runs(bar) -> None:
+    """A bar (or lines) over runs opens: the round bars under it report to it, innermost last."""
+    _outer.append(bar)
+
+
+def close_runs(bar) -> None:
+    if bar in _outer:
+        _outer.remove(bar)
+
+
 def report_rounds(done: int, total: int, runs: int, initial: int = 0) -> None:
     """A round bar's progress, to the bar over runs it runs under (if any); `initial`: the rounds done
     before a resume (done, but not worked in this process's time)."""

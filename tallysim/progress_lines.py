@@ -93,7 +93,7 @@ class RunsLines:
         self.desc = desc
         self.interval = base.interval()
         self.said_at, self.said_n = None, 0
-        base._outer.append(self)
+        base.open_runs(self)
 
     def report(self, partial: float, worked: Optional[float] = None) -> None:
         self.clock.report(partial, worked)      # no line of its own: the round lines carry the runs' ETA
@@ -111,7 +111,6 @@ class RunsLines:
         self.said_at, self.said_n = now, c.n
 
     def close(self) -> None:
-        if self in base._outer:
-            base._outer.remove(self)
+        base.close_runs(self)
         if self.said_n != self.clock.n:     # stopped (Ctrl-C) with runs done since the last line
             self._say(time.perf_counter())

@@ -145,11 +145,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "tallysim"
 
 
 def _modules() -> dict:
-    out = {}
-    for p in PACKAGE.rglob("*.py"):
-        rel = p.relative_to(PACKAGE.parent).with_suffix("")
-        out[".".join(rel.parts[:-1] if rel.name == "__init__" else rel.parts)] = p
-    return out
+    return _modules_of(PACKAGE)
 
 
 def _layer(module: str):
@@ -418,3 +414,74 @@ def test_a_protocols_own_config_lives_in_its_protocol_file():
                       "section (TRAITS.sections, docs/write-a-protocol.md), not in schema_sections.py")
     gone = ONE_PROTOCOL_FIELDS_IN_SHARED_SECTIONS - _shared_fields_one_module_reads()
     assert not gone, f"remove from ONE_PROTOCOL_FIELDS_IN_SHARED_SECTIONS: {sorted(gone)}"
+
+
+# A module's `_name` is its own: another module that needs it names a public one. These reached across
+# before the rule (most left by splits that re-export them, several in modules other work is changing
+# now); the set may shrink, never grow.
+PRIVATE_REACHES = {
+    "tallysim.cli_commands -> tallysim.checkpoint._nothing_to_resume",
+    "tallysim.config -> tallysim.schema._normal_ext",
+    "tallysim.config_rules -> tallysim.field_checks._choices",
+    "tallysim.validation -> tallysim.field_checks._choices",
+    "tallysim.figures.plots -> tallysim.results.pareto._x",
+    "tallysim.figures.plots -> tallysim.results.pareto._row",
+    "tallysim.protocols.base -> tallysim.protocols.context._dummy",
+    "tallysim.protocols.contract -> tallysim.protocols._target",
+}
+
+
+def _private_reaches(package: Path) -> set:
+    """`from tallysim.x import _name` and `x._name` (x an imported tallysim module) in another module."""
+    import ast
+    modules = set(_modules_of(package))
+    out = set()
+    for me, p in _modules_of(package).items():
+        pkg = me if p.name == "__init__.py" else me.rsplit(".", 1)[0]
+        tree = ast.parse(p.read_text())
+        bound = {}
+        for n in ast.walk(tree):
+            if isinstance(n, ast.ImportFrom):
+                base = n.module or ""
+                if n.level:
+                    parent = pkg.rsplit(".", n.level - 1)[0] if n.level > 1 else pkg
+                    base = f"{parent}.{base}" if base else parent
+                for a in n.names:
+                    if f"{base}.{a.name}" in modules:
+                        bound[a.asname or a.name] = f"{base}.{a.name}"
+                    elif a.name.startswith("_") and not a.name.startswith("__") and base in modules and base != me:
+                        out.add(f"{me} -> {base}.{a.name}")
+            elif isinstance(n, ast.Import):
+                bound.update({a.asname: a.name for a in n.names if a.asname and a.name in modules})
+        for n in ast.walk(tree):
+            if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id in bound \
+                    and n.attr.startswith("_") and not n.attr.startswith("__") and bound[n.value.id] != me:
+                out.add(f"{me} -> {bound[n.value.id]}.{n.attr}")
+    return out
+
+
+def _modules_of(package: Path) -> dict:
+    """module name -> file, for every module of `package` (a folder named tallysim)."""
+    out = {}
+    for p in package.rglob("*.py"):
+        rel = p.relative_to(package.parent).with_suffix("")
+        out[".".join(rel.parts[:-1] if rel.name == "__init__" else rel.parts)] = p
+    return out
+
+
+def test_no_module_reaches_into_another_modules_private_names():
+    found = _private_reaches(PACKAGE)
+    assert not found - PRIVATE_REACHES, (f"{sorted(found - PRIVATE_REACHES)}: another module's _name; make it "
+                                         "public (no underscore) where it is defined, or keep it inside its module")
+    assert not PRIVATE_REACHES - found, f"remove from PRIVATE_REACHES: {sorted(PRIVATE_REACHES - found)}"
+
+
+def test_the_private_rule_catches_both_forms(tmp_path):
+    pkg = tmp_path / "tallysim"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "sub" / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("def _hidden(): pass\n_x = 1\n")
+    (pkg / "sub" / "b.py").write_text("from tallysim.a import _hidden\nfrom tallysim import a\ny = a._x\n"
+                                      "from .. import a as aa\nz = aa.__name__\n")
+    assert _private_reaches(pkg) == {"tallysim.sub.b -> tallysim.a._hidden", "tallysim.sub.b -> tallysim.a._x"}
