@@ -140,6 +140,22 @@ def test_the_site_builds_strict_and_its_links_are_files(tmp_path):
         assert (site / h).is_file(), h                  # not a directory: file:// shows it as a listing
 
 
+def _resolve(dotted: str):
+    """The object a dotted name names: its longest importable prefix, then attributes (an AttributeError
+    or ImportError when it names nothing)."""
+    parts = dotted.split(".")
+    for i in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:i]))
+            break
+        except ImportError:
+            if i == 1:
+                raise
+    for attr in parts[i:]:
+        obj = getattr(obj, attr)
+    return obj
+
+
 def test_the_api_page_documents_the_public_api():
     """docs/api.md is about what `import tallysim` offers (tallysim.run -> Results, drive, load_plugin,
     Config.replace), not internals such as tallysim.run.run returning a dict (issue 30); every
@@ -153,15 +169,7 @@ def test_the_api_page_documents_the_public_api():
         assert name in refs, name
     assert "tallysim.run.run" not in refs and "members: [replace]" in text
     for ref in refs:
-        parts = ref.split(".")
-        for i in range(len(parts), 0, -1):        # the longest importable prefix, then attributes
-            try:
-                obj = importlib.import_module(".".join(parts[:i]))
-                break
-            except ImportError:
-                continue
-        for attr in parts[i:]:
-            obj = getattr(obj, attr)
+        _resolve(ref)
     for name in tallysim.__all__:                 # the table names each public name
         assert f"`tallysim.{name}" in text or name in ("__version__", "Driver"), name
     assert tallysim.api.drive.__doc__ and tallysim.schema.Config.replace.__doc__
@@ -292,20 +300,10 @@ def _call_mismatch(call: str):
     """None when the call's arguments bind to the function's signature (as many positional arguments,
     keywords it has); else what is wrong. `...` stands for arguments left out."""
     import ast
-    import importlib
     import inspect
     node = ast.parse(call.replace(", ...)", ")").replace("(...)", "()"), mode="eval").body
     path = ast.unparse(node.func).split(".")
-    obj = None
-    for i in range(len(path), 0, -1):           # the longest importable module, then attributes
-        try:
-            obj = importlib.import_module(".".join(path[:i]))
-            break
-        except ImportError:
-            continue
-    for attr in path[i:]:
-        obj = getattr(obj, attr)
-    sig = inspect.signature(obj)
+    sig = inspect.signature(_resolve(".".join(path)))
     try:
         (sig.bind_partial if "..." in call else sig.bind)(*node.args, **{k.arg: k.value for k in node.keywords})
     except TypeError as e:
