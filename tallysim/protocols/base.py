@@ -141,7 +141,19 @@ def probe_exchange(ctx: Context, state: State, data: FedData, keys: RoundKeys, i
         probes = local.Probes(x_M, task.unflatten(t.winner_M, spec.probes), task.unflatten(keep_M, spec.probes))
         info["consensus_acc"] = jnp.sum((t.winner_M == y_M) * keep_M) / jnp.maximum(jnp.sum(keep_M), 1.0)
     else:
-        target = _soft_target(ctx, sums, voters, private, (logits_AxMxC, sent_A) if robust else None, info)
+        if robust:
+            sent = vote.quantize_probs(jax.nn.softmax(logits_AxMxC, axis=-1), cfg.comm.soft_bits)
+            target = vote.robust_soft(sent, sent_A, cfg.softlabel.aggregate, cfg.softlabel.trim)
+        else:
+            target = vote.soft_targets(sums.sent_MxC, voters, cfg.softlabel.aggregate,
+                                       ctx.hp("softlabel.era_temperature"))
+            if private and cfg.softlabel.aggregate == "mean":
+                target = vote.renormalize(target)    # the noise can push a mean below 0 (post-processing)
+            if private:
+                # distill.gate's bit reaches every peer, so it may only read the noised sum: the mean
+                # top value of its renormalised mean (the un-noised vote share would leak the data)
+                info[GATE_AGREEMENT] = jnp.mean(jnp.max(vote.renormalize(
+                    vote.soft_targets(sums.sent_MxC, voters)), axis=-1))
         weight = jnp.ones((spec.messages,), jnp.float32) if text_M is None else text_M
         probes = local.Probes(x_M, task.unflatten(target, spec.probes),
                               task.unflatten(weight if arrived is None else weight * arrived, spec.probes))
@@ -169,24 +181,6 @@ def _privatised(ctx: Context, keys: RoundKeys, sums, hard: bool):
         noisy = dp.noisy_sum({"s": sums.sent_MxC[None]}, cfg.privacy.clip, ctx.hp("privacy.noise"), k_noise)
         sums = sums._replace(sent_MxC=noisy["s"])
     return sums, counts_MxC, answered_M
-
-
-def _soft_target(ctx: Context, sums, voters, private: bool, every_message, info: dict):
-    """The server's soft target [M, C] from the (noised) sum of the messages, or, given `every_message`
-    (logits [A, M, C], sent_A), softlabel.aggregate=median|trimmed over all of them. Privately, also
-    info[GATE_AGREEMENT]: distill.gate's bit reaches every peer, so it may only read the noised sum, the
-    mean top value of its renormalised mean (the un-noised vote share would leak the data)."""
-    cfg = ctx.cfg
-    if every_message is not None:
-        logits_AxMxC, sent_A = every_message
-        sent = vote.quantize_probs(jax.nn.softmax(logits_AxMxC, axis=-1), cfg.comm.soft_bits)
-        return vote.robust_soft(sent, sent_A, cfg.softlabel.aggregate, cfg.softlabel.trim)
-    target = vote.soft_targets(sums.sent_MxC, voters, cfg.softlabel.aggregate, ctx.hp("softlabel.era_temperature"))
-    if private and cfg.softlabel.aggregate == "mean":
-        target = vote.renormalize(target)    # the noise can push a mean below 0 (post-processing)
-    if private:
-        info[GATE_AGREEMENT] = jnp.mean(jnp.max(vote.renormalize(vote.soft_targets(sums.sent_MxC, voters)), axis=-1))
-    return target
 
 
 def _trusted_tally(ctx: Context, state: State, idx, fr, keys: RoundKeys, logits_fn, chunk):
