@@ -304,8 +304,12 @@ def _call_mismatch(call: str):
     node = ast.parse(call.replace(", ...)", ")").replace("(...)", "()"), mode="eval").body
     path = ast.unparse(node.func).split(".")
     sig = inspect.signature(_resolve(".".join(path)))
+    owner = _resolve(".".join(path[:-1]))
+    args = list(node.args)
+    if inspect.isclass(owner) and not isinstance(inspect.getattr_static(owner, path[-1]), (staticmethod, classmethod)):
+        args.insert(0, "self")          # `tallysim.Results.plot()`: a method, written as its class's
     try:
-        (sig.bind_partial if "..." in call else sig.bind)(*node.args, **{k.arg: k.value for k in node.keywords})
+        (sig.bind_partial if "..." in call else sig.bind)(*args, **{k.arg: k.value for k in node.keywords})
     except TypeError as e:
         return f"{call}: {e} (the code: {path[-1]}{sig})"
     return None
@@ -317,3 +321,5 @@ def test_every_api_call_the_pages_write_fits_its_signature():
     wrong = [f"docs/{page}: {m}" for page, call in calls if (m := _call_mismatch(call))]
     assert not wrong, "\n".join(wrong)
     assert _call_mismatch("tallysim.drive(cfg, seeds=3)") and _call_mismatch("tallysim.read_rows(a, b, c)")
+    assert _call_mismatch("tallysim.Results.plot()") is None and _call_mismatch("tallysim.Results.read(d)") is None
+    assert _call_mismatch("tallysim.Results.plot(a, b, c, d, e)")
