@@ -421,12 +421,10 @@ def test_a_protocols_own_config_lives_in_its_protocol_file():
 # now); the set may shrink, never grow.
 PRIVATE_REACHES = {
     "tallysim.cli_commands -> tallysim.checkpoint._nothing_to_resume",
-    "tallysim.config -> tallysim.schema._normal_ext",
     "tallysim.config_rules -> tallysim.field_checks._choices",
     "tallysim.validation -> tallysim.field_checks._choices",
     "tallysim.figures.plots -> tallysim.results.pareto._x",
     "tallysim.figures.plots -> tallysim.results.pareto._row",
-    "tallysim.protocols.base -> tallysim.protocols.context._dummy",
     "tallysim.protocols.contract -> tallysim.protocols._target",
 }
 

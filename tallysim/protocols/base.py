@@ -20,7 +20,7 @@ import jax.numpy as jnp
 from tallysim.sim import dp, exchange, faults, lanes, local, peers, tasks, trust, vote
 from tallysim.sim.fed import FedData, pool_examples, to_input
 from tallysim.sim.peers import State
-from tallysim.protocols.context import Context, ModelGroup, Protocol, _dummy  # noqa: F401 - base.X, as before
+from tallysim.protocols.context import Context, ModelGroup, Protocol  # noqa: F401 - base.X, as before
 from tallysim.protocols.round_helpers import (FIXED_PROBE_STREAM, RoundKeys, active_set,  # noqa: F401
                                               aggregation_counts, group_rows, local_round, round_keys,
                                               shard_weights)
