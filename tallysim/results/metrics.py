@@ -36,8 +36,8 @@ from tallysim.config import ConfigError
 from tallysim.results.headline import (HEADLINE, HONEST, TEXT_HEADLINE, WHICH, accuracy, accuracy_std,  # noqa: F401
                                        aggregate, bits_to_target, check_which, final_best, headline_key,
                                        is_number, metric, run_accuracy, summary_line, text_headline)
-from tallysim.results.rows import (CLIENT_PERCENTILE, GROUP_KEYS, PEER_PLACES, PROBE_KEYS, ROUND_KEYS,  # noqa: F401
-                                   client_stats, group_row, lane_row, text_row)
+from tallysim.results.rows import (CLIENT_PERCENTILE, GROUP_KEYS, NON_FINITE, PEER_PLACES, PROBE_KEYS,  # noqa: F401
+                                   ROUND_KEYS, client_stats, dumps_row, group_row, lane_row, revive, text_row)
 from tallysim.results import partition_file
 
 CONFIG = "config.json"
@@ -115,6 +115,7 @@ def read_rows(run_dir) -> list[dict]:
                               "remove that line or rerun") from None
         if not isinstance(row, dict):
             raise ConfigError(f"{metrics} line {i} is not a JSON object of metrics")
+        row = revive(row)       # "Infinity" (strict JSON, rows.NON_FINITE) -> inf, as the bare token reads
         for key in ("bits_per_peer", "acc_mean"):
             if key == "acc_mean" and row.get(key) is None and is_number(row.get("acc_global")):
                 continue        # client_storage=auto: no client model is kept, the server's is evaluated
