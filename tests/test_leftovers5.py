@@ -116,3 +116,25 @@ def test_every_reader_reads_inf_back_from_either_spelling(spelling, tmp_path, ca
     assert cli.main(["plot", str(bad), str(good), "--out", str(tmp_path / "p.png"), "--metric", "ppl"]) == 0
     points = pareto.collect([tmp_path / "s"], metric="ppl_mean", log=lambda m: None)
     assert sorted(p["accuracy"] for p in points) == [40.0, math.inf]
+
+
+# ------------------------------------------------------------------- pareto reads through read_runs
+
+def test_pareto_skips_corrupt_runs_through_read_runs_with_its_own_note(tmp_path, monkeypatch):
+    """pareto.collect had its own find_runs/read_run skip loop beside metrics.read_runs (table's and
+    read_rows'): one loop now, pareto's note unchanged, and no runs at all still [] (its caller words it)."""
+    from tallysim.results import metrics, pareto
+    good = _write_run(tmp_path / "t" / "good", [metrics.dumps_row({**TEXT_ROW, "ppl_mean": 9.0, "round": r})
+                                                 for r in (1, 2)])
+    bad = _write_run(tmp_path / "t" / "bad", ["{torn"])
+    calls = []
+    real = metrics.read_runs
+    monkeypatch.setattr(metrics, "read_runs", lambda *a, **k: calls.append(a) or real(*a, **k))
+    notes = []
+    points = pareto.collect([tmp_path / "t"], log=notes.append)
+    assert len(calls) == 1 and [p["dir"] for p in points] == [str(good)]
+    assert notes == [f"pareto: skipping {bad}: {bad / 'metrics.jsonl'} line 1 is not valid JSON (corrupt or torn "
+                     "by a crash); remove that line or rerun"], notes
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert pareto.collect([empty], log=notes.append) == [] and pareto.collect([bad], log=notes.append) == []

@@ -180,11 +180,12 @@ def find_runs(dirs: Iterable) -> list[tuple[Path, str]]:
     return found
 
 
-def read_runs(dirs: Iterable, skip) -> list[tuple[Path, str, dict, list]]:
+def read_runs(dirs: Iterable, skip, none_ok: bool = False) -> list[tuple[Path, str, dict, list]]:
     """(run directory, label, config, rows) of every run find_runs finds under `dirs`. A corrupt run is
     passed to `skip(run_dir, label, error)` (which may raise) and left out; none readable is a
     ConfigError, which says whether runs were found and could not be read (`tallysim table` and
-    tallysim.read_rows, alike)."""
+    tallysim.read_rows, alike), or with `none_ok` an empty list (pareto.collect: a figure's group may
+    have no finished run yet, and `tallysim pareto` says "no complete runs" itself)."""
     dirs = list(dirs)
     runs, skipped = [], 0
     for d, label in find_runs(dirs):
@@ -193,7 +194,7 @@ def read_runs(dirs: Iterable, skip) -> list[tuple[Path, str, dict, list]]:
         except ConfigError as e:
             skip(d, label, e)
             skipped += 1
-    if not runs:
+    if not runs and not none_ok:
         where = ", ".join(map(str, dirs))
         if skipped:           # they were found, and were unreadable: not "no run directories"
             raise ConfigError(f"no readable run under {where}: the {skipped} run "
