@@ -29,6 +29,22 @@ PRIVACY_STREAM = 0xD9             # fold_in tag of the privacy noise (the round'
 GATE_AGREEMENT = "gate_agreement"  # info key: what distill.gate reads when it is not info["agreement"]
 
 
+def gate_agreement(info: dict) -> jax.Array:
+    """The agreement distill.gate reads: GATE_AGREEMENT where the round set one (next_token: over the
+    real probe positions only, text_agreement; private soft labels: the noised aggregate's), else the
+    rows' `agreement` (images: every probe)."""
+    return info.get(GATE_AGREEMENT, info["agreement"])
+
+
+def text_agreement(task, x_M, share_M) -> dict:
+    """{GATE_AGREEMENT: the mean winning share over the probe positions that are not PAD} on a
+    next_token task, {} on images (whose program stays as it was). Padding positions are voted on and
+    counted in the rows' `agreement`, but never trained on (tasks.message_mask): the gate, which decides
+    whether the peers train on the vote, reads only the positions they would train on."""
+    mask_M = task.message_mask(x_M)
+    return {} if mask_M is None else {GATE_AGREEMENT: vote.mean_agreement(share_M, mask_M)}
+
+
 def draw_probes(ctx: Context, data: FedData, key) -> jax.Array:
     """Indices of this round's M probes; every party derives them from the shared key, so free."""
     return jax.random.permutation(key, ctx.spec.pool)[:ctx.spec.probes]
@@ -165,14 +181,17 @@ def probe_exchange(ctx: Context, state: State, data: FedData, keys: RoundKeys, i
             if private:
                 # distill.gate's bit reaches every peer, so it may only read the noised sum: the mean
                 # top value of its renormalised mean (the un-noised vote share would leak the data)
-                info[GATE_AGREEMENT] = jnp.mean(jnp.max(vote.renormalize(
-                    vote.soft_targets(sums.sent_MxC, voters)), axis=-1))
+                # (next_token: over the real positions, text_M, as text_agreement's)
+                info[GATE_AGREEMENT] = vote.mean_agreement(jnp.max(vote.renormalize(
+                    vote.soft_targets(sums.sent_MxC, voters)), axis=-1), text_M)
         weight = jnp.ones((spec.messages,), jnp.float32) if text_M is None else text_M
         probes = local.Probes(x_M, task.unflatten(target, spec.probes),
                               task.unflatten(weight if arrived is None else weight * arrived, spec.probes))
         info["consensus_acc"] = (jnp.mean(jnp.argmax(target, axis=-1) == y_M) if text_M is None else
                                  jnp.sum((jnp.argmax(target, axis=-1) == y_M) * text_M)
                                  / jnp.maximum(jnp.sum(text_M), 1.0))
+    if GATE_AGREEMENT not in info:            # next_token: the gate's agreement over the real positions
+        info.update(text_agreement(task, x_M, t.share_M))
     if fr is not None and fr.lost_A is not None:
         info["senders"] = voters
     info.update(history)          # vote.weighting=history: the new trust, for the round to keep
