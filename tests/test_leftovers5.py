@@ -10,6 +10,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -138,3 +139,112 @@ def test_pareto_skips_corrupt_runs_through_read_runs_with_its_own_note(tmp_path,
     empty = tmp_path / "empty"
     empty.mkdir()
     assert pareto.collect([empty], log=notes.append) == [] and pareto.collect([bad], log=notes.append) == []
+
+
+# ------------------------------------------------------------------- distill.gate on text: real positions only
+
+def _gate_round(protocol: str, gate: float):
+    """One round of `protocol` on test_text_vote's table model (3 peers, T = 4 positions, C = 5, padded
+    windows in the pool) with distill.gate=`gate`: (info, the round's probe windows, the peers' params)."""
+    import jax
+    from test_text_vote import _setup
+    from tallysim.protocols import make as make_protocol
+    from tallysim.protocols.base import draw_probes
+    from tallysim.protocols.round_helpers import round_keys
+    ctx, one, _, x, _ = _setup(protocol, **{"distill.gate": gate})
+    proto = make_protocol(ctx)
+    state = jax.jit(proto.init)(jax.random.PRNGKey(0), one)
+    root = jax.random.PRNGKey(3)
+    _, info = jax.jit(lambda s: proto.round(s, one, root, 1))(state)
+    rows = np.asarray(draw_probes(ctx, one, round_keys(root, 1, ctx.cfg.probe.resample).probe))
+    return info, x[np.asarray(one.pool_Q)[rows]], state.params
+
+
+def _np_agreements(params, x_M):
+    """(mean winning share over every position, over the positions whose input is not PAD) in numpy."""
+    import jax
+    from test_text_vote import P, _np_logits
+    votes = np.stack([_np_logits(jax.tree.map(lambda a: a[i], params), x_M).argmax(-1) for i in range(P)])
+    share = (votes[..., None] == np.arange(5)).sum(0).max(-1) / P           # [M, T]
+    real = x_M != 0
+    return share.mean(), share[real].mean()
+
+
+
+
+
+@pytest.mark.parametrize("protocol", ["tally", "softlabel", "cfd"])
+def test_the_gates_agreement_on_text_counts_only_real_positions(protocol):
+    """distill.gate read the mean winning share over every probe position, PAD ones included, although
+    the peers never train on those (tasks.message_mask): the gate now reads the real positions' mean
+    (info gate_agreement); the rows' `agreement` stays every position's."""
+    info, x_M, params = _gate_round(protocol, 0.01)
+    every, real = _np_agreements(params, x_M)
+    assert (x_M == 0).any() and (x_M != 0).any()            # the round's probes hold a padded window
+    assert abs(every - real) > 1e-3                          # the test can fail: the two differ
+    assert float(info["agreement"]) == pytest.approx(every, abs=1e-6)
+    assert float(info["gate_agreement"]) == pytest.approx(real, abs=1e-6)
+
+
+def test_the_gate_decides_on_the_real_positions():
+    info, x_M, params = _gate_round("tally", 0.01)
+    every, real = _np_agreements(params, x_M)
+    gate = (every + real) / 2                                # between the two: only the real one decides
+    info, _, _ = _gate_round("tally", gate)
+    assert float(info["distill_factor"]) == float(real >= gate) != float(every >= gate)
+
+
+def test_an_image_round_has_no_separate_gate_agreement():
+    """Images: the gate reads the rows' agreement, the program as before (no gate_agreement output)."""
+    from tallysim.protocols.base import gate_agreement, text_agreement
+    from tallysim.sim import tasks
+    share = np.array([1.0, 0.5, 0.25], np.float32)
+    assert text_agreement(tasks.CLASSIFICATION, np.zeros((3, 2)), share) == {}
+    assert gate_agreement({"agreement": 0.5}) == 0.5
+
+
+# ------------------------------------------------------------------- the traced per-example peak
+
+# Per example, 28x28x1 inputs and 10 classes: the float32 input, then the values each layer outputs in
+# the model's dtype (conv, relu, pool; dense, relu; the float32 logits), counted by hand from models.py.
+ANALYTIC_LAYERS = {
+    "mlp": [200, 200, 200, 200],                                          # dense, relu, dense, relu
+    "lenet": [28 * 28 * 6] * 2 + [14 * 14 * 6] + [10 * 10 * 16] * 2 + [5 * 5 * 16] + [120] * 2 + [84] * 2,
+    "cnn": [28 * 28 * 32] * 2 + [14 * 14 * 32] + [14 * 14 * 64] * 2 + [7 * 7 * 64] + [512] * 2,
+}
+
+
+def _per_example(name: str, extra=()):
+    import jax
+    import jax.numpy as jnp
+    from tallysim import config as config_
+    from tallysim.sim import activations
+    from tallysim.sim.models import make_model
+    m = make_model(config_.apply_overrides(config_.Config(), [f"model.name={name}", *extra]).model, 10)
+    params = jax.eval_shape(m.init, jax.random.PRNGKey(0), jnp.zeros((1, 28, 28, 1), jnp.float32))
+    return activations.per_example(m.apply, params, (28, 28, 1))
+
+
+@pytest.mark.parametrize("name", sorted(ANALYTIC_LAYERS))
+@pytest.mark.parametrize("extra", [(), ("model.dtype=bfloat16",), ("model.conv=xla",)], ids=["f32", "bf16", "xla"])
+def test_the_traced_peak_per_example_is_near_the_analytic_activations(name, extra):
+    """peak was batch 2 minus batch 1 of the traced walk: with bfloat16 the parameters' casts decided
+    where the peak was at those batches, and a CNN's came out at 10 KB an example (its conv layers alone
+    hold 170 KB): chunks and eval batches sized as if its forward pass were free."""
+    size = 2 if extra == ("model.dtype=bfloat16",) else 4
+    layers = ANALYTIC_LAYERS[name]
+    analytic = 4 * 28 * 28 + size * sum(layers) + 4 * 10
+    floor = 4 * 28 * 28 + size * max(layers)                    # the input and the largest layer, both held
+    fact = _per_example(name, extra)
+    assert fact.peak > 0 and fact.saved > 0
+    assert floor <= fact.peak <= 5 * analytic, (fact.peak, floor, analytic)
+    assert fact.peak >= analytic / 2, (fact.peak, analytic)
+    assert fact.saved >= size * max(layers)
+
+
+def test_float32_per_example_facts_are_as_before():
+    """Every model's program grows linearly with the batch, so the wider span gives batch 2 minus batch 1
+    exactly where that was sound: the chunk, eval batch and lane sizes of float32 runs do not move."""
+    assert tuple(_per_example("cnn")[:2]) == (2115280, 1257536)          # tests/test_leftovers4.py's CNN
+    assert tuple(_per_example("mlp")[:2]) == (8016, 6336)
+    assert tuple(_per_example("lenet")[:2]) == (396896, 159936)
