@@ -248,3 +248,80 @@ def test_float32_per_example_facts_are_as_before():
     assert tuple(_per_example("cnn")[:2]) == (2115280, 1257536)          # tests/test_leftovers4.py's CNN
     assert tuple(_per_example("mlp")[:2]) == (8016, 6336)
     assert tuple(_per_example("lenet")[:2]) == (396896, 159936)
+
+
+# ------------------------------------------------------------------- the exchange splits a peer's probes
+
+def test_split_probes_is_the_unsplit_forward_pass():
+    import jax
+    import jax.numpy as jnp
+    from tallysim.sim import exchange
+    w = jax.random.normal(jax.random.PRNGKey(0), (3, 6, 5))              # 3 "peers", 6 features, 5 classes
+    x = jax.random.normal(jax.random.PRNGKey(1), (23, 6))
+    predict = jax.jit(lambda xb: jnp.tanh(xb)[None, :, :, None] * w[:, None])     # [c, m, 6, 5], no dot
+    whole = predict(x)
+    for m in (1, 4, 7, 22, 23, 40, None):
+        got = jax.jit(lambda xm, m=m: exchange.split_probes(predict, xm, m))(x)
+        assert got.shape == (3, 23, 6, 5)
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(whole))     # each probe's own values, in order
+
+
+def test_probe_chunk_splits_only_what_one_peer_cannot_hold():
+    from tallysim import sizing
+    peak, example = 1_257_536, 3136                     # fig12's CNN on 28x28x1 (activations.per_example)
+    # one CNN over 1,000 probes: 1.9 GB of forward pass (1.5 x 1,000 x 1.25 MB) against the 256 MiB budget
+    assert sizing.exchange_hidden_bytes(peak, example, 40, 1000) > 1.8e9
+    m = sizing.probe_chunk(1000, 1000, 10, peak, example, 40)
+    assert 100 <= m < 1000
+    assert 4 * 1000 * 10 + sizing.exchange_hidden_bytes(peak, example, 40, m) <= sizing.CHUNK_BYTES
+    assert 4 * 1000 * 10 + sizing.exchange_hidden_bytes(peak, example, 40, m + 1) > sizing.CHUNK_BYTES
+    assert sizing.probe_chunk(1000, 1000, 10, peak, example, 40, lanes=2) < m       # lanes share the budget
+    # the demo's MLPs (and any exchange whose single peer fits): every probe at once, as before
+    assert sizing.probe_chunk(1000, 1000, 10, 6336, 3136, 40) == 1000
+    # logits that fill the budget alone still leave the forward pass half of it
+    assert sizing.probe_chunk(1000, 1000, sizing.CHUNK_BYTES // 4000, peak, example, 40) >= 50
+
+
+@pytest.mark.parametrize("protocol", ["tally", "softlabel", "cfd"])
+def test_a_split_exchange_sends_the_unsplit_votes_and_soft_labels(protocol, monkeypatch, fusion_emitters):
+    """A LeNet round whose budget holds one peer's logits but not its forward pass over the 64 probes: the
+    probes go through a slice at a time (64 = 3 x 17 + 13: the last slice padded), and the targets the
+    peers train on, the bits and the trained parameters equal those of the unsplit exchange (same peer
+    chunk), bit for bit."""
+    import jax
+    import tallysim
+    from tallysim import config as config_, sizing
+    from tallysim.protocols import distill, probe_round
+    from tallysim.sim import exchange
+    from conftest import TINY, spy_probes
+    cfg = config_.apply_overrides(config_.Config(), [t for t in TINY if not t.startswith("model.width")] + [
+        f"protocol.name={protocol}", "model.name=lenet", "data.input_shape=[28,28,1]", "rounds=1",
+        "warmup_epochs=0", "local_epochs=1"])
+    monkeypatch.setattr(sizing, "CHUNK_BYTES", 4_000_000)     # LeNet: about 240 KB a probe, 15 MB for 64
+    monkeypatch.setattr(exchange, "peer_chunk", lambda *a, **k: 1)        # the same peer chunk in both runs
+    splits = []
+    real = exchange.probe_chunk
+    monkeypatch.setattr(exchange, "probe_chunk", lambda *a, **k: splits.append(real(*a, **k)) or splits[-1])
+    spied = spy_probes(monkeypatch, probe_round if protocol == "cfd" else distill)
+    split = tallysim.drive(cfg)
+    split.step()
+    assert splits and splits[-1] == 17, splits
+    monkeypatch.setattr(exchange, "probe_chunk", lambda probes, *a, **k: probes)       # every probe at once
+    whole = tallysim.drive(cfg)
+    whole.step()
+    assert len(spied) == 2
+    (x_a, target_a, weight_a), (x_b, target_b, weight_b) = spied
+    np.testing.assert_array_equal(x_a, x_b)
+    np.testing.assert_array_equal(weight_a, weight_b)
+    assert split.bits() == whole.bits()
+    if protocol == "softlabel":
+        # 32-bit soft labels: XLA:CPU's matmuls block their reductions by the batch's size, so a slice of
+        # 17 probes rounds a logit's last bit differently from all 64 at once (as a peer chunk's float
+        # sums differ in summation order): the same labels to float32 rounding, the same argmax
+        print("softlabel: max |split - whole| of the targets", float(np.abs(target_a - target_b).max()))
+        np.testing.assert_allclose(target_a, target_b, rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(target_a.argmax(-1), target_b.argmax(-1))
+        return
+    np.testing.assert_array_equal(target_a, target_b)          # the votes (cfd: the quantised labels)
+    jax.tree.map(lambda a, b: np.testing.assert_array_equal(np.asarray(a), np.asarray(b)),
+                 split.state.params, whole.state.params)

@@ -80,8 +80,8 @@ class Streamed(NamedTuple):
 def streamed(ctx: Context, state, data, keys, idx, fr, ex: Streamed, chunk: Optional[int] = None):
     """The round's probes, the diagnostics `messages` reports and the protocol's finished exchange,
     predicting `chunk` active peers at a time (default: what fits sizing.CHUNK_BYTES with their
-    forward passes over the probes, exchange.model_chunk, shared by the ctx.lanes lanes the program
-    vmaps together).
+    forward passes over the probes, exchange.model_chunks, shared by the ctx.lanes lanes the program
+    vmaps together; the probes a slice at a time where one peer's pass over them all exceeds it).
     Returns (x_M, y_M message labels, voters, info, (sums, per_row_A, sent_A))."""
     spec = ctx.spec
     A, task = spec.active, tasks.of(spec)
@@ -100,13 +100,14 @@ def streamed(ctx: Context, state, data, keys, idx, fr, ex: Streamed, chunk: Opti
     if ctx.model_groups:
         (diag, sums), per_row = _grouped_stream(ctx, state, idx, x_M, task, finish_chunk, chunk)
     else:
+        c, split = exchange_.model_chunks(ctx.model.apply, state.params, x_M, A, spec.messages, spec.classes,
+                                          ctx.lanes)
+
         def one(rows_c, valid_c):
             ids = rows_c if idx is None else idx[rows_c]
-            return finish_chunk(task.messages(predict_probes(ctx, peers.take(state.params, ids), x_M)),
+            return finish_chunk(task.messages(predict_probes(ctx, peers.take(state.params, ids), x_M, split)),
                                 rows_c, valid_c)
-        c = chunk or exchange_.model_chunk(ctx.model.apply, state.params, x_M, A, spec.messages, spec.classes,
-                                           ctx.lanes)
-        (diag, sums), per_row = exchange_.stream(one, A, c)
+        (diag, sums), per_row = exchange_.stream(one, A, chunk or c)
     voters = faults.senders(ctx, fr)
     t = vote.tally_counts(diag.counts_MxC, voters, "lowest", 0.0)
     info = vote.finish_diagnostics(diag, voters, y_M, t.winner_M, t.share_M)
@@ -125,14 +126,15 @@ def _grouped_stream(ctx: Context, state, idx, x_M, task, finish_chunk, chunk: Op
     acc, rows_out = None, []
     for i, (g, gctx) in enumerate(ctx.group_contexts()):
         rows_g, _ = group_rows(g, idx)
-
-        def one(rows_c, valid_c, i=i, g=g, gctx=gctx, rows_g=rows_g):
-            ids = rows_c if rows_g is None else rows_g[rows_c]
-            z = task.messages(predict_probes(gctx, peers.take(state.params[i], ids), x_M))
-            return finish_chunk(z, g.a_lo + rows_c, valid_c)
         A_g = g.a_hi - g.a_lo
-        sums, per_row = exchange_.stream(one, A_g, chunk or exchange_.model_chunk(
-            gctx.model.apply, state.params[i], x_M, A_g, ctx.spec.messages, ctx.spec.classes, ctx.lanes))
+        c, split = exchange_.model_chunks(gctx.model.apply, state.params[i], x_M, A_g, ctx.spec.messages,
+                                          ctx.spec.classes, ctx.lanes)
+
+        def one(rows_c, valid_c, i=i, g=g, gctx=gctx, rows_g=rows_g, split=split):
+            ids = rows_c if rows_g is None else rows_g[rows_c]
+            z = task.messages(predict_probes(gctx, peers.take(state.params[i], ids), x_M, split))
+            return finish_chunk(z, g.a_lo + rows_c, valid_c)
+        sums, per_row = exchange_.stream(one, A_g, chunk or c)
         acc = sums if acc is None else jax.tree.map(jnp.add, acc, sums)
         rows_out.append(per_row)
     return acc, jax.tree.map(lambda *a: jnp.concatenate(a), *rows_out)
