@@ -90,8 +90,12 @@ mutation: $(STAMP)
 
 # ARGS: more `tallysim figure` options for the figure targets (fig1 ... fig12, figures, robustness,
 # matched-bits), e.g. `make fig1 ARGS=--dry-run` or `ARGS="--one-at-a-time --progress lines"`; they were
-# silently dropped before. The smoke targets take none (CI's fixed command).
-ARGS ?=
+# silently dropped before. The smoke targets take none (CI's fixed command). Only an ARGS given on make's
+# command line (or by a parent make) counts: one exported in the shell (`export ARGS=--foo`, perhaps another
+# tool's variable) reached every figure target unseen, so it is dropped here.
+ifneq ($(origin ARGS),command line)
+ARGS :=
+endif
 # --quiet unless ARGS asks for progress (`--progress lines` with --quiet is refused as a contradiction).
 FIG_QUIET = $(if $(findstring --progress,$(ARGS)),,--quiet)
 FIGS := fig1 fig2 fig3 fig4 fig5 fig6 fig7 fig8 fig9 fig10 fig11 fig12

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import math
 import sys
 import tempfile
@@ -32,7 +31,7 @@ from tallysim import progress as progress_bars
 from tallysim.build import Built, auto_chunk, build, build_group  # noqa: F401 - run.build etc., as before
 from tallysim.config import Config, ConfigError
 from tallysim.results.metrics import (CONFIG, ERROR, METRICS, PARTITION, PROBE_KEYS, ROUND_KEYS,  # noqa: F401
-                                      aggregate, lane_row)
+                                      aggregate, dumps_row, lane_row)
 from tallysim.programs import chunk_inputs, eval_clients, initial_state, lanes_per_device, round_programs  # noqa: F401
 from tallysim.results.runs import Results
 from tallysim.metrics_file import MetricsFile
@@ -274,7 +273,7 @@ class _Recorder:
             return
         self.last = aggregate(self.evals.pop(r), self.seeds)
         if self.file:
-            self.file.write(json.dumps(self.last).encode())
+            self.file.write(dumps_row(self.last).encode())     # strict JSON: inf as "Infinity"
             self.lines += 1
         if self.track:
             self.track.row(self.last)

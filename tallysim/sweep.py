@@ -190,7 +190,7 @@ def _done(run_dir: Path, rec: dict, runmod, cfg: Config, overrides, last: dict, 
     err = run_dir / metrics.ERROR      # an earlier attempt's (a resumed run keeps its files): now untrue
     if err.is_file() and not err.is_symlink():
         err.unlink()
-    atomic.write_text(run_dir / DONE, json.dumps({
+    atomic.write_text(run_dir / DONE, metrics.dumps_row({      # strict JSON: the last row's inf as "Infinity"
         "name": rec["name"], "overrides": list(overrides), "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "seconds": round(seconds, 3), "last": last}, indent=2) + "\n")
     rec["status"] = "done"

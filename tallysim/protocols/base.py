@@ -29,14 +29,33 @@ PRIVACY_STREAM = 0xD9             # fold_in tag of the privacy noise (the round'
 GATE_AGREEMENT = "gate_agreement"  # info key: what distill.gate reads when it is not info["agreement"]
 
 
+def gate_agreement(info: dict) -> jax.Array:
+    """The agreement distill.gate reads: GATE_AGREEMENT where the round set one (next_token: over the
+    real probe positions only, text_agreement; private soft labels: the noised aggregate's), else the
+    rows' `agreement` (images: every probe)."""
+    return info.get(GATE_AGREEMENT, info["agreement"])
+
+
+def text_agreement(task, x_M, share_M) -> dict:
+    """{GATE_AGREEMENT: the mean winning share over the probe positions that are not PAD} on a
+    next_token task, {} on images (whose program stays as it was). Padding positions are voted on and
+    counted in the rows' `agreement`, but never trained on (tasks.message_mask): the gate, which decides
+    whether the peers train on the vote, reads only the positions they would train on."""
+    mask_M = task.message_mask(x_M)
+    return {} if mask_M is None else {GATE_AGREEMENT: vote.mean_agreement(share_M, mask_M)}
+
+
 def draw_probes(ctx: Context, data: FedData, key) -> jax.Array:
     """Indices of this round's M probes; every party derives them from the shared key, so free."""
     return jax.random.permutation(key, ctx.spec.pool)[:ctx.spec.probes]
 
 
-def predict_probes(ctx: Context, params_c, x_M) -> jax.Array:
-    """logits [c, M, C] of a stack of c peers on the probes."""
-    return jax.vmap(ctx.model.apply, in_axes=(0, None))(params_c, to_input(x_M))
+def predict_probes(ctx: Context, params_c, x_M, probes: Optional[int] = None) -> jax.Array:
+    """logits [c, M, C] of a stack of c peers on the probes; `probes` at a time where given (the
+    exchange's probe split, exchange.model_chunks: one peer's forward pass over all M exceeds the chunk
+    budget), else all at once."""
+    apply = jax.vmap(ctx.model.apply, in_axes=(0, None))
+    return exchange.split_probes(lambda x: apply(params_c, x), to_input(x_M), probes)
 
 
 def active_logits(ctx: Context, state: State, idx, x_M) -> jax.Array:
@@ -55,13 +74,15 @@ def _grouped_sums(ctx: Context, state: State, idx, x_M, y_M, soft_bits, chunk, s
     for i, (g, gctx) in enumerate(ctx.group_contexts()):
         rows, glob = group_rows(g, idx)
 
-        def logits_fn(rows_c, i=i, gctx=gctx, rows=rows, glob=glob):
-            z = task.messages(predict_probes(gctx, peers.take(state.params[i], rows_c if rows is None
-                                                              else rows[rows_c]), x_M))
-            return z if vote_fn is None else vote_fn(glob[rows_c], z)
         A_g = g.a_hi - g.a_lo          # each group's chunk counts its own model's forward pass
-        c = chunk or exchange.model_chunk(gctx.model.apply, state.params[i], x_M, A_g, y_M.shape[0],
-                                          ctx.spec.classes, ctx.lanes)
+        c, split = exchange.model_chunks(gctx.model.apply, state.params[i], x_M, A_g, y_M.shape[0],
+                                         ctx.spec.classes, ctx.lanes)
+        c = chunk or c
+
+        def logits_fn(rows_c, i=i, gctx=gctx, rows=rows, glob=glob, split=split):
+            z = task.messages(predict_probes(gctx, peers.take(state.params[i], rows_c if rows is None
+                                                              else rows[rows_c]), x_M, split))
+            return z if vote_fn is None else vote_fn(glob[rows_c], z)
         s = exchange.stream_sums(logits_fn, A_g, y_M, ctx.spec.classes, soft_bits, c,
                                  sent_fn=sent_fn, lanes=ctx.lanes)
         sums = s if sums is None else vote.add_sums(sums, s)
@@ -91,17 +112,20 @@ def probe_exchange(ctx: Context, state: State, data: FedData, keys: RoundKeys, i
     soft_bits = None if hard else cfg.comm.soft_bits
     private = cfg.privacy.noise > 0            # noise 0 compiles the program without privacy (lanes' nonzero)
 
+    robust = not hard and cfg.softlabel.aggregate in vote.ROBUST
+    split = None                # probes per forward pass (exchange.model_chunks): all of them unless too big
+    if not ctx.model_groups:    # the chunk counts the forward pass over the probes, not only logits
+        c, split = exchange.model_chunks(ctx.model.apply, state.params, x_M, A, y_M.shape[0], spec.classes,
+                                         ctx.lanes)
+        chunk = chunk or (None if robust else c)
+
     def logits_fn(rows_c):
         ids_c = rows_c if idx is None else idx[rows_c]
-        z = task.messages(predict_probes(ctx, peers.take(state.params, ids_c), x_M))
+        z = task.messages(predict_probes(ctx, peers.take(state.params, ids_c), x_M, split))
         z = faults.message_logits(ctx, fr, z, rows_c, y_M)
         return z if vote_fn is None else vote_fn(ids_c, z)
 
     masks_fn = None if fr is None else (lambda rows_c: faults.chunk_masks(fr, rows_c))
-    robust = not hard and cfg.softlabel.aggregate in vote.ROBUST
-    if not ctx.model_groups and not robust:     # the chunk counts the forward pass over the probes, not only logits
-        chunk = chunk or exchange.model_chunk(ctx.model.apply, state.params, x_M, A, y_M.shape[0], spec.classes,
-                                              ctx.lanes)
     if ctx.model_groups:           # faults, privacy and the robust means are refused with groups
         sums = _grouped_sums(ctx, state, idx, x_M, y_M, soft_bits, chunk, sent_fn, vote_fn)
     elif robust:
@@ -152,14 +176,17 @@ def probe_exchange(ctx: Context, state: State, data: FedData, keys: RoundKeys, i
             if private:
                 # distill.gate's bit reaches every peer, so it may only read the noised sum: the mean
                 # top value of its renormalised mean (the un-noised vote share would leak the data)
-                info[GATE_AGREEMENT] = jnp.mean(jnp.max(vote.renormalize(
-                    vote.soft_targets(sums.sent_MxC, voters)), axis=-1))
+                # (next_token: over the real positions, text_M, as text_agreement's)
+                info[GATE_AGREEMENT] = vote.mean_agreement(jnp.max(vote.renormalize(
+                    vote.soft_targets(sums.sent_MxC, voters)), axis=-1), text_M)
         weight = jnp.ones((spec.messages,), jnp.float32) if text_M is None else text_M
         probes = local.Probes(x_M, task.unflatten(target, spec.probes),
                               task.unflatten(weight if arrived is None else weight * arrived, spec.probes))
         info["consensus_acc"] = (jnp.mean(jnp.argmax(target, axis=-1) == y_M) if text_M is None else
                                  jnp.sum((jnp.argmax(target, axis=-1) == y_M) * text_M)
                                  / jnp.maximum(jnp.sum(text_M), 1.0))
+    if GATE_AGREEMENT not in info:            # next_token: the gate's agreement over the real positions
+        info.update(text_agreement(task, x_M, t.share_M))
     if fr is not None and fr.lost_A is not None:
         info["senders"] = voters
     info.update(history)          # vote.weighting=history: the new trust, for the round to keep

@@ -208,6 +208,15 @@ def add_sums(a: Sums, b: Sums) -> Sums:
     return jax.tree.map(jnp.add, a, b)
 
 
+def mean_agreement(share_M: jax.Array, mask_M: Optional[jax.Array] = None) -> jax.Array:
+    """The mean winning share distill.gate reads: over the messages `mask_M` marks real (next_token:
+    tasks.message_mask, the probe positions whose input is not PAD, which the peers train on), None
+    over every message (images: the rows' `agreement`, the same number)."""
+    if mask_M is None:
+        return jnp.mean(share_M)
+    return jnp.sum(share_M * mask_M) / jnp.maximum(jnp.sum(mask_M), 1.0)
+
+
 def finish_diagnostics(s: Sums, voters: int, y_M: jax.Array, winner_M: jax.Array, share_M: jax.Array,
                        honest_winner_M: Optional[jax.Array] = None) -> dict:
     """Vote vs soft-average accuracy on the probes, agreement and wrong-prediction confidence; the
