@@ -161,8 +161,7 @@ def check_resume(cfg, out) -> tuple[Path, dict]:
         raise ConfigError("--resume needs --out DIR, the run directory to continue")
     d = outdir.destination(out)
     if not outdir.is_run_dir(d):
-        raise ConfigError(f"--resume: {out} is not a tallysim run directory; allowed: a directory a "
-                          "`tallysim run` wrote")
+        raise ConfigError(outdir.not_a_run(d, out, "--resume", outdir.CLI))
     if not (d / FILE).is_file():
         raise ConfigError(_nothing_to_resume(d, out))
     meta = read_meta(d)                 # unreadable checkpoint: say so before comparing configs
@@ -178,7 +177,7 @@ def check_resume(cfg, out) -> tuple[Path, dict]:
                               "start again with --overwrite")
         _refuse_storage_change(d, written, cfg)
         _refuse_diff(config.diff(written, now), f"the config {d / FILE} was computed under")
-    saved = json.loads(json.dumps(config.to_dict(config.validate(config.load_file(str(d / CONFIG))))))
+    saved = json.loads(json.dumps(config.to_dict(config.validate(outdir.run_config(d, "--resume", outdir.CLI)))))
     _refuse_storage_change(d, saved, cfg)     # a checkpoint without its config: config.json's storage
     _refuse_diff(config.diff(saved, now), str(d / CONFIG))
     return d, read_meta(d, config.validate(cfg))

@@ -16,6 +16,7 @@ import fcntl
 import json
 import os
 import re
+import threading
 from pathlib import Path
 
 from tallysim import atomic
@@ -137,6 +138,34 @@ def is_run_dir(d: Path) -> bool:
     if d.is_symlink() or not d.is_dir() or foreign_entries(d):
         return False
     return _has_marker(d) or _is_legacy_run(d)
+
+
+def not_a_run(d: Path, out, what: str, words: dict) -> str:
+    """Why `what` (--resume) cannot take d, which is_run_dir refused: "not a tallysim run directory" was
+    all it said, also of the user's own run with a notes file, a link or a TensorBoard folder put in it."""
+    if d.is_symlink():
+        return f"{what}: {out} is a symbolic link; give the run directory itself"
+    if not d.is_dir():
+        return (f"{what}: {out} {'is a file' if d.exists() else 'does not exist'}; allowed: a directory a "
+                "tallysim run wrote")
+    foreign = foreign_entries(d)
+    if foreign and (_has_marker(d) or (d / CONFIG).is_file()):
+        return (f"{what}: {out} holds entries a run does not write ({_describe(foreign)}: a directory, a link, "
+                f"or a file of its own); move them out of the run directory, then resume ({words['resume']})")
+    return f"{what}: {out} is not a tallysim run directory; allowed: a directory a tallysim run wrote"
+
+
+def run_config(d: Path, what: str, words: dict):
+    """The run's own config.json as a Config, for a resume: deleted or damaged since, it was "config file
+    ... does not exist" (or "is not valid JSON"), with no word that a resume needs it or what to do."""
+    from tallysim import config
+    path = d / CONFIG
+    try:
+        return config.load_file(str(path))
+    except ConfigError as e:
+        why = "is missing" if not path.exists() and not path.is_symlink() else f"cannot be read ({e})"
+        raise ConfigError(f"{what}: {path} {why}; it is the run's own config, which a resume continues under; "
+                          f"restore it, or start the run again with {words['overwrite']}") from None
 
 
 def _describe(entries: list[str]) -> str:
@@ -301,8 +330,18 @@ class Busy(ConfigError):
     """Another process holds the directory's lock: nothing may be written into it (not even error.txt)."""
 
 
-_WANTED: set = set()             # run directories whose writer must hold the lock (inside `exclusive`)
-_HELD: dict = {}                 # absolute path -> file descriptor holding the lock
+# run directories whose writer must hold the lock (inside `exclusive`), and the locks held: absolute path ->
+# the thread that wants or holds it. flock is per process, so two threads of one process (two
+# `tallysim.run` calls from a notebook's threads) both "held" one lock: the second replaced the first's
+# files while it ran. A directory another thread of this process holds is as busy as another process's.
+_WANTED: dict = {}
+_HELD: dict = {}                 # absolute path -> (file descriptor holding the lock, thread ident)
+_GUARD = threading.Lock()
+
+
+def _busy(p) -> Busy:
+    return Busy(f"{p} is being written by another tallysim process (or another thread of this one: run, "
+                "--resume, --overwrite or a sweep); wait for it to finish or choose another --out")
 
 
 @contextlib.contextmanager
@@ -312,13 +351,18 @@ def exclusive(out):
     non-blocking `flock` on `out/.tallysim-lock`, taken at once when `out` already is a marked run
     directory (resume, overwrite: before any data loads), else when `claim` makes it one; the second gets
     one line. Released on exit (and by the kernel when the process dies, so a crash leaves no stale
-    lock)."""
+    lock). Two threads of one process are kept apart the same way (`_WANTED`)."""
     if out is None or str(out).strip() == "":
         yield
         return
     d = destination(out)                # `..` through a missing directory: still the real one
     key = os.path.abspath(d)
-    _WANTED.add(key)
+    me = threading.get_ident()
+    with _GUARD:
+        if _WANTED.get(key, me) != me:
+            raise _busy(d)
+        mine = key not in _WANTED
+        _WANTED[key] = me
     try:
         # only a directory tallysim marked as its own gets a lock file now; any other is checked
         # (and maybe refused) first, and locked by `claim`, so no file appears in a user's directory
@@ -326,17 +370,22 @@ def exclusive(out):
             _lock(d)
         yield
     finally:
-        _WANTED.discard(key)
-        fd = _HELD.pop(key, None)
-        if fd is not None:
-            os.close(fd)
+        if mine:
+            with _GUARD:
+                _WANTED.pop(key, None)
+                held = _HELD.pop(key, None)
+            if held is not None:
+                os.close(held[0])
 
 
 def being_written(d: Path) -> bool:
     """Another process holds d's lock (a run, resume or sweep writing it now). Probed with a lock taken
     and dropped at once on an existing lock file only: no file appears in a user's directory, and a
-    directory this process holds itself is not "another"."""
-    if os.path.abspath(d) in _HELD or not (d / LOCK).is_file() or (d / LOCK).is_symlink():
+    directory this thread holds itself is not "another" (one another thread of this process holds is)."""
+    owner = _WANTED.get(os.path.abspath(d))
+    if owner is not None:                # this process: busy when another of its threads writes it
+        return owner != threading.get_ident()
+    if not (d / LOCK).is_file() or (d / LOCK).is_symlink():
         return False
     try:
         fd = os.open(d / LOCK, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
@@ -358,8 +407,11 @@ def _lock_if_wanted(p: Path) -> None:
 
 def _lock(p: Path) -> None:
     key = os.path.abspath(p)
-    if key in _HELD:
-        return
+    with _GUARD:
+        if _WANTED.get(key, threading.get_ident()) != threading.get_ident():
+            raise _busy(p)
+        if key in _HELD:
+            return
     try:
         fd = os.open(p / LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
     except OSError as e:
@@ -369,6 +421,5 @@ def _lock(p: Path) -> None:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         os.close(fd)
-        raise Busy(f"{p} is being written by another tallysim process (run, --resume, --overwrite or "
-                   "a sweep); wait for it to finish or choose another --out") from None
-    _HELD[key] = fd
+        raise _busy(p) from None
+    _HELD[key] = (fd, threading.get_ident())

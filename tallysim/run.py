@@ -185,6 +185,7 @@ def _run(cfg: Config, out: Optional[str], overwrite: bool, progress: bool, built
             raise ConfigError("--resume is not supported across several processes yet; resume with one")
         out = None
     mesh.check_devices(cfg.devices)  # before any directory is created
+    tracking.check_out(cfg, out)
     if resume:
         out, meta = checkpoint.check_resume(cfg, out)
     elif out is not None:
