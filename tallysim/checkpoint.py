@@ -140,6 +140,7 @@ class Saver:
                 p = self.out_dir / name
                 if p.is_file() and not p.is_symlink():
                     p.unlink()
+            outdir.remove_stale_temps(self.out_dir)      # a killed earlier attempt's half-written files
 
 
 def resume_notice(out_dir: Path, cfg, meta: dict) -> str:

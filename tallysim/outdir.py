@@ -276,6 +276,18 @@ def claim(out, overwrite: bool) -> Path:
     return p
 
 
+def remove_stale_temps(d: Path) -> list[str]:
+    """Remove the temporary files a killed writer left in run directory d (`.checkpoint.npz.x1y2z3w4.tmp`,
+    a half-written checkpoint as large as the run's whole state): kill -9 during a write leaves one, and a
+    resumed run that finished kept it for good. Called with d's lock held, so no live writer owns one."""
+    gone = []
+    for e in d.iterdir():
+        if atomic.is_temp_of(e.name, RUN_FILES) and e.is_file() and not e.is_symlink():
+            e.unlink(missing_ok=True)
+            gone.append(e.name)
+    return gone
+
+
 def mark(d: Path) -> None:
     """Record that tallysim created d (for a run directory made outside `claim`, e.g. a failed run)."""
     d.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,225 @@
+"""Hostile review of 2026-12-09, weighted to what the earlier four attacked least: resuming and the run
+directory (foreign entries, a lost config.json, a killed writer's temporary file, two writers in one
+process, TensorBoard's folder inside the run), knobs of the fault models their kind never reads, plugins
+whose own code raises, and the Python API given a dict. Each case failed before its fix (a traceback, a
+silent loss, a misleading line); the controls (`ok`) pass both. Refusals come before anything compiles
+(`no_compile`); the few tests that run something run the conftest's tiny `checkpointed` run or a plugin's
+factory."""
+import json
+import shutil
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+import tallysim
+from tallysim import checkpoint, cli, config, outdir, run, tracking, validation  # noqa: F401 (before jit is patched)
+from tallysim.config import ConfigError
+from conftest import TINY, one_line, tiny
+
+PLUGIN = Path(__file__).resolve().parent.parent / "examples" / "fedmix.py"
+
+
+def _copy(checkpointed, tmp_path) -> Path:
+    d = tmp_path / "run"
+    shutil.copytree(checkpointed, d)
+    return d
+
+
+# ----------------------------------------------------------------------------- resume and the run directory
+
+@pytest.mark.parametrize("entry, expected", [
+    # a notes file: was "--resume: DIR is not a tallysim run directory", of the user's own interrupted run
+    ("notes.txt", r"--resume: .*run holds entries a run does not write \(notes.txt: .*\); move them out of the "
+                  r"run directory, then resume \(--resume\)"),
+    ("tb/", r"holds entries a run does not write \(tb/"),            # a TensorBoard folder put there
+    ("metrics link", r"holds entries a run does not write \(metrics.jsonl:"),
+])
+def test_resume_of_a_run_holding_a_foreign_entry_says_which(entry, expected, checkpointed, tmp_path, capsys,
+                                                           no_compile):
+    d = _copy(checkpointed, tmp_path)
+    if entry == "notes.txt":
+        (d / entry).write_text("my notes\n")
+    elif entry == "tb/":
+        (d / "tb").mkdir()
+    else:
+        (d / "metrics.jsonl").rename(tmp_path / "elsewhere.jsonl")
+        (d / "metrics.jsonl").symlink_to(tmp_path / "elsewhere.jsonl")
+    for argv in (["run", "--out", str(d), "--resume"],
+                 ["run", "--config", str(d / "config.json"), "--out", str(d), "--resume"]):
+        assert __import__("re").search(expected, one_line(capsys, argv))
+    with pytest.raises(ConfigError, match=r"tallysim.run\(resume=True\): .*holds entries .*\(resume=True\)"):
+        tallysim.run(tiny(), out=str(d), resume=True)
+
+
+def test_resume_of_a_directory_tallysim_never_wrote_still_says_so(tmp_path, capsys, no_compile):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("x")                 # ok: no marker, no config: not a run
+    line = one_line(capsys, ["run", "--out", str(tmp_path / "mine"), "--resume"])
+    assert "is not a tallysim run directory" in line
+
+
+@pytest.mark.parametrize("damage, expected", [
+    ("delete", r"config.json is missing; it is the run's own config"),       # "config file ... does not exist"
+    ("garble", r"config.json cannot be read \(.*not valid JSON.*\); it is the run's own config"),
+])
+@pytest.mark.parametrize("with_config", [False, True])
+def test_resume_without_its_config_json_says_what_to_do(damage, expected, with_config, checkpointed, tmp_path,
+                                                        capsys, no_compile):
+    d = _copy(checkpointed, tmp_path)
+    given = tmp_path / "given.json"
+    shutil.copy(d / "config.json", given)
+    if damage == "delete":
+        (d / "config.json").unlink()
+    else:
+        (d / "config.json").write_text("{not json")
+    argv = ["run", "--out", str(d), "--resume"] + (["--config", str(given)] if with_config else [])
+    line = one_line(capsys, argv)
+    assert __import__("re").search(expected, line) and "start the run again with --overwrite" in line, line
+
+
+def test_a_finished_resume_removes_the_half_checkpoint_a_killed_writer_left(checkpointed, tmp_path):
+    """kill -9 during a checkpoint write leaves `.checkpoint.npz.<8>.tmp` (the size of the run's state);
+    the resumed run finished and kept it in the run directory for good."""
+    d = _copy(checkpointed, tmp_path)
+    stale = d / ".checkpoint.npz.k1ll3d99.tmp"
+    stale.write_bytes(b"PK\x03\x04 half a checkpoint")
+    mine = d.parent / ".checkpoint.npz.k1ll3d99.tmp"            # ok: outside the run directory, not touched
+    mine.write_bytes(b"x")
+    run.run(tiny(*("protocol.name=local", "rounds=3", "eval_every=1")), str(d), progress=False, resume=True)
+    assert not stale.exists() and mine.exists()
+    assert sorted(p.name for p in d.iterdir()) == sorted([".tallysim-run", ".tallysim-lock", "config.json",
+                                                          "partition.json", "metrics.jsonl"])
+
+
+def test_two_threads_cannot_write_one_run_directory(tmp_path, monkeypatch):
+    """flock is per process: a second `tallysim.run(..., overwrite=True)` from another thread of the same
+    notebook replaced the first run's files while it ran (its rows were lost, two runs' rows interleaved)."""
+    out = tmp_path / "same"
+    started, release, seen = threading.Event(), threading.Event(), {}
+
+    def first():
+        with outdir.exclusive(str(out)):
+            outdir.claim(str(out), overwrite=False)
+            (out / "metrics.jsonl").write_text('{"round": 1}\n')
+            started.set()
+            release.wait(10)
+
+    t = threading.Thread(target=first)
+    t.start()
+    assert started.wait(10)
+    try:
+        for overwrite in (True, False):
+            with pytest.raises(ConfigError, match=r"is being written by another tallysim process \(or another "
+                                                  r"thread of this one"):
+                with outdir.exclusive(str(out)):
+                    outdir.claim(str(out), overwrite=overwrite)
+        seen["rows"] = (out / "metrics.jsonl").read_text()
+    finally:
+        release.set()
+        t.join()
+    assert seen["rows"] == '{"round": 1}\n'
+    with outdir.exclusive(str(out)):                   # ok: free again once the first has finished
+        outdir.claim(str(out), overwrite=True)
+
+
+@pytest.mark.parametrize("where", ["out", "out/tb"])
+def test_tensorboard_inside_the_run_directory_is_refused_before_compiling(where, tmp_path, capsys, no_compile):
+    """Its event folder in the run directory stopped the finished run being replaced and an interrupted one
+    being resumed ("holds files tallysim did not write")."""
+    out = tmp_path / "out"
+    tb = tmp_path / where
+    line = one_line(capsys, ["run", *TINY, f"log.tensorboard={tb}", "--out", str(out)])
+    assert f"log.tensorboard={tb} is inside the run directory {out}" in line and not out.exists()
+    with pytest.raises(ConfigError, match="is inside the run directory"):
+        tallysim.run(tiny(f"log.tensorboard={tb}"), out=str(out))
+    tracking.check_out(tiny(f"log.tensorboard={tmp_path / 'tb'}"), str(out))        # ok: beside it
+
+
+# ----------------------------------------------------------------------------- fault knobs
+
+@pytest.mark.parametrize("items, expected", [
+    (["faults.kind=label_flip", "faults.fraction=0.5", "faults.target=5"],        # ran; label_flip reads no target
+     r"faults.target=5 is not read with faults.kind='label_flip' \(only with faults.kind=confident_wrong\)"),
+    (["faults.fraction=0.3"], r"faults.fraction=0.3 is not read with faults.kind='none'"),   # no faulty peer
+    (["faults.redraw=true"], r"faults.redraw=True is not read with faults.kind='none'"),
+    (["protocol.name=fedavg", "faults.kind=sign_flip", "faults.fraction=0.5", "faults.sigma=5"],
+     r"faults.sigma=5.0 is not read with faults.kind='sign_flip' \(only with faults.kind=gaussian\)"),
+    (["protocol.name=fedavg", "faults.kind=gaussian", "faults.fraction=0.5", "faults.z=2"],
+     r"faults.z=2.0 is not read with faults.kind='gaussian'"),
+    (["faults.kind=dropout", "faults.fraction=0.5", "faults.examples=3"],
+     r"faults.examples=3 is not read with faults.kind='dropout' \(only with faults.kind=under_trained\)"),
+    (["faults.kind=label_flip", "faults.fraction=0.5", "faults.drop_prob=0.5"], r"faults.drop_prob=0.5 is not read"),
+])
+def test_a_fault_knob_its_kind_never_reads_is_refused(items, expected, tmp_path, capsys, no_compile):
+    line = one_line(capsys, ["run", *TINY, *items, "--out", str(tmp_path / "o")])
+    assert __import__("re").search(expected, line), line
+
+
+@pytest.mark.parametrize("items", [
+    ["protocol.name=fedavg", "faults.kind=sign_flip", "faults.fraction=0.5", "faults.scale=2"],
+    ["protocol.name=fedavg", "faults.kind=confident_wrong", "faults.fraction=0.5", "faults.scale=3"],
+    ["faults.kind=confident_wrong", "faults.fraction=0.5", "faults.target=3"],
+    ["faults.kind=under_trained", "faults.fraction=0.5", "faults.examples=3", "faults.steps=1"],
+    ["faults.kind=dropout", "faults.fraction=0.5", "faults.drop_prob=0.5", "faults.redraw=true"],
+    ["protocol.name=fedavg", "faults.kind=ipm", "faults.fraction=0.25", "faults.eps=0.5"],
+])
+def test_fault_knobs_their_kind_reads_still_run(items):                           # ok
+    validation.check_read(config.validate(tiny(*items)))
+
+
+# ----------------------------------------------------------------------------- plugins
+
+@pytest.fixture
+def registry_restored():
+    """The protocols a test's plugin registers are gone after it (other tests list every protocol)."""
+    from tallysim import protocols
+    from tallysim.protocols import plugin_import
+    before = dict(protocols._EXTERNAL), dict(protocols._LOADED), dict(plugin_import._IMPORTED)
+    yield
+    for live, saved in zip((protocols._EXTERNAL, protocols._LOADED, plugin_import._IMPORTED), before):
+        live.clear()
+        live.update(saved)
+    protocols._generation[0] += 1
+
+
+@pytest.mark.parametrize("name, edit, what", [
+    ("fmfactory", ("    lspec = ctx.local_spec()\n", "    raise ValueError('factory broke')\n"),
+     "its factory raised ValueError: factory broke"),                              # a traceback from build
+    ("fminit", ("    def init(key, data):\n", "    def init(key, data):\n        raise RuntimeError('init broke')\n"),
+     r"init\(key, data\) raised RuntimeError: init broke"),                      # a traceback through JAX
+    ("fmround", ("        keys = round_keys(root, r)\n", "        keys = round_keys(root, r)\n        {}['x']\n"),
+     r"round\(state, data, key, r\) raised KeyError: 'x'"),
+])
+def test_a_plugin_whose_own_code_raises_is_one_line_naming_where(name, edit, what, tmp_path, monkeypatch, capsys,
+                                                                 registry_restored):
+    src = PLUGIN.read_text()
+    assert edit[0] in src
+    text = src.replace(edit[0], edit[1]).replace('"fedmix"', f'"{name}"').replace("fedmix.mix", f"{name}.mix")
+    module = f"{name}_plugin_dec09"
+    (tmp_path / f"{module}.py").write_text(text)
+    line = next(i for i, t in enumerate(text.splitlines(), 1) if t.strip() == edit[1].splitlines()[-1].strip())
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        code = cli.main(["run", "--plugin", module, *[t for t in TINY if not t.startswith("probe")],
+                         f"protocol.name={name}", "--quiet", "--out", str(tmp_path / "o")])
+    except SystemExit as e:
+        code = e.code
+    finally:
+        sys.modules.pop(module, None)
+    err = [x for x in capsys.readouterr().err.splitlines() if x.strip()]
+    assert code == 2 and len(err) == 1, err
+    assert __import__("re").search(rf"protocol '{name}' \(plugin '{module}'\): {what} \(at .*{module}.py:{line}\); "
+                                   "the plugin's own code failed", err[0]), err[0]
+
+
+# ----------------------------------------------------------------------------- the Python API
+
+def test_run_given_a_dict_says_how_to_make_a_config(tmp_path, no_compile):
+    with pytest.raises(ConfigError, match=r"expected a tallysim.Config, got dict; a dict of fields, nested as in "
+                                          r"config.json, becomes one with tallysim.config.from_dict\(d\)"):
+        tallysim.run({"peers": 4, "bogus": 1}, out=str(tmp_path / "o"))
+    with pytest.raises(ConfigError, match=r"unknown config key 'peer' .*did you mean peers"):      # ok: as said
+        config.from_dict({"peers": 4, "peer": 1})
+    assert not (tmp_path / "o").exists()
