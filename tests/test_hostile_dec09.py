@@ -223,3 +223,26 @@ def test_run_given_a_dict_says_how_to_make_a_config(tmp_path, no_compile):
     with pytest.raises(ConfigError, match=r"unknown config key 'peer' .*did you mean peers"):      # ok: as said
         config.from_dict({"peers": 4, "peer": 1})
     assert not (tmp_path / "o").exists()
+
+
+# ----------------------------------------------------------------------------- make's OUT
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("target", ["figures-smoke", "clean", "fig1", "demo", "matched-bits"])
+@pytest.mark.parametrize("out, expected", [
+    ("my results", "OUT='my results' holds a space"),      # figures-smoke ran `rm -rf my results/smoke`: ./my gone
+    ("", "OUT is empty; give the results directory"),       # figures-smoke ran `rm -rf /smoke`
+])
+def test_make_refuses_an_out_it_would_split_or_lose(target, out, expected):
+    import subprocess
+    got = subprocess.run(["make", "-n", target, f"OUT={out}"], cwd=ROOT, capture_output=True, text=True)
+    assert got.returncode != 0 and expected in got.stderr and "rm -rf" not in got.stdout, (got.stdout, got.stderr)
+
+
+def test_make_with_a_plain_out_is_unchanged():                                     # ok
+    import subprocess
+    got = subprocess.run(["make", "-n", "figures-smoke", "OUT=res"], cwd=ROOT, capture_output=True, text=True,
+                         check=True).stdout
+    assert "rm -rf res/smoke" in got and "--results res/smoke" in got
