@@ -30,7 +30,7 @@ LOCK = ".tallysim-lock"          # flock'ed while a run, --resume or --overwrite
 # Everything a run directory may hold; only these names are ever deleted (the lock file never is:
 # unlinking a held lock would let a third process lock a new file of the same name).
 RUN_FILES = frozenset({MARKER, LOCK, CONFIG, PARTITION, PARTITION_CLIENTS, METRICS, ERROR, DONE,
-                       CHECKPOINT, CHECKPOINT + ".tmp", METRICS + ".tmp"})
+                       CHECKPOINT, CHECKPOINT + ".tmp", METRICS + ".tmp", *atomic.RUN_CURVE})
 _BAD_CHARS = re.compile(r"[/\\\x00-\x1f]")
 
 

@@ -246,3 +246,49 @@ def test_make_with_a_plain_out_is_unchanged():                                  
     got = subprocess.run(["make", "-n", "figures-smoke", "OUT=res"], cwd=ROOT, capture_output=True, text=True,
                          check=True).stdout
     assert "rm -rf res/smoke" in got and "--results res/smoke" in got
+
+
+# ----------------------------------------------------------------------------- derived outputs and run directories
+
+@pytest.mark.parametrize("argv, expected", [
+    # the run's rows replaced by a markdown table, and no word said
+    (["table", "{run}", "--out", "{run}/metrics.jsonl"], "--out {run}/metrics.jsonl is inside the tallysim run "
+                                                         "directory {run}, .*would replace its metrics.jsonl"),
+    (["table", "{run}", "--out", "{run}/notes.md"], "--out {run}/notes.md is inside the tallysim run directory"),
+    (["plot", "{run}", "--out", "{run}/mine.png"], "--out {run}/mine.png is inside"),
+    (["pareto", "{run}", "--out", "{run}/p.png"], "--out {run}/p.png is inside"),
+    (["figure", "fig1", "--dry-run", "--out", "{run}"], "--out {run}/fig1.png is inside"),
+    (["bench", "--json", "{run}/partition.json"], "--json {run}/partition.json is inside .*replace its partition.json"),
+])
+def test_a_derived_output_into_a_run_directory_is_refused(argv, expected, checkpointed, tmp_path, capsys,
+                                                          no_compile):
+    d = _copy(checkpointed, tmp_path)
+    before = {p.name: p.read_bytes() for p in d.iterdir()}
+    line = one_line(capsys, [a.format(run=d) for a in argv])
+    assert __import__("re").search(expected.format(run=d), line), line
+    assert {p.name: p.read_bytes() for p in d.iterdir()} == before
+
+
+def test_a_table_over_a_sweeps_index_is_refused(tmp_path, capsys):
+    (tmp_path / "sweep.json").write_text(json.dumps({"runs": []}))
+    line = one_line(capsys, ["table", str(tmp_path), "--out", str(tmp_path / "sweep.json")])
+    assert "is a sweep's index (its list of runs)" in line
+
+
+def test_derived_outputs_beside_a_run_still_write(checkpointed, tmp_path, capsys):                # ok
+    d = _copy(checkpointed, tmp_path)
+    assert cli.main(["table", str(d), "--out", str(tmp_path / "t.md")]) == 0 and (tmp_path / "t.md").is_file()
+    from tallysim import atomic
+    atomic.refuse_symlinks([d / "curve.png", d / "curve.csv"])        # Results.plot()'s own default
+
+
+def test_results_plot_leaves_a_run_that_can_be_replaced(checkpointed, tmp_path, monkeypatch):
+    """Results.plot() draws curve.png and curve.csv into the run directory; --overwrite (and so a notebook
+    running the cell again with overwrite=True) then refused it: "holds files tallysim did not write"."""
+    d = _copy(checkpointed, tmp_path)
+    (d / "curve.png").write_bytes(b"\x89PNG")
+    (d / "curve.csv").write_text("x\n")
+    assert outdir.is_run_dir(d) and not outdir.foreign_entries(d)
+    monkeypatch.chdir(tmp_path)
+    outdir.claim(str(d), overwrite=True)
+    assert not (d / "curve.png").exists() and not (d / "curve.csv").exists()

@@ -33,6 +33,8 @@ def check_json_dest(dest: Optional[str]) -> None:
         raise ConfigError(f"--json {dest}: the directory {parent} does not exist; create it or give another file")
     if not os.access(parent, os.W_OK) or (p.exists() and not os.access(p, os.W_OK)):
         raise ConfigError(f"--json {dest} cannot be written; check its permissions or give another file")
+    from tallysim import atomic
+    atomic.refuse_results_file(p, "--json")       # a run's metrics.jsonl, a sweep's index: not a bench's
 
 
 def write_json(obj, dest: Optional[str]) -> None:
