@@ -144,10 +144,10 @@ def not_a_run(d: Path, out, what: str, words: dict) -> str:
     """Why `what` (--resume) cannot take d, which is_run_dir refused: "not a tallysim run directory" was
     all it said, also of the user's own run with a notes file, a link or a TensorBoard folder put in it."""
     if d.is_symlink():
-        return f"{what}: {out} is a symbolic link; give the run directory itself"
+        return f"{what}: {out} is not a tallysim run directory (it is a symbolic link); give the run directory itself"
     if not d.is_dir():
-        return (f"{what}: {out} {'is a file' if d.exists() else 'does not exist'}; allowed: a directory a "
-                "tallysim run wrote")
+        return (f"{what}: {out} is not a tallysim run directory (it {'is a file' if d.exists() else 'does not exist'}); "
+                "allowed: a directory a tallysim run wrote")
     foreign = foreign_entries(d)
     if foreign and (_has_marker(d) or (d / CONFIG).is_file()):
         return (f"{what}: {out} holds entries a run does not write ({_describe(foreign)}: a directory, a link, "
