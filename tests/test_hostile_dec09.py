@@ -292,3 +292,26 @@ def test_results_plot_leaves_a_run_that_can_be_replaced(checkpointed, tmp_path, 
     monkeypatch.chdir(tmp_path)
     outdir.claim(str(d), overwrite=True)
     assert not (d / "curve.png").exists() and not (d / "curve.csv").exists()
+
+
+# ----------------------------------------------------------------------------- tallysim bench at its edges
+
+@pytest.mark.parametrize("argv, expected", [
+    # measured the MLP as if --conv were not there (no row says which convolution ran)
+    (["--model", "mlp", "--conv", "xla"], r"bench --conv is read only by the conv models \(lenet, cnn, resnet8\), "
+                                          r"and --model mlp has none"),
+    (["--json", ""], r"bench --json '' is empty"),                     # `--json "$OUT"`, OUT unset: no JSON, silently
+    # timed the 10-client yardstick first, then failed every point in its subprocess
+    (["--population", "--peers", "100000000000"], r"bench --population --peers 100,000,000,000: peers=100000000000 "
+                                                  r"is out of range; allowed: 1..2147483647"),
+])
+def test_bench_flags_at_their_edges_are_one_line_before_measuring(argv, expected, capsys, no_compile, no_measure):
+    line = one_line(capsys, ["bench", *argv])
+    assert __import__("re").search(expected, line), line
+
+
+def test_bench_conv_with_a_conv_model_among_others_is_still_read():                     # ok
+    from argparse import Namespace
+    from tallysim.bench import flags
+    flags.check(Namespace(model="mlp,cnn", conv="xla", peers=None))
+    flags.check(Namespace(model=None, conv="xla", peers=None))        # the default grid has conv models

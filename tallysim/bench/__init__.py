@@ -20,9 +20,11 @@ from typing import Optional
 def check_json_dest(dest: Optional[str]) -> None:
     """`--json FILE` checked before anything is measured (a directory, a missing or unwritable parent
     would otherwise fail after minutes of timing): one line."""
+    from tallysim.config import ConfigError
+    if dest is not None and not str(dest).strip():     # `--json "$OUT"` with OUT unset wrote nothing, silently
+        raise ConfigError("bench --json '' is empty; allowed: a file name, '-' (stdout), or --json alone (stdout)")
     if not dest or dest == "-":
         return
-    from tallysim.config import ConfigError
     p = Path(dest)
     if p.is_symlink():          # atomic.py never follows or replaces one: say so now, not after timing
         raise ConfigError(f"--json {dest} is a symbolic link; give the file itself (or '-' for stdout)")
