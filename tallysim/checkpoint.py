@@ -153,11 +153,29 @@ def resume_notice(out_dir: Path, cfg, meta: dict) -> str:
 
 # ----------------------------------------------------------------------------- --resume
 
-def check_resume(cfg, out) -> tuple[Path, dict]:
+def check_resume(cfg, out, words: dict = outdir.CLI) -> tuple[Path, dict]:
     """(the run directory, its checkpoint's meta), or one line before anything loads: `out` must be a
     tallysim run with a checkpoint, computed under this very config. config.json alone cannot say so
     (it may have been edited since, and `run --resume` without a config reads it), so the checkpoint
-    carries the config that wrote it."""
+    carries the config that wrote it. `words`: how the refusals spell the options (outdir.PYTHON for
+    tallysim.run, whose refusals named --resume and --overwrite)."""
+    try:
+        return _check_resume(cfg, out)
+    except ConfigError as e:
+        if words is outdir.CLI:
+            raise
+        raise type(e)(_in_words(str(e), words)) from None
+
+
+def _in_words(text: str, words: dict) -> str:
+    """A refusal written for the command line, in another caller's words: its leading `--resume:` and every
+    `--overwrite` (the messages below, and read_meta's, are written once, in the command line's)."""
+    if text.startswith("--resume"):
+        text = "tallysim.run(resume=True)" + text[len("--resume"):]
+    return text.replace("--overwrite", words["overwrite"]).replace("--checkpoint-every N", "checkpoint_every=N")
+
+
+def _check_resume(cfg, out) -> tuple[Path, dict]:
     if out is None or str(out).strip() == "":
         raise ConfigError("--resume needs --out DIR, the run directory to continue")
     d = outdir.destination(out)

@@ -315,3 +315,21 @@ def test_bench_conv_with_a_conv_model_among_others_is_still_read():             
     from tallysim.bench import flags
     flags.check(Namespace(model="mlp,cnn", conv="xla", peers=None))
     flags.check(Namespace(model=None, conv="xla", peers=None))        # the default grid has conv models
+
+
+@pytest.mark.parametrize("items, expected", [
+    (["peers=5"], r"^tallysim.run\(resume=True\): this config differs .*\(peers=4->5\); resume with the same config "
+                  r"or use overwrite=True$"),
+    (["rounds=2"], r"^tallysim.run\(resume=True\): this config differs .*\(rounds=3->2\)"),
+    (["protocol.name=fedavg"], r"^tallysim.run\(resume=True\): .*computed by protocol 'local' .*start again with "
+                               r"overwrite=True$"),
+])
+def test_resume_from_python_with_another_config_is_refused_in_pythons_words(items, expected, checkpointed, tmp_path,
+                                                                           no_compile):
+    """Named `--resume:` and `--overwrite`, flags a notebook does not have (resumable()'s own refusals
+    were already in its words)."""
+    d = _copy(checkpointed, tmp_path)
+    with pytest.raises(ConfigError, match=expected):
+        tallysim.run(tiny("protocol.name=local", "rounds=3", "eval_every=1", *items), out=str(d), resume=True)
+    with pytest.raises(ConfigError, match=r"^--resume: "):                             # ok: the CLI's own words
+        run.run(tiny("protocol.name=local", "rounds=3", "eval_every=1", *items), str(d), resume=True)
