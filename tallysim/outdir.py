@@ -188,6 +188,7 @@ def check(out, overwrite: bool, flag: str = "--out", words: dict = CLI) -> Path:
     for parent in reversed(p.parents):
         if parent.exists() and not parent.is_dir():
             raise ConfigError(f"{flag} {out}: {parent} is a file, not a directory")
+    refuse_inside_run(p, out, flag)
     if p.exists() and not p.is_dir():
         raise ConfigError(f"{flag} {out} is a file, not a directory; give a directory")
     if p.is_dir():
@@ -205,6 +206,17 @@ def check(out, overwrite: bool, flag: str = "--out", words: dict = CLI) -> Path:
         if not os.access(existing, os.W_OK):
             raise ConfigError(f"{flag} {out} cannot be created: {existing} is not writable")
     return p
+
+
+def refuse_inside_run(p: Path, out, flag: str) -> None:
+    """A run (or a sweep, a figure's results) may not go into a directory inside another run's directory:
+    `run --out runs/a/sub` made runs/a hold a folder a run does not write, so the interrupted run in
+    runs/a could no longer be resumed (nor replaced). Its marker file says which directories are runs."""
+    for parent in Path(os.path.abspath(p)).parents:
+        if (parent / MARKER).is_file():
+            raise ConfigError(f"{flag} {out} is inside the tallysim run directory {parent}, which holds only the "
+                              "files a run writes (it could no longer be resumed or replaced); allowed: a "
+                              "directory outside any run directory")
 
 
 def run_state(d: Path) -> str | None:
@@ -299,6 +311,7 @@ def check_sweep_dir(out, run_dirs: dict[str, Path], done_file: str, index: str) 
     """A sweep writes DIR/<index> and DIR/<run>/: refuse before anything runs when an existing index
     is not a tallysim one, or an unfinished run directory holds files tallysim did not write."""
     p = destination(out)
+    refuse_inside_run(p, out, "--out")
     if not p.is_dir():
         check(p, overwrite=False)
     elif (p / MARKER).is_file() and not p.is_symlink():

@@ -333,3 +333,24 @@ def test_resume_from_python_with_another_config_is_refused_in_pythons_words(item
         tallysim.run(tiny("protocol.name=local", "rounds=3", "eval_every=1", *items), out=str(d), resume=True)
     with pytest.raises(ConfigError, match=r"^--resume: "):                             # ok: the CLI's own words
         run.run(tiny("protocol.name=local", "rounds=3", "eval_every=1", *items), str(d), resume=True)
+
+
+@pytest.mark.parametrize("argv", [
+    ["run", *TINY, "--out", "{run}/sub"],                                  # ran, and runs/a could not resume
+    ["sweep", *TINY[:-1], "model.width=16,32", "--out", "{run}/sw", "--dry-run"],
+    ["figure", "fig1", "--smoke", "--results", "{run}/r", "--dry-run"],
+])
+def test_a_run_into_a_directory_inside_another_run_is_refused(argv, checkpointed, tmp_path, capsys, no_compile):
+    d = _copy(checkpointed, tmp_path)
+    line = one_line(capsys, [a.format(run=d) for a in argv])
+    assert f"is inside the tallysim run directory {d}, which holds only the files a run writes" in line, line
+    assert outdir.is_run_dir(d)                                             # still resumable
+    with pytest.raises(ConfigError, match="is inside"):                     # however deep
+        outdir.check(str(d / "deeper" / "still"), overwrite=False)
+
+
+def test_a_run_beside_another_run_is_fine(checkpointed, tmp_path):                    # ok
+    d = _copy(checkpointed, tmp_path)
+    outdir.check(str(tmp_path / "other"), overwrite=False)
+    outdir.check_sweep_dir(str(tmp_path / "sw"), {}, "done.json", "sweep.json")
+    assert outdir.is_run_dir(d)
