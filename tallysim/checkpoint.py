@@ -183,6 +183,7 @@ def _check_resume(cfg, out) -> tuple[Path, dict]:
         raise ConfigError(outdir.not_a_run(d, out, "--resume", outdir.CLI))
     if not (d / FILE).is_file():
         raise ConfigError(_nothing_to_resume(d, out))
+    outdir.refuse_unwritable(d)
     meta = read_meta(d)                 # unreadable checkpoint: say so before comparing configs
     _refuse_lost_rows(d, meta["lines"])
     cfg = config.validate(cfg)

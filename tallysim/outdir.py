@@ -12,6 +12,7 @@ symlink, a regular file.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -217,6 +218,18 @@ def refuse_inside_run(p: Path, out, flag: str) -> None:
             raise ConfigError(f"{flag} {out} is inside the tallysim run directory {parent}, which holds only the "
                               "files a run writes (it could no longer be resumed or replaced); allowed: a "
                               "directory outside any run directory")
+
+
+def refuse_unwritable(d: Path, force: str | None = None) -> None:
+    """A run directory a run must write into (a resume, an overwrite) that it cannot: a read-only file
+    system or mount, an immutable directory, another user's. Said before anything loads: the lock file's
+    "move it away" (read-only) or a temporary file's "Operation not permitted" after the data had loaded
+    (immutable) were all it said."""
+    if force is None and os.access(d, os.W_OK):
+        return
+    why = force or "no write permission, a read-only mount or an immutable directory"
+    raise ConfigError(f"{d} is not writable ({why}), and a run writes its rows, checkpoints and config there; "
+                      "make it writable, or copy the run directory elsewhere and use the copy")
 
 
 def run_state(d: Path) -> str | None:
@@ -440,6 +453,8 @@ def _lock(p: Path) -> None:
     try:
         fd = os.open(p / LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
     except OSError as e:
+        if e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):     # "move it away" could not help
+            refuse_unwritable(p, force=e.strerror)
         raise ConfigError(f"{p / LOCK} cannot be opened as a lock file ({e.strerror or e}); "
                           "move it away or choose another --out") from None
     try:

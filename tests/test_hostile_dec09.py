@@ -354,3 +354,27 @@ def test_a_run_beside_another_run_is_fine(checkpointed, tmp_path):              
     outdir.check(str(tmp_path / "other"), overwrite=False)
     outdir.check_sweep_dir(str(tmp_path / "sw"), {}, "done.json", "sweep.json")
     assert outdir.is_run_dir(d)
+
+
+def test_resume_of_a_run_directory_it_cannot_write_says_so_before_loading(checkpointed, tmp_path, capsys,
+                                                                         monkeypatch, no_compile):
+    """An immutable (chattr +i) run directory: "DIR/.config.json.x.tmp: Operation not permitted" after the
+    data had loaded; a read-only mount: "cannot be opened as a lock file; move it away"."""
+    import errno
+    import os
+    d = _copy(checkpointed, tmp_path)
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, **k: False if str(p) == str(d) and mode & os.W_OK
+                        else real_access(p, mode, **k))
+    line = one_line(capsys, ["run", "--out", str(d), "--resume"])
+    assert f"{d} is not writable (no write permission, a read-only mount or an immutable directory)" in line
+    monkeypatch.setattr(os, "access", real_access)
+    real_open = os.open
+
+    def read_only(p, flags, *a, **k):
+        if str(p).endswith(".tallysim-lock"):
+            raise OSError(errno.EROFS, "Read-only file system")
+        return real_open(p, flags, *a, **k)
+    monkeypatch.setattr(os, "open", read_only)
+    line = one_line(capsys, ["run", "--out", str(d), "--resume"])
+    assert f"{d} is not writable (Read-only file system)" in line and "move it away" not in line
