@@ -290,7 +290,9 @@ def claim(out, overwrite: bool) -> Path:
     if p.is_dir():
         _lock_if_wanted(p)               # before removing anything another process may be writing
         for e in p.iterdir():
-            if is_run_file(e.name) and e.name != LOCK and e.is_file() and not e.is_symlink():
+            # the marker stays (it is written again below): a kill between two of these unlinks left a
+            # directory without it, which --overwrite then refused as "not a tallysim run directory"
+            if is_run_file(e.name) and e.name not in (LOCK, MARKER) and e.is_file() and not e.is_symlink():
                 e.unlink()
     try:
         p.mkdir(parents=True, exist_ok=True)

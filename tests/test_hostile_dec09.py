@@ -378,3 +378,27 @@ def test_resume_of_a_run_directory_it_cannot_write_says_so_before_loading(checkp
     monkeypatch.setattr(os, "open", read_only)
     line = one_line(capsys, ["run", "--out", str(d), "--resume"])
     assert f"{d} is not writable (Read-only file system)" in line and "move it away" not in line
+
+
+def test_an_overwrite_killed_while_clearing_the_old_run_can_be_overwritten_again(checkpointed, tmp_path,
+                                                                                  monkeypatch):
+    """--overwrite removes the old run's files one by one; a kill between two unlinks could leave the
+    directory without its marker, and the next --overwrite refused it: "not a tallysim run directory"."""
+    d = _copy(checkpointed, tmp_path)
+    real, calls = Path.unlink, []
+
+    def unlink(self, *a, **k):
+        calls.append(self.name)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(self, *a, **k)
+    monkeypatch.setattr(Path, "unlink", unlink)
+    listing = Path.iterdir
+    monkeypatch.setattr(Path, "iterdir", lambda self: iter(sorted(listing(self))))   # the marker comes first
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        outdir.claim(str(d), overwrite=True)
+    monkeypatch.setattr(Path, "unlink", real)
+    assert outdir.is_run_dir(d)
+    outdir.claim(str(d), overwrite=True)                      # was refused when the marker went first
+    assert sorted(p.name for p in d.iterdir()) == [".tallysim-lock", ".tallysim-run"]
