@@ -33,7 +33,7 @@ from tallysim import atomic, config, outdir
 from tallysim import progress as progress_bars
 from tallysim.config import Config, ConfigError
 from tallysim.results import metrics
-from tallysim.sweep_axes import (MAX_RUNS, _text, check_count, expand,  # noqa: F401 - sweep.X, as before
+from tallysim.sweep_axes import (MAX_RUNS, check_count, expand,  # noqa: F401 - sweep.X, as before
                                  file_axes, parse_axis, safe_name)
 
 DONE = metrics.DONE

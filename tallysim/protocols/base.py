@@ -20,7 +20,7 @@ import jax.numpy as jnp
 from tallysim.sim import dp, exchange, faults, lanes, local, peers, tasks, trust, vote
 from tallysim.sim.fed import FedData, pool_examples, to_input
 from tallysim.sim.peers import State
-from tallysim.protocols.context import Context, ModelGroup, Protocol, _dummy  # noqa: F401 - base.X, as before
+from tallysim.protocols.context import Context, ModelGroup, Protocol  # noqa: F401 - base.X, as before
 from tallysim.protocols.round_helpers import (FIXED_PROBE_STREAM, RoundKeys, active_set,  # noqa: F401
                                               aggregation_counts, group_rows, local_round, round_keys,
                                               shard_weights)
@@ -117,23 +117,10 @@ def probe_exchange(ctx: Context, state: State, data: FedData, keys: RoundKeys, i
     voters = faults.senders(ctx, fr)          # A, or (dropout) the traced number of messages that arrived
     counts_MxC, answered_M = sums.counts_MxC, None
     if private:
-        k_noise, k_threshold = jax.random.split(jax.random.fold_in(keys.tie, PRIVACY_STREAM))
-        if hard:      # GNMax (Papernot et al. 2018): noisy counts, and Confident-GNMax's check
-            if cfg.privacy.threshold > 0:
-                answered_M = dp.confident(counts_MxC, cfg.privacy.threshold, cfg.privacy.threshold_noise,
-                                          k_threshold)
-            counts_MxC = dp.gnmax(counts_MxC, ctx.hp("privacy.noise"), k_noise)
-        else:         # the clipped sum plus N(0, (z * clip)^2) per value
-            noisy = dp.noisy_sum({"s": sums.sent_MxC[None]}, cfg.privacy.clip, ctx.hp("privacy.noise"), k_noise)
-            sums = sums._replace(sent_MxC=noisy["s"])
+        sums, counts_MxC, answered_M = _privatised(ctx, keys, sums, hard)
     history = {}
     if hard and cfg.vote.weighting == "history":        # sim/trust.py: the trust-weighted vote
-        sent_A = None if fr is None else fr.sent_A
-        votes_AxM = trust.votes(logits_fn, A, spec.probes, spec.classes, ctx.lanes, chunk)
-        t, _ = trust.weighted_tally(peers.take(state.extra[trust.TRUST], idx), votes_AxM, sent_A, spec.classes,
-                                    cfg.vote.ties, ctx.hp("vote.min_agreement"), keys.tie, cfg.vote.min_margin)
-        history = {trust.TRUST: trust.updated(state.extra[trust.TRUST], idx, votes_AxM, t, sent_A,
-                                              cfg.vote.history)}
+        t, history = _trusted_tally(ctx, state, idx, fr, keys, logits_fn, chunk)
     else:
         t = vote.tally_counts(counts_MxC, voters, cfg.vote.ties, ctx.hp("vote.min_agreement"), keys.tie,
                               cfg.vote.min_margin)
@@ -177,6 +164,34 @@ def probe_exchange(ctx: Context, state: State, data: FedData, keys: RoundKeys, i
         info["senders"] = voters
     info.update(history)          # vote.weighting=history: the new trust, for the round to keep
     return probes, info
+
+
+def _privatised(ctx: Context, keys: RoundKeys, sums, hard: bool):
+    """privacy.noise > 0: (sums, vote counts, answered_M) as the server sees them. Votes: GNMax (Papernot
+    et al. 2018), noisy counts, and Confident-GNMax's check (answered_M; None without a threshold); soft
+    labels: the clipped sum plus N(0, (z * clip)^2) per value."""
+    cfg = ctx.cfg
+    counts_MxC, answered_M = sums.counts_MxC, None
+    k_noise, k_threshold = jax.random.split(jax.random.fold_in(keys.tie, PRIVACY_STREAM))
+    if hard:
+        if cfg.privacy.threshold > 0:
+            answered_M = dp.confident(counts_MxC, cfg.privacy.threshold, cfg.privacy.threshold_noise, k_threshold)
+        counts_MxC = dp.gnmax(counts_MxC, ctx.hp("privacy.noise"), k_noise)
+    else:
+        noisy = dp.noisy_sum({"s": sums.sent_MxC[None]}, cfg.privacy.clip, ctx.hp("privacy.noise"), k_noise)
+        sums = sums._replace(sent_MxC=noisy["s"])
+    return sums, counts_MxC, answered_M
+
+
+def _trusted_tally(ctx: Context, state: State, idx, fr, keys: RoundKeys, logits_fn, chunk):
+    """vote.weighting=history (sim/trust.py): the tally with each vote weighted by its peer's trust, and
+    the trust updated from it ({trust.TRUST: ...}, for the round to keep)."""
+    cfg, spec = ctx.cfg, ctx.spec
+    sent_A = None if fr is None else fr.sent_A
+    votes_AxM = trust.votes(logits_fn, spec.active, spec.probes, spec.classes, ctx.lanes, chunk)
+    t, _ = trust.weighted_tally(peers.take(state.extra[trust.TRUST], idx), votes_AxM, sent_A, spec.classes,
+                                cfg.vote.ties, ctx.hp("vote.min_agreement"), keys.tie, cfg.vote.min_margin)
+    return t, {trust.TRUST: trust.updated(state.extra[trust.TRUST], idx, votes_AxM, t, sent_A, cfg.vote.history)}
 
 
 def exchanging(ctx: Context) -> bool:

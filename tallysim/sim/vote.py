@@ -91,13 +91,6 @@ def soft_targets(sum_MxC: jax.Array, voters: int, aggregate: str = "mean", era_t
     return jax.nn.softmax(mean / era_temperature, axis=-1)
 
 
-def soft_aggregate(probs_AxMxC: jax.Array, aggregate: str = "mean", era_temperature: float = 0.1,
-                   trim: float = 0.1):
-    if aggregate in ROBUST:
-        return robust_soft(probs_AxMxC, None, aggregate, trim)
-    return soft_targets(jnp.sum(probs_AxMxC, axis=0), probs_AxMxC.shape[0], aggregate, era_temperature)
-
-
 # ---------------------------------------------------------------------------- robust aggregation
 
 ROBUST = ("median", "trimmed")
