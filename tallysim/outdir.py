@@ -12,22 +12,20 @@ symlink, a regular file.
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
 import json
 import os
 import re
-import threading
 from pathlib import Path
 
 from tallysim import atomic
 from tallysim.config import ConfigError
 from tallysim.results.metrics import CONFIG, DONE, ERROR, METRICS, PARTITION, PARTITION_CLIENTS
+from tallysim import run_lock
+from tallysim.run_lock import LOCK, Busy, being_written  # noqa: F401 (outdir.Busy etc., as before)
 from tallysim.validation import MAX_NAME      # one limit for every name that becomes a path component
 
 MARKER = ".tallysim-run"
 CHECKPOINT = "checkpoint.npz"    # checkpoint.FILE (that module imports JAX; this one must not)
-LOCK = ".tallysim-lock"          # flock'ed while a run, --resume or --overwrite writes the directory
 # Everything a run directory may hold; only these names are ever deleted (the lock file never is:
 # unlinking a held lock would let a third process lock a new file of the same name).
 RUN_FILES = frozenset({MARKER, LOCK, CONFIG, PARTITION, PARTITION_CLIENTS, METRICS, ERROR, DONE,
@@ -77,7 +75,7 @@ def check_name(name, what: str) -> str:
     return name
 
 
-def _protected(p: Path) -> str | None:
+def protected(p: Path) -> str | None:
     """Why p (resolved) must never be cleared, or None."""
     cwd = Path.cwd().resolve()
     if p == Path(p.anchor):
@@ -271,7 +269,7 @@ def _check_replaceable(p: Path, out, flag: str) -> None:
     if p.is_symlink():
         raise ConfigError(f"refusing to replace {out}: it is a symbolic link; give the real directory "
                           "or another --out")
-    why = _protected(p.resolve())
+    why = protected(p.resolve())
     if why:
         raise ConfigError(f"refusing to replace {out}: {why}; choose a subdirectory for {flag}")
     foreign = foreign_entries(p)
@@ -288,7 +286,7 @@ def claim(out, overwrite: bool) -> Path:
     those), create it and write the marker first. Returns its real destination (`destination`)."""
     p = check(out, overwrite)
     if p.is_dir():
-        _lock_if_wanted(p)               # before removing anything another process may be writing
+        run_lock.lock_if_wanted(p, refuse_unwritable)   # before removing anything another process may be writing
         for e in p.iterdir():
             # the marker stays (it is written again below): a kill between two of these unlinks left a
             # directory without it, which --overwrite then refused as "not a tallysim run directory"
@@ -296,7 +294,7 @@ def claim(out, overwrite: bool) -> Path:
                 e.unlink()
     try:
         p.mkdir(parents=True, exist_ok=True)
-        _lock_if_wanted(p)
+        run_lock.lock_if_wanted(p, refuse_unwritable)
         atomic.write_text(p / MARKER, json.dumps({"written_by": "tallysim"}) + "\n")
     except OSError as e:
         raise ConfigError(f"--out {out} cannot be written: {e.strerror or e}") from None
@@ -364,104 +362,25 @@ def _is_index(path: Path) -> bool:
     return isinstance(doc, dict) and isinstance(doc.get("runs"), list)
 
 
-# ----------------------------------------------------------------------------- one writer per directory
-
-class Busy(ConfigError):
-    """Another process holds the directory's lock: nothing may be written into it (not even error.txt)."""
-
-
-# run directories whose writer must hold the lock (inside `exclusive`), and the locks held: absolute path ->
-# the thread that wants or holds it. flock is per process, so two threads of one process (two
-# `tallysim.run` calls from a notebook's threads) both "held" one lock: the second replaced the first's
-# files while it ran. A directory another thread of this process holds is as busy as another process's.
-_WANTED: dict = {}
-_HELD: dict = {}                 # absolute path -> (file descriptor holding the lock, thread ident)
-_GUARD = threading.Lock()
-
-
-def _busy(p) -> Busy:
-    return Busy(f"{p} is being written by another tallysim process (or another thread of this one: run, "
-                "--resume, --overwrite or a sweep); wait for it to finish or choose another --out")
-
-
 @contextlib.contextmanager
 def exclusive(out):
-    """Only one process writes run directory `out` at a time: two `run --resume` (or run/--overwrite)
-    of one directory at once would interleave their metrics rows. The lock is an exclusive,
-    non-blocking `flock` on `out/.tallysim-lock`, taken at once when `out` already is a marked run
-    directory (resume, overwrite: before any data loads), else when `claim` makes it one; the second gets
-    one line. Released on exit (and by the kernel when the process dies, so a crash leaves no stale
-    lock). Two threads of one process are kept apart the same way (`_WANTED`)."""
+    """Only one process (and one thread) writes run directory `out` at a time: two `run --resume` (or
+    run/--overwrite) of one directory at once would interleave their metrics rows (run_lock.py). The lock
+    is taken at once when `out` already is a marked run directory (resume, overwrite: before any data
+    loads), else when `claim` makes it one; the second writer gets one line. Released on exit (and by the
+    kernel when the process dies, so a crash leaves no stale lock)."""
     if out is None or str(out).strip() == "":
         yield
         return
     d = destination(out)                # `..` through a missing directory: still the real one
     key = os.path.abspath(d)
-    me = threading.get_ident()
-    with _GUARD:
-        if _WANTED.get(key, me) != me:
-            raise _busy(d)
-        mine = key not in _WANTED
-        _WANTED[key] = me
+    mine = run_lock.want(key)
     try:
         # only a directory tallysim marked as its own gets a lock file now; any other is checked
         # (and maybe refused) first, and locked by `claim`, so no file appears in a user's directory
-        if (d / MARKER).is_file() and is_run_dir(d) and _protected(d.resolve()) is None:
-            _lock(d)
+        if (d / MARKER).is_file() and is_run_dir(d) and protected(d.resolve()) is None:
+            run_lock.lock(d, refuse_unwritable)
         yield
     finally:
         if mine:
-            with _GUARD:
-                _WANTED.pop(key, None)
-                held = _HELD.pop(key, None)
-            if held is not None:
-                os.close(held[0])
-
-
-def being_written(d: Path) -> bool:
-    """Another process holds d's lock (a run, resume or sweep writing it now). Probed with a lock taken
-    and dropped at once on an existing lock file only: no file appears in a user's directory, and a
-    directory this thread holds itself is not "another" (one another thread of this process holds is)."""
-    owner = _WANTED.get(os.path.abspath(d))
-    if owner is not None:                # this process: busy when another of its threads writes it
-        return owner != threading.get_ident()
-    if not (d / LOCK).is_file() or (d / LOCK).is_symlink():
-        return False
-    try:
-        fd = os.open(d / LOCK, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        return True
-    finally:
-        os.close(fd)             # closing drops the probe's lock
-    return False
-
-
-def _lock_if_wanted(p: Path) -> None:
-    if os.path.abspath(p) in _WANTED:
-        _lock(p)
-
-
-def _lock(p: Path) -> None:
-    key = os.path.abspath(p)
-    with _GUARD:
-        if _WANTED.get(key, threading.get_ident()) != threading.get_ident():
-            raise _busy(p)
-        if key in _HELD:
-            return
-    try:
-        fd = os.open(p / LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
-    except OSError as e:
-        if e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):     # "move it away" could not help
-            refuse_unwritable(p, force=e.strerror)
-        raise ConfigError(f"{p / LOCK} cannot be opened as a lock file ({e.strerror or e}); "
-                          "move it away or choose another --out") from None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(fd)
-        raise _busy(p) from None
-    _HELD[key] = (fd, threading.get_ident())
+            run_lock.release(key)
