@@ -165,7 +165,8 @@ def out_of_memory(e: BaseException) -> bool:
 
 
 def run(cfg: Config, out: Optional[str] = None, overwrite: bool = False, progress: bool = True,
-        built: Optional[Built] = None, checkpoint_every: Optional[int] = None, resume: bool = False) -> dict:
+        built: Optional[Built] = None, checkpoint_every: Optional[int] = None, resume: bool = False,
+        words: dict = outdir.CLI) -> dict:
     """Run one configuration (all its seeds) end to end; returns the last metrics row plus 'out'.
 
     With `out`, a checkpoint is saved every `checkpoint_every` rounds (None: every few minutes; 0:
@@ -173,19 +174,20 @@ def run(cfg: Config, out: Optional[str] = None, overwrite: bool = False, progres
     One process at a time writes `out` (outdir.exclusive); a second is refused in one line.
     """
     with outdir.exclusive(out if mesh.is_writer() else None):
-        return _run(cfg, out, overwrite, progress, built, checkpoint_every, resume)
+        return _run(cfg, out, overwrite, progress, built, checkpoint_every, resume, words)
 
 
 def _run(cfg: Config, out: Optional[str], overwrite: bool, progress: bool, built: Optional[Built],
-         checkpoint_every: Optional[int], resume: bool) -> dict:
+         checkpoint_every: Optional[int], resume: bool, words: dict = outdir.CLI) -> dict:
     meta = None
     if not mesh.is_writer():        # several processes (jax.distributed): only process 0 writes
         if resume:
             raise ConfigError("--resume is not supported across several processes yet; resume with one")
         out = None
     mesh.check_devices(cfg.devices)  # before any directory is created
+    tracking.check_out(cfg, out)
     if resume:
-        out, meta = checkpoint.check_resume(cfg, out)
+        out, meta = checkpoint.check_resume(cfg, out, words)
     elif out is not None:
         outdir.check(out, overwrite)     # before the data is loaded: a bad --out fails at once
     b = built or build(cfg)
@@ -382,7 +384,7 @@ def run_results(cfg: Config, out: Optional[str] = None, overwrite: bool = False,
         out = tempfile.mkdtemp(prefix="tallysim-")
     elif not kwargs.get("resume"):      # a new directory is made; advice names this API's arguments
         outdir.check(out, overwrite, flag="out", words=outdir.PYTHON)
-    run(cfg, str(out), overwrite=overwrite, progress=progress, **kwargs)
+    run(cfg, str(out), overwrite=overwrite, progress=progress, words=outdir.PYTHON, **kwargs)
     return Results.read(out)
 
 

@@ -232,6 +232,9 @@ def preflight(name_or_path: str, smoke: bool, results: Optional[str], out: Optio
     check_output_names(tag, panel_names)
     if results is not None and Path(results).exists() and not Path(results).is_dir():
         raise ConfigError(f"--results {results} is a file; the figure's runs go into a directory")
+    if results is not None:
+        from tallysim import outdir
+        outdir.refuse_inside_run(Path(results) / "group", results, "--results")
     if out is not None:
         out_dir = Path(out)
         if out_dir.exists() and not out_dir.is_dir():

@@ -159,6 +159,8 @@ def main(args) -> int:
     fmt = args.format or ("csv" if args.out and str(args.out).lower().endswith(".csv") else "markdown")
     if args.out and Path(args.out).is_dir():
         raise ConfigError(f"--out {args.out} is a directory; give a file such as {Path(args.out) / 'table.md'}")
+    if args.out:
+        atomic.refuse_symlinks([Path(args.out)])     # nor a run's own file: before anything is read
     text = render(*table_rows(args.runs, args.metric), fmt)
     if args.out:
         write(Path(args.out), text)
