@@ -4,6 +4,12 @@ VENV    ?= .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 OUT     ?= results
+# OUT is split on spaces by make and the shell alike: `OUT='my results'` made `rm -rf my results/smoke`
+# (figures-smoke) and `rm -rf ... my results ...` (clean) delete ./my, and `OUT=` made `rm -rf /smoke`.
+# Every recipe that uses OUT expands this first: empty or with a space, make stops before running anything.
+OUT_CHECK = $(if $(strip $(OUT)),,$(error OUT is empty; give the results directory, e.g. OUT=results))$(if \
+            $(word 2,$(OUT)),$(error OUT='$(OUT)' holds a space, and make and the shell would read it as \
+            several paths; give a path without spaces (a link to it will do)))
 FMNIST  := /usr/share/datasets/fashion-mnist
 
 .PHONY: demo test test-all ci-figures docs data bench clean help figures figures-smoke fig1 fig2 fig3 fig4 fig5 fig6 fig7 fig8 fig9 fig10 fig11 fig12 robustness matched-bits test-unit mutation
@@ -47,7 +53,7 @@ demo: $(STAMP) | $(FMNIST)
 	@# Fashion-MNIST into the cache: Debian's files when present, else tfds (needs TensorFlow + internet).
 	$(BIN)/tallysim prepare fashion_mnist || \
 	  ($(BIN)/pip install -q -e '.[tf]' && $(BIN)/tallysim prepare fashion_mnist)
-	$(BIN)/tallysim run $(DEMO_ARGS) protocol.name=tally --out $(OUT)/demo/tally
+	$(OUT_CHECK)$(BIN)/tallysim run $(DEMO_ARGS) protocol.name=tally --out $(OUT)/demo/tally
 	$(BIN)/tallysim run $(DEMO_ARGS) protocol.name=softlabel --out $(OUT)/demo/softlabel
 	$(BIN)/tallysim run $(DEMO_ARGS) protocol.name=fedavg --out $(OUT)/demo/fedavg
 	$(BIN)/tallysim plot $(OUT)/demo/tally $(OUT)/demo/softlabel $(OUT)/demo/fedavg \
@@ -90,25 +96,29 @@ mutation: $(STAMP)
 
 # ARGS: more `tallysim figure` options for the figure targets (fig1 ... fig12, figures, robustness,
 # matched-bits), e.g. `make fig1 ARGS=--dry-run` or `ARGS="--one-at-a-time --progress lines"`; they were
-# silently dropped before. The smoke targets take none (CI's fixed command).
-ARGS ?=
+# silently dropped before. The smoke targets take none (CI's fixed command). Only an ARGS given on make's
+# command line (or by a parent make) counts: one exported in the shell (`export ARGS=--foo`, perhaps another
+# tool's variable) reached every figure target unseen, so it is dropped here.
+ifneq ($(origin ARGS),command line)
+ARGS :=
+endif
 # --quiet unless ARGS asks for progress (`--progress lines` with --quiet is refused as a contradiction).
 FIG_QUIET = $(if $(findstring --progress,$(ARGS)),,--quiet)
 FIGS := fig1 fig2 fig3 fig4 fig5 fig6 fig7 fig8 fig9 fig10 fig11 fig12
 $(FIGS): $(STAMP) | $(FMNIST)
-	$(BIN)/tallysim figure $@ --results $(OUT) --out figures $(FIG_QUIET) $(ARGS)
+	$(OUT_CHECK)$(BIN)/tallysim figure $@ --results $(OUT) --out figures $(FIG_QUIET) $(ARGS)
 
 figures: $(FIGS)
 
 # The Byzantine robustness study (experiments/robustness.json, docs/robustness.md): 570 runs in 70 programs.
 robustness: $(STAMP) | $(FMNIST)
-	$(BIN)/tallysim figure robustness --results $(OUT) --out figures $(FIG_QUIET) $(ARGS)
+	$(OUT_CHECK)$(BIN)/tallysim figure robustness --results $(OUT) --out figures $(FIG_QUIET) $(ARGS)
 
 # The matched-bits table (experiments/matched_bits.json, docs/matched-bits.md): 15 runs in 15 programs, 3
 # seeds each, 14 minutes on the shared 2-core CPU; the figure (bits vs accuracy), then one row per run
 # (not after a --dry-run in ARGS, which makes no runs to tabulate).
 matched-bits: $(STAMP) | $(FMNIST)
-	$(BIN)/tallysim figure experiments/matched_bits.json --results $(OUT) --out figures $(FIG_QUIET) $(ARGS)
+	$(OUT_CHECK)$(BIN)/tallysim figure experiments/matched_bits.json --results $(OUT) --out figures $(FIG_QUIET) $(ARGS)
 	$(if $(findstring --dry-run,$(ARGS)),@true,$(BIN)/tallysim table $(OUT)/matched_bits --out figures/matched_bits_table.md)
 	$(if $(findstring --dry-run,$(ARGS)),@true,cat figures/matched_bits_table.md)
 
@@ -118,7 +128,7 @@ matched-bits: $(STAMP) | $(FMNIST)
 SMOKE_A := fig5 fig3 fig7 fig4 fig10 fig11    # fig11 smoke 50 s cold on the shared CPU (six text runs)
 SMOKE_B := fig1 fig6 fig2 fig8 fig9 robustness   # fig9 smoke 26 s, robustness 31 s, cold, on the shared CPU
 figures-smoke: $(STAMP) | $(FMNIST)
-	rm -rf $(OUT)/smoke
+	$(OUT_CHECK)rm -rf $(OUT)/smoke
 	$(BIN)/tallysim figure $(SMOKE_A) --smoke --results $(OUT)/smoke --out figures/smoke --quiet & a=$$!; \
 	$(BIN)/tallysim figure $(SMOKE_B) --smoke --results $(OUT)/smoke --out figures/smoke --quiet; b=$$?; \
 	wait $$a; a=$$?; test $$a -eq 0 && test $$b -eq 0
@@ -142,4 +152,4 @@ docs: $(DOCS_STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 clean:
-	rm -rf $(VENV) $(OUT) figures/*.png figures/*.pdf *.egg-info .pytest_cache mutants .jax-cache site
+	$(OUT_CHECK)rm -rf $(VENV) $(OUT) figures/*.png figures/*.pdf *.egg-info .pytest_cache mutants .jax-cache site

@@ -42,8 +42,7 @@ def resumable(out) -> None:
         raise ConfigError("tallysim.run(resume=True) needs out=, the run directory to continue")
     d = outdir.destination(out, "out")
     if not outdir.is_run_dir(d):
-        raise ConfigError(f"tallysim.run(resume=True): {out} is not a tallysim run directory; allowed: a directory "
-                          "tallysim.run or `tallysim run --out` wrote")
+        raise ConfigError(outdir.not_a_run(d, out, "tallysim.run(resume=True)", outdir.PYTHON))
     if not (d / outdir.CHECKPOINT).is_file():
         if outdir.run_state(d) == "finished":
             raise ConfigError(f"tallysim.run(resume=True): {out} is a finished run (every round ran; a finished run "

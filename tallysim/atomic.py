@@ -37,11 +37,40 @@ def refuse_symlink(path: Path) -> None:
                           "replaces one); move it away or choose another directory")
 
 
-def refuse_symlinks(paths) -> None:
+def refuse_symlinks(paths, flag: str = "--out") -> None:
     """Every destination of one command checked before any is written: a link found at the third of
-    four files would otherwise stop the command with two of them already replaced."""
+    four files would otherwise stop the command with two of them already replaced. Nor may a derived
+    output (a table, a plot, a bench's JSON) land in a run directory or on a sweep's index."""
     for p in paths:
         refuse_symlink(Path(p))
+        refuse_results_file(Path(p), flag)
+
+
+RUN_MARKER = ".tallysim-run"     # outdir.MARKER (outdir imports this module)
+SWEEP_INDEX = "sweep.json"       # results.metrics.SWEEP
+# The figure `tallysim.Results.plot()` draws into its run directory by default (and its points): a run
+# file like the others (outdir.RUN_FILES), which --overwrite may remove and a plot may replace.
+RUN_CURVE = ("curve.png", "curve.csv")
+
+
+def refuse_results_file(path: Path, flag: str = "--out") -> None:
+    """`table runs --out runs/a/metrics.jsonl` replaced the run's rows with a markdown table, `bench --json
+    runs/a/partition.json` its partition, `table sweep --out sweep/sweep.json` the sweep's index; any other
+    file put in a run directory stops its --resume and --overwrite (a run directory holds only a run's
+    files). Refused in one line before anything is written."""
+    parent = path.parent
+    if (parent / RUN_MARKER).is_file() and path.name not in RUN_CURVE:
+        raise ConfigError(f"{flag} {path} is inside the tallysim run directory {parent}, which holds only the files "
+                          f"a run writes{' (and this would replace its ' + path.name + ')' if path.exists() else ''}; "
+                          "allowed: a path outside any run directory")
+    if path.name == SWEEP_INDEX and path.is_file():
+        try:
+            import json
+            index = isinstance(json.loads(path.read_text()).get("runs"), list)
+        except (OSError, ValueError, UnicodeDecodeError, AttributeError):
+            index = False
+        if index:
+            raise ConfigError(f"{flag} {path} is a sweep's index (its list of runs); allowed: another file name")
 
 
 def open_temp(path: Path):

@@ -91,6 +91,31 @@ class RunRefused(ConfigError):
         self.index = index
 
 
+def _check_convs(cfg: Config) -> None:
+    """model.conv, and each model group's own, usable on this backend (check_conv): refused in one line
+    before the data loads (a group's was refused only when traced)."""
+    check_conv(cfg.model.conv)
+    for g in model_groups.parse(cfg.model.groups):
+        try:
+            check_conv(model_groups.group_config(cfg, g).model.conv)
+        except ConfigError as e:
+            raise ConfigError(f"model.groups group {g.name}: {e}") from None
+
+
+def _with_probe_source(cfg: Config, ds):
+    """(inputs, labels, n_source): the training examples, followed by probe.source's when it is set
+    (the probe pool may then draw from them); its inputs must have the training inputs' shape."""
+    if not cfg.probe.source:
+        return ds.x_train, ds.y_train, 0
+    src = data.load(replace(cfg.data, name=cfg.probe.source, path=None), cfg.data.seed)
+    if src.x_train.shape[1:] != ds.x_train.shape[1:] or src.x_train.dtype != ds.x_train.dtype:
+        raise ConfigError(f"probe.source={cfg.probe.source!r} has inputs {src.x_train.shape[1:]} "
+                          f"{src.x_train.dtype} but {cfg.data.name} has {ds.x_train.shape[1:]} "
+                          f"{ds.x_train.dtype}; the pool must have the training inputs' shape")
+    return (np.concatenate([ds.x_train, src.x_train]), np.concatenate([ds.y_train, src.y_train]),
+            len(src.y_train))
+
+
 def _pool_and_rest(cfg: Config, n: int, n_source: int, seed: int):
     """Probe-pool indices and the remaining training indices of one seed."""
     if cfg.probe.source:
@@ -118,12 +143,7 @@ def build_group(cfgs: list[Config]) -> Built:
     cfgs = [config.validate(c) for c in cfgs]
     cfg = cfgs[0]
     for c in cfgs:     # model.conv=pallas off a GPU: one line before the data loads, not after
-        check_conv(c.model.conv)
-        for g in model_groups.parse(c.model.groups):      # a group's own model.conv too (was: at trace)
-            try:
-                check_conv(model_groups.group_config(c, g).model.conv)
-            except ConfigError as e:
-                raise ConfigError(f"model.groups group {g.name}: {e}") from None
+        _check_convs(c)
     sig = lanes.signature(cfg)
     for c in cfgs[1:]:
         if lanes.signature(c) != sig:
@@ -134,17 +154,8 @@ def build_group(cfgs: list[Config]) -> Built:
     tasks.check(cfg, task)                 # an image model on text, a protocol a task cannot run: one line
     if task.name == "classification":
         tasks.check_shape(cfg, ds.x_train.shape[1:])      # a conv model on flat or too small examples
-    x_all, y_all, n = ds.x_train, ds.y_train, len(ds.y_train)
-    n_source = 0
-    if cfg.probe.source:
-        src = data.load(replace(cfg.data, name=cfg.probe.source, path=None), cfg.data.seed)
-        if src.x_train.shape[1:] != ds.x_train.shape[1:] or src.x_train.dtype != ds.x_train.dtype:
-            raise ConfigError(f"probe.source={cfg.probe.source!r} has inputs {src.x_train.shape[1:]} "
-                              f"{src.x_train.dtype} but {cfg.data.name} has {ds.x_train.shape[1:]} "
-                              f"{ds.x_train.dtype}; the pool must have the training inputs' shape")
-        n_source = len(src.y_train)
-        x_all, y_all = np.concatenate([x_all, src.x_train]), np.concatenate([y_all, src.y_train])
-        del src
+    n = len(ds.y_train)
+    x_all, y_all, n_source = _with_probe_source(cfg, ds)
     # The inputs go to the device first and every host reference to them is dropped (jax copies a numpy
     # array, even on the CPU): a 10^6-client population's 768 MB of inputs are then held once while the
     # partitions are drawn, not twice (issue 33's memory target; docs/population.md).

@@ -140,6 +140,7 @@ class Saver:
                 p = self.out_dir / name
                 if p.is_file() and not p.is_symlink():
                     p.unlink()
+            outdir.remove_stale_temps(self.out_dir)      # a killed earlier attempt's half-written files
 
 
 def resume_notice(out_dir: Path, cfg, meta: dict) -> str:
@@ -152,19 +153,37 @@ def resume_notice(out_dir: Path, cfg, meta: dict) -> str:
 
 # ----------------------------------------------------------------------------- --resume
 
-def check_resume(cfg, out) -> tuple[Path, dict]:
+def check_resume(cfg, out, words: dict = outdir.CLI) -> tuple[Path, dict]:
     """(the run directory, its checkpoint's meta), or one line before anything loads: `out` must be a
     tallysim run with a checkpoint, computed under this very config. config.json alone cannot say so
     (it may have been edited since, and `run --resume` without a config reads it), so the checkpoint
-    carries the config that wrote it."""
+    carries the config that wrote it. `words`: how the refusals spell the options (outdir.PYTHON for
+    tallysim.run, whose refusals named --resume and --overwrite)."""
+    try:
+        return _check_resume(cfg, out)
+    except ConfigError as e:
+        if words is outdir.CLI:
+            raise
+        raise type(e)(_in_words(str(e), words)) from None
+
+
+def _in_words(text: str, words: dict) -> str:
+    """A refusal written for the command line, in another caller's words: its leading `--resume:` and every
+    `--overwrite` (the messages below, and read_meta's, are written once, in the command line's)."""
+    if text.startswith("--resume"):
+        text = "tallysim.run(resume=True)" + text[len("--resume"):]
+    return text.replace("--overwrite", words["overwrite"]).replace("--checkpoint-every N", "checkpoint_every=N")
+
+
+def _check_resume(cfg, out) -> tuple[Path, dict]:
     if out is None or str(out).strip() == "":
         raise ConfigError("--resume needs --out DIR, the run directory to continue")
     d = outdir.destination(out)
     if not outdir.is_run_dir(d):
-        raise ConfigError(f"--resume: {out} is not a tallysim run directory; allowed: a directory a "
-                          "`tallysim run` wrote")
+        raise ConfigError(outdir.not_a_run(d, out, "--resume", outdir.CLI))
     if not (d / FILE).is_file():
         raise ConfigError(_nothing_to_resume(d, out))
+    outdir.refuse_unwritable(d)
     meta = read_meta(d)                 # unreadable checkpoint: say so before comparing configs
     _refuse_lost_rows(d, meta["lines"])
     cfg = config.validate(cfg)
@@ -178,7 +197,7 @@ def check_resume(cfg, out) -> tuple[Path, dict]:
                               "start again with --overwrite")
         _refuse_storage_change(d, written, cfg)
         _refuse_diff(config.diff(written, now), f"the config {d / FILE} was computed under")
-    saved = json.loads(json.dumps(config.to_dict(config.validate(config.load_file(str(d / CONFIG))))))
+    saved = json.loads(json.dumps(config.to_dict(config.validate(outdir.run_config(d, "--resume", outdir.CLI)))))
     _refuse_storage_change(d, saved, cfg)     # a checkpoint without its config: config.json's storage
     _refuse_diff(config.diff(saved, now), str(d / CONFIG))
     return d, read_meta(d, config.validate(cfg))

@@ -76,11 +76,11 @@ def cmd_run(args) -> int:
         from tallysim import config, outdir
         d = outdir.destination(args.out)
         if not outdir.is_run_dir(d):
-            raise ConfigError(f"--resume: {args.out} is not a tallysim run directory")
+            raise ConfigError(outdir.not_a_run(d, args.out, "--resume", outdir.CLI))
         if not (d / outdir.CHECKPOINT).is_file():   # before its config.json is read: a run stopped before
             from tallysim import checkpoint        # writing one said "config file ... does not exist"
             raise ConfigError(checkpoint._nothing_to_resume(d, args.out))
-        cfg = config.load_file(str(d / metrics.CONFIG))     # the run's own config
+        cfg = outdir.run_config(d, "--resume", outdir.CLI)     # the run's own config
         if args.overrides:
             # on top of the run's own config, as with --config: on top of the defaults, `--resume
             # log.tensorboard=DIR` (which may differ) was refused as "protocol 'local' but the config now
@@ -94,6 +94,8 @@ def cmd_run(args) -> int:
         for note in sizing.run_notes(cfg):   # a costly default: stacked stateless clients, an O(P) draw
             print(f"tallysim: note: {note}", file=sys.stderr)
     cfg = with_tracking(cfg, args)
+    from tallysim import tracking
+    tracking.check_out(cfg, args.out)   # before JAX, as every other refusal of a run's input
     from tallysim import startup
     startup.start_jax()                 # validated: only now JAX (a refusal above imports none)
     from tallysim import run            # after start_jax: jax.distributed comes before anything else

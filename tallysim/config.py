@@ -20,7 +20,7 @@ from tallysim import validation as _validation
 from tallysim.fields import F32_MAX, INT_MAX, ConfigError, floats, ints  # noqa: F401 - re-exported
 from tallysim.schema import *  # noqa: F401,F403 - the schema's names, as config.X
 from tallysim.schema import (DERIVED, Config, field_keys, field_type, get_field, with_values,  # noqa: F401
-                             _normal_ext, default_pool_size, declared, lane_fields,
+                             default_pool_size, declared, lane_fields,
                              choices, FieldSpec, PROTOCOL_NAMES, with_values_section, suggest)
 from tallysim.schema_text import help_table, show_allowed, show_default  # noqa: F401 - config.X
 from tallysim.validation import TYPE_NAMES, json_kind, show, split_optional, type_ok

@@ -197,6 +197,7 @@ def check_group_model_reads(g, gcfg: Config) -> None:
 # A field read only under one value of another (the aggregate, the pre-aggregation, the optimizer, the
 # vote weighting): (the field that decides, the values under which it is read). `softlabel.trim=0.2` with
 # softlabel.aggregate=mean, or optim.momentum with optim.name=adam, ran as if unset.
+FAULT_KINDS_ON = tuple(k for k in FAULT_KINDS if k != "none")
 MODE_READS = {"optim.momentum": ("optim.name", ("sgd",)),
               "softlabel.era_temperature": ("softlabel.aggregate", ("era",)),
               "softlabel.trim": ("softlabel.aggregate", ("trimmed",)),
@@ -207,6 +208,19 @@ MODE_READS = {"optim.momentum": ("optim.name", ("sgd",)),
               "fedavg.m": ("fedavg.aggregate", ("multikrum",)),
               "fedavg.bucket": ("fedavg.pre", ("bucketing",)),
               "vote.history": ("vote.weighting", ("history",)),
+              # each fault knob is read by its kinds alone (sim/faults.py, attacks.py): label_flip with
+              # faults.target=50 or sign_flip with faults.sigma=5 ran as if unset, and faults.fraction=0.3
+              # with kind=none ran no faulty peer
+              "faults.fraction": ("faults.kind", FAULT_KINDS_ON),
+              "faults.redraw": ("faults.kind", FAULT_KINDS_ON),
+              "faults.examples": ("faults.kind", ("under_trained",)),
+              "faults.steps": ("faults.kind", ("under_trained",)),
+              "faults.target": ("faults.kind", ("confident_wrong",)),
+              "faults.scale": ("faults.kind", ("confident_wrong", "sign_flip")),
+              "faults.drop_prob": ("faults.kind", ("dropout",)),
+              "faults.sigma": ("faults.kind", ("gaussian",)),
+              "faults.z": ("faults.kind", ("alie",)),
+              "faults.eps": ("faults.kind", ("ipm",)),
               "partition.pick": ("partition.kind", ("natural",))}
 
 

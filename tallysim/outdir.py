@@ -12,7 +12,6 @@ symlink, a regular file.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import re
@@ -21,15 +20,16 @@ from pathlib import Path
 from tallysim import atomic
 from tallysim.config import ConfigError
 from tallysim.results.metrics import CONFIG, DONE, ERROR, METRICS, PARTITION, PARTITION_CLIENTS
+from tallysim import run_lock
+from tallysim.run_lock import LOCK, Busy, being_written  # noqa: F401 (outdir.Busy etc., as before)
 from tallysim.validation import MAX_NAME      # one limit for every name that becomes a path component
 
 MARKER = ".tallysim-run"
 CHECKPOINT = "checkpoint.npz"    # checkpoint.FILE (that module imports JAX; this one must not)
-LOCK = ".tallysim-lock"          # flock'ed while a run, --resume or --overwrite writes the directory
 # Everything a run directory may hold; only these names are ever deleted (the lock file never is:
 # unlinking a held lock would let a third process lock a new file of the same name).
 RUN_FILES = frozenset({MARKER, LOCK, CONFIG, PARTITION, PARTITION_CLIENTS, METRICS, ERROR, DONE,
-                       CHECKPOINT, CHECKPOINT + ".tmp", METRICS + ".tmp"})
+                       CHECKPOINT, CHECKPOINT + ".tmp", METRICS + ".tmp", *atomic.RUN_CURVE})
 _BAD_CHARS = re.compile(r"[/\\\x00-\x1f]")
 
 
@@ -75,7 +75,7 @@ def check_name(name, what: str) -> str:
     return name
 
 
-def _protected(p: Path) -> str | None:
+def protected(p: Path) -> str | None:
     """Why p (resolved) must never be cleared, or None."""
     cwd = Path.cwd().resolve()
     if p == Path(p.anchor):
@@ -139,6 +139,34 @@ def is_run_dir(d: Path) -> bool:
     return _has_marker(d) or _is_legacy_run(d)
 
 
+def not_a_run(d: Path, out, what: str, words: dict) -> str:
+    """Why `what` (--resume) cannot take d, which is_run_dir refused: "not a tallysim run directory" was
+    all it said, also of the user's own run with a notes file, a link or a TensorBoard folder put in it."""
+    if d.is_symlink():
+        return f"{what}: {out} is not a tallysim run directory (it is a symbolic link); give the run directory itself"
+    if not d.is_dir():
+        return (f"{what}: {out} is not a tallysim run directory (it {'is a file' if d.exists() else 'does not exist'}); "
+                "allowed: a directory a tallysim run wrote")
+    foreign = foreign_entries(d)
+    if foreign and (_has_marker(d) or (d / CONFIG).is_file()):
+        return (f"{what}: {out} holds entries a run does not write ({_describe(foreign)}: a directory, a link, "
+                f"or a file of its own); move them out of the run directory, then resume ({words['resume']})")
+    return f"{what}: {out} is not a tallysim run directory; allowed: a directory a tallysim run wrote"
+
+
+def run_config(d: Path, what: str, words: dict):
+    """The run's own config.json as a Config, for a resume: deleted or damaged since, it was "config file
+    ... does not exist" (or "is not valid JSON"), with no word that a resume needs it or what to do."""
+    from tallysim import config
+    path = d / CONFIG
+    try:
+        return config.load_file(str(path))
+    except ConfigError as e:
+        why = "is missing" if not path.exists() and not path.is_symlink() else f"cannot be read ({e})"
+        raise ConfigError(f"{what}: {path} {why}; it is the run's own config, which a resume continues under; "
+                          f"restore it, or start the run again with {words['overwrite']}") from None
+
+
 def _describe(entries: list[str]) -> str:
     return ", ".join(entries[:4]) + (f" and {len(entries) - 4} more" if len(entries) > 4 else "")
 
@@ -159,6 +187,7 @@ def check(out, overwrite: bool, flag: str = "--out", words: dict = CLI) -> Path:
     for parent in reversed(p.parents):
         if parent.exists() and not parent.is_dir():
             raise ConfigError(f"{flag} {out}: {parent} is a file, not a directory")
+    refuse_inside_run(p, out, flag)
     if p.exists() and not p.is_dir():
         raise ConfigError(f"{flag} {out} is a file, not a directory; give a directory")
     if p.is_dir():
@@ -176,6 +205,29 @@ def check(out, overwrite: bool, flag: str = "--out", words: dict = CLI) -> Path:
         if not os.access(existing, os.W_OK):
             raise ConfigError(f"{flag} {out} cannot be created: {existing} is not writable")
     return p
+
+
+def refuse_inside_run(p: Path, out, flag: str) -> None:
+    """A run (or a sweep, a figure's results) may not go into a directory inside another run's directory:
+    `run --out runs/a/sub` made runs/a hold a folder a run does not write, so the interrupted run in
+    runs/a could no longer be resumed (nor replaced). Its marker file says which directories are runs."""
+    for parent in Path(os.path.abspath(p)).parents:
+        if (parent / MARKER).is_file():
+            raise ConfigError(f"{flag} {out} is inside the tallysim run directory {parent}, which holds only the "
+                              "files a run writes (it could no longer be resumed or replaced); allowed: a "
+                              "directory outside any run directory")
+
+
+def refuse_unwritable(d: Path, force: str | None = None) -> None:
+    """A run directory a run must write into (a resume, an overwrite) that it cannot: a read-only file
+    system or mount, an immutable directory, another user's. Said before anything loads: the lock file's
+    "move it away" (read-only) or a temporary file's "Operation not permitted" after the data had loaded
+    (immutable) were all it said."""
+    if force is None and os.access(d, os.W_OK):
+        return
+    why = force or "no write permission, a read-only mount or an immutable directory"
+    raise ConfigError(f"{d} is not writable ({why}), and a run writes its rows, checkpoints and config there; "
+                      "make it writable, or copy the run directory elsewhere and use the copy")
 
 
 def run_state(d: Path) -> str | None:
@@ -217,7 +269,7 @@ def _check_replaceable(p: Path, out, flag: str) -> None:
     if p.is_symlink():
         raise ConfigError(f"refusing to replace {out}: it is a symbolic link; give the real directory "
                           "or another --out")
-    why = _protected(p.resolve())
+    why = protected(p.resolve())
     if why:
         raise ConfigError(f"refusing to replace {out}: {why}; choose a subdirectory for {flag}")
     foreign = foreign_entries(p)
@@ -234,17 +286,31 @@ def claim(out, overwrite: bool) -> Path:
     those), create it and write the marker first. Returns its real destination (`destination`)."""
     p = check(out, overwrite)
     if p.is_dir():
-        _lock_if_wanted(p)               # before removing anything another process may be writing
+        run_lock.lock_if_wanted(p, refuse_unwritable)   # before removing anything another process may be writing
         for e in p.iterdir():
-            if is_run_file(e.name) and e.name != LOCK and e.is_file() and not e.is_symlink():
+            # the marker stays (it is written again below): a kill between two of these unlinks left a
+            # directory without it, which --overwrite then refused as "not a tallysim run directory"
+            if is_run_file(e.name) and e.name not in (LOCK, MARKER) and e.is_file() and not e.is_symlink():
                 e.unlink()
     try:
         p.mkdir(parents=True, exist_ok=True)
-        _lock_if_wanted(p)
+        run_lock.lock_if_wanted(p, refuse_unwritable)
         atomic.write_text(p / MARKER, json.dumps({"written_by": "tallysim"}) + "\n")
     except OSError as e:
         raise ConfigError(f"--out {out} cannot be written: {e.strerror or e}") from None
     return p
+
+
+def remove_stale_temps(d: Path) -> list[str]:
+    """Remove the temporary files a killed writer left in run directory d (`.checkpoint.npz.x1y2z3w4.tmp`,
+    a half-written checkpoint as large as the run's whole state): kill -9 during a write leaves one, and a
+    resumed run that finished kept it for good. Called with d's lock held, so no live writer owns one."""
+    gone = []
+    for e in d.iterdir():
+        if atomic.is_temp_of(e.name, RUN_FILES) and e.is_file() and not e.is_symlink():
+            e.unlink(missing_ok=True)
+            gone.append(e.name)
+    return gone
 
 
 def mark(d: Path) -> None:
@@ -258,6 +324,7 @@ def check_sweep_dir(out, run_dirs: dict[str, Path], done_file: str, index: str) 
     """A sweep writes DIR/<index> and DIR/<run>/: refuse before anything runs when an existing index
     is not a tallysim one, or an unfinished run directory holds files tallysim did not write."""
     p = destination(out)
+    refuse_inside_run(p, out, "--out")
     if not p.is_dir():
         check(p, overwrite=False)
     elif (p / MARKER).is_file() and not p.is_symlink():
@@ -295,80 +362,25 @@ def _is_index(path: Path) -> bool:
     return isinstance(doc, dict) and isinstance(doc.get("runs"), list)
 
 
-# ----------------------------------------------------------------------------- one writer per directory
-
-class Busy(ConfigError):
-    """Another process holds the directory's lock: nothing may be written into it (not even error.txt)."""
-
-
-_WANTED: set = set()             # run directories whose writer must hold the lock (inside `exclusive`)
-_HELD: dict = {}                 # absolute path -> file descriptor holding the lock
-
-
 @contextlib.contextmanager
 def exclusive(out):
-    """Only one process writes run directory `out` at a time: two `run --resume` (or run/--overwrite)
-    of one directory at once would interleave their metrics rows. The lock is an exclusive,
-    non-blocking `flock` on `out/.tallysim-lock`, taken at once when `out` already is a marked run
-    directory (resume, overwrite: before any data loads), else when `claim` makes it one; the second gets
-    one line. Released on exit (and by the kernel when the process dies, so a crash leaves no stale
-    lock)."""
+    """Only one process (and one thread) writes run directory `out` at a time: two `run --resume` (or
+    run/--overwrite) of one directory at once would interleave their metrics rows (run_lock.py). The lock
+    is taken at once when `out` already is a marked run directory (resume, overwrite: before any data
+    loads), else when `claim` makes it one; the second writer gets one line. Released on exit (and by the
+    kernel when the process dies, so a crash leaves no stale lock)."""
     if out is None or str(out).strip() == "":
         yield
         return
     d = destination(out)                # `..` through a missing directory: still the real one
     key = os.path.abspath(d)
-    _WANTED.add(key)
+    mine = run_lock.want(key)
     try:
         # only a directory tallysim marked as its own gets a lock file now; any other is checked
         # (and maybe refused) first, and locked by `claim`, so no file appears in a user's directory
-        if (d / MARKER).is_file() and is_run_dir(d) and _protected(d.resolve()) is None:
-            _lock(d)
+        if (d / MARKER).is_file() and is_run_dir(d) and protected(d.resolve()) is None:
+            run_lock.lock(d, refuse_unwritable)
         yield
     finally:
-        _WANTED.discard(key)
-        fd = _HELD.pop(key, None)
-        if fd is not None:
-            os.close(fd)
-
-
-def being_written(d: Path) -> bool:
-    """Another process holds d's lock (a run, resume or sweep writing it now). Probed with a lock taken
-    and dropped at once on an existing lock file only: no file appears in a user's directory, and a
-    directory this process holds itself is not "another"."""
-    if os.path.abspath(d) in _HELD or not (d / LOCK).is_file() or (d / LOCK).is_symlink():
-        return False
-    try:
-        fd = os.open(d / LOCK, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        return True
-    finally:
-        os.close(fd)             # closing drops the probe's lock
-    return False
-
-
-def _lock_if_wanted(p: Path) -> None:
-    if os.path.abspath(p) in _WANTED:
-        _lock(p)
-
-
-def _lock(p: Path) -> None:
-    key = os.path.abspath(p)
-    if key in _HELD:
-        return
-    try:
-        fd = os.open(p / LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
-    except OSError as e:
-        raise ConfigError(f"{p / LOCK} cannot be opened as a lock file ({e.strerror or e}); "
-                          "move it away or choose another --out") from None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(fd)
-        raise Busy(f"{p} is being written by another tallysim process (run, --resume, --overwrite or "
-                   "a sweep); wait for it to finish or choose another --out") from None
-    _HELD[key] = fd
+        if mine:
+            run_lock.release(key)

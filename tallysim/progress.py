@@ -71,19 +71,12 @@ def _tqdm(**kw):
     return bar
 
 
-class RoundBar:
+class RoundBar(base.RoundFacts):
     """The per-run bar over rounds; `labels` names a grouped sweep's configurations (None: one)."""
 
     def __init__(self, total: int, labels: Optional[list] = None, initial: int = 0, unit: str = "examples"):
-        self.labels = short_labels(labels) if labels and len(labels) > 1 else None
-        self.runs = len(labels) if labels else 1        # the sweep runs this bar's rounds stand for
-        self.unit = unit                # what `work` counts: tokens (next-token tasks) or examples
-        self.work, self.t_work, self.initial = 0, None, initial
-        # initial: the rounds done before a resume (counted, but not in the rate or the ETA)
         self.bar = _tqdm(total=total, initial=initial, desc="round (compiling)", unit="rd")
-        self.t0 = time.perf_counter()
-        self.compile_s: Optional[float] = None
-        self.latest: dict = {}          # label -> (name, value, MB per peer)
+        super().__init__(labels, initial, unit)         # its clock starts once the bar is up, as before
 
     def update(self, rounds: int, work: int = 0) -> None:
         """`rounds` more rounds done, in which the local steps processed `work` examples (or tokens)."""
@@ -99,27 +92,19 @@ class RoundBar:
         base.report_rounds(self.bar.n + rounds, self.bar.total, self.runs, self.initial)   # the runs bar redraws its ETA
         self.bar.update(rounds)
 
-    def rate(self, now: Optional[float] = None) -> Optional[float]:
-        """Examples (tokens) per second since the first stretch came back; None before a second one."""
-        if not self.work or self.t_work is None:
-            return None
-        return self.work / max((now or time.perf_counter()) - self.t_work, 1e-9)
-
     def row(self, row: dict, i: int = 0) -> None:
         """Configuration i's newest aggregated metrics row."""
-        name, value = headline(row)
-        label = self.labels[i] if self.labels else None
-        self.latest[label] = (name, value, row["bits_per_peer"] / 8e6)
+        self.remember(row, i)
         self._show()
 
     def _show(self, now: Optional[float] = None) -> None:
         post = {}
-        if self.latest:
-            if self.labels:             # the best configuration so far, with its name
-                label, (name, value, mb) = max(self.latest.items(), key=lambda kv: kv[1][1])
+        shown = self.shown()
+        if shown is not None:
+            label, name, value, mb = shown
+            if label is not None:       # a grouped sweep: the best configuration so far, with its name
                 post["best"] = f"{name}={value:.3f} [{label}]"
             else:
-                name, value, mb = self.latest[None]
                 post[name] = f"{value:.3f}"
                 post["MB_per_peer"] = f"{mb:.3g}"
         rate = self.rate(now)
@@ -155,7 +140,7 @@ class RunsBar:
         self.clock = RunsClock(total)
         self.bar = _tqdm(total=total, desc=desc, unit="run", position=0, leave=True, bar_format=RUNS_FORMAT,
                          postfix=self.clock.eta_text())
-        base._outer.append(self)
+        base.open_runs(self)
 
     def report(self, partial: float, worked: Optional[float] = None) -> None:
         """The round bar under it reports its rounds (progress_base.report_rounds), once per stretch of
@@ -169,8 +154,7 @@ class RunsBar:
         self.bar.update(n)
 
     def close(self) -> None:
-        if self in base._outer:
-            base._outer.remove(self)
+        base.close_runs(self)
         self.bar.close()
 
 

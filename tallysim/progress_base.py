@@ -150,6 +150,16 @@ class RunsClock:
         self.worked = partial if worked is None else worked
 
 
+def open_runs(bar) -> None:
+    """A bar (or lines) over runs opens: the round bars under it report to it, innermost last."""
+    _outer.append(bar)
+
+
+def close_runs(bar) -> None:
+    if bar in _outer:
+        _outer.remove(bar)
+
+
 def report_rounds(done: int, total: int, runs: int, initial: int = 0) -> None:
     """A round bar's progress, to the bar over runs it runs under (if any); `initial`: the rounds done
     before a resume (done, but not worked in this process's time)."""
@@ -170,6 +180,44 @@ def headline(row: dict) -> tuple[str, float]:
     """(the bar's name, value) of a metrics row's headline accuracy, as the summary line picks it."""
     k = headline_key(row)
     return NAMES.get(k, k), row[k]
+
+
+class RoundFacts:
+    """What the round bar (progress.RoundBar) and the round lines (progress_lines.RoundLines) both keep
+    and show: the configurations' short labels, the work done since the first stretch came back (the
+    rate), the compile time, and each configuration's newest headline."""
+
+    def __init__(self, labels: Optional[list], initial: int, unit: str):
+        self.labels = short_labels(labels) if labels and len(labels) > 1 else None
+        self.runs = len(labels) if labels else 1        # the sweep runs these rounds stand for
+        self.unit = unit                # what `work` counts: tokens (next-token tasks) or examples
+        self.initial = initial          # the rounds done before a resume (counted, not in the rate or the ETA)
+        self.work, self.t_work = 0, None
+        self.t0 = time.perf_counter()
+        self.compile_s: Optional[float] = None
+        self.latest: dict = {}          # label -> (name, value, MB per peer)
+
+    def rate(self, now: Optional[float] = None) -> Optional[float]:
+        """Examples (tokens) per second since the first stretch came back; None before a second one."""
+        if not self.work or self.t_work is None:
+            return None
+        return self.work / max((now or time.perf_counter()) - self.t_work, 1e-9)
+
+    def remember(self, row: dict, i: int = 0) -> None:
+        """Configuration i's newest aggregated metrics row."""
+        name, value = headline(row)
+        label = self.labels[i] if self.labels else None
+        self.latest[label] = (name, value, row["bits_per_peer"] / 8e6)
+
+    def shown(self) -> Optional[tuple]:
+        """(label, name, value, MB per peer) to show: a grouped sweep's best configuration so far, with
+        its label; else the one configuration's, label None. None before the first row."""
+        if not self.latest:
+            return None
+        if self.labels:
+            label, (name, value, mb) = max(self.latest.items(), key=lambda kv: kv[1][1])
+            return label, name, value, mb
+        return (None, *self.latest[None])
 
 
 def short_labels(names: list) -> list:

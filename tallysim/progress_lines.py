@@ -27,18 +27,13 @@ def say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)      # whole lines, at once: `tail -f` shows each as written
 
 
-class RoundLines:
+class RoundLines(base.RoundFacts):
     """RoundBar's interface (update, row, rate, close), as throttled lines."""
 
     def __init__(self, total: int, labels: Optional[list] = None, initial: int = 0, unit: str = "examples"):
-        self.labels = base.short_labels(labels) if labels and len(labels) > 1 else None
-        self.runs = len(labels) if labels else 1
-        self.total, self.n, self.unit, self.initial = total, initial, unit, initial
-        self.work, self.t_work, self.n_work = 0, None, initial
+        super().__init__(labels, initial, unit)
+        self.total, self.n, self.n_work = total, initial, initial
         self.interval = base.interval()
-        self.t0 = time.perf_counter()
-        self.compile_s: Optional[float] = None
-        self.latest: dict = {}          # label -> (name, value, MB per peer)
         self.said_at, self.said_n = self.t0, None
         resumed = f" (resumed after round {initial})" if initial else ""
         say(f"round {initial}/{total}  compiling{resumed}")
@@ -55,24 +50,17 @@ class RoundLines:
         if self.n >= self.total or now - self.said_at >= self.interval:
             self._say(now)
 
-    def rate(self, now: Optional[float] = None) -> Optional[float]:
-        if not self.work or self.t_work is None:
-            return None
-        return self.work / max((now or time.perf_counter()) - self.t_work, 1e-9)
-
     def row(self, row: dict, i: int = 0) -> None:
-        name, value = base.headline(row)
-        label = self.labels[i] if self.labels else None
-        self.latest[label] = (name, value, row["bits_per_peer"] / 8e6)
+        self.remember(row, i)
 
     def line(self, now: float) -> str:
         parts = [f"round {self.n}/{self.total}"]
-        if self.latest:
-            if self.labels:             # the best configuration so far, with its name
-                label, (name, value, mb) = max(self.latest.items(), key=lambda kv: kv[1][1])
+        shown = self.shown()
+        if shown is not None:
+            label, name, value, mb = shown
+            if label is not None:       # a grouped sweep: the best configuration so far, with its name
                 parts.append(f"best {name}={value:.4f} [{label}]")
             else:
-                name, value, mb = self.latest[None]
                 parts += [f"{name}={value:.4f}", f"MB/peer={mb:.3g}"]
         if self.n == self.n_work:       # only the compiled stretch so far
             parts.append(f"compiled in {self.compile_s:.1f}s")
@@ -105,7 +93,7 @@ class RunsLines:
         self.desc = desc
         self.interval = base.interval()
         self.said_at, self.said_n = None, 0
-        base._outer.append(self)
+        base.open_runs(self)
 
     def report(self, partial: float, worked: Optional[float] = None) -> None:
         self.clock.report(partial, worked)      # no line of its own: the round lines carry the runs' ETA
@@ -123,7 +111,6 @@ class RunsLines:
         self.said_at, self.said_n = now, c.n
 
     def close(self) -> None:
-        if self in base._outer:
-            base._outer.remove(self)
+        base.close_runs(self)
         if self.said_n != self.clock.n:     # stopped (Ctrl-C) with runs done since the last line
             self._say(time.perf_counter())

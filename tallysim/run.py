@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import math
 import sys
 import tempfile
@@ -32,7 +31,7 @@ from tallysim import progress as progress_bars
 from tallysim.build import Built, auto_chunk, build, build_group  # noqa: F401 - run.build etc., as before
 from tallysim.config import Config, ConfigError
 from tallysim.results.metrics import (CONFIG, ERROR, METRICS, PARTITION, PROBE_KEYS, ROUND_KEYS,  # noqa: F401
-                                      aggregate, lane_row)
+                                      aggregate, dumps_row, lane_row)
 from tallysim.programs import chunk_inputs, eval_clients, initial_state, lanes_per_device, round_programs  # noqa: F401
 from tallysim.results.runs import Results
 from tallysim.metrics_file import MetricsFile
@@ -166,7 +165,8 @@ def out_of_memory(e: BaseException) -> bool:
 
 
 def run(cfg: Config, out: Optional[str] = None, overwrite: bool = False, progress: bool = True,
-        built: Optional[Built] = None, checkpoint_every: Optional[int] = None, resume: bool = False) -> dict:
+        built: Optional[Built] = None, checkpoint_every: Optional[int] = None, resume: bool = False,
+        words: dict = outdir.CLI) -> dict:
     """Run one configuration (all its seeds) end to end; returns the last metrics row plus 'out'.
 
     With `out`, a checkpoint is saved every `checkpoint_every` rounds (None: every few minutes; 0:
@@ -174,19 +174,20 @@ def run(cfg: Config, out: Optional[str] = None, overwrite: bool = False, progres
     One process at a time writes `out` (outdir.exclusive); a second is refused in one line.
     """
     with outdir.exclusive(out if mesh.is_writer() else None):
-        return _run(cfg, out, overwrite, progress, built, checkpoint_every, resume)
+        return _run(cfg, out, overwrite, progress, built, checkpoint_every, resume, words)
 
 
 def _run(cfg: Config, out: Optional[str], overwrite: bool, progress: bool, built: Optional[Built],
-         checkpoint_every: Optional[int], resume: bool) -> dict:
+         checkpoint_every: Optional[int], resume: bool, words: dict = outdir.CLI) -> dict:
     meta = None
     if not mesh.is_writer():        # several processes (jax.distributed): only process 0 writes
         if resume:
             raise ConfigError("--resume is not supported across several processes yet; resume with one")
         out = None
     mesh.check_devices(cfg.devices)  # before any directory is created
+    tracking.check_out(cfg, out)
     if resume:
-        out, meta = checkpoint.check_resume(cfg, out)
+        out, meta = checkpoint.check_resume(cfg, out, words)
     elif out is not None:
         outdir.check(out, overwrite)     # before the data is loaded: a bad --out fails at once
     b = built or build(cfg)
@@ -274,7 +275,7 @@ class _Recorder:
             return
         self.last = aggregate(self.evals.pop(r), self.seeds)
         if self.file:
-            self.file.write(json.dumps(self.last).encode())
+            self.file.write(dumps_row(self.last).encode())     # strict JSON: inf as "Infinity"
             self.lines += 1
         if self.track:
             self.track.row(self.last)
@@ -383,7 +384,7 @@ def run_results(cfg: Config, out: Optional[str] = None, overwrite: bool = False,
         out = tempfile.mkdtemp(prefix="tallysim-")
     elif not kwargs.get("resume"):      # a new directory is made; advice names this API's arguments
         outdir.check(out, overwrite, flag="out", words=outdir.PYTHON)
-    run(cfg, str(out), overwrite=overwrite, progress=progress, **kwargs)
+    run(cfg, str(out), overwrite=overwrite, progress=progress, words=outdir.PYTHON, **kwargs)
     return Results.read(out)
 
 

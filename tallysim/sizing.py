@@ -94,6 +94,23 @@ def exchange_hidden_bytes(peak: int, example: int, logits: int, probes: int) -> 
     return int(FORWARD_SLACK * probes * forward_hidden(peak, example, logits))
 
 
+def probe_chunk(probes: int, messages: int, classes: int, peak: int, example: int, logits: int, lanes: int = 1,
+                budget: int | None = None) -> int:
+    """Probes per forward pass of an exchange peer: all of them where one peer's [messages, C] logits and
+    its forward pass over every probe (exchange_hidden_bytes) fit `budget` (CHUNK_BYTES, shared by the
+    `lanes`), as peer_chunk counts them; else the most whose forward pass fits beside that peer's logits
+    (at least half the budget's worth: the logits cannot be split), at least one. peer_chunk only splits
+    the peers, so one CNN over 1,000 probes (about 1.2 GB, fig12) held its whole pass at once; the probe
+    axis is split too now (exchange.split_probes: the logits, so votes and soft labels, are the same)."""
+    budget = CHUNK_BYTES if budget is None else budget
+    held = 4 * messages * classes
+    if (held + exchange_hidden_bytes(peak, example, logits, probes)) * lanes <= budget:
+        return probes
+    room = max(budget // lanes - held, budget // (2 * lanes))
+    per_probe = FORWARD_SLACK * forward_hidden(peak, example, logits)
+    return max(1, min(probes, int(room // per_probe))) if per_probe > 0 else probes
+
+
 # (flattened input size, classes) of the datasets users most often name, for the memory estimate.
 KNOWN_SHAPES = {"mnist": (784, 10), "fashion_mnist": (784, 10), "kmnist": (784, 10),
                 "emnist/balanced": (784, 47), "emnist/byclass": (784, 62), "emnist/letters": (784, 37),
@@ -312,10 +329,14 @@ def per_seed_bytes(num_params: int, peers: int, active: int, input_shape: tuple,
         # forward pass over its probes. The lanes share the budget (Context.lanes), so each lane's
         # chunk shrinks with the lanes: the budget is counted once over them all, not once per lane.
         if probes:
-            hidden = exchange_hidden_bytes(forward, example, logits, probes) if m["saved"] is not None else 0
+            # the probes of one forward pass (probe_chunk: all of them unless one peer's pass over them
+            # exceeds the budget), so each chunk's peers hold their forward pass over that many
+            split = probe_chunk(probes, probes * positions, classes, forward, example, logits, lanes) \
+                if m["saved"] is not None else probes
+            hidden = exchange_hidden_bytes(forward, example, logits, split) if m["saved"] is not None else 0
             c = peer_chunk(m["active"], probes * positions, classes, lanes=lanes, hidden=hidden)
             exchange += exchange_bytes(m["active"], probes, classes, soft, lanes, positions, hidden) + \
-                int(FORWARD_SLACK * probes * (c * (forward - example) + example))
+                int(FORWARD_SLACK * (split * c * (forward - example) + probes * example))
     # evaluation holds one [P, B, C] batch of logits and the P peers' and the server's forward pass over
     # it (FORWARD_SLACK: XLA's buffers reuse less than the walk frees), the batch sized as evaluate sizes it
     # (eval_batch: logits and forward pass within the budget the lanes share)

@@ -33,7 +33,7 @@ from tallysim import atomic, config, outdir
 from tallysim import progress as progress_bars
 from tallysim.config import Config, ConfigError
 from tallysim.results import metrics
-from tallysim.sweep_axes import (MAX_RUNS, _text, check_count, expand,  # noqa: F401 - sweep.X, as before
+from tallysim.sweep_axes import (MAX_RUNS, check_count, expand,  # noqa: F401 - sweep.X, as before
                                  file_axes, parse_axis, safe_name)
 
 DONE = metrics.DONE
@@ -190,7 +190,7 @@ def _done(run_dir: Path, rec: dict, runmod, cfg: Config, overrides, last: dict, 
     err = run_dir / metrics.ERROR      # an earlier attempt's (a resumed run keeps its files): now untrue
     if err.is_file() and not err.is_symlink():
         err.unlink()
-    atomic.write_text(run_dir / DONE, json.dumps({
+    atomic.write_text(run_dir / DONE, metrics.dumps_row({      # strict JSON: the last row's inf as "Infinity"
         "name": rec["name"], "overrides": list(overrides), "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "seconds": round(seconds, 3), "last": last}, indent=2) + "\n")
     rec["status"] = "done"

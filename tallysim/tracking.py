@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Optional, Protocol
 
 from tallysim import atomic
-from tallysim.config import Config, declared, get_field, show_default, with_values
+from tallysim.config import Config, ConfigError, declared, get_field, show_default, with_values
 
 EVENTS_GLOB = "events.out.tfevents.*"
 # The accuracy columns the hparams view shows per configuration (their last value).
@@ -147,6 +147,21 @@ def with_tracking(cfg, args):
     if getattr(args, "tensorboard", None) is None:
         return cfg
     return with_values(cfg, {"log.tensorboard": args.tensorboard})
+
+
+def check_out(cfg: Config, out) -> None:
+    """log.tensorboard may not be the run directory or lie inside it: its event files made the run
+    directory hold a directory a run does not write, so the finished run could not be replaced
+    (--overwrite) nor an interrupted one resumed ("not a tallysim run directory"). One line before
+    anything is created or compiled."""
+    if cfg.log.tensorboard is None or out is None or str(out).strip() == "":
+        return
+    run_dir = Path(os.path.realpath(out))
+    tb = Path(os.path.realpath(cfg.log.tensorboard))
+    if tb == run_dir or run_dir in tb.parents:
+        raise ConfigError(f"log.tensorboard={cfg.log.tensorboard} is inside the run directory {out}: its event "
+                          "files there would stop the run being resumed or replaced (a run directory holds only "
+                          f"the files a run writes); allowed: a directory outside it, e.g. {run_dir.parent / 'tb'}")
 
 
 def run_name(out_dir: Optional[Path]) -> str:

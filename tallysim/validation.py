@@ -99,7 +99,11 @@ def warnings(cfg: Config) -> list[str]:
 def validate(cfg: Config) -> Config:
     """Check everything that does not need the data; return the resolved config."""
     if not isinstance(cfg, Config):
-        raise ConfigError(f"expected a Config, got {type(cfg).__name__}")
+        # a dict (config.json's) said no more than that, nor how to make a Config of it
+        how = ("; a dict of fields, nested as in config.json, becomes one with tallysim.config.from_dict(d) "
+               "(its unknown keys refused by name)" if isinstance(cfg, dict) else
+               "; build one with tallysim.Config().replace(peers=10, optim={'lr': 0.1})")
+        raise ConfigError(f"expected a tallysim.Config, got {type(cfg).__name__}{how}")
     check_types(cfg)
     for key, allowed in _choices().items():
         value = get_field(cfg, key)

@@ -74,3 +74,15 @@ def test_mlp_param_count_enters_fedavg_bits():
     ctx, bits = _bits("protocol.name=fedavg")
     W = 784 * 32 + 32 + 32 * 32 + 32 + 32 * 10 + 10
     assert ctx.num_params == W and bits.up == 32 * W
+
+
+def test_a_fedavg_type_cost_counts_the_uplink_of_the_senders_only():
+    # fedavg, fedprox, fednova, scaffold and the compressed protocols (topk_ef, randk, fedpaq, signsgd) all
+    # count their bits through fedavg.senders_cost: under dropout only the messages sent go up, while the
+    # broadcast, sent before anyone trains, reaches every active peer
+    from tallysim.protocols import fedavg
+    bits = comm.RoundBits(up=10, down=7, active=5)
+    cost = fedavg.senders_cost(bits)
+    assert cost({}) == bits and cost({}).totals() == (50, 35)
+    assert cost({"senders": 3}).totals() == (30, 35)
+    assert cost({"senders": 0}).totals() == (0, 35)

@@ -130,10 +130,12 @@ def test_gate_switches_distillation_off_below_the_threshold():
     jax.tree.map(lambda a, c: np.testing.assert_allclose(a, c, rtol=1e-5, atol=1e-6), s1.params, off.params)
     on, _ = step(b, s, k, 1, run.build(tiny(*common)).protocol)
     assert not np.allclose(np.asarray(jax.tree.leaves(on.params)[0]), np.asarray(jax.tree.leaves(s1.params)[0]))
-    # open (every share is >= 1/A >= 0.01): the ungated round exactly
+    # open (every share is >= 1/A >= 0.01): the ungated round, up to rounding. The weight times a
+    # traced factor of exactly 1.0 is the same arithmetic, but a different program: XLA may fuse and
+    # order its reductions differently (seen on an AVX-512 CPU: 1.5e-8 apart), so not bit for bit.
     g, ginfo = step(b, s, k, 1, run.build(tiny(*common, "distill.gate=0.01")).protocol)
     assert float(ginfo["distill_factor"]) == 1.0
-    jax.tree.map(np.testing.assert_array_equal, g.params, on.params)
+    jax.tree.map(lambda a, c: np.testing.assert_allclose(a, c, rtol=1e-5, atol=1e-7), g.params, on.params)
 
 
 @pytest.mark.slow
@@ -156,10 +158,13 @@ def test_gated_rounds_still_send_and_count_the_votes(tmp_path):
 def test_defaults_equal_the_explicit_off_values_and_a_ramp_of_one(proto, tmp_path):
     common = [f"protocol.name={proto}", "bridge.period=1"]
     default = run_rows(tiny(*common), tmp_path / "d")
-    for i, extra in enumerate((["distill.ramp_rounds=0", "distill.gate=0", "bridge.vote_at=start"],
-                               ["distill.ramp_rounds=1"])):         # min(1, r / 1) = 1 every round
-        rows = run_rows(tiny(*common, *extra), tmp_path / f"e{i}")
-        assert rows == default, extra
+    # the explicit off values build the default's program: equal bit for bit
+    off = ["distill.ramp_rounds=0", "distill.gate=0", "bridge.vote_at=start"]
+    assert run_rows(tiny(*common, *off), tmp_path / "e0") == default, off
+    # a ramp of one multiplies the weight by a traced min(1, r / 1) = 1.0 every round: the same
+    # arithmetic in another program, which XLA may fuse differently (last bits; see the gate test)
+    ramp = run_rows(tiny(*common, "distill.ramp_rounds=1"), tmp_path / "e1")
+    assert_rows_close(default, ramp, "distill.ramp_rounds=1", EXACT, COMPARE)
 
 
 COMPARE = ("acc_mean", "acc_min", "acc_max", "acc_ensemble", "acc_global", "train_loss", "vote_acc",

@@ -140,6 +140,22 @@ def test_the_site_builds_strict_and_its_links_are_files(tmp_path):
         assert (site / h).is_file(), h                  # not a directory: file:// shows it as a listing
 
 
+def _resolve(dotted: str):
+    """The object a dotted name names: its longest importable prefix, then attributes (an AttributeError
+    or ImportError when it names nothing)."""
+    parts = dotted.split(".")
+    for i in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:i]))
+            break
+        except ImportError:
+            if i == 1:
+                raise
+    for attr in parts[i:]:
+        obj = getattr(obj, attr)
+    return obj
+
+
 def test_the_api_page_documents_the_public_api():
     """docs/api.md is about what `import tallysim` offers (tallysim.run -> Results, drive, load_plugin,
     Config.replace), not internals such as tallysim.run.run returning a dict (issue 30); every
@@ -153,15 +169,7 @@ def test_the_api_page_documents_the_public_api():
         assert name in refs, name
     assert "tallysim.run.run" not in refs and "members: [replace]" in text
     for ref in refs:
-        parts = ref.split(".")
-        for i in range(len(parts), 0, -1):        # the longest importable prefix, then attributes
-            try:
-                obj = importlib.import_module(".".join(parts[:i]))
-                break
-            except ImportError:
-                continue
-        for attr in parts[i:]:
-            obj = getattr(obj, attr)
+        _resolve(ref)
     for name in tallysim.__all__:                 # the table names each public name
         assert f"`tallysim.{name}" in text or name in ("__version__", "Driver"), name
     assert tallysim.api.drive.__doc__ and tallysim.schema.Config.replace.__doc__
@@ -235,3 +243,83 @@ def test_every_environment_variable_tallysim_reads_is_in_the_cli_table():
     table = (DOCS / "cli.md").read_text().split("### Environment variables")[1].split("\n### ")[0]
     listed = set(re.findall(r"`(TALLYSIM_[A-Z_]+)", table))
     assert read and not read - listed, sorted(read - listed)
+
+
+def _layout_block() -> str:
+    text = (DOCS / "layout.md").read_text()
+    return text.split("## Layout", 1)[1].split("```", 2)[1]
+
+
+def _unnamed_modules(block: str, package: Path) -> list:
+    """The modules of `package` that the layout block names neither by path (sim/vote.py) nor by file
+    name, the folders it does not name (tallysim/sim/), and the files it names that are not there. A
+    protocol module of the registry is covered by "one module per protocol"."""
+    registered = {f"{t.split(':')[0]}.py" for t in protocols.REGISTRY.values()}
+    out = []
+    for p in sorted(package.rglob("*.py")):
+        rel = p.relative_to(package).as_posix()
+        if p.name == "__init__.py":
+            if p.parent != package and f"tallysim/{p.parent.relative_to(package).as_posix()}/" not in block:
+                out.append(f"tallysim/{rel} (its folder)")
+            continue
+        if p.parent.name == "protocols" and p.name in registered:
+            continue
+        if not re.search(r"(?<![\w/])(tallysim/)?" + re.escape(rel) + r"\b", block) \
+                and not re.search(r"(?<![\w.])" + re.escape(p.name) + r"\b", block):
+            out.append(f"tallysim/{rel}")
+    for name in sorted(set(re.findall(r"(?<![\w.])([\w/]+\.py)\b", block))):
+        if not any(c.is_file() for c in (package.parent / name, package / name, package.parent / "examples" / name)) \
+                and not list(package.rglob(Path(name).name)):
+            out.append(f"{name} (named, but no such file)")
+    return out
+
+
+def test_the_layout_page_names_every_module():
+    """docs/layout.md's Layout block is where a new contributor looks a module up: every module of the
+    package is on it (it missed 34 of them on 2026-12-05: tracking.py, outdir.py, checkpoint.py, sim/robust.py...)."""
+    missing = _unnamed_modules(_layout_block(), ROOT / "tallysim")
+    assert not missing, f"name these in docs/layout.md's Layout, with what each does: {missing}"
+
+
+def test_the_layout_check_finds_an_unnamed_module_and_a_stale_name(tmp_path):
+    (tmp_path / "sim").mkdir()
+    for f in ("sim/__init__.py", "sim/vote.py", "sim/newer.py", "run.py", "__init__.py"):
+        (tmp_path / f).write_text("")
+    block = "tallysim/sim/  blocks\n  sim/vote.py  the vote\ntallysim/run.py  runs\ntallysim/gone.py  was here\n"
+    assert _unnamed_modules(block, tmp_path) == ["tallysim/sim/newer.py", "tallysim/gone.py (named, but no such file)"]
+
+
+def _documented_calls():
+    """(page, `tallysim.x.f(...)` text) of every call of the API the pages write out."""
+    for page in sorted(DOCS.rglob("*.md")):
+        for call in re.findall(r"`(tallysim\.[\w.]+\([^`]*\))`", page.read_text()):
+            yield page.name, call
+
+
+def _call_mismatch(call: str):
+    """None when the call's arguments bind to the function's signature (as many positional arguments,
+    keywords it has); else what is wrong. `...` stands for arguments left out."""
+    import ast
+    import inspect
+    node = ast.parse(call.replace(", ...)", ")").replace("(...)", "()"), mode="eval").body
+    path = ast.unparse(node.func).split(".")
+    sig = inspect.signature(_resolve(".".join(path)))
+    owner = _resolve(".".join(path[:-1]))
+    args = list(node.args)
+    if inspect.isclass(owner) and not isinstance(inspect.getattr_static(owner, path[-1]), (staticmethod, classmethod)):
+        args.insert(0, "self")          # `tallysim.Results.plot()`: a method, written as its class's
+    try:
+        (sig.bind_partial if "..." in call else sig.bind)(*args, **{k.arg: k.value for k in node.keywords})
+    except TypeError as e:
+        return f"{call}: {e} (the code: {path[-1]}{sig})"
+    return None
+
+
+def test_every_api_call_the_pages_write_fits_its_signature():
+    calls = list(_documented_calls())
+    assert len(calls) > 15, calls
+    wrong = [f"docs/{page}: {m}" for page, call in calls if (m := _call_mismatch(call))]
+    assert not wrong, "\n".join(wrong)
+    assert _call_mismatch("tallysim.drive(cfg, seeds=3)") and _call_mismatch("tallysim.read_rows(a, b, c)")
+    assert _call_mismatch("tallysim.Results.plot()") is None and _call_mismatch("tallysim.Results.read(d)") is None
+    assert _call_mismatch("tallysim.Results.plot(a, b, c, d, e)")

@@ -27,7 +27,7 @@ def test_shipped_figure_configs_validate(name, smoke):
         assert cfg.data.name in ("fashion_mnist", "synthetic", "shakespeare", "shakespeare_words")   # fig11: text
 
 
-SPEED_KEYS = {"model", "peers", "dtype", "steps", "batch", "loop_max", "impls", "max_peers"}   # plots.speed_rows reads these
+SPEED_KEYS = {"model", "peers", "dtype", "steps", "batch", "loop_max", "impls", "max_peers"}   # figures.speed_rows reads these
 
 
 def _check_speed_grid(spec, smoke):
@@ -219,6 +219,19 @@ def faults_runs(root: pathlib.Path) -> dict:
 
 
 FAULTS_SPEC = {"x": "faults.fraction", "facets": ["faults.kind", "partition.kind"], "within": 0.05}
+
+
+def test_the_robustness_figure_writes_the_files_every_kind_writes(tmp_path):
+    # every figure kind saves through figures/drawing.py (robustness.py had its own copy of the saving)
+    from tallysim.figures import plots
+    data = faults_runs(tmp_path)
+    for _, d in (r for runs in data.values() for r in runs):        # a run's config.json has its faults
+        cfg = json.loads((d / "config.json").read_text())
+        (d / "config.json").write_text(json.dumps({**cfg, "faults": {"kind": "none", "fraction": 0.0}}))
+    paths = plots.draw("robustness", {}, data, tmp_path / "out" / "rb", "test")
+    assert list(paths) == ["png", "pdf", "csv", "table"]          # the order <tag>.json records them in
+    assert all(pathlib.Path(p).is_file() for p in paths.values()) and paths["table"].endswith("rb_table.md")
+    assert "| tally |" in pathlib.Path(paths["table"]).read_text()
 
 
 def test_faults_figure_table_from_runs(tmp_path):

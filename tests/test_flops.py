@@ -76,7 +76,6 @@ def test_text_models_count_per_token():
 def test_the_count_ignores_dtype_and_convolution_formulation():
     base = flops.count(ModelConfig(name="cnn")).train
     assert flops.count(ModelConfig(name="cnn", dtype="bfloat16", conv="im2col")).train == base
-    assert flops.train_flops_per_example("cnn") == base
 
 
 def test_a_layer_it_cannot_count_is_refused(monkeypatch):

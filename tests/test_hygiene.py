@@ -128,7 +128,7 @@ LAYERS = [
     ["tallysim.field_checks"],
     ["tallysim.validation", "tallysim.robust_checks", "tallysim.config_rules"],
     ["tallysim.config"],
-    ["tallysim.data", "tallysim.results", "tallysim.results.metrics", "tallysim.outdir", "tallysim.checkpoint", "tallysim.atomic",
+    ["tallysim.data", "tallysim.results", "tallysim.results.metrics", "tallysim.outdir", "tallysim.run_lock", "tallysim.checkpoint", "tallysim.atomic",
      "tallysim.api_arguments", "tallysim.jax_check", "tallysim.metrics_file"],
     ["tallysim.results.plot", "tallysim.results.pareto", "tallysim.results.runs", "tallysim.progress",
      "tallysim.progress_base", "tallysim.progress_lines", "tallysim.config_reference"],
@@ -145,11 +145,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "tallysim"
 
 
 def _modules() -> dict:
-    out = {}
-    for p in PACKAGE.rglob("*.py"):
-        rel = p.relative_to(PACKAGE.parent).with_suffix("")
-        out[".".join(rel.parts[:-1] if rel.name == "__init__" else rel.parts)] = p
-    return out
+    return _modules_of(PACKAGE)
 
 
 def _layer(module: str):
@@ -308,3 +304,182 @@ def test_config_and_run_each_under_400_lines():
     for name in ("config.py", "run.py"):
         n = len((PACKAGE / name).read_text().splitlines())
         assert n < 400, f"tallysim/{name} has {n} lines; move a job into a module of its own"
+
+
+# ----------------------------------------------------------------------------- directions within a layer
+# LAYERS orders the modules; some wrong-way imports it cannot see, because the target sits below (the
+# house's rules, docs/layout.md "Layers"): results/ only reads and draws run directories, so it imports
+# no simulation (sim/, data/, a protocol module, build, run); a protocol module builds its round from
+# sim/ and the registry, never from results/, data/, build, run, sweep, cli, progress or tracking; data/
+# reads only the configuration. A folder's modules import each other freely; besides that, only these.
+ALLOWED_BESIDE_OWN = {
+    "tallysim.results": ("tallysim.config", "tallysim.fields", "tallysim.atomic", *sorted(REGISTRY_UNIT)),
+    "tallysim.protocols.": ("tallysim.sim", "tallysim.config", "tallysim.fields", "tallysim.protocols"),
+    "tallysim.data": ("tallysim.config", "tallysim.sizing", "tallysim.validation", "tallysim.atomic"),
+}
+
+
+def _is(name: str, allowed: str) -> bool:
+    """`name` is the module `allowed` or inside it; a registry module is only itself (the protocol
+    modules beside tallysim/protocols/__init__.py are no part of the registry)."""
+    return name == allowed or (allowed not in REGISTRY_UNIT and name.startswith(allowed + "."))
+
+
+def _outside_allowed(graph: dict) -> list:
+    bad = []
+    for m, deps in sorted(graph.items()):
+        for owner, allowed in ALLOWED_BESIDE_OWN.items():
+            own = owner.rstrip(".")
+            if owner.endswith("."):          # the protocol modules, not the registry beside them
+                mine = m.startswith(owner) and m not in REGISTRY_UNIT
+            else:
+                mine = m == own or m.startswith(own + ".")
+            if not mine:
+                continue
+            for t, line in sorted(deps.items(), key=lambda kv: kv[1]):
+                if not (t == own or t.startswith(own + ".") or any(_is(t, a) for a in allowed)):
+                    bad.append(f"{m} -> {t} (line {line})")
+    return bad
+
+
+def test_folders_import_only_what_their_job_needs():
+    bad = _outside_allowed(_graph())
+    assert not bad, ("wrong-way imports (results/ reads and draws, protocols build from sim/, data/ reads the "
+                     "configuration; tests/test_hygiene.py ALLOWED_BESIDE_OWN):\n" + "\n".join(bad))
+
+
+def test_the_direction_rules_catch_each_wrong_way_import():
+    # each of these is an import the brief of the house forbids; LAYERS alone catches the upward ones
+    graph = {"tallysim.results.plot": {"tallysim.sim.vote": 1, "tallysim.data.loading": 2,
+                                       "tallysim.protocols.tally": 3, "tallysim.protocols": 4,
+                                       "tallysim.results.metrics": 5, "tallysim.atomic": 6},
+             "tallysim.protocols.tally": {"tallysim.results.rows": 7, "tallysim.cli": 8, "tallysim.data.partition": 9,
+                                          "tallysim.progress": 10, "tallysim.sim.vote": 11,
+                                          "tallysim.protocols.distill": 12, "tallysim.protocols": 13,
+                                          "tallysim.config": 14},
+             "tallysim.data.base": {"tallysim.sim.fed": 15, "tallysim.config": 16},
+             "tallysim.protocols.declaration": {"tallysim.fields": 17}}
+    assert _outside_allowed(graph) == [
+        "tallysim.data.base -> tallysim.sim.fed (line 15)",
+        "tallysim.protocols.tally -> tallysim.results.rows (line 7)", "tallysim.protocols.tally -> tallysim.cli (line 8)",
+        "tallysim.protocols.tally -> tallysim.data.partition (line 9)",
+        "tallysim.protocols.tally -> tallysim.progress (line 10)",
+        "tallysim.results.plot -> tallysim.sim.vote (line 1)", "tallysim.results.plot -> tallysim.data.loading (line 2)",
+        "tallysim.results.plot -> tallysim.protocols.tally (line 3)"]
+    # and the upward ones through LAYERS: sweeps never import figures, nothing below imports the CLI
+    for low, high in (("tallysim.sweep", "tallysim.figures"), ("tallysim.results.metrics", "tallysim.run"),
+                      ("tallysim.protocols.fedavg", "tallysim.cli"), ("tallysim.sim.vote", "tallysim.protocols.tally")):
+        assert _layer(low) < _layer(high), (low, high)
+
+
+# A protocol's config section lives in its protocol's file (TRAITS.sections; the registry reads it from
+# there, tallysim/protocols/declaration.py). schema_sections.py holds the sections several protocols (or
+# none: data, model, optim, ...) read. A field there that the protocols of one module alone read belongs in
+# that module's section; these were public keys before the rule and stay (renaming them would break every
+# config that sets them). The set may shrink, never grow.
+ONE_PROTOCOL_FIELDS_IN_SHARED_SECTIONS = {"vote.weighting", "vote.history", "comm.topology"}
+
+
+def _shared_fields_one_module_reads() -> set:
+    from tallysim import protocols, schema
+    owned = set(protocols.sections())
+    out = set()
+    for key in schema.field_keys():
+        if key.split(".")[0] in owned:
+            continue
+        modules = {protocols.REGISTRY[n].split(":")[0] for n in protocols.REGISTRY
+                   if protocols.traits(n).reads_key(n, key)}
+        if len(modules) == 1:
+            out.add(key)
+    return out
+
+
+def test_a_protocols_own_config_lives_in_its_protocol_file():
+    import dataclasses
+    from tallysim import protocols
+    from tallysim.protocols.declaration import section_class
+    for name, target in protocols.REGISTRY.items():
+        module = f"tallysim.protocols.{target.split(':')[0]}"
+        path = PACKAGE / "protocols" / f"{target.split(':')[0]}.py"
+        for section, cls in protocols.traits(name).sections.items():
+            where, _, _ = section_class(str(path), cls)
+            assert Path(where).parent == PACKAGE / "protocols", (name, section, where)
+    # ... and none is declared among the shared ones (Config's own fields, schema_sections.py's classes)
+    from tallysim import schema, schema_sections
+    own = protocols.sections()
+    assert not set(own) & {f.name for f in dataclasses.fields(schema.Config)}
+    assert not {c.__name__ for c in own.values()} & set(vars(schema_sections)), sorted(own)
+    grew = _shared_fields_one_module_reads() - ONE_PROTOCOL_FIELDS_IN_SHARED_SECTIONS
+    assert not grew, (f"{sorted(grew)}: read by one protocol module only; declare them in that protocol's own "
+                      "section (TRAITS.sections, docs/write-a-protocol.md), not in schema_sections.py")
+    gone = ONE_PROTOCOL_FIELDS_IN_SHARED_SECTIONS - _shared_fields_one_module_reads()
+    assert not gone, f"remove from ONE_PROTOCOL_FIELDS_IN_SHARED_SECTIONS: {sorted(gone)}"
+
+
+# A module's `_name` is its own: another module that needs it names a public one. These reached across
+# before the rule (most left by splits that re-export them, several in modules other work is changing
+# now); the set may shrink, never grow.
+PRIVATE_REACHES = {
+    "tallysim.cli_commands -> tallysim.checkpoint._nothing_to_resume",
+    "tallysim.config_rules -> tallysim.field_checks._choices",
+    "tallysim.validation -> tallysim.field_checks._choices",
+    "tallysim.figures.plots -> tallysim.results.pareto._x",
+    "tallysim.figures.plots -> tallysim.results.pareto._row",
+    "tallysim.protocols.contract -> tallysim.protocols._target",
+}
+
+
+def _private_reaches(package: Path) -> set:
+    """`from tallysim.x import _name` and `x._name` (x an imported tallysim module) in another module."""
+    import ast
+    modules = set(_modules_of(package))
+    out = set()
+    for me, p in _modules_of(package).items():
+        pkg = me if p.name == "__init__.py" else me.rsplit(".", 1)[0]
+        tree = ast.parse(p.read_text())
+        bound = {}
+        for n in ast.walk(tree):
+            if isinstance(n, ast.ImportFrom):
+                base = n.module or ""
+                if n.level:
+                    parent = pkg.rsplit(".", n.level - 1)[0] if n.level > 1 else pkg
+                    base = f"{parent}.{base}" if base else parent
+                for a in n.names:
+                    if f"{base}.{a.name}" in modules:
+                        bound[a.asname or a.name] = f"{base}.{a.name}"
+                    elif a.name.startswith("_") and not a.name.startswith("__") and base in modules and base != me:
+                        out.add(f"{me} -> {base}.{a.name}")
+            elif isinstance(n, ast.Import):
+                bound.update({a.asname: a.name for a in n.names if a.asname and a.name in modules})
+        for n in ast.walk(tree):
+            if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id in bound \
+                    and n.attr.startswith("_") and not n.attr.startswith("__") and bound[n.value.id] != me:
+                out.add(f"{me} -> {bound[n.value.id]}.{n.attr}")
+    return out
+
+
+def _modules_of(package: Path) -> dict:
+    """module name -> file, for every module of `package` (a folder named tallysim)."""
+    out = {}
+    for p in package.rglob("*.py"):
+        rel = p.relative_to(package.parent).with_suffix("")
+        out[".".join(rel.parts[:-1] if rel.name == "__init__" else rel.parts)] = p
+    return out
+
+
+def test_no_module_reaches_into_another_modules_private_names():
+    found = _private_reaches(PACKAGE)
+    assert not found - PRIVATE_REACHES, (f"{sorted(found - PRIVATE_REACHES)}: another module's _name; make it "
+                                         "public (no underscore) where it is defined, or keep it inside its module")
+    assert not PRIVATE_REACHES - found, f"remove from PRIVATE_REACHES: {sorted(PRIVATE_REACHES - found)}"
+
+
+def test_the_private_rule_catches_both_forms(tmp_path):
+    pkg = tmp_path / "tallysim"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "sub" / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("def _hidden(): pass\n_x = 1\n")
+    (pkg / "sub" / "b.py").write_text("from tallysim.a import _hidden\nfrom tallysim import a\ny = a._x\n"
+                                      "from .. import a as aa\nz = aa.__name__\n")
+    assert _private_reaches(pkg) == {"tallysim.sub.b -> tallysim.a._hidden", "tallysim.sub.b -> tallysim.a._x"}

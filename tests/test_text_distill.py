@@ -31,16 +31,7 @@ TINY_TEXT = ["data.name=shakespeare", "partition.kind=natural", f"peers={A}", "m
 
 # ------------------------------------------------------------------------------------ bits by hand
 
-def _ctx(C, pos, protocol, **kw):
-    from tallysim.protocols.base import Context
-    from tallysim.sim import fed
-    from tallysim.sim.models import make_model
-    cfg = config.apply_overrides(config.Config(), [f"protocol.name={protocol}", "data.name=shakespeare",
-                                                   "model.name=lstm", "peers=4", "probe.per_round=3",
-                                                   *[f"{k}={v}" for k, v in kw.items()]])
-    spec = fed.Spec(peers=4, active=4, shard_max=2, pool=10, probes=3, classes=C, input_shape=(pos,),
-                    task="next_token")
-    return Context(cfg=cfg, spec=spec, model=make_model(cfg.model, C), num_params=1000)
+from test_text import _ctx  # noqa: E402 - a next-token Context of C classes, as the text bits tests build it
 
 
 def test_cfd_bits_per_token_by_hand():

@@ -59,10 +59,11 @@ def test_quantize_probs(bits, tol):
         assert np.allclose(np.asarray(q) * 255, np.round(np.asarray(q) * 255), atol=1e-4)
 
 
-def test_soft_aggregate_mean_and_era():
+def test_soft_targets_mean_and_era():
+    # the server's soft targets from the sum of what the peers sent (softlabel's probe exchange)
     p = jnp.array([[[0.6, 0.4]], [[0.2, 0.8]]])
-    assert np.allclose(vote.soft_aggregate(p, "mean"), [[0.4, 0.6]])
-    era = vote.soft_aggregate(p, "era", 0.1)
+    assert np.allclose(vote.soft_targets(jnp.sum(p, axis=0), 2, "mean"), [[0.4, 0.6]])
+    era = vote.soft_targets(jnp.sum(p, axis=0), 2, "era", 0.1)
     assert np.allclose(era, jax.nn.softmax(jnp.array([[4.0, 6.0]])))   # mean / 0.1 sharpened
 
 
@@ -78,9 +79,9 @@ def test_diagnostics_confident_wrong_peers_fool_the_average_not_the_vote():
     assert float(d["wrong_confidence"]) == pytest.approx(1.0, abs=1e-6)
 
 
-def test_soft_aggregate_defaults_to_the_plain_mean():
+def test_soft_targets_default_to_the_plain_mean():
     p = jnp.array([[[0.2, 0.8]], [[0.6, 0.4]]])
-    np.testing.assert_allclose(vote.soft_aggregate(p), [[0.4, 0.6]], rtol=1e-6)   # not ERA-sharpened
+    np.testing.assert_allclose(vote.soft_targets(jnp.sum(p, axis=0), 2), [[0.4, 0.6]], rtol=1e-6)   # not ERA
 
 
 @pytest.mark.parametrize("mask", [None, [True, True, True, False]])

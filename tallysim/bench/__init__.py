@@ -20,9 +20,11 @@ from typing import Optional
 def check_json_dest(dest: Optional[str]) -> None:
     """`--json FILE` checked before anything is measured (a directory, a missing or unwritable parent
     would otherwise fail after minutes of timing): one line."""
+    from tallysim.config import ConfigError
+    if dest is not None and not str(dest).strip():     # `--json "$OUT"` with OUT unset wrote nothing, silently
+        raise ConfigError("bench --json '' is empty; allowed: a file name, '-' (stdout), or --json alone (stdout)")
     if not dest or dest == "-":
         return
-    from tallysim.config import ConfigError
     p = Path(dest)
     if p.is_symlink():          # atomic.py never follows or replaces one: say so now, not after timing
         raise ConfigError(f"--json {dest} is a symbolic link; give the file itself (or '-' for stdout)")
@@ -33,6 +35,8 @@ def check_json_dest(dest: Optional[str]) -> None:
         raise ConfigError(f"--json {dest}: the directory {parent} does not exist; create it or give another file")
     if not os.access(parent, os.W_OK) or (p.exists() and not os.access(p, os.W_OK)):
         raise ConfigError(f"--json {dest} cannot be written; check its permissions or give another file")
+    from tallysim import atomic
+    atomic.refuse_results_file(p, "--json")       # a run's metrics.jsonl, a sweep's index: not a bench's
 
 
 def write_json(obj, dest: Optional[str]) -> None:

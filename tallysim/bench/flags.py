@@ -22,6 +22,7 @@ MODE_FLAGS = (("smoke", "--smoke", "sweep", False), ("data", "--data", "sweep", 
 THROUGHPUT_FLAGS = (("model", "--model"), ("dtype", "--dtype"), ("steps", "--steps"), ("impl", "--impl"),
                     ("conv", "--conv"), ("full", "--full"))
 ROUND_READS = ("model", "peers", "dtype", "steps")
+CONV_MODELS = ("lenet", "cnn", "resnet8")        # the models model.conv (and so --conv) applies to
 LISTS = (("model", "--model"), ("peers", "--peers"), ("dtype", "--dtype"), ("impl", "--impl"), ("conv", "--conv"),
          ("protocols", "--protocols"), ("cohort_draw", "--cohort-draw"), ("devices", "--devices"))
 # config fields a --population point sets from its own axes and flags (bench.population.items)
@@ -63,6 +64,12 @@ def check(args) -> None:
             if getattr(args, attr, None) not in (None, False) and attr not in reads:
                 raise ConfigError(f"bench {flag} is not read by bench --{mode}; allowed: leave it out "
                                   f"({flag} is the throughput table's{', and --round reads --model, --peers, --dtype, --steps' if mode != 'round' else ''})")
+    conv, models = getattr(args, "conv", None), getattr(args, "model", None)
+    if mode is None and conv is not None and models is not None and not any(
+            m.strip() in CONV_MODELS for m in str(models).split(",")):
+        # `--model mlp --conv xla` measured the MLP and labelled nothing: no model of the table convolves
+        raise ConfigError(f"bench --conv is read only by the conv models ({', '.join(CONV_MODELS)}), and --model "
+                          f"{models} has none; allowed: add a conv model to --model, or leave --conv out")
     if mode in ("sweep", "devices") and getattr(args, "peers", None) is not None:
         raise ConfigError(f"bench --peers is not read by bench --{mode} (its runs fix their peers); allowed: "
                           "leave it out")

@@ -139,8 +139,3 @@ def count(model_cfg: ModelConfig, classes: int = 10, shape: Optional[tuple] = No
         raise ConfigError(f"flops: cannot count model {model_cfg.name!r}: layers with kernels "
                           f"{sorted(expected)}, counted {sorted(seen)}; teach tallysim/bench/flops.py its layers")
     return FlopCount(model_cfg.name, "token" if text else "example", tuple(layers))
-
-
-def train_flops_per_example(model: str, classes: int = 10, shape: Optional[tuple] = None) -> int:
-    """FLOPs to train on one example of an image model at its default config (the bench's column)."""
-    return count(ModelConfig(name=model), classes, shape).train

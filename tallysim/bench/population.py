@@ -200,9 +200,23 @@ def parse_set(text) -> tuple:
     return extra
 
 
+def check_points(pops, examples: int, extra: tuple) -> None:
+    """Every population's config checked before the first point is measured: `--peers 100000000000`
+    measured the 10-client yardstick for a minute, then failed each of its points in a subprocess
+    ("peers=100000000000 is out of range")."""
+    from tallysim import config
+    from tallysim.config import ConfigError
+    for P in pops:
+        try:
+            config.validate(config.apply_overrides(config.Config(), items(P, min(10, P), "auto", examples) + list(extra)))
+        except ConfigError as e:
+            raise ConfigError(f"bench --population --peers {P:,}: {e}") from None
+
+
 def main(args) -> int:
     from tallysim.bench import write_json
     pops = sizes(args.peers) if getattr(args, "peers", None) is not None else POPULATIONS
+    check_points(pops, getattr(args, "examples", None) or 24, parse_set(getattr(args, "set", None)))
     rows = run(pops, examples=getattr(args, "examples", None) or 24,
                stacked_max=getattr(args, "stacked_max", None) or STACKED_MAX,
                log=lambda s: print(s, file=sys.stderr, flush=True),

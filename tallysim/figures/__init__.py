@@ -232,6 +232,9 @@ def preflight(name_or_path: str, smoke: bool, results: Optional[str], out: Optio
     check_output_names(tag, panel_names)
     if results is not None and Path(results).exists() and not Path(results).is_dir():
         raise ConfigError(f"--results {results} is a file; the figure's runs go into a directory")
+    if results is not None:
+        from tallysim import outdir
+        outdir.refuse_inside_run(Path(results) / "group", results, "--results")
     if out is not None:
         out_dir = Path(out)
         if out_dir.exists() and not out_dir.is_dir():
@@ -239,6 +242,18 @@ def preflight(name_or_path: str, smoke: bool, results: Optional[str], out: Optio
         # A link among the outputs is refused at the start, not after the runs (the writes refuse it too).
         atomic.refuse_symlinks(out_dir / n for n in output_names(tag, panel_names))
     return name, path, spec, kind, tag
+
+
+def speed_rows(spec, smoke, log) -> list[dict]:
+    """`tallysim bench` rows for the spec's grid: `model`, `peers`, `dtype` (a value or a list), `steps`,
+    `batch`, `loop_max`, optional `impls`, `max_peers` ({model: largest P})."""
+    from tallysim.bench import throughput as bench
+    s = {**spec.get("base", {}), **(spec.get("smoke", {}).get("base", {}) if smoke else {})}
+    return bench.measure(s.get("model", "mlp"), s["peers"], s.get("steps", 20), s.get("batch", 32),
+                         s.get("dtype", "float32"), s.get("loop_max", 100), impls=s.get("impls", bench.IMPLS),
+                         max_peers=s.get("max_peers"),
+                         emit=lambda r: log(f"  {r['model']} {r['dtype']} P={r['peers']} {r['impl']}: "
+                                            f"{r['samples_per_s']:,.0f} samples/s"))
 
 
 def make_figure(name_or_path: str, smoke: bool = False, results: str = "results", out: str = "figures",
@@ -256,7 +271,7 @@ def make_figure(name_or_path: str, smoke: bool = False, results: str = "results"
     out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     if kind == "speed":
-        data = plots.speed_rows(spec, smoke, log)
+        data = speed_rows(spec, smoke, log)
         if not data:
             raise FigureError(f"{tag}: the benchmark measured nothing, nothing to draw (check the "
                               f"model, peers and impls of {path})")

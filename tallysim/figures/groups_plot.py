@@ -8,7 +8,7 @@ gains from the others, which loses).
 """
 from __future__ import annotations
 
-from tallysim import atomic
+from tallysim.figures.drawing import finish_axis, save
 from tallysim.figures.panel_layout import panel_grid
 from tallysim.results.metrics import read_run
 from tallysim import model_groups
@@ -22,8 +22,7 @@ def model_group_names(cfg: dict) -> list[str]:
     return [g.name for g in model_groups.parse(cfg.get("model", {}).get("groups"))]
 
 
-def groups_fig(spec, data, stem, title, _finish, _save) -> dict:
-    """(_finish, _save: plots.py's axis finishing and figure + CSV saving, passed in, not imported back.)"""
+def groups_fig(spec, data, stem, title) -> dict:
     triples, order, fig, axes = panel_grid(spec, data)
     per_panel = {p: [(protocol, d) for protocol, _, d in t] for p, t in triples.items()}
     colours = {p: f"C{i}" for i, p in enumerate(data)}
@@ -49,15 +48,12 @@ def groups_fig(spec, data, stem, title, _finish, _save) -> dict:
                 lines.append(f"| {panel} | {protocol} | {g} | {rows[-1]['round']} | {ys[-1]:.4f} | "
                              f"{rows[-1][f'bits_per_peer@{g}']:.4g} | "
                              f"{'-' if gain is None else f'{gain:+.4f}'} |")
-        _finish(ax, "cumulative bits per peer of the group (up + down)", "group's mean test accuracy",
+        finish_axis(ax, "cumulative bits per peer of the group (up + down)", "group's mean test accuracy",
                 panel, logx=True, legend_size=6)
     fig.suptitle(title, fontsize=10)
-    paths = _save(fig, stem, table)
-    paths["table"] = f"{stem}_table.md"
-    atomic.write_text(paths["table"],
+    return save(fig, stem, table,
         "Final mean test accuracy of each model group's peers, its cumulative bits per peer (up + down), and "
         "its gain over local training of the same group in the same panel (positive: the group gains from "
         "the others' predictions; negative: it loses).\n\n"
         "| panel | protocol | model group | rounds | final accuracy | bits per peer | gain over local |\n"
         "|---|---|---|---|---|---|---|\n" + "\n".join(lines) + "\n")
-    return paths

@@ -11,32 +11,13 @@ from pathlib import Path
 
 from tallysim import atomic
 from tallysim.results.plot import WHICH_ACCURACY
+from tallysim.figures.drawing import finish_axis, save
 from tallysim.figures.groups_plot import groups_fig
 from tallysim.figures.privacy_plot import privacy_fig
 from tallysim.figures.robustness import robustness_fig
 from tallysim.figures.vocab_plot import vocab_fig
 from tallysim.results.metrics import HONEST, panel_of, accuracy_std as acc, bits_to_target, pyplot, read_partition, \
     headline_key, read_run, save_figure
-
-
-def _save(fig, stem: Path, table: list[dict]) -> dict:
-    paths = {"png": f"{stem}.png", "pdf": f"{stem}.pdf", "csv": f"{stem}.csv"}
-    save_figure(fig, paths["png"], paths["pdf"])
-    atomic.write_csv(paths["csv"], list(table[0]) if table else ["empty"], table)
-    return paths
-
-
-def _finish(ax, xlabel: str, ylabel: str, title: str = None, logx=True, logy=False, legend_size=8):
-    if logx:
-        ax.set_xscale("log")
-    if logy:
-        ax.set_yscale("log")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    if title:
-        ax.set_title(title, fontsize=10)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=legend_size)
 
 
 def _band(ax, x, y, s, label, **kw):
@@ -70,14 +51,11 @@ def curves(spec, data, stem, title) -> dict:
             hit = bits_to_target(rows, target)
             summary.append(f"| {label} | {cfg.get('data', {}).get('name')} | {acc(last)[0]:.4f} +- {acc(last)[1]:.4f} "
                            f"| {last['bits_per_peer'] / 8e6:.4g} | {'not reached' if hit is None else f'{hit:.4g}'} |")
-    _finish(ax, "cumulative bits per peer (up + down)", "test accuracy (mean +- std over seeds)", title,
+    finish_axis(ax, "cumulative bits per peer (up + down)", "test accuracy (mean +- std over seeds)", title,
             legend_size=7)
-    paths = _save(fig, stem, table)
-    paths["table"] = f"{stem}_table.md"
-    atomic.write_text(paths["table"],
+    return save(fig, stem, table,
         f"| protocol | dataset | final accuracy | MB per peer | bits per peer to reach {target} |\n"
         "|---|---|---|---|---|\n" + "\n".join(summary) + "\n")
-    return paths
 
 
 def final_vs(spec, data, stem, title) -> dict:
@@ -96,9 +74,9 @@ def final_vs(spec, data, stem, title) -> dict:
         _band(ax, [p[0] for p in pts], [p[1] for p in pts], [p[2] for p in pts], group)
         table += [{"group": group, key: p[0], "accuracy": p[1], "accuracy_std": p[2], "bits_per_peer": p[3]}
                   for p in pts]
-    _finish(ax, spec.get("xlabel", key), "final test accuracy (mean +- std over seeds)", title,
+    finish_axis(ax, spec.get("xlabel", key), "final test accuracy (mean +- std over seeds)", title,
             logx=spec.get("logx", True))
-    return _save(fig, stem, table)
+    return save(fig, stem, table)
 
 
 def classes(spec, data, stem, title) -> dict:
@@ -127,9 +105,9 @@ def classes(spec, data, stem, title) -> dict:
         table += [{"group": group, "classes": p[0], "bits_per_probe_up": p[1], "bits_per_peer_to_target": p[2],
                    "final_accuracy": p[3]} for p in pts]
     for ax, ylab in ((a1, "uplink bits per probe"), (a2, f"bits per peer to reach accuracy {target}")):
-        _finish(ax, "classes C", ylab, logy=True)
+        finish_axis(ax, "classes C", ylab, logy=True)
     fig.suptitle(title, fontsize=10)
-    return _save(fig, stem, table)
+    return save(fig, stem, table)
 
 
 # Fig. 4's legend: what each metrics key measures, with the key (the CSV's column) beside it.
@@ -160,7 +138,7 @@ def mechanism(spec, data, stem, title) -> dict:
     axes[0][0].set_ylabel("on the round's probes (fraction)")
     axes[0][0].legend(fontsize=7)
     fig.suptitle(title, fontsize=10)
-    return _save(fig, stem, table)
+    return save(fig, stem, table)
 
 
 def honest_acc(row: dict) -> tuple[float, float]:
@@ -231,24 +209,21 @@ def faults_fig(spec, data, stem, title) -> dict:
                     if all(y is not None for y in ys):
                         bottom.plot([x for x, _, _ in pts], ys, marker="o", markersize=3, linestyle=style,
                                     color=color, label=k)
-        _finish(top, key, "final test accuracy" if col == 0 else "", name, logx=False, legend_size=6)
+        finish_axis(top, key, "final test accuracy" if col == 0 else "", name, logx=False, legend_size=6)
         top.set_ylim(0, 1)
         if bottom.lines:
-            _finish(bottom, key, f"on the probes, {probe_group} runs" if col == 0 else "", None, logx=False,
-                    legend_size=6)
+            finish_axis(bottom, key, f"on the probes, {probe_group} runs" if col == 0 else "", None, logx=False,
+                        legend_size=6)
         else:
             bottom.text(0.5, 0.5, f"no {probe_group} runs", ha="center", transform=bottom.transAxes)
         bottom.set_ylim(0, 1)
     fig.suptitle(title, fontsize=10)
-    paths = _save(fig, stem, table)
-    paths["table"] = f"{stem}_table.md"
     head = " | ".join(f"{x:g}" for x in table_fracs)
-    atomic.write_text(paths["table"],
+    return save(fig, stem, table,
         f"Final accuracy (server model, else the honest peers' mean; mean over seeds) at {key} = {head}, "
         f"and the largest {key} up to which it stays within {within:g} of the fault-free accuracy.\n\n"
         f"| setting | aggregator | {head} | within {within:g} up to |\n"
         f"|---|---|{'---|' * len(table_fracs)}---|\n" + "\n".join(summary) + "\n")
-    return paths
 
 
 def _every_round(point: dict) -> list[dict]:
@@ -322,18 +297,6 @@ def pareto_fig(spec, data, stem, title) -> dict:
     return out
 
 
-def speed_rows(spec, smoke, log) -> list[dict]:
-    """`tallysim bench` rows for the spec's grid: `model`, `peers`, `dtype` (a value or a list), `steps`,
-    `batch`, `loop_max`, optional `impls`, `max_peers` ({model: largest P})."""
-    from tallysim.bench import throughput as bench
-    s = {**spec.get("base", {}), **(spec.get("smoke", {}).get("base", {}) if smoke else {})}
-    return bench.measure(s.get("model", "mlp"), s["peers"], s.get("steps", 20), s.get("batch", 32),
-                         s.get("dtype", "float32"), s.get("loop_max", 100), impls=s.get("impls", bench.IMPLS),
-                         max_peers=s.get("max_peers"),
-                         emit=lambda r: log(f"  {r['model']} {r['dtype']} P={r['peers']} {r['impl']}: "
-                                            f"{r['samples_per_s']:,.0f} samples/s"))
-
-
 SPEED_STYLE = {"tallysim": ("C0", "o"), "loop": ("C1", "s"), "vmap_ref": ("C2", "^"), "torch_ref": ("C3", "v")}
 
 
@@ -351,27 +314,15 @@ def speed(spec, rows, stem, title) -> dict:
                     ax.plot([p[0] for p in pts], [p[1] for p in pts], color=color, marker=marker,
                             linestyle="--" if dtype == "bfloat16" else "-",
                             label=impl + ("" if dtype == "float32" else f" {dtype}"))
-        _finish(ax, "peers P", "local-training samples / s", m, logy=True, legend_size=7)
+        finish_axis(ax, "peers P", "local-training samples / s", m, logy=True, legend_size=7)
     fig.suptitle(f"{title}\n{rows[0]['device'] if rows else ''}", fontsize=10)
     keys = ("model", "peers", "dtype", "impl", "samples_per_s", "device", "sec", "compile_s", "conv", "steps", "batch")
-    return _save(fig, stem, [{k: r.get(k) for k in keys} for r in rows])
-
-
-def _privacy(spec, data, stem, title) -> dict:
-    return privacy_fig(spec, data, stem, title, _finish, _save)
-
-
-def _vocab(spec, data, stem, title) -> dict:
-    return vocab_fig(spec, data, stem, title, _finish, _save)
-
-
-def _model_groups(spec, data, stem, title) -> dict:
-    return groups_fig(spec, data, stem, title, _finish, _save)
+    return save(fig, stem, [{k: r.get(k) for k in keys} for r in rows])
 
 
 DRAW = {"curves": curves, "final_vs": final_vs, "classes": classes, "mechanism": mechanism,
-        "pareto": pareto_fig, "speed": speed, "faults": faults_fig, "privacy": _privacy, "vocab": _vocab,
-        "robustness": robustness_fig, "model_groups": _model_groups}
+        "pareto": pareto_fig, "speed": speed, "faults": faults_fig, "privacy": privacy_fig, "vocab": vocab_fig,
+        "robustness": robustness_fig, "model_groups": groups_fig}
 
 
 def draw(kind: str, spec: dict, data, stem: Path, title: str) -> dict:

@@ -7,12 +7,11 @@ from __future__ import annotations
 import json
 import math
 
-from tallysim import atomic
+from tallysim.figures.drawing import finish_axis, save
 from tallysim.results.metrics import accuracy_std as acc, pyplot, read_run
 
 
-def privacy_fig(spec, data, stem, title, _finish, _save) -> dict:
-    """(_finish, _save: plots.py's axis finishing and figure + CSV saving, passed in, not imported back.)"""
+def privacy_fig(spec, data, stem, title) -> dict:
     plt = pyplot()
     keys = spec.get("facets", ["partition.alpha"])
     panels: dict[tuple, dict[str, list]] = {}
@@ -47,18 +46,15 @@ def privacy_fig(spec, data, stem, title, _finish, _save) -> dict:
                               "accuracy": a, "accuracy_std": s, "bits_per_peer": bits})
                 lines.append(f"| {', '.join(p)} | {group} | {noise:g} | "
                              f"{'inf' if not math.isfinite(eps) else f'{eps:.3g}'} | {a:.3f} | {bits / 8e6:.3g} |")
-        _finish(ax, "epsilon at delta (cumulative, user level)", "final test accuracy" if col == 0 else "",
+        finish_axis(ax, "epsilon at delta (cumulative, user level)", "final test accuracy" if col == 0 else "",
                 ", ".join(f"{k}={v}" for k, v in zip(keys, p)), logx=True, legend_size=7)
         ax.set_ylim(0, 1)
     fig.suptitle(title, fontsize=10)
-    paths = _save(fig, stem, table)
-    paths["table"] = f"{stem}_table.md"
-    atomic.write_text(paths["table"],
+    return save(fig, stem, table,
         "Final accuracy (server model, else the peers' mean; mean over seeds) against the final epsilon "
         f"{epsilon_terms(cfgs)}.\n\n"
         f"| {', '.join(keys)} | protocol | privacy.noise | epsilon | accuracy | MB per peer |\n"
         "|---|---|---|---|---|---|\n" + "\n".join(lines) + "\n")
-    return paths
 
 
 def _shared(cfgs: list[dict], *path):

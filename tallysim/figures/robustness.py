@@ -9,8 +9,8 @@ run's accuracy next to its cell's worst case).
 """
 from __future__ import annotations
 
-from tallysim import atomic
-from tallysim.results.metrics import HONEST, accuracy_std, pyplot, read_run, save_figure
+from tallysim.figures.drawing import save
+from tallysim.results.metrics import HONEST, accuracy_std, pyplot, read_run
 
 
 def worst_cases(data: dict) -> dict:
@@ -59,12 +59,7 @@ def robustness_fig(spec, data, stem, title) -> dict:
               "worst_accuracy": worst[(g, a, f)][1], "worst_attack": worst[(g, a, f)][0]}
              for (g, a, f), v in sorted(cells.items(), key=lambda kv: (groups.index(kv[0][0]), *kv[0][1:]))
              for k, acc in sorted(v.items())]
-    paths = {"png": f"{stem}.png", "pdf": f"{stem}.pdf", "csv": f"{stem}.csv"}     # as plots._save
-    save_figure(fig, paths["png"], paths["pdf"])
-    atomic.write_csv(paths["csv"], list(table[0]) if table else ["empty"], table)
-    paths["table"] = f"{stem}_table.md"
-    atomic.write_text(paths["table"], markdown(groups, alphas, fracs, worst))
-    return paths
+    return save(fig, stem, table, markdown(groups, alphas, fracs, worst))
 
 
 def markdown(groups, alphas, fracs, worst) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 
-from tallysim import atomic
+from tallysim.figures.drawing import finish_axis, save
 from tallysim.figures.panel_layout import panel_grid
 from tallysim.results.metrics import accuracy_std as acc, read_run, text_headline
 
@@ -23,8 +23,7 @@ def vocab_size(dataset: str):
         return None
 
 
-def vocab_fig(spec, data, stem, title, _finish, _save) -> dict:
-    """(_finish, _save: plots.py's axis finishing and figure + CSV saving, passed in, not imported back.)"""
+def vocab_fig(spec, data, stem, title) -> dict:
     per_panel, order, fig, axes = panel_grid(spec, data)
     table, lines = [], []
     for ax, p in zip(axes[0], order):
@@ -56,12 +55,10 @@ def vocab_fig(spec, data, stem, title, _finish, _save) -> dict:
                          f"| {'-' if ppl is None else f'{ppl:.4g}'} "
                          f"| {rows[-1]['bits_per_peer']:.4g} | {per_token if per_token else 'by parameters'} "
                          f"| {ratio} |")
-        _finish(ax, "cumulative bits per peer (up + down)", "next-token test accuracy",
+        finish_axis(ax, "cumulative bits per peer (up + down)", "next-token test accuracy",
                 f"{p}: C = {C}" if C else p, logx=True, legend_size=7)
     fig.suptitle(title, fontsize=10)
-    paths = _save(fig, stem, table)
-    paths["table"] = f"{stem}_table.md"
-    atomic.write_text(paths["table"],
+    return save(fig, stem, table,
         "Final next-token accuracy (positions whose target is not PAD/OOV/BOS/EOS; the server model where "
         "there is one, else the evaluated peers' mean), that model's test perplexity (exp of the mean "
         "cross-entropy over the non-PAD targets; the peers' mean perplexity) and cumulative bits per peer "
@@ -71,4 +68,3 @@ def vocab_fig(spec, data, stem, title, _finish, _save) -> dict:
         "| panel | dataset | C | protocol | rounds | final accuracy | final perplexity | bits per peer | "
         "bits per token | soft / hard per token |\n|---|---|---|---|---|---|---|---|---|---|\n"
         + "\n".join(lines) + "\n")
-    return paths

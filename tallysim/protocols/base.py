@@ -20,7 +20,7 @@ import jax.numpy as jnp
 from tallysim.sim import dp, exchange, faults, lanes, local, peers, tasks, trust, vote
 from tallysim.sim.fed import FedData, pool_examples, to_input
 from tallysim.sim.peers import State
-from tallysim.protocols.context import Context, ModelGroup, Protocol, _dummy  # noqa: F401 - base.X, as before
+from tallysim.protocols.context import Context, ModelGroup, Protocol  # noqa: F401 - base.X, as before
 from tallysim.protocols.round_helpers import (FIXED_PROBE_STREAM, RoundKeys, active_set,  # noqa: F401
                                               aggregation_counts, group_rows, local_round, round_keys,
                                               shard_weights)
@@ -29,14 +29,33 @@ PRIVACY_STREAM = 0xD9             # fold_in tag of the privacy noise (the round'
 GATE_AGREEMENT = "gate_agreement"  # info key: what distill.gate reads when it is not info["agreement"]
 
 
+def gate_agreement(info: dict) -> jax.Array:
+    """The agreement distill.gate reads: GATE_AGREEMENT where the round set one (next_token: over the
+    real probe positions only, text_agreement; private soft labels: the noised aggregate's), else the
+    rows' `agreement` (images: every probe)."""
+    return info.get(GATE_AGREEMENT, info["agreement"])
+
+
+def text_agreement(task, x_M, share_M) -> dict:
+    """{GATE_AGREEMENT: the mean winning share over the probe positions that are not PAD} on a
+    next_token task, {} on images (whose program stays as it was). Padding positions are voted on and
+    counted in the rows' `agreement`, but never trained on (tasks.message_mask): the gate, which decides
+    whether the peers train on the vote, reads only the positions they would train on."""
+    mask_M = task.message_mask(x_M)
+    return {} if mask_M is None else {GATE_AGREEMENT: vote.mean_agreement(share_M, mask_M)}
+
+
 def draw_probes(ctx: Context, data: FedData, key) -> jax.Array:
     """Indices of this round's M probes; every party derives them from the shared key, so free."""
     return jax.random.permutation(key, ctx.spec.pool)[:ctx.spec.probes]
 
 
-def predict_probes(ctx: Context, params_c, x_M) -> jax.Array:
-    """logits [c, M, C] of a stack of c peers on the probes."""
-    return jax.vmap(ctx.model.apply, in_axes=(0, None))(params_c, to_input(x_M))
+def predict_probes(ctx: Context, params_c, x_M, probes: Optional[int] = None) -> jax.Array:
+    """logits [c, M, C] of a stack of c peers on the probes; `probes` at a time where given (the
+    exchange's probe split, exchange.model_chunks: one peer's forward pass over all M exceeds the chunk
+    budget), else all at once."""
+    apply = jax.vmap(ctx.model.apply, in_axes=(0, None))
+    return exchange.split_probes(lambda x: apply(params_c, x), to_input(x_M), probes)
 
 
 def active_logits(ctx: Context, state: State, idx, x_M) -> jax.Array:
@@ -55,13 +74,15 @@ def _grouped_sums(ctx: Context, state: State, idx, x_M, y_M, soft_bits, chunk, s
     for i, (g, gctx) in enumerate(ctx.group_contexts()):
         rows, glob = group_rows(g, idx)
 
-        def logits_fn(rows_c, i=i, gctx=gctx, rows=rows, glob=glob):
-            z = task.messages(predict_probes(gctx, peers.take(state.params[i], rows_c if rows is None
-                                                              else rows[rows_c]), x_M))
-            return z if vote_fn is None else vote_fn(glob[rows_c], z)
         A_g = g.a_hi - g.a_lo          # each group's chunk counts its own model's forward pass
-        c = chunk or exchange.model_chunk(gctx.model.apply, state.params[i], x_M, A_g, y_M.shape[0],
-                                          ctx.spec.classes, ctx.lanes)
+        c, split = exchange.model_chunks(gctx.model.apply, state.params[i], x_M, A_g, y_M.shape[0],
+                                         ctx.spec.classes, ctx.lanes)
+        c = chunk or c
+
+        def logits_fn(rows_c, i=i, gctx=gctx, rows=rows, glob=glob, split=split):
+            z = task.messages(predict_probes(gctx, peers.take(state.params[i], rows_c if rows is None
+                                                              else rows[rows_c]), x_M, split))
+            return z if vote_fn is None else vote_fn(glob[rows_c], z)
         s = exchange.stream_sums(logits_fn, A_g, y_M, ctx.spec.classes, soft_bits, c,
                                  sent_fn=sent_fn, lanes=ctx.lanes)
         sums = s if sums is None else vote.add_sums(sums, s)
@@ -91,17 +112,20 @@ def probe_exchange(ctx: Context, state: State, data: FedData, keys: RoundKeys, i
     soft_bits = None if hard else cfg.comm.soft_bits
     private = cfg.privacy.noise > 0            # noise 0 compiles the program without privacy (lanes' nonzero)
 
+    robust = not hard and cfg.softlabel.aggregate in vote.ROBUST
+    split = None                # probes per forward pass (exchange.model_chunks): all of them unless too big
+    if not ctx.model_groups:    # the chunk counts the forward pass over the probes, not only logits
+        c, split = exchange.model_chunks(ctx.model.apply, state.params, x_M, A, y_M.shape[0], spec.classes,
+                                         ctx.lanes)
+        chunk = chunk or (None if robust else c)
+
     def logits_fn(rows_c):
         ids_c = rows_c if idx is None else idx[rows_c]
-        z = task.messages(predict_probes(ctx, peers.take(state.params, ids_c), x_M))
+        z = task.messages(predict_probes(ctx, peers.take(state.params, ids_c), x_M, split))
         z = faults.message_logits(ctx, fr, z, rows_c, y_M)
         return z if vote_fn is None else vote_fn(ids_c, z)
 
     masks_fn = None if fr is None else (lambda rows_c: faults.chunk_masks(fr, rows_c))
-    robust = not hard and cfg.softlabel.aggregate in vote.ROBUST
-    if not ctx.model_groups and not robust:     # the chunk counts the forward pass over the probes, not only logits
-        chunk = chunk or exchange.model_chunk(ctx.model.apply, state.params, x_M, A, y_M.shape[0], spec.classes,
-                                              ctx.lanes)
     if ctx.model_groups:           # faults, privacy and the robust means are refused with groups
         sums = _grouped_sums(ctx, state, idx, x_M, y_M, soft_bits, chunk, sent_fn, vote_fn)
     elif robust:
@@ -117,23 +141,10 @@ def probe_exchange(ctx: Context, state: State, data: FedData, keys: RoundKeys, i
     voters = faults.senders(ctx, fr)          # A, or (dropout) the traced number of messages that arrived
     counts_MxC, answered_M = sums.counts_MxC, None
     if private:
-        k_noise, k_threshold = jax.random.split(jax.random.fold_in(keys.tie, PRIVACY_STREAM))
-        if hard:      # GNMax (Papernot et al. 2018): noisy counts, and Confident-GNMax's check
-            if cfg.privacy.threshold > 0:
-                answered_M = dp.confident(counts_MxC, cfg.privacy.threshold, cfg.privacy.threshold_noise,
-                                          k_threshold)
-            counts_MxC = dp.gnmax(counts_MxC, ctx.hp("privacy.noise"), k_noise)
-        else:         # the clipped sum plus N(0, (z * clip)^2) per value
-            noisy = dp.noisy_sum({"s": sums.sent_MxC[None]}, cfg.privacy.clip, ctx.hp("privacy.noise"), k_noise)
-            sums = sums._replace(sent_MxC=noisy["s"])
+        sums, counts_MxC, answered_M = _privatised(ctx, keys, sums, hard)
     history = {}
     if hard and cfg.vote.weighting == "history":        # sim/trust.py: the trust-weighted vote
-        sent_A = None if fr is None else fr.sent_A
-        votes_AxM = trust.votes(logits_fn, A, spec.probes, spec.classes, ctx.lanes, chunk)
-        t, _ = trust.weighted_tally(peers.take(state.extra[trust.TRUST], idx), votes_AxM, sent_A, spec.classes,
-                                    cfg.vote.ties, ctx.hp("vote.min_agreement"), keys.tie, cfg.vote.min_margin)
-        history = {trust.TRUST: trust.updated(state.extra[trust.TRUST], idx, votes_AxM, t, sent_A,
-                                              cfg.vote.history)}
+        t, history = _trusted_tally(ctx, state, idx, fr, keys, logits_fn, chunk)
     else:
         t = vote.tally_counts(counts_MxC, voters, cfg.vote.ties, ctx.hp("vote.min_agreement"), keys.tie,
                               cfg.vote.min_margin)
@@ -165,18 +176,49 @@ def probe_exchange(ctx: Context, state: State, data: FedData, keys: RoundKeys, i
             if private:
                 # distill.gate's bit reaches every peer, so it may only read the noised sum: the mean
                 # top value of its renormalised mean (the un-noised vote share would leak the data)
-                info[GATE_AGREEMENT] = jnp.mean(jnp.max(vote.renormalize(
-                    vote.soft_targets(sums.sent_MxC, voters)), axis=-1))
+                # (next_token: over the real positions, text_M, as text_agreement's)
+                info[GATE_AGREEMENT] = vote.mean_agreement(jnp.max(vote.renormalize(
+                    vote.soft_targets(sums.sent_MxC, voters)), axis=-1), text_M)
         weight = jnp.ones((spec.messages,), jnp.float32) if text_M is None else text_M
         probes = local.Probes(x_M, task.unflatten(target, spec.probes),
                               task.unflatten(weight if arrived is None else weight * arrived, spec.probes))
         info["consensus_acc"] = (jnp.mean(jnp.argmax(target, axis=-1) == y_M) if text_M is None else
                                  jnp.sum((jnp.argmax(target, axis=-1) == y_M) * text_M)
                                  / jnp.maximum(jnp.sum(text_M), 1.0))
+    if GATE_AGREEMENT not in info:            # next_token: the gate's agreement over the real positions
+        info.update(text_agreement(task, x_M, t.share_M))
     if fr is not None and fr.lost_A is not None:
         info["senders"] = voters
     info.update(history)          # vote.weighting=history: the new trust, for the round to keep
     return probes, info
+
+
+def _privatised(ctx: Context, keys: RoundKeys, sums, hard: bool):
+    """privacy.noise > 0: (sums, vote counts, answered_M) as the server sees them. Votes: GNMax (Papernot
+    et al. 2018), noisy counts, and Confident-GNMax's check (answered_M; None without a threshold); soft
+    labels: the clipped sum plus N(0, (z * clip)^2) per value."""
+    cfg = ctx.cfg
+    counts_MxC, answered_M = sums.counts_MxC, None
+    k_noise, k_threshold = jax.random.split(jax.random.fold_in(keys.tie, PRIVACY_STREAM))
+    if hard:
+        if cfg.privacy.threshold > 0:
+            answered_M = dp.confident(counts_MxC, cfg.privacy.threshold, cfg.privacy.threshold_noise, k_threshold)
+        counts_MxC = dp.gnmax(counts_MxC, ctx.hp("privacy.noise"), k_noise)
+    else:
+        noisy = dp.noisy_sum({"s": sums.sent_MxC[None]}, cfg.privacy.clip, ctx.hp("privacy.noise"), k_noise)
+        sums = sums._replace(sent_MxC=noisy["s"])
+    return sums, counts_MxC, answered_M
+
+
+def _trusted_tally(ctx: Context, state: State, idx, fr, keys: RoundKeys, logits_fn, chunk):
+    """vote.weighting=history (sim/trust.py): the tally with each vote weighted by its peer's trust, and
+    the trust updated from it ({trust.TRUST: ...}, for the round to keep)."""
+    cfg, spec = ctx.cfg, ctx.spec
+    sent_A = None if fr is None else fr.sent_A
+    votes_AxM = trust.votes(logits_fn, spec.active, spec.probes, spec.classes, ctx.lanes, chunk)
+    t, _ = trust.weighted_tally(peers.take(state.extra[trust.TRUST], idx), votes_AxM, sent_A, spec.classes,
+                                cfg.vote.ties, ctx.hp("vote.min_agreement"), keys.tie, cfg.vote.min_margin)
+    return t, {trust.TRUST: trust.updated(state.extra[trust.TRUST], idx, votes_AxM, t, sent_A, cfg.vote.history)}
 
 
 def exchanging(ctx: Context) -> bool:

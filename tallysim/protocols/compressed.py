@@ -62,14 +62,8 @@ def make(ctx: Context, comp: Compressor, update=server_update, down_bits=None) -
         return state._replace(server=server), info
 
     W, b = ctx.num_params, ctx.cfg.comm.param_bits
-    bits = comm.RoundBits(comp.up_bits, comm.dense_params(W, b) if down_bits is None else down_bits,
-                          ctx.spec.active)
-
-    def cost(info) -> comm.RoundBits:
-        if "senders" not in info:
-            return bits
-        return bits._replace(up_total=int(info["senders"]) * bits.up)   # dropout: only the messages sent
-
+    cost = fedavg.senders_cost(comm.RoundBits(comp.up_bits, comm.dense_params(W, b) if down_bits is None
+                                              else down_bits, ctx.spec.active))
     return Protocol(init=lambda key, data: ctx.init_state(key, data, True, server=True,
                                                           error=comp.error_feedback),
                     round=round_fn, cost=cost, has_server=True)

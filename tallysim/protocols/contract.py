@@ -23,14 +23,43 @@ REQUIRED_INFO = ("train_loss", "steps_real", "steps_computed")
 def make(ctx) -> Protocol:
     """protocols.make, with a plugin's Protocol checked."""
     name = ctx.cfg.protocol.name
-    p = protocols.make(ctx)
     if name in protocols.REGISTRY:
-        return p
+        return protocols.make(ctx)
     who = f"protocol {name!r} (plugin {protocols._target(name)[0]!r})"
+    p = _raised_in_plugin(who, "its factory", protocols.make)(ctx)
     if not isinstance(p, Protocol):
         raise ConfigError(f"{who}: its factory returned {type(p).__name__}; expected "
                           "tallysim.protocols.base.Protocol(init=..., round=..., cost=...)")
-    return p._replace(round=_checked_round(who, p.round, p.row_keys), cost=_checked_cost(who, p.cost))
+    return p._replace(init=_raised_in_plugin(who, "init(key, data)", p.init),
+                      round=_checked_round(who, _raised_in_plugin(who, "round(state, data, key, r)", p.round),
+                                           p.row_keys),
+                      cost=_checked_cost(who, p.cost))
+
+
+def _where(e: BaseException) -> str:
+    """The innermost frame of e's traceback outside tallysim and JAX: the plugin's line that raised."""
+    import traceback
+    import os
+    inside = (os.path.dirname(os.path.dirname(__file__)), os.path.dirname(jax.__file__))
+    frames = [f for f in traceback.extract_tb(e.__traceback__) if not f.filename.startswith(inside)]
+    return f" (at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""
+
+
+def _raised_in_plugin(who: str, what: str, fn):
+    """fn, whose exceptions (a plugin's bug: a raise in its factory, init or round, or a JAX error in its
+    code) are one line naming the protocol, the plugin, what raised and where, not a traceback through
+    tallysim's build and JAX's tracing. ConfigError (this module's own checks) passes as it is."""
+    def called(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except ConfigError:
+            raise
+        except Exception as e:  # noqa: BLE001 - whatever the plugin raised, say it in one line
+            text = str(e).strip().splitlines()
+            raise ConfigError(f"{who}: {what} raised {type(e).__name__}{': ' + text[0] if text else ''}"
+                              f"{_where(e)}; the plugin's own code failed (see write-a-protocol.md for what "
+                              "each must do)") from None
+    return called
 
 
 def _leaves(tree) -> list:

@@ -24,7 +24,7 @@ from typing import NamedTuple
 from tallysim.sim import faults, lanes, local, trust
 from tallysim.sim.fed import cohort_shards, pool_examples
 from tallysim.sim.peers import State
-from tallysim.protocols.base import (GATE_AGREEMENT, Context, active_set, draw_probes, exchanging,
+from tallysim.protocols.base import (Context, active_set, draw_probes, exchanging, gate_agreement,
                                      local_round, probe_exchange, round_keys)
 
 
@@ -120,8 +120,8 @@ def distill_round(ctx: Context, lspec: local.LocalSpec, hard: bool, vote_after: 
             info.pop("senders", None)            # nothing is sent, whoever drops out
         else:
             sequential_epochs = sequential
-            # private soft labels: the gate reads the noised aggregate (base.GATE_AGREEMENT)
-            f = distill_factor(cfg, r, info.get(GATE_AGREEMENT, info["agreement"]), ctx.hp)
+            # private soft labels: the gate reads the noised aggregate; text: the real positions only
+            f = distill_factor(cfg, r, gate_agreement(info), ctx.hp)
             lspec_r = scaled(lspec, f)
             if f is not None:
                 info["distill_factor"] = f
@@ -150,7 +150,7 @@ def distill_round(ctx: Context, lspec: local.LocalSpec, hard: bool, vote_after: 
             pidx_M = draw_probes(ctx, data, keys.probe)                   # the draw probe_exchange made
             state = state._replace(votes=PendingVote(pidx_M.astype(jnp.int32), new.target_M.astype(jnp.int32),
                                                      new.weight_M.astype(jnp.float32),
-                                                     info["agreement"].astype(jnp.float32)))
+                                                     gate_agreement(info).astype(jnp.float32)))
             if f is not None:
                 info["distill_factor"] = f
         info["train_loss"] = jnp.mean(loss_A)

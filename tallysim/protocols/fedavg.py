@@ -144,16 +144,19 @@ def param_bits(ctx: Context) -> comm.RoundBits:
     return comm.RoundBits(b, b, ctx.spec.active)
 
 
-def param_cost(ctx: Context):
-    """cost(info): FedAvg's bits; under dropout only the models sent go up, the broadcast (sent
-    before anyone trains) reaches every active peer."""
-    bits = param_bits(ctx)
-
+def senders_cost(bits: comm.RoundBits):
+    """cost(info): `bits` each round; under dropout (info["senders"]) only the messages sent go up, the
+    broadcast (sent before anyone trains) reaches every active peer. Every FedAvg-type protocol's cost."""
     def cost(info) -> comm.RoundBits:
         if "senders" not in info:
             return bits
         return bits._replace(up_total=int(info["senders"]) * bits.up)
     return cost
+
+
+def param_cost(ctx: Context):
+    """cost(info): FedAvg's bits (param_bits), as senders_cost counts them."""
+    return senders_cost(param_bits(ctx))
 
 
 def make(ctx: Context, prox: bool = False) -> Protocol:

@@ -55,8 +55,8 @@ import jax.numpy as jnp
 
 from tallysim.fields import floats, ints
 from tallysim.protocols import Traits
-from tallysim.protocols.base import (Context, Protocol, active_set, draw_probes, exchanging, local_round,
-                                     probe_exchange, round_keys)
+from tallysim.protocols.base import (Context, Protocol, active_set, draw_probes, exchanging, gate_agreement,
+                                     local_round, probe_exchange, round_keys)
 from tallysim.protocols.distill import PendingVote, distill_factor, scaled, warmup_init
 from tallysim.protocols.tally import vote_cost
 from tallysim.sim import comm, faults, lanes, local, tasks
@@ -140,7 +140,7 @@ def make(ctx: Context) -> Protocol:
         else:
             cand = PendingVote(draw_probes(ctx, data, keys.probe).astype(jnp.int32),
                                new.target_M.astype(jnp.int32), new.weight_M.astype(jnp.float32),
-                               info["agreement"].astype(jnp.float32))
+                               gate_agreement(info).astype(jnp.float32))
             state = state._replace(votes=jax.tree.map(lambda a, b: jnp.where(exchange, a, b), cand, state.votes))
             if f is not None:
                 info["distill_factor"] = f

@@ -21,7 +21,7 @@ import jax.numpy as jnp
 
 from tallysim.protocols import Traits, fedavg
 from tallysim.protocols.base import Context, Protocol, active_set, round_keys
-from tallysim.sim import comm, faults, lanes, local, peers
+from tallysim.sim import faults, lanes, local, peers
 
 TRAITS = Traits(fedavg_family=True, client_state="", shared_init="it starts every peer from the server model",
                 defaults={"optim.reset_each_round": True, "init.shared": True})
@@ -63,12 +63,6 @@ def make(ctx: Context) -> Protocol:
         return state._replace(server=server), info
 
     bits = fedavg.param_bits(ctx)
-    bits = bits._replace(up=bits.up + STEPS_BITS)
-
-    def cost(info) -> comm.RoundBits:
-        if "senders" not in info:
-            return bits
-        return bits._replace(up_total=int(info["senders"]) * bits.up)
-
+    cost = fedavg.senders_cost(bits._replace(up=bits.up + STEPS_BITS))
     return Protocol(init=lambda key, data: ctx.init_state(key, data, True, server=True),
                     round=round_fn, cost=cost, has_server=True)

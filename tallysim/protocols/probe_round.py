@@ -21,8 +21,8 @@ from typing import Callable, NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 
-from tallysim.protocols.base import (Context, active_logits, active_set, draw_probes, exchanging,
-                                     group_rows, local_round, predict_probes, round_keys)
+from tallysim.protocols.base import (Context, active_logits, active_set, draw_probes, exchanging, gate_agreement,
+                                     group_rows, local_round, predict_probes, round_keys, text_agreement)
 from tallysim.protocols.distill import distill_factor, scaled
 from tallysim.sim import exchange as exchange_, faults, local, peers, tasks, vote
 from tallysim.sim.fed import pool_examples
@@ -53,6 +53,7 @@ def messages(ctx: Context, state, data, keys, idx, fr) -> tuple[Messages, dict]:
     voters = faults.senders(ctx, fr)
     t = vote.tally_counts(sums.counts_MxC, voters, "lowest", 0.0)
     info = vote.finish_diagnostics(sums, voters, y_M, t.winner_M, t.share_M)
+    info.update(text_agreement(tasks.of(ctx.spec), x_M, t.share_M))     # next_token: the gate's, real positions
     return Messages(pidx, x_M, y_M, jax.nn.softmax(z, axis=-1), sent_A, voters), info
 
 
@@ -79,8 +80,8 @@ class Streamed(NamedTuple):
 def streamed(ctx: Context, state, data, keys, idx, fr, ex: Streamed, chunk: Optional[int] = None):
     """The round's probes, the diagnostics `messages` reports and the protocol's finished exchange,
     predicting `chunk` active peers at a time (default: what fits sizing.CHUNK_BYTES with their
-    forward passes over the probes, exchange.model_chunk, shared by the ctx.lanes lanes the program
-    vmaps together).
+    forward passes over the probes, exchange.model_chunks, shared by the ctx.lanes lanes the program
+    vmaps together; the probes a slice at a time where one peer's pass over them all exceeds it).
     Returns (x_M, y_M message labels, voters, info, (sums, per_row_A, sent_A))."""
     spec = ctx.spec
     A, task = spec.active, tasks.of(spec)
@@ -99,16 +100,18 @@ def streamed(ctx: Context, state, data, keys, idx, fr, ex: Streamed, chunk: Opti
     if ctx.model_groups:
         (diag, sums), per_row = _grouped_stream(ctx, state, idx, x_M, task, finish_chunk, chunk)
     else:
+        c, split = exchange_.model_chunks(ctx.model.apply, state.params, x_M, A, spec.messages, spec.classes,
+                                          ctx.lanes)
+
         def one(rows_c, valid_c):
             ids = rows_c if idx is None else idx[rows_c]
-            return finish_chunk(task.messages(predict_probes(ctx, peers.take(state.params, ids), x_M)),
+            return finish_chunk(task.messages(predict_probes(ctx, peers.take(state.params, ids), x_M, split)),
                                 rows_c, valid_c)
-        c = chunk or exchange_.model_chunk(ctx.model.apply, state.params, x_M, A, spec.messages, spec.classes,
-                                           ctx.lanes)
-        (diag, sums), per_row = exchange_.stream(one, A, c)
+        (diag, sums), per_row = exchange_.stream(one, A, chunk or c)
     voters = faults.senders(ctx, fr)
     t = vote.tally_counts(diag.counts_MxC, voters, "lowest", 0.0)
     info = vote.finish_diagnostics(diag, voters, y_M, t.winner_M, t.share_M)
+    info.update(text_agreement(task, x_M, t.share_M))     # next_token: the gate's, over the real positions
     sent_A, _ = faults.chunk_masks(fr, jnp.arange(A))
     sent_A = jnp.ones((A,), bool) if sent_A is None else sent_A
     return x_M, y_M, voters, info, (sums, per_row, sent_A)
@@ -123,14 +126,15 @@ def _grouped_stream(ctx: Context, state, idx, x_M, task, finish_chunk, chunk: Op
     acc, rows_out = None, []
     for i, (g, gctx) in enumerate(ctx.group_contexts()):
         rows_g, _ = group_rows(g, idx)
-
-        def one(rows_c, valid_c, i=i, g=g, gctx=gctx, rows_g=rows_g):
-            ids = rows_c if rows_g is None else rows_g[rows_c]
-            z = task.messages(predict_probes(gctx, peers.take(state.params[i], ids), x_M))
-            return finish_chunk(z, g.a_lo + rows_c, valid_c)
         A_g = g.a_hi - g.a_lo
-        sums, per_row = exchange_.stream(one, A_g, chunk or exchange_.model_chunk(
-            gctx.model.apply, state.params[i], x_M, A_g, ctx.spec.messages, ctx.spec.classes, ctx.lanes))
+        c, split = exchange_.model_chunks(gctx.model.apply, state.params[i], x_M, A_g, ctx.spec.messages,
+                                          ctx.spec.classes, ctx.lanes)
+
+        def one(rows_c, valid_c, i=i, g=g, gctx=gctx, rows_g=rows_g, split=split):
+            ids = rows_c if rows_g is None else rows_g[rows_c]
+            z = task.messages(predict_probes(gctx, peers.take(state.params[i], ids), x_M, split))
+            return finish_chunk(z, g.a_lo + rows_c, valid_c)
+        sums, per_row = exchange_.stream(one, A_g, chunk or c)
         acc = sums if acc is None else jax.tree.map(jnp.add, acc, sums)
         rows_out.append(per_row)
     return acc, jax.tree.map(lambda *a: jnp.concatenate(a), *rows_out)
@@ -169,7 +173,7 @@ def make_round(ctx: Context, lspec: local.LocalSpec, exchange):
                                   task.unflatten(weight, ctx.spec.probes))
             info["consensus_acc"] = (jnp.sum((jnp.argmax(target, -1) == y_M) * weight)
                                      / jnp.maximum(jnp.sum(weight), 1.0))
-            f = distill_factor(cfg, r, info["agreement"], ctx.hp)
+            f = distill_factor(cfg, r, gate_agreement(info), ctx.hp)
             lspec_r = scaled(lspec, f)
             if f is not None:
                 info["distill_factor"] = f

@@ -106,11 +106,5 @@ def make(ctx: Context) -> Protocol:
         return state._replace(params=params, opt=opt, server=server, extra=extra), info
 
     b = 2 * comm.dense_params(ctx.num_params, ctx.cfg.comm.param_bits)
-    bits = comm.RoundBits(b, b, A)
-
-    def cost(info) -> comm.RoundBits:
-        if "senders" not in info:
-            return bits
-        return bits._replace(up_total=int(info["senders"]) * bits.up)
-
+    cost = fedavg.senders_cost(comm.RoundBits(b, b, A))
     return Protocol(init=init, round=round_fn, cost=cost, has_server=True, peer_state=("c_P",))

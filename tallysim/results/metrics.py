@@ -36,8 +36,8 @@ from tallysim.config import ConfigError
 from tallysim.results.headline import (HEADLINE, HONEST, TEXT_HEADLINE, WHICH, accuracy, accuracy_std,  # noqa: F401
                                        aggregate, bits_to_target, check_which, final_best, headline_key,
                                        is_number, metric, run_accuracy, summary_line, text_headline)
-from tallysim.results.rows import (CLIENT_PERCENTILE, GROUP_KEYS, PEER_PLACES, PROBE_KEYS, ROUND_KEYS,  # noqa: F401
-                                   client_stats, group_row, lane_row, text_row)
+from tallysim.results.rows import (CLIENT_PERCENTILE, GROUP_KEYS, NON_FINITE, PEER_PLACES, PROBE_KEYS,  # noqa: F401
+                                   ROUND_KEYS, client_stats, dumps_row, group_row, lane_row, revive, text_row)
 from tallysim.results import partition_file
 
 CONFIG = "config.json"
@@ -115,6 +115,7 @@ def read_rows(run_dir) -> list[dict]:
                               "remove that line or rerun") from None
         if not isinstance(row, dict):
             raise ConfigError(f"{metrics} line {i} is not a JSON object of metrics")
+        row = revive(row)       # "Infinity" (strict JSON, rows.NON_FINITE) -> inf, as the bare token reads
         for key in ("bits_per_peer", "acc_mean"):
             if key == "acc_mean" and row.get(key) is None and is_number(row.get("acc_global")):
                 continue        # client_storage=auto: no client model is kept, the server's is evaluated
@@ -179,11 +180,12 @@ def find_runs(dirs: Iterable) -> list[tuple[Path, str]]:
     return found
 
 
-def read_runs(dirs: Iterable, skip) -> list[tuple[Path, str, dict, list]]:
+def read_runs(dirs: Iterable, skip, none_ok: bool = False) -> list[tuple[Path, str, dict, list]]:
     """(run directory, label, config, rows) of every run find_runs finds under `dirs`. A corrupt run is
     passed to `skip(run_dir, label, error)` (which may raise) and left out; none readable is a
     ConfigError, which says whether runs were found and could not be read (`tallysim table` and
-    tallysim.read_rows, alike)."""
+    tallysim.read_rows, alike), or with `none_ok` an empty list (pareto.collect: a figure's group may
+    have no finished run yet, and `tallysim pareto` says "no complete runs" itself)."""
     dirs = list(dirs)
     runs, skipped = [], 0
     for d, label in find_runs(dirs):
@@ -192,7 +194,7 @@ def read_runs(dirs: Iterable, skip) -> list[tuple[Path, str, dict, list]]:
         except ConfigError as e:
             skip(d, label, e)
             skipped += 1
-    if not runs:
+    if not runs and not none_ok:
         where = ", ".join(map(str, dirs))
         if skipped:           # they were found, and were unreadable: not "no run directories"
             raise ConfigError(f"no readable run under {where}: the {skipped} run "

@@ -24,7 +24,7 @@ from tallysim import atomic
 from tallysim.config import PROTOCOLS, ConfigError
 from tallysim.fields import did_you_mean
 from tallysim.results import md, metrics
-from tallysim.results.metrics import check_figure_out, columns, find_runs, read_run
+from tallysim.results.metrics import check_figure_out, columns
 
 ZERO_BITS_X = 1.0        # where runs with 0 bits sit on the log axis
 COLUMNS = ("protocol", "run", "bits_per_peer", "MB_per_peer", "accuracy")
@@ -36,14 +36,9 @@ def collect(dirs, which: str = "final", metric: str = "auto", log=None) -> list[
     accuracy_final, accuracy_best, rounds}. `accuracy` is the final or the best (`which`) value."""
     metrics.check_which(which)
     log = log or (lambda msg: print(msg, file=sys.stderr))
-    runs, cols = [], set()
-    for d, label in find_runs(dirs):
-        try:
-            runs.append((d, label, *read_run(d)))
-        except ConfigError as e:            # one corrupt run must not cost the whole tree
-            log(f"pareto: skipping {d}: {e}")
-            continue
-        cols.update(columns(runs[-1][3]))
+    # one corrupt run must not cost the whole tree: skipped with a note, as `table` and read_rows skip it
+    runs = metrics.read_runs(dirs, lambda d, label, e: log(f"pareto: skipping {d}: {e}"), none_ok=True)
+    cols = {c for _, _, _, rows in runs for c in columns(rows)}
     if metric != "auto" and cols and metric not in cols:
         raise ConfigError(f"--metric {metric!r} is not a column of any run's metrics.jsonl; allowed: auto, "
                           f"{', '.join(sorted(cols))}{did_you_mean(metric, sorted(cols), metrics.METRIC_ALIASES)}")

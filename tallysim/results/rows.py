@@ -7,6 +7,7 @@ imports nothing above it and no JAX (the evaluation's arrays arrive as NumPy-con
 """
 from __future__ import annotations
 
+import json
 import math
 import time
 
@@ -22,6 +23,42 @@ ROUND_KEYS = {"kept": float, "merged": int, "nnz": int, "feddf_loss": float}
 
 
 PEER_PLACES = 4
+
+# Strict JSON for the numbers JSON has none for. A text run whose test loss overflows exp has perplexity
+# inf; Python's json wrote it as the bare token `Infinity`, which jq, JavaScript's JSON.parse and pandas'
+# strict readers refuse. It is written as the string "Infinity" ("-Infinity", "NaN") instead: strict
+# JSON, spelt as JavaScript's Number() and Python's float() read it, and told apart from null, which
+# means "not computed" (a column the run has no model for). tallysim's readers (metrics.read_rows) turn
+# these three strings back into floats, and still read the bare tokens of files written before.
+NON_FINITE = {"Infinity": math.inf, "-Infinity": -math.inf, "NaN": math.nan}
+
+
+def _strict(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else "Infinity" if value > 0 else "-Infinity"
+    if isinstance(value, dict):
+        return {k: _strict(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict(v) for v in value]
+    return value
+
+
+def dumps_row(row: dict, **kw) -> str:
+    """A metrics row (or any record holding rows, e.g. done.json) as strict JSON: inf and NaN as the
+    strings of NON_FINITE (allow_nan=False: nothing else non-finite can slip through)."""
+    return json.dumps(_strict(row), allow_nan=False, **kw)
+
+
+def revive(value):
+    """A row read back from JSON with NON_FINITE's strings turned into the floats they stand for (at any
+    depth: per_seed lists too). Rows hold no other strings that could be those exact words."""
+    if isinstance(value, str):
+        return NON_FINITE.get(value, value)
+    if isinstance(value, dict):
+        return {k: revive(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [revive(v) for v in value]
+    return value
 
 
 def lane_row(ev: dict, info: dict, led, j: int, r: int, t0: float, own_keys: dict = None,

@@ -32,8 +32,8 @@ class Results:
         """"done" (every round ran), "incomplete" (stopped early: interrupted, killed, or still running) or
         "failed" (error.txt), as `tallysim table` says; `rows` and `last` alone did not tell a notebook that
         a run it read had stopped at round 5 of 40."""
-        from tallysim.results.table import _status
-        return _status(self.out, self.config, self.rows)
+        from tallysim.results.table import run_status
+        return run_status(self.out, self.config, self.rows)
 
     def column(self, key: str) -> list:
         """One metrics key over the rows, in round order (None where a row lacks it, or holds null: e.g.

@@ -63,7 +63,7 @@ def swept_fields(cfgs: list[dict]) -> list[str]:
     return [k for k in keys if varies(k)]
 
 
-def _status(run_dir: Path, cfg: dict, rows: list) -> str:
+def run_status(run_dir: Path, cfg: dict, rows: list) -> str:
     if (run_dir / metrics.ERROR).exists():
         return "failed"
     want = cfg.get("rounds")
@@ -96,7 +96,7 @@ def table_rows(dirs, metric: str = "auto", log=None) -> tuple[list[str], list[di
         out.append({"run": label, **{k: flat.get(k) for k in swept},
                     "final": final, "final_std": std, "best": best, "bits_per_peer": bits,
                     "MB_per_peer": None if bits is None else bits / 8e6, "round": last.get("round"),
-                    "status": _status(Path(d), cfg, rows),
+                    "status": run_status(Path(d), cfg, rows),
                     **(metrics.text_headline(last) if metric == "auto" else dict.fromkeys(TEXT_COLUMNS))})
     text = [c for c in TEXT_COLUMNS if any(r[c] is not None for r in out)]   # next-token runs only
     for r in out:
@@ -159,6 +159,8 @@ def main(args) -> int:
     fmt = args.format or ("csv" if args.out and str(args.out).lower().endswith(".csv") else "markdown")
     if args.out and Path(args.out).is_dir():
         raise ConfigError(f"--out {args.out} is a directory; give a file such as {Path(args.out) / 'table.md'}")
+    if args.out:
+        atomic.refuse_symlinks([Path(args.out)])     # nor a run's own file: before anything is read
     text = render(*table_rows(args.runs, args.metric), fmt)
     if args.out:
         write(Path(args.out), text)

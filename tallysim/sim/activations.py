@@ -9,8 +9,14 @@ CNN; experiments/memory_estimate.py).
 `peak`: the most bytes alive at once when the pass runs without gradients (evaluation, the probe
 exchange): the equations in order, each value freed after its last use, a scan's body held once.
 
-Both per example: a batch of two minus a batch of one, so the parameters, their casts and anything
-else that does not grow with the batch are not counted.
+Both per example: a batch of 1 + SPAN minus a batch of one, over SPAN, so the parameters, their casts
+and anything else that does not grow with the batch are not counted. Never below the analytic floor
+(`largest_per_example`: the largest single value the pass computes per example, plus the input for
+`peak`). Batch two minus batch one was fragile: where the batch-independent values (parameters, their
+casts) decide which equation is the peak, one example more can move the peak to another equation, and
+the difference could be zero or negative (a chunk or eval batch sized as if a conv model's forward
+pass cost nothing); over a wide span the examples outweigh them. For a program that grows linearly
+with the batch (every tallysim model today) the span's difference is exactly the old one.
 """
 from __future__ import annotations
 
@@ -102,13 +108,34 @@ def peak_bytes(jaxpr) -> int:
     return peak
 
 
+SPAN = 96      # per_example's two batches are 1 and 1 + SPAN (97, a prime: no model dimension is likely 97)
+
+
+def largest_per_example(jaxpr, batch: int) -> int:
+    """Bytes per example of the largest value (nested programs' too) with an axis of size `batch`, traced
+    at that batch: a value the pass must hold whole, so a floor under its peak and its saved values."""
+    most = 0
+    for eqn in jaxpr.eqns:
+        for v in ([] if eqn.primitive.name in ALIASES else eqn.outvars):     # a reshape holds no bytes of its own
+            shape = getattr(getattr(v, "aval", None), "shape", ())
+            if batch in shape:
+                most = max(most, _bytes(v) // batch)
+        for sub in _subjaxprs(eqn):
+            most = max(most, largest_per_example(sub, batch))
+    return most
+
+
 def per_example(apply, params, input_shape: tuple) -> PerExample:
-    """`apply(params, x)`'s bytes per example, x float32 [batch, *input_shape] (as the round feeds it)."""
+    """`apply(params, x)`'s bytes per example, x float32 [batch, *input_shape] (as the round feeds it):
+    the growth from a batch of one to one of 1 + SPAN, over SPAN, and at least the analytic floor
+    (largest_per_example; the module docstring says why)."""
     def traced(batch):
         return jax.make_jaxpr(apply)(params, jnp.zeros((batch,) + tuple(input_shape), jnp.float32)).jaxpr
-    one, two = traced(1), traced(2)
-    return PerExample(saved=max(0, saved_bytes(two) - saved_bytes(one)),
-                      peak=max(0, peak_bytes(two) - peak_bytes(one)), input=4 * int(np.prod(input_shape)))
+    one, many = traced(1), traced(1 + SPAN)
+    example = 4 * int(np.prod(input_shape))
+    largest = largest_per_example(many, 1 + SPAN)
+    return PerExample(saved=max(largest, (saved_bytes(many) - saved_bytes(one)) // SPAN),
+                      peak=max(largest + example, (peak_bytes(many) - peak_bytes(one)) // SPAN), input=example)
 
 
 def stacked_peak(apply_fn, params_P, input_shape) -> tuple[int, int]:

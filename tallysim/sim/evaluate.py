@@ -50,21 +50,10 @@ def evaluate(apply_fn, params_P, server, x_V, y_V, classes: int, batch: int = 50
     grouped = isinstance(apply_fn, tuple)
     applies, stacks = (apply_fn, params_P) if grouped else ((apply_fn,), (params_P,))
     P = sum(jax.tree.leaves(p)[0].shape[0] for p in stacks)
-    # the batch's logits and its forward passes within the budget: a conv model's feature maps, not its
-    # logits, are most of what evaluation holds (sizing.eval_hidden_bytes; traced, nothing compiled)
-    logits = 4 * classes * task.positions
-    forwards = [(jax.tree.leaves(p)[0].shape[0], activations.stacked_peak(f, p, x_V.shape[1:])) for f, p in zip(applies, stacks)]
-    hidden = eval_hidden_bytes([(n, peak) for n, (peak, _) in forwards], forwards[0][1][1], logits)
-    batch = min(eval_batch(P, classes * task.positions, batch, lanes=lanes, hidden=hidden), V)
-    nb = math.ceil(V / batch)
-    pad = nb * batch - V
-    x = jnp.pad(x_V, ((0, pad),) + ((0, 0),) * (x_V.ndim - 1)).reshape((nb, batch) + x_V.shape[1:])
-    y = jnp.pad(y_V, ((0, pad),) + ((0, 0),) * (y_V.ndim - 1), constant_values=-1
-                ).reshape((nb, batch) + y_V.shape[1:])   # -1 never matches a class
+    batch = _batch_size(applies, stacks, x_V, P, classes, task, batch, lanes)
     text = task.positions > 1           # next_token: every position is one prediction
     per_client = clients_V is not None and own_K is not None
-    k = (jnp.pad(clients_V, (0, pad), constant_values=0).reshape(nb, batch) if per_client
-         else jnp.zeros((nb, 1), jnp.int32))          # padding's targets are -1: never scored
+    x, y, k = _batches(x_V, y_V, clients_V if per_client else None, batch)
 
     def one_batch(xyk):
         xb, yb, kb = xyk
@@ -108,6 +97,30 @@ def evaluate(apply_fn, params_P, server, x_V, y_V, classes: int, batch: int = 50
         out.update({key: sums[key] for key in CLIENT_KEYS if key in sums})
         out["client_held_K"] = (own_K >= 0) & (own_K < P)       # eval_peers: the peers evaluated
     return out
+
+
+def _batch_size(applies, stacks, x_V, P: int, classes: int, task, batch: int, lanes: int) -> int:
+    """Test examples per step: the batch's logits and its forward passes within the budget (a conv
+    model's feature maps, not its logits, are most of what evaluation holds: sizing.eval_hidden_bytes;
+    traced, nothing compiled), at most every example."""
+    logits = 4 * classes * task.positions
+    forwards = [(jax.tree.leaves(p)[0].shape[0], activations.stacked_peak(f, p, x_V.shape[1:])) for f, p in zip(applies, stacks)]
+    hidden = eval_hidden_bytes([(n, peak) for n, (peak, _) in forwards], forwards[0][1][1], logits)
+    return min(eval_batch(P, classes * task.positions, batch, lanes=lanes, hidden=hidden), x_V.shape[0])
+
+
+def _batches(x_V, y_V, clients_V, batch: int):
+    """x, y and the client ids (zeros [nb, 1] without them) as [nb, batch, ...], the last batch padded:
+    a padded example's target is -1, which never matches a class, so it is never scored."""
+    V = x_V.shape[0]
+    nb = math.ceil(V / batch)
+    pad = nb * batch - V
+    x = jnp.pad(x_V, ((0, pad),) + ((0, 0),) * (x_V.ndim - 1)).reshape((nb, batch) + x_V.shape[1:])
+    y = jnp.pad(y_V, ((0, pad),) + ((0, 0),) * (y_V.ndim - 1), constant_values=-1
+                ).reshape((nb, batch) + y_V.shape[1:])
+    k = (jnp.pad(clients_V, (0, pad), constant_values=0).reshape(nb, batch) if clients_V is not None
+         else jnp.zeros((nb, 1), jnp.int32))
+    return x, y, k
 
 
 def _cross_entropy(z_PxNxC, y_N):

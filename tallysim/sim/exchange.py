@@ -6,7 +6,8 @@ Shape letters: A active (voting) peers, M probes, C classes, c peers per chunk, 
 Predicting all A peers at once holds [A, M, C] logits (40 GB at 1,000 peers x 10,000 probes x 1,000
 classes) and as many probabilities. Instead a `lax.scan` walks the peers in chunks of `c`, chosen
 statically so one chunk's [c, M, C] float32 logits and its peers' forward passes over the probes stay
-within `CHUNK_BYTES` (model_chunk), and adds each chunk's
+within `CHUNK_BYTES` (model_chunks; where one peer's forward pass over all M probes alone exceeds it, a
+peer's pass also walks the probes a slice at a time, split_probes), and adds each chunk's
 `vote.Sums` (vote counts, probability sums, wrong-prediction sums: all [M, C] or scalars). Votes,
 winners and bits are therefore exactly those of the all-at-once computation; the float sums differ
 only in summation order.
@@ -21,20 +22,46 @@ import jax.numpy as jnp
 
 from tallysim.sim import activations, vote
 # The static sizing lives in sizing.py (jax-free, for validation); auto_chunk and tests read it here too.
-from tallysim.sizing import CHUNK_BYTES, exchange_hidden_bytes, footprint_bytes, peer_chunk  # noqa: F401
+from tallysim.sizing import (CHUNK_BYTES, exchange_hidden_bytes, footprint_bytes, peer_chunk,  # noqa: F401
+                             probe_chunk)
 
 
-def model_chunk(apply_fn, params_P, x_M, peers: int, messages: int, classes: int, lanes: int = 1) -> int:
-    """Peers per chunk of an exchange whose peers run `apply_fn` (stacked `params_P`) over the probes
-    x_M: as many as fit the chunk budget with their [messages, C] logits and each peer's forward pass
-    over the probes (sizing.exchange_hidden_bytes, traced as evaluation's batch is: nothing compiled).
-    Sized by the logits alone, fig12's 10 CNNs ran 1,000 probes each at once, about 12.5 GB. Votes,
-    bits and winners do not depend on the chunk (module docstring)."""
+def model_chunks(apply_fn, params_P, x_M, peers: int, messages: int, classes: int,
+                 lanes: int = 1) -> tuple[int, int]:
+    """(peers per chunk, probes per forward pass) of an exchange whose peers run `apply_fn` (stacked
+    `params_P`) over the probes x_M: the probes split only where one peer's forward pass over all of
+    them exceeds the chunk budget (sizing.probe_chunk), then as many peers as fit the budget with their
+    [messages, C] logits and each one's forward pass over that many probes (sizing.exchange_hidden_bytes,
+    traced as evaluation's batch is: nothing compiled). Sized by the logits alone, fig12's 10 CNNs ran
+    1,000 probes each at once, about 12.5 GB; by peers alone, one CNN still held about 1.2 GB. Votes,
+    bits and winners depend on neither (module docstring; split_probes)."""
     peak, example = activations.stacked_peak(apply_fn, params_P, x_M.shape[1:])
     probes = x_M.shape[0]
     logits = 4 * classes * (messages // probes)          # one probe's logits: a text window's every position
+    m = probe_chunk(probes, messages, classes, peak, example, logits, lanes)
     return peer_chunk(peers, messages, classes, lanes=lanes,
-                      hidden=exchange_hidden_bytes(peak, example, logits, probes))
+                      hidden=exchange_hidden_bytes(peak, example, logits, m)), m
+
+
+def model_chunk(apply_fn, params_P, x_M, peers: int, messages: int, classes: int, lanes: int = 1) -> int:
+    """Peers per chunk (model_chunks' first)."""
+    return model_chunks(apply_fn, params_P, x_M, peers, messages, classes, lanes)[0]
+
+
+def split_probes(predict: Callable[[jax.Array], jax.Array], x_M: jax.Array, m: Optional[int]) -> jax.Array:
+    """predict(x_m) -> [c, m, ...] for all M probes, `m` at a time (a lax.map: one slice's forward pass
+    alive at once), concatenated back to [c, M, ...]; m None or >= M: one call, the program as before.
+    The last slice is padded by repeating the last probe and its rows dropped. Each probe's logits are
+    its own forward pass's, so the votes and soft labels equal the unsplit exchange's
+    (tests/test_leftovers5.py)."""
+    M = x_M.shape[0]
+    if not m or m >= M:
+        return predict(x_M)
+    n = math.ceil(M / m)
+    rows = jnp.minimum(jnp.arange(n * m), M - 1).reshape(n, m)
+    out = jax.lax.map(lambda r: predict(x_M[r]), rows)                  # [n, c, m, ...]
+    out = jnp.moveaxis(out, 0, 1)                                       # [c, n, m, ...]
+    return out.reshape((out.shape[0], n * m) + out.shape[3:])[:, :M]
 
 
 def stream_sums(logits_fn: Callable[[jax.Array], jax.Array], peers: int, y_M: jax.Array, classes: int,

@@ -50,10 +50,9 @@ from tallysim.sim import attacks
 FAULT_STREAM = 0x0FA17      # fold_in tag of the round's fault key (round_keys' own streams untouched)
 HOST_STREAM = 0x0FA17       # numpy seed word of the host draws (fixed set, shard cuts)
 CONFIDENT = 1e4             # a confident_wrong message's logit margin: softmax is exactly one-hot
-MESSAGE_KINDS = ("confident_wrong", "dropout", "straggler")     # faults of what is sent
 TRAINING_KINDS = ("under_trained", "label_flip")                # faults of how peers train
-# PARAM_ATTACKS (schema.py): omniscient, on the FedAvg family's updates
-PREDICTION_ATTACKS = ("least_likely",)                          # on the probe messages (distillation)
+# The faults of what is sent are config_rules.MESSAGE_FAULTS; the omniscient attacks schema.PARAM_ATTACKS
+# (the FedAvg family's updates) and least_likely (the probe messages, distillation): sim/attacks.py
 
 
 def count(cfg, peers: int) -> int:
@@ -325,7 +324,3 @@ def senders(ctx, fr: Optional[RoundFaults]):
     if fr is None or fr.lost_A is None:
         return ctx.spec.active
     return jnp.sum(fr.sent_A, dtype=jnp.int32)
-
-
-def dropout_on(cfg, peers: int) -> bool:
-    return cfg.faults.kind == "dropout" and enabled(cfg, peers)

@@ -14,7 +14,6 @@ its real size (H int32s, plus 2 * P) rather than P * S. A round gathers its coho
 """
 from __future__ import annotations
 
-import math
 from typing import NamedTuple, Optional
 
 import jax
@@ -179,8 +178,3 @@ def lane_take(fed: FedData, idx) -> FedData:
     return fed._replace(**{name: getattr(fed, name)[idx]
                            for name, ax in zip(fed._fields, SEED_AXES)
                            if ax == 0 and getattr(fed, name) is not None})
-
-
-def label_bits(classes: int) -> int:
-    """L = ceil(log2 C): bits of one hard label."""
-    return max(1, math.ceil(math.log2(classes)))

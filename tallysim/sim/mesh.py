@@ -34,9 +34,6 @@ class Placement(NamedTuple):
     pad_lanes: int               # inactive lanes added so the lane count divides (copies, ignored)
     note: str                    # what config.json records
 
-    def lanes_multiple(self) -> int:
-        return self.devices if self.axis == "lane" else 1
-
 
 def available() -> int:
     return jax.device_count()

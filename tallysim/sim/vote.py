@@ -91,13 +91,6 @@ def soft_targets(sum_MxC: jax.Array, voters: int, aggregate: str = "mean", era_t
     return jax.nn.softmax(mean / era_temperature, axis=-1)
 
 
-def soft_aggregate(probs_AxMxC: jax.Array, aggregate: str = "mean", era_temperature: float = 0.1,
-                   trim: float = 0.1):
-    if aggregate in ROBUST:
-        return robust_soft(probs_AxMxC, None, aggregate, trim)
-    return soft_targets(jnp.sum(probs_AxMxC, axis=0), probs_AxMxC.shape[0], aggregate, era_temperature)
-
-
 # ---------------------------------------------------------------------------- robust aggregation
 
 ROBUST = ("median", "trimmed")
@@ -213,6 +206,15 @@ def chunk_sums(logits_cxMxC: jax.Array, valid_c: jax.Array, y_M: jax.Array,
 
 def add_sums(a: Sums, b: Sums) -> Sums:
     return jax.tree.map(jnp.add, a, b)
+
+
+def mean_agreement(share_M: jax.Array, mask_M: Optional[jax.Array] = None) -> jax.Array:
+    """The mean winning share distill.gate reads: over the messages `mask_M` marks real (next_token:
+    tasks.message_mask, the probe positions whose input is not PAD, which the peers train on), None
+    over every message (images: the rows' `agreement`, the same number)."""
+    if mask_M is None:
+        return jnp.mean(share_M)
+    return jnp.sum(share_M * mask_M) / jnp.maximum(jnp.sum(mask_M), 1.0)
 
 
 def finish_diagnostics(s: Sums, voters: int, y_M: jax.Array, winner_M: jax.Array, share_M: jax.Array,

@@ -1,0 +1,104 @@
+"""One writer per run directory: an exclusive, non-blocking `flock` on `DIR/.tallysim-lock` held while a
+run, --resume, --overwrite or a sweep writes DIR, and the same rule between the threads of one process,
+which flock alone does not keep apart (two `tallysim.run` calls from a notebook's threads both "held" the
+lock, and the second replaced the first's files while it ran). outdir.exclusive and outdir.claim use
+these; the directory checks are outdir's, so this module imports nothing of tallysim but `config`.
+"""
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import threading
+from pathlib import Path
+from typing import Callable
+
+from tallysim.config import ConfigError
+
+LOCK = ".tallysim-lock"          # flock'ed while a run, --resume or --overwrite writes the directory
+
+# absolute path -> the thread that wants (inside outdir.exclusive) or holds its lock
+_WANTED: dict = {}
+_HELD: dict = {}                 # absolute path -> (file descriptor holding the lock, thread ident)
+_GUARD = threading.Lock()
+
+
+class Busy(ConfigError):
+    """Another process holds the directory's lock: nothing may be written into it (not even error.txt)."""
+
+
+def busy(p) -> Busy:
+    return Busy(f"{p} is being written by another tallysim process (or another thread of this one: run, "
+                "--resume, --overwrite or a sweep); wait for it to finish or choose another --out")
+
+
+def want(key: str) -> bool:
+    """Mark directory `key` (an absolute path) as this thread's to write; Busy when another thread of
+    this process has it. True when this call marked it (its caller releases it), False when this thread
+    already had."""
+    me = threading.get_ident()
+    with _GUARD:
+        if _WANTED.get(key, me) != me:
+            raise busy(key)
+        mine = key not in _WANTED
+        _WANTED[key] = me
+    return mine
+
+
+def release(key: str) -> None:
+    with _GUARD:
+        _WANTED.pop(key, None)
+        held = _HELD.pop(key, None)
+    if held is not None:
+        os.close(held[0])            # closing drops the flock
+
+
+def being_written(d: Path) -> bool:
+    """Another process (or another thread of this one) holds d's lock: a run, resume or sweep writing it
+    now. Probed with a lock taken and dropped at once on an existing lock file only: no file appears in a
+    user's directory, and a directory this thread holds itself is not "another"."""
+    owner = _WANTED.get(os.path.abspath(d))
+    if owner is not None:                # this process: busy when another of its threads writes it
+        return owner != threading.get_ident()
+    if not (d / LOCK).is_file() or (d / LOCK).is_symlink():
+        return False
+    try:
+        fd = os.open(d / LOCK, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)             # closing drops the probe's lock
+    return False
+
+
+def lock_if_wanted(p: Path, unwritable: Callable) -> None:
+    if os.path.abspath(p) in _WANTED:
+        lock(p, unwritable)
+
+
+def lock(p: Path, unwritable: Callable) -> None:
+    """Take p's lock for this thread (kept until `release`). `unwritable(p, why)` says, in one line, that
+    p cannot be written at all (a read-only mount: "move the lock file away" could not help)."""
+    key = os.path.abspath(p)
+    with _GUARD:
+        if _WANTED.get(key, threading.get_ident()) != threading.get_ident():
+            raise busy(p)
+        if key in _HELD:
+            return
+    try:
+        fd = os.open(p / LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    except OSError as e:
+        if e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+            unwritable(p, e.strerror)
+        raise ConfigError(f"{p / LOCK} cannot be opened as a lock file ({e.strerror or e}); "
+                          "move it away or choose another --out") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise busy(p) from None
+    _HELD[key] = (fd, threading.get_ident())
