@@ -230,7 +230,8 @@ def _own_clients(ds, c: Config, seed: int, rest) -> np.ndarray | None:
     K = len(ds.client_names) if ds.client_names is not None else int(ds.clients_test.max()) + 1
     own = np.full(K, -1, np.int32)
     if c.partition.kind == "natural":
-        own[data.natural_clients(ds.clients_train[rest], c.peers, seed, c.data.name)] = np.arange(c.peers)
+        own[data.natural_clients(ds.clients_train[rest], c.peers, seed, c.data.name,
+                                                c.partition.pick)] = np.arange(c.peers)
     return own
 
 

@@ -220,7 +220,8 @@ MODE_READS = {"optim.momentum": ("optim.name", ("sgd",)),
               "faults.drop_prob": ("faults.kind", ("dropout",)),
               "faults.sigma": ("faults.kind", ("gaussian",)),
               "faults.z": ("faults.kind", ("alie",)),
-              "faults.eps": ("faults.kind", ("ipm",))}
+              "faults.eps": ("faults.kind", ("ipm",)),
+              "partition.pick": ("partition.kind", ("natural",))}
 
 
 def check_group_mode_reads(g, gcfg: Config) -> None:

@@ -47,6 +47,9 @@ class PartitionConfig:
     mean_size: float = floats(30.0, "[1, 1e9]")
     sigma: float = floats(1.0, "[0, 10]")
     reuse: bool = False               # population: deal the examples again when the clients need more
+    # natural: which clients the peers are; random = drawn from the seed (LEAF/TFF), largest = the
+    # `peers` clients with the most training sequences (the same for every seed; a CPU-sized text run)
+    pick: Literal["random", "largest"] = "random"
 
 
 @dataclass(frozen=True)

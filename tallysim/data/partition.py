@@ -277,21 +277,26 @@ def _dirichlet_mix(labels, peers, cfg, num_classes, rng):
 NATURAL_STREAM = 0xC11E     # salt of partition.kind=natural's draw of clients
 
 
-def natural(clients: np.ndarray | None, peers: int, seed: int, name: str = "the dataset") -> list[np.ndarray]:
+def natural(clients: np.ndarray | None, peers: int, seed: int, name: str = "the dataset",
+            pick: str = "random") -> list[np.ndarray]:
     """partition.kind=natural: peer i holds every example of one client of the dataset. The clients
-    are `peers` drawn uniformly without replacement, numpy default_rng([seed, NATURAL_STREAM]),
-    taken in increasing client id; peers = the number of clients takes every client."""
+    are `peers` drawn uniformly without replacement, numpy default_rng([seed, NATURAL_STREAM]), or
+    (pick="largest") the `peers` clients holding the most examples; taken in increasing client id;
+    peers = the number of clients takes every client."""
     clients = np.asarray(clients).reshape(-1) if clients is not None else None
-    chosen = natural_clients(clients, peers, seed, name)
+    chosen = natural_clients(clients, peers, seed, name, pick)
     order = np.argsort(clients, kind="stable")
     starts = np.searchsorted(clients[order], chosen, "left")
     ends = np.searchsorted(clients[order], chosen, "right")
     return _sorted_parts(order[a:b] for a, b in zip(starts, ends))
 
 
-def natural_clients(clients: np.ndarray | None, peers: int, seed: int, name: str = "the dataset") -> np.ndarray:
+def natural_clients(clients: np.ndarray | None, peers: int, seed: int, name: str = "the dataset",
+                    pick: str = "random") -> np.ndarray:
     """The client ids partition.kind=natural gives peers 0..peers-1, in that order (peer i holds
-    client natural_clients(...)[i]): what the per-client test metrics pair each peer with."""
+    client natural_clients(...)[i]): what the per-client test metrics pair each peer with.
+    pick="largest": the clients with the most examples in `clients` (ties: the lower id), whatever
+    the seed, so that a small run's few peers each hold a role with enough text to learn from."""
     if clients is None:
         raise DataError(f"partition.kind=natural needs a dataset with clients (shakespeare, "
                         f"shakespeare_words); {name} has none; use partition.kind=iid or dirichlet")
@@ -300,6 +305,9 @@ def natural_clients(clients: np.ndarray | None, peers: int, seed: int, name: str
     if peers > len(ids):
         raise DataError(f"peers={peers} is above the {len(ids)} clients of {name} (partition.kind=natural); "
                         f"allowed: peers=1..{len(ids)} (peers={len(ids)} takes every client)")
+    if pick == "largest":
+        ids, counts = np.unique(clients, return_counts=True)
+        return np.sort(ids[np.argsort(-counts, kind="stable")[:peers]])
     return np.sort(np.random.default_rng([int(seed), NATURAL_STREAM]).choice(ids, peers, replace=False))
 
 
@@ -310,7 +318,7 @@ def partition(labels: np.ndarray, peers: int, cfg: PartitionConfig, num_classes:
     if peers < 1:
         raise DataError(f"peers={peers} must be >= 1")
     if cfg.kind == "natural":
-        return natural(clients, peers, seed, name)
+        return natural(clients, peers, seed, name, cfg.pick)
     if cfg.kind == "population":      # a Ragged, never a list of 10^6 arrays
         return population(len(labels), peers, cfg.mean_size, cfg.sigma, cfg.min_size, cfg.reuse, seed, name)
     if np.ndim(labels) > 1:         # sequences (next-token): one label per position, not per example

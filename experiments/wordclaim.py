@@ -1,0 +1,112 @@
+"""The paper's large-C claim on words (docs/text.md, "The large-C claim on words at CPU size"): the
+groups of experiments/wordclaim.json (local training, tally, softlabel, FedAvg, and tally and softlabel
+with a light vote) on Shakespeare words (C = 10,004), the 4 role clients with the most text, each group
+and seed its own run, and a table of the last evaluation round.
+
+    PYTHONPATH=. python experiments/wordclaim.py                      # every group, both seeds (about 30 minutes, 2 cores)
+    PYTHONPATH=. python experiments/wordclaim.py tally tally_light    # some groups
+    PYTHONPATH=. python experiments/wordclaim.py tally rounds=4       # with overrides (key=value, after the groups)
+    PYTHONPATH=. python experiments/wordclaim.py --smoke              # the figure's smoke size (seconds a run)
+
+The configuration is the figure's (`tallysim figure experiments/wordclaim.json` draws the same runs,
+both seeds in one program); here each seed runs alone (`seed=s seeds=1`) so that the table gives each
+seed's number. Each run is instrumented as textclaim.py's: `vote_major` is the share of the trained
+probe positions whose vote (softlabel: the argmax of the averaged distribution) is the training split's
+most frequent token, the comma. One JSON line per run on stdout, then the table (markdown) with the
+floor (always predicting the comma, on the whole test split).
+"""
+from __future__ import annotations
+
+import json
+import pathlib
+import statistics
+import sys
+import tempfile
+import time
+
+import tallysim
+from tallysim import config, figures
+from tallysim.protocols import distill
+from tallysim.results import rows as rows_
+
+from experiments import textclaim
+
+SPEC = pathlib.Path(__file__).with_name("wordclaim.json")
+
+
+def plans(smoke: bool = False) -> tuple[dict[str, config.Config], list[int]]:
+    """group name -> its validated Config (the words panel applied), and the seeds the base names."""
+    spec = config.read_file(str(SPEC))
+    (panel,) = figures.panels(spec, smoke).values()
+    out = {}
+    for group, (cfg, runs) in figures.group_plans(spec, smoke, SPEC.parent).items():
+        ((_, over),) = runs                   # no sweeps: one run per group
+        out[group] = config.apply_overrides(cfg, [*panel, *over])
+    seeds = range(next(iter(out.values())).seeds)
+    return out, [next(iter(out.values())).seed + s for s in seeds]
+
+
+def _instrument() -> None:
+    """textclaim's vote diagnostics, once per process."""
+    if not getattr(distill.probe_exchange, "_wordclaim", False):
+        distill.probe_exchange = textclaim._spy(distill.probe_exchange)
+        distill.probe_exchange._wordclaim = True
+        rows_.ROUND_KEYS.update({k: float for k in textclaim.KEYS})
+
+
+def run_one(group: str, cfg: config.Config, seed: int, over: list[str] = ()) -> dict:
+    """One seed of one group alone; its last row's accuracy (peer mean; FedAvg: the server model),
+    perplexity, bits per peer and the vote's diagnostics."""
+    _instrument()
+    cfg = config.apply_overrides(cfg, [f"seed={seed}", "seeds=1", *over])
+    t0 = time.time()
+    res = tallysim.run(cfg, out=tempfile.mkdtemp(prefix="wordclaim-"))
+    last = res.last
+    acc = "acc_global" if last.get("acc_global") is not None else "acc_mean"
+    return {"group": group, "protocol": cfg.protocol.name, "seed": seed, "over": list(over),
+            "wall_s": round(time.time() - t0, 1), "acc": last[acc], "acc_min": last.get("acc_min"),
+            "acc_max": last.get("acc_max"), "ppl": last["ppl_global" if acc == "acc_global" else "ppl_mean"],
+            "bits_per_peer": last["bits_per_peer"],
+            **{k: last.get(k) for k in ("agreement", "vote_acc", *textclaim.KEYS)},
+            "rounds": [{"round": r["round"], "acc": r[acc], "vote_major": r.get("vote_major")} for r in res.rows]}
+
+
+def table(results: list[dict], floor: float) -> str:
+    """Markdown: one line per group: each seed's accuracy, their mean and spread, perplexity, the
+    vote's share of the comma, bits per peer and their ratio to tally's."""
+    lines = [f"floor (always the comma, whole test split): {floor:.4f}", "",
+             "| group | accuracy per seed | mean | spread | perplexity per seed | vote = comma | bits per peer | x tally's bits |",
+             "|---|---|---|---|---|---|---|---|"]
+    tally_bits = next((r["bits_per_peer"] for r in results if r["protocol"] == "tally"), None)
+    for g in dict.fromkeys(r["group"] for r in results):
+        rs = [r for r in results if r["group"] == g]
+        accs = [r["acc"] for r in rs]
+        bits = rs[0]["bits_per_peer"]
+        ratio = f"{bits / tally_bits:,.0f}" if tally_bits and bits else "-"
+        ppls = " / ".join(f"{r['ppl']:,.0f}" for r in rs)
+        major = " / ".join(f"{r['vote_major']:.2f}" for r in rs if r.get("vote_major") is not None) or "-"
+        lines.append(f"| {g} | {' / '.join(f'{a:.4f}' for a in accs)} | {statistics.mean(accs):.4f} | "
+                     f"{max(accs) - min(accs):.4f} | {ppls} | {major} | {bits:,.0f} | {ratio} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> list[dict]:
+    smoke = "--smoke" in argv
+    argv = [a for a in argv if a != "--smoke"]
+    groups, seeds = plans(smoke)
+    names = [a for a in argv if "=" not in a] or list(groups)
+    unknown = [n for n in names if n not in groups]
+    if unknown:
+        raise SystemExit(f"wordclaim.py: no group {', '.join(unknown)}; allowed: {', '.join(groups)}")
+    over = [a for a in argv if "=" in a]
+    results = []
+    for name in names:
+        for seed in seeds:
+            results.append(run_one(name, groups[name], seed, over))
+            print(json.dumps(results[-1]), flush=True)
+    print(table(results, textclaim.floor(groups[names[0]].data.name, 500)), flush=True)
+    return results
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
