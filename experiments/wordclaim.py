@@ -3,7 +3,7 @@ groups of experiments/wordclaim.json (local training, tally, softlabel, FedAvg, 
 with a light vote) on Shakespeare words (C = 10,004), the 4 role clients with the most text, each group
 and seed its own run, and a table of the last evaluation round.
 
-    PYTHONPATH=. python experiments/wordclaim.py                      # every group, both seeds (about 30 minutes, 2 cores)
+    PYTHONPATH=. python experiments/wordclaim.py                      # every group, both seeds (about 36 minutes, 2 cores)
     PYTHONPATH=. python experiments/wordclaim.py tally tally_light    # some groups
     PYTHONPATH=. python experiments/wordclaim.py tally rounds=4       # with overrides (key=value, after the groups)
     PYTHONPATH=. python experiments/wordclaim.py --smoke              # the figure's smoke size (seconds a run)
@@ -12,8 +12,10 @@ The configuration is the figure's (`tallysim figure experiments/wordclaim.json` 
 both seeds in one program); here each seed runs alone (`seed=s seeds=1`) so that the table gives each
 seed's number. Each run is instrumented as textclaim.py's: `vote_major` is the share of the trained
 probe positions whose vote (softlabel: the argmax of the averaged distribution) is the training split's
-most frequent token, the comma. One JSON line per run on stdout, then the table (markdown) with the
-floor (always predicting the comma, on the whole test split).
+most frequent token, the comma; VOTE_KEYS (below) say why: how many of the peers' own votes are the
+comma, and how many positions are ties. `tally_warm` is tally with 4 private epochs before the first
+vote. One JSON line per run on stdout (with each evaluated round's diagnostics), then the table
+(markdown) with the floor (always predicting the comma, on the whole test split).
 """
 from __future__ import annotations
 
