@@ -68,3 +68,19 @@ def test_every_test_the_docs_name_exists():
     for page in [*(ROOT / "docs").glob("*.md"), ROOT / "README.md"]:
         named.update(n for n in re.findall(r"\b(test_[a-z0-9_]+)\b", page.read_text()) if not n.endswith("_"))
     assert sorted(named - defined - CONFIG_FIELDS) == []
+
+
+# ----------------------------------------------------------------------------- twins: what a sweep index is
+
+def test_one_rule_says_what_a_sweep_index_is(tmp_path):
+    """hostile5's refusal of derived outputs (atomic.refuse_results_file) read a sweep's index with its own
+    copy of outdir._is_index, and spelt the marker file a second time: one rule and one name now."""
+    import json
+    from tallysim import atomic, outdir
+    assert not hasattr(outdir, "_is_index") and outdir.MARKER is atomic.RUN_MARKER
+    cases = {"index": {"runs": []}, "list": [1], "no runs": {"runs": 3}, "damaged": None}
+    for name, doc in cases.items():
+        p = tmp_path / name / "sweep.json"
+        p.parent.mkdir()
+        p.write_text("{" if doc is None else json.dumps(doc))
+        assert atomic.is_sweep_index(p) == (name == "index")
