@@ -36,16 +36,6 @@ def config_from_args(args):
     return config.apply_overrides(cfg, items)
 
 
-def _reads_all(cfg) -> bool:
-    """cfg passes check_read, as a single run's config must (a sweep's or a figure's run need not)."""
-    from tallysim import config, validation
-    try:
-        validation.check_read(config.validate(cfg))
-    except ConfigError:
-        return False
-    return True
-
-
 def with_tracking(cfg, args):
     from tallysim.tracking import with_tracking as flag
     return flag(cfg, args)
@@ -84,7 +74,7 @@ def cmd_run(args) -> int:
     if args.checkpoint_every is not None and args.checkpoint_every < 0:
         raise ConfigError(f"--checkpoint-every {args.checkpoint_every}: allowed 0 (never) or a number of rounds")
     if args.resume and not args.config:
-        from tallysim import config, outdir
+        from tallysim import config, config_rules, outdir
         d = outdir.destination(args.out)
         if not outdir.is_run_dir(d):
             raise ConfigError(outdir.not_a_run(d, args.out, "--resume", outdir.CLI))
@@ -102,7 +92,7 @@ def cmd_run(args) -> int:
             # figure's run may hold fields its protocol or kind does not read (their shared base; they
             # skip check_read), which no item given now can have set; an item that changes what is computed
             # is refused by the resume's comparison with the checkpoint's config in any case
-            _check(cfg, read=_reads_all(own))
+            _check(cfg, read=config_rules.reads_all(config.validate(own)))
     else:
         cfg = config_from_args(args)
         _check(cfg)

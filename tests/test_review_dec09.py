@@ -118,6 +118,26 @@ def test_resume_with_an_item_does_not_refuse_what_the_sweep_ran(items, tmp_path,
     assert "is not read" not in line and "checkpoint" in line, line
 
 
+def test_the_api_resumes_a_sweep_s_run_as_the_command_line_does(tmp_path):
+    """tallysim.run(cfg, out=RUN, resume=True) with the run's own config (read from its config.json) was
+    refused for the same field; `run --resume` without items was not."""
+    import tallysim
+    from tallysim import config
+    from tallysim.config import ConfigError
+    d = _sweep_run_dir(tmp_path, "faults.kind=none", "faults.fraction=0.3")
+    with pytest.raises(ConfigError) as e:
+        tallysim.run(config.load_file(str(d / "config.json")), out=str(d), resume=True)
+    assert "is not read" not in str(e.value) and "checkpoint" in str(e.value), e.value
+
+
+def test_the_api_still_refuses_an_unread_field_of_a_new_run(tmp_path):
+    import tallysim
+    from tallysim.config import ConfigError
+    from conftest import tiny
+    with pytest.raises(ConfigError, match="faults.fraction=0.3 is not read"):
+        tallysim.run(tiny("faults.kind=none", "faults.fraction=0.3"), out=str(tmp_path / "new"))
+
+
 def test_resume_still_refuses_an_item_its_protocol_does_not_read(tmp_path, capsys):
     from conftest import one_line
     d = _sweep_run_dir(tmp_path, "protocol.name=tally")
