@@ -338,7 +338,7 @@ def _check_data_reads(cfg: Config) -> None:
 
 def reads_all(cfg: Config) -> bool:
     """cfg passes check_read, as a single run's config must. A run a sweep or figure made need not (their
-    shared base): resuming one checks the config only where its own passes (cli_commands, run_results)."""
+    shared base): resuming one checks the config only where its own passes (cli_commands, api_arguments.check_read)."""
     try:
         check_read(cfg)
     except ConfigError:

@@ -375,9 +375,8 @@ def run_results(cfg: Config, out: Optional[str] = None, overwrite: bool = False,
                 **kwargs) -> Results:
     """`run` for scripts and notebooks: into `out` (None: a new temporary directory), no progress bar by
     default; returns the run's Results (rows, .plot()). kwargs: as `run` (checkpoint_every, resume)."""
-    from tallysim import api_arguments, validation
-    if not (kwargs.get("resume") and _made_by_a_sweep(out)):
-        validation.check_read(config.validate(cfg))      # a single run: refuse a field its protocol ignores
+    from tallysim import api_arguments
+    api_arguments.check_read(cfg, out, kwargs.get("resume"))    # a single run: refuse a field its protocol ignores
     api_arguments.check(out, overwrite, progress, kwargs)
     from tallysim import jax_check
     jax_check.backend()             # 64-bit mode on in the notebook: one line, not a traceback in a round
@@ -387,18 +386,6 @@ def run_results(cfg: Config, out: Optional[str] = None, overwrite: bool = False,
         outdir.check(out, overwrite, flag="out", words=outdir.PYTHON)
     run(cfg, str(out), overwrite=overwrite, progress=progress, words=outdir.PYTHON, **kwargs)
     return Results.read(out)
-
-
-def _made_by_a_sweep(out) -> bool:
-    """out's own config.json does not pass as a single run's (a sweep's or a figure's run, whose shared base
-    may set fields its protocol or kind does not read): its resume is not refused for them, as the command
-    line's is not. Unreadable: False (the resume says what is wrong with it)."""
-    from tallysim import config_rules
-    try:
-        own = config.validate(config.load_file(str(Path(out) / CONFIG)))
-    except (ConfigError, OSError, TypeError):
-        return False
-    return not config_rules.reads_all(own)
 
 
 class _CallableModule(type(sys)):
