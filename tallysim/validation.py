@@ -16,7 +16,7 @@ from tallysim import protocols, robust_checks, sizing
 from tallysim.config_rules import MESSAGE_FAULTS, check_read, check_rules  # noqa: F401 - validation.X, as before
 from tallysim.field_checks import not_known
 from tallysim.field_checks import (ALPHA_KINDS, CHOICES, FLOAT_RANGES, INT_RANGES, MAX_NAME,  # noqa: F401
-                                   TYPE_NAMES, _choices, check_name, check_path, check_ranges, check_types,
+                                   TYPE_NAMES, live_choices, check_name, check_path, check_ranges, check_types,
                                    json_kind, show, split_optional, type_ok)
 from tallysim.sizing import KNOWN_SHAPES, estimate_bytes  # noqa: F401 - validation.X, as before
 from tallysim.schema import Config, ConfigError, get_field
@@ -105,7 +105,7 @@ def validate(cfg: Config) -> Config:
                "; build one with tallysim.Config().replace(peers=10, optim={'lr': 0.1})")
         raise ConfigError(f"expected a tallysim.Config, got {type(cfg).__name__}{how}")
     check_types(cfg)
-    for key, allowed in _choices().items():
+    for key, allowed in live_choices().items():
         value = get_field(cfg, key)
         if value not in allowed and key == "protocol.name" and protocols.unusable(value):
             raise ConfigError(f"protocol.name={show(value)} cannot be used: {protocols.unusable(value)}")
