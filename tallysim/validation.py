@@ -87,6 +87,11 @@ def warnings(cfg: Config) -> list[str]:
     if cfg.faults.kind != "none" and cfg.faults.fraction > 0 and int(cfg.faults.fraction * cfg.peers) == 0:
         out.append(f"faults.fraction={cfg.faults.fraction} of peers={cfg.peers} is no faulty peer "
                    "(floor(fraction * P) = 0): the run has no faults")
+    if cfg.faults.kind == "dropout" and cfg.faults.drop_prob == 0:
+        # warned, not refused: a sweep over drop_prob may hold 0 as its fault-free point, as fig8 and
+        # robustness hold faults.fraction=0 (warnings() is a single run's; sweeps do not print them)
+        out.append("faults.kind=dropout with faults.drop_prob=0 drops nobody: every faulty peer's message "
+                   "arrives each round, so the run has no faults (faults.drop_prob in (0, 1] loses some)")
     voters = max(1, int(round(cfg.participation * cfg.peers)))     # a probe's top count is at most A
     if cfg.privacy.noise > 0 and cfg.privacy.threshold > voters:
         out.append(f"privacy.threshold={cfg.privacy.threshold:g} is above the {voters} votes a probe can get (the "
