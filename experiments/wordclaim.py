@@ -49,7 +49,7 @@ def plans(smoke: bool = False) -> tuple[dict[str, config.Config], list[int]]:
 def _instrument() -> None:
     """textclaim's vote diagnostics, once per process."""
     if not getattr(distill.probe_exchange, "_wordclaim", False):
-        distill.probe_exchange = textclaim._spy(distill.probe_exchange)
+        distill.probe_exchange = textclaim.with_vote_diagnostics(distill.probe_exchange)
         distill.probe_exchange._wordclaim = True
         rows_.ROUND_KEYS.update({k: float for k in textclaim.KEYS})
 

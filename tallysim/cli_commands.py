@@ -80,7 +80,7 @@ def cmd_run(args) -> int:
             raise ConfigError(outdir.not_a_run(d, args.out, "--resume", outdir.CLI))
         if not (d / outdir.CHECKPOINT).is_file():   # before its config.json is read: a run stopped before
             from tallysim import checkpoint        # writing one said "config file ... does not exist"
-            raise ConfigError(checkpoint._nothing_to_resume(d, args.out))
+            raise ConfigError(checkpoint.nothing_to_resume(d, args.out))
         cfg = outdir.run_config(d, "--resume", outdir.CLI)     # the run's own config
         if args.overrides:
             # on top of the run's own config, as with --config: on top of the defaults, `--resume

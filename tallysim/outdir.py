@@ -211,7 +211,12 @@ def refuse_inside_run(p: Path, out, flag: str) -> None:
     """A run (or a sweep, a figure's results) may not go into a directory inside another run's directory:
     `run --out runs/a/sub` made runs/a hold a folder a run does not write, so the interrupted run in
     runs/a could no longer be resumed (nor replaced). Its marker file says which directories are runs."""
+    named = Path(os.path.abspath(os.fsdecode(out)))
     for parent in Path(os.path.abspath(p)).parents:
+        if (parent / MARKER).is_file() and parent == named:   # figure --results X: X/<group> checked, X a run
+            raise ConfigError(f"{flag} {out} is a tallysim run directory, which holds only the files a run "
+                              "writes (the runs would go inside it, and it could no longer be resumed or "
+                              "replaced); allowed: a directory outside any run directory")
         if (parent / MARKER).is_file():
             raise ConfigError(f"{flag} {out} is inside the tallysim run directory {parent}, which holds only the "
                               "files a run writes (it could no longer be resumed or replaced); allowed: a "

@@ -25,7 +25,7 @@ def make(ctx) -> Protocol:
     name = ctx.cfg.protocol.name
     if name in protocols.REGISTRY:
         return protocols.make(ctx)
-    who = f"protocol {name!r} (plugin {protocols._target(name)[0]!r})"
+    who = f"protocol {name!r} (plugin {protocols.module_of(name)!r})"
     p = _raised_in_plugin(who, "its factory", protocols.make)(ctx)
     if not isinstance(p, Protocol):
         raise ConfigError(f"{who}: its factory returned {type(p).__name__}; expected "
