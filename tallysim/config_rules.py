@@ -336,6 +336,16 @@ def _check_data_reads(cfg: Config) -> None:
                               f"its default {show_default(default)}{hint}")
 
 
+def reads_all(cfg: Config) -> bool:
+    """cfg passes check_read, as a single run's config must. A run a sweep or figure made need not (their
+    shared base): resuming one checks the config only where its own passes (cli_commands, api_arguments.check_read)."""
+    try:
+        check_read(cfg)
+    except ConfigError:
+        return False
+    return True
+
+
 def check_read(cfg: Config) -> None:
     """A protocol-specific field (one some protocol reads, TRAITS.reads) set away from its default for a
     protocol that does not read it would be silently ignored: refuse it, and so a model.* field the
