@@ -16,17 +16,20 @@ from tallysim import build, sizing
 from tallysim.figures import programs
 
 
-
-def main() -> None:
-    spec = importlib.util.spec_from_file_location("old_sizing", sys.argv[1])
+def compare(argv: list, count: str = "lanes", extra=None, extra_name: str = "") -> None:
+    """The table both scripts print: argv[1] the old sizing.py, argv[2:] the figures (default every
+    shipped one); per budget the lanes before and after, and `extra(shapes, new lanes)` as a column
+    `<extra_name>_<budget>` where given (experiments/probe_split_changes.py: the models it splits)."""
+    spec = importlib.util.spec_from_file_location("old_sizing", argv[1])
     old = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(old)
     # the keys the old estimate reads (one before the model's facts read only the first nine)
     known = set(inspect.signature(old.per_seed_bytes).parameters) - {"lanes"}
-    names = sys.argv[2:] or [f"fig{i}" for i in range(1, 13)] + ["robustness", "matched_bits"]
+    names = argv[2:] or [f"fig{i}" for i in range(1, 13)] + ["robustness", "matched_bits"]
     here = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
     budgets = {"cpu": int(0.5 * here), "80GB": int(0.5 * 80e9)}
-    print("figure,group,lanes," + ",".join(f"old_{k},new_{k}" for k in budgets), flush=True)
+    cols = ["old_{}", "new_{}"] + ([extra_name + "_{}"] if extra else [])
+    print(f"figure,group,{count}," + ",".join(c.format(k) for k in budgets for c in cols), flush=True)
 
     def unplanned(name, e):         # a benchmark figure, or one this machine cannot plan
         print(f"{name},-,-,{type(e).__name__}: {e}", flush=True)
@@ -42,10 +45,15 @@ def main() -> None:
         n = len(b.seeds)
         row = []
         for budget in budgets.values():
-            row += [old.lanes_that_fit(n, budget, **{key: shapes[key] for key in known}),
-                    sizing.lanes_that_fit(n, budget, **shapes)]
+            new = sizing.lanes_that_fit(n, budget, **shapes)
+            row += [old.lanes_that_fit(n, budget, **{key: shapes[key] for key in known}), new]
+            row += [extra(shapes, new)] if extra else []
         print(f"{name},{gname}#{k},{n}," + ",".join(map(str, row)) + f",{time.time() - t0:.0f}s", flush=True)
         del b
+
+
+def main() -> None:
+    compare(sys.argv)
 
 
 if __name__ == "__main__":

@@ -10,14 +10,10 @@ split at those lanes (name:probes per pass/probes), "-" where none is.
 """
 from __future__ import annotations
 
-import importlib.util
-import inspect
-import os
 import sys
-import time
 
-from tallysim import build, sizing
-from tallysim.figures import programs
+from experiments.chunk_changes import compare
+from tallysim import sizing
 
 
 def split_models(shapes: dict, lanes: int) -> str:
@@ -36,34 +32,7 @@ def split_models(shapes: dict, lanes: int) -> str:
 
 
 def main() -> None:
-    spec = importlib.util.spec_from_file_location("old_sizing", sys.argv[1])
-    old = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(old)
-    known = set(inspect.signature(old.per_seed_bytes).parameters) - {"lanes"}
-    names = sys.argv[2:] or [f"fig{i}" for i in range(1, 13)] + ["robustness", "matched_bits"]
-    here = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
-    budgets = {"cpu": int(0.5 * here), "80GB": int(0.5 * 80e9)}
-    print("figure,group,seeds," + ",".join(f"old_{k},new_{k},split_{k}" for k in budgets), flush=True)
-
-    def unplanned(name, e):
-        print(f"{name},-,-,{type(e).__name__}: {e}", flush=True)
-
-    for name, gname, k, group in programs(names, unplanned):
-        t0 = time.time()
-        try:
-            b = build.build_group(group)
-        except Exception as e:      # noqa: BLE001 - data this machine lacks
-            print(f"{name},{gname}#{k},-,{type(e).__name__}: {str(e)[:80]}", flush=True)
-            continue
-        shapes = build.lane_shapes(b)
-        n = len(b.seeds)
-        row = []
-        for budget in budgets.values():
-            new = sizing.lanes_that_fit(n, budget, **shapes)
-            row += [old.lanes_that_fit(n, budget, **{key: shapes[key] for key in known}), new,
-                    split_models(shapes, new)]
-        print(f"{name},{gname}#{k},{n}," + ",".join(map(str, row)) + f",{time.time() - t0:.0f}s", flush=True)
-        del b
+    compare(sys.argv, count="seeds", extra=split_models, extra_name="split")
 
 
 if __name__ == "__main__":

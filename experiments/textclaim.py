@@ -42,7 +42,11 @@ PANELS = {"chars": "data.name=shakespeare", "words": "data.name=shakespeare_word
 KEYS = ("vote_major", "label_major", "vote_acc_rest")
 
 
-def _spy(real):
+def with_vote_diagnostics(real):
+    """`real` (a probe_exchange) that also puts KEYS in a next_token round's info: the share of the
+    trained positions whose vote is the training split's majority token (vote_major), whose label is
+    (label_major), and the vote's accuracy on the other positions (vote_acc_rest). Shared with
+    wordclaim.py; image rounds pass through unchanged."""
     def probe_exchange(ctx, state, data, keys, idx, hard, *a, **kw):
         probes, info = real(ctx, state, data, keys, idx, hard, *a, **kw)
         if tasks.of(ctx.spec).name != "next_token":
@@ -78,7 +82,7 @@ def floor(name: str, max_test: int, seed: int = 0) -> float:
 
 def main(argv):
     panel, protocol, *over = argv
-    distill.probe_exchange = _spy(distill.probe_exchange)
+    distill.probe_exchange = with_vote_diagnostics(distill.probe_exchange)
     rows_.ROUND_KEYS.update({k: float for k in KEYS})
     cfg = config.apply_overrides(config.Config(), [PANELS[panel], f"protocol.name={protocol}", *BASE, *over])
     t0 = time.time()

@@ -103,7 +103,7 @@ def vote_diagnostics(counts_MxC, voters, y_M, weight_M, major) -> dict:
 def _instrument() -> None:
     """textclaim's vote diagnostics and VOTE_KEYS, once per process."""
     if not getattr(distill.probe_exchange, "_wordclaim", False):
-        distill.probe_exchange = textclaim._spy(_vote_spy(distill.probe_exchange))
+        distill.probe_exchange = textclaim.with_vote_diagnostics(_vote_spy(distill.probe_exchange))
         distill.probe_exchange._wordclaim = True
         vote.tally_counts = _count_spy(vote.tally_counts)
         rows_.ROUND_KEYS.update({k: float for k in (*textclaim.KEYS, *VOTE_KEYS)})

@@ -3,6 +3,7 @@ its options, before anything is loaded or compiled."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from tallysim.config import ConfigError
 
@@ -50,3 +51,20 @@ def resumable(out) -> None:
         raise ConfigError(f"tallysim.run(resume=True): {out} has no {outdir.CHECKPOINT} to resume from (it stopped "
                           "before its first checkpoint); start it again with overwrite=True (checkpoint_every=N "
                           "saves one every N rounds)")
+
+
+def check_read(cfg, out, resume) -> None:
+    """tallysim.run's config checked as a single run's (validation.check_read: a field its protocol or kind
+    does not read), except when it resumes a run whose own config.json does not pass as one: a sweep's or a
+    figure's run, whose shared base may set such fields (they skip the check), is resumed with them, as
+    `run --resume` resumes it. An unreadable config.json is checked as before (the resume says what is wrong)."""
+    from tallysim import config, config_rules
+    from tallysim.results.metrics import CONFIG
+    if resume and out is not None:
+        try:
+            own = config.validate(config.load_file(str(Path(os.fsdecode(out)) / CONFIG)))
+        except (ConfigError, OSError, TypeError, ValueError):
+            own = None
+        if own is not None and not config_rules.reads_all(own):
+            return
+    config_rules.check_read(config.validate(cfg))

@@ -46,7 +46,7 @@ def refuse_symlinks(paths, flag: str = "--out") -> None:
         refuse_results_file(Path(p), flag)
 
 
-RUN_MARKER = ".tallysim-run"     # outdir.MARKER (outdir imports this module)
+RUN_MARKER = ".tallysim-run"     # a run directory's marker file (outdir.MARKER; outdir imports this module)
 SWEEP_INDEX = "sweep.json"       # results.metrics.SWEEP
 # The figure `tallysim.Results.plot()` draws into its run directory by default (and its points): a run
 # file like the others (outdir.RUN_FILES), which --overwrite may remove and a plot may replace.
@@ -63,14 +63,18 @@ def refuse_results_file(path: Path, flag: str = "--out") -> None:
         raise ConfigError(f"{flag} {path} is inside the tallysim run directory {parent}, which holds only the files "
                           f"a run writes{' (and this would replace its ' + path.name + ')' if path.exists() else ''}; "
                           "allowed: a path outside any run directory")
-    if path.name == SWEEP_INDEX and path.is_file():
-        try:
-            import json
-            index = isinstance(json.loads(path.read_text()).get("runs"), list)
-        except (OSError, ValueError, UnicodeDecodeError, AttributeError):
-            index = False
-        if index:
-            raise ConfigError(f"{flag} {path} is a sweep's index (its list of runs); allowed: another file name")
+    if path.name == SWEEP_INDEX and path.is_file() and is_sweep_index(path):
+        raise ConfigError(f"{flag} {path} is a sweep's index (its list of runs); allowed: another file name")
+
+
+def is_sweep_index(path: Path) -> bool:
+    """path holds a sweep's index: a JSON object with a list of `runs` (a damaged one is not)."""
+    import json
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError, UnicodeDecodeError):
+        return False
+    return isinstance(doc, dict) and isinstance(doc.get("runs"), list)
 
 
 def open_temp(path: Path):

@@ -182,7 +182,7 @@ def _check_resume(cfg, out) -> tuple[Path, dict]:
     if not outdir.is_run_dir(d):
         raise ConfigError(outdir.not_a_run(d, out, "--resume", outdir.CLI))
     if not (d / FILE).is_file():
-        raise ConfigError(_nothing_to_resume(d, out))
+        raise ConfigError(nothing_to_resume(d, out))
     outdir.refuse_unwritable(d)
     meta = read_meta(d)                 # unreadable checkpoint: say so before comparing configs
     _refuse_lost_rows(d, meta["lines"])
@@ -257,7 +257,7 @@ def _refuse_diff(diff: list, what: str) -> None:
                           f"{', ...' if len(diff) > 4 else ''}); resume with the same config or use --overwrite")
 
 
-def _nothing_to_resume(d: Path, out) -> str:
+def nothing_to_resume(d: Path, out) -> str:
     """Why a run without a checkpoint cannot be resumed. --overwrite is advised only where it loses
     nothing: a finished run has kept its results, and says where they are."""
     if outdir.run_state(d) == "finished":

@@ -41,9 +41,10 @@ def with_tracking(cfg, args):
     return flag(cfg, args)
 
 
-def _check(cfg) -> None:
+def _check(cfg, read: bool = True) -> None:
     from tallysim import config, validation
-    validation.check_read(config.validate(cfg))     # a field this protocol ignores: one line, before anything runs
+    if read:
+        validation.check_read(config.validate(cfg))     # a field this protocol ignores: one line, before anything runs
     for w in validation.warnings(config.validate(cfg)):
         print(f"tallysim: warning: {w}", file=sys.stderr)
 
@@ -73,20 +74,25 @@ def cmd_run(args) -> int:
     if args.checkpoint_every is not None and args.checkpoint_every < 0:
         raise ConfigError(f"--checkpoint-every {args.checkpoint_every}: allowed 0 (never) or a number of rounds")
     if args.resume and not args.config:
-        from tallysim import config, outdir
+        from tallysim import config, config_rules, outdir
         d = outdir.destination(args.out)
         if not outdir.is_run_dir(d):
             raise ConfigError(outdir.not_a_run(d, args.out, "--resume", outdir.CLI))
         if not (d / outdir.CHECKPOINT).is_file():   # before its config.json is read: a run stopped before
             from tallysim import checkpoint        # writing one said "config file ... does not exist"
-            raise ConfigError(checkpoint._nothing_to_resume(d, args.out))
+            raise ConfigError(checkpoint.nothing_to_resume(d, args.out))
         cfg = outdir.run_config(d, "--resume", outdir.CLI)     # the run's own config
         if args.overrides:
             # on top of the run's own config, as with --config: on top of the defaults, `--resume
             # log.tensorboard=DIR` (which may differ) was refused as "protocol 'local' but the config now
             # names 'tally' (config.json edited?)", and any item named other fields than the ones it set
+            own = cfg
             cfg = config.apply_overrides(cfg, seed_list(args.overrides))
-            _check(cfg)
+            # the run's own config is checked as a single run's only if it passes as one: a sweep's or a
+            # figure's run may hold fields its protocol or kind does not read (their shared base; they
+            # skip check_read), which no item given now can have set; an item that changes what is computed
+            # is refused by the resume's comparison with the checkpoint's config in any case
+            _check(cfg, read=config_rules.reads_all(config.validate(own)))
     else:
         cfg = config_from_args(args)
         _check(cfg)

@@ -32,13 +32,30 @@ PROGRESS_HELP = ("bars (tqdm), lines (one plain line every TALLYSIM_PROGRESS_INT
                  "or auto (default, or $TALLYSIM_PROGRESS: bars on a terminal or in a notebook, else lines)")
 
 
+PLUGIN_HELP = ("import this module first and add the protocols its PROTOCOLS lists (repeatable; also "
+               '"plugins": [...] in a config file, or a `tallysim.protocols` entry point)')
+
+
 def parser() -> argparse.ArgumentParser:
+    """`tallysim`'s parser: --version and one subparser per command, in the order --help lists them."""
     from tallysim import __version__
     p = OneLineParser(prog="tallysim", description="JAX simulator for communication-efficient "
                                 "federated learning (TallyTrain, soft-label distillation, FedAvg family).")
     p.add_argument("--version", action="version", version=f"tallysim {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
+    add_run_command(sub)
+    add_sweep_command(sub)
+    add_pareto_command(sub)
+    add_plot_command(sub)
+    add_table_command(sub)
+    add_prepare_command(sub)
+    add_figure_command(sub)
+    add_bench_command(sub)
+    return p
 
+
+def add_run_command(sub) -> None:
+    """`run`: one configuration (its --help ends with the config reference)."""
     from tallysim.config import help_table
     r = sub.add_parser("run", help="run one configuration", epilog=help_table(),
                        formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -62,6 +79,9 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--plugin", action="append", metavar="MODULE", help=PLUGIN_HELP)
     r.set_defaults(fn=cmd_run)
 
+
+def add_sweep_command(sub) -> None:
+    """`sweep`: the cross product of config values, resumable."""
     sw = sub.add_parser("sweep", help="run the cross product of config values (resumable)",
                         description="Run every combination of the listed values into OUT/<name>/ "
                         "(name from the varying keys, e.g. protocol.name=tally__bridge.density=0.01). "
@@ -85,6 +105,9 @@ def parser() -> argparse.ArgumentParser:
     sw.add_argument("--plugin", action="append", metavar="MODULE", help=PLUGIN_HELP)
     sw.set_defaults(fn=cmd_sweep)
 
+
+def add_pareto_command(sub) -> None:
+    """`pareto`: accuracy vs total bits per peer, frontier per protocol."""
     pa = sub.add_parser("pareto", help="final/best accuracy vs total bits per peer, frontier per protocol")
     pa.add_argument("runs", nargs="+", metavar="DIR",
                     help="run directories or directories above them (e.g. a sweep's --out)")
@@ -97,6 +120,9 @@ def parser() -> argparse.ArgumentParser:
     pa.add_argument("--title")
     pa.set_defaults(fn=cmd_pareto)
 
+
+def add_plot_command(sub) -> None:
+    """`plot`: accuracy vs cumulative bits per peer for run directories."""
     pl = sub.add_parser("plot", help="accuracy vs cumulative bits per peer for run directories")
     pl.add_argument("runs", nargs="+", help="run directories (each with metrics.jsonl)")
     pl.add_argument("--out", required=True, help="figure file (.png or .pdf)")
@@ -107,9 +133,15 @@ def parser() -> argparse.ArgumentParser:
                     "(repeat once per run; default: the protocol, plus what tells same-protocol runs apart)")
     pl.set_defaults(fn=cmd_plot)
 
+
+def add_table_command(sub) -> None:
+    """`table`: its parser lives beside its code (results/table.py)."""
     from tallysim.results import table
     table.add_parser(sub)
 
+
+def add_prepare_command(sub) -> None:
+    """`prepare`: datasets into the cache."""
     pr = sub.add_parser("prepare", help="prepare datasets into the cache: fashion_mnist from Debian's "
                         "dataset-fashion-mnist files when installed, --path from local IDX/npz files, else "
                         "downloaded with tfds (needs TensorFlow and internet)")
@@ -117,6 +149,9 @@ def parser() -> argparse.ArgumentParser:
     pr.add_argument("--path", help="read IDX/npz files from this directory instead of downloading")
     pr.set_defaults(fn=cmd_prepare)
 
+
+def add_figure_command(sub) -> None:
+    """`figure`: run and draw the paper's figures."""
     f = sub.add_parser("figure", help="run and draw paper figures (fig1..fig12, robustness, all, or a figure "
                        "config file)")
     f.add_argument("figure", nargs="+", help="fig1 ... fig12, robustness, all, or a path to a figure config")
@@ -132,6 +167,9 @@ def parser() -> argparse.ArgumentParser:
     f.add_argument("--plugin", action="append", metavar="MODULE", help=PLUGIN_HELP)
     f.set_defaults(fn=cmd_figure)
 
+
+def add_bench_command(sub) -> None:
+    """`bench`: the samples/s grid; add_bench_modes adds its other measurements."""
     b = sub.add_parser("bench", help="samples/s of tallysim's round vs a per-peer loop and the plain-JAX "
                        "yardstick, one table", description="Local-training samples/s of tallysim's round "
                        "(peers grouped as a run groups them), its per-peer loop (conv=xla) and the plain-JAX "
@@ -152,6 +190,13 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--full", action="store_true", help="the full grid even on a CPU")
     b.add_argument("--json", nargs="?", const="-", metavar="FILE",
                    help="the rows as a JSON list: on stdout (table to stderr), or into FILE")
+    add_bench_modes(b)
+    b.set_defaults(fn=cmd_bench)
+
+
+def add_bench_modes(b) -> None:
+    """`bench`'s alternatives to the samples/s grid (--sweep, --round, --devices, --population) and
+    their own options."""
     b.add_argument("--sweep", action="store_true",
                    help="instead: time a fixed 108-run tally sweep grouped and one at a time (runs/hour, ratio)")
     b.add_argument("--smoke", action="store_true", help="with --sweep: its 8-run, 3-round version")
@@ -180,12 +225,6 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--set", metavar="KEY=VALUE,...",
                    help="with --population: config items added to every point but the 10-client yardstick "
                    "(e.g. faults.kind=dropout,faults.fraction=0.1,faults.redraw=true)")
-    b.set_defaults(fn=cmd_bench)
-    return p
-
-
-PLUGIN_HELP = ("import this module first and add the protocols its PROTOCOLS lists (repeatable; also "
-               '"plugins": [...] in a config file, or a `tallysim.protocols` entry point)')
 
 
 def parse(argv):

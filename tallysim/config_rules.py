@@ -8,7 +8,7 @@ Each failure is a `ConfigError` with one line naming the fields, the bad values 
 from __future__ import annotations
 
 from tallysim import model_groups, protocols, robust_checks
-from tallysim.field_checks import _choices, check_ranges, check_types, not_known, show
+from tallysim.field_checks import live_choices, check_ranges, check_types, not_known, show
 from tallysim.schema import FAULT_KINDS, PARAM_ATTACKS, Config, ConfigError, declared, get_field
 from tallysim.schema_text import show_default
 
@@ -50,7 +50,7 @@ def _group_rules(cfg: Config) -> None:
         gcfg = model_groups.group_config(cfg, g)
         try:
             check_types(gcfg)
-            for key, allowed in _choices().items():
+            for key, allowed in live_choices().items():
                 if key.startswith(("model.", "optim.")) and get_field(gcfg, key) not in allowed:
                     raise ConfigError(not_known(key, get_field(gcfg, key), allowed))
             check_ranges(gcfg)
@@ -334,6 +334,16 @@ def _check_data_reads(cfg: Config) -> None:
             raise ConfigError(f"{key}={shown} is not read by data.name={cfg.data.name} (only by "
                               f"synthetic: a dataset's files fix its classes, example shape and sizes); allowed there: "
                               f"its default {show_default(default)}{hint}")
+
+
+def reads_all(cfg: Config) -> bool:
+    """cfg passes check_read, as a single run's config must. A run a sweep or figure made need not (their
+    shared base): resuming one checks the config only where its own passes (cli_commands, api_arguments.check_read)."""
+    try:
+        check_read(cfg)
+    except ConfigError:
+        return False
+    return True
 
 
 def check_read(cfg: Config) -> None:

@@ -29,11 +29,12 @@ def _float_ranges() -> dict:
     return {k: f.range for k, f in declared().items() if f.type is float}
 
 
-def _choices() -> dict:
+def live_choices() -> dict:
+    """key -> allowed values of every declared field, plugins' included (CHOICES is the built-ins')."""
     return {k: f.choices for k, f in declared().items() if f.choices}
 
 
-INT_RANGES, FLOAT_RANGES, CHOICES = _int_ranges(), _float_ranges(), _choices()   # as at import (built-ins)
+INT_RANGES, FLOAT_RANGES, CHOICES = _int_ranges(), _float_ranges(), live_choices()   # as at import (built-ins)
 
 ALPHA_KINDS = ("dirichlet", "quantity", "dirichlet_mix")   # the partitions that read partition.alpha
 

@@ -24,7 +24,7 @@ from tallysim import run_lock
 from tallysim.run_lock import LOCK, Busy, being_written  # noqa: F401 (outdir.Busy etc., as before)
 from tallysim.validation import MAX_NAME      # one limit for every name that becomes a path component
 
-MARKER = ".tallysim-run"
+MARKER = atomic.RUN_MARKER      # ".tallysim-run": defined below this module, which refuses outputs inside runs
 CHECKPOINT = "checkpoint.npz"    # checkpoint.FILE (that module imports JAX; this one must not)
 # Everything a run directory may hold; only these names are ever deleted (the lock file never is:
 # unlinking a held lock would let a third process lock a new file of the same name).
@@ -211,7 +211,12 @@ def refuse_inside_run(p: Path, out, flag: str) -> None:
     """A run (or a sweep, a figure's results) may not go into a directory inside another run's directory:
     `run --out runs/a/sub` made runs/a hold a folder a run does not write, so the interrupted run in
     runs/a could no longer be resumed (nor replaced). Its marker file says which directories are runs."""
+    named = Path(os.path.abspath(os.fsdecode(out)))
     for parent in Path(os.path.abspath(p)).parents:
+        if (parent / MARKER).is_file() and parent == named:   # figure --results X: X/<group> checked, X a run
+            raise ConfigError(f"{flag} {out} is a tallysim run directory, which holds only the files a run "
+                              "writes (the runs would go inside it, and it could no longer be resumed or "
+                              "replaced); allowed: a directory outside any run directory")
         if (parent / MARKER).is_file():
             raise ConfigError(f"{flag} {out} is inside the tallysim run directory {parent}, which holds only the "
                               "files a run writes (it could no longer be resumed or replaced); allowed: a "
@@ -337,7 +342,7 @@ def check_sweep_dir(out, run_dirs: dict[str, Path], done_file: str, index: str) 
         if idx.is_symlink():
             raise ConfigError(f"refusing to use {out}: its {index} is a symbolic link (tallysim never "
                               "follows or replaces one); move it away or choose another --out")
-        if idx.exists() and not _is_index(idx):
+        if idx.exists() and not atomic.is_sweep_index(idx):
             # a damaged index (emptied, cut) was called "not written by tallysim"; deleting it is safe: the
             # sweep writes it again, and skips the runs whose directories say they are done
             raise ConfigError(f"refusing to use {out}: its {index} is not a sweep index (damaged, or not "
@@ -352,14 +357,6 @@ def check_sweep_dir(out, run_dirs: dict[str, Path], done_file: str, index: str) 
             raise ConfigError(f"sweep run {name}: {d} holds files tallysim did not write "
                               f"({_describe(foreign) or 'no ' + MARKER}); move them away or choose "
                               "another --out")
-
-
-def _is_index(path: Path) -> bool:
-    try:
-        doc = json.loads(path.read_text())
-    except (OSError, ValueError, UnicodeDecodeError):
-        return False
-    return isinstance(doc, dict) and isinstance(doc.get("runs"), list)
 
 
 @contextlib.contextmanager

@@ -375,8 +375,8 @@ def run_results(cfg: Config, out: Optional[str] = None, overwrite: bool = False,
                 **kwargs) -> Results:
     """`run` for scripts and notebooks: into `out` (None: a new temporary directory), no progress bar by
     default; returns the run's Results (rows, .plot()). kwargs: as `run` (checkpoint_every, resume)."""
-    from tallysim import api_arguments, validation
-    validation.check_read(config.validate(cfg))      # a single run: refuse a field its protocol ignores
+    from tallysim import api_arguments
+    api_arguments.check_read(cfg, out, kwargs.get("resume"))    # a single run: refuse a field its protocol ignores
     api_arguments.check(out, overwrite, progress, kwargs)
     from tallysim import jax_check
     jax_check.backend()             # 64-bit mode on in the notebook: one line, not a traceback in a round

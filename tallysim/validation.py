@@ -16,7 +16,7 @@ from tallysim import protocols, robust_checks, sizing
 from tallysim.config_rules import MESSAGE_FAULTS, check_read, check_rules  # noqa: F401 - validation.X, as before
 from tallysim.field_checks import not_known
 from tallysim.field_checks import (ALPHA_KINDS, CHOICES, FLOAT_RANGES, INT_RANGES, MAX_NAME,  # noqa: F401
-                                   TYPE_NAMES, _choices, check_name, check_path, check_ranges, check_types,
+                                   TYPE_NAMES, live_choices, check_name, check_path, check_ranges, check_types,
                                    json_kind, show, split_optional, type_ok)
 from tallysim.sizing import KNOWN_SHAPES, estimate_bytes  # noqa: F401 - validation.X, as before
 from tallysim.schema import Config, ConfigError, get_field
@@ -87,6 +87,11 @@ def warnings(cfg: Config) -> list[str]:
     if cfg.faults.kind != "none" and cfg.faults.fraction > 0 and int(cfg.faults.fraction * cfg.peers) == 0:
         out.append(f"faults.fraction={cfg.faults.fraction} of peers={cfg.peers} is no faulty peer "
                    "(floor(fraction * P) = 0): the run has no faults")
+    if cfg.faults.kind == "dropout" and cfg.faults.drop_prob == 0:
+        # warned, not refused: a sweep over drop_prob may hold 0 as its fault-free point, as fig8 and
+        # robustness hold faults.fraction=0 (warnings() is a single run's; sweeps do not print them)
+        out.append("faults.kind=dropout with faults.drop_prob=0 drops nobody: every faulty peer's message "
+                   "arrives each round, so the run has no faults (faults.drop_prob in (0, 1] loses some)")
     voters = max(1, int(round(cfg.participation * cfg.peers)))     # a probe's top count is at most A
     if cfg.privacy.noise > 0 and cfg.privacy.threshold > voters:
         out.append(f"privacy.threshold={cfg.privacy.threshold:g} is above the {voters} votes a probe can get (the "
@@ -105,7 +110,7 @@ def validate(cfg: Config) -> Config:
                "; build one with tallysim.Config().replace(peers=10, optim={'lr': 0.1})")
         raise ConfigError(f"expected a tallysim.Config, got {type(cfg).__name__}{how}")
     check_types(cfg)
-    for key, allowed in _choices().items():
+    for key, allowed in live_choices().items():
         value = get_field(cfg, key)
         if value not in allowed and key == "protocol.name" and protocols.unusable(value):
             raise ConfigError(f"protocol.name={show(value)} cannot be used: {protocols.unusable(value)}")

@@ -200,6 +200,19 @@ def argv(*items: str) -> list:
 
 
 @pytest.fixture
+def registry_restored():
+    """(test_hostile_dec07, test_hostile_dec09) The protocols a test's plugin registers are gone after it (other tests list every protocol)."""
+    from tallysim import protocols
+    from tallysim.protocols import plugin_import
+    before = dict(protocols._EXTERNAL), dict(protocols._LOADED), dict(plugin_import._IMPORTED)
+    yield
+    for live, saved in zip((protocols._EXTERNAL, protocols._LOADED, plugin_import._IMPORTED), before):
+        live.clear()
+        live.update(saved)
+    protocols._generation[0] += 1
+
+
+@pytest.fixture
 def no_compile(monkeypatch):
     """Fails a test whose input reaches jax.jit: a refusal must come before anything compiles."""
     import jax

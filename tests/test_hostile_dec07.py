@@ -428,16 +428,9 @@ def test_a_json_sweep_axis_of_fractions_for_an_integer_says_so(values, expected)
 # ----------------------------------------------------------------------------- plugins from a notebook
 
 @pytest.fixture
-def registry_restored():
-    """The protocols a test's plugin registers are gone after it (other tests list every protocol)."""
-    from tallysim import protocols
-    from tallysim.protocols import plugin_import
-    before = dict(protocols._EXTERNAL), dict(protocols._LOADED), dict(plugin_import._IMPORTED)
+def registry_restored(registry_restored):
+    """conftest's, and the notebook plugin's module forgotten too."""
     yield
-    for live, saved in zip((protocols._EXTERNAL, protocols._LOADED, plugin_import._IMPORTED), before):
-        live.clear()
-        live.update(saved)
-    protocols._generation[0] += 1
     sys.modules.pop("nbplugin_dec07", None)
 
 

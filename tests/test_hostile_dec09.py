@@ -170,19 +170,7 @@ def test_fault_knobs_their_kind_reads_still_run(items):                         
 
 
 # ----------------------------------------------------------------------------- plugins
-
-@pytest.fixture
-def registry_restored():
-    """The protocols a test's plugin registers are gone after it (other tests list every protocol)."""
-    from tallysim import protocols
-    from tallysim.protocols import plugin_import
-    before = dict(protocols._EXTERNAL), dict(protocols._LOADED), dict(plugin_import._IMPORTED)
-    yield
-    for live, saved in zip((protocols._EXTERNAL, protocols._LOADED, plugin_import._IMPORTED), before):
-        live.clear()
-        live.update(saved)
-    protocols._generation[0] += 1
-
+# (conftest.registry_restored: the protocols a test's plugin registers are gone after it)
 
 @pytest.mark.parametrize("name, edit, what", [
     ("fmfactory", ("    lspec = ctx.local_spec()\n", "    raise ValueError('factory broke')\n"),

@@ -52,7 +52,7 @@ def test_a_group_of_two_lanes_streams_half_the_chunk_and_keeps_each_configuratio
 
     def spy(peers, probes, classes, budget=None, lanes=1, hidden=0):
         # the budget's split over the lanes, on the logits alone: the forward pass the chunk also counts
-        # (`hidden`, exchange.model_chunk) is tested in tests/test_leftovers4.py
+        # (`hidden`, exchange.model_chunks) is tested in tests/test_leftovers4.py
         kw = {**({} if budget is None else {"budget": budget}), **({} if lanes == 1 else {"lanes": lanes})}
         c = real(peers, probes, classes, **kw)
         seen.append((peers, probes, classes, lanes, c))

@@ -37,6 +37,7 @@ import jax
 import numpy as np
 
 from tallysim.bench import failed, flops as bench_flops, ref as bench_ref, write_json
+from tallysim.bench.flags import CONV_MODELS  # the models model.conv applies to (--conv)
 from tallysim.sim import local, peers as peers_mod
 from tallysim.config import MODELS, ConfigError, ModelConfig, OptimConfig
 from tallysim.sim.fed import FedData, cohort_shards
@@ -48,7 +49,6 @@ MAX_EXAMPLES = 60_000         # cap the training set (MNIST-sized) so P=10k peer
 REPEATS = 3
 BUDGET_S = 10.0               # a cell stops repeating once its timed runs add up to this (at least one run)
 IMPLS = ("tallysim", "loop", "vmap_ref", "dense", "torch_ref")
-CONV_MODELS = ("lenet", "cnn", "resnet8")
 CONV_IMPLS = ("tallysim", "dense")     # the columns --conv changes (loop and vmap_ref: always conv=xla)
 
 # The full grid (`make bench` on an accelerator, or `--full`).

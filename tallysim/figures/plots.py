@@ -275,12 +275,13 @@ def pareto_fig(spec, data, stem, title) -> dict:
         tables = pareto.write_tables(pts, front, f"{stem}_{n}.png", "final", "auto")
         if spec.get("overall"):
             best = pareto.overall(pts)
-            ax.step([pareto._x(p["bits_per_peer"]) for p in best], [p["accuracy"] for p in best], where="post",
+            ax.step([pareto.plotted_bits(p["bits_per_peer"]) for p in best], [p["accuracy"] for p in best],
+                    where="post",
                     color="black", linestyle="--", linewidth=1.0, zorder=4, label="frontier over all protocols")
             ax.legend(fontsize=6, title="frontier (filled) / all runs (faint)", title_fontsize=6)
             landscape += [f"## {n}: the frontier over all protocols ({len(best)} of {len(pts)} points)", "",
                           *pareto.overall_lines(best), ""]
-            landscape_rows += [{"panel": n, **pareto._row(p)} for p in best]
+            landscape_rows += [{"panel": n, **pareto.table_row(p)} for p in best]
         lines += [f"## {n}", "", Path(tables[1]).read_text(), ""]
         with open(tables[2], newline="") as f:
             rows += [{"panel": n, **r} for r in csv.DictReader(f)]

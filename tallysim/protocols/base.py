@@ -12,7 +12,7 @@ into the compiled program as a constant.
 """
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Callable, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -89,6 +89,17 @@ def _grouped_sums(ctx: Context, state: State, idx, x_M, y_M, soft_bits, chunk, s
     return sums
 
 
+class Exchanged(NamedTuple):
+    """What the peers' messages add up to, before the server's aggregation: `sums` (vote.Sums), the
+    per-chunk messages (`logits_fn(rows_c)`, for a second pass: the trust-weighted vote), the `chunk` it
+    streamed with, and (softlabel.aggregate=median|trimmed only) every message at once as `robust`:
+    (logits [A, M, C], sent_A)."""
+    sums: vote.Sums
+    logits_fn: Callable
+    chunk: Optional[int]
+    robust: Optional[tuple] = None
+
+
 def probe_exchange(ctx: Context, state: State, data: FedData, keys: RoundKeys, idx, hard: bool,
                    chunk: Optional[int] = None, fr: Optional[faults.RoundFaults] = None,
                    sent_fn: Optional[Callable] = None, vote_fn: Optional[Callable] = None):
@@ -103,15 +114,49 @@ def probe_exchange(ctx: Context, state: State, data: FedData, keys: RoundKeys, i
     `vote_fn(peer_ids_c, logits [c, M, C]) -> logits` (hard): what a peer's vote becomes before it is
     sent (fedct's XOR mechanism); the returned logits' argmax is the vote counted.
     """
+    cfg = ctx.cfg
+    task = tasks.of(ctx.spec)        # next_token: one message per probe position (sim/tasks.py)
+    x_M, y_probe = pool_examples(data, draw_probes(ctx, data, keys.probe))
+    y_M = task.message_labels(y_probe)          # [M] labels, or [M * pos] targets: one per message
+    private = cfg.privacy.noise > 0            # noise 0 compiles the program without privacy (lanes' nonzero)
+    ex = _exchange_sums(ctx, state, idx, x_M, y_M, hard, chunk, fr, sent_fn, vote_fn)
+    voters = faults.senders(ctx, fr)          # A, or (dropout) the traced number of messages that arrived
+    sums, counts_MxC, answered_M = ex.sums, ex.sums.counts_MxC, None
+    if private:
+        sums, counts_MxC, answered_M = _privatised(ctx, keys, sums, hard)
+    history = {}
+    if hard and cfg.vote.weighting == "history":        # sim/trust.py: the trust-weighted vote
+        t, history = _trusted_tally(ctx, state, idx, fr, keys, ex.logits_fn, ex.chunk)
+    else:
+        t = vote.tally_counts(counts_MxC, voters, cfg.vote.ties, ctx.hp("vote.min_agreement"), keys.tie,
+                              cfg.vote.min_margin)
+    info = vote.finish_diagnostics(sums, voters, y_M, t.winner_M, t.share_M, _honest_winner(ctx, sums, keys))
+    arrived = None if isinstance(voters, int) else (voters > 0).astype(jnp.float32)
+    text_M = task.message_mask(x_M)       # next_token: the probe positions that are not padding (tasks.py)
+    if hard:
+        probes, targets_info = _vote_targets(ctx, task, x_M, y_M, t, arrived, answered_M, text_M)
+    else:
+        probes, targets_info = _soft_targets(ctx, task, x_M, y_M, sums, voters, arrived, text_M, ex.robust)
+    info.update(targets_info)
+    if GATE_AGREEMENT not in info:            # next_token: the gate's agreement over the real positions
+        info.update(text_agreement(task, x_M, t.share_M))
+    if fr is not None and fr.lost_A is not None:
+        info["senders"] = voters
+    info.update(history)          # vote.weighting=history: the new trust, for the round to keep
+    return probes, info
+
+
+def _exchange_sums(ctx: Context, state: State, idx, x_M, y_M, hard: bool, chunk: Optional[int],
+                  fr: Optional[faults.RoundFaults], sent_fn: Optional[Callable],
+                  vote_fn: Optional[Callable]) -> Exchanged:
+    """The active peers' messages on the probes x_M, summed as they stream (probe_exchange's arguments):
+    every group's in turn with model groups, all at once for the robust soft means, else `chunk` peers
+    at a time (exchange.stream_sums; the privacy clip applied per message)."""
     cfg, spec = ctx.cfg, ctx.spec
     A = spec.active
-    task = tasks.of(spec)            # next_token: one message per probe position (sim/tasks.py)
-    pidx = draw_probes(ctx, data, keys.probe)
-    x_M, y_probe = pool_examples(data, pidx)
-    y_M = task.message_labels(y_probe)          # [M] labels, or [M * pos] targets: one per message
+    task = tasks.of(spec)
     soft_bits = None if hard else cfg.comm.soft_bits
-    private = cfg.privacy.noise > 0            # noise 0 compiles the program without privacy (lanes' nonzero)
-
+    private = cfg.privacy.noise > 0
     robust = not hard and cfg.softlabel.aggregate in vote.ROBUST
     split = None                # probes per forward pass (exchange.model_chunks): all of them unless too big
     if not ctx.model_groups:    # the chunk counts the forward pass over the probes, not only logits
@@ -127,69 +172,73 @@ def probe_exchange(ctx: Context, state: State, data: FedData, keys: RoundKeys, i
 
     masks_fn = None if fr is None else (lambda rows_c: faults.chunk_masks(fr, rows_c))
     if ctx.model_groups:           # faults, privacy and the robust means are refused with groups
-        sums = _grouped_sums(ctx, state, idx, x_M, y_M, soft_bits, chunk, sent_fn, vote_fn)
-    elif robust:
+        return Exchanged(_grouped_sums(ctx, state, idx, x_M, y_M, soft_bits, chunk, sent_fn, vote_fn),
+                         logits_fn, chunk)
+    if robust:
         rows = jnp.arange(A)
         sent_A, honest_A = faults.chunk_masks(fr, rows)
         logits_AxMxC = logits_fn(rows)
         sums = vote.chunk_sums(logits_AxMxC, jnp.ones((A,), bool) if sent_A is None else sent_A, y_M,
                                soft_bits, honest_A)
+        return Exchanged(sums, logits_fn, chunk, (logits_AxMxC, sent_A))
+    sums = exchange.stream_sums(logits_fn, A, y_M, spec.classes, soft_bits, chunk, masks_fn,
+                                clip=cfg.privacy.clip if private and not hard else None, sent_fn=sent_fn,
+                                lanes=ctx.lanes)
+    return Exchanged(sums, logits_fn, chunk)
+
+
+def _honest_winner(ctx: Context, sums, keys: RoundKeys):
+    """The honest peers' own vote (faults with an honest tally summed alongside), for the diagnostics'
+    comparison with the vote the server took; None without faults."""
+    if sums.honest_counts_MxC is None:
+        return None
+    cfg = ctx.cfg
+    return vote.tally_counts(sums.honest_counts_MxC, jnp.maximum(sums.honest, 1), cfg.vote.ties, 0.0,
+                             keys.tie).winner_M
+
+
+def _vote_targets(ctx: Context, task, x_M, y_M, t, arrived, answered_M, text_M):
+    """Hard labels: the probes the peers train on (the vote's winners where it is kept) and their info
+    (`kept`, `consensus_acc`)."""
+    keep_M = t.keep_M if arrived is None else t.keep_M * arrived      # no votes: nothing to train on
+    if answered_M is not None:
+        keep_M = keep_M * answered_M          # Confident-GNMax abstains where the check failed (`kept`)
+    info = {"kept": jnp.mean(keep_M)}
+    if text_M is not None:                    # padding: voted on and counted, never trained on
+        keep_M = keep_M * text_M
+    probes = local.Probes(x_M, task.unflatten(t.winner_M, ctx.spec.probes), task.unflatten(keep_M, ctx.spec.probes))
+    info["consensus_acc"] = jnp.sum((t.winner_M == y_M) * keep_M) / jnp.maximum(jnp.sum(keep_M), 1.0)
+    return probes, info
+
+
+def _soft_targets(ctx: Context, task, x_M, y_M, sums, voters, arrived, text_M, robust):
+    """Soft labels: the probes the peers train on (the aggregated distributions, padding and lost rounds
+    at weight 0) and their info (`consensus_acc`; with privacy the gate's agreement, GATE_AGREEMENT).
+    `robust`: Exchanged.robust (median|trimmed), else the streamed sums are aggregated."""
+    cfg, spec = ctx.cfg, ctx.spec
+    private = cfg.privacy.noise > 0
+    info = {}
+    if robust is not None:
+        logits_AxMxC, sent_A = robust
+        sent = vote.quantize_probs(jax.nn.softmax(logits_AxMxC, axis=-1), cfg.comm.soft_bits)
+        target = vote.robust_soft(sent, sent_A, cfg.softlabel.aggregate, cfg.softlabel.trim)
     else:
-        sums = exchange.stream_sums(logits_fn, A, y_M, spec.classes, soft_bits, chunk, masks_fn,
-                                    clip=cfg.privacy.clip if private and not hard else None, sent_fn=sent_fn,
-                                    lanes=ctx.lanes)
-    voters = faults.senders(ctx, fr)          # A, or (dropout) the traced number of messages that arrived
-    counts_MxC, answered_M = sums.counts_MxC, None
-    if private:
-        sums, counts_MxC, answered_M = _privatised(ctx, keys, sums, hard)
-    history = {}
-    if hard and cfg.vote.weighting == "history":        # sim/trust.py: the trust-weighted vote
-        t, history = _trusted_tally(ctx, state, idx, fr, keys, logits_fn, chunk)
-    else:
-        t = vote.tally_counts(counts_MxC, voters, cfg.vote.ties, ctx.hp("vote.min_agreement"), keys.tie,
-                              cfg.vote.min_margin)
-    honest_winner = None
-    if sums.honest_counts_MxC is not None:
-        honest_winner = vote.tally_counts(sums.honest_counts_MxC, jnp.maximum(sums.honest, 1), cfg.vote.ties,
-                                          0.0, keys.tie).winner_M
-    info = vote.finish_diagnostics(sums, voters, y_M, t.winner_M, t.share_M, honest_winner)
-    arrived = None if isinstance(voters, int) else (voters > 0).astype(jnp.float32)
-    text_M = task.message_mask(x_M)       # next_token: the probe positions that are not padding (tasks.py)
-    if hard:
-        keep_M = t.keep_M if arrived is None else t.keep_M * arrived      # no votes: nothing to train on
-        if answered_M is not None:
-            keep_M = keep_M * answered_M          # Confident-GNMax abstains where the check failed (`kept`)
-        info["kept"] = jnp.mean(keep_M)
-        if text_M is not None:                    # padding: voted on and counted, never trained on
-            keep_M = keep_M * text_M
-        probes = local.Probes(x_M, task.unflatten(t.winner_M, spec.probes), task.unflatten(keep_M, spec.probes))
-        info["consensus_acc"] = jnp.sum((t.winner_M == y_M) * keep_M) / jnp.maximum(jnp.sum(keep_M), 1.0)
-    else:
-        if robust:
-            sent = vote.quantize_probs(jax.nn.softmax(logits_AxMxC, axis=-1), cfg.comm.soft_bits)
-            target = vote.robust_soft(sent, sent_A, cfg.softlabel.aggregate, cfg.softlabel.trim)
-        else:
-            target = vote.soft_targets(sums.sent_MxC, voters, cfg.softlabel.aggregate,
-                                       ctx.hp("softlabel.era_temperature"))
-            if private and cfg.softlabel.aggregate == "mean":
-                target = vote.renormalize(target)    # the noise can push a mean below 0 (post-processing)
-            if private:
-                # distill.gate's bit reaches every peer, so it may only read the noised sum: the mean
-                # top value of its renormalised mean (the un-noised vote share would leak the data)
-                # (next_token: over the real positions, text_M, as text_agreement's)
-                info[GATE_AGREEMENT] = vote.mean_agreement(jnp.max(vote.renormalize(
-                    vote.soft_targets(sums.sent_MxC, voters)), axis=-1), text_M)
-        weight = jnp.ones((spec.messages,), jnp.float32) if text_M is None else text_M
-        probes = local.Probes(x_M, task.unflatten(target, spec.probes),
-                              task.unflatten(weight if arrived is None else weight * arrived, spec.probes))
-        info["consensus_acc"] = (jnp.mean(jnp.argmax(target, axis=-1) == y_M) if text_M is None else
-                                 jnp.sum((jnp.argmax(target, axis=-1) == y_M) * text_M)
-                                 / jnp.maximum(jnp.sum(text_M), 1.0))
-    if GATE_AGREEMENT not in info:            # next_token: the gate's agreement over the real positions
-        info.update(text_agreement(task, x_M, t.share_M))
-    if fr is not None and fr.lost_A is not None:
-        info["senders"] = voters
-    info.update(history)          # vote.weighting=history: the new trust, for the round to keep
+        target = vote.soft_targets(sums.sent_MxC, voters, cfg.softlabel.aggregate,
+                                   ctx.hp("softlabel.era_temperature"))
+        if private and cfg.softlabel.aggregate == "mean":
+            target = vote.renormalize(target)    # the noise can push a mean below 0 (post-processing)
+        if private:
+            # distill.gate's bit reaches every peer, so it may only read the noised sum: the mean
+            # top value of its renormalised mean (the un-noised vote share would leak the data)
+            # (next_token: over the real positions, text_M, as text_agreement's)
+            info[GATE_AGREEMENT] = vote.mean_agreement(jnp.max(vote.renormalize(
+                vote.soft_targets(sums.sent_MxC, voters)), axis=-1), text_M)
+    weight = jnp.ones((spec.messages,), jnp.float32) if text_M is None else text_M
+    probes = local.Probes(x_M, task.unflatten(target, spec.probes),
+                          task.unflatten(weight if arrived is None else weight * arrived, spec.probes))
+    info["consensus_acc"] = (jnp.mean(jnp.argmax(target, axis=-1) == y_M) if text_M is None else
+                             jnp.sum((jnp.argmax(target, axis=-1) == y_M) * text_M)
+                             / jnp.maximum(jnp.sum(text_M), 1.0))
     return probes, info
 
 

@@ -25,7 +25,7 @@ def make(ctx) -> Protocol:
     name = ctx.cfg.protocol.name
     if name in protocols.REGISTRY:
         return protocols.make(ctx)
-    who = f"protocol {name!r} (plugin {protocols._target(name)[0]!r})"
+    who = f"protocol {name!r} (plugin {protocols.module_of(name)!r})"
     p = _raised_in_plugin(who, "its factory", protocols.make)(ctx)
     if not isinstance(p, Protocol):
         raise ConfigError(f"{who}: its factory returned {type(p).__name__}; expected "
@@ -40,7 +40,10 @@ def _where(e: BaseException) -> str:
     """The innermost frame of e's traceback outside tallysim and JAX: the plugin's line that raised."""
     import traceback
     import os
-    inside = (os.path.dirname(os.path.dirname(__file__)), os.path.dirname(jax.__file__))
+    # the directories themselves, with their separator: a plugin package `tallysim_x` (or `jax_plugins`)
+    # beside them starts with the same text, and its own frame is the one to name
+    inside = tuple(os.path.join(d, "") for d in (os.path.dirname(os.path.dirname(__file__)),
+                                                 os.path.dirname(jax.__file__)))
     frames = [f for f in traceback.extract_tb(e.__traceback__) if not f.filename.startswith(inside)]
     return f" (at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""
 

@@ -95,7 +95,7 @@ def overall_lines(front: list[dict]) -> list[str]:
     """A markdown table of `overall`'s frontier."""
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for p in front:
-        r = _row(p)
+        r = table_row(p)
         lines.append("| " + " | ".join(md.cell(r[c]) for c in COLUMNS) + " |")
     return lines
 
@@ -111,13 +111,16 @@ def _style(name: str) -> tuple[str, str]:
     return f"C{i % 10}", MARKERS[(i + i // 10) % len(MARKERS)]
 
 
-def _x(bits: float) -> float:
+def plotted_bits(bits: float) -> float:
+    """Where `bits` per peer sit on the figures' log x axis (0 bits, which a log axis cannot show, at
+    ZERO_BITS_X)."""
     return bits if bits > 0 else ZERO_BITS_X
 
 
 # ----------------------------------------------------------------------------- outputs
 
-def _row(p: dict) -> dict:
+def table_row(p: dict) -> dict:
+    """A point's row in the frontier tables (the figures' landscape tables use the same columns)."""
     return {"protocol": p["protocol"], "run": p["run"], "bits_per_peer": f"{p['bits_per_peer']:.0f}",
             "MB_per_peer": f"{p['MB_per_peer']:.6g}", "accuracy": f"{p['accuracy']:.4f}"}
 
@@ -130,10 +133,10 @@ def table_paths(fig: str) -> list[str]:
 
 def write_tables(points: list[dict], front: list[dict], fig: str, which: str, metric: str) -> list[str]:
     paths = table_paths(fig)
-    atomic.write_csv(paths[0], COLUMNS, [_row(p) for p in front])
+    atomic.write_csv(paths[0], COLUMNS, [table_row(p) for p in front])
     on = {id(p) for p in front}
     atomic.write_csv(paths[2], COLUMNS + ("on_frontier", "accuracy_final", "accuracy_best", "dir"),
-                     [{**_row(p), "on_frontier": int(id(p) in on), "accuracy_final": f"{p['accuracy_final']:.4f}",
+                     [{**table_row(p), "on_frontier": int(id(p) in on), "accuracy_final": f"{p['accuracy_final']:.4f}",
                        "accuracy_best": f"{p['accuracy_best']:.4f}", "dir": p["dir"]}
                       for p in sorted(points, key=lambda p: (_proto_order(p["protocol"]), p["bits_per_peer"], p["run"]))])
     metric_text = "acc_global if present, else acc_mean" if metric == "auto" else metric
@@ -141,7 +144,7 @@ def write_tables(points: list[dict], front: list[dict], fig: str, which: str, me
              f"(up + down, last row); {len(front)} of {len(points)} runs.", "",
              "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for p in front:
-        r = _row(p)
+        r = table_row(p)
         lines.append("| " + " | ".join(md.cell(r[c]) for c in COLUMNS) + " |")
     if any(p["bits_per_peer"] == 0 for p in points):
         lines += ["", f"Runs with 0 bits (no communication, e.g. protocol local) are drawn at x = "
@@ -168,9 +171,9 @@ def draw(ax, points: list[dict], front: list[dict], which: str = "final", metric
         fr = [p for p in front if p["protocol"] == proto]
         zero = any(p["bits_per_peer"] == 0 for p in pts)
         label = proto + (f" (0 bits, drawn at {ZERO_BITS_X:g} bit)" if zero else "")
-        ax.scatter([_x(p["bits_per_peer"]) for p in pts], [p["accuracy"] for p in pts], color=colour,
+        ax.scatter([plotted_bits(p["bits_per_peer"]) for p in pts], [p["accuracy"] for p in pts], color=colour,
                    marker=marker, s=22, alpha=0.45, linewidths=0)
-        xs, ys = [_x(p["bits_per_peer"]) for p in fr], [p["accuracy"] for p in fr]
+        xs, ys = [plotted_bits(p["bits_per_peer"]) for p in fr], [p["accuracy"] for p in fr]
         ax.step(xs, ys, where="post", color=colour, linewidth=1.4)
         ax.scatter(xs, ys, color=colour, marker=marker, s=40, edgecolors="black", linewidths=0.6,
                    label=label, zorder=3)

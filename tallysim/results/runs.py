@@ -78,7 +78,8 @@ def read_rows(dirs, strict: bool = False) -> list[dict]:
     `tallysim table` finds them), then the row's own keys (docs/cli.md, "Where results go"): `round`,
     the cumulative `bits_up`/`bits_down` over all peers, the cumulative `bits_per_peer`, the
     accuracies, ... `pandas.DataFrame(tallysim.read_rows("results/alpha"))` is the whole sweep in one
-    long table. Rows are as written: nothing is averaged or converted.
+    long table. Rows are as written: nothing is averaged or converted (but strict JSON's "Infinity",
+    "-Infinity" and "NaN" strings, read back as the floats they stand for: docs/protocols.md).
 
     A corrupt run (a torn metrics.jsonl, an unreadable config.json) is skipped with one warning
     (`warnings.warn`, a UserWarning) naming the run and why, as `tallysim table` skips it: one bad run

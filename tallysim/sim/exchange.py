@@ -43,11 +43,6 @@ def model_chunks(apply_fn, params_P, x_M, peers: int, messages: int, classes: in
                       hidden=exchange_hidden_bytes(peak, example, logits, m)), m
 
 
-def model_chunk(apply_fn, params_P, x_M, peers: int, messages: int, classes: int, lanes: int = 1) -> int:
-    """Peers per chunk (model_chunks' first)."""
-    return model_chunks(apply_fn, params_P, x_M, peers, messages, classes, lanes)[0]
-
-
 def split_probes(predict: Callable[[jax.Array], jax.Array], x_M: jax.Array, m: Optional[int]) -> jax.Array:
     """predict(x_m) -> [c, m, ...] for all M probes, `m` at a time (a lax.map: one slice's forward pass
     alive at once), concatenated back to [c, M, ...]; m None or >= M: one call, the program as before.
