@@ -3,7 +3,7 @@ groups of experiments/wordclaim.json (local training, tally, softlabel, FedAvg, 
 with a light vote) on Shakespeare words (C = 10,004), the 4 role clients with the most text, each group
 and seed its own run, and a table of the last evaluation round.
 
-    PYTHONPATH=. python experiments/wordclaim.py                      # every group, both seeds (about 30 minutes, 2 cores)
+    PYTHONPATH=. python experiments/wordclaim.py                      # every group, both seeds (about 36 minutes, 2 cores)
     PYTHONPATH=. python experiments/wordclaim.py tally tally_light    # some groups
     PYTHONPATH=. python experiments/wordclaim.py tally rounds=4       # with overrides (key=value, after the groups)
     PYTHONPATH=. python experiments/wordclaim.py --smoke              # the figure's smoke size (seconds a run)
@@ -12,8 +12,10 @@ The configuration is the figure's (`tallysim figure experiments/wordclaim.json` 
 both seeds in one program); here each seed runs alone (`seed=s seeds=1`) so that the table gives each
 seed's number. Each run is instrumented as textclaim.py's: `vote_major` is the share of the trained
 probe positions whose vote (softlabel: the argmax of the averaged distribution) is the training split's
-most frequent token, the comma. One JSON line per run on stdout, then the table (markdown) with the
-floor (always predicting the comma, on the whole test split).
+most frequent token, the comma; VOTE_KEYS (below) say why: how many of the peers' own votes are the
+comma, and how many positions are ties. `tally_warm` is tally with 4 private epochs before the first
+vote. One JSON line per run on stdout (with each evaluated round's diagnostics), then the table
+(markdown) with the floor (always predicting the comma, on the whole test split).
 """
 from __future__ import annotations
 
@@ -24,10 +26,13 @@ import sys
 import tempfile
 import time
 
+import jax.numpy as jnp
+
 import tallysim
 from tallysim import config, figures
 from tallysim.protocols import distill
 from tallysim.results import rows as rows_
+from tallysim.sim import tasks, vote
 
 from experiments import textclaim
 
@@ -46,12 +51,62 @@ def plans(smoke: bool = False) -> tuple[dict[str, config.Config], list[int]]:
     return out, [next(iter(out.values())).seed + s for s in seeds]
 
 
+# Why the vote is the comma (docs/text.md, "Why the vote is the comma"): over the probe positions whose
+# true next token is a word (not PAD), per round
+#   peer_major   the share of the individual votes (each peer's argmax) that are the comma;
+#   vote_ties    the share of positions whose top count is shared by two or more classes;
+#   tie_major    the share of positions that are such a tie with the comma among the tied classes:
+#                where `vote.ties=lowest` hands the vote to the comma (its id is the lowest word's);
+#   trained      the share of positions that carry a target (abstention: vote.min_agreement/min_margin).
+VOTE_KEYS = ("peer_major", "vote_ties", "tie_major", "trained")
+_counts: list = []           # the vote counts of the exchange being traced (tally_counts' first call)
+
+
+def _count_spy(real):
+    def tally_counts(counts_MxC, voters, *a, **kw):
+        _counts.append((counts_MxC, voters))
+        return real(counts_MxC, voters, *a, **kw)
+    return tally_counts
+
+
+def _vote_spy(real):
+    """Adds VOTE_KEYS to a hard exchange's info, from the counts its first tally_counts call saw."""
+    def probe_exchange(ctx, state, data, keys, idx, hard, *a, **kw):
+        _counts.clear()
+        probes, info = real(ctx, state, data, keys, idx, hard, *a, **kw)
+        if not (hard and _counts) or tasks.of(ctx.spec).name != "next_token":
+            return probes, info
+        from tallysim.protocols.base import draw_probes
+        from tallysim.sim.fed import pool_examples
+        y = data.y_train.reshape(-1)            # the comma: the training split's most frequent token
+        major = jnp.argmax(jnp.bincount(jnp.where(y >= 0, y, 0), length=ctx.spec.classes).at[tasks.PAD].set(0))
+        _, y_probe = pool_examples(data, draw_probes(ctx, data, keys.probe))
+        counts_MxC, voters = _counts[0]
+        info.update(vote_diagnostics(counts_MxC, voters, y_probe.reshape(-1), probes.weight_M.reshape(-1), major))
+        return probes, info
+    return probe_exchange
+
+
+def vote_diagnostics(counts_MxC, voters, y_M, weight_M, major) -> dict:
+    """VOTE_KEYS from the [M, C] vote counts of `voters` peers, the true next tokens y_M (PAD: not
+    scored) and the trained weight of each position."""
+    pos = (y_M != tasks.PAD).astype(jnp.float32)
+    n = jnp.maximum(jnp.sum(pos), 1.0)
+    top = jnp.max(counts_MxC, axis=-1, keepdims=True)
+    tied = jnp.sum(counts_MxC == top, axis=-1) > 1
+    tie_major = tied & (counts_MxC[:, major] == top[:, 0])
+    return {"peer_major": jnp.sum(pos * counts_MxC[:, major]) / (n * voters),
+            "vote_ties": jnp.sum(pos * tied) / n, "tie_major": jnp.sum(pos * tie_major) / n,
+            "trained": jnp.sum(pos * (weight_M > 0)) / n}
+
+
 def _instrument() -> None:
-    """textclaim's vote diagnostics, once per process."""
+    """textclaim's vote diagnostics and VOTE_KEYS, once per process."""
     if not getattr(distill.probe_exchange, "_wordclaim", False):
-        distill.probe_exchange = textclaim.with_vote_diagnostics(distill.probe_exchange)
+        distill.probe_exchange = textclaim.with_vote_diagnostics(_vote_spy(distill.probe_exchange))
         distill.probe_exchange._wordclaim = True
-        rows_.ROUND_KEYS.update({k: float for k in textclaim.KEYS})
+        vote.tally_counts = _count_spy(vote.tally_counts)
+        rows_.ROUND_KEYS.update({k: float for k in (*textclaim.KEYS, *VOTE_KEYS)})
 
 
 def run_one(group: str, cfg: config.Config, seed: int, over: list[str] = ()) -> dict:
@@ -67,8 +122,9 @@ def run_one(group: str, cfg: config.Config, seed: int, over: list[str] = ()) -> 
             "wall_s": round(time.time() - t0, 1), "acc": last[acc], "acc_min": last.get("acc_min"),
             "acc_max": last.get("acc_max"), "ppl": last["ppl_global" if acc == "acc_global" else "ppl_mean"],
             "bits_per_peer": last["bits_per_peer"],
-            **{k: last.get(k) for k in ("agreement", "vote_acc", *textclaim.KEYS)},
-            "rounds": [{"round": r["round"], "acc": r[acc], "vote_major": r.get("vote_major")} for r in res.rows]}
+            **{k: last.get(k) for k in ("agreement", "vote_acc", *textclaim.KEYS, *VOTE_KEYS)},
+            "rounds": [{"round": r["round"], "acc": r[acc], **{k: r.get(k) for k in ("agreement", "vote_major", *VOTE_KEYS)}}
+                       for r in res.rows]}
 
 
 def table(results: list[dict], floor: float) -> str:

@@ -269,6 +269,28 @@ def test_host_side_fields_only_all_lanes_at_once(tmp_path):
         compare_runs(a[i], g[i], f"host-only config {i}", tol=(1e-6, 0))
 
 
+PICKS = [HOST_ONLY[0] + ["seed_chunk=1"], HOST_ONLY[0] + ["seed_chunk=1", "partition.pick=largest"]]
+
+
+def test_partition_pick_is_host_side():
+    """A sweep over partition.pick is one compiled program (lanes.HOST), not one per value."""
+    cfgs = [text_cfg(*p) for p in PICKS]
+    assert lanes.signature(cfgs[0]) == lanes.signature(cfgs[1]) and len(lanes.group(cfgs)) == 1
+
+
+@pytest.mark.slow      # 18 s on 2 cores
+def test_partition_pick_in_one_group_each_lane_its_own_clients(tmp_path):
+    """partition.pick (which clients a natural split's peers are) only decides each lane's shards on
+    the host: in one group each lane gets the rows, the partition and the clients it gets run alone,
+    bit for bit (one lane per chunk), and the peers of `largest` are not `random`'s."""
+    cfgs = [text_cfg(*p) for p in PICKS]
+    g, a = grouped_and_alone(cfgs, tmp_path)
+    for i in range(2):
+        compare_runs(a[i], g[i], f"partition.pick config {i}", tol=None)
+    parts = [json.loads((d / "partition.json").read_text()) for d in g]
+    assert parts[0] != parts[1]
+
+
 def test_negative_control_lane_0_values_everywhere_is_caught(tmp_path, monkeypatch):
     """The comparison catches a group that hands every lane lane 0's values."""
     cfgs = case_cfgs("tally")

