@@ -51,13 +51,7 @@ def with_vote_diagnostics(real):
         probes, info = real(ctx, state, data, keys, idx, hard, *a, **kw)
         if tasks.of(ctx.spec).name != "next_token":
             return probes, info
-        C = ctx.spec.classes
-        y = data.y_train.reshape(-1)
-        counts = jnp.bincount(jnp.where(y >= 0, y, 0), length=C).at[tasks.PAD].set(0)
-        major = jnp.argmax(counts)
-        from tallysim.sim.fed import pool_examples
-        from tallysim.protocols.base import draw_probes
-        _, y_probe = pool_examples(data, draw_probes(ctx, data, keys.probe))
+        major, y_probe = majority_and_probe_labels(ctx, data, keys)
         target = probes.target_M if hard else jnp.argmax(probes.target_M, -1)
         w = probes.weight_M * (y_probe != tasks.PAD)
         n = jnp.maximum(jnp.sum(w), 1.0)
@@ -67,6 +61,17 @@ def with_vote_diagnostics(real):
         info["vote_acc_rest"] = jnp.sum(rest * (target == y_probe)) / jnp.maximum(jnp.sum(rest), 1.0)
         return probes, info
     return probe_exchange
+
+
+def majority_and_probe_labels(ctx, data, keys):
+    """(the training split's most frequent token, PAD left out; this round's probe labels [M, T]), as
+    the exchange draws the probes (every party derives them from the round's key)."""
+    from tallysim.protocols.base import draw_probes
+    from tallysim.sim.fed import pool_examples
+    y = data.y_train.reshape(-1)
+    major = jnp.argmax(jnp.bincount(jnp.where(y >= 0, y, 0), length=ctx.spec.classes).at[tasks.PAD].set(0))
+    _, y_probe = pool_examples(data, draw_probes(ctx, data, keys.probe))
+    return major, y_probe
 
 
 def floor(name: str, max_test: int, seed: int = 0) -> float:

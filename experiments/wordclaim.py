@@ -76,11 +76,7 @@ def _vote_spy(real):
         probes, info = real(ctx, state, data, keys, idx, hard, *a, **kw)
         if not (hard and _counts) or tasks.of(ctx.spec).name != "next_token":
             return probes, info
-        from tallysim.protocols.base import draw_probes
-        from tallysim.sim.fed import pool_examples
-        y = data.y_train.reshape(-1)            # the comma: the training split's most frequent token
-        major = jnp.argmax(jnp.bincount(jnp.where(y >= 0, y, 0), length=ctx.spec.classes).at[tasks.PAD].set(0))
-        _, y_probe = pool_examples(data, draw_probes(ctx, data, keys.probe))
+        major, y_probe = textclaim.majority_and_probe_labels(ctx, data, keys)   # major: the comma
         counts_MxC, voters = _counts[0]
         info.update(vote_diagnostics(counts_MxC, voters, y_probe.reshape(-1), probes.weight_M.reshape(-1), major))
         return probes, info
