@@ -176,3 +176,22 @@ def test_cfd_delta_downlink_after_a_round_without_messages():
     for r in range(1, 4):
         if sent[r] == 0:
             assert np.array_equal(refs[r], refs[r - 1])           # the peers' reference: the last reply sent
+
+
+def test_randk_draws_a_fresh_shared_mask_every_round():
+    """rand-k (Stich et al. 2018): each round's k coordinates are a new uniform draw (the round's key),
+    the same for every peer. A mask reused across rounds would train only those k coordinates forever:
+    the server would still move by exactly k coordinates a round, so only comparing rounds shows it."""
+    d = tallysim.drive(tiny("data.input_shape=8x8x1", "data.train_size=800", "model.width=16",
+                            "protocol.name=randk", "randk.density=0.1", "rounds=3"))
+    W = d.built.ctx.num_params
+    k = math.ceil(0.1 * W)
+    masks = []
+    for _ in range(3):
+        x0 = flat(d.state.server)
+        d.step()
+        masks.append(flat(d.state.server) != x0)
+        assert masks[-1].sum() == k
+    overlap = [(masks[a] & masks[b]).sum() for a, b in ((0, 1), (0, 2), (1, 2))]
+    assert max(overlap) < 3 * k * k / W                       # independent draws overlap by about k^2 / W
+    assert d.bits() == comm.RoundBits(32 * k, 32 * W, 4)
