@@ -19,7 +19,8 @@ reference.
 
 Bits per message of n = M*C values: dense n*b; delta min(n*b, n + changed*b). Up per active peer: that
 (soft), or M*L (hard); down per active peer: the server's message. Under faults.kind=dropout only the
-messages sent count up, and the server's reply goes to every active peer when one arrived.
+messages sent count up, and the server's reply goes to every active peer when one arrived (a round
+without a reply leaves the downlink's delta reference as it was: the peers never received another).
 
 **`cfd.*`**: `labels` [soft] soft | hard; `bits` [8] b, 1..16 bits per soft-label value; `delta`
 [false] delta coding against the last round's message.
@@ -100,6 +101,9 @@ def make(ctx: Context) -> Protocol:
                       "has_up": had | sent_c}
 
     def finish(sums, per_row, sent_A, voters, info, idx, extra):
+        # dropout: a round in which no message arrived sends no reply (cost: down 0), so the peers'
+        # reference for the next downlink stays the last reply actually sent
+        replied = None if isinstance(voters, int) else voters > 0
         voters = voters if isinstance(voters, int) else jnp.maximum(voters, 1)
         extra = dict(extra)
         mean_levels = sums["levels"] * Q / voters if hard else sums["levels"] / voters
@@ -112,7 +116,11 @@ def make(ctx: Context) -> Protocol:
         if delta_down:
             info["cfd_down_changed"] = jnp.where(extra["has_down"], jnp.sum(down != extra["down"]), -1
                                                  ).astype(jnp.int32)
-            extra["down"], extra["has_down"] = down, jnp.array(True)
+            if replied is None:
+                extra["down"], extra["has_down"] = down, jnp.array(True)
+            else:
+                extra["down"] = jnp.where(replied, down, extra["down"])
+                extra["has_down"] = extra["has_down"] | replied
         weight = jnp.ones((M,), jnp.float32)
         return normalised(down.astype(jnp.float32) / Q), weight, info, extra
 

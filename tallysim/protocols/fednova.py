@@ -9,7 +9,8 @@ a_i = ||a_i||_1 of the paper is tau_i for plain SGD and, with momentum rho (opti
 x' = x - tau_eff * sum_i w_i d_i, tau_eff = sum_i w_i a_i, with FedAvg's shard-size weights w_i over
 the messages that arrived. When every active peer takes the same number of steps it is FedAvg (up to
 float rounding). With optim.name=adam a_i = tau_i (the paper covers SGD and its momentum). Faults act
-as in FedAvg (fedavg.fedavg_step); a peer with no step sends d_i = 0.
+as in FedAvg (fedavg.fedavg_step); a peer with no step sends d_i = 0. The momentum a_i assumes a zero
+momentum buffer at the round's start (optim.reset_each_round, true by default for this family).
 
 Bits per active peer per round: FedAvg's, plus 32 bits up for tau_i (the server needs it to weigh d_i).
 No config section.

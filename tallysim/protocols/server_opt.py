@@ -8,6 +8,8 @@ avg the aggregate, the pseudo-gradient is g = x - avg, and the server applies `t
 u, s = tx.update(g, s); x' = x + u. It is computed as avg + (g + u), equal to x + u, so that a
 transformation with u = -g exactly (plain SGD, lr 1) gives FedAvg's model bit for bit. The optimizer
 state s never leaves the server (State.extra["server_opt"], no peer axis): the bits are FedAvg's.
+A round in which no message arrived (faults.kind=dropout) leaves avg = x, so g = 0: the server still
+steps, by its momentum alone (docs/protocols.md, "Faulty peers").
 
 `adaptive` is Reddi et al.'s Algorithm 2 for FedAdam and FedYogi as the paper writes it (no bias
 correction, v starts at tau^2), which optax.adam / optax.yogi are not (issue 30: their bias correction
