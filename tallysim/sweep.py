@@ -323,6 +323,10 @@ def main(args) -> int:
     section = config.read_file(args.config).get("sweep") if args.config else None
     runs = expand(section or {}, args.axes)
     cfgs = configs(base, runs)               # fail in one line before anything is created
+    # a field no run reads, as a single run refuses it (a figure does not ask: its spec's base and smoke
+    # settings serve all its groups, and a group may read none of them)
+    from tallysim import config_rules
+    config_rules.unread_by_every_run(cfgs, [name for name, _ in runs])
     from tallysim import startup
     startup.start_jax()                      # validated: only now JAX (a refusal above imports none)
     check_devices(runs, cfgs)
