@@ -37,6 +37,8 @@ def _foreign(d: Path, found: list) -> list[str]:
         elif e.is_dir():
             if outdir.is_run_dir(e):
                 found.append(e)
+            elif (e / outdir.MARKER).is_file() and outdir.foreign_entries(e):    # a run, with something of yours
+                out += [str(e / name) for name in outdir.foreign_entries(e)]
             else:
                 out += _foreign(e, found)
         elif e.name == atomic.SWEEP_INDEX and atomic.is_sweep_index(e):
@@ -61,9 +63,10 @@ def check(out: str, cwd: Path | None = None) -> Path | None:
         raise Refused(f"refusing to remove {out}: it is a file, not a results directory; {ALLOWED}")
     from tallysim import outdir          # after the cheap cases: it needs numpy (the venv's Python)
     real = p.resolve()
+    named = out if str(real) == out else f"{out} ({real})"       # `.` or `..`: the directory it is
     why = outdir.protected(real)
     if why:
-        raise Refused(f"refusing to remove {out} ({real}): {why}; {ALLOWED}")
+        raise Refused(f"refusing to remove {named}: {why}; {ALLOWED}")
     found: list = []
     foreign = _foreign(p, found)
     if foreign:
@@ -72,7 +75,7 @@ def check(out: str, cwd: Path | None = None) -> Path | None:
                       f"away or remove it yourself; {ALLOWED}")
     here = (cwd or Path.cwd()).resolve()
     if not found and here not in real.parents:
-        raise Refused(f"refusing to remove {out} ({real}): it is outside {here} and holds no tallysim run or "
+        raise Refused(f"refusing to remove {named}: it is outside {here} and holds no tallysim run or "
                       f"sweep; remove it yourself; {ALLOWED}")
     return p
 

@@ -81,7 +81,7 @@ def _warn_huge(x: np.ndarray, split: str, where: str) -> None:
     big = float(np.abs(x).max())
     if big > HUGE:
         first = int(np.flatnonzero((np.abs(x) > HUGE).reshape(len(x), -1).any(axis=1))[0])
-        print(f"tallysim: warning: {split} images{where} hold values up to {big:.3g} (first above {HUGE:g} in "
+        print(f"tallysim: warning: {split} images{where} hold values up to {big:.3g} (first above {HUGE:,g} in "
               f"example {first}); floating-point examples are used as given, and magnitudes this large "
               "usually drive the loss to NaN within a few rounds; scale them (e.g. to [0, 1] or to mean 0, "
               "std 1)", file=sys.stderr)
