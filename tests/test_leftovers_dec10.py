@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from conftest import TINY, one_line
-from tallysim import api_arguments, clean, config, config_rules, outdir, sweep, validation
+from tallysim import api_arguments, clean, config, outdir, sweep, validation
 from tallysim.cli_commands import _check
 from tallysim.data.base import DataError, checked
 
@@ -168,9 +168,7 @@ def test_a_sweep_none_of_whose_runs_reads_a_field_is_refused(capsys, tmp_path, n
 
 
 def _unread(items, axis):
-    runs = sweep.expand({}, [axis])
-    config_rules.unread_by_every_run(sweep.configs(config.apply_overrides(config.Config(), TINY + items), runs),
-                                     [name for name, _ in runs])
+    sweep.command_configs(config.apply_overrides(config.Config(), TINY + items), sweep.expand({}, [axis]))
 
 
 def test_a_sweep_whose_base_some_run_reads_stays_allowed():
