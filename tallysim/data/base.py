@@ -78,7 +78,7 @@ def _warn_huge(x: np.ndarray, split: str, where: str) -> None:
     they are the user's numbers, and a model may still cope with a large but deliberate scale."""
     if not np.issubdtype(x.dtype, np.floating) or x.size == 0:
         return
-    big = float(np.abs(x).max())
+    big = max(float(x.max()), -float(x.min()))      # no |x| copy of a large dataset for the common case
     if big > HUGE:
         first = int(np.flatnonzero((np.abs(x) > HUGE).reshape(len(x), -1).any(axis=1))[0])
         print(f"tallysim: warning: {split} images{where} hold values up to {big:.3g} (first above {HUGE:,g} in "
