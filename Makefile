@@ -11,6 +11,11 @@ OUT_CHECK = $(if $(strip $(OUT)),,$(error OUT is empty; give the results directo
             $(word 2,$(OUT)),$(error OUT='$(OUT)' holds a space, and make and the shell would read it as \
             several paths; give a path without spaces (a link to it will do)))
 FMNIST  := /usr/share/datasets/fashion-mnist
+# A results directory is removed only through tallysim/clean.py: only when everything in it is tallysim's
+# (runs, sweeps); `/`, a home directory, the repository or a parent, or one holding anything else is refused
+# in one line (`make clean OUT=$HOME` deleted the home directory). The venv's Python where there is one
+# (tallysim needs numpy).
+RM_OUT   = $(if $(wildcard $(BIN)/python),$(BIN)/python,$(PY)) -m tallysim.clean
 
 .PHONY: demo test test-all ci-figures docs data bench clean help figures figures-smoke fig1 fig2 fig3 fig4 fig5 fig6 fig7 fig8 fig9 fig10 fig11 fig12 robustness matched-bits test-unit mutation
 
@@ -29,7 +34,7 @@ help:
 	@echo "make robustness - the Byzantine study: per aggregator, worst-case accuracy over attacks x faulty fraction x alpha (docs/robustness.md)"
 	@echo "make matched-bits - tally, topk_soft and cfd at the same bits per probe, fedct vs tally: 15 Fashion-MNIST runs x 3 seeds (14 min on a CPU), then the table (docs/matched-bits.md)"
 	@echo "make mutation - mutmut over the core modules against pytest -m core (slow; MUTANTS='tallysim.sim.vote*')"
-	@echo "make clean  - remove the venv, results and figures"
+	@echo "make clean  - remove the venv, the figures and OUT (results/) if it holds only tallysim's runs and sweeps"
 
 $(STAMP): pyproject.toml setup.py
 	$(PY) -m venv $(VENV)
@@ -128,7 +133,7 @@ matched-bits: $(STAMP) | $(FMNIST)
 SMOKE_A := fig5 fig3 fig7 fig4 fig10 fig11    # fig11 smoke 50 s cold on the shared CPU (six text runs)
 SMOKE_B := fig1 fig6 fig2 fig8 fig9 robustness   # fig9 smoke 26 s, robustness 31 s, cold, on the shared CPU
 figures-smoke: $(STAMP) | $(FMNIST)
-	$(OUT_CHECK)rm -rf $(OUT)/smoke
+	$(OUT_CHECK)$(RM_OUT) $(OUT)/smoke
 	$(BIN)/tallysim figure $(SMOKE_A) --smoke --results $(OUT)/smoke --out figures/smoke --quiet & a=$$!; \
 	$(BIN)/tallysim figure $(SMOKE_B) --smoke --results $(OUT)/smoke --out figures/smoke --quiet; b=$$?; \
 	wait $$a; a=$$?; test $$a -eq 0 && test $$b -eq 0
@@ -151,5 +156,7 @@ $(DOCS_STAMP): $(STAMP)
 docs: $(DOCS_STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
+# OUT first (tallysim/clean.py): refused, make stops before removing anything else.
 clean:
-	$(OUT_CHECK)rm -rf $(VENV) $(OUT) figures/*.png figures/*.pdf *.egg-info .pytest_cache mutants .jax-cache site
+	$(OUT_CHECK)$(RM_OUT) $(OUT)
+	rm -rf $(VENV) figures/*.png figures/*.pdf *.egg-info .pytest_cache mutants .jax-cache site

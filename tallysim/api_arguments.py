@@ -58,13 +58,12 @@ def check_read(cfg, out, resume) -> None:
     does not read), except when it resumes a run whose own config.json does not pass as one: a sweep's or a
     figure's run, whose shared base may set such fields (they skip the check), is resumed with them, as
     `run --resume` resumes it. An unreadable config.json is checked as before (the resume says what is wrong)."""
-    from tallysim import config, config_rules
+    from tallysim import config, validation
     from tallysim.results.metrics import CONFIG
+    own = None
     if resume and out is not None:
         try:
             own = config.validate(config.load_file(str(Path(os.fsdecode(out)) / CONFIG)))
         except (ConfigError, OSError, TypeError, ValueError):
             own = None
-        if own is not None and not config_rules.reads_all(own):
-            return
-    config_rules.check_read(config.validate(cfg))
+    validation.check_read_resumed(cfg, own)

@@ -74,7 +74,7 @@ def cmd_run(args) -> int:
     if args.checkpoint_every is not None and args.checkpoint_every < 0:
         raise ConfigError(f"--checkpoint-every {args.checkpoint_every}: allowed 0 (never) or a number of rounds")
     if args.resume and not args.config:
-        from tallysim import config, config_rules, outdir
+        from tallysim import config, outdir, validation
         d = outdir.destination(args.out)
         if not outdir.is_run_dir(d):
             raise ConfigError(outdir.not_a_run(d, args.out, "--resume", outdir.CLI))
@@ -86,13 +86,11 @@ def cmd_run(args) -> int:
             # on top of the run's own config, as with --config: on top of the defaults, `--resume
             # log.tensorboard=DIR` (which may differ) was refused as "protocol 'local' but the config now
             # names 'tally' (config.json edited?)", and any item named other fields than the ones it set
-            own = cfg
+            own = config.validate(cfg)
             cfg = config.apply_overrides(cfg, seed_list(args.overrides))
-            # the run's own config is checked as a single run's only if it passes as one: a sweep's or a
-            # figure's run may hold fields its protocol or kind does not read (their shared base; they
-            # skip check_read), which no item given now can have set; an item that changes what is computed
-            # is refused by the resume's comparison with the checkpoint's config in any case
-            _check(cfg, read=config_rules.reads_all(config.validate(own)))
+            # checked as a single run's only if the run's own config passes as one (a sweep's shared base)
+            validation.check_read_resumed(cfg, own)
+            _check(cfg, read=False)
     else:
         cfg = config_from_args(args)
         _check(cfg)

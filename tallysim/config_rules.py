@@ -231,7 +231,7 @@ def check_group_mode_reads(g, gcfg: Config) -> None:
                           "(only by sgd); allowed: leave it out of this group")
 
 
-def _check_mode_reads(cfg: Config) -> None:
+def _unread_modes(cfg: Config):
     for key, (mode, values) in MODE_READS.items():
         default = declared()[key].default
         if get_field(cfg, key) == default or get_field(cfg, mode) in values:
@@ -240,39 +240,39 @@ def _check_mode_reads(cfg: Config) -> None:
             continue             # the protocol check above names it
         if key == "optim.momentum" and cfg.model.groups:
             continue             # each group may set optim.name itself (its own momentum: _group_rules)
-        raise ConfigError(f"{key}={show(get_field(cfg, key))} is not read with {mode}={show(get_field(cfg, mode))} "
-                          f"(only with {mode}={'|'.join(values)}); allowed there: its default {show_default(default)}")
+        yield key, (f"{key}={show(get_field(cfg, key))} is not read with {mode}={show(get_field(cfg, mode))} "
+                    f"(only with {mode}={'|'.join(values)}); allowed there: its default {show_default(default)}")
 
 
-def _check_warmup_read(cfg: Config) -> None:
+def _unread_warmup(cfg: Config):
     """warmup_epochs (private epochs before the first exchange) for a protocol without a warm-up (the
     FedAvg family, local): `protocol.name=fedavg warmup_epochs=3` ran no warm-up, silently."""
     traits = protocols.traits(cfg.protocol.name)
     if (cfg.warmup_epochs not in (None, 0) and "warmup_epochs" not in cfg.derived
             and "warmup_epochs" not in traits.defaults):
         readers = [n for n in protocols.names() if "warmup_epochs" in protocols.traits(n).defaults]
-        raise ConfigError(f"warmup_epochs={cfg.warmup_epochs} is not read by protocol.name={cfg.protocol.name} "
-                          f"(it has no warm-up before a first exchange; only {', '.join(readers)}); allowed "
-                          "there: none")
+        yield "warmup_epochs", (f"warmup_epochs={cfg.warmup_epochs} is not read by protocol.name={cfg.protocol.name} "
+                                f"(it has no warm-up before a first exchange; only {', '.join(readers)}); allowed "
+                                "there: none")
 
 
-def _check_eval_reads(cfg: Config) -> None:
+def _unread_eval(cfg: Config):
     """eval_peers / eval_sample where no client model is evaluated (client_storage=auto for a stateless
     protocol: the server model alone, docs/population.md) or where every peer is (eval_sample=random
     with eval_peers=none): both ran as if unset."""
     if cfg.client_storage == "auto" and not protocols.client_state(cfg):
         for key, default in (("eval_peers", None), ("eval_sample", "first")):
             if get_field(cfg, key) != default:
-                raise ConfigError(f"{key}={show(get_field(cfg, key))} is not read with client_storage=auto and "
-                                  f"protocol.name={cfg.protocol.name} (no client model outlives its round: the "
-                                  f"rows evaluate the server model alone); allowed there: its default "
-                                  f"{show_default(default)}, or client_storage=stacked")
+                yield key, (f"{key}={show(get_field(cfg, key))} is not read with client_storage=auto and "
+                            f"protocol.name={cfg.protocol.name} (no client model outlives its round: the "
+                            f"rows evaluate the server model alone); allowed there: its default "
+                            f"{show_default(default)}, or client_storage=stacked")
     if cfg.eval_sample != "first" and cfg.eval_peers is None:
-        raise ConfigError(f"eval_sample={cfg.eval_sample} picks which eval_peers peers are evaluated, and "
-                          "eval_peers=none evaluates every peer; allowed: eval_peers=N with it, or eval_sample=first")
+        yield "eval_sample", (f"eval_sample={cfg.eval_sample} picks which eval_peers peers are evaluated, and "
+                              "eval_peers=none evaluates every peer; allowed: eval_peers=N with it, or eval_sample=first")
 
 
-def _check_privacy_reads(cfg: Config) -> None:
+def _unread_privacy(cfg: Config):
     """privacy.delta, .accountant and .clip away from their defaults where nothing reads them: without
     noise (or fedct's XOR) no epsilon is computed, and the votes' GNMax and fedct's XOR clip nothing.
     `privacy.clip=3` on a private tally run, or `privacy.delta=1e-3` on a run without noise, ran as if
@@ -288,12 +288,12 @@ def _check_privacy_reads(cfg: Config) -> None:
                             "privacy.noise > 0")):
         default = declared()[key].default
         if not read and get_field(cfg, key) != default:
-            raise ConfigError(f"{key}={show(get_field(cfg, key))} is not read by this run ({why}; protocol.name="
-                              f"{cfg.protocol.name}, privacy.noise={show(pv.noise)}); allowed there: its default "
-                              f"{show_default(default)}")
+            yield key, (f"{key}={show(get_field(cfg, key))} is not read by this run ({why}; protocol.name="
+                        f"{cfg.protocol.name}, privacy.noise={show(pv.noise)}); allowed there: its default "
+                        f"{show_default(default)}")
 
 
-def _check_model_reads(cfg: Config) -> None:
+def _unread_models(cfg: Config):
     """A run-level model.* field away from its default that no model of the run reads: the run's
     model, or with model.groups every group's that does not set the field itself."""
     groups = model_groups.parse(cfg.model.groups)
@@ -311,8 +311,8 @@ def _check_model_reads(cfg: Config) -> None:
             continue
         else:
             whose = f"model.name={cfg.model.name}"
-        raise ConfigError(f"{key}={show(get_field(cfg, key))} is not read by {whose} (only by "
-                          f"{', '.join(models)}); allowed there: its default {show_default(spec.default)}")
+        yield key, (f"{key}={show(get_field(cfg, key))} is not read by {whose} (only by "
+                    f"{', '.join(models)}); allowed there: its default {show_default(spec.default)}")
 
 
 # The data.* fields only the synthetic generator reads: a dataset from files or the cache has its own
@@ -321,7 +321,7 @@ def _check_model_reads(cfg: Config) -> None:
 SYNTHETIC_READS = ("data.num_classes", "data.input_shape", "data.train_size", "data.test_size", "data.difficulty")
 
 
-def _check_data_reads(cfg: Config) -> None:
+def _unread_data(cfg: Config):
     if cfg.data.name == "synthetic":
         return
     for key in SYNTHETIC_READS:
@@ -331,39 +331,61 @@ def _check_data_reads(cfg: Config) -> None:
                     else "")
             value = get_field(cfg, key)
             shown = show_default(value) if isinstance(value, tuple) else show(value)     # a shape as written: 5x5x1
-            raise ConfigError(f"{key}={shown} is not read by data.name={cfg.data.name} (only by "
-                              f"synthetic: a dataset's files fix its classes, example shape and sizes); allowed there: "
-                              f"its default {show_default(default)}{hint}")
+            yield key, (f"{key}={shown} is not read by data.name={cfg.data.name} (only by "
+                        f"synthetic: a dataset's files fix its classes, example shape and sizes); allowed there: "
+                        f"its default {show_default(default)}{hint}")
+
+
+def unread(cfg: Config) -> list[tuple[str, str]]:
+    """Every field check_read refuses in cfg, in the order it checks them: (the field, the refusal's line).
+    A sweep refuses a field no run of it reads (`unread_by_every_run`); a single run, the first of them."""
+    name, out = cfg.protocol.name, []
+    for key, spec in declared().items():
+        if get_field(cfg, key) == spec.default or protocols.reads(name, key):   # the cheaper test first
+            continue
+        readers = [n for n in protocols.names() if protocols.reads(n, key)]
+        out.append((key, f"{key}={show(get_field(cfg, key))} is not read by protocol.name={name} (only by "
+                         f"{', '.join(readers)}); allowed there: its default {show_default(spec.default)}"))
+    for rule in (_unread_models, _unread_data, _unread_privacy, _unread_eval, _unread_modes, _unread_warmup):
+        out += rule(cfg)
+    if cfg.faults.kind in MESSAGE_FAULTS and not protocols.traits(name).messages:
+        out.append(("faults.kind", f"faults.kind={cfg.faults.kind} acts on messages, and protocol.name={name} sends "
+                                   "none; allowed there: none, label_flip, under_trained"))
+    return out
 
 
 def reads_all(cfg: Config) -> bool:
     """cfg passes check_read, as a single run's config must. A run a sweep or figure made need not (their
-    shared base): resuming one checks the config only where its own passes (cli_commands, api_arguments.check_read)."""
-    try:
-        check_read(cfg)
-    except ConfigError:
-        return False
-    return True
+    shared base): resuming one checks the config only where its own passes (validation.check_read_resumed)."""
+    return not unread(cfg)
 
 
 def check_read(cfg: Config) -> None:
     """A protocol-specific field (one some protocol reads, TRAITS.reads) set away from its default for a
     protocol that does not read it would be silently ignored: refuse it, and so a model.* field the
     run's models do not read (MODEL_READS). So is a message fault for a protocol whose peers send nothing. A single run checks this (`tallysim run`, tallysim.run); a sweep
-    or figure does not, since there one base serves several protocols and each ignores some of it."""
-    name = cfg.protocol.name
-    for key, spec in declared().items():
-        if protocols.reads(name, key) or get_field(cfg, key) == spec.default:
-            continue
-        readers = [n for n in protocols.names() if protocols.reads(n, key)]
-        raise ConfigError(f"{key}={show(get_field(cfg, key))} is not read by protocol.name={name} (only by "
-                          f"{', '.join(readers)}); allowed there: its default {show_default(spec.default)}")
-    _check_model_reads(cfg)
-    _check_data_reads(cfg)
-    _check_privacy_reads(cfg)
-    _check_eval_reads(cfg)
-    _check_mode_reads(cfg)
-    _check_warmup_read(cfg)
-    if cfg.faults.kind in MESSAGE_FAULTS and not protocols.traits(name).messages:
-        raise ConfigError(f"faults.kind={cfg.faults.kind} acts on messages, and protocol.name={name} sends none; "
-                          f"allowed there: none, label_flip, under_trained")
+    (`tallysim sweep`) only the fields no run of it reads (`unread_by_every_run`), and a figure not at
+    all, since there one base serves several protocols and each ignores some of it."""
+    problems = unread(cfg)
+    if problems:
+        raise ConfigError(problems[0][1])
+
+
+def unread_by_every_run(cfgs: list[Config], names: list[str]) -> None:
+    """A sweep (`tallysim sweep`) whose runs ALL leave one field unread: `partition.pick=largest` over
+    runs none of which has partition.kind=natural ran every run as if unset. Refused, naming the field,
+    with the first run's line; a field that some run reads stays allowed (a shared base)."""
+    if not cfgs:
+        return
+    first: dict = {}
+    for key, line in unread(cfgs[0]):
+        first.setdefault(key, line)
+    common = set(first)
+    for c in cfgs[1:]:
+        if not common:            # some run reads each of them: the usual sweep stops at its first runs
+            return
+        common &= {key for key, _ in unread(c)}
+    if common:
+        key = next(k for k in first if k in common)
+        raise ConfigError(f"{key} is not read by any run of the sweep (each of its {len(cfgs)} run(s) would refuse "
+                          f"it as a single run); sweep run {names[0]}: {first[key]}")

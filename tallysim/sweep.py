@@ -53,6 +53,16 @@ def configs(base_cfg: Config, runs: list[tuple[str, list[str]]]) -> list[Config]
     return out
 
 
+def command_configs(base_cfg: Config, runs: list[tuple[str, list[str]]]) -> list[Config]:
+    """`tallysim sweep`'s runs checked: each validated (`configs`), and a field that no run reads refused,
+    as each run alone would refuse it (config_rules.unread_by_every_run). A figure does not ask the
+    second: its spec's base and smoke settings serve all its groups, and a group may read none of them."""
+    from tallysim import config_rules
+    cfgs = configs(base_cfg, runs)
+    config_rules.unread_by_every_run(cfgs, [name for name, _ in runs])
+    return cfgs
+
+
 def check_devices(runs: list, cfgs: list[Config]) -> None:
     """Every run's `devices` against the devices JAX sees (mesh.check_devices), in one line naming it."""
     from tallysim.sim import mesh
@@ -322,7 +332,7 @@ def main(args) -> int:
     base = with_tracking(config.load_file(args.config, smoke=args.smoke) if args.config else Config(), args)
     section = config.read_file(args.config).get("sweep") if args.config else None
     runs = expand(section or {}, args.axes)
-    cfgs = configs(base, runs)               # fail in one line before anything is created
+    cfgs = command_configs(base, runs)       # fail in one line before anything is created
     from tallysim import startup
     startup.start_jax()                      # validated: only now JAX (a refusal above imports none)
     check_devices(runs, cfgs)

@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 from tallysim import protocols, robust_checks, sizing
+from tallysim import config_rules
 from tallysim.config_rules import MESSAGE_FAULTS, check_read, check_rules  # noqa: F401 - validation.X, as before
 from tallysim.field_checks import not_known
 from tallysim.field_checks import (ALPHA_KINDS, CHOICES, FLOAT_RANGES, INT_RANGES, MAX_NAME,  # noqa: F401
@@ -84,6 +85,11 @@ def warnings(cfg: Config) -> list[str]:
     if protocols.traits(name).distill and cfg.distill.ramp_rounds > cfg.rounds:
         out.append(f"distill.ramp_rounds={cfg.distill.ramp_rounds} > rounds={cfg.rounds}: the distillation "
                    f"weight never reaches distill.weight (at most {cfg.rounds / cfg.distill.ramp_rounds:.2g} of it)")
+    if cfg.faults.kind != "none" and cfg.faults.fraction == 0:
+        # warned, not refused, as drop_prob=0 below: fig8 and robustness sweep faults.fraction with 0 as the
+        # fault-free point (a sweep prints no warnings)
+        out.append(f"faults.kind={cfg.faults.kind} with faults.fraction=0 makes no peer faulty: the run has no "
+                   "faults (faults.fraction in (0, 1] makes floor(fraction * peers) of them faulty)")
     if cfg.faults.kind != "none" and cfg.faults.fraction > 0 and int(cfg.faults.fraction * cfg.peers) == 0:
         out.append(f"faults.fraction={cfg.faults.fraction} of peers={cfg.peers} is no faulty peer "
                    "(floor(fraction * P) = 0): the run has no faults")
@@ -128,6 +134,19 @@ def validate(cfg: Config) -> Config:
     check_rules(cfg)
     check_memory(cfg)
     return cfg.resolved()
+
+
+def check_read_resumed(cfg: Config, own: Config | None) -> None:
+    """A resumed run's config (`cfg`: its own config.json with what the resume changes) checked as a single
+    run's (check_read) only if the run's own config (`own`, validated; None where it cannot be read)
+    passes as one: a sweep's or a figure's run may hold fields its protocol or kind does not read (their
+    shared base), which nothing given at the resume can have set; an item that changes what is computed
+    is refused by the resume's comparison with the checkpoint's config in any case. `run --resume` and
+    tallysim.run(resume=True) both ask this; an unreadable config.json is checked as before (the resume
+    then says what is wrong with it)."""
+    if own is not None and not config_rules.reads_all(own):
+        return
+    check_read(validate(cfg))
 
 
 def too_few_examples(cfg: Config, min_each: int, train_examples: int) -> str:

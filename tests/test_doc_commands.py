@@ -141,7 +141,7 @@ def _validate_sweep(args) -> None:
     from tallysim import sweep
     base = config.load_file(args.config, smoke=args.smoke) if args.config else config.Config()
     section = config.read_file(args.config).get("sweep") if args.config else None
-    sweep.configs(base, sweep.expand(section or {}, args.axes))
+    sweep.command_configs(base, sweep.expand(section or {}, args.axes))      # as `tallysim sweep` checks them
 
 
 @pytest.mark.parametrize("where, cmd, error", CHECKED, ids=[f"{c[0]}" for c in CHECKED])

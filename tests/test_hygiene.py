@@ -129,7 +129,7 @@ LAYERS = [
     ["tallysim.validation", "tallysim.robust_checks", "tallysim.config_rules"],
     ["tallysim.config"],
     ["tallysim.data", "tallysim.results", "tallysim.results.metrics", "tallysim.outdir", "tallysim.run_lock", "tallysim.checkpoint", "tallysim.atomic",
-     "tallysim.api_arguments", "tallysim.jax_check", "tallysim.metrics_file"],
+     "tallysim.api_arguments", "tallysim.jax_check", "tallysim.metrics_file", "tallysim.clean"],
     ["tallysim.results.plot", "tallysim.results.pareto", "tallysim.results.runs", "tallysim.progress",
      "tallysim.progress_base", "tallysim.progress_lines", "tallysim.config_reference"],
     ["tallysim.tracking"],

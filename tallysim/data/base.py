@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -54,6 +55,53 @@ def _pixels(x: np.ndarray, split: str, where: str) -> np.ndarray:
     return x
 
 
+# Floating-point examples are used as given (sim/fed.py `to_input` scales only uint8 bytes). Magnitudes
+# beyond this overflow a model's first layers within a round or two (1e36 pixels: NaN in round 1; raw
+# 16-bit intensities up to 65535: NaN too); raw 0..255 bytes as floats, standardised or [0, 1] data
+# stay well below it.
+HUGE = 1e4
+
+
+def _refuse_non_finite(x: np.ndarray, split: str, where: str) -> None:
+    """NaN or infinite example values: every loss they touch is NaN, and the run stopped rounds later with
+    a "loss is not finite" that named no example."""
+    bad = ~np.isfinite(x)
+    if bad.any():
+        flat = np.flatnonzero(bad.reshape(len(x), -1).any(axis=1))
+        raise DataError(f"{split} images{where} hold {int(bad.sum()):,} NaN or infinite value(s) in {len(flat):,} "
+                        f"example(s), the first in example {int(flat[0])}; allowed: finite numbers (drop or "
+                        "repair those examples)")
+
+
+def _warn_huge(x: np.ndarray, split: str, where: str) -> None:
+    """Finite floats of huge magnitude (1e36) trained to NaN without a word on why; warned, not refused:
+    they are the user's numbers, and a model may still cope with a large but deliberate scale."""
+    if not np.issubdtype(x.dtype, np.floating) or x.size == 0:
+        return
+    big = max(float(x.max()), -float(x.min()))      # no |x| copy of a large dataset for the common case
+    if big > HUGE:
+        first = int(np.flatnonzero((np.abs(x) > HUGE).reshape(len(x), -1).any(axis=1))[0])
+        print(f"tallysim: warning: {split} images{where} hold values up to {big:.3g} (first above {HUGE:,g} in "
+              f"example {first}); floating-point examples are used as given, and magnitudes this large "
+              "usually drive the loss to NaN within a few rounds; scale them (e.g. to [0, 1] or to mean 0, "
+              "std 1)", file=sys.stderr)
+
+
+def _refuse_untrained_test_labels(y_train: np.ndarray, y_test: np.ndarray, where: str) -> None:
+    """Without a declared num_classes the classes are the labels seen; a test label above every training
+    label made a class no peer ever trains on (its test examples always wrong, the accuracy capped
+    below 1) and no word said. A dataset that means it declares num_classes (an .npz's num_classes)."""
+    top = int(y_train.max())
+    beyond = y_test > top
+    if beyond.any():
+        first = int(np.flatnonzero(beyond)[0])
+        raise DataError(f"test labels{where} reach {int(y_test.max())} (first in test example {first}, label "
+                        f"{int(y_test[first])}), beyond the training labels 0..{top}: {int(beyond.sum()):,} test "
+                        f"example(s) of classes no peer trains on; allowed: test labels in 0..{top}, or a "
+                        "num_classes saved in the .npz that covers them (a class the training split lacks, "
+                        "kept on purpose)")
+
+
 def checked(name: str, x_train, y_train, x_test, y_test, num_classes=None, where: str = "") -> Dataset:
     """Normalise layouts (channel axis, int32 labels) and reject inconsistent arrays early, so that a bad
     file fails here with its path rather than as a shape error deep inside a jitted step."""
@@ -79,8 +127,8 @@ def checked(name: str, x_train, y_train, x_test, y_test, num_classes=None, where
         if math.prod(x.shape[1:]) == 0:          # a model of no inputs divides by zero at init
             raise DataError(f"{split} images{where} have shape {x.shape}, no values per example; allowed: "
                             "at least one value per example")
-        if np.issubdtype(x.dtype, np.floating) and not np.isfinite(x).all():
-            raise DataError(f"{split} images{where} hold NaN or infinite values; allowed: finite numbers")
+        if np.issubdtype(x.dtype, np.floating):
+            _refuse_non_finite(x, split, where)
         if len(x) != len(y):
             raise DataError(f"{split} images and labels disagree{where}: {len(x)} images vs {len(y)} "
                             "labels; each image needs exactly one label")
@@ -99,10 +147,15 @@ def checked(name: str, x_train, y_train, x_test, y_test, num_classes=None, where
         raise DataError(f"train and test images have different shapes{where}: {xs[0].shape[1:]} vs "
                         f"{xs[1].shape[1:]}; both splits must share one example shape")
     seen = max((int(y.max()) + 1 for y in ys if len(y)), default=0)
+    if num_classes is None:
+        _refuse_untrained_test_labels(ys[0], ys[1], where)
     num_classes = seen if num_classes is None else int(num_classes)
-    if seen > num_classes:
-        raise DataError(f"labels{where} reach {seen - 1} but num_classes={num_classes}; "
-                        f"labels must lie in 0..{num_classes - 1}")
+    for split, y in (("train", ys[0]), ("test", ys[1])):
+        if int(y.max()) >= num_classes:
+            raise DataError(f"{split} labels{where} reach {int(y.max())} but num_classes={num_classes}; "
+                            f"allowed: labels in 0..{num_classes - 1}")
+    for split, x in (("train", xs[0]), ("test", xs[1])):
+        _warn_huge(x, split, where)
     from tallysim.sizing import LIMITS
     most = LIMITS["data.num_classes"][0]
     if num_classes > most:        # the one-hot layers and the host's per-class loops: a hang, not a run
