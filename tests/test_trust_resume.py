@@ -48,10 +48,22 @@ def test_resume_after_round_3_gives_the_uninterrupted_rows(case, tmp_path, monke
 @pytest.mark.parametrize("case", tc.marked("segments", ["tally", "fedadam", "fedct", "scaffold"]))
 def test_resume_where_the_segments_differ_from_the_uninterrupted_run(case, tmp_path, monkeypatch):
     """eval_every=2: the uninterrupted run scans rounds 1-2 and 3-4 as one program each; the stopped run
-    checkpoints every round, so it runs single rounds. The same numbers either way."""
+    checkpoints every round, so it runs single rounds. The same numbers either way (floats to rounding:
+    other programs)."""
     ref = tc.loaded(case, "eval_every=2")
     assert [r["round"] for r in ref] == [2, 4]
-    assert _crash_then_resume(case, tmp_path, monkeypatch, 2, 1, "eval_every=2") == ref
+    got = _crash_then_resume(case, tmp_path, monkeypatch, 2, 1, "eval_every=2")
+    # Two programs here (a 2-round scan against single rounds): XLA may fuse a float reduction
+    # differently in each (on an AVX-512 CPU tally's wrong_confidence came out 6e-8 apart), so floats
+    # agree to rounding; integers (bits, steps, rounds) and every other value exactly.
+    assert [sorted(r) for r in got] == [sorted(r) for r in ref]
+    for g, r in zip(got, ref):
+        for key in r:
+            if isinstance(r[key], float) or (isinstance(r[key], list) and r[key]
+                                             and isinstance(r[key][0], float)):
+                assert g[key] == pytest.approx(r[key], rel=1e-5, abs=1e-7), (r["round"], key)
+            else:
+                assert g[key] == r[key], (r["round"], key)
 
 
 @pytest.mark.parametrize("case", tc.marked("seeds", protocols.REGISTRY))
