@@ -311,7 +311,27 @@ def _read_json(path: str) -> dict:
     if not isinstance(d, dict):
         raise ConfigError(f"config file {path!r} holds {json_kind(d)}, not a JSON object; expected "
                           '{"peers": 10, "protocol": {"name": "tally"}, ...}')
+    _dotted_once(d, path)
     return d
+
+
+def _dotted_once(d: dict, path: str) -> None:
+    """A field written twice in one file, dotted and inside its section ({"optim": {"lr": 0.1}, "optim.lr":
+    0.2}): the later key won in silence. Per file, so a file may still set dotted what a file it extends
+    sets inside the section (the child wins, as everywhere)."""
+    seen: dict = {}
+
+    def walk(obj, prefix):
+        for k, v in obj.items():
+            key = prefix + str(k)
+            if isinstance(v, dict):
+                walk(v, key + ".")
+            elif key in seen:
+                raise ConfigError(f"config file {path!r}: {key} is given twice ({show(seen[key])} and {show(v)}), "
+                                  "dotted and inside its section; give each field once")
+            else:
+                seen[key] = v
+    walk(d, "")
 
 
 def _unique_keys(path: str, pairs: list) -> dict:

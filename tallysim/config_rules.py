@@ -221,6 +221,16 @@ MODE_READS = {"optim.momentum": ("optim.name", ("sgd",)),
               "faults.sigma": ("faults.kind", ("gaussian",)),
               "faults.z": ("faults.kind", ("alie",)),
               "faults.eps": ("faults.kind", ("ipm",)),
+              # each partition knob is read by its kinds alone (data/partition.py, population.py, validation's
+              # min_each): partition.kind=iid partition.alpha=0.5, or natural with min_size, ran as if unset
+              "partition.alpha": ("partition.kind", ("dirichlet", "dirichlet_mix", "quantity")),
+              "partition.k": ("partition.kind", ("label_quantity",)),
+              "partition.scheme": ("partition.kind", ("label_quantity",)),
+              "partition.cap": ("partition.kind", ("dirichlet",)),
+              "partition.min_size": ("partition.kind", ("dirichlet", "population")),
+              "partition.mean_size": ("partition.kind", ("population",)),
+              "partition.sigma": ("partition.kind", ("population",)),
+              "partition.reuse": ("partition.kind", ("population",)),
               "partition.pick": ("partition.kind", ("natural",))}
 
 
