@@ -108,6 +108,9 @@ def apply_overrides(cfg: Config, items: list[str]) -> Config:
     keys = field_keys()
     values = {}
     for item in items:
+        if not isinstance(item, str):    # [4] or [("peers", 4)]: a TypeError from inside the parser
+            raise ConfigError(f"apply_overrides: {show(item)} is {type(item).__name__}; expected a key=value "
+                              "string such as 'peers=4' (cfg.replace(peers=4) takes Python values)")
         key, text = parse_override(item)
         values[key] = _parse_scalar(key, text, keys[key])
     return with_values(cfg, values)
@@ -232,6 +235,9 @@ def read_file(path: str) -> dict:
 
 
 def _resolve(path: str, seen: tuple, done: dict) -> dict:
+    if not isinstance(path, (str, os.PathLike)) or isinstance(path, bytes):   # load_file(123): a TypeError
+        raise ConfigError(f"config file {show(path)} is {type(path).__name__}; expected a path (str or "
+                          "pathlib.Path) of a JSON file")
     if "\x00" in str(path):
         raise ConfigError(f"config file {path!r}: the path holds a NUL byte; give a plain file path")
     here = os.path.realpath(path)
