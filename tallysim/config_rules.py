@@ -277,6 +277,9 @@ def _check_eval_reads(cfg: Config) -> None:
                                   f"protocol.name={cfg.protocol.name} (no client model outlives its round: the "
                                   f"rows evaluate the server model alone); allowed there: its default "
                                   f"{show_default(default)}, or client_storage=stacked")
+    if cfg.eval_peers is not None and cfg.eval_peers > cfg.peers:    # ran as eval_peers=none, the row saying so
+        raise ConfigError(f"eval_peers={cfg.eval_peers} is more than the {cfg.peers} peers (peers={cfg.peers}); "
+                          f"allowed: 1..{cfg.peers}, or none (every peer)")
     if cfg.eval_sample != "first" and cfg.eval_peers is None:
         raise ConfigError(f"eval_sample={cfg.eval_sample} picks which eval_peers peers are evaluated, and "
                           "eval_peers=none evaluates every peer; allowed: eval_peers=N with it, or eval_sample=first")
