@@ -36,7 +36,10 @@ def check_no_sweep_section(args) -> None:
         return
     import math
     from tallysim import config, sweep_axes
-    axes = sweep_axes.file_axes(config.read_file(args.config).get("sweep"))
+    section = config.read_file(args.config).get("sweep")
+    if not isinstance(section, dict):       # none, or not an object: load_file says so, naming the file
+        return
+    axes = sweep_axes.file_axes(section)
     given = {item.split("=", 1)[0].strip() for item in seed_list(args.overrides)}
     missing = [k for k in axes if k not in given]
     if missing:
