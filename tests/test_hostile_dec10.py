@@ -200,3 +200,56 @@ def test_table_rows_takes_one_directory_as_read_rows_does(finished):
     """table_rows("runs/a") walked the string's letters: "r is not a directory"."""
     assert [r["run"] for r in table.table_rows(str(finished))[1]] == ["run"]
     assert [r["run"] for r in table.table_rows([finished])[1]] == ["run"]                       # ok
+
+# ----------------------------------------------------------------------------- sweeps and figures
+
+
+@pytest.mark.parametrize("axes, expected", [
+    # each ran the same experiment once per value, and `table` showed the values beside equal results
+    (["partition.alpha=0.1,1"], "sweep axis partition.alpha (2 values) is read by no run of this sweep "
+                                "(partition.alpha=1.0 is not read with partition.kind='iid'"),
+    (["model.hidden=8,16"], "sweep axis model.hidden (2 values) is read by no run of this sweep (model.hidden=8 "
+                            "is not read by model.name=mlp"),
+    (["protocol.name=tally,fedavg", "fedavg.trim=0.1,0.2"], "sweep axis fedavg.trim (2 values) is read by no run"),
+])
+def test_a_sweep_axis_no_run_reads_is_refused(axes, expected, tmp_path, capsys, no_compile):
+    line = one_line(capsys, ["sweep", *TINY, *axes, "--dry-run", "--out", str(tmp_path / "s")])
+    assert expected in line, line
+    assert "allowed: drop the axis, or sweep it with the fields that make it read" in line
+
+
+@pytest.mark.parametrize("axes", [                                                                   # ok
+    ["protocol.name=softlabel", "softlabel.aggregate=mean,trimmed", "softlabel.trim=0.1,0.2"],  # trimmed reads it
+    ["protocol.name=tally,fedavg", "fedavg.aggregate=trimmed", "fedavg.trim=0.1,0.2"],          # fedavg reads it
+    ["optim.lr=0.1,0.2"], ["partition.kind=dirichlet", "partition.alpha=0.1,1"],
+])
+def test_a_sweep_axis_some_run_reads_still_sweeps(axes, tmp_path, capsys, no_compile):
+    assert cli.main(["sweep", *TINY, *axes, "--dry-run", "--out", str(tmp_path / "s")]) == 0, capsys.readouterr()
+
+
+FIGURE = {"title": "t", "kind": "final_vs", "x": "peers", "groups": {"a": {"protocol": {"name": "tally"}}},
+          "base": {"rounds": 2, "data": {"name": "synthetic", "train_size": 1600, "test_size": 300},
+                   "partition": {"kind": "iid"}, "probe": {"per_round": 64, "pool_size": 200}},
+          "sweep": {"peers": [4, 6]}, "smoke": {"sweep": {"peers": [4]}}}
+
+
+@pytest.mark.parametrize("change, expected", [
+    # a field beside `base`, meant for it: the runs had 4 and 6 peers and no word said
+    ({"rounds": 5}, "`rounds` is not a figure config key (a config field: put it in `base`, or in a group)"),
+    ({"titel": "t"}, "`titel` is not a figure config key; did you mean title?"),
+    ({"smoke": {"sweeps": {"peers": [4]}}}, "`smoke.sweeps` is not a figure config key; did you mean sweep?"),
+    # x not swept: one point per group, drawn at the base's value
+    ({"x": "rounds"}, "x='rounds' is not a sweep axis, so each group draws one point; allowed: a key of "
+                      "`sweep` (peers)"),
+])
+def test_a_figure_config_key_no_figure_reads_is_refused(change, expected, tmp_path, capsys, no_compile):
+    path = _file(tmp_path, "f.json", {**FIGURE, **change})
+    line = one_line(capsys, ["figure", path, "--dry-run", "--results", str(tmp_path / "r"),
+                             "--out", str(tmp_path / "o")])
+    assert expected in line, line
+
+
+def test_a_well_formed_figure_config_still_dry_runs(tmp_path, capsys, no_compile):                      # ok
+    path = _file(tmp_path, "f.json", FIGURE)
+    assert cli.main(["figure", path, "--dry-run", "--results", str(tmp_path / "r"),
+                     "--out", str(tmp_path / "o")]) == 0, capsys.readouterr()
