@@ -42,6 +42,8 @@ RUN = [
     (["partition.sigma=2"], "partition.sigma=2.0 is not read with partition.kind='iid'"),
     (["partition.kind=dirichlet", "partition.reuse=true"], "partition.reuse=True is not read with "
                                                            "partition.kind='dirichlet'"),
+    # a dataset name in the wrong case: "data.train_size=1600 is not read by data.name=Synthetic"
+    (["data.name=Synthetic"], "dataset 'Synthetic' is not prepared in"),
     # more peers evaluated than there are: ran as eval_peers=none
     (["eval_peers=5"], "eval_peers=5 is more than the 4 peers (peers=4); allowed: 1..4, or none (every peer)"),
 ]
@@ -52,6 +54,13 @@ def test_run_inputs_are_one_line_before_compiling(items, expected, tmp_path, cap
     line = one_line(capsys, ["run", *TINY, *items, "--out", str(tmp_path / "o"), "--quiet"])
     assert expected in line, line
     assert not (tmp_path / "o").exists()
+
+
+def test_a_dataset_name_in_another_case_names_the_dataset():
+    """`Fashion_MNIST` was told no near name, though fashion_mnist is a common one (and often prepared)."""
+    from tallysim.data import loading
+    assert "closest: fashion_mnist" in str(loading._not_prepared("Fashion_MNIST"))
+    assert "closest: synthetic" in str(loading._not_prepared("Synthetic"))
 
 
 @pytest.mark.parametrize("items, key", [
