@@ -178,11 +178,11 @@ def out_format(out: Optional[str], fmt: Optional[str]) -> str:
 
 
 def main(args) -> int:
-    fmt = out_format(args.out, args.format)
     if args.out and Path(args.out).is_dir():
         raise ConfigError(f"--out {args.out} is a directory; give a file such as {Path(args.out) / 'table.md'}")
     if args.out:
         atomic.refuse_symlinks([Path(args.out)])     # nor a run's own file: before anything is read
+    fmt = out_format(args.out, args.format)          # after: a run's metrics.jsonl is refused as that
     text = render(*table_rows(args.runs, args.metric), fmt)
     if args.out:
         write(Path(args.out), text)
