@@ -262,3 +262,32 @@ def test_a_well_formed_figure_config_still_dry_runs(tmp_path, capsys, no_compile
     path = _file(tmp_path, "f.json", FIGURE)
     assert cli.main(["figure", path, "--dry-run", "--results", str(tmp_path / "r"),
                      "--out", str(tmp_path / "o")]) == 0, capsys.readouterr()
+
+# ----------------------------------------------------------------------------- a perplexity's best
+
+
+@pytest.fixture
+def perplexity(tmp_path):
+    """A text-like run whose first round diverged (strict JSON's "Infinity") and whose second did not."""
+    d = outdir.claim(tmp_path / "ppl", False)
+    (d / "config.json").write_text(json.dumps(config.to_dict(config.validate(tiny()).resolved())))
+    (d / "metrics.jsonl").write_text(
+        json.dumps({"round": 1, "acc_mean": 0.1, "acc_global": None, "bits_per_peer": 8.0, "ppl_mean": "Infinity",
+                    "train_loss": "NaN"}) + "\n" +
+        json.dumps({"round": 2, "acc_mean": 0.3, "acc_global": None, "bits_per_peer": 16.0, "ppl_mean": 50.0,
+                    "train_loss": 3.5}) + "\n")
+    (d / "done.json").write_text("{}")
+    return d
+
+
+@pytest.mark.parametrize("metric, best", [("ppl_mean", 50.0), ("train_loss", 3.5), ("acc_mean", 0.3)])
+def test_the_best_perplexity_or_loss_is_the_lowest(metric, best, perplexity):
+    """`table --metric ppl_mean` called round 1's inf perplexity the run's best (the largest value)."""
+    (row,) = table.table_rows(str(perplexity), metric)[1]
+    assert row["best"] == best and row["final"] == best
+
+
+def test_pareto_of_a_perplexity_is_refused(perplexity, tmp_path, capsys):
+    """Its frontier keeps the highest value at each cost: the worst perplexity, silently."""
+    line = one_line(capsys, ["pareto", str(perplexity), "--metric", "ppl_mean", "--out", str(tmp_path / "p.png")])
+    assert "--metric 'ppl_mean' is better lower (a perplexity or a loss)" in line, line
