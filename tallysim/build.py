@@ -111,7 +111,7 @@ def _with_probe_source(cfg: Config, ds):
     if src.x_train.shape[1:] != ds.x_train.shape[1:] or src.x_train.dtype != ds.x_train.dtype:
         raise ConfigError(f"probe.source={cfg.probe.source!r} has inputs {src.x_train.shape[1:]} "
                           f"{src.x_train.dtype} but {cfg.data.name} has {ds.x_train.shape[1:]} "
-                          f"{ds.x_train.dtype}; the pool must have the training inputs' shape")
+                          f"{ds.x_train.dtype}; the pool must have the training inputs' shape and type")
     return (np.concatenate([ds.x_train, src.x_train]), np.concatenate([ds.y_train, src.y_train]),
             len(src.y_train))
 

@@ -25,6 +25,11 @@ def check_rules(cfg: Config) -> None:
         raise ConfigError("probe.source=files is not supported (data.path belongs to the training data); "
                           "import the pool's files first with `python -m tallysim prepare NAME --path DIR` "
                           "and set probe.source=NAME")
+    if cfg.probe.source is not None and cfg.probe.source == cfg.data.name and cfg.data.path is None:
+        # the pool was the training split again, appended: copies of the examples the peers train on
+        raise ConfigError(f"probe.source={cfg.probe.source} is the training dataset itself: its pool would be "
+                          "copies of the peers' own training examples; allowed: another prepared dataset, or "
+                          f"none (the pool carved out of {cfg.data.name}'s training split, disjoint from it)")
     reason = protocols.traits(cfg.protocol.name).shared_init
     if reason and cfg.init.shared is False:
         free = [n for n in protocols.names() if not protocols.traits(n).shared_init]

@@ -44,6 +44,9 @@ RUN = [
                                                            "partition.kind='dirichlet'"),
     # a dataset name in the wrong case: "data.train_size=1600 is not read by data.name=Synthetic"
     (["data.name=Synthetic"], "dataset 'Synthetic' is not prepared in"),
+    # the pool from the training dataset itself: copies of the examples the peers train on
+    (["probe.source=synthetic"], "probe.source=synthetic is the training dataset itself: its pool would be "
+                                 "copies of the peers' own training examples"),
     # more peers evaluated than there are: ran as eval_peers=none
     (["eval_peers=5"], "eval_peers=5 is more than the 4 peers (peers=4); allowed: 1..4, or none (every peer)"),
 ]
