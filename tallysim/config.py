@@ -42,6 +42,9 @@ def _parse_scalar(key: str, text: str, t) -> Any:
         raise ConfigError(f"{key}={text!r} mixes 'x' and ',': expected one shape, 28x28x1 or [28, 28, 1] "
                           "(a sweep axis separates shapes with ';': 28x28x1;8x8x1)")
     try:
+        if t in (int, float, tuple) and not text.isascii():
+            # int() and float() read other scripts' digits: `peers=٣` ran 3 peers, as model.groups' did
+            raise ValueError
         if t is bool:
             low = text.lower()
             if low in ("true", "1", "yes"):

@@ -47,6 +47,10 @@ RUN = [
     # the pool from the training dataset itself: copies of the examples the peers train on
     (["probe.source=synthetic"], "probe.source=synthetic is the training dataset itself: its pool would be "
                                  "copies of the peers' own training examples"),
+    # digits of another script, which int() and float() read: 3 peers, lr 0.1 (model.groups refused them)
+    (["peers=\u0663"], "peers='\u0663': expected an integer"),
+    (["optim.lr=\u0660.\u0661"], "optim.lr='\u0660.\u0661': expected a number"),
+    (["data.input_shape=\u0668x8"], "expected a shape like 28x28x1"),
     # more peers evaluated than there are: ran as eval_peers=none
     (["eval_peers=5"], "eval_peers=5 is more than the 4 peers (peers=4); allowed: 1..4, or none (every peer)"),
 ]
