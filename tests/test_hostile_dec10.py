@@ -1,10 +1,12 @@
 """Hostile review of 2026-12-10, weighted to what the earlier five attacked least: the partition knobs a
 partition kind never reads (text's natural split, population, iid), config files (a `sweep` section given
-to `run`, one field written twice in one file), `table --out` under another format's name, and the results
-readers and config helpers of the Python API given the wrong type. Each case failed before its fix (ran
-while ignoring the knob or the section in silence, wrote a file its name misdescribes, a TypeError from
-inside pathlib or the parser, a misleading line); the controls (`ok`) pass both. Nothing here compiles
-(`no_compile`); the run directories `table` reads are written by hand."""
+to `run`, one field written twice in one file, another script's digits), sweep axes no run reads, figure
+configs' own keys, the probe pool drawn from the training set itself, `table --out` under another format's
+name, a perplexity's "best", and the results readers and config helpers of the Python API given the wrong
+type. Each case failed before its fix (ran while ignoring the knob, the section or the axis in silence,
+wrote a file its name misdescribes, called the worst perplexity the best, a TypeError from inside pathlib
+or the parser, a misleading line); the controls (`ok`) pass both. Nothing here compiles (`no_compile`);
+the run directories `table` and `pareto` read are written by hand."""
 import json
 
 import pytest
