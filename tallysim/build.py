@@ -119,6 +119,9 @@ def _with_probe_source(cfg: Config, ds):
 def _pool_and_rest(cfg: Config, n: int, n_source: int, seed: int):
     """Probe-pool indices and the remaining training indices of one seed."""
     if cfg.probe.source:
+        if cfg.probe.pool_size is not None and cfg.probe.pool_size > n_source:     # was cut to n_source, silently
+            raise ConfigError(f"probe.pool_size={cfg.probe.pool_size} is more than the {n_source} training examples "
+                              f"of probe.source={cfg.probe.source}; allowed: 1..{n_source}, or none (10% of them)")
         size = min(cfg.probe.pool_size or config.default_pool_size(n_source), n_source)
         return n + np.arange(size), np.arange(n)       # source examples are appended after train
     size = cfg.probe.pool_size or config.default_pool_size(n)

@@ -300,3 +300,18 @@ def test_pareto_of_a_perplexity_is_refused(perplexity, tmp_path, capsys):
     """Its frontier keeps the highest value at each cost: the worst perplexity, silently."""
     line = one_line(capsys, ["pareto", str(perplexity), "--metric", "ppl_mean", "--out", str(tmp_path / "p.png")])
     assert "--metric 'ppl_mean' is better lower (a perplexity or a loss)" in line, line
+
+
+def test_a_pool_larger_than_its_source_is_refused(tmp_path, capsys, no_compile):
+    """probe.pool_size=1000 from a source of 300 examples ran with a pool of 300, silently."""
+    import numpy as np
+    from tallysim import data
+    ds = data.load(tiny().data, 7)
+    np.savez(tmp_path / "other.npz", x_train=ds.x_train[:300], y_train=ds.y_train[:300], x_test=ds.x_test[:10],
+             y_test=ds.y_test[:10])
+    data.prepare("other_pool", str(tmp_path / "other.npz"))
+    line = one_line(capsys, ["run", *TINY, "probe.source=other_pool", "probe.pool_size=1000",
+                             "--out", str(tmp_path / "o")])
+    assert "probe.pool_size=1000 is more than the 300 training examples of probe.source=other_pool; allowed: " \
+           "1..300" in line, line
+    assert not (tmp_path / "o").exists()
