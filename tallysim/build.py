@@ -111,7 +111,7 @@ def _with_probe_source(cfg: Config, ds):
     if src.x_train.shape[1:] != ds.x_train.shape[1:] or src.x_train.dtype != ds.x_train.dtype:
         raise ConfigError(f"probe.source={cfg.probe.source!r} has inputs {src.x_train.shape[1:]} "
                           f"{src.x_train.dtype} but {cfg.data.name} has {ds.x_train.shape[1:]} "
-                          f"{ds.x_train.dtype}; the pool must have the training inputs' shape")
+                          f"{ds.x_train.dtype}; the pool must have the training inputs' shape and type")
     return (np.concatenate([ds.x_train, src.x_train]), np.concatenate([ds.y_train, src.y_train]),
             len(src.y_train))
 
@@ -119,6 +119,9 @@ def _with_probe_source(cfg: Config, ds):
 def _pool_and_rest(cfg: Config, n: int, n_source: int, seed: int):
     """Probe-pool indices and the remaining training indices of one seed."""
     if cfg.probe.source:
+        if cfg.probe.pool_size is not None and cfg.probe.pool_size > n_source:     # was cut to n_source, silently
+            raise ConfigError(f"probe.pool_size={cfg.probe.pool_size} is more than the {n_source} training examples "
+                              f"of probe.source={cfg.probe.source}; allowed: 1..{n_source}, or none (10% of them)")
         size = min(cfg.probe.pool_size or config.default_pool_size(n_source), n_source)
         return n + np.arange(size), np.arange(n)       # source examples are appended after train
     size = cfg.probe.pool_size or config.default_pool_size(n)

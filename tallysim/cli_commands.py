@@ -28,6 +28,28 @@ def seed_list(items: list[str]) -> list[str]:
     return out
 
 
+def check_no_sweep_section(args) -> None:
+    """`run --config FILE` where FILE (or a file it extends) has a `sweep` section: the run used the base
+    alone and ignored every axis in silence (`run --config experiments/pareto/bridge.json` ran one bridge
+    of the 32). A run takes it where each axis is given one value by a key=value item."""
+    if not args.config:
+        return
+    import math
+    from tallysim import config, sweep_axes
+    section = config.read_file(args.config).get("sweep")
+    if not isinstance(section, dict):       # none, or not an object: load_file says so, naming the file
+        return
+    axes = sweep_axes.file_axes(section)
+    given = {item.split("=", 1)[0].strip() for item in seed_list(args.overrides)}
+    missing = [k for k in axes if k not in given]
+    if missing:
+        runs = math.prod(len(v) for v in axes.values())
+        raise ConfigError(f"{args.config} has a `sweep` section ({runs} run{'s' * (runs != 1)} over "
+                          f"{', '.join(axes)}), which `tallysim run` does not read; allowed: `tallysim sweep "
+                          f"--config {args.config} --out DIR` for its runs, or one run with each axis given "
+                          f"one value ({' '.join(f'{k}={axes[k][0]}' for k in missing)})")
+
+
 def config_from_args(args):
     """`--config` (and `--smoke`) with the key=value overrides on top; not validated yet."""
     from tallysim import config
@@ -64,6 +86,7 @@ def cmd_run(args) -> int:
                           "OUT/config.json: read it there")
     if args.out is None and not args.print_config:
         raise ConfigError("run needs --out DIR (the directory the run writes), or --print-config")
+    check_no_sweep_section(args)
     if args.print_config:
         cfg = config_from_args(args)
         _check(cfg)

@@ -42,6 +42,9 @@ def _parse_scalar(key: str, text: str, t) -> Any:
         raise ConfigError(f"{key}={text!r} mixes 'x' and ',': expected one shape, 28x28x1 or [28, 28, 1] "
                           "(a sweep axis separates shapes with ';': 28x28x1;8x8x1)")
     try:
+        if t in (int, float, tuple) and not text.isascii():
+            # int() and float() read other scripts' digits: `peers=٣` ran 3 peers, as model.groups' did
+            raise ValueError
         if t is bool:
             low = text.lower()
             if low in ("true", "1", "yes"):
@@ -108,6 +111,9 @@ def apply_overrides(cfg: Config, items: list[str]) -> Config:
     keys = field_keys()
     values = {}
     for item in items:
+        if not isinstance(item, str):    # [4] or [("peers", 4)]: a TypeError from inside the parser
+            raise ConfigError(f"apply_overrides: {show(item)} is {type(item).__name__}; expected a key=value "
+                              "string such as 'peers=4' (cfg.replace(peers=4) takes Python values)")
         key, text = parse_override(item)
         values[key] = _parse_scalar(key, text, keys[key])
     return with_values(cfg, values)
@@ -232,6 +238,9 @@ def read_file(path: str) -> dict:
 
 
 def _resolve(path: str, seen: tuple, done: dict) -> dict:
+    if not isinstance(path, (str, os.PathLike)) or isinstance(path, bytes):   # load_file(123): a TypeError
+        raise ConfigError(f"config file {show(path)} is {type(path).__name__}; expected a path (str or "
+                          "pathlib.Path) of a JSON file")
     if "\x00" in str(path):
         raise ConfigError(f"config file {path!r}: the path holds a NUL byte; give a plain file path")
     here = os.path.realpath(path)
@@ -311,7 +320,27 @@ def _read_json(path: str) -> dict:
     if not isinstance(d, dict):
         raise ConfigError(f"config file {path!r} holds {json_kind(d)}, not a JSON object; expected "
                           '{"peers": 10, "protocol": {"name": "tally"}, ...}')
+    _dotted_once(d, path)
     return d
+
+
+def _dotted_once(d: dict, path: str) -> None:
+    """A field written twice in one file, dotted and inside its section ({"optim": {"lr": 0.1}, "optim.lr":
+    0.2}): the later key won in silence. Per file, so a file may still set dotted what a file it extends
+    sets inside the section (the child wins, as everywhere)."""
+    seen: dict = {}
+
+    def walk(obj, prefix):
+        for k, v in obj.items():
+            key = prefix + str(k)
+            if isinstance(v, dict):
+                walk(v, key + ".")
+            elif key in seen:
+                raise ConfigError(f"config file {path!r}: {key} is given twice ({show(seen[key])} and {show(v)}), "
+                                  "dotted and inside its section; give each field once")
+            else:
+                seen[key] = v
+    walk(d, "")
 
 
 def _unique_keys(path: str, pairs: list) -> dict:

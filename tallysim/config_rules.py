@@ -25,6 +25,11 @@ def check_rules(cfg: Config) -> None:
         raise ConfigError("probe.source=files is not supported (data.path belongs to the training data); "
                           "import the pool's files first with `python -m tallysim prepare NAME --path DIR` "
                           "and set probe.source=NAME")
+    if cfg.probe.source is not None and cfg.probe.source == cfg.data.name and cfg.data.path is None:
+        # the pool was the training split again, appended: copies of the examples the peers train on
+        raise ConfigError(f"probe.source={cfg.probe.source} is the training dataset itself: its pool would be "
+                          "copies of the peers' own training examples; allowed: another prepared dataset, or "
+                          f"none (the pool carved out of {cfg.data.name}'s training split, disjoint from it)")
     reason = protocols.traits(cfg.protocol.name).shared_init
     if reason and cfg.init.shared is False:
         free = [n for n in protocols.names() if not protocols.traits(n).shared_init]
@@ -221,6 +226,16 @@ MODE_READS = {"optim.momentum": ("optim.name", ("sgd",)),
               "faults.sigma": ("faults.kind", ("gaussian",)),
               "faults.z": ("faults.kind", ("alie",)),
               "faults.eps": ("faults.kind", ("ipm",)),
+              # each partition knob is read by its kinds alone (data/partition.py, population.py, validation's
+              # min_each): partition.kind=iid partition.alpha=0.5, or natural with min_size, ran as if unset
+              "partition.alpha": ("partition.kind", ("dirichlet", "dirichlet_mix", "quantity")),
+              "partition.k": ("partition.kind", ("label_quantity",)),
+              "partition.scheme": ("partition.kind", ("label_quantity",)),
+              "partition.cap": ("partition.kind", ("dirichlet",)),
+              "partition.min_size": ("partition.kind", ("dirichlet", "population")),
+              "partition.mean_size": ("partition.kind", ("population",)),
+              "partition.sigma": ("partition.kind", ("population",)),
+              "partition.reuse": ("partition.kind", ("population",)),
               "partition.pick": ("partition.kind", ("natural",))}
 
 
@@ -267,6 +282,9 @@ def _unread_eval(cfg: Config):
                             f"protocol.name={cfg.protocol.name} (no client model outlives its round: the "
                             f"rows evaluate the server model alone); allowed there: its default "
                             f"{show_default(default)}, or client_storage=stacked")
+    if cfg.eval_peers is not None and cfg.eval_peers > cfg.peers:    # ran as eval_peers=none, the row saying so
+        yield "eval_peers", (f"eval_peers={cfg.eval_peers} is more than the {cfg.peers} peers (peers={cfg.peers}); "
+                             f"allowed: 1..{cfg.peers}, or none (every peer)")
     if cfg.eval_sample != "first" and cfg.eval_peers is None:
         yield "eval_sample", (f"eval_sample={cfg.eval_sample} picks which eval_peers peers are evaluated, and "
                               "eval_peers=none evaluates every peer; allowed: eval_peers=N with it, or eval_sample=first")
@@ -322,8 +340,8 @@ SYNTHETIC_READS = ("data.num_classes", "data.input_shape", "data.train_size", "d
 
 
 def _unread_data(cfg: Config):
-    if cfg.data.name == "synthetic":
-        return
+    if cfg.data.name.lower() == "synthetic":
+        return          # `Synthetic`: the dataset's name is refused, with synthetic as the near one, not its fields
     for key in SYNTHETIC_READS:
         default = declared()[key].default
         if get_field(cfg, key) != default:

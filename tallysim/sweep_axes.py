@@ -6,10 +6,10 @@ from __future__ import annotations
 import itertools
 import math
 import re
-from typing import Any
+from typing import Any, Optional
 
 from tallysim import config
-from tallysim.config import ConfigError
+from tallysim.config import Config, ConfigError
 
 # Runs one sweep (or figure) may have. Validating a configuration takes ~10 ms on a loaded CPU, so
 # 10,000 is a couple of minutes of --dry-run; far past any sweep anyone runs to completion.
@@ -138,3 +138,37 @@ def expand(cfg_file_axes: dict, cli_items: list[str]) -> list[tuple[str, list[st
         seen[name] = chosen
         runs.append((name, [f"{k}={v}" for k, v in chosen.items()]))
     return runs
+
+
+def _unread(cfg: Config, key: str) -> Optional[str]:
+    """Why a single run of `cfg` does not read `key` (check_read's line for it), or None where it does."""
+    from tallysim import config_rules
+    return next((line for k, line in config_rules.unread(cfg) if k == key), None)
+
+
+def check_axes_read(runs: list[tuple[str, list[str]]], cfgs: list[Config]) -> None:
+    """A sweep axis of several values that no run of the sweep reads (`partition.alpha=0.1,1` with
+    partition.kind=iid, `softlabel.trim=0.1,0.2` with the mean aggregate) ran the same experiment once
+    per value, and `table` showed the values beside equal results. Refused, with the first run's reason;
+    an axis some run reads (a protocol axis beside it) is fine."""
+    values: dict = {}
+    for _, overrides in runs:
+        for item in overrides:
+            key, text = item.split("=", 1)
+            values.setdefault(key, set()).add(text)
+    declared = config.declared()
+    for key, texts in values.items():
+        if len(texts) < 2 or key not in declared:
+            continue
+        away = [c for c in cfgs if config.get_field(c, key) != declared[key].default]
+        reasons = []
+        for c in away:
+            reason = _unread(c, key)
+            if reason is None:
+                break
+            reasons.append(reason)
+        else:
+            if reasons:
+                raise ConfigError(f"sweep axis {key} ({len(texts)} values) is read by no run of this sweep "
+                                  f"({reasons[0]}): each value would run the same experiment; allowed: drop the "
+                                  "axis, or sweep it with the fields that make it read")

@@ -48,7 +48,10 @@ def _not_prepared(name: str) -> DataError:
     import difflib
     prepared = prepared_names()
     pool = list(dict.fromkeys(list(BUILT_IN) + prepared + list(COMMON) + _tfds_names()))
-    near = [n for n in difflib.get_close_matches(name, pool, n=3, cutoff=0.6) if n != name]
+    # case-blind: `Fashion_MNIST` was told no near name, though fashion_mnist was prepared
+    same = [n for n in pool if n.lower() == name.lower() and n != name]
+    near = list(dict.fromkeys(same + [n for n in difflib.get_close_matches(name, pool, n=3, cutoff=0.6)
+                                      if n != name]))[:3]
     hint = f"closest: {', '.join(near)}; " if near else ""
     extra = " (or: apt-get install dataset-fashion-mnist)" if name == "fashion_mnist" else ""
     return DataError(f"dataset {name!r} is not prepared in {cache_dir()} and not built in; {hint}built in: "

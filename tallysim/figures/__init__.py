@@ -37,6 +37,7 @@ from tallysim import progress as progress_bars
 from tallysim.config import ConfigError
 from tallysim.fields import did_you_mean
 from tallysim.results.metrics import panel_of  # noqa: F401 - figures.panel_of, as before
+from tallysim.figures.spec_keys import check_spec_keys
 
 
 def experiments_dir() -> Path:
@@ -224,6 +225,7 @@ def preflight(name_or_path: str, smoke: bool, results: Optional[str], out: Optio
     kind = spec.get("kind")
     if not isinstance(kind, str) or kind not in KINDS:
         raise ConfigError(f"{path}: kind={kind!r} is not known; allowed: {', '.join(KINDS)}")
+    check_spec_keys(spec, path, kind)
     if smoke and "smoke" not in spec:
         raise ConfigError(f"--smoke draws the `smoke` section of {path}, which has none (nor a file it extends); "
                           "allowed: add a smoke section, or leave out --smoke")

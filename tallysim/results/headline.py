@@ -54,13 +54,20 @@ def metric(row: dict, name: str = "auto"):
     return v if is_number(v) else None
 
 
+def lower_is_better(name: str) -> bool:
+    """A perplexity or a loss: its best is its smallest (`table --metric ppl_mean` called the diverged
+    first round's inf perplexity the best)."""
+    return name == "ppl" or name.startswith("ppl_") or "loss" in name or name == "wrong_confidence"
+
+
 def final_best(rows: list[dict], name: str = "auto") -> tuple[Optional[float], Optional[float]]:
-    """A run's (final, best) value of a metric: the last row's, and the largest over its rows (NaN
-    and missing values left out); None where there is none."""
+    """A run's (final, best) value of a metric: the last row's, and the largest over its rows (the
+    smallest for a perplexity or a loss: lower_is_better; NaN and missing values left out); None where
+    there is none."""
     values = [float(v) for v in (metric(r, name) for r in rows) if v is not None and not math.isnan(v)]
     last = metric(rows[-1], name) if rows else None
     final = None if last is None or math.isnan(last) else float(last)
-    return final, (max(values) if values else None)
+    return final, ((min if lower_is_better(name) else max)(values) if values else None)
 
 
 def run_accuracy(rows: list[dict], which: str = "final", name: str = "auto") -> Optional[float]:

@@ -30,12 +30,13 @@ from pathlib import Path
 from typing import Iterable
 
 from tallysim import atomic
-from tallysim.config import ConfigError
+from tallysim.config import ConfigError, show
 # The headline numbers and the row writer live in their own modules; their names stay importable from
 # here, where readers, run.py and the figures have always found them.
 from tallysim.results.headline import (HEADLINE, HONEST, TEXT_HEADLINE, WHICH, accuracy, accuracy_std,  # noqa: F401
                                        aggregate, bits_to_target, check_which, final_best, headline_key,
-                                       is_number, metric, run_accuracy, summary_line, text_headline)
+                                       is_number, lower_is_better, metric, run_accuracy, summary_line,
+                                       text_headline)
 from tallysim.results.rows import (CLIENT_PERCENTILE, GROUP_KEYS, NON_FINITE, PEER_PLACES, PROBE_KEYS,  # noqa: F401
                                    ROUND_KEYS, client_stats, dumps_row, group_row, lane_row, revive, text_row)
 from tallysim.results import partition_file
@@ -130,8 +131,32 @@ def read_rows(run_dir) -> list[dict]:
     return rows
 
 
+def directory(d, what: str = "a run directory"):
+    """`d` as given, if it is a path (str or os.PathLike); anything else one ConfigError (Results.read(123)
+    was a TypeError from inside pathlib)."""
+    if isinstance(d, (str, os.PathLike)) and not isinstance(d, bytes):
+        return d
+    raise ConfigError(f"{show(d)} is {type(d).__name__}, not a path; allowed: {what} as a str or pathlib.Path")
+
+
+def directories(dirs) -> list:
+    """The directories a reader of several runs was given: one path (table_rows("runs/a") walked the
+    string's letters, "t is not a directory") or a list of them, at least one (read_rows([]) said "no run
+    directories under " of nothing)."""
+    if isinstance(dirs, (str, os.PathLike)) and not isinstance(dirs, bytes):
+        return [dirs]
+    if isinstance(dirs, (bytes, dict)) or not isinstance(dirs, Iterable):
+        raise ConfigError(f"{show(dirs)} is {type(dirs).__name__}; allowed: a directory (str or pathlib.Path) or "
+                          "a list of them")
+    out = [directory(d, "each directory") for d in dirs]
+    if not out:
+        raise ConfigError("no directory given (an empty list); allowed: run directories or directories above them")
+    return out
+
+
 def read_run(run_dir) -> tuple[dict, list[dict]]:
     """(config dict, metric rows) of one run directory; ConfigError naming the file when corrupt."""
+    directory(run_dir)
     _metrics_file(run_dir)                   # a directory that is no run fails on that first
     cfg = read_config(run_dir)
     return cfg, read_rows(run_dir)
@@ -156,7 +181,7 @@ def find_runs(dirs: Iterable) -> list[tuple[Path, str]]:
     """(run directory, label) for every directory with metrics.jsonl at or below each of dirs.
     The label is the path relative to the given directory (its own name if it is a run)."""
     found, seen = [], set()
-    for root in dirs:
+    for root in directories(dirs):
         root = Path(root)
         if not root.is_dir():
             raise ConfigError(f"{root} is not a directory; pass run directories or directories above them")
@@ -186,7 +211,7 @@ def read_runs(dirs: Iterable, skip, none_ok: bool = False) -> list[tuple[Path, s
     ConfigError, which says whether runs were found and could not be read (`tallysim table` and
     tallysim.read_rows, alike), or with `none_ok` an empty list (pareto.collect: a figure's group may
     have no finished run yet, and `tallysim pareto` says "no complete runs" itself)."""
-    dirs = list(dirs)
+    dirs = directories(dirs)
     runs, skipped = [], 0
     for d, label in find_runs(dirs):
         try:

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from tallysim.config import ConfigError
+
 
 @dataclass
 class Results:
@@ -88,6 +90,8 @@ def read_rows(dirs, strict: bool = False) -> list[dict]:
     import warnings
     from tallysim.results import metrics
     from tallysim.results.table import flatten, swept_fields
+    if not isinstance(strict, bool):     # strict="no" is truthy: it raised where the caller asked it not to
+        raise ConfigError(f"read_rows(strict={strict!r}): expected True or False")
 
     def skip(d, label, e):
         if strict:
@@ -95,7 +99,7 @@ def read_rows(dirs, strict: bool = False) -> list[dict]:
         warnings.warn(f"read_rows: skipping run {label}: {e}", stacklevel=4)    # the caller of read_rows
 
     found = [(label, cfg, rows) for _, label, cfg, rows in
-             metrics.read_runs([dirs] if isinstance(dirs, (str, Path)) else dirs, skip)]
+             metrics.read_runs(dirs, skip)]
     swept = [k for k in swept_fields([cfg for _, cfg, _ in found]) if k != "protocol.name"]
     out = []
     for label, cfg, rows in found:

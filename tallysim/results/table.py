@@ -155,12 +155,34 @@ def add_parser(sub) -> None:
     t.set_defaults(fn=main)
 
 
+# What an --out's extension says of the file's format: None, either (plain text). `--out t.xlsx` wrote a
+# markdown table a spreadsheet cannot open, and `--format csv --out t.md` CSV under a markdown name.
+OUT_FORMATS = {".csv": "csv", ".md": "markdown", ".markdown": "markdown"}
+# Extensions of files of another format, refused; any other (none, .txt, `table.v2`, a date) takes either.
+OTHER_FORMATS = (".xlsx", ".xls", ".ods", ".json", ".jsonl", ".tsv", ".html", ".htm", ".tex", ".png", ".pdf",
+                 ".svg", ".parquet", ".npz", ".npy", ".pkl", ".yaml", ".yml")
+
+
+def out_format(out: Optional[str], fmt: Optional[str]) -> str:
+    """The format `table` writes: --format, else the --out's extension's, else markdown; an extension
+    that names another format (or none `table` writes) is refused."""
+    suffix = Path(out).suffix.lower() if out else ""
+    if suffix in OTHER_FORMATS:
+        raise ConfigError(f"--out {out}: table writes markdown or CSV, not {suffix}; allowed: an --out ending "
+                          "in .md (markdown), .csv (CSV) or .txt")
+    named = OUT_FORMATS.get(suffix)
+    if fmt and named and fmt != named:
+        raise ConfigError(f"--format {fmt} with --out {out}, a {named} file's name; allowed: --format {named}, "
+                          f"or an --out ending in {'.csv' if fmt == 'csv' else '.md'}")
+    return fmt or named or "markdown"
+
+
 def main(args) -> int:
-    fmt = args.format or ("csv" if args.out and str(args.out).lower().endswith(".csv") else "markdown")
     if args.out and Path(args.out).is_dir():
         raise ConfigError(f"--out {args.out} is a directory; give a file such as {Path(args.out) / 'table.md'}")
     if args.out:
         atomic.refuse_symlinks([Path(args.out)])     # nor a run's own file: before anything is read
+    fmt = out_format(args.out, args.format)          # after: a run's metrics.jsonl is refused as that
     text = render(*table_rows(args.runs, args.metric), fmt)
     if args.out:
         write(Path(args.out), text)

@@ -1,0 +1,38 @@
+"""A figure config's keys checked before anything runs (figures.preflight): each top-level and smoke key
+one a figure reads, and a final_vs or faults figure's `x` one of its sweep axes."""
+from __future__ import annotations
+
+from tallysim import config
+from tallysim.config import ConfigError
+from tallysim.fields import did_you_mean
+
+
+# A figure config's own keys (the module docstring) and its smoke section's. Any other was ignored in
+# silence: `"peers": 8` beside `base` (meant for it), a misspelt `"sweeps"` or `"titel"`.
+SPEC_KEYS = ("title", "description", "notes", "kind", "base", "groups", "sweep", "smoke", "x", "xlabel", "logx",
+             "target", "facets", "within", "probe_group", "panels", "every_round", "overall")
+SMOKE_KEYS = ("base", "sweep", "groups", "only", "panels")
+# the kinds whose `x` is a swept key drawn on the x axis (plots.py; classes reads C from the partition)
+X_KINDS = ("final_vs", "faults")
+
+
+def check_spec_keys(spec: dict, path, kind: str) -> None:
+    """Every key of a figure config is one a figure reads, and `x` (final_vs, faults) is swept."""
+    smoke = spec.get("smoke")
+    for keys, allowed, where in ((spec, SPEC_KEYS, ""), (smoke if isinstance(smoke, dict) else {}, SMOKE_KEYS,
+                                                          "smoke.")):
+        for key in keys:
+            if key not in allowed:
+                near = did_you_mean(key, list(allowed))
+                field = " (a config field: put it in `base`, or in a group)" if key in config.field_keys() or \
+                    key in {k.split(".")[0] for k in config.field_keys()} else ""
+                raise ConfigError(f"{path}: `{where}{key}` is not a figure config key{field}{near}; allowed: "
+                                  f"{', '.join(allowed)}")
+    groups = spec.get("groups") if isinstance(spec.get("groups"), dict) else {}
+    if kind in X_KINDS and "x" in spec and not any(isinstance(g, dict) and "include" in g for g in groups.values()):
+        swept = set(spec.get("sweep") or {}) | set((smoke or {}).get("sweep") or {} if isinstance(smoke, dict)
+                                                   else {})
+        swept |= {k for g in groups.values() if isinstance(g, dict) for k in (g.get("sweep") or {})}
+        if spec["x"] not in swept:
+            raise ConfigError(f"{path}: x={spec['x']!r} is not a sweep axis, so each group draws one point; "
+                              f"allowed: a key of `sweep` ({', '.join(sorted(swept)) or 'none'})")
