@@ -56,12 +56,12 @@ def configs(base_cfg: Config, runs: list[tuple[str, list[str]]]) -> list[Config]
 def command_configs(base_cfg: Config, runs: list[tuple[str, list[str]]]) -> list[Config]:
     """`tallysim sweep`'s runs checked: each validated (`configs`), an axis no run reads refused
     (check_axes_read), and a field that no run reads refused,
-    as each run alone would refuse it (config_rules.unread_by_every_run). A figure does not ask the
+    as each run alone would refuse it (config_reads.unread_by_every_run). A figure does not ask the
     second: its spec's base and smoke settings serve all its groups, and a group may read none of them."""
-    from tallysim import config_rules
+    from tallysim import config_reads
     cfgs = configs(base_cfg, runs)
     check_axes_read(runs, cfgs)             # an axis of several values only default-valued runs read
-    config_rules.unread_by_every_run(cfgs, [name for name, _ in runs])
+    config_reads.unread_by_every_run(cfgs, [name for name, _ in runs])
     return cfgs
 
 

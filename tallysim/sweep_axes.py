@@ -142,8 +142,8 @@ def expand(cfg_file_axes: dict, cli_items: list[str]) -> list[tuple[str, list[st
 
 def _unread(cfg: Config, key: str) -> Optional[str]:
     """Why a single run of `cfg` does not read `key` (check_read's line for it), or None where it does."""
-    from tallysim import config_rules
-    return next((line for k, line in config_rules.unread(cfg) if k == key), None)
+    from tallysim import config_reads
+    return next((line for k, line in config_reads.unread(cfg) if k == key), None)
 
 
 def check_axes_read(runs: list[tuple[str, list[str]]], cfgs: list[Config]) -> None:

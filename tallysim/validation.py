@@ -2,9 +2,10 @@
 
 Each failure is a `ConfigError` with one line naming the field, the bad value and what is allowed.
 Nothing here loads data, allocates arrays or compiles: types, ranges (every float finite), names that
-must fit the file system (field_checks.py), the rules between fields (config_rules.py), and a rough
-memory estimate that refuses sizes no machine could hold (here, from sizing.py). The names of the two
-modules split from this one are re-exported: `validation.X` keeps working.
+must fit the file system (field_checks.py), the rules between fields (config_rules.py) and the fields a
+run would ignore (config_reads.py), and a rough memory estimate that refuses sizes no machine could hold
+(here, from sizing.py). The names of the modules split from this one are re-exported: `validation.X`
+keeps working.
 """
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ import os
 from pathlib import Path
 
 from tallysim import protocols, robust_checks, sizing
-from tallysim import config_rules
-from tallysim.config_rules import MESSAGE_FAULTS, check_read, check_rules  # noqa: F401 - validation.X, as before
+from tallysim import config_reads
+from tallysim.config_reads import MESSAGE_FAULTS, check_read  # noqa: F401 - validation.X, as before
+from tallysim.config_rules import check_rules  # noqa: F401 - validation.X, as before
 from tallysim.field_checks import not_known
 from tallysim.field_checks import (ALPHA_KINDS, CHOICES, FLOAT_RANGES, INT_RANGES, MAX_NAME,  # noqa: F401
                                    TYPE_NAMES, live_choices, check_name, check_path, check_ranges, check_types,
@@ -144,7 +146,7 @@ def check_read_resumed(cfg: Config, own: Config | None) -> None:
     is refused by the resume's comparison with the checkpoint's config in any case. `run --resume` and
     tallysim.run(resume=True) both ask this; an unreadable config.json is checked as before (the resume
     then says what is wrong with it)."""
-    if own is not None and not config_rules.reads_all(own):
+    if own is not None and not config_reads.reads_all(own):
         return
     check_read(validate(cfg))
 

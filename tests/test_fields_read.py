@@ -56,7 +56,7 @@ def test_the_table_agrees_with_the_declarations():
 def _companions(key: str) -> dict:
     """What makes a read field read at all (config_rules: a field read only under one aggregate, pre,
     optimizer or weighting; privacy's delta, accountant and clip only with noise), set beside it."""
-    from tallysim.config_rules import MODE_READS
+    from tallysim.config_reads import MODE_READS
     if key in MODE_READS:
         mode, values = MODE_READS[key]
         return {mode: values[0]}

@@ -126,7 +126,7 @@ LAYERS = [
     ["tallysim.schema_text"],
     ["tallysim.model_groups"],
     ["tallysim.field_checks"],
-    ["tallysim.validation", "tallysim.robust_checks", "tallysim.config_rules"],
+    ["tallysim.validation", "tallysim.robust_checks", "tallysim.config_rules", "tallysim.config_reads"],
     ["tallysim.config"],
     ["tallysim.data", "tallysim.results", "tallysim.results.metrics", "tallysim.outdir", "tallysim.run_lock", "tallysim.checkpoint", "tallysim.atomic",
      "tallysim.api_arguments", "tallysim.jax_check", "tallysim.metrics_file", "tallysim.clean"],

@@ -183,7 +183,7 @@ def test_a_sweep_whose_base_some_run_reads_stays_allowed():
 
 def test_both_resume_paths_ask_one_function(tmp_path, monkeypatch):
     """api_arguments.check_read and `run --resume` each wrote "check as a single run's only if the run's
-    own config passes as one" over config_rules.reads_all; both now call validation.check_read_resumed."""
+    own config passes as one" over config_reads.reads_all; both now call validation.check_read_resumed."""
     import inspect
     from tallysim import cli_commands
     calls = []

@@ -187,9 +187,9 @@ def test_a_split_text_exchange_sends_the_unsplit_votes(monkeypatch):
 
 def test_one_list_names_the_models_model_conv_applies_to():
     """hostile5's `bench --conv` refusal (bench/flags.py) wrote the conv models a second time beside
-    bench/throughput.py's list (and config_rules.MODEL_READS' model.conv): one list for the bench now,
+    bench/throughput.py's list (and config_reads.MODEL_READS' model.conv): one list for the bench now,
     the same models the config's rule names."""
-    from tallysim import config_rules
+    from tallysim import config_reads
     from tallysim.bench import flags, throughput
     assert throughput.CONV_MODELS is flags.CONV_MODELS
-    assert set(flags.CONV_MODELS) == set(config_rules.MODEL_READS["model.conv"])
+    assert set(flags.CONV_MODELS) == set(config_reads.MODEL_READS["model.conv"])

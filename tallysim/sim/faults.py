@@ -51,7 +51,7 @@ FAULT_STREAM = 0x0FA17      # fold_in tag of the round's fault key (round_keys' 
 HOST_STREAM = 0x0FA17       # numpy seed word of the host draws (fixed set, shard cuts)
 CONFIDENT = 1e4             # a confident_wrong message's logit margin: softmax is exactly one-hot
 TRAINING_KINDS = ("under_trained", "label_flip")                # faults of how peers train
-# The faults of what is sent are config_rules.MESSAGE_FAULTS; the omniscient attacks schema.PARAM_ATTACKS
+# The faults of what is sent are config_reads.MESSAGE_FAULTS; the omniscient attacks schema.PARAM_ATTACKS
 # (the FedAvg family's updates) and least_likely (the probe messages, distillation): sim/attacks.py
 
 

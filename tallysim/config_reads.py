@@ -1,0 +1,242 @@
+"""The fields a run would silently ignore: a protocol-specific field set for a protocol that does not read
+it, a model.* field its architecture does not read, a knob its mode (optim.name, partition.kind,
+faults.kind, ...) does not read, the synthetic data's fields for a real dataset. `unread` lists them
+all (the field, the refusal's line); a single run refuses the first (`check_read`), a sweep a field no
+run of it reads (`unread_by_every_run`). Split from config_rules.py (the rules between field values),
+which asks `check_group_model_reads` / `check_group_mode_reads` of each model group.
+"""
+from __future__ import annotations
+
+from tallysim import model_groups, protocols
+from tallysim.field_checks import show
+from tallysim.schema import FAULT_KINDS, Config, ConfigError, declared, get_field
+from tallysim.schema_text import show_default
+
+
+MESSAGE_FAULTS = ("confident_wrong", "dropout", "straggler")   # faults that act on what peers send
+
+# The model.* fields each architecture reads (sim/models.py MODELS; name and dtype: every model). A
+# field set for a model that does not read it, `model.hidden=64` with the MLP or `model.width=64` with
+# the LSTM, ran the model unchanged and no word said.
+MODEL_READS = {"model.width": ("mlp",), "model.conv": ("lenet", "cnn", "resnet8"), "model.embed": ("lstm",),
+               "model.hidden": ("lstm", "transformer"), "model.layers": ("lstm", "transformer"),
+               "model.heads": ("transformer",)}
+
+
+def check_group_model_reads(g, gcfg: Config) -> None:
+    """A group's own model field that the group's model does not read (`big:2:lenet,width=64`)."""
+    for key, value in g.values:
+        models = MODEL_READS.get(key)
+        if models and gcfg.model.name not in models:
+            raise ConfigError(f"{key}={show(value)} is not read by model.name={gcfg.model.name} (only by "
+                              f"{', '.join(models)}); allowed: leave it out of this group")
+
+
+# A field read only under one value of another (the aggregate, the pre-aggregation, the optimizer, the
+# vote weighting): (the field that decides, the values under which it is read). `softlabel.trim=0.2` with
+# softlabel.aggregate=mean, or optim.momentum with optim.name=adam, ran as if unset.
+FAULT_KINDS_ON = tuple(k for k in FAULT_KINDS if k != "none")
+MODE_READS = {"optim.momentum": ("optim.name", ("sgd",)),
+              "softlabel.era_temperature": ("softlabel.aggregate", ("era",)),
+              "softlabel.trim": ("softlabel.aggregate", ("trimmed",)),
+              "fedavg.trim": ("fedavg.aggregate", ("trimmed",)),
+              "fedavg.tau": ("fedavg.aggregate", ("cclip",)),
+              "fedavg.clip_iters": ("fedavg.aggregate", ("cclip",)),
+              "fedavg.geomed_iters": ("fedavg.aggregate", ("geomed",)),
+              "fedavg.m": ("fedavg.aggregate", ("multikrum",)),
+              "fedavg.bucket": ("fedavg.pre", ("bucketing",)),
+              "vote.history": ("vote.weighting", ("history",)),
+              # each fault knob is read by its kinds alone (sim/faults.py, attacks.py): label_flip with
+              # faults.target=50 or sign_flip with faults.sigma=5 ran as if unset, and faults.fraction=0.3
+              # with kind=none ran no faulty peer
+              "faults.fraction": ("faults.kind", FAULT_KINDS_ON),
+              "faults.redraw": ("faults.kind", FAULT_KINDS_ON),
+              "faults.examples": ("faults.kind", ("under_trained",)),
+              "faults.steps": ("faults.kind", ("under_trained",)),
+              "faults.target": ("faults.kind", ("confident_wrong",)),
+              "faults.scale": ("faults.kind", ("confident_wrong", "sign_flip")),
+              "faults.drop_prob": ("faults.kind", ("dropout",)),
+              "faults.sigma": ("faults.kind", ("gaussian",)),
+              "faults.z": ("faults.kind", ("alie",)),
+              "faults.eps": ("faults.kind", ("ipm",)),
+              # each partition knob is read by its kinds alone (data/partition.py, population.py, validation's
+              # min_each): partition.kind=iid partition.alpha=0.5, or natural with min_size, ran as if unset
+              "partition.alpha": ("partition.kind", ("dirichlet", "dirichlet_mix", "quantity")),
+              "partition.k": ("partition.kind", ("label_quantity",)),
+              "partition.scheme": ("partition.kind", ("label_quantity",)),
+              "partition.cap": ("partition.kind", ("dirichlet",)),
+              "partition.min_size": ("partition.kind", ("dirichlet", "population")),
+              "partition.mean_size": ("partition.kind", ("population",)),
+              "partition.sigma": ("partition.kind", ("population",)),
+              "partition.reuse": ("partition.kind", ("population",)),
+              "partition.pick": ("partition.kind", ("natural",))}
+
+
+def check_group_mode_reads(g, gcfg: Config) -> None:
+    """A group's own optim.momentum with the group's optim.name=adam (`a:2:mlp,optim.name=adam,optim.momentum=0.5`)."""
+    if "optim.momentum" in dict(g.values) and gcfg.optim.name != "sgd":
+        raise ConfigError(f"optim.momentum={show(gcfg.optim.momentum)} is not read with optim.name={gcfg.optim.name} "
+                          "(only by sgd); allowed: leave it out of this group")
+
+
+def _unread_modes(cfg: Config):
+    for key, (mode, values) in MODE_READS.items():
+        default = declared()[key].default
+        if get_field(cfg, key) == default or get_field(cfg, mode) in values:
+            continue
+        if not protocols.reads(cfg.protocol.name, key):
+            continue             # the protocol check above names it
+        if key == "optim.momentum" and cfg.model.groups:
+            continue             # each group may set optim.name itself (its own momentum: _group_rules)
+        yield key, (f"{key}={show(get_field(cfg, key))} is not read with {mode}={show(get_field(cfg, mode))} "
+                    f"(only with {mode}={'|'.join(values)}); allowed there: its default {show_default(default)}")
+
+
+def _unread_warmup(cfg: Config):
+    """warmup_epochs (private epochs before the first exchange) for a protocol without a warm-up (the
+    FedAvg family, local): `protocol.name=fedavg warmup_epochs=3` ran no warm-up, silently."""
+    traits = protocols.traits(cfg.protocol.name)
+    if (cfg.warmup_epochs not in (None, 0) and "warmup_epochs" not in cfg.derived
+            and "warmup_epochs" not in traits.defaults):
+        readers = [n for n in protocols.names() if "warmup_epochs" in protocols.traits(n).defaults]
+        yield "warmup_epochs", (f"warmup_epochs={cfg.warmup_epochs} is not read by protocol.name={cfg.protocol.name} "
+                                f"(it has no warm-up before a first exchange; only {', '.join(readers)}); allowed "
+                                "there: none")
+
+
+def _unread_eval(cfg: Config):
+    """eval_peers / eval_sample where no client model is evaluated (client_storage=auto for a stateless
+    protocol: the server model alone, docs/population.md) or where every peer is (eval_sample=random
+    with eval_peers=none): both ran as if unset."""
+    if cfg.client_storage == "auto" and not protocols.client_state(cfg):
+        for key, default in (("eval_peers", None), ("eval_sample", "first")):
+            if get_field(cfg, key) != default:
+                yield key, (f"{key}={show(get_field(cfg, key))} is not read with client_storage=auto and "
+                            f"protocol.name={cfg.protocol.name} (no client model outlives its round: the "
+                            f"rows evaluate the server model alone); allowed there: its default "
+                            f"{show_default(default)}, or client_storage=stacked")
+    if cfg.eval_peers is not None and cfg.eval_peers > cfg.peers:    # ran as eval_peers=none, the row saying so
+        yield "eval_peers", (f"eval_peers={cfg.eval_peers} is more than the {cfg.peers} peers (peers={cfg.peers}); "
+                             f"allowed: 1..{cfg.peers}, or none (every peer)")
+    if cfg.eval_sample != "first" and cfg.eval_peers is None:
+        yield "eval_sample", (f"eval_sample={cfg.eval_sample} picks which eval_peers peers are evaluated, and "
+                              "eval_peers=none evaluates every peer; allowed: eval_peers=N with it, or eval_sample=first")
+
+
+def _unread_privacy(cfg: Config):
+    """privacy.delta, .accountant and .clip away from their defaults where nothing reads them: without
+    noise (or fedct's XOR) no epsilon is computed, and the votes' GNMax and fedct's XOR clip nothing.
+    `privacy.clip=3` on a private tally run, or `privacy.delta=1e-3` on a run without noise, ran as if
+    unset."""
+    pv, mechanism = cfg.privacy, protocols.traits(cfg.protocol.name).privacy
+    accounted = pv.noise > 0 or (mechanism == "xor" and cfg.fedct.xor_epsilon > 0)
+    clipped = pv.noise > 0 and mechanism in ("sum", "params")
+    for key, read, why in (("privacy.delta", accounted, "no epsilon is computed without privacy.noise > 0 or "
+                            "fedct.xor_epsilon > 0"),
+                           ("privacy.accountant", accounted, "no epsilon is computed without privacy.noise > 0 "
+                            "or fedct.xor_epsilon > 0"),
+                           ("privacy.clip", clipped, "only soft labels and DP-FedAvg clip, and only with "
+                            "privacy.noise > 0")):
+        default = declared()[key].default
+        if not read and get_field(cfg, key) != default:
+            yield key, (f"{key}={show(get_field(cfg, key))} is not read by this run ({why}; protocol.name="
+                        f"{cfg.protocol.name}, privacy.noise={show(pv.noise)}); allowed there: its default "
+                        f"{show_default(default)}")
+
+
+def _unread_models(cfg: Config):
+    """A run-level model.* field away from its default that no model of the run reads: the run's
+    model, or with model.groups every group's that does not set the field itself."""
+    groups = model_groups.parse(cfg.model.groups)
+    for key, models in MODEL_READS.items():
+        spec = declared()[key]
+        if get_field(cfg, key) == spec.default:
+            continue
+        if groups:
+            users = [model_groups.group_config(cfg, g).model.name for g in groups if key not in dict(g.values)]
+            if any(m in models for m in users):
+                continue
+            whose = (f"the models of the groups that take it from the run ({', '.join(sorted(set(users)))})"
+                     if users else f"any group (every group sets {key.removeprefix('model.')} itself)")
+        elif cfg.model.name in models:
+            continue
+        else:
+            whose = f"model.name={cfg.model.name}"
+        yield key, (f"{key}={show(get_field(cfg, key))} is not read by {whose} (only by "
+                    f"{', '.join(models)}); allowed there: its default {show_default(spec.default)}")
+
+
+# The data.* fields only the synthetic generator reads: a dataset from files or the cache has its own
+# classes, example shape and sizes. `data.name=files data.num_classes=7` (or fashion_mnist with
+# data.train_size=1000) ran on the dataset as it is, and no word said.
+SYNTHETIC_READS = ("data.num_classes", "data.input_shape", "data.train_size", "data.test_size", "data.difficulty")
+
+
+def _unread_data(cfg: Config):
+    if cfg.data.name.lower() == "synthetic":
+        return          # `Synthetic`: the dataset's name is refused, with synthetic as the near one, not its fields
+    for key in SYNTHETIC_READS:
+        default = declared()[key].default
+        if get_field(cfg, key) != default:
+            hint = (" (data.max_train / data.max_test subsample a dataset)" if key in ("data.train_size", "data.test_size")
+                    else "")
+            value = get_field(cfg, key)
+            shown = show_default(value) if isinstance(value, tuple) else show(value)     # a shape as written: 5x5x1
+            yield key, (f"{key}={shown} is not read by data.name={cfg.data.name} (only by "
+                        f"synthetic: a dataset's files fix its classes, example shape and sizes); allowed there: "
+                        f"its default {show_default(default)}{hint}")
+
+
+def unread(cfg: Config) -> list[tuple[str, str]]:
+    """Every field check_read refuses in cfg, in the order it checks them: (the field, the refusal's line).
+    A sweep refuses a field no run of it reads (`unread_by_every_run`); a single run, the first of them."""
+    name, out = cfg.protocol.name, []
+    for key, spec in declared().items():
+        if get_field(cfg, key) == spec.default or protocols.reads(name, key):   # the cheaper test first
+            continue
+        readers = [n for n in protocols.names() if protocols.reads(n, key)]
+        out.append((key, f"{key}={show(get_field(cfg, key))} is not read by protocol.name={name} (only by "
+                         f"{', '.join(readers)}); allowed there: its default {show_default(spec.default)}"))
+    for rule in (_unread_models, _unread_data, _unread_privacy, _unread_eval, _unread_modes, _unread_warmup):
+        out += rule(cfg)
+    if cfg.faults.kind in MESSAGE_FAULTS and not protocols.traits(name).messages:
+        out.append(("faults.kind", f"faults.kind={cfg.faults.kind} acts on messages, and protocol.name={name} sends "
+                                   "none; allowed there: none, label_flip, under_trained"))
+    return out
+
+
+def reads_all(cfg: Config) -> bool:
+    """cfg passes check_read, as a single run's config must. A run a sweep or figure made need not (their
+    shared base): resuming one checks the config only where its own passes (validation.check_read_resumed)."""
+    return not unread(cfg)
+
+
+def check_read(cfg: Config) -> None:
+    """A protocol-specific field (one some protocol reads, TRAITS.reads) set away from its default for a
+    protocol that does not read it would be silently ignored: refuse it, and so a model.* field the
+    run's models do not read (MODEL_READS). So is a message fault for a protocol whose peers send nothing. A single run checks this (`tallysim run`, tallysim.run); a sweep
+    (`tallysim sweep`) only the fields no run of it reads (`unread_by_every_run`), and a figure not at
+    all, since there one base serves several protocols and each ignores some of it."""
+    problems = unread(cfg)
+    if problems:
+        raise ConfigError(problems[0][1])
+
+
+def unread_by_every_run(cfgs: list[Config], names: list[str]) -> None:
+    """A sweep (`tallysim sweep`) whose runs ALL leave one field unread: `partition.pick=largest` over
+    runs none of which has partition.kind=natural ran every run as if unset. Refused, naming the field,
+    with the first run's line; a field that some run reads stays allowed (a shared base)."""
+    if not cfgs:
+        return
+    first: dict = {}
+    for key, line in unread(cfgs[0]):
+        first.setdefault(key, line)
+    common = set(first)
+    for c in cfgs[1:]:
+        if not common:            # some run reads each of them: the usual sweep stops at its first runs
+            return
+        common &= {key for key, _ in unread(c)}
+    if common:
+        key = next(k for k in first if k in common)
+        raise ConfigError(f"{key} is not read by any run of the sweep (each of its {len(cfgs)} run(s) would refuse "
+                          f"it as a single run); sweep run {names[0]}: {first[key]}")
