@@ -103,3 +103,25 @@ def test_the_fig2_and_fig6_sequences_are_their_csvs():
     for group, label in (("tally", "TallyTrain"), ("softlabel", "soft labels")):
         seq = " / ".join(f"{float(r['accuracy']):.3f}" for r in rows if r["group"] == group)
         assert f"{label} {seq}" in " ".join(fig6.split()), (group, seq)
+
+
+def test_the_fig2_lenet_table_is_its_csv():
+    """docs/figures.md's "Fig. 2 with LeNet" table (alpha x protocol, mean +- std over seeds, then the bits
+    per peer) is docs/figures/fig2_lenet.csv, every cell."""
+    rows = {(r["group"], float(r["partition.alpha"])): r for r in _csv("fig2_lenet.csv")}
+    text = (DOCS / "figures.md").read_text().split("### Fig. 2 with LeNet")[1].split("![fig2_lenet]")[0]
+    table = _md_rows_text(text)
+    groups = table[0][1:]
+    assert groups == ["tally", "softlabel (mean)", "softlabel (era)", "fedavg", "local"], groups
+    checked = 0
+    for r in table[1:]:
+        for group, cell in zip(groups, r[1:]):
+            if r[0] == "bits per peer":
+                bits = {float(v["bits_per_peer"]) for (g, _), v in rows.items() if g == group}
+                assert len(bits) == 1 and f"{bits.pop():,.0f}" == cell, (group, cell, bits)
+            else:
+                want = rows[(group, float(r[0]))]
+                assert cell.strip("*") == f"{float(want['accuracy']):.3f} +- {float(want['accuracy_std']):.3f}", \
+                    (group, r[0], cell, want)
+            checked += 1
+    assert checked == 4 * len(groups)
