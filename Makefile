@@ -133,7 +133,7 @@ fig2-lenet: $(STAMP) | $(FMNIST)
 # length (smoke times measured in CI: 153 s and 143 s) take about half the wall time on 2 cores.
 SMOKE_A := fig5 fig3 fig7 fig4 fig10 fig11    # fig11 smoke 50 s cold on the shared CPU (six text runs)
 SMOKE_B := fig1 fig6 fig2 fig8 fig9 robustness experiments/fig2_lenet.json   # fig9 smoke 26 s, robustness 31 s, cold, on the shared CPU;
-# fig2_lenet's smoke (tally and local only, one alpha, one round: two LeNet programs) SMOKE_LENET_S
+# fig2_lenet's smoke (tally and local only, one alpha, one round: two LeNet programs) 18 s cold on the shared CPU
 figures-smoke: $(STAMP) | $(FMNIST)
 	$(OUT_CHECK)rm -rf $(OUT)/smoke
 	$(BIN)/tallysim figure $(SMOKE_A) --smoke --results $(OUT)/smoke --out figures/smoke --quiet & a=$$!; \
