@@ -17,7 +17,7 @@ FMNIST  := /usr/share/datasets/fashion-mnist
 # (tallysim needs numpy).
 RM_OUT   = $(if $(wildcard $(BIN)/python),$(BIN)/python,$(PY)) -m tallysim.clean
 
-.PHONY: demo test test-all ci-figures docs data bench clean help figures figures-smoke fig1 fig2 fig3 fig4 fig5 fig6 fig7 fig8 fig9 fig10 fig11 fig12 robustness matched-bits test-unit mutation
+.PHONY: demo test test-all ci-figures docs data bench clean help figures figures-smoke fig1 fig2 fig3 fig4 fig5 fig6 fig7 fig8 fig9 fig10 fig11 fig12 robustness matched-bits fig2-lenet test-unit mutation
 
 help:
 	@echo "make demo   - TallyTrain vs soft-label vs FedAvg on Fashion-MNIST, then figures/demo.png"
@@ -33,6 +33,7 @@ help:
 	@echo "  ARGS=...  more tallysim figure options for fig1 ... fig12, figures, robustness, matched-bits (make fig1 ARGS=--dry-run)"
 	@echo "make robustness - the Byzantine study: per aggregator, worst-case accuracy over attacks x faulty fraction x alpha (docs/robustness.md)"
 	@echo "make matched-bits - tally, topk_soft and cfd at the same bits per probe, fedct vs tally: 15 Fashion-MNIST runs x 3 seeds (14 min on a CPU), then the table (docs/matched-bits.md)"
+	@echo "make fig2-lenet - Fig. 2 (accuracy vs Dirichlet alpha) with LeNet instead of the MLP, local training added: 15 runs x 2 seeds, CPU-sized (docs/figures.md)"
 	@echo "make mutation - mutmut over the core modules against pytest -m core (slow; MUTANTS='tallysim.sim.vote*')"
 	@echo "make clean  - remove the venv, the figures and OUT (results/) if it holds only tallysim's runs and sweeps"
 
@@ -127,11 +128,17 @@ matched-bits: $(STAMP) | $(FMNIST)
 	$(if $(findstring --dry-run,$(ARGS)),@true,$(BIN)/tallysim table $(OUT)/matched_bits --out figures/matched_bits_table.md)
 	$(if $(findstring --dry-run,$(ARGS)),@true,cat figures/matched_bits_table.md)
 
+# Fig. 2 with LeNet (experiments/fig2_lenet.json, docs/figures.md "Fig. 2 with LeNet"): do the verdicts of the
+# MLP's Fig. 2 hold with a conv model? 15 runs in 5 programs, 2 seeds, sized for the shared 2-core CPU.
+fig2-lenet: $(STAMP) | $(FMNIST)
+	$(OUT_CHECK)$(BIN)/tallysim figure experiments/fig2_lenet.json --results $(OUT) --out figures $(FIG_QUIET) $(ARGS)
+
 # The few-minute versions of every figure (fresh each time, so they really run), in two processes:
 # a figure compiles and runs its programs one after another on about one core, so two halves of equal
 # length (smoke times measured in CI: 153 s and 143 s) take about half the wall time on 2 cores.
 SMOKE_A := fig5 fig3 fig7 fig4 fig10 fig11    # fig11 smoke 50 s cold on the shared CPU (six text runs)
-SMOKE_B := fig1 fig6 fig2 fig8 fig9 robustness   # fig9 smoke 26 s, robustness 31 s, cold, on the shared CPU
+SMOKE_B := fig1 fig6 fig2 fig8 fig9 robustness experiments/fig2_lenet.json   # fig9 smoke 26 s, robustness 31 s, cold, on the shared CPU;
+# fig2_lenet's smoke (tally and local only, one alpha, one round: two LeNet programs) 18 s cold on the shared CPU
 figures-smoke: $(STAMP) | $(FMNIST)
 	$(OUT_CHECK)$(RM_OUT) $(OUT)/smoke
 	$(BIN)/tallysim figure $(SMOKE_A) --smoke --results $(OUT)/smoke --out figures/smoke --quiet & a=$$!; \

@@ -1,10 +1,12 @@
 """Numbers the docs quote from committed tables equal those tables: the faulty-peers table of
 docs/figures.md (from docs/figures/fig8_table.md), the measured Pareto front of docs/sweeps.md (from
 docs/figures/fig5_frontier.md), the Fig. 11 text table (from fig11_reduced_table.md), and the Fig. 2 / Fig. 6
-sequences (from fig2.csv, fig6.csv). The demo's table has its own test (tests/test_docs.py). Pure text."""
+sequences (from fig2.csv, fig6.csv), the Fig. 2 with LeNet tables (from fig2_lenet.csv, fig2_small_mlp.csv, fig2_cnn.csv). The demo's table has its own test (tests/test_docs.py). Pure text."""
 import csv
 import re
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -103,3 +105,29 @@ def test_the_fig2_and_fig6_sequences_are_their_csvs():
     for group, label in (("tally", "TallyTrain"), ("softlabel", "soft labels")):
         seq = " / ".join(f"{float(r['accuracy']):.3f}" for r in rows if r["group"] == group)
         assert f"{label} {seq}" in " ".join(fig6.split()), (group, seq)
+
+
+
+@pytest.mark.parametrize("name, start, end", [("fig2_lenet", "### Fig. 2 with LeNet", "![fig2_lenet]"),
+                                              ("fig2_small_mlp", "**The control", "![fig2_small_mlp]"),
+                                              ("fig2_cnn", "**The CNN, at a smaller grid", "![fig2_cnn]")])
+def test_the_fig2_lenet_tables_are_their_csvs(name, start, end):
+    """docs/figures.md's "Fig. 2 with LeNet" tables (alpha x protocol, mean +- std over seeds, then the bits
+    per peer), LeNet's, its MLP control's and the CNN's, are docs/figures/<name>.csv, every cell."""
+    rows = {(r["group"], float(r["partition.alpha"])): r for r in _csv(f"{name}.csv")}
+    text = (DOCS / "figures.md").read_text().split(start)[1].split(end)[0]
+    table = _md_rows_text(text)
+    groups = table[0][1:]
+    assert groups == list(dict.fromkeys(g for g, _ in rows)), groups
+    checked = 0
+    for r in table[1:]:
+        for group, cell in zip(groups, r[1:]):
+            if r[0] == "bits per peer":
+                bits = {float(v["bits_per_peer"]) for (g, _), v in rows.items() if g == group}
+                assert len(bits) == 1 and f"{bits.pop():,.0f}" == cell, (group, cell, bits)
+            else:
+                want = rows[(group, float(r[0]))]
+                assert cell.strip("*") == f"{float(want['accuracy']):.3f} +- {float(want['accuracy_std']):.3f}", \
+                    (group, r[0], cell, want)
+            checked += 1
+    assert checked == len(rows) + len(groups)
