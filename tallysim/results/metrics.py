@@ -148,7 +148,7 @@ def _check_bits(row: dict, where: str) -> None:
         if not is_number(v) or not math.isfinite(v) or v < 0:
             raise ConfigError(f"{where}: {key}={v!r} is not a bit count; allowed: a finite number >= 0")
         if key.split("@")[0] in ("bits_up", "bits_down"):
-            each = per_seed.get(key) if "seeds" in row else [v]
+            each = per_seed.get(key, []) if "seeds" in row else [v]     # a mean: its seeds are whole
             bad = [x for x in (each if isinstance(each, list) else [each]) if not _whole(x) or x < 0]
             if bad:
                 raise ConfigError(f"{where}: {key}={bad[0]!r}{' (a seed in per_seed)' if 'seeds' in row else ''}"
