@@ -11,8 +11,9 @@ import math
 
 from tallysim import protocols
 
-# Steps one after another past which a run is warned about: over 250x the most any config under
-# experiments/ estimates (3,760: 20 rounds of 188 steps), over a quarter of an hour even at a millisecond
+# Steps one after another past which a run is warned about: over 200x the most estimated for the configs
+# under experiments/ (4,150 for pareto/feddf.json's longest run, 3,760 for a figure's base; measured over
+# the pareto sweeps and every figure's base, 2026-12-05), over a quarter of an hour even at a millisecond
 # a step (a small model on a GPU; a CPU, or a large model, takes several times that).
 WARN_STEPS = 1_000_000
 SECONDS_PER_STEP = 1e-3
