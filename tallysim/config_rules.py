@@ -10,6 +10,7 @@ from __future__ import annotations
 from tallysim import model_groups, protocols, robust_checks
 from tallysim.config_reads import check_group_mode_reads, check_group_model_reads
 from tallysim.field_checks import live_choices, check_ranges, check_types, not_known
+from tallysim.sizing import KNOWN_CLIENTS
 from tallysim.schema import FAULT_KINDS, PARAM_ATTACKS, Config, ConfigError, get_field
 
 
@@ -30,6 +31,13 @@ def check_rules(cfg: Config) -> None:
         raise ConfigError(f"probe.source={cfg.probe.source} is the training dataset itself: its pool would be "
                           "copies of the peers' own training examples; allowed: another prepared dataset, or "
                           f"none (the pool carved out of {cfg.data.name}'s training split, disjoint from it)")
+    clients = KNOWN_CLIENTS.get(cfg.data.name) if cfg.data.path is None else None
+    if cfg.partition.kind == "natural" and clients is not None and cfg.peers > clients:
+        # here, not only when partitioning: the memory estimate (validate's next check) said "lower peers"
+        # first, for peers=100000, without the reason that holds whatever the machine
+        raise ConfigError(f"peers={cfg.peers} is above the {clients} clients of {cfg.data.name} "
+                          f"(partition.kind=natural: one client per peer); allowed: peers=1..{clients} "
+                          f"(peers={clients} takes every client)")
     reason = protocols.traits(cfg.protocol.name).shared_init
     if reason and cfg.init.shared is False:
         free = [n for n in protocols.names() if not protocols.traits(n).shared_init]

@@ -165,6 +165,8 @@ def check(cfg: Config) -> None:
     if total != cfg.peers:
         raise ConfigError(f"model.groups has {' + '.join(str(g.peers) for g in groups)} = {total} peers but "
                           f"peers={cfg.peers}; the group counts must sum to peers (set peers={total})")
+    if len(groups) == 1 and cfg.protocol.name not in GROUP_PROTOCOLS:
+        raise ConfigError(one_group_refusal(cfg, groups[0]))
     refuse = [(cfg.protocol.name not in GROUP_PROTOCOLS, f"protocol.name={cfg.protocol.name}",
                f"protocol.name {', '.join(GROUP_PROTOCOLS)} (parameter averaging across architectures "
                "is not defined)"),
@@ -181,3 +183,17 @@ def check(cfg: Config) -> None:
     for bad, what, allowed in refuse:
         if bad:
             raise ConfigError(f"{what} does not work with model.groups yet; allowed with groups: {allowed}")
+
+
+def one_group_refusal(cfg: Config, g: Group) -> str:
+    """A single group under a protocol that takes no groups (the FedAvg family): one group is one model for every peer, which
+    the protocol runs without groups, so the line says how to write it that way. "averaging across
+    architectures is not defined" was wrong there, with one architecture. It stays refused rather than
+    rewritten into the ungrouped run: the FedAvg family does not take model groups (context.ModelGroup),
+    and the run would record a model.groups it did not use, with @NAME columns no row has."""
+    own = " ".join(f"{k}={_text(v)}" for k, v in g.values)
+    return (f"model.groups={cfg.model.groups!r} is one group, and protocol.name={cfg.protocol.name} takes no "
+            "model.groups: it runs one model for every peer (the parameter averaging needs one architecture), "
+            "which is what one group is; "
+            f"allowed: leave model.groups unset{' and set ' + own if own else ''} (the same peers and model), or "
+            f"groups of several models with protocol.name {', '.join(GROUP_PROTOCOLS)}")

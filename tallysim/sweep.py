@@ -34,7 +34,7 @@ from tallysim import progress as progress_bars
 from tallysim.config import Config, ConfigError
 from tallysim.results import metrics
 from tallysim.sweep_axes import (MAX_RUNS, check_axes_read, check_count, expand,  # noqa: F401 - sweep.X, as before
-                                 file_axes, parse_axis, safe_name)
+                                 file_axes, parse_axis, safe_name, seed_overlap)
 
 DONE = metrics.DONE
 INDEX = metrics.SWEEP
@@ -335,6 +335,9 @@ def main(args) -> int:
     section = config.read_file(args.config).get("sweep") if args.config else None
     runs = expand(section or {}, args.axes)
     cfgs = command_configs(base, runs)       # fail in one line before anything is created
+    overlap = seed_overlap(runs, cfgs)                 # seed=0,1 with seeds=2: seed 1 in two runs
+    if overlap:
+        print(f"tallysim: warning: {overlap}", file=sys.stderr)
     from tallysim import startup
     startup.start_jax()                      # validated: only now JAX (a refusal above imports none)
     check_devices(runs, cfgs)

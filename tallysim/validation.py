@@ -13,7 +13,7 @@ import importlib.util
 import os
 from pathlib import Path
 
-from tallysim import protocols, robust_checks, sizing
+from tallysim import protocols, robust_checks, sizing, work_estimate
 from tallysim import config_reads
 from tallysim.config_reads import MESSAGE_FAULTS, check_read  # noqa: F401 - validation.X, as before
 from tallysim.config_rules import check_rules  # noqa: F401 - validation.X, as before
@@ -106,6 +106,8 @@ def warnings(cfg: Config) -> list[str]:
                    "active peers): a probe is answered only where the noise lifts its top count past it, so "
                    "most abstain and train nothing")
     out += robust_checks.warnings(cfg)
+    work = work_estimate.warning(cfg)       # local_steps=10**7: a run of days, accepted in silence
+    out += [work] if work else []
     return out
 
 

@@ -127,8 +127,32 @@ def read_rows(run_dir) -> list[dict]:
                               "the row was evaluated after)")
         if row.get("acc_global") is not None and not is_number(row["acc_global"]):
             raise ConfigError(f"{metrics} line {i}: acc_global={row['acc_global']!r} must be a number or null")
+        _check_bits(row, f"{metrics} line {i}")
         rows.append(row)
     return rows
+
+
+def _whole(v) -> bool:
+    return is_number(v) and math.isfinite(v) and float(v).is_integer()
+
+
+def _check_bits(row: dict, where: str) -> None:
+    """Bit counts as the ledger writes them (sim/comm.py): every `bits_*` column (bits_up, bits_down,
+    bits_per_peer and each group's `@NAME` ones) a finite number >= 0, and bits_up / bits_down whole
+    counts (a multi-seed row's mean may be fractional; each seed's own, in `per_seed`, is whole). A
+    hand-edited -5 or 12.5 was drawn and tabled as if a run had sent it."""
+    per_seed = row.get("per_seed") if isinstance(row.get("per_seed"), dict) else {}
+    for key, v in row.items():
+        if not key.startswith("bits_") or key.endswith("_std") or v is None:
+            continue
+        if not is_number(v) or not math.isfinite(v) or v < 0:
+            raise ConfigError(f"{where}: {key}={v!r} is not a bit count; allowed: a finite number >= 0")
+        if key.split("@")[0] in ("bits_up", "bits_down"):
+            each = per_seed.get(key, []) if "seeds" in row else [v]     # a mean: its seeds are whole
+            bad = [x for x in (each if isinstance(each, list) else [each]) if not _whole(x) or x < 0]
+            if bad:
+                raise ConfigError(f"{where}: {key}={bad[0]!r}{' (a seed in per_seed)' if 'seeds' in row else ''}"
+                                  " is not a whole number of bits; allowed: an integer >= 0")
 
 
 def directory(d, what: str = "a run directory"):

@@ -151,6 +151,7 @@ def plot_curves(run_dirs, out: str, metric: str = "auto", title: str | None = No
     given = labels is not None
     labels = run_labels([cfg for _, cfg, _ in runs], [d for d, _, _ in runs], labels)
     runs, labels = _with_rows(runs, labels)
+    runs, labels = _with_metric(runs, labels, metric)
     series, points, kept = [], [], []
     for (d, cfg, rows), label in zip(runs, labels):
         rows = [r for r in rows if r["bits_per_peer"] > 0] or rows
@@ -210,6 +211,25 @@ def _with_rows(runs: list, labels: list) -> tuple[list, list]:
         print(f"plot: {d} has no rows ({w}); drawn without it", file=sys.stderr)
     keep = [i for i, (_, _, rows) in enumerate(runs) if rows]
     return [runs[i] for i in keep], [labels[i] for i in keep]
+
+
+def _with_metric(runs: list, labels: list, metric: str) -> tuple[list, list]:
+    """The runs whose rows hold `metric` (auto and ppl: every run's headline). A directory of a tally run
+    and a FedAvg run refused `--metric acc_global` whole, for the tally run's nulls: the runs without it
+    are left out, in one line on stderr saying which and why; none with it is metric_value's error
+    (the columns the first run has)."""
+    if metric in ("auto", "ppl"):
+        return runs, labels
+    has = [any(metrics.metric(r, metric) is not None for r in rows) for _, _, rows in runs]
+    if not any(has):
+        return runs, labels          # metric_value names the first run and what --metric allows
+    skipped = [str(d) for (d, _, _), ok in zip(runs, has) if not ok]
+    if skipped:
+        n = len(skipped)
+        print(f"plot: --metric {metric}: skipped {n} run{'s' if n > 1 else ''} that hold{'' if n > 1 else 's'} no "
+              f"number in it ({', '.join(skipped)}; e.g. acc_global is null where there is no server model); "
+              f"drawn: the {sum(has)} that do", file=sys.stderr)
+    return [x for x, ok in zip(runs, has) if ok], [x for x, ok in zip(labels, has) if ok]
 
 
 def _std_key(row: dict, metric: str) -> str:
