@@ -1,0 +1,77 @@
+"""Review of the 10 Dec merges (review8, leftovers7, hostile6, cnnclaim and the config_reads split).
+
+make clean (tallysim/clean.py) removed a run a live tallysim process was writing, and removed with
+`shutil.rmtree` after the check, so whatever appeared in OUT between the check and the removal went too.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from tallysim import clean, outdir
+
+
+def _run(d: Path) -> Path:
+    outdir.mark(d)
+    (d / "config.json").write_text("{}\n")
+    (d / "metrics.jsonl").write_text("")
+    (d / outdir.LOCK).write_text("")
+    return d
+
+
+def _results(root: Path) -> Path:
+    _run(root / "demo" / "tally")
+    group = root / "fig1" / "main"
+    _run(group / "seed=0")
+    (group / "sweep.json").write_text(json.dumps({"runs": [{"name": "seed=0"}]}))
+    return root
+
+
+def test_clean_refuses_a_run_a_tallysim_process_is_writing(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    out = _results(tmp_path / "results")
+    fd = os.open(out / "demo" / "tally" / outdir.LOCK, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)          # as run_lock.lock holds it while a run writes
+    try:
+        assert clean.main(["results"]) == 2
+    finally:
+        os.close(fd)
+    assert "is writing it right now; wait for it to finish" in capsys.readouterr().err
+    assert (out / "demo" / "tally" / "metrics.jsonl").exists() and (out / "fig1" / "main" / "sweep.json").exists()
+    assert clean.main(["results"]) == 0 and not out.exists()     # finished: removed
+
+
+def test_clean_removes_only_what_it_checked(tmp_path, monkeypatch, capsys):
+    """Whatever appears or is replaced in OUT after the check stays (rmtree removed it), a directory
+    swapped for a link is not followed, and the rest (tallysim's) goes."""
+    monkeypatch.chdir(tmp_path)
+    out = _results(tmp_path / "results")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "metrics.jsonl").write_text("mine")
+    approve = clean._approve
+
+    def meanwhile(*a, **k):
+        got = approve(*a, **k)
+        (out / "fig1" / "notes.txt").write_text("written after the check")
+        (out / "demo" / "tally" / "config.json").unlink()
+        (out / "demo" / "tally" / "config.json").write_text('{"mine": 1}')    # same name, another file
+        group = out / "fig1" / "main" / "seed=0"
+        for f in group.iterdir():
+            f.unlink()
+        group.rmdir()
+        group.symlink_to(elsewhere)                       # a checked run directory, now a link
+        return got
+    monkeypatch.setattr(clean, "_approve", meanwhile)
+    assert clean.main(["results"]) == 2
+    err = capsys.readouterr().err
+    assert "kept what appeared or changed there during the removal" in err and "notes.txt" in err
+    assert (out / "fig1" / "notes.txt").read_text() == "written after the check"
+    assert (out / "demo" / "tally" / "config.json").read_text() == '{"mine": 1}'
+    assert (elsewhere / "metrics.jsonl").read_text() == "mine"
+    assert not (out / "fig1" / "main" / "sweep.json").exists()       # checked, unchanged: removed
+    assert not (out / "demo" / "tally" / "metrics.jsonl").exists()
