@@ -75,3 +75,30 @@ def test_clean_removes_only_what_it_checked(tmp_path, monkeypatch, capsys):
     assert (elsewhere / "metrics.jsonl").read_text() == "mine"
     assert not (out / "fig1" / "main" / "sweep.json").exists()       # checked, unchanged: removed
     assert not (out / "demo" / "tally" / "metrics.jsonl").exists()
+
+
+# ----------------------------------------------------------------------------- figure config shapes
+from conftest import one_line  # noqa: E402
+
+from tallysim import cli  # noqa: E402
+
+FIGURE = {"title": "t", "kind": "final_vs", "x": "peers", "groups": {"a": {"protocol": {"name": "tally"}}},
+          "base": {"rounds": 2, "data": {"name": "synthetic", "train_size": 1600, "test_size": 300},
+                   "partition": {"kind": "iid"}, "probe": {"per_round": 64, "pool_size": 200}},
+          "sweep": {"peers": [4, 6]}, "smoke": {"sweep": {"peers": [4]}}}
+
+
+@pytest.mark.parametrize("change, smoke, expected", [
+    ({"x": ["peers"]}, False, "x=['peers'] is list; allowed: the name of one sweep axis"),
+    ({"sweep": [{"peers": 4}]}, False, "`sweep` must be an object"),
+    ({"groups": {"a": {"sweep": [{"peers": 4}]}}}, False, "`groups.a.sweep` must be an object"),
+    ({"smoke": {"sweep": [4]}}, True, "`smoke.sweep` must be an object"),
+])
+def test_a_figure_sweep_or_x_of_the_wrong_shape_is_one_line(change, smoke, expected, tmp_path, capsys):
+    """spec_keys' x check put them in a set ("unhashable type"), group_plans updated a dict with them
+    ("dictionary update sequence element #0"): tracebacks."""
+    path = tmp_path / "f.json"
+    path.write_text(json.dumps({**FIGURE, **change}))
+    line = one_line(capsys, ["figure", str(path), "--dry-run", *(["--smoke"] if smoke else []),
+                             "--results", str(tmp_path / "r"), "--out", str(tmp_path / "o")])
+    assert expected in line, line
