@@ -102,3 +102,18 @@ def test_a_figure_sweep_or_x_of_the_wrong_shape_is_one_line(change, smoke, expec
     line = one_line(capsys, ["figure", str(path), "--dry-run", *(["--smoke"] if smoke else []),
                              "--results", str(tmp_path / "r"), "--out", str(tmp_path / "o")])
     assert expected in line, line
+
+
+# ----------------------------------------------------------------------------- a number in other digits
+from tallysim import config  # noqa: E402
+from tallysim.config import ConfigError  # noqa: E402
+
+
+@pytest.mark.parametrize("item, expected", [("peers=٣", "'٣': expected an integer in ASCII digits 0-9"),
+                                            ("optim.lr=０.1", "expected a number in ASCII digits 0-9"),
+                                            ("peers=x", "'x': expected an integer")])
+def test_a_number_in_another_scripts_digits_says_which_digits_are_allowed(item, expected):
+    """hostile6 refused `peers=٣` (it ran 3 peers) as "expected an integer": of what reads as one."""
+    with pytest.raises(ConfigError) as e:
+        config.apply_overrides(config.Config(), [item])
+    assert str(e.value).endswith(expected), e.value
