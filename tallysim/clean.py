@@ -140,7 +140,12 @@ def _remove_dir(parent_fd: int, name: str, rel: str, ours: dict, kept: list, sho
             if e.is_dir(follow_symlinks=False):
                 _remove_dir(fd, e.name, r + "/", ours, kept, s)
             elif e.is_file(follow_symlinks=False) and ours.get(r) == _ident(e.stat(follow_symlinks=False)):
-                os.unlink(e.name, dir_fd=fd)
+                try:
+                    os.unlink(e.name, dir_fd=fd)
+                except FileNotFoundError:
+                    pass                # gone meanwhile: nothing to remove
+                except OSError as err:  # a read-only directory, another user's: said, not a traceback
+                    kept.append(f"{s} ({err.strerror})")
             else:
                 kept.append(s)
     finally:
@@ -180,9 +185,17 @@ def main(argv: list[str]) -> int:
         print(f"tallysim.clean: cannot check {argv[0]} without tallysim's dependencies ({e}); run `make test` "
               "once (it sets up .venv), or remove it yourself", file=sys.stderr)
         return 2
+    except OSError as e:             # unreadable, or changing under the check: nothing removed
+        print(f"tallysim.clean: cannot check {argv[0]} ({e}); nothing was removed", file=sys.stderr)
+        return 2
     if p is None:
         return 0
-    kept = remove(p, ours)
+    try:
+        kept = remove(p, ours)
+    except OSError as e:
+        print(f"tallysim.clean: stopped removing {argv[0]} ({e}); what is left there is tallysim's or named "
+              "above", file=sys.stderr)
+        return 2
     if kept:
         shown = ", ".join(kept[:3]) + (f" and {len(kept) - 3} more" if len(kept) > 3 else "")
         print(f"tallysim.clean: removed tallysim's runs and sweeps from {argv[0]} but kept what appeared or "

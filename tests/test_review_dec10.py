@@ -117,3 +117,19 @@ def test_a_number_in_another_scripts_digits_says_which_digits_are_allowed(item, 
     with pytest.raises(ConfigError) as e:
         config.apply_overrides(config.Config(), [item])
     assert str(e.value).endswith(expected), e.value
+
+
+def test_clean_says_what_it_could_not_remove(tmp_path, monkeypatch, capsys):
+    """A file it may not unlink (a read-only directory, another user's) is named, not a traceback."""
+    monkeypatch.chdir(tmp_path)
+    out = _results(tmp_path / "results")
+    unlink = os.unlink
+
+    def refuse(name, *a, **k):
+        if name == "config.json":
+            raise PermissionError(13, "Permission denied")
+        return unlink(name, *a, **k)
+    monkeypatch.setattr(os, "unlink", refuse)
+    assert clean.main(["results"]) == 2
+    assert "results/demo/tally/config.json (Permission denied)" in capsys.readouterr().err
+    assert (out / "demo" / "tally" / "config.json").exists()
