@@ -133,3 +133,12 @@ def test_clean_says_what_it_could_not_remove(tmp_path, monkeypatch, capsys):
     assert clean.main(["results"]) == 2
     assert "results/demo/tally/config.json (Permission denied)" in capsys.readouterr().err
     assert (out / "demo" / "tally" / "config.json").exists()
+
+
+def test_a_test_label_beyond_the_training_labels_of_idx_files_says_how_to_keep_it():
+    """IDX files (a directory) cannot save num_classes, which was the only way the refusal named."""
+    import numpy as np
+    from tallysim.data.base import DataError, checked
+    x = np.zeros((6, 4, 4), np.uint8)
+    with pytest.raises(DataError, match=r"IDX files cannot declare one: save the four arrays and num_classes in an .npz"):
+        checked("d", x, np.array([0, 1, 2, 0, 1, 2]), x, np.array([0, 1, 2, 3, 0, 1]), where="idx_dir")
