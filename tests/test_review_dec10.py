@@ -13,22 +13,14 @@ from pathlib import Path
 import pytest
 
 from tallysim import clean, outdir
-
-
-def _run(d: Path) -> Path:
-    outdir.mark(d)
-    (d / "config.json").write_text("{}\n")
-    (d / "metrics.jsonl").write_text("")
-    (d / outdir.LOCK).write_text("")
-    return d
+from test_leftovers_dec10 import _results as leftovers_results
 
 
 def _results(root: Path) -> Path:
-    _run(root / "demo" / "tally")
-    group = root / "fig1" / "main"
-    _run(group / "seed=0")
-    (group / "sweep.json").write_text(json.dumps({"runs": [{"name": "seed=0"}]}))
-    return root
+    """test_leftovers_dec10's results directory, its demo run with the lock file a run leaves."""
+    out = leftovers_results(root)
+    (out / "demo" / "tally" / outdir.LOCK).write_text("")
+    return out
 
 
 def test_clean_refuses_a_run_a_tallysim_process_is_writing(tmp_path, monkeypatch, capsys):
