@@ -9,48 +9,71 @@ directories holding nothing else (a sweep's, a figure's `OUT/<figure>/<group>/`,
 else is refused in one line naming the path and what is allowed, and nothing is removed: the file-system
 root, a home directory, the working directory (the repository, for make) or one above it, a symbolic
 link, a file, a directory holding anything tallysim did not write, and one outside the working directory
-that holds no run or sweep at all. A missing DIR is nothing to do. Stops before removing anything (exit 2), so make stops too.
+that holds no run or sweep at all, and a run a tallysim process is writing now (its lock is held). A
+missing DIR is nothing to do. Stops before removing anything (exit 2), so make stops too.
+
+The removal is not `shutil.rmtree` after the check (that removed whatever appeared in DIR meanwhile: a file
+of the user's, a run a sweep had just started): it unlinks only the files the check approved, still the same
+files, walking by directory descriptors that follow no link, holding each run's lock while it empties it,
+and removes the directories that leaves empty. Anything else stays, named, and the exit status is 2.
 """
 from __future__ import annotations
 
+import errno
+import fcntl
 import os
-import shutil
 import sys
 from pathlib import Path
 
 ALLOWED = ("allowed: a results directory holding only what tallysim wrote (run directories, which hold "
            ".tallysim-run; sweeps, with their sweep.json; directories of those), e.g. OUT=results")
+# opens a directory only when it is one and not a link: the removal walks by these descriptors, so a
+# directory swapped for a link after the check is not followed (shutil.rmtree's guard, kept without rmtree)
+_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 class Refused(Exception):
     """Why OUT may not be removed (one line)."""
 
 
-def _foreign(d: Path, found: list) -> list[str]:
-    """Entries below directory d that tallysim did not write ('/' ends a directory); `found` collects the
-    runs and sweep indexes seen."""
-    from tallysim import atomic, outdir
+def _ident(st: os.stat_result) -> tuple:
+    # the inode alone is not enough: a file removed and written again often gets its number back
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
+
+
+def _foreign(d: Path, found: list, ours: dict, rel: str = "") -> list[str]:
+    """Entries below directory d that tallysim did not write; `found` collects the runs and sweep indexes
+    seen, `ours` the files that may go (path relative to OUT -> (device, inode) as checked). A run that a
+    tallysim process is writing now is refused: it was removed from under the run (or sweep, or figure)."""
+    from tallysim import atomic, outdir, run_lock
     out = []
     for e in sorted(d.iterdir()):
+        r = rel + e.name
         if e.is_symlink():
             out.append(str(e))
         elif e.is_dir():
             if outdir.is_run_dir(e):
+                if run_lock.being_written(e):
+                    raise Refused(f"refusing to remove {e}: a tallysim process (a run, sweep or figure) is writing "
+                                  "it right now; wait for it to finish or stop it, then clean")
                 found.append(e)
+                ours.update({f"{r}/{f.name}": _ident(f.lstat()) for f in e.iterdir()})
             elif (e / outdir.MARKER).is_file() and outdir.foreign_entries(e):    # a run, with something of yours
                 out += [str(e / name) for name in outdir.foreign_entries(e)]
             else:
-                out += _foreign(e, found)
+                out += _foreign(e, found, ours, r + "/")
         elif e.name == atomic.SWEEP_INDEX and atomic.is_sweep_index(e):
             found.append(e)
-        elif not atomic.is_temp_of(e.name, {atomic.SWEEP_INDEX}):
+            ours[r] = _ident(e.lstat())
+        elif atomic.is_temp_of(e.name, {atomic.SWEEP_INDEX}) and e.is_file():
+            ours[r] = _ident(e.lstat())
+        else:
             out.append(str(e))
     return out
 
 
-def check(out: str, cwd: Path | None = None) -> Path | None:
-    """The directory OUT names when `make clean` may remove it; None when there is nothing to remove.
-    Raises Refused (one line) otherwise; removes nothing."""
+def _approve(out: str, cwd: Path | None = None) -> tuple[Path | None, dict]:
+    """check's answer and the files it approved (`ours` of _foreign)."""
     if not out or not out.strip():
         raise Refused(f"OUT is empty; {ALLOWED}")
     p = Path(out)
@@ -58,7 +81,7 @@ def check(out: str, cwd: Path | None = None) -> Path | None:
         raise Refused(f"refusing to remove {out}: it is a symbolic link (to {os.path.realpath(p)}); remove "
                       f"the link yourself; {ALLOWED}")
     if not p.exists():
-        return None
+        return None, {}
     if not p.is_dir():
         raise Refused(f"refusing to remove {out}: it is a file, not a results directory; {ALLOWED}")
     from tallysim import outdir          # after the cheap cases: it needs numpy (the venv's Python)
@@ -68,7 +91,8 @@ def check(out: str, cwd: Path | None = None) -> Path | None:
     if why:
         raise Refused(f"refusing to remove {named}: {why}; {ALLOWED}")
     found: list = []
-    foreign = _foreign(p, found)
+    ours: dict = {}
+    foreign = _foreign(p, found, ours)
     if foreign:
         shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
         raise Refused(f"refusing to remove {out}: it holds entries tallysim did not write ({shown}); move them "
@@ -77,7 +101,75 @@ def check(out: str, cwd: Path | None = None) -> Path | None:
     if not found and here not in real.parents:
         raise Refused(f"refusing to remove {named}: it is outside {here} and holds no tallysim run or "
                       f"sweep; remove it yourself; {ALLOWED}")
-    return p
+    return p, ours
+
+
+def check(out: str, cwd: Path | None = None) -> Path | None:
+    """The directory OUT names when `make clean` may remove it; None when there is nothing to remove.
+    Raises Refused (one line) otherwise; removes nothing."""
+    return _approve(out, cwd)[0]
+
+
+def _remove_dir(parent_fd: int, name: str, rel: str, ours: dict, kept: list, shown: str) -> None:
+    """Remove directory `name` (under parent_fd) as far as it holds only files in `ours`, unchanged since
+    the check: anything else, a file that appeared or was replaced since, or a run whose lock another
+    process now holds, stays (and so does every directory above it: rmdir removes only empty ones)."""
+    from tallysim import outdir
+    try:
+        fd = os.open(name, _DIR, dir_fd=parent_fd)
+    except OSError as e:                # a link or a file now, or gone: not the directory that was checked
+        if e.errno != errno.ENOENT:
+            kept.append(shown)
+        return
+    lock = None
+    try:
+        with os.scandir(fd) as it:
+            entries = sorted(it, key=lambda e: e.name)
+        names = {e.name for e in entries}
+        if outdir.LOCK in names:        # a run directory: hold its lock, so no run starts writing it meanwhile
+            try:
+                lock = os.open(outdir.LOCK, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                kept.append(f"{shown} (a tallysim process is writing it now)")
+                return
+        # the marker and the lock go last: a directory left half-removed (a kill) is still a run to clean
+        last = {outdir.MARKER: 1, outdir.LOCK: 2}
+        for e in sorted(entries, key=lambda e: (last.get(e.name, 0), e.name)):
+            r, s = rel + e.name, f"{shown}/{e.name}"
+            if e.is_dir(follow_symlinks=False):
+                _remove_dir(fd, e.name, r + "/", ours, kept, s)
+            elif e.is_file(follow_symlinks=False) and ours.get(r) == _ident(e.stat(follow_symlinks=False)):
+                try:
+                    os.unlink(e.name, dir_fd=fd)
+                except FileNotFoundError:
+                    pass                # gone meanwhile: nothing to remove
+                except OSError as err:  # a read-only directory, another user's: said, not a traceback
+                    kept.append(f"{s} ({err.strerror})")
+            else:
+                kept.append(s)
+    finally:
+        if lock is not None:
+            os.close(lock)
+        os.close(fd)
+    try:
+        os.rmdir(name, dir_fd=parent_fd)
+    except OSError as e:
+        if e.errno not in (errno.ENOTEMPTY, errno.EEXIST):    # not empty: what stayed inside is named
+            kept.append(shown)
+
+
+def remove(p: Path, ours: dict) -> list[str]:
+    """Remove directory p, approved by check with the files `ours`: only those files (still the same
+    files) and the directories they leave empty. Returns what stayed (appeared or changed since the check)."""
+    real = p.resolve()
+    kept: list = []
+    parent = os.open(real.parent, _DIR)
+    try:
+        _remove_dir(parent, real.name, "", ours, kept, str(p))
+    finally:
+        os.close(parent)
+    return kept
 
 
 def main(argv: list[str]) -> int:
@@ -85,7 +177,7 @@ def main(argv: list[str]) -> int:
         print("usage: python -m tallysim.clean OUT", file=sys.stderr)
         return 2
     try:
-        p = check(argv[0])
+        p, ours = _approve(argv[0])
     except Refused as e:
         print(f"tallysim.clean: {e}", file=sys.stderr)
         return 2
@@ -93,9 +185,22 @@ def main(argv: list[str]) -> int:
         print(f"tallysim.clean: cannot check {argv[0]} without tallysim's dependencies ({e}); run `make test` "
               "once (it sets up .venv), or remove it yourself", file=sys.stderr)
         return 2
+    except OSError as e:             # unreadable, or changing under the check: nothing removed
+        print(f"tallysim.clean: cannot check {argv[0]} ({e}); nothing was removed", file=sys.stderr)
+        return 2
     if p is None:
         return 0
-    shutil.rmtree(p)
+    try:
+        kept = remove(p, ours)
+    except OSError as e:
+        print(f"tallysim.clean: stopped removing {argv[0]} ({e}); what is left there is tallysim's or named "
+              "above", file=sys.stderr)
+        return 2
+    if kept:
+        shown = ", ".join(kept[:3]) + (f" and {len(kept) - 3} more" if len(kept) > 3 else "")
+        print(f"tallysim.clean: removed tallysim's runs and sweeps from {argv[0]} but kept what appeared or "
+              f"changed there during the removal ({shown}); look at it, then clean again", file=sys.stderr)
+        return 2
     print(f"tallysim.clean: removed {argv[0]} (tallysim's runs and sweeps)")
     return 0
 

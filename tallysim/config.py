@@ -64,7 +64,9 @@ def _parse_scalar(key: str, text: str, t) -> Any:
     except ValueError:
         kind = {bool: "true/false", int: "an integer", float: "a number", tuple: "a shape like 28x28x1"}
         several = "," in text and t in (bool, int, float)     # `run optim.lr=0.1,0.2`: several values are a sweep
-        raise ConfigError(f"{key}={text!r}: expected {kind.get(t, t.__name__)}"
+        # `peers=٣` (or full-width １): "expected an integer" of what reads as one; say which digits
+        digits = " in ASCII digits 0-9" if t in (int, float, tuple) and not text.isascii() else ""
+        raise ConfigError(f"{key}={text!r}: expected {kind.get(t, t.__name__)}{digits}"
                           + (f" (several values are a sweep: tallysim sweep {key}={text})" if several else "")) from None
 
 

@@ -87,14 +87,15 @@ def warnings(cfg: Config) -> list[str]:
     if protocols.traits(name).distill and cfg.distill.ramp_rounds > cfg.rounds:
         out.append(f"distill.ramp_rounds={cfg.distill.ramp_rounds} > rounds={cfg.rounds}: the distillation "
                    f"weight never reaches distill.weight (at most {cfg.rounds / cfg.distill.ramp_rounds:.2g} of it)")
-    if cfg.faults.kind != "none" and cfg.faults.fraction == 0:
+    if cfg.faults.kind != "none" and int(cfg.faults.fraction * cfg.peers) == 0:
         # warned, not refused, as drop_prob=0 below: fig8 and robustness sweep faults.fraction with 0 as the
         # fault-free point (a sweep prints no warnings)
-        out.append(f"faults.kind={cfg.faults.kind} with faults.fraction=0 makes no peer faulty: the run has no "
-                   "faults (faults.fraction in (0, 1] makes floor(fraction * peers) of them faulty)")
-    if cfg.faults.kind != "none" and cfg.faults.fraction > 0 and int(cfg.faults.fraction * cfg.peers) == 0:
-        out.append(f"faults.fraction={cfg.faults.fraction} of peers={cfg.peers} is no faulty peer "
-                   "(floor(fraction * P) = 0): the run has no faults")
+        if cfg.faults.fraction == 0:
+            out.append(f"faults.kind={cfg.faults.kind} with faults.fraction=0 makes no peer faulty: the run has no "
+                       "faults (faults.fraction in (0, 1] makes floor(fraction * peers) of them faulty)")
+        else:
+            out.append(f"faults.fraction={cfg.faults.fraction} of peers={cfg.peers} is no faulty peer "
+                       "(floor(fraction * P) = 0): the run has no faults")
     if cfg.faults.kind == "dropout" and cfg.faults.drop_prob == 0:
         # warned, not refused: a sweep over drop_prob may hold 0 as its fault-free point, as fig8 and
         # robustness hold faults.fraction=0 (warnings() is a single run's; sweeps do not print them)

@@ -24,16 +24,8 @@ import tallysim
 from tallysim.protocols import server_opt
 from tallysim.sim import comm
 
-RAGGED = ["data.input_shape=8x8x1", "data.train_size=800", "batch_size=32", "model.width=16",
-          "partition.kind=dirichlet", "partition.alpha=0.5", "optim.name=sgd", "optim.lr=0.1"]
-
-
-def flat(tree):
-    return np.concatenate([np.asarray(a, np.float64).reshape(-1) for a in jax.tree.leaves(tree)])
-
-
-def flat_P(tree):
-    return np.concatenate([np.asarray(a, np.float64).reshape(a.shape[0], -1) for a in jax.tree.leaves(tree)], 1)
+# fednova's ragged shards (and its helpers): the same programs, compiled once for both files
+from test_fednova import RAGGED, flat, flat_P  # noqa: E402
 
 
 def test_scaffold_control_variates_divide_by_each_peers_own_step_count():

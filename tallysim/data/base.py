@@ -99,7 +99,8 @@ def _refuse_untrained_test_labels(y_train: np.ndarray, y_test: np.ndarray, where
                         f"{int(y_test[first])}), beyond the training labels 0..{top}: {int(beyond.sum()):,} test "
                         f"example(s) of classes no peer trains on; allowed: test labels in 0..{top}, or a "
                         "num_classes saved in the .npz that covers them (a class the training split lacks, "
-                        "kept on purpose)")
+                        "kept on purpose; IDX files cannot declare one: save the four arrays and num_classes "
+                        "in an .npz)")
 
 
 def checked(name: str, x_train, y_train, x_test, y_test, num_classes=None, where: str = "") -> Dataset:

@@ -163,6 +163,10 @@ def group_plans(spec: dict, smoke: bool, base_dir: Path, start=None) -> dict[str
         if not isinstance(g, dict):
             raise ConfigError(f"figure group {gname!r} must be an object of config fields, not {g!r}")
         g = dict(g)
+        for where, section in ((f"groups.{gname}.sweep", g.get("sweep", {})), ("smoke.sweep", shrink.get("sweep", {}))):
+            if not isinstance(section, dict):       # a list: dict.update's "sequence element #0" traceback
+                raise ConfigError(f"a figure config's `{where}` must be an object {{\"field\": [values]}}, "
+                                  f"not {section!r:.40}")
         fields, axes = dict(spec.get("base", {})), {}
         if "include" in g:
             inc = config.read_file(str(base_dir / g.pop("include")))

@@ -30,9 +30,14 @@ def check_spec_keys(spec: dict, path, kind: str) -> None:
                                   f"{', '.join(allowed)}")
     groups = spec.get("groups") if isinstance(spec.get("groups"), dict) else {}
     if kind in X_KINDS and "x" in spec and not any(isinstance(g, dict) and "include" in g for g in groups.values()):
-        swept = set(spec.get("sweep") or {}) | set((smoke or {}).get("sweep") or {} if isinstance(smoke, dict)
-                                                   else {})
-        swept |= {k for g in groups.values() if isinstance(g, dict) for k in (g.get("sweep") or {})}
+        if not isinstance(spec["x"], str):        # a list or an object: "unhashable type" from the set below
+            raise ConfigError(f"{path}: x={spec['x']!r:.60} is {type(spec['x']).__name__}; allowed: the name of "
+                              "one sweep axis (a string, e.g. \"partition.alpha\")")
+        sections = [spec.get("sweep"), smoke.get("sweep") if isinstance(smoke, dict) else None]
+        sections += [g.get("sweep") for g in groups.values() if isinstance(g, dict)]
+        if any(s is not None and not isinstance(s, dict) for s in sections):
+            return                  # group_plans refuses a sweep that is not an object, in its own words
+        swept = {k for s in sections if s for k in s}
         if spec["x"] not in swept:
             raise ConfigError(f"{path}: x={spec['x']!r} is not a sweep axis, so each group draws one point; "
                               f"allowed: a key of `sweep` ({', '.join(sorted(swept)) or 'none'})")
