@@ -6,6 +6,7 @@ and seed its own run, and a table of the last evaluation round.
     PYTHONPATH=. python experiments/wordclaim.py                      # every group, both seeds (about 36 minutes, 2 cores)
     PYTHONPATH=. python experiments/wordclaim.py tally tally_light    # some groups
     PYTHONPATH=. python experiments/wordclaim.py tally rounds=4       # with overrides (key=value, after the groups)
+    PYTHONPATH=. python experiments/wordclaim.py local seed=0         # one seed alone
     PYTHONPATH=. python experiments/wordclaim.py --smoke              # the figure's smoke size (seconds a run)
     PYTHONPATH=. python experiments/wordclaim.py --spec=experiments/wordtransformer.json   # the transformer's
 
@@ -164,6 +165,12 @@ def main(argv: list[str]) -> list[dict]:
     if unknown:
         raise SystemExit(f"wordclaim.py: no group {', '.join(unknown)}; allowed: {', '.join(groups)}")
     over = [a for a in argv if "=" in a]
+    # `seed=N` runs that seed alone (without it each of the spec's seeds runs, each overriding nothing)
+    chosen = [a.split("=", 1)[1] for a in over if a.startswith("seed=")]
+    if chosen:
+        if not all(c.isdigit() for c in chosen) or len(chosen) > 1:
+            raise SystemExit(f"wordclaim.py: {', '.join('seed=' + c for c in chosen)}: allowed: one seed=N, N a whole number")
+        seeds, over = [int(chosen[0])], [a for a in over if not a.startswith("seed=")]
     results = []
     for name in names:
         for seed in seeds:
