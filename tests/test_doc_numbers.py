@@ -1,7 +1,7 @@
 """Numbers the docs quote from committed tables equal those tables: the faulty-peers table of
 docs/figures.md (from docs/figures/fig8_table.md), the measured Pareto front of docs/sweeps.md (from
 docs/figures/fig5_frontier.md), the Fig. 11 text table (from fig11_reduced_table.md), and the Fig. 2 / Fig. 6
-sequences (from fig2.csv, fig6.csv), the Fig. 2 with LeNet tables (from fig2_lenet.csv, fig2_small_mlp.csv, fig2_cnn.csv). The demo's table has its own test (tests/test_docs.py). Pure text."""
+sequences (from fig2.csv, fig6.csv), the Fig. 2 with LeNet tables (from fig2_lenet.csv, fig2_small_mlp.csv, fig2_cnn.csv), the transformer-on-words probes of docs/text.md (from wordtransformer_local.csv). The demo's table has its own test (tests/test_docs.py). Pure text."""
 import csv
 import re
 from pathlib import Path
@@ -131,3 +131,21 @@ def test_the_fig2_lenet_tables_are_their_csvs(name, start, end):
                     (group, r[0], cell, want)
             checked += 1
     assert checked == len(rows) + len(groups)
+
+
+def test_the_wordtransformer_table_is_its_csv():
+    """docs/text.md, "The large-C claim with a transformer": each row of the local-only table equals
+    docs/figures/wordtransformer_local.csv (model, parameters, lr, rounds, every round's accuracy, the
+    best, perplexity, wall), and the verdict's best accuracy is the CSV's best, below the comma floor."""
+    shipped = _csv("wordtransformer_local.csv")
+    text = (DOCS / "text.md").read_text().split("## The large-C claim with a transformer")[1].split("\n## ")[0]
+    table = [r for r in _md_rows_text(text) if "x" in r[0] and r[0] != "width x layers"]
+    assert len(table) == len(shipped)
+    for r, want in zip(table, shipped):
+        assert r[0] == f"{want['hidden']} x {want['layers']}" and r[1] == f"{int(want['params']):,}", (r, want)
+        assert (r[2], r[3]) == (want["lr"], want["rounds"]), (r, want)
+        assert r[4] == want["acc_by_round"].replace(" ", ", ").replace(":", ": "), (r, want)
+        assert r[5] == f"{want['best_acc']} (round {want['best_round']})", (r, want)
+        assert r[6] == f"{int(want['last_ppl']):,}" and r[7] == f"{float(want['wall_s']):.0f} s", (r, want)
+    best = max(float(w["best_acc"]) for w in shipped)
+    assert f"the best peer mean is {best:.4f}" in " ".join(text.split()) and best < 0.0864
