@@ -134,7 +134,8 @@ def test_the_transformer_measurement_is_its_figure_config():
         validation.check_read(cfg)
         twin = lstm[name]
         assert cfg.model.name == "transformer" and cfg.protocol.name == twin.protocol.name
-        assert cfg.distill.weight == twin.distill.weight and cfg.optim == twin.optim
+        assert cfg.distill.weight == twin.distill.weight and cfg.optim.name == twin.optim.name == "adam"
+        assert (cfg.optim.lr, cfg.optim.weight_decay) == (0.002, 0.01)     # the transformer needs weight decay
         assert (cfg.peers, cfg.rounds, cfg.eval_every, cfg.batch_size, cfg.partition, cfg.probe, cfg.data) == \
                (twin.peers, twin.rounds, twin.eval_every, twin.batch_size, twin.partition, twin.probe, twin.data)
     m = groups["local"].model
