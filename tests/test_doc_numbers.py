@@ -154,3 +154,32 @@ def test_the_wordtransformer_table_is_its_csv():
     decayed = next(w for w in shipped if w["weight_decay"] == "0.01")
     assert f"reaches {decayed['best_acc']} at round {decayed['best_round']}" in flat
     assert float(decayed["best_acc"]) > 0.0864
+
+
+def test_the_wordtransformer_measurement_is_its_json():
+    """docs/text.md, "The large-C claim with a transformer": the measurement's table (accuracy and
+    perplexity per seed, mean, spread, the vote's comma share at rounds 2 and 8, bits per peer) equals
+    docs/figures/wordtransformer.jsonl, the script's JSON lines, one per group and seed."""
+    import json
+    import statistics
+    runs = [json.loads(line) for line in (FIG / "wordtransformer.jsonl").read_text().splitlines()]
+    names = {"local training alone": "local", "tally": "tally", "softlabel (32-bit)": "softlabel",
+             "FedAvg (server model)": "fedavg", "tally, `distill.weight` 0.1": "tally_light"}
+    text = (DOCS / "text.md").read_text().split("## The large-C claim with a transformer")[1].split("\n## ")[0]
+    text = text.split("**The measurement**")[1]
+    checked = 0
+    for r in _md_rows_text(text):
+        if r[0] not in names:
+            continue
+        rs = sorted((x for x in runs if x["group"] == names[r[0]]), key=lambda x: x["seed"])
+        accs = [x["acc"] for x in rs]
+        assert [x["seed"] for x in rs] == [0, 1], r
+        assert r[1] == " / ".join(f"{a:.4f}" for a in accs), (r, accs)
+        assert r[2].strip("*") == f"{statistics.mean(accs):.4f}" and r[3] == f"{max(accs) - min(accs):.4f}", (r, accs)
+        assert r[4] == " / ".join(f"{x['ppl']:,.0f}" for x in rs), r
+        for col, rnd in ((5, 2), (6, 8)):
+            shares = [next(q["vote_major"] for q in x["rounds"] if q["round"] == rnd) for x in rs]
+            assert r[col] == ("-" if shares[0] is None else " / ".join(f"{s:.2f}" for s in shares)), (r, rnd, shares)
+        assert r[7] == f"{rs[0]['bits_per_peer']:,.0f}", r
+        checked += 1
+    assert checked == len(names)
