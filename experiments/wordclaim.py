@@ -6,7 +6,9 @@ and seed its own run, and a table of the last evaluation round.
     PYTHONPATH=. python experiments/wordclaim.py                      # every group, both seeds (about 36 minutes, 2 cores)
     PYTHONPATH=. python experiments/wordclaim.py tally tally_light    # some groups
     PYTHONPATH=. python experiments/wordclaim.py tally rounds=4       # with overrides (key=value, after the groups)
+    PYTHONPATH=. python experiments/wordclaim.py local seed=0         # one seed alone
     PYTHONPATH=. python experiments/wordclaim.py --smoke              # the figure's smoke size (seconds a run)
+    PYTHONPATH=. python experiments/wordclaim.py --spec=experiments/wordtransformer.json   # the transformer's
 
 The configuration is the figure's (`tallysim figure experiments/wordclaim.json` draws the same runs,
 both seeds in one program); here each seed runs alone (`seed=s seeds=1`) so that the table gives each
@@ -37,14 +39,17 @@ from tallysim.sim import tasks, vote
 from experiments import textclaim
 
 SPEC = pathlib.Path(__file__).with_name("wordclaim.json")
+# the same measurement with the project's transformer instead of the LSTM (docs/text.md, "The large-C
+# claim with a transformer"): `--spec=experiments/wordtransformer.json`
+TRANSFORMER_SPEC = pathlib.Path(__file__).with_name("wordtransformer.json")
 
 
-def plans(smoke: bool = False) -> tuple[dict[str, config.Config], list[int]]:
+def plans(smoke: bool = False, spec_path: pathlib.Path = SPEC) -> tuple[dict[str, config.Config], list[int]]:
     """group name -> its validated Config (the words panel applied), and the seeds the base names."""
-    spec = config.read_file(str(SPEC))
+    spec = config.read_file(str(spec_path))
     (panel,) = figures.panels(spec, smoke).values()
     out = {}
-    for group, (cfg, runs) in figures.group_plans(spec, smoke, SPEC.parent).items():
+    for group, (cfg, runs) in figures.group_plans(spec, smoke, pathlib.Path(spec_path).parent).items():
         ((_, over),) = runs                   # no sweeps: one run per group
         out[group] = config.apply_overrides(cfg, [*panel, *over])
     seeds = range(next(iter(out.values())).seeds)
@@ -144,13 +149,28 @@ def table(results: list[dict], floor: float) -> str:
 
 def main(argv: list[str]) -> list[dict]:
     smoke = "--smoke" in argv
-    argv = [a for a in argv if a != "--smoke"]
-    groups, seeds = plans(smoke)
+    specs = [a.split("=", 1)[1] for a in argv if a.startswith("--spec=")]
+    bad = [a for a in argv if a.startswith("-") and a != "--smoke" and not a.startswith("--spec=")]
+    if bad or len(specs) > 1:
+        raise SystemExit(f"wordclaim.py: unknown or repeated option {', '.join(bad or specs)}; allowed: --smoke, "
+                         f"--spec=PATH (once; a figure config like {SPEC.name} or {TRANSFORMER_SPEC.name})")
+    spec_path = pathlib.Path(specs[0]) if specs else SPEC
+    if not spec_path.is_file():
+        raise SystemExit(f"wordclaim.py: --spec={spec_path}: no such file; allowed: a figure config such as "
+                         f"experiments/{SPEC.name} or experiments/{TRANSFORMER_SPEC.name}")
+    argv = [a for a in argv if a != "--smoke" and not a.startswith("--spec=")]
+    groups, seeds = plans(smoke, spec_path)
     names = [a for a in argv if "=" not in a] or list(groups)
     unknown = [n for n in names if n not in groups]
     if unknown:
         raise SystemExit(f"wordclaim.py: no group {', '.join(unknown)}; allowed: {', '.join(groups)}")
     over = [a for a in argv if "=" in a]
+    # `seed=N` runs that seed alone (without it each of the spec's seeds runs, each overriding nothing)
+    chosen = [a.split("=", 1)[1] for a in over if a.startswith("seed=")]
+    if chosen:
+        if not all(c.isdigit() for c in chosen) or len(chosen) > 1:
+            raise SystemExit(f"wordclaim.py: {', '.join('seed=' + c for c in chosen)}: allowed: one seed=N, N a whole number")
+        seeds, over = [int(chosen[0])], [a for a in over if not a.startswith("seed=")]
     results = []
     for name in names:
         for seed in seeds:

@@ -1,7 +1,7 @@
 """Numbers the docs quote from committed tables equal those tables: the faulty-peers table of
 docs/figures.md (from docs/figures/fig8_table.md), the measured Pareto front of docs/sweeps.md (from
 docs/figures/fig5_frontier.md), the Fig. 11 text table (from fig11_reduced_table.md), and the Fig. 2 / Fig. 6
-sequences (from fig2.csv, fig6.csv), the Fig. 2 with LeNet tables (from fig2_lenet.csv, fig2_small_mlp.csv, fig2_cnn.csv). The demo's table has its own test (tests/test_docs.py). Pure text."""
+sequences (from fig2.csv, fig6.csv), the Fig. 2 with LeNet tables (from fig2_lenet.csv, fig2_small_mlp.csv, fig2_cnn.csv), the transformer-on-words tables of docs/text.md (from wordtransformer_local.csv, wordtransformer.jsonl, wordtransformer_firstvote.jsonl). The demo's table has its own test (tests/test_docs.py). Pure text."""
 import csv
 import re
 from pathlib import Path
@@ -131,3 +131,59 @@ def test_the_fig2_lenet_tables_are_their_csvs(name, start, end):
                     (group, r[0], cell, want)
             checked += 1
     assert checked == len(rows) + len(groups)
+
+
+def test_the_wordtransformer_table_is_its_csv():
+    """docs/text.md, "The large-C claim with a transformer": each row of the local-only table equals
+    docs/figures/wordtransformer_local.csv (model, parameters, lr, weight decay, rounds, every round's
+    accuracy, the best, perplexity, wall), and the text's bests are the CSV's: below the comma floor
+    without weight decay, above it with."""
+    shipped = _csv("wordtransformer_local.csv")
+    text = (DOCS / "text.md").read_text().split("## The large-C claim with a transformer")[1].split("\n## ")[0]
+    table = [r for r in _md_rows_text(text) if re.fullmatch(r"\d+ x \d+", r[0])]
+    assert len(table) == len(shipped)
+    for r, want in zip(table, shipped):
+        assert r[0] == f"{want['hidden']} x {want['layers']}" and r[1] == f"{int(want['params']):,}", (r, want)
+        assert (r[2], r[3], r[4]) == (want["lr"], want["weight_decay"], want["rounds"]), (r, want)
+        assert r[5] == want["acc_by_round"].replace(" ", ", ").replace(":", ": "), (r, want)
+        assert r[6] == f"{want['best_acc']} (round {want['best_round']})", (r, want)
+        assert r[7] == f"{int(want['last_ppl']):,}" and r[8] == f"{float(want['wall_s']):.0f} s", (r, want)
+    flat = " ".join(text.split())
+    plain = max(float(w["best_acc"]) for w in shipped if w["weight_decay"] == "0")
+    assert f"the best peer mean is {plain:.4f}, below 0.0864" in flat and plain < 0.0864
+    decayed = next(w for w in shipped if w["weight_decay"] == "0.01")
+    assert f"reaches {decayed['best_acc']} at round {decayed['best_round']}" in flat
+    assert float(decayed["best_acc"]) > 0.0864
+
+
+def test_the_wordtransformer_measurement_is_its_json():
+    """docs/text.md, "The large-C claim with a transformer": the measurement's table (accuracy and
+    perplexity per seed, mean, spread, the vote's comma share at rounds 2 and 8, bits per peer) equals
+    docs/figures/wordtransformer.jsonl, the script's JSON lines, one per group and seed."""
+    import json
+    import statistics
+    runs = [json.loads(line) for line in (FIG / "wordtransformer.jsonl").read_text().splitlines()]
+    names = {"local training alone": "local", "tally": "tally", "softlabel (32-bit)": "softlabel",
+             "FedAvg (server model)": "fedavg", "tally, `distill.weight` 0.1": "tally_light"}
+    text = (DOCS / "text.md").read_text().split("## The large-C claim with a transformer")[1].split("\n## ")[0]
+    text = text.split("**The measurement**")[1]
+    checked = 0
+    for r in _md_rows_text(text):
+        if r[0] not in names:
+            continue
+        rs = sorted((x for x in runs if x["group"] == names[r[0]]), key=lambda x: x["seed"])
+        accs = [x["acc"] for x in rs]
+        assert [x["seed"] for x in rs] == [0, 1], r
+        assert r[1] == " / ".join(f"{a:.4f}" for a in accs), (r, accs)
+        assert r[2].strip("*") == f"{statistics.mean(accs):.4f}" and r[3] == f"{max(accs) - min(accs):.4f}", (r, accs)
+        assert r[4] == " / ".join(f"{x['ppl']:,.0f}" for x in rs), r
+        for col, rnd in ((5, 2), (6, 8)):
+            shares = [next(q["vote_major"] for q in x["rounds"] if q["round"] == rnd) for x in rs]
+            assert r[col] == ("-" if shares[0] is None else " / ".join(f"{s:.2f}" for s in shares)), (r, rnd, shares)
+        assert r[7] == f"{rs[0]['bits_per_peer']:,.0f}", r
+        checked += 1
+    assert checked == len(names)
+    first = [json.loads(line) for line in (FIG / "wordtransformer_firstvote.jsonl").read_text().splitlines()]
+    flat = " ".join(text.split())
+    shares = " and ".join(f"{100 * x['peer_major']:.1f}% (seed {x['seed']})" for x in first)
+    assert f"the comma at {shares}" in flat and all(x["vote_major"] == 1.0 for x in first), shares

@@ -118,3 +118,36 @@ def test_vote_diagnostics_against_numpy():
     assert out["vote_ties"] == pytest.approx(tied[pos].mean()) == pytest.approx(3 / 5)
     assert out["tie_major"] == pytest.approx((tied & (counts[:, 2] == top[:, 0]))[pos].mean()) == pytest.approx(3 / 5)
     assert out["trained"] == pytest.approx(3 / 5)
+
+
+def test_the_transformer_measurement_is_its_figure_config():
+    """experiments/wordtransformer.json (docs/text.md, "The large-C claim with a transformer"): wordclaim's
+    setting with the transformer, no larger than wordclaim's LSTM (995,220 parameters). Catches the
+    spec drifting from wordclaim's (roles, peers, rounds, probes, optimiser) or a group not a valid run."""
+    import jax
+    import jax.numpy as jnp
+    from tallysim.sim import text_models
+    lstm, _ = wordclaim.plans()
+    groups, seeds = wordclaim.plans(spec_path=wordclaim.TRANSFORMER_SPEC)
+    assert list(groups) == ["local", "tally", "softlabel", "fedavg", "tally_light"] and seeds == [0, 1]
+    for name, cfg in groups.items():
+        validation.check_read(cfg)
+        twin = lstm[name]
+        assert cfg.model.name == "transformer" and cfg.protocol.name == twin.protocol.name
+        assert cfg.distill.weight == twin.distill.weight and cfg.optim.name == twin.optim.name == "adam"
+        assert (cfg.optim.lr, cfg.optim.weight_decay) == (0.002, 0.01)     # the transformer needs weight decay
+        assert (cfg.peers, cfg.rounds, cfg.eval_every, cfg.batch_size, cfg.partition, cfg.probe, cfg.data) == \
+               (twin.peers, twin.rounds, twin.eval_every, twin.batch_size, twin.partition, twin.probe, twin.data)
+    m = groups["local"].model
+    net = text_models.Transformer(num_classes=10_004, hidden=m.hidden, layers=m.layers, heads=m.heads)
+    shapes = jax.eval_shape(lambda: net.init(jax.random.PRNGKey(0), jnp.zeros((1, 20), jnp.int32)))
+    assert sum(x.size for x in jax.tree_util.tree_leaves(shapes)) == 692_116 <= 995_220
+
+
+def test_options_refused_before_anything_runs():
+    with pytest.raises(SystemExit, match=r"unknown or repeated option --spek=x.*allowed: --smoke, --spec=PATH"):
+        wordclaim.main(["--spek=x"])
+    with pytest.raises(SystemExit, match=r"--spec=nowhere.json: no such file"):
+        wordclaim.main(["--spec=nowhere.json"])
+    with pytest.raises(SystemExit, match=r"seed=a: allowed: one seed=N"):
+        wordclaim.main(["--smoke", "local", "seed=a"])
