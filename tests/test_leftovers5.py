@@ -99,6 +99,7 @@ def test_every_reader_reads_inf_back_from_either_spelling(spelling, tmp_path, ca
     """New files hold "Infinity" (a string), files written before hold the bare token: both read as inf,
     by read_run, read_rows (the Python API), table, plot and pareto."""
     from tallysim import cli
+    from tallysim import fields
     from tallysim.results import metrics, pareto
     from tallysim.results.runs import read_rows
     dump = metrics.dumps_row if spelling == "new" else json.dumps
@@ -115,8 +116,9 @@ def test_every_reader_reads_inf_back_from_either_spelling(spelling, tmp_path, ca
     assert cli.main(["plot", str(bad), "--out", str(tmp_path / "p.png"), "--metric", "ppl"]) == 2
     assert "not finite at any evaluation" in capsys.readouterr().err
     assert cli.main(["plot", str(bad), str(good), "--out", str(tmp_path / "p.png"), "--metric", "ppl"]) == 0
-    points = pareto.collect([tmp_path / "s"], metric="ppl_mean", log=lambda m: None)
-    assert sorted(p["accuracy"] for p in points) == [40.0, math.inf]
+    # pareto: its frontier keeps the highest value at each cost, so a perplexity is refused (lower is better)
+    with pytest.raises(fields.ConfigError, match="better lower"):
+        pareto.collect([tmp_path / "s"], metric="ppl_mean", log=lambda m: None)
 
 
 # ------------------------------------------------------------------- pareto reads through read_runs

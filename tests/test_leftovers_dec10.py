@@ -88,7 +88,7 @@ def test_make_clean_runs_the_check_before_removing_anything(tmp_path):
     home = tmp_path / "home"
     home.mkdir()
     (home / "keep.txt").write_text("mine")
-    got = subprocess.run(["make", "-n", "clean", f"OUT={home}"], cwd=ROOT, capture_output=True, text=True, check=True)
+    got = subprocess.run(["make", "--no-print-directory", "-n", "clean", f"OUT={home}"], cwd=ROOT, capture_output=True, text=True, check=True)
     first, second = got.stdout.splitlines()[:2]
     assert first.endswith(f"-m tallysim.clean {home}") and str(home) not in second, got.stdout
     env = {"PATH": "/usr/bin:/bin", "HOME": str(home), "PYTHONPATH": str(ROOT)}

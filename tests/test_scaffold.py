@@ -109,7 +109,8 @@ def test_scaffold_alie_uses_baruch_z_with_the_faulty_count():
     n, f = 10, 3
     z = NormalDist().inv_cdf((n - (n // 2 + 1 - f)) / n)
     assert z == pytest.approx(0.5244, abs=1e-4)
-    d = tallysim.drive(tiny(*FULL_BATCH, "protocol.name=scaffold", "peers=10", "partition.kind=iid",
+    iid = [a for a in FULL_BATCH if not a.startswith("partition.")] + ["partition.kind=iid"]   # alpha: unread
+    d = tallysim.drive(tiny(*iid, "protocol.name=scaffold", "peers=10",
                             "faults.kind=alie", "faults.fraction=0.3", "local_epochs=1"))
     faulty = np.asarray(d.built.one.faulty_P)
     assert faulty.sum() == f
