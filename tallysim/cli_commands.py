@@ -31,30 +31,26 @@ def seed_list(items: list[str]) -> list[str]:
 def check_no_sweep_section(args) -> None:
     """`run --config FILE` where FILE (or a file it extends) has a `sweep` section: the run used the base
     alone and ignored every axis in silence (`run --config experiments/pareto/bridge.json` ran one bridge
-    of the 32). A run takes it where each axis is given one value by a key=value item."""
+    of the 32). A run takes it where each axis is given one value by a key=value item; the rule is
+    sweep_section.refusal's, which config.load_file applies from Python."""
     if not args.config:
         return
-    import math
-    from tallysim import config, sweep_axes
+    from tallysim import config, sweep_axes, sweep_section
     section = config.read_file(args.config).get("sweep")
     if not isinstance(section, dict):       # none, or not an object: load_file says so, naming the file
         return
-    axes = sweep_axes.file_axes(section)
     given = {item.split("=", 1)[0].strip() for item in seed_list(args.overrides)}
-    missing = [k for k in axes if k not in given]
-    if missing:
-        runs = math.prod(len(v) for v in axes.values())
-        raise ConfigError(f"{args.config} has a `sweep` section ({runs} run{'s' * (runs != 1)} over "
-                          f"{', '.join(axes)}), which `tallysim run` does not read; allowed: `tallysim sweep "
-                          f"--config {args.config} --out DIR` for its runs, or one run with each axis given "
-                          f"one value ({' '.join(f'{k}={axes[k][0]}' for k in missing)})")
+    error = sweep_section.refusal(args.config, sweep_axes.file_axes(section), given)
+    if error:
+        raise ConfigError(error)
 
 
 def config_from_args(args):
     """`--config` (and `--smoke`) with the key=value overrides on top; not validated yet."""
     from tallysim import config
     items = seed_list(args.overrides)
-    cfg = config.load_file(args.config, smoke=args.smoke) if args.config else config.Config()
+    check_no_sweep_section(args)        # the axes given by items: then the file's base is the run's
+    cfg = config.load_file(args.config, smoke=args.smoke, sweep_base=True) if args.config else config.Config()
     return config.apply_overrides(cfg, items)
 
 

@@ -14,7 +14,7 @@ import os
 from dataclasses import fields
 from typing import Any, Optional
 
-from tallysim import protocols as _protocols
+from tallysim import protocols as _protocols, sweep_section as _sweep_section
 from tallysim import model_groups as _model_groups
 from tallysim import validation as _validation
 from tallysim.fields import F32_MAX, INT_MAX, ConfigError, floats, ints  # noqa: F401 - re-exported
@@ -356,10 +356,11 @@ def _unique_keys(path: str, pairs: list) -> dict:
     return out
 
 
-def load_file(path: str, smoke: bool = False) -> Config:
-    """A JSON config. Two optional top-level sections are not fields: `smoke` (overrides that shrink
-    the experiment, applied with smoke=True) and `sweep` (key -> list of values, read by `sweep`)."""
+def load_file(path: str, smoke: bool = False, sweep_base: bool = False) -> Config:
+    """A JSON config. Two optional top-level sections are not fields: `smoke` (overrides that shrink the
+    experiment, applied with smoke=True) and `sweep` (read by `sweep`; refused unless sweep_base=True)."""
     d = read_file(path)
+    _sweep_section.check_load(path, d.get("sweep"), sweep_base)     # as `run --config` refuses it
     has_smoke = "smoke" in d
     shrink = d.pop("smoke", {})
     if not isinstance(shrink, dict):

@@ -331,7 +331,8 @@ def _fail(run_dir: Path, rec: dict, message: str, log, detail: Optional[str] = N
 
 def main(args) -> int:
     from tallysim.tracking import with_tracking
-    base = with_tracking(config.load_file(args.config, smoke=args.smoke) if args.config else Config(), args)
+    base = with_tracking(config.load_file(args.config, smoke=args.smoke, sweep_base=True) if args.config else Config(),
+                         args)
     section = config.read_file(args.config).get("sweep") if args.config else None
     runs = expand(section or {}, args.axes)
     cfgs = command_configs(base, runs)       # fail in one line before anything is created

@@ -8,7 +8,7 @@ import math
 import re
 from typing import Any, Optional
 
-from tallysim import config
+from tallysim import config, sweep_section
 from tallysim.config import Config, ConfigError
 
 # Runs one sweep (or figure) may have. Validating a configuration takes ~10 ms on a loaded CPU, so
@@ -82,15 +82,11 @@ def file_axes(section: Any) -> dict[str, list[str]]:
         if isinstance(values, dict):
             raise ConfigError(f"sweep axis {key!r} in the config file: use dotted keys with a list of "
                               f'values, e.g. {{"{key}.<field>": [1, 2]}}')
-        if not isinstance(values, list) or (_is_tuple_key(key) and values
-                                            and not isinstance(values[0], (list, str))):
-            values = [values]            # a scalar, or one shape such as [28, 28, 1]
+        values = sweep_section.listed(key, values)    # a scalar, one shape such as [28, 28, 1], one groups list
         if not values:
             raise ConfigError(f"sweep axis {key!r} in the config file has no values")
         if key == "model.groups":      # a value may be a list of group objects, as in the model section
             from tallysim import model_groups
-            if all(isinstance(v, dict) for v in values):
-                values = [values]                # one value: the groups as a list of objects
             values = [model_groups.from_json(v, f"sweep axis {key}") for v in values]
         if key in config.field_keys():
             values = [config.json_axis_value(key, v, f"sweep axis {key} in the config file") for v in values]

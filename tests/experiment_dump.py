@@ -58,7 +58,7 @@ def expand(path: Path) -> dict[str, str]:
         if figure:
             plans = figures.group_plans(spec, smoke, path.parent)
         else:
-            base = config.load_file(str(path), smoke=smoke)
+            base = config.load_file(str(path), smoke=smoke, sweep_base=True)
             plans = {"sweep": (base, sweep.expand(spec.get("sweep") or {}, []))}
         out[f"{mode}/plan.json"] = _text({g: [[n, ov] for n, ov in runs] for g, (_, runs) in plans.items()})
         for gname, (cfg, runs) in plans.items():

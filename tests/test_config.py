@@ -29,8 +29,8 @@ def test_config_file_smoke_section(tmp_path):
     f = tmp_path / "c.json"
     f.write_text(json.dumps({"peers": 30, "data": {"name": "synthetic"}, "smoke": {"peers": 3},
                              "sweep": {"seed": [0, 1]}}))
-    assert config.load_file(str(f)).peers == 30
-    assert config.load_file(str(f), smoke=True).peers == 3
+    assert config.load_file(str(f), sweep_base=True).peers == 30         # the base of its sweep, as `sweep` reads it
+    assert config.load_file(str(f), smoke=True, sweep_base=True).peers == 3
 
 
 BAD = [

@@ -139,7 +139,7 @@ def _validate_run(args, inline: bool) -> None:
 
 def _validate_sweep(args) -> None:
     from tallysim import sweep
-    base = config.load_file(args.config, smoke=args.smoke) if args.config else config.Config()
+    base = config.load_file(args.config, smoke=args.smoke, sweep_base=True) if args.config else config.Config()
     section = config.read_file(args.config).get("sweep") if args.config else None
     sweep.command_configs(base, sweep.expand(section or {}, args.axes))      # as `tallysim sweep` checks them
 

@@ -26,7 +26,7 @@ def test_child_deep_merges_over_parent(tmp_path):
     assert d == {"peers": 10, "data": {"name": "synthetic", "train_size": 900},   # objects merge key by key
                  "sweep": {"rounds": [5]}, "smoke": {"peers": 3}, "rounds": 4}  # lists replace
     assert list(d) == ["peers", "data", "sweep", "smoke", "rounds"]          # parent's order, then the child's
-    cfg = config.load_file(child, smoke=True)
+    cfg = config.load_file(child, smoke=True, sweep_base=True)     # the base of its sweep (a sweep reads it so)
     assert (cfg.peers, cfg.rounds, cfg.data.train_size) == (3, 4, 900)
 
 
@@ -109,7 +109,8 @@ def test_run_sweep_and_figure_read_extends(tmp_path, capsys):
     assert cli.main(["sweep", "--config", child, "--smoke", "--dry-run", "--out", str(tmp_path / "s")]) == 0
     out = capsys.readouterr().out
     assert "2 runs" in out and "protocol.name=fedavg" in out
-    cfg = cli._config(cli._parse(["run", "--config", child, "--smoke", "--out", "o", "seed=4"]))
+    cfg = cli._config(cli._parse(["run", "--config", child, "--smoke", "--out", "o", "seed=4",
+                                   "protocol.name=tally"]))           # its sweep axis given one value: a run
     assert (cfg.peers, cfg.rounds) == (2, 2)
     fig = _write(tmp_path / "exp" / "fig.json", {"extends": "../base/fig.json", "title": "mine"})
     _write(tmp_path / "base" / "fig.json", {"kind": "curves", "base": {k: v for k, v in base.items()

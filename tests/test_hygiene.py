@@ -126,7 +126,7 @@ LAYERS = [
     ["tallysim.schema_text"],
     ["tallysim.model_groups"],
     ["tallysim.field_checks"],
-    ["tallysim.validation", "tallysim.robust_checks", "tallysim.config_rules", "tallysim.config_reads",
+    ["tallysim.validation", "tallysim.robust_checks", "tallysim.config_rules", "tallysim.config_reads", "tallysim.sweep_section",
      "tallysim.work_estimate"],
     ["tallysim.config"],
     ["tallysim.data", "tallysim.results", "tallysim.results.metrics", "tallysim.outdir", "tallysim.run_lock", "tallysim.checkpoint", "tallysim.atomic",
