@@ -159,12 +159,15 @@ def test_the_wordtransformer_table_is_its_csv():
 def test_the_wordtransformer_measurement_is_its_json():
     """docs/text.md, "The large-C claim with a transformer": the measurement's table (accuracy and
     perplexity per seed, mean, spread, the vote's comma share at rounds 2 and 8, bits per peer) equals
-    docs/figures/wordtransformer.jsonl, the script's JSON lines, one per group and seed."""
+    docs/figures/wordtransformer.jsonl, the script's JSON lines, one per group and seed (the warm-up
+    rows too: tally_warm, softlabel_warm, local_12); local_12 reproduces local's round 8."""
     import json
     import statistics
     runs = [json.loads(line) for line in (FIG / "wordtransformer.jsonl").read_text().splitlines()]
     names = {"local training alone": "local", "tally": "tally", "softlabel (32-bit)": "softlabel",
-             "FedAvg (server model)": "fedavg", "tally, `distill.weight` 0.1": "tally_light"}
+             "FedAvg (server model)": "fedavg", "tally, `distill.weight` 0.1": "tally_light",
+             "tally, `warmup_epochs=4`": "tally_warm", "softlabel (32-bit), `warmup_epochs=4`": "softlabel_warm",
+             "local training alone, 12 rounds": "local_12"}
     text = (DOCS / "text.md").read_text().split("## The large-C claim with a transformer")[1].split("\n## ")[0]
     text = text.split("**The measurement**")[1]
     checked = 0
@@ -183,6 +186,10 @@ def test_the_wordtransformer_measurement_is_its_json():
         assert r[7] == f"{rs[0]['bits_per_peer']:,.0f}", r
         checked += 1
     assert checked == len(names)
+    by = {(x["group"], x["seed"]): x for x in runs}
+    for seed in (0, 1):     # 12 rounds of local training pass through the 8-round run's numbers
+        at8 = next(q["acc"] for q in by["local_12", seed]["rounds"] if q["round"] == 8)
+        assert at8 == pytest.approx(by["local", seed]["acc"], abs=1e-6), (seed, at8)
     first = [json.loads(line) for line in (FIG / "wordtransformer_firstvote.jsonl").read_text().splitlines()]
     flat = " ".join(text.split())
     shares = " and ".join(f"{100 * x['peer_major']:.1f}% (seed {x['seed']})" for x in first)

@@ -129,15 +129,23 @@ def test_the_transformer_measurement_is_its_figure_config():
     from tallysim.sim import text_models
     lstm, _ = wordclaim.plans()
     groups, seeds = wordclaim.plans(spec_path=wordclaim.TRANSFORMER_SPEC)
-    assert list(groups) == ["local", "tally", "softlabel", "fedavg", "tally_light"] and seeds == [0, 1]
+    assert list(groups) == ["local", "tally", "softlabel", "fedavg", "tally_light", "tally_warm", "softlabel_warm",
+                            "local_12"] and seeds == [0, 1]
+    # the warm-up comparison (docs/text.md, "The warm-up"): the LSTM's tally_warm and the rows that
+    # wordclaim's section ran by overrides (`softlabel warmup_epochs=4`, local training for 12 rounds)
+    twins = {"softlabel_warm": ("softlabel", ["warmup_epochs=4"]), "local_12": ("local", ["rounds=12"])}
     for name, cfg in groups.items():
         validation.check_read(cfg)
-        twin = lstm[name]
+        base, over = twins.get(name, (name, []))
+        twin = config.apply_overrides(lstm[base], over)
         assert cfg.model.name == "transformer" and cfg.protocol.name == twin.protocol.name
         assert cfg.distill.weight == twin.distill.weight and cfg.optim.name == twin.optim.name == "adam"
         assert (cfg.optim.lr, cfg.optim.weight_decay) == (0.002, 0.01)     # the transformer needs weight decay
-        assert (cfg.peers, cfg.rounds, cfg.eval_every, cfg.batch_size, cfg.partition, cfg.probe, cfg.data) == \
-               (twin.peers, twin.rounds, twin.eval_every, twin.batch_size, twin.partition, twin.probe, twin.data)
+        assert (cfg.peers, cfg.rounds, cfg.eval_every, cfg.batch_size, cfg.partition, cfg.probe, cfg.data,
+                cfg.warmup_epochs) == (twin.peers, twin.rounds, twin.eval_every, twin.batch_size, twin.partition,
+                                       twin.probe, twin.data, twin.warmup_epochs)
+    assert (groups["tally_warm"].warmup_epochs, groups["softlabel_warm"].warmup_epochs) == (4, 4)
+    assert groups["local_12"].rounds == 12 == groups["tally_warm"].warmup_epochs + groups["tally_warm"].rounds
     m = groups["local"].model
     net = text_models.Transformer(num_classes=10_004, hidden=m.hidden, layers=m.layers, heads=m.heads)
     shapes = jax.eval_shape(lambda: net.init(jax.random.PRNGKey(0), jnp.zeros((1, 20), jnp.int32)))
