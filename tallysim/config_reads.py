@@ -2,7 +2,7 @@
 it, a model.* field its architecture does not read, a knob its mode (optim.name, partition.kind,
 faults.kind, ...) does not read, the synthetic data's fields for a real dataset. `unread` lists them
 all (the field, the refusal's line); a single run refuses the first (`check_read`), a sweep a field no
-run of it reads (`unread_by_every_run`). Split from config_rules.py (the rules between field values),
+run of it reads (sweep_axes.check_fields_read). Split from config_rules.py (the rules between field values),
 which asks `check_group_model_reads` / `check_group_mode_reads` of each model group.
 """
 from __future__ import annotations
@@ -189,7 +189,7 @@ def _unread_data(cfg: Config):
 
 def unread(cfg: Config) -> list[tuple[str, str]]:
     """Every field check_read refuses in cfg, in the order it checks them: (the field, the refusal's line).
-    A sweep refuses a field no run of it reads (`unread_by_every_run`); a single run, the first of them."""
+    A sweep refuses a field no run of it reads (sweep_axes.check_fields_read); a single run, the first of them."""
     name, out = cfg.protocol.name, []
     for key, spec in declared().items():
         if get_field(cfg, key) == spec.default or protocols.reads(name, key):   # the cheaper test first
@@ -215,28 +215,8 @@ def check_read(cfg: Config) -> None:
     """A protocol-specific field (one some protocol reads, TRAITS.reads) set away from its default for a
     protocol that does not read it would be silently ignored: refuse it, and so a model.* field the
     run's models do not read (MODEL_READS). So is a message fault for a protocol whose peers send nothing. A single run checks this (`tallysim run`, tallysim.run); a sweep
-    (`tallysim sweep`) only the fields no run of it reads (`unread_by_every_run`), and a figure not at
+    (`tallysim sweep`) only the fields no run of it reads (sweep_axes.check_fields_read), and a figure not at
     all, since there one base serves several protocols and each ignores some of it."""
     problems = unread(cfg)
     if problems:
         raise ConfigError(problems[0][1])
-
-
-def unread_by_every_run(cfgs: list[Config], names: list[str]) -> None:
-    """A sweep (`tallysim sweep`) whose runs ALL leave one field unread: `partition.pick=largest` over
-    runs none of which has partition.kind=natural ran every run as if unset. Refused, naming the field,
-    with the first run's line; a field that some run reads stays allowed (a shared base)."""
-    if not cfgs:
-        return
-    first: dict = {}
-    for key, line in unread(cfgs[0]):
-        first.setdefault(key, line)
-    common = set(first)
-    for c in cfgs[1:]:
-        if not common:            # some run reads each of them: the usual sweep stops at its first runs
-            return
-        common &= {key for key, _ in unread(c)}
-    if common:
-        key = next(k for k in first if k in common)
-        raise ConfigError(f"{key} is not read by any run of the sweep (each of its {len(cfgs)} run(s) would refuse "
-                          f"it as a single run); sweep run {names[0]}: {first[key]}")

@@ -33,7 +33,7 @@ from tallysim import atomic, config, outdir
 from tallysim import progress as progress_bars
 from tallysim.config import Config, ConfigError
 from tallysim.results import metrics
-from tallysim.sweep_axes import (MAX_RUNS, check_axes_read, check_count, expand,  # noqa: F401 - sweep.X, as before
+from tallysim.sweep_axes import (MAX_RUNS, check_count, check_fields_read, expand,  # noqa: F401 - sweep.X, as before
                                  file_axes, parse_axis, safe_name, seed_overlap)
 
 DONE = metrics.DONE
@@ -54,14 +54,12 @@ def configs(base_cfg: Config, runs: list[tuple[str, list[str]]]) -> list[Config]
 
 
 def command_configs(base_cfg: Config, runs: list[tuple[str, list[str]]]) -> list[Config]:
-    """`tallysim sweep`'s runs checked: each validated (`configs`), an axis no run reads refused
-    (check_axes_read), and a field that no run reads refused,
-    as each run alone would refuse it (config_reads.unread_by_every_run). A figure does not ask the
-    second: its spec's base and smoke settings serve all its groups, and a group may read none of them."""
-    from tallysim import config_reads
+    """`tallysim sweep`'s runs checked: each validated (`configs`), and a field (or swept axis) that no run
+    reads refused, as each run alone would refuse it (sweep_axes.check_fields_read). A figure does not
+    ask the second: its spec's base and smoke settings serve all its groups, and a group may read none
+    of them."""
     cfgs = configs(base_cfg, runs)
-    check_axes_read(runs, cfgs)             # an axis of several values only default-valued runs read
-    config_reads.unread_by_every_run(cfgs, [name for name, _ in runs])
+    check_fields_read(runs, cfgs)
     return cfgs
 
 

@@ -8,7 +8,7 @@ import math
 import re
 from typing import Any, Optional
 
-from tallysim import config, sweep_section
+from tallysim import config, config_reads, sweep_section
 from tallysim.config import Config, ConfigError
 
 # Runs one sweep (or figure) may have. Validating a configuration takes ~10 ms on a loaded CPU, so
@@ -136,38 +136,44 @@ def expand(cfg_file_axes: dict, cli_items: list[str]) -> list[tuple[str, list[st
     return runs
 
 
-def _unread(cfg: Config, key: str) -> Optional[str]:
-    """Why a single run of `cfg` does not read `key` (check_read's line for it), or None where it does."""
-    from tallysim import config_reads
-    return next((line for k, line in config_reads.unread(cfg) if k == key), None)
+def check_fields_read(runs: list[tuple[str, list[str]]], cfgs: list[Config]) -> None:
+    """A field a sweep's runs do not read, refused in one line before anything runs (a single run refuses
+    any it does not read: config_reads.check_read; a sweep's shared base may hold fields some runs ignore):
+    - a sweep axis of several values that every run setting it away from its default leaves unread
+      (`partition.alpha=0.1,1` with partition.kind=iid, `softlabel.trim=0.1,0.2` with the mean aggregate)
+      ran the same experiment once per value, and `table` showed the values beside equal results;
+    - any other field every run leaves unread (`partition.pick=largest` over runs none of which has
+      partition.kind=natural) ran every run as if unset.
+    Each names the first such run's line; a field some run reads stays allowed. config_reads.unread is
+    asked once per run, and only of runs up to the first that reads each field (a usual sweep: its first)."""
+    lines: dict[int, dict[str, str]] = {}
 
+    def unread_of(i: int) -> dict[str, str]:        # run i's unread fields -> their refusal line
+        if i not in lines:
+            lines[i] = {}
+            for key, line in config_reads.unread(cfgs[i]):
+                lines[i].setdefault(key, line)
+        return lines[i]
 
-def check_axes_read(runs: list[tuple[str, list[str]]], cfgs: list[Config]) -> None:
-    """A sweep axis of several values that no run of the sweep reads (`partition.alpha=0.1,1` with
-    partition.kind=iid, `softlabel.trim=0.1,0.2` with the mean aggregate) ran the same experiment once
-    per value, and `table` showed the values beside equal results. Refused, with the first run's reason;
-    an axis some run reads (a protocol axis beside it) is fine."""
     values: dict = {}
     for _, overrides in runs:
         for item in overrides:
             key, text = item.split("=", 1)
             values.setdefault(key, set()).add(text)
     declared = config.declared()
-    for key, texts in values.items():
-        if len(texts) < 2 or key not in declared:
-            continue
-        away = [c for c in cfgs if config.get_field(c, key) != declared[key].default]
-        reasons = []
-        for c in away:
-            reason = _unread(c, key)
-            if reason is None:
-                break
-            reasons.append(reason)
-        else:
-            if reasons:
-                raise ConfigError(f"sweep axis {key} ({len(texts)} values) is read by no run of this sweep "
-                                  f"({reasons[0]}): each value would run the same experiment; allowed: drop the "
-                                  "axis, or sweep it with the fields that make it read")
+    axes = {key: texts for key, texts in values.items() if len(texts) >= 2 and key in declared}
+    for key, texts in axes.items():
+        away = [i for i, c in enumerate(cfgs) if config.get_field(c, key) != declared[key].default]
+        if away and all(key in unread_of(i) for i in away):
+            raise ConfigError(f"sweep axis {key} ({len(texts)} values) is read by no run of this sweep "
+                              f"({unread_of(away[0])[key]}): each value would run the same experiment; allowed: "
+                              "drop the axis, or sweep it with the fields that make it read")
+    if not cfgs:
+        return
+    for key, line in unread_of(0).items():       # unread by every run: by the first, then by each other
+        if key not in axes and all(key in unread_of(i) for i in range(1, len(cfgs))):
+            raise ConfigError(f"{key} is not read by any run of the sweep (each of its {len(cfgs)} run(s) would "
+                              f"refuse it as a single run); sweep run {runs[0][0]}: {line}")
 
 
 def seed_overlap(runs: list[tuple[str, list[str]]], cfgs: list[Config]) -> Optional[str]:
