@@ -59,7 +59,7 @@ METRIC_ALIASES = {"accuracy": "auto", "acc": "auto", "headline": "auto", "testac
 
 def _text(path: Path) -> str:
     try:
-        return path.read_text()
+        return path.read_text(encoding="utf-8-sig")     # past the byte-order mark a Windows editor saves
     except UnicodeDecodeError:
         raise ConfigError(f"{path} is not UTF-8 text (corrupt?); it should hold JSON written by tallysim") from None
     except OSError as e:
@@ -125,10 +125,20 @@ def read_rows(run_dir) -> list[dict]:
         if not isinstance(row.get("round"), int) or isinstance(row.get("round"), bool):   # every writer writes it
             raise ConfigError(f"{metrics} line {i}: round={row.get('round')!r} must be an integer (the round "
                               "the row was evaluated after)")
+        if row["round"] < 1 or (rows and row["round"] <= rows[-1]["round"]):
+            # a pasted, repeated or reordered row: `final` was whichever came last, `best` counted it twice
+            after = f" after round {rows[-1]['round']} (line {last_line})" if rows else ""
+            raise ConfigError(f"{metrics} line {i}: round {row['round']}{after}; a run writes its rows once each, "
+                              "in increasing rounds from 1: remove the repeated or misplaced line")
+        if rows and row["bits_per_peer"] < rows[-1]["bits_per_peer"]:
+            raise ConfigError(f"{metrics} line {i}: bits_per_peer={row['bits_per_peer']!r} is below round "
+                              f"{rows[-1]['round']}'s {rows[-1]['bits_per_peer']!r}; it counts every bit sent so far, "
+                              "so it never decreases (a hand-edited row?)")
         if row.get("acc_global") is not None and not is_number(row["acc_global"]):
             raise ConfigError(f"{metrics} line {i}: acc_global={row['acc_global']!r} must be a number or null")
         _check_bits(row, f"{metrics} line {i}")
         rows.append(row)
+        last_line = i
     return rows
 
 
