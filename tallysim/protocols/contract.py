@@ -9,6 +9,7 @@ expected.
 from __future__ import annotations
 
 import jax
+import numpy as np
 
 from tallysim import protocols
 from tallysim.fields import ConfigError
@@ -30,6 +31,7 @@ def make(ctx) -> Protocol:
     if not isinstance(p, Protocol):
         raise ConfigError(f"{who}: its factory returned {type(p).__name__}; expected "
                           "tallysim.protocols.base.Protocol(init=..., round=..., cost=...)")
+    _check_row_keys(who, p.row_keys)
     return p._replace(init=_raised_in_plugin(who, "init(key, data)", p.init),
                       round=_checked_round(who, _raised_in_plugin(who, "round(state, data, key, r)", p.round),
                                            p.row_keys),
@@ -84,8 +86,16 @@ def _checked_round(who: str, round_fn, row_keys: dict):
                       f"its structure changed ({len(before)} arrays before, {len(after)} after)")
             raise ConfigError(f"{who}: round returned a state unlike the one it was given ({detail}); expected "
                               "the same arrays, shapes and dtypes (the round runs in a lax.scan)")
+        # a value JAX cannot carry out of the program (a str: a TypeError from vmap's tracing)
+        foreign = [(jax.tree_util.keystr(k), v) for k, v in jax.tree_util.tree_flatten_with_path(info)[0]
+                   if not isinstance(v, (jax.Array, np.ndarray, np.generic, int, float, bool))]
+        if foreign:
+            raise ConfigError(f"{who}: round's info{foreign[0][0]} is {type(foreign[0][1]).__name__} "
+                              f"({foreign[0][1]!r:.40}); expected JAX arrays or numbers (info leaves the compiled "
+                              "round; keep other values out of it)")
         missing = [k for k in (*REQUIRED_INFO, *row_keys) if k not in info]
-        odd = [k for k in REQUIRED_INFO if k in info and getattr(info[k], "shape", ()) != ()]
+        # a row key's vector was a TypeError when its first metrics row was written, after the whole round ran
+        odd = [k for k in (*REQUIRED_INFO, *row_keys) if k in info and getattr(info[k], "shape", ()) != ()]
         if missing or odd:
             raise ConfigError(f"{who}: round's info {'lacks ' + ', '.join(missing) if missing else ''}"
                               f"{' and ' if missing and odd else ''}{'has non-scalar ' + ', '.join(odd) if odd else ''}; "
@@ -94,6 +104,22 @@ def _checked_round(who: str, round_fn, row_keys: dict):
                               "Protocol.row_keys entry")
         return new, info
     return round_checked
+
+
+def _check_row_keys(who: str, row_keys) -> None:
+    """Protocol.row_keys: new column names, each cast by int or float (lane_row's cast)."""
+    from tallysim.results.rows import WRITTEN_KEYS
+    if not isinstance(row_keys, dict):
+        raise ConfigError(f"{who}: Protocol.row_keys is {type(row_keys).__name__}; expected a dict of "
+                          "info key -> int or float")
+    for k, cast in row_keys.items():
+        if not isinstance(k, str) or k in WRITTEN_KEYS or "@" in k or k.endswith("_std"):
+            raise ConfigError(f"{who}: Protocol.row_keys names {k!r}, a column tallysim writes itself "
+                              "(a plugin's value would replace it in every row); allowed: a new name, "
+                              "not one of round, acc_*, bits_*, train_loss, ..., nor with '@' or ending '_std'")
+        if cast not in (int, float):
+            raise ConfigError(f"{who}: Protocol.row_keys[{k!r}] is {cast!r}; allowed: int or float (how "
+                              "the value is written in the metrics rows)")
 
 
 def _whole_count(v) -> bool:

@@ -24,6 +24,14 @@ ROUND_KEYS = {"kept": float, "merged": int, "nnz": int, "feddf_loss": float}
 
 PEER_PLACES = 4
 
+# The columns lane_row (and the ledger, text_row, a multi-seed row) write of their own. A plugin's
+# Protocol.row_keys naming one replaced it in silence (row_keys={"acc_mean": float} wrote the plugin's
+# info value as the headline accuracy), so protocols/contract.py refuses them.
+WRITTEN_KEYS = ("round", "bits_up", "bits_down", "bits_per_peer", "steps_real", "steps_computed", "epsilon",
+                "acc_mean", "acc_min", "acc_max", "acc_peers", "acc_global", "acc_ensemble", "eval_peers",
+                "train_loss", "faulty", "acc_mean_honest", *PROBE_KEYS, "ppl_mean", "ppl_global",
+                "acc_client_mean", "acc_client_p10", "acc_own_mean", "acc_own_p10", "wall_s", "seeds", "per_seed")
+
 # Strict JSON for the numbers JSON has none for. A text run whose test loss overflows exp has perplexity
 # inf; Python's json wrote it as the bare token `Infinity`, which jq, JavaScript's JSON.parse and pandas'
 # strict readers refuse. It is written as the string "Infinity" ("-Infinity", "NaN") instead: strict
