@@ -166,10 +166,11 @@ def _check_bits(row: dict, where: str) -> None:
 
 
 def directory(d, what: str = "a run directory"):
-    """`d` as given, if it is a path (str or os.PathLike); anything else one ConfigError (Results.read(123)
-    was a TypeError from inside pathlib)."""
+    """`d`, if it is a path (str or os.PathLike), with a leading `~` expanded as the run's out= was (Python
+    and quoted arguments get no shell to do it); anything else one ConfigError (Results.read(123) was a
+    TypeError from inside pathlib)."""
     if isinstance(d, (str, os.PathLike)) and not isinstance(d, bytes):
-        return d
+        return os.path.expanduser(d) if isinstance(d, str) else d if not isinstance(d, Path) else d.expanduser()
     raise ConfigError(f"{show(d)} is {type(d).__name__}, not a path; allowed: {what} as a str or pathlib.Path")
 
 
@@ -178,7 +179,7 @@ def directories(dirs) -> list:
     string's letters, "t is not a directory") or a list of them, at least one (read_rows([]) said "no run
     directories under " of nothing)."""
     if isinstance(dirs, (str, os.PathLike)) and not isinstance(dirs, bytes):
-        return [dirs]
+        return [directory(dirs)]
     if isinstance(dirs, (bytes, dict)) or not isinstance(dirs, Iterable):
         raise ConfigError(f"{show(dirs)} is {type(dirs).__name__}; allowed: a directory (str or pathlib.Path) or "
                           "a list of them")
@@ -190,7 +191,7 @@ def directories(dirs) -> list:
 
 def read_run(run_dir) -> tuple[dict, list[dict]]:
     """(config dict, metric rows) of one run directory; ConfigError naming the file when corrupt."""
-    directory(run_dir)
+    run_dir = directory(run_dir)
     _metrics_file(run_dir)                   # a directory that is no run fails on that first
     cfg = read_config(run_dir)
     return cfg, read_rows(run_dir)

@@ -22,7 +22,7 @@ class Results:
         """Any run directory (written by `tallysim.run` or `tallysim run --out`), its files checked."""
         from tallysim.results import metrics
         cfg, rows = metrics.read_run(out)
-        return cls(Path(out), rows, cfg)
+        return cls(Path(metrics.directory(out)), rows, cfg)     # "~/runs/a" expanded, as the run wrote it
 
     @property
     def last(self) -> dict:

@@ -198,7 +198,7 @@ def table(dirs, fmt: str = "markdown", metric: str = "auto", out: Optional[str] 
     """The table as text (and written to `out` when given): for scripts and notebooks."""
     text = render(*table_rows(dirs, metric), fmt)
     if out:
-        write(Path(out), text)
+        write(Path(out).expanduser(), text)             # "~/t.md": the home's, as the CLI's --out
     return text
 
 
