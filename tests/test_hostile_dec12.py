@@ -110,15 +110,9 @@ def test_a_quoted_tilde_is_the_home_not_a_directory_named_tilde(tmp_path, monkey
 
 # ----------------------------------------------------------------------------- plugins
 
-class _Ctx:
-    class cfg:
-        class protocol:
-            name = "nosuch"
-
-
 @pytest.mark.parametrize("row_keys, expected", [
     # its info value replaced the evaluated headline accuracy in every row, silently
-    ({"acc_mean": float}, r"Protocol.row_keys names 'acc_mean', a column tallysim writes itself"),
+    ({"acc_mean": float}, r"protocol 'fedct': Protocol.row_keys names 'acc_mean', a column tallysim writes itself"),
     ({"bits_per_peer": int}, "names 'bits_per_peer'"),
     ({"round": int}, "names 'round'"),
     ({"kept@a": float}, r"names 'kept@a'.*nor with '@'"),
@@ -127,10 +121,10 @@ class _Ctx:
     (["mine"], "Protocol.row_keys is list; expected a dict"),
 ])
 def test_a_plugins_row_keys_may_not_replace_tallysims_columns(row_keys, expected):
-    from tallysim.protocols import contract
+    from tallysim.results.rows import check_own_keys
     with pytest.raises(ConfigError, match=expected):
-        contract._check_row_keys("protocol 'p' (plugin 'm')", row_keys)
-    contract._check_row_keys("protocol 'p' (plugin 'm')", {"fedct_extra": int, "kept": float})     # ok
+        check_own_keys("fedct", row_keys)
+    check_own_keys("fedct", {"exchanged": int, "kept": float})     # ok: fedct's, ROUND_KEYS
 
 
 def _info(**extra):
@@ -201,3 +195,18 @@ def test_make_clean_removes_venv_only_when_it_is_a_virtual_environment(make_venv
 def test_make_clean_refuses_a_venv_with_a_space():
     got = subprocess.run(["make", "-n", "clean", "VENV=my env"], cwd=ROOT, capture_output=True, text=True)
     assert got.returncode != 0 and "VENV='my env' holds a space" in got.stderr and "rm -rf" not in got.stdout
+
+
+# ----------------------------------------------------------------------------- XLA_FLAGS
+
+@pytest.mark.parametrize("value", ["abc", "0", "-2", "", "2.0"])
+def test_a_virtual_device_count_xla_cannot_read_is_one_line(value, tmp_path, monkeypatch, capsys, no_compile):
+    """`=abc`: XLA printed its 90-line flag list and aborted the process; `=0`: "check JAX_PLATFORMS"."""
+    monkeypatch.setenv("XLA_FLAGS", f"--xla_cpu_enable_fast_math=false --xla_force_host_platform_device_count={value}")
+    line = one_line(capsys, ["run", "data.name=synthetic", "peers=2", "rounds=1", "--out", str(tmp_path / "o")])
+    assert (f"XLA_FLAGS holds --xla_force_host_platform_device_count={value}; allowed: "
+            "--xla_force_host_platform_device_count=N with N a whole number >= 1") in line, line
+    assert not (tmp_path / "o").exists()
+    from tallysim import jax_check
+    monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
+    jax_check._device_count_flag()                                                          # ok

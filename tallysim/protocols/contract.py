@@ -31,7 +31,6 @@ def make(ctx) -> Protocol:
     if not isinstance(p, Protocol):
         raise ConfigError(f"{who}: its factory returned {type(p).__name__}; expected "
                           "tallysim.protocols.base.Protocol(init=..., round=..., cost=...)")
-    _check_row_keys(who, p.row_keys)
     return p._replace(init=_raised_in_plugin(who, "init(key, data)", p.init),
                       round=_checked_round(who, _raised_in_plugin(who, "round(state, data, key, r)", p.round),
                                            p.row_keys),
@@ -104,22 +103,6 @@ def _checked_round(who: str, round_fn, row_keys: dict):
                               "Protocol.row_keys entry")
         return new, info
     return round_checked
-
-
-def _check_row_keys(who: str, row_keys) -> None:
-    """Protocol.row_keys: new column names, each cast by int or float (lane_row's cast)."""
-    from tallysim.results.rows import WRITTEN_KEYS
-    if not isinstance(row_keys, dict):
-        raise ConfigError(f"{who}: Protocol.row_keys is {type(row_keys).__name__}; expected a dict of "
-                          "info key -> int or float")
-    for k, cast in row_keys.items():
-        if not isinstance(k, str) or k in WRITTEN_KEYS or "@" in k or k.endswith("_std"):
-            raise ConfigError(f"{who}: Protocol.row_keys names {k!r}, a column tallysim writes itself "
-                              "(a plugin's value would replace it in every row); allowed: a new name, "
-                              "not one of round, acc_*, bits_*, train_loss, ..., nor with '@' or ending '_std'")
-        if cast not in (int, float):
-            raise ConfigError(f"{who}: Protocol.row_keys[{k!r}] is {cast!r}; allowed: int or float (how "
-                              "the value is written in the metrics rows)")
 
 
 def _whole_count(v) -> bool:

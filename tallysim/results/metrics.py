@@ -38,7 +38,8 @@ from tallysim.results.headline import (HEADLINE, HONEST, TEXT_HEADLINE, WHICH, a
                                        is_number, lower_is_better, metric, run_accuracy, summary_line,
                                        text_headline)
 from tallysim.results.rows import (CLIENT_PERCENTILE, GROUP_KEYS, NON_FINITE, PEER_PLACES, PROBE_KEYS,  # noqa: F401
-                                   ROUND_KEYS, client_stats, dumps_row, group_row, lane_row, revive, text_row)
+                                   ROUND_KEYS, check_own_keys, client_stats, dumps_row, group_row, lane_row,
+                                   revive, text_row)
 from tallysim.results import partition_file
 
 CONFIG = "config.json"
