@@ -210,3 +210,46 @@ def test_a_virtual_device_count_xla_cannot_read_is_one_line(value, tmp_path, mon
     from tallysim import jax_check
     monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
     jax_check._device_count_flag()                                                          # ok
+
+
+# ----------------------------------------------------------------------------- figure configs
+
+FIGURE = {"title": "t", "kind": "curves", "groups": {"a": {"protocol": {"name": "tally"}}},
+          "base": {"rounds": 2, "peers": 4, "data": {"name": "synthetic", "train_size": 1600, "test_size": 300},
+                   "partition": {"kind": "iid"}, "probe": {"per_round": 64, "pool_size": 200}}}
+
+
+def _dry_run(capsys, tmp_path, body) -> str:
+    (tmp_path / "f.json").write_text(json.dumps(body))
+    return one_line(capsys, ["figure", str(tmp_path / "f.json"), "--dry-run", "--results", str(tmp_path / "r"),
+                             "--out", str(tmp_path / "o")])
+
+
+@pytest.mark.parametrize("change, expected", [
+    # a percentage: never reached, so "bits to reach the target" was empty in every row, no word said
+    ({"target": 60}, "`target`=60 (int); allowed: an accuracy in (0, 1], e.g. 0.6"),
+    ({"target": "0.6"}, "`target`='0.6' (str); allowed: an accuracy in (0, 1]"),
+    ({"target": True}, "`target`=True (bool)"),
+    ({"within": -0.1}, "`within`=-0.1 (float); allowed: an accuracy difference in [0, 1]"),
+    # a list: falsy, so the figure ran its base alone as a group named "all"
+    ({"groups": []}, '`groups`=[] (list); allowed: {"group name": {config fields}}'),
+    ({"logx": "no"}, "`logx`='no' (str); allowed: true or false"),       # a non-empty string is true
+    ({"every_round": "a"}, "`every_round`='a' (str); allowed: a list of group names"),
+    ({"title": 3}, "`title`=3 (int); allowed: a string"),
+])
+def test_a_figure_configs_own_values_are_checked(change, expected, tmp_path, capsys, no_compile):
+    assert expected in _dry_run(capsys, tmp_path, {**FIGURE, **change})
+
+
+def test_a_run_config_given_to_figure_says_to_run_it(tmp_path, capsys, no_compile):
+    """`tallysim figure experiments/demo.json` said "kind=None is not known; allowed: curves, ...\""""
+    line = _dry_run(capsys, tmp_path, {"peers": 4, "protocol": {"name": "tally"}})
+    assert "is a run's config (it has no `kind`, `base` or `groups`), not a figure's; run it with `tallysim run " \
+           "--config" in line, line
+
+
+def test_a_figure_config_with_good_values_still_dry_runs(tmp_path, capsys, no_compile):             # ok
+    (tmp_path / "f.json").write_text(json.dumps({**FIGURE, "target": 1, "within": 0, "logx": False,
+                                                 "every_round": ["a"], "groups": {"a": {}}}))
+    assert cli.main(["figure", str(tmp_path / "f.json"), "--dry-run", "--results", str(tmp_path / "r"),
+                     "--out", str(tmp_path / "o")]) == 0, capsys.readouterr()

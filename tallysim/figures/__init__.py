@@ -227,6 +227,10 @@ def preflight(name_or_path: str, smoke: bool, results: Optional[str], out: Optio
     name, path = resolve(name_or_path)
     spec = config.read_file(str(path))
     kind = spec.get("kind")
+    if "kind" not in spec and "groups" not in spec and "base" not in spec:      # demo.json, quick.json
+        raise ConfigError(f"{path} is a run's config (it has no `kind`, `base` or `groups`), not a figure's; "
+                          f"run it with `tallysim run --config {path}` (or sweep it), or give a figure config "
+                          f"(fig1 ... fig12, robustness, or a file with a `kind`: {', '.join(KINDS)})")
     if not isinstance(kind, str) or kind not in KINDS:
         raise ConfigError(f"{path}: kind={kind!r} is not known; allowed: {', '.join(KINDS)}")
     check_spec_keys(spec, path, kind)
