@@ -253,3 +253,30 @@ def test_a_figure_config_with_good_values_still_dry_runs(tmp_path, capsys, no_co
                                                  "every_round": ["a"], "groups": {"a": {}}}))
     assert cli.main(["figure", str(tmp_path / "f.json"), "--dry-run", "--results", str(tmp_path / "r"),
                      "--out", str(tmp_path / "o")]) == 0, capsys.readouterr()
+
+
+# ----------------------------------------------------------------------------- the notebooks' smoke switch
+
+def _smoke_cell(name: str) -> str:
+    cells = json.loads((ROOT / "notebooks" / f"{name}.ipynb").read_text())["cells"]
+    code = ["".join(c["source"]) for c in cells if c["cell_type"] == "code" and "SMOKE =" in "".join(c["source"])]
+    assert len(code) == 1
+    lines = code[0].splitlines()
+    return "import os\n" + next(x for x in lines if x.startswith("SMOKE ="))
+
+
+@pytest.mark.parametrize("value, quickstart, figures", [
+    (None, False, True), ("1", True, True), ("0", False, False),
+    # quickstart read anything but "1" as full size (20 peers, 15 rounds on the whole dataset: minutes on a
+    # CPU) and figures anything but "0" as smoke: `true` meant full size in one, `false` smoke in the other
+    ("true", True, True), ("yes", True, True), ("false", False, False), ("off", False, False), (" 1 ", True, True),
+])
+def test_the_notebooks_read_their_smoke_switch_alike(value, quickstart, figures, monkeypatch):
+    if value is None:
+        monkeypatch.delenv("TALLYSIM_SMOKE", raising=False)
+    else:
+        monkeypatch.setenv("TALLYSIM_SMOKE", value)
+    for name, smoke in (("quickstart", quickstart), ("figures", figures)):
+        ns = {}
+        exec(_smoke_cell(name), ns)
+        assert ns["SMOKE"] is smoke, (name, value)
