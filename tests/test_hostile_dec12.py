@@ -280,3 +280,12 @@ def test_the_notebooks_read_their_smoke_switch_alike(value, quickstart, figures,
         ns = {}
         exec(_smoke_cell(name), ns)
         assert ns["SMOKE"] is smoke, (name, value)
+
+
+@pytest.mark.parametrize("read, name", [(metrics.read_partition, "partition.json"), (metrics.read_sweep, "sweep.json")])
+def test_a_missing_run_file_is_not_called_corrupt(read, name, tmp_path):
+    """Said "DIR/partition.json is not valid JSON (cannot read ...: No such file or directory); it is corrupt
+    or truncated": a ConfigError (a ValueError) from the read, taken for JSON's own."""
+    d = _run(tmp_path / "run")
+    with pytest.raises(ConfigError, match=rf"^cannot read {d}/{name}: No such file or directory$"):
+        read(d)

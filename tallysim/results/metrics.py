@@ -68,8 +68,9 @@ def _text(path: Path) -> str:
 
 
 def _json(path: Path):
+    text = _text(path)      # its own line for a missing or unreadable file, not "not valid JSON ... corrupt"
     try:
-        return json.loads(_text(path))
+        return json.loads(text)
     except ValueError as e:
         raise ConfigError(f"{path} is not valid JSON ({str(e)[:80]}); it is corrupt or truncated") from None
 
