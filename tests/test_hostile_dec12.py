@@ -232,7 +232,7 @@ def _dry_run(capsys, tmp_path, body) -> str:
     ({"target": True}, "`target`=True (bool)"),
     ({"within": -0.1}, "`within`=-0.1 (float); allowed: an accuracy difference in [0, 1]"),
     # a list: falsy, so the figure ran its base alone as a group named "all"
-    ({"groups": []}, '`groups`=[] (list); allowed: {"group name": {config fields}}'),
+    ({"groups": []}, 'a figure config\'s `groups` (and `smoke.groups`) must be an object {"group name": {config fields}}'),
     ({"logx": "no"}, "`logx`='no' (str); allowed: true or false"),       # a non-empty string is true
     ({"every_round": "a"}, "`every_round`='a' (str); allowed: a list of group names"),
     ({"title": 3}, "`title`=3 (int); allowed: a string"),

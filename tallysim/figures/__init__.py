@@ -145,11 +145,12 @@ def group_plans(spec: dict, smoke: bool, base_dir: Path, start=None) -> dict[str
     for key in ("base", "sweep", "smoke"):
         if not isinstance(spec.get(key, {}), dict):
             raise ConfigError(f"a figure config's `{key}` must be an object, not {spec[key]!r:.40}")
-    groups = spec.get("groups") or {"all": {}}
+    groups = spec.get("groups", {})
     if not isinstance(groups, dict) or not isinstance(shrink, dict) \
-            or not isinstance(shrink.get("groups", {}), dict):
+            or not isinstance(shrink.get("groups", {}), dict):      # [] was falsy: the base alone, as "all"
         raise ConfigError("a figure config's `groups` (and `smoke.groups`) must be an object "
                           '{"group name": {config fields}}')
+    groups = groups or {"all": {}}
     groups = config.merge(groups, shrink.get("groups", {}))
     only = shrink.get("only")
     if only is not None:            # a smoke version may draw only some of the groups

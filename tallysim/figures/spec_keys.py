@@ -18,12 +18,11 @@ def _fraction(v, lo_open: bool) -> bool:
 
 
 # The values a figure reads from its own keys. "target": "0.6" (a string) was compared with accuracies
-# when drawn, and 60 (a percentage) was never reached, in silence; "groups": [] ran the base alone as
-# group "all"; "logx": "no" drew a log axis (a non-empty string is true).
+# when drawn, and 60 (a percentage) was never reached, in silence; "logx": "no" drew a log axis (a
+# non-empty string is true). (`groups` is figures.group_plans'.)
 VALUE_RULES = (
     ("target", lambda v: _fraction(v, True), "an accuracy in (0, 1], e.g. 0.6"),
     ("within", lambda v: _fraction(v, False), "an accuracy difference in [0, 1], e.g. 0.05"),
-    ("groups", lambda v: isinstance(v, dict), '{"group name": {config fields}}'),
     ("logx", lambda v: isinstance(v, bool), "true or false"),
     ("overall", lambda v: isinstance(v, bool), "true or false"),
     ("every_round", lambda v: isinstance(v, list) and all(isinstance(g, str) for g in v), "a list of group names"),
