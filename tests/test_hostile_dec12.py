@@ -289,3 +289,14 @@ def test_a_missing_run_file_is_not_called_corrupt(read, name, tmp_path):
     d = _run(tmp_path / "run")
     with pytest.raises(ConfigError, match=rf"^cannot read {d}/{name}: No such file or directory$"):
         read(d)
+
+
+@pytest.mark.parametrize("command", ["run", "sweep"])
+def test_a_figure_config_given_to_run_says_to_draw_it(command, tmp_path, capsys, no_compile):
+    """`tallysim run --config experiments/fig1.json` said "unknown config key 'title'"."""
+    (tmp_path / "f.json").write_text(json.dumps(FIGURE))
+    line = one_line(capsys, [command, "--config", str(tmp_path / "f.json"), "--out", str(tmp_path / "o")])
+    assert f"{tmp_path / 'f.json'} is a figure config (`kind` 'curves' with its `base` and `groups`), not a run's; " \
+           f"draw it with `tallysim figure {tmp_path / 'f.json'}`" in line, line
+    with pytest.raises(ConfigError, match="is a figure config"):
+        config.load_file(str(tmp_path / "f.json"))
