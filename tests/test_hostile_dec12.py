@@ -300,3 +300,21 @@ def test_a_figure_config_given_to_run_says_to_draw_it(command, tmp_path, capsys,
            f"draw it with `tallysim figure {tmp_path / 'f.json'}`" in line, line
     with pytest.raises(ConfigError, match="is a figure config"):
         config.load_file(str(tmp_path / "f.json"))
+
+
+# ----------------------------------------------------------------------------- a misspelt option
+
+@pytest.mark.parametrize("argv, expected", [
+    # was "unrecognized arguments: --ovewrite (see `tallysim --help`)": a help that lists none of run's options
+    (["run", "--ovewrite", "--out", "x"], "run: unrecognized arguments: --ovewrite; did you mean --overwrite? "
+                                          "(see `tallysim run --help`)"),
+    (["run", "--checkpoint_every", "2", "--out", "x"], "did you mean --checkpoint-every?"),
+    (["sweep", "--dryrun", "seed=0,1", "--out", "x"], "sweep: unrecognized arguments: --dryrun; did you mean --dry-run?"),
+    (["table", "x", "--formt", "csv"], "table: unrecognized arguments: --formt csv; did you mean --format"),
+    (["run", "--zzzzzz", "--out", "x"], "run: unrecognized arguments: --zzzzzz (see `tallysim run --help`)"),
+])
+def test_a_misspelt_option_names_its_command_and_the_near_one(argv, expected, tmp_path, capsys, no_compile,
+                                                              monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert expected in one_line(capsys, argv)
+    assert not (tmp_path / "x").exists()
