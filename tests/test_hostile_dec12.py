@@ -86,6 +86,10 @@ def test_a_run_whose_config_json_was_deleted_is_not_called_done(tmp_path, capsys
     assert Results.read(d).status == "unknown"
     _, rows = table.table_rows([d])
     assert rows[0]["status"] == "unknown"
+    from tallysim.results import pareto
+    said = []
+    assert [p["protocol"] for p in pareto.collect([d], log=said.append)] == ["unknown"]     # kept, and said
+    assert said == [f"pareto: {d} has no config.json: drawn as protocol 'unknown', whether it finished unknown"]
     assert Results.read(_run(tmp_path / "with", (1,))).status == "incomplete"           # ok: TINY has 2 rounds
 
 
