@@ -113,12 +113,15 @@ def _how_to_continue(args, then: str = "") -> str:
     """`run`: whether `--resume` can continue (a checkpoint is there) or not; `sweep`: run it again. (The
     disk-full line said "run --resume continues from its last checkpoint" where there was none.)"""
     fn, out = getattr(args, "fn", None), getattr(args, "out", None)
-    if fn is cmd_sweep:
-        return f"; {then}the same sweep command, run again, continues it"
-    if fn is not cmd_run or not out:
-        return ", then rerun" if then else ""
     from pathlib import Path
     from tallysim import outdir
+    if fn is cmd_sweep:     # a run that saved no checkpoint yet (every 5 minutes) starts again: say how many
+        runs = [d for d in Path(out).iterdir() if d.is_dir()] if out and Path(out).is_dir() else []
+        over = sum(outdir.run_state(d) == "stopped" for d in runs)
+        return (f"; {then}the same sweep command, run again, continues it" +
+                (f" ({over} unfinished run(s) saved no checkpoint yet and start again from round 1)" if over else ""))
+    if fn is not cmd_run or not out:
+        return ", then rerun" if then else ""
     if (Path(out) / outdir.CHECKPOINT).is_file():
         return f"; {then}`tallysim run --out {out} --resume` continues from its last checkpoint"
     return (f"; it had saved no checkpoint yet (see --checkpoint-every), so --resume cannot continue it: "

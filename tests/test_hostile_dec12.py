@@ -322,3 +322,19 @@ def test_a_misspelt_option_names_its_command_and_the_near_one(argv, expected, tm
     monkeypatch.chdir(tmp_path)
     assert expected in one_line(capsys, argv)
     assert not (tmp_path / "x").exists()
+
+
+# ----------------------------------------------------------------------------- an interrupted sweep
+
+def test_an_interrupted_sweep_says_which_runs_start_again(tmp_path):
+    """Ctrl-C in a sweep's first minutes said "the same sweep command, run again, continues it"; its runs had
+    saved no checkpoint (every 5 minutes by default), so they start again from round 1."""
+    import argparse
+    _run(tmp_path / "s" / "seed=0", (1,))                              # stopped at round 1 of 2, no checkpoint
+    (_run(tmp_path / "s" / "seed=1", (1,)) / outdir.CHECKPOINT).write_bytes(b"")     # resumes
+    _run(tmp_path / "s" / "seed=2", (1, 2))                           # finished
+    args = argparse.Namespace(fn=cli.cmd_sweep, out=str(tmp_path / "s"))
+    assert cli._how_to_continue(args) == ("; the same sweep command, run again, continues it (1 unfinished run(s) "
+                                          "saved no checkpoint yet and start again from round 1)")
+    args.out = str(tmp_path / "nothing")
+    assert cli._how_to_continue(args) == "; the same sweep command, run again, continues it"          # ok
