@@ -172,7 +172,7 @@ def directory(d, what: str = "a run directory"):
     and quoted arguments get no shell to do it); anything else one ConfigError (Results.read(123) was a
     TypeError from inside pathlib)."""
     if isinstance(d, (str, os.PathLike)) and not isinstance(d, bytes):
-        return os.path.expanduser(d) if isinstance(d, str) else d if not isinstance(d, Path) else d.expanduser()
+        return os.path.expanduser(d) if isinstance(d, str) else d.expanduser() if isinstance(d, Path) else d
     raise ConfigError(f"{show(d)} is {type(d).__name__}, not a path; allowed: {what} as a str or pathlib.Path")
 
 
