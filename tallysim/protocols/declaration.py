@@ -49,6 +49,8 @@ class Traits:
     messages: bool = True        # its peers send messages (faults that act on messages apply)
     sgd_only: str = ""           # not empty: needs plain SGD (optim.name=sgd, optim.momentum=0), for this
     #                              reason (validation refuses momentum and Adam)
+    fresh_momentum: str = ""     # not empty: SGD momentum needs optim.reset_each_round=true, for this reason
+    #                              (validation refuses optim.momentum > 0 with a buffer carried between rounds)
     # What a client keeps from one round to the next, said as "<protocol> keeps ..."; "" for none: every
     # active client restarts from the server model, so a run may hold the server model alone and
     # materialise each round's cohort (client_storage=auto, docs/population.md). A plugin is stateful
