@@ -49,3 +49,36 @@ def test_the_carried_buffer_is_an_offset_no_normaliser_scales():
         upd, state = tx.update(np.zeros(3, np.float32), state)
         moved += np.asarray(upd)
     np.testing.assert_allclose(-moved, lr * rho * (1 - rho ** tau) / (1 - rho) * v, rtol=1e-5)
+
+# ----------------------------------------------------------------------------- 2. a field dotted and nested
+
+
+@pytest.mark.parametrize("d, first, second", [
+    ({"optim.lr": 0.1, "optim": {"lr": 0.2}}, "0.1", "0.2"),
+    ({"optim": {"lr": 0.2}, "optim.lr": 0.1}, "0.2", "0.1"),
+    ({"protocol": {"name": "fedavg"}, "protocol.name": "tally"}, "'fedavg'", "'tally'"),
+])
+def test_from_dict_refuses_a_field_written_dotted_and_nested(d, first, second):
+    """The later spelling won in silence (config files refused it since hostile6; from_dict did not)."""
+    key = "optim.lr" if "optim.lr" in d else "protocol.name"
+    with pytest.raises(ConfigError) as e:
+        config.from_dict(d, where="my dict")
+    assert str(e.value) == (f"my dict: {key} is given twice ({first} and {second}), dotted and inside its "
+                            "section; give each field once")
+
+
+def test_a_file_extending_another_may_still_respell_its_field(tmp_path):                             # ok
+    """merge keeps the child's value whichever spelling each file uses, so from_dict sees the field once."""
+    import json
+    (tmp_path / "base.json").write_text(json.dumps({"optim": {"lr": 0.2, "momentum": 0.5}}))
+    (tmp_path / "dotted.json").write_text(json.dumps({"extends": "base.json", "optim.lr": 0.1}))
+    (tmp_path / "base2.json").write_text(json.dumps({"optim.lr": 0.2}))
+    (tmp_path / "nested.json").write_text(json.dumps({"extends": "base2.json", "optim": {"lr": 0.1}}))
+    for name in ("dotted.json", "nested.json"):
+        cfg = config.load_file(str(tmp_path / name))
+        assert cfg.optim.lr == 0.1, name
+    assert config.load_file(str(tmp_path / "dotted.json")).optim.momentum == 0.5
+    assert config.merge({"optim": {"lr": 0.2}}, {"optim.lr": 0.1}) == {"optim": {}, "optim.lr": 0.1}
+    (tmp_path / "both.json").write_text('{"optim.lr": 0.1, "optim": {"lr": 0.2}}')
+    with pytest.raises(ConfigError, match=r"both.json': optim.lr is given twice \(0.1 and 0.2\)"):
+        config.load_file(str(tmp_path / "both.json"))
