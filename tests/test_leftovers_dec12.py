@@ -82,3 +82,56 @@ def test_a_file_extending_another_may_still_respell_its_field(tmp_path):        
     (tmp_path / "both.json").write_text('{"optim.lr": 0.1, "optim": {"lr": 0.2}}')
     with pytest.raises(ConfigError, match=r"both.json': optim.lr is given twice \(0.1 and 0.2\)"):
         config.load_file(str(tmp_path / "both.json"))
+
+# ----------------------------------------------------------------------------- 3. overlapping seeds, every entrance
+
+SHARED = "seed=0 (seeds 0..1) and seed=1 (seeds 1..2) share seed 1: each run covers seed..seed + seeds - 1"
+
+
+def _warnings(err: str) -> list:
+    return [line for line in err.splitlines() if line.startswith("tallysim: warning:")]
+
+
+@pytest.fixture
+def group_stops(monkeypatch):
+    """The grouped program raises before anything is built: the sweep records its runs as failed."""
+    from tallysim import run
+
+    def stop(*a, **k):
+        raise RuntimeError("stopped before building (test)")
+    monkeypatch.setattr(run, "_run_group", stop)
+
+
+def test_the_python_api_sweep_warns_of_shared_seeds(tmp_path, capsys, group_stops):
+    """`tallysim sweep` warned; sweep.run_sweep, the same sweep from Python, said nothing."""
+    from tallysim import sweep
+    runs = sweep.expand({}, ["seed=0,1"])
+    records = sweep.run_sweep(tiny("seeds=2"), runs, tmp_path / "s", progress=False, log=lambda _: None)
+    assert [r["status"] for r in records] == ["failed", "failed"]
+    assert _warnings(capsys.readouterr().err) == [f"tallysim: warning: sweep runs {SHARED}, so their results are "
+                                                  "not independent; sweep seed with seeds=1, or drop the seed axis "
+                                                  "and set seeds=N (one run of N seeds, mean and std)"]
+
+
+def test_a_grouped_run_warns_of_shared_seeds(tmp_path, capsys, group_stops):
+    from tallysim import run
+    cfgs = [config.validate(tiny("seeds=2", f"seed={s}")) for s in (0, 1)]
+    with pytest.raises(RuntimeError, match="stopped before building"):
+        run.run_group(cfgs, [tmp_path / "a", tmp_path / "b"], progress=False)
+    assert _warnings(capsys.readouterr().err) == [
+        "tallysim: warning: grouped runs a (seeds 0..1) and b (seeds 1..2) share seed 1: each run covers seed..seed "
+        "+ seeds - 1, so their results are not independent; give each run seeds=1, or run one of them with "
+        "seeds=N (mean and std)"]
+    with pytest.raises(RuntimeError):                                                    # ok: seeds 0 and 2
+        run.run_group([cfgs[0], config.validate(tiny("seeds=2", "seed=2"))], [tmp_path / "a", tmp_path / "c"])
+    assert not _warnings(capsys.readouterr().err)
+
+
+@pytest.mark.parametrize("dry", [True, False])
+def test_tallysim_sweep_warns_once(dry, tmp_path, capsys, group_stops):                                 # ok
+    """Its batches go through run.run_group, which is told the sweep has warned already."""
+    code = cli.main(["sweep", *TINY, "seeds=2", "seed=0,1", "--out", str(tmp_path / "s"), "--quiet",
+                     *(["--dry-run"] if dry else [])])
+    assert code == (0 if dry else 1)
+    got = _warnings(capsys.readouterr().err)
+    assert len(got) == 1 and SHARED in got[0], got
