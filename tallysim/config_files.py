@@ -10,7 +10,7 @@ import functools
 import json
 import os
 
-from tallysim.fields import ConfigError
+from tallysim.fields import ConfigError, is_path
 from tallysim.validation import json_kind, show
 
 
@@ -68,7 +68,7 @@ def read_file(path: str) -> dict:
 
 
 def _resolve(path: str, seen: tuple, done: dict) -> dict:
-    if not isinstance(path, (str, os.PathLike)) or isinstance(path, bytes):   # load_file(123): a TypeError
+    if not is_path(path):                                                     # load_file(123): a TypeError
         raise ConfigError(f"config file {show(path)} is {type(path).__name__}; expected a path (str or "
                           "pathlib.Path) of a JSON file")
     if "\x00" in str(path):

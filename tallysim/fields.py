@@ -1,4 +1,5 @@
-"""How a config field is declared: `ints` and `floats` bounds, and whether a sweep may vary it per lane.
+"""How a config field is declared: `ints` and `floats` bounds, and whether a sweep may vary it per lane;
+and `is_path`, the one test of what a path argument may be (every layer that takes one imports it here).
 
 No imports from tallysim and no JAX: config.py declares its sections with these, and so does a
 protocol's own section (tallysim/protocols/, or a plugin), which the registry reads before anything
@@ -6,6 +7,7 @@ heavy is imported.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import field, fields
 
 INT_MAX = 2**31 - 1     # jax.random.PRNGKey, numpy and int32 device arrays all hold this
@@ -73,3 +75,10 @@ def did_you_mean(value, allowed, aliases: dict | None = None) -> str:
         near += [a for a in by_lower if len(a) >= 3 and text.startswith(a)]    # TallyTrain -> tally
     near = list(dict.fromkeys(by_lower.get(n, n) for n in near if n != str(value)))[:3]
     return f"; did you mean {' or '.join(near)}?" if near else ""
+
+
+def is_path(p) -> bool:
+    """A path as tallysim takes one: a str or an os.PathLike (pathlib.Path), never bytes (b"runs" would be
+    written as a directory named "b'runs'", or fail inside pathlib) nor a number (a TypeError deep inside)."""
+    return isinstance(p, (str, os.PathLike)) and not isinstance(p, bytes)
+

@@ -2,6 +2,8 @@
 both dotted and nested in one mapping (refused), the seed-overlap warning from every sweep entrance, and
 the one path-type check. Each case failed before its fix; the controls (`ok`) pass both. Nothing here
 compiles (`no_compile`) but the Python API's sweep test, which stops before running."""
+import re
+
 import numpy as np
 import pytest
 
@@ -135,3 +137,37 @@ def test_tallysim_sweep_warns_once(dry, tmp_path, capsys, group_stops):         
     assert code == (0 if dry else 1)
     got = _warnings(capsys.readouterr().err)
     assert len(got) == 1 and SHARED in got[0], got
+
+# ----------------------------------------------------------------------------- 4. one path-type check
+
+
+def test_the_path_type_check_is_written_once():
+    """config's and results' readers each wrote `isinstance(p, (str, os.PathLike)) and not bytes`, and
+    tallysim.run's `out` wrote it without the bytes."""
+    import pathlib
+    import tallysim as pkg
+    root = pathlib.Path(pkg.__file__).parent
+    check = re.compile(r"isinstance\([^)]*os\.PathLike")
+    written = sorted(str(p.relative_to(root)) for p in root.rglob("*.py") if check.search(p.read_text()))
+    assert written == ["fields.py"], written
+
+
+@pytest.mark.parametrize("p, ok", [("runs", True), (__import__("pathlib").Path("runs"), True), (b"runs", False),
+                                   (123, False), (None, False), (["runs"], False)])
+def test_is_path(p, ok):
+    from tallysim import fields
+    assert fields.is_path(p) is ok
+
+
+def test_each_reader_refuses_bytes_with_its_own_message(tmp_path, no_compile):
+    import tallysim
+    from tallysim.results import metrics
+    with pytest.raises(ConfigError, match=r"^config file b'x.json' is bytes; expected a path \(str or pathlib.Path\)"):
+        config.load_file(b"x.json")
+    with pytest.raises(ConfigError, match=r"^b'runs' is bytes, not a path; allowed: a run directory as a str"):
+        metrics.directory(b"runs")
+    with pytest.raises(ConfigError, match=r"^b'runs' is bytes; allowed: a directory \(str or pathlib.Path\)"):
+        metrics.directories(b"runs")
+    # tallysim.run(out=b"runs") passed its argument check and compiled
+    with pytest.raises(ConfigError, match=r"^tallysim.run\(out=b'runs'\): expected a directory path"):
+        tallysim.run(tiny(), out=b"runs", progress=False)
