@@ -171,3 +171,45 @@ def test_each_reader_refuses_bytes_with_its_own_message(tmp_path, no_compile):
     # tallysim.run(out=b"runs") passed its argument check and compiled
     with pytest.raises(ConfigError, match=r"^tallysim.run\(out=b'runs'\): expected a directory path"):
         tallysim.run(tiny(), out=b"runs", progress=False)
+
+# ----------------------------------------------------------------------------- 5. what a plugin declares, under -O
+
+PLUGIN = ("from dataclasses import dataclass\nfrom tallysim.protocols import Traits\n"
+          "from tallysim.fields import floats, ints\nPROTOCOLS = {{'{name}': 'make'}}\n"
+          "TRAITS = Traits(sections={{'{name}': 'Sec'}})\n@dataclass(frozen=True)\nclass Sec:\n    x: {ann} = {decl}\n"
+          "def make(ctx):\n    pass\n")
+
+
+@pytest.mark.parametrize("ann, decl, match", [
+    # asserted (gone under python -O: "{0, 1}" was then an open interval), or not checked at all: every
+    # run of every protocol was then refused with "lo12.x=0.5 is out of range" once the plugin loaded
+    ("float", "floats(0.5, '{0, 1}')", r"floats\(0.5, '\{0, 1\}'\): expected an interval written as the errors show"),
+    ("float", "floats(0.5, '[1, 0]')", r"with lo <= hi, holding the default"),
+    ("float", "floats(2.0, '(0, 1]')", r"floats\(2.0, '\(0, 1\]'\)"),
+    ("float", "floats(0.0, '(0, 1]')", r"floats\(0.0, '\(0, 1\]'\)"),
+    ("int", "ints(0, 1, 10)", r"ints\(0, 1, 10\): the default must lie in lo..hi"),
+    ("float", "floats(0.5, '[0, 1]', nonzero=True)", r"nonzero=True only means something for a lane field"),
+])
+def test_a_plugin_field_declared_out_of_its_own_bounds_is_one_line(ann, decl, match, tmp_path, monkeypatch,
+                                                                    registry_restored):
+    from tallysim import protocols
+    name = f"lo12_{abs(hash(decl)) % 10**6}"
+    (tmp_path / f"{name}.py").write_text(PLUGIN.format(name=name, ann=ann, decl=decl))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ConfigError, match=match) as e:
+        protocols.load_plugin(name)
+    assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("decl", ["floats(0.5, '[0, 1]')", "floats(1.0, '(0, 1]')", "floats(None, '(0, 1)')",
+                                  "ints(3, 1, 10)", "ints(None)"])
+def test_declarations_within_bounds_still_load(decl, tmp_path, monkeypatch, registry_restored):         # ok
+    from tallysim import protocols
+    name = f"lo12ok_{abs(hash(decl)) % 10**6}"
+    ann = "Optional[float]" if "None" in decl and "floats" in decl else "Optional[int]" if "None" in decl else \
+        "float" if "floats" in decl else "int"
+    src = PLUGIN.format(name=name, ann=ann, decl=decl).replace("from dataclasses", "from typing import Optional\n"
+                                                                  "from dataclasses")
+    (tmp_path / f"{name}.py").write_text(src)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert name in protocols.load_plugin(name)

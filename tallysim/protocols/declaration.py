@@ -138,5 +138,6 @@ def read_source(module: str) -> Declared:
         namespace = dict(SECTION_NAMES, __name__=__name__)
         exec(compile(ast.Module(body=[node], type_ignores=[]), source, "exec"), namespace)  # noqa: S102
         sections[section] = namespace[node.name]
-        assert dataclasses.is_dataclass(sections[section]), f"{path}: {cls} must be a frozen dataclass"
+        if not dataclasses.is_dataclass(sections[section]):     # raised: an assert vanishes under python -O
+            raise TypeError(f"{path}: {cls} must be a frozen dataclass")
     return Declared(traits, sections)
