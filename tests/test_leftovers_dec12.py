@@ -213,3 +213,17 @@ def test_declarations_within_bounds_still_load(decl, tmp_path, monkeypatch, regi
     (tmp_path / f"{name}.py").write_text(src)
     monkeypatch.syspath_prepend(str(tmp_path))
     assert name in protocols.load_plugin(name)
+
+
+def test_a_local_tfds_copy_that_cannot_be_read_says_why(tmp_path, monkeypatch):
+    """Without TensorFlow, tfds's local copy is read with numpy; the reason it failed was swallowed."""
+    import importlib
+    pytest.importorskip("tensorflow_datasets")
+    prepare = importlib.import_module("tallysim.data.prepare")
+    from tallysim.data.base import DataError
+    monkeypatch.setattr(prepare, "_has", lambda module: module != "tensorflow")
+    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path))
+    (tmp_path / "mnist" / "3.0.1").mkdir(parents=True)              # a folder, never generated
+    with pytest.raises(DataError, match=r"TensorFlow is not importable, and tfds needs it to download and "
+                                        r"generate 'mnist' \(tfds's local copy could not be read: KeyError: "):
+        prepare._from_tfds_quiet("mnist")
