@@ -1,7 +1,9 @@
 """Leftovers of 2026-12-12: FedNova's momentum normaliser with a carried buffer (refused), a field written
-both dotted and nested in one mapping (refused), the seed-overlap warning from every sweep entrance, and
-the one path-type check. Each case failed before its fix; the controls (`ok`) pass both. Nothing here
-compiles (`no_compile`) but the Python API's sweep test, which stops before running."""
+both dotted and nested in one mapping (refused), the seed-overlap warning from every entrance that runs
+several configurations, the one path-type check (tallysim.run's `out` let bytes through), and what a
+search for asserts and swallowed exceptions found (a plugin's field bounds, tfds's unreadable local copy).
+Each case failed before its fix; the controls (`ok`) pass both. Nothing here compiles: a refusal runs
+under `no_compile`, and the sweep and group tests stop the grouped program before it is built."""
 import re
 
 import numpy as np
