@@ -229,3 +229,12 @@ def test_a_local_tfds_copy_that_cannot_be_read_says_why(tmp_path, monkeypatch):
     with pytest.raises(DataError, match=r"TensorFlow is not importable, and tfds needs it to download and "
                                         r"generate 'mnist' \(tfds's local copy could not be read: KeyError: "):
         prepare._from_tfds_quiet("mnist")
+
+
+def test_config_replace_refuses_a_field_written_dotted_and_nested():
+    """Config.replace(**{"optim.lr": 0.1}, optim={"lr": 0.2}) took 0.2, and in the other order 0.1."""
+    import tallysim
+    with pytest.raises(ConfigError, match=r"^Config.replace: optim.lr is given twice \(0.1 and 0.2\), dotted and "
+                                          r"inside its section; give each field once$"):
+        tallysim.Config().replace(**{"optim.lr": 0.1}, optim={"lr": 0.2})
+    assert tallysim.Config().replace(optim={"lr": 0.2}, **{"optim.momentum": 0.5}).optim.lr == 0.2      # ok
