@@ -31,6 +31,7 @@ from typing import Iterable
 
 from tallysim import atomic
 from tallysim.config import ConfigError, show
+from tallysim.fields import is_path
 # The headline numbers and the row writer live in their own modules; their names stay importable from
 # here, where readers, run.py and the figures have always found them.
 from tallysim.results.headline import (HEADLINE, HONEST, TEXT_HEADLINE, WHICH, accuracy, accuracy_std,  # noqa: F401
@@ -158,7 +159,7 @@ def _check_bits(row: dict, where: str) -> None:
 def directory(d, what: str = "a run directory"):
     """`d` as given, if it is a path (str or os.PathLike); anything else one ConfigError (Results.read(123)
     was a TypeError from inside pathlib)."""
-    if isinstance(d, (str, os.PathLike)) and not isinstance(d, bytes):
+    if is_path(d):
         return d
     raise ConfigError(f"{show(d)} is {type(d).__name__}, not a path; allowed: {what} as a str or pathlib.Path")
 
@@ -167,7 +168,7 @@ def directories(dirs) -> list:
     """The directories a reader of several runs was given: one path (table_rows("runs/a") walked the
     string's letters, "t is not a directory") or a list of them, at least one (read_rows([]) said "no run
     directories under " of nothing)."""
-    if isinstance(dirs, (str, os.PathLike)) and not isinstance(dirs, bytes):
+    if is_path(dirs):
         return [dirs]
     if isinstance(dirs, (bytes, dict)) or not isinstance(dirs, Iterable):
         raise ConfigError(f"{show(dirs)} is {type(dirs).__name__}; allowed: a directory (str or pathlib.Path) or "
