@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from tallysim.config import ConfigError
+from tallysim.fields import is_path
 
 
 def check(out, overwrite, progress, kwargs: dict) -> None:
@@ -17,7 +18,7 @@ def check(out, overwrite, progress, kwargs: dict) -> None:
     if unknown:      # was a TypeError from the internal run(), after the config had been checked
         raise ConfigError(f"tallysim.run({unknown[0]}=...): no such argument; allowed: out, overwrite, progress, "
                           "resume, checkpoint_every")
-    if out is not None and not isinstance(out, (str, os.PathLike)):
+    if out is not None and not is_path(out):         # out=b"runs" passed here, and failed inside pathlib
         raise ConfigError(f"tallysim.run(out={out!r}): expected a directory path (str or pathlib.Path), or None "
                           "for a new temporary directory")
     flags = {"overwrite": overwrite, "progress": progress, "resume": kwargs.get("resume", False)}

@@ -48,6 +48,13 @@ def check_rules(cfg: Config) -> None:
         now = f"optim.name={cfg.optim.name}" if cfg.optim.name != "sgd" else f"optim.momentum={cfg.optim.momentum}"
         raise ConfigError(f"{now} is not allowed with protocol.name={cfg.protocol.name}: {reason}; allowed: "
                           f"optim.name=sgd with optim.momentum=0")
+    t = protocols.traits(cfg.protocol.name)
+    reset = cfg.optim.reset_each_round
+    reset = t.default("optim.reset_each_round", cfg) if reset is None else reset
+    if t.fresh_momentum and cfg.optim.name == "sgd" and cfg.optim.momentum > 0 and reset is False:
+        raise ConfigError(f"optim.reset_each_round=false with optim.momentum={cfg.optim.momentum} is not allowed "
+                          f"with protocol.name={cfg.protocol.name}: {t.fresh_momentum}; allowed: "
+                          "optim.reset_each_round=true, or optim.momentum=0")
     if cfg.eval_sample == "random" and cfg.eval_peers is not None and cfg.model.groups:
         raise ConfigError("eval_sample=random is not supported with model.groups (each group stacks its own "
                           "peers); allowed: eval_sample=first, or no model.groups")

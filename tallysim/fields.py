@@ -1,4 +1,5 @@
-"""How a config field is declared: `ints` and `floats` bounds, and whether a sweep may vary it per lane.
+"""How a config field is declared: `ints` and `floats` bounds, and whether a sweep may vary it per lane;
+and `is_path`, the one test of what a path argument may be (every layer that takes one imports it here).
 
 No imports from tallysim and no JAX: config.py declares its sections with these, and so does a
 protocol's own section (tallysim/protocols/, or a plugin), which the registry reads before anything
@@ -6,6 +7,8 @@ heavy is imported.
 """
 from __future__ import annotations
 
+import math
+import os
 from dataclasses import field, fields
 
 INT_MAX = 2**31 - 1     # jax.random.PRNGKey, numpy and int32 device arrays all hold this
@@ -20,21 +23,33 @@ def _meta(lane: bool, nonzero: bool) -> dict:
     # lane: a grouped sweep may vary it across the lanes of one program (lanes.py); the protocol then
     # reads it with ctx.hp(key), a per-lane array, never from the Config. nonzero: zero switches
     # something off, so lanes with and without zero compile apart (a plain `if x > 0` stays valid).
-    assert lane or not nonzero, "nonzero= only means something for a lane field"
+    # raised, not asserted: a plugin declares its fields with these, and asserts vanish under python -O
+    if nonzero and not lane:
+        raise ValueError("nonzero=True only means something for a lane field; allowed: lane=True, nonzero=True")
     return {"lane": True, "nonzero": nonzero} if lane else {}
 
 
 def ints(default, lo: int = 1, hi: int = INT_MAX, *, lane: bool = False, nonzero: bool = False):
     """An integer field allowed in lo..hi (and null, where annotated Optional)."""
+    if not lo <= hi or (default is not None and not lo <= default <= hi):
+        raise ValueError(f"ints({default!r}, {lo}, {hi}): the default must lie in lo..hi, and lo <= hi")
     return field(default=default, metadata={"range": (lo, hi), **_meta(lane, nonzero)})
 
 
 def floats(default, interval: str, *, lane: bool = False, nonzero: bool = False):
     """A float field allowed in `interval`, written as the error messages show it: "(0, 1]", "[0, 1e6]";
     every float must also be finite."""
-    lo, hi = (float(x) for x in interval[1:-1].split(","))
-    assert interval[0] in "[(" and interval[-1] in "])", interval
-    return field(default=default, metadata={"range": (lo, hi, interval[0] == "[", interval[-1] == "]"),
+    try:
+        lo, hi = (float(x) for x in interval[1:-1].split(","))
+    except ValueError:
+        lo = hi = math.nan
+    lo_in, hi_in = interval[:1] == "[", interval[-1:] == "]"
+    inside = default is None or (lo < default < hi or (lo_in and default == lo) or (hi_in and default == hi))
+    if interval[:1] not in ("[", "(") or interval[-1:] not in ("]", ")") or not lo <= hi or not inside:
+        raise ValueError(f"floats({default!r}, {interval!r}): expected an interval written as the errors show "
+                         "it, \"[lo, hi]\", \"(lo, hi]\", \"[lo, hi)\" or \"(lo, hi)\" with lo <= hi, holding "
+                         "the default")
+    return field(default=default, metadata={"range": (lo, hi, lo_in, hi_in),
                                             **_meta(lane, nonzero)})
 
 
@@ -73,3 +88,10 @@ def did_you_mean(value, allowed, aliases: dict | None = None) -> str:
         near += [a for a in by_lower if len(a) >= 3 and text.startswith(a)]    # TallyTrain -> tally
     near = list(dict.fromkeys(by_lower.get(n, n) for n in near if n != str(value)))[:3]
     return f"; did you mean {' or '.join(near)}?" if near else ""
+
+
+def is_path(p) -> bool:
+    """A path as tallysim takes one: a str or an os.PathLike (pathlib.Path), never bytes (b"runs" would be
+    written as a directory named "b'runs'", or fail inside pathlib) nor a number (a TypeError deep inside)."""
+    return isinstance(p, (str, os.PathLike)) and not isinstance(p, bytes)
+

@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tallysim import atomic, checkpoint, config, outdir, privacy, protocols, tracking
+from tallysim import atomic, checkpoint, config, outdir, privacy, protocols, tracking, validation
 from tallysim import progress as progress_bars
 from tallysim.build import Built, auto_chunk, build, build_group  # noqa: F401 - run.build etc., as before
 from tallysim.config import Config, ConfigError
@@ -59,11 +59,7 @@ def _segments(cfgs: list, r0: int, every: Optional[int]) -> list[tuple[int, int]
     last = max(c.rounds for c in cfgs)
     ends = sorted({r for r in range(r0 + 1, last + 1)
                    if any(evaluates(c, r) for c in cfgs) or (every and r % every == 0)})
-    out, first = [], r0 + 1
-    for end in ends:
-        out.append((first, end))
-        first = end + 1
-    return out
+    return list(zip([r0 + 1] + [end + 1 for end in ends[:-1]], ends))      # each starts after the last ends
 
 
 def _lr_now(cfg) -> str:
@@ -220,12 +216,16 @@ def _run(cfg: Config, out: Optional[str], overwrite: bool, progress: bool, built
                   file=sys.stderr)
 
 
-def run_group(cfgs: list[Config], outs: list, progress: bool = True, built: Optional[Built] = None) -> list:
+def run_group(cfgs: list[Config], outs: list, progress: bool = True, built: Optional[Built] = None,
+              warn: bool = True) -> list:
     """Run configurations that share a static signature (lanes.group) as one compiled program, each
     into its own run directory (claimed with overwrite: the caller has checked them, as `sweep`
-    does). Returns per configuration its last metrics row plus 'out', or the exception that stopped
-    it (a NonFiniteLoss stops only its own configuration). No checkpoints: an interrupted group
-    reruns its unfinished configurations."""
+    does); two that share seeds are warned about as a sweep's runs are (`warn=False`: a sweep's batch,
+    warned for the whole sweep). Returns per configuration its last metrics row plus 'out', or the
+    exception that stopped it (a NonFiniteLoss stops only its own configuration). No checkpoints: an
+    interrupted group reruns its unfinished configurations."""
+    if warn:
+        validation.warn_seed_overlap([Path(o).name for o in outs], cfgs, "grouped runs")
     with contextlib.ExitStack() as held:     # one writer per directory, as `run` (two identical sweeps)
         for o in outs:
             held.enter_context(outdir.exclusive(o if mesh.is_writer() else None))

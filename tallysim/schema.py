@@ -119,10 +119,11 @@ class Config:
             cls = type(getattr(self, key, None))       # a section: its dataclass (a protocol's too)
             if dataclasses.is_dataclass(cls) and not isinstance(v, dict):
                 v = dataclasses.asdict(section_value(key, v, cls))  # the section itself, or one line
-            if isinstance(v, dict):
-                flat.update({f"{key}.{k}": x for k, x in v.items()})
-            else:
-                flat[key] = v
+            for k, x in ({f"{key}.{k}": x for k, x in v.items()} if isinstance(v, dict) else {key: v}).items():
+                if k in flat:       # replace(**{"optim.lr": 0.1}, optim={"lr": 0.2}): the later won in silence
+                    raise ConfigError(f"Config.replace: {k} is given twice ({flat[k]!r} and {x!r}), dotted and "
+                                      "inside its section; give each field once")
+                flat[k] = x
         keys = field_keys()
         for key in flat:
             if key not in keys:

@@ -29,12 +29,12 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from tallysim import atomic, config, outdir
+from tallysim import atomic, config, outdir, validation
 from tallysim import progress as progress_bars
 from tallysim.config import Config, ConfigError
 from tallysim.results import metrics
 from tallysim.sweep_axes import (MAX_RUNS, check_count, check_fields_read, expand,  # noqa: F401 - sweep.X, as before
-                                 file_axes, parse_axis, safe_name, seed_overlap)
+                                 file_axes, parse_axis, safe_name)
 
 DONE = metrics.DONE
 INDEX = metrics.SWEEP
@@ -115,6 +115,7 @@ def run_sweep(base_cfg: Config, runs: list[tuple[str, list[str]]], out_dir, prog
     from tallysim import run as runmod
 
     cfgs = configs(base_cfg, runs)
+    validation.warn_seed_overlap([n for n, _ in runs], cfgs)       # seed=0,1 with seeds=2: seed 1 in two runs
     check_devices(runs, cfgs)                # before any run directory is created
     out_dir = outdir.destination(out_dir)    # `..` resolved: run directories lie where they will be written
     # Nothing is created or replaced until every run directory is known to be ours (or absent).
@@ -252,7 +253,8 @@ def _run_grouped(runmod, batch: list[int], runs, cfgs, records, out_dir: Path, p
     _write_index(out_dir, records, meta)
     t0 = time.time()
     try:
-        results = runmod.run_group([cfgs[i] for i in batch], [out_dir / runs[i][0] for i in batch], progress)
+        results = runmod.run_group([cfgs[i] for i in batch], [out_dir / runs[i][0] for i in batch], progress,
+                                   warn=False)   # warned for the whole sweep
     except outdir.Busy:        # another process writes one of the directories (two copies of a sweep):
         for i in batch:        # one at a time, each run claims its own; the busy ones are recorded so
             _run_one(runmod, i, runs, cfgs, records, out_dir, progress, log, meta)
@@ -334,9 +336,8 @@ def main(args) -> int:
     section = config.read_file(args.config).get("sweep") if args.config else None
     runs = expand(section or {}, args.axes)
     cfgs = command_configs(base, runs)       # fail in one line before anything is created
-    overlap = seed_overlap(runs, cfgs)                 # seed=0,1 with seeds=2: seed 1 in two runs
-    if overlap:
-        print(f"tallysim: warning: {overlap}", file=sys.stderr)
+    if args.dry_run:        # seed=0,1 with seeds=2: seed 1 in two runs (run_sweep warns for a real one)
+        validation.warn_seed_overlap([n for n, _ in runs], cfgs)
     from tallysim import startup
     startup.start_jax()                      # validated: only now JAX (a refusal above imports none)
     check_devices(runs, cfgs)

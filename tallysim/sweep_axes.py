@@ -174,26 +174,3 @@ def check_fields_read(runs: list[tuple[str, list[str]]], cfgs: list[Config]) -> 
         if key not in axes and all(key in unread_of(i) for i in range(1, len(cfgs))):
             raise ConfigError(f"{key} is not read by any run of the sweep (each of its {len(cfgs)} run(s) would "
                               f"refuse it as a single run); sweep run {runs[0][0]}: {line}")
-
-
-def seed_overlap(runs: list[tuple[str, list[str]]], cfgs: list[Config]) -> Optional[str]:
-    """One warning line where two runs that differ only in `seed` share seeds: a run covers seeds
-    seed..seed + seeds - 1, so `seed=0,1` with `seeds=2` ran seed 1 twice (in run seed=0 and run seed=1)
-    and their means are not independent; None where no two runs overlap (the same seed in runs that
-    differ in another field is a paired comparison, meant)."""
-    by_rest: dict = {}
-    for (name, _), cfg in zip(runs, cfgs):
-        rest = config.to_dict(cfg)
-        rest.pop("seed", None)
-        by_rest.setdefault(repr(sorted(rest.items(), key=lambda kv: kv[0])), []).append((name, cfg))
-    for group in by_rest.values():
-        for i, (a, ca) in enumerate(group):
-            for b, cb in group[i + 1:]:
-                lo, hi = max(ca.seed, cb.seed), min(ca.seed + ca.seeds, cb.seed + cb.seeds) - 1
-                if ca.seed != cb.seed and lo <= hi:
-                    shared = f"seed {lo}" if lo == hi else f"seeds {lo}..{hi}"
-                    return (f"sweep runs {a} (seeds {ca.seed}..{ca.seed + ca.seeds - 1}) and {b} (seeds "
-                            f"{cb.seed}..{cb.seed + cb.seeds - 1}) share {shared}: each run covers seed..seed + "
-                            f"seeds - 1, so their results are not independent; sweep seed with seeds=1, or "
-                            f"drop the seed axis and set seeds=N (one run of N seeds, mean and std)")
-    return None

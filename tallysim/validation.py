@@ -9,9 +9,12 @@ keeps working.
 """
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import os
+import sys
 from pathlib import Path
+from typing import Optional
 
 from tallysim import protocols, robust_checks, sizing, work_estimate
 from tallysim import config_reads
@@ -110,6 +113,40 @@ def warnings(cfg: Config) -> list[str]:
     work = work_estimate.warning(cfg)       # local_steps=10**7: a run of days, accepted in silence
     out += [work] if work else []
     return out
+
+
+# what each entrance that runs several configurations calls them, and how it would run them apart
+OVERLAP_REMEDY = {"sweep runs": "sweep seed with seeds=1, or drop the seed axis and set seeds=N (one run of N "
+                                "seeds, mean and std)",
+                  "grouped runs": "give each run seeds=1, or run one of them with seeds=N (mean and std)"}
+
+
+def seed_overlap(names: list[str], cfgs: list[Config], what: str = "sweep runs") -> Optional[str]:
+    """One warning line where two configurations that differ only in `seed` share seeds: a run covers
+    seeds seed..seed + seeds - 1, so `seed=0,1` with `seeds=2` ran seed 1 twice (in run seed=0 and run
+    seed=1) and their means are not independent; None where no two overlap (the same seed in runs that
+    differ in another field is a paired comparison, meant). `what`: a key of OVERLAP_REMEDY."""
+    by_rest: dict = {}
+    for name, cfg in zip(names, cfgs):
+        by_rest.setdefault(repr(dataclasses.replace(cfg, seed=0)), []).append((name, cfg))
+    for group in by_rest.values():
+        for i, (a, ca) in enumerate(group):
+            for b, cb in group[i + 1:]:
+                lo, hi = max(ca.seed, cb.seed), min(ca.seed + ca.seeds, cb.seed + cb.seeds) - 1
+                if ca.seed != cb.seed and lo <= hi:
+                    shared = f"seed {lo}" if lo == hi else f"seeds {lo}..{hi}"
+                    return (f"{what} {a} (seeds {ca.seed}..{ca.seed + ca.seeds - 1}) and {b} (seeds "
+                            f"{cb.seed}..{cb.seed + cb.seeds - 1}) share {shared}: each run covers seed..seed + "
+                            f"seeds - 1, so their results are not independent; {OVERLAP_REMEDY[what]}")
+    return None
+
+
+def warn_seed_overlap(names: list[str], cfgs: list[Config], what: str = "sweep runs") -> None:
+    """seed_overlap's line on stderr, once: `tallysim sweep` (its dry run too), `sweep.run_sweep` and
+    `run.run_group` each call it for the configurations they were given."""
+    line = seed_overlap(names, cfgs, what)
+    if line:
+        print(f"tallysim: warning: {line}", file=sys.stderr)
 
 
 def validate(cfg: Config) -> Config:

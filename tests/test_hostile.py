@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tallysim import cli, config, run  # noqa: F401  (imported before jit is patched)
+from tallysim import cli, config, config_files, run  # noqa: F401  (imported before jit is patched)
 from tallysim.config import ConfigError
 from conftest import one_line
 
@@ -47,8 +47,8 @@ def test_an_extends_dag_with_exponentially_many_paths_reads_each_file_once(tmp_p
     for i in range(12):
         _write(tmp_path / f"h{i}.json", {"extends": [f"h{i + 1}.json"] * 2} if i < 11 else {"peers": 3})
     reads = []
-    real = config._read_json
-    monkeypatch.setattr(config, "_read_json", lambda path: reads.append(path) or real(path))
+    real = config_files._read_json
+    monkeypatch.setattr(config_files, "_read_json", lambda path: reads.append(path) or real(path))
     assert config.read_file(str(tmp_path / "h0.json")) == {"peers": 3}
     assert len(reads) == 12
     # 40 files each extending the next twice: 2^40 paths through the graph

@@ -128,7 +128,7 @@ LAYERS = [
     ["tallysim.field_checks"],
     ["tallysim.validation", "tallysim.robust_checks", "tallysim.config_rules", "tallysim.config_reads", "tallysim.sweep_section",
      "tallysim.work_estimate"],
-    ["tallysim.config"],
+    ["tallysim.config", "tallysim.config_files"],
     ["tallysim.data", "tallysim.results", "tallysim.results.metrics", "tallysim.outdir", "tallysim.run_lock", "tallysim.checkpoint", "tallysim.atomic",
      "tallysim.api_arguments", "tallysim.jax_check", "tallysim.metrics_file", "tallysim.clean"],
     ["tallysim.results.plot", "tallysim.results.pareto", "tallysim.results.runs", "tallysim.progress",

@@ -106,10 +106,12 @@ def test_more_natural_peers_than_shakespeare_clients_is_said_before_the_memory_e
 
 
 def test_a_seed_axis_whose_runs_share_seeds_is_warned_about_once():
+    def overlap_of(runs, base):
+        return validation.seed_overlap([n for n, _ in runs], sweep.configs(base, runs))
     runs = sweep.expand({}, ["seed=0,1,2"])
-    overlap = sweep.seed_overlap(runs, sweep.configs(tiny("seeds=2"), runs))
+    overlap = overlap_of(runs, tiny("seeds=2"))
     assert overlap is not None and "seed=0 (seeds 0..1) and seed=1 (seeds 1..2) share seed 1" in overlap
     assert "seeds=1" in overlap and overlap.count("\n") == 0
-    assert sweep.seed_overlap(runs, sweep.configs(tiny(), runs)) is None            # seeds=1: disjoint
+    assert overlap_of(runs, tiny()) is None                                          # seeds=1: disjoint
     paired = sweep.expand({}, ["partition.alpha=0.1,1", "seed=0"])                  # same seeds, other field: meant
-    assert sweep.seed_overlap(paired, sweep.configs(tiny("seeds=2", "partition.kind=dirichlet"), paired)) is None
+    assert overlap_of(paired, tiny("seeds=2", "partition.kind=dirichlet")) is None

@@ -200,7 +200,7 @@ def test_interrupt_marks_index(tmp_path, monkeypatch):
 
 
 def test_interrupt_marks_a_whole_group(tmp_path, monkeypatch):
-    def interrupted(cfgs, outs, progress=True, built=None):
+    def interrupted(cfgs, outs, progress=True, built=None, warn=True):
         raise KeyboardInterrupt
     monkeypatch.setattr(runmod, "run_group", interrupted)
     with pytest.raises(KeyboardInterrupt):

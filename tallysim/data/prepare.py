@@ -131,14 +131,16 @@ def _from_tfds_quiet(name: str) -> Dataset:
         raise UnknownDataset(f"cannot prepare {name!r}: tfds has no classification dataset by that name "
                              f"({_first_line(e)}); use a tfds name like mnist, cifar10, emnist/balanced") from None
     tf = _has("tensorflow")
-    arrays = None
+    arrays, unread = None, ""
     if not tf:
         # tfds downloads and generates datasets with TensorFlow; without it, only a copy tfds already
         # holds locally (or tfds.testing.mock_data) can be read, with numpy, and no network is touched.
         try:
             arrays = _via_data_source(tfds, name)
-        except Exception:     # noqa: BLE001 - no local copy (tfds raises many types); say why below
-            pass
+        except Exception as e:     # noqa: BLE001 - no local copy (tfds raises many types); said below
+            # where tfds holds a folder for it, why it could not be read (it was dropped, and the line
+            # said only that TensorFlow is missing)
+            unread = f" (tfds's local copy could not be read: {_first_line(e)})" if _downloaded(name) else ""
     if arrays is None:
         get_tf = "" if tf else " with TensorFlow installed (pip install tensorflow-cpu)"
         if not _downloaded(name) and not _reachable():   # else tfds retries for minutes before failing
@@ -147,7 +149,7 @@ def _from_tfds_quiet(name: str) -> Dataset:
                             f"{get_tf}, or import local files: python -m tallysim prepare {name} --path DIR")
         if not tf:
             raise DataError(f"cannot prepare {name!r}: TensorFlow is not importable, and tfds needs it to "
-                            f"download and generate {name!r}; fix: pip install tensorflow-cpu (or -e .[tf]), "
+                            f"download and generate {name!r}{unread}; fix: pip install tensorflow-cpu (or -e .[tf]), "
                             f"or import local files: python -m tallysim prepare {name} --path DIR")
         try:
             arrays = _via_load(tfds, name)

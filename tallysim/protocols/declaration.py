@@ -49,6 +49,8 @@ class Traits:
     messages: bool = True        # its peers send messages (faults that act on messages apply)
     sgd_only: str = ""           # not empty: needs plain SGD (optim.name=sgd, optim.momentum=0), for this
     #                              reason (validation refuses momentum and Adam)
+    fresh_momentum: str = ""     # not empty: SGD momentum needs optim.reset_each_round=true, for this reason
+    #                              (validation refuses optim.momentum > 0 with a buffer carried between rounds)
     # What a client keeps from one round to the next, said as "<protocol> keeps ..."; "" for none: every
     # active client restarts from the server model, so a run may hold the server model alone and
     # materialise each round's cohort (client_storage=auto, docs/population.md). A plugin is stateful
@@ -136,5 +138,6 @@ def read_source(module: str) -> Declared:
         namespace = dict(SECTION_NAMES, __name__=__name__)
         exec(compile(ast.Module(body=[node], type_ignores=[]), source, "exec"), namespace)  # noqa: S102
         sections[section] = namespace[node.name]
-        assert dataclasses.is_dataclass(sections[section]), f"{path}: {cls} must be a frozen dataclass"
+        if not dataclasses.is_dataclass(sections[section]):     # raised: an assert vanishes under python -O
+            raise TypeError(f"{path}: {cls} must be a frozen dataclass")
     return Declared(traits, sections)

@@ -10,7 +10,9 @@ x' = x - tau_eff * sum_i w_i d_i, tau_eff = sum_i w_i a_i, with FedAvg's shard-s
 the messages that arrived. When every active peer takes the same number of steps it is FedAvg (up to
 float rounding). With optim.name=adam a_i = tau_i (the paper covers SGD and its momentum). Faults act
 as in FedAvg (fedavg.fedavg_step); a peer with no step sends d_i = 0. The momentum a_i assumes a zero
-momentum buffer at the round's start (optim.reset_each_round, true by default for this family).
+momentum buffer at the round's start (optim.reset_each_round, true by default for this family): a buffer
+v carried from the last round adds lr rho (1 - rho^tau_i) / (1 - rho) v to x - y_i, an offset no a_i
+scales away, so validation refuses momentum with optim.reset_each_round=false (TRAITS.fresh_momentum).
 
 Bits per active peer per round: FedAvg's, plus 32 bits up for tau_i (the server needs it to weigh d_i).
 No config section.
@@ -25,7 +27,10 @@ from tallysim.protocols.base import Context, Protocol, active_set, round_keys
 from tallysim.sim import faults, lanes, local, peers
 
 TRAITS = Traits(fedavg_family=True, client_state="", shared_init="it starts every peer from the server model",
-                defaults={"optim.reset_each_round": True, "init.shared": True})
+                defaults={"optim.reset_each_round": True, "init.shared": True},
+                fresh_momentum="its momentum normaliser a_i counts this round's gradients from a zero buffer; a "
+                               "buffer carried from the last round adds rho(1 - rho^tau_i)/(1 - rho) times that "
+                               "buffer to x - y_i, which no a_i normalises")
 
 STEPS_BITS = 32
 

@@ -31,6 +31,7 @@ from typing import Iterable
 
 from tallysim import atomic
 from tallysim.config import ConfigError, show
+from tallysim.fields import is_path
 # The headline numbers and the row writer live in their own modules; their names stay importable from
 # here, where readers, run.py and the figures have always found them.
 from tallysim.results.headline import (HEADLINE, HONEST, TEXT_HEADLINE, WHICH, accuracy, accuracy_std,  # noqa: F401
@@ -171,7 +172,7 @@ def directory(d, what: str = "a run directory"):
     """`d`, if it is a path (str or os.PathLike), with a leading `~` expanded as the run's out= was (Python
     and quoted arguments get no shell to do it); anything else one ConfigError (Results.read(123) was a
     TypeError from inside pathlib)."""
-    if isinstance(d, (str, os.PathLike)) and not isinstance(d, bytes):
+    if is_path(d):
         return os.path.expanduser(d) if isinstance(d, str) else d.expanduser() if isinstance(d, Path) else d
     raise ConfigError(f"{show(d)} is {type(d).__name__}, not a path; allowed: {what} as a str or pathlib.Path")
 
@@ -180,7 +181,7 @@ def directories(dirs) -> list:
     """The directories a reader of several runs was given: one path (table_rows("runs/a") walked the
     string's letters, "t is not a directory") or a list of them, at least one (read_rows([]) said "no run
     directories under " of nothing)."""
-    if isinstance(dirs, (str, os.PathLike)) and not isinstance(dirs, bytes):
+    if is_path(dirs):
         return [directory(dirs)]
     if isinstance(dirs, (bytes, dict)) or not isinstance(dirs, Iterable):
         raise ConfigError(f"{show(dirs)} is {type(dirs).__name__}; allowed: a directory (str or pathlib.Path) or "
