@@ -163,7 +163,11 @@ $(DOCS_STAMP): $(STAMP)
 docs: $(DOCS_STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
-# OUT first (tallysim/clean.py): refused, make stops before removing anything else.
+# OUT first (tallysim/clean.py): refused, make stops before removing anything else. VENV goes only when it
+# is a virtual environment (its pyvenv.cfg): `make clean VENV=/usr` (a system Python in place of the venv)
+# or `VENV=$$HOME/work` ran `rm -rf` on it, and `VENV='my env'` on ./my and ./env.
 clean:
-	$(OUT_CHECK)$(RM_OUT) $(OUT)
-	rm -rf $(VENV) figures/*.png figures/*.pdf *.egg-info .pytest_cache mutants .jax-cache site
+	$(OUT_CHECK)$(if $(word 2,$(VENV)),$(error VENV='$(VENV)' holds a space; give a path without spaces))$(RM_OUT) $(OUT)
+	@if [ -f "$(VENV)/pyvenv.cfg" ]; then echo "rm -rf $(VENV)"; rm -rf "$(VENV)"; \
+	elif [ -e "$(VENV)" ]; then echo "make clean: VENV=$(VENV) is not a virtual environment (no pyvenv.cfg); left as it is" >&2; fi
+	rm -rf figures/*.png figures/*.pdf *.egg-info .pytest_cache mutants .jax-cache site

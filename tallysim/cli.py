@@ -8,6 +8,7 @@ subcommand does tallysim/cli_commands.py; their names stay importable from here.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from tallysim.cli_commands import (cmd_bench, cmd_figure, cmd_pareto, cmd_plot, cmd_prepare,  # noqa: F401
@@ -112,12 +113,15 @@ def _how_to_continue(args, then: str = "") -> str:
     """`run`: whether `--resume` can continue (a checkpoint is there) or not; `sweep`: run it again. (The
     disk-full line said "run --resume continues from its last checkpoint" where there was none.)"""
     fn, out = getattr(args, "fn", None), getattr(args, "out", None)
-    if fn is cmd_sweep:
-        return f"; {then}the same sweep command, run again, continues it"
-    if fn is not cmd_run or not out:
-        return ", then rerun" if then else ""
     from pathlib import Path
     from tallysim import outdir
+    if fn is cmd_sweep:     # a run that saved no checkpoint yet (every 5 minutes) starts again: say how many
+        runs = [d for d in Path(out).iterdir() if d.is_dir()] if out and Path(out).is_dir() else []
+        over = sum(outdir.run_state(d) == "stopped" for d in runs)
+        return (f"; {then}the same sweep command, run again, continues it" +
+                (f" ({over} unfinished run(s) saved no checkpoint yet and start again from round 1)" if over else ""))
+    if fn is not cmd_run or not out:
+        return ", then rerun" if then else ""
     if (Path(out) / outdir.CHECKPOINT).is_file():
         return f"; {then}`tallysim run --out {out} --resume` continues from its last checkpoint"
     return (f"; it had saved no checkpoint yet (see --checkpoint-every), so --resume cannot continue it: "
@@ -154,6 +158,12 @@ def _with_progress(args) -> int:
                 pass
 
 
+# Options naming a file or directory: a leading `~` is expanded, as a shell does unquoted. Quoted (or from
+# make's OUT='~/x'), table, plot and pareto wrote into a directory literally named `~` here, which the
+# `rm -rf ~` meant to remove it takes the home with it. outdir.destination does the same for run outputs.
+PATH_OPTIONS = ("out", "results", "tensorboard", "config")
+
+
 def main(argv=None, repeats: bool = None) -> int:
     """The command. `repeats`: may a key=value list name a key twice (later wins)? Not on the command
     line (argv None: a repeat is a typo or a paste); from Python (cli.main([...]), as tests and scripts
@@ -176,6 +186,8 @@ def main(argv=None, repeats: bool = None) -> int:
                 if isinstance(item, str):
                     positional = key in ("overrides", "axes", "runs", "names", "figure")
                     outdir.check_text(item, "argument" if positional else f"--{key.replace('_', '-')}")
+            if key in PATH_OPTIONS and isinstance(value, str):
+                setattr(args, key, os.path.expanduser(value))
         shipped_config(args)
         if getattr(args, "smoke", False) and args.fn in (cmd_run, cmd_sweep) and not args.config:
             raise ConfigError(f"--smoke applies the --config file's `smoke` section, and no --config is given; "

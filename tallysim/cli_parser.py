@@ -233,8 +233,14 @@ def parse(argv):
     args, extra = p.parse_known_args(argv)
     dest = "overrides" if hasattr(args, "overrides") else "axes" if hasattr(args, "axes") else None
     stray = [x for x in extra if dest is None or x.startswith("-") or "=" not in x]
-    if stray:
-        p.error(f"unrecognized arguments: {' '.join(stray)}")
+    if stray:       # in the command's words: "see `tallysim --help`" listed none of run's options
+        sub = next((a.choices.get(args.command) for a in p._actions if isinstance(a, argparse._SubParsersAction)), p)
+        options = [o for a in sub._actions for o in a.option_strings]
+        flag = stray[0].split("=")[0]
+        dashed = flag.replace("_", "-")                  # --checkpoint_every, as a config key is spelt
+        near = (f"; did you mean {dashed}?" if dashed in options else
+                did_you_mean(flag, options) if flag.startswith("--") else "")
+        sub.error(f"unrecognized arguments: {' '.join(stray)}{near}")
     if extra:
         setattr(args, dest, list(getattr(args, dest)) + extra)
     return args

@@ -220,7 +220,7 @@ def load_file(path: str, smoke: bool = False, sweep_base: bool = False) -> Confi
     """A JSON config. Two optional top-level sections are not fields: `smoke` (overrides that shrink the
     experiment, applied with smoke=True) and `sweep` (read by `sweep`; refused unless sweep_base=True)."""
     d = read_file(path)
-    _sweep_section.check_load(path, d.get("sweep"), sweep_base)     # as `run --config` refuses it
+    _sweep_section.check_load(path, d, sweep_base)     # a sweep section, as `run --config` refuses it; a figure's
     has_smoke = "smoke" in d
     shrink = d.pop("smoke", {})
     if not isinstance(shrink, dict):

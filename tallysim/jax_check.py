@@ -27,9 +27,23 @@ def importable() -> None:
                           f"(JAX_* / XLA_FLAGS now: {_jax_settings()})") from None
 
 
+DEVICE_COUNT_FLAG = "--xla_force_host_platform_device_count"
+
+
+def _device_count_flag() -> None:
+    """XLA_FLAGS' virtual CPU device count, the one XLA flag tallysim's docs tell users to set: `=abc`
+    made XLA print its 90-line flag list and abort the process, and `=0` failed as "check JAX_PLATFORMS"."""
+    for flag in os.environ.get("XLA_FLAGS", "").split():
+        name, _, value = flag.partition("=")
+        if name == DEVICE_COUNT_FLAG and not (value.isascii() and value.isdigit() and int(value) >= 1):
+            raise ConfigError(f"XLA_FLAGS holds {flag}; allowed: {DEVICE_COUNT_FLAG}=N with N a whole number "
+                              ">= 1 (the virtual CPU devices), or leave it out")
+
+
 def backend() -> None:
     """JAX's default backend starts, and arrays are 32-bit (tallysim's programs and bit counts are)."""
     importable()
+    _device_count_flag()
     import jax
     try:
         jax.devices()

@@ -53,7 +53,9 @@ def destination(out, flag: str = "--out") -> Path:
     if out is None or str(out).strip() == "":
         raise ConfigError(f"{flag} is empty; give the directory the run should write into")
     check_text(out, flag)
-    text = os.fsdecode(out)
+    # "~/runs/a" from a quoted argument, a config or Python: a literal directory `~` in the current one
+    # (the next `rm -rf ~` meant for it takes the home), where data.path and TALLYSIM_DATA expand it
+    text = os.path.expanduser(os.fsdecode(out))
     if ".." not in Path(text).parts:
         return Path(text)
     lexical = os.path.normpath(os.path.abspath(text))

@@ -31,7 +31,7 @@ from tallysim import progress as progress_bars
 from tallysim.build import Built, auto_chunk, build, build_group  # noqa: F401 - run.build etc., as before
 from tallysim.config import Config, ConfigError
 from tallysim.results.metrics import (CONFIG, ERROR, METRICS, PARTITION, PROBE_KEYS, ROUND_KEYS,  # noqa: F401
-                                      aggregate, dumps_row, lane_row)
+                                      aggregate, check_own_keys, dumps_row, lane_row)
 from tallysim.programs import chunk_inputs, eval_clients, initial_state, lanes_per_device, round_programs  # noqa: F401
 from tallysim.results.runs import Results
 from tallysim.metrics_file import MetricsFile
@@ -79,6 +79,7 @@ def _run_chunk(b: Built, lo: int, hi: int, lanes_out: "_Lanes", bar, saver: chec
                resume: Optional[dict]) -> None:
     """All rounds of lanes [lo, hi) as one vmapped program, from round 1 or from a checkpoint."""
     ctx = b.ctx
+    check_own_keys(b.cfg.protocol.name, b.protocol.row_keys)    # before anything compiles
     cfgs = [b.cfgs[b.lane_cfg[j]] for j in range(lo, hi)]
     placement = mesh.plan(1 if ctx.model_groups else b.cfg.devices, hi - lo, b.cfg.peers)   # groups: one device
     data_c, values, k_init, k_rounds, x_test, y_test = chunk_inputs(b, lo, hi, placement)

@@ -50,9 +50,16 @@ def refusal(path: str, axes: dict[str, list[str]], given: Iterable[str] = (), ap
             f"{reader} does not read; allowed: `tallysim sweep --config {path} --out DIR` for its runs, or {one}")
 
 
-def check_load(path: str, section: Any, sweep_base: bool) -> None:
-    """config.load_file's use: from Python no key=value item gives an axis a value, so any axis refuses;
-    `tallysim sweep` (and `run` once its items gave each axis one) reads the base with sweep_base=True."""
+def check_load(path: str, d: dict, sweep_base: bool) -> None:
+    """config.load_file's use, of the file's dict `d`: from Python no key=value item gives an axis a value,
+    so any axis refuses; `tallysim sweep` (and `run` once its items gave each axis one) reads the base
+    with sweep_base=True. A figure config (a `kind` with `base` or `groups`: sections of another command
+    too) is refused first: it was "unknown config key 'title'"."""
+    if "kind" in d and ("groups" in d or "base" in d):
+        raise ConfigError(f"{path} is a figure config (`kind` {d['kind']!r:.30} with its `base` and `groups`), not "
+                          f"a run's; draw it with `tallysim figure {path}`, or copy one group's fields into a "
+                          "run config")
+    section = d.get("sweep")
     if isinstance(section, dict) and not sweep_base:    # not an object: load_file says so, naming the file
         error = refusal(str(path), raw_axes(section), api=True)
         if error:

@@ -134,7 +134,13 @@ def checked(name: str, x_train, y_train, x_test, y_test, num_classes=None, where
             raise DataError(f"{split} images and labels disagree{where}: {len(x)} images vs {len(y)} "
                             "labels; each image needs exactly one label")
         x = _pixels(x, split, where)      # after the count: its min/max of no images was a numpy traceback
-        if y.dtype == bool or not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or y.max() >= 2**31 - 1:
+        numeric = y.dtype != bool and (np.issubdtype(y.dtype, np.integer) or np.issubdtype(y.dtype, np.floating))
+        if not numeric:     # strings or objects: their min() was a numpy traceback inside this very message
+            first = y[0].item() if hasattr(y[0], "item") else y[0]
+            raise DataError(f"{split} labels{where} must be non-negative integers 0..C-1 (got dtype {y.dtype}, "
+                            f"first label {first!r}); allowed: integer class ids (class names/strings numbered "
+                            "0..C-1 first)")
+        if not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or y.max() >= 2**31 - 1:
             raise DataError(f"{split} labels{where} must be non-negative integers 0..C-1 "
                             f"(got dtype {y.dtype}, min {y.min()}, max {y.max()})")
         xs.append(x)

@@ -21,6 +21,11 @@ DEBIAN_FASHION_MNIST = pathlib.Path("/usr/share/datasets/fashion-mnist")
 
 def cache_dir() -> pathlib.Path:
     env = os.environ.get("TALLYSIM_DATA")
+    if env and os.path.exists(os.path.expanduser(env)) and not os.path.isdir(os.path.expanduser(env)):
+        # A file there: nothing was read from it or cached in it, and the run went on from Debian's files
+        # (or asked to prepare) as if TALLYSIM_DATA were unset, in silence.
+        raise DataError(f"TALLYSIM_DATA={env} is a file, not a directory; allowed: the directory that holds "
+                        "(or will hold) the prepared datasets, e.g. ~/.cache/tallysim (the default, when unset)")
     return pathlib.Path(env).expanduser() if env else pathlib.Path.home() / ".cache" / "tallysim"
 
 

@@ -145,11 +145,12 @@ def group_plans(spec: dict, smoke: bool, base_dir: Path, start=None) -> dict[str
     for key in ("base", "sweep", "smoke"):
         if not isinstance(spec.get(key, {}), dict):
             raise ConfigError(f"a figure config's `{key}` must be an object, not {spec[key]!r:.40}")
-    groups = spec.get("groups") or {"all": {}}
+    groups = spec.get("groups", {})
     if not isinstance(groups, dict) or not isinstance(shrink, dict) \
-            or not isinstance(shrink.get("groups", {}), dict):
+            or not isinstance(shrink.get("groups", {}), dict):      # [] was falsy: the base alone, as "all"
         raise ConfigError("a figure config's `groups` (and `smoke.groups`) must be an object "
                           '{"group name": {config fields}}')
+    groups = groups or {"all": {}}
     groups = config.merge(groups, shrink.get("groups", {}))
     only = shrink.get("only")
     if only is not None:            # a smoke version may draw only some of the groups
@@ -227,6 +228,10 @@ def preflight(name_or_path: str, smoke: bool, results: Optional[str], out: Optio
     name, path = resolve(name_or_path)
     spec = config.read_file(str(path))
     kind = spec.get("kind")
+    if "kind" not in spec and "groups" not in spec and "base" not in spec:      # demo.json, quick.json
+        raise ConfigError(f"{path} is a run's config (it has no `kind`, `base` or `groups`), not a figure's; "
+                          f"run it with `tallysim run --config {path}` (or sweep it), or give a figure config "
+                          f"(fig1 ... fig12, robustness, or a file with a `kind`: {', '.join(KINDS)})")
     if not isinstance(kind, str) or kind not in KINDS:
         raise ConfigError(f"{path}: kind={kind!r} is not known; allowed: {', '.join(KINDS)}")
     check_spec_keys(spec, path, kind)

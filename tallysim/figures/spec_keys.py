@@ -12,6 +12,23 @@ from tallysim.fields import did_you_mean
 SPEC_KEYS = ("title", "description", "notes", "kind", "base", "groups", "sweep", "smoke", "x", "xlabel", "logx",
              "target", "facets", "within", "probe_group", "panels", "every_round", "overall")
 SMOKE_KEYS = ("base", "sweep", "groups", "only", "panels")
+
+def _fraction(v, lo_open: bool) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and (0 < v if lo_open else 0 <= v) and v <= 1
+
+
+# The values a figure reads from its own keys. "target": "0.6" (a string) was compared with accuracies
+# when drawn, and 60 (a percentage) was never reached, in silence; "logx": "no" drew a log axis (a
+# non-empty string is true). (`groups` is figures.group_plans'.)
+VALUE_RULES = (
+    ("target", lambda v: _fraction(v, True), "an accuracy in (0, 1], e.g. 0.6"),
+    ("within", lambda v: _fraction(v, False), "an accuracy difference in [0, 1], e.g. 0.05"),
+    ("logx", lambda v: isinstance(v, bool), "true or false"),
+    ("overall", lambda v: isinstance(v, bool), "true or false"),
+    ("every_round", lambda v: isinstance(v, list) and all(isinstance(g, str) for g in v), "a list of group names"),
+    ("title", lambda v: isinstance(v, str), "a string"),
+    ("xlabel", lambda v: isinstance(v, str), "a string"),
+)
 # the kinds whose `x` is a swept key drawn on the x axis (plots.py; classes reads C from the partition)
 X_KINDS = ("final_vs", "faults")
 
@@ -28,6 +45,9 @@ def check_spec_keys(spec: dict, path, kind: str) -> None:
                     key in {k.split(".")[0] for k in config.field_keys()} else ""
                 raise ConfigError(f"{path}: `{where}{key}` is not a figure config key{field}{near}; allowed: "
                                   f"{', '.join(allowed)}")
+    for key, ok, allowed in VALUE_RULES:
+        if key in spec and not ok(spec[key]):
+            raise ConfigError(f"{path}: `{key}`={spec[key]!r:.60} ({type(spec[key]).__name__}); allowed: {allowed}")
     groups = spec.get("groups") if isinstance(spec.get("groups"), dict) else {}
     if kind in X_KINDS and "x" in spec and not any(isinstance(g, dict) and "include" in g for g in groups.values()):
         if not isinstance(spec["x"], str):        # a list or an object: "unhashable type" from the set below

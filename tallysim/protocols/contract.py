@@ -9,6 +9,7 @@ expected.
 from __future__ import annotations
 
 import jax
+import numpy as np
 
 from tallysim import protocols
 from tallysim.fields import ConfigError
@@ -84,8 +85,16 @@ def _checked_round(who: str, round_fn, row_keys: dict):
                       f"its structure changed ({len(before)} arrays before, {len(after)} after)")
             raise ConfigError(f"{who}: round returned a state unlike the one it was given ({detail}); expected "
                               "the same arrays, shapes and dtypes (the round runs in a lax.scan)")
+        # a value JAX cannot carry out of the program (a str: a TypeError from vmap's tracing)
+        foreign = [(jax.tree_util.keystr(k), v) for k, v in jax.tree_util.tree_flatten_with_path(info)[0]
+                   if not isinstance(v, (jax.Array, np.ndarray, np.generic, int, float, bool))]
+        if foreign:
+            raise ConfigError(f"{who}: round's info{foreign[0][0]} is {type(foreign[0][1]).__name__} "
+                              f"({foreign[0][1]!r:.40}); expected JAX arrays or numbers (info leaves the compiled "
+                              "round; keep other values out of it)")
         missing = [k for k in (*REQUIRED_INFO, *row_keys) if k not in info]
-        odd = [k for k in REQUIRED_INFO if k in info and getattr(info[k], "shape", ()) != ()]
+        # a row key's vector was a TypeError when its first metrics row was written, after the whole round ran
+        odd = [k for k in (*REQUIRED_INFO, *row_keys) if k in info and getattr(info[k], "shape", ()) != ()]
         if missing or odd:
             raise ConfigError(f"{who}: round's info {'lacks ' + ', '.join(missing) if missing else ''}"
                               f"{' and ' if missing and odd else ''}{'has non-scalar ' + ', '.join(odd) if odd else ''}; "

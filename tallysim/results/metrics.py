@@ -39,7 +39,8 @@ from tallysim.results.headline import (HEADLINE, HONEST, TEXT_HEADLINE, WHICH, a
                                        is_number, lower_is_better, metric, run_accuracy, summary_line,
                                        text_headline)
 from tallysim.results.rows import (CLIENT_PERCENTILE, GROUP_KEYS, NON_FINITE, PEER_PLACES, PROBE_KEYS,  # noqa: F401
-                                   ROUND_KEYS, client_stats, dumps_row, group_row, lane_row, revive, text_row)
+                                   ROUND_KEYS, check_own_keys, client_stats, dumps_row, group_row, lane_row,
+                                   revive, text_row)
 from tallysim.results import partition_file
 
 CONFIG = "config.json"
@@ -60,7 +61,7 @@ METRIC_ALIASES = {"accuracy": "auto", "acc": "auto", "headline": "auto", "testac
 
 def _text(path: Path) -> str:
     try:
-        return path.read_text()
+        return path.read_text(encoding="utf-8-sig")     # past the byte-order mark a Windows editor saves
     except UnicodeDecodeError:
         raise ConfigError(f"{path} is not UTF-8 text (corrupt?); it should hold JSON written by tallysim") from None
     except OSError as e:
@@ -68,8 +69,9 @@ def _text(path: Path) -> str:
 
 
 def _json(path: Path):
+    text = _text(path)      # its own line for a missing or unreadable file, not "not valid JSON ... corrupt"
     try:
-        return json.loads(_text(path))
+        return json.loads(text)
     except ValueError as e:
         raise ConfigError(f"{path} is not valid JSON ({str(e)[:80]}); it is corrupt or truncated") from None
 
@@ -126,10 +128,20 @@ def read_rows(run_dir) -> list[dict]:
         if not isinstance(row.get("round"), int) or isinstance(row.get("round"), bool):   # every writer writes it
             raise ConfigError(f"{metrics} line {i}: round={row.get('round')!r} must be an integer (the round "
                               "the row was evaluated after)")
+        if row["round"] < 1 or (rows and row["round"] <= rows[-1]["round"]):
+            # a pasted, repeated or reordered row: `final` was whichever came last, `best` counted it twice
+            after = f" after round {rows[-1]['round']} (line {last_line})" if rows else ""
+            raise ConfigError(f"{metrics} line {i}: round {row['round']}{after}; a run writes its rows once each, "
+                              "in increasing rounds from 1: remove the repeated or misplaced line")
+        if rows and row["bits_per_peer"] < rows[-1]["bits_per_peer"]:
+            raise ConfigError(f"{metrics} line {i}: bits_per_peer={row['bits_per_peer']!r} is below round "
+                              f"{rows[-1]['round']}'s {rows[-1]['bits_per_peer']!r}; it counts every bit sent so far, "
+                              "so it never decreases (a hand-edited row?)")
         if row.get("acc_global") is not None and not is_number(row["acc_global"]):
             raise ConfigError(f"{metrics} line {i}: acc_global={row['acc_global']!r} must be a number or null")
         _check_bits(row, f"{metrics} line {i}")
         rows.append(row)
+        last_line = i
     return rows
 
 
@@ -157,10 +169,11 @@ def _check_bits(row: dict, where: str) -> None:
 
 
 def directory(d, what: str = "a run directory"):
-    """`d` as given, if it is a path (str or os.PathLike); anything else one ConfigError (Results.read(123)
-    was a TypeError from inside pathlib)."""
+    """`d`, if it is a path (str or os.PathLike), with a leading `~` expanded as the run's out= was (Python
+    and quoted arguments get no shell to do it); anything else one ConfigError (Results.read(123) was a
+    TypeError from inside pathlib)."""
     if is_path(d):
-        return d
+        return os.path.expanduser(d) if isinstance(d, str) else d.expanduser() if isinstance(d, Path) else d
     raise ConfigError(f"{show(d)} is {type(d).__name__}, not a path; allowed: {what} as a str or pathlib.Path")
 
 
@@ -169,7 +182,7 @@ def directories(dirs) -> list:
     string's letters, "t is not a directory") or a list of them, at least one (read_rows([]) said "no run
     directories under " of nothing)."""
     if is_path(dirs):
-        return [dirs]
+        return [directory(dirs)]
     if isinstance(dirs, (bytes, dict)) or not isinstance(dirs, Iterable):
         raise ConfigError(f"{show(dirs)} is {type(dirs).__name__}; allowed: a directory (str or pathlib.Path) or "
                           "a list of them")
@@ -181,7 +194,7 @@ def directories(dirs) -> list:
 
 def read_run(run_dir) -> tuple[dict, list[dict]]:
     """(config dict, metric rows) of one run directory; ConfigError naming the file when corrupt."""
-    directory(run_dir)
+    run_dir = directory(run_dir)
     _metrics_file(run_dir)                   # a directory that is no run fails on that first
     cfg = read_config(run_dir)
     return cfg, read_rows(run_dir)

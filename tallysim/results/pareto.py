@@ -52,6 +52,8 @@ def collect(dirs, which: str = "final", metric: str = "auto", log=None) -> list[
             continue
         want = cfg.get("rounds")
         last = rows[-1]
+        if not cfg:         # kept, as `table` keeps it ("unknown"), but no longer in silence
+            log(f"pareto: {d} has no {metrics.CONFIG}: drawn as protocol 'unknown', whether it finished unknown")
         if want is not None and last.get("round", want) < want:
             why = "failed" if (d / metrics.ERROR).exists() else "incomplete"
             log(f"pareto: skipping {d}: {why} (round {last.get('round')} of {want})")

@@ -13,6 +13,8 @@ import time
 
 import numpy as np
 
+from tallysim.fields import ConfigError
+
 PROBE_KEYS = ("consensus_acc", "vote_acc", "softavg_acc", "agreement", "wrong_confidence", "vote_acc_honest",
               "softavg_acc_honest")
 # Scalars a protocol's round reports of itself (null in the rows of protocols that do not compute them):
@@ -23,6 +25,14 @@ ROUND_KEYS = {"kept": float, "merged": int, "nnz": int, "feddf_loss": float}
 
 
 PEER_PLACES = 4
+
+# The columns lane_row (and the ledger, text_row, a multi-seed row) write of their own. A plugin's
+# Protocol.row_keys naming one replaced it in silence (row_keys={"acc_mean": float} wrote the plugin's
+# info value as the headline accuracy), so check_own_keys refuses them.
+WRITTEN_KEYS = ("round", "bits_up", "bits_down", "bits_per_peer", "steps_real", "steps_computed", "epsilon",
+                "acc_mean", "acc_min", "acc_max", "acc_peers", "acc_global", "acc_ensemble", "eval_peers",
+                "train_loss", "faulty", "acc_mean_honest", *PROBE_KEYS, "ppl_mean", "ppl_global",
+                "acc_client_mean", "acc_client_p10", "acc_own_mean", "acc_own_p10", "wall_s", "seeds", "per_seed")
 
 # Strict JSON for the numbers JSON has none for. A text run whose test loss overflows exp has perplexity
 # inf; Python's json wrote it as the bare token `Infinity`, which jq, JavaScript's JSON.parse and pandas'
@@ -41,6 +51,24 @@ def _strict(value):
     if isinstance(value, (list, tuple)):
         return [_strict(v) for v in value]
     return value
+
+
+def check_own_keys(name: str, row_keys) -> None:
+    """Protocol `name`'s row_keys, checked before its rows are written (run.py, after the build and before
+    anything compiles): new column names, each cast by int or float (lane_row's cast)."""
+    from tallysim import protocols
+    who = f"protocol {name!r}" + ("" if name in protocols.REGISTRY else f" (plugin {protocols.module_of(name)!r})")
+    if not isinstance(row_keys, dict):
+        raise ConfigError(f"{who}: Protocol.row_keys is {type(row_keys).__name__}; expected a dict of "
+                          "info key -> int or float")
+    for k, cast in row_keys.items():
+        if not isinstance(k, str) or k in WRITTEN_KEYS or "@" in k or k.endswith("_std"):
+            raise ConfigError(f"{who}: Protocol.row_keys names {k!r}, a column tallysim writes itself "
+                              "(a plugin's value would replace it in every row); allowed: a new name, "
+                              "not one of round, acc_*, bits_*, train_loss, ..., nor with '@' or ending '_std'")
+        if cast not in (int, float):
+            raise ConfigError(f"{who}: Protocol.row_keys[{k!r}] is {cast!r}; allowed: int or float (how "
+                              "the value is written in the metrics rows)")
 
 
 def dumps_row(row: dict, **kw) -> str:

@@ -22,7 +22,7 @@ class Results:
         """Any run directory (written by `tallysim.run` or `tallysim run --out`), its files checked."""
         from tallysim.results import metrics
         cfg, rows = metrics.read_run(out)
-        return cls(Path(out), rows, cfg)
+        return cls(Path(metrics.directory(out)), rows, cfg)     # "~/runs/a" expanded, as the run wrote it
 
     @property
     def last(self) -> dict:
@@ -32,7 +32,8 @@ class Results:
     @property
     def status(self) -> str:
         """"done" (every round ran), "incomplete" (stopped early: interrupted, killed, or still running) or
-        "failed" (error.txt), as `tallysim table` says; `rows` and `last` alone did not tell a notebook that
+        "failed" (error.txt), as `tallysim table` says ("unknown" when config.json, which holds the round count,
+        is gone); `rows` and `last` alone did not tell a notebook that
         a run it read had stopped at round 5 of 40."""
         from tallysim.results.table import run_status
         return run_status(self.out, self.config, self.rows)

@@ -67,8 +67,10 @@ def run_status(run_dir: Path, cfg: dict, rows: list) -> str:
     if (run_dir / metrics.ERROR).exists():
         return "failed"
     want = cfg.get("rounds")
+    if want is None:        # config.json deleted: "done" claimed every round ran, knowing no round count
+        return "unknown"
     done = rows[-1].get("round") if rows else 0
-    return "done" if want is None or done >= want else "incomplete"
+    return "done" if done >= want else "incomplete"
 
 
 def table_rows(dirs, metric: str = "auto", log=None) -> tuple[list[str], list[dict]]:
@@ -196,7 +198,7 @@ def table(dirs, fmt: str = "markdown", metric: str = "auto", out: Optional[str] 
     """The table as text (and written to `out` when given): for scripts and notebooks."""
     text = render(*table_rows(dirs, metric), fmt)
     if out:
-        write(Path(out), text)
+        write(Path(out).expanduser(), text)             # "~/t.md": the home's, as the CLI's --out
     return text
 
 
