@@ -212,3 +212,14 @@ def test_words_compile_once_charge_14_bits_per_token_and_repeat(tmp_path):
     rows = _same_seed_same_rows_and_bits(tmp_path, WORDS)
     for r in rows:
         assert r["bits_up"] == r["bits_down"] == r["round"] * 3 * 2 * 20 * 14
+
+
+@pytest.mark.parametrize("draw", ["sort", "sequential"])
+def test_a_population_run_resumed_draws_the_same_cohorts(draw, tmp_path, monkeypatch):
+    """Cohorts come from the round's key (round_keys(root, r)), not from a host generator whose state
+    a checkpoint would have to carry: a run killed after round 3 and resumed from its round-2
+    checkpoint gives the uninterrupted run's rows (train_loss is the cohort's, so another cohort shows)."""
+    from test_resume import crash_then_resume
+    ref, resumed = crash_then_resume(_cfg(POPULATION, "rounds=4", "eval_every=1", f"cohort_draw={draw}"),
+                                     tmp_path, monkeypatch)
+    assert resumed == ref and len({r["train_loss"] for r in ref}) == 4
