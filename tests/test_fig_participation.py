@@ -1,0 +1,44 @@
+"""experiments/fig_participation*.json (docs/figures.md, "Partial participation"): both configs expand to
+the grid the docs report, and the smoke cell runs on real Fashion-MNIST with bits charged for the cohort
+only (a client outside the round's cohort sends and receives nothing)."""
+import csv
+from pathlib import Path
+
+import pytest
+
+from conftest import needs_fmnist
+from tallysim import config, figures
+
+EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"    # this checkout's, not an install's
+CONFIGS = {"fig_participation": 0.5, "fig_participation_alpha01": 0.1}
+
+
+@pytest.mark.parametrize("name, alpha", CONFIGS.items())
+@pytest.mark.parametrize("smoke", [False, True])
+def test_participation_configs_expand_to_the_reported_grid(name, alpha, smoke):
+    spec = config.read_file(str(EXPERIMENTS / f"{name}.json"))
+    assert spec["kind"] == "final_vs" and spec["x"] == "participation"
+    plans = figures.group_plans(spec, smoke, EXPERIMENTS)
+    if smoke:
+        assert list(plans) == ["tally"]
+        cfg, runs = plans["tally"]
+        assert cfg.peers <= 6 and cfg.rounds <= 3 and len(runs) == 1
+        return
+    assert list(plans) == ["tally", "softlabel", "fedavg", "local"]
+    for group, (cfg, runs) in plans.items():
+        assert (cfg.peers, cfg.rounds, cfg.seeds, cfg.partition.alpha) == (50, 30, 2, alpha)
+        assert cfg.data.name == "fashion_mnist" and cfg.probe.per_round == 500
+        assert [items for _, items in runs] == [["participation=0.1"], ["participation=0.2"], ["participation=1.0"]]
+
+
+@pytest.mark.slow    # 46 s on the loaded 2-core CPU (one compile); make ci-figures runs the same smoke cell
+@needs_fmnist
+def test_participation_smoke_cell_charges_the_cohort_only(tmp_path):
+    figures.make_figure(str(EXPERIMENTS / "fig_participation.json"), smoke=True,
+                        results=str(tmp_path / "res"), out=str(tmp_path / "fig"), progress=False, log=lambda m: None)
+    rows = list(csv.DictReader((tmp_path / "fig" / "fig_participation-smoke.csv").open()))
+    assert [r["group"] for r in rows] == ["tally"]
+    # 5 peers at participation 0.4: 2 vote each round; 2 rounds x 2 voters x 64 probes x 4 bits, up and
+    # down, spread over all 5 peers (docs/population.md); all 5 would be 2,048
+    assert float(rows[0]["bits_per_peer"]) == 2 * 2 * 64 * 4 * 2 / 5
+    assert 0.0 < float(rows[0]["accuracy"]) <= 1.0
