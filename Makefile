@@ -146,7 +146,7 @@ fig-participation: $(STAMP) | $(FMNIST)
 SMOKE_A := fig5 fig3 fig7 fig4 fig10 fig11    # fig11 smoke 50 s cold on the shared CPU (six text runs)
 SMOKE_B := fig1 fig6 fig2 fig8 fig9 robustness experiments/fig2_lenet.json experiments/fig_participation.json   # fig9 smoke 26 s, robustness 31 s, cold, on the shared CPU;
 # fig2_lenet's smoke (tally and local only, one alpha, one round: two LeNet programs) 18 s cold on the shared CPU;
-# fig_participation's (tally only, 2 of 5 peers a round, 2 rounds: one MLP program) 46 s cold on the CPU loaded by 7 jobs
+# fig_participation's (tally only, 2 of 5 peers a round, 2 rounds: one MLP program) 10 s cold, 46 s on the CPU loaded by 7 jobs
 figures-smoke: $(STAMP) | $(FMNIST)
 	$(OUT_CHECK)$(RM_OUT) $(OUT)/smoke
 	$(BIN)/tallysim figure $(SMOKE_A) --smoke --results $(OUT)/smoke --out figures/smoke --quiet & a=$$!; \
