@@ -17,7 +17,7 @@ FMNIST  := /usr/share/datasets/fashion-mnist
 # (tallysim needs numpy).
 RM_OUT   = $(if $(wildcard $(BIN)/python),$(BIN)/python,$(PY)) -m tallysim.clean
 
-.PHONY: demo test test-all ci-figures docs data bench clean help figures figures-smoke fig1 fig2 fig3 fig4 fig5 fig6 fig7 fig8 fig9 fig10 fig11 fig12 robustness matched-bits fig2-lenet test-unit mutation
+.PHONY: demo test test-all ci-figures docs data bench clean help figures figures-smoke fig1 fig2 fig3 fig4 fig5 fig6 fig7 fig8 fig9 fig10 fig11 fig12 robustness matched-bits fig2-lenet fig-participation test-unit mutation
 
 help:
 	@echo "make demo   - TallyTrain vs soft-label vs FedAvg on Fashion-MNIST, then figures/demo.png"
@@ -34,6 +34,7 @@ help:
 	@echo "make robustness - the Byzantine study: per aggregator, worst-case accuracy over attacks x faulty fraction x alpha (docs/robustness.md)"
 	@echo "make matched-bits - tally, topk_soft and cfd at the same bits per probe, fedct vs tally: 15 Fashion-MNIST runs x 3 seeds (14 min on a CPU), then the table (docs/matched-bits.md)"
 	@echo "make fig2-lenet - Fig. 2 (accuracy vs Dirichlet alpha) with LeNet instead of the MLP, local training added: 15 runs x 2 seeds, CPU-sized (docs/figures.md)"
+	@echo "make fig-participation - partial participation (cross-device): tally, softlabel, fedavg, local at 10%, 20% and 100% of 50 clients a round, Dirichlet 0.5 and 0.1: 24 runs x 2 seeds, CPU-sized (docs/figures.md)"
 	@echo "make mutation - mutmut over the core modules against pytest -m core (slow; MUTANTS='tallysim.sim.vote*')"
 	@echo "make clean  - remove the venv, the figures and OUT (results/) if it holds only tallysim's runs and sweeps"
 
@@ -133,12 +134,19 @@ matched-bits: $(STAMP) | $(FMNIST)
 fig2-lenet: $(STAMP) | $(FMNIST)
 	$(OUT_CHECK)$(BIN)/tallysim figure experiments/fig2_lenet.json --results $(OUT) --out figures $(FIG_QUIET) $(ARGS)
 
+# Partial participation (experiments/fig_participation.json and _alpha01.json, docs/figures.md "Partial
+# participation"): does the vote hold up better than soft labels when each round samples a cohort and a client
+# votes with a stale model? 24 runs in 24 programs, 2 seeds, sized for the shared 2-core CPU.
+fig-participation: $(STAMP) | $(FMNIST)
+	$(OUT_CHECK)$(BIN)/tallysim figure experiments/fig_participation.json experiments/fig_participation_alpha01.json --results $(OUT) --out figures $(FIG_QUIET) $(ARGS)
+
 # The few-minute versions of every figure (fresh each time, so they really run), in two processes:
 # a figure compiles and runs its programs one after another on about one core, so two halves of equal
 # length (smoke times measured in CI: 153 s and 143 s) take about half the wall time on 2 cores.
 SMOKE_A := fig5 fig3 fig7 fig4 fig10 fig11    # fig11 smoke 50 s cold on the shared CPU (six text runs)
-SMOKE_B := fig1 fig6 fig2 fig8 fig9 robustness experiments/fig2_lenet.json   # fig9 smoke 26 s, robustness 31 s, cold, on the shared CPU;
-# fig2_lenet's smoke (tally and local only, one alpha, one round: two LeNet programs) 18 s cold on the shared CPU
+SMOKE_B := fig1 fig6 fig2 fig8 fig9 robustness experiments/fig2_lenet.json experiments/fig_participation.json   # fig9 smoke 26 s, robustness 31 s, cold, on the shared CPU;
+# fig2_lenet's smoke (tally and local only, one alpha, one round: two LeNet programs) 18 s cold on the shared CPU;
+# fig_participation's (tally only, 2 of 5 peers a round, 2 rounds: one MLP program) 10 s cold, 46 s on the CPU loaded by 7 jobs
 figures-smoke: $(STAMP) | $(FMNIST)
 	$(OUT_CHECK)$(RM_OUT) $(OUT)/smoke
 	$(BIN)/tallysim figure $(SMOKE_A) --smoke --results $(OUT)/smoke --out figures/smoke --quiet & a=$$!; \

@@ -59,7 +59,8 @@ def test_read_rows_with_every_run_corrupt_says_so(tmp_path):
 @pytest.mark.parametrize("target, command", [("fig1", "tallysim figure fig1"),
                                              ("robustness", "tallysim figure robustness"),
                                              ("matched-bits", "tallysim figure experiments/matched_bits.json"),
-                                             ("fig2-lenet", "tallysim figure experiments/fig2_lenet.json")])
+                                             ("fig2-lenet", "tallysim figure experiments/fig2_lenet.json"),
+                                             ("fig-participation", "tallysim figure experiments/fig_participation.json")])
 def test_make_figure_targets_pass_args_through(target, command):
     out = subprocess.run(["make", "-n", target, "ARGS=--dry-run --one-at-a-time"], cwd=ROOT,
                          capture_output=True, text=True, check=True).stdout
