@@ -100,7 +100,7 @@ mutation: $(STAMP)
 	$(BIN)/mutmut run $(MUTANTS) --max-children $$(nproc)
 	$(BIN)/mutmut results
 
-# ARGS: more `tallysim figure` options for the figure targets (fig1 ... fig12, figures, robustness,
+# ARGS: more `tallysim figure` options for the figure targets (fig1 ... fig12, figures, robustness, fig2-lenet,
 # matched-bits), e.g. `make fig1 ARGS=--dry-run` or `ARGS="--one-at-a-time --progress lines"`; they were
 # silently dropped before. The smoke targets take none (CI's fixed command). Only an ARGS given on make's
 # command line (or by a parent make) counts: one exported in the shell (`export ARGS=--foo`, perhaps another

@@ -102,18 +102,14 @@ def resolve(name_or_path: str) -> tuple[str, Path]:
 
 
 def _shipped_figure_hint(name: str) -> str:
-    """The end of the not-found line: a shipped figure config of that name, as a make target or the docs
-    call it (`fig2-lenet`, `fig2_lenet`, `matched-bits`: run by path, `figure all` leaves them out), is
-    the path to give; otherwise the nearest figure names."""
+    """The not-found line's end: a shipped figure config named as a make target or the docs call it
+    (`fig2-lenet`, `matched-bits`; run by path, `figure all` leaves them out) is the path to give."""
     stem = Path(name).name.removesuffix(".json").replace("-", "_")
-    path = EXPERIMENTS / f"{stem}.json"
-    if stem and path.is_file():
-        try:
-            is_figure = "kind" in config.read_file(str(path))
-        except (ValueError, OSError):
-            is_figure = False
-        if is_figure:
+    try:
+        if stem and "kind" in config.read_file(str(EXPERIMENTS / f"{stem}.json")):
             return f"; experiments/{stem}.json is a shipped figure config, run by its path: tallysim figure experiments/{stem}.json"
+    except (ValueError, OSError):       # no such file (ConfigError), or not a config
+        pass
     return did_you_mean(name, FIGURES)
 
 
