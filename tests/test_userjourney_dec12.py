@@ -104,7 +104,9 @@ def test_figure_help_names_a_figure_config_by_path(capsys):
     from tallysim import cli
     with pytest.raises(SystemExit):
         cli.main(["figure", "--help"])
-    assert "experiments/fig2_lenet.json" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "experiments/fig2_lenet.json" in out
+    assert "default: results" in out and "default: figures" in out     # where a figure's files went
 
 
 # ----------------------------------------------------------------------------- config.md and make help
