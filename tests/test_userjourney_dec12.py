@@ -134,3 +134,23 @@ def test_make_help_s_args_line_names_every_target_that_passes_args():
     named = set(re.findall(r"[\w-]+", args_line.split("options for", 1)[1].split("(")[0]))
     figs = {t for t in passing if re.fullmatch(r"fig\d+", t)}
     assert passing - figs - {"figures"} <= named, sorted(passing - figs - named)
+
+
+# ----------------------------------------------------------------------------- run with a sweep's list
+
+@pytest.mark.parametrize("item", ["protocol.name=tally,softlabel", "partition.kind=iid,dirichlet"])
+def test_a_run_given_a_list_of_choices_is_told_it_is_a_sweep(item, capsys):
+    """`run peers=4,8` already said "several values are a sweep"; a choice field said only "not known;
+    did you mean softlabel or tally?", of two values that are both allowed."""
+    from tallysim import cli
+    assert cli.main(["run", item, "--print-config"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"tallysim: error: {item.replace('=', '=' + chr(39), 1)}' is not known: a run takes one value; " \
+                  f"several values are a sweep: tallysim sweep {item} --out DIR", err
+
+
+def test_a_list_with_an_unknown_choice_is_still_not_known(capsys):
+    from tallysim import cli
+    assert cli.main(["run", "protocol.name=tally,tallly", "--print-config"]) == 2
+    err = capsys.readouterr().err
+    assert "allowed: local" in err and "sweep" not in err, err
