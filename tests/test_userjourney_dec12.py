@@ -154,3 +154,28 @@ def test_a_list_with_an_unknown_choice_is_still_not_known(capsys):
     assert cli.main(["run", "protocol.name=tally,tallly", "--print-config"]) == 2
     err = capsys.readouterr().err
     assert "allowed: local" in err and "sweep" not in err, err
+
+
+# ----------------------------------------------------------------------------- Fig. 4's numbers
+
+def test_fig4_s_paragraph_is_its_committed_csv():
+    """`tallysim figure fig4` at the shipped lr 0.05 diverged at alpha 0.05 (round 2, seed 1) and drew
+    two of its three panels, while figures.md quoted all three from the runs of 2026-11-27; the figure
+    is rerun at lr 0.02 (fig2's), and the paragraph's numbers are the CSV's last rows."""
+    import csv
+    rows = list(csv.DictReader(open(ROOT / "docs" / "figures" / "fig4.csv")))
+    last = {}
+    for r in rows:
+        if int(r["round"]) >= int(last.get(r["partition.alpha"], {"round": 0})["round"]):
+            last[r["partition.alpha"]] = r
+    assert set(last) == {"0.05", "0.5", "100"}, sorted(last)             # every panel drawn
+    text = re.sub(r"\s+", " ", (ROOT / "docs" / "figures.md").read_text())
+    para = text.split("**Fig. 4**", 1)[1].split("![fig4]", 1)[0]
+    quoted = re.search(r"\(([\d.]+) vs ([\d.]+) at alpha 0\.05, ([\d.]+) vs ([\d.]+) at 0\.5, ([\d.]+) vs ([\d.]+) at 100\)",
+                       para).groups()
+    want = [f"{float(last[a][k]):.3f}" for a in ("0.05", "0.5", "100") for k in ("vote_acc", "softavg_acc")]
+    assert list(quoted) == want, (quoted, want)
+    assert f"mean max probability {float(last['0.05']['wrong_confidence']):.2f} at alpha 0.05" in para
+    assert f"agreeing ({float(last['0.05']['agreement']):.2f})" in para
+    spec = config.read_file(str(ROOT / "experiments" / "fig4.json"))
+    assert spec["base"]["optim"]["lr"] == 0.02
