@@ -154,10 +154,11 @@ def add_figure_command(sub) -> None:
     """`figure`: run and draw the paper's figures."""
     f = sub.add_parser("figure", help="run and draw paper figures (fig1..fig12, robustness, all, or a figure "
                        "config file)")
-    f.add_argument("figure", nargs="+", help="fig1 ... fig12, robustness, all, or a path to a figure config")
+    f.add_argument("figure", nargs="+", help="fig1 ... fig12, robustness, all, or a path to a figure config "
+                        "(e.g. experiments/fig2_lenet.json, experiments/matched_bits.json)")
     f.add_argument("--smoke", action="store_true", help="the few-minute version of each figure")
-    f.add_argument("--results", default="results", help="where the runs go (resumable)")
-    f.add_argument("--out", default="figures", help="where figures, CSV and tables go")
+    f.add_argument("--results", default="results", help="where the runs go (resumable; default: results)")
+    f.add_argument("--out", default="figures", help="where figures, CSV and tables go (default: figures)")
     f.add_argument("--quiet", action="store_true", help="no per-round progress bars")
     f.add_argument("--progress", choices=PROGRESS_MODES, help=PROGRESS_HELP)
     f.add_argument("--one-at-a-time", action="store_true",

@@ -72,6 +72,10 @@ def not_known(key: str, value, allowed) -> str:
     ones (`protocol.name='tallly' ...; did you mean tally?`)."""
     from tallysim import protocols
     aliases = protocols.ALIASES if key == "protocol.name" else None
+    parts = value.split(",") if isinstance(value, str) else []
+    if len(parts) > 1 and all(p.strip() in map(str, allowed) for p in parts):   # `run protocol.name=tally,softlabel`
+        return (f"{key}={show(value)} is not known: a run takes one value; several values are a sweep: "
+                f"tallysim sweep {key}={value} --out DIR")
     return (f"{key}={show(value)} is not known; allowed: {', '.join(map(str, allowed))}"
             f"{did_you_mean(value, allowed, aliases)}")
 

@@ -77,11 +77,19 @@ class RoundBar(base.RoundFacts):
     def __init__(self, total: int, labels: Optional[list] = None, initial: int = 0, unit: str = "examples"):
         self.bar = _tqdm(total=total, initial=initial, desc="round (compiling)", unit="rd")
         super().__init__(labels, initial, unit)         # its clock starts once the bar is up, as before
+        # tqdm redraws only on an update: while compiling its elapsed time stood at 00:00; a notebook's
+        # widget is left to its own thread
+        self.ticker = base.CompileTicker(0 if base.in_notebook() else 1.0, self._compiling)
+
+    def _compiling(self) -> None:
+        if self.compile_s is None:
+            self.bar.refresh()
 
     def update(self, rounds: int, work: int = 0) -> None:
         """`rounds` more rounds done, in which the local steps processed `work` examples (or tokens)."""
         now = time.perf_counter()
         if self.compile_s is None:      # the first stretch has come back: compiled
+            self.ticker.stop()
             self.compile_s = now - self.t0
             self.t_work = now           # its work is timed with the compile: not counted
             self.bar.set_description("round", refresh=False)
@@ -115,6 +123,7 @@ class RoundBar(base.RoundFacts):
         self.bar.set_postfix(post)
 
     def close(self) -> None:
+        self.ticker.stop()
         self.bar.close()
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 from contextlib import contextmanager
 from typing import Optional
@@ -180,6 +181,34 @@ def headline(row: dict) -> tuple[str, float]:
     """(the bar's name, value) of a metrics row's headline accuracy, as the summary line picks it."""
     k = headline_key(row)
     return NAMES.get(k, k), row[k]
+
+
+class CompileTicker:
+    """Calls `tick` every `period` seconds, from a daemon thread, until stop(): while the first stretch of
+    rounds compiles (seconds to minutes: 112 s for docs/text.md's first LSTM run on the shared CPU) a
+    bar's clock stood still at 00:00 and a log held one `compiling` line, so a slow compile looked like a
+    hang. A tick that fails ends the ticking, never the run; period <= 0 ticks never. stop() waits for a
+    tick under way, so no `compiling` line lands after the line that says it compiled."""
+
+    def __init__(self, period: float, tick):
+        self._stop, self._lock = threading.Event(), threading.Lock()
+        if period > 0:
+            threading.Thread(target=self._loop, args=(period, tick), daemon=True,
+                             name="tallysim-compile-ticker").start()
+
+    def _loop(self, period: float, tick) -> None:
+        while not self._stop.wait(period):
+            with self._lock:
+                if self._stop.is_set():
+                    return
+                try:
+                    tick()
+                except Exception:       # a closed stream, a widget gone: progress only, stop quietly
+                    return
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stop.set()
 
 
 class RoundFacts:

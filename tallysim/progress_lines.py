@@ -5,6 +5,7 @@ written when there is something new, at most one every TALLYSIM_PROGRESS_INTERVA
 plus the first (compiled, or the first run done) and the last:
 
     round 0/200  compiling
+    round 0/200  compiling  elapsed 30s          (only while a compile outlasts the interval)
     round 1/200  peers=0.5121  MB/peer=0.0008  compiled in 9.4s
     round 40/200  peers=0.7123  MB/peer=0.0312  51,200 examples/s  12.3 s/round  elapsed 8m10s  ETA 32m48s
     round 200/200  peers=0.8012  MB/peer=0.156  50,950 examples/s  12.2 s/round  elapsed 40m41s
@@ -37,12 +38,20 @@ class RoundLines(base.RoundFacts):
         self.said_at, self.said_n = self.t0, None
         resumed = f" (resumed after round {initial})" if initial else ""
         say(f"round {initial}/{total}  compiling{resumed}")
+        # a compile longer than the interval says it is still compiling, and for how long, each interval
+        self.ticker = base.CompileTicker(self.interval, self._compiling)
+
+    def _compiling(self) -> None:
+        if self.compile_s is None:
+            say(f"round {self.n}/{self.total}  compiling  elapsed "
+                f"{base.duration(time.perf_counter() - self.t0)}" + base.outer_status())
 
     def update(self, rounds: int, work: int = 0) -> None:
         now = time.perf_counter()
         self.n += rounds
         base.report_rounds(self.n, self.total, self.runs, self.initial)
         if self.compile_s is None:      # the first stretch has come back: always said (how long it took)
+            self.ticker.stop()
             self.compile_s = now - self.t0
             self.t_work, self.n_work = now, self.n
             return self._say(now)
@@ -80,6 +89,7 @@ class RoundLines(base.RoundFacts):
 
     def close(self) -> None:
         """The last state, unless just said (a run that stopped early, or its last stretch throttled)."""
+        self.ticker.stop()
         if self.compile_s is not None and self.said_n != self.n:
             self._say(time.perf_counter())
 

@@ -92,13 +92,25 @@ def resolve(name_or_path: str) -> tuple[str, Path]:
         found, shipped = shipped_config(name_or_path)     # experiments/fig5_reduced.json from a wheel
         if not shipped:
             raise ConfigError(f"figure {name_or_path!r} not found; allowed: {', '.join(FIGURES)} or a "
-                              f"path to a figure config{did_you_mean(name_or_path, FIGURES)}")
+                              f"path to a figure config{_shipped_figure_hint(name_or_path)}")
         import sys
         print(f"tallysim: note: {name_or_path} is not here; using the shipped copy {found}", file=sys.stderr)
         p = Path(found)
     # the stem names RESULTS/<stem>/ and OUT/<stem>.png: one plain name (a file `...json` has stem '..')
     outdir.check_name(p.stem, f"figure file {p.name!r}: its name")
     return p.stem, p
+
+
+def _shipped_figure_hint(name: str) -> str:
+    """The not-found line's end: a shipped figure config named as a make target or the docs call it
+    (`fig2-lenet`, `matched-bits`; run by path, `figure all` leaves them out) is the path to give."""
+    stem = Path(name).name.removesuffix(".json").replace("-", "_")
+    try:
+        if stem and "kind" in config.read_file(str(EXPERIMENTS / f"{stem}.json")):
+            return f"; experiments/{stem}.json is a shipped figure config, run by its path: tallysim figure experiments/{stem}.json"
+    except (ValueError, OSError):       # no such file (ConfigError), or not a config
+        pass
+    return did_you_mean(name, FIGURES)
 
 
 def unique_figures(names) -> list[str]:
