@@ -30,7 +30,7 @@ help:
 	@echo "make bench  - samples/s table: tallysim round vs per-peer loop vs plain-JAX vmap_ref"
 	@echo "make fig1 ... fig12 - one paper figure at full size (resumable) into figures/ (fig8: faulty peers; fig9: every protocol on one bits-vs-accuracy plane; fig10: accuracy vs epsilon; fig11: Shakespeare characters and words, accuracy vs bits; fig12: MLP, LeNet and CNN peers in one run, each group's accuracy vs bits)"
 	@echo "make figures       - all twelve; make figures-smoke - all at smoke size but fig12's (too slow for CI)"
-	@echo "  ARGS=...  more tallysim figure options for fig1 ... fig12, figures, robustness, matched-bits, fig2-lenet (make fig1 ARGS=--dry-run)"
+	@echo "  ARGS=...  more tallysim figure options for fig1 ... fig12, figures, robustness, matched-bits, fig2-lenet, fig-participation (make fig1 ARGS=--dry-run)"
 	@echo "make robustness - the Byzantine study: per aggregator, worst-case accuracy over attacks x faulty fraction x alpha (docs/robustness.md)"
 	@echo "make matched-bits - tally, topk_soft and cfd at the same bits per probe, fedct vs tally: 15 Fashion-MNIST runs x 3 seeds (14 min on a CPU), then the table (docs/matched-bits.md)"
 	@echo "make fig2-lenet - Fig. 2 (accuracy vs Dirichlet alpha) with LeNet instead of the MLP, local training added: 15 runs x 2 seeds, CPU-sized (docs/figures.md)"
@@ -101,7 +101,7 @@ mutation: $(STAMP)
 	$(BIN)/mutmut run $(MUTANTS) --max-children $$(nproc)
 	$(BIN)/mutmut results
 
-# ARGS: more `tallysim figure` options for the figure targets (fig1 ... fig12, figures, robustness, fig2-lenet,
+# ARGS: more `tallysim figure` options for the figure targets (fig1 ... fig12, figures, robustness, fig2-lenet, fig-participation,
 # matched-bits), e.g. `make fig1 ARGS=--dry-run` or `ARGS="--one-at-a-time --progress lines"`; they were
 # silently dropped before. The smoke targets take none (CI's fixed command). Only an ARGS given on make's
 # command line (or by a parent make) counts: one exported in the shell (`export ARGS=--foo`, perhaps another

@@ -35,97 +35,18 @@ from typing import Optional
 from tallysim import atomic, config, outdir, sweep
 from tallysim import progress as progress_bars
 from tallysim.config import ConfigError
-from tallysim.fields import did_you_mean
 from tallysim.results.metrics import panel_of  # noqa: F401 - figures.panel_of, as before
 from tallysim.figures.spec_keys import check_spec_keys
+from tallysim.figures.shipped import (EXPERIMENTS, FIGURES, experiments_dir, resolve,  # noqa: F401 - as before
+                                      shipped_config, unique_figures)
 
 
-def experiments_dir() -> Path:
-    """The shipped experiment configs: package data `tallysim.experiments` (the repository's top-level
-    `experiments/`, mapped into the package by setup.py), in a wheel or an editable install alike; a
-    bare source tree on PYTHONPATH falls back to the checkout's `experiments/`."""
-    try:
-        from importlib.resources import files
-        d = Path(str(files("tallysim.experiments")))
-        if d.is_dir():
-            return d
-    except (ImportError, TypeError):   # ModuleNotFoundError: not installed, only the source tree
-        pass
-    import tallysim
-    return Path(tallysim.__file__).resolve().parents[1] / "experiments"
-
-
-EXPERIMENTS = experiments_dir()
-
-
-def shipped_config(path: str) -> tuple[str, bool]:
-    """(path to read, whether it is the shipped copy) for a `--config` path: the path itself when it
-    exists; else, for a relative path, the config of that name in the shipped experiments (a leading
-    `experiments/` dropped), so `run --config experiments/demo.json` works from a wheel as from a
-    checkout. A path found nowhere comes back as given: reading it then fails naming it."""
-    p = Path(path)
-    if p.exists() or p.is_absolute() or not p.parts:
-        return path, False
-    parts = p.parts[1:] if p.parts[0] == "experiments" else p.parts
-    if not parts or ".." in parts:
-        return path, False
-    shipped = EXPERIMENTS.joinpath(*parts)
-    return (str(shipped), True) if shipped.is_file() else (path, False)
-# every shipped `figN.json`, in numeric order (a new figure is one file; fig5_reduced is run by path),
-# and the Byzantine study (docs/robustness.md)
-FIGURES = {**{p.stem: str(p) for p in sorted(EXPERIMENTS.glob("fig*.json"), key=lambda p: (len(p.stem), p.stem))
-              if p.stem[3:].isdigit()},
-           "robustness": str(EXPERIMENTS / "robustness.json")}
 KINDS = ("curves", "final_vs", "classes", "mechanism", "pareto", "speed", "faults", "privacy", "robustness", "vocab",
          "model_groups")
 
 
 class FigureError(RuntimeError):
     """Nothing to draw: every run of the figure failed."""
-
-
-def resolve(name_or_path: str) -> tuple[str, Path]:
-    if name_or_path in FIGURES:
-        return name_or_path, Path(FIGURES[name_or_path])
-    p = Path(name_or_path)
-    if not p.exists():
-        found, shipped = shipped_config(name_or_path)     # experiments/fig5_reduced.json from a wheel
-        if not shipped:
-            raise ConfigError(f"figure {name_or_path!r} not found; allowed: {', '.join(FIGURES)} or a "
-                              f"path to a figure config{_shipped_figure_hint(name_or_path)}")
-        import sys
-        print(f"tallysim: note: {name_or_path} is not here; using the shipped copy {found}", file=sys.stderr)
-        p = Path(found)
-    # the stem names RESULTS/<stem>/ and OUT/<stem>.png: one plain name (a file `...json` has stem '..')
-    outdir.check_name(p.stem, f"figure file {p.name!r}: its name")
-    return p.stem, p
-
-
-def _shipped_figure_hint(name: str) -> str:
-    """The not-found line's end: a shipped figure config named as a make target or the docs call it
-    (`fig2-lenet`, `matched-bits`; run by path, `figure all` leaves them out) is the path to give."""
-    stem = Path(name).name.removesuffix(".json").replace("-", "_")
-    try:
-        if stem and "kind" in config.read_file(str(EXPERIMENTS / f"{stem}.json")):
-            return f"; experiments/{stem}.json is a shipped figure config, run by its path: tallysim figure experiments/{stem}.json"
-    except (ValueError, OSError):       # no such file (ConfigError), or not a config
-        pass
-    return did_you_mean(name, FIGURES)
-
-
-def unique_figures(names) -> list[str]:
-    """`names` with each figure once, in first-named order: a figure named twice, as a name and as its
-    file (`fig1 experiments/fig1.json`) or as two paths to one file, ran (and wrote) twice. Compared by
-    the file each name reads (resolve's rule, without its note); a name that is no file stays, for
-    preflight to refuse."""
-    seen, out = set(), []
-    for n in names:
-        path = FIGURES[n] if n in FIGURES else shipped_config(n)[0]
-        key = str(Path(path).resolve()) if Path(path).is_file() else n
-        if key not in seen:
-            seen.add(key)
-            out.append(n)
-    return out
 
 
 # The file names a figure writes after its tag (`<tag>_table.md`, a panel's `<tag>_<panel>_frontier.csv`):
