@@ -31,7 +31,7 @@ from tallysim import progress as progress_bars
 from tallysim.build import Built, auto_chunk, build, build_group  # noqa: F401 - run.build etc., as before
 from tallysim.config import Config, ConfigError
 from tallysim.results.metrics import (CONFIG, ERROR, METRICS, PARTITION, PROBE_KEYS, ROUND_KEYS,  # noqa: F401
-                                      aggregate, check_own_keys, dumps_row, lane_row)
+                                      aggregate, check_own_keys, collapse_warning, dumps_row, lane_row)
 from tallysim.programs import chunk_inputs, eval_clients, initial_state, lanes_per_device, round_programs  # noqa: F401
 from tallysim.results.runs import Results
 from tallysim.metrics_file import MetricsFile
@@ -205,6 +205,7 @@ def _run(cfg: Config, out: Optional[str], overwrite: bool, progress: bool, built
             saver.discard()
             if isinstance(last, Exception):
                 raise last
+            _warn_collapse(b, last)
             return last
         except NonFiniteLoss:
             raise
@@ -214,6 +215,15 @@ def _run(cfg: Config, out: Optional[str], overwrite: bool, progress: bool, built
             chunk, meta = max(1, chunk // 2), None
             print(f"tallysim: the seed batch did not fit in memory; retrying {chunk} seeds at a time",
                   file=sys.stderr)
+
+
+def _warn_collapse(b: Built, last: dict) -> None:
+    """On stderr, host-side from the last row: the peers collapsed onto one shared wrong answer
+    (headline.collapse_warning; a unanimous vote at chance, never a healthy run's last row)."""
+    classification = tasks.of(b.ctx.spec).name == "classification"
+    note = collapse_warning(last, b.ctx.spec.classes if classification else 0, b.ctx.spec.active)
+    if note and mesh.is_writer():
+        print(note, file=sys.stderr)
 
 
 def run_group(cfgs: list[Config], outs: list, progress: bool = True, built: Optional[Built] = None,

@@ -54,6 +54,29 @@ def metric(row: dict, name: str = "auto"):
     return v if is_number(v) else None
 
 
+def collapse_warning(last: dict, classes: int, voters: int) -> Optional[str]:
+    """A warning line when a distillation run's last row shows its peers collapsed onto one shared
+    wrong answer: the vote unanimous (agreement >= 0.99) and both the vote's accuracy on the probes
+    and the worst peer's test accuracy at chance (at most 1/C + min(0.05, 0.5/C)), else None. A
+    healthy run cannot be unanimous at chance (an untrained shared init's first vote is, but its
+    peers then train above chance); two voters at least (one peer agrees with itself) and
+    classification only (`classes` 0: next-token runs, whose chance is not 1/C). docs/protocols.md,
+    "Long runs"."""
+    agree, vote_acc = last.get("agreement"), last.get("vote_acc")
+    acc = last.get("acc_min") if is_number(last.get("acc_min")) else last.get("acc_mean")
+    if voters < 2 or classes < 2 or not all(is_number(v) for v in (agree, vote_acc, acc)):
+        return None
+    chance = 1.0 / classes
+    near = chance + min(0.05, 0.5 * chance)
+    if agree < 0.99 or vote_acc > near or acc > near:
+        return None
+    return (f"tallysim: warning: the peers have collapsed onto one shared answer: the last vote was unanimous "
+            f"(agreement {agree:.2f}) and at chance (vote accuracy {vote_acc:.2f}, worst peer's test accuracy "
+            f"{acc:.2f}, "
+            f"chance {chance:.2f}); a lower optim.lr or distill.weight prevented it where measured "
+            f"(docs/protocols.md, \"Long runs\")")
+
+
 def lower_is_better(name: str) -> bool:
     """A perplexity or a loss: its best is its smallest (`table --metric ppl_mean` called the diverged
     first round's inf perplexity the best)."""
