@@ -77,6 +77,13 @@ def collapse_warning(last: dict, classes: int, voters: int) -> Optional[str]:
             f"(docs/protocols.md, \"Long runs\")")
 
 
+def run_collapse_warning(last: dict, spec) -> Optional[str]:
+    """collapse_warning of a finished run; `spec` its fed.Spec (read, not imported: results/ imports
+    no sim/): classes, active voters, task (next-token runs: no 1/C chance, no warning)."""
+    classification = getattr(spec, "task", "classification") == "classification"
+    return collapse_warning(last, spec.classes if classification else 0, spec.active)
+
+
 def lower_is_better(name: str) -> bool:
     """A perplexity or a loss: its best is its smallest (`table --metric ppl_mean` called the diverged
     first round's inf perplexity the best)."""
