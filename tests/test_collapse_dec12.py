@@ -13,11 +13,11 @@ from tallysim.results import metrics
 
 # last rows, rounded: tally on synthetic, 3 peers, 60 rounds at the defaults (collapsed), and the same
 # with optim.lr=0.01 and with distill.weight=0.3 (healthy, unanimous but well above chance)
-COLLAPSED = {"agreement": 1.0, "vote_acc": 0.106, "acc_mean": 0.1002, "acc_min": 0.0995}
-FIVE_PEERS = {"agreement": 0.9986, "vote_acc": 0.106, "acc_mean": 0.1646, "acc_min": 0.1000}
-LR_001 = {"agreement": 1.0, "vote_acc": 0.586, "acc_mean": 0.7038, "acc_min": 0.65}
-WEIGHT_03 = {"agreement": 1.0, "vote_acc": 0.651, "acc_mean": 0.7682, "acc_min": 0.74}
-NO_VOTE = {"agreement": 0.511, "vote_acc": 0.673, "acc_mean": 0.4832, "acc_min": 0.40}   # distill.weight=0
+COLLAPSED = {"round": 60, "agreement": 1.0, "vote_acc": 0.106, "acc_mean": 0.1002, "acc_min": 0.0995}
+FIVE_PEERS = {"round": 60, "agreement": 0.9986, "vote_acc": 0.106, "acc_mean": 0.1646, "acc_min": 0.1000}
+LR_001 = {"round": 60, "agreement": 1.0, "vote_acc": 0.586, "acc_mean": 0.7038, "acc_min": 0.65}
+WEIGHT_03 = {"round": 60, "agreement": 1.0, "vote_acc": 0.651, "acc_mean": 0.7682, "acc_min": 0.74}
+NO_VOTE = {"round": 60, "agreement": 0.511, "vote_acc": 0.673, "acc_mean": 0.4832, "acc_min": 0.40}   # distill.weight=0
 
 
 @pytest.mark.parametrize("row", [COLLAPSED, FIVE_PEERS])
@@ -37,7 +37,9 @@ def test_no_warning_where_chance_is_not_one_over_c_or_a_peer_votes_alone():
     # an untrained shared init votes unanimously at chance; its peers then train above it
     assert metrics.collapse_warning({**COLLAPSED, "acc_min": 0.45, "acc_mean": 0.5}, 10, 3) is None
     # a healthy binary run, unanimous at 0.7: 1.5/C would have called it chance
-    assert metrics.collapse_warning({"agreement": 1.0, "vote_acc": 0.7, "acc_min": 0.7}, 2, 3) is None
+    assert metrics.collapse_warning({"round": 60, "agreement": 1.0, "vote_acc": 0.7, "acc_min": 0.7}, 2, 3) is None
+    # a smoke run of a few rounds that has not learnt yet
+    assert metrics.collapse_warning({**COLLAPSED, "round": 2}, 10, 3) is None
     # protocols without a vote leave the columns null
     assert metrics.collapse_warning({"agreement": None, "vote_acc": None, "acc_mean": 0.1}, 10, 3) is None
 
