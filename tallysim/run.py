@@ -31,7 +31,7 @@ from tallysim import progress as progress_bars
 from tallysim.build import Built, auto_chunk, build, build_group  # noqa: F401 - run.build etc., as before
 from tallysim.config import Config, ConfigError
 from tallysim.results.metrics import (CONFIG, ERROR, METRICS, PARTITION, PROBE_KEYS, ROUND_KEYS,  # noqa: F401
-                                      aggregate, check_own_keys, dumps_row, lane_row)
+                                      aggregate, check_own_keys, dumps_row, lane_row, run_collapse_warning)
 from tallysim.programs import chunk_inputs, eval_clients, initial_state, lanes_per_device, round_programs  # noqa: F401
 from tallysim.results.runs import Results
 from tallysim.metrics_file import MetricsFile
@@ -166,10 +166,9 @@ def run(cfg: Config, out: Optional[str] = None, overwrite: bool = False, progres
         words: dict = outdir.CLI) -> dict:
     """Run one configuration (all its seeds) end to end; returns the last metrics row plus 'out'.
 
-    With `out`, a checkpoint is saved every `checkpoint_every` rounds (None: every few minutes; 0:
-    never) and removed when the run finishes; `resume=True` continues the run in `out` from it.
-    One process at a time writes `out` (outdir.exclusive); a second is refused in one line.
-    """
+    With `out`, a checkpoint is saved every `checkpoint_every` rounds (None: every few minutes; 0: never)
+    and removed when the run finishes; `resume=True` continues the run in `out` from it. One process at
+    a time writes `out` (outdir.exclusive); a second is refused in one line."""
     with outdir.exclusive(out if mesh.is_writer() else None):
         return _run(cfg, out, overwrite, progress, built, checkpoint_every, resume, words)
 
@@ -205,6 +204,7 @@ def _run(cfg: Config, out: Optional[str], overwrite: bool, progress: bool, built
             saver.discard()
             if isinstance(last, Exception):
                 raise last
+            if mesh.is_writer() and (note := run_collapse_warning(last, b.ctx.spec)): print(note, file=sys.stderr)
             return last
         except NonFiniteLoss:
             raise
