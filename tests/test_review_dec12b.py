@@ -60,3 +60,78 @@ def test_a_run_that_fails_before_compiling_leaves_no_ticker(monkeypatch, capsys,
     time.sleep(0.35)                        # three intervals: a live ticker would have said `compiling` again
     assert "compiling  elapsed" not in capsys.readouterr().err
     assert not set(_tickers()) - before
+
+
+# ----------------------------------------------------------------------------- a leading ~ is the home
+
+def test_make_figure_runs_and_draws_under_the_home_it_was_given(monkeypatch, tmp_path):
+    """The notebooks' API: results="~/r" ran into the home's ~/r (sweep.run_sweep expands it) and was read
+    back from ./~/r; out="~/f" made ./~/f."""
+    from tallysim import figures, sweep
+    home, here = tmp_path / "home", tmp_path / "here"
+    home.mkdir(), here.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(here)
+    given = []
+
+    def run_sweep(cfg, runs, out_dir, **kw):
+        given.append(Path(out_dir))
+        raise RuntimeError("stop before running")
+    monkeypatch.setattr(sweep, "run_sweep", run_sweep)
+    with pytest.raises(RuntimeError, match="stop before running"):
+        figures.make_figure("fig3", smoke=True, results="~/r", out="~/f", progress=False, log=lambda *a: None)
+    assert given and home / "r" in given[0].parents, given
+    assert (home / "f").is_dir() and not (here / "~").exists()
+    assert figures.dry_run("fig3", smoke=True, results="~/r", out="~/f", log=lambda *a: None) >= 1
+
+
+def test_log_tensorboard_from_a_config_is_under_the_home(monkeypatch, tmp_path):
+    pytest.importorskip("tensorboardX")
+    from tallysim import tracking
+    home, here = tmp_path / "home", tmp_path / "here"
+    home.mkdir(), here.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(here)
+    cfg = _cfg("log.tensorboard=~/tb")
+    assert tracking.tensorboard_dir(cfg) == home / "tb"
+    with pytest.raises(config.ConfigError, match="inside the run directory"):
+        tracking.check_out(_cfg("log.tensorboard=~/runs/a/tb"), str(home / "runs" / "a"))
+    (w,) = tracking.writers(cfg, here / "run", fresh=True)
+    try:
+        assert home / "tb" in Path(w.logdir).parents
+    finally:
+        w.close()
+    assert not (here / "~").exists()
+
+
+@pytest.mark.parametrize("venv, removed", [("~/v", True), ("~", False)])
+def test_make_clean_venv_with_a_tilde_is_the_homes(venv, removed, tmp_path):
+    """VENV=~/v (a venv outside the checkout, as $(BIN) reads it) was looked for as ./~/v and kept in
+    silence; VENV=~ alone is the home, no venv, kept with the line saying so, and a directory named `~`
+    here is never what it removes. Run in a copy of the Makefile, as test_hostile_dec12's."""
+    import sys
+    here, home = tmp_path / "here", tmp_path / "home"
+    here.mkdir(), home.mkdir()
+    (here / "Makefile").write_text((ROOT / "Makefile").read_text())
+    (home / "v").mkdir()
+    (home / "v" / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    (here / "~" / "v").mkdir(parents=True)                          # a directory literally named ~, with a venv
+    (here / "~" / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    (here / "~" / "v" / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HOME": str(home)}
+    got = subprocess.run(["make", "--no-print-directory", "clean", f"VENV={venv}", f"PY={sys.executable}"],
+                         cwd=here, capture_output=True, text=True, env=env)
+    assert got.returncode == 0, got.stderr
+    assert (home / "v").exists() != removed, (got.stdout, got.stderr)
+    assert home.exists() and (here / "~" / "v" / "pyvenv.cfg").exists()
+    if not removed:
+        assert f"VENV={venv} is not a virtual environment" in got.stderr
+
+
+# ----------------------------------------------------------------------------- the collapse warning
+
+def test_no_collapse_warning_from_a_row_of_nans():
+    nan = math.nan
+    assert metrics.collapse_warning({"round": 60, "agreement": nan, "vote_acc": nan, "acc_min": nan}, 10, 3) is None
+    assert metrics.collapse_warning({"round": 60, "agreement": 1.0, "vote_acc": 0.1, "acc_min": nan,
+                                     "acc_mean": 0.1}, 10, 3) is not None      # the mean where the worst is NaN

@@ -57,6 +57,10 @@ def metric(row: dict, name: str = "auto"):
 MIN_COLLAPSE_ROUNDS = 10
 
 
+def _finite(v) -> bool:
+    return is_number(v) and math.isfinite(v)
+
+
 def collapse_warning(last: dict, classes: int, voters: int) -> Optional[str]:
     """A warning line when a distillation run's last row shows its peers collapsed onto one shared
     wrong answer: the vote unanimous (agreement >= 0.99) and both the vote's accuracy on the probes
@@ -66,10 +70,10 @@ def collapse_warning(last: dict, classes: int, voters: int) -> Optional[str]:
     classification only (`classes` 0: next-token runs, whose chance is not 1/C), from round 10 on.
     docs/protocols.md, "Long runs"."""
     agree, vote_acc = last.get("agreement"), last.get("vote_acc")
-    acc = last.get("acc_min") if is_number(last.get("acc_min")) else last.get("acc_mean")
+    acc = last.get("acc_min") if _finite(last.get("acc_min")) else last.get("acc_mean")
     # a run of a few rounds at chance is a run that has not learnt yet (a smoke run), not a collapse,
-    # which took 20 rounds and more in every run measured
-    if voters < 2 or classes < 2 or not all(is_number(v) for v in (agree, vote_acc, acc)) \
+    # which took 20 rounds and more in every run measured; NaN passed every comparison below (warned)
+    if voters < 2 or classes < 2 or not all(_finite(v) for v in (agree, vote_acc, acc)) \
             or not is_number(last.get("round")) or last["round"] < MIN_COLLAPSE_ROUNDS:
         return None
     chance = 1.0 / classes
