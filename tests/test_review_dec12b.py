@@ -135,3 +135,19 @@ def test_no_collapse_warning_from_a_row_of_nans():
     assert metrics.collapse_warning({"round": 60, "agreement": nan, "vote_acc": nan, "acc_min": nan}, 10, 3) is None
     assert metrics.collapse_warning({"round": 60, "agreement": 1.0, "vote_acc": 0.1, "acc_min": nan,
                                      "acc_mean": 0.1}, 10, 3) is not None      # the mean where the worst is NaN
+
+
+# ----------------------------------------------------------------------------- the text cache's split
+
+def test_an_old_text_cache_is_prepared_again_with_a_line_a_user_can_read(monkeypatch, tmp_path, capsys):
+    """The note named a review (`before review10`), nothing a user knows; the rebuild itself is atomic
+    (data.cache.write_arrays), so a reader sees the old file or the new one."""
+    import numpy as np
+    from tallysim.data import cache, text
+    monkeypatch.setenv("TALLYSIM_DATA", str(tmp_path))
+    np.savez(cache.cache_file("shakespeare"), x_train=np.zeros(1))        # a cache without `split`
+    monkeypatch.setattr(text, "prepare", lambda name: (_ for _ in ()).throw(RuntimeError("prepare " + name)))
+    with pytest.raises(RuntimeError, match="prepare shakespeare"):
+        text.load("shakespeare")
+    note = capsys.readouterr().err
+    assert "preparing it again" in note and "review" not in note and "NURSE and Nurse" in note, note
