@@ -151,3 +151,19 @@ def test_an_old_text_cache_is_prepared_again_with_a_line_a_user_can_read(monkeyp
         text.load("shakespeare")
     note = capsys.readouterr().err
     assert "preparing it again" in note and "review" not in note and "NURSE and Nurse" in note, note
+
+
+# ----------------------------------------------------------------------------- one rule: a figure config
+
+def test_run_and_figure_agree_on_what_a_figure_config_is(tmp_path):
+    """run/sweep/load_file called a file a figure config only with `kind` and `base` or `groups`; figure
+    called it a run's only with none of the three: `groups` without `kind` was an unknown config key to
+    one and a figure (of kind None) to the other."""
+    import json
+    from tallysim import figures
+    f = tmp_path / "g.json"
+    f.write_text(json.dumps({"groups": {"tally": {"protocol.name": "tally"}}, "title": "t"}))
+    with pytest.raises(config.ConfigError, match=r"is a figure config \(it has `groups`\).*tallysim figure"):
+        config.load_file(str(f))
+    with pytest.raises(config.ConfigError, match="kind=None is not known"):     # figure: it is one, say its kind
+        figures.dry_run(str(f), log=lambda *a: None)

@@ -37,6 +37,7 @@ from tallysim import atomic, config, outdir, sweep
 from tallysim import progress as progress_bars
 from tallysim.config import ConfigError
 from tallysim.fields import is_path
+from tallysim.sweep_section import figure_keys
 from tallysim.results.metrics import panel_of  # noqa: F401 - figures.panel_of, as before
 from tallysim.figures.spec_keys import check_spec_keys
 from tallysim.figures.shipped import (EXPERIMENTS, FIGURES, experiments_dir, resolve,  # noqa: F401 - as before
@@ -163,7 +164,7 @@ def preflight(name_or_path: str, smoke: bool, results: Optional[str], out: Optio
     name, path = resolve(name_or_path)
     spec = config.read_file(str(path))
     kind = spec.get("kind")
-    if "kind" not in spec and "groups" not in spec and "base" not in spec:      # demo.json, quick.json
+    if not figure_keys(spec):      # demo.json, quick.json
         raise ConfigError(f"{path} is a run's config (it has no `kind`, `base` or `groups`), not a figure's; "
                           f"run it with `tallysim run --config {path}` (or sweep it), or give a figure config "
                           f"(fig1 ... fig12, robustness, or a file with a `kind`: {', '.join(KINDS)})")
