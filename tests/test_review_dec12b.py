@@ -167,3 +167,10 @@ def test_run_and_figure_agree_on_what_a_figure_config_is(tmp_path):
         config.load_file(str(f))
     with pytest.raises(config.ConfigError, match="kind=None is not known"):     # figure: it is one, say its kind
         figures.dry_run(str(f), log=lambda *a: None)
+
+
+def test_load_file_reads_a_config_under_the_home(monkeypatch, tmp_path):
+    """The CLI expands --config's `~`; config.load_file("~/c.json") from Python said it was not found."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "c.json").write_text('{"peers": 3}')
+    assert config.load_file("~/c.json").peers == 3
