@@ -173,15 +173,16 @@ def run_collapse_warning(last: dict, spec) -> Optional[str]:
     rows give the best accuracy it reached (none: not known, as for a run without a directory); `spec` its
     fed.Spec (read, not imported: results/ imports no sim/): classes, active voters, task (next-token
     runs: no 1/C chance, no warning)."""
-    classification = getattr(spec, "task", "classification") == "classification"
-    best = None
-    if classification and last.get("out"):
+    classes = spec.classes if getattr(spec, "task", "classification") == "classification" else 0
+    note = collapse_warning(last, classes, spec.active)
+    if note and last.get("out"):        # the rows read only where the last one would warn
         try:
             best = max((v for v in map(metric, read_rows(last["out"])) if v is not None and math.isfinite(v)),
                        default=None)
         except ConfigError:     # a run directory that cannot be read: no history, as without one
-            pass
-    return collapse_warning(last, spec.classes if classification else 0, spec.active, best)
+            return note
+        return collapse_warning(last, classes, spec.active, best)
+    return note
 
 
 def directory(d, what: str = "a run directory"):
