@@ -173,9 +173,10 @@ docs: $(DOCS_STAMP)
 
 # OUT first (tallysim/clean.py): refused, make stops before removing anything else. VENV goes only when it
 # is a virtual environment (its pyvenv.cfg): `make clean VENV=/usr` (a system Python in place of the venv)
-# or `VENV=$$HOME/work` ran `rm -rf` on it, and `VENV='my env'` on ./my and ./env.
+# or `VENV=$$HOME/work` ran `rm -rf` on it, and `VENV='my env'` on ./my and ./env. `v=$(VENV)` unquoted: a
+# leading ~ is the home there, as in every $(BIN) (quoted, VENV=~/venvs/x was tested as ./~/venvs/x and kept).
 clean:
 	$(OUT_CHECK)$(if $(word 2,$(VENV)),$(error VENV='$(VENV)' holds a space; give a path without spaces))$(RM_OUT) $(OUT)
-	@if [ -f "$(VENV)/pyvenv.cfg" ]; then echo "rm -rf $(VENV)"; rm -rf "$(VENV)"; \
-	elif [ -e "$(VENV)" ]; then echo "make clean: VENV=$(VENV) is not a virtual environment (no pyvenv.cfg); left as it is" >&2; fi
+	@v=$(VENV); if [ -f "$$v/pyvenv.cfg" ]; then echo "rm -rf $$v"; rm -rf "$$v"; \
+	elif [ -e "$$v" ]; then echo "make clean: VENV=$(VENV) is not a virtual environment (no pyvenv.cfg); left as it is" >&2; fi
 	rm -rf figures/*.png figures/*.pdf *.egg-info .pytest_cache mutants .jax-cache site

@@ -63,8 +63,9 @@ def read_file(path: str) -> dict:
     (the same way, so chains work; later ones over earlier ones) with this file deep-merged over them
     (`merge`); the result has no "extends". Every reader of experiment and --config files comes here.
     A chain deeper than MAX_EXTENDS_DEPTH files is refused, and each file is read and resolved once
-    per call, so a DAG of files each extending the next twice costs linear, not exponential, time."""
-    return _resolve(path, (), {})
+    per call, so a DAG of files each extending the next twice costs linear, not exponential, time. A
+    leading `~` is the home, as the CLI's --config (load_file("~/c.json") from Python was "not found")."""
+    return _resolve(os.path.expanduser(path) if is_path(path) else path, (), {})
 
 
 def _resolve(path: str, seen: tuple, done: dict) -> dict:

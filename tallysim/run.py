@@ -360,15 +360,14 @@ def _run_all(b: Built, out_dirs: list, chunk: int, progress: bool, saver: checkp
     labels = [Path(d).name if d is not None else f"config {i}" for i, d in enumerate(out_dirs)]
     bar = progress_bars.round_bar(sum(rounds), progress, labels, initial=done,
                                   unit="tokens" if tasks.of(b.ctx.spec).positions > 1 else "examples")
-    lanes_out = _Lanes(b, out_dirs, chunk, bar, resume)
-    try:
+    with contextlib.ExitStack() as held:    # the bar (its ticker a thread) closes, a recorder failing to
+        if bar:                             # open too: it said `compiling` for the rest of the process
+            held.callback(bar.close)
+        lanes_out = _Lanes(b, out_dirs, chunk, bar, resume)
+        held.callback(lanes_out.close)      # closed before the bar, as before
         for lo, hi in bounds:
             if lo >= start:
                 _run_chunk(b, lo, hi, lanes_out, bar, saver, resume if lo == start else None)
-    finally:
-        lanes_out.close()
-        if bar:
-            bar.close()
     return lanes_out.results()
 
 

@@ -50,13 +50,22 @@ def refusal(path: str, axes: dict[str, list[str]], given: Iterable[str] = (), ap
             f"{reader} does not read; allowed: `tallysim sweep --config {path} --out DIR` for its runs, or {one}")
 
 
+FIGURE_KEYS = ("kind", "base", "groups")
+
+
+def figure_keys(d: dict) -> list[str]:
+    """The keys that make a file a figure config, not a run's (none is a config field): the one rule for
+    `run`/`sweep`/config.load_file, which refuse such a file, and `tallysim figure`, which refuses a file
+    without them (a file of `groups` without `kind` was an unknown key to one and a figure to the other)."""
+    return [k for k in FIGURE_KEYS if k in d]
+
+
 def check_load(path: str, d: dict, sweep_base: bool) -> None:
     """config.load_file's use, of the file's dict `d`: from Python no key=value item gives an axis a value,
     so any axis refuses; `tallysim sweep` (and `run` once its items gave each axis one) reads the base
-    with sweep_base=True. A figure config (a `kind` with `base` or `groups`: sections of another command
-    too) is refused first: it was "unknown config key 'title'"."""
-    if "kind" in d and ("groups" in d or "base" in d):
-        raise ConfigError(f"{path} is a figure config (`kind` {d['kind']!r:.30} with its `base` and `groups`), not "
+    with sweep_base=True. A figure config (figure_keys) is refused first: it was "unknown config key 'title'"."""
+    if figure_keys(d):
+        raise ConfigError(f"{path} is a figure config (it has {', '.join(f'`{k}`' for k in figure_keys(d))}), not "
                           f"a run's; draw it with `tallysim figure {path}`, or copy one group's fields into a "
                           "run config")
     section = d.get("sweep")

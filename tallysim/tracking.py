@@ -149,6 +149,12 @@ def with_tracking(cfg, args):
     return with_values(cfg, {"log.tensorboard": args.tensorboard})
 
 
+def tensorboard_dir(cfg: Config) -> Path:
+    """log.tensorboard with a leading `~` the home, as --tensorboard (the CLI expands it) and every run's
+    out=: from a config file (or `log.tensorboard=~/tb` under sh) it made a directory named `~` here."""
+    return Path(cfg.log.tensorboard).expanduser()
+
+
 def check_out(cfg: Config, out) -> None:
     """log.tensorboard may not be the run directory or lie inside it: its event files made the run
     directory hold a directory a run does not write, so the finished run could not be replaced
@@ -156,8 +162,8 @@ def check_out(cfg: Config, out) -> None:
     anything is created or compiled."""
     if cfg.log.tensorboard is None or out is None or str(out).strip() == "":
         return
-    run_dir = Path(os.path.realpath(out))
-    tb = Path(os.path.realpath(cfg.log.tensorboard))
+    run_dir = Path(os.path.realpath(os.path.expanduser(out)))
+    tb = Path(os.path.realpath(tensorboard_dir(cfg)))
     if tb == run_dir or run_dir in tb.parents:
         raise ConfigError(f"log.tensorboard={cfg.log.tensorboard} is inside the run directory {out}: its event "
                           "files there would stop the run being resumed or replaced (a run directory holds only "
@@ -181,7 +187,7 @@ def writers(cfg: Config, out_dir: Optional[Path], fresh: bool, name: Optional[st
     earlier run into the same directory wrote (only those), so the curves are this run's."""
     out = []
     if cfg.log.tensorboard is not None:
-        out.append(TensorBoardWriter(Path(cfg.log.tensorboard) / (name or run_name(out_dir)), fresh))
+        out.append(TensorBoardWriter(tensorboard_dir(cfg) / (name or run_name(out_dir)), fresh))
     if cfg.log.mlflow is not None:
         out.append(MLflowWriter(cfg.log.mlflow))
     return out

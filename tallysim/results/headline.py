@@ -57,37 +57,36 @@ def metric(row: dict, name: str = "auto"):
 MIN_COLLAPSE_ROUNDS = 10
 
 
-def collapse_warning(last: dict, classes: int, voters: int) -> Optional[str]:
+def _finite(v) -> bool:
+    return is_number(v) and math.isfinite(v)
+
+
+def collapse_warning(last: dict, classes: int, voters: int, best: Optional[float] = None) -> Optional[str]:
     """A warning line when a distillation run's last row shows its peers collapsed onto one shared
     wrong answer: the vote unanimous (agreement >= 0.99) and both the vote's accuracy on the probes
     and the worst peer's test accuracy at chance (at most 1/C + min(0.05, 0.5/C)), else None. A
     healthy run cannot be unanimous at chance (an untrained shared init's first vote is, but its
     peers then train above chance); two voters at least (one peer agrees with itself) and
     classification only (`classes` 0: next-token runs, whose chance is not 1/C), from round 10 on.
-    docs/protocols.md, "Long runs"."""
+    `best`, where known, the run's best headline accuracy over its rows: a run never above chance did not
+    collapse, it never learnt (too small a learning rate, a binary task too hard for its model, labels
+    that do not match their inputs: the advice below would mislead). docs/protocols.md, "Long runs"."""
     agree, vote_acc = last.get("agreement"), last.get("vote_acc")
-    acc = last.get("acc_min") if is_number(last.get("acc_min")) else last.get("acc_mean")
+    acc = last.get("acc_min") if _finite(last.get("acc_min")) else last.get("acc_mean")
     # a run of a few rounds at chance is a run that has not learnt yet (a smoke run), not a collapse,
-    # which took 20 rounds and more in every run measured
-    if voters < 2 or classes < 2 or not all(is_number(v) for v in (agree, vote_acc, acc)) \
+    # which took 20 rounds and more in every run measured; NaN passed every comparison below (warned)
+    if voters < 2 or classes < 2 or not all(_finite(v) for v in (agree, vote_acc, acc)) \
             or not is_number(last.get("round")) or last["round"] < MIN_COLLAPSE_ROUNDS:
         return None
     chance = 1.0 / classes
     near = chance + min(0.05, 0.5 * chance)
-    if agree < 0.99 or vote_acc > near or acc > near:
+    if agree < 0.99 or vote_acc > near or acc > near or (_finite(best) and best <= near):
         return None
     return (f"tallysim: warning: the peers have collapsed onto one shared answer: the last vote was unanimous "
             f"(agreement {agree:.2f}) and at chance (vote accuracy {vote_acc:.2f}, worst peer's test accuracy "
             f"{acc:.2f}, "
             f"chance {chance:.2f}); a lower optim.lr or distill.weight prevented it where measured "
             f"(docs/protocols.md, \"Long runs\")")
-
-
-def run_collapse_warning(last: dict, spec) -> Optional[str]:
-    """collapse_warning of a finished run; `spec` its fed.Spec (read, not imported: results/ imports
-    no sim/): classes, active voters, task (next-token runs: no 1/C chance, no warning)."""
-    classification = getattr(spec, "task", "classification") == "classification"
-    return collapse_warning(last, spec.classes if classification else 0, spec.active)
 
 
 def lower_is_better(name: str) -> bool:

@@ -27,7 +27,7 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Optional
 
 from tallysim import atomic
 from tallysim.config import ConfigError, show
@@ -37,7 +37,7 @@ from tallysim.fields import is_path
 from tallysim.results.headline import (HEADLINE, HONEST, TEXT_HEADLINE, WHICH, accuracy, accuracy_std,  # noqa: F401
                                        aggregate, bits_to_target, check_which, collapse_warning, final_best,
                                        headline_key, is_number, lower_is_better, metric, run_accuracy,
-                                       run_collapse_warning, summary_line, text_headline)
+                                       summary_line, text_headline)
 from tallysim.results.rows import (CLIENT_PERCENTILE, GROUP_KEYS, NON_FINITE, PEER_PLACES, PROBE_KEYS,  # noqa: F401
                                    ROUND_KEYS, check_own_keys, client_stats, dumps_row, group_row, lane_row,
                                    revive, text_row)
@@ -166,6 +166,23 @@ def _check_bits(row: dict, where: str) -> None:
             if bad:
                 raise ConfigError(f"{where}: {key}={bad[0]!r}{' (a seed in per_seed)' if 'seeds' in row else ''}"
                                   " is not a whole number of bits; allowed: an integer >= 0")
+
+
+def run_collapse_warning(last: dict, spec) -> Optional[str]:
+    """collapse_warning of a finished run (run.py): `last` its last row with `out`, its run directory, whose
+    rows give the best accuracy it reached (none: not known, as for a run without a directory); `spec` its
+    fed.Spec (read, not imported: results/ imports no sim/): classes, active voters, task (next-token
+    runs: no 1/C chance, no warning)."""
+    classes = spec.classes if getattr(spec, "task", "classification") == "classification" else 0
+    note = collapse_warning(last, classes, spec.active)
+    if note and last.get("out"):        # the rows read only where the last one would warn
+        try:
+            best = max((v for v in map(metric, read_rows(last["out"])) if v is not None and math.isfinite(v)),
+                       default=None)
+        except ConfigError:     # a run directory that cannot be read: no history, as without one
+            return note
+        return collapse_warning(last, classes, spec.active, best)
+    return note
 
 
 def directory(d, what: str = "a run directory"):
