@@ -82,7 +82,7 @@ def test_a_cache_of_the_earlier_split_is_prepared_again(tmp_path, monkeypatch, c
         return cache.write_arrays(tiny, cache.cache_file(name))
     monkeypatch.setattr(text, "prepare", prepare)
     ds = text.load("shakespeare")
-    assert prepared == ["shakespeare"] and "earlier split" in capsys.readouterr().err
+    assert prepared == ["shakespeare"] and "another split of the speaking roles" in capsys.readouterr().err
     assert len(ds.client_names) == 4
     text.load("shakespeare")                       # the current split: read as it is
     assert prepared == ["shakespeare"]
