@@ -10,7 +10,7 @@ import functools
 import json
 import os
 
-from tallysim.fields import ConfigError, is_path
+from tallysim.fields import ConfigError, home, is_path
 from tallysim.validation import json_kind, show
 
 
@@ -65,7 +65,7 @@ def read_file(path: str) -> dict:
     A chain deeper than MAX_EXTENDS_DEPTH files is refused, and each file is read and resolved once
     per call, so a DAG of files each extending the next twice costs linear, not exponential, time. A
     leading `~` is the home, as the CLI's --config (load_file("~/c.json") from Python was "not found")."""
-    return _resolve(os.path.expanduser(path) if is_path(path) else path, (), {})
+    return _resolve(home(path), (), {})
 
 
 def _resolve(path: str, seen: tuple, done: dict) -> dict:

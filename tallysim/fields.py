@@ -95,3 +95,12 @@ def is_path(p) -> bool:
     written as a directory named "b'runs'", or fail inside pathlib) nor a number (a TypeError deep inside)."""
     return isinstance(p, (str, os.PathLike)) and not isinstance(p, bytes)
 
+
+def home(p):
+    """A path (`is_path`) with a leading `~` as the home, the rule of every path tallysim reads or writes:
+    Python calls and quoted arguments get no shell to expand it, and `~/runs` read as a directory named `~`
+    here (whose `rm -rf ~` takes the home). A pathlib.Path stays one; anything else comes back as given,
+    for the caller's own type check to name."""
+    if isinstance(p, os.PathLike) and hasattr(p, "expanduser"):
+        return p.expanduser()
+    return os.path.expanduser(p) if is_path(p) else p

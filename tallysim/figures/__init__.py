@@ -28,7 +28,6 @@ skipped, so an interrupted figure resumes), figures to OUT/<name>.png, .pdf and 
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Optional
@@ -36,7 +35,7 @@ from typing import Optional
 from tallysim import atomic, config, outdir, sweep
 from tallysim import progress as progress_bars
 from tallysim.config import ConfigError
-from tallysim.fields import is_path
+from tallysim.fields import home
 from tallysim.sweep_section import figure_keys
 from tallysim.results.metrics import panel_of  # noqa: F401 - figures.panel_of, as before
 from tallysim.figures.spec_keys import check_spec_keys
@@ -203,13 +202,6 @@ def speed_rows(spec, smoke, log) -> list[dict]:
                                             f"{r['samples_per_s']:,.0f} samples/s"))
 
 
-def _home(p):
-    """A leading `~` is the home, as the CLI's --results and --out and every run's out= (outdir.destination):
-    make_figure(results="~/r") from Python ran its sweeps into the home's ~/r (run_sweep expands it) and read
-    them back from ./~/r, and drew into a directory named `~` here (the `rm -rf ~` meant for it takes the home)."""
-    return os.path.expanduser(p) if is_path(p) else p
-
-
 def make_figure(name_or_path: str, smoke: bool = False, results: str = "results", out: str = "figures",
                 progress: bool = True, log=print, grouped: bool = True, start=None) -> dict:
     """Run and draw one figure. Returns the paths written and the seconds it took. Each group's
@@ -217,7 +209,7 @@ def make_figure(name_or_path: str, smoke: bool = False, results: str = "results"
     (a speed figure calls it before its benchmark)."""
     from tallysim.figures import plots
 
-    results, out = _home(results), _home(out)
+    results, out = home(results), home(out)  # make_figure(results="~/r") from Python: the home's, as the CLI's
     name, path, spec, kind, tag = preflight(name_or_path, smoke, results, out)
     out_dir = Path(out)
     plans = group_plans(spec, smoke, path.parent, start) if kind != "speed" else {}   # every check before any mkdir
@@ -272,7 +264,7 @@ def dry_run(name_or_path: str, smoke: bool = False, grouped: bool = True, log=pr
     """Validate a figure's runs and print, per group, its runs and compiled programs; returns the
     number of programs (as `sweep --dry-run`: grouped by lanes.signature, or one per run). `results`,
     `out`: checked as the real run checks them. `start`: as group_plans."""
-    results, out = _home(results), _home(out)
+    results, out = home(results), home(out)
     name, path, spec, _, _ = preflight(name_or_path, smoke, results, out)
     if spec.get("kind") == "speed":
         log(f"{name}: a benchmark, no runs")

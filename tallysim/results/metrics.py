@@ -31,7 +31,7 @@ from typing import Iterable, Optional
 
 from tallysim import atomic
 from tallysim.config import ConfigError, show
-from tallysim.fields import is_path
+from tallysim.fields import home, is_path
 # The headline numbers and the row writer live in their own modules; their names stay importable from
 # here, where readers, run.py and the figures have always found them.
 from tallysim.results.headline import (HEADLINE, HONEST, TEXT_HEADLINE, WHICH, accuracy, accuracy_std,  # noqa: F401
@@ -190,7 +190,7 @@ def directory(d, what: str = "a run directory"):
     and quoted arguments get no shell to do it); anything else one ConfigError (Results.read(123) was a
     TypeError from inside pathlib)."""
     if is_path(d):
-        return os.path.expanduser(d) if isinstance(d, str) else d.expanduser() if isinstance(d, Path) else d
+        return home(d)
     raise ConfigError(f"{show(d)} is {type(d).__name__}, not a path; allowed: {what} as a str or pathlib.Path")
 
 

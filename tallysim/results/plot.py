@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import csv
 import math
-import os
 import sys
 from pathlib import Path
 from typing import Optional
 
 from tallysim import atomic
 from tallysim.config import ConfigError
-from tallysim.fields import did_you_mean
+from tallysim.fields import did_you_mean, home
 from tallysim.results import metrics
 from tallysim.results.metrics import check_figure_out, columns, read_run
 
@@ -144,7 +143,7 @@ def plot_curves(run_dirs, out: str, metric: str = "auto", title: str | None = No
                 labels: Optional[list] = None) -> str:
     """One line per run directory; with several seeds a band of +- one std over seeds around the
     mean (the `<metric>_std` column), as the figures draw it. `labels`: the legend, one per run."""
-    out = os.path.expanduser(out) if isinstance(out, str) else out     # "~/fig.png": the home's, not ./~
+    out = home(out)     # "~/fig.png": the home's, not ./~
     check_figure_out(out)
     if title is not None:
         check_text("--title", title)
