@@ -92,3 +92,15 @@ def test_a_group_s_smoke_fields_win_over_the_smoke_base():
     assert per_round["tally_4b"] == per_round["softlabel_8bit_80b"] == 64
     full = figures.group_plans(spec, False, figures.EXPERIMENTS)
     assert full["fedct_b1"][0].probe.per_round == 1000 and full["tally_4b"][0].probe.per_round == 500
+
+
+# ----------------------------------------------------------------------------- a plugin's section not declared
+
+def test_a_section_the_traits_do_not_declare_says_where_it_is_declared():
+    """A plugin that defines its dataclass but leaves it out of TRAITS.sections failed in its factory with
+    "Config has no field or section 'fedclip'" and no hint of where a section comes from."""
+    with pytest.raises(AttributeError) as e:
+        config.Config().fedclip
+    assert "Config has no field or section 'fedclip'" in str(e.value)
+    assert "TRAITS declares (sections={'fedclip': 'ItsDataclass'}" in str(e.value), e.value
+    assert not hasattr(config.Config(), "fedclip")          # still an AttributeError: hasattr and getattr work
