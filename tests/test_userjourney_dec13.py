@@ -104,3 +104,31 @@ def test_a_section_the_traits_do_not_declare_says_where_it_is_declared():
     assert "Config has no field or section 'fedclip'" in str(e.value)
     assert "TRAITS declares (sections={'fedclip': 'ItsDataclass'}" in str(e.value), e.value
     assert not hasattr(config.Config(), "fedclip")          # still an AttributeError: hasattr and getattr work
+
+
+# ----------------------------------------------------------------------------- robustness.md's small run
+
+def test_robustness_md_s_small_run_is_the_shipped_config_it_names(capsys):
+    """robustness.md measured a small real-data run (78 runs, 34 programs) and gave no way to rerun it;
+    experiments/robustness_small.json is that run (rerun: all 24 cells of the table again)."""
+    page = (ROOT / "docs" / "robustness.md").read_text()
+    assert "tallysim figure experiments/robustness_small.json" in page and "78 runs in 34 programs" in page
+    spec = config.read_file(str(ROOT / "experiments" / "robustness_small.json"))
+    base = spec["base"]
+    assert (base["peers"], base["rounds"], base["seeds"], base["local_steps"], base["data"]["max_train"],
+            base["probe"]["per_round"]) == (10, 5, 1, 5, 5000, 256)
+    assert spec["sweep"] == {"faults.fraction": [0, 0.2, 0.4], "partition.alpha": [0.5]}
+    table = page.split("## A small real-data run", 1)[1]
+    rows = [line.split("|")[1].strip() for line in table.splitlines() if line.startswith("| ") and "aggregator" not in line]
+    assert rows == list(spec["groups"]), rows                    # the table's aggregators, in its order
+    assert figures.dry_run(str(ROOT / "experiments" / "robustness_small.json"), log=print) == 34
+    assert "robustness_small: 78 runs; 34 compiled programs" in capsys.readouterr().out
+
+
+def test_robustness_json_s_notes_count_its_runs_and_programs():
+    spec = config.read_file(str(ROOT / "experiments" / "robustness.json"))
+    cells = len(spec["sweep"]["faults.fraction"]) * len(spec["sweep"]["partition.alpha"])
+    attacks = [len(g["sweep"]["faults.kind"]) for g in spec["groups"].values()]
+    runs, programs = sum(a * cells for a in attacks), sum(a + 1 for a in attacks)   # + the fault-free program
+    assert f"{programs} programs, {runs} runs" in spec["notes"], spec["notes"]
+    assert f"{runs} runs in {programs} programs" in (ROOT / "docs" / "robustness.md").read_text()
