@@ -132,3 +132,12 @@ def test_robustness_json_s_notes_count_its_runs_and_programs():
     runs, programs = sum(a * cells for a in attacks), sum(a + 1 for a in attacks)   # + the fault-free program
     assert f"{programs} programs, {runs} runs" in spec["notes"], spec["notes"]
     assert f"{runs} runs in {programs} programs" in (ROOT / "docs" / "robustness.md").read_text()
+
+
+def test_a_float_field_without_an_upper_bound_is_written_as_the_page_says():
+    """write-a-protocol.md showed only "(0, 1]"; a clip norm or a step size has no upper bound."""
+    from tallysim import fields
+    assert '`"(0, inf)"` for no upper bound' in (ROOT / "docs" / "write-a-protocol.md").read_text()
+    fields.floats(1.0, "(0, inf)")                       # accepted
+    with pytest.raises(ValueError, match="expected an interval"):
+        fields.floats(1.0, "(0, )")
