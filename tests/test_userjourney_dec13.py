@@ -141,3 +141,9 @@ def test_a_float_field_without_an_upper_bound_is_written_as_the_page_says():
     fields.floats(1.0, "(0, inf)")                       # accepted
     with pytest.raises(ValueError, match="expected an interval"):
         fields.floats(1.0, "(0, )")
+
+
+def test_fig10_s_table_heading_says_1_seed():
+    from tallysim.figures import privacy_plot
+    assert privacy_plot.epsilon_terms([{"seeds": 1}]).endswith("Setting: 1 seed")     # was "1 seeds"
+    assert privacy_plot.epsilon_terms([{"seeds": 3}]).endswith("Setting: 3 seeds")
