@@ -107,7 +107,10 @@ class Config:
             raise AttributeError(name)
         cls = _protocols.sections().get(name)
         if cls is None:
-            raise AttributeError(f"Config has no field or section {name!r}")
+            # a plugin that reads its own section but did not list it in TRAITS.sections lands here
+            raise AttributeError(f"Config has no field or section {name!r}; a protocol's own section is one its "
+                                 f"file's TRAITS declares (sections={{{name!r}: 'ItsDataclass'}}, "
+                                 "docs/write-a-protocol.md)")
         return dict(self.__dict__.get("ext", ())).get(name) or cls()
 
     def replace(self, **changes) -> "Config":

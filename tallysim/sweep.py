@@ -33,7 +33,7 @@ from tallysim import atomic, config, outdir, validation
 from tallysim import progress as progress_bars
 from tallysim.config import Config, ConfigError
 from tallysim.results import metrics
-from tallysim.sweep_axes import (MAX_RUNS, check_count, check_fields_read, expand,  # noqa: F401 - sweep.X, as before
+from tallysim.sweep_axes import (MAX_RUNS, check_count, check_fields_read, expand, repeated_runs,  # noqa: F401 - sweep.X, as before
                                  file_axes, parse_axis, safe_name)
 
 DONE = metrics.DONE
@@ -338,6 +338,9 @@ def main(args) -> int:
     cfgs = command_configs(base, runs)       # fail in one line before anything is created
     if args.dry_run:        # seed=0,1 with seeds=2: seed 1 in two runs (run_sweep warns for a real one)
         validation.warn_seed_overlap([n for n, _ in runs], cfgs)
+    repeated = repeated_runs(runs, cfgs)     # tally crossed with another protocol's own knob
+    if repeated:
+        print(f"tallysim: warning: {repeated}", file=sys.stderr)
     from tallysim import startup
     startup.start_jax()                      # validated: only now JAX (a refusal above imports none)
     check_devices(runs, cfgs)

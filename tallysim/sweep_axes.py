@@ -174,3 +174,37 @@ def check_fields_read(runs: list[tuple[str, list[str]]], cfgs: list[Config]) -> 
         if key not in axes and all(key in unread_of(i) for i in range(1, len(cfgs))):
             raise ConfigError(f"{key} is not read by any run of the sweep (each of its {len(cfgs)} run(s) would "
                               f"refuse it as a single run); sweep run {runs[0][0]}: {line}")
+
+
+def repeated_runs(runs: list[tuple[str, list[str]]], cfgs: list[Config]) -> Optional[str]:
+    """The warning for a sweep whose runs repeat one experiment, or None: an axis crossed with a protocol
+    that does not read it (`protocol.name=tally,fedmix fedmix.mix=0.25,0.5`) runs tally once per value of
+    fedmix.mix, the same run each time. Not refused (the runs are valid, and check_fields_read already
+    refuses an axis that no run reads); said once, naming two such runs, before anything runs."""
+    values: dict = {}
+    for _, overrides in runs:
+        for item in overrides:
+            key, text = item.split("=", 1)
+            values.setdefault(key, set()).add(text)
+    axes = [key for key, texts in values.items() if len(texts) >= 2 and key != "protocol.name"]
+    from tallysim import protocols
+    first: dict = {}
+    repeats, example = 0, None
+    for (name, overrides), cfg in zip(runs, cfgs):
+        proto = cfg.protocol.name
+        unread = {k for k in axes if not protocols.reads(proto, k)}
+        if not unread:
+            continue
+        same = tuple(item for item in overrides if item.split("=", 1)[0] not in unread)
+        if same in first:
+            repeats += 1
+            example = example or (first[same], name, proto, sorted(unread))
+        else:
+            first[same] = name
+    if not repeats:
+        return None
+    a, b, proto, keys = example
+    return (f"sweep runs {a} and {b} are the same experiment: protocol.name={proto} does not read "
+            f"{', '.join(keys)}, so each value of that axis reruns it ({repeats} run(s) of this sweep repeat "
+            "another); to compare protocols that have knobs of their own, sweep each protocol into its own "
+            "folder of one directory (`tallysim table DIR` and `tallysim pareto DIR` read them together)")

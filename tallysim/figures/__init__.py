@@ -12,7 +12,8 @@ A figure config (`experiments/figN.json`) is JSON with:
            to the figure file being run, even when a base names it) and add `sweep` axes
   sweep    axes applied to every group ({"key": [values]})
   smoke    {"base": {...}, "sweep": {...}, "groups": {...}, "only": [group names]}: a few-minute
-           version of the figure (`only`: draw just these groups)
+           version of the figure (`only`: draw just these groups); a field set in both smoke.base and
+           smoke.groups.<name> takes the group's value
   x        (final_vs, classes, faults) the swept key on the x axis; `target` the accuracy for bits-to-target
   facets   (faults) swept keys: one panel per combination of their values (`within`: the accuracy
            drop the table's "within" column allows; `probe_group`: whose probe aggregates to plot)
@@ -114,7 +115,10 @@ def group_plans(spec: dict, smoke: bool, base_dir: Path, start=None) -> dict[str
         axes.update(g.pop("sweep", {}))
         if smoke:
             axes.update(shrink.get("sweep", {}))
-        cfg = config.from_dict(config.merge(config.merge(fields, g), shrink.get("base", {})))
+        # smoke.groups.<name> is the more specific: it wins over smoke.base (matched_bits' fedct groups set
+        # probe.per_round to their whole smoke pool, which smoke.base's 64 used to replace)
+        own = {k: v for k, v in shrink.get("groups", {}).get(gname, {}).items() if k not in ("sweep", "include")}
+        cfg = config.from_dict(config.merge(config.merge(config.merge(fields, g), shrink.get("base", {})), own))
         runs = sweep.expand(axes, [])
         total += len(runs) * max(1, len(panels(spec, smoke)))
         sweep.check_count(total, "figure")        # before any of its runs is validated

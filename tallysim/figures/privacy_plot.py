@@ -79,7 +79,7 @@ def epsilon_terms(cfgs: list[dict]) -> str:
         (lambda r: r is not None and f"{r} rounds")(_shared(cfgs, "rounds")),
         (lambda q: q is not None and f"participation {q:g}")(_shared(cfgs, "participation")),
         (lambda m: m is not None and f"{m} probes per round")(_shared(cfgs, "probe", "per_round")),
-        (lambda s: s is not None and f"{s} seeds")(_shared(cfgs, "seeds"))) if x]
+        (lambda s: s is not None and f"{s} seed{'' if s == 1 else 's'}")(_shared(cfgs, "seeds"))) if x]
     at = f"delta = {delta:g}" if delta is not None else "each run's privacy.delta"
     return (f"(epsilon per peer, user level: one peer's whole dataset replaced; cumulative over the run's "
             f"rounds, at {at}, dp-accounting's {acct.upper()} accountant; inf: no noise)"
