@@ -86,3 +86,52 @@ def test_the_check_above_fails_on_a_column_left_out(monkeypatch):
     from tallysim.results import rows
     monkeypatch.setattr(rows, "WRITTEN_KEYS", tuple(k for k in rows.WRITTEN_KEYS if k != "acc_mean"))
     assert _uncovered({"acc_mean", "bits_up"}) == ["acc_mean"]
+
+
+# ----------------------------------------------------------------------------- 2. a recorder failing to open
+
+def _two_configs():
+    return [tiny("protocol.name=tally", "rounds=1"), tiny("protocol.name=tally", "rounds=1", "distill.weight=0.5")]
+
+
+def test_a_grouped_run_whose_second_metrics_file_fails_closes_the_first(monkeypatch, tmp_path):
+    from tallysim import run, run_recorders
+    opened = []
+
+    class Failing(run_recorders.MetricsFile):
+        def __init__(self, path, rows=None):
+            if opened:
+                raise OSError(28, "No space left on device", str(path))
+            super().__init__(path, rows)
+            opened.append(self)
+    monkeypatch.setattr(run_recorders, "MetricsFile", Failing)
+    with pytest.raises(OSError, match="No space left"):
+        run.run_group(_two_configs(), [str(tmp_path / "a"), str(tmp_path / "b")], progress=False)
+    assert len(opened) == 1 and opened[0].file.closed
+
+
+def test_a_grouped_run_whose_second_tracker_fails_closes_the_first_s_files(monkeypatch, tmp_path):
+    from tallysim import run, run_recorders
+    trackers, files = [], []
+
+    class Tracker:
+        closed = False
+
+        def close(self):
+            self.closed = True
+
+    def open_run(cfg, out_dir, fresh=True):
+        if trackers:
+            raise RuntimeError("tracker refused")
+        trackers.append(Tracker())
+        return trackers[-1]
+
+    class Spy(run_recorders.MetricsFile):
+        def __init__(self, path, rows=None):
+            super().__init__(path, rows)
+            files.append(self)
+    monkeypatch.setattr(run_recorders.tracking, "open_run", open_run)
+    monkeypatch.setattr(run_recorders, "MetricsFile", Spy)
+    with pytest.raises(RuntimeError, match="tracker refused"):
+        run.run_group(_two_configs(), [str(tmp_path / "a"), str(tmp_path / "b")], progress=False)
+    assert trackers[0].closed and len(files) == 1 and files[0].file.closed
