@@ -240,11 +240,28 @@ def parse(argv):
         flag = stray[0].split("=")[0]
         dashed = flag.replace("_", "-")                  # --checkpoint_every, as a config key is spelt
         near = (f"; did you mean {dashed}?" if dashed in options else
-                did_you_mean(flag, options) if flag.startswith("--") else "")
+                near_option(flag, options) if flag.startswith("--") else "")
         sub.error(f"unrecognized arguments: {' '.join(stray)}{near}")
     if extra:
         setattr(args, dest, list(getattr(args, dest)) + extra)
     return args
+
+
+# How alike a mistyped option and an option must be, without their dashes, to be offered (difflib's
+# ratio): `--ovrwrite` 0.94, `--qiet` 0.89, `--ot` 0.8; `--bogus` and `out` 0.5.
+NEAR_OPTION = 0.7
+
+
+def near_option(flag: str, options: list) -> str:
+    """"; did you mean --overwrite?" for a near miss of one of the command's long options, else "".
+    Compared without the leading `--` every long option shares: with them `--bogus` was 0.67 like
+    `--out` (the dashes, `o` and `u` in common) and was offered it."""
+    import difflib
+    longs = {o[2:]: o for o in options if o.startswith("--")}
+    name = flag.lstrip("-").lower()
+    near = difflib.get_close_matches(name, list(longs), n=2, cutoff=NEAR_OPTION)
+    near += [o for o in longs if len(o) >= 3 and name.startswith(o) and o not in near]   # --outdir: --out
+    return f"; did you mean {' or '.join(longs[n] for n in near[:3])}?" if near else ""
 
 
 def refuse_repeated_options(p: argparse.ArgumentParser, argv: list) -> None:

@@ -16,7 +16,7 @@ import pytest
 
 from tallysim import config
 from tallysim.fields import ConfigError
-from conftest import tiny
+from conftest import one_line, tiny
 
 # the configurations other tests run (their compiled programs shared through the compile cache)
 from test_review_dec12 import GROUPS, POPULATION
@@ -135,3 +135,35 @@ def test_a_grouped_run_whose_second_tracker_fails_closes_the_first_s_files(monke
     with pytest.raises(RuntimeError, match="tracker refused"):
         run.run_group(_two_configs(), [str(tmp_path / "a"), str(tmp_path / "b")], progress=False)
     assert trackers[0].closed and len(files) == 1 and files[0].file.closed
+
+
+# ----------------------------------------------------------------------------- 3. "did you mean" only when near
+
+# what each subcommand needs before argparse looks at an unknown option (its required arguments)
+REQUIRED = {"run": [], "sweep": ["--out", "o"], "pareto": ["d", "--out", "o.png"], "plot": ["d", "--out", "o.png"],
+            "table": ["d"], "prepare": ["fashion_mnist"], "figure": ["fig1"], "bench": []}
+
+
+def _subcommands() -> dict:
+    import argparse
+    from tallysim import cli_parser
+    sub = next(a for a in cli_parser.parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return sub.choices
+
+
+def test_every_subcommand_is_covered_below():
+    assert set(_subcommands()) == set(REQUIRED)
+
+
+@pytest.mark.parametrize("command", sorted(REQUIRED))
+def test_a_far_option_gets_no_suggestion_and_a_near_one_does(command, capsys):
+    options = [o for a in _subcommands()[command]._actions for o in a.option_strings
+               if o.startswith("--") and o != "--help"]
+    line = one_line(capsys, [command, *REQUIRED[command], "--bogus"])
+    assert "unrecognized arguments: --bogus" in line and "did you mean" not in line, line
+    for option in options:          # a letter dropped inside the name, or one added to a short one
+        typo = option[:3] + option[4:] if len(option) > 5 else option + "x"
+        if any(o.startswith(typo) for o in options):
+            continue                # argparse's own abbreviation of an option (`--st`: --steps, --stacked-max)
+        line = one_line(capsys, [command, *REQUIRED[command], typo])
+        assert "did you mean" in line and option in line.split("did you mean", 1)[1], (typo, line)
