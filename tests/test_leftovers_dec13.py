@@ -167,3 +167,26 @@ def test_a_far_option_gets_no_suggestion_and_a_near_one_does(command, capsys):
             continue                # argparse's own abbreviation of an option (`--st`: --steps, --stacked-max)
         line = one_line(capsys, [command, *REQUIRED[command], typo])
         assert "did you mean" in line and option in line.split("did you mean", 1)[1], (typo, line)
+
+
+# ----------------------------------------------------------------------------- 4. Ctrl-C in an unreadable directory
+
+@pytest.mark.parametrize("where", ["iterdir", "run_state", "is_file"])
+def test_the_interrupted_line_survives_a_directory_it_cannot_read(where, monkeypatch, capsys, tmp_path):
+    import argparse
+    import pathlib
+    from tallysim import cli, outdir
+
+    def denied(*a, **k):
+        raise PermissionError(13, "Permission denied", str(tmp_path))
+    (tmp_path / "run-a").mkdir()
+    if where == "run_state":
+        monkeypatch.setattr(outdir, "run_state", denied)
+    else:
+        monkeypatch.setattr(pathlib.Path, where, denied)
+    fn = cli.cmd_run if where == "is_file" else cli.cmd_sweep
+    assert cli.interrupted(KeyboardInterrupt(), argparse.Namespace(fn=fn, out=str(tmp_path))) == 130
+    err = capsys.readouterr().err
+    assert err.startswith("tallysim: interrupted; metrics written so far are kept; ")
+    assert ("--resume` continues from its last checkpoint if it saved one" in err if fn is cli.cmd_run else
+            "the same sweep command, run again, continues it" in err), err
