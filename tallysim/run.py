@@ -199,7 +199,7 @@ def _run(cfg: Config, out: Optional[str], overwrite: bool, progress: bool, built
             saver.discard()
             if isinstance(last, Exception):
                 raise last
-            if mesh.is_writer() and (note := run_collapse_warning(last, b.ctx.spec)): print(note, file=sys.stderr)
+            warn_collapsed([last], b.ctx.spec)
             return last
         except NonFiniteLoss:
             raise
@@ -209,6 +209,15 @@ def _run(cfg: Config, out: Optional[str], overwrite: bool, progress: bool, built
             chunk, meta = max(1, chunk // 2), None
             print(f"tallysim: the seed batch did not fit in memory; retrying {chunk} seeds at a time",
                   file=sys.stderr)
+
+
+def warn_collapsed(results: list, spec) -> None:
+    """The collapse warning (results/headline.collapse_warning) of each finished run on stderr, named by
+    its directory: a lone run's (`run`, a sweep's or a figure's run alone) and each of a group's (`run`
+    printed it and run_group did not, so a sweep's or a figure's grouped runs never warned); process 0."""
+    for last in results:
+        if mesh.is_writer() and not isinstance(last, Exception) and (note := run_collapse_warning(last, spec)):
+            print(note, file=sys.stderr)
 
 
 def run_group(cfgs: list[Config], outs: list, progress: bool = True, built: Optional[Built] = None,
@@ -237,7 +246,9 @@ def _run_group(cfgs: list[Config], outs: list, progress: bool, built: Optional[B
     saver = checkpoint.Saver(None, 0)
     while True:
         try:
-            return _run_all(b, out_dirs, chunk, progress, saver, None)
+            results = _run_all(b, out_dirs, chunk, progress, saver, None)
+            warn_collapsed(results, b.ctx.spec)
+            return results
         except Exception as e:   # noqa: BLE001 - only out-of-memory is retried, smaller
             if not _is_oom(e) or chunk == 1:
                 raise

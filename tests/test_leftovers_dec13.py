@@ -16,7 +16,7 @@ import pytest
 
 from tallysim import config
 from tallysim.fields import ConfigError
-from conftest import one_line, tiny
+from conftest import TINY, one_line, tiny
 
 # the configurations other tests run (their compiled programs shared through the compile cache)
 from test_review_dec12 import GROUPS, POPULATION
@@ -89,6 +89,9 @@ def test_the_check_above_fails_on_a_column_left_out(monkeypatch):
 
 
 # ----------------------------------------------------------------------------- 2. a recorder failing to open
+
+TINY_ITEMS = [*TINY, "protocol.name=tally", "rounds=1"]
+
 
 def _two_configs():
     return [tiny("protocol.name=tally", "rounds=1"), tiny("protocol.name=tally", "rounds=1", "distill.weight=0.5")]
@@ -190,3 +193,21 @@ def test_the_interrupted_line_survives_a_directory_it_cannot_read(where, monkeyp
     assert err.startswith("tallysim: interrupted; metrics written so far are kept; ")
     assert ("--resume` continues from its last checkpoint if it saved one" in err if fn is cli.cmd_run else
             "the same sweep command, run again, continues it" in err), err
+
+
+# ----------------------------------------------------------------------------- 5. the collapse warning in sweeps
+
+@pytest.mark.parametrize("grouped", [True, False])
+def test_a_sweep_warns_of_each_collapsed_run_by_name(grouped, monkeypatch, capsys, tmp_path):
+    """Every finished run made to look collapsed (its last row replaced where the warning reads it):
+    each of the sweep's two runs, grouped or one at a time, warns once on stderr, naming itself.
+    `tallysim figure` runs its runs through the same sweep."""
+    from tallysim import cli
+    from tallysim.results import headline, metrics
+    collapsed = {"round": 60, "agreement": 1.0, "vote_acc": 0.106, "acc_mean": 0.1002, "acc_min": 0.0995}
+    monkeypatch.setattr(metrics, "collapse_warning", lambda last, classes, voters, best=None, name="":
+                        headline.collapse_warning(collapsed, classes, voters, None, name))
+    argv = ["sweep", "--out", str(tmp_path / "s"), "--quiet", *TINY_ITEMS, "distill.weight=0.5,1"]
+    assert cli.main(argv + ([] if grouped else ["--one-at-a-time"])) == 0
+    err = [line for line in capsys.readouterr().err.splitlines() if "collapsed" in line]
+    assert sorted(line.split(": ")[2] for line in err) == ["distill.weight=0.5", "distill.weight=1"], err
