@@ -211,3 +211,41 @@ def test_a_sweep_warns_of_each_collapsed_run_by_name(grouped, monkeypatch, capsy
     assert cli.main(argv + ([] if grouped else ["--one-at-a-time"])) == 0
     err = [line for line in capsys.readouterr().err.splitlines() if "collapsed" in line]
     assert sorted(line.split(": ")[2] for line in err) == ["distill.weight=0.5", "distill.weight=1"], err
+
+
+# ----------------------------------------------------------------------------- 6. --quiet silences progress
+
+def test_sweep_quiet_prints_no_per_run_line_but_its_failures_and_result(monkeypatch, capsys, tmp_path):
+    """`sweep --quiet`: no `[i/n]` line nor run summary on stdout; a failed run is one stderr line naming
+    it; the closing `sweep: ...` line stays. Without --quiet the per-run lines are there."""
+    from tallysim import cli, run
+    orig = run.run_group
+
+    def one_fails(cfgs, outs, *a, **k):
+        results = orig(cfgs, outs, *a, **k)
+        return [run.NonFiniteLoss("round 1: the training loss is nan") if "weight=1" in str(o) else r
+                for o, r in zip(outs, results)]
+    monkeypatch.setattr(run, "run_group", one_fails)
+    argv = ["sweep", "--out", str(tmp_path / "s"), *TINY_ITEMS, "distill.weight=0.5,1"]
+    assert cli.main(argv + ["--quiet"]) == 1
+    out, err = capsys.readouterr()
+    assert out.splitlines() == [line for line in out.splitlines() if line.startswith("sweep: 2 runs")], out
+    assert len(out.splitlines()) == 1
+    assert "tallysim: distill.weight=1: FAILED: round 1: the training loss is nan" in err, err
+    assert cli.main(argv + ["--progress", "lines"]) == 0     # again: the finished run skipped, the other run
+    out = capsys.readouterr().out
+    assert "[1/2] skip distill.weight=0.5 (done)" in out and "[2/2] distill.weight=1" in out, out
+
+
+def test_figure_quiet_keeps_what_it_wrote(capsys):
+    from tallysim import progress_base
+    quiet = progress_base.QuietLog()
+    quiet("[1/2] a")
+    progress_base.result(quiet, "fig3: wrote figures/fig3.png in 1.0 s")
+    progress_base.say(quiet, "  FAILED: boom (see r/error.txt)", "a")
+    out, err = capsys.readouterr()
+    assert out == "fig3: wrote figures/fig3.png in 1.0 s\n" and err == "tallysim: a: FAILED: boom (see r/error.txt)\n"
+    seen = []
+    progress_base.say(seen.append, "  note: x", "a")        # a script's own log takes every line as it is
+    assert seen == ["  note: x"]
+
