@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tallysim import checkpoint, config, outdir, privacy, protocols, tracking, validation
+from tallysim import checkpoint, config, jax_check, outdir, privacy, protocols, tracking, validation
 from tallysim import progress as progress_bars
 from tallysim.build import Built, auto_chunk, build, build_group  # noqa: F401 - run.build etc., as before
 from tallysim.config import Config, ConfigError
@@ -147,13 +147,8 @@ def group_ranges(ctx) -> tuple:
     return tuple((g.name, g.lo, g.hi, g.a_hi - g.a_lo, ctx.spec.active) for g in ctx.model_groups)
 
 
-def _is_oom(e: Exception) -> bool:
-    return "RESOURCE_EXHAUSTED" in str(e) or "Out of memory" in str(e)
-
-
-def out_of_memory(e: BaseException) -> bool:
-    """Whether `e` says the device or the host ran out of memory (a smaller program may fit)."""
-    return isinstance(e, MemoryError) or _is_oom(e)
+_is_oom = jax_check.device_out_of_memory
+out_of_memory = jax_check.out_of_memory          # run.out_of_memory, as before (sweep.py)
 
 
 def run(cfg: Config, out: Optional[str] = None, overwrite: bool = False, progress: bool = True,

@@ -249,3 +249,32 @@ def test_figure_quiet_keeps_what_it_wrote(capsys):
     progress_base.say(seen.append, "  note: x", "a")        # a script's own log takes every line as it is
     assert seen == ["  note: x"]
 
+
+# ----------------------------------------------------------------------------- 7. more of the same kind
+
+@pytest.mark.parametrize("error", [MemoryError(), RuntimeError("RESOURCE_EXHAUSTED: Out of memory while "
+                                                               "trying to allocate 8.0GiB")])
+def test_out_of_memory_loading_a_checkpoint_is_not_called_a_damaged_file(error, monkeypatch, tmp_path):
+    """checkpoint.load and read_meta called every exception "unreadable; run again with --overwrite":
+    a state too big for the device (or host) memory advised throwing a good checkpoint away, and hid the
+    error run.py retries in smaller chunks. A damaged file is still one ConfigError."""
+    import jax
+    import numpy as np
+    from tallysim import checkpoint
+    like = {"w": np.zeros((3, 2), np.float32)}
+    checkpoint.save(tmp_path, like, {"version": 1})
+
+    def fails(*a, **k):
+        raise error
+    with monkeypatch.context() as m:
+        m.setattr(checkpoint.jnp, "asarray", fails)
+        with pytest.raises(type(error)):
+            checkpoint.load(tmp_path, jax.eval_shape(lambda: like))
+    with monkeypatch.context() as m:
+        m.setattr(checkpoint.np, "load", fails)
+        with pytest.raises(type(error)):
+            checkpoint.read_meta(tmp_path)
+    assert checkpoint.load(tmp_path, jax.eval_shape(lambda: like))["w"].shape == (3, 2)
+    (tmp_path / checkpoint.FILE).write_bytes((tmp_path / checkpoint.FILE).read_bytes()[:50])
+    with pytest.raises(ConfigError, match="unreadable"):
+        checkpoint.load(tmp_path, jax.eval_shape(lambda: like))
