@@ -278,3 +278,24 @@ def test_out_of_memory_loading_a_checkpoint_is_not_called_a_damaged_file(error, 
     (tmp_path / checkpoint.FILE).write_bytes((tmp_path / checkpoint.FILE).read_bytes()[:50])
     with pytest.raises(ConfigError, match="unreadable"):
         checkpoint.load(tmp_path, jax.eval_shape(lambda: like))
+
+
+def _open_outside_with(folder: Path) -> list:
+    """Calls of the builtin open() that are not a `with` statement's item, in every .py under folder."""
+    import ast
+    found = []
+    for p in sorted(folder.rglob("*.py")):
+        tree = ast.parse(p.read_text(encoding="utf-8"))
+        in_with = {id(item.context_expr) for n in ast.walk(tree) if isinstance(n, (ast.With, ast.AsyncWith))
+                   for item in n.items}
+        found += [f"{p.relative_to(folder.parent)}:{n.lineno}" for n in ast.walk(tree)
+                  if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "open"
+                  and id(n) not in in_with]
+    return found
+
+
+def test_every_file_is_opened_in_a_with():
+    """experiments/memory_estimate.py read its CSV, and benchmarks' niid_bench_torch.py wrote its JSON,
+    through an open() nothing closed (the JSON flushed only when the interpreter collected the file)."""
+    root = Path(__file__).resolve().parent.parent
+    assert [f for d in ("tallysim", "experiments", "benchmarks") for f in _open_outside_with(root / d)] == []
