@@ -299,3 +299,28 @@ def test_every_file_is_opened_in_a_with():
     through an open() nothing closed (the JSON flushed only when the interpreter collected the file)."""
     root = Path(__file__).resolve().parent.parent
     assert [f for d in ("tallysim", "experiments", "benchmarks") for f in _open_outside_with(root / d)] == []
+
+
+# options tallysim's own text may name that no subcommand has: pip's, XLA's (--xla_...), the internal
+# `--one` of a benchmark's subprocess, bench's Python-only `shape`, and this file's own example
+NOT_OURS = {"--no-deps", "--xla", "--one", "--shape", "--bogus"}
+
+
+def test_every_option_tallysim_s_text_names_exists():
+    """Every `--option` in a string of tallysim's code (messages, docstrings) is an option of one of the
+    subcommands (or `--version`): bench/population.py's docstring named a `--rounds` no command has."""
+    import argparse
+    import ast
+    import re
+    from tallysim import cli_parser
+    top = cli_parser.parser()
+    sub = next(a for a in top._actions if isinstance(a, argparse._SubParsersAction))
+    options = {o for sp in [top, *sub.choices.values()] for a in sp._actions for o in a.option_strings}
+    root = Path(__file__).resolve().parent.parent / "tallysim"
+    named = {}
+    for p in root.rglob("*.py"):
+        for n in ast.walk(ast.parse(p.read_text(encoding="utf-8"))):
+            if isinstance(n, ast.Constant) and isinstance(n.value, str):
+                for flag in re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", n.value):
+                    named.setdefault(flag, f"{p.relative_to(root.parent)}:{n.lineno}")
+    assert {f: where for f, where in named.items() if f not in options | NOT_OURS} == {}
