@@ -260,9 +260,10 @@ def short_labels(names: list) -> list:
 
 # --quiet silences progress, in every command (docs/cli.md): run's bar or lines, and a sweep's or a
 # figure's per-run lines too (`[3/12] name`, each run's summary, `group ...`), which `sweep --quiet` and
-# `figure --quiet` printed all the same. A note or a failure is not progress: it still goes out, to
-# stderr, one line naming its run (the run's `[3/12]` line is not there to say which); what the command
-# produces (a figure's `wrote ...`) still goes to stdout.
+# `figure --quiet` printed all the same. A run's failure is said in the command's closing lines (sweep's
+# `failed: NAME: ...` on stderr, figure's `left out` or its error); a note is not progress: it still goes
+# out, to stderr, one line naming its run (the run's `[3/12]` line is not there to say which); what the
+# command produces (a figure's `wrote ...`) still goes to stdout.
 
 class QuietLog:
     """A sweep's or a figure's `log` under --quiet: progress lines dropped; see `say` and `result`."""
@@ -280,7 +281,7 @@ class QuietLog:
 
 
 def say(log, line: str, name: str = "") -> None:
-    """A note or a failure of run `name` (not progress): through `log`, beside the run's own lines; under
+    """A note about run `name` (not progress): through `log`, beside the run's own lines; under
     --quiet (a QuietLog) on stderr, naming the run. Any other `log` (a script's) takes it as it is."""
     if isinstance(log, QuietLog):
         log.note(line, name)

@@ -279,8 +279,8 @@ def _run_grouped(runmod, batch: list[int], runs, cfgs, records, out_dir: Path, p
                     records[j]["status"] = "pending"
                 _run_grouped(runmod, part, runs, cfgs, records, out_dir, progress, log, meta)
             return
-        say(log, f"  FAILED as one program, all {len(batch)} runs: {first} (see each run's error.txt; "
-            "--one-at-a-time runs them apart)", ", ".join(names))
+        log(f"  FAILED as one program, all {len(batch)} runs: {first} (see each run's error.txt; "
+            "--one-at-a-time runs them apart)")
         detail = traceback.format_exc()
         for i in batch:
             _fail(out_dir / runs[i][0], records[i], first, lambda _: None, detail=detail)
@@ -326,7 +326,7 @@ def _fail(run_dir: Path, rec: dict, message: str, log, detail: Optional[str] = N
         rec["busy"] = True                 # _finished_elsewhere: done if that process finishes it first
     if diverged:                       # its loss went non-finite (run.NonFiniteLoss): a result, not a bug
         rec["diverged"] = True
-    say(log, f"  FAILED: {rec['error']}" + ("" if busy else f" (see {err})"), rec["name"])
+    log(f"  FAILED: {rec['error']}" + ("" if busy else f" (see {err})"))     # --quiet: in main's closing lines
 
 
 # ----------------------------------------------------------------------------- CLI

@@ -216,8 +216,8 @@ def test_a_sweep_warns_of_each_collapsed_run_by_name(grouped, monkeypatch, capsy
 # ----------------------------------------------------------------------------- 6. --quiet silences progress
 
 def test_sweep_quiet_prints_no_per_run_line_but_its_failures_and_result(monkeypatch, capsys, tmp_path):
-    """`sweep --quiet`: no `[i/n]` line nor run summary on stdout; a failed run is one stderr line naming
-    it; the closing `sweep: ...` line stays. Without --quiet the per-run lines are there."""
+    """`sweep --quiet`: no `[i/n]` line nor run summary on stdout; the closing `sweep: ...` line stays,
+    and the failed run is named on stderr. Without --quiet the per-run lines are there."""
     from tallysim import cli, run
     orig = run.run_group
 
@@ -231,7 +231,8 @@ def test_sweep_quiet_prints_no_per_run_line_but_its_failures_and_result(monkeypa
     out, err = capsys.readouterr()
     assert out.splitlines() == [line for line in out.splitlines() if line.startswith("sweep: 2 runs")], out
     assert len(out.splitlines()) == 1
-    assert "tallysim: distill.weight=1: FAILED: round 1: the training loss is nan" in err, err
+    assert err.splitlines()[-1] == "  failed: distill.weight=1: round 1: the training loss is nan", err
+    assert "FAILED" not in err and "collapsed" not in err, err
     assert cli.main(argv + ["--progress", "lines"]) == 0     # again: the finished run skipped, the other run
     out = capsys.readouterr().out
     assert "[1/2] skip distill.weight=0.5 (done)" in out and "[2/2] distill.weight=1" in out, out
@@ -242,9 +243,9 @@ def test_figure_quiet_keeps_what_it_wrote(capsys):
     quiet = progress_base.QuietLog()
     quiet("[1/2] a")
     progress_base.result(quiet, "fig3: wrote figures/fig3.png in 1.0 s")
-    progress_base.say(quiet, "  FAILED: boom (see r/error.txt)", "a")
+    progress_base.say(quiet, "  note: its config.json differs", "a")
     out, err = capsys.readouterr()
-    assert out == "fig3: wrote figures/fig3.png in 1.0 s\n" and err == "tallysim: a: FAILED: boom (see r/error.txt)\n"
+    assert out == "fig3: wrote figures/fig3.png in 1.0 s\n" and err == "tallysim: a: note: its config.json differs\n"
     seen = []
     progress_base.say(seen.append, "  note: x", "a")        # a script's own log takes every line as it is
     assert seen == ["  note: x"]

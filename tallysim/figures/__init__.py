@@ -236,11 +236,12 @@ def make_figure(name_or_path: str, smoke: bool = False, results: str = "results"
         finally:
             if bar:
                 bar.close()
+        left_out = []
         for gname, (cfg, runs) in plans.items():
             recs = recs_by_group[gname]
             failed = [r["name"] for r in recs if r["status"] == "failed"]
             if failed:
-                say(log, f"{tag}: {len(failed)} runs of {gname} failed and are left out: {', '.join(failed)}")
+                left_out.append(f"{tag}: {len(failed)} runs of {gname} failed and are left out: {', '.join(failed)}")
             data[gname] = [(dict(o.split("=", 1) for o in ov), Path(results) / tag / gname / n)
                            for n, ov in runs if n not in failed]
             errors += [(Path(results) / tag / gname / r["name"], r.get("error", "failed"))
@@ -251,6 +252,8 @@ def make_figure(name_or_path: str, smoke: bool = False, results: str = "results"
             where, why = errors[0]
             raise FigureError(f"{tag}: all {len(errors)} runs failed, nothing to draw; the first: {why} "
                               f"(see {where / 'error.txt'})")
+        for line in left_out:       # a figure drawn without them (all failed: the error above says so)
+            say(log, line)
     title = spec.get("title", name)
     paths = plots.draw(kind, spec, data, out_dir / tag, title + (" (smoke)" if smoke else ""))
     paths["seconds"] = round(time.time() - t0, 1)
