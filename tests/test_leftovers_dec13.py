@@ -325,3 +325,16 @@ def test_every_option_tallysim_s_text_names_exists():
                 for flag in re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", n.value):
                     named.setdefault(flag, f"{p.relative_to(root.parent)}:{n.lineno}")
     assert {f: where for f, where in named.items() if f not in options | NOT_OURS} == {}
+
+
+def test_clean_says_why_it_kept_a_run_whose_lock_cannot_be_opened(tmp_path):
+    """`make clean` kept a run whose lock file it could not open (a link planted as .tallysim-lock: O_NOFOLLOW
+    refuses it) and said "a tallysim process is writing it now", which no process was."""
+    from tallysim import clean, outdir
+    run_dir = tmp_path / "out" / "r"
+    run_dir.mkdir(parents=True)
+    (tmp_path / "elsewhere").write_text("")
+    (run_dir / outdir.LOCK).symlink_to(tmp_path / "elsewhere")
+    kept = clean.remove(tmp_path / "out", {})
+    assert any(f"its {outdir.LOCK} cannot be opened" in k for k in kept), kept
+    assert not any("writing it now" in k for k in kept), kept
