@@ -1,10 +1,27 @@
-"""Leftovers noticed by earlier sessions (docs: the closing note of 2026-12-06), each test failing
-without its fix:
+"""Leftovers noticed by earlier sessions (the closing note of 2026-12-06), each test failing without
+its fix (or, for the first, a control showing it can fail):
 
-- results/rows.WRITTEN_KEYS (the columns a plugin's Protocol.row_keys may not name) was a hand list
-  beside the row writers with nothing checking it covers what they write: every column of a tiny run
-  of each row-writing path (single run of two seeds, grouped run, population, model groups, text) is
-  now refused as a row key, or is one of ROUND_KEYS (the protocol's own info, which row_keys may cast);
+1. results/rows.WRITTEN_KEYS (the columns a plugin's Protocol.row_keys may not name) was a hand list
+   beside the row writers with nothing checking it covers what they write: every column of a tiny run
+   of each row-writing path (a run of two seeds, a grouped run, population, model groups, text) is
+   refused as a row key, or is one of ROUND_KEYS (the protocol's own info, which row_keys may cast);
+2. a grouped run whose second recorder failed to open (its tracker, its metrics file) left the first
+   configuration's metrics file and tracker open: each is now closed by the run's one ExitStack;
+3. an unknown option was offered any option difflib found 0.6 alike with the dashes counted (`--bogus`:
+   "did you mean --out?"): now only a near one, compared without the dashes, in every subcommand;
+4. Ctrl-C in a sweep whose directory could not be read (counting its unfinished runs raised OSError)
+   printed a traceback instead of the interrupted line: now the line without the count (and for `run`,
+   a checkpoint that cannot be looked at, the line without claiming one);
+5. the collapse warning was printed by `run` only: a sweep's or a figure's grouped runs never warned;
+   now each finished run warns, named by its directory (run.warn_collapsed, from run and run_group);
+6. `sweep --quiet` and `figure --quiet` still printed their per-run lines: --quiet now silences progress
+   in every command; the result still prints, failures in the closing lines, a note as one stderr line
+   naming its run;
+7. more of the same kind: reading a checkpoint called running out of memory (MemoryError, XLA's
+   RESOURCE_EXHAUSTED placing the state) "unreadable; run again with --overwrite"; two files opened
+   outside a `with` (experiments/memory_estimate.py, benchmarks' niid_bench_torch.py); an option no
+   command has (`--rounds`, bench/population.py) named in tallysim's text; `make clean` said "a tallysim
+   process is writing it now" of a run whose lock file it could not open.
 """
 from __future__ import annotations
 
