@@ -109,7 +109,8 @@ mutation: $(STAMP)
 ifneq ($(origin ARGS),command line)
 ARGS :=
 endif
-# --quiet unless ARGS asks for progress (`--progress lines` with --quiet is refused as a contradiction).
+# --quiet unless ARGS asks for progress (`--progress lines` with --quiet is refused as a contradiction):
+# the files written, failures, warnings and notes only (docs/cli.md, progress).
 FIG_QUIET = $(if $(findstring --progress,$(ARGS)),,--quiet)
 FIGS := fig1 fig2 fig3 fig4 fig5 fig6 fig7 fig8 fig9 fig10 fig11 fig12
 $(FIGS): $(STAMP) | $(FMNIST)

@@ -45,7 +45,8 @@ def estimate(items: list[str]) -> int:
 def again(path: str) -> None:
     """The estimate of every case of an earlier output (its measurements kept, nothing compiled)."""
     import csv
-    rows = list(csv.DictReader(open(path)))
+    with open(path, newline="") as f:     # closed before the estimates build (and on a bad file)
+        rows = list(csv.DictReader(f))
     print(",".join(rows[0]), flush=True)
     for r in rows:
         est = estimate(case(r["model"], int(r["batch"]), int(r["together"]), r["protocol"], int(r["probes"])))

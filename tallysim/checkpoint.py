@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tallysim import atomic, config, outdir
+from tallysim import atomic, config, jax_check, outdir
 from tallysim.config import ConfigError
 from tallysim.results.metrics import CONFIG, METRICS
 
@@ -36,7 +36,7 @@ def save(out_dir: Path, state: Any, meta: dict) -> None:
         np.savez(f, __meta__=np.frombuffer(json.dumps(meta).encode(), np.uint8), **arrays)
 
 
-VERSION = 1                      # of `meta` (run._Recorder.meta writes it); another is refused
+VERSION = 1                      # of `meta` (run_recorders.Recorder.meta writes it); another is refused
 # Every key a version-1 meta holds, with its type: a checkpoint missing one, or holding another type,
 # was written by another version (or edited) and is refused on --resume in one line.
 _META = {"version": int, "chunk": int, "lo": int, "round": int, "ledgers": list, "evals": dict,
@@ -57,6 +57,7 @@ def read_meta(out_dir: Path, cfg=None) -> dict:
     except FileNotFoundError:
         raise ConfigError(f"{out_dir} has no {FILE} to resume from; run it again with --overwrite") from None
     except Exception as e:   # noqa: BLE001 - any unreadable file is the same user-facing problem
+        _unless_out_of_memory(e)
         raise ConfigError(f"{path} is unreadable ({type(e).__name__}); run again with --overwrite") from None
     if bad is not None:
         raise ConfigError(f"{path} is corrupt (array {bad} fails its CRC check); run again with --overwrite")
@@ -69,6 +70,15 @@ def read_meta(out_dir: Path, cfg=None) -> dict:
             raise ConfigError(f"{path} starts at seed index {meta['lo']} (chunk {meta['chunk']}) but this "
                               f"run has seeds={cfg.seeds}; allowed: a checkpoint of this run, or --overwrite")
     return meta
+
+
+def _unless_out_of_memory(e: Exception) -> None:
+    """Raise `e` itself when the machine ran out of memory reading or placing the state (MemoryError; XLA's
+    RESOURCE_EXHAUSTED putting an array on the device): the file is fine, and "unreadable; run again with
+    --overwrite" advised throwing a good checkpoint away (and hid the error run.py retries in smaller
+    chunks)."""
+    if jax_check.out_of_memory(e):
+        raise e
 
 
 def _check_meta(meta: Any, path: Path) -> None:
@@ -93,6 +103,7 @@ def load(out_dir: Path, like: Any) -> Any:
     except ConfigError:
         raise
     except Exception as e:   # noqa: BLE001 - changed on disk since read_meta checked it
+        _unless_out_of_memory(e)
         raise ConfigError(f"{out_dir / FILE} is unreadable ({type(e).__name__}); run again with --overwrite") from None
 
 

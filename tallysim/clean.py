@@ -129,6 +129,10 @@ def _remove_dir(parent_fd: int, name: str, rel: str, ours: dict, kept: list, sho
         if outdir.LOCK in names:        # a run directory: hold its lock, so no run starts writing it meanwhile
             try:
                 lock = os.open(outdir.LOCK, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+            except OSError as e:        # a link planted as the lock (ELOOP), unreadable: not "being written"
+                kept.append(f"{shown} (its {outdir.LOCK} cannot be opened: {e.strerror or e})")
+                return
+            try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
                 kept.append(f"{shown} (a tallysim process is writing it now)")

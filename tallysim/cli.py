@@ -116,13 +116,21 @@ def _how_to_continue(args, then: str = "") -> str:
     from pathlib import Path
     from tallysim import outdir
     if fn is cmd_sweep:     # a run that saved no checkpoint yet (every 5 minutes) starts again: say how many
-        runs = [d for d in Path(out).iterdir() if d.is_dir()] if out and Path(out).is_dir() else []
-        over = sum(outdir.run_state(d) == "stopped" for d in runs)
+        try:
+            runs = [d for d in Path(out).iterdir() if d.is_dir()] if out and Path(out).is_dir() else []
+            over = sum(outdir.run_state(d) == "stopped" for d in runs)
+        except OSError:     # a directory it may not read: the line without the count (it raised, and a
+            over = 0        # traceback took the interrupted line's place)
         return (f"; {then}the same sweep command, run again, continues it" +
                 (f" ({over} unfinished run(s) saved no checkpoint yet and start again from round 1)" if over else ""))
     if fn is not cmd_run or not out:
         return ", then rerun" if then else ""
-    if (Path(out) / outdir.CHECKPOINT).is_file():
+    try:
+        saved = (Path(out) / outdir.CHECKPOINT).is_file()
+    except OSError:         # not readable (EACCES): whether it saved one is not known
+        return (f"; {then}`tallysim run --out {out} --resume` continues from its last checkpoint if it saved "
+                "one (see --checkpoint-every)")
+    if saved:
         return f"; {then}`tallysim run --out {out} --resume` continues from its last checkpoint"
     return (f"; it had saved no checkpoint yet (see --checkpoint-every), so --resume cannot continue it: "
             f"{then}run it again with --overwrite")

@@ -32,6 +32,9 @@ PROGRESS_HELP = ("bars (tqdm), lines (one plain line every TALLYSIM_PROGRESS_INT
                  "or auto (default, or $TALLYSIM_PROGRESS: bars on a terminal or in a notebook, else lines)")
 
 
+QUIET_HELP = ("no progress (bars, lines, a sweep's or figure's per-run lines); the result, errors and "
+              "warnings still print")
+
 PLUGIN_HELP = ("import this module first and add the protocols its PROTOCOLS lists (repeatable; also "
                '"plugins": [...] in a config file, or a `tallysim.protocols` entry point)')
 
@@ -67,7 +70,7 @@ def add_run_command(sub) -> None:
     r.add_argument("--print-config", action="store_true", help="print the resolved config (JSON, as "
                    "config.json would hold it) and exit without running; JAX is not imported")
     r.add_argument("--overwrite", action="store_true", help="replace a non-empty output directory")
-    r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.add_argument("--quiet", action="store_true", help=QUIET_HELP)
     r.add_argument("--progress", choices=PROGRESS_MODES, help=PROGRESS_HELP)
     r.add_argument("--checkpoint-every", type=int, metavar="K",
                    help="save a checkpoint every K rounds (default: every 5 minutes; 0: never)")
@@ -94,7 +97,7 @@ def add_sweep_command(sub) -> None:
                     '{"key": [values, ...]} adds axes')
     sw.add_argument("--smoke", action="store_true", help="apply the config file's `smoke` section")
     sw.add_argument("--out", required=True, help="sweep directory (one subdirectory per run, sweep.json)")
-    sw.add_argument("--quiet", action="store_true", help="no per-round progress bar")
+    sw.add_argument("--quiet", action="store_true", help=QUIET_HELP)
     sw.add_argument("--progress", choices=PROGRESS_MODES, help=PROGRESS_HELP)
     sw.add_argument("--dry-run", action="store_true", help="validate and list the runs, run nothing")
     sw.add_argument("--one-at-a-time", action="store_true",
@@ -159,7 +162,7 @@ def add_figure_command(sub) -> None:
     f.add_argument("--smoke", action="store_true", help="the few-minute version of each figure")
     f.add_argument("--results", default="results", help="where the runs go (resumable; default: results)")
     f.add_argument("--out", default="figures", help="where figures, CSV and tables go (default: figures)")
-    f.add_argument("--quiet", action="store_true", help="no per-round progress bars")
+    f.add_argument("--quiet", action="store_true", help=QUIET_HELP)
     f.add_argument("--progress", choices=PROGRESS_MODES, help=PROGRESS_HELP)
     f.add_argument("--one-at-a-time", action="store_true",
                    help="run each configuration as its own program (default: as `sweep`, shared programs)")
@@ -240,11 +243,28 @@ def parse(argv):
         flag = stray[0].split("=")[0]
         dashed = flag.replace("_", "-")                  # --checkpoint_every, as a config key is spelt
         near = (f"; did you mean {dashed}?" if dashed in options else
-                did_you_mean(flag, options) if flag.startswith("--") else "")
+                near_option(flag, options) if flag.startswith("--") else "")
         sub.error(f"unrecognized arguments: {' '.join(stray)}{near}")
     if extra:
         setattr(args, dest, list(getattr(args, dest)) + extra)
     return args
+
+
+# How alike a mistyped option and an option must be, without their dashes, to be offered (difflib's
+# ratio): `--ovrwrite` 0.94, `--qiet` 0.89, `--ot` 0.8; `--bogus` and `out` 0.5.
+NEAR_OPTION = 0.7
+
+
+def near_option(flag: str, options: list) -> str:
+    """"; did you mean --overwrite?" for a near miss of one of the command's long options, else "".
+    Compared without the leading `--` every long option shares: with them `--bogus` was 0.67 like
+    `--out` (the dashes, `o` and `u` in common) and was offered it."""
+    import difflib
+    longs = {o[2:]: o for o in options if o.startswith("--")}
+    name = flag.lstrip("-").lower()
+    near = difflib.get_close_matches(name, list(longs), n=2, cutoff=NEAR_OPTION)
+    near += [o for o in longs if len(o) >= 3 and name.startswith(o) and o not in near]   # --outdir: --out
+    return f"; did you mean {' or '.join(longs[n] for n in near[:3])}?" if near else ""
 
 
 def refuse_repeated_options(p: argparse.ArgumentParser, argv: list) -> None:

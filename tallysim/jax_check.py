@@ -56,3 +56,14 @@ def backend() -> None:
         raise ConfigError("JAX's 64-bit mode is on (JAX_ENABLE_X64 or jax.config.update('jax_enable_x64', "
                           "True)); tallysim's programs are 32-bit: unset JAX_ENABLE_X64, or "
                           "jax.config.update('jax_enable_x64', False) before running")
+
+
+def device_out_of_memory(e: BaseException) -> bool:
+    """Whether `e` is XLA saying the device (or XLA:CPU the host) ran out of memory."""
+    return "RESOURCE_EXHAUSTED" in str(e) or "Out of memory" in str(e)
+
+
+def out_of_memory(e: BaseException) -> bool:
+    """Whether `e` says the device or the host ran out of memory (a smaller program may fit): the one
+    rule run.py's retry, sweep's halving of a group and checkpoint's reading share."""
+    return isinstance(e, MemoryError) or device_out_of_memory(e)

@@ -2,7 +2,8 @@
 a terminal and in a notebook, plain lines in a log file; --progress and TALLYSIM_PROGRESS force either),
 how often lines are written (TALLYSIM_PROGRESS_INTERVAL), and the clock over a sweep's or a figure's
 runs that the round bar under it reports its rounds to (its ETA from rounds done, before a run has
-finished). The bars are progress.py, the lines progress_lines.py."""
+finished). The bars are progress.py, the lines progress_lines.py. What `--quiet` leaves of a sweep's
+and a figure's own lines: QuietLog, say, result."""
 from __future__ import annotations
 
 import os
@@ -255,3 +256,42 @@ def short_labels(names: list) -> list:
     parts = [str(n).split("__") for n in names]
     common = set.intersection(*(set(p) for p in parts)) if parts else set()
     return ["__".join(x for x in p if x not in common) or str(n) for p, n in zip(parts, names)]
+
+
+# --quiet silences progress, in every command (docs/cli.md): run's bar or lines, and a sweep's or a
+# figure's per-run lines too (`[3/12] name`, each run's summary, `group ...`), which `sweep --quiet` and
+# `figure --quiet` printed all the same. A run's failure is said in the command's closing lines (sweep's
+# `failed: NAME: ...` on stderr, figure's `left out` or its error); a note is not progress: it still goes
+# out, to stderr, one line naming its run (the run's `[3/12]` line is not there to say which); what the
+# command produces (a figure's `wrote ...`) still goes to stdout.
+
+class QuietLog:
+    """A sweep's or a figure's `log` under --quiet: progress lines dropped; see `say` and `result`."""
+
+    def __call__(self, line: str) -> None:
+        pass
+
+    @staticmethod
+    def note(line: str, name: str = "") -> None:
+        print(f"tallysim: {name + ': ' if name else ''}{line.strip()}", file=sys.stderr)
+
+    @staticmethod
+    def result(line: str) -> None:
+        print(line)
+
+
+def say(log, line: str, name: str = "") -> None:
+    """A note about run `name` (not progress): through `log`, beside the run's own lines; under
+    --quiet (a QuietLog) on stderr, naming the run. Any other `log` (a script's) takes it as it is."""
+    if isinstance(log, QuietLog):
+        log.note(line, name)
+    else:
+        log(line)
+
+
+def result(log, line: str) -> None:
+    """What the command produced (a figure's `wrote ...`): through `log`, and on stdout under --quiet."""
+    if isinstance(log, QuietLog):
+        log.result(line)
+    else:
+        log(line)

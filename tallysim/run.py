@@ -18,7 +18,6 @@ import functools
 import math
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Optional
 
@@ -26,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tallysim import atomic, checkpoint, config, outdir, privacy, protocols, tracking, validation
+from tallysim import checkpoint, config, jax_check, outdir, privacy, protocols, tracking, validation
 from tallysim import progress as progress_bars
 from tallysim.build import Built, auto_chunk, build, build_group  # noqa: F401 - run.build etc., as before
 from tallysim.config import Config, ConfigError
@@ -34,14 +33,10 @@ from tallysim.results.metrics import (CONFIG, ERROR, METRICS, PARTITION, PROBE_K
                                       aggregate, check_own_keys, dumps_row, lane_row, run_collapse_warning)
 from tallysim.programs import chunk_inputs, eval_clients, initial_state, lanes_per_device, round_programs  # noqa: F401
 from tallysim.results.runs import Results
-from tallysim.metrics_file import MetricsFile
 from tallysim.run_files import write_partition, write_run_files
+from tallysim.run_recorders import Lanes as _Lanes, NonFiniteLoss, Recorder as _Recorder  # noqa: F401 - run._Recorder, as before
 from tallysim.sim import comm, faults, fed, mesh, peers, tasks
 from tallysim.sim.evaluate import evaluate
-
-
-class NonFiniteLoss(RuntimeError):
-    pass
 
 
 def _host(tree) -> dict:
@@ -152,13 +147,8 @@ def group_ranges(ctx) -> tuple:
     return tuple((g.name, g.lo, g.hi, g.a_hi - g.a_lo, ctx.spec.active) for g in ctx.model_groups)
 
 
-def _is_oom(e: Exception) -> bool:
-    return "RESOURCE_EXHAUSTED" in str(e) or "Out of memory" in str(e)
-
-
-def out_of_memory(e: BaseException) -> bool:
-    """Whether `e` says the device or the host ran out of memory (a smaller program may fit)."""
-    return isinstance(e, MemoryError) or _is_oom(e)
+_is_oom = jax_check.device_out_of_memory
+out_of_memory = jax_check.out_of_memory          # run.out_of_memory, as before (sweep.py)
 
 
 def run(cfg: Config, out: Optional[str] = None, overwrite: bool = False, progress: bool = True,
@@ -204,7 +194,7 @@ def _run(cfg: Config, out: Optional[str], overwrite: bool, progress: bool, built
             saver.discard()
             if isinstance(last, Exception):
                 raise last
-            if mesh.is_writer() and (note := run_collapse_warning(last, b.ctx.spec)): print(note, file=sys.stderr)
+            warn_collapsed([last], b.ctx.spec)
             return last
         except NonFiniteLoss:
             raise
@@ -214,6 +204,15 @@ def _run(cfg: Config, out: Optional[str], overwrite: bool, progress: bool, built
             chunk, meta = max(1, chunk // 2), None
             print(f"tallysim: the seed batch did not fit in memory; retrying {chunk} seeds at a time",
                   file=sys.stderr)
+
+
+def warn_collapsed(results: list, spec) -> None:
+    """The collapse warning (results/headline.collapse_warning) of each finished run on stderr, named by
+    its directory: a lone run's (`run`, a sweep's or a figure's run alone) and each of a group's (`run`
+    printed it and run_group did not, so a sweep's or a figure's grouped runs never warned); process 0."""
+    for last in results:
+        if mesh.is_writer() and not isinstance(last, Exception) and (note := run_collapse_warning(last, spec)):
+            print(note, file=sys.stderr)
 
 
 def run_group(cfgs: list[Config], outs: list, progress: bool = True, built: Optional[Built] = None,
@@ -242,109 +241,15 @@ def _run_group(cfgs: list[Config], outs: list, progress: bool, built: Optional[B
     saver = checkpoint.Saver(None, 0)
     while True:
         try:
-            return _run_all(b, out_dirs, chunk, progress, saver, None)
+            results = _run_all(b, out_dirs, chunk, progress, saver, None)
+            warn_collapsed(results, b.ctx.spec)
+            return results
         except Exception as e:   # noqa: BLE001 - only out-of-memory is retried, smaller
             if not _is_oom(e) or chunk == 1:
                 raise
             chunk = max(1, chunk // 2)
             print(f"tallysim: the lane batch did not fit in memory; retrying {chunk} lanes at a time",
                   file=sys.stderr)
-
-
-class _Recorder:
-    """Writes one configuration's metrics line once every seed has reached a round (seed chunks run
-    one after another), whole lines only; knows the host-side state a checkpoint must keep."""
-
-    def __init__(self, seeds: list, out_dir: Optional[Path], chunk: int, bar, resume: Optional[dict],
-                 track: Optional[tracking.RunTracker] = None, index: int = 0):
-        self.seeds, self.out_dir, self.chunk, self.bar, self.track = seeds, out_dir, chunk, bar, track
-        self.index = index              # the configuration's index in its group (the bar's label)
-        self.evals = {int(k): v for k, v in resume["evals"].items()} if resume else {}
-        self.lines = resume["lines"] if resume else 0
-        self.last = resume["last"] if resume else {}
-        self.t0 = time.perf_counter() - (resume["elapsed"] if resume else 0.0)
-        self.file = None
-        if out_dir:
-            path = out_dir / METRICS
-            # resumed: rows written after the checkpoint are recomputed, identically
-            keep = path.read_bytes().split(b"\n")[:self.lines] if resume and path.exists() else []
-            self.file = MetricsFile(path, keep)     # whole rows; a file changed mid-run is written again
-
-    def rows(self, r: int, rows: list[dict]) -> None:
-        self.evals.setdefault(r, []).extend(rows)
-        if len(self.evals[r]) < len(self.seeds):
-            return
-        self.last = aggregate(self.evals.pop(r), self.seeds)
-        if self.file:
-            self.file.write(dumps_row(self.last).encode())     # strict JSON: inf as "Infinity"
-            self.lines += 1
-        if self.track:
-            self.track.row(self.last)
-        if self.bar:
-            self.bar.row(self.last, self.index)
-
-    def meta(self, lo: int, r: int, ledgers) -> dict:
-        return {"version": 1, "chunk": self.chunk, "lo": lo, "round": r,
-                "ledgers": [led.state() for led in ledgers], "evals": self.evals,
-                "lines": self.lines, "last": self.last, "elapsed": time.perf_counter() - self.t0}
-
-    def close(self) -> None:
-        if self.file:
-            self.file.close()
-        if self.track:
-            self.track.close()
-
-
-class _Lanes:
-    """Routes each lane's rows to its configuration's recorder; a lane whose loss is not finite stops
-    its configuration (the others in the group go on)."""
-
-    def __init__(self, b: Built, out_dirs: list, chunk: int, bar, resume: Optional[dict]):
-        self.b = b
-        self.recs = [_Recorder([b.seeds[j] for j in b.lanes_of(i)], d, chunk, bar, resume,
-                               tracking.open_run(b.cfgs[i], d, fresh=resume is None) if mesh.is_writer() else None,
-                               index=i)
-                     for i, d in enumerate(out_dirs)]
-        self.t0 = self.recs[0].t0
-        self.failed: dict[int, NonFiniteLoss] = {}
-
-    def live(self, j: int) -> bool:
-        return self.b.lane_cfg[j] not in self.failed
-
-    def diverged(self, j: int, message: str) -> None:
-        i = self.b.lane_cfg[j]
-        err = NonFiniteLoss(message)
-        rec = self.recs[i]
-        if rec.out_dir:
-            atomic.write_text(rec.out_dir / ERROR, message + "\n")
-        if len(self.recs) == 1:
-            raise err
-        self.failed[i] = err
-
-    def rows(self, r: int, lane_rows: list) -> None:
-        for i, rec in enumerate(self.recs):
-            mine = [row for j, row in lane_rows if self.b.lane_cfg[j] == i]
-            if mine:
-                rec.rows(r, mine)
-
-    def meta(self, lo: int, r: int, ledgers) -> dict:
-        # checkpoints: one configuration only; --resume compares its config with the one resuming
-        return {**self.recs[0].meta(lo, r, ledgers), "config": config.to_dict(self.b.cfgs[0])}
-
-    def close(self) -> None:
-        for rec in self.recs:
-            rec.close()
-
-    def results(self) -> list:
-        out = []
-        for i, rec in enumerate(self.recs):
-            if i in self.failed:
-                out.append(self.failed[i])
-            else:
-                last = dict(rec.last)
-                last["out"] = str(rec.out_dir) if rec.out_dir else None
-                out.append(last)
-        return out
 
 
 def _run_all(b: Built, out_dirs: list, chunk: int, progress: bool, saver: checkpoint.Saver,
@@ -363,8 +268,7 @@ def _run_all(b: Built, out_dirs: list, chunk: int, progress: bool, saver: checkp
     with contextlib.ExitStack() as held:    # the bar (its ticker a thread) closes, a recorder failing to
         if bar:                             # open too: it said `compiling` for the rest of the process
             held.callback(bar.close)
-        lanes_out = _Lanes(b, out_dirs, chunk, bar, resume)
-        held.callback(lanes_out.close)      # closed before the bar, as before
+        lanes_out = _Lanes(b, out_dirs, chunk, bar, resume, held)   # each file it opens closes with `held`
         for lo, hi in bounds:
             if lo >= start:
                 _run_chunk(b, lo, hi, lanes_out, bar, saver, resume if lo == start else None)

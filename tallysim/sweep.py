@@ -31,6 +31,7 @@ from typing import Any, Callable, Optional
 
 from tallysim import atomic, config, outdir, validation
 from tallysim import progress as progress_bars
+from tallysim.progress_base import QuietLog, say
 from tallysim.config import Config, ConfigError
 from tallysim.results import metrics
 from tallysim.sweep_axes import (MAX_RUNS, check_count, check_fields_read, expand, repeated_runs,  # noqa: F401 - sweep.X, as before
@@ -143,11 +144,11 @@ def run_sweep(base_cfg: Config, runs: list[tuple[str, list[str]]], out_dir, prog
                 log(f"[{i + 1}/{n}] skip {name} (done)")
                 diff = _config_diff(run_dir, cfg)
                 if diff:
-                    log(f"  note: its config.json differs from this sweep's config ({', '.join(diff[:4])}"
-                        f"{', ...' if len(diff) > 4 else ''}); delete {run_dir / DONE} to rerun it")
+                    say(log, f"  note: its config.json differs from this sweep's config ({', '.join(diff[:4])}"
+                        f"{', ...' if len(diff) > 4 else ''}); delete {run_dir / DONE} to rerun it", name)
                 elif outdir.run_state(run_dir) != "finished":   # skipped in silence; `table`: incomplete
-                    log(f"  note: its {metrics.METRICS} no longer holds the finished run's rows (emptied, cut or "
-                        f"deleted since it finished); delete {run_dir / DONE} to rerun it")
+                    say(log, f"  note: its {metrics.METRICS} no longer holds the finished run's rows (emptied, "
+                        f"cut or deleted since it finished); delete {run_dir / DONE} to rerun it", name)
                 if bar:
                     bar.done(skipped=True)      # done before: not in the bar's rate
                 continue
@@ -270,7 +271,8 @@ def _run_grouped(runmod, batch: list[int], runs, cfgs, records, out_dir: Path, p
     except Exception as e:     # noqa: BLE001 - recorded against the group's runs, the sweep goes on
         first = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
         if runmod.out_of_memory(e):
-            log(f"  the group did not fit in memory as one program ({first}); running it as two smaller groups")
+            say(log, f"  the group did not fit in memory as one program ({first}); running it as two smaller "
+                "groups", ", ".join(names))
             half = len(batch) // 2
             for part in (batch[:half], batch[half:]):
                 for j in part:
@@ -305,7 +307,7 @@ def _run_or_resume(runmod, cfg: Config, run_dir: Path, progress: bool, log) -> d
         except outdir.Busy:
             raise                      # another process runs it: not a reason to start it again
         except ConfigError as e:
-            log(f"  cannot resume ({e}); running it again")
+            say(log, f"  cannot resume ({e}); running it again", run_dir.name)
     return runmod.run(cfg, str(run_dir), overwrite=True, progress=progress)
 
 
@@ -324,7 +326,7 @@ def _fail(run_dir: Path, rec: dict, message: str, log, detail: Optional[str] = N
         rec["busy"] = True                 # _finished_elsewhere: done if that process finishes it first
     if diverged:                       # its loss went non-finite (run.NonFiniteLoss): a result, not a bug
         rec["diverged"] = True
-    log(f"  FAILED: {rec['error']}" + ("" if busy else f" (see {err})"))
+    log(f"  FAILED: {rec['error']}" + ("" if busy else f" (see {err})"))     # --quiet: in main's closing lines
 
 
 # ----------------------------------------------------------------------------- CLI
@@ -356,8 +358,8 @@ def main(args) -> int:
               "compiled programs")
         return 0
     meta = {"config": args.config, "smoke": bool(args.smoke), "axes": list(args.axes)}
-    records = run_sweep(base, runs, args.out, progress=not args.quiet, meta=meta,
-                        grouped=not getattr(args, "one_at_a_time", False))
+    records = run_sweep(base, runs, args.out, progress=not args.quiet, meta=meta,     # --quiet: docs/cli.md
+                        log=QuietLog() if args.quiet else print, grouped=not getattr(args, "one_at_a_time", False))
     counts = {s: sum(r["status"] == s for r in records) for s in ("done", "skipped", "failed")}
     print(f"sweep: {len(records)} runs in {args.out}: {counts['done']} ran, {counts['skipped']} skipped "
           f"(already done), {counts['failed']} failed; index in {Path(args.out) / INDEX}")

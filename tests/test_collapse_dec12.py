@@ -51,4 +51,7 @@ def test_the_run_prints_the_warning():
     text = types.SimpleNamespace(**{**vars(spec), "task": "next_token"})
     assert metrics.run_collapse_warning(COLLAPSED, text) is None
     src = inspect.getsource(runmod._run)            # run.py prints it on stderr, from process 0 only
-    assert "(note := run_collapse_warning(last, b.ctx.spec))" in src and "print(note, file=sys.stderr)" in src
+    assert "warn_collapsed([last], b.ctx.spec)" in src      # (run_group too: tests/test_leftovers_dec13.py)
+    src = inspect.getsource(runmod.warn_collapsed)
+    assert "mesh.is_writer()" in src and "(note := run_collapse_warning(last, spec))" in src
+    assert "print(note, file=sys.stderr)" in src

@@ -342,11 +342,12 @@ def test_a_finished_sweep_run_whose_rows_were_lost_is_not_skipped_in_silence(tmp
     """Its metrics.jsonl emptied after it finished: the sweep skipped it as done, and `table` said incomplete."""
     out = _finished_sweep(tmp_path)
     assert cli.main(["sweep", *TINY, "seed=0,1", "--out", str(out), "--quiet"]) == 0      # ok: both skipped
-    assert "note" not in capsys.readouterr().out
+    assert "note" not in "".join(capsys.readouterr())
     (out / "seed=1" / "metrics.jsonl").write_text("")
     assert cli.main(["sweep", *TINY, "seed=0,1", "--out", str(out), "--quiet"]) == 0
-    said = capsys.readouterr().out                   # the sweep's log, where its other notes go
-    assert "note: its metrics.jsonl no longer holds the finished run's rows" in said and "seed=1/done.json" in said
+    said = capsys.readouterr().err                   # under --quiet a note is one stderr line naming its run
+    assert "tallysim: seed=1: note: its metrics.jsonl no longer holds the finished run's rows" in said \
+        and "seed=1/done.json" in said
 
 
 def test_a_run_the_other_copy_of_a_sweep_finished_is_done_in_the_index(tmp_path):

@@ -137,7 +137,7 @@ LAYERS = [
     ["tallysim.sim"],
     ["tallysim.protocols."],
     ["tallysim.build", "tallysim.programs"],
-    ["tallysim.run", "tallysim.run_files", "tallysim.startup"],
+    ["tallysim.run", "tallysim.run_files", "tallysim.run_recorders", "tallysim.startup"],
     ["tallysim.sweep", "tallysim.sweep_axes", "tallysim.bench"],
     ["tallysim.figures"],
     ["tallysim.api", "tallysim.cli", "tallysim.cli_parser", "tallysim.cli_commands", "tallysim.__main__"],

@@ -158,7 +158,8 @@ def _fake_run(cfg, out=None, overwrite=False, progress=True, built=None):
 def test_failed_run_is_recorded_and_sweep_continues(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(runmod, "run", _fake_run)
     out = tmp_path / "sw"
-    argv = ["sweep", *SMALL, "protocol.name=local,softlabel,tally", "--out", str(out), "--quiet"]
+    # the per-run lines are progress (--quiet leaves them out: tests/test_leftovers_dec13.py)
+    argv = ["sweep", *SMALL, "protocol.name=local,softlabel,tally", "--out", str(out), "--progress", "lines"]
     assert main(argv) == 1
     cap = capsys.readouterr()
     assert "[3/3] protocol.name=tally" in cap.out and "FAILED: round 1" in cap.out

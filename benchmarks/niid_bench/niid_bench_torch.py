@@ -139,7 +139,8 @@ def main():
         rows.append(row)
         print(json.dumps(row), flush=True)
     if a.out:
-        json.dump({"args": vars(a), "rows": rows}, open(a.out, "w"))
+        with open(a.out, "w") as f:       # closed (flushed) here, not whenever the interpreter collects it
+            json.dump({"args": vars(a), "rows": rows}, f)
 
 
 if __name__ == "__main__":

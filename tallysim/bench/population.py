@@ -6,7 +6,7 @@ before issue 33).
 Each point runs in a subprocess of its own, so `ru_maxrss` (the process's peak resident set) is that
 point's alone. A point builds the run (synthetic data, IID shards of `--examples` examples per client,
 the MLP of width 32 on 8 inputs), compiles the lane-vmapped round scan that `run` uses, runs it once
-untimed, then times `--rounds` rounds (the median of 3). The yardstick is the memory of 10 clients
+untimed, then times 10 rounds (`run`'s `rounds`; the median of 3). The yardstick is the memory of 10 clients
 (P = A = 10, the same shards and model) plus the population's data (`data_bytes`: the FedData arrays),
 the issue's target being within 1.5x of it; and the seconds per round should not grow with P. `draw_s`
 times the round's cohort draw alone. `--set` adds config items to every

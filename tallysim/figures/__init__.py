@@ -35,6 +35,7 @@ from typing import Optional
 
 from tallysim import atomic, config, outdir, sweep
 from tallysim import progress as progress_bars
+from tallysim.progress_base import QuietLog, result, say
 from tallysim.config import ConfigError
 from tallysim.fields import home
 from tallysim.sweep_section import figure_keys
@@ -239,11 +240,12 @@ def make_figure(name_or_path: str, smoke: bool = False, results: str = "results"
         finally:
             if bar:
                 bar.close()
+        left_out = []
         for gname, (cfg, runs) in plans.items():
             recs = recs_by_group[gname]
             failed = [r["name"] for r in recs if r["status"] == "failed"]
             if failed:
-                log(f"{tag}: {len(failed)} runs of {gname} failed and are left out: {', '.join(failed)}")
+                left_out.append(f"{tag}: {len(failed)} runs of {gname} failed and are left out: {', '.join(failed)}")
             data[gname] = [(dict(o.split("=", 1) for o in ov), Path(results) / tag / gname / n)
                            for n, ov in runs if n not in failed]
             errors += [(Path(results) / tag / gname / r["name"], r.get("error", "failed"))
@@ -254,12 +256,14 @@ def make_figure(name_or_path: str, smoke: bool = False, results: str = "results"
             where, why = errors[0]
             raise FigureError(f"{tag}: all {len(errors)} runs failed, nothing to draw; the first: {why} "
                               f"(see {where / 'error.txt'})")
+        for line in left_out:       # a figure drawn without them (all failed: the error above says so)
+            say(log, line)
     title = spec.get("title", name)
     paths = plots.draw(kind, spec, data, out_dir / tag, title + (" (smoke)" if smoke else ""))
     paths["seconds"] = round(time.time() - t0, 1)
     atomic.write_text(out_dir / f"{tag}.json", json.dumps(paths, indent=2) + "\n")
-    log(f"{tag}: wrote {', '.join(str(p) for k, p in paths.items() if k != 'seconds')} "
-        f"in {paths['seconds']} s")
+    result(log, f"{tag}: wrote {', '.join(str(p) for k, p in paths.items() if k != 'seconds')} "
+           f"in {paths['seconds']} s")
     return paths
 
 
@@ -326,6 +330,7 @@ def main(args) -> int:
     for n in names:                  # a figure with nothing to draw does not stop the others
         try:
             make_figure(n, smoke=args.smoke, results=args.results, out=args.out, progress=not args.quiet,
+                        log=QuietLog() if args.quiet else print,       # --quiet: docs/cli.md
                         grouped=not getattr(args, "one_at_a_time", False), start=start)
         except FigureError as e:
             print(f"tallysim: error: {e}", file=sys.stderr)

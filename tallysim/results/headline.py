@@ -61,7 +61,8 @@ def _finite(v) -> bool:
     return is_number(v) and math.isfinite(v)
 
 
-def collapse_warning(last: dict, classes: int, voters: int, best: Optional[float] = None) -> Optional[str]:
+def collapse_warning(last: dict, classes: int, voters: int, best: Optional[float] = None,
+                     name: str = "") -> Optional[str]:
     """A warning line when a distillation run's last row shows its peers collapsed onto one shared
     wrong answer: the vote unanimous (agreement >= 0.99) and both the vote's accuracy on the probes
     and the worst peer's test accuracy at chance (at most 1/C + min(0.05, 0.5/C)), else None. A
@@ -70,7 +71,8 @@ def collapse_warning(last: dict, classes: int, voters: int, best: Optional[float
     classification only (`classes` 0: next-token runs, whose chance is not 1/C), from round 10 on.
     `best`, where known, the run's best headline accuracy over its rows: a run never above chance did not
     collapse, it never learnt (too small a learning rate, a binary task too hard for its model, labels
-    that do not match their inputs: the advice below would mislead). docs/protocols.md, "Long runs"."""
+    that do not match their inputs: the advice below would mislead). `name`: the run's, said first (a
+    sweep's or a figure's runs: which one). docs/protocols.md, "Long runs"."""
     agree, vote_acc = last.get("agreement"), last.get("vote_acc")
     acc = last.get("acc_min") if _finite(last.get("acc_min")) else last.get("acc_mean")
     # a run of a few rounds at chance is a run that has not learnt yet (a smoke run), not a collapse,
@@ -82,7 +84,7 @@ def collapse_warning(last: dict, classes: int, voters: int, best: Optional[float
     near = chance + min(0.05, 0.5 * chance)
     if agree < 0.99 or vote_acc > near or acc > near or (_finite(best) and best <= near):
         return None
-    return (f"tallysim: warning: the peers have collapsed onto one shared answer: the last vote was unanimous "
+    return (f"tallysim: warning: {name + ': ' if name else ''}the peers have collapsed onto one shared answer: the last vote was unanimous "
             f"(agreement {agree:.2f}) and at chance (vote accuracy {vote_acc:.2f}, worst peer's test accuracy "
             f"{acc:.2f}, "
             f"chance {chance:.2f}); a lower optim.lr or distill.weight prevented it where measured "

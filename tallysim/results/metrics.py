@@ -172,16 +172,17 @@ def run_collapse_warning(last: dict, spec) -> Optional[str]:
     """collapse_warning of a finished run (run.py): `last` its last row with `out`, its run directory, whose
     rows give the best accuracy it reached (none: not known, as for a run without a directory); `spec` its
     fed.Spec (read, not imported: results/ imports no sim/): classes, active voters, task (next-token
-    runs: no 1/C chance, no warning)."""
+    runs: no 1/C chance, no warning). The warning names the run by its directory's name."""
     classes = spec.classes if getattr(spec, "task", "classification") == "classification" else 0
-    note = collapse_warning(last, classes, spec.active)
+    name = Path(last["out"]).name if last.get("out") else ""
+    note = collapse_warning(last, classes, spec.active, name=name)
     if note and last.get("out"):        # the rows read only where the last one would warn
         try:
             best = max((v for v in map(metric, read_rows(last["out"])) if v is not None and math.isfinite(v)),
                        default=None)
         except ConfigError:     # a run directory that cannot be read: no history, as without one
             return note
-        return collapse_warning(last, classes, spec.active, best)
+        return collapse_warning(last, classes, spec.active, best, name)
     return note
 
 

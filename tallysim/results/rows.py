@@ -28,7 +28,11 @@ PEER_PLACES = 4
 
 # The columns lane_row (and the ledger, text_row, a multi-seed row) write of their own. A plugin's
 # Protocol.row_keys naming one replaced it in silence (row_keys={"acc_mean": float} wrote the plugin's
-# info value as the headline accuracy), so check_own_keys refuses them.
+# info value as the headline accuracy), so check_own_keys refuses them. ROUND_KEYS are left out on
+# purpose: they are the protocol's own info scalars already, so a plugin naming one writes its own value
+# either way and may give it another cast (a float `merged`). tests/test_leftovers_dec13.py runs each
+# row-writing path (seeds, grouped, population, model groups, text) and checks every column it writes is
+# refused here or is one of ROUND_KEYS.
 WRITTEN_KEYS = ("round", "bits_up", "bits_down", "bits_per_peer", "steps_real", "steps_computed", "epsilon",
                 "acc_mean", "acc_min", "acc_max", "acc_peers", "acc_global", "acc_ensemble", "eval_peers",
                 "train_loss", "faulty", "acc_mean_honest", *PROBE_KEYS, "ppl_mean", "ppl_global",

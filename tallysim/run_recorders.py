@@ -1,0 +1,126 @@
+"""What a run does with its rows as they come back: each configuration's Recorder (its metrics.jsonl,
+its tracker, the progress bar's row, the host-side state a checkpoint keeps) and Lanes, which routes
+each lane's rows to its configuration's recorder and stops a configuration whose loss is not finite.
+Split from run.py (which re-exports these names) so the round loop keeps to its own job.
+"""
+from __future__ import annotations
+
+import contextlib
+import time
+from pathlib import Path
+from typing import Optional
+
+from tallysim import atomic, config, tracking
+from tallysim.build import Built
+from tallysim.metrics_file import MetricsFile
+from tallysim.results.metrics import ERROR, METRICS, aggregate, dumps_row
+from tallysim.sim import mesh
+
+
+class NonFiniteLoss(RuntimeError):
+    """A lane's training loss is not finite: its configuration stops (the others in a group go on)."""
+
+
+class Recorder:
+    """Writes one configuration's metrics line once every seed has reached a round (seed chunks run
+    one after another), whole lines only; knows the host-side state a checkpoint must keep."""
+
+    def __init__(self, seeds: list, out_dir: Optional[Path], chunk: int, bar, resume: Optional[dict],
+                 track: Optional[tracking.RunTracker] = None, index: int = 0):
+        self.seeds, self.out_dir, self.chunk, self.bar, self.track = seeds, out_dir, chunk, bar, track
+        self.index = index              # the configuration's index in its group (the bar's label)
+        self.evals = {int(k): v for k, v in resume["evals"].items()} if resume else {}
+        self.lines = resume["lines"] if resume else 0
+        self.last = resume["last"] if resume else {}
+        self.t0 = time.perf_counter() - (resume["elapsed"] if resume else 0.0)
+        self.file = None
+        if out_dir:
+            path = out_dir / METRICS
+            # resumed: rows written after the checkpoint are recomputed, identically
+            keep = path.read_bytes().split(b"\n")[:self.lines] if resume and path.exists() else []
+            self.file = MetricsFile(path, keep)     # whole rows; a file changed mid-run is written again
+
+    def rows(self, r: int, rows: list[dict]) -> None:
+        self.evals.setdefault(r, []).extend(rows)
+        if len(self.evals[r]) < len(self.seeds):
+            return
+        self.last = aggregate(self.evals.pop(r), self.seeds)
+        if self.file:
+            self.file.write(dumps_row(self.last).encode())     # strict JSON: inf as "Infinity"
+            self.lines += 1
+        if self.track:
+            self.track.row(self.last)
+        if self.bar:
+            self.bar.row(self.last, self.index)
+
+    def meta(self, lo: int, r: int, ledgers) -> dict:
+        return {"version": 1, "chunk": self.chunk, "lo": lo, "round": r,
+                "ledgers": [led.state() for led in ledgers], "evals": self.evals,
+                "lines": self.lines, "last": self.last, "elapsed": time.perf_counter() - self.t0}
+
+    def close_file(self) -> None:
+        if self.file:
+            self.file.close()
+
+    def close(self) -> None:
+        """The metrics file, then the tracker (Lanes hands each to the run's ExitStack instead)."""
+        self.close_file()
+        if self.track:
+            self.track.close()
+
+
+class Lanes:
+    """Routes each lane's rows to its configuration's recorder; a lane whose loss is not finite stops
+    its configuration (the others in the group go on)."""
+
+    def __init__(self, b: Built, out_dirs: list, chunk: int, bar, resume: Optional[dict],
+                 held: contextlib.ExitStack):
+        """Each configuration's tracker and metrics file, each handed to `held` as soon as it is open:
+        a later one failing to open (a tracker refused, a metrics file that cannot be written) closes
+        those before it with the rest of the run. (A list of recorders built in one expression left
+        the first configuration's files open when the second's failed.)"""
+        self.b = b
+        self.recs = []
+        for i, d in enumerate(out_dirs):
+            track = tracking.open_run(b.cfgs[i], d, fresh=resume is None) if mesh.is_writer() else None
+            if track:
+                held.callback(track.close)
+            rec = Recorder([b.seeds[j] for j in b.lanes_of(i)], d, chunk, bar, resume, track, index=i)
+            held.callback(rec.close_file)       # before its tracker, which draws from the file
+            self.recs.append(rec)
+        self.t0 = self.recs[0].t0
+        self.failed: dict[int, NonFiniteLoss] = {}
+
+    def live(self, j: int) -> bool:
+        return self.b.lane_cfg[j] not in self.failed
+
+    def diverged(self, j: int, message: str) -> None:
+        i = self.b.lane_cfg[j]
+        err = NonFiniteLoss(message)
+        rec = self.recs[i]
+        if rec.out_dir:
+            atomic.write_text(rec.out_dir / ERROR, message + "\n")
+        if len(self.recs) == 1:
+            raise err
+        self.failed[i] = err
+
+    def rows(self, r: int, lane_rows: list) -> None:
+        for i, rec in enumerate(self.recs):
+            mine = [row for j, row in lane_rows if self.b.lane_cfg[j] == i]
+            if mine:
+                rec.rows(r, mine)
+
+    def meta(self, lo: int, r: int, ledgers) -> dict:
+        # checkpoints: one configuration only; --resume compares its config with the one resuming
+        return {**self.recs[0].meta(lo, r, ledgers), "config": config.to_dict(self.b.cfgs[0])}
+
+    def results(self) -> list:
+        out = []
+        for i, rec in enumerate(self.recs):
+            if i in self.failed:
+                out.append(self.failed[i])
+            else:
+                last = dict(rec.last)
+                last["out"] = str(rec.out_dir) if rec.out_dir else None
+                out.append(last)
+        return out
