@@ -109,37 +109,39 @@ mutation: $(STAMP)
 ifneq ($(origin ARGS),command line)
 ARGS :=
 endif
-# --quiet unless ARGS asks for progress (`--progress lines` with --quiet is refused as a contradiction):
-# the files written, failures, warnings and notes only (docs/cli.md, progress).
-FIG_QUIET = $(if $(findstring --progress,$(ARGS)),,--quiet)
+# Plain progress lines (at most one every 30 s, and each run's line) unless ARGS chooses (`--quiet` or
+# `--progress bars`): a figure runs for minutes to hours, and since `--quiet` means no per-run lines either
+# (docs/cli.md, progress) a quiet target said nothing until it wrote the figure; lines rather than bars
+# because a make log is rarely a terminal.
+FIG_PROGRESS = $(if $(findstring --progress,$(ARGS))$(findstring --quiet,$(ARGS)),,--progress lines)
 FIGS := fig1 fig2 fig3 fig4 fig5 fig6 fig7 fig8 fig9 fig10 fig11 fig12
 $(FIGS): $(STAMP) | $(FMNIST)
-	$(OUT_CHECK)$(BIN)/tallysim figure $@ --results $(OUT) --out figures $(FIG_QUIET) $(ARGS)
+	$(OUT_CHECK)$(BIN)/tallysim figure $@ --results $(OUT) --out figures $(FIG_PROGRESS) $(ARGS)
 
 figures: $(FIGS)
 
 # The Byzantine robustness study (experiments/robustness.json, docs/robustness.md): 570 runs in 70 programs.
 robustness: $(STAMP) | $(FMNIST)
-	$(OUT_CHECK)$(BIN)/tallysim figure robustness --results $(OUT) --out figures $(FIG_QUIET) $(ARGS)
+	$(OUT_CHECK)$(BIN)/tallysim figure robustness --results $(OUT) --out figures $(FIG_PROGRESS) $(ARGS)
 
 # The matched-bits table (experiments/matched_bits.json, docs/matched-bits.md): 15 runs in 15 programs, 3
 # seeds each, 14 minutes on the shared 2-core CPU; the figure (bits vs accuracy), then one row per run
 # (not after a --dry-run in ARGS, which makes no runs to tabulate).
 matched-bits: $(STAMP) | $(FMNIST)
-	$(OUT_CHECK)$(BIN)/tallysim figure experiments/matched_bits.json --results $(OUT) --out figures $(FIG_QUIET) $(ARGS)
+	$(OUT_CHECK)$(BIN)/tallysim figure experiments/matched_bits.json --results $(OUT) --out figures $(FIG_PROGRESS) $(ARGS)
 	$(if $(findstring --dry-run,$(ARGS)),@true,$(BIN)/tallysim table $(OUT)/matched_bits --out figures/matched_bits_table.md)
 	$(if $(findstring --dry-run,$(ARGS)),@true,cat figures/matched_bits_table.md)
 
 # Fig. 2 with LeNet (experiments/fig2_lenet.json, docs/figures.md "Fig. 2 with LeNet"): do the verdicts of the
 # MLP's Fig. 2 hold with a conv model? 15 runs in 5 programs, 2 seeds, sized for the shared 2-core CPU.
 fig2-lenet: $(STAMP) | $(FMNIST)
-	$(OUT_CHECK)$(BIN)/tallysim figure experiments/fig2_lenet.json --results $(OUT) --out figures $(FIG_QUIET) $(ARGS)
+	$(OUT_CHECK)$(BIN)/tallysim figure experiments/fig2_lenet.json --results $(OUT) --out figures $(FIG_PROGRESS) $(ARGS)
 
 # Partial participation (experiments/fig_participation.json and _alpha01.json, docs/figures.md "Partial
 # participation"): does the vote hold up better than soft labels when each round samples a cohort and a client
 # votes with a stale model? 24 runs in 24 programs, 2 seeds, sized for the shared 2-core CPU.
 fig-participation: $(STAMP) | $(FMNIST)
-	$(OUT_CHECK)$(BIN)/tallysim figure experiments/fig_participation.json experiments/fig_participation_alpha01.json --results $(OUT) --out figures $(FIG_QUIET) $(ARGS)
+	$(OUT_CHECK)$(BIN)/tallysim figure experiments/fig_participation.json experiments/fig_participation_alpha01.json --results $(OUT) --out figures $(FIG_PROGRESS) $(ARGS)
 
 # The few-minute versions of every figure (fresh each time, so they really run), in two processes:
 # a figure compiles and runs its programs one after another on about one core, so two halves of equal

@@ -65,9 +65,9 @@ def test_make_figure_targets_pass_args_through(target, command):
     out = subprocess.run(["make", "-n", target, "ARGS=--dry-run --one-at-a-time"], cwd=ROOT,
                          capture_output=True, text=True, check=True).stdout
     line = next(ln for ln in out.splitlines() if command in ln)
-    assert line.endswith("--quiet --dry-run --one-at-a-time"), line
+    assert line.endswith("--progress lines --dry-run --one-at-a-time"), line
     plain = subprocess.run(["make", "-n", target], cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    assert next(ln for ln in plain.splitlines() if command in ln).rstrip().endswith("--quiet")
+    assert next(ln for ln in plain.splitlines() if command in ln).rstrip().endswith("--progress lines")
 
 
 @pytest.mark.parametrize("args", ["--progress lines", "--one-at-a-time --progress=lines"])
@@ -78,6 +78,20 @@ def test_make_figure_targets_drop_quiet_for_progress(args):
                          capture_output=True, text=True, check=True).stdout
     line = next(ln for ln in out.splitlines() if "tallysim figure fig8" in ln)
     assert "--quiet" not in line and line.rstrip().endswith(args), line
+
+
+def test_make_figure_targets_show_progress_lines_unless_args_chooses():
+    """A figure target runs for minutes to hours: its default is plain progress lines, since `--quiet`
+    now silences the per-run lines too (it printed nothing until the figure was written); ARGS=--quiet
+    still silences it, without a contradicting --progress."""
+    def line(*extra):
+        out = subprocess.run(["make", "-n", "fig8", *extra], cwd=ROOT,
+                             capture_output=True, text=True, check=True).stdout
+        return next(ln for ln in out.splitlines() if "tallysim figure fig8" in ln).rstrip()
+    assert line().endswith("--progress lines")
+    assert line("ARGS=--quiet").endswith("--quiet") and "--progress" not in line("ARGS=--quiet")
+    assert line("ARGS=--progress bars").endswith("--progress bars")
+    assert line("ARGS=--progress bars").count("--progress") == 1
 
 
 def test_make_help_names_args():

@@ -33,15 +33,15 @@ def _make_n(target: str, *words: str, env_args: str | None = None) -> str:
 def test_an_args_exported_in_the_shell_does_not_reach_a_figure_target(target):
     """`export ARGS=--foo; make fig1` passed --foo to `tallysim figure` (make reads the environment)."""
     line = _make_n(target, env_args="--foo")
-    assert "--foo" not in line and line.rstrip().endswith("--quiet"), line
+    assert "--foo" not in line and line.rstrip().endswith("--progress lines"), line
 
 
 def test_a_command_line_args_still_reaches_it_and_wins_over_the_shells():
-    assert _make_n("fig1", "ARGS=--dry-run").rstrip().endswith("--quiet --dry-run")
+    assert _make_n("fig1", "ARGS=--dry-run").rstrip().endswith("--progress lines --dry-run")
     line = _make_n("fig1", "ARGS=--dry-run", env_args="--foo")
     assert "--foo" not in line and line.rstrip().endswith("--dry-run"), line
-    # the shell's ARGS cannot drop --quiet either (FIG_QUIET reads the same ARGS)
-    assert _make_n("fig8", env_args="--progress lines").rstrip().endswith("--quiet")
+    # the shell's ARGS cannot change the progress either (FIG_PROGRESS reads the same ARGS)
+    assert _make_n("fig8", env_args="--quiet").rstrip().endswith("--progress lines")
 
 
 # ------------------------------------------------------------------- perplexity overflow: strict JSON

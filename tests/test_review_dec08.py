@@ -92,7 +92,7 @@ def test_make_figure_with_a_progress_in_args_runs(tmp_path, capsys):
     words[words.index("--out") + 1] = str(tmp_path / "f")
     rc = cli.main(words + ["--dry-run"])
     assert rc == 0, capsys.readouterr().err
-    assert "--quiet" in _make_figure_command("fig8", "")[0]        # without --progress: quiet, as before
+    assert _make_figure_command("fig8", "")[0][-2:] == ["--progress", "lines"]   # without --progress: lines
 
 
 def test_make_matched_bits_dry_run_makes_no_table():
