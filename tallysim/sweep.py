@@ -34,7 +34,7 @@ from tallysim import progress as progress_bars
 from tallysim.progress_base import QuietLog, say
 from tallysim.config import Config, ConfigError
 from tallysim.results import metrics
-from tallysim.sweep_axes import (MAX_RUNS, check_count, check_fields_read, expand, repeated_runs,  # noqa: F401 - sweep.X, as before
+from tallysim.sweep_axes import (MAX_RUNS, check_count, check_fields_read, expand, repeated_runs, warn_repeated_runs,  # noqa: F401 - sweep.X, as before
                                  file_axes, parse_axis, safe_name)
 
 DONE = metrics.DONE
@@ -117,6 +117,7 @@ def run_sweep(base_cfg: Config, runs: list[tuple[str, list[str]]], out_dir, prog
 
     cfgs = configs(base_cfg, runs)
     validation.warn_seed_overlap([n for n, _ in runs], cfgs)       # seed=0,1 with seeds=2: seed 1 in two runs
+    warn_repeated_runs(runs, cfgs)           # the API's sweep too, not only `tallysim sweep`
     check_devices(runs, cfgs)                # before any run directory is created
     out_dir = outdir.destination(out_dir)    # `..` resolved: run directories lie where they will be written
     # Nothing is created or replaced until every run directory is known to be ours (or absent).
@@ -340,9 +341,7 @@ def main(args) -> int:
     cfgs = command_configs(base, runs)       # fail in one line before anything is created
     if args.dry_run:        # seed=0,1 with seeds=2: seed 1 in two runs (run_sweep warns for a real one)
         validation.warn_seed_overlap([n for n, _ in runs], cfgs)
-    repeated = repeated_runs(runs, cfgs)     # tally crossed with another protocol's own knob
-    if repeated:
-        print(f"tallysim: warning: {repeated}", file=sys.stderr)
+        warn_repeated_runs(runs, cfgs)       # tally crossed with another protocol's own knob
     from tallysim import startup
     startup.start_jax()                      # validated: only now JAX (a refusal above imports none)
     check_devices(runs, cfgs)

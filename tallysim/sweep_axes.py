@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import math
 import re
+import sys
 from typing import Any, Optional
 
 from tallysim import config, config_reads, sweep_section
@@ -208,3 +209,11 @@ def repeated_runs(runs: list[tuple[str, list[str]]], cfgs: list[Config]) -> Opti
             f"{', '.join(keys)}, so each value of that axis reruns it ({repeats} run(s) of this sweep repeat "
             "another); to compare protocols that have knobs of their own, sweep each protocol into its own "
             "folder of one directory (`tallysim table DIR` and `tallysim pareto DIR` read them together)")
+
+
+def warn_repeated_runs(runs: list[tuple[str, list[str]]], cfgs: list[Config]) -> None:
+    """repeated_runs' line on stderr, once: `run_sweep` (the CLI's sweep and the API's) and
+    `tallysim sweep --dry-run` call it."""
+    line = repeated_runs(runs, cfgs)
+    if line:
+        print(f"tallysim: warning: {line}", file=sys.stderr)

@@ -64,6 +64,22 @@ def test_tallysim_sweep_prints_the_warning_before_anything_runs(tmp_path, capsys
     assert not (tmp_path / "s").exists()
 
 
+def test_the_api_s_sweep_warns_too_and_once(tmp_path, capsys):
+    """The warning was printed by `tallysim sweep` only: `tallysim.sweep.run_sweep` (the API's sweep) ran
+    tally once per value in silence. Now run_sweep says it, before any directory is made, and the CLI's
+    real sweep (which calls run_sweep) says it once, not twice."""
+    from tallysim.config import ConfigError
+    runs = expand({}, SMALL + ["protocol.name=tally,fedprox", "fedprox.mu=0.01,0.1"])
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")   # stops run_sweep after its checks, before anything compiles
+    with pytest.raises((ConfigError, OSError)):
+        sweep.run_sweep(config.Config(), runs, blocker, progress=False)
+    assert capsys.readouterr().err.count("are the same experiment") == 1
+    argv = ["sweep", *SMALL, "protocol.name=tally,fedprox", "fedprox.mu=0.01,0.1", "--out", str(blocker)]
+    assert cli.main(argv) != 0
+    assert capsys.readouterr().err.count("are the same experiment") == 1
+
+
 def test_the_plugin_page_s_one_sweep_claim_holds_for_fedmix(monkeypatch, registry_restored):
     """write-a-protocol.md: one sweep `protocol.name=tally,fedmix fedmix.mix=0.25,1` runs tally twice, and
     tallysim sweep warns so; the page's way (a folder per protocol) is in its command block."""
