@@ -106,3 +106,26 @@ def test_the_vocabularies_are_the_current_split_s():
     assert sha(np.array(chars.vocab)) == "32b9fcb898a5"           # the same 80 on both splits
     assert sha(np.array(words.vocab)) == "ff4e1641a80b"           # 716-client split: 1f2429f8517a
     assert words.vocab[4:8] == (",", ".", "the", "and") and len(words.vocab) == 10_004
+
+
+WORDCLAIM_ROWS = {"local training alone": "local", "tally": "tally", "softlabel (32-bit)": "softlabel",
+                  "FedAvg (server model)": "fedavg", "tally, `distill.weight` 0.1": "tally_light"}
+
+
+def test_the_wordclaim_table_on_the_current_split_is_its_json():
+    """docs/text.md's wordclaim rows measured on the 715-client split equal the script's JSON lines
+    (docs/figures/wordclaim_715.jsonl): accuracy, its min-max, perplexity, the vote's comma share, bits."""
+    import json
+    import pathlib
+    root = pathlib.Path(__file__).resolve().parents[1]
+    runs = {r["group"]: r for r in map(json.loads, (root / "docs/figures/wordclaim_715.jsonl").read_text().splitlines())}
+    section = (root / "docs/text.md").read_text().split("| protocol, 715-client split, seed 0 |")[1].split("\n\n")[0]
+    rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in section.splitlines()[2:]]
+    assert sorted(r[0] for r in rows) == sorted(WORDCLAIM_ROWS) and len(runs) == len(rows)
+    for name, acc, ppl, comma, bits, *_ in rows:
+        run = runs[WORDCLAIM_ROWS[name]]
+        spread = "" if run["protocol"] == "fedavg" else f" ({run['acc_min']:.3f}-{run['acc_max']:.3f})"  # server model
+        assert acc == f"{run['acc']:.4f}{spread}", (name, acc)
+        assert ppl == f"{run['ppl']:,.0f}", (name, ppl)
+        assert comma == ("-" if run["vote_major"] is None else f"{run['vote_major']:.2f}"), (name, comma)
+        assert bits == f"{run['bits_per_peer']:,.0f}", (name, bits)
