@@ -124,10 +124,13 @@ robustness: $(STAMP) | $(FMNIST)
 # The matched-bits table (experiments/matched_bits.json, docs/matched-bits.md): 15 runs in 15 programs, 3
 # seeds each, 14 minutes on the shared 2-core CPU; the figure (bits vs accuracy), then one row per run
 # (not after a --dry-run in ARGS, which makes no runs to tabulate).
+# ARGS=--smoke runs into $(OUT)/matched_bits-smoke (the figure's tag): the table is of those runs, into its own
+# file (it tabulated $(OUT)/matched_bits, the full runs or none, over the full table).
+MB_TAG = matched_bits$(if $(findstring --smoke,$(ARGS)),-smoke)
 matched-bits: $(STAMP) | $(FMNIST)
 	$(OUT_CHECK)$(BIN)/tallysim figure experiments/matched_bits.json --results $(OUT) --out figures $(FIG_QUIET) $(ARGS)
-	$(if $(findstring --dry-run,$(ARGS)),@true,$(BIN)/tallysim table $(OUT)/matched_bits --out figures/matched_bits_table.md)
-	$(if $(findstring --dry-run,$(ARGS)),@true,cat figures/matched_bits_table.md)
+	$(if $(findstring --dry-run,$(ARGS)),@true,$(BIN)/tallysim table $(OUT)/$(MB_TAG) --out figures/$(MB_TAG)_table.md)
+	$(if $(findstring --dry-run,$(ARGS)),@true,cat figures/$(MB_TAG)_table.md)
 
 # Fig. 2 with LeNet (experiments/fig2_lenet.json, docs/figures.md "Fig. 2 with LeNet"): do the verdicts of the
 # MLP's Fig. 2 hold with a conv model? 15 runs in 5 programs, 2 seeds, sized for the shared 2-core CPU.

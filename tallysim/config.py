@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import fields
+from collections.abc import Iterable
 from typing import Any, Optional
 
 from tallysim import protocols as _protocols, sweep_section as _sweep_section
@@ -18,7 +19,7 @@ from tallysim.config_files import (MAX_CONFIG_BYTES, MAX_EXTENDS_DEPTH, dotted_o
                                    read_file)
 from tallysim.fields import F32_MAX, INT_MAX, ConfigError, floats, ints  # noqa: F401 - re-exported
 from tallysim.schema import *  # noqa: F401,F403 - the schema's names, as config.X
-from tallysim.schema import (DERIVED, Config, field_keys, field_type, get_field, with_values,  # noqa: F401
+from tallysim.schema import (DERIVED, Config, plain_value, field_keys, field_type, get_field, with_values,  # noqa: F401
                              default_pool_size, declared, lane_fields,
                              choices, FieldSpec, PROTOCOL_NAMES, with_values_section, suggest)
 from tallysim.schema_text import help_table, show_allowed, show_default  # noqa: F401 - config.X
@@ -106,9 +107,14 @@ def check_repeats(items: list, where: str = "on the command line") -> None:
 
 
 def apply_overrides(cfg: Config, items: list[str]) -> Config:
-    if isinstance(items, str):      # iterated letter by letter: "malformed override 'p'"
+    if not isinstance(cfg, Config):     # a dict (config.json's) was "replace() should be called on dataclass instances"
+        raise ConfigError(f"apply_overrides: expected a tallysim.Config first, got {type(cfg).__name__}" + (
+            "; a dict of fields, nested as in config.json, becomes one with tallysim.config.from_dict(d)"
+            if isinstance(cfg, dict) else ""))
+    if isinstance(items, (str, bytes)) or not isinstance(items, Iterable):
+        # a str iterated letter by letter ("malformed override 'p'"); None: "'NoneType' object is not iterable"
         raise ConfigError(f"apply_overrides(cfg, {show(items)}): expected a list of key=value strings, e.g. "
-                          f"[{show(items)}]")
+                          f"[{show(items) if isinstance(items, str) else repr('peers=4')}] ([] for none)")
     keys = field_keys()
     values = {}
     for item in items:
@@ -139,6 +145,7 @@ def to_dict(cfg: Config) -> dict:
 
 def _coerce(key: str, v, t, where: str):
     inner, optional = split_optional(t)
+    v = plain_value(v, inner is tuple)      # a dict built in a notebook: np.int64(3) was "int64; expected an integer"
     if key == "model.groups":          # a JSON list of group objects reads as the compact string
         v = _model_groups.from_json(v, where)
     if v is None and optional:

@@ -105,6 +105,11 @@ def warnings(cfg: Config) -> list[str]:
         out.append("faults.kind=dropout with faults.drop_prob=0 drops nobody: every faulty peer's message "
                    "arrives each round, so the run has no faults (faults.drop_prob in (0, 1] loses some)")
     voters = max(1, int(round(cfg.participation * cfg.peers)))     # a probe's top count is at most A
+    if round(cfg.participation * cfg.peers) == 0 and not cfg.model.groups:
+        # participation=1e-9 (or 0.1 of 4 peers) ran one peer a round, a quarter of them, in silence; groups
+        # draw max(1, round(participation * P_g)) each, as docs/groups.md says
+        out.append(f"participation={cfg.participation:g} of peers={cfg.peers} rounds to no peer: 1 peer a round "
+                   f"takes part (participation {1 / cfg.peers:.3g}); the cohort is max(1, round(participation * peers))")
     if cfg.privacy.noise > 0 and cfg.privacy.threshold > voters:
         out.append(f"privacy.threshold={cfg.privacy.threshold:g} is above the {voters} votes a probe can get (the "
                    "active peers): a probe is answered only where the noise lifts its top count past it, so "

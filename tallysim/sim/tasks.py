@@ -163,6 +163,6 @@ def check(cfg, task) -> None:
                           f"({cfg.data.name}): {why}; use tally, softlabel, cfd, selective_fd, bridge, feddf or the FedAvg family")
     if cfg.vote.weighting == "history":
         raise ConfigError(f"vote.weighting=history does not run on next-token prediction ({cfg.data.name}) "
-                          "yet; use vote.weighting=uniform")
+                          "yet; allowed there: vote.weighting=none (every vote counts once)")
     if cfg.protocol.name == "bridge" and getattr(getattr(cfg, "bridge", None), "vote_at", None) == "merge":
         raise ConfigError("bridge.vote_at=merge does not run on next-token prediction yet; use the default")

@@ -1,0 +1,130 @@
+"""Hostile inputs, round 8 (2026-12-06): the newer rooms (text, populations, model groups, privacy,
+robustness, make's variables, the Python API given the wrong types). Each test names what the input did
+before its fix; none compiles a program."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import tallysim
+from tallysim import config, validation
+from tallysim.config import ConfigError
+from conftest import tiny
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# ----------------------------------------------------------------------------- the Python API's types
+
+def test_from_dict_takes_numpy_scalars_as_replace_does():
+    """A dict built in a notebook, {"peers": np.int64(3)}, was "peers=np.int64(3) is int64; expected an
+    integer" (an int64 is an integer; Config.replace took it)."""
+    cfg = config.from_dict({"peers": np.int64(3), "optim": {"lr": np.float32(0.5)}, "data": {"input_shape": [np.int64(8)]}})
+    assert (cfg.peers, cfg.optim.lr, cfg.data.input_shape) == (3, 0.5, (8,))
+    assert type(cfg.peers) is int and type(cfg.optim.lr) is float
+    with pytest.raises(ConfigError, match="peers=1.5 is a number; expected an integer"):
+        config.from_dict({"peers": np.float64(1.5)})         # still refused where the value is wrong
+
+
+@pytest.mark.parametrize("cfg, items, expected", [
+    # each was a TypeError from inside the loop or dataclasses.replace
+    (None, None, "apply_overrides(cfg, None): expected a list of key=value strings"),
+    ({"peers": 3}, [], "apply_overrides: expected a tallysim.Config first, got dict; a dict of fields"),
+    (None, 3, "apply_overrides(cfg, 3): expected a list"),
+    (None, b"peers=3", "expected a list of key=value strings"),
+])
+def test_apply_overrides_of_the_wrong_types_is_one_line(cfg, items, expected):
+    with pytest.raises(ConfigError) as e:
+        config.apply_overrides(config.Config() if cfg is None else cfg, items)
+    assert expected in str(e.value)
+
+
+def test_apply_overrides_still_takes_any_iterable_of_strings():                                   # ok
+    assert config.apply_overrides(config.Config(), (f"{k}=3" for k in ["peers"])).peers == 3
+    assert config.apply_overrides(config.Config(), ("rounds=2",)).rounds == 2
+
+
+def test_drive_takes_a_numpy_seed(monkeypatch):
+    """drive(cfg, seed=np.int64(0)) said "expected an integer in 0..2147483647" of an integer."""
+    from tallysim import run
+
+    def built(cfg):
+        raise RuntimeError("built")      # the seed was taken: nothing is built or compiled here
+    monkeypatch.setattr(run, "build", built)
+    with pytest.raises(RuntimeError, match="built"):
+        tallysim.drive(tiny(), seed=np.int64(1))
+    for bad in (np.int64(-1), np.float64(1.0), "1", True):
+        with pytest.raises(ConfigError, match="expected an integer in 0..2147483647"):
+            tallysim.drive(tiny(), seed=bad)
+
+
+def test_groups_given_to_replace_as_objects_say_how_to_give_them():
+    """Config.replace(model={"groups": [{...}]}) (a config file's form) said only "has the wrong type
+    (list); expected a string or null"."""
+    cfg = tiny().replace(model={"groups": [{"name": "a", "peers": 2}, {"name": "b", "peers": 2}]})
+    with pytest.raises(ConfigError) as e:
+        config.validate(cfg)
+    assert "expected a string or null; Config.replace takes the groups as text" in str(e.value)
+    assert "tallysim.config.from_dict({'model': {'groups': [...]}})" in str(e.value)
+    # ... and the way it names works
+    d = {"model": {"groups": [{"name": "a", "peers": 2}, {"name": "b", "peers": 2}]}}
+    assert config.from_dict(d, base=tiny()).model.groups == "a:2;b:2"
+
+
+# ----------------------------------------------------------------------------- text
+
+def test_history_weighting_on_text_names_a_value_that_exists():
+    """"use vote.weighting=uniform": no such value (none or history), so the advice was itself refused."""
+    from tallysim.sim import tasks
+    cfg = config.apply_overrides(config.Config(), ["data.name=shakespeare", "model.name=lstm",
+                                                   "protocol.name=tally", "vote.weighting=history"])
+    with pytest.raises(ConfigError) as e:
+        tasks.check(cfg, tasks.make("next_token", (80,)))
+    assert "allowed there: vote.weighting=none" in str(e.value)
+    advice = str(e.value).split("allowed there: ")[1].split()[0]
+    config.apply_overrides(config.Config(), [advice])             # the advice is a value the field takes
+
+
+# ----------------------------------------------------------------------------- populations
+
+@pytest.mark.parametrize("items, warned", [
+    (["peers=4", "participation=1e-9"], "participation=1e-09 of peers=4 rounds to no peer: 1 peer a round takes "
+                                       "part (participation 0.25)"),
+    (["peers=4", "participation=0.1"], "participation=0.1 of peers=4 rounds to no peer"),
+    (["peers=4", "participation=0.25"], None),                       # ok: one peer, as asked
+    (["peers=4", "participation=0.125"], "rounds to no peer"),       # round(0.5) is 0: half to even
+    (["peers=4", "participation=0.1", "model.groups=a:2;b:2"], None),   # each group's A_g: docs/groups.md
+])
+def test_a_participation_that_rounds_to_no_peer_is_warned(items, warned):
+    """The cohort is max(1, round(participation * P)): 1e-9 of 4 peers ran a quarter of them each round,
+    in silence, and config.md said "exactly round(fraction*P)"."""
+    lines = validation.warnings(tiny(*items))
+    hits = [w for w in lines if "rounds to no peer" in w]
+    if warned is None:
+        assert not hits, hits
+    else:
+        assert len(hits) == 1 and warned in hits[0], lines
+
+
+# ----------------------------------------------------------------------------- make's variables
+
+def _make_n(*words) -> str:
+    if shutil.which("make") is None:
+        pytest.skip("no make here")
+    return subprocess.run(["make", "-n", *words, f"VENV={sys.prefix}"], cwd=ROOT, capture_output=True, text=True,
+                          check=True, timeout=30).stdout
+
+
+def test_make_matched_bits_smoke_tables_the_smoke_runs():
+    """`make matched-bits ARGS=--smoke` ran into OUT/matched_bits-smoke, then tabulated OUT/matched_bits
+    (the full runs, or none: an error after the runs) over figures/matched_bits_table.md."""
+    out = _make_n("matched-bits", "ARGS=--smoke", "OUT=/tmp/o")
+    assert "table /tmp/o/matched_bits-smoke --out figures/matched_bits-smoke_table.md" in out
+    assert "cat figures/matched_bits-smoke_table.md" in out and "matched_bits_table.md" not in out
+    full = _make_n("matched-bits", "OUT=/tmp/o")                                                   # ok
+    assert "table /tmp/o/matched_bits --out figures/matched_bits_table.md" in full
