@@ -128,3 +128,17 @@ def test_make_matched_bits_smoke_tables_the_smoke_runs():
     assert "cat figures/matched_bits-smoke_table.md" in out and "matched_bits_table.md" not in out
     full = _make_n("matched-bits", "OUT=/tmp/o")                                                   # ok
     assert "table /tmp/o/matched_bits --out figures/matched_bits_table.md" in full
+
+
+# ----------------------------------------------------------------------------- model groups
+
+@pytest.mark.parametrize("text, values", [
+    # `none` was glued to the value before it: "group 'b:2,none' is not NAME:PEERS"
+    ("a:2:mlp,width=8;b:2,none", ["a:2:mlp,width=8;b:2", "none"]),
+    ("None,a:2;b:2", ["None", "a:2;b:2"]),
+    ("a:2;b:2,null", ["a:2;b:2", "null"]),
+    ("a:2:mlp,width=8;b:2:mlp,a:3;b:1", ["a:2:mlp,width=8;b:2:mlp", "a:3;b:1"]),              # ok
+])
+def test_a_groups_axis_may_hold_none(text, values):
+    from tallysim import sweep_axes
+    assert sweep_axes.parse_axis(f"model.groups={text}") == ("model.groups", values)
