@@ -142,3 +142,38 @@ def test_make_matched_bits_smoke_tables_the_smoke_runs():
 def test_a_groups_axis_may_hold_none(text, values):
     from tallysim import sweep_axes
     assert sweep_axes.parse_axis(f"model.groups={text}") == ("model.groups", values)
+
+
+# ----------------------------------------------------------------------------- data
+
+@pytest.mark.parametrize("items, note", [
+    (["data.max_train=100000"], "data.max_train=100000 is more than the 1,600 training examples of synthetic: all 1,600 are used"),
+    (["data.max_test=301"], "data.max_test=301 is more than the 300 test examples of synthetic: all 300 are used"),
+    (["data.max_train=1600", "data.max_test=300"], None),                                       # ok: every one
+    (["data.max_train=800"], None),                                                             # ok: a subset
+])
+def test_a_subset_larger_than_the_data_is_said(items, note, capsys):
+    """data.max_train=10**7 kept every example in silence, as if the knob had been read."""
+    from tallysim import data
+    cfg = tiny(*items)
+    ds = data.load(cfg.data, 0)
+    err = capsys.readouterr().err
+    assert (note in err) if note else "note" not in err, err
+    assert len(ds.y_train) == min(1600, cfg.data.max_train or 1600)
+
+
+@pytest.mark.parametrize("name, hint", [("shakespeare_chars", "did you mean shakespeare_words or shakespeare?"),
+                                        ("Shakespeare", "did you mean shakespeare?"),
+                                        ("mnistt", None)])
+def test_prepare_of_a_near_text_name_names_it(name, hint, monkeypatch, tmp_path):
+    """`prepare shakespeare_chars` went to tfds alone: "use a tfds name like mnist, cifar10, emnist/balanced",
+    with no word of the two text datasets it prepares offline."""
+    import importlib
+    prepare = importlib.import_module("tallysim.data.prepare")      # the module (the package exports its function)
+
+    def unknown(n):
+        raise prepare.UnknownDataset(f"cannot prepare {n!r}: tfds has no classification dataset by that name")
+    monkeypatch.setattr(prepare, "_from_tfds", unknown)
+    with pytest.raises(prepare.UnknownDataset) as e:
+        prepare.prepare(name)
+    assert (hint in str(e.value)) if hint else "did you mean" not in str(e.value)

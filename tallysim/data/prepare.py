@@ -198,6 +198,10 @@ def prepare(name: str, path: str | None = None) -> pathlib.Path:
             return write_cache(local, name)
     try:
         ds = _from_tfds(name)
+    except UnknownDataset as err:
+        # `prepare shakespeare_chars` / `Shakespeare` was sent to tfds alone: "use a tfds name like mnist"
+        from tallysim.fields import did_you_mean
+        raise UnknownDataset(f"{err}{did_you_mean(name, [*TEXT_NAMES, 'fashion_mnist'])}") from None
     except DataError as err:
         fallback = debian_fashion_mnist(name) if name == "fashion_mnist" else None
         if fallback is None:
