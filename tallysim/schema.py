@@ -14,6 +14,7 @@ import dataclasses
 import difflib
 import functools
 import math
+import os
 import typing
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal, Optional
@@ -142,9 +143,12 @@ def plain_value(v, shape: bool = False):
     """A value a notebook passes to Config.replace, as config.json holds it: a numpy scalar (np.int64 from
     np.arange, np.float32 from an array) as its Python value, and for a shape field a list as the tuple.
     They were refused as "peers=np.int64(4) has the wrong type (int64); expected an integer" and
-    "data.input_shape=[28, 28, 1] ... expected a list of positive integers like [28, 28, 1]"."""
+    "data.input_shape=[28, 28, 1] ... expected a list of positive integers like [28, 28, 1]". A pathlib.Path
+    (data.path, log.tensorboard: the API takes a path as str or Path everywhere) as its text."""
     if type(v).__module__ == "numpy" and getattr(v, "shape", None) == () and hasattr(v, "item"):
         return v.item()
+    if isinstance(v, os.PathLike):      # data.path=Path(...): "has the wrong type (PosixPath); expected a string"
+        return os.fspath(v)
     if shape and isinstance(v, list):
         return tuple(plain_value(x) for x in v)
     return v

@@ -177,3 +177,27 @@ def test_prepare_of_a_near_text_name_names_it(name, hint, monkeypatch, tmp_path)
     with pytest.raises(prepare.UnknownDataset) as e:
         prepare.prepare(name)
     assert (hint in str(e.value)) if hint else "did you mean" not in str(e.value)
+
+
+def test_run_takes_numpy_flags_and_counts(tmp_path):
+    """tallysim.run(cfg, overwrite=np.True_) / progress=np.False_ / checkpoint_every=np.int64(2) said
+    "expected True or False" (or "allowed None, 0 or a number of rounds") of the values numpy hands back."""
+    from tallysim import api_arguments
+    overwrite, progress, kw = api_arguments.check(str(tmp_path), np.bool_(True), np.bool_(False),
+                                                  {"checkpoint_every": np.int64(2)})
+    assert (overwrite, progress, kw) == (True, False, {"checkpoint_every": 2})
+    assert type(overwrite) is bool and type(kw["checkpoint_every"]) is int
+    for bad in ({"checkpoint_every": np.float64(1.5)}, {"resume": np.int64(1)}):
+        with pytest.raises(ConfigError):
+            api_arguments.check(str(tmp_path), False, False, bad)
+
+
+@pytest.mark.parametrize("section, key", [("data", "path"), ("log", "tensorboard")])
+def test_a_path_field_takes_a_pathlib_path(section, key, tmp_path):
+    """docs/api.md: every path the API takes is a str or a pathlib.Path; Config.replace(data={"path": Path(d)})
+    was "data.path=PosixPath(...) has the wrong type (PosixPath); expected a string or null"."""
+    from tallysim import field_checks
+    cfg = tiny().replace(**{section: {key: tmp_path}})
+    assert getattr(getattr(cfg, section), key) == str(tmp_path)
+    field_checks.check_types(cfg)
+    assert getattr(getattr(config.from_dict({section: {key: tmp_path}}), section), key) == str(tmp_path)
