@@ -201,3 +201,15 @@ def test_a_path_field_takes_a_pathlib_path(section, key, tmp_path):
     assert getattr(getattr(cfg, section), key) == str(tmp_path)
     field_checks.check_types(cfg)
     assert getattr(getattr(config.from_dict({section: {key: tmp_path}}), section), key) == str(tmp_path)
+
+
+def test_make_figures_smoke_refuses_an_args_it_would_drop():
+    """`make figures-smoke ARGS=--dry-run` dropped ARGS in silence: it removed OUT/smoke and ran every smoke."""
+    if shutil.which("make") is None:
+        pytest.skip("no make here")
+    p = subprocess.run(["make", "-n", "figures-smoke", "ARGS=--dry-run", f"VENV={sys.prefix}"], cwd=ROOT,
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode != 0 and "clean" not in p.stdout and "tallysim figure" not in p.stdout
+    assert "ARGS='--dry-run' is not read by figures-smoke" in p.stderr
+    assert "make fig1 ARGS='--dry-run --smoke'" in p.stderr
+    assert "--smoke --results results/smoke" in _make_n("figures-smoke")                           # ok
