@@ -114,6 +114,13 @@ def warnings(cfg: Config) -> list[str]:
         out.append(f"privacy.threshold={cfg.privacy.threshold:g} is above the {voters} votes a probe can get (the "
                    "active peers): a probe is answered only where the noise lifts its top count past it, so "
                    "most abstain and train nothing")
+    accounted = cfg.privacy.noise > 0 or (cfg.protocol.name == "fedct" and cfg.fedct.xor_epsilon > 0)
+    if accounted and cfg.privacy.delta >= 1 / cfg.peers:
+        # privacy.delta=0.999999 reported epsilon 0.0, read as perfect privacy: publishing one random peer's
+        # whole data outright is already (0, 1/P)-DP at user level (two runs differ in one of P peers)
+        out.append(f"privacy.delta={cfg.privacy.delta:g} is not below 1/peers = {1 / cfg.peers:.3g}: releasing one "
+                   f"random peer's data outright is (0, {1 / cfg.peers:.3g})-DP, so epsilon at this delta "
+                   "promises little (privacy.delta well below 1/peers, e.g. 1e-5)")
     out += robust_checks.warnings(cfg)
     work = work_estimate.warning(cfg)       # local_steps=10**7: a run of days, accepted in silence
     out += [work] if work else []

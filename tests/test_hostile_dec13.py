@@ -213,3 +213,18 @@ def test_make_figures_smoke_refuses_an_args_it_would_drop():
     assert "ARGS='--dry-run' is not read by figures-smoke" in p.stderr
     assert "make fig1 ARGS='--dry-run --smoke'" in p.stderr
     assert "--smoke --results results/smoke" in _make_n("figures-smoke")                           # ok
+
+
+# ----------------------------------------------------------------------------- privacy
+
+@pytest.mark.parametrize("items, warned", [
+    (["protocol.name=tally", "privacy.noise=5", "privacy.delta=0.999999"], "privacy.delta=0.999999 is not below 1/peers = 0.25"),
+    (["protocol.name=tally", "privacy.noise=5", "privacy.delta=0.25"], "is not below 1/peers"),
+    (["protocol.name=fedct", "fedct.xor_epsilon=1", "privacy.delta=0.5"], "is not below 1/peers"),
+    (["protocol.name=tally", "privacy.noise=5", "privacy.delta=0.2"], None),                  # ok: below 1/4
+    (["protocol.name=tally", "privacy.noise=5"], None),                                       # ok: the default 1e-5
+])
+def test_a_delta_that_promises_nothing_is_warned(items, warned):
+    """privacy.delta=0.999999 reported epsilon 0.0 every round, with no word that it means nothing."""
+    hits = [w for w in validation.warnings(tiny(*items)) if "privacy.delta" in w]
+    assert (len(hits) == 1 and warned in hits[0]) if warned else not hits, hits
