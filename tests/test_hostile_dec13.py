@@ -228,3 +228,16 @@ def test_a_delta_that_promises_nothing_is_warned(items, warned):
     """privacy.delta=0.999999 reported epsilon 0.0 every round, with no word that it means nothing."""
     hits = [w for w in validation.warnings(tiny(*items)) if "privacy.delta" in w]
     assert (len(hits) == 1 and warned in hits[0]) if warned else not hits, hits
+
+
+def test_a_groups_model_that_does_not_fit_the_task_names_its_group():
+    """`model.name=lstm model.groups=a:1:lstm;b:2:mlp` on Shakespeare said "model.name=mlp does not fit
+    shakespeare" of a run whose model.name is lstm, not naming group b (a conv group on flat data did)."""
+    from tallysim.model_groups import group_config, parse
+    from tallysim.sim import tasks
+    cfg = config.apply_overrides(config.Config(), ["data.name=shakespeare", "partition.kind=natural", "peers=3",
+                                                   "model.name=lstm", "protocol.name=tally",
+                                                   "model.groups=a:1:lstm;b:2:mlp"])
+    g = parse(cfg.model.groups)[1]
+    with pytest.raises(ConfigError, match=r"^group b: model.name=mlp does not fit shakespeare"):
+        tasks.check(group_config(cfg, g), tasks.make("next_token", (80,)), g.name)

@@ -147,13 +147,14 @@ def check_shape(cfg, example_shape: tuple, group: str = "") -> None:
                           f"{''.join(', ' + m for m in fits)}, or larger images")
 
 
-def check(cfg, task) -> None:
-    """One-line refusals of what a task cannot run (ConfigError)."""
+def check(cfg, task, group: str = "") -> None:
+    """One-line refusals of what a task cannot run (ConfigError); `group` names a model group's model (an mlp
+    group on text said "model.name=mlp does not fit" of a run whose model.name was lstm)."""
     from tallysim.config import ConfigError
     model = cfg.model.name
     if model not in task.models():
         kind = "text (token sequences)" if task.name == "next_token" else "images (classification)"
-        raise ConfigError(f"model.name={model} does not fit {cfg.data.name}, whose examples are {kind}; "
+        raise ConfigError(f"{'group ' + group + ': ' if group else ''}model.name={model} does not fit {cfg.data.name}, whose examples are {kind}; "
                           f"allowed for it: {', '.join(task.models())}")
     if task.name != "next_token":
         return
