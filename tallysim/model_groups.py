@@ -167,9 +167,14 @@ def check(cfg: Config) -> None:
                           f"peers={cfg.peers}; the group counts must sum to peers (set peers={total})")
     if len(groups) == 1 and cfg.protocol.name not in GROUP_PROTOCOLS:
         raise ConfigError(one_group_refusal(cfg, groups[0]))
+    # groups of one architecture (a:2;b:2, or differing in optim.* only) were told "averaging across
+    # architectures is not defined": defined there, and not run by groups (context.ModelGroup)
+    one_model = len({group_config(cfg, g).model for g in groups}) == 1
+    why = ("the groups share one architecture, but the FedAvg family takes no model.groups: leave model.groups "
+           "unset to run one model for every peer" if one_model else
+           "parameter averaging across architectures is not defined")
     refuse = [(cfg.protocol.name not in GROUP_PROTOCOLS, f"protocol.name={cfg.protocol.name}",
-               f"protocol.name {', '.join(GROUP_PROTOCOLS)} (parameter averaging across architectures "
-               "is not defined)"),
+               f"protocol.name {', '.join(GROUP_PROTOCOLS)} ({why})"),
               (cfg.devices is not None and cfg.devices > 1, f"devices={cfg.devices}", "devices=1 or unset "
                "on one device"),
               (cfg.faults.kind != "none", f"faults.kind={cfg.faults.kind}", "faults.kind=none"),

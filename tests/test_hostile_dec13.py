@@ -241,3 +241,18 @@ def test_a_groups_model_that_does_not_fit_the_task_names_its_group():
     g = parse(cfg.model.groups)[1]
     with pytest.raises(ConfigError, match=r"^group b: model.name=mlp does not fit shakespeare"):
         tasks.check(group_config(cfg, g), tasks.make("next_token", (80,)), g.name)
+
+
+@pytest.mark.parametrize("groups, why", [
+    ("a:2;b:2", "the groups share one architecture, but the FedAvg family takes no model.groups"),
+    ("a:2:mlp,optim.lr=0.1;b:2:mlp,optim.lr=0.2", "the groups share one architecture"),
+    ("a:2:mlp;b:2:lenet", "parameter averaging across architectures is not defined"),          # ok: as before
+    ("a:2:mlp,width=8;b:2:mlp,width=16", "parameter averaging across architectures is not defined"),
+])
+def test_fedavg_on_groups_of_one_architecture_says_why_truly(groups, why, tmp_path, capsys, no_compile):
+    """`model.groups=a:2;b:2 protocol.name=fedavg` (one MLP, two learning rates) was refused because
+    "parameter averaging across architectures is not defined": there is one architecture."""
+    from conftest import one_line
+    line = one_line(capsys, ["run", "data.name=synthetic", "data.input_shape=28x28x1", "peers=4", "rounds=1",
+                             "protocol.name=fedavg", f"model.groups={groups}", "--out", str(tmp_path / "o")])
+    assert "does not work with model.groups yet" in line and why in line, line
