@@ -145,7 +145,8 @@ def to_dict(cfg: Config) -> dict:
 
 def _coerce(key: str, v, t, where: str):
     inner, optional = split_optional(t)
-    v = plain_value(v, inner is tuple)      # a dict built in a notebook: np.int64(3) was "int64; expected an integer"
+    # a dict built in a notebook: np.int64(3) was "int64; expected an integer" (a list stays one: its message)
+    v = [plain_value(x) for x in v] if isinstance(v, list) else plain_value(v)
     if key == "model.groups":          # a JSON list of group objects reads as the compact string
         v = _model_groups.from_json(v, where)
     if v is None and optional:
