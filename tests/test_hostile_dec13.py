@@ -256,3 +256,16 @@ def test_fedavg_on_groups_of_one_architecture_says_why_truly(groups, why, tmp_pa
     line = one_line(capsys, ["run", "data.name=synthetic", "data.input_shape=28x28x1", "peers=4", "rounds=1",
                              "protocol.name=fedavg", f"model.groups={groups}", "--out", str(tmp_path / "o")])
     assert "does not work with model.groups yet" in line and why in line, line
+
+
+def test_a_json_group_takes_whole_numbers_written_as_floats(tmp_path):
+    """A JSON writer's 2.0: the run's "peers": 4.0 was taken, a group's "peers": 2.0 was "allowed: an integer",
+    and "width": 8.0 became the text width=8.0 (then "expected an integer")."""
+    import json
+    f = tmp_path / "c.json"
+    f.write_text(json.dumps({"peers": 4.0, "model": {"width": 8, "groups": [
+        {"name": "a", "peers": 2.0, "model": {"width": 8.0}, "optim": {"lr": 1.0}}, {"name": "b", "peers": 2}]}}))
+    assert config.load_file(str(f)).model.groups == "a:2:width=8,optim.lr=1.0;b:2"
+    f.write_text(json.dumps({"peers": 4, "model": {"groups": [{"name": "a", "peers": 2.5}, {"name": "b", "peers": 2}]}}))
+    with pytest.raises(ConfigError, match=r'"peers"=2.5; allowed: an integer'):                 # still refused
+        config.load_file(str(f))
