@@ -21,7 +21,7 @@ from typing import Any, Literal, Optional
 
 from tallysim import protocols as _protocols
 from tallysim.fields import F32_MAX, INT_MAX, ConfigError, floats, ints  # noqa: F401 - re-exported
-from tallysim.fields import section_value
+from tallysim.fields import is_path, section_value
 # The sections live in schema_sections.py; imported here so that Config's annotations resolve and
 # `tallysim.schema.DataConfig` and the like keep working.
 from tallysim.schema_sections import (CommConfig, DataConfig, DistillConfig, FaultsConfig,  # noqa: F401
@@ -147,7 +147,7 @@ def plain_value(v, shape: bool = False):
     (data.path, log.tensorboard: the API takes a path as str or Path everywhere) as its text."""
     if type(v).__module__ == "numpy" and getattr(v, "shape", None) == () and hasattr(v, "item"):
         return v.item()
-    if isinstance(v, os.PathLike):      # data.path=Path(...): "has the wrong type (PosixPath); expected a string"
+    if is_path(v) and not isinstance(v, str):   # data.path=Path(...): "has the wrong type (PosixPath); expected a string"
         return os.fspath(v)
     if shape and isinstance(v, list):
         return tuple(plain_value(x) for x in v)
