@@ -269,3 +269,23 @@ def test_a_json_group_takes_whole_numbers_written_as_floats(tmp_path):
     f.write_text(json.dumps({"peers": 4, "model": {"groups": [{"name": "a", "peers": 2.5}, {"name": "b", "peers": 2}]}}))
     with pytest.raises(ConfigError, match=r'"peers"=2.5; allowed: an integer'):                 # still refused
         config.load_file(str(f))
+
+
+@pytest.mark.parametrize("written", ["shakespeare_words", "shakespeare"])
+def test_a_text_cache_of_another_variant_is_named(written, tmp_path, monkeypatch):
+    """shakespeare_words' cache saved as shakespeare.npz (a copy, a rename, another version's T) ran as the
+    characters in silence: C = 10,004 and 20-word windows under data.name=shakespeare. Every earlier check
+    (ids below C, one [N, T] shape, client ids) held for it."""
+    from tallysim.data import text
+    from tallysim.data.base import DataError
+    from tallysim.data.cache import write_arrays
+    monkeypatch.setenv("TALLYSIM_DATA", str(tmp_path))
+    speech = " ".join(["so fair and foul a day I have not seen, my lord."] * 20)
+    play = "# A Play\n\n" + "".join(f"**{who}**\n{speech}\n\n" for who in ("ONE", "TWO"))
+    write_arrays(text.build(text.VARIANTS[written], [("p", play)]), tmp_path / "shakespeare.npz")
+    if written == "shakespeare":                                                                # ok
+        assert text.load("shakespeare").x_train.shape[1] == 80
+        return
+    with pytest.raises(DataError, match=r"shakespeare.npz: holds windows of 20 word tokens, not shakespeare's 80 "
+                                        r"char tokens .*python -m tallysim prepare shakespeare"):
+        text.load("shakespeare")
