@@ -227,6 +227,10 @@ def from_dict(d: dict, base: Optional[Config] = None, where: str = "config file"
 def load_file(path: str, smoke: bool = False, sweep_base: bool = False) -> Config:
     """A JSON config. Two optional top-level sections are not fields: `smoke` (overrides that shrink the
     experiment, applied with smoke=True) and `sweep` (read by `sweep`; refused unless sweep_base=True)."""
+    smoke, sweep_base = plain_value(smoke), plain_value(sweep_base)
+    for name, flag in (("smoke", smoke), ("sweep_base", sweep_base)):
+        if not isinstance(flag, bool):      # smoke="no" is truthy: the smoke section was applied, in silence
+            raise ConfigError(f"load_file({name}={flag!r}): expected True or False")
     d = read_file(path)
     _sweep_section.check_load(path, d, sweep_base)     # a sweep section, as `run --config` refuses it; a figure's
     has_smoke = "smoke" in d

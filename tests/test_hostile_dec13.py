@@ -289,3 +289,15 @@ def test_a_text_cache_of_another_variant_is_named(written, tmp_path, monkeypatch
     with pytest.raises(DataError, match=r"shakespeare.npz: holds windows of 20 word tokens, not shakespeare's 80 "
                                         r"char tokens .*python -m tallysim prepare shakespeare"):
         text.load("shakespeare")
+
+
+@pytest.mark.parametrize("kw", [{"smoke": "no"}, {"smoke": 1}, {"sweep_base": "no"}, {"smoke": None}])
+def test_load_files_flags_must_be_booleans(kw, tmp_path):
+    """config.load_file(path, smoke="no") applied the smoke section ("no" is truthy), in silence, and
+    sweep_base="no" let a file's sweep section pass as a single run's base."""
+    f = tmp_path / "c.json"
+    f.write_text('{"peers": 4, "smoke": {"peers": 2}}')
+    with pytest.raises(ConfigError, match=r"^load_file\((smoke|sweep_base)=.*\): expected True or False"):
+        config.load_file(str(f), **kw)
+    assert config.load_file(str(f), smoke=np.bool_(True)).peers == 2                               # ok
+    assert config.load_file(str(f)).peers == 4
