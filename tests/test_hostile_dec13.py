@@ -301,3 +301,11 @@ def test_load_files_flags_must_be_booleans(kw, tmp_path):
         config.load_file(str(f), **kw)
     assert config.load_file(str(f), smoke=np.bool_(True)).peers == 2                               # ok
     assert config.load_file(str(f)).peers == 4
+
+
+@pytest.mark.parametrize("call", ["make_figure", "dry_run"])
+def test_a_figures_smoke_flag_must_be_a_boolean(call, tmp_path, no_compile):
+    """figures.make_figure("fig1", smoke="no") (the notebook's call) ran the smoke version: "no" is truthy."""
+    from tallysim import figures
+    with pytest.raises(ConfigError, match=r"^smoke='no': expected True or False"):
+        getattr(figures, call)("fig1", smoke="no", results=str(tmp_path / "r"), out=str(tmp_path / "f"))
