@@ -66,8 +66,10 @@ def _parse_scalar(key: str, text: str, t) -> Any:
         several = "," in text and t in (bool, int, float)     # `run optim.lr=0.1,0.2`: several values are a sweep
         # `peers=٣` (or full-width １): "expected an integer" of what reads as one; say which digits
         digits = " in ASCII digits 0-9" if t in (int, float, tuple) and not text.isascii() else ""
-        raise ConfigError(f"{key}={text!r}: expected {kind.get(t, t.__name__)}{digits}"
-                          + (f" (several values are a sweep: tallysim sweep {key}={text})" if several else "")) from None
+        # `seeds=0,1` was told to sweep seeds=0,1 (seeds=0 refused, seeds=1 one seed): it counts the seeds
+        hint = (" (seeds counts them: seed=S seeds=N runs seeds S..S+N-1 as one program)" if key == "seeds" else
+                f" (several values are a sweep: tallysim sweep {key}={text})" if several else "")
+        raise ConfigError(f"{key}={text!r}: expected {kind.get(t, t.__name__)}{digits}{hint}") from None
 
 
 def distinct_values(key: str, texts: list[str]) -> list[str]:

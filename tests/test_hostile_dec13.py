@@ -309,3 +309,16 @@ def test_a_figures_smoke_flag_must_be_a_boolean(call, tmp_path, no_compile):
     from tallysim import figures
     with pytest.raises(ConfigError, match=r"^smoke='no': expected True or False"):
         getattr(figures, call)("fig1", smoke="no", results=str(tmp_path / "r"), out=str(tmp_path / "f"))
+
+
+def test_a_list_of_seeds_is_told_that_seeds_counts_them(tmp_path, capsys, no_compile):
+    """`run seeds=0,1` was told "several values are a sweep: tallysim sweep seeds=0,1", which refuses
+    seeds=0 and runs one seed; Config.replace(seeds=[0, 1]) only "expected an integer"."""
+    from conftest import one_line
+    line = one_line(capsys, ["run", "seeds=0,1", "--out", str(tmp_path / "o")])
+    assert "seeds counts them: seed=S seeds=N runs seeds S..S+N-1" in line and "sweep" not in line, line
+    for value in ([0, 1], range(2), np.arange(2)):
+        with pytest.raises(ConfigError, match="seeds counts them: seed=S seeds=N"):
+            config.validate(tiny().replace(seeds=value))
+    assert "several values are a sweep: tallysim sweep optim.lr=0.1,0.2" in one_line(                # ok
+        capsys, ["run", "optim.lr=0.1,0.2", "--out", str(tmp_path / "o")])
