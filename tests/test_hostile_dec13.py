@@ -322,3 +322,20 @@ def test_a_list_of_seeds_is_told_that_seeds_counts_them(tmp_path, capsys, no_com
             config.validate(tiny().replace(seeds=value))
     assert "several values are a sweep: tallysim sweep optim.lr=0.1,0.2" in one_line(                # ok
         capsys, ["run", "optim.lr=0.1,0.2", "--out", str(tmp_path / "o")])
+
+
+def test_results_plot_and_column_of_the_wrong_types_are_one_line(tmp_path):
+    """Results.plot(path=3) was a TypeError from inside os.path, Results.column(3) "'int' object is not
+    iterable" (a run written by hand: nothing runs)."""
+    import json
+    from tallysim.results.runs import Results, UnknownKey
+    d = tmp_path / "run"
+    d.mkdir()
+    (d / "metrics.jsonl").write_text(json.dumps({"round": 1, "acc_mean": 0.5, "bits_per_peer": 8.0}) + "\n")
+    r = Results.read(str(d))
+    for bad in (3, b"x.png"):
+        with pytest.raises(ConfigError, match=r"^Results.plot\(path=.*\): expected a file path"):
+            r.plot(path=bad)
+    with pytest.raises(UnknownKey, match=r"^Results.column\(3\): a metrics key is a str"):
+        r.column(3)
+    assert r.column("acc_mean") == [0.5]                                                          # ok
