@@ -30,6 +30,8 @@ class Driver:
 
     def __init__(self, cfg: Config, seed: Optional[int] = None):
         from tallysim.fields import INT_MAX, ConfigError
+        from tallysim.schema import plain_value
+        seed = plain_value(seed)        # np.int64 from np.arange, as Config.replace takes it
         if seed is not None and (type(seed) is not int or not 0 <= seed <= INT_MAX):
             # jax.random.PRNGKey takes -1 and 2**40 alike; the CLI's seed field does not
             raise ConfigError(f"drive(seed={seed!r}): expected an integer in 0..{INT_MAX} (or None: the "

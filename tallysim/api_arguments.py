@@ -7,9 +7,10 @@ from pathlib import Path
 
 from tallysim.config import ConfigError
 from tallysim.fields import is_path
+from tallysim.schema import plain_value
 
 
-def check(out, overwrite, progress, kwargs: dict) -> None:
+def check(out, overwrite, progress, kwargs: dict) -> tuple:
     """tallysim.run's own arguments, as the command line checks its options: `out=123` was a TypeError
     deep in outdir, `checkpoint_every=-1` (which the CLI refuses) and `"5"` were taken, a truthy string
     (`overwrite="no"`) replaced a directory, and resume=True with overwrite=True was answered as if only
@@ -21,6 +22,10 @@ def check(out, overwrite, progress, kwargs: dict) -> None:
     if out is not None and not is_path(out):         # out=b"runs" passed here, and failed inside pathlib
         raise ConfigError(f"tallysim.run(out={out!r}): expected a directory path (str or pathlib.Path), or None "
                           "for a new temporary directory")
+    # numpy's True and integers (a flag read from an array, np.int64 from np.arange) as their Python values,
+    # as Config.replace takes them: they were "expected True or False" of np.True_
+    overwrite, progress = plain_value(overwrite), plain_value(progress)
+    kwargs = {k: plain_value(v) for k, v in kwargs.items()}
     flags = {"overwrite": overwrite, "progress": progress, "resume": kwargs.get("resume", False)}
     for name, value in flags.items():
         if not isinstance(value, bool):
@@ -34,6 +39,7 @@ def check(out, overwrite, progress, kwargs: dict) -> None:
     if every is not None and (type(every) is not int or every < 0):
         raise ConfigError(f"tallysim.run(checkpoint_every={every!r}): allowed None (every few minutes), 0 (never) "
                           "or a number of rounds")
+    return overwrite, progress, kwargs
 
 
 def resumable(out) -> None:

@@ -244,7 +244,7 @@ def _model_groups(cfg: Config, classes: int, dummy, task) -> tuple:
     out, lo, a_lo = [], 0, 0
     for g, a in zip(groups, model_groups.active_counts(cfg, groups)):
         gcfg = model_groups.group_config(cfg, g)
-        tasks.check(gcfg, task)                 # each group's model must suit the task
+        tasks.check(gcfg, task, g.name)         # each group's model must suit the task
         if task.name == "classification":
             tasks.check_shape(gcfg, dummy.shape[1:], g.name)
         m = make_model(gcfg.model, classes)

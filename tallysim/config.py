@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import fields
+from collections.abc import Iterable
 from typing import Any, Optional
 
 from tallysim import protocols as _protocols, sweep_section as _sweep_section
@@ -18,7 +19,7 @@ from tallysim.config_files import (MAX_CONFIG_BYTES, MAX_EXTENDS_DEPTH, dotted_o
                                    read_file)
 from tallysim.fields import F32_MAX, INT_MAX, ConfigError, floats, ints  # noqa: F401 - re-exported
 from tallysim.schema import *  # noqa: F401,F403 - the schema's names, as config.X
-from tallysim.schema import (DERIVED, Config, field_keys, field_type, get_field, with_values,  # noqa: F401
+from tallysim.schema import (DERIVED, Config, plain_value, field_keys, field_type, get_field, with_values,  # noqa: F401
                              default_pool_size, declared, lane_fields,
                              choices, FieldSpec, PROTOCOL_NAMES, with_values_section, suggest)
 from tallysim.schema_text import help_table, show_allowed, show_default  # noqa: F401 - config.X
@@ -65,8 +66,10 @@ def _parse_scalar(key: str, text: str, t) -> Any:
         several = "," in text and t in (bool, int, float)     # `run optim.lr=0.1,0.2`: several values are a sweep
         # `peers=٣` (or full-width １): "expected an integer" of what reads as one; say which digits
         digits = " in ASCII digits 0-9" if t in (int, float, tuple) and not text.isascii() else ""
-        raise ConfigError(f"{key}={text!r}: expected {kind.get(t, t.__name__)}{digits}"
-                          + (f" (several values are a sweep: tallysim sweep {key}={text})" if several else "")) from None
+        # `seeds=0,1` was told to sweep seeds=0,1 (seeds=0 refused, seeds=1 one seed): it counts the seeds
+        hint = (" (seeds counts them: seed=S seeds=N runs seeds S..S+N-1 as one program)" if key == "seeds" else
+                f" (several values are a sweep: tallysim sweep {key}={text})" if several else "")
+        raise ConfigError(f"{key}={text!r}: expected {kind.get(t, t.__name__)}{digits}{hint}") from None
 
 
 def distinct_values(key: str, texts: list[str]) -> list[str]:
@@ -106,9 +109,14 @@ def check_repeats(items: list, where: str = "on the command line") -> None:
 
 
 def apply_overrides(cfg: Config, items: list[str]) -> Config:
-    if isinstance(items, str):      # iterated letter by letter: "malformed override 'p'"
+    if not isinstance(cfg, Config):     # a dict (config.json's) was "replace() should be called on dataclass instances"
+        raise ConfigError(f"apply_overrides: expected a tallysim.Config first, got {type(cfg).__name__}" + (
+            "; a dict of fields, nested as in config.json, becomes one with tallysim.config.from_dict(d)"
+            if isinstance(cfg, dict) else ""))
+    if isinstance(items, (str, bytes)) or not isinstance(items, Iterable):
+        # a str iterated letter by letter ("malformed override 'p'"); None: "'NoneType' object is not iterable"
         raise ConfigError(f"apply_overrides(cfg, {show(items)}): expected a list of key=value strings, e.g. "
-                          f"[{show(items)}]")
+                          f"[{show(items) if isinstance(items, str) else repr('peers=4')}] ([] for none)")
     keys = field_keys()
     values = {}
     for item in items:
@@ -139,6 +147,8 @@ def to_dict(cfg: Config) -> dict:
 
 def _coerce(key: str, v, t, where: str):
     inner, optional = split_optional(t)
+    # a dict built in a notebook: np.int64(3) was "int64; expected an integer" (a list stays one: its message)
+    v = [plain_value(x) for x in v] if isinstance(v, list) else plain_value(v)
     if key == "model.groups":          # a JSON list of group objects reads as the compact string
         v = _model_groups.from_json(v, where)
     if v is None and optional:
@@ -219,6 +229,10 @@ def from_dict(d: dict, base: Optional[Config] = None, where: str = "config file"
 def load_file(path: str, smoke: bool = False, sweep_base: bool = False) -> Config:
     """A JSON config. Two optional top-level sections are not fields: `smoke` (overrides that shrink the
     experiment, applied with smoke=True) and `sweep` (read by `sweep`; refused unless sweep_base=True)."""
+    smoke, sweep_base = plain_value(smoke), plain_value(sweep_base)
+    for name, flag in (("smoke", smoke), ("sweep_base", sweep_base)):
+        if not isinstance(flag, bool):      # smoke="no" is truthy: the smoke section was applied, in silence
+            raise ConfigError(f"load_file({name}={flag!r}): expected True or False")
     d = read_file(path)
     _sweep_section.check_load(path, d, sweep_base)     # a sweep section, as `run --config` refuses it; a figure's
     has_smoke = "smoke" in d

@@ -95,7 +95,18 @@ def check_types(cfg: Config) -> None:
         numpy = type(value).__module__ == "numpy"      # Config(peers=np.int64(4)): "(int64); expected an integer"
         raise ConfigError(f"{key}={show(value)} has the wrong type ({'numpy ' * numpy}{type(value).__name__}); "
                           f"expected {allowed}" + (" (a Python value: int(x) / float(x) / bool(x), or set it with "
-                                                   "Config.replace, which converts numpy scalars)" if numpy else ""))
+                                                   "Config.replace, which converts numpy scalars)" if numpy else "")
+                          + (GROUPS_AS_OBJECTS if key == "model.groups" and isinstance(value, list) else "")
+                          + (SEEDS_COUNT if key == "seeds" and not isinstance(value, (str, float)) else ""))
+
+
+# Config.replace(seeds=[0, 1]) / np.arange(3) / range(3): the field counts the seeds, it does not list them
+SEEDS_COUNT = "; seeds counts them: seed=S seeds=N runs seeds S..S+N-1 as one program"
+# Config.replace(model={"groups": [{...}, ...]}): the objects a config file may hold, given to the API, were
+# refused without the way to give them (schema sits below model_groups, so replace cannot read them itself)
+GROUPS_AS_OBJECTS = ("; Config.replace takes the groups as text, e.g. model={'groups': 'phone:6:mlp,width=64;server:2:lenet'}, "
+                     "and tallysim.config.from_dict({'model': {'groups': [...]}}) reads a list of group objects "
+                     "as a config file holds them")
 
 
 def _interval(lo, hi, lo_in, hi_in) -> str:

@@ -109,11 +109,28 @@ def from_json(v, where: str) -> str:
         if unknown or not isinstance(g.get("model", {}), dict) or not isinstance(g.get("optim", {}), dict):
             raise ConfigError(f"{where}: model.groups entry {g!r:.80}: allowed keys are name, peers, model "
                               "(an object of model.* fields), optim (an object of optim.* fields)")
+        g = _whole_numbers(g)
         _check_entry(g, where)
         items = [f"{k}={_text(x)}" for k, x in g.get("model", {}).items()]
         items += [f"optim.{k}={_text(x)}" for k, x in g.get("optim", {}).items()]
         parts.append(f"{g.get('name')}:{g.get('peers')}" + (":" + ",".join(items) if items else ""))
     return ";".join(parts)
+
+
+def _whole_numbers(g: dict) -> dict:
+    """An integer written 2.0 (a JSON writer's float) as 2, as the config's own integer fields take it: a group's
+    "peers": 2.0 was "allowed: an integer" where the run's "peers": 4.0 was taken, and "width": 8.0 became the
+    text width=8.0, then "expected an integer"."""
+    def whole(key, x):
+        spec = declared().get(key)
+        return int(x) if isinstance(x, float) and x.is_integer() and (spec is None or spec.type is int) else x
+    out = dict(g)
+    if "peers" in g:
+        out["peers"] = whole("peers", g["peers"])
+    for section in ("model", "optim"):
+        if isinstance(g.get(section), dict):
+            out[section] = {k: whole(f"{section}.{k}", x) for k, x in g[section].items()}
+    return out
 
 
 def _check_entry(g: dict, where: str) -> None:
@@ -167,9 +184,14 @@ def check(cfg: Config) -> None:
                           f"peers={cfg.peers}; the group counts must sum to peers (set peers={total})")
     if len(groups) == 1 and cfg.protocol.name not in GROUP_PROTOCOLS:
         raise ConfigError(one_group_refusal(cfg, groups[0]))
+    # groups of one architecture (a:2;b:2, or differing in optim.* only) were told "averaging across
+    # architectures is not defined": defined there, and not run by groups (context.ModelGroup)
+    one_model = len({group_config(cfg, g).model for g in groups}) == 1
+    why = ("the groups share one architecture, but the FedAvg family takes no model.groups: leave model.groups "
+           "unset to run one model for every peer" if one_model else
+           "parameter averaging across architectures is not defined")
     refuse = [(cfg.protocol.name not in GROUP_PROTOCOLS, f"protocol.name={cfg.protocol.name}",
-               f"protocol.name {', '.join(GROUP_PROTOCOLS)} (parameter averaging across architectures "
-               "is not defined)"),
+               f"protocol.name {', '.join(GROUP_PROTOCOLS)} ({why})"),
               (cfg.devices is not None and cfg.devices > 1, f"devices={cfg.devices}", "devices=1 or unset "
                "on one device"),
               (cfg.faults.kind != "none", f"faults.kind={cfg.faults.kind}", "faults.kind=none"),

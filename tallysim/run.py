@@ -281,7 +281,7 @@ def run_results(cfg: Config, out: Optional[str] = None, overwrite: bool = False,
     default; returns the run's Results (rows, .plot()). kwargs: as `run` (checkpoint_every, resume)."""
     from tallysim import api_arguments
     api_arguments.check_read(cfg, out, kwargs.get("resume"))    # a single run: refuse a field its protocol ignores
-    api_arguments.check(out, overwrite, progress, kwargs)
+    overwrite, progress, kwargs = api_arguments.check(out, overwrite, progress, kwargs)
     from tallysim import jax_check
     jax_check.backend()             # 64-bit mode on in the notebook: one line, not a traceback in a round
     if out is None:

@@ -14,13 +14,14 @@ import dataclasses
 import difflib
 import functools
 import math
+import os
 import typing
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal, Optional
 
 from tallysim import protocols as _protocols
 from tallysim.fields import F32_MAX, INT_MAX, ConfigError, floats, ints  # noqa: F401 - re-exported
-from tallysim.fields import section_value
+from tallysim.fields import is_path, section_value
 # The sections live in schema_sections.py; imported here so that Config's annotations resolve and
 # `tallysim.schema.DataConfig` and the like keep working.
 from tallysim.schema_sections import (CommConfig, DataConfig, DistillConfig, FaultsConfig,  # noqa: F401
@@ -145,9 +146,12 @@ def plain_value(v, shape: bool = False):
     """A value a notebook passes to Config.replace, as config.json holds it: a numpy scalar (np.int64 from
     np.arange, np.float32 from an array) as its Python value, and for a shape field a list as the tuple.
     They were refused as "peers=np.int64(4) has the wrong type (int64); expected an integer" and
-    "data.input_shape=[28, 28, 1] ... expected a list of positive integers like [28, 28, 1]"."""
+    "data.input_shape=[28, 28, 1] ... expected a list of positive integers like [28, 28, 1]". A pathlib.Path
+    (data.path, log.tensorboard: the API takes a path as str or Path everywhere) as its text."""
     if type(v).__module__ == "numpy" and getattr(v, "shape", None) == () and hasattr(v, "item"):
         return v.item()
+    if is_path(v) and not isinstance(v, str):   # data.path=Path(...): "has the wrong type (PosixPath); expected a string"
+        return os.fspath(v)
     if shape and isinstance(v, list):
         return tuple(plain_value(x) for x in v)
     return v

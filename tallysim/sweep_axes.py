@@ -44,7 +44,9 @@ def _group_values(text: str) -> list[str]:
     to the value before it (split at every comma, one value became two, each refused for its peer count)."""
     out = []
     for piece in text.split(","):
-        if out and not _GROUP_START.match(piece):
+        # `none` (no groups: the comparison with one model for every peer) is a value of its own too; it was
+        # glued to the value before it, "group 'b:2,none' is not NAME:PEERS"
+        if out and not _GROUP_START.match(piece) and piece.strip().lower() not in ("none", "null"):
             out[-1] += "," + piece
         else:
             out.append(piece)

@@ -105,10 +105,22 @@ def warnings(cfg: Config) -> list[str]:
         out.append("faults.kind=dropout with faults.drop_prob=0 drops nobody: every faulty peer's message "
                    "arrives each round, so the run has no faults (faults.drop_prob in (0, 1] loses some)")
     voters = max(1, int(round(cfg.participation * cfg.peers)))     # a probe's top count is at most A
+    if round(cfg.participation * cfg.peers) == 0 and not cfg.model.groups:
+        # participation=1e-9 (or 0.1 of 4 peers) ran one peer a round, a quarter of them, in silence; groups
+        # draw max(1, round(participation * P_g)) each, as docs/groups.md says
+        out.append(f"participation={cfg.participation:g} of peers={cfg.peers} rounds to no peer: 1 peer a round "
+                   f"takes part (participation {1 / cfg.peers:.3g}); the cohort is max(1, round(participation * peers))")
     if cfg.privacy.noise > 0 and cfg.privacy.threshold > voters:
         out.append(f"privacy.threshold={cfg.privacy.threshold:g} is above the {voters} votes a probe can get (the "
                    "active peers): a probe is answered only where the noise lifts its top count past it, so "
                    "most abstain and train nothing")
+    accounted = cfg.privacy.noise > 0 or (cfg.protocol.name == "fedct" and cfg.fedct.xor_epsilon > 0)
+    if accounted and cfg.privacy.delta >= 1 / cfg.peers:
+        # privacy.delta=0.999999 reported epsilon 0.0, read as perfect privacy: publishing one random peer's
+        # whole data outright is already (0, 1/P)-DP at user level (two runs differ in one of P peers)
+        out.append(f"privacy.delta={cfg.privacy.delta:g} is not below 1/peers = {1 / cfg.peers:.3g}: releasing one "
+                   f"random peer's data outright is (0, {1 / cfg.peers:.3g})-DP, so epsilon at this delta "
+                   "promises little (privacy.delta well below 1/peers, e.g. 1e-5)")
     out += robust_checks.warnings(cfg)
     work = work_estimate.warning(cfg)       # local_steps=10**7: a run of days, accepted in silence
     out += [work] if work else []

@@ -155,6 +155,13 @@ def load(cfg: DataConfig, seed: int) -> Dataset:
     for key, v in (("data.max_train", cfg.max_train), ("data.max_test", cfg.max_test)):
         if v is not None and v < 1:
             raise DataError(f"{key}={v} must be >= 1 (or none for all examples)")
+    for key, v, n, what in (("data.max_train", cfg.max_train, len(y_train), "training"),
+                            ("data.max_test", cfg.max_test, len(y_test), "test")):
+        if v is not None and v > n:
+            # data.max_train=10**7 kept every example in silence, as if the knob were read (a sweep's
+            # 100,000 point on 60,000 examples looked like a larger run)
+            print(f"tallysim: note: {key}={v} is more than the {n:,} {what} examples of {ds.name}: all "
+                  f"{n:,} are used", file=sys.stderr)
     if ds.clients_train is not None:        # text: seeded uniform subsets, client ids kept aligned
         return _subsets(ds, cfg, seed)
     if cfg.max_train is not None and cfg.max_train < len(y_train):

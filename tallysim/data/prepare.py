@@ -198,6 +198,12 @@ def prepare(name: str, path: str | None = None) -> pathlib.Path:
             return write_cache(local, name)
     try:
         ds = _from_tfds(name)
+    except UnknownDataset as err:
+        # `prepare shakespeare_chars` / `Shakespeare` was sent to tfds alone: "use a tfds name like mnist"
+        import difflib         # (data/ reads the configuration only: fields.did_you_mean's rule, here)
+        known = [*TEXT_NAMES, "fashion_mnist"]
+        near = [name.lower()] if name.lower() in known else difflib.get_close_matches(name.lower(), known, n=2, cutoff=0.6)
+        raise UnknownDataset(f"{err}{'; did you mean ' + ' or '.join(near) + '?' if near else ''}") from None
     except DataError as err:
         fallback = debian_fashion_mnist(name) if name == "fashion_mnist" else None
         if fallback is None:

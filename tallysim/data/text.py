@@ -314,6 +314,14 @@ def _checked(z, path) -> None:
                 raise DataError(f"{path}: the {split} {what} lie in {a.min()}..{a.max()}; allowed: 0..{hi - 1}; {fix}")
     if np.asarray(z["x_train"]).shape[1] != np.asarray(z["x_test"]).shape[1]:
         raise DataError(f"{path}: train and test sequences differ in length; {fix}")
+    variant = VARIANTS.get(pathlib.Path(path).stem)
+    made = (str(np.asarray(z["tokens"])) if "tokens" in z.files else variant and variant.tokens,
+            np.asarray(z["x_train"]).shape[1])
+    if variant is not None and made != (variant.tokens, variant.seq_len):
+        # shakespeare_words.npz copied over shakespeare.npz (or another version's T) ran as the characters, C =
+        # 10,004 and 20-word windows, in silence: every check above holds for it
+        raise DataError(f"{path}: holds windows of {made[1]} {made[0]} tokens, not {variant.name}'s {variant.seq_len} "
+                        f"{variant.tokens} tokens (another variant's or version's cache); {fix}")
 
 
 def to_dataset(name: str, z) -> Dataset:

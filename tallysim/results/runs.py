@@ -42,6 +42,8 @@ class Results:
         """One metrics key over the rows, in round order (None where a row lacks it, or holds null: e.g.
         `acc_global` without a server model). A key no row has is a KeyError naming the near ones: a
         typo would otherwise read as a column of None."""
+        if not isinstance(key, str):        # column(3): "'int' object is not iterable" from the near-name search
+            raise UnknownKey(f"Results.column({key!r}): a metrics key is a str, e.g. 'acc_mean' or 'bits_per_peer'")
         if self.rows and not any(key in r for r in self.rows):
             raise UnknownKey(unknown_key(key, self.rows, f"{self.out}/metrics.jsonl"))
         return [r.get(key) for r in self.rows]
@@ -50,7 +52,11 @@ class Results:
              label: Optional[str] = None) -> str:
         """Accuracy against cumulative bits per peer (`tallysim plot`), with a band of +- one std over
         seeds when the run had several; returns the figure's path."""
+        from tallysim.fields import is_path
         from tallysim.results.plot import plot_curves
+        if path is not None and not is_path(path):      # plot(path=3): a TypeError from inside os.path
+            raise ConfigError(f"Results.plot(path={path!r}): expected a file path (str or pathlib.Path), or None "
+                              "for curve.png in the run directory")
         return plot_curves([str(self.out)], path or str(self.out / "curve.png"), metric, title,
                            None if label is None else [label])
 

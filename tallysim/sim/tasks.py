@@ -147,13 +147,14 @@ def check_shape(cfg, example_shape: tuple, group: str = "") -> None:
                           f"{''.join(', ' + m for m in fits)}, or larger images")
 
 
-def check(cfg, task) -> None:
-    """One-line refusals of what a task cannot run (ConfigError)."""
+def check(cfg, task, group: str = "") -> None:
+    """One-line refusals of what a task cannot run (ConfigError); `group` names a model group's model (an mlp
+    group on text said "model.name=mlp does not fit" of a run whose model.name was lstm)."""
     from tallysim.config import ConfigError
     model = cfg.model.name
     if model not in task.models():
         kind = "text (token sequences)" if task.name == "next_token" else "images (classification)"
-        raise ConfigError(f"model.name={model} does not fit {cfg.data.name}, whose examples are {kind}; "
+        raise ConfigError(f"{'group ' + group + ': ' if group else ''}model.name={model} does not fit {cfg.data.name}, whose examples are {kind}; "
                           f"allowed for it: {', '.join(task.models())}")
     if task.name != "next_token":
         return
@@ -163,6 +164,6 @@ def check(cfg, task) -> None:
                           f"({cfg.data.name}): {why}; use tally, softlabel, cfd, selective_fd, bridge, feddf or the FedAvg family")
     if cfg.vote.weighting == "history":
         raise ConfigError(f"vote.weighting=history does not run on next-token prediction ({cfg.data.name}) "
-                          "yet; use vote.weighting=uniform")
+                          "yet; allowed there: vote.weighting=none (every vote counts once)")
     if cfg.protocol.name == "bridge" and getattr(getattr(cfg, "bridge", None), "vote_at", None) == "merge":
         raise ConfigError("bridge.vote_at=merge does not run on next-token prediction yet; use the default")
