@@ -50,10 +50,14 @@ def read_meta(out_dir: Path, cfg=None) -> dict:
     round and seed index lie inside that configuration's rounds and seeds. Any problem is one line."""
     path = out_dir / FILE
     try:
-        with np.load(path) as z:
-            meta = json.loads(bytes(z["__meta__"]).decode())
+        # every CRC before any array header is parsed: a damaged header can declare a shape of petabytes,
+        # and numpy's MemoryError allocating it passed for the machine running out of memory (a traceback)
+        # where the file is simply corrupt (zipfile checks a member's CRC only once read to its end)
         with zipfile.ZipFile(path) as zf:
             bad = zf.testzip()
+        if bad is None:
+            with np.load(path) as z:
+                meta = json.loads(bytes(z["__meta__"]).decode())
     except FileNotFoundError:
         raise ConfigError(f"{out_dir} has no {FILE} to resume from; run it again with --overwrite") from None
     except Exception as e:   # noqa: BLE001 - any unreadable file is the same user-facing problem

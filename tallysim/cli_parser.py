@@ -264,7 +264,21 @@ def near_option(flag: str, options: list) -> str:
     name = flag.lstrip("-").lower()
     near = difflib.get_close_matches(name, list(longs), n=2, cutoff=NEAR_OPTION)
     near += [o for o in longs if len(o) >= 3 and name.startswith(o) and o not in near]   # --outdir: --out
+    # one slip in a three-letter name (`--uot`, `--oyt`, `--est`) is at most 0.67 above: one edit away
+    near += [o for o in longs if len(o) <= 4 and o not in near and _one_edit(name, o)]
     return f"; did you mean {' or '.join(longs[n] for n in near[:3])}?" if near else ""
+
+
+def _one_edit(a: str, b: str) -> bool:
+    """Whether b is a with one letter dropped, added, changed, or two neighbours swapped."""
+    if a == b or abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) == len(b):
+        diff = [i for i in range(len(a)) if a[i] != b[i]]
+        return len(diff) == 1 or (len(diff) == 2 and diff[1] == diff[0] + 1 and a[diff[0]] == b[diff[1]]
+                                  and a[diff[1]] == b[diff[0]])
+    short, long_ = sorted((a, b), key=len)
+    return any(long_[:i] + long_[i + 1:] == short for i in range(len(long_)))
 
 
 def refuse_repeated_options(p: argparse.ArgumentParser, argv: list) -> None:
