@@ -23,6 +23,7 @@ from tallysim.schema import (DERIVED, Config, plain_value, field_keys, field_typ
                              default_pool_size, declared, lane_fields,
                              choices, FieldSpec, PROTOCOL_NAMES, with_values_section, suggest)
 from tallysim.schema_text import help_table, show_allowed, show_default  # noqa: F401 - config.X
+from tallysim.field_checks import SEEDS_COUNT
 from tallysim.validation import TYPE_NAMES, json_kind, show, split_optional, type_ok
 
 
@@ -67,7 +68,7 @@ def _parse_scalar(key: str, text: str, t) -> Any:
         # `peers=٣` (or full-width １): "expected an integer" of what reads as one; say which digits
         digits = " in ASCII digits 0-9" if t in (int, float, tuple) and not text.isascii() else ""
         # `seeds=0,1` was told to sweep seeds=0,1 (seeds=0 refused, seeds=1 one seed): it counts the seeds
-        hint = (" (seeds counts them: seed=S seeds=N runs seeds S..S+N-1 as one program)" if key == "seeds" else
+        hint = (f" ({SEEDS_COUNT.removeprefix('; ')})" if key == "seeds" else
                 f" (several values are a sweep: tallysim sweep {key}={text})" if several else "")
         raise ConfigError(f"{key}={text!r}: expected {kind.get(t, t.__name__)}{digits}{hint}") from None
 

@@ -123,17 +123,25 @@ def _unread_eval(cfg: Config):
                               "eval_peers=none evaluates every peer; allowed: eval_peers=N with it, or eval_sample=first")
 
 
+def accounted(cfg: Config) -> bool:
+    """Whether the run computes an epsilon: privacy noise on the messages, or a protocol whose declared
+    mechanism is XOR (fedct) with its own epsilon. One rule for the fields it reads (below) and the
+    delta warning (validation.warnings), which wrote it by protocol name, apart from a plugin's XOR."""
+    return cfg.privacy.noise > 0 or (protocols.traits(cfg.protocol.name).privacy == "xor"
+                                     and cfg.fedct.xor_epsilon > 0)
+
+
 def _unread_privacy(cfg: Config):
     """privacy.delta, .accountant and .clip away from their defaults where nothing reads them: without
     noise (or fedct's XOR) no epsilon is computed, and the votes' GNMax and fedct's XOR clip nothing.
     `privacy.clip=3` on a private tally run, or `privacy.delta=1e-3` on a run without noise, ran as if
     unset."""
     pv, mechanism = cfg.privacy, protocols.traits(cfg.protocol.name).privacy
-    accounted = pv.noise > 0 or (mechanism == "xor" and cfg.fedct.xor_epsilon > 0)
+    computed = accounted(cfg)
     clipped = pv.noise > 0 and mechanism in ("sum", "params")
-    for key, read, why in (("privacy.delta", accounted, "no epsilon is computed without privacy.noise > 0 or "
+    for key, read, why in (("privacy.delta", computed, "no epsilon is computed without privacy.noise > 0 or "
                             "fedct.xor_epsilon > 0"),
-                           ("privacy.accountant", accounted, "no epsilon is computed without privacy.noise > 0 "
+                           ("privacy.accountant", computed, "no epsilon is computed without privacy.noise > 0 "
                             "or fedct.xor_epsilon > 0"),
                            ("privacy.clip", clipped, "only soft labels and DP-FedAvg clip, and only with "
                             "privacy.noise > 0")):

@@ -104,7 +104,7 @@ def warnings(cfg: Config) -> list[str]:
         # robustness hold faults.fraction=0 (warnings() is a single run's; sweeps do not print them)
         out.append("faults.kind=dropout with faults.drop_prob=0 drops nobody: every faulty peer's message "
                    "arrives each round, so the run has no faults (faults.drop_prob in (0, 1] loses some)")
-    voters = max(1, int(round(cfg.participation * cfg.peers)))     # a probe's top count is at most A
+    voters = sizing.active_peers(cfg)      # a probe's top count is at most A
     if round(cfg.participation * cfg.peers) == 0 and not cfg.model.groups:
         # participation=1e-9 (or 0.1 of 4 peers) ran one peer a round, a quarter of them, in silence; groups
         # draw max(1, round(participation * P_g)) each, as docs/groups.md says
@@ -114,8 +114,7 @@ def warnings(cfg: Config) -> list[str]:
         out.append(f"privacy.threshold={cfg.privacy.threshold:g} is above the {voters} votes a probe can get (the "
                    "active peers): a probe is answered only where the noise lifts its top count past it, so "
                    "most abstain and train nothing")
-    accounted = cfg.privacy.noise > 0 or (cfg.protocol.name == "fedct" and cfg.fedct.xor_epsilon > 0)
-    if accounted and cfg.privacy.delta >= 1 / cfg.peers:
+    if config_reads.accounted(cfg) and cfg.privacy.delta >= 1 / cfg.peers:
         # privacy.delta=0.999999 reported epsilon 0.0, read as perfect privacy: publishing one random peer's
         # whole data outright is already (0, 1/P)-DP at user level (two runs differ in one of P peers)
         out.append(f"privacy.delta={cfg.privacy.delta:g} is not below 1/peers = {1 / cfg.peers:.3g}: releasing one "

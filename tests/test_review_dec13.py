@@ -55,3 +55,33 @@ def test_one_slip_in_a_three_letter_option_is_still_offered(argv, typo, option, 
 
 def test_a_far_option_still_gets_nothing(capsys):
     assert "did you mean" not in one_line(capsys, ["run", "--bogus"])
+
+
+# ----------------------------------------------------------------------------- hostile8's rules, written once
+
+def test_the_delta_warning_and_the_unread_delta_use_one_rule_of_when_epsilon_is_computed(monkeypatch):
+    """validation's delta warning decided "an epsilon is computed" by protocol name (fedct), config_reads by
+    the protocol's declared XOR mechanism: a plugin with XOR privacy fell between them. One rule now,
+    config_reads.accounted, read by both."""
+    from tallysim import config_reads, protocols, validation
+    from tallysim.config import Config
+    cfg = Config().replace(protocol={"name": "tally"}, peers=4, fedct={"xor_epsilon": 1.0},
+                           privacy={"delta": 0.5})
+    assert not config_reads.accounted(cfg)
+    assert not any("privacy.delta" in w for w in validation.warnings(cfg))
+    real = protocols.traits
+
+    def xor_traits(name):      # tally declared as an XOR mechanism, as a plugin may declare itself
+        import dataclasses
+        return dataclasses.replace(real(name), privacy="xor") if name == "tally" else real(name)
+    monkeypatch.setattr(protocols, "traits", xor_traits)
+    assert config_reads.accounted(cfg)
+    assert any("privacy.delta=0.5 is not below 1/peers" in w for w in validation.warnings(cfg))
+
+
+def test_a_figure_takes_numpy_s_true_as_load_file_does(tmp_path):
+    import numpy as np
+    from tallysim import figures
+    # np.True_ was refused by the figure ("expected True or False") and taken by config.load_file
+    assert figures.dry_run("fig1", smoke=np.True_, results=str(tmp_path / "r"), out=str(tmp_path / "f"),
+                           log=lambda line: None) > 0

@@ -165,6 +165,7 @@ def preflight(name_or_path: str, smoke: bool, results: Optional[str], out: Optio
     `make_figure` and `dry_run` (a dry run passed an unknown kind, an --out that is a file and a link at
     an output path, each of which the real run then refused), and a --smoke of a config with no smoke
     section (it ran the full-size figure under the -smoke name)."""
+    smoke = config.plain_value(smoke)   # np.True_ as config.load_file takes it
     if not isinstance(smoke, bool):     # make_figure("fig1", smoke="no") ran the smoke version ("no" is truthy)
         raise ConfigError(f"smoke={smoke!r}: expected True or False")
     name, path = resolve(name_or_path)
