@@ -3,6 +3,8 @@
 - validation.warnings() (a configured event that can never happen) was printed by `tallysim run` only:
   tallysim.run(cfg) and tallysim.drive(cfg) said nothing. Now validation.single_run prints them, once per
   run, where all three check a single run's config (sweeps still print none);
+- the note "data.max_train=N is more than the M training examples" named no run: a sweep's or a figure's
+  notes could not be told apart. It names the run (or a group's runs) whose data it is;
 """
 from __future__ import annotations
 
@@ -65,3 +67,38 @@ def test_a_sweep_prints_no_warnings(capsys):
     from tallysim import sweep
     cfgs = sweep.configs(_cfg(), [("a", [WARNS]), ("b", ["faults.kind=label_flip", "faults.fraction=0"])])
     assert len(cfgs) == 2 and capsys.readouterr().err == ""
+
+
+# ----------------------------------------------------------------------------- 2. the data's note names its run
+
+TOO_MANY = "data.max_train=100000"      # the synthetic data has 400
+
+
+@pytest.fixture
+def stop_after_build(monkeypatch):
+    from tallysim import run as runmod
+    monkeypatch.setattr(runmod, "auto_chunk", _stop)      # the first step after the data is built
+    return runmod
+
+
+def test_the_max_train_note_names_the_run(stop_after_build, capsys, tmp_path):
+    with pytest.raises(_Stop):
+        stop_after_build.run(_cfg(TOO_MANY), str(tmp_path / "lr=0.1"), progress=False)
+    err = capsys.readouterr().err
+    assert "tallysim: note: run lr=0.1: data.max_train=100000 is more than the" in err, err
+
+
+def test_the_max_train_note_names_a_groups_runs(stop_after_build, capsys, tmp_path):
+    with pytest.raises(_Stop):
+        stop_after_build.run_group([_cfg(TOO_MANY), _cfg(TOO_MANY, "seed=7")], [tmp_path / "a", tmp_path / "b"],
+                                   progress=False, warn=False)
+    err = capsys.readouterr().err
+    assert err.count("data.max_train=100000") == 1 and "note: runs a, b: data.max_train" in err, err
+
+
+def test_the_note_without_a_run_is_as_before(capsys):
+    from tallysim import data
+    from tallysim.data import loading
+    data.load(_cfg(TOO_MANY).data, 0)
+    assert capsys.readouterr().err.startswith("tallysim: note: data.max_train=100000 is more than")
+    assert loading.runs_label([f"r{i}" for i in range(5)]) == "runs r0, r1, r2 and 2 more: "
