@@ -5,9 +5,12 @@
   run, where all three check a single run's config (sweeps still print none);
 - the note "data.max_train=N is more than the M training examples" named no run: a sweep's or a figure's
   notes could not be told apart. It names the run (or a group's runs) whose data it is;
+- `tallysim plot runs/x/*` (a shell glob over a sweep) refused the sweep's own sweep.json beside its runs:
+  skipped in silence now (plot, table, pareto); any other file is still refused;
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -102,3 +105,43 @@ def test_the_note_without_a_run_is_as_before(capsys):
     data.load(_cfg(TOO_MANY).data, 0)
     assert capsys.readouterr().err.startswith("tallysim: note: data.max_train=100000 is more than")
     assert loading.runs_label([f"r{i}" for i in range(5)]) == "runs r0, r1, r2 and 2 more: "
+
+
+# ----------------------------------------------------------------------------- 3. a glob over a sweep's directory
+
+ROW = {"round": 1, "bits_up": 64, "bits_down": 64, "bits_per_peer": 32.0, "acc_mean": 0.5, "acc_global": None}
+
+
+@pytest.fixture
+def swept(tmp_path):
+    """A sweep's directory written by hand: its index and two runs (nothing compiles)."""
+    s = tmp_path / "x"
+    for name, acc in (("a", 0.5), ("b", 0.6)):
+        (s / name).mkdir(parents=True)
+        (s / name / "config.json").write_text(json.dumps({"protocol": {"name": "tally"}, "rounds": 1}))
+        (s / name / "metrics.jsonl").write_text(json.dumps({**ROW, "acc_mean": acc}) + "\n")
+    (s / "sweep.json").write_text(json.dumps({"runs": []}))
+    return s
+
+
+def _glob(d):
+    return sorted(str(p) for p in d.iterdir())      # as the shell expands d/*
+
+
+@pytest.mark.parametrize("command", ["plot", "table", "pareto"])
+def test_a_glob_over_a_sweep_skips_its_index(command, swept, tmp_path, capsys):
+    from tallysim import cli
+    out = ["--out", str(tmp_path / ("o.png" if command != "table" else "o.md"))]
+    assert cli.main([command, *_glob(swept), *out]) == 0, capsys.readouterr().err
+    assert "sweep.json" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["plot", "table"])
+def test_any_other_file_is_still_refused(command, swept, tmp_path, capsys):
+    from tallysim import cli
+    (swept / "notes.txt").write_text("mine")
+    out = ["--out", str(tmp_path / ("o.png" if command == "plot" else "o.md"))]
+    assert cli.main([command, *_glob(swept), *out]) == 2
+    assert "notes.txt" in capsys.readouterr().err
+    assert cli.main([command, str(swept / "sweep.json"), *out]) == 2      # the index alone: no run given
+    assert "sweep.json" in capsys.readouterr().err
