@@ -7,6 +7,8 @@
   notes could not be told apart. It names the run (or a group's runs) whose data it is;
 - `tallysim plot runs/x/*` (a shell glob over a sweep) refused the sweep's own sweep.json beside its runs:
   skipped in silence now (plot, table, pareto); any other file is still refused;
+- Recorder.close (the metrics file and the tracker) was called by tests only: the run closes each through
+  its ExitStack (Lanes hands it close_file and the tracker's close); removed, one way to close;
 """
 from __future__ import annotations
 
@@ -145,3 +147,11 @@ def test_any_other_file_is_still_refused(command, swept, tmp_path, capsys):
     assert "notes.txt" in capsys.readouterr().err
     assert cli.main([command, str(swept / "sweep.json"), *out]) == 2      # the index alone: no run given
     assert "sweep.json" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- 4. one way to close a recorder
+
+def test_a_recorder_closes_only_through_the_runs_exit_stack():
+    from tallysim import run_recorders
+    assert not hasattr(run_recorders.Recorder, "close"), "Recorder.close is back: tallysim calls close_file only"
+    assert callable(run_recorders.Recorder.close_file)
