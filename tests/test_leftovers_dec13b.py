@@ -9,10 +9,15 @@
   skipped in silence now (plot, table, pareto); any other file is still refused;
 - Recorder.close (the metrics file and the tracker) was called by tests only: the run closes each through
   its ExitStack (Lanes hands it close_file and the tracker's close); removed, one way to close;
+- `make test-all ARGS=...` refused ARGS ($(error) in figures-smoke's recipe) only after the whole test
+  suite had run: now refused when make reads the Makefile (ARGS with a smoke goal), before anything runs.
 """
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -155,3 +160,18 @@ def test_a_recorder_closes_only_through_the_runs_exit_stack():
     from tallysim import run_recorders
     assert not hasattr(run_recorders.Recorder, "close"), "Recorder.close is back: tallysim calls close_file only"
     assert callable(run_recorders.Recorder.close_file)
+
+
+# ----------------------------------------------------------------------------- 5. make's smoke goals refuse ARGS first
+
+@pytest.mark.parametrize("goal", ["test-all", "ci-figures", "figures-smoke"])
+def test_make_refuses_args_for_a_smoke_goal_before_anything_runs(goal):
+    if shutil.which("make") is None:
+        pytest.skip("no make here")
+    p = subprocess.run(["make", "-n", goal, "ARGS=--dry-run", f"VENV={sys.prefix}"], cwd=ROOT,
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode != 0 and p.stdout == "", p.stdout        # not the test suite's command, nor anything
+    assert f"ARGS='--dry-run' is not read by {goal}" in p.stderr, p.stderr
+    ok = subprocess.run(["make", "-n", "fig1", "ARGS=--dry-run", f"VENV={sys.prefix}"], cwd=ROOT,
+                        capture_output=True, text=True, timeout=30)
+    assert ok.returncode == 0 and "figure fig1" in ok.stdout and "--dry-run" in ok.stdout      # ok: a figure's
