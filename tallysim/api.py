@@ -36,10 +36,10 @@ class Driver:
             # jax.random.PRNGKey takes -1 and 2**40 alike; the CLI's seed field does not
             raise ConfigError(f"drive(seed={seed!r}): expected an integer in 0..{INT_MAX} (or None: the "
                               "config's seed), as the seed field allows")
-        from tallysim import config, validation
+        from tallysim import validation
         # a single run, as tallysim.run's: a field this protocol or model never reads is refused before
         # anything loads or compiles (a sweep's shared base is another matter; drive builds one config)
-        validation.check_read(config.validate(cfg))
+        validation.single_run(cfg)      # and its warnings printed on stderr, as tallysim.run's
         from tallysim import jax_check
         jax_check.backend()             # 64-bit mode on in the notebook: one line, not a traceback in a round
         import jax

@@ -64,7 +64,8 @@ def check_read(cfg, out, resume) -> None:
     """tallysim.run's config checked as a single run's (validation.check_read: a field its protocol or kind
     does not read), except when it resumes a run whose own config.json does not pass as one: a sweep's or a
     figure's run, whose shared base may set such fields (they skip the check), is resumed with them, as
-    `run --resume` resumes it. An unreadable config.json is checked as before (the resume says what is wrong)."""
+    `run --resume` resumes it. An unreadable config.json is checked as before (the resume says what is wrong).
+    Then validation.warnings() printed on stderr (validation.single_run)."""
     from tallysim import config, validation
     from tallysim.results.metrics import CONFIG
     own = None
@@ -73,4 +74,4 @@ def check_read(cfg, out, resume) -> None:
             own = config.validate(config.load_file(str(Path(os.fsdecode(out)) / CONFIG)))
         except (ConfigError, OSError, TypeError, ValueError):
             own = None
-    validation.check_read_resumed(cfg, own)
+    validation.single_run(cfg, resumed=bool(resume), own=own)    # its warnings printed, as `tallysim run`'s

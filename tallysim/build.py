@@ -102,12 +102,12 @@ def _check_convs(cfg: Config) -> None:
             raise ConfigError(f"model.groups group {g.name}: {e}") from None
 
 
-def _with_probe_source(cfg: Config, ds):
+def _with_probe_source(cfg: Config, ds, runs: tuple = ()):
     """(inputs, labels, n_source): the training examples, followed by probe.source's when it is set
     (the probe pool may then draw from them); its inputs must have the training inputs' shape."""
     if not cfg.probe.source:
         return ds.x_train, ds.y_train, 0
-    src = data.load(replace(cfg.data, name=cfg.probe.source, path=None), cfg.data.seed)
+    src = data.load(replace(cfg.data, name=cfg.probe.source, path=None), cfg.data.seed, runs)
     if src.x_train.shape[1:] != ds.x_train.shape[1:] or src.x_train.dtype != ds.x_train.dtype:
         raise ConfigError(f"probe.source={cfg.probe.source!r} has inputs {src.x_train.shape[1:]} "
                           f"{src.x_train.dtype} but {cfg.data.name} has {ds.x_train.shape[1:]} "
@@ -135,14 +135,16 @@ def _pool_and_rest(cfg: Config, n: int, n_source: int, seed: int):
     return data.split_probe_pool(n, size, seed)
 
 
-def build(cfg: Config) -> Built:
-    """Validate, load data, partition every seed and place it all on the device. Compiles nothing."""
-    return build_group([cfg])
+def build(cfg: Config, runs: tuple = ()) -> Built:
+    """Validate, load data, partition every seed and place it all on the device. Compiles nothing.
+    `runs`: the run's name (its directory's), which the data's notes name; () where there is none."""
+    return build_group([cfg], runs)
 
 
-def build_group(cfgs: list[Config]) -> Built:
+def build_group(cfgs: list[Config], runs: tuple = ()) -> Built:
     """`build` for configurations that differ only in per-lane fields (lanes.signature): one lane per
-    (configuration, seed), each with its own partition, probe pool, init and keys."""
+    (configuration, seed), each with its own partition, probe pool, init and keys. `runs`: their names,
+    which a note about the data they share names (a sweep's or figure's notes are otherwise alike)."""
     cfgs = [config.validate(c) for c in cfgs]
     cfg = cfgs[0]
     for c in cfgs:     # model.conv=pallas off a GPU: one line before the data loads, not after
@@ -152,13 +154,13 @@ def build_group(cfgs: list[Config]) -> Built:
         if lanes.signature(c) != sig:
             raise ValueError("build_group: these configurations differ in a static field; group them "
                              "with lanes.group first")
-    ds = data.load(cfg.data, cfg.data.seed)
+    ds = data.load(cfg.data, cfg.data.seed, tuple(runs))
     task = tasks.make(ds.task, ds.x_train.shape[1:])
     tasks.check(cfg, task)                 # an image model on text, a protocol a task cannot run: one line
     if task.name == "classification":
         tasks.check_shape(cfg, ds.x_train.shape[1:])      # a conv model on flat or too small examples
     n = len(ds.y_train)
-    x_all, y_all, n_source = _with_probe_source(cfg, ds)
+    x_all, y_all, n_source = _with_probe_source(cfg, ds, tuple(runs))
     # The inputs go to the device first and every host reference to them is dropped (jax copies a numpy
     # array, even on the CPU): a 10^6-client population's 768 MB of inputs are then held once while the
     # partitions are drawn, not twice (issue 33's memory target; docs/population.md).

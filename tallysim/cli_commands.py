@@ -59,12 +59,9 @@ def with_tracking(cfg, args):
     return flag(cfg, args)
 
 
-def _check(cfg, read: bool = True) -> None:
-    from tallysim import config, validation
-    if read:
-        validation.check_read(config.validate(cfg))     # a field this protocol ignores: one line, before anything runs
-    for w in validation.warnings(config.validate(cfg)):
-        print(f"tallysim: warning: {w}", file=sys.stderr)
+def _check(cfg) -> None:
+    from tallysim import validation
+    validation.single_run(cfg)      # a field this protocol ignores refused, the warnings printed: before anything runs
 
 
 def print_config(cfg) -> int:
@@ -108,8 +105,7 @@ def cmd_run(args) -> int:
             own = config.validate(cfg)
             cfg = config.apply_overrides(cfg, seed_list(args.overrides))
             # checked as a single run's only if the run's own config passes as one (a sweep's shared base)
-            validation.check_read_resumed(cfg, own)
-            _check(cfg, read=False)
+            validation.single_run(cfg, resumed=True, own=own)
     else:
         cfg = config_from_args(args)
         _check(cfg)

@@ -176,7 +176,7 @@ def _run(cfg: Config, out: Optional[str], overwrite: bool, progress: bool, built
         out, meta = checkpoint.check_resume(cfg, out, words)
     elif out is not None:
         outdir.check(out, overwrite)     # before the data is loaded: a bad --out fails at once
-    b = built or build(cfg)
+    b = built or build(cfg, (Path(out).name,) if out is not None else ())     # the data's notes name the run
     cfg = b.cfg
     out_dir = Path(out) if resume else outdir.claim(out, overwrite) if out is not None else None
     if resume:
@@ -232,7 +232,7 @@ def run_group(cfgs: list[Config], outs: list, progress: bool = True, built: Opti
 
 
 def _run_group(cfgs: list[Config], outs: list, progress: bool, built: Optional[Built]) -> list:
-    b = built or build_group(cfgs)
+    b = built or build_group(cfgs, tuple(Path(o).name for o in outs))
     chunk = auto_chunk(b)
     out_dirs = [outdir.claim(o, True) if mesh.is_writer() else None for o in outs]
     for i, d in enumerate(out_dirs):

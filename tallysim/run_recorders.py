@@ -59,14 +59,10 @@ class Recorder:
                 "lines": self.lines, "last": self.last, "elapsed": time.perf_counter() - self.t0}
 
     def close_file(self) -> None:
+        """The metrics file; the only closing: Lanes hands it (and the tracker's close, after it) to the
+        run's ExitStack as each opens (a `close` of both, used by tests alone, went: one way to close)."""
         if self.file:
             self.file.close()
-
-    def close(self) -> None:
-        """The metrics file, then the tracker (Lanes hands each to the run's ExitStack instead)."""
-        self.close_file()
-        if self.track:
-            self.track.close()
 
 
 class Lanes:

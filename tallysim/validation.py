@@ -76,7 +76,7 @@ def check_tracking(cfg: Config) -> None:
 
 def warnings(cfg: Config) -> list[str]:
     """Configured events that can never happen in this run (allowed, but probably not meant): one line
-    each, printed by `tallysim run` before it starts."""
+    each, printed before a single run starts (single_run: the CLI's run, tallysim.run, tallysim.drive)."""
     out, name = [], cfg.protocol.name
     if name == "bridge" and cfg.bridge.density > 0 and cfg.bridge.period > cfg.rounds:
         out.append(f"bridge.period={cfg.bridge.period} > rounds={cfg.rounds}: no merge happens in this run, so "
@@ -187,6 +187,22 @@ def validate(cfg: Config) -> Config:
     check_rules(cfg)
     check_memory(cfg)
     return cfg.resolved()
+
+
+def single_run(cfg: Config, resumed: bool = False, own: Config | None = None) -> None:
+    """The checks of a single run's config before anything loads or compiles, where `tallysim run`,
+    tallysim.run and tallysim.drive all come, once per run: a field its protocol or kind never reads is
+    refused (check_read; a resume: check_read_resumed with the run's own config `own`), then each of
+    warnings() is printed on stderr, one line each (the API printed none: only the CLI did).
+    Sweeps and figures do not come here, on purpose: their grids hold fault-free and other degenerate
+    points deliberately (fig8 and robustness sweep faults.fraction with 0, drop_prob with 0), so the
+    warnings would be noise on every such run, and their shared base may set fields some runs ignore."""
+    if resumed:
+        check_read_resumed(cfg, own)
+    else:
+        check_read(validate(cfg))
+    for w in warnings(validate(cfg)):
+        print(f"tallysim: warning: {w}", file=sys.stderr)
 
 
 def check_read_resumed(cfg: Config, own: Config | None) -> None:

@@ -3,6 +3,7 @@ notebook, runs and sweeps stopped by a signal or a full disk, results files chan
 them, config files as editors save them, JAX's environment variables, and plugins edited in a notebook.
 Each case failed before its fix (a traceback, a silent loss, a misleading line); the controls (`ok`)
 pass both. Nothing here compiles (`no_compile`) and nothing starts a process but one CLI refusal."""
+import contextlib
 import errno
 import fcntl
 import json
@@ -264,11 +265,12 @@ def test_a_metrics_file_changed_mid_run_is_written_again_whole(how, said, when, 
 @pytest.mark.parametrize("how", ["emptied", "deleted", "replaced"])
 def test_a_runs_recorder_keeps_every_row_when_its_file_changes(how, tmp_path):
     """The same through the run's recorder (run._Recorder), as a run writes its rows."""
-    rec = run._Recorder([0], tmp_path, 1, None, None)
-    rec.rows(1, [{"round": 1}])
-    _damage(tmp_path / "metrics.jsonl", how)
-    rec.rows(2, [{"round": 2}])
-    rec.close()
+    with contextlib.ExitStack() as held:        # closed as run._Lanes closes it
+        rec = run._Recorder([0], tmp_path, 1, None, None)
+        held.callback(rec.close_file)
+        rec.rows(1, [{"round": 1}])
+        _damage(tmp_path / "metrics.jsonl", how)
+        rec.rows(2, [{"round": 2}])
     assert (tmp_path / "metrics.jsonl").read_bytes() == b'{"round": 1}\n{"round": 2}\n'
 
 

@@ -5,6 +5,7 @@ ARGS reaches make's figure targets, pareto skips corrupt runs through read_runs,
 per-example peak is positive for conv models."""
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -71,11 +72,11 @@ def _write_run(path: Path, lines: list[str], rounds: int = 2) -> Path:
 def test_the_run_writes_an_overflowed_perplexity_as_strict_json(tmp_path):
     """run.py's recorder wrote json.dumps(row): `"ppl_mean": Infinity`, which strict readers refuse."""
     from tallysim import run
-    rec = run._Recorder([0, 1], tmp_path, chunk=2, bar=None, resume=None)
-    with warnings.catch_warnings():
+    with contextlib.ExitStack() as held, warnings.catch_warnings():    # closed as run._Lanes closes it
+        rec = run._Recorder([0, 1], tmp_path, chunk=2, bar=None, resume=None)
+        held.callback(rec.close_file)
         warnings.simplefilter("ignore", RuntimeWarning)                 # numpy's std of inf and NaN
         rec.rows(1, [{**TEXT_ROW, "train_loss": 1.0}, {**TEXT_ROW, "ppl_mean": 50.0, "train_loss": math.nan}])
-    rec.close()
     line = (tmp_path / "metrics.jsonl").read_text().strip()
     row = _strict_loads(line)
     assert row["ppl_mean"] == "Infinity" and row["per_seed"]["ppl_mean"] == ["Infinity", 50.0]

@@ -163,7 +163,7 @@ def test_overwrite_refuses_a_symlink_and_a_file(tmp_path, capsys):
 
 def test_bad_out_fails_before_the_data_is_built(tmp_path, capsys, monkeypatch):
     from tallysim import run
-    monkeypatch.setattr(run, "build", lambda cfg: pytest.fail("build ran before --out was checked"))
+    monkeypatch.setattr(run, "build", lambda *a: pytest.fail("build ran before --out was checked"))
     out = tmp_path / "full"
     user_files(out)
     refused(["run", *RUN, "--out", str(out)], capsys, "not empty")

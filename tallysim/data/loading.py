@@ -149,7 +149,18 @@ def stratified_subset(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
     return np.sort(order[np.argsort(key, kind="stable")[:n]])
 
 
-def load(cfg: DataConfig, seed: int) -> Dataset:
+def runs_label(runs) -> str:
+    """'run a: ' / 'runs a, b: ' for a note about the data that these runs (their directories' names)
+    share, '' for none: in a sweep's or figure's output one load's note is told from another's."""
+    runs = [str(r) for r in runs]
+    if not runs:
+        return ""
+    shown = ", ".join(runs[:3]) + (f" and {len(runs) - 3} more" if len(runs) > 3 else "")
+    return f"run{'s' * (len(runs) > 1)} {shown}: "
+
+
+def load(cfg: DataConfig, seed: int, runs: tuple = ()) -> Dataset:
+    """The dataset of `cfg` for `seed`; `runs`: the names of the runs it is loaded for, named in its notes."""
     ds = _source(cfg, seed)
     x_train, y_train, x_test, y_test = ds.x_train, ds.y_train, ds.x_test, ds.y_test
     for key, v in (("data.max_train", cfg.max_train), ("data.max_test", cfg.max_test)):
@@ -160,7 +171,7 @@ def load(cfg: DataConfig, seed: int) -> Dataset:
         if v is not None and v > n:
             # data.max_train=10**7 kept every example in silence, as if the knob were read (a sweep's
             # 100,000 point on 60,000 examples looked like a larger run)
-            print(f"tallysim: note: {key}={v} is more than the {n:,} {what} examples of {ds.name}: all "
+            print(f"tallysim: note: {runs_label(runs)}{key}={v} is more than the {n:,} {what} examples of {ds.name}: all "
                   f"{n:,} are used", file=sys.stderr)
     if ds.clients_train is not None:        # text: seeded uniform subsets, client ids kept aligned
         return _subsets(ds, cfg, seed)

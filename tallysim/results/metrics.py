@@ -50,6 +50,9 @@ METRICS = "metrics.jsonl"
 ERROR = "error.txt"
 DONE = "done.json"
 SWEEP = "sweep.json"
+# the files a sweep (and so a figure's group, a sweep too) writes beside its run directories: skipped when
+# given among runs, as `tallysim plot runs/x/*` gives them; hidden ones (the lock) no shell glob matches
+SWEEP_WRITTEN = frozenset({SWEEP})
 
 DPI = 130
 # What a newcomer types for `--metric auto`, the headline accuracy (acc_global where there is a server
@@ -207,7 +210,15 @@ def directories(dirs) -> list:
     out = [directory(d, "each directory") for d in dirs]
     if not out:
         raise ConfigError("no directory given (an empty list); allowed: run directories or directories above them")
-    return out
+    # a sweep's own index beside its runs (DIR/* in a shell) is left out in silence; given alone, or any
+    # other file, it is refused by the reader as before ("is a file, not a run directory")
+    return [d for d in out if not sweeps_own(d)] or out
+
+
+def sweeps_own(path) -> bool:
+    """`path` is a file a sweep wrote beside its run directories (SWEEP_WRITTEN, in a sweep directory)."""
+    p = Path(path)
+    return p.name in SWEEP_WRITTEN and p.is_file() and (p.parent / SWEEP).is_file()
 
 
 def read_run(run_dir) -> tuple[dict, list[dict]]:

@@ -148,7 +148,8 @@ def plot_curves(run_dirs, out: str, metric: str = "auto", title: str | None = No
     if title is not None:
         check_text("--title", title)
     atomic.refuse_symlinks([out, Path(out).with_suffix(".csv")])    # before the image is replaced
-    runs = [(d, *read_run(d)) for d in run_dirs]      # every file checked before drawing anything
+    # every file checked before drawing anything; a sweep's own index among them (DIR/*) left out
+    runs = [(d, *read_run(d)) for d in metrics.directories(run_dirs)]
     given = labels is not None
     labels = run_labels([cfg for _, cfg, _ in runs], [d for d, _, _ in runs], labels)
     runs, labels = _with_rows(runs, labels)
