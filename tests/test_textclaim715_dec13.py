@@ -1,0 +1,66 @@
+"""docs/text.md's textclaim table on the 715-client split is the script's output.
+
+textclaim's rows ("Is it a bug? Why the vote stays at the floor, and where tally learns") were measured
+again on the current split (2026-12-06) with `experiments/textclaim.py`; each run's JSON line is committed
+in docs/figures/textclaim_715.jsonl. The table names each row's arguments to the script; this test reads
+the row's numbers back from the run with those arguments, so a hand edit of the table, a row without its
+run or a run without its row fails here. The runs' inputs are pinned by tests/test_textsplit_dec13.py
+(seed 0's roles on the reduced grid). No training here: a file read.
+"""
+from __future__ import annotations
+
+import json
+import pathlib
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+HEADER = "| setting | protocol | `textclaim.py` arguments | accuracy, peer mean (min-max) |"
+
+
+def runs() -> dict:
+    """'panel protocol over...' -> the run's JSON line (the arguments as the table writes them)."""
+    out = {}
+    for line in (ROOT / "docs/figures/textclaim_715.jsonl").read_text().splitlines():
+        r = json.loads(line)
+        out[" ".join([r["panel"], r["protocol"], *r["over"]])] = r
+    return out
+
+
+def table_rows() -> list:
+    text = (ROOT / "docs/text.md").read_text()
+    assert text.count(HEADER) == 1, "the 715-client textclaim table's header is missing or doubled"
+    section = text.split(HEADER)[1].split("\n\n")[0]
+    return [[c.strip() for c in line.strip().strip("|").split("|")] for line in section.splitlines()[2:]]
+
+
+def cells(r: dict) -> list:
+    """The table's cells for one run, from its last evaluation round: accuracy (the server model's for
+    FedAvg, else the peers' mean and min-max), perplexity, the vote's majority share, agreement, bits."""
+    last = r["rounds"][-1]
+    server = last["ppl_global"] is not None
+    acc = f"{last['acc']:.4f}" if server else f"{last['acc']:.4f} ({last['acc_min']:.3f}-{last['acc_max']:.3f})"
+    ppl = last["ppl_global"] if server else last["ppl_mean"]
+    ppl = f"{ppl:.1f}" if r["panel"] == "chars" else f"{ppl:,.0f}"
+
+    def share(k):
+        return "-" if last[k] is None else f"{last[k]:.2f}"
+    return [acc, ppl, share("vote_major"), share("agreement"), f"{r['bits']['bits_per_peer']:,.0f}"]
+
+
+def test_every_row_is_its_run_and_every_run_has_a_row():
+    by_args = runs()
+    rows = table_rows()
+    assert rows, "no rows under the 715-client textclaim table's header"
+    args = [row[2].strip("`") for row in rows]
+    assert sorted(args) == sorted(by_args), (sorted(set(args) ^ set(by_args)))
+    for row in rows:
+        run = by_args[row[2].strip("`")]
+        assert row[3:8] == cells(run), (row[2], row[3:8], cells(run))
+        assert ("seed=1" in run["over"]) == row[0].startswith("seed 1"), row[:3]
+
+
+def test_the_cells_rule_reads_a_wrong_number():
+    """The check above can fail: a run whose accuracy differs by 1e-4 gives other cells."""
+    run = next(iter(runs().values()))
+    moved = json.loads(json.dumps(run))
+    moved["rounds"][-1]["acc"] = round(moved["rounds"][-1]["acc"] + 1e-4, 4)
+    assert cells(moved) != cells(run)
