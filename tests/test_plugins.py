@@ -81,7 +81,7 @@ SWEEP = textwrap.dedent("""
     from tallysim.results.metrics import read_rows
     out, tiny = Path(sys.argv[1]), sys.argv[2:]
     for devices in (1, 8):
-        rc = cli.main(["sweep", "--plugin", "fedmix", "--quiet", "--out", str(out / f"d{devices}"), *tiny,
+        rc = cli.main(["sweep", "--plugin", "fedmix", "--progress", "lines", "--out", str(out / f"d{devices}"), *tiny,
                        "protocol.name=fedmix", "fedmix.mix=0.5,1", "peers=8", f"devices={devices}", "rounds=2"])
         assert rc == 0, rc
     rc = cli.main(["run", "--quiet", "--out", str(out / "fedavg"), *tiny, "protocol.name=fedavg", "peers=8",
@@ -131,7 +131,7 @@ SHARP = textwrap.dedent("""
     from tallysim import cli
     from tallysim.results.metrics import read_rows
     out, tiny = Path(sys.argv[1]), sys.argv[2:]
-    assert cli.main(["sweep", "--plugin", "softsharp", "--quiet", "--out", str(out / "sharp"), *tiny,
+    assert cli.main(["sweep", "--plugin", "softsharp", "--progress", "lines", "--out", str(out / "sharp"), *tiny,
                      "protocol.name=softsharp", "softsharp.tau=0.5,1", "rounds=1"]) == 0
     assert cli.main(["run", "--quiet", "--out", str(out / "soft"), *tiny, "protocol.name=softlabel", "rounds=1"]) == 0
     rows = {d.name: read_rows(d) for d in (out / "sharp").iterdir() if d.is_dir()}
