@@ -186,10 +186,12 @@ def test_both_resume_paths_ask_one_function(tmp_path, monkeypatch):
     own config passes as one" over config_reads.reads_all; both now call validation.check_read_resumed."""
     import inspect
     from tallysim import cli_commands
+    # since 2026-12-13 both reach it through validation.single_run (which prints the warnings too)
     calls = []
     monkeypatch.setattr(validation, "check_read_resumed", lambda cfg, own: calls.append(own))
-    api_arguments.check_read(config.apply_overrides(config.Config(), TINY), None, False)
+    api_arguments.check_read(config.apply_overrides(config.Config(), TINY), None, True)
     assert calls == [None]
-    assert "validation.check_read_resumed(cfg, own)" in inspect.getsource(cli_commands.cmd_run)
+    assert "validation.single_run(cfg, resumed=True, own=own)" in inspect.getsource(cli_commands.cmd_run)
+    assert "check_read_resumed" in inspect.getsource(validation.single_run)
     for source in (inspect.getsource(cli_commands), inspect.getsource(api_arguments)):
         assert "reads_all" not in source

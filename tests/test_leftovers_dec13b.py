@@ -168,10 +168,10 @@ def test_a_recorder_closes_only_through_the_runs_exit_stack():
 def test_make_refuses_args_for_a_smoke_goal_before_anything_runs(goal):
     if shutil.which("make") is None:
         pytest.skip("no make here")
-    p = subprocess.run(["make", "-n", goal, "ARGS=--dry-run", f"VENV={sys.prefix}"], cwd=ROOT,
+    p = subprocess.run(["make", "--no-print-directory", "-n", goal, "ARGS=--dry-run", f"VENV={sys.prefix}"], cwd=ROOT,
                        capture_output=True, text=True, timeout=30)
     assert p.returncode != 0 and p.stdout == "", p.stdout        # not the test suite's command, nor anything
     assert f"ARGS='--dry-run' is not read by {goal}" in p.stderr, p.stderr
-    ok = subprocess.run(["make", "-n", "fig1", "ARGS=--dry-run", f"VENV={sys.prefix}"], cwd=ROOT,
+    ok = subprocess.run(["make", "--no-print-directory", "-n", "fig1", "ARGS=--dry-run", f"VENV={sys.prefix}"], cwd=ROOT,
                         capture_output=True, text=True, timeout=30)
     assert ok.returncode == 0 and "figure fig1" in ok.stdout and "--dry-run" in ok.stdout      # ok: a figure's
