@@ -97,6 +97,14 @@ def _write_index(out_dir: Path, records: list[dict], meta: Optional[dict]) -> No
     atomic.write_text(out_dir / INDEX, json.dumps(doc, indent=2) + "\n")
 
 
+def warn_before(runs: list[tuple[str, list[str]]], cfgs: list[Config]) -> None:
+    """A sweep's warnings before anything runs, for run_sweep and `tallysim sweep --dry-run` (which never
+    reaches it): seeds shared between runs (seed=0,1 with seeds=2) and runs that repeat one experiment
+    (tally crossed with another protocol's own knob)."""
+    validation.warn_seed_overlap([n for n, _ in runs], cfgs)
+    warn_repeated_runs(runs, cfgs)
+
+
 def run_sweep(base_cfg: Config, runs: list[tuple[str, list[str]]], out_dir, progress: bool = True,
               log: Callable[[str], None] = print, meta: Optional[dict] = None, grouped: bool = True,
               runs_bar=None) -> list[dict]:
@@ -117,8 +125,7 @@ def run_sweep(base_cfg: Config, runs: list[tuple[str, list[str]]], out_dir, prog
     from tallysim import run as runmod
 
     cfgs = configs(base_cfg, runs)
-    validation.warn_seed_overlap([n for n, _ in runs], cfgs)       # seed=0,1 with seeds=2: seed 1 in two runs
-    warn_repeated_runs(runs, cfgs)           # the API's sweep too, not only `tallysim sweep`
+    warn_before(runs, cfgs)                  # the API's sweep too, not only `tallysim sweep`
     check_devices(runs, cfgs)                # before any run directory is created
     out_dir = outdir.destination(out_dir)    # `..` resolved: run directories lie where they will be written
     # Nothing is created or replaced until every run directory is known to be ours (or absent).
@@ -341,8 +348,7 @@ def main(args) -> int:
     runs = expand(section or {}, args.axes)
     cfgs = command_configs(base, runs)       # fail in one line before anything is created
     if args.dry_run:        # seed=0,1 with seeds=2: seed 1 in two runs (run_sweep warns for a real one)
-        validation.warn_seed_overlap([n for n, _ in runs], cfgs)
-        warn_repeated_runs(runs, cfgs)       # tally crossed with another protocol's own knob
+        warn_before(runs, cfgs)
     from tallysim import startup
     startup.start_jax()                      # validated: only now JAX (a refusal above imports none)
     check_devices(runs, cfgs)
