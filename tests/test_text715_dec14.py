@@ -1,0 +1,110 @@
+"""Text numbers measured again on the 715-client split (2026-12-06, after the role merge): the docs'
+numbers are the committed rows' (docs/text.md, "Which numbers were measured on which split").
+
+- Shakespeare at its full population, memory (docs/population.md): docs/figures/shakespeare_memory_715.jsonl
+- selective_fd on words (docs/protocols.md): docs/figures/selective_fd_words_715.jsonl
+- Reddi et al.'s setting, 60 rounds (docs/text.md): docs/shakespeare_fedavg_60.csv from
+  docs/figures/shakespeare_fedavg_60_715.jsonl (the run's metrics rows); the 716-client split's rows kept
+  in docs/figures/shakespeare_fedavg_60_716.csv
+
+Each check formats the number from the rows with the rule the page uses and looks for it in the page's
+paragraph, so a hand edit of a number, or rows without their paragraph, fail here. No training, no build.
+"""
+from __future__ import annotations
+
+import json
+import pathlib
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def jsonl(name: str) -> list:
+    return [json.loads(line) for line in (ROOT / "docs/figures" / name).read_text().splitlines()]
+
+
+def section(page: str, start: str, end: str) -> str:
+    text = (ROOT / "docs" / page).read_text()
+    assert text.count(start) == 1, (page, start)
+    return " ".join(text.split(start)[1].split(end)[0].split())      # one line: the page wraps anywhere
+
+
+# -- Shakespeare at its full population: memory by storage ----------------------------------------
+
+def memory_phrases(rows: list) -> list:
+    """What docs/population.md says of the rows: MB (10^6 bytes) of /usr/bin/time's KiB per storage,
+    and the numbers both storages share to the last digit."""
+    by = {r["client_storage"]: r for r in rows}
+    mb = {s: f"**{round(r['max_rss_kib'] * 1024 / 1e6):,} MB** with `client_storage={s}`" for s, r in by.items()}
+    a, s = by["auto"]["row"], by["stacked"]["row"]
+    same = ("acc_global", "bits_up", "bits_per_peer", "train_loss")
+    assert all(a[k] == s[k] for k in same), [(k, a[k], s[k]) for k in same]
+    return [mb["auto"], mb["stacked"], f"server accuracy ({a['acc_global']:.5f})",
+            f"({a['bits_up']:,} up in all: {a['bits_per_peer']:,.1f} per peer)",
+            f"training loss ({a['train_loss']:.6f})",
+            f"wall clock {by['auto']['elapsed'].split('.')[0]} and {by['stacked']['elapsed'].split('.')[0]}"]
+
+
+def test_population_memory_paragraph_is_its_rows():
+    rows = jsonl("shakespeare_memory_715.jsonl")
+    assert [r["client_storage"] for r in rows] == ["auto", "stacked"]
+    assert all(" peers=" not in r["command"] and "--config experiments/shakespeare_fedavg.json rounds=3 eval_every=3 "
+               "data.max_test=200" in r["command"] for r in rows)    # the config's 715 peers, 3 rounds
+    text = section("population.md", "## Shakespeare at its full population", "## The cohort draw")
+    missing = [p for p in memory_phrases(rows) if p not in text]
+    assert not missing, missing
+
+
+def test_memory_rule_reads_a_moved_number():
+    """The check above can fail: 1 MB more resident memory is another sentence."""
+    rows = jsonl("shakespeare_memory_715.jsonl")
+    moved = json.loads(json.dumps(rows))
+    moved[1]["max_rss_kib"] += 1000
+    text = section("population.md", "## Shakespeare at its full population", "## The cohort draw")
+    assert memory_phrases(moved)[1] not in text
+
+
+# -- selective_fd on words ----------------------------------------------------------------------
+
+def sfd_phrases(rows: list) -> list:
+    by = {r["setting"]: r for r in rows}
+    d, t = by["default"], by["trained"]
+    out = []
+    for r in (d, t):                      # every round: nothing shared, the masks alone, up and down
+        m = r["messages"]
+        assert all(x["shared"] == [0] * 4 and x["kept"] == 0 and x["bits_up"] == x["bits_down"] == m
+                   for x in r["rounds"][1:]), r["setting"]
+    peers_d = [p for x in d["rounds"] for p in x["peers"]]
+    out += [f"at most **{max(p['max_p'] for p in peers_d):.1e}**".replace("e-04", "e-4"),
+            f"({sum(p['mean_p'] for p in peers_d) / len(peers_d):.1e} on average".replace("e-04", "e-4"),
+            f"a round costs **{d['messages']} bits up and {d['messages']} down** a peer"]
+    last = t["rounds"][-1]["peers"]
+    means = [p["mean_p"] for p in last]
+    past = [p for p in last if p["share_ge_threshold"] > 0]
+    pool = 4000                           # 200 pool windows of 20 words (10% of 2,000 windows)
+    comma = [p for p in past if p["major_of_those"] and p["major_of_those"] > 0.5]
+    assert len(comma) == 1 and all(p["major_of_those"] == 0 for p in past if p not in comma)
+    out += [f"averages {min(means):.2f}-{max(means):.2f}",
+            f"{len(past)} of the 4 peers pass 0.5 somewhere (at most {max(p['max_p'] for p in last):.2f})".replace(
+                "3 of", "three of"),
+            f"on {round(min(p['share_ge_threshold'] for p in past) * pool)} to "
+            f"{round(max(p['share_ge_threshold'] for p in past) * pool)} of the pool's {pool:,} positions",
+            f"mostly the comma ({round(comma[0]['major_of_those'] * comma[0]['share_ge_threshold'] * pool)} of "
+            f"{round(comma[0]['share_ge_threshold'] * pool)})"]
+    return out
+
+
+def test_selective_fd_paragraph_is_its_rows():
+    rows = jsonl("selective_fd_words_715.jsonl")
+    assert [(r["setting"], r["classes"], r["messages"], r["major"]) for r in rows] == [
+        ("default", 10_004, 320, 4), ("trained", 10_004, 320, 4)]      # id 4: the comma (vocab[4])
+    text = section("protocols.md", "The thresholds are absolute probabilities, whatever C.", "SCARLET-style")
+    missing = [p for p in sfd_phrases(rows) if p not in text]
+    assert not missing, missing
+
+
+def test_sfd_rule_reads_a_moved_number():
+    rows = jsonl("selective_fd_words_715.jsonl")
+    moved = json.loads(json.dumps(rows))
+    moved[0]["rounds"][2]["peers"][1]["max_p"] = 3.1e-4
+    text = section("protocols.md", "The thresholds are absolute probabilities, whatever C.", "SCARLET-style")
+    assert sfd_phrases(moved)[0] not in text
