@@ -108,3 +108,53 @@ def test_sfd_rule_reads_a_moved_number():
     moved[0]["rounds"][2]["peers"][1]["max_p"] = 3.1e-4
     text = section("protocols.md", "The thresholds are absolute probabilities, whatever C.", "SCARLET-style")
     assert sfd_phrases(moved)[0] not in text
+
+
+# -- Reddi et al.'s setting, 60 rounds -------------------------------------------------------------
+
+CSV_HEADER = "round,acc_global,bits_per_peer,wall_s"
+
+
+def csv_rows(path: str) -> list:
+    lines = (ROOT / path).read_text().splitlines()
+    assert lines[0] == CSV_HEADER, lines[0]
+    return [[float(c) for c in line.split(",")] for line in lines[1:]]
+
+
+def test_the_60_round_csv_is_the_run_s_metrics_rows():
+    """docs/shakespeare_fedavg_60.csv is the 715-client run's metrics rows (docs/figures/
+    shakespeare_fedavg_60_715.jsonl) cut to four columns, as the 716-client split's csv was."""
+    rows = jsonl("shakespeare_fedavg_60_715.jsonl")
+    want = [[r["round"], round(r["acc_global"], 6), round(r["bits_per_peer"]), round(r["wall_s"], 3)] for r in rows]
+    assert csv_rows("docs/shakespeare_fedavg_60.csv") == want
+    assert [r[0] for r in want] == [10, 20, 30, 40, 50, 60]
+    # 10 clients a round of the 817,872-parameter LSTM, 32 bits up and down, over the 715 peers
+    assert all(r["bits_up"] == r["round"] * 10 * 817_872 * 32 for r in rows)
+    assert all(abs(r["bits_per_peer"] - 2 * r["bits_up"] / 715) < 1e-3 for r in rows)
+
+
+def reddi_cells(rows: list) -> tuple:
+    acc = " | ".join(f"{r[1]:.3f}" for r in rows)
+    wall = " | ".join(f"{round(r[3]):,}" for r in rows)
+    return acc, wall
+
+
+def test_the_text_s_60_round_table_is_the_csvs():
+    text = section("text.md", "## Reddi et al.'s setting", "## The class-count axis")
+    new, old = csv_rows("docs/shakespeare_fedavg_60.csv"), csv_rows("docs/figures/shakespeare_fedavg_60_716.csv")
+    (acc, wall), (acc_old, wall_old) = reddi_cells(new), reddi_cells(old)
+    assert f"| server next-character accuracy (`acc_global`, 2,000 test sequences) | {acc} |" in text
+    assert f"| wall clock (s) | {wall} |" in text
+    assert f"| 716-client split: `acc_global` | {acc_old} |" in text
+    assert f"| 716-client split: wall clock (s) | {wall_old} |" in text
+    per_round = (new[-1][3] - new[0][3]) / 50
+    assert f"a round takes **{per_round:.1f} s**" in text
+    assert f"**1,200 rounds would take about {1200 * per_round / 3600:.1f} hours**" in text
+    assert "(The rows: `docs/shakespeare_fedavg_60.csv`" in text
+
+
+def test_the_60_round_rule_reads_a_moved_number():
+    new = csv_rows("docs/shakespeare_fedavg_60.csv")
+    moved = [list(r) for r in new]
+    moved[2][1] += 0.001
+    assert reddi_cells(moved)[0] != reddi_cells(new)[0]
