@@ -169,3 +169,45 @@ def test_the_split_table_names_these_as_measured_again():
                    "| Reddi et al.'s setting, 60 rounds (`docs/shakespeare_fedavg_60.csv`) |"):
         row = table.split(result)[1].split(" | ", 1)[1]
         assert row.startswith("yes") and "tests/test_text715_dec14.py" in row.split("|")[0], (result, row[:80])
+
+
+# -- wordtransformer, the measurement's rows measured again (not all of them) ------------------------
+
+WT_HEADER = "| protocol, transformer, 715-client split | accuracy, seed 0 / 1 | mean |"
+WT_ROWS = {"local training alone": "local", "tally": "tally", "softlabel (32-bit)": "softlabel",
+           "FedAvg (server model)": "fedavg", "tally, `distill.weight` 0.1": "tally_light"}
+
+
+def wt_cells(runs: dict, group: str) -> list:
+    """A row's cells from its runs: each seed's accuracy ('-' where not run), their mean where both
+    ran, perplexity, the vote's comma share at round 8, bits per peer."""
+    seeds = [runs.get((group, s)) for s in (0, 1)]
+
+    def each(fmt):
+        return " / ".join("-" if r is None else fmt(r) for r in seeds)
+    ran = [r for r in seeds if r is not None]
+    mean = f"{sum(r['acc'] for r in ran) / 2:.4f}" if len(ran) == 2 else "-"
+    comma = "-" if ran[0]["vote_major"] is None else each(lambda r: f"{r['vote_major']:.2f}")
+    return [each(lambda r: f"{r['acc']:.4f}"), mean, each(lambda r: f"{r['ppl']:,.0f}"), comma,
+            f"{ran[0]['bits_per_peer']:,.0f}"]
+
+
+def test_the_transformer_rows_on_the_current_split_are_their_json():
+    runs = {(r["group"], r["seed"]): r for r in jsonl("wordtransformer_715.jsonl")}
+    assert all(r["over"] == [] for r in runs.values())
+    text = (ROOT / "docs/text.md").read_text()
+    assert text.count(WT_HEADER) == 1
+    lines = text.split(WT_HEADER)[1].split("\n\n")[0].splitlines()[2:]
+    rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in lines]
+    assert sorted(WT_ROWS[r[0]] for r in rows) == sorted({g for g, _ in runs})      # a row per group run
+    for name, *cells in rows:
+        assert cells[:5] == wt_cells(runs, WT_ROWS[name]), (name, cells[:5], wt_cells(runs, WT_ROWS[name]))
+
+
+def test_the_transformer_rule_reads_a_moved_number():
+    runs = {(r["group"], r["seed"]): r for r in jsonl("wordtransformer_715.jsonl")}
+    moved = json.loads(json.dumps({f"{g}|{s}": r for (g, s), r in runs.items()}))
+    key = next(iter(moved))
+    moved[key]["acc"] += 1e-4
+    moved = {(k.split("|")[0], int(k.split("|")[1])): r for k, r in moved.items()}
+    assert wt_cells(moved, key.split("|")[0]) != wt_cells(runs, key.split("|")[0])
