@@ -6,6 +6,8 @@ numbers are the committed rows' (docs/text.md, "Which numbers were measured on w
 - Reddi et al.'s setting, 60 rounds (docs/text.md): docs/shakespeare_fedavg_60.csv from
   docs/figures/shakespeare_fedavg_60_715.jsonl (the run's metrics rows); the 716-client split's rows kept
   in docs/figures/shakespeare_fedavg_60_716.csv
+- wordtransformer, 5 of its measurement's 8 groups, both seeds (docs/text.md, "On the current split" in
+  "The large-C claim with a transformer"): docs/figures/wordtransformer_715.jsonl
 
 Each check formats the number from the rows with the rule the page uses and looks for it in the page's
 paragraph, so a hand edit of a number, or rows without their paragraph, fail here. No training, no build.
