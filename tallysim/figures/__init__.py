@@ -175,6 +175,9 @@ def preflight(name_or_path: str, smoke: bool, results: Optional[str], out: Optio
         raise ConfigError(f"{path} is a run's config (it has no `kind`, `base` or `groups`), not a figure's; "
                           f"run it with `tallysim run --config {path}` (or sweep it), or give a figure config "
                           f"(fig1 ... fig12, robustness, or a file with a `kind`: {', '.join(KINDS)})")
+    if "kind" not in spec:  # said "kind=None is not known": a key the file lacks, not a value it holds
+        raise ConfigError(f"{path} has no `kind` (a figure config's {', '.join(f'`{k}`' for k in figure_keys(spec))} "
+                          f"without one); allowed: \"kind\": one of {', '.join(KINDS)}")
     if not isinstance(kind, str) or kind not in KINDS:
         raise ConfigError(f"{path}: kind={kind!r} is not known; allowed: {', '.join(KINDS)}")
     check_spec_keys(spec, path, kind)

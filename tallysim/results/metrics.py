@@ -331,6 +331,25 @@ def check_figure_out(out) -> Path:
     return p
 
 
+def refuse_foreign_beside(out, side: Path, first_line: str, what: str) -> None:
+    """A table a figure writes beside itself (`plot --out results.png` -> results.csv, `pareto --out p.png`
+    -> p_points.csv ...) replaced whatever file of that name was there: `plot --out mydata.png` lost the
+    user's mydata.csv in silence. Such a file is replaced only when it is one this command wrote before
+    (it starts with `first_line`), else refused before anything is read or drawn."""
+    side = Path(side)
+    if not side.is_file():
+        return
+    try:
+        with open(side, encoding="utf-8", errors="replace") as f:
+            head = f.readline().rstrip("\r\n")
+    except OSError:
+        head = None
+    if head is None or not head.startswith(first_line):
+        raise ConfigError(f"--out {out} also writes {side} ({what}), and {side} exists but is not a file this "
+                          f"command wrote (its first line is not {first_line!r}): it would be replaced; allowed: "
+                          "another --out, or move that file away first")
+
+
 def save_figure(fig, *paths, dpi: int = DPI, tight: bool = True) -> list[str]:
     """Lay the figure out, write it to every path (parents created) and close it; returns the paths."""
     if tight:

@@ -130,6 +130,11 @@ def table_row(p: dict) -> dict:
             "MB_per_peer": f"{p['MB_per_peer']:.6g}", "accuracy": f"{p['accuracy']:.4f}"}
 
 
+# The first line of each of table_paths' files, as write_tables writes it: a file there that starts
+# otherwise is not pareto's, and is not replaced (metrics.refuse_foreign_beside).
+TABLE_HEADS = (",".join(COLUMNS), "Pareto frontier per protocol", ",".join(COLUMNS + ("on_frontier",)))
+
+
 def table_paths(fig: str) -> list[str]:
     """The tables written beside the figure `fig`: frontier CSV, frontier markdown, every point's CSV."""
     stem = Path(fig).with_suffix("")
@@ -199,6 +204,8 @@ def main(args) -> int:
         from tallysim.results.plot import check_text
         check_text("--title", args.title)                            # before the runs are read
     atomic.refuse_symlinks([args.out, *table_paths(args.out)])       # before a file is replaced
+    for path, head in zip(table_paths(args.out), TABLE_HEADS):
+        metrics.refuse_foreign_beside(args.out, Path(path), head, "pareto's tables")
     points = collect(args.runs, which=args.which, metric=args.metric)
     if not points:
         raise ConfigError(f"no complete runs (directories with metrics.jsonl) under {', '.join(args.runs)}")

@@ -148,6 +148,7 @@ def plot_curves(run_dirs, out: str, metric: str = "auto", title: str | None = No
     if title is not None:
         check_text("--title", title)
     atomic.refuse_symlinks([out, Path(out).with_suffix(".csv")])    # before the image is replaced
+    metrics.refuse_foreign_beside(out, Path(out).with_suffix(".csv"), ",".join(CSV_COLUMNS), "every point drawn")
     # every file checked before drawing anything; a sweep's own index among them (DIR/*) left out
     runs = [(d, *read_run(d)) for d in metrics.directories(run_dirs)]
     given = labels is not None
