@@ -255,9 +255,18 @@ def find_runs(dirs: Iterable) -> list[tuple[Path, str]]:
         if (root / METRICS).exists():
             hits = [(root, root.resolve().name)]
         else:
-            hits = []
-            for dirpath, dirnames, filenames in os.walk(root):
+            hits, walked = [], {root.resolve()}
+            # links followed: a folder of links to runs (`ln -s ../sweep/a results/a`) was "no run
+            # directories"; each real directory walked once, so a link back up (a loop) ends
+            for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
                 dirnames.sort()
+                fresh = []
+                for name in dirnames:
+                    real = (Path(dirpath) / name).resolve()
+                    if real not in walked:
+                        walked.add(real)
+                        fresh.append(name)
+                dirnames[:] = fresh
                 if METRICS in filenames:
                     d = Path(dirpath)
                     hits.append((d, d.relative_to(root).as_posix()))
