@@ -67,7 +67,13 @@ def collect(dirs, which: str = "final", metric: str = "auto", log=None) -> list[
             "protocol": cfg.get("protocol", {}).get("name", "unknown"), "run": label, "dir": str(d),
             "bits_per_peer": bits, "MB_per_peer": bits / 8e6,
             "accuracy": final if which == "final" else best,
-            "accuracy_final": final, "accuracy_best": best, "rounds": last.get("round")})
+            "accuracy_final": final, "accuracy_best": best, "rounds": last.get("round"),
+            "dataset": cfg.get("data", {}).get("name", "unknown")})
+    datasets = sorted({p["dataset"] for p in points})
+    if len(datasets) > 1:       # one frontier per protocol over them: accuracies of different tasks compared
+        log(f"pareto: warning: the runs are on {len(datasets)} datasets ({', '.join(datasets)}): each protocol's "
+            "frontier is drawn over all of them, comparing accuracies of different tasks; pass one dataset's "
+            "runs per pareto")
     return points
 
 
