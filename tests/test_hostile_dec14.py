@@ -210,3 +210,29 @@ def test_prepare_path_with_several_names_is_refused(tmp_path, capsys):
     """Each name got a copy of the same files."""
     code, err = _err(capsys, ["prepare", "--path", str(tmp_path / "a.npz"), "one", "two"])
     assert code == 2 and "--path imports one dataset, under one name" in err, err
+
+
+# ----------------------------------------------------------------------------- an empty path ("$OUT" unset)
+
+@pytest.mark.parametrize("argv", [
+    ["table", ""],                                   # was: every run below the current directory, tabled
+    ["plot", "", "--out", "p.png"],                  # was: ". has no metrics.jsonl"
+    ["sweep", "--dry-run", "--out", "", "rounds=1,2"],          # was: passed; the real sweep refuses it
+    ["figure", "--dry-run", "--results", "", "fig1"],           # was: the runs went into ./fig1/
+    ["figure", "--dry-run", "--out", " ", "fig1"],              # was: the figures went into ./
+])
+def test_an_empty_path_is_refused(argv, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    _run(tmp_path / "run")
+    code, err = _err(capsys, argv)
+    assert code == 2 and "empty" in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_an_empty_path_from_python_is_refused(tmp_path, monkeypatch):
+    from tallysim.results.runs import Results
+    monkeypatch.chdir(tmp_path)
+    _run(tmp_path / "run")
+    for call in (lambda: read_rows(""), lambda: Results.read(""), lambda: table_mod.table_rows([""])):
+        with pytest.raises(ConfigError, match="is an empty path"):
+            call()
+    assert len(read_rows(".")) == 2                     # ok: the current directory, named

@@ -168,6 +168,9 @@ def preflight(name_or_path: str, smoke: bool, results: Optional[str], out: Optio
     smoke = config.plain_value(smoke)   # np.True_ as config.load_file takes it
     if not isinstance(smoke, bool):     # make_figure("fig1", smoke="no") ran the smoke version ("no" is truthy)
         raise ConfigError(f"smoke={smoke!r}: expected True or False")
+    for flag, value in (("--results", results), ("--out", out)):
+        if isinstance(value, str) and not value.strip():     # "$RESULTS" unset: the runs and figures went into .
+            raise ConfigError(f"{flag} is empty (an unset shell variable?); allowed: a directory, or . for this one")
     name, path = resolve(name_or_path)
     spec = config.read_file(str(path))
     kind = spec.get("kind")

@@ -193,6 +193,9 @@ def directory(d, what: str = "a run directory"):
     """`d`, if it is a path (str or os.PathLike), with a leading `~` expanded as the run's out= was (Python
     and quoted arguments get no shell to do it); anything else one ConfigError (Results.read(123) was a
     TypeError from inside pathlib)."""
+    if isinstance(d, str) and not d.strip():    # `tallysim table "$OUT"` with OUT unset: read every run below
+        raise ConfigError(f"{d!r} is an empty path (an unset shell variable?), read as this directory and all "  # "."
+                          f"below it; allowed: {what} named, or . for this directory")
     if is_path(d):
         return home(d)
     raise ConfigError(f"{show(d)} is {type(d).__name__}, not a path; allowed: {what} as a str or pathlib.Path")
