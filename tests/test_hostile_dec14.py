@@ -236,3 +236,14 @@ def test_an_empty_path_from_python_is_refused(tmp_path, monkeypatch):
         with pytest.raises(ConfigError, match="is an empty path"):
             call()
     assert len(read_rows(".")) == 2                     # ok: the current directory, named
+
+
+@pytest.mark.parametrize("item, expected", [
+    ("optim.lr=0.1;0.2", r"separated by commas \(optim.lr=0.1,0.2\)"),       # was "'0.1;0.2': expected a number"
+    ("rounds=1;2", r"separated by commas \(rounds=1,2\)"),
+])
+def test_a_numeric_sweep_axis_written_with_semicolons_says_commas(item, expected):
+    from tallysim import sweep_axes
+    with pytest.raises(ConfigError, match=expected):
+        sweep_axes.parse_axis(item)
+    assert sweep_axes.parse_axis("data.input_shape=28x28x1;8x8")[1] == ["28x28x1", "8x8"]     # ok: shapes
