@@ -247,3 +247,25 @@ def test_a_numeric_sweep_axis_written_with_semicolons_says_commas(item, expected
     with pytest.raises(ConfigError, match=expected):
         sweep_axes.parse_axis(item)
     assert sweep_axes.parse_axis("data.input_shape=28x28x1;8x8")[1] == ["28x28x1", "8x8"]     # ok: shapes
+
+
+@pytest.mark.parametrize("where", ["itself", "another config"])
+def test_a_figure_never_writes_its_record_over_a_config(where, tmp_path, capsys):
+    """`tallysim figure figs/x.json --out figs` replaced the user's figure config with the figure's record
+    ({"png": ..., "seconds": ...}) after the runs."""
+    figs = tmp_path / "figs"
+    f = _figure(figs / "x.json") if where == "itself" else _figure(tmp_path / "mine" / "x.json")
+    if where != "itself":
+        _figure(figs / "x.json", rounds=5)          # a config of that name in --out (e.g. one it extends)
+    before = (figs / "x.json").read_text()
+    code, err = _err(capsys, ["figure", "--dry-run", str(f), "--out", str(figs), "--results", str(tmp_path / "R")])
+    assert code == 2 and "would replace it" in err, err
+    assert (figs / "x.json").read_text() == before
+
+
+def test_a_figure_replaces_its_own_record(tmp_path, capsys):
+    f = _figure(tmp_path / "x.json")
+    (tmp_path / "figs").mkdir()
+    (tmp_path / "figs" / "x.json").write_text(json.dumps({"png": "figs/x.png", "seconds": 1.0}))
+    argv = ["figure", "--dry-run", str(f), "--out", str(tmp_path / "figs"), "--results", str(tmp_path / "R")]
+    assert cli.main(argv) == 0                      # ok: a record the figure wrote before

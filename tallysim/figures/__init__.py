@@ -201,7 +201,25 @@ def preflight(name_or_path: str, smoke: bool, results: Optional[str], out: Optio
             raise ConfigError(f"--out {out} is a file; figures go into a directory")
         # A link among the outputs is refused at the start, not after the runs (the writes refuse it too).
         atomic.refuse_symlinks(out_dir / n for n in output_names(tag, panel_names))
+        _refuse_replacing_a_config(out_dir / f"{tag}.json", path)
     return name, path, spec, kind, tag
+
+
+def _refuse_replacing_a_config(record: Path, path: Path) -> None:
+    """A figure writes OUT/<name>.json (the files it wrote, the seconds): `tallysim figure figs/x.json --out
+    figs` replaced the user's figure config with it, after the runs. A config there (this figure's file,
+    or any file with a figure's keys or an `extends`: a base it reads) is refused before anything runs."""
+    if not record.is_file():
+        return
+    same = record.resolve() == Path(path).resolve()
+    try:
+        doc = json.loads(record.read_text(encoding="utf-8-sig"))
+    except (OSError, ValueError):
+        doc = None
+    if same or (isinstance(doc, dict) and (figure_keys(doc) or "extends" in doc)):
+        raise ConfigError(f"--out {record.parent}: the figure writes {record} (the files it wrote and the seconds), "
+                          f"which {'is the figure config being run' if same else 'holds a config'}, and would replace "
+                          "it; allowed: another --out (the default: figures)")
 
 
 def speed_rows(spec, smoke, log) -> list[dict]:
