@@ -269,3 +269,22 @@ def test_a_figure_replaces_its_own_record(tmp_path, capsys):
     (tmp_path / "figs" / "x.json").write_text(json.dumps({"png": "figs/x.png", "seconds": 1.0}))
     argv = ["figure", "--dry-run", str(f), "--out", str(tmp_path / "figs"), "--results", str(tmp_path / "R")]
     assert cli.main(argv) == 0                      # ok: a record the figure wrote before
+
+
+# ----------------------------------------------------------------------------- plugins
+
+@pytest.mark.parametrize("body, expected", [
+    ("PROTOCOLS = {}\n", r"PROTOCOLS is an empty dict"),                    # each was "defines no PROTOCOLS"
+    ("PROTOCOLS = ['mine']\n", r"PROTOCOLS is list"),
+    ("PROTOCOLS = {'mine': 'make'}\n", r"gives 'mine' the factory 'make', but the module has no function make"),
+    ("PROTOCOLS = {'mine': 3}\ndef make(ctx): pass\n", r"entry 'mine': 3 is not a name and a factory's name"),
+    ("X = 1\n", r"defines no PROTOCOLS"),                                   # ok: as before
+])
+def test_a_plugins_protocols_table_says_what_is_wrong_with_it(body, expected, tmp_path, monkeypatch, request):
+    from tallysim import protocols
+    name = f"h9_plugin_{request.node.callspec.id.replace('-', '_')[:30]}".replace("[", "_").replace("]", "_")
+    name = "".join(c if c.isalnum() or c == "_" else "_" for c in name)
+    (tmp_path / f"{name}.py").write_text(body)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ConfigError, match=expected):
+        protocols.load_plugin(name)

@@ -182,11 +182,20 @@ def load_plugin(module: str) -> list[str]:
         importlib.import_module("tallysim.config")   # the built-in sections a plugin's may not shadow
     mod = _import(module, f"plugin {module!r}")
     listed = getattr(mod, "PROTOCOLS", None)
-    if not isinstance(listed, dict) or not listed or not all(
-            isinstance(k, str) and k and isinstance(v, str) and callable(getattr(mod, v, None))
-            for k, v in listed.items()):
-        raise ConfigError(f"plugin {module!r} defines no PROTOCOLS; allowed: a module-level dict "
-                          "PROTOCOLS = {\"name\": \"factory function in this module\"}")
+    allowed = "allowed: a module-level dict PROTOCOLS = {\"name\": \"factory function in this module\"}"
+    # one line said "defines no PROTOCOLS" of an empty dict, a list, and a factory name with no function
+    if listed is None:
+        raise ConfigError(f"plugin {module!r} defines no PROTOCOLS; {allowed}")
+    if not isinstance(listed, dict) or not listed:
+        raise ConfigError(f"plugin {module!r}: PROTOCOLS is {'an empty dict' if listed == {} else type(listed).__name__}; "
+                          f"{allowed}")
+    for k, v in listed.items():
+        if not (isinstance(k, str) and k and isinstance(v, str)):
+            raise ConfigError(f"plugin {module!r}: PROTOCOLS entry {k!r}: {v!r} is not a name and a factory's name "
+                              f"(two strings); {allowed}")
+        if not callable(getattr(mod, v, None)):
+            raise ConfigError(f"plugin {module!r}: PROTOCOLS gives {k!r} the factory {v!r}, but the module has no "
+                              f"function {v}; allowed: the name of a function defined in {module}")
     for name in listed:                    # every name before any is registered
         _check_name(name, f"plugin {module!r}")
     _declared(module, False)               # its TRAITS and sections, checked now: one line at load
