@@ -288,3 +288,22 @@ def test_a_plugins_protocols_table_says_what_is_wrong_with_it(body, expected, tm
     monkeypatch.syspath_prepend(str(tmp_path))
     with pytest.raises(ConfigError, match=expected):
         protocols.load_plugin(name)
+
+
+def test_a_run_another_process_writes_is_running_not_incomplete(tmp_path, capsys):
+    """A live run was "incomplete" in table, Results.status and pareto's note, as a killed one is."""
+    import fcntl
+    import os
+    from tallysim.results.runs import Results
+    d = _run(tmp_path / "live", rounds=(1,), want=3)
+    (d / outdir.LOCK).touch()                                # as a run makes it
+    fd = os.open(d / outdir.LOCK, os.O_RDONLY)             # held as another process's lock
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        assert Results.read(d).status == "running"
+        assert table_mod.table_rows([d])[1][0]["status"] == "running"
+        code, err = _err(capsys, ["plot", str(d), "--out", str(tmp_path / "p.png")])
+        assert code == 0 and "still running" in err, err
+    finally:
+        os.close(fd)
+    assert Results.read(d).status == "incomplete"                 # ok: nobody writes it

@@ -55,7 +55,8 @@ def collect(dirs, which: str = "final", metric: str = "auto", log=None) -> list[
         if not cfg:         # kept, as `table` keeps it ("unknown"), but no longer in silence
             log(f"pareto: {d} has no {metrics.CONFIG}: drawn as protocol 'unknown', whether it finished unknown")
         if want is not None and last.get("round", want) < want:
-            why = "failed" if (d / metrics.ERROR).exists() else "incomplete"
+            from tallysim.results.table import run_status
+            why = run_status(d, cfg, rows)         # failed, incomplete, or running (another process writes it)
             log(f"pareto: skipping {d}: {why} (round {last.get('round')} of {want})")
             continue
         final, best = metrics.final_best(rows, metric)

@@ -236,9 +236,9 @@ def _note_unfinished(runs: list) -> None:
     from tallysim.results.table import run_status
     for d, cfg, rows in runs:
         status = run_status(Path(d), cfg, rows)
-        if status in ("failed", "incomplete"):
-            why = (f"failed: {Path(d) / metrics.ERROR}" if status == "failed"
-                   else "stopped early, or still running")
+        if status in ("failed", "incomplete", "running"):
+            why = {"failed": f"failed: {Path(d) / metrics.ERROR}", "running": "still running: being written now",
+                   "incomplete": "stopped early"}[status]
             print(f"plot: {d} reached round {rows[-1].get('round')} of {cfg.get('rounds')} ({why}); drawn as far "
                   "as it went", file=sys.stderr)
 

@@ -70,7 +70,11 @@ def run_status(run_dir: Path, cfg: dict, rows: list) -> str:
     if want is None:        # config.json deleted: "done" claimed every round ran, knowing no round count
         return "unknown"
     done = rows[-1].get("round") if rows else 0
-    return "done" if done >= want else "incomplete"
+    if done >= want:
+        return "done"
+    from tallysim import run_lock
+    # a run another process writes now was "incomplete", as one killed at that round is
+    return "running" if run_lock.being_written(Path(run_dir)) else "incomplete"
 
 
 def table_rows(dirs, metric: str = "auto", log=None) -> tuple[list[str], list[dict]]:
