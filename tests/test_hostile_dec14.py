@@ -307,3 +307,14 @@ def test_a_run_another_process_writes_is_running_not_incomplete(tmp_path, capsys
     finally:
         os.close(fd)
     assert Results.read(d).status == "incomplete"                 # ok: nobody writes it
+
+
+@pytest.mark.parametrize("smoke", [{}, {"base": {}}, {"groups": {"t": {}}}])
+def test_smoke_of_a_figure_whose_smoke_section_sets_nothing_is_refused(smoke, tmp_path, capsys):
+    """Ran the full-size figure under the -smoke name, as a figure with no smoke section did before it was refused."""
+    f = _figure(tmp_path / "x.json")
+    f.write_text(json.dumps({**json.loads(f.read_text()), "smoke": smoke}))
+    code, err = _err(capsys, ["figure", "--dry-run", "--smoke", str(f), "--results", str(tmp_path / "R")])
+    assert code == 2 and "which is empty" in err, err
+    f.write_text(json.dumps({**json.loads(f.read_text()), "smoke": {"base": {"rounds": 1}}}))
+    assert cli.main(["figure", "--dry-run", "--smoke", str(f), "--results", str(tmp_path / "R")]) == 0     # ok

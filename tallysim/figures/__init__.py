@@ -187,6 +187,10 @@ def preflight(name_or_path: str, smoke: bool, results: Optional[str], out: Optio
     if smoke and "smoke" not in spec:
         raise ConfigError(f"--smoke draws the `smoke` section of {path}, which has none (nor a file it extends); "
                           "allowed: add a smoke section, or leave out --smoke")
+    if smoke and not _sets_anything(spec["smoke"]):    # as with none: the full-size figure, under the -smoke name
+        raise ConfigError(f"--smoke draws the `smoke` section of {path}, which is empty (it changes nothing: the "
+                          "full-size figure would run under the -smoke name); allowed: smoke fields in it "
+                          '(e.g. "smoke": {"base": {"rounds": 2}}), or leave out --smoke')
     tag = name + ("-smoke" if smoke else "")
     panel_names = panels(spec, smoke) if kind == "pareto" else {}
     check_output_names(tag, panel_names)
@@ -203,6 +207,11 @@ def preflight(name_or_path: str, smoke: bool, results: Optional[str], out: Optio
         atomic.refuse_symlinks(out_dir / n for n in output_names(tag, panel_names))
         _refuse_replacing_a_config(out_dir / f"{tag}.json", path)
     return name, path, spec, kind, tag
+
+
+def _sets_anything(section) -> bool:
+    """Whether a smoke section holds a value anywhere: `{}`, `{"base": {}}`, `{"groups": {"t": {}}}` change nothing."""
+    return not isinstance(section, dict) or any(_sets_anything(v) for v in section.values())
 
 
 def _refuse_replacing_a_config(record: Path, path: Path) -> None:
