@@ -318,3 +318,10 @@ def test_smoke_of_a_figure_whose_smoke_section_sets_nothing_is_refused(smoke, tm
     assert code == 2 and "which is empty" in err, err
     f.write_text(json.dumps({**json.loads(f.read_text()), "smoke": {"base": {"rounds": 1}}}))
     assert cli.main(["figure", "--dry-run", "--smoke", str(f), "--results", str(tmp_path / "R")]) == 0     # ok
+
+
+@pytest.mark.parametrize("items", [["plugins=a,b"], ["smoke=1"], ["extends=base.json"]])
+def test_a_config_files_own_key_as_an_item_says_where_it_goes(items):
+    """Was "unknown config key 'plugins'; see docs/config.md", as if a typo."""
+    with pytest.raises(ConfigError, match=r"is a config file's own key, not a field: it goes at the top of a config file"):
+        config.apply_overrides(config.Config(), items)
