@@ -109,11 +109,21 @@ def _proto_order(name: str):
     return (PROTOCOLS.index(name), name) if name in PROTOCOLS else (len(PROTOCOLS), name)
 
 
-def _style(name: str) -> tuple[str, str]:
-    # Names beyond the protocols (ablation groups) take the colours the protocols leave free.
-    i = _proto_order(name)[0] if name in PROTOCOLS else len(PROTOCOLS) + sum(map(ord, name)) % 3
-    # past ten protocols the colours repeat: shift the marker so no two protocols share both
+def _slot(i: int) -> tuple[str, str]:
+    # past ten the colours repeat: shift the marker so that no two of the first 100 slots share both
     return f"C{i % 10}", MARKERS[(i + i // 10) % len(MARKERS)]
+
+
+def styles(names) -> dict[str, tuple[str, str]]:
+    """Each name's (colour, marker). A protocol keeps its own slot (its place in PROTOCOLS), the same in
+    every figure. Any other name, such as a figure's group (`tally_1600b`, `softlabel_8bit_320p`), takes
+    the next slot after the protocols' in sorted order, one each: hashing the names into the few free
+    slots gave three groups of one figure the same colour and marker, indistinguishable in the legend."""
+    names = sorted(set(names), key=_proto_order)
+    out = {n: _slot(PROTOCOLS.index(n)) for n in names if n in PROTOCOLS}
+    others = [n for n in names if n not in PROTOCOLS]
+    out.update({n: _slot(len(PROTOCOLS) + k) for k, n in enumerate(others)})
+    return out
 
 
 def plotted_bits(bits: float) -> float:
@@ -167,11 +177,13 @@ def plot(points: list[dict], front: list[dict], out: str, which: str = "final", 
 
 
 def draw(ax, points: list[dict], front: list[dict], which: str = "final", metric: str = "auto",
-         title: str | None = None) -> None:
-    """One Pareto panel on a matplotlib axis: every run faint, each protocol's frontier filled."""
+         title: str | None = None, style: dict | None = None) -> None:
+    """One Pareto panel on a matplotlib axis: every run faint, each protocol's frontier filled. `style`
+    (`styles` of every name a figure's panels hold) keeps a group's look the same across its panels."""
     protos = sorted({p["protocol"] for p in points}, key=_proto_order)
+    style = style or styles(protos)
     for proto in protos:
-        colour, marker = _style(proto)
+        colour, marker = style[proto]
         pts = [p for p in points if p["protocol"] == proto]
         fr = [p for p in front if p["protocol"] == proto]
         zero = any(p["bits_per_peer"] == 0 for p in pts)

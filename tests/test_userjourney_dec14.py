@@ -1,0 +1,79 @@
+"""A federated-learning researcher's first day with their own data (userjourney3, 2026-12-14): a 20-class
+`.npz` of their own, tally, softlabel and FedAvg at matched bits as a figure of groups, the table and the
+Pareto plot read by hand. Each test names what the user met before its fix. One small compile (a
+files run of 1 round); the rest is host-side."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from tallysim import cli
+from tallysim.results import pareto
+from conftest import TINY, tiny_for
+
+CLASSES = 20
+
+
+@pytest.fixture(scope="module")
+def npz20(tmp_path_factory):
+    """A user's own 20-class dataset of 8x8 images (no channel axis), as numpy arrays in an .npz."""
+    rng = np.random.default_rng(0)
+    path = tmp_path_factory.mktemp("own") / "own20.npz"
+    y_tr, y_te = np.arange(1600) % CLASSES, np.arange(300) % CLASSES
+    protos = rng.normal(size=(CLASSES, 8, 8)).astype(np.float32)
+    np.savez(path, x_train=protos[y_tr] + 0.5 * rng.normal(size=(1600, 8, 8)).astype(np.float32),
+             y_train=y_tr, x_test=protos[y_te] + 0.5 * rng.normal(size=(300, 8, 8)).astype(np.float32), y_test=y_te)
+    return path
+
+
+def test_partition_json_says_what_the_data_and_model_are(npz20, tmp_path, capsys):
+    """config.json of a run on a 20-class .npz says `data.num_classes: 10`, `input_shape: [28, 28, 1]`
+    (synthetic's fields at their defaults: files do not read them), and nothing in the run directory
+    said C = 20 (which sets tally's bits per probe) or how many parameters FedAvg's message carried: the
+    user checking the bits by hand read 10 classes. partition.json now records what the run found."""
+    items = [f"data.name=files", f"data.path={npz20}", "protocol.name=fedavg", "rounds=1", "seeds=1"]
+    argv = ["run", *tiny_for(items), *items, "--out", str(tmp_path / "r"), "--quiet"]
+    assert cli.main(argv) == 0
+    capsys.readouterr()
+    part = json.loads((tmp_path / "r" / "partition.json").read_text())
+    assert part["classes"] == CLASSES and part["example_shape"] == [8, 8, 1]   # as the models see it
+    width = 32                                        # TINY's model.width
+    assert part["model_params"] == 64 * width + width + width * width + width + width * CLASSES + CLASSES
+    row = json.loads((tmp_path / "r" / "metrics.jsonl").read_text().splitlines()[-1])
+    cfg = json.loads((tmp_path / "r" / "config.json").read_text())
+    # the recorded count is the one the ledger charged: one float32 model per peer each way
+    assert row["bits_up"] == part["model_params"] * 32 * cfg["peers"]
+    assert cfg["data"]["num_classes"] == 10          # still synthetic's unread default: the docs say so
+
+
+GROUPS = ["tally_1600b", "softlabel_8bit_1600b", "softlabel_8bit_320p", "fedavg"]
+
+
+def test_a_figures_groups_get_distinct_colours_and_markers():
+    """A matched-bits figure of groups (tally_1600b, softlabel_8bit_1600b, softlabel_8bit_320p, fedavg)
+    drew the three non-protocol names as the same blue triangle: their style was a hash of the name
+    into three free slots, so the two points at 19,200 bits could not be told apart."""
+    st = pareto.styles(GROUPS)
+    assert len(set(st.values())) == len(GROUPS)
+    many = [f"group_{i}" for i in range(40)] + ["tally", "softlabel", "fedavg"]
+    assert len(set(pareto.styles(many).values())) == len(many)
+    # a protocol's look does not depend on what else is drawn beside it
+    assert pareto.styles(["tally"])["tally"] == pareto.styles(many)["tally"]
+
+
+def test_the_pareto_plot_draws_each_group_in_its_own_style(tmp_path):
+    """The same, on the drawn figure: every legend entry differs in colour or marker."""
+    from tallysim.results import metrics
+    plt = metrics.pyplot()
+    pts = [{"protocol": g, "run": "base", "dir": g, "bits_per_peer": b, "MB_per_peer": b / 8e6, "accuracy": a}
+           for g, b, a in zip(GROUPS, (19200.0, 19200.0, 614400.0, 3.5e7), (0.36, 0.395, 0.498, 0.57))]
+    fig, ax = plt.subplots()
+    pareto.draw(ax, pts, pareto.frontier(pts))
+    looks = set()
+    for h in ax.get_legend().legend_handles:
+        colour = tuple(np.round(h.get_facecolor()[0], 3))
+        looks.add((colour, h.get_paths()[0].vertices.tobytes()))
+    plt.close(fig)
+    assert len(looks) == len(GROUPS)
