@@ -56,11 +56,27 @@ def test_a_figures_groups_get_distinct_colours_and_markers():
     drew the three non-protocol names as the same blue triangle: their style was a hash of the name
     into three free slots, so the two points at 19,200 bits could not be told apart."""
     st = pareto.styles(GROUPS)
-    assert len(set(st.values())) == len(GROUPS)
+    assert len({colour for colour, _ in st.values()}) == len(GROUPS)      # four names: four colours
     many = [f"group_{i}" for i in range(40)] + ["tally", "softlabel", "fedavg"]
     assert len(set(pareto.styles(many).values())) == len(many)
     # a protocol's look does not depend on what else is drawn beside it
     assert pareto.styles(["tally"])["tally"] == pareto.styles(many)["tally"]
+    assert len(pareto.styles(f"g{i}" for i in range(150))) == 150        # past 100 looks repeat, no hang
+
+
+def test_the_pareto_tables_say_the_accuracy_is_a_mean_over_seeds(tmp_path):
+    """`tallysim pareto` of a two-seed sweep printed accuracy 0.3865 in its frontier table with no word
+    that it is the mean of 2 seeds whose std is 0.051 (the table of the same runs shows final_std): the
+    points CSV now carries `seeds` and `accuracy_final_std`, and the table's header line says it."""
+    pts = [{"protocol": "tally", "run": "a", "dir": "a", "bits_per_peer": 64000.0, "MB_per_peer": 0.008,
+            "accuracy": 0.3865, "accuracy_final": 0.3865, "accuracy_best": 0.3867, "seeds": 2,
+            "accuracy_final_std": 0.0511}]
+    paths = pareto.write_tables(pts, pareto.frontier(pts), str(tmp_path / "p.png"), "final", "auto")
+    assert "Accuracy is the mean of 2 seeds" in open(paths[1]).read()
+    assert open(paths[2]).read().splitlines()[1].endswith(",2,0.0511")
+    one = [dict(pts[0], seeds=1, accuracy_final_std=None)]
+    paths = pareto.write_tables(one, one, str(tmp_path / "q.png"), "final", "auto")
+    assert "seeds" not in open(paths[1]).read().splitlines()[0]
 
 
 def test_the_pareto_plot_draws_each_group_in_its_own_style(tmp_path):
