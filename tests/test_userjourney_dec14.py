@@ -1,7 +1,7 @@
 """A federated-learning researcher's first day with their own data (userjourney3, 2026-12-14): a 20-class
 `.npz` of their own, tally, softlabel and FedAvg at matched bits as a figure of groups, the table and the
 Pareto plot read by hand. Each test names what the user met before its fix. One small compile (a
-files run of 1 round); the rest is host-side."""
+run of 1 round with the user's own model); the rest is host-side."""
 from __future__ import annotations
 
 import json
@@ -11,7 +11,7 @@ import pytest
 
 from tallysim import cli
 from tallysim.results import pareto
-from conftest import TINY, tiny_for
+from conftest import tiny_for
 
 CLASSES = 20
 
@@ -28,24 +28,110 @@ def npz20(tmp_path_factory):
     return path
 
 
-def test_partition_json_says_what_the_data_and_model_are(npz20, tmp_path, capsys):
-    """config.json of a run on a 20-class .npz says `data.num_classes: 10`, `input_shape: [28, 28, 1]`
-    (synthetic's fields at their defaults: files do not read them), and nothing in the run directory
-    said C = 20 (which sets tally's bits per probe) or how many parameters FedAvg's message carried: the
-    user checking the bits by hand read 10 classes. partition.json now records what the run found."""
-    items = [f"data.name=files", f"data.path={npz20}", "protocol.name=fedavg", "rounds=1", "seeds=1"]
-    argv = ["run", *tiny_for(items), *items, "--out", str(tmp_path / "r"), "--quiet"]
-    assert cli.main(argv) == 0
+PLUGIN = '''
+import flax.linen as nn
+
+
+class Small(nn.Module):                  # a user's own model: LayerNorm, no mutable state
+    num_classes: int
+
+    @nn.compact
+    def __call__(self, x):
+        x = nn.relu(nn.Dense(16)(x.reshape(x.shape[0], -1)))
+        return nn.Dense(self.num_classes)(nn.LayerNorm()(x))
+
+
+class WithBatchNorm(nn.Module):
+    num_classes: int
+
+    @nn.compact
+    def __call__(self, x):
+        x = nn.BatchNorm(use_running_average=True)(x.reshape(x.shape[0], -1))
+        return nn.Dense(self.num_classes)(x)
+
+
+class OneLogit(nn.Module):
+    num_classes: int
+
+    @nn.compact
+    def __call__(self, x):
+        return nn.Dense(1)(x.reshape(x.shape[0], -1))
+
+
+def small(num_classes):
+    return Small(num_classes)
+
+
+def batchnorm(num_classes):
+    return WithBatchNorm(num_classes)
+
+
+def one_logit(num_classes):
+    return OneLogit(num_classes)
+
+
+def not_a_module(num_classes):
+    return "mlp"
+
+
+MODELS = {"uj3_small": "small", "uj3_bn": "batchnorm", "uj3_one": "one_logit", "uj3_str": "not_a_module"}
+'''
+
+
+@pytest.fixture
+def own_models(tmp_path, monkeypatch, registry_restored):
+    (tmp_path / "uj3_models.py").write_text(PLUGIN)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return "uj3_models"
+
+
+def test_own_flax_model_and_data_from_the_cli(npz20, own_models, tmp_path, capsys):
+    """A researcher's own flax model could not be used at all: model.name took the six built-ins only and
+    no page said how to bring one. A plugin's MODELS = {"name": "factory"} now adds it (--plugin on the
+    command line, tallysim.load_plugin in Python). And config.json of a run on a 20-class .npz says
+    `data.num_classes: 10` (synthetic's unread default): nothing in the run directory said C = 20 (which
+    sets tally's bits per probe) or how many parameters FedAvg's message carried; partition.json now does."""
+    items = ["data.name=files", f"data.path={npz20}", "protocol.name=fedavg", "rounds=1", "model.name=uj3_small"]
+    out = tmp_path / "r"
+    argv = ["run", "--plugin", own_models, *tiny_for(items), *items, "--out", str(out), "--quiet"]
+    assert cli.main([a for a in argv if a != "model.width=32"]) == 0
     capsys.readouterr()
-    part = json.loads((tmp_path / "r" / "partition.json").read_text())
+    part = json.loads((out / "partition.json").read_text())
     assert part["classes"] == CLASSES and part["example_shape"] == [8, 8, 1]   # as the models see it
-    width = 32                                        # TINY's model.width
-    assert part["model_params"] == 64 * width + width + width * width + width + width * CLASSES + CLASSES
-    row = json.loads((tmp_path / "r" / "metrics.jsonl").read_text().splitlines()[-1])
-    cfg = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert part["model_params"] == 64 * 16 + 16 + 2 * 16 + 16 * CLASSES + CLASSES
+    row = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
+    cfg = json.loads((out / "config.json").read_text())
     # the recorded count is the one the ledger charged: one float32 model per peer each way
     assert row["bits_up"] == part["model_params"] * 32 * cfg["peers"]
+    assert cfg["plugins"] == [own_models] and cfg["model"]["name"] == "uj3_small"   # --resume finds it again
     assert cfg["data"]["num_classes"] == 10          # still synthetic's unread default: the docs say so
+
+
+@pytest.mark.parametrize("items, expected", [
+    (["model.name=uj3_bn"], r"keeps state besides its parameters \(batch_stats"),
+    (["model.name=uj3_one"], r"returns \(1, 1\) for 1 example\(s\); allowed: logits of shape \[B, 20\]"),
+    (["model.name=uj3_str"], "returned str; allowed: a flax.linen Module"),
+    (["model.name=uj3_small", "model.dtype=bfloat16"], "its factory takes no dtype argument"),
+    (["model.name=uj3_small", "model.width=64"], "model.width=64 is not read by model.name=uj3_small"),
+])
+def test_own_model_mistakes_are_one_line_before_compiling(npz20, own_models, no_compile, items, expected):
+    import tallysim
+    from tallysim.config import ConfigError
+    assert tallysim.load_plugin(own_models) == ["uj3_small", "uj3_bn", "uj3_one", "uj3_str"]
+    cfg = tallysim.config.apply_overrides(tallysim.Config(), [*tiny_for(["data.name=files"]), "data.name=files",
+                                                              f"data.path={npz20}", "model.width=200", *items])
+    with pytest.raises(ConfigError, match=expected):
+        tallysim.drive(cfg)
+
+
+def test_a_plugin_model_may_not_take_a_built_in_name(tmp_path, monkeypatch, registry_restored):
+    from tallysim import protocols
+    from tallysim.config import ConfigError
+    (tmp_path / "uj3_clash.py").write_text("def f(k):\n    return None\n\nMODELS = {'lenet': 'f'}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ConfigError, match="model.name='lenet' is already taken"):
+        protocols.load_plugin("uj3_clash")
+    assert "lenet" not in protocols.plugin_models()
 
 
 GROUPS = ["tally_1600b", "softlabel_8bit_1600b", "softlabel_8bit_320p", "fedavg"]

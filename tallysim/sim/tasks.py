@@ -63,7 +63,8 @@ class Classification(NamedTuple):
         return None
 
     def models(self):
-        return IMAGE_MODELS
+        from tallysim import protocols
+        return IMAGE_MODELS + protocols.plugin_models()    # a plugin's model classifies examples
 
 
 class NextToken(NamedTuple):
