@@ -291,6 +291,8 @@ def _field_keys(cls, prefix: str, generation: int) -> dict[str, Any]:
 # The choices other modules name, read from the declarations above.
 PROTOCOLS = choices("protocol.name")
 MODELS = BUILTIN_MODELS                  # the built-in models (plugins' follow in choices("model.name"))
+# A plugin's models (docs/howto/own-model.md), for sim/, which imports the configuration, not the registry.
+plugin_models, model_target = _protocols.plugin_models, _protocols.model_target
 PARTITIONS = choices("partition.kind")
 LABEL_QUANTITY_SCHEMES = choices("partition.scheme")
 FAULT_KINDS = choices("faults.kind")

@@ -100,7 +100,7 @@ _FROM_ENTRY_POINT: set = set()
 _RESERVED = {"plugins", "derived", "extends", "smoke", "sweep", "description", "resumed", "placement"}
 
 
-# Models defined outside tallysim: a plugin's `MODELS = {"name": "factory"}` (docs/own-model.md), name ->
+# Models defined outside tallysim: a plugin's `MODELS = {"name": "factory"}` (docs/howto/own-model.md), name ->
 # "module:factory", and the plugin module config.json must name. The built-ins' names come from `ready`
 # (schema_sections.BUILTIN_MODELS), so that a plugin's model cannot take one.
 _MODELS: dict[str, str] = {}
@@ -235,7 +235,7 @@ def load_plugin(module: str) -> list[str]:
     mod = _import(module, f"plugin {module!r}")
     models = _listed(mod, module, "MODELS", "model factory")
     listed = getattr(mod, "PROTOCOLS", None)
-    if models is not None and listed is None:     # a module of models only (docs/own-model.md)
+    if models is not None and listed is None:     # a module of models only (docs/howto/own-model.md)
         _add_models(module, models)
         return list(models)
     if not isinstance(listed, dict) or not listed or not all(
@@ -243,7 +243,7 @@ def load_plugin(module: str) -> list[str]:
             for k, v in listed.items()):
         raise ConfigError(f"plugin {module!r} defines no PROTOCOLS; allowed: a module-level dict "
                           "PROTOCOLS = {\"name\": \"factory function in this module\"}, or for models "
-                          "MODELS = {\"name\": \"model factory function\"} (docs/own-model.md)")
+                          "MODELS = {\"name\": \"model factory function\"} (docs/howto/own-model.md)")
     for name in listed:                    # every name before any is registered
         _check_name(name, f"plugin {module!r}")
     _declared(module, False)               # its TRAITS and sections, checked now: one line at load

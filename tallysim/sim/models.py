@@ -18,8 +18,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from tallysim import protocols
-from tallysim.config import MODELS, ConfigError, ModelConfig, choices
+from tallysim.config import MODELS, ConfigError, ModelConfig, choices, model_target
 from tallysim.sim.conv import conv_fn
 from tallysim.sim.initializers import kernel_init   # every Dense and Conv kernel below
 
@@ -173,7 +172,7 @@ assert tuple(DTYPES) == choices("model.dtype")
 
 def make_model(cfg: ModelConfig, num_classes: int) -> nn.Module:
     """Module mapping float32 `x_Bxhxwxch` to float32 `logits_BxC` (C = num_classes)."""
-    if cfg.name not in _BUILDERS and protocols.model_target(cfg.name):
+    if cfg.name not in _BUILDERS and model_target(cfg.name):
         return _plugin_model(cfg, int(num_classes))
     if cfg.name not in _BUILDERS:
         raise ConfigError(f"model.name: unknown model {cfg.name!r}; allowed: {', '.join(MODELS)}")
@@ -187,11 +186,11 @@ def make_model(cfg: ModelConfig, num_classes: int) -> nn.Module:
 
 
 def _plugin_model(cfg: ModelConfig, k: int) -> nn.Module:
-    """A plugin's model (MODELS = {"name": "factory"}, docs/own-model.md): `factory(num_classes)`, or
+    """A plugin's model (MODELS = {"name": "factory"}, docs/howto/own-model.md): `factory(num_classes)`, or
     `factory(num_classes, dtype)` where it takes the compute dtype; whatever goes wrong is one line."""
     import importlib
     import inspect
-    module, fn = protocols.model_target(cfg.name)
+    module, fn = model_target(cfg.name)
     where = f"model.name={cfg.name} (plugin {module}:{fn})"
     factory = getattr(importlib.import_module(module), fn)
     try:
@@ -216,7 +215,7 @@ def check_plugin_model(cfg: ModelConfig, model: nn.Module, variables, dummy, num
     """What tallysim needs of a plugin model, checked on shapes before anything compiles: its whole state
     is its parameters (peers are `vmap(model.init)` and averaged; BatchNorm's batch_stats would be lost),
     and it maps [B, ...] examples to [B, C] logits."""
-    if protocols.model_target(cfg.name) is None:
+    if model_target(cfg.name) is None:
         return
     where = f"model.name={cfg.name}"
     extra = sorted(set(variables) - {"params"})

@@ -63,8 +63,8 @@ class Classification(NamedTuple):
         return None
 
     def models(self):
-        from tallysim import protocols
-        return IMAGE_MODELS + protocols.plugin_models()    # a plugin's model classifies examples
+        from tallysim.config import plugin_models
+        return IMAGE_MODELS + plugin_models()    # a plugin's model classifies examples
 
 
 class NextToken(NamedTuple):
