@@ -179,3 +179,28 @@ def test_the_pareto_plot_draws_each_group_in_its_own_style(tmp_path):
         looks.add((colour, h.get_paths()[0].vertices.tobytes()))
     plt.close(fig)
     assert len(looks) == len(GROUPS)
+
+
+def test_the_table_leaves_empty_a_swept_field_the_run_does_not_read(tmp_path):
+    """`tallysim table` of the matched-bits groups showed `comm.soft_bits` 32 beside tally and FedAvg,
+    which send no soft value: read as a setting of theirs beside softlabel's 8. Now an empty cell."""
+    from tallysim import config
+    from tallysim.results.table import table_rows
+    for name, items in (("tally", []), ("softlabel", ["comm.soft_bits=8"]), ("fedavg", [])):
+        d = tmp_path / name
+        d.mkdir()
+        cfg = config.apply_overrides(config.Config(), [f"protocol.name={name}", "rounds=1", *items])
+        (d / "config.json").write_text(json.dumps(config.to_dict(cfg)))
+        (d / "metrics.jsonl").write_text(json.dumps({"round": 1, "acc_mean": 0.5, "bits_per_peer": 8.0}) + "\n")
+    columns, rows = table_rows([tmp_path])
+    assert "comm.soft_bits" in columns
+    assert {r["protocol.name"]: r["comm.soft_bits"] for r in rows} == {"tally": None, "softlabel": 8, "fedavg": None}
+
+
+def test_a_stopped_figure_says_how_to_go_on(capsys):
+    """`kill` of `tallysim figure mb20.json` printed only "stopped by SIGTERM; metrics written so far are
+    kept" (a sweep's line says to run it again): the user was left to guess whether rerunning redoes it."""
+    import argparse
+    args = argparse.Namespace(fn=cli.cmd_figure, out="figs")
+    assert cli.interrupted(KeyboardInterrupt(), args) == 130
+    assert "the same figure command, run again, continues it (finished runs are skipped" in capsys.readouterr().err
