@@ -251,7 +251,9 @@ def _model_groups(cfg: Config, classes: int, dummy, task) -> tuple:
         if task.name == "classification":
             tasks.check_shape(gcfg, dummy.shape[1:], g.name)
         m = make_model(gcfg.model, classes)
-        n = param_count(jax.eval_shape(m.init, jax.random.PRNGKey(0), dummy))
+        shapes = jax.eval_shape(m.init, jax.random.PRNGKey(0), dummy)
+        check_plugin_model(gcfg.model, m, shapes, dummy, classes)     # a group's own flax model
+        n = param_count(shapes)
         out.append(ModelGroup(g.name, lo, lo + g.peers, a_lo, a_lo + a, m, n, g.values))
         lo, a_lo = lo + g.peers, a_lo + a
     return tuple(out)

@@ -139,7 +139,12 @@ def to_dict(cfg: Config) -> dict:
     for name in _protocols.sections():
         if name in present or cfg.protocol.name in _protocols.section_owners(name):
             d[name] = dataclasses.asdict(getattr(cfg, name))
-    plugins = [_protocols.plugin_of(cfg.protocol.name), _protocols.model_plugin_of(cfg.model.name)]
+    try:                 # a group's own model may be a plugin's too (an unparsable string: validation's to say)
+        groups = _model_groups.parse(cfg.model.groups)
+    except ConfigError:
+        groups = ()
+    models = [cfg.model.name] + [dict(g.values).get("model.name", "") for g in groups]
+    plugins = [_protocols.plugin_of(cfg.protocol.name), *map(_protocols.model_plugin_of, models)]
     plugins = list(dict.fromkeys(p for p in plugins if p))
     if plugins:
         d["plugins"] = plugins

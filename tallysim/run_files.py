@@ -39,8 +39,9 @@ def write_partition(b: Built, i: int, out_dir: Path) -> None:
 
 def dataset_facts(b: Built) -> dict:
     """What the run found in its data and built from it: `classes` (C, which sets tally's ceil(log2 C)
-    bits per probe), `example_shape` (as the models see it: [h, w] images get a channel axis), and `model_params` (per peer; with model.groups, per group: a
-    FedAvg-type message is this many values of comm.param_bits). config.json cannot say it: its
+    bits per probe), `example_shape` (as the models see it: [h, w] images get a channel axis) and
+    `model_params` (per peer; with model.groups, per group: a FedAvg-type message is this many values of
+    comm.param_bits). config.json cannot say it: its
     data.num_classes and data.input_shape are `synthetic`'s fields, left at their defaults (10, 28x28x1)
     for a dataset read from files, whatever C and shape the files hold."""
     ctx = b.ctx

@@ -204,3 +204,13 @@ def test_a_stopped_figure_says_how_to_go_on(capsys):
     args = argparse.Namespace(fn=cli.cmd_figure, out="figs")
     assert cli.interrupted(KeyboardInterrupt(), args) == 130
     assert "the same figure command, run again, continues it (finished runs are skipped" in capsys.readouterr().err
+
+
+def test_config_json_names_the_plugin_of_a_groups_model(own_models):
+    """A model group of the plugin's model (`b:2:uj3_small`) must find it again on --resume too."""
+    import tallysim
+    from tallysim import config
+    tallysim.load_plugin(own_models)
+    cfg = config.apply_overrides(config.Config(), ["peers=4", "model.groups=a:2:mlp;b:2:uj3_small"])
+    assert config.to_dict(cfg)["plugins"] == [own_models]
+    assert "plugins" not in config.to_dict(config.Config())

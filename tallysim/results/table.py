@@ -65,9 +65,9 @@ def swept_fields(cfgs: list[dict]) -> list[str]:
 
 def unread_blank(flat: dict, swept: list) -> dict:
     """The run's flattened config with the swept fields its protocol does not read set to None (an empty
-    cell): `comm.soft_bits` 32 beside tally, or `probe.per_round` beside FedAvg, read as a setting those
-    runs used, in a table comparing them with softlabel at 8 bits. A protocol not loaded in this process
-    (a plugin) keeps every value."""
+    cell): `comm.soft_bits` 32 beside tally and FedAvg read as a setting those runs used, in a table
+    comparing them with softlabel at 8 bits. Only the fields some protocol declares it reads
+    (protocols.reads) can be told apart; a protocol not loaded in this process (a plugin) keeps every value."""
     from tallysim import protocols
     name = flat.get("protocol.name")
     try:
