@@ -113,6 +113,7 @@ def test_own_flax_model_and_data_from_the_cli(npz20, own_models, tmp_path, capsy
     (["model.name=uj3_str"], "returned str; allowed: a flax.linen Module"),
     (["model.name=uj3_small", "model.dtype=bfloat16"], "its factory takes no dtype argument"),
     (["model.name=uj3_small", "model.width=64"], "model.width=64 is not read by model.name=uj3_small"),
+    (["model.groups=a:2:mlp;b:2:uj3_bn"], r"keeps state besides its parameters \(batch_stats"),   # a group's
 ])
 def test_own_model_mistakes_are_one_line_before_compiling(npz20, own_models, no_compile, items, expected):
     import tallysim
