@@ -26,7 +26,7 @@ from tallysim.fields import is_path, section_value
 # `tallysim.schema.DataConfig` and the like keep working.
 from tallysim.schema_sections import (CommConfig, DataConfig, DistillConfig, FaultsConfig,  # noqa: F401
                                       InitConfig, LogConfig, ModelConfig, OptimConfig, PartitionConfig,
-                                      PrivacyConfig, ProbeConfig, ProtocolConfig, VoteConfig)
+                                      PrivacyConfig, ProbeConfig, ProtocolConfig, VoteConfig, BUILTIN_MODELS)
 from tallysim.sizing import LIMITS
 
 # ----------------------------------------------------------------------------- declaring a field
@@ -300,7 +300,9 @@ def _field_keys(cls, prefix: str, generation: int) -> dict[str, Any]:
 
 # The choices other modules name, read from the declarations above.
 PROTOCOLS = choices("protocol.name")
-MODELS = choices("model.name")
+MODELS = BUILTIN_MODELS                  # the built-in models (plugins' follow in choices("model.name"))
+# A plugin's models (docs/howto/own-model.md), for sim/, which imports the configuration, not the registry.
+plugin_models, model_target = _protocols.plugin_models, _protocols.model_target
 PARTITIONS = choices("partition.kind")
 LABEL_QUANTITY_SCHEMES = choices("partition.scheme")
 FAULT_KINDS = choices("faults.kind")

@@ -279,6 +279,8 @@ def test_a_figure_replaces_its_own_record(tmp_path, capsys):
     ("PROTOCOLS = {'mine': 'make'}\n", r"gives 'mine' the factory 'make', but the module has no function make"),
     ("PROTOCOLS = {'mine': 3}\ndef make(ctx): pass\n", r"entry 'mine': 3 is not a name and a factory's name"),
     ("X = 1\n", r"defines no PROTOCOLS"),                                   # ok: as before
+    ("MODELS = {}\n", r"MODELS is an empty dict"),                          # the models' table: one rule
+    ("MODELS = {'mine': 'make'}\n", r"MODELS gives 'mine' the factory 'make', but the module has no function"),
 ])
 def test_a_plugins_protocols_table_says_what_is_wrong_with_it(body, expected, tmp_path, monkeypatch, request):
     from tallysim import protocols

@@ -24,7 +24,8 @@ BEFORE = {
     "out/f8_table.md": "63a2d79d61dfa1a4d94dcf4985f38988a9364e48e1d3a5fe6c19d4c3c2bac03b",
     "figs/pareto_frontier.csv": "3b5748c6969b4ea01f4484cb1795c0c55a9d2a6b5e922ec4e6759efd33d88fc6",
     "figs/pareto_frontier.md": "b6b630b4c4c02fb96713c03c88b1905f5a777d87852277962fcfa9a3115d22f0",
-    "figs/pareto_points.csv": "266727d872faffee66d1b753f8f87feecd32c242677b31ec678f289dec0c9ccd",
+    # two columns appended on 2026-12-14 (seeds, accuracy_final_std: userjourney3), the rest as before
+    "figs/pareto_points.csv": "74031d97b53a0d09678eb8361a7cbfebb1ebd269cc42336477e2803b978161dd",
 }
 
 

@@ -63,6 +63,19 @@ def swept_fields(cfgs: list[dict]) -> list[str]:
     return [k for k in keys if varies(k)]
 
 
+def unread_blank(flat: dict, swept: list) -> dict:
+    """The run's flattened config with the swept fields its protocol does not read set to None (an empty
+    cell): `comm.soft_bits` 32 beside tally and FedAvg read as a setting those runs used, in a table
+    comparing them with softlabel at 8 bits. Only the fields some protocol declares it reads
+    (protocols.reads) can be told apart; a protocol not loaded in this process (a plugin) keeps every value."""
+    from tallysim import protocols
+    name = flat.get("protocol.name")
+    try:
+        return {**flat, **{k: None for k in swept if k != "protocol.name" and not protocols.reads(name, k)}}
+    except ConfigError:
+        return flat
+
+
 def run_status(run_dir: Path, cfg: dict, rows: list) -> str:
     if (run_dir / metrics.ERROR).exists():
         return "failed"
@@ -93,7 +106,7 @@ def table_rows(dirs, metric: str = "auto", log=None) -> tuple[list[str], list[di
     swept = swept_fields([cfg for _, _, cfg, _ in runs])
     out = []
     for d, label, cfg, rows in runs:
-        flat = flatten(cfg)
+        flat = unread_blank(flatten(cfg), swept)
         final, best = metrics.final_best(rows, metric)
         last = rows[-1] if rows else {}
         key = metrics.headline_key(last) if metric == "auto" and last else metric
