@@ -17,6 +17,7 @@ from tallysim.data import DataError
 from tallysim.data.base import checked
 from tallysim.results import metrics, pareto, table as table_mod
 from tallysim.results.runs import read_rows
+import tallysim.run  # noqa: F401,E402 - its modules' jax.jit decorators run before `no_compile` patches jit
 
 
 def _run(d: Path, rounds=(1, 2), want: int = 2, protocol: str = "tally", data: str = "synthetic") -> Path:
@@ -327,3 +328,77 @@ def test_a_config_files_own_key_as_an_item_says_where_it_goes(items):
     """Was "unknown config key 'plugins'; see docs/config.md", as if a typo."""
     with pytest.raises(ConfigError, match=r"is a config file's own key, not a field: it goes at the top of a config file"):
         config.apply_overrides(config.Config(), items)
+
+
+MODEL_PLUGIN = '''
+import flax.linen as nn
+import jax.numpy as jnp
+
+
+class NoParams(nn.Module):
+    num_classes: int
+
+    @nn.compact
+    def __call__(self, x):
+        return jnp.zeros((x.shape[0], self.num_classes), jnp.float32)
+
+
+class Raises(nn.Module):
+    num_classes: int
+
+    @nn.compact
+    def __call__(self, x):
+        raise ValueError("my model bug")
+
+
+class IntParams(nn.Module):
+    num_classes: int
+
+    @nn.compact
+    def __call__(self, x):
+        flat = x.reshape(x.shape[0], -1)
+        w = self.param("w", lambda k, s: jnp.ones(s, jnp.int32), (flat.shape[1], self.num_classes))
+        return flat @ w.astype(jnp.float32)
+
+
+def no_params(num_classes):
+    return NoParams(num_classes)
+
+
+def raises(num_classes):
+    return Raises(num_classes)
+
+
+def int_params(num_classes):
+    return IntParams(num_classes)
+
+
+MODELS = {"h9_none": "no_params", "h9_raises": "raises", "h9_int": "int_params"}
+'''
+
+
+@pytest.mark.parametrize("items, expected", [
+    # was: vmap's "must be passed at least one argument containing an array" traceback at init
+    (["model.name=h9_none"], r"model.name=h9_none has no parameters; allowed: a model with trainable parameters"),
+    # was: the model's own ValueError as a traceback from build
+    (["model.name=h9_raises"], r"model.name=h9_raises \(plugin h9_models:raises\) raised ValueError initialising on "
+                               r"examples of shape \[8, 8, 1\]: my model bug"),
+    # was: "grad requires real- or complex-valued inputs" from inside local training
+    (["model.name=h9_int"], r"parameter \['w'\] is int32; allowed: floating-point parameters"),
+    (["model.groups=a:2:mlp;b:2:h9_none", "protocol.name=tally"], r"model.name=h9_none has no parameters"),
+])
+def test_a_plugin_model_without_trainable_parameters_or_that_raises_is_one_line(
+        items, expected, tmp_path, monkeypatch, registry_restored, no_compile):
+    import tallysim
+    from conftest import tiny_for
+    (tmp_path / "h9_models.py").write_text(MODEL_PLUGIN)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    tallysim.load_plugin("h9_models")
+    r = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", x_train=r.integers(0, 256, (400, 8, 8), dtype=np.uint8), y_train=np.arange(400) % 10,
+             x_test=r.integers(0, 256, (100, 8, 8), dtype=np.uint8), y_test=np.arange(100) % 10)
+    data = ["data.name=files", f"data.path={tmp_path / 'd.npz'}"]
+    base = [t for t in tiny_for(data) if t not in ("model.width=32", "probe.pool_size=200")] + ["probe.pool_size=100"]
+    cfg = config.apply_overrides(config.Config(), [*base, *data, *items])
+    with pytest.raises(ConfigError, match=expected):
+        tallysim.drive(cfg)
