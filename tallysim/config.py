@@ -184,8 +184,10 @@ def json_axis_value(key: str, v, where: str):
     number written as one (2.0, 1e5) and a shape whole numbers, both refused there as the text '2.0';
     anything else keeps its text (a sweep axis's values are key=value texts)."""
     inner, _ = split_optional(field_keys()[key])
-    if (inner is int and isinstance(v, float)) or (inner is tuple and isinstance(v, list)
-                                                   and any(isinstance(x, float) for x in v)):
+    # a list for a field of one value ({"optim.lr": [[0.1, 0.2]]}) was joined into the shape text
+    # '0.1x0.2' ("expected a number" of a value never written), and [[0.1]] ran 0.1 in silence
+    if (inner is int and isinstance(v, float)) or (inner is not tuple and isinstance(v, list)) \
+            or (inner is tuple and isinstance(v, list) and any(isinstance(x, float) for x in v)):
         return _coerce(key, v, field_keys()[key], where)
     return v
 

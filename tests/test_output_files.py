@@ -99,12 +99,19 @@ def test_a_failed_table_leaves_the_old_file_whole(tmp_path):
 
 
 def test_a_users_file_at_an_output_path_is_replaced_whole(tmp_path):
-    """The documented policy: outputs are regenerated each time, whoever wrote the file there."""
+    """The documented policy: outputs are regenerated each time, whoever wrote the file there; but a
+    table written beside the image named (pareto's, plot's `<stem>.csv`) only when it is one that command
+    wrote (hostile9: `plot --out mydata.png` replaced the user's mydata.csv)."""
     figs = tmp_path / "figs"
     figs.mkdir()
+    (figs / "pareto.png").write_text("not an image\n")          # the file named: replaced whole
     (figs / "pareto_frontier.md").write_text("my notes\n")
-    assert main(["pareto", str(_pareto_runs(tmp_path)), "--out", str(figs / "pareto.png")]) == 0
-    assert (figs / "pareto_frontier.md").read_text().startswith("Pareto frontier per protocol")
+    argv = ["pareto", str(_pareto_runs(tmp_path)), "--out", str(figs / "pareto.png")]
+    assert main(argv) == 2 and (figs / "pareto_frontier.md").read_text() == "my notes\n"
+    (figs / "pareto_frontier.md").write_text("Pareto frontier per protocol: an older one\n")
+    assert main(argv) == 0
+    assert (figs / "pareto_frontier.md").read_text().startswith("Pareto frontier per protocol: final")
+    assert (figs / "pareto.png").read_bytes().startswith(b"\x89PNG")
     assert oct((figs / "pareto_frontier.md").stat().st_mode & 0o777) == "0o644"
 
 

@@ -130,14 +130,23 @@ def model_plugin_of(name: str) -> Optional[str]:
 
 
 def _listed(mod, module: str, attr: str, what: str) -> Optional[dict]:
+    """A plugin's PROTOCOLS or MODELS table ({name: factory function's name}), None when the module has none.
+    One line for each way it is wrong (it said "defines no PROTOCOLS" of an empty dict, a list, and a
+    factory name with no function behind it)."""
     listed = getattr(mod, attr, None)
     if listed is None:
         return None
-    if not isinstance(listed, dict) or not listed or not all(
-            isinstance(k, str) and k and isinstance(v, str) and callable(getattr(mod, v, None))
-            for k, v in listed.items()):
-        raise ConfigError(f"plugin {module!r}: {attr} must be a non-empty dict {attr} = {{\"name\": \"{what} "
-                          "function in this module\"}")
+    allowed = f"allowed: a non-empty dict {attr} = {{\"name\": \"{what} function in this module\"}}"
+    if not isinstance(listed, dict) or not listed:
+        raise ConfigError(f"plugin {module!r}: {attr} is {'an empty dict' if listed == {} else type(listed).__name__}; "
+                          f"{allowed}")
+    for k, v in listed.items():
+        if not (isinstance(k, str) and k and isinstance(v, str)):
+            raise ConfigError(f"plugin {module!r}: {attr} entry {k!r}: {v!r} is not a name and a factory's name "
+                              f"(two strings); {allowed}")
+        if not callable(getattr(mod, v, None)):
+            raise ConfigError(f"plugin {module!r}: {attr} gives {k!r} the factory {v!r}, but the module has no "
+                              f"function {v}; allowed: the name of a function defined in {module}")
     return listed
 
 
@@ -234,16 +243,14 @@ def load_plugin(module: str) -> list[str]:
         importlib.import_module("tallysim.config")   # the built-in sections a plugin's may not shadow
     mod = _import(module, f"plugin {module!r}")
     models = _listed(mod, module, "MODELS", "model factory")
-    listed = getattr(mod, "PROTOCOLS", None)
+    listed = _listed(mod, module, "PROTOCOLS", "factory")
     if models is not None and listed is None:     # a module of models only (docs/howto/own-model.md)
         _add_models(module, models)
         return list(models)
-    if not isinstance(listed, dict) or not listed or not all(
-            isinstance(k, str) and k and isinstance(v, str) and callable(getattr(mod, v, None))
-            for k, v in listed.items()):
-        raise ConfigError(f"plugin {module!r} defines no PROTOCOLS; allowed: a module-level dict "
-                          "PROTOCOLS = {\"name\": \"factory function in this module\"}, or for models "
-                          "MODELS = {\"name\": \"model factory function\"} (docs/howto/own-model.md)")
+    if listed is None:
+        raise ConfigError(f"plugin {module!r} defines no PROTOCOLS; allowed: a module-level dict PROTOCOLS = "
+                          "{\"name\": \"factory function in this module\"}, or for models MODELS = {\"name\": "
+                          "\"model factory function\"} (docs/howto/own-model.md)")
     for name in listed:                    # every name before any is registered
         _check_name(name, f"plugin {module!r}")
     _declared(module, False)               # its TRAITS and sections, checked now: one line at load

@@ -55,7 +55,8 @@ def collect(dirs, which: str = "final", metric: str = "auto", log=None) -> list[
         if not cfg:         # kept, as `table` keeps it ("unknown"), but no longer in silence
             log(f"pareto: {d} has no {metrics.CONFIG}: drawn as protocol 'unknown', whether it finished unknown")
         if want is not None and last.get("round", want) < want:
-            why = "failed" if (d / metrics.ERROR).exists() else "incomplete"
+            from tallysim.results.table import run_status
+            why = run_status(d, cfg, rows)         # failed, incomplete, or running (another process writes it)
             log(f"pareto: skipping {d}: {why} (round {last.get('round')} of {want})")
             continue
         final, best = metrics.final_best(rows, metric)
@@ -70,7 +71,13 @@ def collect(dirs, which: str = "final", metric: str = "auto", log=None) -> list[
             "bits_per_peer": bits, "MB_per_peer": bits / 8e6,
             "accuracy": final if which == "final" else best,
             "accuracy_final": final, "accuracy_best": best, "rounds": last.get("round"),
-            "seeds": _seed_count(cfg), "accuracy_final_std": std if metrics.is_number(std) else None})
+            "seeds": _seed_count(cfg), "accuracy_final_std": std if metrics.is_number(std) else None,
+            "dataset": cfg.get("data", {}).get("name", "unknown")})
+    datasets = sorted({p["dataset"] for p in points})
+    if len(datasets) > 1:       # one frontier per protocol over them: accuracies of different tasks compared
+        log(f"pareto: warning: the runs are on {len(datasets)} datasets ({', '.join(datasets)}): each protocol's "
+            "frontier is drawn over all of them, comparing accuracies of different tasks; pass one dataset's "
+            "runs per pareto")
     return points
 
 
@@ -164,6 +171,11 @@ def table_row(p: dict) -> dict:
             "MB_per_peer": f"{p['MB_per_peer']:.6g}", "accuracy": f"{p['accuracy']:.4f}"}
 
 
+# The first line of each of table_paths' files, as write_tables writes it: a file there that starts
+# otherwise is not pareto's, and is not replaced (metrics.refuse_foreign_beside).
+TABLE_HEADS = (",".join(COLUMNS), "Pareto frontier per protocol", ",".join(COLUMNS + ("on_frontier",)))
+
+
 def table_paths(fig: str) -> list[str]:
     """The tables written beside the figure `fig`: frontier CSV, frontier markdown, every point's CSV."""
     stem = Path(fig).with_suffix("")
@@ -242,6 +254,8 @@ def main(args) -> int:
         from tallysim.results.plot import check_text
         check_text("--title", args.title)                            # before the runs are read
     atomic.refuse_symlinks([args.out, *table_paths(args.out)])       # before a file is replaced
+    for path, head in zip(table_paths(args.out), TABLE_HEADS):
+        metrics.refuse_foreign_beside(args.out, Path(path), head, "pareto's tables")
     points = collect(args.runs, which=args.which, metric=args.metric)
     if not points:
         raise ConfigError(f"no complete runs (directories with metrics.jsonl) under {', '.join(args.runs)}")

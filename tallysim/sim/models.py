@@ -211,6 +211,21 @@ def _plugin_model(cfg: ModelConfig, k: int) -> nn.Module:
     return model
 
 
+def init_shapes(cfg: ModelConfig, model: nn.Module, dummy, num_classes: int):
+    """The model's variables as shapes (`eval_shape` of its init), a plugin model checked on them
+    (check_plugin_model). A plugin model whose own code raises while it initialises was a traceback."""
+    if model_target(cfg.name) is None:
+        return jax.eval_shape(model.init, jax.random.PRNGKey(0), dummy)
+    try:
+        variables = jax.eval_shape(model.init, jax.random.PRNGKey(0), dummy)
+    except Exception as e:    # noqa: BLE001 - the user's code: its error in one line, naming the model
+        raise ConfigError(f"model.name={cfg.name} (plugin {':'.join(model_target(cfg.name))}) raised "
+                          f"{type(e).__name__} initialising on examples of shape {list(dummy.shape[1:])}: "
+                          f"{str(e).splitlines()[0] if str(e) else ''}") from None
+    check_plugin_model(cfg, model, variables, dummy, num_classes)
+    return variables
+
+
 def check_plugin_model(cfg: ModelConfig, model: nn.Module, variables, dummy, num_classes: int) -> None:
     """What tallysim needs of a plugin model, checked on shapes before anything compiles: its whole state
     is its parameters (peers are `vmap(model.init)` and averaged; BatchNorm's batch_stats would be lost),
@@ -223,6 +238,14 @@ def check_plugin_model(cfg: ModelConfig, model: nn.Module, variables, dummy, num
         raise ConfigError(f"{where} keeps state besides its parameters ({', '.join(extra)}: BatchNorm's "
                           "batch_stats, say), which tallysim's stacked peers do not carry; allowed: a model whose "
                           "variables are only 'params' (GroupNorm or LayerNorm instead of BatchNorm)")
+    leaves = jax.tree_util.tree_leaves_with_path(variables.get("params", {}))
+    if not leaves:      # vmap over peers of no arrays: a traceback from inside vmap
+        raise ConfigError(f"{where} has no parameters; allowed: a model with trainable parameters (each peer "
+                          "trains its own copy, and peers share what they learnt)")
+    fixed = [(jax.tree_util.keystr(p), leaf.dtype) for p, leaf in leaves if not jnp.issubdtype(leaf.dtype, jnp.floating)]
+    if fixed:           # grad of an int32 parameter: a traceback from inside local training's step
+        raise ConfigError(f"{where}: parameter {fixed[0][0]} is {fixed[0][1]}; allowed: floating-point parameters "
+                          "(they are trained by gradient); keep integer constants out of self.param")
     try:
         out = jax.eval_shape(model.apply, variables, dummy)
     except Exception as e:    # noqa: BLE001 - the user's code
