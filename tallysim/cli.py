@@ -123,6 +123,9 @@ def _how_to_continue(args, then: str = "") -> str:
             over = 0        # traceback took the interrupted line's place)
         return (f"; {then}the same sweep command, run again, continues it" +
                 (f" ({over} unfinished run(s) saved no checkpoint yet and start again from round 1)" if over else ""))
+    if fn is cmd_figure:    # `kill` of a figure said only that its metrics were kept, not how to go on
+        return (f"; {then}the same figure command, run again, continues it (finished runs are skipped; a run "
+                "that saved no checkpoint yet starts again from round 1)")
     if fn is not cmd_run or not out:
         return ", then rerun" if then else ""
     try:

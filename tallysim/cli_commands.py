@@ -142,6 +142,9 @@ def cmd_pareto(args) -> int:
 
 def cmd_prepare(args) -> int:
     from tallysim import data
+    if args.path is not None and len(args.names) > 1:    # each name got one copy of the same files
+        raise ConfigError(f"prepare --path {args.path} {' '.join(args.names)}: --path imports one dataset, under "
+                          f"one name; allowed: one name with --path (several names only without it)")
     for name in args.names:
         print(f"{name}: {data.prepare(name, args.path)}")
     return 0

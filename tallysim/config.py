@@ -132,16 +132,22 @@ def apply_overrides(cfg: Config, items: list[str]) -> Config:
 def to_dict(cfg: Config) -> dict:
     """The nested dict config.json holds. A protocol's own section is there when the chosen protocol
     owns it or it is not at its defaults; a plugin loaded by name is recorded as "plugins", so that
-    loading the file (--resume, a sweep) finds the protocol again."""
+    loading the file (--resume, a sweep) finds the protocol, or the plugin's model, again."""
     d = {f.name: dataclasses.asdict(getattr(cfg, f.name)) if dataclasses.is_dataclass(getattr(cfg, f.name))
          else getattr(cfg, f.name) for f in fields(cfg) if f.name not in ("ext", "derived")}
     present = dict(cfg.ext)
     for name in _protocols.sections():
         if name in present or cfg.protocol.name in _protocols.section_owners(name):
             d[name] = dataclasses.asdict(getattr(cfg, name))
-    plugin = _protocols.plugin_of(cfg.protocol.name)
-    if plugin:
-        d["plugins"] = [plugin]
+    try:                 # a group's own model may be a plugin's too (an unparsable string: validation's to say)
+        groups = _model_groups.parse(cfg.model.groups)
+    except ConfigError:
+        groups = ()
+    models = [cfg.model.name] + [dict(g.values).get("model.name", "") for g in groups]
+    plugins = [_protocols.plugin_of(cfg.protocol.name), *map(_protocols.model_plugin_of, models)]
+    plugins = list(dict.fromkeys(p for p in plugins if p))
+    if plugins:
+        d["plugins"] = plugins
     d["derived"] = cfg.derived
     return d
 
@@ -178,8 +184,10 @@ def json_axis_value(key: str, v, where: str):
     number written as one (2.0, 1e5) and a shape whole numbers, both refused there as the text '2.0';
     anything else keeps its text (a sweep axis's values are key=value texts)."""
     inner, _ = split_optional(field_keys()[key])
-    if (inner is int and isinstance(v, float)) or (inner is tuple and isinstance(v, list)
-                                                   and any(isinstance(x, float) for x in v)):
+    # a list for a field of one value ({"optim.lr": [[0.1, 0.2]]}) was joined into the shape text
+    # '0.1x0.2' ("expected a number" of a value never written), and [[0.1]] ran 0.1 in silence
+    if (inner is int and isinstance(v, float)) or (inner is not tuple and isinstance(v, list)) \
+            or (inner is tuple and isinstance(v, list) and any(isinstance(x, float) for x in v)):
         return _coerce(key, v, field_keys()[key], where)
     return v
 
@@ -271,4 +279,4 @@ def diff(old: dict, new: dict, prefix: str = "") -> list[str]:
 
 # config is complete: the registry may now import entry-point plugins, whose sections may not take the
 # name of a Config field or section
-_protocols.ready(tuple(f.name for f in fields(Config)))
+_protocols.ready(tuple(f.name for f in fields(Config)), MODELS)

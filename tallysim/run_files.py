@@ -30,11 +30,25 @@ def write_partition(b: Built, i: int, out_dir: Path) -> None:
     cfg, lanes_i = b.cfgs[i], b.lanes_of(i)
     # the seed's fixed faulty set (faults.redraw=true: the warm-up's)
     faulty = [np.asarray(b.fed.faulty_P[j]) for j in lanes_i] if cfg.faults.kind != "none" else None
-    head = {"dataset": b.dataset, "peers": cfg.peers, "partition": config.to_dict(cfg)["partition"],
-            "convention": convention(cfg.partition)}
+    head = {"dataset": b.dataset, **dataset_facts(b), "peers": cfg.peers,
+            "partition": config.to_dict(cfg)["partition"], "convention": convention(cfg.partition)}
     # above partition_file.FULL_LISTS_MAX peers: a summary, the per-client arrays in partition_clients.npz
     partition_file.write(out_dir, head, [b.seeds[j] for j in lanes_i], [b.class_counts[j] for j in lanes_i],
                          faulty)
+
+
+def dataset_facts(b: Built) -> dict:
+    """What the run found in its data and built from it: `classes` (C, which sets tally's ceil(log2 C)
+    bits per probe), `example_shape` (as the models see it: [h, w] images get a channel axis) and
+    `model_params` (per peer; with model.groups, per group: a FedAvg-type message is this many values of
+    comm.param_bits). config.json cannot say it: its
+    data.num_classes and data.input_shape are `synthetic`'s fields, left at their defaults (10, 28x28x1)
+    for a dataset read from files, whatever C and shape the files hold."""
+    ctx = b.ctx
+    params = ({g.name: int(g.num_params) for g in ctx.model_groups} if ctx.model_groups
+              else int(ctx.num_params))
+    return {"classes": int(ctx.spec.classes), "example_shape": [int(d) for d in ctx.spec.input_shape],
+            "model_params": params}
 
 
 def write_json(path: Path, obj, indent=None) -> None:

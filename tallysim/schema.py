@@ -26,7 +26,7 @@ from tallysim.fields import is_path, section_value
 # `tallysim.schema.DataConfig` and the like keep working.
 from tallysim.schema_sections import (CommConfig, DataConfig, DistillConfig, FaultsConfig,  # noqa: F401
                                       InitConfig, LogConfig, ModelConfig, OptimConfig, PartitionConfig,
-                                      PrivacyConfig, ProbeConfig, ProtocolConfig, VoteConfig)
+                                      PrivacyConfig, ProbeConfig, ProtocolConfig, VoteConfig, BUILTIN_MODELS)
 from tallysim.sizing import LIMITS
 
 # ----------------------------------------------------------------------------- declaring a field
@@ -245,11 +245,21 @@ def _leaves(cls, prefix: str = ""):
             yield from _leaves(section, prefix + name + ".")
 
 
+# A config file's keys that are not fields (config_files.py, config.from_dict, sweep_section.py), with how
+# each is written.
+FILE_KEYS = {"plugins": '"plugins": ["my_protocols"], or --plugin MODULE', "extends": '"extends": "base.json"',
+             "smoke": '"smoke": {fields}, applied by --smoke', "sweep": '"sweep": {"field": [values]}',
+             "derived": "written by a run into its config.json"}
+
+
 def suggest(key: str, where: str = "") -> str:
     """"; did you mean peers?" for a near-miss of a config key or section, in any section (`peer`,
     `optim.lrr`, `optm.lr`, `lr`), else where the fields are listed. `where`: " in FILE", before it."""
     keys = list(field_keys())
     sections = sorted({k.rsplit(".", 1)[0] for k in keys if "." in k})
+    if key in FILE_KEYS:      # `plugins=a,b`, a sweep axis "extends": "unknown config key", as if a typo
+        return (f"{where}; {key} is a config file's own key, not a field: it goes at the top of a config file "
+                f"({FILE_KEYS[key]}), never in a key=value item, a sweep axis or a section")
     if key in sections:       # `partition=iid`: a section takes its fields, named one by one
         fields_of = [k for k in keys if k.rsplit(".", 1)[0] == key]
         if len(fields_of) == 1:
@@ -290,7 +300,9 @@ def _field_keys(cls, prefix: str, generation: int) -> dict[str, Any]:
 
 # The choices other modules name, read from the declarations above.
 PROTOCOLS = choices("protocol.name")
-MODELS = choices("model.name")
+MODELS = BUILTIN_MODELS                  # the built-in models (plugins' follow in choices("model.name"))
+# A plugin's models (docs/howto/own-model.md), for sim/, which imports the configuration, not the registry.
+plugin_models, model_target = _protocols.plugin_models, _protocols.model_target
 PARTITIONS = choices("partition.kind")
 LABEL_QUANTITY_SCHEMES = choices("partition.scheme")
 FAULT_KINDS = choices("faults.kind")

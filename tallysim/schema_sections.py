@@ -52,9 +52,13 @@ class PartitionConfig:
     pick: Literal["random", "largest"] = "random"
 
 
+BUILTIN_MODELS = ("mlp", "lenet", "cnn", "resnet8", "lstm", "transformer")
+
+
 @dataclass(frozen=True)
 class ModelConfig:
-    name: Literal["mlp", "lenet", "cnn", "resnet8", "lstm", "transformer"] = "mlp"
+    # the built-ins (sim/models.py), then the models plugins add (MODELS, docs/howto/own-model.md)
+    name: str = field(default="mlp", metadata={"choices": lambda: BUILTIN_MODELS + _protocols.plugin_models()})
     dtype: Literal["float32", "bfloat16"] = "float32"   # compute dtype; parameters stay float32
     width: int = ints(200)            # mlp hidden width
     # text models (sim/text_models.py): token embedding, LSTM / transformer width, layers, heads

@@ -354,7 +354,7 @@ def main(args) -> int:
     check_devices(runs, cfgs)
     if args.dry_run:
         from tallysim.sim import lanes
-        if args.out:             # what the real sweep refuses of --out, the dry run refuses too (it said nothing)
+        if args.out is not None:     # what the real sweep refuses of --out ("" too), the dry run refuses too
             d = outdir.destination(args.out)
             outdir.check_sweep_dir(d, {n: d / outdir.check_name(n, "sweep run") for n, _ in runs}, DONE, INDEX)
         for i, (name, overrides) in enumerate(runs, 1):

@@ -57,6 +57,10 @@ def parse_axis(item: str) -> tuple[str, list[str]]:
     """`key=v1,v2,...` -> (key, [v1, v2, ...]); the key is checked against the config fields."""
     key, text = config.parse_override(item)
     sep = ";" if _is_tuple_key(key) else ","
+    inner = config.split_optional(config.field_keys().get(key, str))[0]
+    if inner in (int, float) and ";" in text:       # was "optim.lr='0.1;0.2': expected a number"
+        raise ConfigError(f"sweep axis {item!r}: the values of a sweep axis are separated by commas ({key}="
+                          f"{text.replace(';', ',')}); ';' separates only shapes (data.input_shape=28x28x1;8x8)")
     values = [v.strip() for v in (_group_values(text) if key == "model.groups" else text.split(sep))]
     if len(values) > 1 and any(v == "" for v in values):
         raise ConfigError(f"sweep axis {item!r} has an empty value; write {key}=v1{sep}v2{sep}...")

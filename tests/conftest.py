@@ -204,9 +204,11 @@ def registry_restored():
     """(test_hostile_dec07, test_hostile_dec09) The protocols a test's plugin registers are gone after it (other tests list every protocol)."""
     from tallysim import protocols
     from tallysim.protocols import plugin_import
-    before = dict(protocols._EXTERNAL), dict(protocols._LOADED), dict(plugin_import._IMPORTED)
+    live_dicts = (protocols._EXTERNAL, protocols._LOADED, plugin_import._IMPORTED, protocols._MODELS,
+                  protocols._MODEL_PLUGIN)     # and the models a plugin adds (test_userjourney_dec14)
+    before = tuple(dict(d) for d in live_dicts)
     yield
-    for live, saved in zip((protocols._EXTERNAL, protocols._LOADED, plugin_import._IMPORTED), before):
+    for live, saved in zip(live_dicts, before):
         live.clear()
         live.update(saved)
     protocols._generation[0] += 1

@@ -24,7 +24,8 @@ BEFORE = {
     "out/f8_table.md": "63a2d79d61dfa1a4d94dcf4985f38988a9364e48e1d3a5fe6c19d4c3c2bac03b",
     "figs/pareto_frontier.csv": "3b5748c6969b4ea01f4484cb1795c0c55a9d2a6b5e922ec4e6759efd33d88fc6",
     "figs/pareto_frontier.md": "b6b630b4c4c02fb96713c03c88b1905f5a777d87852277962fcfa9a3115d22f0",
-    "figs/pareto_points.csv": "266727d872faffee66d1b753f8f87feecd32c242677b31ec678f289dec0c9ccd",
+    # two columns appended on 2026-12-14 (seeds, accuracy_final_std: userjourney3), the rest as before
+    "figs/pareto_points.csv": "74031d97b53a0d09678eb8361a7cbfebb1ebd269cc42336477e2803b978161dd",
 }
 
 
@@ -98,12 +99,19 @@ def test_a_failed_table_leaves_the_old_file_whole(tmp_path):
 
 
 def test_a_users_file_at_an_output_path_is_replaced_whole(tmp_path):
-    """The documented policy: outputs are regenerated each time, whoever wrote the file there."""
+    """The documented policy: outputs are regenerated each time, whoever wrote the file there; but a
+    table written beside the image named (pareto's, plot's `<stem>.csv`) only when it is one that command
+    wrote (hostile9: `plot --out mydata.png` replaced the user's mydata.csv)."""
     figs = tmp_path / "figs"
     figs.mkdir()
+    (figs / "pareto.png").write_text("not an image\n")          # the file named: replaced whole
     (figs / "pareto_frontier.md").write_text("my notes\n")
-    assert main(["pareto", str(_pareto_runs(tmp_path)), "--out", str(figs / "pareto.png")]) == 0
-    assert (figs / "pareto_frontier.md").read_text().startswith("Pareto frontier per protocol")
+    argv = ["pareto", str(_pareto_runs(tmp_path)), "--out", str(figs / "pareto.png")]
+    assert main(argv) == 2 and (figs / "pareto_frontier.md").read_text() == "my notes\n"
+    (figs / "pareto_frontier.md").write_text("Pareto frontier per protocol: an older one\n")
+    assert main(argv) == 0
+    assert (figs / "pareto_frontier.md").read_text().startswith("Pareto frontier per protocol: final")
+    assert (figs / "pareto.png").read_bytes().startswith(b"\x89PNG")
     assert oct((figs / "pareto_frontier.md").stat().st_mode & 0o777) == "0o644"
 
 

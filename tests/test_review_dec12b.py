@@ -165,7 +165,7 @@ def test_run_and_figure_agree_on_what_a_figure_config_is(tmp_path):
     f.write_text(json.dumps({"groups": {"tally": {"protocol.name": "tally"}}, "title": "t"}))
     with pytest.raises(config.ConfigError, match=r"is a figure config \(it has `groups`\).*tallysim figure"):
         config.load_file(str(f))
-    with pytest.raises(config.ConfigError, match="kind=None is not known"):     # figure: it is one, say its kind
+    with pytest.raises(config.ConfigError, match="has no `kind`"):     # figure: it is one, say it lacks its kind
         figures.dry_run(str(f), log=lambda *a: None)
 
 

@@ -88,19 +88,30 @@ def _warn_huge(x: np.ndarray, split: str, where: str) -> None:
 
 
 def _refuse_untrained_test_labels(y_train: np.ndarray, y_test: np.ndarray, where: str) -> None:
-    """Without a declared num_classes the classes are the labels seen; a test label above every training
-    label made a class no peer ever trains on (its test examples always wrong, the accuracy capped
-    below 1) and no word said. A dataset that means it declares num_classes (an .npz's num_classes)."""
+    """Without a declared num_classes the classes are the labels seen; a test label no training example
+    has made a class no peer ever trains on (its test examples always wrong, the accuracy capped below 1)
+    and no word said: above every training label, or in a gap below it (IDX training labels all 200 with
+    test labels 0..9 ran to accuracy 0.0). A dataset that means it declares num_classes (an .npz's)."""
     top = int(y_train.max())
-    beyond = y_test > top
-    if beyond.any():
-        first = int(np.flatnonzero(beyond)[0])
+    trained = np.bincount(y_train, minlength=top + 1) > 0
+    beyond = (y_test > top) | ~trained[np.minimum(y_test, top)]
+    if not beyond.any():
+        return
+    first = int(np.flatnonzero(beyond)[0])
+    declare = ("a num_classes saved in the .npz that covers them (a class the training split lacks, kept on "
+               "purpose; IDX files cannot declare one: save the four arrays and num_classes in an .npz)")
+    if trained.all():           # every label up to the top is trained: the untrained ones lie above it
         raise DataError(f"test labels{where} reach {int(y_test.max())} (first in test example {first}, label "
                         f"{int(y_test[first])}), beyond the training labels 0..{top}: {int(beyond.sum()):,} test "
-                        f"example(s) of classes no peer trains on; allowed: test labels in 0..{top}, or a "
-                        "num_classes saved in the .npz that covers them (a class the training split lacks, "
-                        "kept on purpose; IDX files cannot declare one: save the four arrays and num_classes "
-                        "in an .npz)")
+                        f"example(s) of classes no peer trains on; allowed: test labels in 0..{top}, or {declare}")
+    missing = np.unique(y_test[beyond])
+    seen = np.flatnonzero(trained)
+    def some(a):
+        return ", ".join(str(int(c)) for c in a[:5]) + (", ..." if len(a) > 5 else "")
+    raise DataError(f"test labels{where} include {len(missing):,} class(es) no training example has ({some(missing)}; "
+                    f"first in test example {first}, label {int(y_test[first])}); the training labels are "
+                    f"{len(seen):,} class(es): {some(seen)}: {int(beyond.sum()):,} test example(s) of classes no "
+                    f"peer trains on; allowed: test labels the training split has, or {declare}")
 
 
 def checked(name: str, x_train, y_train, x_test, y_test, num_classes=None, where: str = "") -> Dataset:

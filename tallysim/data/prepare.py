@@ -169,6 +169,34 @@ BUILT_IN = {"synthetic": "data.name=synthetic is generated at run time from the 
             "files": "data.name=files reads data.path directly, with nothing to prepare"}
 
 
+def _sizes(x_train, x_test, num_classes) -> str:
+    return (f"{len(x_train):,} training / {len(x_test):,} test examples of shape "
+            f"{'x'.join(map(str, x_train.shape[1:]))}, {int(num_classes)} classes")
+
+
+def _note_replaced(name: str, ds: Dataset, path) -> None:
+    """`prepare --path mine.npz fashion_mnist` replaced the prepared Fashion-MNIST in silence: every later
+    run (and figure) of data.name=fashion_mnist trained on the 100 examples of mine.npz under the real
+    dataset's name. Importing under a name is allowed (offline CIFAR files as cifar10; data updated);
+    replacing a cache that holds other data is said on stderr, with both sizes."""
+    from .cache import cache_file
+    old = cache_file(name)
+    if not old.is_file():
+        return
+    try:
+        with np.load(old, allow_pickle=False) as z:
+            before = {k: z[k] for k in ("x_train", "y_train", "x_test", "y_test", "num_classes")}
+    except Exception:       # noqa: BLE001 - a cache that cannot be read is replaced as before, unsaid
+        return
+    now = {"x_train": ds.x_train, "y_train": ds.y_train, "x_test": ds.x_test, "y_test": ds.y_test,
+           "num_classes": ds.num_classes}
+    if all(np.array_equal(before[k], now[k]) for k in before):
+        return
+    print(f"tallysim: note: {old} held {name} as {_sizes(before['x_train'], before['x_test'], before['num_classes'])}; "
+          f"replaced by {path}'s {_sizes(ds.x_train, ds.x_test, ds.num_classes)}: every run of data.name={name} "
+          "now reads these", file=sys.stderr)
+
+
 def prepare(name: str, path: str | None = None) -> pathlib.Path:
     """Write cache_dir()/<name>.npz and return its path.
 
@@ -190,6 +218,7 @@ def prepare(name: str, path: str | None = None) -> pathlib.Path:
         return prepare_text(name)
     if path is not None:
         ds = read_path(path, name)
+        _note_replaced(name, ds, path)
         return write_cache(ds, name)
     if name == "fashion_mnist":
         # The real files are already on disk: no download (which, offline, retries for minutes).

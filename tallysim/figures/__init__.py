@@ -168,6 +168,9 @@ def preflight(name_or_path: str, smoke: bool, results: Optional[str], out: Optio
     smoke = config.plain_value(smoke)   # np.True_ as config.load_file takes it
     if not isinstance(smoke, bool):     # make_figure("fig1", smoke="no") ran the smoke version ("no" is truthy)
         raise ConfigError(f"smoke={smoke!r}: expected True or False")
+    for flag, value in (("--results", results), ("--out", out)):
+        if isinstance(value, str) and not value.strip():     # "$RESULTS" unset: the runs and figures went into .
+            raise ConfigError(f"{flag} is empty (an unset shell variable?); allowed: a directory, or . for this one")
     name, path = resolve(name_or_path)
     spec = config.read_file(str(path))
     kind = spec.get("kind")
@@ -175,12 +178,19 @@ def preflight(name_or_path: str, smoke: bool, results: Optional[str], out: Optio
         raise ConfigError(f"{path} is a run's config (it has no `kind`, `base` or `groups`), not a figure's; "
                           f"run it with `tallysim run --config {path}` (or sweep it), or give a figure config "
                           f"(fig1 ... fig12, robustness, or a file with a `kind`: {', '.join(KINDS)})")
+    if "kind" not in spec:  # said "kind=None is not known": a key the file lacks, not a value it holds
+        raise ConfigError(f"{path} has no `kind` (a figure config's {', '.join(f'`{k}`' for k in figure_keys(spec))} "
+                          f"without one); allowed: \"kind\": one of {', '.join(KINDS)}")
     if not isinstance(kind, str) or kind not in KINDS:
         raise ConfigError(f"{path}: kind={kind!r} is not known; allowed: {', '.join(KINDS)}")
     check_spec_keys(spec, path, kind)
     if smoke and "smoke" not in spec:
         raise ConfigError(f"--smoke draws the `smoke` section of {path}, which has none (nor a file it extends); "
                           "allowed: add a smoke section, or leave out --smoke")
+    if smoke and not _sets_anything(spec["smoke"]):    # as with none: the full-size figure, under the -smoke name
+        raise ConfigError(f"--smoke draws the `smoke` section of {path}, which is empty (it changes nothing: the "
+                          "full-size figure would run under the -smoke name); allowed: smoke fields in it "
+                          '(e.g. "smoke": {"base": {"rounds": 2}}), or leave out --smoke')
     tag = name + ("-smoke" if smoke else "")
     panel_names = panels(spec, smoke) if kind == "pareto" else {}
     check_output_names(tag, panel_names)
@@ -195,7 +205,30 @@ def preflight(name_or_path: str, smoke: bool, results: Optional[str], out: Optio
             raise ConfigError(f"--out {out} is a file; figures go into a directory")
         # A link among the outputs is refused at the start, not after the runs (the writes refuse it too).
         atomic.refuse_symlinks(out_dir / n for n in output_names(tag, panel_names))
+        _refuse_replacing_a_config(out_dir / f"{tag}.json", path)
     return name, path, spec, kind, tag
+
+
+def _sets_anything(section) -> bool:
+    """Whether a smoke section holds a value anywhere: `{}`, `{"base": {}}`, `{"groups": {"t": {}}}` change nothing."""
+    return not isinstance(section, dict) or any(_sets_anything(v) for v in section.values())
+
+
+def _refuse_replacing_a_config(record: Path, path: Path) -> None:
+    """A figure writes OUT/<name>.json (the files it wrote, the seconds): `tallysim figure figs/x.json --out
+    figs` replaced the user's figure config with it, after the runs. A config there (this figure's file,
+    or any file with a figure's keys or an `extends`: a base it reads) is refused before anything runs."""
+    if not record.is_file():
+        return
+    same = record.resolve() == Path(path).resolve()
+    try:
+        doc = json.loads(record.read_text(encoding="utf-8-sig"))
+    except (OSError, ValueError):
+        doc = None
+    if same or (isinstance(doc, dict) and (figure_keys(doc) or "extends" in doc)):
+        raise ConfigError(f"--out {record.parent}: the figure writes {record} (the files it wrote and the seconds), "
+                          f"which {'is the figure config being run' if same else 'holds a config'}, and would replace "
+                          "it; allowed: another --out (the default: figures)")
 
 
 def speed_rows(spec, smoke, log) -> list[dict]:

@@ -268,10 +268,11 @@ def pareto_fig(spec, data, stem, title) -> dict:
     plt = pyplot()
     fig, axes = plt.subplots(1, len(by_panel), figsize=(6.2 * len(by_panel), 4.8), squeeze=False)
     lines, rows = [f"# {title}", ""], []
+    style = pareto.styles(p["protocol"] for p in points)     # one look per group in every panel
     landscape, landscape_rows = [], []     # spec "overall": the frontier over all protocols, per panel
     for ax, (n, pts) in zip(axes[0], by_panel.items()):
         front = pareto.frontier(pts)
-        pareto.draw(ax, pts, front, title=f"{n}: {len(pts)} runs")
+        pareto.draw(ax, pts, front, title=f"{n}: {len(pts)} runs", style=style)
         tables = pareto.write_tables(pts, front, f"{stem}_{n}.png", "final", "auto")
         if spec.get("overall"):
             best = pareto.overall(pts)

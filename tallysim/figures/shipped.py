@@ -88,4 +88,20 @@ def unique_figures(names) -> list[str]:
         if key not in seen:
             seen.add(key)
             out.append(n)
+    _one_file_per_stem(out)
     return out
+
+
+def _one_file_per_stem(names: list[str]) -> None:
+    """Two different files of one name (`a/x.json b/x.json`, or `fig1` and a user's `mine/fig1.json`) share
+    RESULTS/<stem>/ and OUT/<stem>.*: the second skipped the first's finished runs as its own (a note
+    said their configs differ), drew them, and replaced the first's figure. Refused before either runs."""
+    by_stem: dict[str, str] = {}
+    for n in names:
+        path = FIGURES[n] if n in FIGURES else shipped_config(n)[0]
+        stem = Path(path).stem
+        if stem in by_stem:
+            raise ConfigError(f"figures {by_stem[stem]} and {n} are two files of one name, {stem!r}: both would run "
+                              f"into RESULTS/{stem}/ and draw OUT/{stem}.*, the second over the first; allowed: "
+                              "one of them per command (each with its own --results and --out), or a file renamed")
+        by_stem[stem] = n

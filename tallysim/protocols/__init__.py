@@ -100,9 +100,69 @@ _FROM_ENTRY_POINT: set = set()
 _RESERVED = {"plugins", "derived", "extends", "smoke", "sweep", "description", "resumed", "placement"}
 
 
-def ready(core_fields: tuple = ()) -> None:
+# Models defined outside tallysim: a plugin's `MODELS = {"name": "factory"}` (docs/howto/own-model.md), name ->
+# "module:factory", and the plugin module config.json must name. The built-ins' names come from `ready`
+# (schema_sections.BUILTIN_MODELS), so that a plugin's model cannot take one.
+_MODELS: dict[str, str] = {}
+_MODEL_PLUGIN: dict[str, str] = {}
+_BUILTIN_MODELS: list = []
+
+
+def ready(core_fields: tuple = (), models: tuple = ()) -> None:
     _RESERVED.update(core_fields)
+    _BUILTIN_MODELS[:] = models
     _ready[0] = True
+
+
+def plugin_models() -> tuple:
+    """The names of the models plugins added (model.name's choices after the built-ins)."""
+    return tuple(_MODELS)
+
+
+def model_target(name: str) -> Optional[tuple]:
+    """(module, factory) of plugin model `name`; None for a built-in or an unknown name."""
+    return tuple(_MODELS[name].split(":")) if name in _MODELS else None
+
+
+def model_plugin_of(name: str) -> Optional[str]:
+    """The plugin module that model `name` needs loaded (None: built in)."""
+    return _MODEL_PLUGIN.get(name)
+
+
+def _listed(mod, module: str, attr: str, what: str) -> Optional[dict]:
+    """A plugin's PROTOCOLS or MODELS table ({name: factory function's name}), None when the module has none.
+    One line for each way it is wrong (it said "defines no PROTOCOLS" of an empty dict, a list, and a
+    factory name with no function behind it)."""
+    listed = getattr(mod, attr, None)
+    if listed is None:
+        return None
+    allowed = f"allowed: a non-empty dict {attr} = {{\"name\": \"{what} function in this module\"}}"
+    if not isinstance(listed, dict) or not listed:
+        raise ConfigError(f"plugin {module!r}: {attr} is {'an empty dict' if listed == {} else type(listed).__name__}; "
+                          f"{allowed}")
+    for k, v in listed.items():
+        if not (isinstance(k, str) and k and isinstance(v, str)):
+            raise ConfigError(f"plugin {module!r}: {attr} entry {k!r}: {v!r} is not a name and a factory's name "
+                              f"(two strings); {allowed}")
+        if not callable(getattr(mod, v, None)):
+            raise ConfigError(f"plugin {module!r}: {attr} gives {k!r} the factory {v!r}, but the module has no "
+                              f"function {v}; allowed: the name of a function defined in {module}")
+    return listed
+
+
+def _add_models(module: str, listed: dict) -> None:
+    for name, fn in listed.items():        # every name before any is registered
+        _check_name(name, f"plugin {module!r}", "model")
+        target = f"{module}:{fn}"
+        taken = "tallysim (a built-in model)" if name in _BUILTIN_MODELS else _MODELS.get(name)
+        if taken and taken != target:
+            raise ConfigError(f"plugin {module!r}: model.name={name!r} is already taken (by {taken}); allowed: "
+                              f"a name that is not one of {', '.join((*_BUILTIN_MODELS, *_MODELS))}")
+    for name, fn in listed.items():
+        if name not in _MODELS:
+            _MODELS[name] = f"{module}:{fn}"
+            _MODEL_PLUGIN[name] = module
+            _generation[0] += 1            # model.name's choices (config's declarations cache)
 
 
 def generation() -> int:
@@ -154,11 +214,11 @@ def _import(module: str, where: str):
 PROTOCOL_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}$")
 
 
-def _check_name(name: str, where: str) -> None:
+def _check_name(name: str, where: str, what: str = "protocol") -> None:
     """A protocol name is a key=value value, a sweep axis value (split at commas), a run directory's name
     and a table cell: `My Proto!` or `a,b` registered, then could not be swept or named on a command line."""
     if not PROTOCOL_NAME.match(name):
-        raise ConfigError(f"{where}: protocol name {name!r} is not a plain name; allowed: 1 to 64 letters, "
+        raise ConfigError(f"{where}: {what} name {name!r} is not a plain name; allowed: 1 to 64 letters, "
                           "digits, '_' and '-'")
 
 
@@ -174,26 +234,32 @@ def _add(name: str, target: str, where: str) -> None:
 
 
 def load_plugin(module: str) -> list[str]:
-    """Import a plugin module and register the protocols its `PROTOCOLS` lists; returns their names."""
+    """Import a plugin module and register the protocols its `PROTOCOLS` lists and the models its
+    `MODELS` lists (either or both); returns their names."""
     if not isinstance(module, str) or not module.strip():
         raise ConfigError(f"plugin {module!r} is not a module name; allowed: a dotted importable module, "
                           "e.g. my_protocols")
     if not _ready[0]:
         importlib.import_module("tallysim.config")   # the built-in sections a plugin's may not shadow
     mod = _import(module, f"plugin {module!r}")
-    listed = getattr(mod, "PROTOCOLS", None)
-    if not isinstance(listed, dict) or not listed or not all(
-            isinstance(k, str) and k and isinstance(v, str) and callable(getattr(mod, v, None))
-            for k, v in listed.items()):
-        raise ConfigError(f"plugin {module!r} defines no PROTOCOLS; allowed: a module-level dict "
-                          "PROTOCOLS = {\"name\": \"factory function in this module\"}")
+    models = _listed(mod, module, "MODELS", "model factory")
+    listed = _listed(mod, module, "PROTOCOLS", "factory")
+    if models is not None and listed is None:     # a module of models only (docs/howto/own-model.md)
+        _add_models(module, models)
+        return list(models)
+    if listed is None:
+        raise ConfigError(f"plugin {module!r} defines no PROTOCOLS; allowed: a module-level dict PROTOCOLS = "
+                          "{\"name\": \"factory function in this module\"}, or for models MODELS = {\"name\": "
+                          "\"model factory function\"} (docs/howto/own-model.md)")
     for name in listed:                    # every name before any is registered
         _check_name(name, f"plugin {module!r}")
     _declared(module, False)               # its TRAITS and sections, checked now: one line at load
     for name, fn in listed.items():
         _add(name, f"{module}:{fn}", f"plugin {module!r}")
         _LOADED[name] = module
-    return list(listed)
+    if models is not None:
+        _add_models(module, models)
+    return list(listed) + list(models or ())
 
 
 def plugin_of(name: str) -> Optional[str]:

@@ -193,6 +193,9 @@ def directory(d, what: str = "a run directory"):
     """`d`, if it is a path (str or os.PathLike), with a leading `~` expanded as the run's out= was (Python
     and quoted arguments get no shell to do it); anything else one ConfigError (Results.read(123) was a
     TypeError from inside pathlib)."""
+    if isinstance(d, str) and not d.strip():    # `tallysim table "$OUT"` with OUT unset: read every run below
+        raise ConfigError(f"{d!r} is an empty path (an unset shell variable?), read as this directory and all "  # "."
+                          f"below it; allowed: {what} named, or . for this directory")
     if is_path(d):
         return home(d)
     raise ConfigError(f"{show(d)} is {type(d).__name__}, not a path; allowed: {what} as a str or pathlib.Path")
@@ -255,9 +258,18 @@ def find_runs(dirs: Iterable) -> list[tuple[Path, str]]:
         if (root / METRICS).exists():
             hits = [(root, root.resolve().name)]
         else:
-            hits = []
-            for dirpath, dirnames, filenames in os.walk(root):
+            hits, walked = [], {root.resolve()}
+            # links followed: a folder of links to runs (`ln -s ../sweep/a results/a`) was "no run
+            # directories"; each real directory walked once, so a link back up (a loop) ends
+            for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
                 dirnames.sort()
+                fresh = []
+                for name in dirnames:
+                    real = (Path(dirpath) / name).resolve()
+                    if real not in walked:
+                        walked.add(real)
+                        fresh.append(name)
+                dirnames[:] = fresh
                 if METRICS in filenames:
                     d = Path(dirpath)
                     hits.append((d, d.relative_to(root).as_posix()))
@@ -329,6 +341,25 @@ def check_figure_out(out) -> Path:
         if parent.exists() and not parent.is_dir():
             raise ConfigError(f"--out {out}: {parent} is a file, not a directory")
     return p
+
+
+def refuse_foreign_beside(out, side: Path, first_line: str, what: str) -> None:
+    """A table a figure writes beside itself (`plot --out results.png` -> results.csv, `pareto --out p.png`
+    -> p_points.csv ...) replaced whatever file of that name was there: `plot --out mydata.png` lost the
+    user's mydata.csv in silence. Such a file is replaced only when it is one this command wrote before
+    (it starts with `first_line`), else refused before anything is read or drawn."""
+    side = Path(side)
+    if not side.is_file():
+        return
+    try:
+        with open(side, encoding="utf-8", errors="replace") as f:
+            head = f.readline().rstrip("\r\n")
+    except OSError:
+        head = None
+    if head is None or not head.startswith(first_line):
+        raise ConfigError(f"--out {out} also writes {side} ({what}), and {side} exists but is not a file this "
+                          f"command wrote (its first line is not {first_line!r}): it would be replaced; allowed: "
+                          "another --out, or move that file away first")
 
 
 def save_figure(fig, *paths, dpi: int = DPI, tight: bool = True) -> list[str]:

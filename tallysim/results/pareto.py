@@ -55,7 +55,8 @@ def collect(dirs, which: str = "final", metric: str = "auto", log=None) -> list[
         if not cfg:         # kept, as `table` keeps it ("unknown"), but no longer in silence
             log(f"pareto: {d} has no {metrics.CONFIG}: drawn as protocol 'unknown', whether it finished unknown")
         if want is not None and last.get("round", want) < want:
-            why = "failed" if (d / metrics.ERROR).exists() else "incomplete"
+            from tallysim.results.table import run_status
+            why = run_status(d, cfg, rows)         # failed, incomplete, or running (another process writes it)
             log(f"pareto: skipping {d}: {why} (round {last.get('round')} of {want})")
             continue
         final, best = metrics.final_best(rows, metric)
@@ -63,12 +64,35 @@ def collect(dirs, which: str = "final", metric: str = "auto", log=None) -> list[
             log(f"pareto: skipping {d}: no {metric!r} values in {metrics.METRICS}")
             continue
         bits = float(last["bits_per_peer"])
+        key = metrics.headline_key(last) if metric == "auto" else metric
+        std = last.get(key + "_std")           # over the run's seeds, of the final value
         points.append({
             "protocol": cfg.get("protocol", {}).get("name", "unknown"), "run": label, "dir": str(d),
             "bits_per_peer": bits, "MB_per_peer": bits / 8e6,
             "accuracy": final if which == "final" else best,
-            "accuracy_final": final, "accuracy_best": best, "rounds": last.get("round")})
+            "accuracy_final": final, "accuracy_best": best, "rounds": last.get("round"),
+            "seeds": _seed_count(cfg), "accuracy_final_std": std if metrics.is_number(std) else None,
+            "dataset": cfg.get("data", {}).get("name", "unknown")})
+    datasets = sorted({p["dataset"] for p in points})
+    if len(datasets) > 1:       # one frontier per protocol over them: accuracies of different tasks compared
+        log(f"pareto: warning: the runs are on {len(datasets)} datasets ({', '.join(datasets)}): each protocol's "
+            "frontier is drawn over all of them, comparing accuracies of different tasks; pass one dataset's "
+            "runs per pareto")
     return points
+
+
+def _seed_count(cfg: dict):
+    n = cfg.get("seeds")
+    return n if isinstance(n, int) and not isinstance(n, bool) else None
+
+
+def seeds_note(points: list[dict]) -> str:
+    """"mean of 2 seeds" (or "mean of 1-3 seeds per run") where a point's accuracy averages seeds: a
+    frontier of two-seed means read as single runs hides a spread of several points; "" for one seed."""
+    n = sorted({p["seeds"] for p in points if p.get("seeds")})
+    if not n or n == [1]:
+        return ""
+    return f"mean of {n[0]} seeds" if len(n) == 1 else f"mean of {n[0]}-{n[-1]} seeds per run"
 
 
 def _dominates(a: dict, b: dict) -> bool:
@@ -109,11 +133,28 @@ def _proto_order(name: str):
     return (PROTOCOLS.index(name), name) if name in PROTOCOLS else (len(PROTOCOLS), name)
 
 
-def _style(name: str) -> tuple[str, str]:
-    # Names beyond the protocols (ablation groups) take the colours the protocols leave free.
-    i = _proto_order(name)[0] if name in PROTOCOLS else len(PROTOCOLS) + sum(map(ord, name)) % 3
-    # past ten protocols the colours repeat: shift the marker so no two protocols share both
+def _slot(i: int) -> tuple[str, str]:
+    # past ten the colours repeat: shift the marker so that no two of the first 100 slots share both
     return f"C{i % 10}", MARKERS[(i + i // 10) % len(MARKERS)]
+
+
+def styles(names) -> dict[str, tuple[str, str]]:
+    """Each name's (colour, marker). A protocol keeps its own slot (its place in PROTOCOLS), the same in
+    every figure. Any other name, such as a figure's group (`tally_1600b`, `softlabel_8bit_320p`), takes
+    the next free slot after the protocols' in sorted order, one each, and a colour no other name
+    drawn holds while there are at most ten: hashing the names into the few free
+    slots gave three groups of one figure the same colour and marker, indistinguishable in the legend."""
+    names = sorted(set(names), key=_proto_order)
+    out = {n: _slot(PROTOCOLS.index(n)) for n in names if n in PROTOCOLS}
+    i, limit = len(PROTOCOLS), len(PROTOCOLS) + 100     # 100 slots: every (colour, marker) pair once
+    for n in (n for n in names if n not in PROTOCOLS):
+        taken = set(out.values())
+        colours = {c for c, _ in taken} if len(names) <= 10 else set()   # ten names or fewer: ten colours
+        while i < limit and (_slot(i) in taken or _slot(i)[0] in colours):
+            i += 1
+        out[n] = _slot(i if i < limit else len(out))    # beyond 100 names looks repeat
+        i += 1
+    return out
 
 
 def plotted_bits(bits: float) -> float:
@@ -130,6 +171,11 @@ def table_row(p: dict) -> dict:
             "MB_per_peer": f"{p['MB_per_peer']:.6g}", "accuracy": f"{p['accuracy']:.4f}"}
 
 
+# The first line of each of table_paths' files, as write_tables writes it: a file there that starts
+# otherwise is not pareto's, and is not replaced (metrics.refuse_foreign_beside).
+TABLE_HEADS = (",".join(COLUMNS), "Pareto frontier per protocol", ",".join(COLUMNS + ("on_frontier",)))
+
+
 def table_paths(fig: str) -> list[str]:
     """The tables written beside the figure `fig`: frontier CSV, frontier markdown, every point's CSV."""
     stem = Path(fig).with_suffix("")
@@ -140,13 +186,18 @@ def write_tables(points: list[dict], front: list[dict], fig: str, which: str, me
     paths = table_paths(fig)
     atomic.write_csv(paths[0], COLUMNS, [table_row(p) for p in front])
     on = {id(p) for p in front}
-    atomic.write_csv(paths[2], COLUMNS + ("on_frontier", "accuracy_final", "accuracy_best", "dir"),
+    atomic.write_csv(paths[2], COLUMNS + ("on_frontier", "accuracy_final", "accuracy_best", "dir", "seeds",
+                                          "accuracy_final_std"),
                      [{**table_row(p), "on_frontier": int(id(p) in on), "accuracy_final": f"{p['accuracy_final']:.4f}",
-                       "accuracy_best": f"{p['accuracy_best']:.4f}", "dir": p["dir"]}
+                       "accuracy_best": f"{p['accuracy_best']:.4f}", "dir": p["dir"], "seeds": p.get("seeds") or "",
+                       "accuracy_final_std": "" if p.get("accuracy_final_std") is None
+                       else f"{p['accuracy_final_std']:.4f}"}
                       for p in sorted(points, key=lambda p: (_proto_order(p["protocol"]), p["bits_per_peer"], p["run"]))])
     metric_text = "acc_global if present, else acc_mean" if metric == "auto" else metric
     lines = [f"Pareto frontier per protocol: {which} accuracy ({metric_text}) against total bits per peer "
-             f"(up + down, last row); {len(front)} of {len(points)} runs.", "",
+             f"(up + down, last row); {len(front)} of {len(points)} runs."
+             + (f" Accuracy is the {seeds_note(points)} (their std: `accuracy_final_std` in "
+                f"{Path(paths[2]).name})." if seeds_note(points) else ""), "",
              "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for p in front:
         r = table_row(p)
@@ -167,11 +218,13 @@ def plot(points: list[dict], front: list[dict], out: str, which: str = "final", 
 
 
 def draw(ax, points: list[dict], front: list[dict], which: str = "final", metric: str = "auto",
-         title: str | None = None) -> None:
-    """One Pareto panel on a matplotlib axis: every run faint, each protocol's frontier filled."""
+         title: str | None = None, style: dict | None = None) -> None:
+    """One Pareto panel on a matplotlib axis: every run faint, each protocol's frontier filled. `style`
+    (`styles` of every name a figure's panels hold) keeps a group's look the same across its panels."""
     protos = sorted({p["protocol"] for p in points}, key=_proto_order)
+    style = style or styles(protos)
     for proto in protos:
-        colour, marker = _style(proto)
+        colour, marker = style[proto]
         pts = [p for p in points if p["protocol"] == proto]
         fr = [p for p in front if p["protocol"] == proto]
         zero = any(p["bits_per_peer"] == 0 for p in pts)
@@ -184,7 +237,9 @@ def draw(ax, points: list[dict], front: list[dict], which: str = "final", metric
                    label=label, zorder=3)
     ax.set_xscale("log")
     ax.set_xlabel("total bits per peer (up + down)")
-    ax.set_ylabel(f"{which} test accuracy" + ("" if metric == "auto" else f" ({metric})"))
+    note = seeds_note(points)
+    ax.set_ylabel(f"{which} test accuracy" + ("" if metric == "auto" else f" ({metric})")
+                  + (f", {note}" if note else ""))
     top = ax.secondary_xaxis("top", functions=(lambda b: b / 8e6, lambda mb: mb * 8e6))
     top.set_xlabel("MB per peer")
     ax.set_title(title or f"accuracy vs communication: {len(points)} runs, frontier per protocol",
@@ -199,6 +254,8 @@ def main(args) -> int:
         from tallysim.results.plot import check_text
         check_text("--title", args.title)                            # before the runs are read
     atomic.refuse_symlinks([args.out, *table_paths(args.out)])       # before a file is replaced
+    for path, head in zip(table_paths(args.out), TABLE_HEADS):
+        metrics.refuse_foreign_beside(args.out, Path(path), head, "pareto's tables")
     points = collect(args.runs, which=args.which, metric=args.metric)
     if not points:
         raise ConfigError(f"no complete runs (directories with metrics.jsonl) under {', '.join(args.runs)}")

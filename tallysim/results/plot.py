@@ -148,11 +148,15 @@ def plot_curves(run_dirs, out: str, metric: str = "auto", title: str | None = No
     if title is not None:
         check_text("--title", title)
     atomic.refuse_symlinks([out, Path(out).with_suffix(".csv")])    # before the image is replaced
+    metrics.refuse_foreign_beside(out, Path(out).with_suffix(".csv"), ",".join(CSV_COLUMNS), "every point drawn")
     # every file checked before drawing anything; a sweep's own index among them (DIR/*) left out
-    runs = [(d, *read_run(d)) for d in metrics.directories(run_dirs)]
+    dirs = metrics.directories(run_dirs)
+    _each_once(dirs)
+    runs = [(d, *read_run(d)) for d in dirs]
     given = labels is not None
     labels = run_labels([cfg for _, cfg, _ in runs], [d for d, _, _ in runs], labels)
     runs, labels = _with_rows(runs, labels)
+    _note_unfinished(runs)
     runs, labels = _with_metric(runs, labels, metric)
     series, points, kept = [], [], []
     for (d, cfg, rows), label in zip(runs, labels):
@@ -213,6 +217,30 @@ def _with_rows(runs: list, labels: list) -> tuple[list, list]:
         print(f"plot: {d} has no rows ({w}); drawn without it", file=sys.stderr)
     keep = [i for i, (_, _, rows) in enumerate(runs) if rows]
     return [runs[i] for i in keep], [labels[i] for i in keep]
+
+
+def _each_once(dirs: list) -> None:
+    """A run named twice (`plot r1 r1`, `runs/a ./runs/a`) drew two identical lines under one legend entry,
+    and shifted every --label after it onto the next run."""
+    seen: dict = {}
+    for d in dirs:
+        key = Path(d).resolve()
+        if key in seen:
+            raise ConfigError(f"run directory {d} is given twice (also as {seen[key]}); allowed: each run once")
+        seen[key] = d
+
+
+def _note_unfinished(runs: list) -> None:
+    """A run that failed or stopped part-way was drawn as a shorter line with no word (`table` says
+    "failed", `pareto` leaves it out): drawn as far as it went, with a note on stderr saying so."""
+    from tallysim.results.table import run_status
+    for d, cfg, rows in runs:
+        status = run_status(Path(d), cfg, rows)
+        if status in ("failed", "incomplete", "running"):
+            why = {"failed": f"failed: {Path(d) / metrics.ERROR}", "running": "still running: being written now",
+                   "incomplete": "stopped early"}[status]
+            print(f"plot: {d} reached round {rows[-1].get('round')} of {cfg.get('rounds')} ({why}); drawn as far "
+                  "as it went", file=sys.stderr)
 
 
 def _with_metric(runs: list, labels: list, metric: str) -> tuple[list, list]:

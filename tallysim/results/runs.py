@@ -31,7 +31,8 @@ class Results:
 
     @property
     def status(self) -> str:
-        """"done" (every round ran), "incomplete" (stopped early: interrupted, killed, or still running) or
+        """"done" (every round ran), "running" (another process writes it now), "incomplete" (stopped early:
+        interrupted or killed) or
         "failed" (error.txt), as `tallysim table` says ("unknown" when config.json, which holds the round count,
         is gone); `rows` and `last` alone did not tell a notebook that
         a run it read had stopped at round 5 of 40."""

@@ -63,6 +63,19 @@ def swept_fields(cfgs: list[dict]) -> list[str]:
     return [k for k in keys if varies(k)]
 
 
+def unread_blank(flat: dict, swept: list) -> dict:
+    """The run's flattened config with the swept fields its protocol does not read set to None (an empty
+    cell): `comm.soft_bits` 32 beside tally and FedAvg read as a setting those runs used, in a table
+    comparing them with softlabel at 8 bits. Only the fields some protocol declares it reads
+    (protocols.reads) can be told apart; a protocol not loaded in this process (a plugin) keeps every value."""
+    from tallysim import protocols
+    name = flat.get("protocol.name")
+    try:
+        return {**flat, **{k: None for k in swept if k != "protocol.name" and not protocols.reads(name, k)}}
+    except ConfigError:
+        return flat
+
+
 def run_status(run_dir: Path, cfg: dict, rows: list) -> str:
     if (run_dir / metrics.ERROR).exists():
         return "failed"
@@ -70,7 +83,11 @@ def run_status(run_dir: Path, cfg: dict, rows: list) -> str:
     if want is None:        # config.json deleted: "done" claimed every round ran, knowing no round count
         return "unknown"
     done = rows[-1].get("round") if rows else 0
-    return "done" if done >= want else "incomplete"
+    if done >= want:
+        return "done"
+    from tallysim import run_lock
+    # a run another process writes now was "incomplete", as one killed at that round is
+    return "running" if run_lock.being_written(Path(run_dir)) else "incomplete"
 
 
 def table_rows(dirs, metric: str = "auto", log=None) -> tuple[list[str], list[dict]]:
@@ -89,7 +106,7 @@ def table_rows(dirs, metric: str = "auto", log=None) -> tuple[list[str], list[di
     swept = swept_fields([cfg for _, _, cfg, _ in runs])
     out = []
     for d, label, cfg, rows in runs:
-        flat = flatten(cfg)
+        flat = unread_blank(flatten(cfg), swept)
         final, best = metrics.final_best(rows, metric)
         last = rows[-1] if rows else {}
         key = metrics.headline_key(last) if metric == "auto" and last else metric
@@ -179,12 +196,21 @@ def out_format(out: Optional[str], fmt: Optional[str]) -> str:
     return fmt or named or "markdown"
 
 
+def check_out(out, fmt: Optional[str]) -> str:
+    """The format to write, after every check of an --out made before a run is read: not a directory,
+    not a link, not a run's own file or a sweep's index, not named as another format. One rule for the
+    command and `table(out=...)`: from Python, `table("runs/a", out="runs/a/metrics.jsonl")` replaced the
+    run's rows with a markdown table, and `out="t.csv"` got markdown under a CSV name."""
+    if out is None:
+        return fmt or "markdown"
+    if Path(out).is_dir():
+        raise ConfigError(f"--out {out} is a directory; give a file such as {Path(out) / 'table.md'}")
+    atomic.refuse_symlinks([Path(out)])     # nor a run's own file: before anything is read
+    return out_format(str(out), fmt)        # after: a run's metrics.jsonl is refused as that
+
+
 def main(args) -> int:
-    if args.out and Path(args.out).is_dir():
-        raise ConfigError(f"--out {args.out} is a directory; give a file such as {Path(args.out) / 'table.md'}")
-    if args.out:
-        atomic.refuse_symlinks([Path(args.out)])     # nor a run's own file: before anything is read
-    fmt = out_format(args.out, args.format)          # after: a run's metrics.jsonl is refused as that
+    fmt = check_out(args.out, args.format)
     text = render(*table_rows(args.runs, args.metric), fmt)
     if args.out:
         write(Path(args.out), text)
@@ -194,11 +220,16 @@ def main(args) -> int:
     return 0
 
 
-def table(dirs, fmt: str = "markdown", metric: str = "auto", out: Optional[str] = None) -> str:
-    """The table as text (and written to `out` when given): for scripts and notebooks."""
-    text = render(*table_rows(dirs, metric), fmt)
-    if out:
-        write(Path(out).expanduser(), text)             # "~/t.md": the home's, as the CLI's --out
+def table(dirs, fmt: Optional[str] = None, metric: str = "auto", out: Optional[str] = None) -> str:
+    """The table as text (and written to `out` when given): for scripts and notebooks. `fmt`: markdown
+    or csv (default: the `out`'s extension's, else markdown), as the command's --format."""
+    from tallysim.fields import is_path
+    if out is not None and not is_path(out):
+        raise ConfigError(f"table(out={out!r}): expected a file path (str or pathlib.Path), or None")
+    out = None if out is None else Path(out).expanduser()     # "~/t.md": the home's, as the CLI's --out
+    text = render(*table_rows(dirs, metric), check_out(out, fmt))
+    if out is not None:
+        write(out, text)
     return text
 
 

@@ -18,7 +18,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from tallysim.config import MODELS, ConfigError, ModelConfig, choices
+from tallysim.config import MODELS, ConfigError, ModelConfig, choices, model_target
 from tallysim.sim.conv import conv_fn
 from tallysim.sim.initializers import kernel_init   # every Dense and Conv kernel below
 
@@ -172,6 +172,8 @@ assert tuple(DTYPES) == choices("model.dtype")
 
 def make_model(cfg: ModelConfig, num_classes: int) -> nn.Module:
     """Module mapping float32 `x_Bxhxwxch` to float32 `logits_BxC` (C = num_classes)."""
+    if cfg.name not in _BUILDERS and model_target(cfg.name):
+        return _plugin_model(cfg, int(num_classes))
     if cfg.name not in _BUILDERS:
         raise ConfigError(f"model.name: unknown model {cfg.name!r}; allowed: {', '.join(MODELS)}")
     if cfg.dtype not in DTYPES:
@@ -181,6 +183,77 @@ def make_model(cfg: ModelConfig, num_classes: int) -> nn.Module:
     if cfg.name == "mlp" and cfg.width < 1:
         raise ConfigError(f"model.width: must be a positive integer, got {cfg.width!r}")
     return _BUILDERS[cfg.name](cfg, int(num_classes), DTYPES[cfg.dtype])
+
+
+def _plugin_model(cfg: ModelConfig, k: int) -> nn.Module:
+    """A plugin's model (MODELS = {"name": "factory"}, docs/howto/own-model.md): `factory(num_classes)`, or
+    `factory(num_classes, dtype)` where it takes the compute dtype; whatever goes wrong is one line."""
+    import importlib
+    import inspect
+    module, fn = model_target(cfg.name)
+    where = f"model.name={cfg.name} (plugin {module}:{fn})"
+    factory = getattr(importlib.import_module(module), fn)
+    try:
+        takes_dtype = "dtype" in inspect.signature(factory).parameters
+    except (TypeError, ValueError):      # a builtin or C callable: no signature to read
+        takes_dtype = False
+    if not takes_dtype and cfg.dtype != "float32":
+        raise ConfigError(f"{where} computes in its own dtype (its factory takes no dtype argument), and "
+                          f"model.dtype={cfg.dtype}; allowed: model.dtype=float32, or a factory "
+                          f"{fn}(num_classes, dtype)")
+    try:
+        model = factory(k, dtype=DTYPES[cfg.dtype]) if takes_dtype else factory(k)
+    except Exception as e:    # noqa: BLE001 - the user's code: its error in one line, naming it
+        raise ConfigError(f"{where}: {fn}({k}) raised {type(e).__name__}: {e}") from None
+    if not isinstance(model, nn.Module):
+        raise ConfigError(f"{where}: {fn}({k}) returned {type(model).__name__}; allowed: a flax.linen Module "
+                          "mapping float32 examples [B, ...] to logits [B, num_classes]")
+    return model
+
+
+def init_shapes(cfg: ModelConfig, model: nn.Module, dummy, num_classes: int):
+    """The model's variables as shapes (`eval_shape` of its init), a plugin model checked on them
+    (check_plugin_model). A plugin model whose own code raises while it initialises was a traceback."""
+    if model_target(cfg.name) is None:
+        return jax.eval_shape(model.init, jax.random.PRNGKey(0), dummy)
+    try:
+        variables = jax.eval_shape(model.init, jax.random.PRNGKey(0), dummy)
+    except Exception as e:    # noqa: BLE001 - the user's code: its error in one line, naming the model
+        raise ConfigError(f"model.name={cfg.name} (plugin {':'.join(model_target(cfg.name))}) raised "
+                          f"{type(e).__name__} initialising on examples of shape {list(dummy.shape[1:])}: "
+                          f"{str(e).splitlines()[0] if str(e) else ''}") from None
+    check_plugin_model(cfg, model, variables, dummy, num_classes)
+    return variables
+
+
+def check_plugin_model(cfg: ModelConfig, model: nn.Module, variables, dummy, num_classes: int) -> None:
+    """What tallysim needs of a plugin model, checked on shapes before anything compiles: its whole state
+    is its parameters (peers are `vmap(model.init)` and averaged; BatchNorm's batch_stats would be lost),
+    and it maps [B, ...] examples to [B, C] logits."""
+    if model_target(cfg.name) is None:
+        return
+    where = f"model.name={cfg.name}"
+    extra = sorted(set(variables) - {"params"})
+    if extra:
+        raise ConfigError(f"{where} keeps state besides its parameters ({', '.join(extra)}: BatchNorm's "
+                          "batch_stats, say), which tallysim's stacked peers do not carry; allowed: a model whose "
+                          "variables are only 'params' (GroupNorm or LayerNorm instead of BatchNorm)")
+    leaves = jax.tree_util.tree_leaves_with_path(variables.get("params", {}))
+    if not leaves:      # vmap over peers of no arrays: a traceback from inside vmap
+        raise ConfigError(f"{where} has no parameters; allowed: a model with trainable parameters (each peer "
+                          "trains its own copy, and peers share what they learnt)")
+    fixed = [(jax.tree_util.keystr(p), leaf.dtype) for p, leaf in leaves if not jnp.issubdtype(leaf.dtype, jnp.floating)]
+    if fixed:           # grad of an int32 parameter: a traceback from inside local training's step
+        raise ConfigError(f"{where}: parameter {fixed[0][0]} is {fixed[0][1]}; allowed: floating-point parameters "
+                          "(they are trained by gradient); keep integer constants out of self.param")
+    try:
+        out = jax.eval_shape(model.apply, variables, dummy)
+    except Exception as e:    # noqa: BLE001 - the user's code
+        raise ConfigError(f"{where} cannot be applied to examples of shape {list(dummy.shape[1:])}: "
+                          f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+    if getattr(out, "shape", None) != (dummy.shape[0], num_classes):
+        raise ConfigError(f"{where} returns {getattr(out, 'shape', type(out).__name__)} for {dummy.shape[0]} "
+                          f"example(s); allowed: logits of shape [B, {num_classes}] (the dataset's classes)")
 
 
 def param_count(params) -> int:

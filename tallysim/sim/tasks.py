@@ -63,7 +63,8 @@ class Classification(NamedTuple):
         return None
 
     def models(self):
-        return IMAGE_MODELS
+        from tallysim.config import plugin_models
+        return IMAGE_MODELS + plugin_models()    # a plugin's model classifies examples
 
 
 class NextToken(NamedTuple):
