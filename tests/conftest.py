@@ -117,14 +117,10 @@ def fusion_emitters(monkeypatch):
 
 
 @pytest.fixture
-def xla_optimized(fusion_emitters):
-    """XLA's optimisation passes on for one test (the suite runs without them, see the top): for
-    bit-for-bit identities between two different programs, which hold for what users run."""
-    import jax
-    before = jax.config.values["jax_disable_most_optimizations"]
-    jax.config.update("jax_disable_most_optimizations", False)
-    yield
-    jax.config.update("jax_disable_most_optimizations", before)
+def xla_optimized(fusion_emitters, optimized_code):
+    """XLA's optimisation passes on for one test (the suite runs without them, see the top), with the
+    default fusion emitters: for bit-for-bit identities between two different programs, which hold for
+    what users run."""
 
 
 @pytest.fixture
