@@ -117,9 +117,19 @@ def fusion_emitters(monkeypatch):
 
 
 @pytest.fixture
-def xla_optimized(fusion_emitters):
-    """XLA's optimisation passes on for one test (the suite runs without them, see the top): for
-    bit-for-bit identities between two different programs, which hold for what users run."""
+def xla_optimized(fusion_emitters, optimized_code):
+    """XLA's optimisation passes on for one test (the suite runs without them, see the top), with the
+    default fusion emitters: for bit-for-bit identities between two different programs, which hold for
+    what users run."""
+
+
+@pytest.fixture
+def optimized_code():
+    """XLA's optimisation passes on for one test, XLA:CPU's emitters left as the suite sets them: for a test
+    whose compiled program takes longer to run than to compile, where the passes the suite turns off pay
+    (see the top). Measured on a convolution: LLVM's optimisations off, a tiny CNN's three local steps ran
+    in 13.2 s of CPU; with them on they compiled in 1.8 s and ran in 1.0 s. Only for a test whose check
+    compares programs compiled alike (or holds to a tolerance): the numbers may differ in the last bits."""
     import jax
     before = jax.config.values["jax_disable_most_optimizations"]
     jax.config.update("jax_disable_most_optimizations", False)

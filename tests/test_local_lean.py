@@ -62,7 +62,9 @@ def _watched(jaxpr) -> dict:
 # groups=3 (CNN) repeats groups=1 at 3x the compile (21 s on 2 cores): slow
 @pytest.mark.parametrize("kw", [dict(groups=1), pytest.param(dict(groups=3), marks=pytest.mark.slow), dict(groups=5, name="mlp"),
                                 dict(groups=2, name="mlp", tx=optax.adam(0.01), prox_mu=0.1)])
-def test_lean_trains_as_the_masked_step(kw):
+def test_lean_trains_as_the_masked_step(kw, optimized_code):
+    # optimized_code: the CNN's unoptimised convolutions ran 13 s of CPU a program, compiled with XLA's
+    # optimisations 1.8 s and ran 1 s (the check compares two programs compiled alike, to a tolerance)
     spec, data, args, _ = _setup(**kw)
     masked = spec._replace(lean=False)
     got = jax.jit(lambda a: local.train_peers(spec, *a, data))(args)

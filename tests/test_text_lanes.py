@@ -200,15 +200,31 @@ def compare_runs(alone_dir, grouped_dir, what, tol=ROUNDING):
         assert a == g, f"{what}: {name}"
 
 
+# The lone runs already made in this module, by configuration: a later test that needs the same lone
+# run (the negative controls need tally's lane 1 alone, which the matrix runs) reads its directory
+# instead of tracing and running it again. Read-only: tests compare against these directories.
+_LONE: dict = {}
+
+
+def lone_run(cfg, d):
+    """The directory of cfg run alone: one this module already wrote, else cfg run into d."""
+    import jax
+    from jax._src import compiler                  # a fusion_emitters test compiles otherwise: its own run
+    key = (repr(config.validate(cfg)), compiler.get_compile_options,
+           jax.config.values["jax_disable_most_optimizations"])
+    if key not in _LONE or not (_LONE[key] / "metrics.jsonl").is_file():
+        run.run(cfg, str(d), progress=False)
+        _LONE[key] = d
+    return _LONE[key]
+
+
 def grouped_and_alone(cfgs, tmp_path, tag="", built=None):
     """Run cfgs as one group into g{i} and each alone into a{i}; returns the two directory lists."""
     assert len(lanes.group(cfgs)) == 1, "the case must be one compiled group"
     g = [tmp_path / f"g{tag}{i}" for i in range(len(cfgs))]
-    a = [tmp_path / f"a{tag}{i}" for i in range(len(cfgs))]
     for res in run.run_group(cfgs, g, progress=False, built=built):
         assert not isinstance(res, Exception), res
-    for cfg, d in zip(cfgs, a):
-        run.run(cfg, str(d), progress=False)
+    a = [lone_run(cfg, tmp_path / f"a{tag}{i}") for i, cfg in enumerate(cfgs)]
     return g, a
 
 
@@ -300,9 +316,9 @@ def test_negative_control_lane_0_values_everywhere_is_caught(tmp_path, monkeypat
     g = [tmp_path / f"bad{i}" for i in range(2)]
     run.run_group(cfgs, g, progress=False)
     monkeypatch.undo()
-    run.run(cfgs[1], str(tmp_path / "alone1"), progress=False)
+    alone1 = lone_run(cfgs[1], tmp_path / "alone1")      # the matrix's tally lane 1 alone, if it ran
     with pytest.raises(AssertionError):
-        compare_runs(tmp_path / "alone1", g[1], "lane 1 on lane 0's values")
+        compare_runs(alone1, g[1], "lane 1 on lane 0's values")
 
 
 def test_static_protocol_knobs_split_groups_on_text():
@@ -418,7 +434,7 @@ def test_each_varied_field_on_lane_0s_value_is_caught(tmp_path, monkeypatch):
     matches its lone run, so the matrix's equality covers every field (a field with no effect on the
     tiny run would make its equality vacuous). The same compiled program each time."""
     cfgs = case_cfgs("tally")
-    run.run(cfgs[1], str(tmp_path / "alone1"), progress=False)
+    alone1 = lone_run(cfgs[1], tmp_path / "alone1")
     real = lanes.lane_values
     blind = []
     for k in sorted(lane_fields("tally")):
@@ -428,7 +444,7 @@ def test_each_varied_field_on_lane_0s_value_is_caught(tmp_path, monkeypatch):
             g = [tmp_path / f"{k}{i}" for i in range(2)]
             run.run_group(cfgs, g, progress=False)
         try:
-            compare_runs(tmp_path / "alone1", g[1], f"lane 1 on lane 0's {k}")
+            compare_runs(alone1, g[1], f"lane 1 on lane 0's {k}")
         except AssertionError:
             continue
         blind.append(k)
