@@ -24,3 +24,31 @@ def test_comm_param_bits_is_read_by_every_protocol_that_charges_it(name):
     flat = {"protocol.name": name, "comm.param_bits": 16, "comm.soft_bits": 32}
     assert unread_blank(flat, ["protocol.name", "comm.param_bits", "comm.soft_bits"]) == \
         {"protocol.name": name, "comm.param_bits": 16, "comm.soft_bits": None}
+
+
+def _fake_run(d, name="tally", rounds=1):
+    import json
+    d.mkdir(parents=True)
+    cfg = config.apply_overrides(config.Config(), [f"protocol.name={name}", f"rounds={rounds}"])
+    (d / "config.json").write_text(json.dumps(config.to_dict(cfg)))
+    (d / "metrics.jsonl").write_text(json.dumps({"round": 1, "acc_mean": 0.5, "bits_per_peer": 8.0}) + "\n")
+    return d
+
+
+def test_plot_replaces_the_csv_an_earlier_tallysim_wrote_beside_its_image(tmp_path):
+    """hostile9's refusal of a CSV beside `plot --out` that plot did not write took the CSV plot itself wrote
+    before 2026-12-04 (no `std` column) for the user's: `tallysim plot runs/* --out results.png`, run again
+    after the update, was refused over its own results.csv. A file of another first line still is."""
+    from tallysim.config import ConfigError
+    from tallysim.results.plot import plot_curves
+    run = _fake_run(tmp_path / "runs" / "a")
+    out = tmp_path / "results.png"
+    (tmp_path / "results.csv").write_text("label,protocol,run,round,bits_per_peer,metric,value\n"
+                                          "tally,tally,a,1,8.0,acc_mean,0.5\n")
+    plot_curves([run], str(out))
+    assert out.is_file() and (tmp_path / "results.csv").read_text().startswith(
+        "label,protocol,run,round,bits_per_peer,metric,value,std\n")
+    (tmp_path / "mine.csv").write_text("x,y\n1,2\n")
+    with pytest.raises(ConfigError, match="is not a file this command wrote"):
+        plot_curves([run], str(tmp_path / "mine.png"))
+    assert (tmp_path / "mine.csv").read_text() == "x,y\n1,2\n"
