@@ -52,3 +52,15 @@ def test_plot_replaces_the_csv_an_earlier_tallysim_wrote_beside_its_image(tmp_pa
     with pytest.raises(ConfigError, match="is not a file this command wrote"):
         plot_curves([run], str(tmp_path / "mine.png"))
     assert (tmp_path / "mine.csv").read_text() == "x,y\n1,2\n"
+
+
+def test_sparse_label_ids_get_the_class_limit_before_any_count_per_class():
+    """hostile9's gap check counts the training labels per class (np.bincount up to the largest label), and
+    ran before the class limit: IDX labels read as 2,000,000,000 (a misparsed header, sparse ids) allocated
+    a 16 GB count to say "a class no training example has" of the test labels, where the limit's message
+    (renumber sparse class ids) is the one that fits. The limit is checked first now."""
+    import numpy as np
+    from tallysim.data.base import DataError, checked
+    x = np.zeros((3, 2, 2), np.uint8)
+    with pytest.raises(DataError, match="renumber sparse class ids"):
+        checked("mine", x, np.array([0, 1, 2_000_000_000]), x[:2], np.array([0, 2]))
