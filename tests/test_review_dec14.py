@@ -9,7 +9,7 @@ from tallysim.results.table import unread_blank
 
 # The protocols that send the model (or its update) at comm.param_bits: each counts its bits with it
 # (scaffold twice per message, the compressed family's downlink, signSGD's partial-participation broadcast).
-PARAM_BITS_SENDERS = ("scaffold", "topk_ef", "randk", "fedpaq", "signsgd")
+PARAM_BITS_SENDERS = ("scaffold", "topk_ef", "randk", "fedpaq")
 
 
 @pytest.mark.parametrize("name", PARAM_BITS_SENDERS)
@@ -64,3 +64,14 @@ def test_sparse_label_ids_get_the_class_limit_before_any_count_per_class():
     x = np.zeros((3, 2, 2), np.uint8)
     with pytest.raises(DataError, match="renumber sparse class ids"):
         checked("mine", x, np.array([0, 1, 2_000_000_000]), x[:2], np.array([0, 2]))
+
+
+def test_signsgd_reads_param_bits_only_for_a_cohort():
+    """signsgd charges comm.param_bits only on a partial cohort's dense downlink: with every peer active its
+    downlink is 1 bit a parameter, and comm.param_bits=16 would be ignored in silence there."""
+    full = config.apply_overrides(config.Config(), ["protocol.name=signsgd", "comm.param_bits=16"])
+    assert [k for k, _ in config_reads.unread(full)] == ["comm.param_bits"]
+    assert "participation < 1" in config_reads.unread(full)[0][1]
+    cohort = config.apply_overrides(config.Config(), ["protocol.name=signsgd", "comm.param_bits=16",
+                                                      "participation=0.5"])
+    assert config_reads.unread(cohort) == []
