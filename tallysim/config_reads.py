@@ -195,6 +195,18 @@ def _unread_data(cfg: Config):
                         f"its default {show_default(default)}{hint}")
 
 
+def _unread_sign_broadcast(cfg: Config):
+    """signsgd broadcasts the server's signs when every peer is active (1 bit a parameter) and its dense
+    model at comm.param_bits only to a cohort: comm.param_bits is read with participation < 1 alone."""
+    from tallysim.sizing import active_peers
+    default = declared()["comm.param_bits"].default
+    if cfg.protocol.name == "signsgd" and cfg.comm.param_bits != default and active_peers(cfg) == cfg.peers:
+        yield "comm.param_bits", (f"comm.param_bits={cfg.comm.param_bits} is not read by protocol.name=signsgd with "
+                                  f"every peer active (participation={show(cfg.participation)}: its downlink is the "
+                                  "majority's signs, 1 bit a parameter); allowed there: its default "
+                                  f"{default}, or participation < 1 (a cohort gets the dense model)")
+
+
 def unread(cfg: Config) -> list[tuple[str, str]]:
     """Every field check_read refuses in cfg, in the order it checks them: (the field, the refusal's line).
     A sweep refuses a field no run of it reads (sweep_axes.check_fields_read); a single run, the first of them."""
@@ -205,7 +217,8 @@ def unread(cfg: Config) -> list[tuple[str, str]]:
         readers = [n for n in protocols.names() if protocols.reads(n, key)]
         out.append((key, f"{key}={show(get_field(cfg, key))} is not read by protocol.name={name} (only by "
                          f"{', '.join(readers)}); allowed there: its default {show_default(spec.default)}"))
-    for rule in (_unread_models, _unread_data, _unread_privacy, _unread_eval, _unread_modes, _unread_warmup):
+    for rule in (_unread_models, _unread_data, _unread_privacy, _unread_eval, _unread_modes, _unread_warmup,
+                 _unread_sign_broadcast):
         out += rule(cfg)
     if cfg.faults.kind in MESSAGE_FAULTS and not protocols.traits(name).messages:
         out.append(("faults.kind", f"faults.kind={cfg.faults.kind} acts on messages, and protocol.name={name} sends "

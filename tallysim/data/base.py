@@ -165,21 +165,22 @@ def checked(name: str, x_train, y_train, x_test, y_test, num_classes=None, where
         raise DataError(f"train and test images have different shapes{where}: {xs[0].shape[1:]} vs "
                         f"{xs[1].shape[1:]}; both splits must share one example shape")
     seen = max((int(y.max()) + 1 for y in ys if len(y)), default=0)
-    if num_classes is None:
-        _refuse_untrained_test_labels(ys[0], ys[1], where)
+    declared = num_classes is not None
     num_classes = seen if num_classes is None else int(num_classes)
     for split, y in (("train", ys[0]), ("test", ys[1])):
         if int(y.max()) >= num_classes:
             raise DataError(f"{split} labels{where} reach {int(y.max())} but num_classes={num_classes}; "
                             f"allowed: labels in 0..{num_classes - 1}")
-    for split, x in (("train", xs[0]), ("test", xs[1])):
-        _warn_huge(x, split, where)
     from tallysim.sizing import LIMITS
     most = LIMITS["data.num_classes"][0]
     if num_classes > most:        # the one-hot layers and the host's per-class loops: a hang, not a run
         raise DataError(f"dataset{where} has {num_classes:,} classes (labels reach {seen - 1:,}"
                         f"{', num_classes given' if num_classes > seen else ''}); allowed: at most {most:,} "
                         "classes, labels 0..C-1 (renumber sparse class ids to 0..C-1)")
+    if not declared:    # after the class limit: it counts the training labels per class (labels of 2e9: 16 GB)
+        _refuse_untrained_test_labels(ys[0], ys[1], where)
+    for split, x in (("train", xs[0]), ("test", xs[1])):
+        _warn_huge(x, split, where)
     if num_classes < 2:
         raise DataError(f"dataset{where} has {num_classes} class(es); a classification task needs >= 2")
     return Dataset(name, xs[0], ys[0], xs[1], ys[1], num_classes)

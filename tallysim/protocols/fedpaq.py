@@ -24,7 +24,8 @@ from tallysim.sim import compress
 
 TRAITS = Traits(fedavg_family=True, client_state="", shared_init="it starts every peer from the server model",
                 defaults={"optim.reset_each_round": True, "init.shared": True},
-                sections={"fedpaq": "FedPAQConfig"})
+                sections={"fedpaq": "FedPAQConfig"},
+                reads=("comm.param_bits",))
 
 
 @dataclass(frozen=True)

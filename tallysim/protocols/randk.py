@@ -20,7 +20,8 @@ from tallysim.sim import compress, sparse
 
 TRAITS = Traits(fedavg_family=True, client_state="", shared_init="it starts every peer from the server model",
                 defaults={"optim.reset_each_round": True, "init.shared": True},
-                sections={"randk": "RandKConfig"})
+                sections={"randk": "RandKConfig"},
+                reads=("comm.param_bits",))
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,8 @@ TRAITS = Traits(fedavg_family=True, shared_init="it starts every peer from the s
                 sgd_only="option II's control variate (x - y_i) / (K_i optim.lr) is the mean local gradient only "
                          "for plain SGD steps (Karimireddy et al. 2020, Algorithm 1)",
                 defaults={"optim.reset_each_round": True, "init.shared": True},
-                sections={"scaffold": "ScaffoldConfig"})
+                sections={"scaffold": "ScaffoldConfig"},
+                reads=("comm.param_bits",))
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,8 @@ from tallysim.sim import comm, compress
 
 TRAITS = Traits(fedavg_family=True, client_state="", shared_init="it starts every peer from the server model",
                 defaults={"optim.reset_each_round": True, "init.shared": True},
-                sections={"signsgd": "SignSGDConfig"})
+                sections={"signsgd": "SignSGDConfig"},
+                reads=("comm.param_bits",))
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,8 @@ from tallysim.sim import comm, sparse
 TRAITS = Traits(fedavg_family=True, shared_init="it starts every peer from the server model",
                 client_state="each client's error-feedback buffer",
                 defaults={"optim.reset_each_round": True, "init.shared": True},
-                sections={"topk_ef": "TopkEFConfig"})
+                sections={"topk_ef": "TopkEFConfig"},
+                reads=("comm.param_bits",))
 
 
 @dataclass(frozen=True)

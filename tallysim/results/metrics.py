@@ -343,12 +343,14 @@ def check_figure_out(out) -> Path:
     return p
 
 
-def refuse_foreign_beside(out, side: Path, first_line: str, what: str) -> None:
+def refuse_foreign_beside(out, side: Path, first_line, what: str) -> None:
     """A table a figure writes beside itself (`plot --out results.png` -> results.csv, `pareto --out p.png`
     -> p_points.csv ...) replaced whatever file of that name was there: `plot --out mydata.png` lost the
     user's mydata.csv in silence. Such a file is replaced only when it is one this command wrote before
-    (it starts with `first_line`), else refused before anything is read or drawn."""
+    (it starts with `first_line`, or one of a tuple of them: what earlier versions wrote too), else
+    refused before anything is read or drawn."""
     side = Path(side)
+    heads = (first_line,) if isinstance(first_line, str) else tuple(first_line)
     if not side.is_file():
         return
     try:
@@ -356,9 +358,9 @@ def refuse_foreign_beside(out, side: Path, first_line: str, what: str) -> None:
             head = f.readline().rstrip("\r\n")
     except OSError:
         head = None
-    if head is None or not head.startswith(first_line):
+    if head is None or not head.startswith(heads):
         raise ConfigError(f"--out {out} also writes {side} ({what}), and {side} exists but is not a file this "
-                          f"command wrote (its first line is not {first_line!r}): it would be replaced; allowed: "
+                          f"command wrote (its first line is not {heads[0]!r}): it would be replaced; allowed: "
                           "another --out, or move that file away first")
 
 

@@ -20,6 +20,9 @@ from tallysim.results.metrics import check_figure_out, columns, read_run
 
 WHICH_ACCURACY = {"acc_global": "server model", "acc_mean": "peer mean"}
 CSV_COLUMNS = ("label", "protocol", "run", "round", "bits_per_peer", "metric", "value", "std")
+# The first lines plot's CSV has had: without `std` before 2026-12-04. A CSV an earlier tallysim wrote
+# beside the same --out is plot's own, replaced as before (refuse_foreign_beside refused it as the user's).
+CSV_HEADS = (",".join(CSV_COLUMNS), ",".join(CSV_COLUMNS[:-1]))
 
 
 def metric_value(row: dict, metric: str, where) -> float:
@@ -148,7 +151,7 @@ def plot_curves(run_dirs, out: str, metric: str = "auto", title: str | None = No
     if title is not None:
         check_text("--title", title)
     atomic.refuse_symlinks([out, Path(out).with_suffix(".csv")])    # before the image is replaced
-    metrics.refuse_foreign_beside(out, Path(out).with_suffix(".csv"), ",".join(CSV_COLUMNS), "every point drawn")
+    metrics.refuse_foreign_beside(out, Path(out).with_suffix(".csv"), CSV_HEADS, "every point drawn")
     # every file checked before drawing anything; a sweep's own index among them (DIR/*) left out
     dirs = metrics.directories(run_dirs)
     _each_once(dirs)
