@@ -214,24 +214,24 @@ def _plugin_model(cfg: ModelConfig, k: int) -> nn.Module:
 def init_shapes(cfg: ModelConfig, model: nn.Module, dummy, num_classes: int):
     """The model's variables as shapes (`eval_shape` of its init), a plugin model checked on them
     (check_plugin_model). A plugin model whose own code raises while it initialises was a traceback."""
-    if model_target(cfg.name) is None:
-        return jax.eval_shape(model.init, jax.random.PRNGKey(0), dummy)
+    target = model_target(cfg.name)
     try:
         variables = jax.eval_shape(model.init, jax.random.PRNGKey(0), dummy)
     except Exception as e:    # noqa: BLE001 - the user's code: its error in one line, naming the model
-        raise ConfigError(f"model.name={cfg.name} (plugin {':'.join(model_target(cfg.name))}) raised "
+        if target is None:    # a built-in's failure is tallysim's: the traceback as it is
+            raise
+        raise ConfigError(f"model.name={cfg.name} (plugin {':'.join(target)}) raised "
                           f"{type(e).__name__} initialising on examples of shape {list(dummy.shape[1:])}: "
                           f"{str(e).splitlines()[0] if str(e) else ''}") from None
-    check_plugin_model(cfg, model, variables, dummy, num_classes)
+    if target is not None:
+        check_plugin_model(cfg, model, variables, dummy, num_classes)
     return variables
 
 
 def check_plugin_model(cfg: ModelConfig, model: nn.Module, variables, dummy, num_classes: int) -> None:
     """What tallysim needs of a plugin model, checked on shapes before anything compiles: its whole state
     is its parameters (peers are `vmap(model.init)` and averaged; BatchNorm's batch_stats would be lost),
-    and it maps [B, ...] examples to [B, C] logits."""
-    if model_target(cfg.name) is None:
-        return
+    and it maps [B, ...] examples to [B, C] logits (init_shapes calls it for a plugin's model only)."""
     where = f"model.name={cfg.name}"
     extra = sorted(set(variables) - {"params"})
     if extra:
