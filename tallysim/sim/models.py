@@ -239,10 +239,9 @@ def _task_words(task, example_shape, num_classes: int, data_name: str) -> str:
     if getattr(task, "name", "classification") == "next_token":
         pos = int(example_shape[0])
         return (f"{data} is next-token prediction: token ids [B, {pos}] in (float32 holding integers: cast "
-                f"them, x.astype(jnp.int32)), logits [B, {pos}, {num_classes}] out, a {num_classes}-token "
-                "vocabulary at every position")
-    return (f"{data} is classification: examples {list(example_shape)} in, logits [B, {num_classes}] out, "
-            "one per example")
+                f"them, x.astype(jnp.int32)), logits [B, {pos}, {num_classes}] out, a distribution over its "
+                f"{num_classes} tokens at every position")
+    return f"{data} is classification: examples {list(example_shape)} in, logits [B, {num_classes}] out"
 
 
 def expected_logits(task, example_shape, batch: int, num_classes: int) -> tuple:
