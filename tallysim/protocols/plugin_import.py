@@ -104,3 +104,32 @@ def _nearby(module: str, e: BaseException) -> str:
         return ""
     return (f"; {found[0]}/{module}.py is here: put its folder on the Python path, e.g. "
             f"PYTHONPATH={found[0]} tallysim ... --plugin {module}")
+
+
+# Installed packages' plugins: `[project.entry-points."tallysim.plugins"]` with `NAME = "module"`, NAME a
+# protocol.name, model.name or config section the module provides (one line for each). Read from the
+# packages' metadata only: a module is imported when one of its names is asked for (protocols.installed),
+# so an installed plugin that is broken (a missing dependency, a bad PROTOCOLS) stops no run that does not
+# name it, and the run that does is told which package's plugin failed and why.
+PLUGIN_GROUP = "tallysim.plugins"
+_INSTALLED: list = []          # [{name: (module, where)}] once read; a list so a test may empty it
+
+
+def installed_plugins() -> dict:
+    """{name: (module, where)} of the `tallysim.plugins` entry points, `where` naming the entry point and
+    its package for messages; {} where package metadata cannot be read (the built-ins still run)."""
+    if _INSTALLED:
+        return _INSTALLED[0]
+    from importlib.metadata import entry_points
+    found = {}
+    try:
+        eps = list(entry_points(group=PLUGIN_GROUP))
+    except Exception as e:     # noqa: BLE001 - unreadable metadata of some package: say it, load none
+        warn(f"the {PLUGIN_GROUP} entry points cannot be read ({one_line(e)}); none loaded")
+        eps = []
+    for ep in eps:
+        dist = getattr(getattr(ep, "dist", None), "name", None)
+        where = f"entry point {ep.name} = {ep.value!r} in [{PLUGIN_GROUP}]{f' of package {dist}' if dist else ''}"
+        found.setdefault(ep.name, (ep.value.strip(), where))   # the first package's, as importlib lists them
+    _INSTALLED.append(found)
+    return found
