@@ -12,8 +12,11 @@ Where the module lives:
   importing it: config and validation stay free of JAX (tests/test_protocols.py checks that what is
   read equals what the module holds once imported);
 - anywhere else (a plugin): the module lists its protocols as `PROTOCOLS = {"name": "factory", ...}` and
-  is loaded by `--plugin module`, by `"plugins": ["module"]` in a config file (`load_plugin`), or by a
-  Python entry point in the group `tallysim.protocols` (`name = "module:factory"`), found on first use.
+  is loaded by `--plugin module`, by `"plugins": ["module"]` in a config file (`load_plugin`), by an
+  installed package's entry point in the group `tallysim.plugins` (`name = "module"`, loaded by `installed`
+  only when `name` is asked for, as a protocol, model or section, and recorded in config.json as
+  `--plugin` is), or by one in the older group `tallysim.protocols` (`name = "module:factory"`), found on
+  first use.
   A plugin is imported, so its TRAITS and section may be any Python; they are checked when it loads
   (tallysim/plugin_rules.py), and what its factory builds when the run is built (protocols/contract.py).
   An entry point that cannot be used is reported once on stderr and skipped: another package's broken
