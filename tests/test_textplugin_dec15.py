@@ -64,7 +64,7 @@ def installed(tmp_path, monkeypatch, registry_restored):
     monkeypatch.syspath_prepend(str(EXAMPLES))
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setattr(plugin_import, "_INSTALLED", [])            # read this process's sys.path again
-    monkeypatch.setattr(protocols, "_INSTALLED_FAILED", {})
+    monkeypatch.setattr(plugin_import, "_INSTALLED_FAILED", {})
     for name in ("tp15_broken", "tp15_loud"):
         monkeypatch.delitem(sys.modules, name, raising=False)
     return tmp_path

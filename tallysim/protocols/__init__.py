@@ -37,7 +37,7 @@ from typing import Optional
 
 from tallysim.fields import ConfigError, did_you_mean
 from tallysim.protocols.declaration import BASE_DEFAULTS, SECTION_NAMES, Declared, Traits, read_source  # noqa: F401
-from tallysim.protocols.plugin_import import RegistryGuard, import_plugin, installed_plugins, one_line, warn
+from tallysim.protocols.plugin_import import RegistryGuard, import_plugin, load_installed, one_line, warn
 
 # Names a newcomer may type for a built-in (lower case, without "-" and "_"): the papers' names of the
 # method a protocol implements (docs/running-protocols.md), offered as "did you mean ...?" when refused.
@@ -265,44 +265,10 @@ def load_plugin(module: str) -> list[str]:
     return list(listed) + list(models or ())
 
 
-_INSTALLED_FAILED: dict[str, str] = {}     # entry-point name -> why its module could not be loaded
-
-
 def installed(name, what: str = "") -> bool:
-    """Load the installed package's plugin that provides `name` (a protocol.name, model.name or section: its
-    `tallysim.plugins` entry point's name), if there is one and it is not loaded yet; True when it was
-    loaded now. Loaded as `--plugin module` would be, so config.json names the module under "plugins" and
-    `--resume` loads it again. Only a name that is asked for loads: another installed plugin that is broken
-    stops nothing; this one, broken, is one line naming its package, the entry point and what failed."""
-    if not isinstance(name, str) or name in REGISTRY or name in _EXTERNAL or name in _MODELS:
-        return False
-    found = installed_plugins().get(name)
-    if found is None:
-        return False
-    module, where = found
-    asked = f"{what}={name!r}" if what else repr(name)
-    if name in _INSTALLED_FAILED:
-        raise ConfigError(f"{asked} cannot be used: {_INSTALLED_FAILED[name]}")
-    try:
-        if not re.fullmatch(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*", module):
-            raise ConfigError(f"{module!r} is not a module name; allowed: NAME = \"module\" (a dotted "
-                              "importable module that lists NAME in its PROTOCOLS or MODELS)")
-        loaded = load_plugin(module)
-        if name not in loaded and name not in sections_of(module):
-            raise ConfigError(f"plugin {module!r} provides {', '.join(loaded)}, not {name!r}; allowed: an entry "
-                              "point named after a protocol, model or config section its module lists")
-    except ConfigError as e:
-        _INSTALLED_FAILED[name] = f"its installed plugin cannot be loaded ({where}): {e}"
-        raise ConfigError(f"{asked} cannot be used: {_INSTALLED_FAILED[name]}") from None
-    return True
-
-
-def sections_of(module: str) -> tuple:
-    """The config sections a loaded plugin module declares (TRAITS.sections)."""
-    try:
-        return tuple(_declared(module, False).sections)
-    except ConfigError:
-        return ()
+    """Load the installed package's plugin that provides `name` (its `tallysim.plugins` entry point), if
+    any and not loaded yet: plugin_import.load_installed. `what` names the field asking (protocol.name)."""
+    return load_installed(name, what, sys.modules[__name__])
 
 
 def plugin_of(name: str) -> Optional[str]:
