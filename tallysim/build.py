@@ -202,7 +202,7 @@ def build_group(cfgs: list[Config], runs: tuple = ()) -> Built:
                                                                        backend=jax.default_backend()))
     model = make_model(cfg.model, ds.num_classes)
     dummy = jnp.zeros((1,) + spec.input_shape, jnp.float32)
-    shapes = init_shapes(cfg.model, model, dummy, ds.num_classes)     # a plugin model checked on its shapes
+    shapes = init_shapes(cfg.model, model, dummy, ds.num_classes, task, cfg.data.name)   # a plugin model: its shapes
     groups = _model_groups(cfg, ds.num_classes, dummy, task)
     if groups:
         spec = spec._replace(active=groups[-1].a_hi)     # the groups' A_g summed (model_groups.active_counts)
@@ -250,7 +250,7 @@ def _model_groups(cfg: Config, classes: int, dummy, task) -> tuple:
         if task.name == "classification":
             tasks.check_shape(gcfg, dummy.shape[1:], g.name)
         m = make_model(gcfg.model, classes)
-        shapes = init_shapes(gcfg.model, m, dummy, classes)     # a group's own flax model, checked as the run's
+        shapes = init_shapes(gcfg.model, m, dummy, classes, task, cfg.data.name)   # a group's own model, as the run's
         n = param_count(shapes)
         out.append(ModelGroup(g.name, lo, lo + g.peers, a_lo, a_lo + a, m, n, g.values))
         lo, a_lo = lo + g.peers, a_lo + a

@@ -35,8 +35,9 @@ PROGRESS_HELP = ("bars (tqdm), lines (one plain line every TALLYSIM_PROGRESS_INT
 QUIET_HELP = ("no progress (bars, lines, a sweep's or figure's per-run lines); the result, errors and "
               "warnings still print")
 
-PLUGIN_HELP = ("import this module first and add the protocols its PROTOCOLS lists (repeatable; also "
-               '"plugins": [...] in a config file, or a `tallysim.protocols` entry point)')
+PLUGIN_HELP = ("import this module first and add the protocols its PROTOCOLS lists and the models its MODELS "
+               'lists (repeatable; also "plugins": [...] in a config file, or an installed package\'s '
+               '`tallysim.plugins` entry point, loaded when its name is used)')
 
 
 def parser() -> argparse.ArgumentParser:

@@ -93,6 +93,8 @@ def parse_override(item: str) -> tuple[str, str]:
     key, text = item.split("=", 1)
     key = key.strip()
     keys = field_keys()
+    if key not in keys and _protocols.installed(key.split(".", 1)[0]):   # an installed plugin's section
+        keys = field_keys()
     if key not in keys:
         raise ConfigError(f"unknown config key {key!r}{suggest(key)}")
     return key, text.strip()
@@ -118,6 +120,10 @@ def apply_overrides(cfg: Config, items: list[str]) -> Config:
         # a str iterated letter by letter ("malformed override 'p'"); None: "'NoneType' object is not iterable"
         raise ConfigError(f"apply_overrides(cfg, {show(items)}): expected a list of key=value strings, e.g. "
                           f"[{show(items) if isinstance(items, str) else repr('peers=4')}] ([] for none)")
+    for item in items:                  # an installed package's protocol or model, loaded when named: its
+        key, _, text = item.partition("=") if isinstance(item, str) else ("", "", "")   # sections then parse
+        if key.strip() in ("protocol.name", "model.name"):
+            _protocols.installed(text.strip(), key.strip())
     keys = field_keys()
     values = {}
     for item in items:
@@ -204,7 +210,7 @@ def from_dict(d: dict, base: Optional[Config] = None, where: str = "config file"
                           '["my_protocols"]')
     for module in plugins:
         _protocols.load_plugin(module)       # before the keys are read: a plugin adds sections
-    keys = field_keys()
+    keys = dict(field_keys())
     sections = {k.rsplit(".", 1)[0] for k in keys if "." in k}
     run_written = "derived" in d
     derived = d.pop("derived", [])
@@ -223,6 +229,10 @@ def from_dict(d: dict, base: Optional[Config] = None, where: str = "config file"
                 walk(v, key + ".")
             elif key in keys:
                 flat[key] = v
+            elif _protocols.installed(key.split(".", 1)[0]):     # an installed plugin's section: loaded now
+                keys.update(field_keys())
+                sections.update(k.rsplit(".", 1)[0] for k in keys if "." in k)
+                walk({k: v}, prefix)
             else:
                 raise ConfigError(f"unknown config key {key!r}{suggest(key, f' in {where}')}")
     walk(d, "")

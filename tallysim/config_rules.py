@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from tallysim import model_groups, protocols, robust_checks
 from tallysim.config_reads import check_group_mode_reads, check_group_model_reads
-from tallysim.field_checks import live_choices, check_ranges, check_types, not_known
+from tallysim.field_checks import installed_choices, live_choices, check_ranges, check_types, not_known
 from tallysim.sizing import KNOWN_CLIENTS
 from tallysim.schema import FAULT_KINDS, PARAM_ATTACKS, Config, ConfigError, get_field
 
@@ -71,6 +71,7 @@ def _group_rules(cfg: Config) -> None:
         try:
             check_types(gcfg)
             for key, allowed in live_choices().items():
+                allowed = installed_choices(key, get_field(gcfg, key), allowed) if key == "model.name" else allowed
                 if key.startswith(("model.", "optim.")) and get_field(gcfg, key) not in allowed:
                     raise ConfigError(not_known(key, get_field(gcfg, key), allowed))
             check_ranges(gcfg)

@@ -36,6 +36,15 @@ def live_choices() -> dict:
 
 INT_RANGES, FLOAT_RANGES, CHOICES = _int_ranges(), _float_ranges(), live_choices()   # as at import (built-ins)
 
+
+def installed_choices(key: str, value, allowed) -> tuple:
+    """`allowed` for `key`, and the names of the installed package's plugin that provides `value` when
+    it is a protocol.name or model.name not known yet (protocols.installed loads it now)."""
+    from tallysim import protocols
+    if value not in allowed and key in ("protocol.name", "model.name") and protocols.installed(value, key):
+        return live_choices()[key]
+    return allowed
+
 ALPHA_KINDS = ("dirichlet", "quantity", "dirichlet_mix")   # the partitions that read partition.alpha
 
 def split_optional(t):

@@ -107,6 +107,8 @@ class Config:
         if name.startswith("__"):
             raise AttributeError(name)
         cls = _protocols.sections().get(name)
+        if cls is None and _protocols.installed(name):       # an installed package's plugin's section
+            cls = _protocols.sections().get(name)
         if cls is None:
             # a plugin that reads its own section but did not list it in TRAITS.sections lands here
             raise AttributeError(f"Config has no field or section {name!r}; a protocol's own section is one its "

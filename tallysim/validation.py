@@ -20,7 +20,7 @@ from tallysim import protocols, robust_checks, sizing, work_estimate
 from tallysim import config_reads
 from tallysim.config_reads import MESSAGE_FAULTS, check_read  # noqa: F401 - validation.X, as before
 from tallysim.config_rules import check_rules  # noqa: F401 - validation.X, as before
-from tallysim.field_checks import not_known
+from tallysim.field_checks import installed_choices, not_known
 from tallysim.field_checks import (ALPHA_KINDS, CHOICES, FLOAT_RANGES, INT_RANGES, MAX_NAME,  # noqa: F401
                                    TYPE_NAMES, live_choices, check_name, check_path, check_ranges, check_types,
                                    json_kind, show, split_optional, type_ok)
@@ -171,6 +171,7 @@ def validate(cfg: Config) -> Config:
     check_types(cfg)
     for key, allowed in live_choices().items():
         value = get_field(cfg, key)
+        allowed = installed_choices(key, value, allowed)    # an installed package's plugin: loaded when named
         if value not in allowed and key == "protocol.name" and protocols.unusable(value):
             raise ConfigError(f"protocol.name={show(value)} cannot be used: {protocols.unusable(value)}")
         if value not in allowed:

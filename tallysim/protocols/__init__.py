@@ -12,8 +12,11 @@ Where the module lives:
   importing it: config and validation stay free of JAX (tests/test_protocols.py checks that what is
   read equals what the module holds once imported);
 - anywhere else (a plugin): the module lists its protocols as `PROTOCOLS = {"name": "factory", ...}` and
-  is loaded by `--plugin module`, by `"plugins": ["module"]` in a config file (`load_plugin`), or by a
-  Python entry point in the group `tallysim.protocols` (`name = "module:factory"`), found on first use.
+  is loaded by `--plugin module`, by `"plugins": ["module"]` in a config file (`load_plugin`), by an
+  installed package's entry point in the group `tallysim.plugins` (`name = "module"`, loaded by `installed`
+  only when `name` is asked for, as a protocol, model or section, and recorded in config.json as
+  `--plugin` is), or by one in the older group `tallysim.protocols` (`name = "module:factory"`), found on
+  first use.
   A plugin is imported, so its TRAITS and section may be any Python; they are checked when it loads
   (tallysim/plugin_rules.py), and what its factory builds when the run is built (protocols/contract.py).
   An entry point that cannot be used is reported once on stderr and skipped: another package's broken
@@ -34,7 +37,7 @@ from typing import Optional
 
 from tallysim.fields import ConfigError, did_you_mean
 from tallysim.protocols.declaration import BASE_DEFAULTS, SECTION_NAMES, Declared, Traits, read_source  # noqa: F401
-from tallysim.protocols.plugin_import import RegistryGuard, import_plugin, one_line, warn
+from tallysim.protocols.plugin_import import RegistryGuard, import_plugin, load_installed, one_line, warn
 
 # Names a newcomer may type for a built-in (lower case, without "-" and "_"): the papers' names of the
 # method a protocol implements (docs/running-protocols.md), offered as "did you mean ...?" when refused.
@@ -262,6 +265,12 @@ def load_plugin(module: str) -> list[str]:
     return list(listed) + list(models or ())
 
 
+def installed(name, what: str = "") -> bool:
+    """Load the installed package's plugin that provides `name` (its `tallysim.plugins` entry point), if
+    any and not loaded yet: plugin_import.load_installed. `what` names the field asking (protocol.name)."""
+    return load_installed(name, what, sys.modules[__name__])
+
+
 def plugin_of(name: str) -> Optional[str]:
     """The plugin module that protocol `name` needs loaded by name (None: built in, or an entry point)."""
     return _LOADED.get(name)
@@ -305,6 +314,8 @@ def _target(name: str) -> tuple[str, str, bool]:
     if name in _EXTERNAL:
         module, fn = _EXTERNAL[name].split(":")
         return module, fn, False
+    if installed(name, "protocol.name"):    # an installed package's plugin, loaded now that it is named
+        return _target(name)
     raise ConfigError(f"protocol.name={name!r} is not known; allowed: {', '.join(names())}"
                       f"{did_you_mean(name, names(), ALIASES)}")
 

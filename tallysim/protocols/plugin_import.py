@@ -1,7 +1,8 @@
 """Importing a plugin's module so that whatever goes wrong is one line naming it: an exception (SystemExit
 too) raised on import, or a change to the built-in registry (tallysim.protocols.REGISTRY) made while the
 plugin's code ran, at import or in its factory. An installed package's broken plugin must not leave a
-traceback, nor another protocol running under a built-in's name.
+traceback, nor another protocol running under a built-in's name. And installed packages' plugins (the
+`tallysim.plugins` entry points), each imported only when one of its names is asked for.
 
 Imports nothing of tallysim but `fields`: it sits with the registry (tallysim/protocols/__init__.py),
 which hands itself in as `registry` (its module object) rather than being imported from here.
@@ -9,6 +10,7 @@ which hands itself in as `registry` (its module object) rather than being import
 from __future__ import annotations
 
 import importlib
+import re
 import sys
 
 from tallysim.fields import ConfigError
@@ -104,3 +106,74 @@ def _nearby(module: str, e: BaseException) -> str:
         return ""
     return (f"; {found[0]}/{module}.py is here: put its folder on the Python path, e.g. "
             f"PYTHONPATH={found[0]} tallysim ... --plugin {module}")
+
+
+# Installed packages' plugins: `[project.entry-points."tallysim.plugins"]` with `NAME = "module"`, NAME a
+# protocol.name, model.name or config section the module provides (one line for each). Read from the
+# packages' metadata only: a module is imported when one of its names is asked for (protocols.installed),
+# so an installed plugin that is broken (a missing dependency, a bad PROTOCOLS) stops no run that does not
+# name it, and the run that does is told which package's plugin failed and why.
+PLUGIN_GROUP = "tallysim.plugins"
+_INSTALLED: list = []          # [{name: (module, where)}] once read; a list so a test may empty it
+
+
+def installed_plugins() -> dict:
+    """{name: (module, where)} of the `tallysim.plugins` entry points, `where` naming the entry point and
+    its package for messages; {} where package metadata cannot be read (the built-ins still run)."""
+    if _INSTALLED:
+        return _INSTALLED[0]
+    from importlib.metadata import entry_points
+    found = {}
+    try:
+        eps = list(entry_points(group=PLUGIN_GROUP))
+    except Exception as e:     # noqa: BLE001 - unreadable metadata of some package: say it, load none
+        warn(f"the {PLUGIN_GROUP} entry points cannot be read ({one_line(e)}); none loaded")
+        eps = []
+    for ep in eps:
+        dist = getattr(getattr(ep, "dist", None), "name", None)
+        where = f"entry point {ep.name} = {ep.value!r} in [{PLUGIN_GROUP}]{f' of package {dist}' if dist else ''}"
+        found.setdefault(ep.name, (ep.value.strip(), where))   # the first package's, as importlib lists them
+    _INSTALLED.append(found)
+    return found
+
+
+_INSTALLED_FAILED: dict = {}     # entry-point name -> why its module could not be loaded (said again if asked)
+
+
+def load_installed(name, what: str, registry) -> bool:
+    """Load the installed package's plugin that provides `name` (a protocol.name, model.name or section: its
+    `tallysim.plugins` entry point's name), if there is one and it is not loaded yet; True when it was
+    loaded now. Loaded as `--plugin module` would be (registry.load_plugin), so config.json names the module
+    under "plugins" and `--resume` loads it again. Only a name that is asked for loads: another installed
+    plugin that is broken stops nothing; this one, broken, is one line naming its package, the entry point
+    and what failed. `registry` is tallysim.protocols (handed in: this module sits beneath it)."""
+    if not isinstance(name, str) or name in registry.REGISTRY or name in registry._EXTERNAL \
+            or name in registry._MODELS:
+        return False
+    found = installed_plugins().get(name)
+    if found is None:
+        return False
+    module, where = found
+    asked = f"{what}={name!r}" if what else repr(name)
+    if name in _INSTALLED_FAILED:
+        raise ConfigError(f"{asked} cannot be used: {_INSTALLED_FAILED[name]}")
+    try:
+        if not re.fullmatch(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*", module):
+            raise ConfigError(f"{module!r} is not a module name; allowed: NAME = \"module\" (a dotted "
+                              "importable module that lists NAME in its PROTOCOLS or MODELS)")
+        loaded = registry.load_plugin(module)
+        if name not in loaded and name not in _sections_of(registry, module):
+            raise ConfigError(f"plugin {module!r} provides {', '.join(loaded)}, not {name!r}; allowed: an entry "
+                              "point named after a protocol, model or config section its module lists")
+    except ConfigError as e:
+        _INSTALLED_FAILED[name] = f"its installed plugin cannot be loaded ({where}): {e}"
+        raise ConfigError(f"{asked} cannot be used: {_INSTALLED_FAILED[name]}") from None
+    return True
+
+
+def _sections_of(registry, module: str) -> tuple:
+    """The config sections a loaded plugin module declares (TRAITS.sections)."""
+    try:
+        return tuple(registry._declared(module, False).sections)
+    except ConfigError:
+        return ()

@@ -187,7 +187,8 @@ def make_model(cfg: ModelConfig, num_classes: int) -> nn.Module:
 
 def _plugin_model(cfg: ModelConfig, k: int) -> nn.Module:
     """A plugin's model (MODELS = {"name": "factory"}, docs/howto/own-model.md): `factory(num_classes)`, or
-    `factory(num_classes, dtype)` where it takes the compute dtype; whatever goes wrong is one line."""
+    `factory(num_classes, dtype)` where it takes the compute dtype (num_classes: the vocabulary on a text
+    dataset); whatever goes wrong is one line."""
     import importlib
     import inspect
     module, fn = model_target(cfg.name)
@@ -207,13 +208,15 @@ def _plugin_model(cfg: ModelConfig, k: int) -> nn.Module:
         raise ConfigError(f"{where}: {fn}({k}) raised {type(e).__name__}: {e}") from None
     if not isinstance(model, nn.Module):
         raise ConfigError(f"{where}: {fn}({k}) returned {type(model).__name__}; allowed: a flax.linen Module "
-                          "mapping float32 examples [B, ...] to logits [B, num_classes]")
+                          "mapping float32 examples [B, ...] to logits [B, num_classes] (text: token ids "
+                          "[B, pos] to logits [B, pos, num_classes])")
     return model
 
 
-def init_shapes(cfg: ModelConfig, model: nn.Module, dummy, num_classes: int):
+def init_shapes(cfg: ModelConfig, model: nn.Module, dummy, num_classes: int, task=None, data_name: str = ""):
     """The model's variables as shapes (`eval_shape` of its init), a plugin model checked on them
-    (check_plugin_model). A plugin model whose own code raises while it initialises was a traceback."""
+    (check_plugin_model) against `task` (sim/tasks.py; classification where not given) and the dataset
+    `data_name` it will see. A plugin model whose own code raises while it initialises was a traceback."""
     target = model_target(cfg.name)
     try:
         variables = jax.eval_shape(model.init, jax.random.PRNGKey(0), dummy)
@@ -222,16 +225,39 @@ def init_shapes(cfg: ModelConfig, model: nn.Module, dummy, num_classes: int):
             raise
         raise ConfigError(f"model.name={cfg.name} (plugin {':'.join(target)}) raised "
                           f"{type(e).__name__} initialising on examples of shape {list(dummy.shape[1:])}: "
-                          f"{str(e).splitlines()[0] if str(e) else ''}") from None
+                          f"{str(e).splitlines()[0] if str(e) else ''} "
+                          f"({_task_words(task, dummy.shape[1:], num_classes, data_name)})") from None
     if target is not None:
-        check_plugin_model(cfg, model, variables, dummy, num_classes)
+        check_plugin_model(cfg, model, variables, dummy, num_classes, task, data_name)
     return variables
 
 
-def check_plugin_model(cfg: ModelConfig, model: nn.Module, variables, dummy, num_classes: int) -> None:
+def _task_words(task, example_shape, num_classes: int, data_name: str) -> str:
+    """What the dataset's task hands a model and wants back, in the words of a refusal: an image model
+    named on a text dataset (or a sequence model on images) fails on exactly this."""
+    data = f"data.name={data_name}" if data_name else "the dataset"
+    if getattr(task, "name", "classification") == "next_token":
+        pos = int(example_shape[0])
+        return (f"{data} is next-token prediction: token ids [B, {pos}] in (float32 holding integers: cast "
+                f"them, x.astype(jnp.int32)), logits [B, {pos}, {num_classes}] out, a distribution over its "
+                f"{num_classes} tokens at every position")
+    return f"{data} is classification: examples {list(example_shape)} in, logits [B, {num_classes}] out"
+
+
+def expected_logits(task, example_shape, batch: int, num_classes: int) -> tuple:
+    """The logits' shape a model must return for `batch` examples of the task: [B, C], or [B, pos, C] for
+    next-token prediction (every position votes: sim/tasks.py)."""
+    if getattr(task, "name", "classification") == "next_token":
+        return (batch, int(example_shape[0]), num_classes)
+    return (batch, num_classes)
+
+
+def check_plugin_model(cfg: ModelConfig, model: nn.Module, variables, dummy, num_classes: int, task=None,
+                       data_name: str = "") -> None:
     """What tallysim needs of a plugin model, checked on shapes before anything compiles: its whole state
     is its parameters (peers are `vmap(model.init)` and averaged; BatchNorm's batch_stats would be lost),
-    and it maps [B, ...] examples to [B, C] logits (init_shapes calls it for a plugin's model only)."""
+    and it maps [B, ...] examples to [B, C] logits, or token ids [B, pos] to [B, pos, C] on a text
+    dataset (init_shapes calls it for a plugin's model only)."""
     where = f"model.name={cfg.name}"
     extra = sorted(set(variables) - {"params"})
     if extra:
@@ -250,10 +276,14 @@ def check_plugin_model(cfg: ModelConfig, model: nn.Module, variables, dummy, num
         out = jax.eval_shape(model.apply, variables, dummy)
     except Exception as e:    # noqa: BLE001 - the user's code
         raise ConfigError(f"{where} cannot be applied to examples of shape {list(dummy.shape[1:])}: "
-                          f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
-    if getattr(out, "shape", None) != (dummy.shape[0], num_classes):
+                          f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} "
+                          f"({_task_words(task, dummy.shape[1:], num_classes, data_name)})") from None
+    want = expected_logits(task, dummy.shape[1:], dummy.shape[0], num_classes)
+    if getattr(out, "shape", None) != want:
+        shape = "[B, " + ", ".join(map(str, want[1:])) + "]"
         raise ConfigError(f"{where} returns {getattr(out, 'shape', type(out).__name__)} for {dummy.shape[0]} "
-                          f"example(s); allowed: logits of shape [B, {num_classes}] (the dataset's classes)")
+                          f"example(s); allowed: logits of shape {shape} "
+                          f"({_task_words(task, dummy.shape[1:], num_classes, data_name)})")
 
 
 def param_count(params) -> int:

@@ -64,7 +64,7 @@ class Classification(NamedTuple):
 
     def models(self):
         from tallysim.config import plugin_models
-        return IMAGE_MODELS + plugin_models()    # a plugin's model classifies examples
+        return IMAGE_MODELS + plugin_models()    # a plugin's model: its [B, C] logits checked on shapes
 
 
 class NextToken(NamedTuple):
@@ -97,7 +97,8 @@ class NextToken(NamedTuple):
         return (x_Mxpos != PAD).reshape(-1).astype(jnp.float32)
 
     def models(self):
-        return TEXT_MODELS
+        from tallysim.config import plugin_models
+        return TEXT_MODELS + plugin_models()     # a plugin's model: its [B, pos, C] logits checked on shapes
 
 
 CLASSIFICATION = Classification()
