@@ -169,3 +169,27 @@ def test_an_interrupted_command_line_ends_without_the_interpreters_teardown(tmp_
     assert ended.value.args == (143,)
     assert "stopped by SIGTERM" in capsys.readouterr().err
 
+
+# ----------------------------------------------------------------------------- 3: a plugin loads whole or not at all
+
+@pytest.mark.parametrize("second_protocol, models, clash", [
+    ("lc15_two", "{'lenet': 'f'}", "model.name='lenet' is already taken"),       # a model name a built-in's
+    ("fedavg", "{'lc15_net': 'f'}", "protocol.name='fedavg' is already taken"),  # the second protocol's name
+])
+def test_a_plugin_refused_at_load_registers_nothing(second_protocol, models, clash, tmp_path, monkeypatch,
+                                                     registry_restored):
+    """load_plugin registered a module's protocols, then found its model name (or a later protocol name)
+    taken: the load failed, yet the first protocols stayed registered in the process."""
+    from tallysim import protocols
+    from tallysim.config import ConfigError
+    module = f"lc15_plugin_{second_protocol}"       # one module per case: an import is cached
+    (tmp_path / f"{module}.py").write_text(
+        f"PROTOCOLS = {{'lc15_one': 'make', {second_protocol!r}: 'make'}}\nMODELS = {models}\n\n"
+        "def make(ctx):\n    pass\n\n\ndef f(k):\n    return None\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ConfigError, match=clash):
+        protocols.load_plugin(module)
+    assert "lc15_one" not in protocols.names() and "lc15_two" not in protocols.names()
+    assert protocols.plugin_of("lc15_one") is None and "lc15_net" not in protocols.plugin_models()
+    assert protocols.factory("fedavg").__module__ == "tallysim.protocols.fedavg"
+
