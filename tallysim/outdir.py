@@ -385,27 +385,7 @@ def exclusive(out):
             run_lock.release(key)
 
 
-@contextlib.contextmanager
+
 def sweep_lock(out):
-    """One sweep (or figure group) writes sweep directory `out` at a time: its index (sweep.json) is
-    rewritten whole after every run, so a second sweep into the same directory, of the same grid or
-    another, made the index describe only the later grid while both grids' runs lay beside it (and two
-    copies of one grid each recorded the other's runs as failed). The second is refused at once, in one
-    line (run_lock.sweep_busy: wait, rerun the command after, or another --out), before it writes
-    anything; a rerun after the first has ended keeps the sequential rule (sweeps.md: the index is the
-    latest grid). Creates `out`; its `.tallysim-lock` is the same flock as a run directory's (clean.py
-    holds it while it removes the sweep), released on exit or when the process dies. Reentrant in one
-    thread (a figure takes all its groups' locks before its first sweep)."""
-    d = destination(out)
-    key = os.path.abspath(d)
-    mine = run_lock.want(key, run_lock.sweep_busy)
-    try:
-        try:
-            d.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise ConfigError(f"--out {out} cannot be created: {e.strerror or e}") from None
-        run_lock.lock(d, refuse_unwritable, run_lock.sweep_busy)
-        yield d
-    finally:
-        if mine:
-            run_lock.release(key)
+    """run_lock.sweep_lock of the directory `out` really names: one sweep (or figure) writes it at a time."""
+    return run_lock.sweep_lock(destination(out), refuse_unwritable)

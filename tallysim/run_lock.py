@@ -2,10 +2,12 @@
 run, --resume, --overwrite or a sweep writes DIR, and the same rule between the threads of one process,
 which flock alone does not keep apart (two `tallysim.run` calls from a notebook's threads both "held" the
 lock, and the second replaced the first's files while it ran). outdir.exclusive and outdir.claim use
-these; the directory checks are outdir's, so this module imports nothing of tallysim but `config`.
+these; `sweep_lock` is the same lock on a sweep's directory (one sweep or figure writes it at a time).
+The directory checks are outdir's, so this module imports nothing of tallysim but `config`.
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import os
@@ -114,3 +116,28 @@ def lock(p: Path, unwritable: Callable, refusal: Callable = busy) -> None:
         os.close(fd)
         raise refusal(p) from None
     _HELD[key] = (fd, threading.get_ident())
+
+
+@contextlib.contextmanager
+def sweep_lock(d: Path, unwritable: Callable):
+    """One sweep (or figure group) writes sweep directory d at a time: its index (sweep.json) is rewritten
+    whole after every run, so a second sweep into it at once, of the same grid or another, left the index
+    describing only the later grid while both grids' runs lay beside it (and two copies of one grid each
+    recorded the other's runs failed). The second is refused at once in one line (sweep_busy: wait, run
+    it again after, or another --out) before it writes anything; a sweep run after the first has ended
+    keeps the sequential rule (docs/sweeps.md: the index is the latest grid). Creates d; its LOCK is the
+    same flock as a run directory's (clean.py holds it while it removes the sweep), dropped on exit or
+    when the process dies. Reentrant in one thread: a figure takes all its groups' before the first runs.
+    outdir.sweep_lock gives d as the real destination."""
+    key = os.path.abspath(d)
+    mine = want(key, sweep_busy)
+    try:
+        try:
+            d.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ConfigError(f"--out {d} cannot be created: {e.strerror or e}") from None
+        lock(d, unwritable, sweep_busy)
+        yield d
+    finally:
+        if mine:
+            release(key)
