@@ -193,3 +193,25 @@ def test_a_plugin_refused_at_load_registers_nothing(second_protocol, models, cla
     assert protocols.plugin_of("lc15_one") is None and "lc15_net" not in protocols.plugin_models()
     assert protocols.factory("fedavg").__module__ == "tallysim.protocols.fedavg"
 
+
+# ----------------------------------------------------------------------------- 4: a plugin model's memory
+
+def test_the_memory_estimate_counts_a_plugin_models_parameters_exactly(monkeypatch, registry_restored):
+    """100,000 + 128 C parameters was the estimate of every plugin model (tinyconv: 101,280 for its 23,626
+    on 28x28x1 examples of 10 classes): now its own count, from eval_shape of its init, as the run has it."""
+    import jax.numpy as jnp
+
+    from tallysim import protocols, sizing, validation
+    from tallysim.sim.models import init_shapes, make_model, param_count
+    monkeypatch.syspath_prepend(str(ROOT / "examples"))
+    protocols.load_plugin("tinyconv")
+    cfg = config.apply_overrides(config.Config(), [*SMALL[:-1], "model.name=tinyconv", "data.input_shape=28x28x1",
+                                                   "data.num_classes=10", "peers=5", "protocol.name=fedavg",
+                                                   "fedavg.aggregate=median"])
+    exact = param_count(init_shapes(cfg.model, make_model(cfg.model, 10), jnp.zeros((1, 28, 28, 1)), 10)["params"])
+    assert exact == 160 + 4_640 + 3_136 + 15_690          # the convolutions, LayerNorm, Dense (own-model.md)
+    assert sizing.models_bytes(cfg) == (4 * 3 * exact * 5, 4 * 3 * exact * (5 + 1))
+    parts = {what: b for what, b, _ in sizing.estimate_bytes(cfg)}
+    assert parts["the robust parameter aggregation"] == 4 * 2 * exact * 5
+    with pytest.raises(config.ConfigError, match=sizing.fmt(sum(parts.values()))):
+        validation.check_memory(cfg, limit=1)              # the memory guard's refusal: the same total
