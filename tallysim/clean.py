@@ -4,7 +4,8 @@
 own) deleted whatever it named, as `make figures-smoke` ran `rm -rf $(OUT)/smoke`. Now both run
 `python -m tallysim.clean DIR`, which removes DIR only when every entry in
 it is tallysim's: run directories (`outdir.is_run_dir`: the `.tallysim-run` marker and only a run's
-files), sweep indexes (`sweep.json`, `atomic.is_sweep_index`, with their temporary files), and
+files), sweep indexes (`sweep.json`, `atomic.is_sweep_index`, with their temporary files, and the sweep's
+`.tallysim-lock`), and
 directories holding nothing else (a sweep's, a figure's `OUT/<figure>/<group>/`, `OUT/demo/`). Anything
 else is refused in one line naming the path and what is allowed, and nothing is removed: the file-system
 root, a home directory, the working directory (the repository, for make) or one above it, a symbolic
@@ -66,6 +67,11 @@ def _foreign(d: Path, found: list, ours: dict, rel: str = "") -> list[str]:
             found.append(e)
             ours[r] = _ident(e.lstat())
         elif atomic.is_temp_of(e.name, {atomic.SWEEP_INDEX}) and e.is_file():
+            ours[r] = _ident(e.lstat())
+        elif e.name == outdir.LOCK and e.is_file():     # a sweep directory's lock (outdir.sweep_lock)
+            if run_lock.being_written(d):
+                raise Refused(f"refusing to remove {d}: a tallysim sweep (or figure) is writing it right now; "
+                              "wait for it to finish or stop it, then clean")
             ours[r] = _ident(e.lstat())
         else:
             out.append(str(e))

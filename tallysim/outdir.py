@@ -21,7 +21,7 @@ from tallysim import atomic
 from tallysim.config import ConfigError
 from tallysim.results.metrics import CONFIG, DONE, ERROR, METRICS, PARTITION, PARTITION_CLIENTS
 from tallysim import run_lock
-from tallysim.run_lock import LOCK, Busy, being_written  # noqa: F401 (outdir.Busy etc., as before)
+from tallysim.run_lock import LOCK, Busy, SweepBusy, being_written  # noqa: F401 (outdir.Busy etc., as before)
 from tallysim.validation import MAX_NAME      # one limit for every name that becomes a path component
 
 MARKER = atomic.RUN_MARKER      # ".tallysim-run": defined below this module, which refuses outputs inside runs
@@ -383,3 +383,9 @@ def exclusive(out):
     finally:
         if mine:
             run_lock.release(key)
+
+
+
+def sweep_lock(out):
+    """run_lock.sweep_lock of the directory `out` really names: one sweep (or figure) writes it at a time."""
+    return run_lock.sweep_lock(destination(out), refuse_unwritable)

@@ -1,7 +1,8 @@
 """Memory sizing, the one estimator: of a whole run from its config (`estimate_bytes`, which validation
 uses to refuse impossible sizes), of one seed's lane once its shapes are known (`per_seed_bytes`, which
 sets the seeds per compiled batch), of the probe exchange and of evaluation. Pure Python, no jax, so
-that `validation` can refuse impossible sizes before jax is even imported.
+that `validation` can refuse impossible sizes before jax is even imported; only a plugin's model is
+traced (plugin_params.py), with the JAX its own module has imported.
 
 Shape letters: A active (voting) peers, M probes, C classes, c peers per chunk, P peers, B eval batch
 (glossary: tallysim/sim/__init__.py).
@@ -11,6 +12,7 @@ from __future__ import annotations
 import math
 
 from tallysim import protocols
+from tallysim.plugin_params import plugin_model_params
 
 # Sizes past which a run hangs on the host or cannot finish, whatever the memory: field -> (largest
 # allowed, why). schema.py declares these as the fields' upper bounds; validation's message gives the why.
@@ -134,7 +136,7 @@ def estimate_bytes(cfg) -> list[tuple[str, int, str]]:
     traits = protocols.traits(cfg.protocol.name)
     act = max(dim, w if cfg.model.name == "mlp" else 0)              # floats per example per layer, roughly
     probe_rows = (cfg.distill.batch_size or cfg.batch_size) if traits.distill else 0
-    params = model_params(cfg.model.name, w, dim, classes, channels)
+    params = model_params(cfg.model.name, w, dim, classes, channels, example_shape(cfg))
     stacked, cohort_models = models_bytes(cfg)
     active = active_peers(cfg)
     kept = protocols.client_state(cfg)          # "" : the clients keep nothing between rounds
@@ -197,13 +199,25 @@ def trained_at_once(cfg) -> int:
     return -(-active // min(cfg.ragged_groups, active)) if cfg.ragged_groups else 1
 
 
-def model_params(name: str, width: int, dim: int, classes: int, channels: int) -> int:
-    """A model's parameters, roughly (the estimate's unit: 3 float32 copies each, params and moments)."""
+def model_params(name: str, width: int, dim: int, classes: int, channels: int, shape: tuple = ()) -> int:
+    """A model's parameters, roughly (the estimate's unit: 3 float32 copies each, params and moments); a
+    plugin's model exactly, on examples of `shape` (plugin_model_params)."""
     if name == "mlp":
         return dim * width + width * width + width * classes
     if name == "cnn":
         return 64 * (dim // (16 * channels)) * 512 + 512 * classes
-    return 100_000 + 128 * classes
+    exact = plugin_model_params(name, shape or (dim,), classes) if protocols.model_target(name) else None
+    return 100_000 + 128 * classes if exact is None else exact
+
+
+def example_shape(cfg) -> tuple:
+    """One example's shape as the model sees it, without loading the data: synthetic's input_shape, else a
+    square image of data_shape's floats and channels ([h, w] images get a channel axis: [28, 28, 1])."""
+    if cfg.data.name == "synthetic":
+        return tuple(cfg.data.input_shape)
+    dim, _, channels = data_shape(cfg)
+    side = math.isqrt(dim // channels)
+    return (side, side, channels) if side * side * channels == dim else (dim,)
 
 
 HINT_BYTES = 2**30      # stacked client models past this, for a protocol that could hold the cohort alone
@@ -269,7 +283,7 @@ def positions(cfg) -> int:
 def models_bytes(cfg) -> tuple[int, int]:
     """(every client's model stacked, the server's and the cohort's models): params and two moments'
     worth of float32 each (the estimate's unit)."""
-    params = model_params(cfg.model.name, cfg.model.width, *data_shape(cfg))
+    params = model_params(cfg.model.name, cfg.model.width, *data_shape(cfg), example_shape(cfg))
     return 4 * 3 * params * cfg.peers, 4 * 3 * params * (active_peers(cfg) + 1)
 
 

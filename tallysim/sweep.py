@@ -122,8 +122,6 @@ def run_sweep(base_cfg: Config, runs: list[tuple[str, list[str]]], out_dir, prog
     weights, temperatures, partition, seed, rounds) run as one compiled program each group, with the
     same files and metrics as one at a time; `grouped=False` runs them one after another.
     """
-    from tallysim import run as runmod
-
     cfgs = configs(base_cfg, runs)
     warn_before(runs, cfgs)                  # the API's sweep too, not only `tallysim sweep`
     check_devices(runs, cfgs)                # before any run directory is created
@@ -131,7 +129,14 @@ def run_sweep(base_cfg: Config, runs: list[tuple[str, list[str]]], out_dir, prog
     # Nothing is created or replaced until every run directory is known to be ours (or absent).
     outdir.check_sweep_dir(out_dir, {name: out_dir / outdir.check_name(name, "sweep run")
                                      for name, _ in runs}, DONE, INDEX)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    with outdir.sweep_lock(out_dir):         # a second sweep into out_dir at once: refused before its index
+        return _run_locked(runs, cfgs, out_dir, progress, log, meta, grouped, runs_bar)
+
+
+def _run_locked(runs, cfgs, out_dir: Path, progress: bool, log, meta, grouped: bool,
+                runs_bar) -> list[dict]:
+    """run_sweep's runs, with out_dir's sweep lock held."""
+    from tallysim import run as runmod
     records = [{"name": name, "overrides": list(ov), "dir": str(out_dir / name), "status": "pending"}
                for name, ov in runs]
     _write_index(out_dir, records, meta)

@@ -28,6 +28,7 @@ skipped, so an interrupted figure resumes), figures to OUT/<name>.png, .pdf and 
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from pathlib import Path
@@ -266,6 +267,15 @@ def make_figure(name_or_path: str, smoke: bool = False, results: str = "results"
     else:
         data, errors = {}, []
         # one bar over every group's runs (the per-round bar sits under it)
+        # every group's sweep lock before the first group runs: a second figure (or a sweep) writing one of
+        # these directories refuses this one now, not after its first groups have run
+        locks = contextlib.ExitStack()
+        try:
+            for gname in plans:
+                locks.enter_context(outdir.sweep_lock(Path(results) / tag / gname))
+        except BaseException:
+            locks.close()           # the groups locked before the refused one
+            raise
         bar = progress_bars.runs_bar(sum(len(runs) for _, runs in plans.values()), progress, f"{tag} runs")
         try:
             recs_by_group = {}
@@ -276,6 +286,7 @@ def make_figure(name_or_path: str, smoke: bool = False, results: str = "results"
         finally:
             if bar:
                 bar.close()
+            locks.close()
         left_out = []
         for gname, (cfg, runs) in plans.items():
             recs = recs_by_group[gname]

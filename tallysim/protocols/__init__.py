@@ -153,14 +153,19 @@ def _listed(mod, module: str, attr: str, what: str) -> Optional[dict]:
     return listed
 
 
-def _add_models(module: str, listed: dict) -> None:
-    for name, fn in listed.items():        # every name before any is registered
+def _check_models(module: str, listed: dict) -> None:
+    """Every model name of a plugin checked (plain, not taken) before any is registered (_add_models)."""
+    for name, fn in listed.items():
         _check_name(name, f"plugin {module!r}", "model")
         target = f"{module}:{fn}"
         taken = "tallysim (a built-in model)" if name in _BUILTIN_MODELS else _MODELS.get(name)
         if taken and taken != target:
             raise ConfigError(f"plugin {module!r}: model.name={name!r} is already taken (by {taken}); allowed: "
                               f"a name that is not one of {', '.join((*_BUILTIN_MODELS, *_MODELS))}")
+
+
+def _add_models(module: str, listed: dict) -> None:
+    """Register a plugin's models, checked by _check_models."""
     for name, fn in listed.items():
         if name not in _MODELS:
             _MODELS[name] = f"{module}:{fn}"
@@ -225,13 +230,19 @@ def _check_name(name: str, where: str, what: str = "protocol") -> None:
                           "digits, '_' and '-'")
 
 
-def _add(name: str, target: str, where: str) -> None:
+def _check_free(name: str, target: str, where: str) -> Optional[str]:
+    """Protocol `name` may be registered as `target`: plain, and not another's. Returns who has it already
+    (None: nobody; `target` itself: a plugin loaded again)."""
     _check_name(name, where)
     known = REGISTRY.get(name) and f"tallysim.protocols.{REGISTRY[name]}" or _EXTERNAL.get(name)
     if known and known != target:
         raise ConfigError(f"{where}: protocol.name={name!r} is already taken (by {known}); allowed: a name "
                           f"that is not one of {', '.join(names())}")
-    if not known:
+    return known
+
+
+def _add(name: str, target: str, where: str) -> None:
+    if not _check_free(name, target, where):
         _EXTERNAL[name] = target
         _generation[0] += 1
 
@@ -248,15 +259,22 @@ def load_plugin(module: str) -> list[str]:
     models = _listed(mod, module, "MODELS", "model factory")
     listed = _listed(mod, module, "PROTOCOLS", "factory")
     if models is not None and listed is None:     # a module of models only (docs/howto/own-model.md)
+        _check_models(module, models)
         _add_models(module, models)
         return list(models)
     if listed is None:
         raise ConfigError(f"plugin {module!r} defines no PROTOCOLS; allowed: a module-level dict PROTOCOLS = "
                           "{\"name\": \"factory function in this module\"}, or for models MODELS = {\"name\": "
                           "\"model factory function\"} (docs/howto/own-model.md)")
-    for name in listed:                    # every name before any is registered
-        _check_name(name, f"plugin {module!r}")
+    # All or nothing: every protocol name, the module's TRAITS and sections, and every model name checked
+    # before anything is registered. A model name that clashed left the module's protocols registered in
+    # the process (in a notebook: usable, yet "the plugin failed to load"), and so did a protocol name
+    # that clashed after the first.
+    for name, fn in listed.items():
+        _check_free(name, f"{module}:{fn}", f"plugin {module!r}")
     _declared(module, False)               # its TRAITS and sections, checked now: one line at load
+    if models is not None:
+        _check_models(module, models)
     for name, fn in listed.items():
         _add(name, f"{module}:{fn}", f"plugin {module!r}")
         _LOADED[name] = module
