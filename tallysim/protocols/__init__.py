@@ -37,7 +37,8 @@ from typing import Optional
 
 from tallysim.fields import ConfigError, did_you_mean
 from tallysim.protocols.declaration import BASE_DEFAULTS, SECTION_NAMES, Declared, Traits, read_source  # noqa: F401
-from tallysim.protocols.plugin_import import RegistryGuard, import_plugin, load_installed, one_line, warn
+from tallysim.protocols.plugin_import import (RegistryGuard, import_plugin, load_installed, one_line, plugin_table,
+                                              warn)
 
 # Names a newcomer may type for a built-in (lower case, without "-" and "_"): the papers' names of the
 # method a protocol implements (docs/running-protocols.md), offered as "did you mean ...?" when refused.
@@ -130,27 +131,6 @@ def model_target(name: str) -> Optional[tuple]:
 def model_plugin_of(name: str) -> Optional[str]:
     """The plugin module that model `name` needs loaded (None: built in)."""
     return _MODEL_PLUGIN.get(name)
-
-
-def _listed(mod, module: str, attr: str, what: str) -> Optional[dict]:
-    """A plugin's PROTOCOLS or MODELS table ({name: factory function's name}), None when the module has none.
-    One line for each way it is wrong (it said "defines no PROTOCOLS" of an empty dict, a list, and a
-    factory name with no function behind it)."""
-    listed = getattr(mod, attr, None)
-    if listed is None:
-        return None
-    allowed = f"allowed: a non-empty dict {attr} = {{\"name\": \"{what} function in this module\"}}"
-    if not isinstance(listed, dict) or not listed:
-        raise ConfigError(f"plugin {module!r}: {attr} is {'an empty dict' if listed == {} else type(listed).__name__}; "
-                          f"{allowed}")
-    for k, v in listed.items():
-        if not (isinstance(k, str) and k and isinstance(v, str)):
-            raise ConfigError(f"plugin {module!r}: {attr} entry {k!r}: {v!r} is not a name and a factory's name "
-                              f"(two strings); {allowed}")
-        if not callable(getattr(mod, v, None)):
-            raise ConfigError(f"plugin {module!r}: {attr} gives {k!r} the factory {v!r}, but the module has no "
-                              f"function {v}; allowed: the name of a function defined in {module}")
-    return listed
 
 
 def _check_models(module: str, listed: dict) -> None:
@@ -256,8 +236,8 @@ def load_plugin(module: str) -> list[str]:
     if not _ready[0]:
         importlib.import_module("tallysim.config")   # the built-in sections a plugin's may not shadow
     mod = _import(module, f"plugin {module!r}")
-    models = _listed(mod, module, "MODELS", "model factory")
-    listed = _listed(mod, module, "PROTOCOLS", "factory")
+    models = plugin_table(mod, module, "MODELS", "model factory")
+    listed = plugin_table(mod, module, "PROTOCOLS", "factory")
     if models is not None and listed is None:     # a module of models only (docs/howto/own-model.md)
         _check_models(module, models)
         _add_models(module, models)

@@ -1,8 +1,9 @@
 """Importing a plugin's module so that whatever goes wrong is one line naming it: an exception (SystemExit
 too) raised on import, or a change to the built-in registry (tallysim.protocols.REGISTRY) made while the
 plugin's code ran, at import or in its factory. An installed package's broken plugin must not leave a
-traceback, nor another protocol running under a built-in's name. And installed packages' plugins (the
-`tallysim.plugins` entry points), each imported only when one of its names is asked for.
+traceback, nor another protocol running under a built-in's name. Its PROTOCOLS and MODELS tables, checked
+(plugin_table). And installed packages' plugins (the `tallysim.plugins` entry points), each imported only
+when one of its names is asked for.
 
 Imports nothing of tallysim but `fields`: it sits with the registry (tallysim/protocols/__init__.py),
 which hands itself in as `registry` (its module object) rather than being imported from here.
@@ -106,6 +107,27 @@ def _nearby(module: str, e: BaseException) -> str:
         return ""
     return (f"; {found[0]}/{module}.py is here: put its folder on the Python path, e.g. "
             f"PYTHONPATH={found[0]} tallysim ... --plugin {module}")
+
+
+def plugin_table(mod, module: str, attr: str, what: str):
+    """A plugin's PROTOCOLS or MODELS table ({name: factory function's name}), None when the module has none.
+    One line for each way it is wrong (it said "defines no PROTOCOLS" of an empty dict, a list, and a
+    factory name with no function behind it)."""
+    listed = getattr(mod, attr, None)
+    if listed is None:
+        return None
+    allowed = f"allowed: a non-empty dict {attr} = {{\"name\": \"{what} function in this module\"}}"
+    if not isinstance(listed, dict) or not listed:
+        raise ConfigError(f"plugin {module!r}: {attr} is {'an empty dict' if listed == {} else type(listed).__name__}; "
+                          f"{allowed}")
+    for k, v in listed.items():
+        if not (isinstance(k, str) and k and isinstance(v, str)):
+            raise ConfigError(f"plugin {module!r}: {attr} entry {k!r}: {v!r} is not a name and a factory's name "
+                              f"(two strings); {allowed}")
+        if not callable(getattr(mod, v, None)):
+            raise ConfigError(f"plugin {module!r}: {attr} gives {k!r} the factory {v!r}, but the module has no "
+                              f"function {v}; allowed: the name of a function defined in {module}")
+    return listed
 
 
 # Installed packages' plugins: `[project.entry-points."tallysim.plugins"]` with `NAME = "module"`, NAME a
