@@ -72,7 +72,8 @@ def tiny(*items: str) -> config.Config:
 # TINY without the warm-up epoch before the first exchange (the distillation protocols' default is
 # warmup_epochs = local_epochs = 1): for a test file whose checks are not about training (what a run
 # shows, writes or refuses), one traced training program fewer per distillation run, every shape
-# the same. Measured on tests/test_progress.py: 28.6 -> 22.5 s of CPU (cold compile cache, 2-core CPU).
+# the same. Measured on tests/test_progress.py (2-core CPU shared, load 4-5, 2026-12-06): 22.0 -> 18.0 s of
+# CPU with a cold compile cache, 16.6 -> 13.7 with a warm one (the tracing the persistent cache cannot skip).
 # FedAvg, local and the other protocols without a warm-up read 0 as their own value (no refusal).
 # Warm-up itself stays checked by the files on TINY and by tests/trust_cases.py's runs.
 TINY_NO_WARMUP = TINY + ["warmup_epochs=0"]
