@@ -61,10 +61,15 @@ def _compare(grouped, alone, what):
                 assert rg["per_seed"][k] == ra["per_seed"][k]
 
 
-# make test runs the tally case (every traced, host-side and schedule kind at once); the other
-# protocols' cases run in make test-all. The bridge's per-lane k and period, grouped against alone, are
-# in make test through tests/test_lane_reads.py (every protocol's lane fields), so its case here is slow.
-FAST = ("tally",)
+# Every case runs in make test-all only. The tally case (every traced, host-side and schedule kind at
+# once) is covered fast by tests/test_trust_groups.py::test_a_group_of_two_equals_the_two_single_runs
+# [tally-dropout]: tally's group of two against the two single runs, varying a superset of this case's
+# fields (every per-lane field tally reads, the host-side and schedule ones, faults.fraction; checked
+# 2026-12-06), about 17 s of make test's CPU each; a group of three lanes (1 + 2 seeds) stays fast in
+# test_faulty_fractions_share_one_program_and_match_each_alone below, the build's traced values in
+# tests/test_lane_hparams.py. The bridge's per-lane k and period, grouped against alone, are in make test
+# through tests/test_lane_reads.py (every protocol's lane fields), so its case here is slow too.
+FAST = ()
 
 
 @pytest.mark.parametrize("case", [c if c in FAST else pytest.param(c, marks=pytest.mark.slow) for c in CASES])

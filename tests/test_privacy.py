@@ -145,7 +145,9 @@ def test_epsilon_per_round_is_dp_accountings_and_a_sweep_groups_the_noise(tmp_pa
     # tiny(): 4 peers, all active, 64 probes: one round is a Gaussian of z = sigma / sqrt(2 * 64)
     logs = []
     runs = [(f"s{s}", [f"privacy.noise={s}"]) for s in (2.0, 8.0)]
-    recs = sweep.run_sweep(tiny("protocol.name=tally"), runs, tmp_path / "sw", progress=False, log=logs.append)
+    # no warm-up epoch: epsilon counts the exchanges only (the warm-up sends nothing); one traced training
+    # program fewer
+    recs = sweep.run_sweep(tiny("protocol.name=tally", "warmup_epochs=0"), runs, tmp_path / "sw", progress=False, log=logs.append)
     assert [r["status"] for r in recs] == ["done", "done"]
     assert any("2 runs as one program" in m for m in logs), logs
     for name, sigma in (("s2.0", 2.0), ("s8.0", 8.0)):
@@ -157,7 +159,7 @@ def test_epsilon_per_round_is_dp_accountings_and_a_sweep_groups_the_noise(tmp_pa
 
 def test_confident_gnmax_abstains_and_soft_labels_are_clipped(tmp_path):
     last = run_mod.run(tiny("protocol.name=tally", "privacy.noise=1", "privacy.threshold=1000",
-                            "privacy.threshold_noise=1", "rounds=1"), None, progress=False)
+                            "privacy.threshold_noise=1", "rounds=1", "warmup_epochs=0"), None, progress=False)
     assert last["kept"] == 0.0            # no probe's top count (at most 4 votes) reaches T = 1000
     # clipping: the sent sum is the sum of each peer's message scaled to norm <= clip
     logits = jax.random.normal(jax.random.key(0), (3, 5, 4)) * 3

@@ -8,7 +8,8 @@ import pytest
 
 from tallysim import checkpoint, cli, run
 from tallysim.progress import headline, short_labels
-from conftest import TINY, fail_doomed_figure, tiny
+# what these tests read is the progress shown, not the training: TINY without the warm-up epoch
+from conftest import TINY_NO_WARMUP as TINY, fail_doomed_figure, tiny_no_warmup as tiny
 
 
 @pytest.fixture(autouse=True)
@@ -99,7 +100,6 @@ def test_resume_says_from_which_round_and_what_its_time_counts(tmp_path, capsys,
 
 def test_run_warns_of_events_that_can_never_happen(tmp_path, capsys):
     from tallysim import cli
-    from conftest import TINY
     code = cli.main(["run", *TINY, "protocol.name=bridge", "rounds=2", "bridge.period=5", "eval_every=3",
                      "--out", str(tmp_path / "b"), "--quiet"])
     err = capsys.readouterr().err
@@ -107,7 +107,6 @@ def test_run_warns_of_events_that_can_never_happen(tmp_path, capsys):
     assert "tallysim: warning: bridge.period=5 > rounds=2: no merge happens" in err
     assert "tallysim: warning: eval_every=3 > rounds=2: only the last round is evaluated" in err
     from tallysim import validation
-    from conftest import tiny
     assert validation.warnings(tiny("protocol.name=bridge", "rounds=2", "bridge.period=2")) == []
     assert "never reaches" in validation.warnings(tiny("protocol.name=tally", "distill.ramp_rounds=4"))[0]
     assert "no faulty peer" in validation.warnings(tiny("faults.kind=label_flip", "faults.fraction=0.1"))[0]
@@ -115,7 +114,6 @@ def test_run_warns_of_events_that_can_never_happen(tmp_path, capsys):
 
 def test_too_many_probes_for_a_shrunk_dataset_says_the_rule(tmp_path, capsys):
     from tallysim import cli
-    from conftest import TINY
     code = cli.main(["run", *TINY, "probe.pool_size=null", "probe.per_round=1000", "data.train_size=1600",
                      "--out", str(tmp_path / "p"), "--quiet"])
     err = capsys.readouterr().err

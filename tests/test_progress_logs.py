@@ -13,7 +13,8 @@ import pytest
 
 from tallysim import cli, progress_lines
 from tallysim import progress, progress_base
-from conftest import TINY, fail_doomed_figure, one_line, tiny
+# what these tests read is what a run prints and writes, not the training: TINY without the warm-up epoch
+from conftest import TINY_NO_WARMUP as TINY, fail_doomed_figure, one_line, tiny_no_warmup as tiny
 
 
 @pytest.fixture(autouse=True)

@@ -12,13 +12,16 @@ from tallysim import run
 from tallysim.sim import comm
 
 M = 64          # conftest.TINY's probe.per_round
+# No warm-up epoch where a check does not read how well the peers trained (one traced training program
+# fewer per run); the min_agreement test below keeps it (its unanimous probes need trained peers).
+COLD = "warmup_epochs=0"
 
 
 def test_kept_is_one_without_abstention_and_null_without_votes(tmp_path):
-    rows = run_rows(tiny("protocol.name=tally"), tmp_path / "t")
+    rows = run_rows(tiny("protocol.name=tally", COLD), tmp_path / "t")
     assert [r["kept"] for r in rows] == [1.0, 1.0]
     assert all(r["merged"] is None and r["nnz"] is None and r["feddf_loss"] is None for r in rows)
-    rows = run_rows(tiny("protocol.name=softlabel"), tmp_path / "s")
+    rows = run_rows(tiny("protocol.name=softlabel", COLD), tmp_path / "s")
     assert all(r["kept"] is None for r in rows)             # soft targets: no abstention
 
 
@@ -36,7 +39,7 @@ def test_kept_counts_the_probes_that_clear_min_agreement(tmp_path):
 
 
 def test_bridge_merged_and_nnz_match_the_bit_ledger(tmp_path):
-    cfg = tiny("protocol.name=bridge", "bridge.period=2", "bridge.density=0.01")
+    cfg = tiny("protocol.name=bridge", "bridge.period=2", "bridge.density=0.01", COLD)
     rows = run_rows(cfg, tmp_path / "b")
     assert [r["merged"] for r in rows] == [0, 1]
     assert all(r["kept"] == 1.0 and r["feddf_loss"] is None for r in rows)

@@ -5,7 +5,10 @@ import numpy as np
 import pytest
 
 from tallysim import cli, run
-from conftest import TINY, tiny, read_rows
+# TINY without the warm-up epoch: these tests compare seeds as lanes with seeds alone (and chunks); the
+# warm-up under seed lanes is compared, exactly, by tests/test_trust_resume.py::
+# test_same_seed_same_rows_other_seed_other_rows_and_lanes_change_nothing[tally] (trust_cases.BASE warms up)
+from conftest import TINY_NO_WARMUP as TINY, tiny_no_warmup as tiny, read_rows
 
 COMPARE = ("acc_mean", "acc_min", "acc_max", "acc_ensemble", "train_loss", "vote_acc", "softavg_acc",
            "agreement", "wrong_confidence", "consensus_acc", "bits_up", "bits_down")

@@ -10,7 +10,8 @@ import pytest
 
 from tallysim import cli, config, tracking
 from tallysim.config import ConfigError
-from conftest import TINY, tiny
+# what these tests read is what a run logs, not the training: TINY without the warm-up epoch
+from conftest import TINY_NO_WARMUP as TINY, tiny_no_warmup as tiny
 
 pytest.importorskip("tensorboardX")
 event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
