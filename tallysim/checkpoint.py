@@ -179,10 +179,10 @@ def check_resume(cfg, out, words: dict = outdir.CLI) -> tuple[Path, dict]:
     except ConfigError as e:
         if words is outdir.CLI:
             raise
-        raise type(e)(_in_words(str(e), words)) from None
+        raise type(e)(in_words(str(e), words)) from None
 
 
-def _in_words(text: str, words: dict) -> str:
+def in_words(text: str, words: dict) -> str:
     """A refusal written for the command line, in another caller's words: its leading `--resume:` and every
     `--overwrite` (the messages below, and read_meta's, are written once, in the command line's)."""
     if text.startswith("--resume"):

@@ -1,0 +1,60 @@
+"""Hostile inputs, round 10 (hostile10): silent wrong numbers more than error messages. Grouped sweeps
+against their runs alone, the bits ledger under rare knobs against docs/protocols.md's hand counts,
+resumes over changed data, and one config's numbers from `run`, `sweep`, the Python API and `figure`.
+Each test names what the input did before its fix; the few that compile run tiny synthetic configs.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from conftest import one_line
+
+import tallysim
+from tallysim import data
+from tallysim.config import ConfigError
+
+
+def _copy(checkpointed, tmp_path):
+    d = tmp_path / "run"
+    shutil.copytree(checkpointed, d)
+    return d
+
+
+# ----------------------------------------------------------------------------- resume over changed data
+
+def test_the_data_digest_tells_an_edit_from_the_same_arrays():
+    x, y = np.zeros((5, 2, 2, 1), np.uint8), np.arange(5, dtype=np.int32)
+    same = data.digest(x, y, x[:2], y[:2])
+    assert same == data.digest(x.copy(), y.copy(), x[:2].copy(), y[:2].copy())
+    x2 = x.copy()
+    x2[3, 1, 1, 0] = 1                               # one pixel
+    assert data.digest(x2, y, x[:2], y[:2]) != same
+    assert data.digest(x.reshape(5, 4, 1, 1), y, x[:2], y[:2]) != same        # same bytes, other shape
+
+
+def test_partition_json_records_the_data_it_trained_on(checkpointed):
+    part = json.loads((checkpointed / "partition.json").read_text())
+    assert part["data_digest"].startswith("crc32:")
+
+
+def test_resume_after_the_data_changed_is_refused_before_compiling(checkpointed, tmp_path, capsys, no_compile):
+    # was: a data file replaced under the same name (or a relative data.path resumed from another
+    # directory) resumed on the new contents in silence, its rows before the checkpoint from the old data
+    d = _copy(checkpointed, tmp_path)
+    part = json.loads((d / "partition.json").read_text())
+    part["data_digest"] = "crc32:00000000"            # what another file's digest would be
+    (d / "partition.json").write_text(json.dumps(part))
+    line = one_line(capsys, ["run", "--out", str(d), "--resume"])
+    assert "--resume: the data (data.name=synthetic) is not what" in line and "crc32:00000000" in line
+    assert "--overwrite" in line
+    with pytest.raises(ConfigError, match=r"^tallysim.run\(resume=True\): the data .*overwrite=True"):
+        tallysim.run(_config_of(d), out=str(d), resume=True)
+    assert "resumed" not in json.loads((d / "config.json").read_text())     # a refused resume is not recorded
+
+
+def _config_of(d):
+    from tallysim import config
+    return config.load_file(str(d / "config.json"))
