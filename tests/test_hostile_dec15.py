@@ -10,7 +10,7 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import one_line
+from conftest import one_line, tiny
 
 import tallysim
 from tallysim import data
@@ -38,6 +38,8 @@ def test_the_data_digest_tells_an_edit_from_the_same_arrays():
 def test_partition_json_records_the_data_it_trained_on(checkpointed):
     part = json.loads((checkpointed / "partition.json").read_text())
     assert part["data_digest"].startswith("crc32:")
+    from tallysim import checkpoint
+    assert checkpoint.read_meta(checkpointed)["plugins"] == {}      # the checkpoint lists its plugins' sources
 
 
 def test_resume_after_the_data_changed_is_refused_before_compiling(checkpointed, tmp_path, capsys, no_compile):
@@ -58,3 +60,25 @@ def test_resume_after_the_data_changed_is_refused_before_compiling(checkpointed,
 def _config_of(d):
     from tallysim import config
     return config.load_file(str(d / "config.json"))
+
+
+def test_resume_under_an_edited_plugin_is_said(tmp_path, monkeypatch):
+    # was: a plugin edited between a crash and its resume continued under the new code in silence (the
+    # rows before the checkpoint from the old code, those after from the new, in one metrics.jsonl)
+    import sys
+    import types
+
+    from tallysim import checkpoint
+    from tallysim.protocols import plugin_import
+    src = tmp_path / "myplug.py"
+    src.write_text("PROTOCOLS = {}\n")
+    mod = types.ModuleType("myplug")
+    mod.__file__ = str(src)
+    monkeypatch.setitem(sys.modules, "myplug", mod)
+    meta = {"round": 3, "lo": 0, "elapsed": 1.0, "plugins": {"myplug": plugin_import.source_digest("myplug")}}
+    cfg = tiny()
+    assert "warning" not in checkpoint.resume_notice(tmp_path, cfg, meta)             # ok: the same file
+    src.write_text("PROTOCOLS = {}\n# fixed a bug\n")
+    note = checkpoint.resume_notice(tmp_path, cfg, meta)
+    assert "warning: plugin myplug has changed since the checkpoint was saved; the rounds after 3 run its new code" in note
+    assert "warning" not in checkpoint.resume_notice(tmp_path, cfg, {**meta, "plugins": None})   # older checkpoints

@@ -59,6 +59,17 @@ def _mtime(mod):
         return None
 
 
+def source_digest(module: str):
+    """A CRC-32 of an imported plugin module's source file ("crc32:..."; None for a module without one): a
+    checkpoint records its plugins' (checkpoint.py), so a resume under an edited plugin is said."""
+    import zlib
+    try:
+        with open(sys.modules[module].__file__, "rb") as f:
+            return f"crc32:{zlib.crc32(f.read()):08x}"
+    except (KeyError, OSError, TypeError, AttributeError):
+        return None
+
+
 def stale_if_changed(module: str, where: str) -> None:
     """A notebook loads a plugin, edits its file and loads it again: Python hands back the module imported
     first, so the edit (a new protocol in PROTOCOLS, a fixed round) was silently not used. Say so."""
