@@ -19,6 +19,11 @@ class ConfigError(ValueError):
     """A user-facing configuration problem (the CLI prints it as one line and exits with code 2)."""
 
 
+class NameTaken(ConfigError):
+    """A plugin's protocol or model name another loaded module already registered (a resume tells it from
+    a damaged config.json: outdir.run_config)."""
+
+
 def _meta(lane: bool, nonzero: bool) -> dict:
     # lane: a grouped sweep may vary it across the lanes of one program (lanes.py); the protocol then
     # reads it with ctx.hp(key), a per-lane array, never from the Config. nonzero: zero switches

@@ -82,3 +82,18 @@ def test_resume_under_an_edited_plugin_is_said(tmp_path, monkeypatch):
     note = checkpoint.resume_notice(tmp_path, cfg, meta)
     assert "warning: plugin myplug has changed since the checkpoint was saved; the rounds after 3 run its new code" in note
     assert "warning" not in checkpoint.resume_notice(tmp_path, cfg, {**meta, "plugins": None})   # older checkpoints
+
+
+def test_resume_whose_plugin_clashes_with_another_plugin_does_not_blame_config_json(tmp_path, monkeypatch):
+    # was: `run --plugin fedmix2 --out RUN --resume` of a run of plugin fedmix (both register protocol
+    # fedmix) said "RUN/config.json cannot be read (...); restore it", of a config.json that is fine
+    from tallysim import config, outdir
+    from tallysim.fields import NameTaken
+
+    def clash(path, **_):
+        raise NameTaken("plugin 'fedmix': protocol.name='fedmix' is already taken (by fedmix2:make)")
+    monkeypatch.setattr(config, "load_file", clash)
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(ConfigError) as e:
+        outdir.run_config(tmp_path, "--resume", outdir.CLI)
+    assert "clashes with a plugin already loaded" in str(e.value) and "restore it" not in str(e.value)
