@@ -29,7 +29,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from tallysim import atomic, config, outdir, validation
+from tallysim import atomic, config, outdir, sweep_data, validation
 from tallysim import progress as progress_bars
 from tallysim.progress_base import QuietLog, say
 from tallysim.config import Config, ConfigError
@@ -174,36 +174,10 @@ def run_sweep(base_cfg: Config, runs: list[tuple[str, list[str]]], out_dir, prog
         if bar and own_bar:
             bar.close()
     _finished_elsewhere(out_dir, records, log)
-    _skipped_on_other_data(records, cfgs, log)
+    sweep_data.skipped_on_other_data(records, cfgs, log)
     _write_index(out_dir, records, meta)
     return records
 
-
-def _data_digest(run_dir) -> Optional[str]:
-    try:
-        d = json.loads((Path(run_dir) / metrics.PARTITION).read_text()).get("data_digest")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return d if isinstance(d, str) and d else None
-
-
-def _skipped_on_other_data(records: list, cfgs: list, log) -> None:
-    """A sweep run again skips its complete runs; where the data file changed in between (same name, other
-    contents), those skipped runs trained on the old data and the runs it ran now on the new, one table of
-    two datasets and no word. Each run's partition.json records its data's digest (data.digest): a skipped
-    run whose digest differs from that of a run of the same data settings this command ran is said."""
-    def key(c):
-        return json.dumps([config.to_dict(c)["data"], c.probe.source], sort_keys=True, default=str)
-    now = {}
-    for rec, c in zip(records, cfgs):
-        if rec["status"] == "done" and (d := _data_digest(rec["dir"])):
-            now.setdefault(key(c), d)
-    for rec, c in zip(records, cfgs):
-        was, fresh = _data_digest(rec["dir"]), now.get(key(c))
-        if rec["status"] == "skipped" and was and fresh and was != fresh:
-            say(log, f"  note: {rec['name']} was skipped (done before) but trained on other data than the runs "
-                f"this sweep ran now (its partition.json: {was}; the data now: {fresh}): the data file changed "
-                f"in between; delete {Path(rec['dir']) / DONE} to rerun it on the data as it is", rec["name"])
 
 
 def _finished_elsewhere(out_dir: Path, records: list, log) -> None:

@@ -104,18 +104,18 @@ def test_resume_whose_plugin_clashes_with_another_plugin_does_not_blame_config_j
 def test_a_sweep_run_again_says_which_skipped_runs_trained_on_other_data(old, new, said, tmp_path):
     # was: the same sweep run again after its data file changed (same name, other contents) skipped its
     # complete runs, trained on the old data, and ran the rest on the new: one table of two datasets
-    from tallysim import sweep
+    from tallysim import sweep_data
     records = []
     for name, status, digest in (("a", "skipped", old), ("b", "done", new)):
         (tmp_path / name).mkdir()
         (tmp_path / name / "partition.json").write_text(json.dumps({"data_digest": digest}))
         records.append({"name": name, "dir": str(tmp_path / name), "status": status})
     lines = []
-    sweep._skipped_on_other_data(records, [tiny("optim.lr=0.1"), tiny("optim.lr=0.2")], lines.append)
+    sweep_data.skipped_on_other_data(records, [tiny("optim.lr=0.1"), tiny("optim.lr=0.2")], lines.append)
     assert bool(lines) == said
     if said:
         assert "a was skipped (done before) but trained on other data than the runs this sweep ran now" in lines[0]
         assert "crc32:aaaaaaaa" in lines[0] and "delete" in lines[0]
     lines.clear()       # ok: other data settings (another data.max_train) are other data, not a change
-    sweep._skipped_on_other_data(records, [tiny("data.train_size=800"), tiny()], lines.append)
+    sweep_data.skipped_on_other_data(records, [tiny("data.train_size=800"), tiny()], lines.append)
     assert not lines
