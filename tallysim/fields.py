@@ -19,9 +19,13 @@ class ConfigError(ValueError):
     """A user-facing configuration problem (the CLI prints it as one line and exits with code 2)."""
 
 
-class NameTaken(ConfigError):
-    """A plugin's protocol or model name another loaded module already registered (a resume tells it from
-    a damaged config.json: outdir.run_config)."""
+class PluginError(ConfigError):
+    """A plugin that cannot be loaded as named (its import fails, or its name clashes): a resume tells it
+    from a damaged config.json (outdir.run_config), which it said it was."""
+
+
+class NameTaken(PluginError):
+    """A plugin's protocol or model name another loaded module already registered."""
 
 
 def _meta(lane: bool, nonzero: bool) -> dict:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-from tallysim.fields import ConfigError
+from tallysim.fields import ConfigError, PluginError
 
 
 def one_line(e: BaseException) -> str:
@@ -95,7 +95,7 @@ def import_plugin(module: str, where: str, registry):
     except ConfigError:
         raise
     except (Exception, SystemExit) as e:  # noqa: BLE001 - whatever the plugin raised, say it in one line
-        raise ConfigError(f"{where} cannot be imported ({one_line(e)}); allowed: a module on the Python "
+        raise PluginError(f"{where} cannot be imported ({one_line(e)}); allowed: a module on the Python "
                           "path that defines PROTOCOLS = {\"name\": \"factory\"} and does nothing else "
                           f"when imported{_nearby(module, e)}") from None
 
