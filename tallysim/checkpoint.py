@@ -42,7 +42,8 @@ VERSION = 1                      # of `meta` (run_recorders.Recorder.meta writes
 _META = {"version": int, "chunk": int, "lo": int, "round": int, "ledgers": list, "evals": dict,
          "lines": int, "last": dict, "elapsed": (int, float)}
 # Optional (older checkpoints lack them): "config", the config the state was computed under (config.to_dict);
-# "plugins", {module: its source's digest} of the plugins that config loads (plugin_changes).
+# "plugins", {module: its source's digest} of the plugins that config loads (plugin_changes); "data_digest",
+# the data's (data.digest: run_files.check_same_data).
 
 
 def read_meta(out_dir: Path, cfg=None) -> dict:

@@ -181,7 +181,7 @@ def _run(cfg: Config, out: Optional[str], overwrite: bool, progress: bool, built
     out_dir = Path(out) if resume else outdir.claim(out, overwrite) if out is not None else None
     if resume:
         try:
-            check_same_data(b, out_dir)
+            check_same_data(b, out_dir, meta)
         except ConfigError as e:
             raise type(e)(str(e) if words is outdir.CLI else checkpoint.in_words(str(e), words)) from None
         checkpoint.note_resume(out_dir, meta)

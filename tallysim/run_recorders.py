@@ -111,7 +111,8 @@ class Lanes:
         # checkpoints: one configuration only; --resume compares its config with the one resuming
         doc = config.to_dict(self.b.cfgs[0])
         return {**self.recs[0].meta(lo, r, ledgers), "config": doc,
-                "plugins": {m: plugin_import.source_digest(m) for m in doc.get("plugins", [])}}
+                "plugins": {m: plugin_import.source_digest(m) for m in doc.get("plugins", [])},
+                "data_digest": self.b.data_digest}
 
     def results(self) -> list:
         out = []

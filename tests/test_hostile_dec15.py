@@ -35,20 +35,41 @@ def test_the_data_digest_tells_an_edit_from_the_same_arrays():
     assert data.digest(x.reshape(5, 4, 1, 1), y, x[:2], y[:2]) != same        # same bytes, other shape
 
 
-def test_partition_json_records_the_data_it_trained_on(checkpointed):
-    part = json.loads((checkpointed / "partition.json").read_text())
-    assert part["data_digest"].startswith("crc32:")
+def test_partition_json_and_the_checkpoint_record_the_data_it_trained_on(checkpointed):
     from tallysim import checkpoint
-    assert checkpoint.read_meta(checkpointed)["plugins"] == {}      # the checkpoint lists its plugins' sources
+    part = json.loads((checkpointed / "partition.json").read_text())
+    meta = checkpoint.read_meta(checkpointed)
+    assert part["data_digest"].startswith("crc32:") and meta["data_digest"] == part["data_digest"]
+    assert meta["plugins"] == {}                    # the checkpoint lists its plugins' sources
 
 
-def test_resume_after_the_data_changed_is_refused_before_compiling(checkpointed, tmp_path, capsys, no_compile):
+def _set_meta(d, **changes):
+    """The checkpoint in run directory d with its meta's keys changed (None: removed)."""
+    path = d / "checkpoint.npz"
+    with np.load(path) as z:
+        arrays = {k: z[k] for k in z.files}
+    meta = json.loads(bytes(arrays["__meta__"]).decode())
+    meta.update(changes)
+    meta = {k: v for k, v in meta.items() if v is not None}
+    arrays["__meta__"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
+    np.savez(path, **arrays)
+
+
+# where the other data's digest is recorded: the checkpoint, and partition.json for a checkpoint without one
+@pytest.mark.parametrize("where", ["checkpoint", "partition.json"])
+def test_resume_after_the_data_changed_is_refused_before_compiling(where, checkpointed, tmp_path, capsys,
+                                                                   no_compile):
     # was: a data file replaced under the same name (or a relative data.path resumed from another
     # directory) resumed on the new contents in silence, its rows before the checkpoint from the old data
     d = _copy(checkpointed, tmp_path)
-    part = json.loads((d / "partition.json").read_text())
-    part["data_digest"] = "crc32:00000000"            # what another file's digest would be
-    (d / "partition.json").write_text(json.dumps(part))
+    if where == "checkpoint":
+        _set_meta(d, data_digest="crc32:00000000")        # what another file's digest would be
+        (d / "partition.json").unlink()                   # deleted too: the checkpoint still knows
+    else:
+        _set_meta(d, data_digest=None)
+        part = json.loads((d / "partition.json").read_text())
+        part["data_digest"] = "crc32:00000000"
+        (d / "partition.json").write_text(json.dumps(part))
     line = one_line(capsys, ["run", "--out", str(d), "--resume"])
     assert "--resume: the data (data.name=synthetic) is not what" in line and "crc32:00000000" in line
     assert "--overwrite" in line
@@ -109,3 +130,25 @@ def test_a_plugin_that_cannot_be_imported_is_a_plugin_error():
     from tallysim.fields import PluginError
     with pytest.raises(PluginError, match="cannot be imported"):
         protocols.load_plugin("no_such_plugin_module_hostile10")
+
+
+@pytest.mark.parametrize("old, new, said", [("crc32:aaaaaaaa", "crc32:bbbbbbbb", True),
+                                            ("crc32:aaaaaaaa", "crc32:aaaaaaaa", False)])   # ok: same data
+def test_a_sweep_run_again_says_which_skipped_runs_trained_on_other_data(old, new, said, tmp_path):
+    # was: the same sweep run again after its data file changed (same name, other contents) skipped its
+    # complete runs, trained on the old data, and ran the rest on the new: one table of two datasets
+    from tallysim import sweep_data
+    records = []
+    for name, status, digest in (("a", "skipped", old), ("b", "done", new)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "partition.json").write_text(json.dumps({"data_digest": digest}))
+        records.append({"name": name, "dir": str(tmp_path / name), "status": status})
+    lines = []
+    sweep_data.skipped_on_other_data(records, [tiny("optim.lr=0.1"), tiny("optim.lr=0.2")], lines.append)
+    assert bool(lines) == said
+    if said:
+        assert "a was skipped (done before) but trained on other data than the runs this sweep ran now" in lines[0]
+        assert "crc32:aaaaaaaa" in lines[0] and "delete" in lines[0]
+    lines.clear()       # ok: other data settings (another data.max_train) are other data, not a change
+    sweep_data.skipped_on_other_data(records, [tiny("data.train_size=800"), tiny()], lines.append)
+    assert not lines
