@@ -44,6 +44,9 @@ class Built:
     # natural). None on datasets without clients.
     clients_test: np.ndarray = None
     own_clients: list = None
+    # the data the lanes train and test on, as data.digest gives it (partition.json records it; a resume
+    # whose data file changed since is refused: run.check_same_data)
+    data_digest: str = ""
 
     def __post_init__(self):
         self._made = self.protocol          # what make_protocol gave: a caller may replace self.protocol
@@ -161,6 +164,7 @@ def build_group(cfgs: list[Config], runs: tuple = ()) -> Built:
         tasks.check_shape(cfg, ds.x_train.shape[1:])      # a conv model on flat or too small examples
     n = len(ds.y_train)
     x_all, y_all, n_source = _with_probe_source(cfg, ds, tuple(runs))
+    digest = data.digest(x_all, y_all, ds.x_test, ds.y_test)      # before the host copy is dropped
     # The inputs go to the device first and every host reference to them is dropped (jax copies a numpy
     # array, even on the CPU): a 10^6-client population's 768 MB of inputs are then held once while the
     # partitions are drawn, not twice (issue 33's memory target; docs/population.md).
@@ -211,7 +215,8 @@ def build_group(cfgs: list[Config], runs: tuple = ()) -> Built:
     ctx = Context(cfg=cfg, spec=spec, model=model, num_params=num_params, model_groups=groups)
     return Built(cfg, ctx, make_protocol(ctx), fdata, seeds, counts, ds.name, cfgs=cfgs, lane_cfg=lane_cfg,
                  values=lanes.lane_values(cfgs, lane_cfg), choices=lanes.choices(cfgs),
-                 clients_test=ds.clients_test, own_clients=None if own[0] is None else own)
+                 clients_test=ds.clients_test, own_clients=None if own[0] is None else own,
+                 data_digest=digest)
 
 
 def _return_freed_memory() -> None:

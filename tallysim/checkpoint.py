@@ -41,7 +41,9 @@ VERSION = 1                      # of `meta` (run_recorders.Recorder.meta writes
 # was written by another version (or edited) and is refused on --resume in one line.
 _META = {"version": int, "chunk": int, "lo": int, "round": int, "ledgers": list, "evals": dict,
          "lines": int, "last": dict, "elapsed": (int, float)}
-# Optional (older checkpoints lack it): "config", the config the state was computed under (config.to_dict).
+# Optional (older checkpoints lack them): "config", the config the state was computed under (config.to_dict);
+# "plugins", {module: its source's digest} of the plugins that config loads (plugin_changes); "data_digest",
+# the data's (data.digest: run_files.check_same_data).
 
 
 def read_meta(out_dir: Path, cfg=None) -> dict:
@@ -158,12 +160,27 @@ class Saver:
             outdir.remove_stale_temps(self.out_dir)      # a killed earlier attempt's half-written files
 
 
+def plugin_changes(meta: dict) -> list:
+    """The plugin modules whose source file differs from the one the checkpoint was computed with: a
+    plugin edited between a crash and its resume continued under the new code in silence, the rows
+    before the checkpoint from the old (a fixed bug, or a new one, in one metrics.jsonl)."""
+    from tallysim.protocols import plugin_import
+    was = meta.get("plugins")
+    if not isinstance(was, dict):
+        return []
+    return sorted(m for m, d in was.items() if isinstance(m, str) and d and plugin_import.source_digest(m) not in (None, d))
+
+
 def resume_notice(out_dir: Path, cfg, meta: dict) -> str:
     """What `run --resume` says before it continues: from where, and what its times count."""
     seeds = f", seeds from index {meta['lo']} of {cfg.seeds}" if cfg.seeds > 1 else ""
+    edited = plugin_changes(meta)
+    edit = (f"\ntallysim: warning: plugin {', '.join(edited)} has changed since the checkpoint was saved; the "
+            f"rounds after {meta['round']} run its new code, those before ran the old (to keep one version, "
+            "restore the file, or start again with --overwrite)") if edited else ""
     return (f"tallysim: resuming {out_dir} from round {meta['round'] + 1} of {cfg.rounds}{seeds} "
             f"(checkpoint after round {meta['round']}); wall_s and the summary's time include the "
-            f"{meta.get('elapsed', 0.0):.1f} s it ran before it stopped")
+            f"{meta.get('elapsed', 0.0):.1f} s it ran before it stopped{edit}")
 
 
 # ----------------------------------------------------------------------------- --resume
@@ -179,10 +196,10 @@ def check_resume(cfg, out, words: dict = outdir.CLI) -> tuple[Path, dict]:
     except ConfigError as e:
         if words is outdir.CLI:
             raise
-        raise type(e)(_in_words(str(e), words)) from None
+        raise type(e)(in_words(str(e), words)) from None
 
 
-def _in_words(text: str, words: dict) -> str:
+def in_words(text: str, words: dict) -> str:
     """A refusal written for the command line, in another caller's words: its leading `--resume:` and every
     `--overwrite` (the messages below, and read_meta's, are written once, in the command line's)."""
     if text.startswith("--resume"):

@@ -19,6 +19,15 @@ class ConfigError(ValueError):
     """A user-facing configuration problem (the CLI prints it as one line and exits with code 2)."""
 
 
+class PluginError(ConfigError):
+    """A plugin that cannot be loaded as named (its import fails, or its name clashes): a resume tells it
+    from a damaged config.json (outdir.run_config), which it said it was."""
+
+
+class NameTaken(PluginError):
+    """A plugin's protocol or model name another loaded module already registered."""
+
+
 def _meta(lane: bool, nonzero: bool) -> dict:
     # lane: a grouped sweep may vary it across the lanes of one program (lanes.py); the protocol then
     # reads it with ctx.hp(key), a per-lane array, never from the Config. nonzero: zero switches

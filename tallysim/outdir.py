@@ -19,6 +19,7 @@ from pathlib import Path
 
 from tallysim import atomic
 from tallysim.config import ConfigError
+from tallysim.fields import NameTaken, PluginError
 from tallysim.results.metrics import CONFIG, DONE, ERROR, METRICS, PARTITION, PARTITION_CLIENTS
 from tallysim import run_lock
 from tallysim.run_lock import LOCK, Busy, SweepBusy, being_written  # noqa: F401 (outdir.Busy etc., as before)
@@ -163,6 +164,13 @@ def run_config(d: Path, what: str, words: dict):
     path = d / CONFIG
     try:
         return config.load_file(str(path))
+    except NameTaken as e:      # said "cannot be read ... restore it" of a config.json that is fine
+        raise ConfigError(f"{what}: {path} loads its plugins, and one clashes with a plugin already loaded "
+                          f"({e}); resume without the other plugin (another --plugin, or a module loaded "
+                          "before in this process)") from None
+    except PluginError as e:    # a plugin not on the Python path here: the same misleading advice
+        raise ConfigError(f"{what}: {path} names a plugin this process cannot load ({e}); make "
+                          "it importable (as the run had it) and resume again") from None
     except ConfigError as e:
         why = "is missing" if not path.exists() and not path.is_symlink() else f"cannot be read ({e})"
         raise ConfigError(f"{what}: {path} {why}; it is the run's own config, which a resume continues under; "

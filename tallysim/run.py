@@ -33,7 +33,7 @@ from tallysim.results.metrics import (CONFIG, ERROR, METRICS, PARTITION, PROBE_K
                                       aggregate, check_own_keys, dumps_row, lane_row, run_collapse_warning)
 from tallysim.programs import chunk_inputs, eval_clients, initial_state, lanes_per_device, round_programs  # noqa: F401
 from tallysim.results.runs import Results
-from tallysim.run_files import write_partition, write_run_files
+from tallysim.run_files import check_same_data, write_partition, write_run_files
 from tallysim.run_recorders import Lanes as _Lanes, NonFiniteLoss, Recorder as _Recorder  # noqa: F401 - run._Recorder, as before
 from tallysim.sim import comm, faults, fed, mesh, peers, tasks
 from tallysim.sim.evaluate import evaluate
@@ -180,6 +180,10 @@ def _run(cfg: Config, out: Optional[str], overwrite: bool, progress: bool, built
     cfg = b.cfg
     out_dir = Path(out) if resume else outdir.claim(out, overwrite) if out is not None else None
     if resume:
+        try:
+            check_same_data(b, out_dir, meta)
+        except ConfigError as e:
+            raise type(e)(str(e) if words is outdir.CLI else checkpoint.in_words(str(e), words)) from None
         checkpoint.note_resume(out_dir, meta)
         print(checkpoint.resume_notice(out_dir, cfg, meta), file=sys.stderr)
     chunk = meta["chunk"] if meta else auto_chunk(b)

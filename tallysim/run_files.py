@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from tallysim import atomic, config
+from tallysim.config import ConfigError
 from tallysim.build import Built
 from tallysim.data.partition import convention
 from tallysim.results import partition_file
@@ -48,7 +49,26 @@ def dataset_facts(b: Built) -> dict:
     params = ({g.name: int(g.num_params) for g in ctx.model_groups} if ctx.model_groups
               else int(ctx.num_params))
     return {"classes": int(ctx.spec.classes), "example_shape": [int(d) for d in ctx.spec.input_shape],
-            "model_params": params}
+            "model_params": params, "data_digest": b.data_digest}
+
+
+def check_same_data(b: Built, out_dir: Path, meta: dict) -> None:
+    """--resume: the data must be what the run trained on before it stopped (data.digest: the
+    checkpoint's `data_digest`, else partition.json's). A data file replaced under the same name since (or
+    a relative data.path resumed from another directory) resumed on the other contents in silence: rows
+    from two datasets in one metrics.jsonl. A run of a tallysim before 2026-12-15 records none: not checked."""
+    was = meta.get("data_digest") if isinstance(meta, dict) else None
+    if not (isinstance(was, str) and was):
+        try:
+            was = json.loads((out_dir / partition_file.PARTITION).read_text()).get("data_digest")
+        except (OSError, ValueError, AttributeError):
+            return
+    if isinstance(was, str) and was and was != b.data_digest:
+        where = f"data.path={b.cfg.data.path}" if b.cfg.data.path else f"data.name={b.cfg.data.name}"
+        raise ConfigError(f"--resume: the data ({where}) is not what {out_dir} trained on before it stopped "
+                          f"(it recorded {was}, the data now gives {b.data_digest}): the file "
+                          "changed since, or a relative path names another file from here; restore that data "
+                          "and resume, or start again with --overwrite")
 
 
 def write_json(path: Path, obj, indent=None) -> None:

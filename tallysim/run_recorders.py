@@ -12,6 +12,7 @@ from typing import Optional
 
 from tallysim import atomic, config, tracking
 from tallysim.build import Built
+from tallysim.protocols import plugin_import
 from tallysim.metrics_file import MetricsFile
 from tallysim.results.metrics import ERROR, METRICS, aggregate, dumps_row
 from tallysim.sim import mesh
@@ -108,7 +109,10 @@ class Lanes:
 
     def meta(self, lo: int, r: int, ledgers) -> dict:
         # checkpoints: one configuration only; --resume compares its config with the one resuming
-        return {**self.recs[0].meta(lo, r, ledgers), "config": config.to_dict(self.b.cfgs[0])}
+        doc = config.to_dict(self.b.cfgs[0])
+        return {**self.recs[0].meta(lo, r, ledgers), "config": doc,
+                "plugins": {m: plugin_import.source_digest(m) for m in doc.get("plugins", [])},
+                "data_digest": self.b.data_digest}
 
     def results(self) -> list:
         out = []

@@ -29,7 +29,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from tallysim import atomic, config, outdir, validation
+from tallysim import atomic, config, outdir, sweep_data, validation
 from tallysim import progress as progress_bars
 from tallysim.progress_base import QuietLog, say
 from tallysim.config import Config, ConfigError
@@ -179,8 +179,10 @@ def _run_locked(runs, cfgs, out_dir: Path, progress: bool, log, meta, grouped: b
         if bar and own_bar:
             bar.close()
     _finished_elsewhere(out_dir, records, log)
+    sweep_data.skipped_on_other_data(records, cfgs, log)
     _write_index(out_dir, records, meta)
     return records
+
 
 
 def _finished_elsewhere(out_dir: Path, records: list, log) -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import sys
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,6 +30,19 @@ class Dataset:
     clients_test: np.ndarray | None = None    # [V] int32
     vocab: tuple | None = None
     client_names: tuple | None = None
+
+
+def digest(*arrays: np.ndarray) -> str:
+    """A checksum of a dataset's arrays (their dtypes, shapes and bytes): partition.json records the one a
+    run trained on, and `--resume` refuses data that changed since (a data file replaced under the same
+    name resumed on the new contents in silence, its first rounds trained on the old). CRC-32, not a
+    cryptographic hash: it tells an edit from the same file, at about a GB a second (Fashion-MNIST: 50 ms)."""
+    crc = 0
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        crc = zlib.crc32(f"{a.dtype.str}{a.shape}".encode(), crc)
+        crc = zlib.crc32(a.reshape(-1).view(np.uint8), crc)
+    return f"crc32:{crc:08x}"
 
 
 F32_MAX = float(np.finfo(np.float32).max)

@@ -35,7 +35,7 @@ import re
 import sys
 from typing import Optional
 
-from tallysim.fields import ConfigError, did_you_mean
+from tallysim.fields import ConfigError, NameTaken, did_you_mean
 from tallysim.protocols.declaration import BASE_DEFAULTS, SECTION_NAMES, Declared, Traits, read_source  # noqa: F401
 from tallysim.protocols.plugin_import import (RegistryGuard, import_plugin, load_installed, one_line, plugin_table,
                                               warn)
@@ -140,7 +140,7 @@ def _check_models(module: str, listed: dict) -> None:
         target = f"{module}:{fn}"
         taken = "tallysim (a built-in model)" if name in _BUILTIN_MODELS else _MODELS.get(name)
         if taken and taken != target:
-            raise ConfigError(f"plugin {module!r}: model.name={name!r} is already taken (by {taken}); allowed: "
+            raise NameTaken(f"plugin {module!r}: model.name={name!r} is already taken (by {taken}); allowed: "
                               f"a name that is not one of {', '.join((*_BUILTIN_MODELS, *_MODELS))}")
 
 
@@ -216,7 +216,7 @@ def _check_free(name: str, target: str, where: str) -> Optional[str]:
     _check_name(name, where)
     known = REGISTRY.get(name) and f"tallysim.protocols.{REGISTRY[name]}" or _EXTERNAL.get(name)
     if known and known != target:
-        raise ConfigError(f"{where}: protocol.name={name!r} is already taken (by {known}); allowed: a name "
+        raise NameTaken(f"{where}: protocol.name={name!r} is already taken (by {known}); allowed: a name "
                           f"that is not one of {', '.join(names())}")
     return known
 

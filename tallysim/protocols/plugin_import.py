@@ -14,7 +14,7 @@ import importlib
 import re
 import sys
 
-from tallysim.fields import ConfigError
+from tallysim.fields import ConfigError, PluginError
 
 
 def one_line(e: BaseException) -> str:
@@ -62,6 +62,17 @@ def _mtime(mod):
         return None
 
 
+def source_digest(module: str):
+    """A CRC-32 of an imported plugin module's source file ("crc32:..."; None for a module without one): a
+    checkpoint records its plugins' (checkpoint.py), so a resume under an edited plugin is said."""
+    import zlib
+    try:
+        with open(sys.modules[module].__file__, "rb") as f:
+            return f"crc32:{zlib.crc32(f.read()):08x}"
+    except (KeyError, OSError, TypeError, AttributeError):
+        return None
+
+
 def stale_if_changed(module: str, where: str) -> None:
     """A notebook loads a plugin, edits its file and loads it again: Python hands back the module imported
     first, so the edit (a new protocol in PROTOCOLS, a fixed round) was silently not used. Say so."""
@@ -87,7 +98,7 @@ def import_plugin(module: str, where: str, registry):
     except ConfigError:
         raise
     except (Exception, SystemExit) as e:  # noqa: BLE001 - whatever the plugin raised, say it in one line
-        raise ConfigError(f"{where} cannot be imported ({one_line(e)}); allowed: a module on the Python "
+        raise PluginError(f"{where} cannot be imported ({one_line(e)}); allowed: a module on the Python "
                           "path that defines PROTOCOLS = {\"name\": \"factory\"} and does nothing else "
                           f"when imported{_nearby(module, e)}") from None
 
