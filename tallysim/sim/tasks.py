@@ -62,6 +62,10 @@ class Classification(NamedTuple):
         program is the one built before text existed)."""
         return None
 
+    def scored_messages(self, y_M):
+        """Which messages the probe diagnostics score: every probe (None: the program as before)."""
+        return None
+
     def models(self):
         from tallysim.config import plugin_models
         return IMAGE_MODELS + plugin_models()    # a plugin's model classifies examples
@@ -95,6 +99,13 @@ class NextToken(NamedTuple):
         Read from the probe's own tokens, not its hidden next tokens (feddf's rule, protocols/feddf.py):
         the position whose input is a stream's last token (its target PAD) is kept."""
         return (x_Mxpos != PAD).reshape(-1).astype(jnp.float32)
+
+    def scored_messages(self, y_M):
+        """[M * pos] float 0/1: the probe positions the diagnostics (vote_acc, softavg_acc,
+        consensus_acc) score, those test accuracy scores (`scored`: not PAD, OOV, BOS or EOS). Scored
+        over every position, the vote's accuracy counted padding and the specials as misses: at the
+        comma floor on words it read 0.0859 where the same vote scored as accuracy is 0.09 (userjourney4)."""
+        return self.scored(self.message_labels(y_M)).astype(jnp.float32)
 
     def models(self):
         return TEXT_MODELS
