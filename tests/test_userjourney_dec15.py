@@ -68,3 +68,20 @@ def test_vote_acc_on_text_is_the_vote_scored_as_accuracy():
     assert abs((winner == y).mean() - want) > 1e-4    # so scoring every position would read otherwise
     assert float(info["vote_acc"]) == pytest.approx(want, abs=1e-6)
     assert float(info["consensus_acc"]) == pytest.approx(want, abs=1e-6)
+
+
+def test_print_config_says_the_memory_estimate_of_a_run_that_fits(capsys):
+    """A user checking docs/population.md's memory promise could see the estimate only in a refusal:
+    `run --print-config` now prints it on stderr (stdout stays the JSON `--config` reads back)."""
+    import json
+    from tallysim import cli
+    pop = ["protocol.name=fedavg", "peers=100000", "participation=0.0001", "client_storage=auto",
+           "data.name=synthetic", "data.input_shape=[8]", "data.num_classes=10", "data.train_size=2401000",
+           "data.test_size=1000", "probe.pool_size=1000", "partition.kind=iid", "model.name=mlp",
+           "model.width=32", "batch_size=8"]
+    assert cli.main(["run", *pop, "--print-config"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["peers"] == 100000
+    line, = [e for e in err.splitlines() if "memory estimate" in e]
+    # 2.4M synthetic examples of 8 floats: the largest part, 76.9 MB
+    assert line.startswith("tallysim: memory estimate: 82 MB (the largest part: the synthetic data 76.9 MB)"), line
