@@ -85,3 +85,22 @@ def test_print_config_says_the_memory_estimate_of_a_run_that_fits(capsys):
     line, = [e for e in err.splitlines() if "memory estimate" in e]
     # 2.4M synthetic examples of 8 floats: the largest part, 76.9 MB
     assert line.startswith("tallysim: memory estimate: 82 MB (the largest part: the synthetic data 76.9 MB)"), line
+
+
+def test_model_groups_of_text_models_need_no_run_level_text_model():
+    """Every group names its own text model: the run's model.name (the default mlp) is no peer's, and was
+    refused ("model.name=mlp does not fit shakespeare_words"), so a grouped text run had to set a
+    model.name nothing used. Each group's model is still checked, naming the group."""
+    from tallysim.build import build
+    from tallysim.config import ConfigError
+    base = [a for a in TINY_TEXT if a != "model.name=lstm" and not a.startswith("model.hidden")]
+    cfg = config.apply_overrides(config.Config(), base + [
+        "protocol.name=tally", "probe.per_round=4",
+        "model.groups=small:2:lstm,hidden=8,layers=1;tf:1:transformer,hidden=8,layers=1,heads=2"])
+    assert cfg.model.name == "mlp"
+    b = build(cfg)
+    assert [g.name for g in b.ctx.model_groups] == ["small", "tf"]
+    bad = config.apply_overrides(config.Config(), base + [
+        "protocol.name=tally", "probe.per_round=4", "model.groups=small:2:lstm,hidden=8,layers=1;img:1:mlp,width=8"])
+    with pytest.raises(ConfigError, match="group img: model.name=mlp does not fit shakespeare"):
+        build(bad)

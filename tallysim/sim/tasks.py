@@ -159,14 +159,16 @@ def check_shape(cfg, example_shape: tuple, group: str = "") -> None:
                           f"{''.join(', ' + m for m in fits)}, or larger images")
 
 
-def check(cfg, task, group: str = "") -> None:
+def check(cfg, task, group: str = "", model: bool = True) -> None:
     """One-line refusals of what a task cannot run (ConfigError); `group` names a model group's model (an mlp
-    group on text said "model.name=mlp does not fit" of a run whose model.name was lstm)."""
+    group on text said "model.name=mlp does not fit" of a run whose model.name was lstm). `model=False`:
+    not the run's model.name (model.groups: each group's model is checked instead, and a run whose every
+    group names a text model was refused for the default model.name=mlp no peer runs)."""
     from tallysim.config import ConfigError
-    model = cfg.model.name
-    if model not in task.models():
+    name = cfg.model.name
+    if model and name not in task.models():
         kind = "text (token sequences)" if task.name == "next_token" else "images (classification)"
-        raise ConfigError(f"{'group ' + group + ': ' if group else ''}model.name={model} does not fit {cfg.data.name}, whose examples are {kind}; "
+        raise ConfigError(f"{'group ' + group + ': ' if group else ''}model.name={name} does not fit {cfg.data.name}, whose examples are {kind}; "
                           f"allowed for it: {', '.join(task.models())}")
     if task.name != "next_token":
         return
