@@ -104,7 +104,7 @@ class NextToken(NamedTuple):
         """[M * pos] float 0/1: the probe positions the diagnostics (vote_acc, softavg_acc,
         consensus_acc) score, those test accuracy scores (`scored`: not PAD, OOV, BOS or EOS). Scored
         over every position, the vote's accuracy counted padding and the specials as misses: at the
-        comma floor on words it read 0.0859 where the same vote scored as accuracy is 0.09 (userjourney4)."""
+        comma floor on words it read 0.0859 where the same vote scored as accuracy is 0.0934 (docs/text.md)."""
         return self.scored(self.message_labels(y_M)).astype(jnp.float32)
 
     def models(self):
