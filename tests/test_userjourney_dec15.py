@@ -104,3 +104,14 @@ def test_model_groups_of_text_models_need_no_run_level_text_model():
         "protocol.name=tally", "probe.per_round=4", "model.groups=small:2:lstm,hidden=8,layers=1;img:1:mlp,width=8"])
     with pytest.raises(ConfigError, match="group img: model.name=mlp does not fit shakespeare"):
         build(bad)
+
+
+def test_table_leaves_probe_per_round_empty_where_no_probe_is_exchanged():
+    """`tallysim table` of tally (32 probe windows) beside FedAvg read FedAvg's probe.per_round as 1000,
+    the default it never draws; the protocols that exchange on probes keep theirs."""
+    from tallysim.results.table import unread_blank
+    swept = ["protocol.name", "probe.per_round"]
+    assert unread_blank({"protocol.name": "fedavg", "probe.per_round": 1000}, swept)["probe.per_round"] is None
+    assert unread_blank({"protocol.name": "local", "probe.per_round": 1000}, swept)["probe.per_round"] is None
+    for name in ("tally", "softlabel", "fedct", "bridge"):
+        assert unread_blank({"protocol.name": name, "probe.per_round": 32}, swept)["probe.per_round"] == 32
