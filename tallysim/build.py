@@ -159,8 +159,9 @@ def build_group(cfgs: list[Config], runs: tuple = ()) -> Built:
                              "with lanes.group first")
     ds = data.load(cfg.data, cfg.data.seed, tuple(runs))
     task = tasks.make(ds.task, ds.x_train.shape[1:])
-    tasks.check(cfg, task)                 # an image model on text, a protocol a task cannot run: one line
-    if task.name == "classification":
+    grouped = bool(model_groups.parse(cfg.model.groups))       # each group's model is checked by _model_groups
+    tasks.check(cfg, task, model=not grouped)   # an image model on text, a protocol a task cannot run: one line
+    if task.name == "classification" and not grouped:
         tasks.check_shape(cfg, ds.x_train.shape[1:])      # a conv model on flat or too small examples
     n = len(ds.y_train)
     x_all, y_all, n_source = _with_probe_source(cfg, ds, tuple(runs))

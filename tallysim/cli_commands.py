@@ -68,8 +68,11 @@ def print_config(cfg) -> int:
     """`run --print-config`: the resolved config as config.json would hold it (`--config` takes it back);
     nothing runs, and neither JAX nor the data is loaded."""
     import json
-    from tallysim import config
-    print(json.dumps(config.to_dict(config.validate(cfg)), indent=2))
+    import sys
+    from tallysim import config, validation
+    cfg = config.validate(cfg)
+    print(json.dumps(config.to_dict(cfg), indent=2))
+    print(f"tallysim: {validation.memory_note(cfg)}", file=sys.stderr)     # stdout stays the JSON --config reads
     return 0
 
 

@@ -39,6 +39,18 @@ def memory_limit() -> int:
 _fmt = sizing.fmt
 
 
+def memory_note(cfg: Config, limit: int | None = None) -> str:
+    """The memory estimate check_memory refuses by, as one line for a run that fits (`run
+    --print-config` prints it on stderr): before, a user could see it only in a refusal."""
+    limit = memory_limit() if limit is None else limit
+    parts = sizing.estimate_bytes(cfg)
+    what, size, _ = max(parts, key=lambda p: p[1])
+    total = sum(b for _, b, _ in parts)
+    return (f"memory estimate: {_fmt(total)} (the largest part: {what} {_fmt(size)}), of this "
+            f"machine's {_fmt(limit)}; rough, from the config alone: the big allocations, not Python and JAX "
+            "themselves (a run above the machine's memory is refused; docs/population.md)")
+
+
 def check_memory(cfg: Config, limit: int | None = None) -> None:
     limit = memory_limit() if limit is None else limit
     parts = sizing.estimate_bytes(cfg)

@@ -45,6 +45,15 @@ def text_agreement(task, x_M, share_M) -> dict:
     return {} if mask_M is None else {GATE_AGREEMENT: vote.mean_agreement(share_M, mask_M)}
 
 
+def consensus_acc(task, target_M, y_M, weight_M=None) -> jax.Array:
+    """The accuracy of the targets the peers train on (`weight_M` > 0; None: every probe) against
+    the probes' hidden labels; next_token: only at the positions test accuracy scores
+    (tasks.scored_messages: not PAD, OOV, BOS or EOS), as vote_acc."""
+    scored_M = task.scored_messages(y_M)
+    w = weight_M if scored_M is None else (scored_M if weight_M is None else weight_M * scored_M)
+    return vote.scored_mean((target_M == y_M).astype(jnp.float32), w)
+
+
 def draw_probes(ctx: Context, data: FedData, key) -> jax.Array:
     """Indices of this round's M probes; every party derives them from the shared key, so free."""
     return jax.random.permutation(key, ctx.spec.pool)[:ctx.spec.probes]
@@ -130,7 +139,9 @@ def probe_exchange(ctx: Context, state: State, data: FedData, keys: RoundKeys, i
     else:
         t = vote.tally_counts(counts_MxC, voters, cfg.vote.ties, ctx.hp("vote.min_agreement"), keys.tie,
                               cfg.vote.min_margin)
-    info = vote.finish_diagnostics(sums, voters, y_M, t.winner_M, t.share_M, _honest_winner(ctx, sums, keys))
+    scored_M = task.scored_messages(y_M)      # next_token: the positions test accuracy scores (tasks.py)
+    info = vote.finish_diagnostics(sums, voters, y_M, t.winner_M, t.share_M, _honest_winner(ctx, sums, keys),
+                                   scored_M)
     arrived = None if isinstance(voters, int) else (voters > 0).astype(jnp.float32)
     text_M = task.message_mask(x_M)       # next_token: the probe positions that are not padding (tasks.py)
     if hard:
@@ -207,7 +218,7 @@ def _vote_targets(ctx: Context, task, x_M, y_M, t, arrived, answered_M, text_M):
     if text_M is not None:                    # padding: voted on and counted, never trained on
         keep_M = keep_M * text_M
     probes = local.Probes(x_M, task.unflatten(t.winner_M, ctx.spec.probes), task.unflatten(keep_M, ctx.spec.probes))
-    info["consensus_acc"] = jnp.sum((t.winner_M == y_M) * keep_M) / jnp.maximum(jnp.sum(keep_M), 1.0)
+    info["consensus_acc"] = consensus_acc(task, t.winner_M, y_M, keep_M)
     return probes, info
 
 
@@ -236,9 +247,7 @@ def _soft_targets(ctx: Context, task, x_M, y_M, sums, voters, arrived, text_M, r
     weight = jnp.ones((spec.messages,), jnp.float32) if text_M is None else text_M
     probes = local.Probes(x_M, task.unflatten(target, spec.probes),
                           task.unflatten(weight if arrived is None else weight * arrived, spec.probes))
-    info["consensus_acc"] = (jnp.mean(jnp.argmax(target, axis=-1) == y_M) if text_M is None else
-                             jnp.sum((jnp.argmax(target, axis=-1) == y_M) * text_M)
-                             / jnp.maximum(jnp.sum(text_M), 1.0))
+    info["consensus_acc"] = consensus_acc(task, jnp.argmax(target, axis=-1), y_M, text_M)
     return probes, info
 
 

@@ -21,8 +21,9 @@ from typing import Callable, NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 
-from tallysim.protocols.base import (Context, active_logits, active_set, draw_probes, exchanging, gate_agreement,
-                                     group_rows, local_round, predict_probes, round_keys, text_agreement)
+from tallysim.protocols.base import (Context, active_logits, active_set, consensus_acc, draw_probes, exchanging,
+                                     gate_agreement, group_rows, local_round, predict_probes, round_keys,
+                                     text_agreement)
 from tallysim.protocols.distill import distill_factor, scaled
 from tallysim.sim import exchange as exchange_, faults, local, peers, tasks, vote
 from tallysim.sim.fed import pool_examples
@@ -52,8 +53,10 @@ def messages(ctx: Context, state, data, keys, idx, fr) -> tuple[Messages, dict]:
     sums = vote.chunk_sums(z, sent_A, y_M, None, honest_A)
     voters = faults.senders(ctx, fr)
     t = vote.tally_counts(sums.counts_MxC, voters, "lowest", 0.0)
-    info = vote.finish_diagnostics(sums, voters, y_M, t.winner_M, t.share_M)
-    info.update(text_agreement(tasks.of(ctx.spec), x_M, t.share_M))     # next_token: the gate's, real positions
+    task = tasks.of(ctx.spec)
+    info = vote.finish_diagnostics(sums, voters, y_M, t.winner_M, t.share_M,
+                                   scored_M=task.scored_messages(y_M))   # next_token: accuracy's positions
+    info.update(text_agreement(task, x_M, t.share_M))     # next_token: the gate's, real positions
     return Messages(pidx, x_M, y_M, jax.nn.softmax(z, axis=-1), sent_A, voters), info
 
 
@@ -110,7 +113,8 @@ def streamed(ctx: Context, state, data, keys, idx, fr, ex: Streamed, chunk: Opti
         (diag, sums), per_row = exchange_.stream(one, A, chunk or c)
     voters = faults.senders(ctx, fr)
     t = vote.tally_counts(diag.counts_MxC, voters, "lowest", 0.0)
-    info = vote.finish_diagnostics(diag, voters, y_M, t.winner_M, t.share_M)
+    info = vote.finish_diagnostics(diag, voters, y_M, t.winner_M, t.share_M,
+                                   scored_M=task.scored_messages(y_M))   # next_token: accuracy's positions
     info.update(text_agreement(task, x_M, t.share_M))     # next_token: the gate's, over the real positions
     sent_A, _ = faults.chunk_masks(fr, jnp.arange(A))
     sent_A = jnp.ones((A,), bool) if sent_A is None else sent_A
@@ -171,8 +175,7 @@ def make_round(ctx: Context, lspec: local.LocalSpec, exchange):
                 weight = weight * text_M
             probes = local.Probes(x_M, task.unflatten(target, ctx.spec.probes),
                                   task.unflatten(weight, ctx.spec.probes))
-            info["consensus_acc"] = (jnp.sum((jnp.argmax(target, -1) == y_M) * weight)
-                                     / jnp.maximum(jnp.sum(weight), 1.0))
+            info["consensus_acc"] = consensus_acc(task, jnp.argmax(target, -1), y_M, weight)
             f = distill_factor(cfg, r, gate_agreement(info), ctx.hp)
             lspec_r = scaled(lspec, f)
             if f is not None:

@@ -71,7 +71,11 @@ def unread_blank(flat: dict, swept: list) -> dict:
     from tallysim import protocols
     name = flat.get("protocol.name")
     try:
-        return {**flat, **{k: None for k in swept if k != "protocol.name" and not protocols.reads(name, k)}}
+        # probe.per_round is every protocol's field (the pool is carved for all), but only those that
+        # exchange on probes draw it: FedAvg's row read "1000", the default, beside tally's 32 (userjourney4)
+        unused = {"probe.per_round"} if not protocols.traits(name).distill else set()
+        return {**flat, **{k: None for k in swept
+                           if k != "protocol.name" and (k in unused or not protocols.reads(name, k))}}
     except ConfigError:
         return flat
 

@@ -62,6 +62,10 @@ class Classification(NamedTuple):
         program is the one built before text existed)."""
         return None
 
+    def scored_messages(self, y_M):
+        """Which messages the probe diagnostics score: every probe (None: the program as before)."""
+        return None
+
     def models(self):
         from tallysim.config import plugin_models
         return IMAGE_MODELS + plugin_models()    # a plugin's model: its [B, C] logits checked on shapes
@@ -95,6 +99,13 @@ class NextToken(NamedTuple):
         Read from the probe's own tokens, not its hidden next tokens (feddf's rule, protocols/feddf.py):
         the position whose input is a stream's last token (its target PAD) is kept."""
         return (x_Mxpos != PAD).reshape(-1).astype(jnp.float32)
+
+    def scored_messages(self, y_M):
+        """[M * pos] float 0/1: the probe positions the diagnostics (vote_acc, softavg_acc,
+        consensus_acc) score, those test accuracy scores (`scored`: not PAD, OOV, BOS or EOS). Scored
+        over every position, the vote's accuracy counted padding and the specials as misses: at the
+        comma floor on words it read 0.0859 where the same vote scored as accuracy is 0.0934 (docs/text.md)."""
+        return self.scored(self.message_labels(y_M)).astype(jnp.float32)
 
     def models(self):
         from tallysim.config import plugin_models
@@ -149,14 +160,16 @@ def check_shape(cfg, example_shape: tuple, group: str = "") -> None:
                           f"{''.join(', ' + m for m in fits)}, or larger images")
 
 
-def check(cfg, task, group: str = "") -> None:
+def check(cfg, task, group: str = "", model: bool = True) -> None:
     """One-line refusals of what a task cannot run (ConfigError); `group` names a model group's model (an mlp
-    group on text said "model.name=mlp does not fit" of a run whose model.name was lstm)."""
+    group on text said "model.name=mlp does not fit" of a run whose model.name was lstm). `model=False`:
+    not the run's model.name (model.groups: each group's model is checked instead, and a run whose every
+    group names a text model was refused for the default model.name=mlp no peer runs)."""
     from tallysim.config import ConfigError
-    model = cfg.model.name
-    if model not in task.models():
+    name = cfg.model.name
+    if model and name not in task.models():
         kind = "text (token sequences)" if task.name == "next_token" else "images (classification)"
-        raise ConfigError(f"{'group ' + group + ': ' if group else ''}model.name={model} does not fit {cfg.data.name}, whose examples are {kind}; "
+        raise ConfigError(f"{'group ' + group + ': ' if group else ''}model.name={name} does not fit {cfg.data.name}, whose examples are {kind}; "
                           f"allowed for it: {', '.join(task.models())}")
     if task.name != "next_token":
         return

@@ -217,16 +217,26 @@ def mean_agreement(share_M: jax.Array, mask_M: Optional[jax.Array] = None) -> ja
     return jnp.sum(share_M * mask_M) / jnp.maximum(jnp.sum(mask_M), 1.0)
 
 
+def scored_mean(hit_M: jax.Array, scored_M: Optional[jax.Array] = None) -> jax.Array:
+    """The share of hits among the scored messages (`scored_M` float 0/1; None: every message, the
+    plain mean, so an image program is the one it was)."""
+    if scored_M is None:
+        return jnp.mean(hit_M)
+    return jnp.sum(hit_M * scored_M) / jnp.maximum(jnp.sum(scored_M), 1.0)
+
+
 def finish_diagnostics(s: Sums, voters: int, y_M: jax.Array, winner_M: jax.Array, share_M: jax.Array,
-                       honest_winner_M: Optional[jax.Array] = None) -> dict:
+                       honest_winner_M: Optional[jax.Array] = None,
+                       scored_M: Optional[jax.Array] = None) -> dict:
     """Vote vs soft-average accuracy on the probes, agreement and wrong-prediction confidence; the
     vote and soft average of the honest peers alone (`*_honest`: the same values without faulty
-    peers; NaN when no active peer is honest)."""
+    peers; NaN when no active peer is honest). `scored_M` (next_token: tasks.scored_messages): the
+    messages the accuracies score, as test accuracy does; `agreement` stays over every message."""
     softavg_M = jnp.argmax(s.probs_MxC / (jnp.maximum(voters, 1) if isinstance(voters, jax.Array) else voters),
                            axis=-1)
     out = {
-        "vote_acc": jnp.mean(winner_M == y_M),
-        "softavg_acc": jnp.mean(softavg_M == y_M),
+        "vote_acc": scored_mean(winner_M == y_M, scored_M),
+        "softavg_acc": scored_mean(softavg_M == y_M, scored_M),
         "agreement": jnp.mean(share_M),
         "wrong_confidence": s.wrong_conf / jnp.maximum(s.wrong, 1).astype(jnp.float32),
     }
@@ -235,8 +245,9 @@ def finish_diagnostics(s: Sums, voters: int, y_M: jax.Array, winner_M: jax.Array
         return out
     winner = jnp.argmax(s.honest_counts_MxC, axis=-1) if honest_winner_M is None else honest_winner_M
     nan = jnp.float32(jnp.nan)
-    out["vote_acc_honest"] = jnp.where(s.honest > 0, jnp.mean(winner == y_M), nan)
-    out["softavg_acc_honest"] = jnp.where(s.honest > 0, jnp.mean(jnp.argmax(s.honest_probs_MxC, -1) == y_M), nan)
+    out["vote_acc_honest"] = jnp.where(s.honest > 0, scored_mean(winner == y_M, scored_M), nan)
+    out["softavg_acc_honest"] = jnp.where(s.honest > 0, scored_mean(jnp.argmax(s.honest_probs_MxC, -1) == y_M,
+                                                                    scored_M), nan)
     return out
 
 
