@@ -1,0 +1,52 @@
+"""Review of 2026-12-15's change (review14): what the day's data digest, sweep lock and plugins got wrong.
+
+- A resume of a run on synthetic data was refused on another machine: the data digest (hostile10) took
+  the generated inputs' float bytes, whose last bits come from the machine's BLAS (synthetic._render's
+  tensordot: OpenBLAS picks its sgemm kernel by CPU). Generated data now counts by labels and shapes.
+Host-side only: `build` loads and partitions, nothing compiles.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from tallysim import build as buildmod
+from tallysim.config import ConfigError
+from tallysim.data import synthetic
+from tallysim.run_files import check_same_data
+
+from conftest import tiny_no_warmup
+
+
+def _other_blas(monkeypatch):
+    """synthetic's tensordot as another machine's sgemm sums it: the same values, one ulp apart."""
+    real = np.tensordot
+
+    def tensordot(*a, **k):
+        out = real(*a, **k)
+        return np.nextafter(out, np.inf, dtype=out.dtype) if out.dtype == np.float32 else out
+    monkeypatch.setattr(synthetic.np, "tensordot", tensordot)
+
+
+def test_a_synthetic_run_resumes_on_a_machine_whose_blas_rounds_otherwise(monkeypatch, tmp_path):
+    cfg = tiny_no_warmup("protocol.name=local")
+    here = buildmod.build(cfg)
+    _other_blas(monkeypatch)
+    there = buildmod.build(cfg)
+    # was: crc32 of the float inputs, which differ here: "--resume: the data ... is not what ... trained on"
+    assert there.data_digest == here.data_digest and here.data_digest.startswith("gen-crc32:")
+    check_same_data(there, tmp_path, {"data_digest": here.data_digest})         # not refused
+    # the labels still count: another data.seed's synthetic data is other data
+    other = buildmod.build(tiny_no_warmup("protocol.name=local", "data.seed=7"))
+    with pytest.raises(ConfigError, match="is not what"):
+        check_same_data(other, tmp_path, {"data_digest": here.data_digest})
+
+
+def test_a_digest_of_another_kind_is_not_compared(tmp_path):
+    # a synthetic run recorded by 2026-12-15's main ("crc32:" of its floats) resumes: nothing to compare
+    b = buildmod.build(tiny_no_warmup("protocol.name=local"))
+    check_same_data(b, tmp_path, {"data_digest": "crc32:0badf00d"})
+    (tmp_path / "partition.json").write_text(json.dumps({"data_digest": "crc32:0badf00d"}))
+    check_same_data(b, tmp_path, {})
