@@ -3,6 +3,8 @@
 - A resume of a run on synthetic data was refused on another machine: the data digest (hostile10) took
   the generated inputs' float bytes, whose last bits come from the machine's BLAS (synthetic._render's
   tensordot: OpenBLAS picks its sgemm kernel by CPU). Generated data now counts by labels and shapes.
+- An interrupted command line whose stdout pipe was gone (`tallysim sweep ... | tee log`, Ctrl-C ends both)
+  raised BrokenPipeError out of end_now's flush: a traceback and exit 1, not 128 + signal.
 Host-side only: `build` loads and partitions, nothing compiles.
 """
 from __future__ import annotations
@@ -50,3 +52,23 @@ def test_a_digest_of_another_kind_is_not_compared(tmp_path):
     check_same_data(b, tmp_path, {"data_digest": "crc32:0badf00d"})
     (tmp_path / "partition.json").write_text(json.dumps({"data_digest": "crc32:0badf00d"}))
     check_same_data(b, tmp_path, {})
+
+
+class _BrokenPipe:
+    """stdout piped into `tee`, which the same Ctrl-C ended: its buffer cannot be flushed any more."""
+    def write(self, s):
+        return len(s)
+
+    def flush(self):
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_an_interrupted_command_line_exits_128_plus_signal_when_its_stdout_pipe_is_gone(monkeypatch):
+    # was: end_now's stdout.flush() raised BrokenPipeError out of main: a traceback, exit 1 (not 130),
+    # and the interpreter's teardown under XLA's threads that os._exit is there to skip
+    from tallysim import cli
+    codes = []
+    monkeypatch.setattr(cli.os, "_exit", codes.append)
+    monkeypatch.setattr(cli.sys, "stdout", _BrokenPipe())
+    cli.end_now(130)
+    assert codes == [130]
