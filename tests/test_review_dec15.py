@@ -5,11 +5,14 @@
   tensordot: OpenBLAS picks its sgemm kernel by CPU). Generated data now counts by labels and shapes.
 - An interrupted command line whose stdout pipe was gone (`tallysim sweep ... | tee log`, Ctrl-C ends both)
   raised BrokenPipeError out of end_now's flush: a traceback and exit 1, not 128 + signal.
+- An installed package's entry point named after a built-in model (`cnn`) was imported for every
+  model.name=cnn override and stopped the run: built-in model names are never looked up.
 Host-side only: `build` loads and partitions, nothing compiles.
 """
 from __future__ import annotations
 
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -72,3 +75,23 @@ def test_an_interrupted_command_line_exits_128_plus_signal_when_its_stdout_pipe_
     monkeypatch.setattr(cli.sys, "stdout", _BrokenPipe())
     cli.end_now(130)
     assert codes == [130]
+
+
+def test_a_built_in_model_is_not_looked_up_among_installed_plugins(tmp_path, monkeypatch, registry_restored):
+    # was: apply_overrides asked the tallysim.plugins entry points for every model.name, built-ins too: an
+    # installed package with an entry point `cnn` (whose model the registry refuses as a built-in's name)
+    # stopped every model.name=cnn run with "model.name='cnn' cannot be used: its installed plugin ..."
+    from tallysim import config
+    from tallysim.protocols import plugin_import
+    dist = tmp_path / "other_pkg-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: other-pkg\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[tallysim.plugins]\ncnn = r14_cnn\n")
+    (tmp_path / "r14_cnn.py").write_text(f"open({str(tmp_path / 'imported')!r}, 'w').close()\n"
+                                         "MODELS = {'cnn': 'f'}\n\ndef f(k):\n    return None\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(plugin_import, "_INSTALLED", [])
+    monkeypatch.setattr(plugin_import, "_INSTALLED_FAILED", {})
+    monkeypatch.delitem(sys.modules, "r14_cnn", raising=False)
+    cfg = config.validate(config.apply_overrides(config.Config(), ["model.name=cnn"]))
+    assert cfg.model.name == "cnn" and not (tmp_path / "imported").exists()
