@@ -119,6 +119,14 @@ def _with_probe_source(cfg: Config, ds, runs: tuple = ()):
             len(src.y_train))
 
 
+def _data_digest(cfg: Config, ds, x_all, y_all, n: int) -> str:
+    """data.digest of what the lanes train and test on; data.generated_digest where any of it is generated
+    (synthetic, as the data or the probe.source): its floats differ in the last bits between machines."""
+    if cfg.data.name not in data.GENERATED and cfg.probe.source not in data.GENERATED:
+        return data.digest(x_all, y_all, ds.x_test, ds.y_test)
+    return data.generated_digest([y_all, ds.y_test], [x_all[:n], x_all[n:], ds.x_test])
+
+
 def _pool_and_rest(cfg: Config, n: int, n_source: int, seed: int):
     """Probe-pool indices and the remaining training indices of one seed."""
     if cfg.probe.source:
@@ -165,7 +173,7 @@ def build_group(cfgs: list[Config], runs: tuple = ()) -> Built:
         tasks.check_shape(cfg, ds.x_train.shape[1:])      # a conv model on flat or too small examples
     n = len(ds.y_train)
     x_all, y_all, n_source = _with_probe_source(cfg, ds, tuple(runs))
-    digest = data.digest(x_all, y_all, ds.x_test, ds.y_test)      # before the host copy is dropped
+    digest = _data_digest(cfg, ds, x_all, y_all, n)      # before the host copy is dropped
     # The inputs go to the device first and every host reference to them is dropped (jax copies a numpy
     # array, even on the CPU): a 10^6-client population's 768 MB of inputs are then held once while the
     # partitions are drawn, not twice (issue 33's memory target; docs/population.md).

@@ -119,8 +119,11 @@ def end_now(code: int) -> None:
     then: the unwinding closed the metrics file and the trackers, atomic writes finished or removed
     their temporary files, and the kernel drops the run's lock with the process. The command line's
     path only (`python -m tallysim`, the `tallysim` script): cli.main([...]) from Python returns."""
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):   # a pipe whose reader Ctrl-C ended too (`| tee log`), a closed stream:
+            pass                        # the BrokenPipeError's traceback replaced the exit code (1, not 130)
     os._exit(code)
 
 

@@ -39,7 +39,8 @@ def test_partition_json_and_the_checkpoint_record_the_data_it_trained_on(checkpo
     from tallysim import checkpoint
     part = json.loads((checkpointed / "partition.json").read_text())
     meta = checkpoint.read_meta(checkpointed)
-    assert part["data_digest"].startswith("crc32:") and meta["data_digest"] == part["data_digest"]
+    # synthetic data: its labels and its inputs' shapes (data.generated_digest; review14)
+    assert part["data_digest"].startswith("gen-crc32:") and meta["data_digest"] == part["data_digest"]
     assert meta["plugins"] == {}                    # the checkpoint lists its plugins' sources
 
 
@@ -63,12 +64,12 @@ def test_resume_after_the_data_changed_is_refused_before_compiling(where, checkp
     # directory) resumed on the new contents in silence, its rows before the checkpoint from the old data
     d = _copy(checkpointed, tmp_path)
     if where == "checkpoint":
-        _set_meta(d, data_digest="crc32:00000000")        # what another file's digest would be
+        _set_meta(d, data_digest="gen-crc32:00000000")        # what another file's digest would be
         (d / "partition.json").unlink()                   # deleted too: the checkpoint still knows
     else:
         _set_meta(d, data_digest=None)
         part = json.loads((d / "partition.json").read_text())
-        part["data_digest"] = "crc32:00000000"
+        part["data_digest"] = "gen-crc32:00000000"
         (d / "partition.json").write_text(json.dumps(part))
     line = one_line(capsys, ["run", "--out", str(d), "--resume"])
     assert "--resume: the data (data.name=synthetic) is not what" in line and "crc32:00000000" in line

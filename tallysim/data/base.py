@@ -45,6 +45,27 @@ def digest(*arrays: np.ndarray) -> str:
     return f"crc32:{crc:08x}"
 
 
+# Datasets tallysim generates from the config (synthetic.generate): their inputs' last bits come from the
+# machine's BLAS (synthetic._render's tensordot), so their digest counts the inputs by shape (generated_digest)
+GENERATED = ("synthetic",)
+
+
+def generated_digest(labels: list, inputs: list) -> str:
+    """digest of a generated dataset: its labels (integers, exact from numpy's seeded generator) and its
+    inputs' shapes and dtypes, not their floats. Those are a function of the config, which `--resume`
+    already compares; their bytes are not the same on every machine (OpenBLAS picks its sgemm kernel by
+    CPU, and the kernels sum in other orders), so a run resumed on another machine (a preempted job
+    rescheduled elsewhere) was refused as "data changed", with advice to restore a file it never read.
+    "gen-crc32:" so that check_same_data does not compare it with a digest of another kind."""
+    shapes = [np.asarray([*x.shape, np.dtype(x.dtype).itemsize], np.int64) for x in inputs]
+    return "gen-" + digest(*labels, *shapes)
+
+
+def digest_kind(d: str) -> str:
+    """The kind of a recorded digest ("crc32", "gen-crc32"): two digests compare only within one kind."""
+    return d.split(":", 1)[0]
+
+
 F32_MAX = float(np.finfo(np.float32).max)
 
 

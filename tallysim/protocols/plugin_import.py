@@ -180,8 +180,10 @@ def load_installed(name, what: str, registry) -> bool:
     under "plugins" and `--resume` loads it again. Only a name that is asked for loads: another installed
     plugin that is broken stops nothing; this one, broken, is one line naming its package, the entry point
     and what failed. `registry` is tallysim.protocols (handed in: this module sits beneath it)."""
+    # a built-in model's name is never an installed plugin's: apply_overrides asks for every model.name, and
+    # a package with an entry point `cnn` (its model refused as a built-in's name) stopped model.name=cnn
     if not isinstance(name, str) or name in registry.REGISTRY or name in registry._EXTERNAL \
-            or name in registry._MODELS:
+            or name in registry._MODELS or name in registry._BUILTIN_MODELS:
         return False
     found = installed_plugins().get(name)
     if found is None:
