@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 
 from tallysim import protocols
+from tallysim.file_shapes import files_shape
 from tallysim.plugin_params import plugin_model_params
 
 # Sizes past which a run hangs on the host or cannot finish, whatever the memory: field -> (largest
@@ -215,6 +216,8 @@ def example_shape(cfg) -> tuple:
     square image of data_shape's floats and channels ([h, w] images get a channel axis: [28, 28, 1])."""
     if cfg.data.name == "synthetic":
         return tuple(cfg.data.input_shape)
+    if (found := files_shape(cfg)) is not None:
+        return found[0]     # as its files hold it, not a square guess
     dim, _, channels = data_shape(cfg)
     side = math.isqrt(dim // channels)
     return (side, side, channels) if side * side * channels == dim else (dim,)
@@ -269,6 +272,8 @@ def data_shape(cfg) -> tuple[int, int, int]:
     """(input floats per example, classes, channels) of the configured data, without loading it."""
     d = cfg.data
     synthetic = d.name == "synthetic"
+    if (found := files_shape(cfg)) is not None:     # its files' headers (file_shapes)
+        return math.prod(found[0]), found[1], found[0][-1] if len(found[0]) > 1 else 1
     dim, classes = (math.prod(d.input_shape), d.num_classes) if synthetic else \
         KNOWN_TEXT.get(d.name) or KNOWN_SHAPES.get(d.name, (784, 10))
     channels = d.input_shape[-1] if synthetic and len(d.input_shape) > 1 else 3 if dim == 3072 else 1

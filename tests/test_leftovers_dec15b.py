@@ -69,3 +69,52 @@ def test_resume_at_another_path_is_refused_without_a_digest_or_with_another_chan
     d, cfg = _as_files_run(checkpointed, tmp_path / "c", "gen-crc32:0000abcd")   # counts no input bytes
     with pytest.raises(ConfigError, match=r"this config differs from .*data\.path"):
         checkpoint.check_resume(cfg, str(d))
+
+
+# ------------------------------------------- 2. the memory estimate of a files dataset reads its headers
+
+def _npz(path, shape, classes, **extra):
+    y = np.arange(40) % classes
+    np.savez(path, x_train=np.zeros((40, *shape), np.uint8), y_train=y, x_test=np.zeros((8, *shape), np.uint8),
+             y_test=y[:8], **extra)
+    return path
+
+
+def test_the_memory_estimate_of_a_files_dataset_counts_its_shape_and_classes(tmp_path, monkeypatch):
+    # was: every data.name=files dataset was estimated as Fashion-MNIST's 784 inputs and 10 classes
+    from tallysim import sizing
+    cfg = config.apply_overrides(config.Config(), ["data.name=files", f"data.path={_npz(tmp_path / 'c.npz', (32, 32, 3), 20)}",
+                                                   "model.name=mlp", "model.width=100"])
+    assert sizing.data_shape(cfg) == (3072, 20, 3) and sizing.example_shape(cfg) == (32, 32, 3)
+    assert sizing.models_bytes(cfg)[0] == 4 * 3 * (3072 * 100 + 100 * 100 + 100 * 20) * cfg.peers
+    # no image array is read for it: only the .npy header of x_train
+    monkeypatch.setattr(np.lib.format, "read_array", _refuse_images(np.lib.format.read_array))
+    grey = config.apply_overrides(cfg, [f"data.path={_npz(tmp_path / 'g.npz', (12, 12), 3)}"])
+    assert sizing.example_shape(grey) == (12, 12, 1) and sizing.data_shape(grey)[:2] == (144, 3)
+    declared = config.apply_overrides(cfg, [f"data.path={_npz(tmp_path / 'd.npz', (5,), 3, num_classes=7)}"])
+    assert sizing.data_shape(declared) == (5, 7, 1)
+
+
+def _refuse_images(read):
+    def only_small(f, *a, **k):
+        out = read(f, *a, **k)
+        assert out.ndim <= 1, "an image array was loaded for the estimate"
+        return out
+    return only_small
+
+
+def test_the_estimate_reads_an_idx_directory_and_keeps_its_guess_for_what_it_cannot_read(tmp_path):
+    from tallysim import sizing
+
+    def idx(name, arr):
+        head = bytes([0, 0, 0x08, arr.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in arr.shape)
+        (tmp_path / name).write_bytes(head + arr.astype(np.uint8).tobytes())
+    idx("train-images-idx3-ubyte", np.zeros((30, 20, 20)))
+    idx("train-labels-idx1-ubyte", np.arange(30) % 13)
+    idx("t10k-images-idx3-ubyte", np.zeros((6, 20, 20)))
+    idx("t10k-labels-idx1-ubyte", np.arange(6))
+    cfg = config.apply_overrides(config.Config(), ["data.name=files", f"data.path={tmp_path}"])
+    assert sizing.data_shape(cfg) == (400, 13, 1) and sizing.example_shape(cfg) == (20, 20, 1)
+    (tmp_path / "broken.npz").write_bytes(b"not a zip")
+    broken = config.apply_overrides(cfg, [f"data.path={tmp_path / 'broken.npz'}"])
+    assert sizing.data_shape(broken) == (784, 10, 1)           # the load will say what is wrong with it
