@@ -118,3 +118,26 @@ def test_the_estimate_reads_an_idx_directory_and_keeps_its_guess_for_what_it_can
     (tmp_path / "broken.npz").write_bytes(b"not a zip")
     broken = config.apply_overrides(cfg, [f"data.path={tmp_path / 'broken.npz'}"])
     assert sizing.data_shape(broken) == (784, 10, 1)           # the load will say what is wrong with it
+
+
+# --------------------------------------------------------------------------------------- 3. small ones
+
+def test_hasattr_of_a_broken_installed_plugins_name_is_false_and_real_use_still_says_why(tmp_path, monkeypatch,
+                                                                                       registry_restored):
+    # was: hasattr(cfg, "<a broken installed plugin>") raised ConfigError (hasattr's contract: False)
+    import sys
+    from tallysim.protocols import plugin_import
+    dist = tmp_path / "l14_pkg-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: l14-pkg\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[tallysim.plugins]\nl14_broken = l14_broken\n")
+    (tmp_path / "l14_broken.py").write_text("raise ImportError('needs torch_scatter')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(plugin_import, "_INSTALLED", [])
+    monkeypatch.setattr(plugin_import, "_INSTALLED_FAILED", {})
+    monkeypatch.delitem(sys.modules, "l14_broken", raising=False)
+    cfg = config.Config()
+    assert not hasattr(cfg, "l14_broken") and getattr(cfg, "l14_broken", 7) == 7
+    with pytest.raises(ConfigError, match=r"'l14_broken' cannot be used: its installed plugin cannot be "
+                                          r"loaded .*l14-pkg.*torch_scatter"):
+        cfg.l14_broken
