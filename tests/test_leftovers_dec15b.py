@@ -141,3 +141,33 @@ def test_hasattr_of_a_broken_installed_plugins_name_is_false_and_real_use_still_
     with pytest.raises(ConfigError, match=r"'l14_broken' cannot be used: its installed plugin cannot be "
                                           r"loaded .*l14-pkg.*torch_scatter"):
         cfg.l14_broken
+
+
+def test_a_figure_whose_progress_bar_fails_to_start_gives_its_group_locks_back(tmp_path, monkeypatch, no_compile):
+    # was: the runs bar was made after the group locks were taken but outside the try that releases them
+    from tallysim import figures, outdir
+    spec = {"kind": "curves", "title": "two", "base": {"peers": 2, "rounds": 1, "data": {"name": "synthetic"}},
+            "groups": {"tally": {"protocol": {"name": "tally"}}, "fedavg": {"protocol": {"name": "fedavg"}}}}
+    path = tmp_path / "two.json"
+    path.write_text(json.dumps(spec))
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(figures.progress_bars, "runs_bar", interrupted)
+    with pytest.raises(KeyboardInterrupt) as held:      # `held` keeps the figure's frame (and its locks) alive
+        figures.make_figure(str(path), results=str(tmp_path / "res"), out=str(tmp_path / "fig"), progress=True,
+                            log=lambda m: None, grouped=False)
+    import threading
+    errors = []
+
+    def take():         # another thread (the lock is reentrant in this one): SweepBusy while still held
+        for group in ("tally", "fedavg"):
+            try:
+                with outdir.sweep_lock(tmp_path / "res" / "two" / group):
+                    pass
+            except outdir.SweepBusy as e:
+                errors.append(e)
+    other = threading.Thread(target=take)
+    other.start()
+    other.join(30)
+    assert errors == [] and held.value is not None
