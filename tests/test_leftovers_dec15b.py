@@ -171,3 +171,20 @@ def test_a_figure_whose_progress_bar_fails_to_start_gives_its_group_locks_back(t
     other.start()
     other.join(30)
     assert errors == [] and held.value is not None
+
+
+def test_the_runs_eta_holds_still_while_the_next_run_compiles(monkeypatch):
+    # was: after a run ended, the next run's compile added (runs left / runs done) s to the ETA per second
+    from tallysim import progress
+    from tallysim import progress_base
+    now = [0.0]
+    monkeypatch.setattr(progress_base.time, "perf_counter", lambda: now[0])
+    c = progress.RunsClock(3)
+    now[0] = 10.0
+    c.report(1.0)
+    c.count(1, skipped=False)                   # one run in 10 s: 20 s left
+    assert c.eta() == pytest.approx(20.0) and c.eta_text() == "ETA 20s, next run compiling"
+    now[0] = 70.0                               # a minute compiling the next run
+    assert c.eta() == pytest.approx(20.0) and c.eta_text() == "ETA 20s, next run compiling"
+    c.report(0.5)                               # its first stretch came back: the rate counts again
+    assert c.eta() == pytest.approx(70.0 * 1.5 / 1.5) and "compiling" not in c.eta_text()
