@@ -188,3 +188,18 @@ def test_the_runs_eta_holds_still_while_the_next_run_compiles(monkeypatch):
     assert c.eta() == pytest.approx(20.0) and c.eta_text() == "ETA 20s, next run compiling"
     c.report(0.5)                               # its first stretch came back: the rate counts again
     assert c.eta() == pytest.approx(70.0 * 1.5 / 1.5) and "compiling" not in c.eta_text()
+
+
+# ---------------------------------------- 4. tally's probe outputs counted quantised copies it never makes
+
+def test_the_vote_exchange_is_estimated_with_the_buffers_it_holds_and_above_the_measured_peak():
+    # was: 4 live [c, M, C] buffers (logits, probabilities, quantised, product) for votes too: tally over
+    # 500 word windows (10,000 messages x 10,004 classes, one peer a chunk) 4.0 GB of probe outputs
+    # against a process peak RSS of 2.63 GB (docs/text.md)
+    from tallysim import sizing
+    M, C = 500 * 20, 10_004
+    unit = 4 * M * C                                            # one [M, C] float32
+    assert sizing.peer_chunk(4, M, C) == 1
+    assert sizing.footprint_bytes(4, M, C, soft=False) == unit * (2 * 1 + 6) == 3_201_280_000
+    assert sizing.footprint_bytes(4, M, C, soft=True) == unit * (4 * 1 + 8)         # soft labels: as before
+    assert sizing.footprint_bytes(4, M, C, soft=False) > 2.63e9                      # still above the peak
