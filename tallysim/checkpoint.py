@@ -23,7 +23,7 @@ import numpy as np
 
 from tallysim import atomic, config, jax_check, outdir
 from tallysim.config import ConfigError
-from tallysim.results.metrics import CONFIG, METRICS
+from tallysim.results.metrics import CONFIG, METRICS, PARTITION
 
 FILE = "checkpoint.npz"
 DEFAULT_SECONDS = 300.0          # with no --checkpoint-every, save at most every five minutes
@@ -253,7 +253,7 @@ def _may_move(d: Path, meta: dict, now: dict) -> bool:
     was = meta.get("data_digest")
     if not (isinstance(was, str) and was):
         try:
-            was = json.loads((d / "partition.json").read_text()).get("data_digest")
+            was = json.loads((d / PARTITION).read_text()).get("data_digest")
         except (OSError, ValueError, AttributeError):
             return False
     return isinstance(was, str) and digest_kind(was) == "crc32"
