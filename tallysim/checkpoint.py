@@ -23,7 +23,7 @@ import numpy as np
 
 from tallysim import atomic, config, jax_check, outdir
 from tallysim.config import ConfigError
-from tallysim.results.metrics import CONFIG, METRICS
+from tallysim.results.metrics import CONFIG, METRICS, PARTITION
 
 FILE = "checkpoint.npz"
 DEFAULT_SECONDS = 300.0          # with no --checkpoint-every, save at most every five minutes
@@ -220,7 +220,7 @@ def _check_resume(cfg, out) -> tuple[Path, dict]:
     _refuse_lost_rows(d, meta["lines"])
     cfg = config.validate(cfg)
     now = json.loads(json.dumps(config.to_dict(cfg)))   # as saved: tuples are lists
-    written = meta.get("config")
+    written, moved = meta.get("config"), None
     if isinstance(written, dict):
         was, is_ = (written.get("protocol") or {}).get("name"), now["protocol"]["name"]
         if was != is_:
@@ -228,11 +228,35 @@ def _check_resume(cfg, out) -> tuple[Path, dict]:
                               f"names {is_!r} (another --config or protocol.name, or {d / CONFIG} edited since?); resume with protocol.name={was}, or "
                               "start again with --overwrite")
         _refuse_storage_change(d, written, cfg)
-        _refuse_diff(config.diff(written, now), f"the config {d / FILE} was computed under")
+        moved = _refuse_diff(written, now, f"the config {d / FILE} was computed under", _may_move(d, meta, now))
     saved = json.loads(json.dumps(config.to_dict(config.validate(outdir.run_config(d, "--resume", outdir.CLI)))))
     _refuse_storage_change(d, saved, cfg)     # a checkpoint without its config: config.json's storage
-    _refuse_diff(config.diff(saved, now), str(d / CONFIG))
-    return d, read_meta(d, config.validate(cfg))
+    moved = _refuse_diff(saved, now, str(d / CONFIG), _may_move(d, meta, now)) or moved
+    meta = read_meta(d, config.validate(cfg))
+    return d, ({**meta, MOVED: moved} if moved else meta)
+
+
+# The in-memory meta key (never saved) of a resume whose data.path alone changed: [the refusal to raise,
+# the path the run read before, the path it reads now]. run_files.check_same_data refuses it unless the new file gives the recorded digest.
+MOVED = "data_path_moved"
+
+
+def _may_move(d: Path, meta: dict, now: dict) -> bool:
+    """Whether a changed data.path may be proved the same data by its digest (checked once loaded): a
+    dataset read from a file (data.name=files, or a named one whose data.path only says where its files
+    are), and a recorded digest of its contents. A cluster job requeued on another node finds the same
+    .npz at another path. Not: generated data (its gen- digest counts labels and shapes, not the inputs),
+    a run recorded before 2026-12-15 (no digest: nothing proves the file is the same)."""
+    from tallysim.data import GENERATED, digest_kind
+    if now["data"]["name"] in GENERATED:
+        return False
+    was = meta.get("data_digest")
+    if not (isinstance(was, str) and was):
+        try:
+            was = json.loads((d / PARTITION).read_text()).get("data_digest")
+        except (OSError, ValueError, AttributeError):
+            return False
+    return isinstance(was, str) and digest_kind(was) == "crc32"
 
 
 def _refuse_lost_rows(d: Path, lines: int) -> None:
@@ -283,10 +307,18 @@ def _refuse_storage_change(d: Path, written: dict, cfg) -> None:
                       f"allowed: resume with client_storage={was}, or start again with --overwrite")
 
 
-def _refuse_diff(diff: list, what: str) -> None:
-    if diff:
-        raise ConfigError(f"--resume: this config differs from {what} ({', '.join(diff[:4])}"
-                          f"{', ...' if len(diff) > 4 else ''}); resume with the same config or use --overwrite")
+def _refuse_diff(was: dict, now: dict, what: str, may_move: bool = False) -> Optional[list]:
+    """Refuse a config `now` that differs from `was`; with `may_move`, a change of data.path alone is
+    returned as [the refusal, the old path] instead: run_files.check_same_data raises that refusal unless
+    the file at the new path gives the digest the run recorded (it can tell only once the data is loaded)."""
+    diff = config.diff(was, now)
+    if not diff:
+        return None
+    said = (f"--resume: this config differs from {what} ({', '.join(diff[:4])}"
+            f"{', ...' if len(diff) > 4 else ''}); resume with the same config or use --overwrite")
+    if may_move and len(diff) == 1 and diff[0].startswith("data.path="):
+        return [said, (was.get("data") or {}).get("path"), now["data"]["path"]]
+    raise ConfigError(said)
 
 
 def nothing_to_resume(d: Path, out) -> str:
@@ -302,6 +334,11 @@ def nothing_to_resume(d: Path, out) -> str:
 def note_resume(out_dir: Path, meta: dict) -> None:
     """config.json records every resume: from which round and seed chunk, and when."""
     doc = json.loads((out_dir / CONFIG).read_text())
-    doc.setdefault("resumed", []).append({"round": meta["round"], "seed_index": meta["lo"],
-                                          "at": time.strftime("%Y-%m-%dT%H:%M:%S")})
+    entry = {"round": meta["round"], "seed_index": meta["lo"], "at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    if meta.get(MOVED) and isinstance(doc.get("data"), dict):
+        # the same data (its digest) at another path: config.json names the path in use, so that a plain
+        # `run --resume` on this node finds it; the entry keeps the one the run read before
+        entry["data_path_was"] = meta[MOVED][1]
+        doc["data"]["path"] = meta[MOVED][2]
+    doc.setdefault("resumed", []).append(entry)
     atomic.write_text(out_dir / CONFIG, json.dumps(doc, indent=2) + "\n")

@@ -17,7 +17,8 @@ evaluation not counted, their time is).
 The bar over the runs estimates the time left from the runs done and the rounds done of the runs
 under way (each round bar reports its share to it), so it has an estimate from the first stretch of
 rounds of the first run on, not only once a run has finished; before that it says `ETA after the first
-run`.
+run`. While the next run compiles it holds the last run's estimate (`, next run compiling`) rather than
+grow it by the seconds that pass with no rounds done.
 
 Where stderr is not a terminal (`nohup ... > log 2>&1`, a batch job's log, CI, `tee`), redrawn bars
 would be one ever-growing line of carriage returns; there the same facts are plain lines instead

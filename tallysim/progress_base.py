@@ -118,30 +118,37 @@ _outer: list = []       # the open bars over runs (a figure's or a sweep's), inn
 class RunsClock:
     """done / total and the time left over a sweep's or a figure's runs, from the runs done and the
     rounds done of the runs under way (`partial`, reported by their round bar). Runs skipped (done
-    before) count as done but not in the rate."""
+    before) count as done but not in the rate. Between a run's end and the next run's first stretch of
+    rounds (its compile, mostly) the estimate is the one the last run's end gave, and says the next run
+    is compiling: elapsed time over unchanged work made it climb by (runs left / runs done) seconds a
+    second, 2 s a second under a long compile."""
 
     def __init__(self, total: int):
         self.total, self.n, self.ran, self.partial, self.worked = total, 0, 0, 0.0, 0.0
         self.t0 = time.perf_counter()
+        self.t_ended: Optional[float] = None    # a run ended then, and the next has reported nothing yet
 
     def eta(self, now: Optional[float] = None) -> Optional[float]:
         """Seconds left; None before any round of any run has come back."""
         worked = self.ran + self.worked
         if worked <= 0:
             return None
-        elapsed = (time.perf_counter() if now is None else now) - self.t0
-        return elapsed * max(self.total - self.n - self.partial, 0.0) / worked
+        end = self.t_ended if self.t_ended is not None else time.perf_counter() if now is None else now
+        return (end - self.t0) * max(self.total - self.n - self.partial, 0.0) / worked
 
     def eta_text(self, now: Optional[float] = None) -> str:
         if self.n >= self.total:
             return "done"
         left = self.eta(now)
-        return "ETA after the first run" if left is None else f"ETA {duration(left)}"
+        if left is None:
+            return "ETA after the first run"
+        return f"ETA {duration(left)}" + (", next run compiling" if self.t_ended is not None else "")
 
     def count(self, n: int, skipped: bool) -> None:
         self.n += n
         self.ran += 0 if skipped else n
         self.partial = self.worked = 0.0
+        self.t_ended = time.perf_counter()
 
     def report(self, partial: float, worked: Optional[float] = None) -> None:
         """The runs under way are `partial` runs' worth done (a round bar's rounds done / all of them,
@@ -150,6 +157,7 @@ class RunsClock:
         worked, a run resumed at round 90 of 100 gave an ETA of a second after its first round."""
         self.partial = partial
         self.worked = partial if worked is None else worked
+        self.t_ended = None         # the run under way has come back: the rate counts its time again
 
 
 def open_runs(bar) -> None:

@@ -10,6 +10,7 @@ import numpy as np
 from tallysim import atomic, config
 from tallysim.config import ConfigError
 from tallysim.build import Built
+from tallysim.checkpoint import MOVED
 from tallysim.data.base import digest_kind
 from tallysim.data.partition import convention
 from tallysim.results import partition_file
@@ -57,13 +58,21 @@ def check_same_data(b: Built, out_dir: Path, meta: dict) -> None:
     """--resume: the data must be what the run trained on before it stopped (data.digest: the
     checkpoint's `data_digest`, else partition.json's). A data file replaced under the same name since (or
     a relative data.path resumed from another directory) resumed on the other contents in silence: rows
-    from two datasets in one metrics.jsonl. A run of a tallysim before 2026-12-15 records none: not checked."""
+    from two datasets in one metrics.jsonl. A run of a tallysim before 2026-12-15 records none: not checked. A
+    changed data.path (meta[checkpoint.MOVED]: the resume's config differs in it alone) is allowed only when
+    the new file gives the recorded digest: the same data, on a node where it lives at another path."""
     was = meta.get("data_digest") if isinstance(meta, dict) else None
+    moved = meta.get(MOVED) if isinstance(meta, dict) else None
     if not (isinstance(was, str) and was):
         try:
             was = json.loads((out_dir / partition_file.PARTITION).read_text()).get("data_digest")
         except (OSError, ValueError, AttributeError):
-            return
+            was = None
+    if moved and was != b.data_digest:      # data.path changed: allowed only for the very same contents
+        raise ConfigError(moved[0] + f" (the data at data.path={moved[2]} gives {b.data_digest}, not the "
+                          f"{was} the run recorded)")
+    if not isinstance(was, str):
+        return
     # a digest of another kind (data.digest_kind: one written before generated data got its own) compares
     # nothing: not checked
     if isinstance(was, str) and was and was != b.data_digest and digest_kind(was) == digest_kind(b.data_digest):

@@ -29,6 +29,13 @@ from tallysim.schema_sections import (CommConfig, DataConfig, DistillConfig, Fau
                                       PrivacyConfig, ProbeConfig, ProtocolConfig, VoteConfig, BUILTIN_MODELS)
 from tallysim.sizing import LIMITS
 
+
+
+class UnusableSection(ConfigError, AttributeError):
+    """`cfg.<name>` of an installed plugin that cannot load: a ConfigError (one line, naming the package
+    and what failed) that is also an AttributeError, so `hasattr(cfg, name)` is False rather than raising."""
+
+
 # ----------------------------------------------------------------------------- declaring a field
 #
 # Each field is declared once, on Config below or in its section (schema_sections.py): its type
@@ -107,8 +114,13 @@ class Config:
         if name.startswith("__"):
             raise AttributeError(name)
         cls = _protocols.sections().get(name)
-        if cls is None and _protocols.installed(name):       # an installed package's plugin's section
-            cls = _protocols.sections().get(name)
+        try:
+            if cls is None and _protocols.installed(name):       # an installed package's plugin's section
+                cls = _protocols.sections().get(name)
+        except ConfigError as e:
+            # a broken installed plugin of that name: `cfg.name` still says why in one line, and
+            # hasattr / getattr(cfg, name, default) see an AttributeError, as their contract wants
+            raise UnusableSection(str(e)) from None
         if cls is None:
             # a plugin that reads its own section but did not list it in TRAITS.sections lands here
             raise AttributeError(f"Config has no field or section {name!r}; a protocol's own section is one its "

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 
 from tallysim import protocols
+from tallysim.file_shapes import files_shape
 from tallysim.plugin_params import plugin_model_params
 
 # Sizes past which a run hangs on the host or cannot finish, whatever the memory: field -> (largest
@@ -36,6 +37,7 @@ LIMITS = {
 
 CHUNK_BYTES = 256 * 2**20     # one chunk's [c, M, C] (or one eval batch's [P, B, C]) float32 logits and forward passes
 LIVE_PER_CHUNK = 4            # [c, M, C] buffers alive at once: logits, probabilities, quantised, product
+LIVE_PER_CHUNK_VOTES = 2      # votes alone (no soft_bits): logits, probabilities (footprint_bytes)
 
 
 def peer_chunk(peers: int, probes: int, classes: int, budget: int | None = None, lanes: int = 1,
@@ -53,10 +55,10 @@ def peer_chunk(peers: int, probes: int, classes: int, budget: int | None = None,
 def footprint_bytes(peers: int, probes: int, classes: int, soft: bool, chunk: int | None = None) -> int:
     """Rough peak bytes of one probe exchange: the live chunk temporaries plus the [M, C] accumulators
     (counts, probability sum, sent sum, their per-chunk copies, the targets) and the [M, C] random
-    tie scores. No A * M * C term: that is the point of exchange.py."""
-    c = chunk or peer_chunk(peers, probes, classes)
-    accumulators = 2 * (3 if soft else 2) + 2
-    return 4 * probes * classes * (LIVE_PER_CHUNK * c + accumulators)
+    tie scores. No A * M * C term: that is the point of exchange.py. Votes alone quantise nothing (4 live
+    buffers put tally's 500 word windows at 4.0 GB of probe outputs against a 2.63 GB peak RSS)."""
+    live = LIVE_PER_CHUNK if soft else LIVE_PER_CHUNK_VOTES
+    return 4 * probes * classes * (live * (chunk or peer_chunk(peers, probes, classes)) + 2 * (3 if soft else 2) + 2)
 
 
 def eval_batch(peers: int, classes: int, batch: int = 500, budget: int | None = None, lanes: int = 1,
@@ -211,10 +213,12 @@ def model_params(name: str, width: int, dim: int, classes: int, channels: int, s
 
 
 def example_shape(cfg) -> tuple:
-    """One example's shape as the model sees it, without loading the data: synthetic's input_shape, else a
-    square image of data_shape's floats and channels ([h, w] images get a channel axis: [28, 28, 1])."""
+    """One example's shape as the model sees it, without loading the data: synthetic's input_shape, a files
+    dataset's as its headers say (file_shapes), else a square image of data_shape's floats and channels."""
     if cfg.data.name == "synthetic":
         return tuple(cfg.data.input_shape)
+    if (found := files_shape(cfg)) is not None:
+        return found[0]
     dim, _, channels = data_shape(cfg)
     side = math.isqrt(dim // channels)
     return (side, side, channels) if side * side * channels == dim else (dim,)
@@ -267,8 +271,9 @@ def active_peers(cfg) -> int:
 
 def data_shape(cfg) -> tuple[int, int, int]:
     """(input floats per example, classes, channels) of the configured data, without loading it."""
-    d = cfg.data
-    synthetic = d.name == "synthetic"
+    d, synthetic = cfg.data, cfg.data.name == "synthetic"
+    if (found := files_shape(cfg)) is not None:     # its files' headers (file_shapes)
+        return math.prod(found[0]), found[1], found[0][-1] if len(found[0]) > 1 else 1
     dim, classes = (math.prod(d.input_shape), d.num_classes) if synthetic else \
         KNOWN_TEXT.get(d.name) or KNOWN_SHAPES.get(d.name, (784, 10))
     channels = d.input_shape[-1] if synthetic and len(d.input_shape) > 1 else 3 if dim == 3072 else 1

@@ -120,7 +120,7 @@ def test_results_metrics_imports_nothing_above_it():
 LAYERS = [
     ["tallysim", "tallysim.fields"],
     ["tallysim.protocols", "tallysim.protocols.declaration", "tallysim.protocols.plugin_import",
-     "tallysim.plugin_rules", "tallysim.sizing", "tallysim.plugin_params", "tallysim.privacy"],
+     "tallysim.plugin_rules", "tallysim.sizing", "tallysim.plugin_params", "tallysim.privacy", "tallysim.file_shapes"],
     ["tallysim.schema_sections"],
     ["tallysim.schema"],
     ["tallysim.schema_text"],
@@ -318,7 +318,8 @@ ALLOWED_BESIDE_OWN = {
     "tallysim.results": ("tallysim.config", "tallysim.fields", "tallysim.atomic", "tallysim.run_lock",
                          *sorted(REGISTRY_UNIT)),
     "tallysim.protocols.": ("tallysim.sim", "tallysim.config", "tallysim.fields", "tallysim.protocols"),
-    "tallysim.data": ("tallysim.config", "tallysim.sizing", "tallysim.validation", "tallysim.atomic"),
+    "tallysim.data": ("tallysim.config", "tallysim.sizing", "tallysim.validation", "tallysim.atomic",
+                      "tallysim.file_shapes"),
 }
 
 

@@ -83,11 +83,11 @@ def test_auto_chunk_counts_probes_only_where_the_protocol_trains_on_them(monkeyp
 
 def test_the_shared_chunk_is_counted_once_over_the_lanes():
     """No compiling: where the exchange chunk is budget-bound, more lanes add their accumulators and
-    state, not another 4 x 256 MiB of chunk temporaries each."""
+    state, not another 2 x 256 MiB of chunk temporaries each (votes alone)."""
     shapes = dict(num_params=10_000, peers=1000, active=1000, input_shape=(8,), batch_size=1, probe_batch=1,
                   probes=1000, classes=1000, soft=False)
     one, eight = sizing.lanes_bytes(1, **shapes), sizing.lanes_bytes(8, **shapes)
-    chunk_temporaries = sizing.LIVE_PER_CHUNK * sizing.CHUNK_BYTES
+    chunk_temporaries = sizing.LIVE_PER_CHUNK_VOTES * sizing.CHUNK_BYTES     # soft=False: votes alone
     assert eight < 8 * one - 6 * chunk_temporaries
     assert sizing.lanes_that_fit(8, eight, **shapes) == 8
     assert sizing.lanes_that_fit(8, eight - 1, **shapes) == 7

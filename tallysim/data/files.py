@@ -12,6 +12,8 @@ import zlib
 
 import numpy as np
 
+from tallysim.file_shapes import classify as _classify
+
 from .base import Dataset, DataError, checked
 
 # IDX type codes (http://yann.lecun.com/exdb/mnist/ "THE IDX FILE FORMAT"); values are big-endian.
@@ -56,15 +58,6 @@ def read_idx(path: pathlib.Path) -> np.ndarray:
         raise DataError(f"{path} is truncated or corrupt: header says {shape} of {dtype} but the body has "
                         f"{len(raw) - offset} bytes; re-download the file")
     return np.frombuffer(raw, dtype, offset=offset).reshape(shape).astype(dtype.newbyteorder("="))
-
-
-def _classify(name: str):
-    """(split, role) guessed from a file name, or None. Accepts the canonical MNIST names and loose
-    variants like `fashion-train-images.gz` or `test_labels.idx`."""
-    low = name.lower()
-    split = "test" if ("t10k" in low or "test" in low) else "train" if "train" in low else None
-    role = "x" if ("image" in low or "idx3" in low) else "y" if ("label" in low or "idx1" in low) else None
-    return (split, role) if split and role else None
 
 
 def read_npz(path: pathlib.Path, name: str, cached: bool = False) -> Dataset:

@@ -276,8 +276,9 @@ def make_figure(name_or_path: str, smoke: bool = False, results: str = "results"
         except BaseException:
             locks.close()           # the groups locked before the refused one
             raise
-        bar = progress_bars.runs_bar(sum(len(runs) for _, runs in plans.values()), progress, f"{tag} runs")
-        try:
+        bar = None
+        try:        # the bar inside: one that fails to start (a Ctrl-C, a closed terminal) gives the locks back
+            bar = progress_bars.runs_bar(sum(len(runs) for _, runs in plans.values()), progress, f"{tag} runs")
             recs_by_group = {}
             for gname, (cfg, runs) in plans.items():
                 log(f"{tag}: group {gname} ({len(runs)} runs)")

@@ -1,0 +1,135 @@
+"""A `data.name=files` dataset's example shape and class count from its files' headers, without loading
+its images: the memory estimate (sizing.py) runs before the data loads, and assumed Fashion-MNIST's 784
+inputs and 10 classes for every files dataset (a 32x32x3 one of 100 classes was estimated for a model a
+fraction of its size). Only numpy and the standard library; data/files.py reads the same names.
+
+What is read: an .npz member's .npy header (its dtype and shape; the archive's directory says where it
+starts), an IDX file's header (4 + 4 x ndim bytes; a gzipped one is decompressed only that far), and the
+labels whole (N integers, small beside the images) for their largest value unless the .npz declares
+`num_classes`. Anything this cannot read cheaply is None: the estimate then keeps its old guess, and the
+load says what is wrong with the file."""
+from __future__ import annotations
+
+import functools
+import gzip
+import math
+import pathlib
+import zipfile
+
+import numpy as np
+
+LABELS_MAX_BYTES = 64 << 20      # labels larger than this are not read for their max (10 classes assumed)
+
+
+def classify(name: str):
+    """(split, role) guessed from a file name, or None. Accepts the canonical MNIST names and loose
+    variants like `fashion-train-images.gz` or `test_labels.idx`."""
+    low = name.lower()
+    split = "test" if ("t10k" in low or "test" in low) else "train" if "train" in low else None
+    role = "x" if ("image" in low or "idx3" in low) else "y" if ("label" in low or "idx1" in low) else None
+    return (split, role) if split and role else None
+
+
+def files_shape(cfg) -> tuple[tuple, int] | None:
+    """(example shape, classes) of a data.name=files dataset (peek); None for another dataset or files
+    whose headers cannot tell (sizing then assumes Fashion-MNIST's 784 inputs and 10 classes, as it did for
+    every files dataset before 2026-12-15)."""
+    return peek(cfg.data.path) if cfg.data.name == "files" and cfg.data.path else None
+
+
+def peek(path: str) -> tuple[tuple, int] | None:
+    """(one example's shape as the models see it: [h, w] images get a channel axis, classes) of the
+    dataset at data.path (an .npz, or a directory of IDX files or with one .npz), or None where its
+    headers cannot tell cheaply. Remembered per file state (path, size, modification time)."""
+    p = pathlib.Path(path).expanduser()
+    try:
+        files = [p] if p.is_file() else sorted(f for f in p.iterdir() if f.is_file()) if p.is_dir() else []
+        state = tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files)
+    except OSError:
+        return None
+    return _peek(str(p), state)
+
+
+@functools.lru_cache(maxsize=16)
+def _peek(path: str, state: tuple) -> tuple[tuple, int] | None:
+    try:
+        p = pathlib.Path(path)
+        if p.is_file():
+            return _npz(p) if p.suffix == ".npz" else None
+        found: dict = {}
+        for f in sorted(f for f in p.iterdir() if f.is_file()):
+            key = classify(f.name) if f.suffix != ".npz" else None
+            if key and key not in found:           # first match in sorted order wins, as data/files.py
+                found[key] = f
+        if all((s, r) in found for s in ("train", "test") for r in ("x", "y")):
+            shape = _idx_shape(found[("train", "x")])
+            tops = [_idx_labels_max(found[(s, "y")]) for s in ("train", "test")]
+            return _result(shape, None if None in tops else max(tops) + 1)
+        npz = sorted(p.glob("*.npz"))
+        return _npz(npz[0]) if len(npz) == 1 else None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError):
+        return None
+
+
+def _result(shape, classes) -> tuple[tuple, int] | None:
+    if shape is None or not 2 <= len(shape) <= 5 or math.prod(shape[1:]) == 0:
+        return None
+    example = tuple(int(d) for d in shape[1:])
+    return (example + (1,) if len(example) == 2 else example), max(2, int(classes or 10))
+
+
+def _npz(path: pathlib.Path) -> tuple[tuple, int] | None:
+    with zipfile.ZipFile(path) as zf:
+        names = set(zf.namelist())
+        if "x_train.npy" not in names:
+            return None
+        with zf.open("x_train.npy") as f:       # the header only: zipfile inflates as far as it is read
+            shape = _npy_header(f)[0]
+        if "num_classes.npy" in names:
+            with zf.open("num_classes.npy") as f:
+                return _result(shape, int(np.lib.format.read_array(f, allow_pickle=False)))
+        tops = []
+        for member in ("y_train.npy", "y_test.npy"):
+            if member not in names or zf.getinfo(member).file_size > LABELS_MAX_BYTES:
+                return _result(shape, None)
+            with zf.open(member) as f:
+                y = np.lib.format.read_array(f, allow_pickle=False)
+            if y.size == 0 or not np.issubdtype(y.dtype, np.integer):
+                return _result(shape, None)
+            tops.append(int(y.max()))
+        return _result(shape, max(tops) + 1)
+
+
+def _npy_header(f) -> tuple:
+    """(shape, fortran order, dtype) of the .npy whose file object is `f`, read from its header alone."""
+    read = {(1, 0): np.lib.format.read_array_header_1_0,
+            (2, 0): np.lib.format.read_array_header_2_0}.get(np.lib.format.read_magic(f))
+    if read is None:
+        raise ValueError("an .npy format this reader does not know")
+    return read(f)
+
+
+def _open(path: pathlib.Path):
+    with open(path, "rb") as f:
+        gz = f.read(2) == b"\x1f\x8b"
+    return gzip.open(path, "rb") if gz else open(path, "rb")
+
+
+def _idx_shape(path: pathlib.Path) -> tuple | None:
+    with _open(path) as f:
+        head = f.read(4)
+        if len(head) < 4 or head[:2] != b"\0\0" or not 1 <= head[3] <= 5:
+            return None
+        dims = f.read(4 * head[3])
+    return tuple(int(d) for d in np.frombuffer(dims, ">u4")) if len(dims) == 4 * head[3] else None
+
+
+def _idx_labels_max(path: pathlib.Path) -> int | None:
+    shape = _idx_shape(path)
+    if shape is None or math.prod(shape) == 0 or math.prod(shape) > LABELS_MAX_BYTES:
+        return None
+    with _open(path) as f:
+        raw = f.read()
+    if raw[2] != 0x08:                       # uint8 labels only: the usual IDX label file
+        return None
+    return int(np.frombuffer(raw, np.uint8, offset=4 + 4 * len(shape)).max())
