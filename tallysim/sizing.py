@@ -13,6 +13,7 @@ import math
 
 from tallysim import protocols
 from tallysim.plugin_params import plugin_model_params
+from tallysim.probe_blocks import BLOCK_SHARE, blocks_votes, probe_block  # noqa: F401 - sizing.X for sim/
 
 # Sizes past which a run hangs on the host or cannot finish, whatever the memory: field -> (largest
 # allowed, why). schema.py declares these as the fields' upper bounds; validation's message gives the why.
@@ -57,46 +58,6 @@ def footprint_bytes(peers: int, probes: int, classes: int, soft: bool, chunk: in
     c = chunk or peer_chunk(peers, probes, classes)
     accumulators = 2 * (3 if soft else 2) + 2
     return 4 * probes * classes * (LIVE_PER_CHUNK * c + accumulators)
-
-
-BLOCK_SHARE = 4               # a probe block's [M_b, C] float32 totals take at most CHUNK_BYTES / BLOCK_SHARE
-# Protocols whose exchange is base.probe_exchange's plain vote (hard labels, no vote_fn): the ones that
-# may walk the probes in blocks (exchange.blocked_tally) when the other conditions of blocks_votes hold.
-BLOCKED_PROTOCOLS = ("tally", "bridge")
-
-
-def probe_block(probes: int, positions: int, classes: int, lanes: int = 1, budget: int | None = None) -> int:
-    """Probes (windows) per block of a blocked vote (exchange.blocked_tally): all of them while the
-    exchange's [M * positions, C] float32 totals fit `budget` (CHUNK_BYTES, shared by the lanes), the
-    program as before; past it, as many as keep one block's totals within budget / BLOCK_SHARE, at least
-    one. Words at 5,716 windows x 20 positions x 10,004 classes: 4.6 GB per [M, C] total, 10 of them
-    alive (footprint_bytes) refused the run at 45.8 GB; blocks of 83 windows hold 66 MB each."""
-    budget = CHUNK_BYTES if budget is None else budget
-    row = 4 * positions * classes * lanes
-    if probes * row <= budget:
-        return probes
-    return max(1, min(probes, budget // (BLOCK_SHARE * row)))
-
-
-def blocks_votes(cfg) -> bool:
-    """Whether a run's vote may walk its probes in blocks (exchange.blocked_tally, once probe_block says
-    the totals exceed the budget): the plain plurality vote of BLOCKED_PROTOCOLS, whose per-position
-    winner, share and keep depend on that position's counts alone. Not with faults (the honest peers'
-    sums), privacy noise (GNMax draws [M, C] noise), vote.ties=random ([M, C] tie scores),
-    vote.weighting=history (a second pass over every vote) or model.groups: those keep the
-    all-probes path."""
-    return (cfg.protocol.name in BLOCKED_PROTOCOLS and cfg.faults.kind == "none" and cfg.privacy.noise == 0
-            and cfg.vote.ties == "lowest" and cfg.vote.weighting != "history" and not cfg.model.groups)
-
-
-def blocked_footprint_bytes(peers: int, probes: int, positions: int, classes: int, lanes: int = 1,
-                            hidden: int = 0) -> int:
-    """Rough peak bytes of a blocked vote: one block's exchange (footprint_bytes of its messages, the
-    peers chunked as the all-probes exchange chunks them: same sums, bit for bit) and the per-position
-    winner, share, keep and soft-average hit of every message ([M * positions], 16 bytes each)."""
-    b = probe_block(probes, positions, classes, lanes)
-    c = peer_chunk(peers, probes * positions, classes, lanes=lanes, hidden=hidden)
-    return footprint_bytes(peers, b * positions, classes, soft=False, chunk=c) + 16 * probes * positions
 
 
 def eval_batch(peers: int, classes: int, batch: int = 500, budget: int | None = None, lanes: int = 1,
@@ -193,12 +154,13 @@ def estimate_bytes(cfg) -> list[tuple[str, int, str]]:
                   f"its {active} active clients need {fmt(cohort_models)}), or lower {width}peers")
     else:           # a stateful protocol holds every client: name what it keeps
         models = (f"the clients' models, as {kept},", stacked, width + "peers")
-    # exchange.py streams peers in chunks: [c, M, C] temporaries and [M, C] sums, no P * M * C; only
-    # where peers train on probes (the FedAvg family exchanges none, and ignores probe.per_round)
+    # exchange.py streams peers in chunks ([c, M, C] temporaries, [M, C] sums), only where peers train on
+    # probes; a blocked vote (exchange.blocked_tally): one block's exchange, each message's 4 results
     messages = cfg.probe.per_round * positions(cfg)       # text: every position of a probe window
-    blocked = not traits.soft and blocks_votes(cfg)      # exchange.blocked_tally: one block of probes at a time
-    outputs = blocked_footprint_bytes(cfg.peers, cfg.probe.per_round, positions(cfg), classes) if blocked else \
-        footprint_bytes(cfg.peers, messages, classes, soft=traits.soft)
+    block = probe_block(cfg.probe.per_round, positions(cfg), classes, CHUNK_BYTES) if blocks_votes(cfg) else 0
+    outputs = footprint_bytes(cfg.peers, messages, classes, soft=traits.soft) if not 0 < block < cfg.probe.per_round \
+        else footprint_bytes(cfg.peers, block * positions(cfg), classes, False, peer_chunk(cfg.peers, messages,
+                                                                                        classes)) + 16 * messages
     probe_outputs = [("the probe outputs", outputs,
                       "probe.per_round, peers" + (", data.num_classes" if synthetic else ""))] if traits.distill else []
     out = [models, *probe_outputs,

@@ -132,11 +132,12 @@ def test_other_votes_keep_the_all_probes_path():
 
 
 def test_block_size_only_past_the_budget():
-    assert sizing.probe_block(1000, 1, 10) == 1000                 # the demo's sizes: one block, as before
-    assert sizing.probe_block(100, 20, 10_004) == 100              # 80 MB of totals: within 256 MB
-    b = sizing.probe_block(5716, 20, 10_004)
-    assert 4 * b * 20 * 10_004 <= sizing.CHUNK_BYTES // sizing.BLOCK_SHARE < 4 * (b + 1) * 20 * 10_004
-    assert sizing.probe_block(5716, 20, 10_004, lanes=2) < b
+    budget = sizing.CHUNK_BYTES
+    assert sizing.probe_block(1000, 1, 10, budget) == 1000         # the demo's sizes: one block, as before
+    assert sizing.probe_block(300, 20, 10_004, budget) == 300      # 240 MB of totals: within 256 MB
+    b = sizing.probe_block(5716, 20, 10_004, budget)
+    assert 4 * b * 20 * 10_004 <= budget // sizing.BLOCK_SHARE < 4 * (b + 1) * 20 * 10_004
+    assert sizing.probe_block(5716, 20, 10_004, budget, lanes=2) < b
 
 
 def _words(*items):

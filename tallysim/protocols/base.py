@@ -128,7 +128,8 @@ def probe_exchange(ctx: Context, state: State, data: FedData, keys: RoundKeys, i
     x_M, y_probe = pool_examples(data, draw_probes(ctx, data, keys.probe))
     y_M = task.message_labels(y_probe)          # [M] labels, or [M * pos] targets: one per message
     private = cfg.privacy.noise > 0            # noise 0 compiles the program without privacy (lanes' nonzero)
-    block = exchange.probe_block(ctx.spec.probes, y_M.shape[0] // ctx.spec.probes, ctx.spec.classes, ctx.lanes)
+    block = exchange.probe_block(ctx.spec.probes, y_M.shape[0] // ctx.spec.probes, ctx.spec.classes,
+                                 exchange.CHUNK_BYTES, ctx.lanes)
     if hard and block < ctx.spec.probes and fr is None and vote_fn is None and exchange.blocks_votes(cfg):
         return _blocked_vote(ctx, state, idx, task, x_M, y_M, block, chunk)
     ex = _exchange_sums(ctx, state, idx, x_M, y_M, hard, chunk, fr, sent_fn, vote_fn)
