@@ -32,12 +32,12 @@ class Linear:
         return jnp.asarray(x, jnp.float32) @ p["w"]
 
 
-def _image_setup(M, **kw):
+def _image_setup(M, protocol="tally", **kw):
     rng = np.random.default_rng(1)
     x = rng.normal(size=(40, D)).astype(np.float32)
     y = rng.integers(0, C, 40)
     cfg = config.apply_overrides(config.Config(), [
-        "protocol.name=tally", f"peers={P}", f"probe.per_round={M}", "batch_size=4",
+        f"protocol.name={protocol}", f"peers={P}", f"probe.per_round={M}", "batch_size=4",
         *[f"{k}={v}" for k, v in kw.items()]])
     parts = [[np.arange(4 * i, 4 * i + 4) for i in range(P)]]
     data, spec = fed.build(x, y, parts, [np.arange(12, 40)], x[:2], y[:2], C, cfg)
@@ -76,9 +76,10 @@ def _assert_same(whole, blocked):
             assert float(ib[k]) == float(iw[k]), k
 
 
-@pytest.mark.parametrize("kw", [{}, {"vote.min_agreement": 0.5}, {"vote.min_margin": 0.3}])
-def test_image_blocked_vote_is_the_all_probes_vote(monkeypatch, kw):
-    ctx, one, params = _image_setup(7, **kw)
+@pytest.mark.parametrize("protocol,kw", [("tally", {}), ("tally", {"vote.min_agreement": 0.5}),
+                                         ("tally", {"vote.min_margin": 0.3}), ("bridge", {})])
+def test_image_blocked_vote_is_the_all_probes_vote(monkeypatch, protocol, kw):
+    ctx, one, params = _image_setup(7, protocol, **kw)
     whole, blocked = _both(monkeypatch, ctx, one, params, block=3)      # 3 blocks, the last one padded
     _assert_same(whole, blocked)
     # the test can fail: the probes' winners differ and abstention (where set) drops some
