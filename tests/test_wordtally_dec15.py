@@ -158,3 +158,14 @@ def test_memory_guard_counts_the_blocked_words_vote():
     assert unblocked > 40e9
     assert outputs(_words("protocol.name=softlabel", "probe.per_round=1")) == sizing.footprint_bytes(
         4, 20, 10_004, soft=True)
+
+
+def test_seeds_per_program_count_the_blocked_vote():
+    """build.auto_chunk sizes its lanes by sizing.per_seed_bytes (build.lane_shapes passes `blocked`):
+    the blocked words vote is counted as one block, not 45 GB of [M * T, C] totals a lane."""
+    shapes = dict(num_params=692_116, peers=4, active=4, input_shape=(20,), batch_size=16, probe_batch=16,
+                  probes=5716, classes=10_004, soft=False, positions=20)
+    whole, blocked = sizing.per_seed_bytes(**shapes), sizing.per_seed_bytes(**shapes, blocked=True)
+    assert whole > 40e9 > 3e9 > blocked
+    small = dict(shapes, probes=32)          # within the budget: blocks change nothing
+    assert sizing.per_seed_bytes(**small, blocked=True) == sizing.per_seed_bytes(**small)
