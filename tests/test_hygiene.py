@@ -120,7 +120,8 @@ def test_results_metrics_imports_nothing_above_it():
 LAYERS = [
     ["tallysim", "tallysim.fields"],
     ["tallysim.protocols", "tallysim.protocols.declaration", "tallysim.protocols.plugin_import",
-     "tallysim.plugin_rules", "tallysim.sizing", "tallysim.plugin_params", "tallysim.privacy", "tallysim.file_shapes"],
+     "tallysim.plugin_rules", "tallysim.sizing", "tallysim.probe_blocks", "tallysim.plugin_params",
+     "tallysim.privacy", "tallysim.file_shapes"],
     ["tallysim.schema_sections"],
     ["tallysim.schema"],
     ["tallysim.schema_text"],

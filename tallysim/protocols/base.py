@@ -128,6 +128,10 @@ def probe_exchange(ctx: Context, state: State, data: FedData, keys: RoundKeys, i
     x_M, y_probe = pool_examples(data, draw_probes(ctx, data, keys.probe))
     y_M = task.message_labels(y_probe)          # [M] labels, or [M * pos] targets: one per message
     private = cfg.privacy.noise > 0            # noise 0 compiles the program without privacy (lanes' nonzero)
+    block = exchange.probe_block(ctx.spec.probes, y_M.shape[0] // ctx.spec.probes, ctx.spec.classes,
+                                 exchange.CHUNK_BYTES, ctx.lanes)
+    if hard and block < ctx.spec.probes and fr is None and vote_fn is None and exchange.blocks_votes(cfg):
+        return _blocked_vote(ctx, state, idx, task, x_M, y_M, block, chunk)
     ex = _exchange_sums(ctx, state, idx, x_M, y_M, hard, chunk, fr, sent_fn, vote_fn)
     voters = faults.senders(ctx, fr)          # A, or (dropout) the traced number of messages that arrived
     sums, counts_MxC, answered_M = ex.sums, ex.sums.counts_MxC, None
@@ -154,6 +158,44 @@ def probe_exchange(ctx: Context, state: State, data: FedData, keys: RoundKeys, i
     if fr is not None and fr.lost_A is not None:
         info["senders"] = voters
     info.update(history)          # vote.weighting=history: the new trust, for the round to keep
+    return probes, info
+
+
+def _blocked_vote(ctx: Context, state: State, idx, task, x_M, y_M, block: int, chunk: Optional[int]):
+    """probe_exchange's plain vote (exchange.blocks_votes) where its [M, C] totals exceed the budget
+    (exchange.probe_block): `block` probes at a time (exchange.blocked_tally), each block's peers in the
+    chunks the all-probes exchange would use (so every sum, winner, share and keep is its bit for bit),
+    keeping of each message only its winner, share, keep and soft-average hit. Memory O(block x C), not
+    O(M x C): words' 5,716-window rounds were refused at 45.8 GB. Same (Probes, info) as the all-probes
+    path; `wrong_confidence` sums in another order."""
+    cfg, spec = ctx.cfg, ctx.spec
+    A, C, positions = spec.active, spec.classes, y_M.shape[0] // spec.probes
+    c, _ = exchange.model_chunks(ctx.model.apply, state.params, x_M, A, y_M.shape[0], C, ctx.lanes)
+    _, split = exchange.model_chunks(ctx.model.apply, state.params, x_M[:block], A, block * positions, C,
+                                     ctx.lanes)
+    c = chunk or c
+
+    def block_fn(rows_b, y_b, valid_b):
+        x_b = x_M[rows_b]
+
+        def logits_fn(rows_c):
+            ids_c = rows_c if idx is None else idx[rows_c]
+            return task.messages(predict_probes(ctx, peers.take(state.params, ids_c), x_b, split))
+        s = exchange.stream_sums(logits_fn, A, y_b, C, None, c, lanes=ctx.lanes, valid_M=valid_b)
+        t = vote.tally_counts(s.counts_MxC, A, "lowest", ctx.hp("vote.min_agreement"), None, cfg.vote.min_margin)
+        return t, jnp.argmax(s.probs_MxC / A, axis=-1) == y_b, s.wrong_conf, s.wrong
+
+    t, softavg_hit_M, wrong_conf, wrong = exchange.blocked_tally(block_fn, spec.probes, block, y_M)
+    scored_M = task.scored_messages(y_M)
+    info = {"vote_acc": vote.scored_mean(t.winner_M == y_M, scored_M),      # as vote.finish_diagnostics
+            "softavg_acc": vote.scored_mean(softavg_hit_M, scored_M),
+            "agreement": jnp.mean(t.share_M),
+            "wrong_confidence": wrong_conf / jnp.maximum(wrong, 1).astype(jnp.float32)}
+    info["vote_acc_honest"], info["softavg_acc_honest"] = info["vote_acc"], info["softavg_acc"]
+    text_M = task.message_mask(x_M)
+    probes, targets_info = _vote_targets(ctx, task, x_M, y_M, t, None, None, text_M)
+    info.update(targets_info)
+    info.update(text_agreement(task, x_M, t.share_M))
     return probes, info
 
 

@@ -22,8 +22,8 @@ import jax.numpy as jnp
 
 from tallysim.sim import activations, vote
 # The static sizing lives in sizing.py (jax-free, for validation); auto_chunk and tests read it here too.
-from tallysim.sizing import (CHUNK_BYTES, exchange_hidden_bytes, footprint_bytes, peer_chunk,  # noqa: F401
-                             probe_chunk)
+from tallysim.sizing import (CHUNK_BYTES, blocks_votes, exchange_hidden_bytes, footprint_bytes,  # noqa: F401
+                             peer_chunk, probe_block, probe_chunk)
 
 
 def model_chunks(apply_fn, params_P, x_M, peers: int, messages: int, classes: int,
@@ -62,7 +62,8 @@ def split_probes(predict: Callable[[jax.Array], jax.Array], x_M: jax.Array, m: O
 def stream_sums(logits_fn: Callable[[jax.Array], jax.Array], peers: int, y_M: jax.Array, classes: int,
                 soft_bits: Optional[int] = None, chunk: Optional[int] = None,
                 masks_fn: Optional[Callable] = None, clip: Optional[float] = None,
-                sent_fn: Optional[Callable] = None, lanes: int = 1) -> vote.Sums:
+                sent_fn: Optional[Callable] = None, lanes: int = 1,
+                valid_M: Optional[jax.Array] = None) -> vote.Sums:
     """`vote.Sums` over peers 0..peers-1 where logits_fn(rows_c) -> [c, M, C] logits of those peers.
 
     The last chunk is padded by repeating the last peer; its padding rows are masked out of every sum.
@@ -71,6 +72,7 @@ def stream_sums(logits_fn: Callable[[jax.Array], jax.Array], peers: int, y_M: ja
     more [M, C] accumulators, still no [A, M, C] array). clip: privacy.clip of each sent message.
     sent_fn: a protocol's own message (vote.chunk_sums), built a chunk at a time like the rest.
     lanes: the lanes vmapped together, which share the chunk budget (sizing.peer_chunk).
+    valid_M: the messages whose wrong predictions count (None: all; blocked_tally's padded block).
     """
     M = y_M.shape[0]
     c = min(chunk or peer_chunk(peers, M, classes, lanes=lanes), peers)
@@ -83,7 +85,7 @@ def stream_sums(logits_fn: Callable[[jax.Array], jax.Array], peers: int, y_M: ja
         sent_c, honest_c = masks_fn(rows_c) if masks_fn is not None else (None, None)
         if sent_c is not None:
             valid_c = valid_c & sent_c
-        return vote.chunk_sums(logits_fn(rows_c), valid_c, y_M, soft_bits, honest_c, clip, sent_fn)
+        return vote.chunk_sums(logits_fn(rows_c), valid_c, y_M, soft_bits, honest_c, clip, sent_fn, valid_M)
 
     if n == 1:      # everything fits at once: no scan, and no padding either
         return one(rows_nxc[0], valid_nxc[0])
@@ -120,3 +122,32 @@ def stream(fn: Callable, peers: int, chunk: int):
 
     sums, per_row = jax.lax.scan(body, zeros, (rows_nxc, valid_nxc))
     return sums, jax.tree.map(lambda a: a.reshape((n * c,) + a.shape[2:])[:peers], per_row)
+
+
+def blocked_tally(block_fn: Callable, probes: int, block: int, y_M: jax.Array):
+    """The plurality vote of every probe message, `block` probes at a time (a lax.scan over the blocks,
+    each streaming its peers as stream_sums does), for a vote whose [M, C] totals would not fit
+    (sizing.probe_block: 45.8 GB for words' 5,716 windows of 20 positions x 10,004 classes).
+
+    block_fn(rows_b, y_b, valid_b) -> (Tally of the block's messages, softavg hit [M_b] bool,
+    wrong_conf, wrong): rows_b the block's probe indices (the last block padded by repeating the last
+    probe), y_b its messages' labels, valid_b which of them are real (their wrong predictions alone
+    count). A message's winner, share and keep depend on its own counts only, so they are the
+    all-probes vote's bit for bit; only the wrong-confidence sum adds in another order.
+    Returns (Tally over the M messages, softavg hit [M], wrong_conf, wrong)."""
+    M = y_M.shape[0]
+    positions = M // probes
+    n = math.ceil(probes / block)
+    pos = jnp.arange(n * block)
+    rows_nxb = jnp.minimum(pos, probes - 1).reshape(n, block)
+    valid_nxm = jnp.repeat(pos < probes, positions).reshape(n, block * positions)
+    y_nxm = y_M.reshape(probes, positions)[rows_nxb].reshape(n, block * positions)
+
+    def body(acc, xs):
+        t, hit, wrong_conf, wrong = block_fn(*xs)
+        return (acc[0] + wrong_conf, acc[1] + wrong), (t, hit)
+
+    zeros = (jnp.zeros((), jnp.float32), jnp.zeros((), jnp.int32))
+    (wrong_conf, wrong), (t, hit) = jax.lax.scan(body, zeros, (rows_nxb, y_nxm, valid_nxm))
+    t, hit = jax.tree.map(lambda a: a.reshape(-1)[:M], (t, hit))
+    return t, hit, wrong_conf, wrong

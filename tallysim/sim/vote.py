@@ -159,9 +159,10 @@ class Sums(NamedTuple):
 
 def chunk_sums(logits_cxMxC: jax.Array, valid_c: jax.Array, y_M: jax.Array,
                soft_bits: Optional[int] = None, honest_c: Optional[jax.Array] = None,
-               clip: Optional[float] = None, sent_fn=None) -> Sums:
+               clip: Optional[float] = None, sent_fn=None, valid_M: Optional[jax.Array] = None) -> Sums:
     """`Sums` of one chunk of peers; rows with valid_c False (padding, or a lost message) contribute
-    nothing. honest_c (bool [c], or None): also sum the votes and probabilities of those rows alone.
+    nothing. valid_M (bool [M], or None: every message): messages outside it (a probe block's padding,
+    exchange.blocked_tally) add no wrong predictions; their [M, C] rows are the caller's to drop. honest_c (bool [c], or None): also sum the votes and probabilities of those rows alone.
 
     soft_bits None: no soft labels are sent (tally); 32 shares the probability sum. clip (privacy.clip):
     each peer's sent [M, C] message is scaled to L2 norm at most `clip` before it is summed (sim/dp.py).
@@ -190,6 +191,8 @@ def chunk_sums(logits_cxMxC: jax.Array, valid_c: jax.Array, y_M: jax.Array,
         sent = probs if soft_bits == 32 else quantize_probs(probs, soft_bits)
         sent_MxC = masked_sum(sent if clip is None else dp.clip_rows(sent, clip))
     wrong_cxM = (pred_cxM != y_M[None, :]) & valid_c[:, None]
+    if valid_M is not None:
+        wrong_cxM = wrong_cxM & valid_M[None, :]
     conf_cxM = jnp.max(probs, axis=-1)
     honest = {}
     if honest_c is not None:

@@ -1,0 +1,35 @@
+"""When tally's vote walks its probes in blocks (exchange.blocked_tally, protocols/base._blocked_vote),
+and how many probes a block holds: pure Python, no jax, beside sizing.py (which re-exports these names
+and counts the blocked path in its estimate).
+
+The all-probes exchange holds [M * positions, C] totals (vote counts, probability sums, their per-chunk
+copies: about ten alive); at words' 5,716 windows x 20 positions x 10,004 classes that is 45.8 GB, and
+the run was refused up front, although tally sends and trains on one class per position. A block keeps
+of each message only its winner, share, keep and soft-average hit (Shape letters: sim/__init__.py).
+"""
+from __future__ import annotations
+
+BLOCK_SHARE = 4     # a block's [M_b, C] float32 totals take at most the chunk budget / BLOCK_SHARE
+# Protocols whose exchange is base.probe_exchange's plain vote (hard labels, no vote_fn).
+BLOCKED_PROTOCOLS = ("tally", "bridge")
+
+
+def probe_block(probes: int, positions: int, classes: int, budget: int, lanes: int = 1) -> int:
+    """Probes (windows) per block: all of them while the exchange's [M * positions, C] float32 totals
+    fit `budget` (sizing.CHUNK_BYTES, shared by the `lanes`), so the program stays the one built before
+    blocks; past it, as many as keep one block's totals within budget / BLOCK_SHARE, at least one
+    (words, 5,716 windows: 83 a block, 66 MB of totals each)."""
+    row = 4 * positions * classes * lanes
+    if probes * row <= budget:
+        return probes
+    return max(1, min(probes, budget // (BLOCK_SHARE * row)))
+
+
+def blocks_votes(cfg) -> bool:
+    """Whether a run's vote may walk its probes in blocks (once probe_block says the totals exceed the
+    budget): the plain plurality vote of BLOCKED_PROTOCOLS, whose per-message winner, share and keep
+    depend on that message's counts alone. Not with faults (the honest peers' sums), privacy noise
+    (GNMax draws [M, C] noise), vote.ties=random ([M, C] tie scores), vote.weighting=history (a second
+    pass over every vote) or model.groups: those keep the all-probes path."""
+    return (cfg.protocol.name in BLOCKED_PROTOCOLS and cfg.faults.kind == "none" and cfg.privacy.noise == 0
+            and cfg.vote.ties == "lowest" and cfg.vote.weighting != "history" and not cfg.model.groups)
