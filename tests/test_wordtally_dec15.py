@@ -155,7 +155,7 @@ def test_memory_guard_counts_the_blocked_words_vote():
     tally = outputs(_words("protocol.name=tally"))
     assert tally < 3e9
     unblocked = outputs(_words("protocol.name=tally", "vote.ties=random"))
-    assert unblocked > 40e9
+    assert unblocked > 30e9          # 36.6 GB (45.7 before leftovers14 counted 2 live vote buffers, not 4)
     assert outputs(_words("protocol.name=softlabel", "probe.per_round=1")) == sizing.footprint_bytes(
         4, 20, 10_004, soft=True)
 
@@ -166,6 +166,6 @@ def test_seeds_per_program_count_the_blocked_vote():
     shapes = dict(num_params=692_116, peers=4, active=4, input_shape=(20,), batch_size=16, probe_batch=16,
                   probes=5716, classes=10_004, soft=False, positions=20)
     whole, blocked = sizing.per_seed_bytes(**shapes), sizing.per_seed_bytes(**shapes, blocked=True)
-    assert whole > 40e9 > 3e9 > blocked
+    assert whole > 30e9 > 3e9 > blocked       # 37.3 GB whole (all-probes totals), one block blocked
     small = dict(shapes, probes=32)          # within the budget: blocks change nothing
     assert sizing.per_seed_bytes(**small, blocked=True) == sizing.per_seed_bytes(**small)
