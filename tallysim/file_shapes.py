@@ -33,6 +33,9 @@ KNOWN_CLIENTS = {"shakespeare": 715, "shakespeare_words": 715}
 
 
 LABELS_MAX_BYTES = 64 << 20      # labels larger than this are not read for their max (10 classes assumed)
+# IDX type codes (http://yann.lecun.com/exdb/mnist/ "THE IDX FILE FORMAT"); values are big-endian.
+# data/files.py decodes with these too: labels of any integer type are class ids there.
+IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
 def classify(name: str):
@@ -79,7 +82,8 @@ def _peek(path: str, state: tuple) -> tuple[tuple, int] | None:
             shape = _idx_shape(found[("train", "x")])
             tops = [_idx_labels_max(found[(s, "y")]) for s in ("train", "test")]
             return _result(shape, None if None in tops else max(tops) + 1)
-        npz = sorted(p.glob("*.npz"))
+        # plain files only: opening a FIFO named x.npz waits for a writer (the estimate hung before the load)
+        npz = sorted(f for f in p.glob("*.npz") if f.is_file())
         return _npz(npz[0]) if len(npz) == 1 else None
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError):
         return None
@@ -108,10 +112,11 @@ def _npz(path: pathlib.Path) -> tuple[tuple, int] | None:
                 return _result(shape, None)
             with zf.open(member) as f:
                 y = np.lib.format.read_array(f, allow_pickle=False)
-            if y.size == 0 or not np.issubdtype(y.dtype, np.integer):
+            if not np.issubdtype(y.dtype, np.integer):
                 return _result(shape, None)
-            tops.append(int(y.max()))
-        return _result(shape, max(tops) + 1)
+            if y.size:                   # an empty split adds no class (data/base.checked counts the same)
+                tops.append(int(y.max()))
+        return _result(shape, max(tops) + 1 if tops else None)
 
 
 def _npy_header(f) -> tuple:
@@ -139,11 +144,24 @@ def _idx_shape(path: pathlib.Path) -> tuple | None:
 
 
 def _idx_labels_max(path: pathlib.Path) -> int | None:
-    shape = _idx_shape(path)
-    if shape is None or math.prod(shape) == 0 or math.prod(shape) > LABELS_MAX_BYTES:
-        return None
+    """The largest label of an IDX labels file of any integer type (data/files.py reads them all), or
+    None (too big, not integers, truncated); -1 where it holds none (an empty split adds no class, as
+    data/base.checked counts). Reads the header and the N labels it declares, no further: a
+    gzipped file is decompressed only that far."""
     with _open(path) as f:
-        raw = f.read()
-    if raw[2] != 0x08:                       # uint8 labels only: the usual IDX label file
+        head = f.read(4)
+        if len(head) < 4 or head[:2] != b"\0\0" or not 1 <= head[3] <= 5 or head[2] not in IDX_DTYPES:
+            return None
+        dtype = np.dtype(IDX_DTYPES[head[2]])
+        dims = f.read(4 * head[3])
+        if len(dims) < 4 * head[3] or not np.issubdtype(dtype, np.integer):
+            return None
+        n = math.prod(int(d) for d in np.frombuffer(dims, ">u4"))
+        if n == 0:
+            return -1
+        if n * dtype.itemsize > LABELS_MAX_BYTES:
+            return None
+        raw = f.read(n * dtype.itemsize)
+    if len(raw) < n * dtype.itemsize:        # truncated: the load says so; the estimate keeps its guess
         return None
-    return int(np.frombuffer(raw, np.uint8, offset=4 + 4 * len(shape)).max())
+    return int(np.frombuffer(raw, dtype).max())
