@@ -6,8 +6,9 @@ table of the named datasets' shapes (KNOWN_SHAPES, KNOWN_TEXT, KNOWN_CLIENTS), w
 
 What is read: an .npz member's .npy header (its dtype and shape; the archive's directory says where it
 starts), an IDX file's header (4 + 4 x ndim bytes; a gzipped one is decompressed only that far), and the
-labels whole (N integers, small beside the images) for their largest value unless the .npz declares
-`num_classes`. Anything this cannot read cheaply is None: the estimate then keeps its old guess, and the
+labels (the N integers their header declares, small beside the images, no further and only when they are
+at most LABELS_MAX_BYTES) for their largest value unless the .npz declares `num_classes`. Plain files
+only (a FIFO waits for a writer). Anything this cannot read cheaply is None: the estimate then keeps its old guess, and the
 load says what is wrong with the file."""
 from __future__ import annotations
 
@@ -104,19 +105,30 @@ def _npz(path: pathlib.Path) -> tuple[tuple, int] | None:
         with zf.open("x_train.npy") as f:       # the header only: zipfile inflates as far as it is read
             shape = _npy_header(f)[0]
         if "num_classes.npy" in names:
-            with zf.open("num_classes.npy") as f:
-                return _result(shape, int(np.lib.format.read_array(f, allow_pickle=False)))
+            k = _small_npy(zf, "num_classes.npy")
+            return _result(shape, int(k.reshape(-1)[0]) if k is not None and k.size == 1 else None)
         tops = []
         for member in ("y_train.npy", "y_test.npy"):
-            if member not in names or zf.getinfo(member).file_size > LABELS_MAX_BYTES:
-                return _result(shape, None)
-            with zf.open(member) as f:
-                y = np.lib.format.read_array(f, allow_pickle=False)
-            if not np.issubdtype(y.dtype, np.integer):
+            y = _small_npy(zf, member) if member in names else None
+            if y is None:
                 return _result(shape, None)
             if y.size:                   # an empty split adds no class (data/base.checked counts the same)
                 tops.append(int(y.max()))
         return _result(shape, max(tops) + 1 if tops else None)
+
+
+def _small_npy(zf: zipfile.ZipFile, member: str) -> np.ndarray | None:
+    """An .npz member of integers as a flat array, or None: another dtype, or more than LABELS_MAX_BYTES
+    as its header declares. The size is checked before anything is allocated (np.lib.format.read_array
+    allocates what a header claims: a corrupt one of 10^15 labels raised MemoryError from the estimate,
+    before the load could say the file is corrupt), and only the declared bytes are read."""
+    with zf.open(member) as f:
+        shape, _, dtype = _npy_header(f)
+        n = math.prod(shape)
+        if not np.issubdtype(dtype, np.integer) or n * dtype.itemsize > LABELS_MAX_BYTES:
+            return None
+        raw = f.read(n * dtype.itemsize)
+    return np.frombuffer(raw, dtype) if len(raw) == n * dtype.itemsize else None
 
 
 def _npy_header(f) -> tuple:

@@ -3,7 +3,8 @@ another data.path and file_shapes' header estimate). What was found and fixed: f
 estimate of a data.name=files dataset, read before the data loads) hung on a FIFO named *.npz in the
 data directory, read a gzipped IDX labels file whole whatever its header declared, and estimated 10
 classes (lower than the truth) for IDX labels stored as int8/int16/int32 (data/files.py reads them) and
-for a dataset whose test split is empty."""
+for a dataset whose test split is empty; an .npz whose labels header claimed petabytes raised MemoryError
+out of the estimate."""
 from __future__ import annotations
 
 import gzip
@@ -78,3 +79,33 @@ def test_a_fifo_named_npz_in_the_data_directory_does_not_hang_the_estimate(tmp_p
         if not done:                     # release the blocked open(), so that the thread ends
             os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
             t.join(5)
+
+
+def _npy(arr, claimed=None):
+    """An .npy's bytes; `claimed`: the shape its header declares instead of the array's (a corrupt file)."""
+    import io
+    b = io.BytesIO()
+    np.save(b, arr)
+    raw = b.getvalue()
+    if claimed is None:
+        return raw
+    n = int.from_bytes(raw[8:10], "little")
+    head = raw[10:10 + n].rstrip(b" \n").replace(repr(arr.shape).encode(), repr(claimed).encode())
+    head += b" " * ((64 - (10 + len(head) + 1) % 64) % 64) + b"\n"
+    return raw[:8] + len(head).to_bytes(2, "little") + head + raw[10 + n:]
+
+
+def test_an_npz_whose_labels_header_claims_petabytes_keeps_the_guess_instead_of_raising(tmp_path):
+    # was: np.lib.format.read_array allocated the claimed 7 PiB: MemoryError out of the estimate, before
+    # the load could say the file is corrupt
+    import zipfile
+    p = tmp_path / "bomb.npz"
+    with zipfile.ZipFile(p, "w") as z:
+        z.writestr("x_train.npy", _npy(np.zeros((5, 4), np.float32)))
+        z.writestr("x_test.npy", _npy(np.zeros((5, 4), np.float32)))
+        z.writestr("y_train.npy", _npy(np.arange(5), claimed=(10**15,)))
+        z.writestr("y_test.npy", _npy(np.arange(5)))
+    assert file_shapes.peek(str(p)) == ((4,), 10)
+    with zipfile.ZipFile(p, "a") as z:          # a declared num_classes of a corrupt shape: the same
+        z.writestr("num_classes.npy", _npy(np.int64(7), claimed=(10**15,)))
+    assert file_shapes.peek(str(p)) == ((4,), 10)
