@@ -6,8 +6,9 @@ table of the named datasets' shapes (KNOWN_SHAPES, KNOWN_TEXT, KNOWN_CLIENTS), w
 
 What is read: an .npz member's .npy header (its dtype and shape; the archive's directory says where it
 starts), an IDX file's header (4 + 4 x ndim bytes; a gzipped one is decompressed only that far), and the
-labels whole (N integers, small beside the images) for their largest value unless the .npz declares
-`num_classes`. Anything this cannot read cheaply is None: the estimate then keeps its old guess, and the
+labels (the N integers their header declares, small beside the images, no further and only when they are
+at most LABELS_MAX_BYTES) for their largest value unless the .npz declares `num_classes`. Plain files
+only (a FIFO waits for a writer). Anything this cannot read cheaply is None: the estimate then keeps its old guess, and the
 load says what is wrong with the file."""
 from __future__ import annotations
 
@@ -33,6 +34,9 @@ KNOWN_CLIENTS = {"shakespeare": 715, "shakespeare_words": 715}
 
 
 LABELS_MAX_BYTES = 64 << 20      # labels larger than this are not read for their max (10 classes assumed)
+# IDX type codes (http://yann.lecun.com/exdb/mnist/ "THE IDX FILE FORMAT"); values are big-endian.
+# data/files.py decodes with these too: labels of any integer type are class ids there.
+IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
 def classify(name: str):
@@ -79,7 +83,8 @@ def _peek(path: str, state: tuple) -> tuple[tuple, int] | None:
             shape = _idx_shape(found[("train", "x")])
             tops = [_idx_labels_max(found[(s, "y")]) for s in ("train", "test")]
             return _result(shape, None if None in tops else max(tops) + 1)
-        npz = sorted(p.glob("*.npz"))
+        # plain files only: opening a FIFO named x.npz waits for a writer (the estimate hung before the load)
+        npz = sorted(f for f in p.glob("*.npz") if f.is_file())
         return _npz(npz[0]) if len(npz) == 1 else None
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError):
         return None
@@ -100,18 +105,30 @@ def _npz(path: pathlib.Path) -> tuple[tuple, int] | None:
         with zf.open("x_train.npy") as f:       # the header only: zipfile inflates as far as it is read
             shape = _npy_header(f)[0]
         if "num_classes.npy" in names:
-            with zf.open("num_classes.npy") as f:
-                return _result(shape, int(np.lib.format.read_array(f, allow_pickle=False)))
+            k = _small_npy(zf, "num_classes.npy")
+            return _result(shape, int(k.reshape(-1)[0]) if k is not None and k.size == 1 else None)
         tops = []
         for member in ("y_train.npy", "y_test.npy"):
-            if member not in names or zf.getinfo(member).file_size > LABELS_MAX_BYTES:
+            y = _small_npy(zf, member) if member in names else None
+            if y is None:
                 return _result(shape, None)
-            with zf.open(member) as f:
-                y = np.lib.format.read_array(f, allow_pickle=False)
-            if y.size == 0 or not np.issubdtype(y.dtype, np.integer):
-                return _result(shape, None)
-            tops.append(int(y.max()))
-        return _result(shape, max(tops) + 1)
+            if y.size:                   # an empty split adds no class (data/base.checked counts the same)
+                tops.append(int(y.max()))
+        return _result(shape, max(tops) + 1 if tops else None)
+
+
+def _small_npy(zf: zipfile.ZipFile, member: str) -> np.ndarray | None:
+    """An .npz member of integers as a flat array, or None: another dtype, or more than LABELS_MAX_BYTES
+    as its header declares. The size is checked before anything is allocated (np.lib.format.read_array
+    allocates what a header claims: a corrupt one of 10^15 labels raised MemoryError from the estimate,
+    before the load could say the file is corrupt), and only the declared bytes are read."""
+    with zf.open(member) as f:
+        shape, _, dtype = _npy_header(f)
+        n = math.prod(shape)
+        if not np.issubdtype(dtype, np.integer) or n * dtype.itemsize > LABELS_MAX_BYTES:
+            return None
+        raw = f.read(n * dtype.itemsize)
+    return np.frombuffer(raw, dtype) if len(raw) == n * dtype.itemsize else None
 
 
 def _npy_header(f) -> tuple:
@@ -139,11 +156,24 @@ def _idx_shape(path: pathlib.Path) -> tuple | None:
 
 
 def _idx_labels_max(path: pathlib.Path) -> int | None:
-    shape = _idx_shape(path)
-    if shape is None or math.prod(shape) == 0 or math.prod(shape) > LABELS_MAX_BYTES:
-        return None
+    """The largest label of an IDX labels file of any integer type (data/files.py reads them all), or
+    None (too big, not integers, truncated); -1 where it holds none (an empty split adds no class, as
+    data/base.checked counts). Reads the header and the N labels it declares, no further: a
+    gzipped file is decompressed only that far."""
     with _open(path) as f:
-        raw = f.read()
-    if raw[2] != 0x08:                       # uint8 labels only: the usual IDX label file
+        head = f.read(4)
+        if len(head) < 4 or head[:2] != b"\0\0" or not 1 <= head[3] <= 5 or head[2] not in IDX_DTYPES:
+            return None
+        dtype = np.dtype(IDX_DTYPES[head[2]])
+        dims = f.read(4 * head[3])
+        if len(dims) < 4 * head[3] or not np.issubdtype(dtype, np.integer):
+            return None
+        n = math.prod(int(d) for d in np.frombuffer(dims, ">u4"))
+        if n == 0:
+            return -1
+        if n * dtype.itemsize > LABELS_MAX_BYTES:
+            return None
+        raw = f.read(n * dtype.itemsize)
+    if len(raw) < n * dtype.itemsize:        # truncated: the load says so; the estimate keeps its guess
         return None
-    return int(np.frombuffer(raw, np.uint8, offset=4 + 4 * len(shape)).max())
+    return int(np.frombuffer(raw, dtype).max())

@@ -12,12 +12,11 @@ import zlib
 
 import numpy as np
 
-from tallysim.file_shapes import classify as _classify
+from tallysim.file_shapes import IDX_DTYPES as _IDX_DTYPES, classify as _classify
 
 from .base import Dataset, DataError, checked
 
-# IDX type codes (http://yann.lecun.com/exdb/mnist/ "THE IDX FILE FORMAT"); values are big-endian.
-_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+# _IDX_DTYPES: the IDX type codes (file_shapes.IDX_DTYPES, which reads the same headers for the estimate)
 
 EXPECTED = ("train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], t10k-images-idx3-ubyte[.gz], "
             "t10k-labels-idx1-ubyte[.gz] (or any names containing train/test|t10k and images|labels), "
