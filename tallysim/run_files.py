@@ -75,7 +75,7 @@ def check_same_data(b: Built, out_dir: Path, meta: dict) -> None:
         return
     # a digest of another kind (data.digest_kind: one written before generated data got its own) compares
     # nothing: not checked
-    if isinstance(was, str) and was and was != b.data_digest and digest_kind(was) == digest_kind(b.data_digest):
+    if was and was != b.data_digest and digest_kind(was) == digest_kind(b.data_digest):
         where = f"data.path={b.cfg.data.path}" if b.cfg.data.path else f"data.name={b.cfg.data.name}"
         raise ConfigError(f"--resume: the data ({where}) is not what {out_dir} trained on before it stopped "
                           f"(it recorded {was}, the data now gives {b.data_digest}): the file "

@@ -162,7 +162,8 @@ def chunk_sums(logits_cxMxC: jax.Array, valid_c: jax.Array, y_M: jax.Array,
                clip: Optional[float] = None, sent_fn=None, valid_M: Optional[jax.Array] = None) -> Sums:
     """`Sums` of one chunk of peers; rows with valid_c False (padding, or a lost message) contribute
     nothing. valid_M (bool [M], or None: every message): messages outside it (a probe block's padding,
-    exchange.blocked_tally) add no wrong predictions; their [M, C] rows are the caller's to drop. honest_c (bool [c], or None): also sum the votes and probabilities of those rows alone.
+    exchange.blocked_tally) add no wrong predictions; their [M, C] rows are the caller's to drop.
+    honest_c (bool [c], or None): also sum the votes and probabilities of those rows alone.
 
     soft_bits None: no soft labels are sent (tally); 32 shares the probability sum. clip (privacy.clip):
     each peer's sent [M, C] message is scaled to L2 norm at most `clip` before it is summed (sim/dp.py).
