@@ -12,6 +12,7 @@ only (a FIFO waits for a writer). Anything this cannot read cheaply is None: the
 load says what is wrong with the file."""
 from __future__ import annotations
 
+import contextlib
 import functools
 import gzip
 import math
@@ -140,10 +141,16 @@ def _npy_header(f) -> tuple:
     return read(f)
 
 
+@contextlib.contextmanager
 def _open(path: pathlib.Path):
+    """The file, or its gzip stream where it starts with gzip's magic: read only as far as asked."""
     with open(path, "rb") as f:
-        gz = f.read(2) == b"\x1f\x8b"
-    return gzip.open(path, "rb") if gz else open(path, "rb")
+        if f.read(2) != b"\x1f\x8b":
+            f.seek(0)
+            yield f
+            return
+    with gzip.open(path, "rb") as g:
+        yield g
 
 
 def _idx_shape(path: pathlib.Path) -> tuple | None:
