@@ -23,7 +23,7 @@ import numpy as np
 
 from tallysim import atomic, config, jax_check, outdir
 from tallysim.config import ConfigError
-from tallysim.results.metrics import CONFIG, METRICS, PARTITION
+from tallysim.results.metrics import CONFIG, METRICS
 
 FILE = "checkpoint.npz"
 DEFAULT_SECONDS = 300.0          # with no --checkpoint-every, save at most every five minutes
@@ -250,12 +250,10 @@ def _may_move(d: Path, meta: dict, now: dict) -> bool:
     from tallysim.data import GENERATED, digest_kind
     if now["data"]["name"] in GENERATED:
         return False
+    from tallysim.results.partition_file import data_digest
     was = meta.get("data_digest")
     if not (isinstance(was, str) and was):
-        try:
-            was = json.loads((d / PARTITION).read_text()).get("data_digest")
-        except (OSError, ValueError, AttributeError):
-            return False
+        was = data_digest(d)
     return isinstance(was, str) and digest_kind(was) == "crc32"
 
 

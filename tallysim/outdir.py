@@ -393,7 +393,6 @@ def exclusive(out):
             run_lock.release(key)
 
 
-
 def sweep_lock(out):
     """run_lock.sweep_lock of the directory `out` really names: one sweep (or figure) writes it at a time."""
     return run_lock.sweep_lock(destination(out), refuse_unwritable)

@@ -64,10 +64,7 @@ def check_same_data(b: Built, out_dir: Path, meta: dict) -> None:
     was = meta.get("data_digest") if isinstance(meta, dict) else None
     moved = meta.get(MOVED) if isinstance(meta, dict) else None
     if not (isinstance(was, str) and was):
-        try:
-            was = json.loads((out_dir / partition_file.PARTITION).read_text()).get("data_digest")
-        except (OSError, ValueError, AttributeError):
-            was = None
+        was = partition_file.data_digest(out_dir)
     if moved and was != b.data_digest:      # data.path changed: allowed only for the very same contents
         raise ConfigError(moved[0] + f" (the data at data.path={moved[2]} gives {b.data_digest}, not the "
                           f"{was} the run recorded)")

@@ -184,7 +184,6 @@ def _run_locked(runs, cfgs, out_dir: Path, progress: bool, log, meta, grouped: b
     return records
 
 
-
 def _finished_elsewhere(out_dir: Path, records: list, log) -> None:
     """A run another process was writing (busy) that has finished meanwhile is done, not failed: two
     copies of one sweep each left the other's runs "failed" in sweep.json, and the last to end wrote it."""

@@ -4,20 +4,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 from tallysim import config
 from tallysim.progress_base import say
-from tallysim.results import metrics
-
-
-def data_digest(run_dir) -> Optional[str]:
-    """partition.json's `data_digest` in run_dir (None: none recorded, or unreadable)."""
-    try:
-        d = json.loads((Path(run_dir) / metrics.PARTITION).read_text()).get("data_digest")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return d if isinstance(d, str) and d else None
+from tallysim.results.partition_file import data_digest
 
 
 def skipped_on_other_data(records: list, cfgs: list, log) -> None:

@@ -101,3 +101,13 @@ def read(run_dir, doc: dict) -> dict:
             if k in entries[0]:
                 doc[k] = entries[0][k]
     return doc
+
+
+def data_digest(run_dir) -> str | None:
+    """The `data_digest` partition.json in run_dir records (data.digest: what the run trained on); None
+    where none is recorded (a run before 2026-12-15) or the file cannot be read."""
+    try:
+        d = json.loads((Path(run_dir) / PARTITION).read_text()).get("data_digest")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return d if isinstance(d, str) and d else None
