@@ -1,0 +1,83 @@
+"""A new user's journey (2026-12-16): a notebook researcher checking the non-IID claim from the README.
+
+- `--config experiments/quick.json partition.kind=label_quantity` (the one-class split on top of the
+  getting-started config) was refused for `partition.alpha=0.5`, a field the user never typed: quick.json
+  sets it. The refusal now says the file set it and how to run without it; a value typed on the command
+  line keeps the plain refusal. `run` and `sweep` alike, before anything compiles.
+- The quickstart notebook ran silently at smoke size (`progress=not SMOKE`: 22 s without a line) and
+  recompiled every program when its cell ran again (`tallysim.run` does not use the persistent compile
+  cache; 26 s -> 5 s a run with it). Its run cell now turns the cache on first and shows progress.
+Nothing here compiles: the refusals come before JAX, and the notebook's cell runs against a stub.
+"""
+import json
+from pathlib import Path
+
+import pytest
+
+from tallysim import cli
+
+ROOT = Path(__file__).resolve().parent.parent
+QUICK = str(ROOT / "experiments" / "quick.json")
+
+
+def _error(capsys, argv) -> str:
+    assert cli.main(argv) == 2
+    return capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["run", "sweep"])
+def test_unread_field_from_the_config_file_is_named_as_the_files(command, capsys, tmp_path):
+    extra = ["protocol.name=tally,softlabel"] if command == "sweep" else []
+    err = _error(capsys, [command, "--config", QUICK, "partition.kind=label_quantity", "partition.k=1", *extra,
+                          "--out", str(tmp_path / "out")])
+    assert "partition.alpha=0.5 is not read with partition.kind='label_quantity'" in err, err
+    assert f"partition.alpha is set by --config {QUICK}, not on the command line" in err, err
+    assert "add partition.alpha=0.1 to the command" in err, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_suggested_fix_is_accepted(capsys, tmp_path):
+    # the way out the message gives passes validation (--print-config runs nothing)
+    assert cli.main(["run", "--config", QUICK, "partition.kind=label_quantity", "partition.k=1",
+                     "partition.alpha=0.1", "--print-config"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["partition"]["kind"] == "label_quantity" and printed["partition"]["k"] == 1
+
+
+def test_unread_field_typed_on_the_command_line_keeps_the_plain_refusal(capsys, tmp_path):
+    err = _error(capsys, ["run", "--config", QUICK, "partition.kind=label_quantity", "partition.alpha=0.3",
+                          "--out", str(tmp_path / "out")])
+    assert "partition.alpha=0.3 is not read with partition.kind='label_quantity'" in err, err
+    assert "set by --config" not in err, err
+    err = _error(capsys, ["run", "protocol.name=fedavg", "vote.min_agreement=0.3", "--out", str(tmp_path / "o")])
+    assert "vote.min_agreement=0.3 is not read by protocol.name=fedavg" in err and "--config" not in err, err
+
+
+def _cell(name: str, marker: str) -> str:
+    nb = json.loads((ROOT / "notebooks" / f"{name}.ipynb").read_text())
+    cells = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
+    return next(c for c in cells if marker in c)
+
+
+def test_quickstart_run_cell_keeps_compiled_programs_and_shows_progress(monkeypatch):
+    """The run cell executed against stubs: the compile cache is turned on before the first run, and
+    every run shows progress, at smoke size too."""
+    from tallysim import config, startup
+    from tallysim.results import metrics
+    calls = []
+    monkeypatch.setattr(startup, "compile_cache", lambda: calls.append("cache"))
+
+    class Done:
+        last = {}
+
+    def fake_run(cfg, out=None, **kw):
+        calls.append(("run", cfg.protocol.name, kw.get("progress")))
+        return Done()
+    monkeypatch.setattr(metrics, "summary_line", lambda cfg, last: "")
+    code = _cell("quickstart", "PROTOCOLS =")
+    base = config.apply_overrides(config.Config(), ["data.name=synthetic", "peers=2", "rounds=1"])
+    ns = {"config": config, "metrics": metrics, "base": base, "SMOKE": True,
+          "tallysim": type("T", (), {"run": staticmethod(fake_run)})}
+    exec(compile(code, "quickstart-run-cell", "exec"), ns)
+    assert calls[0] == "cache", calls
+    assert calls[1:] == [("run", p, True) for p in ("tally", "softlabel", "fedavg")], calls
