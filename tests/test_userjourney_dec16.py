@@ -81,3 +81,29 @@ def test_quickstart_run_cell_keeps_compiled_programs_and_shows_progress(monkeypa
     exec(compile(code, "quickstart-run-cell", "exec"), ns)
     assert calls[0] == "cache", calls
     assert calls[1:] == [("run", p, True) for p in ("tally", "softlabel", "fedavg")], calls
+
+
+def test_table_prints_a_fractional_bits_per_peer_to_two_places():
+    # gatedvote's peers under its threshold send nothing: 57,200 bits over 6 peers, 9533.333333333332
+    from tallysim.results import table
+    assert table._cell(57200 / 6, "bits_per_peer") == "9533.33"
+    assert table._cell(9600.0, "bits_per_peer") == "9600"
+
+
+def test_progress_bar_in_a_notebook_without_ipywidgets_warns_nothing(monkeypatch):
+    """tqdm.auto in a Jupyter kernel without ipywidgets printed 'IProgress not found' into the cell;
+    its text bar is kept, without the warning."""
+    import sys
+    import types
+    import warnings
+    from tallysim import progress
+    pytest.importorskip("IPython")         # tqdm.autonotebook asks sys.modules["IPython"].get_ipython()
+    monkeypatch.setitem(sys.modules, "ipykernel.zmqshell", types.ModuleType("ipykernel.zmqshell"))
+    monkeypatch.setitem(sys.modules, "ipywidgets", None)          # not installed
+    for name in ("tqdm.auto", "tqdm.autonotebook", "tqdm.notebook"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    with warnings.catch_warnings(record=True) as caught:     # (tqdm swallows a warning raised as an error)
+        warnings.simplefilter("always")
+        bar = progress._tqdm(total=1, disable=True)
+    bar.close()
+    assert not [w for w in caught if "IProgress" in str(w.message)], [str(w.message) for w in caught]
