@@ -107,3 +107,65 @@ def test_progress_bar_in_a_notebook_without_ipywidgets_warns_nothing(monkeypatch
         bar = progress._tqdm(total=1, disable=True)
     bar.close()
     assert not [w for w in caught if "IProgress" in str(w.message)], [str(w.message) for w in caught]
+
+
+GATED = """
+import json, sys
+from pathlib import Path
+from tallysim import cli
+from tallysim.results.metrics import read_rows
+out, tiny = Path(sys.argv[1]), sys.argv[2:]
+assert cli.main(["sweep", "--plugin", "gatedvote", "--quiet", "--out", str(out / "gated"), *tiny,
+                 "protocol.name=gatedvote", "gatedvote.threshold=0,0.5"]) == 0
+assert cli.main(["run", "--quiet", "--out", str(out / "tally"), *tiny, "protocol.name=tally"]) == 0
+rows = {d.name: read_rows(d) for d in (out / "gated").iterdir() if d.is_dir()}
+rows["tally"] = read_rows(out / "tally")
+print(json.dumps(rows))
+"""
+
+
+def test_vote_type_example_plugin_at_threshold_0_is_tally_and_counts_only_its_voters_bits(tmp_path):
+    """examples/gatedvote.py, the vote-type example of docs/write-a-protocol.md, in a grouped sweep over its
+    threshold on shards of unequal size (partition.kind=quantity): at 0 every peer votes and it is tally
+    number for number, bits included; at 0.5 the peers under it (the small shards) send nothing in
+    round 2, and only the voters' uploads are counted, while every peer still receives the vote."""
+    import os
+    import subprocess
+    import sys
+    from conftest import TINY_NO_WARMUP, assert_rows_close
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "examples"),
+                                                       os.environ.get("PYTHONPATH", "")]))
+    tiny = [*TINY_NO_WARMUP, "partition.kind=quantity", "partition.alpha=0.3", "eval_every=1"]
+    out = subprocess.run([sys.executable, "-c", GATED, str(tmp_path), *tiny], capture_output=True, text=True,
+                         env=env, timeout=600, cwd=tmp_path)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+    rows = json.loads(out.stdout.strip().splitlines()[-1])
+    zero, half = rows["gatedvote.threshold=0"], rows["gatedvote.threshold=0.5"]
+    assert_rows_close(rows["tally"], zero, "threshold 0 is tally", ("round", "bits_up", "bits_down", "bits_per_peer"),
+                      ("acc_mean", "acc_min", "acc_max", "acc_ensemble", "train_loss", "vote_acc", "softavg_acc",
+                       "agreement"))
+    peers = int(next(t for t in TINY_NO_WARMUP if t.startswith("peers=")).split("=")[1])
+    assert [r["voters"] for r in zero] == [peers, peers]
+    up_each = zero[0]["bits_up"] // peers                   # one peer's votes in a round
+    # round 1: the untrained models pass no one's check, so all vote; round 2: the small shards' peers
+    # stay under 0.5 (own-shard accuracy 0.12-0.37 against 0.92 at seed 0) and send nothing
+    assert half[0]["voters"] == peers and 1 <= half[1]["voters"] < peers, half
+    assert half[1]["bits_up"] - half[0]["bits_up"] == half[1]["voters"] * up_each
+    assert half[1]["bits_down"] == zero[1]["bits_down"]      # every peer receives the vote
+    assert half[1]["acc_mean"] != zero[1]["acc_mean"]        # and the vote it trained on differed
+
+
+def test_the_vote_type_walk_through_is_examples_gatedvote():
+    """write-a-protocol.md's "A vote-type plugin" block: every code line but the elided ones (`...`) is a
+    line of examples/gatedvote.py, in the file's order."""
+    import re
+
+    def code(line: str) -> str:
+        return re.sub(r"\s+#.*$", "", line).strip()
+    source = [code(x) for x in (ROOT / "examples" / "gatedvote.py").read_text().splitlines() if code(x)]
+    page = (ROOT / "docs" / "write-a-protocol.md").read_text()
+    block = re.search(r"## A vote-type plugin.*?```python\n(.*?)```", page, re.S).group(1)
+    at = 0
+    for line in [code(x) for x in block.splitlines() if code(x) and "..." not in x]:
+        assert line in source[at:], line
+        at = source.index(line, at) + 1
