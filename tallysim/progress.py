@@ -63,13 +63,7 @@ def screen_shape(fp) -> tuple:
 
 
 def _tqdm(**kw):
-    import warnings
-    with warnings.catch_warnings():
-        # In a notebook without ipywidgets (plain Jupyter, nbclient; Colab has it) tqdm.auto warned "IProgress
-        # not found. Please update jupyter and ipywidgets" in the cell's output and fell back to its text
-        # bar, which shows the same progress: the fallback is kept, the warning dropped
-        warnings.filterwarnings("ignore", message="IProgress not found")
-        from tqdm.auto import tqdm
+    tqdm = base.auto_tqdm()             # without tqdm's "IProgress not found" in a notebook lacking ipywidgets
     if tqdm.__module__.startswith("tqdm.notebook"):    # a widget: columns mean nothing there
         return tqdm(file=sys.stderr, dynamic_ncols=True, **kw)
     ncols, nrows = screen_shape(sys.stderr)

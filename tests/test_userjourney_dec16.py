@@ -96,7 +96,7 @@ def test_progress_bar_in_a_notebook_without_ipywidgets_warns_nothing(monkeypatch
     import sys
     import types
     import warnings
-    from tallysim import progress
+    from tallysim import progress, progress_base
     pytest.importorskip("IPython")         # tqdm.autonotebook asks sys.modules["IPython"].get_ipython()
     monkeypatch.setitem(sys.modules, "ipykernel.zmqshell", types.ModuleType("ipykernel.zmqshell"))
     monkeypatch.setitem(sys.modules, "ipywidgets", None)          # not installed
@@ -104,6 +104,7 @@ def test_progress_bar_in_a_notebook_without_ipywidgets_warns_nothing(monkeypatch
         monkeypatch.delitem(sys.modules, name, raising=False)
     with warnings.catch_warnings(record=True) as caught:     # (tqdm swallows a warning raised as an error)
         warnings.simplefilter("always")
+        assert not progress_base.in_notebook()              # asked first by the bar's mode (progress_base.mode)
         bar = progress._tqdm(total=1, disable=True)
     bar.close()
     assert not [w for w in caught if "IProgress" in str(w.message)], [str(w.message) for w in caught]
