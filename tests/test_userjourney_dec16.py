@@ -170,3 +170,21 @@ def test_the_vote_type_walk_through_is_examples_gatedvote():
     for line in [code(x) for x in block.splitlines() if code(x) and "..." not in x]:
         assert line in source[at:], line
         at = source.index(line, at) + 1
+
+
+def test_a_title_wider_than_the_figure_is_wrapped_not_cut(tmp_path):
+    """A figure config's long title ran off the image; titles that fit stay on one line."""
+    from tallysim.results import metrics
+    plt = metrics.pyplot()
+    long = "Non-IID check: final accuracy vs Dirichlet alpha (6 peers, 6 rounds, 6,000 examples, 2 seeds) " * 2
+    for title, lines in ((long.strip(), 2), ("Fig. 2: final accuracy vs label skew", 1)):
+        fig, ax = plt.subplots(figsize=(8.3, 5.6))
+        ax.set_title(title, fontsize=10)
+        fig.suptitle(title, fontsize=10)
+        metrics.wrap_titles(fig)
+        assert ax.title.get_text().count("\n") + 1 >= lines and fig._suptitle.get_text().count("\n") + 1 >= lines
+        if lines == 1:
+            assert ax.title.get_text() == title
+        renderer = fig.canvas.get_renderer()
+        assert ax.title.get_window_extent(renderer).width <= fig.bbox.width
+        metrics.save_figure(fig, str(tmp_path / "t.png"))

@@ -364,8 +364,22 @@ def refuse_foreign_beside(out, side: Path, first_line, what: str) -> None:
                           "another --out, or move that file away first")
 
 
+def wrap_titles(fig) -> None:
+    """Titles wider than the figure broken into lines: a figure config's long `title` ran off the image
+    ("... 6,000 examples, 2 see"), as matplotlib neither wraps nor shrinks a title."""
+    import textwrap
+    renderer = fig.canvas.get_renderer()
+    texts = [ax.title for ax in fig.axes] + [t for t in [getattr(fig, "_suptitle", None)] if t is not None]
+    for t in texts:
+        text, wide = t.get_text(), t.get_window_extent(renderer).width
+        if text and "\n" not in text and wide > 0.95 * fig.bbox.width:
+            chars = max(20, int(len(text) * 0.9 * fig.bbox.width / wide))
+            t.set_text("\n".join(textwrap.wrap(text, chars)))
+
+
 def save_figure(fig, *paths, dpi: int = DPI, tight: bool = True) -> list[str]:
     """Lay the figure out, write it to every path (parents created) and close it; returns the paths."""
+    wrap_titles(fig)
     if tight:
         fig.tight_layout()
     for p in paths:
