@@ -59,11 +59,14 @@ def with_tracking(cfg, args):
     return flag(cfg, args)
 
 
-def _check(cfg, args) -> None:
+def _check(cfg, args=None) -> None:
+    """`args`: the command line the config came from, to say where a refused field's value came from."""
     from tallysim import config_reads, validation
     try:
         validation.single_run(cfg)  # a field this protocol ignores refused, the warnings printed: before anything runs
     except config_reads.UnreadField as e:        # one the user did not type: say that --config set it
+        if args is None:
+            raise
         raise config_reads.from_file(e, args.config, seed_list(args.overrides)) from None
 
 
