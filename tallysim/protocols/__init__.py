@@ -101,7 +101,7 @@ _BROKEN: dict[str, str] = {}
 _FROM_ENTRY_POINT: set = set()
 # Names a plugin's section may not take: the Config's own fields and sections, and the top-level keys
 # a config file may hold besides them (schema.py adds the fields through `ready`).
-_RESERVED = {"plugins", "derived", "extends", "smoke", "sweep", "description", "resumed", "placement"}
+_RESERVED = {"plugins", "derived", "extends", "smoke", "sweep", "description", "resumed", "placement", "code"}
 
 
 # Models defined outside tallysim: a plugin's `MODELS = {"name": "factory"}` (docs/howto/own-model.md), name ->

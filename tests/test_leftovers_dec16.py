@@ -1,0 +1,102 @@
+"""Leftovers the closing note of 2026-12-06 listed (leftovers15). Each test names what the input did before
+its fix; none compiles beyond the shared `checkpointed` run."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from tallysim import checkpoint, code_identity, config, outdir
+
+
+# ------------------------------------------------- 1. the code's identity, and a resume under other code
+
+def _with_code(checkpointed, tmp_path, code):
+    """A copy of the shared checkpointed run whose checkpoint records `code` (None: none, as before)."""
+    d = tmp_path / "run"
+    shutil.copytree(checkpointed, d)
+    path = d / checkpoint.FILE
+    with np.load(path) as z:
+        arrays = {k: z[k] for k in z.files}
+    meta = json.loads(bytes(arrays["__meta__"]).decode())
+    meta.pop("code", None)
+    if code is not None:
+        meta["code"] = code
+    arrays["__meta__"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
+    np.savez(path, **arrays)
+    return d
+
+
+def test_a_run_records_its_code_and_a_resume_under_other_code_warns_naming_both(checkpointed, tmp_path):
+    # was: config.json and the checkpoint held no code but __version__, a constant: a run resumed after
+    # the code changed continued in silence, its rows before the checkpoint from the old code
+    now = code_identity.identity()
+    assert json.loads((checkpointed / "config.json").read_text())["code"] == now
+    assert checkpoint.read_meta(checkpointed)["code"] == now
+    assert now["version"] and now["source"].startswith("crc32:")
+    if (code_identity.PACKAGE.parent / ".git").exists():      # the tests run from a checkout
+        assert len(now["commit"]) == 40 and now["dirty"] in (True, False, None)
+    cfg = outdir.run_config(checkpointed, "--resume", outdir.CLI)     # config.json with `code` reads back
+    out, meta = checkpoint.check_resume(cfg, str(checkpointed))
+    assert "warning" not in checkpoint.resume_notice(out, cfg, meta)     # the same code: nothing said
+
+    old = {**now, "source": "crc32:00000bad", "commit": "ab" * 20, "dirty": True}
+    d = _with_code(checkpointed, tmp_path, old)
+    out, meta = checkpoint.check_resume(cfg, str(d))                     # warned, not refused
+    text = checkpoint.resume_notice(out, cfg, meta)
+    assert (f"warning: tallysim's code has changed since the checkpoint was saved (it was tallysim {now['version']}, "
+            f"commit abababababab with local changes, source crc32:00000bad; now "
+            f"{code_identity.describe(now)}): the rounds after 1 run the new code") in text
+    checkpoint.note_resume(out, meta)
+    doc = json.loads((d / "config.json").read_text())
+    assert doc["code"] == now and doc["resumed"][-1]["code"] == now     # which code ran from which round
+
+    d = _with_code(checkpointed, tmp_path / "old", None)              # a run from before the record
+    out, meta = checkpoint.check_resume(cfg, str(d))
+    assert "warning" not in checkpoint.resume_notice(out, cfg, meta)
+    checkpoint.note_resume(out, meta)
+    assert "code" not in json.loads((d / "config.json").read_text())["resumed"][-1]
+    # another commit of the same source (a docs commit) is the same code
+    assert not code_identity.changed({**now, "commit": "cd" * 20}, now)
+    assert code_identity.changed({**now, "version": "0.0.9"}, now)
+
+
+def _repo(tmp_path, head: str):
+    git = tmp_path / ".git"
+    (git / "refs" / "heads").mkdir(parents=True)
+    (git / "HEAD").write_text(head)
+    return git
+
+
+def test_the_commit_is_read_from_gits_files_and_nothing_fails_without_git(tmp_path, monkeypatch):
+    a, b = "1" * 40, "2" * 40
+    git = _repo(tmp_path / "loose", "ref: refs/heads/main\n")
+    (git / "refs" / "heads" / "main").write_text(a + "\n")
+    assert code_identity.git_commit(tmp_path / "loose") == a
+    git = _repo(tmp_path / "packed", "ref: refs/heads/main\n")
+    (git / "packed-refs").write_text(f"# pack-refs with: peeled\n{b} refs/heads/main\n")
+    assert code_identity.git_commit(tmp_path / "packed") == b
+    _repo(tmp_path / "detached", b + "\n")
+    assert code_identity.git_commit(tmp_path / "detached") == b
+    # a worktree: `.git` is a file naming its git directory, whose refs live in the main one's
+    wt = tmp_path / "loose" / ".git" / "worktrees" / "w"
+    wt.mkdir(parents=True)
+    (wt / "HEAD").write_text("ref: refs/heads/main\n")
+    (wt / "commondir").write_text("../..\n")
+    (tmp_path / "w").mkdir()
+    (tmp_path / "w" / ".git").write_text(f"gitdir: {wt}\n")
+    assert code_identity.git_commit(tmp_path / "w") == a
+    # no checkout, a broken one, an unborn branch: no commit, no error
+    (tmp_path / "none").mkdir()
+    _repo(tmp_path / "unborn", "ref: refs/heads/main\n")
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / ".git").write_text("not a gitdir line")
+    for name in ("none", "unborn", "bad"):
+        assert code_identity.git_commit(tmp_path / name) is None
+    # git not installed, or failing: the dirty flag is unknown, nothing raises
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: (_ for _ in ()).throw(FileNotFoundError("git")))
+    assert code_identity.git_dirty(tmp_path / "loose") is None
+    assert "(local changes unknown)" in code_identity.describe({"version": "1", "commit": a, "dirty": None})
