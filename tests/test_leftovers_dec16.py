@@ -100,3 +100,51 @@ def test_the_commit_is_read_from_gits_files_and_nothing_fails_without_git(tmp_pa
     monkeypatch.setattr(subprocess, "run", lambda *a, **k: (_ for _ in ()).throw(FileNotFoundError("git")))
     assert code_identity.git_dirty(tmp_path / "loose") is None
     assert "(local changes unknown)" in code_identity.describe({"version": "1", "commit": a, "dirty": None})
+
+
+# ------------------------------------------- 2. installed plugins listed where the built-in names are
+
+def _installed(tmp_path, monkeypatch, entry_points: str, modules: dict):
+    """A fake installed distribution (a *.dist-info with entry_points.txt on sys.path, as pip writes it)
+    and its plugin modules, each leaving a file named after it when imported."""
+    from tallysim.protocols import plugin_import
+    dist = tmp_path / "l15_plugins-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: l15-plugins\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[tallysim.plugins]\n" + entry_points)
+    for name, body in modules.items():
+        (tmp_path / f"{name}.py").write_text(f"open({str(tmp_path / ('imported_' + name))!r}, 'w').close()\n" + body)
+        monkeypatch.delitem(__import__("sys").modules, name, raising=False)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(plugin_import, "_INSTALLED", [])            # read this process's sys.path again
+    monkeypatch.setattr(plugin_import, "_INSTALLED_FAILED", {})
+    return tmp_path
+
+
+SEQ = "MODELS = {'l15_seq': 'f'}\n\ndef f(classes, width):\n    return None\n"
+
+
+def test_installed_plugins_not_named_yet_are_listed_in_help_and_refusals_without_being_imported(
+        tmp_path, monkeypatch, registry_restored):
+    # was: `run --help` and "allowed: ..." listed the built-ins and loaded plugins only: a package's
+    # installed protocol or model could be used by name but was nowhere to be seen
+    from tallysim import protocols
+    from tallysim.cli_parser import parser
+    d = _installed(tmp_path, monkeypatch, "l15_seq = l15_seq\n", {"l15_seq": SEQ})
+    help_text = next(a for a in parser()._subparsers._group_actions[0].choices.items() if a[0] == "run")[1].format_help()
+    for key in ("protocol.name", "model.name"):
+        row = next(line for line in help_text.splitlines() if line.split()[:1] == [key])
+        assert row.endswith("|l15_seq (installed)"), row
+    assert "\"(installed)\": an installed package's plugin (a tallysim.plugins entry point), loaded when named" in help_text
+    for key in ("protocol.name", "model.name"):
+        with pytest.raises(config.ConfigError, match=rf"^{key}='l15_sq' is not known; allowed: .*, l15_seq \(installed\) "
+                                                     r"\(\"\(installed\)\": an installed package's plugin .*; did you mean l15_seq\?"):
+            config.validate(config.apply_overrides(config.Config(), [f"{key}=l15_sq"]))
+    with pytest.raises(config.ConfigError, match=r"protocol.name='nope' is not known; allowed: local, .*l15_seq \(installed\)"):
+        protocols.traits("nope")
+    assert not (d / "imported_l15_seq").exists()             # listed from the metadata alone
+    # named, it loads, and is then listed as the model it is, no longer as "installed"
+    config.validate(config.apply_overrides(config.Config(), ["model.name=l15_seq"]))
+    assert (d / "imported_l15_seq").exists() and protocols.not_loaded(protocols) == ()
+    assert "l15_seq (installed)" not in config.help_table() and "|l15_seq" in config.help_table()
+

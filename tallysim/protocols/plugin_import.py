@@ -171,6 +171,34 @@ def installed_plugins() -> dict:
 
 
 _INSTALLED_FAILED: dict = {}     # entry-point name -> why its module could not be loaded (said again if asked)
+# How the lists of allowed names (run --help, a refused protocol.name or model.name) mark an installed
+# plugin's name not loaded yet: from the entry points alone, nothing imported, so which of a protocol, a
+# model or a section the name is cannot be told, and it is listed for both fields.
+INSTALLED_MARK = " (installed)"
+INSTALLED_NOTE = ("\"(installed)\": an installed package's plugin (a tallysim.plugins entry point), loaded when "
+                  "named; it provides a protocol, model or config section of that name")
+
+
+def not_loaded(registry) -> tuple:
+    """The installed plugins' names (entry points) that are not known yet as a protocol or model, nor
+    failed to load: what `run --help` and the refusals list after the known names, marked INSTALLED_MARK."""
+    known = (registry.REGISTRY, registry._EXTERNAL, registry._MODELS, registry._BUILTIN_MODELS, _INSTALLED_FAILED)
+    # a module loaded already has its names known (a section's too, which no table above holds)
+    loaded = {*registry._LOADED.values(), *registry._MODEL_PLUGIN.values()}
+    return tuple(n for n, (module, _) in installed_plugins().items()
+                 if not any(n in k for k in known) and module not in loaded)
+
+
+def with_installed(allowed, registry) -> list:
+    """`allowed` as text, then the installed plugins' names not loaded yet, each marked as installed."""
+    return [*map(str, allowed), *(n + INSTALLED_MARK for n in not_loaded(registry))]
+
+
+def allowed_text(allowed, registry) -> str:
+    """"a, b, c (installed)" as a refusal lists them and, where an installed name is listed, what
+    "(installed)" means."""
+    every = with_installed(allowed, registry)
+    return ", ".join(every) + (f" ({INSTALLED_NOTE})" if len(every) > len(tuple(allowed)) else "")
 
 
 def load_installed(name, what: str, registry) -> bool:
