@@ -148,3 +148,26 @@ def test_installed_plugins_not_named_yet_are_listed_in_help_and_refusals_without
     assert (d / "imported_l15_seq").exists() and protocols.not_loaded(protocols) == ()
     assert "l15_seq (installed)" not in config.help_table() and "|l15_seq" in config.help_table()
 
+
+# --------------------------------- 3. an installed plugin that lacks its entry point's name registers none
+
+TWO = ("PROTOCOLS = {'l15_a': 'make'}\nMODELS = {'l15_m': 'f'}\n\ndef make(ctx):\n    return None\n\n"
+       "def f(classes, width):\n    return None\n")
+
+
+def test_an_installed_plugin_without_its_entry_points_name_registers_none_of_its_names(tmp_path, monkeypatch,
+                                                                                      registry_restored):
+    # was: the module loaded (its protocol l15_a and model l15_m registered in the process, usable in a
+    # notebook), then the run was refused "provides l15_a, l15_m, not 'l15_other'": half a load, where
+    # load_plugin registers all or nothing
+    from tallysim import protocols
+    _installed(tmp_path, monkeypatch, "l15_other = l15_two\n", {"l15_two": TWO})
+    before = (protocols.names(), protocols.plugin_models())
+    want = (r"model.name='l15_other' cannot be used: its installed plugin cannot be loaded \(entry point l15_other "
+            r"= 'l15_two' in \[tallysim.plugins\] of package l15-plugins\): plugin 'l15_two' provides l15_a, l15_m, "
+            r"not 'l15_other'")
+    for _ in range(2):                               # asked again: the same line
+        with pytest.raises(config.ConfigError, match=want):
+            config.validate(config.apply_overrides(config.Config(), ["model.name=l15_other"]))
+    assert (protocols.names(), protocols.plugin_models()) == before
+    assert protocols.plugin_of("l15_a") is None and protocols.model_plugin_of("l15_m") is None

@@ -224,10 +224,15 @@ def load_installed(name, what: str, registry) -> bool:
         if not re.fullmatch(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*", module):
             raise ConfigError(f"{module!r} is not a module name; allowed: NAME = \"module\" (a dotted "
                               "importable module that lists NAME in its PROTOCOLS or MODELS)")
-        loaded = registry.load_plugin(module)
-        if name not in loaded and name not in _sections_of(registry, module):
-            raise ConfigError(f"plugin {module!r} provides {', '.join(loaded)}, not {name!r}; allowed: an entry "
+        # all or nothing, as load_plugin: whether the module provides `name` is asked before any of its
+        # names is registered (loaded first, a module without it left its protocols and models behind)
+        mod = import_plugin(module, f"plugin {module!r}", registry)
+        provides = [*(plugin_table(mod, module, "PROTOCOLS", "factory") or ()),
+                    *(plugin_table(mod, module, "MODELS", "model factory") or ())]
+        if provides and name not in provides and name not in _sections_of(registry, module):
+            raise ConfigError(f"plugin {module!r} provides {', '.join(provides)}, not {name!r}; allowed: an entry "
                               "point named after a protocol, model or config section its module lists")
+        registry.load_plugin(module)        # a module with neither table: its own refusal
     except ConfigError as e:
         _INSTALLED_FAILED[name] = f"its installed plugin cannot be loaded ({where}): {e}"
         raise ConfigError(f"{asked} cannot be used: {_INSTALLED_FAILED[name]}") from None
