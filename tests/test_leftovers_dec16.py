@@ -171,3 +171,48 @@ def test_an_installed_plugin_without_its_entry_points_name_registers_none_of_its
             config.validate(config.apply_overrides(config.Config(), ["model.name=l15_other"]))
     assert (protocols.names(), protocols.plugin_models()) == before
     assert protocols.plugin_of("l15_a") is None and protocols.model_plugin_of("l15_m") is None
+
+
+# ------------------------------------ 4. the class count of labels over 64 MB, and the estimate's guess
+
+def _labels_npz(path, y):
+    np.savez(path, x_train=np.zeros((3, 6, 6), np.uint8), y_train=y, x_test=np.zeros((2, 6, 6), np.uint8),
+             y_test=np.zeros(2, y.dtype))
+    return path
+
+
+def test_labels_over_64_mb_are_streamed_for_their_class_count_and_a_guess_is_said(tmp_path, monkeypatch):
+    # was: labels over 64 MB were not read, and the estimate assumed 10 classes without a word
+    from tallysim import file_shapes, sizing, validation
+    y = np.zeros(9_000_000, np.int64)          # 72 MB
+    y[-1] = 41
+    big = _labels_npz(tmp_path / "big.npz", y)
+    cfg = config.validate(config.apply_overrides(config.Config(), ["data.name=files", f"data.path={big}"]))
+    assert file_shapes.peek(str(big)) == ((6, 6, 1), 42) and sizing.data_shape(cfg)[1] == 42
+    assert "assumed" not in validation.memory_note(cfg)
+    # an IDX directory's labels too, gzipped, streamed in chunks smaller than one label's bytes' worth
+    import gzip
+
+    def idx(name, arr, code=0x08):
+        head = bytes([0, 0, code, arr.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in arr.shape)
+        with gzip.open(tmp_path / "idx" / name, "wb") as f:
+            f.write(head + arr.tobytes())
+    (tmp_path / "idx").mkdir()
+    idx("train-images-idx3-ubyte.gz", np.zeros((4, 5, 5), np.uint8))
+    idx("train-labels-idx1-ubyte.gz", (np.arange(1000) % 57).astype(">i4"), code=0x0C)
+    idx("t10k-images-idx3-ubyte.gz", np.zeros((2, 5, 5), np.uint8))
+    idx("t10k-labels-idx1-ubyte.gz", np.zeros(3, np.uint8))
+    monkeypatch.setattr(file_shapes, "LABELS_CHUNK_BYTES", 6)     # 4-byte labels, one a chunk
+    assert file_shapes.peek(str(tmp_path / "idx")) == ((5, 5, 1), 57)
+    # out of time (a slow disk, a gzip bomb): the guess is kept, and the estimate's line says it is one
+    monkeypatch.setattr(file_shapes, "LABELS_SECONDS", 0.0)
+    file_shapes._peek.cache_clear()
+    assert file_shapes.peek(str(big)) == ((6, 6, 1), 10)
+    assert validation.memory_note(cfg).endswith("; data.path: its labels' largest value could not be read "
+                                                "within 0 s (nor a num_classes member), so 10 classes are assumed")
+    (tmp_path / "broken.npz").write_bytes(b"not a zip")
+    broken = config.apply_overrides(cfg, [f"data.path={tmp_path / 'broken.npz'}"])
+    assert "so 784 inputs and 10 classes are assumed" in validation.memory_note(broken)
+    with pytest.raises(config.ConfigError, match=r"more than this machine's 1 B; .* \(data.path: its labels' "
+                                                 r"largest value could not be read within 0 s"):
+        validation.check_memory(cfg, limit=1)
