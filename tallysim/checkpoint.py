@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tallysim import atomic, config, jax_check, outdir
+from tallysim import atomic, code_identity, config, jax_check, outdir
 from tallysim.config import ConfigError
 from tallysim.results.metrics import CONFIG, METRICS
 
@@ -43,7 +43,8 @@ _META = {"version": int, "chunk": int, "lo": int, "round": int, "ledgers": list,
          "lines": int, "last": dict, "elapsed": (int, float)}
 # Optional (older checkpoints lack them): "config", the config the state was computed under (config.to_dict);
 # "plugins", {module: its source's digest} of the plugins that config loads (plugin_changes); "data_digest",
-# the data's (data.digest: run_files.check_same_data).
+# the data's (data.digest: run_files.check_same_data); "code", the code that computed it (code_identity.py:
+# a resume under other code is warned about, code_change).
 
 
 def read_meta(out_dir: Path, cfg=None) -> dict:
@@ -171,8 +172,22 @@ def plugin_changes(meta: dict) -> list:
     return sorted(m for m, d in was.items() if isinstance(m, str) and d and plugin_import.source_digest(m) not in (None, d))
 
 
+def code_change(meta: dict) -> str:
+    """The warning for a checkpoint computed under other tallysim code than this process runs, naming
+    both ("" when the same, or when the checkpoint predates the record): warned, not refused, as an edited
+    plugin is, since a bug fix is a good reason to resume; config.json's `resumed` entry keeps the new code."""
+    was, now = meta.get("code"), code_identity.identity()
+    if not code_identity.changed(was, now):
+        return ""
+    return (f"\ntallysim: warning: tallysim's code has changed since the checkpoint was saved (it was "
+            f"{code_identity.describe(was)}; now {code_identity.describe(now)}): the rounds after "
+            f"{meta['round']} run the new code, those before ran the old (to keep one code, check out the "
+            "old one, or start again with --overwrite)")
+
+
 def resume_notice(out_dir: Path, cfg, meta: dict) -> str:
-    """What `run --resume` says before it continues: from where, and what its times count."""
+    """What `run --resume` says before it continues: from where, what its times count, and the code or
+    plugins changed since the checkpoint (warnings)."""
     seeds = f", seeds from index {meta['lo']} of {cfg.seeds}" if cfg.seeds > 1 else ""
     edited = plugin_changes(meta)
     edit = (f"\ntallysim: warning: plugin {', '.join(edited)} has changed since the checkpoint was saved; the "
@@ -180,7 +195,7 @@ def resume_notice(out_dir: Path, cfg, meta: dict) -> str:
             "restore the file, or start again with --overwrite)") if edited else ""
     return (f"tallysim: resuming {out_dir} from round {meta['round'] + 1} of {cfg.rounds}{seeds} "
             f"(checkpoint after round {meta['round']}); wall_s and the summary's time include the "
-            f"{meta.get('elapsed', 0.0):.1f} s it ran before it stopped{edit}")
+            f"{meta.get('elapsed', 0.0):.1f} s it ran before it stopped{code_change(meta)}{edit}")
 
 
 # ----------------------------------------------------------------------------- --resume
@@ -338,5 +353,7 @@ def note_resume(out_dir: Path, meta: dict) -> None:
         # `run --resume` on this node finds it; the entry keeps the one the run read before
         entry["data_path_was"] = meta[MOVED][1]
         doc["data"]["path"] = meta[MOVED][2]
+    if code_identity.changed(meta.get("code"), code_identity.identity()):
+        entry["code"] = code_identity.identity()     # the rounds from here on ran this code
     doc.setdefault("resumed", []).append(entry)
     atomic.write_text(out_dir / CONFIG, json.dumps(doc, indent=2) + "\n")

@@ -265,6 +265,7 @@ def load_file(path: str, smoke: bool = False, sweep_base: bool = False) -> Confi
     d.pop("description", None)
     d.pop("resumed", None)           # config.json's record of resumes (run.py), not a field
     d.pop("placement", None)         # config.json's record of how the run sat on the devices (mesh.py)
+    d.pop("code", None)              # config.json's record of the code that ran it (code_identity.py)
     cfg = from_dict(d, where=path)
     if smoke and not has_smoke:      # --smoke would silently run the full-size experiment
         validate(cfg)                # a bad value in the file is the first thing to say

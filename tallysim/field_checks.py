@@ -85,6 +85,10 @@ def not_known(key: str, value, allowed) -> str:
     if len(parts) > 1 and all(p.strip() in map(str, allowed) for p in parts):   # `run protocol.name=tally,softlabel`
         return (f"{key}={show(value)} is not known: a run takes one value; several values are a sweep: "
                 f"tallysim sweep {key}={value} --out DIR")
+    if key in ("protocol.name", "model.name"):       # and the installed plugins' names, not imported
+        near = (*allowed, *protocols.not_loaded(protocols))
+        return (f"{key}={show(value)} is not known; allowed: {protocols.allowed_text(allowed, protocols)}"
+                f"{did_you_mean(value, near, aliases)}")
     return (f"{key}={show(value)} is not known; allowed: {', '.join(map(str, allowed))}"
             f"{did_you_mean(value, allowed, aliases)}")
 

@@ -6,10 +6,11 @@ table of the named datasets' shapes (KNOWN_SHAPES, KNOWN_TEXT, KNOWN_CLIENTS), w
 
 What is read: an .npz member's .npy header (its dtype and shape; the archive's directory says where it
 starts), an IDX file's header (4 + 4 x ndim bytes; a gzipped one is decompressed only that far), and the
-labels (the N integers their header declares, small beside the images, no further and only when they are
-at most LABELS_MAX_BYTES) for their largest value unless the .npz declares `num_classes`. Plain files
-only (a FIFO waits for a writer). Anything this cannot read cheaply is None: the estimate then keeps its old guess, and the
-load says what is wrong with the file."""
+labels (the N integers their header declares, small beside the images, no further) for their largest
+value unless the .npz declares `num_classes`: streamed in chunks of LABELS_CHUNK_BYTES, so memory stays
+small whatever their size, and given up after LABELS_SECONDS (a slow disk, a gzip bomb). Plain files
+only (a FIFO waits for a writer). Anything this cannot read cheaply is None: the estimate then keeps its
+old guess, says so in its line (`assumed`), and the load says what is wrong with the file."""
 from __future__ import annotations
 
 import contextlib
@@ -17,6 +18,7 @@ import functools
 import gzip
 import math
 import pathlib
+import time
 import zipfile
 
 import numpy as np
@@ -34,7 +36,11 @@ KNOWN_TEXT = {"shakespeare": (80, 80), "shakespeare_words": (20, 10_004)}
 KNOWN_CLIENTS = {"shakespeare": 715, "shakespeare_words": 715}
 
 
-LABELS_MAX_BYTES = 64 << 20      # labels larger than this are not read for their max (10 classes assumed)
+# The labels' largest value is read in chunks of this many bytes (the memory it needs), for at most this
+# long in all (both splits): 64 MB read whole and larger labels kept the 10-class guess before 2026-12-16.
+LABELS_CHUNK_BYTES = 16 << 20
+LABELS_SECONDS = 3.0
+GUESS = (784, 10)                # what the estimate assumes of what it cannot read (sizing.data_shape)
 # IDX type codes (http://yann.lecun.com/exdb/mnist/ "THE IDX FILE FORMAT"); values are big-endian.
 # data/files.py decodes with these too: labels of any integer type are class ids there.
 IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -59,7 +65,29 @@ def files_shape(cfg) -> tuple[tuple, int] | None:
 def peek(path: str) -> tuple[tuple, int] | None:
     """(one example's shape as the models see it: [h, w] images get a channel axis, classes) of the
     dataset at data.path (an .npz, or a directory of IDX files or with one .npz), or None where its
-    headers cannot tell cheaply. Remembered per file state (path, size, modification time)."""
+    headers cannot tell cheaply; classes 10 where the shape was read but not the labels (`assumed`)."""
+    found = _read(path)
+    return None if found is None else (found[0], max(2, int(found[1] or GUESS[1])))
+
+
+def assumed(cfg) -> str:
+    """What the memory estimate of a data.name=files dataset assumes because its files could not tell
+    ("" where they told everything), said in the estimate's line (validation.memory_note)."""
+    if cfg.data.name != "files" or not cfg.data.path:
+        return ""
+    found = _read(cfg.data.path)
+    if found is None:
+        return (f"its files' headers could not be read, so {GUESS[0]} inputs and {GUESS[1]} classes are "
+                "assumed")
+    if found[1] is None:
+        return (f"its labels' largest value could not be read within {LABELS_SECONDS:g} s (nor a num_classes "
+                f"member), so {GUESS[1]} classes are assumed")
+    return ""
+
+
+def _read(path: str) -> tuple[tuple, int | None] | None:
+    """(example shape, classes or None where the labels could not tell) from the files' headers, or None.
+    Remembered per file state (path, size, modification time)."""
     p = pathlib.Path(path).expanduser()
     try:
         files = [p] if p.is_file() else sorted(f for f in p.iterdir() if f.is_file()) if p.is_dir() else []
@@ -70,11 +98,12 @@ def peek(path: str) -> tuple[tuple, int] | None:
 
 
 @functools.lru_cache(maxsize=16)
-def _peek(path: str, state: tuple) -> tuple[tuple, int] | None:
+def _peek(path: str, state: tuple) -> tuple[tuple, int | None] | None:
+    deadline = time.monotonic() + LABELS_SECONDS
     try:
         p = pathlib.Path(path)
         if p.is_file():
-            return _npz(p) if p.suffix == ".npz" else None
+            return _npz(p, deadline) if p.suffix == ".npz" else None
         found: dict = {}
         for f in sorted(f for f in p.iterdir() if f.is_file()):
             key = classify(f.name) if f.suffix != ".npz" else None
@@ -82,23 +111,23 @@ def _peek(path: str, state: tuple) -> tuple[tuple, int] | None:
                 found[key] = f
         if all((s, r) in found for s in ("train", "test") for r in ("x", "y")):
             shape = _idx_shape(found[("train", "x")])
-            tops = [_idx_labels_max(found[(s, "y")]) for s in ("train", "test")]
+            tops = [_idx_labels_max(found[(s, "y")], deadline) for s in ("train", "test")]
             return _result(shape, None if None in tops else max(tops) + 1)
         # plain files only: opening a FIFO named x.npz waits for a writer (the estimate hung before the load)
         npz = sorted(f for f in p.glob("*.npz") if f.is_file())
-        return _npz(npz[0]) if len(npz) == 1 else None
+        return _npz(npz[0], deadline) if len(npz) == 1 else None
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError):
         return None
 
 
-def _result(shape, classes) -> tuple[tuple, int] | None:
+def _result(shape, classes) -> tuple[tuple, int | None] | None:
     if shape is None or not 2 <= len(shape) <= 5 or math.prod(shape[1:]) == 0:
         return None
     example = tuple(int(d) for d in shape[1:])
-    return (example + (1,) if len(example) == 2 else example), max(2, int(classes or 10))
+    return (example + (1,) if len(example) == 2 else example), (int(classes) if classes and classes > 0 else None)
 
 
-def _npz(path: pathlib.Path) -> tuple[tuple, int] | None:
+def _npz(path: pathlib.Path, deadline: float) -> tuple[tuple, int | None] | None:
     with zipfile.ZipFile(path) as zf:
         names = set(zf.namelist())
         if "x_train.npy" not in names:
@@ -106,30 +135,50 @@ def _npz(path: pathlib.Path) -> tuple[tuple, int] | None:
         with zf.open("x_train.npy") as f:       # the header only: zipfile inflates as far as it is read
             shape = _npy_header(f)[0]
         if "num_classes.npy" in names:
-            k = _small_npy(zf, "num_classes.npy")
-            return _result(shape, int(k.reshape(-1)[0]) if k is not None and k.size == 1 else None)
+            return _result(shape, _npy_max(zf, "num_classes.npy", deadline, one=True))
         tops = []
         for member in ("y_train.npy", "y_test.npy"):
-            y = _small_npy(zf, member) if member in names else None
-            if y is None:
+            top = _npy_max(zf, member, deadline) if member in names else None
+            if top is None:
                 return _result(shape, None)
-            if y.size:                   # an empty split adds no class (data/base.checked counts the same)
-                tops.append(int(y.max()))
-        return _result(shape, max(tops) + 1 if tops else None)
+            tops.append(top)             # -1 for an empty split: it adds no class (as data/base.checked)
+        return _result(shape, max(tops) + 1 if max(tops) >= 0 else None)
 
 
-def _small_npy(zf: zipfile.ZipFile, member: str) -> np.ndarray | None:
-    """An .npz member of integers as a flat array, or None: another dtype, or more than LABELS_MAX_BYTES
-    as its header declares. The size is checked before anything is allocated (np.lib.format.read_array
-    allocates what a header claims: a corrupt one of 10^15 labels raised MemoryError from the estimate,
-    before the load could say the file is corrupt), and only the declared bytes are read."""
+def _npy_max(zf: zipfile.ZipFile, member: str, deadline: float, one: bool = False) -> int | None:
+    """The largest value of an .npz member of integers (-1 when it holds none; `one`: it must hold
+    exactly one), or None: another dtype, a truncated array, or out of time. Nothing is
+    allocated from what the header claims (np.lib.format.read_array did: a corrupt header of 10^15
+    labels raised MemoryError from the estimate, before the load could say the file is corrupt)."""
     with zf.open(member) as f:
-        shape, _, dtype = _npy_header(f)
+        shape, _, dtype = _npy_header(f)        # the order of the values does not change their max
         n = math.prod(shape)
-        if not np.issubdtype(dtype, np.integer) or n * dtype.itemsize > LABELS_MAX_BYTES:
+        if not np.issubdtype(dtype, np.integer) or (one and n != 1):
             return None
-        raw = f.read(n * dtype.itemsize)
-    return np.frombuffer(raw, dtype) if len(raw) == n * dtype.itemsize else None
+        return _stream_max(f, dtype, n, deadline)
+
+
+def _stream_max(f, dtype: np.dtype, n: int, deadline: float) -> int | None:
+    """The largest of the n integers of `dtype` read from `f` (-1 for n = 0), LABELS_CHUNK_BYTES at a
+    time; None where `f` ends before them or `deadline` passes (a zip member or gzip stream is inflated
+    only as far as read)."""
+    if n == 0:
+        return -1
+    size, top, carry = n * dtype.itemsize, None, b""
+    step = max(1, LABELS_CHUNK_BYTES // dtype.itemsize) * dtype.itemsize
+    while size > 0:
+        raw = f.read(min(step, size))
+        if not raw:
+            return None                  # truncated: the load says so; the estimate keeps its guess
+        size -= len(raw)
+        raw, whole = carry + raw, (len(carry) + len(raw)) // dtype.itemsize * dtype.itemsize
+        raw, carry = raw[:whole], raw[whole:]
+        if raw:
+            m = int(np.frombuffer(raw, dtype).max())
+            top = m if top is None else max(top, m)
+        if size > 0 and time.monotonic() > deadline:
+            return None
+    return top
 
 
 def _npy_header(f) -> tuple:
@@ -162,9 +211,9 @@ def _idx_shape(path: pathlib.Path) -> tuple | None:
     return tuple(int(d) for d in np.frombuffer(dims, ">u4")) if len(dims) == 4 * head[3] else None
 
 
-def _idx_labels_max(path: pathlib.Path) -> int | None:
+def _idx_labels_max(path: pathlib.Path, deadline: float) -> int | None:
     """The largest label of an IDX labels file of any integer type (data/files.py reads them all), or
-    None (too big, not integers, truncated); -1 where it holds none (an empty split adds no class, as
+    None (not integers, truncated, out of time); -1 where it holds none (an empty split adds no class, as
     data/base.checked counts). Reads the header and the N labels it declares, no further: a
     gzipped file is decompressed only that far."""
     with _open(path) as f:
@@ -175,12 +224,4 @@ def _idx_labels_max(path: pathlib.Path) -> int | None:
         dims = f.read(4 * head[3])
         if len(dims) < 4 * head[3] or not np.issubdtype(dtype, np.integer):
             return None
-        n = math.prod(int(d) for d in np.frombuffer(dims, ">u4"))
-        if n == 0:
-            return -1
-        if n * dtype.itemsize > LABELS_MAX_BYTES:
-            return None
-        raw = f.read(n * dtype.itemsize)
-    if len(raw) < n * dtype.itemsize:        # truncated: the load says so; the estimate keeps its guess
-        return None
-    return int(np.frombuffer(raw, dtype).max())
+        return _stream_max(f, dtype, math.prod(int(d) for d in np.frombuffer(dims, ">u4")), deadline)

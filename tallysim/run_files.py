@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tallysim import atomic, config
+from tallysim import atomic, code_identity, config
 from tallysim.config import ConfigError
 from tallysim.build import Built
 from tallysim.checkpoint import MOVED
@@ -19,10 +19,11 @@ from tallysim.sim import mesh
 
 
 def write_run_files(b: Built, i: int, out_dir: Path, chunk: int) -> None:
-    """config.json (with the devices' `placement`) and partition.json of the group's configuration i."""
+    """config.json (with the devices' `placement` and the `code` that ran it) and partition.json of the group's configuration i."""
     cfg, lanes_i = b.cfgs[i], b.lanes_of(i)
     doc = config.to_dict(cfg)
     doc["placement"] = mesh.plan(1 if b.ctx.model_groups else cfg.devices, min(chunk, len(b.seeds)), cfg.peers).note
+    doc["code"] = code_identity.identity()      # which code ran it (the checkpoint's copy: --resume compares)
     write_json(out_dir / CONFIG, doc, indent=2)
     write_partition(b, i, out_dir)
 

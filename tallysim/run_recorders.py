@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from tallysim import atomic, config, tracking
+from tallysim import atomic, code_identity, config, tracking
 from tallysim.build import Built
 from tallysim.protocols import plugin_import
 from tallysim.metrics_file import MetricsFile
@@ -112,7 +112,7 @@ class Lanes:
         doc = config.to_dict(self.b.cfgs[0])
         return {**self.recs[0].meta(lo, r, ledgers), "config": doc,
                 "plugins": {m: plugin_import.source_digest(m) for m in doc.get("plugins", [])},
-                "data_digest": self.b.data_digest}
+                "data_digest": self.b.data_digest, "code": code_identity.identity()}
 
     def results(self) -> list:
         out = []

@@ -36,11 +36,17 @@ def show_allowed(spec: FieldSpec) -> str:
 
 
 def help_table() -> str:
-    """Every field with its default and allowed values (`tallysim run --help`), from the declarations."""
-    rows = [(k, show_default(f.default) + (" (derived)" if k in DERIVED else ""), show_allowed(f))
+    """Every field with its default and allowed values (`tallysim run --help`), from the declarations;
+    protocol.name's and model.name's followed by the installed plugins' names not loaded yet, marked."""
+    from tallysim import protocols
+    from tallysim.protocols.plugin_import import INSTALLED_NOTE
+    installed = protocols.listed(())
+    rows = [(k, show_default(f.default) + (" (derived)" if k in DERIVED else ""),
+             "|".join([show_allowed(f), *installed]) if k in ("protocol.name", "model.name") else show_allowed(f))
             for k, f in declared().items()]
     w0, w1 = (max(len(r[i]) for r in rows) for i in (0, 1))
     lines = [f"  {k:<{w0}}  {d:<{w1}}  {a}" for k, d, a in rows]
     return ("config fields (key=value; default; allowed values). \"(derived)\": none derives the value from "
-            "protocol.name. What each field means: docs/config.md.\n"
+            "protocol.name. What each field means: docs/config.md."
+            + (f" {INSTALLED_NOTE}." if installed else "") + "\n"
             f"  {'field':<{w0}}  {'default':<{w1}}  allowed\n" + "\n".join(lines))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 
 from tallysim import protocols
-from tallysim.file_shapes import KNOWN_CLIENTS, KNOWN_SHAPES, KNOWN_TEXT, files_shape  # noqa: F401 - sizing.X, as before
+from tallysim.file_shapes import KNOWN_CLIENTS, KNOWN_SHAPES, KNOWN_TEXT, assumed, files_shape  # noqa: F401 - sizing.X, as before
 from tallysim.plugin_params import plugin_model_params
 from tallysim.probe_blocks import BLOCK_SHARE, blocks_votes, probe_block  # noqa: F401 - sizing.X for sim/
 

@@ -89,6 +89,7 @@ def _config_diff(run_dir: Path, cfg: Config) -> list[str]:
         return []
     old.pop("resumed", None)
     old.pop("placement", None)
+    old.pop("code", None)            # which code wrote it (code_identity.py), not a field
     return config.diff(old, _jsonable(config.to_dict(cfg)))
 
 

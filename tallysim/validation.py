@@ -46,9 +46,11 @@ def memory_note(cfg: Config, limit: int | None = None) -> str:
     parts = sizing.estimate_bytes(cfg)
     what, size, _ = max(parts, key=lambda p: p[1])
     total = sum(b for _, b, _ in parts)
+    guess = sizing.assumed(cfg)
     return (f"memory estimate: {_fmt(total)} (the largest part: {what} {_fmt(size)}), of this "
             f"machine's {_fmt(limit)}; rough, from the config alone: the big allocations, not Python and JAX "
-            "themselves (a run above the machine's memory is refused; docs/population.md)")
+            "themselves (a run above the machine's memory is refused; docs/population.md)"
+            + (f"; data.path: {guess}" if guess else ""))
 
 
 def check_memory(cfg: Config, limit: int | None = None) -> None:
@@ -58,8 +60,10 @@ def check_memory(cfg: Config, limit: int | None = None) -> None:
     if total > limit:
         what, size, keys = max(parts, key=lambda p: p[1])
         fix = keys if keys.startswith("set ") else f"lower {keys}"     # sizing: a field to set, or to lower
+        guess = sizing.assumed(cfg)
         raise ConfigError(f"this configuration needs at least {_fmt(total)} of memory ({what} alone "
-                          f"{_fmt(size)}), more than this machine's {_fmt(limit)}; {fix}")
+                          f"{_fmt(size)}), more than this machine's {_fmt(limit)}; {fix}"
+                          + (f" (data.path: {guess})" if guess else ""))
 
 
 # log.*'s backends (tallysim/tracking.py): config field -> (module to import, pip extra)

@@ -118,7 +118,7 @@ def test_results_metrics_imports_nothing_above_it():
 # own layer and those below. Lowest first; "tallysim.protocols." is every protocol module, the registry
 # itself (tallysim.protocols) sits near the bottom so that config and validation stay free of JAX.
 LAYERS = [
-    ["tallysim", "tallysim.fields"],
+    ["tallysim", "tallysim.fields", "tallysim.code_identity"],
     ["tallysim.protocols", "tallysim.protocols.declaration", "tallysim.protocols.plugin_import",
      "tallysim.plugin_rules", "tallysim.sizing", "tallysim.probe_blocks", "tallysim.plugin_params",
      "tallysim.privacy", "tallysim.file_shapes"],

@@ -322,8 +322,9 @@ def test_every_file_is_opened_in_a_with():
 
 
 # options tallysim's own text may name that no subcommand has: pip's, XLA's (--xla_...), the internal
-# `--one` of a benchmark's subprocess, bench's Python-only `shape`, and this file's own example
-NOT_OURS = {"--no-deps", "--xla", "--one", "--shape", "--bogus"}
+# `--one` of a benchmark's subprocess, bench's Python-only `shape`, this file's own example, and git's
+# (code_identity.py's `git status` for the dirty flag)
+NOT_OURS = {"--no-deps", "--xla", "--one", "--shape", "--bogus", "--no-optional-locks", "--porcelain"}
 
 
 def test_every_option_tallysim_s_text_names_exists():

@@ -38,7 +38,7 @@ from typing import Optional
 from tallysim.fields import ConfigError, NameTaken, did_you_mean
 from tallysim.protocols.declaration import BASE_DEFAULTS, SECTION_NAMES, Declared, Traits, read_source  # noqa: F401
 from tallysim.protocols.plugin_import import (RegistryGuard, import_plugin, load_installed, one_line, plugin_table,
-                                              warn)
+                                              allowed_text, not_loaded, warn, with_installed)
 
 # Names a newcomer may type for a built-in (lower case, without "-" and "_"): the papers' names of the
 # method a protocol implements (docs/running-protocols.md), offered as "did you mean ...?" when refused.
@@ -101,7 +101,7 @@ _BROKEN: dict[str, str] = {}
 _FROM_ENTRY_POINT: set = set()
 # Names a plugin's section may not take: the Config's own fields and sections, and the top-level keys
 # a config file may hold besides them (schema.py adds the fields through `ready`).
-_RESERVED = {"plugins", "derived", "extends", "smoke", "sweep", "description", "resumed", "placement"}
+_RESERVED = {"plugins", "derived", "extends", "smoke", "sweep", "description", "resumed", "placement", "code"}
 
 
 # Models defined outside tallysim: a plugin's `MODELS = {"name": "factory"}` (docs/howto/own-model.md), name ->
@@ -269,6 +269,11 @@ def installed(name, what: str = "") -> bool:
     return load_installed(name, what, sys.modules[__name__])
 
 
+def listed(allowed) -> list:
+    """`allowed`, then the installed plugins not loaded yet, marked (plugin_import.with_installed)."""
+    return with_installed(tuple(allowed), sys.modules[__name__])
+
+
 def plugin_of(name: str) -> Optional[str]:
     """The plugin module that protocol `name` needs loaded by name (None: built in, or an entry point)."""
     return _LOADED.get(name)
@@ -314,8 +319,8 @@ def _target(name: str) -> tuple[str, str, bool]:
         return module, fn, False
     if installed(name, "protocol.name"):    # an installed package's plugin, loaded now that it is named
         return _target(name)
-    raise ConfigError(f"protocol.name={name!r} is not known; allowed: {', '.join(names())}"
-                      f"{did_you_mean(name, names(), ALIASES)}")
+    raise ConfigError(f"protocol.name={name!r} is not known; allowed: {allowed_text(names(), sys.modules[__name__])}"
+                      f"{did_you_mean(name, names() + not_loaded(sys.modules[__name__]), ALIASES)}")
 
 
 def module_of(name: str) -> str:

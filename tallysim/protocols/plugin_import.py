@@ -171,6 +171,34 @@ def installed_plugins() -> dict:
 
 
 _INSTALLED_FAILED: dict = {}     # entry-point name -> why its module could not be loaded (said again if asked)
+# How the lists of allowed names (run --help, a refused protocol.name or model.name) mark an installed
+# plugin's name not loaded yet: from the entry points alone, nothing imported, so which of a protocol, a
+# model or a section the name is cannot be told, and it is listed for both fields.
+INSTALLED_MARK = " (installed)"
+INSTALLED_NOTE = ("\"(installed)\": an installed package's plugin (a tallysim.plugins entry point), loaded when "
+                  "named; it provides a protocol, model or config section of that name")
+
+
+def not_loaded(registry) -> tuple:
+    """The installed plugins' names (entry points) that are not known yet as a protocol or model, nor
+    failed to load: what `run --help` and the refusals list after the known names, marked INSTALLED_MARK."""
+    known = (registry.REGISTRY, registry._EXTERNAL, registry._MODELS, registry._BUILTIN_MODELS, _INSTALLED_FAILED)
+    # a module loaded already has its names known (a section's too, which no table above holds)
+    loaded = {*registry._LOADED.values(), *registry._MODEL_PLUGIN.values()}
+    return tuple(n for n, (module, _) in installed_plugins().items()
+                 if not any(n in k for k in known) and module not in loaded)
+
+
+def with_installed(allowed, registry) -> list:
+    """`allowed` as text, then the installed plugins' names not loaded yet, each marked as installed."""
+    return [*map(str, allowed), *(n + INSTALLED_MARK for n in not_loaded(registry))]
+
+
+def allowed_text(allowed, registry) -> str:
+    """"a, b, c (installed)" as a refusal lists them and, where an installed name is listed, what
+    "(installed)" means."""
+    every = with_installed(allowed, registry)
+    return ", ".join(every) + (f" ({INSTALLED_NOTE})" if len(every) > len(tuple(allowed)) else "")
 
 
 def load_installed(name, what: str, registry) -> bool:
@@ -196,10 +224,15 @@ def load_installed(name, what: str, registry) -> bool:
         if not re.fullmatch(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*", module):
             raise ConfigError(f"{module!r} is not a module name; allowed: NAME = \"module\" (a dotted "
                               "importable module that lists NAME in its PROTOCOLS or MODELS)")
-        loaded = registry.load_plugin(module)
-        if name not in loaded and name not in _sections_of(registry, module):
-            raise ConfigError(f"plugin {module!r} provides {', '.join(loaded)}, not {name!r}; allowed: an entry "
+        # all or nothing, as load_plugin: whether the module provides `name` is asked before any of its
+        # names is registered (loaded first, a module without it left its protocols and models behind)
+        mod = import_plugin(module, f"plugin {module!r}", registry)
+        provides = [*(plugin_table(mod, module, "PROTOCOLS", "factory") or ()),
+                    *(plugin_table(mod, module, "MODELS", "model factory") or ())]
+        if provides and name not in provides and name not in _sections_of(registry, module):
+            raise ConfigError(f"plugin {module!r} provides {', '.join(provides)}, not {name!r}; allowed: an entry "
                               "point named after a protocol, model or config section its module lists")
+        registry.load_plugin(module)        # a module with neither table: its own refusal
     except ConfigError as e:
         _INSTALLED_FAILED[name] = f"its installed plugin cannot be loaded ({where}): {e}"
         raise ConfigError(f"{asked} cannot be used: {_INSTALLED_FAILED[name]}") from None

@@ -1,7 +1,8 @@
 """The metrics schema: what a run directory holds, how it is read, and the numbers read from it.
 
 A `tallysim run --out DIR` directory (run.py) holds
-    config.json      the fully resolved config (plus `placement`, and `resumed` after a resume)
+    config.json      the fully resolved config (plus `placement`, `code` (code_identity.py), and `resumed`
+                     after a resume)
     partition.json   per-peer class counts of the first seed (`per_seed`: every seed's); above 10,000
                      peers a summary, the per-peer arrays in partition_clients.npz beside it
     metrics.jsonl    one row per evaluation (keys in docs/protocols.md); with several seeds the mean

@@ -22,7 +22,7 @@ from tallysim.results import metrics
 
 FORMATS = ("markdown", "csv")
 # Config entries that say where or how a run was written, not what ran: never a swept column.
-NOT_SWEPT = ("derived", "placement", "resumed", "log.", "plugins")
+NOT_SWEPT = ("derived", "placement", "resumed", "log.", "plugins", "code.")
 RESULT_COLUMNS = ("final", "final_std", "best", "bits_per_peer", "MB_per_peer", "round", "status")
 # Beside the final accuracy on next-token runs (absent otherwise): the same model's final perplexity,
 # and the mean and 10th percentile of its per-client test accuracy (metrics.text_headline).

@@ -1,0 +1,134 @@
+"""Which tallysim code a run ran: its version, a CRC-32 of the package's source files and, where tallysim
+runs from a git checkout, the commit and whether the package's files differ from it. config.json and the
+checkpoint record it (`code`), so that `--resume` under other code says so (checkpoint.code_change):
+`__version__` alone is a constant, and a run resumed after a fix or an edit mixed two codes in one
+metrics.jsonl in silence.
+
+"Other code" is another version or another source digest: a new commit that touched only docs is the same
+code, and two dirty trees of one commit with different edits are not. The commit is read from .git's
+files (HEAD, the ref it names, packed-refs; a worktree's `.git` file and its commondir), without running
+git; only the dirty flag asks git (`git status`, without taking its index lock, 5 s at most). Nothing here
+fails: no git, no checkout, an unreadable file is a field left out or None.
+"""
+from __future__ import annotations
+
+import functools
+import re
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent          # tallysim/
+HASH = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?$")  # SHA-1, or SHA-256 repositories
+
+
+@functools.lru_cache(maxsize=1)
+def identity() -> dict:
+    """{"version", "source"[, "commit", "dirty"]} of the code this process imported. Computed once a
+    process: Python keeps running the modules it imported first, whatever the files hold later."""
+    # the package is imported whenever this module is; `from tallysim import` would make an import cycle
+    # (tallysim -> api -> run -> here), which tests/test_hygiene.py forbids
+    out = {"version": sys.modules[__package__].__version__, "source": source_digest()}
+    commit = git_commit(PACKAGE.parent)
+    if commit:
+        out["commit"] = commit
+        out["dirty"] = git_dirty(PACKAGE.parent)
+    return out
+
+
+def source_digest(root: Path = PACKAGE) -> str | None:
+    """A CRC-32 over the package's .py files, their paths and contents in sorted order ("crc32:..."): a
+    few milliseconds for the whole package."""
+    crc = 0
+    try:
+        for p in sorted(root.rglob("*.py")):
+            crc = zlib.crc32(p.relative_to(root).as_posix().encode() + b"\0", crc)
+            crc = zlib.crc32(p.read_bytes(), crc)
+    except OSError:
+        return None
+    return f"crc32:{crc:08x}"
+
+
+def _git_dir(repo: Path) -> Path | None:
+    """The repository's git directory: `.git` itself, or where a worktree's `.git` file points."""
+    dot = repo / ".git"
+    if dot.is_dir():
+        return dot
+    if dot.is_file():
+        text = dot.read_text(errors="replace").strip()
+        if text.startswith("gitdir:"):
+            d = Path(text[len("gitdir:"):].strip())
+            return d if d.is_absolute() else (repo / d)
+    return None
+
+
+def git_commit(repo: Path) -> str | None:
+    """The commit `repo`'s HEAD names, read from the git directory's files (no git run); None when `repo`
+    is no checkout or its files cannot say."""
+    try:
+        gd = _git_dir(repo)
+        if gd is None:
+            return None
+        common = gd
+        if (gd / "commondir").is_file():       # a worktree: its refs live in the main repository's
+            c = Path((gd / "commondir").read_text().strip())
+            common = c if c.is_absolute() else gd / c
+        head = (gd / "HEAD").read_text().strip()
+        for _ in range(5):                     # a symbolic ref may name another (rare); no loops
+            if HASH.match(head):
+                return head
+            if not head.startswith("ref:"):
+                return None
+            ref = head[4:].strip()
+            for d in (gd, common):
+                if (d / ref).is_file():
+                    head = (d / ref).read_text().strip()
+                    break
+            else:
+                return _packed(common, ref)
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def _packed(common: Path, ref: str) -> str | None:
+    try:
+        for line in (common / "packed-refs").read_text().splitlines():
+            parts = line.split()
+            if len(parts) == 2 and parts[1] == ref and HASH.match(parts[0]):
+                return parts[0]
+    except OSError:
+        pass
+    return None
+
+
+def git_dirty(repo: Path) -> bool | None:
+    """Whether the package's files differ from the commit (tracked changes and new files under tallysim/);
+    None where git cannot say (not installed, too slow, an error)."""
+    try:
+        out = subprocess.run(["git", "--no-optional-locks", "-C", str(repo), "status", "--porcelain", "--",
+                              PACKAGE.name], capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return bool(out.stdout.strip()) if out.returncode == 0 else None
+
+
+def describe(code: dict) -> str:
+    """`tallysim 0.1.0, commit 2aedc14 with local changes, source crc32:...` as the warning names it."""
+    if not isinstance(code, dict):
+        return "unknown code"
+    text = f"tallysim {code.get('version', '?')}"
+    if code.get("commit"):
+        dirty = {True: " with local changes", False: ""}.get(code.get("dirty"), " (local changes unknown)")
+        text += f", commit {str(code['commit'])[:12]}{dirty}"
+    return text + f", source {code.get('source') or 'unknown'}"
+
+
+def changed(was, now: dict) -> bool:
+    """Whether the code `was` (a checkpoint's `code`) is other than `now`: another version or source digest.
+    A checkpoint without one (written before 2026-12-16) is not compared."""
+    if not isinstance(was, dict):
+        return False
+    return any(was.get(k) is not None and now.get(k) is not None and was.get(k) != now.get(k)
+               for k in ("version", "source"))
