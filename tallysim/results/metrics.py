@@ -368,10 +368,8 @@ def refuse_foreign_beside(out, side: Path, first_line, what: str) -> None:
 def wrap_titles(fig) -> None:
     """Titles wider than the figure broken into lines: a figure config's long `title` ran off the image
     ("... 6,000 examples, 2 see"), as matplotlib neither wraps nor shrinks a title."""
-    renderer = fig.canvas.get_renderer()
-    texts = [ax.title for ax in fig.axes] + [t for t in [getattr(fig, "_suptitle", None)] if t is not None]
-    for t in texts:
-        text, wide = t.get_text(), t.get_window_extent(renderer).width
+    for t in [ax.title for ax in fig.axes] + [t for t in [getattr(fig, "_suptitle", None)] if t is not None]:
+        text, wide = t.get_text(), t.get_window_extent(fig.canvas.get_renderer()).width
         if text and "\n" not in text and wide > 0.95 * fig.bbox.width:
             chars = max(20, int(len(text) * 0.9 * fig.bbox.width / wide))
             lines = [""]
