@@ -59,9 +59,15 @@ def with_tracking(cfg, args):
     return flag(cfg, args)
 
 
-def _check(cfg) -> None:
-    from tallysim import validation
-    validation.single_run(cfg)      # a field this protocol ignores refused, the warnings printed: before anything runs
+def _check(cfg, args=None) -> None:
+    """`args`: the command line the config came from, to say where a refused field's value came from."""
+    from tallysim import config_reads, validation
+    try:
+        validation.single_run(cfg)  # a field this protocol ignores refused, the warnings printed: before anything runs
+    except config_reads.UnreadField as e:        # one the user did not type: say that --config set it
+        if args is None:
+            raise
+        raise config_reads.from_file(e, args.config, seed_list(args.overrides)) from None
 
 
 def print_config(cfg) -> int:
@@ -85,7 +91,7 @@ def cmd_run(args) -> int:
     check_no_sweep_section(args)
     if args.print_config:
         cfg = config_from_args(args)
-        _check(cfg)
+        _check(cfg, args)
         return print_config(with_tracking(cfg, args))
     from tallysim.results import metrics
     if args.resume and args.overwrite:
@@ -111,7 +117,7 @@ def cmd_run(args) -> int:
             validation.single_run(cfg, resumed=True, own=own)
     else:
         cfg = config_from_args(args)
-        _check(cfg)
+        _check(cfg, args)
         from tallysim import sizing
         for note in sizing.run_notes(cfg):   # a costly default: stacked stateless clients, an O(P) draw
             print(f"tallysim: note: {note}", file=sys.stderr)

@@ -240,4 +240,27 @@ def check_read(cfg: Config) -> None:
     all, since there one base serves several protocols and each ignores some of it."""
     problems = unread(cfg)
     if problems:
-        raise ConfigError(problems[0][1])
+        raise UnreadField(*problems[0])
+
+
+class UnreadField(ConfigError):
+    """check_read's (and a sweep's check_fields_read's) refusal of one unread field, naming it (`key`), so
+    that the command line can say where a value the user did not type came from (`from_file`)."""
+
+    def __init__(self, key: str, line: str):
+        super().__init__(line)
+        self.key = key
+
+
+def from_file(err: UnreadField, path, items) -> ConfigError:
+    """`err` with its source named when the field was not among the command line's `key=value` `items`:
+    then the --config file at `path` set it (`--config experiments/quick.json partition.kind=label_quantity`
+    was refused for quick.json's partition.alpha=0.5, a field the user never typed), and the way out is
+    to give the field its default on the command line."""
+    given = {str(item).split("=", 1)[0].strip() for item in items}
+    if not path or err.key in given:
+        return err
+    spec = declared().get(err.key)
+    fix = f"add {err.key}={show_default(spec.default)} to the command to run without it" if spec else \
+        "remove it from that file"
+    return ConfigError(f"{err} ({err.key} is set by --config {path}, not on the command line: {fix})")

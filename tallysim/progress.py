@@ -63,7 +63,7 @@ def screen_shape(fp) -> tuple:
 
 
 def _tqdm(**kw):
-    from tqdm.auto import tqdm
+    tqdm = base.auto_tqdm()             # without tqdm's "IProgress not found" in a notebook lacking ipywidgets
     if tqdm.__module__.startswith("tqdm.notebook"):    # a widget: columns mean nothing there
         return tqdm(file=sys.stderr, dynamic_ncols=True, **kw)
     ncols, nrows = screen_shape(sys.stderr)

@@ -74,10 +74,20 @@ def _checked_env() -> tuple:
     return mode, (float(text) if text else INTERVAL)
 
 
+def auto_tqdm():
+    """tqdm.auto's class, imported without its warning: in a Jupyter kernel without ipywidgets (plain
+    Jupyter, nbclient; Colab has it) tqdm.auto printed "IProgress not found. Please update jupyter and
+    ipywidgets" into the cell's output and fell back to its text bar, which shows the same progress."""
+    import warnings
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="IProgress not found")
+        from tqdm.auto import tqdm
+    return tqdm
+
+
 def in_notebook() -> bool:
     """Whether tqdm.auto draws widgets here (a Jupyter kernel): a notebook's stderr is no terminal either."""
-    from tqdm.auto import tqdm
-    return tqdm.__module__.startswith("tqdm.notebook")
+    return auto_tqdm().__module__.startswith("tqdm.notebook")
 
 
 def is_terminal(fp) -> bool:

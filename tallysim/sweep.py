@@ -29,7 +29,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from tallysim import atomic, config, outdir, sweep_data, validation
+from tallysim import atomic, config, config_reads, outdir, sweep_data, validation
 from tallysim import progress as progress_bars
 from tallysim.progress_base import QuietLog, say
 from tallysim.config import Config, ConfigError
@@ -353,7 +353,10 @@ def main(args) -> int:
                          args)
     section = config.read_file(args.config).get("sweep") if args.config else None
     runs = expand(section or {}, args.axes)
-    cfgs = command_configs(base, runs)       # fail in one line before anything is created
+    try:
+        cfgs = command_configs(base, runs)   # fail in one line before anything is created
+    except config_reads.UnreadField as e:    # a field the user did not type: say that --config set it
+        raise config_reads.from_file(e, args.config, args.axes) from None
     if args.dry_run:        # seed=0,1 with seeds=2: seed 1 in two runs (run_sweep warns for a real one)
         warn_before(runs, cfgs)
     from tallysim import startup

@@ -179,8 +179,8 @@ def check_fields_read(runs: list[tuple[str, list[str]]], cfgs: list[Config]) -> 
         return
     for key, line in unread_of(0).items():       # unread by every run: by the first, then by each other
         if key not in axes and all(key in unread_of(i) for i in range(1, len(cfgs))):
-            raise ConfigError(f"{key} is not read by any run of the sweep (each of its {len(cfgs)} run(s) would "
-                              f"refuse it as a single run); sweep run {runs[0][0]}: {line}")
+            raise config_reads.UnreadField(key, f"{key} is not read by any run of the sweep (each of its {len(cfgs)} run(s) "
+                                   f"would refuse it as a single run); sweep run {runs[0][0]}: {line}")
 
 
 def repeated_runs(runs: list[tuple[str, list[str]]], cfgs: list[Config]) -> Optional[str]:

@@ -365,8 +365,23 @@ def refuse_foreign_beside(out, side: Path, first_line, what: str) -> None:
                           "another --out, or move that file away first")
 
 
+def wrap_titles(fig) -> None:
+    """Titles wider than the figure broken into lines: a figure config's long `title` ran off the image
+    ("... 6,000 examples, 2 see"), as matplotlib neither wraps nor shrinks a title."""
+    for t in [ax.title for ax in fig.axes] + [t for t in [getattr(fig, "_suptitle", None)] if t is not None]:
+        text, wide = t.get_text(), t.get_window_extent(fig.canvas.get_renderer()).width
+        if text and "\n" not in text and wide > 0.95 * fig.bbox.width:
+            chars = max(20, int(len(text) * 0.9 * fig.bbox.width / wide))
+            lines = [""]
+            for word in text.split():           # greedy, as textwrap would (not imported here: test_hygiene)
+                fits = not lines[-1] or len(lines[-1]) + 1 + len(word) <= chars
+                lines[-1:] = [f"{lines[-1]} {word}".strip()] if fits else [lines[-1], word]
+            t.set_text("\n".join(lines))
+
+
 def save_figure(fig, *paths, dpi: int = DPI, tight: bool = True) -> list[str]:
     """Lay the figure out, write it to every path (parents created) and close it; returns the paths."""
+    wrap_titles(fig)
     if tight:
         fig.tight_layout()
     for p in paths:
