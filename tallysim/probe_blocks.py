@@ -5,7 +5,8 @@ and counts the blocked path in its estimate).
 The all-probes exchange holds [M * positions, C] totals (vote counts, probability sums, their per-chunk
 copies: about ten alive); at words' 5,716 windows x 20 positions x 10,004 classes that is 45.8 GB, and
 the run was refused up front, although tally sends and trains on one class per position. A block keeps
-of each message only its winner, share, keep and soft-average hit (Shape letters: sim/__init__.py).
+of each message only its winner, share, keep, soft-average hit and (Confident-GNMax) whether it was
+answered (protocols/blocked_vote.py; Shape letters: sim/__init__.py).
 """
 from __future__ import annotations
 
@@ -27,9 +28,13 @@ def probe_block(probes: int, positions: int, classes: int, budget: int, lanes: i
 
 def blocks_votes(cfg) -> bool:
     """Whether a run's vote may walk its probes in blocks (once probe_block says the totals exceed the
-    budget): the plain plurality vote of BLOCKED_PROTOCOLS, whose per-message winner, share and keep
-    depend on that message's counts alone. Not with faults (the honest peers' sums), privacy noise
-    (GNMax draws [M, C] noise), vote.ties=random ([M, C] tie scores), vote.weighting=history (a second
-    pass over every vote) or model.groups: those keep the all-probes path."""
+    budget): the plurality vote of BLOCKED_PROTOCOLS, whose per-message winner, share and keep depend on
+    that message's counts alone, with any tie rule, GNMax noise (Confident-GNMax too) and model.groups:
+    a block draws its own rows of the all-probes vote's [M, C] tie scores and noise (sim/row_draws.py)
+    and adds the groups' sums in their order, so the vote is the all-probes one bit for bit
+    (tests/test_blockedvote_dec16.py). Not with faults (the honest peers' sums and their diagnostics,
+    confident_wrong's per-probe draws) or vote.weighting=history (every peer's trust is updated from
+    its votes on all probes, a second pass over the round's [A, M] votes): those keep the all-probes
+    path."""
     return (cfg.protocol.name in BLOCKED_PROTOCOLS and cfg.faults.kind == "none" and cfg.privacy.noise == 0
-            and cfg.vote.ties == "lowest" and cfg.vote.weighting != "history" and not cfg.model.groups)
+            and cfg.vote.weighting != "history" and not cfg.model.groups)

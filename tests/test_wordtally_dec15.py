@@ -127,7 +127,7 @@ def test_other_votes_keep_the_all_probes_path():
     draw or need [M, C] arrays over every probe: no blocks (sizing.blocks_votes)."""
     base = config.apply_overrides(config.Config(), ["protocol.name=tally"])
     assert sizing.blocks_votes(base)
-    for item in ["vote.ties=random", "privacy.noise=1.0", "faults.kind=dropout", "vote.weighting=history",
+    for item in ["privacy.noise=1.0", "faults.kind=dropout", "vote.weighting=history",
                  "protocol.name=softlabel", "protocol.name=fedct"]:
         assert not sizing.blocks_votes(config.apply_overrides(config.Config(), ["protocol.name=tally", item])), item
 
@@ -154,7 +154,7 @@ def test_memory_guard_counts_the_blocked_words_vote():
         return dict((w, b) for w, b, _ in sizing.estimate_bytes(cfg))["the probe outputs"]
     tally = outputs(_words("protocol.name=tally"))
     assert tally < 3e9
-    unblocked = outputs(_words("protocol.name=tally", "vote.ties=random"))
+    unblocked = outputs(_words("protocol.name=tally", "vote.weighting=history"))
     assert unblocked > 30e9          # 36.6 GB (45.7 before leftovers14 counted 2 live vote buffers, not 4)
     assert outputs(_words("protocol.name=softlabel", "probe.per_round=1")) == sizing.footprint_bytes(
         4, 20, 10_004, soft=True)

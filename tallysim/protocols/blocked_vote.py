@@ -1,0 +1,89 @@
+"""tally's vote a block of probes at a time (exchange.blocked_tally), where the exchange's [M, C]
+totals exceed the budget (sizing.probe_block; which runs may: probe_blocks.blocks_votes).
+
+Each block's peers stream in the chunks the all-probes exchange would use (model.groups: each group
+its own, the groups' sums added in group order, as base's grouped exchange adds them), so every count,
+probability sum, winner, share and keep is the all-probes vote's bit for bit. What the all-probes vote
+draws over every message's [M, C] counts, the random tie scores (vote.ties=random) and GNMax's noise and
+Confident-GNMax's check (privacy.noise, privacy.threshold), a block draws as its own rows of the same
+draws (sim/row_draws.py), so those votes are the same too. Kept of each message: its Tally, its
+soft-average hit and (Confident-GNMax) whether it was answered. Memory O(block x C), not O(M x C):
+words' 5,716-window rounds were refused at 45.8 GB.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import jax.numpy as jnp
+
+from tallysim.sim import dp, exchange, peers, vote
+from tallysim.sim.peers import State
+from tallysim.protocols.context import Context
+from tallysim.protocols.probe_targets import predict_probes, privacy_keys, text_agreement, vote_targets
+from tallysim.protocols.round_helpers import group_rows
+
+
+def _streams(ctx: Context, state: State, idx, task, x_M, messages: int, block: int,
+             chunk: Optional[int]) -> list:
+    """(active peers, peer chunk, logits_fn of a block's probes) per model (one, or each group's): the
+    chunk sized for all probes, as the all-probes exchange sizes it (so its float sums add in the same
+    order), each forward pass's probe split for one block."""
+    C, positions, lanes = ctx.spec.classes, messages // ctx.spec.probes, ctx.lanes
+    if ctx.model_groups:
+        models = [(gctx, state.params[i], g.a_hi - g.a_lo, group_rows(g, idx)[0])
+                  for i, (g, gctx) in enumerate(ctx.group_contexts())]
+    else:
+        models = [(ctx, state.params, ctx.spec.active, idx)]
+    out = []
+    for mctx, params, A, rows in models:
+        c, _ = exchange.model_chunks(mctx.model.apply, params, x_M, A, messages, C, lanes)
+        _, split = exchange.model_chunks(mctx.model.apply, params, x_M[:block], A, block * positions, C, lanes)
+
+        def make(x_b, mctx=mctx, params=params, rows=rows, split=split):
+            def logits_fn(rows_c):
+                ids_c = rows_c if rows is None else rows[rows_c]
+                return task.messages(predict_probes(mctx, peers.take(params, ids_c), x_b, split))
+            return logits_fn
+        out.append((A, chunk or c, make))
+    return out
+
+
+def blocked_vote(ctx: Context, state: State, idx, task, x_M, y_M, block: int, chunk: Optional[int], keys):
+    """base.probe_exchange's hard vote, `block` probes at a time: the same (Probes, info), every info
+    key equal but `wrong_confidence` (a float sum over the blocks, in another order)."""
+    cfg, spec = ctx.cfg, ctx.spec
+    A, C, M = spec.active, spec.classes, y_M.shape[0]
+    positions = M // spec.probes
+    streams = _streams(ctx, state, idx, task, x_M, M, block, chunk)
+    private = cfg.privacy.noise > 0            # as probe_exchange: 0 compiles the program without privacy
+    threshold = private and cfg.privacy.threshold > 0
+    k_noise, k_threshold = privacy_keys(keys.tie) if private else (None, None)
+
+    def block_fn(rows_b, y_b, valid_b):
+        x_b, draws = x_M[rows_b], (rows_b[0] * positions, M)     # the block's rows of every [M, ...] draw
+        s = None
+        for A_g, c, make in streams:          # model.groups: each group's sums, added in group order
+            s_g = exchange.stream_sums(make(x_b), A_g, y_b, C, None, c, lanes=ctx.lanes, valid_M=valid_b)
+            s = s_g if s is None else vote.add_sums(s, s_g)
+        counts, per = s.counts_MxC, {}
+        if threshold:                          # base._privatised's order: the check on the clean counts
+            per["answered"] = dp.confident(counts, cfg.privacy.threshold, cfg.privacy.threshold_noise,
+                                           k_threshold, draws)
+        if private:
+            counts = dp.gnmax(counts, ctx.hp("privacy.noise"), k_noise, draws)
+        per["t"] = vote.tally_counts(counts, A, cfg.vote.ties, ctx.hp("vote.min_agreement"), keys.tie,
+                                     cfg.vote.min_margin, draws)
+        per["softavg_hit"] = jnp.argmax(s.probs_MxC / A, axis=-1) == y_b
+        return per, (s.wrong_conf, s.wrong)
+
+    per, (wrong_conf, wrong) = exchange.blocked_tally(block_fn, spec.probes, block, y_M)
+    t, scored_M = per["t"], task.scored_messages(y_M)
+    info = {"vote_acc": vote.scored_mean(t.winner_M == y_M, scored_M),      # as vote.finish_diagnostics
+            "softavg_acc": vote.scored_mean(per["softavg_hit"], scored_M),
+            "agreement": jnp.mean(t.share_M),
+            "wrong_confidence": wrong_conf / jnp.maximum(wrong, 1).astype(jnp.float32)}
+    info["vote_acc_honest"], info["softavg_acc_honest"] = info["vote_acc"], info["softavg_acc"]
+    probes, targets_info = vote_targets(ctx, task, x_M, y_M, t, None, per.get("answered"), task.message_mask(x_M))
+    info.update(targets_info)
+    info.update(text_agreement(task, x_M, t.share_M))
+    return probes, info

