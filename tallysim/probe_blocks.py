@@ -37,4 +37,4 @@ def blocks_votes(cfg) -> bool:
     its votes on all probes, a second pass over the round's [A, M] votes): those keep the all-probes
     path."""
     return (cfg.protocol.name in BLOCKED_PROTOCOLS and cfg.faults.kind == "none" and cfg.privacy.noise == 0
-            and cfg.vote.weighting != "history" and not cfg.model.groups)
+            and cfg.vote.weighting != "history")

