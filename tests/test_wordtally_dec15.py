@@ -123,11 +123,12 @@ def test_blocked_vote_padding_counts_no_wrong_predictions(monkeypatch):
 
 
 def test_other_votes_keep_the_all_probes_path():
-    """ties=random, privacy noise, faults, history weighting, model groups and the soft-label protocols
-    draw or need [M, C] arrays over every probe: no blocks (sizing.blocks_votes)."""
+    """Faults, history weighting and the soft-label protocols need [M, C] arrays or every vote over
+    every probe: no blocks (sizing.blocks_votes; ties=random, privacy noise and model groups block
+    since 2026-12-16: tests/test_blockedvote_dec16.py)."""
     base = config.apply_overrides(config.Config(), ["protocol.name=tally"])
     assert sizing.blocks_votes(base)
-    for item in ["privacy.noise=1.0", "faults.kind=dropout", "vote.weighting=history",
+    for item in ["faults.kind=dropout", "vote.weighting=history",
                  "protocol.name=softlabel", "protocol.name=fedct"]:
         assert not sizing.blocks_votes(config.apply_overrides(config.Config(), ["protocol.name=tally", item])), item
 
