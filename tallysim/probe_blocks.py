@@ -29,12 +29,11 @@ def probe_block(probes: int, positions: int, classes: int, budget: int, lanes: i
 def blocks_votes(cfg) -> bool:
     """Whether a run's vote may walk its probes in blocks (once probe_block says the totals exceed the
     budget): the plurality vote of BLOCKED_PROTOCOLS, whose per-message winner, share and keep depend on
-    that message's counts alone, with any tie rule, GNMax noise (Confident-GNMax too) and model.groups:
-    a block draws its own rows of the all-probes vote's [M, C] tie scores and noise (sim/row_draws.py)
-    and adds the groups' sums in their order, so the vote is the all-probes one bit for bit
-    (tests/test_blockedvote_dec16.py). Not with faults (the honest peers' sums and their diagnostics,
-    confident_wrong's per-probe draws) or vote.weighting=history (every peer's trust is updated from
-    its votes on all probes, a second pass over the round's [A, M] votes): those keep the all-probes
-    path."""
-    return (cfg.protocol.name in BLOCKED_PROTOCOLS and cfg.faults.kind == "none"
-            and cfg.vote.weighting != "history")
+    that message's counts alone, with any tie rule, GNMax noise (Confident-GNMax too), model.groups and
+    vote.weighting=history: a block draws its own rows of the all-probes vote's [M, C] tie scores and
+    noise (sim/row_draws.py), adds the groups' sums in their order, weighs each probe's votes by the
+    round's trust, and keeps every peer's votes for the trust's update after the blocks, so the vote is
+    the all-probes one bit for bit (tests/test_blockedvote_dec16.py). Not with faults (the honest
+    peers' own tally and its diagnostics beside the server's, confident_wrong's per-probe draws): those
+    keep the all-probes path."""
+    return cfg.protocol.name in BLOCKED_PROTOCOLS and cfg.faults.kind == "none"

@@ -99,9 +99,10 @@ def test_estimate_counts_random_ties_blocked():
 
 # ------------------------------------------------------------------------------ model.groups
 
-def _pair(monkeypatch, ctx, one, params, block, idx=None):
-    """test_wordtally_dec15._both with an active set `idx` (participation < 1)."""
-    state, keys = State(params=params, opt=None, server=None, error=None), round_keys(jax.random.PRNGKey(3), 1)
+def _pair(monkeypatch, ctx, one, params, block, idx=None, extra=None):
+    """test_wordtally_dec15._both with an active set `idx` (participation < 1) and State.extra."""
+    state = State(params=params, opt=None, server=None, error=None, extra=extra)
+    keys = round_keys(jax.random.PRNGKey(3), 1)
     calls, real = [], exchange.blocked_tally
     monkeypatch.setattr(exchange, "blocked_tally", lambda *a: calls.append(1) or real(*a))
 
@@ -203,3 +204,33 @@ def test_estimate_counts_gnmax_blocked():
     items = ["protocol.name=tally", "privacy.noise=2.0", "privacy.threshold=3", "privacy.threshold_noise=1"]
     assert sizing.blocks_votes(config.apply_overrides(config.Config(), items))
     assert _outputs(_words(*items)) == _outputs(_words("protocol.name=tally")) < 3e9
+
+
+# ------------------------------------------------------------------------------ vote.weighting=history
+
+@pytest.mark.parametrize("ties", ["lowest", "random"])
+def test_history_weighted_blocked_is_the_all_probes_vote(monkeypatch, ties):
+    """The trust-weighted tally per block (each probe's weighted counts from its own votes, added in
+    peer order) and the trust updated from every vote on every probe after the blocks: both equal."""
+    from tallysim.sim import trust
+    ctx, one, params = _image_setup(7, "tally", **{"vote.weighting": "history", "vote.history": 0.5,
+                                                    "vote.ties": ties, "vote.min_agreement": 0.4})
+    # unequal trust, so that weights (not counts) decide: peer 0 outweighs the two others together
+    extra = {trust.TRUST: jnp.array([1.0, 0.2, 0.3], jnp.float32)}
+    whole, blocked = _pair(monkeypatch, ctx, one, params, block=3, extra=extra)
+    new, got = np.asarray(whole[1].pop(trust.TRUST)), np.asarray(blocked[1].pop(trust.TRUST))
+    _assert_same(whole, blocked)
+    assert not np.allclose(new, np.asarray(extra[trust.TRUST]))     # the update moved the trust
+    np.testing.assert_array_equal(got, new)
+
+
+def test_estimate_counts_history_weighting_blocked():
+    """Images only (history weighting is refused on text): 200,000 probes of 1,000 synthetic classes
+    are 800 MB a total, past the budget; blocked, one block and each message's results (was 6.4 GB)."""
+    items = ["protocol.name=tally", "data.name=synthetic", "data.num_classes=1000", "peers=4",
+             "probe.per_round=200000", "probe.pool_size=200000", "data.train_size=400000"]
+    plain = config.apply_overrides(config.Config(), items)
+    history = config.apply_overrides(config.Config(), items + ["vote.weighting=history"])
+    assert sizing.blocks_votes(history)
+    # the blocked vote's outputs, plus every peer's vote on every probe ([A, M] int32, either path)
+    assert _outputs(history) == _outputs(plain) + 4 * 4 * 200_000 < 1e9

@@ -16,7 +16,7 @@ from typing import Optional
 
 import jax.numpy as jnp
 
-from tallysim.sim import dp, exchange, peers, vote
+from tallysim.sim import dp, exchange, peers, trust, vote
 from tallysim.sim.peers import State
 from tallysim.protocols.context import Context
 from tallysim.protocols.probe_targets import predict_probes, privacy_keys, text_agreement, vote_targets
@@ -59,19 +59,27 @@ def blocked_vote(ctx: Context, state: State, idx, task, x_M, y_M, block: int, ch
     threshold = private and cfg.privacy.threshold > 0
     k_noise, k_threshold = privacy_keys(keys.tie) if private else (None, None)
 
+    history = cfg.vote.weighting == "history"        # images, one model (tasks.check, model_groups.check)
+    if history:
+        w_A, voters = trust.weights(peers.take(state.extra[trust.TRUST], idx), None)
+
     def block_fn(rows_b, y_b, valid_b):
         x_b, draws = x_M[rows_b], (rows_b[0] * positions, M)     # the block's rows of every [M, ...] draw
-        s = None
+        s, per = None, {}
         for A_g, c, make in streams:          # model.groups: each group's sums, added in group order
-            s_g = exchange.stream_sums(make(x_b), A_g, y_b, C, None, c, lanes=ctx.lanes, valid_M=valid_b)
+            if history:                       # each peer's votes too, for the weights and the trust
+                s_g, votes = exchange.stream(_with_votes(make(x_b), y_b, valid_b), A_g, c)
+                per["votes"] = votes.T                       # [M_b, A]: per message, as blocked_tally keeps
+            else:
+                s_g = exchange.stream_sums(make(x_b), A_g, y_b, C, None, c, lanes=ctx.lanes, valid_M=valid_b)
             s = s_g if s is None else vote.add_sums(s, s_g)
-        counts, per = s.counts_MxC, {}
+        counts = trust.weighted_counts(w_A, per["votes"].T, C) if history else s.counts_MxC
         if threshold:                          # base._privatised's order: the check on the clean counts
             per["answered"] = dp.confident(counts, cfg.privacy.threshold, cfg.privacy.threshold_noise,
                                            k_threshold, draws)
         if private:
             counts = dp.gnmax(counts, ctx.hp("privacy.noise"), k_noise, draws)
-        per["t"] = vote.tally_counts(counts, A, cfg.vote.ties, ctx.hp("vote.min_agreement"), keys.tie,
+        per["t"] = vote.tally_counts(counts, voters if history else A, cfg.vote.ties, ctx.hp("vote.min_agreement"), keys.tie,
                                      cfg.vote.min_margin, draws)
         per["softavg_hit"] = jnp.argmax(s.probs_MxC / A, axis=-1) == y_b
         return per, (s.wrong_conf, s.wrong)
@@ -86,4 +94,15 @@ def blocked_vote(ctx: Context, state: State, idx, task, x_M, y_M, block: int, ch
     probes, targets_info = vote_targets(ctx, task, x_M, y_M, t, None, per.get("answered"), task.message_mask(x_M))
     info.update(targets_info)
     info.update(text_agreement(task, x_M, t.share_M))
+    if history:                               # the trust from every vote on every probe, as _trusted_tally
+        info[trust.TRUST] = trust.updated(state.extra[trust.TRUST], idx, per["votes"].T, t, None, cfg.vote.history)
     return probes, info
+
+
+def _with_votes(logits_fn, y_b, valid_b):
+    """exchange.stream's fn: a chunk's vote.Sums (as stream_sums adds them) and its peers' votes [c, M_b]
+    (their argmax, as trust.votes takes them)."""
+    def fn(rows_c, valid_c):
+        z = logits_fn(rows_c)
+        return vote.chunk_sums(z, valid_c, y_b, valid_M=valid_b), jnp.argmax(z, axis=-1).astype(jnp.int32)
+    return fn
