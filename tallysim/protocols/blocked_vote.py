@@ -2,13 +2,15 @@
 totals exceed the budget (sizing.probe_block; which runs may: probe_blocks.blocks_votes).
 
 Each block's peers stream in the chunks the all-probes exchange would use (model.groups: each group
-its own, the groups' sums added in group order, as base's grouped exchange adds them), so every count,
-probability sum, winner, share and keep is the all-probes vote's bit for bit. What the all-probes vote
-draws over every message's [M, C] counts, the random tie scores (vote.ties=random) and GNMax's noise and
-Confident-GNMax's check (privacy.noise, privacy.threshold), a block draws as its own rows of the same
-draws (sim/row_draws.py), so those votes are the same too. Kept of each message: its Tally, its
-soft-average hit and (Confident-GNMax) whether it was answered. Memory O(block x C), not O(M x C):
-words' 5,716-window rounds were refused at 45.8 GB.
+its own, the groups' sums added in group order, as base's grouped exchange adds them; faults: the same
+masks, the honest peers' sums beside), so every count, probability sum, winner, share and keep is the
+all-probes vote's bit for bit. What the all-probes vote draws over every message (the random tie scores
+of vote.ties=random, GNMax's noise and Confident-GNMax's check, confident_wrong's wrong classes), a block
+draws as its own rows of the same draws (sim/row_draws.py), so those votes are the same too.
+vote.weighting=history weighs each block's votes by the round's trust and updates the trust from every
+peer's votes, kept over the blocks ([A, M] int32), after them. Kept of each message: its Tally, its
+soft-average hit and what the settings add (answered, the honest peers' hits, the peers' votes).
+Memory O(block x C), not O(M x C): words' 5,716-window rounds were refused at 45.8 GB.
 """
 from __future__ import annotations
 
