@@ -1,16 +1,19 @@
-"""When tally's vote walks its probes in blocks (exchange.blocked_tally, protocols/base._blocked_vote),
+"""When tally's vote walks its probes in blocks (exchange.blocked_tally, protocols/blocked_vote.py),
 and how many probes a block holds: pure Python, no jax, beside sizing.py (which re-exports these names
 and counts the blocked path in its estimate).
 
 The all-probes exchange holds [M * positions, C] totals (vote counts, probability sums, their per-chunk
 copies: about ten alive); at words' 5,716 windows x 20 positions x 10,004 classes that is 45.8 GB, and
 the run was refused up front, although tally sends and trains on one class per position. A block keeps
-of each message only its winner, share, keep and soft-average hit (Shape letters: sim/__init__.py).
+of each message only its winner, share, keep, soft-average hit and what the settings add: whether
+Confident-GNMax answered it, the honest peers' hits (faults), every peer's vote (vote.weighting=history,
+[A, M] int32, which the all-probes path holds too). Exactly the all-probes vote: blocks_votes.
+(Shape letters: sim/__init__.py.)
 """
 from __future__ import annotations
 
 BLOCK_SHARE = 4     # a block's [M_b, C] float32 totals take at most the chunk budget / BLOCK_SHARE
-# Protocols whose exchange is base.probe_exchange's plain vote (hard labels, no vote_fn).
+# Protocols whose exchange is base.probe_exchange's vote (hard labels, no vote_fn).
 BLOCKED_PROTOCOLS = ("tally", "bridge")
 
 
@@ -27,9 +30,11 @@ def probe_block(probes: int, positions: int, classes: int, budget: int, lanes: i
 
 def blocks_votes(cfg) -> bool:
     """Whether a run's vote may walk its probes in blocks (once probe_block says the totals exceed the
-    budget): the plain plurality vote of BLOCKED_PROTOCOLS, whose per-message winner, share and keep
-    depend on that message's counts alone. Not with faults (the honest peers' sums), privacy noise
-    (GNMax draws [M, C] noise), vote.ties=random ([M, C] tie scores), vote.weighting=history (a second
-    pass over every vote) or model.groups: those keep the all-probes path."""
-    return (cfg.protocol.name in BLOCKED_PROTOCOLS and cfg.faults.kind == "none" and cfg.privacy.noise == 0
-            and cfg.vote.ties == "lowest" and cfg.vote.weighting != "history" and not cfg.model.groups)
+    budget): the plurality vote of BLOCKED_PROTOCOLS, whose per-message winner, share and keep depend on
+    that message's counts alone, whatever its tie rule, privacy noise, model.groups, vote.weighting or
+    faults: a block draws its own rows of every draw the all-probes vote makes over all messages (tie
+    scores, GNMax noise, confident_wrong's classes: sim/row_draws.py), adds the groups' sums in their
+    order, weighs each probe's votes by the round's trust and keeps every peer's votes for the trust's
+    update after the blocks, and tallies the honest peers beside, so the vote, the targets and every
+    diagnostic are the all-probes ones bit for bit (tests/test_blockedvote_dec16.py)."""
+    return cfg.protocol.name in BLOCKED_PROTOCOLS

@@ -123,12 +123,12 @@ def test_blocked_vote_padding_counts_no_wrong_predictions(monkeypatch):
 
 
 def test_other_votes_keep_the_all_probes_path():
-    """ties=random, privacy noise, faults, history weighting, model groups and the soft-label protocols
-    draw or need [M, C] arrays over every probe: no blocks (sizing.blocks_votes)."""
+    """The soft-label protocols need every probe's [M, C] targets, fedct's vote_fn every message: no
+    blocks (sizing.blocks_votes; ties=random, privacy noise, model groups, history weighting and faults
+    block since 2026-12-16: tests/test_blockedvote_dec16.py)."""
     base = config.apply_overrides(config.Config(), ["protocol.name=tally"])
     assert sizing.blocks_votes(base)
-    for item in ["vote.ties=random", "privacy.noise=1.0", "faults.kind=dropout", "vote.weighting=history",
-                 "protocol.name=softlabel", "protocol.name=fedct"]:
+    for item in ["protocol.name=softlabel", "protocol.name=fedct", "protocol.name=cfd"]:
         assert not sizing.blocks_votes(config.apply_overrides(config.Config(), ["protocol.name=tally", item])), item
 
 
@@ -154,8 +154,8 @@ def test_memory_guard_counts_the_blocked_words_vote():
         return dict((w, b) for w, b, _ in sizing.estimate_bytes(cfg))["the probe outputs"]
     tally = outputs(_words("protocol.name=tally"))
     assert tally < 3e9
-    unblocked = outputs(_words("protocol.name=tally", "vote.ties=random"))
-    assert unblocked > 30e9          # 36.6 GB (45.7 before leftovers14 counted 2 live vote buffers, not 4)
+    unblocked = outputs(_words("protocol.name=softlabel"))        # 5,716 windows of soft labels
+    assert unblocked > 30e9
     assert outputs(_words("protocol.name=softlabel", "probe.per_round=1")) == sizing.footprint_bytes(
         4, 20, 10_004, soft=True)
 

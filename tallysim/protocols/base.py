@@ -1,7 +1,9 @@
 """What every protocol shares: the interface, the round's keys, the active set, and the probe exchange.
 The interface (Context, Protocol, ModelGroup) is in context.py, the round's keys, active set and local
-training in round_helpers.py; this module holds the probe exchange and re-exports both, so plugins and
-protocols import every name from `tallysim.protocols.base` as before.
+training in round_helpers.py, what the exchange's two paths share (predictions on probes, a vote's
+targets) in probe_targets.py, the vote a block of probes at a time in blocked_vote.py; this module holds
+the probe exchange and re-exports the first three, so plugins and protocols import every name from
+`tallysim.protocols.base` as before.
 
 A protocol is a NamedTuple of pure functions (the optax factory shape):
   init(key, data) -> State                       all peers, stacked
@@ -20,51 +22,19 @@ import jax.numpy as jnp
 from tallysim.sim import dp, exchange, faults, lanes, local, peers, tasks, trust, vote
 from tallysim.sim.fed import FedData, pool_examples, to_input
 from tallysim.sim.peers import State
+from tallysim.protocols.blocked_vote import blocked_vote
 from tallysim.protocols.context import Context, ModelGroup, Protocol  # noqa: F401 - base.X, as before
+from tallysim.protocols.probe_targets import (GATE_AGREEMENT, PRIVACY_STREAM, consensus_acc,  # noqa: F401
+                                              gate_agreement, predict_probes, privacy_keys, text_agreement,
+                                              vote_targets)
 from tallysim.protocols.round_helpers import (FIXED_PROBE_STREAM, RoundKeys, active_set,  # noqa: F401
                                               aggregation_counts, group_rows, local_round, round_keys,
                                               shard_weights)
-
-PRIVACY_STREAM = 0xD9             # fold_in tag of the privacy noise (the round's other keys untouched)
-GATE_AGREEMENT = "gate_agreement"  # info key: what distill.gate reads when it is not info["agreement"]
-
-
-def gate_agreement(info: dict) -> jax.Array:
-    """The agreement distill.gate reads: GATE_AGREEMENT where the round set one (next_token: over the
-    real probe positions only, text_agreement; private soft labels: the noised aggregate's), else the
-    rows' `agreement` (images: every probe)."""
-    return info.get(GATE_AGREEMENT, info["agreement"])
-
-
-def text_agreement(task, x_M, share_M) -> dict:
-    """{GATE_AGREEMENT: the mean winning share over the probe positions that are not PAD} on a
-    next_token task, {} on images (whose program stays as it was). Padding positions are voted on and
-    counted in the rows' `agreement`, but never trained on (tasks.message_mask): the gate, which decides
-    whether the peers train on the vote, reads only the positions they would train on."""
-    mask_M = task.message_mask(x_M)
-    return {} if mask_M is None else {GATE_AGREEMENT: vote.mean_agreement(share_M, mask_M)}
-
-
-def consensus_acc(task, target_M, y_M, weight_M=None) -> jax.Array:
-    """The accuracy of the targets the peers train on (`weight_M` > 0; None: every probe) against
-    the probes' hidden labels; next_token: only at the positions test accuracy scores
-    (tasks.scored_messages: not PAD, OOV, BOS or EOS), as vote_acc."""
-    scored_M = task.scored_messages(y_M)
-    w = weight_M if scored_M is None else (scored_M if weight_M is None else weight_M * scored_M)
-    return vote.scored_mean((target_M == y_M).astype(jnp.float32), w)
 
 
 def draw_probes(ctx: Context, data: FedData, key) -> jax.Array:
     """Indices of this round's M probes; every party derives them from the shared key, so free."""
     return jax.random.permutation(key, ctx.spec.pool)[:ctx.spec.probes]
-
-
-def predict_probes(ctx: Context, params_c, x_M, probes: Optional[int] = None) -> jax.Array:
-    """logits [c, M, C] of a stack of c peers on the probes; `probes` at a time where given (the
-    exchange's probe split, exchange.model_chunks: one peer's forward pass over all M exceeds the chunk
-    budget), else all at once."""
-    apply = jax.vmap(ctx.model.apply, in_axes=(0, None))
-    return exchange.split_probes(lambda x: apply(params_c, x), to_input(x_M), probes)
 
 
 def active_logits(ctx: Context, state: State, idx, x_M) -> jax.Array:
@@ -130,8 +100,8 @@ def probe_exchange(ctx: Context, state: State, data: FedData, keys: RoundKeys, i
     private = cfg.privacy.noise > 0            # noise 0 compiles the program without privacy (lanes' nonzero)
     block = exchange.probe_block(ctx.spec.probes, y_M.shape[0] // ctx.spec.probes, ctx.spec.classes,
                                  exchange.CHUNK_BYTES, ctx.lanes)
-    if hard and block < ctx.spec.probes and fr is None and vote_fn is None and exchange.blocks_votes(cfg):
-        return _blocked_vote(ctx, state, idx, task, x_M, y_M, block, chunk)
+    if hard and block < ctx.spec.probes and vote_fn is None and exchange.blocks_votes(cfg):
+        return blocked_vote(ctx, state, idx, task, x_M, y_M, block, chunk, keys, fr)
     ex = _exchange_sums(ctx, state, idx, x_M, y_M, hard, chunk, fr, sent_fn, vote_fn)
     voters = faults.senders(ctx, fr)          # A, or (dropout) the traced number of messages that arrived
     sums, counts_MxC, answered_M = ex.sums, ex.sums.counts_MxC, None
@@ -149,7 +119,7 @@ def probe_exchange(ctx: Context, state: State, data: FedData, keys: RoundKeys, i
     arrived = None if isinstance(voters, int) else (voters > 0).astype(jnp.float32)
     text_M = task.message_mask(x_M)       # next_token: the probe positions that are not padding (tasks.py)
     if hard:
-        probes, targets_info = _vote_targets(ctx, task, x_M, y_M, t, arrived, answered_M, text_M)
+        probes, targets_info = vote_targets(ctx, task, x_M, y_M, t, arrived, answered_M, text_M)
     else:
         probes, targets_info = _soft_targets(ctx, task, x_M, y_M, sums, voters, arrived, text_M, ex.robust)
     info.update(targets_info)
@@ -158,44 +128,6 @@ def probe_exchange(ctx: Context, state: State, data: FedData, keys: RoundKeys, i
     if fr is not None and fr.lost_A is not None:
         info["senders"] = voters
     info.update(history)          # vote.weighting=history: the new trust, for the round to keep
-    return probes, info
-
-
-def _blocked_vote(ctx: Context, state: State, idx, task, x_M, y_M, block: int, chunk: Optional[int]):
-    """probe_exchange's plain vote (exchange.blocks_votes) where its [M, C] totals exceed the budget
-    (exchange.probe_block): `block` probes at a time (exchange.blocked_tally), each block's peers in the
-    chunks the all-probes exchange would use (so every sum, winner, share and keep is its bit for bit),
-    keeping of each message only its winner, share, keep and soft-average hit. Memory O(block x C), not
-    O(M x C): words' 5,716-window rounds were refused at 45.8 GB. Same (Probes, info) as the all-probes
-    path; `wrong_confidence` sums in another order."""
-    cfg, spec = ctx.cfg, ctx.spec
-    A, C, positions = spec.active, spec.classes, y_M.shape[0] // spec.probes
-    c, _ = exchange.model_chunks(ctx.model.apply, state.params, x_M, A, y_M.shape[0], C, ctx.lanes)
-    _, split = exchange.model_chunks(ctx.model.apply, state.params, x_M[:block], A, block * positions, C,
-                                     ctx.lanes)
-    c = chunk or c
-
-    def block_fn(rows_b, y_b, valid_b):
-        x_b = x_M[rows_b]
-
-        def logits_fn(rows_c):
-            ids_c = rows_c if idx is None else idx[rows_c]
-            return task.messages(predict_probes(ctx, peers.take(state.params, ids_c), x_b, split))
-        s = exchange.stream_sums(logits_fn, A, y_b, C, None, c, lanes=ctx.lanes, valid_M=valid_b)
-        t = vote.tally_counts(s.counts_MxC, A, "lowest", ctx.hp("vote.min_agreement"), None, cfg.vote.min_margin)
-        return t, jnp.argmax(s.probs_MxC / A, axis=-1) == y_b, s.wrong_conf, s.wrong
-
-    t, softavg_hit_M, wrong_conf, wrong = exchange.blocked_tally(block_fn, spec.probes, block, y_M)
-    scored_M = task.scored_messages(y_M)
-    info = {"vote_acc": vote.scored_mean(t.winner_M == y_M, scored_M),      # as vote.finish_diagnostics
-            "softavg_acc": vote.scored_mean(softavg_hit_M, scored_M),
-            "agreement": jnp.mean(t.share_M),
-            "wrong_confidence": wrong_conf / jnp.maximum(wrong, 1).astype(jnp.float32)}
-    info["vote_acc_honest"], info["softavg_acc_honest"] = info["vote_acc"], info["softavg_acc"]
-    text_M = task.message_mask(x_M)
-    probes, targets_info = _vote_targets(ctx, task, x_M, y_M, t, None, None, text_M)
-    info.update(targets_info)
-    info.update(text_agreement(task, x_M, t.share_M))
     return probes, info
 
 
@@ -250,20 +182,6 @@ def _honest_winner(ctx: Context, sums, keys: RoundKeys):
                              keys.tie).winner_M
 
 
-def _vote_targets(ctx: Context, task, x_M, y_M, t, arrived, answered_M, text_M):
-    """Hard labels: the probes the peers train on (the vote's winners where it is kept) and their info
-    (`kept`, `consensus_acc`)."""
-    keep_M = t.keep_M if arrived is None else t.keep_M * arrived      # no votes: nothing to train on
-    if answered_M is not None:
-        keep_M = keep_M * answered_M          # Confident-GNMax abstains where the check failed (`kept`)
-    info = {"kept": jnp.mean(keep_M)}
-    if text_M is not None:                    # padding: voted on and counted, never trained on
-        keep_M = keep_M * text_M
-    probes = local.Probes(x_M, task.unflatten(t.winner_M, ctx.spec.probes), task.unflatten(keep_M, ctx.spec.probes))
-    info["consensus_acc"] = consensus_acc(task, t.winner_M, y_M, keep_M)
-    return probes, info
-
-
 def _soft_targets(ctx: Context, task, x_M, y_M, sums, voters, arrived, text_M, robust):
     """Soft labels: the probes the peers train on (the aggregated distributions, padding and lost rounds
     at weight 0) and their info (`consensus_acc`; with privacy the gate's agreement, GATE_AGREEMENT).
@@ -299,7 +217,7 @@ def _privatised(ctx: Context, keys: RoundKeys, sums, hard: bool):
     labels: the clipped sum plus N(0, (z * clip)^2) per value."""
     cfg = ctx.cfg
     counts_MxC, answered_M = sums.counts_MxC, None
-    k_noise, k_threshold = jax.random.split(jax.random.fold_in(keys.tie, PRIVACY_STREAM))
+    k_noise, k_threshold = privacy_keys(keys.tie)
     if hard:
         if cfg.privacy.threshold > 0:
             answered_M = dp.confident(counts_MxC, cfg.privacy.threshold, cfg.privacy.threshold_noise, k_threshold)

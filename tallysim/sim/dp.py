@@ -12,20 +12,32 @@ The accountant that turns these into epsilon is tallysim/privacy.py (host, dp-ac
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import jax
 import jax.numpy as jnp
 
+from tallysim.sim import row_draws
 
-def gnmax(counts_MxC: jax.Array, sigma, key) -> jax.Array:
-    """Noisy vote counts, float32 [M, C]; sigma 0 returns the counts unchanged (as float)."""
+
+def _normal(key, shape: tuple, rows: Optional[tuple]) -> jax.Array:
+    """jax.random.normal(key, shape); rows (row0, M): rows row0.. of the draw over M rows (row_draws.py:
+    a probe block draws what the all-probes vote draws for its messages)."""
+    if rows is None:
+        return jax.random.normal(key, shape, jnp.float32)
+    return row_draws.normal_rows(key, (rows[1],) + tuple(shape[1:]), rows[0], shape[0])
+
+
+def gnmax(counts_MxC: jax.Array, sigma, key, rows: Optional[tuple] = None) -> jax.Array:
+    """Noisy vote counts, float32 [M, C]; sigma 0 returns the counts unchanged (as float). rows: _normal."""
     counts = counts_MxC.astype(jnp.float32)
-    return counts + sigma * jax.random.normal(key, counts.shape, jnp.float32)
+    return counts + sigma * _normal(key, counts.shape, rows)
 
 
-def confident(counts_MxC: jax.Array, threshold, sigma1, key) -> jax.Array:
-    """float 0/1 [M]: probes whose noisy top count reaches the threshold (answered)."""
+def confident(counts_MxC: jax.Array, threshold, sigma1, key, rows: Optional[tuple] = None) -> jax.Array:
+    """float 0/1 [M]: probes whose noisy top count reaches the threshold (answered). rows: _normal."""
     top = jnp.max(counts_MxC, axis=-1).astype(jnp.float32)
-    return (top + sigma1 * jax.random.normal(key, top.shape, jnp.float32) >= threshold).astype(jnp.float32)
+    return (top + sigma1 * _normal(key, top.shape, rows) >= threshold).astype(jnp.float32)
 
 
 def global_norms(tree) -> jax.Array:

@@ -129,12 +129,14 @@ def blocked_tally(block_fn: Callable, probes: int, block: int, y_M: jax.Array):
     each streaming its peers as stream_sums does), for a vote whose [M, C] totals would not fit
     (sizing.probe_block: 45.8 GB for words' 5,716 windows of 20 positions x 10,004 classes).
 
-    block_fn(rows_b, y_b, valid_b) -> (Tally of the block's messages, softavg hit [M_b] bool,
-    wrong_conf, wrong): rows_b the block's probe indices (the last block padded by repeating the last
-    probe), y_b its messages' labels, valid_b which of them are real (their wrong predictions alone
-    count). A message's winner, share and keep depend on its own counts only, so they are the
-    all-probes vote's bit for bit; only the wrong-confidence sum adds in another order.
-    Returns (Tally over the M messages, softavg hit [M], wrong_conf, wrong)."""
+    block_fn(rows_b, y_b, valid_b) -> (per_message, totals): rows_b the block's probe indices (the
+    last block padded by repeating the last probe; rows_b[0] is always real), y_b its messages'
+    labels, valid_b which of them are real (their wrong predictions alone count); per_message a pytree
+    of [M_b, ...] arrays (the block's Tally, soft-average hits, ...), totals a pytree of scalars added
+    over the blocks (wrong_conf, wrong). A message's winner, share and keep depend on its own counts
+    (and its own rows of any draw: row_draws.py) only, so they are the all-probes vote's bit for bit;
+    only float totals add in another order.
+    Returns (per_message over the M messages, totals)."""
     M = y_M.shape[0]
     positions = M // probes
     n = math.ceil(probes / block)
@@ -142,12 +144,12 @@ def blocked_tally(block_fn: Callable, probes: int, block: int, y_M: jax.Array):
     rows_nxb = jnp.minimum(pos, probes - 1).reshape(n, block)
     valid_nxm = jnp.repeat(pos < probes, positions).reshape(n, block * positions)
     y_nxm = y_M.reshape(probes, positions)[rows_nxb].reshape(n, block * positions)
+    zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype),
+                         jax.eval_shape(block_fn, rows_nxb[0], y_nxm[0], valid_nxm[0])[1])
 
     def body(acc, xs):
-        t, hit, wrong_conf, wrong = block_fn(*xs)
-        return (acc[0] + wrong_conf, acc[1] + wrong), (t, hit)
+        per_message, totals = block_fn(*xs)
+        return jax.tree.map(jnp.add, acc, totals), per_message
 
-    zeros = (jnp.zeros((), jnp.float32), jnp.zeros((), jnp.int32))
-    (wrong_conf, wrong), (t, hit) = jax.lax.scan(body, zeros, (rows_nxb, y_nxm, valid_nxm))
-    t, hit = jax.tree.map(lambda a: a.reshape(-1)[:M], (t, hit))
-    return t, hit, wrong_conf, wrong
+    totals, per_message = jax.lax.scan(body, zeros, (rows_nxb, y_nxm, valid_nxm))
+    return jax.tree.map(lambda a: a.reshape((n * a.shape[1],) + a.shape[2:])[:M], per_message), totals

@@ -45,7 +45,7 @@ import jax.scipy.special
 import numpy as np
 
 from tallysim.config import PARAM_ATTACKS
-from tallysim.sim import attacks
+from tallysim.sim import attacks, row_draws
 
 FAULT_STREAM = 0x0FA17      # fold_in tag of the round's fault key (round_keys' own streams untouched)
 HOST_STREAM = 0x0FA17       # numpy seed word of the host draws (fixed set, shard cuts)
@@ -229,29 +229,33 @@ def round_train_args(ctx, fr: Optional[RoundFaults]) -> dict:
 
 # ---------------------------------------------------------------------------- message faults
 
-def wrong_classes(ctx, fr: RoundFaults, peer_c, y_M) -> jax.Array:
-    """int32 [c, M]: the class each of these peers (global indices) sends on each probe."""
+def wrong_classes(ctx, fr: RoundFaults, peer_c, y_M, rows: Optional[tuple] = None) -> jax.Array:
+    """int32 [c, M]: the class each of these peers (global indices) sends on each probe. rows (row0,
+    M): y_M are messages row0.. of M (a probe block), drawn as those rows of the draw over all M
+    (sim/row_draws.py), so a block's wrong classes are the all-probes ones."""
     C, t = ctx.spec.classes, ctx.cfg.faults.target
     if t >= 0:
         return jnp.full((peer_c.shape[0], y_M.shape[0]), t, jnp.int32)
 
     def one(p):
-        off = jax.random.randint(jax.random.fold_in(fr.key, p), y_M.shape, 1, C)
+        k = jax.random.fold_in(fr.key, p)
+        off = jax.random.randint(k, y_M.shape, 1, C) if rows is None else \
+            row_draws.randint_rows(k, (rows[1],), rows[0], y_M.shape[0], 1, C)
         return ((y_M + off) % C).astype(jnp.int32)
     return jax.vmap(one)(peer_c)
 
 
-def message_logits(ctx, fr: Optional[RoundFaults], logits_cxMxC, rows_c, y_M):
+def message_logits(ctx, fr: Optional[RoundFaults], logits_cxMxC, rows_c, y_M, rows: Optional[tuple] = None):
     """The logits whose softmax / argmax the peers at active positions rows_c send: confident_wrong
     and least_likely peers' are replaced by a one-hot margin (exactly one-hot after softmax) on the
-    wrong class, resp. on their own model's least likely class."""
+    wrong class, resp. on their own model's least likely class. rows: wrong_classes'."""
     kind = None if fr is None else ctx.cfg.faults.kind
     if kind not in ("confident_wrong", "least_likely"):
         return logits_cxMxC
     if kind == "least_likely":
         wrong = jnp.argmin(logits_cxMxC, axis=-1)
     else:
-        wrong = wrong_classes(ctx, fr, rows_c if fr.idx is None else fr.idx[rows_c], y_M)
+        wrong = wrong_classes(ctx, fr, rows_c if fr.idx is None else fr.idx[rows_c], y_M, rows)
     fake = CONFIDENT * jax.nn.one_hot(wrong, ctx.spec.classes, dtype=logits_cxMxC.dtype)
     return jnp.where(fr.faulty_A[rows_c][:, None, None], fake, logits_cxMxC)
 

@@ -39,14 +39,26 @@ def votes(logits_fn, peers: int, probes: int, classes: int, lanes: int = 1, chun
     return v.reshape(n * c, -1)[:peers]
 
 
-def weighted_tally(trust_A, votes_AxM, sent_A, classes: int, ties: str, min_agreement, key, min_margin: float):
-    """(Tally, weights [A]) of the trust-weighted vote; sent_A None: every peer's vote arrived."""
-    A, M = votes_AxM.shape
-    sent = jnp.ones((A,), jnp.float32) if sent_A is None else sent_A.astype(jnp.float32)
+def weights(trust_A, sent_A):
+    """(w [A], voters): each vote's weight, summing to the number of voters (traced float);
+    sent_A None: every peer's vote arrived."""
+    sent = jnp.ones(trust_A.shape, jnp.float32) if sent_A is None else sent_A.astype(jnp.float32)
     r = trust_A * sent
     voters = jnp.sum(sent)
-    w = r * voters / jnp.maximum(jnp.sum(r), 1e-12)
-    counts = jnp.zeros((M, classes), jnp.float32).at[jnp.arange(M)[None, :], votes_AxM].add(w[:, None])
+    return r * voters / jnp.maximum(jnp.sum(r), 1e-12), voters
+
+
+def weighted_counts(w_A, votes_AxM, classes: int) -> jax.Array:
+    """float32 [M, C]: the weights of the votes per probe and class, added in peer order (a probe
+    block's counts are those probes' rows of the all-probes counts: protocols/blocked_vote.py)."""
+    M = votes_AxM.shape[1]
+    return jnp.zeros((M, classes), jnp.float32).at[jnp.arange(M)[None, :], votes_AxM].add(w_A[:, None])
+
+
+def weighted_tally(trust_A, votes_AxM, sent_A, classes: int, ties: str, min_agreement, key, min_margin: float):
+    """(Tally, weights [A]) of the trust-weighted vote; sent_A None: every peer's vote arrived."""
+    w, voters = weights(trust_A, sent_A)
+    counts = weighted_counts(w, votes_AxM, classes)
     return vote.tally_counts(counts, voters, ties, min_agreement, key, min_margin), w
 
 

@@ -16,7 +16,7 @@ from typing import NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 
-from tallysim.sim import dp, lanes
+from tallysim.sim import dp, lanes, row_draws
 from tallysim.config import choices
 
 
@@ -40,17 +40,22 @@ def count_votes(votes_AxM: jax.Array, classes: int) -> jax.Array:
 
 
 def tally_counts(counts_MxC: jax.Array, voters: int, ties: str = "lowest", min_agreement: float = 0.0,
-                 key=None, min_margin: float = 0.0) -> Tally:
+                 key=None, min_margin: float = 0.0, rows: Optional[tuple] = None) -> Tally:
     """Plurality winner, winning share and abstention from the vote counts of `voters` peers: a probe
     is kept when its winning share is >= min_agreement and (min_margin > 0) its margin, the top count
     minus the runner-up's over the voters, is >= min_margin (a narrow win is what a coordinated
-    minority can flip: with margin m, it must control more than m / 2 of the voters to flip it)."""
+    minority can flip: with margin m, it must control more than m / 2 of the voters to flip it).
+    rows (row0, M): counts_MxC are messages row0.. of M (a probe block, exchange.blocked_tally); the
+    random tie scores are then those rows of the [M, C] draw over all of them (row_draws.py)."""
     top_M = jnp.max(counts_MxC, axis=-1)
     if ties == "lowest":
         winner = jnp.argmax(counts_MxC, axis=-1)          # argmax returns the first maximum
     elif ties == "random":
         # A uniform score on the tied classes only; the largest score picks one tied class at random.
-        score = jnp.where(counts_MxC == top_M[:, None], jax.random.uniform(key, counts_MxC.shape), -1.0)
+        shape = counts_MxC.shape
+        u = jax.random.uniform(key, shape) if rows is None else row_draws.uniform_rows(
+            key, (rows[1],) + shape[1:], rows[0], shape[0])
+        score = jnp.where(counts_MxC == top_M[:, None], u, -1.0)
         winner = jnp.argmax(score, axis=-1)
     else:
         raise ValueError(f"vote.ties={ties!r}; allowed: {', '.join(choices('vote.ties'))}")
