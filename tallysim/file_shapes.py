@@ -34,6 +34,10 @@ KNOWN_TEXT = {"shakespeare": (80, 80), "shakespeare_words": (20, 10_004)}
 KNOWN_CLIENTS = {"shakespeare": 715, "shakespeare_words": 715}
 
 
+# The most classes a dataset may have (sizing.LIMITS["data.num_classes"] is this; data/base.checked refuses
+# more when it loads). Headers that say more give no estimate: a num_classes of 10^9 in an .npz was refused
+# by the estimate as 24 TB of models ("lower model.width, peers") before the load could name the classes.
+MOST_CLASSES = 100_000
 LABELS_MAX_BYTES = 64 << 20      # labels larger than this are not read for their max (10 classes assumed)
 # IDX type codes (http://yann.lecun.com/exdb/mnist/ "THE IDX FILE FORMAT"); values are big-endian.
 # data/files.py decodes with these too: labels of any integer type are class ids there.
@@ -92,7 +96,7 @@ def _peek(path: str, state: tuple) -> tuple[tuple, int] | None:
 
 
 def _result(shape, classes) -> tuple[tuple, int] | None:
-    if shape is None or not 2 <= len(shape) <= 5 or math.prod(shape[1:]) == 0:
+    if shape is None or not 2 <= len(shape) <= 5 or math.prod(shape[1:]) == 0 or (classes or 0) > MOST_CLASSES:
         return None
     example = tuple(int(d) for d in shape[1:])
     return (example + (1,) if len(example) == 2 else example), max(2, int(classes or 10))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 
 from tallysim import protocols
-from tallysim.file_shapes import KNOWN_CLIENTS, KNOWN_SHAPES, KNOWN_TEXT, files_shape  # noqa: F401 - sizing.X, as before
+from tallysim.file_shapes import KNOWN_CLIENTS, KNOWN_SHAPES, KNOWN_TEXT, MOST_CLASSES, files_shape  # noqa: F401 - sizing.X
 from tallysim.plugin_params import plugin_model_params
 from tallysim.probe_blocks import BLOCK_SHARE, blocks_votes, probe_block  # noqa: F401 - sizing.X for sim/
 
@@ -25,8 +25,8 @@ from tallysim.probe_blocks import BLOCK_SHARE, blocks_votes, probe_block  # noqa
 LIMITS = {
     "seeds": (10_000, "each seed is partitioned on the host and becomes a lane of one program; run more "
                       "as separate runs (seed=FIRST seeds=N each, or a sweep over seed)"),
-    "data.num_classes": (100_000, "the partition loops over the classes on the host for every seed, and the "
-                                  "probe exchange holds [probes, classes] sums (ImageNet-21k has 21,841)"),
+    "data.num_classes": (MOST_CLASSES, "the partition loops over the classes on the host for every seed, and the "
+                                       "probe exchange holds [probes, classes] sums (ImageNet-21k has 21,841)"),
     "rounds": (1_000_000, "the round loop plans every round on the host, and more rounds cannot finish "
                           "(at a millisecond a round, 10**6 rounds is 17 minutes)"),
     "eval_every": (1_000_000, "it cannot usefully exceed rounds, which is at most 1,000,000"),

@@ -252,6 +252,9 @@ def expected_logits(task, example_shape, batch: int, num_classes: int) -> tuple:
     return (batch, num_classes)
 
 
+CHECK_BATCH = 2      # examples a plugin model is also checked on (eval_shape: shapes only, nothing runs)
+
+
 def check_plugin_model(cfg: ModelConfig, model: nn.Module, variables, dummy, num_classes: int, task=None,
                        data_name: str = "") -> None:
     """What tallysim needs of a plugin model, checked on shapes before anything compiles: its whole state
@@ -284,6 +287,24 @@ def check_plugin_model(cfg: ModelConfig, model: nn.Module, variables, dummy, num
         raise ConfigError(f"{where} returns {getattr(out, 'shape', type(out).__name__)} for {dummy.shape[0]} "
                           f"example(s); allowed: logits of shape {shape} "
                           f"({_task_words(task, dummy.shape[1:], num_classes, data_name)})")
+    if not jnp.issubdtype(out.dtype, jnp.floating):
+        # int32, bool or complex logits passed the shape check and were optax's TypeError from inside the
+        # jitted loss (softmax cross-entropy needs real floating-point logits)
+        raise ConfigError(f"{where} returns logits of dtype {out.dtype}; allowed: floating-point logits "
+                          "(float32, or bfloat16 / float16, which the loss takes as they are): scores per class, "
+                          "not class ids (argmax) nor a cast to an integer, bool or complex type")
+    # and on CHECK_BATCH examples: a model that keeps only the first example (`x[:1]`, a reshape to a batch
+    # of one) returned the right shape for init's one example and was a traceback inside the jitted step
+    many = jax.ShapeDtypeStruct((CHECK_BATCH,) + tuple(dummy.shape[1:]), dummy.dtype)
+    try:
+        got = getattr(jax.eval_shape(model.apply, variables, many), "shape", None)
+    except Exception as e:    # noqa: BLE001 - the user's code
+        got = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+    if got != (need := expected_logits(task, dummy.shape[1:], CHECK_BATCH, num_classes)):
+        raise ConfigError(f"{where} returns {want} for {dummy.shape[0]} example but "
+                          f"{got if isinstance(got, str) else tuple(got)} for {CHECK_BATCH}; allowed: {need} for "
+                          f"{CHECK_BATCH}, logits whose first axis is the batch's (not sliced, reshaped or summed "
+                          "over the batch: every example needs its own)")
 
 
 def param_count(params) -> int:
