@@ -12,7 +12,8 @@ from __future__ import annotations
 import math
 
 from tallysim import protocols
-from tallysim.file_shapes import KNOWN_CLIENTS, KNOWN_SHAPES, KNOWN_TEXT, MOST_CLASSES, files_shape  # noqa: F401 - sizing.X
+from tallysim.file_shapes import (KNOWN_CLIENTS, KNOWN_SHAPES, KNOWN_TEXT, MOST_CLASSES,  # noqa: F401 - sizing.X
+                                 files_shape)
 from tallysim.plugin_params import plugin_model_params
 from tallysim.probe_blocks import BLOCK_SHARE, blocks_votes, probe_block  # noqa: F401 - sizing.X for sim/
 
