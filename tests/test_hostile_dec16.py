@@ -179,3 +179,22 @@ def test_label_quantity_on_text_is_not_sent_to_a_k_no_text_run_accepts():
     validation.validate_with_data(cfg, 80, 40_000, 4_000)          # no k refusal: the partition's comes
     with pytest.raises(ConfigError, match="exceeds the 80 classes"):      # images keep theirs
         validation.validate_with_data(tiny("partition.kind=label_quantity", "partition.k=100"), 80, 40_000, 4_000)
+
+
+# ----------------------------------------------------------------------------- a finished sweep run again
+
+def test_a_finished_sweep_run_again_on_a_replaced_data_file_says_so(tmp_path, capsys):
+    # was: every run skipped (done before), no run ran now to compare digests with, and nothing said that the
+    # table still came from the file's old contents; the one compile here is a 1-round FedAvg run
+    from tallysim import cli
+    path = _npz(tmp_path / "d.npz")
+    items = ["data.name=files", f"data.path={path}", "protocol.name=fedavg", "rounds=1", "probe.pool_size=20"]
+    argv = ["sweep", *tiny_for(items), *items, "--out", str(tmp_path / "sw"), "--quiet"]
+    assert cli.main(argv) == 0
+    assert cli.main(argv) == 0                              # the same data: skipped, nothing to say
+    assert "other data" not in "".join(capsys.readouterr())
+    _npz(path, y_test=np.array([1, 0] * 10))               # the file replaced, same name
+    assert cli.main(argv) == 0
+    out = "".join(capsys.readouterr())      # --quiet: the note on stderr
+    assert "was skipped (done before) but trained on other data than the runs this sweep ran now or the data " \
+           "as it is now" in out and "done.json to rerun it" in out
