@@ -30,14 +30,14 @@ class Out(nn.Module):
         return {"int": lambda: out.astype(jnp.int32), "bool": lambda: out > 0,
                 "complex": lambda: out.astype(jnp.complex64), "first": lambda: out[:1],
                 "fixed": lambda: out.reshape(1, -1)[:, :self.classes], "mean": lambda: out.mean(0, keepdims=True),
-                "bf16": lambda: out.astype(jnp.bfloat16), "ok": lambda: out}[self.mode]()
+                "bf16": lambda: out.astype(jnp.bfloat16), "nan": lambda: out * jnp.nan, "ok": lambda: out}[self.mode]()
 
 
 def _maker(mode):
     return lambda num_classes: Out(num_classes, mode)
 
 
-MODES = ("int", "bool", "complex", "first", "fixed", "mean", "bf16", "ok")
+MODES = ("int", "bool", "complex", "first", "fixed", "mean", "bf16", "nan", "ok")
 for _m in MODES:
     globals()["h11_" + _m] = _maker(_m)
 
@@ -98,6 +98,17 @@ def test_a_factory_that_exits_leaves_the_estimate_its_guess(h11_models, capsys):
     from tallysim import cli
     assert cli.main(["run", *tiny_for([]), "model.name=h11exits", "model.width=200", "--print-config"]) == 0
     assert "memory estimate" in capsys.readouterr().err
+
+
+def test_a_plugin_model_of_nan_logits_is_named_beside_the_learning_rate(h11_models, tmp_path, capsys):
+    # was: "the training loss is nan; the run stopped (try a smaller optim.lr, now 0.05)" for a model whose
+    # first forward pass is NaN, which no learning rate mends (one small compile: FedAvg, 1 round)
+    from tallysim import cli
+    items = ["model.name=h11nan", "model.width=200", "protocol.name=fedavg", "rounds=1"]
+    assert cli.main(["run", *tiny_for(items), *items, "--out", str(tmp_path / "r"), "--quiet"]) != 0
+    err = capsys.readouterr().err
+    assert "the training loss is nan" in err and "optim.lr" in err
+    assert "or model.name=h11nan, a plugin's model, returns non-finite logits" in err
 
 
 PROTOCOL = '''
