@@ -209,3 +209,31 @@ def test_a_finished_sweep_run_again_on_a_replaced_data_file_says_so(tmp_path, ca
     out = "".join(capsys.readouterr())      # --quiet: the note on stderr
     assert "was skipped (done before) but trained on other data than the runs this sweep ran now or the data " \
            "as it is now" in out and "done.json to rerun it" in out
+
+
+# ----------------------------------------------------------------------------- interrupted commands
+
+@pytest.mark.parametrize("command, metrics", [("cmd_prepare", False), ("cmd_plot", False), ("cmd_run", True),
+                                              ("cmd_sweep", True)])
+def test_an_interrupted_command_speaks_of_metrics_only_where_it_writes_them(command, metrics, capsys, tmp_path):
+    # was: Ctrl-C during `tallysim prepare shakespeare` said "interrupted; metrics written so far are kept"
+    # (exit 130 either way), as did a full disk while it wrote the cache
+    import argparse
+
+    from tallysim import cli
+    args = argparse.Namespace(fn=getattr(cli, command), out=str(tmp_path / "none"))
+    assert cli.interrupted(KeyboardInterrupt(), args) == 130
+    assert ("metrics written so far are kept" in capsys.readouterr().err) == metrics
+
+
+def test_a_full_disk_while_preparing_speaks_of_no_metrics(monkeypatch, capsys):
+    import errno
+
+    from tallysim import cli, data
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(data, "prepare", full)
+    assert cli.main(["prepare", "shakespeare"]) == 2
+    line = capsys.readouterr().err.strip()
+    assert line == "tallysim: error: the disk is full (No space left on device): free some space, then rerun"
