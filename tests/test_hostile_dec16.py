@@ -237,3 +237,22 @@ def test_a_full_disk_while_preparing_speaks_of_no_metrics(monkeypatch, capsys):
     assert cli.main(["prepare", "shakespeare"]) == 2
     line = capsys.readouterr().err.strip()
     assert line == "tallysim: error: the disk is full (No space left on device): free some space, then rerun"
+
+
+def test_a_file_that_cannot_be_created_is_named_as_asked_not_by_its_temporary_name(monkeypatch, tmp_path, capsys,
+                                                                                   checkpointed):
+    # was: `table runs --out /ro/t.md` on a read-only mount: "tallysim: error: /ro/.t.md.czctir7q.tmp:
+    # Read-only file system", a name the user never gave
+    import errno
+    import tempfile
+
+    from tallysim import atomic, cli
+
+    def read_only(prefix="", suffix="", dir=None):
+        raise OSError(errno.EROFS, "Read-only file system", f"{dir}/{prefix}abcdefgh{suffix}")
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    with pytest.raises(OSError) as e:
+        atomic.write_text(tmp_path / "t.md", "x")
+    assert e.value.filename == str(tmp_path / "t.md") and e.value.errno == errno.EROFS
+    assert cli.main(["table", str(checkpointed), "--out", str(tmp_path / "t.md")]) == 2
+    assert capsys.readouterr().err.strip() == f"tallysim: error: {tmp_path / 't.md'}: Read-only file system"
