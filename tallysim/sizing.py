@@ -136,6 +136,8 @@ def estimate_bytes(cfg) -> list[tuple[str, int, str]]:
     rows = active if cohort else cfg.peers      # models held for the round (the robust aggregation's)
     together = trained_at_once(cfg)             # models whose activations are live at once
     width = "model.width, " if cfg.model.name == "mlp" else ""
+    if protocols.model_target(cfg.model.name):     # a plugin's model: its own size, which "lower peers" left out
+        width = f"the size of model.name={cfg.model.name} ({params:,} parameters a copy), "
     if cohort:      # the server model, and the round's cohort materialised from it (docs/population.md)
         models = (f"the server model and the cohort's {active} models ({cfg.protocol.name} keeps no client "
                   "state)", cohort_models, width + "participation")

@@ -42,6 +42,18 @@ for _m in MODES:
     globals()["h11_" + _m] = _maker(_m)
 
 
+class Huge(nn.Module):
+    classes: int
+
+    @nn.compact
+    def __call__(self, x):
+        return nn.Dense(self.classes)(nn.Dense(10**6)(nn.Dense(10**6)(x.reshape(x.shape[0], -1))))
+
+
+def h11_huge(num_classes):
+    return Huge(num_classes)
+
+
 def h11_exits(num_classes):
     sys.exit(3)
 
@@ -50,7 +62,8 @@ def h11_lines(num_classes):
     raise RuntimeError("first line\\nsecond line")
 
 
-MODELS = {**{"h11" + m: "h11_" + m for m in MODES}, "h11exits": "h11_exits", "h11lines": "h11_lines"}
+MODELS = {**{"h11" + m: "h11_" + m for m in MODES}, "h11exits": "h11_exits", "h11lines": "h11_lines",
+          "h11huge": "h11_huge"}
 '''
 
 
@@ -109,6 +122,15 @@ def test_a_plugin_model_of_nan_logits_is_named_beside_the_learning_rate(h11_mode
     err = capsys.readouterr().err
     assert "the training loss is nan" in err and "optim.lr" in err
     assert "or model.name=h11nan, a plugin's model, returns non-finite logits" in err
+
+
+def test_a_plugin_model_too_big_for_one_copy_names_its_size_not_only_peers(h11_models):
+    # was: "needs at least 48 TB ... (the clients' models ...); lower peers": one copy of it is 4 TB, which
+    # no number of peers mends (traced with eval_shape: nothing allocated)
+    from tallysim import validation
+    with pytest.raises(ConfigError, match=r"48 TB .*; lower the size of model.name=h11huge \(1,000,796,000,010 "
+                                          r"parameters a copy\), peers$"):
+        validation.check_memory(tiny("model.name=h11huge", "model.width=200"))
 
 
 PROTOCOL = '''
