@@ -278,3 +278,17 @@ def test_a_file_that_cannot_be_created_is_named_as_asked_not_by_its_temporary_na
     assert e.value.filename == str(tmp_path / "t.md") and e.value.errno == errno.EROFS
     assert cli.main(["table", str(checkpointed), "--out", str(tmp_path / "t.md")]) == 2
     assert capsys.readouterr().err.strip() == f"tallysim: error: {tmp_path / 't.md'}: Read-only file system"
+
+
+def test_a_text_cache_whose_vocabulary_is_only_the_specials_says_so(tmp_path, monkeypatch):
+    # was: "num_classes=3 is not the vocabulary's size (3, more than the 4 specials)": it was its size
+    from tallysim.data import DataError, text
+    from tallysim.data.cache import cache_file, write_arrays
+    monkeypatch.setenv("TALLYSIM_DATA", str(tmp_path / "cache"))
+    play = "**ANNA**\n" + "to be or not to be, that is it. " * 40
+    arrays = text.build(text.VARIANTS["shakespeare"], [("p/one", play)], min_chars=100)
+    arrays.update(num_classes=np.int64(3), vocab=arrays["vocab"][:3])
+    write_arrays(arrays, cache_file("shakespeare"))
+    with pytest.raises(DataError, match=r"a vocabulary of 3 token\(s\) holds no token beside the 4 specials "
+                                        r"\(<pad>, <bos>, <eos>, <oov>\); allowed: more than 4; delete it"):
+        text.load("shakespeare")
