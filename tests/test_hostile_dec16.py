@@ -93,6 +93,12 @@ def test_a_plugin_models_wrong_output_is_one_line_before_compiling(h11_models, n
         tallysim.drive(tiny(f"model.name={model}", "model.width=200"))
 
 
+def test_a_groups_plugin_model_is_checked_as_the_runs_own(h11_models, no_compile):
+    # the same checks for a group's model in model.groups (build._model_groups -> init_shapes)
+    with pytest.raises(ConfigError, match="returns logits of dtype int32"):
+        tallysim.drive(tiny("model.groups=a:2:mlp;b:2:h11int"))
+
+
 @pytest.mark.parametrize("model", ["h11ok", "h11bf16"])
 def test_float_logits_that_follow_the_batch_pass_the_check(h11_models, model):
     # bfloat16 logits train as they are (the loss takes them): not refused by the dtype check
