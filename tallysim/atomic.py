@@ -80,7 +80,10 @@ def is_sweep_index(path: Path) -> bool:
 def open_temp(path: Path):
     """(file object, temporary path) for an exclusive new file beside `path`."""
     refuse_symlink(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:    # named by the file asked for: the error named `.t.md.czctir7q.tmp`, a name of ours
+        raise OSError(e.errno, e.strerror, str(path)) from None
     # Unbuffered: every write reaches the file at once, so nothing is pending when a write fails. A
     # buffered file would flush again when closed after a full disk, fail the same way, and leave
     # the temporary file behind (the cleanup never ran).

@@ -127,6 +127,14 @@ def _data_digest(cfg: Config, ds, x_all, y_all, n: int) -> str:
     return data.generated_digest([y_all, ds.y_test], [x_all[:n], x_all[n:], ds.x_test])
 
 
+def data_digest_now(cfg: Config) -> str:
+    """The digest a run of `cfg` would record in partition.json, from its data as it is now (loaded, nothing
+    placed on a device): a sweep run again whose every run is skipped compares its runs' with it."""
+    ds = data.load(cfg.data, cfg.data.seed)
+    x_all, y_all, _ = _with_probe_source(cfg, ds)
+    return _data_digest(cfg, ds, x_all, y_all, len(ds.y_train))
+
+
 def _pool_and_rest(cfg: Config, n: int, n_source: int, seed: int):
     """Probe-pool indices and the remaining training indices of one seed."""
     if cfg.probe.source:

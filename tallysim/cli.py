@@ -105,8 +105,14 @@ def interrupted(e: KeyboardInterrupt, args) -> int:
     import signal
     signum = e.signum if isinstance(e, Terminated) else signal.SIGINT
     what = "interrupted" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}"
-    print(f"tallysim: {what}; metrics written so far are kept{_how_to_continue(args)}", file=sys.stderr)
+    print(f"tallysim: {what}{_kept(args)}{_how_to_continue(args)}", file=sys.stderr)
     return 128 + signum
+
+
+def _kept(args) -> str:
+    """"; metrics written so far are kept" for the commands that write metrics (run, sweep, figure); an
+    interrupted `prepare`, `table` or `plot` said so too, of metrics it never writes."""
+    return "; metrics written so far are kept" if getattr(args, "fn", None) in (cmd_run, cmd_sweep, cmd_figure) else ""
 
 
 def end_now(code: int) -> None:
@@ -237,8 +243,8 @@ def main(argv=None, repeats: bool = None) -> int:
         import errno
         if e.errno in (errno.ENOSPC, errno.EDQUOT):     # a full disk is the user's to fix, not a bug
             where = f" writing {e.filename}" if e.filename else ""
-            print(f"tallysim: error: the disk is full{where} ({e.strerror or e}); metrics written so far "
-                  f"are kept: free some space{_how_to_continue(args, 'then ')}", file=sys.stderr)
+            print(f"tallysim: error: the disk is full{where} ({e.strerror or e}){_kept(args)}: free some "
+                  f"space{_how_to_continue(args, 'then ')}", file=sys.stderr)
             return 2
         if e.filename is None:          # not about a path the user gave: a real failure, keep the traceback
             raise

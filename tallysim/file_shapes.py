@@ -41,6 +41,10 @@ KNOWN_CLIENTS = {"shakespeare": 715, "shakespeare_words": 715}
 LABELS_CHUNK_BYTES = 16 << 20
 LABELS_SECONDS = 3.0
 GUESS = (784, 10)                # what the estimate assumes of what it cannot read (sizing.data_shape)
+# The most classes a dataset may have (sizing.LIMITS["data.num_classes"] is this; data/base.checked refuses
+# more when it loads). Headers that say more give no estimate: a num_classes of 10^9 in an .npz was refused
+# by the estimate as 24 TB of models ("lower model.width, peers") before the load could name the classes.
+MOST_CLASSES = 100_000
 # IDX type codes (http://yann.lecun.com/exdb/mnist/ "THE IDX FILE FORMAT"); values are big-endian.
 # data/files.py decodes with these too: labels of any integer type are class ids there.
 IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -121,7 +125,7 @@ def _peek(path: str, state: tuple) -> tuple[tuple, int | None] | None:
 
 
 def _result(shape, classes) -> tuple[tuple, int | None] | None:
-    if shape is None or not 2 <= len(shape) <= 5 or math.prod(shape[1:]) == 0:
+    if shape is None or not 2 <= len(shape) <= 5 or math.prod(shape[1:]) == 0 or (classes or 0) > MOST_CLASSES:
         return None
     example = tuple(int(d) for d in shape[1:])
     return (example + (1,) if len(example) == 2 else example), (int(classes) if classes and classes > 0 else None)

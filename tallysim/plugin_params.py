@@ -30,5 +30,6 @@ def _traced_params(target: tuple, shape: tuple, classes: int) -> int | None:
         variables = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), jnp.zeros((1, *shape), jnp.float32)))
         params = variables["params"] if "params" in variables else variables
         return int(sum(math.prod(leaf.shape) for leaf in jax.tree_util.tree_leaves(params))) or None
-    except Exception:     # noqa: BLE001 - the user's code: init_shapes reports it on the real data
+    except (Exception, SystemExit):     # noqa: BLE001 - the user's code (a sys.exit() in its factory ended
+        # --print-config with its status and no word): init_shapes reports it on the real data
         return None

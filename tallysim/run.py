@@ -70,6 +70,15 @@ def _lr_now(cfg) -> str:
     return "optim.lr; by group now " + ", ".join(f"{name} {lr}" for name, lr in lrs)
 
 
+def _own_model(cfg, r: int) -> str:
+    """In round 1, with a plugin's model: its logits may be what is not finite (NaN from its first forward
+    pass), which no learning rate mends; the line named only optim.lr."""
+    if r != 1 or not protocols.model_target(cfg.model.name):
+        return ""
+    return (f"; or model.name={cfg.model.name}, a plugin's model, returns non-finite logits (check its "
+            "output at initialisation)")
+
+
 def _run_chunk(b: Built, lo: int, hi: int, lanes_out: "_Lanes", bar, saver: checkpoint.Saver,
                resume: Optional[dict]) -> None:
     """All rounds of lanes [lo, hi) as one vmapped program, from round 1 or from a checkpoint."""
@@ -119,7 +128,7 @@ def _run_chunk(b: Built, lo: int, hi: int, lanes_out: "_Lanes", bar, saver: chec
                 loss = float(info["train_loss"][j])
                 if not math.isfinite(loss):
                     lanes_out.diverged(lo + j, f"round {r}, seed {b.seeds[lo + j]}: the training loss is "
-                                       f"{loss}; the run stopped (try a smaller {_lr_now(c)})")
+                                       f"{loss}; the run stopped (try a smaller {_lr_now(c)}){_own_model(c, r)}")
         if not any(lanes_out.live(j) for j in range(lo, hi)):
             break
         evaluating = [j for j, c in enumerate(cfgs) if evaluates(c, end) and lanes_out.live(lo + j)]

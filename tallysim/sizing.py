@@ -12,7 +12,8 @@ from __future__ import annotations
 import math
 
 from tallysim import protocols
-from tallysim.file_shapes import KNOWN_CLIENTS, KNOWN_SHAPES, KNOWN_TEXT, assumed, files_shape  # noqa: F401 - sizing.X, as before
+from tallysim.file_shapes import (KNOWN_CLIENTS, KNOWN_SHAPES, KNOWN_TEXT, MOST_CLASSES,  # noqa: F401 - sizing.X
+                                  assumed, files_shape)
 from tallysim.plugin_params import plugin_model_params
 from tallysim.probe_blocks import BLOCK_SHARE, blocks_votes, probe_block  # noqa: F401 - sizing.X for sim/
 
@@ -25,8 +26,8 @@ from tallysim.probe_blocks import BLOCK_SHARE, blocks_votes, probe_block  # noqa
 LIMITS = {
     "seeds": (10_000, "each seed is partitioned on the host and becomes a lane of one program; run more "
                       "as separate runs (seed=FIRST seeds=N each, or a sweep over seed)"),
-    "data.num_classes": (100_000, "the partition loops over the classes on the host for every seed, and the "
-                                  "probe exchange holds [probes, classes] sums (ImageNet-21k has 21,841)"),
+    "data.num_classes": (MOST_CLASSES, "the partition loops over the classes on the host for every seed, and the "
+                                       "probe exchange holds [probes, classes] sums (ImageNet-21k has 21,841)"),
     "rounds": (1_000_000, "the round loop plans every round on the host, and more rounds cannot finish "
                           "(at a millisecond a round, 10**6 rounds is 17 minutes)"),
     "eval_every": (1_000_000, "it cannot usefully exceed rounds, which is at most 1,000,000"),
@@ -135,6 +136,8 @@ def estimate_bytes(cfg) -> list[tuple[str, int, str]]:
     rows = active if cohort else cfg.peers      # models held for the round (the robust aggregation's)
     together = trained_at_once(cfg)             # models whose activations are live at once
     width = "model.width, " if cfg.model.name == "mlp" else ""
+    if protocols.model_target(cfg.model.name):     # a plugin's model: its own size, which "lower peers" left out
+        width = f"the size of model.name={cfg.model.name} ({params:,} parameters a copy), "
     if cohort:      # the server model, and the round's cohort materialised from it (docs/population.md)
         models = (f"the server model and the cohort's {active} models ({cfg.protocol.name} keeps no client "
                   "state)", cohort_models, width + "participation")

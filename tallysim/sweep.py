@@ -180,7 +180,8 @@ def _run_locked(runs, cfgs, out_dir: Path, progress: bool, log, meta, grouped: b
         if bar and own_bar:
             bar.close()
     _finished_elsewhere(out_dir, records, log)
-    sweep_data.skipped_on_other_data(records, cfgs, log)
+    from tallysim.build import data_digest_now      # the data loaded only where every run of it was skipped
+    sweep_data.skipped_on_other_data(records, cfgs, log, data_digest_now)
     _write_index(out_dir, records, meta)
     return records
 

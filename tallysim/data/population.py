@@ -104,6 +104,11 @@ def population(n: int, peers: int, mean: float, sigma: float, floor: int, reuse:
         raise DataError(f"partition.kind=population drew a client of {int(s.max())} examples but {name} has "
                         f"{n} after the probe pool; lower partition.mean_size or partition.sigma, or add "
                         "training examples (data.train_size)")
+    if total == 0:      # every client empty: no shard to gather from, an IndexError inside the first round
+        raise DataError(f"partition.kind=population drew 0 examples for every one of its {peers} clients "
+                        f"(lognormal sizes of mean {mean} and sigma {sigma} round to 0, and partition.min_size="
+                        f"{floor}); allowed: partition.min_size >= 1, or a smaller partition.sigma (half the clients "
+                        "hold under mean * exp(-sigma^2 / 2) examples)")
     if total > n and not reuse:
         raise DataError(f"partition.kind=population: {peers} clients of mean {mean} hold {total} examples but "
                         f"{name} has {n} after the probe pool; allowed: peers * partition.mean_size <= {n}, "

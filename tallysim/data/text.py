@@ -295,9 +295,11 @@ def _checked(z, path) -> None:
     fix = f"delete it and run: python -m tallysim prepare {pathlib.Path(path).stem}"
     vocab, names = np.asarray(z["vocab"]), np.asarray(z["client_names"])
     c = z["num_classes"]
-    if np.ndim(c) != 0 or not np.issubdtype(np.asarray(c).dtype, np.integer) or int(c) != len(vocab) or int(c) <= len(SPECIALS):
-        raise DataError(f"{path}: num_classes={np.asarray(c).tolist()!r} is not the vocabulary's size ({len(vocab)}, more than the "
-                        f"{len(SPECIALS)} specials); {fix}")
+    if np.ndim(c) != 0 or not np.issubdtype(np.asarray(c).dtype, np.integer) or int(c) != len(vocab):
+        raise DataError(f"{path}: num_classes={np.asarray(c).tolist()!r} is not the vocabulary's size ({len(vocab)}); {fix}")
+    if int(c) <= len(SPECIALS):     # said "num_classes=3 is not the vocabulary's size (3, ...)": it was
+        raise DataError(f"{path}: a vocabulary of {int(c)} token(s) holds no token beside the {len(SPECIALS)} specials "
+                        f"({', '.join(SPECIALS)}); allowed: more than {len(SPECIALS)}; {fix}")
     c = int(c)
     for split in ("train", "test"):
         x, y, who = (np.asarray(z[f"{k}_{split}"]) for k in ("x", "y", "clients"))

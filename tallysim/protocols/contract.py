@@ -58,7 +58,7 @@ def _raised_in_plugin(who: str, what: str, fn):
             return fn(*args, **kwargs)
         except ConfigError:
             raise
-        except Exception as e:  # noqa: BLE001 - whatever the plugin raised, say it in one line
+        except (Exception, SystemExit) as e:  # noqa: BLE001 - whatever the plugin raised (sys.exit too), one line
             text = str(e).strip().splitlines()
             raise ConfigError(f"{who}: {what} raised {type(e).__name__}{': ' + text[0] if text else ''}"
                               f"{_where(e)}; the plugin's own code failed (see write-a-protocol.md for what "
@@ -116,7 +116,7 @@ def _checked_cost(who: str, cost_fn):
     def cost_checked(info):
         try:
             bits = cost_fn(info)
-        except Exception as e:  # noqa: BLE001 - whatever the plugin raised, say it in one line
+        except (Exception, SystemExit) as e:  # noqa: BLE001 - whatever the plugin raised (sys.exit too), one line
             text = str(e).strip().splitlines()
             raise ConfigError(f"{who}: cost(info) raised {type(e).__name__}{': ' + text[0] if text else ''}; "
                               "expected a function of the round's info (host values) returning "

@@ -204,13 +204,20 @@ def _plugin_model(cfg: ModelConfig, k: int) -> nn.Module:
                           f"{fn}(num_classes, dtype)")
     try:
         model = factory(k, dtype=DTYPES[cfg.dtype]) if takes_dtype else factory(k)
-    except Exception as e:    # noqa: BLE001 - the user's code: its error in one line, naming it
-        raise ConfigError(f"{where}: {fn}({k}) raised {type(e).__name__}: {e}") from None
+    except (Exception, SystemExit) as e:    # noqa: BLE001 - the user's code: its error in one line, naming it
+        # its first line: a message of several lines broke the one-line rule; SystemExit (a sys.exit() in the
+        # factory) ended tallysim with the factory's status and not a word (as plugin_import catches it)
+        raise ConfigError(f"{where}: {fn}({k}) raised {_first_line(e)}") from None
     if not isinstance(model, nn.Module):
         raise ConfigError(f"{where}: {fn}({k}) returned {type(model).__name__}; allowed: a flax.linen Module "
                           "mapping float32 examples [B, ...] to logits [B, num_classes] (text: token ids "
                           "[B, pos] to logits [B, pos, num_classes])")
     return model
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__
 
 
 def init_shapes(cfg: ModelConfig, model: nn.Module, dummy, num_classes: int, task=None, data_name: str = ""):
@@ -220,7 +227,7 @@ def init_shapes(cfg: ModelConfig, model: nn.Module, dummy, num_classes: int, tas
     target = model_target(cfg.name)
     try:
         variables = jax.eval_shape(model.init, jax.random.PRNGKey(0), dummy)
-    except Exception as e:    # noqa: BLE001 - the user's code: its error in one line, naming the model
+    except (Exception, SystemExit) as e:    # noqa: BLE001 - the user's code: its error in one line, naming the model
         if target is None:    # a built-in's failure is tallysim's: the traceback as it is
             raise
         raise ConfigError(f"model.name={cfg.name} (plugin {':'.join(target)}) raised "
@@ -252,6 +259,9 @@ def expected_logits(task, example_shape, batch: int, num_classes: int) -> tuple:
     return (batch, num_classes)
 
 
+CHECK_BATCH = 2      # examples a plugin model is also checked on (eval_shape: shapes only, nothing runs)
+
+
 def check_plugin_model(cfg: ModelConfig, model: nn.Module, variables, dummy, num_classes: int, task=None,
                        data_name: str = "") -> None:
     """What tallysim needs of a plugin model, checked on shapes before anything compiles: its whole state
@@ -274,7 +284,7 @@ def check_plugin_model(cfg: ModelConfig, model: nn.Module, variables, dummy, num
                           "(they are trained by gradient); keep integer constants out of self.param")
     try:
         out = jax.eval_shape(model.apply, variables, dummy)
-    except Exception as e:    # noqa: BLE001 - the user's code
+    except (Exception, SystemExit) as e:    # noqa: BLE001 - the user's code
         raise ConfigError(f"{where} cannot be applied to examples of shape {list(dummy.shape[1:])}: "
                           f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} "
                           f"({_task_words(task, dummy.shape[1:], num_classes, data_name)})") from None
@@ -284,6 +294,24 @@ def check_plugin_model(cfg: ModelConfig, model: nn.Module, variables, dummy, num
         raise ConfigError(f"{where} returns {getattr(out, 'shape', type(out).__name__)} for {dummy.shape[0]} "
                           f"example(s); allowed: logits of shape {shape} "
                           f"({_task_words(task, dummy.shape[1:], num_classes, data_name)})")
+    if not jnp.issubdtype(out.dtype, jnp.floating):
+        # int32, bool or complex logits passed the shape check and were optax's TypeError from inside the
+        # jitted loss (softmax cross-entropy needs real floating-point logits)
+        raise ConfigError(f"{where} returns logits of dtype {out.dtype}; allowed: floating-point logits "
+                          "(float32, or bfloat16 / float16, which the loss takes as they are): scores per class, "
+                          "not class ids (argmax) nor a cast to an integer, bool or complex type")
+    # and on CHECK_BATCH examples: a model that keeps only the first example (`x[:1]`, a reshape to a batch
+    # of one) returned the right shape for init's one example and was a traceback inside the jitted step
+    many = jax.ShapeDtypeStruct((CHECK_BATCH,) + tuple(dummy.shape[1:]), dummy.dtype)
+    try:
+        got = getattr(jax.eval_shape(model.apply, variables, many), "shape", None)
+    except (Exception, SystemExit) as e:    # noqa: BLE001 - the user's code
+        got = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+    if got != (need := expected_logits(task, dummy.shape[1:], CHECK_BATCH, num_classes)):
+        raise ConfigError(f"{where} returns {want} for {dummy.shape[0]} example but "
+                          f"{got if isinstance(got, str) else tuple(got)} for {CHECK_BATCH}; allowed: {need} for "
+                          f"{CHECK_BATCH}, logits whose first axis is the batch's (not sliced, reshaped or summed "
+                          "over the batch: every example needs its own)")
 
 
 def param_count(params) -> int:
