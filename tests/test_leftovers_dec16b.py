@@ -46,3 +46,30 @@ def test_table_names_its_accuracy_columns_after_the_metric(two_runs, tmp_path, c
     assert cli.main(["table", str(two_runs)]) == 0                            # the default: unchanged
     assert capsys.readouterr().out.splitlines()[0] == ("| run | optim.lr | final | final_std | best | bits_per_peer "
                                                        "| MB_per_peer | round | status |")
+
+
+# ------------------------------------------------------------------ 2. one format for a count of bits
+
+def test_every_table_prints_fractional_bits_one_way(two_runs, tmp_path, capsys):
+    """A cohort run's bits_per_peer 59.8980101989801: `table` printed it whole before (dec16's fix gave
+    9533.33 for one case), `pareto`'s tables 60, the figures' Markdown 59.9 (3.2e+09 for a large one) and
+    the CSVs of `plot` and the figures every digit. Now whole numbers whole, fractions to two decimals."""
+    from tallysim import cli
+    from tallysim.figures import drawing
+    from tallysim.results import metrics, pareto, plot
+    assert [metrics.bits_text(b) for b in (59.8980101989801, 57200 / 6, 3.2e9, 0.0, 16, None)] == \
+        ["59.90", "9533.33", "3200000000", "0", "16", ""]
+    assert cli.main(["table", str(two_runs), "--format", "csv"]) == 0
+    (row, _) = csv.DictReader(capsys.readouterr().out.splitlines())
+    assert row["bits_per_peer"] == "59.90", row
+    point = {"protocol": "tally", "run": "a", "bits_per_peer": 59.8980101989801, "MB_per_peer": 59.898 / 8e6,
+             "accuracy": 0.5}
+    assert pareto.table_row(point)["bits_per_peer"] == "59.90"
+    plot.write_points(tmp_path / "p.csv", [("a", "tally", "a", 1, 59.8980101989801, "acc_mean", 0.5, "")])
+    assert next(csv.DictReader(open(tmp_path / "p.csv")))["bits_per_peer"] == "59.90"
+    fig = metrics.pyplot().figure()
+    drawing.save(fig, tmp_path / "f", [{"round": 1, "bits_per_peer": 59.8980101989801, "bits_per_peer@a": 3.25,
+                                        "bits_per_peer_to_target": None, "accuracy": 0.5}])
+    row = next(csv.DictReader(open(tmp_path / "f.csv")))
+    assert (row["bits_per_peer"], row["bits_per_peer@a"], row["bits_per_peer_to_target"], row["accuracy"]) == \
+        ("59.90", "3.25", "", "0.5"), row

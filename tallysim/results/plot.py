@@ -279,5 +279,6 @@ def write_points(path: Path, points) -> None:
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(CSV_COLUMNS)
-    w.writerows(points)
+    bits = CSV_COLUMNS.index("bits_per_peer")
+    w.writerows([(*p[:bits], metrics.bits_text(p[bits]), *p[bits + 1:]) for p in points])
     atomic.write_text(path, buf.getvalue())

@@ -146,9 +146,8 @@ def _cell(v, col: str) -> str:
         return str(v).lower()
     if col.split(" ")[0] in ("final", "final_std", "best", "client_mean", "client_p10") and isinstance(v, float):
         return f"{v:.4f}"
-    if col == "bits_per_peer" and isinstance(v, float):
-        # total bits / peers, or a mean over seeds: a fraction printed whole was 9533.333333333332
-        return str(int(v)) if v.is_integer() else f"{v:.2f}"
+    if col == "bits_per_peer":
+        return metrics.bits_text(v)         # every table's one rule for a count of bits
     if col in ("MB_per_peer", "ppl"):
         return f"{v:.4g}"
     return str(v)
