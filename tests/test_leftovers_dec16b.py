@@ -73,3 +73,29 @@ def test_every_table_prints_fractional_bits_one_way(two_runs, tmp_path, capsys):
     row = next(csv.DictReader(open(tmp_path / "f.csv")))
     assert (row["bits_per_peer"], row["bits_per_peer@a"], row["bits_per_peer_to_target"], row["accuracy"]) == \
         ("59.90", "3.25", "", "0.5"), row
+
+
+# ------------------------------------------------------------------ 3. a re-run with nothing left to run
+
+def test_a_rerun_of_finished_runs_promises_no_eta(tmp_path, capsys):
+    """A sweep (or figure) run again over runs that all finished before said `ETA after the first run`:
+    there is no first run to wait for. Its line now says so; runs done before are not in the time left."""
+    from conftest import tiny
+    from tallysim import progress, sweep
+    runs = [(f"seed={s}", [f"seed={s}"]) for s in (0, 1, 2)]
+    for name, _ in runs:
+        (tmp_path / "sw" / name).mkdir(parents=True)
+        (tmp_path / "sw" / name / sweep.DONE).write_text("{}")
+    with progress.forced("lines"):
+        recs = sweep.run_sweep(tiny(), runs, tmp_path / "sw", progress=True, log=lambda m: None)
+    assert [r["status"] for r in recs] == ["skipped"] * 3
+    lines = [l for l in capsys.readouterr().err.splitlines() if l.startswith("runs ")]
+    assert lines and not any("ETA" in l for l in lines), lines
+    assert lines[0].startswith("runs 1/3") and lines[0].endswith("all 3 runs done before"), lines
+    clock = progress.RunsClock(4, done_before=2)         # two to run, two done before
+    assert clock.eta_text() == "ETA after the first run"
+    clock.count(1, skipped=False)
+    clock.count(1, skipped=True)
+    assert clock.eta_text().startswith("ETA "), clock.eta_text()
+    clock.count(1, skipped=False)
+    assert clock.eta_text() == "the rest done before" and clock.eta() == 0.0
