@@ -99,3 +99,33 @@ def test_a_rerun_of_finished_runs_promises_no_eta(tmp_path, capsys):
     assert clock.eta_text().startswith("ETA "), clock.eta_text()
     clock.count(1, skipped=False)
     assert clock.eta_text() == "the rest done before" and clock.eta() == 0.0
+
+
+# ------------------------------------------------------------------ 4. consensus_acc with nothing kept
+
+def test_consensus_acc_with_no_probe_kept_is_nan_and_its_readers_skip_it(tmp_path, capsys):
+    """Every vote abstained (or no message arrived): consensus_acc read 0.0, every target wrong, where there
+    was no target. It is NaN (the row's null, as vote_acc_honest with no honest peer); `table` leaves the
+    final empty and takes the best over the other rounds, and `plot --metric consensus_acc` refused the run
+    as "not a numeric column" for its one null round: it draws the others."""
+    import jax.numpy as jnp
+    import math
+    from tallysim import cli
+    from tallysim.protocols.probe_targets import consensus_acc
+    from tallysim.results import table
+    from tallysim.sim import tasks
+    y = jnp.array([0, 1, 2, 1], jnp.int32)
+    target = jnp.array([0, 1, 0, 0], jnp.int32)
+    task = tasks.CLASSIFICATION
+    assert math.isnan(float(consensus_acc(task, target, y, jnp.zeros(4))))             # nothing kept
+    assert float(consensus_acc(task, target, y, jnp.array([1.0, 1.0, 1.0, 0.0]))) == pytest.approx(2 / 3)
+    assert float(consensus_acc(task, target, y)) == pytest.approx(0.5)                # every probe
+    rows = [{"round": r, "acc_mean": 0.5, "acc_global": None, "bits_per_peer": 100.0 * r, "consensus_acc": c}
+            for r, c in ((1, 0.6), (2, 0.7), (3, None))]
+    d = _write_run(tmp_path / "run", rows, {**BASE, "rounds": 3})
+    (row,) = table.table_rows([d], "consensus_acc")[1]
+    assert (row["final consensus_acc"], row["best consensus_acc"]) == (None, 0.7), row
+    assert cli.main(["plot", str(d), "--out", str(tmp_path / "p.png"), "--metric", "consensus_acc"]) == 0, \
+        capsys.readouterr().err
+    drawn = list(csv.DictReader(open(tmp_path / "p.csv")))
+    assert [(r["round"], r["value"]) for r in drawn] == [("1", "0.6"), ("2", "0.7")], drawn
