@@ -17,7 +17,7 @@ evaluation not counted, their time is).
 The bar over the runs estimates the time left from the runs done and the rounds done of the runs
 under way (each round bar reports its share to it), so it has an estimate from the first stretch of
 rounds of the first run on, not only once a run has finished; before that it says `ETA after the first
-run`. While the next run compiles it holds the last run's estimate (`, next run compiling`) rather than
+run`, and with only runs finished before left (a re-run) `all N runs done before`. While the next run compiles it holds the last run's estimate (`, next run compiling`) rather than
 grow it by the seconds that pass with no rounds done.
 
 Where stderr is not a terminal (`nohup ... > log 2>&1`, a batch job's log, CI, `tee`), redrawn bars
@@ -146,8 +146,8 @@ RUNS_FORMAT = "{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]"
 class RunsBar:
     """The bar over a sweep's or a figure's runs, above the round bar (tqdm stacks open bars)."""
 
-    def __init__(self, total: int, desc: str = "runs"):
-        self.clock = RunsClock(total)
+    def __init__(self, total: int, desc: str = "runs", done_before: int = 0):
+        self.clock = RunsClock(total, done_before)
         self.bar = _tqdm(total=total, desc=desc, unit="run", position=0, leave=True, bar_format=RUNS_FORMAT,
                          postfix=self.clock.eta_text())
         base.open_runs(self)
@@ -168,11 +168,12 @@ class RunsBar:
         self.bar.close()
 
 
-def runs_bar(total: int, enabled: bool, desc: str = "runs"):
-    """The bar over runs, or its lines where stderr is a log (mode()); None when `enabled` is false."""
+def runs_bar(total: int, enabled: bool, desc: str = "runs", done_before: int = 0):
+    """The bar over runs, or its lines where stderr is a log (mode()); None when `enabled` is false.
+    `done_before`: how many of the runs finished before (RunsClock)."""
     if not enabled:
         return None
     if mode() == "lines":
         from tallysim.progress_lines import RunsLines
-        return RunsLines(total, desc)
-    return RunsBar(total, desc)
+        return RunsLines(total, desc, done_before)
+    return RunsBar(total, desc, done_before)

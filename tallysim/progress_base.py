@@ -131,10 +131,13 @@ class RunsClock:
     before) count as done but not in the rate. Between a run's end and the next run's first stretch of
     rounds (its compile, mostly) the estimate is the one the last run's end gave, and says the next run
     is compiling: elapsed time over unchanged work made it climb by (runs left / runs done) seconds a
-    second, 2 s a second under a long compile."""
+    second, 2 s a second under a long compile. `done_before`: the runs known finished before (a re-run
+    skips them): not in the time left, and with only they left there is no ETA to wait for (a re-run of
+    a finished figure said `ETA after the first run` with nothing left to run)."""
 
-    def __init__(self, total: int):
+    def __init__(self, total: int, done_before: int = 0):
         self.total, self.n, self.ran, self.partial, self.worked = total, 0, 0, 0.0, 0.0
+        self.skips_left = min(max(done_before, 0), total)      # the runs done before not yet counted
         self.t0 = time.perf_counter()
         self.t_ended: Optional[float] = None    # a run ended then, and the next has reported nothing yet
 
@@ -144,11 +147,13 @@ class RunsClock:
         if worked <= 0:
             return None
         end = self.t_ended if self.t_ended is not None else time.perf_counter() if now is None else now
-        return (end - self.t0) * max(self.total - self.n - self.partial, 0.0) / worked
+        return (end - self.t0) * max(self.total - self.n - self.skips_left - self.partial, 0.0) / worked
 
     def eta_text(self, now: Optional[float] = None) -> str:
         if self.n >= self.total:
             return "done"
+        if self.n + self.skips_left >= self.total:      # only runs done before are left: nothing to wait for
+            return f"all {self.total} runs done before" if self.ran == 0 else "the rest done before"
         left = self.eta(now)
         if left is None:
             return "ETA after the first run"
@@ -157,6 +162,7 @@ class RunsClock:
     def count(self, n: int, skipped: bool) -> None:
         self.n += n
         self.ran += 0 if skipped else n
+        self.skips_left = max(self.skips_left - n, 0) if skipped else self.skips_left
         self.partial = self.worked = 0.0
         self.t_ended = time.perf_counter()
 

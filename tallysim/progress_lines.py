@@ -98,8 +98,8 @@ class RunsLines:
     """RunsBar's interface (done, close), as lines: one per finished run or group, throttled as the
     round lines are, the first and the last always."""
 
-    def __init__(self, total: int, desc: str = "runs"):
-        self.clock = base.RunsClock(total)
+    def __init__(self, total: int, desc: str = "runs", done_before: int = 0):
+        self.clock = base.RunsClock(total, done_before)
         self.desc = desc
         self.interval = base.interval()
         self.said_at, self.said_n = None, 0

@@ -143,7 +143,7 @@ def _run_locked(runs, cfgs, out_dir: Path, progress: bool, log, meta, grouped: b
     _write_index(out_dir, records, meta)
     n = len(runs)
     own_bar = runs_bar is None
-    bar = progress_bars.runs_bar(n, progress) if own_bar else runs_bar
+    bar = progress_bars.runs_bar(n, progress, done_before=done_before(out_dir, runs)) if own_bar else runs_bar
     try:
         for batch in _plan(cfgs, [out_dir / name for name, _ in runs], grouped):
             if len(batch) > 1:
@@ -194,6 +194,12 @@ def _finished_elsewhere(out_dir: Path, records: list, log) -> None:
             rec.update(status="done", finished_by="another process")
             rec.pop("error", None)
             log(f"  {rec['name']}: finished by the other process meanwhile")
+
+
+def done_before(out_dir: Path, runs) -> int:
+    """How many of `runs` (name, overrides) finished before (their DONE is there): the sweep skips them, so
+    the bar over runs neither waits for them nor, with only they left, promises an ETA."""
+    return sum((Path(out_dir) / name / DONE).exists() for name, _ in runs)
 
 
 def _plan(cfgs: list[Config], dirs: list[Path], grouped: bool) -> list[list[int]]:

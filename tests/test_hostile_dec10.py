@@ -293,7 +293,7 @@ def perplexity(tmp_path):
 def test_the_best_perplexity_or_loss_is_the_lowest(metric, best, perplexity):
     """`table --metric ppl_mean` called round 1's inf perplexity the run's best (the largest value)."""
     (row,) = table.table_rows(str(perplexity), metric)[1]
-    assert row["best"] == best and row["final"] == best
+    assert row[f"best {metric}"] == best and row[f"final {metric}"] == best
 
 
 def test_pareto_of_a_perplexity_is_refused(perplexity, tmp_path, capsys):

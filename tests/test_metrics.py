@@ -284,7 +284,7 @@ def test_table_of_a_sweep_one_row_per_run_with_its_swept_fields(tmp_path, capsys
     assert cli.main(["table", str(tmp_path / "sw"), "--out", str(out), "--metric", "acc_mean"]) == 0
     import csv
     rows = list(csv.DictReader(open(out)))
-    assert [(r["optim.lr"], r["final"], r["best"]) for r in rows] == [("0.01", "0.3000", "0.3000"),
+    assert [(r["optim.lr"], r["final acc_mean"], r["best acc_mean"]) for r in rows] == [("0.01", "0.3000", "0.3000"),
                                                                      ("0.1", "0.3500", "0.3500")]
     assert cli.main(["table", str(tmp_path / "sw"), "--metric", "nope"]) == 2
     assert cli.main(["table", str(tmp_path)  + "/none"]) == 2

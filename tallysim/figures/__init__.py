@@ -278,7 +278,9 @@ def make_figure(name_or_path: str, smoke: bool = False, results: str = "results"
             raise
         bar = None
         try:        # the bar inside: one that fails to start (a Ctrl-C, a closed terminal) gives the locks back
-            bar = progress_bars.runs_bar(sum(len(runs) for _, runs in plans.values()), progress, f"{tag} runs")
+            bar = progress_bars.runs_bar(sum(len(runs) for _, runs in plans.values()), progress, f"{tag} runs",
+                                         sum(sweep.done_before(Path(results) / tag / g, runs)
+                                             for g, (_, runs) in plans.items()))
             recs_by_group = {}
             for gname, (cfg, runs) in plans.items():
                 log(f"{tag}: group {gname} ({len(runs)} runs)")

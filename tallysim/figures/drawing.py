@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Optional
 
 from tallysim import atomic
-from tallysim.results.metrics import save_figure
+from tallysim.results.metrics import bits_text, save_figure
 
 
 def save(fig, stem: Path, table: list[dict], markdown: Optional[str] = None) -> dict:
@@ -15,6 +15,8 @@ def save(fig, stem: Path, table: list[dict], markdown: Optional[str] = None) -> 
     {kind: path}, as the figure's `<tag>.json` records them."""
     paths = {"png": f"{stem}.png", "pdf": f"{stem}.pdf", "csv": f"{stem}.csv"}
     save_figure(fig, paths["png"], paths["pdf"])
+    # every count of bits (bits_per_peer, bits_per_peer@<group>, bits_per_peer_to_target) in the one format
+    table = [{k: bits_text(v) if k.startswith("bits_per_peer") else v for k, v in r.items()} for r in table]
     atomic.write_csv(paths["csv"], list(table[0]) if table else ["empty"], table)
     if markdown is not None:
         paths["table"] = f"{stem}_table.md"

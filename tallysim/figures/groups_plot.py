@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from tallysim.figures.drawing import finish_axis, save
 from tallysim.figures.panel_layout import panel_grid
-from tallysim.results.metrics import read_run
+from tallysim.results.metrics import bits_text, read_run
 from tallysim import model_groups
 
 MARKERS = "osD^v<>pX*"                                   # one per model group (protocol lines)
@@ -46,7 +46,7 @@ def groups_fig(spec, data, stem, title) -> dict:
                 table += [{"panel": panel, "protocol": protocol, "model_group": g, "round": r["round"],
                            "bits_per_peer": r[f"bits_per_peer@{g}"], "accuracy": a} for r, a in zip(rows, ys)]
                 lines.append(f"| {panel} | {protocol} | {g} | {rows[-1]['round']} | {ys[-1]:.4f} | "
-                             f"{rows[-1][f'bits_per_peer@{g}']:.4g} | "
+                             f"{bits_text(rows[-1][f'bits_per_peer@{g}'])} | "
                              f"{'-' if gain is None else f'{gain:+.4f}'} |")
         finish_axis(ax, "cumulative bits per peer of the group (up + down)", "group's mean test accuracy",
                 panel, logx=True, legend_size=6)

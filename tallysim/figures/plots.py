@@ -16,7 +16,7 @@ from tallysim.figures.groups_plot import groups_fig
 from tallysim.figures.privacy_plot import privacy_fig
 from tallysim.figures.robustness import robustness_fig
 from tallysim.figures.vocab_plot import vocab_fig
-from tallysim.results.metrics import HONEST, panel_of, accuracy_std as acc, bits_to_target, pyplot, read_partition, \
+from tallysim.results.metrics import HONEST, panel_of, accuracy_std as acc, bits_text, bits_to_target, pyplot, read_partition, \
     headline_key, read_run, save_figure
 
 
@@ -50,7 +50,7 @@ def curves(spec, data, stem, title) -> dict:
             last = rows[-1]
             hit = bits_to_target(rows, target)
             summary.append(f"| {label} | {cfg.get('data', {}).get('name')} | {acc(last)[0]:.4f} +- {acc(last)[1]:.4f} "
-                           f"| {last['bits_per_peer'] / 8e6:.4g} | {'not reached' if hit is None else f'{hit:.4g}'} |")
+                           f"| {last['bits_per_peer'] / 8e6:.4g} | {'not reached' if hit is None else bits_text(hit)} |")
     finish_axis(ax, "cumulative bits per peer (up + down)", "test accuracy (mean +- std over seeds)", title,
             legend_size=7)
     return save(fig, stem, table,

@@ -9,7 +9,7 @@ import math
 
 from tallysim.figures.drawing import finish_axis, save
 from tallysim.figures.panel_layout import panel_grid
-from tallysim.results.metrics import accuracy_std as acc, read_run, text_headline
+from tallysim.results.metrics import accuracy_std as acc, bits_text, read_run, text_headline
 
 
 def vocab_size(dataset: str):
@@ -53,7 +53,7 @@ def vocab_fig(spec, data, stem, title) -> dict:
             ppl = text_headline(rows[-1])["ppl"]            # the same model's test perplexity
             lines.append(f"| {p} | {dataset} | {C if C else '?'} | {label} | {rows[-1]['round']} | {ys[-1]:.4f} "
                          f"| {'-' if ppl is None else f'{ppl:.4g}'} "
-                         f"| {rows[-1]['bits_per_peer']:.4g} | {per_token if per_token else 'by parameters'} "
+                         f"| {bits_text(rows[-1]['bits_per_peer'])} | {per_token if per_token else 'by parameters'} "
                          f"| {ratio} |")
         finish_axis(ax, "cumulative bits per peer (up + down)", "next-token test accuracy",
                 f"{p}: C = {C}" if C else p, logx=True, legend_size=7)

@@ -43,10 +43,14 @@ def text_agreement(task, x_M, share_M) -> dict:
 def consensus_acc(task, target_M, y_M, weight_M=None) -> jax.Array:
     """The accuracy of the targets the peers train on (`weight_M` > 0; None: every probe) against
     the probes' hidden labels; next_token: only at the positions test accuracy scores
-    (tasks.scored_messages: not PAD, OOV, BOS or EOS), as vote_acc."""
+    (tasks.scored_messages: not PAD, OOV, BOS or EOS), as vote_acc. NaN where no probe is both kept and
+    scored (every vote abstained, no peer's message arrived): there is no target to be right or wrong,
+    and 0.0 read as every target wrong. The row writes it null, as vote_acc_honest's NaN with no honest
+    peer (results/rows.lane_row); the divergence check reads only the training loss."""
     scored_M = task.scored_messages(y_M)
     w = weight_M if scored_M is None else (scored_M if weight_M is None else weight_M * scored_M)
-    return vote.scored_mean((target_M == y_M).astype(jnp.float32), w)
+    acc = vote.scored_mean((target_M == y_M).astype(jnp.float32), w)
+    return acc if w is None else jnp.where(jnp.sum(w) > 0, acc, jnp.float32(jnp.nan))
 
 
 def predict_probes(ctx: Context, params_c, x_M, probes: Optional[int] = None) -> jax.Array:

@@ -179,6 +179,18 @@ def _by_group(last: dict) -> str:
     return (", by group: " + ", ".join(f"{name} {v:.4f}" for name, v in groups)) if groups else ""
 
 
+def bits_text(bits) -> str:
+    """A count of bits as every table prints it (`table`, `pareto`'s tables, `plot`'s and the figures'
+    CSVs and Markdown tables): a whole number whole, a fraction (total bits / peers, a mean over seeds:
+    a cohort run's 59.8980101989801, a gated run's 9533.333333333332) to two decimals; "" for none.
+    Each table had its own rule: `table` 9533.33, `pareto` 60, the figures 59.9 and 3.2e+09."""
+    if bits is None or bits == "":
+        return ""
+    if isinstance(bits, str) or not math.isfinite(bits):
+        return str(bits)
+    return str(int(bits)) if float(bits).is_integer() else f"{bits:.2f}"
+
+
 def summary_line(cfg, last: dict) -> str:
     """One line for a finished run: `cfg` a Config (protocol.name, rounds, peers, seeds, data.name), `last`
     its last metrics row (plus `out`, the run directory, if it was written)."""

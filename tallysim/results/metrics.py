@@ -36,7 +36,7 @@ from tallysim.fields import home, is_path
 # The headline numbers and the row writer live in their own modules; their names stay importable from
 # here, where readers, run.py and the figures have always found them.
 from tallysim.results.headline import (HEADLINE, HONEST, TEXT_HEADLINE, WHICH, accuracy, accuracy_std,  # noqa: F401
-                                       aggregate, bits_to_target, check_which, collapse_warning, final_best,
+                                       aggregate, bits_text, bits_to_target, check_which, collapse_warning, final_best,
                                        headline_key, is_number, lower_is_better, metric, run_accuracy,
                                        summary_line, text_headline)
 from tallysim.results.rows import (CLIENT_PERCENTILE, GROUP_KEYS, NON_FINITE, PEER_PLACES, PROBE_KEYS,  # noqa: F401

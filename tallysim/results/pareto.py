@@ -167,7 +167,7 @@ def plotted_bits(bits: float) -> float:
 
 def table_row(p: dict) -> dict:
     """A point's row in the frontier tables (the figures' landscape tables use the same columns)."""
-    return {"protocol": p["protocol"], "run": p["run"], "bits_per_peer": f"{p['bits_per_peer']:.0f}",
+    return {"protocol": p["protocol"], "run": p["run"], "bits_per_peer": metrics.bits_text(p["bits_per_peer"]),
             "MB_per_peer": f"{p['MB_per_peer']:.6g}", "accuracy": f"{p['accuracy']:.4f}"}
 
 

@@ -164,6 +164,10 @@ def plot_curves(run_dirs, out: str, metric: str = "auto", title: str | None = No
     series, points, kept = [], [], []
     for (d, cfg, rows), label in zip(runs, labels):
         rows = [r for r in rows if r["bits_per_peer"] > 0] or rows
+        if metric not in ("auto", "ppl"):
+            # a round with no value (consensus_acc null where every vote abstained, vote_acc_honest with no
+            # honest peer) is no point: it refused the whole plot as "not a numeric column" of the run
+            rows = [r for r in rows if metrics.metric(r, metric) is not None] or rows
         kept.append(rows)
         ys = [metric_value(r, metric, Path(d) / metrics.METRICS) for r in rows]
         # the std over seeds of the value drawn (aggregate writes it for every mean); one seed: none
@@ -279,5 +283,6 @@ def write_points(path: Path, points) -> None:
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(CSV_COLUMNS)
-    w.writerows(points)
+    bits = CSV_COLUMNS.index("bits_per_peer")
+    w.writerows([(*p[:bits], metrics.bits_text(p[bits]), *p[bits + 1:]) for p in points])
     atomic.write_text(path, buf.getvalue())

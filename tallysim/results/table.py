@@ -96,7 +96,8 @@ def run_status(run_dir: Path, cfg: dict, rows: list) -> str:
 
 def table_rows(dirs, metric: str = "auto", log=None) -> tuple[list[str], list[dict]]:
     """(columns, rows) of the table over every run directory at or below `dirs`: `run` (its path under
-    the directory given), the swept fields, then RESULT_COLUMNS. `final`/`best` are the headline
+    the directory given), the swept fields, then RESULT_COLUMNS (the first three named after `metric`
+    when it is not auto: metric_columns). `final`/`best` are the headline
     accuracy (`metric="auto"`: acc_global where there is a server model, else acc_mean) of the last
     evaluation and the largest over evaluations; `final_std` its std over seeds (None for one seed).
     A corrupt run is skipped with a note through `log` (default stderr), as `pareto` does."""
@@ -126,7 +127,16 @@ def table_rows(dirs, metric: str = "auto", log=None) -> tuple[list[str], list[di
         for c in TEXT_COLUMNS:
             if c not in text:
                 r.pop(c)
-    return ["run", *swept, *RESULT_COLUMNS[:3], *text, *RESULT_COLUMNS[3:]], out
+    named = metric_columns(metric)
+    out = [{named.get(k, k): v for k, v in r.items()} for r in out]
+    return ["run", *swept, *named.values(), *text, *RESULT_COLUMNS[3:]], out
+
+
+def metric_columns(metric: str) -> dict:
+    """The accuracy columns' names: `final`, `final_std`, `best` for the headline (`--metric auto`, the
+    header scripts and tests read), `final vote_acc`, `final_std vote_acc`, `best vote_acc` for another
+    column: `--metric vote_acc` labelled its values `final`, read as the headline accuracy."""
+    return {c: c if metric == "auto" else f"{c} {metric}" for c in RESULT_COLUMNS[:3]}
 
 
 def _cell(v, col: str) -> str:
@@ -134,11 +144,10 @@ def _cell(v, col: str) -> str:
         return ""
     if isinstance(v, bool):
         return str(v).lower()
-    if col in ("final", "final_std", "best", "client_mean", "client_p10") and isinstance(v, float):
+    if col.split(" ")[0] in ("final", "final_std", "best", "client_mean", "client_p10") and isinstance(v, float):
         return f"{v:.4f}"
-    if col == "bits_per_peer" and isinstance(v, float):
-        # total bits / peers, or a mean over seeds: a fraction printed whole was 9533.333333333332
-        return str(int(v)) if v.is_integer() else f"{v:.2f}"
+    if col == "bits_per_peer":
+        return metrics.bits_text(v)         # every table's one rule for a count of bits
     if col in ("MB_per_peer", "ppl"):
         return f"{v:.4g}"
     return str(v)
