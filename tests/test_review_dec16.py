@@ -70,3 +70,16 @@ def test_a_typed_key_of_another_generator_is_drawn_as_its_own(impl):
 
 def test_a_typed_threefry_key_keeps_the_formulas():
     assert _draws_equal(jax.random.key(5))
+
+
+# -------------------------------------------------------------------------- the one-class split's warning
+
+def test_the_unheld_classes_warning_counts_the_peers_together():
+    """4 one-class peers of 10 classes: "gives at most 4 of the 10 classes to any peer" read as each peer's
+    share (each holds one); it is the peers' together, and at least the other 6 are never trained on."""
+    from tallysim import config, validation
+    cfg = config.apply_overrides(config.Config(), ["data.name=synthetic", "data.num_classes=10", "peers=4",
+                                                   "partition.kind=label_quantity", "partition.k=1"])
+    line = next(w for w in validation.warnings(cfg) if "label_quantity" in w)
+    assert "gives the peers together at most 4 of the 10 classes" in line, line
+    assert "to any peer" not in line, line
