@@ -7,6 +7,11 @@ fails without its fix.
   (jax.random.key(s, impl="rbg")) was drawn as threefry's, because only the default generator was asked.
   Now every process checks the formulas once against a small draw (row_draws.reproduces) and slices whole
   draws where they differ, and a typed key of another generator is sliced too.
+- The one-class split's warning said "at most 4 of the 10 classes to any peer" of 4 one-class peers: read
+  as each peer's share; it is the peers' together.
+- code_identity's dirty flag ran `git status` with the caller's GIT_DIR (a run started from another
+  project's git hook or script): that repository's index was read, and a clean checkout was recorded
+  as having local changes.
 """
 from __future__ import annotations
 
@@ -83,3 +88,30 @@ def test_the_unheld_classes_warning_counts_the_peers_together():
     line = next(w for w in validation.warnings(cfg) if "label_quantity" in w)
     assert "gives the peers together at most 4 of the 10 classes" in line, line
     assert "to any peer" not in line, line
+
+
+# ------------------------------------------------------------------------------------ code_identity
+
+@pytest.mark.skipif(__import__("shutil").which("git") is None, reason="git")
+def test_the_dirty_flag_is_the_checkouts_own_whatever_git_dir_says(tmp_path, monkeypatch):
+    """A run started from another project's git hook or script inherits its GIT_DIR, which `git -C` does
+    not override: `git status` then read that repository's index, and a clean checkout of tallysim was
+    recorded (and named on --resume) as having local changes."""
+    import subprocess
+    from tallysim import code_identity
+
+    def git(*a, cwd):
+        subprocess.run(["git", "-c", "user.email=r@t", "-c", "user.name=r", *a], cwd=cwd, check=True,
+                       capture_output=True, env={k: v for k, v in __import__("os").environ.items()
+                                                 if not k.startswith("GIT_")})
+    repo, other = tmp_path / "checkout", tmp_path / "other"
+    (repo / code_identity.PACKAGE.name).mkdir(parents=True)
+    (repo / code_identity.PACKAGE.name / "x.py").write_text("x = 1\n")
+    git("init", "-q", cwd=repo)
+    git("add", ".", cwd=repo)
+    git("commit", "-qm", "one", cwd=repo)
+    other.mkdir()
+    git("init", "-q", cwd=other)
+    assert code_identity.git_dirty(repo) is False
+    monkeypatch.setenv("GIT_DIR", str(other / ".git"))
+    assert code_identity.git_dirty(repo) is False        # was True: the other repository's view of the files
