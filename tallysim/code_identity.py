@@ -13,6 +13,7 @@ fails: no git, no checkout, an unreadable file is a field left out or None.
 from __future__ import annotations
 
 import functools
+import os
 import re
 import subprocess
 import sys
@@ -21,6 +22,8 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent          # tallysim/
 HASH = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?$")  # SHA-1, or SHA-256 repositories
+_REPOSITORY_VARIABLES = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR", "GIT_OBJECT_DIRECTORY",
+                         "GIT_NAMESPACE")   # what `git -C` does not override (git_dirty)
 
 
 @functools.lru_cache(maxsize=1)
@@ -106,9 +109,12 @@ def _packed(common: Path, ref: str) -> str | None:
 def git_dirty(repo: Path) -> bool | None:
     """Whether the package's files differ from the commit (tracked changes and new files under tallysim/);
     None where git cannot say (not installed, too slow, an error)."""
+    # without the variables that point git at another repository: a run started from a git hook or a
+    # script of another project (GIT_DIR set) was told the files of that one's index, not this checkout's
+    env = {k: v for k, v in os.environ.items() if k not in _REPOSITORY_VARIABLES}
     try:
         out = subprocess.run(["git", "--no-optional-locks", "-C", str(repo), "status", "--porcelain", "--",
-                              PACKAGE.name], capture_output=True, text=True, timeout=5)
+                              PACKAGE.name], capture_output=True, text=True, timeout=5, env=env)
     except (OSError, subprocess.SubprocessError):
         return None
     return bool(out.stdout.strip()) if out.returncode == 0 else None

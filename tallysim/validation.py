@@ -139,9 +139,10 @@ def warnings(cfg: Config) -> list[str]:
     unheld = unheld_classes(cfg)
     if unheld:
         C, held = unheld
+        # "at most 4 of the 10 classes to any peer" read as each peer's share; it is all the peers' together
         out.append(f"partition.kind=label_quantity with partition.k={cfg.partition.k} and peers={cfg.peers} gives "
-                   f"at most {held} of the {C} classes to any peer: the other {C - held} are in the test set and "
-                   f"no peer trains on them, so test accuracy is capped near {held}/{C} (peers >= "
+                   f"the peers together at most {held} of the {C} classes: at least {C - held} are in the test set "
+                   f"and no peer trains on them, so test accuracy is capped near {held}/{C} (peers >= "
                    f"{-(-C // cfg.partition.k)} can hold every class)")
     out += robust_checks.warnings(cfg)
     work = work_estimate.warning(cfg)       # local_steps=10**7: a run of days, accepted in silence

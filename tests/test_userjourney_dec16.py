@@ -197,7 +197,7 @@ def test_a_one_class_split_of_fewer_peers_than_classes_is_warned_about():
     lq = ["data.name=fashion_mnist", "partition.kind=label_quantity", "partition.k=1"]
     six = validation.warnings(config.validate(config.apply_overrides(config.Config(), [*lq, "peers=6"])))
     line = next(w for w in six if w.startswith("partition.kind=label_quantity"))
-    assert "at most 6 of the 10 classes" in line and "the other 4" in line and "peers >= 10" in line, line
+    assert "at most 6 of the 10 classes" in line and "at least 4 are in the test set" in line and "peers >= 10" in line, line
     for fine in (["peers=10"], ["peers=5", "partition.k=2"], ["peers=6", "partition.kind=dirichlet"]):
         cfg = config.validate(config.apply_overrides(config.Config(), [*lq, *fine]))
         assert not [w for w in validation.warnings(cfg) if w.startswith("partition.kind=label_quantity")], fine

@@ -10,13 +10,18 @@ differently from the same run on a bigger machine. JAX's threefry generator (wit
 flat index i alone (jax._src.random.threefry2x32._threefry_random_bits_partitionable: threefry2x32 of
 the 64-bit index as two uint32 words, the two outputs xor-ed); the rows' counters are computed here,
 and the bits turned into floats as jax.random.uniform / normal do. tests/test_blockedvote_dec16.py
-compares them with JAX's own draws, so a JAX that changes either fails there. Where the generator is
-another one (jax_default_prng_impl, or partitionable off), the whole draw is made and sliced: still
-exact, no longer O(rows).
+compares them with JAX's own draws, and so does every process once, before its first blocked draw
+(`reproduces`: a few draws of 15 elements): a JAX whose draws differ from these formulas (another
+version's counter layout or float conversion) is then said once and sliced as below, where it voted
+otherwise than the all-probes run in silence. Where the generator is another one (jax_default_prng_impl,
+a typed key of another impl, or partitionable off), the whole draw is made and sliced: still exact, no
+longer O(rows) (the memory estimate counts the O(rows) path).
 """
 from __future__ import annotations
 
+import functools
 import math
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -25,8 +30,38 @@ from jax.extend.random import threefry2x32_p
 
 
 def counter_based() -> bool:
-    """Whether element i of a draw depends on (key, i) alone (the default threefry generator)."""
-    return bool(jax.config.jax_threefry_partitionable) and jax.config.jax_default_prng_impl == "threefry2x32"
+    """Whether element i of a draw depends on (key, i) alone (the default threefry generator) and this
+    JAX's draws are the ones computed here (`reproduces`)."""
+    impl = jax.config.jax_default_prng_impl
+    return bool(jax.config.jax_threefry_partitionable) and impl == "threefry2x32" and reproduces(jax.__version__, impl)
+
+
+def _fast(key) -> bool:
+    """counter_based, for this key: a typed key carries its own generator (rbg, philox, ...), which the
+    default's being threefry says nothing of (its draws were computed as threefry's, and differed)."""
+    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) and str(jax.random.key_impl(key)) != "threefry2x32":
+        return False
+    return counter_based()
+
+
+@functools.lru_cache(maxsize=None)
+def reproduces(version: str, impl: str) -> bool:
+    """Whether this JAX's uniform, normal and randint draws are those the formulas below compute, checked
+    on a small draw once a process (per JAX version and generator; eagerly, also when called while a
+    program is traced). A JAX that changed them is said once, and its draws sliced from whole ones."""
+    def pairs(key):       # (ours, JAX's) of each kind of draw, in one small program (4.8 s op by op)
+        return ((_uniform_fast(key, 2, 2, (3,), 0.0, 1.0), jax.random.uniform(key, (5, 3))[2:4]),
+                (_randint_fast(key, 3, 2, (), 1, 70_000), jax.random.randint(key, (7,), 1, 70_000)[3:5]),
+                (_normal_fast(key, 1, 3, (3,)), jax.random.normal(key, (5, 3))[1:4]))
+    with jax.ensure_compile_time_eval():       # concrete inside a trace too
+        (u, u_jax), (i, i_jax), (n, n_jax) = jax.device_get(jax.jit(pairs)(jax.random.PRNGKey(0x5EED)))
+    # erf_inv's last bit may differ between two programs (XLA's emitters): the formula is what is checked
+    same = np.array_equal(u, u_jax) and np.array_equal(i, i_jax) and np.allclose(n, n_jax, rtol=1e-6, atol=0)
+    if not same:
+        warnings.warn(f"tallysim: JAX {version}'s random draws ({impl}) are not the ones sim/row_draws.py "
+                      "computes for a block of probes; the blocked vote draws each whole [messages, classes] "
+                      "draw and slices it (the same votes, more memory than the estimate counts)", stacklevel=2)
+    return same
 
 
 def _raw(key) -> jax.Array:
@@ -67,8 +102,8 @@ def _floats(bits, minval, maxval) -> jax.Array:
 def uniform_rows(key, shape: tuple, row0, rows: int, minval=0.0, maxval=1.0) -> jax.Array:
     """jax.random.uniform(key, shape, float32, minval, maxval)[row0:row0 + rows] (row0 traced; rows
     past shape[0] are drawn as if the draw went on: the caller's padding)."""
-    if counter_based():
-        return _floats(_bits(key, row0, rows, tuple(shape[1:])), minval, maxval)
+    if _fast(key):
+        return _uniform_fast(key, row0, rows, tuple(shape[1:]), minval, maxval)
     full = jax.random.uniform(key, tuple(shape), jnp.float32, minval, maxval)     # the same draw, sliced
     padded = jnp.concatenate([full, jnp.zeros((rows,) + tuple(shape[1:]), jnp.float32)])   # no clamped start
     return jax.lax.dynamic_slice_in_dim(padded, row0, rows)
@@ -76,21 +111,36 @@ def uniform_rows(key, shape: tuple, row0, rows: int, minval=0.0, maxval=1.0) -> 
 
 def normal_rows(key, shape: tuple, row0, rows: int) -> jax.Array:
     """jax.random.normal(key, shape, float32)[row0:row0 + rows], as uniform_rows."""
-    lo = np.nextafter(np.float32(-1.0), np.float32(0.0), dtype=np.float32)
-    u = uniform_rows(key, shape, row0, rows, lo, 1.0)
-    return np.float32(np.sqrt(2)) * jax.lax.erf_inv(u)
+    if _fast(key):
+        return _normal_fast(key, row0, rows, tuple(shape[1:]))
+    full = jax.random.normal(key, tuple(shape), jnp.float32)
+    padded = jnp.concatenate([full, jnp.zeros((rows,) + tuple(shape[1:]), jnp.float32)])
+    return jax.lax.dynamic_slice_in_dim(padded, row0, rows)
 
 
 def randint_rows(key, shape: tuple, row0, rows: int, minval: int, maxval: int) -> jax.Array:
     """jax.random.randint(key, shape, minval, maxval) (int32, static bounds in int32's range)
     [row0:row0 + rows], as uniform_rows: two draws of 32 bits from the key's split, the high one
     times 2^32 mod the span plus the low one, mod the span (jax._src.random.core._randint)."""
-    if not counter_based():
-        full = jax.random.randint(key, tuple(shape), minval, maxval)
-        padded = jnp.concatenate([full, jnp.zeros((rows,) + tuple(shape[1:]), full.dtype)])
-        return jax.lax.dynamic_slice_in_dim(padded, row0, rows)
+    if _fast(key):
+        return _randint_fast(key, row0, rows, tuple(shape[1:]), minval, maxval)
+    full = jax.random.randint(key, tuple(shape), minval, maxval)
+    padded = jnp.concatenate([full, jnp.zeros((rows,) + tuple(shape[1:]), full.dtype)])
+    return jax.lax.dynamic_slice_in_dim(padded, row0, rows)
+
+
+def _uniform_fast(key, row0, rows: int, tail: tuple, minval, maxval) -> jax.Array:
+    return _floats(_bits(key, row0, rows, tail), minval, maxval)
+
+
+def _normal_fast(key, row0, rows: int, tail: tuple) -> jax.Array:
+    """jax.random.normal's float32: sqrt(2) erf_inv of a uniform draw on (-1, 1)."""
+    lo = np.nextafter(np.float32(-1.0), np.float32(0.0), dtype=np.float32)
+    return np.float32(np.sqrt(2)) * jax.lax.erf_inv(_uniform_fast(key, row0, rows, tail, lo, 1.0))
+
+
+def _randint_fast(key, row0, rows: int, tail: tuple, minval: int, maxval: int) -> jax.Array:
     k1, k2 = jax.random.split(key)
-    tail = tuple(shape[1:])
     higher, lower = _bits(k1, row0, rows, tail), _bits(k2, row0, rows, tail)
     span = np.uint32(max(maxval - minval, 1))
     half = 2 ** 16 % int(span)
