@@ -261,7 +261,7 @@ def _may_move(d: Path, meta: dict, now: dict) -> bool:
     dataset read from a file (data.name=files, or a named one whose data.path only says where its files
     are), and a recorded digest of its contents. A cluster job requeued on another node finds the same
     .npz at another path. Not: generated data (its gen- digest counts labels and shapes, not the inputs),
-    a run recorded before 2026-12-15 (no digest: nothing proves the file is the same)."""
+    a run recorded before 2026-12-06 (no digest: nothing proves the file is the same)."""
     from tallysim.data import GENERATED, digest_kind
     if now["data"]["name"] in GENERATED:
         return False

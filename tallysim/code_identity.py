@@ -133,7 +133,7 @@ def describe(code: dict) -> str:
 
 def changed(was, now: dict) -> bool:
     """Whether the code `was` (a checkpoint's `code`) is other than `now`: another version or source digest.
-    A checkpoint without one (written before 2026-12-16) is not compared."""
+    A checkpoint without one (written before 2026-12-06) is not compared."""
     if not isinstance(was, dict):
         return False
     return any(was.get(k) is not None and now.get(k) is not None and was.get(k) != now.get(k)

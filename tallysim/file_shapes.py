@@ -37,7 +37,7 @@ KNOWN_CLIENTS = {"shakespeare": 715, "shakespeare_words": 715}
 
 
 # The labels' largest value is read in chunks of this many bytes (the memory it needs), for at most this
-# long in all (both splits): 64 MB read whole and larger labels kept the 10-class guess before 2026-12-16.
+# long in all (both splits): 64 MB read whole and larger labels kept the 10-class guess before 2026-12-06.
 LABELS_CHUNK_BYTES = 16 << 20
 LABELS_SECONDS = 3.0
 GUESS = (784, 10)                # what the estimate assumes of what it cannot read (sizing.data_shape)
@@ -62,7 +62,7 @@ def classify(name: str):
 def files_shape(cfg) -> tuple[tuple, int] | None:
     """(example shape, classes) of a data.name=files dataset (peek); None for another dataset or files
     whose headers cannot tell (sizing then assumes Fashion-MNIST's 784 inputs and 10 classes, as it did for
-    every files dataset before 2026-12-15)."""
+    every files dataset before 2026-12-06)."""
     return peek(cfg.data.path) if cfg.data.name == "files" and cfg.data.path else None
 
 

@@ -59,7 +59,7 @@ def check_same_data(b: Built, out_dir: Path, meta: dict) -> None:
     """--resume: the data must be what the run trained on before it stopped (data.digest: the
     checkpoint's `data_digest`, else partition.json's). A data file replaced under the same name since (or
     a relative data.path resumed from another directory) resumed on the other contents in silence: rows
-    from two datasets in one metrics.jsonl. A run of a tallysim before 2026-12-15 records none: not checked. A
+    from two datasets in one metrics.jsonl. A run of a tallysim before 2026-12-06 records none: not checked. A
     changed data.path (meta[checkpoint.MOVED]: the resume's config differs in it alone) is allowed only when
     the new file gives the recorded digest: the same data, on a node where it lives at another path."""
     was = meta.get("data_digest") if isinstance(meta, dict) else None

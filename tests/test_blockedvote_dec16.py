@@ -1,5 +1,5 @@
 """The blocked vote (exchange.blocked_tally, protocols/blocked_vote.py) for what kept the all-probes path
-until 2026-12-16: vote.ties=random, model.groups, GNMax privacy noise (Confident-GNMax too),
+until 2026-12-06: vote.ties=random, model.groups, GNMax privacy noise (Confident-GNMax too),
 vote.weighting=history and faults. Each must be the all-probes vote bit for bit: a block draws its own
 rows of the all-probes draws over every message (tie scores, noise, confident_wrong's classes:
 sim/row_draws.py, which must equal JAX's own draws), adds the groups' sums in their order, keeps every

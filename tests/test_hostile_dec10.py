@@ -1,4 +1,4 @@
-"""Hostile review of 2026-12-10, weighted to what the earlier five attacked least: the partition knobs a
+"""Hostile review of 2026-12-05, weighted to what the earlier five attacked least: the partition knobs a
 partition kind never reads (text's natural split, population, iid), config files (a `sweep` section given
 to `run`, one field written twice in one file, another script's digits), sweep axes no run reads, figure
 configs' own keys, the probe pool drawn from the training set itself, `table --out` under another format's

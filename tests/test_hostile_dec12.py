@@ -1,4 +1,4 @@
-"""Hostile review of 2026-12-12 (round 7), weighted to what the earlier six attacked least: the results
+"""Hostile review of 2026-12-06 (round 7), weighted to what the earlier six attacked least: the results
 readers on hand-edited metrics.jsonl (repeated, reordered or round-0 rows, bits that go down, a byte-order
 mark, a run whose config.json was deleted), plugins whose Protocol names tallysim's own columns or puts
 what JAX cannot carry in its info, user data with string labels, TALLYSIM_DATA naming a file, a `~` that

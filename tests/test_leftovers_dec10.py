@@ -1,4 +1,4 @@
-"""Leftovers of 2026-12-10 that earlier sessions noticed but did not fix. Each test names what it catches:
+"""Leftovers of 2026-12-05 that earlier sessions noticed but did not fix. Each test names what it catches:
 `make clean OUT=$HOME` removed the home directory (any OUT: `rm -rf $(OUT)`); a test label above every
 training label made a class no peer trains on, silently; `faults.fraction=0` with a fault kind ran
 fault-free with no word; NaN pixels were refused without saying how many or where, and float32 pixels of
@@ -186,7 +186,7 @@ def test_both_resume_paths_ask_one_function(tmp_path, monkeypatch):
     own config passes as one" over config_reads.reads_all; both now call validation.check_read_resumed."""
     import inspect
     from tallysim import cli_commands
-    # since 2026-12-13 both reach it through validation.single_run (which prints the warnings too)
+    # since 2026-12-06 both reach it through validation.single_run (which prints the warnings too)
     calls = []
     monkeypatch.setattr(validation, "check_read_resumed", lambda cfg, own: calls.append(own))
     api_arguments.check_read(config.apply_overrides(config.Config(), TINY), None, True)

@@ -1,4 +1,4 @@
-"""Leftovers of the 2026-12-10 hostile-input round. Each test names what it catches: model.groups of one
+"""Leftovers of the 2026-12-05 hostile-input round. Each test names what it catches: model.groups of one
 group under FedAvg was refused as "averaging across architectures", with one architecture; `plot --metric
 acc_global` over a tally run and a FedAvg run refused the whole plot for the tally run's nulls; negative or
 fractional bit counts in a hand-edited metrics.jsonl were drawn and tabled; `local_steps=10000000` (days

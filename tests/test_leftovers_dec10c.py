@@ -1,4 +1,4 @@
-"""Leftovers of 2026-12-10, third batch: `tallysim run --config FILE` refused a FILE with a `sweep` section,
+"""Leftovers of 2026-12-05, third batch: `tallysim run --config FILE` refused a FILE with a `sweep` section,
 but from Python `config.load_file(FILE)` (the documented way to run a config file: tallysim.run(cfg)) still
 dropped the section in silence and ran the base alone. One rule now (tallysim/sweep_section.py) for both;
 `tallysim sweep`, figures and experiment dumps read the base with sweep_base=True. Nothing compiles."""

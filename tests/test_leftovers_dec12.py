@@ -1,4 +1,4 @@
-"""Leftovers of 2026-12-12: FedNova's momentum normaliser with a carried buffer (refused), a field written
+"""Leftovers of 2026-12-06: FedNova's momentum normaliser with a carried buffer (refused), a field written
 both dotted and nested in one mapping (refused), the seed-overlap warning from every entrance that runs
 several configurations, the one path-type check (tallysim.run's `out` let bytes through), and what a
 search for asserts and swallowed exceptions found (a plugin's field bounds, tfds's unreadable local copy).

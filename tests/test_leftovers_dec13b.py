@@ -1,4 +1,4 @@
-"""Leftovers a reviewer noted on 2026-12-13, each test failing without its fix:
+"""Leftovers a reviewer noted on 2026-12-06, each test failing without its fix:
 
 - validation.warnings() (a configured event that can never happen) was printed by `tallysim run` only:
   tallysim.run(cfg) and tallysim.drive(cfg) said nothing. Now validation.single_run prints them, once per

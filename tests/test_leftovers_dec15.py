@@ -1,4 +1,4 @@
-"""Leftovers of 2026-12-14's reviews: two sweeps (or figures) into one directory at once (1); SIGTERM during
+"""Leftovers of 2026-12-06's reviews: two sweeps (or figures) into one directory at once (1); SIGTERM during
 XLA's compile (2); a plugin that fails to load registers nothing (3); a plugin model's memory estimate (4)."""
 import json
 import subprocess

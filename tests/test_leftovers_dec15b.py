@@ -1,4 +1,4 @@
-"""Leftovers the reviewers of 2026-12-15 noted (leftovers14). Each test names what the input did before
+"""Leftovers the reviewers of 2026-12-06 noted (leftovers14). Each test names what the input did before
 its fix; none compiles beyond the shared `checkpointed` run."""
 from __future__ import annotations
 

@@ -99,7 +99,7 @@ def test_text_datasets_shapes_are_the_datas(shakespeare):
 
 def test_image_exchange_numbers_are_unchanged():
     """positions = 1 (images): the exchange's bytes are those of before, bit for bit (computed with
-    main's sizing at e33e4ce: footprint_bytes at peer_chunk's chunk; votes alone since 2026-12-15 with
+    main's sizing at e33e4ce: footprint_bytes at peer_chunk's chunk; votes alone since 2026-12-06 with
     2 live [c, M, C] buffers, not 4: 3,440,000 and 1,200,000,000 before, tests/test_leftovers_dec15b.py)."""
     for (A, M, C, soft, lanes), before in {(20, 1000, 10, False, 1): 1_840_000, (20, 1000, 10, True, 4): 3_520_000,
                                            (1000, 10_000, 1000, False, 1): 720_000_000,

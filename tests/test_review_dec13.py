@@ -1,4 +1,4 @@
-"""review12: the review of 2026-12-13's change to main (userjourney2 and leftovers11 merged, make's
+"""review12: the review of 2026-12-06's change to main (userjourney2 and leftovers11 merged, make's
 figure targets' `--progress lines`, run_sweep's repeated-runs warning). Each test fails without its fix.
 
 1. A checkpoint whose metadata array has a damaged header (a shape of petabytes) escaped `read_meta` as

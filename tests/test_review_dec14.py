@@ -1,4 +1,4 @@
-"""Review of 2026-12-14's merged change (userjourney3, hostile9), before release. Each test names what a
+"""Review of 2026-12-06's merged change (userjourney3, hostile9), before release. Each test names what a
 user met before its fix; all host-side, no compile."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Review of 2026-12-15's change (review14): what the day's data digest, sweep lock and plugins got wrong.
+"""Review of 2026-12-06's change (review14): what the day's data digest, sweep lock and plugins got wrong.
 
 - A resume of a run on synthetic data was refused on another machine: the data digest (hostile10) took
   the generated inputs' float bytes, whose last bits come from the machine's BLAS (synthetic._render's
@@ -50,7 +50,7 @@ def test_a_synthetic_run_resumes_on_a_machine_whose_blas_rounds_otherwise(monkey
 
 
 def test_a_digest_of_another_kind_is_not_compared(tmp_path):
-    # a synthetic run recorded by 2026-12-15's main ("crc32:" of its floats) resumes: nothing to compare
+    # a synthetic run recorded by 2026-12-06's main ("crc32:" of its floats) resumes: nothing to compare
     b = buildmod.build(tiny_no_warmup("protocol.name=local"))
     check_same_data(b, tmp_path, {"data_digest": "crc32:0badf00d"})
     (tmp_path / "partition.json").write_text(json.dumps({"data_digest": "crc32:0badf00d"}))

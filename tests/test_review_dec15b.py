@@ -1,4 +1,4 @@
-"""Review of the second half of 2026-12-15's change (wordtally's blocked vote, leftovers14's resume at
+"""Review of the second half of 2026-12-06's change (wordtally's blocked vote, leftovers14's resume at
 another data.path and file_shapes' header estimate). What was found and fixed: file_shapes (the memory
 estimate of a data.name=files dataset, read before the data loads) hung on a FIFO named *.npz in the
 data directory, read a gzipped IDX labels file whole whatever its header declared, and estimated 10

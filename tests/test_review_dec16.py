@@ -1,4 +1,4 @@
-"""review16 (2026-12-16) of the day's merges (blockedvote2, leftovers15, hostile11, userjourney5): each test
+"""review16 (2026-12-06) of the day's merges (blockedvote2, leftovers15, hostile11, userjourney5): each test
 fails without its fix.
 
 - sim/row_draws.py computed JAX's threefry draws from a formula that only the test suite compared with

@@ -1,4 +1,4 @@
-"""Your own sequence model on the text tasks, and plugins from installed packages (textplugin, 2026-12-15).
+"""Your own sequence model on the text tasks, and plugins from installed packages (textplugin, 2026-12-06).
 
 A researcher on Shakespeare could not bring their own model: a plugin's MODELS were refused on a text
 dataset ("model.name=tinygru does not fit shakespeare ... allowed for it: lstm, transformer"). A plugin's

@@ -1,6 +1,6 @@
 """What a researcher stumbled on extending tallysim past the quick start (docs/write-a-protocol.md, privacy,
 robustness, niid-bench, matched-bits, sweeps, groups, tracking, the how-tos, notebooks, api; the user-journey
-pass of 2026-12-13), writing a plugin protocol from the docs alone, then sweeping, tabling and plotting it:
+pass of 2026-12-06), writing a plugin protocol from the docs alone, then sweeping, tabling and plotting it:
 
 - write-a-protocol.md stopped at loading the plugin: nothing said how to get a table and a plot of it
   beside tally. The obvious one sweep, `protocol.name=tally,fedmix fedmix.mix=0.25,1`, ran tally once per

@@ -1,4 +1,4 @@
-"""A federated-learning researcher's first day with their own data (userjourney3, 2026-12-14): a 20-class
+"""A federated-learning researcher's first day with their own data (userjourney3, 2026-12-06): a 20-class
 `.npz` of their own, tally, softlabel and FedAvg at matched bits as a figure of groups, the table and the
 Pareto plot read by hand. Each test names what the user met before its fix. One small compile (a
 run of 1 round with the user's own model); the rest is host-side."""

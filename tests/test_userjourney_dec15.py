@@ -1,4 +1,4 @@
-"""userjourney4 (2026-12-15): a federated-learning researcher's first runs in TallyTrain's own regime
+"""userjourney4 (2026-12-06): a federated-learning researcher's first runs in TallyTrain's own regime
 (next-word prediction at C = 10,004, a population of 10^5 clients, model groups), the fixes they needed.
 
 - The probe diagnostics on text scored every probe position: `vote_acc`, `softavg_acc` and

@@ -1,4 +1,4 @@
-"""A new user's journey (2026-12-16): a notebook researcher checking the non-IID claim from the README.
+"""A new user's journey (2026-12-06): a notebook researcher checking the non-IID claim from the README.
 
 - `--config experiments/quick.json partition.kind=label_quantity` (the one-class split on top of the
   getting-started config) was refused for `partition.alpha=0.5`, a field the user never typed: quick.json

@@ -125,7 +125,7 @@ def test_blocked_vote_padding_counts_no_wrong_predictions(monkeypatch):
 def test_other_votes_keep_the_all_probes_path():
     """The soft-label protocols need every probe's [M, C] targets, fedct's vote_fn every message: no
     blocks (sizing.blocks_votes; ties=random, privacy noise, model groups, history weighting and faults
-    block since 2026-12-16: tests/test_blockedvote_dec16.py)."""
+    block since 2026-12-06: tests/test_blockedvote_dec16.py)."""
     base = config.apply_overrides(config.Config(), ["protocol.name=tally"])
     assert sizing.blocks_votes(base)
     for item in ["protocol.name=softlabel", "protocol.name=fedct", "protocol.name=cfd"]:

@@ -105,7 +105,7 @@ def read(run_dir, doc: dict) -> dict:
 
 def data_digest(run_dir) -> str | None:
     """The `data_digest` partition.json in run_dir records (data.digest: what the run trained on); None
-    where none is recorded (a run before 2026-12-15) or the file cannot be read."""
+    where none is recorded (a run before 2026-12-06) or the file cannot be read."""
     try:
         d = json.loads((Path(run_dir) / PARTITION).read_text()).get("data_digest")
     except (OSError, ValueError, AttributeError):
