@@ -17,7 +17,7 @@ from tallysim import model_groups as _model_groups
 from tallysim import validation as _validation
 from tallysim.config_files import (MAX_CONFIG_BYTES, MAX_EXTENDS_DEPTH, dotted_once, merge,  # noqa: F401
                                    read_file)
-from tallysim.fields import F32_MAX, INT_MAX, ConfigError, floats, ints  # noqa: F401 - re-exported
+from tallysim.fields import F32_MAX, INT_MAX, ConfigError, floats, ints, one_line  # noqa: F401 - re-exported
 from tallysim.schema import *  # noqa: F401,F403 - the schema's names, as config.X
 from tallysim.schema import (DERIVED, Config, plain_value, field_keys, field_type, get_field, with_values,  # noqa: F401
                              default_pool_size, declared, lane_fields,

@@ -80,6 +80,13 @@ def section_value(name: str, v, cls):
                       f"cfg.replace(**{{{name + '.' + names[0]!r}: ...}})")
 
 
+def one_line(e: BaseException) -> str:
+    """"KeyError: its first line" of an error raised in a user's code (a plugin), for a refusal that stays
+    one line whatever the message holds."""
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__
+
+
 def did_you_mean(value, allowed, aliases: dict | None = None) -> str:
     """"; did you mean tally?" for a near-miss of a choice (`tallly`, `fedAvg`, `TallyTrain`), else "":
     appended to a "not known; allowed: ..." message, whose list alone leaves a newcomer to spot the typo.

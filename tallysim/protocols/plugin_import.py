@@ -14,12 +14,7 @@ import importlib
 import re
 import sys
 
-from tallysim.fields import ConfigError, PluginError
-
-
-def one_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__
+from tallysim.fields import ConfigError, PluginError, one_line  # noqa: F401 - plugin_import.one_line, as before
 
 
 def warn(text: str) -> None:

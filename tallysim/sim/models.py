@@ -18,7 +18,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from tallysim.config import MODELS, ConfigError, ModelConfig, choices, model_target
+from tallysim.config import MODELS, ConfigError, ModelConfig, choices, model_target, one_line
 from tallysim.sim.conv import conv_fn
 from tallysim.sim.initializers import kernel_init   # every Dense and Conv kernel below
 
@@ -207,17 +207,12 @@ def _plugin_model(cfg: ModelConfig, k: int) -> nn.Module:
     except (Exception, SystemExit) as e:    # noqa: BLE001 - the user's code: its error in one line, naming it
         # its first line: a message of several lines broke the one-line rule; SystemExit (a sys.exit() in the
         # factory) ended tallysim with the factory's status and not a word (as plugin_import catches it)
-        raise ConfigError(f"{where}: {fn}({k}) raised {_first_line(e)}") from None
+        raise ConfigError(f"{where}: {fn}({k}) raised {one_line(e)}") from None
     if not isinstance(model, nn.Module):
         raise ConfigError(f"{where}: {fn}({k}) returned {type(model).__name__}; allowed: a flax.linen Module "
                           "mapping float32 examples [B, ...] to logits [B, num_classes] (text: token ids "
                           "[B, pos] to logits [B, pos, num_classes])")
     return model
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__
 
 
 def init_shapes(cfg: ModelConfig, model: nn.Module, dummy, num_classes: int, task=None, data_name: str = ""):
