@@ -348,7 +348,7 @@ def lane_shapes(b: Built) -> dict:
                 probes=spec.probes if distill else 0, classes=spec.classes,
                 soft=protocols.traits(cfg.protocol.name).soft, positions=tasks.of(spec).positions,
                 blocked=not protocols.traits(cfg.protocol.name).soft and sizing.blocks_votes(cfg),
-                votes=cfg.vote.weighting == "history",
+                votes=cfg.vote.weighting == "history", kept=sizing.kept_bytes(cfg),
                 together=together(spec.active), saved=max(m["saved"] for m in own), peak=max(m["peak"] for m in own),
                 example=own[0]["example"], moments=max(m["moments"] for m in own),
                 groups=tuple({k: v for k, v in m.items() if k != "example"} for m in own) if b.ctx.model_groups else (),

@@ -66,3 +66,44 @@ def test_null_vote_acc_rounds_are_skipped_by_figures_and_pareto(tmp_path, capsys
     assert pareto.collect([tmp_path / "sw"], which="final", metric="vote_acc", log=logged.append) == []
     assert "last round's 'vote_acc' is null" in logged[-1] and "--which best" in logged[-1], logged
     pareto.write_tables([p], [p], str(tmp_path / "pf.png"), "best", "vote_acc")      # "" for the null final
+
+
+# ------------------------------------------------------------------ 2. the blocked vote's kept results
+
+def test_the_estimate_counts_what_faults_and_confident_gnmax_keep_of_each_message():
+    """Past the budget the blocked vote keeps 16 bytes of each message, and with faults the honest peers'
+    two hits and count (6 more), with Confident-GNMax whether it answered (4 more): the estimate counted 16
+    for all (its docstring said so), below what the program holds. 200,000 probes of 1,000 classes."""
+    from tallysim import config, sizing
+    items = ["protocol.name=tally", "data.name=synthetic", "data.num_classes=1000", "peers=4",
+             "probe.per_round=200000", "probe.pool_size=200000", "data.train_size=400000"]
+
+    def outputs(*more):
+        cfg = config.apply_overrides(config.Config(), items + list(more))
+        return dict((w, b) for w, b, _ in sizing.estimate_bytes(cfg))["the probe outputs"]
+    plain = outputs()
+    faulty = ["faults.kind=confident_wrong", "faults.fraction=0.25"]
+    confident = ["privacy.noise=2.0", "privacy.threshold=3", "privacy.threshold_noise=1"]
+    assert outputs(*faulty) == plain + 6 * 200_000
+    assert outputs(*confident) == plain + 4 * 200_000
+    assert outputs(*faulty, *confident) == plain + 10 * 200_000
+    assert outputs("privacy.noise=2.0") == plain            # GNMax alone keeps nothing more a message
+    # the seeds-per-program sizing (build.lane_shapes passes kept) counts them too
+    shapes = dict(num_params=1000, peers=4, active=4, input_shape=(8,), batch_size=8, probe_batch=8,
+                  probes=200_000, classes=1000, soft=False, blocked=True)
+    assert sizing.per_seed_bytes(**shapes, kept=26) == sizing.per_seed_bytes(**shapes) + 10 * 200_000
+
+
+def test_a_whole_draw_fallback_says_the_bytes_it_adds(monkeypatch):
+    """Where the rows cannot be computed (another generator, a JAX whose draws differ) the whole draw is
+    made and sliced; the warning said only "more memory than the estimate counts". It now names the draw,
+    why, and the bytes: [7, 5] float32 and its padded copy, 4 * (2 * 35 + 3 * 5) = 340."""
+    import jax
+    from tallysim.sim import row_draws
+    row_draws._whole.cache_clear()
+    monkeypatch.setattr(row_draws, "counter_based", lambda: False)
+    with pytest.warns(UserWarning, match=r"uniform draw of shape \[7, 5\] whole .*about 340 bytes"):
+        jax.jit(lambda r: row_draws.uniform_rows(jax.random.PRNGKey(1), (7, 5), r, 3))(2)
+    with pytest.warns(UserWarning, match=r"a key of generator .*rbg"):
+        jax.jit(lambda r: row_draws.normal_rows(jax.random.key(1, impl="rbg"), (7, 5), r, 3))(2)
+    row_draws._whole.cache_clear()
