@@ -107,3 +107,40 @@ def test_a_whole_draw_fallback_says_the_bytes_it_adds(monkeypatch):
     with pytest.warns(UserWarning, match=r"a key of generator .*rbg"):
         jax.jit(lambda r: row_draws.normal_rows(jax.random.key(1, impl="rbg"), (7, 5), r, 3))(2)
     row_draws._whole.cache_clear()
+
+
+# ------------------------------------------------------------------ 3. progress in a kernel without ipywidgets
+
+def test_progress_in_a_kernel_without_widgets_is_one_line_updated_in_place(monkeypatch, capsys):
+    """figures.ipynb without ipywidgets: no widget, a stderr that is no terminal, so plain lines, printed
+    one under another into the cell (3 runs of 1000 rounds: 20 lines here, one every 30 s of a real
+    figure). Now one display line, shown once and updated in place; a next command gets its own."""
+    pytest.importorskip("IPython")
+    from IPython import display as ipd
+    from tallysim import progress_base, progress_lines
+    shown = []
+
+    class Handle:
+        def update(self, obj):
+            shown[-1].append(obj.data)
+    monkeypatch.setattr(ipd, "display", lambda obj, display_id=None: shown.append([obj.data]) or Handle())
+    monkeypatch.setattr(progress_base, "in_kernel", lambda: True, raising=False)     # (before: none)
+    t = [0.0]
+    monkeypatch.setattr(progress_lines.time, "perf_counter", lambda: t[0])
+    monkeypatch.setattr(progress_base.time, "perf_counter", lambda: t[0])
+    for command in range(2):
+        runs = progress_lines.RunsLines(3, "runs")
+        for _ in range(3):
+            bar = progress_lines.RoundLines(1000)
+            for r in range(1000):
+                t[0] += 20.0 if r == 0 else 0.125
+                bar.row({"acc_global": None, "acc_mean": 0.5, "bits_per_peer": 8e3 * (r + 1)})
+                bar.update(1, 640)
+            bar.close()
+            runs.done()
+        runs.close()
+    assert capsys.readouterr().err == ""
+    assert len(shown) == 2, [s[:2] for s in shown]          # one line per command
+    assert shown[0][0] == "round 0/1000  compiling", shown[0][:3]
+    assert shown[0][-1].startswith("runs 3/3 (100%)"), shown[0][-1]
+    assert len(shown[0]) > 100                               # updated about once a second of rounds
