@@ -9,6 +9,7 @@ import csv
 import json
 import math
 
+import numpy as np
 import pytest
 
 
@@ -144,3 +145,85 @@ def test_progress_in_a_kernel_without_widgets_is_one_line_updated_in_place(monke
     assert shown[0][0] == "round 0/1000  compiling", shown[0][:3]
     assert shown[0][-1].startswith("runs 3/3 (100%)"), shown[0][-1]
     assert len(shown[0]) > 100                               # updated about once a second of rounds
+
+
+# ------------------------------------------------------------------ 4. an all-skipped sweep re-run's data
+
+def _npz(path, **changes):
+    import numpy as np
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 255, (120, 6, 6), dtype=np.uint8), np.arange(120) % 5
+    arrays = dict(x_train=x[:100], y_train=y[:100], x_test=x[100:], y_test=y[100:])
+    np.savez(path, **{**arrays, **changes})
+    return path
+
+
+@pytest.fixture
+def files_run(tmp_path, monkeypatch):
+    """A data.name=files run's partition.json as `run` writes it (build, then run_files.write_partition;
+    nothing compiled), from a relative data.path read in tmp_path/a."""
+    from conftest import tiny_for
+    from tallysim import build, config, run_files
+    (tmp_path / "a").mkdir()
+    monkeypatch.chdir(tmp_path / "a")
+    _npz(tmp_path / "a" / "d.npz")
+    items = ["data.name=files", "data.path=d.npz", "protocol.name=fedavg", "rounds=1", "probe.pool_size=20"]
+    cfg = config.apply_overrides(config.Config(), tiny_for(items) + items)
+    b = build.build(cfg)
+    d = tmp_path / "sw" / "r"
+    d.mkdir(parents=True)
+    (d / "config.json").write_text(json.dumps(config.to_dict(cfg)))
+    run_files.write_partition(b, 0, d)
+    return cfg, b, d
+
+
+def test_an_all_skipped_sweep_rerun_reuses_the_recorded_digest_of_unchanged_files(files_run, tmp_path):
+    """Every run of a data setting skipped: the sweep loaded the dataset again (build.data_digest_now) only to
+    compare digests, seconds on a large file. Now partition.json records the files as read (resolved path,
+    size, times, inode) and, where they are still so, the recorded digest is the data's now: no load. A
+    replaced file (same name, other contents) is loaded and its skipped run said, as before."""
+    import os
+    from tallysim import build, sweep_data
+    cfg, b, d = files_run
+    loads, said = [], []
+
+    def digest_now(c):
+        loads.append(1)
+        return build.data_digest_now(c)
+    rec = [{"status": "skipped", "dir": str(d), "name": "r"}]
+    sweep_data.skipped_on_other_data(rec, [cfg], lambda m: said.append(m), digest_now)
+    assert (loads, said) == ([], []), (loads, said)          # unchanged: nothing loaded, nothing to say
+    read = json.loads((d / "partition.json").read_text())["data_read"]
+    assert read["path"] == str((tmp_path / "a" / "d.npz").resolve()) and len(read["files"]) == 1, read
+    st = os.stat("d.npz")
+    os.utime("d.npz", ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))     # touched: loaded, the same data
+    sweep_data.skipped_on_other_data(rec, [cfg], lambda m: said.append(m), digest_now)
+    assert (loads, said) == ([1], []), (loads, said)
+    _npz("d.npz", y_test=np.array([1, 0] * 10))              # replaced, same name
+    sweep_data.skipped_on_other_data(rec, [cfg], lambda m: said.append(m), digest_now)
+    assert loads == [1, 1] and "trained on other data" in " ".join(said), said
+
+
+# ------------------------------------------------------------------ 5. a relative data.path on resume
+
+def test_a_moved_relative_data_path_is_recorded_resolved_and_said_on_resume(files_run, tmp_path, monkeypatch):
+    """`--resume data.path=d.npz` from another directory (the file moved with the job): config.json kept the
+    relative path as given, which names another file from any other working directory, and the resume
+    entry's data_path_was the old relative one; nothing said which files were read. Now both resolved
+    (the one before from partition.json's record), and the resume says so; the same relative path from
+    another directory is said too (its digest proves the same data, or check_same_data refuses)."""
+    import shutil
+    from tallysim import checkpoint, config
+    cfg, b, d = files_run
+    (tmp_path / "b").mkdir()
+    shutil.copy(tmp_path / "a" / "d.npz", tmp_path / "b" / "d.npz")
+    monkeypatch.chdir(tmp_path / "b")
+    was, now = str((tmp_path / "a" / "d.npz").resolve()), str((tmp_path / "b" / "d.npz").resolve())
+    meta = {"round": 1, "lo": 0, "code": None}
+    moved = {**meta, checkpoint.MOVED: ["refusal", "../a/d.npz", "d.npz"]}
+    checkpoint.note_resume(d, moved)
+    doc = json.loads((d / "config.json").read_text())
+    assert doc["data"]["path"] == now and doc["resumed"][-1]["data_path_was"] == was, doc
+    notice = checkpoint.resume_notice(d, config.apply_overrides(cfg, ["data.path=d.npz"]), moved)
+    assert f"read {was} before and reads {now} now" in notice and f"names {now}" in notice, notice
+    assert f"read {was} before and reads {now} now" in checkpoint.resume_notice(d, cfg, meta)  # not moved
