@@ -195,6 +195,11 @@ def open_runs(bar) -> None:
     _outer.append(bar)
 
 
+def runs_open() -> bool:
+    """Whether a bar (or lines) over runs is open: a round bar is then part of its command."""
+    return bool(_outer)
+
+
 def close_runs(bar) -> None:
     if bar in _outer:
         _outer.remove(bar)

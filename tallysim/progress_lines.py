@@ -49,7 +49,7 @@ def say(text: str) -> None:
 def _command_starts() -> None:
     """The outermost progress of a command (no runs bar open above it): its own line in a kernel, below
     what the cell printed, not an update of the last command's (maybe another cell's)."""
-    if not base._outer:
+    if not base.runs_open():
         _shown.clear()
 
 

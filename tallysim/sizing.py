@@ -352,8 +352,7 @@ def per_seed_bytes(num_params: int, peers: int, active: int, input_shape: tuple,
                 if m["saved"] is not None else probes
             hidden = exchange_hidden_bytes(forward, example, logits, split) if m["saved"] is not None else 0
             c = peer_chunk(m["active"], probes * positions, classes, lanes=lanes, hidden=hidden)
-            exchange += exchange_bytes(m["active"], probes, classes, soft, lanes, positions, hidden, blocked, votes,
-                                       kept) + \
+            exchange += exchange_bytes(m["active"], probes, classes, soft, lanes, positions, hidden, blocked, votes, kept) + \
                 int(FORWARD_SLACK * (split * c * (forward - example) + probes * example))
     # evaluation holds one [P, B, C] batch of logits and the P peers' and the server's forward pass over
     # it (FORWARD_SLACK: XLA's buffers reuse less than the walk frees), the batch sized as evaluate sizes it
