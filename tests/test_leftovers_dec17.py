@@ -227,3 +227,34 @@ def test_a_moved_relative_data_path_is_recorded_resolved_and_said_on_resume(file
     notice = checkpoint.resume_notice(d, config.apply_overrides(cfg, ["data.path=d.npz"]), moved)
     assert f"read {was} before and reads {now} now" in notice and f"names {now}" in notice, notice
     assert f"read {was} before and reads {now} now" in checkpoint.resume_notice(d, cfg, meta)  # not moved
+
+
+# ------------------------------------------------------------------ 7. table --metric: auto, absent, null
+
+def test_table_says_what_its_metric_columns_hold(tmp_path, capsys):
+    """`--metric auto` put the server model's acc_global (fedavg) and the peers' acc_mean (tally) in one
+    `final` column with no word; a named metric some runs lack left their cells empty in silence; and a
+    column null in every row (acc_global without a server model) was refused as "not a column", which
+    reads as a typo. Now a note for the first two, and the refusal says the column is there, null."""
+    from tallysim import cli
+    from tallysim.config import ConfigError
+    from tallysim.results import table
+    row = {"round": 1, "acc_mean": 0.5, "bits_per_peer": 10}
+    _write_run(tmp_path / "sw" / "a", [{**row, "acc_global": None, "vote_acc": 0.7}],
+               {**BASE, "seeds": 1, "rounds": 1, "optim": {"lr": 0.1}})
+    _write_run(tmp_path / "sw" / "b", [{**row, "acc_global": 0.8}],
+               {**BASE, "seeds": 1, "rounds": 1, "protocol": {"name": "fedavg"}, "optim": {"lr": 0.2}})
+    assert cli.main(["table", str(tmp_path / "sw")]) == 0
+    err = capsys.readouterr().err
+    assert "acc_mean (the peers' mean) in a; acc_global (the server model) in b" in err, err
+    assert cli.main(["table", str(tmp_path / "sw"), "--metric", "vote_acc"]) == 0
+    assert "no 'vote_acc' value in 1 of 2 runs (b)" in capsys.readouterr().err
+    assert cli.main(["table", str(tmp_path / "sw"), "--metric", "acc_mean"]) == 0
+    assert capsys.readouterr().err == ""                     # one column, every run: nothing to say
+    _write_run(tmp_path / "sw" / "b", [{**row, "acc_global": None}], json.loads((tmp_path / "sw" / "b" /
+                                                                                 "config.json").read_text()))
+    with pytest.raises(ConfigError, match=r"'acc_global' has no value in any run's metrics.jsonl \(null in every "
+                                          r"row: no server model"):
+        table.table_rows([tmp_path / "sw"], "acc_global")
+    with pytest.raises(ConfigError, match=r"'vote_ac' is not a column .*did you mean vote_acc"):
+        table.table_rows([tmp_path / "sw"], "vote_ac")
