@@ -18,16 +18,20 @@ from pathlib import Path
 from typing import Optional
 
 KEY = "data_read"       # partition.json's key
+MAX_FILES = 64          # a directory of more (not a dataset's few files): not recorded, partition.json stays small
 
 
 def state(path) -> Optional[dict]:
     """{"path": the resolved path, "files": [[name, size, mtime_ns, ctime_ns, inode, device], ...]} of a
-    data.path (a file, or a directory's files, sorted); None where there is none or it cannot be read."""
+    data.path (a file, or a directory's files, sorted); None where there is none, it cannot be read, or a
+    directory holds more than MAX_FILES files."""
     if not path:
         return None
     try:
         p = Path(path).expanduser().resolve()
         files = [p] if p.is_file() else sorted(f for f in p.iterdir() if f.is_file()) if p.is_dir() else []
+        if len(files) > MAX_FILES:
+            return None
         rows = []
         for f in files:
             st = f.stat()
