@@ -387,7 +387,8 @@ def note_resume(out_dir: Path, meta: dict) -> None:
         # plain `run --resume` on this node finds it; the entry keeps the one the run read before, as
         # partition.json recorded it resolved (data_read.py), else as its config named it
         was, now = moved_paths(out_dir, meta)
-        entry["data_path_was"] = was
+        if was != now:      # the checkpoint's config kept the relative path config.json no longer names
+            entry["data_path_was"] = was
         doc["data"]["path"] = now
     if code_identity.changed(meta.get("code"), code_identity.identity()):
         entry["code"] = code_identity.identity()     # the rounds from here on ran this code
