@@ -7,12 +7,13 @@ from __future__ import annotations
 import gc
 import os
 from dataclasses import dataclass, field, fields, replace
+from typing import Optional
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tallysim import config, data, model_groups, protocols, sizing
+from tallysim import config, data, data_read, model_groups, protocols, sizing
 from tallysim.config import Config, ConfigError
 from tallysim.protocols.contract import make as make_protocol   # a plugin's Protocol checked
 from tallysim.protocols.base import Context, ModelGroup, Protocol
@@ -48,6 +49,9 @@ class Built:
     # the data the lanes train and test on, as data.digest gives it (partition.json records it; a resume
     # whose data file changed since is refused: run.check_same_data)
     data_digest: str = ""
+    # data.path's files as read (data_read.state: resolved path, each file's size, times, inode), None
+    # without a path or where they changed while read; partition.json records it (data_read.py)
+    data_read: Optional[dict] = None
 
     def __post_init__(self):
         self._made = self.protocol          # what make_protocol gave: a caller may replace self.protocol
@@ -136,6 +140,14 @@ def data_digest_now(cfg: Config) -> str:
     return _data_digest(cfg, ds, x_all, y_all, len(ds.y_train))
 
 
+def _read_state(cfg: Config) -> Optional[dict]:
+    """data_read.state of the files data.path names (data.name=files, or a named dataset's own files), None
+    for generated data or without a path."""
+    if not cfg.data.path or cfg.data.name in data.GENERATED:
+        return None
+    return data_read.state(cfg.data.path)
+
+
 def _pool_and_rest(cfg: Config, n: int, n_source: int, seed: int):
     """Probe-pool indices and the remaining training indices of one seed."""
     if cfg.probe.source:
@@ -174,6 +186,7 @@ def build_group(cfgs: list[Config], runs: tuple = ()) -> Built:
         if lanes.signature(c) != sig:
             raise ValueError("build_group: these configurations differ in a static field; group them "
                              "with lanes.group first")
+    read_before = _read_state(cfg)
     ds = data.load(cfg.data, cfg.data.seed, tuple(runs))
     task = tasks.make(ds.task, ds.x_train.shape[1:])
     grouped = bool(model_groups.parse(cfg.model.groups))       # each group's model is checked by _model_groups
@@ -183,6 +196,8 @@ def build_group(cfgs: list[Config], runs: tuple = ()) -> Built:
     n = len(ds.y_train)
     x_all, y_all, n_source = _with_probe_source(cfg, ds, tuple(runs))
     digest = _data_digest(cfg, ds, x_all, y_all, n)      # before the host copy is dropped
+    # the files' state the digest stands for, only where it did not change while they were read
+    read = read_before if read_before is not None and read_before == _read_state(cfg) else None
     # The inputs go to the device first and every host reference to them is dropped (jax copies a numpy
     # array, even on the CPU): a 10^6-client population's 768 MB of inputs are then held once while the
     # partitions are drawn, not twice (issue 33's memory target; docs/population.md).
@@ -234,7 +249,7 @@ def build_group(cfgs: list[Config], runs: tuple = ()) -> Built:
     return Built(cfg, ctx, make_protocol(ctx), fdata, seeds, counts, ds.name, cfgs=cfgs, lane_cfg=lane_cfg,
                  values=lanes.lane_values(cfgs, lane_cfg), choices=lanes.choices(cfgs),
                  clients_test=ds.clients_test, own_clients=None if own[0] is None else own,
-                 data_digest=digest)
+                 data_digest=digest, data_read=read)
 
 
 def _return_freed_memory() -> None:
@@ -348,7 +363,7 @@ def lane_shapes(b: Built) -> dict:
                 probes=spec.probes if distill else 0, classes=spec.classes,
                 soft=protocols.traits(cfg.protocol.name).soft, positions=tasks.of(spec).positions,
                 blocked=not protocols.traits(cfg.protocol.name).soft and sizing.blocks_votes(cfg),
-                votes=cfg.vote.weighting == "history",
+                votes=cfg.vote.weighting == "history", kept=sizing.kept_bytes(cfg),
                 together=together(spec.active), saved=max(m["saved"] for m in own), peak=max(m["peak"] for m in own),
                 example=own[0]["example"], moments=max(m["moments"] for m in own),
                 groups=tuple({k: v for k, v in m.items() if k != "example"} for m in own) if b.ctx.model_groups else (),

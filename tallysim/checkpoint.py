@@ -193,9 +193,15 @@ def resume_notice(out_dir: Path, cfg, meta: dict) -> str:
     edit = (f"\ntallysim: warning: plugin {', '.join(edited)} has changed since the checkpoint was saved; the "
             f"rounds after {meta['round']} run its new code, those before ran the old (to keep one version, "
             "restore the file, or start again with --overwrite)") if edited else ""
+    moved = ""
+    paths = read_paths(out_dir, cfg, meta)
+    if paths:
+        moved = (f"\ntallysim: data.path: the run read {paths[0]} before and reads {paths[1]} now, the same data "
+                 "(its digest)" + (f"; {out_dir / CONFIG} names {paths[1]}" if meta.get(MOVED) else
+                                   f" (data.path={cfg.data.path} is relative: another working directory)"))
     return (f"tallysim: resuming {out_dir} from round {meta['round'] + 1} of {cfg.rounds}{seeds} "
             f"(checkpoint after round {meta['round']}); wall_s and the summary's time include the "
-            f"{meta.get('elapsed', 0.0):.1f} s it ran before it stopped{code_change(meta)}{edit}")
+            f"{meta.get('elapsed', 0.0):.1f} s it ran before it stopped{code_change(meta)}{edit}{moved}")
 
 
 # ----------------------------------------------------------------------------- --resume
@@ -344,15 +350,46 @@ def nothing_to_resume(d: Path, out) -> str:
             "with --overwrite (--checkpoint-every N saves one every N rounds)")
 
 
+def moved_paths(out_dir: Path, meta: dict) -> tuple:
+    """(the data path the run read before, the one it reads now), both resolved where they can be, of a
+    resume whose data.path moved (meta[MOVED]); the first from partition.json's record (data_read.py),
+    read before this resume rewrites it, else as the run's config named it."""
+    from tallysim import data_read
+    if len(meta[MOVED]) < 5:            # once: partition.json is rewritten after the notice
+        now = meta[MOVED][2]
+        now = str(Path(now).expanduser().resolve()) if isinstance(now, str) and now else now
+        meta[MOVED] = [*meta[MOVED][:3], data_read.resolved_path(out_dir) or meta[MOVED][1], now]
+    return meta[MOVED][3], meta[MOVED][4]
+
+
+def read_paths(out_dir: Path, cfg, meta: dict) -> Optional[tuple]:
+    """(the data path the run read before, the one it reads now), resolved, where they differ: data.path
+    moved (meta[MOVED]), or a relative one read from another working directory; None where they are the
+    same or nothing says which file it read before (generated data, a run before 2026-12-06)."""
+    if meta.get(MOVED):
+        was, now = moved_paths(out_dir, meta)
+        return (was, now) if was != now else None
+    from tallysim import data_read
+    was = data_read.resolved_path(out_dir)
+    if not (was and cfg.data.path):
+        return None
+    now = str(Path(cfg.data.path).expanduser().resolve())
+    return (was, now) if was != now else None
+
+
 def note_resume(out_dir: Path, meta: dict) -> None:
     """config.json records every resume: from which round and seed chunk, and when."""
     doc = json.loads((out_dir / CONFIG).read_text())
     entry = {"round": meta["round"], "seed_index": meta["lo"], "at": time.strftime("%Y-%m-%dT%H:%M:%S")}
     if meta.get(MOVED) and isinstance(doc.get("data"), dict):
-        # the same data (its digest) at another path: config.json names the path in use, so that a plain
-        # `run --resume` on this node finds it; the entry keeps the one the run read before
-        entry["data_path_was"] = meta[MOVED][1]
-        doc["data"]["path"] = meta[MOVED][2]
+        # the same data (its digest) at another path: config.json names the path in use, resolved (a
+        # relative one written as given named another file from another working directory), so that a
+        # plain `run --resume` on this node finds it; the entry keeps the one the run read before, as
+        # partition.json recorded it resolved (data_read.py), else as its config named it
+        was, now = moved_paths(out_dir, meta)
+        if was != now:      # the checkpoint's config kept the relative path config.json no longer names
+            entry["data_path_was"] = was
+        doc["data"]["path"] = now
     if code_identity.changed(meta.get("code"), code_identity.identity()):
         entry["code"] = code_identity.identity()     # the rounds from here on ran this code
     doc.setdefault("resumed", []).append(entry)

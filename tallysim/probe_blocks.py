@@ -7,7 +7,7 @@ copies: about ten alive); at words' 5,716 windows x 20 positions x 10,004 classe
 the run was refused up front, although tally sends and trains on one class per position. A block keeps
 of each message only its winner, share, keep, soft-average hit and what the settings add: whether
 Confident-GNMax answered it, the honest peers' hits (faults), every peer's vote (vote.weighting=history,
-[A, M] int32, which the all-probes path holds too). Exactly the all-probes vote: blocks_votes.
+[A, M] int32, which the all-probes path holds too); kept_bytes counts them for the estimate. Exactly the all-probes vote: blocks_votes.
 (Shape letters: sim/__init__.py.)
 """
 from __future__ import annotations
@@ -26,6 +26,23 @@ def probe_block(probes: int, positions: int, classes: int, budget: int, lanes: i
     if probes * row <= budget:
         return probes
     return max(1, min(probes, budget // (BLOCK_SHARE * row)))
+
+
+# What a block keeps of each message (exchange.blocked_tally's per-message outputs over all M): its Tally
+# (int32 winner, float32 share and keep) and its soft-average hit (bool), 13 bytes, counted as 16
+KEPT_BYTES = 16
+HONEST_KEPT_BYTES = 6      # faults: the honest peers' vote and soft-average hits (bool each), their count (int32)
+ANSWERED_KEPT_BYTES = 4    # Confident-GNMax: whether the check answered the message (float32)
+
+
+def kept_bytes(cfg) -> int:
+    """Bytes the blocked vote keeps of each message under `cfg` (sizing.exchange_bytes' `kept`): KEPT_BYTES,
+    plus the honest peers' hits where faults are on (counted for any faults.kind but none: a fraction that
+    makes no peer faulty keeps them too, at worst), plus Confident-GNMax's answer (privacy.noise and
+    privacy.threshold, as blocked_vote reads them). Every peer's vote under vote.weighting=history is
+    exchange_bytes' own `votes` term."""
+    kept = KEPT_BYTES + (HONEST_KEPT_BYTES if cfg.faults.kind != "none" else 0)
+    return kept + (ANSWERED_KEPT_BYTES if cfg.privacy.noise > 0 and cfg.privacy.threshold > 0 else 0)
 
 
 def blocks_votes(cfg) -> bool:

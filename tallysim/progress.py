@@ -23,7 +23,8 @@ grow it by the seconds that pass with no rounds done.
 Where stderr is not a terminal (`nohup ... > log 2>&1`, a batch job's log, CI, `tee`), redrawn bars
 would be one ever-growing line of carriage returns; there the same facts are plain lines instead
 (progress_lines.py), at most one every TALLYSIM_PROGRESS_INTERVAL seconds (default 30) plus the first
-and the last. A notebook keeps its widgets. `--progress bars|lines` (or TALLYSIM_PROGRESS) forces
+and the last. A notebook keeps its widgets; one without ipywidgets gets the lines as one line updated in
+place (progress_lines.py). `--progress bars|lines` (or TALLYSIM_PROGRESS) forces
 either.
 """
 from __future__ import annotations

@@ -90,6 +90,20 @@ def in_notebook() -> bool:
     return auto_tqdm().__module__.startswith("tqdm.notebook")
 
 
+def in_kernel() -> bool:
+    """Whether this is a Jupyter kernel, widgets or not (tqdm.autonotebook's test: IPython's shell with an
+    IPKernelApp). Without ipywidgets, in_notebook() is false there and progress is lines
+    (progress_lines.py), which a kernel shows as one line updated in place."""
+    ipython = sys.modules.get("IPython")
+    if ipython is None:
+        return False
+    try:
+        shell = ipython.get_ipython()
+        return shell is not None and "IPKernelApp" in getattr(shell, "config", {})
+    except Exception:           # an IPython too old or half imported: no kernel to draw in
+        return False
+
+
 def is_terminal(fp) -> bool:
     try:
         return bool(fp.isatty())
@@ -179,6 +193,11 @@ class RunsClock:
 def open_runs(bar) -> None:
     """A bar (or lines) over runs opens: the round bars under it report to it, innermost last."""
     _outer.append(bar)
+
+
+def runs_open() -> bool:
+    """Whether a bar (or lines) over runs is open: a round bar is then part of its command."""
+    return bool(_outer)
 
 
 def close_runs(bar) -> None:

@@ -14,6 +14,12 @@ plus the first (compiled, or the first run done) and the last:
 A round line under a sweep or a figure ends with the runs' count and ETA (`[runs 2/12, ETA 3h05m]`).
 The facts are the bar's (progress.py); the ETA counts from the first stretch of rounds on (compiling
 excluded), the runs' ETA from the rounds done of the runs under way.
+
+In a Jupyter kernel without ipywidgets (tqdm draws no widget there, and a cell's stderr is no terminal)
+these lines were printed one under another: figures.ipynb's cell grew by a line every 30 s, three or more
+per run. There they are one line of the cell's output, updated in place (an IPython display handle,
+which needs no widgets), at most once a second (KERNEL_INTERVAL): one line for a command's runs and
+rounds together, a new one for the next command.
 """
 from __future__ import annotations
 
@@ -24,8 +30,31 @@ from typing import Optional
 from tallysim import progress_base as base
 
 
+KERNEL_INTERVAL = 1.0     # seconds between two updates of a kernel's one line (nothing piles up there)
+
+_shown: list = []         # a kernel's display handle of the command's one line, once shown
+
+
 def say(text: str) -> None:
+    if base.in_kernel():
+        from IPython.display import Pretty, display
+        if _shown:
+            _shown[0].update(Pretty(text))
+        else:
+            _shown.append(display(Pretty(text), display_id=True))
+        return
     print(text, file=sys.stderr, flush=True)      # whole lines, at once: `tail -f` shows each as written
+
+
+def _command_starts() -> None:
+    """The outermost progress of a command (no runs bar open above it): its own line in a kernel, below
+    what the cell printed, not an update of the last command's (maybe another cell's)."""
+    if not base.runs_open():
+        _shown.clear()
+
+
+def _interval() -> float:
+    return min(base.interval(), KERNEL_INTERVAL) if base.in_kernel() else base.interval()
 
 
 class RoundLines(base.RoundFacts):
@@ -34,7 +63,8 @@ class RoundLines(base.RoundFacts):
     def __init__(self, total: int, labels: Optional[list] = None, initial: int = 0, unit: str = "examples"):
         super().__init__(labels, initial, unit)
         self.total, self.n, self.n_work = total, initial, initial
-        self.interval = base.interval()
+        self.interval = _interval()
+        _command_starts()
         self.said_at, self.said_n = self.t0, None
         resumed = f" (resumed after round {initial})" if initial else ""
         say(f"round {initial}/{total}  compiling{resumed}")
@@ -101,8 +131,9 @@ class RunsLines:
     def __init__(self, total: int, desc: str = "runs", done_before: int = 0):
         self.clock = base.RunsClock(total, done_before)
         self.desc = desc
-        self.interval = base.interval()
+        self.interval = _interval()
         self.said_at, self.said_n = None, 0
+        _command_starts()
         base.open_runs(self)
 
     def report(self, partial: float, worked: Optional[float] = None) -> None:

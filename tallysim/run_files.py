@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tallysim import atomic, code_identity, config
+from tallysim import atomic, code_identity, config, data_read
 from tallysim.config import ConfigError
 from tallysim.build import Built
 from tallysim.checkpoint import MOVED
@@ -51,8 +51,11 @@ def dataset_facts(b: Built) -> dict:
     ctx = b.ctx
     params = ({g.name: int(g.num_params) for g in ctx.model_groups} if ctx.model_groups
               else int(ctx.num_params))
-    return {"classes": int(ctx.spec.classes), "example_shape": [int(d) for d in ctx.spec.input_shape],
-            "model_params": params, "data_digest": b.data_digest}
+    facts = {"classes": int(ctx.spec.classes), "example_shape": [int(d) for d in ctx.spec.input_shape],
+             "model_params": params, "data_digest": b.data_digest}
+    if getattr(b, "data_read", None):       # the files data.path named, resolved, as read (data_read.py)
+        facts[data_read.KEY] = b.data_read
+    return facts
 
 
 def check_same_data(b: Built, out_dir: Path, meta: dict) -> None:

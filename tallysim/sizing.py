@@ -15,7 +15,7 @@ from tallysim import protocols
 from tallysim.file_shapes import (KNOWN_CLIENTS, KNOWN_SHAPES, KNOWN_TEXT, MOST_CLASSES,  # noqa: F401 - sizing.X
                                   assumed, files_shape)
 from tallysim.plugin_params import plugin_model_params
-from tallysim.probe_blocks import BLOCK_SHARE, blocks_votes, probe_block  # noqa: F401 - sizing.X for sim/
+from tallysim.probe_blocks import BLOCK_SHARE, KEPT_BYTES, blocks_votes, kept_bytes, probe_block  # noqa: F401 - sizing.X for sim/
 
 # Sizes past which a run hangs on the host or cannot finish, whatever the memory: field -> (largest
 # allowed, why). schema.py declares these as the fields' upper bounds; validation's message gives the why.
@@ -151,7 +151,8 @@ def estimate_bytes(cfg) -> list[tuple[str, int, str]]:
     # probes; tally's vote walks them in blocks past the budget (exchange.blocked_tally)
     messages = cfg.probe.per_round * positions(cfg)       # text: every position of a probe window
     outputs = exchange_bytes(cfg.peers, cfg.probe.per_round, classes, traits.soft, positions=positions(cfg),
-                             blocked=not traits.soft and blocks_votes(cfg), votes=cfg.vote.weighting == "history")
+                             blocked=not traits.soft and blocks_votes(cfg), votes=cfg.vote.weighting == "history",
+                             kept=kept_bytes(cfg))
     probe_outputs = [("the probe outputs", outputs,
                       "probe.per_round, peers" + (", data.num_classes" if synthetic else ""))] if traits.distill else []
     out = [models, *probe_outputs,
@@ -300,7 +301,7 @@ def per_seed_bytes(num_params: int, peers: int, active: int, input_shape: tuple,
                    positions: int = 1, together: int | None = None, saved: int | None = None,
                    peak: int | None = None, example: int = 0, moments: float = 2,
                    test_examples: int | None = None, data: int = 0, shared: int = 0, groups: tuple = (),
-                   blocked: bool = False, votes: bool = False) -> int:
+                   blocked: bool = False, votes: bool = False, kept: int = KEPT_BYTES) -> int:
     """Rough bytes one seed (lane) of a built run needs on the device, when `lanes` lanes share one
     compiled program (`lanes_bytes` is all of them): an upper bound of what XLA reports for the
     compiled round (temporaries, arguments, outputs) plus evaluation's temporaries (measured:
@@ -313,7 +314,7 @@ def per_seed_bytes(num_params: int, peers: int, active: int, input_shape: tuple,
     peers one training step runs at once (local.train_peers: ceil(active / groups)); `moments`, the
     optimizer's state per parameter; `positions`, the messages per probe (text: the sequence length);
     `test_examples`, the test set; `data`, this lane's data arrays; `shared` (counted once by
-    lanes_bytes, not here), the data every lane reads; `blocked`, blocks_votes; `votes`, exchange_bytes'. Else the older rough guesses.
+    lanes_bytes, not here), the data every lane reads; `blocked`, blocks_votes; `votes` and `kept`, exchange_bytes'. Else the older rough guesses.
     `groups` (model.groups): one dict per model group with its own num_params, peers, active, together,
     saved, peak and moments, which then replace the run's: every group's peers counted with their own
     model, not the largest (which made a MLP + LeNet + CNN run's estimate 3.8x XLA's measure)."""
@@ -351,7 +352,7 @@ def per_seed_bytes(num_params: int, peers: int, active: int, input_shape: tuple,
                 if m["saved"] is not None else probes
             hidden = exchange_hidden_bytes(forward, example, logits, split) if m["saved"] is not None else 0
             c = peer_chunk(m["active"], probes * positions, classes, lanes=lanes, hidden=hidden)
-            exchange += exchange_bytes(m["active"], probes, classes, soft, lanes, positions, hidden, blocked, votes) + \
+            exchange += exchange_bytes(m["active"], probes, classes, soft, lanes, positions, hidden, blocked, votes, kept) + \
                 int(FORWARD_SLACK * (split * c * (forward - example) + probes * example))
     # evaluation holds one [P, B, C] batch of logits and the P peers' and the server's forward pass over
     # it (FORWARD_SLACK: XLA's buffers reuse less than the walk frees), the batch sized as evaluate sizes it
@@ -365,18 +366,18 @@ def per_seed_bytes(num_params: int, peers: int, active: int, input_shape: tuple,
 
 
 def exchange_bytes(active: int, probes: int, classes: int, soft: bool, lanes: int = 1, positions: int = 1,
-                   hidden: int = 0, blocked: bool = False, votes: bool = False) -> int:
+                   hidden: int = 0, blocked: bool = False, votes: bool = False, kept: int = KEPT_BYTES) -> int:
     """One lane's probe exchange as it streams (exchange.py, probe_round.py): the chunk of peers and the
     sums of its messages, M probes x `positions` each (a text probe is a window of positions, every
     position voted on: Spec.messages), as the exchange itself chunks them (`lanes` sharing the budget,
     `hidden` each peer's forward pass: exchange_hidden_bytes). `blocked` (blocks_votes): past the budget
-    one block's sums (probe_block; its peers chunked as over all probes) and each message's 4 results
-    (faults and Confident-GNMax keep up to 10 bytes more a message, not counted).
+    one block's sums (probe_block; its peers chunked as over all probes) and `kept` bytes of each
+    message's results (probe_blocks.kept_bytes: 16, up to 10 more with faults and Confident-GNMax).
     `votes` (vote.weighting=history): every peer's vote on every message, [A, M] int32, either path."""
     messages = probes * positions
     block = probe_block(probes, positions, classes, CHUNK_BYTES, lanes) if blocked else probes
     return footprint_bytes(active, block * positions, classes, soft=soft, chunk=peer_chunk(
-        active, messages, classes, lanes=lanes, hidden=hidden)) + (16 * messages if block < probes else 0) + \
+        active, messages, classes, lanes=lanes, hidden=hidden)) + (kept * messages if block < probes else 0) + \
         (4 * active * messages if votes else 0)
 
 

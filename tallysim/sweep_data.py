@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Callable, Optional
 
-from tallysim import config
+from tallysim import config, data_read
 from tallysim.config import ConfigError
 from tallysim.progress_base import say
 from tallysim.results.partition_file import data_digest
@@ -19,13 +19,19 @@ def skipped_on_other_data(records: list, cfgs: list, log, digest_now: Optional[C
     run whose digest differs from that of a run of the same data settings this command ran is said.
     Where no run of those settings ran now (the whole sweep skipped: it had finished before the file was
     replaced), `digest_now(cfg)` (build.data_digest_now: the data loaded as it is now) gives the digest to
-    compare, for data.name=files only, the data a user replaces; without it that rerun said nothing."""
+    compare, for data.name=files only, the data a user replaces; without it that rerun said nothing. Not
+    loaded where a skipped run recorded the files in the state they are in now (data_read.py: size, times,
+    inode): its digest is the data's now, and an all-skipped re-run costs a stat, not a load."""
     def key(c):
         return json.dumps([config.to_dict(c)["data"], c.probe.source], sort_keys=True, default=str)
     now = {}
     for rec, c in zip(records, cfgs):
         if rec["status"] == "done" and (d := data_digest(rec["dir"])):
             now.setdefault(key(c), d)
+    for rec, c in zip(records, cfgs):       # a skipped run's record, where the files are as it read them
+        if rec["status"] == "skipped" and key(c) not in now and c.data.name == "files" and not c.probe.source \
+                and (d := data_read.digest_if_unchanged(rec["dir"], c.data.path)):
+            now[key(c)] = d
     for rec, c in zip(records, cfgs):
         if rec["status"] == "skipped" and key(c) not in now and digest_now and c.data.name == "files" \
                 and data_digest(rec["dir"]):

@@ -131,7 +131,7 @@ LAYERS = [
      "tallysim.work_estimate"],
     ["tallysim.config", "tallysim.config_files"],
     ["tallysim.data", "tallysim.results", "tallysim.results.metrics", "tallysim.outdir", "tallysim.run_lock", "tallysim.checkpoint", "tallysim.atomic",
-     "tallysim.api_arguments", "tallysim.jax_check", "tallysim.metrics_file", "tallysim.clean"],
+     "tallysim.api_arguments", "tallysim.jax_check", "tallysim.metrics_file", "tallysim.clean", "tallysim.data_read"],
     ["tallysim.results.plot", "tallysim.results.pareto", "tallysim.results.runs", "tallysim.progress",
      "tallysim.progress_base", "tallysim.progress_lines", "tallysim.config_reference"],
     ["tallysim.tracking"],

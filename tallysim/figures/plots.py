@@ -7,6 +7,7 @@ metrics rows already hold the mean and `<key>_std`.
 from __future__ import annotations
 
 import csv
+import math
 from pathlib import Path
 
 from tallysim import atomic
@@ -21,6 +22,10 @@ from tallysim.results.metrics import HONEST, panel_of, accuracy_std as acc, bits
 
 
 def _band(ax, x, y, s, label, **kw):
+    # a null value (vote_acc where a text round scored no probe position) is no point: drawn without it,
+    # as `plot --metric` draws it; None in the band's arithmetic raised a TypeError
+    keep = [i for i, v in enumerate(y) if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    x, y, s = [x[i] for i in keep], [y[i] for i in keep], [s[i] or 0.0 for i in keep]
     line, = ax.plot(x, y, marker="o", markersize=3, label=label, **kw)
     if any(s):
         ax.fill_between(x, [a - b for a, b in zip(y, s)], [a + b for a, b in zip(y, s)],
@@ -205,10 +210,11 @@ def faults_fig(spec, data, stem, title) -> dict:
             summary.append(f"| {name} | {group} | {row} | {tol:g} |")
             if group == probe_group:
                 for k, style, color in PROBE_STYLE:
-                    ys = [r.get(k) for _, _, r in pts]
-                    if all(y is not None for y in ys):
-                        bottom.plot([x for x, _, _ in pts], ys, marker="o", markersize=3, linestyle=style,
-                                    color=color, label=k)
+                    # the points with a value (null: no honest peer, or nothing scored), not none of them
+                    xy = [(x, r.get(k)) for x, _, r in pts if r.get(k) is not None]
+                    if xy:
+                        bottom.plot([x for x, _ in xy], [y for _, y in xy], marker="o", markersize=3,
+                                    linestyle=style, color=color, label=k)
         finish_axis(top, key, "final test accuracy" if col == 0 else "", name, logx=False, legend_size=6)
         top.set_ylim(0, 1)
         if bottom.lines:

@@ -49,8 +49,7 @@ def consensus_acc(task, target_M, y_M, weight_M=None) -> jax.Array:
     peer (results/rows.lane_row); the divergence check reads only the training loss."""
     scored_M = task.scored_messages(y_M)
     w = weight_M if scored_M is None else (scored_M if weight_M is None else weight_M * scored_M)
-    acc = vote.scored_mean((target_M == y_M).astype(jnp.float32), w)
-    return acc if w is None else jnp.where(jnp.sum(w) > 0, acc, jnp.float32(jnp.nan))
+    return vote.scored_mean((target_M == y_M).astype(jnp.float32), w)     # NaN where w sums to 0
 
 
 def predict_probes(ctx: Context, params_c, x_M, probes: Optional[int] = None) -> jax.Array:

@@ -60,8 +60,14 @@ def collect(dirs, which: str = "final", metric: str = "auto", log=None) -> list[
             log(f"pareto: skipping {d}: {why} (round {last.get('round')} of {want})")
             continue
         final, best = metrics.final_best(rows, metric)
-        if final is None or best is None:
+        if best is None:
             log(f"pareto: skipping {d}: no {metric!r} values in {metrics.METRICS}")
+            continue
+        if final is None and which == "final":
+            # a probe metric is null where its round scored nothing (vote_acc on a text round with every
+            # probe position PAD, consensus_acc with every vote abstaining): the run has values, not a last one
+            log(f"pareto: skipping {d}: its last round's {metric!r} is null (nothing scored or kept that "
+                f"round); --which best reads its best round ({best:.4f})")
             continue
         bits = float(last["bits_per_peer"])
         key = metrics.headline_key(last) if metric == "auto" else metric
@@ -188,7 +194,8 @@ def write_tables(points: list[dict], front: list[dict], fig: str, which: str, me
     on = {id(p) for p in front}
     atomic.write_csv(paths[2], COLUMNS + ("on_frontier", "accuracy_final", "accuracy_best", "dir", "seeds",
                                           "accuracy_final_std"),
-                     [{**table_row(p), "on_frontier": int(id(p) in on), "accuracy_final": f"{p['accuracy_final']:.4f}",
+                     [{**table_row(p), "on_frontier": int(id(p) in on), "accuracy_final": "" if p["accuracy_final"] is None
+                       else f"{p['accuracy_final']:.4f}",
                        "accuracy_best": f"{p['accuracy_best']:.4f}", "dir": p["dir"], "seeds": p.get("seeds") or "",
                        "accuracy_final_std": "" if p.get("accuracy_final_std") is None
                        else f"{p['accuracy_final_std']:.4f}"}

@@ -106,8 +106,13 @@ def table_rows(dirs, metric: str = "auto", log=None) -> tuple[list[str], list[di
     if metric != "auto":
         cols = {c for *_, rows in runs for c in metrics.columns(rows)}
         if metric not in cols:
-            raise ConfigError(f"--metric {metric!r} is not a column of any run's {metrics.METRICS}; allowed: "
-                              f"auto, {', '.join(sorted(cols))}{did_you_mean(metric, sorted(cols), metrics.METRIC_ALIASES)}")
+            allowed = f"allowed: auto, {', '.join(sorted(cols))}{did_you_mean(metric, sorted(cols), metrics.METRIC_ALIASES)}"
+            if any(metric in r for *_, rows in runs for r in rows):
+                # a column of the rows, null in every one: "not a column" sent the user looking for a typo
+                raise ConfigError(f"--metric {metric!r} has no value in any run's {metrics.METRICS} (null in "
+                                  f"every row: {_NULL_WHY.get(metric, 'not computed by these runs')}); {allowed}")
+            raise ConfigError(f"--metric {metric!r} is not a column of any run's {metrics.METRICS}; {allowed}")
+    _say_uneven(runs, metric, log)
     swept = swept_fields([cfg for _, _, cfg, _ in runs])
     out = []
     for d, label, cfg, rows in runs:
@@ -130,6 +135,40 @@ def table_rows(dirs, metric: str = "auto", log=None) -> tuple[list[str], list[di
     named = metric_columns(metric)
     out = [{named.get(k, k): v for k, v in r.items()} for r in out]
     return ["run", *swept, *named.values(), *text, *RESULT_COLUMNS[3:]], out
+
+
+# Why a column is null in every row of the runs asked about (_NULL_WHY), for --metric's refusal.
+_NULL_WHY = {"acc_global": "no server model in these runs; their accuracy is acc_mean, the peers' mean",
+             "acc_ensemble": "no peer models in these runs", "acc_mean": "no peer models in these runs",
+             "consensus_acc": "no probe was kept and scored", "vote_acc": "no probe position was scored",
+             "softavg_acc": "no probe position was scored", "epsilon": "no privacy noise"}
+
+
+_WHICH = {"acc_global": "the server model", "acc_mean": "the peers' mean"}      # as plot.WHICH_ACCURACY
+
+
+def _say_uneven(runs: list, metric: str, log) -> None:
+    """What the table's final/best columns cannot say themselves: with `--metric auto` each run's own
+    headline (the server model's acc_global in one run, the peers' acc_mean in another, one column
+    with no word), and with a named metric the runs that have no value of it (empty cells)."""
+    if metric == "auto":
+        heads: dict = {}
+        for _, label, _, rows in runs:
+            if rows:
+                heads.setdefault(metrics.headline_key(rows[-1]), []).append(str(label))
+        if len(heads) > 1:
+            what = "; ".join(f"{k} ({_WHICH.get(k, k)}) in {_some(labels)}" for k, labels in heads.items())
+            log(f"table: final/best are each run's headline accuracy (--metric auto), not one column: {what}; "
+                f"--metric {' or --metric '.join(heads)} compares one column across every run")
+        return
+    empty = [str(label) for _, label, _, rows in runs if metrics.final_best(rows, metric)[1] is None]
+    if empty:
+        log(f"table: no {metric!r} value in {len(empty)} of {len(runs)} runs ({_some(empty)}): their "
+            f"final/best {metric} cells are empty")
+
+
+def _some(labels: list) -> str:
+    return ", ".join(labels[:3]) + (f", ... ({len(labels) - 3} more)" if len(labels) > 3 else "")
 
 
 def metric_columns(metric: str) -> dict:

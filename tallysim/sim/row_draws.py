@@ -15,7 +15,10 @@ compares them with JAX's own draws, and so does every process once, before its f
 version's counter layout or float conversion) is then said once and sliced as below, where it voted
 otherwise than the all-probes run in silence. Where the generator is another one (jax_default_prng_impl,
 a typed key of another impl, or partitionable off), the whole draw is made and sliced: still exact, no
-longer O(rows) (the memory estimate counts the O(rows) path).
+longer O(rows). The memory estimate counts the O(rows) path: which generator draws is JAX's process
+setting (JAX_DEFAULT_PRNG_IMPL, jax_threefry_partitionable), not the run's config, and whether a JAX's
+draws differ is known only once it has drawn; so the first whole draw of each shape warns with the
+bytes it adds (`_whole`).
 """
 from __future__ import annotations
 
@@ -99,11 +102,35 @@ def _floats(bits, minval, maxval) -> jax.Array:
     return jax.lax.max(minval, f * (maxval - minval) + minval)
 
 
+def _why(key) -> str:
+    """Why `key`'s rows are not computed (not _fast(key)), in the words of its setting."""
+    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) and str(jax.random.key_impl(key)) != "threefry2x32":
+        return f"a key of generator {jax.random.key_impl(key)}"
+    if jax.config.jax_default_prng_impl != "threefry2x32":
+        return f"JAX_DEFAULT_PRNG_IMPL={jax.config.jax_default_prng_impl}"
+    if not jax.config.jax_threefry_partitionable:
+        return "jax_threefry_partitionable off"
+    return f"JAX {jax.__version__}'s draws are not the ones row_draws computes"
+
+
+@functools.lru_cache(maxsize=None)
+def _whole(kind: str, shape: tuple, rows: int, why: str) -> None:
+    """Said once per draw (kind, shape): the bytes the whole draw adds beyond the estimate's block of
+    rows, the draw and its padded copy (4 bytes an element each; randint's two draws of 32 bits, one
+    more copy), at trace time, where the shape is known."""
+    n, width = math.prod(shape), math.prod(shape[1:])
+    extra = 4 * (n * (3 if kind == "randint" else 2) + rows * width)
+    warnings.warn(f"tallysim: the blocked vote draws its {kind} draw of shape {list(shape)} whole and slices "
+                  f"each block's {rows} rows from it ({why}): about {extra:,} bytes ({extra / 1e6:,.1f} MB) "
+                  "more device memory than the memory estimate counts (the same votes)", stacklevel=3)
+
+
 def uniform_rows(key, shape: tuple, row0, rows: int, minval=0.0, maxval=1.0) -> jax.Array:
     """jax.random.uniform(key, shape, float32, minval, maxval)[row0:row0 + rows] (row0 traced; rows
     past shape[0] are drawn as if the draw went on: the caller's padding)."""
     if _fast(key):
         return _uniform_fast(key, row0, rows, tuple(shape[1:]), minval, maxval)
+    _whole("uniform", tuple(shape), rows, _why(key))
     full = jax.random.uniform(key, tuple(shape), jnp.float32, minval, maxval)     # the same draw, sliced
     padded = jnp.concatenate([full, jnp.zeros((rows,) + tuple(shape[1:]), jnp.float32)])   # no clamped start
     return jax.lax.dynamic_slice_in_dim(padded, row0, rows)
@@ -113,6 +140,7 @@ def normal_rows(key, shape: tuple, row0, rows: int) -> jax.Array:
     """jax.random.normal(key, shape, float32)[row0:row0 + rows], as uniform_rows."""
     if _fast(key):
         return _normal_fast(key, row0, rows, tuple(shape[1:]))
+    _whole("normal", tuple(shape), rows, _why(key))
     full = jax.random.normal(key, tuple(shape), jnp.float32)
     padded = jnp.concatenate([full, jnp.zeros((rows,) + tuple(shape[1:]), jnp.float32)])
     return jax.lax.dynamic_slice_in_dim(padded, row0, rows)
@@ -124,6 +152,7 @@ def randint_rows(key, shape: tuple, row0, rows: int, minval: int, maxval: int) -
     times 2^32 mod the span plus the low one, mod the span (jax._src.random.core._randint)."""
     if _fast(key):
         return _randint_fast(key, row0, rows, tuple(shape[1:]), minval, maxval)
+    _whole("randint", tuple(shape), rows, _why(key))
     full = jax.random.randint(key, tuple(shape), minval, maxval)
     padded = jnp.concatenate([full, jnp.zeros((rows,) + tuple(shape[1:]), full.dtype)])
     return jax.lax.dynamic_slice_in_dim(padded, row0, rows)

@@ -227,11 +227,14 @@ def mean_agreement(share_M: jax.Array, mask_M: Optional[jax.Array] = None) -> ja
 
 
 def scored_mean(hit_M: jax.Array, scored_M: Optional[jax.Array] = None) -> jax.Array:
-    """The share of hits among the scored messages (`scored_M` float 0/1; None: every message, the
-    plain mean, so an image program is the one it was)."""
+    """The share of hits among the scored messages (`scored_M` float 0/1 or a weight; None: every
+    message, the plain mean, so an image program is the one it was). NaN where nothing is scored (every
+    probe position PAD, OOV, BOS or EOS; no probe kept, for consensus_acc): there is nothing to be right
+    or wrong about, and 0.0 read as every answer wrong. The row writes it null (results/rows.lane_row)."""
     if scored_M is None:
         return jnp.mean(hit_M)
-    return jnp.sum(hit_M * scored_M) / jnp.maximum(jnp.sum(scored_M), 1.0)
+    total = jnp.sum(scored_M)
+    return jnp.where(total > 0, jnp.sum(hit_M * scored_M) / jnp.maximum(total, 1.0), jnp.float32(jnp.nan))
 
 
 def finish_diagnostics(s: Sums, voters: int, y_M: jax.Array, winner_M: jax.Array, share_M: jax.Array,
