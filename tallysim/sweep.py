@@ -254,6 +254,14 @@ def _run_one(runmod, i: int, runs, cfgs, records, out_dir: Path, progress: bool,
     _write_index(out_dir, records, meta)
 
 
+def run_numbers(batch: list[int]) -> str:
+    """A group's run numbers (from 1) in its log line: `1..4` when consecutive, else `1,3,5,7` (it read
+    `1..7`, as if seven runs), past eight `1,4,7,...,28`."""
+    if (nums := [i + 1 for i in batch]) == list(range(nums[0], nums[-1] + 1)):
+        return f"{nums[0]}..{nums[-1]}"
+    return ",".join(str(x) for x in (nums if len(nums) <= 8 else [*nums[:3], "...", nums[-1]]))
+
+
 def _run_grouped(runmod, batch: list[int], runs, cfgs, records, out_dir: Path, progress: bool, log,
                  meta) -> None:
     """Several runs as one compiled program (run.run_group). What stops the program decides what
@@ -271,7 +279,7 @@ def _run_grouped(runmod, batch: list[int], runs, cfgs, records, out_dir: Path, p
         return _run_one(runmod, batch[0], runs, cfgs, records, out_dir, progress, log, meta)
     n = len(runs)
     names = [runs[i][0] for i in batch]
-    log(f"[{batch[0] + 1}..{batch[-1] + 1}/{n}] {len(batch)} runs as one program: {', '.join(names)}")
+    log(f"[{run_numbers(batch)}/{n}] {len(batch)} runs as one program: {', '.join(names)}")
     for i in batch:
         records[i]["status"] = "running"
     _write_index(out_dir, records, meta)

@@ -1,0 +1,83 @@
+"""A new user's journey (2026-12-06): a researcher extending the bridge-vs-FedAvg-family comparison from a
+notebook through the Python API, a sweep of the bridge's knobs, then a results folder copied and cleaned.
+
+- docs/api.md calls `tallysim.startup.compile_cache()`, `tallysim.config.load_file(...)` and
+  `tallysim.results.metrics.accuracy(row)` after `import tallysim`; each was an AttributeError (the
+  submodules were never imported). `tallysim` and `tallysim.results` now import a submodule on first use,
+  still without JAX at `import tallysim`.
+- A grouped sweep's log line named its runs `[1..7/8] 4 runs as one program` for runs 1, 3, 5 and 7; it
+  now lists them, `[1,3,5,7/8]` (`1..4` where they follow one another).
+- `tallysim clean DIR` did not exist (only `make clean`, which also removes .venv and the figures); it is
+  now clean.py's check and removal for one results directory anywhere.
+Nothing here compiles.
+"""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tallysim import cli
+from tallysim.sweep import run_numbers
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_documented_submodules_work_after_a_plain_import():
+    # a fresh interpreter: in pytest's the submodules are imported already, which hid the bug
+    code = ("import sys, tallysim\n"
+            "print(callable(tallysim.startup.compile_cache), callable(tallysim.config.load_file),\n"
+            "      callable(tallysim.results.metrics.accuracy), callable(tallysim.results.pareto.overall))\n"
+            "print('jax' in sys.modules, 'tallysim.results.plot' in sys.modules)\n"
+            "for bad in ('tallysim.nosuch', 'tallysim.results.nosuch', 'tallysim._private'):\n"
+            "    try:\n"
+            "        eval(bad)\n"
+            "    except AttributeError as e:\n"
+            "        print(e)\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert lines[0] == "True True True True"
+    assert lines[1] == "False False"               # no JAX, and only the modules named were imported
+    assert lines[2:] == ["module 'tallysim' has no attribute 'nosuch'",
+                         "module 'tallysim.results' has no attribute 'nosuch'",
+                         "module 'tallysim' has no attribute '_private'"]
+
+
+@pytest.mark.parametrize("batch, shown", [([0, 1, 2, 3], "1..4"), ([0, 2, 4, 6], "1,3,5,7"),
+                                          ([1, 3], "2,4"), (list(range(0, 30, 3)), "1,4,7,...,28"),
+                                          ([5], "6..6")])
+def test_a_groups_run_numbers_say_which_runs(batch, shown):
+    assert run_numbers(batch) == shown
+
+
+def _results(root: Path) -> Path:
+    """A results folder as tallysim writes it, without running anything: one run (its marker and
+    files) inside a sweep directory (its sweep.json)."""
+    from tallysim import outdir
+    sweep = root / "sweep"
+    run = sweep / "protocol.name=tally"
+    run.mkdir(parents=True)
+    (run / outdir.MARKER).write_text('{"written_by": "tallysim"}\n')
+    for name in ("config.json", "metrics.jsonl", "partition.json", "done.json"):
+        (run / name).write_text("{}\n")
+    (sweep / "sweep.json").write_text('{"runs": []}\n')
+    return root
+
+
+def test_tallysim_clean_removes_only_a_folder_of_tallysims_own(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    copy = _results(tmp_path / "copy")
+    mine = tmp_path / "mine"
+    _results(mine)
+    (mine / "sweep" / "notes.txt").write_text("my notes")
+    assert cli.main(["clean", "mine"]) == 2
+    err = capsys.readouterr().err
+    assert "refusing to remove mine" in err and "notes.txt" in err, err
+    assert (mine / "sweep" / "notes.txt").read_text() == "my notes"
+    assert (mine / "sweep" / "protocol.name=tally" / "metrics.jsonl").exists()   # nothing removed
+    assert cli.main(["clean", "."]) == 2                                           # the working directory
+    assert "working directory" in capsys.readouterr().err
+    assert cli.main(["clean", "copy"]) == 0
+    assert "removed copy" in capsys.readouterr().out
+    assert not copy.exists() and mine.exists()
