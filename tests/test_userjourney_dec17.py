@@ -81,3 +81,20 @@ def test_tallysim_clean_removes_only_a_folder_of_tallysims_own(tmp_path, capsys,
     assert cli.main(["clean", "copy"]) == 0
     assert "removed copy" in capsys.readouterr().out
     assert not copy.exists() and mine.exists()
+
+
+def test_pareto_prints_the_frontier_over_all_protocols(tmp_path, capsys):
+    # "is bridge on the frontier?": per protocol every protocol has one; across protocols the bridge
+    # here is beaten by tally (fewer bits, higher accuracy), and FedAvg's costlier point stays on it
+    import json
+    for run, proto, bits, acc in [("t", "tally", 400, 0.57), ("b", "bridge", 3e5, 0.50),
+                                  ("f", "fedavg", 3e6, 0.62)]:
+        d = tmp_path / "res" / run
+        d.mkdir(parents=True)
+        (d / "config.json").write_text(json.dumps({"protocol": {"name": proto}, "rounds": 1}))
+        (d / "metrics.jsonl").write_text(json.dumps({"round": 1, "bits_per_peer": bits, "acc_mean": acc,
+                                                     "acc_global": None}) + "\n")
+    assert cli.main(["pareto", str(tmp_path / "res"), "--out", str(tmp_path / "p.png")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert "bridge: b 0.5000 @ 0.0375 MB" in out                 # its own frontier, as before
+    assert "all protocols: tally t 0.5700 @ 5e-05 MB, fedavg f 0.6200 @ 0.375 MB" in out, out
