@@ -98,3 +98,22 @@ def test_pareto_prints_the_frontier_over_all_protocols(tmp_path, capsys):
     out = capsys.readouterr().out.splitlines()
     assert "bridge: b 0.5000 @ 0.0375 MB" in out                 # its own frontier, as before
     assert "all protocols: tally t 0.5700 @ 5e-05 MB, fedavg f 0.6200 @ 0.375 MB" in out, out
+
+
+def test_read_rows_leaves_a_field_the_protocol_never_reads_empty_as_table_does(tmp_path):
+    # FedAvg's distill.weight read 1.0 in pandas beside the bridge's 0 and 1 (table showed it empty)
+    import json
+
+    import tallysim
+    from tallysim.results.table import table_rows
+    for run, proto, weight in [("fa", "fedavg", 1.0), ("b0", "bridge", 0.0), ("b1", "bridge", 1.0)]:
+        d = tmp_path / "res" / run
+        d.mkdir(parents=True)
+        (d / "config.json").write_text(json.dumps({"protocol": {"name": proto}, "rounds": 1,
+                                                   "distill": {"weight": weight}}))
+        (d / "metrics.jsonl").write_text(json.dumps({"round": 1, "bits_per_peer": 8, "acc_mean": 0.5,
+                                                     "acc_global": 0.5}) + "\n")
+    got = {r["run"]: r["distill.weight"] for r in tallysim.read_rows(tmp_path / "res")}
+    assert got == {"fa": None, "b0": 0.0, "b1": 1.0}
+    cols, rows = table_rows([tmp_path / "res"])
+    assert {r["run"]: r["distill.weight"] for r in rows} == {"fa": None, "b0": 0.0, "b1": 1.0}   # the same
