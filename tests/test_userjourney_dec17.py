@@ -117,3 +117,19 @@ def test_read_rows_leaves_a_field_the_protocol_never_reads_empty_as_table_does(t
     assert got == {"fa": None, "b0": 0.0, "b1": 1.0}
     cols, rows = table_rows([tmp_path / "res"])
     assert {r["run"]: r["distill.weight"] for r in rows} == {"fa": None, "b0": 0.0, "b1": 1.0}   # the same
+
+
+def test_results_repr_is_one_line_not_every_row(tmp_path):
+    # a notebook cell ending in `res` printed every metrics row and the whole config (kilobytes)
+    import json
+
+    import tallysim
+    d = tmp_path / "run"
+    d.mkdir()
+    (d / "config.json").write_text(json.dumps({"protocol": {"name": "bridge"}, "rounds": 5, "peers": 4}))
+    rows = [{"round": r, "bits_per_peer": 800.0 * r, "acc_mean": 0.5, "acc_global": 0.096} for r in (1, 2)]
+    (d / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    res = tallysim.Results.read(d)
+    assert repr(res) == (f"Results({str(d)!r}: bridge, incomplete, 2 rows; round 2: acc_global 0.0960 @ 1600 "
+                         "bits per peer)")
+    assert repr(tallysim.Results(tmp_path)).endswith(": ?, unknown, 0 rows)")

@@ -39,6 +39,20 @@ class Results:
         from tallysim.results.table import run_status
         return run_status(self.out, self.config, self.rows)
 
+    def __repr__(self) -> str:
+        # a notebook shows a cell's last value: the dataclass's repr was every row and the whole config,
+        # kilobytes for a five-round run; `rows` and `config` are one attribute away
+        from tallysim.results.headline import bits_text, headline_key
+        proto = (self.config.get("protocol") or {}).get("name", "?") if isinstance(self.config, dict) else "?"
+        head = f"Results({str(self.out)!r}: {proto}, {self.status}, {len(self.rows)} rows"
+        last = self.last
+        if not last:
+            return head + ")"
+        key = headline_key(last)
+        acc = last.get(key)
+        shown = f"{acc:.4f}" if isinstance(acc, (int, float)) else str(acc)
+        return (head + f"; round {last.get('round')}: {key} {shown} @ {bits_text(last.get('bits_per_peer'))} bits per peer)")
+
     def column(self, key: str) -> list:
         """One metrics key over the rows, in round order (None where a row lacks it, or holds null: e.g.
         `acc_global` without a server model). A key no row has is a KeyError naming the near ones: a
