@@ -34,7 +34,7 @@ from tallysim import progress as progress_bars
 from tallysim.progress_base import QuietLog, say
 from tallysim.config import Config, ConfigError
 from tallysim.results import metrics
-from tallysim.sweep_axes import (MAX_RUNS, check_count, check_fields_read, expand, repeated_runs, warn_repeated_runs,  # noqa: F401 - sweep.X, as before
+from tallysim.sweep_axes import (MAX_RUNS, check_count, check_fields_read, expand, repeated_runs, warn_repeated_runs, warn_unmerged,  # noqa: F401 - sweep.X, as before
                                  file_axes, parse_axis, safe_name)
 
 DONE = metrics.DONE
@@ -99,11 +99,11 @@ def _write_index(out_dir: Path, records: list[dict], meta: Optional[dict]) -> No
 
 
 def warn_before(runs: list[tuple[str, list[str]]], cfgs: list[Config]) -> None:
-    """A sweep's warnings before anything runs, for run_sweep and `tallysim sweep --dry-run` (which never
-    reaches it): seeds shared between runs (seed=0,1 with seeds=2) and runs that repeat one experiment
-    (tally crossed with another protocol's own knob)."""
+    """A sweep's warnings before anything runs, for run_sweep and `tallysim sweep --dry-run`: seeds shared
+    between runs (seed=0,1 with seeds=2), runs that repeat one experiment, bridge runs that never merge."""
     validation.warn_seed_overlap([n for n, _ in runs], cfgs)
     warn_repeated_runs(runs, cfgs)
+    warn_unmerged(runs, cfgs)
 
 
 def run_sweep(base_cfg: Config, runs: list[tuple[str, list[str]]], out_dir, progress: bool = True,
