@@ -27,7 +27,8 @@ import sys
 from pathlib import Path
 
 ALLOWED = ("allowed: a results directory holding only what tallysim wrote (run directories, which hold "
-           ".tallysim-run; sweeps, with their sweep.json; directories of those), e.g. OUT=results")
+           ".tallysim-run; sweeps, with their sweep.json; directories of those), e.g. `tallysim clean results` "
+           "or `make clean OUT=results`")
 # opens a directory only when it is one and not a link: the removal walks by these descriptors, so a
 # directory swapped for a link after the check is not followed (shutil.rmtree's guard, kept without rmtree)
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC

@@ -220,7 +220,7 @@ def main(argv=None, repeats: bool = None) -> int:
         for key, value in vars(args).items():   # undecodable bytes anywhere: one line now, not a traceback later
             for item in value if isinstance(value, list) else [value]:
                 if isinstance(item, str):
-                    positional = key in ("overrides", "axes", "runs", "names", "figure")
+                    positional = key in ("overrides", "axes", "runs", "names", "figure", "dir")
                     outdir.check_text(item, "argument" if positional else f"--{key.replace('_', '-')}")
             if key in PATH_OPTIONS and isinstance(value, str):
                 setattr(args, key, os.path.expanduser(value))

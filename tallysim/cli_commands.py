@@ -139,6 +139,12 @@ def cmd_plot(args) -> int:
     return 0
 
 
+def cmd_clean(args) -> int:
+    # make clean's own check and removal (clean.py): only what tallysim wrote goes, anything else refuses
+    from tallysim import clean
+    return clean.main([args.dir])
+
+
 def cmd_sweep(args) -> int:
     from tallysim import sweep
     return sweep.main(args)

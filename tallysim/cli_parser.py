@@ -9,7 +9,8 @@ import argparse
 import re
 
 from tallysim.fields import did_you_mean
-from tallysim.cli_commands import cmd_bench, cmd_figure, cmd_pareto, cmd_plot, cmd_prepare, cmd_run, cmd_sweep
+from tallysim.cli_commands import (cmd_bench, cmd_clean, cmd_figure, cmd_pareto, cmd_plot, cmd_prepare, cmd_run,
+                                   cmd_sweep)
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -55,6 +56,7 @@ def parser() -> argparse.ArgumentParser:
     add_prepare_command(sub)
     add_figure_command(sub)
     add_bench_command(sub)
+    add_clean_command(sub)
     return p
 
 
@@ -148,6 +150,15 @@ def add_plot_command(sub) -> None:
     pl.add_argument("--label", action="append", metavar="NAME", help="legend entry of each run, in order "
                     "(repeat once per run; default: the protocol, plus what tells same-protocol runs apart)")
     pl.set_defaults(fn=cmd_plot)
+
+
+def add_clean_command(sub) -> None:
+    """`clean`: `make clean`'s removal of a results directory (clean.py), for a results folder anywhere."""
+    c = sub.add_parser("clean", help="remove a results directory that holds only tallysim's runs and sweeps "
+                       "(anything else in it, a link, a home directory or the working directory: refused, "
+                       "nothing removed)")
+    c.add_argument("dir", metavar="DIR", help="the results directory (a run's, a sweep's or a folder of them)")
+    c.set_defaults(fn=cmd_clean)
 
 
 def add_table_command(sub) -> None:

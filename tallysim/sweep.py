@@ -34,7 +34,7 @@ from tallysim import progress as progress_bars
 from tallysim.progress_base import QuietLog, say
 from tallysim.config import Config, ConfigError
 from tallysim.results import metrics
-from tallysim.sweep_axes import (MAX_RUNS, check_count, check_fields_read, expand, repeated_runs, warn_repeated_runs,  # noqa: F401 - sweep.X, as before
+from tallysim.sweep_axes import (MAX_RUNS, check_count, check_fields_read, expand, repeated_runs, warn_repeated_runs, warn_unmerged,  # noqa: F401 - sweep.X, as before
                                  file_axes, parse_axis, safe_name)
 
 DONE = metrics.DONE
@@ -99,11 +99,11 @@ def _write_index(out_dir: Path, records: list[dict], meta: Optional[dict]) -> No
 
 
 def warn_before(runs: list[tuple[str, list[str]]], cfgs: list[Config]) -> None:
-    """A sweep's warnings before anything runs, for run_sweep and `tallysim sweep --dry-run` (which never
-    reaches it): seeds shared between runs (seed=0,1 with seeds=2) and runs that repeat one experiment
-    (tally crossed with another protocol's own knob)."""
+    """A sweep's warnings before anything runs, for run_sweep and `tallysim sweep --dry-run`: seeds shared
+    between runs (seed=0,1 with seeds=2), runs that repeat one experiment, bridge runs that never merge."""
     validation.warn_seed_overlap([n for n, _ in runs], cfgs)
     warn_repeated_runs(runs, cfgs)
+    warn_unmerged(runs, cfgs)
 
 
 def run_sweep(base_cfg: Config, runs: list[tuple[str, list[str]]], out_dir, progress: bool = True,
@@ -254,6 +254,14 @@ def _run_one(runmod, i: int, runs, cfgs, records, out_dir: Path, progress: bool,
     _write_index(out_dir, records, meta)
 
 
+def run_numbers(batch: list[int]) -> str:
+    """A group's run numbers (from 1) in its log line: `1..4` when consecutive, else `1,3,5,7` (it read
+    `1..7`, as if seven runs), past eight `1,4,7,...,28`."""
+    if (nums := [i + 1 for i in batch]) == list(range(nums[0], nums[-1] + 1)):
+        return f"{nums[0]}..{nums[-1]}"
+    return ",".join(str(x) for x in (nums if len(nums) <= 8 else [*nums[:3], "...", nums[-1]]))
+
+
 def _run_grouped(runmod, batch: list[int], runs, cfgs, records, out_dir: Path, progress: bool, log,
                  meta) -> None:
     """Several runs as one compiled program (run.run_group). What stops the program decides what
@@ -271,7 +279,7 @@ def _run_grouped(runmod, batch: list[int], runs, cfgs, records, out_dir: Path, p
         return _run_one(runmod, batch[0], runs, cfgs, records, out_dir, progress, log, meta)
     n = len(runs)
     names = [runs[i][0] for i in batch]
-    log(f"[{batch[0] + 1}..{batch[-1] + 1}/{n}] {len(batch)} runs as one program: {', '.join(names)}")
+    log(f"[{run_numbers(batch)}/{n}] {len(batch)} runs as one program: {', '.join(names)}")
     for i in batch:
         records[i]["status"] = "running"
     _write_index(out_dir, records, meta)

@@ -223,3 +223,18 @@ def warn_repeated_runs(runs: list[tuple[str, list[str]]], cfgs: list[Config]) ->
     line = repeated_runs(runs, cfgs)
     if line:
         print(f"tallysim: warning: {line}", file=sys.stderr)
+
+
+def warn_unmerged(runs: list[tuple[str, list[str]]], cfgs: list[Config]) -> None:
+    """One line on stderr naming the bridge runs that never merge (bridge.period > rounds): their
+    headline, the one `table`, `plot` and `pareto` show, is the shared initialisation's accuracy (a
+    sweep of period 1,2,5 at rounds=4 put two bridge points at chance on the Pareto plot, unsaid).
+    A sweep prints no other validation.warnings (its grids hold such points on purpose: fig8's
+    fault-free runs), but this one turns a run's number into another quantity."""
+    from tallysim import validation
+    names = [name for (name, _), cfg in zip(runs, cfgs) if validation.never_merges(cfg)]
+    if names:
+        more = f" and {len(names) - 1} more" if len(names) > 1 else ""
+        print(f"tallysim: warning: sweep run {names[0]}{more}: bridge.period > rounds, so no merge happens: "
+              "each is tally, and its headline accuracy (acc_global: table, plot, pareto) stays the shared "
+              "initialisation's; read acc_mean, or make rounds at least bridge.period", file=sys.stderr)

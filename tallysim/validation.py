@@ -90,11 +90,18 @@ def check_tracking(cfg: Config) -> None:
                                   "(created if missing)")
 
 
+def never_merges(cfg: Config) -> bool:
+    """A bridge run whose first merge (round bridge.period) comes after its last round: tally, with its
+    headline (the server model) left at the shared initialisation. `warnings` says so for a single run,
+    sweep_axes.warn_unmerged for a sweep's runs."""
+    return cfg.protocol.name == "bridge" and cfg.bridge.density > 0 and cfg.bridge.period > cfg.rounds
+
+
 def warnings(cfg: Config) -> list[str]:
     """Configured events that can never happen in this run (allowed, but probably not meant): one line
     each, printed before a single run starts (single_run: the CLI's run, tallysim.run, tallysim.drive)."""
     out, name = [], cfg.protocol.name
-    if name == "bridge" and cfg.bridge.density > 0 and cfg.bridge.period > cfg.rounds:
+    if never_merges(cfg):
         out.append(f"bridge.period={cfg.bridge.period} > rounds={cfg.rounds}: no merge happens in this run, so "
                    "it is tally, and its server model (acc_global, the summary's headline) stays the shared "
                    "init: read the peers' mean (acc_mean)")

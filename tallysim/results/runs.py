@@ -39,6 +39,20 @@ class Results:
         from tallysim.results.table import run_status
         return run_status(self.out, self.config, self.rows)
 
+    def __repr__(self) -> str:
+        # a notebook shows a cell's last value: the dataclass's repr was every row and the whole config,
+        # kilobytes for a five-round run; `rows` and `config` are one attribute away
+        from tallysim.results.headline import bits_text, headline_key
+        proto = (self.config.get("protocol") or {}).get("name", "?") if isinstance(self.config, dict) else "?"
+        head = f"Results({str(self.out)!r}: {proto}, {self.status}, {len(self.rows)} rows"
+        last = self.last
+        if not last:
+            return head + ")"
+        key = headline_key(last)
+        acc = last.get(key)
+        shown = f"{acc:.4f}" if isinstance(acc, (int, float)) else str(acc)
+        return (head + f"; round {last.get('round')}: {key} {shown} @ {bits_text(last.get('bits_per_peer'))} bits per peer)")
+
     def column(self, key: str) -> list:
         """One metrics key over the rows, in round order (None where a row lacks it, or holds null: e.g.
         `acc_global` without a server model). A key no row has is a KeyError naming the near ones: a
@@ -85,7 +99,8 @@ def read_rows(dirs, strict: bool = False) -> list[dict]:
     """Every metrics row of every run at or below `dirs` (one path or a list), one flat dict per (run,
     evaluation): `run` (the run's path under the directory given, as `tallysim table` names it),
     `protocol` and the config fields whose values differ between the runs (the swept ones, as
-    `tallysim table` finds them), then the row's own keys (docs/cli.md, "Where results go"): `round`,
+    `tallysim table` finds them; None where the run's protocol does not read the field, as `table`
+    leaves its cell empty), then the row's own keys (docs/cli.md, "Where results go"): `round`,
     the cumulative `bits_up`/`bits_down` over all peers, the cumulative `bits_per_peer`, the
     accuracies, ... `pandas.DataFrame(tallysim.read_rows("results/alpha"))` is the whole sweep in one
     long table. Rows are as written: nothing is averaged or converted (but strict JSON's "Infinity",
@@ -97,7 +112,7 @@ def read_rows(dirs, strict: bool = False) -> list[dict]:
     every run found unreadable it raises either way."""
     import warnings
     from tallysim.results import metrics
-    from tallysim.results.table import flatten, swept_fields
+    from tallysim.results.table import flatten, swept_fields, unread_blank
     if not isinstance(strict, bool):     # strict="no" is truthy: it raised where the caller asked it not to
         raise ConfigError(f"read_rows(strict={strict!r}): expected True or False")
 
@@ -111,7 +126,9 @@ def read_rows(dirs, strict: bool = False) -> list[dict]:
     swept = [k for k in swept_fields([cfg for _, cfg, _ in found]) if k != "protocol.name"]
     out = []
     for label, cfg, rows in found:
-        flat = flatten(cfg)
+        # a swept field this run's protocol never reads is None, as `table`'s empty cell: FedAvg's
+        # distill.weight read 1.0 beside the bridge's 0 and 1, so a groupby put it with the voting runs
+        flat = unread_blank(flatten(cfg), swept)
         head = {"run": label, "protocol": flat.get("protocol.name"), **{k: flat.get(k) for k in swept}}
         out += [{**head, **row} for row in rows]
     return out
