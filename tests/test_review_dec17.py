@@ -130,3 +130,18 @@ def test_lazy_submodules_never_run_main_and_import_no_jax(tmp_path):
     p = subprocess.run([sys.executable, "-c", code, "--help"], capture_output=True, text=True, cwd=ROOT,
                        timeout=60)
     assert p.returncode == 0 and p.stdout.split("\n")[:2] == ["no __main__", "False"], (p.stdout, p.stderr)
+
+
+def test_a_named_dataset_read_from_its_cache_records_no_data_path(tmp_path, monkeypatch):
+    """fashion_mnist with data.path=DIR reads the prepared cache where there is one (data/loading.py) and
+    never opens DIR: partition.json's data_read named DIR's files as read, and a resume's notice too."""
+    from tallysim import build, config
+    src = tmp_path / "fm"
+    src.mkdir()
+    (src / "train-images-idx3-ubyte.gz").write_bytes(b"x")
+    monkeypatch.setenv("TALLYSIM_DATA", str(tmp_path / "cache"))
+    cfg = config.apply_overrides(config.Config(), ["data.name=fashion_mnist", f"data.path={src}"])
+    assert build._read_state(cfg)["path"] == str(src.resolve())       # no cache: DIR is what is read
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / "fashion_mnist.npz").write_bytes(b"")
+    assert build._read_state(cfg) is None
