@@ -145,3 +145,11 @@ def test_a_named_dataset_read_from_its_cache_records_no_data_path(tmp_path, monk
     (tmp_path / "cache").mkdir()
     (tmp_path / "cache" / "fashion_mnist.npz").write_bytes(b"")
     assert build._read_state(cfg) is None
+
+
+def test_results_repr_never_raises(tmp_path):
+    # a notebook (and a debugger, a traceback's locals) calls repr: it raised AttributeError on a Results
+    # made by hand with config=None (the status it shows reads config.get)
+    import tallysim
+    assert repr(tallysim.Results(tmp_path, rows=[{"round": 1}], config=None)) == f"Results({str(tmp_path)!r}, 1 rows)"
+    assert repr(tallysim.Results(tmp_path, rows=[{"round": 1}], config={"protocol": "tally"})).startswith("Results(")
