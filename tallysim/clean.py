@@ -10,7 +10,8 @@ directories holding nothing else (a sweep's, a figure's `OUT/<figure>/<group>/`,
 else is refused in one line naming the path and what is allowed, and nothing is removed: the file-system
 root, a home directory, the working directory (the repository, for make) or one above it, a symbolic
 link, a file, a directory holding anything tallysim did not write, and one outside the working directory
-that holds no run or sweep at all, and a run a tallysim process is writing now (its lock is held). A
+that holds no run or sweep at all, a run a tallysim process is writing now (its lock is held), and
+anything inside a sweep or figure directory being written (a finished run of it, a figure's group). A
 missing DIR is nothing to do. Stops before removing anything (exit 2), so make stops too.
 
 The removal is not `shutil.rmtree` after the check (that removed whatever appeared in DIR meanwhile: a file
@@ -90,12 +91,23 @@ def _run_itself(p: Path, out: str, found: list, ours: dict) -> list[str]:
         return [str(p / name) for name in foreign]
     if not outdir.is_run_dir(p):        # a marker that is not tallysim's (or unreadable): walked as a folder
         return _foreign(p, found, ours)
-    if run_lock.being_written(p) or run_lock.being_written(p.resolve().parent):
-        raise Refused(f"refusing to remove {out}: a tallysim process (a run, sweep or figure) is writing it or "
-                      "its sweep right now; wait for it to finish or stop it, then clean")
+    if run_lock.being_written(p):
+        raise Refused(f"refusing to remove {out}: a tallysim process (a run, sweep or figure) is writing it "
+                      "right now; wait for it to finish or stop it, then clean")
     found.append(p)
     ours.update({f.name: _ident(f.lstat()) for f in p.iterdir()})
     return []
+
+
+def _refuse_inside_written(real: Path, out: str) -> None:
+    """OUT inside a sweep or figure directory a tallysim process is writing now (its lock held): one of its
+    finished runs, or a figure's group folder, went from under it (the sweep's index and the figure's
+    plots then name runs that are gone). The folder itself being written is _foreign's check."""
+    from tallysim import run_lock
+    for above in real.parents:
+        if run_lock.being_written(above):
+            raise Refused(f"refusing to remove {out}: it is inside {above}, which a tallysim sweep (or figure) "
+                          "is writing right now; wait for it to finish or stop it, then clean")
 
 
 def _approve(out: str, cwd: Path | None = None) -> tuple[Path | None, dict]:
@@ -116,6 +128,7 @@ def _approve(out: str, cwd: Path | None = None) -> tuple[Path | None, dict]:
     why = outdir.protected(real)
     if why:
         raise Refused(f"refusing to remove {named}: {why}; {ALLOWED}")
+    _refuse_inside_written(real, out)
     found: list = []
     ours: dict = {}
     itself = (p / outdir.MARKER).is_file() or outdir.is_run_dir(p)      # a legacy run has no marker

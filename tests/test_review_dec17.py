@@ -57,8 +57,12 @@ def test_clean_refuses_a_run_whose_sweep_is_being_written_and_says_a_missing_dir
     try:
         assert holder.stdout.readline().strip() == "held"
         assert cli.main(["clean", "sweep/a=1"]) == 2       # the sweep may be about to write it
-        assert "writing it or its sweep right now" in capsys.readouterr().err
+        assert "is inside" in capsys.readouterr().err
         assert (run / "metrics.jsonl").exists()
+        group = tmp_path / "sweep" / "group"              # a figure's group folder of finished runs
+        _run(group / "b=1")
+        assert cli.main(["clean", "sweep/group"]) == 2
+        assert "is inside" in capsys.readouterr().err and (group / "b=1" / "metrics.jsonl").exists()
     finally:
         holder.kill()
         holder.wait()
