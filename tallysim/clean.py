@@ -10,7 +10,8 @@ directories holding nothing else (a sweep's, a figure's `OUT/<figure>/<group>/`,
 else is refused in one line naming the path and what is allowed, and nothing is removed: the file-system
 root, a home directory, the working directory (the repository, for make) or one above it, a symbolic
 link, a file, a directory holding anything tallysim did not write, and one outside the working directory
-that holds no run or sweep at all, and a run a tallysim process is writing now (its lock is held). A
+that holds no run or sweep at all, a run a tallysim process is writing now (its lock is held), and
+anything inside a sweep or figure directory being written (a finished run of it, a figure's group). A
 missing DIR is nothing to do. Stops before removing anything (exit 2), so make stops too.
 
 The removal is not `shutil.rmtree` after the check (that removed whatever appeared in DIR meanwhile: a file
@@ -79,6 +80,36 @@ def _foreign(d: Path, found: list, ours: dict, rel: str = "") -> list[str]:
     return out
 
 
+def _run_itself(p: Path, out: str, found: list, ours: dict) -> list[str]:
+    """OUT is a run directory itself (`tallysim clean results/sweep/run3`, which `tallysim clean`'s help
+    offers): its own files may go, as a run's inside a folder. Walked as a folder, each of them (config.json,
+    the marker) was "an entry tallysim did not write" and the run was refused with that false reason.
+    Refused while it, or the sweep (or figure) directory holding it, is being written."""
+    from tallysim import outdir, run_lock
+    foreign = outdir.foreign_entries(p)
+    if foreign:                         # a run with something of yours in it: that is named
+        return [str(p / name) for name in foreign]
+    if not outdir.is_run_dir(p):        # a marker that is not tallysim's (or unreadable): walked as a folder
+        return _foreign(p, found, ours)
+    if run_lock.being_written(p):
+        raise Refused(f"refusing to remove {out}: a tallysim process (a run, sweep or figure) is writing it "
+                      "right now; wait for it to finish or stop it, then clean")
+    found.append(p)
+    ours.update({f.name: _ident(f.lstat()) for f in p.iterdir()})
+    return []
+
+
+def _refuse_inside_written(real: Path, out: str) -> None:
+    """OUT inside a sweep or figure directory a tallysim process is writing now (its lock held): one of its
+    finished runs, or a figure's group folder, went from under it (the sweep's index and the figure's
+    plots then name runs that are gone). The folder itself being written is _foreign's check."""
+    from tallysim import run_lock
+    for above in real.parents:
+        if run_lock.being_written(above):
+            raise Refused(f"refusing to remove {out}: it is inside {above}, which a tallysim sweep (or figure) "
+                          "is writing right now; wait for it to finish or stop it, then clean")
+
+
 def _approve(out: str, cwd: Path | None = None) -> tuple[Path | None, dict]:
     """check's answer and the files it approved (`ours` of _foreign)."""
     if not out or not out.strip():
@@ -97,9 +128,11 @@ def _approve(out: str, cwd: Path | None = None) -> tuple[Path | None, dict]:
     why = outdir.protected(real)
     if why:
         raise Refused(f"refusing to remove {named}: {why}; {ALLOWED}")
+    _refuse_inside_written(real, out)
     found: list = []
     ours: dict = {}
-    foreign = _foreign(p, found, ours)
+    itself = (p / outdir.MARKER).is_file() or outdir.is_run_dir(p)      # a legacy run has no marker
+    foreign = _run_itself(p, out, found, ours) if itself else _foreign(p, found, ours)
     if foreign:
         shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
         raise Refused(f"refusing to remove {out}: it holds entries tallysim did not write ({shown}); move them "
@@ -183,7 +216,9 @@ def remove(p: Path, ours: dict) -> list[str]:
     return kept
 
 
-def main(argv: list[str]) -> int:
+def main(argv: list[str], say_missing: bool = False) -> int:
+    """`make clean`'s (silent where OUT does not exist: nothing to do) and, with `say_missing`, `tallysim
+    clean DIR`'s, where a typed path that names nothing (a typo, a quoted '~') returned 0 without a word."""
     if len(argv) != 1:
         print("usage: python -m tallysim.clean OUT", file=sys.stderr)
         return 2
@@ -200,6 +235,8 @@ def main(argv: list[str]) -> int:
         print(f"tallysim.clean: cannot check {argv[0]} ({e}); nothing was removed", file=sys.stderr)
         return 2
     if p is None:
+        if say_missing:
+            print(f"tallysim.clean: nothing to remove: {argv[0]} does not exist", file=sys.stderr)
         return 0
     try:
         kept = remove(p, ours)

@@ -142,7 +142,7 @@ def cmd_plot(args) -> int:
 def cmd_clean(args) -> int:
     # make clean's own check and removal (clean.py): only what tallysim wrote goes, anything else refuses
     from tallysim import clean
-    return clean.main([args.dir])
+    return clean.main([args.dir], say_missing=True)
 
 
 def cmd_sweep(args) -> int:

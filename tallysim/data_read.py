@@ -10,15 +10,26 @@ tool sets (`cp -p` and `rsync -t` keep a modification time, not them): a file re
 another state and is loaded and compared as before. And `--resume` with data.path moved names the
 path it read before and the one it reads now, resolved: a relative data.path read under another
 working directory is another file (run_files.check_same_data refuses other contents).
+
+Two ways the same state could stand for other contents, closed where they are known (review17): a
+network file system's client answers `stat` from its attribute cache (NFS: up to 60 s old), so a file
+rewritten on another node read as unchanged; each file is opened before it is measured (`fstat` of the
+open file: NFS's close-to-open check asks the server). And a file system that keeps times in whole
+seconds (FAT, HFS+, ext3, some NFS servers) gives a file rewritten within the second of its last write,
+at the same size, the very same state; as git's "racy" index entries, a file written less than
+RACY_NS before it is measured there is not recorded (the next run records it, settled).
 """
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 from typing import Optional
 
 KEY = "data_read"       # partition.json's key
 MAX_FILES = 64          # a directory of more (not a dataset's few files): not recorded, partition.json stays small
+RACY_NS = 2 * 10**9     # whole-second times this close to now may yet change within their second (FAT: 2 s)
 
 
 def state(path) -> Optional[dict]:
@@ -29,16 +40,49 @@ def state(path) -> Optional[dict]:
         return None
     try:
         p = Path(path).expanduser().resolve()
-        files = [p] if p.is_file() else sorted(f for f in p.iterdir() if f.is_file()) if p.is_dir() else []
-        if len(files) > MAX_FILES:
+        files = [p] if p.is_file() else _dir_files(p) if p.is_dir() else []
+        if files is None:
             return None
         rows = []
         for f in files:
-            st = f.stat()
+            st = _opened_stat(f)
             rows.append([f.name, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev])
     except OSError:
         return None
+    now = time.time_ns()
+    if any(_racy(r[2], r[3], now) for r in rows):
+        return None
     return {"path": str(p), "files": rows} if rows else None
+
+
+def _dir_files(p: Path) -> Optional[list]:
+    """A directory's files, sorted; None past MAX_FILES (counted as listed: a directory of a million
+    files was stat'ed whole, twice per build, before the count refused it)."""
+    files = []
+    with os.scandir(p) as it:
+        for e in it:
+            if e.is_file():
+                files.append(p / e.name)
+                if len(files) > MAX_FILES:
+                    return None
+    return sorted(files)
+
+
+def _opened_stat(f: Path) -> os.stat_result:
+    """f's state as the file system's server has it: measured through an open descriptor (a path's stat
+    on NFS may be the client's cached attributes of a file since rewritten elsewhere)."""
+    fd = os.open(f, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        return os.fstat(fd)
+    finally:
+        os.close(fd)
+
+
+def _racy(mtime_ns: int, ctime_ns: int, now_ns: int) -> bool:
+    """Times kept in whole seconds, of a write less than RACY_NS ago: a rewrite later in that second (or
+    FAT's two) would leave size and times as they are, so this state proves nothing yet."""
+    whole = mtime_ns % 10**9 == 0 and ctime_ns % 10**9 == 0
+    return whole and max(mtime_ns, ctime_ns) > now_ns - RACY_NS
 
 
 def recorded(run_dir) -> Optional[dict]:

@@ -41,7 +41,16 @@ class Results:
 
     def __repr__(self) -> str:
         # a notebook shows a cell's last value: the dataclass's repr was every row and the whole config,
-        # kilobytes for a five-round run; `rows` and `config` are one attribute away
+        # kilobytes for a five-round run; `rows` and `config` are one attribute away. A repr never raises
+        # (a debugger, a traceback's locals and a notebook call it): a Results made by hand with a config
+        # that is no dict (`status` reads it) gets the plain one
+        try:
+            return self._summary()
+        except Exception:
+            rows = len(self.rows) if isinstance(self.rows, list) else "?"
+            return f"Results({str(self.out)!r}, {rows} rows)"
+
+    def _summary(self) -> str:
         from tallysim.results.headline import bits_text, headline_key
         proto = (self.config.get("protocol") or {}).get("name", "?") if isinstance(self.config, dict) else "?"
         head = f"Results({str(self.out)!r}: {proto}, {self.status}, {len(self.rows)} rows"
