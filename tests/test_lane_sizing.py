@@ -108,7 +108,8 @@ def test_the_estimate_bounds_a_grouped_programs_memory(monkeypatch, lanes):
         "batch_size=1", "distill.batch_size=1", "rounds=1", f"seeds={lanes}", "local_steps=1"])
     b = build.build(cfg)
     placement = mesh.plan(1, lanes, P)
-    state = programs.initial_state(b, placement)
+    # the state's shapes (lowering reads nothing else): init is neither compiled nor run, as bench/memory.py
+    state = jax.eval_shape(lambda: programs.initial_state(b, placement))
     data_c, values, _, k_rounds, x_test, y_test = programs.chunk_inputs(b, 0, lanes, placement)
     single, _ = programs.round_programs(b)
     rounds = single.lower(state, data_c, k_rounds, jnp.arange(1, 2, dtype=jnp.int32), values).compile().memory_analysis()

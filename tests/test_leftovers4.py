@@ -167,7 +167,7 @@ def test_the_round_streams_by_the_model_chunk_and_votes_do_not_change(monkeypatc
     from conftest import TINY
     cfg = config_.apply_overrides(config_.Config(), [t for t in TINY if not t.startswith("model.width")] + [
         f"protocol.name={protocol}", "model.name=lenet", "data.input_shape=[28,28,1]", "rounds=1",
-        "warmup_epochs=0", "local_epochs=1", *own])
+        "warmup_epochs=0", "local_steps=1", *own])
     monkeypatch.setattr(sizing, "CHUNK_BYTES", 4 * 64 * 10 * 4 * 4)      # the 4 peers' logits 4 times over
     seen = []
     real = exchange.peer_chunk

@@ -304,7 +304,7 @@ def test_a_split_exchange_sends_the_unsplit_votes_and_soft_labels(protocol, monk
     from conftest import TINY, spy_probes
     cfg = config_.apply_overrides(config_.Config(), [t for t in TINY if not t.startswith("model.width")] + [
         f"protocol.name={protocol}", "model.name=lenet", "data.input_shape=[28,28,1]", "rounds=1",
-        "warmup_epochs=0", "local_epochs=1"])
+        "warmup_epochs=0", "local_steps=1"])
     monkeypatch.setattr(sizing, "CHUNK_BYTES", 4_000_000)     # LeNet: about 240 KB a probe, 15 MB for 64
     monkeypatch.setattr(exchange, "peer_chunk", lambda *a, **k: 1)        # the same peer chunk in both runs
     splits = []

@@ -206,23 +206,49 @@ def compare_runs(alone_dir, grouped_dir, what, tol=ROUNDING):
 _LONE: dict = {}
 
 
+def _compiled_alike(cfgs) -> tuple:
+    """A key for runs of cfgs compiled the same way (a fusion_emitters test compiles otherwise)."""
+    import jax
+    from jax._src import compiler
+    return (tuple(repr(config.validate(c)) for c in cfgs), compiler.get_compile_options,
+            jax.config.values["jax_disable_most_optimizations"])
+
+
 def lone_run(cfg, d):
     """The directory of cfg run alone: one this module already wrote, else cfg run into d."""
-    import jax
-    from jax._src import compiler                  # a fusion_emitters test compiles otherwise: its own run
-    key = (repr(config.validate(cfg)), compiler.get_compile_options,
-           jax.config.values["jax_disable_most_optimizations"])
+    key = _compiled_alike([cfg])
     if key not in _LONE or not (_LONE[key] / "metrics.jsonl").is_file():
         run.run(cfg, str(d), progress=False)
         _LONE[key] = d
     return _LONE[key]
 
 
-def grouped_and_alone(cfgs, tmp_path, tag="", built=None):
+# The same for the grouped run of a case's configurations (its Built, whose compiled programs a later
+# run_group with built= reuses, and its directories): the matrix's tally group is the group the bits
+# test reads and the negative control reruns on lane 0's values (each traced it afresh before: 10 and
+# 12 s of the module's 106 s on the loaded 2-core CPU). Read-only, as _LONE.
+_GROUPED: dict = {}
+
+
+def grouped_run(cfgs, tmp_path, tag=""):
+    """(Built, directories) of cfgs run as one group: the ones this module already has, else a new run
+    into tmp_path's g{tag}{i}."""
+    key = _compiled_alike(cfgs)
+    if key not in _GROUPED or not all((d / "metrics.jsonl").is_file() for d in _GROUPED[key][1]):
+        assert len(lanes.group(cfgs)) == 1, "the case must be one compiled group"
+        b = run.build_group(cfgs)
+        g = [tmp_path / f"g{tag}{i}" for i in range(len(cfgs))]
+        for res in run.run_group(cfgs, g, progress=False, built=b):
+            assert not isinstance(res, Exception), res
+        _GROUPED[key] = (b, g)
+    return _GROUPED[key]
+
+
+def grouped_and_alone(cfgs, tmp_path, tag=""):
     """Run cfgs as one group into g{i} and each alone into a{i}; returns the two directory lists."""
     assert len(lanes.group(cfgs)) == 1, "the case must be one compiled group"
     g = [tmp_path / f"g{tag}{i}" for i in range(len(cfgs))]
-    for res in run.run_group(cfgs, g, progress=False, built=built):
+    for res in run.run_group(cfgs, g, progress=False):
         assert not isinstance(res, Exception), res
     a = [lone_run(cfg, tmp_path / f"a{tag}{i}") for i, cfg in enumerate(cfgs)]
     return g, a
@@ -236,9 +262,9 @@ def test_each_lane_of_a_text_group_gets_its_own_rows(name, tmp_path):
     if cfgs[0].data.name != "shakespeare":
         from tallysim.data import text
         text.load(cfgs[0].data.name)            # prepared into this session's cache
-    b = run.build_group(cfgs)
+    b, g = grouped_run(cfgs, tmp_path)
     assert set(b.values) == lane_fields(name), f"{name}: traced per lane {sorted(b.values)}"
-    g, a = grouped_and_alone(cfgs, tmp_path, built=b)
+    a = [lone_run(cfg, tmp_path / f"a{i}") for i, cfg in enumerate(cfgs)]
     for i in range(len(cfgs)):
         compare_runs(a[i], g[i], f"{name} config {i}")
     # the lanes really differ (else equality says nothing about lane 1 using lane 0's values)
@@ -307,15 +333,15 @@ def test_partition_pick_in_one_group_each_lane_its_own_clients(tmp_path):
     assert parts[0] != parts[1]
 
 
-def test_negative_control_lane_0_values_everywhere_is_caught(tmp_path, monkeypatch):
-    """The comparison catches a group that hands every lane lane 0's values."""
+def test_negative_control_lane_0_values_everywhere_is_caught(tmp_path):
+    """The comparison catches a group that hands every lane lane 0's values (the traced values the
+    group's Built holds, lanes.lane_values' [Z] arrays: the matrix's compiled programs, rerun)."""
+    import dataclasses
     cfgs = case_cfgs("tally")
-    real = lanes.lane_values
-    monkeypatch.setattr(lanes, "lane_values",
-                        lambda cs, lane_cfg: {k: np.full_like(v, v[0]) for k, v in real(cs, lane_cfg).items()})
+    b, _ = grouped_run(cfgs, tmp_path)              # the matrix's tally group, if it ran
+    bad = dataclasses.replace(b, values={k: np.full_like(v, v[0]) for k, v in b.values.items()})
     g = [tmp_path / f"bad{i}" for i in range(2)]
-    run.run_group(cfgs, g, progress=False)
-    monkeypatch.undo()
+    run.run_group(cfgs, g, progress=False, built=bad)
     alone1 = lone_run(cfgs[1], tmp_path / "alone1")      # the matrix's tally lane 1 alone, if it ran
     with pytest.raises(AssertionError):
         compare_runs(alone1, g[1], "lane 1 on lane 0's values")
@@ -343,9 +369,7 @@ def test_per_token_vote_bits_per_lane_by_hand(tmp_path):
     """Tally on characters: ceil(log2 80) = 7 bits per token, PROBES x 80 tokens per peer and round, up;
     the same down plus the keep mask's bit per token (vote.min_agreement > 0), in every lane, for
     every lane's own rounds (lane 1 runs 3 of the group's 3, lane 0 stops at 2)."""
-    cfgs = case_cfgs("tally")
-    g = [tmp_path / f"g{i}" for i in range(2)]
-    run.run_group(cfgs, g, progress=False)
+    _, g = grouped_run(case_cfgs("tally"), tmp_path)     # the matrix's tally group, if it ran
     L = math.ceil(math.log2(C_CHARS))
     tokens = PROBES * POS_CHARS
     for i, d in enumerate(g):
