@@ -1,0 +1,32 @@
+"""Hostile inputs, round 12 (hostile12): the newest features (the blocked vote under other PRNGs, code
+identity, installed plugins, file_shapes' label streaming, examples/gatedvote.py, `table --metric`) and
+older surfaces less tried (figures named with overrides, ...). Each test names what the input did before
+its fix; refusals come before anything runs or compiles.
+"""
+from __future__ import annotations
+
+import pytest
+from conftest import one_line
+
+from tallysim import figures
+
+# ----------------------------------------------------------------------------- figure names
+
+
+@pytest.fixture
+def no_figure_runs(monkeypatch):
+    monkeypatch.setattr(figures, "make_figure", lambda *a, **k: pytest.fail("a figure ran before every name was checked"))
+
+
+@pytest.mark.parametrize("names, expected", [
+    # ran fig1's runs (every group), then: "figure 'rounds=3' not found"
+    (["fig1", "rounds=3"], "`tallysim figure` takes no key=value overrides; allowed: figure names"),
+    (["rounds=3", "fig1"], "to change rounds, write a figure config with \"extends\""),
+    # ran fig1 first, then the misspelt second name was refused
+    (["fig1", "fgi2"], "figure 'fgi2' not found; allowed: fig1"),
+])
+def test_every_figure_named_is_checked_before_any_runs(capsys, tmp_path, no_figure_runs, names, expected):
+    line = one_line(capsys, ["figure", "--smoke", "--results", str(tmp_path / "r"), "--out", str(tmp_path / "f"),
+                             *names])
+    assert expected in line
+    assert not (tmp_path / "r").exists() and not (tmp_path / "f").exists()
