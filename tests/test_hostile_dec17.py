@@ -30,3 +30,23 @@ def test_every_figure_named_is_checked_before_any_runs(capsys, tmp_path, no_figu
                              *names])
     assert expected in line
     assert not (tmp_path / "r").exists() and not (tmp_path / "f").exists()
+
+
+# ----------------------------------------------------------------------------- the compile cache's directory
+
+@pytest.mark.parametrize("var, value, expected", [
+    # JAX was handed "~/xc" literally: a directory named `~` in the working directory
+    ("TALLYSIM_COMPILE_CACHE", "~/xc", "home/xc"),
+    ("XDG_CACHE_HOME", "~/c", "home/c/tallysim/xla"),
+    # relative: taken from the working directory when asked, not wherever a later chdir goes
+    ("TALLYSIM_COMPILE_CACHE", "rel", "work/rel"),
+])
+def test_compile_cache_directory_is_expanded_and_absolute(monkeypatch, tmp_path, var, value, expected):
+    from tallysim import startup
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    for v in ("TALLYSIM_COMPILE_CACHE", "XDG_CACHE_HOME", "JAX_COMPILATION_CACHE_DIR"):
+        monkeypatch.delenv(v, raising=False)
+    monkeypatch.setenv(var, value)
+    assert startup.cache_dir_asked() == str(tmp_path / expected)
