@@ -50,3 +50,17 @@ def test_compile_cache_directory_is_expanded_and_absolute(monkeypatch, tmp_path,
         monkeypatch.delenv(v, raising=False)
     monkeypatch.setenv(var, value)
     assert startup.cache_dir_asked() == str(tmp_path / expected)
+
+
+# ----------------------------------------------------------------------------- model.groups
+
+@pytest.mark.parametrize("written, same_as", [
+    # NAME:PEERS[:MODEL][,FIELD=VALUE...] without its optional MODEL: was refused as "group 'b:2,width=8'
+    # is not NAME:PEERS[:FIELDS]; expected NAME:PEERS[:MODEL][,FIELD=VALUE...]", the syntax it follows
+    ("a:2;b:2,width=8", "a:2;b:2:width=8"),
+    ("a:2,optim.lr=0.1;b:2", "a:2:optim.lr=0.1;b:2"),
+    ("a:2;b:2,lenet,width=8", "a:2;b:2:lenet,width=8"),
+])
+def test_groups_without_a_model_take_fields_after_a_comma(written, same_as):
+    from tallysim import model_groups
+    assert model_groups.parse(written) == model_groups.parse(same_as)
