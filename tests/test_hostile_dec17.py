@@ -64,3 +64,12 @@ def test_compile_cache_directory_is_expanded_and_absolute(monkeypatch, tmp_path,
 def test_groups_without_a_model_take_fields_after_a_comma(written, same_as):
     from tallysim import model_groups
     assert model_groups.parse(written) == model_groups.parse(same_as)
+
+
+# ----------------------------------------------------------------------------- run's --resume given to sweep, figure
+
+@pytest.mark.parametrize("argv", [["sweep", "--resume", "--out", "x", "optim.lr=0.1,0.2"], ["figure", "--resume", "fig1"]])
+def test_resume_given_to_a_sweep_says_how_a_sweep_resumes(capsys, argv):
+    # was "unrecognized arguments: --resume (see `tallysim sweep --help`)", which says no more
+    line = one_line(capsys, argv)
+    assert f"a {argv[0]} resumes without it: run the same command again" in line
