@@ -73,3 +73,16 @@ def test_resume_given_to_a_sweep_says_how_a_sweep_resumes(capsys, argv):
     # was "unrecognized arguments: --resume (see `tallysim sweep --help`)", which says no more
     line = one_line(capsys, argv)
     assert f"a {argv[0]} resumes without it: run the same command again" in line
+
+
+# ----------------------------------------------------------------------------- table --metric of counts
+
+@pytest.mark.parametrize("column, value, shown", [
+    # were 1024.0000, 2048.0000: a count of bits printed as a score, against the one bits format
+    ("final bits_up", 2048.0, "2048"), ("best bits_per_peer", 59.898010199, "59.90"),
+    ("final steps_real", 44.0, "44"), ("final wall_s", 39.3781, "39.3781"),
+    ("final acc_mean", 0.62834, "0.6283"), ("final", 0.5, "0.5000"),                                  # ok
+])
+def test_table_metric_columns_of_counts_print_as_counts(column, value, shown):
+    from tallysim.results import table
+    assert table._cell(value, column) == shown
