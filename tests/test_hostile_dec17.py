@@ -86,3 +86,42 @@ def test_resume_given_to_a_sweep_says_how_a_sweep_resumes(capsys, argv):
 def test_table_metric_columns_of_counts_print_as_counts(column, value, shown):
     from tallysim.results import table
     assert table._cell(value, column) == shown
+
+
+# ----------------------------------------------------------------------------- a sweep's partial run, config edited
+
+def _sweep_over(capsys, monkeypatch, tmp_path, checkpointed, *items):
+    import shutil
+
+    from conftest import RESUMABLE, argv
+    from tallysim import run
+    out = tmp_path / "sweep"
+    shutil.copytree(checkpointed, out / "seed=0")        # stopped after round 2, its checkpoint of round 1
+    monkeypatch.setattr(run, "run", lambda *a, **k: pytest.fail("a run started before the sweep was refused"))
+    return out, one_line(capsys, ["sweep", "--quiet", "--out", str(out), *argv(*RESUMABLE, *items), "seed=0,1"])
+
+
+@pytest.mark.parametrize("items, diff", [
+    # was "cannot resume (...); running it again": the run started over, its checkpoint and rows gone
+    (["rounds=4"], "rounds=3->4"),
+    (["optim.lr=0.3"], "optim.lr=0.05->0.3"),
+])
+def test_a_sweep_refuses_to_restart_a_partial_run_of_another_config(capsys, monkeypatch, tmp_path, checkpointed,
+                                                                      items, diff):
+    from tallysim import checkpoint
+    out, line = _sweep_over(capsys, monkeypatch, tmp_path, checkpointed, *items)
+    assert f"seed=0 stopped after round 1 with a checkpoint of another config than this sweep's for it ({diff}" in line
+    assert f"or delete {out / 'seed=0' / checkpoint.FILE} to run it again" in line
+    assert (out / "seed=0" / checkpoint.FILE).is_file() and not (out / "seed=1").exists()
+
+
+def test_a_partial_run_of_the_sweeps_own_config_still_continues(tmp_path, checkpointed):
+    import shutil
+
+    from conftest import RESUMABLE, tiny
+    from tallysim import config, sweep
+    shutil.copytree(checkpointed, tmp_path / "seed=0")
+    cfg = config.validate(tiny(*RESUMABLE))
+    sweep._refuse_lost_checkpoints([("seed=0", [])], [cfg], tmp_path)                          # ok: it resumes
+    with pytest.raises(config.ConfigError, match="another config"):
+        sweep._refuse_lost_checkpoints([("seed=0", [])], [config.validate(tiny(*RESUMABLE, "rounds=5"))], tmp_path)
