@@ -202,6 +202,9 @@ def _refuse_lost_checkpoints(runs, cfgs, out_dir: Path) -> None:
             meta = checkpoint.read_meta(d)
         except ConfigError:
             continue                    # nothing it could continue from: run again, as before
+        if checkpoint.random_change(meta, d / checkpoint.FILE):     # JAX's generator: the same refusal
+            raise ConfigError(f"sweep: {checkpoint.random_change(meta, d / checkpoint.FILE).removeprefix('--resume: ')}"
+                              f" (or delete it to run {name} again)")
         was = meta.get("config")
         if not isinstance(was, dict):
             continue

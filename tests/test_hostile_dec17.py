@@ -125,3 +125,32 @@ def test_a_partial_run_of_the_sweeps_own_config_still_continues(tmp_path, checkp
     sweep._refuse_lost_checkpoints([("seed=0", [])], [cfg], tmp_path)                          # ok: it resumes
     with pytest.raises(config.ConfigError, match="another config"):
         sweep._refuse_lost_checkpoints([("seed=0", [])], [config.validate(tiny(*RESUMABLE, "rounds=5"))], tmp_path)
+
+
+# ----------------------------------------------------------------------------- resume under another JAX generator
+
+@pytest.fixture
+def other_generator():
+    import jax
+    was = jax.config.jax_threefry_partitionable
+    jax.config.update("jax_threefry_partitionable", not was)
+    yield
+    jax.config.update("jax_threefry_partitionable", was)
+
+
+def test_resume_under_another_random_generator_is_refused(capsys, tmp_path, checkpointed, other_generator):
+    # was resumed in silence: the rounds after the checkpoint drew from another generator than those before
+    import shutil
+    shutil.copytree(checkpointed, tmp_path / "run")
+    line = one_line(capsys, ["run", "--quiet", "--out", str(tmp_path / "run"), "--resume"])
+    assert "was computed with JAX's random generator JAX_DEFAULT_PRNG_IMPL=threefry2x32 JAX_THREEFRY_PARTITIONABLE=" \
+           in line and "allowed: resume with JAX_DEFAULT_PRNG_IMPL=threefry2x32" in line
+
+
+def test_a_sweep_refuses_to_restart_a_partial_run_of_another_generator(capsys, monkeypatch, tmp_path, checkpointed,
+                                                                       other_generator):
+    # was "cannot resume (...); running it again": its rounds lost
+    from tallysim import checkpoint
+    out, line = _sweep_over(capsys, monkeypatch, tmp_path, checkpointed)
+    assert "was computed with JAX's random generator" in line and "(or delete it to run seed=0 again)" in line
+    assert (out / "seed=0" / checkpoint.FILE).is_file()
