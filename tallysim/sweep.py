@@ -18,7 +18,7 @@ Runs that differ only in per-lane fields (lanes.py) run as one compiled program 
 (`--one-at-a-time`: each on its own); every run still gets its own directory and files.
 Rerunning the same command skips complete runs, continues partial ones from their checkpoint
 (`checkpoint.npz`) and reruns partial ones without one, so an interrupted sweep resumes where it stopped
-(a checkpoint of another config than the sweep's now is refused before any run: _refuse_lost_checkpoints). Every configuration is validated before the first run starts; a sweep of more
+(a checkpoint of another config than the sweep's now is refused before any run: sweep_resume.py). Every configuration is validated before the first run starts; a sweep of more
 than MAX_RUNS (10,000) runs is refused before any is listed.
 """
 from __future__ import annotations
@@ -30,7 +30,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from tallysim import atomic, config, config_reads, outdir, sweep_data, validation
+from tallysim import atomic, config, config_reads, outdir, sweep_data, sweep_resume, validation
 from tallysim import progress as progress_bars
 from tallysim.progress_base import QuietLog, say
 from tallysim.config import Config, ConfigError
@@ -139,7 +139,7 @@ def _run_locked(runs, cfgs, out_dir: Path, progress: bool, log, meta, grouped: b
                 runs_bar) -> list[dict]:
     """run_sweep's runs, with out_dir's sweep lock held."""
     from tallysim import run as runmod
-    _refuse_lost_checkpoints(runs, cfgs, out_dir)
+    sweep_resume.refuse_lost_checkpoints(runs, cfgs, out_dir, DONE)
     records = [{"name": name, "overrides": list(ov), "dir": str(out_dir / name), "status": "pending"}
                for name, ov in runs]
     _write_index(out_dir, records, meta)
@@ -186,35 +186,6 @@ def _run_locked(runs, cfgs, out_dir: Path, progress: bool, log, meta, grouped: b
     sweep_data.skipped_on_other_data(records, cfgs, log, data_digest_now)
     _write_index(out_dir, records, meta)
     return records
-
-
-def _refuse_lost_checkpoints(runs, cfgs, out_dir: Path) -> None:
-    """A partial run whose checkpoint holds another config than this sweep's for it (the sweep's config
-    edited since it stopped): refused before any run, as `run --resume` refuses it. The sweep said "cannot
-    resume (...); running it again" and started it over, its rounds (hours, perhaps) lost, where a
-    finished run of another config is kept and noted. An unreadable checkpoint still runs again."""
-    from tallysim import checkpoint
-    for (name, _), cfg in zip(runs, cfgs):
-        d = out_dir / name
-        if (d / DONE).exists() or not (d / checkpoint.FILE).is_file():
-            continue
-        try:
-            meta = checkpoint.read_meta(d)
-        except ConfigError:
-            continue                    # nothing it could continue from: run again, as before
-        if checkpoint.random_change(meta, d / checkpoint.FILE):     # JAX's generator: the same refusal
-            raise ConfigError(f"sweep: {checkpoint.random_change(meta, d / checkpoint.FILE).removeprefix('--resume: ')}"
-                              f" (or delete it to run {name} again)")
-        was = meta.get("config")
-        if not isinstance(was, dict):
-            continue
-        diff = config.diff(was, json.loads(json.dumps(config.to_dict(cfg))))
-        if diff and not (len(diff) == 1 and diff[0].startswith("data.path=")):   # a moved file: resume checks it
-            raise ConfigError(
-                f"sweep: {d} stopped after round {meta['round']} with a checkpoint of another config than this "
-                f"sweep's for it ({', '.join(diff[:4])}{', ...' if len(diff) > 4 else ''}); run now, it would "
-                f"start again from round 1 and lose those rounds; allowed: the sweep's config as it was (the "
-                f"run then continues), or delete {d / checkpoint.FILE} to run it again under this config")
 
 
 def _finished_elsewhere(out_dir: Path, records: list, log) -> None:

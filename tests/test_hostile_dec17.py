@@ -119,12 +119,13 @@ def test_a_partial_run_of_the_sweeps_own_config_still_continues(tmp_path, checkp
     import shutil
 
     from conftest import RESUMABLE, tiny
-    from tallysim import config, sweep
+    from tallysim import config, sweep_resume
     shutil.copytree(checkpointed, tmp_path / "seed=0")
     cfg = config.validate(tiny(*RESUMABLE))
-    sweep._refuse_lost_checkpoints([("seed=0", [])], [cfg], tmp_path)                          # ok: it resumes
+    sweep_resume.refuse_lost_checkpoints([("seed=0", [])], [cfg], tmp_path, "done.json")       # ok: it resumes
     with pytest.raises(config.ConfigError, match="another config"):
-        sweep._refuse_lost_checkpoints([("seed=0", [])], [config.validate(tiny(*RESUMABLE, "rounds=5"))], tmp_path)
+        sweep_resume.refuse_lost_checkpoints([("seed=0", [])], [config.validate(tiny(*RESUMABLE, "rounds=5"))], tmp_path,
+                                              "done.json")
 
 
 # ----------------------------------------------------------------------------- resume under another JAX generator

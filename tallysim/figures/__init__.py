@@ -42,7 +42,7 @@ from tallysim.fields import home
 from tallysim.sweep_section import figure_keys
 from tallysim.results.metrics import panel_of  # noqa: F401 - figures.panel_of, as before
 from tallysim.figures.spec_keys import check_spec_keys
-from tallysim.figures.shipped import (EXPERIMENTS, FIGURES, experiments_dir, resolve,  # noqa: F401 - as before
+from tallysim.figures.shipped import (EXPERIMENTS, FIGURES, check_named, experiments_dir, resolve,  # noqa: F401 - as before
                                       shipped_config, unique_figures)
 
 
@@ -357,17 +357,6 @@ def programs(names, unplanned, smoke: bool = False):
             yield name, gname, k, group
 
 
-def _check_named(name: str) -> None:
-    """A `key=value` where a figure is named: `tallysim figure` reads no overrides (a sweep's would
-    change every group's runs and their results directory's meaning)."""
-    if "=" in name and not Path(name).exists():
-        key = name.split("=", 1)[0]
-        raise ConfigError(f"figure {name!r}: `tallysim figure` takes no key=value overrides; allowed: figure names "
-                          f"(fig1 ... fig12, robustness, all) and figure config files; to change {key}, write a "
-                          f"figure config with \"extends\": \"<the figure's file>\" and {key} in its `base` "
-                          "(experiments/fig2_lenet.json extends fig2.json so)")
-
-
 def main(args) -> int:
     import sys
     if "all" in args.figure and len(args.figure) > 1:     # was "figure 'all' not found"
@@ -377,7 +366,7 @@ def main(args) -> int:
     # every figure's checks before the first runs: `figure fig2 rounds=3` (or a misspelt second name) ran the
     # first figure's runs, hours of them, and only then said the second was not found
     for n in names:
-        _check_named(n)
+        check_named(n)
         preflight(n, args.smoke, home(args.results), home(args.out))
     code, started = 0, []
 
