@@ -155,3 +155,18 @@ def test_a_sweep_refuses_to_restart_a_partial_run_of_another_generator(capsys, m
     out, line = _sweep_over(capsys, monkeypatch, tmp_path, checkpointed)
     assert "was computed with JAX's random generator" in line and "(or delete it to run seed=0 again)" in line
     assert (out / "seed=0" / checkpoint.FILE).is_file()
+
+
+# ----------------------------------------------------------------------------- the estimate of a small cohort
+
+@pytest.mark.parametrize("extra", [[], ["vote.weighting=history"]])
+def test_the_estimates_probe_outputs_are_the_cohorts(extra):
+    # were all `peers`' (the per-seed estimate after the build counted the active ones): a cohort of 2 of
+    # 10^5 clients estimated at 512 MB of probe outputs
+    from conftest import tiny
+    from tallysim import sizing
+
+    def outputs(*items):
+        return dict((what, b) for what, b, _ in sizing.estimate_bytes(tiny(*items, *extra)))["the probe outputs"]
+    assert outputs("peers=1000", "participation=0.002", "partition.min_size=1") == outputs("peers=2")
+    assert outputs("peers=1000", "partition.min_size=1") > outputs("peers=2")                                # ok
