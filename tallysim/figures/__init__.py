@@ -367,7 +367,8 @@ def main(args) -> int:
     # first figure's runs, hours of them, and only then said the second was not found
     for n in names:
         check_named(n)
-        preflight(n, args.smoke, home(args.results), home(args.out))
+    # each figure by the file it resolved to (its stem names it as before): a shipped copy's note once
+    names = [str(preflight(n, args.smoke, home(args.results), home(args.out))[1]) for n in names]
     code, started = 0, []
 
     def start():
