@@ -368,7 +368,7 @@ def main(args) -> int:
     for n in names:
         check_named(n)
     # each figure by the file it resolved to (its stem names it as before): a shipped copy's note once
-    names = [str(preflight(n, args.smoke, home(args.results), home(args.out))[1]) for n in names]
+    names = list(dict.fromkeys(str(preflight(n, args.smoke, home(args.results), home(args.out))[1]) for n in names))
     code, started = 0, []
 
     def start():
