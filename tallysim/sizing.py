@@ -150,8 +150,7 @@ def estimate_bytes(cfg) -> list[tuple[str, int, str]]:
     # exchange.py streams peers in chunks ([c, M, C] temporaries, [M, C] sums), only where peers train on
     # probes; tally's vote walks them in blocks past the budget (exchange.blocked_tally)
     messages = cfg.probe.per_round * positions(cfg)       # text: every position of a probe window
-    # the round's active peers stream (exchange.py), as per_seed_bytes counts them: all `peers` put a cohort
-    # of 2 of 10^5 clients at 512 MB of probe outputs
+    # the round's active peers stream (as per_seed_bytes counts); `peers`: 2 of 10^5 clients cost 512 MB
     outputs = exchange_bytes(active, cfg.probe.per_round, classes, traits.soft, positions=positions(cfg),
                              blocked=not traits.soft and blocks_votes(cfg), votes=cfg.vote.weighting == "history")
     probe_outputs = [("the probe outputs", outputs,
