@@ -44,7 +44,8 @@ _META = {"version": int, "chunk": int, "lo": int, "round": int, "ledgers": list,
 # Optional (older checkpoints lack them): "config", the config the state was computed under (config.to_dict);
 # "plugins", {module: its source's digest} of the plugins that config loads (plugin_changes); "data_digest",
 # the data's (data.digest: run_files.check_same_data); "code", the code that computed it (code_identity.py:
-# a resume under other code is warned about, code_change).
+# a resume under other code is warned about, code_change); "random", JAX's random generator settings
+# (code_identity.random_settings: a resume under others is refused, random_change).
 
 
 def read_meta(out_dir: Path, cfg=None) -> dict:
@@ -172,6 +173,24 @@ def plugin_changes(meta: dict) -> list:
     return sorted(m for m, d in was.items() if isinstance(m, str) and d and plugin_import.source_digest(m) not in (None, d))
 
 
+def random_change(meta: dict, where) -> str:
+    """The refusal of a resume under another JAX random generator than the checkpoint's (`random`:
+    code_identity.random_settings; "" when the same, or a checkpoint from before 2026-12-06 without it).
+    JAX_DEFAULT_PRNG_IMPL=rbg (or JAX_THREEFRY_PARTITIONABLE) set in one job script and not the next
+    resumed in silence, the rounds after the checkpoint drawing from another generator than those before
+    it. Refused, not warned: setting the variables back continues the run as it began."""
+    was, now = meta.get("random"), code_identity.random_settings()
+    if not isinstance(was, dict) or all(was.get(k) == now[k] for k in now):
+        return ""
+
+    def env(s: dict) -> str:
+        return (f"JAX_DEFAULT_PRNG_IMPL={s.get('prng_impl')} "
+                f"JAX_THREEFRY_PARTITIONABLE={str(s.get('threefry_partitionable')).lower()}")
+    return (f"--resume: {where} was computed with JAX's random generator {env(was)}, and this process has "
+            f"{env(now)}: the rounds after {meta.get('round')} would draw other random numbers than those "
+            f"before; allowed: resume with {env(was)} set, or start again with --overwrite")
+
+
 def code_change(meta: dict) -> str:
     """The warning for a checkpoint computed under other tallysim code than this process runs, naming
     both ("" when the same, or when the checkpoint predates the record): warned, not refused, as an edited
@@ -239,6 +258,8 @@ def _check_resume(cfg, out) -> tuple[Path, dict]:
     outdir.refuse_unwritable(d)
     meta = read_meta(d)                 # unreadable checkpoint: say so before comparing configs
     _refuse_lost_rows(d, meta["lines"])
+    if random_change(meta, d / FILE):
+        raise ConfigError(random_change(meta, d / FILE))
     cfg = config.validate(cfg)
     now = json.loads(json.dumps(config.to_dict(cfg)))   # as saved: tuples are lists
     written, moved = meta.get("config"), None

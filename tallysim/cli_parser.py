@@ -268,6 +268,9 @@ def parse(argv):
         dashed = flag.replace("_", "-")                  # --checkpoint_every, as a config key is spelt
         near = (f"; did you mean {dashed}?" if dashed in options else
                 near_option(flag, options) if flag.startswith("--") else "")
+        if flag == "--resume" and args.command in ("sweep", "figure"):     # run's flag; these resume without it
+            near = (f"; a {args.command} resumes without it: run the same command again (finished runs are skipped, "
+                    "partial ones continue from their checkpoint or run again)")
         sub.error(f"unrecognized arguments: {' '.join(stray)}{near}")
     if extra:
         setattr(args, dest, list(getattr(args, dest)) + extra)

@@ -120,6 +120,16 @@ def git_dirty(repo: Path) -> bool | None:
     return bool(out.stdout.strip()) if out.returncode == 0 else None
 
 
+def random_settings() -> dict:
+    """JAX's random generator as this process has it: the settings every draw of a run (its data order,
+    cohorts, ties, noise, faults) depends on besides the seed; the checkpoint records them, and a resume
+    under others is refused (checkpoint.random_change). Read when asked: a test or a notebook may change
+    them within a process. Imports JAX (a run has it imported already)."""
+    import jax
+    return {"prng_impl": str(jax.config.jax_default_prng_impl),
+            "threefry_partitionable": bool(jax.config.jax_threefry_partitionable)}
+
+
 def describe(code: dict) -> str:
     """`tallysim 0.1.0, commit 2aedc14 with local changes, source crc32:...` as the warning names it."""
     if not isinstance(code, dict):

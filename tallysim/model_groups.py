@@ -65,6 +65,8 @@ def parse(text) -> tuple[Group, ...]:
     for part in text.split(";"):
         where = f"model.groups={text!r}"
         head = part.strip().split(":", 2)
+        if len(head) == 2 and "," in head[1]:     # NAME:PEERS,FIELD=VALUE: SYNTAX without its optional MODEL
+            head = [head[0], *head[1].split(",", 1)]      # was refused as "not NAME:PEERS[:FIELDS]"
         # ASCII digits only: str.isdigit() passes '²' (int() then raised a ValueError traceback) and
         # int() reads '٣' as 3, a count the user did not write in the syntax's digits
         if len(head) >= 2 and re.fullmatch(r"[A-Za-z0-9_-]{41,}", head[0].strip()):   # was "not NAME:PEERS"
@@ -75,7 +77,8 @@ def parse(text) -> tuple[Group, ...]:
             raise ConfigError(f"{where}: group name {head[0].strip()!r} is not a plain name; allowed: 1..40 ASCII "
                               "letters, digits, '_', '-' (it names the group's columns, acc_mean@NAME)")
         if len(head) < 2 or not NAME.match(head[0].strip()) or not re.fullmatch(r"[0-9]+", head[1].strip()):
-            raise ConfigError(f"{where}: group {part.strip()!r} is not NAME:PEERS[:FIELDS]; expected {SYNTAX}")
+            raise ConfigError(f"{where}: group {part.strip()!r} is not NAME:PEERS with an optional :MODEL and "
+                              f",FIELD=VALUE items; expected {SYNTAX}")
         name, peers = head[0].strip(), int(head[1])
         values = {}
         for i, item in enumerate(x.strip() for x in (head[2].split(",") if len(head) > 2 else []) if x.strip()):

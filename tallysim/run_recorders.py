@@ -112,7 +112,8 @@ class Lanes:
         doc = config.to_dict(self.b.cfgs[0])
         return {**self.recs[0].meta(lo, r, ledgers), "config": doc,
                 "plugins": {m: plugin_import.source_digest(m) for m in doc.get("plugins", [])},
-                "data_digest": self.b.data_digest, "code": code_identity.identity()}
+                "data_digest": self.b.data_digest, "code": code_identity.identity(),
+                "random": code_identity.random_settings()}
 
     def results(self) -> list:
         out = []

@@ -147,10 +147,10 @@ def estimate_bytes(cfg) -> list[tuple[str, int, str]]:
                   f"its {active} active clients need {fmt(cohort_models)}), or lower {width}peers")
     else:           # a stateful protocol holds every client: name what it keeps
         models = (f"the clients' models, as {kept},", stacked, width + "peers")
-    # exchange.py streams peers in chunks ([c, M, C] temporaries, [M, C] sums), only where peers train on
-    # probes; tally's vote walks them in blocks past the budget (exchange.blocked_tally)
+    # exchange.py streams the round's active peers (as per_seed_bytes counts; `peers`: 2 of 10^5 clients cost
+    # 512 MB) in chunks where peers train on probes; tally's vote walks blocks past the budget (blocked_tally)
     messages = cfg.probe.per_round * positions(cfg)       # text: every position of a probe window
-    outputs = exchange_bytes(cfg.peers, cfg.probe.per_round, classes, traits.soft, positions=positions(cfg),
+    outputs = exchange_bytes(active, cfg.probe.per_round, classes, traits.soft, positions=positions(cfg),
                              blocked=not traits.soft and blocks_votes(cfg), votes=cfg.vote.weighting == "history",
                              kept=kept_bytes(cfg))
     probe_outputs = [("the probe outputs", outputs,

@@ -29,7 +29,11 @@ def cache_dir_asked() -> str | None:
     else:
         base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
         where = str(Path(base) / "tallysim" / "xla")
-    return where
+    # `~` as the shell would expand it (_cache_is_a_directory checks it so): a value set from Python, a
+    # notebook's %env or a .env file keeps it literal, and JAX then filled a directory named `~` in the
+    # working directory (which `rm -rf ~` to clear it takes for the home); absolute, so a later chdir (a
+    # notebook's %cd) does not move the cache
+    return os.path.abspath(Path(where).expanduser())
 
 
 def compile_cache() -> None:

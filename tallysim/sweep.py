@@ -17,7 +17,8 @@ Layout of DIR:
 Runs that differ only in per-lane fields (lanes.py) run as one compiled program per group
 (`--one-at-a-time`: each on its own); every run still gets its own directory and files.
 Rerunning the same command skips complete runs, continues partial ones from their checkpoint
-(`checkpoint.npz`) and reruns partial ones without one, so an interrupted sweep resumes where it stopped. Every configuration is validated before the first run starts; a sweep of more
+(`checkpoint.npz`) and reruns partial ones without one, so an interrupted sweep resumes where it stopped
+(a checkpoint of another config than the sweep's now is refused before any run: sweep_resume.py). Every configuration is validated before the first run starts; a sweep of more
 than MAX_RUNS (10,000) runs is refused before any is listed.
 """
 from __future__ import annotations
@@ -29,7 +30,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from tallysim import atomic, config, config_reads, outdir, sweep_data, validation
+from tallysim import atomic, config, config_reads, outdir, sweep_data, sweep_resume, validation
 from tallysim import progress as progress_bars
 from tallysim.progress_base import QuietLog, say
 from tallysim.config import Config, ConfigError
@@ -138,6 +139,7 @@ def _run_locked(runs, cfgs, out_dir: Path, progress: bool, log, meta, grouped: b
                 runs_bar) -> list[dict]:
     """run_sweep's runs, with out_dir's sweep lock held."""
     from tallysim import run as runmod
+    sweep_resume.refuse_lost_checkpoints(runs, cfgs, out_dir, DONE)
     records = [{"name": name, "overrides": list(ov), "dir": str(out_dir / name), "status": "pending"}
                for name, ov in runs]
     _write_index(out_dir, records, meta)

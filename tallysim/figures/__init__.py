@@ -42,7 +42,7 @@ from tallysim.fields import home
 from tallysim.sweep_section import figure_keys
 from tallysim.results.metrics import panel_of  # noqa: F401 - figures.panel_of, as before
 from tallysim.figures.spec_keys import check_spec_keys
-from tallysim.figures.shipped import (EXPERIMENTS, FIGURES, experiments_dir, resolve,  # noqa: F401 - as before
+from tallysim.figures.shipped import (EXPERIMENTS, FIGURES, check_named, experiments_dir, resolve,  # noqa: F401 - as before
                                       shipped_config, unique_figures)
 
 
@@ -363,6 +363,12 @@ def main(args) -> int:
         raise ConfigError(f"figure {' '.join(args.figure)}: `all` is every figure; allowed: all alone, or "
                           "the figures by name")
     names = list(FIGURES) if args.figure == ["all"] else unique_figures(args.figure)   # each once
+    # every figure's checks before the first runs: `figure fig2 rounds=3` (or a misspelt second name) ran the
+    # first figure's runs, hours of them, and only then said the second was not found
+    for n in names:
+        check_named(n)
+    # each figure by the file it resolved to (its stem names it as before): a shipped copy's note once
+    names = list(dict.fromkeys(str(preflight(n, args.smoke, home(args.results), home(args.out))[1]) for n in names))
     code, started = 0, []
 
     def start():

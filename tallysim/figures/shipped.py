@@ -64,6 +64,17 @@ def resolve(name_or_path: str) -> tuple[str, Path]:
     return p.stem, p
 
 
+def check_named(name: str) -> None:
+    """A `key=value` where a figure is named: `tallysim figure` reads no overrides (a sweep's would
+    change every group's runs and their results directory's meaning)."""
+    if "=" in name and not Path(name).exists():
+        key = name.split("=", 1)[0]
+        raise ConfigError(f"figure {name!r}: `tallysim figure` takes no key=value overrides; allowed: figure names "
+                          f"(fig1 ... fig12, robustness, all) and figure config files; to change {key}, write a "
+                          f"figure config with \"extends\": \"<the figure's file>\" and {key} in its `base` "
+                          "(experiments/fig2_lenet.json extends fig2.json so)")
+
+
 def _shipped_figure_hint(name: str) -> str:
     """The not-found line's end: a shipped figure config named as a make target or the docs call it
     (`fig2-lenet`, `matched-bits`; run by path, `figure all` leaves them out) is the path to give."""

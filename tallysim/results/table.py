@@ -178,12 +178,21 @@ def metric_columns(metric: str) -> dict:
     return {c: c if metric == "auto" else f"{c} {metric}" for c in RESULT_COLUMNS[:3]}
 
 
+# --metric columns that count or time rather than score (a score prints to four decimals)
+COUNT_METRICS = ("steps_real", "steps_computed", "faulty", "eval_peers", "wall_s", "senders", "voters")
+
+
 def _cell(v, col: str) -> str:
     if v is None:
         return ""
     if isinstance(v, bool):
         return str(v).lower()
-    if col.split(" ")[0] in ("final", "final_std", "best", "client_mean", "client_p10") and isinstance(v, float):
+    head, _, metric = col.partition(" ")
+    if head in ("final", "best") and metric.startswith("bits_"):     # `--metric bits_up`: 1024.0000 before
+        return metrics.bits_text(v)
+    if head in ("final", "final_std", "best") and metric in COUNT_METRICS and isinstance(v, (int, float)):
+        return f"{v:.6g}"            # steps, peers, seconds: `--metric steps_real` printed 44.0000
+    if head in ("final", "final_std", "best", "client_mean", "client_p10") and isinstance(v, float):
         return f"{v:.4f}"
     if col == "bits_per_peer":
         return metrics.bits_text(v)         # every table's one rule for a count of bits
