@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from tallysim import atomic, code_identity, config, jax_check, outdir
+from tallysim.code_identity import code_change, random_change   # noqa: F401 - checkpoint.X, as before
 from tallysim.config import ConfigError
 from tallysim.results.metrics import CONFIG, METRICS
 
@@ -171,37 +172,6 @@ def plugin_changes(meta: dict) -> list:
     if not isinstance(was, dict):
         return []
     return sorted(m for m, d in was.items() if isinstance(m, str) and d and plugin_import.source_digest(m) not in (None, d))
-
-
-def random_change(meta: dict, where) -> str:
-    """The refusal of a resume under another JAX random generator than the checkpoint's (`random`:
-    code_identity.random_settings; "" when the same, or a checkpoint from before 2026-12-06 without it).
-    JAX_DEFAULT_PRNG_IMPL=rbg (or JAX_THREEFRY_PARTITIONABLE) set in one job script and not the next
-    resumed in silence, the rounds after the checkpoint drawing from another generator than those before
-    it. Refused, not warned: setting the variables back continues the run as it began."""
-    was, now = meta.get("random"), code_identity.random_settings()
-    if not isinstance(was, dict) or all(was.get(k) == now[k] for k in now):
-        return ""
-
-    def env(s: dict) -> str:
-        return (f"JAX_DEFAULT_PRNG_IMPL={s.get('prng_impl')} "
-                f"JAX_THREEFRY_PARTITIONABLE={str(s.get('threefry_partitionable')).lower()}")
-    return (f"--resume: {where} was computed with JAX's random generator {env(was)}, and this process has "
-            f"{env(now)}: the rounds after {meta.get('round')} would draw other random numbers than those "
-            f"before; allowed: resume with {env(was)} set, or start again with --overwrite")
-
-
-def code_change(meta: dict) -> str:
-    """The warning for a checkpoint computed under other tallysim code than this process runs, naming
-    both ("" when the same, or when the checkpoint predates the record): warned, not refused, as an edited
-    plugin is, since a bug fix is a good reason to resume; config.json's `resumed` entry keeps the new code."""
-    was, now = meta.get("code"), code_identity.identity()
-    if not code_identity.changed(was, now):
-        return ""
-    return (f"\ntallysim: warning: tallysim's code has changed since the checkpoint was saved (it was "
-            f"{code_identity.describe(was)}; now {code_identity.describe(now)}): the rounds after "
-            f"{meta['round']} run the new code, those before ran the old (to keep one code, check out the "
-            "old one, or start again with --overwrite)")
 
 
 def resume_notice(out_dir: Path, cfg, meta: dict) -> str:

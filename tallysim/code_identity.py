@@ -1,6 +1,6 @@
 """Which tallysim code a run ran: its version, a CRC-32 of the package's source files and, where tallysim
 runs from a git checkout, the commit and whether the package's files differ from it. config.json and the
-checkpoint record it (`code`), so that `--resume` under other code says so (checkpoint.code_change):
+checkpoint record it (`code`), so that `--resume` under other code says so (code_change, below):
 `__version__` alone is a constant, and a run resumed after a fix or an edit mixed two codes in one
 metrics.jsonl in silence.
 
@@ -123,7 +123,7 @@ def git_dirty(repo: Path) -> bool | None:
 def random_settings() -> dict:
     """JAX's random generator as this process has it: the settings every draw of a run (its data order,
     cohorts, ties, noise, faults) depends on besides the seed; the checkpoint records them, and a resume
-    under others is refused (checkpoint.random_change). Read when asked: a test or a notebook may change
+    under others is refused (random_change, below). Read when asked: a test or a notebook may change
     them within a process. Imports JAX (a run has it imported already)."""
     import jax
     return {"prng_impl": str(jax.config.jax_default_prng_impl),
@@ -148,3 +148,34 @@ def changed(was, now: dict) -> bool:
         return False
     return any(was.get(k) is not None and now.get(k) is not None and was.get(k) != now.get(k)
                for k in ("version", "source"))
+
+
+def random_change(meta: dict, where) -> str:
+    """The refusal of a resume under another JAX random generator than the checkpoint's (`random`:
+    random_settings; "" when the same, or a checkpoint from before 2026-12-06 without it).
+    JAX_DEFAULT_PRNG_IMPL=rbg (or JAX_THREEFRY_PARTITIONABLE) set in one job script and not the next
+    resumed in silence, the rounds after the checkpoint drawing from another generator than those before
+    it. Refused, not warned: setting the variables back continues the run as it began."""
+    was, now = meta.get("random"), random_settings()
+    if not isinstance(was, dict) or all(was.get(k) == now[k] for k in now):
+        return ""
+
+    def env(s: dict) -> str:
+        return (f"JAX_DEFAULT_PRNG_IMPL={s.get('prng_impl')} "
+                f"JAX_THREEFRY_PARTITIONABLE={str(s.get('threefry_partitionable')).lower()}")
+    return (f"--resume: {where} was computed with JAX's random generator {env(was)}, and this process has "
+            f"{env(now)}: the rounds after {meta.get('round')} would draw other random numbers than those "
+            f"before; allowed: resume with {env(was)} set, or start again with --overwrite")
+
+
+def code_change(meta: dict) -> str:
+    """The warning for a checkpoint computed under other tallysim code than this process runs, naming
+    both ("" when the same, or when the checkpoint predates the record): warned, not refused, as an edited
+    plugin is, since a bug fix is a good reason to resume; config.json's `resumed` entry keeps the new code."""
+    was, now = meta.get("code"), identity()
+    if not changed(was, now):
+        return ""
+    return (f"\ntallysim: warning: tallysim's code has changed since the checkpoint was saved (it was "
+            f"{describe(was)}; now {describe(now)}): the rounds after "
+            f"{meta['round']} run the new code, those before ran the old (to keep one code, check out the "
+            "old one, or start again with --overwrite)")

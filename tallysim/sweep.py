@@ -36,7 +36,7 @@ from tallysim.progress_base import QuietLog, say
 from tallysim.config import Config, ConfigError
 from tallysim.results import metrics
 from tallysim.sweep_axes import (MAX_RUNS, check_count, check_fields_read, expand, repeated_runs, warn_repeated_runs, warn_unmerged,  # noqa: F401 - sweep.X, as before
-                                 file_axes, parse_axis, safe_name)
+                                 file_axes, parse_axis, run_numbers, safe_name)
 
 DONE = metrics.DONE
 INDEX = metrics.SWEEP
@@ -254,14 +254,6 @@ def _run_one(runmod, i: int, runs, cfgs, records, out_dir: Path, progress: bool,
     else:
         _done(run_dir, rec, runmod, cfg, overrides, last, time.time() - t0, log)
     _write_index(out_dir, records, meta)
-
-
-def run_numbers(batch: list[int]) -> str:
-    """A group's run numbers (from 1) in its log line: `1..4` when consecutive, else `1,3,5,7` (it read
-    `1..7`, as if seven runs), past eight `1,4,7,...,28`."""
-    if (nums := [i + 1 for i in batch]) == list(range(nums[0], nums[-1] + 1)):
-        return f"{nums[0]}..{nums[-1]}"
-    return ",".join(str(x) for x in (nums if len(nums) <= 8 else [*nums[:3], "...", nums[-1]]))
 
 
 def _run_grouped(runmod, batch: list[int], runs, cfgs, records, out_dir: Path, progress: bool, log,

@@ -238,3 +238,11 @@ def warn_unmerged(runs: list[tuple[str, list[str]]], cfgs: list[Config]) -> None
         print(f"tallysim: warning: sweep run {names[0]}{more}: bridge.period > rounds, so no merge happens: "
               "each is tally, and its headline accuracy (acc_global: table, plot, pareto) stays the shared "
               "initialisation's; read acc_mean, or make rounds at least bridge.period", file=sys.stderr)
+
+
+def run_numbers(batch: list[int]) -> str:
+    """A group's run numbers (from 1) in its log line: `1..4` when consecutive, else `1,3,5,7` (it read
+    `1..7`, as if seven runs), past eight `1,4,7,...,28`."""
+    if (nums := [i + 1 for i in batch]) == list(range(nums[0], nums[-1] + 1)):
+        return f"{nums[0]}..{nums[-1]}"
+    return ",".join(str(x) for x in (nums if len(nums) <= 8 else [*nums[:3], "...", nums[-1]]))
