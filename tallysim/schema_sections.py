@@ -118,7 +118,6 @@ class DistillConfig:
     batch_size: Optional[int] = ints(None)          # probe minibatch; None = batch_size
     ramp_rounds: int = ints(0, 0, lane=True, nonzero=True)     # 0 = off; round r trains with weight * min(1, r / ramp_rounds)
     gate: float = floats(0.0, "[0, 1]", lane=True, nonzero=True)   # 0 = off; weight 0 in a round whose vote's mean agreement < gate
-    target: Literal["vote", "counts"] = "vote"   # tally: train on the winner (vote) or the vote histogram (counts)
 
 
 @dataclass(frozen=True)

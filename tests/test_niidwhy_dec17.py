@@ -1,4 +1,4 @@
-"""tally's `distill.target=counts` (docs/matched-bits.md, "Why the vote loses here"): the peers train on
+"""tally's `tally.target=counts` (docs/matched-bits.md, "Why the vote loses here"): the peers train on
 the vote histogram instead of the winner, on the same messages and bits (allgather: every peer has the
 votes). Checked against a numpy derivation; the degenerate case (a unanimous vote) is tally's target and
 loss; refusals."""
@@ -55,12 +55,12 @@ def test_unanimous_histogram_is_the_one_hot_vote_and_its_loss_tallys():
 def test_one_peer_trains_as_tally_and_bits_are_allgathers():
     """One peer: its vote is unanimous, so counts trains on tally's target with tally's loss."""
     items = ("protocol.name=tally", "comm.topology=allgather", "peers=1", "rounds=1", "warmup_epochs=0")
-    a = tallysim.drive(tiny(*items, "distill.target=counts"))
+    a = tallysim.drive(tiny(*items, "tally.target=counts"))
     b = tallysim.drive(tiny(*items))
     a.step(), b.step()
     for x, y in zip(jax.tree.leaves(a.state.params), jax.tree.leaves(b.state.params)):
         np.testing.assert_allclose(np.asarray(x), np.asarray(y), atol=1e-5)
-    four = build.build(tiny("protocol.name=tally", "comm.topology=allgather", "distill.target=counts"))
+    four = build.build(tiny("protocol.name=tally", "comm.topology=allgather", "tally.target=counts"))
     M, A = four.ctx.spec.probes, four.ctx.spec.active
     assert four.protocol.cost({}) == comm.RoundBits(M * 4, (A - 1) * M * 4, A)      # C = 10: 4-bit votes
 
@@ -73,9 +73,9 @@ def test_one_peer_trains_as_tally_and_bits_are_allgathers():
 ])
 def test_refusals_say_what_is_allowed(items, match):
     with pytest.raises(ConfigError, match=match):
-        build.build(tiny("protocol.name=tally", "distill.target=counts", *items))
+        build.build(tiny("protocol.name=tally", "tally.target=counts", *items))
 
 
 def test_other_protocols_refuse_counts():
-    with pytest.raises(ConfigError, match="distill.target='counts' is not read by protocol.name=softlabel \\(only by tally\\)"):
-        config_reads.check_read(tiny("protocol.name=softlabel", "distill.target=counts"))    # a single run's check
+    with pytest.raises(ConfigError, match="tally.target='counts' is not read by protocol.name=softlabel \\(only by tally\\)"):
+        config_reads.check_read(tiny("protocol.name=softlabel", "tally.target=counts"))    # a single run's check
