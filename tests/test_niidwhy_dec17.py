@@ -52,6 +52,18 @@ def test_unanimous_histogram_is_the_one_hot_vote_and_its_loss_tallys():
                            np.asarray(hard_label_loss(10, 0.0)(logits, y)), rtol=1e-3)
 
 
+def test_four_disagreeing_peers_train_on_something_else():
+    """Four peers after a warm-up epoch disagree on some probes: there the histogram is not the winner,
+    so the models part (the counts path is not tally's hard target under another name)."""
+    items = ("protocol.name=tally", "comm.topology=allgather", "rounds=1")
+    a = tallysim.drive(tiny(*items, "tally.target=counts"))
+    b = tallysim.drive(tiny(*items))
+    a.step(), b.step()
+    assert float(a.info["agreement"]) < 1.0          # the peers disagree somewhere
+    assert not all(np.allclose(np.asarray(x), np.asarray(y), atol=1e-3)
+                   for x, y in zip(jax.tree.leaves(a.state.params), jax.tree.leaves(b.state.params)))
+
+
 def test_one_peer_trains_as_tally_and_bits_are_allgathers():
     """One peer: its vote is unanimous, so counts trains on tally's target with tally's loss."""
     items = ("protocol.name=tally", "comm.topology=allgather", "peers=1", "rounds=1", "warmup_epochs=0")
