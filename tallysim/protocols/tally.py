@@ -8,11 +8,22 @@ per probe marking them, and sends the labels back down.
 Peers train on CE(private) + `distill.weight` * CE(probe, consensus), `distill.label_smoothing`.
 `comm.topology=allgather`: every peer receives the other peers' votes and tallies locally.
 faults.kind=dropout: only the votes sent count (allgather: each is relayed to the other A-1 peers).
+`tally.target=counts` (allgather only: each peer has every vote): train on the vote histogram, the
+share of the arrived votes each class got, as a soft target (KL at temperature 1), instead of the winner;
+the same messages and bits. A unanimous vote's histogram is the one-hot winner, and KL to a one-hot at
+temperature 1 is the CE tally trains with, so the two targets differ only where the peers disagree.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Literal
+
+import jax
+import jax.numpy as jnp
+
+from tallysim.fields import ConfigError
 from tallysim.sim import comm, lanes, trust
-from tallysim.sim.local import hard_label_loss
+from tallysim.sim.local import hard_label_loss, soft_label_loss
 from tallysim.protocols import Traits
 from tallysim.protocols.base import Context, Protocol, exchanging
 from tallysim.protocols.distill import distill_round, warmup_init
@@ -24,7 +35,13 @@ TRAITS = Traits(distill=True, privacy="votes", defaults={"warmup_epochs": "local
                        "distill.batch_size", "distill.ramp_rounds", "distill.gate", "vote", "comm.topology",
                        # privacy but clip: GNMax adds noise to the counts and clips nothing
                        "privacy.noise", "privacy.threshold", "privacy.threshold_noise", "privacy.delta",
-                       "privacy.accountant"))
+                       "privacy.accountant"),
+                sections={"tally": "TallyConfig"})
+
+
+@dataclass(frozen=True)
+class TallyConfig:
+    target: Literal["vote", "counts"] = "vote"   # train on the winner (vote) or on the vote histogram (counts)
 
 
 def vote_bits(ctx: Context) -> comm.RoundBits:
@@ -50,7 +67,41 @@ def vote_cost(ctx: Context, info) -> comm.RoundBits:
     return comm.with_senders(bits, info["senders"], down_per_sender=ctx.cfg.comm.topology == "allgather")
 
 
+def vote_message(p):
+    """A peer's vote as a decoded message, one-hot [..., C] of argmax p (the lowest class on a tie, as
+    jnp.argmax): summed over the peers it is the vote counts, averaged the histogram."""
+    return jax.nn.one_hot(jnp.argmax(p, axis=-1), p.shape[-1], dtype=p.dtype)
+
+
+def check_counts(cfg) -> None:
+    """tally.target=counts is tested only where the histogram is the plain mean of the votes that
+    arrived: refuse the vote settings that would change what a vote counts for or which probes train."""
+    if cfg.tally.target != "counts":
+        return
+    if cfg.comm.topology != "allgather":
+        raise ConfigError(f"tally.target=counts with comm.topology={cfg.comm.topology}: under star the peers "
+                          "receive only the winner, not the votes to count; allowed: comm.topology=allgather "
+                          "(every peer receives the others' votes), or tally.target=vote")
+    others = [name for name, on in (
+        ("vote.weighting=history", cfg.vote.weighting == "history"),
+        ("vote.ties=random", cfg.vote.ties == "random"),
+        ("vote.min_agreement", lanes.nonzero(cfg.vote.min_agreement)),
+        ("vote.min_margin", cfg.vote.min_margin > 0),
+        ("distill.label_smoothing", lanes.nonzero(cfg.distill.label_smoothing)),
+        ("privacy.noise", lanes.nonzero(cfg.privacy.noise))) if on]
+    if others:
+        raise ConfigError(f"tally.target=counts trains on the plain vote histogram; not with {', '.join(others)}; "
+                          "allowed: those at their defaults, or tally.target=vote")
+
+
 def make(ctx: Context) -> Protocol:
+    check_counts(ctx.cfg)
+    if ctx.cfg.tally.target == "counts":
+        # the soft path: each peer's message is its one-hot vote, the target their mean (the histogram)
+        lspec = ctx.local_spec(distill_loss=soft_label_loss(1.0))
+        return Protocol(init=lambda key, data: warmup_init(ctx, key, data),
+                        round=distill_round(ctx, lspec, hard=False, sent_fn=vote_message),
+                        cost=lambda info: vote_cost(ctx, info))
     lspec = ctx.local_spec(distill_loss=hard_label_loss(ctx.spec.classes, ctx.hp("distill.label_smoothing")))
     def init(key, data):
         state = warmup_init(ctx, key, data)
