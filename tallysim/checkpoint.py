@@ -240,10 +240,10 @@ def _check_resume(cfg, out) -> tuple[Path, dict]:
                               f"names {is_!r} (another --config or protocol.name, or {d / CONFIG} edited since?); resume with protocol.name={was}, or "
                               "start again with --overwrite")
         _refuse_storage_change(d, written, cfg)
-        moved = _refuse_diff(written, now, f"the config {d / FILE} was computed under", _may_move(d, meta, now))
+        moved = _refuse_diff(written, now, f"the config {d / FILE} was computed under", _may_move(d, meta, now), meta)
     saved = json.loads(json.dumps(config.to_dict(config.validate(outdir.run_config(d, "--resume", outdir.CLI)))))
     _refuse_storage_change(d, saved, cfg)     # a checkpoint without its config: config.json's storage
-    moved = _refuse_diff(saved, now, str(d / CONFIG), _may_move(d, meta, now)) or moved
+    moved = _refuse_diff(saved, now, str(d / CONFIG), _may_move(d, meta, now), meta) or moved
     meta = read_meta(d, config.validate(cfg))
     return d, ({**meta, MOVED: moved} if moved else meta)
 
@@ -317,7 +317,30 @@ def _refuse_storage_change(d: Path, written: dict, cfg) -> None:
                       f"allowed: resume with client_storage={was}, or start again with --overwrite")
 
 
-def _refuse_diff(was: dict, now: dict, what: str, may_move: bool = False) -> Optional[list]:
+def _rounds_done(meta: Optional[dict], rounds) -> Optional[int]:
+    """The rounds a checkpoint's run has done over all its seed chunks: every chunk before its own ran
+    `rounds` (its chunks start at multiples of the chunk width), then its own chunk's round."""
+    if not meta or not isinstance(rounds, int):
+        return None
+    return meta["lo"] // meta["chunk"] * rounds + meta["round"]
+
+
+def _chunk_refusal(diff: list, what: str, chunk, done: Optional[int]) -> str:
+    """A resume under another seed_chunk: refused by design (the checkpoint holds the state of one chunk
+    of that many seeds), but "or use --overwrite" read as the way to go on, and it discards the run. The
+    way on first, naming the value; then what --overwrite costs."""
+    others = [d for d in diff if not d.startswith("seed_chunk=")]
+    rounds = f"its {done} round{'' if done == 1 else 's'}" if done is not None else "its rounds"
+    chunk = "none" if chunk is None else config.show(chunk)      # as typed: seed_chunk=none
+    return (f"--resume: this config sets another seed_chunk than {what} ({', '.join(diff[:4])}"
+            f"{', ...' if len(diff) > 4 else ''}); the checkpoint holds one chunk's state of seed_chunk="
+            f"{chunk}, so resuming with seed_chunk={chunk}"
+            f"{' and the other fields as they were' if others else ''} continues the run; --overwrite "
+            f"starts it again and discards {rounds}")
+
+
+def _refuse_diff(was: dict, now: dict, what: str, may_move: bool = False,
+                 meta: Optional[dict] = None) -> Optional[list]:
     """Refuse a config `now` that differs from `was`; with `may_move`, a change of data.path alone is
     returned as [the refusal, the old path] instead: run_files.check_same_data raises that refusal unless
     the file at the new path gives the digest the run recorded (it can tell only once the data is loaded)."""
@@ -326,6 +349,8 @@ def _refuse_diff(was: dict, now: dict, what: str, may_move: bool = False) -> Opt
         return None
     said = (f"--resume: this config differs from {what} ({', '.join(diff[:4])}"
             f"{', ...' if len(diff) > 4 else ''}); resume with the same config or use --overwrite")
+    if was.get("seed_chunk") != now.get("seed_chunk"):
+        said = _chunk_refusal(diff, what, was.get("seed_chunk"), _rounds_done(meta, was.get("rounds")))
     if may_move and len(diff) == 1 and diff[0].startswith("data.path="):
         return [said, (was.get("data") or {}).get("path"), now["data"]["path"]]
     raise ConfigError(said)
