@@ -284,7 +284,6 @@ class RoundFacts:
         return chunk_place(n, self.chunks, self.noun)
 
     def rate(self, now: Optional[float] = None) -> Optional[float]:
-    def rate(self, now: Optional[float] = None) -> Optional[float]:
         """Examples (tokens) per second since the first stretch came back; None before a second one."""
         if not self.work or self.t_work is None:
             return None

@@ -67,7 +67,8 @@ class RoundLines(base.RoundFacts):
         self.interval = _interval()
         _command_starts()
         self.said_at, self.said_n = self.t0, None
-        resumed = f" (resumed after round {initial})" if initial else ""
+        # in seed chunks the line names the chunk's round already; "after round 540" counted all chunks'
+        resumed = (" (resumed)" if self.chunks else f" (resumed after round {initial})") if initial else ""
         say(f"{self.where(initial, total)}  compiling{resumed}")
         # a compile longer than the interval says it is still compiling, and for how long, each interval
         self.ticker = base.CompileTicker(self.interval, self._compiling)
