@@ -97,11 +97,11 @@ class RoundBar(base.RoundFacts):
             self.t_work = now           # its work is timed with the compile: not counted
             self.bar.set_description("round", refresh=False)
             self._show()
-        if self.chunks:             # the bar counts every chunk's rounds: its text names the chunk and round
-            self.bar.set_description(self.where(self.bar.n + rounds, self.bar.total), refresh=False)
         elif work:
             self.work += work
             self._show(now)
+        if self.chunks:             # the bar counts every chunk's rounds: its text names the chunk and round
+            self.bar.set_description(self.where(self.bar.n + rounds, self.bar.total), refresh=False)
         base.report_rounds(self.bar.n + rounds, self.bar.total, self.runs, self.initial)   # the runs bar redraws its ETA
         self.bar.update(rounds)
 

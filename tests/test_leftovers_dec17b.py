@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tallysim import checkpoint, config, progress, progress_base, progress_lines
+from tallysim import config, progress, progress_base, progress_lines, resume_diff
 from tallysim.config import ConfigError
 from tallysim.results import headline
 from conftest import tiny
@@ -86,7 +86,7 @@ def test_a_resume_under_another_seed_chunk_says_how_to_continue_first():
     now = _as_saved(tiny("seeds=4", "seed_chunk=1", "rounds=400"))
     meta = {"lo": 2, "chunk": 2, "round": 142}          # the second chunk, at its round 142
     with pytest.raises(ConfigError) as e:
-        checkpoint._refuse_diff(was, now, "the config x/checkpoint.npz was computed under", False, meta)
+        resume_diff.refuse_diff(was, now, "the config x/checkpoint.npz was computed under", False, meta)
     msg = str(e.value)
     assert msg.startswith("--resume: "), msg
     cont = msg.index("resuming with seed_chunk=2")
@@ -95,14 +95,14 @@ def test_a_resume_under_another_seed_chunk_says_how_to_continue_first():
     # an automatic chunk (seed_chunk unset) is named as typed
     auto = _as_saved(tiny("seeds=4", "rounds=400"))
     with pytest.raises(ConfigError, match=r"resuming with seed_chunk=none continues the run"):
-        checkpoint._refuse_diff(auto, now, "x", False, meta)
+        resume_diff.refuse_diff(auto, now, "x", False, meta)
 
 
 def test_other_differences_keep_their_refusal():
     was = _as_saved(tiny("optim.lr=0.05"))
     now = _as_saved(tiny("optim.lr=0.5"))
     with pytest.raises(ConfigError, match=r"resume with the same config or use --overwrite$"):
-        checkpoint._refuse_diff(was, now, "x", False, {"lo": 0, "chunk": 1, "round": 1})
+        resume_diff.refuse_diff(was, now, "x", False, {"lo": 0, "chunk": 1, "round": 1})
 
 
 # ----------------------------------------------------------------------------- progress of seed chunks
@@ -153,3 +153,15 @@ def test_a_run_in_seed_chunks_gives_the_bar_its_chunks(monkeypatch):
     with pytest.raises(Seen):
         run_mod.run(tiny("seeds=3", "seed_chunk=2", "rounds=2", "warmup_epochs=0"), None)
     assert seen == {"total": 4, "chunks": [(0, 2, 2), (2, 3, 2)], "noun": "seeds"}
+
+
+def test_check_resume_gives_the_refusal_its_rounds(checkpointed, tmp_path):
+    """Through checkpoint.check_resume on a real checkpoint (conftest's, shared: one tiny run, round 1)."""
+    import shutil
+    from tallysim import checkpoint, outdir
+    d = tmp_path / "run"
+    shutil.copytree(checkpointed, d)
+    cfg = config.apply_overrides(outdir.run_config(d, "--resume", outdir.CLI), ["seed_chunk=1"])
+    with pytest.raises(ConfigError, match=r"resuming with seed_chunk=none continues the run; --overwrite "
+                                          r"starts it again and discards its 1 round$"):
+        checkpoint.check_resume(cfg, str(d))
