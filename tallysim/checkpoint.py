@@ -25,6 +25,7 @@ from tallysim import atomic, code_identity, config, jax_check, outdir
 from tallysim.code_identity import code_change, random_change   # noqa: F401 - checkpoint.X, as before
 from tallysim.config import ConfigError
 from tallysim.results.metrics import CONFIG, METRICS
+from tallysim.resume_diff import refuse_diff as _refuse_diff, refuse_storage_change as _refuse_storage_change
 
 FILE = "checkpoint.npz"
 DEFAULT_SECONDS = 300.0          # with no --checkpoint-every, save at most every five minutes
@@ -239,11 +240,11 @@ def _check_resume(cfg, out) -> tuple[Path, dict]:
             raise ConfigError(f"--resume: {d / FILE} was computed by protocol {was!r} but the config now "
                               f"names {is_!r} (another --config or protocol.name, or {d / CONFIG} edited since?); resume with protocol.name={was}, or "
                               "start again with --overwrite")
-        _refuse_storage_change(d, written, cfg)
-        moved = _refuse_diff(written, now, f"the config {d / FILE} was computed under", _may_move(d, meta, now))
+        _refuse_storage_change(d / FILE, written, cfg)
+        moved = _refuse_diff(written, now, f"the config {d / FILE} was computed under", _may_move(d, meta, now), meta)
     saved = json.loads(json.dumps(config.to_dict(config.validate(outdir.run_config(d, "--resume", outdir.CLI)))))
-    _refuse_storage_change(d, saved, cfg)     # a checkpoint without its config: config.json's storage
-    moved = _refuse_diff(saved, now, str(d / CONFIG), _may_move(d, meta, now)) or moved
+    _refuse_storage_change(d / FILE, saved, cfg)     # a checkpoint without its config: config.json's storage
+    moved = _refuse_diff(saved, now, str(d / CONFIG), _may_move(d, meta, now), meta) or moved
     meta = read_meta(d, config.validate(cfg))
     return d, ({**meta, MOVED: moved} if moved else meta)
 
@@ -293,42 +294,6 @@ def _refuse_lost_rows(d: Path, lines: int) -> None:
         raise ConfigError(f"--resume: {path} holds {whole} whole row(s) of the {lines} written before the "
                           "checkpoint (deleted, emptied or cut since?), and a resumed run would lack them; "
                           "allowed: restore that file, or run again with --overwrite")
-
-
-def _held(storage: str, cfg) -> str:
-    """What the run's state holds under `storage` (the checkpoint's arrays follow it)."""
-    from tallysim import protocols
-    keeps = protocols.client_state(cfg)
-    if storage == "auto" and not keeps:
-        return "the server model only"
-    return "every client's model" + (f" ({keeps})" if storage == "auto" else "")
-
-
-def _refuse_storage_change(d: Path, written: dict, cfg) -> None:
-    """A checkpoint of one client_storage resumed under another: refused in one line before anything
-    compiles, saying what each holds. The run's numbers are the storage's own (the two storages compile
-    to different programs: float rounding, docs/population.md), so a run that changed storage halfway
-    would match neither; it continues under the storage it started with or starts again."""
-    was, is_ = written.get("client_storage"), cfg.client_storage
-    if was is None or was == is_:
-        return
-    raise ConfigError(f"--resume: {d / FILE} was computed with client_storage={was} (its state: "
-                      f"{_held(was, cfg)}) but this config sets client_storage={is_} ({_held(is_, cfg)}); "
-                      f"allowed: resume with client_storage={was}, or start again with --overwrite")
-
-
-def _refuse_diff(was: dict, now: dict, what: str, may_move: bool = False) -> Optional[list]:
-    """Refuse a config `now` that differs from `was`; with `may_move`, a change of data.path alone is
-    returned as [the refusal, the old path] instead: run_files.check_same_data raises that refusal unless
-    the file at the new path gives the digest the run recorded (it can tell only once the data is loaded)."""
-    diff = config.diff(was, now)
-    if not diff:
-        return None
-    said = (f"--resume: this config differs from {what} ({', '.join(diff[:4])}"
-            f"{', ...' if len(diff) > 4 else ''}); resume with the same config or use --overwrite")
-    if may_move and len(diff) == 1 and diff[0].startswith("data.path="):
-        return [said, (was.get("data") or {}).get("path"), now["data"]["path"]]
-    raise ConfigError(said)
 
 
 def nothing_to_resume(d: Path, out) -> str:

@@ -76,9 +76,10 @@ def _tqdm(**kw):
 class RoundBar(base.RoundFacts):
     """The per-run bar over rounds; `labels` names a grouped sweep's configurations (None: one)."""
 
-    def __init__(self, total: int, labels: Optional[list] = None, initial: int = 0, unit: str = "examples"):
+    def __init__(self, total: int, labels: Optional[list] = None, initial: int = 0, unit: str = "examples",
+                 chunks: Optional[list] = None, noun: str = "seeds"):
         self.bar = _tqdm(total=total, initial=initial, desc="round (compiling)", unit="rd")
-        super().__init__(labels, initial, unit)         # its clock starts once the bar is up, as before
+        super().__init__(labels, initial, unit, chunks, noun)   # its clock starts once the bar is up, as before
         # tqdm redraws only on an update: while compiling its elapsed time stood at 00:00; a notebook's
         # widget is left to its own thread
         self.ticker = base.CompileTicker(0 if base.in_notebook() else 1.0, self._compiling)
@@ -99,6 +100,8 @@ class RoundBar(base.RoundFacts):
         elif work:
             self.work += work
             self._show(now)
+        if self.chunks:             # the bar counts every chunk's rounds: its text names the chunk and round
+            self.bar.set_description(self.where(self.bar.n + rounds, self.bar.total), refresh=False)
         base.report_rounds(self.bar.n + rounds, self.bar.total, self.runs, self.initial)   # the runs bar redraws its ETA
         self.bar.update(rounds)
 
@@ -130,14 +133,16 @@ class RoundBar(base.RoundFacts):
 
 
 def round_bar(total: int, enabled: bool, labels: Optional[list] = None, initial: int = 0,
-              unit: str = "examples"):
-    """The round bar, or its lines where stderr is a log (mode()); None when `enabled` is false."""
+              unit: str = "examples", chunks: Optional[list] = None, noun: str = "seeds"):
+    """The round bar, or its lines where stderr is a log (mode()); None when `enabled` is false.
+    `chunks`: [(lo, hi, rounds)] of a run in several seed (`noun`: or lane) chunks, whose rounds `total`
+    adds up; its text then names the chunk and the round within it (progress_base.chunk_place)."""
     if not enabled:
         return None
     if mode() == "lines":
         from tallysim.progress_lines import RoundLines
-        return RoundLines(total, labels, initial, unit)
-    return RoundBar(total, labels, initial, unit)
+        return RoundLines(total, labels, initial, unit, chunks, noun)
+    return RoundBar(total, labels, initial, unit, chunks, noun)
 
 
 # tqdm's own ETA is `?` until a run has finished (its rate counts finished runs); this one is the clock's

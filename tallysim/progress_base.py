@@ -260,7 +260,8 @@ class RoundFacts:
     and show: the configurations' short labels, the work done since the first stretch came back (the
     rate), the compile time, and each configuration's newest headline."""
 
-    def __init__(self, labels: Optional[list], initial: int, unit: str):
+    def __init__(self, labels: Optional[list], initial: int, unit: str, chunks: Optional[list] = None,
+                 noun: str = "seeds"):
         self.labels = short_labels(labels) if labels and len(labels) > 1 else None
         self.runs = len(labels) if labels else 1        # the sweep runs these rounds stand for
         self.unit = unit                # what `work` counts: tokens (next-token tasks) or examples
@@ -269,6 +270,18 @@ class RoundFacts:
         self.t0 = time.perf_counter()
         self.compile_s: Optional[float] = None
         self.latest: dict = {}          # label -> (name, value, MB per peer)
+        # the seed (or a grouped sweep's lane) chunks these rounds run in one after another, [(lo, hi,
+        # rounds)]: the total counts every chunk's rounds, so rounds=400 in two chunks read "round 342/800"
+        self.chunks = chunks if chunks and len(chunks) > 1 else None
+        self.noun = noun
+
+    def where(self, n: int, total: int) -> str:
+        """`round 142/400`, or in a run of several seed chunks `seeds 3-4 of 4, round 142/400`: the
+        chunk that round `n` of all `total` falls in and the round within it (a chunk's last round stays
+        in that chunk, not "round 0" of the next)."""
+        if not self.chunks:
+            return f"round {n}/{total}"
+        return chunk_place(n, self.chunks, self.noun)
 
     def rate(self, now: Optional[float] = None) -> Optional[float]:
         """Examples (tokens) per second since the first stretch came back; None before a second one."""
@@ -291,6 +304,19 @@ class RoundFacts:
             label, (name, value, mb) = max(self.latest.items(), key=lambda kv: kv[1][1])
             return label, name, value, mb
         return (None, *self.latest[None])
+
+
+def chunk_place(n: int, chunks: list, noun: str = "seeds") -> str:
+    """Round `n` of all the chunks' rounds, [(lo, hi, rounds)] run one after another, as the chunk and the
+    round within it: `seeds 3-4 of 4, round 142/400` (`seed 3 of 4` for a chunk of one)."""
+    of = chunks[-1][1]
+    done = 0
+    for lo, hi, rounds in chunks:
+        if n <= done + rounds or (lo, hi, rounds) == chunks[-1]:
+            which = f"{noun[:-1]} {lo + 1}" if hi - lo == 1 else f"{noun} {lo + 1}-{hi}"
+            return f"{which} of {of}, round {n - done}/{rounds}"
+        done += rounds
+    raise AssertionError("unreachable: the last chunk returns")
 
 
 def short_labels(names: list) -> list:

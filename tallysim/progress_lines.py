@@ -60,20 +60,22 @@ def _interval() -> float:
 class RoundLines(base.RoundFacts):
     """RoundBar's interface (update, row, rate, close), as throttled lines."""
 
-    def __init__(self, total: int, labels: Optional[list] = None, initial: int = 0, unit: str = "examples"):
-        super().__init__(labels, initial, unit)
+    def __init__(self, total: int, labels: Optional[list] = None, initial: int = 0, unit: str = "examples",
+                 chunks: Optional[list] = None, noun: str = "seeds"):
+        super().__init__(labels, initial, unit, chunks, noun)
         self.total, self.n, self.n_work = total, initial, initial
         self.interval = _interval()
         _command_starts()
         self.said_at, self.said_n = self.t0, None
-        resumed = f" (resumed after round {initial})" if initial else ""
-        say(f"round {initial}/{total}  compiling{resumed}")
+        # in seed chunks the line names the chunk's round already; "after round 540" counted all chunks'
+        resumed = (" (resumed)" if self.chunks else f" (resumed after round {initial})") if initial else ""
+        say(f"{self.where(initial, total)}  compiling{resumed}")
         # a compile longer than the interval says it is still compiling, and for how long, each interval
         self.ticker = base.CompileTicker(self.interval, self._compiling)
 
     def _compiling(self) -> None:
         if self.compile_s is None:
-            say(f"round {self.n}/{self.total}  compiling  elapsed "
+            say(f"{self.where(self.n, self.total)}  compiling  elapsed "
                 f"{base.duration(time.perf_counter() - self.t0)}" + base.outer_status())
 
     def update(self, rounds: int, work: int = 0) -> None:
@@ -93,7 +95,7 @@ class RoundLines(base.RoundFacts):
         self.remember(row, i)
 
     def line(self, now: float) -> str:
-        parts = [f"round {self.n}/{self.total}"]
+        parts = [self.where(self.n, self.total)]
         shown = self.shown()
         if shown is not None:
             label, name, value, mb = shown

@@ -299,7 +299,9 @@ def _run_all(b: Built, out_dirs: list, chunk: int, progress: bool, saver: checkp
         done = sum(rounds[:k]) + resume["round"]
     labels = [Path(d).name if d is not None else f"config {i}" for i, d in enumerate(out_dirs)]
     bar = progress_bars.round_bar(sum(rounds), progress, labels, initial=done,
-                                  unit="tokens" if tasks.of(b.ctx.spec).positions > 1 else "examples")
+                                  unit="tokens" if tasks.of(b.ctx.spec).positions > 1 else "examples",
+                                  chunks=[(lo, hi, r) for (lo, hi), r in zip(bounds, rounds)],
+                                  noun="seeds" if len(out_dirs) == 1 else "lanes")
     with contextlib.ExitStack() as held:    # the bar (its ticker a thread) closes, a recorder failing to
         if bar:                             # open too: it said `compiling` for the rest of the process
             held.callback(bar.close)

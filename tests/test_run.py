@@ -105,7 +105,7 @@ def test_python_dash_m_entry_point(tmp_path):
                            *argv("rounds=1", "protocol.name=tally", "warmup_epochs=0"),
                            "--out", str(tmp_path / "o")], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    assert "tally: 1 rounds" in proc.stdout and "round" in proc.stderr      # progress bar on stderr
+    assert "tally: 1 round," in proc.stdout and "round" in proc.stderr      # progress bar on stderr
 
 
 @needs_fmnist

@@ -111,7 +111,7 @@ def test_run_skip_and_resume(tmp_path):
     recs = sweep.run_sweep(small_cfg(), runs, out, progress=False, log=lines.append)
     names = ["protocol.name=local", "protocol.name=fedavg"]
     assert [r["status"] for r in recs] == ["done", "done"]
-    assert lines[0] == "[1/2] protocol.name=local" and "local: 1 rounds, 3 peers on synthetic" in lines[1]
+    assert lines[0] == "[1/2] protocol.name=local" and "local: 1 round, 3 peers on synthetic" in lines[1]
     for name in names:
         d = out / name
         assert {"config.json", "partition.json", "metrics.jsonl", "done.json"} <= {p.name for p in d.iterdir()}

@@ -191,6 +191,11 @@ def bits_text(bits) -> str:
     return str(int(bits)) if float(bits).is_integer() else f"{bits:.2f}"
 
 
+def _count(n: int, noun: str) -> str:
+    """`1 round`, `2 rounds`: the summary said "1 rounds"."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def summary_line(cfg, last: dict) -> str:
     """One line for a finished run: `cfg` a Config (protocol.name, rounds, peers, seeds, data.name), `last`
     its last metrics row (plus `out`, the run directory, if it was written)."""
@@ -198,7 +203,7 @@ def summary_line(cfg, last: dict) -> str:
     acc, std = last.get(k), last.get(k + "_std")
     seeds = f" x {cfg.seeds} seeds" if cfg.seeds > 1 else ""
     ppl = text_headline(last)["ppl"]        # next-token runs: the headline model's perplexity
-    return (f"{cfg.protocol.name}: {cfg.rounds} rounds, {cfg.peers} peers{seeds} on {cfg.data.name} -> "
+    return (f"{cfg.protocol.name}: {_count(cfg.rounds, 'round')}, {_count(cfg.peers, 'peer')}{seeds} on {cfg.data.name} -> "
             f"accuracy {acc:.4f}" + (f" +- {std:.4f}" if std is not None else "")
             + (f" (peer mean {last['acc_mean']:.4f}, ensemble {last['acc_ensemble']:.4f}{_by_group(last)})"
                if last.get("acc_mean") is not None else " (server model; no client model is kept)") + ", "

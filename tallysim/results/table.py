@@ -64,20 +64,35 @@ def swept_fields(cfgs: list[dict]) -> list[str]:
 
 
 def unread_blank(flat: dict, swept: list) -> dict:
-    """The run's flattened config with the swept fields its protocol does not read set to None (an empty
-    cell): `comm.soft_bits` 32 beside tally and FedAvg read as a setting those runs used, in a table
-    comparing them with softlabel at 8 bits. Only the fields some protocol declares it reads
-    (protocols.reads) can be told apart; a protocol not loaded in this process (a plugin) keeps every value."""
+    """The run's flattened config with the swept fields it does not read set to None (an empty cell):
+    `comm.soft_bits` 32 beside tally and FedAvg read as a setting those runs used, in a table comparing
+    them with softlabel at 8 bits. Two rules: a field its protocol does not read (only the fields some
+    protocol declares it reads, protocols.reads, can be told apart; a protocol not loaded in this process,
+    a plugin, keeps every value), and a field its mode does not read (config.MODE_READS, the rule runs
+    are refused by: `partition.k` on a Dirichlet run and `partition.alpha` on a label_quantity run read
+    as settings of a split that never draws them, in a sweep over partition.kind)."""
     from tallysim import protocols
+    from tallysim.config import MODE_READS
     name = flat.get("protocol.name")
+    unread = {k for k in swept if k in MODE_READS and _mode_unread(flat, k, *MODE_READS[k])}
     try:
         # probe.per_round is every protocol's field (the pool is carved for all), but only those that
         # exchange on probes draw it: FedAvg's row read "1000", the default, beside tally's 32 (userjourney4)
         unused = {"probe.per_round"} if not protocols.traits(name).distill else set()
-        return {**flat, **{k: None for k in swept
-                           if k != "protocol.name" and (k in unused or not protocols.reads(name, k))}}
+        unread |= {k for k in swept
+                   if k != "protocol.name" and (k in unused or not protocols.reads(name, k))}
     except ConfigError:
-        return flat
+        pass
+    return {**flat, **dict.fromkeys(unread)}
+
+
+def _mode_unread(flat: dict, key: str, mode: str, values: tuple) -> bool:
+    """`key` is not read under this run's value of `mode` (a mode absent from an older config.json: read)."""
+    if mode not in flat:
+        return False
+    if key == "optim.momentum" and flat.get("model.groups"):
+        return False        # each group may set optim.name itself (config_reads._unread_modes)
+    return flat[mode] not in values
 
 
 def run_status(run_dir: Path, cfg: dict, rows: list) -> str:

@@ -1,0 +1,72 @@
+"""What a `--resume` refuses in the config it is given, against the config the checkpoint was computed
+under (checkpoint.check_resume): another client_storage, any other field, and among them another
+seed_chunk, whose refusal says first how the run continues. Split from checkpoint.py (its 400 lines).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+from tallysim import config
+from tallysim.config import ConfigError
+
+
+def _held(storage: str, cfg) -> str:
+    """What the run's state holds under `storage` (the checkpoint's arrays follow it)."""
+    from tallysim import protocols
+    keeps = protocols.client_state(cfg)
+    if storage == "auto" and not keeps:
+        return "the server model only"
+    return "every client's model" + (f" ({keeps})" if storage == "auto" else "")
+
+
+def refuse_storage_change(path: Path, written: dict, cfg) -> None:
+    """A checkpoint of one client_storage resumed under another: refused in one line before anything
+    compiles, saying what each holds. The run's numbers are the storage's own (the two storages compile
+    to different programs: float rounding, docs/population.md), so a run that changed storage halfway
+    would match neither; it continues under the storage it started with or starts again."""
+    was, is_ = written.get("client_storage"), cfg.client_storage
+    if was is None or was == is_:
+        return
+    raise ConfigError(f"--resume: {path} was computed with client_storage={was} (its state: "
+                      f"{_held(was, cfg)}) but this config sets client_storage={is_} ({_held(is_, cfg)}); "
+                      f"allowed: resume with client_storage={was}, or start again with --overwrite")
+
+
+def rounds_done(meta: Optional[dict], rounds) -> Optional[int]:
+    """The rounds a checkpoint's run has done over all its seed chunks: every chunk before its own ran
+    `rounds` (its chunks start at multiples of the chunk width), then its own chunk's round."""
+    if not meta or not isinstance(rounds, int):
+        return None
+    return meta["lo"] // meta["chunk"] * rounds + meta["round"]
+
+
+def chunk_refusal(diff: list, what: str, chunk, done: Optional[int]) -> str:
+    """A resume under another seed_chunk: refused by design (the checkpoint holds the state of one chunk
+    of that many seeds), but "or use --overwrite" read as the way to go on, and it discards the run. The
+    way on first, naming the value; then what --overwrite costs."""
+    others = [d for d in diff if not d.startswith("seed_chunk=")]
+    rounds = f"its {done} round{'' if done == 1 else 's'}" if done is not None else "its rounds"
+    chunk = "none" if chunk is None else config.show(chunk)      # as typed: seed_chunk=none
+    return (f"--resume: this config sets another seed_chunk than {what} ({', '.join(diff[:4])}"
+            f"{', ...' if len(diff) > 4 else ''}); the checkpoint holds one chunk's state of seed_chunk="
+            f"{chunk}, so resuming with seed_chunk={chunk}"
+            f"{' and the other fields as they were' if others else ''} continues the run; --overwrite "
+            f"starts it again and discards {rounds}")
+
+
+def refuse_diff(was: dict, now: dict, what: str, may_move: bool = False,
+                 meta: Optional[dict] = None) -> Optional[list]:
+    """Refuse a config `now` that differs from `was`; with `may_move`, a change of data.path alone is
+    returned as [the refusal, the old path] instead: run_files.check_same_data raises that refusal unless
+    the file at the new path gives the digest the run recorded (it can tell only once the data is loaded)."""
+    diff = config.diff(was, now)
+    if not diff:
+        return None
+    said = (f"--resume: this config differs from {what} ({', '.join(diff[:4])}"
+            f"{', ...' if len(diff) > 4 else ''}); resume with the same config or use --overwrite")
+    if was.get("seed_chunk") != now.get("seed_chunk"):
+        said = chunk_refusal(diff, what, was.get("seed_chunk"), rounds_done(meta, was.get("rounds")))
+    if may_move and len(diff) == 1 and diff[0].startswith("data.path="):
+        return [said, (was.get("data") or {}).get("path"), now["data"]["path"]]
+    raise ConfigError(said)
