@@ -1,0 +1,49 @@
+"""review18: the later part of 2026-12-06's change. A checkpoint from before a config field existed is
+continued by `run --resume` and by a sweep (its config read as config.json is, new fields at their
+defaults), and one that recorded fewer JAX random settings than this code does is not refused for it."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from conftest import RESUMABLE, tiny
+from tallysim import checkpoint, config, sweep_resume
+
+
+def _rewrite_meta(path, edit) -> None:
+    with np.load(path) as z:
+        arrays = {k: z[k] for k in z.files}
+    meta = json.loads(bytes(arrays["__meta__"]).decode())
+    edit(meta)
+    arrays["__meta__"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+
+
+def test_a_checkpoint_from_before_a_field_existed_is_continued(tmp_path, checkpointed):
+    # was refused by both: "this config differs from the config ... (cohort_draw=None->'sort')"
+    d = tmp_path / "sweep" / "seed=0"
+    shutil.copytree(checkpointed, d)
+    _rewrite_meta(d / checkpoint.FILE, lambda m: m["config"].pop("cohort_draw"))
+    cfg = config.validate(tiny(*RESUMABLE))
+    assert checkpoint.check_resume(cfg, str(d))[0] == d
+    sweep_resume.refuse_lost_checkpoints([("seed=0", [])], [cfg], d.parent, "done.json")
+    with pytest.raises(config.ConfigError, match="rounds=3->5"):        # a real difference still refused
+        sweep_resume.refuse_lost_checkpoints([("seed=0", [])], [config.validate(tiny(*RESUMABLE, "rounds=5"))],
+                                             d.parent, "done.json")
+
+
+def test_a_checkpoint_recording_fewer_random_settings_is_continued(tmp_path, checkpointed):
+    # a setting this code records and the checkpoint's code did not (or a JAX without it): was refused
+    from tallysim import code_identity
+    d = tmp_path / "run"
+    shutil.copytree(checkpointed, d)
+    now = code_identity.random_settings()
+    _rewrite_meta(d / checkpoint.FILE, lambda m: m.update(random={"prng_impl": now["prng_impl"]}))
+    assert checkpoint.check_resume(config.validate(tiny(*RESUMABLE)), str(d))[0] == d
+    _rewrite_meta(d / checkpoint.FILE, lambda m: m.update(random={"prng_impl": "rbg"}))      # still refused
+    with pytest.raises(config.ConfigError, match="JAX_DEFAULT_PRNG_IMPL=rbg"):
+        checkpoint.check_resume(config.validate(tiny(*RESUMABLE)), str(d))
