@@ -59,3 +59,17 @@ def test_a_sweep_with_a_star_run_of_counts_is_refused_before_any_run(capsys, mon
                              *argv("protocol.name=tally", "tally.target=counts"), "comm.topology=allgather,star"])
     assert "tally.target=counts with comm.topology=star" in line and "allowed: comm.topology=allgather" in line
     assert not (tmp_path / "s" / "comm.topology=allgather").exists()
+
+
+def test_the_estimate_counts_the_counts_targets_unblocked_soft_sums():
+    # tally.target=counts sums its one-hot votes over every probe at once (the soft path, never in blocks):
+    # 4096 word windows were estimated at 533 MB of probe outputs, a blocked vote's, not the ~39 GB it holds
+    from tallysim import sizing
+    items = ["protocol.name=tally", "comm.topology=allgather", "data.name=shakespeare_words", "peers=10",
+             "probe.per_round=4096"]
+
+    def outputs(*more):
+        cfg = config.apply_overrides(config.Config(), items + list(more))
+        return dict((what, n) for what, n, _ in sizing.estimate_bytes(cfg))["the probe outputs"]
+    soft = sizing.exchange_bytes(10, 4096, 10_004, True, positions=20, blocked=False)
+    assert outputs("tally.target=counts") == soft > 20 * outputs()
