@@ -73,3 +73,21 @@ def test_the_estimate_counts_the_counts_targets_unblocked_soft_sums():
         return dict((what, n) for what, n, _ in sizing.estimate_bytes(cfg))["the probe outputs"]
     soft = sizing.exchange_bytes(10, 4096, 10_004, True, positions=20, blocked=False)
     assert outputs("tally.target=counts") == soft > 20 * outputs()
+
+
+def test_counts_trains_on_the_histogram_whatever_a_sweeps_base_sets_for_softlabel(monkeypatch):
+    # a sweep over protocol.name=softlabel,tally with softlabel.aggregate=median in its base (a field one of
+    # its runs reads, so not refused): the counts run took the robust path and trained on the median of the
+    # peers' probabilities, its one-hot votes never summed. drive() refuses the unread field as a single run
+    # does; sweeps never check it, so it is let through here as a sweep's run is.
+    import jax
+
+    import tallysim
+    from tallysim import validation
+    monkeypatch.setattr(validation, "single_run", lambda *a, **k: None)
+    items = ("protocol.name=tally", "comm.topology=allgather", "rounds=1", "tally.target=counts")
+    a = tallysim.drive(tiny(*items, "softlabel.aggregate=median"))
+    b = tallysim.drive(tiny(*items))
+    a.step(), b.step()
+    for x, y in zip(jax.tree.leaves(a.state.params), jax.tree.leaves(b.state.params)):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), atol=1e-6)
