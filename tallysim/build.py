@@ -366,7 +366,7 @@ def lane_shapes(b: Built) -> dict:
     return dict(num_params=b.ctx.num_params, peers=held, active=spec.active, input_shape=spec.input_shape,
                 batch_size=cfg.batch_size, probe_batch=(cfg.distill.batch_size or cfg.batch_size) if distill else 0,
                 probes=spec.probes if distill else 0, classes=spec.classes,
-                soft=protocols.traits(cfg.protocol.name).soft, positions=tasks.of(spec).positions,
+                soft=protocols.traits(cfg.protocol.name).soft or sizing.counts_target(cfg), positions=tasks.of(spec).positions,
                 blocked=not protocols.traits(cfg.protocol.name).soft and sizing.blocks_votes(cfg),
                 votes=cfg.vote.weighting == "history", kept=sizing.kept_bytes(cfg),
                 together=together(spec.active), saved=max(m["saved"] for m in own), peak=max(m["peak"] for m in own),

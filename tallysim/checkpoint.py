@@ -25,7 +25,7 @@ from tallysim import atomic, code_identity, config, jax_check, outdir
 from tallysim.code_identity import code_change, random_change   # noqa: F401 - checkpoint.X, as before
 from tallysim.config import ConfigError
 from tallysim.results.metrics import CONFIG, METRICS
-from tallysim.resume_diff import refuse_diff as _refuse_diff, refuse_storage_change as _refuse_storage_change
+from tallysim.resume_diff import as_read_now, refuse_diff as _refuse_diff, refuse_storage_change as _refuse_storage_change
 
 FILE = "checkpoint.npz"
 DEFAULT_SECONDS = 300.0          # with no --checkpoint-every, save at most every five minutes
@@ -241,7 +241,8 @@ def _check_resume(cfg, out) -> tuple[Path, dict]:
                               f"names {is_!r} (another --config or protocol.name, or {d / CONFIG} edited since?); resume with protocol.name={was}, or "
                               "start again with --overwrite")
         _refuse_storage_change(d / FILE, written, cfg)
-        moved = _refuse_diff(written, now, f"the config {d / FILE} was computed under", _may_move(d, meta, now), meta)
+        moved = _refuse_diff(as_read_now(written), now, f"the config {d / FILE} was computed under",
+                             _may_move(d, meta, now), meta)
     saved = json.loads(json.dumps(config.to_dict(config.validate(outdir.run_config(d, "--resume", outdir.CLI)))))
     _refuse_storage_change(d / FILE, saved, cfg)     # a checkpoint without its config: config.json's storage
     moved = _refuse_diff(saved, now, str(d / CONFIG), _may_move(d, meta, now), meta) or moved

@@ -126,8 +126,12 @@ def random_settings() -> dict:
     under others is refused (random_change, below). Read when asked: a test or a notebook may change
     them within a process. Imports JAX (a run has it imported already)."""
     import jax
-    return {"prng_impl": str(jax.config.jax_default_prng_impl),
-            "threefry_partitionable": bool(jax.config.jax_threefry_partitionable)}
+    # None where this JAX has no such setting (a later JAX may drop or rename one): saving a checkpoint
+    # and every resume raised AttributeError; random_change compares only what both sides know
+    impl = getattr(jax.config, "jax_default_prng_impl", None)
+    part = getattr(jax.config, "jax_threefry_partitionable", None)
+    return {"prng_impl": None if impl is None else str(impl),
+            "threefry_partitionable": None if part is None else bool(part)}
 
 
 def describe(code: dict) -> str:
@@ -157,7 +161,10 @@ def random_change(meta: dict, where) -> str:
     resumed in silence, the rounds after the checkpoint drawing from another generator than those before
     it. Refused, not warned: setting the variables back continues the run as it began."""
     was, now = meta.get("random"), random_settings()
-    if not isinstance(was, dict) or all(was.get(k) == now[k] for k in now):
+    # only the settings both recorded: a checkpoint saved before a setting was recorded here (or under a
+    # JAX without it) is not refused for lacking it, or every such checkpoint could never be resumed
+    if not isinstance(was, dict) or all(was.get(k) == now[k] for k in now
+                                        if was.get(k) is not None and now[k] is not None):
         return ""
 
     def env(s: dict) -> str:

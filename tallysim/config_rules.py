@@ -62,6 +62,7 @@ def check_rules(cfg: Config) -> None:
     _privacy_rules(cfg)
     _group_rules(cfg)
     _cohort_rules(cfg)
+    _tally_rules(cfg)
 
 
 def _group_rules(cfg: Config) -> None:
@@ -80,6 +81,29 @@ def _group_rules(cfg: Config) -> None:
         except ConfigError as e:
             raise ConfigError(f"model.groups, group {g.name}: {e}") from None
     model_groups.check(cfg)
+
+
+def _tally_rules(cfg: Config) -> None:
+    """tally.target=counts only where the histogram is the plain mean of the votes that arrived: every peer
+    has the votes (allgather), and no vote setting changes what a vote counts for or which probes train.
+    Here, not in tally's make: a sweep over comm.topology ran its allgather runs, then failed the star one
+    at its build (every configuration is to be refused before the first run starts)."""
+    if getattr(getattr(cfg, "tally", None), "target", "vote") != "counts" or cfg.protocol.name != "tally":
+        return
+    if cfg.comm.topology != "allgather":
+        raise ConfigError(f"tally.target=counts with comm.topology={cfg.comm.topology}: under star the peers "
+                          "receive only the winner, not the votes to count; allowed: comm.topology=allgather "
+                          "(every peer receives the others' votes), or tally.target=vote")
+    others = [name for name, on in (
+        ("vote.weighting=history", cfg.vote.weighting == "history"),
+        ("vote.ties=random", cfg.vote.ties == "random"),
+        ("vote.min_agreement", bool(cfg.vote.min_agreement)),
+        ("vote.min_margin", cfg.vote.min_margin > 0),
+        ("distill.label_smoothing", bool(cfg.distill.label_smoothing)),
+        ("privacy.noise", bool(cfg.privacy.noise))) if on]
+    if others:
+        raise ConfigError(f"tally.target=counts trains on the plain vote histogram; not with {', '.join(others)}; "
+                          "allowed: those at their defaults, or tally.target=vote")
 
 
 def _cohort_rules(cfg: Config) -> None:

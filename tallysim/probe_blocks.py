@@ -54,4 +54,11 @@ def blocks_votes(cfg) -> bool:
     order, weighs each probe's votes by the round's trust and keeps every peer's votes for the trust's
     update after the blocks, and tallies the honest peers beside, so the vote, the targets and every
     diagnostic are the all-probes ones bit for bit (tests/test_blockedvote_dec16.py)."""
-    return cfg.protocol.name in BLOCKED_PROTOCOLS
+    return cfg.protocol.name in BLOCKED_PROTOCOLS and not counts_target(cfg)
+
+
+def counts_target(cfg) -> bool:
+    """tally.target=counts: tally's votes go the soft path as one-hot messages (protocols/tally.py), summed
+    over all probes at once like a soft protocol's and never in blocks; the estimate counted a blocked vote's
+    block there, far below the [messages, C] float sums it holds (a word-level text run's probe outputs)."""
+    return cfg.protocol.name == "tally" and getattr(getattr(cfg, "tally", None), "target", "vote") == "counts"

@@ -4,11 +4,26 @@ seed_chunk, whose refusal says first how the run continues. Split from checkpoin
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Optional
 
 from tallysim import config
 from tallysim.config import ConfigError
+
+
+def as_read_now(written):
+    """A checkpoint's recorded config as this tallysim reads a config.json (config.from_dict, validated):
+    a field added since the checkpoint was saved takes its default, as it does in the run's own config.json.
+    Compared raw, a checkpoint from before a new field (cohort_draw, tally.target) differed from every
+    config by `cohort_draw=None->'sort'`, and `run --resume` and a sweep refused to continue it. Kept as
+    written where this code cannot read it (the diff then names what differs)."""
+    if not isinstance(written, dict):
+        return written
+    try:
+        return json.loads(json.dumps(config.to_dict(config.validate(config.from_dict(written, where="the checkpoint's config")))))
+    except ConfigError:
+        return written
 
 
 def _held(storage: str, cfg) -> str:

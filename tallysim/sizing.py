@@ -15,7 +15,7 @@ from tallysim import protocols
 from tallysim.file_shapes import (KNOWN_CLIENTS, KNOWN_SHAPES, KNOWN_TEXT, MOST_CLASSES,  # noqa: F401 - sizing.X
                                   assumed, files_shape)
 from tallysim.plugin_params import plugin_model_params
-from tallysim.probe_blocks import BLOCK_SHARE, KEPT_BYTES, blocks_votes, kept_bytes, probe_block  # noqa: F401 - sizing.X for sim/
+from tallysim.probe_blocks import BLOCK_SHARE, KEPT_BYTES, blocks_votes, counts_target, kept_bytes, probe_block  # noqa: F401 - sizing.X for sim/
 
 # Sizes past which a run hangs on the host or cannot finish, whatever the memory: field -> (largest
 # allowed, why). schema.py declares these as the fields' upper bounds; validation's message gives the why.
@@ -150,7 +150,7 @@ def estimate_bytes(cfg) -> list[tuple[str, int, str]]:
     # exchange.py streams the round's active peers (as per_seed_bytes counts; `peers`: 2 of 10^5 clients cost
     # 512 MB) in chunks where peers train on probes; tally's vote walks blocks past the budget (blocked_tally)
     messages = cfg.probe.per_round * positions(cfg)       # text: every position of a probe window
-    outputs = exchange_bytes(active, cfg.probe.per_round, classes, traits.soft, positions=positions(cfg),
+    outputs = exchange_bytes(active, cfg.probe.per_round, classes, traits.soft or counts_target(cfg), positions=positions(cfg),
                              blocked=not traits.soft and blocks_votes(cfg), votes=cfg.vote.weighting == "history",
                              kept=kept_bytes(cfg))
     probe_outputs = [("the probe outputs", outputs,

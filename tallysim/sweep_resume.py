@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tallysim import config
+from tallysim import config, resume_diff
 from tallysim.config import ConfigError
 
 
@@ -29,7 +29,7 @@ def refuse_lost_checkpoints(runs, cfgs, out_dir: Path, done: str) -> None:
         if checkpoint.random_change(meta, d / checkpoint.FILE):     # JAX's generator: the same refusal
             raise ConfigError(f"sweep: {checkpoint.random_change(meta, d / checkpoint.FILE).removeprefix('--resume: ')}"
                               f" (or delete it to run {name} again)")
-        was = meta.get("config")
+        was = resume_diff.as_read_now(meta.get("config"))     # an older checkpoint's: new fields at their defaults
         if not isinstance(was, dict):
             continue
         diff = config.diff(was, json.loads(json.dumps(config.to_dict(cfg))))

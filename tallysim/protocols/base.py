@@ -19,6 +19,7 @@ from typing import Callable, NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 
+from tallysim import protocols as registry
 from tallysim.sim import dp, exchange, faults, lanes, local, peers, tasks, trust, vote
 from tallysim.sim.fed import FedData, pool_examples, to_input
 from tallysim.sim.peers import State
@@ -142,7 +143,7 @@ def _exchange_sums(ctx: Context, state: State, idx, x_M, y_M, hard: bool, chunk:
     task = tasks.of(spec)
     soft_bits = None if hard else cfg.comm.soft_bits
     private = cfg.privacy.noise > 0
-    robust = not hard and cfg.softlabel.aggregate in vote.ROBUST
+    robust = not hard and soft_aggregate(cfg) in vote.ROBUST
     split = None                # probes per forward pass (exchange.model_chunks): all of them unless too big
     if not ctx.model_groups:    # the chunk counts the forward pass over the probes, not only logits
         c, split = exchange.model_chunks(ctx.model.apply, state.params, x_M, A, y_M.shape[0], spec.classes,
@@ -182,6 +183,14 @@ def _honest_winner(ctx: Context, sums, keys: RoundKeys):
                              keys.tie).winner_M
 
 
+def soft_aggregate(cfg) -> str:
+    """softlabel.aggregate where the protocol reads it, else the plain mean: a sweep's shared base may set
+    it for its softlabel runs (sweeps refuse only a field no run reads), and tally.target=counts (or
+    topk_soft) beside them then trained on the median of the peers' probabilities, its own messages
+    (sent_fn) never summed, or on a sharpened histogram, in silence."""
+    return cfg.softlabel.aggregate if registry.reads(cfg.protocol.name, "softlabel.aggregate") else "mean"
+
+
 def _soft_targets(ctx: Context, task, x_M, y_M, sums, voters, arrived, text_M, robust):
     """Soft labels: the probes the peers train on (the aggregated distributions, padding and lost rounds
     at weight 0) and their info (`consensus_acc`; with privacy the gate's agreement, GATE_AGREEMENT).
@@ -194,9 +203,9 @@ def _soft_targets(ctx: Context, task, x_M, y_M, sums, voters, arrived, text_M, r
         sent = vote.quantize_probs(jax.nn.softmax(logits_AxMxC, axis=-1), cfg.comm.soft_bits)
         target = vote.robust_soft(sent, sent_A, cfg.softlabel.aggregate, cfg.softlabel.trim)
     else:
-        target = vote.soft_targets(sums.sent_MxC, voters, cfg.softlabel.aggregate,
+        target = vote.soft_targets(sums.sent_MxC, voters, soft_aggregate(cfg),
                                    ctx.hp("softlabel.era_temperature"))
-        if private and cfg.softlabel.aggregate == "mean":
+        if private and soft_aggregate(cfg) == "mean":
             target = vote.renormalize(target)    # the noise can push a mean below 0 (post-processing)
         if private:
             # distill.gate's bit reaches every peer, so it may only read the noised sum: the mean

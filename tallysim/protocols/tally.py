@@ -21,7 +21,6 @@ from typing import Literal
 import jax
 import jax.numpy as jnp
 
-from tallysim.fields import ConfigError
 from tallysim.sim import comm, lanes, trust
 from tallysim.sim.local import hard_label_loss, soft_label_loss
 from tallysim.protocols import Traits
@@ -73,29 +72,8 @@ def vote_message(p):
     return jax.nn.one_hot(jnp.argmax(p, axis=-1), p.shape[-1], dtype=p.dtype)
 
 
-def check_counts(cfg) -> None:
-    """tally.target=counts is tested only where the histogram is the plain mean of the votes that
-    arrived: refuse the vote settings that would change what a vote counts for or which probes train."""
-    if cfg.tally.target != "counts":
-        return
-    if cfg.comm.topology != "allgather":
-        raise ConfigError(f"tally.target=counts with comm.topology={cfg.comm.topology}: under star the peers "
-                          "receive only the winner, not the votes to count; allowed: comm.topology=allgather "
-                          "(every peer receives the others' votes), or tally.target=vote")
-    others = [name for name, on in (
-        ("vote.weighting=history", cfg.vote.weighting == "history"),
-        ("vote.ties=random", cfg.vote.ties == "random"),
-        ("vote.min_agreement", lanes.nonzero(cfg.vote.min_agreement)),
-        ("vote.min_margin", cfg.vote.min_margin > 0),
-        ("distill.label_smoothing", lanes.nonzero(cfg.distill.label_smoothing)),
-        ("privacy.noise", lanes.nonzero(cfg.privacy.noise))) if on]
-    if others:
-        raise ConfigError(f"tally.target=counts trains on the plain vote histogram; not with {', '.join(others)}; "
-                          "allowed: those at their defaults, or tally.target=vote")
-
-
 def make(ctx: Context) -> Protocol:
-    check_counts(ctx.cfg)
+    # tally.target=counts' settings: refused by config.validate (config_rules._tally_rules)
     if ctx.cfg.tally.target == "counts":
         # the soft path: each peer's message is its one-hot vote, the target their mean (the histogram)
         lspec = ctx.local_spec(distill_loss=soft_label_loss(1.0))
