@@ -88,6 +88,21 @@ def test_the_check_fails_when_a_groups_probes_change(group, probes):
         check_matched(per_group_bits(spec))
 
 
+def test_the_page_s_bits_column_is_the_formula_times_the_rounds(full_bits):
+    """docs/matched-bits.md's table of this figure: bits per peer and round and over the 20 rounds, row per group."""
+    text = (ROOT / "docs" / "matched-bits.md").read_text().split("## The class-count axis at matched bits", 1)[1]
+    rounds = _spec()["base"]["rounds"]
+    rows = [[c.strip() for c in ln.strip().strip("|").split("|")] for ln in text.splitlines() if ln.startswith("|")]
+    head = rows[0]
+    run, per_round, total = head.index("run"), head.index("bits per peer and round"), head.index(f"bits per peer ({rounds} rounds)")
+    found = {r[run].strip("`"): (int(r[per_round].replace(",", "")), int(r[total].replace(",", "")))
+             for r in rows[2:] if r[run].strip("`") in full_bits}
+    assert set(found) == set(full_bits), found
+    for g, (b, t) in found.items():
+        (formula,) = {b for _, b in full_bits[g].values()}
+        assert (b, t) == (formula, rounds * formula), (g, b, t)
+
+
 def test_make_class_matched_bits_runs_the_figure_then_the_table():
     def make_n(*words):
         return subprocess.run(["make", "-n", "class-matched-bits", *words], cwd=ROOT, capture_output=True,
