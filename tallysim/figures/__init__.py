@@ -367,8 +367,13 @@ def main(args) -> int:
     # first figure's runs, hours of them, and only then said the second was not found
     for n in names:
         check_named(n)
-    # each figure by the file it resolved to (its stem names it as before): a shipped copy's note once
-    names = list(dict.fromkeys(str(preflight(n, args.smoke, home(args.results), home(args.out))[1]) for n in names))
+    # each figure once, by the file it resolves to; run under the name given (fig1 stays fig1 in the logs),
+    # but a shipped copy by its resolved file, so its "not here; using the shipped copy" note prints once
+    chosen: dict = {}
+    for n in names:
+        path = str(preflight(n, args.smoke, home(args.results), home(args.out))[1])
+        chosen.setdefault(path, n if n in FIGURES or Path(n).exists() else path)
+    names = list(chosen.values())
     code, started = 0, []
 
     def start():
