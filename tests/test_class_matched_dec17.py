@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tallysim import config, figures, sizing, sweep
-from test_niid_matched_dec17 import round_bits
+from test_niid_matched_dec17 import doc_table_rows, round_bits
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC_PATH = ROOT / "experiments" / "class_matched_bits.json"
@@ -90,9 +90,8 @@ def test_the_check_fails_when_a_groups_probes_change(group, probes):
 
 def test_the_page_s_bits_column_is_the_formula_times_the_rounds(full_bits):
     """docs/matched-bits.md's table of this figure: bits per peer and round and over the 20 rounds, row per group."""
-    text = (ROOT / "docs" / "matched-bits.md").read_text().split("## The class-count axis at matched bits", 1)[1]
+    rows = doc_table_rows("## The class-count axis at matched bits")
     rounds = _spec()["base"]["rounds"]
-    rows = [[c.strip() for c in ln.strip().strip("|").split("|")] for ln in text.splitlines() if ln.startswith("|")]
     head = rows[0]
     run, per_round, total = head.index("run"), head.index("bits per peer and round"), head.index(f"bits per peer ({rounds} rounds)")
     found = {r[run].strip("`"): (int(r[per_round].replace(",", "")), int(r[total].replace(",", "")))

@@ -94,12 +94,20 @@ def test_the_check_fails_when_a_groups_probes_change(group, probes):
         check_matched(per_group_bits(spec))
 
 
+def doc_table_rows(section: str, stop: str = None) -> list[list[str]]:
+    """The cells of every table row in docs/matched-bits.md's `section` (up to `stop`), header first:
+    what this file's and test_class_matched_dec17's page checks read their bits columns from."""
+    text = (ROOT / "docs" / "matched-bits.md").read_text().split(section, 1)[1]
+    if stop:
+        text = text.split(stop, 1)[0]
+    return [[c.strip() for c in ln.strip().strip("|").split("|")] for ln in text.splitlines() if ln.startswith("|")]
+
+
 def test_the_page_s_bits_column_is_the_formula_times_the_rounds(full_bits):
     """docs/matched-bits.md's table of this figure: bits per peer over the 20 rounds, row per group."""
-    text = (ROOT / "docs" / "matched-bits.md").read_text().split("## The non-IID claim at matched bits", 1)[1]
-    text = text.split("### Why the vote loses here", 1)[0]      # the mechanism study's table has other columns
+    # the mechanism study's table below has other columns
+    rows = doc_table_rows("## The non-IID claim at matched bits", "### Why the vote loses here")
     rounds = _spec()["base"]["rounds"]
-    rows = [[c.strip() for c in ln.strip().strip("|").split("|")] for ln in text.splitlines() if ln.startswith("|")]
     col = rows[0].index(f"bits per peer ({rounds} rounds)")
     found = {r[0].strip("`"): int(r[col].replace(",", "")) for r in rows[2:] if r[0].strip("`") in full_bits}
     assert set(found) == set(full_bits), found
