@@ -229,8 +229,8 @@ def _check_resume(cfg, out) -> tuple[Path, dict]:
     outdir.refuse_unwritable(d)
     meta = read_meta(d)                 # unreadable checkpoint: say so before comparing configs
     _refuse_lost_rows(d, meta["lines"])
-    if random_change(meta, d / FILE):
-        raise ConfigError(random_change(meta, d / FILE))
+    if refusal := random_change(meta, d / FILE):
+        raise ConfigError(refusal)
     cfg = config.validate(cfg)
     now = json.loads(json.dumps(config.to_dict(cfg)))   # as saved: tuples are lists
     written, moved = meta.get("config"), None

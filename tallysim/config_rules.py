@@ -10,6 +10,7 @@ from __future__ import annotations
 from tallysim import model_groups, protocols, robust_checks
 from tallysim.config_reads import check_group_mode_reads, check_group_model_reads
 from tallysim.field_checks import installed_choices, live_choices, check_ranges, check_types, not_known
+from tallysim.probe_blocks import counts_target
 from tallysim.sizing import KNOWN_CLIENTS
 from tallysim.schema import FAULT_KINDS, PARAM_ATTACKS, Config, ConfigError, get_field
 
@@ -88,7 +89,7 @@ def _tally_rules(cfg: Config) -> None:
     has the votes (allgather), and no vote setting changes what a vote counts for or which probes train.
     Here, not in tally's make: a sweep over comm.topology ran its allgather runs, then failed the star one
     at its build (every configuration is to be refused before the first run starts)."""
-    if getattr(getattr(cfg, "tally", None), "target", "vote") != "counts" or cfg.protocol.name != "tally":
+    if not counts_target(cfg):
         return
     if cfg.comm.topology != "allgather":
         raise ConfigError(f"tally.target=counts with comm.topology={cfg.comm.topology}: under star the peers "

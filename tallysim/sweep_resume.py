@@ -26,8 +26,8 @@ def refuse_lost_checkpoints(runs, cfgs, out_dir: Path, done: str) -> None:
             meta = checkpoint.read_meta(d)
         except ConfigError:
             continue                    # nothing it could continue from: run again, as before
-        if checkpoint.random_change(meta, d / checkpoint.FILE):     # JAX's generator: the same refusal
-            raise ConfigError(f"sweep: {checkpoint.random_change(meta, d / checkpoint.FILE).removeprefix('--resume: ')}"
+        if refusal := checkpoint.random_change(meta, d / checkpoint.FILE):     # JAX's generator: the same refusal
+            raise ConfigError(f"sweep: {refusal.removeprefix('--resume: ')}"
                               f" (or delete it to run {name} again)")
         was = resume_diff.as_read_now(meta.get("config"))     # an older checkpoint's: new fields at their defaults
         if not isinstance(was, dict):

@@ -6,14 +6,13 @@ the same uplink + downlink bits per peer and round in every panel, from the prot
 from __future__ import annotations
 
 import copy
-import subprocess
 from fractions import Fraction
 from pathlib import Path
 
 import pytest
 
 from tallysim import config, figures, sizing, sweep
-from test_niid_matched_dec17 import doc_table_rows, round_bits
+from test_niid_matched_dec17 import assert_make_runs_figure_then_table, doc_table_rows, round_bits
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC_PATH = ROOT / "experiments" / "class_matched_bits.json"
@@ -103,12 +102,4 @@ def test_the_page_s_bits_column_is_the_formula_times_the_rounds(full_bits):
 
 
 def test_make_class_matched_bits_runs_the_figure_then_the_table():
-    def make_n(*words):
-        return subprocess.run(["make", "-n", "class-matched-bits", *words], cwd=ROOT, capture_output=True,
-                              text=True, check=True, timeout=30).stdout
-    plain = make_n()
-    assert "tallysim figure experiments/class_matched_bits.json" in plain
-    assert "tallysim table results/class_matched_bits --out figures/class_matched_bits_table.md" in plain
-    smoke = make_n("ARGS=--smoke")
-    assert "--smoke" in smoke and "table results/class_matched_bits-smoke" in smoke
-    assert "tallysim table" not in make_n("ARGS=--dry-run")
+    assert_make_runs_figure_then_table("class-matched-bits", "class_matched_bits")

@@ -11,13 +11,8 @@ import math
 
 import numpy as np
 import pytest
-
-
-def _write_run(d, rows, cfg):
-    d.mkdir(parents=True, exist_ok=True)
-    (d / "config.json").write_text(json.dumps(cfg))
-    (d / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return d
+from test_hostile_dec16 import _npz                     # a 5-class .npz of 120 6x6 images, arrays replaceable
+from test_leftovers_dec16b import _write_run            # a run directory of config.json and metrics.jsonl rows
 
 
 BASE = {"protocol": {"name": "tally"}, "rounds": 2, "seeds": 2}
@@ -148,15 +143,6 @@ def test_progress_in_a_kernel_without_widgets_is_one_line_updated_in_place(monke
 
 
 # ------------------------------------------------------------------ 4. an all-skipped sweep re-run's data
-
-def _npz(path, **changes):
-    import numpy as np
-    rng = np.random.default_rng(0)
-    x, y = rng.integers(0, 255, (120, 6, 6), dtype=np.uint8), np.arange(120) % 5
-    arrays = dict(x_train=x[:100], y_train=y[:100], x_test=x[100:], y_test=y[100:])
-    np.savez(path, **{**arrays, **changes})
-    return path
-
 
 @pytest.fixture
 def files_run(tmp_path, monkeypatch):

@@ -115,13 +115,20 @@ def test_the_page_s_bits_column_is_the_formula_times_the_rounds(full_bits):
         assert b == rounds * next(iter(full_bits[g].values())), (g, b)
 
 
-def test_make_niid_matched_bits_runs_the_figure_then_the_table():
+def assert_make_runs_figure_then_table(target: str, tag: str) -> None:
+    """`make <target>` runs experiments/<tag>.json's figure, then tabulates its results into
+    figures/<tag>_table.md; a --smoke run tabulates its own results; a --dry-run tabulates nothing (this
+    file's and test_class_matched_dec17's targets, one pattern)."""
     def make_n(*words):
-        return subprocess.run(["make", "-n", "niid-matched-bits", *words], cwd=ROOT, capture_output=True,
+        return subprocess.run(["make", "-n", target, *words], cwd=ROOT, capture_output=True,
                               text=True, check=True, timeout=30).stdout
     plain = make_n()
-    assert "tallysim figure experiments/niid_matched_bits.json" in plain
-    assert "tallysim table results/niid_matched_bits --out figures/niid_matched_bits_table.md" in plain
+    assert f"tallysim figure experiments/{tag}.json" in plain
+    assert f"tallysim table results/{tag} --out figures/{tag}_table.md" in plain
     smoke = make_n("ARGS=--smoke")
-    assert "--smoke" in smoke and "table results/niid_matched_bits-smoke" in smoke
+    assert "--smoke" in smoke and f"table results/{tag}-smoke" in smoke
     assert "tallysim table" not in make_n("ARGS=--dry-run")
+
+
+def test_make_niid_matched_bits_runs_the_figure_then_the_table():
+    assert_make_runs_figure_then_table("niid-matched-bits", "niid_matched_bits")
