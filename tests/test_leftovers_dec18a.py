@@ -1,0 +1,86 @@
+"""Small leftovers (leftovers19, issue 35's "Smaller" list): a resume at a seed chunk's end names the
+chunk that compiles, not the finished one's "400/400"; the refusal of a resume under other JAX random
+settings names both the environment variable and the jax.config.update form."""
+import pytest
+
+from tallysim import checkpoint, progress, progress_base, progress_lines
+from conftest import tiny
+
+CHUNKS = [(0, 2, 400), (2, 4, 400)]         # seeds=4, seed_chunk=2, rounds=400 (test_leftovers_dec17b's)
+
+
+# ----------------------------------------------------------------------------- a resume at a chunk's end
+
+def test_a_chunk_end_is_the_next_chunks_round_0_while_it_compiles():
+    assert progress_base.chunk_place(400, CHUNKS) == "seeds 1-2 of 4, round 400/400"     # just done: its last
+    assert progress_base.chunk_place(400, CHUNKS, coming=True) == "seeds 3-4 of 4, round 0/400"
+    assert progress_base.chunk_place(0, CHUNKS, coming=True) == "seeds 1-2 of 4, round 0/400"
+    assert progress_base.chunk_place(542, CHUNKS, coming=True) == "seeds 3-4 of 4, round 142/400"
+    assert progress_base.chunk_place(800, CHUNKS, coming=True) == "seeds 3-4 of 4, round 400/400"   # the last
+    assert progress_base.chunk_place(2, [(0, 2, 2), (2, 3, 2)], "seeds", True) == "seed 3 of 3, round 0/2"
+
+
+def test_the_lines_of_a_resume_at_a_chunks_end(capsys):
+    """A resume at a chunk's end (run._run_chunk's marker: the next chunk at round 0) said "seeds 1-2 of 4,
+    round 400/400  compiling (resumed)" while seeds 3-4 compiled: a hang in the finished chunk's last round."""
+    bar = progress_lines.RoundLines(800, initial=400, chunks=CHUNKS)
+    bar._compiling()                    # the ticker's line while a compile outlasts the interval
+    bar.update(2, 10)
+    bar.close()
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[0] == "seeds 3-4 of 4, round 0/400  compiling (resumed)", lines
+    assert lines[1].startswith("seeds 3-4 of 4, round 0/400  compiling  elapsed "), lines
+    assert lines[-1].startswith("seeds 3-4 of 4, round 2/400  "), lines
+
+
+def test_the_bar_of_a_resume_at_a_chunks_end(monkeypatch):
+    monkeypatch.setenv(progress.MODE_ENV, "bars")
+    bar = progress.round_bar(800, True, initial=400, chunks=CHUNKS)
+    try:
+        assert bar.bar.desc.startswith("seeds 3-4 of 4, round 0/400 (compiling)"), bar.bar.desc
+        bar.update(1, 10)
+        assert bar.bar.desc.startswith("seeds 3-4 of 4, round 1/400"), bar.bar.desc
+    finally:
+        bar.close()
+    one = progress.round_bar(400, True, chunks=[(0, 4, 400)])      # one chunk: as before
+    try:
+        assert one.bar.desc.startswith("round (compiling)"), one.bar.desc
+    finally:
+        one.close()
+
+
+class Crash(Exception):
+    pass
+
+
+@pytest.mark.slow       # 7.6 s (2-core CPU, loaded); the fast tests above cover the same progress code
+def test_a_run_resumed_at_a_chunks_end_names_the_next_chunk(tmp_path, monkeypatch, capsys):
+    """Through run.run: test_checkpoint_never's config (its compiled programs), stopped right after the
+    marker that its first chunk is done, resumed with progress lines; stopped again once its bar is up.
+    The reproduction: run._run_all gives the bar initial=2 (chunk 1's rounds) for the marker's round 0."""
+    from tallysim import run as run_mod
+    cfg = tiny("protocol.name=fedavg", "rounds=2", "seeds=3", "seed_chunk=2", "eval_every=1")
+    out = tmp_path / "run"
+    real_save = checkpoint.save
+
+    def save(out_dir, state, meta):
+        real_save(out_dir, state, meta)
+        if state is None:               # the marker between two chunks
+            raise Crash(meta)
+    with monkeypatch.context() as m:
+        m.setattr(checkpoint, "save", save)
+        with pytest.raises(Crash):
+            run_mod.run(cfg, str(out), progress=False, checkpoint_every=1)
+    monkeypatch.setenv(progress.MODE_ENV, "lines")
+    real_bar = run_mod.progress_bars.round_bar
+
+    def round_bar(*a, **k):
+        real_bar(*a, **k).close()
+        raise Crash
+    monkeypatch.setattr(run_mod.progress_bars, "round_bar", round_bar)
+    capsys.readouterr()
+    with pytest.raises(Crash):
+        run_mod.run(cfg, str(out), progress=True, resume=True)
+    err = capsys.readouterr().err
+    assert "seed 3 of 3, round 0/2  compiling (resumed)" in err, err
+    assert "round 2/2" not in err, err
