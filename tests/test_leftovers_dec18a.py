@@ -84,3 +84,39 @@ def test_a_run_resumed_at_a_chunks_end_names_the_next_chunk(tmp_path, monkeypatc
     err = capsys.readouterr().err
     assert "seed 3 of 3, round 0/2  compiling (resumed)" in err, err
     assert "round 2/2" not in err, err
+
+
+# ----------------------------------------------------------------------------- the random generator's refusal
+
+def test_the_random_refusal_names_the_environment_and_jax_config_update():
+    """A notebook that set jax.config.update("jax_threefry_partitionable", ...) was told to set environment
+    variables, which JAX, imported already, no longer reads."""
+    from tallysim import code_identity
+    now = code_identity.random_settings()
+    was = {"prng_impl": "rbg", "threefry_partitionable": not now["threefry_partitionable"]}
+    msg = code_identity.random_change({"random": was, "round": 3}, "x/checkpoint.npz")
+    flag = str(was["threefry_partitionable"]).lower()
+    assert f"allowed: resume with JAX_DEFAULT_PRNG_IMPL=rbg JAX_THREEFRY_PARTITIONABLE={flag} set in the " \
+           "environment" in msg, msg
+    assert ('jax.config.update("jax_default_prng_impl", "rbg"); jax.config.update("jax_threefry_partitionable", '
+            f'{was["threefry_partitionable"]})') in msg, msg
+    assert msg.endswith("or start again with --overwrite"), msg
+    # a setting the checkpoint did not record is not named (it said JAX_THREEFRY_PARTITIONABLE=none)
+    old = code_identity.random_change({"random": {"prng_impl": "rbg"}, "round": 3}, "x")
+    assert "generator JAX_DEFAULT_PRNG_IMPL=rbg, and" in old and 'after jax.config.update("jax_default_prng_impl", ' \
+           '"rbg"); or' in old, old
+    assert code_identity.random_change({"random": now, "round": 3}, "x") == ""
+
+
+def test_a_sweep_names_both_forms_too(tmp_path, monkeypatch):
+    """sweep_resume.refuse_lost_checkpoints: its refusal is random_change's, as a sweep's line."""
+    from tallysim import config, sweep_resume
+    d = tmp_path / "seed=0"
+    d.mkdir()
+    (d / checkpoint.FILE).touch()       # read through read_meta, below: no run needed
+    monkeypatch.setattr(checkpoint, "read_meta", lambda _: {"random": {"prng_impl": "rbg"}, "round": 1})
+    with pytest.raises(config.ConfigError) as e:
+        sweep_resume.refuse_lost_checkpoints([("seed=0", [])], [config.Config()], tmp_path, "done.json")
+    msg = str(e.value)
+    assert msg.startswith("sweep: ") and "JAX_DEFAULT_PRNG_IMPL=rbg set in the environment" in msg, msg
+    assert 'jax.config.update("jax_default_prng_impl", "rbg")' in msg and msg.endswith("to run seed=0 again)"), msg
