@@ -1,6 +1,7 @@
 """Small leftovers (leftovers19, issue 35's "Smaller" list): a resume at a seed chunk's end names the
 chunk that compiles, not the finished one's "400/400"; the refusal of a resume under other JAX random
-settings names both the environment variable and the jax.config.update form."""
+settings names both the environment variable and the jax.config.update form; sizing.py and
+bench/throughput.py, split by job, keep every name where it was."""
 import pytest
 
 from tallysim import checkpoint, progress, progress_base, progress_lines
@@ -120,3 +121,23 @@ def test_a_sweep_names_both_forms_too(tmp_path, monkeypatch):
     msg = str(e.value)
     assert msg.startswith("sweep: ") and "JAX_DEFAULT_PRNG_IMPL=rbg set in the environment" in msg, msg
     assert 'jax.config.update("jax_default_prng_impl", "rbg")' in msg and msg.endswith("to run seed=0 again)"), msg
+
+
+# ----------------------------------------------------------------------------- the two 400-line modules, split
+
+def test_the_split_modules_names_are_where_they_were():
+    """sizing.py and bench/throughput.py stood at the 400-line limit (test_hygiene): a run's shapes went to
+    config_shapes.py, the table's text to bench/throughput_table.py; every caller's name is the moved
+    object itself (one definition), and the names that tests monkeypatch on sizing stay its own."""
+    from tallysim import config_shapes, sizing
+    from tallysim.bench import flags, throughput, throughput_table
+    for name in ("active_peers", "data_shape", "example_shape", "model_params", "models_bytes", "positions",
+                 "trained_at_once"):
+        assert getattr(sizing, name) is getattr(config_shapes, name), name
+    for name in ("table", "header", "torch_available"):
+        assert getattr(throughput, name) is getattr(throughput_table, name), name
+    assert throughput.CONV_IMPLS is flags.CONV_IMPLS and throughput.REPEATS == flags.REPEATS == 3
+    # CHUNK_BYTES and HINT_BYTES are set on sizing by tests (test_lane_sizing, test_population): the
+    # functions that read them are sizing's own, so a monkeypatch of sizing.X still reaches them
+    for name in ("peer_chunk", "eval_batch", "probe_chunk", "exchange_bytes", "storage_hint"):
+        assert getattr(sizing, name).__module__ == "tallysim.sizing", name
