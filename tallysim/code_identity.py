@@ -120,6 +120,11 @@ def git_dirty(repo: Path) -> bool | None:
     return bool(out.stdout.strip()) if out.returncode == 0 else None
 
 
+# The checkpoint's `random` keys -> JAX's names for them: jax.config.update's; the environment variable is
+# the same name in capitals, read when JAX is imported (a notebook that imported it sets them in Python).
+RANDOM_SETTINGS = {"prng_impl": "jax_default_prng_impl", "threefry_partitionable": "jax_threefry_partitionable"}
+
+
 def random_settings() -> dict:
     """JAX's random generator as this process has it: the settings every draw of a run (its data order,
     cohorts, ties, noise, faults) depends on besides the seed; the checkpoint records them, and a resume
@@ -128,10 +133,26 @@ def random_settings() -> dict:
     import jax
     # None where this JAX has no such setting (a later JAX may drop or rename one): saving a checkpoint
     # and every resume raised AttributeError; random_change compares only what both sides know
-    impl = getattr(jax.config, "jax_default_prng_impl", None)
-    part = getattr(jax.config, "jax_threefry_partitionable", None)
+    impl = getattr(jax.config, RANDOM_SETTINGS["prng_impl"], None)
+    part = getattr(jax.config, RANDOM_SETTINGS["threefry_partitionable"], None)
     return {"prng_impl": None if impl is None else str(impl),
             "threefry_partitionable": None if part is None else bool(part)}
+
+
+def as_env(s: dict) -> str:
+    """`JAX_DEFAULT_PRNG_IMPL=threefry2x32 JAX_THREEFRY_PARTITIONABLE=true`: the settings `s` records."""
+    return " ".join(f"{name.upper()}={str(s[k]).lower() if isinstance(s[k], bool) else s[k]}"
+                    for k, name in RANDOM_SETTINGS.items() if s.get(k) is not None)
+
+
+def as_updates(s: dict) -> str:
+    """`jax.config.update("jax_default_prng_impl", "threefry2x32")` and so on: the same, as Python sets them."""
+    return "; ".join(f'jax.config.update("{name}", {_py(s[k])})' for k, name in RANDOM_SETTINGS.items()
+                     if s.get(k) is not None)
+
+
+def _py(value) -> str:
+    return f'"{value}"' if isinstance(value, str) else repr(value)     # True, "rbg": as typed in Python
 
 
 def describe(code: dict) -> str:
@@ -167,12 +188,13 @@ def random_change(meta: dict, where) -> str:
                                         if was.get(k) is not None and now[k] is not None):
         return ""
 
-    def env(s: dict) -> str:
-        return (f"JAX_DEFAULT_PRNG_IMPL={s.get('prng_impl')} "
-                f"JAX_THREEFRY_PARTITIONABLE={str(s.get('threefry_partitionable')).lower()}")
-    return (f"--resume: {where} was computed with JAX's random generator {env(was)}, and this process has "
-            f"{env(now)}: the rounds after {meta.get('round')} would draw other random numbers than those "
-            f"before; allowed: resume with {env(was)} set, or start again with --overwrite")
+    # the settings as the checkpoint recorded them (one it lacks is not named: "=None" restores nothing),
+    # in both the forms a user sets them: the environment (a job script) and jax.config.update (a notebook,
+    # where JAX is imported before any variable set then is read)
+    return (f"--resume: {where} was computed with JAX's random generator {as_env(was)}, and this process has "
+            f"{as_env(now)}: the rounds after {meta.get('round')} would draw other random numbers than those "
+            f"before; allowed: resume with {as_env(was)} set in the environment (before JAX is imported) or, "
+            f"in a notebook or script, after {as_updates(was)}; or start again with --overwrite")
 
 
 def code_change(meta: dict) -> str:

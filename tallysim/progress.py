@@ -78,7 +78,10 @@ class RoundBar(base.RoundFacts):
 
     def __init__(self, total: int, labels: Optional[list] = None, initial: int = 0, unit: str = "examples",
                  chunks: Optional[list] = None, noun: str = "seeds"):
-        self.bar = _tqdm(total=total, initial=initial, desc="round (compiling)", unit="rd")
+        # in seed chunks: the chunk that compiles (at its round 0 on a resume at a chunk's end, not 400/400)
+        desc = (f"{base.chunk_place(initial, chunks, noun, coming=True)} (compiling)"
+                if chunks and len(chunks) > 1 else "round (compiling)")
+        self.bar = _tqdm(total=total, initial=initial, desc=desc, unit="rd")
         super().__init__(labels, initial, unit, chunks, noun)   # its clock starts once the bar is up, as before
         # tqdm redraws only on an update: while compiling its elapsed time stood at 00:00; a notebook's
         # widget is left to its own thread

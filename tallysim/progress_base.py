@@ -275,13 +275,14 @@ class RoundFacts:
         self.chunks = chunks if chunks and len(chunks) > 1 else None
         self.noun = noun
 
-    def where(self, n: int, total: int) -> str:
+    def where(self, n: int, total: int, coming: bool = False) -> str:
         """`round 142/400`, or in a run of several seed chunks `seeds 3-4 of 4, round 142/400`: the
         chunk that round `n` of all `total` falls in and the round within it (a chunk's last round stays
-        in that chunk, not "round 0" of the next)."""
+        in that chunk, not "round 0" of the next). `coming`: `n` rounds are done and the next is under
+        way (compiling): at a chunk's end that is the next chunk's round 0 (chunk_place)."""
         if not self.chunks:
             return f"round {n}/{total}"
-        return chunk_place(n, self.chunks, self.noun)
+        return chunk_place(n, self.chunks, self.noun, coming)
 
     def rate(self, now: Optional[float] = None) -> Optional[float]:
         """Examples (tokens) per second since the first stretch came back; None before a second one."""
@@ -306,13 +307,16 @@ class RoundFacts:
         return (None, *self.latest[None])
 
 
-def chunk_place(n: int, chunks: list, noun: str = "seeds") -> str:
+def chunk_place(n: int, chunks: list, noun: str = "seeds", coming: bool = False) -> str:
     """Round `n` of all the chunks' rounds, [(lo, hi, rounds)] run one after another, as the chunk and the
-    round within it: `seeds 3-4 of 4, round 142/400` (`seed 3 of 4` for a chunk of one)."""
+    round within it: `seeds 3-4 of 4, round 142/400` (`seed 3 of 4` for a chunk of one). `n` at a
+    chunk's end is that chunk's last round (`seeds 1-2 of 4, round 400/400`: just done), or with `coming`
+    (the rounds to come are compiling: a resume at a chunk's end) the next chunk's `round 0/400`: the
+    finished chunk's 400/400 beside `compiling` read as a hang in its last round."""
     of = chunks[-1][1]
     done = 0
     for lo, hi, rounds in chunks:
-        if n <= done + rounds or (lo, hi, rounds) == chunks[-1]:
+        if n < done + rounds or (n == done + rounds and not coming) or (lo, hi, rounds) == chunks[-1]:
             which = f"{noun[:-1]} {lo + 1}" if hi - lo == 1 else f"{noun} {lo + 1}-{hi}"
             return f"{which} of {of}, round {n - done}/{rounds}"
         done += rounds

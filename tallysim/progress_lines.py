@@ -69,13 +69,13 @@ class RoundLines(base.RoundFacts):
         self.said_at, self.said_n = self.t0, None
         # in seed chunks the line names the chunk's round already; "after round 540" counted all chunks'
         resumed = (" (resumed)" if self.chunks else f" (resumed after round {initial})") if initial else ""
-        say(f"{self.where(initial, total)}  compiling{resumed}")
+        say(f"{self.where(initial, total, coming=True)}  compiling{resumed}")
         # a compile longer than the interval says it is still compiling, and for how long, each interval
         self.ticker = base.CompileTicker(self.interval, self._compiling)
 
     def _compiling(self) -> None:
         if self.compile_s is None:
-            say(f"{self.where(self.n, self.total)}  compiling  elapsed "
+            say(f"{self.where(self.n, self.total, coming=True)}  compiling  elapsed "
                 f"{base.duration(time.perf_counter() - self.t0)}" + base.outer_status())
 
     def update(self, rounds: int, work: int = 0) -> None:

@@ -2,7 +2,8 @@
 uses to refuse impossible sizes), of one seed's lane once its shapes are known (`per_seed_bytes`, which
 sets the seeds per compiled batch), of the probe exchange and of evaluation. Pure Python, no jax, so
 that `validation` can refuse impossible sizes before jax is even imported; only a plugin's model is
-traced (plugin_params.py), with the JAX its own module has imported.
+traced (plugin_params.py), with the JAX its own module has imported. A run's shapes from its config
+(data_shape, model_params, active_peers, ...) are config_shapes.py's, re-exported here.
 
 Shape letters: A active (voting) peers, M probes, C classes, c peers per chunk, P peers, B eval batch
 (glossary: tallysim/sim/__init__.py).
@@ -14,7 +15,9 @@ import math
 from tallysim import protocols
 from tallysim.file_shapes import (KNOWN_CLIENTS, KNOWN_SHAPES, KNOWN_TEXT, MOST_CLASSES,  # noqa: F401 - sizing.X
                                   assumed, files_shape)
-from tallysim.plugin_params import plugin_model_params
+# a run's shapes from its config (config_shapes.py): sizing.X, as before
+from tallysim.config_shapes import (active_peers, data_shape, example_shape, model_params, models_bytes,  # noqa: F401
+                                    positions, trained_at_once)
 from tallysim.probe_blocks import BLOCK_SHARE, KEPT_BYTES, blocks_votes, counts_target, kept_bytes, probe_block  # noqa: F401 - sizing.X for sim/
 
 # Sizes past which a run hangs on the host or cannot finish, whatever the memory: field -> (largest
@@ -185,40 +188,6 @@ def estimate_bytes(cfg) -> list[tuple[str, int, str]]:
     return out
 
 
-def trained_at_once(cfg) -> int:
-    """The fewest peers one training step can run at once (the estimate's activations, a lower bound):
-    only the round's active peers train (a population cohort, or participation < 1 of stacked clients),
-    in ragged_groups groups one after another (local.train_peers); unset, the CPU runs one peer per group
-    (local.auto_groups), so one. Every held peer's activations used to be counted: 64 clients at batch
-    512 trained 8 at a time were refused at 1.78 GB for a 900 MB machine and measure 0.50 GB
-    (XLA's compiled round and evaluation; tests/test_validation_memory.py)."""
-    active = active_peers(cfg)
-    return -(-active // min(cfg.ragged_groups, active)) if cfg.ragged_groups else 1
-
-
-def model_params(name: str, width: int, dim: int, classes: int, channels: int, shape: tuple = ()) -> int:
-    """A model's parameters, roughly (the estimate's unit: 3 float32 copies each, params and moments); a
-    plugin's model exactly, on examples of `shape` (plugin_model_params)."""
-    if name == "mlp":
-        return dim * width + width * width + width * classes
-    if name == "cnn":
-        return 64 * (dim // (16 * channels)) * 512 + 512 * classes
-    exact = plugin_model_params(name, shape or (dim,), classes) if protocols.model_target(name) else None
-    return 100_000 + 128 * classes if exact is None else exact
-
-
-def example_shape(cfg) -> tuple:
-    """One example's shape as the model sees it, without loading the data: synthetic's input_shape, a files
-    dataset's as its headers say (file_shapes), else a square image of data_shape's floats and channels."""
-    if cfg.data.name == "synthetic":
-        return tuple(cfg.data.input_shape)
-    if (found := files_shape(cfg)) is not None:
-        return found[0]
-    dim, _, channels = data_shape(cfg)
-    side = math.isqrt(dim // channels)
-    return (side, side, channels) if side * side * channels == dim else (dim,)
-
-
 HINT_BYTES = 2**30      # stacked client models past this, for a protocol that could hold the cohort alone
 
 
@@ -257,34 +226,6 @@ def draw_hint(cfg) -> str | None:
 def run_notes(cfg) -> list[str]:
     """What `tallysim run` says before it starts about a costly default (storage, cohort draw)."""
     return [n for n in (storage_hint(cfg), draw_hint(cfg)) if n]
-
-
-def active_peers(cfg) -> int:
-    """A, the peers active each round, as sim/fed.build counts them."""
-    return max(1, int(round(cfg.participation * cfg.peers)))
-
-
-def data_shape(cfg) -> tuple[int, int, int]:
-    """(input floats per example, classes, channels) of the configured data, without loading it."""
-    d, synthetic = cfg.data, cfg.data.name == "synthetic"
-    if (found := files_shape(cfg)) is not None:     # its files' headers (file_shapes)
-        return math.prod(found[0]), found[1], found[0][-1] if len(found[0]) > 1 else 1
-    dim, classes = (math.prod(d.input_shape), d.num_classes) if synthetic else \
-        KNOWN_TEXT.get(d.name) or KNOWN_SHAPES.get(d.name, (784, 10))
-    channels = d.input_shape[-1] if synthetic and len(d.input_shape) > 1 else 3 if dim == 3072 else 1
-    return dim, classes, channels
-
-
-def positions(cfg) -> int:
-    """Messages per probe (and predictions per example) of the configured data: a text window's positions."""
-    return KNOWN_TEXT.get(cfg.data.name, (1,))[0]
-
-
-def models_bytes(cfg) -> tuple[int, int]:
-    """(every client's model stacked, the server's and the cohort's models): params and two moments'
-    worth of float32 each (the estimate's unit)."""
-    params = model_params(cfg.model.name, cfg.model.width, *data_shape(cfg), example_shape(cfg))
-    return 4 * 3 * params * cfg.peers, 4 * 3 * params * (active_peers(cfg) + 1)
 
 
 def fmt(n: float) -> str:

@@ -121,7 +121,7 @@ LAYERS = [
     ["tallysim", "tallysim.fields", "tallysim.code_identity"],
     ["tallysim.protocols", "tallysim.protocols.declaration", "tallysim.protocols.plugin_import",
      "tallysim.plugin_rules", "tallysim.sizing", "tallysim.probe_blocks", "tallysim.plugin_params",
-     "tallysim.privacy", "tallysim.file_shapes"],
+     "tallysim.privacy", "tallysim.file_shapes", "tallysim.config_shapes"],
     ["tallysim.schema_sections"],
     ["tallysim.schema"],
     ["tallysim.schema_text"],

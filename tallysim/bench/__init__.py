@@ -1,6 +1,7 @@
 """Speed measurements: tools built on the simulator, not part of it (`tallysim bench`).
 
-  throughput  the samples/s table: tallysim's local training vs a per-peer loop vs plain JAX (`bench`)
+  throughput  the samples/s table: tallysim's local training vs a per-peer loop vs plain JAX (`bench`);
+              throughput_table writes it as text
   ref         the plain-JAX yardstick (from benchmarks/vmap_ref.py); `python -m tallysim.bench.ref`
               and the dense bound (one model, batch P x batch)
   flops       analytic FLOPs per training example of every model (the bench's TFLOP/s column)
@@ -15,6 +16,14 @@ import json
 import os
 from pathlib import Path
 from typing import Optional
+
+
+def device_name() -> str:
+    """The device every bench row names (`cpu`, `gpu:NVIDIA H100 80GB HBM3`): JAX's first device."""
+    import jax
+    d = jax.devices()[0]
+    kind = getattr(d, "device_kind", "") or ""
+    return f"{d.platform}:{kind}" if kind and kind.lower() != d.platform else str(d.platform)
 
 
 def check_json_dest(dest: Optional[str]) -> None:

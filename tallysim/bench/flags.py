@@ -23,6 +23,8 @@ THROUGHPUT_FLAGS = (("model", "--model"), ("dtype", "--dtype"), ("steps", "--ste
                     ("conv", "--conv"), ("full", "--full"))
 ROUND_READS = ("model", "peers", "dtype", "steps")
 CONV_MODELS = ("lenet", "cnn", "resnet8")        # the models model.conv (and so --conv) applies to
+CONV_IMPLS = ("tallysim", "dense")     # the throughput columns --conv changes (loop and vmap_ref: always conv=xla)
+REPEATS = 3             # --repeats unset: timed runs per cell, their median the cell's time
 LISTS = (("model", "--model"), ("peers", "--peers"), ("dtype", "--dtype"), ("impl", "--impl"), ("conv", "--conv"),
          ("protocols", "--protocols"), ("cohort_draw", "--cohort-draw"), ("devices", "--devices"))
 # config fields a --population point sets from its own axes and flags (bench.population.items)

@@ -23,7 +23,8 @@ GPU for convolutions, jax#22249, so it is not used), and, where the dense row wa
 the row's samples/s / the dense row's (the fraction of the bound; the dense row's own is 1).
 
 Method as in benchmarks/README.md: compile first (timed separately), one untimed warm-up, then the
-median of `repeats` timed runs, each ending in `jax.block_until_ready`.
+median of `repeats` timed runs, each ending in `jax.block_until_ready`. The table's text (header, lines,
+notes) is bench/throughput_table.py's.
 """
 from __future__ import annotations
 
@@ -36,8 +37,11 @@ from typing import Callable, Iterable, Optional, Union
 import jax
 import numpy as np
 
-from tallysim.bench import failed, flops as bench_flops, ref as bench_ref, write_json
-from tallysim.bench.flags import CONV_MODELS  # the models model.conv applies to (--conv)
+from tallysim.bench import device_name, failed, flops as bench_flops, ref as bench_ref, write_json
+# the models model.conv applies to (--conv), and the columns it changes; --repeats' default
+from tallysim.bench.flags import CONV_IMPLS, CONV_MODELS, REPEATS
+# the table as text, and its notes: throughput.table, throughput.header, as before
+from tallysim.bench.throughput_table import header, table, table_notes, torch_available  # noqa: F401
 from tallysim.sim import local, peers as peers_mod
 from tallysim.config import MODELS, ConfigError, ModelConfig, OptimConfig
 from tallysim.sim.fed import FedData, cohort_shards
@@ -46,10 +50,8 @@ from tallysim.sim.models import DTYPES, make_model
 CLASSES = 10
 DEFAULT_SHAPE = (28, 28, 1)   # every built-in model accepts MNIST-shaped input
 MAX_EXAMPLES = 60_000         # cap the training set (MNIST-sized) so P=10k peers fit in memory
-REPEATS = 3
 BUDGET_S = 10.0               # a cell stops repeating once its timed runs add up to this (at least one run)
 IMPLS = ("tallysim", "loop", "vmap_ref", "dense", "torch_ref")
-CONV_IMPLS = ("tallysim", "dense")     # the columns --conv changes (loop and vmap_ref: always conv=xla)
 
 # The full grid (`make bench` on an accelerator, or `--full`).
 FULL = dict(model="mlp,lenet,cnn,resnet8", peers="10,100,1000", dtype="float32,bfloat16", steps=20)
@@ -97,20 +99,6 @@ def _compile(fn, *args):
     t0 = time.perf_counter()
     compiled = jax.jit(fn).lower(*args).compile()
     return compiled, time.perf_counter() - t0
-
-
-def device_name() -> str:
-    d = jax.devices()[0]
-    kind = getattr(d, "device_kind", "") or ""
-    return f"{d.platform}:{kind}" if kind and kind.lower() != d.platform else str(d.platform)
-
-
-def torch_available() -> bool:
-    try:
-        import torch  # noqa: F401
-    except Exception:
-        return False
-    return True
 
 
 def _as_list(v: Union[str, int, Iterable], what: str, cast=str) -> list:
@@ -276,68 +264,6 @@ def _measure_one(model, dtype, P, steps, batch, loop_max, shape, impls, repeats,
     return rows
 
 
-def _fmt(v: Optional[float]) -> str:
-    return "-" if v is None else f"{v:,.0f}"
-
-
-def _fmt_tflops(v: float) -> str:
-    """Three significant figures: a CPU's 0.00123 and an H200's 42.5 both stay readable."""
-    return f"{v:.3g}"
-
-
-def table(rows: list[dict], notes: Iterable[str] = ()) -> str:
-    """One line per (model, dtype, P), and per conv where the rows hold several (`--conv a,b`; then a
-    `conv` column): samples/s per impl, tallysim's speed-up over loop and vmap_ref (those two rows, run
-    once with conv=xla, stand beside every conv's line), its fraction of the dense bound, and its
-    analytic TFLOP/s."""
-    by_conv = len({r.get("conv") for r in rows if r["impl"] in CONV_IMPLS and r.get("conv")}) > 1
-    groups: dict[tuple, dict] = {}
-    tflops: dict[tuple, float] = {}
-    for r in rows:
-        if r["impl"] in CONV_IMPLS:
-            cell = (r["model"], r["dtype"], r["peers"], r.get("conv") if by_conv else None)
-            groups.setdefault(cell, {})[r["impl"]] = r["samples_per_s"]
-            if r["impl"] == "tallysim" and r.get("tflops") is not None:
-                tflops[cell] = r["tflops"]
-    for r in rows:
-        if r["impl"] not in CONV_IMPLS:
-            base = (r["model"], r["dtype"], r["peers"])
-            for cell in [c for c in groups if c[:3] == base] or [base + (None,)]:
-                groups.setdefault(cell, {})[r["impl"]] = r["samples_per_s"]
-    has_torch = any(r["impl"] == "torch_ref" for r in rows)
-    head = ["model", "dtype", "P"] + (["conv"] if by_conv else []) + ["tallysim", "loop", "vmap_ref", "dense"] \
-        + (["torch_ref"] if has_torch else []) + ["tallysim/loop", "tallysim/vmap_ref", "tallysim/dense", "tallysim TFLOP/s"]
-    lines = [head]
-    for cell, s in groups.items():
-        m, d, P, c = cell
-        t = s.get("tallysim")
-        ratio = lambda other: f"{t / s[other]:.2f}x" if t and s.get(other) else "-"
-        tf = tflops.get(cell)
-        # a cell that raised (`failed` row, samples/s None) says so; one not measured stays "-"
-        show = lambda impl: "failed" if impl in s and s[impl] is None else _fmt(s.get(impl))
-        lines.append([m, d, str(P)] + ([c or "-"] if by_conv else []) + [show("tallysim"), show("loop"), show("vmap_ref"), show("dense")]
-                     + ([show("torch_ref")] if has_torch else [])
-                     + [ratio("loop"), ratio("vmap_ref"), ratio("dense"), "-" if tf is None else _fmt_tflops(tf)])
-    widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
-    out = [" | ".join(c.rjust(w) for c, w in zip(line, widths)) for line in lines]
-    out.insert(1, "-+-".join("-" * w for w in widths))
-    return "\n".join(out + [f"  {n}" for n in notes])
-
-
-def header(rows: list[dict], steps: int, batch: int, repeats: int = REPEATS) -> str:
-    dev = rows[0]["device"] if rows else device_name()
-    convs = list(dict.fromkeys(r["conv"] for r in rows if r["impl"] in CONV_IMPLS and r.get("conv")))
-    conv = convs[0] if len(convs) == 1 else (" or ".join(convs) + " (the conv column)") if convs else None
-    return (f"local-training samples/s (P * {steps} steps * batch {batch} / s, median of up to {repeats} after a warm-up) on "
-            f"{dev} ({jax.devices()[0]}), jax {jax.__version__}\n"
-            f"  tallysim: local.train_peers with the grouping a run picks (CPU: peers one by one in one program), model.conv="
-            f"{('auto (= ' + conv.split(':')[1] + ' here)') if conv and ':' in conv else conv or 'auto'}; loop: Python loop over jitted "
-            f"local.train_peer, conv=xla; vmap_ref: plain jit(vmap(scan)) yardstick (tallysim.bench.ref, "
-            f"from benchmarks/vmap_ref.py), conv=xla; dense: ONE model trained with batch P * {batch}, the bound "
-            f"(same FLOPs, no per-peer weights), tallysim's conv; ratios > 1: tallysim is faster; TFLOP/s: samples/s x "
-            f"analytic training FLOPs per example (tallysim.bench.flops) / 1e12")
-
-
 def resolve_args(args) -> dict:
     """Flags with the backend's default grid filled in, plus notes on what the default leaves out."""
     given = {k: getattr(args, k, None) for k in ("model", "peers", "dtype", "steps")}
@@ -363,11 +289,6 @@ def main(args) -> list[dict]:
     opts = resolve_args(args)
     loop_max = getattr(args, "loop_max", 100)
     batch = getattr(args, "batch", 32)
-    notes = list(opts["notes"])
-    notes.append("torch_ref: no PyTorch rows (" + ("torch is installed, but " if torch_available() else
-                 "torch is not installed, and ") + "the PyTorch per-peer loop is not in the package yet: "
-                 "run benchmarks/torch_ref.py on the same machine)")
-    notes.append(f"loop: timed only for P <= --loop-max {loop_max} ('-' above it)")
     dest = getattr(args, "json", None)
     to_stdout = dest == "-"
     progress = sys.stderr
@@ -389,9 +310,7 @@ def main(args) -> list[dict]:
                    shape=shape, emit=emit, max_peers=opts["max_peers"], repeats=repeats,
                    impls=_as_list(getattr(args, "impl", None) or ",".join(IMPLS), "--impl"),
                    conv=getattr(args, "conv", None) or "auto")
-    notes += [f"failed: {r['model']} {r['dtype']} P={r['peers']}" + (f" conv={r['conv']}" if r.get("conv") else "")
-              + f" {r['impl']}: {r['failed']}" for r in rows if r.get("failed")]
-    text = header(rows, opts["steps"], batch, repeats) + "\n" + table(rows, notes)
+    text = header(rows, opts["steps"], batch, repeats) + "\n" + table(rows, table_notes(rows, opts["notes"], loop_max))
     if to_stdout:
         print(text, file=sys.stderr, flush=True)
     else:

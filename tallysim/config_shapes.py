@@ -1,0 +1,76 @@
+"""A run's shapes read from its config alone, before any data is loaded or anything built: the input
+floats, classes and channels of its data (data_shape, example_shape), the messages per probe (positions),
+the peers active each round and trained at once (active_peers, trained_at_once), and its model's
+parameters and the bytes of its held models (model_params, models_bytes). What sizing.py's estimates and
+notes multiply; pure Python, no JAX (only a plugin's model is traced, plugin_params.py). sizing.X
+re-exports each, as before.
+"""
+from __future__ import annotations
+
+import math
+
+from tallysim import protocols
+from tallysim.file_shapes import KNOWN_SHAPES, KNOWN_TEXT, files_shape
+from tallysim.plugin_params import plugin_model_params
+
+
+def trained_at_once(cfg) -> int:
+    """The fewest peers one training step can run at once (the estimate's activations, a lower bound):
+    only the round's active peers train (a population cohort, or participation < 1 of stacked clients),
+    in ragged_groups groups one after another (local.train_peers); unset, the CPU runs one peer per group
+    (local.auto_groups), so one. Every held peer's activations used to be counted: 64 clients at batch
+    512 trained 8 at a time were refused at 1.78 GB for a 900 MB machine and measure 0.50 GB
+    (XLA's compiled round and evaluation; tests/test_validation_memory.py)."""
+    active = active_peers(cfg)
+    return -(-active // min(cfg.ragged_groups, active)) if cfg.ragged_groups else 1
+
+
+def model_params(name: str, width: int, dim: int, classes: int, channels: int, shape: tuple = ()) -> int:
+    """A model's parameters, roughly (the estimate's unit: 3 float32 copies each, params and moments); a
+    plugin's model exactly, on examples of `shape` (plugin_model_params)."""
+    if name == "mlp":
+        return dim * width + width * width + width * classes
+    if name == "cnn":
+        return 64 * (dim // (16 * channels)) * 512 + 512 * classes
+    exact = plugin_model_params(name, shape or (dim,), classes) if protocols.model_target(name) else None
+    return 100_000 + 128 * classes if exact is None else exact
+
+
+def example_shape(cfg) -> tuple:
+    """One example's shape as the model sees it, without loading the data: synthetic's input_shape, a files
+    dataset's as its headers say (file_shapes), else a square image of data_shape's floats and channels."""
+    if cfg.data.name == "synthetic":
+        return tuple(cfg.data.input_shape)
+    if (found := files_shape(cfg)) is not None:
+        return found[0]
+    dim, _, channels = data_shape(cfg)
+    side = math.isqrt(dim // channels)
+    return (side, side, channels) if side * side * channels == dim else (dim,)
+
+
+def active_peers(cfg) -> int:
+    """A, the peers active each round, as sim/fed.build counts them."""
+    return max(1, int(round(cfg.participation * cfg.peers)))
+
+
+def data_shape(cfg) -> tuple[int, int, int]:
+    """(input floats per example, classes, channels) of the configured data, without loading it."""
+    d, synthetic = cfg.data, cfg.data.name == "synthetic"
+    if (found := files_shape(cfg)) is not None:     # its files' headers (file_shapes)
+        return math.prod(found[0]), found[1], found[0][-1] if len(found[0]) > 1 else 1
+    dim, classes = (math.prod(d.input_shape), d.num_classes) if synthetic else \
+        KNOWN_TEXT.get(d.name) or KNOWN_SHAPES.get(d.name, (784, 10))
+    channels = d.input_shape[-1] if synthetic and len(d.input_shape) > 1 else 3 if dim == 3072 else 1
+    return dim, classes, channels
+
+
+def positions(cfg) -> int:
+    """Messages per probe (and predictions per example) of the configured data: a text window's positions."""
+    return KNOWN_TEXT.get(cfg.data.name, (1,))[0]
+
+
+def models_bytes(cfg) -> tuple[int, int]:
+    """(every client's model stacked, the server's and the cohort's models): params and two moments'
+    worth of float32 each (the estimate's unit)."""
+    params = model_params(cfg.model.name, cfg.model.width, *data_shape(cfg), example_shape(cfg))
+    return 4 * 3 * params * cfg.peers, 4 * 3 * params * (active_peers(cfg) + 1)
