@@ -91,6 +91,32 @@ def collapse_warning(last: dict, classes: int, voters: int, best: Optional[float
             f"(docs/protocols.md, \"Long runs\")")
 
 
+# How far above the most frequent target's share an accuracy must be to count as above that floor: a
+# run at 0.0897 against a floor of 0.0898 (one position's rounding over 10,000 test tokens) is at it.
+FLOOR_MARGIN = 0.002
+
+
+def at_floor(acc, majority: dict) -> bool:
+    """Whether accuracy `acc` is no better than always predicting the most frequent test target
+    (`majority`: partition_file.majority's dict; False where it is empty or acc is no number)."""
+    floor = majority.get("majority_acc") if isinstance(majority, dict) else None
+    return is_number(acc) and is_number(floor) and math.isfinite(acc) and acc <= floor + FLOOR_MARGIN
+
+
+def floor_note(acc, majority: dict, name: str = "") -> Optional[str]:
+    """One line where a run's headline accuracy `acc` is at the floor of always predicting the most
+    frequent test target (at_floor), else None: every protocol's first rounds on Shakespeare words read
+    0.0898, the comma's share, so tally, softlabel and FedAvg looked tied where none had learnt
+    anything (perplexity still tells them apart)."""
+    if not at_floor(acc, majority):
+        return None
+    return (f"tallysim: note: {name + ': ' if name else ''}accuracy {acc:.4f} is no better than always predicting "
+            f"the most frequent test target (class {majority.get('majority_class')}: "
+            f"{majority['majority_acc']:.4f} of the scored test targets, partition.json's majority_acc): the "
+            "model has learnt nothing beyond the targets' frequencies yet; compare perplexity, or train longer "
+            "(docs/cli.md, \"Where results go\")")
+
+
 def lower_is_better(name: str) -> bool:
     """A perplexity or a loss: its best is its smallest (`table --metric ppl_mean` called the diverged
     first round's inf perplexity the best)."""

@@ -39,6 +39,14 @@ class Results:
         from tallysim.results.table import run_status
         return run_status(self.out, self.config, self.rows)
 
+    @property
+    def majority_acc(self) -> Optional[float]:
+        """What always predicting the most frequent test target scores on the test set the run evaluated
+        (partition.json's `majority_acc`; None for a run written before it was recorded): the floor its
+        accuracy must pass to mean anything (on Shakespeare words the comma's 0.0898)."""
+        from tallysim.results import partition_file
+        return partition_file.majority(self.out).get("majority_acc")
+
     def __repr__(self) -> str:
         # a notebook shows a cell's last value: the dataclass's repr was every row and the whole config,
         # kilobytes for a five-round run; `rows` and `config` are one attribute away. A repr never raises
@@ -51,7 +59,7 @@ class Results:
             return f"Results({str(self.out)!r}, {rows} rows)"
 
     def _summary(self) -> str:
-        from tallysim.results.headline import bits_text, headline_key
+        from tallysim.results.headline import at_floor, bits_text, headline_key
         proto = (self.config.get("protocol") or {}).get("name", "?") if isinstance(self.config, dict) else "?"
         head = f"Results({str(self.out)!r}: {proto}, {self.status}, {len(self.rows)} rows"
         last = self.last
@@ -60,6 +68,9 @@ class Results:
         key = headline_key(last)
         acc = last.get(key)
         shown = f"{acc:.4f}" if isinstance(acc, (int, float)) else str(acc)
+        from tallysim.results import partition_file
+        floor = partition_file.majority(self.out)
+        shown += f", at the floor {floor['majority_acc']:.4f}" if at_floor(acc, floor) else ""
         return (head + f"; round {last.get('round')}: {key} {shown} @ {bits_text(last.get('bits_per_peer'))} bits per peer)")
 
     def column(self, key: str) -> list:

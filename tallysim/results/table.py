@@ -18,7 +18,7 @@ from typing import Optional
 from tallysim import atomic
 from tallysim.config import ConfigError
 from tallysim.fields import did_you_mean
-from tallysim.results import metrics
+from tallysim.results import headline, metrics, partition_file
 
 FORMATS = ("markdown", "csv")
 # Config entries that say where or how a run was written, not what ran: never a swept column.
@@ -128,6 +128,8 @@ def table_rows(dirs, metric: str = "auto", log=None) -> tuple[list[str], list[di
                                   f"every row: {_NULL_WHY.get(metric, 'not computed by these runs')}); {allowed}")
             raise ConfigError(f"--metric {metric!r} is not a column of any run's {metrics.METRICS}; {allowed}")
     _say_uneven(runs, metric, log)
+    if metric == "auto":
+        _say_floor(runs, log)
     swept = swept_fields([cfg for _, _, cfg, _ in runs])
     out = []
     for d, label, cfg, rows in runs:
@@ -180,6 +182,22 @@ def _say_uneven(runs: list, metric: str, log) -> None:
     if empty:
         log(f"table: no {metric!r} value in {len(empty)} of {len(runs)} runs ({_some(empty)}): their "
             f"final/best {metric} cells are empty")
+
+
+def _say_floor(runs: list, log) -> None:
+    """The runs whose final accuracy is no better than always predicting the most frequent test target
+    (headline.at_floor; partition.json's majority_acc): on Shakespeare words tally, softlabel and FedAvg
+    all read 0.0898 after a few rounds, a tie in the table where none had learnt anything."""
+    at = {}
+    for d, label, _, rows in runs:
+        majority = partition_file.majority(d)
+        if headline.at_floor(metrics.final_best(rows)[0], majority):
+            at.setdefault(f"{majority['majority_acc']:.4f}", []).append(str(label))
+    for floor, labels in at.items():
+        log(f"table: {_some(labels)}: final accuracy at or below {floor}, what always predicting the most "
+            "frequent test target scores (partition.json's majority_acc): nothing learnt beyond the targets' "
+            "frequencies yet" + ("; the ppl column still tells them apart" if any(
+                metrics.text_headline(rows[-1])["ppl"] is not None for *_, rows in runs if rows) else ""))
 
 
 def _some(labels: list) -> str:

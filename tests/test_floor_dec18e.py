@@ -1,0 +1,84 @@
+"""The floor of always predicting the most frequent test target (userjourney7): on Shakespeare words tally,
+softlabel and FedAvg all read 0.0898 after a few rounds, the comma's share of the test tokens, and the
+summary line, `tallysim table`, `tallysim plot` and `Results` showed it as a result (tally "winning" at
+10^4 bits). partition.json now records `majority_acc` / `majority_class`, and each of them says when a
+run sits at it."""
+import json
+
+import numpy as np
+
+from conftest import TINY
+from tallysim import cli, cli_commands, run_files
+from tallysim.results import headline, metrics, plot, table
+from tallysim.results.runs import Results
+from tallysim.sim import tasks
+
+
+def test_majority_scores_as_accuracy_scores():
+    # classification: every example counts (the test walk's padding, -1, never)
+    got = run_files.majority(np.array([3, 3, 1, 2, -1, -1, -1]), tasks.CLASSIFICATION)
+    assert got == {"majority_acc": 0.5, "majority_class": 3}
+    # next token: PAD, OOV, BOS, EOS targets are not scored, as accuracy leaves them out; OOV is the most
+    # frequent target here, so counting it would give 4/9 for class OOV
+    y = np.array([[tasks.BOS, tasks.OOV, tasks.OOV, tasks.OOV, tasks.OOV, 5, 5, 6, tasks.EOS, tasks.PAD]])
+    got = run_files.majority(y, tasks.make("next_token", (10,)))
+    assert got["majority_class"] == 5 and abs(got["majority_acc"] - 2 / 3) < 1e-12
+    assert run_files.majority(np.array([[tasks.PAD, tasks.OOV]]), tasks.make("next_token", (2,))) == {}
+
+
+def test_a_run_records_its_floor_and_says_nothing_above_it(tmp_path, capsys):
+    # the same configuration as test_run.py's local run (its programs are compiled already)
+    out = tmp_path / "local"
+    assert cli.main(["run", *TINY, "protocol.name=local", "--out", str(out), "--quiet"]) == 0
+    part = metrics.read_partition(out)
+    # TINY's synthetic test set: 300 examples of 10 classes; the floor is its largest class's share
+    assert 0.1 <= part["majority_acc"] < 0.2 and 0 <= part["majority_class"] < 10
+    assert part["majority_acc"] * 300 == round(part["majority_acc"] * 300)
+    assert "most frequent" not in capsys.readouterr().err         # 0.85 and more: far above it
+    assert Results.read(out).majority_acc == part["majority_acc"]
+
+
+def _at_floor_run(d, acc=0.0897, proto="tally", server=False):
+    d.mkdir(parents=True)
+    row = {"round": 3, "bits_per_peer": 53760.0 if proto == "tally" else 9.6e7, "acc_mean": acc,
+           "acc_global": acc if server else None, "ppl_mean": 8925.0, "ppl_global": 2191.0 if server else None,
+           "wall_s": 1.0}
+    (d / metrics.CONFIG).write_text(json.dumps({"protocol": {"name": proto}, "rounds": 3}))
+    (d / metrics.METRICS).write_text(json.dumps(row) + "\n")
+    (d / "done.json").write_text("{}")
+    (d / metrics.PARTITION).write_text(json.dumps({"majority_acc": 0.0898, "majority_class": 4}))
+    return d
+
+
+def test_cli_table_plot_and_results_say_a_run_is_at_the_floor(tmp_path, capsys):
+    tally = _at_floor_run(tmp_path / "runs" / "tally")
+    fedavg = _at_floor_run(tmp_path / "runs" / "fedavg", acc=0.0899, proto="fedavg", server=True)
+    cli_commands._note_floor({"acc_mean": 0.0897, "acc_global": None, "out": str(tally)}, "unused")
+    err = capsys.readouterr().err
+    assert "accuracy 0.0897 is no better than always predicting the most frequent test target (class 4: 0.0898" in err
+    cli_commands._note_floor({"acc_mean": 0.2, "acc_global": None, "out": str(tally)}, "unused")
+    assert capsys.readouterr().err == ""
+    notes = []
+    table.table_rows([tmp_path / "runs"], log=notes.append)
+    assert any("fedavg, tally: final accuracy at or below 0.0898" in n and "ppl column" in n for n in notes), notes
+    assert "at the floor 0.0898" in repr(Results.read(tally))
+    png = plot.plot_curves([str(tally), str(fedavg)], str(tmp_path / "f.png"))
+    assert png.endswith("f.png")
+
+
+def test_plot_draws_the_floor_line_once_for_one_test_set(tmp_path, monkeypatch):
+    tally = _at_floor_run(tmp_path / "tally")
+    drawn = []
+    real = plot._draw_floor
+    monkeypatch.setattr(plot, "_draw_floor", lambda ax, dirs, metric: drawn.append(
+        (real(ax, dirs, metric), [line.get_label() for line in ax.get_lines()])))
+    plot.plot_curves([str(tally)], str(tmp_path / "a.png"))
+    assert any("most frequent test target alone (0.0898)" in lab for lab in drawn[-1][1])
+    plot.plot_curves([str(tally)], str(tmp_path / "b.png"), metric="ppl_mean")     # not an accuracy: no line
+    assert not any("most frequent" in lab for lab in drawn[-1][1])
+    # another test set (another floor): no single line to draw
+    other = _at_floor_run(tmp_path / "other")
+    (other / metrics.PARTITION).write_text(json.dumps({"majority_acc": 0.5, "majority_class": 1}))
+    plot.plot_curves([str(tally), str(other)], str(tmp_path / "c.png"))
+    assert not any("most frequent" in lab for lab in drawn[-1][1])
+    assert headline.at_floor(0.092, {"majority_acc": 0.0898}) is False
