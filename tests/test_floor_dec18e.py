@@ -82,3 +82,16 @@ def test_plot_draws_the_floor_line_once_for_one_test_set(tmp_path, monkeypatch):
     plot.plot_curves([str(tally), str(other)], str(tmp_path / "c.png"))
     assert not any("most frequent" in lab for lab in drawn[-1][1])
     assert headline.at_floor(0.092, {"majority_acc": 0.0898}) is False
+
+
+def test_summary_line_says_what_an_active_client_moves_in_a_cohort_run():
+    # docs/population.md's first run: bits_per_peer divides by all 10,000 clients; each of the 10 a round
+    # sent and received FedAvg's 1,674 float32 parameters (53,568 bits) each way
+    from tallysim import config
+    cfg = config.apply_overrides(config.Config(), ["protocol.name=fedavg", "peers=10000", "participation=0.001"])
+    last = {"round": 20, "bits_per_peer": 2 * 53568 * 10 * 20 / 10000, "acc_global": 0.195, "acc_mean": None,
+            "wall_s": 24.3}
+    line = headline.summary_line(cfg, last)
+    assert "0.0002678 MB per peer (0.01339 MB per active client and round, 10 of 10,000 a round), 24.3 s" in line
+    full = config.apply_overrides(config.Config(), ["protocol.name=fedavg", "peers=10"])
+    assert "active client" not in headline.summary_line(full, {**last, "bits_per_peer": 1e6})

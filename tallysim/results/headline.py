@@ -217,6 +217,18 @@ def bits_text(bits) -> str:
     return str(int(bits)) if float(bits).is_integer() else f"{bits:.2f}"
 
 
+def _per_active(cfg, last: dict) -> str:
+    """With a cohort each round (participation < 1): what one active client sends and receives in a round,
+    beside `bits_per_peer`, which divides by every client: FedAvg over 10,000 clients, 10 a round, read
+    "0.0002678 MB per peer" where each of the 10 moved 0.0134 MB a round (docs/population.md). "" with
+    every peer active, or model.groups (each group draws its own cohort)."""
+    peers, rounds, bits = cfg.peers, last.get("round"), last.get("bits_per_peer")
+    if cfg.participation >= 1 or cfg.model.groups or not (is_number(rounds) and rounds > 0 and is_number(bits)):
+        return ""
+    active = max(1, int(round(cfg.participation * peers)))      # sizing.active_peers, as fed.build counts
+    return f" ({bits * peers / active / rounds / 8e6:.4g} MB per active client and round, {active} of {peers:,} a round)"
+
+
 def _count(n: int, noun: str) -> str:
     """`1 round`, `2 rounds`: the summary said "1 rounds"."""
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
@@ -234,7 +246,7 @@ def summary_line(cfg, last: dict) -> str:
             + (f" (peer mean {last['acc_mean']:.4f}, ensemble {last['acc_ensemble']:.4f}{_by_group(last)})"
                if last.get("acc_mean") is not None else " (server model; no client model is kept)") + ", "
             + ("" if ppl is None else f"perplexity {ppl:.4g}, ") +
-            f"{last['bits_per_peer'] / 8e6:.4g} MB per peer, {last['wall_s']:.1f} s"
+            f"{last['bits_per_peer'] / 8e6:.4g} MB per peer{_per_active(cfg, last)}, {last['wall_s']:.1f} s"
             + (f"; results in {last['out']}" if last.get("out") else ""))
 
 
