@@ -95,3 +95,21 @@ def test_summary_line_says_what_an_active_client_moves_in_a_cohort_run():
     assert "0.0002678 MB per peer (0.01339 MB per active client and round, 10 of 10,000 a round), 24.3 s" in line
     full = config.apply_overrides(config.Config(), ["protocol.name=fedavg", "peers=10"])
     assert "active client" not in headline.summary_line(full, {**last, "bits_per_peer": 1e6})
+
+
+def test_table_has_each_model_groups_final_peer_mean(tmp_path):
+    # a model.groups run: each group's accuracy took one `table --metric acc_mean@NAME` per group
+    d = tmp_path / "res" / "groups"
+    d.mkdir(parents=True)
+    row = {"round": 2, "bits_per_peer": 35840.0, "acc_mean": 0.0891, "acc_global": None, "acc_mean@lstm": 0.0884,
+           "acc_mean@lstm_std": 0.001, "acc_mean@tf": 0.0898, "wall_s": 1.0}
+    (d / metrics.CONFIG).write_text(json.dumps({"protocol": {"name": "tally"}, "rounds": 2}))
+    (d / metrics.METRICS).write_text(json.dumps(row) + "\n")
+    plain = _at_floor_run(tmp_path / "res" / "plain")
+    cols, rows = table.table_rows([tmp_path / "res"], log=lambda m: None)
+    assert cols[cols.index("best") + 1:cols.index("best") + 3] == ["final@lstm", "final@tf"]
+    got = {r["run"]: (r["final@lstm"], r["final@tf"]) for r in rows}
+    assert got == {"groups": (0.0884, 0.0898), "plain": (None, None)}
+    assert "| 0.0884 | 0.0898 |" in table.markdown(cols, rows)
+    assert "final@lstm" not in table.table_rows([plain], log=lambda m: None)[0]     # no groups: no column
+    assert "final@lstm" not in table.table_rows([tmp_path / "res"], metric="acc_mean", log=lambda m: None)[0]

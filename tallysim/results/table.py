@@ -151,7 +151,20 @@ def table_rows(dirs, metric: str = "auto", log=None) -> tuple[list[str], list[di
                 r.pop(c)
     named = metric_columns(metric)
     out = [{named.get(k, k): v for k, v in r.items()} for r in out]
-    return ["run", *swept, *named.values(), *text, *RESULT_COLUMNS[3:]], out
+    groups = _group_finals(runs, out) if metric == "auto" else []
+    return ["run", *swept, *named.values(), *groups, *text, *RESULT_COLUMNS[3:]], out
+
+
+def _group_finals(runs: list, out: list) -> list:
+    """`final@NAME` columns, each model group's final peer mean (`acc_mean@NAME`), for runs with
+    model.groups: the number a mixed-architecture run is about, which took one `--metric acc_mean@NAME`
+    table per group (userjourney7). [] (no column) where no run has groups."""
+    names = list(dict.fromkeys(k.removeprefix("acc_mean@") for *_, rows in runs if rows for k in rows[-1]
+                               if k.startswith("acc_mean@") and not k.endswith("_std")))
+    for (*_, rows), r in zip(runs, out):
+        for name in names:
+            r[f"final@{name}"] = rows[-1].get(f"acc_mean@{name}") if rows else None
+    return [f"final@{name}" for name in names]
 
 
 # Why a column is null in every row of the runs asked about (_NULL_WHY), for --metric's refusal.
@@ -225,7 +238,8 @@ def _cell(v, col: str) -> str:
         return metrics.bits_text(v)
     if head in ("final", "final_std", "best") and metric in COUNT_METRICS and isinstance(v, (int, float)):
         return f"{v:.6g}"            # steps, peers, seconds: `--metric steps_real` printed 44.0000
-    if head in ("final", "final_std", "best", "client_mean", "client_p10") and isinstance(v, float):
+    if (head in ("final", "final_std", "best", "client_mean", "client_p10") or head.startswith("final@")) \
+            and isinstance(v, float):
         return f"{v:.4f}"
     if col == "bits_per_peer":
         return metrics.bits_text(v)         # every table's one rule for a count of bits
