@@ -113,3 +113,20 @@ def test_table_has_each_model_groups_final_peer_mean(tmp_path):
     assert "| 0.0884 | 0.0898 |" in table.markdown(cols, rows)
     assert "final@lstm" not in table.table_rows([plain], log=lambda m: None)[0]     # no groups: no column
     assert "final@lstm" not in table.table_rows([tmp_path / "res"], metric="acc_mean", log=lambda m: None)[0]
+
+
+def test_per_round_past_a_set_pool_is_refused_before_any_run(tmp_path, capsys):
+    # a sweep with probe.pool_size=500 and the default probe.per_round=1000: --dry-run listed its 4 runs,
+    # then every run failed at build ("larger than the probe pool") once the data had loaded
+    import pytest
+    from tallysim import config
+    from tallysim.config import ConfigError
+    from conftest import tiny
+    with pytest.raises(ConfigError, match=r"probe.per_round=500 is larger than the probe pool \(200 examples; "
+                                          r"probe.pool_size\); allowed: probe.per_round=1..200"):
+        config.validate(tiny("protocol.name=tally", "probe.per_round=500"))
+    config.validate(tiny("protocol.name=fedavg", "probe.per_round=500"))     # draws no probes: not refused
+    code = cli.main(["sweep", *TINY, "protocol.name=tally,softlabel", "seed=0,1", "probe.per_round=1000",
+                     "--out", str(tmp_path / "sw"), "--dry-run"])
+    assert code == 2 and "probe.per_round=1000 is larger than the probe pool (200 examples" in capsys.readouterr().err
+    assert not (tmp_path / "sw").exists()
