@@ -130,3 +130,14 @@ def test_per_round_past_a_set_pool_is_refused_before_any_run(tmp_path, capsys):
                      "--out", str(tmp_path / "sw"), "--dry-run"])
     assert code == 2 and "probe.per_round=1000 is larger than the probe pool (200 examples" in capsys.readouterr().err
     assert not (tmp_path / "sw").exists()
+
+
+def test_read_rows_carries_each_rows_headline_accuracy(tmp_path):
+    # tally beside FedAvg in one DataFrame: acc_mean is FedAvg's peers' own models, not its server model
+    import tallysim
+    _at_floor_run(tmp_path / "r" / "tally", acc=0.31)
+    fedavg = _at_floor_run(tmp_path / "r" / "fedavg", acc=0.5, proto="fedavg", server=True)
+    row = json.loads((fedavg / metrics.METRICS).read_text())
+    (fedavg / metrics.METRICS).write_text(json.dumps({**row, "acc_mean": 0.2}) + "\n")
+    got = {r["run"]: (r["accuracy"], r["acc_mean"]) for r in tallysim.read_rows(tmp_path / "r")}
+    assert got == {"tally": (0.31, 0.31), "fedavg": (0.5, 0.2)}

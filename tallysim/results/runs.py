@@ -118,7 +118,8 @@ def unknown_key(key: str, rows: list, where: str) -> str:
 def read_rows(dirs, strict: bool = False) -> list[dict]:
     """Every metrics row of every run at or below `dirs` (one path or a list), one flat dict per (run,
     evaluation): `run` (the run's path under the directory given, as `tallysim table` names it),
-    `protocol` and the config fields whose values differ between the runs (the swept ones, as
+    `protocol`, `accuracy` (the row's headline accuracy: acc_global where there is a server model, else
+    acc_mean, as table, plot and the summary line show it) and the config fields whose values differ between the runs (the swept ones, as
     `tallysim table` finds them; None where the run's protocol does not read the field, as `table`
     leaves its cell empty), then the row's own keys (docs/cli.md, "Where results go"): `round`,
     the cumulative `bits_up`/`bits_down` over all peers, the cumulative `bits_per_peer`, the
@@ -150,5 +151,8 @@ def read_rows(dirs, strict: bool = False) -> list[dict]:
         # distill.weight read 1.0 beside the bridge's 0 and 1, so a groupby put it with the voting runs
         flat = unread_blank(flatten(cfg), swept)
         head = {"run": label, "protocol": flat.get("protocol.name"), **{k: flat.get(k) for k in swept}}
-        out += [{**head, **row} for row in rows]
+        # `accuracy`: the row's headline accuracy (acc_global where there is a server model, else acc_mean),
+        # the number table, plot and the summary line show: a DataFrame of tally beside FedAvg plotted
+        # acc_mean, FedAvg's peers' own models, unless the reader knew to pick per row (userjourney7)
+        out += [{**head, "accuracy": row.get(metrics.headline_key(row)), **row} for row in rows]
     return out
