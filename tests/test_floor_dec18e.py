@@ -141,3 +141,24 @@ def test_read_rows_carries_each_rows_headline_accuracy(tmp_path):
     (fedavg / metrics.METRICS).write_text(json.dumps({**row, "acc_mean": 0.2}) + "\n")
     got = {r["run"]: (r["accuracy"], r["acc_mean"]) for r in tallysim.read_rows(tmp_path / "r")}
     assert got == {"tally": (0.31, 0.31), "fedavg": (0.5, 0.2)}
+
+
+def test_table_blanks_what_a_runs_dataset_or_model_does_not_read(tmp_path):
+    # Shakespeare LSTM runs beside a synthetic MLP run: the text rows showed synthetic's data.input_shape
+    # [28, 28, 1] and the MLP's model.width 200, settings those runs never read
+    def write(name, data, model):
+        d = tmp_path / "r" / name
+        d.mkdir(parents=True)
+        (d / metrics.CONFIG).write_text(json.dumps({"protocol": {"name": "fedavg"}, "rounds": 1, "data": data,
+                                                    "model": model}))
+        (d / metrics.METRICS).write_text(json.dumps({"round": 1, "bits_per_peer": 1.0, "acc_mean": 0.1,
+                                                     "acc_global": 0.1}) + "\n")
+    write("words", {"name": "shakespeare_words", "input_shape": [28, 28, 1], "train_size": 12000},
+          {"name": "lstm", "width": 200, "hidden": 64})
+    write("pop", {"name": "synthetic", "input_shape": [8], "train_size": 241000}, {"name": "mlp", "width": 32, "hidden": 256})
+    write("groups", {"name": "shakespeare_words", "input_shape": [28, 28, 1], "train_size": 12000},
+          {"name": "lstm", "width": 8, "hidden": 64, "groups": "a:2:mlp;b:2:lstm"})
+    cols, rows = table.table_rows([tmp_path / "r"], log=lambda m: None)
+    got = {r["run"]: (r["data.input_shape"], r["data.train_size"], r["model.width"], r["model.hidden"]) for r in rows}
+    # with model.groups a run-level model field may be a group's: kept
+    assert got == {"words": (None, None, None, 64), "pop": ("[8]", 241000, 32, None), "groups": (None, None, 8, 64)}

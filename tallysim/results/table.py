@@ -72,9 +72,17 @@ def unread_blank(flat: dict, swept: list) -> dict:
     are refused by: `partition.k` on a Dirichlet run and `partition.alpha` on a label_quantity run read
     as settings of a split that never draws them, in a sweep over partition.kind)."""
     from tallysim import protocols
-    from tallysim.config import MODE_READS
+    from tallysim.config import MODE_READS, MODEL_READS, SYNTHETIC_READS
     name = flat.get("protocol.name")
     unread = {k for k in swept if k in MODE_READS and _mode_unread(flat, k, *MODE_READS[k])}
+    # the synthetic generator's fields on another dataset, a model field its model does not read (each
+    # group has its own model: kept with model.groups): a table of Shakespeare runs beside synthetic ones
+    # showed data.input_shape [28, 28, 1] and model.width 200 for the LSTM (userjourney7)
+    data = flat.get("data.name")
+    if isinstance(data, str) and data.lower() != "synthetic":
+        unread |= {k for k in swept if k in SYNTHETIC_READS}
+    if isinstance(flat.get("model.name"), str) and not flat.get("model.groups"):
+        unread |= {k for k in swept if k in MODEL_READS and flat["model.name"] not in MODEL_READS[k]}
     try:
         # probe.per_round is every protocol's field (the pool is carved for all), but only those that
         # exchange on probes draw it: FedAvg's row read "1000", the default, beside tally's 32 (userjourney4)
