@@ -139,7 +139,7 @@ def _note_floor(last: dict, out) -> None:
     (headline.floor_note), since the summary line's number alone read as a result."""
     from tallysim.results import headline, partition_file
     if last:
-        note = headline.floor_note(headline.accuracy(last), partition_file.majority(last.get("out") or out))
+        note = headline.floor_note(last.get(headline.headline_key(last)), partition_file.majority(last.get("out") or out))
         if note:
             print(note, file=sys.stderr)
 
