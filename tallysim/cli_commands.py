@@ -130,7 +130,18 @@ def cmd_run(args) -> int:
     last = run.run(cfg, args.out, overwrite=args.overwrite, progress=not args.quiet,
                    checkpoint_every=args.checkpoint_every, resume=args.resume)
     print(metrics.summary_line(run.config.validate(cfg), last))
+    _note_floor(last, args.out)
     return 0
+
+
+def _note_floor(last: dict, out) -> None:
+    """The run's accuracy at the floor of always predicting the most frequent test target: said on stderr
+    (headline.floor_note), since the summary line's number alone read as a result."""
+    from tallysim.results import headline, partition_file
+    if last:
+        note = headline.floor_note(last.get(headline.headline_key(last)), partition_file.majority(last.get("out") or out))
+        if note:
+            print(note, file=sys.stderr)
 
 
 def cmd_plot(args) -> int:

@@ -24,7 +24,7 @@ from tallysim.schema import (DERIVED, Config, plain_value, field_keys, field_typ
                              choices, FieldSpec, PROTOCOL_NAMES, with_values_section, suggest)
 from tallysim.schema_text import help_table, show_allowed, show_default  # noqa: F401 - config.X
 from tallysim.field_checks import SEEDS_COUNT
-from tallysim.config_reads import MODE_READS  # noqa: F401 - results/table.py blanks what a mode does not read
+from tallysim.config_reads import MODE_READS, MODEL_READS, SYNTHETIC_READS  # noqa: F401 - results/table.py blanks what a mode, model or dataset does not read
 from tallysim.validation import TYPE_NAMES, json_kind, show, split_optional, type_ok
 
 

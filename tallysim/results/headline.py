@@ -91,6 +91,32 @@ def collapse_warning(last: dict, classes: int, voters: int, best: Optional[float
             f"(docs/protocols.md, \"Long runs\")")
 
 
+# How far above the most frequent target's share an accuracy must be to count as above that floor: a
+# run at 0.0897 against a floor of 0.0898 (one position's rounding over 10,000 test tokens) is at it.
+FLOOR_MARGIN = 0.002
+
+
+def at_floor(acc, majority: dict) -> bool:
+    """Whether accuracy `acc` is no better than always predicting the most frequent test target
+    (`majority`: partition_file.majority's dict; False where it is empty or acc is no number)."""
+    floor = majority.get("majority_acc") if isinstance(majority, dict) else None
+    return is_number(acc) and is_number(floor) and math.isfinite(acc) and acc <= floor + FLOOR_MARGIN
+
+
+def floor_note(acc, majority: dict, name: str = "") -> Optional[str]:
+    """One line where a run's headline accuracy `acc` is at the floor of always predicting the most
+    frequent test target (at_floor), else None: every protocol's first rounds on Shakespeare words read
+    0.0898, the comma's share, so tally, softlabel and FedAvg looked tied where none had learnt
+    anything (perplexity still tells them apart)."""
+    if not at_floor(acc, majority):
+        return None
+    return (f"tallysim: note: {name + ': ' if name else ''}accuracy {acc:.4f} is no better than always predicting "
+            f"the most frequent test target (class {majority.get('majority_class')}: "
+            f"{majority['majority_acc']:.4f} of the scored test targets, partition.json's majority_acc): the "
+            "model has learnt nothing beyond the targets' frequencies yet; compare perplexity, or train longer "
+            "(docs/cli.md, \"Where results go\")")
+
+
 def lower_is_better(name: str) -> bool:
     """A perplexity or a loss: its best is its smallest (`table --metric ppl_mean` called the diverged
     first round's inf perplexity the best)."""
@@ -191,6 +217,18 @@ def bits_text(bits) -> str:
     return str(int(bits)) if float(bits).is_integer() else f"{bits:.2f}"
 
 
+def _per_active(cfg, last: dict) -> str:
+    """With a cohort each round (participation < 1): what one active client sends and receives in a round,
+    beside `bits_per_peer`, which divides by every client: FedAvg over 10,000 clients, 10 a round, read
+    "0.0002678 MB per peer" where each of the 10 moved 0.0134 MB a round (docs/population.md). "" with
+    every peer active, or model.groups (each group draws its own cohort)."""
+    peers, rounds, bits = cfg.peers, last.get("round"), last.get("bits_per_peer")
+    if cfg.participation >= 1 or cfg.model.groups or not (is_number(rounds) and rounds > 0 and is_number(bits)):
+        return ""
+    active = max(1, int(round(cfg.participation * peers)))      # sizing.active_peers, as fed.build counts
+    return f" ({bits * peers / active / rounds / 8e6:.4g} MB per active client and round, {active} of {peers:,} a round)"
+
+
 def _count(n: int, noun: str) -> str:
     """`1 round`, `2 rounds`: the summary said "1 rounds"."""
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
@@ -208,7 +246,7 @@ def summary_line(cfg, last: dict) -> str:
             + (f" (peer mean {last['acc_mean']:.4f}, ensemble {last['acc_ensemble']:.4f}{_by_group(last)})"
                if last.get("acc_mean") is not None else " (server model; no client model is kept)") + ", "
             + ("" if ppl is None else f"perplexity {ppl:.4g}, ") +
-            f"{last['bits_per_peer'] / 8e6:.4g} MB per peer, {last['wall_s']:.1f} s"
+            f"{last['bits_per_peer'] / 8e6:.4g} MB per peer{_per_active(cfg, last)}, {last['wall_s']:.1f} s"
             + (f"; results in {last['out']}" if last.get("out") else ""))
 
 

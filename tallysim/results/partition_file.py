@@ -111,3 +111,16 @@ def data_digest(run_dir) -> str | None:
     except (OSError, ValueError, AttributeError):
         return None
     return d if isinstance(d, str) and d else None
+
+
+def majority(run_dir) -> dict:
+    """partition.json's `majority_acc` and `majority_class` (run_files.majority: the test accuracy of always
+    predicting the most frequent test target, and that target); {} where the run recorded none (before
+    2026-12-06) or the file cannot be read."""
+    try:
+        part = json.loads((Path(run_dir) / PARTITION).read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(part, dict) or not isinstance(part.get("majority_acc"), (int, float)):
+        return {}
+    return {k: part[k] for k in ("majority_acc", "majority_class") if k in part}

@@ -39,6 +39,14 @@ class Results:
         from tallysim.results.table import run_status
         return run_status(self.out, self.config, self.rows)
 
+    @property
+    def majority_acc(self) -> Optional[float]:
+        """What always predicting the most frequent test target scores on the test set the run evaluated
+        (partition.json's `majority_acc`; None for a run written before it was recorded): the floor its
+        accuracy must pass to mean anything (on Shakespeare words the comma's 0.0898)."""
+        from tallysim.results import partition_file
+        return partition_file.majority(self.out).get("majority_acc")
+
     def __repr__(self) -> str:
         # a notebook shows a cell's last value: the dataclass's repr was every row and the whole config,
         # kilobytes for a five-round run; `rows` and `config` are one attribute away. A repr never raises
@@ -51,7 +59,7 @@ class Results:
             return f"Results({str(self.out)!r}, {rows} rows)"
 
     def _summary(self) -> str:
-        from tallysim.results.headline import bits_text, headline_key
+        from tallysim.results.headline import at_floor, bits_text, headline_key
         proto = (self.config.get("protocol") or {}).get("name", "?") if isinstance(self.config, dict) else "?"
         head = f"Results({str(self.out)!r}: {proto}, {self.status}, {len(self.rows)} rows"
         last = self.last
@@ -60,6 +68,9 @@ class Results:
         key = headline_key(last)
         acc = last.get(key)
         shown = f"{acc:.4f}" if isinstance(acc, (int, float)) else str(acc)
+        from tallysim.results import partition_file
+        floor = partition_file.majority(self.out)
+        shown += f", at the floor {floor['majority_acc']:.4f}" if at_floor(acc, floor) else ""
         return (head + f"; round {last.get('round')}: {key} {shown} @ {bits_text(last.get('bits_per_peer'))} bits per peer)")
 
     def column(self, key: str) -> list:
@@ -107,7 +118,8 @@ def unknown_key(key: str, rows: list, where: str) -> str:
 def read_rows(dirs, strict: bool = False) -> list[dict]:
     """Every metrics row of every run at or below `dirs` (one path or a list), one flat dict per (run,
     evaluation): `run` (the run's path under the directory given, as `tallysim table` names it),
-    `protocol` and the config fields whose values differ between the runs (the swept ones, as
+    `protocol`, `accuracy` (the row's headline accuracy: acc_global where there is a server model, else
+    acc_mean, as table, plot and the summary line show it) and the config fields whose values differ between the runs (the swept ones, as
     `tallysim table` finds them; None where the run's protocol does not read the field, as `table`
     leaves its cell empty), then the row's own keys (docs/cli.md, "Where results go"): `round`,
     the cumulative `bits_up`/`bits_down` over all peers, the cumulative `bits_per_peer`, the
@@ -139,5 +151,8 @@ def read_rows(dirs, strict: bool = False) -> list[dict]:
         # distill.weight read 1.0 beside the bridge's 0 and 1, so a groupby put it with the voting runs
         flat = unread_blank(flatten(cfg), swept)
         head = {"run": label, "protocol": flat.get("protocol.name"), **{k: flat.get(k) for k in swept}}
-        out += [{**head, **row} for row in rows]
+        # `accuracy`: the row's headline accuracy (acc_global where there is a server model, else acc_mean),
+        # the number table, plot and the summary line show: a DataFrame of tally beside FedAvg plotted
+        # acc_mean, FedAvg's peers' own models, unless the reader knew to pick per row (userjourney7)
+        out += [{**head, "accuracy": row.get(metrics.headline_key(row)), **row} for row in rows]
     return out

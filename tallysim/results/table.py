@@ -18,7 +18,7 @@ from typing import Optional
 from tallysim import atomic
 from tallysim.config import ConfigError
 from tallysim.fields import did_you_mean
-from tallysim.results import metrics
+from tallysim.results import headline, metrics, partition_file
 
 FORMATS = ("markdown", "csv")
 # Config entries that say where or how a run was written, not what ran: never a swept column.
@@ -72,9 +72,17 @@ def unread_blank(flat: dict, swept: list) -> dict:
     are refused by: `partition.k` on a Dirichlet run and `partition.alpha` on a label_quantity run read
     as settings of a split that never draws them, in a sweep over partition.kind)."""
     from tallysim import protocols
-    from tallysim.config import MODE_READS
+    from tallysim.config import MODE_READS, MODEL_READS, SYNTHETIC_READS
     name = flat.get("protocol.name")
     unread = {k for k in swept if k in MODE_READS and _mode_unread(flat, k, *MODE_READS[k])}
+    # the synthetic generator's fields on another dataset, a model field its model does not read (each
+    # group has its own model: kept with model.groups): a table of Shakespeare runs beside synthetic ones
+    # showed data.input_shape [28, 28, 1] and model.width 200 for the LSTM (userjourney7)
+    data = flat.get("data.name")
+    if isinstance(data, str) and data.lower() != "synthetic":
+        unread |= {k for k in swept if k in SYNTHETIC_READS}
+    if isinstance(flat.get("model.name"), str) and not flat.get("model.groups"):
+        unread |= {k for k in swept if k in MODEL_READS and flat["model.name"] not in MODEL_READS[k]}
     try:
         # probe.per_round is every protocol's field (the pool is carved for all), but only those that
         # exchange on probes draw it: FedAvg's row read "1000", the default, beside tally's 32 (userjourney4)
@@ -128,6 +136,8 @@ def table_rows(dirs, metric: str = "auto", log=None) -> tuple[list[str], list[di
                                   f"every row: {_NULL_WHY.get(metric, 'not computed by these runs')}); {allowed}")
             raise ConfigError(f"--metric {metric!r} is not a column of any run's {metrics.METRICS}; {allowed}")
     _say_uneven(runs, metric, log)
+    if metric == "auto":
+        _say_floor(runs, log)
     swept = swept_fields([cfg for _, _, cfg, _ in runs])
     out = []
     for d, label, cfg, rows in runs:
@@ -149,7 +159,20 @@ def table_rows(dirs, metric: str = "auto", log=None) -> tuple[list[str], list[di
                 r.pop(c)
     named = metric_columns(metric)
     out = [{named.get(k, k): v for k, v in r.items()} for r in out]
-    return ["run", *swept, *named.values(), *text, *RESULT_COLUMNS[3:]], out
+    groups = _group_finals(runs, out) if metric == "auto" else []
+    return ["run", *swept, *named.values(), *groups, *text, *RESULT_COLUMNS[3:]], out
+
+
+def _group_finals(runs: list, out: list) -> list:
+    """`final@NAME` columns, each model group's final peer mean (`acc_mean@NAME`), for runs with
+    model.groups: the number a mixed-architecture run is about, which took one `--metric acc_mean@NAME`
+    table per group (userjourney7). [] (no column) where no run has groups."""
+    names = list(dict.fromkeys(k.removeprefix("acc_mean@") for *_, rows in runs if rows for k in rows[-1]
+                               if k.startswith("acc_mean@") and not k.endswith("_std")))
+    for (*_, rows), r in zip(runs, out):
+        for name in names:
+            r[f"final@{name}"] = rows[-1].get(f"acc_mean@{name}") if rows else None
+    return [f"final@{name}" for name in names]
 
 
 # Why a column is null in every row of the runs asked about (_NULL_WHY), for --metric's refusal.
@@ -182,6 +205,22 @@ def _say_uneven(runs: list, metric: str, log) -> None:
             f"final/best {metric} cells are empty")
 
 
+def _say_floor(runs: list, log) -> None:
+    """The runs whose final accuracy is no better than always predicting the most frequent test target
+    (headline.at_floor; partition.json's majority_acc): on Shakespeare words tally, softlabel and FedAvg
+    all read 0.0898 after a few rounds, a tie in the table where none had learnt anything."""
+    at = {}
+    for d, label, _, rows in runs:
+        majority = partition_file.majority(d)
+        if headline.at_floor(metrics.final_best(rows)[0], majority):
+            at.setdefault(f"{majority['majority_acc']:.4f}", []).append(str(label))
+    for floor, labels in at.items():
+        log(f"table: {_some(labels)}: final accuracy at or below {floor}, what always predicting the most "
+            "frequent test target scores (partition.json's majority_acc): nothing learnt beyond the targets' "
+            "frequencies yet" + ("; the ppl column still tells them apart" if any(
+                metrics.text_headline(rows[-1])["ppl"] is not None for *_, rows in runs if rows) else ""))
+
+
 def _some(labels: list) -> str:
     return ", ".join(labels[:3]) + (f", ... ({len(labels) - 3} more)" if len(labels) > 3 else "")
 
@@ -207,7 +246,8 @@ def _cell(v, col: str) -> str:
         return metrics.bits_text(v)
     if head in ("final", "final_std", "best") and metric in COUNT_METRICS and isinstance(v, (int, float)):
         return f"{v:.6g}"            # steps, peers, seconds: `--metric steps_real` printed 44.0000
-    if head in ("final", "final_std", "best", "client_mean", "client_p10") and isinstance(v, float):
+    if (head in ("final", "final_std", "best", "client_mean", "client_p10") or head.startswith("final@")) \
+            and isinstance(v, float):
         return f"{v:.4f}"
     if col == "bits_per_peer":
         return metrics.bits_text(v)         # every table's one rule for a count of bits
