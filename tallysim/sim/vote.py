@@ -247,9 +247,9 @@ def scored_mean(hit_M: jax.Array, scored_M: Optional[jax.Array] = None) -> jax.A
 def finish_diagnostics(s: Sums, voters: int, y_M: jax.Array, winner_M: jax.Array, share_M: jax.Array,
                        honest_winner_M: Optional[jax.Array] = None,
                        scored_M: Optional[jax.Array] = None) -> dict:
-    """Vote vs soft-average accuracy on the probes, agreement, ties (`tied`) and wrong-prediction confidence; the
-    vote and soft average of the honest peers alone (`*_honest`: the same values without faulty
-    peers; NaN when no active peer is honest). `scored_M` (next_token: tasks.scored_messages): the
+    """Vote vs soft-average accuracy on the probes, agreement, ties (`tied`) and wrong-prediction
+    confidence; the vote and soft average of the honest peers alone (`*_honest`: the same values without
+    faulty peers; NaN when no active peer is honest). `scored_M` (next_token: tasks.scored_messages): the
     messages the accuracies score, as test accuracy does; `agreement` stays over every message."""
     softavg_M = jnp.argmax(s.probs_MxC / (jnp.maximum(voters, 1) if isinstance(voters, jax.Array) else voters),
                            axis=-1)
