@@ -85,16 +85,12 @@ def _group_rules(cfg: Config) -> None:
 
 
 def _tally_rules(cfg: Config) -> None:
-    """tally.target=counts only where the histogram is the plain mean of the votes that arrived: every peer
-    has the votes (allgather), and no vote setting changes what a vote counts for or which probes train.
-    Here, not in tally's make: a sweep over comm.topology ran its allgather runs, then failed the star one
-    at its build (every configuration is to be refused before the first run starts)."""
+    """tally.target=counts only where the histogram is the plain mean of the votes that arrived: no vote
+    setting changes what a vote counts for or which probes train. Either topology: allgather's peers count
+    the votes they receive, star's server sends each peer the histograms (protocols/tally.py). Here, not
+    in tally's make: every configuration of a sweep is to be refused before its first run starts."""
     if not counts_target(cfg):
         return
-    if cfg.comm.topology != "allgather":
-        raise ConfigError(f"tally.target=counts with comm.topology={cfg.comm.topology}: under star the peers "
-                          "receive only the winner, not the votes to count; allowed: comm.topology=allgather "
-                          "(every peer receives the others' votes), or tally.target=vote")
     others = [name for name, on in (
         ("vote.weighting=history", cfg.vote.weighting == "history"),
         ("vote.ties=random", cfg.vote.ties == "random"),

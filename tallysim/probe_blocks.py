@@ -29,7 +29,8 @@ def probe_block(probes: int, positions: int, classes: int, budget: int, lanes: i
 
 
 # What a block keeps of each message (exchange.blocked_tally's per-message outputs over all M): its Tally
-# (int32 winner, float32 share and keep) and its soft-average hit (bool), 13 bytes, counted as 16
+# (int32 winner, float32 share and keep), its soft-average hit and whether it was tied (bool each), 14
+# bytes, counted as 16
 KEPT_BYTES = 16
 HONEST_KEPT_BYTES = 6      # faults: the honest peers' vote and soft-average hits (bool each), their count (int32)
 ANSWERED_KEPT_BYTES = 4    # Confident-GNMax: whether the check answered the message (float32)

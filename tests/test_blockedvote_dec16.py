@@ -82,6 +82,7 @@ def test_random_ties_blocked_are_the_all_probes_vote(monkeypatch):
     state, keys = State(params=params, opt=None, server=None, error=None), round_keys(jax.random.PRNGKey(3), 1)
     lowest = jax.jit(lambda s: probe_exchange(ctx_low, s, one, keys, None, hard=True))(state)
     assert (np.asarray(lowest[0].target_M) != np.asarray(whole[0].target_M)).any()
+    assert 0 < float(whole[1]["tied"]) == float(lowest[1]["tied"]) < 1      # the same votes, some of them tied
 
 
 def test_random_ties_drawn_per_block_would_differ(monkeypatch):

@@ -1,7 +1,7 @@
 """Numbers the docs quote from committed tables equal those tables: the faulty-peers table of
 docs/figures.md (from docs/figures/fig8_table.md), the measured Pareto front of docs/sweeps.md (from
 docs/figures/fig5_frontier.md), the Fig. 11 text table (from fig11_reduced_table.md), and the Fig. 2 / Fig. 6
-sequences (from fig2.csv, fig6.csv), the Fig. 2 with LeNet tables (from fig2_lenet.csv, fig2_small_mlp.csv, fig2_cnn.csv), the transformer-on-words tables of docs/text.md (from wordtransformer_local.csv, wordtransformer.jsonl, wordtransformer_firstvote.jsonl). The demo's table has its own test (tests/test_docs.py). Pure text."""
+sequences (from fig2.csv, fig6.csv), the Fig. 2 with LeNet tables (from fig2_lenet.csv, fig2_small_mlp.csv, fig2_cnn.csv), the transformer-on-words tables of docs/text.md (from wordtransformer_local.csv, wordtransformer.jsonl, wordtransformer_firstvote.jsonl), the ties table of docs/matched-bits.md (from niid_ties.csv). The demo's table has its own test (tests/test_docs.py). Pure text."""
 import csv
 import re
 from pathlib import Path
@@ -197,3 +197,52 @@ def test_the_wordtransformer_measurement_is_its_json():
     flat = " ".join(text.split())
     shares = " and ".join(f"{100 * x['peer_major']:.1f}% (seed {x['seed']})" for x in first)
     assert f"the comma at {shares}" in flat and all(x["vote_major"] == 1.0 for x in first), shares
+
+
+def test_the_ties_table_is_niid_ties_csv():
+    """docs/matched-bits.md, "How often ties decide the vote": every cell of the `tied` table (seed 0 /
+    seed 1 at rounds 1, 2, 3, 5, 10, 20, the accuracy after round 20) is docs/figures/niid_ties.csv's,
+    and so are the prose's at-most share from round 5 on and the random rule's gains on the mean."""
+    by = {(r["split"], r["ties"], int(r["seed"]), int(r["round"])): r for r in _csv("niid_ties.csv")}
+    text = (DOCS / "matched-bits.md").read_text().split("**How often ties decide the vote.**")[1].split("**Findings**")[0]
+    table = _md_rows_text(text)
+    rounds = [int(c.split()[-1]) for c in table[0][2:-1]]
+    assert rounds == [1, 2, 3, 5, 10, 20], table[0]
+    splits = {"Dirichlet 0.05": "dir0.05", "one class per peer": "one_class"}
+
+    def pair(split, ties, rnd, key):
+        return " / ".join(f"{float(by[split, ties, seed, rnd][key]):.3f}" for seed in (0, 1))
+    for r in table[1:]:
+        split, ties = splits[r[0]], r[1].strip("`")
+        assert r[2:-1] == [pair(split, ties, n, "tied") for n in rounds], r
+        assert r[-1] == pair(split, ties, 20, "acc_mean"), r
+    assert len(table) == 5
+    flat = " ".join(text.split())
+    late = max(float(v["tied"]) for (_, _, _, rnd), v in by.items() if rnd >= 5)
+    assert f"at most {100 * late:.1f}% of the probes are tied" in flat
+    for split in splits.values():
+        gain = sum(float(by[split, "random", s, 20]["acc_mean"]) - float(by[split, "lowest", s, 20]["acc_mean"])
+                   for s in (0, 1)) / 2
+        assert f"+{gain:.3f} on the mean" in flat, (split, gain)
+
+
+def test_the_star_counts_row_is_niid_counts_star_csv():
+    """docs/matched-bits.md, "Why the vote loses here": the `counts_star_190p` row (mean +- population
+    standard deviation over seeds 0-2 after round 20, vote_acc and wrong_confidence means, the bits) and
+    its per-seed accuracies are docs/figures/niid_counts_star.csv's."""
+    import statistics
+    rows = _csv("niid_counts_star.csv")
+    text = (DOCS / "matched-bits.md").read_text().split("### Why the vote loses here")[1].split("\n## ")[0]
+    row = next(r for r in _md_rows_text(text) if r[0] == "`counts_star_190p`")
+    last = {split: [r for r in rows if r["split"] == split and r["round"] == "20"] for split in ("dir0.05", "one_class")}
+    assert [[r["seed"] for r in v] for v in last.values()] == [["0", "1", "2"]] * 2
+    accs = {s: [float(r["acc_mean"]) for r in v] for s, v in last.items()}
+    assert row[4:6] == [f"{statistics.mean(a):.3f} ± {statistics.pstdev(a):.3f}" for a in accs.values()], row
+
+    def means(key):
+        return " / ".join(f"{statistics.mean(float(r[key]) for r in v):.3f}" for v in last.values())
+    assert (row[6], row[7]) == (means("vote_acc"), means("wrong_confidence")), row
+    per_round = {int(r["bits_per_peer"]) // int(r["round"]) for r in rows}
+    assert per_round == {3990} and row[2:4] == ["190", "3,990"], (row, per_round)
+    seeds = " and ".join(" / ".join(f"{a:.3f}" for a in v) for v in accs.values())
+    assert f"`counts_star_190p` {seeds}." in " ".join(text.split()), seeds

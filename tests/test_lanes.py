@@ -15,7 +15,7 @@ from tallysim.sim import lanes
 from conftest import assert_rows_close, tiny, read_rows
 
 COMPARE = ("acc_mean", "acc_min", "acc_max", "acc_ensemble", "acc_global", "train_loss", "vote_acc",
-           "softavg_acc", "agreement", "wrong_confidence", "consensus_acc")
+           "softavg_acc", "agreement", "tied", "wrong_confidence", "consensus_acc")
 EXACT = ("round", "bits_up", "bits_down", "bits_per_peer", "steps_real", "steps_computed", "merged", "nnz")
 
 # Every traced, host-side and schedule field of lanes.py, varied within one protocol's group.

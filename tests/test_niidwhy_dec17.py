@@ -1,6 +1,6 @@
 """tally's `tally.target=counts` (docs/matched-bits.md, "Why the vote loses here"): the peers train on
 the vote histogram instead of the winner, on the same messages and bits (allgather: every peer has the
-votes). Checked against a numpy derivation; the degenerate case (a unanimous vote) is tally's target and
+votes; star: the server sends the histograms, the same run but for its downlink bits). Checked against a numpy derivation; the degenerate case (a unanimous vote) is tally's target and
 loss; refusals."""
 from __future__ import annotations
 
@@ -54,7 +54,8 @@ def test_unanimous_histogram_is_the_one_hot_vote_and_its_loss_tallys():
 
 def test_four_disagreeing_peers_train_on_something_else():
     """Four peers after a warm-up epoch disagree on some probes: there the histogram is not the winner,
-    so the models part (the counts path is not tally's hard target under another name)."""
+    so the models part (the counts path is not tally's hard target under another name); star's counts
+    run is allgather's but for the bits."""
     items = ("protocol.name=tally", "comm.topology=allgather", "rounds=1")
     a = tallysim.drive(tiny(*items, "tally.target=counts"))
     b = tallysim.drive(tiny(*items))
@@ -62,6 +63,17 @@ def test_four_disagreeing_peers_train_on_something_else():
     assert float(a.info["agreement"]) < 1.0          # the peers disagree somewhere
     assert not all(np.allclose(np.asarray(x), np.asarray(y), atol=1e-3)
                    for x, y in zip(jax.tree.leaves(a.state.params), jax.tree.leaves(b.state.params)))
+    # star (the server sends each peer the histograms): the same target, so the same round bit for bit,
+    # every parameter (so every accuracy) and every info value (losses, probe diagnostics), other bits
+    # (tests/test_votes_dec18b.py counts them)
+    star = tallysim.drive(tiny("protocol.name=tally", "rounds=1", "tally.target=counts"))
+    star.step()
+    for x, y in zip(jax.tree.leaves(star.state), jax.tree.leaves(a.state)):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    assert set(star.info) == set(a.info)
+    for k in a.info:
+        np.testing.assert_array_equal(np.asarray(star.info[k]), np.asarray(a.info[k]), err_msg=k)
+    assert star.bits().totals() == (4 * 64 * 4, 4 * 64 * 10) != a.bits().totals() == (4 * 64 * 4, 4 * 3 * 64 * 4)
 
 
 def test_one_peer_trains_as_tally_and_bits_are_allgathers():
@@ -78,7 +90,7 @@ def test_one_peer_trains_as_tally_and_bits_are_allgathers():
 
 
 @pytest.mark.parametrize("items,match", [
-    ((), "comm.topology=star: under star the peers receive only the winner"),
+    (("vote.ties=random",), "not with vote.ties=random"),      # star (the default): refused for the tie rule alone
     (("comm.topology=allgather", "vote.weighting=history"), "not with vote.weighting=history"),
     (("comm.topology=allgather", "vote.min_agreement=0.5"), "not with vote.min_agreement"),
     (("comm.topology=allgather", "distill.label_smoothing=0.1"), "not with distill.label_smoothing"),

@@ -13,7 +13,7 @@ from conftest import argv, TINY, needs_fmnist, tiny, read_rows
 
 ROW_KEYS = {"round", "bits_up", "bits_down", "bits_per_peer", "steps_real", "steps_computed", "acc_mean", "acc_min", "acc_max",
             "acc_peers", "acc_global", "acc_ensemble", "train_loss", "consensus_acc", "vote_acc", "softavg_acc",
-            "agreement", "wrong_confidence", "wall_s", "faulty", "acc_mean_honest", "vote_acc_honest",
+            "agreement", "tied", "wrong_confidence", "wall_s", "faulty", "acc_mean_honest", "vote_acc_honest",
             "softavg_acc_honest", "kept", "merged", "nnz", "feddf_loss", "eval_peers"}
 
 

@@ -11,7 +11,7 @@ from tallysim import cli, run
 from conftest import TINY_NO_WARMUP as TINY, tiny_no_warmup as tiny, read_rows
 
 COMPARE = ("acc_mean", "acc_min", "acc_max", "acc_ensemble", "train_loss", "vote_acc", "softavg_acc",
-           "agreement", "wrong_confidence", "consensus_acc", "bits_up", "bits_down")
+           "agreement", "tied", "wrong_confidence", "consensus_acc", "bits_up", "bits_down")
 
 
 @pytest.mark.parametrize("protocol", ["tally", "fedavg"])

@@ -9,7 +9,8 @@ of vote.ties=random, GNMax's noise and Confident-GNMax's check, confident_wrong'
 draws as its own rows of the same draws (sim/row_draws.py), so those votes are the same too.
 vote.weighting=history weighs each block's votes by the round's trust and updates the trust from every
 peer's votes, kept over the blocks ([A, M] int32), after them. Kept of each message: its Tally, its
-soft-average hit and what the settings add (answered, the honest peers' hits, the peers' votes).
+soft-average hit, whether its plurality was tied (`tied`) and what the settings add (answered, the
+honest peers' hits, the peers' votes).
 Memory O(block x C), not O(M x C): words' 5,716-window rounds were refused at 45.8 GB.
 """
 from __future__ import annotations
@@ -93,6 +94,7 @@ def blocked_vote(ctx: Context, state: State, idx, task, x_M, y_M, block: int, ch
                                      ctx.hp("vote.min_agreement"), keys.tie, cfg.vote.min_margin, draws)
         scale = jnp.maximum(voters, 1) if isinstance(voters, jax.Array) else voters   # finish_diagnostics'
         per["softavg_hit"] = jnp.argmax(s.probs_MxC / scale, axis=-1) == y_b
+        per["tied"] = vote.tied(s.counts_MxC)      # finish_diagnostics': the arrived votes' own counts
         if s.honest_counts_MxC is not None:    # base._honest_winner and finish_diagnostics' honest keys
             per["honest_hit"] = vote.tally_counts(s.honest_counts_MxC, jnp.maximum(s.honest, 1), cfg.vote.ties,
                                                   0.0, keys.tie, rows=draws).winner_M == y_b
@@ -109,6 +111,7 @@ def blocked_vote(ctx: Context, state: State, idx, task, x_M, y_M, block: int, ch
     info = {"vote_acc": vote.scored_mean(t.winner_M == y_M, scored_M),      # as vote.finish_diagnostics
             "softavg_acc": vote.scored_mean(per["softavg_hit"], scored_M),
             "agreement": jnp.mean(t.share_M),
+            "tied": jnp.mean(per["tied"].astype(jnp.float32)),
             "wrong_confidence": wrong_conf / jnp.maximum(wrong, 1).astype(jnp.float32)}
     if "honest" in per:
         nan, some = jnp.float32(jnp.nan), per["honest"][0] > 0

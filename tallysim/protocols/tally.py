@@ -8,10 +8,12 @@ per probe marking them, and sends the labels back down.
 Peers train on CE(private) + `distill.weight` * CE(probe, consensus), `distill.label_smoothing`.
 `comm.topology=allgather`: every peer receives the other peers' votes and tallies locally.
 faults.kind=dropout: only the votes sent count (allgather: each is relayed to the other A-1 peers).
-`tally.target=counts` (allgather only: each peer has every vote): train on the vote histogram, the
-share of the arrived votes each class got, as a soft target (KL at temperature 1), instead of the winner;
-the same messages and bits. A unanimous vote's histogram is the one-hot winner, and KL to a one-hot at
-temperature 1 is the CE tally trains with, so the two targets differ only where the peers disagree.
+`tally.target=counts`: train on the vote histogram, the share of the arrived votes each class got, as a
+soft target (KL at temperature 1), instead of the winner. allgather: each peer has every vote, the same
+messages and bits. star: the server counts the votes and sends each peer every probe's histogram, coded as
+its index among the compositions of A votes into C classes (comm.vote_histograms); the same target as
+allgather's, other downlink bits. A unanimous vote's histogram is the one-hot winner, and KL to a one-hot
+at temperature 1 is the CE tally trains with, so the two targets differ only where the peers disagree.
 """
 from __future__ import annotations
 
@@ -50,6 +52,8 @@ def vote_bits(ctx: Context) -> comm.RoundBits:
     one = comm.hard_labels(spec.messages, spec.classes)     # next_token: a vote per probe position
     if cfg.comm.topology == "allgather":
         down = (spec.active - 1) * one
+    elif cfg.tally.target == "counts":      # abstention and privacy are refused with counts (config_rules)
+        down = comm.vote_histograms(spec.messages, spec.active, spec.classes)
     else:
         # Confident-GNMax's check (privacy.threshold > 0, which validation allows only with noise) drops
         # probes as abstention does: the peers need the same keep mask, one bit per probe (per token)
@@ -63,7 +67,18 @@ def vote_cost(ctx: Context, info) -> comm.RoundBits:
     bits = vote_bits(ctx)
     if "senders" not in info:
         return bits
+    if ctx.cfg.tally.target == "counts" and ctx.cfg.comm.topology == "star":
+        return histogram_senders(ctx, bits, int(info["senders"]))
     return comm.with_senders(bits, info["senders"], down_per_sender=ctx.cfg.comm.topology == "allgather")
+
+
+def histogram_senders(ctx: Context, bits: comm.RoundBits, senders: int) -> comm.RoundBits:
+    """A star counts round under dropout: the histograms are of the S votes that arrived, so each peer
+    receives every message's composition of S votes, and first S itself (the composition's sum, which the
+    peers cannot know: ceil(log2 A) bits for S in 1..A); nothing where no vote arrived."""
+    spec = ctx.spec
+    down = comm.vote_histograms(spec.messages, senders, spec.classes) + comm.exact_log2_ceil(spec.active)
+    return bits._replace(up_total=senders * bits.up, down_total=spec.active * down if senders else 0)
 
 
 def vote_message(p):

@@ -15,8 +15,8 @@ import numpy as np
 
 from tallysim.fields import ConfigError
 
-PROBE_KEYS = ("consensus_acc", "vote_acc", "softavg_acc", "agreement", "wrong_confidence", "vote_acc_honest",
-              "softavg_acc_honest")
+PROBE_KEYS = ("consensus_acc", "vote_acc", "softavg_acc", "agreement", "tied", "wrong_confidence",
+              "vote_acc_honest", "softavg_acc_honest")
 # Scalars a protocol's round reports of itself (null in the rows of protocols that do not compute them):
 # the share of the round's probes kept after abstention (tally, bridge), whether bridge merged this round
 # and the merged update's non-zeros, FedDF's last server distillation loss. The row holds the

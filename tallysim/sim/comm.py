@@ -77,6 +77,32 @@ def soft_labels(probes: int, classes: int, bits: int) -> int:
     return probes * classes * bits
 
 
+def exact_log2_ceil(n: int) -> int:
+    """ceil(log2 n) of a Python int n >= 1, exactly (bit_length, no float: binom(10013, 10) is past
+    2^53); 0 for n = 1 (one possible message carries no information), unlike ceil_log2's 1."""
+    return (int(n) - 1).bit_length()
+
+
+def histogram_natural(voters: int, classes: int) -> int:
+    """Bits per probe of a histogram of `voters` votes sent as C counts of ceil(log2(A+1)) bits each."""
+    return classes * exact_log2_ceil(voters + 1)
+
+
+def histogram_composition(voters: int, classes: int) -> int:
+    """Bits per probe of the same histogram sent as its index among all the compositions of A votes into
+    C classes (the counts sum to A): ceil(log2(binom(A+C-1, C-1))), counted with Python's exact ints.
+    A = 1: binom(C, C-1) = C, the winner's ceil(log2 C); A = 3, C = 10: binom(12, 9) = 220, 8 bits."""
+    return exact_log2_ceil(math.comb(voters + classes - 1, classes - 1))
+
+
+def vote_histograms(messages: int, voters: int, classes: int) -> int:
+    """A star server's downlink to one peer under tally.target=counts: each message's vote histogram (the
+    C counts of the A votes that arrived), in the cheaper exact code of the two above. The composition's
+    count is never above the natural code's ((A+1)^C tuples hold every composition), so it is the one;
+    the min keeps the statement checkable."""
+    return messages * min(histogram_composition(voters, classes), histogram_natural(voters, classes))
+
+
 class Ledger:
     """Cumulative totals over all peers; `bits_per_peer` divides up+down by P. It also counts the
     private training steps the active peers really took and those the round computed (idle lanes

@@ -226,6 +226,13 @@ def mean_agreement(share_M: jax.Array, mask_M: Optional[jax.Array] = None) -> ja
     return jnp.sum(share_M * mask_M) / jnp.maximum(jnp.sum(mask_M), 1.0)
 
 
+def tied(counts_MxC: jax.Array) -> jax.Array:
+    """bool [M]: the message's plurality is shared by two or more classes among the votes counted (none
+    arrived: no plurality, not a tie). Where vote.ties decides the winner in a plain vote."""
+    top_M = jnp.max(counts_MxC, axis=-1)
+    return (jnp.sum(counts_MxC == top_M[:, None], axis=-1) > 1) & (top_M > 0)
+
+
 def scored_mean(hit_M: jax.Array, scored_M: Optional[jax.Array] = None) -> jax.Array:
     """The share of hits among the scored messages (`scored_M` float 0/1 or a weight; None: every
     message, the plain mean, so an image program is the one it was). NaN where nothing is scored (every
@@ -240,9 +247,9 @@ def scored_mean(hit_M: jax.Array, scored_M: Optional[jax.Array] = None) -> jax.A
 def finish_diagnostics(s: Sums, voters: int, y_M: jax.Array, winner_M: jax.Array, share_M: jax.Array,
                        honest_winner_M: Optional[jax.Array] = None,
                        scored_M: Optional[jax.Array] = None) -> dict:
-    """Vote vs soft-average accuracy on the probes, agreement and wrong-prediction confidence; the
-    vote and soft average of the honest peers alone (`*_honest`: the same values without faulty
-    peers; NaN when no active peer is honest). `scored_M` (next_token: tasks.scored_messages): the
+    """Vote vs soft-average accuracy on the probes, agreement, ties (`tied`) and wrong-prediction
+    confidence; the vote and soft average of the honest peers alone (`*_honest`: the same values without
+    faulty peers; NaN when no active peer is honest). `scored_M` (next_token: tasks.scored_messages): the
     messages the accuracies score, as test accuracy does; `agreement` stays over every message."""
     softavg_M = jnp.argmax(s.probs_MxC / (jnp.maximum(voters, 1) if isinstance(voters, jax.Array) else voters),
                            axis=-1)
@@ -250,6 +257,9 @@ def finish_diagnostics(s: Sums, voters: int, y_M: jax.Array, winner_M: jax.Array
         "vote_acc": scored_mean(winner_M == y_M, scored_M),
         "softavg_acc": scored_mean(softavg_M == y_M, scored_M),
         "agreement": jnp.mean(share_M),
+        # over every message, as agreement; of the arrived votes' own counts (before GNMax noise or trust
+        # weights), so the same whichever protocol runs, as vote_acc
+        "tied": jnp.mean(tied(s.counts_MxC).astype(jnp.float32)),
         "wrong_confidence": s.wrong_conf / jnp.maximum(s.wrong, 1).astype(jnp.float32),
     }
     if s.honest_counts_MxC is None:
