@@ -264,6 +264,10 @@ def run_state(d: Path) -> str | None:
 def _occupied(p: Path, out, flag: str, words: dict) -> str:
     """Why a plain run may not write into the non-empty directory p, and what the user can do instead."""
     o, r = words["overwrite"], words["resume"]
+    if p.is_symlink():      # "is not empty; pass --overwrite", which then refused the link
+        return (f"output directory {out} is a symbolic link to {os.path.realpath(p)}, which is not empty, and "
+                f"tallysim never replaces through a link; allowed: the real directory (with {o} to replace "
+                f"it), or another {flag}")
     if being_written(p):     # a running run read as "stopped before its first checkpoint; pass --overwrite"
         return (f"output directory {out} is being written by another tallysim process right now; wait for it "
                 f"to finish, or choose another {flag}")
