@@ -28,7 +28,7 @@ from typing import NamedTuple
 
 import jax.numpy as jnp
 
-from tallysim.file_shapes import IMAGE_MODELS, TEXT_MODELS  # noqa: F401 - tasks.X, as before
+from tallysim.sizing import IMAGE_MODELS, TEXT_MODELS  # noqa: F401 - tasks.X, as before (file_shapes.py holds them)
 
 # Token ids shared with tallysim/data/text.py (PAD, BOS, EOS, OOV)
 PAD, BOS, EOS, OOV = 0, 1, 2, 3
