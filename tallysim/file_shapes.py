@@ -233,3 +233,13 @@ def _idx_labels_max(path: pathlib.Path, deadline: float) -> int | None:
         if len(dims) < 4 * head[3] or not np.issubdtype(dtype, np.integer):
             return None
         return _stream_max(f, dtype, math.prod(int(d) for d in np.frombuffer(dims, ">u4")), deadline)
+
+
+def text_model_params(name: str, embed: int, hidden: int, layers: int, classes: int) -> int:
+    """A built-in text model's parameters (sim/text_models.py's layers): the estimate counted 100,000 + 128 C
+    for any, so `model.layers=64 model.hidden=4096` (8.6e9 parameters a peer) passed as 8 MB and compiled."""
+    if name == "lstm":          # embedding, OptimizedLSTMCell's 4 gates (input kernel, hidden kernel, bias), dense
+        ins = [embed] + [hidden] * (layers - 1)
+        return classes * embed + sum(4 * hidden * (i + hidden + 1) for i in ins) + (hidden + 1) * classes
+    # token and position (max_len 512) embeddings; per block attention 4h^2 + 4h, MLP 8h^2 + 5h, two LayerNorms
+    return (classes + 512) * hidden + layers * (12 * hidden * hidden + 13 * hidden) + 2 * hidden + (hidden + 1) * classes

@@ -4,8 +4,7 @@ sets the seeds per compiled batch), of the probe exchange and of evaluation. Pur
 that `validation` can refuse impossible sizes before jax is even imported; only a plugin's model is
 traced (plugin_params.py), with the JAX its own module has imported.
 
-Shape letters: A active (voting) peers, M probes, C classes, c peers per chunk, P peers, B eval batch
-(glossary: tallysim/sim/__init__.py).
+Shape letters (glossary: tallysim/sim/__init__.py): A active peers, M probes, C classes, c peers a chunk, P peers, B eval batch.
 """
 from __future__ import annotations
 
@@ -13,7 +12,7 @@ import math
 
 from tallysim import protocols
 from tallysim.file_shapes import (IMAGE_MODELS, TEXT_MODELS, KNOWN_CLIENTS, KNOWN_SHAPES, KNOWN_TEXT, MOST_CLASSES,  # noqa: F401 - sizing.X
-                                  assumed, files_shape)
+                                  assumed, files_shape, text_model_params)
 from tallysim.plugin_params import plugin_model_params
 from tallysim.probe_blocks import BLOCK_SHARE, KEPT_BYTES, blocks_votes, counts_target, kept_bytes, probe_block  # noqa: F401 - sizing.X for sim/
 
@@ -128,14 +127,14 @@ def estimate_bytes(cfg) -> list[tuple[str, int, str]]:
     traits = protocols.traits(cfg.protocol.name)
     act = max(dim, w if cfg.model.name == "mlp" else 0)              # floats per example per layer, roughly
     probe_rows = (cfg.distill.batch_size or cfg.batch_size) if traits.distill else 0
-    params = model_params(cfg.model.name, w, dim, classes, channels, example_shape(cfg))
+    params = model_params(cfg.model.name, w, dim, classes, channels, example_shape(cfg), cfg.model)
     stacked, cohort_models = models_bytes(cfg)
     active = active_peers(cfg)
     kept = protocols.client_state(cfg)          # "" : the clients keep nothing between rounds
     cohort = cfg.client_storage == "auto" and not kept
     rows = active if cohort else cfg.peers      # models held for the round (the robust aggregation's)
     together = trained_at_once(cfg)             # models whose activations are live at once
-    width = "model.width, " if cfg.model.name == "mlp" else ""
+    width = {"mlp": "model.width, ", **dict.fromkeys(TEXT_MODELS, "model.hidden, model.layers, ")}.get(cfg.model.name, "")
     if protocols.model_target(cfg.model.name):     # a plugin's model: its own size, which "lower peers" left out
         width = f"the size of model.name={cfg.model.name} ({params:,} parameters a copy), "
     if cohort:      # the server model, and the round's cohort materialised from it (docs/population.md)
@@ -196,9 +195,10 @@ def trained_at_once(cfg) -> int:
     return -(-active // min(cfg.ragged_groups, active)) if cfg.ragged_groups else 1
 
 
-def model_params(name: str, width: int, dim: int, classes: int, channels: int, shape: tuple = ()) -> int:
-    """A model's parameters, roughly (the estimate's unit: 3 float32 copies each, params and moments); a
-    plugin's model exactly, on examples of `shape` (plugin_model_params)."""
+def model_params(name: str, width: int, dim: int, classes: int, channels: int, shape: tuple = (), model=None) -> int:
+    """A model's parameters, roughly (3 float32 copies each); a text model's (of `model`) and a plugin's exactly."""
+    if name in TEXT_MODELS and model is not None:
+        return text_model_params(name, model.embed, model.hidden, model.layers, classes)
     if name == "mlp":
         return dim * width + width * width + width * classes
     if name == "cnn":
@@ -283,7 +283,7 @@ def positions(cfg) -> int:
 def models_bytes(cfg) -> tuple[int, int]:
     """(every client's model stacked, the server's and the cohort's models): params and two moments'
     worth of float32 each (the estimate's unit)."""
-    params = model_params(cfg.model.name, cfg.model.width, *data_shape(cfg), example_shape(cfg))
+    params = model_params(cfg.model.name, cfg.model.width, *data_shape(cfg), example_shape(cfg), cfg.model)
     return 4 * 3 * params * cfg.peers, 4 * 3 * params * (active_peers(cfg) + 1)
 
 

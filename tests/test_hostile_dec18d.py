@@ -199,3 +199,27 @@ def test_a_section_equal_to_its_default_only_in_value_is_still_checked(section):
     with pytest.raises(ConfigError, match="has the wrong type"):
         config.validate(cfg)
     assert tallysim.Config().replace(**{name: {k: 1 for k in section[name]}}) == tallysim.Config()
+
+
+# ----------------------------------------------------------------------------- a text model's size
+
+@pytest.mark.parametrize("items, lower", [
+    # estimated as 100,000 + 128 C parameters whatever its size: "8.2 MB" for 8.6e9 parameters a peer, compiled
+    (["model.name=lstm", "model.layers=64", "model.hidden=4096"], "lower model.hidden, model.layers, peers"),
+    (["model.name=transformer", "model.hidden=10000", "model.heads=1"], "lower model.hidden, model.layers, peers"),
+])
+def test_a_text_model_too_big_for_the_machine_is_refused_by_its_size(items, lower, tmp_path, capsys, no_compile):
+    line = one_line(capsys, ["run", "data.name=shakespeare", "partition.kind=natural", "peers=4", *items,
+                             "--out", str(tmp_path / "o"), "--quiet"])
+    assert "the clients' models, as tally keeps each client's own model between rounds, alone" in line
+    assert lower in line and not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("name, embed, hidden, layers, classes, exact", [
+    ("lstm", 8, 256, 2, 84, 818_932),                   # Reddi et al.'s, as tests/test_text.py counts it
+    ("transformer", 8, 32, 2, 10_004, 692_116),         # docs/text.md's wordtransformer
+    ("lstm", 5, 16, 3, 80, 7_392), ("transformer", 8, 16, 1, 80, 14_144),   # counted by jax.eval_shape
+])
+def test_the_estimates_text_model_size_is_the_models(name, embed, hidden, layers, classes, exact):
+    from tallysim.file_shapes import text_model_params
+    assert text_model_params(name, embed, hidden, layers, classes) == exact
