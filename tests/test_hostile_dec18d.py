@@ -223,3 +223,11 @@ def test_a_text_model_too_big_for_the_machine_is_refused_by_its_size(items, lowe
 def test_the_estimates_text_model_size_is_the_models(name, embed, hidden, layers, classes, exact):
     from tallysim.file_shapes import text_model_params
     assert text_model_params(name, embed, hidden, layers, classes) == exact
+
+
+@pytest.mark.parametrize("metric", ["bits_per_peer", "bits_up", "wall_s"])
+def test_pareto_of_a_cost_column_is_refused(metric, tmp_path, capsys):
+    # drew bits_per_peer against bits_per_peer, its "frontier" the most bits at each cost
+    line = one_line(capsys, ["pareto", str(_run_dir(tmp_path / "r")), "--out", str(tmp_path / "p.png"),
+                             "--metric", metric])
+    assert f"--metric {metric!r} is a cost, not a score" in line and not (tmp_path / "p.png").exists()
