@@ -171,7 +171,12 @@ def cmd_prepare(args) -> int:
     if args.path is not None and len(args.names) > 1:    # each name got one copy of the same files
         raise ConfigError(f"prepare --path {args.path} {' '.join(args.names)}: --path imports one dataset, under "
                           f"one name; allowed: one name with --path (several names only without it)")
-    for name in args.names:
+    listed = [n for n in args.names if "," in n]
+    if listed:      # "tfds has no classification dataset by that name", after asking tfds for it
+        raise ConfigError(f"prepare {listed[0]}: a dataset name holds no comma; allowed: names separated by spaces, "
+                          f"prepare {' '.join(x for x in listed[0].split(',') if x)}")
+    # a name given twice was prepared twice (Shakespeare parsed again, a download fetched again)
+    for name in dict.fromkeys(args.names):
         print(f"{name}: {data.prepare(name, args.path)}")
     return 0
 

@@ -12,6 +12,7 @@ from tallysim.config_reads import check_group_mode_reads, check_group_model_read
 from tallysim.field_checks import installed_choices, live_choices, check_ranges, check_types, not_known
 from tallysim.probe_blocks import counts_target
 from tallysim.sizing import KNOWN_CLIENTS
+from tallysim.file_shapes import IMAGE_MODELS, KNOWN_SHAPES, KNOWN_TEXT, TEXT_MODELS
 from tallysim.schema import FAULT_KINDS, PARAM_ATTACKS, Config, ConfigError, get_field
 
 
@@ -64,6 +65,28 @@ def check_rules(cfg: Config) -> None:
     _group_rules(cfg)
     _cohort_rules(cfg)
     _tally_rules(cfg)
+    _task_rules(cfg)
+
+
+def _task_rules(cfg: Config) -> None:
+    """A built-in model on a named dataset of the other kind (an image model on Shakespeare, a text model on
+    synthetic images), refused before anything loads, as build's tasks.check refuses it after loading: a
+    sweep `data.name=synthetic,shakespeare` ran and compiled the synthetic runs first, and `--dry-run`
+    listed the Shakespeare ones as fine."""
+    if cfg.data.path is not None:
+        return
+    text = cfg.data.name in KNOWN_TEXT
+    if not text and not (cfg.data.name == "synthetic" or cfg.data.name in KNOWN_SHAPES):
+        return                      # prepared under another name: its task is known once it is loaded
+    wrong, right = (IMAGE_MODELS, TEXT_MODELS) if text else (TEXT_MODELS, IMAGE_MODELS)
+    kind = "text (token sequences)" if text else "images (classification)"
+    groups = model_groups.parse(cfg.model.groups)
+    named = [(g.name, dict(g.values).get("model.name", cfg.model.name)) for g in groups] or [("", cfg.model.name)]
+    for group, name in named:
+        if name in wrong:
+            raise ConfigError(f"{'group ' + group + ': ' if group else ''}model.name={name} does not fit "
+                              f"{cfg.data.name}, whose examples are {kind}; allowed for it: {', '.join(right)} "
+                              "(or a plugin's model)")
 
 
 def _group_rules(cfg: Config) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 
 from tallysim import protocols
-from tallysim.file_shapes import KNOWN_SHAPES, KNOWN_TEXT, files_shape
+from tallysim.file_shapes import KNOWN_SHAPES, KNOWN_TEXT, TEXT_MODELS, files_shape, text_model_params
 from tallysim.plugin_params import plugin_model_params
 
 
@@ -25,9 +25,12 @@ def trained_at_once(cfg) -> int:
     return -(-active // min(cfg.ragged_groups, active)) if cfg.ragged_groups else 1
 
 
-def model_params(name: str, width: int, dim: int, classes: int, channels: int, shape: tuple = ()) -> int:
+def model_params(name: str, width: int, dim: int, classes: int, channels: int, shape: tuple = (), model=None) -> int:
     """A model's parameters, roughly (the estimate's unit: 3 float32 copies each, params and moments); a
+    text model's exactly from `model` (its embed, hidden and layers: file_shapes.text_model_params), and a
     plugin's model exactly, on examples of `shape` (plugin_model_params)."""
+    if name in TEXT_MODELS and model is not None:
+        return text_model_params(name, model.embed, model.hidden, model.layers, classes)
     if name == "mlp":
         return dim * width + width * width + width * classes
     if name == "cnn":
@@ -72,5 +75,5 @@ def positions(cfg) -> int:
 def models_bytes(cfg) -> tuple[int, int]:
     """(every client's model stacked, the server's and the cohort's models): params and two moments'
     worth of float32 each (the estimate's unit)."""
-    params = model_params(cfg.model.name, cfg.model.width, *data_shape(cfg), example_shape(cfg))
+    params = model_params(cfg.model.name, cfg.model.width, *data_shape(cfg), example_shape(cfg), cfg.model)
     return 4 * 3 * params * cfg.peers, 4 * 3 * params * (active_peers(cfg) + 1)

@@ -13,6 +13,12 @@ from tallysim.fields import did_you_mean
 from tallysim.schema import INT_MAX, Config, ConfigError, declared, field_keys, field_type, get_field
 
 MAX_NAME = 200          # bytes of a dataset name (it becomes a cache file name; file systems allow 255)
+# float32's smallest normal number: a nonzero value below it is 0 on the device (XLA flushes float32
+# denormals to zero), so `optim.lr=1e-46` trained nothing at chance accuracy in silence and
+# `distill.temperature=1e-300` divided by zero (a NaN loss blamed on optim.lr, after compiling)
+F32_TINY = 1.1754944e-38
+# floats read on the host in float64 (numpy draws, the privacy accountant): tiny values are real there
+HOST_FLOATS = ("participation", "partition.alpha", "partition.mean_size", "partition.sigma")
 
 # Views of the declarations in schema.py (types, Literal choices, `ints`/`floats` bounds): nothing is
 # declared here. Integers: key -> (smallest, largest) allowed (None is allowed where the type is
@@ -150,6 +156,11 @@ def check_ranges(cfg: Config) -> None:
             if key == "participation":
                 raise ConfigError(f"participation={v} must be in (0, 1]")
             raise ConfigError(f"{key}={v} is out of range; allowed: {_interval(lo, hi, lo_in, hi_in)}")
+        if 0 < abs(v) < F32_TINY and key not in HOST_FLOATS and not key.startswith("privacy."):
+            zero = "0, or " if lo_in and lo <= 0 <= hi else ""
+            raise ConfigError(f"{key}={v:g} is below float32's smallest normal number, {F32_TINY:.3g}: the "
+                              f"device computes with it as 0; allowed: {zero}a value of at least {F32_TINY:.3g} "
+                              f"in size within {_interval(lo, hi, lo_in, hi_in)}")
     if cfg.seed + cfg.seeds - 1 > INT_MAX:
         raise ConfigError(f"seed={cfg.seed} seeds={cfg.seeds}: the last seed {cfg.seed + cfg.seeds - 1} "
                           f"exceeds {INT_MAX}; allowed: seed + seeds - 1 <= {INT_MAX}")

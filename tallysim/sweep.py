@@ -30,7 +30,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from tallysim import atomic, config, config_reads, outdir, sweep_data, sweep_resume, validation
+from tallysim import atomic, config, config_reads, outdir, sweep_data, sweep_resume, tracking, validation
 from tallysim import progress as progress_bars
 from tallysim.progress_base import QuietLog, say
 from tallysim.config import Config, ConfigError
@@ -129,8 +129,9 @@ def run_sweep(base_cfg: Config, runs: list[tuple[str, list[str]]], out_dir, prog
     check_devices(runs, cfgs)                # before any run directory is created
     out_dir = outdir.destination(out_dir)    # `..` resolved: run directories lie where they will be written
     # Nothing is created or replaced until every run directory is known to be ours (or absent).
-    outdir.check_sweep_dir(out_dir, {name: out_dir / outdir.check_name(name, "sweep run")
-                                     for name, _ in runs}, DONE, INDEX)
+    dirs = {name: out_dir / outdir.check_name(name, "sweep run") for name, _ in runs}
+    outdir.check_sweep_dir(out_dir, dirs, DONE, INDEX)
+    tracking.check_outs(cfgs, list(dirs.values()))
     with outdir.sweep_lock(out_dir):         # a second sweep into out_dir at once: refused before its index
         return _run_locked(runs, cfgs, out_dir, progress, log, meta, grouped, runs_bar)
 
@@ -375,7 +376,9 @@ def main(args) -> int:
         from tallysim.sim import lanes
         if args.out is not None:     # what the real sweep refuses of --out ("" too), the dry run refuses too
             d = outdir.destination(args.out)
-            outdir.check_sweep_dir(d, {n: d / outdir.check_name(n, "sweep run") for n, _ in runs}, DONE, INDEX)
+            dirs = {n: d / outdir.check_name(n, "sweep run") for n, _ in runs}
+            outdir.check_sweep_dir(d, dirs, DONE, INDEX)
+            tracking.check_outs(cfgs, list(dirs.values()))
         for i, (name, overrides) in enumerate(runs, 1):
             print(f"[{i}/{len(runs)}] {name}: {' '.join(overrides)}")
         groups = 1 if not cfgs else len(lanes.group(cfgs))

@@ -168,6 +168,19 @@ def check_out(cfg: Config, out) -> None:
         raise ConfigError(f"log.tensorboard={cfg.log.tensorboard} is inside the run directory {out}: its event "
                           "files there would stop the run being resumed or replaced (a run directory holds only "
                           f"the files a run writes); allowed: a directory outside it, e.g. {run_dir.parent / 'tb'}")
+    from tallysim.outdir import MARKER
+    other = next((d for d in (tb, *tb.parents) if (d / MARKER).is_file()), None)
+    if other is not None:       # another run's directory: `sweep --tensorboard runs/a` wrote events into run a
+        raise ConfigError(f"log.tensorboard={cfg.log.tensorboard} is inside the tallysim run directory {other}: its "
+                          "event files there would stop that run being resumed or replaced (a run directory holds "
+                          f"only the files a run writes); allowed: a directory outside it, e.g. {other.parent / 'tb'}")
+
+
+def check_outs(cfgs: list, dirs: list) -> None:
+    """A sweep's runs' log.tensorboard checked as `run` checks it, before any run: `sweep --tensorboard runs/a`
+    (a run's directory) was refused run by run, each failure's error.txt written, or not at all (--dry-run)."""
+    for cfg, d in zip(cfgs, dirs):
+        check_out(cfg, d)
 
 
 def run_name(out_dir: Optional[Path]) -> str:

@@ -168,7 +168,7 @@ def test_cfd_selective_fd_fedct_and_topk_soft_run_across_groups():
     (["model.groups=a:2:mlp,wdth=3;b:2"], "a group may set name, dtype, width"),
     (["model.groups=a:2:mlp,width=0;b:2"], "group a: model.width=0 must be > 0"),
     (["model.groups=a:2:foo;b:2"], "group a: model.name='foo' is not known"),
-    (["model.groups=a:2:optim.lr=x;b:2"], "optim.lr='x' is not float"),
+    (["model.groups=a:2:optim.lr=x;b:2"], "optim.lr='x': expected a number"),
     (["model.groups=a:2:lstm;b:2"], None),            # an image task refuses a text model, at build
 ])
 def test_refusals_are_one_line(items, says):

@@ -38,6 +38,9 @@ def collect(dirs, which: str = "final", metric: str = "auto", log=None) -> list[
     if metrics.lower_is_better(metric):     # the frontier keeps the highest value: the worst perplexity
         raise ConfigError(f"--metric {metric!r} is better lower (a perplexity or a loss), and pareto's frontier "
                           "keeps the highest value at each cost; allowed: an accuracy column, or auto")
+    if metric.startswith("bits_") or metric == "wall_s":     # drew bits against bits: a "frontier" of the costs
+        raise ConfigError(f"--metric {metric!r} is a cost, not a score: pareto draws a score against bits per peer; "
+                          "allowed: an accuracy column, or auto")
     log = log or (lambda msg: print(msg, file=sys.stderr))
     # one corrupt run must not cost the whole tree: skipped with a note, as `table` and read_rows skip it
     runs = metrics.read_runs(dirs, lambda d, label, e: log(f"pareto: skipping {d}: {e}"), none_ok=True)

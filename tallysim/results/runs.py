@@ -17,12 +17,26 @@ class Results:
     rows: list = field(default_factory=list)
     config: dict = field(default_factory=dict)
 
+    def __post_init__(self):
+        from tallysim.fields import is_path
+        if not is_path(self.out):       # Results(3): a Results of the directory '3'
+            raise ConfigError(f"Results({self.out!r}): out is a run directory (str or pathlib.Path); to read one: "
+                              "tallysim.Results.read(DIR)")
+        # a str kept as given made .plot() a TypeError ("unsupported operand type(s) for /: 'str' and 'str")
+        self.out = Path(self.out)
+        if not self.rows and not self.config and (self.out / "metrics.jsonl").is_file():
+            # Results("runs/a") of a finished run was an empty Results, 0 rows, in silence
+            raise ConfigError(f"Results({str(self.out)!r}) holds only what it is given (rows=, config=), here none; "
+                              f"to read the run in {self.out}: tallysim.Results.read({str(self.out)!r})")
+
     @classmethod
     def read(cls, out) -> "Results":
         """Any run directory (written by `tallysim.run` or `tallysim run --out`), its files checked."""
         from tallysim.results import metrics
         cfg, rows = metrics.read_run(out)
-        return cls(Path(metrics.directory(out)), rows, cfg)     # "~/runs/a" expanded, as the run wrote it
+        res = cls.__new__(cls)      # not __post_init__'s check: a run of no rows yet and no config.json reads
+        res.out, res.rows, res.config = Path(metrics.directory(out)), rows, cfg   # "~/runs/a" expanded, as written
+        return res
 
     @property
     def last(self) -> dict:

@@ -130,6 +130,13 @@ def table_rows(dirs, metric: str = "auto", log=None) -> tuple[list[str], list[di
         cols = {c for *_, rows in runs for c in metrics.columns(rows)}
         if metric not in cols:
             allowed = f"allowed: auto, {', '.join(sorted(cols))}{did_you_mean(metric, sorted(cols), metrics.METRIC_ALIASES)}"
+            held = [r[metric] for *_, rows in runs for r in rows if r.get(metric) is not None]
+            if held:
+                # `round`, `acc_peers` (a list): "has no value in any run's metrics.jsonl (null in every row)"
+                # of a key every row holds
+                what = ("the evaluation round each row is of" if metric == "round" else
+                        f"its values are {type(held[0]).__name__}s, not single numbers")
+                raise ConfigError(f"--metric {metric!r} is not a score to rank runs by ({what}); {allowed}")
             if any(metric in r for *_, rows in runs for r in rows):
                 # a column of the rows, null in every one: "not a column" sent the user looking for a typo
                 raise ConfigError(f"--metric {metric!r} has no value in any run's {metrics.METRICS} (null in "
@@ -327,6 +334,9 @@ def check_out(out, fmt: Optional[str]) -> str:
 
 
 def main(args) -> int:
+    if args.out == "-":     # wrote a file named `-` in the working directory
+        raise ConfigError("--out - would write a file named '-'; allowed: no --out (the table goes to stdout), "
+                          "or a file name")
     fmt = check_out(args.out, args.format)
     text = render(*table_rows(args.runs, args.metric), fmt)
     if args.out:

@@ -28,12 +28,11 @@ from typing import NamedTuple
 
 import jax.numpy as jnp
 
+from tallysim.sizing import IMAGE_MODELS, TEXT_MODELS  # noqa: F401 - tasks.X, as before (file_shapes.py holds them)
+
 # Token ids shared with tallysim/data/text.py (PAD, BOS, EOS, OOV)
 PAD, BOS, EOS, OOV = 0, 1, 2, 3
 TASKS = ("classification", "next_token")
-
-IMAGE_MODELS = ("mlp", "lenet", "cnn", "resnet8")
-TEXT_MODELS = ("lstm", "transformer")
 
 
 class Classification(NamedTuple):
