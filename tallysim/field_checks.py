@@ -18,8 +18,11 @@ MAX_NAME = 200          # bytes of a dataset name (it becomes a cache file name;
 # denormals to zero), so `optim.lr=1e-46` trained nothing at chance accuracy in silence and
 # `distill.temperature=1e-300` divided by zero (a NaN loss blamed on optim.lr, after compiling)
 F32_TINY = 2.0 ** -126     # 1.1754943508e-38 exactly: the literal 1.1754944e-38 lies above it and refused it
-# floats read on the host in float64 (numpy draws, the privacy accountant): tiny values are real there
-HOST_FLOATS = ("participation", "partition.alpha", "partition.mean_size", "partition.sigma")
+# floats read on the host in float64 (numpy draws, the privacy accountant, a static count): tiny values are
+# real there: `topk_ef.density=1e-40` sends ceil(density x |W|) = 1 coordinate (sim/sparse.py), and
+# data.difficulty scales the synthetic generator's numpy noise
+HOST_FLOATS = ("participation", "partition.alpha", "partition.mean_size", "partition.sigma", "data.difficulty",
+               "topk_ef.density", "randk.density")
 
 # Views of the declarations in schema.py (types, Literal choices, `ints`/`floats` bounds): nothing is
 # declared here. Integers: key -> (smallest, largest) allowed (None is allowed where the type is

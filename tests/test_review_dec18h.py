@@ -19,3 +19,12 @@ def test_float32s_smallest_normal_is_allowed(value):
 def test_a_float32_denormal_is_still_refused():
     with pytest.raises(ConfigError, match="below float32's smallest normal number"):
         config.validate(tiny("optim.lr=1.1754942e-38"))
+
+
+@pytest.mark.parametrize("items", [("protocol.name=topk_ef", "topk_ef.density=1e-40"),   # k = ceil(d |W|) = 1
+                                   ("protocol.name=randk", "randk.density=1e-40"),
+                                   ("data.difficulty=1e-40",)])                         # numpy's noise scale
+def test_tiny_floats_the_host_reads_stay_allowed(items):
+    # were refused as "the device computes with it as 0": each is read in float64 on the host, where a
+    # density of 1e-40 is one coordinate sent (sim/sparse.py's static k), not none
+    config.validate(tiny(*items))
