@@ -7,6 +7,7 @@ Each failure is a `ConfigError` with one line naming the field, the bad value an
 from __future__ import annotations
 
 import math
+import struct
 
 from tallysim import sizing
 from tallysim.fields import did_you_mean
@@ -16,9 +17,12 @@ MAX_NAME = 200          # bytes of a dataset name (it becomes a cache file name;
 # float32's smallest normal number: a nonzero value below it is 0 on the device (XLA flushes float32
 # denormals to zero), so `optim.lr=1e-46` trained nothing at chance accuracy in silence and
 # `distill.temperature=1e-300` divided by zero (a NaN loss blamed on optim.lr, after compiling)
-F32_TINY = 1.1754944e-38
-# floats read on the host in float64 (numpy draws, the privacy accountant): tiny values are real there
-HOST_FLOATS = ("participation", "partition.alpha", "partition.mean_size", "partition.sigma")
+F32_TINY = 2.0 ** -126     # 1.1754943508e-38 exactly: the literal 1.1754944e-38 lies above it and refused it
+# floats read on the host in float64 (numpy draws, the privacy accountant, a static count): tiny values are
+# real there: `topk_ef.density=1e-40` sends ceil(density x |W|) = 1 coordinate (sim/sparse.py), and
+# data.difficulty scales the synthetic generator's numpy noise
+HOST_FLOATS = ("participation", "partition.alpha", "partition.mean_size", "partition.sigma", "data.difficulty",
+               "topk_ef.density", "randk.density")
 
 # Views of the declarations in schema.py (types, Literal choices, `ints`/`floats` bounds): nothing is
 # declared here. Integers: key -> (smallest, largest) allowed (None is allowed where the type is
@@ -128,6 +132,12 @@ GROUPS_AS_OBJECTS = ("; Config.replace takes the groups as text, e.g. model={'gr
                      "as a config file holds them")
 
 
+def as_float32(v: float) -> float:
+    """v as the device holds it (rounded to the nearest float32): a value a hair below 2^-126 rounds up
+    to it, a normal number, and is not refused."""
+    return struct.unpack("f", struct.pack("f", v))[0] if abs(v) < 1e38 else v
+
+
 def _interval(lo, hi, lo_in, hi_in) -> str:
     return f"{'[' if lo_in else '('}{lo:g}, {hi:g}{']' if hi_in else ')'}"
 
@@ -156,7 +166,7 @@ def check_ranges(cfg: Config) -> None:
             if key == "participation":
                 raise ConfigError(f"participation={v} must be in (0, 1]")
             raise ConfigError(f"{key}={v} is out of range; allowed: {_interval(lo, hi, lo_in, hi_in)}")
-        if 0 < abs(v) < F32_TINY and key not in HOST_FLOATS and not key.startswith("privacy."):
+        if v != 0 and abs(as_float32(v)) < F32_TINY and key not in HOST_FLOATS and not key.startswith("privacy."):
             zero = "0, or " if lo_in and lo <= 0 <= hi else ""
             raise ConfigError(f"{key}={v:g} is below float32's smallest normal number, {F32_TINY:.3g}: the "
                               f"device computes with it as 0; allowed: {zero}a value of at least {F32_TINY:.3g} "
