@@ -20,9 +20,13 @@ MAX_NAME = 200          # bytes of a dataset name (it becomes a cache file name;
 F32_TINY = 2.0 ** -126     # 1.1754943508e-38 exactly: the literal 1.1754944e-38 lies above it and refused it
 # floats read on the host in float64 (numpy draws, the privacy accountant, a static count): tiny values are
 # real there: `topk_ef.density=1e-40` sends ceil(density x |W|) = 1 coordinate (sim/sparse.py), and
-# data.difficulty scales the synthetic generator's numpy noise
+# data.difficulty scales the synthetic generator's numpy noise; privacy.delta is the accountant's alone
+# (privacy.clip, the noise and the threshold scale or compare messages on the device: `privacy.clip=1e-40`
+# clipped every message to zero in silence)
 HOST_FLOATS = ("participation", "partition.alpha", "partition.mean_size", "partition.sigma", "data.difficulty",
-               "topk_ef.density", "randk.density")
+               "topk_ef.density", "randk.density", "privacy.delta")
+# floats whose own, stricter floor (0 or >= privacy.MIN_NOISE, 1e-30) is checked after this one, with its reason
+OWN_FLOOR = ("privacy.noise", "privacy.threshold_noise")
 
 # Views of the declarations in schema.py (types, Literal choices, `ints`/`floats` bounds): nothing is
 # declared here. Integers: key -> (smallest, largest) allowed (None is allowed where the type is
@@ -166,7 +170,7 @@ def check_ranges(cfg: Config) -> None:
             if key == "participation":
                 raise ConfigError(f"participation={v} must be in (0, 1]")
             raise ConfigError(f"{key}={v} is out of range; allowed: {_interval(lo, hi, lo_in, hi_in)}")
-        if v != 0 and abs(as_float32(v)) < F32_TINY and key not in HOST_FLOATS and not key.startswith("privacy."):
+        if v != 0 and abs(as_float32(v)) < F32_TINY and key not in HOST_FLOATS + OWN_FLOOR:
             zero = "0, or " if lo_in and lo <= 0 <= hi else ""
             raise ConfigError(f"{key}={v:g} is below float32's smallest normal number, {F32_TINY:.3g}: the "
                               f"device computes with it as 0; allowed: {zero}a value of at least {F32_TINY:.3g} "

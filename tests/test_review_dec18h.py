@@ -28,3 +28,12 @@ def test_tiny_floats_the_host_reads_stay_allowed(items):
     # were refused as "the device computes with it as 0": each is read in float64 on the host, where a
     # density of 1e-40 is one coordinate sent (sim/sparse.py's static k), not none
     config.validate(tiny(*items))
+
+
+def test_privacy_clip_below_float32_normal_is_refused_and_delta_is_not():
+    # privacy.clip scales each message on the device: 1e-40 clipped every message to zero in silence, while
+    # privacy.delta is only the accountant's (float64 on the host) and stays free
+    from tallysim.config import Config, ConfigError, validate
+    with pytest.raises(ConfigError, match=r"privacy.clip=1e-40 is below float32's smallest normal"):
+        validate(Config().replace(protocol={"name": "softlabel"}, privacy={"noise": 1.0, "clip": 1e-40}))
+    validate(Config().replace(protocol={"name": "softlabel"}, privacy={"noise": 1.0, "delta": 1e-40}))
