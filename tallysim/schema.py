@@ -206,6 +206,7 @@ def get_field(cfg: Config, key: str):
     return obj
 
 
+@functools.lru_cache(maxsize=None)      # validate asks it of every field of every config (typing introspection)
 def field_type(t) -> tuple[type, bool, Optional[tuple]]:
     """(value type, whether null is allowed, the allowed values or None) of a field's annotation:
     Optional[int] -> (int, True, None); Literal["a", "b"] -> (str, False, ("a", "b"))."""

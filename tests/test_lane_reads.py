@@ -91,8 +91,9 @@ def _after_rounds(b, rounds=2):
 def check(name):
     c0, c1, varied = _lanes(name)
     assert len(lanes.group([c0, c1])) == 1, f"{name}: the two lanes must be one program"
-    grouped = _after_rounds(build.build_group([c0, c1]))
-    assert set(build.build_group([c0, c1]).values) == set(varied)
+    group = build.build_group([c0, c1])
+    grouped = _after_rounds(group)
+    assert set(group.values) == set(varied)
     alone = _after_rounds(build.build(c1))
     tol = dict(rtol=1e-4, atol=2e-4)       # traced vs folded constants differ in the last bits (test_lanes)
     for g, a in zip(jax.tree.leaves(grouped), jax.tree.leaves(alone)):
@@ -104,8 +105,10 @@ def check(name):
 
 BUILTIN = [n for n in protocols.REGISTRY]
 # Their only lane fields are optim.*, which reach every protocol through Context.tx: every other case
-# runs that same code, so these three repeat it (make test-all runs them).
-REPEATS = ("local", "topk_ef", "randk")
+# runs that same code, so these three repeat it (make test-all runs them). fedyogi reads its own lane
+# fields (server_lr, tau) on the same line of server_opt.fedopt as fedadam, by section name: the fedadam
+# case covers it (a fedopt that read them from the static config fails there).
+REPEATS = ("local", "topk_ef", "randk", "fedyogi")
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in REPEATS else n for n in BUILTIN])

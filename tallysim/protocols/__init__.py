@@ -99,6 +99,8 @@ _ready = [False]
 # the built-ins or of other plugins, so it is reported once on stderr and skipped; naming it fails.
 _BROKEN: dict[str, str] = {}
 _FROM_ENTRY_POINT: set = set()
+# _usable()'s last (registry state, names, sections): Config.__getattr__ asks sections() at every field read
+_USABLE = [None, (), {}]
 # Names a plugin's section may not take: the Config's own fields and sections, and the top-level keys
 # a config file may hold besides them (schema.py adds the fields through `ready`).
 _RESERVED = {"plugins", "derived", "extends", "smoke", "sweep", "description", "resumed", "placement", "code"}
@@ -292,7 +294,11 @@ def unusable(name) -> Optional[str]:
 
 
 def _usable() -> tuple:
-    """names(), after importing the entry points' modules; one that fails is skipped (`_skip`)."""
+    """names(), after importing the entry points' modules; one that fails is skipped (`_skip`); memoised."""
+    key = (_entry_points(), _generation[0], _ready[0], tuple(REGISTRY.items()),       # entry points read first
+           tuple(_EXTERNAL.items()), tuple(_BROKEN))
+    if _USABLE[0] == key:
+        return _USABLE[1]
     out = []
     for n in names():
         try:
@@ -303,6 +309,7 @@ def _usable() -> tuple:
             _skip(n, str(e))
             continue
         out.append(n)
+    _USABLE[:] = [key, tuple(out), {s: c for n in out for s, c in _declared(*_target(n)[::2]).sections.items()}]
     return tuple(out)
 
 
@@ -347,10 +354,8 @@ def traits(name: str) -> Traits:
 
 def sections() -> dict:
     """section name -> its dataclass, of every known protocol (a module's once), in names() order."""
-    out = {}
-    for n in _usable():
-        out.update(_declared(*_target(n)[::2]).sections)
-    return out
+    _usable()
+    return dict(_USABLE[2])
 
 
 def section_owners(section: str) -> tuple:
