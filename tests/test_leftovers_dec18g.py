@@ -21,3 +21,18 @@ def test_the_bench_ref_parser_refuses_abbreviations(capsys):
     with pytest.raises(SystemExit) as e:
         ref.main(["--step", "1"])
     assert e.value.code == 2 and "unrecognized arguments: --step" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- 2. a protocol's section in Config()
+
+def test_the_constructor_takes_a_protocols_section_as_replace_does():
+    """Config(tally={...}) was dataclass __init__'s TypeError ("unexpected keyword argument 'tally'"):
+    tally's section is the protocol's own (Config.ext), not a dataclass field like protocol={...}."""
+    import dataclasses
+    from tallysim import Config
+    from tallysim.fields import ConfigError
+    cfg = Config(peers=3, tally={"target": "counts"})
+    assert cfg == Config(peers=3).replace(tally={"target": "counts"}) and cfg.tally.target == "counts"
+    assert dataclasses.replace(cfg, peers=4).tally.target == "counts"      # its copies keep it
+    with pytest.raises(ConfigError, match="unknown config key 'bogus'"):
+        Config(bogus=1)
