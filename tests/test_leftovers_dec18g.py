@@ -36,3 +36,15 @@ def test_the_constructor_takes_a_protocols_section_as_replace_does():
     assert dataclasses.replace(cfg, peers=4).tally.target == "counts"      # its copies keep it
     with pytest.raises(ConfigError, match="unknown config key 'bogus'"):
         Config(bogus=1)
+
+
+# ----------------------------------------------------------------------------- 3. an underflowing number as typed
+
+@pytest.mark.parametrize("item", ["participation=1e-400", "optim.lr=1e-400", "optim.lr=-2.5E-999"])
+def test_a_number_that_underflows_is_refused_as_typed(item):
+    """They read as 0.0 and were refused as "participation=0.0 must be in (0, 1]": not what was typed."""
+    from tallysim import Config, config
+    with pytest.raises(config.ConfigError) as e:
+        config.apply_overrides(Config(), [item])
+    assert str(e.value).startswith(f"{item} is smaller in size than the smallest float") and "0.0" in str(e.value)
+    assert config.apply_overrides(Config(), ["faults.fraction=0e-400"]).faults.fraction == 0   # a zero stays one
