@@ -48,3 +48,14 @@ def test_a_number_that_underflows_is_refused_as_typed(item):
         config.apply_overrides(Config(), [item])
     assert str(e.value).startswith(f"{item} is smaller in size than the smallest float") and "0.0" in str(e.value)
     assert config.apply_overrides(Config(), ["faults.fraction=0e-400"]).faults.fraction == 0   # a zero stays one
+
+
+# ----------------------------------------------------------------------------- 4. bench --population --set model.groups
+
+def test_bench_population_refuses_model_groups_with_advice_it_accepts(capsys):
+    """It advised "set peers=1", which --set refuses (peers is the bench's axis); the advised width runs."""
+    from tallysim.bench import population
+    line = one_line(capsys, ["bench", "--population", "--set", "model.groups=a:1"])
+    assert "model.groups=a:1: the group counts would have to sum to every population" in line, line
+    assert "peers=1" not in line and "e.g. model.width=64" in line, line
+    assert population.parse_set("model.width=64") == ("model.width=64",)
