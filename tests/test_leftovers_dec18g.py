@@ -59,3 +59,70 @@ def test_bench_population_refuses_model_groups_with_advice_it_accepts(capsys):
     assert "model.groups=a:1: the group counts would have to sum to every population" in line, line
     assert "peers=1" not in line and "e.g. model.width=64" in line, line
     assert population.parse_set("model.width=64") == ("model.width=64",)
+
+
+# ----------------------------------------------------------------------------- 5. figure --out inside --results
+
+@pytest.mark.parametrize("out", ["R", "R/figs", "R/../R/"])
+def test_figure_out_inside_results_is_refused_up_front(out, tmp_path, monkeypatch):
+    """The figures landed among the runs, and `tallysim clean R` then refused the whole folder."""
+    from tallysim import figures
+    from tallysim.config import ConfigError
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match=rf"^--out {out} is --results R or inside it: .*allowed: an --out outside"):
+        figures.preflight("fig1", True, "R", out)
+    assert figures.preflight("fig1", True, "R", ".")[4] == "fig1-smoke"      # beside it is fine (and the default)
+    assert not (tmp_path / "R").exists()
+
+
+# ----------------------------------------------------------------------------- 6. a later seed chunk starting mid-run
+
+CHUNKS = [(0, 2, 400), (2, 4, 400)]         # seeds=4, seed_chunk=2, rounds=400 (test_leftovers_dec18a's)
+
+
+def test_the_lines_move_to_the_next_chunk_when_it_starts(capsys, monkeypatch):
+    """run._run_chunk calls chunk_starts before each chunk: the first is a no-op (the bar said it compiles);
+    at the second the lines said nothing until its first stretch came back, and the ticker, stopped,
+    left "seeds 1-2 of 4, round 400/400" as the last word while seeds 3-4 compiled."""
+    from tallysim import progress_lines
+    monkeypatch.setenv("TALLYSIM_PROGRESS_INTERVAL", "0")
+    bar = progress_lines.RoundLines(800, chunks=CHUNKS)
+    bar.chunk_starts()                  # chunk 1: already announced
+    bar.update(400, 10)                 # chunk 1 done (its only stretch: the compile)
+    bar.chunk_starts()                  # chunk 2 starts
+    bar.update(1, 10)                   # its first stretch: timed as its compile
+    bar.update(1, 10)
+    bar.close()
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[0] == "seeds 1-2 of 4, round 0/400  compiling" and len(lines) == 5, lines
+    assert lines[1].startswith("seeds 1-2 of 4, round 400/400  compiled in "), lines
+    assert lines[2] == "seeds 3-4 of 4, round 0/400  compiling", lines
+    assert lines[3].startswith("seeds 3-4 of 4, round 1/400  compiled in "), lines
+    assert lines[4].startswith("seeds 3-4 of 4, round 2/400  ") and "s/round" in lines[4], lines
+
+
+def test_the_bar_moves_to_the_next_chunk_when_it_starts(monkeypatch):
+    from tallysim import progress
+    monkeypatch.setenv(progress.MODE_ENV, "bars")
+    bar = progress.round_bar(800, True, chunks=CHUNKS)
+    try:
+        bar.chunk_starts()
+        assert bar.bar.desc.startswith("seeds 1-2 of 4, round 0/400 (compiling)"), bar.bar.desc
+        bar.update(400, 10)
+        assert bar.bar.desc.startswith("seeds 1-2 of 4, round 400/400"), bar.bar.desc
+        bar.chunk_starts()
+        assert bar.bar.desc.startswith("seeds 3-4 of 4, round 0/400 (compiling)"), bar.bar.desc
+        assert bar.compile_s is None and bar.rate() is None        # its compile is not in the rate
+        bar.update(1, 10)
+        assert bar.bar.desc.startswith("seeds 3-4 of 4, round 1/400"), bar.bar.desc
+        assert bar.compile_s is not None
+    finally:
+        bar.close()
+
+
+def test_the_chunk_loop_tells_the_bar_each_chunk_starts():
+    """The call itself, in run._run_chunk before the chunk's programs are built (the tests above: what it does)."""
+    import inspect
+    from tallysim import run
+    src = inspect.getsource(run._run_chunk)
+    assert src.index("bar.chunk_starts()") < src.index("_programs(")
