@@ -15,7 +15,14 @@ from tallysim.cli_commands import (cmd_bench, cmd_clean, cmd_figure, cmd_pareto,
 
 class OneLineParser(argparse.ArgumentParser):
     """argparse, but a usage error is one line `tallysim: error: <command>: ...` (exit 2) like every other
-    user error, not the usage block and argparse's own last line (the subcommands inherit the class)."""
+    user error, not the usage block and argparse's own last line (the subcommands inherit the class).
+    Abbreviated long options are refused as unknown (allow_abbrev=False): argparse took bench's option `cohort` (a
+    prefix of --cohort-draw) with 100 as a draw ("unknown draw '100'"), and a new option could silently change what an old
+    abbreviation meant."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message):
         command = self.prog.removeprefix("tallysim").strip()
@@ -325,8 +332,8 @@ def refuse_repeated_options(p: argparse.ArgumentParser, argv: list) -> None:
         if not tok.startswith("--"):
             continue
         name, eq, value = tok.partition("=")
-        hits = [name] if name in single else [o for o in single if o.startswith(name)]   # argparse's prefixes
-        if len(hits) != 1:
+        hits = [name] if name in single else []     # no prefixes: the parser refuses abbreviations
+        if not hits:
             continue
         action = single[hits[0]]
         given = value if eq else (argv[i + 1] if i + 1 < len(argv) else "")

@@ -91,12 +91,17 @@ class RoundBar(base.RoundFacts):
         if self.compile_s is None:
             self.bar.refresh()
 
+    def compiling_again(self) -> base.CompileTicker:
+        """chunk_starts: the next chunk's round 0, compiling, and the ticker that keeps the clock moving."""
+        self.bar.set_description(f"{self.where(self.bar.n, self.bar.total, coming=True)} (compiling)")
+        return base.CompileTicker(0 if base.in_notebook() else 1.0, self._compiling)
+
     def update(self, rounds: int, work: int = 0) -> None:
         """`rounds` more rounds done, in which the local steps processed `work` examples (or tokens)."""
         now = time.perf_counter()
         if self.compile_s is None:      # the first stretch has come back: compiled
             self.ticker.stop()
-            self.compile_s = now - self.t0
+            self.compile_s = now - self.t_compile
             self.t_work = now           # its work is timed with the compile: not counted
             self.bar.set_description("round", refresh=False)
             self._show()

@@ -274,6 +274,19 @@ class RoundFacts:
         # rounds)]: the total counts every chunk's rounds, so rounds=400 in two chunks read "round 342/800"
         self.chunks = chunks if chunks and len(chunks) > 1 else None
         self.noun = noun
+        self.t_compile = self.t0        # when the stretch compiling now started (a later chunk's: chunk_starts)
+
+    def chunk_starts(self) -> None:
+        """run._run_chunk: a seed (lane) chunk starts. The first one __init__ announced; a later one kept
+        the finished chunk's `seeds 1-2 of 4, round 400/400` until its first stretch came back, while it
+        compiled again (another width). Now: the new chunk's round 0, compiling, its first stretch timed as
+        a compile like the first chunk's (the rate starts again after it)."""
+        if self.compile_s is None:      # nothing has come back since `compiling` was said
+            return
+        self.ticker.stop()
+        self.compile_s, self.t_compile = None, time.perf_counter()
+        self.work, self.t_work = 0, None
+        self.ticker = self.compiling_again()
 
     def where(self, n: int, total: int, coming: bool = False) -> str:
         """`round 142/400`, or in a run of several seed chunks `seeds 3-4 of 4, round 142/400`: the

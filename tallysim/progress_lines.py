@@ -76,7 +76,12 @@ class RoundLines(base.RoundFacts):
     def _compiling(self) -> None:
         if self.compile_s is None:
             say(f"{self.where(self.n, self.total, coming=True)}  compiling  elapsed "
-                f"{base.duration(time.perf_counter() - self.t0)}" + base.outer_status())
+                f"{base.duration(time.perf_counter() - self.t_compile)}" + base.outer_status())
+
+    def compiling_again(self) -> base.CompileTicker:
+        """chunk_starts: the next chunk's round 0, compiling, said at once and each interval after."""
+        say(f"{self.where(self.n, self.total, coming=True)}  compiling")
+        return base.CompileTicker(self.interval, self._compiling)
 
     def update(self, rounds: int, work: int = 0) -> None:
         now = time.perf_counter()
@@ -84,7 +89,7 @@ class RoundLines(base.RoundFacts):
         base.report_rounds(self.n, self.total, self.runs, self.initial)
         if self.compile_s is None:      # the first stretch has come back: always said (how long it took)
             self.ticker.stop()
-            self.compile_s = now - self.t0
+            self.compile_s = now - self.t_compile
             self.t_work, self.n_work = now, self.n
             return self._say(now)
         self.work += work

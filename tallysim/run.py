@@ -84,6 +84,8 @@ def _run_chunk(b: Built, lo: int, hi: int, lanes_out: "_Lanes", bar, saver: chec
     """All rounds of lanes [lo, hi) as one vmapped program, from round 1 or from a checkpoint."""
     ctx = b.ctx
     check_own_keys(b.cfg.protocol.name, b.protocol.row_keys)    # before anything compiles
+    if bar:                 # a later chunk: the bar names its round 0 while it compiles, not 400/400 of the last
+        bar.chunk_starts()
     cfgs = [b.cfgs[b.lane_cfg[j]] for j in range(lo, hi)]
     placement = mesh.plan(1 if ctx.model_groups else b.cfg.devices, hi - lo, b.cfg.peers)   # groups: one device
     data_c, values, k_init, k_rounds, x_test, y_test = chunk_inputs(b, lo, hi, placement)

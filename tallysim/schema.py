@@ -156,6 +156,24 @@ class Config:
         return replace(with_values(self, values), derived=tuple(sorted(set(self.derived) | set(values))))
 
 
+_FIELDS_INIT = Config.__init__
+
+
+def _init_with_sections(self, *args, **kwargs):
+    """Config(tally={"k": 1}): a protocol's own section (not a dataclass field, held in ext) given to the
+    constructor as Config().replace takes it, as the built-in sections are (`protocol={...}`); it was
+    dataclass __init__'s "unexpected keyword argument 'tally'". A name that is no field nor section is
+    replace's one line ("unknown config key", with the nearest)."""
+    names = {f.name for f in fields(Config) if f.init}
+    own = {k: kwargs.pop(k) for k in list(kwargs) if k not in names}
+    _FIELDS_INIT(self, *args, **kwargs)
+    if own:
+        object.__setattr__(self, "ext", self.replace(**own).ext)
+
+
+Config.__init__ = _init_with_sections
+
+
 def plain_value(v, shape: bool = False):
     """A value a notebook passes to Config.replace, as config.json holds it: a numpy scalar (np.int64 from
     np.arange, np.float32 from an array) as its Python value, and for a shape field a list as the tuple.

@@ -108,3 +108,8 @@ def _check_set(text) -> None:
             raise ConfigError(f"bench --population --set {item}: {key} is what the benchmark varies or fixes "
                               f"itself ({POPULATION_AXES[key]}), and every row would be labelled with its own "
                               "value; allowed: other config items (e.g. faults.kind=dropout)")
+        if key == "model.groups":   # its counts must sum to peers, which the bench varies: the config's
+            # "set peers=N" advice named an item --set refuses just above
+            raise ConfigError(f"bench --population --set {item}: the group counts would have to sum to every "
+                              "population (--peers) at once, and the bench's FedAvg takes no model.groups; "
+                              "allowed: one model for every client (model.* items, e.g. model.width=64)")

@@ -128,7 +128,7 @@ def setup_dense(module, peers: int, steps: int, batch: int, shape: tuple, classe
 
 def main(argv=None):
     """vmap_ref.py's command line: vmapped samples/s per P (its per-peer loop is `tallysim bench`'s `loop`)."""
-    ap = argparse.ArgumentParser(prog="python -m tallysim.bench.ref")
+    ap = argparse.ArgumentParser(prog="python -m tallysim.bench.ref", allow_abbrev=False)   # no `--step` for --steps
     ap.add_argument("--peers", default="1,10,100")
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--batch", type=int, default=32)

@@ -163,9 +163,8 @@ def with_panels(runs: list, panel_overrides: dict) -> list:
 
 def preflight(name_or_path: str, smoke: bool, results: Optional[str], out: Optional[str]) -> tuple:
     """(name, path, spec, kind, tag) after the checks a figure makes before it runs anything, shared by
-    `make_figure` and `dry_run` (a dry run passed an unknown kind, an --out that is a file and a link at
-    an output path, each of which the real run then refused), and a --smoke of a config with no smoke
-    section (it ran the full-size figure under the -smoke name)."""
+    `make_figure` and `dry_run` (a dry run passed an unknown kind, an --out that is a file and a link at an
+    output path, which the real run refused), and a --smoke of a config with no smoke section."""
     smoke = config.plain_value(smoke)   # np.True_ as config.load_file takes it
     if not isinstance(smoke, bool):     # make_figure("fig1", smoke="no") ran the smoke version ("no" is truthy)
         raise ConfigError(f"smoke={smoke!r}: expected True or False")
@@ -198,8 +197,10 @@ def preflight(name_or_path: str, smoke: bool, results: Optional[str], out: Optio
     if results is not None and Path(results).exists() and not Path(results).is_dir():
         raise ConfigError(f"--results {results} is a file; the figure's runs go into a directory")
     if results is not None:
-        from tallysim import outdir
         outdir.refuse_inside_run(Path(results) / "group", results, "--results")
+        if out is not None and Path(results).resolve() in (Path(out).resolve(), *Path(out).resolve().parents):
+            raise ConfigError(f"--out {out} is --results {results} or inside it: figures there are files `tallysim clean` "
+                              "refuses to remove with the runs; allowed: an --out outside --results (default: figures)")
     if out is not None:
         out_dir = Path(out)
         if out_dir.exists() and not out_dir.is_dir():
