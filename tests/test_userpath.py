@@ -94,7 +94,8 @@ def test_read_rows_is_a_whole_sweep_as_one_long_table(sweep):
     rows = read_rows(sweep)
     assert len(rows) == 8                                         # 4 runs x 2 evaluations
     first = rows[0]
-    assert list(first)[:4] == ["run", "protocol", "partition.alpha", "round"]
+    assert list(first)[:5] == ["run", "protocol", "accuracy", "partition.alpha", "round"]
+    assert first["accuracy"] == first["acc_mean"] == 0.5                   # no server model: the peers' mean
     assert first["run"] == "protocol.name=softlabel__partition.alpha=0.1" and first["protocol"] == "softlabel"
     assert {(r["protocol"], r["partition.alpha"]) for r in rows} == {
         ("tally", 0.1), ("tally", 1.0), ("softlabel", 0.1), ("softlabel", 1.0)}

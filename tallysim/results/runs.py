@@ -164,9 +164,11 @@ def read_rows(dirs, strict: bool = False) -> list[dict]:
         # a swept field this run's protocol never reads is None, as `table`'s empty cell: FedAvg's
         # distill.weight read 1.0 beside the bridge's 0 and 1, so a groupby put it with the voting runs
         flat = unread_blank(flatten(cfg), swept)
-        head = {"run": label, "protocol": flat.get("protocol.name"), **{k: flat.get(k) for k in swept}}
+        swept_values = {k: flat.get(k) for k in swept}
         # `accuracy`: the row's headline accuracy (acc_global where there is a server model, else acc_mean),
         # the number table, plot and the summary line show: a DataFrame of tally beside FedAvg plotted
-        # acc_mean, FedAvg's peers' own models, unless the reader knew to pick per row (userjourney7)
-        out += [{**head, "accuracy": row.get(metrics.headline_key(row)), **row} for row in rows]
+        # acc_mean, FedAvg's peers' own models, unless the reader knew to pick per row (userjourney7);
+        # after the protocol, before the swept fields, as the docstring and docs/api.md list them
+        out += [{"run": label, "protocol": flat.get("protocol.name"), "accuracy": row.get(metrics.headline_key(row)),
+                 **swept_values, **row} for row in rows]
     return out
