@@ -71,3 +71,30 @@ def test_the_runs_bar_and_lines_eta_leave_the_round_bars_compile_out(monkeypatch
     rounds.close()
     runs.close()
     assert progress_base._outer == []
+
+
+# ------------------------------------------------------------------ 2. a config file's 1e-400 as typed
+
+@pytest.mark.parametrize("text, key", [('{"optim": {"lr": 1e-400}}', "'lr' is 1e-400"),
+                                       ('{"participation": -2.5E-999}', "'participation' is -2.5E-999"),
+                                       ('{"model.groups": [[1, 3e-400]]}', "'model.groups' is 3e-400")])
+def test_a_config_files_number_that_reads_as_zero_is_refused_as_typed(tmp_path, text, key):
+    """json.load read 1e-400 as 0.0 before tallysim saw it, and it was refused as `0.0` (key=value
+    overrides refuse it as typed: test_leftovers_dec18g)."""
+    from tallysim import config
+    p = tmp_path / "c.json"
+    p.write_text(text)
+    with pytest.raises(config.ConfigError) as e:
+        config.read_file(str(p))
+    msg = str(e.value)
+    assert msg.startswith(f"config file {str(p)!r}: the key {key}, smaller in size than the smallest float"), msg
+    assert "\n" not in msg and "0.0" in msg
+
+
+def test_a_config_files_zero_written_small_stays_zero(tmp_path):
+    from tallysim import config
+    p = tmp_path / "c.json"
+    p.write_text('{"optim": {"lr": 0.1, "weight_decay": 0e-400}, "participation": 1e-300}')
+    d = config.read_file(str(p))
+    assert d == {"optim": {"lr": 0.1, "weight_decay": 0.0}, "participation": 1e-300}
+    assert all(type(v) is float for v in (d["optim"]["lr"], d["optim"]["weight_decay"], d["participation"]))
