@@ -98,3 +98,15 @@ def test_a_config_files_zero_written_small_stays_zero(tmp_path):
     d = config.read_file(str(p))
     assert d == {"optim": {"lr": 0.1, "weight_decay": 0.0}, "participation": 1e-300}
     assert all(type(v) is float for v in (d["optim"]["lr"], d["optim"]["weight_decay"], d["participation"]))
+
+
+# ------------------------------------------------------------------ 3. outdir.py split: out_path.py
+
+def test_outdirs_path_checks_live_in_out_path_and_stay_importable_from_outdir():
+    """outdir.py sat at the 400-line limit: the checks on the path an output names moved to out_path.py;
+    outdir.X stays the same function for every caller (sweep, cli, clean, figures, checkpoint)."""
+    from tallysim import out_path, outdir
+    for name in ("check_text", "destination", "check_name", "protected"):
+        assert getattr(outdir, name) is getattr(out_path, name), name
+    with pytest.raises(outdir.ConfigError, match="not allowed as a directory name"):
+        outdir.check_name("a/b", "run name")
