@@ -17,7 +17,7 @@ from tallysim import model_groups as _model_groups
 from tallysim import validation as _validation
 from tallysim.config_files import (MAX_CONFIG_BYTES, MAX_EXTENDS_DEPTH, dotted_once, merge,  # noqa: F401
                                    read_file)
-from tallysim.fields import F32_MAX, INT_MAX, ConfigError, floats, ints, one_line  # noqa: F401 - re-exported
+from tallysim.fields import F32_MAX, INT_MAX, ConfigError, floats, ints, one_line, underflows, UNDERFLOW  # noqa: F401 - re-exported
 from tallysim.schema import *  # noqa: F401,F403 - the schema's names, as config.X
 from tallysim.schema import (DERIVED, Config, plain_value, field_keys, field_type, get_field, with_values,  # noqa: F401
                              default_pool_size, declared, lane_fields,
@@ -43,10 +43,10 @@ def _parse_scalar(key: str, text: str, t) -> Any:
         # axis separates its values with ';') or a typo, never meant as one
         raise ConfigError(f"{key}={text!r} mixes 'x' and ',': expected one shape, 28x28x1 or [28, 28, 1] "
                           "(a sweep axis separates shapes with ';': 28x28x1;8x8x1)")
-    if t is float and _underflows(text):
+    if t is float and underflows(text):
         # `participation=1e-400` underflowed to 0.0 and was refused as "participation=0.0", not as typed
-        raise ConfigError(f"{key}={text} is smaller in size than the smallest float, 5e-324, so it reads as 0.0; "
-                          "allowed: 0, written 0, where the field takes it, else a larger value")
+        raise ConfigError(f"{key}={text} is {UNDERFLOW}; allowed: 0, written 0, where the field takes it, else a "
+                          "larger value")
     try:
         if t in (int, float, tuple) and not text.isascii():
             # int() and float() read other scripts' digits: `peers=٣` ran 3 peers, as model.groups' did
@@ -76,14 +76,6 @@ def _parse_scalar(key: str, text: str, t) -> Any:
         hint = (f" ({SEEDS_COUNT.removeprefix('; ')})" if key == "seeds" else
                 f" (several values are a sweep: tallysim sweep {key}={text})" if several else "")
         raise ConfigError(f"{key}={text!r}: expected {kind.get(t, t.__name__)}{digits}{hint}") from None
-
-
-def _underflows(text: str) -> bool:
-    """Whether a number's text has a nonzero digit before its exponent yet reads as 0.0 (1e-400)."""
-    try:
-        return float(text) == 0 and any(c in "123456789" for c in text.lower().partition("e")[0])
-    except ValueError:
-        return False
 
 
 def distinct_values(key: str, texts: list[str]) -> list[str]:

@@ -10,7 +10,7 @@ import functools
 import json
 import os
 
-from tallysim.fields import ConfigError, home, is_path
+from tallysim.fields import UNDERFLOW, ConfigError, home, is_path, underflows
 from tallysim.validation import json_kind, show
 
 
@@ -139,7 +139,10 @@ def _read_json(path: str) -> dict:
                           "config file (a few KB)")
     try:
         # utf-8-sig: a byte-order mark (Windows editors save one) is read past, not "Unexpected UTF-8 BOM"
-        d = json.loads(raw.decode("utf-8-sig"), object_pairs_hook=functools.partial(_unique_keys, path))
+        # parse_float: a number that reads as 0.0 (1e-400) is kept as typed, to be refused by its key
+        d = json.loads(raw.decode("utf-8-sig"), object_pairs_hook=functools.partial(_unique_keys, path),
+                       parse_float=_Typed.parse)
+        _no_underflow(path, "", d)                 # one in a top-level list (no key to name)
     except UnicodeDecodeError:
         raise ConfigError(f"config file {path!r} is not UTF-8 text (binary?); expected a JSON object") from None
     except ConfigError:                          # a key twice (_unique_keys)
@@ -176,11 +179,33 @@ def dotted_once(d: dict, where: str) -> None:
 
 
 def _unique_keys(path: str, pairs: list) -> dict:
-    """json.loads' objects, refusing a key given twice in one object (JSON itself lets the last win)."""
+    """json.loads' objects, refusing a key given twice in one object (JSON itself lets the last win), and
+    a number that reads as 0.0 (_Typed)."""
     out = {}
     for k, v in pairs:
         if k in out:
             raise ConfigError(f"config file {path!r}: the key {k!r} is given twice in one object; give each "
                               "key once")
+        _no_underflow(path, k, v)
         out[k] = v
     return out
+
+
+class _Typed(str):
+    """A JSON number's text that reads as 0.0 yet has a nonzero digit (1e-400): json.load made it 0.0 and
+    it was refused as `0.0`, not as typed (key=value overrides refuse it as typed: config.py)."""
+
+    @staticmethod
+    def parse(text: str):
+        return _Typed(text) if underflows(text) else float(text)
+
+
+def _no_underflow(path: str, key: str, v) -> None:
+    """Refuses a _Typed number in `v` (a value, or a list's items at any depth) under `key`."""
+    if isinstance(v, _Typed):
+        name = f"the key {key!r} is {v}" if key else f"{v}"
+        raise ConfigError(f"config file {path!r}: {name}, {UNDERFLOW}; allowed: 0, written 0, where the field "
+                          "takes it, else a larger value")
+    if isinstance(v, list):
+        for x in v:
+            _no_underflow(path, key, x)

@@ -120,3 +120,15 @@ def home(p):
     if isinstance(p, os.PathLike) and hasattr(p, "expanduser"):
         return p.expanduser()
     return os.path.expanduser(p) if is_path(p) else p
+
+
+def underflows(text: str) -> bool:
+    """Whether a number's text has a nonzero digit before its exponent yet reads as 0.0 (1e-400): a
+    key=value override's (config.py) and a config file's JSON number (config_files.py), refused as typed."""
+    try:
+        return float(text) == 0 and any(c in "123456789" for c in text.lower().partition("e")[0])
+    except ValueError:
+        return False
+
+
+UNDERFLOW = "smaller in size than the smallest float, 5e-324, so it reads as 0.0"

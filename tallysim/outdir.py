@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 from pathlib import Path
 
 from tallysim import atomic
@@ -24,6 +23,8 @@ from tallysim.results.metrics import CONFIG, DONE, ERROR, METRICS, PARTITION, PA
 from tallysim import run_lock
 from tallysim.run_lock import LOCK, Busy, SweepBusy, being_written  # noqa: F401 (outdir.Busy etc., as before)
 from tallysim.validation import MAX_NAME      # one limit for every name that becomes a path component
+# the checks on the path an output names (split from here; outdir.destination etc., as before)
+from tallysim.out_path import check_name, check_text, destination, protected  # noqa: F401
 
 MARKER = atomic.RUN_MARKER      # ".tallysim-run": defined below this module, which refuses outputs inside runs
 CHECKPOINT = "checkpoint.npz"    # checkpoint.FILE (that module imports JAX; this one must not)
@@ -31,66 +32,6 @@ CHECKPOINT = "checkpoint.npz"    # checkpoint.FILE (that module imports JAX; thi
 # unlinking a held lock would let a third process lock a new file of the same name).
 RUN_FILES = frozenset({MARKER, LOCK, CONFIG, PARTITION, PARTITION_CLIENTS, METRICS, ERROR, DONE,
                        CHECKPOINT, CHECKPOINT + ".tmp", METRICS + ".tmp", *atomic.RUN_CURVE})
-_BAD_CHARS = re.compile(r"[/\\\x00-\x1f]")
-
-
-def check_text(value, what: str) -> None:
-    """A path or name holding bytes that are not UTF-8 (Python keeps them as lone surrogates) cannot be
-    printed, encoded into JSON or measured in bytes: refuse it in one line rather than fail later."""
-    text = os.fsdecode(value)           # bytes (from Python) decode as the file system would
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ConfigError(f"{what} {ascii(text)} is not valid UTF-8 (it holds undecodable bytes); use UTF-8 "
-                          "text") from None
-
-
-def destination(out, flag: str = "--out") -> Path:
-    """The directory `out` really names. A `..` is resolved by the file system after following the
-    links before it, but by anyone reading the path as text (and by `mkdir -p`, which creates missing
-    components first) lexically: `A/missing/../../B` is `B`, however far `A/missing` exists. So a path
-    with `..` is normalised when both readings name one directory, and refused when they differ (a
-    link before the `..`); every check and write then sees the real destination."""
-    if out is None or str(out).strip() == "":
-        raise ConfigError(f"{flag} is empty; give the directory the run should write into")
-    check_text(out, flag)
-    # "~/runs/a" from a quoted argument, a config or Python: a literal directory `~` in the current one
-    # (the next `rm -rf ~` meant for it takes the home), where data.path and TALLYSIM_DATA expand it
-    text = os.path.expanduser(os.fsdecode(out))
-    if ".." not in Path(text).parts:
-        return Path(text)
-    lexical = os.path.normpath(os.path.abspath(text))
-    physical = os.path.realpath(text)
-    if os.path.realpath(lexical) != physical:
-        raise ConfigError(f"{flag} {text}: its '..' follows a symbolic link, so it means {physical} to the "
-                          f"file system but {lexical} as written; give the directory without '..'")
-    return Path(os.path.normpath(text))
-
-
-def check_name(name, what: str) -> str:
-    """A group or run name must be one plain path component, so it stays inside its parent."""
-    if isinstance(name, str):
-        check_text(name, what)
-    if not isinstance(name, str) or not name or name in (".", "..") or _BAD_CHARS.search(name) \
-            or len(name.encode()) > MAX_NAME or Path(name).is_absolute():
-        raise ConfigError(f"{what} {name!r} is not allowed as a directory name: use one plain name of "
-                          f"1..{MAX_NAME} bytes without '/', '\\', control characters, or '.'/'..'")
-    return name
-
-
-def protected(p: Path) -> str | None:
-    """Why p (resolved) must never be cleared, or None."""
-    cwd = Path.cwd().resolve()
-    if p == Path(p.anchor):
-        return "it is the file-system root"
-    if p == cwd or p in cwd.parents:
-        return "it is the working directory or a directory above it"
-    homes = {Path.home().resolve()}
-    if os.environ.get("HOME"):
-        homes.add(Path(os.environ["HOME"]).resolve())
-    if p in homes or any(p in h.parents for h in homes):
-        return "it is a home directory or above one"
-    return None
 
 
 def is_run_file(name: str) -> bool:

@@ -99,7 +99,8 @@ class RoundBar(base.RoundFacts):
     def update(self, rounds: int, work: int = 0) -> None:
         """`rounds` more rounds done, in which the local steps processed `work` examples (or tokens)."""
         now = time.perf_counter()
-        if self.compile_s is None:      # the first stretch has come back: compiled
+        compiled = self.compile_s is None
+        if compiled:                    # the first stretch has come back: compiled
             self.ticker.stop()
             self.compile_s = now - self.t_compile
             self.t_work = now           # its work is timed with the compile: not counted
@@ -110,7 +111,8 @@ class RoundBar(base.RoundFacts):
             self._show(now)
         if self.chunks:             # the bar counts every chunk's rounds: its text names the chunk and round
             self.bar.set_description(self.where(self.bar.n + rounds, self.bar.total), refresh=False)
-        base.report_rounds(self.bar.n + rounds, self.bar.total, self.runs, self.initial)   # the runs bar redraws its ETA
+        # the runs bar redraws its ETA (a stretch timed with its compile is not in its rate)
+        base.report_rounds(self.bar.n + rounds, self.bar.total, self.runs, self.initial, compiled)
         self.bar.update(rounds)
 
     def row(self, row: dict, i: int = 0) -> None:
@@ -166,10 +168,10 @@ class RunsBar:
                          postfix=self.clock.eta_text())
         base.open_runs(self)
 
-    def report(self, partial: float, worked: Optional[float] = None) -> None:
+    def report(self, partial: float, worked: Optional[float] = None, compiled: bool = False) -> None:
         """The round bar under it reports its rounds (progress_base.report_rounds), once per stretch of
         rounds: the ETA is redrawn with them (a redraw is cheap)."""
-        self.clock.report(partial, worked)
+        self.clock.report(partial, worked, compiled)
         self.bar.set_postfix_str(self.clock.eta_text())
 
     def done(self, n: int = 1, skipped: bool = False) -> None:

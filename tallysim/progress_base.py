@@ -147,21 +147,30 @@ class RunsClock:
     is compiling: elapsed time over unchanged work made it climb by (runs left / runs done) seconds a
     second, 2 s a second under a long compile. `done_before`: the runs known finished before (a re-run
     skips them): not in the time left, and with only they left there is no ETA to wait for (a re-run of
-    a finished figure said `ETA after the first run` with nothing left to run)."""
+    a finished figure said `ETA after the first run` with nothing left to run). Until a run has finished
+    the rate is the measured stretches' only: a stretch that came back with its compile (`compiled`) is
+    neither time nor work in it. Elapsed time over the first stretch was mostly compile: a sweep done in
+    1m40s said `ETA 23m41s`. Once a run has finished, its whole time (compile too) is the rate's."""
 
     def __init__(self, total: int, done_before: int = 0):
         self.total, self.n, self.ran, self.partial, self.worked = total, 0, 0, 0.0, 0.0
         self.skips_left = min(max(done_before, 0), total)      # the runs done before not yet counted
         self.t0 = time.perf_counter()
         self.t_ended: Optional[float] = None    # a run ended then, and the next has reported nothing yet
+        # the measured stretches (not compiling) before a run has finished: their seconds and runs' worth
+        self.t_report, self.w_report = self.t0, 0.0
+        self.measured_s, self.measured_w = 0.0, 0.0
 
     def eta(self, now: Optional[float] = None) -> Optional[float]:
-        """Seconds left; None before any round of any run has come back."""
+        """Seconds left; None before any round came back (before a run ends: any measured stretch)."""
         worked = self.ran + self.worked
         if worked <= 0:
             return None
+        left = max(self.total - self.n - self.skips_left - self.partial, 0.0)
+        if self.ran == 0:
+            return self.measured_s * left / self.measured_w if self.measured_w > 0 else None
         end = self.t_ended if self.t_ended is not None else time.perf_counter() if now is None else now
-        return (end - self.t0) * max(self.total - self.n - self.skips_left - self.partial, 0.0) / worked
+        return (end - self.t0) * left / worked
 
     def eta_text(self, now: Optional[float] = None) -> str:
         if self.n >= self.total:
@@ -169,8 +178,8 @@ class RunsClock:
         if self.n + self.skips_left >= self.total:      # only runs done before are left: nothing to wait for
             return f"all {self.total} runs done before" if self.ran == 0 else "the rest done before"
         left = self.eta(now)
-        if left is None:
-            return "ETA after the first run"
+        if left is None:        # rounds back but only compiled ones: no rate yet
+            return "ETA after the first rounds" if self.worked > 0 else "ETA after the first run"
         return f"ETA {duration(left)}" + (", next run compiling" if self.t_ended is not None else "")
 
     def count(self, n: int, skipped: bool) -> None:
@@ -180,13 +189,20 @@ class RunsClock:
         self.partial = self.worked = 0.0
         self.t_ended = time.perf_counter()
 
-    def report(self, partial: float, worked: Optional[float] = None) -> None:
+    def report(self, partial: float, worked: Optional[float] = None, compiled: bool = False) -> None:
         """The runs under way are `partial` runs' worth done (a round bar's rounds done / all of them,
         times the configurations it runs), `worked` of it in this process (None: all of it). A resumed
         run's rounds from before the resume are done but took none of this clock's time: counted as
-        worked, a run resumed at round 90 of 100 gave an ETA of a second after its first round."""
+        worked, a run resumed at round 90 of 100 gave an ETA of a second after its first round.
+        `compiled`: these came back with their compile (a run's or a chunk's first stretch): not measured."""
+        now = time.perf_counter()
         self.partial = partial
         self.worked = partial if worked is None else worked
+        total = self.ran + self.worked
+        if not compiled and total > self.w_report:
+            self.measured_s += now - self.t_report
+            self.measured_w += total - self.w_report
+        self.t_report, self.w_report = now, total
         self.t_ended = None         # the run under way has come back: the rate counts its time again
 
 
@@ -205,12 +221,13 @@ def close_runs(bar) -> None:
         _outer.remove(bar)
 
 
-def report_rounds(done: int, total: int, runs: int, initial: int = 0) -> None:
+def report_rounds(done: int, total: int, runs: int, initial: int = 0, compiled: bool = False) -> None:
     """A round bar's progress, to the bar over runs it runs under (if any); `initial`: the rounds done
-    before a resume (done, but not worked in this process's time)."""
+    before a resume (done, but not worked in this process's time); `compiled`: the stretch just back
+    was timed with its compile (RunsClock.report)."""
     if _outer and total > 0:
         done = min(done, total)
-        _outer[-1].report(runs * done / total, runs * max(done - initial, 0) / total)
+        _outer[-1].report(runs * done / total, runs * max(done - initial, 0) / total, compiled)
 
 
 def outer_status() -> str:

@@ -86,7 +86,7 @@ class RoundLines(base.RoundFacts):
     def update(self, rounds: int, work: int = 0) -> None:
         now = time.perf_counter()
         self.n += rounds
-        base.report_rounds(self.n, self.total, self.runs, self.initial)
+        base.report_rounds(self.n, self.total, self.runs, self.initial, compiled=self.compile_s is None)
         if self.compile_s is None:      # the first stretch has come back: always said (how long it took)
             self.ticker.stop()
             self.compile_s = now - self.t_compile
@@ -143,8 +143,8 @@ class RunsLines:
         _command_starts()
         base.open_runs(self)
 
-    def report(self, partial: float, worked: Optional[float] = None) -> None:
-        self.clock.report(partial, worked)      # no line of its own: the round lines carry the runs' ETA
+    def report(self, partial: float, worked: Optional[float] = None, compiled: bool = False) -> None:
+        self.clock.report(partial, worked, compiled)      # no line of its own: the round lines carry the runs' ETA
 
     def done(self, n: int = 1, skipped: bool = False) -> None:
         self.clock.count(n, skipped)

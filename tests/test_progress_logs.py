@@ -86,8 +86,10 @@ def test_a_sweep_in_a_log_says_runs_done_and_the_eta_from_rounds_done(tmp_path, 
     cap = capsys.readouterr()
     assert "\r" not in cap.err, repr(cap.err[-500:])
     lines = cap.err.strip().splitlines()
-    assert re.search(r"^round 1/2  best peers=\d\.\d{4} \[seed=[01]\]  compiled in \S+  \[runs 0/2, ETA \d",
-                     cap.err, re.M), lines                          # an ETA while the only group runs
+    # the compiled stretch gives no rate (leftovers21: its time is the compile's); the next one an ETA
+    assert re.search(r"^round 1/2  best peers=\d\.\d{4} \[seed=[01]\]  compiled in \S+  \[runs 0/2, ETA after "
+                     r"the first rounds\]$", cap.err, re.M), lines
+    assert re.search(r"^round 2/2  .*\[runs 0/2, ETA \d", cap.err, re.M), lines   # an ETA while the only group runs
     assert lines[-1].startswith("runs 2/2 (100%)  elapsed "), lines
     assert "[1..2/2] 2 runs as one program" in cap.out
 
