@@ -240,13 +240,14 @@ def _fault_rules(cfg: Config) -> None:
                           f"{', '.join(k for k in FAULT_KINDS if k != 'straggler')}")
 
 
-def check_pool_size(cfg: Config) -> None:
-    """probe.per_round past an explicit probe.pool_size, refused without the data: it was refused only once
-    the data loaded, so a sweep's --dry-run listed its runs and every run then failed on it at build
-    (userjourney7). validation.validate_with_data keeps the check for a pool the data makes smaller (and
-    says the same words). After the memory check, which names the larger problem of 10^9 probes first."""
-    if protocols.traits(cfg.protocol.name).distill and cfg.probe.pool_size is not None \
-            and cfg.probe.per_round > cfg.probe.pool_size:
+def check_pool_size(cfg: Config, pool: int | None = None, why: str = "probe.pool_size") -> None:
+    """probe.per_round past the probe pool, for a protocol that draws probes: an explicit probe.pool_size
+    refused here without the data (it was refused only once the data loaded, so a sweep's --dry-run listed
+    its runs and every run then failed on it at build: userjourney7), after the memory check, which names
+    the larger problem of 10^9 probes first; and validation.validate_with_data's `pool` the data makes,
+    with `why` it is that size, in the same words."""
+    pool = cfg.probe.pool_size if pool is None else pool
+    if pool is not None and protocols.traits(cfg.protocol.name).distill and cfg.probe.per_round > pool:
         raise ConfigError(f"probe.per_round={cfg.probe.per_round} is larger than the probe pool "
-                          f"({cfg.probe.pool_size} examples; probe.pool_size); allowed: "
-                          f"probe.per_round=1..{cfg.probe.pool_size}, or a larger probe.pool_size")
+                          f"({pool} examples; {why}); allowed: probe.per_round=1..{pool}, "
+                          "or a larger probe.pool_size")

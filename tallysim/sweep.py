@@ -107,6 +107,15 @@ def warn_before(runs: list[tuple[str, list[str]]], cfgs: list[Config]) -> None:
     warn_unmerged(runs, cfgs)
 
 
+def _checked_out(out, runs: list, cfgs: list) -> Path:
+    """--out, `..` resolved, after what a sweep and its --dry-run refuse of it (outdir, tracking.check_outs)."""
+    out_dir = outdir.destination(out)
+    dirs = {name: out_dir / outdir.check_name(name, "sweep run") for name, _ in runs}
+    outdir.check_sweep_dir(out_dir, dirs, DONE, INDEX)
+    tracking.check_outs(cfgs, list(dirs.values()))
+    return out_dir
+
+
 def run_sweep(base_cfg: Config, runs: list[tuple[str, list[str]]], out_dir, progress: bool = True,
               log: Callable[[str], None] = print, meta: Optional[dict] = None, grouped: bool = True,
               runs_bar=None) -> list[dict]:
@@ -127,11 +136,7 @@ def run_sweep(base_cfg: Config, runs: list[tuple[str, list[str]]], out_dir, prog
     cfgs = configs(base_cfg, runs)
     warn_before(runs, cfgs)                  # the API's sweep too, not only `tallysim sweep`
     check_devices(runs, cfgs)                # before any run directory is created
-    out_dir = outdir.destination(out_dir)    # `..` resolved: run directories lie where they will be written
-    # Nothing is created or replaced until every run directory is known to be ours (or absent).
-    dirs = {name: out_dir / outdir.check_name(name, "sweep run") for name, _ in runs}
-    outdir.check_sweep_dir(out_dir, dirs, DONE, INDEX)
-    tracking.check_outs(cfgs, list(dirs.values()))
+    out_dir = _checked_out(out_dir, runs, cfgs)     # nothing is created or replaced until every run dir is ours (or absent)
     with outdir.sweep_lock(out_dir):         # a second sweep into out_dir at once: refused before its index
         return _run_locked(runs, cfgs, out_dir, progress, log, meta, grouped, runs_bar)
 
@@ -375,10 +380,7 @@ def main(args) -> int:
     if args.dry_run:
         from tallysim.sim import lanes
         if args.out is not None:     # what the real sweep refuses of --out ("" too), the dry run refuses too
-            d = outdir.destination(args.out)
-            dirs = {n: d / outdir.check_name(n, "sweep run") for n, _ in runs}
-            outdir.check_sweep_dir(d, dirs, DONE, INDEX)
-            tracking.check_outs(cfgs, list(dirs.values()))
+            _checked_out(args.out, runs, cfgs)
         for i, (name, overrides) in enumerate(runs, 1):
             print(f"[{i}/{len(runs)}] {name}: {' '.join(overrides)}")
         groups = 1 if not cfgs else len(lanes.group(cfgs))

@@ -301,9 +301,5 @@ def validate_with_data(cfg: Config, num_classes: int, train_examples: int, pool_
                           f"({num_classes} classes); allowed: -1 (a random wrong class) or 0..{num_classes - 1}")
     # only where peers train on this round's probes (TRAITS.distill): the FedAvg family draws none, and
     # ignores probe.per_round as it does any field it does not read that is not protocol-specific
-    if protocols.traits(cfg.protocol.name).distill and cfg.probe.per_round > pool_examples:
-        why = ("probe.pool_size" if cfg.probe.pool_size is not None else
-               "probe.pool_size is unset: 10% of the training examples, at most 10,000")
-        raise ConfigError(f"probe.per_round={cfg.probe.per_round} is larger than the probe pool "
-                          f"({pool_examples} examples; {why}); allowed: probe.per_round=1..{pool_examples}, "
-                          "or a larger probe.pool_size")
+    check_pool_size(cfg, pool_examples, "probe.pool_size" if cfg.probe.pool_size is not None else
+                    "probe.pool_size is unset: 10% of the training examples, at most 10,000")
