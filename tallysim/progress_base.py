@@ -148,7 +148,11 @@ class RunsClock:
     a finished figure said `ETA after the first run` with nothing left to run). Until a run has finished
     the rate is the measured stretches' only: a stretch that came back with its compile (`compiled`) is
     neither time nor work in it. Elapsed time over the first stretch was mostly compile: a sweep done in
-    1m40s said `ETA 23m41s`. Once a run has finished, its whole time (compile too) is the rate's."""
+    1m40s said `ETA 23m41s`. Once a run has finished, its whole time (compile too) is the rate's.
+    Until then the runs still to come that compile (`expect_compiles`, less one per `batch_starts` that
+    compiles: the sweep knows which batches share a program already compiled) each add the compile
+    time measured so far (a compiled stretch's seconds less its rounds at the measured rate): where
+    every run compiles anew, training time alone was too low by a compile per run left."""
 
     def __init__(self, total: int, done_before: int = 0):
         self.total, self.n, self.ran, self.partial, self.worked = total, 0, 0, 0.0, 0.0
@@ -158,6 +162,8 @@ class RunsClock:
         # the measured stretches (not compiling) before a run has finished: their seconds and runs' worth
         self.t_report, self.w_report = self.t0, 0.0
         self.measured_s, self.measured_w = 0.0, 0.0
+        self.compiles_left = 0          # compiles expected of batches not yet started (expect_compiles)
+        self.compiled: list = []        # (seconds, runs' worth) of each stretch that came back with its compile
 
     def eta(self, now: Optional[float] = None) -> Optional[float]:
         """Seconds left; None before any round came back (before a run ends: any measured stretch)."""
@@ -166,7 +172,9 @@ class RunsClock:
             return None
         left = max(self.total - self.n - self.skips_left - self.partial, 0.0)
         if self.ran == 0:
-            return self.measured_s * left / self.measured_w if self.measured_w > 0 else None
+            if self.measured_w <= 0:
+                return None
+            return self.measured_s * left / self.measured_w + self.compiles_left * self.compile_s()
         end = self.t_ended if self.t_ended is not None else time.perf_counter() if now is None else now
         return (end - self.t0) * left / worked
 
@@ -179,6 +187,23 @@ class RunsClock:
         if left is None:        # rounds back but only compiled ones: no rate yet
             return "ETA after the first rounds" if self.worked > 0 else "ETA after the first run"
         return f"ETA {duration(left)}" + (", next run compiling" if self.t_ended is not None else "")
+
+    def compile_s(self) -> float:
+        """The seconds one compile took, on average over the stretches that came back with theirs: each
+        one's time less its rounds at the measured rate (0 before a measured stretch)."""
+        if not self.compiled or self.measured_w <= 0:
+            return 0.0
+        rate = self.measured_s / self.measured_w
+        return sum(max(s - w * rate, 0.0) for s, w in self.compiled) / len(self.compiled)
+
+    def expect_compiles(self, n: int) -> None:
+        """`n` more batches of runs will compile their program (sweep_plan.compiles)."""
+        self.compiles_left += max(int(n), 0)
+
+    def batch_starts(self, compiles: bool) -> None:
+        """A batch of runs starts: if it compiles, that compile is no longer to come (it is under way)."""
+        if compiles:
+            self.compiles_left = max(self.compiles_left - 1, 0)
 
     def count(self, n: int, skipped: bool) -> None:
         self.n += n
@@ -200,6 +225,8 @@ class RunsClock:
         if not compiled and total > self.w_report:
             self.measured_s += now - self.t_report
             self.measured_w += total - self.w_report
+        elif compiled:
+            self.compiled.append((now - self.t_report, max(total - self.w_report, 0.0)))
         self.t_report, self.w_report = now, total
         self.t_ended = None         # the run under way has come back: the rate counts its time again
 

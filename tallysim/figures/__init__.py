@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from tallysim import atomic, config, outdir, sweep
+from tallysim import atomic, config, outdir, sweep, sweep_plan
 from tallysim import progress as progress_bars
 from tallysim.progress_base import QuietLog, result, say
 from tallysim.config import ConfigError
@@ -198,6 +198,9 @@ def make_figure(name_or_path: str, smoke: bool = False, results: str = "results"
             bar = progress_bars.runs_bar(sum(len(runs) for _, runs in plans.values()), progress, f"{tag} runs",
                                          sum(sweep.done_before(Path(results) / tag / g, runs)
                                              for g, (_, runs) in plans.items()))
+            if bar:         # every group's compiles to come, for the ETA before the first run ends
+                bar.expect_compiles(sum(_compiles(cfg, runs, Path(results) / tag / g, grouped)
+                                        for g, (cfg, runs) in plans.items()))
             recs_by_group = {}
             for gname, (cfg, runs) in plans.items():
                 log(f"{tag}: group {gname} ({len(runs)} runs)")
@@ -232,6 +235,12 @@ def make_figure(name_or_path: str, smoke: bool = False, results: str = "results"
     result(log, f"{tag}: wrote {', '.join(str(p) for k, p in paths.items() if k != 'seconds')} "
            f"in {paths['seconds']} s")
     return paths
+
+
+def _compiles(cfg, runs: list, out_dir: Path, grouped: bool) -> int:
+    """How many of a group's batches of runs will compile a program (sweep_plan.compiles)."""
+    cfgs, dirs = sweep.configs(cfg, runs), [out_dir / name for name, _ in runs]
+    return sum(sweep_plan.compiles(cfgs, dirs, sweep_plan.plan(cfgs, dirs, grouped)))
 
 
 def dry_run(name_or_path: str, smoke: bool = False, grouped: bool = True, log=print,
