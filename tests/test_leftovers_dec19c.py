@@ -1,11 +1,12 @@
-"""leftovers22: the sweep's ETA before its first run ends counts the compiles of the runs still to come."""
+"""leftovers22: the sweep's ETA before its first run ends counts the compiles of the runs still to come;
+tiny trims and fault fractions are the host counts they make, not a device zero."""
 import io
 import sys
 
 import pytest
 
 from conftest import tiny
-from tallysim import figures, progress, progress_lines, sweep, sweep_plan
+from tallysim import config, figures, progress, progress_lines, sweep, sweep_plan
 
 
 class Clock:
@@ -109,4 +110,37 @@ def test_the_sweep_tells_its_bar_the_compiles_and_each_batch(monkeypatch, tmp_pa
     runs = sweep.expand({}, ["optim.lr=0.02,0.05", "peers=4,5"])
     sweep.run_sweep(tiny("protocol.name=tally", "rounds=1"), runs, tmp_path / "s", grouped=False, log=lambda s: None)
     assert seen == [("expect", 2), ("starts", True), ("starts", True), ("starts", False), ("starts", False)]
+
+
+# ------------------------------------------------------------------ 3. tiny trims and fractions are host counts
+
+@pytest.mark.parametrize("items, said", [
+    (("protocol.name=fedavg", "fedavg.aggregate=trimmed", "fedavg.trim=1e-45"),
+     "fedavg.trim=1e-45 trims 0 of 4 models (floor(trim x 4) = 0): fedavg.aggregate=trimmed is their "
+     "unweighted mean; a trim of 1/4 or more cuts one from each end"),
+    (("protocol.name=softlabel", "softlabel.aggregate=trimmed", "softlabel.trim=1e-45"),
+     "softlabel.trim=1e-45 trims 0 of 4 peers' messages"),
+    (("protocol.name=fedavg", "fedavg.aggregate=trimmed", "fedavg.trim=1e-45", "fedavg.pre=bucketing",
+      "fedavg.bucket=2", "peers=8"), "fedavg.trim=1e-45 trims 0 of 4 buckets"),
+    (("protocol.name=fedavg", "fedavg.aggregate=trimmed", "fedavg.trim=0.2", "peers=2"),     # 0.2 of 2 as well
+     "fedavg.trim=0.2 trims 0 of 2 models (floor(trim x 2) = 0): fedavg.aggregate=trimmed is their unweighted "
+     "mean; no trim below 0.5 cuts one of 2"),
+    (("faults.kind=dropout", "faults.fraction=1e-45"),
+     "faults.fraction=1e-45 of peers=4 is no faulty peer (floor(fraction * P) = 0): the run has no faults"),
+])
+def test_a_tiny_trim_or_fault_fraction_is_the_count_it_makes_not_a_device_zero(items, said):
+    """The trims and faults.fraction become floor(value x n) on the host (sim/vote.trim_count,
+    sim/faults.count): 1e-45 was refused as "the device computes with it as 0"; it is a count of 0, as 0.05
+    of 10 is, which the run's warnings say (never the float32 reason)."""
+    from tallysim import validation
+    cfg = config.validate(tiny(*items))
+    assert any(w.startswith(said) for w in validation.warnings(cfg)), validation.warnings(cfg)
+
+
+def test_a_trim_that_cuts_one_says_nothing_and_the_device_floats_stay_refused():
+    from tallysim import validation
+    cfg = config.validate(tiny("protocol.name=fedavg", "fedavg.aggregate=trimmed", "fedavg.trim=0.25"))
+    assert not [w for w in validation.warnings(cfg) if "trim" in w]
+    with pytest.raises(config.ConfigError, match="optim.lr=1e-46 is below float32's smallest normal"):
+        config.validate(tiny("optim.lr=1e-46"))
 
