@@ -8,6 +8,7 @@ from __future__ import annotations
 from fractions import Fraction
 
 from tallysim import protocols
+from tallysim.config_shapes import active_peers
 from tallysim.schema import Config, ConfigError
 
 
@@ -15,7 +16,7 @@ def counts(cfg: Config) -> tuple:
     """(active peers A, models n the robust rule receives: A, or ceil(A / fedavg.bucket) buckets,
     the f it assumes, as protocols/fedavg.py and sim/robust.py take them: fedavg.f, else the faulty
     count floor(faults.fraction * P) capped at A, then at n)."""
-    a, active = cfg.fedavg, max(1, int(round(cfg.participation * cfg.peers)))   # as sim/fed.py counts them
+    a, active = cfg.fedavg, active_peers(cfg)   # as sim/fed.py counts them
     n = -(-active // a.bucket) if a.pre == "bucketing" else active
     faulty = int(Fraction(repr(float(cfg.faults.fraction))) * cfg.peers) if cfg.faults.kind != "none" else 0
     return active, n, min(a.f if a.f is not None else faulty, active, n)

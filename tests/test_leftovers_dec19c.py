@@ -144,3 +144,18 @@ def test_a_trim_that_cuts_one_says_nothing_and_the_device_floats_stay_refused():
     with pytest.raises(config.ConfigError, match="optim.lr=1e-46 is below float32's smallest normal"):
         config.validate(tiny("optim.lr=1e-46"))
 
+
+# ------------------------------------------------------------------ 4. one count of a round's cohort
+
+def test_the_summary_counts_a_cohort_with_the_runs_own_active_peers():
+    """results/headline.py recomputed max(1, round(participation * peers)) beside config_shapes.active_peers
+    (results/ may import only the configuration): it now takes the one function, re-exported by config, as
+    do the robust rules' and the cohort rules' checks."""
+    from tallysim import config_rules, config_shapes, robust_checks
+    from tallysim.results import headline
+    assert headline.active_peers is config.active_peers is config_shapes.active_peers
+    assert robust_checks.active_peers is config_rules.active_peers is config_shapes.active_peers
+    for participation, peers in ((0.25, 10), (0.0001, 1000), (0.5, 3)):
+        cfg = config.Config().replace(participation=participation, peers=peers)
+        active = config_shapes.active_peers(cfg)
+        assert f"{active} of {peers:,} a round" in headline._per_active(cfg, {"round": 1, "bits_per_peer": 8e6})
