@@ -13,7 +13,7 @@ from typing import Optional
 
 import numpy as np
 
-from tallysim.config import ConfigError
+from tallysim.config import ConfigError, active_peers
 from tallysim.results.rows import PEER_PLACES
 
 HEADLINE = ("acc_global", "acc_mean")                     # the server model, else the peers' mean
@@ -225,7 +225,7 @@ def _per_active(cfg, last: dict) -> str:
     peers, rounds, bits = cfg.peers, last.get("round"), last.get("bits_per_peer")
     if cfg.participation >= 1 or cfg.model.groups or not (is_number(rounds) and rounds > 0 and is_number(bits)):
         return ""
-    active = max(1, int(round(cfg.participation * peers)))      # sizing.active_peers, as fed.build counts
+    active = active_peers(cfg)       # config_shapes', re-exported by the configuration (results/ imports only it)
     return f" ({bits * peers / active / rounds / 8e6:.4g} MB per active client and round, {active} of {peers:,} a round)"
 
 

@@ -1,0 +1,96 @@
+"""A figure config's runs, planned before any of them runs: its groups (with `include`, `sweep` axes and
+the smoke version's changes) and panels, each group a sweep whose every configuration is validated, its
+run count bounded and its devices counted. Split from figures/__init__.py, which re-exports these names."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tallysim import config, outdir, sweep
+from tallysim.config import ConfigError
+
+
+def group_plans(spec: dict, smoke: bool, base_dir: Path, start=None) -> dict[str, tuple[config.Config, list]]:
+    """group name -> (base Config, [(run name, overrides)]), all validated before anything runs.
+    `start` (the command line's startup.start_jax) is called once every config has validated, just
+    before the devices are counted: the first thing that needs JAX."""
+    shrink = spec.get("smoke", {}) if smoke else {}
+    for key in ("base", "sweep", "smoke"):
+        if not isinstance(spec.get(key, {}), dict):
+            raise ConfigError(f"a figure config's `{key}` must be an object, not {spec[key]!r:.40}")
+    groups = spec.get("groups", {})
+    if not isinstance(groups, dict) or not isinstance(shrink, dict) \
+            or not isinstance(shrink.get("groups", {}), dict):      # [] was falsy: the base alone, as "all"
+        raise ConfigError("a figure config's `groups` (and `smoke.groups`) must be an object "
+                          '{"group name": {config fields}}')
+    groups = groups or {"all": {}}
+    groups = config.merge(groups, shrink.get("groups", {}))
+    only = shrink.get("only")
+    if only is not None:            # a smoke version may draw only some of the groups
+        if not isinstance(only, list) or not only or any(g not in groups for g in only):
+            raise ConfigError(f"a figure config's `smoke.only` must be a list of its group names "
+                              f"({', '.join(groups)}), not {only!r:.60}")
+        groups = {g: groups[g] for g in only}
+    plans, total = {}, 0
+    for gname, g in groups.items():
+        outdir.check_name(gname, "figure group")      # results/<figure>/<group>/ stays inside --results
+        if not isinstance(g, dict):
+            raise ConfigError(f"figure group {gname!r} must be an object of config fields, not {g!r}")
+        g = dict(g)
+        for where, section in ((f"groups.{gname}.sweep", g.get("sweep", {})), ("smoke.sweep", shrink.get("sweep", {}))):
+            if not isinstance(section, dict):       # a list: dict.update's "sequence element #0" traceback
+                raise ConfigError(f"a figure config's `{where}` must be an object {{\"field\": [values]}}, "
+                                  f"not {section!r:.40}")
+        fields, axes = dict(spec.get("base", {})), {}
+        if "include" in g:
+            inc = config.read_file(str(base_dir / g.pop("include")))
+            for k in ("description", "smoke"):
+                inc.pop(k, None)
+            axes.update(inc.pop("sweep", {}))
+            fields = config.merge(fields, inc)
+        axes.update(spec.get("sweep", {}))
+        axes.update(g.pop("sweep", {}))
+        if smoke:
+            axes.update(shrink.get("sweep", {}))
+        # smoke.groups.<name> is the more specific: it wins over smoke.base (matched_bits' fedct groups set
+        # probe.per_round to their whole smoke pool, which smoke.base's 64 used to replace)
+        own = {k: v for k, v in shrink.get("groups", {}).get(gname, {}).items() if k not in ("sweep", "include")}
+        cfg = config.from_dict(config.merge(config.merge(config.merge(fields, g), shrink.get("base", {})), own))
+        runs = sweep.expand(axes, [])
+        total += len(runs) * max(1, len(panels(spec, smoke)))
+        sweep.check_count(total, "figure")        # before any of its runs is validated
+        plans[gname] = (cfg, with_panels(runs, panels(spec, smoke)))
+    checked = [(runs, sweep.configs(cfg, runs)) for cfg, runs in plans.values()]   # every group validated
+    if start is not None:
+        start()
+    for runs, cfgs in checked:                   # before the first one runs
+        sweep.check_devices(runs, cfgs)
+    return plans
+
+
+def panels(spec: dict, smoke: bool) -> dict:
+    """panel name -> [key=value overrides] ({} when the figure has no panels)."""
+    p = (spec.get("smoke", {}).get("panels") if smoke else None) or spec.get("panels") or {}
+    if not isinstance(p, dict) or not all(isinstance(v, dict) for v in p.values()):
+        raise ConfigError('a figure config\'s `panels` must be an object {"panel name": {config fields}}')
+    out = {}
+    for name, fields in p.items():
+        outdir.check_name(name, "figure panel")
+        flat = _flat(fields)
+        out[name] = [f"{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in flat.items()]
+    return out
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        out.update(_flat(v, prefix + k + ".") if isinstance(v, dict) else {prefix + k: v})
+    return out
+
+
+def with_panels(runs: list, panel_overrides: dict) -> list:
+    """Every run once per panel, named `<panel>__<run>` (`<panel>` for a sweep's single `base` run)."""
+    if not panel_overrides:
+        return runs
+    return [(p if name == "base" else f"{p}__{name}", ov + items)
+            for p, ov in panel_overrides.items() for name, items in runs]
