@@ -31,8 +31,9 @@ def trained_at_once(cfg, active: int | None = None) -> int:
 # gates before and after their nonlinearity (8h), its cell, the cell's tanh and its output (3h); a
 # transformer block's two LayerNorms' inputs and outputs (4h), q, k and v (3h), the attention's output
 # and its projection (2h), the MLP's 4h units before and after the GELU (8h), and per head the attention
-# probabilities over the window and their scores (2 x heads x positions). XLA:CPU keeps 13.4-13.9h per
-# LSTM layer and about 21.7h + 2.7 x heads x positions per block (tests/test_text_estimate_dec19d.py).
+# probabilities over the window and their scores (2 x heads x positions). XLA:CPU's compiled gradient step
+# keeps 13.4-13.9h per LSTM layer and about 21.7h + 2.7 x heads x positions per block (memory_analysis,
+# batch 24 minus batch 8): the whole example's count is 0.78-0.98 of XLA's (tests/test_text_estimate_dec19d.py).
 LSTM_PER_LAYER = 11
 BLOCK_PER_LAYER = 17
 BLOCK_OUTSIDE = 4           # token and position embeddings, their sum, the final LayerNorm

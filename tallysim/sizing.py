@@ -151,9 +151,10 @@ def estimate_bytes(cfg, groups: tuple = ()) -> list[tuple[str, int, str]]:
     # escape the estimate, and 2**31 - 1 failed with an 8 TB allocation on the device
     batch = "batch_size" + (", distill.batch_size" if probe_rows else "")
     per_example = example_bytes(cfg.model, dim, classes, positions(cfg))
+    ragged = " (or raise ragged_groups: fewer peers trained at once)"
     acts = ("the activations", trained_at_once(cfg) * (cfg.batch_size + probe_rows) * per_example,
             batch + (", " + width.rstrip(", ") if cfg.model.name in TEXT_MODELS else "") +
-            (" (or raise ragged_groups: fewer peers trained at once)" if trained_at_once(cfg) > 1 else ""))
+            (ragged if trained_at_once(cfg) > 1 else ""))
     model_parts = [models]
     if groups:      # each group's peers with its own model; the activations of the largest group's step
         model_parts, steps = [], []
@@ -166,7 +167,8 @@ def estimate_bytes(cfg, groups: tuple = ()) -> list[tuple[str, int, str]]:
                                 + (f", as {kept}," if kept else ""), 4 * 3 * p * n, own))
             steps.append((trained_at_once(cfg, a) * (cfg.batch_size + probe_rows) *
                           example_bytes(g.model, dim, classes, positions(cfg)), name,
-                          batch + (f", model.groups group {name}'s {fields.rstrip(', ')}" if fields else "")))
+                          batch + (f", model.groups group {name}'s {fields.rstrip(', ')}" if fields else "") +
+                          (ragged if trained_at_once(cfg, a) > 1 else "")))
         # the groups' training steps are separate programs in one round, which XLA may run one after
         # another reusing their buffers: the largest is the lower bound, not their sum
         most, name, lower = max(steps)
