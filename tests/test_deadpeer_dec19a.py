@@ -62,6 +62,8 @@ def test_the_lines_say_who_and_what_it_cost():
                            "floor 0.1000 (always predicting the most frequent test target) at every evaluation "
                            "after the first (rounds 2-3)"), line
     assert "the peer mean 0.5750 counts it, 0.7333 without" in line and "optim.lr" in line
+    assert "never drawn" not in line
+    assert "never drawn into a round (participation < 1)" in dead_peers.warning(dead._replace(partial=True))
     assert dead_peers.clause(dead) == "; 0.7333 without peer 0, at the floor all run"
     assert dead_peers.clause(None) == ""
     many = dead._replace(names=[f"peer {p}" for p in range(8)], peers=20)
@@ -93,6 +95,11 @@ def test_a_run_names_its_dead_peer_once_and_table_and_results_too(tmp_path, caps
     assert any(n.startswith("table: local: peer 1 (1 of 4 peers) at or below the floor") for n in notes), notes
     res = Results.read(out)
     assert res.dead_peers == ["peer 1"] and "without peer 1, at the floor all run" in repr(res)
+    assert dead_peers.of_run(out).floor == metrics.read_partition(out)["majority_acc"]
+    # a run from before majority_acc was recorded: chance, 1/C, from partition.json's classes
+    part = json.loads((out / metrics.PARTITION).read_text())
+    (out / metrics.PARTITION).write_text(json.dumps({k: v for k, v in part.items() if not k.startswith("majority")}))
+    assert dead_peers.of_run(out).floor == 0.1 and part["classes"] == 10
     # the same directory with peer 1 alive: nothing said anywhere
     rows = metrics.read_rows(out)
     (out / metrics.METRICS).write_text("".join(json.dumps({**r, "acc_peers": [0.9] * 4}) + "\n" for r in rows))

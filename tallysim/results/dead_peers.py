@@ -35,6 +35,7 @@ class Dead(NamedTuple):
     rounds: tuple
     mean: float
     without: Optional[float]
+    partial: bool = False       # participation < 1: a peer never drawn into a cohort never trained
 
 
 def floor_of(majority: dict, classes=None) -> Optional[float]:
@@ -59,7 +60,7 @@ def _low(a, floor: float) -> bool:
     return not is_number(a) or not math.isfinite(a) or a <= floor + FLOOR_MARGIN
 
 
-def find(rows: list, floor: Optional[float], sampled: bool = False) -> Optional[Dead]:
+def find(rows: list, floor: Optional[float], sampled: bool = False, partial: bool = False) -> Optional[Dead]:
     """The dead peers of a run's rows (round order), None where there are none or nothing can tell:
     fewer than two evaluations, no floor, a server model's headline, rows without per-peer accuracies
     (client_storage=auto) or of different lengths, or every peer of a seed at the floor (the run's floor
@@ -88,7 +89,7 @@ def find(rows: list, floor: Optional[float], sampled: bool = False) -> Optional[
     if not names:
         return None
     return Dead(names, len(seeds) * len(table[0][0]), floor, (rows[1]["round"], rows[-1]["round"]),
-                sum(means) / len(means), sum(withouts) / len(withouts) if withouts else None)
+                sum(means) / len(means), sum(withouts) / len(withouts) if withouts else None, partial)
 
 
 def _named(dead: Dead) -> str:
@@ -113,7 +114,8 @@ def warning(dead: Dead, name: str = "") -> str:
     return (f"tallysim: warning: {name + ': ' if name else ''}{_named(dead)} stayed at or below the floor "
             f"{dead.floor:.4f} (always predicting the most frequent test target) at every evaluation after the "
             f"first ({_rounds(dead)}): {'it' if one else 'they'} learnt nothing, most likely diverged in the first "
-            f"rounds (the loss blew up; a smaller optim.lr or optim.momentum prevents it), or "
+            f"rounds (the loss blew up; a smaller optim.lr or optim.momentum prevents it), "
+            f"{'never drawn into a round (participation < 1), ' if dead.partial else ''}or "
             f"{'predicts' if one else 'predict'} one class whatever {'it is' if one else 'they are'} shown"
             f"{_means(dead)} (docs/getting-started.md, \"The demo figure\")")
 
@@ -139,18 +141,22 @@ def note(dead: Dead, label: str) -> str:
 def of_run(run_dir, rows: Optional[list] = None, config: Optional[dict] = None) -> Optional[Dead]:
     """`find` for a run directory: its rows (read here unless given), partition.json's floor (1/C from
     its `classes` for a run before majority_acc was recorded) and config.json's eval sample; None where
-    any of them cannot be read."""
+    any of them cannot be read. Reads nothing more where the last row has no per-peer accuracies or a
+    server model's headline (a `table` of a FedAvg sweep, a population's stateless clients)."""
     from tallysim.results import metrics, partition_file
     d = Path(run_dir)
     try:
         rows = metrics.read_rows(d) if rows is None else rows
-        if len(rows) < 2 or headline_key(rows[-1]) != "acc_mean":      # the common case: nothing more read
+        if len(rows) < 2 or headline_key(rows[-1]) != "acc_mean" or _per_seed(rows[-1]) is None:
             return None
-        part = metrics.read_partition(d)
+        floor = floor_of(partition_file.majority(d))
+        if floor is None:           # a run before majority_acc: chance from its classes
+            part = metrics.read_partition(d)
+            floor = floor_of({}, part.get("classes") if isinstance(part, dict) else None)
         config = metrics.read_config(d) if config is None else config
     except (ConfigError, OSError, ValueError):
         return None
-    floor = floor_of(partition_file.majority(d), part.get("classes") if isinstance(part, dict) else None)
     sampled = isinstance(config, dict) and config.get("eval_sample") == "random" and \
         is_number(config.get("eval_peers")) and is_number(config.get("peers")) and config["eval_peers"] < config["peers"]
-    return find(rows, floor, sampled)
+    partial = isinstance(config, dict) and is_number(config.get("participation")) and config["participation"] < 1
+    return find(rows, floor, sampled, partial)
