@@ -36,6 +36,7 @@ class Dead(NamedTuple):
     mean: float
     without: Optional[float]
     partial: bool = False       # participation < 1: a peer never drawn into a cohort never trained
+    seeds: int = 1              # `peers` counts every seed's: 20 peers x 3 seeds are 60
 
 
 def floor_of(majority: dict, classes=None) -> Optional[float]:
@@ -89,12 +90,13 @@ def find(rows: list, floor: Optional[float], sampled: bool = False, partial: boo
     if not names:
         return None
     return Dead(names, len(seeds) * len(table[0][0]), floor, (rows[1]["round"], rows[-1]["round"]),
-                sum(means) / len(means), sum(withouts) / len(withouts) if withouts else None, partial)
+                sum(means) / len(means), sum(withouts) / len(withouts) if withouts else None, partial, len(seeds))
 
 
 def _named(dead: Dead) -> str:
     shown = ", ".join(dead.names[:SHOWN]) + (f" and {len(dead.names) - SHOWN} more" if len(dead.names) > SHOWN else "")
-    return f"{shown} ({len(dead.names)} of {dead.peers} peers)" if len(dead.names) > 1 or dead.peers > 1 else shown
+    of = f"{dead.peers // dead.seeds} peers x {dead.seeds} seeds" if dead.seeds > 1 else f"{dead.peers} peers"
+    return f"{shown} ({len(dead.names)} of {of})"
 
 
 def _rounds(dead: Dead) -> str:
@@ -127,7 +129,7 @@ def clause(dead: Optional[Dead]) -> str:
         return ""
     k = len(dead.names)
     names = ", ".join(dead.names[:SHOWN]) + (f" and {k - SHOWN} more" if k > SHOWN else "") + \
-        (f" ({k} of {dead.peers})" if k > 1 else "")
+        (f" ({k} of {dead.peers // dead.seeds}{f' x {dead.seeds} seeds' if dead.seeds > 1 else ''})" if k > 1 else "")
     return (f"; {names} at the floor all run" if dead.without is None else
             f"; {dead.without:.4f} without {names}, at the floor all run")
 
