@@ -5,19 +5,8 @@ import sys
 
 import pytest
 
-from conftest import tiny
+from conftest import Clock, tiny
 from tallysim import config, figures, progress, progress_lines, sweep, sweep_plan
-
-
-class Clock:
-    """time.perf_counter for the progress modules: the test moves it."""
-
-    def __init__(self, monkeypatch, t: float = 0.0):
-        self.t = t
-        monkeypatch.setattr(progress.time, "perf_counter", self)     # the one `time` module they all use
-
-    def __call__(self) -> float:
-        return self.t
 
 
 # ------------------------------------------------------------------ 2. the ETA and the compiles to come
