@@ -57,3 +57,25 @@ def test_every_peer_of_every_seed_at_the_floor_is_the_floor_notes():
     one_seed = _seed_rows([[[0.3, 0.2], [0.2, 0.3]], [[0.1, 0.1], [0.5, 0.6]], [[0.1, 0.1], [0.6, 0.7]]], [0, 1])
     dead = dead_peers.find(one_seed, 0.1)
     assert dead.names == ["seed 0 peer 0", "seed 0 peer 1"] and dead.without == pytest.approx(0.65)
+
+
+def test_a_batch_compiles_unless_an_earlier_one_built_the_same_program(tmp_path):
+    """sweep_plan.compiles keyed a batch by lanes.signature alone, which leaves out the lane fields and
+    the lanes: one at a time, optim.lr=0.02,0.05 was said to compile once (measured: 7.9 s, then 7.7 s;
+    seed=0,1 7.9 s then 1.3 s, the compile cache's), and a resumed run (a batch of one, its checkpoint)
+    beside the rest of its group in one program was said to compile nothing."""
+    from conftest import tiny
+    from tallysim import checkpoint, sweep, sweep_plan
+    base = tiny("protocol.name=tally", "rounds=1")
+    runs = sweep.expand({}, ["optim.lr=0.02,0.05,0.1"])
+    cfgs, dirs = sweep.configs(base, runs), [tmp_path / n for n, _ in runs]
+    assert sweep_plan.compiles(cfgs, dirs, sweep_plan.plan(cfgs, dirs, False)) == [True, True, True]
+    dirs[0].mkdir()
+    (dirs[0] / checkpoint.FILE).write_text("")       # run 0 resumes alone; runs 1 and 2 as one program
+    batches = sweep_plan.plan(cfgs, dirs, True)
+    assert batches == [[0], [1, 2]] and sweep_plan.compiles(cfgs, dirs, batches) == [True, True]
+    # seeds are host fields (not in the signature) but lanes of the program: seeds=1 and seeds=2 differ
+    more = sweep.configs(base, sweep.expand({}, ["seeds=1,2"]))
+    assert sweep_plan.compiles(more, dirs[:2], [[0], [1]]) == [True, True]
+    same = sweep.configs(base, sweep.expand({}, ["seed=3,4"]))
+    assert sweep_plan.compiles(same, dirs[1:], [[0], [1]]) == [True, False]
