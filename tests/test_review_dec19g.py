@@ -79,3 +79,34 @@ def test_a_batch_compiles_unless_an_earlier_one_built_the_same_program(tmp_path)
     assert sweep_plan.compiles(more, dirs[:2], [[0], [1]]) == [True, True]
     same = sweep.configs(base, sweep.expand({}, ["seed=3,4"]))
     assert sweep_plan.compiles(same, dirs[1:], [[0], [1]]) == [True, False]
+
+
+def test_star_counts_dropout_bits_by_hand_at_three_peers_in_four_classes():
+    """The brief's hand check of histogram_senders (A = 3, C = 4, one message): histograms of 0..3 votes
+    in 4 classes are 1, 4, 10, 20 compositions, 0 / 2 / 4 / 5 bits; the header is one of 2A-1 = 5 pairs,
+    3 bits. S = 1: 3 + 0 to the arrived peer, 3 + 2 to each of 2 lost: 13; S = 2: 2 x (3 + 2) + (3 + 4)
+    = 17; S = 3: 3 x (3 + 4) = 21; S = 0: nothing. A = 1 (test_votes_dec19b's A = 4 cannot tell 2A-1
+    from 2A: 3 bits both): one possible pair, 0 bits, and the lone arrived vote's histogram of 0 others."""
+    from types import SimpleNamespace
+
+    from tallysim.protocols import tally
+    from tallysim.sim import comm
+
+    def down(A, S, C=4):
+        ctx = SimpleNamespace(spec=SimpleNamespace(messages=1, active=A, classes=C))
+        return tally.histogram_senders(ctx, comm.RoundBits(2, 0, A), S).totals()
+    assert [down(3, S) for S in range(4)] == [(0, 0), (2, 13), (4, 17), (6, 21)]
+    assert down(1, 1) == (2, 0) and down(1, 0) == (0, 0)
+
+
+def test_a_peer_within_the_floor_margin_is_at_the_floor():
+    """dead_peers reads `at or below the floor + FLOOR_MARGIN` (headline's 0.002: one position's rounding),
+    as floor_note does; test_deadpeer_dec19a's rows passed with the margin removed."""
+    from tallysim.results.headline import FLOOR_MARGIN
+    assert FLOOR_MARGIN == 0.002
+
+    def rows(acc0):
+        return [{"round": r, "acc_peers": [a, 0.6], "acc_mean": (a + 0.6) / 2, "acc_global": None}
+                for r, a in enumerate((0.3, acc0, acc0), 1)]
+    assert dead_peers.find(rows(0.1015), 0.1).names == ["peer 0"]
+    assert dead_peers.find(rows(0.1025), 0.1) is None
