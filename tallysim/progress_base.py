@@ -151,7 +151,8 @@ class RunsClock:
     1m40s said `ETA 23m41s`. Once a run has finished, its whole time (compile too) is the rate's.
     Until then the runs still to come that compile (`expect_compiles`, less one per `batch_starts` that
     compiles: the sweep knows which batches share a program already compiled) each add the compile
-    time measured so far (a compiled stretch's seconds less its rounds at the measured rate): where
+    time measured so far (a compiling batch's first stretch's seconds less its rounds at the measured
+    rate; a later seed chunk's first stretch, whose programs the first chunk made, is not one): where
     every run compiles anew, training time alone was too low by a compile per run left."""
 
     def __init__(self, total: int, done_before: int = 0):
@@ -164,6 +165,9 @@ class RunsClock:
         self.measured_s, self.measured_w = 0.0, 0.0
         self.compiles_left = 0          # compiles expected of batches not yet started (expect_compiles)
         self.compiled: list = []        # (seconds, runs' worth) of each stretch that came back with its compile
+        # a batch that compiles has started and its first stretch is not back: only that stretch is a
+        # compile's; a later seed chunk's first stretch reuses the chunk's programs (run._programs)
+        self.compiling = False
 
     def eta(self, now: Optional[float] = None) -> Optional[float]:
         """Seconds left; None before any round came back (before a run ends: any measured stretch)."""
@@ -201,7 +205,9 @@ class RunsClock:
         self.compiles_left += max(int(n), 0)
 
     def batch_starts(self, compiles: bool) -> None:
-        """A batch of runs starts: if it compiles, that compile is no longer to come (it is under way)."""
+        """A batch of runs starts: if it compiles, that compile is no longer to come (it is under way), and
+        its first stretch back is the one compile_s measures."""
+        self.compiling = bool(compiles)
         if compiles:
             self.compiles_left = max(self.compiles_left - 1, 0)
 
@@ -225,8 +231,12 @@ class RunsClock:
         if not compiled and total > self.w_report:
             self.measured_s += now - self.t_report
             self.measured_w += total - self.w_report
-        elif compiled:
+        elif compiled and self.compiling:
+            # the batch's compile; a seed chunk's first stretch is `compiled` too (its round line says
+            # `compiling`) but its programs were made for the first chunk: averaged in, a 4-chunk run's
+            # near-zero restarts cut the compile each run to come adds to a quarter
             self.compiled.append((now - self.t_report, max(total - self.w_report, 0.0)))
+            self.compiling = False
         self.t_report, self.w_report = now, total
         self.t_ended = None         # the run under way has come back: the rate counts its time again
 

@@ -187,6 +187,19 @@ def spy_probes(monkeypatch, module) -> list:
     return out
 
 
+class Clock:
+    """time.perf_counter for the progress modules (progress, progress_base, progress_lines, progress_rounds
+    share one `time` module): the test moves it by setting `t`."""
+
+    def __init__(self, monkeypatch, t: float = 0.0):
+        from tallysim import progress
+        self.t = t
+        monkeypatch.setattr(progress.time, "perf_counter", self)
+
+    def __call__(self) -> float:
+        return self.t
+
+
 def read_rows(run_dir) -> list:
     """The metrics.jsonl rows of a run directory."""
     return [json.loads(line) for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines()]

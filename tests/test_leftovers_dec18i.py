@@ -7,16 +7,7 @@ import pytest
 
 from tallysim import progress, progress_base, progress_lines
 
-
-class Clock:
-    """time.perf_counter for the progress modules: the test moves it."""
-
-    def __init__(self, monkeypatch, t: float = 0.0):
-        self.t = t
-        monkeypatch.setattr(progress.time, "perf_counter", self)     # the one `time` module they all use
-
-    def __call__(self) -> float:
-        return self.t
+from conftest import Clock
 
 
 @pytest.fixture(autouse=True)

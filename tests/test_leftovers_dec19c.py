@@ -5,19 +5,8 @@ import sys
 
 import pytest
 
-from conftest import tiny
+from conftest import Clock, tiny
 from tallysim import config, figures, progress, progress_lines, sweep, sweep_plan
-
-
-class Clock:
-    """time.perf_counter for the progress modules: the test moves it."""
-
-    def __init__(self, monkeypatch, t: float = 0.0):
-        self.t = t
-        monkeypatch.setattr(progress.time, "perf_counter", self)     # the one `time` module they all use
-
-    def __call__(self) -> float:
-        return self.t
 
 
 # ------------------------------------------------------------------ 2. the ETA and the compiles to come
@@ -70,22 +59,28 @@ def test_the_runs_bar_and_lines_pass_the_compiles_to_their_clock(monkeypatch):
 
 
 def test_which_batches_of_a_sweep_compile(tmp_path):
-    """Grouped, each batch is a program of its own; one at a time, a run of shapes an earlier run of this
-    sweep compiled does not compile again; a finished run (skipped) compiles nothing."""
+    """Grouped, each batch is a program of its own; one at a time, a run whose program an earlier run of
+    this sweep compiled (the same shapes and lane-field values: only `seed` differs) does not compile
+    again, one whose optim.lr differs does (review20: the lr is a constant of a lone run's program);
+    a finished run (skipped) compiles nothing."""
     base = tiny("protocol.name=tally", "rounds=1")
     runs = sweep.expand({}, ["optim.lr=0.02,0.05", "peers=4,5"])     # peers is static: two programs
     cfgs, dirs = sweep.configs(base, runs), [tmp_path / n for n, _ in runs]
     grouped = sweep_plan.plan(cfgs, dirs, True)
     assert grouped == [[0, 2], [1, 3]] and sweep_plan.compiles(cfgs, dirs, grouped) == [True, True]
     alone = sweep_plan.plan(cfgs, dirs, False)
-    assert sweep_plan.compiles(cfgs, dirs, alone) == [True, True, False, False]
+    assert sweep_plan.compiles(cfgs, dirs, alone) == [True, True, True, True]
+    seeds = sweep.expand({}, ["seed=0,1", "peers=4,5"])
+    s_cfgs = sweep.configs(base, seeds)
+    s_dirs = [tmp_path / n for n, _ in seeds]
+    assert sweep_plan.compiles(s_cfgs, s_dirs, sweep_plan.plan(s_cfgs, s_dirs, False)) == [True, True, False, False]
     dirs[1].mkdir()
     (dirs[1] / sweep.DONE).write_text("{}")
     again = sweep_plan.plan(cfgs, dirs, True)
     assert again == [[0, 2], [1], [3]] and sweep_plan.compiles(cfgs, dirs, again) == [True, False, True]
     # a figure's bar over every group is told them before its first group runs
     assert figures._compiles(base, runs, tmp_path, True) == 2
-    assert figures._compiles(base, runs, tmp_path / "fresh", False) == 2
+    assert figures._compiles(base, runs, tmp_path / "fresh", False) == 4      # one at a time: each lr its own program
 
 
 def test_the_sweep_tells_its_bar_the_compiles_and_each_batch(monkeypatch, tmp_path):
@@ -107,7 +102,7 @@ def test_the_sweep_tells_its_bar_the_compiles_and_each_batch(monkeypatch, tmp_pa
     monkeypatch.setattr(sweep.progress_bars, "runs_bar", lambda *a, **k: Bar())
     monkeypatch.setattr(sweep, "_run_one", lambda *a, **k: None)
     monkeypatch.setattr(sweep, "_run_grouped", lambda *a, **k: None)
-    runs = sweep.expand({}, ["optim.lr=0.02,0.05", "peers=4,5"])
+    runs = sweep.expand({}, ["seed=0,1", "peers=4,5"])
     sweep.run_sweep(tiny("protocol.name=tally", "rounds=1"), runs, tmp_path / "s", grouped=False, log=lambda s: None)
     assert seen == [("expect", 2), ("starts", True), ("starts", True), ("starts", False), ("starts", False)]
 

@@ -14,24 +14,13 @@ import pytest
 from tallysim import cli, progress_lines
 from tallysim import progress, progress_base
 # what these tests read is what a run prints and writes, not the training: TINY without the warm-up epoch
-from conftest import TINY_NO_WARMUP as TINY, fail_doomed_figure, one_line, tiny_no_warmup as tiny
+from conftest import Clock, TINY_NO_WARMUP as TINY, fail_doomed_figure, one_line, tiny_no_warmup as tiny
 
 
 @pytest.fixture(autouse=True)
 def _auto(monkeypatch):
     for k in (progress.MODE_ENV, progress.INTERVAL_ENV):
         monkeypatch.delenv(k, raising=False)
-
-
-class Clock:
-    """time.perf_counter for the progress modules: the test moves it."""
-
-    def __init__(self, monkeypatch, t: float = 0.0):
-        self.t = t
-        monkeypatch.setattr(progress.time, "perf_counter", self)     # the one `time` module both use
-
-    def __call__(self) -> float:
-        return self.t
 
 
 # ----------------------------------------------------------------------------- lines, not redraws

@@ -64,8 +64,9 @@ def _low(a, floor: float) -> bool:
 def find(rows: list, floor: Optional[float], sampled: bool = False, partial: bool = False) -> Optional[Dead]:
     """The dead peers of a run's rows (round order), None where there are none or nothing can tell:
     fewer than two evaluations, no floor, a server model's headline, rows without per-peer accuracies
-    (client_storage=auto) or of different lengths, or every peer of a seed at the floor (the run's floor
-    note). `sampled`: eval_sample=random, where a position in acc_peers is not the peer's index."""
+    (client_storage=auto) or of different lengths, or every peer of every seed at the floor (the run's
+    floor note; one seed wholly at the floor beside seeds that learnt is named: no note speaks for it).
+    `sampled`: eval_sample=random, where a position in acc_peers is not the peer's index."""
     if floor is None or len(rows) < 2 or headline_key(rows[-1]) != "acc_mean":
         return None
     table = [_per_seed(r) for r in rows[1:]]
@@ -80,14 +81,14 @@ def find(rows: list, floor: Optional[float], sampled: bool = False, partial: boo
     for s, seed in enumerate(seeds):
         n = len(table[0][s])
         dead = [p for p in range(n) if all(_low(t[s][p], floor) for t in table)]
-        if len(dead) == n and len(seeds) == 1:
-            return None                  # the whole run at the floor: headline.floor_note's case
         names += [(f"seed {seed} " if seed is not None else "") + f"{who}{p}" for p in dead]
         last = [a if is_number(a) and math.isfinite(a) else 0.0 for a in table[-1][s]]
         means.append(sum(last) / n)
         if len(dead) < n:
             withouts.append(sum(a for p, a in enumerate(last) if p not in dead) / (n - len(dead)))
-    if not names:
+    if not names or len(names) == len(seeds) * len(table[0][0]):
+        # none; or the whole run at the floor, every peer of every seed: headline.floor_note's case (its
+        # mean is at the floor too). A one-seed run was let through to it, a multi-seed one named all
         return None
     return Dead(names, len(seeds) * len(table[0][0]), floor, (rows[1]["round"], rows[-1]["round"]),
                 sum(means) / len(means), sum(withouts) / len(withouts) if withouts else None, partial, len(seeds))
