@@ -232,6 +232,10 @@ def storage_hint(cfg) -> str | None:
     active = active_peers(cfg)
     if cfg.client_storage != "stacked" or active >= cfg.peers or protocols.client_state(cfg):
         return None
+    # models_bytes reads the run's top-level model, not model.groups' own: never a grouped run here, since
+    # every protocol that takes groups (model_groups.GROUP_PROTOCOLS) keeps each client's own model, so
+    # client_state returned above (tests/test_storage_hint_dec19h.py pins it; a stateless one joining the
+    # groups must size each group's models here)
     stacked, cohort = models_bytes(cfg)
     if stacked < HINT_BYTES:
         return None
