@@ -53,6 +53,9 @@ class Built:
     # data.path's files as read (data_read.state: resolved path, each file's size, times, inode), None
     # without a path or where they changed while read; partition.json records it (data_read.py)
     data_read: Optional[dict] = None
+    # run_files.majority_of's cache: the test set's majority floor, read to the host once per run (its
+    # partition.json and the mid-run dead-peer watch both use it)
+    majority_facts: Optional[dict] = field(default=None, repr=False)
 
     def __post_init__(self):
         self._made = self.protocol          # what make_protocol gave: a caller may replace self.protocol

@@ -8,6 +8,8 @@ re-exports each, as before.
 from __future__ import annotations
 
 import math
+from fractions import Fraction
+from typing import Optional
 
 from tallysim import protocols
 from tallysim.file_shapes import KNOWN_SHAPES, KNOWN_TEXT, TEXT_MODELS, files_shape, text_model_params
@@ -82,6 +84,15 @@ def example_shape(cfg) -> tuple:
 def active_peers(cfg) -> int:
     """A, the peers active each round, as sim/fed.build counts them."""
     return max(1, int(round(cfg.participation * cfg.peers)))
+
+
+def faulty_peers(cfg, peers: Optional[int] = None) -> int:
+    """The faulty peers of `peers` (cfg.peers by default), floor(faults.fraction * P) with the fraction
+    read as the decimal it was written (0.7 x 90 peers is 63, where the float product 62.99999999999999
+    gave 62), whatever faults.kind (its callers ask). The one reading: the run's (sim/faults.count),
+    validation's warning and the robust rules' checks (a third of 3 peers, 0.3333333333333333 x 3, is 0
+    faulty, as the run has it: the float product 1.0 let validation's warning say nothing)."""
+    return int(Fraction(repr(float(cfg.faults.fraction))) * (cfg.peers if peers is None else peers))
 
 
 def data_shape(cfg) -> tuple[int, int, int]:

@@ -137,6 +137,10 @@ class RoundBar(base.RoundFacts):
             post["compile"] = f"{self.compile_s:.1f}s"
         self.bar.set_postfix(post)
 
+    def note(self, line: str) -> None:
+        """A warning while the bar runs (run_recorders' dead peers): on its own line above the bar."""
+        self.bar.write(line, file=sys.stderr)
+
     def close(self) -> None:
         self.ticker.stop()
         self.bar.close()

@@ -8,7 +8,7 @@ from __future__ import annotations
 from fractions import Fraction
 
 from tallysim import protocols
-from tallysim.config_shapes import active_peers
+from tallysim.config_shapes import active_peers, faulty_peers
 from tallysim.schema import Config, ConfigError
 
 
@@ -18,7 +18,7 @@ def counts(cfg: Config) -> tuple:
     count floor(faults.fraction * P) capped at A, then at n)."""
     a, active = cfg.fedavg, active_peers(cfg)   # as sim/fed.py counts them
     n = -(-active // a.bucket) if a.pre == "bucketing" else active
-    faulty = int(Fraction(repr(float(cfg.faults.fraction))) * cfg.peers) if cfg.faults.kind != "none" else 0
+    faulty = faulty_peers(cfg) if cfg.faults.kind != "none" else 0
     return active, n, min(a.f if a.f is not None else faulty, active, n)
 
 

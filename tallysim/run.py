@@ -80,16 +80,28 @@ def _own_model(cfg, r: int) -> str:
             "output at initialisation)")
 
 
-def _diverged_peers(state, j: int, peers_n: int) -> str:
+def _diverged_peers(state, j: int, ctx) -> str:
     """Which peers' parameters are not finite when lane j's loss is not (read once, at the stop): one
-    peer of 20 diverging stopped the demo's seed 1 with no word of which."""
-    bad = peers.nonfinite_peers(getattr(state, "params", None), j, peers_n)
+    peer of 20 diverging stopped the demo's seed 1 with no word of which. With model.groups each peer's
+    group too; where no model is held per peer (client_storage=auto) or none of theirs is the culprit,
+    whether the server's model is finite."""
+    n, groups = ctx.spec.peers, ctx.model_groups
+    bad = peers.nonfinite_peers(getattr(state, "params", None), j, n, tuple((g.lo, g.hi) for g in groups))
     if not bad:
-        return ""
-    if len(bad) == peers_n:
-        return f"; every peer's parameters are not finite ({peers_n})"
+        server = peers.nonfinite_model(getattr(state, "server", None), j)
+        if server is None:
+            return ""
+        if bad is None:         # no client model outlives its round: the server's is all there is to read
+            return ("; not finite: the server model's parameters" if server else
+                    "; the server model's parameters are finite (client_storage=auto keeps no client's model "
+                    "to name the one that diverged)")
+        return "; not finite: the server model's parameters (every peer's are finite)" if server else ""
+    by_group = "".join(f"; group {g.name}: {k} of {g.hi - g.lo}" for g in groups
+                       if (k := sum(g.lo <= p < g.hi for p in bad)))
+    if len(bad) == n:
+        return f"; every peer's parameters are not finite ({n})"
     shown = ", ".join(map(str, bad[:6])) + (f" and {len(bad) - 6} more" if len(bad) > 6 else "")
-    return f"; not finite: the parameters of peer{'s' if len(bad) > 1 else ''} {shown} ({len(bad)} of {peers_n})"
+    return f"; not finite: the parameters of peer{'s' if len(bad) > 1 else ''} {shown} ({len(bad)} of {n}{by_group})"
 
 
 def _run_chunk(b: Built, lo: int, hi: int, lanes_out: "_Lanes", bar, saver: checkpoint.Saver,
@@ -134,7 +146,7 @@ def _run_chunk(b: Built, lo: int, hi: int, lanes_out: "_Lanes", bar, saver: chec
                 if not math.isfinite(loss):
                     lanes_out.diverged(lo + j, f"round {r}, seed {b.seeds[lo + j]}: the training loss is "
                                        f"{loss}; the run stopped (try a smaller {_lr_now(c)}){_own_model(c, r)}"
-                                       f"{_diverged_peers(state, j, ctx.spec.peers)}")
+                                       f"{_diverged_peers(state, j, ctx)}")
         if not any(lanes_out.live(j) for j in range(lo, hi)):
             break
         evaluating = [j for j, c in enumerate(cfgs) if evaluates(c, end) and lanes_out.live(lo + j)]

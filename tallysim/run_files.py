@@ -55,8 +55,16 @@ def dataset_facts(b: Built) -> dict:
              "model_params": params, "data_digest": b.data_digest}
     if getattr(b, "data_read", None):       # the files data.path named, resolved, as read (data_read.py)
         facts[data_read.KEY] = b.data_read
-    facts.update(majority(np.asarray(b.fed.y_test), tasks.of(b.ctx.spec)))
+    facts.update(majority_of(b))
     return facts
+
+
+def majority_of(b: Built) -> dict:
+    """`majority` of the run's test set, computed once per Built (each run directory's partition.json
+    and run_recorders' mid-run dead-peer watch read it; the labels come to the host once)."""
+    if b.majority_facts is None:
+        b.majority_facts = majority(np.asarray(b.fed.y_test), tasks.of(b.ctx.spec))
+    return b.majority_facts
 
 
 def majority(y_test: np.ndarray, task) -> dict:

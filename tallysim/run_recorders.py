@@ -6,6 +6,7 @@ Split from run.py (which re-exports these names) so the round loop keeps to its 
 from __future__ import annotations
 
 import contextlib
+import sys
 import time
 from pathlib import Path
 from typing import Optional
@@ -14,7 +15,9 @@ from tallysim import atomic, code_identity, config, tracking
 from tallysim.build import Built
 from tallysim.protocols import plugin_import
 from tallysim.metrics_file import MetricsFile
+from tallysim.results import dead_peers
 from tallysim.results.metrics import ERROR, METRICS, aggregate, dumps_row
+from tallysim.run_files import majority_of
 from tallysim.sim import mesh
 
 
@@ -66,6 +69,16 @@ class Recorder:
             self.file.close()
 
 
+def _watch(b: Built, i: int) -> dead_peers.Watch:
+    """Configuration i's mid-run dead-peer watch (results/dead_peers.Watch): its floor is the test set's
+    majority (read once per run, as partition.json's), its first evaluation the one it skips."""
+    cfg = b.cfgs[i]
+    floor = dead_peers.floor_of(majority_of(b), b.ctx.spec.classes)
+    sampled = cfg.eval_sample == "random" and cfg.eval_peers is not None and cfg.eval_peers < cfg.peers
+    return dead_peers.Watch(floor, min(cfg.eval_every, cfg.rounds), len(b.lanes_of(i)), sampled,
+                            cfg.participation < 1)
+
+
 class Lanes:
     """Routes each lane's rows to its configuration's recorder; a lane whose loss is not finite stops
     its configuration (the others in the group go on)."""
@@ -87,6 +100,9 @@ class Lanes:
             self.recs.append(rec)
         self.t0 = self.recs[0].t0
         self.failed: dict[int, NonFiniteLoss] = {}
+        self.bar = bar
+        self.watches = [_watch(b, i) for i in range(len(out_dirs))] if mesh.is_writer() else []
+        self.names = [Path(d).name if d is not None else "" for d in out_dirs]
 
     def live(self, j: int) -> bool:
         return self.b.lane_cfg[j] not in self.failed
@@ -106,6 +122,13 @@ class Lanes:
             mine = [row for j, row in lane_rows if self.b.lane_cfg[j] == i]
             if mine:
                 rec.rows(r, mine)
+        for j, row in lane_rows:        # a peer at the floor for STREAK evaluations: said now, once per run
+            i = self.b.lane_cfg[j]
+            if self.watches and (line := self.watches[i].see(row, self.b.seeds[j], self.names[i])):
+                if self.bar is not None and hasattr(self.bar, "note"):
+                    self.bar.note(line)         # above tqdm's bar, not through it
+                else:
+                    print(line, file=sys.stderr)
 
     def meta(self, lo: int, r: int, ledgers) -> dict:
         # checkpoints: one configuration only; --resume compares its config with the one resuming

@@ -16,7 +16,7 @@ from tallysim.file_shapes import (IMAGE_MODELS, TEXT_MODELS, KNOWN_CLIENTS, KNOW
                                   assumed, files_shape, text_model_params)
 # a run's shapes from its config (config_shapes.py): sizing.X, as before
 from tallysim.config_shapes import (active_peers, data_shape, example_shape, model_params, models_bytes,  # noqa: F401
-                                    positions, text_activation_bytes, trained_at_once)
+                                    faulty_peers, positions, text_activation_bytes, trained_at_once)
 from tallysim.probe_blocks import BLOCK_SHARE, KEPT_BYTES, blocks_votes, counts_target, kept_bytes, probe_block  # noqa: F401 - sizing.X for sim/
 
 # Sizes past which a run hangs on the host or cannot finish, whatever the memory: field -> (largest
@@ -232,6 +232,10 @@ def storage_hint(cfg) -> str | None:
     active = active_peers(cfg)
     if cfg.client_storage != "stacked" or active >= cfg.peers or protocols.client_state(cfg):
         return None
+    # models_bytes reads the run's top-level model, not model.groups' own: never a grouped run here, since
+    # every protocol that takes groups (model_groups.GROUP_PROTOCOLS) keeps each client's own model, so
+    # client_state returned above (tests/test_storage_hint_dec19h.py pins it; a stateless one joining the
+    # groups must size each group's models here)
     stacked, cohort = models_bytes(cfg)
     if stacked < HINT_BYTES:
         return None

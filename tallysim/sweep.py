@@ -120,7 +120,7 @@ def _checked_out(out, runs: list, cfgs: list) -> Path:
 
 def run_sweep(base_cfg: Config, runs: list[tuple[str, list[str]]], out_dir, progress: bool = True,
               log: Callable[[str], None] = print, meta: Optional[dict] = None, grouped: bool = True,
-              runs_bar=None) -> list[dict]:
+              runs_bar=None, validated: Optional[list] = None) -> list[dict]:
     """Run every (name, overrides) into out_dir/name; returns one record per run:
     {name, overrides, dir, status: done|skipped|failed, [summary|error]}.
 
@@ -134,8 +134,11 @@ def run_sweep(base_cfg: Config, runs: list[tuple[str, list[str]]], out_dir, prog
     `grouped` (the default): runs that differ only in per-lane fields (lanes.py: learning rates,
     weights, temperatures, partition, seed, rounds) run as one compiled program each group, with the
     same files and metrics as one at a time; `grouped=False` runs them one after another.
+    `validated`: `configs(base_cfg, runs)` as the caller already has it (a figure's plan), not made again.
     """
-    cfgs = configs(base_cfg, runs)
+    cfgs = configs(base_cfg, runs) if validated is None else validated
+    if len(cfgs) != len(runs):
+        raise ValueError(f"run_sweep: {len(cfgs)} validated configs for {len(runs)} runs")
     warn_before(runs, cfgs)                  # the API's sweep too, not only `tallysim sweep`
     check_devices(runs, cfgs)                # before any run directory is created
     out_dir = _checked_out(out_dir, runs, cfgs)     # nothing is created or replaced until every run dir is ours (or absent)

@@ -121,7 +121,7 @@ def warnings(cfg: Config) -> list[str]:
     if protocols.traits(name).distill and cfg.distill.ramp_rounds > cfg.rounds:
         out.append(f"distill.ramp_rounds={cfg.distill.ramp_rounds} > rounds={cfg.rounds}: the distillation "
                    f"weight never reaches distill.weight (at most {cfg.rounds / cfg.distill.ramp_rounds:.2g} of it)")
-    if cfg.faults.kind != "none" and int(cfg.faults.fraction * cfg.peers) == 0:
+    if cfg.faults.kind != "none" and sizing.faulty_peers(cfg) == 0:     # as the run counts them (sim/faults.count)
         # warned, not refused, as drop_prob=0 below: fig8 and robustness sweep faults.fraction with 0 as the
         # fault-free point (a sweep prints no warnings)
         if cfg.faults.fraction == 0:

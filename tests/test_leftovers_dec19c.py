@@ -78,9 +78,9 @@ def test_which_batches_of_a_sweep_compile(tmp_path):
     (dirs[1] / sweep.DONE).write_text("{}")
     again = sweep_plan.plan(cfgs, dirs, True)
     assert again == [[0, 2], [1], [3]] and sweep_plan.compiles(cfgs, dirs, again) == [True, False, True]
-    # a figure's bar over every group is told them before its first group runs
-    assert figures._compiles(base, runs, tmp_path, True) == 2
-    assert figures._compiles(base, runs, tmp_path / "fresh", False) == 4      # one at a time: each lr its own program
+    # a figure's bar over every group is told them before its first group runs (from the configs its plan validated)
+    assert figures._compiles(cfgs, runs, tmp_path, True) == 2
+    assert figures._compiles(cfgs, runs, tmp_path / "fresh", False) == 4      # one at a time: each lr its own program
 
 
 def test_the_sweep_tells_its_bar_the_compiles_and_each_batch(monkeypatch, tmp_path):

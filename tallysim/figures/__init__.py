@@ -199,13 +199,14 @@ def make_figure(name_or_path: str, smoke: bool = False, results: str = "results"
                                          sum(sweep.done_before(Path(results) / tag / g, runs)
                                              for g, (_, runs) in plans.items()))
             if bar:         # every group's compiles to come, for the ETA before the first run ends
-                bar.expect_compiles(sum(_compiles(cfg, runs, Path(results) / tag / g, grouped)
-                                        for g, (cfg, runs) in plans.items()))
+                bar.expect_compiles(sum(_compiles(plans.configs[g], runs, Path(results) / tag / g, grouped)
+                                        for g, (_, runs) in plans.items()))
             recs_by_group = {}
             for gname, (cfg, runs) in plans.items():
                 log(f"{tag}: group {gname} ({len(runs)} runs)")
                 recs_by_group[gname] = sweep.run_sweep(cfg, runs, Path(results) / tag / gname, progress=progress,
-                                                       log=log, grouped=grouped, runs_bar=bar)
+                                                       log=log, grouped=grouped, runs_bar=bar,
+                                                       validated=plans.configs[gname])
         finally:
             if bar:
                 bar.close()
@@ -237,9 +238,10 @@ def make_figure(name_or_path: str, smoke: bool = False, results: str = "results"
     return paths
 
 
-def _compiles(cfg, runs: list, out_dir: Path, grouped: bool) -> int:
-    """How many of a group's batches of runs will compile a program (sweep_plan.compiles)."""
-    cfgs, dirs = sweep.configs(cfg, runs), [out_dir / name for name, _ in runs]
+def _compiles(cfgs: list, runs: list, out_dir: Path, grouped: bool) -> int:
+    """How many of a group's batches of runs will compile a program (sweep_plan.compiles); `cfgs`: its
+    runs' Configs as group_plans validated them."""
+    dirs = [out_dir / name for name, _ in runs]
     return sum(sweep_plan.compiles(cfgs, dirs, sweep_plan.plan(cfgs, dirs, grouped)))
 
 
@@ -256,8 +258,8 @@ def dry_run(name_or_path: str, smoke: bool = False, grouped: bool = True, log=pr
     plans = group_plans(spec, smoke, path.parent, start)
     from tallysim.sim import lanes               # imports JAX: only once the figure has validated
     total_runs = total = 0
-    for gname, (cfg, runs) in plans.items():
-        n = len(lanes.group(sweep.configs(cfg, runs))) if grouped and runs else len(runs)
+    for gname, (_, runs) in plans.items():
+        n = len(lanes.group(plans.configs[gname])) if grouped and runs else len(runs)
         log(f"{name}{'-smoke' if smoke else ''}: group {gname}: {len(runs)} runs, {n} compiled programs")
         total_runs, total = total_runs + len(runs), total + n
     log(f"{name}{'-smoke' if smoke else ''}: {total_runs} runs; {total} compiled programs")
@@ -274,8 +276,8 @@ def programs(names, unplanned, smoke: bool = False):
             _, path, spec, _, _ = preflight(name, smoke, None, None)
             plans = group_plans(spec, smoke, path.parent)
             from tallysim.sim import lanes               # imports JAX: only once the figure has validated
-            found = [(gname, k, [cfgs[i] for i in grp]) for gname, (cfg, runs) in plans.items()
-                     for cfgs in [sweep.configs(cfg, runs)] for k, grp in enumerate(lanes.group(cfgs))]
+            found = [(gname, k, [cfgs[i] for i in grp]) for gname, cfgs in plans.configs.items()
+                     for k, grp in enumerate(lanes.group(cfgs))]
         except Exception as e:      # noqa: BLE001 - the caller says which and goes on
             unplanned(name, e)
             continue

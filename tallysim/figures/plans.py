@@ -10,10 +10,22 @@ from tallysim import config, outdir, sweep
 from tallysim.config import ConfigError
 
 
-def group_plans(spec: dict, smoke: bool, base_dir: Path, start=None) -> dict[str, tuple[config.Config, list]]:
-    """group name -> (base Config, [(run name, overrides)]), all validated before anything runs.
-    `start` (the command line's startup.start_jax) is called once every config has validated, just
-    before the devices are counted: the first thing that needs JAX."""
+class Plans(dict):
+    """group_plans' answer: group name -> (base Config, [(run name, overrides)]), and `configs`: group name
+    -> its runs' Configs as the plan validated them, in run order. make_figure (its compiles and its
+    sweeps), dry_run and programs reuse them: each validated its groups' configs again (about 1 s more on
+    experiments/robustness.json for counting its compiles alone)."""
+
+    def __init__(self, plans: dict, configs: dict):
+        super().__init__(plans)
+        self.configs = configs
+
+
+def group_plans(spec: dict, smoke: bool, base_dir: Path, start=None) -> Plans:
+    """group name -> (base Config, [(run name, overrides)]), all validated before anything runs (the
+    validated Configs: the answer's `configs`). `start` (the command line's startup.start_jax) is
+    called once every config has validated, just before the devices are counted: the first thing that
+    needs JAX."""
     shrink = spec.get("smoke", {}) if smoke else {}
     for key in ("base", "sweep", "smoke"):
         if not isinstance(spec.get(key, {}), dict):
@@ -60,12 +72,12 @@ def group_plans(spec: dict, smoke: bool, base_dir: Path, start=None) -> dict[str
         total += len(runs) * max(1, len(panels(spec, smoke)))
         sweep.check_count(total, "figure")        # before any of its runs is validated
         plans[gname] = (cfg, with_panels(runs, panels(spec, smoke)))
-    checked = [(runs, sweep.configs(cfg, runs)) for cfg, runs in plans.values()]   # every group validated
+    checked = {g: sweep.configs(cfg, runs) for g, (cfg, runs) in plans.items()}   # every group validated, once
     if start is not None:
         start()
-    for runs, cfgs in checked:                   # before the first one runs
-        sweep.check_devices(runs, cfgs)
-    return plans
+    for g, cfgs in checked.items():              # before the first one runs
+        sweep.check_devices(plans[g][1], cfgs)
+    return Plans(plans, checked)
 
 
 def panels(spec: dict, smoke: bool) -> dict:

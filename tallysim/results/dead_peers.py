@@ -7,7 +7,8 @@ demo figure").
 
 Read from the rows already written (each row's `acc_peers`, each seed's in a multi-seed row's `per_seed`),
 never from the device: run.py warns once at a run's end, the summary line names them, `tallysim table`
-and `Results` note them. Only where the headline is the peers' mean (no server model): a FedAvg-type
+and `Results` note them; while the run goes on, `Watch` reads each row as it is written and names a
+peer at the floor at STREAK evaluations in a row after the first, once per run (run_recorders.Lanes). Only where the headline is the peers' mean (no server model): a FedAvg-type
 run's `acc_peers` are the peers' models after local training, at the floor on one-class shards by
 design, and a peer that diverges there makes the server's model non-finite, which stops the run. Where
 every evaluated peer is at the floor the run's own floor note speaks (headline.floor_note), not this.
@@ -139,6 +140,55 @@ def note(dead: Dead, label: str) -> str:
     """`tallysim table`'s note for one run."""
     return (f"table: {label}: {_named(dead)} at or below the floor {dead.floor:.4f} + {FLOOR_MARGIN:g} at every "
             f"evaluation after the first ({_rounds(dead)}){_means(dead)}")
+
+
+STREAK = 3          # evaluations after the first in a row at the floor before a peer is named mid-run
+
+
+class Watch:
+    """Names peers at the floor while the run goes on (run_recorders.Lanes), once per run: the first time a
+    peer has been at or below it at STREAK evaluations in a row after the first. `warning` comes only at
+    the run's end, and a 400-round run learnt late of a peer dead since round 2. Fed each lane's row as
+    it is written (its acc_peers, already on the host), with its seed; nothing read from the device.
+    `first`: the run's first evaluated round (every peer starts near the floor: not read); `seeds`: the
+    run's seed count (names say "seed 1 peer 0" with several); as `find`, a server model's headline is
+    not read and a one-seed run with every peer at the floor is the floor note's case."""
+
+    def __init__(self, floor: Optional[float], first: int, seeds: int = 1, sampled: bool = False,
+                 partial: bool = False, streak: int = STREAK):
+        self.floor, self.first, self.seeds, self.streak = floor, first, seeds, streak
+        self.who = "evaluated peer #" if sampled else "peer "
+        self.partial = partial
+        self.low: dict = {}         # seed -> per peer, its evaluations in a row at the floor
+        self.rounds: dict = {}      # seed -> the rounds evaluated after the first
+        self.said = floor is None
+
+    def see(self, row: dict, seed=None, name: str = "") -> Optional[str]:
+        """The warning line the first time this row completes a streak, else None."""
+        acc = row.get("acc_peers")
+        if self.said or row.get("round", 0) <= self.first or headline_key(row) != "acc_mean" \
+                or not isinstance(acc, list) or not acc:
+            return None
+        low = self.low.setdefault(seed, [0] * len(acc))
+        if len(low) != len(acc):
+            return None
+        low[:] = [k + 1 if _low(a, self.floor) else 0 for k, a in zip(low, acc)]
+        rounds = self.rounds.setdefault(seed, [])
+        rounds.append(row["round"])
+        dead = [p for p, k in enumerate(low) if k >= self.streak]
+        if not dead or (len(dead) == len(acc) and self.seeds == 1):
+            return None
+        self.said = True
+        names = [(f"seed {seed} " if self.seeds > 1 else "") + f"{self.who}{p}" for p in dead]
+        one = len(dead) == 1
+        shown = ", ".join(names[:SHOWN]) + (f" and {len(names) - SHOWN} more" if len(names) > SHOWN else "")
+        return (f"tallysim: warning: {name + ': ' if name else ''}{shown} ({len(dead)} of {len(acc)} peers"
+                f"{f' of seed {seed}' if self.seeds > 1 else ''}) at or below the floor {self.floor:.4f} "
+                f"(always predicting the most frequent test target) at the last {self.streak} evaluations "
+                f"(rounds {rounds[-self.streak]}-{rounds[-1]}): {'it has' if one else 'they have'} most likely "
+                f"diverged (a smaller optim.lr or optim.momentum prevents it)"
+                f"{', or never been drawn into a round (participation < 1)' if self.partial else ''}; "
+                f"the run goes on, and says at its end whether {'it' if one else 'they'} stayed there")
 
 
 def of_run(run_dir, rows: Optional[list] = None, config: Optional[dict] = None) -> Optional[Dead]:

@@ -36,7 +36,6 @@ is then exactly the one without faults.
 from __future__ import annotations
 
 import functools
-from fractions import Fraction
 from typing import NamedTuple, Optional
 
 import jax
@@ -45,6 +44,7 @@ import jax.scipy.special
 import numpy as np
 
 from tallysim.config import PARAM_ATTACKS
+from tallysim.sizing import faulty_peers
 from tallysim.sim import attacks, row_draws
 
 FAULT_STREAM = 0x0FA17      # fold_in tag of the round's fault key (round_keys' own streams untouched)
@@ -56,8 +56,9 @@ TRAINING_KINDS = ("under_trained", "label_flip")                # faults of how 
 
 
 def count(cfg, peers: int) -> int:
-    """Number of faulty peers, floor(fraction * P) with the fraction as written (0.3 * 10 is 3)."""
-    return int(Fraction(repr(float(cfg.faults.fraction))) * peers)
+    """Number of faulty peers, floor(fraction * P) with the fraction as written (0.7 * 90 is 63):
+    config_shapes.faulty_peers, the reading validation's warning and the robust rules' checks share."""
+    return faulty_peers(cfg, peers)
 
 
 def enabled(cfg, peers: int) -> bool:

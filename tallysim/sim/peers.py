@@ -145,15 +145,34 @@ def eval_params(params_ZxP, pick_Zxn: Optional[np.ndarray], how: str, own_ZxK=No
     return jax.vmap(take)(params_ZxP, pick_Zxn), own
 
 
-def nonfinite_peers(params_ZxP, lane: int, peers: int) -> Optional[list]:
+def nonfinite_peers(params_ZxP, lane: int, peers: int, groups: tuple = ()) -> Optional[list]:
     """The peers of chunk lane `lane` whose parameters hold a NaN or an inf: read to the host once, where
     a run stops on a non-finite training loss (never in the round loop), so the stop names the peer that
-    diverged (the demo's seed 1 under softlabel: peer 0, in round 1). None where the parameters are not
-    stacked [Z, P, ...] (client_storage=auto keeps none; model.groups stacks each group's apart)."""
-    leaves = jax.tree_util.tree_leaves(params_ZxP) if params_ZxP is not None else []
-    if not leaves or any(leaf.ndim < 2 or leaf.shape[1] != peers or lane >= leaf.shape[0] for leaf in leaves):
+    diverged (the demo's seed 1 under softlabel: peer 0, in round 1). `groups` (model.groups): each
+    group's (lo, hi) peers, whose models `params_ZxP` holds one tree each, [Z, hi - lo, ...], in group
+    order. None where no parameters are held per peer (client_storage=auto keeps none: nonfinite_model
+    reads the server's) or they are not stacked so."""
+    trees = list(params_ZxP) if groups and isinstance(params_ZxP, (tuple, list)) else [params_ZxP]
+    spans = list(groups) if groups else [(0, peers)]
+    if params_ZxP is None or len(trees) != len(spans):
         return None
-    ok_P = np.ones(peers, bool)
-    for leaf in leaves:
-        ok_P &= np.asarray(jnp.isfinite(leaf[lane].reshape(peers, -1)).all(axis=1))
-    return np.flatnonzero(~ok_P).tolist()
+    bad = []
+    for tree, (lo, hi) in zip(trees, spans):
+        leaves = jax.tree_util.tree_leaves(tree)
+        n = hi - lo
+        if not leaves or any(leaf.ndim < 2 or leaf.shape[1] != n or lane >= leaf.shape[0] for leaf in leaves):
+            return None
+        ok_P = np.ones(n, bool)
+        for leaf in leaves:
+            ok_P &= np.asarray(jnp.isfinite(leaf[lane].reshape(n, -1)).all(axis=1))
+        bad += (lo + np.flatnonzero(~ok_P)).tolist()
+    return bad
+
+
+def nonfinite_model(tree_Z, lane: int) -> Optional[bool]:
+    """Whether a model held once per lane ([Z, ...]: the server's) holds a NaN or an inf in lane `lane`;
+    None where there is none. Read once, at a non-finite stop, as nonfinite_peers."""
+    leaves = jax.tree_util.tree_leaves(tree_Z) if tree_Z is not None else []
+    if not leaves or any(leaf.ndim < 1 or lane >= leaf.shape[0] for leaf in leaves):
+        return None
+    return not all(bool(jnp.isfinite(leaf[lane]).all()) for leaf in leaves)
