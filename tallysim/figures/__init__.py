@@ -42,6 +42,7 @@ from tallysim.fields import home
 from tallysim.sweep_section import figure_keys
 from tallysim.results.metrics import panel_of  # noqa: F401 - figures.panel_of, as before
 from tallysim.figures.spec_keys import check_spec_keys
+from tallysim.figures.panel_layout import panels, with_panels  # noqa: F401 - figures.panels, as before
 from tallysim.figures.shipped import (EXPERIMENTS, FIGURES, check_named, experiments_dir, resolve,  # noqa: F401 - as before
                                       shipped_config, unique_figures)
 
@@ -89,6 +90,13 @@ def group_plans(spec: dict, smoke: bool, base_dir: Path, start=None) -> dict[str
         raise ConfigError("a figure config's `groups` (and `smoke.groups`) must be an object "
                           '{"group name": {config fields}}')
     groups = groups or {"all": {}}
+    # smoke.groups shrinks the figure's groups; a name that is none of them (a typo, or a group renamed in
+    # `groups` only) was added as a group of its own, run in the smoke version alone with the base config
+    extra = [g for g in shrink.get("groups", {}) if g not in groups]
+    if extra:
+        raise ConfigError(f"a figure config's `smoke.groups` names {', '.join(map(repr, extra))}, not a group of "
+                          f"its `groups`; allowed: {', '.join(groups)} (smoke.groups shrinks those; a new group "
+                          "goes into `groups`)")
     groups = config.merge(groups, shrink.get("groups", {}))
     only = shrink.get("only")
     if only is not None:            # a smoke version may draw only some of the groups
@@ -120,7 +128,10 @@ def group_plans(spec: dict, smoke: bool, base_dir: Path, start=None) -> dict[str
         # smoke.groups.<name> is the more specific: it wins over smoke.base (matched_bits' fedct groups set
         # probe.per_round to their whole smoke pool, which smoke.base's 64 used to replace)
         own = {k: v for k, v in shrink.get("groups", {}).get(gname, {}).items() if k not in ("sweep", "include")}
-        cfg = config.from_dict(config.merge(config.merge(config.merge(fields, g), shrink.get("base", {})), own))
+        # named: "config file: seeds='5' is a string" said neither the figure's file nor which group
+        where = f"figure group {gname!r} (base, groups.{gname}{', smoke' if smoke else ''})"
+        cfg = config.from_dict(config.merge(config.merge(config.merge(fields, g), shrink.get("base", {})), own),
+                               where=where)
         runs = sweep.expand(axes, [])
         total += len(runs) * max(1, len(panels(spec, smoke)))
         sweep.check_count(total, "figure")        # before any of its runs is validated
@@ -131,34 +142,6 @@ def group_plans(spec: dict, smoke: bool, base_dir: Path, start=None) -> dict[str
     for runs, cfgs in checked:                   # before the first one runs
         sweep.check_devices(runs, cfgs)
     return plans
-
-
-def panels(spec: dict, smoke: bool) -> dict:
-    """panel name -> [key=value overrides] ({} when the figure has no panels)."""
-    p = (spec.get("smoke", {}).get("panels") if smoke else None) or spec.get("panels") or {}
-    if not isinstance(p, dict) or not all(isinstance(v, dict) for v in p.values()):
-        raise ConfigError('a figure config\'s `panels` must be an object {"panel name": {config fields}}')
-    out = {}
-    for name, fields in p.items():
-        outdir.check_name(name, "figure panel")
-        flat = _flat(fields)
-        out[name] = [f"{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in flat.items()]
-    return out
-
-
-def _flat(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        out.update(_flat(v, prefix + k + ".") if isinstance(v, dict) else {prefix + k: v})
-    return out
-
-
-def with_panels(runs: list, panel_overrides: dict) -> list:
-    """Every run once per panel, named `<panel>__<run>` (`<panel>` for a sweep's single `base` run)."""
-    if not panel_overrides:
-        return runs
-    return [(p if name == "base" else f"{p}__{name}", ov + items)
-            for p, ov in panel_overrides.items() for name, items in runs]
 
 
 def preflight(name_or_path: str, smoke: bool, results: Optional[str], out: Optional[str]) -> tuple:

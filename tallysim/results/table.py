@@ -50,7 +50,9 @@ def swept_fields(cfgs: list[dict]) -> list[str]:
     one value: tally beside softlabel is no sweep over softlabel.trim (a value swept among them stays)."""
     from tallysim import protocols
     owned = tuple(f"{s}." for s in protocols.sections())
-    flat = [flatten(c) for c in cfgs]
+    # a run with no config.json (copied without it, or deleted) holds no value of any field: counted as
+    # "unset" beside the others, every one of ~100 fields read as swept and the table grew that wide
+    flat = [flatten(c) for c in cfgs if c]
     derived = {k for c in cfgs for k in (c.get("derived") or []) if isinstance(k, str)}
     keys = list(dict.fromkeys(k for f in flat for k in f))
     keys = [k for k in keys if k not in derived and not any(k == s or k.startswith(s) for s in NOT_SWEPT)]

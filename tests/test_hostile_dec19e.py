@@ -1,0 +1,121 @@
+"""Hostile inputs, round 14 (hostile14): experiments/*.json figure configs and sweep sections edited by hand
+(strings, booleans and null for numbers, a smoke group that is no group, a list in a panel), result folders
+with a run that lost its config.json, and more. Each test names what the input did before its fix; every
+refusal comes before anything compiles (`no_compile`) or is written. Pure validation: milliseconds each.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import TINY, one_line
+
+from tallysim import cli, config, figures, outdir, sweep  # noqa: F401  (before jit is patched)
+from tallysim.config import ConfigError
+from tallysim.results import metrics, table
+
+CLASS_POOL = figures.EXPERIMENTS / "class_pool.json"
+
+
+def _class_pool() -> dict:
+    return config.read_file(str(CLASS_POOL))
+
+
+def _run_dir(d: Path, protocol="tally", cfg=True) -> Path:
+    """A finished run's directory, written by hand: its marker, config (unless cfg=False) and two rows."""
+    d.mkdir(parents=True)
+    outdir.mark(d)
+    if cfg:
+        (d / metrics.CONFIG).write_text(json.dumps({"protocol": {"name": protocol}, "rounds": 2, "peers": 4,
+                                                    "optim": {"lr": 0.05}}))
+    rows = [{"round": r, "bits_per_peer": 4.0 * r, "acc_mean": 0.5, "acc_global": None} for r in (1, 2)]
+    (d / metrics.METRICS).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return d
+
+
+# ----------------------------------------------------------------------------- a config file's sweep section
+
+@pytest.mark.parametrize("axis, expected", [
+    # ran seeds 0 and 1, where the same file's {"seed": "0"} was refused for its quotes
+    ({"seed": ["0", "1"]}, "seed='0' is a string; expected an integer, written without quotes"),
+    # ["4", 4] collapsed into one run, in silence
+    ({"peers": ["4", 4]}, "peers='4' is a string; expected an integer"),
+    ({"optim.lr": ["0.1"]}, "optim.lr='0.1' is a string; expected a number"),
+    # ran as the text 'true', refused as "sweep run peers=true: peers='true': expected an integer"
+    ({"peers": [4, True]}, "peers=True is a boolean; expected an integer"),
+    # null was the text 'none': "protocol.name='none' is not known"
+    ({"protocol.name": ["tally", None]}, "protocol.name=None is null; expected a string"),
+    # "malformed override '=1'": an override never typed, the file's section unnamed
+    ({"": [1]}, "the config file's `sweep` section has an axis with an empty key"),
+])
+def test_a_sweep_sections_values_are_typed_as_the_files_body(axis, expected):
+    with pytest.raises(ConfigError, match="sweep") as e:
+        sweep.expand(axis, [])
+    assert expected in str(e.value), e.value
+
+
+def test_a_sweep_sections_json_values_that_fit_still_run():
+    runs = sweep.expand({"data.max_train": [None, 1000], "partition.cap": [True, False], "optim.lr": [1, 0.5],
+                         "data.input_shape": [[28, 28, 1]], "peers": [4, 4.0]}, [])
+    assert len(runs) == 8, runs
+
+
+# ----------------------------------------------------------------------------- figure configs edited by hand
+
+def test_a_smoke_group_that_is_no_group_of_the_figure_is_refused():
+    # a typo in smoke.groups (or a group renamed in `groups` only) added a group of its own, run in the
+    # smoke version alone with the base config: class_pool's smoke ran 7 groups of 6
+    spec = _class_pool()
+    spec["smoke"]["groups"]["tally_800p_pool100"] = {"probe": {"per_round": 7}}
+    with pytest.raises(ConfigError, match=r"`smoke.groups` names 'tally_800p_pool100', not a group of its "
+                                          r"`groups`; allowed: tally_800p_pool1000, "):
+        figures.group_plans(spec, True, CLASS_POOL.parent)
+    spec["groups"] = {}      # `groups` emptied: its smoke groups became the figure's groups beside "all"
+    with pytest.raises(ConfigError, match=r"allowed: all \(smoke.groups shrinks those"):
+        figures.group_plans(spec, True, CLASS_POOL.parent)
+
+
+@pytest.mark.parametrize("edit, expected", [
+    # "config file: seeds='5' is a string": neither the figure nor its group named
+    (lambda s: s["base"].update(seeds="5"), "figure group 'tally_800p_pool1000' (base, groups.tally_800p_pool1000): "
+                                            "seeds='5' is a string"),
+    (lambda s: s["groups"]["local_pool1000"].update(seed=[0, 1]), "figure group 'local_pool1000' (base, "
+                                                                   "groups.local_pool1000): seed=[0, 1] is a list"),
+    # "sweep run iid: partition.kind='[\"iid\", \"dirichlet\"]' is not known ... did you mean dirichlet?"
+    (lambda s: s["panels"]["iid"]["partition"].update(kind=["iid", "dirichlet"]),
+     "figure panel 'iid': partition.kind=['iid', 'dirichlet'] is a list; expected a string"),
+    (lambda s: s["panels"]["dir0.5"].update(probe={"per_round": "64"}),
+     "figure panel 'dir0.5': probe.per_round='64' is a string; expected an integer"),
+])
+def test_a_figure_configs_wrong_value_names_its_group_or_panel(edit, expected):
+    spec = _class_pool()
+    edit(spec)
+    with pytest.raises(ConfigError) as e:
+        figures.group_plans(spec, False, CLASS_POOL.parent)
+    assert expected in str(e.value), e.value
+
+
+def test_a_figure_cli_refuses_a_smoke_group_before_anything_runs(tmp_path, capsys, no_compile):
+    spec = json.loads(CLASS_POOL.read_text())
+    spec["extends"] = str(CLASS_POOL.parent / "base" / "smoke.json")
+    spec["smoke"]["groups"]["nosuch"] = {"probe": {"per_round": 7}}
+    (tmp_path / "fig.json").write_text(json.dumps(spec))
+    line = one_line(capsys, ["figure", str(tmp_path / "fig.json"), "--smoke", "--results", str(tmp_path / "r"),
+                             "--out", str(tmp_path / "f")])
+    assert "`smoke.groups` names 'nosuch'" in line, line
+    assert not (tmp_path / "r").exists()
+
+
+# ----------------------------------------------------------------------------- result folders
+
+def test_a_run_without_config_json_does_not_make_every_field_a_column(tmp_path):
+    # a run directory copied without its config.json: every one of ~100 config fields read as swept
+    # (unset beside a value), and `tallysim table` printed them all, one empty column each
+    _run_dir(tmp_path / "r" / "t")
+    _run_dir(tmp_path / "r" / "f", protocol="fedavg")
+    _run_dir(tmp_path / "r" / "bare", cfg=False)
+    cols, rows = table.table_rows([tmp_path / "r"], log=lambda m: None)
+    assert cols[:3] == ["run", "protocol.name", "final"], cols
+    assert "peers" not in cols and "optim.lr" not in cols
+    assert {r["run"]: r["status"] for r in rows}["bare"] == "unknown"
