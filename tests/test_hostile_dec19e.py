@@ -116,3 +116,19 @@ def test_a_run_without_config_json_does_not_make_every_field_a_column(tmp_path):
     assert cols[:3] == ["run", "protocol.name", "final"], cols
     assert "peers" not in cols and "optim.lr" not in cols
     assert {r["run"]: r["status"] for r in rows}["bare"] == "unknown"
+
+
+def test_a_last_row_cut_short_leaves_the_rows_before_it(tmp_path):
+    # a run killed while writing a row (or read while it writes one): the whole run was skipped by `table`
+    # and read_rows, and Results.read refused it ("torn by a crash; remove that line or rerun")
+    import tallysim
+    d = _run_dir(tmp_path / "r" / "torn")
+    with (d / metrics.METRICS).open("a") as f:
+        f.write('{"round": 3, "bits_per_peer": 12.0, "acc_me')
+    assert [r["round"] for r in metrics.read_rows(d)] == [1, 2]
+    assert [r["round"] for r in tallysim.read_rows(tmp_path / "r", strict=True)] == [1, 2]
+    assert tallysim.Results.read(d).rows[-1]["round"] == 2
+    # a broken line with a newline after it is no row being written: still refused, named
+    (d / metrics.METRICS).write_text('{"round": 1, "bits_per_peer": 4.0, "acc_me\n')
+    with pytest.raises(ConfigError, match="line 1 is not valid JSON"):
+        metrics.read_rows(d)
