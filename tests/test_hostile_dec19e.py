@@ -132,3 +132,33 @@ def test_a_last_row_cut_short_leaves_the_rows_before_it(tmp_path):
     (d / metrics.METRICS).write_text('{"round": 1, "bits_per_peer": 4.0, "acc_me\n')
     with pytest.raises(ConfigError, match="line 1 is not valid JSON"):
         metrics.read_rows(d)
+
+
+@pytest.mark.parametrize("edit, expected", [
+    # "sweep run iid: rounds=0 is out of range": the base's value, said of a run, no group named
+    (lambda s: s["base"].update(rounds=0), "figure group 'tally_800p_pool1000': sweep run iid: rounds=0 is out"),
+    (lambda s: s["groups"]["local_pool1000"]["protocol"].update(name="Local"),
+     "figure group 'local_pool1000': sweep run iid: protocol.name='Local' is not known"),
+    # "config file 'nosuch.json' does not exist": whose include it was, unsaid
+    (lambda s: s["groups"].update(extra={"include": "nosuch.json"}), "figure group 'extra': config file "),
+    # a run's panel is its name up to the first "__": panel "dir__x"'s runs were drawn in a panel "dir"
+    (lambda s: s["panels"].update({"dir__x": {"partition": {"kind": "iid"}}}), "figure panel 'dir__x': a panel's "
+                                                                               "name may not hold '__'"),
+])
+def test_a_figure_groups_refusal_names_the_group(edit, expected):
+    spec = _class_pool()
+    edit(spec)
+    with pytest.raises(ConfigError) as e:
+        figures.group_plans(spec, False, CLASS_POOL.parent)
+    assert expected in str(e.value), e.value
+
+
+def test_smoke_panels_that_are_no_object_are_refused():
+    # "panels": [] in smoke ran the full figure's three panels in silence ([] is falsy)
+    spec = _class_pool()
+    spec["smoke"]["panels"] = []
+    with pytest.raises(ConfigError, match=r"`smoke.panels` must be an object"):
+        figures.group_plans(spec, True, CLASS_POOL.parent)
+    spec["smoke"]["panels"] = {"iid": {"partition": {"kind": "iid"}}}
+    assert {n.split("__")[0] for n, _ in figures.group_plans(spec, True, CLASS_POOL.parent)["local_pool1000"][1]} \
+        == {"iid"}

@@ -116,7 +116,7 @@ def group_plans(spec: dict, smoke: bool, base_dir: Path, start=None) -> dict[str
                                   f"not {section!r:.40}")
         fields, axes = dict(spec.get("base", {})), {}
         if "include" in g:
-            inc = config.read_file(str(base_dir / g.pop("include")))
+            inc = _group_configs(gname, str(base_dir / g.pop("include")), None)
             for k in ("description", "smoke"):
                 inc.pop(k, None)
             axes.update(inc.pop("sweep", {}))
@@ -136,12 +136,22 @@ def group_plans(spec: dict, smoke: bool, base_dir: Path, start=None) -> dict[str
         total += len(runs) * max(1, len(panels(spec, smoke)))
         sweep.check_count(total, "figure")        # before any of its runs is validated
         plans[gname] = (cfg, with_panels(runs, panels(spec, smoke)))
-    checked = [(runs, sweep.configs(cfg, runs)) for cfg, runs in plans.values()]   # every group validated
+    checked = [(runs, _group_configs(gname, cfg, runs)) for gname, (cfg, runs) in plans.items()]   # all validated
     if start is not None:
         start()
     for runs, cfgs in checked:                   # before the first one runs
         sweep.check_devices(runs, cfgs)
     return plans
+
+
+def _group_configs(gname: str, cfg, runs):
+    """sweep.configs of a figure group's runs (an `include` file's contents with runs=None), its errors
+    naming the group: "sweep run iid: rounds=0 is out of range" said neither the group nor that the
+    value came from the figure's base (every group's), and a missing include not whose it was."""
+    try:
+        return config.read_file(cfg) if runs is None else sweep.configs(cfg, runs)
+    except ConfigError as e:
+        raise ConfigError(f"figure group {gname!r}: {e}") from None
 
 
 def preflight(name_or_path: str, smoke: bool, results: Optional[str], out: Optional[str]) -> tuple:

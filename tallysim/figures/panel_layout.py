@@ -26,12 +26,19 @@ def panel_grid(spec: dict, data: dict):
 
 def panels(spec: dict, smoke: bool) -> dict:
     """panel name -> [key=value overrides] ({} when the figure has no panels)."""
-    p = (spec.get("smoke", {}).get("panels") if smoke else None) or spec.get("panels") or {}
+    own = spec.get("smoke", {}).get("panels") if smoke else None
+    if own is not None and not isinstance(own, dict):   # [] was falsy: the full figure's panels, in silence
+        raise ConfigError('a figure config\'s `smoke.panels` must be an object {"panel name": {config fields}}')
+    p = own or spec.get("panels") or {}
     if not isinstance(p, dict) or not all(isinstance(v, dict) for v in p.values()):
         raise ConfigError('a figure config\'s `panels` must be an object {"panel name": {config fields}}')
     out = {}
     for name, fields in p.items():
         outdir.check_name(name, "figure panel")
+        if "__" in name:    # a run's panel is its directory's name up to the first "__" (panel_of)
+            raise ConfigError(f"figure panel {name!r}: a panel's name may not hold '__', which ends it in its "
+                              f"runs' directory names (they are <panel>__<run>: {name.split('__')[0]!r} would "
+                              f"be read back as its panel); allowed: e.g. {name.replace('__', '_')!r}")
         # each value as a config file's body takes it: a list for one value ({"partition.kind": ["iid",
         # "dirichlet"]}) became the text '["iid", "dirichlet"]', refused as "is not known"
         flat = {k: config.json_axis_value(k, v, f"figure panel {name!r}") if k in config.field_keys() else v
