@@ -162,3 +162,17 @@ def test_smoke_panels_that_are_no_object_are_refused():
     spec["smoke"]["panels"] = {"iid": {"partition": {"kind": "iid"}}}
     assert {n.split("__")[0] for n, _ in figures.group_plans(spec, True, CLASS_POOL.parent)["local_pool1000"][1]} \
         == {"iid"}
+
+
+def test_tied_is_ranked_lower_better(tmp_path, capsys):
+    # `table --metric tied` showed a run's most tied round as its best, pareto drew the most tied runs as
+    # the frontier: the share of tied votes was ranked as a score
+    d = tmp_path / "r"
+    _run_dir(d)
+    rows = [{"round": r, "bits_per_peer": 4.0 * r, "acc_mean": 0.5, "acc_global": None, "tied": t}
+            for r, t in ((1, 0.4), (2, 0.1))]
+    (d / metrics.METRICS).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert metrics.final_best(rows, "tied") == (0.1, 0.1)
+    assert metrics.lower_is_better("tied@lstm") and not metrics.lower_is_better("vote_acc")
+    line = one_line(capsys, ["pareto", str(d), "--metric", "tied", "--out", str(tmp_path / "p.png")])
+    assert "--metric 'tied' is better lower" in line, line

@@ -120,7 +120,10 @@ def floor_note(acc, majority: dict, name: str = "") -> Optional[str]:
 def lower_is_better(name: str) -> bool:
     """A perplexity or a loss: its best is its smallest (`table --metric ppl_mean` called the diverged
     first round's inf perplexity the best)."""
-    return name == "ppl" or name.startswith("ppl_") or "loss" in name or name == "wrong_confidence"
+    # `tied` (the share of probes whose vote was tied, votes2) was ranked as a score: `table --metric tied`'s
+    # best was a run's most tied round, and pareto's frontier the most tied runs
+    return name == "ppl" or name.startswith("ppl_") or "loss" in name or name.split("@")[0] in ("wrong_confidence",
+                                                                                               "tied")
 
 
 def final_best(rows: list[dict], name: str = "auto") -> tuple[Optional[float], Optional[float]]:
