@@ -176,3 +176,25 @@ def test_tied_is_ranked_lower_better(tmp_path, capsys):
     assert metrics.lower_is_better("tied@lstm") and not metrics.lower_is_better("vote_acc")
     line = one_line(capsys, ["pareto", str(d), "--metric", "tied", "--out", str(tmp_path / "p.png")])
     assert "--metric 'tied' is better lower" in line, line
+
+
+@pytest.mark.parametrize("name, edit, expected", [
+    # a misspelt `every_round` group: its runs gave no per-round points, in silence
+    ("fig9.json", lambda s: s["every_round"].append("fedAvg"), "`every_round` names 'fedAvg', not one of the "
+                                                                "figure's groups; allowed: local, fedavg"),
+    # the probe panels said "no Tally runs" after the whole figure had run
+    ("fig8.json", lambda s: s.update(probe_group="Tally"), "`probe_group` names 'Tally', not one of"),
+    # every run drawn in one facet ("") after the whole figure had run
+    ("fig8.json", lambda s: s.update(facets=["faults.kind", "partition.knd"]), "`facets`=['faults.kind', "
+                                                                                "'partition.knd']; allowed: a list"),
+])
+def test_a_figures_group_names_and_facets_are_checked_before_it_runs(name, edit, expected, tmp_path, capsys,
+                                                                    no_compile):
+    spec = json.loads((figures.EXPERIMENTS / name).read_text())
+    edit(spec)
+    if "extends" in spec:
+        spec["extends"] = str(figures.EXPERIMENTS / spec["extends"])
+    (tmp_path / name).write_text(json.dumps(spec))
+    line = one_line(capsys, ["figure", str(tmp_path / name), "--smoke", "--dry-run", "--results",
+                             str(tmp_path / "r"), "--out", str(tmp_path / "f")])
+    assert expected in line, line
