@@ -198,3 +198,22 @@ def test_a_figures_group_names_and_facets_are_checked_before_it_runs(name, edit,
     line = one_line(capsys, ["figure", str(tmp_path / name), "--smoke", "--dry-run", "--results",
                              str(tmp_path / "r"), "--out", str(tmp_path / "f")])
     assert expected in line, line
+
+
+# ----------------------------------------------------------------------------- the vote when none arrived
+
+def test_a_vote_no_peer_sent_has_no_accuracy():
+    # faults.kind=dropout with every peer dropped (faults.fraction=1): the argmax of no votes is class 0,
+    # and its hits were written as vote_acc and softavg_acc (0.125 on a run's 64 probes), in every average
+    import jax.numpy as jnp
+    from tallysim.sim import vote
+    logits = jnp.zeros((3, 4, 5)).at[:, :, 2].set(1.0)
+    y = jnp.array([0, 0, 2, 1])
+    s = vote.chunk_sums(logits, jnp.zeros((3,), bool), y)      # nobody arrived
+    t = vote.tally_counts(s.counts_MxC, jnp.int32(0), "lowest", 0.0, None, 0.0)
+    info = vote.finish_diagnostics(s, jnp.int32(0), y, t.winner_M, t.share_M)
+    assert all(bool(jnp.isnan(info[k])) for k in ("vote_acc", "softavg_acc", "vote_acc_honest")), info
+    s = vote.chunk_sums(logits, jnp.ones((3,), bool), y)       # all three arrived: scored as before
+    t = vote.tally_counts(s.counts_MxC, jnp.int32(3), "lowest", 0.0, None, 0.0)
+    info = vote.finish_diagnostics(s, jnp.int32(3), y, t.winner_M, t.share_M)
+    assert float(info["vote_acc"]) == float(info["softavg_acc"]) == 0.25
