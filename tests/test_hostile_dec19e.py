@@ -217,3 +217,17 @@ def test_a_vote_no_peer_sent_has_no_accuracy():
     t = vote.tally_counts(s.counts_MxC, jnp.int32(3), "lowest", 0.0, None, 0.0)
     info = vote.finish_diagnostics(s, jnp.int32(3), y, t.winner_M, t.share_M)
     assert float(info["vote_acc"]) == float(info["softavg_acc"]) == 0.25
+
+
+# ----------------------------------------------------------------------------- bench --set
+
+@pytest.mark.parametrize("items, expected", [
+    # last-wins: measured at optim.lr=0.2, the 0.1 given first dropped in silence
+    ("optim.lr=0.1,optim.lr=0.2", "optim.lr is given twice in --set ('optim.lr=0.1' and 'optim.lr=0.2')"),
+    # the bench's FedAvg reads neither: measured as if they were set
+    ("tally.target=counts", "tally.target='counts' is not read by protocol.name=fedavg"),
+    ("faults.kind=dropout,vote.ties=random", "vote.ties='random' is not read by protocol.name=fedavg"),
+])
+def test_bench_set_refuses_a_key_twice_and_a_field_its_fedavg_ignores(items, expected, capsys, no_measure):
+    line = one_line(capsys, ["bench", "--population", "--set", items])
+    assert line.startswith("tallysim: error: bench --population --set: ") and expected in line, line
