@@ -231,3 +231,23 @@ def test_a_vote_no_peer_sent_has_no_accuracy():
 def test_bench_set_refuses_a_key_twice_and_a_field_its_fedavg_ignores(items, expected, capsys, no_measure):
     line = one_line(capsys, ["bench", "--population", "--set", items])
     assert line.startswith("tallysim: error: bench --population --set: ") and expected in line, line
+
+
+# ----------------------------------------------------------------------------- config files written as JSON5
+
+@pytest.mark.parametrize("text, expected", [
+    # each was "is not valid JSON: Expecting property name enclosed in double quotes: line 2 column 3"
+    # (or "Expecting value"), nothing said of what to change
+    ('{\n  // ten peers\n  "peers": 4\n}', "JSON has no comments: remove them"),
+    ('{"peers": 4, /* x */ "rounds": 2}', "JSON has no comments"),
+    ('{"peers": 4,\n}', "JSON allows no comma before a closing } or ]: remove it"),
+    ('{"data": {"input_shape": [28, 28, 1,]}}', "JSON allows no comma before a closing } or ]"),
+    ("{'peers': 4}", "JSON strings and keys take double quotes"),
+    ('{"partition": {"cap": True}}', "JSON writes true, false and null in lower case"),
+    ('{"peers": 4 "rounds": 2}', "Expecting ',' delimiter: line 1 column 13 (char 12)"),   # no hint to give
+])
+def test_a_config_file_in_json5_says_what_json_does_not_allow(text, expected, tmp_path, capsys, no_compile):
+    (tmp_path / "c.json").write_text(text)
+    line = one_line(capsys, ["run", "--config", str(tmp_path / "c.json"), "--out", str(tmp_path / "o")])
+    assert "is not valid JSON" in line and expected in line, line
+    assert not (tmp_path / "o").exists()
