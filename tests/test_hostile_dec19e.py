@@ -251,3 +251,16 @@ def test_a_config_file_in_json5_says_what_json_does_not_allow(text, expected, tm
     line = one_line(capsys, ["run", "--config", str(tmp_path / "c.json"), "--out", str(tmp_path / "o")])
     assert "is not valid JSON" in line and expected in line, line
     assert not (tmp_path / "o").exists()
+
+
+def test_a_link_beside_its_run_does_not_rename_it(tmp_path):
+    # `ln -s t latest` beside the run t: the link sorted first and claimed the run, which table and
+    # read_rows then named "latest" (the run "t" was nowhere)
+    import tallysim
+    _run_dir(tmp_path / "r" / "t")
+    (tmp_path / "r" / "latest").symlink_to(tmp_path / "r" / "t")
+    assert [label for _, label in metrics.find_runs([tmp_path / "r"])] == ["t"]
+    assert {r["run"] for r in tallysim.read_rows(tmp_path / "r")} == {"t"}
+    (tmp_path / "links").mkdir()                      # a folder of links alone still finds the run
+    (tmp_path / "links" / "a").symlink_to(tmp_path / "r" / "t")
+    assert [label for _, label in metrics.find_runs([tmp_path / "links"])] == ["a"]

@@ -247,7 +247,9 @@ def find_runs(dirs: Iterable) -> list[tuple[Path, str]]:
             # links followed: a folder of links to runs (`ln -s ../sweep/a results/a`) was "no run
             # directories"; each real directory walked once, so a link back up (a loop) ends
             for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-                dirnames.sort()
+                # real directories before links: a link to a run beside it (`ln -s t latest`) sorted first
+                # and claimed the run, which table and read_rows then named by the link's name
+                dirnames.sort(key=lambda n: (os.path.islink(os.path.join(dirpath, n)), n))
                 fresh = []
                 for name in dirnames:
                     real = (Path(dirpath) / name).resolve()
