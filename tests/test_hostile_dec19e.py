@@ -264,3 +264,18 @@ def test_a_link_beside_its_run_does_not_rename_it(tmp_path):
     (tmp_path / "links").mkdir()                      # a folder of links alone still finds the run
     (tmp_path / "links" / "a").symlink_to(tmp_path / "r" / "t")
     assert [label for _, label in metrics.find_runs([tmp_path / "links"])] == ["a"]
+
+
+def test_results_of_a_home_relative_run_or_a_sweep_says_how_to_read_it(tmp_path, monkeypatch):
+    # Results("~/runs/t") of a finished run, and Results(sweep_dir), were empty Results (0 rows) in silence;
+    # Results("runs/t") was refused, and Results.read("~/runs/t") expands the ~
+    import tallysim
+    monkeypatch.setenv("HOME", str(tmp_path))
+    _run_dir(tmp_path / "runs" / "t")
+    with pytest.raises(ConfigError, match=r"to read the run in ~/runs/t: tallysim.Results.read\('~/runs/t'\)"):
+        tallysim.Results("~/runs/t")
+    assert len(tallysim.Results.read("~/runs/t").rows) == 2
+    (tmp_path / "runs" / metrics.SWEEP).write_text(json.dumps({"runs": []}))
+    with pytest.raises(ConfigError, match=r"is a sweep directory; a Results is one run .* tallysim.read_rows"):
+        tallysim.Results(tmp_path / "runs")
+    assert tallysim.Results(tmp_path / "new", rows=[{"round": 1}]).rows == [{"round": 1}]     # given: kept
