@@ -187,8 +187,10 @@ def _group_finals(runs: list, out: list) -> list:
 # Why a column is null in every row of the runs asked about (_NULL_WHY), for --metric's refusal.
 _NULL_WHY = {"acc_global": "no server model in these runs; their accuracy is acc_mean, the peers' mean",
              "acc_ensemble": "no peer models in these runs", "acc_mean": "no peer models in these runs",
-             "consensus_acc": "no probe was kept and scored", "vote_acc": "no probe position was scored",
-             "softavg_acc": "no probe position was scored", "epsilon": "no privacy noise"}
+             "consensus_acc": "no probe was kept and scored",
+             "vote_acc": "no probe position was scored, or no vote arrived (every peer dropped)",
+             "softavg_acc": "no probe position was scored, or no vote arrived (every peer dropped)",
+             "epsilon": "no privacy noise"}
 
 
 _WHICH = {"acc_global": "the server model", "acc_mean": "the peers' mean"}      # as plot.WHICH_ACCURACY
