@@ -279,3 +279,12 @@ def test_results_of_a_home_relative_run_or_a_sweep_says_how_to_read_it(tmp_path,
     with pytest.raises(ConfigError, match=r"is a sweep directory; a Results is one run .* tallysim.read_rows"):
         tallysim.Results(tmp_path / "runs")
     assert tallysim.Results(tmp_path / "new", rows=[{"round": 1}]).rows == [{"round": 1}]     # given: kept
+
+
+def test_a_groups_field_it_may_not_set_is_named_as_written():
+    # "group a sets model.tally.target": a key never written (tally's field, read as a model.* one)
+    from tallysim import model_groups
+    with pytest.raises(ConfigError, match=r"group a sets tally.target; a group may set name, "):
+        model_groups.parse("a:2,tally.target=vote;b:2")
+    with pytest.raises(ConfigError, match=r"group a sets optim.nesterov; a group may set"):
+        model_groups.parse("a:2:mlp,optim.nesterov=1;b:2")
