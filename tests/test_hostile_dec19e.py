@@ -288,3 +288,12 @@ def test_a_groups_field_it_may_not_set_is_named_as_written():
         model_groups.parse("a:2,tally.target=vote;b:2")
     with pytest.raises(ConfigError, match=r"group a sets optim.nesterov; a group may set"):
         model_groups.parse("a:2:mlp,optim.nesterov=1;b:2")
+
+
+@pytest.mark.parametrize("include", [5, ["pareto/tally.json"], ""])
+def test_a_groups_include_that_is_no_path_is_refused(include):
+    # 5 or a list: "TypeError: unsupported operand type(s) for /: 'PosixPath' and 'int'", a traceback
+    spec = _class_pool()
+    spec["groups"]["extra"] = {"include": include}
+    with pytest.raises(ConfigError, match=r"figure group 'extra': \"include\"=.*; allowed: the path of one JSON"):
+        figures.group_plans(spec, False, CLASS_POOL.parent)

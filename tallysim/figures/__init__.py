@@ -116,6 +116,9 @@ def group_plans(spec: dict, smoke: bool, base_dir: Path, start=None) -> dict[str
                                   f"not {section!r:.40}")
         fields, axes = dict(spec.get("base", {})), {}
         if "include" in g:
+            if not isinstance(g["include"], str) or not g["include"]:     # 5 or a list: a TypeError traceback
+                raise ConfigError(f"figure group {gname!r}: \"include\"={g['include']!r:.60}; allowed: the path of "
+                                  "one JSON config file, relative to the figure's file (e.g. \"pareto/tally.json\")")
             inc = _group_configs(gname, str(base_dir / g.pop("include")), None)
             for k in ("description", "smoke"):
                 inc.pop(k, None)
