@@ -11,7 +11,7 @@ from tallysim import model_groups, protocols, robust_checks
 from tallysim.config_reads import check_group_mode_reads, check_group_model_reads
 from tallysim.field_checks import installed_choices, live_choices, check_ranges, check_types, not_known
 from tallysim.probe_blocks import counts_target
-from tallysim.sizing import KNOWN_CLIENTS
+from tallysim.sizing import KNOWN_CLIENTS, active_peers
 from tallysim.file_shapes import IMAGE_MODELS, KNOWN_SHAPES, KNOWN_TEXT, TEXT_MODELS
 from tallysim.schema import FAULT_KINDS, PARAM_ATTACKS, Config, ConfigError, get_field
 
@@ -130,7 +130,7 @@ def _cohort_rules(cfg: Config) -> None:
     """participation_rule=size and cohort_draw=sequential only where there is a cohort to draw, and size
     only where nothing assumes uniform draws (cohort_draw=sequential under uniform is the same
     distribution as sort, so the privacy accountant's fixed-size uniform sampling still holds)."""
-    active = max(1, int(round(cfg.participation * cfg.peers)))     # fed.build's A
+    active = active_peers(cfg)      # fed.build's A
     if cfg.cohort_draw == "sequential" and active >= cfg.peers:
         raise ConfigError(f"cohort_draw=sequential draws a cohort, but participation={cfg.participation} "
                           f"makes all {cfg.peers} peers active every round; allowed: participation below "

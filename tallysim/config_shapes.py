@@ -14,15 +14,43 @@ from tallysim.file_shapes import KNOWN_SHAPES, KNOWN_TEXT, TEXT_MODELS, files_sh
 from tallysim.plugin_params import plugin_model_params
 
 
-def trained_at_once(cfg) -> int:
+def trained_at_once(cfg, active: int | None = None) -> int:
     """The fewest peers one training step can run at once (the estimate's activations, a lower bound):
     only the round's active peers train (a population cohort, or participation < 1 of stacked clients),
     in ragged_groups groups one after another (local.train_peers); unset, the CPU runs one peer per group
     (local.auto_groups), so one. Every held peer's activations used to be counted: 64 clients at batch
     512 trained 8 at a time were refused at 1.78 GB for a 900 MB machine and measure 0.50 GB
-    (XLA's compiled round and evaluation; tests/test_validation_memory.py)."""
-    active = active_peers(cfg)
+    (XLA's compiled round and evaluation; tests/test_validation_memory.py). `active`: a model group's
+    A_g (model.groups trains each group's active peers as one stacked model), else the run's A."""
+    active = active_peers(cfg) if active is None else active
     return -(-active // min(cfg.ragged_groups, active)) if cfg.ragged_groups else 1
+
+
+# Floats per position and layer that a built-in text model's training step keeps for its backward pass
+# (text_activation_bytes), counted from the layers (sim/text_models.py), h the width: an LSTM layer's four
+# gates before and after their nonlinearity (8h), its cell, the cell's tanh and its output (3h); a
+# transformer block's two LayerNorms' inputs and outputs (4h), q, k and v (3h), the attention's output
+# and its projection (2h), the MLP's 4h units before and after the GELU (8h), and per head the attention
+# probabilities over the window and their scores (2 x heads x positions). XLA:CPU's compiled gradient step
+# keeps 13.4-13.9h per LSTM layer and about 21.7h + 2.7 x heads x positions per block (memory_analysis,
+# batch 24 minus batch 8): the whole example's count is 0.78-0.98 of XLA's (tests/test_text_estimate_dec19d.py).
+LSTM_PER_LAYER = 11
+BLOCK_PER_LAYER = 17
+BLOCK_OUTSIDE = 4           # token and position embeddings, their sum, the final LayerNorm
+
+
+def text_activation_bytes(name: str, model, positions: int, classes: int) -> int:
+    """Bytes per example (a window of `positions` tokens) a training step of a built-in text model
+    keeps, a lower bound: the [positions, C] logits and their gradient in float32 (at a vocabulary of
+    10,004 words, 1.6 MB a window: what dominates next-word training), and the hidden values of every
+    layer (LSTM_PER_LAYER, BLOCK_PER_LAYER) at the compute dtype. The estimate counted `positions` floats
+    an example whatever the model, so widening, deepening or a larger vocabulary changed nothing."""
+    h, size = model.hidden, 2 if model.dtype == "bfloat16" else 4
+    if name == "lstm":
+        hidden = model.embed + model.layers * LSTM_PER_LAYER * h
+    else:
+        hidden = BLOCK_OUTSIDE * h + model.layers * (BLOCK_PER_LAYER * h + 2 * model.heads * positions)
+    return positions * (4 * 2 * classes + size * hidden)
 
 
 def model_params(name: str, width: int, dim: int, classes: int, channels: int, shape: tuple = (), model=None) -> int:

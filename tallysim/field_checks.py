@@ -22,9 +22,13 @@ F32_TINY = 2.0 ** -126     # 1.1754943508e-38 exactly: the literal 1.1754944e-38
 # real there: `topk_ef.density=1e-40` sends ceil(density x |W|) = 1 coordinate (sim/sparse.py), and
 # data.difficulty scales the synthetic generator's numpy noise; privacy.delta is the accountant's alone
 # (privacy.clip, the noise and the threshold scale or compare messages on the device: `privacy.clip=1e-40`
-# clipped every message to zero in silence)
+# clipped every message to zero in silence). The trims and faults.fraction become a count on the host,
+# floor(value x n) (sim/vote.trim_count, sim/faults.count): `fedavg.trim=1e-45` was refused as "the device
+# computes with it as 0" though no device reads it; it trims 0 peers, as 0.05 of 10 does, which
+# validation.warnings says (robust_checks.trim_warnings; faults.fraction's: no faulty peer)
 HOST_FLOATS = ("participation", "partition.alpha", "partition.mean_size", "partition.sigma", "data.difficulty",
-               "topk_ef.density", "randk.density", "privacy.delta")
+               "topk_ef.density", "randk.density", "privacy.delta", "fedavg.trim", "softlabel.trim",
+               "faults.fraction")
 # floats whose own, stricter floor (0 or >= privacy.MIN_NOISE, 1e-30) is checked after this one, with its reason
 OWN_FLOOR = ("privacy.noise", "privacy.threshold_noise")
 

@@ -8,12 +8,22 @@ module's objects only. What a plugin's Protocol must return is checked when it i
 from __future__ import annotations
 
 import dataclasses
+import re
 import typing
 from typing import Literal
 
 from tallysim.fields import ConfigError
 
 SCALARS = (bool, int, float, str)
+PROTOCOL_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}$")
+
+
+def check_name(name: str, where: str, what: str = "protocol") -> None:
+    """A protocol name is a key=value value, a sweep axis value (split at commas), a run directory's name
+    and a table cell: `My Proto!` or `a,b` registered, then could not be swept or named on a command line."""
+    if not PROTOCOL_NAME.match(name):
+        raise ConfigError(f"{where}: {what} name {name!r} is not a plain name; allowed: 1 to 64 letters, "
+                          "digits, '_' and '-'")
 
 
 def _field_kind(t):

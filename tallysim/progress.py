@@ -174,6 +174,12 @@ class RunsBar:
         self.clock.report(partial, worked, compiled)
         self.bar.set_postfix_str(self.clock.eta_text())
 
+    def expect_compiles(self, n: int) -> None:
+        self.clock.expect_compiles(n)       # the sweep's (or figure's) batches that compile (RunsClock)
+
+    def batch_starts(self, compiles: bool) -> None:
+        self.clock.batch_starts(compiles)
+
     def done(self, n: int = 1, skipped: bool = False) -> None:
         self.clock.count(n, skipped)
         self.bar.set_postfix_str(self.clock.eta_text(), refresh=False)

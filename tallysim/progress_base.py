@@ -2,22 +2,20 @@
 a terminal and in a notebook, plain lines in a log file; --progress and TALLYSIM_PROGRESS force either),
 how often lines are written (TALLYSIM_PROGRESS_INTERVAL), and the clock over a sweep's or a figure's
 runs that the round bar under it reports its rounds to (its ETA from rounds done, before a run has
-finished). The bars are progress.py, the lines progress_lines.py. What `--quiet` leaves of a sweep's
+finished). The bars are progress.py, the lines progress_lines.py; what both keep of a run's rounds is
+progress_rounds.py (re-exported here). What `--quiet` leaves of a sweep's
 and a figure's own lines: QuietLog, say, result."""
 from __future__ import annotations
 
 import os
 import sys
-import threading
 import time
 from contextlib import contextmanager
 from typing import Optional
 
 from tallysim.fields import ConfigError
-from tallysim.results.metrics import headline_key
-
-# A headline column -> the bar's name for it.
-NAMES = {"acc_global": "server", "acc_mean": "peers"}
+# What the round bar and the round lines share (their facts, the compile ticker, a chunk's place): progress_rounds.py
+from tallysim.progress_rounds import NAMES, CompileTicker, RoundFacts, chunk_place, headline, short_labels  # noqa: F401
 
 MODES = ("auto", "bars", "lines")
 MODE_ENV = "TALLYSIM_PROGRESS"
@@ -150,7 +148,11 @@ class RunsClock:
     a finished figure said `ETA after the first run` with nothing left to run). Until a run has finished
     the rate is the measured stretches' only: a stretch that came back with its compile (`compiled`) is
     neither time nor work in it. Elapsed time over the first stretch was mostly compile: a sweep done in
-    1m40s said `ETA 23m41s`. Once a run has finished, its whole time (compile too) is the rate's."""
+    1m40s said `ETA 23m41s`. Once a run has finished, its whole time (compile too) is the rate's.
+    Until then the runs still to come that compile (`expect_compiles`, less one per `batch_starts` that
+    compiles: the sweep knows which batches share a program already compiled) each add the compile
+    time measured so far (a compiled stretch's seconds less its rounds at the measured rate): where
+    every run compiles anew, training time alone was too low by a compile per run left."""
 
     def __init__(self, total: int, done_before: int = 0):
         self.total, self.n, self.ran, self.partial, self.worked = total, 0, 0, 0.0, 0.0
@@ -160,6 +162,8 @@ class RunsClock:
         # the measured stretches (not compiling) before a run has finished: their seconds and runs' worth
         self.t_report, self.w_report = self.t0, 0.0
         self.measured_s, self.measured_w = 0.0, 0.0
+        self.compiles_left = 0          # compiles expected of batches not yet started (expect_compiles)
+        self.compiled: list = []        # (seconds, runs' worth) of each stretch that came back with its compile
 
     def eta(self, now: Optional[float] = None) -> Optional[float]:
         """Seconds left; None before any round came back (before a run ends: any measured stretch)."""
@@ -168,7 +172,9 @@ class RunsClock:
             return None
         left = max(self.total - self.n - self.skips_left - self.partial, 0.0)
         if self.ran == 0:
-            return self.measured_s * left / self.measured_w if self.measured_w > 0 else None
+            if self.measured_w <= 0:
+                return None
+            return self.measured_s * left / self.measured_w + self.compiles_left * self.compile_s()
         end = self.t_ended if self.t_ended is not None else time.perf_counter() if now is None else now
         return (end - self.t0) * left / worked
 
@@ -181,6 +187,23 @@ class RunsClock:
         if left is None:        # rounds back but only compiled ones: no rate yet
             return "ETA after the first rounds" if self.worked > 0 else "ETA after the first run"
         return f"ETA {duration(left)}" + (", next run compiling" if self.t_ended is not None else "")
+
+    def compile_s(self) -> float:
+        """The seconds one compile took, on average over the stretches that came back with theirs: each
+        one's time less its rounds at the measured rate (0 before a measured stretch)."""
+        if not self.compiled or self.measured_w <= 0:
+            return 0.0
+        rate = self.measured_s / self.measured_w
+        return sum(max(s - w * rate, 0.0) for s, w in self.compiled) / len(self.compiled)
+
+    def expect_compiles(self, n: int) -> None:
+        """`n` more batches of runs will compile their program (sweep_plan.compiles)."""
+        self.compiles_left += max(int(n), 0)
+
+    def batch_starts(self, compiles: bool) -> None:
+        """A batch of runs starts: if it compiles, that compile is no longer to come (it is under way)."""
+        if compiles:
+            self.compiles_left = max(self.compiles_left - 1, 0)
 
     def count(self, n: int, skipped: bool) -> None:
         self.n += n
@@ -202,6 +225,8 @@ class RunsClock:
         if not compiled and total > self.w_report:
             self.measured_s += now - self.t_report
             self.measured_w += total - self.w_report
+        elif compiled:
+            self.compiled.append((now - self.t_report, max(total - self.w_report, 0.0)))
         self.t_report, self.w_report = now, total
         self.t_ended = None         # the run under way has come back: the rate counts its time again
 
@@ -236,129 +261,6 @@ def outer_status() -> str:
         return ""
     c = _outer[-1].clock
     return f"  [runs {c.n}/{c.total}, {c.eta_text()}]"
-
-
-def headline(row: dict) -> tuple[str, float]:
-    """(the bar's name, value) of a metrics row's headline accuracy, as the summary line picks it."""
-    k = headline_key(row)
-    return NAMES.get(k, k), row[k]
-
-
-class CompileTicker:
-    """Calls `tick` every `period` seconds, from a daemon thread, until stop(): while the first stretch of
-    rounds compiles (seconds to minutes: 112 s for docs/text.md's first LSTM run on the shared CPU) a
-    bar's clock stood still at 00:00 and a log held one `compiling` line, so a slow compile looked like a
-    hang. A tick that fails ends the ticking, never the run; period <= 0 ticks never. stop() waits for a
-    tick under way, so no `compiling` line lands after the line that says it compiled."""
-
-    def __init__(self, period: float, tick):
-        self._stop, self._lock = threading.Event(), threading.Lock()
-        if period > 0:
-            threading.Thread(target=self._loop, args=(period, tick), daemon=True,
-                             name="tallysim-compile-ticker").start()
-
-    def _loop(self, period: float, tick) -> None:
-        while not self._stop.wait(period):
-            with self._lock:
-                if self._stop.is_set():
-                    return
-                try:
-                    tick()
-                except Exception:       # a closed stream, a widget gone: progress only, stop quietly
-                    return
-
-    def stop(self) -> None:
-        with self._lock:
-            self._stop.set()
-
-
-class RoundFacts:
-    """What the round bar (progress.RoundBar) and the round lines (progress_lines.RoundLines) both keep
-    and show: the configurations' short labels, the work done since the first stretch came back (the
-    rate), the compile time, and each configuration's newest headline."""
-
-    def __init__(self, labels: Optional[list], initial: int, unit: str, chunks: Optional[list] = None,
-                 noun: str = "seeds"):
-        self.labels = short_labels(labels) if labels and len(labels) > 1 else None
-        self.runs = len(labels) if labels else 1        # the sweep runs these rounds stand for
-        self.unit = unit                # what `work` counts: tokens (next-token tasks) or examples
-        self.initial = initial          # the rounds done before a resume (counted, not in the rate or the ETA)
-        self.work, self.t_work = 0, None
-        self.t0 = time.perf_counter()
-        self.compile_s: Optional[float] = None
-        self.latest: dict = {}          # label -> (name, value, MB per peer)
-        # the seed (or a grouped sweep's lane) chunks these rounds run in one after another, [(lo, hi,
-        # rounds)]: the total counts every chunk's rounds, so rounds=400 in two chunks read "round 342/800"
-        self.chunks = chunks if chunks and len(chunks) > 1 else None
-        self.noun = noun
-        self.t_compile = self.t0        # when the stretch compiling now started (a later chunk's: chunk_starts)
-
-    def chunk_starts(self) -> None:
-        """run._run_chunk: a seed (lane) chunk starts. The first one __init__ announced; a later one kept
-        the finished chunk's `seeds 1-2 of 4, round 400/400` until its first stretch came back, while it
-        compiled again (another width). Now: the new chunk's round 0, compiling, its first stretch timed as
-        a compile like the first chunk's (the rate starts again after it)."""
-        if self.compile_s is None:      # nothing has come back since `compiling` was said
-            return
-        self.ticker.stop()
-        self.compile_s, self.t_compile = None, time.perf_counter()
-        self.work, self.t_work = 0, None
-        self.ticker = self.compiling_again()
-
-    def where(self, n: int, total: int, coming: bool = False) -> str:
-        """`round 142/400`, or in a run of several seed chunks `seeds 3-4 of 4, round 142/400`: the
-        chunk that round `n` of all `total` falls in and the round within it (a chunk's last round stays
-        in that chunk, not "round 0" of the next). `coming`: `n` rounds are done and the next is under
-        way (compiling): at a chunk's end that is the next chunk's round 0 (chunk_place)."""
-        if not self.chunks:
-            return f"round {n}/{total}"
-        return chunk_place(n, self.chunks, self.noun, coming)
-
-    def rate(self, now: Optional[float] = None) -> Optional[float]:
-        """Examples (tokens) per second since the first stretch came back; None before a second one."""
-        if not self.work or self.t_work is None:
-            return None
-        return self.work / max((now or time.perf_counter()) - self.t_work, 1e-9)
-
-    def remember(self, row: dict, i: int = 0) -> None:
-        """Configuration i's newest aggregated metrics row."""
-        name, value = headline(row)
-        label = self.labels[i] if self.labels else None
-        self.latest[label] = (name, value, row["bits_per_peer"] / 8e6)
-
-    def shown(self) -> Optional[tuple]:
-        """(label, name, value, MB per peer) to show: a grouped sweep's best configuration so far, with
-        its label; else the one configuration's, label None. None before the first row."""
-        if not self.latest:
-            return None
-        if self.labels:
-            label, (name, value, mb) = max(self.latest.items(), key=lambda kv: kv[1][1])
-            return label, name, value, mb
-        return (None, *self.latest[None])
-
-
-def chunk_place(n: int, chunks: list, noun: str = "seeds", coming: bool = False) -> str:
-    """Round `n` of all the chunks' rounds, [(lo, hi, rounds)] run one after another, as the chunk and the
-    round within it: `seeds 3-4 of 4, round 142/400` (`seed 3 of 4` for a chunk of one). `n` at a
-    chunk's end is that chunk's last round (`seeds 1-2 of 4, round 400/400`: just done), or with `coming`
-    (the rounds to come are compiling: a resume at a chunk's end) the next chunk's `round 0/400`: the
-    finished chunk's 400/400 beside `compiling` read as a hang in its last round."""
-    of = chunks[-1][1]
-    done = 0
-    for lo, hi, rounds in chunks:
-        if n < done + rounds or (n == done + rounds and not coming) or (lo, hi, rounds) == chunks[-1]:
-            which = f"{noun[:-1]} {lo + 1}" if hi - lo == 1 else f"{noun} {lo + 1}-{hi}"
-            return f"{which} of {of}, round {n - done}/{rounds}"
-        done += rounds
-    raise AssertionError("unreachable: the last chunk returns")
-
-
-def short_labels(names: list) -> list:
-    """A group's run names without the `key=value` parts they all share (`a=1__b=2`, `a=1__b=3` ->
-    `b=2`, `b=3`): what tells the configurations apart."""
-    parts = [str(n).split("__") for n in names]
-    common = set.intersection(*(set(p) for p in parts)) if parts else set()
-    return ["__".join(x for x in p if x not in common) or str(n) for p, n in zip(parts, names)]
 
 
 # --quiet silences progress, in every command (docs/cli.md): run's bar or lines, and a sweep's or a

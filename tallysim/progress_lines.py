@@ -146,6 +146,12 @@ class RunsLines:
     def report(self, partial: float, worked: Optional[float] = None, compiled: bool = False) -> None:
         self.clock.report(partial, worked, compiled)      # no line of its own: the round lines carry the runs' ETA
 
+    def expect_compiles(self, n: int) -> None:
+        self.clock.expect_compiles(n)       # the sweep's (or figure's) batches that compile (RunsClock)
+
+    def batch_starts(self, compiles: bool) -> None:
+        self.clock.batch_starts(compiles)
+
     def done(self, n: int = 1, skipped: bool = False) -> None:
         self.clock.count(n, skipped)
         now = time.perf_counter()

@@ -1,6 +1,6 @@
 """The Byzantine-robust rules' assumptions (fedavg.aggregate, fedavg.pre; protocols/fedavg.py and
-sim/robust.py), checked before anything loads: called by validation.validate (refusals) and
-validation.warnings. No JAX here: the counts below repeat, in Python, how fedavg.py and sim/robust.py
+sim/robust.py; the trimmed means of fedavg and softlabel), checked before anything loads: called by
+validation.validate (refusals) and validation.warnings. No JAX here: the counts below repeat, in Python, how fedavg.py and sim/robust.py
 take A, n and f.
 """
 from __future__ import annotations
@@ -8,6 +8,7 @@ from __future__ import annotations
 from fractions import Fraction
 
 from tallysim import protocols
+from tallysim.config_shapes import active_peers
 from tallysim.schema import Config, ConfigError
 
 
@@ -15,7 +16,7 @@ def counts(cfg: Config) -> tuple:
     """(active peers A, models n the robust rule receives: A, or ceil(A / fedavg.bucket) buckets,
     the f it assumes, as protocols/fedavg.py and sim/robust.py take them: fedavg.f, else the faulty
     count floor(faults.fraction * P) capped at A, then at n)."""
-    a, active = cfg.fedavg, max(1, int(round(cfg.participation * cfg.peers)))   # as sim/fed.py counts them
+    a, active = cfg.fedavg, active_peers(cfg)   # as sim/fed.py counts them
     n = -(-active // a.bucket) if a.pre == "bucketing" else active
     faulty = int(Fraction(repr(float(cfg.faults.fraction))) * cfg.peers) if cfg.faults.kind != "none" else 0
     return active, n, min(a.f if a.f is not None else faulty, active, n)
@@ -58,13 +59,33 @@ def check(cfg: Config) -> None:
                           "faults.fraction that leaves an honest peer")
 
 
+def trim_warnings(cfg: Config) -> list[str]:
+    """One line per trimmed mean whose trim cuts no value: floor(trim x n) = 0 of the n rows it takes
+    (fedavg: the models or buckets, counts(); softlabel: the active peers' messages; sim/vote.trim_count),
+    so it is the plain unweighted mean. Allowed, as trim=0 is (a sweep may hold it), but said."""
+    active, n, _ = counts(cfg)
+    out = []
+    for section, rows in (("fedavg", n), ("softlabel", active)):
+        s = getattr(cfg, section)
+        if s.aggregate != "trimmed" or s.trim == 0 or not protocols.reads(cfg.protocol.name, f"{section}.trim"):
+            continue
+        if int(Fraction(repr(float(s.trim))) * rows) == 0:
+            what = "peers' messages" if section == "softlabel" else "buckets" if cfg.fedavg.pre == "bucketing" else "models"
+            cut = (f"a trim of 1/{rows} or more cuts one from each end" if rows > 2 else
+                   f"no trim below 0.5 cuts one of {rows}")
+            out.append(f"{section}.trim={s.trim:g} trims 0 of {rows} {what} (floor(trim x {rows}) = 0): "
+                       f"{section}.aggregate=trimmed is their unweighted mean; {cut}")
+    return out
+
+
 def warnings(cfg: Config) -> list[str]:
-    """One line when f, read from the faults, is past Krum's assumption (allowed: a measurement)."""
+    """One line when f, read from the faults, is past Krum's assumption (allowed: a measurement), and
+    one per trimmed mean that trims nothing (trim_warnings)."""
     a = cfg.fedavg
     if not protocols.traits(cfg.protocol.name).fedavg_family or a.aggregate not in ("krum", "multikrum"):
-        return []
+        return trim_warnings(cfg)
     _, n, f = counts(cfg)
     if a.f is None and n <= 2 * f + 2:
         return [f"fedavg.aggregate={a.aggregate} with f={f} faulty of n={n} models: past Krum's assumption "
                 "n > 2f + 2 (Blanchard et al. 2017), so it guarantees nothing here"]
-    return []
+    return trim_warnings(cfg)

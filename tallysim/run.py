@@ -33,6 +33,7 @@ from tallysim.results.metrics import (CONFIG, ERROR, METRICS, PARTITION, PROBE_K
                                       aggregate, check_own_keys, dumps_row, lane_row, run_collapse_warning)
 from tallysim.programs import chunk_inputs, eval_clients, initial_state, lanes_per_device, round_programs  # noqa: F401
 from tallysim.results.runs import Results
+from tallysim.results import dead_peers
 from tallysim.run_files import check_same_data, write_partition, write_run_files
 from tallysim.run_recorders import Lanes as _Lanes, NonFiniteLoss, Recorder as _Recorder  # noqa: F401 - run._Recorder, as before
 from tallysim.sim import comm, faults, fed, mesh, peers, tasks
@@ -79,6 +80,18 @@ def _own_model(cfg, r: int) -> str:
             "output at initialisation)")
 
 
+def _diverged_peers(state, j: int, peers_n: int) -> str:
+    """Which peers' parameters are not finite when lane j's loss is not (read once, at the stop): one
+    peer of 20 diverging stopped the demo's seed 1 with no word of which."""
+    bad = peers.nonfinite_peers(getattr(state, "params", None), j, peers_n)
+    if not bad:
+        return ""
+    if len(bad) == peers_n:
+        return f"; every peer's parameters are not finite ({peers_n})"
+    shown = ", ".join(map(str, bad[:6])) + (f" and {len(bad) - 6} more" if len(bad) > 6 else "")
+    return f"; not finite: the parameters of peer{'s' if len(bad) > 1 else ''} {shown} ({len(bad)} of {peers_n})"
+
+
 def _run_chunk(b: Built, lo: int, hi: int, lanes_out: "_Lanes", bar, saver: checkpoint.Saver,
                resume: Optional[dict]) -> None:
     """All rounds of lanes [lo, hi) as one vmapped program, from round 1 or from a checkpoint."""
@@ -120,7 +133,8 @@ def _run_chunk(b: Built, lo: int, hi: int, lanes_out: "_Lanes", bar, saver: chec
                 loss = float(info["train_loss"][j])
                 if not math.isfinite(loss):
                     lanes_out.diverged(lo + j, f"round {r}, seed {b.seeds[lo + j]}: the training loss is "
-                                       f"{loss}; the run stopped (try a smaller {_lr_now(c)}){_own_model(c, r)}")
+                                       f"{loss}; the run stopped (try a smaller {_lr_now(c)}){_own_model(c, r)}"
+                                       f"{_diverged_peers(state, j, ctx.spec.peers)}")
         if not any(lanes_out.live(j) for j in range(lo, hi)):
             break
         evaluating = [j for j, c in enumerate(cfgs) if evaluates(c, end) and lanes_out.live(lo + j)]
@@ -232,6 +246,7 @@ def _run(cfg: Config, out: Optional[str], overwrite: bool, progress: bool, built
             if isinstance(last, Exception):
                 raise last
             warn_collapsed([last], b.ctx.spec)
+            warn_dead([last])
             return last
         except NonFiniteLoss:
             raise
@@ -250,6 +265,16 @@ def warn_collapsed(results: list, spec) -> None:
     for last in results:
         if mesh.is_writer() and not isinstance(last, Exception) and (note := run_collapse_warning(last, spec)):
             print(note, file=sys.stderr)
+
+
+def warn_dead(results: list) -> None:
+    """The peers that stayed at the floor at every evaluation after the first (results/dead_peers.py: the
+    demo's seed 1 ran 15 rounds with peer 0 diverged at 0.1000, in nothing it printed), named once on
+    stderr per finished run with a directory, read from its rows; process 0."""
+    for last in results:
+        if mesh.is_writer() and not isinstance(last, Exception) and last.get("out") and \
+                (dead := dead_peers.of_run(last["out"])):
+            print(dead_peers.warning(dead, Path(last["out"]).name), file=sys.stderr)
 
 
 def run_group(cfgs: list[Config], outs: list, progress: bool = True, built: Optional[Built] = None,
@@ -280,6 +305,7 @@ def _run_group(cfgs: list[Config], outs: list, progress: bool, built: Optional[B
         try:
             results = _run_all(b, out_dirs, chunk, progress, saver, None)
             warn_collapsed(results, b.ctx.spec)
+            warn_dead(results)
             return results
         except Exception as e:   # noqa: BLE001 - only out-of-memory is retried, smaller
             if not _is_oom(e) or chunk == 1:

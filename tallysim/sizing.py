@@ -16,7 +16,7 @@ from tallysim.file_shapes import (IMAGE_MODELS, TEXT_MODELS, KNOWN_CLIENTS, KNOW
                                   assumed, files_shape, text_model_params)
 # a run's shapes from its config (config_shapes.py): sizing.X, as before
 from tallysim.config_shapes import (active_peers, data_shape, example_shape, model_params, models_bytes,  # noqa: F401
-                                    positions, trained_at_once)
+                                    positions, text_activation_bytes, trained_at_once)
 from tallysim.probe_blocks import BLOCK_SHARE, KEPT_BYTES, blocks_votes, counts_target, kept_bytes, probe_block  # noqa: F401 - sizing.X for sim/
 
 # Sizes past which a run hangs on the host or cannot finish, whatever the memory: field -> (largest
@@ -120,26 +120,24 @@ def probe_chunk(probes: int, messages: int, classes: int, peak: int, example: in
 
 
 
-def estimate_bytes(cfg) -> list[tuple[str, int, str]]:
+def estimate_bytes(cfg, groups: tuple = ()) -> list[tuple[str, int, str]]:
     """(what, bytes, fields to lower) for the big allocations of a run: a rough lower bound, so that
-    only sizes that cannot possibly fit are refused (auto-chunking of seeds handles the rest)."""
+    only sizes that cannot possibly fit are refused (auto-chunking of seeds handles the rest). `groups`
+    (model.groups; validation.estimate_parts gives them, model_groups sitting above this module):
+    ((name, the group's own config, its A_g), ...), each group's models and activations counted with
+    its own model, not the run's model.* (which a run of groups may not even use)."""
     d = cfg.data
     synthetic = d.name == "synthetic"
     dim, classes, channels = data_shape(cfg)
-    w = cfg.model.width
     traits = protocols.traits(cfg.protocol.name)
-    act = max(dim, w if cfg.model.name == "mlp" else 0)              # floats per example per layer, roughly
     probe_rows = (cfg.distill.batch_size or cfg.batch_size) if traits.distill else 0
-    params = model_params(cfg.model.name, w, dim, classes, channels, example_shape(cfg), cfg.model)
+    params = model_params(cfg.model.name, cfg.model.width, dim, classes, channels, example_shape(cfg), cfg.model)
     stacked, cohort_models = models_bytes(cfg)
     active = active_peers(cfg)
     kept = protocols.client_state(cfg)          # "" : the clients keep nothing between rounds
     cohort = cfg.client_storage == "auto" and not kept
     rows = active if cohort else cfg.peers      # models held for the round (the robust aggregation's)
-    together = trained_at_once(cfg)             # models whose activations are live at once
-    width = {"mlp": "model.width, ", **dict.fromkeys(TEXT_MODELS, "model.hidden, model.layers, ")}.get(cfg.model.name, "")
-    if protocols.model_target(cfg.model.name):     # a plugin's model: its own size, which "lower peers" left out
-        width = f"the size of model.name={cfg.model.name} ({params:,} parameters a copy), "
+    width = _sizes(cfg.model, params)
     if cohort:      # the server model, and the round's cohort materialised from it (docs/population.md)
         models = (f"the server model and the cohort's {active} models ({cfg.protocol.name} keeps no client "
                   "state)", cohort_models, width + "participation")
@@ -149,6 +147,32 @@ def estimate_bytes(cfg) -> list[tuple[str, int, str]]:
                   f"its {active} active clients need {fmt(cohort_models)}), or lower {width}peers")
     else:           # a stateful protocol holds every client: name what it keeps
         models = (f"the clients' models, as {kept},", stacked, width + "peers")
+    # a training step's minibatch, plus (distillation) its probe minibatch: distill.batch_size used to
+    # escape the estimate, and 2**31 - 1 failed with an 8 TB allocation on the device
+    batch = "batch_size" + (", distill.batch_size" if probe_rows else "")
+    per_example = example_bytes(cfg.model, dim, classes, positions(cfg))
+    ragged = " (or raise ragged_groups: fewer peers trained at once)"
+    acts = ("the activations", trained_at_once(cfg) * (cfg.batch_size + probe_rows) * per_example,
+            batch + (", " + width.rstrip(", ") if cfg.model.name in TEXT_MODELS else "") +
+            (ragged if trained_at_once(cfg) > 1 else ""))
+    model_parts = [models]
+    if groups:      # each group's peers with its own model; the activations of the largest group's step
+        model_parts, steps = [], []
+        for name, g, a in groups:
+            n = a if cohort else g.peers
+            p = model_params(g.model.name, g.model.width, dim, classes, channels, example_shape(cfg), g.model)
+            fields = _sizes(g.model, p, prefix="")
+            own = f"model.groups group {name}'s {fields}peers"
+            model_parts.append((f"group {name}'s {n} {g.model.name} models of {p:,} parameters"
+                                + (f", as {kept}," if kept else ""), 4 * 3 * p * n, own))
+            steps.append((trained_at_once(cfg, a) * (cfg.batch_size + probe_rows) *
+                          example_bytes(g.model, dim, classes, positions(cfg)), name,
+                          batch + (f", model.groups group {name}'s {fields.rstrip(', ')}" if fields else "") +
+                          (ragged if trained_at_once(cfg, a) > 1 else "")))
+        # the groups' training steps are separate programs in one round, which XLA may run one after
+        # another reusing their buffers: the largest is the lower bound, not their sum
+        most, name, lower = max(steps)
+        acts = (f"the activations (group {name}'s, the largest of the groups')", most, lower)
     # exchange.py streams the round's active peers (as per_seed_bytes counts; `peers`: 2 of 10^5 clients cost
     # 512 MB) in chunks where peers train on probes; tally's vote walks blocks past the budget (blocked_tally)
     messages = cfg.probe.per_round * positions(cfg)       # text: every position of a probe window
@@ -157,20 +181,12 @@ def estimate_bytes(cfg) -> list[tuple[str, int, str]]:
                              kept=kept_bytes(cfg))
     probe_outputs = [("the probe outputs", outputs,
                       "probe.per_round, peers" + (", data.num_classes" if synthetic else ""))] if traits.distill else []
-    out = [models, *probe_outputs,
-           # a training step's minibatch, plus (distillation) its probe minibatch: distill.batch_size
-           # used to escape the estimate, and 2**31 - 1 failed with an 8 TB allocation on the device.
-           # Two float32 copies of the widest layer per example (the inputs gathered and one layer's
-           # values): XLA measured 8.6 bytes per input float for 64 MLPs at once (4 copies, as before,
-           # put this "lower bound" at 1.4x the measured round)
-           ("the activations", 4 * 2 * together * (cfg.batch_size + probe_rows) * act,
-            "batch_size" + (", distill.batch_size" if probe_rows else "") +
-            (" (or raise ragged_groups: fewer peers trained at once)" if together > 1 else "")),
+    out = [*model_parts, *probe_outputs, acts,
            # host and device: each seed's int32 [P, C] class counts (partition.json), and per client its
            # int32 shard offset and count and bool faulty flag (sim/fed.FedData)
            ("the per-client partition records", cfg.seeds * cfg.peers * (4 * classes + 4 + 4 + 1), "peers, seeds")]
     if protocols.reads(cfg.protocol.name, "feddf.batch_size"):
-        out.append(("the server's distillation batch", 4 * 4 * cfg.feddf.batch_size * act, "feddf.batch_size"))
+        out.append(("the server's distillation batch", 2 * cfg.feddf.batch_size * per_example, "feddf.batch_size"))
     if traits.soft and cfg.softlabel.aggregate in ("median", "trimmed"):
         # no streaming: logits, probabilities and their sort, [A, M, C] each
         out.append(("the robust soft-label aggregation", 4 * 3 * cfg.peers * messages * classes,
@@ -185,6 +201,23 @@ def estimate_bytes(cfg) -> list[tuple[str, int, str]]:
                 ("the synthetic class prototypes", 4 * 3 * d.num_classes * coarse * d.input_shape[-1],
                  "data.num_classes")]
     return out
+
+
+def _sizes(model, params: int, prefix: str = "model.") -> str:
+    """The fields that size `model` (a plugin's model: its own size, which "lower peers" left out)."""
+    if protocols.model_target(model.name):
+        return f"the size of model.name={model.name} ({params:,} parameters a copy), "
+    return {"mlp": f"{prefix}width, ", **dict.fromkeys(TEXT_MODELS, f"{prefix}hidden, {prefix}layers, ")}.get(model.name, "")
+
+
+def example_bytes(model, dim: int, classes: int, positions: int) -> int:
+    """Bytes one training example of `model` keeps for the backward pass, roughly: a text model's from its
+    layers and vocabulary (text_activation_bytes); else two float32 copies of the widest layer (the inputs
+    gathered and one layer's values: XLA measured 8.6 bytes per input float for 64 MLPs at once; 4 copies,
+    as before, put this "lower bound" at 1.4x the measured round)."""
+    if model.name in TEXT_MODELS:
+        return text_activation_bytes(model.name, model, positions, classes)
+    return 4 * 2 * max(dim, model.width if model.name == "mlp" else 0)
 
 
 HINT_BYTES = 2**30      # stacked client models past this, for a protocol that could hold the cohort alone

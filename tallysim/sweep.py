@@ -37,6 +37,8 @@ from tallysim.config import Config, ConfigError
 from tallysim.results import metrics
 from tallysim.sweep_axes import (MAX_RUNS, check_count, check_fields_read, expand, repeated_runs, warn_repeated_runs, warn_unmerged,  # noqa: F401 - sweep.X, as before
                                  file_axes, parse_axis, run_numbers, safe_name)
+# The order the runs go in, those finished before, and which batches compile: sweep_plan.py
+from tallysim.sweep_plan import compiles, done_before, plan as _plan  # noqa: F401 - sweep.done_before, sweep._plan, as before
 
 DONE = metrics.DONE
 INDEX = metrics.SWEEP
@@ -152,8 +154,14 @@ def _run_locked(runs, cfgs, out_dir: Path, progress: bool, log, meta, grouped: b
     n = len(runs)
     own_bar = runs_bar is None
     bar = progress_bars.runs_bar(n, progress, done_before=done_before(out_dir, runs)) if own_bar else runs_bar
+    batches = _plan(cfgs, [out_dir / name for name, _ in runs], grouped)
+    compiling = compiles(cfgs, [out_dir / name for name, _ in runs], batches)
+    if bar and own_bar:             # a caller's bar (a figure's) was told its groups' compiles when it opened
+        bar.expect_compiles(sum(compiling))
     try:
-        for batch in _plan(cfgs, [out_dir / name for name, _ in runs], grouped):
+        for batch, compiled in zip(batches, compiling):
+            if bar:
+                bar.batch_starts(compiled)
             if len(batch) > 1:
                 _run_grouped(runmod, batch, runs, cfgs, records, out_dir, progress, log, meta)
                 if bar:
@@ -202,31 +210,6 @@ def _finished_elsewhere(out_dir: Path, records: list, log) -> None:
             rec.update(status="done", finished_by="another process")
             rec.pop("error", None)
             log(f"  {rec['name']}: finished by the other process meanwhile")
-
-
-def done_before(out_dir: Path, runs) -> int:
-    """How many of `runs` (name, overrides) finished before (their DONE is there): the sweep skips them, so
-    the bar over runs neither waits for them nor, with only they left, promises an ETA."""
-    return sum((Path(out_dir) / name / DONE).exists() for name, _ in runs)
-
-
-def _plan(cfgs: list[Config], dirs: list[Path], grouped: bool) -> list[list[int]]:
-    """The order runs go in: batches of run indices, each one compiled program. Grouped, the runs
-    still to do are grouped by their static signature (lanes.group); a finished run, or a partial
-    one with a checkpoint (it resumes on its own), is a batch of one."""
-    from tallysim import checkpoint
-    from tallysim.sim import lanes
-    todo = [i for i, d in enumerate(dirs)
-            if grouped and not (d / DONE).exists() and not (d / checkpoint.FILE).is_file()]
-    batches = {min(g): g for g in (([todo[k] for k in grp] for grp in lanes.group([cfgs[i] for i in todo])))}
-    out, seen = [], set()
-    for i in range(len(cfgs)):
-        if i in seen:
-            continue
-        batch = batches.get(i, [i])
-        seen.update(batch)
-        out.append(batch)
-    return out
 
 
 def _done(run_dir: Path, rec: dict, runmod, cfg: Config, overrides, last: dict, seconds: float, log) -> None:

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-from tallysim import protocols, robust_checks, sizing, work_estimate
+from tallysim import model_groups, protocols, robust_checks, sizing, work_estimate
 from tallysim import config_reads
 from tallysim.config_reads import MESSAGE_FAULTS, check_read  # noqa: F401 - validation.X, as before
 from tallysim.config_rules import check_pool_size, check_rules  # noqa: F401 - validation.X, as before
@@ -39,11 +39,19 @@ def memory_limit() -> int:
 _fmt = sizing.fmt
 
 
+def estimate_parts(cfg: Config) -> list[tuple[str, int, str]]:
+    """sizing.estimate_bytes with model.groups' groups (each its own config and A_g), which sizing, below
+    model_groups in the layers, cannot parse: the estimate counted the run's model.* for every peer."""
+    groups = model_groups.parse(cfg.model.groups)
+    return sizing.estimate_bytes(cfg, tuple((g.name, model_groups.group_config(cfg, g), a)
+                                            for g, a in zip(groups, model_groups.active_counts(cfg, groups))))
+
+
 def memory_note(cfg: Config, limit: int | None = None) -> str:
     """The memory estimate check_memory refuses by, as one line for a run that fits (`run
     --print-config` prints it on stderr): before, a user could see it only in a refusal."""
     limit = memory_limit() if limit is None else limit
-    parts = sizing.estimate_bytes(cfg)
+    parts = estimate_parts(cfg)
     what, size, _ = max(parts, key=lambda p: p[1])
     total = sum(b for _, b, _ in parts)
     guess = sizing.assumed(cfg)
@@ -55,7 +63,7 @@ def memory_note(cfg: Config, limit: int | None = None) -> str:
 
 def check_memory(cfg: Config, limit: int | None = None) -> None:
     limit = memory_limit() if limit is None else limit
-    parts = sizing.estimate_bytes(cfg)
+    parts = estimate_parts(cfg)
     total = sum(b for _, b, _ in parts)
     if total > limit:
         what, size, keys = max(parts, key=lambda p: p[1])

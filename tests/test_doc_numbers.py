@@ -227,13 +227,13 @@ def test_the_ties_table_is_niid_ties_csv():
 
 
 def test_the_star_counts_row_is_niid_counts_star_csv():
-    """docs/matched-bits.md, "Why the vote loses here": the `counts_star_190p` row (mean +- population
+    """docs/matched-bits.md, "Why the vote loses here": the `counts_star_200p` row (mean +- population
     standard deviation over seeds 0-2 after round 20, vote_acc and wrong_confidence means, the bits) and
     its per-seed accuracies are docs/figures/niid_counts_star.csv's."""
     import statistics
     rows = _csv("niid_counts_star.csv")
     text = (DOCS / "matched-bits.md").read_text().split("### Why the vote loses here")[1].split("\n## ")[0]
-    row = next(r for r in _md_rows_text(text) if r[0] == "`counts_star_190p`")
+    row = next(r for r in _md_rows_text(text) if r[0] == "`counts_star_200p`")
     last = {split: [r for r in rows if r["split"] == split and r["round"] == "20"] for split in ("dir0.05", "one_class")}
     assert [[r["seed"] for r in v] for v in last.values()] == [["0", "1", "2"]] * 2
     accs = {s: [float(r["acc_mean"]) for r in v] for s, v in last.items()}
@@ -243,6 +243,6 @@ def test_the_star_counts_row_is_niid_counts_star_csv():
         return " / ".join(f"{statistics.mean(float(r[key]) for r in v):.3f}" for v in last.values())
     assert (row[6], row[7]) == (means("vote_acc"), means("wrong_confidence")), row
     per_round = {int(r["bits_per_peer"]) // int(r["round"]) for r in rows}
-    assert per_round == {3990} and row[2:4] == ["190", "3,990"], (row, per_round)
+    assert per_round == {4000} and row[2:4] == ["200", "4,000"], (row, per_round)    # 200 x (4 + 16)
     seeds = " and ".join(" / ".join(f"{a:.3f}" for a in v) for v in accs.values())
-    assert f"`counts_star_190p` {seeds}." in " ".join(text.split()), seeds
+    assert f"`counts_star_200p` {seeds}." in " ".join(text.split()), seeds

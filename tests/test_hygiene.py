@@ -91,7 +91,7 @@ def test_results_metrics_imports_nothing_above_it():
     import sys
     import tallysim.results.metrics as m
     names = set()
-    for module in ("metrics", "headline", "rows"):
+    for module in ("metrics", "headline", "rows", "figure_files"):
         tree = ast.parse((Path(m.__file__).parent / f"{module}.py").read_text())
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):
@@ -120,6 +120,7 @@ def test_results_metrics_imports_nothing_above_it():
 LAYERS = [
     ["tallysim", "tallysim.fields", "tallysim.code_identity"],
     ["tallysim.protocols", "tallysim.protocols.declaration", "tallysim.protocols.plugin_import",
+     "tallysim.protocols.plugin_models",
      "tallysim.plugin_rules", "tallysim.sizing", "tallysim.probe_blocks", "tallysim.plugin_params",
      "tallysim.privacy", "tallysim.file_shapes", "tallysim.config_shapes"],
     ["tallysim.schema_sections"],
@@ -130,16 +131,16 @@ LAYERS = [
     ["tallysim.validation", "tallysim.robust_checks", "tallysim.config_rules", "tallysim.config_reads", "tallysim.sweep_section",
      "tallysim.work_estimate"],
     ["tallysim.config", "tallysim.config_files"],
-    ["tallysim.data", "tallysim.results", "tallysim.results.metrics", "tallysim.outdir", "tallysim.out_path", "tallysim.run_lock", "tallysim.checkpoint", "tallysim.resume_diff", "tallysim.atomic",
+    ["tallysim.data", "tallysim.results", "tallysim.results.metrics", "tallysim.results.figure_files", "tallysim.results.dead_peers", "tallysim.outdir", "tallysim.out_path", "tallysim.run_lock", "tallysim.checkpoint", "tallysim.resume_diff", "tallysim.atomic",
      "tallysim.api_arguments", "tallysim.jax_check", "tallysim.metrics_file", "tallysim.clean", "tallysim.data_read"],
     ["tallysim.results.plot", "tallysim.results.pareto", "tallysim.results.runs", "tallysim.progress",
-     "tallysim.progress_base", "tallysim.progress_lines", "tallysim.config_reference"],
+     "tallysim.progress_base", "tallysim.progress_rounds", "tallysim.progress_lines", "tallysim.config_reference"],
     ["tallysim.tracking"],
     ["tallysim.sim"],
     ["tallysim.protocols."],
     ["tallysim.build", "tallysim.programs"],
     ["tallysim.run", "tallysim.run_files", "tallysim.run_recorders", "tallysim.startup"],
-    ["tallysim.sweep", "tallysim.sweep_axes", "tallysim.sweep_data", "tallysim.sweep_resume", "tallysim.bench"],
+    ["tallysim.sweep", "tallysim.sweep_axes", "tallysim.sweep_plan", "tallysim.sweep_data", "tallysim.sweep_resume", "tallysim.bench"],
     ["tallysim.figures"],
     ["tallysim.api", "tallysim.cli", "tallysim.cli_parser", "tallysim.cli_commands", "tallysim.__main__"],
 ]
@@ -219,9 +220,10 @@ def test_no_import_cycle_and_no_upward_import():
 # unit, so two folders, or a folder and a module beside it, never import each other, whichever of their
 # modules does it (issue 31: results/ used to run figures through sweep while sweep read results/).
 # One package __init__ is its own unit: tallysim/protocols/__init__.py is the registry, which imports
-# no protocol module and sits below config, while the protocol modules beside it sit above sim/. The two
-# modules split out of it (what a protocol declares; importing a plugin) belong to its unit.
-REGISTRY_UNIT = {"tallysim.protocols", "tallysim.protocols.declaration", "tallysim.protocols.plugin_import"}
+# no protocol module and sits below config, while the protocol modules beside it sit above sim/. The three
+# modules split out of it (what a protocol declares; importing a plugin; a plugin's models) belong to its unit.
+REGISTRY_UNIT = {"tallysim.protocols", "tallysim.protocols.declaration", "tallysim.protocols.plugin_import",
+                 "tallysim.protocols.plugin_models"}
 
 
 def _unit(module: str) -> str:

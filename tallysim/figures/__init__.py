@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from tallysim import atomic, config, outdir, sweep
+from tallysim import atomic, config, outdir, sweep, sweep_plan
 from tallysim import progress as progress_bars
 from tallysim.progress_base import QuietLog, result, say
 from tallysim.config import ConfigError
@@ -42,7 +42,8 @@ from tallysim.fields import home
 from tallysim.sweep_section import figure_keys
 from tallysim.results.metrics import panel_of  # noqa: F401 - figures.panel_of, as before
 from tallysim.figures.spec_keys import check_spec_keys
-from tallysim.figures.panel_layout import panels, with_panels  # noqa: F401 - figures.panels, as before
+# A figure config's groups and panels as validated sweeps: figures/plans.py
+from tallysim.figures.plans import group_plans, panels, with_panels  # noqa: F401 - figures.group_plans, as before
 from tallysim.figures.shipped import (EXPERIMENTS, FIGURES, check_named, experiments_dir, resolve,  # noqa: F401 - as before
                                       shipped_config, unique_figures)
 
@@ -74,87 +75,6 @@ def check_output_names(tag: str, panel_names) -> None:
         raise ConfigError(f"figure {tag[:40]!r}...: it would write {longest[:40]!r}... of "
                           f"{len(longest.encode())} bytes; allowed: file names of at most {NAME_MAX} bytes, so "
                           "rename the figure file (or its panels) shorter")
-
-
-def group_plans(spec: dict, smoke: bool, base_dir: Path, start=None) -> dict[str, tuple[config.Config, list]]:
-    """group name -> (base Config, [(run name, overrides)]), all validated before anything runs.
-    `start` (the command line's startup.start_jax) is called once every config has validated, just
-    before the devices are counted: the first thing that needs JAX."""
-    shrink = spec.get("smoke", {}) if smoke else {}
-    for key in ("base", "sweep", "smoke"):
-        if not isinstance(spec.get(key, {}), dict):
-            raise ConfigError(f"a figure config's `{key}` must be an object, not {spec[key]!r:.40}")
-    groups = spec.get("groups", {})
-    if not isinstance(groups, dict) or not isinstance(shrink, dict) \
-            or not isinstance(shrink.get("groups", {}), dict):      # [] was falsy: the base alone, as "all"
-        raise ConfigError("a figure config's `groups` (and `smoke.groups`) must be an object "
-                          '{"group name": {config fields}}')
-    groups = groups or {"all": {}}
-    # smoke.groups shrinks the figure's groups; a name that is none of them (a typo, or a group renamed in
-    # `groups` only) was added as a group of its own, run in the smoke version alone with the base config
-    extra = [g for g in shrink.get("groups", {}) if g not in groups]
-    if extra:
-        raise ConfigError(f"a figure config's `smoke.groups` names {', '.join(map(repr, extra))}, not a group of "
-                          f"its `groups`; allowed: {', '.join(groups)} (smoke.groups shrinks those; a new group "
-                          "goes into `groups`)")
-    groups = config.merge(groups, shrink.get("groups", {}))
-    only = shrink.get("only")
-    if only is not None:            # a smoke version may draw only some of the groups
-        if not isinstance(only, list) or not only or any(g not in groups for g in only):
-            raise ConfigError(f"a figure config's `smoke.only` must be a list of its group names "
-                              f"({', '.join(groups)}), not {only!r:.60}")
-        groups = {g: groups[g] for g in only}
-    plans, total = {}, 0
-    for gname, g in groups.items():
-        outdir.check_name(gname, "figure group")      # results/<figure>/<group>/ stays inside --results
-        if not isinstance(g, dict):
-            raise ConfigError(f"figure group {gname!r} must be an object of config fields, not {g!r}")
-        g = dict(g)
-        for where, section in ((f"groups.{gname}.sweep", g.get("sweep", {})), ("smoke.sweep", shrink.get("sweep", {}))):
-            if not isinstance(section, dict):       # a list: dict.update's "sequence element #0" traceback
-                raise ConfigError(f"a figure config's `{where}` must be an object {{\"field\": [values]}}, "
-                                  f"not {section!r:.40}")
-        fields, axes = dict(spec.get("base", {})), {}
-        if "include" in g:
-            if not isinstance(g["include"], str) or not g["include"]:     # 5 or a list: a TypeError traceback
-                raise ConfigError(f"figure group {gname!r}: \"include\"={g['include']!r:.60}; allowed: the path of "
-                                  "one JSON config file, relative to the figure's file (e.g. \"pareto/tally.json\")")
-            inc = _group_configs(gname, str(base_dir / g.pop("include")), None)
-            for k in ("description", "smoke"):
-                inc.pop(k, None)
-            axes.update(inc.pop("sweep", {}))
-            fields = config.merge(fields, inc)
-        axes.update(spec.get("sweep", {}))
-        axes.update(g.pop("sweep", {}))
-        if smoke:
-            axes.update(shrink.get("sweep", {}))
-        # smoke.groups.<name> is the more specific: it wins over smoke.base (matched_bits' fedct groups set
-        # probe.per_round to their whole smoke pool, which smoke.base's 64 used to replace)
-        own = {k: v for k, v in shrink.get("groups", {}).get(gname, {}).items() if k not in ("sweep", "include")}
-        # named: "config file: seeds='5' is a string" said neither the figure's file nor which group
-        where = f"figure group {gname!r} (base, groups.{gname}{', smoke' if smoke else ''})"
-        cfg = config.from_dict(config.merge(config.merge(config.merge(fields, g), shrink.get("base", {})), own),
-                               where=where)
-        runs = sweep.expand(axes, [])
-        total += len(runs) * max(1, len(panels(spec, smoke)))
-        sweep.check_count(total, "figure")        # before any of its runs is validated
-        plans[gname] = (cfg, with_panels(runs, panels(spec, smoke)))
-    checked = [(runs, _group_configs(gname, cfg, runs)) for gname, (cfg, runs) in plans.items()]   # all validated
-    if start is not None:
-        start()
-    for runs, cfgs in checked:                   # before the first one runs
-        sweep.check_devices(runs, cfgs)
-    return plans
-
-
-def _group_configs(gname: str, cfg, runs):
-    """sweep.configs of a figure group's runs (an `include` file's contents with runs=None), its errors
-    naming the group: "sweep run iid: rounds=0 is out of range" said neither the group nor that the
-    value came from the figure's base (every group's), and a missing include not whose it was."""
-    try:
-        return config.read_file(cfg) if runs is None else sweep.configs(cfg, runs)
-    except ConfigError as e:
-        raise ConfigError(f"figure group {gname!r}: {e}") from None
 
 
 def preflight(name_or_path: str, smoke: bool, results: Optional[str], out: Optional[str]) -> tuple:
@@ -278,6 +198,9 @@ def make_figure(name_or_path: str, smoke: bool = False, results: str = "results"
             bar = progress_bars.runs_bar(sum(len(runs) for _, runs in plans.values()), progress, f"{tag} runs",
                                          sum(sweep.done_before(Path(results) / tag / g, runs)
                                              for g, (_, runs) in plans.items()))
+            if bar:         # every group's compiles to come, for the ETA before the first run ends
+                bar.expect_compiles(sum(_compiles(cfg, runs, Path(results) / tag / g, grouped)
+                                        for g, (cfg, runs) in plans.items()))
             recs_by_group = {}
             for gname, (cfg, runs) in plans.items():
                 log(f"{tag}: group {gname} ({len(runs)} runs)")
@@ -312,6 +235,12 @@ def make_figure(name_or_path: str, smoke: bool = False, results: str = "results"
     result(log, f"{tag}: wrote {', '.join(str(p) for k, p in paths.items() if k != 'seconds')} "
            f"in {paths['seconds']} s")
     return paths
+
+
+def _compiles(cfg, runs: list, out_dir: Path, grouped: bool) -> int:
+    """How many of a group's batches of runs will compile a program (sweep_plan.compiles)."""
+    cfgs, dirs = sweep.configs(cfg, runs), [out_dir / name for name, _ in runs]
+    return sum(sweep_plan.compiles(cfgs, dirs, sweep_plan.plan(cfgs, dirs, grouped)))
 
 
 def dry_run(name_or_path: str, smoke: bool = False, grouped: bool = True, log=print,

@@ -25,13 +25,13 @@ Where the module lives:
 Importing this package imports no JAX and nothing above it (`Context` and `Protocol` are in
 protocols/context.py, re-exported by protocols/base.py); `factory` and `make` import a protocol's
 module on first use. What a module declares, and the reading of a built-in's from its source, are in protocols/declaration.py; importing a
-plugin in one line whatever it does, in protocols/plugin_import.py.
+plugin in one line whatever it does, in protocols/plugin_import.py; the models a plugin adds, in
+protocols/plugin_models.py.
 """
 from __future__ import annotations
 
 import functools
 import importlib
-import re
 import sys
 from typing import Optional
 
@@ -39,6 +39,11 @@ from tallysim.fields import ConfigError, NameTaken, did_you_mean
 from tallysim.protocols.declaration import BASE_DEFAULTS, SECTION_NAMES, Declared, Traits, read_source  # noqa: F401
 from tallysim.protocols.plugin_import import (RegistryGuard, import_plugin, load_installed, one_line, plugin_table,
                                               allowed_text, not_loaded, warn, with_installed)
+from tallysim.plugin_rules import PROTOCOL_NAME, check_name  # noqa: F401 - protocols.PROTOCOL_NAME, as before
+# A plugin's models (MODELS): protocols/plugin_models.py; the registry's own names for its tables, as before
+from tallysim.protocols.plugin_models import (BUILTIN_MODELS as _BUILTIN_MODELS, MODEL_PLUGIN as _MODEL_PLUGIN,
+                                              MODELS as _MODELS, add_models, check_models, model_plugin_of,
+                                              model_target, plugin_models)
 
 # Names a newcomer may type for a built-in (lower case, without "-" and "_"): the papers' names of the
 # method a protocol implements (docs/running-protocols.md), offered as "did you mean ...?" when refused.
@@ -106,53 +111,16 @@ _USABLE = [None, (), {}]
 _RESERVED = {"plugins", "derived", "extends", "smoke", "sweep", "description", "resumed", "placement", "code"}
 
 
-# Models defined outside tallysim: a plugin's `MODELS = {"name": "factory"}` (docs/howto/own-model.md), name ->
-# "module:factory", and the plugin module config.json must name. The built-ins' names come from `ready`
-# (schema_sections.BUILTIN_MODELS), so that a plugin's model cannot take one.
-_MODELS: dict[str, str] = {}
-_MODEL_PLUGIN: dict[str, str] = {}
-_BUILTIN_MODELS: list = []
-
-
 def ready(core_fields: tuple = (), models: tuple = ()) -> None:
     _RESERVED.update(core_fields)
     _BUILTIN_MODELS[:] = models
     _ready[0] = True
 
 
-def plugin_models() -> tuple:
-    """The names of the models plugins added (model.name's choices after the built-ins)."""
-    return tuple(_MODELS)
-
-
-def model_target(name: str) -> Optional[tuple]:
-    """(module, factory) of plugin model `name`; None for a built-in or an unknown name."""
-    return tuple(_MODELS[name].split(":")) if name in _MODELS else None
-
-
-def model_plugin_of(name: str) -> Optional[str]:
-    """The plugin module that model `name` needs loaded (None: built in)."""
-    return _MODEL_PLUGIN.get(name)
-
-
-def _check_models(module: str, listed: dict) -> None:
-    """Every model name of a plugin checked (plain, not taken) before any is registered (_add_models)."""
-    for name, fn in listed.items():
-        _check_name(name, f"plugin {module!r}", "model")
-        target = f"{module}:{fn}"
-        taken = "tallysim (a built-in model)" if name in _BUILTIN_MODELS else _MODELS.get(name)
-        if taken and taken != target:
-            raise NameTaken(f"plugin {module!r}: model.name={name!r} is already taken (by {taken}); allowed: "
-                              f"a name that is not one of {', '.join((*_BUILTIN_MODELS, *_MODELS))}")
-
-
 def _add_models(module: str, listed: dict) -> None:
-    """Register a plugin's models, checked by _check_models."""
-    for name, fn in listed.items():
-        if name not in _MODELS:
-            _MODELS[name] = f"{module}:{fn}"
-            _MODEL_PLUGIN[name] = module
-            _generation[0] += 1            # model.name's choices (config's declarations cache)
+    """Register a plugin's models (plugin_models.add_models), checked by check_models."""
+    if add_models(module, listed):
+        _generation[0] += 1            # model.name's choices (config's declarations cache)
 
 
 def generation() -> int:
@@ -201,21 +169,10 @@ def _import(module: str, where: str):
     return import_plugin(module, where, sys.modules[__name__])
 
 
-PROTOCOL_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}$")
-
-
-def _check_name(name: str, where: str, what: str = "protocol") -> None:
-    """A protocol name is a key=value value, a sweep axis value (split at commas), a run directory's name
-    and a table cell: `My Proto!` or `a,b` registered, then could not be swept or named on a command line."""
-    if not PROTOCOL_NAME.match(name):
-        raise ConfigError(f"{where}: {what} name {name!r} is not a plain name; allowed: 1 to 64 letters, "
-                          "digits, '_' and '-'")
-
-
 def _check_free(name: str, target: str, where: str) -> Optional[str]:
     """Protocol `name` may be registered as `target`: plain, and not another's. Returns who has it already
     (None: nobody; `target` itself: a plugin loaded again)."""
-    _check_name(name, where)
+    check_name(name, where)
     known = REGISTRY.get(name) and f"tallysim.protocols.{REGISTRY[name]}" or _EXTERNAL.get(name)
     if known and known != target:
         raise NameTaken(f"{where}: protocol.name={name!r} is already taken (by {known}); allowed: a name "
@@ -241,7 +198,7 @@ def load_plugin(module: str) -> list[str]:
     models = plugin_table(mod, module, "MODELS", "model factory")
     listed = plugin_table(mod, module, "PROTOCOLS", "factory")
     if models is not None and listed is None:     # a module of models only (docs/howto/own-model.md)
-        _check_models(module, models)
+        check_models(module, models)
         _add_models(module, models)
         return list(models)
     if listed is None:
@@ -256,7 +213,7 @@ def load_plugin(module: str) -> list[str]:
         _check_free(name, f"{module}:{fn}", f"plugin {module!r}")
     _declared(module, False)               # its TRAITS and sections, checked now: one line at load
     if models is not None:
-        _check_models(module, models)
+        check_models(module, models)
     for name, fn in listed.items():
         _add(name, f"{module}:{fn}", f"plugin {module!r}")
         _LOADED[name] = module

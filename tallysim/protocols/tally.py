@@ -10,10 +10,12 @@ Peers train on CE(private) + `distill.weight` * CE(probe, consensus), `distill.l
 faults.kind=dropout: only the votes sent count (allgather: each is relayed to the other A-1 peers).
 `tally.target=counts`: train on the vote histogram, the share of the arrived votes each class got, as a
 soft target (KL at temperature 1), instead of the winner. allgather: each peer has every vote, the same
-messages and bits. star: the server counts the votes and sends each peer every probe's histogram, coded as
-its index among the compositions of A votes into C classes (comm.vote_histograms); the same target as
-allgather's, other downlink bits. A unanimous vote's histogram is the one-hot winner, and KL to a one-hot
-at temperature 1 is the CE tally trains with, so the two targets differ only where the peers disagree.
+messages and bits. star: the server counts the votes and sends each peer every probe's histogram of the
+other A-1 votes (a peer knows its own and adds it back before training), coded as its index among the
+compositions of A-1 votes into C classes (comm.vote_histograms); the same target as allgather's, other
+downlink bits (under dropout: histogram_senders). A unanimous vote's histogram is the one-hot winner,
+and KL to a one-hot at temperature 1 is the CE tally trains with, so the two targets differ only where
+the peers disagree.
 """
 from __future__ import annotations
 
@@ -53,7 +55,9 @@ def vote_bits(ctx: Context) -> comm.RoundBits:
     if cfg.comm.topology == "allgather":
         down = (spec.active - 1) * one
     elif cfg.tally.target == "counts":      # abstention and privacy are refused with counts (config_rules)
-        down = comm.vote_histograms(spec.messages, spec.active, spec.classes)
+        # every vote arrives (no dropout): each peer gets the histograms of the other A-1 votes and adds
+        # its own back (the target stays the histogram of all A); one peer alone receives nothing
+        down = comm.vote_histograms(spec.messages, spec.active - 1, spec.classes)
     else:
         # Confident-GNMax's check (privacy.threshold > 0, which validation allows only with noise) drops
         # probes as abstention does: the peers need the same keep mask, one bit per probe (per token)
@@ -73,12 +77,24 @@ def vote_cost(ctx: Context, info) -> comm.RoundBits:
 
 
 def histogram_senders(ctx: Context, bits: comm.RoundBits, senders: int) -> comm.RoundBits:
-    """A star counts round under dropout: the histograms are of the S votes that arrived, so each peer
-    receives every message's composition of S votes, and first S itself (the composition's sum, which the
-    peers cannot know: ceil(log2 A) bits for S in 1..A); nothing where no vote arrived."""
+    """A star counts round under dropout: the target is the histogram of the S votes that arrived (1 <= S
+    <= A; S = 0: no vote, nothing sent). A peer cannot know S, nor whether its own vote arrived (a lost
+    upload is the network's, not the peer's choice), so the server first sends each peer the pair (how
+    many votes its histograms hold, whether its own vote is to be added back): (S-1, yes) to the S peers
+    whose vote arrived, (S, no) to the A-S whose vote was lost. The first is one of A pairs (S-1 in
+    0..A-1), the second one of A-1 (S in 1..A-1: a lost vote leaves S <= A-1), so the header is one of
+    2A-1 messages, ceil(log2(2A-1)) bits (ceil(log2 A) + 1 for A >= 2; 0 for A = 1), the same for
+    every peer. Then every message's histogram of the votes that peer lacks: the other S-1 for an
+    arrived peer, all S for a lost one. Peers receive different histograms, so the round's down total is
+    exact per peer (comm.RoundBits.down_total, as with_senders' totals): S * (header + M * hist(S-1))
+    + (A-S) * (header + M * hist(S)), hist the bits of comm.vote_histograms per message."""
     spec = ctx.spec
-    down = comm.vote_histograms(spec.messages, senders, spec.classes) + comm.exact_log2_ceil(spec.active)
-    return bits._replace(up_total=senders * bits.up, down_total=spec.active * down if senders else 0)
+    if not senders:
+        return bits._replace(up_total=0, down_total=0)
+    header = comm.exact_log2_ceil(2 * spec.active - 1)
+    arrived = header + comm.vote_histograms(spec.messages, senders - 1, spec.classes)
+    lost = header + comm.vote_histograms(spec.messages, senders, spec.classes)
+    return bits._replace(up_total=senders * bits.up, down_total=senders * arrived + (spec.active - senders) * lost)
 
 
 def vote_message(p):

@@ -13,7 +13,7 @@ from typing import Optional
 
 import numpy as np
 
-from tallysim.config import ConfigError
+from tallysim.config import ConfigError, active_peers
 from tallysim.results.rows import PEER_PLACES
 
 HEADLINE = ("acc_global", "acc_mean")                     # the server model, else the peers' mean
@@ -228,7 +228,7 @@ def _per_active(cfg, last: dict) -> str:
     peers, rounds, bits = cfg.peers, last.get("round"), last.get("bits_per_peer")
     if cfg.participation >= 1 or cfg.model.groups or not (is_number(rounds) and rounds > 0 and is_number(bits)):
         return ""
-    active = max(1, int(round(cfg.participation * peers)))      # sizing.active_peers, as fed.build counts
+    active = active_peers(cfg)       # config_shapes', re-exported by the configuration (results/ imports only it)
     return f" ({bits * peers / active / rounds / 8e6:.4g} MB per active client and round, {active} of {peers:,} a round)"
 
 
@@ -239,14 +239,17 @@ def _count(n: int, noun: str) -> str:
 
 def summary_line(cfg, last: dict) -> str:
     """One line for a finished run: `cfg` a Config (protocol.name, rounds, peers, seeds, data.name), `last`
-    its last metrics row (plus `out`, the run directory, if it was written)."""
+    its last metrics row (plus `out`, the run directory, if it was written: its rows name the peers at the
+    floor all run, results/dead_peers.py)."""
     k = headline_key(last)
     acc, std = last.get(k), last.get(k + "_std")
     seeds = f" x {cfg.seeds} seeds" if cfg.seeds > 1 else ""
     ppl = text_headline(last)["ppl"]        # next-token runs: the headline model's perplexity
+    from tallysim.results import dead_peers     # the run's rows: peers at the floor all run, a diverged one
+    dead = dead_peers.clause(dead_peers.of_run(last["out"])) if last.get("out") else ""
     return (f"{cfg.protocol.name}: {_count(cfg.rounds, 'round')}, {_count(cfg.peers, 'peer')}{seeds} on {cfg.data.name} -> "
             f"accuracy {acc:.4f}" + (f" +- {std:.4f}" if std is not None else "")
-            + (f" (peer mean {last['acc_mean']:.4f}, ensemble {last['acc_ensemble']:.4f}{_by_group(last)})"
+            + (f" (peer mean {last['acc_mean']:.4f}, ensemble {last['acc_ensemble']:.4f}{_by_group(last)}{dead})"
                if last.get("acc_mean") is not None else " (server model; no client model is kept)") + ", "
             + ("" if ppl is None else f"perplexity {ppl:.4g}, ") +
             f"{last['bits_per_peer'] / 8e6:.4g} MB per peer{_per_active(cfg, last)}, {last['wall_s']:.1f} s"

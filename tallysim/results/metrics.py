@@ -19,18 +19,17 @@ results/rows.py. Both are re-exported here: `metrics.<name>` is every name of th
 
 Every reader checks what the plots rely on, so a corrupt or hand-edited file fails in one line naming
 the file (and the line) instead of as a traceback from inside matplotlib. This module imports nothing
-above it (run, sweep, cli import it) and no JAX; matplotlib only inside `pyplot`/`save_figure`.
+above it (run, sweep, cli import it) and no JAX; matplotlib only inside figure_files.py's functions
+(`pyplot`, `save_figure`), re-exported here.
 """
 from __future__ import annotations
 
-import io
 import json
 import math
 import os
 from pathlib import Path
 from typing import Iterable, Optional
 
-from tallysim import atomic
 from tallysim.config import ConfigError, show
 from tallysim.fields import home, is_path
 # The headline numbers and the row writer live in their own modules; their names stay importable from
@@ -43,6 +42,10 @@ from tallysim.results.rows import (CLIENT_PERCENTILE, GROUP_KEYS, NON_FINITE, PE
                                    ROUND_KEYS, check_own_keys, client_stats, dumps_row, group_row, lane_row,
                                    revive, text_row)
 from tallysim.results import partition_file
+# A figure's files (matplotlib on Agg, --out checked, a table beside it, titles wrapped, written whole):
+# results/figure_files.py, re-exported: metrics.save_figure as before
+from tallysim.results.figure_files import (DPI, check_figure_out, pyplot, refuse_foreign_beside,  # noqa: F401
+                                           save_figure, wrap_titles)
 
 CONFIG = "config.json"
 PARTITION = "partition.json"
@@ -55,7 +58,6 @@ SWEEP = "sweep.json"
 # given among runs, as `tallysim plot runs/x/*` gives them; hidden ones (the lock) no shell glob matches
 SWEEP_WRITTEN = frozenset({SWEEP})
 
-DPI = 130
 # What a newcomer types for `--metric auto`, the headline accuracy (acc_global where there is a server
 # model, else acc_mean): offered as "did you mean auto?" when refused.
 METRIC_ALIASES = {"accuracy": "auto", "acc": "auto", "headline": "auto", "testacc": "auto"}
@@ -302,84 +304,3 @@ def panel_of(run_dir) -> str:
 def columns(rows: list[dict]) -> list[str]:
     """Numeric columns of metric rows (what --metric may name)."""
     return sorted({k for r in rows for k, v in r.items() if is_number(v) and k != "round"})
-
-
-# ----------------------------------------------------------------------------- figures
-
-def pyplot():
-    """matplotlib.pyplot on the Agg backend (no display needed)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
-
-
-def check_figure_out(out) -> Path:
-    """A figure file: a supported image extension, not a directory, not under a file."""
-    from matplotlib.backend_bases import FigureCanvasBase
-    p = Path(out)
-    allowed = sorted(FigureCanvasBase.get_supported_filetypes())
-    if p.is_dir():
-        raise ConfigError(f"--out {out} is a directory; give a figure file such as {p / 'figure.png'}")
-    if p.suffix.lower().lstrip(".") not in allowed:
-        raise ConfigError(f"--out {out}: {p.suffix or 'no extension'} is not an image format; allowed: "
-                          f"{', '.join('.' + a for a in allowed)}")
-    for parent in p.parents:
-        if parent.exists() and not parent.is_dir():
-            raise ConfigError(f"--out {out}: {parent} is a file, not a directory")
-    return p
-
-
-def refuse_foreign_beside(out, side: Path, first_line, what: str) -> None:
-    """A table a figure writes beside itself (`plot --out results.png` -> results.csv, `pareto --out p.png`
-    -> p_points.csv ...) replaced whatever file of that name was there: `plot --out mydata.png` lost the
-    user's mydata.csv in silence. Such a file is replaced only when it is one this command wrote before
-    (it starts with `first_line`, or one of a tuple of them: what earlier versions wrote too), else
-    refused before anything is read or drawn."""
-    side = Path(side)
-    heads = (first_line,) if isinstance(first_line, str) else tuple(first_line)
-    if not side.is_file():
-        return
-    try:
-        with open(side, encoding="utf-8", errors="replace") as f:
-            head = f.readline().rstrip("\r\n")
-    except OSError:
-        head = None
-    if head is None or not head.startswith(heads):
-        raise ConfigError(f"--out {out} also writes {side} ({what}), and {side} exists but is not a file this "
-                          f"command wrote (its first line is not {heads[0]!r}): it would be replaced; allowed: "
-                          "another --out, or move that file away first")
-
-
-def wrap_titles(fig) -> None:
-    """Titles wider than the figure broken into lines: a figure config's long `title` ran off the image
-    ("... 6,000 examples, 2 see"), as matplotlib neither wraps nor shrinks a title."""
-    for t in [ax.title for ax in fig.axes] + [t for t in [getattr(fig, "_suptitle", None)] if t is not None]:
-        text, wide = t.get_text(), t.get_window_extent(fig.canvas.get_renderer()).width
-        if text and "\n" not in text and wide > 0.95 * fig.bbox.width:
-            chars = max(20, int(len(text) * 0.9 * fig.bbox.width / wide))
-            lines = [""]
-            for word in text.split():           # greedy, as textwrap would (not imported here: test_hygiene)
-                fits = not lines[-1] or len(lines[-1]) + 1 + len(word) <= chars
-                lines[-1:] = [f"{lines[-1]} {word}".strip()] if fits else [lines[-1], word]
-            t.set_text("\n".join(lines))
-
-
-def save_figure(fig, *paths, dpi: int = DPI, tight: bool = True) -> list[str]:
-    """Lay the figure out, write it to every path (parents created) and close it; returns the paths."""
-    wrap_titles(fig)
-    if tight:
-        fig.tight_layout()
-    for p in paths:
-        Path(p).parent.mkdir(parents=True, exist_ok=True)
-        fmt = Path(p).suffix.lower().lstrip(".")
-        if not fmt:                 # matplotlib picks the format and names the file itself
-            fig.savefig(p, dpi=dpi)
-            continue
-        # Drawn into memory, then written whole (atomic.py): a kill mid-write leaves the old image, and
-        # a symlink at `p` is refused rather than followed.
-        buf = io.BytesIO()
-        fig.savefig(buf, format=fmt, dpi=dpi)
-        atomic.write_atomic(Path(p), buf.getvalue())
-    pyplot().close(fig)
-    return [str(p) for p in paths]

@@ -67,6 +67,15 @@ class Results:
         from tallysim.results import partition_file
         return partition_file.majority(self.out).get("majority_acc")
 
+    @property
+    def dead_peers(self) -> list:
+        """The peers whose own test accuracy stayed at or below the floor at every evaluation after the
+        first ("peer 0", "seed 1 peer 0"; results/dead_peers.py): the demo's seed 1 ran with peer 0 at
+        0.1000 all 15 rounds, in its peer mean; [] for none, or where the headline is a server model's."""
+        from tallysim.results import dead_peers
+        dead = dead_peers.of_run(self.out, self.rows, self.config)
+        return list(dead.names) if dead else []
+
     def __repr__(self) -> str:
         # a notebook shows a cell's last value: the dataclass's repr was every row and the whole config,
         # kilobytes for a five-round run; `rows` and `config` are one attribute away. A repr never raises
@@ -91,6 +100,8 @@ class Results:
         from tallysim.results import partition_file
         floor = partition_file.majority(self.out)
         shown += f", at the floor {floor['majority_acc']:.4f}" if at_floor(acc, floor) else ""
+        from tallysim.results import dead_peers     # peers at the floor all run (results/dead_peers.py)
+        shown += dead_peers.clause(dead_peers.of_run(self.out, self.rows, self.config))
         return (head + f"; round {last.get('round')}: {key} {shown} @ {bits_text(last.get('bits_per_peer'))} bits per peer)")
 
     def column(self, key: str) -> list:

@@ -18,7 +18,7 @@ from typing import Optional
 from tallysim import atomic
 from tallysim.config import ConfigError
 from tallysim.fields import did_you_mean
-from tallysim.results import headline, metrics, partition_file
+from tallysim.results import dead_peers, headline, metrics, partition_file
 
 FORMATS = ("markdown", "csv")
 # Config entries that say where or how a run was written, not what ran: never a swept column.
@@ -147,6 +147,9 @@ def table_rows(dirs, metric: str = "auto", log=None) -> tuple[list[str], list[di
     _say_uneven(runs, metric, log)
     if metric == "auto":
         _say_floor(runs, log)
+        for d, label, cfg, rows in runs:   # a peer at the floor all run (the demo's seed 1: peer 0 at 0.1000)
+            if dead := dead_peers.of_run(d, rows, cfg):
+                log(dead_peers.note(dead, str(label)))
     swept = swept_fields([cfg for _, _, cfg, _ in runs])
     out = []
     for d, label, cfg, rows in runs:

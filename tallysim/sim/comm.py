@@ -96,10 +96,12 @@ def histogram_composition(voters: int, classes: int) -> int:
 
 
 def vote_histograms(messages: int, voters: int, classes: int) -> int:
-    """A star server's downlink to one peer under tally.target=counts: each message's vote histogram (the
-    C counts of the A votes that arrived), in the cheaper exact code of the two above. The composition's
-    count is never above the natural code's ((A+1)^C tuples hold every composition), so it is the one;
-    the min keeps the statement checkable."""
+    """A star server's downlink to one peer under tally.target=counts: each message's histogram of
+    `voters` votes (the C counts of the votes that peer lacks: the other A-1 of the A that arrived, as
+    it adds its own back; protocols/tally.py), in the cheaper exact code of the two above. The
+    composition's count is never above the natural code's ((A+1)^C tuples hold every composition), so
+    it is the one; the min keeps the statement checkable. voters = 0 (one peer, its own vote the whole
+    histogram): 0 bits."""
     return messages * min(histogram_composition(voters, classes), histogram_natural(voters, classes))
 
 

@@ -143,3 +143,17 @@ def eval_params(params_ZxP, pick_Zxn: Optional[np.ndarray], how: str, own_ZxK=No
         return jax.tree.map(lambda a: a[:, :pick_Zxn.shape[1]], params_ZxP), own_ZxK
     own = None if own_ZxK is None else jnp.asarray(sample_positions(np.asarray(own_ZxK), pick_Zxn))
     return jax.vmap(take)(params_ZxP, pick_Zxn), own
+
+
+def nonfinite_peers(params_ZxP, lane: int, peers: int) -> Optional[list]:
+    """The peers of chunk lane `lane` whose parameters hold a NaN or an inf: read to the host once, where
+    a run stops on a non-finite training loss (never in the round loop), so the stop names the peer that
+    diverged (the demo's seed 1 under softlabel: peer 0, in round 1). None where the parameters are not
+    stacked [Z, P, ...] (client_storage=auto keeps none; model.groups stacks each group's apart)."""
+    leaves = jax.tree_util.tree_leaves(params_ZxP) if params_ZxP is not None else []
+    if not leaves or any(leaf.ndim < 2 or leaf.shape[1] != peers or lane >= leaf.shape[0] for leaf in leaves):
+        return None
+    ok_P = np.ones(peers, bool)
+    for leaf in leaves:
+        ok_P &= np.asarray(jnp.isfinite(leaf[lane].reshape(peers, -1)).all(axis=1))
+    return np.flatnonzero(~ok_P).tolist()

@@ -1,0 +1,129 @@
+"""A figure config's runs, planned before any of them runs: its groups (with `include`, `sweep` axes and
+the smoke version's changes) and panels, each group a sweep whose every configuration is validated, its
+run count bounded and its devices counted. Split from figures/__init__.py, which re-exports these names."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tallysim import config, outdir, sweep
+from tallysim.config import ConfigError
+
+
+def group_plans(spec: dict, smoke: bool, base_dir: Path, start=None) -> dict[str, tuple[config.Config, list]]:
+    """group name -> (base Config, [(run name, overrides)]), all validated before anything runs.
+    `start` (the command line's startup.start_jax) is called once every config has validated, just
+    before the devices are counted: the first thing that needs JAX."""
+    shrink = spec.get("smoke", {}) if smoke else {}
+    for key in ("base", "sweep", "smoke"):
+        if not isinstance(spec.get(key, {}), dict):
+            raise ConfigError(f"a figure config's `{key}` must be an object, not {spec[key]!r:.40}")
+    groups = spec.get("groups", {})
+    if not isinstance(groups, dict) or not isinstance(shrink, dict) \
+            or not isinstance(shrink.get("groups", {}), dict):      # [] was falsy: the base alone, as "all"
+        raise ConfigError("a figure config's `groups` (and `smoke.groups`) must be an object "
+                          '{"group name": {config fields}}')
+    groups = groups or {"all": {}}
+    # smoke.groups shrinks the figure's groups; a name that is none of them (a typo, or a group renamed in
+    # `groups` only) was added as a group of its own, run in the smoke version alone with the base config
+    extra = [g for g in shrink.get("groups", {}) if g not in groups]
+    if extra:
+        raise ConfigError(f"a figure config's `smoke.groups` names {', '.join(map(repr, extra))}, not a group of "
+                          f"its `groups`; allowed: {', '.join(groups)} (smoke.groups shrinks those; a new group "
+                          "goes into `groups`)")
+    groups = config.merge(groups, shrink.get("groups", {}))
+    only = shrink.get("only")
+    if only is not None:            # a smoke version may draw only some of the groups
+        if not isinstance(only, list) or not only or any(g not in groups for g in only):
+            raise ConfigError(f"a figure config's `smoke.only` must be a list of its group names "
+                              f"({', '.join(groups)}), not {only!r:.60}")
+        groups = {g: groups[g] for g in only}
+    plans, total = {}, 0
+    for gname, g in groups.items():
+        outdir.check_name(gname, "figure group")      # results/<figure>/<group>/ stays inside --results
+        if not isinstance(g, dict):
+            raise ConfigError(f"figure group {gname!r} must be an object of config fields, not {g!r}")
+        g = dict(g)
+        for where, section in ((f"groups.{gname}.sweep", g.get("sweep", {})), ("smoke.sweep", shrink.get("sweep", {}))):
+            if not isinstance(section, dict):       # a list: dict.update's "sequence element #0" traceback
+                raise ConfigError(f"a figure config's `{where}` must be an object {{\"field\": [values]}}, "
+                                  f"not {section!r:.40}")
+        fields, axes = dict(spec.get("base", {})), {}
+        if "include" in g:
+            if not isinstance(g["include"], str) or not g["include"]:     # 5 or a list: a TypeError traceback
+                raise ConfigError(f"figure group {gname!r}: \"include\"={g['include']!r:.60}; allowed: the path of "
+                                  "one JSON config file, relative to the figure's file (e.g. \"pareto/tally.json\")")
+            inc = _group_configs(gname, str(base_dir / g.pop("include")), None)
+            for k in ("description", "smoke"):
+                inc.pop(k, None)
+            axes.update(inc.pop("sweep", {}))
+            fields = config.merge(fields, inc)
+        axes.update(spec.get("sweep", {}))
+        axes.update(g.pop("sweep", {}))
+        if smoke:
+            axes.update(shrink.get("sweep", {}))
+        # smoke.groups.<name> is the more specific: it wins over smoke.base (matched_bits' fedct groups set
+        # probe.per_round to their whole smoke pool, which smoke.base's 64 used to replace)
+        own = {k: v for k, v in shrink.get("groups", {}).get(gname, {}).items() if k not in ("sweep", "include")}
+        # named: "config file: seeds='5' is a string" said neither the figure's file nor which group
+        where = f"figure group {gname!r} (base, groups.{gname}{', smoke' if smoke else ''})"
+        cfg = config.from_dict(config.merge(config.merge(config.merge(fields, g), shrink.get("base", {})), own),
+                               where=where)
+        runs = sweep.expand(axes, [])
+        total += len(runs) * max(1, len(panels(spec, smoke)))
+        sweep.check_count(total, "figure")        # before any of its runs is validated
+        plans[gname] = (cfg, with_panels(runs, panels(spec, smoke)))
+    checked = [(runs, _group_configs(gname, cfg, runs)) for gname, (cfg, runs) in plans.items()]   # all validated
+    if start is not None:
+        start()
+    for runs, cfgs in checked:                   # before the first one runs
+        sweep.check_devices(runs, cfgs)
+    return plans
+
+
+def _group_configs(gname: str, cfg, runs):
+    """sweep.configs of a figure group's runs (an `include` file's contents with runs=None), its errors
+    naming the group: "sweep run iid: rounds=0 is out of range" said neither the group nor that the
+    value came from the figure's base (every group's), and a missing include not whose it was."""
+    try:
+        return config.read_file(cfg) if runs is None else sweep.configs(cfg, runs)
+    except ConfigError as e:
+        raise ConfigError(f"figure group {gname!r}: {e}") from None
+
+
+def panels(spec: dict, smoke: bool) -> dict:
+    """panel name -> [key=value overrides] ({} when the figure has no panels)."""
+    own = spec.get("smoke", {}).get("panels") if smoke else None
+    if own is not None and not isinstance(own, dict):   # [] was falsy: the full figure's panels, in silence
+        raise ConfigError('a figure config\'s `smoke.panels` must be an object {"panel name": {config fields}}')
+    p = own or spec.get("panels") or {}
+    if not isinstance(p, dict) or not all(isinstance(v, dict) for v in p.values()):
+        raise ConfigError('a figure config\'s `panels` must be an object {"panel name": {config fields}}')
+    out = {}
+    for name, fields in p.items():
+        outdir.check_name(name, "figure panel")
+        if "__" in name:    # a run's panel is its directory's name up to the first "__" (panel_of)
+            raise ConfigError(f"figure panel {name!r}: a panel's name may not hold '__', which ends it in its "
+                              f"runs' directory names (they are <panel>__<run>: {name.split('__')[0]!r} would "
+                              f"be read back as its panel); allowed: e.g. {name.replace('__', '_')!r}")
+        # each value as a config file's body takes it: a list for one value ({"partition.kind": ["iid",
+        # "dirichlet"]}) became the text '["iid", "dirichlet"]', refused as "is not known"
+        flat = {k: config.json_axis_value(k, v, f"figure panel {name!r}") if k in config.field_keys() else v
+                for k, v in _flat(fields).items()}
+        out[name] = [f"{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in flat.items()]
+    return out
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        out.update(_flat(v, prefix + k + ".") if isinstance(v, dict) else {prefix + k: v})
+    return out
+
+
+def with_panels(runs: list, panel_overrides: dict) -> list:
+    """Every run once per panel, named `<panel>__<run>` (`<panel>` for a sweep's single `base` run)."""
+    if not panel_overrides:
+        return runs
+    return [(p if name == "base" else f"{p}__{name}", ov + items)
+            for p, ov in panel_overrides.items() for name, items in runs]

@@ -1,0 +1,164 @@
+"""Dead peers: a peer whose own test accuracy stays at or below the floor (always predicting the most
+frequent test target, partition.json's `majority_acc`; chance, 1/C, for a run that recorded none) at
+every evaluation after the first. The demo's seed 1 under tally: peer 0 (1,689 sneakers and 170 coats of
+its 1,865 examples) diverged in round 1 at optim.lr=0.05 with momentum 0.9 and scored 0.1000 for all
+15 rounds, which pulled the peer mean down by 0.029, and no line said so (docs/getting-started.md, "The
+demo figure").
+
+Read from the rows already written (each row's `acc_peers`, each seed's in a multi-seed row's `per_seed`),
+never from the device: run.py warns once at a run's end, the summary line names them, `tallysim table`
+and `Results` note them. Only where the headline is the peers' mean (no server model): a FedAvg-type
+run's `acc_peers` are the peers' models after local training, at the floor on one-class shards by
+design, and a peer that diverges there makes the server's model non-finite, which stops the run. Where
+every evaluated peer is at the floor the run's own floor note speaks (headline.floor_note), not this.
+Imports nothing above results/ and no JAX.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import NamedTuple, Optional
+
+from tallysim.config import ConfigError
+from tallysim.results.headline import FLOOR_MARGIN, headline_key, is_number
+
+SHOWN = 6           # peers a line names; the rest are counted
+
+
+class Dead(NamedTuple):
+    """The dead peers of one run: `names` ("peer 0", or "seed 1 peer 0" with several seeds), of `peers`
+    evaluated peers (times seeds); `floor` the floor they sat at; `rounds` the evaluated rounds after the
+    first (first, last); `mean`/`without` the final peer mean with and without them (over seeds)."""
+    names: list
+    peers: int
+    floor: float
+    rounds: tuple
+    mean: float
+    without: Optional[float]
+    partial: bool = False       # participation < 1: a peer never drawn into a cohort never trained
+    seeds: int = 1              # `peers` counts every seed's: 20 peers x 3 seeds are 60
+
+
+def floor_of(majority: dict, classes=None) -> Optional[float]:
+    """The floor an evaluated peer must pass: `majority_acc` where the run recorded it (never below
+    chance: the most frequent class holds at least 1/C of the test set), else 1/`classes`, else None."""
+    acc = majority.get("majority_acc") if isinstance(majority, dict) else None
+    if is_number(acc) and math.isfinite(acc):
+        return float(acc)
+    return 1.0 / classes if is_number(classes) and classes >= 2 else None
+
+
+def _per_seed(row: dict) -> Optional[list]:
+    """Each seed's acc_peers list of a row ([one list] for a one-seed row), None where it has none."""
+    per = row.get("per_seed")
+    lists = per.get("acc_peers") if isinstance(per, dict) and "seeds" in row else [row.get("acc_peers")]
+    if not isinstance(lists, list) or not lists or not all(isinstance(a, list) and a for a in lists):
+        return None
+    return lists
+
+
+def _low(a, floor: float) -> bool:
+    return not is_number(a) or not math.isfinite(a) or a <= floor + FLOOR_MARGIN
+
+
+def find(rows: list, floor: Optional[float], sampled: bool = False, partial: bool = False) -> Optional[Dead]:
+    """The dead peers of a run's rows (round order), None where there are none or nothing can tell:
+    fewer than two evaluations, no floor, a server model's headline, rows without per-peer accuracies
+    (client_storage=auto) or of different lengths, or every peer of a seed at the floor (the run's floor
+    note). `sampled`: eval_sample=random, where a position in acc_peers is not the peer's index."""
+    if floor is None or len(rows) < 2 or headline_key(rows[-1]) != "acc_mean":
+        return None
+    table = [_per_seed(r) for r in rows[1:]]
+    if any(t is None for t in table) or len({(len(t), len(t[0])) for t in table}) != 1 \
+            or any(len(a) != len(table[0][0]) for t in table for a in t):
+        return None
+    seeds = rows[-1].get("seeds") if isinstance(rows[-1].get("seeds"), list) else [None]
+    if len(seeds) != len(table[0]):
+        return None
+    names, means, withouts = [], [], []
+    who = "evaluated peer #" if sampled else "peer "
+    for s, seed in enumerate(seeds):
+        n = len(table[0][s])
+        dead = [p for p in range(n) if all(_low(t[s][p], floor) for t in table)]
+        if len(dead) == n and len(seeds) == 1:
+            return None                  # the whole run at the floor: headline.floor_note's case
+        names += [(f"seed {seed} " if seed is not None else "") + f"{who}{p}" for p in dead]
+        last = [a if is_number(a) and math.isfinite(a) else 0.0 for a in table[-1][s]]
+        means.append(sum(last) / n)
+        if len(dead) < n:
+            withouts.append(sum(a for p, a in enumerate(last) if p not in dead) / (n - len(dead)))
+    if not names:
+        return None
+    return Dead(names, len(seeds) * len(table[0][0]), floor, (rows[1]["round"], rows[-1]["round"]),
+                sum(means) / len(means), sum(withouts) / len(withouts) if withouts else None, partial, len(seeds))
+
+
+def _named(dead: Dead) -> str:
+    shown = ", ".join(dead.names[:SHOWN]) + (f" and {len(dead.names) - SHOWN} more" if len(dead.names) > SHOWN else "")
+    of = f"{dead.peers // dead.seeds} peers x {dead.seeds} seeds" if dead.seeds > 1 else f"{dead.peers} peers"
+    return f"{shown} ({len(dead.names)} of {of})"
+
+
+def _rounds(dead: Dead) -> str:
+    a, b = dead.rounds
+    return f"round {a}" if a == b else f"rounds {a}-{b}"
+
+
+def _means(dead: Dead) -> str:
+    if dead.without is None:
+        return ""
+    return f"; the peer mean {dead.mean:.4f} counts {'it' if len(dead.names) == 1 else 'them'}, {dead.without:.4f} without"
+
+
+def warning(dead: Dead, name: str = "") -> str:
+    """The line on stderr at the run's end (run.py), once."""
+    one = len(dead.names) == 1
+    return (f"tallysim: warning: {name + ': ' if name else ''}{_named(dead)} stayed at or below the floor "
+            f"{dead.floor:.4f} (always predicting the most frequent test target) at every evaluation after the "
+            f"first ({_rounds(dead)}): {'it' if one else 'they'} learnt nothing, most likely diverged in the first "
+            f"rounds (the loss blew up; a smaller optim.lr or optim.momentum prevents it), "
+            f"{'never drawn into a round (participation < 1), ' if dead.partial else ''}or "
+            f"{'predicts' if one else 'predict'} one class whatever {'it is' if one else 'they are'} shown"
+            f"{_means(dead)} (docs/getting-started.md, \"The demo figure\")")
+
+
+def clause(dead: Optional[Dead]) -> str:
+    """The summary line's words for them, inside its parenthesis ("" for none):
+    `; 0.6821 without peer 0, at the floor all run`."""
+    if dead is None:
+        return ""
+    k = len(dead.names)
+    names = ", ".join(dead.names[:SHOWN]) + (f" and {k - SHOWN} more" if k > SHOWN else "") + \
+        (f" ({k} of {dead.peers // dead.seeds}{f' x {dead.seeds} seeds' if dead.seeds > 1 else ''})" if k > 1 else "")
+    return (f"; {names} at the floor all run" if dead.without is None else
+            f"; {dead.without:.4f} without {names}, at the floor all run")
+
+
+def note(dead: Dead, label: str) -> str:
+    """`tallysim table`'s note for one run."""
+    return (f"table: {label}: {_named(dead)} at or below the floor {dead.floor:.4f} + {FLOOR_MARGIN:g} at every "
+            f"evaluation after the first ({_rounds(dead)}){_means(dead)}")
+
+
+def of_run(run_dir, rows: Optional[list] = None, config: Optional[dict] = None) -> Optional[Dead]:
+    """`find` for a run directory: its rows (read here unless given), partition.json's floor (1/C from
+    its `classes` for a run before majority_acc was recorded) and config.json's eval sample; None where
+    any of them cannot be read. Reads nothing more where the last row has no per-peer accuracies or a
+    server model's headline (a `table` of a FedAvg sweep, a population's stateless clients)."""
+    from tallysim.results import metrics, partition_file
+    d = Path(run_dir)
+    try:
+        rows = metrics.read_rows(d) if rows is None else rows
+        if len(rows) < 2 or headline_key(rows[-1]) != "acc_mean" or _per_seed(rows[-1]) is None:
+            return None
+        floor = floor_of(partition_file.majority(d))
+        if floor is None:           # a run before majority_acc: chance from its classes
+            part = metrics.read_partition(d)
+            floor = floor_of({}, part.get("classes") if isinstance(part, dict) else None)
+        config = metrics.read_config(d) if config is None else config
+    except (ConfigError, OSError, ValueError):
+        return None
+    sampled = isinstance(config, dict) and config.get("eval_sample") == "random" and \
+        is_number(config.get("eval_peers")) and is_number(config.get("peers")) and config["eval_peers"] < config["peers"]
+    partial = isinstance(config, dict) and is_number(config.get("participation")) and config["participation"] < 1
+    return find(rows, floor, sampled, partial)
