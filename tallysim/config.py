@@ -196,11 +196,16 @@ def json_axis_value(key: str, v, where: str):
     """A value of a config file's sweep axis, as the file's body takes it: an integer field takes a whole
     number written as one (2.0, 1e5) and a shape whole numbers, both refused there as the text '2.0';
     anything else keeps its text (a sweep axis's values are key=value texts)."""
-    inner, _ = split_optional(field_keys()[key])
+    inner, optional = split_optional(field_keys()[key])
     # a list for a field of one value ({"optim.lr": [[0.1, 0.2]]}) was joined into the shape text
     # '0.1x0.2' ("expected a number" of a value never written), and [[0.1]] ran 0.1 in silence
     if (inner is int and isinstance(v, float)) or (inner is not tuple and isinstance(v, list)) \
             or (inner is tuple and isinstance(v, list) and any(isinstance(x, float) for x in v)):
+        return _coerce(key, v, field_keys()[key], where)
+    # a bool for a number or null for a field that takes none, as the file's body refuses them: true was
+    # the text 'true' ("peers='true'"), and null for protocol.name the name 'none' ("'none' is not known").
+    # (A string stays an axis value's text, "0.10" as 0.1: tests/test_hostile_dec05.py.)
+    if (inner in (int, float) and isinstance(v, bool)) or (v is None and not optional):
         return _coerce(key, v, field_keys()[key], where)
     return v
 

@@ -148,7 +148,7 @@ def _read_json(path: str) -> dict:
     except ConfigError:                          # a key twice (_unique_keys)
         raise
     except json.JSONDecodeError as e:
-        raise ConfigError(f"config file {path!r} is not valid JSON: {e}") from None
+        raise ConfigError(f"config file {path!r} is not valid JSON: {e}{_json5_hint(e)}") from None
     except (ValueError, RecursionError) as e:   # e.g. an integer of > 4300 digits, absurd nesting
         raise ConfigError(f"config file {path!r} cannot be parsed: {show(str(e), 100)}") from None
     if not isinstance(d, dict):
@@ -209,3 +209,20 @@ def _no_underflow(path: str, key: str, v) -> None:
     if isinstance(v, list):
         for x in v:
             _no_underflow(path, key, x)
+
+
+def _json5_hint(e: json.JSONDecodeError) -> str:
+    """What a config written as JavaScript or JSON5 holds that JSON does not, where the parser stopped:
+    "Expecting property name enclosed in double quotes: line 3 column 1" of a trailing comma, or
+    "Expecting value" of a comment, said nothing of what to change."""
+    rest, before = e.doc[e.pos:].lstrip(), e.doc[:e.pos].rstrip()
+    if rest.startswith(("//", "/*", "#")):
+        return "; JSON has no comments: remove them (a note can go in a \"description\" string)"
+    if before.endswith(",") and rest[:1] in ("}", "]"):
+        return "; JSON allows no comma before a closing } or ]: remove it"
+    if rest.startswith("'"):
+        return "; JSON strings and keys take double quotes (\"tally\"), not single ones"
+    if rest[:1] in ("T", "F", "N") and rest.split(None, 1)[0].rstrip(",}]").lower() in ("true", "false", "none", "null"):
+        return "; JSON writes true, false and null in lower case"
+    return ""
+

@@ -102,13 +102,13 @@ def parse(text) -> tuple[Group, ...]:
                 key, val = "name", item          # a bare first word: the model's name
             elif not eq:
                 raise ConfigError(f"{where}: {item!r} in group {name} is not FIELD=VALUE; expected {SYNTAX}")
-            key = key.strip()
+            written = key = key.strip()
             key = key if key.startswith("optim.") else f"model.{key.removeprefix('model.')}"
             if ":" in key:      # `a:2:mlp:width=16` was "group a sets model.mlp:width"
                 raise ConfigError(f"{where}: {item!r} in group {name}: a group's fields follow its model after "
                                   f"commas, not colons (a:2:mlp,width=16); expected {SYNTAX}")
-            if key not in group_keys():
-                raise ConfigError(f"{where}: group {name} sets {key}; a group may set "
+            if key not in group_keys():     # named as written: `tally.target=vote` was "sets model.tally.target"
+                raise ConfigError(f"{where}: group {name} sets {written}; a group may set "
                                   f"{', '.join(k.removeprefix('model.') for k in group_keys())}")
             if key in values:                   # later silently won, as a key=value twice once did
                 raise ConfigError(f"{where}: group {name} sets {key} twice; give each field once")

@@ -86,6 +86,9 @@ def file_axes(section: Any) -> dict[str, list[str]]:
                           '{"key": [values, ...]}, e.g. {"protocol.name": ["tally", "softlabel"]}')
     axes = {}
     for key, values in section.items():
+        if not key.strip():     # was "malformed override '=1'", an override never typed, the file unnamed
+            raise ConfigError(f"the config file's `sweep` section has an axis with an empty key ({key!r}); "
+                              'allowed: a config field, e.g. {"protocol.name": ["tally", "softlabel"]}')
         if isinstance(values, dict):
             raise ConfigError(f"sweep axis {key!r} in the config file: use dotted keys with a list of "
                               f'values, e.g. {{"{key}.<field>": [1, 2]}}')

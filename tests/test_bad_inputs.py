@@ -387,7 +387,7 @@ def _run_dir(d, rows=None, cfg=None, raw_rows=None):
 
 
 BROKEN_RUNS = [
-    ({"raw_rows": '{"round": 1, "bits_per_peer": 10, "acc_mean": 0.5}\n{"round": 2, "bits'}, "line 2 is not valid JSON"),
+    ({"raw_rows": '{"round": 1, "bits_per_peer": 10, "acc_mean": 0.5}\n{"round": 2, "bits\n'}, "line 2 is not valid JSON"),
     ({"raw_rows": "\x00\x01garbage\n"}, "line 1 is not valid JSON"),
     ({"rows": [{"round": 1, "acc_mean": 0.5}]}, "line 1: bits_per_peer=None must be a finite number"),
     ({"rows": [{"round": 1, "bits_per_peer": "lots", "acc_mean": 0.5}]}, "bits_per_peer='lots'"),
@@ -418,7 +418,7 @@ def test_truncated_config_json(tmp_path, capsys):
 
 def test_pareto_skips_one_corrupt_run_with_a_note(tmp_path, capsys):
     _run_dir(tmp_path / "tree" / "good")
-    bad = _run_dir(tmp_path / "tree" / "bad", raw_rows="{torn")
+    bad = _run_dir(tmp_path / "tree" / "bad", raw_rows="{torn\n")
     assert cli.main(["pareto", str(tmp_path / "tree"), "--out", str(tmp_path / "p.png")]) == 0
     err = capsys.readouterr().err
     assert f"pareto: skipping {bad}: {bad / 'metrics.jsonl'} line 1 is not valid JSON" in err, err

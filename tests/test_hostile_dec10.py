@@ -299,7 +299,7 @@ def test_the_best_perplexity_or_loss_is_the_lowest(metric, best, perplexity):
 def test_pareto_of_a_perplexity_is_refused(perplexity, tmp_path, capsys):
     """Its frontier keeps the highest value at each cost: the worst perplexity, silently."""
     line = one_line(capsys, ["pareto", str(perplexity), "--metric", "ppl_mean", "--out", str(tmp_path / "p.png")])
-    assert "--metric 'ppl_mean' is better lower (a perplexity or a loss)" in line, line
+    assert "--metric 'ppl_mean' is better lower (a perplexity, a loss, a share of tied votes)" in line, line
 
 
 def test_a_pool_larger_than_its_source_is_refused(tmp_path, capsys, no_compile):

@@ -23,7 +23,8 @@ from test_userpath import sweep, _row, _write_run  # noqa: E402,F401 - the four-
 
 def _tear(sweep_dir):
     bad = sweep_dir / "protocol.name=tally__partition.alpha=1.0" / "metrics.jsonl"
-    bad.write_text(bad.read_text() + '{"round": 3, "bits_')          # a crash mid-line
+    bad.write_text(bad.read_text() + '{"round": 3, "bits_\n')     # a corrupt line (a last one without its
+    # newline is a row being written: read_rows reads the rows before it, tests/test_hostile_dec19e.py)
     return bad
 
 
@@ -47,7 +48,7 @@ def test_read_rows_strict_raises_on_a_corrupt_run(sweep):
 
 def test_read_rows_with_every_run_corrupt_says_so(tmp_path):
     d = _write_run(tmp_path / "one", [_row(1, 0.5, 100)], {"peers": 4})
-    (d / "metrics.jsonl").write_text("{torn")
+    (d / "metrics.jsonl").write_text("{torn\n")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with pytest.raises(ConfigError, match="no readable run .* 1 run directory found could not be read"):

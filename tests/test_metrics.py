@@ -112,7 +112,8 @@ def test_read_run_and_find_runs_on_fixture(tmp_path):
 
 
 @pytest.mark.parametrize("text, match", [
-    ('{"round": 1, "bits_per_peer": 1, "acc_mean": 0.5}\n{"round": 2, "bits', "line 2 is not valid JSON"),
+    # with its newline: a line cut short at the end is a row being written (tests/test_hostile_dec19e.py)
+    ('{"round": 1, "bits_per_peer": 1, "acc_mean": 0.5}\n{"round": 2, "bits\n', "line 2 is not valid JSON"),
     ('[1, 2]\n', "line 1 is not a JSON object"),
     ('{"round": 1, "bits_per_peer": NaN, "acc_mean": 0.5}\n', "line 1: bits_per_peer=nan must be a finite"),
     ('{"round": true, "bits_per_peer": 1, "acc_mean": 0.5}\n', "round=True must be an integer"),

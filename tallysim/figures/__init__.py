@@ -12,13 +12,13 @@ A figure config (`experiments/figN.json`) is JSON with:
            to the figure file being run, even when a base names it) and add `sweep` axes
   sweep    axes applied to every group ({"key": [values]})
   smoke    {"base": {...}, "sweep": {...}, "groups": {...}, "only": [group names]}: a few-minute
-           version of the figure (`only`: draw just these groups); a field set in both smoke.base and
-           smoke.groups.<name> takes the group's value
+           version of the figure (`only`: draw just these groups); smoke.groups names groups of
+           `groups` only; a field set in both smoke.base and smoke.groups.<name> takes the group's value
   x        (final_vs, classes, faults) the swept key on the x axis; `target` the accuracy for bits-to-target
   facets   (faults) swept keys: one panel per combination of their values (`within`: the accuracy
            drop the table's "within" column allows; `probe_group`: whose probe aggregates to plot)
   panels   (pareto, vocab, model_groups) panel name -> {config fields}: every group runs once per panel with these
-           fields on top (run names start `<panel>__`), and the figure draws one panel each; the
+           fields on top (run names start `<panel>__`, so a panel's name holds no `__`), and the figure draws one panel each; the
            panels of a group form one sweep, so host-side fields (the partition) share programs.
            `smoke.panels` may replace them
   every_round  (pareto) group names whose runs give one point per evaluated round (round r of a

@@ -36,6 +36,13 @@ def group_plans(spec: dict, smoke: bool, base_dir: Path, start=None) -> Plans:
         raise ConfigError("a figure config's `groups` (and `smoke.groups`) must be an object "
                           '{"group name": {config fields}}')
     groups = groups or {"all": {}}
+    # smoke.groups shrinks the figure's groups; a name that is none of them (a typo, or a group renamed in
+    # `groups` only) was added as a group of its own, run in the smoke version alone with the base config
+    extra = [g for g in shrink.get("groups", {}) if g not in groups]
+    if extra:
+        raise ConfigError(f"a figure config's `smoke.groups` names {', '.join(map(repr, extra))}, not a group of "
+                          f"its `groups`; allowed: {', '.join(groups)} (smoke.groups shrinks those; a new group "
+                          "goes into `groups`)")
     groups = config.merge(groups, shrink.get("groups", {}))
     only = shrink.get("only")
     if only is not None:            # a smoke version may draw only some of the groups
@@ -55,7 +62,10 @@ def group_plans(spec: dict, smoke: bool, base_dir: Path, start=None) -> Plans:
                                   f"not {section!r:.40}")
         fields, axes = dict(spec.get("base", {})), {}
         if "include" in g:
-            inc = config.read_file(str(base_dir / g.pop("include")))
+            if not isinstance(g["include"], str) or not g["include"]:     # 5 or a list: a TypeError traceback
+                raise ConfigError(f"figure group {gname!r}: \"include\"={g['include']!r:.60}; allowed: the path of "
+                                  "one JSON config file, relative to the figure's file (e.g. \"pareto/tally.json\")")
+            inc = _group_configs(gname, str(base_dir / g.pop("include")), None)
             for k in ("description", "smoke"):
                 inc.pop(k, None)
             axes.update(inc.pop("sweep", {}))
@@ -67,12 +77,15 @@ def group_plans(spec: dict, smoke: bool, base_dir: Path, start=None) -> Plans:
         # smoke.groups.<name> is the more specific: it wins over smoke.base (matched_bits' fedct groups set
         # probe.per_round to their whole smoke pool, which smoke.base's 64 used to replace)
         own = {k: v for k, v in shrink.get("groups", {}).get(gname, {}).items() if k not in ("sweep", "include")}
-        cfg = config.from_dict(config.merge(config.merge(config.merge(fields, g), shrink.get("base", {})), own))
+        # named: "config file: seeds='5' is a string" said neither the figure's file nor which group
+        where = f"figure group {gname!r} (base, groups.{gname}{', smoke' if smoke else ''})"
+        cfg = config.from_dict(config.merge(config.merge(config.merge(fields, g), shrink.get("base", {})), own),
+                               where=where)
         runs = sweep.expand(axes, [])
         total += len(runs) * max(1, len(panels(spec, smoke)))
         sweep.check_count(total, "figure")        # before any of its runs is validated
         plans[gname] = (cfg, with_panels(runs, panels(spec, smoke)))
-    checked = {g: sweep.configs(cfg, runs) for g, (cfg, runs) in plans.items()}   # every group validated, once
+    checked = {g: _group_configs(g, cfg, runs) for g, (cfg, runs) in plans.items()}   # every group validated, once
     if start is not None:
         start()
     for g, cfgs in checked.items():              # before the first one runs
@@ -80,15 +93,35 @@ def group_plans(spec: dict, smoke: bool, base_dir: Path, start=None) -> Plans:
     return Plans(plans, checked)
 
 
+def _group_configs(gname: str, cfg, runs):
+    """sweep.configs of a figure group's runs (an `include` file's contents with runs=None), its errors
+    naming the group: "sweep run iid: rounds=0 is out of range" said neither the group nor that the
+    value came from the figure's base (every group's), and a missing include not whose it was."""
+    try:
+        return config.read_file(cfg) if runs is None else sweep.configs(cfg, runs)
+    except ConfigError as e:
+        raise ConfigError(f"figure group {gname!r}: {e}") from None
+
+
 def panels(spec: dict, smoke: bool) -> dict:
     """panel name -> [key=value overrides] ({} when the figure has no panels)."""
-    p = (spec.get("smoke", {}).get("panels") if smoke else None) or spec.get("panels") or {}
+    own = spec.get("smoke", {}).get("panels") if smoke else None
+    if own is not None and not isinstance(own, dict):   # [] was falsy: the full figure's panels, in silence
+        raise ConfigError('a figure config\'s `smoke.panels` must be an object {"panel name": {config fields}}')
+    p = own or spec.get("panels") or {}
     if not isinstance(p, dict) or not all(isinstance(v, dict) for v in p.values()):
         raise ConfigError('a figure config\'s `panels` must be an object {"panel name": {config fields}}')
     out = {}
     for name, fields in p.items():
         outdir.check_name(name, "figure panel")
-        flat = _flat(fields)
+        if "__" in name:    # a run's panel is its directory's name up to the first "__" (panel_of)
+            raise ConfigError(f"figure panel {name!r}: a panel's name may not hold '__', which ends it in its "
+                              f"runs' directory names (they are <panel>__<run>: {name.split('__')[0]!r} would "
+                              f"be read back as its panel); allowed: e.g. {name.replace('__', '_')!r}")
+        # each value as a config file's body takes it: a list for one value ({"partition.kind": ["iid",
+        # "dirichlet"]}) became the text '["iid", "dirichlet"]', refused as "is not known"
+        flat = {k: config.json_axis_value(k, v, f"figure panel {name!r}") if k in config.field_keys() else v
+                for k, v in _flat(fields).items()}
         out[name] = [f"{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in flat.items()]
     return out
 

@@ -49,6 +49,18 @@ def check_spec_keys(spec: dict, path, kind: str) -> None:
         if key in spec and not ok(spec[key]):
             raise ConfigError(f"{path}: `{key}`={spec[key]!r:.60} ({type(spec[key]).__name__}); allowed: {allowed}")
     groups = spec.get("groups") if isinstance(spec.get("groups"), dict) else {}
+    # group names and facet keys: a misspelt one was drawn as if absent, in silence (no run of a group in
+    # `every_round` gave its per-round points; facets grouped every run under one "None" facet)
+    named = ([("every_round", g) for g in spec.get("every_round", [])]
+             + ([("probe_group", spec["probe_group"])] if "probe_group" in spec else []))
+    for key, g in named:
+        if groups and g not in groups:
+            raise ConfigError(f"{path}: `{key}` names {g!r:.60}, not one of the figure's groups; allowed: "
+                              f"{', '.join(groups)}")
+    facets = spec.get("facets", [])
+    if not isinstance(facets, list) or not all(isinstance(f, str) and f in config.field_keys() for f in facets):
+        raise ConfigError(f"{path}: `facets`={facets!r:.80}; allowed: a list of config fields, e.g. "
+                          '["faults.kind", "partition.kind"]')
     if kind in X_KINDS and "x" in spec and not any(isinstance(g, dict) and "include" in g for g in groups.values()):
         if not isinstance(spec["x"], str):        # a list or an object: "unhashable type" from the set below
             raise ConfigError(f"{path}: x={spec['x']!r:.60} is {type(spec['x']).__name__}; allowed: the name of "

@@ -113,6 +113,7 @@ def blocked_vote(ctx: Context, state: State, idx, task, x_M, y_M, block: int, ch
             "agreement": jnp.mean(t.share_M),
             "tied": jnp.mean(per["tied"].astype(jnp.float32)),
             "wrong_confidence": wrong_conf / jnp.maximum(wrong, 1).astype(jnp.float32)}
+    info = vote.none_arrived(info, voters)
     if "honest" in per:
         nan, some = jnp.float32(jnp.nan), per["honest"][0] > 0
         info["vote_acc_honest"] = jnp.where(some, vote.scored_mean(per["honest_hit"], scored_M), nan)

@@ -120,7 +120,10 @@ def floor_note(acc, majority: dict, name: str = "") -> Optional[str]:
 def lower_is_better(name: str) -> bool:
     """A perplexity or a loss: its best is its smallest (`table --metric ppl_mean` called the diverged
     first round's inf perplexity the best)."""
-    return name == "ppl" or name.startswith("ppl_") or "loss" in name or name == "wrong_confidence"
+    # `tied` (the share of probes whose vote was tied, votes2) was ranked as a score: `table --metric tied`'s
+    # best was a run's most tied round, and pareto's frontier the most tied runs
+    return name == "ppl" or name.startswith("ppl_") or "loss" in name or name.split("@")[0] in ("wrong_confidence",
+                                                                                               "tied")
 
 
 def final_best(rows: list[dict], name: str = "auto") -> tuple[Optional[float], Optional[float]]:
@@ -263,3 +266,26 @@ def text_headline(row: dict) -> dict:
     """{ppl, client_mean, client_p10} of the row's headline model (None where the run has none)."""
     keys = TEXT_HEADLINE.get(headline_key(row), (None, None, None))
     return {name: row.get(k) if k else None for name, k in zip(("ppl", "client_mean", "client_p10"), keys)}
+
+
+def _whole(v) -> bool:
+    return is_number(v) and math.isfinite(v) and float(v).is_integer()
+
+
+def check_bits(row: dict, where: str) -> None:
+    """Bit counts as the ledger writes them (sim/comm.py; results/metrics.read_rows checks each row): every `bits_*` column (bits_up, bits_down,
+    bits_per_peer and each group's `@NAME` ones) a finite number >= 0, and bits_up / bits_down whole
+    counts (a multi-seed row's mean may be fractional; each seed's own, in `per_seed`, is whole). A
+    hand-edited -5 or 12.5 was drawn and tabled as if a run had sent it."""
+    per_seed = row.get("per_seed") if isinstance(row.get("per_seed"), dict) else {}
+    for key, v in row.items():
+        if not key.startswith("bits_") or key.endswith("_std") or v is None:
+            continue
+        if not is_number(v) or not math.isfinite(v) or v < 0:
+            raise ConfigError(f"{where}: {key}={v!r} is not a bit count; allowed: a finite number >= 0")
+        if key.split("@")[0] in ("bits_up", "bits_down"):
+            each = per_seed.get(key, []) if "seeds" in row else [v]     # a mean: its seeds are whole
+            bad = [x for x in (each if isinstance(each, list) else [each]) if not _whole(x) or x < 0]
+            if bad:
+                raise ConfigError(f"{where}: {key}={bad[0]!r}{' (a seed in per_seed)' if 'seeds' in row else ''}"
+                                  " is not a whole number of bits; allowed: an integer >= 0")

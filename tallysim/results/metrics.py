@@ -35,8 +35,8 @@ from tallysim.fields import home, is_path
 # The headline numbers and the row writer live in their own modules; their names stay importable from
 # here, where readers, run.py and the figures have always found them.
 from tallysim.results.headline import (HEADLINE, HONEST, TEXT_HEADLINE, WHICH, accuracy, accuracy_std,  # noqa: F401
-                                       aggregate, bits_text, bits_to_target, check_which, collapse_warning, final_best,
-                                       headline_key, is_number, lower_is_better, metric, run_accuracy,
+                                       aggregate, bits_text, bits_to_target, check_bits, check_which, collapse_warning,
+                                       final_best, headline_key, is_number, lower_is_better, metric, run_accuracy,
                                        summary_line, text_headline)
 from tallysim.results.rows import (CLIENT_PERCENTILE, GROUP_KEYS, NON_FINITE, PEER_PLACES, PROBE_KEYS,  # noqa: F401
                                    ROUND_KEYS, check_own_keys, client_stats, dumps_row, group_row, lane_row,
@@ -115,12 +115,19 @@ def read_rows(run_dir) -> list[dict]:
     null only beside a number in acc_global, round an integer, acc_global a number or null)."""
     metrics = _metrics_file(run_dir)
     rows = []
-    for i, line in enumerate(_text(metrics).splitlines(), 1):
+    text = _text(metrics)
+    lines = text.splitlines()
+    for i, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
             row = json.loads(line)
         except ValueError:
+            if i == len(lines) and not text.endswith("\n"):
+                # a last row without its newline: the one a run writes now, or was writing when it was
+                # killed (the writer ends every row with one). The whole run was skipped ("torn by a
+                # crash"); its rows before it stand, and the run reads as stopped at the round before
+                break
             raise ConfigError(f"{metrics} line {i} is not valid JSON (corrupt or torn by a crash); "
                               "remove that line or rerun") from None
         if not isinstance(row, dict):
@@ -145,33 +152,10 @@ def read_rows(run_dir) -> list[dict]:
                               "so it never decreases (a hand-edited row?)")
         if row.get("acc_global") is not None and not is_number(row["acc_global"]):
             raise ConfigError(f"{metrics} line {i}: acc_global={row['acc_global']!r} must be a number or null")
-        _check_bits(row, f"{metrics} line {i}")
+        check_bits(row, f"{metrics} line {i}")
         rows.append(row)
         last_line = i
     return rows
-
-
-def _whole(v) -> bool:
-    return is_number(v) and math.isfinite(v) and float(v).is_integer()
-
-
-def _check_bits(row: dict, where: str) -> None:
-    """Bit counts as the ledger writes them (sim/comm.py): every `bits_*` column (bits_up, bits_down,
-    bits_per_peer and each group's `@NAME` ones) a finite number >= 0, and bits_up / bits_down whole
-    counts (a multi-seed row's mean may be fractional; each seed's own, in `per_seed`, is whole). A
-    hand-edited -5 or 12.5 was drawn and tabled as if a run had sent it."""
-    per_seed = row.get("per_seed") if isinstance(row.get("per_seed"), dict) else {}
-    for key, v in row.items():
-        if not key.startswith("bits_") or key.endswith("_std") or v is None:
-            continue
-        if not is_number(v) or not math.isfinite(v) or v < 0:
-            raise ConfigError(f"{where}: {key}={v!r} is not a bit count; allowed: a finite number >= 0")
-        if key.split("@")[0] in ("bits_up", "bits_down"):
-            each = per_seed.get(key, []) if "seeds" in row else [v]     # a mean: its seeds are whole
-            bad = [x for x in (each if isinstance(each, list) else [each]) if not _whole(x) or x < 0]
-            if bad:
-                raise ConfigError(f"{where}: {key}={bad[0]!r}{' (a seed in per_seed)' if 'seeds' in row else ''}"
-                                  " is not a whole number of bits; allowed: an integer >= 0")
 
 
 def run_collapse_warning(last: dict, spec) -> Optional[str]:
@@ -265,7 +249,9 @@ def find_runs(dirs: Iterable) -> list[tuple[Path, str]]:
             # links followed: a folder of links to runs (`ln -s ../sweep/a results/a`) was "no run
             # directories"; each real directory walked once, so a link back up (a loop) ends
             for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-                dirnames.sort()
+                # real directories before links: a link to a run beside it (`ln -s t latest`) sorted first
+                # and claimed the run, which table and read_rows then named by the link's name
+                dirnames.sort(key=lambda n: (os.path.islink(os.path.join(dirpath, n)), n))
                 fresh = []
                 for name in dirnames:
                     real = (Path(dirpath) / name).resolve()

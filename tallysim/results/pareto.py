@@ -36,7 +36,7 @@ def collect(dirs, which: str = "final", metric: str = "auto", log=None) -> list[
     accuracy_final, accuracy_best, rounds}. `accuracy` is the final or the best (`which`) value."""
     metrics.check_which(which)
     if metrics.lower_is_better(metric):     # the frontier keeps the highest value: the worst perplexity
-        raise ConfigError(f"--metric {metric!r} is better lower (a perplexity or a loss), and pareto's frontier "
+        raise ConfigError(f"--metric {metric!r} is better lower (a perplexity, a loss, a share of tied votes), and pareto's frontier "
                           "keeps the highest value at each cost; allowed: an accuracy column, or auto")
     if metric.startswith("bits_") or metric == "wall_s":     # drew bits against bits: a "frontier" of the costs
         raise ConfigError(f"--metric {metric!r} is a cost, not a score: pareto draws a score against bits per peer; "

@@ -24,10 +24,16 @@ class Results:
                               "tallysim.Results.read(DIR)")
         # a str kept as given made .plot() a TypeError ("unsupported operand type(s) for /: 'str' and 'str")
         self.out = Path(self.out)
-        if not self.rows and not self.config and (self.out / "metrics.jsonl").is_file():
+        # "~/runs/a" (as Results.read expands it) and a sweep's directory were empty Results in silence too
+        where = self.out.expanduser()
+        if not self.rows and not self.config and (where / "metrics.jsonl").is_file():
             # Results("runs/a") of a finished run was an empty Results, 0 rows, in silence
             raise ConfigError(f"Results({str(self.out)!r}) holds only what it is given (rows=, config=), here none; "
                               f"to read the run in {self.out}: tallysim.Results.read({str(self.out)!r})")
+        if not self.rows and not self.config and (where / "sweep.json").is_file():
+            raise ConfigError(f"Results({str(self.out)!r}): {self.out} is a sweep directory; a Results is one run "
+                              f"(tallysim.Results.read({str(self.out / 'RUN')!r})), and tallysim.read_rows"
+                              f"({str(self.out)!r}) reads the whole sweep")
 
     @classmethod
     def read(cls, out) -> "Results":

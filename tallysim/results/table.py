@@ -50,7 +50,9 @@ def swept_fields(cfgs: list[dict]) -> list[str]:
     one value: tally beside softlabel is no sweep over softlabel.trim (a value swept among them stays)."""
     from tallysim import protocols
     owned = tuple(f"{s}." for s in protocols.sections())
-    flat = [flatten(c) for c in cfgs]
+    # a run with no config.json (copied without it, or deleted) holds no value of any field: counted as
+    # "unset" beside the others, every one of ~100 fields read as swept and the table grew that wide
+    flat = [flatten(c) for c in cfgs if c]
     derived = {k for c in cfgs for k in (c.get("derived") or []) if isinstance(k, str)}
     keys = list(dict.fromkeys(k for f in flat for k in f))
     keys = [k for k in keys if k not in derived and not any(k == s or k.startswith(s) for s in NOT_SWEPT)]
@@ -188,8 +190,10 @@ def _group_finals(runs: list, out: list) -> list:
 # Why a column is null in every row of the runs asked about (_NULL_WHY), for --metric's refusal.
 _NULL_WHY = {"acc_global": "no server model in these runs; their accuracy is acc_mean, the peers' mean",
              "acc_ensemble": "no peer models in these runs", "acc_mean": "no peer models in these runs",
-             "consensus_acc": "no probe was kept and scored", "vote_acc": "no probe position was scored",
-             "softavg_acc": "no probe position was scored", "epsilon": "no privacy noise"}
+             "consensus_acc": "no probe was kept and scored",
+             "vote_acc": "no probe position was scored, or no vote arrived (every peer dropped)",
+             "softavg_acc": "no probe position was scored, or no vote arrived (every peer dropped)",
+             "epsilon": "no privacy noise"}
 
 
 _WHICH = {"acc_global": "the server model", "acc_mean": "the peers' mean"}      # as plot.WHICH_ACCURACY
