@@ -55,3 +55,16 @@ def test_a_resume_over_a_torn_last_line_writes_whole_rows(tmp_path):
         rec.close_file()
     assert [r["round"] for r in metrics.read_rows(tmp_path)] == [1, 2, 3]
     assert all(json.loads(line) for line in path.read_text().splitlines())
+
+
+def test_runs_beside_links_keep_their_name_order(tmp_path):
+    # hostile14 sorted links after real directories so that `ln -s t latest` no longer claims the run t;
+    # that also moved every link after the real runs in `table`, `pareto` and read_rows: a folder holding
+    # the link `a` (to a run elsewhere) and the run `b` listed b, a. Real directories still claim first.
+    from test_hostile_dec19e import _run_dir
+    _run_dir(tmp_path / "elsewhere" / "x")
+    _run_dir(tmp_path / "r" / "b")
+    _run_dir(tmp_path / "r" / "t")
+    (tmp_path / "r" / "a").symlink_to(tmp_path / "elsewhere" / "x")
+    (tmp_path / "r" / "latest").symlink_to(tmp_path / "r" / "t")
+    assert [label for _, label in metrics.find_runs([tmp_path / "r"])] == ["a", "b", "t"]
