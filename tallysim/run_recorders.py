@@ -6,6 +6,7 @@ Split from run.py (which re-exports these names) so the round loop keeps to its 
 from __future__ import annotations
 
 import contextlib
+import json
 import sys
 import time
 from pathlib import Path
@@ -69,14 +70,18 @@ class Recorder:
             self.file.close()
 
 
-def _watch(b: Built, i: int) -> dead_peers.Watch:
+def _watch(b: Built, i: int, rec: Optional[Recorder] = None) -> dead_peers.Watch:
     """Configuration i's mid-run dead-peer watch (results/dead_peers.Watch): its floor is the test set's
-    majority (read once per run, as partition.json's), its first evaluation the one it skips."""
+    majority (read once per run, as partition.json's), its first evaluation the one it skips; resumed
+    (`rec` holding rows from before the checkpoint), those rows read first, silently."""
     cfg = b.cfgs[i]
     floor = dead_peers.floor_of(majority_of(b), b.ctx.spec.classes)
     sampled = cfg.eval_sample == "random" and cfg.eval_peers is not None and cfg.eval_peers < cfg.peers
-    return dead_peers.Watch(floor, min(cfg.eval_every, cfg.rounds), len(b.lanes_of(i)), sampled,
-                            cfg.participation < 1)
+    watch = dead_peers.Watch(floor, min(cfg.eval_every, cfg.rounds), len(b.lanes_of(i)), sampled,
+                             cfg.participation < 1)
+    if rec is not None and (rec.evals or (rec.file and rec.file.rows)):
+        watch.replay([json.loads(line) for line in rec.file.rows] if rec.file else [], rec.evals, rec.seeds)
+    return watch
 
 
 class Lanes:
@@ -101,7 +106,7 @@ class Lanes:
         self.t0 = self.recs[0].t0
         self.failed: dict[int, NonFiniteLoss] = {}
         self.bar = bar
-        self.watches = [_watch(b, i) for i in range(len(out_dirs))] if mesh.is_writer() else []
+        self.watches = [_watch(b, i, rec) for i, rec in enumerate(self.recs)] if mesh.is_writer() else []
         self.names = [Path(d).name if d is not None else "" for d in out_dirs]
 
     def live(self, j: int) -> bool:

@@ -84,8 +84,18 @@ def test_a_smoke_group_that_is_no_group_of_the_figure_is_refused():
      "figure panel 'iid': partition.kind=['iid', 'dirichlet'] is a list; expected a string"),
     (lambda s: s["panels"]["dir0.5"].update(probe={"per_round": True}),
      "figure panel 'dir0.5': probe.per_round=True is a boolean; expected an integer"),
+    # "sweep run iid: rounds=0 is out of range": the base's value, said of a run, no group named
+    (lambda s: s["base"].update(rounds=0), "figure group 'tally_800p_pool1000': sweep run iid: rounds=0 is out"),
+    (lambda s: s["groups"]["local_pool1000"]["protocol"].update(name="Local"),
+     "figure group 'local_pool1000': sweep run iid: protocol.name='Local' is not known"),
+    # "config file 'nosuch.json' does not exist": whose include it was, unsaid
+    (lambda s: s["groups"].update(extra={"include": "nosuch.json"}), "figure group 'extra': config file "),
+    # a run's panel is its name up to the first "__": panel "dir__x"'s runs were drawn in a panel "dir"
+    (lambda s: s["panels"].update({"dir__x": {"partition": {"kind": "iid"}}}), "figure panel 'dir__x': a panel's "
+                                                                               "name may not hold '__'"),
 ])
 def test_a_figure_configs_wrong_value_names_its_group_or_panel(edit, expected):
+    # (with the refusals of hostile14's group and panel names: one test, was two of the same body)
     spec = _class_pool()
     edit(spec)
     with pytest.raises(ConfigError) as e:
@@ -132,25 +142,6 @@ def test_a_last_row_cut_short_leaves_the_rows_before_it(tmp_path):
     (d / metrics.METRICS).write_text('{"round": 1, "bits_per_peer": 4.0, "acc_me\n')
     with pytest.raises(ConfigError, match="line 1 is not valid JSON"):
         metrics.read_rows(d)
-
-
-@pytest.mark.parametrize("edit, expected", [
-    # "sweep run iid: rounds=0 is out of range": the base's value, said of a run, no group named
-    (lambda s: s["base"].update(rounds=0), "figure group 'tally_800p_pool1000': sweep run iid: rounds=0 is out"),
-    (lambda s: s["groups"]["local_pool1000"]["protocol"].update(name="Local"),
-     "figure group 'local_pool1000': sweep run iid: protocol.name='Local' is not known"),
-    # "config file 'nosuch.json' does not exist": whose include it was, unsaid
-    (lambda s: s["groups"].update(extra={"include": "nosuch.json"}), "figure group 'extra': config file "),
-    # a run's panel is its name up to the first "__": panel "dir__x"'s runs were drawn in a panel "dir"
-    (lambda s: s["panels"].update({"dir__x": {"partition": {"kind": "iid"}}}), "figure panel 'dir__x': a panel's "
-                                                                               "name may not hold '__'"),
-])
-def test_a_figure_groups_refusal_names_the_group(edit, expected):
-    spec = _class_pool()
-    edit(spec)
-    with pytest.raises(ConfigError) as e:
-        figures.group_plans(spec, False, CLASS_POOL.parent)
-    assert expected in str(e.value), e.value
 
 
 def test_smoke_panels_that_are_no_object_are_refused():

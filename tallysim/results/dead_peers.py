@@ -191,6 +191,21 @@ class Watch:
                 f"the run goes on, and says at its end whether {'it' if one else 'they'} stayed there")
 
 
+    def replay(self, written: list, pending: dict, seeds: list) -> None:
+        """A resumed run's history, read silently (run_recorders.Lanes): the rows written before its
+        checkpoint (each seed's acc_peers in a multi-seed row's per_seed) and the per-seed rows waiting
+        for a later seed chunk (`pending`, round -> rows in `seeds` order). A resumed run watched afresh
+        named a peer said before the stop a second time, or a streak begun before it 3 evaluations late."""
+        seen = []
+        for row in written:
+            lists = _per_seed(row) if isinstance(row, dict) else None
+            seen += [(row["round"], s, {**row, "acc_peers": a}) for s, a in zip(seeds, lists or [])]
+        for r, rows in pending.items():
+            seen += [(int(r), s, row) for s, row in zip(seeds, rows) if isinstance(row, dict)]
+        for _, s, row in sorted(seen, key=lambda e: e[0]):     # stable: each seed's rows in round order
+            self.see(row, s)           # keyed by the seed, as Lanes.rows feeds it
+
+
 def of_run(run_dir, rows: Optional[list] = None, config: Optional[dict] = None) -> Optional[Dead]:
     """`find` for a run directory: its rows (read here unless given), partition.json's floor (1/C from
     its `classes` for a run before majority_acc was recorded) and config.json's eval sample; None where

@@ -249,16 +249,16 @@ def find_runs(dirs: Iterable) -> list[tuple[Path, str]]:
             # links followed: a folder of links to runs (`ln -s ../sweep/a results/a`) was "no run
             # directories"; each real directory walked once, so a link back up (a loop) ends
             for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-                # real directories before links: a link to a run beside it (`ln -s t latest`) sorted first
-                # and claimed the run, which table and read_rows then named by the link's name
-                dirnames.sort(key=lambda n: (os.path.islink(os.path.join(dirpath, n)), n))
-                fresh = []
-                for name in dirnames:
+                # real directories claim before links: a link to a run beside it (`ln -s t latest`) sorted
+                # first and claimed the run, which table and read_rows then named by the link's name; then
+                # walked in name order, links among them (a link `a` before the real `b`, as ever)
+                fresh = set()
+                for name in sorted(dirnames, key=lambda n: (os.path.islink(os.path.join(dirpath, n)), n)):
                     real = (Path(dirpath) / name).resolve()
                     if real not in walked:
                         walked.add(real)
-                        fresh.append(name)
-                dirnames[:] = fresh
+                        fresh.add(name)
+                dirnames[:] = sorted(fresh)
                 if METRICS in filenames:
                     d = Path(dirpath)
                     hits.append((d, d.relative_to(root).as_posix()))
