@@ -204,9 +204,23 @@ def json_axis_value(key: str, v, where: str):
         return _coerce(key, v, field_keys()[key], where)
     # a bool for a number or null for a field that takes none, as the file's body refuses them: true was
     # the text 'true' ("peers='true'"), and null for protocol.name the name 'none' ("'none' is not known").
-    # (A string stays an axis value's text, "0.10" as 0.1: tests/test_hostile_dec05.py.)
+    # A string that reads as the field's value stays an axis value's text: "0.10" is 0.1, its run
+    # directory keeps the text as typed (optim.lr=0.10), and tests/test_hostile_dec05.py deduplicates it
+    # against 0.1. One that does not ("abc", "1.5" for seed) was refused only when its run was built, as
+    # "sweep run optim.lr=abc: ...", never naming the file's axis: refused here, as the file's body would.
     if (inner in (int, float) and isinstance(v, bool)) or (v is None and not optional):
         return _coerce(key, v, field_keys()[key], where)
+    if isinstance(v, str) and inner in (int, float, bool, tuple):
+        try:
+            _parse_scalar(key, v, field_keys()[key])
+        except ConfigError as e:
+            if not str(e).startswith(f"{key}={v!r}: expected"):     # its own reason (1e-400 underflows)
+                raise ConfigError(f"{where}: {e}") from None
+            example = {tuple: "[28, 28, 1]", bool: "true", int: "10", float: "0.1"}[inner]
+            kind = TYPE_NAMES.get(inner, inner.__name__)
+            raise ConfigError(f"{where}: {key}={show(v)} is a string that is not {kind}; allowed: {kind}"
+                              f"{' or null' if optional else ''}, written without quotes (e.g. {example})"
+                              ) from None
     return v
 
 
