@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tallysim import config, sweep
+from tallysim import config, config_reads, sweep, validation
 from tallysim.config import ConfigError
 
 
@@ -30,3 +30,19 @@ def test_a_quoted_number_keeps_its_text_as_the_run_name():
     # deduplicates "0.10" against 0.1)
     assert [n for n, _ in sweep.expand({"optim.lr": ["0.10", 0.2]}, [])] == ["optim.lr=0.10", "optim.lr=0.2"]
     assert [n for n, _ in sweep.expand({"seed": ["0", "1"]}, [])] == ["seed=0", "seed=1"]
+
+
+# ----------------------------------------------------------------------------- 2. eval_peers above a sweep run's peers
+
+def test_a_sweep_refuses_eval_peers_above_some_runs_peers_as_a_single_run_does():
+    # the 4-peer run evaluated every peer, the 10-peer one 6, in silence: the sweep refused only a field
+    # no run reads, and the 10-peer run reads it
+    runs = sweep.expand({}, ["peers=4,5,10", "eval_peers=6"])
+    with pytest.raises(config_reads.UnreadField) as e:
+        sweep.command_configs(config.Config(), runs)
+    assert str(e.value).startswith("eval_peers is more than the peers of 2 of the sweep's 3 runs: peers=4 (peers=4, "
+                                   "eval_peers=6), peers=5 (peers=5, eval_peers=6)")
+    assert "allowed: eval_peers at most 4 (the sweep's fewest peers), none (every peer)" in str(e.value)
+    with pytest.raises(ConfigError, match="eval_peers=6 is more than the 4 peers"):     # the single run's rule
+        validation.single_run(config.apply_overrides(config.Config(), ["peers=4", "eval_peers=6"]))
+    assert len(sweep.command_configs(config.Config(), sweep.expand({}, ["peers=4,10", "eval_peers=4"]))) == 2
