@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from typing import Any, Optional
 
 from tallysim import protocols as _protocols, sweep_section as _sweep_section
-from tallysim import model_groups as _model_groups
+from tallysim import config_files as _config_files, model_groups as _model_groups
 from tallysim import validation as _validation
 from tallysim.config_files import (MAX_CONFIG_BYTES, MAX_EXTENDS_DEPTH, dotted_once, merge,  # noqa: F401
                                    read_file)
@@ -291,7 +291,10 @@ def load_file(path: str, smoke: bool = False, sweep_base: bool = False) -> Confi
     d.pop("resumed", None)           # config.json's record of resumes (run.py), not a field
     d.pop("placement", None)         # config.json's record of how the run sat on the devices (mesh.py)
     d.pop("code", None)              # config.json's record of the code that ran it (code_identity.py)
-    cfg = from_dict(d, where=path)
+    parents = _config_files.extends_of(path)
+    # a value a base file holds was refused as the extending file's alone: name the files it extends too
+    where = f"{path} (or the file{'s' * (len(parents) > 1)} it extends: {', '.join(parents)})" if parents else path
+    cfg = from_dict(d, where=where)
     if smoke and not has_smoke:      # --smoke would silently run the full-size experiment
         validate(cfg)                # a bad value in the file is the first thing to say
         raise ConfigError(f"--smoke applies the `smoke` section of {path}, and it has none; allowed: a file "

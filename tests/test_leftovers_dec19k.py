@@ -46,3 +46,38 @@ def test_a_sweep_refuses_eval_peers_above_some_runs_peers_as_a_single_run_does()
     with pytest.raises(ConfigError, match="eval_peers=6 is more than the 4 peers"):     # the single run's rule
         validation.single_run(config.apply_overrides(config.Config(), ["peers=4", "eval_peers=6"]))
     assert len(sweep.command_configs(config.Config(), sweep.expand({}, ["peers=4,10", "eval_peers=4"]))) == 2
+
+
+# ----------------------------------------------------------------------------- 3. an `extends` error names both files
+
+def _chain(tmp_path, base_text):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "a.json").write_text('{"extends": "sub/base.json", "rounds": 1}')
+    (tmp_path / "sub" / "base.json").write_text(base_text)
+    return str(tmp_path / "a.json")
+
+
+@pytest.mark.parametrize("base, said", [
+    ('{"peers": 3,}', "is not valid JSON"),                  # was the base named alone
+    ("[1]", "holds a list, not a JSON object"),
+])
+def test_a_bad_base_file_is_named_with_the_file_that_extends_it(tmp_path, base, said):
+    top = _chain(tmp_path, base)
+    with pytest.raises(ConfigError) as e:
+        config.load_file(top)
+    assert said in str(e.value) and str(e.value).endswith(f"""(named by "extends" 'sub/base.json' in {top})""")
+
+
+def test_a_missing_file_further_up_the_chain_names_the_file_read_first(tmp_path):
+    top = _chain(tmp_path, '{"extends": "nope.json"}')
+    with pytest.raises(ConfigError) as e:
+        config.load_file(top)
+    assert f"""{tmp_path}/sub/base.json: "extends" 'nope.json' is not a file ({tmp_path}/sub/nope.json does not \
+exist) (in the "extends" chain from '{top}')""" in str(e.value)
+
+
+def test_a_refused_value_names_the_files_it_may_come_from(tmp_path):
+    # the value was base.json's, and the error named a.json alone
+    top = _chain(tmp_path, '{"peers": "3"}')
+    with pytest.raises(ConfigError, match=r"a\.json \(or the file it extends: sub/base\.json\): peers='3' is a string"):
+        config.load_file(top)
