@@ -76,7 +76,8 @@ def _watch(b: Built, i: int) -> dead_peers.Watch:
     floor = dead_peers.floor_of(majority_of(b), b.ctx.spec.classes)
     sampled = cfg.eval_sample == "random" and cfg.eval_peers is not None and cfg.eval_peers < cfg.peers
     return dead_peers.Watch(floor, min(cfg.eval_every, cfg.rounds), len(b.lanes_of(i)), sampled,
-                            cfg.participation < 1)
+                            cfg.participation < 1, total=dead_peers.evaluated({"eval_peers": cfg.eval_peers,
+                                                                               "peers": cfg.peers}))
 
 
 class Lanes:

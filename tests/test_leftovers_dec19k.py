@@ -81,3 +81,26 @@ def test_a_refused_value_names_the_files_it_may_come_from(tmp_path):
     top = _chain(tmp_path, '{"peers": "3"}')
     with pytest.raises(ConfigError, match=r"a\.json \(or the file it extends: sub/base\.json\): peers='3' is a string"):
         config.load_file(top)
+
+
+# ----------------------------------------------------------------------------- 4. dead peers of evaluated peers
+
+def test_a_dead_peer_line_says_which_peers_were_evaluated(tmp_path):
+    from tallysim.results import dead_peers
+    from test_deadpeer_dec19a import _rows
+    from test_deadpeer_dec19h import _watch_lines
+    rows = _rows([[0.1, 0.6, 0.5, 0.6], [0.1, 0.7, 0.6, 0.6], [0.1, 0.8, 0.7, 0.7], [0.1, 0.8, 0.7, 0.7]])
+    # a run of 20 peers with eval_peers=4 said "1 of 4 peers", as if it had four
+    (tmp_path / "partition.json").write_text(json.dumps({"majority_acc": 0.1, "classes": 10}))
+    dead = dead_peers.of_run(tmp_path, rows, {"peers": 20, "eval_peers": 4, "eval_sample": "first"})
+    assert dead.total == 20
+    assert "peer 0 (1 of 4 evaluated peers: eval_peers=4 of 20) stayed" in dead_peers.warning(dead)
+    assert dead_peers.clause(dead) == "; 0.7333 without peer 0 (1 of 4 evaluated peers: eval_peers=4 of 20), " \
+                                      "at the floor all run"
+    assert "peer 0 (1 of 4 evaluated peers: eval_peers=4 of 20) at or below" in dead_peers.note(dead, "x")
+    assert "(1 of 4 peers)" in dead_peers.warning(dead_peers.of_run(tmp_path, rows, {"peers": 4, "eval_peers": 4}))
+    assert dead_peers.evaluated({"peers": 20, "eval_peers": None}) is None
+    (_, line), = _watch_lines(dead_peers.Watch(0.1, first=1, total=20), rows)
+    assert "peer 0 (1 of 4 evaluated peers: eval_peers=4 of 20) at or below" in line
+    (_, line), = _watch_lines(dead_peers.Watch(0.1, first=1), rows)
+    assert "peer 0 (1 of 4 peers) at or below" in line
