@@ -3,11 +3,17 @@ refuses eval_peers above a run's peers as a single run does, an `extends` error 
 peer's line says which peers were evaluated, and `sweep --dry-run` says per run what would happen.
 Nothing here trains or compiles a model."""
 import json
+import os
 
 import pytest
 
-from tallysim import config, config_reads, sweep, validation
+from tallysim import checkpoint, cli, config, config_reads, outdir, sweep, validation  # noqa: F401 (imported before jit is patched)
 from tallysim.config import ConfigError
+from tallysim.results import dead_peers
+from conftest import TINY
+from test_deadpeer_dec19a import _rows
+from test_deadpeer_dec19h import _watch_lines
+from test_hostile_dec07 import _finished_sweep
 
 
 # ----------------------------------------------------------------------------- 1. quoted numbers in a sweep axis
@@ -86,9 +92,6 @@ def test_a_refused_value_names_the_files_it_may_come_from(tmp_path):
 # ----------------------------------------------------------------------------- 4. dead peers of evaluated peers
 
 def test_a_dead_peer_line_says_which_peers_were_evaluated(tmp_path):
-    from tallysim.results import dead_peers
-    from test_deadpeer_dec19a import _rows
-    from test_deadpeer_dec19h import _watch_lines
     rows = _rows([[0.1, 0.6, 0.5, 0.6], [0.1, 0.7, 0.6, 0.6], [0.1, 0.8, 0.7, 0.7], [0.1, 0.8, 0.7, 0.7]])
     # a run of 20 peers with eval_peers=4 said "1 of 4 peers", as if it had four
     (tmp_path / "partition.json").write_text(json.dumps({"majority_acc": 0.1, "classes": 10}))
@@ -104,3 +107,26 @@ def test_a_dead_peer_line_says_which_peers_were_evaluated(tmp_path):
     assert "peer 0 (1 of 4 evaluated peers: eval_peers=4 of 20) at or below" in line
     (_, line), = _watch_lines(dead_peers.Watch(0.1, first=1), rows)
     assert "peer 0 (1 of 4 peers) at or below" in line
+
+
+# ----------------------------------------------------------------------------- 5. sweep --dry-run: each run's fate
+
+def test_a_dry_run_says_which_runs_would_run_again_and_names_directories_of_no_run(tmp_path, capsys, no_compile,
+                                                                                    monkeypatch):
+    # a finished run's directory renamed by hand: the dry run listed the runs alone, and the real sweep
+    # ran it again, its results left under the other name
+    out = _finished_sweep(tmp_path)                      # seed=0 and seed=1 done (written by hand)
+    os.rename(out / "seed=1", out / "seed1-old")
+    outdir.claim(out / "seed=2", False)                  # a partial run with a checkpoint of round 1
+    (out / "seed=2" / checkpoint.FILE).write_bytes(b"")
+    monkeypatch.setattr(checkpoint, "read_meta", lambda d, cfg=None: {"round": 1, "lo": 0})
+    assert cli.main(["sweep", *TINY, "seed=0,1,2,3", "--out", str(out), "--dry-run"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.rsplit(" (", 1)[-1] for line in lines[:4]] == ["done)", "will run)", "will resume from round 1)",
+                                                                "will run)"]
+    assert lines[4] == ("not part of this sweep: seed1-old (renamed? it holds the config of run seed=1, which will "
+                        "run again; rename it back to seed=1 to keep its results)")
+    assert cli.main(["sweep", *TINY, "seed=0,1", "rounds=3", "--out", str(out), "--dry-run"]) == 0
+    said = capsys.readouterr().out
+    assert "(done; skipped, though its config.json differs (rounds=" in said
+    assert "not part of this sweep: seed1-old (renamed or from another sweep?)" in said
