@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from typing import Any, Optional
 
 from tallysim import protocols as _protocols, sweep_section as _sweep_section
-from tallysim import model_groups as _model_groups
+from tallysim import config_files as _config_files, model_groups as _model_groups
 from tallysim import validation as _validation
 from tallysim.config_files import (MAX_CONFIG_BYTES, MAX_EXTENDS_DEPTH, dotted_once, merge,  # noqa: F401
                                    read_file)
@@ -204,9 +204,23 @@ def json_axis_value(key: str, v, where: str):
         return _coerce(key, v, field_keys()[key], where)
     # a bool for a number or null for a field that takes none, as the file's body refuses them: true was
     # the text 'true' ("peers='true'"), and null for protocol.name the name 'none' ("'none' is not known").
-    # (A string stays an axis value's text, "0.10" as 0.1: tests/test_hostile_dec05.py.)
+    # A string that reads as the field's value stays an axis value's text: "0.10" is 0.1, its run
+    # directory keeps the text as typed (optim.lr=0.10), and tests/test_hostile_dec05.py deduplicates it
+    # against 0.1. One that does not ("abc", "1.5" for seed) was refused only when its run was built, as
+    # "sweep run optim.lr=abc: ...", never naming the file's axis: refused here, as the file's body would.
     if (inner in (int, float) and isinstance(v, bool)) or (v is None and not optional):
         return _coerce(key, v, field_keys()[key], where)
+    if isinstance(v, str) and inner in (int, float, bool, tuple):
+        try:
+            _parse_scalar(key, v, field_keys()[key])
+        except ConfigError as e:
+            if not str(e).startswith(f"{key}={v!r}: expected"):     # its own reason (1e-400 underflows)
+                raise ConfigError(f"{where}: {e}") from None
+            example = {tuple: "[28, 28, 1]", bool: "true", int: "10", float: "0.1"}[inner]
+            kind = TYPE_NAMES.get(inner, inner.__name__)
+            raise ConfigError(f"{where}: {key}={show(v)} is a string that is not {kind}; allowed: {kind}"
+                              f"{' or null' if optional else ''}, written without quotes (e.g. {example})"
+                              ) from None
     return v
 
 
@@ -277,7 +291,10 @@ def load_file(path: str, smoke: bool = False, sweep_base: bool = False) -> Confi
     d.pop("resumed", None)           # config.json's record of resumes (run.py), not a field
     d.pop("placement", None)         # config.json's record of how the run sat on the devices (mesh.py)
     d.pop("code", None)              # config.json's record of the code that ran it (code_identity.py)
-    cfg = from_dict(d, where=path)
+    parents = _config_files.extends_of(path)
+    # a value a base file holds was refused as the extending file's alone: name the files it extends too
+    where = f"{path} (or the file{'s' * (len(parents) > 1)} it extends: {', '.join(parents)})" if parents else path
+    cfg = from_dict(d, where=where)
     if smoke and not has_smoke:      # --smoke would silently run the full-size experiment
         validate(cfg)                # a bad value in the file is the first thing to say
         raise ConfigError(f"--smoke applies the `smoke` section of {path}, and it has none; allowed: a file "

@@ -68,7 +68,15 @@ def read_file(path: str) -> dict:
     return _resolve(home(path), (), {})
 
 
-def _resolve(path: str, seen: tuple, done: dict) -> dict:
+def extends_of(path: str) -> list[str]:
+    """The files `path` names in its "extends", as written (read_file has checked them; [] for none):
+    config.load_file names them beside `path` where a field's value is refused, since the value may be
+    a base file's ("a.json: peers='3' is a string" of a value only base.json held)."""
+    given = _read_json(home(path)).get("extends", [])
+    return [given] if isinstance(given, str) else list(given)
+
+
+def _resolve(path: str, seen: tuple, done: dict, named_by: str = "") -> dict:
     if not is_path(path):                                                     # load_file(123): a TypeError
         raise ConfigError(f"config file {show(path)} is {type(path).__name__}; expected a path (str or "
                           "pathlib.Path) of a JSON file")
@@ -77,7 +85,12 @@ def _resolve(path: str, seen: tuple, done: dict) -> dict:
     here = os.path.realpath(path)
     if here in done:                     # a diamond: resolved already; merge copies, never mutates
         return done[here]
-    d = _read_json(path)
+    try:
+        d = _read_json(path)
+    except ConfigError as e:     # a base file that is not JSON was named alone, not the file extending it
+        if not named_by:
+            raise
+        raise ConfigError(f"{e} ({named_by})") from None
     if "extends" not in d:
         done[here] = d
         return d
@@ -104,9 +117,11 @@ def _resolve(path: str, seen: tuple, done: dict) -> dict:
                               "extend itself, directly or through its parents")
         if not os.path.isfile(parent):
             why = "is a directory" if os.path.isdir(parent) else "does not exist"   # said "does not exist" of /tmp
-            raise ConfigError(f'{path}: "extends" {p!r} is not a file ({parent} {why}); paths are '
+            top = f' (in the "extends" chain from {seen[0]!r})' if seen else ""   # which file led here
+            raise ConfigError(f'{path}: "extends" {p!r} is not a file ({parent} {why}){top}; paths are '
                               "relative to the file that names them")
-        out = merge(out, _resolve(parent, seen + (here,), done))
+        by = f'named by "extends" {p!r} in {path}' + (f', in the "extends" chain from {seen[0]!r}' if seen else "")
+        out = merge(out, _resolve(parent, seen + (here,), done, by))
     done[here] = merge(out, d)
     return done[here]
 

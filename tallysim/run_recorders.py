@@ -78,7 +78,8 @@ def _watch(b: Built, i: int, rec: Optional[Recorder] = None) -> dead_peers.Watch
     floor = dead_peers.floor_of(majority_of(b), b.ctx.spec.classes)
     sampled = cfg.eval_sample == "random" and cfg.eval_peers is not None and cfg.eval_peers < cfg.peers
     watch = dead_peers.Watch(floor, min(cfg.eval_every, cfg.rounds), len(b.lanes_of(i)), sampled,
-                             cfg.participation < 1)
+                             cfg.participation < 1, total=dead_peers.evaluated({"eval_peers": cfg.eval_peers,
+                                                                                "peers": cfg.peers}))
     if rec is not None and (rec.evals or (rec.file and rec.file.rows)):
         watch.replay([json.loads(line) for line in rec.file.rows] if rec.file else [], rec.evals, rec.seeds)
     return watch

@@ -30,7 +30,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from tallysim import atomic, config, config_reads, outdir, sweep_data, sweep_resume, tracking, validation
+from tallysim import atomic, config, config_reads, outdir, sweep_data, sweep_plan, sweep_resume, tracking, validation
 from tallysim import progress as progress_bars
 from tallysim.progress_base import QuietLog, say
 from tallysim.config import Config, ConfigError
@@ -38,7 +38,7 @@ from tallysim.results import metrics
 from tallysim.sweep_axes import (MAX_RUNS, check_count, check_fields_read, expand, repeated_runs, warn_repeated_runs, warn_unmerged,  # noqa: F401 - sweep.X, as before
                                  file_axes, parse_axis, run_numbers, safe_name)
 # The order the runs go in, those finished before, and which batches compile: sweep_plan.py
-from tallysim.sweep_plan import compiles, done_before, plan as _plan  # noqa: F401 - sweep.done_before, sweep._plan, as before
+from tallysim.sweep_plan import compiles, config_diff as _config_diff, done_before, plan as _plan  # noqa: F401 - sweep.done_before, sweep._plan, as before
 
 DONE = metrics.DONE
 INDEX = metrics.SWEEP
@@ -80,20 +80,6 @@ def check_devices(runs: list, cfgs: list[Config]) -> None:
 
 def _jsonable(d: dict) -> Any:
     return json.loads(json.dumps(d))
-
-
-def _config_diff(run_dir: Path, cfg: Config) -> list[str]:
-    """Keys whose value in run_dir/config.json differs from cfg (a stale run after a config edit)."""
-    try:
-        old = json.loads((run_dir / metrics.CONFIG).read_text())
-    except (OSError, ValueError):
-        return []
-    if not isinstance(old, dict):
-        return []
-    old.pop("resumed", None)
-    old.pop("placement", None)
-    old.pop("code", None)            # which code wrote it (code_identity.py), not a field
-    return config.diff(old, _jsonable(config.to_dict(cfg)))
 
 
 def _write_index(out_dir: Path, records: list[dict], meta: Optional[dict]) -> None:
@@ -365,10 +351,18 @@ def main(args) -> int:
     check_devices(runs, cfgs)
     if args.dry_run:
         from tallysim.sim import lanes
+        out_dir = None
         if args.out is not None:     # what the real sweep refuses of --out ("" too), the dry run refuses too
-            _checked_out(args.out, runs, cfgs)
-        for i, (name, overrides) in enumerate(runs, 1):
-            print(f"[{i}/{len(runs)}] {name}: {' '.join(overrides)}")
+            out_dir = _checked_out(args.out, runs, cfgs)
+            if not out_dir.is_dir() or not any(out_dir.iterdir()):
+                out_dir = None       # nothing there: every run would run, and the list says no more
+            else:                    # a checkpoint this sweep could not continue, as the real one refuses
+                sweep_resume.refuse_lost_checkpoints(runs, cfgs, out_dir, DONE)
+        for i, ((name, overrides), cfg) in enumerate(zip(runs, cfgs), 1):   # each run's fate in DIR (sweep_plan)
+            fate = f" ({sweep_plan.state(out_dir / name, cfg)})" if out_dir is not None else ""
+            print(f"[{i}/{len(runs)}] {name}: {' '.join(overrides)}{fate}")
+        for line in sweep_plan.strangers(out_dir, runs, cfgs) if out_dir is not None else []:
+            print(line)
         groups = 1 if not cfgs else len(lanes.group(cfgs))
         print(f"{len(runs)} runs; {len(runs) if getattr(args, 'one_at_a_time', False) else groups} "
               "compiled programs")

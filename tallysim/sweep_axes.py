@@ -180,10 +180,29 @@ def check_fields_read(runs: list[tuple[str, list[str]]], cfgs: list[Config]) -> 
                               "drop the axis, or sweep it with the fields that make it read")
     if not cfgs:
         return
+    check_eval_peers(runs, cfgs)
     for key, line in unread_of(0).items():       # unread by every run: by the first, then by each other
         if key not in axes and all(key in unread_of(i) for i in range(1, len(cfgs))):
             raise config_reads.UnreadField(key, f"{key} is not read by any run of the sweep (each of its {len(cfgs)} run(s) "
                                    f"would refuse it as a single run); sweep run {runs[0][0]}: {line}")
+
+
+def check_eval_peers(runs: list[tuple[str, list[str]]], cfgs: list[Config]) -> None:
+    """eval_peers above a run's peers, refused naming those runs, as a single run refuses it
+    (config_reads._unread_eval's rule): `peers=4,10 eval_peers=6` evaluated every peer of the 4-peer run
+    and 6 of the 10-peer one, in silence, the sweep reading eval_peers in some run; the rows then averaged
+    over different shares of the peers side by side."""
+    over = [(name, cfg) for (name, _), cfg in zip(runs, cfgs)
+            if cfg.eval_peers is not None and cfg.eval_peers > cfg.peers]
+    if not over:
+        return
+    least = min(cfg.peers for cfg in cfgs)
+    shown = ", ".join(f"{name} (peers={cfg.peers}, eval_peers={cfg.eval_peers})" for name, cfg in over[:3])
+    more = f" and {len(over) - 3} more" if len(over) > 3 else ""
+    raise config_reads.UnreadField("eval_peers", (
+        f"eval_peers is more than the peers of {len(over)} of the sweep's {len(cfgs)} runs: {shown}{more} (a single "
+        f"run refuses it; these would evaluate every peer); allowed: eval_peers at most {least} (the sweep's fewest "
+        "peers), none (every peer), or a sweep per peer count"))
 
 
 def repeated_runs(runs: list[tuple[str, list[str]]], cfgs: list[Config]) -> Optional[str]:

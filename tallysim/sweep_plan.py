@@ -1,12 +1,14 @@
 """The order a sweep's runs go in (batches of runs, each one compiled program), how many finished
 before, and which batches compile a program of their own: what the bar over the runs needs to promise
-an ETA (progress_base.RunsClock). Split from sweep.py, which re-exports these names."""
+an ETA (progress_base.RunsClock); and what `sweep --dry-run` says each run would do there (`states`,
+`strangers`). Split from sweep.py, which re-exports these names."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from tallysim import config
-from tallysim.config import Config
+from tallysim.config import Config, ConfigError
 from tallysim.results import metrics
 
 DONE = metrics.DONE
@@ -61,3 +63,58 @@ def program_key(cfgs: list[Config]) -> tuple:
     from tallysim.sim import lanes
     values = tuple((k, tuple(sorted({repr(config.get_field(c, k)) for c in cfgs}))) for k in lanes.traced())
     return lanes.signature(cfgs[0]), tuple(sorted((c.seeds, repr(c.seed_chunk)) for c in cfgs)), values
+
+
+def config_diff(run_dir: Path, cfg: Config) -> list[str]:
+    """Keys whose value in run_dir/config.json differs from cfg (a stale run after a config edit); [] where
+    it cannot be read."""
+    try:
+        old = json.loads((run_dir / metrics.CONFIG).read_text())
+    except (OSError, ValueError, UnicodeDecodeError):
+        return []
+    if not isinstance(old, dict):
+        return []
+    for key in ("resumed", "placement", "code"):     # records of the run (resumes, devices, code), not fields
+        old.pop(key, None)
+    return config.diff(old, json.loads(json.dumps(config.to_dict(cfg))))
+
+
+def state(run_dir: Path, cfg: Config) -> str:
+    """What the sweep would do with one run's directory, as `--dry-run` says it: "done" (skipped), "will
+    resume from round R" (its checkpoint: sweep._run_or_resume), "will run" (again, from round 1, where
+    the directory holds a run stopped before its first checkpoint). A finished run whose directory was
+    renamed by hand is "will run": the dry run listed the runs alone, not which would run again."""
+    from tallysim import checkpoint, outdir
+    if (run_dir / DONE).exists():
+        diff = config_diff(run_dir, cfg)
+        return "done" + (f"; skipped, though its config.json differs ({', '.join(diff[:4])}"
+                         f"{', ...' if len(diff) > 4 else ''})" if diff else "")
+    if (run_dir / checkpoint.FILE).is_file():
+        try:
+            return f"will resume from round {checkpoint.read_meta(run_dir)['round']}"
+        except ConfigError as e:
+            return f"will run again from round 1 (its checkpoint cannot be resumed: {e})"
+    if outdir.is_run_dir(run_dir) and (run_dir / metrics.METRICS).is_file():
+        return "will run again from round 1 (it stopped before its first checkpoint)"
+    return "will run"
+
+
+def strangers(out_dir: Path, runs, cfgs: list[Config]) -> list[str]:
+    """One line per run directory in out_dir that is no run of this sweep (renamed by hand, or another
+    sweep's), naming the run of this sweep whose config it holds where there is one: that run would run
+    again, its results sitting under the other name."""
+    from tallysim import outdir
+    names = {name for name, _ in runs}
+    try:
+        entries = sorted(p for p in Path(out_dir).iterdir() if p.name not in names and outdir.is_run_dir(p))
+    except OSError:
+        return []
+    lines = []
+    for d in entries:
+        # a run still to do whose config it holds: renamed by hand, its results sit there and it runs again
+        same = [name for (name, _), cfg in zip(runs, cfgs) if not (Path(out_dir) / name / DONE).exists()
+                and (d / metrics.CONFIG).is_file() and not config_diff(d, cfg)]
+        lines.append(f"not part of this sweep: {d.name} (renamed? it holds the config of run {same[0]}, which will "
+                     f"run again; rename it back to {same[0]} to keep its results)" if same else
+                     f"not part of this sweep: {d.name} (renamed or from another sweep?)")
+    return lines

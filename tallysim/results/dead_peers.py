@@ -38,6 +38,7 @@ class Dead(NamedTuple):
     without: Optional[float]
     partial: bool = False       # participation < 1: a peer never drawn into a cohort never trained
     seeds: int = 1              # `peers` counts every seed's: 20 peers x 3 seeds are 60
+    total: Optional[int] = None  # eval_peers below peers: the run's peers, of which `peers` were evaluated
 
 
 def floor_of(majority: dict, classes=None) -> Optional[float]:
@@ -62,12 +63,23 @@ def _low(a, floor: float) -> bool:
     return not is_number(a) or not math.isfinite(a) or a <= floor + FLOOR_MARGIN
 
 
-def find(rows: list, floor: Optional[float], sampled: bool = False, partial: bool = False) -> Optional[Dead]:
+def evaluated(config) -> Optional[int]:
+    """The run's peer count where eval_peers evaluates fewer of them (config.json's dict), else None: a
+    dead-peer line said "1 of 5 peers" of a run of 20 peers with eval_peers=5, as if it had five."""
+    if isinstance(config, dict) and is_number(config.get("eval_peers")) and is_number(config.get("peers")) \
+            and config["eval_peers"] < config["peers"]:
+        return int(config["peers"])
+    return None
+
+
+def find(rows: list, floor: Optional[float], sampled: bool = False, partial: bool = False,
+         total: Optional[int] = None) -> Optional[Dead]:
     """The dead peers of a run's rows (round order), None where there are none or nothing can tell:
     fewer than two evaluations, no floor, a server model's headline, rows without per-peer accuracies
     (client_storage=auto) or of different lengths, or every peer of every seed at the floor (the run's
     floor note; one seed wholly at the floor beside seeds that learnt is named: no note speaks for it).
-    `sampled`: eval_sample=random, where a position in acc_peers is not the peer's index."""
+    `sampled`: eval_sample=random, where a position in acc_peers is not the peer's index; `total`: the run's
+    peers where eval_peers evaluated fewer (`evaluated`)."""
     if floor is None or len(rows) < 2 or headline_key(rows[-1]) != "acc_mean":
         return None
     table = [_per_seed(r) for r in rows[1:]]
@@ -92,13 +104,22 @@ def find(rows: list, floor: Optional[float], sampled: bool = False, partial: boo
         # mean is at the floor too). A one-seed run was let through to it, a multi-seed one named all
         return None
     return Dead(names, len(seeds) * len(table[0][0]), floor, (rows[1]["round"], rows[-1]["round"]),
-                sum(means) / len(means), sum(withouts) / len(withouts) if withouts else None, partial, len(seeds))
+                sum(means) / len(means), sum(withouts) / len(withouts) if withouts else None, partial, len(seeds),
+                total)
+
+
+def of_peers(evaluated: int, seeds: int = 1, total: Optional[int] = None) -> str:
+    """"20 peers", "20 peers x 3 seeds", or with eval_peers below peers "5 evaluated peers: eval_peers=5
+    of 20": the count a dead-peer line says its peers are of."""
+    if total is None:
+        return f"{evaluated} peers" + (f" x {seeds} seeds" if seeds > 1 else "")
+    return (f"{evaluated} evaluated peers" + (f" x {seeds} seeds" if seeds > 1 else "") +
+            f": eval_peers={evaluated} of {total}")
 
 
 def _named(dead: Dead) -> str:
     shown = ", ".join(dead.names[:SHOWN]) + (f" and {len(dead.names) - SHOWN} more" if len(dead.names) > SHOWN else "")
-    of = f"{dead.peers // dead.seeds} peers x {dead.seeds} seeds" if dead.seeds > 1 else f"{dead.peers} peers"
-    return f"{shown} ({len(dead.names)} of {of})"
+    return f"{shown} ({len(dead.names)} of {of_peers(dead.peers // dead.seeds, dead.seeds, dead.total)})"
 
 
 def _rounds(dead: Dead) -> str:
@@ -130,8 +151,10 @@ def clause(dead: Optional[Dead]) -> str:
     if dead is None:
         return ""
     k = len(dead.names)
+    count = (f"{dead.peers // dead.seeds}{f' x {dead.seeds} seeds' if dead.seeds > 1 else ''}" if dead.total is None
+             else of_peers(dead.peers // dead.seeds, dead.seeds, dead.total))
     names = ", ".join(dead.names[:SHOWN]) + (f" and {k - SHOWN} more" if k > SHOWN else "") + \
-        (f" ({k} of {dead.peers // dead.seeds}{f' x {dead.seeds} seeds' if dead.seeds > 1 else ''})" if k > 1 else "")
+        (f" ({k} of {count})" if k > 1 or dead.total is not None else "")
     return (f"; {names} at the floor all run" if dead.without is None else
             f"; {dead.without:.4f} without {names}, at the floor all run")
 
@@ -155,8 +178,9 @@ class Watch:
     not read and a one-seed run with every peer at the floor is the floor note's case."""
 
     def __init__(self, floor: Optional[float], first: int, seeds: int = 1, sampled: bool = False,
-                 partial: bool = False, streak: int = STREAK):
+                 partial: bool = False, streak: int = STREAK, total: Optional[int] = None):
         self.floor, self.first, self.seeds, self.streak = floor, first, seeds, streak
+        self.total = total          # eval_peers below peers: the run's peers (`evaluated`)
         self.who = "evaluated peer #" if sampled else "peer "
         self.partial = partial
         self.low: dict = {}         # seed -> per peer, its evaluations in a row at the floor
@@ -182,7 +206,7 @@ class Watch:
         names = [(f"seed {seed} " if self.seeds > 1 else "") + f"{self.who}{p}" for p in dead]
         one = len(dead) == 1
         shown = ", ".join(names[:SHOWN]) + (f" and {len(names) - SHOWN} more" if len(names) > SHOWN else "")
-        return (f"tallysim: warning: {name + ': ' if name else ''}{shown} ({len(dead)} of {len(acc)} peers"
+        return (f"tallysim: warning: {name + ': ' if name else ''}{shown} ({len(dead)} of {of_peers(len(acc), total=self.total)}"
                 f"{f' of seed {seed}' if self.seeds > 1 else ''}) at or below the floor {self.floor:.4f} "
                 f"(always predicting the most frequent test target) at the last {self.streak} evaluations "
                 f"(rounds {rounds[-self.streak]}-{rounds[-1]}): {'it has' if one else 'they have'} most likely "
@@ -224,7 +248,6 @@ def of_run(run_dir, rows: Optional[list] = None, config: Optional[dict] = None) 
         config = metrics.read_config(d) if config is None else config
     except (ConfigError, OSError, ValueError):
         return None
-    sampled = isinstance(config, dict) and config.get("eval_sample") == "random" and \
-        is_number(config.get("eval_peers")) and is_number(config.get("peers")) and config["eval_peers"] < config["peers"]
+    sampled = isinstance(config, dict) and config.get("eval_sample") == "random" and evaluated(config) is not None
     partial = isinstance(config, dict) and is_number(config.get("participation")) and config["participation"] < 1
-    return find(rows, floor, sampled, partial)
+    return find(rows, floor, sampled, partial, evaluated(config))
