@@ -90,3 +90,26 @@ def test_the_summary_line_of_a_grouped_cohort_gives_mb_per_active_client():
     assert "3 of 5 a round" in summary_line(half, last), summary_line(half, last)
     every = tiny("protocol.name=tally", *COHORT, "participation=0.9")   # 3 of 3 and 2 of 2: nothing to add
     assert "active client" not in summary_line(every, last)
+
+
+def test_prepare_help_says_where_the_data_goes(capsys):
+    """`tallysim prepare --help` named neither the cache nor Debian's files (only `tallysim --help` did):
+    the journey's first step, preparing Fashion-MNIST, had to guess where it went."""
+    from tallysim import cli
+    with pytest.raises(SystemExit):
+        cli.main(["prepare", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "~/.cache/tallysim" in text and "$TALLYSIM_DATA" in text and "Debian" in text, text
+
+
+def test_the_plot_title_says_cohort_and_groups():
+    """`tallysim plot` of the journey's runs (12 peers, 6 a round, a phone and a server group) was titled
+    "fashion_mnist, Dirichlet 0.5, 12 peers", as a one-model run with every peer active."""
+    from tallysim.results import plot
+    cfg = {"data": {"name": "fashion_mnist"}, "partition": {"kind": "dirichlet", "alpha": 0.5}, "peers": 12,
+           "participation": 0.5, "model": {"groups": "phone:8:mlp,width=32;server:4:lenet,optim.lr=0.02"}}
+    assert plot.default_title([cfg, cfg]) == ("fashion_mnist, Dirichlet 0.5, 12 peers, participation 0.5, "
+                                              "groups phone/server")
+    one = {**cfg, "participation": 1.0, "model": {"groups": None}}
+    assert plot.default_title([one]) == "fashion_mnist, Dirichlet 0.5, 12 peers"
+    assert plot.default_title([cfg, one]) == "fashion_mnist, Dirichlet 0.5, 12 peers"   # they differ: not said
