@@ -113,3 +113,23 @@ def test_the_plot_title_says_cohort_and_groups():
     one = {**cfg, "participation": 1.0, "model": {"groups": None}}
     assert plot.default_title([one]) == "fashion_mnist, Dirichlet 0.5, 12 peers"
     assert plot.default_title([cfg, one]) == "fashion_mnist, Dirichlet 0.5, 12 peers"   # they differ: not said
+
+
+def test_a_dead_peer_of_a_grouped_run_is_named_with_its_group():
+    """The journey's tally run warned "peer 10 (1 of 12 peers) stayed at or below the floor": in a run of
+    MLP phones (peers 0-7) and LeNet servers (8-11) which architecture it was took reading the groups'
+    order. Rows as a run writes them (two evaluations, per-peer accuracies), the config as config.json."""
+    from tallysim.results import dead_peers
+    acc = [0.3] * 10 + [0.1, 0.3]
+    rows = [{"round": r, "acc_mean": sum(acc) / 12, "acc_global": None, "acc_peers": acc} for r in (1, 2, 3)]
+    config = {"peers": 12, "participation": 0.5, "model": {"groups": "phone:8:name=mlp,width=32;server:4:name=lenet"}}
+    dead = dead_peers.find(rows, 0.1, groups=(("phone", 8), ("server", 4)))
+    assert dead.names == ["peer 10 of group server"], dead.names
+    assert "peer 10 of group server (1 of 12 peers)" in dead_peers.warning(dead)
+    assert dead_peers.find(rows, 0.1).names == ["peer 10"]                      # no groups: as before
+    import json, tempfile
+    from pathlib import Path
+    with tempfile.TemporaryDirectory() as d:       # of_run reads the groups from config.json's string
+        Path(d, "partition.json").write_text(json.dumps({"majority_acc": 0.1, "classes": 10}))
+        got = dead_peers.of_run(d, rows, config)
+    assert got is not None and got.names == ["peer 10 of group server"], got
