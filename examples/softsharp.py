@@ -37,7 +37,10 @@ PROTOCOLS = {"softsharp": "make"}         # protocol.name -> the factory below
 # so privacy.noise > 0 is refused for softsharp in one line rather than accounted for wrongly.
 TRAITS = Traits(distill=True, soft=True, defaults={"warmup_epochs": "local_epochs"},
                 reads=tuple(r for r in softlabel.TRAITS.reads if r != "privacy"),
-                sections={"softsharp": "SoftSharpConfig"})
+                sections={"softsharp": "SoftSharpConfig"},
+                # its round is softlabel's distill_round, which streams each model group's peers with
+                # their own model: it runs model.groups (peers of several architectures, docs/groups.md)
+                model_groups=True)
 
 
 @dataclass(frozen=True)

@@ -139,14 +139,16 @@ def _how_to_continue(args, then: str = "") -> str:
     fn, out = getattr(args, "fn", None), getattr(args, "out", None)
     from pathlib import Path
     from tallysim import outdir
-    if fn is cmd_sweep:     # a run that saved no checkpoint yet (every 5 minutes) starts again: say how many
+    if fn is cmd_sweep:     # a run without a checkpoint starts again: say how many. "saved no checkpoint yet"
+        #                     read as if one were coming, where a sweep's grouped runs (its default) save none
         try:
             runs = [d for d in Path(out).iterdir() if d.is_dir()] if out and Path(out).is_dir() else []
             over = sum(outdir.run_state(d) == "stopped" for d in runs)
         except OSError:     # a directory it may not read: the line without the count (it raised, and a
             over = 0        # traceback took the interrupted line's place)
         return (f"; {then}the same sweep command, run again, continues it" +
-                (f" ({over} unfinished run(s) saved no checkpoint yet and start again from round 1)" if over else ""))
+                (f" ({over} unfinished run(s) have no checkpoint and start again from round 1: runs that share a "
+                 "program save none; --one-at-a-time runs save one every 5 minutes)" if over else ""))
     if fn is cmd_figure:    # `kill` of a figure said only that its metrics were kept, not how to go on
         return (f"; {then}the same figure command, run again, continues it (finished runs are skipped; a run "
                 "that saved no checkpoint yet starts again from round 1)")

@@ -104,7 +104,9 @@ def _group_rules(cfg: Config) -> None:
             check_group_mode_reads(g, gcfg)
         except ConfigError as e:
             raise ConfigError(f"model.groups, group {g.name}: {e}") from None
-    model_groups.check(cfg)
+    traits = protocols.traits(cfg.protocol.name)
+    # a protocol that needs one common init merges parameters (the bridge), as the FedAvg family averages them
+    model_groups.check(cfg, traits.model_groups, traits.fedavg_family or bool(traits.shared_init))
 
 
 def _tally_rules(cfg: Config) -> None:

@@ -199,8 +199,11 @@ def active_counts(cfg: Config, groups: tuple) -> list[int]:
     return [max(1, int(round(cfg.participation * g.peers))) for g in groups]
 
 
-def check(cfg: Config) -> None:
-    """The groups' own rules: counts, names, and what groups cannot do yet, one line each."""
+def check(cfg: Config, declared: bool = False, averages: bool = True) -> None:
+    """The groups' own rules: counts, names, and what groups cannot do yet, one line each. `declared`: the
+    protocol's TRAITS say its round runs groups (a plugin's `model_groups=True`), as GROUP_PROTOCOLS' do;
+    `averages`: it averages or merges parameters (the FedAvg family, the bridge): the refusal says that
+    averaging across architectures is undefined; otherwise it says how a plugin declares groups."""
     groups = parse(cfg.model.groups)
     if not groups:
         return
@@ -212,7 +215,8 @@ def check(cfg: Config) -> None:
     if total != cfg.peers:
         raise ConfigError(f"model.groups has {' + '.join(str(g.peers) for g in groups)} = {total} peers but "
                           f"peers={cfg.peers}; the group counts must sum to peers (set peers={total})")
-    if len(groups) == 1 and cfg.protocol.name not in GROUP_PROTOCOLS:
+    takes = declared or cfg.protocol.name in GROUP_PROTOCOLS
+    if len(groups) == 1 and not takes:
         raise ConfigError(one_group_refusal(cfg, groups[0]))
     # groups of one architecture (a:2;b:2, or differing in optim.* only) were told "averaging across
     # architectures is not defined": defined there, and not run by groups (context.ModelGroup)
@@ -220,7 +224,12 @@ def check(cfg: Config) -> None:
     why = ("the groups share one architecture, but the FedAvg family takes no model.groups: leave model.groups "
            "unset to run one model for every peer" if one_model else
            "parameter averaging across architectures is not defined")
-    refuse = [(cfg.protocol.name not in GROUP_PROTOCOLS, f"protocol.name={cfg.protocol.name}",
+    if not one_model and not takes and not averages:
+        # a plugin (or a built-in of another kind) that does not declare groups: "parameter averaging" was
+        # said of a soft-label plugin built on distill_round, which averages nothing
+        why = ("a plugin whose round exchanges predictions through distill_round or local_round declares "
+               "TRAITS = Traits(..., model_groups=True) to run groups (docs/write-a-protocol.md)")
+    refuse = [(not takes, f"protocol.name={cfg.protocol.name}",
                f"protocol.name {', '.join(GROUP_PROTOCOLS)} ({why})"),
               (cfg.devices is not None and cfg.devices > 1, f"devices={cfg.devices}", "devices=1 or unset "
                "on one device"),

@@ -335,6 +335,7 @@ def test_an_interrupted_sweep_says_which_runs_start_again(tmp_path):
     _run(tmp_path / "s" / "seed=2", (1, 2))                           # finished
     args = argparse.Namespace(fn=cli.cmd_sweep, out=str(tmp_path / "s"))
     assert cli._how_to_continue(args) == ("; the same sweep command, run again, continues it (1 unfinished run(s) "
-                                          "saved no checkpoint yet and start again from round 1)")
+                                          "have no checkpoint and start again from round 1: runs that share a "
+                                          "program save none; --one-at-a-time runs save one every 5 minutes)")
     args.out = str(tmp_path / "nothing")
     assert cli._how_to_continue(args) == "; the same sweep command, run again, continues it"          # ok

@@ -56,6 +56,11 @@ class Traits:
     # materialise each round's cohort (client_storage=auto, docs/population.md). A plugin is stateful
     # unless it says otherwise. `client_state(cfg)` adds what the configuration keeps.
     client_state: str = "each client's own model"
+    # Its round runs model.groups (peers of several architectures, docs/groups.md): it exchanges
+    # predictions only and builds its round from the helpers that stream each group's peers with their own
+    # model (distill.distill_round and warmup_init, round_helpers.local_round). The built-ins that do are
+    # model_groups.GROUP_PROTOCOLS; a plugin says so here (examples/softsharp.py), else groups are refused.
+    model_groups: bool = False
 
     def reads_key(self, name: str, key: str) -> bool:
         listed = self.reads.get(name, ()) if isinstance(self.reads, dict) else self.reads

@@ -20,7 +20,7 @@ import math
 from pathlib import Path
 from typing import NamedTuple, Optional
 
-from tallysim.config import ConfigError
+from tallysim.config import ConfigError, parse_groups
 from tallysim.results.headline import FLOOR_MARGIN, headline_key, is_number
 
 SHOWN = 6           # peers a line names; the rest are counted
@@ -73,13 +73,16 @@ def evaluated(config) -> Optional[int]:
 
 
 def find(rows: list, floor: Optional[float], sampled: bool = False, partial: bool = False,
-         total: Optional[int] = None) -> Optional[Dead]:
+         total: Optional[int] = None, groups: tuple = ()) -> Optional[Dead]:
     """The dead peers of a run's rows (round order), None where there are none or nothing can tell:
     fewer than two evaluations, no floor, a server model's headline, rows without per-peer accuracies
     (client_storage=auto) or of different lengths, or every peer of every seed at the floor (the run's
     floor note; one seed wholly at the floor beside seeds that learnt is named: no note speaks for it).
     `sampled`: eval_sample=random, where a position in acc_peers is not the peer's index; `total`: the run's
-    peers where eval_peers evaluated fewer (`evaluated`)."""
+    peers where eval_peers evaluated fewer (`evaluated`). `groups`: the model groups' (name, peers) in
+    order, so a peer is named with its group ("peer 10 of group server"): in a run of several
+    architectures which model sat at the floor is the first question (it was a peer number); not under
+    `sampled`, where a position is not the peer's index."""
     if floor is None or len(rows) < 2 or headline_key(rows[-1]) != "acc_mean":
         return None
     table = [_per_seed(r) for r in rows[1:]]
@@ -94,7 +97,7 @@ def find(rows: list, floor: Optional[float], sampled: bool = False, partial: boo
     for s, seed in enumerate(seeds):
         n = len(table[0][s])
         dead = [p for p in range(n) if all(_low(t[s][p], floor) for t in table)]
-        names += [(f"seed {seed} " if seed is not None else "") + f"{who}{p}" for p in dead]
+        names += [(f"seed {seed} " if seed is not None else "") + f"{who}{p}{'' if sampled else _group_of(p, groups)}" for p in dead]
         last = [a if is_number(a) and math.isfinite(a) else 0.0 for a in table[-1][s]]
         means.append(sum(last) / n)
         if len(dead) < n:
@@ -115,6 +118,16 @@ def of_peers(evaluated: int, seeds: int = 1, total: Optional[int] = None) -> str
         return f"{evaluated} peers" + (f" x {seeds} seeds" if seeds > 1 else "")
     return (f"{evaluated} evaluated peers" + (f" x {seeds} seeds" if seeds > 1 else "") +
             f": eval_peers={evaluated} of {total}")
+
+
+def _group_of(peer: int, groups: tuple) -> str:
+    """" of group NAME": the group that owns global peer index `peer` (groups own contiguous ranges in order)."""
+    start = 0
+    for name, count in groups:
+        if peer < start + count:
+            return f" of group {name}"
+        start += count
+    return ""
 
 
 def _named(dead: Dead) -> str:
@@ -250,4 +263,9 @@ def of_run(run_dir, rows: Optional[list] = None, config: Optional[dict] = None) 
         return None
     sampled = isinstance(config, dict) and config.get("eval_sample") == "random" and evaluated(config) is not None
     partial = isinstance(config, dict) and is_number(config.get("participation")) and config["participation"] < 1
-    return find(rows, floor, sampled, partial, evaluated(config))
+    try:
+        model = config.get("model") if isinstance(config, dict) else None
+        groups = tuple((g.name, g.peers) for g in parse_groups(model.get("groups") if isinstance(model, dict) else None))
+    except (ConfigError, AttributeError, TypeError):    # a config.json edited by hand: the peers unnamed
+        groups = ()
+    return find(rows, floor, sampled, partial, evaluated(config), groups)

@@ -13,7 +13,7 @@ from typing import Optional
 
 import numpy as np
 
-from tallysim.config import ConfigError, active_peers
+from tallysim.config import ConfigError, active_peers, group_active_counts, parse_groups
 from tallysim.results.rows import PEER_PLACES
 
 HEADLINE = ("acc_global", "acc_mean")                     # the server model, else the peers' mean
@@ -224,11 +224,16 @@ def _per_active(cfg, last: dict) -> str:
     """With a cohort each round (participation < 1): what one active client sends and receives in a round,
     beside `bits_per_peer`, which divides by every client: FedAvg over 10,000 clients, 10 a round, read
     "0.0002678 MB per peer" where each of the 10 moved 0.0134 MB a round (docs/population.md). "" with
-    every peer active, or model.groups (each group draws its own cohort)."""
+    every peer active. With model.groups each group draws its own A_g of P_g (model_groups.active_counts),
+    so A is their sum; left out before, a cross-device run of groups showed only the per-all-peers share."""
     peers, rounds, bits = cfg.peers, last.get("round"), last.get("bits_per_peer")
-    if cfg.participation >= 1 or cfg.model.groups or not (is_number(rounds) and rounds > 0 and is_number(bits)):
+    if cfg.participation >= 1 or not (is_number(rounds) and rounds > 0 and is_number(bits)):
         return ""
-    active = active_peers(cfg)       # config_shapes', re-exported by the configuration (results/ imports only it)
+    groups = parse_groups(cfg.model.groups)
+    # config_shapes' A and model_groups' A_g, re-exported by the configuration (results/ imports only it)
+    active = sum(group_active_counts(cfg, groups)) if groups else active_peers(cfg)
+    if groups and active >= peers:   # every group rounds to all its peers: nothing to add
+        return ""
     return f" ({bits * peers / active / rounds / 8e6:.4g} MB per active client and round, {active} of {peers:,} a round)"
 
 

@@ -113,7 +113,13 @@ def default_title(cfgs: list[dict]) -> str:
     part = same(lambda c: (lambda p: f"Dirichlet {p.get('alpha')}" if p.get("kind") == "dirichlet"
                            else p.get("kind"))(c.get("partition", {})))
     peers = same(lambda c: c.get("peers"))
-    bits = [x for x in (data, part, peers and f"{peers} peers") if x]
+    # a cohort and model groups change what the curves mean (a cross-device run of two architectures was
+    # titled as 12 peers all active with one model): said when every run shares them
+    cohort = same(lambda c: c.get("participation", 1.0))
+    cohort = cohort and float(cohort) < 1 and f"participation {float(cohort):g}"
+    groups = same(lambda c: c.get("model", {}).get("groups"))
+    groups = groups not in (None, "None") and "groups " + "/".join(g.split(":")[0] for g in groups.split(";"))
+    bits = [x for x in (data, part, peers and f"{peers} peers", cohort, groups) if x]
     return ", ".join(bits) if bits else "test accuracy vs communication"
 
 
