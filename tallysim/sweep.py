@@ -363,9 +363,16 @@ def main(args) -> int:
             print(f"[{i}/{len(runs)}] {name}: {' '.join(overrides)}{fate}")
         for line in sweep_plan.strangers(out_dir, runs, cfgs) if out_dir is not None else []:
             print(line)
-        groups = 1 if not cfgs else len(lanes.group(cfgs))
-        print(f"{len(runs)} runs; {len(runs) if getattr(args, 'one_at_a_time', False) else groups} "
-              "compiled programs")
+        grouped = not getattr(args, "one_at_a_time", False)
+        if out_dir is None:
+            groups = 1 if not cfgs else len(lanes.group(cfgs))
+            print(f"{len(runs)} runs; {groups if grouped else len(runs)} compiled programs")
+            return 0
+        # runs already done are skipped and compile nothing: count what the real sweep would do (sweep_plan)
+        dirs = [out_dir / name for name, _ in runs]
+        done = sum((d / DONE).exists() for d in dirs)
+        programs = sum(sweep_plan.compiles(cfgs, dirs, sweep_plan.plan(cfgs, dirs, grouped)))
+        print(f"{len(runs)} runs ({done} done, {len(runs) - done} to run); {programs} compiled programs")
         return 0
     meta = {"config": args.config, "smoke": bool(args.smoke), "axes": list(args.axes)}
     records = run_sweep(base, runs, args.out, progress=not args.quiet, meta=meta,     # --quiet: docs/cli.md
