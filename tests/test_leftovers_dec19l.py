@@ -24,3 +24,67 @@ def test_a_dry_run_into_a_sweep_directory_counts_only_the_runs_it_would_run(axes
     out = _finished_sweep(tmp_path)                      # seed=0 and seed=1 done (written by hand)
     assert cli.main(["sweep", *TINY, *axes, "--out", str(out), "--dry-run", *extra]) == 0
     assert capsys.readouterr().out.splitlines()[-1] == said
+
+
+# ----------------------------------------------------------------------------- 2. agreement with no vote arrived
+
+def test_a_vote_nobody_sent_reports_no_agreement_and_the_gate_reads_zero_as_before(monkeypatch):
+    # every peer's message lost (dropout): agreement and wrong_confidence were written 0.0 beside a null
+    # vote_acc, pulling every average over rounds down; distill.gate (and the PendingVote bridge and
+    # fedct keep) must still read the 0.0 it read, in both paths (all probes at once and blocked)
+    import jax
+    import jax.numpy as jnp
+    from tallysim.protocols.probe_targets import gate_agreement
+    from tallysim.sim import faults
+    from test_blockedvote_dec16 import _pair
+    from test_wordtally_dec15 import _image_setup
+    ctx, one, params = _image_setup(7, "tally", **{"faults.kind": "dropout", "faults.fraction": 0.34})
+    none = jnp.zeros(3, bool)
+    fr = faults.RoundFaults(none, none, jnp.ones(3, bool), None, jax.random.PRNGKey(5))
+    whole, blocked = _pair(monkeypatch, ctx, one, params, block=3, fr=fr)
+    for info in (whole[1], blocked[1]):
+        assert int(info["senders"]) == 0
+        assert all(bool(jnp.isnan(info[k])) for k in ("agreement", "wrong_confidence")), info
+        gate = gate_agreement(info)
+        assert gate.dtype == jnp.float32 and float(gate) == 0.0       # the value the gate always saw
+    # with votes arrived, nothing changes: the gate reads the rows' agreement itself
+    some = jnp.array([True, False, True])
+    fr = faults.RoundFaults(none, none, ~some, None, jax.random.PRNGKey(5))
+    monkeypatch.undo()                                   # _pair's patches: the all-probes path again
+    whole, blocked = _pair(monkeypatch, ctx, one, params, block=3, fr=fr)
+    for info in (whole[1], blocked[1]):
+        assert int(info["senders"]) == 2 and 0.0 < float(info["agreement"]) <= 1.0
+        assert float(gate_agreement(info)) == float(info["agreement"])
+
+
+def _none_arrived_before(info, voters):
+    """vote.none_arrived as it was: only vote_acc and softavg_acc NaN, agreement 0.0 read by the gate."""
+    import jax
+    import jax.numpy as jnp
+    if isinstance(voters, jax.Array):
+        info.update({k: jnp.where(voters > 0, info[k], jnp.float32(jnp.nan)) for k in ("vote_acc", "softavg_acc")})
+    return info
+
+
+@pytest.mark.slow   # 22 s (two runs compiled); the fast test above checks the value the gate reads, both paths
+def test_a_gated_run_with_rounds_nobody_sent_trains_bit_for_bit_as_before(monkeypatch):
+    # fedct keeps the gate's agreement in its PendingVote (state): a NaN there, or a gate reading it,
+    # would change the state; rounds 3, 4 and 6 of this seed have every message lost
+    import jax
+    import numpy as np
+    import tallysim
+    from conftest import tiny
+    from tallysim.sim import vote
+    cfg = tiny("protocol.name=fedct", "faults.kind=dropout", "faults.fraction=1", "faults.drop_prob=0.85",
+               "distill.gate=0.3", "rounds=6")
+
+    def final():
+        d = tallysim.drive(cfg)
+        infos = [d.step()[1] for _ in range(d.built.cfg.rounds)]
+        return d.state, infos
+    now, infos = final()
+    monkeypatch.setattr(vote, "none_arrived", _none_arrived_before)
+    before, _ = final()
+    assert [int(i["senders"]) for i in infos].count(0) >= 2                  # the case is exercised
+    assert all(np.isnan(float(i["agreement"])) == (int(i["senders"]) == 0) for i in infos)
+    assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(now), jax.tree.leaves(before)))
