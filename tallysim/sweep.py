@@ -35,7 +35,7 @@ from tallysim import progress as progress_bars
 from tallysim.progress_base import QuietLog, say
 from tallysim.config import Config, ConfigError
 from tallysim.results import metrics
-from tallysim.sweep_axes import (MAX_RUNS, check_count, check_fields_read, expand, repeated_runs, warn_repeated_runs, warn_unmerged,  # noqa: F401 - sweep.X, as before
+from tallysim.sweep_axes import (MAX_RUNS, check_count, check_eval_peers, check_fields_read, expand, repeated_runs, warn_repeated_runs, warn_unmerged,  # noqa: F401 - sweep.X, as before
                                  file_axes, parse_axis, run_numbers, safe_name)
 # The order the runs go in, those finished before, and which batches compile: sweep_plan.py
 from tallysim.sweep_plan import compiles, config_diff as _config_diff, done_before, plan as _plan  # noqa: F401 - sweep.done_before, sweep._plan, as before
@@ -125,6 +125,11 @@ def run_sweep(base_cfg: Config, runs: list[tuple[str, list[str]]], out_dir, prog
     cfgs = configs(base_cfg, runs) if validated is None else validated
     if len(cfgs) != len(runs):
         raise ValueError(f"run_sweep: {len(cfgs)} validated configs for {len(runs)} runs")
+    # eval_peers above a run's peers: the run (run.run, no check_read) evaluated every peer in silence,
+    # the rows beside the others' averaging another share; refused before anything runs, as `tallysim
+    # sweep` and a figure's plan refuse it (not check_fields_read: a figure's base serves groups that
+    # legitimately leave some of its fields unread, and an API caller's base may too)
+    check_eval_peers(runs, cfgs)
     warn_before(runs, cfgs)                  # the API's sweep too, not only `tallysim sweep`
     check_devices(runs, cfgs)                # before any run directory is created
     out_dir = _checked_out(out_dir, runs, cfgs)     # nothing is created or replaced until every run dir is ours (or absent)

@@ -88,3 +88,36 @@ def test_a_gated_run_with_rounds_nobody_sent_trains_bit_for_bit_as_before(monkey
     assert [int(i["senders"]) for i in infos].count(0) >= 2                  # the case is exercised
     assert all(np.isnan(float(i["agreement"])) == (int(i["senders"]) == 0) for i in infos)
     assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(now), jax.tree.leaves(before)))
+
+
+# ----------------------------------------------------------------------------- 3. the API's sweep and eval_peers
+
+def test_the_api_sweep_refuses_eval_peers_above_a_runs_peers_before_anything_runs(tmp_path, no_compile):
+    # only `tallysim sweep` (command_configs) refused it: run_sweep ran the 4-peer run evaluating every
+    # peer in silence (a sweep's run does not ask check_read), the rows beside eval_peers=6 of 10
+    from conftest import tiny
+    from tallysim.config import ConfigError
+    out = tmp_path / "sw"
+    runs = sweep.expand({}, ["peers=4,10", "eval_peers=6"])
+    with pytest.raises(ConfigError, match=r"eval_peers is more than the peers of 1 of the sweep's 2 runs: peers=4 "):
+        sweep.run_sweep(tiny(), runs, out, progress=False)
+    assert not out.exists()
+
+
+def test_a_figure_refuses_eval_peers_above_a_groups_peers_before_its_first_group_runs(tmp_path, monkeypatch):
+    # run_sweep refuses it now: a figure checks every group first, or its later group was refused after
+    # the earlier groups had trained
+    from tallysim import figures
+    from tallysim.config import ConfigError
+    from test_figure_plan_dec19h import SPEC
+    spec = json.loads(json.dumps(SPEC))
+    spec["base"]["eval_peers"] = 3
+    spec["groups"]["fedavg"]["peers"] = 2                # the second group only
+    path = tmp_path / "fig.json"
+    path.write_text(json.dumps(spec))
+    monkeypatch.setattr(sweep, "run_sweep", lambda *a, **k: pytest.fail("a group ran before the refusal"))
+    for go in (lambda: figures.dry_run(str(path), log=lambda m: None),
+               lambda: figures.make_figure(str(path), results=str(tmp_path / "r"), out=str(tmp_path / "f"),
+                                           progress=False, log=lambda m: None)):
+        with pytest.raises(ConfigError, match=r"figure group 'fedavg': eval_peers is more than the peers of 2 of"):
+            go()
