@@ -1,5 +1,7 @@
 """Leftovers of 2026-12-07 (leftovers25): `sweep --dry-run`'s closing line counts what the sweep would run
-and compile, not every run; ..."""
+and compile, not every run; a round with no vote arrived reports no agreement or wrong_confidence while the
+gate reads what it did; run_sweep (and a figure, every group first) refuses eval_peers above a run's peers;
+`table` reads a field an older run's config.json lacks as its default."""
 import json  # noqa: F401
 
 import pytest  # noqa: F401
@@ -121,3 +123,32 @@ def test_a_figure_refuses_eval_peers_above_a_groups_peers_before_its_first_group
                                            progress=False, log=lambda m: None)):
         with pytest.raises(ConfigError, match=r"figure group 'fedavg': eval_peers is more than the peers of 2 of"):
             go()
+
+
+# ----------------------------------------------------------------------------- 4. table: an older run's missing fields
+
+def test_table_reads_a_field_an_older_run_lacks_as_its_default(tmp_path):
+    # an old run's config.json predates vote.ties and eval_sample: beside new runs holding their defaults,
+    # both were swept columns, blank for the old run
+    from tallysim import config
+    from tallysim.results import table
+    from test_leftovers_dec16b import _write_run
+    row = [{"round": 1, "acc_mean": 0.5, "acc_global": None, "bits_per_peer": 10.0}]
+
+    def cfg(*items):
+        return json.loads(json.dumps(config.to_dict(config.validate(config.apply_overrides(
+            config.Config(), ["protocol.name=tally", "rounds=1", *items])).resolved())))
+    old = cfg("optim.lr=0.01")
+    del old["vote"]["ties"], old["eval_sample"]
+    _write_run(tmp_path / "old", row, old)
+    _write_run(tmp_path / "new", row, cfg("optim.lr=0.1"))
+    columns, rows = table.table_rows([tmp_path], log=lambda m: None)
+    assert columns[1:2] == ["optim.lr"] and "vote.ties" not in columns and "eval_sample" not in columns, columns
+    # a field the new runs do vary: the old run's cell is the default it ran under, not blank
+    _write_run(tmp_path / "new2", row, cfg("optim.lr=0.1", "vote.ties=random"))
+    columns, rows = table.table_rows([tmp_path], log=lambda m: None)
+    assert "vote.ties" in columns and "eval_sample" not in columns
+    assert {r["run"]: r["vote.ties"] for r in rows} == {"old": "lowest", "new": "lowest", "new2": "random"}
+    # a key tallysim does not declare has no known default: still a value of its own
+    _write_run(tmp_path / "new3", row, {**cfg("optim.lr=0.1"), "made_up": 1})
+    assert "made_up" in table.table_rows([tmp_path], log=lambda m: None)[0]
