@@ -35,7 +35,7 @@ from tallysim import progress as progress_bars
 from tallysim.progress_base import QuietLog, say
 from tallysim.config import Config, ConfigError
 from tallysim.results import metrics
-from tallysim.sweep_axes import (MAX_RUNS, check_count, check_fields_read, expand, repeated_runs, warn_repeated_runs, warn_unmerged,  # noqa: F401 - sweep.X, as before
+from tallysim.sweep_axes import (MAX_RUNS, check_count, check_eval_peers, check_fields_read, expand, repeated_runs, warn_repeated_runs, warn_unmerged,  # noqa: F401 - sweep.X, as before
                                  file_axes, parse_axis, run_numbers, safe_name)
 # The order the runs go in, those finished before, and which batches compile: sweep_plan.py
 from tallysim.sweep_plan import compiles, config_diff as _config_diff, done_before, plan as _plan  # noqa: F401 - sweep.done_before, sweep._plan, as before
@@ -125,6 +125,11 @@ def run_sweep(base_cfg: Config, runs: list[tuple[str, list[str]]], out_dir, prog
     cfgs = configs(base_cfg, runs) if validated is None else validated
     if len(cfgs) != len(runs):
         raise ValueError(f"run_sweep: {len(cfgs)} validated configs for {len(runs)} runs")
+    # eval_peers above a run's peers: the run (run.run, no check_read) evaluated every peer in silence,
+    # the rows beside the others' averaging another share; refused before anything runs, as `tallysim
+    # sweep` and a figure's plan refuse it (not check_fields_read: a figure's base serves groups that
+    # legitimately leave some of its fields unread, and an API caller's base may too)
+    check_eval_peers(runs, cfgs)
     warn_before(runs, cfgs)                  # the API's sweep too, not only `tallysim sweep`
     check_devices(runs, cfgs)                # before any run directory is created
     out_dir = _checked_out(out_dir, runs, cfgs)     # nothing is created or replaced until every run dir is ours (or absent)
@@ -363,9 +368,16 @@ def main(args) -> int:
             print(f"[{i}/{len(runs)}] {name}: {' '.join(overrides)}{fate}")
         for line in sweep_plan.strangers(out_dir, runs, cfgs) if out_dir is not None else []:
             print(line)
-        groups = 1 if not cfgs else len(lanes.group(cfgs))
-        print(f"{len(runs)} runs; {len(runs) if getattr(args, 'one_at_a_time', False) else groups} "
-              "compiled programs")
+        grouped = not getattr(args, "one_at_a_time", False)
+        if out_dir is None:
+            groups = 1 if not cfgs else len(lanes.group(cfgs))
+            print(f"{len(runs)} runs; {groups if grouped else len(runs)} compiled programs")
+            return 0
+        # runs already done are skipped and compile nothing: count what the real sweep would do (sweep_plan)
+        dirs = [out_dir / name for name, _ in runs]
+        done = sum((d / DONE).exists() for d in dirs)
+        programs = sum(sweep_plan.compiles(cfgs, dirs, sweep_plan.plan(cfgs, dirs, grouped)))
+        print(f"{len(runs)} runs ({done} done, {len(runs) - done} to run); {programs} compiled programs")
         return 0
     meta = {"config": args.config, "smoke": bool(args.smoke), "axes": list(args.axes)}
     records = run_sweep(base, runs, args.out, progress=not args.quiet, meta=meta,     # --quiet: docs/cli.md

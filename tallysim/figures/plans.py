@@ -90,6 +90,10 @@ def group_plans(spec: dict, smoke: bool, base_dir: Path, start=None) -> Plans:
         start()
     for g, cfgs in checked.items():              # before the first one runs
         sweep.check_devices(plans[g][1], cfgs)
+        try:                                     # run_sweep's, for every group before the first group runs
+            sweep.check_eval_peers(plans[g][1], cfgs)
+        except ConfigError as e:
+            raise ConfigError(f"figure group {g!r}: {e}") from None
     return Plans(plans, checked)
 
 

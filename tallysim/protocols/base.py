@@ -124,7 +124,9 @@ def probe_exchange(ctx: Context, state: State, data: FedData, keys: RoundKeys, i
     else:
         probes, targets_info = _soft_targets(ctx, task, x_M, y_M, sums, voters, arrived, text_M, ex.robust)
     info.update(targets_info)
-    if GATE_AGREEMENT not in info:            # next_token: the gate's agreement over the real positions
+    # next_token: the gate's agreement over the real positions, unless the targets set it (private soft
+    # labels); vote.none_arrived's GATE_AGREEMENT (dropout) is every message's, which the text one replaces
+    if GATE_AGREEMENT not in targets_info:
         info.update(text_agreement(task, x_M, t.share_M))
     if fr is not None and fr.lost_A is not None:
         info["senders"] = voters

@@ -15,7 +15,7 @@ from tallysim.sim.fed import to_input
 from tallysim.protocols.context import Context
 
 PRIVACY_STREAM = 0xD9             # fold_in tag of the privacy noise (the round's other keys untouched)
-GATE_AGREEMENT = "gate_agreement"  # info key: what distill.gate reads when it is not info["agreement"]
+GATE_AGREEMENT = vote.GATE_AGREEMENT  # info key: what distill.gate reads when it is not info["agreement"]
 
 
 def privacy_keys(tie_key) -> tuple:

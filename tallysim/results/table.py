@@ -57,12 +57,27 @@ def swept_fields(cfgs: list[dict]) -> list[str]:
     keys = list(dict.fromkeys(k for f in flat for k in f))
     keys = [k for k in keys if k not in derived and not any(k == s or k.startswith(s) for s in NOT_SWEPT)]
     keys.sort(key=lambda k: k != "protocol.name")          # stable: the rest keep config order
+    flat = [with_defaults(f, keys) for f in flat]
+
     def varies(k: str) -> bool:
         values = {json.dumps(f.get(k, "<unset>")) for f in flat}
         if k.startswith(owned) and '"<unset>"' in values:
             values.discard('"<unset>"')          # absent only where another protocol ran
         return len(values) > 1
     return [k for k in keys if varies(k)]
+
+
+def with_defaults(flat: dict, keys: list) -> dict:
+    """`flat` with each of `keys` it lacks set to the field's declared default, as config.json writes it:
+    an older run's config.json lacks the fields added since, and beside newer runs holding the default
+    each read as swept, its cell blank. Only where the default is known: a field tallysim declares, not
+    of a protocol's own section (absent there where another protocol ran: swept_fields' rule)."""
+    from tallysim import config, protocols
+    declared, owned = config.declared(), tuple(f"{s}." for s in protocols.sections())
+    missing = [k for k in keys if k not in flat and k in declared and not k.startswith(owned)]
+    if not missing:
+        return flat
+    return {**flat, **flatten({k: json.loads(json.dumps(declared[k].default)) for k in missing})}
 
 
 def unread_blank(flat: dict, swept: list) -> dict:
@@ -153,7 +168,7 @@ def table_rows(dirs, metric: str = "auto", log=None) -> tuple[list[str], list[di
     swept = swept_fields([cfg for _, _, cfg, _ in runs])
     out = []
     for d, label, cfg, rows in runs:
-        flat = unread_blank(flatten(cfg), swept)
+        flat = unread_blank(with_defaults(flatten(cfg), swept) if cfg else {}, swept)
         final, best = metrics.final_best(rows, metric)
         last = rows[-1] if rows else {}
         key = metrics.headline_key(last) if metric == "auto" and last else metric

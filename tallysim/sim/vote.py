@@ -217,6 +217,12 @@ def add_sums(a: Sums, b: Sums) -> Sums:
     return jax.tree.map(jnp.add, a, b)
 
 
+GATE_AGREEMENT = "gate_agreement"  # info key: what distill.gate reads when it is not info["agreement"]
+# the rows' values that mean nothing with no vote arrived (none_arrived); `tied` stays 0.0 there (no
+# plurality, so no tie: tied's own definition)
+NONE_ARRIVED_KEYS = ("vote_acc", "softavg_acc", "agreement", "wrong_confidence")
+
+
 def mean_agreement(share_M: jax.Array, mask_M: Optional[jax.Array] = None) -> jax.Array:
     """The mean winning share distill.gate reads: over the messages `mask_M` marks real (next_token:
     tasks.message_mask, the probe positions whose input is not PAD, which the peers train on), None
@@ -275,12 +281,16 @@ def finish_diagnostics(s: Sums, voters: int, y_M: jax.Array, winner_M: jax.Array
 
 
 def none_arrived(info: dict, voters) -> dict:
-    """`info` with vote_acc and softavg_acc NaN (null in the row) where no vote arrived (dropout: `voters`
-    traced, 0 when every peer dropped): the argmax of no votes is class 0, and its hits were reported as
-    the vote's accuracy (0.125 on 8 classes' probes with faults.fraction=1), in every average over rounds."""
+    """`info` with vote_acc, softavg_acc, agreement and wrong_confidence NaN (null in the row) where no
+    vote arrived (dropout: `voters` traced, 0 when every peer dropped): the argmax of no votes is class 0,
+    and its hits were reported as the vote's accuracy (0.125 on 8 classes' probes with faults.fraction=1),
+    agreement and wrong_confidence as 0.0, in every average over rounds. distill.gate reads the agreement
+    as it was before the NaN (0.0 with nobody arrived, so the gate decides as it always did), kept under
+    GATE_AGREEMENT unless the round set its own there."""
     if isinstance(voters, jax.Array):
+        info.setdefault(GATE_AGREEMENT, info["agreement"])
         nan = jnp.float32(jnp.nan)
-        info.update({k: jnp.where(voters > 0, info[k], nan) for k in ("vote_acc", "softavg_acc")})
+        info.update({k: jnp.where(voters > 0, info[k], nan) for k in NONE_ARRIVED_KEYS})
     return info
 
 
