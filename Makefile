@@ -36,7 +36,7 @@ help:
 	@echo "make niid-matched-bits - the non-IID claim at matched bits: tally, softlabel 8-bit and topk_soft at 4,000 bits per peer and round, Dirichlet 0.05 / 0.5 / 100 and one class per peer: 24 runs x 3 seeds, then the table (docs/matched-bits.md)"
 	@echo "make class-matched-bits - the class-count axis at matched bits: tally, softlabel 8-bit and topk_soft at equal bits per peer and round (6,400 at C = 10, 11,200 at C = 100), synthetic data, IID and Dirichlet 0.1: 24 runs x 3 seeds, then the table (docs/matched-bits.md)"
 	@echo "make class-pool - C = 100 at matched bits with the probe pool reused (800 of 1,000 a round) or fresher (800 of 3,200): tally, softlabel 8-bit and local, IID and Dirichlet 0.5 / 0.1: 18 runs x 5 seeds, then the table (docs/matched-bits.md)"
-	@echo "make class-1000 - C = 1000 at matched bits (16,000 per peer and round): tally 800 probes, softlabel 8-bit 1 probe (and 10 probes at 10x the bits), local, synthetic data with 200 examples a class, IID and Dirichlet 0.1: 8 runs x 3 seeds, 10 rounds, then the table (docs/matched-bits.md)"
+	@echo "make class-1000 - C = 1000 at matched bits (16,000 per peer and round): tally 800 probes, softlabel 8-bit 1 probe (and 10 probes at 10x the bits), local, synthetic data with 200 examples a class, IID and Dirichlet 0.5 / 0.1: 12 runs x 3 seeds, 10 rounds, then the table (docs/matched-bits.md)"
 	@echo "make fig2-lenet - Fig. 2 (accuracy vs Dirichlet alpha) with LeNet instead of the MLP, local training added: 15 runs x 2 seeds, CPU-sized (docs/figures.md)"
 	@echo "make fig-participation - partial participation (cross-device): tally, softlabel, fedavg, local at 10%, 20% and 100% of 50 clients a round, Dirichlet 0.5 and 0.1: 24 runs x 2 seeds, CPU-sized (docs/figures.md)"
 	@echo "make mutation - mutmut over the core modules against pytest -m core (slow; MUTANTS='tallysim.sim.vote*')"
@@ -179,7 +179,7 @@ class-pool: $(STAMP)
 
 # C = 1000 at matched bits (experiments/class_1000.json, docs/matched-bits.md "C = 1000 at matched bits"): tally
 # (800 probes from a pool of 8,000), softlabel 8-bit on 1 probe (the same 16,000 bits) and on 10, local training,
-# 208,000 synthetic examples, IID and Dirichlet 0.1, 8 runs in 4 programs, 3 seeds, 10 rounds; then the table.
+# 208,000 synthetic examples, IID and Dirichlet 0.5 / 0.1, 12 runs in 4 programs, 3 seeds, 10 rounds; then the table.
 C1000_TAG = class_1000$(if $(findstring --smoke,$(ARGS)),-smoke)
 class-1000: $(STAMP)
 	$(OUT_CHECK)$(BIN)/tallysim figure experiments/class_1000.json --results $(OUT) --out figures $(FIG_PROGRESS) $(ARGS)

@@ -48,7 +48,7 @@ def test_tally_and_one_soft_probe_send_the_same_bits_on_the_same_data(full):
     check_fair(full, BITS)
     assert set(full) == set(BITS) | {"local"}
     for g, runs in full.items():
-        assert [p for p, _ in runs] == ["iid", "dir0.1"]
+        assert [p for p, _ in runs] == ["iid", "dir0.5", "dir0.1"]
         for _, c in runs:
             assert c.data.train_size - c.probe.pool_size == 200 * 1000       # 200 training examples a class
             assert c.probe.pool_size == 8000 and c.seeds == 3
