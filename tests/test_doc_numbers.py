@@ -1,7 +1,7 @@
 """Numbers the docs quote from committed tables equal those tables: the faulty-peers table of
 docs/figures.md (from docs/figures/fig8_table.md), the measured Pareto front of docs/sweeps.md (from
 docs/figures/fig5_frontier.md), the Fig. 11 text table (from fig11_reduced_table.md), and the Fig. 2 / Fig. 6
-sequences (from fig2.csv, fig6.csv), the Fig. 2 with LeNet tables (from fig2_lenet.csv, fig2_small_mlp.csv, fig2_cnn.csv), the transformer-on-words tables of docs/text.md (from wordtransformer_local.csv, wordtransformer.jsonl, wordtransformer_firstvote.jsonl), the ties table of docs/matched-bits.md (from niid_ties.csv), its C = 1000 table (from class_1000_seeds.csv and class_1000.csv). The demo's table has its own test (tests/test_docs.py). Pure text."""
+sequences (from fig2.csv, fig6.csv), the Fig. 2 with LeNet tables (from fig2_lenet.csv, fig2_small_mlp.csv, fig2_cnn.csv), the transformer-on-words tables of docs/text.md (from wordtransformer_local.csv, wordtransformer.jsonl, wordtransformer_firstvote.jsonl), the ties table of docs/matched-bits.md (from niid_ties.csv), its C = 1000 table (from class_1000_seeds.csv and class_1000.csv) and the check without momentum below it (class_1000_momentum0.csv). The demo's table has its own test (tests/test_docs.py). Pure text."""
 import csv
 import re
 from pathlib import Path
@@ -287,3 +287,22 @@ def cell_best(cell: str) -> tuple:
     m = re.fullmatch(r"\**([0-9.]+) \(round (\d+)\)\**", cell)
     assert m, cell
     return float(m[1]), int(m[2])
+
+
+def test_the_class_1000_momentum0_check_is_its_csv():
+    """docs/matched-bits.md, "C = 1000 at matched bits", the bullet without momentum: tally's and local's
+    round-10 means and seeds, and tally's vote accuracy, are docs/figures/class_1000_momentum0.csv's."""
+    import statistics
+    rows = [r for r in _csv("class_1000_momentum0.csv") if r["round"] == "10"]
+    text = " ".join((DOCS / "matched-bits.md").read_text().split("### C = 1000 at matched bits")[1]
+                    .split("\n### ")[0].split())
+
+    def accs(p):
+        return [float(r["acc_mean"]) for r in rows if r["protocol"] == p]
+    assert [len(accs(p)) for p in ("tally", "local")] == [3, 3]
+    tally, local = ({"m": f"{statistics.mean(accs(p)):.3f}", "s": " / ".join(f"{a:.3f}" for a in accs(p))}
+                    for p in ("tally", "local"))
+    assert f"tally {tally['m']} ({tally['s']}) against local {local['m']} ({local['s']})" in text
+    vote = statistics.mean(float(r["vote_acc"]) for r in rows if r["protocol"] == "tally")
+    assert f"the vote right on {vote:.2f} of the probes at round 10" in text
+    assert min(accs("tally")) > max(accs("local")), "the page says tally is ahead in every seed"
