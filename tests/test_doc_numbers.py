@@ -1,7 +1,7 @@
 """Numbers the docs quote from committed tables equal those tables: the faulty-peers table of
 docs/figures.md (from docs/figures/fig8_table.md), the measured Pareto front of docs/sweeps.md (from
 docs/figures/fig5_frontier.md), the Fig. 11 text table (from fig11_reduced_table.md), and the Fig. 2 / Fig. 6
-sequences (from fig2.csv, fig6.csv), the Fig. 2 with LeNet tables (from fig2_lenet.csv, fig2_small_mlp.csv, fig2_cnn.csv), the transformer-on-words tables of docs/text.md (from wordtransformer_local.csv, wordtransformer.jsonl, wordtransformer_firstvote.jsonl), the ties table of docs/matched-bits.md (from niid_ties.csv). The demo's table has its own test (tests/test_docs.py). Pure text."""
+sequences (from fig2.csv, fig6.csv), the Fig. 2 with LeNet tables (from fig2_lenet.csv, fig2_small_mlp.csv, fig2_cnn.csv), the transformer-on-words tables of docs/text.md (from wordtransformer_local.csv, wordtransformer.jsonl, wordtransformer_firstvote.jsonl), the ties table of docs/matched-bits.md (from niid_ties.csv), its C = 1000 table (from class_1000_seeds.csv and class_1000.csv) and the check without momentum below it (class_1000_momentum0.csv). The demo's table has its own test (tests/test_docs.py). Pure text."""
 import csv
 import re
 from pathlib import Path
@@ -246,3 +246,63 @@ def test_the_star_counts_row_is_niid_counts_star_csv():
     assert per_round == {4000} and row[2:4] == ["200", "4,000"], (row, per_round)    # 200 x (4 + 16)
     seeds = " and ".join(" / ".join(f"{a:.3f}" for a in v) for v in accs.values())
     assert f"`counts_star_200p` {seeds}." in " ".join(text.split()), seeds
+
+
+def test_the_class_1000_table_is_its_csvs():
+    """docs/matched-bits.md, "C = 1000 at matched bits": every cell of its table is docs/figures/class_1000_seeds.csv's
+    (per group, panel and seed, every evaluated round): the bits per peer and round, the mean ± population standard
+    deviation after the last round with each seed's value, and the best evaluated round's mean; the figure's own
+    CSV (class_1000.csv, written by `tallysim figure`) has the same final means."""
+    import statistics
+    rows = _csv("class_1000_seeds.csv")
+    text = (DOCS / "matched-bits.md").read_text().split("### C = 1000 at matched bits")[1].split("\n### ")[0]
+    table = _md_rows_text(text)
+    groups = [c.split("`")[1] for c in table[0][1:]]
+    assert groups == ["tally_800p", "softlabel_8bit_1p", "softlabel_8bit_10p", "local"], table[0]
+    last = max(int(r["round"]) for r in rows)
+    by = {}
+    for r in rows:
+        by.setdefault((r["group"], r["panel"], int(r["round"])), []).append(float(r["acc_mean"]))
+    assert {len(v) for v in by.values()} == {3}, "three seeds in every cell"
+    body = {r[0]: r[1:] for r in table[1:]}        # _md_rows_text drops the |---| line
+    bits = {g: {int(r["bits_per_peer"]) // int(r["round"]) for r in rows if r["group"] == g} for g in groups}
+    assert [{int(c.replace(",", ""))} for c in body["bits per peer and round"]] == [bits[g] for g in groups], bits
+    figure = {(r["protocol"], r["panel"]): float(r["accuracy_final"]) for r in _csv("class_1000.csv")}
+    checked = 0
+    for panel, label in (("iid", "IID"), ("dir0.5", "Dirichlet 0.5"), ("dir0.1", "Dirichlet 0.1")):
+        for g, cell in zip(groups, body[f"{label}, after round {last}"]):
+            accs = by[(g, panel, last)]
+            per_seed = " / ".join(f"{a:.3f}" for a in accs)
+            assert cell.strip("*") == f"{statistics.mean(accs):.3f} ± {statistics.pstdev(accs):.3f} ({per_seed})", (g, panel, cell)
+            assert abs(figure[(g, panel)] - statistics.mean(accs)) < 1e-4, (g, panel)
+            rounds = sorted(k[2] for k in by if k[:2] == (g, panel))
+            best = max(rounds, key=lambda t: statistics.mean(by[(g, panel, t)]))
+            assert cell_best(body[f"{label}, best round"][groups.index(g)]) == (round(statistics.mean(by[(g, panel, best)]), 3), best)
+            checked += 1
+    assert checked == 12
+
+
+def cell_best(cell: str) -> tuple:
+    """'0.208 (round 4)' -> (0.208, 4)."""
+    m = re.fullmatch(r"\**([0-9.]+) \(round (\d+)\)\**", cell)
+    assert m, cell
+    return float(m[1]), int(m[2])
+
+
+def test_the_class_1000_momentum0_check_is_its_csv():
+    """docs/matched-bits.md, "C = 1000 at matched bits", the bullet without momentum: tally's and local's
+    round-10 means and seeds, and tally's vote accuracy, are docs/figures/class_1000_momentum0.csv's."""
+    import statistics
+    rows = [r for r in _csv("class_1000_momentum0.csv") if r["round"] == "10"]
+    text = " ".join((DOCS / "matched-bits.md").read_text().split("### C = 1000 at matched bits")[1]
+                    .split("\n### ")[0].split())
+
+    def accs(p):
+        return [float(r["acc_mean"]) for r in rows if r["protocol"] == p]
+    assert [len(accs(p)) for p in ("tally", "local")] == [3, 3]
+    tally, local = ({"m": f"{statistics.mean(accs(p)):.3f}", "s": " / ".join(f"{a:.3f}" for a in accs(p))}
+                    for p in ("tally", "local"))
+    assert f"tally {tally['m']} ({tally['s']}) against local {local['m']} ({local['s']})" in text
+    vote = statistics.mean(float(r["vote_acc"]) for r in rows if r["protocol"] == "tally")
+    assert f"the vote right on {vote:.2f} of the probes at round 10" in text
+    assert min(accs("tally")) > max(accs("local")), "the page says tally is ahead in every seed"
