@@ -30,31 +30,13 @@ def test_a_dry_run_into_a_sweep_directory_counts_only_the_runs_it_would_run(axes
 
 # ----------------------------------------------------------------------------- 2. agreement with no vote arrived
 
-def test_a_vote_nobody_sent_reports_no_agreement_and_the_gate_reads_zero_as_before(monkeypatch):
-    # every peer's message lost (dropout): agreement and wrong_confidence were written 0.0 beside a null
-    # vote_acc, pulling every average over rounds down; distill.gate (and the PendingVote bridge and
-    # fedct keep) must still read the 0.0 it read, in both paths (all probes at once and blocked)
-    import jax
-    import jax.numpy as jnp
+def test_a_vote_some_sent_reports_its_agreement_and_the_gate_reads_it(monkeypatch):
+    # the other side of test_review_dec19j's nobody-sent round (agreement and wrong_confidence null there,
+    # the gate reading 0.0): with votes arrived nothing changes, the gate reads the rows' agreement itself
     from tallysim.protocols.probe_targets import gate_agreement
-    from tallysim.sim import faults
-    from test_blockedvote_dec16 import _pair
-    from test_wordtally_dec15 import _image_setup
-    ctx, one, params = _image_setup(7, "tally", **{"faults.kind": "dropout", "faults.fraction": 0.34})
-    none = jnp.zeros(3, bool)
-    fr = faults.RoundFaults(none, none, jnp.ones(3, bool), None, jax.random.PRNGKey(5))
-    whole, blocked = _pair(monkeypatch, ctx, one, params, block=3, fr=fr)
-    for info in (whole[1], blocked[1]):
-        assert int(info["senders"]) == 0
-        assert all(bool(jnp.isnan(info[k])) for k in ("agreement", "wrong_confidence")), info
-        gate = gate_agreement(info)
-        assert gate.dtype == jnp.float32 and float(gate) == 0.0       # the value the gate always saw
-    # with votes arrived, nothing changes: the gate reads the rows' agreement itself
-    some = jnp.array([True, False, True])
-    fr = faults.RoundFaults(none, none, ~some, None, jax.random.PRNGKey(5))
-    monkeypatch.undo()                                   # _pair's patches: the all-probes path again
-    whole, blocked = _pair(monkeypatch, ctx, one, params, block=3, fr=fr)
-    for info in (whole[1], blocked[1]):
+    from test_review_dec19j import dropout_pair
+    infos, _ = dropout_pair(monkeypatch, [False, True, False])
+    for info in infos:
         assert int(info["senders"]) == 2 and 0.0 < float(info["agreement"]) <= 1.0
         assert float(gate_agreement(info)) == float(info["agreement"])
 

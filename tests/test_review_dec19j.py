@@ -25,17 +25,30 @@ from test_blockedvote_dec16 import _pair
 from test_wordtally_dec15 import _image_setup
 
 
-def test_a_blocked_vote_nobody_sent_has_no_accuracy(monkeypatch):
-    # every peer's message lost (dropout): the argmax of no votes is class 0, whose hits the blocked path
-    # would report as the vote's accuracy; it must say NaN as the all-probes path does
+def dropout_pair(monkeypatch, lost):
+    """The round's info on the all-probes and the blocked path of a 3-peer tally round under dropout,
+    `lost` (3 bools) the messages lost; with the setup, for a second pair after monkeypatch.undo()."""
     from tallysim.sim import faults
     ctx, one, params = _image_setup(7, "tally", **{"faults.kind": "dropout", "faults.fraction": 0.34})
     none = jnp.zeros(3, bool)
-    fr = faults.RoundFaults(none, none, jnp.ones(3, bool), None, jax.random.PRNGKey(5))
+    fr = faults.RoundFaults(none, none, jnp.asarray(lost), None, jax.random.PRNGKey(5))
     whole, blocked = _pair(monkeypatch, ctx, one, params, block=3, fr=fr)
-    for info in (whole[1], blocked[1]):
+    return (whole[1], blocked[1]), (ctx, one, params)
+
+
+def test_a_blocked_vote_nobody_sent_has_no_accuracy(monkeypatch):
+    # every peer's message lost (dropout): the argmax of no votes is class 0, whose hits the blocked path
+    # would report as the vote's accuracy; it must say NaN as the all-probes path does. agreement and
+    # wrong_confidence (0.0 there, pulling every average over rounds down) too (leftovers25), while
+    # distill.gate (and the PendingVote bridge and fedct keep) still reads the 0.0 it read
+    from tallysim.protocols.probe_targets import gate_agreement
+    infos, _ = dropout_pair(monkeypatch, [True, True, True])
+    for info in infos:
         assert int(info["senders"]) == 0
-        assert all(bool(jnp.isnan(info[k])) for k in ("vote_acc", "softavg_acc", "vote_acc_honest")), info
+        assert all(bool(jnp.isnan(info[k])) for k in ("vote_acc", "softavg_acc", "vote_acc_honest",
+                                                      "agreement", "wrong_confidence")), info
+        gate = gate_agreement(info)
+        assert gate.dtype == jnp.float32 and float(gate) == 0.0       # the value the gate always saw
 
 
 def _row(r: int) -> dict:
