@@ -112,9 +112,18 @@ def strangers(out_dir: Path, runs, cfgs: list[Config]) -> list[str]:
     lines = []
     for d in entries:
         # a run still to do whose config it holds: renamed by hand, its results sit there and it runs again
+        # (config_diff says [] of a config.json it cannot read: such a folder holds no run's config)
         same = [name for (name, _), cfg in zip(runs, cfgs) if not (Path(out_dir) / name / DONE).exists()
-                and (d / metrics.CONFIG).is_file() and not config_diff(d, cfg)]
+                and _readable(d / metrics.CONFIG) and not config_diff(d, cfg)]
         lines.append(f"not part of this sweep: {d.name} (renamed? it holds the config of run {same[0]}, which will "
                      f"run again; rename it back to {same[0]} to keep its results)" if same else
                      f"not part of this sweep: {d.name} (renamed or from another sweep?)")
     return lines
+
+
+def _readable(path: Path) -> bool:
+    """Whether `path` holds a JSON object (a config.json config_diff can compare)."""
+    try:
+        return isinstance(json.loads(path.read_text()), dict)
+    except (OSError, ValueError, UnicodeDecodeError):
+        return False
