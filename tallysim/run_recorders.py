@@ -76,10 +76,10 @@ def _watch(b: Built, i: int, rec: Optional[Recorder] = None) -> dead_peers.Watch
     (`rec` holding rows from before the checkpoint), those rows read first, silently."""
     cfg = b.cfgs[i]
     floor = dead_peers.floor_of(majority_of(b), b.ctx.spec.classes)
-    sampled = cfg.eval_sample == "random" and cfg.eval_peers is not None and cfg.eval_peers < cfg.peers
+    total = dead_peers.evaluated({"eval_peers": cfg.eval_peers, "peers": cfg.peers})   # of_run's reading
+    sampled = cfg.eval_sample == "random" and total is not None
     watch = dead_peers.Watch(floor, min(cfg.eval_every, cfg.rounds), len(b.lanes_of(i)), sampled,
-                             cfg.participation < 1, total=dead_peers.evaluated({"eval_peers": cfg.eval_peers,
-                                                                                "peers": cfg.peers}))
+                             cfg.participation < 1, total=total)
     if rec is not None and (rec.evals or (rec.file and rec.file.rows)):
         watch.replay([json.loads(line) for line in rec.file.rows] if rec.file else [], rec.evals, rec.seeds)
     return watch

@@ -97,7 +97,7 @@ def find(rows: list, floor: Optional[float], sampled: bool = False, partial: boo
     for s, seed in enumerate(seeds):
         n = len(table[0][s])
         dead = [p for p in range(n) if all(_low(t[s][p], floor) for t in table)]
-        names += [(f"seed {seed} " if seed is not None else "") + f"{who}{p}{'' if sampled else _group_of(p, groups)}" for p in dead]
+        names += [_peer_name(seed, who, p, seed is not None, "" if sampled else _group_of(p, groups)) for p in dead]
         last = [a if is_number(a) and math.isfinite(a) else 0.0 for a in table[-1][s]]
         means.append(sum(last) / n)
         if len(dead) < n:
@@ -120,6 +120,16 @@ def of_peers(evaluated: int, seeds: int = 1, total: Optional[int] = None) -> str
             f": eval_peers={evaluated} of {total}")
 
 
+def _listed(names: list) -> str:
+    """The first SHOWN names, then how many more: every dead-peer line lists them so."""
+    return ", ".join(names[:SHOWN]) + (f" and {len(names) - SHOWN} more" if len(names) > SHOWN else "")
+
+
+def _peer_name(seed, who: str, p: int, seeds: bool, group: str = "") -> str:
+    """ "peer 0", "evaluated peer #0", "seed 1 peer 0 of group server" (`seeds`: the run has several)."""
+    return (f"seed {seed} " if seeds else "") + f"{who}{p}{group}"
+
+
 def _group_of(peer: int, groups: tuple) -> str:
     """" of group NAME": the group that owns global peer index `peer` (groups own contiguous ranges in order)."""
     start = 0
@@ -131,8 +141,7 @@ def _group_of(peer: int, groups: tuple) -> str:
 
 
 def _named(dead: Dead) -> str:
-    shown = ", ".join(dead.names[:SHOWN]) + (f" and {len(dead.names) - SHOWN} more" if len(dead.names) > SHOWN else "")
-    return f"{shown} ({len(dead.names)} of {of_peers(dead.peers // dead.seeds, dead.seeds, dead.total)})"
+    return f"{_listed(dead.names)} ({len(dead.names)} of {of_peers(dead.peers // dead.seeds, dead.seeds, dead.total)})"
 
 
 def _rounds(dead: Dead) -> str:
@@ -166,8 +175,7 @@ def clause(dead: Optional[Dead]) -> str:
     k = len(dead.names)
     count = (f"{dead.peers // dead.seeds}{f' x {dead.seeds} seeds' if dead.seeds > 1 else ''}" if dead.total is None
              else of_peers(dead.peers // dead.seeds, dead.seeds, dead.total))
-    names = ", ".join(dead.names[:SHOWN]) + (f" and {k - SHOWN} more" if k > SHOWN else "") + \
-        (f" ({k} of {count})" if k > 1 or dead.total is not None else "")
+    names = _listed(dead.names) + (f" ({k} of {count})" if k > 1 or dead.total is not None else "")
     return (f"; {names} at the floor all run" if dead.without is None else
             f"; {dead.without:.4f} without {names}, at the floor all run")
 
@@ -216,10 +224,9 @@ class Watch:
         if not dead or (len(dead) == len(acc) and self.seeds == 1):
             return None
         self.said = True
-        names = [(f"seed {seed} " if self.seeds > 1 else "") + f"{self.who}{p}" for p in dead]
+        names = [_peer_name(seed, self.who, p, self.seeds > 1) for p in dead]
         one = len(dead) == 1
-        shown = ", ".join(names[:SHOWN]) + (f" and {len(names) - SHOWN} more" if len(names) > SHOWN else "")
-        return (f"tallysim: warning: {name + ': ' if name else ''}{shown} ({len(dead)} of {of_peers(len(acc), total=self.total)}"
+        return (f"tallysim: warning: {name + ': ' if name else ''}{_listed(names)} ({len(dead)} of {of_peers(len(acc), total=self.total)}"
                 f"{f' of seed {seed}' if self.seeds > 1 else ''}) at or below the floor {self.floor:.4f} "
                 f"(always predicting the most frequent test target) at the last {self.streak} evaluations "
                 f"(rounds {rounds[-self.streak]}-{rounds[-1]}): {'it has' if one else 'they have'} most likely "
