@@ -86,13 +86,20 @@ def active_peers(cfg) -> int:
     return max(1, int(round(cfg.participation * cfg.peers)))
 
 
+def decimal_floor(fraction: float, n: int) -> int:
+    """floor(fraction x n) with the fraction read as the decimal it was written (0.1 x 30 is 3, where the
+    float product 3.0000000000000004 is safe but 0.7 x 90, 62.99999999999999, gave 62): every count a
+    fraction of peers or rows makes, on the host (the trims: sim/vote.trim_count; the faulty peers)."""
+    return int(Fraction(repr(float(fraction))) * n)
+
+
 def faulty_peers(cfg, peers: Optional[int] = None) -> int:
     """The faulty peers of `peers` (cfg.peers by default), floor(faults.fraction * P) with the fraction
     read as the decimal it was written (0.7 x 90 peers is 63, where the float product 62.99999999999999
     gave 62), whatever faults.kind (its callers ask). The one reading: the run's (sim/faults.count),
     validation's warning and the robust rules' checks (a third of 3 peers, 0.3333333333333333 x 3, is 0
     faulty, as the run has it: the float product 1.0 let validation's warning say nothing)."""
-    return int(Fraction(repr(float(cfg.faults.fraction))) * (cfg.peers if peers is None else peers))
+    return decimal_floor(cfg.faults.fraction, cfg.peers if peers is None else peers)
 
 
 def data_shape(cfg) -> tuple[int, int, int]:

@@ -5,10 +5,9 @@ take A, n and f.
 """
 from __future__ import annotations
 
-from fractions import Fraction
 
 from tallysim import protocols
-from tallysim.config_shapes import active_peers, faulty_peers
+from tallysim.config_shapes import active_peers, decimal_floor, faulty_peers
 from tallysim.schema import Config, ConfigError
 
 
@@ -69,7 +68,7 @@ def trim_warnings(cfg: Config) -> list[str]:
         s = getattr(cfg, section)
         if s.aggregate != "trimmed" or s.trim == 0 or not protocols.reads(cfg.protocol.name, f"{section}.trim"):
             continue
-        if int(Fraction(repr(float(s.trim))) * rows) == 0:
+        if decimal_floor(s.trim, rows) == 0:       # sim/vote.trim_count's count
             what = "peers' messages" if section == "softlabel" else "buckets" if cfg.fedavg.pre == "bucketing" else "models"
             cut = (f"a trim of 1/{rows} or more cuts one from each end" if rows > 2 else
                    f"no trim below 0.5 cuts one of {rows}")

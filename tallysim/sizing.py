@@ -16,7 +16,7 @@ from tallysim.file_shapes import (IMAGE_MODELS, TEXT_MODELS, KNOWN_CLIENTS, KNOW
                                   assumed, files_shape, text_model_params)
 # a run's shapes from its config (config_shapes.py): sizing.X, as before
 from tallysim.config_shapes import (active_peers, data_shape, example_shape, model_params, models_bytes,  # noqa: F401
-                                    faulty_peers, positions, text_activation_bytes, trained_at_once)
+                                    decimal_floor, faulty_peers, positions, text_activation_bytes, trained_at_once)
 from tallysim.probe_blocks import BLOCK_SHARE, KEPT_BYTES, blocks_votes, counts_target, kept_bytes, probe_block  # noqa: F401 - sizing.X for sim/
 
 # Sizes past which a run hangs on the host or cannot finish, whatever the memory: field -> (largest

@@ -10,7 +10,6 @@ classes an [A, M, C] float32 tensor is 40 GB; the totals are 40 MB.
 """
 from __future__ import annotations
 
-from fractions import Fraction
 from typing import NamedTuple, Optional
 
 import jax
@@ -18,6 +17,7 @@ import jax.numpy as jnp
 
 from tallysim.sim import dp, lanes, row_draws
 from tallysim.config import choices
+from tallysim.sizing import decimal_floor
 
 
 class Tally(NamedTuple):
@@ -102,8 +102,10 @@ ROBUST = ("median", "trimmed")
 
 
 def trim_count(trim: float, n: int) -> int:
-    """floor(trim * n) with trim read as the decimal it was written as (0.1 * 30 is 3, not 2)."""
-    return int(Fraction(repr(float(trim))) * n)
+    """floor(trim * n) with trim read as the decimal it was written as (0.1 * 30 is 3, not 2): the
+    configuration's one reading of a fraction as a count (config_shapes.decimal_floor, which validation's
+    trim warning reads too)."""
+    return decimal_floor(trim, n)
 
 
 def coordinate_stat(x_AxK: jax.Array, mask_A: Optional[jax.Array], aggregate: str, trim: float = 0.1):
