@@ -24,6 +24,17 @@ class Results:
                               "tallysim.Results.read(DIR)")
         # a str kept as given made .plot() a TypeError ("unsupported operand type(s) for /: 'str' and 'str")
         self.out = Path(self.out)
+        # rows and config made by hand are what the properties read: rows=["a"] was an AttributeError from
+        # .dead_peers, rows={...} a KeyError -1 from .last (a dict indexed), config=[...] passed
+        if isinstance(self.rows, tuple):
+            self.rows = list(self.rows)
+        if not isinstance(self.rows, list) or not all(isinstance(r, dict) for r in self.rows):
+            bad = self.rows if not isinstance(self.rows, list) else next(r for r in self.rows if not isinstance(r, dict))
+            raise ConfigError(f"Results(rows=...): {bad!r:.60} is {type(bad).__name__}; allowed: a list of metrics "
+                              "rows, each a dict (as metrics.jsonl's lines read), e.g. [{'round': 1, 'acc_mean': 0.5}]")
+        if self.config is not None and not isinstance(self.config, dict):   # None: repr's plain form (review_dec17)
+            raise ConfigError(f"Results(config={self.config!r:.60}): {type(self.config).__name__}; allowed: a dict "
+                              "(config.json's object, e.g. tallysim.config.to_dict(cfg))")
         # "~/runs/a" (as Results.read expands it) and a sweep's directory were empty Results in silence too
         where = self.out.expanduser()
         if not self.rows and not self.config and (where / "metrics.jsonl").is_file():

@@ -127,6 +127,9 @@ def run_status(run_dir: Path, cfg: dict, rows: list) -> str:
     if want is None:        # config.json deleted: "done" claimed every round ran, knowing no round count
         return "unknown"
     done = rows[-1].get("round") if rows else 0
+    if not all(type(v) is int for v in (want, done)):
+        # a Results made by hand with {"rounds": "2"} (read_run checks a run directory's): a TypeError from >=
+        return "unknown"
     if done >= want:
         return "done"
     from tallysim import run_lock
