@@ -79,7 +79,8 @@ def _watch(b: Built, i: int, rec: Optional[Recorder] = None) -> dead_peers.Watch
     total = dead_peers.evaluated({"eval_peers": cfg.eval_peers, "peers": cfg.peers})   # of_run's reading
     sampled = cfg.eval_sample == "random" and total is not None
     watch = dead_peers.Watch(floor, min(cfg.eval_every, cfg.rounds), len(b.lanes_of(i)), sampled,
-                             cfg.participation < 1, total=total)
+                             cfg.participation < 1, total=total,
+                             groups=tuple((g.name, g.peers) for g in config.parse_groups(cfg.model.groups)))
     if rec is not None and (rec.evals or (rec.file and rec.file.rows)):
         watch.replay([json.loads(line) for line in rec.file.rows] if rec.file else [], rec.evals, rec.seeds)
     return watch

@@ -100,7 +100,11 @@ def state(run_dir: Path, cfg: Config) -> str:
         except ConfigError as e:
             return f"will run again from round 1 (its checkpoint cannot be resumed: {e})"
     if outdir.is_run_dir(run_dir) and (run_dir / metrics.METRICS).is_file():
-        return "will run again from round 1 (it stopped before its first checkpoint)"
+        # of another config (the sweep's edited since): its rows are replaced by this config's, unsaid
+        diff = config_diff(run_dir, cfg)
+        return ("will run again from round 1 (it stopped before its first checkpoint"
+                + (f"; its rows, of another config ({', '.join(diff[:4])}{', ...' if len(diff) > 4 else ''}), are "
+                   "replaced" if diff else "") + ")")
     return "will run"
 
 

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import TINY, tiny
+from conftest import TINY, one_line, tiny
 
 import tallysim
 from tallysim import cli, outdir, run_lock, sweep, validation  # noqa: F401  (before jit is patched)
@@ -56,6 +56,14 @@ def test_a_dry_run_says_another_sweep_writes_its_folder_and_which_run_another_pr
     assert lines[2].endswith("(will run)"), lines
     lines = _dry(capsys, out)        # the locks dropped: as before
     assert not lines[0].startswith("note:") and lines[0].endswith("(it stopped before its first checkpoint))"), lines
+    # its config.json of another config (the sweep edited since): rerun over it, and the list did not say so
+    import json
+    from tallysim import config
+    was = config.to_dict(config.validate(config.apply_overrides(config.Config(), TINY + ["peers=2", "optim.lr=0.5"])))
+    (out / "peers=2" / "config.json").write_text(json.dumps(was))
+    lines = _dry(capsys, out)
+    assert lines[0].endswith("(will run again from round 1 (it stopped before its first checkpoint; its rows, of "
+                             "another config (optim.lr=0.5->0.05), are replaced))"), lines
 
 
 # ----------------------------------------------------------------------------- run_sweep's arguments
@@ -122,3 +130,107 @@ def test_dropout_of_every_message_of_every_peer_is_warned():
     for some in (["faults.fraction=0.75"], ["faults.fraction=1", "faults.drop_prob=0.5"]):
         assert not [w for w in validation.warnings(tiny("protocol.name=tally", "faults.kind=dropout", *some))
                     if "loses every message" in w]
+
+
+# ----------------------------------------------------------------------------- distillation order
+
+@pytest.mark.parametrize("items, expected", [
+    # distill.epochs is read under distill.order=sequential alone: with mixed (the default) 3 ran as if unset
+    (["distill.epochs=3"], "distill.epochs=3 is not read with distill.order='mixed' (only with "
+                           "distill.order=sequential); allowed there: its default 1"),
+    # sequential with 0 passes took the local round's mixed path (sim/local.py: `if sequential_epochs`)
+    (["distill.order=sequential", "distill.epochs=0"], "distill.order=sequential with distill.epochs=0 makes no "
+                                                       "pass over the probes before local training"),
+])
+def test_distill_epochs_where_the_order_does_not_read_them_is_refused(items, expected, capsys, no_compile):
+    line = one_line(capsys, ["run", "--out", "unused", *TINY, "protocol.name=softlabel", *items])
+    assert expected in line, line
+    validation.single_run(tiny("protocol.name=softlabel", "distill.order=sequential", "distill.epochs=2"))
+
+
+# ----------------------------------------------------------------------------- the dead-peer watch
+
+def test_the_mid_run_dead_peer_line_names_the_peers_group():
+    # model.groups a:2 and b:2: the line at the end said "peer 2 of group b", the mid-run one "peer 2"
+    from tallysim.results import dead_peers
+    watch = dead_peers.Watch(0.1, 1, groups=(("a", 2), ("b", 2)))
+    said = [watch.see({"round": r, "acc_mean": 0.5, "acc_global": None, "acc_peers": [0.6, 0.7, 0.1, 0.8]})
+            for r in range(1, 5)]
+    assert said[:3] == [None] * 3 and "peer 2 of group b (1 of 4 peers)" in said[3], said
+
+
+# ----------------------------------------------------------------------------- plugins
+
+def test_a_grouped_plugin_whose_code_fails_is_told_what_model_groups_asks(tmp_path, monkeypatch, registry_restored):
+    # examples/gatedvote.py declaring Traits(model_groups=True), run with model.groups of two widths: "round
+    # raised ValueError: vmap got inconsistent sizes for array axes to be mapped" and no word of the trait
+    import sys
+    from types import SimpleNamespace
+    from tallysim import protocols
+    from tallysim.protocols import contract
+    (tmp_path / "grouped_dec20e.py").write_text(
+        "from tallysim.protocols import Traits\nTRAITS = Traits(model_groups=True)\n"
+        "PROTOCOLS = {'grouped_dec20e': 'make'}\n"
+        "def make(ctx):\n    raise ValueError('vmap got inconsistent sizes for array axes to be mapped')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        protocols.load_plugin("grouped_dec20e")
+        for groups, said in (((object(),), True), ((), False)):
+            ctx = SimpleNamespace(cfg=SimpleNamespace(protocol=SimpleNamespace(name="grouped_dec20e")),
+                                  model_groups=groups)
+            with pytest.raises(ConfigError) as e:
+                contract.make(ctx)
+            assert "its factory raised ValueError: vmap got inconsistent sizes" in str(e.value), e.value
+            assert ("this run has model.groups and the plugin declares Traits(model_groups=True), so its init and "
+                    "round must give each group's peers their own model" in str(e.value)) == said, e.value
+    finally:
+        sys.modules.pop("grouped_dec20e", None)
+
+
+# ----------------------------------------------------------------------------- result files edited by hand
+
+def _finished(d: Path, majority) -> Path:
+    import json
+    from tallysim.results import metrics
+    d.mkdir(parents=True)
+    outdir.mark(d)
+    (d / metrics.CONFIG).write_text(json.dumps({"protocol": {"name": "tally"}, "rounds": 3, "peers": 3}))
+    rows = [{"round": r, "bits_per_peer": 4.0 * r, "acc_mean": 0.5, "acc_global": None, "acc_peers": peers}
+            for r, peers in ((1, [0.1, 0.1, 0.1]), (2, [0.1, 0.6, 0.7]), (3, [0.1, 0.7, 0.8]))]
+    (d / metrics.METRICS).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (d / metrics.PARTITION).write_text(json.dumps({"classes": 10, "majority_acc": majority}))
+    return d
+
+
+@pytest.mark.parametrize("majority", [5, 60, -0.5, True])
+def test_a_majority_acc_that_is_no_accuracy_is_not_the_floor(majority, tmp_path):
+    # partition.json's majority_acc edited to 5 (or a percentage): every run "at the floor 5.0000" in the
+    # summary and Results' repr, and its dead peer hidden (every peer under 5: the floor note's case)
+    res = tallysim.Results.read(_finished(tmp_path / "r", majority))
+    assert res.majority_acc is None and "at the floor 5" not in repr(res), repr(res)
+    assert res.dead_peers == ["peer 0"]          # the floor from the run's classes, 1/10
+    assert tallysim.Results.read(_finished(tmp_path / "ok", 0.1)).majority_acc == 0.1
+
+
+@pytest.mark.parametrize("kwargs, expected", [
+    ({"metric": ["acc_mean"]}, "Results.plot(metric=['acc_mean']): list; allowed: a str"),   # unhashable type
+    ({"label": ["a", "b"]}, "Results.plot(label=['a', 'b']): list"),     # drawn as the legend entry "['a', 'b']"
+    ({"title": 5}, "Results.plot(title=5): int"),
+])
+def test_results_plot_refuses_a_metric_title_or_label_that_is_no_text(kwargs, expected, tmp_path):
+    res = tallysim.Results.read(_finished(tmp_path / "r", 0.1))
+    with pytest.raises(ConfigError) as e:
+        res.plot(str(tmp_path / "f.png"), **kwargs)
+    assert expected in str(e.value), e.value
+    assert not (tmp_path / "f.png").exists()
+
+
+def test_a_resumed_watch_passes_over_rows_without_an_integer_round():
+    # a resumed run's metrics.jsonl rows (kept whole: checkpoint._refuse_lost_rows) with `round` deleted or
+    # quoted by hand: the watch's replay was a KeyError / TypeError and the resume stopped with a traceback
+    from tallysim.results import dead_peers
+    row = lambda r, **k: {"round": r, "acc_mean": 0.5, "acc_global": None, "acc_peers": [0.1, 0.9], **k}
+    watch = dead_peers.Watch(0.1, 1)
+    watch.replay([row(1), {k: v for k, v in row(2).items() if k != "round"}, row("3"), row(4), row(5)], {}, [None])
+    assert watch.rounds == {None: [4, 5]} and not watch.said, watch.rounds
+    assert "peer 0 (1 of 2 peers)" in watch.see(row(6))

@@ -199,8 +199,11 @@ class Watch:
     not read and a one-seed run with every peer at the floor is the floor note's case."""
 
     def __init__(self, floor: Optional[float], first: int, seeds: int = 1, sampled: bool = False,
-                 partial: bool = False, streak: int = STREAK, total: Optional[int] = None):
+                 partial: bool = False, streak: int = STREAK, total: Optional[int] = None, groups: tuple = ()):
         self.floor, self.first, self.seeds, self.streak = floor, first, seeds, streak
+        # model.groups' (name, peers): "peer 2 of group b" as the end-of-run line names it (the mid-run line
+        # said "peer 2" of a run whose peers 0-1 and 2-3 are different models); none under a random sample
+        self.groups = () if sampled else tuple(groups)
         self.total = total          # eval_peers below peers: the run's peers (`evaluated`)
         self.who = "evaluated peer #" if sampled else "peer "
         self.partial = partial
@@ -224,7 +227,7 @@ class Watch:
         if not dead or (len(dead) == len(acc) and self.seeds == 1):
             return None
         self.said = True
-        names = [_peer_name(seed, self.who, p, self.seeds > 1) for p in dead]
+        names = [_peer_name(seed, self.who, p, self.seeds > 1, _group_of(p, self.groups)) for p in dead]
         one = len(dead) == 1
         return (f"tallysim: warning: {name + ': ' if name else ''}{_listed(names)} ({len(dead)} of {of_peers(len(acc), total=self.total)}"
                 f"{f' of seed {seed}' if self.seeds > 1 else ''}) at or below the floor {self.floor:.4f} "
@@ -242,7 +245,9 @@ class Watch:
         named a peer said before the stop a second time, or a streak begun before it 3 evaluations late."""
         seen = []
         for row in written:
-            lists = _per_seed(row) if isinstance(row, dict) else None
+            # a row edited by hand (or of an older version) without an integer `round`: not read (it was a
+            # KeyError, or a TypeError from sorting "2" among ints, and the resume stopped with a traceback)
+            lists = _per_seed(row) if isinstance(row, dict) and type(row.get("round")) is int else None
             seen += [(row["round"], s, {**row, "acc_peers": a}) for s, a in zip(seeds, lists or [])]
         for r, rows in pending.items():
             seen += [(int(r), s, row) for s, row in zip(seeds, rows) if isinstance(row, dict)]

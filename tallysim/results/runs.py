@@ -134,6 +134,12 @@ class Results:
         if path is not None and not is_path(path):      # plot(path=3): a TypeError from inside os.path
             raise ConfigError(f"Results.plot(path={path!r}): expected a file path (str or pathlib.Path), or None "
                               "for curve.png in the run directory")
+        for name, value in (("metric", metric), ("title", title), ("label", label)):
+            # metric=["acc_mean"] was "TypeError: unhashable type: 'list'"; label=["a", "b"] drew the legend
+            # entry "['a', 'b']" and title=5 the title "5", in silence
+            if not (isinstance(value, str) or value is None and name != "metric"):
+                raise ConfigError(f"Results.plot({name}={value!r:.60}): {type(value).__name__}; allowed: a str"
+                                  f"{' (a metrics key, or auto)' if name == 'metric' else ', or None'}")
         return plot_curves([str(self.out)], path or str(self.out / "curve.png"), metric, title,
                            None if label is None else [label])
 
