@@ -122,7 +122,7 @@ def run_sweep(base_cfg: Config, runs: list[tuple[str, list[str]]], out_dir, prog
     same files and metrics as one at a time; `grouped=False` runs them one after another.
     `validated`: `configs(base_cfg, runs)` as the caller already has it (a figure's plan), not made again.
     """
-    runs = check_runs(runs, out_dir)         # pairs, named once each, and a path (sweep_axes)
+    runs = check_runs(runs, out_dir, progress=progress, grouped=grouped)   # pairs, named once, a path, flags
     cfgs = configs(base_cfg, runs) if validated is None else validated
     if len(cfgs) != len(runs):
         raise ValueError(f"run_sweep: {len(cfgs)} validated configs for {len(runs)} runs")

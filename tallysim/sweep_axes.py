@@ -187,13 +187,18 @@ def check_fields_read(runs: list[tuple[str, list[str]]], cfgs: list[Config]) -> 
                                    f"would refuse it as a single run); sweep run {runs[0][0]}: {line}")
 
 
-def check_runs(runs, out_dir) -> list:
+def check_runs(runs, out_dir, **flags) -> list:
     """run_sweep's `runs` and `out_dir` as a Python caller gives them, checked before anything is validated
     or written (`tallysim sweep` builds them with `expand`): a run that is no (name, overrides) pair was a
     ValueError from tuple unpacking, runs=[] made the directory and an empty index in silence, out_dir=5
     a TypeError from inside os, and two runs of one name ran as two lanes writing one directory, the
-    second's rows over the first's. Returns the runs as a list."""
+    second's rows over the first's; `flags` (progress, grouped) True or False: grouped="no", a truthy
+    string, ran the runs grouped. Returns the runs as a list."""
     from tallysim.fields import is_path
+    from tallysim.schema import plain_value
+    for flag, value in flags.items():
+        if not isinstance(plain_value(value), bool):
+            raise ConfigError(f"run_sweep({flag}={value!r:.40}): expected True or False")
     if not is_path(out_dir):
         raise ConfigError(f"run_sweep(out_dir={out_dir!r:.60}): {type(out_dir).__name__}; allowed: a directory "
                           "path (str or pathlib.Path)")

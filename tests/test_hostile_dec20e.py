@@ -234,3 +234,21 @@ def test_a_resumed_watch_passes_over_rows_without_an_integer_round():
     watch.replay([row(1), {k: v for k, v in row(2).items() if k != "round"}, row("3"), row(4), row(5)], {}, [None])
     assert watch.rounds == {None: [4, 5]} and not watch.said, watch.rounds
     assert "peer 0 (1 of 2 peers)" in watch.see(row(6))
+
+
+# ----------------------------------------------------------------------------- the driver
+
+@pytest.mark.parametrize("rounds", [0, -1, "5", 2.0, True])
+def test_a_driver_runs_a_whole_positive_number_of_rounds(rounds):
+    # Driver.run(-1) and run(0) returned [] with no round run; run("5") was range()'s TypeError
+    from types import SimpleNamespace
+    with pytest.raises(ConfigError, match=r"Driver.run\(rounds=.*\): expected a whole number of rounds, 1 or more"):
+        tallysim.Driver.run(SimpleNamespace(), rounds)
+
+
+@pytest.mark.parametrize("flag", ["grouped", "progress"])
+def test_run_sweep_flags_are_true_or_false(flag, tmp_path, no_compile):
+    # grouped="no" (a truthy string) ran the runs grouped, as tallysim.run's overwrite="no" once replaced a run
+    with pytest.raises(ConfigError, match=rf"run_sweep\({flag}='no'\): expected True or False"):
+        sweep.run_sweep(tiny("rounds=1"), [("a", [])], tmp_path / "s", **{flag: "no"})
+    assert not (tmp_path / "s").exists()
