@@ -249,3 +249,27 @@ def test_run_sweep_flags_are_true_or_false(flag, tmp_path, no_compile):
     with pytest.raises(ConfigError, match=rf"run_sweep\({flag}='no'\): expected True or False"):
         sweep.run_sweep(tiny("rounds=1"), [("a", [])], tmp_path / "s", **{flag: "no"})
     assert not (tmp_path / "s").exists()
+
+
+def test_two_plugins_declaring_one_section_with_other_defaults_are_refused(tmp_path, monkeypatch, registry_restored):
+    # plugin A's section `mixy` (mix=0.5) and plugin B's `mixy` (mix=0.9): B's dataclass replaced A's in
+    # the Config, and A's runs read mix=0.9 in silence
+    import sys
+    from tallysim import config, protocols
+    body = ("from dataclasses import dataclass\nfrom tallysim.fields import floats\n"
+            "from tallysim.protocols import Traits, local_only\n@dataclass(frozen=True)\nclass MixConfig:\n"
+            "    mix: float = floats({default}, '[0, 1]')\nTRAITS = Traits(sections={{'mixy': 'MixConfig'}})\n"
+            "make = local_only.make\nPROTOCOLS = {{'{name}': 'make'}}\n")
+    for name, default in (("mixa_dec20e", 0.5), ("mixb_dec20e", 0.5), ("mixc_dec20e", 0.9)):
+        (tmp_path / f"{name}.py").write_text(body.format(default=default, name=name))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        protocols.load_plugin("mixa_dec20e")
+        protocols.load_plugin("mixb_dec20e")          # the same fields: shared, as before
+        with pytest.raises(ConfigError, match="plugin 'mixc_dec20e': TRAITS.sections names 'mixy', which plugin "
+                                              "'mixa_dec20e' declares with other fields or defaults"):
+            protocols.load_plugin("mixc_dec20e")
+        assert config.Config().mixy.mix == 0.5
+    finally:
+        for name in ("mixa_dec20e", "mixb_dec20e", "mixc_dec20e"):
+            sys.modules.pop(name, None)
