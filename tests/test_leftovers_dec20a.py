@@ -1,0 +1,78 @@
+"""Leftovers of 2026-12-07 (leftovers26): `tied` null where no vote arrived, as agreement is; a multi-seed
+row averages a key over the seeds that have a value; the non-finite stop names why no peer can be named;
+the mid-run dead-peer line names each peer's model group."""
+import json
+
+import jax.numpy as jnp
+import pytest
+
+from tallysim.results import metrics
+
+
+# ----------------------------------------------------------------------------- 1. tied with no vote arrived
+
+def test_a_vote_nobody_sent_has_no_tied_share(monkeypatch):
+    # every message lost (dropout): `tied` was 0.0 there (no plurality, so no tie), pulling every
+    # average over rounds down as agreement's 0.0 did; both the all-probes and the blocked path
+    from test_review_dec19j import dropout_pair
+    for lost, none_sent in (([True, True, True], True), ([False, True, False], False)):
+        infos, _ = dropout_pair(monkeypatch, lost)
+        monkeypatch.undo()
+        for info in infos:
+            assert int(info["senders"]) == (0 if none_sent else 2)
+            assert bool(jnp.isnan(info["tied"])) == none_sent, info
+            if not none_sent:
+                assert 0.0 <= float(info["tied"]) <= 1.0
+
+
+def _tied_run(d, values):
+    from test_hostile_dec19e import _run_dir
+    _run_dir(d)
+    rows = [{"round": r, "bits_per_peer": 4.0 * r, "acc_mean": 0.5, "acc_global": None, "tied": t}
+            for r, t in enumerate(values, 1)]
+    (d / metrics.METRICS).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return d
+
+
+def test_table_and_results_read_a_null_tied_as_no_value(tmp_path):
+    from tallysim.config import ConfigError
+    from tallysim.results import table
+    from tallysim.results.runs import Results
+    _tied_run(tmp_path / "r" / "some", [0.3, None, 0.1, None])     # rounds 2 and 4: no vote arrived
+    _, rows = table.table_rows([tmp_path / "r"], metric="tied", log=lambda m: None)
+    # lower is better: the best is 0.1 (a null read as 0 would be the best, the mean pulled down); the
+    # last round has no value, so neither has final
+    assert (rows[0]["final tied"], rows[0]["best tied"]) == (None, 0.1), rows
+    res = Results.read(tmp_path / "r" / "some")
+    assert [r["tied"] for r in res.rows] == [0.3, None, 0.1, None]
+    # a run with no vote arrived in any round: the refusal says why the column is empty (it said "not
+    # computed by these runs" of a tally run)
+    _tied_run(tmp_path / "n" / "none", [None, None])
+    with pytest.raises(ConfigError, match=r"--metric 'tied' has no value in any run's metrics.jsonl \(null in "
+                                          r"every row: no vote arrived \(every peer dropped\)\)"):
+        table.table_rows([tmp_path / "n"], metric="tied", log=lambda m: None)
+
+
+@pytest.mark.slow   # 20 s (two runs compiled); test_a_vote_nobody_sent_has_no_tied_share covers the value
+def test_a_random_tie_run_with_rounds_nobody_sent_trains_bit_for_bit_as_before(monkeypatch, fusion_emitters):
+    # `tied` is a row value only: its NaN must not reach the vote's tie draw or anything trained on (the
+    # default fusion emitters: the suite's older ones round the two programs' fusions differently)
+    import jax
+    import numpy as np
+    import tallysim
+    from conftest import tiny
+    from tallysim.sim import vote
+    cfg = tiny("protocol.name=tally", "vote.ties=random", "faults.kind=dropout", "faults.fraction=1",
+               "faults.drop_prob=0.85", "rounds=6")
+
+    def final():
+        d = tallysim.drive(cfg)
+        infos = [d.step()[1] for _ in range(d.built.cfg.rounds)]
+        return d.state, infos
+    now, infos = final()
+    monkeypatch.setattr(vote, "NONE_ARRIVED_KEYS", tuple(k for k in vote.NONE_ARRIVED_KEYS if k != "tied"))
+    before, old = final()
+    assert [int(i["senders"]) for i in infos].count(0) >= 2                  # the case is exercised
+    assert all(np.isnan(float(i["tied"])) == (int(i["senders"]) == 0) for i in infos)
+    assert all(float(i["tied"]) == 0.0 for i in old if int(i["senders"]) == 0)     # as it was
+    assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(now), jax.tree.leaves(before)))
