@@ -76,3 +76,51 @@ def test_a_random_tie_run_with_rounds_nobody_sent_trains_bit_for_bit_as_before(m
     assert all(np.isnan(float(i["tied"])) == (int(i["senders"]) == 0) for i in infos)
     assert all(float(i["tied"]) == 0.0 for i in old if int(i["senders"]) == 0)     # as it was
     assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(now), jax.tree.leaves(before)))
+
+
+# ----------------------------------------------------------------------------- 2. a multi-seed row, one seed null
+
+def test_a_multi_seed_row_averages_a_key_over_the_seeds_that_have_one():
+    # seeds in lanes of one program under dropout: seed 1's round lost every message, so its vote_acc,
+    # agreement and tied are null; the row's were null too, the other seeds' values dropped with it
+    rows = [{"round": 4, "vote_acc": v, "tied": t, "senders": n, "consensus_acc": None, "acc_mean": 0.5,
+             "bits_up": 96, "wall_s": 1.0 + i}
+            for i, (v, t, n) in enumerate(((0.5, 0.25, 2), (None, None, 0), (0.7, None, 1)))]
+    out = metrics.aggregate(rows, [0, 1, 2])
+    assert out["vote_acc"] == pytest.approx(0.6) and out["vote_acc_std"] == pytest.approx(0.1)
+    assert out["tied"] == 0.25 and out["tied_std"] == 0.0                 # one seed has it: its value
+    assert out["per_seed"]["vote_acc"] == [0.5, None, 0.7] and out["per_seed"]["tied"] == [0.25, None, None]
+    assert out["seeds_counted"] == {"vote_acc": 2, "tied": 1}              # how many each mean is over
+    # null for every seed: null, as before, and not counted
+    assert out["consensus_acc"] is None and "consensus_acc" not in out["per_seed"]
+    assert "consensus_acc_std" not in out
+    assert out["bits_up"] == 96 and out["acc_mean"] == 0.5 and out["wall_s"] == 3.0
+    # every key over every seed: no seeds_counted at all (rows as they were)
+    whole = metrics.aggregate([{**r, "vote_acc": 0.5, "tied": 0.1} for r in rows], [0, 1, 2])
+    assert "seeds_counted" not in whole and whole["vote_acc"] == 0.5
+    # the row's columns and strict JSON: seeds_counted is no --metric column nor a tracked scalar
+    from tallysim import tracking
+    from tallysim.results.rows import dumps_row, revive
+    assert "seeds_counted" not in metrics.columns([out]) and "seeds_counted" not in tracking.scalars(out)
+    assert revive(json.loads(dumps_row(out))) == out
+
+
+def test_a_plugin_may_not_write_seeds_counted():
+    from tallysim.config import ConfigError
+    from tallysim.results.rows import check_own_keys
+    with pytest.raises(ConfigError, match=r"names 'seeds_counted', a column tallysim writes itself"):
+        check_own_keys("tally", {"seeds_counted": int})
+
+
+@pytest.mark.slow   # 15 s (a 2-seed dropout run); test_a_multi_seed_row_averages_a_key_over_the_seeds_that_have_one
+def test_a_two_seed_dropout_run_keeps_the_seed_whose_vote_arrived(tmp_path):
+    from conftest import tiny
+    from tallysim import run
+    run.run(tiny("faults.kind=dropout", "faults.fraction=1", "faults.drop_prob=0.85", "rounds=6", "seeds=2"),
+            str(tmp_path / "r"), progress=False)
+    rows = metrics.read_rows(tmp_path / "r")
+    partial = [r for r in rows if None in r["per_seed"].get("vote_acc", [None]) and r["vote_acc"] is not None]
+    assert partial, [r["per_seed"].get("vote_acc") for r in rows]         # the case is exercised
+    for r in partial:
+        have = [v for v in r["per_seed"]["vote_acc"] if v is not None]
+        assert r["vote_acc"] == pytest.approx(sum(have) / len(have)) and r["seeds_counted"]["vote_acc"] == len(have)
