@@ -124,3 +124,40 @@ def test_a_two_seed_dropout_run_keeps_the_seed_whose_vote_arrived(tmp_path):
     for r in partial:
         have = [v for v in r["per_seed"]["vote_acc"] if v is not None]
         assert r["vote_acc"] == pytest.approx(sum(have) / len(have)) and r["seeds_counted"]["vote_acc"] == len(have)
+
+
+# ----------------------------------------------------------------------------- 3. the non-finite stop's reason
+
+def test_a_cohort_run_stopped_on_a_nan_loss_blames_client_storage_auto():
+    # the one way a built-in protocol holds no model per peer: client_storage=auto's cohort (FedAvg, 5 s)
+    from conftest import tiny
+    from tallysim import run
+    with pytest.raises(run.NonFiniteLoss) as e:
+        run.run(tiny("protocol.name=fedavg", "client_storage=auto", "optim.lr=1e30", "rounds=1"), None,
+                progress=False)
+    assert str(e.value).endswith("; not finite: the server model's parameters (client_storage=auto keeps no "
+                                 "client's model)"), str(e.value)
+
+
+def test_a_plugins_state_without_stacked_peers_is_not_blamed_on_client_storage():
+    # a plugin's own state (client_storage stacked): the line blamed client_storage=auto all the same
+    from test_nonfinite_dec19h import _ctx, _tree
+    from types import SimpleNamespace
+    from tallysim import run
+    server = {"w": jnp.ones((1, 3, 2))}
+    ctx = _ctx(4, protocol="myplug")
+    none = SimpleNamespace(params=None, server=server)
+    assert run._diverged_peers(none, 0, ctx) == ("; the server model's parameters are finite (protocol myplug's "
+                                                 "state holds no parameters per peer to name the one that diverged)")
+    empty = SimpleNamespace(params={}, server={"w": server["w"].at[0, 0, 0].set(jnp.nan)})
+    assert run._diverged_peers(empty, 0, ctx) == ("; not finite: the server model's parameters (protocol myplug's "
+                                                  "state holds no parameters per peer)")
+    flat = SimpleNamespace(params={"w": jnp.ones((1, 3, 2))}, server=server)      # [Z, ...], no peer axis of 4
+    assert run._diverged_peers(flat, 0, ctx).startswith(
+        "; the server model's parameters are finite (protocol myplug's state.params is not stacked one model per "
+        "peer ([seeds, 4, ...] each, or one such tree per model group) to name")
+    # groups whose params are one stacked tree, not one per group
+    grouped = SimpleNamespace(params=_tree(1, 4), server=None)
+    assert run._diverged_peers(grouped, 0, _ctx(4, [("a", 0, 2), ("b", 2, 4)], protocol="myplug")) == (
+        "; no model can be named: protocol myplug's state.params is not stacked one model per peer ([seeds, 4, "
+        "...] each, or one such tree per model group), and it holds no server model")
