@@ -161,3 +161,27 @@ def test_a_plugins_state_without_stacked_peers_is_not_blamed_on_client_storage()
     assert run._diverged_peers(grouped, 0, _ctx(4, [("a", 0, 2), ("b", 2, 4)], protocol="myplug")) == (
         "; no model can be named: protocol myplug's state.params is not stacked one model per peer ([seeds, 4, "
         "...] each, or one such tree per model group), and it holds no server model")
+
+
+# ----------------------------------------------------------------------------- 4. the mid-run line's groups
+
+def test_the_mid_run_dead_peer_line_names_each_peers_group():
+    # the end-of-run warning said "peer 3 of group server", the mid-run one "peer 3" of the same peer
+    from types import SimpleNamespace
+    from conftest import tiny
+    from tallysim import run_recorders
+    from tallysim.results import dead_peers
+    from test_deadpeer_dec19h import _watch_lines
+    acc = [0.5, 0.6, 0.6, 0.1]
+    rows = [{"round": r, "acc_mean": 0.45, "acc_global": None, "acc_peers": acc} for r in (1, 2, 3, 4)]
+    groups = (("phone", 2), ("server", 2))
+    (_, line), = _watch_lines(dead_peers.Watch(0.1, first=1, groups=groups), rows)
+    assert "warning: x: peer 3 of group server (1 of 4 peers) at or below" in line, line
+    assert dead_peers.find(rows, 0.1, groups=groups).names == ["peer 3 of group server"]     # as at the end
+    (_, line), = _watch_lines(dead_peers.Watch(0.1, first=1, groups=groups, sampled=True, total=8), rows)
+    assert "evaluated peer #3 (1 of" in line and "of group" not in line    # a position, not the peer's index
+    # run_recorders hands the watch the run's groups, read as of_run reads config.json's
+    b = SimpleNamespace(cfgs=[tiny("model.groups=phone:2;server:2")], majority_facts={"majority_acc": 0.1},
+                        lanes_of=lambda i: [0], ctx=SimpleNamespace(spec=SimpleNamespace(classes=10)))
+    (_, line), = _watch_lines(run_recorders._watch(b, 0), rows)
+    assert "peer 3 of group server (1 of 4 peers)" in line, line
