@@ -211,6 +211,7 @@ _NULL_WHY = {"acc_global": "no server model in these runs; their accuracy is acc
              "consensus_acc": "no probe was kept and scored",
              "vote_acc": "no probe position was scored, or no vote arrived (every peer dropped)",
              "softavg_acc": "no probe position was scored, or no vote arrived (every peer dropped)",
+             **dict.fromkeys(("agreement", "tied", "wrong_confidence"), "no vote arrived (every peer dropped)"),
              "epsilon": "no privacy noise"}
 
 
