@@ -80,21 +80,35 @@ def _own_model(cfg, r: int) -> str:
             "output at initialisation)")
 
 
+def _unnamed(state, ctx) -> str:
+    """Why no peer can be named at a non-finite stop (peers.nonfinite_peers returned None): the line said
+    "client_storage=auto keeps no client's model" of every such run, a plugin's that never set it too."""
+    if ctx.cohort:              # the server model and each round's cohort, materialised and dropped
+        return "client_storage=auto keeps no client's model"
+    name = ctx.cfg.protocol.name
+    if getattr(state, "params", None) is None or not jax.tree_util.tree_leaves(state.params):
+        return f"protocol {name}'s state holds no parameters per peer"
+    return (f"protocol {name}'s state.params is not stacked one model per peer ([seeds, {ctx.spec.peers}, ...] "
+            "each, or one such tree per model group)")
+
+
 def _diverged_peers(state, j: int, ctx) -> str:
     """Which peers' parameters are not finite when lane j's loss is not (read once, at the stop): one
     peer of 20 diverging stopped the demo's seed 1 with no word of which. With model.groups each peer's
-    group too; where no model is held per peer (client_storage=auto) or none of theirs is the culprit,
-    whether the server's model is finite."""
+    group too; where no model is held per peer (client_storage=auto, a plugin's own state: _unnamed says
+    which) or none of theirs is the culprit, whether the server's model is finite."""
     n, groups = ctx.spec.peers, ctx.model_groups
     bad = peers.nonfinite_peers(getattr(state, "params", None), j, n, tuple((g.lo, g.hi) for g in groups))
     if not bad:
         server = peers.nonfinite_model(getattr(state, "server", None), j)
+        if bad is None:         # no client model to read: the server's is all there is
+            why = _unnamed(state, ctx)
+            if server is None:
+                return f"; no model can be named: {why}, and it holds no server model"
+            return (f"; not finite: the server model's parameters ({why})" if server else
+                    f"; the server model's parameters are finite ({why} to name the one that diverged)")
         if server is None:
             return ""
-        if bad is None:         # no client model outlives its round: the server's is all there is to read
-            return ("; not finite: the server model's parameters" if server else
-                    "; the server model's parameters are finite (client_storage=auto keeps no client's model "
-                    "to name the one that diverged)")
         return "; not finite: the server model's parameters (every peer's are finite)" if server else ""
     by_group = "".join(f"; group {g.name}: {k} of {g.hi - g.lo}" for g in groups
                        if (k := sum(g.lo <= p < g.hi for p in bad)))

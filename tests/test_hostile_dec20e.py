@@ -145,17 +145,6 @@ def test_distill_epochs_where_the_order_does_not_read_them_is_refused(items, exp
     validation.single_run(tiny("protocol.name=softlabel", "distill.order=sequential", "distill.epochs=2"))
 
 
-# ----------------------------------------------------------------------------- the dead-peer watch
-
-def test_the_mid_run_dead_peer_line_names_the_peers_group():
-    # model.groups a:2 and b:2: the line at the end said "peer 2 of group b", the mid-run one "peer 2"
-    from tallysim.results import dead_peers
-    watch = dead_peers.Watch(0.1, 1, groups=(("a", 2), ("b", 2)))
-    said = [watch.see({"round": r, "acc_mean": 0.5, "acc_global": None, "acc_peers": [0.6, 0.7, 0.1, 0.8]})
-            for r in range(1, 5)]
-    assert said[:3] == [None] * 3 and "peer 2 of group b (1 of 4 peers)" in said[3], said
-
-
 # ----------------------------------------------------------------------------- plugins
 
 def test_a_grouped_plugin_whose_code_fails_is_told_what_model_groups_asks(tmp_path, monkeypatch, registry_restored):

@@ -196,16 +196,16 @@ class Watch:
     it is written (its acc_peers, already on the host), with its seed; nothing read from the device.
     `first`: the run's first evaluated round (every peer starts near the floor: not read); `seeds`: the
     run's seed count (names say "seed 1 peer 0" with several); as `find`, a server model's headline is
-    not read and a one-seed run with every peer at the floor is the floor note's case."""
+    not read and a one-seed run with every peer at the floor is the floor note's case. `groups`: the model
+    groups' (name, peers), each peer named with its group as `find` names it (not under `sampled`)."""
 
     def __init__(self, floor: Optional[float], first: int, seeds: int = 1, sampled: bool = False,
                  partial: bool = False, streak: int = STREAK, total: Optional[int] = None, groups: tuple = ()):
         self.floor, self.first, self.seeds, self.streak = floor, first, seeds, streak
-        # model.groups' (name, peers): "peer 2 of group b" as the end-of-run line names it (the mid-run line
-        # said "peer 2" of a run whose peers 0-1 and 2-3 are different models); none under a random sample
-        self.groups = () if sampled else tuple(groups)
         self.total = total          # eval_peers below peers: the run's peers (`evaluated`)
         self.who = "evaluated peer #" if sampled else "peer "
+        # the end-of-run line said "peer 10 of group server", the mid-run one "peer 10" of the same peer
+        self.groups = () if sampled else tuple(groups)
         self.partial = partial
         self.low: dict = {}         # seed -> per peer, its evaluations in a row at the floor
         self.rounds: dict = {}      # seed -> the rounds evaluated after the first

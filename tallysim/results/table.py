@@ -1,7 +1,8 @@
 """`tallysim table DIR...`: one row per run of a sweep (or any run directories), its swept fields as
-columns, then the final and best headline accuracy, the final's std over seeds, the cumulative bits
-per peer and the rounds done (next-token runs: also the final perplexity and the per-client accuracy's
-mean and 10th percentile); as a markdown table (default) or CSV, on stdout or into --out.
+columns, then the final and best headline accuracy, the final's std over seeds (with model.groups, each
+group's final peer mean and its std too), the cumulative bits per peer and the rounds done (next-token
+runs: also the final perplexity and the per-client accuracy's mean and 10th percentile); as a markdown
+table (default) or CSV, on stdout or into --out.
 
 The swept fields are found, not declared: the config.json fields whose values differ between the
 runs listed (so it works for a sweep, a figure's results or hand-made runs alike), in config order.
@@ -192,15 +193,17 @@ def table_rows(dirs, metric: str = "auto", log=None) -> tuple[list[str], list[di
 
 
 def _group_finals(runs: list, out: list) -> list:
-    """`final@NAME` columns, each model group's final peer mean (`acc_mean@NAME`), for runs with
-    model.groups: the number a mixed-architecture run is about, which took one `--metric acc_mean@NAME`
-    table per group (userjourney7). [] (no column) where no run has groups."""
+    """`final@NAME`, `final_std@NAME` for runs with model.groups: each group's final peer mean (`acc_mean@NAME`)
+    and its std over seeds (empty for one), as final/final_std are the headline's: it took one `--metric
+    acc_mean@NAME` table per group (userjourney7), then showed a 2-seed run's mean alone. [] without groups."""
     names = list(dict.fromkeys(k.removeprefix("acc_mean@") for *_, rows in runs if rows for k in rows[-1]
                                if k.startswith("acc_mean@") and not k.endswith("_std")))
     for (*_, rows), r in zip(runs, out):
+        last = rows[-1] if rows else {}
         for name in names:
-            r[f"final@{name}"] = rows[-1].get(f"acc_mean@{name}") if rows else None
-    return [f"final@{name}" for name in names]
+            r[f"final@{name}"] = last.get(f"acc_mean@{name}")
+            r[f"final_std@{name}"] = last.get(f"acc_mean@{name}_std")
+    return [c for name in names for c in (f"final@{name}", f"final_std@{name}")]
 
 
 # Why a column is null in every row of the runs asked about (_NULL_WHY), for --metric's refusal.
@@ -209,6 +212,7 @@ _NULL_WHY = {"acc_global": "no server model in these runs; their accuracy is acc
              "consensus_acc": "no probe was kept and scored",
              "vote_acc": "no probe position was scored, or no vote arrived (every peer dropped)",
              "softavg_acc": "no probe position was scored, or no vote arrived (every peer dropped)",
+             **dict.fromkeys(("agreement", "tied", "wrong_confidence"), "no vote arrived (every peer dropped)"),
              "epsilon": "no privacy noise"}
 
 
@@ -278,7 +282,8 @@ def _cell(v, col: str) -> str:
         return metrics.bits_text(v)
     if head in ("final", "final_std", "best") and metric in COUNT_METRICS and isinstance(v, (int, float)):
         return f"{v:.6g}"            # steps, peers, seconds: `--metric steps_real` printed 44.0000
-    if (head in ("final", "final_std", "best", "client_mean", "client_p10") or head.startswith("final@")) \
+    if (head in ("final", "final_std", "best", "client_mean", "client_p10")
+            or head.startswith(("final@", "final_std@"))) \
             and isinstance(v, float):
         return f"{v:.4f}"
     if col == "bits_per_peer":
