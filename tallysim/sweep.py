@@ -35,7 +35,7 @@ from tallysim import progress as progress_bars
 from tallysim.progress_base import QuietLog, say
 from tallysim.config import Config, ConfigError
 from tallysim.results import metrics
-from tallysim.sweep_axes import (MAX_RUNS, check_count, check_eval_peers, check_fields_read, expand, repeated_runs, warn_repeated_runs, warn_unmerged,  # noqa: F401 - sweep.X, as before
+from tallysim.sweep_axes import (MAX_RUNS, check_count, check_eval_peers, check_runs, check_fields_read, expand, repeated_runs, warn_repeated_runs, warn_unmerged,  # noqa: F401 - sweep.X, as before
                                  file_axes, parse_axis, run_numbers, safe_name)
 # The order the runs go in, those finished before, and which batches compile: sweep_plan.py
 from tallysim.sweep_plan import compiles, config_diff as _config_diff, done_before, plan as _plan  # noqa: F401 - sweep.done_before, sweep._plan, as before
@@ -122,6 +122,7 @@ def run_sweep(base_cfg: Config, runs: list[tuple[str, list[str]]], out_dir, prog
     same files and metrics as one at a time; `grouped=False` runs them one after another.
     `validated`: `configs(base_cfg, runs)` as the caller already has it (a figure's plan), not made again.
     """
+    runs = check_runs(runs, out_dir, progress=progress, grouped=grouped)   # pairs, named once, a path, flags
     cfgs = configs(base_cfg, runs) if validated is None else validated
     if len(cfgs) != len(runs):
         raise ValueError(f"run_sweep: {len(cfgs)} validated configs for {len(runs)} runs")
@@ -363,6 +364,9 @@ def main(args) -> int:
                 out_dir = None       # nothing there: every run would run, and the list says no more
             else:                    # a checkpoint this sweep could not continue, as the real one refuses
                 sweep_resume.refuse_lost_checkpoints(runs, cfgs, out_dir, DONE)
+                if outdir.being_written(out_dir):    # the real sweep is refused (sweep_busy); the list said nothing
+                    print(f"note: {out_dir} is being written by another tallysim sweep (or figure) right now: "
+                          "this sweep would be refused until it ends; the runs' fates below are as of now")
         for i, ((name, overrides), cfg) in enumerate(zip(runs, cfgs), 1):   # each run's fate in DIR (sweep_plan)
             fate = f" ({sweep_plan.state(out_dir / name, cfg)})" if out_dir is not None else ""
             print(f"[{i}/{len(runs)}] {name}: {' '.join(overrides)}{fate}")

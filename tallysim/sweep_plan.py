@@ -85,6 +85,11 @@ def state(run_dir: Path, cfg: Config) -> str:
     the directory holds a run stopped before its first checkpoint). A finished run whose directory was
     renamed by hand is "will run": the dry run listed the runs alone, not which would run again."""
     from tallysim import checkpoint, outdir
+    if outdir.being_written(run_dir):
+        # a `tallysim run --out` of it, or another sweep's run, writing it now: it was "will run again from
+        # round 1 (it stopped before its first checkpoint)", and the real sweep records it failed (busy)
+        return ("being written by another tallysim process now; the sweep would not touch it and would record "
+                "it failed, unless that process finishes it first")
     if (run_dir / DONE).exists():
         diff = config_diff(run_dir, cfg)
         return "done" + (f"; skipped, though its config.json differs ({', '.join(diff[:4])}"
@@ -95,7 +100,11 @@ def state(run_dir: Path, cfg: Config) -> str:
         except ConfigError as e:
             return f"will run again from round 1 (its checkpoint cannot be resumed: {e})"
     if outdir.is_run_dir(run_dir) and (run_dir / metrics.METRICS).is_file():
-        return "will run again from round 1 (it stopped before its first checkpoint)"
+        # of another config (the sweep's edited since): its rows are replaced by this config's, unsaid
+        diff = config_diff(run_dir, cfg)
+        return ("will run again from round 1 (it stopped before its first checkpoint"
+                + (f"; its rows, of another config ({', '.join(diff[:4])}{', ...' if len(diff) > 4 else ''}), are "
+                   "replaced" if diff else "") + ")")
     return "will run"
 
 

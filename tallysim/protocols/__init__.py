@@ -212,6 +212,7 @@ def load_plugin(module: str) -> list[str]:
     for name, fn in listed.items():
         _check_free(name, f"{module}:{fn}", f"plugin {module!r}")
     _declared(module, False)               # its TRAITS and sections, checked now: one line at load
+    _check_shared_sections(module)
     if models is not None:
         check_models(module, models)
     for name, fn in listed.items():
@@ -220,6 +221,24 @@ def load_plugin(module: str) -> list[str]:
     if models is not None:
         _add_models(module, models)
     return list(listed) + list(models or ())
+
+
+def _check_shared_sections(module: str) -> None:
+    """A config section another loaded plugin declares too must have the same fields: the later module's
+    dataclass replaced the earlier's in the Config, so the earlier plugin's runs read the later one's
+    defaults and bounds in silence (its `mix` declared 0.5, run at 0.9)."""
+    from tallysim.plugin_rules import section_fields
+    mine = _declared(module, False).sections
+    for other in dict.fromkeys(t.split(":")[0] for t in _EXTERNAL.values()):
+        try:
+            theirs = _declared(other, False).sections if other != module else {}
+        except ConfigError:         # a broken entry point: reported where it is used
+            continue
+        for section in set(mine) & set(theirs):
+            if section_fields(mine[section]) != section_fields(theirs[section]):
+                raise ConfigError(f"plugin {module!r}: TRAITS.sections names {section!r}, which plugin {other!r} "
+                                  f"declares with other fields or defaults ({theirs[section].__name__}); allowed: the "
+                                  f"same dataclass (import it from {other}), or a section name of its own")
 
 
 def installed(name, what: str = "") -> bool:

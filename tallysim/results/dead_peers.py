@@ -245,7 +245,9 @@ class Watch:
         named a peer said before the stop a second time, or a streak begun before it 3 evaluations late."""
         seen = []
         for row in written:
-            lists = _per_seed(row) if isinstance(row, dict) else None
+            # a row edited by hand (or of an older version) without an integer `round`: not read (it was a
+            # KeyError, or a TypeError from sorting "2" among ints, and the resume stopped with a traceback)
+            lists = _per_seed(row) if isinstance(row, dict) and type(row.get("round")) is int else None
             seen += [(row["round"], s, {**row, "acc_peers": a}) for s, a in zip(seeds, lists or [])]
         for r, rows in pending.items():
             seen += [(int(r), s, row) for s, row in zip(seeds, rows) if isinstance(row, dict)]

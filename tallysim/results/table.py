@@ -124,10 +124,11 @@ def _mode_unread(flat: dict, key: str, mode: str, values: tuple) -> bool:
 def run_status(run_dir: Path, cfg: dict, rows: list) -> str:
     if (run_dir / metrics.ERROR).exists():
         return "failed"
-    want = cfg.get("rounds")
-    if want is None:        # config.json deleted: "done" claimed every round ran, knowing no round count
+    want, done = cfg.get("rounds"), rows[-1].get("round") if rows else 0
+    # config.json deleted: "done" claimed every round ran, knowing no round count; a Results made by hand
+    # with {"rounds": "2"} (read_run checks a run directory's) was a TypeError from >=
+    if type(want) is not int or type(done) is not int:
         return "unknown"
-    done = rows[-1].get("round") if rows else 0
     if done >= want:
         return "done"
     from tallysim import run_lock
