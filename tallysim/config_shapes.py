@@ -56,7 +56,7 @@ def text_activation_bytes(name: str, model, positions: int, classes: int) -> int
 
 
 def model_params(name: str, width: int, dim: int, classes: int, channels: int, shape: tuple = (), model=None) -> int:
-    """A model's parameters, roughly (the estimate's unit: 3 float32 copies each, params and moments); a
+    """A model's parameters, roughly (the estimate's unit: BYTES_PER_PARAM each); a
     text model's exactly from `model` (its embed, hidden and layers: file_shapes.text_model_params), and a
     plugin's model exactly, on examples of `shape` (plugin_model_params)."""
     if name in TEXT_MODELS and model is not None:
@@ -118,8 +118,14 @@ def positions(cfg) -> int:
     return KNOWN_TEXT.get(cfg.data.name, (1,))[0]
 
 
+# The estimate's unit for a held model: bytes a parameter. A float32 parameter (4 bytes) three times:
+# the parameter and two copies that training keeps beside it (its gradient and SGD momentum's buffer,
+# or Adam's two moments), a floor under what the optimiser's state adds.
+BYTES_PER_PARAM = 4 * 3
+
+
 def models_bytes(cfg) -> tuple[int, int]:
-    """(every client's model stacked, the server's and the cohort's models): params and two moments'
-    worth of float32 each (the estimate's unit)."""
+    """(every client's model stacked, the server's and the cohort's models): BYTES_PER_PARAM each
+    parameter."""
     params = model_params(cfg.model.name, cfg.model.width, *data_shape(cfg), example_shape(cfg), cfg.model)
-    return 4 * 3 * params * cfg.peers, 4 * 3 * params * (active_peers(cfg) + 1)
+    return BYTES_PER_PARAM * params * cfg.peers, BYTES_PER_PARAM * params * (active_peers(cfg) + 1)

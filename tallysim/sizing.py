@@ -15,7 +15,7 @@ from tallysim import protocols
 from tallysim.file_shapes import (IMAGE_MODELS, TEXT_MODELS, KNOWN_CLIENTS, KNOWN_SHAPES, KNOWN_TEXT, MOST_CLASSES,  # noqa: F401 - sizing.X
                                   assumed, files_shape, text_model_params)
 # a run's shapes from its config (config_shapes.py): sizing.X, as before
-from tallysim.config_shapes import (active_peers, data_shape, example_shape, model_params, models_bytes,  # noqa: F401
+from tallysim.config_shapes import (BYTES_PER_PARAM, active_peers, data_shape, example_shape, model_params, models_bytes,  # noqa: F401
                                     decimal_floor, faulty_peers, positions, text_activation_bytes, trained_at_once)
 from tallysim.probe_blocks import BLOCK_SHARE, KEPT_BYTES, blocks_votes, counts_target, kept_bytes, probe_block  # noqa: F401 - sizing.X for sim/
 
@@ -164,7 +164,7 @@ def estimate_bytes(cfg, groups: tuple = ()) -> list[tuple[str, int, str]]:
             fields = _sizes(g.model, p, prefix="")
             own = f"model.groups group {name}'s {fields}peers"
             model_parts.append((f"group {name}'s {n} {g.model.name} models of {p:,} parameters"
-                                + (f", as {kept}," if kept else ""), 4 * 3 * p * n, own))
+                                + (f", as {kept}," if kept else ""), BYTES_PER_PARAM * p * n, own))
             steps.append((trained_at_once(cfg, a) * (cfg.batch_size + probe_rows) *
                           example_bytes(g.model, dim, classes, positions(cfg)), name,
                           batch + (f", model.groups group {name}'s {fields.rstrip(', ')}" if fields else "") +
