@@ -42,11 +42,17 @@ BLOCK_OUTSIDE = 4           # token and position embeddings, their sum, the fina
 
 
 def text_activation_bytes(name: str, model, positions: int, classes: int) -> int:
-    """Bytes per example (a window of `positions` tokens) a training step of a built-in text model
-    keeps, a lower bound: the [positions, C] logits and their gradient in float32 (at a vocabulary of
+    """Bytes per example (a window of `positions` tokens) a training step of a text model keeps, a lower
+    bound; a built-in's: the [positions, C] logits and their gradient in float32 (at a vocabulary of
     10,004 words, 1.6 MB a window: what dominates next-word training), and the hidden values of every
     layer (LSTM_PER_LAYER, BLOCK_PER_LAYER) at the compute dtype. The estimate counted `positions` floats
-    an example whatever the model, so widening, deepening or a larger vocabulary changed nothing."""
+    an example whatever the model, so widening, deepening or a larger vocabulary changed nothing. A
+    plugin's sequence model: its logits and their gradient, and the bytes a position its plugin declares
+    in POSITION_BYTES (docs/howto/own-model.md); it counted 8 bytes a position, whatever its size."""
+    if name not in TEXT_MODELS:
+        # a plugin's sequence model: what it declared per position (POSITION_BYTES) of its hidden values;
+        # nothing declared, its logits and their gradient alone, which every next-token model holds
+        return positions * (4 * 2 * classes + protocols.position_bytes(name))
     h, size = model.hidden, 2 if model.dtype == "bfloat16" else 4
     if name == "lstm":
         hidden = model.embed + model.layers * LSTM_PER_LAYER * h

@@ -212,11 +212,12 @@ def _sizes(model, params: int, prefix: str = "model.") -> str:
 
 def example_bytes(model, dim: int, classes: int, positions: int) -> int:
     """Bytes one training example of `model` keeps for the backward pass, roughly: a text model's from its
-    layers and vocabulary (text_activation_bytes); else two float32 copies of the widest layer (the inputs
+    layers and vocabulary (text_activation_bytes; a plugin's sequence model on a text dataset from its
+    vocabulary and its POSITION_BYTES); else two float32 copies of the widest layer (the inputs
     gathered and one layer's values: XLA measured 8.6 bytes per input float for 64 MLPs at once; 4 copies,
     as before, put this "lower bound" at 1.4x the measured round)."""
-    if model.name in TEXT_MODELS:
-        return text_activation_bytes(model.name, model, positions, classes)
+    if model.name in TEXT_MODELS or (positions > 1 and protocols.model_target(model.name)):
+        return text_activation_bytes(model.name, model, positions, classes)     # a plugin's: its POSITION_BYTES
     return 4 * 2 * max(dim, model.width if model.name == "mlp" else 0)
 
 
