@@ -29,6 +29,7 @@ from tallysim import checkpoint, config, jax_check, outdir, privacy, protocols, 
 from tallysim import progress as progress_bars
 from tallysim.build import Built, auto_chunk, build, build_group  # noqa: F401 - run.build etc., as before
 from tallysim.config import Config, ConfigError
+from tallysim.fields import first_few
 from tallysim.results.metrics import (CONFIG, ERROR, METRICS, PARTITION, PROBE_KEYS, ROUND_KEYS,  # noqa: F401
                                       aggregate, check_own_keys, dumps_row, lane_row, run_collapse_warning)
 from tallysim.programs import chunk_inputs, eval_clients, initial_state, lanes_per_device, round_programs  # noqa: F401
@@ -114,8 +115,7 @@ def _diverged_peers(state, j: int, ctx) -> str:
                        if (k := sum(g.lo <= p < g.hi for p in bad)))
     if len(bad) == n:
         return f"; every peer's parameters are not finite ({n})"
-    shown = ", ".join(map(str, bad[:6])) + (f" and {len(bad) - 6} more" if len(bad) > 6 else "")
-    return f"; not finite: the parameters of peer{'s' if len(bad) > 1 else ''} {shown} ({len(bad)} of {n}{by_group})"
+    return f"; not finite: the parameters of peer{'s' if len(bad) > 1 else ''} {first_few(bad, 6)} ({len(bad)} of {n}{by_group})"
 
 
 def _run_chunk(b: Built, lo: int, hi: int, lanes_out: "_Lanes", bar, saver: checkpoint.Saver,

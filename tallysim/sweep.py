@@ -34,6 +34,7 @@ from tallysim import atomic, config, config_reads, outdir, sweep_data, sweep_pla
 from tallysim import progress as progress_bars
 from tallysim.progress_base import QuietLog, say
 from tallysim.config import Config, ConfigError
+from tallysim.fields import first_few
 from tallysim.results import metrics
 from tallysim.sweep_axes import (MAX_RUNS, check_count, check_eval_peers, check_runs, check_fields_read, expand, repeated_runs, warn_repeated_runs, warn_unmerged,  # noqa: F401 - sweep.X, as before
                                  file_axes, parse_axis, run_numbers, safe_name)
@@ -170,8 +171,8 @@ def _run_locked(runs, cfgs, out_dir: Path, progress: bool, log, meta, grouped: b
                 log(f"[{i + 1}/{n}] skip {name} (done)")
                 diff = _config_diff(run_dir, cfg)
                 if diff:
-                    say(log, f"  note: its config.json differs from this sweep's config ({', '.join(diff[:4])}"
-                        f"{', ...' if len(diff) > 4 else ''}); delete {run_dir / DONE} to rerun it", name)
+                    say(log, f"  note: its config.json differs from this sweep's config ({first_few(diff, 4, ', ...')}"
+                        f"); delete {run_dir / DONE} to rerun it", name)
                 elif outdir.run_state(run_dir) != "finished":   # skipped in silence; `table`: incomplete
                     say(log, f"  note: its {metrics.METRICS} no longer holds the finished run's rows (emptied, "
                         f"cut or deleted since it finished); delete {run_dir / DONE} to rerun it", name)

@@ -11,6 +11,7 @@ from typing import Any, Optional
 
 from tallysim import config, config_reads, sweep_section
 from tallysim.config import Config, ConfigError
+from tallysim.fields import first_few
 
 # Runs one sweep (or figure) may have. Validating a configuration takes ~10 ms on a loaded CPU, so
 # 10,000 is a couple of minutes of --dry-run; far past any sweep anyone runs to completion.
@@ -232,10 +233,9 @@ def check_eval_peers(runs: list[tuple[str, list[str]]], cfgs: list[Config]) -> N
     if not over:
         return
     least = min(cfg.peers for cfg in cfgs)
-    shown = ", ".join(f"{name} (peers={cfg.peers}, eval_peers={cfg.eval_peers})" for name, cfg in over[:3])
-    more = f" and {len(over) - 3} more" if len(over) > 3 else ""
+    shown = first_few([f"{name} (peers={cfg.peers}, eval_peers={cfg.eval_peers})" for name, cfg in over], 3)
     raise config_reads.UnreadField("eval_peers", (
-        f"eval_peers is more than the peers of {len(over)} of the sweep's {len(cfgs)} runs: {shown}{more} (a single "
+        f"eval_peers is more than the peers of {len(over)} of the sweep's {len(cfgs)} runs: {shown} (a single "
         f"run refuses it; these would evaluate every peer); allowed: eval_peers at most {least} (the sweep's fewest "
         "peers), none (every peer), or a sweep per peer count"))
 
@@ -291,8 +291,7 @@ def warn_unmerged(runs: list[tuple[str, list[str]]], cfgs: list[Config]) -> None
     from tallysim import validation
     names = [name for (name, _), cfg in zip(runs, cfgs) if validation.never_merges(cfg)]
     if names:
-        more = f" and {len(names) - 1} more" if len(names) > 1 else ""
-        print(f"tallysim: warning: sweep run {names[0]}{more}: bridge.period > rounds, so no merge happens: "
+        print(f"tallysim: warning: sweep run {first_few(names, 1)}: bridge.period > rounds, so no merge happens: "
               "each is tally, and its headline accuracy (acc_global: table, plot, pareto) stays the shared "
               "initialisation's; read acc_mean, or make rounds at least bridge.period", file=sys.stderr)
 

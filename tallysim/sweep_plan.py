@@ -9,6 +9,7 @@ from pathlib import Path
 
 from tallysim import config
 from tallysim.config import Config, ConfigError
+from tallysim.fields import first_few
 from tallysim.results import metrics
 
 DONE = metrics.DONE
@@ -92,8 +93,7 @@ def state(run_dir: Path, cfg: Config) -> str:
                 "it failed, unless that process finishes it first")
     if (run_dir / DONE).exists():
         diff = config_diff(run_dir, cfg)
-        return "done" + (f"; skipped, though its config.json differs ({', '.join(diff[:4])}"
-                         f"{', ...' if len(diff) > 4 else ''})" if diff else "")
+        return "done" + (f"; skipped, though its config.json differs ({first_few(diff, 4, ', ...')})" if diff else "")
     if (run_dir / checkpoint.FILE).is_file():
         try:
             return f"will resume from round {checkpoint.read_meta(run_dir)['round']}"

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import NamedTuple, Optional
 
 from tallysim.config import ConfigError, parse_groups
+from tallysim.fields import first_few
 from tallysim.results.headline import FLOOR_MARGIN, headline_key, is_number
 
 SHOWN = 6           # peers a line names; the rest are counted
@@ -122,7 +123,7 @@ def of_peers(evaluated: int, seeds: int = 1, total: Optional[int] = None) -> str
 
 def _listed(names: list) -> str:
     """The first SHOWN names, then how many more: every dead-peer line lists them so."""
-    return ", ".join(names[:SHOWN]) + (f" and {len(names) - SHOWN} more" if len(names) > SHOWN else "")
+    return first_few(names, SHOWN)
 
 
 def _peer_name(seed, who: str, p: int, seeds: bool, group: str = "") -> str:

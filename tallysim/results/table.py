@@ -18,7 +18,7 @@ from typing import Optional
 
 from tallysim import atomic
 from tallysim.config import ConfigError
-from tallysim.fields import did_you_mean
+from tallysim.fields import did_you_mean, first_few
 from tallysim.results import dead_peers, headline, metrics, partition_file
 
 FORMATS = ("markdown", "csv")
@@ -258,7 +258,7 @@ def _say_floor(runs: list, log) -> None:
 
 
 def _some(labels: list) -> str:
-    return ", ".join(labels[:3]) + (f", ... ({len(labels) - 3} more)" if len(labels) > 3 else "")
+    return first_few(labels, 3, ", ... ({} more)")
 
 
 def metric_columns(metric: str) -> dict:
