@@ -80,7 +80,7 @@ def run_labels(cfgs: list[dict], run_dirs, labels: Optional[list] = None) -> lis
     several runs share a protocol, the config fields that tell them apart (`tally (alpha=0.1)`, from
     their config.json, so a sweep's `k=v__k2=v2` names are not picked apart); runs whose configs are
     identical fall back to their directory's name without the protocol (runs/tally_a01 -> `tally (a01)`)."""
-    from tallysim.results.table import flatten, swept_fields
+    from tallysim.results.swept import flatten, swept_fields
     if labels is not None:
         if len(labels) != len(cfgs):
             raise ConfigError(f"--label given {len(labels)} times for {len(cfgs)} runs; give one per run, in "

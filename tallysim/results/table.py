@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import sys
 from pathlib import Path
 from typing import Optional
@@ -20,105 +19,13 @@ from tallysim import atomic
 from tallysim.config import ConfigError
 from tallysim.fields import did_you_mean, first_few
 from tallysim.results import dead_peers, headline, metrics, partition_file
+from tallysim.results.swept import flatten, swept_fields, unread_blank, with_defaults
 
 FORMATS = ("markdown", "csv")
-# Config entries that say where or how a run was written, not what ran: never a swept column.
-NOT_SWEPT = ("derived", "placement", "resumed", "log.", "plugins", "code.")
 RESULT_COLUMNS = ("final", "final_std", "best", "bits_per_peer", "MB_per_peer", "round", "status")
 # Beside the final accuracy on next-token runs (absent otherwise): the same model's final perplexity,
 # and the mean and 10th percentile of its per-client test accuracy (metrics.text_headline).
 TEXT_COLUMNS = ("ppl", "client_mean", "client_p10")
-
-
-def flatten(d: dict, prefix: str = "") -> dict:
-    """{"optim": {"lr": 0.1}} -> {"optim.lr": 0.1}; lists become their JSON text (hashable, printable)."""
-    out = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(flatten(v, key + "."))
-        else:
-            out[key] = json.dumps(v) if isinstance(v, list) else v
-    return out
-
-
-def swept_fields(cfgs: list[dict]) -> list[str]:
-    """The flattened config fields that take more than one value across `cfgs` (a field missing from
-    a run counts as a value of its own), protocol.name first, then in the order they first appear.
-    A field some run derived from its protocol (config.json's `derived`, e.g. warmup_epochs) differs
-    because the protocol does: it is left out, as the protocol column already says it. So is a field of
-    a protocol's own section (softlabel.*, bridge.*) that only the runs of that protocol hold, all with
-    one value: tally beside softlabel is no sweep over softlabel.trim (a value swept among them stays)."""
-    from tallysim import protocols
-    owned = tuple(f"{s}." for s in protocols.sections())
-    # a run with no config.json (copied without it, or deleted) holds no value of any field: counted as
-    # "unset" beside the others, every one of ~100 fields read as swept and the table grew that wide
-    flat = [flatten(c) for c in cfgs if c]
-    derived = {k for c in cfgs for k in (c.get("derived") or []) if isinstance(k, str)}
-    keys = list(dict.fromkeys(k for f in flat for k in f))
-    keys = [k for k in keys if k not in derived and not any(k == s or k.startswith(s) for s in NOT_SWEPT)]
-    keys.sort(key=lambda k: k != "protocol.name")          # stable: the rest keep config order
-    flat = [with_defaults(f, keys) for f in flat]
-
-    def varies(k: str) -> bool:
-        values = {json.dumps(f.get(k, "<unset>")) for f in flat}
-        if k.startswith(owned) and '"<unset>"' in values:
-            values.discard('"<unset>"')          # absent only where another protocol ran
-        return len(values) > 1
-    return [k for k in keys if varies(k)]
-
-
-def with_defaults(flat: dict, keys: list) -> dict:
-    """`flat` with each of `keys` it lacks set to the field's declared default, as config.json writes it:
-    an older run's config.json lacks the fields added since, and beside newer runs holding the default
-    each read as swept, its cell blank. Only where the default is known: a field tallysim declares, not
-    of a protocol's own section (absent there where another protocol ran: swept_fields' rule)."""
-    from tallysim import config, protocols
-    declared, owned = config.declared(), tuple(f"{s}." for s in protocols.sections())
-    missing = [k for k in keys if k not in flat and k in declared and not k.startswith(owned)]
-    if not missing:
-        return flat
-    return {**flat, **flatten({k: json.loads(json.dumps(declared[k].default)) for k in missing})}
-
-
-def unread_blank(flat: dict, swept: list) -> dict:
-    """The run's flattened config with the swept fields it does not read set to None (an empty cell):
-    `comm.soft_bits` 32 beside tally and FedAvg read as a setting those runs used, in a table comparing
-    them with softlabel at 8 bits. Two rules: a field its protocol does not read (only the fields some
-    protocol declares it reads, protocols.reads, can be told apart; a protocol not loaded in this process,
-    a plugin, keeps every value), and a field its mode does not read (config.MODE_READS, the rule runs
-    are refused by: `partition.k` on a Dirichlet run and `partition.alpha` on a label_quantity run read
-    as settings of a split that never draws them, in a sweep over partition.kind)."""
-    from tallysim import protocols
-    from tallysim.config import MODE_READS, MODEL_READS, SYNTHETIC_READS
-    name = flat.get("protocol.name")
-    unread = {k for k in swept if k in MODE_READS and _mode_unread(flat, k, *MODE_READS[k])}
-    # the synthetic generator's fields on another dataset, a model field its model does not read (each
-    # group has its own model: kept with model.groups): a table of Shakespeare runs beside synthetic ones
-    # showed data.input_shape [28, 28, 1] and model.width 200 for the LSTM (userjourney7)
-    data = flat.get("data.name")
-    if isinstance(data, str) and data.lower() != "synthetic":
-        unread |= {k for k in swept if k in SYNTHETIC_READS}
-    if isinstance(flat.get("model.name"), str) and not flat.get("model.groups"):
-        unread |= {k for k in swept if k in MODEL_READS and flat["model.name"] not in MODEL_READS[k]}
-    try:
-        # probe.per_round is every protocol's field (the pool is carved for all), but only those that
-        # exchange on probes draw it: FedAvg's row read "1000", the default, beside tally's 32 (userjourney4)
-        unused = {"probe.per_round"} if not protocols.traits(name).distill else set()
-        unread |= {k for k in swept
-                   if k != "protocol.name" and (k in unused or not protocols.reads(name, k))}
-    except ConfigError:
-        pass
-    return {**flat, **dict.fromkeys(unread)}
-
-
-def _mode_unread(flat: dict, key: str, mode: str, values: tuple) -> bool:
-    """`key` is not read under this run's value of `mode` (a mode absent from an older config.json: read)."""
-    if mode not in flat:
-        return False
-    if key == "optim.momentum" and flat.get("model.groups"):
-        return False        # each group may set optim.name itself (config_reads._unread_modes)
-    return flat[mode] not in values
 
 
 def run_status(run_dir: Path, cfg: dict, rows: list) -> str:
