@@ -1,7 +1,7 @@
 """review22 on the merges after 91b70b5: a multi-seed row's mean over only the seeds that have a value
-(leftovers26's `seeds_counted`) reached `tallysim table` and `tallysim plot` as a number like any other:
+(leftovers26's `seeds_counted`) reached `tallysim table`, `plot` and `pareto` as a number like any other:
 `table --metric vote_acc` of a 3-seed dropout run showed the final mean of 2 seeds, and a final_std over
-them, with no word; both now say which runs and over how many seeds. Rows written by hand, no run."""
+them, with no word; each now says which runs and over how many seeds. Rows written by hand, no run."""
 import json
 
 import pytest
@@ -60,3 +60,15 @@ def test_table_and_plot_say_which_runs_hold_a_mean_over_fewer_seeds(tmp_path, ca
     assert "plot: vote_acc is in some rows" in err and "(partial): final over 2 of 3 seeds" in err, err
     plot.plot_curves([str(tmp_path / "res" / "whole")], str(tmp_path / "w.png"), "vote_acc")
     assert "seeds_counted" not in capsys.readouterr().err
+
+
+def test_pareto_says_which_points_are_means_over_fewer_seeds(tmp_path):
+    from tallysim.results import pareto
+    _run(tmp_path / "res" / "partial", [0.5, 0.6], [None, 2])
+    _run(tmp_path / "res" / "whole", [0.5, 0.7], [None, None])
+    said = []
+    points = pareto.collect([tmp_path / "res"], metric="vote_acc", log=said.append)
+    assert sorted(p["accuracy"] for p in points) == [0.6, 0.7]
+    notes = [m for m in said if "seeds_counted" in m]
+    assert len(notes) == 1 and notes[0].startswith("pareto: vote_acc is in some rows") and \
+        "partial: final over 2 of 3 seeds" in notes[0] and "whole" not in notes[0], said
