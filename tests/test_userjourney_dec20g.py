@@ -96,3 +96,41 @@ def test_results_say_below_the_floor_where_below_it(tmp_path):
     rows[-1]["acc_mean"] = 0.1820                # within FLOOR_MARGIN above it: at it
     (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     assert "acc_mean 0.1820, at the floor 0.1812 @" in repr(Results.read(tmp_path))
+
+
+def _sweep_run(root, proto, model, probes, seed):
+    """A run directory as the study's sweep wrote it (its name and config.json), two evaluated rounds."""
+    d = root / f"protocol.name={proto}__probe.per_round={probes}__model.name={model}__seed={seed}"
+    d.mkdir(parents=True)
+    cfg = {"protocol": {"name": proto}, "model": {"name": model}, "probe": {"per_round": probes}, "seed": seed}
+    (d / "config.json").write_text(json.dumps(cfg))
+    (d / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in _rows([[0.1 + seed / 100] * 2] * 2)))
+    return d
+
+
+def test_plot_of_the_study_sweep_names_model_and_seed_and_keeps_the_legend_off_the_curves(tmp_path, monkeypatch):
+    """`tallysim plot res/chars/*/` of 16 runs: legends read `tally (name=lstm, per_round=1)
+    [chars/protocol.name=tally__...__seed=0]` (the seed dropped, so the directory names came back), 10
+    colours for 16 curves, and the legend covered the axes."""
+    from tallysim.results import metrics, plot
+    dirs = [_sweep_run(tmp_path, p, m, k, s) for p in ("tally", "softlabel") for m in ("lstm", "transformer")
+            for k in (1, 91) for s in (0, 1)]
+    labels = plot.run_labels([metrics.read_run(d)[0] for d in dirs], dirs)
+    assert labels[:3] == ["tally (model=lstm, per_round=1, seed=0)", "tally (model=lstm, per_round=1, seed=1)",
+                          "tally (model=lstm, per_round=91, seed=0)"], labels
+    assert not any("[" in x for x in labels), labels
+    drawn = {}
+    real = metrics.save_figure
+    monkeypatch.setattr(metrics, "save_figure", lambda fig, *p, **k: (drawn.setdefault("fig", fig), real(fig, *p, **k)))
+    plot.plot_curves([str(d) for d in dirs], str(tmp_path / "f.png"))
+    fig = drawn["fig"]
+    ax = fig.axes[0]
+    colors = [tuple(line.get_color()) for line in ax.get_lines()[:16]]
+    assert len(set(colors)) == 16, colors
+    assert fig.get_size_inches()[0] > 6.4                  # widened for the legend beside the axes
+    legend = ax.get_legend().get_window_extent()
+    assert legend.x0 >= ax.get_window_extent().x1, (legend, ax.get_window_extent())
+    # a few runs keep the legend inside, as before
+    drawn.clear()
+    plot.plot_curves([str(d) for d in dirs[:2]], str(tmp_path / "g.png"))
+    assert drawn["fig"].get_size_inches()[0] == 6.4
