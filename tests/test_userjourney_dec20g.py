@@ -134,3 +134,24 @@ def test_plot_of_the_study_sweep_names_model_and_seed_and_keeps_the_legend_off_t
     drawn.clear()
     plot.plot_curves([str(d) for d in dirs[:2]], str(tmp_path / "g.png"))
     assert drawn["fig"].get_size_inches()[0] == 6.4
+
+
+def test_table_says_why_the_client_columns_are_missing(tmp_path):
+    """The study's 16 character runs (6 roles, data.max_test=200 of 11,040 test windows): acc_own_mean was
+    null in every row, and `tallysim table` dropped its client_mean and client_p10 columns in silence."""
+    from tallysim.results import table
+    cfg = {"protocol": {"name": "tally"}, "partition": {"kind": "natural"}, "data": {"max_test": 200}}
+    for name, own in (("none", None), ("some", 0.2)):
+        d = tmp_path / name
+        d.mkdir()
+        (d / "config.json").write_text(json.dumps(cfg))
+        rows = [{**r, "ppl_mean": 59.0, "acc_own_mean": own, "acc_own_p10": own} for r in _rows([[0.3] * 3] * 2)]
+        (d / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    notes = []
+    heads, _ = table.table_rows([tmp_path / "none"], log=notes.append)
+    assert "client_mean" not in heads
+    said = [n for n in notes if "no per-client accuracy" in n]
+    assert len(said) == 1 and "data.max_test=200" in said[0] and "raise data.max_test or leave it unset" in said[0], notes
+    notes.clear()
+    heads, _ = table.table_rows([tmp_path / "some"], log=notes.append)
+    assert "client_mean" in heads and not any("per-client" in n for n in notes), notes

@@ -163,6 +163,8 @@ def table_rows(dirs, metric: str = "auto", log=None) -> tuple[list[str], list[di
     _say_uneven(runs, metric, log)
     if metric == "auto":
         _say_floor(runs, log)
+        if note := headline.no_client_note(runs):     # the client columns vanished in silence
+            log(note)
         for d, label, cfg, rows in runs:   # a peer at the floor all run (the demo's seed 1: peer 0 at 0.1000)
             if dead := dead_peers.of_run(d, rows, cfg):
                 log(dead_peers.note(dead, str(label)))
