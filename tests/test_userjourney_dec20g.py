@@ -155,3 +155,26 @@ def test_table_says_why_the_client_columns_are_missing(tmp_path):
     notes.clear()
     heads, _ = table.table_rows([tmp_path / "some"], log=notes.append)
     assert "client_mean" in heads and not any("per-client" in n for n in notes), notes
+
+
+def test_a_sweep_into_another_experiments_folder_is_refused_not_skipped(tmp_path, capsys):
+    """The words study swept softlabel (protocol fixed in its file, axes model.name and seed) into
+    res/words, then tally the same way: every tally run shared a softlabel run's name (`model.name=lstm__seed=0`)
+    and was skipped as done, "though its config.json differs"; tally never ran. Now refused before anything
+    runs, naming the run; a finished run that differs otherwise (its rounds) is still skipped and noted."""
+    from tallysim import config
+    out = tmp_path / "words"
+    soft = config.to_dict(config.apply_overrides(config.Config(), ["protocol.name=softlabel", "rounds=1"]))
+    for seed in (0, 1):
+        d = out / f"seed={seed}"
+        d.mkdir(parents=True)
+        (d / ".tallysim-run").write_text("tallysim run directory\n")
+        (d / "config.json").write_text(json.dumps({**soft, "seed": seed}))
+        (d / "metrics.jsonl").write_text(json.dumps({"round": 1, "bits_per_peer": 1.0, "acc_mean": 0.5}) + "\n")
+        (d / "done.json").write_text("{}")
+    err = _error(capsys, ["sweep", "protocol.name=tally", "rounds=1", "seed=0,1", "--out", str(out), "--dry-run"])
+    assert f"sweep: {out / 'seed=0'} is a finished run of protocol.name=softlabel, and this sweep's run seed=0 is " \
+           "protocol.name=tally" in err and "allowed: another --out" in err, err
+    assert cli.main(["sweep", "protocol.name=softlabel", "rounds=2", "seed=0,1", "--out", str(out), "--dry-run"]) == 0
+    said = capsys.readouterr().out
+    assert "(done; skipped, though its config.json differs (" in said and "rounds=1->2" in said, said
