@@ -251,8 +251,9 @@ def _say_floor(runs: list, log) -> None:
             at.setdefault(f"{majority['majority_acc']:.4f}", []).append(str(label))
     for floor, labels in at.items():
         # "at or below" named 0.0898 of a run at 0.0899: at_floor allows FLOOR_MARGIN above the floor
-        log(f"table: {_some(labels)}: final accuracy at or below {floor} + {headline.FLOOR_MARGIN:g}, within "
-            "rounding of what always predicting the most frequent test target scores (partition.json's "
+        # "within rounding of" the floor was said of words runs at 0.0063 against 0.0905: the margin is the rounding
+        log(f"table: {_some(labels)}: final accuracy at or below {floor} + {headline.FLOOR_MARGIN:g} (a margin for "
+            "rounding), what always predicting the most frequent test target scores (partition.json's "
             "majority_acc): nothing learnt beyond the targets' "
             "frequencies yet" + ("; the ppl column still tells them apart" if any(
                 metrics.text_headline(rows[-1])["ppl"] is not None for *_, rows in runs if rows) else ""))
