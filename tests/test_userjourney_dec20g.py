@@ -178,3 +178,19 @@ def test_a_sweep_into_another_experiments_folder_is_refused_not_skipped(tmp_path
     assert cli.main(["sweep", "protocol.name=softlabel", "rounds=2", "seed=0,1", "--out", str(out), "--dry-run"]) == 0
     said = capsys.readouterr().out
     assert "(done; skipped, though its config.json differs (" in said and "rounds=1->2" in said, said
+
+
+def test_train_loss_is_documented_as_the_whole_objective():
+    """The study's character runs: tally's train_loss 8.6 beside softlabel's 4.3 on the same peers read as
+    tally training worse; both docs called it "the mean local loss", while local.py's step returns the
+    private cross-entropy plus distill.weight x the distillation loss (plus FedProx's term)."""
+    import inspect
+    from pathlib import Path
+    from tallysim.sim import local
+    source = inspect.getsource(local)
+    assert "total = total + spec.distill_weight * _masked_mean(dl" in source and "return total, total" in source
+    docs = Path(__file__).resolve().parent.parent / "docs"
+    for page in ("cli.md", "protocols.md"):
+        text = " ".join((docs / page).read_text().split())
+        assert "the private cross-entropy plus `distill.weight` times the distillation loss" in text, page
+        assert "not comparable across protocols" in text, page
