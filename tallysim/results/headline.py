@@ -301,6 +301,13 @@ def no_client_note(runs: list) -> Optional[str]:
             f"client_p10 column for them): none of the peers' own clients had a scored test position {why}")
 
 
+def say_no_client(runs: list, log) -> None:
+    """no_client_note through `log`, where there is one."""
+    note = no_client_note(runs)
+    if note:
+        log(note)
+
+
 def _whole(v) -> bool:
     return is_number(v) and math.isfinite(v) and float(v).is_integer()
 
