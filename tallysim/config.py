@@ -272,6 +272,14 @@ def from_dict(d: dict, base: Optional[Config] = None, where: str = "config file"
     return with_values(base or Config(), values)
 
 
+def source_name(path: str) -> str:
+    """`path` and the files it extends, as a message names where a value came from: a value a base file
+    holds was refused as the extending file's alone ("set by --config words.json" of a field only the
+    base.json it extends set)."""
+    parents = _config_files.extends_of(path)
+    return f"{path} (or the file{'s' * (len(parents) > 1)} it extends: {', '.join(parents)})" if parents else path
+
+
 def load_file(path: str, smoke: bool = False, sweep_base: bool = False) -> Config:
     """A JSON config. Two optional top-level sections are not fields: `smoke` (overrides that shrink the
     experiment, applied with smoke=True) and `sweep` (read by `sweep`; refused unless sweep_base=True)."""
@@ -292,10 +300,7 @@ def load_file(path: str, smoke: bool = False, sweep_base: bool = False) -> Confi
     d.pop("resumed", None)           # config.json's record of resumes (run.py), not a field
     d.pop("placement", None)         # config.json's record of how the run sat on the devices (mesh.py)
     d.pop("code", None)              # config.json's record of the code that ran it (code_identity.py)
-    parents = _config_files.extends_of(path)
-    # a value a base file holds was refused as the extending file's alone: name the files it extends too
-    where = f"{path} (or the file{'s' * (len(parents) > 1)} it extends: {', '.join(parents)})" if parents else path
-    cfg = from_dict(d, where=where)
+    cfg = from_dict(d, where=source_name(path))
     if smoke and not has_smoke:      # --smoke would silently run the full-size experiment
         validate(cfg)                # a bad value in the file is the first thing to say
         raise ConfigError(f"--smoke applies the `smoke` section of {path}, and it has none; allowed: a file "

@@ -243,16 +243,17 @@ def check_read(cfg: Config) -> None:
     all, since there one base serves several protocols and each ignores some of it."""
     problems = unread(cfg)
     if problems:
-        raise UnreadField(*problems[0])
+        raise UnreadField(*problems[0], also=[key for key, _ in problems[1:]])
 
 
 class UnreadField(ConfigError):
     """check_read's (and a sweep's check_fields_read's) refusal of one unread field, naming it (`key`), so
     that the command line can say where a value the user did not type came from (`from_file`)."""
 
-    def __init__(self, key: str, line: str):
+    def __init__(self, key: str, line: str, also=()):
         super().__init__(line)
         self.key = key
+        self.also = tuple(also)     # the other unread fields: from_file names them in the same advice
 
 
 def from_file(err: UnreadField, path, items) -> ConfigError:
@@ -264,6 +265,11 @@ def from_file(err: UnreadField, path, items) -> ConfigError:
     if not path or err.key in given:
         return err
     spec = declared().get(err.key)
-    fix = f"add {err.key}={show_default(spec.default)} to the command to run without it" if spec else \
+    # every unread field the file sets, in one piece of advice: a sweep run's config.json, run alone, was
+    # refused for comm.soft_bits (the base's, for the sweep's softlabel runs), then again for model.heads
+    extra = [key for key in dict.fromkeys(err.also) if key != err.key and key not in given and declared().get(key)]
+    items = " ".join(f"{key}={show_default(declared()[key].default)}" for key in [err.key, *extra])
+    also = f" (it also sets {', '.join(extra)}, which this run does not read either)" if extra else ""
+    fix = f"add {items} to the command to run without {'them' if extra else 'it'}{also}" if spec else \
         "remove it from that file"
     return ConfigError(f"{err} ({err.key} is set by --config {path}, not on the command line: {fix})")

@@ -350,7 +350,7 @@ def main(args) -> int:
     try:
         cfgs = command_configs(base, runs)   # fail in one line before anything is created
     except config_reads.UnreadField as e:    # a field the user did not type: say that --config set it
-        raise config_reads.from_file(e, args.config, args.axes) from None
+        raise config_reads.from_file(e, args.config and config.source_name(args.config), args.axes) from None
     if args.dry_run:        # seed=0,1 with seeds=2: seed 1 in two runs (run_sweep warns for a real one)
         warn_before(runs, cfgs)
     from tallysim import startup

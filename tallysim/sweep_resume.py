@@ -16,12 +16,16 @@ from tallysim.fields import first_few
 
 def refuse_lost_checkpoints(runs, cfgs, out_dir: Path, done: str) -> None:
     """Refuse (ConfigError) the first partial run of `runs` whose checkpoint this sweep could not continue
-    for its config or JAX's random generator; a finished run of another config is kept and noted
-    (sweep.py), and an unreadable checkpoint still runs again, as before."""
+    for its config or JAX's random generator, and the first finished run of another protocol or dataset
+    (EXPERIMENT); a finished run of another config otherwise is kept and noted (sweep.py), and an
+    unreadable checkpoint still runs again, as before."""
     from tallysim import checkpoint
     for (name, _), cfg in zip(runs, cfgs):
         d = out_dir / name
-        if (d / done).exists() or not (d / checkpoint.FILE).is_file():
+        if (d / done).exists():
+            _refuse_other_experiment(d, name, cfg)
+            continue
+        if not (d / checkpoint.FILE).is_file():
             continue
         try:
             meta = checkpoint.read_meta(d)
@@ -40,3 +44,28 @@ def refuse_lost_checkpoints(runs, cfgs, out_dir: Path, done: str) -> None:
                 f"sweep's for it ({first_few(diff, 4, ', ...')}); run now, it would "
                 f"start again from round 1 and lose those rounds; allowed: the sweep's config as it was (the "
                 f"run then continues), or delete {d / checkpoint.FILE} to run it again under this config")
+
+
+# Fields a finished run cannot differ in and still be this sweep's run "edited since": another protocol or
+# dataset is another experiment. A tally-only sweep into the folder of a softlabel-only one (both named
+# `model.name=lstm__seed=0`: neither sweep had the protocol as an axis) skipped every run as done, tally never ran.
+EXPERIMENT = ("protocol.name", "data.name")
+
+
+def _refuse_other_experiment(d: Path, name: str, cfg) -> None:
+    try:
+        old = json.loads((d / "config.json").read_text())
+    except (OSError, ValueError, UnicodeDecodeError):
+        return                          # nothing to compare: skipped as done, as before
+    if not isinstance(old, dict):
+        return
+    now = config.to_dict(cfg)
+    for key in EXPERIMENT:
+        section, field = key.split(".")
+        was, wants = (old.get(section) or {}).get(field), now[section][field]
+        if was is not None and was != wants:
+            raise ConfigError(
+                f"sweep: {d} is a finished run of {key}={was}, and this sweep's run {name} is {key}={wants}: "
+                f"another experiment's results under the same name, which the sweep would skip as done, never "
+                f"running {wants}; allowed: another --out for this sweep (or move {d} away); a sweep's axes "
+                f"name its runs, so two sweeps that differ in a field neither sweeps share names")

@@ -40,6 +40,7 @@ class Dead(NamedTuple):
     partial: bool = False       # participation < 1: a peer never drawn into a cohort never trained
     seeds: int = 1              # `peers` counts every seed's: 20 peers x 3 seeds are 60
     total: Optional[int] = None  # eval_peers below peers: the run's peers, of which `peers` were evaluated
+    evaluations: int = 0        # evaluations after the first read (0: not known)
 
 
 def floor_of(majority: dict, classes=None) -> Optional[float]:
@@ -109,7 +110,7 @@ def find(rows: list, floor: Optional[float], sampled: bool = False, partial: boo
         return None
     return Dead(names, len(seeds) * len(table[0][0]), floor, (rows[1]["round"], rows[-1]["round"]),
                 sum(means) / len(means), sum(withouts) / len(withouts) if withouts else None, partial, len(seeds),
-                total)
+                total, len(rows) - 1)
 
 
 def of_peers(evaluated: int, seeds: int = 1, total: Optional[int] = None) -> str:
@@ -159,11 +160,22 @@ def _means(dead: Dead) -> str:
 def warning(dead: Dead, name: str = "") -> str:
     """The line on stderr at the run's end (run.py), once."""
     one = len(dead.names) == 1
-    return (f"tallysim: warning: {name + ': ' if name else ''}{_named(dead)} stayed at or below the floor "
+    # a 3-round text run's small LSTMs, still learning (perplexity 59 of a uniform 80), sat below the space's
+    # floor at rounds 2-3 and were told they "learnt nothing, most likely diverged": two evaluations cannot
+    # tell a slow start from a blow-up, so say so where fewer than the mid-run watch's STREAK were read
+    head = (f"tallysim: warning: {name + ': ' if name else ''}{_named(dead)} stayed at or below the floor "
             f"{dead.floor:.4f} (always predicting the most frequent test target) at every evaluation after the "
-            f"first ({_rounds(dead)}): {'it' if one else 'they'} learnt nothing, most likely diverged in the first "
+            f"first ({_rounds(dead)}): ")
+    never = "never drawn into a round (participation < 1), " if dead.partial else ""
+    if 0 < dead.evaluations < STREAK:
+        k = dead.evaluations
+        return (head + f"{k} evaluation{'s' * (k > 1)} cannot tell a peer still learning (a small model's first "
+                f"rounds often sit below the floor) from one that diverged (the loss blew up; a smaller optim.lr "
+                f"or optim.momentum prevents it), {never}or one predicting one class whatever it is shown: "
+                f"more rounds tell{_means(dead)} (docs/getting-started.md, \"The demo figure\")")
+    return (head + f"{'it' if one else 'they'} learnt nothing, most likely diverged in the first "
             f"rounds (the loss blew up; a smaller optim.lr or optim.momentum prevents it), "
-            f"{'never drawn into a round (participation < 1), ' if dead.partial else ''}or "
+            f"{never}or "
             f"{'predicts' if one else 'predict'} one class whatever {'it is' if one else 'they are'} shown"
             f"{_means(dead)} (docs/getting-started.md, \"The demo figure\")")
 

@@ -306,6 +306,32 @@ def text_headline(row: dict) -> dict:
     return {name: row.get(k) if k else None for name, k in zip(("ppl", "client_mean", "client_p10"), keys)}
 
 
+def no_client_note(runs: list) -> Optional[str]:
+    """`tallysim table`'s note for next-token runs whose per-client accuracy is null in every row, so that
+    its client_mean and client_p10 columns vanished in silence: with a natural split and a data.max_test
+    sample, the peers' own clients (a few roles of 715) had no test window among the windows evaluated
+    (the study's 6 roles among 200 of 11,040). `runs`: (dir, label, config dict, rows) as table reads them."""
+    empty = [(label, cfg) for _, label, cfg, rows in runs if rows and rows[-1].get("ppl_mean") is not None
+             and all(text_headline(r)["client_mean"] is None for r in rows)
+             and (cfg.get("partition") or {}).get("kind") == "natural" and headline_key(rows[-1]) == "acc_mean"]
+    if not empty:
+        return None
+    names = ", ".join(str(label) for label, _ in empty[:3]) + (f", ... ({len(empty) - 3} more)" if len(empty) > 3 else "")
+    sizes = sorted({(cfg.get("data") or {}).get("max_test") for _, cfg in empty}, key=str)
+    why = (f"among the data.max_test={', '.join(map(str, sizes))} test windows evaluated (a uniform sample of "
+           "every client's): raise data.max_test or leave it unset" if sizes != [None] else
+           "in the test set evaluated")
+    return (f"table: {names}: no per-client accuracy (acc_own_mean null in every row; no client_mean or "
+            f"client_p10 column for them): none of the peers' own clients had a scored test position {why}")
+
+
+def say_no_client(runs: list, log) -> None:
+    """no_client_note through `log`, where there is one."""
+    note = no_client_note(runs)
+    if note:
+        log(note)
+
+
 def _whole(v) -> bool:
     return is_number(v) and math.isfinite(v) and float(v).is_integer()
 

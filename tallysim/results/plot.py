@@ -7,6 +7,7 @@ figure can be checked, or redrawn elsewhere, from the numbers behind it.
 from __future__ import annotations
 
 import csv
+import itertools
 import math
 import sys
 from pathlib import Path
@@ -37,7 +38,8 @@ def metric_value(row: dict, metric: str, where) -> float:
 def _short_keys(keys: list[str]) -> dict:
     """A dotted field -> its last part where that is unambiguous among `keys` (`partition.alpha` ->
     `alpha`), else the whole key: legends stay short without two fields reading alike."""
-    last = [k.rsplit(".", 1)[-1] for k in keys]
+    # `model.name` read "name=lstm" beside "per_round=1": a `.name` field is its section (`model=lstm`)
+    last = [k.rsplit(".", 1)[0] if k.endswith(".name") else k.rsplit(".", 1)[-1] for k in keys]
     return {k: (s if last.count(s) == 1 else k) for k, s in zip(keys, last)}
 
 
@@ -99,6 +101,12 @@ def run_labels(cfgs: list[dict], run_dirs, labels: Optional[list] = None) -> lis
         rest = ", ".join(f"{short[k]}={flat.get(k)}" for k in keys)
         rest = rest or _dir_rest(Path(d).name, p) or Path(d).parent.name
         out.append(f"{p} ({rest})")
+    # a sweep's `seed` axis: runs alike but for their seed read as one label, then as their long directory
+    # names (`[chars/protocol.name=tally__probe.per_round=1__model.name=lstm__seed=0]`): name the seed
+    seeds = [flatten(c).get("seed") for c in cfgs]
+    out = [(f"{x[:-1]}, seed={s})" if x.endswith(")") else f"{x} (seed={s})")
+           if out.count(x) > 1 and len({t for y, t in zip(out, seeds) if y == x}) > 1 else x
+           for x, s in zip(out, seeds)]
     if len(set(out)) < len(out):             # still alike (same config and names): the directories
         out = [f"{x} [{Path(d).parent.name}/{Path(d).name}]" if out.count(x) > 1 else x
                for x, d in zip(out, run_dirs)]
@@ -149,6 +157,9 @@ def _legend_with_model(labels: list, rows_per_run: list, metric: str, labels_giv
             for label, rows in zip(labels, rows_per_run)]
 
 
+LEGEND_INSIDE = 8      # more curves than this: the legend goes beside the axes, not over the curves
+
+
 def plot_curves(run_dirs, out: str, metric: str = "auto", title: str | None = None,
                 labels: Optional[list] = None) -> str:
     """One line per run directory; with several seeds a band of +- one std over seeds around the
@@ -190,8 +201,10 @@ def plot_curves(run_dirs, out: str, metric: str = "auto", title: str | None = No
     _check_drawable(series, metric, [d for d, _, _ in runs])
     fig, ax = metrics.pyplot().subplots(figsize=(6.4, 4.4))
     legend = _legend_with_model([s[3] for s in series], kept, metric, labels_given=given)
-    for (x, y, s, _), label in zip(series, legend):
-        line, = ax.plot(x, y, marker="o", markersize=3, label=_shown(label))
+    many = len(series) > LEGEND_INSIDE     # 16 runs' legend covered every curve, and 10 colours repeated
+    colors = metrics.pyplot().get_cmap("tab20").colors if many else [None] * len(series)
+    for (x, y, s, _), label, color in zip(series, legend, itertools.cycle(colors)):
+        line, = ax.plot(x, y, marker="o", markersize=3, label=_shown(label), color=color)
         if s is not None:
             ax.fill_between(x, [a - b for a, b in zip(y, s)], [a + b for a, b in zip(y, s)],
                             color=line.get_color(), alpha=0.15, linewidth=0)
@@ -204,7 +217,11 @@ def plot_curves(run_dirs, out: str, metric: str = "auto", title: str | None = No
     ax.set_ylabel(y_label(kept, metric) + ("\nband: mean +- std over seeds" if band else ""))
     ax.set_title(title or default_title([cfg for _, cfg, _ in runs]), fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
+    if many:        # beside the axes, the figure widened for it
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
+        fig.set_size_inches(6.4 + 0.06 * max(len(x) for x in legend), 4.4)
+    else:
+        ax.legend(fontsize=8)
     metrics.save_figure(fig, out)
     write_points(Path(out).with_suffix(".csv"), points)
     return out

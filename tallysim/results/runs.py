@@ -99,7 +99,7 @@ class Results:
             return f"Results({str(self.out)!r}, {rows} rows)"
 
     def _summary(self) -> str:
-        from tallysim.results.headline import at_floor, bits_text, headline_key
+        from tallysim.results.headline import FLOOR_MARGIN, at_floor, bits_text, headline_key
         proto = (self.config.get("protocol") or {}).get("name", "?") if isinstance(self.config, dict) else "?"
         head = f"Results({str(self.out)!r}: {proto}, {self.status}, {len(self.rows)} rows"
         last = self.last
@@ -110,7 +110,9 @@ class Results:
         shown = f"{acc:.4f}" if isinstance(acc, (int, float)) else str(acc)
         from tallysim.results import partition_file
         floor = partition_file.majority(self.out)
-        shown += f", at the floor {floor['majority_acc']:.4f}" if at_floor(acc, floor) else ""
+        if at_floor(acc, floor):     # 0.1132 read "at the floor 0.1812": say below where it is below
+            where = "below" if acc < floor["majority_acc"] - FLOOR_MARGIN else "at"
+            shown += f", {where} the floor {floor['majority_acc']:.4f}"
         from tallysim.results import dead_peers     # peers at the floor all run (results/dead_peers.py)
         shown += dead_peers.clause(dead_peers.of_run(self.out, self.rows, self.config))
         return (head + f"; round {last.get('round')}: {key} {shown} @ {bits_text(last.get('bits_per_peer'))} bits per peer)")

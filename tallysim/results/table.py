@@ -73,6 +73,7 @@ def table_rows(dirs, metric: str = "auto", log=None) -> tuple[list[str], list[di
         log(headline.partial_note("table", metric, partial))     # final, final_std or best over fewer seeds
     if metric == "auto":
         _say_floor(runs, log)
+        headline.say_no_client(runs, log)      # the client columns vanished in silence
         for d, label, cfg, rows in runs:   # a peer at the floor all run (the demo's seed 1: peer 0 at 0.1000)
             if dead := dead_peers.of_run(d, rows, cfg):
                 log(dead_peers.note(dead, str(label)))
@@ -158,11 +159,11 @@ def _say_floor(runs: list, log) -> None:
         if headline.at_floor(metrics.final_best(rows)[0], majority):
             at.setdefault(f"{majority['majority_acc']:.4f}", []).append(str(label))
     for floor, labels in at.items():
-        # "at or below" named 0.0898 of a run at 0.0899: at_floor allows FLOOR_MARGIN above the floor
-        log(f"table: {_some(labels)}: final accuracy at or below {floor} + {headline.FLOOR_MARGIN:g}, within "
-            "rounding of what always predicting the most frequent test target scores (partition.json's "
-            "majority_acc): nothing learnt beyond the targets' "
-            "frequencies yet" + ("; the ppl column still tells them apart" if any(
+        # "at or below" named 0.0898 of a run at 0.0899: at_floor allows FLOOR_MARGIN above the floor (for
+        # rounding: "within rounding of" it was said of words runs at 0.0063 against 0.0905)
+        log(f"table: {_some(labels)}: final accuracy at or below {floor} + {headline.FLOOR_MARGIN:g} (a margin for "
+            "rounding), what always predicting the most frequent test target scores (partition.json's "
+            "majority_acc): nothing learnt beyond the targets' frequencies yet" + ("; the ppl column still tells them apart" if any(
                 metrics.text_headline(rows[-1])["ppl"] is not None for *_, rows in runs if rows) else ""))
 
 
