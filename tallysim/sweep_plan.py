@@ -103,7 +103,7 @@ def state(run_dir: Path, cfg: Config) -> str:
         # of another config (the sweep's edited since): its rows are replaced by this config's, unsaid
         diff = config_diff(run_dir, cfg)
         return ("will run again from round 1 (it stopped before its first checkpoint"
-                + (f"; its rows, of another config ({', '.join(diff[:4])}{', ...' if len(diff) > 4 else ''}), are "
+                + (f"; its rows, of another config ({first_few(diff, 4, ', ...')}), are "
                    "replaced" if diff else "") + ")")
     return "will run"
 
