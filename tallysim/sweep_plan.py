@@ -127,3 +127,34 @@ def _readable(path: Path) -> bool:
         return isinstance(json.loads(path.read_text()), dict)
     except (OSError, ValueError, UnicodeDecodeError):
         return False
+
+
+def dry_run(args, runs, cfgs: list[Config], checked_out) -> int:
+    """`sweep --dry-run` (moved from sweep.main): each run with what the sweep would do in --out (`state`),
+    the directories of no run of it (`strangers`), and the runs and compiled programs it would make;
+    `checked_out`: sweep's check of --out (what the real sweep refuses of it, the dry run refuses too)."""
+    from tallysim import sweep_resume
+    from tallysim.sim import lanes
+    out_dir = None
+    if args.out is not None:     # what the real sweep refuses of --out ("" too), the dry run refuses too
+        out_dir = checked_out(args.out, runs, cfgs)
+        if not out_dir.is_dir() or not any(out_dir.iterdir()):
+            out_dir = None       # nothing there: every run would run, and the list says no more
+        else:                    # a checkpoint this sweep could not continue, as the real one refuses
+            sweep_resume.refuse_lost_checkpoints(runs, cfgs, out_dir, DONE)
+    for i, ((name, overrides), cfg) in enumerate(zip(runs, cfgs), 1):   # each run's fate in DIR
+        fate = f" ({state(out_dir / name, cfg)})" if out_dir is not None else ""
+        print(f"[{i}/{len(runs)}] {name}: {' '.join(overrides)}{fate}")
+    for line in strangers(out_dir, runs, cfgs) if out_dir is not None else []:
+        print(line)
+    grouped = not getattr(args, "one_at_a_time", False)
+    if out_dir is None:
+        groups = 1 if not cfgs else len(lanes.group(cfgs))
+        print(f"{len(runs)} runs; {groups if grouped else len(runs)} compiled programs")
+        return 0
+    # runs already done are skipped and compile nothing: count what the real sweep would do
+    dirs = [out_dir / name for name, _ in runs]
+    done = sum((d / DONE).exists() for d in dirs)
+    programs = sum(compiles(cfgs, dirs, plan(cfgs, dirs, grouped)))
+    print(f"{len(runs)} runs ({done} done, {len(runs) - done} to run); {programs} compiled programs")
+    return 0
