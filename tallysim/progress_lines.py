@@ -149,7 +149,7 @@ class RunsLines:
     def expect_compiles(self, n: int) -> None:
         self.clock.expect_compiles(n)       # the sweep's (or figure's) batches that compile (RunsClock)
 
-    def batch_starts(self, compiles: bool) -> None:
+    def batch_starts(self, compiles: int) -> None:
         self.clock.batch_starts(compiles)
 
     def done(self, n: int = 1, skipped: bool = False) -> None:

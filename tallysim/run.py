@@ -109,10 +109,11 @@ def _run_chunk(b: Built, lo: int, hi: int, lanes_out: "_Lanes", bar, saver: chec
     """All rounds of lanes [lo, hi) as one vmapped program, from round 1 or from a checkpoint."""
     ctx = b.ctx
     check_own_keys(b.cfg.protocol.name, b.protocol.row_keys)    # before anything compiles
-    if bar:                 # a later chunk: the bar names its round 0 while it compiles, not 400/400 of the last
-        bar.chunk_starts()
     cfgs = [b.cfgs[b.lane_cfg[j]] for j in range(lo, hi)]
     placement = mesh.plan(1 if ctx.model_groups else b.cfg.devices, hi - lo, b.cfg.peers)   # groups: one device
+    if bar:                 # a later chunk: the bar names its round 0 while it compiles, not 400/400 of the last;
+        # one of another width (seeds=5 in chunks of 2: the last, of 1) compiles its own programs (the ETA)
+        bar.chunk_starts(placement.mesh is not None or _programs_key(b, placement, hi - lo) not in b.programs)
     data_c, values, k_init, k_rounds, x_test, y_test = chunk_inputs(b, lo, hi, placement)
     ledgers = [comm.Ledger(c.peers, privacy.ledger_for(c, protocols.traits(c.protocol.name).privacy,
                                                        ctx.spec.messages, ctx.spec.active),
@@ -176,7 +177,7 @@ def _programs(b: Built, placement: mesh.Placement, lanes: int, k_init, data_c, v
     seed_chunk=1: 6.3 -> 2.8 s of CPU on a tiny run). Safe: they close over this run's Built only, whose
     protocol and Context every chunk shares; a chunk's data, keys and lane values are their arguments.
     On a mesh the state's shardings come from its shape, and they are made afresh (no reuse)."""
-    key = (lanes, placement.pad_lanes, id(b.protocol))
+    key = _programs_key(b, placement, lanes)
     if placement.mesh is None and key in b.programs:
         return b.programs[key]
     ctx = b.ctx
@@ -199,6 +200,11 @@ def _programs(b: Built, placement: mesh.Placement, lanes: int, k_init, data_c, v
     if placement.mesh is None:
         b.programs[key] = progs
     return progs
+
+
+def _programs_key(b: Built, placement: mesh.Placement, lanes: int) -> tuple:
+    """What a chunk's programs in b.programs are kept under: its width, padding and protocol."""
+    return lanes, placement.pad_lanes, id(b.protocol)
 
 
 def group_ranges(ctx) -> tuple:

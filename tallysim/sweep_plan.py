@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Optional
 
 from tallysim import config
 from tallysim.config import Config, ConfigError
@@ -39,25 +40,44 @@ def plan(cfgs: list[Config], dirs: list[Path], grouped: bool) -> list[list[int]]
     return out
 
 
-def compiles(cfgs: list[Config], dirs: list[Path], batches: list[list[int]]) -> list[bool]:
-    """Per batch of `plan`: whether running it compiles a program. A finished batch (skipped) does not,
-    nor one whose program (program_key) an earlier batch of this sweep compiled (the command line's
-    compile cache holds it: one at a time, seed=0,1 compiled 7.9 s then 1.3 s); every other batch does."""
+def compiles(cfgs: list[Config], dirs: list[Path], batches: list[list[int]],
+             cached: Optional[bool] = None) -> list[int]:
+    """Per batch of `plan`: how many programs running it compiles (one per chunk width of its lanes:
+    seeds=5 with seed_chunk=2 run chunks of 2, 2 and 1, and the chunk of 1 compiles its own; measured
+    13.8 s of 30.0 s of compiling there). A finished batch (skipped) compiles none. With the persistent
+    compile cache in effect (`cached`; None: startup.cache_in_effect()), a program (program_key and
+    width) an earlier batch of this sweep compiled is read from it instead (one at a time, seed=0,1
+    compiled 7.9 s then 1.3 s); without it each run builds and compiles its programs anew (seed=1
+    compiled 12.8 s where seed=0 took 14.3 s), and counting it as cached made the ETA short by a
+    compile per such run. A width sized to memory at run time (no seed_chunk) is not known here: one."""
+    if cached is None:
+        from tallysim import startup
+        cached = startup.cache_in_effect()
     seen, out = set(), []
     for batch in batches:
         if all((dirs[i] / DONE).exists() for i in batch):
-            out.append(False)
+            out.append(0)
             continue
-        key = program_key([cfgs[i] for i in batch])
-        out.append(key not in seen)
-        seen.add(key)
+        batch_cfgs = [cfgs[i] for i in batch]
+        keys = {(program_key(batch_cfgs), width) for width in widths(batch_cfgs)}
+        out.append(len(keys - seen) if cached else len(keys))
+        seen |= keys
     return out
 
 
+def widths(cfgs: list[Config]) -> list[int]:
+    """The widths of the chunks a batch's lanes (each configuration's seeds) run in, as build.auto_chunk
+    cuts them where a configuration sets seed_chunk (the smallest asked for); all in one otherwise."""
+    lanes = sum(c.seeds for c in cfgs)
+    asked = [c.seed_chunk for c in cfgs if c.seed_chunk]
+    chunk = min(min(asked), lanes) if asked else lanes
+    return [chunk] + ([lanes % chunk] if lanes % chunk else [])
+
+
 def program_key(cfgs: list[Config]) -> tuple:
-    """What a batch's compiled program depends on: the static signature (lanes.signature: shapes and
-    static fields), its lanes (each configuration's seeds and seed_chunk) and every lane field's values
-    in it. A lane field the batch does not vary is a constant in the program (Context.consts), so one at
+    """What a batch's compiled program depends on besides its chunk width (`widths`): the static
+    signature (lanes.signature: shapes and static fields), its lanes (each configuration's seeds and
+    seed_chunk) and every lane field's values in it. A lane field the batch does not vary is a constant in the program (Context.consts), so one at
     a time optim.lr=0.02,0.05 compile twice (7.9 s, then 7.7 s where seed=1 took 1.3 s, the cache's);
     one it varies is an array, but its distinct values are static facts too (lanes.choices)."""
     from tallysim.sim import lanes

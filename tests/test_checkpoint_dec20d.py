@@ -78,3 +78,113 @@ def test_every_run_alone_gets_the_cadence_and_a_group_says_it_saves_none(tmp_pat
     seen.clear()
     sweep.run_sweep(base, runs, tmp_path / "d", progress=False, log=logs.append)      # no cadence: the default
     assert seen == [("group", None), ("group", None)] and not [line for line in logs if "checkpoint" in line]
+
+
+# ------------------------------------------------------------------ the ETA's compiles to come
+
+def test_without_the_compile_cache_a_run_on_an_earlier_runs_program_compiles_again(tmp_path, monkeypatch):
+    """One at a time, seed=0,1 build one program twice: the compile cache reads the second back (1.3 s
+    of 7.9), but without it (TALLYSIM_COMPILE_CACHE=0) seed=1 compiled 12.8 s where seed=0 took 14.3 s
+    (XLA's backend compiles counted, 3 and 3: none a cache hit), and the plan counted it as none."""
+    import jax
+    from tallysim import startup, sweep_plan
+    base = tiny(*RESUMABLE)
+    runs = sweep.expand({}, ["seed=0,1"])
+    cfgs, dirs = sweep.configs(base, runs), [tmp_path / n for n, _ in runs]
+    batches = sweep_plan.plan(cfgs, dirs, False)
+    assert sweep_plan.compiles(cfgs, dirs, batches, cached=True) == [1, 0]
+    assert sweep_plan.compiles(cfgs, dirs, batches, cached=False) == [1, 1]
+    # where no argument says, JAX's settings do: the suite runs with the cache on (conftest)
+    assert startup.cache_in_effect() and sweep_plan.compiles(cfgs, dirs, batches) == [1, 0]
+    was = jax.config.jax_enable_compilation_cache
+    jax.config.update("jax_enable_compilation_cache", False)
+    try:
+        assert not startup.cache_in_effect() and sweep_plan.compiles(cfgs, dirs, batches) == [1, 1]
+    finally:
+        jax.config.update("jax_enable_compilation_cache", was)
+
+
+def test_a_narrower_last_seed_chunk_is_a_compile_of_its_own(tmp_path):
+    """seeds=5 with seed_chunk=2 run chunks of 2, 2 and 1: the chunk of 1 compiled its own programs
+    (13.8 s of the run's 30.0 s of compiling, TALLYSIM_COMPILE_CACHE=0), which the plan did not count."""
+    from tallysim import sweep_plan
+    base = tiny(*RESUMABLE)
+    one = sweep.configs(base, [("a", ["seeds=5", "seed_chunk=2"])])
+    assert sweep_plan.widths(one) == [2, 1] and sweep_plan.compiles(one, [tmp_path / "a"], [[0]]) == [2]
+    even = sweep.configs(base, [("a", ["seeds=4", "seed_chunk=2"])])
+    assert sweep_plan.widths(even) == [2] and sweep_plan.compiles(even, [tmp_path / "a"], [[0]]) == [1]
+    # a group's lanes are chunked together: seeds 2 + 3 in chunks of 2 (the smallest asked) end in one of 1
+    group = sweep.configs(base, [("a", ["seeds=2", "seed_chunk=2"]), ("b", ["seeds=3", "seed_chunk=4"])])
+    assert sweep_plan.widths(group) == [2, 1]
+    assert sweep_plan.widths(sweep.configs(base, [("a", ["seeds=5"])])) == [5]     # sized at run time: one
+    # one at a time with the cache, a second such run reads both back; without it, compiles both again
+    two = sweep.configs(base, sweep.expand({}, ["seed=0,5", "seeds=5", "seed_chunk=2"]))
+    dirs = [tmp_path / "x", tmp_path / "y"]
+    assert sweep_plan.compiles(two, dirs, [[0], [1]], cached=True) == [2, 0]
+    assert sweep_plan.compiles(two, dirs, [[0], [1]], cached=False) == [2, 2]
+
+
+def test_the_clock_counts_a_batchs_later_compile_until_its_chunk_starts(monkeypatch):
+    """Two runs of seeds=5 in chunks of 2, no compile cache: 4 compiles. The first (60 s, a tenth of a run
+    back with it) is under way when the batch starts; 0.4 runs then take 10 s (25 s a run). Left: 1.5
+    runs of training, the chunk of 1's compile in this run and the next run's two, 57.5 s each. When that
+    chunk starts its compile is under way (taken off), and its first stretch is measured as one."""
+    from conftest import Clock
+    from tallysim import progress
+    clock = Clock(monkeypatch)
+    c = progress.RunsClock(2)
+    c.expect_compiles(4)
+    c.batch_starts(2)
+    assert (c.compiles_left, c.in_batch) == (2, 1)
+    clock.t = 60.0
+    c.report(0.1, compiled=True)
+    clock.t = 70.0
+    c.report(0.5)
+    assert c.eta() == pytest.approx(1.5 * 25.0 + 3 * 57.5)
+    c.chunk_compiles()                  # the chunk of 1 starts compiling
+    assert (c.compiles_left, c.in_batch, c.compiling) == (2, 0, True)
+    assert c.eta() == pytest.approx(1.5 * 25.0 + 2 * 57.5)
+    clock.t = 130.0
+    c.report(0.6, compiled=True)        # its first stretch: 60 s, 0.1 runs of it rounds
+    assert c.compile_s() == pytest.approx(57.5)
+    c.chunk_compiles()                  # a chunk the plan did not count (sized to memory): not a compile
+    assert (c.compiles_left, c.in_batch, c.compiling) == (2, 0, False)
+
+
+def test_a_run_tells_its_bar_which_seed_chunks_compile(monkeypatch):
+    """run._run_chunk: test_checkpoint_never's config (seeds=3 in chunks of 2: widths 2 and 1, its compiled
+    programs); each chunk's width is new to the run, so each compiles. A later chunk's compile reaches the
+    runs' clock through an open bar over runs (progress_base.chunk_compiles)."""
+    from tallysim import progress
+    starts = []
+
+    class Bar:
+        def chunk_starts(self, compiles=False):
+            starts.append(compiles)
+
+        def update(self, *a, **k):
+            pass
+
+        def row(self, *a, **k):
+            pass
+
+        def close(self):
+            pass
+    with monkeypatch.context() as m:       # run.progress_bars is tallysim.progress: the bars below are real
+        m.setattr(run.progress_bars, "round_bar", lambda *a, **k: Bar())
+        run.run(tiny("protocol.name=fedavg", "rounds=2", "seeds=3", "seed_chunk=2", "eval_every=1"), None)
+    assert starts == [True, True]
+    # the round facts pass a later chunk's compile to the clock over runs (the first chunk's is the batch's)
+    monkeypatch.setenv(progress.MODE_ENV, "lines")
+    runs_bar = progress.runs_bar(2, True)
+    try:
+        runs_bar.batch_starts(2)
+        facts = progress.round_bar(4, True, chunks=[(0, 2, 2), (2, 3, 2)])
+        facts.chunk_starts(True)        # the first chunk: announced with the bar, nothing more
+        assert runs_bar.clock.in_batch == 1
+        facts.update(2)
+        facts.chunk_starts(True)
+        assert runs_bar.clock.in_batch == 0 and runs_bar.clock.compiling
+        facts.close()
+    finally:
+        runs_bar.close()
