@@ -76,16 +76,13 @@ class RoundFacts:
         compiled again (another width). Now: the new chunk's round 0, compiling, its first stretch timed as
         a compile like the first chunk's (the rate starts again after it). `compiles`: its width is new to
         the run (the narrower last chunk), so it compiles programs of its own: the runs' clock is told
-        (progress_base.chunk_compiles), which counted it among the compiles to come."""
+        (compiling_again: progress_base.chunk_compiles), which counted it among the compiles to come."""
         if self.compile_s is None:      # nothing has come back since `compiling` was said
             return
-        if compiles:
-            from tallysim import progress_base      # here: it imports this module (the runs' clock is its)
-            progress_base.chunk_compiles()
         self.ticker.stop()
         self.compile_s, self.t_compile = None, time.perf_counter()
         self.work, self.t_work = 0, None
-        self.ticker = self.compiling_again()
+        self.ticker = self.compiling_again(compiles)
 
     def where(self, n: int, total: int, coming: bool = False) -> str:
         """`round 142/400`, or in a run of several seed chunks `seeds 3-4 of 4, round 142/400`: the
