@@ -164,6 +164,28 @@ class Saver:
             outdir.remove_stale_temps(self.out_dir)      # a killed earlier attempt's half-written files
 
 
+class GroupSaver(Saver):
+    """A group's checkpoints (run.run_group: runs trained as lanes of one program): one per run, in its own
+    directory, holding its own lanes of the state and its own meta (Lanes.meta's list; None: nothing to
+    save, a run stopped or past its rounds) as the run alone would save them, so that each resumes alone
+    (a run with a checkpoint is a batch of its own: sweep_plan.plan). `lanes`: each run's lane indices."""
+
+    def __init__(self, out_dirs: list, every: Optional[int], lanes: list):
+        super().__init__(next((d for d in out_dirs if d is not None), None), every)
+        self.out_dirs, self.lanes = out_dirs, lanes
+
+    def save(self, state: Any, metas: list) -> None:
+        host = jax.device_get(state)            # once: each run's lanes are numpy slices of it
+        for d, idx, meta in zip(self.out_dirs, self.lanes, metas):
+            if d is not None and meta is not None:
+                save(d, jax.tree.map(lambda x: np.asarray(x)[np.asarray(idx)], host), meta)
+        self.last = time.monotonic()
+
+    def discard(self) -> None:
+        for d in self.out_dirs:
+            Saver(d, 0).discard()
+
+
 def plugin_changes(meta: dict) -> list:
     """The plugin modules whose source file differs from the one the checkpoint was computed with: a
     plugin edited between a crash and its resume continued under the new code in silence, the rows

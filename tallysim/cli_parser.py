@@ -123,8 +123,8 @@ def add_sweep_command(sub) -> None:
     sw.add_argument("--quiet", action="store_true", help=QUIET_HELP)
     sw.add_argument("--progress", choices=PROGRESS_MODES, help=PROGRESS_HELP)
     sw.add_argument("--dry-run", action="store_true", help="validate and list the runs, run nothing")
-    sw.add_argument("--checkpoint-every", type=int, metavar="K", help=CHECKPOINT_HELP + "; each run trained "
-                    "alone (a group of runs trained as one program saves none: --one-at-a-time)")
+    sw.add_argument("--checkpoint-every", type=int, metavar="K", help=CHECKPOINT_HELP + " in each run; "
+                    "a group of runs trained as one program saves each run's own only with K given")
     sw.add_argument("--one-at-a-time", action="store_true",
                     help="run each configuration as its own program (default: configurations that differ "
                     "only in learning rates, weights, temperatures, partition, seed or rounds share one)")

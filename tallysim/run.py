@@ -296,32 +296,38 @@ def warn_dead(results: list) -> None:
 
 
 def run_group(cfgs: list[Config], outs: list, progress: bool = True, built: Optional[Built] = None,
-              warn: bool = True) -> list:
+              warn: bool = True, checkpoint_every: Optional[int] = None) -> list:
     """Run configurations that share a static signature (lanes.group) as one compiled program, each
     into its own run directory (claimed with overwrite: the caller has checked them, as `sweep`
     does); two that share seeds are warned about as a sweep's runs are (`warn=False`: a sweep's batch,
     warned for the whole sweep). Returns per configuration its last metrics row plus 'out', or the
-    exception that stopped it (a NonFiniteLoss stops only its own configuration). No checkpoints: an
-    interrupted group reruns its unfinished configurations."""
+    exception that stopped it (a NonFiniteLoss stops only its own configuration). Given a
+    `checkpoint_every` K, each configuration saves its own checkpoint every K rounds where the group's
+    lanes run as one chunk (checkpoint.GroupSaver), and resumes from it alone; in chunks, or with no K
+    (not every few minutes, as a lone run: an interrupted group runs again as one program), none."""
     if warn:
         validation.warn_seed_overlap([Path(o).name for o in outs], cfgs, "grouped runs")
     with contextlib.ExitStack() as held:     # one writer per directory, as `run` (two identical sweeps)
         for o in outs:
             held.enter_context(outdir.exclusive(o if mesh.is_writer() else None))
-        return _run_group(cfgs, outs, progress, built)
+        return _run_group(cfgs, outs, progress, built, checkpoint_every)
 
 
-def _run_group(cfgs: list[Config], outs: list, progress: bool, built: Optional[Built]) -> list:
+def _run_group(cfgs: list[Config], outs: list, progress: bool, built: Optional[Built], every: Optional[int]) -> list:
     b = built or build_group(cfgs, tuple(Path(o).name for o in outs))
     chunk = auto_chunk(b)
     out_dirs = [outdir.claim(o, True) if mesh.is_writer() else None for o in outs]
     for i, d in enumerate(out_dirs):
         if d is not None:
             write_run_files(b, i, d, chunk)
-    saver = checkpoint.Saver(None, 0)
     while True:
+        # only at a cadence asked for (None: none, as before): each run resumes alone, compiling a program of
+        # its own where the group compiled one, so a group stopped after minutes is cheaper to run again
+        saver = checkpoint.GroupSaver(out_dirs, every if every and chunk >= len(b.seeds) else 0,
+                                      [b.lanes_of(i) for i in range(len(out_dirs))])
         try:
             results = _run_all(b, out_dirs, chunk, progress, saver, None)
+            saver.discard()
             warn_collapsed(results, b.ctx.spec)
             warn_dead(results)
             return results

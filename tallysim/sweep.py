@@ -122,7 +122,8 @@ def run_sweep(base_cfg: Config, runs: list[tuple[str, list[str]]], out_dir, prog
     same files and metrics as one at a time; `grouped=False` runs them one after another.
     `validated`: `configs(base_cfg, runs)` as the caller already has it (a figure's plan), not made again.
     `checkpoint_every`: each run's checkpoint cadence, as `run`'s (None: every few minutes; 0: never); a
-    group of runs trained as one program saves no checkpoint (said once, where a cadence was asked for).
+    group of runs trained as one program saves each run's own only at a cadence given (run.run_group), and
+    each resumes alone.
     """
     if checkpoint_every is not None and (type(checkpoint_every) is not int or checkpoint_every < 0):
         raise ConfigError(f"run_sweep(checkpoint_every={checkpoint_every!r}): allowed None (every few minutes), "
@@ -155,10 +156,6 @@ def _run_locked(runs, cfgs, out_dir: Path, progress: bool, log, meta, grouped: b
     bar = progress_bars.runs_bar(n, progress, done_before=done_before(out_dir, runs)) if own_bar else runs_bar
     batches = _plan(cfgs, [out_dir / name for name, _ in runs], grouped)
     compiling = compiles(cfgs, [out_dir / name for name, _ in runs], batches)
-    if every and (shared := [b for b in batches if len(b) > 1]):    # run_group keeps no checkpoint
-        say(log, f"note: a checkpoint every {every} rounds is saved by runs trained alone; the "
-            f"{sum(map(len, shared))} runs trained as {len(shared)} grouped program(s) save none (an interrupted "
-            "group runs again from round 1; --one-at-a-time checkpoints every run)")
     if bar and own_bar:             # a caller's bar (a figure's) was told its groups' compiles when it opened
         bar.expect_compiles(sum(compiling))
     try:
@@ -273,7 +270,7 @@ def _run_grouped(runmod, batch: list[int], runs, cfgs, records, out_dir: Path, p
     t0 = time.time()
     try:
         results = runmod.run_group([cfgs[i] for i in batch], [out_dir / runs[i][0] for i in batch], progress,
-                                   warn=False)   # warned for the whole sweep
+                                   warn=False, checkpoint_every=every)   # warned for the whole sweep
     except outdir.Busy:        # another process writes one of the directories (two copies of a sweep):
         for i in batch:        # one at a time, each run claims its own; the busy ones are recorded so
             _run_one(runmod, i, runs, cfgs, records, out_dir, progress, log, meta, every)

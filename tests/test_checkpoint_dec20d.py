@@ -1,5 +1,5 @@
 """checkpoint (dec20d): `sweep --checkpoint-every K` and `figure --checkpoint-every K` (run's cadence,
-passed to every run trained alone; a grouped program saves none, and says so), and the sweep's ETA
+passed to every run; a group of runs trained as one program saves each run's own lanes), and the sweep's ETA
 counting the compiles still to come where no compile cache keeps a program and where a run's seeds
 go in chunks of two widths."""
 from __future__ import annotations
@@ -18,6 +18,8 @@ class Crash(Exception):
     pass
 
 
+@pytest.mark.slow   # the same code, fast: test_resume.py's test_sweep_resumes_a_partial_run_from_its_checkpoint
+# (run_sweep(checkpoint_every=1), one run alone) and the group test below (the command line's option)
 def test_a_sweep_killed_after_round_1_resumes_each_run_from_round_1(tmp_path, monkeypatch, capsys):
     """Two runs one at a time (seed=0,1: one program, RESUMABLE's, as the shared `checkpointed` fixture
     compiles it), --checkpoint-every 1, each stopped while round 2 runs (after round 2's row, before its
@@ -56,28 +58,63 @@ def test_a_negative_cadence_is_refused_before_anything_compiles(command, tmp_pat
         sweep.run_sweep(tiny(), [("a", [])], tmp_path / "api", checkpoint_every=-1)
 
 
-def test_every_run_alone_gets_the_cadence_and_a_group_says_it_saves_none(tmp_path, monkeypatch):
+def test_every_run_and_every_group_gets_the_cadence(tmp_path, monkeypatch):
     """run_sweep (runs stubbed: no training) hands the cadence to every run trained alone and to every
-    group (whose lone runs, after a refusal or a halving, take it); a group saves no checkpoint
-    (run.run_group), which a cadence asked for says once, naming --one-at-a-time."""
+    group (run.run_group's, and its lone runs' after a refusal or a halving); none given: the default."""
     seen = []
     monkeypatch.setattr(sweep, "_run_one", lambda *a: seen.append(("one", a[-1])))
     monkeypatch.setattr(sweep, "_run_grouped", lambda *a: seen.append(("group", a[-1])))
     runs = sweep.expand({}, ["optim.lr=0.02,0.05", "peers=4,5"])
     base = tiny("protocol.name=tally", "rounds=1")
-    logs = []
-    sweep.run_sweep(base, runs, tmp_path / "g", progress=False, log=logs.append, checkpoint_every=3)
+    sweep.run_sweep(base, runs, tmp_path / "g", progress=False, log=lambda s: None, checkpoint_every=3)
     assert seen == [("group", 3), ("group", 3)]
-    assert [line for line in logs if "checkpoint" in line] == [
-        "note: a checkpoint every 3 rounds is saved by runs trained alone; the 4 runs trained as 2 grouped "
-        "program(s) save none (an interrupted group runs again from round 1; --one-at-a-time checkpoints every run)"]
     seen.clear()
-    logs.clear()
-    sweep.run_sweep(base, runs, tmp_path / "a", progress=False, log=logs.append, grouped=False, checkpoint_every=3)
-    assert seen == [("one", 3)] * 4 and not [line for line in logs if "checkpoint" in line]
+    sweep.run_sweep(base, runs, tmp_path / "a", progress=False, log=lambda s: None, grouped=False, checkpoint_every=3)
+    assert seen == [("one", 3)] * 4
     seen.clear()
-    sweep.run_sweep(base, runs, tmp_path / "d", progress=False, log=logs.append)      # no cadence: the default
-    assert seen == [("group", None), ("group", None)] and not [line for line in logs if "checkpoint" in line]
+    sweep.run_sweep(base, runs, tmp_path / "d", progress=False, log=lambda s: None)      # no cadence: the default
+    assert seen == [("group", None), ("group", None)]
+
+
+def test_a_group_killed_after_round_1_resumes_each_run_alone_from_round_1(tmp_path, monkeypatch):
+    """optim.lr=0.02,0.05 trained as one program (RESUMABLE), --checkpoint-every 1, stopped while round 2
+    runs: each run's directory holds its own lanes of the group's state at round 1 (a group saved none at
+    any cadence: a killed grouped sweep ran every round again), and the sweep run again continues each
+    alone (local: the rows of the uninterrupted group, bit for bit; tally's train_loss differed by a
+    float32 ulp at round 2, the lone program's)."""
+    out = tmp_path / "sw"
+    items = ["sweep", *TINY, *RESUMABLE, "optim.lr=0.02,0.05", "--quiet"]
+    orig = run._Recorder.rows
+
+    def rows(self, r, per_seed):
+        orig(self, r, per_seed)
+        if r == 2:
+            raise Crash(r)
+    names = ["optim.lr=0.02", "optim.lr=0.05"]
+    with monkeypatch.context() as m:
+        m.setattr(run._Recorder, "rows", rows)
+        # no cadence given: a group saves none, as before (resumed alone, each run compiles its own program)
+        assert cli.main([*items, "--out", str(tmp_path / "default")]) == 1
+        assert not [n for n in names if (tmp_path / "default" / n / checkpoint.FILE).exists()]
+        default = [*items, "--out", str(tmp_path / "default")]
+        items += ["--out", str(out), "--checkpoint-every", "1"]
+        assert cli.main(items) == 1                 # the group failed: each run with its checkpoint
+    for name in names:
+        meta = checkpoint.read_meta(out / name)
+        assert (meta["round"], meta["chunk"], meta["lo"], meta["lines"]) == (1, 1, 0, 1)
+        assert meta["config"]["optim"]["lr"] == float(name.split("=")[1])
+    assert cli.main(items) == 0
+    for name in names:
+        assert [r["round"] for r in read_rows(out / name)] == [1, 2, 3]
+        assert [e["round"] for e in json.loads((out / name / "config.json").read_text())["resumed"]] == [1]
+        assert not (out / name / checkpoint.FILE).exists()
+    assert cli.main(default) == 0                   # the group run again as one program, from round 1
+    for name in names:
+        assert no_wall(read_rows(out / name)) == no_wall(read_rows(tmp_path / "default" / name))
+
+
+def no_wall(rows: list) -> list:
+    return [{k: v for k, v in r.items() if k != "wall_s"} for r in rows]
 
 
 # ------------------------------------------------------------------ the ETA's compiles to come
