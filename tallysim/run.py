@@ -325,6 +325,9 @@ def _run_group(cfgs: list[Config], outs: list, progress: bool, built: Optional[B
         # its own where the group compiled one, so a group stopped after minutes is cheaper to run again
         saver = checkpoint.GroupSaver(out_dirs, every if every and chunk >= len(b.seeds) else 0,
                                       [b.lanes_of(i) for i in range(len(out_dirs))])
+        if every and chunk < len(b.seeds) and mesh.is_writer():
+            print(f"tallysim: note: the group's {len(b.seeds)} lanes run {chunk} at a time, and a chunk mixes runs: "
+                  "they save no checkpoint (--one-at-a-time saves each run's)", file=sys.stderr)
         try:
             results = _run_all(b, out_dirs, chunk, progress, saver, None)
             saver.discard()

@@ -113,6 +113,21 @@ def test_a_group_killed_after_round_1_resumes_each_run_alone_from_round_1(tmp_pa
         assert no_wall(read_rows(out / name)) == no_wall(read_rows(tmp_path / "default" / name))
 
 
+def test_a_group_in_lane_chunks_saves_no_checkpoint_and_says_so(tmp_path, monkeypatch, capsys):
+    """run.run_group's cadence (the rounds themselves stubbed: built, nothing trained): the group's lanes in
+    one chunk take K; in chunks (seed_chunk=1) none, said on stderr (a run's checkpoint is its lanes of
+    one state holding them all); no K: none, in silence, as before."""
+    seen = []
+    monkeypatch.setattr(run, "_run_all", lambda b, outs, chunk, progress, saver, resume:
+                        seen.append((chunk, saver.every)) or [Crash("stub")] * len(outs))
+    for items, every, want in (([], 3, (2, 3)), (["seed_chunk=1"], 3, (1, 0)), ([], None, (2, 0))):
+        cfgs = sweep.configs(tiny(*RESUMABLE, *items), sweep.expand({}, ["optim.lr=0.02,0.05"]))
+        run.run_group(cfgs, [tmp_path / f"{len(seen)}{k}" for k in "ab"], False, warn=False, checkpoint_every=every)
+        assert seen[-1] == want
+        said = "save no checkpoint (--one-at-a-time saves each run's)" in capsys.readouterr().err
+        assert said == (want == (1, 0))
+
+
 def no_wall(rows: list) -> list:
     return [{k: v for k, v in r.items() if k != "wall_s"} for r in rows]
 
