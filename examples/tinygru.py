@@ -35,3 +35,8 @@ def tiny_gru(num_classes, dtype=jnp.float32):
 
 
 MODELS = {"tinygru": "tiny_gru"}
+# For the memory estimate (the refusal of a size no machine could hold): the bytes a training step keeps
+# per position of a window besides the logits and their gradient, which tallysim counts itself. Measured
+# as docs/howto/own-model.md says: XLA:CPU's gradient step keeps 2,651 (80 characters) and 2,657 (10,004
+# words) at float32; a little under, as the estimate is a lower bound. Left out, the logits alone count.
+POSITION_BYTES = {"tinygru": 2_600}

@@ -65,6 +65,13 @@ class Driver:
 
     def run(self, rounds: Optional[int] = None) -> list:
         """Rounds r+1 .. r+rounds (default: the config's rounds); returns each round's info on the host."""
+        from tallysim.fields import ConfigError
+        from tallysim.schema import plain_value
+        rounds = plain_value(rounds)        # np.int64 from np.arange, as Config.replace takes it
+        if rounds is not None and (type(rounds) is not int or rounds < 1):
+            # run(-1) and run(0) returned [] with no round run, run("5") was range's TypeError
+            raise ConfigError(f"Driver.run(rounds={rounds!r}): expected a whole number of rounds, 1 or more (or None: "
+                              "the config's rounds)")
         import jax
         out = []
         for _ in range(self.built.cfg.rounds if rounds is None else rounds):

@@ -27,6 +27,8 @@ import os
 import sys
 from pathlib import Path
 
+from tallysim.fields import first_few
+
 ALLOWED = ("allowed: a results directory holding only what tallysim wrote (run directories, which hold "
            ".tallysim-run; sweeps, with their sweep.json; directories of those), e.g. `tallysim clean results` "
            "or `make clean OUT=results`")
@@ -134,8 +136,7 @@ def _approve(out: str, cwd: Path | None = None) -> tuple[Path | None, dict]:
     itself = (p / outdir.MARKER).is_file() or outdir.is_run_dir(p)      # a legacy run has no marker
     foreign = _run_itself(p, out, found, ours) if itself else _foreign(p, found, ours)
     if foreign:
-        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
-        raise Refused(f"refusing to remove {out}: it holds entries tallysim did not write ({shown}); move them "
+        raise Refused(f"refusing to remove {out}: it holds entries tallysim did not write ({first_few(foreign, 3)}); move them "
                       f"away or remove it yourself; {ALLOWED}")
     here = (cwd or Path.cwd()).resolve()
     if not found and here not in real.parents:
@@ -245,9 +246,8 @@ def main(argv: list[str], say_missing: bool = False) -> int:
               "above", file=sys.stderr)
         return 2
     if kept:
-        shown = ", ".join(kept[:3]) + (f" and {len(kept) - 3} more" if len(kept) > 3 else "")
         print(f"tallysim.clean: removed tallysim's runs and sweeps from {argv[0]} but kept what appeared or "
-              f"changed there during the removal ({shown}); look at it, then clean again", file=sys.stderr)
+              f"changed there during the removal ({first_few(kept, 3)}); look at it, then clean again", file=sys.stderr)
         return 2
     print(f"tallysim.clean: removed {argv[0]} (tallysim's runs and sweeps)")
     return 0

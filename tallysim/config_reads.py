@@ -46,6 +46,9 @@ MODE_READS = {"optim.momentum": ("optim.name", ("sgd",)),
               "fedavg.m": ("fedavg.aggregate", ("multikrum",)),
               "fedavg.bucket": ("fedavg.pre", ("bucketing",)),
               "vote.history": ("vote.weighting", ("history",)),
+              # passes over the probes before local training: distill.order=mixed interleaves them with
+              # the private batches instead (protocols/distill.py), and distill.epochs=3 ran as if unset
+              "distill.epochs": ("distill.order", ("sequential",)),
               # each fault knob is read by its kinds alone (sim/faults.py, attacks.py): label_flip with
               # faults.target=50 or sign_flip with faults.sigma=5 ran as if unset, and faults.fraction=0.3
               # with kind=none ran no faulty peer

@@ -65,6 +65,7 @@ def check_rules(cfg: Config) -> None:
     _group_rules(cfg)
     _cohort_rules(cfg)
     _tally_rules(cfg)
+    _sequential_rules(cfg)
     _task_rules(cfg)
 
 
@@ -107,6 +108,17 @@ def _group_rules(cfg: Config) -> None:
     traits = protocols.traits(cfg.protocol.name)
     # a protocol that needs one common init merges parameters (the bridge), as the FedAvg family averages them
     model_groups.check(cfg, traits.model_groups, traits.fedavg_family or bool(traits.shared_init))
+
+
+def _sequential_rules(cfg: Config) -> None:
+    """distill.order=sequential digests the probes for distill.epochs passes before local training; with
+    0 passes the local round took its mixed path (sim/local.py: `if sequential_epochs`), the probes
+    interleaved with the private batches, and the run said sequential."""
+    if cfg.distill.order == "sequential" and cfg.distill.epochs == 0 \
+            and protocols.reads(cfg.protocol.name, "distill.order"):
+        raise ConfigError("distill.order=sequential with distill.epochs=0 makes no pass over the probes before "
+                          "local training, and the round then trains as distill.order=mixed; allowed: "
+                          "distill.epochs >= 1 with sequential, or distill.order=mixed")
 
 
 def _tally_rules(cfg: Config) -> None:

@@ -42,11 +42,17 @@ BLOCK_OUTSIDE = 4           # token and position embeddings, their sum, the fina
 
 
 def text_activation_bytes(name: str, model, positions: int, classes: int) -> int:
-    """Bytes per example (a window of `positions` tokens) a training step of a built-in text model
-    keeps, a lower bound: the [positions, C] logits and their gradient in float32 (at a vocabulary of
+    """Bytes per example (a window of `positions` tokens) a training step of a text model keeps, a lower
+    bound; a built-in's: the [positions, C] logits and their gradient in float32 (at a vocabulary of
     10,004 words, 1.6 MB a window: what dominates next-word training), and the hidden values of every
     layer (LSTM_PER_LAYER, BLOCK_PER_LAYER) at the compute dtype. The estimate counted `positions` floats
-    an example whatever the model, so widening, deepening or a larger vocabulary changed nothing."""
+    an example whatever the model, so widening, deepening or a larger vocabulary changed nothing. A
+    plugin's sequence model: its logits and their gradient, and the bytes a position its plugin declares
+    in POSITION_BYTES (docs/howto/own-model.md); it counted 8 bytes a position, whatever its size."""
+    if name not in TEXT_MODELS:
+        # a plugin's sequence model: what it declared per position (POSITION_BYTES) of its hidden values;
+        # nothing declared, its logits and their gradient alone, which every next-token model holds
+        return positions * (4 * 2 * classes + protocols.position_bytes(name))
     h, size = model.hidden, 2 if model.dtype == "bfloat16" else 4
     if name == "lstm":
         hidden = model.embed + model.layers * LSTM_PER_LAYER * h
@@ -56,7 +62,7 @@ def text_activation_bytes(name: str, model, positions: int, classes: int) -> int
 
 
 def model_params(name: str, width: int, dim: int, classes: int, channels: int, shape: tuple = (), model=None) -> int:
-    """A model's parameters, roughly (the estimate's unit: 3 float32 copies each, params and moments); a
+    """A model's parameters, roughly (the estimate's unit: BYTES_PER_PARAM each); a
     text model's exactly from `model` (its embed, hidden and layers: file_shapes.text_model_params), and a
     plugin's model exactly, on examples of `shape` (plugin_model_params)."""
     if name in TEXT_MODELS and model is not None:
@@ -118,8 +124,14 @@ def positions(cfg) -> int:
     return KNOWN_TEXT.get(cfg.data.name, (1,))[0]
 
 
+# The estimate's unit for a held model: bytes a parameter. A float32 parameter (4 bytes) three times:
+# the parameter and two copies that training keeps beside it (its gradient and SGD momentum's buffer,
+# or Adam's two moments), a floor under what the optimiser's state adds.
+BYTES_PER_PARAM = 4 * 3
+
+
 def models_bytes(cfg) -> tuple[int, int]:
-    """(every client's model stacked, the server's and the cohort's models): params and two moments'
-    worth of float32 each (the estimate's unit)."""
+    """(every client's model stacked, the server's and the cohort's models): BYTES_PER_PARAM each
+    parameter."""
     params = model_params(cfg.model.name, cfg.model.width, *data_shape(cfg), example_shape(cfg), cfg.model)
-    return 4 * 3 * params * cfg.peers, 4 * 3 * params * (active_peers(cfg) + 1)
+    return BYTES_PER_PARAM * params * cfg.peers, BYTES_PER_PARAM * params * (active_peers(cfg) + 1)

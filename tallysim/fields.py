@@ -1,5 +1,6 @@
 """How a config field is declared: `ints` and `floats` bounds, and whether a sweep may vary it per lane;
-and `is_path`, the one test of what a path argument may be (every layer that takes one imports it here).
+and `is_path`, the one test of what a path argument may be (every layer that takes one imports it here);
+and the few message helpers every layer shares (`did_you_mean`, `one_line`, `first_few`).
 
 No imports from tallysim and no JAX: config.py declares its sections with these, and so does a
 protocol's own section (tallysim/protocols/, or a plugin), which the registry reads before anything
@@ -104,6 +105,14 @@ def did_you_mean(value, allowed, aliases: dict | None = None) -> str:
         near += [a for a in by_lower if len(a) >= 3 and text.startswith(a)]    # TallyTrain -> tally
     near = list(dict.fromkeys(by_lower.get(n, n) for n in near if n != str(value)))[:3]
     return f"; did you mean {' or '.join(near)}?" if near else ""
+
+
+def first_few(items, n: int, rest: str = " and {} more") -> str:
+    """"a, b, c and 4 more": the first n items (as str) joined by ", ", then `rest` with how many were left
+    out ("" when none was), for a message that names what it found without listing hundreds. `rest` holds
+    `{}` for that count (table's ", ... ({} more)"), or none to say only that more exist (", ...")."""
+    items = [str(x) for x in items]
+    return ", ".join(items[:n]) + (rest.format(len(items) - n) if len(items) > n else "")
 
 
 def is_path(p) -> bool:

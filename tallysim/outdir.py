@@ -18,7 +18,7 @@ from pathlib import Path
 
 from tallysim import atomic
 from tallysim.config import ConfigError
-from tallysim.fields import NameTaken, PluginError
+from tallysim.fields import NameTaken, PluginError, first_few
 from tallysim.results.metrics import CONFIG, DONE, ERROR, METRICS, PARTITION, PARTITION_CLIENTS
 from tallysim import run_lock
 from tallysim.run_lock import LOCK, Busy, SweepBusy, being_written  # noqa: F401 (outdir.Busy etc., as before)
@@ -119,7 +119,7 @@ def run_config(d: Path, what: str, words: dict):
 
 
 def _describe(entries: list[str]) -> str:
-    return ", ".join(entries[:4]) + (f" and {len(entries) - 4} more" if len(entries) > 4 else "")
+    return first_few(entries, 4)
 
 
 CLI = {"overwrite": "--overwrite", "resume": "--resume"}

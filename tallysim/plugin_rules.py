@@ -91,3 +91,9 @@ def check_declared(module: str, mod, traits, traits_cls, reserved: set, taken: d
         check_section(module, section, cls)
         out[section] = cls
     return out
+
+
+def section_fields(cls) -> tuple:
+    """A section dataclass's fields as a comparable value (name, annotation, default, bounds): two plugins
+    may share a section only where these agree (protocols.load_plugin)."""
+    return tuple((f.name, str(f.type), repr(f.default), repr(dict(f.metadata))) for f in dataclasses.fields(cls))

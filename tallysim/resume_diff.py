@@ -10,6 +10,7 @@ from typing import Optional
 
 from tallysim import config
 from tallysim.config import ConfigError
+from tallysim.fields import first_few
 
 
 def as_read_now(written):
@@ -63,8 +64,8 @@ def chunk_refusal(diff: list, what: str, chunk, done: Optional[int]) -> str:
     others = [d for d in diff if not d.startswith("seed_chunk=")]
     rounds = f"its {done} round{'' if done == 1 else 's'}" if done is not None else "its rounds"
     chunk = "none" if chunk is None else config.show(chunk)      # as typed: seed_chunk=none
-    return (f"--resume: this config sets another seed_chunk than {what} ({', '.join(diff[:4])}"
-            f"{', ...' if len(diff) > 4 else ''}); the checkpoint holds one chunk's state of seed_chunk="
+    return (f"--resume: this config sets another seed_chunk than {what} ({first_few(diff, 4, ', ...')}"
+            "); the checkpoint holds one chunk's state of seed_chunk="
             f"{chunk}, so resuming with seed_chunk={chunk}"
             f"{' and the other fields as they were' if others else ''} continues the run; --overwrite "
             f"starts it again and discards {rounds}")
@@ -78,8 +79,8 @@ def refuse_diff(was: dict, now: dict, what: str, may_move: bool = False,
     diff = config.diff(was, now)
     if not diff:
         return None
-    said = (f"--resume: this config differs from {what} ({', '.join(diff[:4])}"
-            f"{', ...' if len(diff) > 4 else ''}); resume with the same config or use --overwrite")
+    said = (f"--resume: this config differs from {what} ({first_few(diff, 4, ', ...')}); resume with the "
+            "same config or use --overwrite")
     if was.get("seed_chunk") != now.get("seed_chunk"):
         said = chunk_refusal(diff, what, was.get("seed_chunk"), rounds_done(meta, was.get("rounds")))
     if may_move and len(diff) == 1 and diff[0].startswith("data.path="):

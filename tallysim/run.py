@@ -29,6 +29,7 @@ from tallysim import checkpoint, config, jax_check, outdir, privacy, protocols, 
 from tallysim import progress as progress_bars
 from tallysim.build import Built, auto_chunk, build, build_group  # noqa: F401 - run.build etc., as before
 from tallysim.config import Config, ConfigError
+from tallysim.fields import first_few
 from tallysim.results.metrics import (CONFIG, ERROR, METRICS, PARTITION, PROBE_KEYS, ROUND_KEYS,  # noqa: F401
                                       aggregate, check_own_keys, dumps_row, lane_row, run_collapse_warning)
 from tallysim.programs import chunk_inputs, eval_clients, initial_state, lanes_per_device, round_programs  # noqa: F401
@@ -80,28 +81,41 @@ def _own_model(cfg, r: int) -> str:
             "output at initialisation)")
 
 
+def _unnamed(state, ctx) -> str:
+    """Why no peer can be named at a non-finite stop (peers.nonfinite_peers returned None): the line said
+    "client_storage=auto keeps no client's model" of every such run, a plugin's that never set it too."""
+    if ctx.cohort:              # the server model and each round's cohort, materialised and dropped
+        return "client_storage=auto keeps no client's model"
+    name = ctx.cfg.protocol.name
+    if getattr(state, "params", None) is None or not jax.tree_util.tree_leaves(state.params):
+        return f"protocol {name}'s state holds no parameters per peer"
+    return (f"protocol {name}'s state.params is not stacked one model per peer ([seeds, {ctx.spec.peers}, ...] "
+            "each, or one such tree per model group)")
+
+
 def _diverged_peers(state, j: int, ctx) -> str:
     """Which peers' parameters are not finite when lane j's loss is not (read once, at the stop): one
     peer of 20 diverging stopped the demo's seed 1 with no word of which. With model.groups each peer's
-    group too; where no model is held per peer (client_storage=auto) or none of theirs is the culprit,
-    whether the server's model is finite."""
+    group too; where no model is held per peer (client_storage=auto, a plugin's own state: _unnamed says
+    which) or none of theirs is the culprit, whether the server's model is finite."""
     n, groups = ctx.spec.peers, ctx.model_groups
     bad = peers.nonfinite_peers(getattr(state, "params", None), j, n, tuple((g.lo, g.hi) for g in groups))
     if not bad:
         server = peers.nonfinite_model(getattr(state, "server", None), j)
+        if bad is None:         # no client model to read: the server's is all there is
+            why = _unnamed(state, ctx)
+            if server is None:
+                return f"; no model can be named: {why}, and it holds no server model"
+            return (f"; not finite: the server model's parameters ({why})" if server else
+                    f"; the server model's parameters are finite ({why} to name the one that diverged)")
         if server is None:
             return ""
-        if bad is None:         # no client model outlives its round: the server's is all there is to read
-            return ("; not finite: the server model's parameters" if server else
-                    "; the server model's parameters are finite (client_storage=auto keeps no client's model "
-                    "to name the one that diverged)")
         return "; not finite: the server model's parameters (every peer's are finite)" if server else ""
     by_group = "".join(f"; group {g.name}: {k} of {g.hi - g.lo}" for g in groups
                        if (k := sum(g.lo <= p < g.hi for p in bad)))
     if len(bad) == n:
         return f"; every peer's parameters are not finite ({n})"
-    shown = ", ".join(map(str, bad[:6])) + (f" and {len(bad) - 6} more" if len(bad) > 6 else "")
-    return f"; not finite: the parameters of peer{'s' if len(bad) > 1 else ''} {shown} ({len(bad)} of {n}{by_group})"
+    return f"; not finite: the parameters of peer{'s' if len(bad) > 1 else ''} {first_few(bad, 6)} ({len(bad)} of {n}{by_group})"
 
 
 def _run_chunk(b: Built, lo: int, hi: int, lanes_out: "_Lanes", bar, saver: checkpoint.Saver,
@@ -203,8 +217,7 @@ def _programs(b: Built, placement: mesh.Placement, lanes: int, k_init, data_c, v
 
 
 def _programs_key(b: Built, placement: mesh.Placement, lanes: int) -> tuple:
-    """What a chunk's programs in b.programs are kept under: its width, padding and protocol."""
-    return lanes, placement.pad_lanes, id(b.protocol)
+    return lanes, placement.pad_lanes, id(b.protocol)      # b.programs' key: a chunk's width, padding, protocol
 
 
 def group_ranges(ctx) -> tuple:
@@ -302,9 +315,7 @@ def run_group(cfgs: list[Config], outs: list, progress: bool = True, built: Opti
     does); two that share seeds are warned about as a sweep's runs are (`warn=False`: a sweep's batch,
     warned for the whole sweep). Returns per configuration its last metrics row plus 'out', or the
     exception that stopped it (a NonFiniteLoss stops only its own configuration). Given a
-    `checkpoint_every` K, each configuration saves its own checkpoint every K rounds where the group's
-    lanes run as one chunk (checkpoint.GroupSaver), and resumes from it alone; in chunks, or with no K
-    (not every few minutes, as a lone run: an interrupted group runs again as one program), none."""
+    `checkpoint_every` K, each configuration saves its own checkpoint (checkpoint.GroupSaver)."""
     if warn:
         validation.warn_seed_overlap([Path(o).name for o in outs], cfgs, "grouped runs")
     with contextlib.ExitStack() as held:     # one writer per directory, as `run` (two identical sweeps)
@@ -321,13 +332,7 @@ def _run_group(cfgs: list[Config], outs: list, progress: bool, built: Optional[B
         if d is not None:
             write_run_files(b, i, d, chunk)
     while True:
-        # only at a cadence asked for (None: none, as before): each run resumes alone, compiling a program of
-        # its own where the group compiled one, so a group stopped after minutes is cheaper to run again
-        saver = checkpoint.GroupSaver(out_dirs, every if every and chunk >= len(b.seeds) else 0,
-                                      [b.lanes_of(i) for i in range(len(out_dirs))])
-        if every and chunk < len(b.seeds) and mesh.is_writer():
-            print(f"tallysim: note: the group's {len(b.seeds)} lanes run {chunk} at a time, and a chunk mixes runs: "
-                  "they save no checkpoint (--one-at-a-time saves each run's)", file=sys.stderr)
+        saver = checkpoint.GroupSaver(out_dirs, every, [b.lanes_of(i) for i in range(len(out_dirs))], chunk)
         try:
             results = _run_all(b, out_dirs, chunk, progress, saver, None)
             saver.discard()

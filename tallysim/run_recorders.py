@@ -78,8 +78,9 @@ def _watch(b: Built, i: int, rec: Optional[Recorder] = None) -> dead_peers.Watch
     floor = dead_peers.floor_of(majority_of(b), b.ctx.spec.classes)
     total = dead_peers.evaluated({"eval_peers": cfg.eval_peers, "peers": cfg.peers})   # of_run's reading
     sampled = cfg.eval_sample == "random" and total is not None
+    groups = tuple((g.name, g.peers) for g in config.parse_groups(cfg.model.groups))      # of_run's too
     watch = dead_peers.Watch(floor, min(cfg.eval_every, cfg.rounds), len(b.lanes_of(i)), sampled,
-                             cfg.participation < 1, total=total)
+                             cfg.participation < 1, total=total, groups=groups)
     if rec is not None and (rec.evals or (rec.file and rec.file.rows)):
         watch.replay([json.loads(line) for line in rec.file.rows] if rec.file else [], rec.evals, rec.seeds)
     return watch

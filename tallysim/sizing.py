@@ -15,7 +15,7 @@ from tallysim import protocols
 from tallysim.file_shapes import (IMAGE_MODELS, TEXT_MODELS, KNOWN_CLIENTS, KNOWN_SHAPES, KNOWN_TEXT, MOST_CLASSES,  # noqa: F401 - sizing.X
                                   assumed, files_shape, text_model_params)
 # a run's shapes from its config (config_shapes.py): sizing.X, as before
-from tallysim.config_shapes import (active_peers, data_shape, example_shape, model_params, models_bytes,  # noqa: F401
+from tallysim.config_shapes import (BYTES_PER_PARAM, active_peers, data_shape, example_shape, model_params, models_bytes,  # noqa: F401
                                     decimal_floor, faulty_peers, positions, text_activation_bytes, trained_at_once)
 from tallysim.probe_blocks import BLOCK_SHARE, KEPT_BYTES, blocks_votes, counts_target, kept_bytes, probe_block  # noqa: F401 - sizing.X for sim/
 
@@ -164,7 +164,7 @@ def estimate_bytes(cfg, groups: tuple = ()) -> list[tuple[str, int, str]]:
             fields = _sizes(g.model, p, prefix="")
             own = f"model.groups group {name}'s {fields}peers"
             model_parts.append((f"group {name}'s {n} {g.model.name} models of {p:,} parameters"
-                                + (f", as {kept}," if kept else ""), 4 * 3 * p * n, own))
+                                + (f", as {kept}," if kept else ""), BYTES_PER_PARAM * p * n, own))
             steps.append((trained_at_once(cfg, a) * (cfg.batch_size + probe_rows) *
                           example_bytes(g.model, dim, classes, positions(cfg)), name,
                           batch + (f", model.groups group {name}'s {fields.rstrip(', ')}" if fields else "") +
@@ -212,11 +212,12 @@ def _sizes(model, params: int, prefix: str = "model.") -> str:
 
 def example_bytes(model, dim: int, classes: int, positions: int) -> int:
     """Bytes one training example of `model` keeps for the backward pass, roughly: a text model's from its
-    layers and vocabulary (text_activation_bytes); else two float32 copies of the widest layer (the inputs
+    layers and vocabulary (text_activation_bytes; a plugin's sequence model on a text dataset from its
+    vocabulary and its POSITION_BYTES); else two float32 copies of the widest layer (the inputs
     gathered and one layer's values: XLA measured 8.6 bytes per input float for 64 MLPs at once; 4 copies,
     as before, put this "lower bound" at 1.4x the measured round)."""
-    if model.name in TEXT_MODELS:
-        return text_activation_bytes(model.name, model, positions, classes)
+    if model.name in TEXT_MODELS or (positions > 1 and protocols.model_target(model.name)):
+        return text_activation_bytes(model.name, model, positions, classes)     # a plugin's: its POSITION_BYTES
     return 4 * 2 * max(dim, model.width if model.name == "mlp" else 0)
 
 

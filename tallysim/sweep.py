@@ -34,8 +34,9 @@ from tallysim import atomic, config, config_reads, outdir, sweep_data, sweep_pla
 from tallysim import progress as progress_bars
 from tallysim.progress_base import QuietLog, say
 from tallysim.config import Config, ConfigError
+from tallysim.fields import first_few
 from tallysim.results import metrics
-from tallysim.sweep_axes import (MAX_RUNS, check_count, check_eval_peers, check_fields_read, expand, repeated_runs, warn_repeated_runs, warn_unmerged,  # noqa: F401 - sweep.X, as before
+from tallysim.sweep_axes import (MAX_RUNS, check_count, check_eval_peers, check_runs, check_fields_read, expand, repeated_runs, warn_repeated_runs, warn_unmerged,  # noqa: F401 - sweep.X, as before
                                  file_axes, parse_axis, run_numbers, safe_name)
 # The order the runs go in, those finished before, and which batches compile: sweep_plan.py
 from tallysim.sweep_plan import compiles, config_diff as _config_diff, done_before, plan as _plan  # noqa: F401 - sweep.done_before, sweep._plan, as before
@@ -125,6 +126,7 @@ def run_sweep(base_cfg: Config, runs: list[tuple[str, list[str]]], out_dir, prog
     group of runs trained as one program saves each run's own only at a cadence given (run.run_group), and
     each resumes alone.
     """
+    runs = check_runs(runs, out_dir, progress=progress, grouped=grouped)   # pairs, named once, a path, flags
     if checkpoint_every is not None and (type(checkpoint_every) is not int or checkpoint_every < 0):
         raise ConfigError(f"run_sweep(checkpoint_every={checkpoint_every!r}): allowed None (every few minutes), "
                           "0 (never) or a number of rounds")     # -1 saved every round (r % -1 == 0)
@@ -175,8 +177,8 @@ def _run_locked(runs, cfgs, out_dir: Path, progress: bool, log, meta, grouped: b
                 log(f"[{i + 1}/{n}] skip {name} (done)")
                 diff = _config_diff(run_dir, cfg)
                 if diff:
-                    say(log, f"  note: its config.json differs from this sweep's config ({', '.join(diff[:4])}"
-                        f"{', ...' if len(diff) > 4 else ''}); delete {run_dir / DONE} to rerun it", name)
+                    say(log, f"  note: its config.json differs from this sweep's config ({first_few(diff, 4, ', ...')}"
+                        f"); delete {run_dir / DONE} to rerun it", name)
                 elif outdir.run_state(run_dir) != "finished":   # skipped in silence; `table`: incomplete
                     say(log, f"  note: its {metrics.METRICS} no longer holds the finished run's rows (emptied, "
                         f"cut or deleted since it finished); delete {run_dir / DONE} to rerun it", name)

@@ -11,6 +11,7 @@ from typing import Any, Optional
 
 from tallysim import config, config_reads, sweep_section
 from tallysim.config import Config, ConfigError
+from tallysim.fields import first_few
 
 # Runs one sweep (or figure) may have. Validating a configuration takes ~10 ms on a loaded CPU, so
 # 10,000 is a couple of minutes of --dry-run; far past any sweep anyone runs to completion.
@@ -187,6 +188,41 @@ def check_fields_read(runs: list[tuple[str, list[str]]], cfgs: list[Config]) -> 
                                    f"would refuse it as a single run); sweep run {runs[0][0]}: {line}")
 
 
+def check_runs(runs, out_dir, **flags) -> list:
+    """run_sweep's `runs` and `out_dir` as a Python caller gives them, checked before anything is validated
+    or written (`tallysim sweep` builds them with `expand`): a run that is no (name, overrides) pair was a
+    ValueError from tuple unpacking, runs=[] made the directory and an empty index in silence, out_dir=5
+    a TypeError from inside os, and two runs of one name ran as two lanes writing one directory, the
+    second's rows over the first's; `flags` (progress, grouped) True or False: grouped="no", a truthy
+    string, ran the runs grouped. Returns the runs as a list."""
+    from tallysim.fields import is_path
+    from tallysim.schema import plain_value
+    for flag, value in flags.items():
+        if not isinstance(plain_value(value), bool):
+            raise ConfigError(f"run_sweep({flag}={value!r:.40}): expected True or False")
+    if not is_path(out_dir):
+        raise ConfigError(f"run_sweep(out_dir={out_dir!r:.60}): {type(out_dir).__name__}; allowed: a directory "
+                          "path (str or pathlib.Path)")
+    if isinstance(runs, (str, bytes, dict)) or not isinstance(runs, (list, tuple)):
+        raise ConfigError(f"run_sweep(runs={runs!r:.60}): {type(runs).__name__}; allowed: a list of (name, "
+                          "[key=value overrides]) pairs, e.g. [('lr0.02', ['optim.lr=0.02'])] (sweep.expand makes them)")
+    if not runs:
+        raise ConfigError("run_sweep(runs=[]): no run to do; allowed: a list of at least one (name, [key=value "
+                          "overrides]) pair")
+    for run in runs:
+        if not isinstance(run, (list, tuple)) or len(run) != 2:
+            raise ConfigError(f"run_sweep: run {run!r:.60} is not a (name, [key=value overrides]) pair; allowed: "
+                              "e.g. ('lr0.02', ['optim.lr=0.02'])")
+    seen: dict = {}
+    for name, overrides in runs:
+        if name in seen:
+            raise ConfigError(f"run_sweep: two runs are named {name!r} ({' '.join(map(str, seen[name])) or 'the base'}"
+                              f" and {' '.join(map(str, overrides)) if isinstance(overrides, (list, tuple)) else overrides}"
+                              f"), and would write one directory; allowed: one name per run")
+        seen[name] = overrides if isinstance(overrides, (list, tuple)) else [overrides]
+    return list(runs)
+
+
 def check_eval_peers(runs: list[tuple[str, list[str]]], cfgs: list[Config]) -> None:
     """eval_peers above a run's peers, refused naming those runs, as a single run refuses it
     (config_reads._unread_eval's rule): `peers=4,10 eval_peers=6` evaluated every peer of the 4-peer run
@@ -197,10 +233,9 @@ def check_eval_peers(runs: list[tuple[str, list[str]]], cfgs: list[Config]) -> N
     if not over:
         return
     least = min(cfg.peers for cfg in cfgs)
-    shown = ", ".join(f"{name} (peers={cfg.peers}, eval_peers={cfg.eval_peers})" for name, cfg in over[:3])
-    more = f" and {len(over) - 3} more" if len(over) > 3 else ""
+    shown = first_few([f"{name} (peers={cfg.peers}, eval_peers={cfg.eval_peers})" for name, cfg in over], 3)
     raise config_reads.UnreadField("eval_peers", (
-        f"eval_peers is more than the peers of {len(over)} of the sweep's {len(cfgs)} runs: {shown}{more} (a single "
+        f"eval_peers is more than the peers of {len(over)} of the sweep's {len(cfgs)} runs: {shown} (a single "
         f"run refuses it; these would evaluate every peer); allowed: eval_peers at most {least} (the sweep's fewest "
         "peers), none (every peer), or a sweep per peer count"))
 
@@ -256,8 +291,7 @@ def warn_unmerged(runs: list[tuple[str, list[str]]], cfgs: list[Config]) -> None
     from tallysim import validation
     names = [name for (name, _), cfg in zip(runs, cfgs) if validation.never_merges(cfg)]
     if names:
-        more = f" and {len(names) - 1} more" if len(names) > 1 else ""
-        print(f"tallysim: warning: sweep run {names[0]}{more}: bridge.period > rounds, so no merge happens: "
+        print(f"tallysim: warning: sweep run {first_few(names, 1)}: bridge.period > rounds, so no merge happens: "
               "each is tally, and its headline accuracy (acc_global: table, plot, pareto) stays the shared "
               "initialisation's; read acc_mean, or make rounds at least bridge.period", file=sys.stderr)
 

@@ -10,6 +10,7 @@ from typing import Optional
 
 from tallysim import config
 from tallysim.config import Config, ConfigError
+from tallysim.fields import first_few
 from tallysim.results import metrics
 
 DONE = metrics.DONE
@@ -105,17 +106,25 @@ def state(run_dir: Path, cfg: Config) -> str:
     the directory holds a run stopped before its first checkpoint). A finished run whose directory was
     renamed by hand is "will run": the dry run listed the runs alone, not which would run again."""
     from tallysim import checkpoint, outdir
+    if outdir.being_written(run_dir):
+        # a `tallysim run --out` of it, or another sweep's run, writing it now: it was "will run again from
+        # round 1 (it stopped before its first checkpoint)", and the real sweep records it failed (busy)
+        return ("being written by another tallysim process now; the sweep would not touch it and would record "
+                "it failed, unless that process finishes it first")
     if (run_dir / DONE).exists():
         diff = config_diff(run_dir, cfg)
-        return "done" + (f"; skipped, though its config.json differs ({', '.join(diff[:4])}"
-                         f"{', ...' if len(diff) > 4 else ''})" if diff else "")
+        return "done" + (f"; skipped, though its config.json differs ({first_few(diff, 4, ', ...')})" if diff else "")
     if (run_dir / checkpoint.FILE).is_file():
         try:
             return f"will resume from round {checkpoint.read_meta(run_dir)['round']}"
         except ConfigError as e:
             return f"will run again from round 1 (its checkpoint cannot be resumed: {e})"
     if outdir.is_run_dir(run_dir) and (run_dir / metrics.METRICS).is_file():
-        return "will run again from round 1 (it stopped before its first checkpoint)"
+        # of another config (the sweep's edited since): its rows are replaced by this config's, unsaid
+        diff = config_diff(run_dir, cfg)
+        return ("will run again from round 1 (it stopped before its first checkpoint"
+                + (f"; its rows, of another config ({', '.join(diff[:4])}{', ...' if len(diff) > 4 else ''}), are "
+                   "replaced" if diff else "") + ")")
     return "will run"
 
 
@@ -153,7 +162,7 @@ def dry_run(args, runs, cfgs: list[Config], checked_out) -> int:
     """`sweep --dry-run` (moved from sweep.main): each run with what the sweep would do in --out (`state`),
     the directories of no run of it (`strangers`), and the runs and compiled programs it would make;
     `checked_out`: sweep's check of --out (what the real sweep refuses of it, the dry run refuses too)."""
-    from tallysim import sweep_resume
+    from tallysim import outdir, sweep_resume
     from tallysim.sim import lanes
     out_dir = None
     if args.out is not None:     # what the real sweep refuses of --out ("" too), the dry run refuses too
@@ -162,6 +171,9 @@ def dry_run(args, runs, cfgs: list[Config], checked_out) -> int:
             out_dir = None       # nothing there: every run would run, and the list says no more
         else:                    # a checkpoint this sweep could not continue, as the real one refuses
             sweep_resume.refuse_lost_checkpoints(runs, cfgs, out_dir, DONE)
+            if outdir.being_written(out_dir):    # the real sweep is refused (sweep_busy); the list said nothing
+                print(f"note: {out_dir} is being written by another tallysim sweep (or figure) right now: "
+                      "this sweep would be refused until it ends; the runs' fates below are as of now")
     for i, ((name, overrides), cfg) in enumerate(zip(runs, cfgs), 1):   # each run's fate in DIR
         fate = f" ({state(out_dir / name, cfg)})" if out_dir is not None else ""
         print(f"[{i}/{len(runs)}] {name}: {' '.join(overrides)}{fate}")

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from tallysim import config, resume_diff
 from tallysim.config import ConfigError
+from tallysim.fields import first_few
 
 
 def refuse_lost_checkpoints(runs, cfgs, out_dir: Path, done: str) -> None:
@@ -36,6 +37,6 @@ def refuse_lost_checkpoints(runs, cfgs, out_dir: Path, done: str) -> None:
         if diff and not (len(diff) == 1 and diff[0].startswith("data.path=")):   # a moved file: resume checks it
             raise ConfigError(
                 f"sweep: {d} stopped after round {meta['round']} with a checkpoint of another config than this "
-                f"sweep's for it ({', '.join(diff[:4])}{', ...' if len(diff) > 4 else ''}); run now, it would "
+                f"sweep's for it ({first_few(diff, 4, ', ...')}); run now, it would "
                 f"start again from round 1 and lose those rounds; allowed: the sweep's config as it was (the "
                 f"run then continues), or delete {d / checkpoint.FILE} to run it again under this config")

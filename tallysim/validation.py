@@ -135,6 +135,13 @@ def warnings(cfg: Config) -> list[str]:
         # robustness hold faults.fraction=0 (warnings() is a single run's; sweeps do not print them)
         out.append("faults.kind=dropout with faults.drop_prob=0 drops nobody: every faulty peer's message "
                    "arrives each round, so the run has no faults (faults.drop_prob in (0, 1] loses some)")
+    if cfg.faults.kind == "dropout" and cfg.faults.drop_prob == 1 and sizing.faulty_peers(cfg) == cfg.peers:
+        # faults.fraction=1: every message lost, every round; the run
+        # wrote 0 bits and its protocol's name beside local training's accuracy, and no line said so
+        out.append(f"faults.kind=dropout with faults.fraction={cfg.faults.fraction:g} makes all {cfg.peers} peers "
+                   "faulty and faults.drop_prob=1 loses every message they send: nothing is exchanged in any "
+                   "round (0 bits), so the peers train alone (faults.fraction below 1, or faults.drop_prob "
+                   "below 1, leaves some messages arriving)")
     voters = sizing.active_peers(cfg)      # a probe's top count is at most A
     if round(cfg.participation * cfg.peers) == 0 and not cfg.model.groups:
         # participation=1e-9 (or 0.1 of 4 peers) ran one peer a round, a quarter of them, in silence; groups

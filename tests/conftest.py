@@ -243,7 +243,8 @@ def registry_restored():
     from tallysim import protocols
     from tallysim.protocols import plugin_import
     live_dicts = (protocols._EXTERNAL, protocols._LOADED, plugin_import._IMPORTED, protocols._MODELS,
-                  protocols._MODEL_PLUGIN)     # and the models a plugin adds (test_userjourney_dec14)
+                  protocols._MODEL_PLUGIN,     # and the models a plugin adds (test_userjourney_dec14)
+                  protocols._POSITION_BYTES)   # with what they declare for the memory estimate
     before = tuple(dict(d) for d in live_dicts)
     yield
     for live, saved in zip(live_dicts, before):

@@ -107,10 +107,12 @@ def test_table_has_each_model_groups_final_peer_mean(tmp_path):
     (d / metrics.METRICS).write_text(json.dumps(row) + "\n")
     plain = _at_floor_run(tmp_path / "res" / "plain")
     cols, rows = table.table_rows([tmp_path / "res"], log=lambda m: None)
-    assert cols[cols.index("best") + 1:cols.index("best") + 3] == ["final@lstm", "final@tf"]
-    got = {r["run"]: (r["final@lstm"], r["final@tf"]) for r in rows}
-    assert got == {"groups": (0.0884, 0.0898), "plain": (None, None)}
-    assert "| 0.0884 | 0.0898 |" in table.markdown(cols, rows)
+    # each group's std over seeds beside its mean, as final_std beside final (features26)
+    assert cols[cols.index("best") + 1:cols.index("best") + 5] == ["final@lstm", "final_std@lstm", "final@tf",
+                                                                   "final_std@tf"]
+    got = {r["run"]: (r["final@lstm"], r["final_std@lstm"], r["final@tf"], r["final_std@tf"]) for r in rows}
+    assert got == {"groups": (0.0884, 0.001, 0.0898, None), "plain": (None, None, None, None)}
+    assert "| 0.0884 | 0.0010 | 0.0898 |  |" in table.markdown(cols, rows)
     assert "final@lstm" not in table.table_rows([plain], log=lambda m: None)[0]     # no groups: no column
     assert "final@lstm" not in table.table_rows([tmp_path / "res"], metric="acc_mean", log=lambda m: None)[0]
 

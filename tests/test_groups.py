@@ -43,6 +43,9 @@ def test_two_identical_groups_equal_the_one_model_run(protocol, tmp_path):
         assert r2["bits_per_peer@a"] == r2["bits_per_peer@b"] == r1["bits_per_peer"]
         assert r2["acc_mean@a"] == pytest.approx(np.mean(r2["acc_peers"][:2]), abs=1e-4)
         assert r2["acc_mean@b"] == pytest.approx(np.mean(r2["acc_peers"][2:]), abs=1e-4)
+        # each group's mean local loss (distill_round's, via loss_info: tests/test_groups_dec20c.py checks it
+        # against the per-peer losses): two groups of 2 active peers weigh into the run's mean alike
+        assert r2["train_loss"] == pytest.approx((r2["train_loss@a"] + r2["train_loss@b"]) / 2, rel=1e-5)
 
 
 def _numpy_messages(d, idx):
@@ -151,6 +154,9 @@ def test_cfd_selective_fd_fedct_and_topk_soft_run_across_groups():
         d = tallysim.drive(tiny(f"protocol.name={name}", MIXED, "warmup_epochs=0", "local_steps=2", UNREAD_WIDTH))
         info = d.run(1)[0]
         assert np.isfinite(info["train_loss"]) and d.bits().up > 0, name
+        # each group's mean loss too (round_helpers.loss_info), weighing into the run's by its 2 active peers
+        assert info["train_loss"] == pytest.approx((info["train_loss@small"] + info["train_loss@big"]) / 2,
+                                                   rel=1e-5), name
 
 
 @pytest.mark.parametrize("items, says", [

@@ -321,8 +321,9 @@ ALLOWED_BESIDE_OWN = {
     "tallysim.results": ("tallysim.config", "tallysim.fields", "tallysim.atomic", "tallysim.run_lock",
                          *sorted(REGISTRY_UNIT)),
     "tallysim.protocols.": ("tallysim.sim", "tallysim.config", "tallysim.fields", "tallysim.protocols"),
-    "tallysim.data": ("tallysim.config", "tallysim.sizing", "tallysim.validation", "tallysim.atomic",
-                      "tallysim.file_shapes"),
+    # fields: the configuration's own base (no imports), whose message helpers every layer shares
+    "tallysim.data": ("tallysim.config", "tallysim.fields", "tallysim.sizing", "tallysim.validation",
+                      "tallysim.atomic", "tallysim.file_shapes"),
 }
 
 

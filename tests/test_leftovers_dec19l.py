@@ -38,6 +38,7 @@ def test_a_vote_some_sent_reports_its_agreement_and_the_gate_reads_it(monkeypatc
     infos, _ = dropout_pair(monkeypatch, [False, True, False])
     for info in infos:
         assert int(info["senders"]) == 2 and 0.0 < float(info["agreement"]) <= 1.0
+        assert 0.0 <= float(info["tied"]) <= 1.0                  # a number where votes arrived (leftovers26)
         assert float(gate_agreement(info)) == float(info["agreement"])
 
 

@@ -74,9 +74,11 @@ def test_aggregate_over_seeds_mean_std_and_per_seed():
     assert out["acc_mean"] == pytest.approx(0.6) and out["acc_mean_std"] == pytest.approx(0.1)
     assert out["faulty"] == 1.0 and out["faulty_std"] == 1.0
     assert out["bits_per_peer"] == 100.0 and out["bits_per_peer_std"] == 0.0
-    assert out["acc_global"] is None and "acc_global_std" not in out     # null for one seed: null
+    # null for one seed: the other seed's value, counted (test_leftovers_dec20a: it was null)
+    assert out["acc_global"] == 0.8 and out["seeds_counted"] == {"acc_global": 1}
     assert out["wall_s"] == 2.5 and "wall_s_std" not in out              # the slowest seed
-    assert out["per_seed"] == {"acc_mean": [0.5, 0.7], "bits_per_peer": [100.0, 100.0], "faulty": [0, 2]}
+    assert out["per_seed"] == {"acc_mean": [0.5, 0.7], "acc_global": [None, 0.8], "bits_per_peer": [100.0, 100.0],
+                               "faulty": [0, 2]}
     vals = [0.1, 0.4, 0.45]
     three = metrics.aggregate([{"round": 1, "x": v} for v in vals], [0, 1, 2])
     assert three["x"] == float(np.mean(vals)) and three["x_std"] == float(np.std(vals))   # population std

@@ -18,8 +18,9 @@ def _tree(z, p, bad=()):
     return t
 
 
-def _ctx(n, groups=()):
-    return SimpleNamespace(spec=SimpleNamespace(peers=n),
+def _ctx(n, groups=(), cohort=False, protocol="fedavg"):
+    return SimpleNamespace(spec=SimpleNamespace(peers=n), cohort=cohort,
+                           cfg=SimpleNamespace(protocol=SimpleNamespace(name=protocol)),
                            model_groups=tuple(SimpleNamespace(name=g, lo=lo, hi=hi) for g, lo, hi in groups))
 
 
@@ -43,12 +44,16 @@ def test_a_server_model_alone_says_whether_it_is_finite():
     server = {"w": jnp.ones((2, 3, 2)).at[1, 0, 0].set(jnp.inf), "b": jnp.zeros((2, 2))}
     assert peers.nonfinite_model(server, 1) is True and peers.nonfinite_model(server, 0) is False
     assert peers.nonfinite_model(None, 0) is None
-    ctx = _ctx(4)
+    ctx = _ctx(4, cohort=True)
     auto = SimpleNamespace(params=None, server=server)
-    assert run._diverged_peers(auto, 1, ctx) == "; not finite: the server model's parameters"
+    assert run._diverged_peers(auto, 1, ctx) == ("; not finite: the server model's parameters (client_storage=auto "
+                                                 "keeps no client's model)")
     assert run._diverged_peers(auto, 0, ctx).startswith("; the server model's parameters are finite (client_storage=auto")
+    ctx = _ctx(4)
     # stacked peers with a server (FedAvg): the peers first; the server only where no peer is to blame
     stacked = SimpleNamespace(params=_tree(2, 4), server=server)
     assert run._diverged_peers(stacked, 1, ctx) == "; not finite: the server model's parameters (every peer's are finite)"
     assert run._diverged_peers(stacked, 0, ctx) == ""
-    assert run._diverged_peers(SimpleNamespace(params=None, server=None), 0, ctx) == ""     # nothing to read
+    # nothing to read (a plugin's state): said, with why (test_leftovers_dec20a: it said nothing)
+    assert run._diverged_peers(SimpleNamespace(params=None, server=None), 0, ctx) == (
+        "; no model can be named: protocol fedavg's state holds no parameters per peer, and it holds no server model")

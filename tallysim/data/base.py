@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tallysim.config import ConfigError
+from tallysim.fields import first_few
 
 
 class DataError(ConfigError):
@@ -142,7 +143,7 @@ def _refuse_untrained_test_labels(y_train: np.ndarray, y_test: np.ndarray, where
     missing = np.unique(y_test[beyond])
     seen = np.flatnonzero(trained)
     def some(a):
-        return ", ".join(str(int(c)) for c in a[:5]) + (", ..." if len(a) > 5 else "")
+        return first_few([int(c) for c in a], 5, ", ...")
     raise DataError(f"test labels{where} include {len(missing):,} class(es) no training example has ({some(missing)}; "
                     f"first in test example {first}, label {int(y_test[first])}); the training labels are "
                     f"{len(seen):,} class(es): {some(seen)}: {int(beyond.sum()):,} test example(s) of classes no "

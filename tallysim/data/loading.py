@@ -10,6 +10,7 @@ import sys
 import numpy as np
 
 from tallysim.config import DataConfig
+from tallysim.fields import first_few
 
 from .base import Dataset, DataError
 from .cache import cache_dir, cache_file, debian_fashion_mnist, write_cache
@@ -152,11 +153,10 @@ def stratified_subset(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
 def runs_label(runs) -> str:
     """'run a: ' / 'runs a, b: ' for a note about the data that these runs (their directories' names)
     share, '' for none: in a sweep's or figure's output one load's note is told from another's."""
-    runs = [str(r) for r in runs]
+    runs = list(runs)
     if not runs:
         return ""
-    shown = ", ".join(runs[:3]) + (f" and {len(runs) - 3} more" if len(runs) > 3 else "")
-    return f"run{'s' * (len(runs) > 1)} {shown}: "
+    return f"run{'s' * (len(runs) > 1)} {first_few(runs, 3)}: "
 
 
 def load(cfg: DataConfig, seed: int, runs: tuple = ()) -> Dataset:

@@ -42,8 +42,9 @@ from tallysim.protocols.plugin_import import (RegistryGuard, import_plugin, load
 from tallysim.plugin_rules import PROTOCOL_NAME, check_name  # noqa: F401 - protocols.PROTOCOL_NAME, as before
 # A plugin's models (MODELS): protocols/plugin_models.py; the registry's own names for its tables, as before
 from tallysim.protocols.plugin_models import (BUILTIN_MODELS as _BUILTIN_MODELS, MODEL_PLUGIN as _MODEL_PLUGIN,
-                                              MODELS as _MODELS, add_models, check_models, model_plugin_of,
-                                              model_target, plugin_models)
+                                              MODELS as _MODELS, POSITION_BYTES as _POSITION_BYTES, add_models,
+                                              check_models, check_position_bytes, model_plugin_of, model_target,
+                                              plugin_models, position_bytes)
 
 # Names a newcomer may type for a built-in (lower case, without "-" and "_"): the papers' names of the
 # method a protocol implements (docs/running-protocols.md), offered as "did you mean ...?" when refused.
@@ -117,9 +118,10 @@ def ready(core_fields: tuple = (), models: tuple = ()) -> None:
     _ready[0] = True
 
 
-def _add_models(module: str, listed: dict) -> None:
-    """Register a plugin's models (plugin_models.add_models), checked by check_models."""
-    if add_models(module, listed):
+def _add_models(module: str, listed: dict, position: dict | None = None) -> None:
+    """Register a plugin's models and their POSITION_BYTES (plugin_models.add_models), checked by
+    check_models and check_position_bytes."""
+    if add_models(module, listed, position):
         _generation[0] += 1            # model.name's choices (config's declarations cache)
 
 
@@ -197,9 +199,11 @@ def load_plugin(module: str) -> list[str]:
     mod = _import(module, f"plugin {module!r}")
     models = plugin_table(mod, module, "MODELS", "model factory")
     listed = plugin_table(mod, module, "PROTOCOLS", "factory")
+    position = getattr(mod, "POSITION_BYTES", None)     # its text models' activations (the memory estimate)
+    check_position_bytes(module, position, models or {})
     if models is not None and listed is None:     # a module of models only (docs/howto/own-model.md)
         check_models(module, models)
-        _add_models(module, models)
+        _add_models(module, models, position)
         return list(models)
     if listed is None:
         raise ConfigError(f"plugin {module!r} defines no PROTOCOLS; allowed: a module-level dict PROTOCOLS = "
@@ -212,14 +216,33 @@ def load_plugin(module: str) -> list[str]:
     for name, fn in listed.items():
         _check_free(name, f"{module}:{fn}", f"plugin {module!r}")
     _declared(module, False)               # its TRAITS and sections, checked now: one line at load
+    _check_shared_sections(module)
     if models is not None:
         check_models(module, models)
     for name, fn in listed.items():
         _add(name, f"{module}:{fn}", f"plugin {module!r}")
         _LOADED[name] = module
     if models is not None:
-        _add_models(module, models)
+        _add_models(module, models, position)
     return list(listed) + list(models or ())
+
+
+def _check_shared_sections(module: str) -> None:
+    """A config section another loaded plugin declares too must have the same fields: the later module's
+    dataclass replaced the earlier's in the Config, so the earlier plugin's runs read the later one's
+    defaults and bounds in silence (its `mix` declared 0.5, run at 0.9)."""
+    from tallysim.plugin_rules import section_fields
+    mine = _declared(module, False).sections
+    for other in dict.fromkeys(t.split(":")[0] for t in _EXTERNAL.values()):
+        try:
+            theirs = _declared(other, False).sections if other != module else {}
+        except ConfigError:         # a broken entry point: reported where it is used
+            continue
+        for section in set(mine) & set(theirs):
+            if section_fields(mine[section]) != section_fields(theirs[section]):
+                raise ConfigError(f"plugin {module!r}: TRAITS.sections names {section!r}, which plugin {other!r} "
+                                  f"declares with other fields or defaults ({theirs[section].__name__}); allowed: the "
+                                  f"same dataclass (import it from {other}), or a section name of its own")
 
 
 def installed(name, what: str = "") -> bool:

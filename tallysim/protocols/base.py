@@ -29,8 +29,8 @@ from tallysim.protocols.probe_targets import (GATE_AGREEMENT, PRIVACY_STREAM, co
                                               gate_agreement, predict_probes, privacy_keys, text_agreement,
                                               vote_targets)
 from tallysim.protocols.round_helpers import (FIXED_PROBE_STREAM, RoundKeys, active_set,  # noqa: F401
-                                              aggregation_counts, group_rows, local_round, round_keys,
-                                              shard_weights)
+                                              aggregation_counts, group_rows, local_round, loss_info,
+                                              round_keys, shard_weights)
 
 
 def draw_probes(ctx: Context, data: FedData, key) -> jax.Array:

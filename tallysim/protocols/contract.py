@@ -27,12 +27,17 @@ def make(ctx) -> Protocol:
     if name in protocols.REGISTRY:
         return protocols.make(ctx)
     who = f"protocol {name!r} (plugin {protocols.module_of(name)!r})"
-    p = _raised_in_plugin(who, "its factory", protocols.make)(ctx)
+    # a plugin that declares Traits(model_groups=True) but writes its round for one model (ctx.model,
+    # vmapped over every peer) failed inside vmap on a grouped run ("inconsistent sizes"), no word of why
+    hint = ("; this run has model.groups and the plugin declares Traits(model_groups=True), so its init and round "
+            "must give each group's peers their own model (distill_round and warmup_init do; ctx.model is one "
+            "model), or it should not declare model_groups (write-a-protocol.md)") if ctx.model_groups else ""
+    p = _raised_in_plugin(who, "its factory", protocols.make, hint)(ctx)
     if not isinstance(p, Protocol):
         raise ConfigError(f"{who}: its factory returned {type(p).__name__}; expected "
                           "tallysim.protocols.base.Protocol(init=..., round=..., cost=...)")
-    return p._replace(init=_raised_in_plugin(who, "init(key, data)", p.init),
-                      round=_checked_round(who, _raised_in_plugin(who, "round(state, data, key, r)", p.round),
+    return p._replace(init=_raised_in_plugin(who, "init(key, data)", p.init, hint),
+                      round=_checked_round(who, _raised_in_plugin(who, "round(state, data, key, r)", p.round, hint),
                                            p.row_keys),
                       cost=_checked_cost(who, p.cost))
 
@@ -49,7 +54,7 @@ def _where(e: BaseException) -> str:
     return f" (at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""
 
 
-def _raised_in_plugin(who: str, what: str, fn):
+def _raised_in_plugin(who: str, what: str, fn, hint: str = ""):
     """fn, whose exceptions (a plugin's bug: a raise in its factory, init or round, or a JAX error in its
     code) are one line naming the protocol, the plugin, what raised and where, not a traceback through
     tallysim's build and JAX's tracing. ConfigError (this module's own checks) passes as it is."""
@@ -62,7 +67,7 @@ def _raised_in_plugin(who: str, what: str, fn):
             text = str(e).strip().splitlines()
             raise ConfigError(f"{who}: {what} raised {type(e).__name__}{': ' + text[0] if text else ''}"
                               f"{_where(e)}; the plugin's own code failed (see write-a-protocol.md for what "
-                              "each must do)") from None
+                              f"each must do){hint}") from None
     return called
 
 

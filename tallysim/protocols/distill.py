@@ -25,7 +25,7 @@ from tallysim.sim import faults, lanes, local, trust
 from tallysim.sim.fed import cohort_shards, pool_examples
 from tallysim.sim.peers import State
 from tallysim.protocols.base import (Context, active_set, draw_probes, exchanging, gate_agreement,
-                                     local_round, probe_exchange, round_keys)
+                                     local_round, loss_info, probe_exchange, round_keys)
 
 
 class PendingVote(NamedTuple):
@@ -127,7 +127,7 @@ def distill_round(ctx: Context, lspec: local.LocalSpec, hard: bool, vote_after: 
                 info["distill_factor"] = f
         params, opt, _, loss_A, steps = local_round(ctx, lspec_r, state, data, keys, idx, probes=probes,
                                                     sequential_epochs=sequential_epochs, fr=fr)
-        info["train_loss"] = jnp.mean(loss_A)
+        info.update(loss_info(ctx, loss_A))
         info.update(steps)
         info.update(faults.info(fr))
         return state._replace(params=params, opt=opt), info
@@ -153,7 +153,7 @@ def distill_round(ctx: Context, lspec: local.LocalSpec, hard: bool, vote_after: 
                                                      gate_agreement(info).astype(jnp.float32)))
             if f is not None:
                 info["distill_factor"] = f
-        info["train_loss"] = jnp.mean(loss_A)
+        info.update(loss_info(ctx, loss_A))
         info.update(steps)
         info.update(faults.info(fr))
         return state, info

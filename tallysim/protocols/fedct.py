@@ -56,7 +56,7 @@ import jax.numpy as jnp
 from tallysim.fields import floats, ints
 from tallysim.protocols import Traits
 from tallysim.protocols.base import (Context, Protocol, active_set, draw_probes, exchanging, gate_agreement,
-                                     local_round, probe_exchange, round_keys)
+                                     local_round, loss_info, probe_exchange, round_keys)
 from tallysim.protocols.distill import PendingVote, distill_factor, scaled, warmup_init
 from tallysim.protocols.tally import vote_cost
 from tallysim.sim import comm, faults, lanes, local, tasks
@@ -145,7 +145,7 @@ def make(ctx: Context) -> Protocol:
             if f is not None:
                 info["distill_factor"] = f
         info["exchanged"] = exchange.astype(jnp.int32)
-        info["train_loss"] = jnp.mean(loss_A)
+        info.update(loss_info(ctx, loss_A))
         info.update(steps)
         info.update(faults.info(fr))
         return state, info

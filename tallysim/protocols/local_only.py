@@ -2,11 +2,9 @@
 peer holding all data, the centralised upper bound)."""
 from __future__ import annotations
 
-import jax.numpy as jnp
-
 from tallysim.sim import comm, faults
 from tallysim.protocols import Traits
-from tallysim.protocols.base import Context, Protocol, active_set, local_round, round_keys
+from tallysim.protocols.base import Context, Protocol, active_set, local_round, loss_info, round_keys
 
 TRAITS = Traits(messages=False)   # no exchange: every derived default is the base one, nothing is sent
 
@@ -19,7 +17,7 @@ def make(ctx: Context) -> Protocol:
         idx = active_set(ctx, keys.active, data)
         fr = faults.for_round(ctx, data, root, r, idx)     # only training faults change anything here
         params, opt, _, loss_A, steps = local_round(ctx, lspec, state, data, keys, idx, fr=fr)
-        return state._replace(params=params, opt=opt), {"train_loss": jnp.mean(loss_A), **steps,
+        return state._replace(params=params, opt=opt), {**loss_info(ctx, loss_A), **steps,
                                                         **faults.info(fr)}
 
     return Protocol(init=lambda key, data: ctx.init_state(key, data, ctx.cfg.init.shared),

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from tallysim.fields import NameTaken
+from tallysim.fields import ConfigError, NameTaken
 from tallysim.plugin_rules import check_name
 
 # name -> "module:factory", and name -> the plugin module config.json must name. The built-ins' names
@@ -14,6 +14,10 @@ from tallysim.plugin_rules import check_name
 MODELS: dict[str, str] = {}
 MODEL_PLUGIN: dict[str, str] = {}
 BUILTIN_MODELS: list = []
+# name -> the bytes a text model's training step keeps per position of a window besides its logits and
+# their gradient (which the estimate counts itself), as its plugin's POSITION_BYTES declares them
+# (docs/howto/own-model.md): the memory estimate's hidden values for a plugin's sequence model.
+POSITION_BYTES: dict[str, int] = {}
 
 
 def plugin_models() -> tuple:
@@ -31,6 +35,30 @@ def model_plugin_of(name: str) -> Optional[str]:
     return MODEL_PLUGIN.get(name)
 
 
+def position_bytes(name: str) -> int:
+    """What plugin model `name` declared in POSITION_BYTES; 0 where it declared nothing (the estimate then
+    counts its logits and their gradient alone: a lower bound)."""
+    return POSITION_BYTES.get(name, 0)
+
+
+def check_position_bytes(module: str, declared, listed: dict) -> None:
+    """A plugin's POSITION_BYTES (None: not declared) checked before anything of it is registered: a dict
+    from models its MODELS lists to whole numbers of bytes, 0 or more."""
+    if declared is None:
+        return
+    allowed = (f"allowed: POSITION_BYTES = {{\"model name\": bytes}}, a whole number >= 0 for each of the "
+               f"models this module's MODELS lists ({', '.join(listed) or 'none'}): what its training step "
+               "keeps per position of a text window besides its logits and their gradient")
+    if not isinstance(declared, dict):
+        raise ConfigError(f"plugin {module!r}: POSITION_BYTES is {type(declared).__name__}; {allowed}")
+    for name, value in declared.items():
+        if name not in listed:
+            raise ConfigError(f"plugin {module!r}: POSITION_BYTES names {name!r}, which its MODELS does not "
+                              f"list; {allowed}")
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ConfigError(f"plugin {module!r}: POSITION_BYTES gives {name!r} {value!r}; {allowed}")
+
+
 def check_models(module: str, listed: dict) -> None:
     """Every model name of a plugin checked (plain, not taken) before any is registered (add_models)."""
     for name, fn in listed.items():
@@ -42,11 +70,16 @@ def check_models(module: str, listed: dict) -> None:
                               f"a name that is not one of {', '.join((*BUILTIN_MODELS, *MODELS))}")
 
 
-def add_models(module: str, listed: dict) -> int:
-    """Register a plugin's models, checked by check_models; returns how many were new (the registry
-    then bumps its generation: model.name's choices changed)."""
-    added = 0
+def add_models(module: str, listed: dict, position: dict | None = None) -> int:
+    """Register a plugin's models, checked by check_models (and their POSITION_BYTES, `position`, by
+    check_position_bytes); returns how many were new (the registry then bumps its generation:
+    model.name's choices changed)."""
+    added, position = 0, position or {}
     for name, fn in listed.items():
+        if name in position:        # as the module declares it now (a reload may drop or change it)
+            POSITION_BYTES[name] = position[name]
+        else:
+            POSITION_BYTES.pop(name, None)
         if name not in MODELS:
             MODELS[name] = f"{module}:{fn}"
             MODEL_PLUGIN[name] = module

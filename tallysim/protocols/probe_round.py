@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 
 from tallysim.protocols.base import (Context, active_logits, active_set, consensus_acc, draw_probes, exchanging,
-                                     gate_agreement, group_rows, local_round, predict_probes, round_keys,
+                                     gate_agreement, group_rows, local_round, loss_info, predict_probes, round_keys,
                                      text_agreement)
 from tallysim.protocols.distill import distill_factor, scaled
 from tallysim.sim import exchange as exchange_, faults, local, peers, tasks, vote
@@ -183,7 +183,7 @@ def make_round(ctx: Context, lspec: local.LocalSpec, exchange):
             if not isinstance(voters, int):
                 info["senders"] = voters
         params, opt, _, loss_A, steps = local_round(ctx, lspec_r, state, data, keys, idx, probes=probes, fr=fr)
-        info = {**info, "train_loss": jnp.mean(loss_A), **steps, **faults.info(fr)}
+        info = {**info, **loss_info(ctx, loss_A), **steps, **faults.info(fr)}
         return state._replace(params=params, opt=opt, extra=extra), info
 
     return round_fn

@@ -82,6 +82,18 @@ def shard_weights(count_A) -> jax.Array:
     return jnp.where(total > 0, c / jnp.maximum(total, 1.0), 1.0 / c.shape[0])
 
 
+def loss_info(ctx: Context, loss_A) -> dict:
+    """The round's info entries of the local loss: `train_loss`, the mean over the active peers, and under
+    model.groups `train_loss@NAME`, the mean over group NAME's active peers (loss_A holds them in group
+    order, A_g each: _grouped_local_round). G scalars more a lane, computed in the round's own program and
+    read with the rest of its info (no other transfer, no other compile); without groups the one mean, as
+    before. A plugin's round that runs groups calls it for the per-group losses its rows then hold."""
+    info = {"train_loss": jnp.mean(loss_A)}
+    for g in ctx.model_groups:
+        info[f"train_loss@{g.name}"] = jnp.mean(loss_A[g.a_lo:g.a_hi])
+    return info
+
+
 def local_round(ctx: Context, lspec: local.LocalSpec, state: State, data: FedData, keys: RoundKeys,
                 idx, params_A=None, probes=None, anchor=None, sequential_epochs: int = 0,
                 fr: Optional[faults.RoundFaults] = None, linear_A=None):

@@ -7,7 +7,10 @@ sent as +1); the server takes the majority sign per coordinate over the messages
 and steps x' = x + `signsgd.server_lr` * majority (compressed.py, with the vote as its server update).
 Bits per active peer: up |W|; down |W| (the majority vote: every peer applies it to its copy of x)
 when every peer takes part each round, else FedAvg's dense model (a peer that missed rounds could not
-rebuild x from the votes alone).
+rebuild x from the votes alone). The vote is the server's reply to the signs: under faults.kind=dropout a
+round in which no sign arrived forms no vote and sends none (x stays), so it costs nothing down, as a
+distillation round with no message does; the dense model of the partial case is a broadcast sent before
+anyone trains, so it always reaches every active peer (FedAvg's rule).
 
 **`signsgd.*`**: `server_lr` [0.001] in (0, 3.4e38], the step per vote; a grouped sweep may vary it.
 """
@@ -43,5 +46,14 @@ def make(ctx: Context) -> Protocol:
 
     full = ctx.spec.active == ctx.spec.peers
     down = compress.sign_bits(W) if full else comm.dense_params(W, ctx.cfg.comm.param_bits)
-    return compressed.make(ctx, compressed.Compressor(apply, compress.sign_bits(W)), update=update,
-                           down_bits=down)
+    proto = compressed.make(ctx, compressed.Compressor(apply, compress.sign_bits(W)), update=update,
+                            down_bits=down)
+    if not full:
+        return proto
+    sent_cost = proto.cost
+
+    def cost(info) -> comm.RoundBits:
+        bits = sent_cost(info)
+        # no sign arrived (dropout): no vote is formed, nothing goes down (was charged A * |W|)
+        return bits._replace(down_total=0) if "senders" in info and not int(info["senders"]) else bits
+    return proto._replace(cost=cost)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import NamedTuple, Optional
 
 from tallysim.config import ConfigError, parse_groups
+from tallysim.fields import first_few
 from tallysim.results.headline import FLOOR_MARGIN, headline_key, is_number
 
 SHOWN = 6           # peers a line names; the rest are counted
@@ -122,7 +123,7 @@ def of_peers(evaluated: int, seeds: int = 1, total: Optional[int] = None) -> str
 
 def _listed(names: list) -> str:
     """The first SHOWN names, then how many more: every dead-peer line lists them so."""
-    return ", ".join(names[:SHOWN]) + (f" and {len(names) - SHOWN} more" if len(names) > SHOWN else "")
+    return first_few(names, SHOWN)
 
 
 def _peer_name(seed, who: str, p: int, seeds: bool, group: str = "") -> str:
@@ -196,13 +197,16 @@ class Watch:
     it is written (its acc_peers, already on the host), with its seed; nothing read from the device.
     `first`: the run's first evaluated round (every peer starts near the floor: not read); `seeds`: the
     run's seed count (names say "seed 1 peer 0" with several); as `find`, a server model's headline is
-    not read and a one-seed run with every peer at the floor is the floor note's case."""
+    not read and a one-seed run with every peer at the floor is the floor note's case. `groups`: the model
+    groups' (name, peers), each peer named with its group as `find` names it (not under `sampled`)."""
 
     def __init__(self, floor: Optional[float], first: int, seeds: int = 1, sampled: bool = False,
-                 partial: bool = False, streak: int = STREAK, total: Optional[int] = None):
+                 partial: bool = False, streak: int = STREAK, total: Optional[int] = None, groups: tuple = ()):
         self.floor, self.first, self.seeds, self.streak = floor, first, seeds, streak
         self.total = total          # eval_peers below peers: the run's peers (`evaluated`)
         self.who = "evaluated peer #" if sampled else "peer "
+        # the end-of-run line said "peer 10 of group server", the mid-run one "peer 10" of the same peer
+        self.groups = () if sampled else tuple(groups)
         self.partial = partial
         self.low: dict = {}         # seed -> per peer, its evaluations in a row at the floor
         self.rounds: dict = {}      # seed -> the rounds evaluated after the first
@@ -224,7 +228,7 @@ class Watch:
         if not dead or (len(dead) == len(acc) and self.seeds == 1):
             return None
         self.said = True
-        names = [_peer_name(seed, self.who, p, self.seeds > 1) for p in dead]
+        names = [_peer_name(seed, self.who, p, self.seeds > 1, _group_of(p, self.groups)) for p in dead]
         one = len(dead) == 1
         return (f"tallysim: warning: {name + ': ' if name else ''}{_listed(names)} ({len(dead)} of {of_peers(len(acc), total=self.total)}"
                 f"{f' of seed {seed}' if self.seeds > 1 else ''}) at or below the floor {self.floor:.4f} "
@@ -242,7 +246,9 @@ class Watch:
         named a peer said before the stop a second time, or a streak begun before it 3 evaluations late."""
         seen = []
         for row in written:
-            lists = _per_seed(row) if isinstance(row, dict) else None
+            # a row edited by hand (or of an older version) without an integer `round`: not read (it was a
+            # KeyError, or a TypeError from sorting "2" among ints, and the resume stopped with a traceback)
+            lists = _per_seed(row) if isinstance(row, dict) and type(row.get("round")) is int else None
             seen += [(row["round"], s, {**row, "acc_peers": a}) for s, a in zip(seeds, lists or [])]
         for r, rows in pending.items():
             seen += [(int(r), s, row) for s, row in zip(seeds, rows) if isinstance(row, dict)]

@@ -14,7 +14,7 @@ from typing import Optional
 import numpy as np
 
 from tallysim.config import ConfigError, active_peers, group_active_counts, parse_groups
-from tallysim.results.rows import PEER_PLACES
+from tallysim.results.rows import PEER_PLACES, SEEDS_COUNTED
 
 HEADLINE = ("acc_global", "acc_mean")                     # the server model, else the peers' mean
 HONEST = ("acc_global", "acc_mean_honest", "acc_mean")    # ... else the honest peers' mean (faults)
@@ -173,30 +173,39 @@ def _exact(key: str, vals: list) -> bool:
 def aggregate(rows: list[dict], seeds: list) -> dict:
     """One metrics row from per-seed rows: the mean under the usual keys, `<key>_std`, `per_seed`
     (bits and integer counts every seed agrees on: that value, exact, std 0.0; wall_s: the largest; a key
-    that is null for some seed: null; a list, acc_peers: the element-wise mean, no std)."""
+    null for every seed: null; null for some: the mean and std over the seeds that have a value, each
+    seed's value, null or not, in per_seed and how many were averaged in `seeds_counted`; a list,
+    acc_peers: the element-wise mean, no std)."""
     if len(rows) == 1:
         return rows[0]
-    out, per_seed = {"round": rows[0]["round"], "seeds": seeds}, {}
+    out, per_seed, counted = {"round": rows[0]["round"], "seeds": seeds}, {}, {}
     for k in rows[0]:
         if k == "round":
             continue
         vals = [r[k] for r in rows]
+        # one seed's null (no vote arrived in its lanes' round, nothing kept) nulled the other seeds'
+        # values too: a 3-seed dropout run's vote_acc was null wherever one seed's round had no sender
+        have = [v for v in vals if v is not None]
         if k == "wall_s":
             out[k] = max(vals)
         elif any(isinstance(v, list) for v in vals):    # acc_peers: peer i's mean over seeds; each seed's list kept
             out[k] = [round(float(x), PEER_PLACES) for x in np.mean(np.asarray(vals, float), axis=0)]
             per_seed[k] = vals
-        elif any(v is None for v in vals):
+        elif not have:
             out[k] = None
-        elif _exact(k, vals):       # bits and counts every seed agrees on: the value itself, not a float mean
-            out[k] = vals[0]
+        elif _exact(k, have):       # bits and counts every seed agrees on: the value itself, not a float mean
+            out[k] = have[0]
             out[k + "_std"] = 0.0
             per_seed[k] = vals
         else:
-            out[k] = float(np.mean(vals))
-            out[k + "_std"] = float(np.std(vals))
+            out[k] = float(np.mean(have))
+            out[k + "_std"] = float(np.std(have))
             per_seed[k] = vals
+        if have and len(have) < len(vals) and k != "wall_s":
+            counted[k] = len(have)
     out["per_seed"] = per_seed
+    if counted:
+        out[SEEDS_COUNTED] = counted
     return out
 
 

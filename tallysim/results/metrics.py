@@ -6,7 +6,8 @@ A `tallysim run --out DIR` directory (run.py) holds
     partition.json   per-peer class counts of the first seed (`per_seed`: every seed's); above 10,000
                      peers a summary, the per-peer arrays in partition_clients.npz beside it
     metrics.jsonl    one row per evaluation (keys in docs/protocols.md); with several seeds the mean
-                     under the usual keys, `<key>_std` and `per_seed` lists (`aggregate`)
+                     under the usual keys, `<key>_std` and `per_seed` lists, `seeds_counted` where
+                     some seed has no value (`aggregate`)
     error.txt        the run failed
 and, in a sweep (sweep.py), `done.json` once the run returned; the sweep directory's `sweep.json`
 indexes its runs ({..., "runs": [{name, overrides, dir, status, [summary|error]}]}; a failed run whose

@@ -121,6 +121,9 @@ def majority(run_dir) -> dict:
         part = json.loads((Path(run_dir) / PARTITION).read_text())
     except (OSError, ValueError):
         return {}
-    if not isinstance(part, dict) or not isinstance(part.get("majority_acc"), (int, float)):
+    acc = part.get("majority_acc") if isinstance(part, dict) else None
+    if isinstance(acc, bool) or not isinstance(acc, (int, float)) or not 0 <= acc <= 1:
+        # an accuracy or nothing: a hand-edited 5 (or 60, a percentage) put every run "at the floor" (the
+        # summary's note, `table`, Results) and hid its dead peers (every peer under it: the floor note's case)
         return {}
     return {k: part[k] for k in ("majority_acc", "majority_class") if k in part}

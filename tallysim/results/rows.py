@@ -25,6 +25,9 @@ ROUND_KEYS = {"kept": float, "merged": int, "nnz": int, "feddf_loss": float}
 
 
 PEER_PLACES = 4
+# A multi-seed row's {key: seeds averaged} for each key only some seeds have a value of (headline.aggregate),
+# absent where every mean is over every seed
+SEEDS_COUNTED = "seeds_counted"
 
 # The columns lane_row (and the ledger, text_row, a multi-seed row) write of their own. A plugin's
 # Protocol.row_keys naming one replaced it in silence (row_keys={"acc_mean": float} wrote the plugin's
@@ -36,7 +39,8 @@ PEER_PLACES = 4
 WRITTEN_KEYS = ("round", "bits_up", "bits_down", "bits_per_peer", "steps_real", "steps_computed", "epsilon",
                 "acc_mean", "acc_min", "acc_max", "acc_peers", "acc_global", "acc_ensemble", "eval_peers",
                 "train_loss", "faulty", "acc_mean_honest", *PROBE_KEYS, "ppl_mean", "ppl_global",
-                "acc_client_mean", "acc_client_p10", "acc_own_mean", "acc_own_p10", "wall_s", "seeds", "per_seed")
+                "acc_client_mean", "acc_client_p10", "acc_own_mean", "acc_own_p10", "wall_s", "seeds", "per_seed",
+                SEEDS_COUNTED)
 
 # Strict JSON for the numbers JSON has none for. A text run whose test loss overflows exp has perplexity
 # inf; Python's json wrote it as the bare token `Infinity`, which jq, JavaScript's JSON.parse and pandas'
@@ -126,18 +130,22 @@ def lane_row(ev: dict, info: dict, led, j: int, r: int, t0: float, own_keys: dic
     for k, cast in {**ROUND_KEYS, **(own_keys or {})}.items():
         row[k] = cast(info[k][j]) if k in info and math.isfinite(info[k][j]) else None
     for i, (name, lo, hi, active, total) in enumerate(groups):
-        row.update(group_row(name, acc[lo:hi], led, hi - lo, active, total, i))
+        loss = info.get(f"train_loss@{name}")       # the round's (protocols/round_helpers.loss_info)
+        row.update(group_row(name, acc[lo:hi], led, hi - lo, active, total, i,
+                             None if loss is None else float(loss[j])))
     row.update(text_row(ev, j))
     row["wall_s"] = round(time.perf_counter() - t0, 3)
     return row
 
 
 # model.groups: a row's keys per group, `<key>@<group name>` (docs/groups.md)
-GROUP_KEYS = ("acc_mean", "acc_min", "acc_max", "bits_up", "bits_down", "bits_per_peer")
+GROUP_KEYS = ("acc_mean", "acc_min", "acc_max", "bits_up", "bits_down", "bits_per_peer", "train_loss")
 
 
-def group_row(name: str, acc, led, peers: int, active: int, total: int, index: int = 0) -> dict:
-    """One group's keys. The bits are the group's own (its peers' messages, summed round by round in the
+def group_row(name: str, acc, led, peers: int, active: int, total: int, index: int = 0,
+              loss=None) -> dict:
+    """One group's keys. `loss`: the evaluation round's mean local loss over the group's active peers, as
+    train_loss is over all of them (None where the round's info has none: a plugin's own round). The bits are the group's own (its peers' messages, summed round by round in the
     ledger: comm.RoundBits.group_totals), exact where peers send different bits (selective_fd's shared
     probes, cfd's delta coding). A ledger without groups (written by hand) gives the share active / all
     active of its totals, exact where every active peer sends and receives the same bits."""
@@ -147,7 +155,7 @@ def group_row(name: str, acc, led, peers: int, active: int, total: int, index: i
         up, down = led.up * active // total, led.down * active // total
     return {f"acc_mean@{name}": float(acc.mean()), f"acc_min@{name}": float(acc.min()),
             f"acc_max@{name}": float(acc.max()), f"bits_up@{name}": up, f"bits_down@{name}": down,
-            f"bits_per_peer@{name}": (up + down) / peers}
+            f"bits_per_peer@{name}": (up + down) / peers, f"train_loss@{name}": loss}
 
 
 CLIENT_PERCENTILE = 10

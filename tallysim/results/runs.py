@@ -24,6 +24,17 @@ class Results:
                               "tallysim.Results.read(DIR)")
         # a str kept as given made .plot() a TypeError ("unsupported operand type(s) for /: 'str' and 'str")
         self.out = Path(self.out)
+        # rows and config made by hand are what the properties read: rows=["a"] was an AttributeError from
+        # .dead_peers, rows={...} a KeyError -1 from .last (a dict indexed), config=[...] passed
+        if isinstance(self.rows, tuple):
+            self.rows = list(self.rows)
+        if not isinstance(self.rows, list) or not all(isinstance(r, dict) for r in self.rows):
+            bad = self.rows if not isinstance(self.rows, list) else next(r for r in self.rows if not isinstance(r, dict))
+            raise ConfigError(f"Results(rows=...): {bad!r:.60} is {type(bad).__name__}; allowed: a list of metrics "
+                              "rows, each a dict (as metrics.jsonl's lines read), e.g. [{'round': 1, 'acc_mean': 0.5}]")
+        if self.config is not None and not isinstance(self.config, dict):   # None: repr's plain form (review_dec17)
+            raise ConfigError(f"Results(config={self.config!r:.60}): {type(self.config).__name__}; allowed: a dict "
+                              "(config.json's object, e.g. tallysim.config.to_dict(cfg))")
         # "~/runs/a" (as Results.read expands it) and a sweep's directory were empty Results in silence too
         where = self.out.expanduser()
         if not self.rows and not self.config and (where / "metrics.jsonl").is_file():
@@ -123,6 +134,12 @@ class Results:
         if path is not None and not is_path(path):      # plot(path=3): a TypeError from inside os.path
             raise ConfigError(f"Results.plot(path={path!r}): expected a file path (str or pathlib.Path), or None "
                               "for curve.png in the run directory")
+        for name, value in (("metric", metric), ("title", title), ("label", label)):
+            # metric=["acc_mean"] was "TypeError: unhashable type: 'list'"; label=["a", "b"] drew the legend
+            # entry "['a', 'b']" and title=5 the title "5", in silence
+            if not (isinstance(value, str) or value is None and name != "metric"):
+                raise ConfigError(f"Results.plot({name}={value!r:.60}): {type(value).__name__}; allowed: a str"
+                                  f"{' (a metrics key, or auto)' if name == 'metric' else ', or None'}")
         return plot_curves([str(self.out)], path or str(self.out / "curve.png"), metric, title,
                            None if label is None else [label])
 

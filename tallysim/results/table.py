@@ -1,7 +1,8 @@
 """`tallysim table DIR...`: one row per run of a sweep (or any run directories), its swept fields as
-columns, then the final and best headline accuracy, the final's std over seeds, the cumulative bits
-per peer and the rounds done (next-token runs: also the final perplexity and the per-client accuracy's
-mean and 10th percentile); as a markdown table (default) or CSV, on stdout or into --out.
+columns, then the final and best headline accuracy, the final's std over seeds (with model.groups, each
+group's final peer mean and its std too), the cumulative bits per peer and the rounds done (next-token
+runs: also the final perplexity and the per-client accuracy's mean and 10th percentile); as a markdown
+table (default) or CSV, on stdout or into --out.
 
 The swept fields are found, not declared: the config.json fields whose values differ between the
 runs listed (so it works for a sweep, a figure's results or hand-made runs alike), in config order.
@@ -17,7 +18,7 @@ from typing import Optional
 
 from tallysim import atomic
 from tallysim.config import ConfigError
-from tallysim.fields import did_you_mean
+from tallysim.fields import did_you_mean, first_few
 from tallysim.results import dead_peers, headline, metrics, partition_file
 
 FORMATS = ("markdown", "csv")
@@ -123,10 +124,11 @@ def _mode_unread(flat: dict, key: str, mode: str, values: tuple) -> bool:
 def run_status(run_dir: Path, cfg: dict, rows: list) -> str:
     if (run_dir / metrics.ERROR).exists():
         return "failed"
-    want = cfg.get("rounds")
-    if want is None:        # config.json deleted: "done" claimed every round ran, knowing no round count
+    want, done = cfg.get("rounds"), rows[-1].get("round") if rows else 0
+    # config.json deleted: "done" claimed every round ran, knowing no round count; a Results made by hand
+    # with {"rounds": "2"} (read_run checks a run directory's) was a TypeError from >=
+    if type(want) is not int or type(done) is not int:
         return "unknown"
-    done = rows[-1].get("round") if rows else 0
     if done >= want:
         return "done"
     from tallysim import run_lock
@@ -191,15 +193,17 @@ def table_rows(dirs, metric: str = "auto", log=None) -> tuple[list[str], list[di
 
 
 def _group_finals(runs: list, out: list) -> list:
-    """`final@NAME` columns, each model group's final peer mean (`acc_mean@NAME`), for runs with
-    model.groups: the number a mixed-architecture run is about, which took one `--metric acc_mean@NAME`
-    table per group (userjourney7). [] (no column) where no run has groups."""
+    """`final@NAME`, `final_std@NAME` for runs with model.groups: each group's final peer mean (`acc_mean@NAME`)
+    and its std over seeds (empty for one), as final/final_std are the headline's: it took one `--metric
+    acc_mean@NAME` table per group (userjourney7), then showed a 2-seed run's mean alone. [] without groups."""
     names = list(dict.fromkeys(k.removeprefix("acc_mean@") for *_, rows in runs if rows for k in rows[-1]
                                if k.startswith("acc_mean@") and not k.endswith("_std")))
     for (*_, rows), r in zip(runs, out):
+        last = rows[-1] if rows else {}
         for name in names:
-            r[f"final@{name}"] = rows[-1].get(f"acc_mean@{name}") if rows else None
-    return [f"final@{name}" for name in names]
+            r[f"final@{name}"] = last.get(f"acc_mean@{name}")
+            r[f"final_std@{name}"] = last.get(f"acc_mean@{name}_std")
+    return [c for name in names for c in (f"final@{name}", f"final_std@{name}")]
 
 
 # Why a column is null in every row of the runs asked about (_NULL_WHY), for --metric's refusal.
@@ -208,6 +212,7 @@ _NULL_WHY = {"acc_global": "no server model in these runs; their accuracy is acc
              "consensus_acc": "no probe was kept and scored",
              "vote_acc": "no probe position was scored, or no vote arrived (every peer dropped)",
              "softavg_acc": "no probe position was scored, or no vote arrived (every peer dropped)",
+             **dict.fromkeys(("agreement", "tied", "wrong_confidence"), "no vote arrived (every peer dropped)"),
              "epsilon": "no privacy noise"}
 
 
@@ -253,7 +258,7 @@ def _say_floor(runs: list, log) -> None:
 
 
 def _some(labels: list) -> str:
-    return ", ".join(labels[:3]) + (f", ... ({len(labels) - 3} more)" if len(labels) > 3 else "")
+    return first_few(labels, 3, ", ... ({} more)")
 
 
 def metric_columns(metric: str) -> dict:
@@ -277,7 +282,8 @@ def _cell(v, col: str) -> str:
         return metrics.bits_text(v)
     if head in ("final", "final_std", "best") and metric in COUNT_METRICS and isinstance(v, (int, float)):
         return f"{v:.6g}"            # steps, peers, seconds: `--metric steps_real` printed 44.0000
-    if (head in ("final", "final_std", "best", "client_mean", "client_p10") or head.startswith("final@")) \
+    if (head in ("final", "final_std", "best", "client_mean", "client_p10")
+            or head.startswith(("final@", "final_std@"))) \
             and isinstance(v, float):
         return f"{v:.4f}"
     if col == "bits_per_peer":

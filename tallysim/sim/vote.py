@@ -220,9 +220,9 @@ def add_sums(a: Sums, b: Sums) -> Sums:
 
 
 GATE_AGREEMENT = "gate_agreement"  # info key: what distill.gate reads when it is not info["agreement"]
-# the rows' values that mean nothing with no vote arrived (none_arrived); `tied` stays 0.0 there (no
-# plurality, so no tie: tied's own definition)
-NONE_ARRIVED_KEYS = ("vote_acc", "softavg_acc", "agreement", "wrong_confidence")
+# the rows' values that mean nothing with no vote arrived (none_arrived); `tied` too: a tie among nobody
+# is undefined, and its 0.0 there pulled every average over rounds down as agreement's did
+NONE_ARRIVED_KEYS = ("vote_acc", "softavg_acc", "agreement", "tied", "wrong_confidence")
 
 
 def mean_agreement(share_M: jax.Array, mask_M: Optional[jax.Array] = None) -> jax.Array:
@@ -283,10 +283,10 @@ def finish_diagnostics(s: Sums, voters: int, y_M: jax.Array, winner_M: jax.Array
 
 
 def none_arrived(info: dict, voters) -> dict:
-    """`info` with vote_acc, softavg_acc, agreement and wrong_confidence NaN (null in the row) where no
-    vote arrived (dropout: `voters` traced, 0 when every peer dropped): the argmax of no votes is class 0,
-    and its hits were reported as the vote's accuracy (0.125 on 8 classes' probes with faults.fraction=1),
-    agreement and wrong_confidence as 0.0, in every average over rounds. distill.gate reads the agreement
+    """`info` with vote_acc, softavg_acc, agreement, tied and wrong_confidence NaN (null in the row) where
+    no vote arrived (dropout: `voters` traced, 0 when every peer dropped): the argmax of no votes is class
+    0, and its hits were reported as the vote's accuracy (0.125 on 8 classes' probes with
+    faults.fraction=1), agreement, tied and wrong_confidence as 0.0, in every average over rounds. distill.gate reads the agreement
     as it was before the NaN (0.0 with nobody arrived, so the gate decides as it always did), kept under
     GATE_AGREEMENT unless the round set its own there."""
     if isinstance(voters, jax.Array):
