@@ -35,6 +35,7 @@ import importlib.util
 import pathlib
 import re
 import sys
+import zipfile
 from dataclasses import dataclass
 
 import numpy as np
@@ -355,8 +356,8 @@ def _split_of(path) -> int | None:
     try:
         with np.load(path, allow_pickle=False) as z:
             return int(z["split"]) if "split" in z.files else None
-    except (OSError, ValueError, KeyError, TypeError):
-        return SPLIT          # load's own read names the damage
+    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile):
+        return SPLIT          # load's own read names the damage (a truncated cache is a BadZipFile)
 
 
 def load(name: str) -> Dataset:
@@ -376,6 +377,6 @@ def load(name: str) -> Dataset:
             return to_dataset(name, z)
     except DataError:
         raise
-    except (OSError, ValueError, KeyError) as e:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:     # BadZipFile: a cut-off copy
         raise DataError(f"cannot read {path} ({type(e).__name__}: {str(e)[:100]}); delete it and run: "
                         f"python -m tallysim prepare {name}") from None
