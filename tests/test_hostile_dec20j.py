@@ -82,3 +82,20 @@ def test_a_population_floor_above_the_data_names_min_size():
         population(2300, peers=10, mean=30, sigma=1, floor=5000, reuse=True, seed=0)
     with pytest.raises(DataError, match="lower partition.mean_size or partition.sigma"):   # the tail's own
         population(2300, peers=10, mean=10**6, sigma=1, floor=1, reuse=True, seed=0)
+
+
+TEXT = ["run", "--out", "o", "protocol.name=tally", "data.name=shakespeare", "partition.kind=natural",
+        "batch_size=4", "rounds=1", "probe.per_round=2", "probe.pool_size=20", "data.max_test=20"]
+
+
+@pytest.mark.parametrize("items", [["peers=2", "model.name=transformer", "model.hidden=10", "model.heads=4"],
+                                   ["peers=4", "model.groups=a:2:transformer,hidden=10,heads=4;b:2:lstm,hidden=8"]],
+                         ids=["model", "group"])
+def test_heads_that_do_not_divide_hidden_are_refused_before_the_data_loads(capsys, no_compile, monkeypatch, items):
+    # make_model refused it only after Shakespeare loaded (a sweep's other runs trained first, --print-config
+    # and --dry-run passed it), with no allowed values; in a group it named model.heads, not the group
+    from tallysim.data import loading
+    monkeypatch.setattr(loading, "load", lambda *a, **k: pytest.fail("loaded the data before refusing"))
+    line = one_line(capsys, TEXT + items)
+    assert "model.heads=4 does not divide model.hidden=10" in line and "allowed: model.heads in 1, 2, 5, 10" in line
+    assert ("model.groups, group a: " in line) == ("model.groups" in " ".join(items)), line
