@@ -183,8 +183,10 @@ def estimate_bytes(cfg, groups: tuple = ()) -> list[tuple[str, int, str]]:
                       "probe.per_round, peers" + (", data.num_classes" if synthetic else ""))] if traits.distill else []
     out = [*model_parts, *probe_outputs, acts,
            # host and device: each seed's int32 [P, C] class counts (partition.json), and per client its
-           # int32 shard offset and count and bool faulty flag (sim/fed.FedData)
-           ("the per-client partition records", cfg.seeds * cfg.peers * (4 * classes + 4 + 4 + 1), "peers, seeds")]
+           # int32 shard offset and count and bool faulty flag (sim/fed.FedData); text keeps one count a client
+           # (partition.class_counts' [P, 1] sequences), not C: 10^6 clients on words were refused at 40 GB
+           ("the per-client partition records",
+            cfg.seeds * cfg.peers * (4 * (1 if positions(cfg) > 1 else classes) + 4 + 4 + 1), "peers, seeds")]
     if cfg.partition.kind == "population" and cfg.partition.reuse:
         # reuse deals the training set again and again: the int32 shard indices (sim/fed.FedData's shard_H)
         # hold every client's examples, peers x E[size] >= max(mean_size - 1/2, min_size) each (Jensen, and

@@ -99,3 +99,17 @@ def test_heads_that_do_not_divide_hidden_are_refused_before_the_data_loads(capsy
     line = one_line(capsys, TEXT + items)
     assert "model.heads=4 does not divide model.hidden=10" in line and "allowed: model.heads in 1, 2, 5, 10" in line
     assert ("model.groups, group a: " in line) == ("model.groups" in " ".join(items)), line
+
+
+def test_a_text_population_counts_one_record_column_a_client_not_the_vocabulary(capsys):
+    # partition.class_counts keeps [P, 1] sequences a client on text, but the estimate counted [P, C]:
+    # 10^6 clients on words (C = 10,004) were refused at 40 GB ("lower peers") for 4 MB of counts
+    def records(*items):
+        cfg = tiny("data.name=shakespeare_words", "peers=1000000", "participation=0.00001", "client_storage=auto",
+                   "protocol.name=fedavg", "model.name=lstm", "model.hidden=8", "partition.kind=population",
+                   "partition.reuse=true", "partition.mean_size=2", *items)
+        return dict((n, b) for n, b, _ in validation.estimate_parts(cfg))["the per-client partition records"]
+    assert records() == 10**6 * (4 + 4 + 4 + 1)
+    # images keep every class: synthetic's 10 classes, 4 bytes each
+    assert dict((n, b) for n, b, _ in validation.estimate_parts(tiny("peers=1000", "participation=0.01")))[
+        "the per-client partition records"] == 1000 * (4 * 10 + 9)
