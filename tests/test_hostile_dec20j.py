@@ -113,3 +113,22 @@ def test_a_text_population_counts_one_record_column_a_client_not_the_vocabulary(
     # images keep every class: synthetic's 10 classes, 4 bytes each
     assert dict((n, b) for n, b, _ in validation.estimate_parts(tiny("peers=1000", "participation=0.01")))[
         "the per-client partition records"] == 1000 * (4 * 10 + 9)
+
+
+def test_the_population_data_benchmark_reads_its_sizes_and_says_when_one_failed(capsys, monkeypatch):
+    # `python -m tallysim.bench.population_data --help` was int('--help'): a ValueError traceback; so was
+    # 1e6; 0 ran a child that failed with a traceback and the benchmark still exited 0
+    import subprocess
+    from types import SimpleNamespace
+
+    from tallysim.bench import population_data as bench
+    with pytest.raises(SystemExit) as e:
+        bench.main(["--help"])
+    assert e.value.code == 0 and "population sizes" in capsys.readouterr().out
+    for bad in ("0", "1e6x", "2.5"):
+        with pytest.raises(SystemExit) as e:
+            bench.main([bad])
+        assert e.value.code == 2 and "allowed: a whole number" in capsys.readouterr().err
+    assert bench.clients_arg("1e6") == 10**6
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: SimpleNamespace(returncode=1, stdout="", stderr="boom"))
+    assert bench.main(["10"]) == 1 and "10: failed: boom" in capsys.readouterr().out
