@@ -132,3 +132,16 @@ def test_the_population_data_benchmark_reads_its_sizes_and_says_when_one_failed(
     assert bench.clients_arg("1e6") == 10**6
     monkeypatch.setattr(subprocess, "run", lambda *a, **k: SimpleNamespace(returncode=1, stdout="", stderr="boom"))
     assert bench.main(["10"]) == 1 and "10: failed: boom" in capsys.readouterr().out
+
+
+def test_data_seed_on_a_prepared_dataset_without_subsets_is_refused_as_unread(capsys, no_compile):
+    # data.seed draws the synthetic data and the max_train / max_test subsets only: on Shakespeare (or
+    # Fashion-MNIST) without them a sweep data.seed=0,1,2 ran three identical runs, read as a spread
+    line = one_line(capsys, [t for t in TEXT if not t.startswith("data.max_test")] + ["peers=2", "model.name=lstm",
+                                                                                     "data.seed=3"])
+    assert "data.seed=3 is not read by data.name=shakespeare without data.max_train or data.max_test" in line, line
+    from tallysim import config_reads
+    read = lambda *items: [k for k, _ in config_reads.unread(tiny(*items))]       # noqa: E731
+    assert "data.seed" not in read("data.seed=3")                                  # synthetic draws with it
+    assert "data.seed" not in read("data.name=fashion_mnist", "data.seed=3", "data.max_train=100")
+    assert "data.seed" in read("data.name=fashion_mnist", "data.seed=3")
