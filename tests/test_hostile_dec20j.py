@@ -145,3 +145,11 @@ def test_data_seed_on_a_prepared_dataset_without_subsets_is_refused_as_unread(ca
     assert "data.seed" not in read("data.seed=3")                                  # synthetic draws with it
     assert "data.seed" not in read("data.name=fashion_mnist", "data.seed=3", "data.max_train=100")
     assert "data.seed" in read("data.name=fashion_mnist", "data.seed=3")
+
+
+@pytest.mark.parametrize("fraction", [1.5, -0.2, float("nan"), "0.8"])
+def test_temporal_split_refuses_a_fraction_outside_0_1(fraction):
+    # 1.5 trained on everything and tested on nothing; -0.2 cut 20% off the end as if it were a count
+    with pytest.raises(ValueError, match=r"temporal_split: fraction=.*allowed: a number in \[0, 1\]"):
+        text_data.temporal_split(list("abcdefghij"), fraction)
+    assert text_data.temporal_split(list("abcdefghij")) == (list("abcdefgh"), list("ij"))

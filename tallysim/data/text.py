@@ -205,6 +205,10 @@ def units(speech: str, tokens: str) -> list[str]:
 
 
 def temporal_split(stream: list, fraction: float = TRAIN_FRACTION) -> tuple[list, list]:
+    # 1.5 put every token in train and none in test, -0.2 cut at -k (stream[:-k]): both silently
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 <= fraction <= 1:
+        raise ValueError(f"temporal_split: fraction={fraction!r}; allowed: a number in [0, 1] (the share of each "
+                         f"client's tokens that trains; LEAF's {TRAIN_FRACTION})")
     cut = int(np.floor(fraction * len(stream)))
     return stream[:cut], stream[cut:]
 
