@@ -196,6 +196,14 @@ def _unread_data(cfg: Config):
             yield key, (f"{key}={shown} is not read by data.name={cfg.data.name} (only by "
                         f"synthetic: a dataset's files fix its classes, example shape and sizes); allowed there: "
                         f"its default {show_default(default)}{hint}")
+    d = cfg.data
+    if (d.seed != declared()["data.seed"].default and d.max_train is None and d.max_test is None
+            and cfg.probe.source is None):
+        # a prepared dataset is the same whatever data.seed: a sweep data.seed=0,1,2 on Shakespeare ran three
+        # identical runs and read as a spread over data draws (the run's draws follow `seed`)
+        yield "data.seed", (f"data.seed={d.seed} is not read by data.name={d.name} without data.max_train or "
+                            "data.max_test (it draws the synthetic data and those subsets; the peers' data, the "
+                            "probe pool and training follow `seed`); allowed there: its default 0, or set seed")
 
 
 def _unread_sign_broadcast(cfg: Config):

@@ -67,6 +67,22 @@ def check_rules(cfg: Config) -> None:
     _tally_rules(cfg)
     _sequential_rules(cfg)
     _task_rules(cfg)
+    _heads_rule(cfg)
+
+
+def _heads_rule(cfg: Config) -> None:
+    """model.heads must divide model.hidden for a transformer, the run's model or a group's: it was
+    refused by make_model only after the data loaded (a sweep's other runs trained first, --print-config
+    and --dry-run passed it), and a group's clash named model.heads, not the group that set it."""
+    groups = model_groups.parse(cfg.model.groups)
+    for name, m in [(g.name, model_groups.group_config(cfg, g).model) for g in groups] or [("", cfg.model)]:
+        if m.name == "transformer" and m.hidden % m.heads:
+            fits = [h for h in range(1, m.hidden + 1) if m.hidden % h == 0]
+            where = f"model.groups, group {name}: " if name else ""
+            raise ConfigError(f"{where}model.heads={m.heads} does not divide model.hidden={m.hidden} (each of a "
+                              f"transformer's heads attends over hidden / heads features); allowed: model.heads in "
+                              f"{', '.join(map(str, fits[:12]))}{' ...' if len(fits) > 12 else ''}, or another "
+                              "model.hidden")
 
 
 def _task_rules(cfg: Config) -> None:

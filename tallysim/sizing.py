@@ -183,8 +183,18 @@ def estimate_bytes(cfg, groups: tuple = ()) -> list[tuple[str, int, str]]:
                       "probe.per_round, peers" + (", data.num_classes" if synthetic else ""))] if traits.distill else []
     out = [*model_parts, *probe_outputs, acts,
            # host and device: each seed's int32 [P, C] class counts (partition.json), and per client its
-           # int32 shard offset and count and bool faulty flag (sim/fed.FedData)
-           ("the per-client partition records", cfg.seeds * cfg.peers * (4 * classes + 4 + 4 + 1), "peers, seeds")]
+           # int32 shard offset and count and bool faulty flag (sim/fed.FedData); text keeps one count a client
+           # (partition.class_counts' [P, 1] sequences), not C: 10^6 clients on words were refused at 40 GB
+           ("the per-client partition records",
+            cfg.seeds * cfg.peers * (4 * (1 if positions(cfg) > 1 else classes) + 4 + 4 + 1), "peers, seeds")]
+    if cfg.partition.kind == "population" and cfg.partition.reuse:
+        # reuse deals the training set again and again: the int32 shard indices (sim/fed.FedData's shard_H)
+        # hold every client's examples, peers x E[size] >= max(mean_size - 1/2, min_size) each (Jensen, and
+        # rint moves a size by 1/2 at most), not bounded by the data: 10^6 clients of 10^4 are 40 GB, which
+        # this estimate missed (49 MB) and numpy's allocation met after the data loaded
+        mean = max(cfg.partition.mean_size - 0.5, cfg.partition.min_size)
+        out.append(("the clients' shard indices (partition.reuse=true)", int(4 * cfg.seeds * cfg.peers * mean),
+                    "partition.mean_size, peers, seeds"))
     if protocols.reads(cfg.protocol.name, "feddf.batch_size"):
         out.append(("the server's distillation batch", 2 * cfg.feddf.batch_size * per_example, "feddf.batch_size"))
     if traits.soft and cfg.softlabel.aggregate in ("median", "trimmed"):

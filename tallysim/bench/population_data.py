@@ -12,6 +12,7 @@ and the bytes a [P, S] padded matrix (the storage of earlier versions) would hav
 """
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -62,17 +63,36 @@ def measure(clients: int) -> dict:
             "backend": jax.default_backend()}
 
 
+def clients_arg(text: str) -> int:
+    """A population size: a whole number >= 1, written 100000 or 1e5 (int('1e5') was a traceback)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or value != value or value < 1 or value != int(value) or value > 2**31 - 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of clients; allowed: a whole number "
+                                         f"1..{2**31 - 1}, e.g. 10000 or 1e6")
+    return int(value)
+
+
 def main(argv=None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if args[:1] == ["--one"]:
         print(json.dumps(measure(int(args[1]))))
         return 0
-    for n in [int(a) for a in args] or [10**4, 10**5, 10**6]:
+    # --help was read as a size (a ValueError traceback), so were 1e6 and 0 (a child's traceback, exit 0)
+    parser = argparse.ArgumentParser(prog="python -m tallysim.bench.population_data",
+                                     description="Time and peak memory to build a population's client data, "
+                                                 "one fresh process per size (docs/population-data.md).")
+    parser.add_argument("clients", nargs="*", type=clients_arg, help="population sizes (default 1e4 1e5 1e6)")
+    failed = 0
+    for n in parser.parse_args(args).clients or [10**4, 10**5, 10**6]:
         out = subprocess.run([sys.executable, "-m", "tallysim.bench.population_data", "--one", str(n)],
                              capture_output=True, text=True)
+        failed += out.returncode != 0
         print(out.stdout.strip().splitlines()[-1] if out.returncode == 0 else f"{n}: failed: {out.stderr[-500:]}",
               flush=True)
-    return 0
+    return 1 if failed else 0      # a failed size said "failed" and still exited 0
 
 
 if __name__ == "__main__":

@@ -50,6 +50,15 @@ def write_cache(ds: Dataset, name: str) -> pathlib.Path:
     return path
 
 
+def free_target(path: pathlib.Path) -> pathlib.Path:
+    """`path`, refused at once where a directory holds the cache file's name: write_arrays found it only
+    after the plays were parsed (~15 s) and said "set TALLYSIM_DATA to a writable directory"."""
+    if path.is_dir():
+        raise DataError(f"{path} is a directory, not a data cache file; allowed: move or remove it, or set "
+                        "TALLYSIM_DATA to another directory")
+    return path
+
+
 def write_arrays(arrays: dict, path: pathlib.Path) -> pathlib.Path:
     """np.savez_compressed(path, **arrays), atomically (as write_cache)."""
     try:

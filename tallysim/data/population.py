@@ -100,6 +100,10 @@ def population(n: int, peers: int, mean: float, sigma: float, floor: int, reuse:
     rng = np.random.default_rng([int(seed), POPULATION_STREAM])
     s = sizes(peers, mean, sigma, floor, rng)
     total = int(s.sum())
+    if floor > n:       # every client holds min_size: lowering mean_size or sigma, as below says, cannot help
+        raise DataError(f"partition.min_size={floor} is above the {n} examples {name} has after the probe pool "
+                        f"(no client may hold an example twice); allowed: partition.min_size <= {n}, or add "
+                        "training examples (data.train_size)")
     if s.max(initial=0) > n:
         raise DataError(f"partition.kind=population drew a client of {int(s.max())} examples but {name} has "
                         f"{n} after the probe pool; lower partition.mean_size or partition.sigma, or add "

