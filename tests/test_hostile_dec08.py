@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from tallysim import cli, config, run  # noqa: F401 (imported before jit is patched)
+from tallysim import cli, config, nonfinite_stop, run  # noqa: F401 (imported before jit is patched)
 from tallysim.config import PartitionConfig
 from tallysim.data import DataError
 from tallysim.data.base import checked
@@ -284,7 +284,7 @@ def test_a_label_starting_with_an_underscore_is_in_the_legend(tmp_path, monkeypa
     ([], "optim.lr, now 0.05"),                                                              # ok: as before
 ])
 def test_a_diverged_run_names_the_learning_rates_it_ran(items, expected):
-    assert run._lr_now(config.validate(config.apply_overrides(config.Config(), [*SYN, "peers=4", *items]))) == expected
+    assert nonfinite_stop.lr_now(config.validate(config.apply_overrides(config.Config(), [*SYN, "peers=4", *items]))) == expected
 
 
 @pytest.mark.parametrize("groups", ["\u00e9:1:mlp;b:1:mlp", "a b:1;c:1", "a.b:1;c:1"])

@@ -124,22 +124,22 @@ def test_a_plugins_state_without_stacked_peers_is_not_blamed_on_client_storage()
     # a plugin's own state (client_storage stacked): the line blamed client_storage=auto all the same
     from test_nonfinite_dec19h import _ctx, _tree
     from types import SimpleNamespace
-    from tallysim import run
+    from tallysim import nonfinite_stop
     server = {"w": jnp.ones((1, 3, 2))}
     ctx = _ctx(4, protocol="myplug")
     none = SimpleNamespace(params=None, server=server)
-    assert run._diverged_peers(none, 0, ctx) == ("; the server model's parameters are finite (protocol myplug's "
+    assert nonfinite_stop.diverged_peers(none, 0, ctx) == ("; the server model's parameters are finite (protocol myplug's "
                                                  "state holds no parameters per peer to name the one that diverged)")
     empty = SimpleNamespace(params={}, server={"w": server["w"].at[0, 0, 0].set(jnp.nan)})
-    assert run._diverged_peers(empty, 0, ctx) == ("; not finite: the server model's parameters (protocol myplug's "
+    assert nonfinite_stop.diverged_peers(empty, 0, ctx) == ("; not finite: the server model's parameters (protocol myplug's "
                                                   "state holds no parameters per peer)")
     flat = SimpleNamespace(params={"w": jnp.ones((1, 3, 2))}, server=server)      # [Z, ...], no peer axis of 4
-    assert run._diverged_peers(flat, 0, ctx).startswith(
+    assert nonfinite_stop.diverged_peers(flat, 0, ctx).startswith(
         "; the server model's parameters are finite (protocol myplug's state.params is not stacked one model per "
         "peer ([seeds, 4, ...] each, or one such tree per model group) to name")
     # groups whose params are one stacked tree, not one per group
     grouped = SimpleNamespace(params=_tree(1, 4), server=None)
-    assert run._diverged_peers(grouped, 0, _ctx(4, [("a", 0, 2), ("b", 2, 4)], protocol="myplug")) == (
+    assert nonfinite_stop.diverged_peers(grouped, 0, _ctx(4, [("a", 0, 2), ("b", 2, 4)], protocol="myplug")) == (
         "; no model can be named: protocol myplug's state.params is not stacked one model per peer ([seeds, 4, "
         "...] each, or one such tree per model group), and it holds no server model")
 

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import jax.numpy as jnp
 
-from tallysim import run
+from tallysim import nonfinite_stop
 from tallysim.sim import peers
 
 
@@ -32,11 +32,11 @@ def test_groups_name_the_peer_and_its_group():
     assert peers.nonfinite_peers(params, 1, 5) is None                         # not read as one stacked tree
     state = SimpleNamespace(params=params, server=None)
     ctx = _ctx(5, [("phone", 0, 3), ("server", 3, 5)])
-    assert run._diverged_peers(state, 1, ctx) == "; not finite: the parameters of peer 4 (1 of 5; group server: 1 of 2)"
+    assert nonfinite_stop.diverged_peers(state, 1, ctx) == "; not finite: the parameters of peer 4 (1 of 5; group server: 1 of 2)"
     two = SimpleNamespace(params=(_tree(1, 3, bad=[(0, 0)]), _tree(1, 2, bad=[(0, 0)])), server=None)
-    assert run._diverged_peers(two, 0, ctx) == ("; not finite: the parameters of peers 0, 3 (2 of 5; group phone: "
+    assert nonfinite_stop.diverged_peers(two, 0, ctx) == ("; not finite: the parameters of peers 0, 3 (2 of 5; group phone: "
                                                 "1 of 3; group server: 1 of 2)")
-    assert run._diverged_peers(state, 0, ctx) == ""                          # none to name: nothing said
+    assert nonfinite_stop.diverged_peers(state, 0, ctx) == ""                          # none to name: nothing said
 
 
 def test_a_server_model_alone_says_whether_it_is_finite():
@@ -46,14 +46,14 @@ def test_a_server_model_alone_says_whether_it_is_finite():
     assert peers.nonfinite_model(None, 0) is None
     ctx = _ctx(4, cohort=True)
     auto = SimpleNamespace(params=None, server=server)
-    assert run._diverged_peers(auto, 1, ctx) == ("; not finite: the server model's parameters (client_storage=auto "
+    assert nonfinite_stop.diverged_peers(auto, 1, ctx) == ("; not finite: the server model's parameters (client_storage=auto "
                                                  "keeps no client's model)")
-    assert run._diverged_peers(auto, 0, ctx).startswith("; the server model's parameters are finite (client_storage=auto")
+    assert nonfinite_stop.diverged_peers(auto, 0, ctx).startswith("; the server model's parameters are finite (client_storage=auto")
     ctx = _ctx(4)
     # stacked peers with a server (FedAvg): the peers first; the server only where no peer is to blame
     stacked = SimpleNamespace(params=_tree(2, 4), server=server)
-    assert run._diverged_peers(stacked, 1, ctx) == "; not finite: the server model's parameters (every peer's are finite)"
-    assert run._diverged_peers(stacked, 0, ctx) == ""
+    assert nonfinite_stop.diverged_peers(stacked, 1, ctx) == "; not finite: the server model's parameters (every peer's are finite)"
+    assert nonfinite_stop.diverged_peers(stacked, 0, ctx) == ""
     # nothing to read (a plugin's state): said, with why (test_leftovers_dec20a: it said nothing)
-    assert run._diverged_peers(SimpleNamespace(params=None, server=None), 0, ctx) == (
+    assert nonfinite_stop.diverged_peers(SimpleNamespace(params=None, server=None), 0, ctx) == (
         "; no model can be named: protocol fedavg's state holds no parameters per peer, and it holds no server model")
