@@ -58,6 +58,25 @@ SWEEP = "sweep.json"
 # the files a sweep (and so a figure's group, a sweep too) writes beside its run directories: skipped when
 # given among runs, as `tallysim plot runs/x/*` gives them; hidden ones (the lock) no shell glob matches
 SWEEP_WRITTEN = frozenset({SWEEP})
+# sweep.json's status of a run an earlier invocation of the sweep finished (this one left it as it was);
+# files written before 2026-12-07 say "skipped" for it, which read_sweep and the readers take as the same
+DONE_BEFORE = "done_before"
+DONE_BEFORE_OLD = "skipped"
+
+
+def done_before(record: dict) -> bool:
+    """Whether a sweep.json run record is a run finished by an earlier invocation (old files: "skipped")."""
+    return record.get("status") in (DONE_BEFORE, DONE_BEFORE_OLD)
+
+
+def sweep_axis_keys(doc: dict) -> list[str]:
+    """The keys of a sweep.json's `axes` ("key=v1,v2" each, in the order the user gave them), [] where it
+    names none (a file written before 2026-12-07 recorded only the command line's, so a config file's
+    `sweep` section left it []) or is not a list of such texts."""
+    axes = doc.get("axes") if isinstance(doc, dict) else None
+    if not isinstance(axes, list):
+        return []
+    return [a.split("=", 1)[0] for a in axes if isinstance(a, str) and "=" in a]
 
 # What a newcomer types for `--metric auto`, the headline accuracy (acc_global where there is a server
 # model, else acc_mean): offered as "did you mean auto?" when refused.
