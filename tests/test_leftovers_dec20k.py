@@ -34,3 +34,39 @@ def test_an_old_sweep_json_still_reads():
     assert metrics.sweep_axis_keys({"runs": []}) == [] and metrics.sweep_axis_keys({"axes": "x"}) == []
     assert metrics.sweep_axis_keys({"axes": ["optim.lr=0.1,0.2", "data.input_shape=28x28x1;8x8x1"]}) == [
         "optim.lr", "data.input_shape"]
+
+
+# ----------------------------------------------------------------------------- 2. table's columns in axis order
+
+def _sweep_runs(out, axes: list, index_axes) -> None:
+    """The runs of `tallysim sweep *axes --out out`, finished (written by hand: nothing compiles); its
+    sweep.json's `axes` is `index_axes` (None: no sweep.json, runs side by side)."""
+    from tallysim import config, outdir
+    from conftest import tiny
+    runs = sweep.expand({}, axes)
+    for (name, _), cfg in zip(runs, sweep.configs(tiny(), runs)):
+        d = outdir.claim(out / name, False)
+        (d / "config.json").write_text(json.dumps(sweep._jsonable(config.to_dict(config.validate(cfg).resolved()))))
+        (d / "metrics.jsonl").write_text('{"round": 1, "bits_per_peer": 8.0, "acc_mean": 0.5}\n')
+        (d / "done.json").write_text("{}")
+    if index_axes is not None:
+        (out / "sweep.json").write_text(json.dumps({"axes": index_axes, "runs": []}))
+
+
+@pytest.mark.parametrize("axes", [["seed=0,1", "optim.lr=0.01,0.1"], ["optim.lr=0.01,0.1", "seed=0,1"]])
+def test_table_shows_a_sweeps_axes_in_the_order_given(axes, tmp_path):
+    # config order put seed before optim.lr whatever order the sweep's axes were typed in (the second case)
+    from tallysim.results import table
+    out = tmp_path / "s"
+    _sweep_runs(out, axes + ["peers=3"], axes + ["peers=3"])
+    columns, _ = table.table_rows([out], log=lambda m: None)
+    assert columns[1:3] == [a.split("=")[0] for a in axes]
+
+
+@pytest.mark.parametrize("index_axes", [None, []])       # hand-made runs; a sweep.json of before (axes [])
+def test_table_keeps_config_order_without_a_sweeps_axes(index_axes, tmp_path):
+    from tallysim.results import table
+    out = tmp_path / "s"
+    _sweep_runs(out, ["seed=0,1", "optim.lr=0.01,0.1"], index_axes)
+    columns, _ = table.table_rows([out], log=lambda m: None)
+    assert columns[1:3] == ["seed", "optim.lr"]            # config order, whatever the names say
