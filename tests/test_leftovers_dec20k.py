@@ -70,3 +70,47 @@ def test_table_keeps_config_order_without_a_sweeps_axes(index_axes, tmp_path):
     _sweep_runs(out, ["seed=0,1", "optim.lr=0.01,0.1"], index_axes)
     columns, _ = table.table_rows([out], log=lambda m: None)
     assert columns[1:3] == ["seed", "optim.lr"]            # config order, whatever the names say
+
+
+# ----------------------------------------------------------------------------- 3. a figure's smoke section, checked always
+
+def _smoke_spec(smoke: dict) -> dict:
+    from test_figure_plan_dec19h import SPEC
+    spec = json.loads(json.dumps(SPEC))
+    spec["smoke"] = smoke
+    return spec
+
+
+@pytest.mark.parametrize("smoke, key", [
+    ({"base": {"probe": {"per_roundd": 8}}}, "per_roundd"),                 # a stale key in smoke.base
+    ({"groups": {"tally": {"rounds": 0}}}, "rounds"),                        # a value out of range in a group's
+    ({"sweep": {"optim.lrr": [0.1]}}, "optim.lrr"),                          # smoke.sweep
+])
+def test_a_figures_smoke_section_is_checked_without_smoke(smoke, key, tmp_path, capsys, monkeypatch):
+    # only `--smoke` read it: the full figure's plain run and --dry-run passed, its stale key found only
+    # when someone ran the smoke version (after the full figure, perhaps)
+    from tallysim import figures
+    from tallysim.config import ConfigError
+    from tallysim.figures import plans as figure_plans
+    spec = _smoke_spec(smoke)
+    with pytest.raises(ConfigError, match=r"the figure's `smoke` section .*" + key.replace(".", r"\.")):
+        figure_plans.group_plans(spec, False, figures.EXPERIMENTS)
+    path = tmp_path / "fig.json"
+    path.write_text(json.dumps(spec))
+    monkeypatch.setattr(sweep, "run_sweep", lambda *a, **k: pytest.fail("a group ran before the refusal"))
+    for argv in (["figure", str(path), "--dry-run"],
+                 ["figure", str(path), "--results", str(tmp_path / "r"), "--out", str(tmp_path / "f")]):
+        assert cli.main(argv) == 2
+        err = capsys.readouterr().err
+        assert "`smoke` section" in err and key in err, err
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_good_smoke_section_plans_as_before():
+    from tallysim import figures
+    from tallysim.figures import plans as figure_plans
+    from test_figure_plan_dec19h import SPEC
+    spec = _smoke_spec({"base": {"rounds": 1}, "sweep": {"optim.lr": [0.1]}})
+    full = figure_plans.group_plans(spec, False, figures.EXPERIMENTS)
+    assert full == figure_plans.group_plans(SPEC, False, figures.EXPERIMENTS)       # the smoke section unused
+    assert {c.rounds for c in figure_plans.group_plans(spec, True, figures.EXPERIMENTS).configs["tally"]} == {1}

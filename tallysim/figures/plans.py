@@ -25,7 +25,40 @@ def group_plans(spec: dict, smoke: bool, base_dir: Path, start=None) -> Plans:
     """group name -> (base Config, [(run name, overrides)]), all validated before anything runs (the
     validated Configs: the answer's `configs`). `start` (the command line's startup.start_jax) is
     called once every config has validated, just before the devices are counted: the first thing that
-    needs JAX."""
+    needs JAX. A plain plan checks the `smoke` section too (smoke_refusal): a stale key there showed only
+    with --smoke, after the full figure had been run."""
+    plans, checked = _plan(spec, smoke, base_dir)
+    if not smoke and isinstance(spec.get("smoke"), dict) and spec["smoke"]:
+        smoke_refusal(spec, base_dir)
+    if start is not None:
+        start()
+    for g, cfgs in checked.items():              # before the first one runs
+        sweep.check_devices(plans[g][1], cfgs)
+        try:                                     # run_sweep's, for every group before the first group runs
+            sweep.check_eval_peers(plans[g][1], cfgs)
+        except ConfigError as e:
+            raise ConfigError(f"figure group {g!r}: {e}") from None
+    return Plans(plans, checked)
+
+
+def smoke_refusal(spec: dict, base_dir: Path) -> None:
+    """The smoke version's plan checked as --smoke checks it (every config validated, eval_peers against
+    peers; nothing compiled, no JAX), refused in words naming the `smoke` section: a key renamed in the
+    config fields but not in `smoke` passed every plain run and --dry-run, and stopped only --smoke."""
+    try:
+        plans, checked = _plan(spec, True, base_dir)
+        for g, cfgs in checked.items():
+            try:
+                sweep.check_eval_peers(plans[g][1], cfgs)
+            except ConfigError as e:
+                raise ConfigError(f"figure group {g!r}: {e}") from None
+    except ConfigError as e:
+        raise ConfigError(f"the figure's `smoke` section (what --smoke runs; checked on every run of the "
+                          f"figure, --smoke or not) does not validate: {e}") from None
+
+
+def _plan(spec: dict, smoke: bool, base_dir: Path) -> tuple[dict, dict]:
+    """group_plans' plans and validated configs, before JAX is started and the devices counted."""
     shrink = spec.get("smoke", {}) if smoke else {}
     for key in ("base", "sweep", "smoke"):
         if not isinstance(spec.get(key, {}), dict):
@@ -86,15 +119,7 @@ def group_plans(spec: dict, smoke: bool, base_dir: Path, start=None) -> Plans:
         sweep.check_count(total, "figure")        # before any of its runs is validated
         plans[gname] = (cfg, with_panels(runs, panels(spec, smoke)))
     checked = {g: _group_configs(g, cfg, runs) for g, (cfg, runs) in plans.items()}   # every group validated, once
-    if start is not None:
-        start()
-    for g, cfgs in checked.items():              # before the first one runs
-        sweep.check_devices(plans[g][1], cfgs)
-        try:                                     # run_sweep's, for every group before the first group runs
-            sweep.check_eval_peers(plans[g][1], cfgs)
-        except ConfigError as e:
-            raise ConfigError(f"figure group {g!r}: {e}") from None
-    return Plans(plans, checked)
+    return plans, checked
 
 
 def _group_configs(gname: str, cfg, runs):
