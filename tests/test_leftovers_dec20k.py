@@ -114,3 +114,25 @@ def test_a_good_smoke_section_plans_as_before():
     full = figure_plans.group_plans(spec, False, figures.EXPERIMENTS)
     assert full == figure_plans.group_plans(SPEC, False, figures.EXPERIMENTS)       # the smoke section unused
     assert {c.rounds for c in figure_plans.group_plans(spec, True, figures.EXPERIMENTS).configs["tally"]} == {1}
+
+
+# ----------------------------------------------------------------------------- 4. a metrics.jsonl that is a directory
+
+def test_table_names_a_run_whose_metrics_file_is_a_directory(tmp_path):
+    # below the directory given, os.walk listed it among the subdirectories: the run was left out in
+    # silence (given itself, it was "has no metrics.jsonl")
+    from tallysim.results import table
+    from tallysim.config import ConfigError
+    out = tmp_path / "s"
+    _sweep_runs(out, ["seed=0,1"], ["seed=0,1"])
+    bad = out / "seed=1" / "metrics.jsonl"
+    bad.unlink()
+    bad.mkdir()
+    (bad / "metrics.jsonl").write_text('{"round": 1, "bits_per_peer": 8.0, "acc_mean": 0.5}\n')   # not a run either
+    said = []
+    _, rows = table.table_rows([out], log=said.append)
+    assert [r["run"] for r in rows] == ["seed=0"]
+    assert said == [f"table: skipping {out / 'seed=1'}: {bad} is a directory, not the file of the run's rows "
+                    "tallysim writes there; move it aside (or rerun the run)"]
+    with pytest.raises(ConfigError, match="is a directory, not the file of the run's rows"):
+        metrics.read_rows(out / "seed=1")

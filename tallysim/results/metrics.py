@@ -119,6 +119,9 @@ def read_config(run_dir) -> dict:
 def _metrics_file(run_dir) -> Path:
     path = Path(run_dir) / METRICS
     if not path.is_file():
+        if path.is_dir():     # a folder of that name: "has no metrics.jsonl" sent the user looking for a file
+            raise ConfigError(f"{path} is a directory, not the file of the run's rows tallysim writes there; "
+                              "move it aside (or rerun the run)")
         if (Path(run_dir) / SWEEP).is_file():      # a sweep's --out: its runs are one level down
             raise ConfigError(f"{Path(run_dir)} is a sweep directory, not a run; pass its runs "
                               f"({Path(run_dir)}/*/), or read it whole: `tallysim table` or `pareto`, tallysim.read_rows "
@@ -272,14 +275,16 @@ def find_runs(dirs: Iterable) -> list[tuple[Path, str]]:
                 # real directories claim before links: a link to a run beside it (`ln -s t latest`) sorted
                 # first and claimed the run, which table and read_rows then named by the link's name; then
                 # walked in name order, links among them (a link `a` before the real `b`, as ever)
-                fresh = set()
+                fresh, as_dir = set(), {METRICS} & set(dirnames)
                 for name in sorted(dirnames, key=lambda n: (os.path.islink(os.path.join(dirpath, n)), n)):
                     real = (Path(dirpath) / name).resolve()
                     if real not in walked:
                         walked.add(real)
                         fresh.add(name)
                 dirnames[:] = sorted(fresh)
-                if METRICS in filenames:
+                if METRICS in dirnames:     # a directory of that name: the run was left out in silence
+                    dirnames.remove(METRICS)    # (read_runs now says why it cannot read it); not walked
+                if METRICS in filenames or METRICS in as_dir:
                     d = Path(dirpath)
                     hits.append((d, d.relative_to(root).as_posix()))
         for d, label in hits:
