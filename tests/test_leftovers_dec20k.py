@@ -136,3 +136,23 @@ def test_table_names_a_run_whose_metrics_file_is_a_directory(tmp_path):
                     "tallysim writes there; move it aside (or rerun the run)"]
     with pytest.raises(ConfigError, match="is a directory, not the file of the run's rows"):
         metrics.read_rows(out / "seed=1")
+
+
+def test_a_figure_groups_sweep_json_names_its_axes(tmp_path, monkeypatch):
+    # a figure's group is a sweep too: its sweep.json had no axes, so its table kept config order
+    from tallysim import figures
+    from test_figure_plan_dec19h import SPEC
+    spec = json.loads(json.dumps(SPEC))
+    spec["groups"]["tally"]["sweep"] = {"seed": [0, 1]}         # after the figure's own optim.lr axis
+    path = tmp_path / "fig.json"
+    path.write_text(json.dumps(spec))
+    given = {}
+
+    def run_sweep(cfg, runs, out_dir, meta=None, **k):
+        given[out_dir.name] = meta
+        return [{"name": n, "status": "failed", "error": "stub"} for n, _ in runs]
+    monkeypatch.setattr(sweep, "run_sweep", run_sweep)
+    with pytest.raises(figures.FigureError):
+        figures.make_figure(str(path), results=str(tmp_path / "res"), out=str(tmp_path / "fig"), progress=False,
+                            log=lambda m: None)
+    assert given == {"tally": {"axes": ["optim.lr=0.1,0.2", "seed=0,1"]}, "fedavg": {"axes": ["optim.lr=0.1,0.2"]}}

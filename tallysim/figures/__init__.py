@@ -206,7 +206,8 @@ def make_figure(name_or_path: str, smoke: bool = False, results: str = "results"
                 log(f"{tag}: group {gname} ({len(runs)} runs)")
                 recs_by_group[gname] = sweep.run_sweep(cfg, runs, Path(results) / tag / gname, progress=progress,
                                                        log=log, grouped=grouped, runs_bar=bar,
-                                                       validated=plans.configs[gname])
+                                                       validated=plans.configs[gname],
+                                                       meta={"axes": plans.axes.get(gname, [])})   # table's order
         finally:
             if bar:
                 bar.close()
