@@ -156,3 +156,23 @@ def test_a_figure_groups_sweep_json_names_its_axes(tmp_path, monkeypatch):
         figures.make_figure(str(path), results=str(tmp_path / "res"), out=str(tmp_path / "fig"), progress=False,
                             log=lambda m: None)
     assert given == {"tally": {"axes": ["optim.lr=0.1,0.2", "seed=0,1"]}, "fedavg": {"axes": ["optim.lr=0.1,0.2"]}}
+
+
+def test_table_names_a_run_whose_metrics_file_cannot_be_read(tmp_path, monkeypatch):
+    # the other half of the case above: a metrics.jsonl the user may not read (root reads any, so the
+    # refusal is simulated) is named in the same one line, not left out
+    from pathlib import Path
+    from tallysim.results import table
+    out = tmp_path / "s"
+    _sweep_runs(out, ["seed=0,1"], ["seed=0,1"])
+    bad, real = out / "seed=0" / "metrics.jsonl", Path.read_text
+
+    def read_text(self, *a, **k):
+        if self == bad:
+            raise PermissionError(13, "Permission denied")
+        return real(self, *a, **k)
+    monkeypatch.setattr(Path, "read_text", read_text)
+    said = []
+    _, rows = table.table_rows([out], log=said.append)
+    assert [r["run"] for r in rows] == ["seed=1"]
+    assert said == [f"table: skipping {out / 'seed=0'}: cannot read {bad}: Permission denied"]
