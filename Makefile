@@ -17,7 +17,7 @@ FMNIST  := /usr/share/datasets/fashion-mnist
 # (tallysim needs numpy).
 RM_OUT   = $(if $(wildcard $(BIN)/python),$(BIN)/python,$(PY)) -m tallysim.clean
 
-.PHONY: demo test test-all ci-figures docs data bench clean help figures figures-smoke fig1 fig2 fig3 fig4 fig5 fig6 fig7 fig8 fig9 fig10 fig11 fig12 robustness matched-bits niid-matched-bits class-matched-bits class-pool class-1000 fig2-lenet fig-participation test-unit mutation
+.PHONY: demo test test-all ci-figures docs data bench clean help figures figures-smoke fig1 fig2 fig3 fig4 fig5 fig6 fig7 fig8 fig9 fig10 fig11 fig12 robustness matched-bits niid-matched-bits class-matched-bits class-pool class-1000 class-1000-momentum0 fig2-lenet fig-participation test-unit mutation
 
 help:
 	@echo "make demo   - TallyTrain vs soft-label vs FedAvg on Fashion-MNIST, then figures/demo.png"
@@ -30,13 +30,14 @@ help:
 	@echo "make bench  - samples/s table: tallysim round vs per-peer loop vs plain-JAX vmap_ref"
 	@echo "make fig1 ... fig12 - one paper figure at full size (resumable) into figures/ (fig8: faulty peers; fig9: every protocol on one bits-vs-accuracy plane; fig10: accuracy vs epsilon; fig11: Shakespeare characters and words, accuracy vs bits; fig12: MLP, LeNet and CNN peers in one run, each group's accuracy vs bits)"
 	@echo "make figures       - all twelve; make figures-smoke - all at smoke size but fig12's (too slow for CI)"
-	@echo "  ARGS=...  more tallysim figure options for fig1 ... fig12, figures, robustness, matched-bits, niid-matched-bits, class-matched-bits, class-pool, class-1000, fig2-lenet, fig-participation (make fig1 ARGS=--dry-run)"
+	@echo "  ARGS=...  more tallysim figure options for fig1 ... fig12, figures, robustness, matched-bits, niid-matched-bits, class-matched-bits, class-pool, class-1000, class-1000-momentum0, fig2-lenet, fig-participation (make fig1 ARGS=--dry-run)"
 	@echo "make robustness - the Byzantine study: per aggregator, worst-case accuracy over attacks x faulty fraction x alpha (docs/robustness.md)"
 	@echo "make matched-bits - tally, topk_soft and cfd at the same bits per probe, fedct vs tally: 15 Fashion-MNIST runs x 3 seeds (14 min on a CPU), then the table (docs/matched-bits.md)"
 	@echo "make niid-matched-bits - the non-IID claim at matched bits: tally, softlabel 8-bit and topk_soft at 4,000 bits per peer and round, Dirichlet 0.05 / 0.5 / 100 and one class per peer: 24 runs x 3 seeds, then the table (docs/matched-bits.md)"
 	@echo "make class-matched-bits - the class-count axis at matched bits: tally, softlabel 8-bit and topk_soft at equal bits per peer and round (6,400 at C = 10, 11,200 at C = 100), synthetic data, IID and Dirichlet 0.1: 24 runs x 3 seeds, then the table (docs/matched-bits.md)"
 	@echo "make class-pool - C = 100 at matched bits with the probe pool reused (800 of 1,000 a round) or fresher (800 of 3,200): tally, softlabel 8-bit and local, IID and Dirichlet 0.5 / 0.1: 18 runs x 5 seeds, then the table (docs/matched-bits.md)"
 	@echo "make class-1000 - C = 1000 at matched bits (16,000 per peer and round): tally 800 probes, softlabel 8-bit 1 probe (and 10 probes at 10x the bits), local, synthetic data with 200 examples a class, IID and Dirichlet 0.5 / 0.1: 12 runs x 3 seeds, 10 rounds, then the table (docs/matched-bits.md)"
+	@echo "make class-1000-momentum0 - class-1000 without momentum (optim.momentum=0, everything else equal): the same 12 runs x 3 seeds, 10 rounds, then the table (docs/matched-bits.md)"
 	@echo "make fig2-lenet - Fig. 2 (accuracy vs Dirichlet alpha) with LeNet instead of the MLP, local training added: 15 runs x 2 seeds, CPU-sized (docs/figures.md)"
 	@echo "make fig-participation - partial participation (cross-device): tally, softlabel, fedavg, local at 10%, 20% and 100% of 50 clients a round, Dirichlet 0.5 and 0.1: 24 runs x 2 seeds, CPU-sized (docs/figures.md)"
 	@echo "make mutation - mutmut over the core modules against pytest -m core (slow; MUTANTS='tallysim.sim.vote*')"
@@ -185,6 +186,15 @@ class-1000: $(STAMP)
 	$(OUT_CHECK)$(BIN)/tallysim figure experiments/class_1000.json --results $(OUT) --out figures $(FIG_PROGRESS) $(ARGS)
 	$(if $(findstring --dry-run,$(ARGS)),@true,$(BIN)/tallysim table $(OUT)/$(C1000_TAG) --out figures/$(C1000_TAG)_table.md)
 	$(if $(findstring --dry-run,$(ARGS)),@true,cat figures/$(C1000_TAG)_table.md)
+
+# The same without momentum (experiments/class_1000_momentum0.json extends class_1000.json with optim.momentum=0;
+# docs/matched-bits.md "C = 1000 at matched bits", "Without momentum"): with momentum 0.9 every protocol overfits by
+# round 2-4, without it they are still rising at round 10. 12 runs in 4 programs, 3 seeds, 10 rounds; then the table.
+C1000M0_TAG = class_1000_momentum0$(if $(findstring --smoke,$(ARGS)),-smoke)
+class-1000-momentum0: $(STAMP)
+	$(OUT_CHECK)$(BIN)/tallysim figure experiments/class_1000_momentum0.json --results $(OUT) --out figures $(FIG_PROGRESS) $(ARGS)
+	$(if $(findstring --dry-run,$(ARGS)),@true,$(BIN)/tallysim table $(OUT)/$(C1000M0_TAG) --out figures/$(C1000M0_TAG)_table.md)
+	$(if $(findstring --dry-run,$(ARGS)),@true,cat figures/$(C1000M0_TAG)_table.md)
 
 # Fig. 2 with LeNet (experiments/fig2_lenet.json, docs/figures.md "Fig. 2 with LeNet"): do the verdicts of the
 # MLP's Fig. 2 hold with a conv model? 15 runs in 5 programs, 2 seeds, sized for the shared 2-core CPU.

@@ -12,6 +12,7 @@ back on any machine without another dependency.
 from __future__ import annotations
 
 import json
+import sys
 import time
 import zipfile
 from pathlib import Path
@@ -162,6 +163,37 @@ class Saver:
                 if p.is_file() and not p.is_symlink():
                     p.unlink()
             outdir.remove_stale_temps(self.out_dir)      # a killed earlier attempt's half-written files
+
+
+class GroupSaver(Saver):
+    """A group's checkpoints (run.run_group: runs trained as lanes of one program): one per run, in its own
+    directory, holding its own lanes of the state and its own meta (Lanes.meta's list; None: nothing to
+    save, a run stopped or past its rounds) as the run alone would save them, so that each resumes alone
+    (a run with a checkpoint is a batch of its own: sweep_plan.plan). `lanes`: each run's lane indices.
+    Only at a cadence asked for (`every` None: none, not every few minutes as a lone run): resumed alone,
+    each run compiles a program of its own where the group compiled one, so a group stopped after minutes
+    is cheaper to run again; nor where its lanes run `chunk` at a time, fewer than all (a chunk mixes
+    runs), which a cadence asked for says on stderr."""
+
+    def __init__(self, out_dirs: list, every: Optional[int], lanes: list, chunk: Optional[int] = None):
+        first = next((d for d in out_dirs if d is not None), None)
+        total = sum(map(len, lanes))
+        if every and chunk is not None and chunk < total and first is not None:
+            print(f"tallysim: note: the group's {total} lanes run {chunk} at a time, and a chunk mixes runs: "
+                  "they save no checkpoint (--one-at-a-time saves each run's)", file=sys.stderr)
+        super().__init__(first, every if every and (chunk is None or chunk >= total) else 0)
+        self.out_dirs, self.lanes = out_dirs, lanes
+
+    def save(self, state: Any, metas: list) -> None:
+        host = jax.device_get(state)            # once: each run's lanes are numpy slices of it
+        for d, idx, meta in zip(self.out_dirs, self.lanes, metas):
+            if d is not None and meta is not None:
+                save(d, jax.tree.map(lambda x: np.asarray(x)[np.asarray(idx)], host), meta)
+        self.last = time.monotonic()
+
+    def discard(self) -> None:
+        for d in self.out_dirs:
+            Saver(d, 0).discard()
 
 
 def plugin_changes(meta: dict) -> list:

@@ -83,6 +83,14 @@ def print_config(cfg) -> int:
     return 0
 
 
+def check_checkpoint_every(args) -> None:
+    """--checkpoint-every, as run, sweep and figure read it (one meaning, one refusal), before anything
+    loads or compiles."""
+    every = getattr(args, "checkpoint_every", None)
+    if every is not None and every < 0:
+        raise ConfigError(f"--checkpoint-every {every}: allowed 0 (never) or a number of rounds")
+
+
 def cmd_run(args) -> int:
     if args.print_config and args.resume:
         raise ConfigError("--print-config prints the config a run would use; with --resume that is "
@@ -97,8 +105,7 @@ def cmd_run(args) -> int:
     from tallysim.results import metrics
     if args.resume and args.overwrite:
         raise ConfigError("--resume continues the run in --out and --overwrite replaces it; pass one")
-    if args.checkpoint_every is not None and args.checkpoint_every < 0:
-        raise ConfigError(f"--checkpoint-every {args.checkpoint_every}: allowed 0 (never) or a number of rounds")
+    check_checkpoint_every(args)
     if args.resume and not args.config:
         from tallysim import config, outdir, validation
         d = outdir.destination(args.out)
@@ -158,6 +165,7 @@ def cmd_clean(args) -> int:
 
 
 def cmd_sweep(args) -> int:
+    check_checkpoint_every(args)
     from tallysim import sweep
     return sweep.main(args)
 
@@ -183,6 +191,7 @@ def cmd_prepare(args) -> int:
 
 
 def cmd_figure(args) -> int:
+    check_checkpoint_every(args)
     from tallysim import figures
     return figures.main(args)
 

@@ -40,6 +40,8 @@ PROGRESS_HELP = ("bars (tqdm), lines (one plain line every TALLYSIM_PROGRESS_INT
                  "or auto (default, or $TALLYSIM_PROGRESS: bars on a terminal or in a notebook, else lines)")
 
 
+CHECKPOINT_HELP = "save a checkpoint every K rounds (default: every 5 minutes; 0: never)"
+
 QUIET_HELP = ("no progress (bars, lines, a sweep's or figure's per-run lines); the result, errors and "
               "warnings still print")
 
@@ -94,8 +96,7 @@ def add_run_command(sub) -> None:
     r.add_argument("--overwrite", action="store_true", help="replace a non-empty output directory")
     r.add_argument("--quiet", action="store_true", help=QUIET_HELP)
     r.add_argument("--progress", choices=PROGRESS_MODES, help=PROGRESS_HELP)
-    r.add_argument("--checkpoint-every", type=int, metavar="K",
-                   help="save a checkpoint every K rounds (default: every 5 minutes; 0: never)")
+    r.add_argument("--checkpoint-every", type=int, metavar="K", help=CHECKPOINT_HELP)
     r.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its checkpoint (same config; with no config "
                    "given, the run's own config.json)")
@@ -122,6 +123,8 @@ def add_sweep_command(sub) -> None:
     sw.add_argument("--quiet", action="store_true", help=QUIET_HELP)
     sw.add_argument("--progress", choices=PROGRESS_MODES, help=PROGRESS_HELP)
     sw.add_argument("--dry-run", action="store_true", help="validate and list the runs, run nothing")
+    sw.add_argument("--checkpoint-every", type=int, metavar="K", help=CHECKPOINT_HELP + " in each run; "
+                    "a group of runs trained as one program saves each run's own only with K given")
     sw.add_argument("--one-at-a-time", action="store_true",
                     help="run each configuration as its own program (default: configurations that differ "
                     "only in learning rates, weights, temperatures, partition, seed or rounds share one)")
@@ -204,6 +207,7 @@ def add_figure_command(sub) -> None:
     f.add_argument("--progress", choices=PROGRESS_MODES, help=PROGRESS_HELP)
     f.add_argument("--one-at-a-time", action="store_true",
                    help="run each configuration as its own program (default: as `sweep`, shared programs)")
+    f.add_argument("--checkpoint-every", type=int, metavar="K", help=CHECKPOINT_HELP + "; as `sweep`'s")
     f.add_argument("--dry-run", action="store_true",
                    help="validate, and print each group's runs and compiled programs; run nothing")
     f.add_argument("--plugin", action="append", metavar="MODULE", help=PLUGIN_HELP)

@@ -91,8 +91,11 @@ class RoundBar(base.RoundFacts):
         if self.compile_s is None:
             self.bar.refresh()
 
-    def compiling_again(self) -> base.CompileTicker:
-        """chunk_starts: the next chunk's round 0, compiling, and the ticker that keeps the clock moving."""
+    def compiling_again(self, compiles: bool = False) -> base.CompileTicker:
+        """chunk_starts: the next chunk's round 0, compiling, and the ticker that keeps the clock moving;
+        `compiles`: programs of its own (its width), a compile the runs' clock counted to come."""
+        if compiles:
+            base.chunk_compiles()
         self.bar.set_description(f"{self.where(self.bar.n, self.bar.total, coming=True)} (compiling)")
         return base.CompileTicker(0 if base.in_notebook() else 1.0, self._compiling)
 
@@ -181,7 +184,7 @@ class RunsBar:
     def expect_compiles(self, n: int) -> None:
         self.clock.expect_compiles(n)       # the sweep's (or figure's) batches that compile (RunsClock)
 
-    def batch_starts(self, compiles: bool) -> None:
+    def batch_starts(self, compiles: int) -> None:
         self.clock.batch_starts(compiles)
 
     def done(self, n: int = 1, skipped: bool = False) -> None:

@@ -153,7 +153,10 @@ class RunsClock:
     compiles: the sweep knows which batches share a program already compiled) each add the compile
     time measured so far (a compiling batch's first stretch's seconds less its rounds at the measured
     rate; a later seed chunk's first stretch, whose programs the first chunk made, is not one): where
-    every run compiles anew, training time alone was too low by a compile per run left."""
+    every run compiles anew, training time alone was too low by a compile per run left. A batch may
+    compile more than one program (sweep_plan.compiles: seeds=5 in chunks of 2 compile the chunk of 1
+    too): the first is under way when it starts, the others are to come until their chunk starts
+    (`chunk_compiles`), whose first stretch is then measured as a compile too."""
 
     def __init__(self, total: int, done_before: int = 0):
         self.total, self.n, self.ran, self.partial, self.worked = total, 0, 0, 0.0, 0.0
@@ -168,6 +171,7 @@ class RunsClock:
         # a batch that compiles has started and its first stretch is not back: only that stretch is a
         # compile's; a later seed chunk's first stretch reuses the chunk's programs (run._programs)
         self.compiling = False
+        self.in_batch = 0               # the batch under way's compiles still to come (its narrower chunk's)
 
     def eta(self, now: Optional[float] = None) -> Optional[float]:
         """Seconds left; None before any round came back (before a run ends: any measured stretch)."""
@@ -178,7 +182,7 @@ class RunsClock:
         if self.ran == 0:
             if self.measured_w <= 0:
                 return None
-            return self.measured_s * left / self.measured_w + self.compiles_left * self.compile_s()
+            return self.measured_s * left / self.measured_w + (self.compiles_left + self.in_batch) * self.compile_s()
         end = self.t_ended if self.t_ended is not None else time.perf_counter() if now is None else now
         return (end - self.t0) * left / worked
 
@@ -204,12 +208,21 @@ class RunsClock:
         """`n` more batches of runs will compile their program (sweep_plan.compiles)."""
         self.compiles_left += max(int(n), 0)
 
-    def batch_starts(self, compiles: bool) -> None:
-        """A batch of runs starts: if it compiles, that compile is no longer to come (it is under way), and
-        its first stretch back is the one compile_s measures."""
-        self.compiling = bool(compiles)
-        if compiles:
-            self.compiles_left = max(self.compiles_left - 1, 0)
+    def batch_starts(self, compiles: int) -> None:
+        """A batch of runs starts, compiling `compiles` programs (True: one): the first is under way and
+        its first stretch back is the one compile_s measures; the others come with the batch's later
+        chunks (chunk_compiles). None of them is among the later batches' to come any more."""
+        self.compiling = compiles > 0
+        self.compiles_left = max(self.compiles_left - int(compiles), 0)
+        self.in_batch = max(int(compiles) - 1, 0)
+
+    def chunk_compiles(self) -> None:
+        """A later seed (lane) chunk of the batch under way compiles programs of its own width: one of the
+        batch's compiles to come is under way, its first stretch measured as a compile. One the plan
+        did not count (chunks sized to memory at run time) is neither: it stays out of the rate."""
+        if self.in_batch > 0:
+            self.in_batch -= 1
+            self.compiling = True
 
     def count(self, n: int, skipped: bool) -> None:
         self.n += n
@@ -263,6 +276,13 @@ def report_rounds(done: int, total: int, runs: int, initial: int = 0, compiled: 
     if _outer and total > 0:
         done = min(done, total)
         _outer[-1].report(runs * done / total, runs * max(done - initial, 0) / total, compiled)
+
+
+def chunk_compiles() -> None:
+    """A round bar's later chunk compiles its own programs (RoundFacts.chunk_starts): to the bar over runs
+    it runs under (if any), RunsClock.chunk_compiles."""
+    if _outer:
+        _outer[-1].clock.chunk_compiles()
 
 
 def outer_status() -> str:

@@ -78,8 +78,11 @@ class RoundLines(base.RoundFacts):
             say(f"{self.where(self.n, self.total, coming=True)}  compiling  elapsed "
                 f"{base.duration(time.perf_counter() - self.t_compile)}" + base.outer_status())
 
-    def compiling_again(self) -> base.CompileTicker:
-        """chunk_starts: the next chunk's round 0, compiling, said at once and each interval after."""
+    def compiling_again(self, compiles: bool = False) -> base.CompileTicker:
+        """chunk_starts: the next chunk's round 0, compiling, said at once and each interval after;
+        `compiles`: as RoundBar's (the runs' clock told)."""
+        if compiles:
+            base.chunk_compiles()
         say(f"{self.where(self.n, self.total, coming=True)}  compiling")
         return base.CompileTicker(self.interval, self._compiling)
 
@@ -149,7 +152,7 @@ class RunsLines:
     def expect_compiles(self, n: int) -> None:
         self.clock.expect_compiles(n)       # the sweep's (or figure's) batches that compile (RunsClock)
 
-    def batch_starts(self, compiles: bool) -> None:
+    def batch_starts(self, compiles: int) -> None:
         self.clock.batch_starts(compiles)
 
     def done(self, n: int = 1, skipped: bool = False) -> None:

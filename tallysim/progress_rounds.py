@@ -70,17 +70,19 @@ class RoundFacts:
         self.noun = noun
         self.t_compile = self.t0        # when the stretch compiling now started (a later chunk's: chunk_starts)
 
-    def chunk_starts(self) -> None:
+    def chunk_starts(self, compiles: bool = False) -> None:
         """run._run_chunk: a seed (lane) chunk starts. The first one __init__ announced; a later one kept
         the finished chunk's `seeds 1-2 of 4, round 400/400` until its first stretch came back, while it
         compiled again (another width). Now: the new chunk's round 0, compiling, its first stretch timed as
-        a compile like the first chunk's (the rate starts again after it)."""
+        a compile like the first chunk's (the rate starts again after it). `compiles`: its width is new to
+        the run (the narrower last chunk), so it compiles programs of its own: the runs' clock is told
+        (compiling_again: progress_base.chunk_compiles), which counted it among the compiles to come."""
         if self.compile_s is None:      # nothing has come back since `compiling` was said
             return
         self.ticker.stop()
         self.compile_s, self.t_compile = None, time.perf_counter()
         self.work, self.t_work = 0, None
-        self.ticker = self.compiling_again()
+        self.ticker = self.compiling_again(compiles)
 
     def where(self, n: int, total: int, coming: bool = False) -> str:
         """`round 142/400`, or in a run of several seed chunks `seeds 3-4 of 4, round 142/400`: the

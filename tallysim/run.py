@@ -123,10 +123,11 @@ def _run_chunk(b: Built, lo: int, hi: int, lanes_out: "_Lanes", bar, saver: chec
     """All rounds of lanes [lo, hi) as one vmapped program, from round 1 or from a checkpoint."""
     ctx = b.ctx
     check_own_keys(b.cfg.protocol.name, b.protocol.row_keys)    # before anything compiles
-    if bar:                 # a later chunk: the bar names its round 0 while it compiles, not 400/400 of the last
-        bar.chunk_starts()
     cfgs = [b.cfgs[b.lane_cfg[j]] for j in range(lo, hi)]
     placement = mesh.plan(1 if ctx.model_groups else b.cfg.devices, hi - lo, b.cfg.peers)   # groups: one device
+    if bar:                 # a later chunk: the bar names its round 0 while it compiles, not 400/400 of the last;
+        # one of another width (seeds=5 in chunks of 2: the last, of 1) compiles its own programs (the ETA)
+        bar.chunk_starts(placement.mesh is not None or _programs_key(b, placement, hi - lo) not in b.programs)
     data_c, values, k_init, k_rounds, x_test, y_test = chunk_inputs(b, lo, hi, placement)
     ledgers = [comm.Ledger(c.peers, privacy.ledger_for(c, protocols.traits(c.protocol.name).privacy,
                                                        ctx.spec.messages, ctx.spec.active),
@@ -190,7 +191,7 @@ def _programs(b: Built, placement: mesh.Placement, lanes: int, k_init, data_c, v
     seed_chunk=1: 6.3 -> 2.8 s of CPU on a tiny run). Safe: they close over this run's Built only, whose
     protocol and Context every chunk shares; a chunk's data, keys and lane values are their arguments.
     On a mesh the state's shardings come from its shape, and they are made afresh (no reuse)."""
-    key = (lanes, placement.pad_lanes, id(b.protocol))
+    key = _programs_key(b, placement, lanes)
     if placement.mesh is None and key in b.programs:
         return b.programs[key]
     ctx = b.ctx
@@ -213,6 +214,10 @@ def _programs(b: Built, placement: mesh.Placement, lanes: int, k_init, data_c, v
     if placement.mesh is None:
         b.programs[key] = progs
     return progs
+
+
+def _programs_key(b: Built, placement: mesh.Placement, lanes: int) -> tuple:
+    return lanes, placement.pad_lanes, id(b.protocol)      # b.programs' key: a chunk's width, padding, protocol
 
 
 def group_ranges(ctx) -> tuple:
@@ -304,32 +309,33 @@ def warn_dead(results: list) -> None:
 
 
 def run_group(cfgs: list[Config], outs: list, progress: bool = True, built: Optional[Built] = None,
-              warn: bool = True) -> list:
+              warn: bool = True, checkpoint_every: Optional[int] = None) -> list:
     """Run configurations that share a static signature (lanes.group) as one compiled program, each
     into its own run directory (claimed with overwrite: the caller has checked them, as `sweep`
     does); two that share seeds are warned about as a sweep's runs are (`warn=False`: a sweep's batch,
     warned for the whole sweep). Returns per configuration its last metrics row plus 'out', or the
-    exception that stopped it (a NonFiniteLoss stops only its own configuration). No checkpoints: an
-    interrupted group reruns its unfinished configurations."""
+    exception that stopped it (a NonFiniteLoss stops only its own configuration). Given a
+    `checkpoint_every` K, each configuration saves its own checkpoint (checkpoint.GroupSaver)."""
     if warn:
         validation.warn_seed_overlap([Path(o).name for o in outs], cfgs, "grouped runs")
     with contextlib.ExitStack() as held:     # one writer per directory, as `run` (two identical sweeps)
         for o in outs:
             held.enter_context(outdir.exclusive(o if mesh.is_writer() else None))
-        return _run_group(cfgs, outs, progress, built)
+        return _run_group(cfgs, outs, progress, built, checkpoint_every)
 
 
-def _run_group(cfgs: list[Config], outs: list, progress: bool, built: Optional[Built]) -> list:
+def _run_group(cfgs: list[Config], outs: list, progress: bool, built: Optional[Built], every: Optional[int]) -> list:
     b = built or build_group(cfgs, tuple(Path(o).name for o in outs))
     chunk = auto_chunk(b)
     out_dirs = [outdir.claim(o, True) if mesh.is_writer() else None for o in outs]
     for i, d in enumerate(out_dirs):
         if d is not None:
             write_run_files(b, i, d, chunk)
-    saver = checkpoint.Saver(None, 0)
     while True:
+        saver = checkpoint.GroupSaver(out_dirs, every, [b.lanes_of(i) for i in range(len(out_dirs))], chunk)
         try:
             results = _run_all(b, out_dirs, chunk, progress, saver, None)
+            saver.discard()
             warn_collapsed(results, b.ctx.spec)
             warn_dead(results)
             return results

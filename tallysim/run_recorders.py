@@ -137,11 +137,19 @@ class Lanes:
                 else:
                     print(line, file=sys.stderr)
 
-    def meta(self, lo: int, r: int, ledgers) -> dict:
-        # checkpoints: one configuration only; --resume compares its config with the one resuming
-        doc = config.to_dict(self.b.cfgs[0])
-        return {**self.recs[0].meta(lo, r, ledgers), "config": doc,
-                "plugins": {m: plugin_import.source_digest(m) for m in doc.get("plugins", [])},
+    def meta(self, lo: int, r: int, ledgers):
+        """A checkpoint's meta: one configuration's (--resume compares its config with the one resuming);
+        a group's (one chunk of every lane, lo 0) a list, each configuration's as it alone would save it
+        (its own ledgers and lanes), None for one stopped (its loss not finite) or past its rounds."""
+        if len(self.recs) == 1:
+            return self._meta(0, self.recs[0].meta(lo, r, ledgers))
+        return [None if i in self.failed or r >= self.b.cfgs[i].rounds else
+                self._meta(i, {**rec.meta(lo, r, [ledgers[j - lo] for j in self.b.lanes_of(i)]),
+                               "chunk": len(self.b.lanes_of(i))}) for i, rec in enumerate(self.recs)]
+
+    def _meta(self, i: int, own: dict) -> dict:
+        doc = config.to_dict(self.b.cfgs[i])
+        return {**own, "config": doc, "plugins": {m: plugin_import.source_digest(m) for m in doc.get("plugins", [])},
                 "data_digest": self.b.data_digest, "code": code_identity.identity(),
                 "random": code_identity.random_settings()}
 

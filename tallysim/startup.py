@@ -60,6 +60,16 @@ def compile_cache() -> None:
     compilation_cache.reset_cache()         # a cache already opened would keep its old directory
 
 
+def cache_in_effect() -> bool:
+    """Whether JAX's persistent compile cache is on now (a directory set and caching enabled), so that a
+    program compiled once in this process, or before, is read back rather than compiled again: a sweep's
+    runs each build their programs anew (fresh closures miss JAX's in-memory cache), and only this cache
+    spares the compile (sweep_plan.compiles, the runs' ETA). JAX leaves out programs that compiled in
+    under JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS (1 s by default): those cost little either way."""
+    import jax
+    return bool(jax.config.jax_compilation_cache_dir) and bool(jax.config.jax_enable_compilation_cache)
+
+
 def _cache_is_a_directory(var: str, where: str) -> None:
     """A cache path that is a file (or under one) made JAX warn at every compile and cache nothing."""
     from pathlib import Path

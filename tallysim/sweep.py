@@ -107,7 +107,7 @@ def _checked_out(out, runs: list, cfgs: list) -> Path:
 
 def run_sweep(base_cfg: Config, runs: list[tuple[str, list[str]]], out_dir, progress: bool = True,
               log: Callable[[str], None] = print, meta: Optional[dict] = None, grouped: bool = True,
-              runs_bar=None, validated: Optional[list] = None) -> list[dict]:
+              runs_bar=None, validated: Optional[list] = None, checkpoint_every: Optional[int] = None) -> list[dict]:
     """Run every (name, overrides) into out_dir/name; returns one record per run:
     {name, overrides, dir, status: done|done_before|failed, [summary|error]} (done_before: finished by an
     earlier call, left as it was; "skipped" before 2026-12-07, metrics.done_before reads both).
@@ -123,8 +123,14 @@ def run_sweep(base_cfg: Config, runs: list[tuple[str, list[str]]], out_dir, prog
     weights, temperatures, partition, seed, rounds) run as one compiled program each group, with the
     same files and metrics as one at a time; `grouped=False` runs them one after another.
     `validated`: `configs(base_cfg, runs)` as the caller already has it (a figure's plan), not made again.
+    `checkpoint_every`: each run's checkpoint cadence, as `run`'s (None: every few minutes; 0: never); a
+    group of runs trained as one program saves each run's own only at a cadence given (run.run_group), and
+    each resumes alone.
     """
     runs = check_runs(runs, out_dir, progress=progress, grouped=grouped)   # pairs, named once, a path, flags
+    if checkpoint_every is not None and (type(checkpoint_every) is not int or checkpoint_every < 0):
+        raise ConfigError(f"run_sweep(checkpoint_every={checkpoint_every!r}): allowed None (every few minutes), "
+                          "0 (never) or a number of rounds")     # -1 saved every round (r % -1 == 0)
     cfgs = configs(base_cfg, runs) if validated is None else validated
     if len(cfgs) != len(runs):
         raise ValueError(f"run_sweep: {len(cfgs)} validated configs for {len(runs)} runs")
@@ -137,11 +143,11 @@ def run_sweep(base_cfg: Config, runs: list[tuple[str, list[str]]], out_dir, prog
     check_devices(runs, cfgs)                # before any run directory is created
     out_dir = _checked_out(out_dir, runs, cfgs)     # nothing is created or replaced until every run dir is ours (or absent)
     with outdir.sweep_lock(out_dir):         # a second sweep into out_dir at once: refused before its index
-        return _run_locked(runs, cfgs, out_dir, progress, log, meta, grouped, runs_bar)
+        return _run_locked(runs, cfgs, out_dir, progress, log, meta, grouped, runs_bar, checkpoint_every)
 
 
 def _run_locked(runs, cfgs, out_dir: Path, progress: bool, log, meta, grouped: bool,
-                runs_bar) -> list[dict]:
+                runs_bar, every: Optional[int]) -> list[dict]:
     """run_sweep's runs, with out_dir's sweep lock held."""
     from tallysim import run as runmod
     sweep_resume.refuse_lost_checkpoints(runs, cfgs, out_dir, DONE)
@@ -160,7 +166,7 @@ def _run_locked(runs, cfgs, out_dir: Path, progress: bool, log, meta, grouped: b
             if bar:
                 bar.batch_starts(compiled)
             if len(batch) > 1:
-                _run_grouped(runmod, batch, runs, cfgs, records, out_dir, progress, log, meta)
+                _run_grouped(runmod, batch, runs, cfgs, records, out_dir, progress, log, meta, every)
                 if bar:
                     bar.done(len(batch))
                 continue
@@ -180,7 +186,7 @@ def _run_locked(runs, cfgs, out_dir: Path, progress: bool, log, meta, grouped: b
                 if bar:
                     bar.done(skipped=True)      # done before: not in the bar's rate
                 continue
-            _run_one(runmod, i, runs, cfgs, records, out_dir, progress, log, meta)
+            _run_one(runmod, i, runs, cfgs, records, out_dir, progress, log, meta, every)
             if bar:
                 bar.done()
     except BaseException:
@@ -221,7 +227,8 @@ def _done(run_dir: Path, rec: dict, runmod, cfg: Config, overrides, last: dict, 
     log("  " + rec["summary"])
 
 
-def _run_one(runmod, i: int, runs, cfgs, records, out_dir: Path, progress: bool, log, meta) -> None:
+def _run_one(runmod, i: int, runs, cfgs, records, out_dir: Path, progress: bool, log, meta,
+             every: Optional[int] = None) -> None:
     """Run i alone (resuming it from its checkpoint if it has one) and record how it went."""
     (name, overrides), cfg, rec = runs[i], cfgs[i], records[i]
     run_dir = out_dir / name
@@ -230,7 +237,7 @@ def _run_one(runmod, i: int, runs, cfgs, records, out_dir: Path, progress: bool,
     _write_index(out_dir, records, meta)
     t0 = time.time()
     try:
-        last = _run_or_resume(runmod, cfg, run_dir, progress, log)
+        last = _run_or_resume(runmod, cfg, run_dir, progress, log, every)
     except outdir.Busy as e:
         _fail(run_dir, rec, str(e), log, busy=True)
     except (runmod.NonFiniteLoss, ConfigError) as e:
@@ -243,7 +250,7 @@ def _run_one(runmod, i: int, runs, cfgs, records, out_dir: Path, progress: bool,
 
 
 def _run_grouped(runmod, batch: list[int], runs, cfgs, records, out_dir: Path, progress: bool, log,
-                 meta) -> None:
+                 meta, every: Optional[int] = None) -> None:
     """Several runs as one compiled program (run.run_group). What stops the program decides what
     follows, so that no run is computed twice and no error is reported twice:
     - a directory another process is writing (outdir.Busy, claimed before anything runs): its runs go one
@@ -256,7 +263,7 @@ def _run_grouped(runmod, batch: list[int], runs, cfgs, records, out_dir: Path, p
       the group fails with it, reported once (`--one-at-a-time` runs them apart)."""
     from tallysim import build
     if len(batch) == 1:
-        return _run_one(runmod, batch[0], runs, cfgs, records, out_dir, progress, log, meta)
+        return _run_one(runmod, batch[0], runs, cfgs, records, out_dir, progress, log, meta, every)
     n = len(runs)
     names = [runs[i][0] for i in batch]
     log(f"[{run_numbers(batch)}/{n}] {len(batch)} runs as one program: {', '.join(names)}")
@@ -266,10 +273,10 @@ def _run_grouped(runmod, batch: list[int], runs, cfgs, records, out_dir: Path, p
     t0 = time.time()
     try:
         results = runmod.run_group([cfgs[i] for i in batch], [out_dir / runs[i][0] for i in batch], progress,
-                                   warn=False)   # warned for the whole sweep
+                                   warn=False, checkpoint_every=every)   # warned for the whole sweep
     except outdir.Busy:        # another process writes one of the directories (two copies of a sweep):
         for i in batch:        # one at a time, each run claims its own; the busy ones are recorded so
-            _run_one(runmod, i, runs, cfgs, records, out_dir, progress, log, meta)
+            _run_one(runmod, i, runs, cfgs, records, out_dir, progress, log, meta, every)
         return
     except build.RunRefused as e:
         i = batch[e.index]
@@ -278,7 +285,7 @@ def _run_grouped(runmod, batch: list[int], runs, cfgs, records, out_dir: Path, p
         rest = [j for j in batch if j != i]
         for j in rest:
             records[j]["status"] = "pending"
-        return _run_grouped(runmod, rest, runs, cfgs, records, out_dir, progress, log, meta)
+        return _run_grouped(runmod, rest, runs, cfgs, records, out_dir, progress, log, meta, every)
     except Exception as e:     # noqa: BLE001 - recorded against the group's runs, the sweep goes on
         first = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
         if runmod.out_of_memory(e):
@@ -288,7 +295,7 @@ def _run_grouped(runmod, batch: list[int], runs, cfgs, records, out_dir: Path, p
             for part in (batch[:half], batch[half:]):
                 for j in part:
                     records[j]["status"] = "pending"
-                _run_grouped(runmod, part, runs, cfgs, records, out_dir, progress, log, meta)
+                _run_grouped(runmod, part, runs, cfgs, records, out_dir, progress, log, meta, every)
             return
         log(f"  FAILED as one program, all {len(batch)} runs: {first} (see each run's error.txt; "
             "--one-at-a-time runs them apart)")
@@ -307,19 +314,20 @@ def _run_grouped(runmod, batch: list[int], runs, cfgs, records, out_dir: Path, p
     _write_index(out_dir, records, meta)
 
 
-def _run_or_resume(runmod, cfg: Config, run_dir: Path, progress: bool, log) -> dict:
-    """A partial run with a checkpoint of this very config continues from it; anything else reruns."""
+def _run_or_resume(runmod, cfg: Config, run_dir: Path, progress: bool, log, every: Optional[int] = None) -> dict:
+    """A partial run with a checkpoint of this very config continues from it; anything else reruns; either
+    saves a checkpoint every `every` rounds (run.run's checkpoint_every)."""
     from tallysim import checkpoint
     if (run_dir / checkpoint.FILE).is_file():
         try:
             meta = checkpoint.read_meta(run_dir)
             log(f"  resuming from round {meta['round']} (seed index {meta['lo']})")
-            return runmod.run(cfg, str(run_dir), progress=progress, resume=True)
+            return runmod.run(cfg, str(run_dir), progress=progress, resume=True, checkpoint_every=every)
         except outdir.Busy:
             raise                      # another process runs it: not a reason to start it again
         except ConfigError as e:
             say(log, f"  cannot resume ({e}); running it again", run_dir.name)
-    return runmod.run(cfg, str(run_dir), overwrite=True, progress=progress)
+    return runmod.run(cfg, str(run_dir), overwrite=True, progress=progress, checkpoint_every=every)
 
 
 def _fail(run_dir: Path, rec: dict, message: str, log, detail: Optional[str] = None,
@@ -357,39 +365,14 @@ def main(args) -> int:
     from tallysim import startup
     startup.start_jax()                      # validated: only now JAX (a refusal above imports none)
     check_devices(runs, cfgs)
-    if args.dry_run:
-        from tallysim.sim import lanes
-        out_dir = None
-        if args.out is not None:     # what the real sweep refuses of --out ("" too), the dry run refuses too
-            out_dir = _checked_out(args.out, runs, cfgs)
-            if not out_dir.is_dir() or not any(out_dir.iterdir()):
-                out_dir = None       # nothing there: every run would run, and the list says no more
-            else:                    # a checkpoint this sweep could not continue, as the real one refuses
-                sweep_resume.refuse_lost_checkpoints(runs, cfgs, out_dir, DONE)
-                if outdir.being_written(out_dir):    # the real sweep is refused (sweep_busy); the list said nothing
-                    print(f"note: {out_dir} is being written by another tallysim sweep (or figure) right now: "
-                          "this sweep would be refused until it ends; the runs' fates below are as of now")
-        for i, ((name, overrides), cfg) in enumerate(zip(runs, cfgs), 1):   # each run's fate in DIR (sweep_plan)
-            fate = f" ({sweep_plan.state(out_dir / name, cfg)})" if out_dir is not None else ""
-            print(f"[{i}/{len(runs)}] {name}: {' '.join(overrides)}{fate}")
-        for line in sweep_plan.strangers(out_dir, runs, cfgs) if out_dir is not None else []:
-            print(line)
-        grouped = not getattr(args, "one_at_a_time", False)
-        if out_dir is None:
-            groups = 1 if not cfgs else len(lanes.group(cfgs))
-            print(f"{len(runs)} runs; {groups if grouped else len(runs)} compiled programs")
-            return 0
-        # runs already done are skipped and compile nothing: count what the real sweep would do (sweep_plan)
-        dirs = [out_dir / name for name, _ in runs]
-        done = sum((d / DONE).exists() for d in dirs)
-        programs = sum(sweep_plan.compiles(cfgs, dirs, sweep_plan.plan(cfgs, dirs, grouped)))
-        print(f"{len(runs)} runs ({done} done, {len(runs) - done} to run); {programs} compiled programs")
-        return 0
+    if args.dry_run:        # what the sweep would do in --out, run by run (sweep_plan.dry_run)
+        return sweep_plan.dry_run(args, runs, cfgs, _checked_out)
     # every axis, the file's `sweep` section's too (was only the command line's: [] for a file's axes)
     meta = {"config": args.config, "smoke": bool(args.smoke),
             "axes": sweep_axes.axis_texts(sweep_axes.merged(section or {}, args.axes))}
     records = run_sweep(base, runs, args.out, progress=not args.quiet, meta=meta,     # --quiet: docs/cli.md
-                        log=QuietLog() if args.quiet else print, grouped=not getattr(args, "one_at_a_time", False))
+                        log=QuietLog() if args.quiet else print, grouped=not getattr(args, "one_at_a_time", False),
+                        checkpoint_every=getattr(args, "checkpoint_every", None))
     counts = {s: sum(r["status"] == s for r in records) for s in ("done", metrics.DONE_BEFORE, "failed")}
     print(f"sweep: {len(records)} runs in {args.out}: {counts['done']} ran, {counts[metrics.DONE_BEFORE]} skipped "
           f"(already done), {counts['failed']} failed; index in {Path(args.out) / INDEX}")

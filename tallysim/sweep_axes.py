@@ -226,6 +226,9 @@ def check_runs(runs, out_dir, **flags) -> list:
         if not isinstance(run, (list, tuple)) or len(run) != 2:
             raise ConfigError(f"run_sweep: run {run!r:.60} is not a (name, [key=value overrides]) pair; allowed: "
                               "e.g. ('lr0.02', ['optim.lr=0.02'])")
+        if not isinstance(run[0], str):     # a list name was a TypeError (unhashable) from the check below
+            raise ConfigError(f"run_sweep: run {run!r:.60} is named by a {type(run[0]).__name__}; allowed: a name "
+                              "as a str (the run's directory), e.g. ('lr0.02', ['optim.lr=0.02'])")
     seen: dict = {}
     for name, overrides in runs:
         if name in seen:

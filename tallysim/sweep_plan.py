@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Optional
 
 from tallysim import config
 from tallysim.config import Config, ConfigError
@@ -40,25 +41,44 @@ def plan(cfgs: list[Config], dirs: list[Path], grouped: bool) -> list[list[int]]
     return out
 
 
-def compiles(cfgs: list[Config], dirs: list[Path], batches: list[list[int]]) -> list[bool]:
-    """Per batch of `plan`: whether running it compiles a program. A finished batch (skipped) does not,
-    nor one whose program (program_key) an earlier batch of this sweep compiled (the command line's
-    compile cache holds it: one at a time, seed=0,1 compiled 7.9 s then 1.3 s); every other batch does."""
+def compiles(cfgs: list[Config], dirs: list[Path], batches: list[list[int]],
+             cached: Optional[bool] = None) -> list[int]:
+    """Per batch of `plan`: how many programs running it compiles (one per chunk width of its lanes:
+    seeds=5 with seed_chunk=2 run chunks of 2, 2 and 1, and the chunk of 1 compiles its own; measured
+    13.8 s of 30.0 s of compiling there). A finished batch (skipped) compiles none. With the persistent
+    compile cache in effect (`cached`; None: startup.cache_in_effect()), a program (program_key and
+    width) an earlier batch of this sweep compiled is read from it instead (one at a time, seed=0,1
+    compiled 7.9 s then 1.3 s); without it each run builds and compiles its programs anew (seed=1
+    compiled 12.8 s where seed=0 took 14.3 s), and counting it as cached made the ETA short by a
+    compile per such run. A width sized to memory at run time (no seed_chunk) is not known here: one."""
+    if cached is None:
+        from tallysim import startup
+        cached = startup.cache_in_effect()
     seen, out = set(), []
     for batch in batches:
         if all((dirs[i] / DONE).exists() for i in batch):
-            out.append(False)
+            out.append(0)
             continue
-        key = program_key([cfgs[i] for i in batch])
-        out.append(key not in seen)
-        seen.add(key)
+        batch_cfgs = [cfgs[i] for i in batch]
+        keys = {(program_key(batch_cfgs), width) for width in widths(batch_cfgs)}
+        out.append(len(keys - seen) if cached else len(keys))
+        seen |= keys
     return out
 
 
+def widths(cfgs: list[Config]) -> list[int]:
+    """The widths of the chunks a batch's lanes (each configuration's seeds) run in, as build.auto_chunk
+    cuts them where a configuration sets seed_chunk (the smallest asked for); all in one otherwise."""
+    lanes = sum(c.seeds for c in cfgs)
+    asked = [c.seed_chunk for c in cfgs if c.seed_chunk]
+    chunk = min(min(asked), lanes) if asked else lanes
+    return [chunk] + ([lanes % chunk] if lanes % chunk else [])
+
+
 def program_key(cfgs: list[Config]) -> tuple:
-    """What a batch's compiled program depends on: the static signature (lanes.signature: shapes and
-    static fields), its lanes (each configuration's seeds and seed_chunk) and every lane field's values
-    in it. A lane field the batch does not vary is a constant in the program (Context.consts), so one at
+    """What a batch's compiled program depends on besides its chunk width (`widths`): the static
+    signature (lanes.signature: shapes and static fields), its lanes (each configuration's seeds and
+    seed_chunk) and every lane field's values in it. A lane field the batch does not vary is a constant in the program (Context.consts), so one at
     a time optim.lr=0.02,0.05 compile twice (7.9 s, then 7.7 s where seed=1 took 1.3 s, the cache's);
     one it varies is an array, but its distinct values are static facts too (lanes.choices)."""
     from tallysim.sim import lanes
@@ -103,7 +123,7 @@ def state(run_dir: Path, cfg: Config) -> str:
         # of another config (the sweep's edited since): its rows are replaced by this config's, unsaid
         diff = config_diff(run_dir, cfg)
         return ("will run again from round 1 (it stopped before its first checkpoint"
-                + (f"; its rows, of another config ({', '.join(diff[:4])}{', ...' if len(diff) > 4 else ''}), are "
+                + (f"; its rows, of another config ({first_few(diff, 4, ', ...')}), are "
                    "replaced" if diff else "") + ")")
     return "will run"
 
@@ -136,3 +156,37 @@ def _readable(path: Path) -> bool:
         return isinstance(json.loads(path.read_text()), dict)
     except (OSError, ValueError, UnicodeDecodeError):
         return False
+
+
+def dry_run(args, runs, cfgs: list[Config], checked_out) -> int:
+    """`sweep --dry-run` (moved from sweep.main): each run with what the sweep would do in --out (`state`),
+    the directories of no run of it (`strangers`), and the runs and compiled programs it would make;
+    `checked_out`: sweep's check of --out (what the real sweep refuses of it, the dry run refuses too)."""
+    from tallysim import outdir, sweep_resume
+    from tallysim.sim import lanes
+    out_dir = None
+    if args.out is not None:     # what the real sweep refuses of --out ("" too), the dry run refuses too
+        out_dir = checked_out(args.out, runs, cfgs)
+        if not out_dir.is_dir() or not any(out_dir.iterdir()):
+            out_dir = None       # nothing there: every run would run, and the list says no more
+        else:                    # a checkpoint this sweep could not continue, as the real one refuses
+            sweep_resume.refuse_lost_checkpoints(runs, cfgs, out_dir, DONE)
+            if outdir.being_written(out_dir):    # the real sweep is refused (sweep_busy); the list said nothing
+                print(f"note: {out_dir} is being written by another tallysim sweep (or figure) right now: "
+                      "this sweep would be refused until it ends; the runs' fates below are as of now")
+    for i, ((name, overrides), cfg) in enumerate(zip(runs, cfgs), 1):   # each run's fate in DIR
+        fate = f" ({state(out_dir / name, cfg)})" if out_dir is not None else ""
+        print(f"[{i}/{len(runs)}] {name}: {' '.join(overrides)}{fate}")
+    for line in strangers(out_dir, runs, cfgs) if out_dir is not None else []:
+        print(line)
+    grouped = not getattr(args, "one_at_a_time", False)
+    if out_dir is None:
+        groups = 1 if not cfgs else len(lanes.group(cfgs))
+        print(f"{len(runs)} runs; {groups if grouped else len(runs)} compiled programs")
+        return 0
+    # runs already done are skipped and compile nothing: count what the real sweep would do
+    dirs = [out_dir / name for name, _ in runs]
+    done = sum((d / DONE).exists() for d in dirs)
+    programs = sum(compiles(cfgs, dirs, plan(cfgs, dirs, grouped)))
+    print(f"{len(runs)} runs ({done} done, {len(runs) - done} to run); {programs} compiled programs")
+    return 0

@@ -205,6 +205,22 @@ def read_rows(run_dir) -> list:
     return [json.loads(line) for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines()]
 
 
+def drive_rounds(cfg) -> tuple:
+    """(the state after every round of cfg, each round's info), driven round by round (tallysim.drive):
+    for a run compared bit for bit with itself under a monkeypatch (same_leaves)."""
+    import tallysim
+    d = tallysim.drive(cfg)
+    infos = [d.step()[1] for _ in range(d.built.cfg.rounds)]
+    return d.state, infos
+
+
+def same_leaves(a, b) -> bool:
+    """Two pytrees (states) equal bit for bit, leaf by leaf."""
+    import jax
+    import numpy as np
+    return all(np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+
+
 def run_rows(cfg, out) -> list:
     """Run cfg into `out` and return its metrics rows without the wall-clock column."""
     from tallysim import run

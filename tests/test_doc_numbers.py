@@ -1,7 +1,7 @@
 """Numbers the docs quote from committed tables equal those tables: the faulty-peers table of
 docs/figures.md (from docs/figures/fig8_table.md), the measured Pareto front of docs/sweeps.md (from
 docs/figures/fig5_frontier.md), the Fig. 11 text table (from fig11_reduced_table.md), and the Fig. 2 / Fig. 6
-sequences (from fig2.csv, fig6.csv), the Fig. 2 with LeNet tables (from fig2_lenet.csv, fig2_small_mlp.csv, fig2_cnn.csv), the transformer-on-words tables of docs/text.md (from wordtransformer_local.csv, wordtransformer.jsonl, wordtransformer_firstvote.jsonl), the ties table of docs/matched-bits.md (from niid_ties.csv), its C = 1000 table (from class_1000_seeds.csv and class_1000.csv) and the check without momentum below it (class_1000_momentum0.csv). The demo's table has its own test (tests/test_docs.py). Pure text."""
+sequences (from fig2.csv, fig6.csv), the Fig. 2 with LeNet tables (from fig2_lenet.csv, fig2_small_mlp.csv, fig2_cnn.csv), the transformer-on-words tables of docs/text.md (from wordtransformer_local.csv, wordtransformer.jsonl, wordtransformer_firstvote.jsonl), the ties table of docs/matched-bits.md (from niid_ties.csv), its C = 1000 table (from class_1000_seeds.csv and class_1000.csv) its table without momentum (class_1000_momentum0_seeds.csv, class_1000_momentum0.csv) and the twenty rounds without momentum (class_1000_momentum0_r20.csv). The demo's table has its own test (tests/test_docs.py). Pure text."""
 import csv
 import re
 from pathlib import Path
@@ -248,14 +248,23 @@ def test_the_star_counts_row_is_niid_counts_star_csv():
     assert f"`counts_star_200p` {seeds}." in " ".join(text.split()), seeds
 
 
-def test_the_class_1000_table_is_its_csvs():
-    """docs/matched-bits.md, "C = 1000 at matched bits": every cell of its table is docs/figures/class_1000_seeds.csv's
-    (per group, panel and seed, every evaluated round): the bits per peer and round, the mean ± population standard
-    deviation after the last round with each seed's value, and the best evaluated round's mean; the figure's own
-    CSV (class_1000.csv, written by `tallysim figure`) has the same final means."""
-    import statistics
-    rows = _csv("class_1000_seeds.csv")
+def _c1000_section(part: str) -> str:
+    """docs/matched-bits.md's "C = 1000 at matched bits" section in its three parts: the momentum-0.9 table
+    and findings ("table"), "#### Without momentum" ("momentum0") and "#### Twenty rounds without momentum"
+    ("r20")."""
     text = (DOCS / "matched-bits.md").read_text().split("### C = 1000 at matched bits")[1].split("\n### ")[0]
+    table, rest = text.split("\n#### Without momentum")
+    momentum0, r20 = rest.split("\n#### Twenty rounds without momentum")
+    return {"table": table, "momentum0": momentum0, "r20": r20}[part]
+
+
+def check_c1000_table(text: str, seeds_csv: str, figure_csv: str) -> dict:
+    """Every cell of the one table in `text` is `seeds_csv`'s (per group, panel and seed, every evaluated
+    round): the bits per peer and round, the mean ± population standard deviation after the last round with
+    each seed's value, and the best evaluated round's mean; the figure's own CSV (written by `tallysim
+    figure`) has the same final means. Returns {(group, panel, round): [acc per seed]}."""
+    import statistics
+    rows = _csv(seeds_csv)
     table = _md_rows_text(text)
     groups = [c.split("`")[1] for c in table[0][1:]]
     assert groups == ["tally_800p", "softlabel_8bit_1p", "softlabel_8bit_10p", "local"], table[0]
@@ -265,9 +274,10 @@ def test_the_class_1000_table_is_its_csvs():
         by.setdefault((r["group"], r["panel"], int(r["round"])), []).append(float(r["acc_mean"]))
     assert {len(v) for v in by.values()} == {3}, "three seeds in every cell"
     body = {r[0]: r[1:] for r in table[1:]}        # _md_rows_text drops the |---| line
+    assert len(body) == len(table) - 1 == 7, "one table: the bits row and two rows a panel"
     bits = {g: {int(r["bits_per_peer"]) // int(r["round"]) for r in rows if r["group"] == g} for g in groups}
     assert [{int(c.replace(",", ""))} for c in body["bits per peer and round"]] == [bits[g] for g in groups], bits
-    figure = {(r["protocol"], r["panel"]): float(r["accuracy_final"]) for r in _csv("class_1000.csv")}
+    figure = {(r["protocol"], r["panel"]): float(r["accuracy_final"]) for r in _csv(figure_csv)}
     checked = 0
     for panel, label in (("iid", "IID"), ("dir0.5", "Dirichlet 0.5"), ("dir0.1", "Dirichlet 0.1")):
         for g, cell in zip(groups, body[f"{label}, after round {last}"]):
@@ -280,6 +290,13 @@ def test_the_class_1000_table_is_its_csvs():
             assert cell_best(body[f"{label}, best round"][groups.index(g)]) == (round(statistics.mean(by[(g, panel, best)]), 3), best)
             checked += 1
     assert checked == 12
+    return by
+
+
+def test_the_class_1000_table_is_its_csvs():
+    """docs/matched-bits.md, "C = 1000 at matched bits": the momentum-0.9 table is docs/figures/class_1000_seeds.csv's
+    and class_1000.csv's (check_c1000_table)."""
+    check_c1000_table(_c1000_section("table"), "class_1000_seeds.csv", "class_1000.csv")
 
 
 def cell_best(cell: str) -> tuple:
@@ -289,20 +306,30 @@ def cell_best(cell: str) -> tuple:
     return float(m[1]), int(m[2])
 
 
-def test_the_class_1000_momentum0_check_is_its_csv():
-    """docs/matched-bits.md, "C = 1000 at matched bits", the bullet without momentum: tally's and local's
-    round-10 means and seeds, and tally's vote accuracy, are docs/figures/class_1000_momentum0.csv's."""
-    import statistics
-    rows = [r for r in _csv("class_1000_momentum0.csv") if r["round"] == "10"]
-    text = " ".join((DOCS / "matched-bits.md").read_text().split("### C = 1000 at matched bits")[1]
-                    .split("\n### ")[0].split())
+def test_the_class_1000_momentum0_table_is_its_csvs():
+    """docs/matched-bits.md, "Without momentum": its table is docs/figures/class_1000_momentum0_seeds.csv's and
+    class_1000_momentum0.csv's (`make class-1000-momentum0`), as the momentum-0.9 table is its CSVs'."""
+    check_c1000_table(_c1000_section("momentum0"), "class_1000_momentum0_seeds.csv", "class_1000_momentum0.csv")
 
-    def accs(p):
-        return [float(r["acc_mean"]) for r in rows if r["protocol"] == p]
-    assert [len(accs(p)) for p in ("tally", "local")] == [3, 3]
-    tally, local = ({"m": f"{statistics.mean(accs(p)):.3f}", "s": " / ".join(f"{a:.3f}" for a in accs(p))}
-                    for p in ("tally", "local"))
-    assert f"tally {tally['m']} ({tally['s']}) against local {local['m']} ({local['s']})" in text
-    vote = statistics.mean(float(r["vote_acc"]) for r in rows if r["protocol"] == "tally")
-    assert f"the vote right on {vote:.2f} of the probes at round 10" in text
-    assert min(accs("tally")) > max(accs("local")), "the page says tally is ahead in every seed"
+
+def test_the_class_1000_twenty_rounds_are_their_csv():
+    """docs/matched-bits.md, "Twenty rounds without momentum": each row (rounds 10-20) is
+    docs/figures/class_1000_momentum0_r20.csv's tally and local means with each seed, tally's lead and its
+    vote's accuracy; the page's "in every seed at every round" is checked too."""
+    import statistics
+    rows = _csv("class_1000_momentum0_r20.csv")
+    by = {}
+    for r in rows:
+        by.setdefault((r["protocol"], int(r["round"])), []).append(r)
+    table = _md_rows_text(_c1000_section("r20"))
+    assert table[0][:3] == ["round", "`tally` (800 probes)", "`local`"], table[0]
+
+    def cell(accs):
+        return f"{statistics.mean(accs):.3f} ({' / '.join(f'{a:.3f}' for a in accs)})"
+    assert [int(r[0]) for r in table[1:]] == list(range(10, 21, 2))
+    for r in table[1:]:
+        t, loc = ([float(x["acc_mean"]) for x in by[(p, int(r[0]))]] for p in ("tally", "local"))
+        vote = statistics.mean(float(x["vote_acc"]) for x in by[("tally", int(r[0]))])
+        assert r[1:] == [cell(t), cell(loc), f"{statistics.mean(t) - statistics.mean(loc):.3f}", f"{vote:.2f}"], r
+        assert min(t) > max(loc), f"round {r[0]}: the page says tally is ahead in every seed"
+    assert [len(by[(p, 20)]) for p in ("tally", "local")] == [3, 3]

@@ -76,6 +76,8 @@ def test_a_dry_run_says_another_sweep_writes_its_folder_and_which_run_another_pr
     # another program during the run"), the second's config.json over the first's
     ([("a", ["peers=3"]), ("a", ["peers=4"])], "s", "two runs are named 'a' (peers=3 and peers=4), and would "
                                                     "write one directory"),
+    # a list as a run's name: "TypeError: unhashable type: 'list'" from the two-names check (review22)
+    ([(["a"], ["peers=3"])], "s", "run (['a'], ['peers=3']) is named by a list; allowed: a name as a str"),
     # "TypeError: expected str, bytes or os.PathLike object, not int" from inside os.fsdecode
     ([("a", ["peers=3"])], 5, "run_sweep(out_dir=5): int; allowed: a directory path"),
 ])

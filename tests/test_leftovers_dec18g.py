@@ -125,4 +125,4 @@ def test_the_chunk_loop_tells_the_bar_each_chunk_starts():
     import inspect
     from tallysim import run
     src = inspect.getsource(run._run_chunk)
-    assert src.index("bar.chunk_starts()") < src.index("_programs(")
+    assert src.index("bar.chunk_starts(") < src.index("_programs(b,")

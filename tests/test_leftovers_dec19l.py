@@ -55,24 +55,17 @@ def _none_arrived_before(info, voters):
 def test_a_gated_run_with_rounds_nobody_sent_trains_bit_for_bit_as_before(monkeypatch):
     # fedct keeps the gate's agreement in its PendingVote (state): a NaN there, or a gate reading it,
     # would change the state; rounds 3, 4 and 6 of this seed have every message lost
-    import jax
     import numpy as np
-    import tallysim
-    from conftest import tiny
+    from conftest import drive_rounds, same_leaves, tiny
     from tallysim.sim import vote
     cfg = tiny("protocol.name=fedct", "faults.kind=dropout", "faults.fraction=1", "faults.drop_prob=0.85",
                "distill.gate=0.3", "rounds=6")
-
-    def final():
-        d = tallysim.drive(cfg)
-        infos = [d.step()[1] for _ in range(d.built.cfg.rounds)]
-        return d.state, infos
-    now, infos = final()
+    now, infos = drive_rounds(cfg)
     monkeypatch.setattr(vote, "none_arrived", _none_arrived_before)
-    before, _ = final()
+    before, _ = drive_rounds(cfg)
     assert [int(i["senders"]) for i in infos].count(0) >= 2                  # the case is exercised
     assert all(np.isnan(float(i["agreement"])) == (int(i["senders"]) == 0) for i in infos)
-    assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(now), jax.tree.leaves(before)))
+    assert same_leaves(now, before)
 
 
 # ----------------------------------------------------------------------------- 3. the API's sweep and eval_peers

@@ -45,25 +45,18 @@ def test_table_and_results_read_a_null_tied_as_no_value(tmp_path):
 def test_a_random_tie_run_with_rounds_nobody_sent_trains_bit_for_bit_as_before(monkeypatch, fusion_emitters):
     # `tied` is a row value only: its NaN must not reach the vote's tie draw or anything trained on (the
     # default fusion emitters: the suite's older ones round the two programs' fusions differently)
-    import jax
     import numpy as np
-    import tallysim
-    from conftest import tiny
+    from conftest import drive_rounds, same_leaves, tiny
     from tallysim.sim import vote
     cfg = tiny("protocol.name=tally", "vote.ties=random", "faults.kind=dropout", "faults.fraction=1",
                "faults.drop_prob=0.85", "rounds=6")
-
-    def final():
-        d = tallysim.drive(cfg)
-        infos = [d.step()[1] for _ in range(d.built.cfg.rounds)]
-        return d.state, infos
-    now, infos = final()
+    now, infos = drive_rounds(cfg)
     monkeypatch.setattr(vote, "NONE_ARRIVED_KEYS", tuple(k for k in vote.NONE_ARRIVED_KEYS if k != "tied"))
-    before, old = final()
+    before, old = drive_rounds(cfg)
     assert [int(i["senders"]) for i in infos].count(0) >= 2                  # the case is exercised
     assert all(np.isnan(float(i["tied"])) == (int(i["senders"]) == 0) for i in infos)
     assert all(float(i["tied"]) == 0.0 for i in old if int(i["senders"]) == 0)     # as it was
-    assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(now), jax.tree.leaves(before)))
+    assert same_leaves(now, before)
 
 
 # ----------------------------------------------------------------------------- 2. a multi-seed row, one seed null

@@ -111,14 +111,9 @@ def test_sweep_resumes_a_partial_run_from_its_checkpoint(tmp_path, monkeypatch):
     base = tiny("protocol.name=tally", "rounds=4", "eval_every=1", "warmup_epochs=0")    # as CASES above
     runs = [("a", [])]
     ref = no_wall(read_rows(run.run(base, str(tmp_path / "ref"), progress=False)["out"]))
-    orig = run.run
-
-    def run_crashing(cfg, out=None, **kw):
-        return orig(cfg, out, checkpoint_every=1, **kw)
     with monkeypatch.context() as m:
-        m.setattr(run, "run", run_crashing)
         crash_after_row(m, 3)
-        recs = sweep.run_sweep(base, runs, tmp_path / "sw", progress=False, log=lambda s: None)
+        recs = sweep.run_sweep(base, runs, tmp_path / "sw", progress=False, log=lambda s: None, checkpoint_every=1)
     assert recs[0]["status"] == "failed" and (tmp_path / "sw" / "a" / "error.txt").is_file()
     logs = []
     recs = sweep.run_sweep(base, runs, tmp_path / "sw", progress=False, log=logs.append)

@@ -143,7 +143,7 @@ def test_run_skip_and_resume(tmp_path):
     assert not (out / "protocol.name=local" / "error.txt").exists()
 
 
-def _fake_run(cfg, out=None, overwrite=False, progress=True, built=None):
+def _fake_run(cfg, out=None, overwrite=False, progress=True, built=None, checkpoint_every=None):
     """Stands in for run.run: protocol softlabel 'diverges', others write one metrics row."""
     outdir.claim(Path(out), overwrite)
     if cfg.protocol.name == "softlabel":
@@ -201,7 +201,7 @@ def test_interrupt_marks_index(tmp_path, monkeypatch):
 
 
 def test_interrupt_marks_a_whole_group(tmp_path, monkeypatch):
-    def interrupted(cfgs, outs, progress=True, built=None, warn=True):
+    def interrupted(cfgs, outs, progress=True, built=None, warn=True, checkpoint_every=None):
         raise KeyboardInterrupt
     monkeypatch.setattr(runmod, "run_group", interrupted)
     with pytest.raises(KeyboardInterrupt):

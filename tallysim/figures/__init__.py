@@ -162,10 +162,11 @@ def speed_rows(spec, smoke, log) -> list[dict]:
 
 
 def make_figure(name_or_path: str, smoke: bool = False, results: str = "results", out: str = "figures",
-                progress: bool = True, log=print, grouped: bool = True, start=None) -> dict:
+                progress: bool = True, log=print, grouped: bool = True, start=None,
+                checkpoint_every: Optional[int] = None) -> dict:
     """Run and draw one figure. Returns the paths written and the seconds it took. Each group's
     runs are a sweep (grouped into shared programs unless `grouped=False`). `start`: as group_plans
-    (a speed figure calls it before its benchmark)."""
+    (a speed figure calls it before its benchmark). `checkpoint_every`: as sweep.run_sweep's."""
     from tallysim.figures import plots
 
     results, out = home(results), home(out)  # make_figure(results="~/r") from Python: the home's, as the CLI's
@@ -207,6 +208,7 @@ def make_figure(name_or_path: str, smoke: bool = False, results: str = "results"
                 recs_by_group[gname] = sweep.run_sweep(cfg, runs, Path(results) / tag / gname, progress=progress,
                                                        log=log, grouped=grouped, runs_bar=bar,
                                                        validated=plans.configs[gname],
+                                                       checkpoint_every=checkpoint_every,
                                                        meta={"axes": plans.axes.get(gname, [])})   # table's order
         finally:
             if bar:
@@ -321,7 +323,8 @@ def main(args) -> int:
         try:
             make_figure(n, smoke=args.smoke, results=args.results, out=args.out, progress=not args.quiet,
                         log=QuietLog() if args.quiet else print,       # --quiet: docs/cli.md
-                        grouped=not getattr(args, "one_at_a_time", False), start=start)
+                        grouped=not getattr(args, "one_at_a_time", False), start=start,
+                        checkpoint_every=getattr(args, "checkpoint_every", None))
         except FigureError as e:
             print(f"tallysim: error: {e}", file=sys.stderr)
             code = 1

@@ -14,6 +14,7 @@ from typing import Optional
 import numpy as np
 
 from tallysim.config import ConfigError, active_peers, group_active_counts, parse_groups
+from tallysim.fields import first_few
 from tallysim.results.rows import PEER_PLACES, SEEDS_COUNTED
 
 HEADLINE = ("acc_global", "acc_mean")                     # the server model, else the peers' mean
@@ -52,6 +53,29 @@ def metric(row: dict, name: str = "auto"):
     else:
         v = row.get(headline_key(row)) if name == "auto" else row.get(name)
     return v if is_number(v) else None
+
+
+def partial_seeds(rows: list, name: str = "auto") -> str:
+    """How a run's values of metric `name` fall short of its seeds (aggregate's `seeds_counted`): "final over
+    2 of 3 seeds", "some evaluations over fewer seeds" (its best may be one), or "" where every mean is over
+    every seed. A partial mean looks like any other in a table cell or a curve, and its std is over fewer seeds."""
+    def counted(row: dict):
+        key = headline_key(row) if name in ("auto", "ppl") else name
+        key = TEXT_HEADLINE.get(key, (key,))[0] if name == "ppl" else key
+        return (row.get(SEEDS_COUNTED) or {}).get(key) if isinstance(row, dict) else None
+    if not rows:
+        return ""
+    if final := counted(rows[-1]):
+        return f"final over {final} of {len(rows[-1].get('seeds') or ())} seeds"
+    return "some evaluations over fewer seeds" if any(counted(r) for r in rows) else ""
+
+
+def partial_note(who: str, metric: str, runs: list) -> str:
+    """The line `table` and `plot` say of the (label, partial_seeds) of the runs it names."""
+    named = first_few([f"{label}: {what}" for label, what in runs], 3, ", ... ({} more)")
+    return (f"{who}: {'the headline accuracy' if metric == 'auto' else metric} is in some rows a mean over only "
+            "the seeds that have a value there (in the others' round no vote arrived, say), its std over those "
+            f"seeds too (metrics.jsonl's seeds_counted): {named}")
 
 
 MIN_COLLAPSE_ROUNDS = 10

@@ -24,6 +24,7 @@ from tallysim import atomic
 from tallysim.config import PROTOCOLS, ConfigError
 from tallysim.fields import did_you_mean
 from tallysim.results import md, metrics
+from tallysim.results.headline import partial_note, partial_seeds
 from tallysim.results.metrics import check_figure_out, columns
 
 ZERO_BITS_X = 1.0        # where runs with 0 bits sit on the log axis
@@ -48,7 +49,7 @@ def collect(dirs, which: str = "final", metric: str = "auto", log=None) -> list[
     if metric != "auto" and cols and metric not in cols:
         raise ConfigError(f"--metric {metric!r} is not a column of any run's metrics.jsonl; allowed: auto, "
                           f"{', '.join(sorted(cols))}{did_you_mean(metric, sorted(cols), metrics.METRIC_ALIASES)}")
-    points = []
+    points, partial = [], []
     for d, label, cfg, rows in runs:
         if not rows:
             log(f"pareto: skipping {d}: metrics.jsonl has no rows yet")
@@ -72,6 +73,8 @@ def collect(dirs, which: str = "final", metric: str = "auto", log=None) -> list[
             log(f"pareto: skipping {d}: its last round's {metric!r} is null (nothing scored or kept that "
                 f"round); --which best reads its best round ({best:.4f})")
             continue
+        if part := partial_seeds(rows, metric):     # a point like any other: said, as table and plot say it
+            partial.append((label, part))
         bits = float(last["bits_per_peer"])
         key = metrics.headline_key(last) if metric == "auto" else metric
         std = last.get(key + "_std")           # over the run's seeds, of the final value
@@ -82,6 +85,8 @@ def collect(dirs, which: str = "final", metric: str = "auto", log=None) -> list[
             "accuracy_final": final, "accuracy_best": best, "rounds": last.get("round"),
             "seeds": _seed_count(cfg), "accuracy_final_std": std if metrics.is_number(std) else None,
             "dataset": cfg.get("data", {}).get("name", "unknown")})
+    if partial:
+        log(partial_note("pareto", metric, partial))
     datasets = sorted({p["dataset"] for p in points})
     if len(datasets) > 1:       # one frontier per protocol over them: accuracies of different tasks compared
         log(f"pareto: warning: the runs are on {len(datasets)} datasets ({', '.join(datasets)}): each protocol's "

@@ -69,6 +69,8 @@ def table_rows(dirs, metric: str = "auto", log=None) -> tuple[list[str], list[di
                                   f"every row: {_NULL_WHY.get(metric, 'not computed by these runs')}); {allowed}")
             raise ConfigError(f"--metric {metric!r} is not a column of any run's {metrics.METRICS}; {allowed}")
     _say_uneven(runs, metric, log)
+    if partial := [(label, p) for _, label, _, rows in runs if (p := headline.partial_seeds(rows, metric))]:
+        log(headline.partial_note("table", metric, partial))     # final, final_std or best over fewer seeds
     if metric == "auto":
         _say_floor(runs, log)
         headline.say_no_client(runs, log)      # the client columns vanished in silence
