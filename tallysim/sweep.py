@@ -8,7 +8,7 @@ values with ';' instead, e.g. data.input_shape=28x28x1;32x32x3). A command-line 
 axis with the same key. An axis with one value is a plain override and is not part of the run names.
 
 Layout of DIR:
-    DIR/sweep.json            the runs: name, overrides, status (rewritten after every run)
+    DIR/sweep.json            the axes; the runs: name, overrides, status (rewritten after every run)
     DIR/<name>/               one `tallysim run` directory (config.json, partition.json, metrics.jsonl)
     DIR/<name>/done.json      written after the run returned: the run is complete
     DIR/<name>/error.txt      the run failed (the sweep goes on; exit code 1 at the end)
@@ -30,7 +30,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from tallysim import atomic, config, config_reads, outdir, sweep_data, sweep_plan, sweep_resume, tracking, validation
+from tallysim import atomic, config, config_reads, outdir, sweep_axes, sweep_data, sweep_plan, sweep_resume, tracking, validation
 from tallysim import progress as progress_bars
 from tallysim.progress_base import QuietLog, say
 from tallysim.config import Config, ConfigError
@@ -109,7 +109,8 @@ def run_sweep(base_cfg: Config, runs: list[tuple[str, list[str]]], out_dir, prog
               log: Callable[[str], None] = print, meta: Optional[dict] = None, grouped: bool = True,
               runs_bar=None, validated: Optional[list] = None, checkpoint_every: Optional[int] = None) -> list[dict]:
     """Run every (name, overrides) into out_dir/name; returns one record per run:
-    {name, overrides, dir, status: done|skipped|failed, [summary|error]}.
+    {name, overrides, dir, status: done|done_before|failed, [summary|error]} (done_before: finished by an
+    earlier call, left as it was; "skipped" before 2026-12-07, metrics.done_before reads both).
 
     All configs are validated first (ConfigError before anything is created). Complete runs
     (done.json present) are skipped; partial tallysim run directories are rerun with overwrite=True
@@ -173,7 +174,7 @@ def _run_locked(runs, cfgs, out_dir: Path, progress: bool, log, meta, grouped: b
             (name, _), cfg, rec = runs[i], cfgs[i], records[i]
             run_dir = out_dir / name
             if (run_dir / DONE).exists():
-                rec["status"] = "skipped"
+                rec["status"] = metrics.DONE_BEFORE     # not "skipped": its results are there (docs/sweeps.md)
                 log(f"[{i + 1}/{n}] skip {name} (done)")
                 diff = _config_diff(run_dir, cfg)
                 if diff:
@@ -366,12 +367,14 @@ def main(args) -> int:
     check_devices(runs, cfgs)
     if args.dry_run:        # what the sweep would do in --out, run by run (sweep_plan.dry_run)
         return sweep_plan.dry_run(args, runs, cfgs, _checked_out)
-    meta = {"config": args.config, "smoke": bool(args.smoke), "axes": list(args.axes)}
+    # every axis, the file's `sweep` section's too (was only the command line's: [] for a file's axes)
+    meta = {"config": args.config, "smoke": bool(args.smoke),
+            "axes": sweep_axes.axis_texts(sweep_axes.merged(section or {}, args.axes))}
     records = run_sweep(base, runs, args.out, progress=not args.quiet, meta=meta,     # --quiet: docs/cli.md
                         log=QuietLog() if args.quiet else print, grouped=not getattr(args, "one_at_a_time", False),
                         checkpoint_every=getattr(args, "checkpoint_every", None))
-    counts = {s: sum(r["status"] == s for r in records) for s in ("done", "skipped", "failed")}
-    print(f"sweep: {len(records)} runs in {args.out}: {counts['done']} ran, {counts['skipped']} skipped "
+    counts = {s: sum(r["status"] == s for r in records) for s in ("done", metrics.DONE_BEFORE, "failed")}
+    print(f"sweep: {len(records)} runs in {args.out}: {counts['done']} ran, {counts[metrics.DONE_BEFORE]} skipped "
           f"(already done), {counts['failed']} failed; index in {Path(args.out) / INDEX}")
     failed = [r for r in records if r["status"] == "failed"]
     for r in failed:

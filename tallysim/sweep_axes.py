@@ -120,6 +120,23 @@ def safe_name(text: str) -> str:
     return text
 
 
+def merged(cfg_file_axes: dict, cli_items: list[str]) -> dict[str, list[str]]:
+    """The sweep's axes, {key: [value texts]} in run-name order: the file's, then the command line's
+    (which replace a file axis of the same key)."""
+    axes = file_axes(cfg_file_axes)
+    for item in cli_items:
+        key, values = parse_axis(item)
+        axes.pop(key, None)            # the command line wins, and its axes follow the file's
+        axes[key] = values
+    return axes
+
+
+def axis_texts(axes: dict[str, list[str]]) -> list[str]:
+    """merged()'s axes as sweep.json records them, one `key=v1,v2` each as the command line spells it
+    (';' between shapes), whichever way they were given: a file's `sweep` section was recorded as []."""
+    return [f"{k}={(';' if _is_tuple_key(k) else ',').join(v)}" for k, v in axes.items()]
+
+
 def expand(cfg_file_axes: dict, cli_items: list[str]) -> list[tuple[str, list[str]]]:
     """Cross product of the axes -> [(run name, [key=value overrides])], first axis slowest.
 
@@ -127,11 +144,7 @@ def expand(cfg_file_axes: dict, cli_items: list[str]) -> list[tuple[str, list[st
     `cli_items` are `key=v1,v2` strings, which replace file axes with the same key. The name is built
     from the keys with more than one value; a sweep with none of those has the single run `base`.
     """
-    axes = file_axes(cfg_file_axes)
-    for item in cli_items:
-        key, values = parse_axis(item)
-        axes.pop(key, None)            # the command line wins, and its axes follow the file's
-        axes[key] = values
+    axes = merged(cfg_file_axes, cli_items)
     keys = list(axes)
     check_count(math.prod(len(axes[k]) for k in keys), "sweep")
     varying = [k for k in keys if len(axes[k]) > 1]

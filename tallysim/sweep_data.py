@@ -9,6 +9,7 @@ from typing import Callable, Optional
 from tallysim import config, data_read
 from tallysim.config import ConfigError
 from tallysim.progress_base import say
+from tallysim.results import metrics
 from tallysim.results.partition_file import data_digest
 
 
@@ -29,16 +30,16 @@ def skipped_on_other_data(records: list, cfgs: list, log, digest_now: Optional[C
         if rec["status"] == "done" and (d := data_digest(rec["dir"])):
             now.setdefault(key(c), d)
     for rec, c in zip(records, cfgs):       # a skipped run's record, where the files are as it read them
-        if rec["status"] == "skipped" and key(c) not in now and c.data.name == "files" and not c.probe.source \
+        if metrics.done_before(rec) and key(c) not in now and c.data.name == "files" and not c.probe.source \
                 and (d := data_read.digest_if_unchanged(rec["dir"], c.data.path)):
             now[key(c)] = d
     for rec, c in zip(records, cfgs):
-        if rec["status"] == "skipped" and key(c) not in now and digest_now and c.data.name == "files" \
+        if metrics.done_before(rec) and key(c) not in now and digest_now and c.data.name == "files" \
                 and data_digest(rec["dir"]):
             now[key(c)] = _loaded(digest_now, c)
     for rec, c in zip(records, cfgs):
         was, fresh = data_digest(rec["dir"]), now.get(key(c))
-        if rec["status"] == "skipped" and was and fresh and was != fresh and _kind(was) == _kind(fresh):
+        if metrics.done_before(rec) and was and fresh and was != fresh and _kind(was) == _kind(fresh):
             say(log, f"  note: {rec['name']} was skipped (done before) but trained on other data than the runs "
                 f"this sweep ran now or the data as it is now (its partition.json: {was}; the data now: {fresh}): "
                 f"the data file changed in between; delete {Path(rec['dir']) / 'done.json'} to rerun it on the "

@@ -129,7 +129,7 @@ def test_sweep_groups_by_default_and_matches_one_at_a_time(tmp_path):
                  name)
         assert (tmp_path / "grouped" / name / sweep.DONE).exists()
     again = sweep.run_sweep(base, runs, tmp_path / "grouped", progress=False, log=lambda _: None)
-    assert [r["status"] for r in again] == ["skipped"] * 2
+    assert [r["status"] for r in again] == ["done_before"] * 2
 
 
 def test_a_group_with_an_impossible_configuration_runs_the_others(tmp_path):

@@ -88,7 +88,7 @@ def test_a_rerun_of_finished_runs_promises_no_eta(tmp_path, capsys):
         (tmp_path / "sw" / name / sweep.DONE).write_text("{}")
     with progress.forced("lines"):
         recs = sweep.run_sweep(tiny(), runs, tmp_path / "sw", progress=True, log=lambda m: None)
-    assert [r["status"] for r in recs] == ["skipped"] * 3
+    assert [r["status"] for r in recs] == ["done_before"] * 3
     lines = [l for l in capsys.readouterr().err.splitlines() if l.startswith("runs ")]
     assert lines and not any("ETA" in l for l in lines), lines
     assert lines[0].startswith("runs 1/3") and lines[0].endswith("all 3 runs done before"), lines

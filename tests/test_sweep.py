@@ -127,7 +127,7 @@ def test_run_skip_and_resume(tmp_path):
     before = _mtimes(out)
     lines.clear()
     recs = sweep.run_sweep(small_cfg(), runs, out, progress=False, log=lines.append)
-    assert [r["status"] for r in recs] == ["skipped", "skipped"]
+    assert [r["status"] for r in recs] == ["done_before", "done_before"]
     assert lines == ["[1/2] skip protocol.name=local (done)", "[2/2] skip protocol.name=fedavg (done)"]
     assert _mtimes(out) == before
 
@@ -135,7 +135,7 @@ def test_run_skip_and_resume(tmp_path):
     (out / "protocol.name=local" / "done.json").unlink()
     (out / "protocol.name=local" / "error.txt").write_text("from the interrupted run")
     recs = sweep.run_sweep(small_cfg(), runs, out, progress=False, log=lambda s: None)
-    assert [r["status"] for r in recs] == ["done", "skipped"]
+    assert [r["status"] for r in recs] == ["done", "done_before"]
     after = _mtimes(out)
     assert after["protocol.name=fedavg"] == before["protocol.name=fedavg"]
     assert after["protocol.name=local"] != before["protocol.name=local"]
@@ -174,7 +174,7 @@ def test_failed_run_is_recorded_and_sweep_continues(tmp_path, monkeypatch, capsy
     assert main(argv) == 1
     assert "skip protocol.name=local (done)" in capsys.readouterr().out
     assert [r["status"] for r in json.loads((out / "sweep.json").read_text())["runs"]] == \
-        ["skipped", "failed", "skipped"]
+        ["done_before", "failed", "done_before"]
 
 
 def test_unexpected_exception_is_recorded(tmp_path, monkeypatch):

@@ -208,7 +208,8 @@ def make_figure(name_or_path: str, smoke: bool = False, results: str = "results"
                 recs_by_group[gname] = sweep.run_sweep(cfg, runs, Path(results) / tag / gname, progress=progress,
                                                        log=log, grouped=grouped, runs_bar=bar,
                                                        validated=plans.configs[gname],
-                                                       checkpoint_every=checkpoint_every)
+                                                       checkpoint_every=checkpoint_every,
+                                                       meta={"axes": plans.axes.get(gname, [])})   # table's order
         finally:
             if bar:
                 bar.close()

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Optional
 
-from tallysim import config, outdir, sweep
+from tallysim import config, outdir, sweep, sweep_axes
 from tallysim.config import ConfigError
 
 
@@ -16,16 +17,51 @@ class Plans(dict):
     sweeps), dry_run and programs reuse them: each validated its groups' configs again (about 1 s more on
     experiments/robustness.json for counting its compiles alone)."""
 
-    def __init__(self, plans: dict, configs: dict):
+    def __init__(self, plans: dict, configs: dict, axes: Optional[dict] = None):
         super().__init__(plans)
         self.configs = configs
+        self.axes = axes or {}       # group name -> its sweep axes as sweep.json records them (table's order)
 
 
 def group_plans(spec: dict, smoke: bool, base_dir: Path, start=None) -> Plans:
     """group name -> (base Config, [(run name, overrides)]), all validated before anything runs (the
     validated Configs: the answer's `configs`). `start` (the command line's startup.start_jax) is
     called once every config has validated, just before the devices are counted: the first thing that
-    needs JAX."""
+    needs JAX. A plain plan checks the `smoke` section too (smoke_refusal): a stale key there showed only
+    with --smoke, after the full figure had been run."""
+    plans, checked, axes = _plan(spec, smoke, base_dir)
+    if not smoke and isinstance(spec.get("smoke"), dict) and spec["smoke"]:
+        smoke_refusal(spec, base_dir)
+    if start is not None:
+        start()
+    for g, cfgs in checked.items():              # before the first one runs
+        sweep.check_devices(plans[g][1], cfgs)
+        try:                                     # run_sweep's, for every group before the first group runs
+            sweep.check_eval_peers(plans[g][1], cfgs)
+        except ConfigError as e:
+            raise ConfigError(f"figure group {g!r}: {e}") from None
+    return Plans(plans, checked, axes)
+
+
+def smoke_refusal(spec: dict, base_dir: Path) -> None:
+    """The smoke version's plan checked as --smoke checks it (every config validated, eval_peers against
+    peers; nothing compiled, no JAX), refused in words naming the `smoke` section: a key renamed in the
+    config fields but not in `smoke` passed every plain run and --dry-run, and stopped only --smoke."""
+    try:
+        plans, checked, _ = _plan(spec, True, base_dir)
+        for g, cfgs in checked.items():
+            try:
+                sweep.check_eval_peers(plans[g][1], cfgs)
+            except ConfigError as e:
+                raise ConfigError(f"figure group {g!r}: {e}") from None
+    except ConfigError as e:
+        raise ConfigError(f"the figure's `smoke` section (what --smoke runs; checked on every run of the "
+                          f"figure, --smoke or not) does not validate: {e}") from None
+
+
+def _plan(spec: dict, smoke: bool, base_dir: Path) -> tuple[dict, dict, dict]:
+    """group_plans' plans, validated configs and each group's axes (sweep_axes.axis_texts), before JAX is
+    started and the devices counted."""
     shrink = spec.get("smoke", {}) if smoke else {}
     for key in ("base", "sweep", "smoke"):
         if not isinstance(spec.get(key, {}), dict):
@@ -50,7 +86,7 @@ def group_plans(spec: dict, smoke: bool, base_dir: Path, start=None) -> Plans:
             raise ConfigError(f"a figure config's `smoke.only` must be a list of its group names "
                               f"({', '.join(groups)}), not {only!r:.60}")
         groups = {g: groups[g] for g in only}
-    plans, total = {}, 0
+    plans, total, group_axes = {}, 0, {}
     for gname, g in groups.items():
         outdir.check_name(gname, "figure group")      # results/<figure>/<group>/ stays inside --results
         if not isinstance(g, dict):
@@ -82,19 +118,12 @@ def group_plans(spec: dict, smoke: bool, base_dir: Path, start=None) -> Plans:
         cfg = config.from_dict(config.merge(config.merge(config.merge(fields, g), shrink.get("base", {})), own),
                                where=where)
         runs = sweep.expand(axes, [])
+        group_axes[gname] = sweep_axes.axis_texts(sweep_axes.merged(axes, []))
         total += len(runs) * max(1, len(panels(spec, smoke)))
         sweep.check_count(total, "figure")        # before any of its runs is validated
         plans[gname] = (cfg, with_panels(runs, panels(spec, smoke)))
     checked = {g: _group_configs(g, cfg, runs) for g, (cfg, runs) in plans.items()}   # every group validated, once
-    if start is not None:
-        start()
-    for g, cfgs in checked.items():              # before the first one runs
-        sweep.check_devices(plans[g][1], cfgs)
-        try:                                     # run_sweep's, for every group before the first group runs
-            sweep.check_eval_peers(plans[g][1], cfgs)
-        except ConfigError as e:
-            raise ConfigError(f"figure group {g!r}: {e}") from None
-    return Plans(plans, checked)
+    return plans, checked, group_axes
 
 
 def _group_configs(gname: str, cfg, runs):

@@ -58,6 +58,25 @@ SWEEP = "sweep.json"
 # the files a sweep (and so a figure's group, a sweep too) writes beside its run directories: skipped when
 # given among runs, as `tallysim plot runs/x/*` gives them; hidden ones (the lock) no shell glob matches
 SWEEP_WRITTEN = frozenset({SWEEP})
+# sweep.json's status of a run an earlier invocation of the sweep finished (this one left it as it was);
+# files written before 2026-12-07 say "skipped" for it, which read_sweep and the readers take as the same
+DONE_BEFORE = "done_before"
+DONE_BEFORE_OLD = "skipped"
+
+
+def done_before(record: dict) -> bool:
+    """Whether a sweep.json run record is a run finished by an earlier invocation (old files: "skipped")."""
+    return record.get("status") in (DONE_BEFORE, DONE_BEFORE_OLD)
+
+
+def sweep_axis_keys(doc: dict) -> list[str]:
+    """The keys of a sweep.json's `axes` ("key=v1,v2" each, in the order the user gave them), [] where it
+    names none (a file written before 2026-12-07 recorded only the command line's, so a config file's
+    `sweep` section left it []) or is not a list of such texts."""
+    axes = doc.get("axes") if isinstance(doc, dict) else None
+    if not isinstance(axes, list):
+        return []
+    return [a.split("=", 1)[0] for a in axes if isinstance(a, str) and "=" in a]
 
 # What a newcomer types for `--metric auto`, the headline accuracy (acc_global where there is a server
 # model, else acc_mean): offered as "did you mean auto?" when refused.
@@ -100,6 +119,9 @@ def read_config(run_dir) -> dict:
 def _metrics_file(run_dir) -> Path:
     path = Path(run_dir) / METRICS
     if not path.is_file():
+        if path.is_dir():     # a folder of that name: "has no metrics.jsonl" sent the user looking for a file
+            raise ConfigError(f"{path} is a directory, not the file of the run's rows tallysim writes there; "
+                              "move it aside (or rerun the run)")
         if (Path(run_dir) / SWEEP).is_file():      # a sweep's --out: its runs are one level down
             raise ConfigError(f"{Path(run_dir)} is a sweep directory, not a run; pass its runs "
                               f"({Path(run_dir)}/*/), or read it whole: `tallysim table` or `pareto`, tallysim.read_rows "
@@ -253,14 +275,16 @@ def find_runs(dirs: Iterable) -> list[tuple[Path, str]]:
                 # real directories claim before links: a link to a run beside it (`ln -s t latest`) sorted
                 # first and claimed the run, which table and read_rows then named by the link's name; then
                 # walked in name order, links among them (a link `a` before the real `b`, as ever)
-                fresh = set()
+                fresh, as_dir = set(), {METRICS} & set(dirnames)
                 for name in sorted(dirnames, key=lambda n: (os.path.islink(os.path.join(dirpath, n)), n)):
                     real = (Path(dirpath) / name).resolve()
                     if real not in walked:
                         walked.add(real)
                         fresh.add(name)
                 dirnames[:] = sorted(fresh)
-                if METRICS in filenames:
+                if METRICS in dirnames:     # a directory of that name: the run was left out in silence
+                    dirnames.remove(METRICS)    # (read_runs now says why it cannot read it); not walked
+                if METRICS in filenames or METRICS in as_dir:
                     d = Path(dirpath)
                     hits.append((d, d.relative_to(root).as_posix()))
         for d, label in hits:

@@ -51,6 +51,24 @@ def swept_fields(cfgs: list[dict]) -> list[str]:
     return [k for k in keys if varies(k)]
 
 
+def in_axis_order(swept: list[str], run_dirs: list) -> list[str]:
+    """`swept` with the axes of the sweep the runs come from first, in the order the user gave them (its
+    sweep.json's `axes`), then the other varying fields as swept_fields ordered them: config order put
+    `tallysim sweep seed=0,1 optim.lr=0.01,0.1`'s lr before seed. Only where every run is a run directory
+    of one sweep directory holding a sweep.json that names its axes; hand-made runs keep swept_fields' order."""
+    from pathlib import Path
+    from tallysim.results import metrics
+    parents = {Path(d).resolve().parent for d in run_dirs}
+    if len(parents) != 1:
+        return swept
+    try:
+        axes = metrics.sweep_axis_keys(metrics.read_sweep(parents.pop()))
+    except (ConfigError, OSError):       # no sweep.json (hand-made runs side by side), or unreadable
+        return swept
+    first = [k for k in dict.fromkeys(axes) if k in swept]
+    return first + [k for k in swept if k not in first]
+
+
 def with_defaults(flat: dict, keys: list) -> dict:
     """`flat` with each of `keys` it lacks set to the field's declared default, as config.json writes it:
     an older run's config.json lacks the fields added since, and beside newer runs holding the default

@@ -19,7 +19,7 @@ from tallysim import atomic
 from tallysim.config import ConfigError
 from tallysim.fields import did_you_mean, first_few
 from tallysim.results import dead_peers, headline, metrics, partition_file
-from tallysim.results.swept import flatten, swept_fields, unread_blank, with_defaults
+from tallysim.results.swept import flatten, in_axis_order, swept_fields, unread_blank, with_defaults
 
 FORMATS = ("markdown", "csv")
 RESULT_COLUMNS = ("final", "final_std", "best", "bits_per_peer", "MB_per_peer", "round", "status")
@@ -77,7 +77,7 @@ def table_rows(dirs, metric: str = "auto", log=None) -> tuple[list[str], list[di
         for d, label, cfg, rows in runs:   # a peer at the floor all run (the demo's seed 1: peer 0 at 0.1000)
             if dead := dead_peers.of_run(d, rows, cfg):
                 log(dead_peers.note(dead, str(label)))
-    swept = swept_fields([cfg for _, _, cfg, _ in runs])
+    swept = in_axis_order(swept_fields([cfg for _, _, cfg, _ in runs]), [d for d, *_ in runs])
     out = []
     for d, label, cfg, rows in runs:
         flat = unread_blank(with_defaults(flatten(cfg), swept) if cfg else {}, swept)
