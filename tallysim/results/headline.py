@@ -316,7 +316,7 @@ def no_client_note(runs: list) -> Optional[str]:
              and (cfg.get("partition") or {}).get("kind") == "natural" and headline_key(rows[-1]) == "acc_mean"]
     if not empty:
         return None
-    names = ", ".join(str(label) for label, _ in empty[:3]) + (f", ... ({len(empty) - 3} more)" if len(empty) > 3 else "")
+    names = first_few([label for label, _ in empty], 3, ", ... ({} more)")
     sizes = sorted({(cfg.get("data") or {}).get("max_test") for _, cfg in empty}, key=str)
     why = (f"among the data.max_test={', '.join(map(str, sizes))} test windows evaluated (a uniform sample of "
            "every client's): raise data.max_test or leave it unset" if sizes != [None] else
