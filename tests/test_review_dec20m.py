@@ -58,3 +58,25 @@ def test_an_out_of_memory_retry_drops_the_first_attempts_checkpoints(tmp_path, m
     with pytest.raises(Crash):
         run.run_group(cfgs, outs, progress=False, warn=False, checkpoint_every=1)
     assert seen == [(2, 1), (1, 0)]
+
+
+def test_each_run_of_a_group_saves_its_own_ledger(tmp_path, monkeypatch):
+    """Lanes.meta hands each run its own lanes' ledgers (ledgers[j - lo] for its lanes): a group of
+    seed=0,1 on Dirichlet shards counts other local steps per run, and each checkpoint's steps_real is
+    its own round-1 row's. test_checkpoint_dec20d's group (optim.lr=0.02,0.05, the same steps in each
+    run) passed with every run saving the first run's ledger."""
+    cfgs = sweep.configs(tiny(*RESUMABLE, "partition.kind=dirichlet", "partition.alpha=0.1"),
+                         sweep.expand({}, ["seed=0,1"]))
+    outs = [tmp_path / "s0", tmp_path / "s1"]
+    orig = run._Recorder.rows
+
+    def rows(self, r, per_seed):
+        orig(self, r, per_seed)
+        if r == 2:
+            raise Crash(r)
+    monkeypatch.setattr(run._Recorder, "rows", rows)
+    with pytest.raises(Crash):
+        run.run_group(cfgs, outs, progress=False, warn=False, checkpoint_every=1)
+    saved = [checkpoint.read_meta(d)["ledgers"][0][2] for d in outs]     # Ledger.state: up, down, steps_real
+    assert saved == [read_rows(d)[0]["steps_real"] for d in outs]
+    assert saved[0] != saved[1]
