@@ -80,3 +80,21 @@ def test_each_run_of_a_group_saves_its_own_ledger(tmp_path, monkeypatch):
     saved = [checkpoint.read_meta(d)["ledgers"][0][2] for d in outs]     # Ledger.state: up, down, steps_real
     assert saved == [read_rows(d)[0]["steps_real"] for d in outs]
     assert saved[0] != saved[1]
+
+
+def test_a_run_past_its_rounds_keeps_its_last_checkpoint_inside_them(tmp_path, monkeypatch):
+    """rounds=2,3 as one program, K=1, stopped in round 3: the 2-round run saved nothing at round 2 (its
+    end; Lanes.meta's None), so its checkpoint is round 1's, which a resume of it reads (a round-2 one of
+    a finished run, or one past its rounds, would be refused by read_meta and the run redone)."""
+    cfgs = sweep.configs(tiny(*RESUMABLE), sweep.expand({}, ["rounds=2,3"]))
+    outs = [tmp_path / "r2", tmp_path / "r3"]
+    orig = run._Recorder.rows
+
+    def rows(self, r, per_seed):
+        orig(self, r, per_seed)
+        if r == 3:
+            raise Crash(r)
+    monkeypatch.setattr(run._Recorder, "rows", rows)
+    with pytest.raises(Crash):
+        run.run_group(cfgs, outs, progress=False, warn=False, checkpoint_every=1)
+    assert [checkpoint.read_meta(d, c)["round"] for d, c in zip(outs, cfgs)] == [1, 2]
