@@ -98,3 +98,26 @@ def test_a_run_past_its_rounds_keeps_its_last_checkpoint_inside_them(tmp_path, m
     with pytest.raises(Crash):
         run.run_group(cfgs, outs, progress=False, warn=False, checkpoint_every=1)
     assert [checkpoint.read_meta(d, c)["round"] for d, c in zip(outs, cfgs)] == [1, 2]
+
+
+@pytest.mark.parametrize("mode", ["bars", "lines"])
+def test_a_later_chunks_compile_reaches_the_runs_clock_in_either_mode(mode, monkeypatch):
+    """RoundBar (tqdm bars) and the lines' round facts each tell the clock over runs when a later seed
+    chunk compiles (progress_base.chunk_compiles): test_checkpoint_dec20d checked lines only, and bars
+    passed it with the call removed (the ETA then short by that compile)."""
+    from tallysim import progress
+    monkeypatch.setenv(progress.MODE_ENV, mode)
+    runs_bar = progress.runs_bar(2, True)
+    try:
+        runs_bar.batch_starts(2)
+        facts = progress.round_bar(4, True, chunks=[(0, 2, 2), (2, 3, 2)])
+        try:
+            facts.chunk_starts(True)        # the first chunk: announced with the bar, nothing more
+            assert runs_bar.clock.in_batch == 1
+            facts.update(2)
+            facts.chunk_starts(True)
+            assert runs_bar.clock.in_batch == 0 and runs_bar.clock.compiling
+        finally:
+            facts.close()
+    finally:
+        runs_bar.close()
