@@ -17,18 +17,23 @@ class FakeOOM(Exception):
     pass
 
 
+def crash_in_round(monkeypatch, stop: int) -> None:
+    """Every run stops in round `stop`, after its row is written and before that round's checkpoint."""
+    orig = run._Recorder.rows
+
+    def rows(self, r, per_seed):
+        orig(self, r, per_seed)
+        if r == stop:
+            raise Crash(r)
+    monkeypatch.setattr(run._Recorder, "rows", rows)
+
+
 def test_a_group_of_one_configuration_saves_its_meta_not_a_key_of_it(tmp_path, monkeypatch):
     """run.run_group([cfg], ...) with a cadence: Lanes.meta gives one configuration's meta as a dict (as
     for a lone run), and GroupSaver.save zipped the directories with that dict's keys, writing a
     checkpoint whose meta was the string "version", which --resume refused as "not an object"."""
     cfg = config.validate(tiny(*RESUMABLE))
-    orig = run._Recorder.rows
-
-    def rows(self, r, per_seed):
-        orig(self, r, per_seed)
-        if r == 2:
-            raise Crash(r)
-    monkeypatch.setattr(run._Recorder, "rows", rows)
+    crash_in_round(monkeypatch, 2)
     with pytest.raises(Crash):
         run.run_group([cfg], [tmp_path / "one"], progress=False, warn=False, checkpoint_every=1)
     meta = checkpoint.read_meta(tmp_path / "one", cfg)
@@ -68,13 +73,7 @@ def test_each_run_of_a_group_saves_its_own_ledger(tmp_path, monkeypatch):
     cfgs = sweep.configs(tiny(*RESUMABLE, "partition.kind=dirichlet", "partition.alpha=0.1"),
                          sweep.expand({}, ["seed=0,1"]))
     outs = [tmp_path / "s0", tmp_path / "s1"]
-    orig = run._Recorder.rows
-
-    def rows(self, r, per_seed):
-        orig(self, r, per_seed)
-        if r == 2:
-            raise Crash(r)
-    monkeypatch.setattr(run._Recorder, "rows", rows)
+    crash_in_round(monkeypatch, 2)
     with pytest.raises(Crash):
         run.run_group(cfgs, outs, progress=False, warn=False, checkpoint_every=1)
     saved = [checkpoint.read_meta(d)["ledgers"][0][2] for d in outs]     # Ledger.state: up, down, steps_real
@@ -88,13 +87,7 @@ def test_a_run_past_its_rounds_keeps_its_last_checkpoint_inside_them(tmp_path, m
     a finished run, or one past its rounds, would be refused by read_meta and the run redone)."""
     cfgs = sweep.configs(tiny(*RESUMABLE), sweep.expand({}, ["rounds=2,3"]))
     outs = [tmp_path / "r2", tmp_path / "r3"]
-    orig = run._Recorder.rows
-
-    def rows(self, r, per_seed):
-        orig(self, r, per_seed)
-        if r == 3:
-            raise Crash(r)
-    monkeypatch.setattr(run._Recorder, "rows", rows)
+    crash_in_round(monkeypatch, 3)
     with pytest.raises(Crash):
         run.run_group(cfgs, outs, progress=False, warn=False, checkpoint_every=1)
     assert [checkpoint.read_meta(d, c)["round"] for d, c in zip(outs, cfgs)] == [1, 2]
