@@ -184,7 +184,9 @@ class GroupSaver(Saver):
         super().__init__(first, every if every and (chunk is None or chunk >= total) else 0)
         self.out_dirs, self.lanes = out_dirs, lanes
 
-    def save(self, state: Any, metas: list) -> None:
+    def save(self, state: Any, metas) -> None:
+        if isinstance(metas, dict):     # a group of one configuration: Lanes.meta gives its meta as a lone
+            metas = [metas]             # run's (a dict), whose keys were zipped with the directories
         host = jax.device_get(state)            # once: each run's lanes are numpy slices of it
         for d, idx, meta in zip(self.out_dirs, self.lanes, metas):
             if d is not None and meta is not None:

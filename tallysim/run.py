@@ -282,6 +282,7 @@ def _run_group(cfgs: list[Config], outs: list, progress: bool, built: Optional[B
         except Exception as e:   # noqa: BLE001 - only out-of-memory is retried, smaller
             if not _is_oom(e) or chunk == 1:
                 raise
+            saver.discard()     # the retry reruns every run from round 1 and saves none (a chunk mixes runs)
             chunk = max(1, chunk // 2)
             print(f"tallysim: the lane batch did not fit in memory; retrying {chunk} lanes at a time",
                   file=sys.stderr)

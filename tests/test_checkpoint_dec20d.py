@@ -203,8 +203,7 @@ def test_the_clock_counts_a_batchs_later_compile_until_its_chunk_starts(monkeypa
 def test_a_run_tells_its_bar_which_seed_chunks_compile(monkeypatch):
     """run._run_chunk: test_checkpoint_never's config (seeds=3 in chunks of 2: widths 2 and 1, its compiled
     programs); each chunk's width is new to the run, so each compiles. A later chunk's compile reaches the
-    runs' clock through an open bar over runs (progress_base.chunk_compiles)."""
-    from tallysim import progress
+    runs' clock through an open bar over runs (progress_base.chunk_compiles): see the comment at the end."""
     starts = []
 
     class Bar:
@@ -219,21 +218,9 @@ def test_a_run_tells_its_bar_which_seed_chunks_compile(monkeypatch):
 
         def close(self):
             pass
-    with monkeypatch.context() as m:       # run.progress_bars is tallysim.progress: the bars below are real
+    with monkeypatch.context() as m:
         m.setattr(run.progress_bars, "round_bar", lambda *a, **k: Bar())
         run.run(tiny("protocol.name=fedavg", "rounds=2", "seeds=3", "seed_chunk=2", "eval_every=1"), None)
     assert starts == [True, True]
-    # the round facts pass a later chunk's compile to the clock over runs (the first chunk's is the batch's)
-    monkeypatch.setenv(progress.MODE_ENV, "lines")
-    runs_bar = progress.runs_bar(2, True)
-    try:
-        runs_bar.batch_starts(2)
-        facts = progress.round_bar(4, True, chunks=[(0, 2, 2), (2, 3, 2)])
-        facts.chunk_starts(True)        # the first chunk: announced with the bar, nothing more
-        assert runs_bar.clock.in_batch == 1
-        facts.update(2)
-        facts.chunk_starts(True)
-        assert runs_bar.clock.in_batch == 0 and runs_bar.clock.compiling
-        facts.close()
-    finally:
-        runs_bar.close()
+    # the round facts pass a later chunk's compile to the clock over runs, in bars and lines alike:
+    # test_review_dec20m.py's test_a_later_chunks_compile_reaches_the_runs_clock_in_either_mode
