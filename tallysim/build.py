@@ -322,12 +322,11 @@ def _private_steps(cfg: Config, counts: list) -> np.ndarray:
 
 def auto_chunk(b: Built) -> int:
     """Seeds per compiled batch: all of them unless a rough footprint says they would not fit."""
-    # seed_chunk is per lane (lanes.HOST), so a group's configurations may set different ones: the
-    # smallest set wins (a configuration that asked for small batches to fit memory gets them, whichever
-    # configuration leads the group); the numbers are the same at any batch size
-    asked = [c.seed_chunk for c in b.cfgs if c.seed_chunk]
-    if asked:
-        return min(min(asked), len(b.seeds))
+    # seed_chunk is per lane (lanes.HOST): the smallest a group's configurations set wins (config_shapes.
+    # asked_chunk, which sweep_plan.widths reads too); the numbers are the same at any batch size
+    asked = sizing.asked_chunk(b.cfgs, len(b.seeds))
+    if asked is not None:
+        return asked
     stats = jax.local_devices()[0].memory_stats() or {}
     limit = stats.get("bytes_limit") or os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
     return sizing.lanes_that_fit(len(b.seeds), int(0.5 * limit), **lane_shapes(b))

@@ -87,6 +87,15 @@ def example_shape(cfg) -> tuple:
     return (side, side, channels) if side * side * channels == dim else (dim,)
 
 
+def asked_chunk(cfgs: list, lanes: int) -> Optional[int]:
+    """The lanes a compiled batch runs at once where its configurations set seed_chunk: the smallest asked
+    for (seed_chunk is per lane, so a group's configurations may differ; one that asked for small batches to
+    fit memory gets them, whichever leads the group), at most `lanes`; None where none asked (sized to
+    memory when built). build.auto_chunk cuts the chunks by it and sweep_plan.widths counts their compiles."""
+    asked = [c.seed_chunk for c in cfgs if c.seed_chunk]
+    return min(min(asked), lanes) if asked else None
+
+
 def active_peers(cfg) -> int:
     """A, the peers active each round, as sim/fed.build counts them."""
     return max(1, int(round(cfg.participation * cfg.peers)))

@@ -15,7 +15,7 @@ from tallysim import protocols
 from tallysim.file_shapes import (IMAGE_MODELS, TEXT_MODELS, KNOWN_CLIENTS, KNOWN_SHAPES, KNOWN_TEXT, MOST_CLASSES,  # noqa: F401 - sizing.X
                                   assumed, files_shape, text_model_params)
 # a run's shapes from its config (config_shapes.py): sizing.X, as before
-from tallysim.config_shapes import (BYTES_PER_PARAM, active_peers, data_shape, example_shape, model_params, models_bytes,  # noqa: F401
+from tallysim.config_shapes import (BYTES_PER_PARAM, active_peers, asked_chunk, data_shape, example_shape, model_params, models_bytes,  # noqa: F401
                                     decimal_floor, faulty_peers, positions, text_activation_bytes, trained_at_once)
 from tallysim.probe_blocks import BLOCK_SHARE, KEPT_BYTES, blocks_votes, counts_target, kept_bytes, probe_block  # noqa: F401 - sizing.X for sim/
 

@@ -69,9 +69,9 @@ def compiles(cfgs: list[Config], dirs: list[Path], batches: list[list[int]],
 def widths(cfgs: list[Config]) -> list[int]:
     """The widths of the chunks a batch's lanes (each configuration's seeds) run in, as build.auto_chunk
     cuts them where a configuration sets seed_chunk (the smallest asked for); all in one otherwise."""
+    from tallysim.config_shapes import asked_chunk
     lanes = sum(c.seeds for c in cfgs)
-    asked = [c.seed_chunk for c in cfgs if c.seed_chunk]
-    chunk = min(min(asked), lanes) if asked else lanes
+    chunk = asked_chunk(cfgs, lanes) or lanes
     return [chunk] + ([lanes % chunk] if lanes % chunk else [])
 
 
