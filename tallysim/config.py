@@ -127,6 +127,9 @@ def apply_overrides(cfg: Config, items: list[str]) -> Config:
         # a str iterated letter by letter ("malformed override 'p'"); None: "'NoneType' object is not iterable"
         raise ConfigError(f"apply_overrides(cfg, {show(items)}): expected a list of key=value strings, e.g. "
                           f"[{show(items) if isinstance(items, str) else repr('peers=4')}] ([] for none)")
+    if isinstance(items, dict):         # iterated as its keys: {"rounds": 2} was "malformed override 'rounds'"
+        raise ConfigError(f"apply_overrides(cfg, {show(items)}): a dict; expected a list of key=value strings, e.g. "
+                          f"{[f'{k}={v}' for k, v in list(items.items())[:2]]!r}, or cfg.replace(**d) for a dict")
     items = list(items)                 # a generator is read twice below (installed plugins, then the values)
     for item in items:                  # an installed package's protocol or model, loaded when named: its
         key, _, text = item.partition("=") if isinstance(item, str) else ("", "", "")   # sections then parse
