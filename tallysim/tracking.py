@@ -3,7 +3,8 @@
 
 Every backend is one small `Writer`: `start(name, hparams)`, `row(step, scalars)`, `image(tag, png)`,
 `close()`. A run opens its writers when it starts (`open_run`), sends each metrics row as it is
-written to metrics.jsonl, and at the end its accuracy-vs-bits curve as an image. The run directory's
+written to metrics.jsonl (a mean over fewer seeds than the run has with `seeds_counted/<key>` beside it:
+seeds_counted), and at the end its accuracy-vs-bits curve as an image. The run directory's
 files stay the record; these are views of it. A sweep's runs each write their own TensorBoard run,
 DIR/<run directory's name>-<8 hex digits of its path> (run_name), so TensorBoard's hparams view
 compares the configurations and two runs never share one.
