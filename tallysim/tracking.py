@@ -143,8 +143,18 @@ class TensorBoardWriter:
         self.w.close()
 
 
+MLFLOW_NAME = re.compile(r"[^/\w.\- ]")      # what MLflow refuses in a metric name ("@" among them)
+
+
+def mlflow_name(key: str) -> str:
+    """A metrics column as MLflow may name it: a model group's `acc_mean@phone` is `acc_mean/phone` (MLflow
+    refuses "@": a grouped run's first row raised an MlflowException), any other refused character `_`."""
+    return MLFLOW_NAME.sub("_", key.replace("@", "/"))
+
+
 class MLflowWriter:
-    """One MLflow run per tallysim run: params = the config, metrics = the rows, the figure an artifact."""
+    """One MLflow run per tallysim run: params = the config, metrics = the rows (named by mlflow_name),
+    the figure an artifact."""
 
     def __init__(self, experiment: str):
         import mlflow
@@ -156,7 +166,7 @@ class MLflowWriter:
         self.mlflow.log_params({k: str(v) for k, v in hparams.items()})
 
     def row(self, step: int, scalars: dict) -> None:
-        self.mlflow.log_metrics(scalars, step=step)
+        self.mlflow.log_metrics({mlflow_name(k): v for k, v in scalars.items()}, step=step)
 
     def image(self, tag: str, png: Path) -> None:
         self.mlflow.log_artifact(str(png))
