@@ -142,3 +142,33 @@ def test_the_summary_gives_each_groups_std_and_a_short_mean_its_seeds():
     assert "by group: phone 0.6500 +- 0.0100, server 0.6920 +- 0.0040 (final over 2 of 3 seeds))" in line, line
     short = headline.summary_line(tiny("seeds=3"), {**last, "seeds_counted": {"acc_mean": 2}})
     assert "accuracy 0.6600 +- 0.0200 (final over 2 of 3 seeds) (peer mean" in short, short
+
+
+def test_tallysim_figure_says_the_note_after_drawing(tmp_path, monkeypatch):
+    # make_figure's wiring: the runs (their sweep faked: rows by hand, nothing compiled) hold a short vote_acc
+    pytest.importorskip("matplotlib")
+    from tallysim import figures
+
+    def run_sweep(cfg, runs, out_dir, **kw):
+        for i, (name, _) in enumerate(runs):
+            d = out_dir / name
+            d.mkdir(parents=True)
+            (d / "metrics.jsonl").write_text(json.dumps({**_row(1, 0.5), "softavg_acc": 0.4, "wrong_confidence": 0.5,
+                                                         "agreement": 0.9, **({"seeds_counted": {"vote_acc": 2}}
+                                                                              if i == 0 else {})}) + "\n")
+            (d / "config.json").write_text("{}")
+        return [{"name": name, "status": "done"} for name, _ in runs]
+    monkeypatch.setattr(figures.sweep, "run_sweep", run_sweep)
+    spec = {"kind": "mechanism", "title": "t", "x": "partition.alpha",
+            "base": {"peers": 3, "rounds": 1, "seeds": 3, "probe": {"per_round": 32, "pool_size": 100},
+                     "data": {"name": "synthetic", "train_size": 600, "test_size": 100}, "model": {"width": 8},
+                     "partition": {"kind": "dirichlet", "alpha": 0.1}},
+            "groups": {"tally": {"protocol": {"name": "tally"}}}, "sweep": {"partition.alpha": [0.1, 100]},
+            "smoke": {}}
+    (tmp_path / "mech.json").write_text(json.dumps(spec))
+    said = []
+    figures.make_figure(str(tmp_path / "mech.json"), results=str(tmp_path / "res"), out=str(tmp_path / "fig"),
+                        progress=False, log=said.append)
+    notes = [m for m in said if "seeds_counted" in m]
+    assert len(notes) == 1 and notes[0].startswith("mech: vote_acc is in some rows") \
+        and "final over 2 of 3 seeds" in notes[0], said
