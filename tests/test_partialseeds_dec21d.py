@@ -172,3 +172,20 @@ def test_tallysim_figure_says_the_note_after_drawing(tmp_path, monkeypatch):
     notes = [m for m in said if "seeds_counted" in m]
     assert len(notes) == 1 and notes[0].startswith("mech: vote_acc is in some rows") \
         and "final over 2 of 3 seeds" in notes[0], said
+
+
+def test_table_names_a_groups_final_over_fewer_seeds(tmp_path):
+    from tallysim.results import table
+    for name, counted in (("short", {"acc_mean@phone": 2}), ("whole", None)):
+        d = tmp_path / "res" / name
+        d.mkdir(parents=True)
+        (d / "config.json").write_text(json.dumps({"protocol": {"name": "tally"}, "rounds": 1, "seeds": 3}))
+        row = {**_row(1, 0.5), "acc_mean@phone": 0.4, "acc_mean@phone_std": 0.03,
+               **({} if counted is None else {"seeds_counted": counted})}
+        (d / "metrics.jsonl").write_text(json.dumps(row) + "\n")
+    said = []
+    cols, rows = table.table_rows([tmp_path / "res"], log=said.append)
+    assert "final_std@phone" in cols and {r["run"]: r["final_std@phone"] for r in rows} == {"short": 0.03, "whole": 0.03}
+    notes = [m for m in said if "seeds_counted" in m]
+    assert len(notes) == 1 and notes[0].startswith("table: acc_mean@phone is in some rows") \
+        and "short: final over 2 of 3 seeds" in notes[0] and "whole" not in notes[0], said
