@@ -3,7 +3,8 @@
 
 Every backend is one small `Writer`: `start(name, hparams)`, `row(step, scalars)`, `image(tag, png)`,
 `close()`. A run opens its writers when it starts (`open_run`), sends each metrics row as it is
-written to metrics.jsonl, and at the end its accuracy-vs-bits curve as an image. The run directory's
+written to metrics.jsonl (a mean over fewer seeds than the run has with `seeds_counted/<key>` beside it:
+seeds_counted), and at the end its accuracy-vs-bits curve as an image. The run directory's
 files stay the record; these are views of it. A sweep's runs each write their own TensorBoard run,
 DIR/<run directory's name>-<8 hex digits of its path> (run_name), so TensorBoard's hparams view
 compares the configurations and two runs never share one.
@@ -25,6 +26,8 @@ from typing import Optional, Protocol
 
 from tallysim import atomic
 from tallysim.config import Config, ConfigError, declared, get_field, show_default, with_values
+from tallysim.results.metrics import is_number
+from tallysim.results.rows import SEEDS_COUNTED
 
 EVENTS_GLOB = "events.out.tfevents.*"
 # The accuracy columns the hparams view shows per configuration (their last value).
@@ -46,6 +49,28 @@ def scalars(row: dict) -> dict[str, float]:
     """The row's finite numbers, by column name (null columns and per-seed lists are left out)."""
     return {k: float(v) for k, v in row.items()
             if k != "round" and isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
+
+
+COUNTED = "seeds_counted/"      # `seeds_counted/vote_acc`: one tag group in TensorBoard; a valid MLflow name
+
+
+def seeds_counted(row: dict, keys: set) -> dict[str, float]:
+    """`seeds_counted/<key>` for a multi-seed row: over how many seeds the mean `key` logs is (aggregate's
+    `seeds_counted`: a 3-seed dropout run's vote_acc averages the seeds whose vote arrived), so a
+    tracker's curve says which of its points stand for fewer seeds, as table, plot and pareto say it. For
+    each key short of the run's seeds in this row or an earlier one (`keys`, added to here): from then on
+    every row says it, the whole count and 0 (no value, no point) included, so a curve of the count never
+    joins two short rows over whole ones. {} while every mean is over every seed (one seed: always)."""
+    counted = row.get(SEEDS_COUNTED)
+    counted = counted if isinstance(counted, dict) else {}
+    keys.update(k for k in counted if isinstance(k, str))
+    seeds = len(row.get("seeds") or ())
+    out = {}
+    for k in sorted(keys):
+        v = row.get(k)
+        shown = is_number(v) and math.isfinite(v)        # what scalars() logs of it
+        out[COUNTED + k] = float(counted.get(k, seeds) if shown else 0)
+    return out
 
 
 def hparams(cfg: Config) -> dict:
@@ -118,8 +143,18 @@ class TensorBoardWriter:
         self.w.close()
 
 
+MLFLOW_NAME = re.compile(r"[^/\w.\- ]")      # what MLflow refuses in a metric name ("@" among them)
+
+
+def mlflow_name(key: str) -> str:
+    """A metrics column as MLflow may name it: a model group's `acc_mean@phone` is `acc_mean/phone` (MLflow
+    refuses "@": a grouped run's first row raised an MlflowException), any other refused character `_`."""
+    return MLFLOW_NAME.sub("_", key.replace("@", "/"))
+
+
 class MLflowWriter:
-    """One MLflow run per tallysim run: params = the config, metrics = the rows, the figure an artifact."""
+    """One MLflow run per tallysim run: params = the config, metrics = the rows (named by mlflow_name),
+    the figure an artifact."""
 
     def __init__(self, experiment: str):
         import mlflow
@@ -131,7 +166,7 @@ class MLflowWriter:
         self.mlflow.log_params({k: str(v) for k, v in hparams.items()})
 
     def row(self, step: int, scalars: dict) -> None:
-        self.mlflow.log_metrics(scalars, step=step)
+        self.mlflow.log_metrics({mlflow_name(k): v for k, v in scalars.items()}, step=step)
 
     def image(self, tag: str, png: Path) -> None:
         self.mlflow.log_artifact(str(png))
@@ -212,12 +247,13 @@ class RunTracker:
 
     def __init__(self, cfg: Config, out_dir: Optional[Path], ws: list, name: Optional[str] = None):
         self.cfg, self.out_dir, self.ws, self.rows = cfg, out_dir, ws, 0
+        self.partial: set = set()        # keys whose mean fell short of the seeds: seeds_counted()
         for w in ws:
             w.start(name or run_name(out_dir), hparams(cfg))
 
     def row(self, row: dict) -> None:
         self.rows += 1
-        values = scalars(row)
+        values = {**scalars(row), **seeds_counted(row, self.partial)}
         for w in self.ws:
             w.row(int(row["round"]), values)
 

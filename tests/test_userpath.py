@@ -190,7 +190,8 @@ def test_the_summary_line_of_a_grouped_run_gives_each_groups_accuracy():
     last = {"round": 2, "bits_per_peer": 16000.0, "acc_mean": 0.66, "acc_ensemble": 0.69, "acc_global": None,
             "acc_mean@phone": 0.65, "acc_mean@phone_std": 0.01, "acc_mean@server": 0.692, "wall_s": 3.0}
     line = metrics.summary_line(tiny("protocol.name=tally"), last)
-    assert "(peer mean 0.6600, ensemble 0.6900, by group: phone 0.6500, server 0.6920)" in line, line
+    # each group's std over seeds where the row has one (phone's), as table's final_std@NAME
+    assert "(peer mean 0.6600, ensemble 0.6900, by group: phone 0.6500 +- 0.0100, server 0.6920)" in line, line
     plain = {k: v for k, v in last.items() if "@" not in k}
     assert "(peer mean 0.6600, ensemble 0.6900)," in metrics.summary_line(tiny("protocol.name=tally"), plain)
 

@@ -167,7 +167,7 @@ def make_figure(name_or_path: str, smoke: bool = False, results: str = "results"
     """Run and draw one figure. Returns the paths written and the seconds it took. Each group's
     runs are a sweep (grouped into shared programs unless `grouped=False`). `start`: as group_plans
     (a speed figure calls it before its benchmark). `checkpoint_every`: as sweep.run_sweep's."""
-    from tallysim.figures import plots
+    from tallysim.figures import drawing, plots
 
     results, out = home(results), home(out)  # make_figure(results="~/r") from Python: the home's, as the CLI's
     name, path, spec, kind, tag = preflight(name_or_path, smoke, results, out)
@@ -234,6 +234,8 @@ def make_figure(name_or_path: str, smoke: bool = False, results: str = "results"
             say(log, line)
     title = spec.get("title", name)
     paths = plots.draw(kind, spec, data, out_dir / tag, title + (" (smoke)" if smoke else ""))
+    for line in drawing.partial_notes(kind, data, tag):      # points over fewer seeds, as table/plot say
+        say(log, line)
     paths["seconds"] = round(time.time() - t0, 1)
     atomic.write_text(out_dir / f"{tag}.json", json.dumps(paths, indent=2) + "\n")
     result(log, f"{tag}: wrote {', '.join(str(p) for k, p in paths.items() if k != 'seconds')} "

@@ -1,13 +1,16 @@
 """What every figure kind shares (plots.py and the kinds in modules of their own): an axis finished the
 same way, and the files a figure writes: `<stem>.png` and `.pdf`, the numbers behind it as `<stem>.csv`
-and, for a kind that has one, its Markdown table `<stem>_table.md`."""
+and, for a kind that has one, its Markdown table `<stem>_table.md`; and the note naming the runs whose
+points are means over fewer seeds than they have (partial_notes)."""
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Optional
 
 from tallysim import atomic
-from tallysim.results.metrics import bits_text, save_figure
+from tallysim.results.headline import partial_note, partial_seeds
+from tallysim.results.metrics import HONEST, bits_text, headline_key, read_run, save_figure
+from tallysim.results.rows import SEEDS_COUNTED
 
 
 def save(fig, stem: Path, table: list[dict], markdown: Optional[str] = None) -> dict:
@@ -35,3 +38,39 @@ def finish_axis(ax, xlabel: str, ylabel: str, title: str = None, logx=True, logy
         ax.set_title(title, fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=legend_size)
+
+
+
+# The row keys each figure kind draws ("auto": the headline, acc_global else acc_mean; "honest": the fault
+# kinds' acc_global else acc_mean_honest else acc_mean, HONEST; "acc_mean@": each model group's); the kinds
+# not named draw the headline alone; speed reads no run.
+DRAWN = {"mechanism": ("vote_acc", "softavg_acc", "wrong_confidence"),
+         "faults": ("honest", "vote_acc", "softavg_acc", "vote_acc_honest", "softavg_acc_honest"),
+         "robustness": ("honest",), "model_groups": ("acc_mean@",), "speed": ()}
+
+
+def _drawn(key: str, rows: list) -> list[str]:
+    """The row keys `key` (a DRAWN entry) stands for in a run's rows."""
+    if key == "honest":
+        return [headline_key(rows[-1], HONEST)] if rows else []
+    if key == "acc_mean@":
+        return sorted({k for r in rows for k in (r.get(SEEDS_COUNTED) or {}) if k.startswith(key)})
+    return [key]
+
+
+def partial_notes(kind: str, data: dict, who: str) -> list[str]:
+    """For each key figure kind `kind` draws, the line `table`, `plot` and `pareto` say (headline.partial_note)
+    naming the runs of `data` ({group: [(overrides, run directory)]}) where a point is a mean over only the
+    seeds that have a value (metrics.jsonl's seeds_counted: a 3-seed dropout run's vote_acc where one seed's
+    vote never arrived); [] where every point is over every seed. A figure drew such a point as any other."""
+    runs = {(f"{group} {d.name}", d): read_run(d)[1] for group, rs in data.items() for _, d in rs} \
+        if kind != "speed" else {}
+    lines = []
+    for key in DRAWN.get(kind, ("auto",)):
+        short = {}
+        for (label, _), rows in runs.items():
+            for name in _drawn(key, rows):
+                if what := partial_seeds(rows, name):
+                    short.setdefault(name if key == "acc_mean@" else key, []).append((label, what))
+        lines += [partial_note(who, "auto" if k in ("auto", "honest") else k, named) for k, named in short.items()]
+    return lines

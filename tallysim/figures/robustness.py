@@ -5,16 +5,22 @@ Per group (an aggregator of one protocol), per Dirichlet alpha and faulty fracti
 accuracy is the minimum over the group's `faults.kind` values of the final accuracy (the server
 model's, else the honest peers' mean; mean over seeds). Writes a heatmap per alpha (groups x
 fractions), `<stem>_table.md` (the worst case and the attack that achieves it) and `<stem>.csv` (every
-run's accuracy next to its cell's worst case).
+run's accuracy next to its cell's worst case, and `seeds_counted` where that accuracy is a mean over only
+the seeds that have a value; such a worst case is marked `*` in the Markdown table).
 """
 from __future__ import annotations
 
+from typing import Optional
+
 from tallysim.figures.drawing import save
-from tallysim.results.metrics import HONEST, accuracy_std, pyplot, read_run
+from tallysim.results.headline import partial_seeds
+from tallysim.results.metrics import HONEST, accuracy_std, headline_key, pyplot, read_run
 
 
-def worst_cases(data: dict) -> dict:
-    """{(group, alpha, fraction): {attack: accuracy}} from the runs' last rows."""
+def worst_cases(data: dict, partial: Optional[dict] = None) -> dict:
+    """{(group, alpha, fraction): {attack: accuracy}} from the runs' last rows. `partial`, given, gets
+    {(group, alpha, fraction, attack): "final over 2 of 3 seeds"} for each accuracy that is a mean over only
+    the seeds that have a value (headline.partial_seeds: a seed stopped non-finite, say)."""
     cells: dict = {}
     for group, runs in data.items():
         for ov, d in runs:
@@ -23,6 +29,8 @@ def worst_cases(data: dict) -> dict:
             frac = float(ov.get("faults.fraction", cfg["faults"]["fraction"]))
             kind = ov.get("faults.kind", cfg["faults"]["kind"])
             cells.setdefault((group, alpha, frac), {})[kind] = accuracy_std(rows[-1], HONEST)[0]
+            if partial is not None and (part := partial_seeds(rows[-1:], headline_key(rows[-1], HONEST))):
+                partial[(group, alpha, frac, kind)] = part
     return cells
 
 
@@ -33,7 +41,8 @@ def worst_of(cells: dict) -> dict:
 
 def robustness_fig(spec, data, stem, title) -> dict:
     plt = pyplot()
-    cells = worst_cases(data)
+    partial: dict = {}
+    cells = worst_cases(data, partial)
     groups = [g for g in data if any(c[0] == g for c in cells)]      # a group whose runs all failed: left out
     alphas = sorted({a for _, a, _ in cells})
     fracs = sorted({f for _, _, f in cells})
@@ -55,23 +64,35 @@ def robustness_fig(spec, data, stem, title) -> dict:
                       fontsize=8)
         ax.set_title(f"Dirichlet alpha {a:g}", fontsize=9)
     fig.suptitle(title, fontsize=10)
+    # seeds_counted: "" where the accuracy is the mean over every seed, else partial_seeds' words
     table = [{"group": g, "alpha": a, "fraction": f, "attack": k, "accuracy": acc,
-              "worst_accuracy": worst[(g, a, f)][1], "worst_attack": worst[(g, a, f)][0]}
+              "worst_accuracy": worst[(g, a, f)][1], "worst_attack": worst[(g, a, f)][0],
+              "seeds_counted": partial.get((g, a, f, k), "")}
              for (g, a, f), v in sorted(cells.items(), key=lambda kv: (groups.index(kv[0][0]), *kv[0][1:]))
              for k, acc in sorted(v.items())]
-    return save(fig, stem, table, markdown(groups, alphas, fracs, worst))
+    return save(fig, stem, table, markdown(groups, alphas, fracs, worst, partial))
 
 
-def markdown(groups, alphas, fracs, worst) -> str:
+def markdown(groups, alphas, fracs, worst, partial: Optional[dict] = None) -> str:
+    """The worst case per cell; one that is a mean over fewer seeds than its run has (`partial`, as
+    worst_cases fills it) marked `*` and said below the table, as `table` says it of its rows."""
+    partial = partial or {}
     head = [f"a={a:g} f={f:g}" for a in alphas for f in fracs]
     lines = ["Worst-case final accuracy over the attacks (the attack reaching it in brackets), per "
              "aggregator, Dirichlet alpha `a` and faulty fraction `f`.", "",
              "| aggregator | " + " | ".join(head) + " |", "|---|" + "---|" * len(head)]
+    marked = []
     for g in groups:
         row = []
         for a in alphas:
             for f in fracs:
                 k, v = worst.get((g, a, f), (None, None))
-                row.append("" if v is None else f"{v:.3f}" + ("" if f == 0 else f" ({k})"))
+                part = partial.get((g, a, f, k))
+                if part:
+                    marked.append(f"{g} a={a:g} f={f:g} ({k}): {part}")
+                row.append("" if v is None else f"{v:.3f}" + ("" if f == 0 else f" ({k})") + ("*" if part else ""))
         lines.append(f"| {g} | " + " | ".join(row) + " |")
+    if marked:
+        lines += ["", "\\* a mean over only the seeds that have a value (metrics.jsonl's seeds_counted; its run's "
+                  "other seeds have none there): " + "; ".join(marked) + "."]
     return "\n".join(lines) + "\n"

@@ -244,12 +244,21 @@ def aggregate(rows: list[dict], seeds: list) -> dict:
     return out
 
 
+def _spread(last: dict, key: str) -> str:
+    """" +- 0.0100" (the std over seeds, `<key>_std`; "" for one seed), and " (final over 2 of 3 seeds)"
+    where the mean is over only the seeds that have a value (partial_seeds: as table, plot and pareto say it)."""
+    std = last.get(key + "_std")
+    part = partial_seeds([last], key)
+    return (f" +- {std:.4f}" if is_number(std) else "") + (f" ({part})" if part else "")
+
+
 def _by_group(last: dict) -> str:
-    """", by group: phone 0.6503, server 0.6920" under model.groups (the peer mean of each group's own
-    models, `acc_mean@NAME`), the number a mixed-architecture run is about; "" without groups."""
-    groups = [(k.removeprefix("acc_mean@"), v) for k, v in last.items()
-              if k.startswith("acc_mean@") and not k.endswith("_std") and is_number(v)]
-    return (", by group: " + ", ".join(f"{name} {v:.4f}" for name, v in groups)) if groups else ""
+    """", by group: phone 0.6503 +- 0.0100, server 0.6920 +- 0.0040" under model.groups (the peer mean of
+    each group's own models, `acc_mean@NAME`, and its std over seeds as table's final_std@NAME), the number a
+    mixed-architecture run is about; "" without groups. A 2-seed run gave each group's mean alone."""
+    groups = [k for k, v in last.items() if k.startswith("acc_mean@") and not k.endswith("_std") and is_number(v)]
+    return (", by group: " + ", ".join(f"{k.removeprefix('acc_mean@')} {last[k]:.4f}{_spread(last, k)}"
+                                       for k in groups)) if groups else ""
 
 
 def bits_text(bits) -> str:
@@ -291,13 +300,13 @@ def summary_line(cfg, last: dict) -> str:
     its last metrics row (plus `out`, the run directory, if it was written: its rows name the peers at the
     floor all run, results/dead_peers.py)."""
     k = headline_key(last)
-    acc, std = last.get(k), last.get(k + "_std")
+    acc = last.get(k)
     seeds = f" x {cfg.seeds} seeds" if cfg.seeds > 1 else ""
     ppl = text_headline(last)["ppl"]        # next-token runs: the headline model's perplexity
     from tallysim.results import dead_peers     # the run's rows: peers at the floor all run, a diverged one
     dead = dead_peers.clause(dead_peers.of_run(last["out"])) if last.get("out") else ""
     return (f"{cfg.protocol.name}: {_count(cfg.rounds, 'round')}, {_count(cfg.peers, 'peer')}{seeds} on {cfg.data.name} -> "
-            f"accuracy {acc:.4f}" + (f" +- {std:.4f}" if std is not None else "")
+            f"accuracy {acc:.4f}" + _spread(last, k)
             + (f" (peer mean {last['acc_mean']:.4f}, ensemble {last['acc_ensemble']:.4f}{_by_group(last)}{dead})"
                if last.get("acc_mean") is not None else " (server model; no client model is kept)") + ", "
             + ("" if ppl is None else f"perplexity {ppl:.4g}, ") +

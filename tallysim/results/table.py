@@ -99,14 +99,15 @@ def table_rows(dirs, metric: str = "auto", log=None) -> tuple[list[str], list[di
                 r.pop(c)
     named = metric_columns(metric)
     out = [{named.get(k, k): v for k, v in r.items()} for r in out]
-    groups = _group_finals(runs, out) if metric == "auto" else []
+    groups = _group_finals(runs, out, log) if metric == "auto" else []
     return ["run", *swept, *named.values(), *groups, *text, *RESULT_COLUMNS[3:]], out
 
 
-def _group_finals(runs: list, out: list) -> list:
+def _group_finals(runs: list, out: list, log) -> list:
     """`final@NAME`, `final_std@NAME` for runs with model.groups: each group's final peer mean (`acc_mean@NAME`)
     and its std over seeds (empty for one), as final/final_std are the headline's: it took one `--metric
-    acc_mean@NAME` table per group (userjourney7), then showed a 2-seed run's mean alone. [] without groups."""
+    acc_mean@NAME` table per group (userjourney7), then showed a 2-seed run's mean alone. [] without groups.
+    A final over fewer seeds than its run has is named through `log`, as the headline's is."""
     names = list(dict.fromkeys(k.removeprefix("acc_mean@") for *_, rows in runs if rows for k in rows[-1]
                                if k.startswith("acc_mean@") and not k.endswith("_std")))
     for (*_, rows), r in zip(runs, out):
@@ -114,6 +115,10 @@ def _group_finals(runs: list, out: list) -> list:
         for name in names:
             r[f"final@{name}"] = last.get(f"acc_mean@{name}")
             r[f"final_std@{name}"] = last.get(f"acc_mean@{name}_std")
+    for name in names:
+        key = f"acc_mean@{name}"
+        if partial := [(label, p) for _, label, _, rows in runs if (p := headline.partial_seeds(rows[-1:], key))]:
+            log(headline.partial_note("table", key, partial))
     return [c for name in names for c in (f"final@{name}", f"final_std@{name}")]
 
 
