@@ -308,7 +308,14 @@ def load_file(path: str, smoke: bool = False, sweep_base: bool = False) -> Confi
         validate(cfg)                # a bad value in the file is the first thing to say
         raise ConfigError(f"--smoke applies the `smoke` section of {path}, and it has none; allowed: a file "
                           'with a "smoke": {...} section (or one it extends), or leave out --smoke')
-    return from_dict(shrink, cfg, where=f"{path} (smoke section)") if smoke else cfg
+    if smoke:
+        return from_dict(shrink, cfg, where=f"{path} (smoke section)")
+    try:        # a stale or misspelt key there showed only with --smoke, after the full-size runs had run
+        from_dict(shrink, cfg, where=f"{path} (smoke section)")
+    except ConfigError as e:
+        raise ConfigError(f"{e} (the `smoke` section is what --smoke applies; it is checked without --smoke "
+                          "too)") from None
+    return cfg
 
 
 def diff(old: dict, new: dict, prefix: str = "") -> list[str]:

@@ -184,3 +184,28 @@ def test_a_runs_out_that_is_a_sweeps_folder_or_holds_the_users_files_does_not_ad
     assert "is not empty and not a tallysim run directory (it holds notes.txt)" in line and "pass" not in line
     with pytest.raises(ConfigError, match=r"which overwrite=True does not replace"):
         outdir.check(sweep_dir, False, words=outdir.PYTHON)
+
+
+# ----------------------------------------------------------------------------- smoke sections
+
+def test_a_config_files_smoke_section_is_checked_without_smoke_too(tmp_path, capsys):
+    # a misspelt or stale key in `smoke` showed only with --smoke, after the full-size sweep had run
+    f = tmp_path / "c.json"
+    f.write_text(json.dumps({"rounds": 2, "smoke": {"roundz": 1}}))
+    line = one_line(capsys, ["sweep", "--config", str(f), "--out", str(tmp_path / "s"), "--dry-run", "optim.lr=0.1,0.2"])
+    assert "unknown config key 'roundz'" in line and "did you mean rounds?" in line and "checked without --smoke" in line
+    f.write_text(json.dumps({"rounds": 2, "smoke": {"rounds": "two"}}))
+    with pytest.raises(ConfigError, match="smoke section.*rounds='two'"):
+        config.load_file(str(f))
+    f.write_text(json.dumps({"rounds": 2, "smoke": {"rounds": 1}}))
+    assert config.load_file(str(f)).rounds == 2 and config.load_file(str(f), smoke=True).rounds == 1     # ok
+
+
+@pytest.mark.parametrize("smoke", [True, False])
+def test_a_figures_smoke_base_that_is_no_object_is_refused(smoke):
+    # "smoke": {"base": null}: AttributeError: 'NoneType' object has no attribute 'items', --smoke or not
+    from tallysim import figures
+    spec = {"kind": "curves", "base": {"data": {"name": "synthetic"}, "rounds": 2},
+            "groups": {"fedavg": {"protocol": {"name": "fedavg"}}}, "smoke": {"base": None}}
+    with pytest.raises(ConfigError, match=r"`smoke.base` must be an object of config fields, not None"):
+        figures.group_plans(spec, smoke, Path("."))
