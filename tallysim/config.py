@@ -150,6 +150,8 @@ def to_dict(cfg: Config) -> dict:
     """The nested dict config.json holds. A protocol's own section is there when the chosen protocol
     owns it or it is not at its defaults; a plugin loaded by name is recorded as "plugins", so that
     loading the file (--resume, a sweep) finds the protocol, or the plugin's model, again."""
+    if not isinstance(cfg, Config):     # a dict (config.json's) was dataclasses' "called with a dataclass"
+        raise ConfigError(f"to_dict: expected a tallysim.Config, got {type(cfg).__name__}")
     d = {f.name: dataclasses.asdict(getattr(cfg, f.name)) if dataclasses.is_dataclass(getattr(cfg, f.name))
          else getattr(cfg, f.name) for f in fields(cfg) if f.name not in ("ext", "derived")}
     present = dict(cfg.ext)
@@ -233,6 +235,8 @@ def from_dict(d: dict, base: Optional[Config] = None, where: str = "config file"
     `where`. Keys listed in a top-level "derived" (written by `run`) are left for validate to derive."""
     if not isinstance(d, dict):
         raise ConfigError(f"{where}: expected a JSON object of config fields, got {json_kind(d)}")
+    if base is not None and not isinstance(base, Config):      # a TypeError from dataclasses.replace
+        raise ConfigError(f"from_dict(base={base!r:.40}): expected a tallysim.Config (or None: the defaults)")
     d = dict(d)
     plugins = d.pop("plugins", [])
     if not isinstance(plugins, list) or not all(isinstance(p, str) for p in plugins):
@@ -243,8 +247,12 @@ def from_dict(d: dict, base: Optional[Config] = None, where: str = "config file"
     keys = dict(field_keys())
     sections = {k.rsplit(".", 1)[0] for k in keys if "." in k}
     run_written = "derived" in d
+    if run_written:     # config.json's records, not fields (load_file drops them too): from_dict(Results.config)
+        for record in ("resumed", "placement", "code"):        # was "unknown config key 'placement'"
+            d.pop(record, None)
     derived = d.pop("derived", [])
-    if not isinstance(derived, list) or not all(k in DERIVED for k in derived):
+    # a tuple: to_dict's own (config.json holds a list), so from_dict(to_dict(cfg)) was refused
+    if not isinstance(derived, (list, tuple)) or not all(k in DERIVED for k in derived):
         raise ConfigError(f"{where}: \"derived\"={show(derived)} must be a list of {', '.join(DERIVED)}")
     dotted_once(d, where)       # {"optim.lr": 0.1, "optim": {"lr": 0.2}}: the later one won in silence
     flat = {}

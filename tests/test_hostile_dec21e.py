@@ -209,3 +209,33 @@ def test_a_figures_smoke_base_that_is_no_object_is_refused(smoke):
             "groups": {"fedavg": {"protocol": {"name": "fedavg"}}}, "smoke": {"base": None}}
     with pytest.raises(ConfigError, match=r"`smoke.base` must be an object of config fields, not None"):
         figures.group_plans(spec, smoke, Path("."))
+
+
+# ----------------------------------------------------------------------------- configs from Python
+
+def test_a_runs_config_json_and_to_dict_read_back_with_from_dict(tmp_path):
+    # from_dict(Results.read(d).config), a run's config.json as the docs point to it: "unknown config key
+    # 'placement'" (and 'code', 'resumed': config.json's records); from_dict(to_dict(cfg)): "derived"=() must be
+    # a list
+    from tallysim import validation
+    cfg = tiny("peers=2", "optim.lr=0.3")
+    written = json.loads(json.dumps(config.to_dict(validation.validate(cfg))))
+    written.update(code={"version": "0.1.0"}, placement={"devices": 1}, resumed=[{"round": 1}])
+    assert validation.validate(config.from_dict(written)) == validation.validate(cfg)
+    assert config.from_dict(config.to_dict(cfg)) == cfg
+    with pytest.raises(ConfigError, match="unknown config key 'code'"):       # a hand-written file's: still a typo
+        config.from_dict({"code": 1})
+    with pytest.raises(ConfigError, match=r"to_dict: expected a tallysim.Config, got dict"):
+        config.to_dict({"rounds": 1})                 # dataclasses' "must be called with a dataclass type"
+    with pytest.raises(ConfigError, match=r"from_dict\(base='x'\): expected a tallysim.Config"):
+        config.from_dict({"rounds": 1}, base="x")     # dataclasses' "replace() should be called on dataclass"
+
+
+def test_a_config_given_a_positional_value_says_fields_go_by_name():
+    # Config("experiments/quick.json") was Config(peers="experiments/quick.json"), refused at run time as
+    # "peers=... has the wrong type (str); expected an integer"
+    import tallysim
+    with pytest.raises(ConfigError, match=r"Config\('experiments/quick.json'\): fields are given by name.*"
+                                          r"tallysim.config.load_file\(path\)"):
+        tallysim.Config("experiments/quick.json")
+    assert tallysim.Config(peers=3).peers == 3                                      # ok
