@@ -8,6 +8,8 @@ expected.
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import jax
 import numpy as np
 
@@ -117,7 +119,7 @@ def _whole_count(v) -> bool:
     return v >= 0 and float(v).is_integer()         # NaN and inf are not integers
 
 
-def _checked_cost(who: str, cost_fn, peers: int):
+def _checked_cost(who: str, cost_fn, peers: Optional[int] = None):
     def cost_checked(info):
         try:
             bits = cost_fn(info)
@@ -141,7 +143,7 @@ def _checked_cost(who: str, cost_fn, peers: int):
             # as Python ints: numpy's (np.int64 from info's arrays) stopped the run at its first metrics row, a
             # TypeError from json after every round had trained; a float's 412288.0 was written as a float
             counts[name] = int(v)
-        if counts["active"] > peers:     # up * 999 of 2 peers was counted: 500 times the bits, in silence
+        if peers is not None and counts["active"] > peers:     # up * 999 of 2 peers was counted: 500 times the bits, in silence
             raise ConfigError(f"{who}: cost(info) returned RoundBits(active={counts['active']}) in a run of {peers} "
                               f"peers; expected the peers that took part in the round, 0..{peers}")
         bits = bits._replace(**counts)
