@@ -239,3 +239,20 @@ def test_a_config_given_a_positional_value_says_fields_go_by_name():
                                           r"tallysim.config.load_file\(path\)"):
         tallysim.Config("experiments/quick.json")
     assert tallysim.Config(peers=3).peers == 3                                      # ok
+
+
+def test_a_full_sweep_into_a_smoke_sweeps_out_is_refused(tmp_path, capsys):
+    # the runs share their names (the axes name them): the full sweep skipped every smoke run as done, with
+    # a note, and its sweep.json then said "smoke": false over a table of the smoke's 1-round results
+    from tallysim import sweep
+    out = tmp_path / "s"
+    _grouped_run(out / "optim.lr=0.1")
+    (out / "optim.lr=0.1" / "done.json").write_text("{}")
+    (out / "sweep.json").write_text(json.dumps({"smoke": True, "runs": [{"name": "optim.lr=0.1"}]}))
+    with pytest.raises(ConfigError, match=r"holds a --smoke sweep's \(its smoke section applied\) finished runs "
+                                          r"\(optim.lr=0.1\), which this full-size sweep would skip as done"):
+        sweep.run_sweep(tiny("rounds=1"), [("optim.lr=0.1", ["optim.lr=0.1"])], out, progress=False,
+                        meta={"smoke": False})
+    assert json.loads((out / "sweep.json").read_text())["smoke"] is True          # the index left as it was
+    sweep.run_sweep(tiny("rounds=1"), [("optim.lr=0.1", ["optim.lr=0.1"])], out, progress=False,
+                    meta={"smoke": True}, log=lambda m: None)                    # ok: the same kind, skipped
