@@ -256,3 +256,15 @@ def test_a_full_sweep_into_a_smoke_sweeps_out_is_refused(tmp_path, capsys):
     assert json.loads((out / "sweep.json").read_text())["smoke"] is True          # the index left as it was
     sweep.run_sweep(tiny("rounds=1"), [("optim.lr=0.1", ["optim.lr=0.1"])], out, progress=False,
                     meta={"smoke": True}, log=lambda m: None)                    # ok: the same kind, skipped
+
+
+def test_run_group_of_configurations_one_program_cannot_hold_names_the_field(tmp_path, monkeypatch):
+    # a list mixing protocols (or tasks: characters beside images) was a ValueError naming no field
+    from tallysim import data, run
+    monkeypatch.setattr(data, "load", lambda *a, **k: pytest.fail("data loaded before the refusal"))
+    a = tiny("rounds=1", "protocol.name=fedavg")
+    for b, named in ((a.replace(protocol={"name": "local"}), "protocol.name='fedavg'->'local'"),
+                     (a.replace(model={"width": 64}), "model.width=32->64")):
+        with pytest.raises(ConfigError, match=rf"run_group: configuration 2 differs from the first in a field one "
+                                              rf"compiled program cannot vary \({named}"):
+            run.run_group([a, b], [tmp_path / "a", tmp_path / "b"], progress=False)
