@@ -268,3 +268,22 @@ def test_run_group_of_configurations_one_program_cannot_hold_names_the_field(tmp
         with pytest.raises(ConfigError, match=rf"run_group: configuration 2 differs from the first in a field one "
                                               rf"compiled program cannot vary \({named}"):
             run.run_group([a, b], [tmp_path / "a", tmp_path / "b"], progress=False)
+
+
+def test_the_reading_helpers_refuse_arguments_of_the_wrong_type(tmp_path):
+    # plot_curves(out=None): pathlib's TypeError; labels="ab" for two runs: the legend "a" and "b", in silence;
+    # title=5: the title "5"; table_rows(metric=None): AttributeError; pareto.collect(metric=None): the same
+    from tallysim.results import pareto, table
+    from tallysim.results.plot import plot_curves
+    runs = [str(_grouped_run(tmp_path / "a")), str(_grouped_run(tmp_path / "b"))]
+    png = str(tmp_path / "p.png")
+    for kwargs, expected in (({"out": None}, r"plot_curves\(out=None\): expected the figure's file path"),
+                             ({"out": png, "labels": "ab"}, r"plot_curves\(labels='ab'\): expected a list of str"),
+                             ({"out": png, "title": 5}, r"title=5\): expected a column name")):
+        with pytest.raises(ConfigError, match=expected):
+            plot_curves(runs, **kwargs)
+    with pytest.raises(ConfigError, match=r"table_rows\(metric=None\): expected a column name"):
+        table.table_rows(runs, metric=None)
+    with pytest.raises(ConfigError, match=r"collect\(metric=None\): expected a column name"):
+        pareto.collect(runs, metric=None)
+    assert not list(tmp_path.glob("p.*"))

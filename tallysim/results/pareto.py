@@ -36,6 +36,8 @@ def collect(dirs, which: str = "final", metric: str = "auto", log=None) -> list[
     """One point per complete run: {protocol, run, dir, bits_per_peer, MB_per_peer, accuracy,
     accuracy_final, accuracy_best, rounds}. `accuracy` is the final or the best (`which`) value."""
     metrics.check_which(which)
+    if not isinstance(metric, str):     # None: AttributeError from lower_is_better
+        raise ConfigError(f"collect(metric={metric!r:.40}): expected a column name (str), or 'auto'")
     if metrics.lower_is_better(metric):     # the frontier keeps the highest value: the worst perplexity
         raise ConfigError(f"--metric {metric!r} is better lower (a perplexity, a loss, a share of tied votes), and pareto's frontier "
                           "keeps the highest value at each cost; allowed: an accuracy column, or auto")

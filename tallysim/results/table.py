@@ -50,6 +50,8 @@ def table_rows(dirs, metric: str = "auto", log=None) -> tuple[list[str], list[di
     accuracy (`metric="auto"`: acc_global where there is a server model, else acc_mean) of the last
     evaluation and the largest over evaluations; `final_std` its std over seeds (None for one seed).
     A corrupt run is skipped with a note through `log` (default stderr), as `pareto` does."""
+    if not isinstance(metric, str):     # None: AttributeError from the column checks; a list: unhashable
+        raise ConfigError(f"table_rows(metric={metric!r:.40}): expected a column name (str), or 'auto'")
     log = log or (lambda msg: print(msg, file=sys.stderr))
     runs = metrics.read_runs(dirs, lambda d, label, e: log(f"table: skipping {d}: {e}"))
     if metric != "auto":
