@@ -1,0 +1,38 @@
+"""review24: the degenerate cases of model groups, FedCT and cross-device populations (docs/groups.md,
+docs/protocols.md#fedct, docs/population.md).
+
+One group is one model for every peer: it draws the one-model run's cohort each round (it drew
+fold_in(key, 0)'s, another cohort, so a one-group run under participation < 1 was not the run without
+groups). FedCT in two groups of one architecture is the one-model FedCT, its XOR flips and lagged vote
+included. A population whose cohort is all of it (participation 1) under client_storage=auto is the
+stacked (cross-silo) run, number for number.
+"""
+import jax
+import numpy as np
+import pytest
+
+from conftest import read_rows, run_rows, tiny
+from tallysim import run
+from tallysim.protocols.base import active_set, round_keys
+
+
+@pytest.mark.parametrize("draw", ["sort", "sequential"])
+def test_one_group_draws_the_cohort_of_the_run_without_groups(draw):
+    items = ["protocol.name=tally", "peers=6", "participation=0.5", f"cohort_draw={draw}"]
+    plain = run.build(tiny(*items)).ctx
+    one = run.build(tiny(*items, "model.groups=all:6")).ctx
+    assert one.model_groups and plain.spec.active == one.spec.active == 3
+    root = jax.random.PRNGKey(0)
+    for r in range(1, 6):
+        key = round_keys(root, r).active
+        np.testing.assert_array_equal(np.asarray(active_set(one, key)), np.asarray(active_set(plain, key)), f"round {r}")
+
+
+@pytest.mark.slow     # two runs, about 14 s on 2 cores; the cohort it turned on is checked above without running
+def test_a_one_group_run_is_the_run_without_groups(tmp_path):
+    base = ["protocol.name=tally", "participation=0.5", "warmup_epochs=0"]
+    plain = run_rows(tiny(*base), tmp_path / "plain")
+    one = run_rows(tiny(*base, "model.groups=all:4"), tmp_path / "one")
+    for a, b in zip(plain, one):
+        for k in ("bits_up", "bits_down", "acc_mean", "train_loss", "agreement", "vote_acc"):
+            assert a[k] == b[k], (a["round"], k)
