@@ -36,3 +36,20 @@ def test_a_one_group_run_is_the_run_without_groups(tmp_path):
     for a, b in zip(plain, one):
         for k in ("bits_up", "bits_down", "acc_mean", "train_loss", "agreement", "vote_acc"):
             assert a[k] == b[k], (a["round"], k)
+
+
+def test_population_docs_table_sorts_every_protocol_by_its_client_state():
+    """docs/population.md's stateless | stateful table names each built-in protocol in the column its
+    TRAITS.client_state puts it (fedct and topk_soft, both stateful, were in neither)."""
+    import re
+    from pathlib import Path
+
+    from tallysim import config, protocols
+    text = (Path(__file__).resolve().parents[1] / "docs" / "population.md").read_text()
+    head = "| stateless (`client_storage=auto` holds the server model only) | stateful (every client stays stacked) |"
+    row = text.split(head, 1)[1].splitlines()[2]
+    stateless, stateful = (set(re.findall(r"`([a-z_]+)`", cell)) for cell in row.strip("|").split("|"))
+    for name in protocols.names():
+        keeps = protocols.client_state(config.Config().replace(protocol={"name": name}))
+        assert name in (stateful if keeps else stateless), (name, keeps)
+        assert name not in (stateless if keeps else stateful), name
