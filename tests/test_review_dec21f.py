@@ -28,7 +28,7 @@ def test_one_group_draws_the_cohort_of_the_run_without_groups(draw):
         np.testing.assert_array_equal(np.asarray(active_set(one, key)), np.asarray(active_set(plain, key)), f"round {r}")
 
 
-@pytest.mark.slow     # two runs, about 14 s on 2 cores; the cohort it turned on is checked above without running
+@pytest.mark.slow     # two runs, 4-8 s on 2 cores; the cohort it turned on is checked above without running
 def test_a_one_group_run_is_the_run_without_groups(tmp_path):
     base = ["protocol.name=tally", "participation=0.5", "warmup_epochs=0"]
     plain = run_rows(tiny(*base), tmp_path / "plain")
@@ -53,3 +53,38 @@ def test_population_docs_table_sorts_every_protocol_by_its_client_state():
         keeps = protocols.client_state(config.Config().replace(protocol={"name": name}))
         assert name in (stateful if keeps else stateless), (name, keeps)
         assert name not in (stateless if keeps else stateful), name
+
+
+def test_a_grouped_sweep_over_partition_kind_builds_each_lanes_own_population():
+    """partition.kind is a host field (lanes.HOST): a population lane and an iid lane of one program each
+    get the shards, sizes and probe pool their configuration builds alone (its own seed, its own kind)."""
+    from tallysim import config
+    from tallysim.sim import fed, lanes
+    items = ["protocol.name=fedavg", "peers=40", "partition.mean_size=20"]
+    cfgs = [config.validate(tiny(*items, "partition.kind=population", "seed=3")),
+            config.validate(tiny(*items, "partition.kind=iid"))]
+    assert lanes.group(cfgs) == [[0, 1]]
+    b = run.build_group(cfgs)
+    for j, c in enumerate(cfgs):
+        g, a = fed.seed_slice(b.fed, j), run.build(c).one
+        np.testing.assert_array_equal(np.asarray(g.count_P), np.asarray(a.count_P))
+        np.testing.assert_array_equal(np.asarray(g.pool_Q), np.asarray(a.pool_Q))
+        for p in range(40):
+            lo_g, lo_a, n = int(g.offset_P[p]), int(a.offset_P[p]), int(a.count_P[p])
+            np.testing.assert_array_equal(np.asarray(g.shard_H[lo_g:lo_g + n]), np.asarray(a.shard_H[lo_a:lo_a + n]))
+    sizes = np.asarray(fed.seed_slice(b.fed, 0).count_P)
+    assert len(set(sizes.tolist())) > 5 and sizes.min() >= 10          # lognormal sizes, min_size's floor
+
+
+@pytest.mark.slow     # two runs, 7-14 s on 2 cores; tests/test_groups.py's fast identical-groups test is tally's
+def test_fedct_in_two_groups_of_one_architecture_is_the_one_model_fedct(tmp_path):
+    """The XOR flips (keyed by global peer index), the lagged vote and period 2's silent round reduce
+    exactly: two identical groups are the one-model FedCT run, rows and epsilon."""
+    base = ["protocol.name=fedct", "fedct.period=2", "fedct.xor_epsilon=1", "warmup_epochs=0", "eval_every=1"]
+    plain = run_rows(tiny(*base), tmp_path / "plain")
+    two = run_rows(tiny(*base, "model.groups=a:2;b:2"), tmp_path / "two")
+    assert [r["bits_up"] for r in plain] == [0, 4 * 64 * 4]              # round 2 exchanges: A M L
+    for a, b in zip(plain, two):
+        for k in ("bits_up", "bits_down", "acc_mean", "train_loss", "agreement", "vote_acc", "epsilon"):
+            assert a[k] == b[k], (a["round"], k)
+        assert b["bits_up@a"] + b["bits_up@b"] == a["bits_up"]
