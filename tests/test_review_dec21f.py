@@ -88,3 +88,24 @@ def test_fedct_in_two_groups_of_one_architecture_is_the_one_model_fedct(tmp_path
         for k in ("bits_up", "bits_down", "acc_mean", "train_loss", "agreement", "vote_acc", "epsilon"):
             assert a[k] == b[k], (a["round"], k)
         assert b["bits_up@a"] + b["bits_up@b"] == a["bits_up"]
+
+
+def test_a_grouped_sweep_over_xor_epsilon_reports_each_runs_own_epsilon(tmp_path):
+    """fedct.xor_epsilon is a lane field: two thetas run as one program, and each run's epsilon is its own
+    theta's (the ledger of its configuration, not of the group's first), below the pure 2 M theta."""
+    from tallysim import config, privacy
+    from tallysim.sim import lanes
+    cfgs = [config.validate(tiny("protocol.name=fedct", "warmup_epochs=0", "rounds=1", f"fedct.xor_epsilon={th}"))
+            for th in (0.5, 2.0)]
+    assert lanes.group(cfgs) == [[0, 1]]
+    outs = [tmp_path / "t0", tmp_path / "t1"]
+    run.run_group(cfgs, [str(o) for o in outs], progress=False)
+    eps = []
+    for c, o in zip(cfgs, outs):
+        ledger = privacy.XorLedger(c.fedct.xor_epsilon, 64, 1, c.privacy.delta)
+        ledger.step()
+        row = read_rows(o)[-1]
+        assert row["epsilon"] == pytest.approx(ledger.epsilon(), rel=1e-12)
+        assert 0 < row["epsilon"] <= 2 * 64 * c.fedct.xor_epsilon
+        eps.append(row["epsilon"])
+    assert eps[0] < eps[1]
