@@ -109,3 +109,15 @@ def test_a_grouped_sweep_over_xor_epsilon_reports_each_runs_own_epsilon(tmp_path
         assert 0 < row["epsilon"] <= 2 * 64 * c.fedct.xor_epsilon
         eps.append(row["epsilon"])
     assert eps[0] < eps[1]
+
+
+def test_groups_docs_name_exactly_the_protocols_that_take_groups():
+    """docs/groups.md's "Protocols that work with groups" is model_groups.GROUP_PROTOCOLS (the ones that
+    exchange only predictions), no more and no fewer."""
+    import re
+    from pathlib import Path
+
+    from tallysim import model_groups
+    text = (Path(__file__).resolve().parents[1] / "docs" / "groups.md").read_text()
+    listed = text.split("Protocols that work with groups:", 1)[1].split(", and a plugin", 1)[0]
+    assert set(re.findall(r"`([a-z_]+)`", listed)) == set(model_groups.GROUP_PROTOCOLS), listed
