@@ -121,3 +121,19 @@ def test_groups_docs_name_exactly_the_protocols_that_take_groups():
     text = (Path(__file__).resolve().parents[1] / "docs" / "groups.md").read_text()
     listed = text.split("Protocols that work with groups:", 1)[1].split(", and a plugin", 1)[0]
     assert set(re.findall(r"`([a-z_]+)`", listed)) == set(model_groups.GROUP_PROTOCOLS), listed
+
+
+def test_a_cohort_of_the_whole_population_is_the_cross_silo_run():
+    """participation=1 under client_storage=auto (every client of a lognormal population drawn each round,
+    the cohort path without an active set) is the stacked run: the same server model and bits. The
+    cohort tests elsewhere draw participation 0.5 (tests/test_population.py)."""
+    from test_population import _drive
+    items = ["protocol.name=fedavg", "partition.kind=population", "peers=40", "partition.mean_size=20"]
+    stacked_b, stacked = _drive(tiny(*items), 1)
+    cohort_b, cohort = _drive(tiny(*items, "client_storage=auto"), 1)
+    assert not stacked_b.ctx.cohort and cohort_b.ctx.cohort and cohort_b.ctx.spec.active == 40
+    (s, bits_s, loss_s), (c, bits_c, loss_c) = stacked[0], cohort[0]
+    assert bits_s == bits_c and bits_c.active == 40
+    np.testing.assert_allclose(loss_c, loss_s, rtol=1e-6)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-5, atol=1e-6),
+                 s.server, c.server)
