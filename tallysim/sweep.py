@@ -321,7 +321,10 @@ def _run_or_resume(runmod, cfg: Config, run_dir: Path, progress: bool, log, ever
     if (run_dir / checkpoint.FILE).is_file():
         try:
             meta = checkpoint.read_meta(run_dir)
-            log(f"  resuming from round {meta['round']} (seed index {meta['lo']})")
+            # meta's round is the last one done (the run's own line says "from round R+1 ... (checkpoint
+            # after round R)"); "resuming from round R" beside it named two different rounds
+            log(f"  resuming from round {meta['round'] + 1} (its checkpoint after round {meta['round']}, "
+                f"seed index {meta['lo']})")
             return runmod.run(cfg, str(run_dir), progress=progress, resume=True, checkpoint_every=every)
         except outdir.Busy:
             raise                      # another process runs it: not a reason to start it again

@@ -102,8 +102,8 @@ def config_diff(run_dir: Path, cfg: Config) -> list[str]:
 
 def state(run_dir: Path, cfg: Config) -> str:
     """What the sweep would do with one run's directory, as `--dry-run` says it: "done" (skipped), "will
-    resume from round R" (its checkpoint: sweep._run_or_resume), "will run" (again, from round 1, where
-    the directory holds a run stopped before its first checkpoint). A finished run whose directory was
+    resume from round R+1, its checkpoint after round R" (sweep._run_or_resume), "will run" (again, from
+    round 1, where the directory holds a run stopped before its first checkpoint). A finished run whose directory was
     renamed by hand is "will run": the dry run listed the runs alone, not which would run again."""
     from tallysim import checkpoint, outdir
     if outdir.being_written(run_dir):
@@ -116,7 +116,10 @@ def state(run_dir: Path, cfg: Config) -> str:
         return "done" + (f"; skipped, though its config.json differs ({first_few(diff, 4, ', ...')})" if diff else "")
     if (run_dir / checkpoint.FILE).is_file():
         try:
-            return f"will resume from round {checkpoint.read_meta(run_dir)['round']}"
+            # the checkpoint's round is the last one done: "will resume from round 1" read as the run's first
+            # round again, where the run itself then said "resuming ... from round 2 of 4"
+            done = checkpoint.read_meta(run_dir)['round']
+            return f"will resume from round {done + 1}, its checkpoint after round {done}"
         except ConfigError as e:
             return f"will run again from round 1 (its checkpoint cannot be resumed: {e})"
     if outdir.is_run_dir(run_dir) and (run_dir / metrics.METRICS).is_file():
