@@ -75,3 +75,28 @@ def test_the_figure_config_docs_figures_md_shows_is_one_a_figure_runs(tmp_path, 
     out = capsys.readouterr().out
     assert "mine" + ("-smoke" if smoke else "") + ": 7 runs" in out, out
     assert not (tmp_path / "res").exists()
+
+
+def test_a_pareto_figure_names_every_file_it_writes(tmp_path):
+    """`tallysim figure mine.json` said "wrote mine.png, mine.pdf, mine_points.csv, mine_frontier.md" and wrote
+    mine_frontier.csv too (its OUT/mine.json, "the files it wrote", missed it as well); with `panels`, each
+    panel's three tables were named nowhere. Drawn from runs written by hand (no training)."""
+    from tallysim.figures import plots
+    runs = {}
+    for name, bits, acc in (("tally", 800, 0.3), ("fedavg", 10 ** 6, 0.5)):
+        d = tmp_path / "res" / name
+        d.mkdir(parents=True)
+        (d / "config.json").write_text(json.dumps({"protocol": {"name": name}, "rounds": 1,
+                                                   "partition": {"kind": "iid"}}))
+        (d / "metrics.jsonl").write_text(json.dumps({"round": 1, "acc_mean": acc, "acc_global": None,
+                                                     "bits_per_peer": bits}) + "\n")
+        runs[name] = [(name, d)]
+    for panels in ({}, {"a": {}}):
+        fig = tmp_path / f"fig{len(panels)}"
+        fig.mkdir()
+        if panels:                     # a panel's runs are those under a directory named `<panel>__...`
+            for name in list(runs):
+                d = runs[name][0][1]
+                runs[name] = [(name, d.rename(d.parent / f"a__{name}"))]
+        out = plots.pareto_fig({"kind": "pareto", "panels": panels}, runs, fig / "mine", "t")
+        assert sorted(str(p) for p in fig.iterdir()) == sorted(str(p) for p in out.values()), out
