@@ -180,6 +180,9 @@ def _run_locked(runs, cfgs, out_dir: Path, progress: bool, log, meta, grouped: b
                 if diff:
                     say(log, f"  note: its config.json differs from this sweep's config ({first_few(diff, 4, ', ...')}"
                         f"); delete {run_dir / DONE} to rerun it", name)
+                elif edited := sweep_plan.plugin_edits(run_dir):     # its rows are the old plugin's
+                    say(log, f"  note: plugin {', '.join(edited)} has changed since this run finished (its rows are "
+                        f"the old code's); delete {run_dir / DONE} to rerun it", name)
                 elif outdir.run_state(run_dir) != "finished":   # skipped in silence; `table`: incomplete
                     say(log, f"  note: its {metrics.METRICS} no longer holds the finished run's rows (emptied, "
                         f"cut or deleted since it finished); delete {run_dir / DONE} to rerun it", name)

@@ -100,6 +100,21 @@ def config_diff(run_dir: Path, cfg: Config) -> list[str]:
     return config.diff(old, json.loads(json.dumps(config.to_dict(cfg))))
 
 
+def plugin_edits(run_dir: Path) -> list[str]:
+    """The plugins whose source file differs from the one run_dir's finished run recorded (config.json's
+    `code.plugins`, written since 2026-12-07): its rows are the old code's. [] where unrecorded, unreadable
+    or not imported in this process."""
+    from tallysim.protocols import plugin_import
+    try:
+        was = json.loads((run_dir / metrics.CONFIG).read_text()).get("code", {}).get("plugins")
+    except (OSError, ValueError, UnicodeDecodeError, AttributeError):
+        return []
+    if not isinstance(was, dict):
+        return []
+    return sorted(m for m, d in was.items() if isinstance(m, str) and d
+                  and plugin_import.source_digest(m) not in (None, d))
+
+
 def state(run_dir: Path, cfg: Config) -> str:
     """What the sweep would do with one run's directory, as `--dry-run` says it: "done" (skipped), "will
     resume from round R+1, its checkpoint after round R" (sweep._run_or_resume), "will run" (again, from
@@ -112,8 +127,9 @@ def state(run_dir: Path, cfg: Config) -> str:
         return ("being written by another tallysim process now; the sweep would not touch it and would record "
                 "it failed, unless that process finishes it first")
     if (run_dir / DONE).exists():
-        diff = config_diff(run_dir, cfg)
-        return "done" + (f"; skipped, though its config.json differs ({first_few(diff, 4, ', ...')})" if diff else "")
+        diff, edited = config_diff(run_dir, cfg), plugin_edits(run_dir)
+        return "done" + (f"; skipped, though its config.json differs ({first_few(diff, 4, ', ...')})" if diff else
+                         f"; skipped, though plugin {', '.join(edited)} has changed since it ran" if edited else "")
     if (run_dir / checkpoint.FILE).is_file():
         try:
             # the checkpoint's round is the last one done: "will resume from round 1" read as the run's first

@@ -100,3 +100,35 @@ def test_a_pareto_figure_names_every_file_it_writes(tmp_path):
                 runs[name] = [(name, d.rename(d.parent / f"a__{name}"))]
         out = plots.pareto_fig({"kind": "pareto", "panels": panels}, runs, fig / "mine", "t")
         assert sorted(str(p) for p in fig.iterdir()) == sorted(str(p) for p in out.values()), out
+
+
+def test_a_finished_run_of_an_edited_plugin_is_named_when_the_sweep_skips_it(tmp_path, monkeypatch):
+    """The researcher edits the plugin and runs the same sweep again: every finished run was skipped in
+    silence ("0 ran, 6 skipped"), its rows the old code's. config.json now records the plugin's source digest
+    (tests/test_plugins.py checks it is written), and the dry run and the sweep name the edited plugin.
+    Written by hand (no training): a finished run's directory and an imported plugin module."""
+    import importlib.util
+    from conftest import tiny
+    from tallysim import config, sweep, sweep_plan
+    from tallysim.protocols import plugin_import
+    mod = tmp_path / "uj10plug.py"
+    mod.write_text("PROTOCOLS = {}\n")
+    spec = importlib.util.spec_from_file_location("uj10plug", mod)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setitem(sys.modules, "uj10plug", module)     # imported for this test only, gone after it
+    cfg = config.validate(tiny())
+    run_dir = tmp_path / "s" / "base"
+    outdir.claim(run_dir, False)
+    doc = {**config.to_dict(cfg.resolved()), "code": {"plugins": {"uj10plug": plugin_import.source_digest("uj10plug")}}}
+    (run_dir / "config.json").write_text(json.dumps(doc))
+    (run_dir / "metrics.jsonl").write_text(json.dumps({"round": cfg.rounds, "acc_mean": 0.5, "bits_per_peer": 1.0}) + "\n")
+    (run_dir / "done.json").write_text("{}")
+    assert sweep_plan.plugin_edits(run_dir) == [] and sweep_plan.state(run_dir, cfg) == "done"
+    mod.write_text("PROTOCOLS = {}  # edited\n")
+    assert sweep_plan.plugin_edits(run_dir) == ["uj10plug"]
+    assert sweep_plan.state(run_dir, cfg) == "done; skipped, though plugin uj10plug has changed since it ran"
+    said = []
+    recs = sweep.run_sweep(cfg, [("base", [])], tmp_path / "s", progress=False, log=said.append)
+    assert recs[0]["status"] == "done_before"
+    assert any("note: plugin uj10plug has changed since this run finished" in s for s in said), said
