@@ -16,7 +16,7 @@ from tallysim import config  # noqa: E402
 from tallysim.bench import ref as bench_ref  # noqa: E402
 from tallysim.bench.throughput import synthetic_data  # noqa: E402
 from tallysim.config import ModelConfig, OptimConfig  # noqa: E402
-from tallysim.sim import local, peers as peers_mod  # noqa: E402
+from tallysim.sim import local, peers as peers_mod, step_groups  # noqa: E402
 from tallysim.sim.fed import cohort_shards  # noqa: E402
 from tallysim.sim.models import make_model  # noqa: E402
 
@@ -30,7 +30,7 @@ P, steps, batch = 40, 5, 64          # bench's tallysim cell: same model, 40 x 6
 tx = peers_mod.make_optimizer(OptimConfig(name="sgd", lr=bench_ref.LR, momentum=bench_ref.MOMENTUM))
 net = make_model(ModelConfig(name="lenet", dtype="float32", conv="auto"), 10)
 spec = local.LocalSpec(apply_fn=net.apply, tx=tx, batch_size=batch, shard_max=steps * batch, local_steps=steps,
-                       groups=local.auto_groups(np.full((1, P), steps), P, backend=jax.default_backend()))
+                       groups=step_groups.auto_groups(np.full((1, P), steps), P, backend=jax.default_backend()))
 data = synthetic_data(P, steps * batch, (28, 28, 1))
 params = peers_mod.init_params(net, jax.random.PRNGKey(P), P, (28, 28, 1), shared=False)
 bargs = (params, jax.vmap(tx.init)(params), jax.random.split(jax.random.PRNGKey(1), P),

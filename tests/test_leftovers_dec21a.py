@@ -1,0 +1,72 @@
+"""Leftovers (dec21a): a peer without local steps no longer pulls the round's mean loss down."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+import tallysim
+from tallysim.config import ModelConfig
+from tallysim.sim import local
+from tallysim.sim.fed import FedData
+from tallysim.sim.models import make_model
+from conftest import tiny_no_warmup
+
+KEY = jax.random.PRNGKey(5)
+
+
+# ---------------------------------------------------------------- 1. peers with 0 local steps
+
+def test_a_peer_without_steps_reports_the_mean_of_those_that_stepped():
+    loss_sum = jnp.array([6.0, 0.0, 4.0, 0.0, 3.0])     # summed losses over each peer's steps
+    steps = jnp.array([3, 0, 2, 0, 1])                   # peers 1 and 3 took none
+    got = np.asarray(local.stepped_mean_fill(loss_sum, steps))
+    np.testing.assert_allclose(got, [2.0, 7 / 3, 2.0, 7 / 3, 3.0], rtol=1e-6)
+    assert np.mean(got) == np.float32(7 / 3)             # the mean over the 3 that stepped; was 7/5
+    none = np.asarray(local.stepped_mean_fill(jnp.zeros(4), jnp.zeros(4, jnp.int32)))
+    assert np.all(none == 0.0)                           # no stepping peer: 0, not NaN (the non-finite stop)
+    every = jnp.array([1, 2, 5, 1, 1])
+    assert np.array_equal(local.stepped_mean_fill(loss_sum, every), loss_sum / every)   # as before, bit for bit
+
+
+def test_train_peers_fills_empty_and_capped_peers_with_the_stepping_mean():
+    model = make_model(ModelConfig(name="mlp", width=8), 3)
+    spec = local.LocalSpec(apply_fn=model.apply, tx=optax.sgd(0.1), batch_size=4, shard_max=8, groups=2)
+    x = jax.random.normal(KEY, (40, 3, 3, 1))
+    data = FedData(x, jnp.arange(40) % 3, None, None, jnp.arange(4), x[:4], jnp.arange(4) % 3)
+    counts = jnp.array([8, 0, 5, 3], jnp.int32)          # peer 1: an empty shard
+    shard = jnp.arange(32, dtype=jnp.int32).reshape(4, 8)
+    params = jax.vmap(lambda k: model.init(k, x[:1]))(jax.random.split(KEY, 4))
+    opt = jax.vmap(spec.tx.init)(params)
+    keys = jax.random.split(jax.random.fold_in(KEY, 1), 4)
+    cap = jnp.array([99, 99, 99, 0], jnp.int32)          # peer 3: faults.steps=0
+    _, _, loss, steps = local.train_peers(spec, params, opt, keys, shard, counts, data, cap_A=cap)
+    one = lambda p, o, k, s, c: local.train_peer(spec, p, o, k, s, c, data, None, None)[2]    # the reference
+    own = np.asarray(jax.jit(jax.vmap(one))(*jax.tree.map(lambda a: a[jnp.array([0, 2])],
+                                                          (params, opt, keys, shard, counts))))
+    loss = np.asarray(loss)
+    np.testing.assert_allclose(loss[[0, 2]], own, rtol=1e-5)
+    np.testing.assert_allclose(loss[[1, 3]], np.mean(own), rtol=1e-5)
+    np.testing.assert_allclose(loss.mean(), np.mean(own), rtol=1e-5)   # was half of it
+    assert int(steps["steps_real"]) == 2 + 2
+
+
+def test_round_train_loss_is_over_the_peers_that_stepped(monkeypatch):
+    """A run's train_loss: 2 of 4 peers under_trained with faults.steps=0. The old rule (each peer's 0 in
+    the mean) read it as k/A of the mean over the k that stepped; a round where no peer steps reads 0."""
+    cfg = tiny_no_warmup("protocol.name=local", "rounds=1", "faults.kind=under_trained", "faults.fraction=0.5",
+                         "faults.steps=0")
+    _, (info,) = _drive(cfg)
+    assert int(info["faulty"]) == 2
+    new = float(info["train_loss"])
+    monkeypatch.setattr(local, "stepped_mean_fill", lambda s, n: s / jnp.maximum(n, 1))   # the old rule
+    _, (old,) = _drive(cfg)
+    np.testing.assert_allclose(new * 2 / 4, float(old["train_loss"]), rtol=1e-5)
+    monkeypatch.undo()
+    _, (none,) = _drive(tiny_no_warmup("protocol.name=local", "rounds=1", "faults.kind=under_trained",
+                                       "faults.fraction=1.0", "faults.steps=0"))
+    assert float(none["train_loss"]) == 0.0 and int(none["steps_real"]) == 0
+
+
+def _drive(cfg):
+    d = tallysim.drive(cfg)
+    return d.state, [d.step()[1] for _ in range(d.built.cfg.rounds)]
