@@ -70,3 +70,21 @@ def test_round_train_loss_is_over_the_peers_that_stepped(monkeypatch):
 def _drive(cfg):
     d = tallysim.drive(cfg)
     return d.state, [d.step()[1] for _ in range(d.built.cfg.rounds)]
+
+
+# ---------------------------------------------------------------- 2. population sizes round half up
+
+def test_population_sizes_round_half_up_as_a_numpy_derivation():
+    from tallysim.data import population as pop
+    derive = lambda P, mean, sigma, floor, seed: np.maximum(np.floor(np.random.default_rng(
+        [seed, pop.POPULATION_STREAM]).lognormal(np.log(mean) - sigma ** 2 / 2, sigma, P) + 0.5), floor)
+    for mean, sigma, floor in [(30.0, 1.0, 1), (2.5, 1.0, 0), (7.3, 0.4, 5)]:
+        got = pop.population(10 ** 6, 2000, mean, sigma, floor, True, 3).sizes
+        assert np.array_equal(got, derive(2000, mean, sigma, floor, 3))
+    # sigma 0, equal sizes: rint's half to even gave 2 at 2.5 and 4 at 3.5; half up gives 3 and 4
+    assert set(pop.population(1000, 10, 2.5, 0.0, 0, False, 0).sizes) == {3}
+    assert set(pop.population(1000, 10, 3.5, 0.0, 0, False, 0).sizes) == {4}
+    assert set(pop.population(1000, 10, 3.0, 0.0, 0, False, 0).sizes) == {3}
+    # above 0 the mean size is the asked mean up to the rounding (docs/population-data.md)
+    big = pop.population(10 ** 6, 200_000, 2.5, 1.0, 0, True, 1).sizes
+    assert abs(big.mean() - 2.5) < 0.03
