@@ -3,9 +3,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pytest
 
 import tallysim
-from tallysim.config import ModelConfig
+from tallysim.config import ConfigError, ModelConfig
 from tallysim.sim import local
 from tallysim.sim.fed import FedData
 from tallysim.sim.models import make_model
@@ -88,3 +89,68 @@ def test_population_sizes_round_half_up_as_a_numpy_derivation():
     # above 0 the mean size is the asked mean up to the rounding (docs/population-data.md)
     big = pop.population(10 ** 6, 200_000, 2.5, 1.0, 0, True, 1).sizes
     assert abs(big.mean() - 2.5) < 0.03
+
+
+# ---------------------------------------------------------------- 3. a folder find_runs cannot list
+
+def _hand_run(d):
+    """A finished run written by hand (marker, config, rows), as tests/test_hostile_dec18d.py's."""
+    import json
+    from tallysim import outdir
+    d.mkdir(parents=True)
+    outdir.mark(d)
+    (d / "config.json").write_text(json.dumps({"protocol": {"name": "tally"}, "rounds": 1, "peers": 2}))
+    (d / "metrics.jsonl").write_text(json.dumps({"round": 1, "bits_up": 8, "bits_down": 8, "bits_per_peer": 8.0,
+                                                 "acc_mean": 0.5, "acc_peers": [0.5, 0.5], "acc_global": None}) + "\n")
+
+
+def _locked(monkeypatch, *folders):
+    """chmod 000 the folders; where that denies nothing (root), os.scandir raises the PermissionError the
+    kernel would (os.walk lists through it), and Path.exists in them too."""
+    import os
+    from pathlib import Path
+    for f in folders:
+        os.chmod(f, 0)
+    if os.geteuid() != 0:
+        return
+    real_scandir, real_exists = os.scandir, Path.exists
+    locked = {os.path.realpath(f) for f in folders}
+
+    def scandir(path="."):
+        if os.path.realpath(path) in locked:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    def exists(self, *a, **k):
+        if os.path.realpath(self.parent) in locked:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_exists(self, *a, **k)
+    monkeypatch.setattr(os, "scandir", scandir)
+    monkeypatch.setattr(Path, "exists", exists)
+
+
+def test_find_runs_names_a_folder_it_cannot_list(tmp_path, monkeypatch, capsys):
+    import os
+    from tallysim import cli
+    from tallysim.results import metrics
+    _hand_run(tmp_path / "top" / "ok")
+    _hand_run(tmp_path / "top" / "locked" / "hidden")
+    try:
+        _locked(monkeypatch, tmp_path / "top" / "locked")
+        said = []
+        found = metrics.find_runs([tmp_path / "top"], lambda d, label, e: said.append((label, str(e))))
+        assert [label for _, label in found] == ["ok"]
+        assert said == [("locked", "cannot list this folder (Permission denied): any runs under it are left out")]
+        assert metrics.find_runs([tmp_path / "top"]) == found                   # no callback: as before
+        assert cli.main(["table", str(tmp_path / "top")]) in (0, None)         # the one readable run, and a line
+        err = capsys.readouterr().err
+        assert f"table: skipping {tmp_path / 'top' / 'locked'}: cannot list this folder" in err
+        assert "Traceback" not in err
+        # the folder given is the one it cannot enter: one line, not an exists() traceback
+        _locked(monkeypatch, tmp_path / "top")
+        with pytest.raises(ConfigError, match=r"no run directories .* \(1 folder not listed, above\)"):
+            metrics.read_runs([tmp_path / "top"], lambda d, label, e: said.append((label, str(e))))
+        assert said[-1][0] == str(tmp_path / "top")
+    finally:
+        os.chmod(tmp_path / "top", 0o755)
+        os.chmod(tmp_path / "top" / "locked", 0o755)
