@@ -154,3 +154,33 @@ def test_find_runs_names_a_folder_it_cannot_list(tmp_path, monkeypatch, capsys):
     finally:
         os.chmod(tmp_path / "top", 0o755)
         os.chmod(tmp_path / "top" / "locked", 0o755)
+
+
+# ---------------------------------------------------------------- 4. bench --sweep and runs finished before
+
+def test_bench_sweep_counts_runs_finished_before_apart(monkeypatch, tmp_path):
+    """A run sweep.json records as done_before (a keep folder that held it) was counted as failed: the
+    benchmark raised "2 runs failed". Now counted apart, left out of the timing, said in the table."""
+    from tallysim import sweep
+    from tallysim.bench import sweep as bench_sweep
+
+    def fake(base, todo, out, **kw):
+        import time
+        time.sleep(0.02)                        # a time to divide by
+        status = lambda i: "done_before" if i < 2 else ("skipped" if i == 2 else "done")   # "skipped": old files
+        return [{"name": n, "status": status(i)} for i, (n, _) in enumerate(todo)]
+    monkeypatch.setattr(sweep, "run_sweep", fake)
+    logs = []
+    r = bench_sweep.run(smoke=True, data="synthetic", log=logs.append, keep=str(tmp_path))
+    assert r["runs"] == 8 and r["grouped_done_before"] == r["one_at_a_time_done_before"] == 3
+    assert r["grouped_timed"] == r["one_at_a_time_timed"] == 5
+    assert "finished before (left as they were, not timed): grouped 3, one at a time 3" in logs[-1]
+    assert "(seconds from 5 runs)" in logs[-1] and "sampled" not in logs[-1]
+    monkeypatch.setattr(sweep, "run_sweep", lambda base, todo, out, **kw: [{"name": n, "status": "done_before"}
+                                                                           for n, _ in todo])
+    with pytest.raises(RuntimeError, match="all 8 runs grouped were finished before .* none was timed"):
+        bench_sweep.run(smoke=True, data="synthetic", log=logs.append, keep=str(tmp_path))
+    monkeypatch.setattr(sweep, "run_sweep", lambda base, todo, out, **kw: [{"name": n, "status": "failed",
+                                                                            "error": "boom"} for n, _ in todo])
+    with pytest.raises(RuntimeError, match="8 runs failed"):                                 # still raised
+        bench_sweep.run(smoke=True, data="synthetic", log=logs.append, keep=str(tmp_path))
