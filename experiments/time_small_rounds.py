@@ -1,9 +1,14 @@
 """Issue 35 s3's step comparison in ONE process, timed alternately so both see the same load: the
 NIID-shaped grouped round (experiments/time_compile.py's `niid`) against `bench`'s local training of
 LeNet at the same examples per step (P = 40 peers x batch 64). python experiments/time_small_rounds.py [REPEATS]"""
+import argparse
 import os
-import sys
 import time
+
+# --help, or a REPEATS that is not a number (int() raised a ValueError traceback), is a usage line first
+_ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+_ap.add_argument("repeats", nargs="?", type=int, default=3, help="alternations timed (default 3)")
+ARGS = _ap.parse_args()
 
 os.environ["JAX_ENABLE_COMPILATION_CACHE"] = "false"
 
@@ -20,7 +25,7 @@ from tallysim.sim import local, peers as peers_mod, step_groups  # noqa: E402
 from tallysim.sim.fed import cohort_shards  # noqa: E402
 from tallysim.sim.models import make_model  # noqa: E402
 
-repeats = int(sys.argv[1]) if len(sys.argv) > 1 else 3
+repeats = ARGS.repeats
 
 cfg = config.apply_overrides(config.Config(), NIID)
 b, single, (state, data_c, k_rounds, rs, values) = single_round(cfg)

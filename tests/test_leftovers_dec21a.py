@@ -3,6 +3,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from pathlib import Path
 import pytest
 
 import tallysim
@@ -184,3 +185,45 @@ def test_bench_sweep_counts_runs_finished_before_apart(monkeypatch, tmp_path):
                                                                             "error": "boom"} for n, _ in todo])
     with pytest.raises(RuntimeError, match="8 runs failed"):                                 # still raised
         bench_sweep.run(smoke=True, data="synthetic", log=logs.append, keep=str(tmp_path))
+
+
+# ---------------------------------------------------------------- 5. experiments/*.py: --help and no argument
+
+EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
+LIBRARIES = ("__init__.py", "niid_shape.py")             # imported by the scripts, not run
+# with no argument these run their default experiment (minutes): checked with --help only
+DEFAULT_RUNS = ("deadpeer_reference.py", "eval_batch_changes.py", "memory_estimate.py", "scale_probe_exchange.py",
+                "side_by_side.py", "step_program.py", "time_compile.py", "time_shakespeare_round.py",
+                "time_small_rounds.py", "wordclaim.py")
+
+
+def _script(monkeypatch, capsys, name, *argv):
+    """(exit code, stdout + stderr) of experiments/NAME run in this process (its imports are the tests')."""
+    import runpy
+    import sys
+    monkeypatch.setattr(sys, "argv", [str(EXPERIMENTS / name), *argv])
+    monkeypatch.syspath_prepend(str(EXPERIMENTS.parent))
+    code = 0
+    try:
+        runpy.run_path(str(EXPERIMENTS / name), run_name="__main__")
+    except SystemExit as e:
+        code = e.code
+    out = capsys.readouterr()
+    return code, out.out + out.err
+
+
+def test_every_experiment_script_answers_help_and_no_argument_with_usage(monkeypatch, capsys):
+    """selective_fd_words.py with no argument was an IndexError; chunk_changes/probe_split_changes and
+    sigterm_compile the same, textclaim a ValueError, time_shakespeare_round/time_small_rounds --help a
+    ValueError (int("--help")), time_compile --help ran its whole default experiment."""
+    scripts = sorted(p.name for p in EXPERIMENTS.glob("*.py") if p.name not in LIBRARIES)
+    assert set(DEFAULT_RUNS) <= set(scripts) and "selective_fd_words.py" in scripts
+    for name in scripts:
+        code, out = _script(monkeypatch, capsys, name, "--help")
+        assert code in (0, None) and ("usage:" in out or f"python experiments/{name}" in out), (name, out[-300:])
+        assert "Traceback" not in out
+    for name in sorted(set(scripts) - set(DEFAULT_RUNS)):
+        code, out = _script(monkeypatch, capsys, name)
+        assert code == 2 and "usage:" in out and "error: the following arguments are required" in out, (name, out)
+    code, out = _script(monkeypatch, capsys, "selective_fd_words.py")
+    assert "{default,trained}" in out                      # names what is allowed
