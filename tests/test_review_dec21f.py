@@ -85,8 +85,11 @@ def test_fedct_in_two_groups_of_one_architecture_is_the_one_model_fedct(tmp_path
     two = run_rows(tiny(*base, "model.groups=a:2;b:2"), tmp_path / "two")
     assert [r["bits_up"] for r in plain] == [0, 4 * 64 * 4]              # round 2 exchanges: A M L
     for a, b in zip(plain, two):
-        for k in ("bits_up", "bits_down", "acc_mean", "train_loss", "agreement", "vote_acc", "epsilon"):
+        for k in ("bits_up", "bits_down", "acc_mean", "agreement", "vote_acc", "epsilon"):
             assert a[k] == b[k], (a["round"], k)
+        # the loss is a float mean XLA may fuse differently in the two programs (local.stepped_mean_fill's
+        # select beside the division): equal to float32 rounding, not bit for bit
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=5e-7), a["round"]
         assert b["bits_up@a"] + b["bits_up@b"] == a["bits_up"]
 
 
