@@ -91,6 +91,22 @@ def test_a_model_right_only_on_unscored_targets_scores_exactly_zero():
     assert 1.0 < float(ev["ppl_global"]) < C * 10
 
 
+
+def test_per_token_vote_at_the_words_vocabulary_unanimous_and_tied():
+    """tally's per-token vote at C = 10,004 (sim/vote.tally on the flattened [A, M * pos] messages,
+    as the exchange sends them): a unanimous position returns the peers' token, a tie the lowest token
+    id among the tied, which is also the more frequent word (ids follow the training counts) and, when a
+    peer says one, a special token (PAD, BOS, EOS, OOV: the lowest ids)."""
+    from tallysim.sim import vote
+    words = 10_004
+    votes = np.array([[9000, 9000, 17, 9000, 5000, 2],
+                      [9000, 4, 17, 8000, 6000, 7000],
+                      [9000, 4, 9999, 8000, 7000, 9000]], np.int32)          # [A = 3 peers, M * pos = 6]
+    t = vote.tally(jnp.asarray(votes), words)
+    want = [np.bincount(v, minlength=words).argmax() for v in votes.T]     # numpy: lowest on ties
+    assert list(np.asarray(t.winner_M)) == want == [9000, 4, 17, 8000, 5000, 2]
+    np.testing.assert_allclose(np.asarray(t.share_M), [1, 2 / 3, 2 / 3, 2 / 3, 1 / 3, 1 / 3], rtol=1e-6)
+
 # ------------------------------------------------------------------ the real run (slow: two words compiles)
 
 WORDS = ["protocol.name=fedavg", "data.name=shakespeare_words", "partition.kind=natural", "peers=3",
