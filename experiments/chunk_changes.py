@@ -6,6 +6,7 @@ before (an earlier sizing.py, passed as a file: each of the shapes it reads) and
 """
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import inspect
 import os
@@ -52,8 +53,20 @@ def compare(argv: list, count: str = "lanes", extra=None, extra_name: str = "") 
         del b
 
 
+def parse(argv: list, doc: str) -> list:
+    """argv checked: the old sizing.py (an existing file), then figure names; none is argparse's usage line
+    (it was an IndexError traceback). Returns compare's argv."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("old_sizing", help="an earlier tallysim/sizing.py (e.g. `git show REV:tallysim/sizing.py > old.py`)")
+    ap.add_argument("figures", nargs="*", default=[], help="figure names (default: every shipped one)")
+    args = ap.parse_args(argv[1:])
+    if not os.path.isfile(args.old_sizing):
+        ap.error(f"{args.old_sizing} is not a file; allowed: the path of an earlier sizing.py")
+    return [argv[0], args.old_sizing, *args.figures]
+
+
 def main() -> None:
-    compare(sys.argv)
+    compare(parse(sys.argv, __doc__))
 
 
 if __name__ == "__main__":

@@ -71,7 +71,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--peers", type=int, nargs="+", default=[0, 7, 4, 2])
     ap.add_argument("--inits", type=int, default=4)
-    ap.add_argument("items", nargs="*", help="key=value overrides of experiments/demo.json")
+    ap.add_argument("items", nargs="*", default=[], help="key=value overrides of experiments/demo.json")
     args = ap.parse_args()
     parts, x_all, y_all, x_test, y_test = shards(args.items)
     classes = int(y_all.max()) + 1

@@ -8,6 +8,7 @@ Nothing is loaded or compiled: the models are traced with abstract parameters.
 """
 from __future__ import annotations
 
+import argparse
 import sys
 
 import jax
@@ -69,6 +70,9 @@ def chunks(cfg, lanes: int = 1) -> list[tuple[int, int]]:
 
 
 def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("figures", nargs="*", default=[], help="figure names (default: every shipped one)")
+    figures = ap.parse_args(sys.argv[1:]).figures
     demo = config.load_file("experiments/demo.json")
     for name in ("tally", "softlabel"):
         d = config.apply_overrides(demo, [f"protocol.name={name}"])
@@ -77,7 +81,7 @@ def main() -> None:
     def unplanned(name, e):         # a benchmark figure, or one this machine cannot plan
         print(f"{name}: {type(e).__name__}: {str(e)[:80]}", flush=True)
 
-    names = sys.argv[1:] or [f"fig{i}" for i in range(1, 13)] + ["robustness"]
+    names = figures or [f"fig{i}" for i in range(1, 13)] + ["robustness"]
     for name, gname, k, group in programs(names, unplanned):
         c = group[0]
         n = len(group) * c.seeds

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 
-from experiments.chunk_changes import compare
+from experiments.chunk_changes import compare, parse
 from tallysim import sizing
 
 
@@ -32,7 +32,7 @@ def split_models(shapes: dict, lanes: int) -> str:
 
 
 def main() -> None:
-    compare(sys.argv, count="seeds", extra=split_models, extra_name="split")
+    compare(parse(sys.argv, __doc__), count="seeds", extra=split_models, extra_name="split")
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ One line of JSON per setting on stdout. Nothing in tallysim changes.
 """
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import time
@@ -73,5 +74,13 @@ def main(setting: str) -> None:
                       "rounds": rounds}), flush=True)
 
 
+def parse(argv: list) -> str:
+    """The setting named on the command line; none, or another, is argparse's usage line naming them
+    (it was an IndexError traceback)."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("setting", choices=list(SETTINGS), help="which run: " + ", ".join(SETTINGS))
+    return ap.parse_args(argv).setting
+
+
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(parse(sys.argv[1:]))

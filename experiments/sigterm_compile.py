@@ -9,6 +9,7 @@ Prints the exit status (143 expected; -11 was SIGSEGV, the interpreter's teardow
 threads), the seconds from SIGTERM to exit, the last output lines, and the run directory's state after:
 checkpoint (and its mtime), metrics rows, outdir.run_state.
 """
+import argparse
 import json
 import os
 import signal
@@ -29,8 +30,17 @@ def state(out: Path) -> dict:
                 last_round=json.loads(rows[-1])["round"] if rows else None, state=outdir.run_state(out))
 
 
+def parse(argv: list) -> tuple:
+    """(OUT, the options passed on to `tallysim run`); no OUT is argparse's usage line (was an IndexError)."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                 epilog="Any other option (--resume, --checkpoint-every K) goes to `tallysim run`.")
+    ap.add_argument("out", help="the run directory (tallysim run --out)")
+    args, extra = ap.parse_known_args(argv)
+    return Path(args.out), extra
+
+
 def main() -> None:
-    out, extra = Path(sys.argv[1]), sys.argv[2:]
+    out, extra = parse(sys.argv[1:])
     pattern, delay = os.environ.get("KILL_ON", "compiling"), float(os.environ.get("DELAY", "8"))
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TALLYSIM_COMPILE_CACHE": "0", "TALLYSIM_PROGRESS": "lines",
            "TALLYSIM_PROGRESS_INTERVAL": "0", "PYTHONFAULTHANDLER": "1"}

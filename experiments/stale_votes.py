@@ -56,7 +56,7 @@ def main(argv=None) -> dict:
     ap.add_argument("participation", type=float)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--alpha", type=float, default=0.5)
-    ap.add_argument("overrides", nargs="*")
+    ap.add_argument("overrides", nargs="*", default=[])
     a = ap.parse_args(argv)
     cfg = base_config(a.alpha, a.protocol, a.participation, a.seed, a.overrides)
     t0 = time.time()

@@ -5,7 +5,7 @@
                                                             [--json FILE] [--dump DIR]
 
 Runs the checkout's own `bench.measure` (so the program is built through whatever API that commit
-had) with the GPU's grouping (`local.auto_groups(..., backend="gpu")`: all P equal peers in one
+had) with the GPU's grouping (`step_groups.auto_groups(..., backend="gpu")`: all P equal peers in one
 vmapped group, as on the H200; and `LocalSpec.lean`'s GPU default where the commit has it) and `conv="xla"`, but with every `Lowered.compile` intercepted: nothing
 is timed, the lowered programs are kept. For each column it reports
 
@@ -188,8 +188,9 @@ def capture(model="cnn", peers=100, steps=20, batch=32, dtype="bfloat16", conv="
     except ImportError:                     # before the bench package split: one module
         import tallysim.bench as bench
     local = bench.local
-    orig_auto = local.auto_groups
-    local.auto_groups = lambda *a, **k: orig_auto(*a, **dict(k, backend="gpu"))   # the GPU's grouping
+    planner = getattr(bench, "step_groups", local)     # auto_groups moved to sim/step_groups.py
+    orig_auto = planner.auto_groups
+    planner.auto_groups = lambda *a, **k: orig_auto(*a, **dict(k, backend="gpu"))   # the GPU's grouping
     orig_lean = getattr(local, "use_lean", None)
     if orig_lean is not None:               # and the GPU's default step (LocalSpec.lean None = lean off the CPU)
         local.use_lean = lambda spec: True if spec.lean is None else spec.lean
@@ -226,7 +227,7 @@ def capture(model="cnn", peers=100, steps=20, batch=32, dtype="bfloat16", conv="
         bench.measure(model, peers, steps, batch, dtype, impls=list(impls), **kw)
     finally:
         stages.Traced.lower, stages.Lowered.compile, bench._timed = orig_lower, orig_compile, orig_timed
-        local.auto_groups = orig_auto
+        planner.auto_groups = orig_auto
         if orig_lean is not None:
             local.use_lean = orig_lean
     out = {}

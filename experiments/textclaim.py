@@ -19,6 +19,7 @@ One line of JSON per run on stdout.
 """
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import tempfile
@@ -103,8 +104,22 @@ def main(argv):
                       "bits": bits, "rounds": per_round}), flush=True)
 
 
+def parse(argv: list) -> list:
+    """main's argv, checked: a panel (or `floor`), then for a panel the protocol and overrides; none, or a
+    panel without a protocol, is argparse's usage line (the unpacking raised a ValueError traceback)."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("panel", choices=[*PANELS, "floor"], help="the grid's panel, or floor: the majority-token accuracy")
+    ap.add_argument("protocol", nargs="?", help="tally, softlabel, fedavg, local_only, ...")
+    ap.add_argument("overrides", nargs="*", default=[], help="key=value config overrides")
+    a = ap.parse_args(argv)
+    if a.panel != "floor" and a.protocol is None:
+        ap.error(f"panel {a.panel} needs a protocol, e.g. `{a.panel} tally`")
+    return [a.panel] if a.panel == "floor" else [a.panel, a.protocol, *a.overrides]
+
+
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["floor"]:
+    args = parse(sys.argv[1:])
+    if args == ["floor"]:
         print({p: round(floor(PANELS[p].split("=")[1], 500), 4) for p in PANELS})
     else:
-        main(sys.argv[1:])
+        main(args)

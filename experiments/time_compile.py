@@ -5,10 +5,17 @@ machine, with the persistent compile cache off; counts the loops and matmuls in 
 Each time is given as wall seconds and as the process's CPU seconds (all threads): on a shared machine
 the wall time moves with the load, the CPU time much less.
 python experiments/time_compile.py {niid|demo} [ROUNDS] [key=value ...]"""
+import argparse
 import os
 import re
-import sys
 import time
+
+# the command line first: --help (or a ROUNDS that is not a number) is a usage line before anything runs
+_ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+_ap.add_argument("which", nargs="?", choices=["niid", "demo"], default="niid", help="the configuration (default niid)")
+_ap.add_argument("rounds", nargs="?", type=int, default=3, help="rounds timed (default 3)")
+_ap.add_argument("overrides", nargs="*", default=[], help="key=value config overrides")
+ARGS = _ap.parse_args()
 
 os.environ["JAX_ENABLE_COMPILATION_CACHE"] = "false"      # compile time, not a cache read
 os.environ.pop("JAX_COMPILATION_CACHE_DIR", None)
@@ -30,10 +37,9 @@ def timed(fn):
     return out, time.perf_counter() - w, time.process_time() - c
 
 
-which = sys.argv[1] if len(sys.argv) > 1 else "niid"
-n = int(sys.argv[2]) if len(sys.argv) > 2 else 3
+which, n = ARGS.which, ARGS.rounds
 base = config.load_file("experiments/demo.json") if which == "demo" else config.Config()
-cfg = config.apply_overrides(base, ([] if which == "demo" else NIID) + sys.argv[3:])
+cfg = config.apply_overrides(base, ([] if which == "demo" else NIID) + ARGS.overrides)
 b = build(cfg)
 placement = mesh.plan(cfg.devices, len(b.seeds), cfg.peers)
 data_c, values, k_init, k_rounds, _, _ = chunk_inputs(b, 0, len(b.seeds), placement)

@@ -1,7 +1,7 @@
 """Seconds per round of experiments/shakespeare_fedavg.json on this machine (training and averaging
 only; evaluation is timed apart, the server model on the test sequences), and the projection for its
 1,200 rounds. python experiments/time_shakespeare_round.py [ROUNDS] [key=value ...]"""
-import sys
+import argparse
 import time
 
 import jax
@@ -12,8 +12,13 @@ from tallysim.build import build
 from tallysim.sim import tasks
 from tallysim.sim.evaluate import evaluate
 
-n = int(sys.argv[1]) if len(sys.argv) > 1 else 5
-cfg = config.apply_overrides(config.load_file("experiments/shakespeare_fedavg.json"), sys.argv[2:])
+# --help, or a ROUNDS that is not a number (int() raised a ValueError traceback), is a usage line
+_ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+_ap.add_argument("rounds", nargs="?", type=int, default=5, help="rounds timed (default 5)")
+_ap.add_argument("overrides", nargs="*", default=[], help="key=value config overrides")
+ARGS = _ap.parse_args()
+n = ARGS.rounds
+cfg = config.apply_overrides(config.load_file("experiments/shakespeare_fedavg.json"), ARGS.overrides)
 t0 = time.time()
 b = build(cfg)
 data = b.one

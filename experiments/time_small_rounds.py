@@ -1,9 +1,14 @@
 """Issue 35 s3's step comparison in ONE process, timed alternately so both see the same load: the
 NIID-shaped grouped round (experiments/time_compile.py's `niid`) against `bench`'s local training of
 LeNet at the same examples per step (P = 40 peers x batch 64). python experiments/time_small_rounds.py [REPEATS]"""
+import argparse
 import os
-import sys
 import time
+
+# --help, or a REPEATS that is not a number (int() raised a ValueError traceback), is a usage line first
+_ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+_ap.add_argument("repeats", nargs="?", type=int, default=3, help="alternations timed (default 3)")
+ARGS = _ap.parse_args()
 
 os.environ["JAX_ENABLE_COMPILATION_CACHE"] = "false"
 
@@ -16,11 +21,11 @@ from tallysim import config  # noqa: E402
 from tallysim.bench import ref as bench_ref  # noqa: E402
 from tallysim.bench.throughput import synthetic_data  # noqa: E402
 from tallysim.config import ModelConfig, OptimConfig  # noqa: E402
-from tallysim.sim import local, peers as peers_mod  # noqa: E402
+from tallysim.sim import local, peers as peers_mod, step_groups  # noqa: E402
 from tallysim.sim.fed import cohort_shards  # noqa: E402
 from tallysim.sim.models import make_model  # noqa: E402
 
-repeats = int(sys.argv[1]) if len(sys.argv) > 1 else 3
+repeats = ARGS.repeats
 
 cfg = config.apply_overrides(config.Config(), NIID)
 b, single, (state, data_c, k_rounds, rs, values) = single_round(cfg)
@@ -30,7 +35,7 @@ P, steps, batch = 40, 5, 64          # bench's tallysim cell: same model, 40 x 6
 tx = peers_mod.make_optimizer(OptimConfig(name="sgd", lr=bench_ref.LR, momentum=bench_ref.MOMENTUM))
 net = make_model(ModelConfig(name="lenet", dtype="float32", conv="auto"), 10)
 spec = local.LocalSpec(apply_fn=net.apply, tx=tx, batch_size=batch, shard_max=steps * batch, local_steps=steps,
-                       groups=local.auto_groups(np.full((1, P), steps), P, backend=jax.default_backend()))
+                       groups=step_groups.auto_groups(np.full((1, P), steps), P, backend=jax.default_backend()))
 data = synthetic_data(P, steps * batch, (28, 28, 1))
 params = peers_mod.init_params(net, jax.random.PRNGKey(P), P, (28, 28, 1), shared=False)
 bargs = (params, jax.vmap(tx.init)(params), jax.random.split(jax.random.PRNGKey(1), P),

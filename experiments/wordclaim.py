@@ -148,6 +148,9 @@ def table(results: list[dict], floor: float) -> str:
 
 
 def main(argv: list[str]) -> list[dict]:
+    if {"-h", "--help"} & set(argv):        # was "unknown option --help": the usage is the docstring's
+        print(__doc__)
+        return []
     smoke = "--smoke" in argv
     specs = [a.split("=", 1)[1] for a in argv if a.startswith("--spec=")]
     bad = [a for a in argv if a.startswith("-") and a != "--smoke" and not a.startswith("--spec=")]

@@ -20,7 +20,7 @@ from tallysim.fields import first_few
 from tallysim.data.cache import cache_file
 from tallysim.protocols.contract import make as make_protocol   # a plugin's Protocol checked
 from tallysim.protocols.base import Context, ModelGroup, Protocol
-from tallysim.sim import activations, faults, fed, lanes, local, peers, tasks
+from tallysim.sim import activations, faults, fed, lanes, local, peers, step_groups, tasks
 from tallysim.sim.conv import check_usable as check_conv
 from tallysim.sim.models import init_shapes, make_model, param_count
 
@@ -252,7 +252,7 @@ def build_group(cfgs: list[Config], runs: tuple = ()) -> Built:
                             faulty)
     del x_all, y_all, parts_per_seed          # on the device now
     _return_freed_memory()
-    spec = spec._replace(task=task.name, groups=cfg.ragged_groups or local.auto_groups(_private_steps(cfg, counts), spec.active,
+    spec = spec._replace(task=task.name, groups=cfg.ragged_groups or step_groups.auto_groups(_private_steps(cfg, counts), spec.active,
                                                                        backend=jax.default_backend()))
     model = make_model(cfg.model, ds.num_classes)
     dummy = jnp.zeros((1,) + spec.input_shape, jnp.float32)

@@ -146,9 +146,16 @@ def _how_to_continue(args, then: str = "") -> str:
             over = sum(outdir.run_state(d) == "stopped" for d in runs)
         except OSError:     # a directory it may not read: the line without the count (it raised, and a
             over = 0        # traceback took the interrupted line's place)
+        every = getattr(args, "checkpoint_every", None)
+        # with --checkpoint-every K every run saves its own (a group too): such a run stopped before its
+        # first K rounds ended (in its compile, say). "runs that share a program save none" was said of
+        # them too, telling a user who gave K that K had been ignored
+        why = (f"they stopped before their first checkpoint (every {every} round(s))" if every else
+               "runs that share a program save none without --checkpoint-every K; --one-at-a-time runs save "
+               "one every 5 minutes" if every is None else "--checkpoint-every 0 saves none")
         return (f"; {then}the same sweep command, run again, continues it" +
-                (f" ({over} unfinished run(s) have no checkpoint and start again from round 1: runs that share a "
-                 "program save none; --one-at-a-time runs save one every 5 minutes)" if over else ""))
+                (f" ({over} unfinished run(s) have no checkpoint and start again from round 1: {why})"
+                 if over else ""))
     if fn is cmd_figure:    # `kill` of a figure said only that its metrics were kept, not how to go on
         return (f"; {then}the same figure command, run again, continues it (finished runs are skipped; a run "
                 "that saved no checkpoint yet starts again from round 1)")

@@ -111,8 +111,9 @@ def add_sweep_command(sub) -> None:
     sw = sub.add_parser("sweep", help="run the cross product of config values (resumable)",
                         description="Run every combination of the listed values into OUT/<name>/ "
                         "(name from the varying keys, e.g. protocol.name=tally__bridge.density=0.01). "
-                        "Complete runs (done.json) are skipped, partial ones rerun, so rerunning the "
-                        "same command resumes an interrupted sweep.")
+                        "Complete runs (done.json) are skipped, partial ones continue from their "
+                        "checkpoint.npz (see --checkpoint-every) or run again from round 1 without one, so "
+                        "rerunning the same command resumes an interrupted sweep.")
     sw.add_argument("axes", nargs="*", metavar="key=v1,v2,...",
                     help="comma-separated values per key (one value = plain override); these replace "
                     "the config file's `sweep` axes with the same key")

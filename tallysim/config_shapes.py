@@ -20,7 +20,7 @@ def trained_at_once(cfg, active: int | None = None) -> int:
     """The fewest peers one training step can run at once (the estimate's activations, a lower bound):
     only the round's active peers train (a population cohort, or participation < 1 of stacked clients),
     in ragged_groups groups one after another (local.train_peers); unset, the CPU runs one peer per group
-    (local.auto_groups), so one. Every held peer's activations used to be counted: 64 clients at batch
+    (step_groups.auto_groups), so one. Every held peer's activations used to be counted: 64 clients at batch
     512 trained 8 at a time were refused at 1.78 GB for a 900 MB machine and measure 0.50 GB
     (XLA's compiled round and evaluation; tests/test_validation_memory.py). `active`: a model group's
     A_g (model.groups trains each group's active peers as one stacked model), else the run's A."""

@@ -24,6 +24,10 @@ def write_run_files(b: Built, i: int, out_dir: Path, chunk: int) -> None:
     doc = config.to_dict(cfg)
     doc["placement"] = mesh.plan(1 if b.ctx.model_groups else cfg.devices, min(chunk, len(b.seeds)), cfg.peers).note
     doc["code"] = code_identity.identity()      # which code ran it (the checkpoint's copy: --resume compares)
+    if doc.get("plugins"):      # and which plugin source: a sweep run again after the plugin's file was edited
+        #                         skipped its finished runs in silence, their rows the old code's
+        from tallysim.protocols import plugin_import
+        doc["code"] = {**doc["code"], "plugins": {m: plugin_import.source_digest(m) for m in doc["plugins"]}}
     write_json(out_dir / CONFIG, doc, indent=2)
     write_partition(b, i, out_dir)
 

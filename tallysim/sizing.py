@@ -190,7 +190,7 @@ def estimate_bytes(cfg, groups: tuple = ()) -> list[tuple[str, int, str]]:
     if cfg.partition.kind == "population" and cfg.partition.reuse:
         # reuse deals the training set again and again: the int32 shard indices (sim/fed.FedData's shard_H)
         # hold every client's examples, peers x E[size] >= max(mean_size - 1/2, min_size) each (Jensen, and
-        # rint moves a size by 1/2 at most), not bounded by the data: 10^6 clients of 10^4 are 40 GB, which
+        # rounding half up moves a size by 1/2 at most), not bounded by the data: 10^6 clients of 10^4 are 40 GB, which
         # this estimate missed (49 MB) and numpy's allocation met after the data loaded
         mean = max(cfg.partition.mean_size - 0.5, cfg.partition.min_size)
         out.append(("the clients' shard indices (partition.reuse=true)", int(4 * cfg.seeds * cfg.peers * mean),

@@ -181,6 +181,9 @@ def _run_locked(runs, cfgs, out_dir: Path, progress: bool, log, meta, grouped: b
                 if diff:
                     say(log, f"  note: its config.json differs from this sweep's config ({first_few(diff, 4, ', ...')}"
                         f"); delete {run_dir / DONE} to rerun it", name)
+                elif edited := sweep_plan.plugin_edits(run_dir):     # its rows are the old plugin's
+                    say(log, f"  note: plugin {', '.join(edited)} has changed since this run finished (its rows are "
+                        f"the old code's); delete {run_dir / DONE} to rerun it", name)
                 elif outdir.run_state(run_dir) != "finished":   # skipped in silence; `table`: incomplete
                     say(log, f"  note: its {metrics.METRICS} no longer holds the finished run's rows (emptied, "
                         f"cut or deleted since it finished); delete {run_dir / DONE} to rerun it", name)
@@ -322,7 +325,10 @@ def _run_or_resume(runmod, cfg: Config, run_dir: Path, progress: bool, log, ever
     if (run_dir / checkpoint.FILE).is_file():
         try:
             meta = checkpoint.read_meta(run_dir)
-            log(f"  resuming from round {meta['round']} (seed index {meta['lo']})")
+            # meta's round is the last one done (the run's own line says "from round R+1 ... (checkpoint
+            # after round R)"); "resuming from round R" beside it named two different rounds
+            log(f"  resuming from round {meta['round'] + 1} (its checkpoint after round {meta['round']}, "
+                f"seed index {meta['lo']})")
             return runmod.run(cfg, str(run_dir), progress=progress, resume=True, checkpoint_every=every)
         except outdir.Busy:
             raise                      # another process runs it: not a reason to start it again

@@ -100,10 +100,25 @@ def config_diff(run_dir: Path, cfg: Config) -> list[str]:
     return config.diff(old, json.loads(json.dumps(config.to_dict(cfg))))
 
 
+def plugin_edits(run_dir: Path) -> list[str]:
+    """The plugins whose source file differs from the one run_dir's finished run recorded (config.json's
+    `code.plugins`, written since 2026-12-07): its rows are the old code's. [] where unrecorded, unreadable
+    or not imported in this process."""
+    from tallysim.protocols import plugin_import
+    try:
+        was = json.loads((run_dir / metrics.CONFIG).read_text()).get("code", {}).get("plugins")
+    except (OSError, ValueError, UnicodeDecodeError, AttributeError):
+        return []
+    if not isinstance(was, dict):
+        return []
+    return sorted(m for m, d in was.items() if isinstance(m, str) and d
+                  and plugin_import.source_digest(m) not in (None, d))
+
+
 def state(run_dir: Path, cfg: Config) -> str:
     """What the sweep would do with one run's directory, as `--dry-run` says it: "done" (skipped), "will
-    resume from round R" (its checkpoint: sweep._run_or_resume), "will run" (again, from round 1, where
-    the directory holds a run stopped before its first checkpoint). A finished run whose directory was
+    resume from round R+1, its checkpoint after round R" (sweep._run_or_resume), "will run" (again, from
+    round 1, where the directory holds a run stopped before its first checkpoint). A finished run whose directory was
     renamed by hand is "will run": the dry run listed the runs alone, not which would run again."""
     from tallysim import checkpoint, outdir
     if outdir.being_written(run_dir):
@@ -112,11 +127,15 @@ def state(run_dir: Path, cfg: Config) -> str:
         return ("being written by another tallysim process now; the sweep would not touch it and would record "
                 "it failed, unless that process finishes it first")
     if (run_dir / DONE).exists():
-        diff = config_diff(run_dir, cfg)
-        return "done" + (f"; skipped, though its config.json differs ({first_few(diff, 4, ', ...')})" if diff else "")
+        diff, edited = config_diff(run_dir, cfg), plugin_edits(run_dir)
+        return "done" + (f"; skipped, though its config.json differs ({first_few(diff, 4, ', ...')})" if diff else
+                         f"; skipped, though plugin {', '.join(edited)} has changed since it ran" if edited else "")
     if (run_dir / checkpoint.FILE).is_file():
         try:
-            return f"will resume from round {checkpoint.read_meta(run_dir)['round']}"
+            # the checkpoint's round is the last one done: "will resume from round 1" read as the run's first
+            # round again, where the run itself then said "resuming ... from round 2 of 4"
+            done = checkpoint.read_meta(run_dir)['round']
+            return f"will resume from round {done + 1}, its checkpoint after round {done}"
         except ConfigError as e:
             return f"will run again from round 1 (its checkpoint cannot be resumed: {e})"
     if outdir.is_run_dir(run_dir) and (run_dir / metrics.METRICS).is_file():

@@ -336,6 +336,7 @@ def test_an_interrupted_sweep_says_which_runs_start_again(tmp_path):
     args = argparse.Namespace(fn=cli.cmd_sweep, out=str(tmp_path / "s"))
     assert cli._how_to_continue(args) == ("; the same sweep command, run again, continues it (1 unfinished run(s) "
                                           "have no checkpoint and start again from round 1: runs that share a "
-                                          "program save none; --one-at-a-time runs save one every 5 minutes)")
+                                          "program save none without --checkpoint-every K; --one-at-a-time runs "
+                                          "save one every 5 minutes)")
     args.out = str(tmp_path / "nothing")
     assert cli._how_to_continue(args) == "; the same sweep command, run again, continues it"          # ok

@@ -122,7 +122,7 @@ def test_a_dry_run_says_which_runs_would_run_again_and_names_directories_of_no_r
     monkeypatch.setattr(checkpoint, "read_meta", lambda d, cfg=None: {"round": 1, "lo": 0})
     assert cli.main(["sweep", *TINY, "seed=0,1,2,3", "--out", str(out), "--dry-run"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert [line.rsplit(" (", 1)[-1] for line in lines[:4]] == ["done)", "will run)", "will resume from round 1)",
+    assert [line.rsplit(" (", 1)[-1] for line in lines[:4]] == ["done)", "will run)", "will resume from round 2, its checkpoint after round 1)",
                                                                 "will run)"]
     assert lines[4] == ("not part of this sweep: seed1-old (renamed? it holds the config of run seed=1, which will "
                         "run again; rename it back to seed=1 to keep its results)")

@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 import textwrap
+import zlib
 from pathlib import Path
 
 import pytest
@@ -116,6 +117,8 @@ def test_example_plugin_in_a_grouped_sweep_on_one_and_eight_devices(tmp_path):
     run_dir = tmp_path / "d8" / half
     doc = json.loads((run_dir / "config.json").read_text())
     assert doc["plugins"] == ["fedmix"] and doc["fedmix"] == {"mix": 0.5}
+    # the plugin's source as it ran (sweep_plan.plugin_edits: a sweep run again after an edit says so)
+    assert doc["code"]["plugins"] == {"fedmix": f"crc32:{zlib.crc32((EXAMPLES / 'fedmix.py').read_bytes()):08x}"}
     assert "sharded over 8 devices" in doc["placement"], doc["placement"]
     # the run's own config.json, read in a fresh process without --plugin (as --resume reads it)
     check = ("import sys; from tallysim import config; c = config.validate(config.load_file(sys.argv[1])); "

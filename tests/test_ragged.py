@@ -8,7 +8,7 @@ import optax
 import pytest
 
 from tallysim import run
-from tallysim.sim import local
+from tallysim.sim import local, step_groups
 from tallysim.config import ModelConfig
 from tallysim.sim.fed import FedData
 from tallysim.sim.models import make_model
@@ -41,10 +41,14 @@ def _setup(**kw):
 
 
 def _reference(spec, data, args, probes, sequential_epochs=0):
-    """The masked per-peer scan over the whole padded schedule, vmapped: the previous train_peers."""
+    """The masked per-peer scan over the whole padded schedule, vmapped: the previous train_peers. A peer
+    without steps (no examples, no digest) reports the mean loss of those with (local.stepped_mean_fill)."""
     def one(p, o, k, s, c):
         return local.train_peer(spec, p, o, k, s, c, data, probes, None, sequential_epochs)
-    return jax.jit(jax.vmap(one))(*args)
+    params, opt, loss = jax.jit(jax.vmap(one))(*args)
+    stepped = (np.asarray(args[-1]) > 0) | (probes is not None and sequential_epochs > 0)
+    loss = np.where(stepped, np.asarray(loss), np.asarray(loss)[stepped].mean())
+    return params, opt, loss
 
 
 @pytest.mark.parametrize("groups", [1, 3, 10])
@@ -75,12 +79,12 @@ def test_sequential_digest_then_ragged_private_steps():
 
 def test_waste_prediction_and_auto_groups():
     steps = np.array([[10, 1, 1, 1]])
-    assert local.waste(steps, 4, 1) == pytest.approx(40 / 13)
-    assert local.waste(steps, 4, 4) == pytest.approx(1.0)
-    assert local.waste(steps, 4, 2) == pytest.approx((2 * 10 + 2 * 1) / 13)
-    assert local.auto_groups(steps, 4) == 4
-    assert local.auto_groups(np.full((2, 6), 5), 6) == 1           # equal shards: one vmapped loop
-    assert local.auto_groups(steps, 4, backend="cpu") == 4           # the CPU runs peers one by one
+    assert step_groups.waste(steps, 4, 1) == pytest.approx(40 / 13)
+    assert step_groups.waste(steps, 4, 4) == pytest.approx(1.0)
+    assert step_groups.waste(steps, 4, 2) == pytest.approx((2 * 10 + 2 * 1) / 13)
+    assert step_groups.auto_groups(steps, 4) == 4
+    assert step_groups.auto_groups(np.full((2, 6), 5), 6) == 1           # equal shards: one vmapped loop
+    assert step_groups.auto_groups(steps, 4, backend="cpu") == 4           # the CPU runs peers one by one
 
 
 @pytest.mark.parametrize("protocol", [pytest.param("tally", marks=pytest.mark.slow), "fedavg"])

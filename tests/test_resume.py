@@ -117,7 +117,7 @@ def test_sweep_resumes_a_partial_run_from_its_checkpoint(tmp_path, monkeypatch):
     assert recs[0]["status"] == "failed" and (tmp_path / "sw" / "a" / "error.txt").is_file()
     logs = []
     recs = sweep.run_sweep(base, runs, tmp_path / "sw", progress=False, log=logs.append)
-    assert recs[0]["status"] == "done" and any("resuming from round 2" in s for s in logs), logs   # the checkpoint follows the row
+    assert recs[0]["status"] == "done" and any("resuming from round 3 (its checkpoint after round 2" in s for s in logs), logs   # the checkpoint follows the row
     assert not (tmp_path / "sw" / "a" / "error.txt").exists()     # not beside its done.json (issue 30)
     assert no_wall(read_rows(tmp_path / "sw" / "a")) == ref
 

@@ -46,7 +46,7 @@ def test_a_run_that_cannot_fit_is_still_refused(xla_optimized):
                                             (["participation=0.25", "client_storage=auto", "ragged_groups=1"], 16),
                                             (["ragged_groups=100"], 1)])
 def test_the_activations_count_the_peers_trained_at_once(items, together):
-    """ceil(active / ragged_groups); unset, the CPU's one peer per group (local.auto_groups) bounds it."""
+    """ceil(active / ragged_groups); unset, the CPU's one peer per group (step_groups.auto_groups) bounds it."""
     assert sizing.trained_at_once(_cfg(*items)) == together
     acts = dict((what, b) for what, b, _ in sizing.estimate_bytes(_cfg(*items)))["the activations"]
     assert acts == 4 * 2 * together * 512 * 3072

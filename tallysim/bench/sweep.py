@@ -19,6 +19,7 @@ from pathlib import Path
 import jax
 
 from tallysim import config, sweep
+from tallysim.results import metrics
 from tallysim.sim import lanes
 
 FULL = {"axes": ["optim.lr=0.01,0.02,0.05,0.1", "distill.weight=0.5,1,2", "partition.alpha=0.1,0.5,1",
@@ -43,7 +44,9 @@ def plan(smoke: bool, data: str = "fashion_mnist"):
 def run(smoke: bool = False, data: str = "fashion_mnist", log=print, keep: str = None,
         sample: int = 0) -> dict:
     """Time the sweep both ways; returns the numbers (also printed as a short table). `sample` > 0:
-    one at a time runs only `sample` evenly spaced runs of the sweep."""
+    one at a time runs only `sample` evenly spaced runs of the sweep. `keep`: the folder to sweep into and
+    keep (default a temporary one): runs an earlier call finished there are left as they were, counted as
+    `{mode}_done_before` and not timed (`{mode}_timed` runs are)."""
     base, runs = plan(smoke, data)
     cfgs = sweep.configs(base, runs)
     programs = len(lanes.group(cfgs))
@@ -62,14 +65,22 @@ def run(smoke: bool = False, data: str = "fashion_mnist", log=print, keep: str =
             # count it. One at a time it stops at the NaN; grouped, its lane runs on (so this can only
             # understate the grouped speed-up).
             diverged = [r for r in recs if r.get("diverged")]
-            failed = [r for r in recs if r["status"] != "done" and r not in diverged]
-            out[f"{mode}_diverged"] = len(diverged)
+            # A run finished before (a `keep` folder that held it: sweep.json's done_before) was left as it
+            # was, neither run nor failed: it was counted a failure. Counted apart, and not timed.
+            before = [r for r in recs if metrics.done_before(r)]
+            failed = [r for r in recs if r["status"] != "done" and r not in diverged and r not in before]
+            out[f"{mode}_diverged"], out[f"{mode}_done_before"] = len(diverged), len(before)
             if failed:
                 raise RuntimeError(f"bench --sweep: {len(failed)} runs failed, the first: {failed[0]['name']}: "
                                    f"{failed[0].get('error')}")
-            # the whole sweep's time; one at a time from its sample's rate when sampled
-            out[f"{mode}_s"] = round(seconds * len(runs) / len(todo), 2)
-            out[f"{mode}_runs_per_hour"] = round(len(todo) * 3600 / seconds, 1)
+            ran = len(todo) - len(before)
+            if not ran:
+                raise RuntimeError(f"bench --sweep: all {len(todo)} runs {mode.replace('_', ' ')} were finished "
+                                   f"before in {root / mode}, so none was timed; allowed: an empty keep folder")
+            # the whole sweep's time from the rate of the runs it ran (a sample's, or those not done before)
+            out[f"{mode}_s"] = round(seconds * len(runs) / ran, 2)
+            out[f"{mode}_runs_per_hour"] = round(ran * 3600 / seconds, 1)
+            out[f"{mode}_timed"] = ran
     finally:
         if not keep:
             shutil.rmtree(root, ignore_errors=True)      # our own temporary directory only
@@ -78,16 +89,27 @@ def run(smoke: bool = False, data: str = "fashion_mnist", log=print, keep: str =
     return out
 
 
+def _timed_note(r: dict, mode: str) -> str:
+    """Where a mode's seconds come from fewer runs than the sweep's: a sample, runs finished before."""
+    timed = r.get(f"{mode}_timed", r["runs"])
+    if timed >= r["runs"]:
+        return ""
+    before = r.get(f"{mode}_done_before", 0)
+    return f"  (seconds from {timed} {'sampled ' if timed + before < r['runs'] else ''}runs)"
+
+
 def table(r: dict) -> str:
     lines = [f"sweep benchmark on {r['device']} ({r['runs']} runs, {'smoke' if r['smoke'] else 'full'}, "
              f"data {r['data']})",
              f"{'mode':<16}{'programs':>10}{'seconds':>10}{'runs/hour':>12}",
-             f"{'grouped':<16}{r['programs_grouped']:>10}{r['grouped_s']:>10.1f}{r['grouped_runs_per_hour']:>12,.0f}",
+             f"{'grouped':<16}{r['programs_grouped']:>10}{r['grouped_s']:>10.1f}{r['grouped_runs_per_hour']:>12,.0f}"
+             + _timed_note(r, "grouped"),
              f"{'one at a time':<16}{r['programs_one_at_a_time']:>10}{r['one_at_a_time_s']:>10.1f}"
-             f"{r['one_at_a_time_runs_per_hour']:>12,.0f}"
-             + ("" if r.get("one_at_a_time_timed", r["runs"]) >= r["runs"] else
-                f"  (seconds from {r['one_at_a_time_timed']} sampled runs)"),
+             f"{r['one_at_a_time_runs_per_hour']:>12,.0f}" + _timed_note(r, "one_at_a_time"),
              f"grouped is {r['ratio']:.2f}x faster"]
+    if r.get("grouped_done_before") or r.get("one_at_a_time_done_before"):
+        lines.append(f"finished before (left as they were, not timed): grouped {r.get('grouped_done_before', 0)}, "
+                     f"one at a time {r.get('one_at_a_time_done_before', 0)}")
     if r.get("grouped_diverged") or r.get("one_at_a_time_diverged"):
         lines.append(f"diverged (NaN loss, counted as run): grouped {r.get('grouped_diverged', 0)}, "
                      f"one at a time {r.get('one_at_a_time_diverged', 0)}")

@@ -42,7 +42,7 @@ from tallysim.bench import device_name, failed, flops as bench_flops, ref as ben
 from tallysim.bench.flags import CONV_IMPLS, CONV_MODELS, REPEATS
 # the table as text, and its notes: throughput.table, throughput.header, as before
 from tallysim.bench.throughput_table import header, table, table_notes, torch_available  # noqa: F401
-from tallysim.sim import local, peers as peers_mod
+from tallysim.sim import local, peers as peers_mod, step_groups
 from tallysim.config import MODELS, ConfigError, ModelConfig, OptimConfig
 from tallysim.sim.fed import FedData, cohort_shards
 from tallysim.sim.models import DTYPES, make_model
@@ -205,7 +205,7 @@ def _measure_one(model, dtype, P, steps, batch, loop_max, shape, impls, repeats,
     def spec_for(conv):
         net = make_model(ModelConfig(name=model, dtype=dtype, conv=conv), CLASSES)
         # The peer grouping a run would choose for P equal peers (on the CPU: one after another).
-        groups = local.auto_groups(np.full((1, P), steps), P, backend=jax.default_backend())
+        groups = step_groups.auto_groups(np.full((1, P), steps), P, backend=jax.default_backend())
         return net, local.LocalSpec(apply_fn=net.apply, tx=tx, batch_size=batch, shard_max=S,
                                     local_steps=steps, groups=groups)
 

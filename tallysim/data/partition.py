@@ -56,7 +56,7 @@ CONVENTIONS = {
     "dirichlet_mix": "Hsu, Qi, Brown 2019, 'Measuring the Effects of Non-Identical Data Distribution for "
                      "Federated Visual Classification' (arXiv:1909.06335): equal shards, each peer's class "
                      "mix ~ Dir(alpha x class frequencies), drawn without replacement; numpy default_rng(seed)",
-    "population": "many clients, sizes max(min_size, round(LogNormal(log(mean_size) - sigma^2/2, sigma))) as "
+    "population": "many clients, sizes max(min_size, floor(1/2 + LogNormal(log(mean_size) - sigma^2/2, sigma))) as "
                   "in LEAF's / FedProx's synthetic populations (Li et al., MLSys 2020), IID labels, dealt from "
                   "one shuffle (reuse: a fresh shuffle per pass, clients then share examples); stored ragged "
                   "(data/population.py); numpy default_rng([seed, 0x9097])",

@@ -268,7 +268,9 @@ def pareto_fig(spec, data, stem, title) -> dict:
         png = pareto.plot(points, front, f"{stem}.png", title=title)
         pareto.plot(points, front, f"{stem}.pdf", title=title)
         tables = pareto.write_tables(points, front, f"{stem}.png", "final", "auto")
-        return {"png": png, "pdf": f"{stem}.pdf", "csv": tables[2], "frontier": tables[1]}
+        # every file written, as the figure's "wrote ..." line and its OUT/<name>.json list them: the
+        # frontier's CSV was written and named nowhere
+        return {"png": png, "pdf": f"{stem}.pdf", "csv": tables[2], "frontier": tables[1], "frontier_csv": tables[0]}
     by_panel = {n: [p for p in points if panel_of(p["dir"]) == n] for n in names}
     by_panel = {n: pts for n, pts in by_panel.items() if pts}
     plt = pyplot()
@@ -276,10 +278,12 @@ def pareto_fig(spec, data, stem, title) -> dict:
     lines, rows = [f"# {title}", ""], []
     style = pareto.styles(p["protocol"] for p in points)     # one look per group in every panel
     landscape, landscape_rows = [], []     # spec "overall": the frontier over all protocols, per panel
+    panel_files = []                       # each panel's own tables, listed with the figure's files
     for ax, (n, pts) in zip(axes[0], by_panel.items()):
         front = pareto.frontier(pts)
         pareto.draw(ax, pts, front, title=f"{n}: {len(pts)} runs", style=style)
         tables = pareto.write_tables(pts, front, f"{stem}_{n}.png", "final", "auto")
+        panel_files += [(f"{n}_frontier_csv", tables[0]), (f"{n}_frontier", tables[1]), (f"{n}_points", tables[2])]
         if spec.get("overall"):
             best = pareto.overall(pts)
             ax.step([pareto.plotted_bits(p["bits_per_peer"]) for p in best], [p["accuracy"] for p in best],
@@ -296,7 +300,8 @@ def pareto_fig(spec, data, stem, title) -> dict:
     save_figure(fig, f"{stem}.png", f"{stem}.pdf")
     atomic.write_text(f"{stem}_frontier.md", "\n".join(lines))
     atomic.write_csv(f"{stem}.csv", list(rows[0]) if rows else ["panel"], rows)
-    out = {"png": f"{stem}.png", "pdf": f"{stem}.pdf", "csv": f"{stem}.csv", "frontier": f"{stem}_frontier.md"}
+    out = {"png": f"{stem}.png", "pdf": f"{stem}.pdf", "csv": f"{stem}.csv", "frontier": f"{stem}_frontier.md",
+           **dict(panel_files)}
     if landscape:
         atomic.write_text(f"{stem}_overall.md", "\n".join([f"# {title}: the frontier over all protocols", "",
                                                             *landscape]))

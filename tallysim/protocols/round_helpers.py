@@ -47,7 +47,10 @@ def active_set(ctx: Context, key, data: Optional[FedData] = None) -> Optional[ja
             if sequential:
                 return cohort.uniform_sequential(k, peers_g, active_g)
             return jnp.sort(jax.random.permutation(k, peers_g)[:active_g])
-        return jnp.concatenate([g.lo + group(jax.random.fold_in(key, i), g.hi - g.lo, g.a_hi - g.a_lo)
+        # one group is one model for every peer: it draws the one-model run's cohort (the round key itself;
+        # fold_in(key, 0) drew another cohort than the run without groups, review24)
+        one = len(ctx.model_groups) == 1
+        return jnp.concatenate([g.lo + group(key if one else jax.random.fold_in(key, i), g.hi - g.lo, g.a_hi - g.a_lo)
                                 for i, g in enumerate(ctx.model_groups)])
     if ctx.cfg.participation_rule == "size":
         if data is None:

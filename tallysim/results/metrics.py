@@ -29,7 +29,7 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Callable, Iterable, Optional
 
 from tallysim.config import ConfigError, show
 from tallysim.fields import home, is_path
@@ -257,21 +257,36 @@ def read_sweep(sweep_dir) -> dict:
     return doc
 
 
-def find_runs(dirs: Iterable) -> list[tuple[Path, str]]:
+def find_runs(dirs: Iterable, unlisted: Optional[Callable] = None) -> list[tuple[Path, str]]:
     """(run directory, label) for every directory with metrics.jsonl at or below each of dirs.
-    The label is the path relative to the given directory (its own name if it is a run)."""
+    The label is the path relative to the given directory (its own name if it is a run). A folder it
+    cannot list (no read permission) is passed to `unlisted(folder, label, ConfigError)`, as read_runs
+    passes a corrupt run to its `skip`: its runs were left out in silence (os.walk's default)."""
     found, seen = [], set()
     for root in directories(dirs):
         root = Path(root)
         if not root.is_dir():
             raise ConfigError(f"{root} is not a directory; pass run directories or directories above them")
-        if (root / METRICS).exists():
+
+        def cannot_list(e: OSError, root=root):
+            if unlisted is not None:
+                where = Path(e.filename) if e.filename else root
+                below = where != root and where.is_relative_to(root)
+                label = where.relative_to(root).as_posix() if below else str(where)
+                unlisted(where, label, ConfigError(f"cannot list this folder ({e.strerror or e}): any runs "
+                                                   "under it are left out"))
+        try:
+            is_run = (root / METRICS).exists()
+        except OSError as e:        # a folder it may not enter (chmod 000): exists() raises, a traceback
+            cannot_list(OSError(e.errno, e.strerror, str(root)))
+            continue
+        if is_run:
             hits = [(root, root.resolve().name)]
         else:
             hits, walked = [], {root.resolve()}
             # links followed: a folder of links to runs (`ln -s ../sweep/a results/a`) was "no run
             # directories"; each real directory walked once, so a link back up (a loop) ends
-            for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+            for dirpath, dirnames, filenames in os.walk(root, onerror=cannot_list, followlinks=True):
                 # real directories claim before links: a link to a run beside it (`ln -s t latest`) sorted
                 # first and claimed the run, which table and read_rows then named by the link's name; then
                 # walked in name order, links among them (a link `a` before the real `b`, as ever)
@@ -305,8 +320,12 @@ def read_runs(dirs: Iterable, skip, none_ok: bool = False) -> list[tuple[Path, s
     tallysim.read_rows, alike), or with `none_ok` an empty list (pareto.collect: a figure's group may
     have no finished run yet, and `tallysim pareto` says "no complete runs" itself)."""
     dirs = directories(dirs)
-    runs, skipped = [], 0
-    for d, label in find_runs(dirs):
+    runs, skipped, unlisted = [], 0, []
+
+    def cannot_list(d, label, e):
+        unlisted.append(d)
+        skip(d, label, e)
+    for d, label in find_runs(dirs, cannot_list):
         try:
             runs.append((d, label, *read_run(d)))
         except ConfigError as e:
@@ -317,7 +336,8 @@ def read_runs(dirs: Iterable, skip, none_ok: bool = False) -> list[tuple[Path, s
         if skipped:           # they were found, and were unreadable: not "no run directories"
             raise ConfigError(f"no readable run under {where}: the {skipped} run "
                               f"director{'y' if skipped == 1 else 'ies'} found could not be read (above)")
-        raise ConfigError(f"no run directories (with {METRICS}) under {where}")
+        blind = f" ({len(unlisted)} folder{'s' if len(unlisted) > 1 else ''} not listed, above)" if unlisted else ""
+        raise ConfigError(f"no run directories (with {METRICS}) under {where}{blind}")
     return runs
 
 

@@ -295,7 +295,8 @@ def train_peers(spec: LocalSpec, params_A, opt_A, keys_A, shard_AxS, count_A, da
                 probes: Optional[Probes] = None, anchor=None, sequential_epochs: int = 0,
                 flip_A=None, cap_A=None, linear_A=None):
     """All active peers in one program. Returns (params_A, opt_A, loss_A, steps) with
-    steps = {"steps_real", "steps_computed"}: private steps taken and computed, summed over peers.
+    steps = {"steps_real", "steps_computed"}: private steps taken and computed, summed over peers;
+    loss_A: each peer's mean loss (`stepped_mean_fill`: a peer without steps reports the others' mean).
 
     Shards are ragged, and a vmapped loop runs as long as its longest lane. So the peers are sorted by
     their real step count and split into `spec.groups` equal groups (padded with idle lanes); a scan
@@ -346,48 +347,18 @@ def train_peers(spec: LocalSpec, params_A, opt_A, keys_A, shard_AxS, count_A, da
     inv = jnp.argsort(order[:A])
     ungroup = lambda a: a.reshape((G * g,) + a.shape[2:])[:A][inv]
     params_A, opt_A = jax.tree.map(ungroup, (p, o))
-    loss_A = ungroup(ls) / jnp.maximum(ungroup(ns), 1)
+    loss_A = stepped_mean_fill(ungroup(ls), ungroup(ns))
     steps = {"steps_real": jnp.sum(n_A),
              "steps_computed": jnp.int32(g) * jnp.sum(trip_G)}
     return params_A, opt_A, loss_A, steps
 
 
-MAX_AUTO_GROUPS = 16
-
-
-def waste(steps_ZxP, active: int, groups: int, draws: int = 16, seed: int = 0) -> float:
-    """Predicted computed / real private steps of `train_peers` with `groups` groups, for real step
-    counts per lane (seed) and peer (host numpy; lanes run batched, so a group runs to its longest
-    over lanes).
-    Under partial participation it averages `draws` random active sets."""
-    import numpy as np
-    steps_ZxP = np.asarray(steps_ZxP, np.int64)
-    Z, P = steps_ZxP.shape
-    rng = np.random.default_rng(seed)
-    sets = [np.arange(P)] if active == P else [rng.choice(P, active, replace=False) for _ in range(draws)]
-    g = -(-active // groups)
-    real = computed = 0
-    for idx in sets:
-        s = -np.sort(-steps_ZxP[:, idx], axis=1)
-        s = np.pad(s, ((0, 0), (0, groups * g - active)))
-        computed += g * s[:, ::g].max(axis=0).sum() * Z
-        real += s.sum()
-    return computed / max(real, 1)
-
-
-def auto_groups(steps_ZxP, active: int, target: float = 1.2, backend: str = "gpu") -> int:
-    """On the CPU, one peer per group: the peers run one after another inside the compiled round,
-    each only its own steps (no waste), and unbatched convolutions and matmuls are what the CPU runs
-    fastest (a LeNet FedAvg round measured 7x faster than vmapped, an MLP tally round 3.8x).
-    Elsewhere, the fewest groups (up to MAX_AUTO_GROUPS) whose predicted waste is <= target, else the
-    least wasteful: fewer groups keep more peers in one vmapped step, which accelerators prefer."""
-    if backend == "cpu":
-        return active
-    best, best_w = 1, float("inf")
-    for g in range(1, min(MAX_AUTO_GROUPS, active) + 1):
-        w = waste(steps_ZxP, active, g)
-        if w <= target:
-            return g
-        if w < best_w - 1e-9:
-            best, best_w = g, w
-    return best
+def stepped_mean_fill(loss_sum_A, steps_A):
+    """Each peer's mean loss over its steps. A peer that took none (an empty shard, faults.steps=0) reports
+    the mean of those that did, so every mean over loss_A (train_loss, train_loss@NAME, a plugin's) is over
+    the peers that trained (its 0 read 9 peers at 2.0 and an empty one as 1.8); 0 where none did (NaN would
+    stop the run as diverged). Where every peer stepped, loss_A is as before, bit for bit."""
+    stepped = steps_A > 0
+    loss_A = loss_sum_A / jnp.maximum(steps_A, 1)
+    fill = jnp.sum(jnp.where(stepped, loss_A, 0.0)) / jnp.maximum(jnp.sum(stepped), 1)
+    return jnp.where(stepped, loss_A, fill)
