@@ -57,7 +57,14 @@ class Driver:
 
     def step(self, state=None):
         """Round r+1 from `state` (default: the current one); returns (new state, info) and keeps them."""
+        import jax
         import jax.numpy as jnp
+        from tallysim.fields import ConfigError
+        if state is not None and jax.tree.structure(state) != jax.tree.structure(self.state):
+            # a dict or a number was an AttributeError from inside the traced round (`no attribute params`)
+            raise ConfigError(f"Driver.step(state=...): a {type(state).__name__} of another structure than the "
+                              f"protocol's state; expected its State, as d.state or a step's first return value "
+                              "holds it (or None: the current one)")
         self.r += 1
         self.state, self.info = self.round_fn(self.state if state is None else state, self.built.one, self.root,
                                               jnp.int32(self.r))
@@ -82,7 +89,11 @@ class Driver:
     def bits(self):
         """The last round's exact bits (comm.RoundBits), from the protocol's cost."""
         import jax
-        return self.built.protocol.cost({k: v.tolist() for k, v in jax.device_get(self.info or {}).items()})
+        from tallysim.fields import ConfigError
+        if self.info is None:       # was the cost of an empty info: a round's bits though no round had run
+            raise ConfigError("Driver.bits(): no round has run yet; call d.step() (or d.run(n)) first: the bits "
+                              "are the last round's")
+        return self.built.protocol.cost({k: v.tolist() for k, v in jax.device_get(self.info).items()})
 
 
 def drive(cfg: Config, seed: Optional[int] = None) -> Driver:

@@ -75,3 +75,37 @@ def check_read(cfg, out, resume) -> None:
         except (ConfigError, OSError, TypeError, ValueError):
             own = None
     validation.single_run(cfg, resumed=bool(resume), own=own)    # its warnings printed, as `tallysim run`'s
+
+
+def check_group(cfgs, outs, every) -> None:
+    """run.run_group's arguments (the grouped runs a sweep batches, also called from Python), checked before
+    any directory is locked or data loaded: two runs into one directory ran as two lanes and kept one run's
+    files, the other's results lost in silence; one directory fewer than configurations was an IndexError
+    after the data had loaded; [] an IndexError, a dict for a Config a TypeError from dataclasses, and
+    checkpoint_every=-1 or "2" taken (r % -1 == 0 saved every round)."""
+    from tallysim.schema import Config
+    what = "run_group(cfgs, outs)"
+    if not isinstance(cfgs, (list, tuple)) or not isinstance(outs, (list, tuple)):
+        raise ConfigError(f"{what}: expected a list of tallysim.Config and a list of run directories, got "
+                          f"{type(cfgs).__name__} and {type(outs).__name__}")
+    if not cfgs or len(cfgs) != len(outs):
+        raise ConfigError(f"{what}: {len(cfgs)} configurations and {len(outs)} directories; allowed: one run "
+                          "directory per configuration, at least one")
+    for c in cfgs:
+        if not isinstance(c, Config):
+            raise ConfigError(f"{what}: a configuration is {type(c).__name__}; allowed: tallysim.Config "
+                              "(tallysim.config.from_dict(d) makes one of a dict)")
+    seen: dict = {}
+    for o in outs:
+        if not is_path(o):
+            raise ConfigError(f"{what}: directory {o!r:.60} is {type(o).__name__}; allowed: a path (str or "
+                              "pathlib.Path)")
+        key = os.path.realpath(os.fsdecode(o))
+        if key in seen:
+            raise ConfigError(f"{what}: two configurations write one directory, {seen[key]} and {o} ({key}); "
+                              "allowed: a directory of its own for each")
+        seen[key] = o
+    every = plain_value(every)
+    if every is not None and (type(every) is not int or every < 0):
+        raise ConfigError(f"run_group(checkpoint_every={every!r}): allowed None (none), 0 (never) or a number of "
+                          "rounds")

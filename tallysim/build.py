@@ -5,6 +5,7 @@ batch that fit in memory (`auto_chunk`). Compiles nothing. run.py runs what this
 from __future__ import annotations
 
 import gc
+import json
 import os
 from dataclasses import dataclass, field, fields, replace
 from typing import Optional
@@ -15,6 +16,7 @@ import numpy as np
 
 from tallysim import config, data, data_read, model_groups, protocols, sizing
 from tallysim.config import Config, ConfigError
+from tallysim.fields import first_few
 from tallysim.data.cache import cache_file
 from tallysim.protocols.contract import make as make_protocol   # a plugin's Protocol checked
 from tallysim.protocols.base import Context, ModelGroup, Protocol
@@ -190,10 +192,17 @@ def build_group(cfgs: list[Config], runs: tuple = ()) -> Built:
     for c in cfgs:     # model.conv=pallas off a GPU: one line before the data loads, not after
         _check_convs(c)
     sig = lanes.signature(cfg)
-    for c in cfgs[1:]:
+    for i, c in enumerate(cfgs[1:], 2):
         if lanes.signature(c) != sig:
-            raise ValueError("build_group: these configurations differ in a static field; group them "
-                             "with lanes.group first")
+            # was a ValueError naming no field (run_group([fedavg, local]) from Python, a list mixing tasks)
+            was, now = json.loads(sig), json.loads(lanes.signature(c))
+            first = ("protocol.name", "data.name", "model.name")      # what sets the rest: said before them
+            keys = sorted(set(was) | set(now), key=lambda k: (k not in first, first.index(k) if k in first else 0, k))
+            diff = [f"{k}={was.get(k)!r}->{now.get(k)!r}" for k in keys if was.get(k) != now.get(k)]
+            raise ConfigError(f"run_group: configuration {i} differs from the first in a field one compiled program "
+                              f"cannot vary ({first_few(diff, 3)}); allowed: configurations that differ only in "
+                              "learning rates, weights, temperatures, partition, seed or rounds (sweep.run_sweep "
+                              "groups any list so), or each run apart")
     read_before = _read_state(cfg)
     ds = data.load(cfg.data, cfg.data.seed, tuple(runs))
     task = tasks.make(ds.task, ds.x_train.shape[1:])

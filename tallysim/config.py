@@ -127,6 +127,9 @@ def apply_overrides(cfg: Config, items: list[str]) -> Config:
         # a str iterated letter by letter ("malformed override 'p'"); None: "'NoneType' object is not iterable"
         raise ConfigError(f"apply_overrides(cfg, {show(items)}): expected a list of key=value strings, e.g. "
                           f"[{show(items) if isinstance(items, str) else repr('peers=4')}] ([] for none)")
+    if isinstance(items, dict):         # iterated as its keys: {"rounds": 2} was "malformed override 'rounds'"
+        raise ConfigError(f"apply_overrides(cfg, {show(items)}): a dict; expected a list of key=value strings, e.g. "
+                          f"{[f'{k}={v}' for k, v in list(items.items())[:2]]!r}, or cfg.replace(**d) for a dict")
     items = list(items)                 # a generator is read twice below (installed plugins, then the values)
     for item in items:                  # an installed package's protocol or model, loaded when named: its
         key, _, text = item.partition("=") if isinstance(item, str) else ("", "", "")   # sections then parse
@@ -147,6 +150,8 @@ def to_dict(cfg: Config) -> dict:
     """The nested dict config.json holds. A protocol's own section is there when the chosen protocol
     owns it or it is not at its defaults; a plugin loaded by name is recorded as "plugins", so that
     loading the file (--resume, a sweep) finds the protocol, or the plugin's model, again."""
+    if not isinstance(cfg, Config):     # a dict (config.json's) was dataclasses' "called with a dataclass"
+        raise ConfigError(f"to_dict: expected a tallysim.Config, got {type(cfg).__name__}")
     d = {f.name: dataclasses.asdict(getattr(cfg, f.name)) if dataclasses.is_dataclass(getattr(cfg, f.name))
          else getattr(cfg, f.name) for f in fields(cfg) if f.name not in ("ext", "derived")}
     present = dict(cfg.ext)
@@ -230,6 +235,8 @@ def from_dict(d: dict, base: Optional[Config] = None, where: str = "config file"
     `where`. Keys listed in a top-level "derived" (written by `run`) are left for validate to derive."""
     if not isinstance(d, dict):
         raise ConfigError(f"{where}: expected a JSON object of config fields, got {json_kind(d)}")
+    if base is not None and not isinstance(base, Config):      # a TypeError from dataclasses.replace
+        raise ConfigError(f"from_dict(base={base!r:.40}): expected a tallysim.Config (or None: the defaults)")
     d = dict(d)
     plugins = d.pop("plugins", [])
     if not isinstance(plugins, list) or not all(isinstance(p, str) for p in plugins):
@@ -240,8 +247,12 @@ def from_dict(d: dict, base: Optional[Config] = None, where: str = "config file"
     keys = dict(field_keys())
     sections = {k.rsplit(".", 1)[0] for k in keys if "." in k}
     run_written = "derived" in d
+    if run_written:     # config.json's records, not fields (load_file drops them too): from_dict(Results.config)
+        for record in ("resumed", "placement", "code"):        # was "unknown config key 'placement'"
+            d.pop(record, None)
     derived = d.pop("derived", [])
-    if not isinstance(derived, list) or not all(k in DERIVED for k in derived):
+    # a tuple: to_dict's own (config.json holds a list), so from_dict(to_dict(cfg)) was refused
+    if not isinstance(derived, (list, tuple)) or not all(k in DERIVED for k in derived):
         raise ConfigError(f"{where}: \"derived\"={show(derived)} must be a list of {', '.join(DERIVED)}")
     dotted_once(d, where)       # {"optim.lr": 0.1, "optim": {"lr": 0.2}}: the later one won in silence
     flat = {}
@@ -305,7 +316,14 @@ def load_file(path: str, smoke: bool = False, sweep_base: bool = False) -> Confi
         validate(cfg)                # a bad value in the file is the first thing to say
         raise ConfigError(f"--smoke applies the `smoke` section of {path}, and it has none; allowed: a file "
                           'with a "smoke": {...} section (or one it extends), or leave out --smoke')
-    return from_dict(shrink, cfg, where=f"{path} (smoke section)") if smoke else cfg
+    if smoke:
+        return from_dict(shrink, cfg, where=f"{path} (smoke section)")
+    try:        # a stale or misspelt key there showed only with --smoke, after the full-size runs had run
+        from_dict(shrink, cfg, where=f"{path} (smoke section)")
+    except ConfigError as e:
+        raise ConfigError(f"{e} (the `smoke` section is what --smoke applies; it is checked without --smoke "
+                          "too)") from None
+    return cfg
 
 
 def diff(old: dict, new: dict, prefix: str = "") -> list[str]:

@@ -221,6 +221,14 @@ def _occupied(p: Path, out, flag: str, words: dict) -> str:
     if state == "stopped":
         return (f"output directory {out} holds a run that stopped before its first checkpoint; pass {o} "
                 f"to start it again or choose another {flag}")
+    # "pass --overwrite", which then refused: it replaces only a run directory tallysim wrote (a sweep's
+    # folder, a folder of one's own files, were each named so only after the user had typed it)
+    if atomic.is_sweep_index(p / "sweep.json"):
+        return (f"output directory {out} is a sweep's directory (its sweep.json and runs), which {o} does not "
+                f"replace; allowed: another {flag} for this run")
+    if foreign := foreign_entries(p):
+        return (f"output directory {out} is not empty and not a tallysim run directory (it holds "
+                f"{_describe(foreign)}), which {o} does not replace; allowed: another {flag}, or move them away")
     return f"output directory {out} is not empty; pass {o} to replace it or choose another {flag}"
 
 

@@ -26,6 +26,16 @@ def check_name(name: str, where: str, what: str = "protocol") -> None:
                           "digits, '_' and '-'")
 
 
+def case_clash(name: str, taken, where: str, what: str = "protocol") -> None:
+    """A name that differs from a taken one only in case (`Tally` beside tally, `MLP` beside mlp) is refused:
+    registered, `protocol.name=Tally`, a slip for tally, ran the plugin with no "did you mean", and a sweep
+    over both wrote two run directories that a case-insensitive file system (macOS, Windows) holds as one."""
+    other = next((t for t in taken if t != name and t.casefold() == name.casefold()), None)
+    if other is not None:
+        raise ConfigError(f"{where}: {what} name {name!r} differs from the {what} {other!r} only in case; "
+                          f"allowed: a name that differs from every {what}'s in more than case")
+
+
 def _field_kind(t):
     """(scalar type, allowed) of an annotation validation understands, or None: bool, int, float, str,
     tuple (a shape), Literal[...] of one of those, each possibly Optional."""

@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tallysim import checkpoint, config, jax_check, nonfinite_stop, outdir, privacy, protocols, tracking, validation
+from tallysim import api_arguments, checkpoint, config, jax_check, nonfinite_stop, outdir, privacy, protocols, tracking, validation
 from tallysim import progress as progress_bars
 from tallysim.build import Built, auto_chunk, build, build_group  # noqa: F401 - run.build etc., as before
 from tallysim.config import Config, ConfigError
@@ -256,6 +256,7 @@ def run_group(cfgs: list[Config], outs: list, progress: bool = True, built: Opti
     warned for the whole sweep). Returns per configuration its last metrics row plus 'out', or the
     exception that stopped it (a NonFiniteLoss stops only its own configuration). Given a
     `checkpoint_every` K, each configuration saves its own checkpoint (checkpoint.GroupSaver)."""
+    api_arguments.check_group(cfgs, outs, checkpoint_every)
     if warn:
         validation.warn_seed_overlap([Path(o).name for o in outs], cfgs, "grouped runs")
     with contextlib.ExitStack() as held:     # one writer per directory, as `run` (two identical sweeps)
@@ -317,7 +318,6 @@ def run_results(cfg: Config, out: Optional[str] = None, overwrite: bool = False,
                 **kwargs) -> Results:
     """`run` for scripts and notebooks: into `out` (None: a new temporary directory), no progress bar by
     default; returns the run's Results (rows, .plot()). kwargs: as `run` (checkpoint_every, resume)."""
-    from tallysim import api_arguments
     api_arguments.check_read(cfg, out, kwargs.get("resume"))    # a single run: refuse a field its protocol ignores
     overwrite, progress, kwargs = api_arguments.check(out, overwrite, progress, kwargs)
     from tallysim import jax_check

@@ -101,6 +101,13 @@ class Config:
     # "derived" so that loading it (e.g. with another protocol.name) derives them again.
     derived: tuple = field(default=(), compare=False, repr=False, metadata={"internal": True})
 
+    def __new__(cls, *args, **kwargs):
+        if args:    # Config("c.json") was Config(peers="c.json"), refused later as "peers='c.json' ... an integer"
+            raise ConfigError(f"Config({args[0]!r:.40}{', ...' if len(args) > 1 else ''}): fields are given by name, "
+                              "e.g. Config(peers=10) or Config().replace(peers=10); a config file is read by "
+                              "tallysim.config.load_file(path)")
+        return super().__new__(cls)
+
     def __post_init__(self):
         # Config(protocol={"name": "fedavg"}): a dict for a section is that section's fields
         for f in fields(self):      # a dict for a section is its fields; anything else is refused

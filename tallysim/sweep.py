@@ -151,6 +151,7 @@ def _run_locked(runs, cfgs, out_dir: Path, progress: bool, log, meta, grouped: b
     """run_sweep's runs, with out_dir's sweep lock held."""
     from tallysim import run as runmod
     sweep_resume.refuse_lost_checkpoints(runs, cfgs, out_dir, DONE)
+    sweep_resume.refuse_smoke_mix(out_dir, runs, (meta or {}).get("smoke"), DONE)
     records = [{"name": name, "overrides": list(ov), "dir": str(out_dir / name), "status": "pending"}
                for name, ov in runs]
     _write_index(out_dir, records, meta)

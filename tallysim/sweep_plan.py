@@ -190,6 +190,7 @@ def dry_run(args, runs, cfgs: list[Config], checked_out) -> int:
             out_dir = None       # nothing there: every run would run, and the list says no more
         else:                    # a checkpoint this sweep could not continue, as the real one refuses
             sweep_resume.refuse_lost_checkpoints(runs, cfgs, out_dir, DONE)
+            sweep_resume.refuse_smoke_mix(out_dir, runs, bool(getattr(args, "smoke", False)), DONE)
             if outdir.being_written(out_dir):    # the real sweep is refused (sweep_busy); the list said nothing
                 print(f"note: {out_dir} is being written by another tallysim sweep (or figure) right now: "
                       "this sweep would be refused until it ends; the runs' fates below are as of now")

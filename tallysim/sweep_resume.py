@@ -69,3 +69,25 @@ def _refuse_other_experiment(d: Path, name: str, cfg) -> None:
                 f"another experiment's results under the same name, which the sweep would skip as done, never "
                 f"running {wants}; allowed: another --out for this sweep (or move {d} away); a sweep's axes "
                 f"name its runs, so two sweeps that differ in a field neither sweeps share names")
+
+
+def refuse_smoke_mix(out_dir: Path, runs, smoke, done: str) -> None:
+    """A full sweep into a `--smoke` sweep's --out (or the other way round): the runs share their names (the
+    axes name them), so every finished smoke run was skipped as done, with only a note, and sweep.json then
+    said `"smoke": false` over a table of 1-round results. Refused (ConfigError) where the index says the
+    other and a run of `runs` has finished there; `smoke`: this sweep's (None: not known, nothing checked)."""
+    if not isinstance(smoke, bool):
+        return
+    try:
+        old = json.loads((Path(out_dir) / "sweep.json").read_text())
+    except (OSError, ValueError, UnicodeDecodeError):
+        return
+    was = old.get("smoke") if isinstance(old, dict) else None
+    finished = [name for name, _ in runs if (Path(out_dir) / name / done).exists()]
+    if not isinstance(was, bool) or was == smoke or not finished:
+        return
+    what = {True: "a --smoke sweep's (its smoke section applied)", False: "a full-size sweep's (no --smoke)"}
+    raise ConfigError(f"sweep: {out_dir} holds {what[was]} finished runs ({first_few(finished, 3)}), which this "
+                      f"{'--smoke ' if smoke else 'full-size '}sweep would skip as done under the same names; "
+                      f"allowed: another --out for it (or {'leave out' if was is False else 'add'} --smoke to "
+                      "continue the sweep that is there)")

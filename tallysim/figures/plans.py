@@ -66,6 +66,9 @@ def _plan(spec: dict, smoke: bool, base_dir: Path) -> tuple[dict, dict, dict]:
     for key in ("base", "sweep", "smoke"):
         if not isinstance(spec.get(key, {}), dict):
             raise ConfigError(f"a figure config's `{key}` must be an object, not {spec[key]!r:.40}")
+    if isinstance(shrink, dict) and not isinstance(shrink.get("base", {}), dict):   # AttributeError 'items'
+        raise ConfigError(f"a figure config's `smoke.base` must be an object of config fields, not "
+                          f"{shrink['base']!r:.40}")
     groups = spec.get("groups", {})
     if not isinstance(groups, dict) or not isinstance(shrink, dict) \
             or not isinstance(shrink.get("groups", {}), dict):      # [] was falsy: the base alone, as "all"

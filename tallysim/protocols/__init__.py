@@ -39,7 +39,7 @@ from tallysim.fields import ConfigError, NameTaken, did_you_mean
 from tallysim.protocols.declaration import BASE_DEFAULTS, SECTION_NAMES, Declared, Traits, read_source  # noqa: F401
 from tallysim.protocols.plugin_import import (RegistryGuard, import_plugin, load_installed, one_line, plugin_table,
                                               allowed_text, not_loaded, warn, with_installed)
-from tallysim.plugin_rules import PROTOCOL_NAME, check_name  # noqa: F401 - protocols.PROTOCOL_NAME, as before
+from tallysim.plugin_rules import PROTOCOL_NAME, case_clash, check_name  # noqa: F401 - protocols.PROTOCOL_NAME, as before
 # A plugin's models (MODELS): protocols/plugin_models.py; the registry's own names for its tables, as before
 from tallysim.protocols.plugin_models import (BUILTIN_MODELS as _BUILTIN_MODELS, MODEL_PLUGIN as _MODEL_PLUGIN,
                                               MODELS as _MODELS, POSITION_BYTES as _POSITION_BYTES, add_models,
@@ -175,6 +175,7 @@ def _check_free(name: str, target: str, where: str) -> Optional[str]:
     """Protocol `name` may be registered as `target`: plain, and not another's. Returns who has it already
     (None: nobody; `target` itself: a plugin loaded again)."""
     check_name(name, where)
+    case_clash(name, (*REGISTRY, *_EXTERNAL), where)
     known = REGISTRY.get(name) and f"tallysim.protocols.{REGISTRY[name]}" or _EXTERNAL.get(name)
     if known and known != target:
         raise NameTaken(f"{where}: protocol.name={name!r} is already taken (by {known}); allowed: a name "

@@ -8,6 +8,8 @@ expected.
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import jax
 import numpy as np
 
@@ -39,7 +41,7 @@ def make(ctx) -> Protocol:
     return p._replace(init=_raised_in_plugin(who, "init(key, data)", p.init, hint),
                       round=_checked_round(who, _raised_in_plugin(who, "round(state, data, key, r)", p.round, hint),
                                            p.row_keys),
-                      cost=_checked_cost(who, p.cost))
+                      cost=_checked_cost(who, p.cost, ctx.spec.peers))
 
 
 def _where(e: BaseException) -> str:
@@ -117,7 +119,7 @@ def _whole_count(v) -> bool:
     return v >= 0 and float(v).is_integer()         # NaN and inf are not integers
 
 
-def _checked_cost(who: str, cost_fn):
+def _checked_cost(who: str, cost_fn, peers: Optional[int] = None):
     def cost_checked(info):
         try:
             bits = cost_fn(info)
@@ -129,12 +131,38 @@ def _checked_cost(who: str, cost_fn):
         if not isinstance(bits, RoundBits):
             raise ConfigError(f"{who}: cost(info) returned {type(bits).__name__}; expected "
                               "tallysim.sim.comm.RoundBits(up, down, active)")
+        counts = {}
         for name in ("up", "down", "active", "up_total", "down_total"):
             v = getattr(bits, name)
             if v is None and name.endswith("_total"):
+                counts[name] = None
                 continue
             if not _whole_count(v):      # -5 bits ran, and reported -6.25e-07 MB per peer; 1.5 bits too
                 raise ConfigError(f"{who}: cost(info) returned RoundBits({name}={v!r}); expected a whole number "
                                   ">= 0 (bits are counted exactly; active: the peers that took part)")
-        return bits
+            # as Python ints: numpy's (np.int64 from info's arrays) stopped the run at its first metrics row, a
+            # TypeError from json after every round had trained; a float's 412288.0 was written as a float
+            counts[name] = int(v)
+        if peers is not None and counts["active"] > peers:     # up * 999 of 2 peers was counted: 500 times the bits, in silence
+            raise ConfigError(f"{who}: cost(info) returned RoundBits(active={counts['active']}) in a run of {peers} "
+                              f"peers; expected the peers that took part in the round, 0..{peers}")
+        bits = bits._replace(**counts)
+        return bits._replace(up_A=_checked_up_A(who, bits))
     return cost_checked
+
+
+def _checked_up_A(who: str, bits: RoundBits):
+    """RoundBits.up_A, each active peer's own bits where they differ (selective_fd, cfd): a whole number each,
+    one per active peer, summing to the round's up total (model.groups split it by them). Unchecked,
+    (1.5, -2) or "xy" passed, and a grouped run's per-group bits were whatever they summed to."""
+    if bits.up_A is None:
+        return None
+    allowed = (f"expected None or a tuple of {bits.active} whole numbers >= 0 (each active peer's bits up) "
+               f"summing to the round's up total, {bits.totals()[0]}")
+    if not isinstance(bits.up_A, (tuple, list)) or len(bits.up_A) != bits.active \
+            or not all(_whole_count(v) for v in bits.up_A):
+        raise ConfigError(f"{who}: cost(info) returned RoundBits(up_A={bits.up_A!r}); {allowed}")
+    up_A = tuple(int(v) for v in bits.up_A)
+    if sum(up_A) != bits.totals()[0]:
+        raise ConfigError(f"{who}: cost(info) returned RoundBits(up_A=...) summing to {sum(up_A)}; {allowed}")
+    return up_A

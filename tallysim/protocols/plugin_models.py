@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Optional
 
 from tallysim.fields import ConfigError, NameTaken
-from tallysim.plugin_rules import check_name
+from tallysim.plugin_rules import case_clash, check_name
 
 # name -> "module:factory", and name -> the plugin module config.json must name. The built-ins' names
 # come from the registry's `ready` (schema_sections.BUILTIN_MODELS), so that a plugin's model cannot take one.
@@ -63,6 +63,7 @@ def check_models(module: str, listed: dict) -> None:
     """Every model name of a plugin checked (plain, not taken) before any is registered (add_models)."""
     for name, fn in listed.items():
         check_name(name, f"plugin {module!r}", "model")
+        case_clash(name, (*BUILTIN_MODELS, *MODELS), f"plugin {module!r}", "model")
         target = f"{module}:{fn}"
         taken = "tallysim (a built-in model)" if name in BUILTIN_MODELS else MODELS.get(name)
         if taken and taken != target:

@@ -36,7 +36,14 @@ def headline_key(row: dict, keys: tuple = HEADLINE) -> str:
 
 def accuracy(row: dict, keys: tuple = HEADLINE) -> float:
     """The row's headline accuracy: acc_global where there is a server model, else acc_mean."""
-    return row[headline_key(row, keys)]
+    if not hasattr(row, "get"):     # None, or a run's rows (a list): AttributeError 'get' from inside
+        raise ConfigError(f"accuracy(row={row!r:.60}): a {type(row).__name__}; expected one metrics row (a dict, "
+                          "as Results.rows, Results.last and read_rows hold them)")
+    k = headline_key(row, keys)
+    if k not in row:                # {} was KeyError: 'acc_mean', as if acc_mean were the only candidate
+        raise KeyError(f"accuracy(row): the row has none of {', '.join(keys)} (its keys: "
+                       f"{first_few(sorted(map(str, row)), 6)}); expected a metrics row")
+    return row[k]
 
 
 def accuracy_std(row: dict, keys: tuple = HEADLINE) -> tuple[float, float]:
@@ -154,6 +161,10 @@ def final_best(rows: list[dict], name: str = "auto") -> tuple[Optional[float], O
     """A run's (final, best) value of a metric: the last row's, and the largest over its rows (the
     smallest for a perplexity or a loss: lower_is_better; NaN and missing values left out); None where
     there is none."""
+    if not isinstance(rows, (list, tuple)) or not all(hasattr(r, "get") for r in rows):
+        # None was "'NoneType' object is not iterable"; one row (a dict) iterated its keys
+        raise ConfigError(f"final_best(rows={rows!r:.60}): a {type(rows).__name__}; expected a run's metrics rows, "
+                          "a list of dicts (Results.rows)")
     values = [float(v) for v in (metric(r, name) for r in rows) if v is not None and not math.isnan(v)]
     last = metric(rows[-1], name) if rows else None
     final = None if last is None or math.isnan(last) else float(last)

@@ -36,9 +36,14 @@ def collect(dirs, which: str = "final", metric: str = "auto", log=None) -> list[
     """One point per complete run: {protocol, run, dir, bits_per_peer, MB_per_peer, accuracy,
     accuracy_final, accuracy_best, rounds}. `accuracy` is the final or the best (`which`) value."""
     metrics.check_which(which)
+    if not isinstance(metric, str):     # None: AttributeError from lower_is_better
+        raise ConfigError(f"collect(metric={metric!r:.40}): expected a column name (str), or 'auto'")
     if metrics.lower_is_better(metric):     # the frontier keeps the highest value: the worst perplexity
         raise ConfigError(f"--metric {metric!r} is better lower (a perplexity, a loss, a share of tied votes), and pareto's frontier "
                           "keeps the highest value at each cost; allowed: an accuracy column, or auto")
+    if metric.endswith("_std"):     # acc_mean_std: a frontier of the widest spreads over seeds
+        raise ConfigError(f"--metric {metric!r} is a std over seeds, not a score: pareto draws a score against bits "
+                          f"per peer; allowed: an accuracy column ({metric[:-4]}), or auto")
     if metric.startswith("bits_") or metric == "wall_s":     # drew bits against bits: a "frontier" of the costs
         raise ConfigError(f"--metric {metric!r} is a cost, not a score: pareto draws a score against bits per peer; "
                           "allowed: an accuracy column, or auto")

@@ -15,7 +15,7 @@ from typing import Optional
 
 from tallysim import atomic
 from tallysim.config import ConfigError
-from tallysim.fields import did_you_mean, home
+from tallysim.fields import did_you_mean, home, is_path
 from tallysim.results import metrics, partition_file
 from tallysim.results.headline import partial_note, partial_seeds
 from tallysim.results.metrics import check_figure_out, columns, read_run
@@ -164,6 +164,16 @@ def plot_curves(run_dirs, out: str, metric: str = "auto", title: str | None = No
                 labels: Optional[list] = None) -> str:
     """One line per run directory; with several seeds a band of +- one std over seeds around the
     mean (the `<metric>_std` column), as the figures draw it. `labels`: the legend, one per run."""
+    # from Python: out=None was pathlib's TypeError, labels="ab" for two runs drew the legend "a" and "b" in
+    # silence (a str iterated), title=5 the title "5"
+    if not is_path(out):
+        raise ConfigError(f"plot_curves(out={out!r:.40}): expected the figure's file path (str or pathlib.Path)")
+    if labels is not None and (isinstance(labels, str) or not isinstance(labels, (list, tuple))
+                               or not all(isinstance(x, str) for x in labels)):
+        raise ConfigError(f"plot_curves(labels={labels!r:.40}): expected a list of str, one legend entry per run")
+    if not isinstance(metric, str) or not isinstance(title, (str, type(None))):
+        raise ConfigError(f"plot_curves(metric={metric!r:.30}, title={title!r:.30}): expected a column name (str, or "
+                          "'auto') and a title (str, or None)")
     out = home(out)     # "~/fig.png": the home's, not ./~
     check_figure_out(out)
     if title is not None:

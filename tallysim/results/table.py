@@ -50,10 +50,13 @@ def table_rows(dirs, metric: str = "auto", log=None) -> tuple[list[str], list[di
     accuracy (`metric="auto"`: acc_global where there is a server model, else acc_mean) of the last
     evaluation and the largest over evaluations; `final_std` its std over seeds (None for one seed).
     A corrupt run is skipped with a note through `log` (default stderr), as `pareto` does."""
+    if not isinstance(metric, str):     # None: AttributeError from the column checks; a list: unhashable
+        raise ConfigError(f"table_rows(metric={metric!r:.40}): expected a column name (str), or 'auto'")
     log = log or (lambda msg: print(msg, file=sys.stderr))
     runs = metrics.read_runs(dirs, lambda d, label, e: log(f"table: skipping {d}: {e}"))
     if metric != "auto":
         cols = {c for *_, rows in runs for c in metrics.columns(rows)}
+        own_column(metric, cols)
         if metric not in cols:
             allowed = f"allowed: auto, {', '.join(sorted(cols))}{did_you_mean(metric, sorted(cols), metrics.METRIC_ALIASES)}"
             held = [r[metric] for *_, rows in runs for r in rows if r.get(metric) is not None]
@@ -174,6 +177,22 @@ def _say_floor(runs: list, log) -> None:
 
 def _some(labels: list) -> str:
     return first_few(labels, 3, ", ... ({} more)")
+
+
+def own_column(metric: str, cols: set) -> None:
+    """--metric naming one of the table's own columns (`final`, `final_std@phone`, copied from its header)
+    was "not a column of any run's metrics.jsonl" with some 70 keys and "did you mean faulty_std"; a `_std`
+    key (`acc_mean_std`) was ranked as a score, its `best` the widest spread over seeds. Each said now with
+    the metric to give."""
+    head, _, group = metric.partition("@")
+    if head in RESULT_COLUMNS[:3] and metric not in cols:
+        key = f"acc_mean@{group}" if group else "acc_global or acc_mean (auto)"
+        raise ConfigError(f"--metric {metric!r} is a column of the table, not of the runs' {metrics.METRICS}: "
+                          f"{head} of {key}; allowed: --metric {key if group else 'auto'}, whose final, final_std and "
+                          "best the table prints, or another key of the rows")
+    if metric.endswith("_std") and metric in cols:
+        raise ConfigError(f"--metric {metric!r} is a std over seeds, not a score to rank runs by; allowed: --metric "
+                          f"{metric[:-4]}, whose final_std column is this value at the last evaluation")
 
 
 def metric_columns(metric: str) -> dict:
