@@ -157,7 +157,8 @@ class Saver:
         return time.monotonic() - self.last >= DEFAULT_SECONDS
 
     def save(self, state: Any, meta: dict) -> None:
-        save(self.out_dir, state, meta)
+        if self.out_dir is not None:    # None: another process writes it (run.py gathers the state in each)
+            save(self.out_dir, state, meta)
         self.last = time.monotonic()
 
     def discard(self) -> None:

@@ -118,8 +118,8 @@ def _run_chunk(b: Built, lo: int, hi: int, lanes_out: "_Lanes", bar, saver: chec
         if bar:     # the examples (tokens) the local steps processed: the bar's throughput
             bar.update(end - first + 1, int(np.sum(info_T["steps_real"][:, :hi - lo])) * b.cfg.batch_size
                        * tasks.of(ctx.spec).positions)
-        if end < last_round and saver.due(end):
-            saver.save(state, lanes_out.meta(lo, end, ledgers))
+        if end < last_round and mesh.agree(saver.due(end)):  # every process gathers the state (a
+            saver.save(mesh.host(state), lanes_out.meta(lo, end, ledgers))     # collective), process 0 writes it
     if hi < len(b.seeds) and saver.out_dir is not None and saver.every != 0:     # 0: never
         saver.save(None, lanes_out.meta(hi, 0, []))       # this chunk is done: a resume starts the next one
 

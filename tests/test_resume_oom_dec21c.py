@@ -73,15 +73,20 @@ def test_out_of_memory_after_a_resume_keeps_the_finished_chunk_and_the_rows_writ
     assert not (out / checkpoint.FILE).exists()
 
 
-def _segments_of(monkeypatch, call) -> list:
-    """The rounds each scan of the run's first chunk covers; the run stops there (nothing more to see)."""
+def _segments_of(monkeypatch, call, stop: bool = True) -> list:
+    """The rounds each scan of the run's chunks covers; with `stop`, the run stops at its first."""
     seen = []
 
     def segments(cfgs, r0, every):
         seen.append(run_segments(cfgs, r0, every))
-        raise Crash()
+        if stop:
+            raise Crash()
+        return seen[-1]
     monkeypatch.setattr(run, "_segments", segments)
-    with pytest.raises(Crash):
+    if stop:
+        with pytest.raises(Crash):
+            call()
+    else:
         call()
     return seen
 
@@ -100,9 +105,23 @@ def test_a_process_that_writes_nothing_scans_the_rounds_process_0_does(tmp_path,
         return lambda: run.run(cfg, str(tmp_path / name), progress=False, checkpoint_every=1)
     writer = _segments_of(monkeypatch, call("p0"))
     monkeypatch.setattr(mesh, "is_writer", lambda: False)
-    other = _segments_of(monkeypatch, call("p1"))
+    asked, gathered, host = [], [], mesh.host
+
+    def agree(flag):                # process 0's word: a checkpoint is due (its `flag`: this one's own)
+        asked.append(flag)
+        return True
+
+    def gather(tree):
+        gathered.append(type(tree).__name__)
+        return host(tree)
+    monkeypatch.setattr(mesh, "agree", agree)
+    monkeypatch.setattr(mesh, "host", gather)
+    other = _segments_of(monkeypatch, call("p1"), stop=group)
     assert writer == other == [[(1, 1), (2, 2), (3, 3)]]
     assert not (tmp_path / "p1").exists()       # it wrote nothing
+    if not group:                   # run through: at rounds 1 and 2 it gathered the state with process 0
+        assert asked == [False, False]
+        assert [g for g in gathered if g != "dict"] == ["State", "State"]
 
 
 def test_the_dead_peer_watch_counts_a_recomputed_round_once():
@@ -114,3 +133,36 @@ def test_the_dead_peer_watch_counts_a_recomputed_round_once():
     assert watch.see({**row, "round": 3}, 0) is None
     assert watch.see({**row, "round": 3}, 0) is None
     assert "peer 0" in watch.see({**row, "round": 4}, 0)
+
+
+@pytest.mark.slow
+def test_two_processes_with_a_checkpoint_cadence_finish(tmp_path):
+    """Two jax.distributed CPU processes (test_devices' setting) with --checkpoint-every 1 and one
+    evaluation: before, process 1 scanned rounds 1-2 in one program while process 0 ran two, and
+    process 0's save fetched a state spanning the other process's devices (a RuntimeError), process 1
+    waiting for ever (killed after 300 s; SIGTERM caught and ignored). Fast tests of the same code:
+    test_a_process_that_writes_nothing_scans_the_rounds_process_0_does."""
+    import os
+    import subprocess
+    import sys
+    from conftest import TINY
+    from test_devices import _free_port, _rows, _same
+    items = [*TINY, "protocol.name=tally", "seeds=4", "eval_every=2"]     # rounds=2: a checkpoint after round 1
+    port, procs = _free_port(), []
+    for pid in range(2):
+        env = dict(os.environ, XLA_FLAGS=f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=2",
+                   JAX_PLATFORMS="cpu", TALLYSIM_DISTRIBUTED="1", TALLYSIM_COORDINATOR=f"127.0.0.1:{port}",
+                   TALLYSIM_NUM_PROCESSES="2", TALLYSIM_PROCESS_ID=str(pid))
+        procs.append(subprocess.Popen([sys.executable, "-m", "tallysim", "run", *items, "--quiet", "--checkpoint-every",
+                                       "1", "--out", str(tmp_path / f"dist{pid}")], env=env,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    try:
+        outs = [p.communicate(timeout=300) for p in procs]
+    finally:
+        for p in procs:
+            p.kill()            # a hung pair (the fault) does not outlive the test
+    for p, (_, err) in zip(procs, outs):
+        assert p.returncode == 0, err[-3000:]
+    run.run(tiny("protocol.name=tally", "seeds=4", "eval_every=2", "devices=1"), str(tmp_path / "one"),
+            progress=False)
+    _same(_rows(tmp_path / "one"), _rows(tmp_path / "dist0"), "two processes, checkpoint every round")
