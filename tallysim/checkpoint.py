@@ -138,10 +138,15 @@ def _load(path: Path, like: Any) -> Any:
 
 
 class Saver:
-    """When to save: every `every` rounds when given (0 = never), else every DEFAULT_SECONDS."""
+    """When to save: every `every` rounds when given (0 = never), else every DEFAULT_SECONDS.
+    `cadence`: the rounds at which a run's scans stop for a save (run._segments), the same in every
+    process of a jax.distributed run: `elsewhere`, another process (process 0) saves this run's, and
+    this one (out_dir None) stops where it does (it scanned to the next evaluation: other programs,
+    the collectives out of step)."""
 
-    def __init__(self, out_dir: Optional[Path], every: Optional[int]):
+    def __init__(self, out_dir: Optional[Path], every: Optional[int], elsewhere: bool = False):
         self.out_dir, self.every = out_dir, every
+        self.cadence = every if out_dir is not None or elsewhere else 0
         self.last = time.monotonic()
 
     def due(self, r: int) -> bool:
@@ -152,7 +157,8 @@ class Saver:
         return time.monotonic() - self.last >= DEFAULT_SECONDS
 
     def save(self, state: Any, meta: dict) -> None:
-        save(self.out_dir, state, meta)
+        if self.out_dir is not None:    # None: another process writes it (run.py gathers the state in each)
+            save(self.out_dir, state, meta)
         self.last = time.monotonic()
 
     def discard(self) -> None:
@@ -182,6 +188,7 @@ class GroupSaver(Saver):
             print(f"tallysim: note: the group's {total} lanes run {chunk} at a time, and a chunk mixes runs: "
                   "they save no checkpoint (--one-at-a-time saves each run's)", file=sys.stderr)
         super().__init__(first, every if every and (chunk is None or chunk >= total) else 0)
+        self.cadence = self.every       # every process's: a group always has its directories (process 0's)
         self.out_dirs, self.lanes = out_dirs, lanes
 
     def save(self, state: Any, metas) -> None:

@@ -51,10 +51,12 @@ def refuse_storage_change(path: Path, written: dict, cfg) -> None:
 
 def rounds_done(meta: Optional[dict], rounds) -> Optional[int]:
     """The rounds a checkpoint's run has done over all its seed chunks: every chunk before its own ran
-    `rounds` (its chunks start at multiples of the chunk width), then its own chunk's round."""
+    `rounds`, then its own chunk's round. The chunks before it counted as run._run_all's bar counts them:
+    as wide as its own, the last maybe narrower (an out-of-memory retry narrows a run's chunks from a
+    chunk's start, which need not be a multiple of the new width)."""
     if not meta or not isinstance(rounds, int):
         return None
-    return meta["lo"] // meta["chunk"] * rounds + meta["round"]
+    return -(-meta["lo"] // meta["chunk"]) * rounds + meta["round"]
 
 
 def chunk_refusal(diff: list, what: str, chunk, done: Optional[int]) -> str:

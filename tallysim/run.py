@@ -35,7 +35,7 @@ from tallysim.programs import chunk_inputs, eval_clients, initial_state, lanes_p
 from tallysim.results.runs import Results
 from tallysim.results import dead_peers
 from tallysim.run_files import check_same_data, write_partition, write_run_files
-from tallysim.run_recorders import Lanes as _Lanes, NonFiniteLoss, Recorder as _Recorder  # noqa: F401 - run._Recorder, as before
+from tallysim.run_recorders import Lanes as _Lanes, NonFiniteLoss, Recorder as _Recorder, restart_meta  # noqa: F401 - run._Recorder, as before
 from tallysim.sim import comm, faults, fed, mesh, peers, tasks
 from tallysim.sim.evaluate import evaluate
 
@@ -86,7 +86,7 @@ def _run_chunk(b: Built, lo: int, hi: int, lanes_out: "_Lanes", bar, saver: chec
     last_round = max(c.rounds for c in cfgs)
     lanes_c = list(range(lo, hi)) + [hi - 1] * placement.pad_lanes       # as chunk_inputs
     pick = peers.eval_sample(b.cfg.eval_peers, b.cfg.eval_sample, ctx.spec.peers, [b.seeds[j] for j in lanes_c])
-    for first, end in _segments(cfgs, r0, saver.every if saver.out_dir is not None else 0):
+    for first, end in _segments(cfgs, r0, saver.cadence):     # every process's the same (Saver.cadence)
         rs = jnp.arange(first, end + 1, dtype=jnp.int32)
         state, info_T = (single if end == first else scan)(state, data_c, k_rounds, rs, values)
         info_T = _host(info_T)
@@ -118,8 +118,8 @@ def _run_chunk(b: Built, lo: int, hi: int, lanes_out: "_Lanes", bar, saver: chec
         if bar:     # the examples (tokens) the local steps processed: the bar's throughput
             bar.update(end - first + 1, int(np.sum(info_T["steps_real"][:, :hi - lo])) * b.cfg.batch_size
                        * tasks.of(ctx.spec).positions)
-        if end < last_round and saver.due(end):
-            saver.save(state, lanes_out.meta(lo, end, ledgers))
+        if end < last_round and mesh.agree(saver.due(end)):  # every process gathers the state (a
+            saver.save(mesh.host(state), lanes_out.meta(lo, end, ledgers))     # collective), process 0 writes it
     if hi < len(b.seeds) and saver.out_dir is not None and saver.every != 0:     # 0: never
         saver.save(None, lanes_out.meta(hi, 0, []))       # this chunk is done: a resume starts the next one
 
@@ -184,6 +184,7 @@ def run(cfg: Config, out: Optional[str] = None, overwrite: bool = False, progres
 def _run(cfg: Config, out: Optional[str], overwrite: bool, progress: bool, built: Optional[Built],
          checkpoint_every: Optional[int], resume: bool, words: dict = outdir.CLI) -> dict:
     meta = None
+    elsewhere = out is not None and not mesh.is_writer()     # process 0 saves the checkpoints (Saver)
     if not mesh.is_writer():        # several processes (jax.distributed): only process 0 writes
         if resume:
             raise ConfigError("--resume is not supported across several processes yet; resume with one")
@@ -209,10 +210,11 @@ def _run(cfg: Config, out: Optional[str], overwrite: bool, progress: bool, built
         write_run_files(b, 0, out_dir, chunk)
     elif out_dir:       # a pure function of the build: a deleted or damaged one was left so, silently
         write_partition(b, 0, out_dir)
-    saver = checkpoint.Saver(out_dir, checkpoint_every)
+    saver = checkpoint.Saver(out_dir, checkpoint_every, elsewhere=elsewhere)
     while True:
+        at: list = []      # _run_all's chunk under way: (its Lanes, lo, hi), what a retry keeps
         try:
-            last = _run_all(b, [out_dir], chunk, progress, saver, meta)[0]
+            last = _run_all(b, [out_dir], chunk, progress, saver, meta, at)[0]
             saver.discard()
             if isinstance(last, Exception):
                 raise last
@@ -224,9 +226,33 @@ def _run(cfg: Config, out: Optional[str], overwrite: bool, progress: bool, built
         except Exception as e:   # noqa: BLE001 - only out-of-memory is retried, smaller
             if not _is_oom(e) or chunk == 1:
                 raise
-            chunk, meta = max(1, chunk // 2), None
-            print(f"tallysim: the seed batch did not fit in memory; retrying {chunk} seeds at a time",
+            meta, said = _retry_point(b, at, meta, max(1, chunk // 2))
+            chunk = max(1, chunk // 2)
+            print(f"tallysim: the seed batch did not fit in memory; retrying {chunk} seeds at a time{said}",
                   file=sys.stderr)
+
+
+def _retry_point(b: Built, at: list, meta: Optional[dict], chunk: int) -> tuple:
+    """Where a lone run retries after running out of memory, `chunk` seeds at a time, and what it says
+    of it: the seed chunk under way (`at`, else the one a resume was to continue) again from its round
+    1; the chunks finished before it, their pending rows and the metrics rows written, kept (the retry
+    started over from round 1 and rewrote metrics.jsonl: a resumed run lost every round it resumed).
+    The checkpoint's state is one chunk's, as wide as the batch that did not fit: it is not split."""
+    if at:
+        lanes, lo, hi = at
+        redo = lanes.restart(lo, chunk)
+    elif meta:                      # out of memory before a chunk began: the resume's own chunk again
+        lo, hi, redo = meta["lo"], min(meta["lo"] + meta["chunk"], len(b.seeds)), restart_meta(meta, meta["lo"], chunk)
+    else:
+        return None, ""             # nothing ran: nothing to keep
+    ran = meta["round"] if meta and meta["lo"] == lo else 0
+    seeds = f"seeds {b.seeds[lo]}-{b.seeds[hi - 1]}" if hi - lo > 1 else f"seed {b.seeds[lo]}"
+    return redo, (f"; {seeds} start again from round 1"
+                  + (f" (their checkpoint after round {ran} holds {hi - lo} seeds' state, which a chunk "
+                     f"of {chunk} cannot load)" if ran else "")
+                  + (f"; the {lo} seed(s) before them, finished, are kept" if lo else "")
+                  + (f"; the {redo['lines']} metrics row(s) written are kept and not written again"
+                     if redo["lines"] else ""))
 
 
 def warn_collapsed(results: list, spec) -> None:
@@ -290,10 +316,14 @@ def _run_group(cfgs: list[Config], outs: list, progress: bool, built: Optional[B
 
 
 def _run_all(b: Built, out_dirs: list, chunk: int, progress: bool, saver: checkpoint.Saver,
-             resume: Optional[dict] = None) -> list:
+             resume: Optional[dict] = None, at: Optional[list] = None) -> list:
+    """Every chunk of `chunk` lanes from `resume`'s (or the first); `at`, given, holds the chunk under
+    way: (its Lanes, lo, hi), for an out-of-memory retry (_retry_point)."""
     n = len(b.seeds)
     start = resume["lo"] if resume else 0
-    bounds = [(lo, min(lo + chunk, n)) for lo in range(0, n, chunk)]
+    # chunks of `chunk` from `start`, which a retry in narrower chunks may place off their multiples
+    # (seeds=5, 5 -> 2 at a time from index 0 or 5, ...); before it, done, as wide (the bar's count)
+    bounds = [(lo, min(lo + chunk, end)) for first, end in ((0, start), (start, n)) for lo in range(first, end, chunk)]
     rounds = [max(b.cfgs[b.lane_cfg[j]].rounds for j in range(lo, hi)) for lo, hi in bounds]
     done = 0
     if resume:
@@ -310,6 +340,8 @@ def _run_all(b: Built, out_dirs: list, chunk: int, progress: bool, saver: checkp
         lanes_out = _Lanes(b, out_dirs, chunk, bar, resume, held)   # each file it opens closes with `held`
         for lo, hi in bounds:
             if lo >= start:
+                if at is not None:
+                    at[:] = [lanes_out, lo, hi]
                 _run_chunk(b, lo, hi, lanes_out, bar, saver, resume if lo == start else None)
     return lanes_out.results()
 

@@ -46,6 +46,8 @@ class Recorder:
             self.file = MetricsFile(path, keep)     # whole rows; a file changed mid-run is written again
 
     def rows(self, r: int, rows: list[dict]) -> None:
+        if r <= self.last.get("round", 0):  # written before an out-of-memory retry ran its chunk again
+            return      # (run._retry_point): the same numbers, kept, not written twice nor left waiting
         self.evals.setdefault(r, []).extend(rows)
         if len(self.evals[r]) < len(self.seeds):
             return
@@ -147,6 +149,11 @@ class Lanes:
                 self._meta(i, {**rec.meta(lo, r, [ledgers[j - lo] for j in self.b.lanes_of(i)]),
                                "chunk": len(self.b.lanes_of(i))}) for i, rec in enumerate(self.recs)]
 
+    def restart(self, lo: int, chunk: int) -> dict:
+        """A lone run's state for an out-of-memory retry (run._retry_point) of its chunk at lane lo, from
+        that chunk's round 1, `chunk` lanes at a time: a checkpoint's meta kept in memory."""
+        return restart_meta(self.meta(lo, 0, []), lo, chunk)
+
     def _meta(self, i: int, own: dict) -> dict:
         doc = config.to_dict(self.b.cfgs[i])
         return {**own, "config": doc, "plugins": {m: plugin_import.source_digest(m) for m in doc.get("plugins", [])},
@@ -163,3 +170,13 @@ class Lanes:
                 last["out"] = str(rec.out_dir) if rec.out_dir else None
                 out.append(last)
         return out
+
+
+def restart_meta(meta: dict, lo: int, chunk: int) -> dict:
+    """A lone run's meta (a checkpoint's, or Recorder.meta's) made to start the seed chunk at index `lo`
+    again from its round 1, `chunk` seeds at a time: the rows the seeds before `lo` left waiting for the
+    later chunks kept (each round's list holds them first, in seed order: chunks run in order), that
+    chunk's own dropped (it recomputes them), the metrics rows written, `last` and the time spent kept.
+    Recorder.rows takes no row of a round written already: recomputed, not written twice."""
+    evals = {int(r): list(rows[:lo]) for r, rows in meta["evals"].items() if rows[:lo]}
+    return {**meta, "lo": lo, "round": 0, "ledgers": [], "chunk": chunk, "evals": evals}

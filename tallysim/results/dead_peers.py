@@ -231,8 +231,9 @@ class Watch:
                 or not isinstance(acc, list) or not acc:
             return None
         low = self.low.setdefault(seed, [0] * len(acc))
-        if len(low) != len(acc):
-            return None
+        seen = self.rounds.get(seed)
+        if len(low) != len(acc) or (seen and row["round"] <= seen[-1]):    # a round seen (run._retry_point
+            return None                                 # recomputes a chunk's rounds): counted once
         low[:] = [k + 1 if _low(a, self.floor) else 0 for k, a in zip(low, acc)]
         rounds = self.rounds.setdefault(seed, [])
         rounds.append(row["round"])

@@ -104,6 +104,16 @@ def host(tree: Any) -> Any:
         note.cancel()
 
 
+def agree(flag: bool) -> bool:
+    """Process 0's `flag`, in every process (one process: its own): a decision one process makes (a
+    checkpoint due by process 0's clock, run.py) that every process acts on, together (gathering the
+    state to save is a collective: process 0 alone waited for the others' parts for ever)."""
+    if jax.process_count() == 1:
+        return flag
+    from jax.experimental import multihost_utils
+    return bool(multihost_utils.broadcast_one_to_all(np.asarray(flag)))
+
+
 def _fetch(tree: Any) -> Any:
     def one(a):
         if isinstance(a, jax.Array) and not a.is_fully_addressable:
