@@ -1,0 +1,76 @@
+"""leftovers29: small items. 1. every table and CSV a figure (and `pareto`) writes marks a point that is a
+mean over fewer seeds than its run has, as the robustness figure did alone (`*` and a footnote in Markdown,
+a `seeds_counted` CSV column); 2. ... Rows written by hand, no run."""
+import csv
+import json
+import pathlib
+
+import pytest
+
+from test_figures import FAULTS_SPEC, faults_runs
+
+pytest.importorskip("matplotlib")
+
+
+def _csv(path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _short(d: pathlib.Path, counted: dict) -> None:
+    """Makes the (one-row) run `d` a 3-seed run whose `counted` keys are means over 2 seeds."""
+    row = json.loads((d / "metrics.jsonl").read_text())
+    (d / "metrics.jsonl").write_text(json.dumps({**row, "seeds": [0, 1, 2], "seeds_counted": counted}) + "\n")
+
+
+# ----------------------------------------------------------------------------- 1. partial-seed points marked
+
+def test_the_faults_table_and_csv_mark_a_point_over_fewer_seeds(tmp_path):
+    from tallysim.figures import plots
+    data = faults_runs(tmp_path)
+    ov, d = data["tally"][1]                 # confident_wrong at fraction 0.2: acc_mean_honest 0.77
+    _short(d, {"acc_mean_honest": 2})
+    paths = plots.draw("faults", FAULTS_SPEC, data, tmp_path / "out" / "f8", "test")
+    table = pathlib.Path(paths["table"]).read_text()
+    assert "| confident_wrong, dirichlet 0.5 | tally | 0.800 | 0.770* | 0.600 | 0.2 |" in table, table
+    assert "\\* a mean over only the seeds that have a value" in table \
+        and "confident_wrong, dirichlet 0.5 tally faults.fraction=0.2: final over 2 of 3 seeds" in table
+    assert table.count("*") == 2                             # the cell and its footnote, nothing else
+    counted = {(r["group"], r["faults.kind"], r["faults.fraction"]): r["seeds_counted"] for r in _csv(paths["csv"])}
+    assert counted.pop(("tally", "confident_wrong", "0.2")) == "acc_mean_honest final over 2 of 3 seeds"
+    assert set(counted.values()) == {""}
+
+
+def test_fig1s_summary_and_curves_csv_mark_it_per_row(tmp_path):
+    from tallysim.figures import plots
+    d = tmp_path / "tally"
+    d.mkdir()
+    (d / "config.json").write_text(json.dumps({"data": {"name": "synthetic"}}))
+    rows = [{"round": r, "bits_per_peer": 100.0 * r, "acc_mean": a, "acc_mean_std": 0.01, "seeds": [0, 1, 2],
+             **({"seeds_counted": {"acc_mean": 2}} if r == 2 else {})} for r, a in ((1, 0.5), (2, 0.6))]
+    (d / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    paths = plots.draw("curves", {}, {"tally": [({}, d)]}, tmp_path / "out" / "fig1", "test")
+    assert [r["seeds_counted"] for r in _csv(paths["csv"])] == ["", "over 2 of 3 seeds"]     # each round its own
+    table = pathlib.Path(paths["table"]).read_text()
+    assert "| tally | synthetic | 0.6000 +- 0.0100* |" in table and "tally: final over 2 of 3 seeds." in table
+    # the final_vs kind: its CSV (it writes no Markdown)
+    paths = plots.draw("final_vs", {"x": "peers"}, {"tally": [({"peers": "3"}, d)]}, tmp_path / "out" / "fv", "t")
+    assert [r["seeds_counted"] for r in _csv(paths["csv"])] == ["final over 2 of 3 seeds"]
+
+
+def test_pareto_tables_mark_a_frontier_point_over_fewer_seeds(tmp_path, capsys):
+    from tallysim.cli import main
+    for name, counted in (("short", {"acc_mean": 2}), ("whole", None)):
+        d = tmp_path / "res" / name
+        d.mkdir(parents=True)
+        (d / "config.json").write_text(json.dumps({"protocol": {"name": name}, "rounds": 1, "seeds": 3}))
+        (d / "metrics.jsonl").write_text(json.dumps({"round": 1, "bits_per_peer": 800.0, "acc_mean": 0.5,
+                                                     "acc_mean_std": 0.01, "seeds": [0, 1, 2],
+                                                     **({"seeds_counted": counted} if counted else {})}) + "\n")
+    assert main(["pareto", str(tmp_path / "res"), "--out", str(tmp_path / "figs" / "p.png")]) == 0
+    md = (tmp_path / "figs" / "p_frontier.md").read_text()
+    assert "| short | 800 | 0.0001 | 0.5000* |" in md and "| whole | 800 | 0.0001 | 0.5000 |" in md, md
+    assert "short: final over 2 of 3 seeds." in md
+    for name in ("p_frontier.csv", "p_points.csv"):
+        assert {r["run"]: r["seeds_counted"] for r in _csv(tmp_path / "figs" / name)} == \
+            {"short": "final over 2 of 3 seeds", "whole": ""}, name
