@@ -74,3 +74,13 @@ def test_pareto_tables_mark_a_frontier_point_over_fewer_seeds(tmp_path, capsys):
     for name in ("p_frontier.csv", "p_points.csv"):
         assert {r["run"]: r["seeds_counted"] for r in _csv(tmp_path / "figs" / name)} == \
             {"short": "final over 2 of 3 seeds", "whole": ""}, name
+
+
+# ----------------------------------------------------------------------------- 2. the words of the counts
+
+def test_counts_take_their_nouns_number():
+    # the figure dry run said "1 runs, 1 compiled programs" (tests/test_extends.py and test_leftovers_dec19l pin
+    # the lines; test_leftovers_dec20k the sweep's "done before", sweep.json's status)
+    from tallysim.fields import count
+    assert [count(n, "run") for n in (0, 1, 2)] == ["0 runs", "1 run", "2 runs"]
+    assert count(1, "compiled program") == "1 compiled program" and count(3, "child", "children") == "3 children"
