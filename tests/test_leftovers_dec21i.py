@@ -84,3 +84,46 @@ def test_counts_take_their_nouns_number():
     from tallysim.fields import count
     assert [count(n, "run") for n in (0, 1, 2)] == ["0 runs", "1 run", "2 runs"]
     assert count(1, "compiled program") == "1 compiled program" and count(3, "child", "children") == "3 children"
+
+
+# ----------------------------------------------------------------------------- 3. pareto --out in a run
+
+def _two_runs(res: pathlib.Path) -> None:
+    for name in ("a", "b"):          # written by hand: no tallysim marker, as an older tallysim's runs
+        (res / name).mkdir(parents=True)
+        (res / name / "config.json").write_text(json.dumps({"protocol": {"name": "tally"}, "rounds": 1}))
+        (res / name / "metrics.jsonl").write_text(json.dumps({"round": 1, "bits_per_peer": 800.0,
+                                                              "acc_mean": 0.5}) + "\n")
+
+
+@pytest.mark.parametrize("inside", ["a/p.png", "a/sub/p.png", "m/deep/er/p.png"])
+def test_pareto_refuses_an_out_inside_a_run_and_says_where_to_write(inside, tmp_path, capsys):
+    # only the folder the file went in was checked, and only for the marker: `pareto --out res/a/p.png` with
+    # res/a a run without it, or `res/m/deep/er/p.png` below a marked run, wrote the tables into the run
+    from tallysim.cli import main
+    res = tmp_path / "res"
+    _two_runs(res)
+    (res / "m" / "deep").mkdir(parents=True)
+    (res / "m" / ".tallysim-run").write_text(json.dumps({"written_by": "tallysim"}))
+    before = sorted(p.relative_to(res) for p in res.rglob("*"))
+    assert main(["pareto", str(res), "--out", str(res / inside)]) == 2
+    err = capsys.readouterr().err.strip()
+    run = res / inside.split("/")[0]
+    assert len(err.splitlines()) == 1 and f"is inside the {'tallysim ' * (run.name == 'm')}run directory {run}," in err \
+        and f"allowed: a path outside any run directory, such as {res}" in err, err
+    assert sorted(p.relative_to(res) for p in res.rglob("*")) == before              # nothing written
+
+
+def test_pareto_beside_the_runs_is_allowed_and_not_read_as_a_run(tmp_path, capsys):
+    from tallysim.cli import main
+    from tallysim.results import table
+    res = tmp_path / "res"
+    _two_runs(res)
+    for _ in range(2):       # a second pareto of the folder reads its own tables as nothing
+        assert main(["pareto", str(res), "--out", str(res / "p.png")]) == 0
+        assert "tally: a 0.5000 @ 0.0001 MB, b 0.5000 @ 0.0001 MB" in capsys.readouterr().out
+    _, rows = table.table_rows([res], log=lambda m: None)
+    assert [r["run"] for r in rows] == ["a", "b"]
+    # Results.plot()'s curve.png into a run stays allowed (a run file)
+    assert main(["plot", str(res / "a"), "--out", str(res / "a" / "curve.png")]) == 0
+
