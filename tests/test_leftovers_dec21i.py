@@ -127,3 +127,26 @@ def test_pareto_beside_the_runs_is_allowed_and_not_read_as_a_run(tmp_path, capsy
     # Results.plot()'s curve.png into a run stays allowed (a run file)
     assert main(["plot", str(res / "a"), "--out", str(res / "a" / "curve.png")]) == 0
 
+
+# ----------------------------------------------------------------------------- 4. train_loss under groups
+
+def test_grouped_train_loss_is_the_groups_means_weighted_by_their_peers():
+    # decided and documented in docs/groups.md ("Kept so on purpose"): a peer without a step counts as its own
+    # group's stepping mean, so train_loss = sum_g A_g / A * train_loss@g, not the pooled stepping mean
+    import types
+
+    import jax.numpy as jnp
+
+    from tallysim.protocols.round_helpers import loss_info
+    from tallysim.sim.local import stepped_mean_fill
+    phone = stepped_mean_fill(jnp.array([4.0, 6.0, 0.0]), jnp.array([2, 3, 0]))     # means 2.0, 2.0; none
+    server = stepped_mean_fill(jnp.array([3.0]), jnp.array([3]))                        # 1.0
+    assert phone.tolist() == [2.0, 2.0, 2.0]                # the peer without a step: its group's mean
+    groups = [types.SimpleNamespace(name="phone", a_lo=0, a_hi=3), types.SimpleNamespace(name="server", a_lo=3, a_hi=4)]
+    info = loss_info(types.SimpleNamespace(model_groups=groups), jnp.concatenate([phone, server]))
+    assert float(info["train_loss@phone"]) == 2.0 and float(info["train_loss@server"]) == 1.0
+    assert float(info["train_loss"]) == pytest.approx(1.75)         # 3/4 x 2.0 + 1/4 x 1.0; pooled: 5/3
+    # ungrouped, the same peers' mean is the stepping peers' (the fill is over all of them)
+    one = stepped_mean_fill(jnp.array([4.0, 6.0, 0.0, 3.0]), jnp.array([2, 3, 0, 3]))
+    assert float(loss_info(types.SimpleNamespace(model_groups=()), one)["train_loss"]) == pytest.approx(5 / 3)
+
