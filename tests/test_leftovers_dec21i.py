@@ -150,3 +150,16 @@ def test_grouped_train_loss_is_the_groups_means_weighted_by_their_peers():
     one = stepped_mean_fill(jnp.array([4.0, 6.0, 0.0, 3.0]), jnp.array([2, 3, 0, 3]))
     assert float(loss_info(types.SimpleNamespace(model_groups=()), one)["train_loss"]) == pytest.approx(5 / 3)
 
+
+# ----------------------------------------------------------------------------- 5. experiments' mains
+
+def test_niid_shape_prints_its_run_and_wordclaim_parses_with_argparse(monkeypatch, capsys):
+    # niid_shape.py did nothing when run; wordclaim.py parsed its options by hand (their --help: test_leftovers_dec21a)
+    from test_leftovers_dec21a import _script
+    code, out = _script(monkeypatch, capsys, "niid_shape.py", "rounds=1", "seeds=2")
+    assert code in (0, None) and out.startswith("tallysim run protocol.name=fedprox") \
+        and " seeds=2 rounds=1" in out and "rounds=3" not in out, out
+    code, out = _script(monkeypatch, capsys, "niid_shape.py", "rounds")
+    assert code == 2 and "'rounds' is not key=value" in out
+    code, out = _script(monkeypatch, capsys, "wordclaim.py", "--spek")
+    assert code == 2 and "usage: python experiments/wordclaim.py" in out and "unrecognized arguments: --spek" in out
