@@ -1,6 +1,9 @@
 """leftovers29: small items. 1. every table and CSV a figure (and `pareto`) writes marks a point that is a
 mean over fewer seeds than its run has, as the robustness figure did alone (`*` and a footnote in Markdown,
-a `seeds_counted` CSV column); 2. ... Rows written by hand, no run."""
+a `seeds_counted` CSV column); 2. counts in the words sweep.json uses, their nouns in the right number;
+3. a derived output refused at any depth inside a run directory, marked or not; 4. model.groups' overall
+train_loss, kept as A_g / A-weighted (docs/groups.md), in numbers; 5. experiments/niid_shape.py and
+wordclaim.py with argparse mains. Rows written by hand, no run."""
 import csv
 import json
 import pathlib
