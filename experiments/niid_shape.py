@@ -1,7 +1,14 @@
 """NIID-Bench's shape (issue 35), shared by experiments/time_compile.py and time_small_rounds.py: 10
 peers, one class each, LeNet, batch 64, 10 local epochs, FedAvg (fedprox mu 0), 4 runs grouped (4 seeds).
 data.max_train keeps a round seconds long on a CPU: 300 examples a peer, 5 steps an epoch, 50 steps a
-peer a round."""
+peer a round.
+
+    PYTHONPATH=. python experiments/niid_shape.py            # the shape as a `tallysim run` command line
+    PYTHONPATH=. python experiments/niid_shape.py rounds=1   # with overrides (key=value) after NIID's
+"""
+import argparse
+import shlex
+
 import jax.numpy as jnp
 
 from tallysim.build import build
@@ -22,3 +29,25 @@ def single_round(cfg):
     data_c, values, _, k_rounds, _, _ = chunk_inputs(b, 0, len(b.seeds), placement)
     single, _ = round_programs(b)
     return b, single, (initial_state(b, placement), data_c, k_rounds, jnp.arange(1, 2, dtype=jnp.int32), values)
+
+
+def main(argv=None) -> str:
+    """Prints (and returns) the `tallysim run` command line of NIID's shape, `overrides` after it (it did
+    nothing when run: the module is the timing scripts' library)."""
+    ap = argparse.ArgumentParser(prog="python experiments/niid_shape.py", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("overrides", nargs="*", default=[], help="key=value config overrides, after NIID's")
+    # an override replaces NIID's value of its key (the key given twice would be refused)
+    merged = dict(o.split("=", 1) for o in NIID)
+    for o in ap.parse_args(argv).overrides:
+        if "=" not in o:
+            ap.error(f"{o!r} is not key=value; allowed: config overrides such as rounds=1")
+        k, v = o.split("=", 1)
+        merged[k] = v
+    line = shlex.join(["tallysim", "run", *(f"{k}={v}" for k, v in merged.items())])
+    print(line)
+    return line
+
+
+if __name__ == "__main__":
+    main()

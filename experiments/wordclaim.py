@@ -21,6 +21,7 @@ vote. One JSON line per run on stdout (with each evaluated round's diagnostics),
 """
 from __future__ import annotations
 
+import argparse
 import json
 import pathlib
 import statistics
@@ -147,21 +148,31 @@ def table(results: list[dict], floor: float) -> str:
     return "\n".join(lines)
 
 
+def parser() -> argparse.ArgumentParser:
+    """The options, as the sibling scripts take theirs (argparse: `--help` is the docstring; it parsed argv
+    by hand before)."""
+    ap = argparse.ArgumentParser(prog="python experiments/wordclaim.py", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("args", nargs="*", metavar="GROUP|key=value",
+                    help="the groups to run (default: every group of the spec), then key=value config overrides "
+                         "(seed=N: that seed alone)")
+    ap.add_argument("--smoke", action="store_true", help="the figure's smoke size (seconds a run)")
+    ap.add_argument("--spec", action="append", type=pathlib.Path, metavar="PATH",
+                    help=f"a figure config (default experiments/{SPEC.name}; experiments/{TRANSFORMER_SPEC.name}: "
+                         "the transformer's)")
+    return ap
+
+
 def main(argv: list[str]) -> list[dict]:
-    if {"-h", "--help"} & set(argv):        # was "unknown option --help": the usage is the docstring's
-        print(__doc__)
-        return []
-    smoke = "--smoke" in argv
-    specs = [a.split("=", 1)[1] for a in argv if a.startswith("--spec=")]
-    bad = [a for a in argv if a.startswith("-") and a != "--smoke" and not a.startswith("--spec=")]
-    if bad or len(specs) > 1:
-        raise SystemExit(f"wordclaim.py: unknown or repeated option {', '.join(bad or specs)}; allowed: --smoke, "
-                         f"--spec=PATH (once; a figure config like {SPEC.name} or {TRANSFORMER_SPEC.name})")
-    spec_path = pathlib.Path(specs[0]) if specs else SPEC
+    ap = parser()
+    opts = ap.parse_intermixed_args(argv)
+    if opts.spec is not None and len(opts.spec) > 1:
+        ap.error(f"--spec given {len(opts.spec)} times; allowed: once (a figure config like {SPEC.name} or "
+                 f"{TRANSFORMER_SPEC.name})")
+    smoke, spec_path, argv = opts.smoke, (opts.spec or [SPEC])[0], opts.args
     if not spec_path.is_file():
-        raise SystemExit(f"wordclaim.py: --spec={spec_path}: no such file; allowed: a figure config such as "
-                         f"experiments/{SPEC.name} or experiments/{TRANSFORMER_SPEC.name}")
-    argv = [a for a in argv if a != "--smoke" and not a.startswith("--spec=")]
+        ap.error(f"--spec={spec_path}: no such file; allowed: a figure config such as "
+                 f"experiments/{SPEC.name} or experiments/{TRANSFORMER_SPEC.name}")
     groups, seeds = plans(smoke, spec_path)
     names = [a for a in argv if "=" not in a] or list(groups)
     unknown = [n for n in names if n not in groups]

@@ -48,6 +48,7 @@ def refuse_symlinks(paths, flag: str = "--out") -> None:
 
 RUN_MARKER = ".tallysim-run"     # a run directory's marker file (outdir.MARKER; outdir imports this module)
 SWEEP_INDEX = "sweep.json"       # results.metrics.SWEEP
+RUN_ROWS = "metrics.jsonl"       # results.metrics.METRICS: a folder holding it is a run to every reader
 # The figure `tallysim.Results.plot()` draws into its run directory by default (and its points): a run
 # file like the others (outdir.RUN_FILES), which --overwrite may remove and a plot may replace.
 RUN_CURVE = ("curve.png", "curve.csv")
@@ -58,13 +59,28 @@ def refuse_results_file(path: Path, flag: str = "--out") -> None:
     runs/a/partition.json` its partition, `table sweep --out sweep/sweep.json` the sweep's index; any other
     file put in a run directory stops its --resume and --overwrite (a run directory holds only a run's
     files). Refused in one line before anything is written."""
-    parent = path.parent
-    if (parent / RUN_MARKER).is_file() and path.name not in RUN_CURVE:
-        raise ConfigError(f"{flag} {path} is inside the tallysim run directory {parent}, which holds only the files "
-                          f"a run writes{' (and this would replace its ' + path.name + ')' if path.exists() else ''}; "
-                          "allowed: a path outside any run directory")
+    run = run_above(path)
+    if run is not None and not (os.path.abspath(run) == os.path.abspath(path.parent) and path.name in RUN_CURVE):
+        ours = "tallysim " if (run / RUN_MARKER).is_file() else ""
+        raise ConfigError(f"{flag} {path} is inside the {ours}run directory {run}, which holds only the files a run "
+                          f"writes{' (and this would replace its ' + path.name + ')' if path.exists() else ''}: "
+                          "anything else there stops its --resume and --overwrite; "
+                          f"allowed: a path outside any run directory, such as {run.parent}")
     if path.name == SWEEP_INDEX and path.is_file() and is_sweep_index(path):
         raise ConfigError(f"{flag} {path} is a sweep's index (its list of runs); allowed: another file name")
+
+
+def run_above(path: Path):
+    """The run directory `path` would be inside (the nearest folder above it holding tallysim's marker or a
+    metrics.jsonl, which `table`, `plot` and `pareto` read as a run: results.metrics.find_runs), else None.
+    Only the folder the file goes in was checked: `pareto --out runs/a/sub/p.png`, and any --out in a run
+    without the marker (an older tallysim's, one written by hand), went in."""
+    path = Path(path)
+    for i, d in enumerate(Path(os.path.abspath(path)).parents):
+        if (d / RUN_MARKER).is_file() or (d / RUN_ROWS).is_file():
+            shown = path.parents[i] if i < len(path.parents) else d      # as the user wrote it, where it can
+            return shown if os.path.abspath(shown) == str(d) and shown.name not in ("", "..") else d
+    return None
 
 
 def is_sweep_index(path: Path) -> bool:

@@ -115,6 +115,12 @@ def first_few(items, n: int, rest: str = " and {} more") -> str:
     return ", ".join(items[:n]) + (rest.format(len(items) - n) if len(items) > n else "")
 
 
+def count(n: int, noun: str, plural: str = "") -> str:
+    """"1 run", "4 runs", "0 compiled programs": a count with its noun in the number it takes (`plural`
+    where adding "s" is wrong), for the lines that count what a sweep or figure did ("1 runs" before)."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
+
+
 def is_path(p) -> bool:
     """A path as tallysim takes one: a str or an os.PathLike (pathlib.Path), never bytes (b"runs" would be
     written as a directory named "b'runs'", or fail inside pathlib) nor a number (a TypeError deep inside)."""

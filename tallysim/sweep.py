@@ -34,7 +34,7 @@ from tallysim import atomic, config, config_reads, outdir, sweep_axes, sweep_dat
 from tallysim import progress as progress_bars
 from tallysim.progress_base import QuietLog, say
 from tallysim.config import Config, ConfigError
-from tallysim.fields import first_few
+from tallysim.fields import count, first_few
 from tallysim.results import metrics
 from tallysim.sweep_axes import (MAX_RUNS, check_count, check_eval_peers, check_runs, check_fields_read, expand, repeated_runs, warn_repeated_runs, warn_unmerged,  # noqa: F401 - sweep.X, as before
                                  file_axes, parse_axis, run_numbers, safe_name)
@@ -381,8 +381,9 @@ def main(args) -> int:
                         log=QuietLog() if args.quiet else print, grouped=not getattr(args, "one_at_a_time", False),
                         checkpoint_every=getattr(args, "checkpoint_every", None))
     counts = {s: sum(r["status"] == s for r in records) for s in ("done", metrics.DONE_BEFORE, "failed")}
-    print(f"sweep: {len(records)} runs in {args.out}: {counts['done']} ran, {counts[metrics.DONE_BEFORE]} skipped "
-          f"(already done), {counts['failed']} failed; index in {Path(args.out) / INDEX}")
+    # "done before", as sweep.json's status says it (docs/sweeps.md): it said "skipped (already done)"
+    print(f"sweep: {count(len(records), 'run')} in {args.out}: {counts['done']} ran, {counts[metrics.DONE_BEFORE]} "
+          f"done before, {counts['failed']} failed; index in {Path(args.out) / INDEX}")
     failed = [r for r in records if r["status"] == "failed"]
     for r in failed:
         print(f"  failed: {r['name']}: {r['error']}", file=sys.stderr)

@@ -10,7 +10,7 @@ from typing import Optional
 
 from tallysim import config
 from tallysim.config import Config, ConfigError
-from tallysim.fields import first_few
+from tallysim.fields import count, first_few
 from tallysim.results import metrics
 
 DONE = metrics.DONE
@@ -202,11 +202,11 @@ def dry_run(args, runs, cfgs: list[Config], checked_out) -> int:
     grouped = not getattr(args, "one_at_a_time", False)
     if out_dir is None:
         groups = 1 if not cfgs else len(lanes.group(cfgs))
-        print(f"{len(runs)} runs; {groups if grouped else len(runs)} compiled programs")
+        print(f"{count(len(runs), 'run')}; {count(groups if grouped else len(runs), 'compiled program')}")
         return 0
     # runs already done are skipped and compile nothing: count what the real sweep would do
     dirs = [out_dir / name for name, _ in runs]
     done = sum((d / DONE).exists() for d in dirs)
     programs = sum(compiles(cfgs, dirs, plan(cfgs, dirs, grouped)))
-    print(f"{len(runs)} runs ({done} done, {len(runs) - done} to run); {programs} compiled programs")
+    print(f"{count(len(runs), 'run')} ({done} done, {len(runs) - done} to run); {count(programs, 'compiled program')}")
     return 0

@@ -119,7 +119,7 @@ def test_run_sweep_and_figure_read_extends(tmp_path, capsys):
                                             "smoke": {"base": {"peers": 2}}})
     logs = []
     figures.dry_run(fig, smoke=True, log=logs.append)
-    assert logs[-1] == "fig-smoke: 1 runs; 1 compiled programs", logs
+    assert logs[-1] == "fig-smoke: 1 run; 1 compiled program", logs
 
 
 @pytest.mark.parametrize("path", experiment_files(), ids=lambda p: str(p.relative_to(ROOT)))

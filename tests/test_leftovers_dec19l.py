@@ -14,9 +14,9 @@ from test_hostile_dec07 import _finished_sweep
 # ----------------------------------------------------------------------------- 1. sweep --dry-run's closing line
 
 @pytest.mark.parametrize("axes, extra, said", [
-    (["seed=0,1,2,3"], [], "4 runs (2 done, 2 to run); 1 compiled programs"),
+    (["seed=0,1,2,3"], [], "4 runs (2 done, 2 to run); 1 compiled program"),
     # one at a time, seed=3 reuses seed=2's program from the compile cache (sweep_plan.compiles)
-    (["seed=0,1,2,3"], ["--one-at-a-time"], "4 runs (2 done, 2 to run); 1 compiled programs"),
+    (["seed=0,1,2,3"], ["--one-at-a-time"], "4 runs (2 done, 2 to run); 1 compiled program"),
     (["seed=0,1"], [], "2 runs (2 done, 0 to run); 0 compiled programs"),
 ])
 def test_a_dry_run_into_a_sweep_directory_counts_only_the_runs_it_would_run(axes, extra, said, tmp_path, capsys,

@@ -23,7 +23,7 @@ def test_sweep_json_records_a_config_files_axes_and_the_runs_done_before(tmp_pat
     assert index["axes"][0] == "seed=0,1" and index["axes"][1:] == TINY     # the file's first, then the line's
     assert metrics.sweep_axis_keys(index)[0] == "seed"
     assert [r["status"] for r in index["runs"]] == ["done_before", "done_before"]
-    assert "0 ran, 2 skipped (already done)" in capsys.readouterr().out
+    assert "0 ran, 2 done before" in capsys.readouterr().out
 
 
 def test_an_old_sweep_json_still_reads():

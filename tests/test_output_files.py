@@ -20,13 +20,15 @@ from test_pareto import _row, _write_run
 # sha256 of each file as main at 1ca3d39 (plain `open(path, "w", newline="")` / `Path.write_text`)
 # wrote it from the fixtures below, the run directories' absolute path replaced by ROOT.
 BEFORE = {
-    # its bits_per_peer column whole since 2026-12-06 (10, not 10.0: one bit-count format, metrics.bits_text)
-    "out/f8.csv": "f8e61ddcd7acabdc3c5c03c348d19ed75f8f59858799a0527eedf9fe1708282a",
+    # its bits_per_peer column whole since 2026-12-06 (10, not 10.0: one bit-count format, metrics.bits_text);
+    # every CSV below: an empty `seeds_counted` column appended on 2026-12-07 (leftovers29; without it, the
+    # bytes are the old ones, checked), the rest as before
+    "out/f8.csv": "c516a880a36b5a59285f8038f7ce1a6581058a3ad519147c6495a0c88e43d9fb",
     "out/f8_table.md": "63a2d79d61dfa1a4d94dcf4985f38988a9364e48e1d3a5fe6c19d4c3c2bac03b",
-    "figs/pareto_frontier.csv": "3b5748c6969b4ea01f4484cb1795c0c55a9d2a6b5e922ec4e6759efd33d88fc6",
+    "figs/pareto_frontier.csv": "0b194a431537752c9eb35b92e8af1fbbe83568ca90c80bab686d73f21b6da15b",
     "figs/pareto_frontier.md": "b6b630b4c4c02fb96713c03c88b1905f5a777d87852277962fcfa9a3115d22f0",
     # two columns appended on 2026-12-06 (seeds, accuracy_final_std: userjourney3), the rest as before
-    "figs/pareto_points.csv": "74031d97b53a0d09678eb8361a7cbfebb1ebd269cc42336477e2803b978161dd",
+    "figs/pareto_points.csv": "428200bd259f4d0b036b9c2011d56bae5bcf8bf6d966b3c174ec56a3d1c51af4",
 }
 
 

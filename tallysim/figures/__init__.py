@@ -38,7 +38,7 @@ from tallysim import atomic, config, outdir, sweep, sweep_plan
 from tallysim import progress as progress_bars
 from tallysim.progress_base import QuietLog, result, say
 from tallysim.config import ConfigError
-from tallysim.fields import home
+from tallysim.fields import count, home
 from tallysim.sweep_section import figure_keys
 from tallysim.results.metrics import panel_of  # noqa: F401 - figures.panel_of, as before
 from tallysim.figures.spec_keys import check_spec_keys
@@ -265,9 +265,9 @@ def dry_run(name_or_path: str, smoke: bool = False, grouped: bool = True, log=pr
     total_runs = total = 0
     for gname, (_, runs) in plans.items():
         n = len(lanes.group(plans.configs[gname])) if grouped and runs else len(runs)
-        log(f"{name}{'-smoke' if smoke else ''}: group {gname}: {len(runs)} runs, {n} compiled programs")
+        log(f"{name}{'-smoke' if smoke else ''}: group {gname}: {count(len(runs), 'run')}, {count(n, 'compiled program')}")
         total_runs, total = total_runs + len(runs), total + n
-    log(f"{name}{'-smoke' if smoke else ''}: {total_runs} runs; {total} compiled programs")
+    log(f"{name}{'-smoke' if smoke else ''}: {count(total_runs, 'run')}; {count(total, 'compiled program')}")
     return total
 
 

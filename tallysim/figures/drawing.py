@@ -1,7 +1,9 @@
 """What every figure kind shares (plots.py and the kinds in modules of their own): an axis finished the
 same way, and the files a figure writes: `<stem>.png` and `.pdf`, the numbers behind it as `<stem>.csv`
 and, for a kind that has one, its Markdown table `<stem>_table.md`; and the note naming the runs whose
-points are means over fewer seeds than they have (partial_notes)."""
+points are means over fewer seeds than they have (partial_notes; every table and CSV a figure writes marks
+such a point too: a `seeds_counted` CSV column, headline.seeds_counted, and in a Markdown table the value
+followed by `*` and a footnote naming it, md.starred and md.footnote)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -74,3 +76,4 @@ def partial_notes(kind: str, data: dict, who: str) -> list[str]:
                     short.setdefault(name if key == "acc_mean@" else key, []).append((label, what))
         lines += [partial_note(who, "auto" if k in ("auto", "honest") else k, named) for k, named in short.items()]
     return lines
+

@@ -9,6 +9,8 @@ gains from the others, which loses).
 from __future__ import annotations
 
 from tallysim.figures.drawing import finish_axis, save
+from tallysim.results.headline import seeds_counted
+from tallysim.results.md import footnote, starred
 from tallysim.figures.panel_layout import panel_grid
 from tallysim.results.metrics import bits_text, read_run
 from tallysim import model_groups
@@ -26,7 +28,7 @@ def groups_fig(spec, data, stem, title) -> dict:
     triples, order, fig, axes = panel_grid(spec, data)
     per_panel = {p: [(protocol, d) for protocol, _, d in t] for p, t in triples.items()}
     colours = {p: f"C{i}" for i, p in enumerate(data)}
-    table, lines = [], []
+    table, lines, marked = [], [], []            # marked: the table's cells over fewer seeds (footnote)
     for ax, panel in zip(axes[0], order):
         local = {}                                    # model group -> local training's final accuracy
         runs = sorted(per_panel[panel], key=lambda pd: pd[0] != "local")      # local first: the baseline
@@ -44,8 +46,10 @@ def groups_fig(spec, data, stem, title) -> dict:
                             label=f"{protocol} {g}")
                 gain = ys[-1] - local[g] if g in local and protocol != "local" else None
                 table += [{"panel": panel, "protocol": protocol, "model_group": g, "round": r["round"],
-                           "bits_per_peer": r[f"bits_per_peer@{g}"], "accuracy": a} for r, a in zip(rows, ys)]
-                lines.append(f"| {panel} | {protocol} | {g} | {rows[-1]['round']} | {ys[-1]:.4f} | "
+                           "bits_per_peer": r[f"bits_per_peer@{g}"], "accuracy": a,
+                           "seeds_counted": seeds_counted(r, (f"acc_mean@{g}",))} for r, a in zip(rows, ys)]
+                lines.append(f"| {panel} | {protocol} | {g} | {rows[-1]['round']} | "
+                             f"{starred(f'{ys[-1]:.4f}', seeds_counted(rows[-1], (f'acc_mean@{g}',), final=True), marked, f'{panel} {protocol} {g}')} | "
                              f"{bits_text(rows[-1][f'bits_per_peer@{g}'])} | "
                              f"{'-' if gain is None else f'{gain:+.4f}'} |")
         finish_axis(ax, "cumulative bits per peer of the group (up + down)", "group's mean test accuracy",
@@ -56,4 +60,4 @@ def groups_fig(spec, data, stem, title) -> dict:
         "its gain over local training of the same group in the same panel (positive: the group gains from "
         "the others' predictions; negative: it loses).\n\n"
         "| panel | protocol | model group | rounds | final accuracy | bits per peer | gain over local |\n"
-        "|---|---|---|---|---|---|---|\n" + "\n".join(lines) + "\n")
+        "|---|---|---|---|---|---|---|\n" + "\n".join(lines + footnote(marked)) + "\n")

@@ -8,6 +8,8 @@ import json
 import math
 
 from tallysim.figures.drawing import finish_axis, save
+from tallysim.results.headline import seeds_counted
+from tallysim.results.md import footnote, starred
 from tallysim.results.metrics import accuracy_std as acc, pyplot, read_run
 
 
@@ -25,10 +27,10 @@ def privacy_fig(spec, data, stem, title) -> dict:
             a, s = acc(rows[-1])
             eps = rows[-1].get("epsilon", math.inf) if noise > 0 else math.inf
             panels.setdefault(p, {}).setdefault(group, []).append(
-                (noise, eps, a, s, rows[-1]["bits_per_peer"]))
+                (noise, eps, a, s, rows[-1]["bits_per_peer"], seeds_counted(rows[-1], final=True)))
     order = sorted(panels)
     fig, axes = plt.subplots(1, max(len(order), 1), figsize=(4.6 * max(len(order), 1), 4.0), squeeze=False)
-    table, lines = [], []
+    table, lines, marked = [], [], []            # marked: the table's cells over fewer seeds (footnote)
     for col, p in enumerate(order):
         ax = axes[0][col]
         for group, pts in panels[p].items():
@@ -38,14 +40,15 @@ def privacy_fig(spec, data, stem, title) -> dict:
             if private:
                 line, = ax.plot([t[1] for t in private], [t[2] for t in private], marker="o", markersize=3,
                                 label=group)
-            for noise, eps, a, s, bits in pts:
+            for noise, eps, a, s, bits, part in pts:
                 if not math.isfinite(eps):
                     ax.axhline(a, linestyle="--", linewidth=1, color=line.get_color() if line else None,
                                label=None if line else f"{group} (no noise)")
                 table.append({"group": group, **dict(zip(keys, p)), "noise": noise, "epsilon": eps,
-                              "accuracy": a, "accuracy_std": s, "bits_per_peer": bits})
+                              "accuracy": a, "accuracy_std": s, "bits_per_peer": bits, "seeds_counted": part})
                 lines.append(f"| {', '.join(p)} | {group} | {noise:g} | "
-                             f"{'inf' if not math.isfinite(eps) else f'{eps:.3g}'} | {a:.3f} | {bits / 8e6:.3g} |")
+                             f"{'inf' if not math.isfinite(eps) else f'{eps:.3g}'} | "
+                             f"{starred(f'{a:.3f}', part, marked, f'{group} noise {noise:g}')} | {bits / 8e6:.3g} |")
         finish_axis(ax, "epsilon at delta (cumulative, user level)", "final test accuracy" if col == 0 else "",
                 ", ".join(f"{k}={v}" for k, v in zip(keys, p)), logx=True, legend_size=7)
         ax.set_ylim(0, 1)
@@ -54,7 +57,7 @@ def privacy_fig(spec, data, stem, title) -> dict:
         "Final accuracy (server model, else the peers' mean; mean over seeds) against the final epsilon "
         f"{epsilon_terms(cfgs)}.\n\n"
         f"| {', '.join(keys)} | protocol | privacy.noise | epsilon | accuracy | MB per peer |\n"
-        "|---|---|---|---|---|---|\n" + "\n".join(lines) + "\n")
+        "|---|---|---|---|---|---|\n" + "\n".join(lines + footnote(marked)) + "\n")
 
 
 def _shared(cfgs: list[dict], *path):

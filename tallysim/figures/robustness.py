@@ -13,14 +13,15 @@ from __future__ import annotations
 from typing import Optional
 
 from tallysim.figures.drawing import save
-from tallysim.results.headline import partial_seeds
+from tallysim.results.headline import seeds_counted
+from tallysim.results.md import footnote, starred
 from tallysim.results.metrics import HONEST, accuracy_std, headline_key, pyplot, read_run
 
 
 def worst_cases(data: dict, partial: Optional[dict] = None) -> dict:
     """{(group, alpha, fraction): {attack: accuracy}} from the runs' last rows. `partial`, given, gets
     {(group, alpha, fraction, attack): "final over 2 of 3 seeds"} for each accuracy that is a mean over only
-    the seeds that have a value (headline.partial_seeds: a seed stopped non-finite, say)."""
+    the seeds that have a value (drawing.seeds_counted: a seed stopped non-finite, say)."""
     cells: dict = {}
     for group, runs in data.items():
         for ov, d in runs:
@@ -29,7 +30,7 @@ def worst_cases(data: dict, partial: Optional[dict] = None) -> dict:
             frac = float(ov.get("faults.fraction", cfg["faults"]["fraction"]))
             kind = ov.get("faults.kind", cfg["faults"]["kind"])
             cells.setdefault((group, alpha, frac), {})[kind] = accuracy_std(rows[-1], HONEST)[0]
-            if partial is not None and (part := partial_seeds(rows[-1:], headline_key(rows[-1], HONEST))):
+            if partial is not None and (part := seeds_counted(rows[-1], (headline_key(rows[-1], HONEST),), final=True)):
                 partial[(group, alpha, frac, kind)] = part
     return cells
 
@@ -64,7 +65,7 @@ def robustness_fig(spec, data, stem, title) -> dict:
                       fontsize=8)
         ax.set_title(f"Dirichlet alpha {a:g}", fontsize=9)
     fig.suptitle(title, fontsize=10)
-    # seeds_counted: "" where the accuracy is the mean over every seed, else partial_seeds' words
+    # seeds_counted: "" where the accuracy is the mean over every seed, else drawing.seeds_counted's words
     table = [{"group": g, "alpha": a, "fraction": f, "attack": k, "accuracy": acc,
               "worst_accuracy": worst[(g, a, f)][1], "worst_attack": worst[(g, a, f)][0],
               "seeds_counted": partial.get((g, a, f, k), "")}
@@ -87,12 +88,8 @@ def markdown(groups, alphas, fracs, worst, partial: Optional[dict] = None) -> st
         for a in alphas:
             for f in fracs:
                 k, v = worst.get((g, a, f), (None, None))
-                part = partial.get((g, a, f, k))
-                if part:
-                    marked.append(f"{g} a={a:g} f={f:g} ({k}): {part}")
-                row.append("" if v is None else f"{v:.3f}" + ("" if f == 0 else f" ({k})") + ("*" if part else ""))
+                text = "" if v is None else f"{v:.3f}" + ("" if f == 0 else f" ({k})")
+                row.append(starred(text, partial.get((g, a, f, k)), marked, f"{g} a={a:g} f={f:g} ({k})"))
         lines.append(f"| {g} | " + " | ".join(row) + " |")
-    if marked:
-        lines += ["", "\\* a mean over only the seeds that have a value (metrics.jsonl's seeds_counted; its run's "
-                  "other seeds have none there): " + "; ".join(marked) + "."]
+    lines += footnote(marked)
     return "\n".join(lines) + "\n"

@@ -8,6 +8,8 @@ from __future__ import annotations
 import math
 
 from tallysim.figures.drawing import finish_axis, save
+from tallysim.results.headline import seeds_counted
+from tallysim.results.md import footnote, starred
 from tallysim.figures.panel_layout import panel_grid
 from tallysim.results.metrics import accuracy_std as acc, bits_text, read_run, text_headline
 
@@ -25,7 +27,7 @@ def vocab_size(dataset: str):
 
 def vocab_fig(spec, data, stem, title) -> dict:
     per_panel, order, fig, axes = panel_grid(spec, data)
-    table, lines = [], []
+    table, lines, marked = [], [], []            # marked: the table's cells over fewer seeds (footnote)
     for ax, p in zip(axes[0], order):
         C = None
         for group, ov, d in per_panel[p]:
@@ -44,14 +46,16 @@ def vocab_fig(spec, data, stem, title) -> dict:
             ax.plot(xs, ys, marker="o", markersize=3, label=label,
                     linestyle="--" if group == "softlabel" and soft_bits != 32 else "-")
             table += [{"panel": p, "group": label, "dataset": dataset, "classes": C, "round": r["round"],
-                       "bits_per_peer": r["bits_per_peer"], "accuracy": a} for r, a in zip(rows, ys)]
+                       "bits_per_peer": r["bits_per_peer"], "accuracy": a, "seeds_counted": seeds_counted(r)}
+                      for r, a in zip(rows, ys)]
             hard = math.ceil(math.log2(C)) if C else None
             votes = group in ("tally", "bridge")          # one vote per token; the FedAvg family: parameters
             per_token = (hard if votes else C * soft_bits if soft and C else None)
             ratio = f"{C * soft_bits / hard:,.0f}" if soft and C else \
                 (f"{C * 32 / hard:,.0f} (32-bit soft / vote)" if votes and C else "-")
             ppl = text_headline(rows[-1])["ppl"]            # the same model's test perplexity
-            lines.append(f"| {p} | {dataset} | {C if C else '?'} | {label} | {rows[-1]['round']} | {ys[-1]:.4f} "
+            lines.append(f"| {p} | {dataset} | {C if C else '?'} | {label} | {rows[-1]['round']} | "
+                         f"{starred(f'{ys[-1]:.4f}', seeds_counted(rows[-1], final=True), marked, f'{p} {label}')} "
                          f"| {'-' if ppl is None else f'{ppl:.4g}'} "
                          f"| {bits_text(rows[-1]['bits_per_peer'])} | {per_token if per_token else 'by parameters'} "
                          f"| {ratio} |")
@@ -67,4 +71,4 @@ def vocab_fig(spec, data, stem, title) -> dict:
         "token (for tally: a 32-bit soft label's).\n\n"
         "| panel | dataset | C | protocol | rounds | final accuracy | final perplexity | bits per peer | "
         "bits per token | soft / hard per token |\n|---|---|---|---|---|---|---|---|---|---|\n"
-        + "\n".join(lines) + "\n")
+        + "\n".join(lines + footnote(marked)) + "\n")

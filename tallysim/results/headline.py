@@ -62,19 +62,35 @@ def metric(row: dict, name: str = "auto"):
     return v if is_number(v) else None
 
 
+def seeds_of(row: dict, name: str = "auto") -> str:
+    """"2 of 3 seeds" where `row`'s mean of metric `name` is over only the seeds that have a value there
+    (aggregate's `seeds_counted`), else "" (every seed, one seed, or no such key)."""
+    if not isinstance(row, dict):
+        return ""
+    key = headline_key(row) if name in ("auto", "ppl") else name
+    key = TEXT_HEADLINE.get(key, (key,))[0] if name == "ppl" else key
+    n = (row.get(SEEDS_COUNTED) or {}).get(key)
+    return f"{n} of {len(row.get('seeds') or ())} seeds" if n else ""
+
+
 def partial_seeds(rows: list, name: str = "auto") -> str:
     """How a run's values of metric `name` fall short of its seeds (aggregate's `seeds_counted`): "final over
     2 of 3 seeds", "some evaluations over fewer seeds" (its best may be one), or "" where every mean is over
     every seed. A partial mean looks like any other in a table cell or a curve, and its std is over fewer seeds."""
-    def counted(row: dict):
-        key = headline_key(row) if name in ("auto", "ppl") else name
-        key = TEXT_HEADLINE.get(key, (key,))[0] if name == "ppl" else key
-        return (row.get(SEEDS_COUNTED) or {}).get(key) if isinstance(row, dict) else None
     if not rows:
         return ""
-    if final := counted(rows[-1]):
-        return f"final over {final} of {len(rows[-1].get('seeds') or ())} seeds"
-    return "some evaluations over fewer seeds" if any(counted(r) for r in rows) else ""
+    if final := seeds_of(rows[-1], name):
+        return f"final over {final}"
+    return "some evaluations over fewer seeds" if any(seeds_of(r, name) for r in rows) else ""
+
+
+def seeds_counted(row: dict, keys=("auto",), final: bool = False) -> str:
+    """A figure CSV row's `seeds_counted`, of the metrics row `row` it holds `keys` of: "" where each is a
+    mean over every seed, else "over 2 of 3 seeds" ("final over ..." for a table of final values, as
+    partial_seeds says it); with several keys, each short one named: "vote_acc over 2 of 3 seeds"."""
+    short = [(k, what) for k in keys if (what := seeds_of(row, k))]
+    words = [("final " if final else "") + f"over {what}" for _, what in short]
+    return "; ".join(w if len(keys) == 1 else f"{k} {w}" for (k, _), w in zip(short, words))
 
 
 def partial_note(who: str, metric: str, runs: list) -> str:

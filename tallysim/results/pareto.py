@@ -24,7 +24,7 @@ from tallysim import atomic
 from tallysim.config import PROTOCOLS, ConfigError
 from tallysim.fields import did_you_mean
 from tallysim.results import md, metrics
-from tallysim.results.headline import partial_note, partial_seeds
+from tallysim.results.headline import partial_note, partial_seeds, seeds_counted
 from tallysim.results.metrics import check_figure_out, columns
 
 ZERO_BITS_X = 1.0        # where runs with 0 bits sit on the log axis
@@ -89,7 +89,9 @@ def collect(dirs, which: str = "final", metric: str = "auto", log=None) -> list[
             "accuracy": final if which == "final" else best,
             "accuracy_final": final, "accuracy_best": best, "rounds": last.get("round"),
             "seeds": _seed_count(cfg), "accuracy_final_std": std if metrics.is_number(std) else None,
-            "dataset": cfg.get("data", {}).get("name", "unknown")})
+            "dataset": cfg.get("data", {}).get("name", "unknown"),
+            # the point's accuracy a mean over fewer seeds than the run has: marked in the tables (write_tables)
+            "seeds_counted": seeds_counted(last, (metric,), final=True) if which == "final" else part})
     if partial:
         log(partial_note("pareto", metric, partial))
     datasets = sorted({p["dataset"] for p in points})
@@ -140,12 +142,14 @@ def overall(points: list[dict]) -> list[dict]:
 
 
 def overall_lines(front: list[dict]) -> list[str]:
-    """A markdown table of `overall`'s frontier."""
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    """A markdown table of a frontier (`overall`'s, a protocol's): an accuracy over fewer seeds than its run
+    has marked `*` and named below it."""
+    lines, marked = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)], []
     for p in front:
         r = table_row(p)
+        r["accuracy"] = md.starred(r["accuracy"], r["seeds_counted"], marked, p["run"])
         lines.append("| " + " | ".join(md.cell(r[c]) for c in COLUMNS) + " |")
-    return lines
+    return lines + md.footnote(marked)
 
 
 def _proto_order(name: str):
@@ -187,7 +191,8 @@ def plotted_bits(bits: float) -> float:
 def table_row(p: dict) -> dict:
     """A point's row in the frontier tables (the figures' landscape tables use the same columns)."""
     return {"protocol": p["protocol"], "run": p["run"], "bits_per_peer": metrics.bits_text(p["bits_per_peer"]),
-            "MB_per_peer": f"{p['MB_per_peer']:.6g}", "accuracy": f"{p['accuracy']:.4f}"}
+            "MB_per_peer": f"{p['MB_per_peer']:.6g}", "accuracy": f"{p['accuracy']:.4f}",
+            "seeds_counted": p.get("seeds_counted", "")}     # "" where the accuracy is over every seed
 
 
 # The first line of each of table_paths' files, as write_tables writes it: a file there that starts
@@ -203,10 +208,10 @@ def table_paths(fig: str) -> list[str]:
 
 def write_tables(points: list[dict], front: list[dict], fig: str, which: str, metric: str) -> list[str]:
     paths = table_paths(fig)
-    atomic.write_csv(paths[0], COLUMNS, [table_row(p) for p in front])
+    atomic.write_csv(paths[0], COLUMNS + ("seeds_counted",), [table_row(p) for p in front])
     on = {id(p) for p in front}
     atomic.write_csv(paths[2], COLUMNS + ("on_frontier", "accuracy_final", "accuracy_best", "dir", "seeds",
-                                          "accuracy_final_std"),
+                                          "accuracy_final_std", "seeds_counted"),
                      [{**table_row(p), "on_frontier": int(id(p) in on), "accuracy_final": "" if p["accuracy_final"] is None
                        else f"{p['accuracy_final']:.4f}",
                        "accuracy_best": f"{p['accuracy_best']:.4f}", "dir": p["dir"], "seeds": p.get("seeds") or "",
@@ -218,10 +223,7 @@ def write_tables(points: list[dict], front: list[dict], fig: str, which: str, me
              f"(up + down, last row); {len(front)} of {len(points)} runs."
              + (f" Accuracy is the {seeds_note(points)} (their std: `accuracy_final_std` in "
                 f"{Path(paths[2]).name})." if seeds_note(points) else ""), "",
-             "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    for p in front:
-        r = table_row(p)
-        lines.append("| " + " | ".join(md.cell(r[c]) for c in COLUMNS) + " |")
+             *overall_lines(front)]
     if any(p["bits_per_peer"] == 0 for p in points):
         lines += ["", f"Runs with 0 bits (no communication, e.g. protocol local) are drawn at x = "
                       f"{ZERO_BITS_X:g} bit on the figure's log axis."]
