@@ -191,6 +191,7 @@ def _privacy_rules(cfg: Config) -> None:
             raise ConfigError("privacy.accountant=pld with fedct.xor_epsilon: dp-accounting's PLD accountant "
                               "does not compose randomised response (it reports one response's epsilon for "
                               "any count); allowed: privacy.accountant=rdp")
+    _nothing_released(cfg, traits)
     if pv.noise == 0:
         if pv.threshold > 0 or pv.threshold_noise > 0:
             raise ConfigError("privacy.threshold / privacy.threshold_noise need privacy.noise > 0 (the "
@@ -226,6 +227,17 @@ def _privacy_rules(cfg: Config) -> None:
         raise ConfigError(f"privacy.accountant=pld with participation={cfg.participation}: dp-accounting's "
                           "PLD accountant has no fixed-size participation sampling; allowed: "
                           "privacy.accountant=rdp, or participation=1")
+
+
+def _nothing_released(cfg: Config, traits) -> None:
+    """distill.weight=0 sends nothing (protocols.base.exchanging: 0 bits), yet the ledger charged every
+    round: a tally run at privacy.noise=1 reported epsilon 202 for a run that released no message."""
+    xor = traits.privacy == "xor" and cfg.fedct.xor_epsilon > 0
+    if traits.distill and cfg.distill.weight == 0 and (cfg.privacy.noise > 0 or xor):
+        knob = f"fedct.xor_epsilon={cfg.fedct.xor_epsilon:g}" if xor else f"privacy.noise={cfg.privacy.noise:g}"
+        raise ConfigError(f"{knob} with distill.weight=0: protocol.name={cfg.protocol.name} sends no message "
+                          "then (0 bits), so the epsilon reported would count rounds that release nothing; "
+                          f"allowed: distill.weight > 0, or {knob.split('=')[0]}=0")
 
 
 def _tiny_noise(cfg: Config, mechanism: str) -> None:

@@ -1,0 +1,59 @@
+"""Hostile inputs, round 18 (hostile18): privacy, faults and robust aggregation, participation and dropout,
+the compressed protocols and `tallysim bench`. Each test names what the input did before its fix;
+refusals come before anything compiles (`no_compile`) or is measured (`no_measure`). Pure validation:
+milliseconds each.
+"""
+from __future__ import annotations
+
+import pytest
+from conftest import one_line, tiny
+
+from tallysim import cli, validation  # noqa: F401  (before jit is patched)
+from tallysim.fields import ConfigError
+
+
+# ----------------------------------------------------------------------------- privacy
+
+@pytest.mark.parametrize("items, knob", [
+    (["privacy.noise=1"], "privacy.noise=1"),
+    (["protocol.name=softlabel", "privacy.noise=1"], "privacy.noise=1"),
+    (["protocol.name=fedct", "fedct.xor_epsilon=1"], "fedct.xor_epsilon=1"),
+], ids=["tally", "softlabel", "fedct"])
+def test_privacy_with_nothing_sent_is_refused(items, knob, capsys, no_compile):
+    # distill.weight=0 sends no message (0 bits up and down), but the ledger charged every round: a
+    # 2-round tally run at privacy.noise=1 reported epsilon 202 beside bits_per_peer 0.0
+    line = one_line(capsys, ["run", "--out", "o", "data.name=synthetic", "distill.weight=0", *items])
+    assert f"{knob} with distill.weight=0" in line and "sends no message" in line, line
+    assert "allowed: distill.weight > 0" in line, line
+    # what is still allowed: the same protocol at weight 0 without privacy, and private runs that send
+    validation.validate(tiny("distill.weight=0", *[i for i in items if "noise" not in i and "xor" not in i]))
+    validation.validate(tiny("distill.weight=0.5", *items))
+
+
+# ----------------------------------------------------------------------------- participation
+
+def test_groups_whose_share_rounds_to_no_peer_are_warned():
+    # participation=0.25 of groups a:2;b:2: each group draws max(1, round(0.25 * 2)) = 1 peer a round, so 2
+    # of 4 peers took part (0.5, twice what was asked), in silence: the "rounds to no peer" warning skips
+    # groups
+    cfg = tiny("participation=0.25", "model.groups=a:2:mlp;b:2:mlp,width=16")
+    ws = [w for w in validation.warnings(cfg) if "rounds to no peer of group" in w]
+    assert ws == ["participation=0.25 rounds to no peer of group a (2 peers), b (2 peers): every group draws "
+                  "max(1, round(participation * its peers)) a round, so 2 of the 4 peers take part "
+                  "(participation 0.5, not 0.25)"], validation.warnings(cfg)
+    one = tiny("participation=0.5", "model.groups=a:1:mlp;b:3:mlp,width=16")
+    assert any("group a (1 peer):" in w and "3 of the 4 peers" in w for w in validation.warnings(one))
+    # every group's share rounds to at least one peer: nothing to say
+    fine = tiny("participation=0.5", "model.groups=a:2:mlp;b:2:mlp,width=16")
+    assert not [w for w in validation.warnings(fine) if "rounds to no peer" in w]
+
+
+# ----------------------------------------------------------------------------- bench
+
+@pytest.mark.parametrize("peers", ["50", "10000,99"])
+def test_bench_population_smaller_than_its_cohort_is_refused_before_measuring(peers, capsys, no_measure):
+    # --peers 50 passed the check (it read a cohort of min(10, P)), measured the 10-client yardstick and the
+    # 10-client points, then failed every 100-client point in its subprocess: "participation=2.0 must be in
+    # (0, 1]", a field the user never set
+    line = one_line(capsys, ["bench", "--population", "--peers", peers])
+    assert "timed with 10 and 100 clients a round" in line and "allowed: populations of at least 100" in line, line
