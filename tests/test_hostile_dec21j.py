@@ -57,3 +57,24 @@ def test_bench_population_smaller_than_its_cohort_is_refused_before_measuring(pe
     # (0, 1]", a field the user never set
     line = one_line(capsys, ["bench", "--population", "--peers", peers])
     assert "timed with 10 and 100 clients a round" in line and "allowed: populations of at least 100" in line, line
+
+
+# ----------------------------------------------------------------------------- robust aggregation
+
+@pytest.mark.parametrize("items, said", [
+    (["protocol.name=softlabel", "softlabel.aggregate=median", "peers=2"], "softlabel.aggregate=median of 2 peers' messages"),
+    (["protocol.name=softlabel", "softlabel.aggregate=median", "peers=10", "participation=0.2"],
+     "softlabel.aggregate=median of 2 peers' messages"),
+    (["protocol.name=fedavg", "fedavg.aggregate=median", "peers=2"], "fedavg.aggregate=median of 2 models"),
+    (["protocol.name=fedavg", "fedavg.aggregate=median", "fedavg.pre=bucketing", "fedavg.bucket=2"],
+     "fedavg.aggregate=median of 2 buckets"),
+    (["protocol.name=softlabel", "softlabel.aggregate=median", "peers=3"], None),
+], ids=["softlabel", "cohort", "fedavg", "buckets", "three"])
+def test_a_median_of_two_is_said_to_be_their_mean(items, said):
+    # the coordinate-wise median of 2 rows averages its two middle values: a robust aggregate that was the
+    # plain mean in silence, while a trimmed mean that trims nothing said so (trim_warnings)
+    hits = [w for w in validation.warnings(tiny(*items)) if "aggregate=median of" in w]
+    if said is None:
+        assert not hits, hits
+    else:
+        assert len(hits) == 1 and said in hits[0] and "is their unweighted mean" in hits[0], hits
