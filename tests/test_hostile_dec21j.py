@@ -78,3 +78,29 @@ def test_a_median_of_two_is_said_to_be_their_mean(items, said):
         assert not hits, hits
     else:
         assert len(hits) == 1 and said in hits[0] and "is their unweighted mean" in hits[0], hits
+
+
+# ----------------------------------------------------------------------------- refused with the config alone
+
+@pytest.mark.parametrize("items, said", [
+    (["protocol.name=topk_soft", "topk_soft.k=5,11"], "sweep run topk_soft.k=11: topk_soft.k=11 is more than the 10 classes"),
+    (["protocol.name=topk_soft", "topk_soft.value_bits=8,17"], "topk_soft.value_bits=17; allowed: 0..16"),
+    (["protocol.name=cfd", "cfd.delta=false,true"], "sweep run cfd.delta=true: cfd.delta=true codes each message"),
+    (["faults.kind=confident_wrong", "faults.fraction=0.5", "faults.target=3,10"],
+     "sweep run faults.target=10: faults.target=10 is not a class of synthetic (10 classes)"),
+], ids=["topk_k", "topk_bits", "cfd_delta", "target"])
+def test_a_sweep_dry_run_refuses_what_the_build_would(items, said, tmp_path, capsys, no_compile):
+    # these were refused only as the protocol or the data was built: `tallysim sweep --dry-run` listed
+    # every run as fine, and the sweep ran its good runs whole (topk_soft.k=5) before failing the bad one
+    line = one_line(capsys, ["sweep", "--dry-run", "--out", str(tmp_path / "s"), "data.name=synthetic",
+                             "data.train_size=1600", "data.test_size=300", "peers=4", "rounds=1", *items])
+    assert said in line, line
+
+
+def test_class_rules_wait_for_the_data_where_the_config_cannot_tell():
+    # a files dataset's classes are its files': only validate_with_data can say
+    from tallysim import config_rules
+    assert config_rules.known_classes(tiny()) == 10
+    assert config_rules.known_classes(tiny("data.name=cifar100")) == 100
+    files = tiny("data.name=files", "data.path=/nonexistent")
+    assert config_rules.known_classes(files) is None
