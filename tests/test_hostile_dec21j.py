@@ -104,3 +104,17 @@ def test_class_rules_wait_for_the_data_where_the_config_cannot_tell():
     assert config_rules.known_classes(tiny("data.name=cifar100")) == 100
     files = tiny("data.name=files", "data.path=/nonexistent")
     assert config_rules.known_classes(files) is None
+
+
+# ----------------------------------------------------------------------------- sparse protocols
+
+@pytest.mark.parametrize("item", ["bridge.period=1", "bridge.scope=per_tensor", "bridge.reset=soft",
+                                  "comm.param_bits=16"])
+def test_a_merge_knob_of_a_bridge_that_never_merges_is_refused(item, capsys, no_compile):
+    # bridge.density=0 sends no parameter (k = 0: tally exactly), so its merge knobs ran as if unset
+    line = one_line(capsys, ["run", "--out", "o", "data.name=synthetic", "protocol.name=bridge",
+                             "bridge.density=0", item])
+    assert f"{item.split('=')[0]}=" in line and "is not read with bridge.density=0" in line, line
+    # still read: the same knob with a density, and vote_at (the vote's models) at density 0
+    validation.check_read(validation.validate(tiny("protocol.name=bridge", "bridge.density=0.01", item)))
+    validation.check_read(validation.validate(tiny("protocol.name=bridge", "bridge.density=0", "bridge.vote_at=merge")))
