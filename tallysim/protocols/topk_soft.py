@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 
-from tallysim import config_rules
+from tallysim import config
 from tallysim.fields import ints
 from tallysim.protocols import Traits
 from tallysim.protocols.base import Context, Protocol, exchanging
@@ -55,7 +55,7 @@ class TopkSoftConfig:
 
 def check(k: int, value_bits: int, classes: int) -> None:
     """The message's rules against the data's class count (config_rules states them, for validation too)."""
-    config_rules.topk_soft_message(k, value_bits, classes)
+    config.topk_soft_message(k, value_bits, classes)
 
 
 def quantise(v, bits: int):
