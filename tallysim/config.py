@@ -26,6 +26,7 @@ from tallysim.schema_text import help_table, show_allowed, show_default  # noqa:
 from tallysim.field_checks import SEEDS_COUNT
 from tallysim.config_reads import MODE_READS, MODEL_READS, SYNTHETIC_READS  # noqa: F401 - results/table.py blanks what a mode, model or dataset does not read
 from tallysim.config_shapes import active_peers  # noqa: F401 - results/headline.py counts a round's cohort as the run does
+from tallysim.config_rules import cfd_delta_rule, topk_soft_message  # noqa: F401 - protocols/cfd.py, topk_soft.py: their rules, stated once
 from tallysim.model_groups import active_counts as group_active_counts, parse as parse_groups  # noqa: F401 - and a grouped one
 from tallysim.validation import TYPE_NAMES, json_kind, show, split_optional, type_ok
 

@@ -218,6 +218,19 @@ def _unread_sign_broadcast(cfg: Config):
                                   f"{default}, or participation < 1 (a cohort gets the dense model)")
 
 
+def _unread_bridge_merge(cfg: Config):
+    """bridge.density=0 sends no parameter (k = 0: tally exactly, protocols/bridge.py), so the merge's knobs
+    are never read: `bridge.density=0 bridge.period=1 bridge.scope=per_tensor` ran tally as if unset."""
+    if cfg.protocol.name != "bridge" or cfg.bridge.density != 0:
+        return
+    for key in ("bridge.period", "bridge.scope", "bridge.average", "bridge.reset", "comm.param_bits"):
+        default = declared()[key].default
+        if get_field(cfg, key) != default:
+            yield key, (f"{key}={show(get_field(cfg, key))} is not read with bridge.density=0 (no parameter is "
+                        "sent, no merge happens: the run is tally); allowed there: its default "
+                        f"{show_default(default)}, or bridge.density > 0")
+
+
 def unread(cfg: Config) -> list[tuple[str, str]]:
     """Every field check_read refuses in cfg, in the order it checks them: (the field, the refusal's line).
     A sweep refuses a field no run of it reads (sweep_axes.check_fields_read); a single run, the first of them."""
@@ -229,7 +242,7 @@ def unread(cfg: Config) -> list[tuple[str, str]]:
         out.append((key, f"{key}={show(get_field(cfg, key))} is not read by protocol.name={name} (only by "
                          f"{', '.join(readers)}); allowed there: its default {show_default(spec.default)}"))
     for rule in (_unread_models, _unread_data, _unread_privacy, _unread_eval, _unread_modes, _unread_warmup,
-                 _unread_sign_broadcast):
+                 _unread_sign_broadcast, _unread_bridge_merge):
         out += rule(cfg)
     if cfg.faults.kind in MESSAGE_FAULTS and not protocols.traits(name).messages:
         out.append(("faults.kind", f"faults.kind={cfg.faults.kind} acts on messages, and protocol.name={name} sends "

@@ -68,6 +68,7 @@ def check_rules(cfg: Config) -> None:
     _sequential_rules(cfg)
     _task_rules(cfg)
     _heads_rule(cfg)
+    _class_rules(cfg)
 
 
 def _heads_rule(cfg: Config) -> None:
@@ -191,6 +192,7 @@ def _privacy_rules(cfg: Config) -> None:
             raise ConfigError("privacy.accountant=pld with fedct.xor_epsilon: dp-accounting's PLD accountant "
                               "does not compose randomised response (it reports one response's epsilon for "
                               "any count); allowed: privacy.accountant=rdp")
+    _nothing_released(cfg, traits)
     if pv.noise == 0:
         if pv.threshold > 0 or pv.threshold_noise > 0:
             raise ConfigError("privacy.threshold / privacy.threshold_noise need privacy.noise > 0 (the "
@@ -226,6 +228,17 @@ def _privacy_rules(cfg: Config) -> None:
         raise ConfigError(f"privacy.accountant=pld with participation={cfg.participation}: dp-accounting's "
                           "PLD accountant has no fixed-size participation sampling; allowed: "
                           "privacy.accountant=rdp, or participation=1")
+
+
+def _nothing_released(cfg: Config, traits) -> None:
+    """distill.weight=0 sends nothing (protocols.base.exchanging: 0 bits), yet the ledger charged every
+    round: a tally run at privacy.noise=1 reported epsilon 202 for a run that released no message."""
+    xor = traits.privacy == "xor" and cfg.fedct.xor_epsilon > 0
+    if traits.distill and cfg.distill.weight == 0 and (cfg.privacy.noise > 0 or xor):
+        knob = f"fedct.xor_epsilon={cfg.fedct.xor_epsilon:g}" if xor else f"privacy.noise={cfg.privacy.noise:g}"
+        raise ConfigError(f"{knob} with distill.weight=0: protocol.name={cfg.protocol.name} sends no message "
+                          "then (0 bits), so the epsilon reported would count rounds that release nothing; "
+                          f"allowed: distill.weight > 0, or {knob.split('=')[0]}=0")
 
 
 def _tiny_noise(cfg: Config, mechanism: str) -> None:
@@ -281,3 +294,47 @@ def check_pool_size(cfg: Config, pool: int | None = None, why: str = "probe.pool
         raise ConfigError(f"probe.per_round={cfg.probe.per_round} is larger than the probe pool "
                           f"({pool} examples; {why}); allowed: probe.per_round=1..{pool}, "
                           "or a larger probe.pool_size")
+
+
+def known_classes(cfg: Config):
+    """The class count of data.name where the config alone tells it (synthetic's data.num_classes, a known
+    image dataset's), else None: what needs it waits for the data (validation.validate_with_data)."""
+    if cfg.data.name == "synthetic":
+        return cfg.data.num_classes
+    return KNOWN_SHAPES[cfg.data.name][1] if cfg.data.name in KNOWN_SHAPES and cfg.data.path is None else None
+
+
+def topk_soft_message(k: int, value_bits: int, classes) -> None:
+    """topk_soft's message rules (protocols/topk_soft.check; here too, so that a sweep and its --dry-run
+    refuse them before any run: `topk_soft.k=5,11` ran the k=5 run whole, then failed the k=11 run as it
+    was built). classes None: the rules that do not need the class count."""
+    if classes is not None and k > classes:
+        raise ConfigError(f"topk_soft.k={k} is more than the {classes} classes; allowed: 1..{classes}")
+    if 16 < value_bits < 32:
+        raise ConfigError(f"topk_soft.value_bits={value_bits}; allowed: 0..16 (uniform levels) or 32 (float32)")
+    if k == classes and value_bits == 0:
+        # k = C sends no index and b = 0 no value: a message of 0 bits, whose target would be 0 / 0
+        raise ConfigError(f"topk_soft.k={k} (every class: no index is sent) with topk_soft.value_bits=0 (no value) "
+                          f"sends nothing; allowed: value_bits 1..16 or 32 with k={k}, or k 1..{classes - 1} "
+                          "with value_bits=0")
+
+
+def cfd_delta_rule(cfg: Config) -> None:
+    """cfd.delta codes against the last message on the same probes (protocols/cfd.py)."""
+    if cfg.cfd.delta and cfg.probe.resample:
+        raise ConfigError("cfd.delta=true codes each message against the last one on the same probes; "
+                          "allowed: probe.resample=false with it, or cfd.delta=false")
+
+
+def _class_rules(cfg: Config) -> None:
+    """What the built protocol or data would refuse, refused here where the config tells the class count:
+    a single run stopped only after loading its data, a sweep (and --dry-run, which said nothing) after
+    running its other runs (faults.target=3,10: the target-3 run whole, then the target-10 run failed)."""
+    classes = known_classes(cfg)
+    if cfg.protocol.name == "topk_soft":
+        topk_soft_message(cfg.topk_soft.k, cfg.topk_soft.value_bits, classes)
+    if cfg.protocol.name == "cfd":
+        cfd_delta_rule(cfg)
+    if classes is not None and cfg.faults.kind == "confident_wrong" and cfg.faults.target >= classes:
+        raise ConfigError(f"faults.target={cfg.faults.target} is not a class of {cfg.data.name} "
+                          f"({classes} classes); allowed: -1 (a random wrong class) or 0..{classes - 1}")

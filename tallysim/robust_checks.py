@@ -74,12 +74,21 @@ def trim_warnings(cfg: Config) -> list[str]:
                    f"no trim below 0.5 cuts one of {rows}")
             out.append(f"{section}.trim={s.trim:g} trims 0 of {rows} {what} (floor(trim x {rows}) = 0): "
                        f"{section}.aggregate=trimmed is their unweighted mean; {cut}")
+    for section, rows in (("fedavg", n), ("softlabel", active)):
+        # the median of 2 rows is their mean (sim/vote.coordinate_stat: the two middle values averaged):
+        # peers=2 (or a cohort of 2) ran softlabel.aggregate=median as the plain mean in silence, while
+        # the trimmed mean of 2 said so just above
+        if getattr(cfg, section).aggregate == "median" and rows == 2 and \
+                protocols.reads(cfg.protocol.name, f"{section}.aggregate"):
+            what = "peers' messages" if section == "softlabel" else "buckets" if cfg.fedavg.pre == "bucketing" else "models"
+            out.append(f"{section}.aggregate=median of {rows} {what} is their unweighted mean (the two middle "
+                       "values averaged), robust to nothing; a median needs 3 or more")
     return out
 
 
 def warnings(cfg: Config) -> list[str]:
     """One line when f, read from the faults, is past Krum's assumption (allowed: a measurement), and
-    one per trimmed mean that trims nothing (trim_warnings)."""
+    one per trimmed mean that trims nothing or median of two (trim_warnings)."""
     a = cfg.fedavg
     if not protocols.traits(cfg.protocol.name).fedavg_family or a.aggregate not in ("krum", "multikrum"):
         return trim_warnings(cfg)

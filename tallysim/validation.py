@@ -21,6 +21,7 @@ from tallysim import config_reads
 from tallysim.config_reads import MESSAGE_FAULTS, check_read  # noqa: F401 - validation.X, as before
 from tallysim.config_rules import check_pool_size, check_rules  # noqa: F401 - validation.X, as before
 from tallysim.field_checks import installed_choices, not_known
+from tallysim.fields import first_few
 from tallysim.field_checks import (ALPHA_KINDS, CHOICES, FLOAT_RANGES, INT_RANGES, MAX_NAME,  # noqa: F401
                                    TYPE_NAMES, live_choices, check_name, check_path, check_ranges, check_types,
                                    json_kind, show, split_optional, type_ok)
@@ -148,6 +149,7 @@ def warnings(cfg: Config) -> list[str]:
         # draw max(1, round(participation * P_g)) each, as docs/groups.md says
         out.append(f"participation={cfg.participation:g} of peers={cfg.peers} rounds to no peer: 1 peer a round "
                    f"takes part (participation {1 / cfg.peers:.3g}); the cohort is max(1, round(participation * peers))")
+    out += _groups_rounded_up(cfg)
     if cfg.privacy.noise > 0 and cfg.privacy.threshold > voters:
         out.append(f"privacy.threshold={cfg.privacy.threshold:g} is above the {voters} votes a probe can get (the "
                    "active peers): a probe is answered only where the noise lifts its top count past it, so "
@@ -170,6 +172,24 @@ def warnings(cfg: Config) -> list[str]:
     work = work_estimate.warning(cfg)       # local_steps=10**7: a run of days, accepted in silence
     out += [work] if work else []
     return out
+
+
+def _groups_rounded_up(cfg: Config) -> list[str]:
+    """model.groups whose participation * P_g rounds to no peer: each still draws one a round, so
+    participation=0.25 of groups a:2;b:2 ran 2 of 4 peers a round (0.5), in silence (the warning above
+    is skipped with groups)."""
+    if not cfg.model.groups or cfg.participation >= 1:
+        return []
+    groups = model_groups.parse(cfg.model.groups)
+    up = [g for g in groups if round(cfg.participation * g.peers) == 0]
+    if not up:
+        return []
+    active = sum(model_groups.active_counts(cfg, groups))
+    named = [f"{g.name} ({g.peers} peer{'s' if g.peers > 1 else ''})" for g in up]
+    return [f"participation={cfg.participation:g} rounds to no peer of group "
+            f"{first_few(named, 3)}: every group draws "
+            f"max(1, round(participation * its peers)) a round, so {active} of the {cfg.peers} peers take part "
+            f"(participation {active / cfg.peers:.3g}, not {cfg.participation:g})"]
 
 
 def unheld_classes(cfg: Config) -> Optional[tuple[int, int]]:

@@ -98,7 +98,9 @@ def test_history_weighting_on_text_names_a_value_that_exists():
     (["peers=4", "participation=0.1"], "participation=0.1 of peers=4 rounds to no peer"),
     (["peers=4", "participation=0.25"], None),                       # ok: one peer, as asked
     (["peers=4", "participation=0.125"], "rounds to no peer"),       # round(0.5) is 0: half to even
-    (["peers=4", "participation=0.1", "model.groups=a:2;b:2"], None),   # each group's A_g: docs/groups.md
+    # each group draws its own max(1, round(participation * P_g)) (docs/groups.md): 2 of 4 peers, not 0.1 of
+    # them, said by group since hostile18 (tests/test_hostile_dec21j.py)
+    (["peers=4", "participation=0.1", "model.groups=a:2;b:2"], "rounds to no peer of group a (2 peers), b"),
 ])
 def test_a_participation_that_rounds_to_no_peer_is_warned(items, warned):
     """The cohort is max(1, round(participation * P)): 1e-9 of 4 peers ran a quarter of them each round,

@@ -215,6 +215,13 @@ def check_points(pops, examples: int, extra: tuple) -> None:
     from tallysim import config
     from tallysim.config import ConfigError
     for P in pops:
+        # every point draws COHORTS' 10 and 100 clients a round: `--peers 50` passed this check (it read a
+        # cohort of min(10, P)), measured the yardstick and the 10-client points, then failed each 100-client
+        # point in its subprocess with "participation=2.0 must be in (0, 1]", a field the user never set
+        if P < max(COHORTS):
+            raise ConfigError(f"bench --population --peers {P:,}: every population is timed with "
+                              f"{' and '.join(map(str, COHORTS))} clients a round, more than its {P:,} clients; "
+                              f"allowed: populations of at least {max(COHORTS)} clients")
         try:
             config.validate(config.apply_overrides(config.Config(), items(P, min(10, P), "auto", examples) + list(extra)))
         except ConfigError as e:

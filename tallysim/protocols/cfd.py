@@ -33,7 +33,8 @@ from typing import Literal
 import jax
 import jax.numpy as jnp
 
-from tallysim.fields import ConfigError, ints
+from tallysim import config
+from tallysim.fields import ints
 from tallysim.protocols import Traits
 from tallysim.protocols.base import Context, Protocol, exchanging
 from tallysim.protocols.distill import warmup_init
@@ -70,9 +71,7 @@ def coded_bits(n: int, bits: int, changed: int) -> int:
 def make(ctx: Context) -> Protocol:
     cfg, spec = ctx.cfg, ctx.spec
     c = cfg.cfd
-    if c.delta and cfg.probe.resample:
-        raise ConfigError("cfd.delta=true codes each message against the last one on the same probes; "
-                          "allowed: probe.resample=false with it, or cfd.delta=false")
+    config.cfd_delta_rule(cfg)        # validation refuses it first; a Context built by hand too
     # M: messages per round, a probe's positions each on a next-token task (sim/tasks.py)
     P, A, M, C, b = spec.peers, spec.active, spec.messages, spec.classes, c.bits
     Q = 2 ** b - 1

@@ -33,7 +33,8 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 
-from tallysim.fields import ConfigError, ints
+from tallysim import config
+from tallysim.fields import ints
 from tallysim.protocols import Traits
 from tallysim.protocols.base import Context, Protocol, exchanging
 from tallysim.protocols.distill import distill_round, warmup_init
@@ -53,15 +54,8 @@ class TopkSoftConfig:
 
 
 def check(k: int, value_bits: int, classes: int) -> None:
-    if k > classes:
-        raise ConfigError(f"topk_soft.k={k} is more than the {classes} classes; allowed: 1..{classes}")
-    if 16 < value_bits < 32:
-        raise ConfigError(f"topk_soft.value_bits={value_bits}; allowed: 0..16 (uniform levels) or 32 (float32)")
-    if k == classes and value_bits == 0:
-        # k = C sends no index and b = 0 no value: a message of 0 bits, whose target would be 0 / 0
-        raise ConfigError(f"topk_soft.k={k} (every class: no index is sent) with topk_soft.value_bits=0 (no value) "
-                          f"sends nothing; allowed: value_bits 1..16 or 32 with k={k}, or k 1..{classes - 1} "
-                          "with value_bits=0")
+    """The message's rules against the data's class count (config_rules states them, for validation too)."""
+    config.topk_soft_message(k, value_bits, classes)
 
 
 def quantise(v, bits: int):
