@@ -18,7 +18,7 @@ def test_a_runs_out_holding_only_a_run_file_name_does_not_advise_overwrite(tmp_p
     (d / "config.json").write_text('{"rounds": 2}\n')
     with pytest.raises(ConfigError) as e:
         outdir.check(d, False)
-    assert "holds config.json but is not a tallysim run directory" in str(e.value)
+    assert "is not empty: it holds config.json, but it is not a tallysim run directory" in str(e.value)
     assert "--overwrite does not replace" in str(e.value) and "pass --overwrite" not in str(e.value)
     with pytest.raises(ConfigError, match="not a tallysim run directory"):     # what the advice led to
         outdir.check(d, True)
