@@ -229,6 +229,10 @@ def _occupied(p: Path, out, flag: str, words: dict) -> str:
     if foreign := foreign_entries(p):
         return (f"output directory {out} is not empty and not a tallysim run directory (it holds "
                 f"{_describe(foreign)}), which {o} does not replace; allowed: another {flag}, or move them away")
+    if not is_run_dir(p):   # a run's file names only (a user's own config.json), no marker: --overwrite refuses it too
+        return (f"output directory {out} is not empty: it holds {_describe(sorted(e.name for e in p.iterdir()))}, "
+                f"but it is not a tallysim run directory (no {MARKER}), which {o} does not replace; allowed: "
+                f"another {flag}, or move them away")
     return f"output directory {out} is not empty; pass {o} to replace it or choose another {flag}"
 
 

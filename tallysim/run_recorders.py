@@ -100,12 +100,19 @@ class Lanes:
         the first configuration's files open when the second's failed.)"""
         self.b = b
         self.recs = []
+        # an out-of-memory retry (run._retry_point) keeps the rows written and writes none again: its trackers
+        # start afresh and are given those rows first (a retry's MLflow run began at the first row not yet
+        # written, the earlier rounds only in the attempt that ran out of memory)
+        retry = bool(resume and resume.get("retry"))
         for i, d in enumerate(out_dirs):
-            track = tracking.open_run(b.cfgs[i], d, fresh=resume is None) if mesh.is_writer() else None
+            track = tracking.open_run(b.cfgs[i], d, fresh=resume is None or retry) if mesh.is_writer() else None
             if track:
                 held.callback(track.close)
             rec = Recorder([b.seeds[j] for j in b.lanes_of(i)], d, chunk, bar, resume, track, index=i)
             held.callback(rec.close_file)       # before its tracker, which draws from the file
+            if track and retry and rec.file:
+                for line in rec.file.rows:
+                    track.row(json.loads(line))
             self.recs.append(rec)
         self.t0 = self.recs[0].t0
         self.failed: dict[int, NonFiniteLoss] = {}
@@ -177,6 +184,7 @@ def restart_meta(meta: dict, lo: int, chunk: int) -> dict:
     again from its round 1, `chunk` seeds at a time: the rows the seeds before `lo` left waiting for the
     later chunks kept (each round's list holds them first, in seed order: chunks run in order), that
     chunk's own dropped (it recomputes them), the metrics rows written, `last` and the time spent kept.
-    Recorder.rows takes no row of a round written already: recomputed, not written twice."""
+    Recorder.rows takes no row of a round written already: recomputed, not written twice. `retry`: Lanes
+    opens the trackers afresh and gives them the rows written (kept in memory only: no checkpoint holds it)."""
     evals = {int(r): list(rows[:lo]) for r, rows in meta["evals"].items() if rows[:lo]}
-    return {**meta, "lo": lo, "round": 0, "ledgers": [], "chunk": chunk, "evals": evals}
+    return {**meta, "lo": lo, "round": 0, "ledgers": [], "chunk": chunk, "evals": evals, "retry": True}
