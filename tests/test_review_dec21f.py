@@ -87,8 +87,8 @@ def test_fedct_in_two_groups_of_one_architecture_is_the_one_model_fedct(tmp_path
     for a, b in zip(plain, two):
         for k in ("bits_up", "bits_down", "acc_mean", "agreement", "vote_acc", "epsilon"):
             assert a[k] == b[k], (a["round"], k)
-        # the loss is a float mean XLA may fuse differently in the two programs (local.stepped_mean_fill's
-        # select beside the division): equal to float32 rounding, not bit for bit
+        # a peer with no local step reports the others' mean (local.stepped_mean_fill), a reduction XLA
+        # orders per program (one model vs two groups): equal to float32 rounding, not bit for bit
         assert a["train_loss"] == pytest.approx(b["train_loss"], rel=5e-7), a["round"]
         assert b["bits_up@a"] + b["bits_up@b"] == a["bits_up"]
 
