@@ -1,7 +1,7 @@
 """Numbers the docs quote from committed tables equal those tables: the faulty-peers table of
 docs/figures.md (from docs/figures/fig8_table.md), the measured Pareto front of docs/sweeps.md (from
 docs/figures/fig5_frontier.md), the Fig. 11 text table (from fig11_reduced_table.md), and the Fig. 2 / Fig. 6
-sequences (from fig2.csv, fig6.csv), the Fig. 2 with LeNet tables (from fig2_lenet.csv, fig2_small_mlp.csv, fig2_cnn.csv), the transformer-on-words tables of docs/text.md (from wordtransformer_local.csv, wordtransformer.jsonl, wordtransformer_firstvote.jsonl), the ties table of docs/matched-bits.md (from niid_ties.csv), its C = 1000 table (from class_1000_seeds.csv and class_1000.csv) its table without momentum (class_1000_momentum0_seeds.csv, class_1000_momentum0.csv) and the twenty rounds without momentum (class_1000_momentum0_r20.csv). The demo's table has its own test (tests/test_docs.py). Pure text."""
+sequences (from fig2.csv, fig6.csv), the Fig. 2 with LeNet tables (from fig2_lenet.csv, fig2_small_mlp.csv, fig2_cnn.csv), the transformer-on-words tables of docs/text.md (from wordtransformer_local.csv, wordtransformer.jsonl, wordtransformer_firstvote.jsonl), the ties table of docs/matched-bits.md (from niid_ties.csv), its C = 1000 table (from class_1000_seeds.csv and class_1000.csv) its table without momentum (class_1000_momentum0_seeds.csv, class_1000_momentum0.csv; the soft labels before the rounded downlink, class_1000_momentum0_unrounded_seeds.csv) and the twenty rounds without momentum (class_1000_momentum0_r20.csv). The demo's table has its own test (tests/test_docs.py). Pure text."""
 import csv
 import re
 from pathlib import Path
@@ -333,3 +333,23 @@ def test_the_class_1000_twenty_rounds_are_their_csv():
         assert r[1:] == [cell(t), cell(loc), f"{statistics.mean(t) - statistics.mean(loc):.3f}", f"{vote:.2f}"], r
         assert min(t) > max(loc), f"round {r[0]}: the page says tally is ahead in every seed"
     assert [len(by[(p, 20)]) for p in ("tally", "local")] == [3, 3]
+
+
+def test_the_class_1000_momentum0_before_and_after_are_their_csvs():
+    """docs/matched-bits.md, "Without momentum": the soft-label groups' before -> after means (the
+    unrounded downlink, docs/figures/class_1000_momentum0_unrounded_seeds.csv, against the table's
+    class_1000_momentum0_seeds.csv), after round 10, IID / Dirichlet 0.5 / Dirichlet 0.1."""
+    import statistics
+
+    def means(name):
+        by = {}
+        for r in _csv(name):
+            if r["round"] == "10":
+                by.setdefault((r["group"], r["panel"]), []).append(float(r["acc_mean"]))
+        return {k: f"{statistics.mean(v):.3f}" for k, v in by.items()}
+    before, after = means("class_1000_momentum0_unrounded_seeds.csv"), means("class_1000_momentum0_seeds.csv")
+    text = " ".join(_c1000_section("momentum0").split())
+    for label, group in (("one probe", "softlabel_8bit_1p"), ("ten probes", "softlabel_8bit_10p")):
+        pairs = re.search(label + r" (\d\.\d+ -> \d\.\d+), (\d\.\d+ -> \d\.\d+), (\d\.\d+ -> \d\.\d+)", text).groups()
+        want = tuple(f"{before[(group, p)]} -> {after[(group, p)]}" for p in ("iid", "dir0.5", "dir0.1"))
+        assert pairs == want, (label, pairs, want)

@@ -45,8 +45,12 @@ def reference(logits_AxMxC, y_M, ties="lowest", min_agreement=0.0, key=None, sof
         z = sent / era_temperature
         sent = np.exp(z - z.max(-1, keepdims=True))
         sent = sent / sent.sum(-1, keepdims=True)
+    # the downlink: the target rounded as the uplink's values are (8 bits: to k / 255; 16: float16)
+    down = {8: lambda t: np.round(t * 255.0) / 255.0, 16: lambda t: t.astype(np.float16).astype(np.float64)
+            }.get(soft_bits, lambda t: t)(sent)
     wrong = votes_AxM != y[None]
     return dict(counts_MxC=counts_MxC, winner_M=winner_M, share_M=share_M, keep_M=keep_M, target_MxC=sent,
+                down_MxC=down,
                 vote_acc=np.mean(winner_M == y), softavg_acc=np.mean(probs.mean(0).argmax(-1) == y),
                 agreement=share_M.mean(),
                 wrong_confidence=(probs.max(-1) * wrong).sum() / max(wrong.sum(), 1))
@@ -130,7 +134,12 @@ def test_probe_exchange_chunks_equal_the_reference(items):
             assert np.array_equal(probes.target_M, ref["winner_M"])
             assert np.array_equal(probes.weight_M, ref["keep_M"].astype(np.float32))
         else:
-            np.testing.assert_allclose(probes.target_M, ref["target_MxC"], rtol=1e-5, atol=1e-7)
+            if cfg.comm.soft_bits == 16:   # the float32 and float64 means may round to neighbouring float16s
+                t = np.asarray(probes.target_M)
+                assert np.array_equal(t, t.astype(np.float16).astype(np.float32))    # sent as float16
+                np.testing.assert_allclose(t, ref["down_MxC"], rtol=1e-3, atol=1e-7)
+            else:
+                np.testing.assert_allclose(probes.target_M, ref["down_MxC"], rtol=1e-5, atol=1e-7)
         for k in ("vote_acc", "softavg_acc", "agreement"):
             assert float(info[k]) == pytest.approx(ref[k], rel=1e-6), k
         assert float(info["wrong_confidence"]) == pytest.approx(ref["wrong_confidence"], rel=1e-6)

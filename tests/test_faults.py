@@ -298,7 +298,13 @@ def test_softlabel_robust_targets_are_numpy_statistics_of_what_was_sent(how, ext
     sent = np.stack(sent)
     stat = np.median(sent, 0) if how == "median" else np_trimmed(sent, 0.2)
     want = stat / stat.sum(-1, keepdims=True)
-    np.testing.assert_allclose(np.asarray(probes.target_M), want, rtol=2e-5, atol=1e-6)
+    got = np.asarray(probes.target_M)
+    if "comm.soft_bits=8" in extra:               # and sent down at 8 bits, after the renormalising
+        v = want * 255                            # a value within float32 of a half may round either way
+        near_half = np.abs(v - np.floor(v) - 0.5) < 1e-4
+        want = np.round(v) / 255
+        got = np.where(near_half & (np.abs(got * 255 - v) <= 0.5 + 1e-4), want, got)
+    np.testing.assert_allclose(got, want, rtol=2e-5, atol=1e-6)
     if lost:
         assert len(lost) == 2 and int(info["senders"]) == 3
     mean = sent.mean(0)

@@ -120,6 +120,17 @@ def _mid(values, q):
 
 
 @pytest.mark.slow          # as above
+def _assert_sent_down_at_8_bits(target, mean):
+    """selective_fd's downlink: the sharers' mean rounded to k / 255 (half to even). A mean of an even
+    number of sharers' levels may sit on a half, which float32 and float64 may round apart: either."""
+    lo, hi = np.floor(mean * 255) / 255, np.ceil(mean * 255) / 255
+    tie = np.abs(mean * 255 - np.floor(mean * 255) - 0.5) < 1e-4
+    want = np.round(mean * 255) / 255
+    ok = (np.abs(target - want) < 2e-6) | (tie & ((np.abs(target - lo) < 2e-6) | (np.abs(target - hi) < 2e-6)))
+    assert ok.all(), (target[~ok][:5], mean[~ok][:5])
+    assert np.any(np.abs(target - mean) > 2e-6)      # the rounding shows somewhere: not the mean itself
+
+
 def test_selective_fd_on_text_targets_per_token_match_numpy(text_env, caught):
     base = TINY_TEXT + ["protocol.name=selective_fd", "comm.soft_bits=8"]
     probe = tallysim.drive(config.apply_overrides(config.Config(), base))    # built, not run: its probes
@@ -144,7 +155,7 @@ def test_selective_fd_on_text_targets_per_token_match_numpy(text_env, caught):
     keep = (n > 0) & (t.max(-1) >= server)
     assert 0 < share.mean() < 1 and 0 < keep.mean() < 1           # the selectors act both ways here
     np.testing.assert_array_equal(weight.reshape(-1), keep.astype(np.float32))
-    np.testing.assert_allclose(target.reshape(-1, C)[keep], t[keep], atol=2e-6)
+    _assert_sent_down_at_8_bits(target.reshape(-1, C)[keep], t[keep])
     bits = d.bits()
     assert bits.up == M * POS + share.sum(1).max() * C * 8
     assert bits.down == M * POS + keep.sum() * C * 8
@@ -184,7 +195,7 @@ def test_streamed_exchange_in_chunks_matches_numpy(text_env, monkeypatch, protoc
         assert 0 < share.mean() < 1 and 0 < keep.mean() < 1       # both selectors act here
         np.testing.assert_array_equal(np.asarray(per_row["shared"]), share.sum(1))
         np.testing.assert_array_equal(np.asarray(weight), keep.astype(np.float32))
-        np.testing.assert_allclose(np.asarray(target)[keep], t[keep], atol=2e-6)
+        _assert_sent_down_at_8_bits(np.asarray(target)[keep], t[keep])
 
 
 @pytest.mark.slow          # ~12 s on the loaded CPU: the 10,004-way LSTM's init and compile

@@ -82,7 +82,8 @@ class Exchanged(NamedTuple):
 
 def probe_exchange(ctx: Context, state: State, data: FedData, keys: RoundKeys, idx, hard: bool,
                    chunk: Optional[int] = None, fr: Optional[faults.RoundFaults] = None,
-                   sent_fn: Optional[Callable] = None, vote_fn: Optional[Callable] = None):
+                   sent_fn: Optional[Callable] = None, vote_fn: Optional[Callable] = None,
+                   target_fn: Optional[Callable] = None):
     """Peers predict on the round's probes; the server aggregates. Returns (Probes, info).
 
     The active peers predict `chunk` at a time (default: what fits exchange.CHUNK_BYTES, shared by the
@@ -122,7 +123,8 @@ def probe_exchange(ctx: Context, state: State, data: FedData, keys: RoundKeys, i
     if hard:
         probes, targets_info = vote_targets(ctx, task, x_M, y_M, t, arrived, answered_M, text_M)
     else:
-        probes, targets_info = _soft_targets(ctx, task, x_M, y_M, sums, voters, arrived, text_M, ex.robust)
+        down = target_fn or soft_downlink(ctx.cfg, sent_fn)
+        probes, targets_info = _soft_targets(ctx, task, x_M, y_M, sums, voters, arrived, text_M, ex.robust, down)
     info.update(targets_info)
     # next_token: the gate's agreement over the real positions, unless the targets set it (private soft
     # labels); vote.none_arrived's GATE_AGREEMENT (dropout) is every message's, which the text one replaces
@@ -193,10 +195,21 @@ def soft_aggregate(cfg) -> str:
     return cfg.softlabel.aggregate if registry.reads(cfg.protocol.name, "softlabel.aggregate") else "mean"
 
 
-def _soft_targets(ctx: Context, task, x_M, y_M, sums, voters, arrived, text_M, robust):
-    """Soft labels: the probes the peers train on (the aggregated distributions, padding and lost rounds
-    at weight 0) and their info (`consensus_acc`; with privacy the gate's agreement, GATE_AGREEMENT).
-    `robust`: Exchanged.robust (median|trimmed), else the streamed sums are aggregated."""
+def soft_downlink(cfg, sent_fn: Optional[Callable] = None) -> Callable:
+    """What the peers receive of the server's soft target [M, C]: rounded as the uplink's messages are,
+    comm.soft_bits per value (vote.quantize_probs; 32 sends it as is), the bits the downlink is charged.
+    Not renormalised: at 8 bits and C = 1000 a diffuse target's values under 1/510 arrive as 0. A
+    protocol with its own message (sent_fn: topk_soft, tally.target=counts) sends its own downlink."""
+    if sent_fn is not None or cfg.comm.soft_bits == 32:
+        return lambda t: t
+    return lambda t: vote.quantize_probs(t, cfg.comm.soft_bits)
+
+
+def _soft_targets(ctx: Context, task, x_M, y_M, sums, voters, arrived, text_M, robust, down: Callable):
+    """Soft labels: the probes the peers train on (the aggregated distributions as `down` delivers them,
+    padding and lost rounds at weight 0) and their info (`consensus_acc` of what the peers receive; with
+    privacy the gate's agreement, GATE_AGREEMENT). `robust`: Exchanged.robust (median|trimmed), else the
+    streamed sums are aggregated."""
     cfg, spec = ctx.cfg, ctx.spec
     private = cfg.privacy.noise > 0
     info = {}
@@ -213,8 +226,10 @@ def _soft_targets(ctx: Context, task, x_M, y_M, sums, voters, arrived, text_M, r
             # distill.gate's bit reaches every peer, so it may only read the noised sum: the mean
             # top value of its renormalised mean (the un-noised vote share would leak the data)
             # (next_token: over the real positions, text_M, as text_agreement's)
-            info[GATE_AGREEMENT] = vote.mean_agreement(jnp.max(vote.renormalize(
-                vote.soft_targets(sums.sent_MxC, voters)), axis=-1), text_M)
+            # (as the peers receive it: `down`, the mean aggregation's target itself)
+            info[GATE_AGREEMENT] = vote.mean_agreement(jnp.max(down(vote.renormalize(
+                vote.soft_targets(sums.sent_MxC, voters))), axis=-1), text_M)
+    target = down(target)        # after renormalising: the server rounds what it sends
     weight = jnp.ones((spec.messages,), jnp.float32) if text_M is None else text_M
     probes = local.Probes(x_M, task.unflatten(target, spec.probes),
                           task.unflatten(weight if arrived is None else weight * arrived, spec.probes))

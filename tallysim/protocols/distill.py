@@ -109,9 +109,8 @@ def distill_round(ctx: Context, lspec: local.LocalSpec, hard: bool, vote_after: 
         fr = faults.for_round(ctx, data, root, r, idx)
         if vote_after:
             return _vote_after_round(state, data, r, keys, idx, fr)
-        probes, info = probe_exchange(ctx, state, data, keys, idx, hard=hard, fr=fr, sent_fn=sent_fn)
-        if target_fn is not None:
-            probes = probes._replace(target_M=target_fn(probes.target_M))
+        probes, info = probe_exchange(ctx, state, data, keys, idx, hard=hard, fr=fr, sent_fn=sent_fn,
+                                      target_fn=target_fn)
         if trust.TRUST in info:                  # vote.weighting=history: the peers' trust, kept
             state = state._replace(extra={**state.extra, trust.TRUST: info.pop(trust.TRUST)})
         lspec_r = lspec

@@ -8,7 +8,8 @@ ratio estimate (is the probe in the peer's own distribution?); here it is the co
 named in issue 22: peer i shares on probe x when max_c p_i(x) >= `selective_fd.client_threshold`. The
 server averages the shared vectors per probe, t(x) = mean over the peers that shared on x (as sent:
 `comm.soft_bits` per value), and keeps x when at least one peer shared and max_c t(x) >=
-`selective_fd.server_threshold`; the peers train on the kept targets (CE(private) + `distill.weight` *
+`selective_fd.server_threshold`; the peers train on the kept targets as sent down (rounded to
+`comm.soft_bits` per value, as softlabel's downlink) (CE(private) + `distill.weight` *
 T^2 KL, as softlabel; dropped probes weigh 0). Both thresholds 0 is softlabel's mean aggregation.
 
 Bits (only the shared predictions plus a 1-bit-per-probe mask), b = `comm.soft_bits`, C classes:
@@ -70,7 +71,9 @@ def make(ctx: Context) -> Protocol:
         info["sfd_shared_A"] = per_row["shared"]
         info["sfd_kept"] = jnp.sum(keep_M).astype(jnp.int32)
         info["sfd_sent_A"] = sent_A.astype(jnp.int32)
-        return target, keep_M, info, extra
+        # the downlink is charged C * b bits per kept probe: the peers train on the mean rounded to them
+        # (the server keeps or drops a probe on its own unrounded mean, which it holds)
+        return vote.quantize_probs(target, b), keep_M, info, extra
 
     def cost(info) -> comm.RoundBits:
         if not exchanging(ctx):

@@ -4,7 +4,9 @@ Each active peer uploads its probability vector on every probe (C values of `com
 32, or 16 / 8 meaning fp16 / 8-bit uniform quantisation of what the server receives). The server
 averages them (`softlabel.aggregate=mean`) or sharpens the average, softmax(mean / T_era)
 (`era`, `softlabel.era_temperature`), or takes the coordinate-wise median (`median`) or trimmed mean
-(`trimmed`, `softlabel.trim` cut from each end) renormalised, and broadcasts the targets. The robust
+(`trimmed`, `softlabel.trim` cut from each end) renormalised, and broadcasts the targets at
+`comm.soft_bits` per value as well (base.soft_downlink: the peers train on the target rounded to the bits
+the downlink is charged; 32 sends it as is). The robust
 two need all A messages at once ([A, M, C]); mean and era stream them (exchange.py). Peers train on
 CE(private) + w * T^2 * KL(target || softmax(f / T)) with `distill.weight`, `distill.temperature`;
 `distill.order=sequential` digests the probes for `distill.epochs` first.

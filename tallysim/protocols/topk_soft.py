@@ -17,8 +17,8 @@ The message of a probability vector p (C classes), `message`:
 The server's target is the mean of the messages that arrived (zeros elsewhere), and the downlink is that
 mean's own message (the same rule: top k, quantised, the rest spread), what the peers train on. So down =
 up bits per probe. Degenerate cases (tests/test_topk_soft.py): k = C, b = 32 trains on softlabel's
-targets exactly (b = 8: the same messages and sums; the target is softlabel's mean quantised to 8 bits,
-the downlink softlabel charges for without rounding); k = 1, b = 0 sends tally's vote (the server's sum
+targets exactly (b = 8: the same messages, sums and 8-bit downlink, so softlabel's 8-bit run bit for bit,
+tests/test_softdown_dec21h.py); k = 1, b = 0 sends tally's vote (the server's sum
 is tally's counts) and trains on the plurality winner (lowest class on a tie, tally's default rule).
 
 The messages are built and summed a chunk of peers at a time (exchange.stream_sums), as softlabel's.
