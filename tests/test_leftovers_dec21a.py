@@ -200,15 +200,23 @@ DEFAULT_RUNS = ("deadpeer_reference.py", "eval_batch_changes.py", "memory_estima
 
 def _script(monkeypatch, capsys, name, *argv):
     """(exit code, stdout + stderr) of experiments/NAME run in this process (its imports are the tests')."""
+    import os
     import runpy
     import sys
     monkeypatch.setattr(sys, "argv", [str(EXPERIMENTS / name), *argv])
     monkeypatch.syspath_prepend(str(EXPERIMENTS.parent))
     code = 0
+    # Some scripts set JAX_* variables at import (time_compile.py turns the compile cache off and drops
+    # JAX_COMPILATION_CACHE_DIR): put the environment back, or every later test in this worker runs
+    # without the cache and test_startup's subprocess wrote none (CI40/41)
+    environ = dict(os.environ)
     try:
         runpy.run_path(str(EXPERIMENTS / name), run_name="__main__")
     except SystemExit as e:
         code = e.code
+    finally:
+        os.environ.clear()
+        os.environ.update(environ)
     out = capsys.readouterr()
     return code, out.out + out.err
 
