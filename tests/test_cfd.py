@@ -22,19 +22,25 @@ from tallysim.sim import comm
 from tallysim.sim.fed import to_input
 
 
-@pytest.fixture
-def caught(monkeypatch):
-    """The (x_M, target_MxC) of each round's local training, in order."""
+def catch_targets(monkeypatch, module) -> list:
+    """The (x_M, target_MxC) of each round's local training, in order, caught by a host callback around
+    `module`.local_round (probe_round's; distill's for softlabel, tests/test_softdown_dec21h.py)."""
     out = []
-    real = probe_round.local_round
+    real = module.local_round
 
     def spy(ctx, lspec, state, data, keys, idx, probes=None, **kw):
         if probes is not None:
             jax.debug.callback(lambda x, t: out.append((np.asarray(x), np.asarray(t))), probes.x_M,
                                probes.target_M)
         return real(ctx, lspec, state, data, keys, idx, probes=probes, **kw)
-    monkeypatch.setattr(probe_round, "local_round", spy)
+    monkeypatch.setattr(module, "local_round", spy)
     return out
+
+
+@pytest.fixture
+def caught(monkeypatch):
+    """The (x_M, target_MxC) of each round's local training, in order."""
+    return catch_targets(monkeypatch, probe_round)
 
 
 def _probs(d, params, x_M):

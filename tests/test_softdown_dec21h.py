@@ -9,7 +9,7 @@ import jax
 import numpy as np
 import pytest
 from conftest import tiny
-from test_cfd import _probs
+from test_cfd import _probs, catch_targets
 
 import tallysim
 from tallysim.protocols import distill, probe_round
@@ -20,15 +20,7 @@ from tallysim.sim.fed import pool_examples
 def _caught_round(monkeypatch, module, *items):
     """One round of tiny(*items) with 5 peers: (driver, round-start params, x_M, target the peers
     trained on, the probes' labels)."""
-    out = []
-    real = module.local_round
-
-    def spy(ctx, lspec, state, data, keys, idx, probes=None, **kw):
-        if probes is not None:
-            jax.debug.callback(lambda x, t: out.append((np.asarray(x), np.asarray(t))), probes.x_M,
-                               probes.target_M)
-        return real(ctx, lspec, state, data, keys, idx, probes=probes, **kw)
-    monkeypatch.setattr(module, "local_round", spy)
+    out = catch_targets(monkeypatch, module)
     d = tallysim.drive(tiny("peers=5", "rounds=1", "warmup_epochs=0", *items))
     start = d.state.params
     d.step()
