@@ -90,6 +90,25 @@ def test_the_fig11_text_table_is_fig11_reduced():
     assert checked == 12
 
 
+def test_the_fig11_8bit_before_and_after_are_their_csvs():
+    """docs/figures.md, Fig. 11: the 8-bit soft labels' before -> after (the unrounded downlink,
+    docs/figures/fig11_reduced_unrounded.csv, against fig11_reduced.csv's rows of the rounded one) at
+    round 8 on both vocabularies and words' round 6, to 4 decimals; the unrounded file holds only those
+    rows, and every other row of fig11_reduced.csv is not theirs."""
+    def acc(name):
+        rows = list(csv.DictReader((FIG / name).open(newline="")))
+        return {(r["panel"], int(r["round"])): float(r["accuracy"]) for r in rows if r["group"] == "softlabel 8 bits"}, rows
+    before, old_rows = acc("fig11_reduced_unrounded.csv")
+    after, _ = acc("fig11_reduced.csv")
+    assert len(old_rows) == len(before) == 8 and set(before) == set(after)
+    text = " ".join((DOCS / "figures.md").read_text().split("**Fig. 11**")[1].split("![fig11")[0].split())
+    found = re.search(r"characters (\d\.\d{4}) -> (\d\.\d{4}) .*?words (\d\.\d{4}) -> (\d\.\d{4}) "
+                      r"\([\d,]+ -> [\d,]+; round 6 (\d\.\d{4}) -> (\d\.\d{4})\)", text)
+    assert found, "Fig. 11's before -> after sentence"
+    want = [f"{v[k]:.4f}" for k in (("chars", 8), ("words", 8), ("words", 6)) for v in (before, after)]
+    assert list(found.groups()) == want, (found.groups(), want)
+
+
 def _csv(name: str) -> list[dict]:
     return list(csv.DictReader(open(FIG / name)))
 
