@@ -372,3 +372,26 @@ def test_the_class_1000_momentum0_before_and_after_are_their_csvs():
         pairs = re.search(label + r" (\d\.\d+ -> \d\.\d+), (\d\.\d+ -> \d\.\d+), (\d\.\d+ -> \d\.\d+)", text).groups()
         want = tuple(f"{before[(group, p)]} -> {after[(group, p)]}" for p in ("iid", "dir0.5", "dir0.1"))
         assert pairs == want, (label, pairs, want)
+
+
+def test_the_class_1000_ten_probes_before_and_after_are_their_csvs():
+    """docs/matched-bits.md, "C = 1000 at matched bits" (momentum 0.9): `softlabel_8bit_10p` re-run with the
+    rounded downlink; its before -> after means after round 10, IID / Dirichlet 0.5 / Dirichlet 0.1, are
+    docs/figures/class_1000_unrounded_seeds.csv's against class_1000_seeds.csv's (which the table is), and
+    the unrounded file holds that group's rows only (three panels, three seeds, rounds 2-10)."""
+    import statistics
+
+    def means(name):
+        by = {}
+        for r in _csv(name):
+            if r["group"] == "softlabel_8bit_10p" and r["round"] == "10":
+                by.setdefault(r["panel"], []).append(float(r["acc_mean"]))
+        return {k: f"{statistics.mean(v):.3f}" for k, v in by.items()}
+    old = _csv("class_1000_unrounded_seeds.csv")
+    assert {r["group"] for r in old} == {"softlabel_8bit_10p"} and len(old) == 3 * 3 * 5
+    before, after = means("class_1000_unrounded_seeds.csv"), means("class_1000_seeds.csv")
+    text = " ".join(_c1000_section("table").split())
+    pairs = re.search(r"ten probes (\d\.\d+ -> \d\.\d+), (\d\.\d+ -> \d\.\d+), (\d\.\d+ -> \d\.\d+)", text)
+    assert pairs, "the ten probes' before -> after sentence"
+    want = tuple(f"{before[p]} -> {after[p]}" for p in ("iid", "dir0.5", "dir0.1"))
+    assert pairs.groups() == want, (pairs.groups(), want)
