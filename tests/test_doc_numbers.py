@@ -109,6 +109,24 @@ def test_the_fig11_8bit_before_and_after_are_their_csvs():
     assert list(found.groups()) == want, (found.groups(), want)
 
 
+def test_the_fig11_words_controls_are_their_csv():
+    """docs/figures.md, Fig. 11: the words controls of the rounded downlink (docs/figures/fig11_words_8bit_controls.csv):
+    the code before the change today (seed 0, rounds 8 and 6), seed 1 before -> after, the rounded seed-0 run
+    twice equal, and its rows the figure's (fig11_reduced.csv)."""
+    by = {}
+    for r in _csv("fig11_words_8bit_controls.csv"):
+        by.setdefault((r["downlink"], r["run"], r["seed"]), {})[int(r["round"])] = float(r["accuracy"])
+    old0 = by[("unrounded", "code before the change 2026-12-07", "0")]
+    assert by[("rounded", "fig11_reduced.csv 2026-12-07", "0")] == by[("rounded", "the same run again 2026-12-07", "0")]
+    figure = {int(r["round"]): float(r["accuracy"]) for r in _csv("fig11_reduced.csv")
+              if r["panel"] == "words" and r["group"] == "softlabel 8 bits"}
+    assert all(abs(figure[t] - a) < 1e-6 for t, a in by[("rounded", "fig11_reduced.csv 2026-12-07", "0")].items())
+    text = " ".join((DOCS / "figures.md").read_text().split("**Fig. 11**")[1].split("![fig11")[0].split())
+    assert f"On words it gives {old0[8]:.4f} " in text and f"round 6 {old0[6]:.4f} where the table had" in text
+    s1 = (by[("unrounded", "code before the change 2026-12-07", "1")][8], by[("rounded", "2026-12-07", "1")][8])
+    assert f"moves words by nothing: {s1[0]:.4f} -> {s1[1]:.4f}" in text, s1
+
+
 def _csv(name: str) -> list[dict]:
     return list(csv.DictReader(open(FIG / name)))
 
