@@ -108,14 +108,15 @@ class Lanes:
             track = tracking.open_run(b.cfgs[i], d, fresh=resume is None or retry) if mesh.is_writer() else None
             if track:
                 held.callback(track.close)
-            rec = Recorder([b.seeds[j] for j in b.lanes_of(i)], d, chunk, bar, resume, track, index=i)
+            own = resume["recs"][i] if resume and "recs" in resume else resume    # a group's retry: each its own
+            rec = Recorder([b.seeds[j] for j in b.lanes_of(i)], d, chunk, bar, own, track, index=i)
             held.callback(rec.close_file)       # before its tracker, which draws from the file
             if track and retry and rec.file:
                 for line in rec.file.rows:
                     track.row(json.loads(line))
             self.recs.append(rec)
         self.t0 = self.recs[0].t0
-        self.failed: dict[int, NonFiniteLoss] = {}
+        self.failed: dict[int, NonFiniteLoss] = dict(resume.get("failed") or {}) if resume else {}    # a group's retry
         self.bar = bar
         self.watches = [_watch(b, i, rec) for i, rec in enumerate(self.recs)] if mesh.is_writer() else []
         self.names = [Path(d).name if d is not None else "" for d in out_dirs]
@@ -157,9 +158,16 @@ class Lanes:
                                "chunk": len(self.b.lanes_of(i))}) for i, rec in enumerate(self.recs)]
 
     def restart(self, lo: int, chunk: int) -> dict:
-        """A lone run's state for an out-of-memory retry (run._retry_point) of its chunk at lane lo, from
-        that chunk's round 1, `chunk` lanes at a time: a checkpoint's meta kept in memory."""
-        return restart_meta(self.meta(lo, 0, []), lo, chunk)
+        """The state for an out-of-memory retry of the chunk at lane lo from its round 1, `chunk` lanes at
+        a time, kept in memory: a lone run's a checkpoint's meta (run._retry_point); a group's
+        (memory_retry.group_point) each configuration's own under "recs" (its lanes before lo, finished,
+        keep their waiting rows), the configurations stopped under "failed" (their error.txt written)."""
+        if len(self.recs) == 1:
+            return restart_meta(self.meta(lo, 0, []), lo, chunk)
+        recs = [restart_meta(rec.meta(lo, 0, []), max(0, lo - self.b.lanes_of(i)[0]), chunk)
+                for i, rec in enumerate(self.recs)]
+        return {"lo": lo, "round": 0, "ledgers": [], "chunk": chunk, "retry": True, "recs": recs,
+                "failed": dict(self.failed)}
 
     def _meta(self, i: int, own: dict) -> dict:
         doc = config.to_dict(self.b.cfgs[i])
