@@ -32,16 +32,18 @@ class NotTogether(RuntimeError):
 def retry(e: BaseException, chunk: int) -> bool:
     """Whether the run retries `chunk // 2` lanes at a time after `e`: XLA out of memory (not the host's
     MemoryError: the same batch would not fit better), a batch wider than 1, and with several processes
-    every process out of memory (words()). Raises NotTogether where only some are."""
+    every process out of memory (words()). Raises NotTogether where only some are, in a process out of
+    memory and in one whose own error came after another's word of it."""
     oom = jax_check.device_out_of_memory(e)
     if jax.process_count() == 1:
         return oom and chunk > 1
-    said = words(OOM if oom else OTHER, wait=oom)
-    if not oom:             # this process's own error is raised; an out-of-memory one has read this word
-        return False
-    if all(w == OOM for w in said):
+    first = (str(e).strip().splitlines() or [""])[0][:160]
+    said = words(OOM if oom else f"{OTHER} ({type(e).__name__}: {first})", wait=oom)
+    if oom and all(w == OOM for w in said):
         return chunk > 1
-    raise NotTogether(not_together(said)) from e
+    if OOM in said:         # this one's error may be that one's doing: a collective it never joined (gloo
+        raise NotTogether(not_together(said)) from e        # gave up after 30 s waiting for it)
+    return False            # no process out of memory said so yet: this process's own error
 
 
 def not_together(said: list) -> str:
@@ -58,7 +60,8 @@ def not_together(said: list) -> str:
 
 def words(mine: str, wait: bool = True) -> list:
     """Every process's word (OOM, OTHER, or None: none within TALLYSIM_DISTRIBUTED_TIMEOUT), this one's
-    `mine`; `wait=False`: said, the others' not read (None)."""
+    `mine`; `wait=False`: the others' words said by now, not waited for (another error is raised at
+    once, naming a process out of memory if one said so before it)."""
     from jax._src import distributed        # the coordination service's store: no public handle
     client, me, n = distributed.global_state.client, jax.process_index(), jax.process_count()
     key = f"tallysim/oom/{next(_asked)}"
@@ -66,6 +69,12 @@ def words(mine: str, wait: bool = True) -> list:
     out = [None] * n
     out[me] = mine
     if not wait:
+        for p in range(n):
+            if p != me:
+                try:
+                    out[p] = client.key_value_try_get(f"{key}/{p}")
+                except Exception:   # noqa: BLE001 - not said (yet)
+                    pass
         return out
     try:
         limit = (mesh.distributed_settings() or {}).get("timeout", mesh.DISTRIBUTED_TIMEOUT)

@@ -166,7 +166,6 @@ def group_ranges(ctx) -> tuple:
     return tuple((g.name, g.lo, g.hi, g.a_hi - g.a_lo, ctx.spec.active) for g in ctx.model_groups)
 
 
-_is_oom = jax_check.device_out_of_memory
 out_of_memory = jax_check.out_of_memory          # run.out_of_memory, as before (sweep.py)
 
 

@@ -102,29 +102,128 @@ def test_a_group_retry_starts_from_its_runs_checkpoints_and_keeps_the_rows_writt
 
 
 def test_the_retry_decision_is_every_processes(monkeypatch):
-    """memory_retry.retry with several processes (their words faked): all out of memory retries; one
-    out of memory and another process with another error or no word (stuck at a collective) raises the
-    same message everywhere; a process with another error says so without waiting and raises its own.
-    The two-process run: test_two_processes_one_out_of_memory_fail_together (slow)."""
+    """memory_retry.retry with two processes (their words faked): all out of memory retry together; one
+    out of memory and the other with another error or no word (stuck at a collective) both raise one
+    message; a process with another error does not wait for words and raises its own unless another
+    said it ran out of memory (its error that one's doing: gloo gave up on a collective it never joined).
+    Before, a process out of memory retried alone (run.py's `_is_oom`): memory_retry did not exist.
+    The two processes for real: test_two_processes_one_out_of_memory_fail_together (slow)."""
     import jax
     monkeypatch.setattr(jax, "process_count", lambda: 2)
-    heard = []
+    heard, other_said = [], []
 
     def words(mine, wait=True):
         heard.append((mine, wait))
-        return [mine, others]
+        return [mine, other_said[-1]]
     monkeypatch.setattr(memory_retry, "words", words)
     oom, other = RuntimeError(OOM), ValueError("a bug")
-    others = memory_retry.OOM
+    other_said.append(memory_retry.OOM)
     assert memory_retry.retry(oom, 4) and not memory_retry.retry(oom, 1)
-    others = None
-    with pytest.raises(memory_retry.NotTogether, match="process 0 of 2 ran out of memory, the others did not "
-                       r"\(process 1: no word within TALLYSIM_DISTRIBUTED_TIMEOUT"):
+    message = r"process 0 of 2 ran out of memory, the others did not \(process 1: "
+    other_said.append(None)
+    with pytest.raises(memory_retry.NotTogether, match=message + "no word within TALLYSIM_DISTRIBUTED_TIMEOUT"):
         memory_retry.retry(oom, 4)
-    others = memory_retry.OTHER
-    with pytest.raises(memory_retry.NotTogether, match="process 1: another error"):
+    other_said.append(memory_retry.OTHER)
+    with pytest.raises(memory_retry.NotTogether, match=message + "another error"):
         memory_retry.retry(oom, 4)
-    assert not memory_retry.retry(other, 4)
-    assert heard[-1] == (memory_retry.OTHER, False)
+    assert heard[-1] == (memory_retry.OOM, True)
+    assert not memory_retry.retry(other, 4) and heard[-1] == ("another error (ValueError: a bug)", False)
+    other_said.append(memory_retry.OOM)
+    with pytest.raises(memory_retry.NotTogether, match=r"process 1 of 2 ran out of memory, the others did not "
+                       r"\(process 0: another error \(ValueError: a bug\)\)"):
+        memory_retry.retry(other, 4)
     monkeypatch.setattr(jax, "process_count", lambda: 1)
-    assert memory_retry.retry(oom, 2) and not memory_retry.retry(other, 2)
+    assert memory_retry.retry(oom, 2) and not memory_retry.retry(other, 2) and not memory_retry.retry(MemoryError(), 2)
+
+
+# a process of the two below: out of memory at its first seed chunk where OOM_IN names it (or "all")
+_PROCESS = """
+import os, sys
+from tallysim import cli, run
+if os.environ["OOM_IN"] in (os.environ["TALLYSIM_PROCESS_ID"], "all"):
+    real, calls = run.chunk_inputs, []
+    def chunk_inputs(*a, **k):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("RESOURCE_EXHAUSTED: Out of memory while trying to allocate 1.00GiB")
+        return real(*a, **k)
+    run.chunk_inputs = chunk_inputs
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("oom_in", ["1", "all"])
+def test_two_processes_one_out_of_memory_fail_together(tmp_path, oom_in):
+    """Two jax.distributed CPU processes (test_devices' setting), seeds=4. Process 1 out of memory at its
+    first chunk: before, it retried 2 seeds at a time while process 0 waited at the 4-seed program's
+    collective, both hung (killed after 240 s); now both stop within a minute (gloo gives up on the
+    collective after 30 s) with the same one-line message. Both out of memory: both retry, and process
+    0's rows are the one-process run's. Fast test of the decision: test_the_retry_decision_is_every_processes."""
+    import os
+    import subprocess
+    import sys
+    from conftest import TINY
+    from test_devices import _free_port, _rows, _same
+    items = [*TINY, "protocol.name=tally", "seeds=4"]
+    port, procs = _free_port(), []
+    for pid in range(2):
+        env = dict(os.environ, XLA_FLAGS=f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=2",
+                   JAX_PLATFORMS="cpu", TALLYSIM_DISTRIBUTED="1", TALLYSIM_COORDINATOR=f"127.0.0.1:{port}",
+                   TALLYSIM_NUM_PROCESSES="2", TALLYSIM_PROCESS_ID=str(pid), OOM_IN=oom_in)
+        procs.append(subprocess.Popen([sys.executable, "-c", _PROCESS, "run", *items, "--quiet",
+                                       "--out", str(tmp_path / f"dist{pid}")], env=env,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    try:
+        outs = [p.communicate(timeout=400) for p in procs]
+    finally:
+        for p in procs:
+            p.kill()            # a hung pair (the fault) does not outlive the test
+    errs = [err for _, err in outs]
+    if oom_in == "all":
+        assert [p.returncode for p in procs] == [0, 0], errs[0][-3000:] + errs[1][-3000:]
+        assert all("retrying 2 seeds at a time" in err for err in errs)
+        run.run(tiny("protocol.name=tally", "seeds=4", "devices=1"), str(tmp_path / "one"), progress=False)
+        _same(_rows(tmp_path / "one"), _rows(tmp_path / "dist0"), "two processes, both out of memory once")
+        return
+    assert [p.returncode for p in procs] == [1, 1], errs[0][-3000:] + errs[1][-3000:]
+    said = [[line for line in err.splitlines() if line.startswith("tallysim: error:")] for err in errs]
+    assert said[0] == said[1] and len(said[0]) == 1, errs
+    assert said[0][0].startswith("tallysim: error: process 1 of 2 ran out of memory, the others did not (process 0: "
+                                 "another error (")
+    assert not any("retrying" in err for err in errs)
+
+
+def test_a_retry_without_a_run_directory_gives_its_tracker_every_row_under_the_same_name(monkeypatch, capsys):
+    """No --out (tallysim.api's run without a directory, a non-writing caller): nothing to replay from, so
+    the retry's tracker began at the first round not yet given, under a new random name (TensorBoard:
+    rounds 1..k in one run, k+1.. in another). Now the rows given are kept in memory (Recorder.given)
+    and replayed to a tracker of the same name (TensorBoard replaces the attempt's event files)."""
+    from tallysim import tracking
+
+    class Tracker:
+        def __init__(self, name):
+            self.name, self.rounds = name, []
+
+        def row(self, row):
+            self.rounds.append(row["round"])
+
+        def close(self):
+            pass
+    opened = []
+
+    def open_run(cfg, out_dir, fresh=True, name=None):
+        opened.append(Tracker(name or f"run-{len(opened)}"))
+        return opened[-1]
+    monkeypatch.setattr(tracking, "open_run", open_run)
+    orig, hit = run._Recorder.rows, []
+
+    def rows(self, r, per_seed):            # the device runs out of memory once round 1's row is given
+        orig(self, r, per_seed)
+        if self.last.get("round") == 1 and not hit:
+            hit.append(r)
+            raise RuntimeError(OOM)
+    monkeypatch.setattr(run._Recorder, "rows", rows)
+    last = run.run(tiny(*RESUMABLE, "seeds=2", "seed_chunk=2"), None, progress=False)
+    assert "retrying 1 seeds at a time" in capsys.readouterr().err and last["round"] == 3
+    assert [(t.name, t.rounds) for t in opened] == [("run-0", [1]), ("run-0", [1, 2, 3])]
