@@ -87,6 +87,9 @@ def _run_chunk(b: Built, lo: int, hi: int, lanes_out: "_Lanes", bar, saver: chec
     last_round = max(c.rounds for c in cfgs)
     lanes_c = list(range(lo, hi)) + [hi - 1] * placement.pad_lanes       # as chunk_inputs
     pick = peers.eval_sample(b.cfg.eval_peers, b.cfg.eval_sample, ctx.spec.peers, [b.seeds[j] for j in lanes_c])
+    # a group retry's chunk from its runs' checkpoints: the bar counts the rounds before them with its first
+    # stretch (a lone resume's are its `initial`), else it named the chunk before and round 1/3 for round 3
+    skipped = r0 if resume and "load" in resume else 0
     for first, end in _segments(cfgs, r0, saver.cadence):     # every process's the same (Saver.cadence)
         rs = jnp.arange(first, end + 1, dtype=jnp.int32)
         state, info_T = (single if end == first else scan)(state, data_c, k_rounds, rs, values)
@@ -117,8 +120,9 @@ def _run_chunk(b: Built, lo: int, hi: int, lanes_out: "_Lanes", bar, saver: chec
                                                          b.protocol.row_keys, group_ranges(ctx)))
                                  for j in evaluating])
         if bar:     # the examples (tokens) the local steps processed: the bar's throughput
-            bar.update(end - first + 1, int(np.sum(info_T["steps_real"][:, :hi - lo])) * b.cfg.batch_size
+            bar.update(end - first + 1 + skipped, int(np.sum(info_T["steps_real"][:, :hi - lo])) * b.cfg.batch_size
                        * tasks.of(ctx.spec).positions)
+            skipped = 0
         if end < last_round and mesh.agree(saver.due(end)):  # every process gathers the state (a
             saver.save(mesh.host(state), lanes_out.meta(lo, end, ledgers))     # collective), process 0 writes it
     if hi < len(b.seeds) and saver.out_dir is not None and saver.every != 0:     # 0: never
