@@ -175,3 +175,13 @@ def test_lagged_vote_cost_under_dropout_by_hand(name, senders, pending, abstain)
     info = {"exchanged": 1, "merged": 0, "nnz": 0, "senders": senders, "vote_down": pending}
     down = 2 * (M * L + (M if abstain else 0)) if pending else 0
     assert b.protocol.cost(info).totals() == (senders * M * L, down)
+
+
+def test_a_vote_of_which_nothing_arrived_is_not_sent_down(tmp_path):
+    """End to end, the run's flag for the cost above: every message lost (dropout of every peer, drop
+    probability 1), so no vote is ever formed, and round 2 has nothing pending to send (the flag reads the
+    kept vote's agreement, 0 when nothing arrived): no bits either way in any round."""
+    _, rows, infos = _run(tmp_path, "protocol.name=fedct", "rounds=2", "faults.kind=dropout", "faults.fraction=1",
+                          "faults.drop_prob=1")
+    assert [i["vote_down"] for i in infos] == [0, 0] and [i["senders"] for i in infos] == [0, 0]
+    assert [(r["bits_up"], r["bits_down"]) for r in rows] == [(0, 0), (0, 0)]
