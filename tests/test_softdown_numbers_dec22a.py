@@ -1,0 +1,95 @@
+"""The soft-label results re-measured with the rounded downlink (2026-12-07: softlabel's peers train on the
+server's mean rounded to the `comm.soft_bits` a value the downlink is charged): the numbers the docs quote,
+before -> after, are their CSVs' (Fig. 3 in docs/figures.md; the first table and the non-IID table of
+docs/matched-bits.md, with the unrounded runs' per-seed values kept in `*_unrounded_seeds.csv`); and a
+pareto figure redrawn from its CSV (experiments/redraw_pareto.py: class_matched_bits.png, class_pool.png,
+class_1000_momentum0.png, niid_matched_bits.png, whose runs are gone) draws that CSV's numbers. Pure text
+but the redraw (about 2 s)."""
+import csv
+import re
+import statistics
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+FIG = DOCS / "figures"
+
+
+def _csv(name: str) -> list[dict]:
+    with open(FIG / name, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _seeds(name: str, rnd: int) -> dict:
+    """{(group, panel): [acc_mean of seeds 0, 1, 2]} after round `rnd` of a per-seed CSV."""
+    by = {}
+    for r in sorted(_csv(name), key=lambda r: int(r["seed"])):
+        if int(r["round"]) == rnd:
+            by.setdefault((r["group"], r["panel"]), []).append(float(r["acc_mean"]))
+    assert {len(v) for v in by.values()} == {3}, name
+    return by
+
+
+def _cell(accs: list) -> str:
+    return f"{statistics.mean(accs):.3f} ± {statistics.pstdev(accs):.3f}"
+
+
+def _per_seed(accs: list) -> str:
+    return " / ".join(f"{a:.3f}" for a in accs)
+
+
+def test_fig3_s_soft_labels_before_and_after_are_their_csvs():
+    """docs/figures.md, Fig. 3: the 8- and 16-bit soft labels' before -> after at C = 10 / 100 / 1000 are
+    fig3_unrounded.csv's and fig3.csv's final accuracies (3 decimals), the bullet's 8-bit C = 100 value is
+    fig3.csv's, and the re-run changed no bits (the plot's two axes)."""
+    text = _flat((DOCS / "figures.md").read_text().split("- **Fig. 3**")[1].split("- **Fig. 4**")[0])
+    before = {(r["group"], r["classes"]): r for r in _csv("fig3_unrounded.csv")}
+    after = {(r["group"], r["classes"]): r for r in _csv("fig3.csv")}
+    assert set(before) == {(f"softlabel {b}-bit", c) for b in (8, 16) for c in ("10", "100", "1000")}
+    for (group, c), old in before.items():
+        new = after[(group, c)]
+        assert (old["bits_per_probe_up"], old["bits_per_peer_to_target"]) == \
+            (new["bits_per_probe_up"], new["bits_per_peer_to_target"]), (group, c)
+    for bits in (8, 16):
+        pairs = [f"{float(before[(f'softlabel {bits}-bit', c)]['final_accuracy']):.3f} -> "
+                 f"{float(after[(f'softlabel {bits}-bit', c)]['final_accuracy']):.3f}" for c in ("10", "100", "1000")]
+        found = re.search(rf"{bits}-bit (\d\.\d+ -> \d\.\d+), \**(\d\.\d+ -> \d\.\d+)\**[^,]*, (\d\.\d+ -> \d\.\d+)", text)
+        assert found and list(found.groups()) == pairs, (bits, found and found.groups(), pairs)
+    c100 = f"{float(after[('softlabel 8-bit', '100')]['final_accuracy']):.3f}"
+    assert f"0.742 at 32 bits, {c100} at 8 bits" in text
+
+
+def test_a_pareto_figure_redrawn_from_its_csv_draws_its_numbers(tmp_path):
+    """experiments/redraw_pareto.py on class_1000_momentum0 (3 panels, 12 runs): the points are the CSV's
+    rows, each in its panel (the tables it writes from them give back every column of the committed CSV),
+    and the PNG is written. The figure's runs are gone; its CSV is the re-measured one."""
+    import runpy
+    mod = runpy.run_path(str(ROOT / "experiments" / "redraw_pareto.py"))
+    assert mod["main"]([str(ROOT / "experiments" / "class_1000_momentum0.json"),
+                        str(FIG / "class_1000_momentum0.csv"), "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "class_1000_momentum0.png").stat().st_size > 10_000
+    with open(tmp_path / "class_1000_momentum0.csv", newline="") as f:
+        drawn = list(csv.DictReader(f))
+    committed = _csv("class_1000_momentum0.csv")
+    assert [{k: r[k] for k in committed[0]} for r in drawn] == committed
+    assert {r["panel"] for r in drawn} == {"iid", "dir0.5", "dir0.1"}
+
+
+def test_the_first_table_s_soft_label_row_before_and_after_are_their_csvs():
+    """docs/matched-bits.md, "The table": the `softlabel_8bit_80b` row and its before -> after (mean ±
+    population std over seeds 0-2 after round 10, and each seed) are matched_bits_seeds.csv's and, before,
+    matched_bits_unrounded_seeds.csv's; so is the findings' softlabel value."""
+    text = (DOCS / "matched-bits.md").read_text().split("## The table")[1].split("## Findings")[0]
+    row = next(ln for ln in text.splitlines() if ln.startswith("| 80 | `softlabel_8bit_80b`"))
+    after = _seeds("matched_bits_seeds.csv", 10)[("softlabel_8bit_80b", "dir0.5")]
+    before = _seeds("matched_bits_unrounded_seeds.csv", 10)[("softlabel_8bit_80b", "dir0.5")]
+    assert row.rstrip(" |").endswith(_cell(after)), row
+    flat = _flat(text)
+    assert f"Before -> after: {_cell(before)} -> {_cell(after)}," in flat
+    assert f"per seed (0, 1, 2) {_per_seed(before)} -> {_per_seed(after)}" in flat
+    findings = _flat((DOCS / "matched-bits.md").read_text().split("## Findings")[1].split("\n## ")[0])
+    assert f"softlabel's {statistics.mean(after):.3f} at a quarter of its 80" in findings
