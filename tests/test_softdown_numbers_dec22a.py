@@ -93,3 +93,53 @@ def test_the_first_table_s_soft_label_row_before_and_after_are_their_csvs():
     assert f"per seed (0, 1, 2) {_per_seed(before)} -> {_per_seed(after)}" in flat
     findings = _flat((DOCS / "matched-bits.md").read_text().split("## Findings")[1].split("\n## ")[0])
     assert f"softlabel's {statistics.mean(after):.3f} at a quarter of its 80" in findings
+
+
+NIID_PANELS = ("dir0.05", "dir0.5", "dir100", "one_class")
+
+
+def _niid_text() -> str:
+    return (DOCS / "matched-bits.md").read_text().split("## The non-IID claim at matched bits")[1].split(
+        "### Why the vote loses here")[0]
+
+
+def test_the_niid_table_s_soft_label_rows_are_their_csvs():
+    """docs/matched-bits.md, "The non-IID claim at matched bits": the two `softlabel` rows (mean ±
+    population std over seeds 0-2 after round 20, per split) and the soft labels' per-seed values are
+    niid_matched_bits_seeds.csv's; the figure's niid_matched_bits.csv (which the redrawn PNG draws) has the
+    same means; the same-messages table's softlabel row is that CSV's `vote_acc` / `softavg_acc` means."""
+    text = _niid_text()
+    after = _seeds("niid_matched_bits_seeds.csv", 20)
+    figure = {(r["protocol"], r["panel"]): float(r["accuracy_final"]) for r in _csv("niid_matched_bits.csv")}
+    rows = {ln.split("|")[1].strip(): [c.strip() for c in ln.strip().strip("|").split("|")]
+            for ln in text.splitlines() if ln.startswith("| `softlabel_8bit_")}
+    for group in ("softlabel_8bit_25p", "softlabel_8bit_500p"):
+        row = next(v for k, v in rows.items() if k == f"`{group}`")
+        assert row[-4:] == [_cell(after[(group, p)]) for p in NIID_PANELS], (group, row)
+        for p in NIID_PANELS:
+            assert abs(figure[(group, p)] - statistics.mean(after[(group, p)])) < 1e-4, (group, p)
+    flat = _flat(text)
+    soft = [_per_seed(after[("softlabel_8bit_25p", p)]) for p in NIID_PANELS]
+    assert re.search(r"against " + re.escape(soft[0]) + r" at alpha 0\.05; .* against " + re.escape(soft[1])
+                     + r" at 0\.5; .* against " + re.escape(soft[2]) + r" at 100; .* against "
+                     + re.escape(soft[3]) + " with one class each", flat), soft
+    last = [r for r in _csv("niid_matched_bits_seeds.csv") if r["group"] == "softlabel_8bit_500p" and r["round"] == "20"]
+    for key in ("vote_acc", "softavg_acc"):
+        means = [f"{statistics.mean(float(r[key]) for r in last if r['panel'] == p):.3f}" for p in NIID_PANELS]
+        assert f"| `{key}` | {' | '.join(means)} |" in text, (key, means)
+
+
+def test_the_niid_table_s_before_and_after_are_their_csvs():
+    """docs/matched-bits.md, the non-IID table's re-measure: before -> after for both soft-label groups per
+    split (the unrounded runs: niid_matched_bits_unrounded_seeds.csv, whose means are the old table's) and
+    the 25-probe group's per-seed before -> after."""
+    before, after = (_seeds(n, 20) for n in ("niid_matched_bits_unrounded_seeds.csv", "niid_matched_bits_seeds.csv"))
+    flat = _flat(_niid_text())
+    for label, group in (("25 probes", "softlabel_8bit_25p"), ("500 probes", "softlabel_8bit_500p")):
+        want = [f"{statistics.mean(before[(group, p)]):.3f} -> {statistics.mean(after[(group, p)]):.3f}"
+                for p in NIID_PANELS]
+        found = re.search(label + r" (\d\.\d+ -> \d\.\d+), (\d\.\d+ -> \d\.\d+), (\d\.\d+ -> \d\.\d+), \**(\d\.\d+ -> \d\.\d+)", flat)
+        assert found and list(found.groups()) == want, (label, found and found.groups(), want)
+    seeds = ", ".join(f"{_per_seed(before[('softlabel_8bit_25p', p)])} -> {_per_seed(after[('softlabel_8bit_25p', p)])}"
+                      for p in NIID_PANELS)
+    assert f"(per seed {seeds})" in flat, seeds
