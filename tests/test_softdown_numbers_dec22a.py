@@ -143,3 +143,25 @@ def test_the_niid_table_s_before_and_after_are_their_csvs():
     seeds = ", ".join(f"{_per_seed(before[('softlabel_8bit_25p', p)])} -> {_per_seed(after[('softlabel_8bit_25p', p)])}"
                       for p in NIID_PANELS)
     assert f"(per seed {seeds})" in flat, seeds
+
+
+def test_the_twenty_seed_check_is_its_csv():
+    """docs/matched-bits.md, "Alpha 0.5 with 20 seeds" (re-run with the rounded downlink): both groups'
+    mean ± population std, the paired difference, its standard error and how many seeds tally leads are
+    niid_seeds20.csv's; so are the same-messages numbers of the soft-label run and docs/figures.md's claim."""
+    rows = _csv("niid_seeds20.csv")
+    acc = {g: [float(r["acc_mean"]) for r in sorted(rows, key=lambda r: int(r["seed"])) if r["group"] == g]
+           for g in ("tally_500p", "softlabel_8bit_25p")}
+    assert [len(v) for v in acc.values()] == [20, 20]
+    diff = [s - t for t, s in zip(acc["tally_500p"], acc["softlabel_8bit_25p"])]
+    text = _flat((DOCS / "matched-bits.md").read_text().split("**Alpha 0.5 with 20 seeds.**")[1].split("**Verdict.**")[0])
+    assert f"tally **{_cell(acc['tally_500p'])}**, softlabel 8-bit on 25 probes **{_cell(acc['softlabel_8bit_25p'])}**" in text
+    assert f"softlabel minus tally is +{statistics.mean(diff):.3f}, standard error {statistics.stdev(diff) / 20 ** 0.5:.3f}" in text
+    assert f"tally is ahead in {sum(d < 0 for d in diff)} of the 20 seeds" in text
+    soft = [r for r in rows if r["group"] == "softlabel_8bit_25p"]
+    vote, avg = (f"{statistics.mean(float(r[k]) for r in soft):.3f}" for k in ("vote_acc", "softavg_acc"))
+    assert f"({avg} against {vote} on 25 probes)" in text
+    assert f"-> {_cell(acc['softlabel_8bit_25p'])}, the paired difference +0.001 -> +{statistics.mean(diff):.3f}" in text
+    claims = _flat((DOCS / "figures.md").read_text())
+    assert (f"level at 0.5 (20 seeds: {statistics.mean(acc['softlabel_8bit_25p']):.3f} against tally's "
+            f"{statistics.mean(acc['tally_500p']):.3f})") in claims
