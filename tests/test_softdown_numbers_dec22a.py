@@ -45,7 +45,8 @@ def _per_seed(accs: list) -> str:
 def test_fig3_s_soft_labels_before_and_after_are_their_csvs():
     """docs/figures.md, Fig. 3: the 8- and 16-bit soft labels' before -> after at C = 10 / 100 / 1000 are
     fig3_unrounded.csv's and fig3.csv's final accuracies (3 decimals), the bullet's 8-bit C = 100 value is
-    fig3.csv's, and the re-run changed no bits (the plot's two axes)."""
+    fig3.csv's, the re-run changed no bits (the plot's two axes), and the per-seed CSVs (before: the old
+    code run again) have those means and the C = 100 8-bit seeds the page quotes."""
     text = _flat((DOCS / "figures.md").read_text().split("- **Fig. 3**")[1].split("- **Fig. 4**")[0])
     before = {(r["group"], r["classes"]): r for r in _csv("fig3_unrounded.csv")}
     after = {(r["group"], r["classes"]): r for r in _csv("fig3.csv")}
@@ -61,6 +62,19 @@ def test_fig3_s_soft_labels_before_and_after_are_their_csvs():
         assert found and list(found.groups()) == pairs, (bits, found and found.groups(), pairs)
     c100 = f"{float(after[('softlabel 8-bit', '100')]['final_accuracy']):.3f}"
     assert f"0.742 at 32 bits, {c100} at 8 bits" in text
+    # per seed: the unrounded runs (the code before the change) and the re-run; their means are the CSVs'
+    seeds = {}
+    for name in ("fig3_unrounded_seeds.csv", "fig3_seeds.csv"):
+        by = {}
+        for r in sorted(_csv(name), key=lambda r: int(r["seed"])):
+            by.setdefault((r["group"], r["classes"]), []).append(float(r["acc_mean"]))
+        seeds[name] = by
+    for name, figure in (("fig3_unrounded_seeds.csv", before), ("fig3_seeds.csv", after)):
+        assert set(seeds[name]) == set(before)
+        for k, accs in seeds[name].items():
+            assert len(accs) == 3 and abs(statistics.mean(accs) - float(figure[k]["final_accuracy"])) < 1e-4, (name, k)
+    k = ("softlabel 8-bit", "100")
+    assert f"(per seed {_per_seed(seeds['fig3_unrounded_seeds.csv'][k])} -> {_per_seed(seeds['fig3_seeds.csv'][k])})" in text
 
 
 def test_a_pareto_figure_redrawn_from_its_csv_draws_its_numbers(tmp_path):
