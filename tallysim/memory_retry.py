@@ -8,6 +8,12 @@ both hung). Each process now says what stopped it through jax.distributed's key-
 collective: a process stuck at one still has the store), and one out of memory waits for every
 other's word, at most TALLYSIM_DISTRIBUTED_TIMEOUT seconds: all out of memory, all retry together;
 otherwise each that decides raises the same message naming the processes that ran out.
+
+A decision's words are keyed by the run (begin(): every process begins the same runs in the same order,
+so their counts agree whatever errors each had), the chunk under way and its width (smaller at each
+retry of a run): unique to that decision in every process. Keyed by a count of this process's
+decisions, a word one process left at an earlier error (a sweep's run whose error only it had) was
+read as the other's word at the next decision: both out of memory, one read "another error".
 """
 from __future__ import annotations
 
@@ -22,23 +28,36 @@ from tallysim.config import ConfigError
 from tallysim.sim import mesh
 
 OOM, OTHER = "out of memory", "another error"
-_asked = itertools.count()      # each decision's own keys: the store refuses a key set twice
+_runs = itertools.count()       # runs begun in this process (begin)
 
 
 class NotTogether(RuntimeError):
     """Some processes of a jax.distributed run ran out of memory, not all: none retries."""
 
 
-def retry(e: BaseException, chunk: int) -> bool:
+def begin() -> str:
+    """This run's name in the store's keys: called first in run.run and run.run_group, before anything
+    that may fail in one process only, so every process's n-th run has the same name."""
+    return f"run{next(_runs)}"
+
+
+def decision(run: str, at: list, chunk: int) -> str:
+    """A decision's keys: the run's (begin), the chunk under way (`at`: its Lanes, lo, hi; empty if none
+    began) and the width that failed. A run retries each width once (halved each time): the store
+    refuses a key set twice."""
+    return f"{run}/{at[1] if at else '-'}/{chunk}"
+
+
+def retry(e: BaseException, chunk: int, where: str = "") -> bool:
     """Whether the run retries `chunk // 2` lanes at a time after `e`: XLA out of memory (not the host's
     MemoryError: the same batch would not fit better), a batch wider than 1, and with several processes
-    every process out of memory (words()). Raises NotTogether where only some are, in a process out of
-    memory and in one whose own error came after another's word of it."""
+    every process out of memory (words(), under the keys `where`: decision()). Raises NotTogether where
+    only some are, in a process out of memory and in one whose own error came after another's word of it."""
     oom = jax_check.device_out_of_memory(e)
     if jax.process_count() == 1:
         return oom and chunk > 1
     first = (str(e).strip().splitlines() or [""])[0][:160]
-    said = words(OOM if oom else f"{OTHER} ({type(e).__name__}: {first})", wait=oom)
+    said = words(OOM if oom else f"{OTHER} ({type(e).__name__}: {first})", wait=oom, where=where)
     if oom and all(w == OOM for w in said):
         return chunk > 1
     if OOM in said:         # this one's error may be that one's doing: a collective it never joined (gloo
@@ -58,13 +77,13 @@ def not_together(said: list) -> str:
             "(the lanes each compiled program holds), or fewer seeds per run")
 
 
-def words(mine: str, wait: bool = True) -> list:
+def words(mine: str, wait: bool = True, where: str = "") -> list:
     """Every process's word (OOM, OTHER, or None: none within TALLYSIM_DISTRIBUTED_TIMEOUT), this one's
     `mine`; `wait=False`: the others' words said by now, not waited for (another error is raised at
-    once, naming a process out of memory if one said so before it)."""
+    once, naming a process out of memory if one said so before it); `where`: the decision's keys."""
     from jax._src import distributed        # the coordination service's store: no public handle
     client, me, n = distributed.global_state.client, jax.process_index(), jax.process_count()
-    key = f"tallysim/oom/{next(_asked)}"
+    key = f"tallysim/oom/{where}"
     client.key_value_set(f"{key}/{me}", mine)
     out = [None] * n
     out[me] = mine

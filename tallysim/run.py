@@ -181,12 +181,13 @@ def run(cfg: Config, out: Optional[str] = None, overwrite: bool = False, progres
     With `out`, a checkpoint is saved every `checkpoint_every` rounds (None: every few minutes; 0: never)
     and removed when the run finishes; `resume=True` continues the run in `out` from it. One process at
     a time writes `out` (outdir.exclusive); a second is refused in one line."""
+    name = memory_retry.begin()     # first: every process's n-th run, whatever fails in one process only
     with outdir.exclusive(out if mesh.is_writer() else None):
-        return _run(cfg, out, overwrite, progress, built, checkpoint_every, resume, words)
+        return _run(cfg, out, overwrite, progress, built, checkpoint_every, resume, words, name)
 
 
 def _run(cfg: Config, out: Optional[str], overwrite: bool, progress: bool, built: Optional[Built],
-         checkpoint_every: Optional[int], resume: bool, words: dict = outdir.CLI) -> dict:
+         checkpoint_every: Optional[int], resume: bool, words: dict = outdir.CLI, name: str = "") -> dict:
     meta = None
     elsewhere = out is not None and not mesh.is_writer()     # process 0 saves the checkpoints (Saver)
     if not mesh.is_writer():        # several processes (jax.distributed): only process 0 writes
@@ -228,7 +229,7 @@ def _run(cfg: Config, out: Optional[str], overwrite: bool, progress: bool, built
         except NonFiniteLoss:
             raise
         except Exception as e:   # noqa: BLE001 - only out-of-memory is retried, smaller
-            if not memory_retry.retry(e, chunk):     # with several processes: all of them, or none
+            if not memory_retry.retry(e, chunk, memory_retry.decision(name, at, chunk)):   # all processes, or none
                 raise
             meta, said = _retry_point(b, at, meta, max(1, chunk // 2))
             chunk = max(1, chunk // 2)
@@ -286,16 +287,18 @@ def run_group(cfgs: list[Config], outs: list, progress: bool = True, built: Opti
     warned for the whole sweep). Returns per configuration its last metrics row plus 'out', or the
     exception that stopped it (a NonFiniteLoss stops only its own configuration). Given a
     `checkpoint_every` K, each configuration saves its own checkpoint (checkpoint.GroupSaver)."""
+    name = memory_retry.begin()     # first, as in `run`
     api_arguments.check_group(cfgs, outs, checkpoint_every)
     if warn:
         validation.warn_seed_overlap([Path(o).name for o in outs], cfgs, "grouped runs")
     with contextlib.ExitStack() as held:     # one writer per directory, as `run` (two identical sweeps)
         for o in outs:
             held.enter_context(outdir.exclusive(o if mesh.is_writer() else None))
-        return _run_group(cfgs, outs, progress, built, checkpoint_every)
+        return _run_group(cfgs, outs, progress, built, checkpoint_every, name)
 
 
-def _run_group(cfgs: list[Config], outs: list, progress: bool, built: Optional[Built], every: Optional[int]) -> list:
+def _run_group(cfgs: list[Config], outs: list, progress: bool, built: Optional[Built], every: Optional[int],
+               name: str = "") -> list:
     b = built or build_group(cfgs, tuple(Path(o).name for o in outs))
     chunk = auto_chunk(b)
     out_dirs = [outdir.claim(o, True) if mesh.is_writer() else None for o in outs]
@@ -313,7 +316,7 @@ def _run_group(cfgs: list[Config], outs: list, progress: bool, built: Optional[B
             warn_dead(results)
             return results
         except Exception as e:   # noqa: BLE001 - only out-of-memory is retried, smaller
-            if not memory_retry.retry(e, chunk):
+            if not memory_retry.retry(e, chunk, memory_retry.decision(name, at, chunk)):
                 raise
             # the checkpoints stay: a narrower chunk saves none (a chunk mixes runs), its runs' lanes start
             # from them (and an interrupted retry's runs resume from them, each alone)
