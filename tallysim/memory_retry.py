@@ -1,5 +1,5 @@
 """An out-of-memory retry (run.py's `run` and `run_group`): whether to retry at all, decided together by
-every process of a jax.distributed run, and where a group's retry starts and what it keeps.
+every process of a jax.distributed run, and where a lone run's or a group's retry starts and what it keeps.
 
 One process ran out of memory while the others went on: the process that retried alone compiled
 narrower programs while the others waited at a collective of the wide one, for ever (two CPU
@@ -17,14 +17,17 @@ read as the other's word at the next decision: both out of memory, one read "ano
 """
 from __future__ import annotations
 
+import io
 import itertools
 from typing import Optional
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from tallysim import checkpoint, jax_check
 from tallysim.config import ConfigError
+from tallysim.run_recorders import restart_meta
 from tallysim.sim import mesh
 
 OOM, OTHER = "out of memory", "another error"
@@ -108,6 +111,70 @@ def words(mine: str, wait: bool = True, where: str = "") -> list:
     return out
 
 
+# ----------------------------------------------------------------------------- a lone run's retry
+
+def lone_point(b, at: list, meta: Optional[dict], chunk: int, out_dir) -> tuple:
+    """Where a lone run retries after running out of memory, `chunk` seeds at a time, and what it says
+    of it: the seed chunk under way (`at`, else the one a resume was to continue) again; the chunks
+    finished before it, their pending rows and the metrics rows written, kept (the retry started over
+    from round 1 and rewrote metrics.jsonl before 2026-12-07: a resumed run lost every round it resumed).
+    A checkpoint of that chunk after round R (kept(): a copy in memory, for the retry's own saves
+    overwrite the file) starts each narrower chunk within it from R, its lanes cut from the copy (one
+    process only: the others, which hold no checkpoint, would start from round 1, out of step)."""
+    if at:
+        lanes, lo, hi = at
+        redo = lanes.restart(lo, chunk)
+    elif meta:                      # out of memory before a chunk began: the resume's own chunk again
+        lo, hi, redo = meta["lo"], min(meta["lo"] + meta["chunk"], len(b.seeds)), restart_meta(meta, meta["lo"], chunk)
+    else:
+        return None, ""             # nothing ran: nothing to keep
+    wide = kept(out_dir, lo, hi) or (meta or {}).get("wide")
+    if wide and not (wide["lo"] <= lo and hi <= wide["hi"]):
+        wide = None
+    if wide:        # the rounds up to R: every seed's rows from the copy; later ones: the seeds before lo's
+        redo = {**redo, "wide": wide, "evals": {**{r: rows for r, rows in redo["evals"].items() if r > wide["round"]},
+                                                **{r: rows for r, rows in wide["evals"].items() if r <= wide["round"]}}}
+    seeds = f"seeds {b.seeds[lo]}-{b.seeds[hi - 1]}" if hi - lo > 1 else f"seed {b.seeds[lo]}"
+    return redo, (f"; {seeds} start again from "
+                  + (f"their checkpoint after round {wide['round']}" if wide else "round 1")
+                  + (f"; the {lo} seed(s) before them, finished, are kept" if lo else "")
+                  + (f"; the {redo['lines']} metrics row(s) written are kept and not written again"
+                     if redo["lines"] else ""))
+
+
+def kept(out_dir, lo: int, hi: int) -> Optional[dict]:
+    """The lone run's checkpoint of seeds [lo, hi) after a round R > 0, held in memory: its bytes, R, its
+    lanes' ledgers and the rows waiting at R; None where there is none (no --out, no state saved yet,
+    another chunk's, several processes, unreadable)."""
+    if out_dir is None or jax.process_count() > 1 or not (out_dir / checkpoint.FILE).is_file():
+        return None
+    try:
+        meta = checkpoint.read_meta(out_dir)
+        if meta["lo"] != lo or meta["round"] < 1 or len(meta["ledgers"]) != hi - lo:
+            return None
+        data = (out_dir / checkpoint.FILE).read_bytes()
+        with np.load(io.BytesIO(data)) as z:    # its lanes, padding included (several devices pad them)
+            saved_lanes = z["leaf_00000"].shape[0]
+    except (ConfigError, OSError, KeyError, ValueError):
+        return None
+    return {"lo": lo, "hi": hi, "round": meta["round"], "ledgers": meta["ledgers"], "bytes": data, "saved_lanes": saved_lanes,
+            "evals": {int(r): rows for r, rows in meta["evals"].items()}}
+
+
+def wide_resume(resume: dict, lo: int, hi: int) -> dict:
+    """A lone retry's chunk [lo, hi) inside its kept checkpoint's seeds: from its round, with its lanes'
+    ledgers and a `load` that cuts them from the copy (padded with the last, as chunk_inputs pads)."""
+    w = resume["wide"]
+
+    def load(like):
+        n = jax.tree.leaves(like)[0].shape[0]
+        full = jax.tree.map(lambda s: jax.ShapeDtypeStruct((w["saved_lanes"], *s.shape[1:]), s.dtype), like)
+        state = checkpoint.read_state(io.BytesIO(w["bytes"]), full)
+        picks = jnp.array([j - w["lo"] for j in [*range(lo, hi), *[hi - 1] * (n - (hi - lo))]])
+        return jax.tree.map(lambda x: x[picks], state)
+    return {**resume, "round": w["round"], "ledgers": w["ledgers"][lo - w["lo"]:hi - w["lo"]], "load": load}
+
+
 # ----------------------------------------------------------------------------- a group's retry
 
 def group_point(b, at: list, chunk: int, out_dirs: list) -> tuple:
@@ -162,7 +229,11 @@ def chunk_resume(b, redo: dict, lo: int, hi: int) -> dict:
 
 def chunk_start(b, resume: Optional[dict], start: int, lo: int, hi: int) -> Optional[dict]:
     """The resume a chunk [lo, hi) of run._run_all starts from: a lone run's for its first chunk only
-    (later ones from round 1), a group retry's for each (chunk_resume)."""
+    (later ones from round 1), a lone retry's for each within its kept checkpoint (wide_resume), a group
+    retry's for each (chunk_resume)."""
     if resume is not None and "saved" in resume:
         return chunk_resume(b, resume, lo, hi)
+    if resume is not None and "wide" in resume:
+        w = resume["wide"]
+        return wide_resume(resume, lo, hi) if w["lo"] <= lo and hi <= w["hi"] else None
     return resume if lo == start else None

@@ -231,33 +231,10 @@ def _run(cfg: Config, out: Optional[str], overwrite: bool, progress: bool, built
         except Exception as e:   # noqa: BLE001 - only out-of-memory is retried, smaller
             if not memory_retry.retry(e, chunk, memory_retry.decision(name, at, chunk)):   # all processes, or none
                 raise
-            meta, said = _retry_point(b, at, meta, max(1, chunk // 2))
+            meta, said = memory_retry.lone_point(b, at, meta, max(1, chunk // 2), out_dir)
             chunk = max(1, chunk // 2)
             print(f"tallysim: the seed batch did not fit in memory; retrying {chunk} seeds at a time{said}",
                   file=sys.stderr)
-
-
-def _retry_point(b: Built, at: list, meta: Optional[dict], chunk: int) -> tuple:
-    """Where a lone run retries after running out of memory, `chunk` seeds at a time, and what it says
-    of it: the seed chunk under way (`at`, else the one a resume was to continue) again from its round
-    1; the chunks finished before it, their pending rows and the metrics rows written, kept (the retry
-    started over from round 1 and rewrote metrics.jsonl: a resumed run lost every round it resumed).
-    The checkpoint's state is one chunk's, as wide as the batch that did not fit: it is not split."""
-    if at:
-        lanes, lo, hi = at
-        redo = lanes.restart(lo, chunk)
-    elif meta:                      # out of memory before a chunk began: the resume's own chunk again
-        lo, hi, redo = meta["lo"], min(meta["lo"] + meta["chunk"], len(b.seeds)), restart_meta(meta, meta["lo"], chunk)
-    else:
-        return None, ""             # nothing ran: nothing to keep
-    ran = meta["round"] if meta and meta["lo"] == lo else 0
-    seeds = f"seeds {b.seeds[lo]}-{b.seeds[hi - 1]}" if hi - lo > 1 else f"seed {b.seeds[lo]}"
-    return redo, (f"; {seeds} start again from round 1"
-                  + (f" (their checkpoint after round {ran} holds {hi - lo} seeds' state, which a chunk "
-                     f"of {chunk} cannot load)" if ran else "")
-                  + (f"; the {lo} seed(s) before them, finished, are kept" if lo else "")
-                  + (f"; the {redo['lines']} metrics row(s) written are kept and not written again"
-                     if redo["lines"] else ""))
 
 
 def warn_collapsed(results: list, spec) -> None:
@@ -329,7 +306,7 @@ def _run_group(cfgs: list[Config], outs: list, progress: bool, built: Optional[B
 def _run_all(b: Built, out_dirs: list, chunk: int, progress: bool, saver: checkpoint.Saver,
              resume: Optional[dict] = None, at: Optional[list] = None) -> list:
     """Every chunk of `chunk` lanes from `resume`'s (or the first); `at`, given, holds the chunk under
-    way: (its Lanes, lo, hi), for an out-of-memory retry (_retry_point)."""
+    way: (its Lanes, lo, hi), for an out-of-memory retry (memory_retry.lone_point)."""
     n = len(b.seeds)
     start = resume["lo"] if resume else 0
     # chunks of `chunk` from `start`, which a retry in narrower chunks may place off their multiples

@@ -2,7 +2,9 @@
 count of this process's decisions: a word one process left at an earlier error (a sweep's run that
 failed in it alone; the sweep goes on) was read by the other process as its word at the next decision.
 Now a decision's keys name its run (memory_retry.begin, counted in every process from the first line of
-run.run / run.run_group), its chunk and its width."""
+run.run / run.run_group), its chunk and its width. (2) A lone run that ran out of memory restarted its
+chunk from round 1 though it held a checkpoint of it: the retry's own saves overwrite the file. Now a copy
+in memory starts every narrower chunk within it from its round (memory_retry.lone_point)."""
 from __future__ import annotations
 
 import threading
@@ -88,3 +90,52 @@ def test_every_run_is_counted_before_anything_can_fail_in_one_process(tmp_path):
     with pytest.raises(ConfigError):
         run.run_group([tiny()], [], progress=False)
     assert memory_retry.begin() == f"run{int(before[3:]) + 3}"
+
+
+def test_a_lone_retry_starts_every_narrower_chunk_from_the_kept_checkpoint(tmp_path, monkeypatch, capsys):
+    """Two seeds as one chunk, a checkpoint every round, out of memory at round 3: seed 0's chunk and then
+    seed 1's start from the checkpoint after round 2 (seed 1's cut from the copy in memory: seed 0's
+    chunk, finished, replaced the file with a state-less one). Before, both started from round 1. The
+    rows: each round's once, the two written before the retry unchanged, all as the uninterrupted run's
+    (train_loss to 1e-6: programs of other widths, test_oom_dec22d._same)."""
+    from conftest import RESUMABLE, read_rows, tiny
+    from tallysim import run
+    items = (*RESUMABLE, "seeds=2")
+    b = run.build(tiny(*items))
+    run.run(tiny(*items), str(tmp_path / "whole"), progress=False, built=b)
+    seen, real_chunk, real_row, calls = [], run._run_chunk, run.lane_row, []
+
+    def run_chunk(b, lo, hi, lanes_out, bar, saver, resume):
+        seen.append((lo, hi, resume["round"] if resume else 0))
+        return real_chunk(b, lo, hi, lanes_out, bar, saver, resume)
+
+    def lane_row(ev, info, ledger, j, end, *rest):
+        calls.append(end)
+        if end == 3 and calls.count(3) == 1:
+            raise RuntimeError(OOM)
+        return real_row(ev, info, ledger, j, end, *rest)
+    monkeypatch.setattr(run, "_run_chunk", run_chunk)
+    monkeypatch.setattr(run, "lane_row", lane_row)
+    written = []
+    monkeypatch.setattr(run._Recorder, "rows", _spy(run._Recorder.rows, written))
+    out = tmp_path / "run"
+    run.run(tiny(*items), str(out), progress=False, built=b, checkpoint_every=1)
+    assert seen == [(0, 2, 0), (0, 1, 2), (1, 2, 2)]
+    assert "seeds 0-1 start again from their checkpoint after round 2" in capsys.readouterr().err
+    assert written == [1, 2, 3]                     # each round's row once
+    got, reference = read_rows(out), read_rows(tmp_path / "whole")
+    for row in got + reference:
+        row.pop("wall_s")
+    loss = [(r.pop("train_loss"), r.pop("train_loss_std"), *r["per_seed"].pop("train_loss")) for r in got + reference]
+    assert sum(map(list, loss[:3]), []) == pytest.approx(sum(map(list, loss[3:]), []), rel=1e-6, abs=1e-7)
+    assert got == reference
+
+
+def _spy(rows, written):
+    """Recorder.rows, noting each round whose row it writes."""
+    def spy(self, r, per_seed):
+        before = self.lines
+        rows(self, r, per_seed)
+        if self.lines > before:
+            written.append(r)
+    return spy
