@@ -110,9 +110,8 @@ class Lanes:
                 held.callback(track.close)
             rec = Recorder([b.seeds[j] for j in b.lanes_of(i)], d, chunk, bar, resume, track, index=i)
             held.callback(rec.close_file)       # before its tracker, which draws from the file
-            if track and retry and rec.file:
-                for line in rec.file.rows:
-                    track.row(json.loads(line))
+            if track and resume and rec.file:   # a retry's fresh tracker logs them; a resume's learns from them
+                track.resumed([json.loads(line) for line in rec.file.rows], log=retry)
             self.recs.append(rec)
         self.t0 = self.recs[0].t0
         self.failed: dict[int, NonFiniteLoss] = {}

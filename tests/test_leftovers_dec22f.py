@@ -52,3 +52,62 @@ def test_run_above_stops_at_a_home_directory(tmp_path, monkeypatch):
     (home / "res" / "e" / "config.json").write_text("{}")
     (home / "res" / "e" / "metrics.jsonl").write_text("")
     assert atomic.run_above(home / "res" / "e" / "t.md") == home / "res" / "e"
+
+
+# ----------------------------------------------------------------------------- 2. a resumed tracker's counts
+
+class _Writer:
+    """A tracker backend that keeps what it is given (tracking's TensorBoardWriter/MLflowWriter calls)."""
+    def __init__(self):
+        self.rows = []
+
+    def start(self, name, hparams):
+        pass
+
+    def row(self, step, values):
+        self.rows.append((step, {k: v for k, v in values.items() if k.startswith("seeds_counted/")}))
+
+    def image(self, name, png):
+        pass
+
+    def close(self):
+        pass
+
+
+def test_a_resumed_runs_tracker_logs_the_counts_an_uninterrupted_one_does(tmp_path, monkeypatch):
+    # round 1's acc_mean short (1 of 2 seeds), rounds 2-3 whole: an uninterrupted tracker logs
+    # seeds_counted/acc_mean at every round from 1 (2.0 at the whole rounds); a run resumed from its
+    # round-1 checkpoint started with no short key and logged none at rounds 2-3
+    from conftest import RESUMABLE, tiny
+    from tallysim import checkpoint, run, run_recorders, tracking
+    writers = []
+
+    def open_run(cfg, out_dir, fresh=True):
+        writers.append(_Writer())
+        return tracking.RunTracker(cfg, out_dir, [writers[-1]])
+    agg = run_recorders.aggregate
+
+    def aggregate(rows, seeds):              # a short mean at round 1, as a seed's missing value makes it
+        row = agg(rows, seeds)
+        return {**row, "seeds_counted": {"acc_mean": 1}} if row["round"] == 1 else row
+    monkeypatch.setattr(tracking, "open_run", open_run)
+    monkeypatch.setattr(run_recorders, "aggregate", aggregate)
+    items = (*RESUMABLE, "seeds=2")
+    b = run.build(tiny(*items))
+    run.run(tiny(*items), str(tmp_path / "whole"), progress=False, built=b)
+    whole = writers[-1].rows
+    assert whole == [(1, {"seeds_counted/acc_mean": 1.0}), (2, {"seeds_counted/acc_mean": 2.0}),
+                     (3, {"seeds_counted/acc_mean": 2.0})]
+    orig = run._Recorder.rows
+
+    def rows(self, r, per_seed):
+        orig(self, r, per_seed)
+        if r == 2:
+            raise KeyboardInterrupt
+    with monkeypatch.context() as m:
+        m.setattr(run._Recorder, "rows", rows)
+        with pytest.raises(KeyboardInterrupt):
+            run.run(tiny(*items), str(tmp_path / "cut"), progress=False, built=b, checkpoint_every=1)
+    assert checkpoint.read_meta(tmp_path / "cut")["round"] == 1
+    run.run(tiny(*items), str(tmp_path / "cut"), progress=False, built=b, checkpoint_every=1, resume=True)
+    assert writers[-1].rows == whole[1:]        # rounds 2 and 3, counted as the uninterrupted run counted them
