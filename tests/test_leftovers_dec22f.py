@@ -111,3 +111,29 @@ def test_a_resumed_runs_tracker_logs_the_counts_an_uninterrupted_one_does(tmp_pa
     assert checkpoint.read_meta(tmp_path / "cut")["round"] == 1
     run.run(tiny(*items), str(tmp_path / "cut"), progress=False, built=b, checkpoint_every=1, resume=True)
     assert writers[-1].rows == whole[1:]        # rounds 2 and 3, counted as the uninterrupted run counted them
+
+
+# ----------------------------------------------------------------------------- 3. a NaN seed in aggregate
+
+def test_a_non_finite_seed_stays_in_the_mean_and_is_counted():
+    # a diverged seed's NaN (or inf) perplexity is a result: the mean is NaN (inf), not the other seeds'
+    # mean, and seeds_nonfinite says how many seeds were not finite; a missing value (None) is still left
+    # out and counted in seeds_counted, as before
+    import math
+    import warnings
+    from tallysim.results.metrics import aggregate
+    from tallysim.results.rows import dumps_row, revive
+    rows = [{"round": 2, "ppl_mean": 12.0, "ppl_global": 9.0, "vote_acc": 0.5, "acc_mean": 0.6},
+            {"round": 2, "ppl_mean": math.nan, "ppl_global": math.inf, "vote_acc": None, "acc_mean": 0.7},
+            {"round": 2, "ppl_mean": 14.0, "ppl_global": 11.0, "vote_acc": 0.7, "acc_mean": 0.8}]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")      # numpy's "invalid value" over inf said nothing useful
+        row = aggregate(rows, [0, 1, 2])
+    assert math.isnan(row["ppl_mean"]) and math.isnan(row["ppl_mean_std"])
+    assert row["ppl_global"] == math.inf and math.isnan(row["ppl_global_std"])
+    assert row["seeds_nonfinite"] == {"ppl_mean": 1, "ppl_global": 1}
+    assert row["seeds_counted"] == {"vote_acc": 2} and row["vote_acc"] == pytest.approx(0.6)
+    assert math.isnan(row["per_seed"]["ppl_mean"][1])
+    back = revive(json.loads(dumps_row(row)))        # strict JSON and back
+    assert back["seeds_nonfinite"] == {"ppl_mean": 1, "ppl_global": 1} and math.isnan(back["ppl_mean"])
+    assert "seeds_nonfinite" not in aggregate([r for i, r in enumerate(rows) if i != 1], [0, 2])
