@@ -137,3 +137,44 @@ def test_a_non_finite_seed_stays_in_the_mean_and_is_counted():
     back = revive(json.loads(dumps_row(row)))        # strict JSON and back
     assert back["seeds_nonfinite"] == {"ppl_mean": 1, "ppl_global": 1} and math.isnan(back["ppl_mean"])
     assert "seeds_nonfinite" not in aggregate([r for i, r in enumerate(rows) if i != 1], [0, 2])
+
+
+# ----------------------------------------------------------------------------- 4. float bit counts past 2**53
+
+@pytest.mark.parametrize("bits, limit", [
+    (dict(up=2.0 ** 53, down=0, active=4), "2**53"),             # 2**53 + 1 bits as a float: 2**53, exact-looking
+    (dict(up=8, down=1e17, active=4), "2**53"),
+    (dict(up=8, down=0, active=4, up_total=float(2 ** 60)), "2**53"),
+    (dict(up=float(2 ** 24), down=0, active=4), None),            # a Python float below 2**53: exact, counted
+    (dict(up=8, down=0, active=4, up_total=None), None),
+])
+def test_a_plugins_float_bits_past_exact_whole_numbers_are_refused(bits, limit):
+    import numpy as np
+    from tallysim.protocols import contract
+    from tallysim.sim.comm import RoundBits
+    from tallysim.config import ConfigError
+    cost = contract._checked_cost("protocol 'p' (plugin 'm')", lambda info: RoundBits(**bits))
+    if limit is None:
+        assert all(type(v) is int for v in cost({})[:3])
+        return
+    with pytest.raises(ConfigError) as e:
+        cost({})
+    msg = str(e.value)
+    assert len(msg.splitlines()) == 1 and msg.startswith("protocol 'p' (plugin 'm'): cost(info) returned RoundBits(")
+    assert f"a float at or above {limit}" in msg and "expected an int (Python's or numpy's)" in msg, msg
+
+
+def test_float32_and_each_peers_float_bits_are_refused_where_rounded():
+    import numpy as np
+    from tallysim.protocols import contract
+    from tallysim.sim.comm import RoundBits
+    from tallysim.config import ConfigError
+    # float32 holds every whole number only below 2**24 (16,777,217 bits as float32 is 16,777,216)
+    with pytest.raises(ConfigError, match=r"RoundBits\(up=np\.float32\(1\.6777216e\+07\)\), a float32 at or above 2\*\*24"):
+        contract._checked_cost("protocol 'p' (plugin 'm')",
+                               lambda info: RoundBits(np.float32(2 ** 24 + 1), 0, 4))({})
+    # each peer's own bits (up_A) too; ints of any size pass
+    up = 2 ** 60
+    with pytest.raises(ConfigError, match=r"up_A=\.\.\.\) with .*a float at or above 2\*\*53"):
+        contract._checked_cost("p", lambda info: RoundBits(up, 0, 2, up_A=(float(up), float(up))))({})
+    assert contract._checked_cost("p", lambda info: RoundBits(up, 0, 2, up_A=(up, up)))({}).up_A == (up, up)
