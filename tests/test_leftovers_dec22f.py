@@ -178,3 +178,41 @@ def test_float32_and_each_peers_float_bits_are_refused_where_rounded():
     with pytest.raises(ConfigError, match=r"up_A=\.\.\.\) with .*a float at or above 2\*\*53"):
         contract._checked_cost("p", lambda info: RoundBits(up, 0, 2, up_A=(float(up), float(up))))({})
     assert contract._checked_cost("p", lambda info: RoundBits(up, 0, 2, up_A=(up, up)))({}).up_A == (up, up)
+
+
+# ----------------------------------------------------------------------------- 5. errors worded for the caller
+
+FLAGS = ("--out", "--metric", "--which", "--label", "--title")
+
+
+def test_results_plot_and_pareto_collect_name_their_parameters_and_the_cli_its_flags(tmp_path, capsys):
+    # Results.plot(path="c.txt") said "--out c.txt: .txt is not an image format", pareto.collect(metric=...)
+    # "--metric ...": flags a Python caller never gave. The CLI keeps its flags.
+    import tallysim
+    from tallysim.cli import main
+    from tallysim.config import ConfigError
+    from tallysim.results import pareto
+    res = tmp_path / "res"
+    _legacy_run(res / "a")
+    got = tallysim.Results.read(res / "a")
+    for kw, said in [({"path": str(tmp_path / "c.txt")}, f"path {tmp_path / 'c.txt'}: .txt is not an image format"),
+                     ({"path": str(tmp_path)}, f"path {tmp_path} is a directory"),
+                     ({"path": str(res / "a" / "sub" / "c.png")}, f"path {res / 'a' / 'sub' / 'c.png'} is inside"),
+                     ({"metric": "nope"}, "metric 'nope' is not a numeric column"),
+                     ({"label": ""}, "label '' is empty")]:
+        with pytest.raises(ConfigError) as e:
+            got.plot(**kw)
+        assert said in str(e.value) and not any(f in str(e.value) for f in FLAGS), str(e.value)
+    for kw, said in [({"metric": "ppl_mean"}, "metric 'ppl_mean' is better lower"),
+                     ({"metric": "acc_mean_std"}, "metric 'acc_mean_std' is a std over seeds"),
+                     ({"which": "last"}, "which='last' is not known")]:
+        with pytest.raises(ConfigError) as e:
+            pareto.collect([res], **kw)
+        assert said in str(e.value) and not any(f in str(e.value) for f in FLAGS), str(e.value)
+    # the command line: the flags, as before
+    assert main(["plot", str(res / "a"), "--out", str(tmp_path / "c.txt")]) == 2
+    assert f"--out {tmp_path / 'c.txt'}: .txt is not an image format" in capsys.readouterr().err
+    assert main(["plot", str(res / "a"), "--out", str(tmp_path / "c.png"), "--metric", "nope"]) == 2
+    assert "--metric 'nope' is not a numeric column" in capsys.readouterr().err
+    assert main(["pareto", str(res), "--out", str(tmp_path / "p.png"), "--metric", "ppl_mean"]) == 2
+    assert "--metric 'ppl_mean' is better lower" in capsys.readouterr().err

@@ -192,9 +192,9 @@ def run_accuracy(rows: list[dict], which: str = "final", name: str = "auto") -> 
     return final_best(rows, name)[WHICH.index(check_which(which))]
 
 
-def check_which(which: str) -> str:
+def check_which(which: str, flag: str = "--which") -> str:
     if which not in WHICH:
-        raise ConfigError(f"--which={which!r} is not known; allowed: {', '.join(WHICH)}")
+        raise ConfigError(f"{flag}={which!r} is not known; allowed: {', '.join(WHICH)}")
     return which
 
 
