@@ -216,3 +216,26 @@ def test_results_plot_and_pareto_collect_name_their_parameters_and_the_cli_its_f
     assert "--metric 'nope' is not a numeric column" in capsys.readouterr().err
     assert main(["pareto", str(res), "--out", str(tmp_path / "p.png"), "--metric", "ppl_mean"]) == 2
     assert "--metric 'ppl_mean' is better lower" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- 6. names that differ only in case
+
+def test_sweep_runs_whose_names_differ_only_in_case_are_refused_before_anything_runs(tmp_path, capsys, no_compile):
+    # data.path=A.npz,a.npz named its runs `data.path=A.npz` and `data.path=a.npz`: one directory on macOS's
+    # and Windows' default file systems, the second run's rows over the first's
+    from conftest import tiny
+    from tallysim import sweep
+    from tallysim.cli import main
+    from tallysim.config import ConfigError
+    with pytest.raises(ConfigError, match=r"are named 'data\.path=A\.npz' and 'data\.path=a\.npz', which differ "
+                                          r"only in case: one directory on a case-insensitive file system"):
+        sweep.expand({}, ["data.path=A.npz,a.npz"])
+    assert [n for n, _ in sweep.expand({}, ["data.path=A.npz,b.npz"])] == ["data.path=A.npz", "data.path=b.npz"]
+    out = tmp_path / "s"
+    assert main(["sweep", "--out", str(out), "data.name=files", "data.path=A.npz,a.npz"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "differ only in case" in err and not out.exists(), err
+    with pytest.raises(ConfigError, match=r"run_sweep: runs 'A' and 'a' differ only in case: .*; allowed: names "
+                                          "that differ by more than case"):
+        sweep.run_sweep(tiny("rounds=1"), [("A", []), ("b", []), ("a", ["seed=1"])], out)
+    assert not out.exists()
