@@ -239,3 +239,30 @@ def test_sweep_runs_whose_names_differ_only_in_case_are_refused_before_anything_
                                           "that differ by more than case"):
         sweep.run_sweep(tiny("rounds=1"), [("A", []), ("b", []), ("a", ["seed=1"])], out)
     assert not out.exists()
+
+
+# ----------------------------------------------------------------------------- 7. bench --sweep --sample N
+
+def test_bench_sweep_sample_n_times_n_runs_spread_over_the_sweep(monkeypatch):
+    # runs[::ceil(108 / 50)] timed 36 runs for --sample 50 (and 54 for 40, 108 // 3 = 36 for 37..53)
+    import time
+    from tallysim import sweep
+    from tallysim.bench import sweep as bench_sweep
+    runs = list(range(108))
+    for n in range(1, 108):
+        got = bench_sweep.sampled(runs, n)
+        gaps = {b - a for a, b in zip(got, got[1:])}
+        assert len(got) == n and got[0] == 0 and len(set(got)) == n and max(gaps, default=1) - min(gaps, default=1) <= 1
+    assert bench_sweep.sampled(runs, 0) == runs and bench_sweep.sampled(runs, 500) == runs
+    assert bench_sweep.sampled(runs, 6) == [0, 18, 36, 54, 72, 90]        # docs/gpu.md's --sample 6: as before
+    timed, said = [], []
+
+    def run_sweep(base, todo, out, **kw):      # nothing trains: what each leg is given, each run done
+        timed.append(len(todo))
+        time.sleep(0.02)                       # a grouped time that rounds to 0.00 s divides the ratio by 0
+        return [{"name": name, "status": "done"} for name, _ in todo]
+    monkeypatch.setattr(sweep, "run_sweep", run_sweep)
+    # the smoke sweep's 8 runs (cheaper to list than the full 108): --sample 5 timed 4 (a stride of 2)
+    r = bench_sweep.run(smoke=True, data="synthetic", log=said.append, sample=5)
+    assert timed == [8, 5] and r["one_at_a_time_timed"] == 5
+    assert "bench --sweep: 5 runs one at a time ..." in said and "(seconds from 5 sampled runs)" in said[-1]
