@@ -1,6 +1,11 @@
-"""leftovers30: small items. 1. a stray metrics.jsonl (or config.json) in a parent folder no longer refuses
-every derived output below it (atomic.run_above: a run is tallysim's marker, or config.json beside a
-metrics.jsonl whose first row is a run's; the walk stops at the root and a home directory)."""
+"""leftovers30: small items. 1. a stray metrics.jsonl (or one beside a project's config.json) in a parent
+folder no longer refuses every derived output below it (atomic.run_above: a run is tallysim's marker, or
+config.json beside a metrics.jsonl whose first row is a run's; the walk stops at the root and a home);
+2. a resumed run's tracker logs the seeds_counted/<key> an uninterrupted one does; 3. a seed's NaN/inf is
+kept in aggregate's mean and counted (seeds_nonfinite); 4. a plugin's float bit count where floats skip
+whole numbers (2**53; float32 2**24) refused; 5. Results.plot / pareto.collect errors name their
+parameters, the CLI its flags; 6. sweep run names that differ only in case refused; 7. bench --sweep
+--sample N times N runs."""
 import json
 
 import pytest
@@ -14,25 +19,37 @@ def _legacy_run(d):
     (d / "metrics.jsonl").write_text(json.dumps({"round": 1, "bits_per_peer": 800.0, "acc_mean": 0.5}) + "\n")
 
 
-@pytest.mark.parametrize("stray", [{"metrics.jsonl": '{"loss": 1.0}\n'},
-                                   {"config.json": "{}", "metrics.jsonl": '{"step": 3, "loss": 1.0}\n'},
-                                   {"config.json": "{}"}])
-def test_a_stray_file_two_levels_up_refuses_nothing(stray, tmp_path, capsys):
+STRAYS = [{"metrics.jsonl": '{"loss": 1.0}\n'}, {"config.json": "{}", "metrics.jsonl": '{"step": 3, "loss": 1.0}\n'}]
+
+
+@pytest.mark.parametrize("stray", STRAYS)
+def test_a_stray_file_two_levels_up_refuses_nothing(stray, tmp_path):
     # a metrics.jsonl of another tool in a project folder two levels above the results (or beside the
     # project's config.json) made every --out below it "inside the run directory <project>"
-    from tallysim.cli import main
+    from tallysim import atomic
+    from tallysim.config import ConfigError
     proj = tmp_path / "proj"
     _legacy_run(proj / "work" / "res" / "a")
     for name, text in stray.items():
         (proj / name).write_text(text)
     out = proj / "work" / "res" / "p.png"
-    assert main(["pareto", str(proj / "work" / "res"), "--out", str(out)]) == 0, capsys.readouterr().err
-    assert out.is_file()
-    # a real run two levels up is still refused: a legacy pair, and tallysim's marker alone
+    atomic.refuse_results_file(out)            # every derived --out's check (pareto, plot, table, figure, bench)
+    assert atomic.run_above(proj / "work" / "res" / "a" / "p.png") == proj / "work" / "res" / "a"
+    # a real run two levels up is still refused: a legacy pair
     (proj / "metrics.jsonl").write_text(json.dumps({"round": 1, "bits_per_peer": 8.0}) + "\n")
     (proj / "config.json").write_text("{}")
-    assert main(["pareto", str(proj / "work" / "res"), "--out", str(out)]) == 2
-    assert f"is inside the run directory {proj}," in capsys.readouterr().err
+    with pytest.raises(ConfigError, match=f"is inside the run directory {proj},"):
+        atomic.refuse_results_file(out)
+
+
+def test_pareto_below_a_stray_metrics_file_writes(tmp_path, capsys):
+    from tallysim.cli import main
+    proj = tmp_path / "proj"
+    _legacy_run(proj / "work" / "res" / "a")
+    (proj / "metrics.jsonl").write_text('{"loss": 1.0}\n')
+    out = proj / "work" / "res" / "p.png"
+    assert main(["pareto", str(proj / "work" / "res"), "--out", str(out)]) == 0, capsys.readouterr().err
+    assert out.is_file()
 
 
 def test_run_above_stops_at_a_home_directory(tmp_path, monkeypatch):
@@ -78,7 +95,7 @@ def test_a_resumed_runs_tracker_logs_the_counts_an_uninterrupted_one_does(tmp_pa
     # round 1's acc_mean short (1 of 2 seeds), rounds 2-3 whole: an uninterrupted tracker logs
     # seeds_counted/acc_mean at every round from 1 (2.0 at the whole rounds); a run resumed from its
     # round-1 checkpoint started with no short key and logged none at rounds 2-3
-    from conftest import RESUMABLE, tiny
+    from conftest import RESUMABLE, read_rows, tiny
     from tallysim import checkpoint, run, run_recorders, tracking
     writers = []
 
@@ -94,10 +111,6 @@ def test_a_resumed_runs_tracker_logs_the_counts_an_uninterrupted_one_does(tmp_pa
     monkeypatch.setattr(run_recorders, "aggregate", aggregate)
     items = (*RESUMABLE, "seeds=2")
     b = run.build(tiny(*items))
-    run.run(tiny(*items), str(tmp_path / "whole"), progress=False, built=b)
-    whole = writers[-1].rows
-    assert whole == [(1, {"seeds_counted/acc_mean": 1.0}), (2, {"seeds_counted/acc_mean": 2.0}),
-                     (3, {"seeds_counted/acc_mean": 2.0})]
     orig = run._Recorder.rows
 
     def rows(self, r, per_seed):
@@ -110,6 +123,15 @@ def test_a_resumed_runs_tracker_logs_the_counts_an_uninterrupted_one_does(tmp_pa
             run.run(tiny(*items), str(tmp_path / "cut"), progress=False, built=b, checkpoint_every=1)
     assert checkpoint.read_meta(tmp_path / "cut")["round"] == 1
     run.run(tiny(*items), str(tmp_path / "cut"), progress=False, built=b, checkpoint_every=1, resume=True)
+    # the uninterrupted run's tracker: every row in turn (a resumed run's rows are the uninterrupted run's,
+    # tests/test_checkpoint*.py), which a run without a checkpoint gives its tracker as it writes them
+    uninterrupted = _Writer()
+    t = tracking.RunTracker(tiny(*items), None, [uninterrupted])
+    for row in read_rows(tmp_path / "cut"):
+        t.row(row)
+    whole = uninterrupted.rows
+    assert whole == [(1, {"seeds_counted/acc_mean": 1.0}), (2, {"seeds_counted/acc_mean": 2.0}),
+                     (3, {"seeds_counted/acc_mean": 2.0})]
     assert writers[-1].rows == whole[1:]        # rounds 2 and 3, counted as the uninterrupted run counted them
 
 
