@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tallysim import api_arguments, checkpoint, config, jax_check, nonfinite_stop, outdir, privacy, protocols, tracking, validation
+from tallysim import api_arguments, checkpoint, config, jax_check, memory_retry, nonfinite_stop, outdir, privacy, protocols, tracking, validation
 from tallysim import progress as progress_bars
 from tallysim.build import Built, auto_chunk, build, build_group  # noqa: F401 - run.build etc., as before
 from tallysim.config import Config, ConfigError
@@ -74,8 +74,9 @@ def _run_chunk(b: Built, lo: int, hi: int, lanes_out: "_Lanes", bar, saver: chec
                            groups=tuple((g.a_lo, g.a_hi) for g in ctx.model_groups)) for c in cfgs]
     r0 = resume["round"] if resume else 0
     progs = _programs(b, placement, hi - lo, k_init, data_c, values)
-    if r0:
-        state = checkpoint.load(saver.out_dir, progs["init"].eval_shape(k_init, data_c, values))
+    if r0:              # a group's out-of-memory retry cuts its lanes from its runs' checkpoints (`load`)
+        like = progs["init"].eval_shape(k_init, data_c, values)
+        state = resume["load"](like) if "load" in resume else checkpoint.load(saver.out_dir, like)
         state = jax.device_put(state, progs["state_sh"]) if progs["state_sh"] else state
         for led, saved in zip(ledgers, resume["ledgers"]):
             led.restore(saved)
@@ -86,6 +87,9 @@ def _run_chunk(b: Built, lo: int, hi: int, lanes_out: "_Lanes", bar, saver: chec
     last_round = max(c.rounds for c in cfgs)
     lanes_c = list(range(lo, hi)) + [hi - 1] * placement.pad_lanes       # as chunk_inputs
     pick = peers.eval_sample(b.cfg.eval_peers, b.cfg.eval_sample, ctx.spec.peers, [b.seeds[j] for j in lanes_c])
+    # a group retry's chunk from its runs' checkpoints: the bar counts the rounds before them with its first
+    # stretch (a lone resume's are its `initial`), else it named the chunk before and round 1/3 for round 3
+    skipped = r0 if resume and "load" in resume else 0
     for first, end in _segments(cfgs, r0, saver.cadence):     # every process's the same (Saver.cadence)
         rs = jnp.arange(first, end + 1, dtype=jnp.int32)
         state, info_T = (single if end == first else scan)(state, data_c, k_rounds, rs, values)
@@ -116,8 +120,9 @@ def _run_chunk(b: Built, lo: int, hi: int, lanes_out: "_Lanes", bar, saver: chec
                                                          b.protocol.row_keys, group_ranges(ctx)))
                                  for j in evaluating])
         if bar:     # the examples (tokens) the local steps processed: the bar's throughput
-            bar.update(end - first + 1, int(np.sum(info_T["steps_real"][:, :hi - lo])) * b.cfg.batch_size
+            bar.update(end - first + 1 + skipped, int(np.sum(info_T["steps_real"][:, :hi - lo])) * b.cfg.batch_size
                        * tasks.of(ctx.spec).positions)
+            skipped = 0
         if end < last_round and mesh.agree(saver.due(end)):  # every process gathers the state (a
             saver.save(mesh.host(state), lanes_out.meta(lo, end, ledgers))     # collective), process 0 writes it
     if hi < len(b.seeds) and saver.out_dir is not None and saver.every != 0:     # 0: never
@@ -165,7 +170,6 @@ def group_ranges(ctx) -> tuple:
     return tuple((g.name, g.lo, g.hi, g.a_hi - g.a_lo, ctx.spec.active) for g in ctx.model_groups)
 
 
-_is_oom = jax_check.device_out_of_memory
 out_of_memory = jax_check.out_of_memory          # run.out_of_memory, as before (sweep.py)
 
 
@@ -224,7 +228,7 @@ def _run(cfg: Config, out: Optional[str], overwrite: bool, progress: bool, built
         except NonFiniteLoss:
             raise
         except Exception as e:   # noqa: BLE001 - only out-of-memory is retried, smaller
-            if not _is_oom(e) or chunk == 1:
+            if not memory_retry.retry(e, chunk):     # with several processes: all of them, or none
                 raise
             meta, said = _retry_point(b, at, meta, max(1, chunk // 2))
             chunk = max(1, chunk // 2)
@@ -298,20 +302,24 @@ def _run_group(cfgs: list[Config], outs: list, progress: bool, built: Optional[B
     for i, d in enumerate(out_dirs):
         if d is not None:
             write_run_files(b, i, d, chunk)
+    redo = None
     while True:
         saver = checkpoint.GroupSaver(out_dirs, every, [b.lanes_of(i) for i in range(len(out_dirs))], chunk)
+        at: list = []      # the chunk under way, as in _run: what a retry keeps (memory_retry.group_point)
         try:
-            results = _run_all(b, out_dirs, chunk, progress, saver, None)
+            results = _run_all(b, out_dirs, chunk, progress, saver, redo, at)
             saver.discard()
             warn_collapsed(results, b.ctx.spec)
             warn_dead(results)
             return results
         except Exception as e:   # noqa: BLE001 - only out-of-memory is retried, smaller
-            if not _is_oom(e) or chunk == 1:
+            if not memory_retry.retry(e, chunk):
                 raise
-            saver.discard()     # the retry reruns every run from round 1 and saves none (a chunk mixes runs)
+            # the checkpoints stay: a narrower chunk saves none (a chunk mixes runs), its runs' lanes start
+            # from them (and an interrupted retry's runs resume from them, each alone)
             chunk = max(1, chunk // 2)
-            print(f"tallysim: the lane batch did not fit in memory; retrying {chunk} lanes at a time",
+            redo, said = memory_retry.group_point(b, at, chunk, out_dirs)
+            print(f"tallysim: the lane batch did not fit in memory; retrying {chunk} lanes at a time{said}",
                   file=sys.stderr)
 
 
@@ -342,7 +350,7 @@ def _run_all(b: Built, out_dirs: list, chunk: int, progress: bool, saver: checkp
             if lo >= start:
                 if at is not None:
                     at[:] = [lanes_out, lo, hi]
-                _run_chunk(b, lo, hi, lanes_out, bar, saver, resume if lo == start else None)
+                _run_chunk(b, lo, hi, lanes_out, bar, saver, memory_retry.chunk_start(b, resume, start, lo, hi))
     return lanes_out.results()
 
 

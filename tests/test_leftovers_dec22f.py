@@ -99,9 +99,9 @@ def test_a_resumed_runs_tracker_logs_the_counts_an_uninterrupted_one_does(tmp_pa
     from tallysim import checkpoint, run, run_recorders, tracking
     writers = []
 
-    def open_run(cfg, out_dir, fresh=True):
+    def open_run(cfg, out_dir, fresh=True, name=None):
         writers.append(_Writer())
-        return tracking.RunTracker(cfg, out_dir, [writers[-1]])
+        return tracking.RunTracker(cfg, out_dir, [writers[-1]], name)
     agg = run_recorders.aggregate
 
     def aggregate(rows, seeds):              # a short mean at round 1, as a seed's missing value makes it

@@ -28,6 +28,9 @@ from tallysim.protocols.base import (Context, active_set, draw_probes, exchangin
                                      local_round, loss_info, probe_exchange, round_keys)
 
 
+LAGGED = "vote_down"     # info: this round delivers a lagged vote (fedct, bridge.vote_at=merge; tally.lagged_vote_cost)
+
+
 class PendingVote(NamedTuple):
     """bridge.vote_at=merge: the vote taken before the last merge, trained on in the next round."""
     pidx_M: jax.Array         # [M] int32 pool positions of that round's probes
@@ -152,6 +155,9 @@ def distill_round(ctx: Context, lspec: local.LocalSpec, hard: bool, vote_after: 
                                                      gate_agreement(info).astype(jnp.float32)))
             if f is not None:
                 info["distill_factor"] = f
+            # the vote trained on this round (one formed: agreement > 0, no_vote's is 0), for the cost of
+            # a lagged vote under participation < 1 (tally.lagged_vote_cost)
+            info[LAGGED] = (pv.agreement > 0).astype(jnp.int32)
         info.update(loss_info(ctx, loss_A))
         info.update(steps)
         info.update(faults.info(fr))

@@ -41,7 +41,10 @@ pseudo-labels down. How it differs from tally:
   dp-accounting's RDP accountant (epsilon at `privacy.delta`, at most 2 M theta per exchange).
 
 Bits: exchange rounds as tally's (up M L per active peer, down M L, + M abstention bits with
-`vote.min_agreement`/`vote.min_margin`); other rounds 0. Faults act on the votes as in tally.
+`vote.min_agreement`/`vote.min_margin`); other rounds 0. Faults act on the votes as in tally. The
+downlink under participation < 1 goes to the peers that train on the vote, the next exchange's cohort,
+in that exchange (tally.lagged_vote_cost): the first exchange receives nothing, the last vote is never
+sent down.
 
 **`fedct.*`**: `period` [1] b, exchange every b rounds (rounds b, 2b, ...); `xor_epsilon` [0] theta, the
 XOR mechanism's per-bit log-odds (0: off; a lane field).
@@ -57,8 +60,8 @@ from tallysim.fields import floats, ints
 from tallysim.protocols import Traits
 from tallysim.protocols.base import (Context, Protocol, active_set, draw_probes, exchanging, gate_agreement,
                                      local_round, loss_info, probe_exchange, round_keys)
-from tallysim.protocols.distill import PendingVote, distill_factor, scaled, warmup_init
-from tallysim.protocols.tally import vote_cost
+from tallysim.protocols.distill import LAGGED, PendingVote, distill_factor, scaled, warmup_init
+from tallysim.protocols.tally import lagged_vote_cost
 from tallysim.sim import comm, faults, lanes, local, tasks
 from tallysim.sim.fed import pool_examples
 from tallysim.sim.local import hard_label_loss
@@ -142,6 +145,9 @@ def make(ctx: Context) -> Protocol:
                                new.target_M.astype(jnp.int32), new.weight_M.astype(jnp.float32),
                                gate_agreement(info).astype(jnp.float32))
             state = state._replace(votes=jax.tree.map(lambda a, b: jnp.where(exchange, a, b), cand, state.votes))
+            # the vote trained on this round, for lagged_vote_cost: one formed (agreement > 0: at least
+            # one of its messages arrived; no_vote's is 0), delivered in an exchange round
+            info[LAGGED] = (exchange & (pv.agreement > 0)).astype(jnp.int32)
             if f is not None:
                 info["distill_factor"] = f
         info["exchanged"] = exchange.astype(jnp.int32)
@@ -156,6 +162,6 @@ def make(ctx: Context) -> Protocol:
     def cost(info) -> comm.RoundBits:
         if not int(info.get("exchanged", 1)):      # no round yet (Driver.bits()): an exchange round's
             return comm.RoundBits(0, 0, spec.active)
-        return vote_cost(ctx, info)
+        return lagged_vote_cost(ctx, info)
 
     return Protocol(init=init, round=round_fn, cost=cost, row_keys={"exchanged": int})
