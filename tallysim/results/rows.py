@@ -28,6 +28,9 @@ PEER_PLACES = 4
 # A multi-seed row's {key: seeds averaged} for each key only some seeds have a value of (headline.aggregate),
 # absent where every mean is over every seed
 SEEDS_COUNTED = "seeds_counted"
+# {key: seeds whose value is NaN or inf} (a diverged seed's perplexity): kept in the mean, not left out as a
+# missing value is; absent where every seed's value is finite
+SEEDS_NONFINITE = "seeds_nonfinite"
 
 # The columns lane_row (and the ledger, text_row, a multi-seed row) write of their own. A plugin's
 # Protocol.row_keys naming one replaced it in silence (row_keys={"acc_mean": float} wrote the plugin's
@@ -40,7 +43,7 @@ WRITTEN_KEYS = ("round", "bits_up", "bits_down", "bits_per_peer", "steps_real", 
                 "acc_mean", "acc_min", "acc_max", "acc_peers", "acc_global", "acc_ensemble", "eval_peers",
                 "train_loss", "faulty", "acc_mean_honest", *PROBE_KEYS, "ppl_mean", "ppl_global",
                 "acc_client_mean", "acc_client_p10", "acc_own_mean", "acc_own_p10", "wall_s", "seeds", "per_seed",
-                SEEDS_COUNTED)
+                SEEDS_COUNTED, SEEDS_NONFINITE)
 
 # Strict JSON for the numbers JSON has none for. A text run whose test loss overflows exp has perplexity
 # inf; Python's json wrote it as the bare token `Infinity`, which jq, JavaScript's JSON.parse and pandas'
