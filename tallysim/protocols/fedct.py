@@ -15,7 +15,8 @@ pseudo-labels down. How it differs from tally:
   round's vote of the models before training.
 - **the period**: rounds between exchanges are private training only and send nothing (0 bits); the
   pseudo-labels are trained on in exchange rounds only, as the authors concatenate them only at
-  `(t + 1) % comm_period == 0`.
+  `(t + 1) % comm_period == 0`. Those rounds compute no vote either (vote_if): their vote diagnostics
+  are NaN (null in the row).
 - **how they are combined with local data**: the authors concatenate the whole pseudo-labelled set U
   with the private minibatch for one step (one mean loss over the union). Here every local step of an
   exchange round adds a probe minibatch of the pseudo-labels: CE(private) + `distill.weight` * CE(probe,
