@@ -130,7 +130,7 @@ def distill_round(ctx: Context, lspec: local.LocalSpec, hard: bool, vote_after: 
                 info["distill_factor"] = f
         params, opt, _, loss_A, steps = local_round(ctx, lspec_r, state, data, keys, idx, probes=probes,
                                                     sequential_epochs=sequential_epochs, fr=fr)
-        info.update(loss_info(ctx, loss_A))
+        info.update(loss_info(ctx, loss_A, steps))
         info.update(steps)
         info.update(faults.info(fr))
         return state._replace(params=params, opt=opt), info
@@ -156,7 +156,7 @@ def distill_round(ctx: Context, lspec: local.LocalSpec, hard: bool, vote_after: 
                                                      gate_agreement(info).astype(jnp.float32)))
             if f is not None:
                 info["distill_factor"] = f
-        info.update(loss_info(ctx, loss_A))
+        info.update(loss_info(ctx, loss_A, steps))
         info.update(steps)
         info.update(faults.info(fr))
         return state, info
