@@ -172,7 +172,7 @@ def make(ctx: Context) -> Protocol:
             if f is not None:
                 info["distill_factor"] = f
         info["exchanged"] = exchange.astype(jnp.int32)
-        info.update(loss_info(ctx, loss_A))
+        info.update(loss_info(ctx, loss_A, steps))
         info.update(steps)
         info.update(faults.info(fr))
         return state, info
