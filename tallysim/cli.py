@@ -265,7 +265,7 @@ def main(argv=None, repeats: bool = None) -> int:
             end_now(code)
         return code
     except RuntimeError as e:
-        if type(e).__name__ == "NonFiniteLoss":
+        if type(e).__name__ in ("NonFiniteLoss", "NotTogether"):     # the run's own words (memory_retry.py)
             print(f"tallysim: error: {e}", file=sys.stderr)
             return 1
         raise

@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tallysim import api_arguments, checkpoint, config, jax_check, nonfinite_stop, outdir, privacy, protocols, tracking, validation
+from tallysim import api_arguments, checkpoint, config, jax_check, memory_retry, nonfinite_stop, outdir, privacy, protocols, tracking, validation
 from tallysim import progress as progress_bars
 from tallysim.build import Built, auto_chunk, build, build_group  # noqa: F401 - run.build etc., as before
 from tallysim.config import Config, ConfigError
@@ -74,8 +74,9 @@ def _run_chunk(b: Built, lo: int, hi: int, lanes_out: "_Lanes", bar, saver: chec
                            groups=tuple((g.a_lo, g.a_hi) for g in ctx.model_groups)) for c in cfgs]
     r0 = resume["round"] if resume else 0
     progs = _programs(b, placement, hi - lo, k_init, data_c, values)
-    if r0:
-        state = checkpoint.load(saver.out_dir, progs["init"].eval_shape(k_init, data_c, values))
+    if r0:              # a group's out-of-memory retry cuts its lanes from its runs' checkpoints (`load`)
+        like = progs["init"].eval_shape(k_init, data_c, values)
+        state = resume["load"](like) if "load" in resume else checkpoint.load(saver.out_dir, like)
         state = jax.device_put(state, progs["state_sh"]) if progs["state_sh"] else state
         for led, saved in zip(ledgers, resume["ledgers"]):
             led.restore(saved)
@@ -86,6 +87,9 @@ def _run_chunk(b: Built, lo: int, hi: int, lanes_out: "_Lanes", bar, saver: chec
     last_round = max(c.rounds for c in cfgs)
     lanes_c = list(range(lo, hi)) + [hi - 1] * placement.pad_lanes       # as chunk_inputs
     pick = peers.eval_sample(b.cfg.eval_peers, b.cfg.eval_sample, ctx.spec.peers, [b.seeds[j] for j in lanes_c])
+    # a group retry's chunk from its runs' checkpoints: the bar counts the rounds before them with its first
+    # stretch (a lone resume's are its `initial`), else it named the chunk before and round 1/3 for round 3
+    skipped = r0 if resume and "load" in resume else 0
     for first, end in _segments(cfgs, r0, saver.cadence):     # every process's the same (Saver.cadence)
         rs = jnp.arange(first, end + 1, dtype=jnp.int32)
         state, info_T = (single if end == first else scan)(state, data_c, k_rounds, rs, values)
@@ -116,8 +120,9 @@ def _run_chunk(b: Built, lo: int, hi: int, lanes_out: "_Lanes", bar, saver: chec
                                                          b.protocol.row_keys, group_ranges(ctx)))
                                  for j in evaluating])
         if bar:     # the examples (tokens) the local steps processed: the bar's throughput
-            bar.update(end - first + 1, int(np.sum(info_T["steps_real"][:, :hi - lo])) * b.cfg.batch_size
+            bar.update(end - first + 1 + skipped, int(np.sum(info_T["steps_real"][:, :hi - lo])) * b.cfg.batch_size
                        * tasks.of(ctx.spec).positions)
+            skipped = 0
         if end < last_round and mesh.agree(saver.due(end)):  # every process gathers the state (a
             saver.save(mesh.host(state), lanes_out.meta(lo, end, ledgers))     # collective), process 0 writes it
     if hi < len(b.seeds) and saver.out_dir is not None and saver.every != 0:     # 0: never
@@ -165,7 +170,6 @@ def group_ranges(ctx) -> tuple:
     return tuple((g.name, g.lo, g.hi, g.a_hi - g.a_lo, ctx.spec.active) for g in ctx.model_groups)
 
 
-_is_oom = jax_check.device_out_of_memory
 out_of_memory = jax_check.out_of_memory          # run.out_of_memory, as before (sweep.py)
 
 
@@ -177,12 +181,13 @@ def run(cfg: Config, out: Optional[str] = None, overwrite: bool = False, progres
     With `out`, a checkpoint is saved every `checkpoint_every` rounds (None: every few minutes; 0: never)
     and removed when the run finishes; `resume=True` continues the run in `out` from it. One process at
     a time writes `out` (outdir.exclusive); a second is refused in one line."""
+    name = memory_retry.begin()     # first: every process's n-th run, whatever fails in one process only
     with outdir.exclusive(out if mesh.is_writer() else None):
-        return _run(cfg, out, overwrite, progress, built, checkpoint_every, resume, words)
+        return _run(cfg, out, overwrite, progress, built, checkpoint_every, resume, words, name)
 
 
 def _run(cfg: Config, out: Optional[str], overwrite: bool, progress: bool, built: Optional[Built],
-         checkpoint_every: Optional[int], resume: bool, words: dict = outdir.CLI) -> dict:
+         checkpoint_every: Optional[int], resume: bool, words: dict = outdir.CLI, name: str = "") -> dict:
     meta = None
     elsewhere = out is not None and not mesh.is_writer()     # process 0 saves the checkpoints (Saver)
     if not mesh.is_writer():        # several processes (jax.distributed): only process 0 writes
@@ -224,35 +229,12 @@ def _run(cfg: Config, out: Optional[str], overwrite: bool, progress: bool, built
         except NonFiniteLoss:
             raise
         except Exception as e:   # noqa: BLE001 - only out-of-memory is retried, smaller
-            if not _is_oom(e) or chunk == 1:
+            if not memory_retry.retry(e, chunk, memory_retry.decision(name, at, chunk)):   # all processes, or none
                 raise
-            meta, said = _retry_point(b, at, meta, max(1, chunk // 2))
+            meta, said = memory_retry.lone_point(b, at, meta, max(1, chunk // 2), out_dir)
             chunk = max(1, chunk // 2)
             print(f"tallysim: the seed batch did not fit in memory; retrying {chunk} seeds at a time{said}",
                   file=sys.stderr)
-
-
-def _retry_point(b: Built, at: list, meta: Optional[dict], chunk: int) -> tuple:
-    """Where a lone run retries after running out of memory, `chunk` seeds at a time, and what it says
-    of it: the seed chunk under way (`at`, else the one a resume was to continue) again from its round
-    1; the chunks finished before it, their pending rows and the metrics rows written, kept (the retry
-    started over from round 1 and rewrote metrics.jsonl: a resumed run lost every round it resumed).
-    The checkpoint's state is one chunk's, as wide as the batch that did not fit: it is not split."""
-    if at:
-        lanes, lo, hi = at
-        redo = lanes.restart(lo, chunk)
-    elif meta:                      # out of memory before a chunk began: the resume's own chunk again
-        lo, hi, redo = meta["lo"], min(meta["lo"] + meta["chunk"], len(b.seeds)), restart_meta(meta, meta["lo"], chunk)
-    else:
-        return None, ""             # nothing ran: nothing to keep
-    ran = meta["round"] if meta and meta["lo"] == lo else 0
-    seeds = f"seeds {b.seeds[lo]}-{b.seeds[hi - 1]}" if hi - lo > 1 else f"seed {b.seeds[lo]}"
-    return redo, (f"; {seeds} start again from round 1"
-                  + (f" (their checkpoint after round {ran} holds {hi - lo} seeds' state, which a chunk "
-                     f"of {chunk} cannot load)" if ran else "")
-                  + (f"; the {lo} seed(s) before them, finished, are kept" if lo else "")
-                  + (f"; the {redo['lines']} metrics row(s) written are kept and not written again"
-                     if redo["lines"] else ""))
 
 
 def warn_collapsed(results: list, spec) -> None:
@@ -282,43 +264,49 @@ def run_group(cfgs: list[Config], outs: list, progress: bool = True, built: Opti
     warned for the whole sweep). Returns per configuration its last metrics row plus 'out', or the
     exception that stopped it (a NonFiniteLoss stops only its own configuration). Given a
     `checkpoint_every` K, each configuration saves its own checkpoint (checkpoint.GroupSaver)."""
+    name = memory_retry.begin()     # first, as in `run`
     api_arguments.check_group(cfgs, outs, checkpoint_every)
     if warn:
         validation.warn_seed_overlap([Path(o).name for o in outs], cfgs, "grouped runs")
     with contextlib.ExitStack() as held:     # one writer per directory, as `run` (two identical sweeps)
         for o in outs:
             held.enter_context(outdir.exclusive(o if mesh.is_writer() else None))
-        return _run_group(cfgs, outs, progress, built, checkpoint_every)
+        return _run_group(cfgs, outs, progress, built, checkpoint_every, name)
 
 
-def _run_group(cfgs: list[Config], outs: list, progress: bool, built: Optional[Built], every: Optional[int]) -> list:
+def _run_group(cfgs: list[Config], outs: list, progress: bool, built: Optional[Built], every: Optional[int],
+               name: str = "") -> list:
     b = built or build_group(cfgs, tuple(Path(o).name for o in outs))
     chunk = auto_chunk(b)
     out_dirs = [outdir.claim(o, True) if mesh.is_writer() else None for o in outs]
     for i, d in enumerate(out_dirs):
         if d is not None:
             write_run_files(b, i, d, chunk)
+    redo = None
     while True:
         saver = checkpoint.GroupSaver(out_dirs, every, [b.lanes_of(i) for i in range(len(out_dirs))], chunk)
+        at: list = []      # the chunk under way, as in _run: what a retry keeps (memory_retry.group_point)
         try:
-            results = _run_all(b, out_dirs, chunk, progress, saver, None)
+            results = _run_all(b, out_dirs, chunk, progress, saver, redo, at)
             saver.discard()
             warn_collapsed(results, b.ctx.spec)
             warn_dead(results)
             return results
         except Exception as e:   # noqa: BLE001 - only out-of-memory is retried, smaller
-            if not _is_oom(e) or chunk == 1:
+            if not memory_retry.retry(e, chunk, memory_retry.decision(name, at, chunk)):
                 raise
-            saver.discard()     # the retry reruns every run from round 1 and saves none (a chunk mixes runs)
+            # the checkpoints stay: a narrower chunk saves none (a chunk mixes runs), its runs' lanes start
+            # from them (and an interrupted retry's runs resume from them, each alone)
             chunk = max(1, chunk // 2)
-            print(f"tallysim: the lane batch did not fit in memory; retrying {chunk} lanes at a time",
+            redo, said = memory_retry.group_point(b, at, chunk, out_dirs)
+            print(f"tallysim: the lane batch did not fit in memory; retrying {chunk} lanes at a time{said}",
                   file=sys.stderr)
 
 
 def _run_all(b: Built, out_dirs: list, chunk: int, progress: bool, saver: checkpoint.Saver,
              resume: Optional[dict] = None, at: Optional[list] = None) -> list:
     """Every chunk of `chunk` lanes from `resume`'s (or the first); `at`, given, holds the chunk under
-    way: (its Lanes, lo, hi), for an out-of-memory retry (_retry_point)."""
+    way: (its Lanes, lo, hi), for an out-of-memory retry (memory_retry.lone_point)."""
     n = len(b.seeds)
     start = resume["lo"] if resume else 0
     # chunks of `chunk` from `start`, which a retry in narrower chunks may place off their multiples
@@ -342,7 +330,7 @@ def _run_all(b: Built, out_dirs: list, chunk: int, progress: bool, saver: checkp
             if lo >= start:
                 if at is not None:
                     at[:] = [lanes_out, lo, hi]
-                _run_chunk(b, lo, hi, lanes_out, bar, saver, resume if lo == start else None)
+                _run_chunk(b, lo, hi, lanes_out, bar, saver, memory_retry.chunk_start(b, resume, start, lo, hi))
     return lanes_out.results()
 
 

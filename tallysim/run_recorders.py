@@ -38,6 +38,9 @@ class Recorder:
         self.lines = resume["lines"] if resume else 0
         self.last = resume["last"] if resume else {}
         self.t0 = time.perf_counter() - (resume["elapsed"] if resume else 0.0)
+        # without a run directory, the rows given to the tracker: a retry's fresh tracker is given them
+        # again (the retry's tracker started at the first row not yet given, under another name)
+        self.given = list(resume.get("given", [])) if resume else []
         self.file = None
         if out_dir:
             path = out_dir / METRICS
@@ -55,6 +58,8 @@ class Recorder:
         if self.file:
             self.file.write(dumps_row(self.last).encode())     # strict JSON: inf as "Infinity"
             self.lines += 1
+        elif self.track:
+            self.given.append(self.last)
         if self.track:
             self.track.row(self.last)
         if self.bar:
@@ -63,7 +68,8 @@ class Recorder:
     def meta(self, lo: int, r: int, ledgers) -> dict:
         return {"version": 1, "chunk": self.chunk, "lo": lo, "round": r,
                 "ledgers": [led.state() for led in ledgers], "evals": self.evals,
-                "lines": self.lines, "last": self.last, "elapsed": time.perf_counter() - self.t0}
+                "lines": self.lines, "last": self.last, "elapsed": time.perf_counter() - self.t0,
+                **({"given": self.given, "track_name": self.track.name} if self.track and not self.file else {})}
 
     def close_file(self) -> None:
         """The metrics file; the only closing: Lanes hands it (and the tracker's close, after it) to the
@@ -105,17 +111,19 @@ class Lanes:
         # written, the earlier rounds only in the attempt that ran out of memory)
         retry = bool(resume and resume.get("retry"))
         for i, d in enumerate(out_dirs):
-            track = tracking.open_run(b.cfgs[i], d, fresh=resume is None or retry) if mesh.is_writer() else None
+            own = resume["recs"][i] if resume and "recs" in resume else resume    # a group's retry: each its own
+            track = tracking.open_run(b.cfgs[i], d, fresh=resume is None or retry,      # no directory: the name
+                                      name=own and own.get("track_name")) if mesh.is_writer() else None   # kept
             if track:
                 held.callback(track.close)
-            rec = Recorder([b.seeds[j] for j in b.lanes_of(i)], d, chunk, bar, resume, track, index=i)
+            rec = Recorder([b.seeds[j] for j in b.lanes_of(i)], d, chunk, bar, own, track, index=i)
             held.callback(rec.close_file)       # before its tracker, which draws from the file
-            if track and retry and rec.file:
-                for line in rec.file.rows:
-                    track.row(json.loads(line))
+            if track and resume:    # a retry's fresh tracker logs the rows before it; a resume's learns from them
+                kept = [json.loads(line) for line in rec.file.rows] if rec.file else rec.given
+                track.resumed(kept, log=retry)      # which keys were short (seeds_counted/<key>)
             self.recs.append(rec)
         self.t0 = self.recs[0].t0
-        self.failed: dict[int, NonFiniteLoss] = {}
+        self.failed: dict[int, NonFiniteLoss] = dict(resume.get("failed") or {}) if resume else {}    # a group's retry
         self.bar = bar
         self.watches = [_watch(b, i, rec) for i, rec in enumerate(self.recs)] if mesh.is_writer() else []
         self.names = [Path(d).name if d is not None else "" for d in out_dirs]
@@ -157,9 +165,16 @@ class Lanes:
                                "chunk": len(self.b.lanes_of(i))}) for i, rec in enumerate(self.recs)]
 
     def restart(self, lo: int, chunk: int) -> dict:
-        """A lone run's state for an out-of-memory retry (run._retry_point) of its chunk at lane lo, from
-        that chunk's round 1, `chunk` lanes at a time: a checkpoint's meta kept in memory."""
-        return restart_meta(self.meta(lo, 0, []), lo, chunk)
+        """The state for an out-of-memory retry of the chunk at lane lo from its round 1, `chunk` lanes at
+        a time, kept in memory: a lone run's a checkpoint's meta (run._retry_point); a group's
+        (memory_retry.group_point) each configuration's own under "recs" (its lanes before lo, finished,
+        keep their waiting rows), the configurations stopped under "failed" (their error.txt written)."""
+        if len(self.recs) == 1:
+            return restart_meta(self.meta(lo, 0, []), lo, chunk)
+        recs = [restart_meta(rec.meta(lo, 0, []), max(0, lo - self.b.lanes_of(i)[0]), chunk)
+                for i, rec in enumerate(self.recs)]
+        return {"lo": lo, "round": 0, "ledgers": [], "chunk": chunk, "retry": True, "recs": recs,
+                "failed": dict(self.failed)}
 
     def _meta(self, i: int, own: dict) -> dict:
         doc = config.to_dict(self.b.cfgs[i])

@@ -247,9 +247,22 @@ class RunTracker:
 
     def __init__(self, cfg: Config, out_dir: Optional[Path], ws: list, name: Optional[str] = None):
         self.cfg, self.out_dir, self.ws, self.rows = cfg, out_dir, ws, 0
+        self.name = name or run_name(out_dir)
         self.partial: set = set()        # keys whose mean fell short of the seeds: seeds_counted()
         for w in ws:
-            w.start(name or run_name(out_dir), hparams(cfg))
+            w.start(self.name, hparams(cfg))
+
+    def resumed(self, rows: list[dict], log: bool) -> None:
+        """The rows a resumed run kept (its metrics.jsonl before the checkpoint): which keys were short is
+        learnt from them, as an uninterrupted run's tracker learnt it row by row (a resumed tracker left
+        out `seeds_counted/<key>` until the key fell short again); logged too when `log` (an out-of-memory
+        retry's fresh tracker), not when the backends have them (a resume appends to its curves)."""
+        for row in rows:
+            if log:
+                self.row(row)
+            else:
+                seeds_counted(row, self.partial)
+                self.rows += 1
 
     def row(self, row: dict) -> None:
         self.rows += 1
@@ -275,8 +288,9 @@ class RunTracker:
         return png
 
 
-def open_run(cfg: Config, out_dir: Optional[Path], fresh: bool = True) -> Optional[RunTracker]:
-    """The run's tracker, or None when `cfg.log` names no backend."""
-    name = run_name(out_dir)             # once: without a run directory it is random
+def open_run(cfg: Config, out_dir: Optional[Path], fresh: bool = True, name: Optional[str] = None) -> Optional[RunTracker]:
+    """The run's tracker, or None when `cfg.log` names no backend. `name`: an out-of-memory retry's,
+    without a run directory, the attempt's before it (its TensorBoard events replaced, not beside it)."""
+    name = name or run_name(out_dir)     # once: without a run directory it is random
     ws = writers(cfg, out_dir, fresh, name)
     return RunTracker(cfg, out_dir, ws, name) if ws else None

@@ -116,6 +116,9 @@ AUDIT = {
     "tally-part": (["participation=0.5"], _same(M * L, M * L)),
     "signsgd-part": (["participation=0.5"], _same(W, B * W)),
     "fedavg-part": (["participation=0.5"], FED),
+    # a lagged vote goes down to the cohort that trains on it, at the next exchange: none in round 1
+    # (tests/test_bitscheck_dec22e.py checks it peer by peer against the run's cohorts)
+    "fedct-part": (["participation=0.5"], lambda A, row, **_: (A * M * L, A * M * L if row["round"] > 1 else 0)),
     # dropout: the messages lost are not counted
     "fedavg-drop": (DROPOUT, _lost(B * W, B * W, broadcast=True)),
     "signsgd-drop": (DROPOUT, _lost(W, W, broadcast=True)),

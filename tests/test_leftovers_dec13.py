@@ -142,7 +142,7 @@ def test_a_grouped_run_whose_second_tracker_fails_closes_the_first_s_files(monke
         def close(self):
             self.closed = True
 
-    def open_run(cfg, out_dir, fresh=True):
+    def open_run(cfg, out_dir, fresh=True, name=None):
         if trackers:
             raise RuntimeError("tracker refused")
         trackers.append(Tracker())

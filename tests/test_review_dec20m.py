@@ -1,6 +1,6 @@
 """review23 (dec20m): a group's checkpoints (checkpoint.GroupSaver, run.run_group's checkpoint_every) as a
 user could leave them: a group of one configuration, and a group retried in smaller lane chunks after
-running out of memory."""
+running out of memory (its checkpoints kept since oom30)."""
 from __future__ import annotations
 
 import pytest
@@ -41,25 +41,27 @@ def test_a_group_of_one_configuration_saves_its_meta_not_a_key_of_it(tmp_path, m
     assert [r["round"] for r in read_rows(tmp_path / "one")] == [1, 2]
 
 
-def test_an_out_of_memory_retry_drops_the_first_attempts_checkpoints(tmp_path, monkeypatch):
-    """A group that saved each run's checkpoint at round K and then ran out of memory is retried from
-    round 1 in smaller lane chunks, which save none and rewrite every run's rows: the first attempt's
-    checkpoints outlived it, and a sweep killed during the retry resumed each run from a state whose rows
-    the retry had replaced (or refused them as lost rows). Now they go when the retry starts."""
+def test_an_out_of_memory_retry_keeps_the_first_attempts_checkpoints(tmp_path, monkeypatch):
+    """A group that saved each run's checkpoint at round K and then ran out of memory is retried in
+    smaller lane chunks, which save none. The retry rewrote every run's rows from round 1, so the
+    checkpoints went when it started (review23: a sweep killed during the retry resumed each run from a
+    state whose rows the retry had replaced). Since oom30 the retry keeps the rows written and starts
+    from those checkpoints (test_oom_dec22d): they stay true and stay, for a sweep killed during it."""
+    from tallysim import jax_check
     cfgs = sweep.configs(tiny(*RESUMABLE), sweep.expand({}, ["optim.lr=0.02,0.05"]))
     outs = [tmp_path / "a", tmp_path / "b"]
     seen = []
 
-    def run_all(b, out_dirs, chunk, progress, saver, resume):
+    def run_all(b, out_dirs, chunk, progress, saver, resume, at=None):
         seen.append((chunk, saver.every))
         if len(seen) == 1:          # the first attempt: both checkpoints saved, then out of memory
             for d in out_dirs:
                 checkpoint.save(d, {"x": [0]}, {"version": 1})
             raise FakeOOM()
-        assert not any((d / checkpoint.FILE).exists() for d in out_dirs)
+        assert all((d / checkpoint.FILE).exists() for d in out_dirs)
         raise Crash("killed during the retry")
     monkeypatch.setattr(run, "_run_all", run_all)
-    monkeypatch.setattr(run, "_is_oom", lambda e: isinstance(e, FakeOOM))
+    monkeypatch.setattr(jax_check, "device_out_of_memory", lambda e: isinstance(e, FakeOOM))
     with pytest.raises(Crash):
         run.run_group(cfgs, outs, progress=False, warn=False, checkpoint_every=1)
     assert seen == [(2, 1), (1, 0)]

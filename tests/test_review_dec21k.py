@@ -34,6 +34,10 @@ class _Tracker:
     def row(self, row):
         self.rounds.append(row["round"])
 
+    def resumed(self, rows, log):
+        for row in rows if log else ():
+            self.row(row)
+
     def close(self):
         pass
 
@@ -47,7 +51,7 @@ def test_an_out_of_memory_retry_gives_its_tracker_the_rows_written_before_it(tmp
     from tallysim import run, run_recorders, tracking
     opened = []
 
-    def open_run(cfg, out_dir, fresh=True):
+    def open_run(cfg, out_dir, fresh=True, name=None):
         opened.append(_Tracker(fresh))
         return opened[-1]
     monkeypatch.setattr(tracking, "open_run", open_run)

@@ -30,6 +30,19 @@ CASES = {
     "tally-allgather": (("protocol.name=tally", "comm.topology=allgather", "vote.min_agreement=0.6"),
                         M * L, (A - 1) * M * L),
     "bridge-no-merge": (("protocol.name=bridge", "bridge.period=5"), M * L, M * L),
+    # every other protocol's docs/protocols.md "Bits" line (bitscheck): FedAvg's downlink (the dense
+    # model) to each active peer; k = ceil(0.01 * W) = 7 entries, ceil(log2 W) = 10 index bits
+    "fedavgm": ((), 32 * W, 32 * W),
+    "fedadam": ((), 32 * W, 32 * W),
+    "fedyogi": ((), 32 * W, 32 * W),
+    "topk_ef": ((), min(7 * (32 + 10), W + 7 * 32, 32 * W), 32 * W),      # 7 (value, index) pairs: 294
+    "randk": ((), 7 * 32, 32 * W),                                          # shared coordinates: no index
+    "fedpaq": ((), 32 + W * (1 + 5), 32 * W),          # a norm + sign and ceil(log2 17) level bits each
+    "signsgd": ((), W, 32 * W),                  # a peer that missed rounds receives the model dense
+    "scaffold": (("optim.momentum=0",), 2 * 32 * W, 2 * 32 * W),           # (dy, dc) up, (x, c) down
+    "fednova": ((), 32 * W + 32, 32 * W),                                   # + tau_i
+    "cfd": ((), M * C * 8, M * C * 8),
+    "topk_soft": ((), M * (L + 8), M * (L + 8)),                  # the top class and its 8-bit value
 }
 
 

@@ -207,7 +207,9 @@ def test_fedct_takes_part_under_the_size_rule():
     trained = [i for i in range(P) if any(not np.array_equal(b[i], a[i]) for b, a in zip(before, after))]
     want = np.asarray(active_set(d.built.ctx, round_keys(d.root, 1).active, d.built.one)).tolist()
     assert trained == want and len(want) == 3
-    assert d.bits() == comm.RoundBits(128, 128, 3)
+    # the first exchange: its vote up, nothing down (under participation < 1 a fedct vote goes down to the
+    # cohort that trains on it, at the next exchange: tests/test_bitscheck_dec22e.py)
+    assert d.bits() == comm.RoundBits(128, 0, 3)
 
 
 def test_topk_soft_every_class_without_values_is_refused(no_compile):

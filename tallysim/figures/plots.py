@@ -269,6 +269,14 @@ def pareto_fig(spec, data, stem, title) -> dict:
             # A group that is not simply a protocol (e.g. an ablation) gets its own frontier.
             p["protocol"] = p["protocol"] if group in (p["protocol"], "distill") else group
         points += pts
+    return pareto_drawn(spec, points, stem, title)
+
+
+def pareto_drawn(spec, points, stem, title) -> dict:
+    """pareto_fig's drawing and tables from its points (pareto.collect's dicts, or the rows of the
+    figure's own `<stem>.csv` read back by figure_csv.points: a redraw without the runs)."""
+    from tallysim.results import pareto
+    stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     names = list(spec.get("panels") or {})
     if not names:

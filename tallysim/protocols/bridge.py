@@ -11,7 +11,9 @@ unsent residual then stays in the weights, so the error buffer is not added agai
 theta_ref starts at the shared init and is the global model (`acc_global`).
 `bridge.vote_at`: the votes come from the round-start models (`start`: after a hard reset all the
 same model) or from the locally trained models just before the merge (`merge`); a `merge` vote is
-trained on in the next round (distill.py). Either way one vote per active peer per round: same bits.
+trained on in the next round (distill.py). Either way one vote per active peer per round up and one
+consensus down; under participation < 1 a `merge` vote goes down to the next round's cohort, which trains
+on it (tally.lagged_vote_cost: round 1 receives none, the last vote is never sent).
 Bits: tally's every round; on merge rounds, per active peer, up the cheapest coding of k entries
 and down that of the merged update's nnz non-zeros (`comm.sparse_params`, `comm.param_bits`).
 Under participation < 1 an active peer that missed a merge since the last one it took part in holds
@@ -35,7 +37,7 @@ from tallysim.protocols.base import (Context, Protocol, active_set, aggregation_
                                      shard_weights)
 from tallysim.protocols import Traits
 from tallysim.protocols.distill import distill_round, warmup_init
-from tallysim.protocols.tally import vote_cost
+from tallysim.protocols.tally import lagged_vote_cost, vote_cost
 
 TRAITS = Traits(distill=True, shared_init="its merges are deltas from one common reference",
                 client_state="each peer's own model and error-feedback buffer",
@@ -152,7 +154,7 @@ def make(ctx: Context) -> Protocol:
     up = comm.sparse_params(k, W, b)
 
     def cost(info) -> comm.RoundBits:
-        votes = vote_cost(ctx, info)
+        votes = lagged_vote_cost(ctx, info) if vote_after else vote_cost(ctx, info)
         if not info["merged"]:
             return votes
         down = comm.sparse_params(int(info["nnz"]), W, b)

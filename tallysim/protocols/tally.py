@@ -1,7 +1,7 @@
 """TallyTrain (Achanta and Reed, arXiv:2607.00173, 2026): peers exchange only argmax labels.
 
 Each active peer uploads argmax_c f_i(x) per probe (L = ceil(log2 C) bits); the server takes the
-plurality class (`vote.ties`: lowest | random), optionally drops probes whose winning share is below
+plurality class (`vote.ties`: lowest | random | lowest_word, text only), optionally drops probes whose winning share is below
 `vote.min_agreement` or whose margin (top minus runner-up count, over the voters) is below
 `vote.min_margin`, or Confident-GNMax's check fails (`privacy.threshold`), one extra downlink bit
 per probe marking them, and sends the labels back down.
@@ -29,7 +29,7 @@ from tallysim.sim import comm, lanes, trust
 from tallysim.sim.local import hard_label_loss, soft_label_loss
 from tallysim.protocols import Traits
 from tallysim.protocols.base import Context, Protocol, exchanging
-from tallysim.protocols.distill import distill_round, warmup_init
+from tallysim.protocols.distill import LAGGED, distill_round, warmup_init
 
 # every distill field but temperature: the distill loss is a cross-entropy on the vote, which has no
 # temperature, so a non-default distill.temperature is refused rather than silently ignored
@@ -74,6 +74,24 @@ def vote_cost(ctx: Context, info) -> comm.RoundBits:
     if ctx.cfg.tally.target == "counts" and ctx.cfg.comm.topology == "star":
         return histogram_senders(ctx, bits, int(info["senders"]))
     return comm.with_senders(bits, info["senders"], down_per_sender=ctx.cfg.comm.topology == "allgather")
+
+
+def lagged_vote_cost(ctx: Context, info) -> comm.RoundBits:
+    """vote_cost of a lagged vote (fedct; bridge.vote_at=merge), the vote trained on in the next exchange
+    round. With every peer in every round (participation 1) the authors' flow: the vote goes down right
+    after it is formed, to the peers that formed it, who are the ones that train on it (vote_cost, the last
+    vote sent too). With cohorts (participation < 1) the peers that train on a vote are the next exchange's
+    cohort, most of which did not form it and so never received it then: the server keeps the vote and
+    sends it to that cohort in the round it trains on it, before training (info[LAGGED]: a vote with at
+    least one arrived message is pending). The uplink is this round's vote; the first exchange receives
+    nothing, the last vote is never sent down, a peer that drops out between forming and receiving gets
+    nothing."""
+    bits = vote_cost(ctx, info)
+    if ctx.spec.active == ctx.spec.peers or LAGGED not in info:
+        return bits
+    up_total, _ = bits.totals()
+    down = vote_bits(ctx).down if int(info[LAGGED]) else 0
+    return comm.RoundBits(bits.up, down, ctx.spec.active, up_total=None if bits.up_total is None else up_total)
 
 
 def histogram_senders(ctx: Context, bits: comm.RoundBits, senders: int) -> comm.RoundBits:
