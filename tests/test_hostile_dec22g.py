@@ -1,0 +1,124 @@
+"""Hostile inputs, round 19 (hostile19): language (text faults), the figure configs' per-kind keys, the
+default probe pool a sweep's --dry-run can know, and the Python API a notebook calls. Each test names what
+the input did before its fix; refusals come before anything compiles (`no_compile`). Milliseconds each,
+but the figure tests' dry runs (a few hundred ms of validation).
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from conftest import TINY, one_line, tiny
+
+from tallysim import cli, validation  # noqa: F401  (before jit is patched)
+from tallysim.fields import ConfigError
+
+
+# ----------------------------------------------------------------------------- text: label_flip
+
+def test_label_flip_on_text_keeps_padding_out_of_the_loss():
+    # faults.kind=label_flip read a peer's labels as (c + 1) % C before the loss weights were taken from
+    # them: on text every PAD target (0, the padding of a role's last window) became BOS (1) and was trained
+    # on, and every target C - 1 became PAD and was left out of the loss
+    import jax.numpy as jnp
+    from tallysim.sim import local, tasks
+    task = tasks.make("next_token", (4,))
+    y = jnp.array([[5, 79, 0, 0]], jnp.int32)          # a window: two real targets, then padding
+    mask = jnp.array([True])
+    flipped, w = local.private_targets(task, y, mask, jnp.bool_(True), 80)
+    assert flipped.tolist() == [[6, 0, 1, 1]]
+    assert w.tolist() == [[1.0, 1.0, 0.0, 0.0]]        # the padding stays out, the flipped 79 stays in
+    same, w0 = local.private_targets(task, y, mask, jnp.bool_(False), 80)
+    assert same.tolist() == y.tolist() and w0.tolist() == w.tolist()
+    # images: every real example weighs 1 either way
+    img, wi = local.private_targets(tasks.make("classification"), jnp.array([9, 0]), jnp.array([True, False]),
+                                    jnp.bool_(True), 10)
+    assert img.tolist() == [0, 1] and wi.tolist() == [1.0, 0.0]
+
+
+# ----------------------------------------------------------------------------- the default probe pool
+
+@pytest.mark.parametrize("items, pool", [
+    (["data.name=synthetic", "peers=2", "rounds=1", "probe.per_round=5000,10"], 1200),
+    (["data.name=synthetic", "data.train_size=1600", "data.max_train=500", "peers=2", "rounds=1",
+      "probe.per_round=64"], 50),
+    (["data.name=shakespeare", "model.name=lstm", "partition.kind=natural", "peers=2", "rounds=1",
+      "probe.per_round=5000"], 4305),
+], ids=["synthetic", "max_train", "text"])
+def test_a_sweep_dry_run_refuses_probes_past_the_default_pool(items, pool, tmp_path, capsys, no_compile):
+    # probe.per_round past the default pool (10% of the training examples) was refused only once the data
+    # loaded: `sweep --dry-run` listed the runs as fine, and every run then failed at build
+    line = one_line(capsys, ["sweep", "--dry-run", "--out", str(tmp_path / "s"), *items])
+    assert f"is larger than the probe pool ({pool} examples; probe.pool_size is unset" in line, line
+    assert f"allowed: probe.per_round=1..{pool}" in line, line
+    # at the pool's size, or with a pool the config sets, or a dataset whose size the config cannot tell
+    validation.validate(tiny("probe.pool_size=None", "data.train_size=640", "probe.per_round=64"))
+    validation.validate(tiny("probe.pool_size=3000", "data.train_size=20000", "probe.per_round=2000"))
+    validation.validate(tiny("probe.pool_size=None", "data.train_size=640", "probe.per_round=640",
+                             "protocol.name=fedavg"))         # the FedAvg family draws no probes
+
+
+# ----------------------------------------------------------------------------- figure configs
+
+def _figure(tmp_path, **spec) -> str:
+    base = {"peers": 2, "rounds": 1, "data": {"name": "synthetic", "train_size": 400, "test_size": 100},
+            "partition": {"kind": "iid"}, "probe": {"per_round": 16, "pool_size": 50}, "model": {"width": 8}}
+    path = tmp_path / "mine.json"
+    path.write_text(json.dumps({"base": base, "groups": {"a": {"protocol": {"name": "tally"}}}, **spec}))
+    return str(path)
+
+
+@pytest.mark.parametrize("spec, said", [
+    ({"kind": "curves", "panels": {"p": {"seed": 1}, "q": {"seed": 2}}},
+     "`panels` is not read by a kind=curves figure (only by pareto, vocab, model_groups): every group would "
+     "run once per panel"),
+    ({"kind": "curves", "x": "seed", "sweep": {"seed": [0, 1]}}, "`x` is not read by a kind=curves figure"),
+    ({"kind": "pareto", "target": 0.5}, "`target` is not read by a kind=pareto figure (only by curves, classes)"),
+    ({"kind": "final_vs", "x": "seed", "sweep": {"seed": [0, 1]}, "facets": ["seed"]},
+     "`facets` is not read by a kind=final_vs figure (only by faults, privacy)"),
+    ({"kind": "curves", "smoke": {"panels": {"p": {"seed": 1}}}}, "`smoke.panels` is not read by a kind=curves"),
+], ids=["panels", "x", "target", "facets", "smoke-panels"])
+def test_a_figure_key_its_kind_does_not_read_is_refused(spec, said, tmp_path, capsys, no_compile):
+    # each was ignored in silence: panels on a curves figure ran every group once per panel and drew the
+    # runs as lines of one label; x on curves, target on pareto, facets on final_vs changed nothing
+    line = one_line(capsys, ["figure", _figure(tmp_path, **spec), "--dry-run", "--results", str(tmp_path / "r"),
+                             "--out", str(tmp_path / "f")])
+    assert said in line and "allowed: leave it out, or a kind that reads it" in line, line
+
+
+def test_a_model_groups_figure_without_model_groups_is_refused(tmp_path, capsys, no_compile):
+    # groups_plot draws each run's acc_mean@NAME: runs without model.groups ran, then drew an empty panel
+    line = one_line(capsys, ["figure", _figure(tmp_path, kind="model_groups"), "--dry-run", "--results",
+                             str(tmp_path / "r"), "--out", str(tmp_path / "f")])
+    assert "figure group 'a': a kind=model_groups figure draws each run's model groups" in line, line
+    assert "this group's runs set no model.groups; allowed: model.groups in `base` or in the group" in line, line
+    fine = _figure(tmp_path, kind="model_groups", panels={"p": {"seed": 1}})
+    spec = json.loads(open(fine).read())
+    spec["base"]["model"]["groups"] = "x:1:mlp;y:1:mlp,width=4"
+    open(fine, "w").write(json.dumps(spec))
+    assert cli.main(["figure", fine, "--dry-run", "--results", str(tmp_path / "r"), "--out", str(tmp_path / "f")]) == 0
+
+
+# ----------------------------------------------------------------------------- the Python API
+
+def _row(acc=0.5):
+    return {"round": 2, "acc_mean": acc, "acc_global": None, "acc_ensemble": 0.5, "bits_per_peer": 1024,
+            "wall_s": 1.0}
+
+
+def test_summary_line_takes_a_runs_config_json_and_refuses_what_is_no_row():
+    # the quickstart's metrics.summary_line(cfg, last) with Results.config (config.json's dict): an
+    # AttributeError 'dict' object has no attribute 'seeds'; a list of rows or a row without an accuracy:
+    # AttributeError 'get' / TypeError from a format
+    from tallysim import config
+    from tallysim.results import metrics
+    cfg = tiny()
+    as_json = json.loads(json.dumps(config.to_dict(cfg)))
+    as_json["code"] = {"version": "x"}                  # a run's config.json records which code ran it
+    assert metrics.summary_line(as_json, _row()) == metrics.summary_line(cfg, _row())
+    assert metrics.summary_line(cfg, _row()).startswith("tally: 2 rounds, 4 peers on synthetic -> accuracy 0.5000")
+    for cfg_, last in ((cfg, [_row()]), (cfg, {}), (cfg, {**_row(), "acc_mean": None}), ("c.json", _row())):
+        with pytest.raises(ConfigError, match=r"summary_line\(cfg=\w+, last=\w+\): expected a Config \(or a run's "
+                                              r"config.json as a dict, Results.config\) and one metrics row"):
+            metrics.summary_line(cfg_, last)
