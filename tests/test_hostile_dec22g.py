@@ -122,3 +122,40 @@ def test_summary_line_takes_a_runs_config_json_and_refuses_what_is_no_row():
         with pytest.raises(ConfigError, match=r"summary_line\(cfg=\w+, last=\w+\): expected a Config \(or a run's "
                                               r"config.json as a dict, Results.config\) and one metrics row"):
             metrics.summary_line(cfg_, last)
+
+
+# ----------------------------------------------------------------------------- figure tables of named groups
+
+def _fake_run(d, cfg: dict, row: dict):
+    d.mkdir(parents=True)
+    (d / "config.json").write_text(json.dumps(cfg))
+    (d / "metrics.jsonl").write_text(json.dumps({"round": 1, "acc_global": None, "wall_s": 1, **row}) + "\n")
+    return d
+
+
+def test_a_vocab_figures_groups_are_costed_by_their_runs_protocol(tmp_path, monkeypatch):
+    # the bits per token were the figure group's name's: a user's group "soft" of softlabel and "light"
+    # of tally (names docs/figures.md invites) were tabled "by parameters", with no soft/vote ratio
+    from tallysim.figures import plots, vocab_plot
+    monkeypatch.setattr(vocab_plot, "vocab_size", {"shakespeare_words": 10004}.get)
+    data = {g: [({}, _fake_run(tmp_path / g / "x", {"protocol": {"name": p}, "data": {"name": "shakespeare_words"},
+                                                    "comm": {"soft_bits": 8}},
+                               {"bits_per_peer": 100.0, "acc_mean": 0.25}))]
+            for g, p in (("light", "tally"), ("soft", "softlabel"))}
+    table = open(plots.draw("vocab", {}, data, tmp_path / "v", "t")["table"]).read()
+    assert "| shakespeare_words | 10004 | light | 1 | 0.2500 | - | 100 | 14 | 22,866 (32-bit soft / vote) |" in table
+    assert "| shakespeare_words | 10004 | soft 8 bits | 1 | 0.2500 | - | 100 | 80032 | 5,717 |" in table
+
+
+def test_a_model_groups_figures_local_baseline_is_found_by_its_protocol(tmp_path):
+    # the baseline was the figure group named "local": a user's group "alone" of protocol local was drawn
+    # as a protocol line, and no group's gain over local training was tabled
+    from tallysim.figures import plots
+    groups, data = "mlp:2:mlp;cnn:2:cnn", {}
+    for g, p, accs, bits in (("ours", "tally", (0.55, 0.58), 512), ("alone", "local", (0.5, 0.6), 0)):
+        row = {"bits_per_peer": bits, "acc_mean": 0.5, "acc_mean@mlp": accs[0], "acc_mean@cnn": accs[1],
+               "bits_per_peer@mlp": bits, "bits_per_peer@cnn": bits}
+        data[g] = [({}, _fake_run(tmp_path / g / "x", {"protocol": {"name": p}, "model": {"groups": groups}}, row))]
+    table = open(plots.draw("model_groups", {}, data, tmp_path / "g", "t")["table"]).read()
+    assert "|  | ours | mlp | 1 | 0.5500 | 512 | +0.0500 |" in table and "|  | ours | cnn | 1 | 0.5800 | 512 | -0.0200 |" in table
+    assert "|  | alone | cnn | 1 | 0.6000 | 0 | - |" in table
