@@ -159,3 +159,19 @@ def test_a_model_groups_figures_local_baseline_is_found_by_its_protocol(tmp_path
     table = open(plots.draw("model_groups", {}, data, tmp_path / "g", "t")["table"]).read()
     assert "|  | ours | mlp | 1 | 0.5500 | 512 | +0.0500 |" in table and "|  | ours | cnn | 1 | 0.5800 | 512 | -0.0200 |" in table
     assert "|  | alone | cnn | 1 | 0.6000 | 0 | - |" in table
+
+
+def test_a_pipe_in_a_figure_group_name_stays_in_its_cell(tmp_path):
+    # a figure group's name may hold a pipe (outdir.check_name allows it: "tally | 8 bits"), and every
+    # figure table wrote it raw: the row gained a column and every number after it moved one to the right
+    from tallysim.figures import plots
+    row = {"bits_per_peer": 100.0, "acc_mean": 0.25}
+    data = {"tally|8": [({}, _fake_run(tmp_path / "t" / "x", {"protocol": {"name": "tally"},
+                                                               "data": {"name": "synthetic"}}, row))]}
+    table = open(plots.draw("curves", {}, data, tmp_path / "c", "t")["table"]).read()
+    assert "| tally\\|8 | synthetic | 0.2500 +- 0.0000 | 1.25e-05 | not reached |" in table, table
+    groups = "mlp:1:mlp;cnn:1:cnn"
+    g_row = {**row, "acc_mean@mlp": 0.5, "acc_mean@cnn": 0.6, "bits_per_peer@mlp": 1, "bits_per_peer@cnn": 1}
+    data = {"x|y": [({}, _fake_run(tmp_path / "g" / "x", {"protocol": {"name": "tally"}, "model": {"groups": groups}},
+                                   g_row))]}
+    assert "|  | x\\|y | mlp | 1 | 0.5000 |" in open(plots.draw("model_groups", {}, data, tmp_path / "g", "t")["table"]).read()

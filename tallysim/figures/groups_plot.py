@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from tallysim.figures.drawing import finish_axis, save
 from tallysim.results.headline import seeds_counted
-from tallysim.results.md import footnote, starred
+from tallysim.results.md import cell, footnote, starred
 from tallysim.figures.panel_layout import panel_grid
 from tallysim.results.metrics import bits_text, read_run
 from tallysim import model_groups
@@ -51,7 +51,7 @@ def groups_fig(spec, data, stem, title) -> dict:
                 table += [{"panel": panel, "protocol": protocol, "model_group": g, "round": r["round"],
                            "bits_per_peer": r[f"bits_per_peer@{g}"], "accuracy": a,
                            "seeds_counted": seeds_counted(r, (f"acc_mean@{g}",))} for r, a in zip(rows, ys)]
-                lines.append(f"| {panel} | {protocol} | {g} | {rows[-1]['round']} | "
+                lines.append(f"| {cell(panel)} | {cell(protocol)} | {g} | {rows[-1]['round']} | "
                              f"{starred(f'{ys[-1]:.4f}', seeds_counted(rows[-1], (f'acc_mean@{g}',), final=True), marked, f'{panel} {protocol} {g}')} | "
                              f"{bits_text(rows[-1][f'bits_per_peer@{g}'])} | "
                              f"{'-' if gain is None else f'{gain:+.4f}'} |")

@@ -9,7 +9,7 @@ import math
 
 from tallysim.figures.drawing import finish_axis, save
 from tallysim.results.headline import seeds_counted
-from tallysim.results.md import footnote, starred
+from tallysim.results.md import cell, footnote, starred
 from tallysim.figures.panel_layout import panel_grid
 from tallysim.results.metrics import accuracy_std as acc, bits_text, read_run, text_headline
 
@@ -57,7 +57,7 @@ def vocab_fig(spec, data, stem, title) -> dict:
             ratio = f"{C * soft_bits / hard:,.0f}" if soft and C else \
                 (f"{C * 32 / hard:,.0f} (32-bit soft / vote)" if votes and C else "-")
             ppl = text_headline(rows[-1])["ppl"]            # the same model's test perplexity
-            lines.append(f"| {p} | {dataset} | {C if C else '?'} | {label} | {rows[-1]['round']} | "
+            lines.append(f"| {cell(p)} | {cell(dataset)} | {C if C else '?'} | {cell(label)} | {rows[-1]['round']} | "
                          f"{starred(f'{ys[-1]:.4f}', seeds_counted(rows[-1], final=True), marked, f'{p} {label}')} "
                          f"| {'-' if ppl is None else f'{ppl:.4g}'} "
                          f"| {bits_text(rows[-1]['bits_per_peer'])} | {per_token if per_token else 'by parameters'} "
