@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from conftest import TINY, one_line, tiny
 
-from tallysim import cli, validation  # noqa: F401  (before jit is patched)
+from tallysim import cli, nonfinite_stop, run, validation  # noqa: F401  (before jit is patched)
+from tallysim.sim import peers  # noqa: F401  (jitted at import)
 from tallysim.fields import ConfigError
 
 
@@ -35,6 +36,26 @@ def test_label_flip_on_text_keeps_padding_out_of_the_loss():
     img, wi = local.private_targets(tasks.make("classification"), jnp.array([9, 0]), jnp.array([True, False]),
                                     jnp.bool_(True), 10)
     assert img.tolist() == [0, 1] and wi.tolist() == [1.0, 0.0]
+
+
+def test_natural_peers_past_the_roles_left_by_max_train_are_refused_by_the_roles():
+    # data.max_train=300 on shakespeare leaves 270 windows of 192 roles after the pool: peers=715 was told
+    # "allowed: peers <= 270" (the windows, validate_with_data), and peers=260 then "above the 192 clients
+    # of shakespeare", a dataset of 715. The roles' bound alone is said now, as what is left
+    import importlib
+    from tallysim import config
+    from tallysim.data.base import DataError
+    partition = importlib.import_module("tallysim.data.partition")
+    cfg = validation.validate(config.apply_overrides(config.Config(), [
+        "data.name=shakespeare", "model.name=lstm", "partition.kind=natural", "data.max_train=300",
+        "probe.per_round=10", "peers=715"]))
+    validation.validate_with_data(cfg, 80, 270, 30)      # not refused by the windows
+    clients = np.repeat(np.arange(192), 2)[:270]
+    with pytest.raises(DataError, match=r"peers=260 is above the 135 clients of shakespeare that hold a training "
+                                        r"example \(after data.max_train and the probe pool\).*allowed: peers=1..135"):
+        partition.natural_clients(clients, 260, 0, "shakespeare")
+    with pytest.raises(ConfigError, match=r"allowed: peers <= 270"):     # other partitions: the examples' bound
+        validation.validate_with_data(tiny("peers=715", "probe.pool_size=None", "probe.per_round=10"), 10, 270, 30)
 
 
 # ----------------------------------------------------------------------------- the default probe pool
