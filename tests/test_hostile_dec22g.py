@@ -58,6 +58,17 @@ def test_natural_peers_past_the_roles_left_by_max_train_are_refused_by_the_roles
         validation.validate_with_data(tiny("peers=715", "probe.pool_size=None", "probe.per_round=10"), 10, 270, 30)
 
 
+@pytest.mark.parametrize("items", [["protocol.name=fedavg"], ["warmup_epochs=1"], ["protocol.name=local"]],
+                         ids=["fedavg", "own-warmup", "local"])
+def test_local_epochs_beside_local_steps_that_nothing_reads_is_refused(items, tmp_path, capsys, no_compile):
+    # local_steps replaces every round's epochs: local_epochs=3 beside it ran as if unset (it sizes only a
+    # distillation protocol's warm-up, when warmup_epochs is left to it)
+    line = one_line(capsys, ["run", "--out", str(tmp_path / "o"), *TINY, "local_steps=5", "local_epochs=3", *items])
+    assert "local_epochs=3 is not read with local_steps=5" in line and "allowed there: its default 1, or " \
+        "local_steps=none" in line, line
+    validation.check_read(validation.validate(tiny("local_steps=5", "local_epochs=3")))   # tally's warm-up reads it
+
+
 # ----------------------------------------------------------------------------- the default probe pool
 
 @pytest.mark.parametrize("items, pool", [
