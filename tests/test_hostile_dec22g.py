@@ -207,3 +207,22 @@ def test_a_pipe_in_a_figure_group_name_stays_in_its_cell(tmp_path):
     data = {"x|y": [({}, _fake_run(tmp_path / "g" / "x", {"protocol": {"name": "tally"}, "model": {"groups": groups}},
                                    g_row))]}
     assert "|  | x\\|y | mlp | 1 | 0.5000 |" in open(plots.draw("model_groups", {}, data, tmp_path / "g", "t")["table"]).read()
+
+
+# ----------------------------------------------------------------------------- a run's records as --config
+
+@pytest.mark.parametrize("name, what", [("partition.json", "a run's partition record"),
+                                        ("metrics.jsonl", "a run's metrics rows"),
+                                        ("sweep.json", "a sweep's index of its runs")])
+def test_a_runs_own_records_given_as_config_say_what_they_are(name, what, tmp_path, capsys, no_compile):
+    # `--config runs/x/partition.json` (a tab completion away from config.json): "unknown config key
+    # 'dataset'; did you mean data.seed?"; metrics.jsonl "not valid JSON: Extra data"; a sweep's sweep.json
+    # "the `smoke` section must be an object of config fields, not a boolean"
+    d = tmp_path / "r"
+    d.mkdir()
+    (d / name).write_text('{"dataset": "synthetic", "smoke": false, "runs": []}\n{"round": 1}\n')
+    (d / (".tallysim-lock" if name == "sweep.json" else "config.json")).write_text("{}")
+    line = one_line(capsys, ["run", "--config", str(d / name), "--out", str(tmp_path / "o")])
+    assert f"config file {str(d / name)!r} is {what}, not a config; allowed: a JSON config file" in line, line
+    if name != "sweep.json":
+        assert f"(the run's own config is {d / 'config.json'})" in line, line
