@@ -226,3 +226,17 @@ def test_a_runs_own_records_given_as_config_say_what_they_are(name, what, tmp_pa
     assert f"config file {str(d / name)!r} is {what}, not a config; allowed: a JSON config file" in line, line
     if name != "sweep.json":
         assert f"(the run's own config is {d / 'config.json'})" in line, line
+
+
+@pytest.mark.parametrize("kw, said", [({"results": b"runs"}, "results=b'runs' is bytes, not a path"),
+                                      ({"out": 5}, "out=5 is int, not a path"),
+                                      ({"name_or_path": b"fig1"}, "figure=b'fig1' is bytes, not a path")])
+def test_make_figure_refuses_a_path_that_is_no_path(kw, said, tmp_path, no_compile):
+    # figures.make_figure / dry_run from a notebook with bytes or a number: a TypeError from inside pathlib,
+    # where tallysim.run refuses them in one line
+    from tallysim import figures
+    args = {"name_or_path": "fig1", "results": str(tmp_path / "r"), "out": str(tmp_path / "f"), **kw}
+    for fn in (figures.make_figure, figures.dry_run):
+        with pytest.raises(ConfigError, match=rf"{said}; allowed: a str or pathlib.Path"):
+            fn(args["name_or_path"], smoke=True, results=args["results"], out=args["out"], log=lambda *a: None)
+    assert not (tmp_path / "r").exists()
