@@ -52,10 +52,10 @@ def check_spec_keys(spec: dict, path, kind: str) -> None:
                     key in {k.split(".")[0] for k in config.field_keys()} else ""
                 raise ConfigError(f"{path}: `{where}{key}` is not a figure config key{field}{near}; allowed: "
                                   f"{', '.join(allowed)}")
-    check_kind_keys(spec, path, kind)
     for key, ok, allowed in VALUE_RULES:
         if key in spec and not ok(spec[key]):
             raise ConfigError(f"{path}: `{key}`={spec[key]!r:.60} ({type(spec[key]).__name__}); allowed: {allowed}")
+    check_kind_keys(spec, path, kind)       # after the values: a wrong value is named as such on any kind
     groups = spec.get("groups") if isinstance(spec.get("groups"), dict) else {}
     # group names and facet keys: a misspelt one was drawn as if absent, in silence (no run of a group in
     # `every_round` gave its per-round points; facets grouped every run under one "None" facet)
