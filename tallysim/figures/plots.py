@@ -14,7 +14,7 @@ from tallysim import atomic
 from tallysim.results.plot import WHICH_ACCURACY
 from tallysim.figures.drawing import finish_axis, save
 from tallysim.results.headline import seeds_counted
-from tallysim.results.md import footnote, starred
+from tallysim.results.md import cell, footnote, starred
 from tallysim.figures.groups_plot import groups_fig
 from tallysim.figures.privacy_plot import privacy_fig
 from tallysim.figures.robustness import robustness_fig
@@ -58,7 +58,7 @@ def curves(spec, data, stem, title) -> dict:
             last = rows[-1]
             hit = bits_to_target(rows, target)
             final = starred(f"{acc(last)[0]:.4f} +- {acc(last)[1]:.4f}", seeds_counted(last, final=True), marked, label)
-            summary.append(f"| {label} | {cfg.get('data', {}).get('name')} | {final} "
+            summary.append(f"| {cell(label)} | {cell(cfg.get('data', {}).get('name'))} | {final} "
                            f"| {last['bits_per_peer'] / 8e6:.4g} | {'not reached' if hit is None else bits_text(hit)} |")
     finish_axis(ax, "cumulative bits per peer (up + down)", "test accuracy (mean +- std over seeds)", title,
             legend_size=7)
@@ -215,7 +215,7 @@ def faults_fig(spec, data, stem, title) -> dict:
             at = {x: (a, seeds_counted(r, (headline_key(r, HONEST),), final=True)) for (x, _, r), (a, _) in zip(pts, accs)}
             row = " | ".join("" if x not in at else starred(f"{at[x][0]:.3f}", at[x][1], marked, f"{name} {group} {key}={x:g}")
                              for x in table_fracs)
-            summary.append(f"| {name} | {group} | {row} | {tol:g} |")
+            summary.append(f"| {cell(name)} | {cell(group)} | {row} | {tol:g} |")
             if group == probe_group:
                 for k, style, color in PROBE_STYLE:
                     # the points with a value (null: no honest peer, or nothing scored), not none of them

@@ -9,7 +9,7 @@ import math
 
 from tallysim.figures.drawing import finish_axis, save
 from tallysim.results.headline import seeds_counted
-from tallysim.results.md import footnote, starred
+from tallysim.results.md import cell, footnote, starred
 from tallysim.results.metrics import accuracy_std as acc, pyplot, read_run
 
 
@@ -46,7 +46,7 @@ def privacy_fig(spec, data, stem, title) -> dict:
                                label=None if line else f"{group} (no noise)")
                 table.append({"group": group, **dict(zip(keys, p)), "noise": noise, "epsilon": eps,
                               "accuracy": a, "accuracy_std": s, "bits_per_peer": bits, "seeds_counted": part})
-                lines.append(f"| {', '.join(p)} | {group} | {noise:g} | "
+                lines.append(f"| {cell(', '.join(p))} | {cell(group)} | {noise:g} | "
                              f"{'inf' if not math.isfinite(eps) else f'{eps:.3g}'} | "
                              f"{starred(f'{a:.3f}', part, marked, f'{group} noise {noise:g}')} | {bits / 8e6:.3g} |")
         finish_axis(ax, "epsilon at delta (cumulative, user level)", "final test accuracy" if col == 0 else "",

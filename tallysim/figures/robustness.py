@@ -14,7 +14,7 @@ from typing import Optional
 
 from tallysim.figures.drawing import save
 from tallysim.results.headline import seeds_counted
-from tallysim.results.md import footnote, starred
+from tallysim.results.md import cell, footnote, starred
 from tallysim.results.metrics import HONEST, accuracy_std, headline_key, pyplot, read_run
 
 
@@ -90,6 +90,6 @@ def markdown(groups, alphas, fracs, worst, partial: Optional[dict] = None) -> st
                 k, v = worst.get((g, a, f), (None, None))
                 text = "" if v is None else f"{v:.3f}" + ("" if f == 0 else f" ({k})")
                 row.append(starred(text, partial.get((g, a, f, k)), marked, f"{g} a={a:g} f={f:g} ({k})"))
-        lines.append(f"| {g} | " + " | ".join(row) + " |")
+        lines.append(f"| {cell(g)} | " + " | ".join(row) + " |")
     lines += footnote(marked)
     return "\n".join(lines) + "\n"

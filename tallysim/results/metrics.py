@@ -38,7 +38,8 @@ from tallysim.fields import home, is_path
 from tallysim.results.headline import (HEADLINE, HONEST, TEXT_HEADLINE, WHICH, accuracy, accuracy_std,  # noqa: F401
                                        aggregate, bits_text, bits_to_target, check_bits, check_which, collapse_warning,
                                        final_best, headline_key, is_number, lower_is_better, metric, run_accuracy,
-                                       summary_line, text_headline)
+                                       text_headline)
+from tallysim.results import headline as _headline
 from tallysim.results.rows import (CLIENT_PERCENTILE, GROUP_KEYS, NON_FINITE, PEER_PLACES, PROBE_KEYS,  # noqa: F401
                                    ROUND_KEYS, check_own_keys, client_stats, dumps_row, group_row, lane_row,
                                    revive, text_row)
@@ -349,3 +350,18 @@ def panel_of(run_dir) -> str:
 def columns(rows: list[dict]) -> list[str]:
     """Numeric columns of metric rows (what --metric may name)."""
     return sorted({k for r in rows for k, v in r.items() if is_number(v) and k != "round"})
+
+
+def summary_line(cfg, last: dict) -> str:
+    """A finished run's one line (results/headline.py's): `cfg` its Config, or its config.json as a dict
+    (`Results.config`: the notebook's `summary_line(res.config, res.last)` was an AttributeError 'seeds'),
+    `last` its last metrics row (`Results.last`); anything else refused in one line (a list of rows, or a
+    row without an accuracy, was a TypeError from inside)."""
+    from tallysim.config import Config, from_dict
+    if isinstance(cfg, dict):
+        cfg = from_dict(cfg, where="summary_line(cfg)")     # its records (code, placement) left out
+    if not isinstance(cfg, Config) or not isinstance(last, dict) or not is_number(last.get(headline_key(last))):
+        raise ConfigError(f"summary_line(cfg={type(cfg).__name__}, last={type(last).__name__}): expected a Config "
+                          "(or a run's config.json as a dict, Results.config) and one metrics row with an "
+                          "accuracy and bits_per_peer (Results.last)")
+    return _headline.summary_line(cfg, last)
