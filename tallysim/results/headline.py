@@ -63,43 +63,95 @@ def metric(row: dict, name: str = "auto"):
     return v if is_number(v) else None
 
 
-def seeds_of(row: dict, name: str = "auto") -> str:
-    """"2 of 3 seeds" where `row`'s mean of metric `name` is over only the seeds that have a value there
-    (aggregate's `seeds_counted`), else "" (every seed, one seed, or no such key)."""
+def _seeds_in(row: dict, name: str, field: str) -> str:
+    """"2 of 3 seeds": how many of `row`'s seeds aggregate's `field` (seeds_counted, seeds_nonfinite) names
+    for metric `name`'s key, else "" (every seed, one seed, or no such key)."""
     if not isinstance(row, dict):
         return ""
     key = headline_key(row) if name in ("auto", "ppl") else name
     key = TEXT_HEADLINE.get(key, (key,))[0] if name == "ppl" else key
-    n = (row.get(SEEDS_COUNTED) or {}).get(key)
+    n = (row.get(field) or {}).get(key)
     return f"{n} of {len(row.get('seeds') or ())} seeds" if n else ""
 
 
-def partial_seeds(rows: list, name: str = "auto") -> str:
+def seeds_of(row: dict, name: str = "auto") -> str:
+    """"2 of 3 seeds" where `row`'s mean of metric `name` is over only the seeds that have a value there
+    (aggregate's `seeds_counted`), else "" (every seed, one seed, or no such key)."""
+    return _seeds_in(row, name, SEEDS_COUNTED)
+
+
+def diverged_of(row: dict, name: str = "auto") -> str:
+    """"1 of 3 seeds diverged" where `row`'s mean of metric `name` holds a seed's NaN or inf (aggregate's
+    `seeds_nonfinite`: the mean is then NaN or inf too, and a table cell read `nan` with no word why), else ""."""
+    n = _seeds_in(row, name, SEEDS_NONFINITE)
+    return f"{n} diverged" if n else ""
+
+
+def _words(what: str, final: bool, diverged: bool) -> str:
+    """A seed count as a table's cell or CSV column says it: "final over 2 of 3 seeds" ("final" only in a
+    table of final values) of a mean over fewer seeds; "1 of 3 seeds diverged" of a mean holding a NaN or inf
+    (the cell reads `nan (1 of 3 seeds diverged)`: md.starred)."""
+    return what if diverged else ("final " if final else "") + f"over {what}"
+
+
+def partial_seeds(rows: list, name: str = "auto", diverged: bool = False) -> str:
     """How a run's values of metric `name` fall short of its seeds (aggregate's `seeds_counted`): "final over
     2 of 3 seeds", "some evaluations over fewer seeds" (its best may be one), or "" where every mean is over
-    every seed. A partial mean looks like any other in a table cell or a curve, and its std is over fewer seeds."""
+    every seed. A partial mean looks like any other in a table cell or a curve, and its std is over fewer seeds.
+    `diverged`: where a mean holds a seed's NaN or inf instead (`seeds_nonfinite`): "final: 1 of 3 seeds
+    diverged", "some evaluations with a diverged seed", or ""."""
     if not rows:
         return ""
-    if final := seeds_of(rows[-1], name):
-        return f"final over {final}"
-    return "some evaluations over fewer seeds" if any(seeds_of(r, name) for r in rows) else ""
+    of = diverged_of if diverged else seeds_of
+    if final := of(rows[-1], name):
+        return f"final: {final}" if diverged else _words(final, True, False)
+    if not any(of(r, name) for r in rows):
+        return ""
+    return "some evaluations with a diverged seed" if diverged else "some evaluations over fewer seeds"
 
 
-def seeds_counted(row: dict, keys=("auto",), final: bool = False) -> str:
+def seeds_counted(row: dict, keys=("auto",), final: bool = False, diverged: bool = False) -> str:
     """A figure CSV row's `seeds_counted`, of the metrics row `row` it holds `keys` of: "" where each is a
     mean over every seed, else "over 2 of 3 seeds" ("final over ..." for a table of final values, as
-    partial_seeds says it); with several keys, each short one named: "vote_acc over 2 of 3 seeds"."""
-    short = [(k, what) for k in keys if (what := seeds_of(row, k))]
-    words = [("final " if final else "") + f"over {what}" for _, what in short]
+    partial_seeds says it); with several keys, each short one named: "vote_acc over 2 of 3 seeds".
+    `diverged`: its `seeds_nonfinite` instead, the keys whose mean holds a seed's NaN or inf ("1 of 3 seeds
+    diverged")."""
+    of = diverged_of if diverged else seeds_of
+    short = [(k, what) for k in keys if (what := of(row, k))]
+    words = [_words(what, final, diverged) for _, what in short]
     return "; ".join(w if len(keys) == 1 else f"{k} {w}" for (k, _), w in zip(short, words))
 
 
-def partial_note(who: str, metric: str, runs: list) -> str:
+def seed_marks(row: dict, keys=("auto",), final: bool = False) -> dict:
+    """A figure's or pareto's CSV row's two seed columns of the metrics row `row` (seeds_counted): `seeds_counted`
+    (a mean over fewer seeds) and `seeds_nonfinite` (a mean holding a diverged seed's NaN or inf); md.starred
+    marks a Markdown cell by them."""
+    return {SEEDS_COUNTED: seeds_counted(row, keys, final),
+            SEEDS_NONFINITE: seeds_counted(row, keys, final, diverged=True)}
+
+
+def partial_note(who: str, metric: str, runs: list, diverged: bool = False) -> str:
     """The line `table` and `plot` say of the (label, partial_seeds) of the runs it names."""
     named = first_few([f"{label}: {what}" for label, what in runs], 3, ", ... ({} more)")
-    return (f"{who}: {'the headline accuracy' if metric == 'auto' else metric} is in some rows a mean over only "
+    what = 'the headline accuracy' if metric == 'auto' else metric
+    if diverged:
+        return (f"{who}: {what} is in some rows NaN or inf: a seed diverged, and its NaN or inf is kept in the mean "
+                f"over seeds, std too (metrics.jsonl's seeds_nonfinite; per_seed holds each seed's): {named}")
+    return (f"{who}: {what} is in some rows a mean over only "
             "the seeds that have a value there (in the others' round no vote arrived, say), its std over those "
             f"seeds too (metrics.jsonl's seeds_counted): {named}")
+
+
+def seed_notes(who: str, metric: str, runs: list) -> list[str]:
+    """The partial_note lines of `runs` ((label, rows) each, or (label, rows, the run's own key for `metric`)):
+    one naming the runs whose metric is a mean over fewer seeds, one naming those where it holds a diverged
+    seed's NaN or inf; [] where every mean is over every seed and finite."""
+    lines = []
+    for diverged in (False, True):
+        if short := [(label, p) for label, rows, *key in runs
+                     if (p := partial_seeds(rows, key[0] if key else metric, diverged))]:
+            lines.append(partial_note(who, metric, short, diverged))
+    return lines
 
 
 MIN_COLLAPSE_ROUNDS = 10
@@ -211,10 +263,16 @@ def bits_to_target(rows: list[dict], target: float):
 
 def _spread(last: dict, key: str) -> str:
     """" +- 0.0100" (the std over seeds, `<key>_std`; "" for one seed), and " (final over 2 of 3 seeds)"
-    where the mean is over only the seeds that have a value (partial_seeds: as table, plot and pareto say it)."""
+    where the mean is over only the seeds that have a value (partial_seeds: as table, plot and pareto say it),
+    " (1 of 3 seeds diverged)" where it holds a seed's NaN or inf (the accuracy read `nan` with no word why)."""
     std = last.get(key + "_std")
     part = partial_seeds([last], key)
-    return (f" +- {std:.4f}" if is_number(std) else "") + (f" ({part})" if part else "")
+    return (f" +- {std:.4f}" if is_number(std) else "") + (f" ({part})" if part else "") + _gone(last, key)
+
+
+def _gone(last: dict, name: str) -> str:
+    """" (1 of 3 seeds diverged)" where the row's mean of `name` holds a seed's NaN or inf (diverged_of), else ""."""
+    return f" ({gone})" if (gone := diverged_of(last, name)) else ""
 
 
 def _by_group(last: dict) -> str:
@@ -274,7 +332,7 @@ def summary_line(cfg, last: dict) -> str:
             f"accuracy {acc:.4f}" + _spread(last, k)
             + (f" (peer mean {last['acc_mean']:.4f}, ensemble {last['acc_ensemble']:.4f}{_by_group(last)}{dead})"
                if last.get("acc_mean") is not None else " (server model; no client model is kept)") + ", "
-            + ("" if ppl is None else f"perplexity {ppl:.4g}, ") +
+            + ("" if ppl is None else f"perplexity {ppl:.4g}{_gone(last, 'ppl')}, ") +
             f"{last['bits_per_peer'] / 8e6:.4g} MB per peer{_per_active(cfg, last)}, {last['wall_s']:.1f} s"
             + (f"; results in {last['out']}" if last.get("out") else ""))
 

@@ -11,7 +11,8 @@ A `tallysim run --out DIR` directory (run.py) holds
     error.txt        the run failed
 and, in a sweep (sweep.py), `done.json` once the run returned; the sweep directory's `sweep.json`
 indexes its runs ({..., "runs": [{name, overrides, dir, status, [summary|error]}]}; a failed run whose
-loss went non-finite also has "diverged": true).
+loss went non-finite also has "diverged": true; a run done now whose last row's mean holds a diverged seed's
+NaN or inf, "seeds_diverged": "ppl_mean: 1 of 3 seeds diverged").
 
 The headline accuracy of a metrics row is the server model's (acc_global) where there is one, else
 the mean of the peers' own models (acc_mean); a run's is the final row's or the best over its rows
@@ -37,12 +38,12 @@ from tallysim.fields import home, is_path
 # here, where readers, run.py and the figures have always found them.
 from tallysim.results.headline import (HEADLINE, HONEST, TEXT_HEADLINE, WHICH, accuracy, accuracy_std,  # noqa: F401
                                        bits_text, bits_to_target, check_bits, check_which, collapse_warning,
-                                       final_best, headline_key, is_number, lower_is_better, metric, run_accuracy,
+                                       diverged_of, final_best, headline_key, is_number, lower_is_better, metric, run_accuracy,
                                        summary_line, text_headline)
 from tallysim.results.seed_mean import aggregate  # noqa: F401
 from tallysim.results.rows import (CLIENT_PERCENTILE, GROUP_KEYS, NON_FINITE, PEER_PLACES, PROBE_KEYS,  # noqa: F401
-                                   ROUND_KEYS, check_own_keys, client_stats, dumps_row, group_row, lane_row,
-                                   revive, text_row)
+                                   ROUND_KEYS, SEEDS_COUNTED, SEEDS_NONFINITE, check_own_keys, client_stats,
+                                   dumps_row, group_row, lane_row, revive, text_row)
 from tallysim.results import partition_file
 # A figure's files (matplotlib on Agg, --out checked, a table beside it, titles wrapped, written whole):
 # results/figure_files.py, re-exported: metrics.save_figure as before
