@@ -38,8 +38,11 @@ def worst_cases(data: dict, partial: Optional[dict] = None) -> dict:
 
 
 def worst_of(cells: dict) -> dict:
-    """{cell: (attack, accuracy)} of the attack with the lowest accuracy in each cell."""
-    return {k: min(v.items(), key=lambda kv: (kv[1], kv[0])) for k, v in cells.items()}
+    """{cell: (attack, accuracy)} of the attack with the lowest accuracy in each cell; a NaN one (a seed
+    diverged under it) the lowest of all: NaN compares false, so min kept it only where it came first and
+    otherwise showed a finite attack as the cell's worst case, the divergence unseen."""
+    return {k: min(v.items(), key=lambda kv: (float("-inf") if kv[1] != kv[1] else kv[1], kv[0]))   # NaN != NaN
+            for k, v in cells.items()}
 
 
 def robustness_fig(spec, data, stem, title) -> dict:

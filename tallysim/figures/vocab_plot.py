@@ -56,7 +56,7 @@ def vocab_fig(spec, data, stem, title) -> dict:
             ppl = text_headline(rows[-1])["ppl"]            # the same model's test perplexity
             lines.append(f"| {p} | {dataset} | {C if C else '?'} | {label} | {rows[-1]['round']} | "
                          f"{starred(f'{ys[-1]:.4f}', seed_marks(rows[-1], final=True), marked, f'{p} {label}')} "
-                         f"| {'-' if ppl is None else f'{ppl:.4g}'} "
+                         f"| {'-' if ppl is None else starred(f'{ppl:.4g}', seed_marks(rows[-1], ('ppl',), final=True), marked, f'{p} {label} perplexity')} "
                          f"| {bits_text(rows[-1]['bits_per_peer'])} | {per_token if per_token else 'by parameters'} "
                          f"| {ratio} |")
         finish_axis(ax, "cumulative bits per peer (up + down)", "next-token test accuracy",

@@ -83,8 +83,11 @@ def collect(dirs, which: str = "final", metric: str = "auto", log=None, names: d
         if final is None and which == "final":
             # a probe metric is null where its round scored nothing (vote_acc on a text round with every
             # probe position PAD, consensus_acc with every vote abstaining): the run has values, not a last one
-            log(f"pareto: skipping {d}: its last round's {metric!r} is null (nothing scored or kept that "
-                f"round); {names.get('--which', '--which')}{'=' if names else ' '}best reads its best round ({best:.4f})")
+            # NaN, not null, where a seed diverged (seeds_nonfinite): final_best leaves NaN out as it does null
+            gone = partial_seeds(rows, metric, diverged=True)
+            what = f"NaN ({gone})" if gone else "null (nothing scored or kept that round)"
+            log(f"pareto: skipping {d}: its last round's {metric!r} is {what}; "
+                f"{names.get('--which', '--which')}{'=' if names else ' '}best reads its best round ({best:.4f})")
             continue
         kept.append((label, rows))     # a point over fewer seeds or with a diverged one: said, as table and plot say it
         bits = float(last["bits_per_peer"])

@@ -75,6 +75,9 @@ def table_rows(dirs, metric: str = "auto", log=None) -> tuple[list[str], list[di
     for line in headline.seed_notes("table", metric, [(label, rows) for _, label, _, rows in runs]):
         log(line)       # final, final_std or best over fewer seeds, or holding a diverged seed's NaN
     if metric == "auto":
+        # its ppl column (next-token runs): a diverged seed's inf perplexity is the likeliest non-finite mean
+        for line in headline.seed_notes("table", "ppl", [(label, rows) for _, label, _, rows in runs]):
+            log(line)
         _say_floor(runs, log)
         headline.say_no_client(runs, log)      # the client columns vanished in silence
         for d, label, cfg, rows in runs:   # a peer at the floor all run (the demo's seed 1: peer 0 at 0.1000)
