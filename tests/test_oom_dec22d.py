@@ -112,7 +112,7 @@ def test_the_retry_decision_is_every_processes(monkeypatch):
     monkeypatch.setattr(jax, "process_count", lambda: 2)
     heard, other_said = [], []
 
-    def words(mine, wait=True):
+    def words(mine, wait=True, where=""):
         heard.append((mine, wait))
         return [mine, other_said[-1]]
     monkeypatch.setattr(memory_retry, "words", words)

@@ -116,7 +116,7 @@ def lane_row(ev: dict, info: dict, led, j: int, r: int, t0: float, own_keys: dic
            "acc_global": None if ev["acc_global"] is None else float(ev["acc_global"][j]),
            "acc_ensemble": float(ev["acc_ensemble"][j]) if some else None,
            "eval_peers": int(acc.size),      # the client models evaluated (eval_peers, eval_sample)
-           "train_loss": float(info["train_loss"][j])}
+           "train_loss": None if _none_stepped(info, "stepped", j) else float(info["train_loss"][j])}
     # faults.py: faulty peers this round, and the mean test accuracy of the others (null if none)
     row["faulty"] = int(info["faulty"][j]) if "faulty" in info else 0
     # ev["faulty_P"] (faults.eval_sets): each lane's faulty set at this round, None without faults, False
@@ -135,10 +135,17 @@ def lane_row(ev: dict, info: dict, led, j: int, r: int, t0: float, own_keys: dic
     for i, (name, lo, hi, active, total) in enumerate(groups):
         loss = info.get(f"train_loss@{name}")       # the round's (protocols/round_helpers.loss_info)
         row.update(group_row(name, acc[lo:hi], led, hi - lo, active, total, i,
-                             None if loss is None else float(loss[j])))
+                             None if loss is None or _none_stepped(info, f"stepped@{name}", j) else float(loss[j])))
     row.update(text_row(ev, j))
     row["wall_s"] = round(time.perf_counter() - t0, 3)
     return row
+
+
+def _none_stepped(info: dict, key: str, j: int) -> bool:
+    """No active peer (of the group) took a local step in the round (sim/local.train_peers' `stepped`): its
+    train_loss is missing (null, left out as other missing values), not the 0 the program carries (a NaN
+    there would stop the run as diverged). A round without the count (a plugin's own info) is as before."""
+    return key in info and int(info[key][j]) == 0
 
 
 # model.groups: a row's keys per group, `<key>@<group name>` (docs/groups.md)
