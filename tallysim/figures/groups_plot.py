@@ -9,7 +9,7 @@ gains from the others, which loses).
 from __future__ import annotations
 
 from tallysim.figures.drawing import finish_axis, save
-from tallysim.results.headline import seeds_counted
+from tallysim.results.headline import seed_marks
 from tallysim.results.md import cell, footnote, starred
 from tallysim.figures.panel_layout import panel_grid
 from tallysim.results.metrics import bits_text, read_run
@@ -50,9 +50,9 @@ def groups_fig(spec, data, stem, title) -> dict:
                 gain = ys[-1] - local[g] if g in local and not is_local else None
                 table += [{"panel": panel, "protocol": protocol, "model_group": g, "round": r["round"],
                            "bits_per_peer": r[f"bits_per_peer@{g}"], "accuracy": a,
-                           "seeds_counted": seeds_counted(r, (f"acc_mean@{g}",))} for r, a in zip(rows, ys)]
+                           **seed_marks(r, (f"acc_mean@{g}",))} for r, a in zip(rows, ys)]
                 lines.append(f"| {cell(panel)} | {cell(protocol)} | {g} | {rows[-1]['round']} | "
-                             f"{starred(f'{ys[-1]:.4f}', seeds_counted(rows[-1], (f'acc_mean@{g}',), final=True), marked, f'{panel} {protocol} {g}')} | "
+                             f"{starred(f'{ys[-1]:.4f}', seed_marks(rows[-1], (f'acc_mean@{g}',), final=True), marked, f'{panel} {protocol} {g}')} | "
                              f"{bits_text(rows[-1][f'bits_per_peer@{g}'])} | "
                              f"{'-' if gain is None else f'{gain:+.4f}'} |")
         finish_axis(ax, "cumulative bits per peer of the group (up + down)", "group's mean test accuracy",

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 
 from tallysim.figures.drawing import finish_axis, save
-from tallysim.results.headline import seeds_counted
+from tallysim.results.headline import seed_marks
 from tallysim.results.md import cell, footnote, starred
 from tallysim.figures.panel_layout import panel_grid
 from tallysim.results.metrics import accuracy_std as acc, bits_text, read_run, text_headline
@@ -49,7 +49,7 @@ def vocab_fig(spec, data, stem, title) -> dict:
             ax.plot(xs, ys, marker="o", markersize=3, label=label,
                     linestyle="--" if protocol == "softlabel" and soft_bits != 32 else "-")
             table += [{"panel": p, "group": label, "dataset": dataset, "classes": C, "round": r["round"],
-                       "bits_per_peer": r["bits_per_peer"], "accuracy": a, "seeds_counted": seeds_counted(r)}
+                       "bits_per_peer": r["bits_per_peer"], "accuracy": a, **seed_marks(r)}
                       for r, a in zip(rows, ys)]
             hard = math.ceil(math.log2(C)) if C else None
             votes = protocol in ("tally", "bridge")       # one vote per token; the FedAvg family: parameters
@@ -58,8 +58,8 @@ def vocab_fig(spec, data, stem, title) -> dict:
                 (f"{C * 32 / hard:,.0f} (32-bit soft / vote)" if votes and C else "-")
             ppl = text_headline(rows[-1])["ppl"]            # the same model's test perplexity
             lines.append(f"| {cell(p)} | {cell(dataset)} | {C if C else '?'} | {cell(label)} | {rows[-1]['round']} | "
-                         f"{starred(f'{ys[-1]:.4f}', seeds_counted(rows[-1], final=True), marked, f'{p} {label}')} "
-                         f"| {'-' if ppl is None else f'{ppl:.4g}'} "
+                         f"{starred(f'{ys[-1]:.4f}', seed_marks(rows[-1], final=True), marked, f'{p} {label}')} "
+                         f"| {'-' if ppl is None else starred(f'{ppl:.4g}', seed_marks(rows[-1], ('ppl',), final=True), marked, f'{p} {label} perplexity')} "
                          f"| {bits_text(rows[-1]['bits_per_peer'])} | {per_token if per_token else 'by parameters'} "
                          f"| {ratio} |")
         finish_axis(ax, "cumulative bits per peer (up + down)", "next-token test accuracy",
