@@ -232,7 +232,8 @@ def _run(cfg: Config, out: Optional[str], overwrite: bool, progress: bool, built
                 raise
             meta, said = _retry_point(b, at, meta, max(1, chunk // 2))
             chunk = max(1, chunk // 2)
-            print(f"tallysim: the seed batch did not fit in memory; retrying {chunk} seeds at a time{said}",
+            print("tallysim: the seed batch did not fit in memory; retrying "
+                  f"{memory_retry.counted(chunk, 'seed')} at a time{said}",
                   file=sys.stderr)
 
 
@@ -251,12 +252,13 @@ def _retry_point(b: Built, at: list, meta: Optional[dict], chunk: int) -> tuple:
         return None, ""             # nothing ran: nothing to keep
     ran = meta["round"] if meta and meta["lo"] == lo else 0
     seeds = f"seeds {b.seeds[lo]}-{b.seeds[hi - 1]}" if hi - lo > 1 else f"seed {b.seeds[lo]}"
-    return redo, (f"; {seeds} start again from round 1"
+    n, lines = memory_retry.counted, redo["lines"]
+    return redo, (f"; {seeds} start{'s' if hi - lo == 1 else ''} again from round 1"
                   + (f" (their checkpoint after round {ran} holds {hi - lo} seeds' state, which a chunk "
-                     f"of {chunk} cannot load)" if ran else "")
-                  + (f"; the {lo} seed(s) before them, finished, are kept" if lo else "")
-                  + (f"; the {redo['lines']} metrics row(s) written are kept and not written again"
-                     if redo["lines"] else ""))
+                     f"of {chunk} cannot load)" if ran else "")      # a checkpoint of one seed fits: never here
+                  + (f"; the {n(lo, 'seed')} before {'them' if hi - lo > 1 else 'it'}, finished, {'is' if lo == 1 else 'are'} kept" if lo else "")
+                  + (f"; the {n(lines, 'metrics row')} written {'is' if lines == 1 else 'are'} kept and not written "
+                     "again" if lines else ""))
 
 
 def warn_collapsed(results: list, spec) -> None:
@@ -319,7 +321,8 @@ def _run_group(cfgs: list[Config], outs: list, progress: bool, built: Optional[B
             # from them (and an interrupted retry's runs resume from them, each alone)
             chunk = max(1, chunk // 2)
             redo, said = memory_retry.group_point(b, at, chunk, out_dirs)
-            print(f"tallysim: the lane batch did not fit in memory; retrying {chunk} lanes at a time{said}",
+            print("tallysim: the lane batch did not fit in memory; retrying "
+                  f"{memory_retry.counted(chunk, 'lane')} at a time{said}",
                   file=sys.stderr)
 
 

@@ -27,3 +27,17 @@ def test_redraw_pareto_refuses_a_wrong_file_in_one_line(redraw, config, csv_name
     err = capsys.readouterr().err.strip().splitlines()
     assert e.value.code == 2 and said in err[-1] and err[-1].startswith("python experiments/redraw_pareto.py: error:")
     assert not any(tmp_path.iterdir())                          # nothing drawn
+
+
+@pytest.mark.parametrize("key, said", [
+    ("num_peers", "did you mean peers?"),                   # was: see docs/config.md or tallysim run --help
+    ("n_rounds", "did you mean rounds?"),
+    ("dirichlet_alpha", "did you mean partition.alpha?"),
+    ("optim.learning_rate", "allowed in optim: name, lr, momentum, weight_decay, reset_each_round"),
+    ("peer", "did you mean peers?"),                        # unchanged
+])
+def test_a_first_guess_at_a_field_name_is_answered_with_the_field(key, said):
+    from tallysim import config
+    with pytest.raises(config.ConfigError) as e:
+        config.apply_overrides(config.Config(), [f"{key}=1"])
+    assert str(e.value) == f"unknown config key '{key}'; {said}"
