@@ -326,9 +326,11 @@ def suggest(key: str, where: str = "") -> str:
         for s in difflib.get_close_matches(head, sections, n=2, cutoff=0.6) + [head]:
             fields_of = [k.rsplit(".", 1)[-1] for k in keys if k.rsplit(".", 1)[0] == s]
             near += [f"{s}.{f}" for f in difflib.get_close_matches(tail, fields_of, n=2, cutoff=0.6)]
-    words = set(key.lower().replace(".", "_").replace("-", "_").split("_"))   # `num_peers`, `n_rounds`
-    near += sorted((k for k in keys if k.rsplit(".", 1)[-1] in words), key=lambda k: k.split(".")[0] not in words)
     near = list(dict.fromkeys(n for n in near if n != key))[:4]
+    if not near:              # nothing close: a field named inside a longer name (`num_peers`, `dirichlet_alpha`)
+        words = set(key.lower().replace(".", "_").replace("-", "_").split("_"))
+        near = sorted((k for k in keys if k.rsplit(".", 1)[-1] in words),
+                      key=lambda k: k.split(".")[0] not in words)[:4]
     if near:
         return f"{where}; did you mean {' or '.join(near)}?"
     head = key.rpartition(".")[0]
