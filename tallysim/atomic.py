@@ -21,6 +21,7 @@ import tempfile
 from pathlib import Path
 
 from tallysim.config import ConfigError
+from tallysim import out_path
 
 _TEMP = re.compile(r"^\.(?P<dest>.+)\.[a-z0-9_]{8}\.tmp$")
 
@@ -71,16 +72,43 @@ def refuse_results_file(path: Path, flag: str = "--out") -> None:
 
 
 def run_above(path: Path):
-    """The run directory `path` would be inside (the nearest folder above it holding tallysim's marker or a
-    metrics.jsonl, which `table`, `plot` and `pareto` read as a run: results.metrics.find_runs), else None.
-    Only the folder the file goes in was checked: `pareto --out runs/a/sub/p.png`, and any --out in a run
-    without the marker (an older tallysim's, one written by hand), went in."""
+    """The run directory `path` would be inside (the nearest folder above it that is a run, `_reads_as_run`),
+    else None. Only the folder the file goes in was checked: `pareto --out runs/a/sub/p.png`, and any --out
+    in a run without the marker (an older tallysim's, one written by hand), went in. The walk stops below the
+    file-system root and a home directory (or a folder above one): tallysim never writes a run there
+    (out_path.root_or_home), and a stray metrics.jsonl in a home or at / refused every derived output below it."""
     path = Path(path)
     for i, d in enumerate(Path(os.path.abspath(path)).parents):
-        if (d / RUN_MARKER).is_file() or (d / RUN_ROWS).is_file():
+        if _never_a_run(d):
+            return None
+        if _reads_as_run(d):
             shown = path.parents[i] if i < len(path.parents) else d      # as the user wrote it, where it can
             return shown if os.path.abspath(shown) == str(d) and shown.name not in ("", "..") else d
     return None
+
+
+def _never_a_run(d: Path) -> bool:
+    """The root, a home directory or a folder above one: out_path refuses a run there, so none is read as one."""
+    return out_path.root_or_home(Path(os.path.realpath(d))) is not None
+
+
+def _reads_as_run(d: Path) -> bool:
+    """tallysim's marker, or a run's two files together: config.json and a metrics.jsonl whose first row is a
+    run's (an object with an integer `round`; empty: a run stopped before its first round). A lone stray
+    metrics.jsonl, or another tool's beside a project's config.json, is not a run (it refused every derived
+    output in every folder below it); every run tallysim wrote, an older one's too, has both files."""
+    if (d / RUN_MARKER).is_file():
+        return True
+    if not ((d / RUN_ROWS).is_file() and (d / "config.json").is_file()):
+        return False
+    import json
+    try:
+        with open(d / RUN_ROWS, encoding="utf-8") as f:
+            first = f.readline(1 << 20)
+        row = json.loads(first) if first.strip() else {"round": 0}
+    except (OSError, ValueError, UnicodeDecodeError):
+        return False
+    return isinstance(row, dict) and isinstance(row.get("round"), int)
 
 
 def is_sweep_index(path: Path) -> bool:

@@ -110,7 +110,7 @@ def _check_meta(meta: Any, path: Path) -> None:
 def load(out_dir: Path, like: Any) -> Any:
     """The saved state, shaped like `like` (a tree of arrays or ShapeDtypeStructs)."""
     try:
-        return _load(out_dir / FILE, like)
+        return read_state(out_dir / FILE, like)
     except ConfigError:
         raise
     except Exception as e:   # noqa: BLE001 - changed on disk since read_meta checked it
@@ -118,7 +118,8 @@ def load(out_dir: Path, like: Any) -> Any:
         raise ConfigError(f"{out_dir / FILE} is unreadable ({type(e).__name__}); run again with --overwrite") from None
 
 
-def _load(path: Path, like: Any) -> Any:
+def read_state(path, like: Any) -> Any:
+    """The state in `path` (a checkpoint file, or its bytes as a file object), shaped like `like`."""
     flat, treedef = jax.tree.flatten(like)
     with np.load(path) as z:
         names = sorted(k for k in z.files if k.startswith("leaf_"))

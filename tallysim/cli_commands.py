@@ -153,8 +153,9 @@ def _note_floor(last: dict, out) -> None:
 
 
 def cmd_plot(args) -> int:
+    from tallysim.results.figure_files import FLAGS
     from tallysim.results.plot import plot_curves
-    print(plot_curves(args.runs, args.out, metric=args.metric, title=args.title, labels=args.label))
+    print(plot_curves(args.runs, args.out, metric=args.metric, title=args.title, labels=args.label, names=FLAGS))
     return 0
 
 

@@ -96,6 +96,7 @@ def _task_rules(cfg: Config) -> None:
     text = cfg.data.name in KNOWN_TEXT
     if not text and not (cfg.data.name == "synthetic" or cfg.data.name in KNOWN_SHAPES):
         return                      # prepared under another name: its task is known once it is loaded
+    ties_on_text(cfg, text)
     wrong, right = (IMAGE_MODELS, TEXT_MODELS) if text else (TEXT_MODELS, IMAGE_MODELS)
     kind = "text (token sequences)" if text else "images (classification)"
     groups = model_groups.parse(cfg.model.groups)
@@ -105,6 +106,15 @@ def _task_rules(cfg: Config) -> None:
             raise ConfigError(f"{'group ' + group + ': ' if group else ''}model.name={name} does not fit "
                               f"{cfg.data.name}, whose examples are {kind}; allowed for it: {', '.join(right)} "
                               "(or a plugin's model)")
+
+
+def ties_on_text(cfg: Config, text: bool) -> None:
+    """vote.ties=lowest_word reads next-token prediction's special tokens: refused on a classification task
+    (here for a named dataset before it loads, in tasks.check for any once loaded)."""
+    if not text and cfg.vote.ties == "lowest_word":
+        raise ConfigError(f"vote.ties=lowest_word breaks ties away from the special tokens of next-token "
+                          f"prediction, and {cfg.data.name} has none (its classes are all labels); allowed "
+                          "for it: vote.ties=lowest (the same winners) or random")
 
 
 def _group_rules(cfg: Config) -> None:
@@ -147,7 +157,7 @@ def _tally_rules(cfg: Config) -> None:
         return
     others = [name for name, on in (
         ("vote.weighting=history", cfg.vote.weighting == "history"),
-        ("vote.ties=random", cfg.vote.ties == "random"),
+        (f"vote.ties={cfg.vote.ties}", cfg.vote.ties != "lowest"),
         ("vote.min_agreement", bool(cfg.vote.min_agreement)),
         ("vote.min_margin", cfg.vote.min_margin > 0),
         ("distill.label_smoothing", bool(cfg.distill.label_smoothing)),

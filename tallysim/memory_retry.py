@@ -1,5 +1,5 @@
 """An out-of-memory retry (run.py's `run` and `run_group`): whether to retry at all, decided together by
-every process of a jax.distributed run, and where a group's retry starts and what it keeps.
+every process of a jax.distributed run, and where a lone run's or a group's retry starts and what it keeps.
 
 One process ran out of memory while the others went on: the process that retried alone compiled
 narrower programs while the others waited at a collective of the wide one, for ever (two CPU
@@ -8,21 +8,30 @@ both hung). Each process now says what stopped it through jax.distributed's key-
 collective: a process stuck at one still has the store), and one out of memory waits for every
 other's word, at most TALLYSIM_DISTRIBUTED_TIMEOUT seconds: all out of memory, all retry together;
 otherwise each that decides raises the same message naming the processes that ran out.
+
+A decision's words are keyed by the run (begin(): every process begins the same runs in the same order,
+so their counts agree whatever errors each had), the chunk under way and its width (smaller at each
+retry of a run): unique to that decision in every process. Keyed by a count of this process's
+decisions, a word one process left at an earlier error (a sweep's run whose error only it had) was
+read as the other's word at the next decision: both out of memory, one read "another error".
 """
 from __future__ import annotations
 
+import io
 import itertools
 from typing import Optional
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from tallysim import checkpoint, jax_check
 from tallysim.config import ConfigError
+from tallysim.run_recorders import restart_meta
 from tallysim.sim import mesh
 
 OOM, OTHER = "out of memory", "another error"
-_asked = itertools.count()      # each decision's own keys: the store refuses a key set twice
+_runs = itertools.count()       # runs begun in this process (begin)
 
 
 def counted(n: int, word: str) -> str:
@@ -34,16 +43,29 @@ class NotTogether(RuntimeError):
     """Some processes of a jax.distributed run ran out of memory, not all: none retries."""
 
 
-def retry(e: BaseException, chunk: int) -> bool:
+def begin() -> str:
+    """This run's name in the store's keys: called first in run.run and run.run_group, before anything
+    that may fail in one process only, so every process's n-th run has the same name."""
+    return f"run{next(_runs)}"
+
+
+def decision(run: str, at: list, chunk: int) -> str:
+    """A decision's keys: the run's (begin), the chunk under way (`at`: its Lanes, lo, hi; empty if none
+    began) and the width that failed. A run retries each width once (halved each time): the store
+    refuses a key set twice."""
+    return f"{run}/{at[1] if at else '-'}/{chunk}"
+
+
+def retry(e: BaseException, chunk: int, where: str = "") -> bool:
     """Whether the run retries `chunk // 2` lanes at a time after `e`: XLA out of memory (not the host's
     MemoryError: the same batch would not fit better), a batch wider than 1, and with several processes
-    every process out of memory (words()). Raises NotTogether where only some are, in a process out of
-    memory and in one whose own error came after another's word of it."""
+    every process out of memory (words(), under the keys `where`: decision()). Raises NotTogether where
+    only some are, in a process out of memory and in one whose own error came after another's word of it."""
     oom = jax_check.device_out_of_memory(e)
     if jax.process_count() == 1:
         return oom and chunk > 1
     first = (str(e).strip().splitlines() or [""])[0][:160]
-    said = words(OOM if oom else f"{OTHER} ({type(e).__name__}: {first})", wait=oom)
+    said = words(OOM if oom else f"{OTHER} ({type(e).__name__}: {first})", wait=oom, where=where)
     if oom and all(w == OOM for w in said):
         return chunk > 1
     if OOM in said:         # this one's error may be that one's doing: a collective it never joined (gloo
@@ -63,13 +85,13 @@ def not_together(said: list) -> str:
             "(the lanes each compiled program holds), or fewer seeds per run")
 
 
-def words(mine: str, wait: bool = True) -> list:
+def words(mine: str, wait: bool = True, where: str = "") -> list:
     """Every process's word (OOM, OTHER, or None: none within TALLYSIM_DISTRIBUTED_TIMEOUT), this one's
     `mine`; `wait=False`: the others' words said by now, not waited for (another error is raised at
-    once, naming a process out of memory if one said so before it)."""
+    once, naming a process out of memory if one said so before it); `where`: the decision's keys."""
     from jax._src import distributed        # the coordination service's store: no public handle
     client, me, n = distributed.global_state.client, jax.process_index(), jax.process_count()
-    key = f"tallysim/oom/{next(_asked)}"
+    key = f"tallysim/oom/{where}"
     client.key_value_set(f"{key}/{me}", mine)
     out = [None] * n
     out[me] = mine
@@ -92,6 +114,72 @@ def words(mine: str, wait: bool = True) -> list:
             except Exception:   # noqa: BLE001 - its deadline passed: no word
                 limit = 1       # waited once: the others' words are there by now or never
     return out
+
+
+# ----------------------------------------------------------------------------- a lone run's retry
+
+def lone_point(b, at: list, meta: Optional[dict], chunk: int, out_dir) -> tuple:
+    """Where a lone run retries after running out of memory, `chunk` seeds at a time, and what it says
+    of it: the seed chunk under way (`at`, else the one a resume was to continue) again; the chunks
+    finished before it, their pending rows and the metrics rows written, kept (the retry started over
+    from round 1 and rewrote metrics.jsonl before 2026-12-07: a resumed run lost every round it resumed).
+    A checkpoint of that chunk after round R (kept(): a copy in memory, for the retry's own saves
+    overwrite the file) starts each narrower chunk within it from R, its lanes cut from the copy (one
+    process only: the others, which hold no checkpoint, would start from round 1, out of step)."""
+    if at:
+        lanes, lo, hi = at
+        redo = lanes.restart(lo, chunk)
+    elif meta:                      # out of memory before a chunk began: the resume's own chunk again
+        lo, hi, redo = meta["lo"], min(meta["lo"] + meta["chunk"], len(b.seeds)), restart_meta(meta, meta["lo"], chunk)
+    else:
+        return None, ""             # nothing ran: nothing to keep
+    wide = kept(out_dir, lo, hi) or (meta or {}).get("wide")
+    if wide and not (wide["lo"] <= lo and hi <= wide["hi"]):
+        wide = None
+    if wide:        # the rounds up to R: every seed's rows from the copy; later ones: the seeds before lo's
+        redo = {**redo, "wide": wide, "evals": {**{r: rows for r, rows in redo["evals"].items() if r > wide["round"]},
+                                                **{r: rows for r, rows in wide["evals"].items() if r <= wide["round"]}}}
+    seeds = f"seeds {b.seeds[lo]}-{b.seeds[hi - 1]}" if hi - lo > 1 else f"seed {b.seeds[lo]}"
+    one, lines = hi - lo == 1, redo["lines"]
+    return redo, (f"; {seeds} start{'s' if one else ''} again from "
+                  + (f"{'its' if one else 'their'} checkpoint after round {wide['round']}" if wide else "round 1")
+                  + (f"; the {counted(lo, 'seed')} before {'it' if one else 'them'}, finished, "
+                     f"{'is' if lo == 1 else 'are'} kept" if lo else "")
+                  + (f"; the {counted(lines, 'metrics row')} written {'is' if lines == 1 else 'are'} kept and not "
+                     "written again" if lines else ""))
+
+
+def kept(out_dir, lo: int, hi: int) -> Optional[dict]:
+    """The lone run's checkpoint of seeds [lo, hi) after a round R > 0, held in memory: its bytes, R, its
+    lanes' ledgers and the rows waiting at R; None where there is none (no --out, no state saved yet,
+    another chunk's, several processes, unreadable)."""
+    if out_dir is None or jax.process_count() > 1 or not (out_dir / checkpoint.FILE).is_file():
+        return None
+    try:
+        meta = checkpoint.read_meta(out_dir)
+        if meta["lo"] != lo or meta["round"] < 1 or len(meta["ledgers"]) != hi - lo:
+            return None
+        data = (out_dir / checkpoint.FILE).read_bytes()
+        with np.load(io.BytesIO(data)) as z:    # its lanes, padding included (several devices pad them)
+            saved_lanes = z["leaf_00000"].shape[0]
+    except (ConfigError, OSError, KeyError, ValueError):
+        return None
+    return {"lo": lo, "hi": hi, "round": meta["round"], "ledgers": meta["ledgers"], "bytes": data, "saved_lanes": saved_lanes,
+            "evals": {int(r): rows for r, rows in meta["evals"].items()}}
+
+
+def wide_resume(resume: dict, lo: int, hi: int) -> dict:
+    """A lone retry's chunk [lo, hi) inside its kept checkpoint's seeds: from its round, with its lanes'
+    ledgers and a `load` that cuts them from the copy (padded with the last, as chunk_inputs pads)."""
+    w = resume["wide"]
+
+    def load(like):
+        n = jax.tree.leaves(like)[0].shape[0]
+        full = jax.tree.map(lambda s: jax.ShapeDtypeStruct((w["saved_lanes"], *s.shape[1:]), s.dtype), like)
+        state = checkpoint.read_state(io.BytesIO(w["bytes"]), full)
+        picks = jnp.array([j - w["lo"] for j in [*range(lo, hi), *[hi - 1] * (n - (hi - lo))]])
+        return jax.tree.map(lambda x: x[picks], state)
+    return {**resume, "round": w["round"], "ledgers": w["ledgers"][lo - w["lo"]:hi - w["lo"]], "load": load}
 
 
 # ----------------------------------------------------------------------------- a group's retry
@@ -150,7 +238,11 @@ def chunk_resume(b, redo: dict, lo: int, hi: int) -> dict:
 
 def chunk_start(b, resume: Optional[dict], start: int, lo: int, hi: int) -> Optional[dict]:
     """The resume a chunk [lo, hi) of run._run_all starts from: a lone run's for its first chunk only
-    (later ones from round 1), a group retry's for each (chunk_resume)."""
+    (later ones from round 1), a lone retry's for each within its kept checkpoint (wide_resume), a group
+    retry's for each (chunk_resume)."""
     if resume is not None and "saved" in resume:
         return chunk_resume(b, resume, lo, hi)
+    if resume is not None and "wide" in resume:
+        w = resume["wide"]
+        return wide_resume(resume, lo, hi) if w["lo"] <= lo and hi <= w["hi"] else None
     return resume if lo == start else None

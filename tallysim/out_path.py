@@ -59,16 +59,21 @@ def check_name(name, what: str) -> str:
     return name
 
 
-def protected(p: Path) -> str | None:
-    """Why p (resolved) must never be cleared, or None."""
-    cwd = Path.cwd().resolve()
+def root_or_home(p: Path) -> str | None:
+    """Why p (resolved) is the file-system root, a home directory or a folder above one, or None."""
     if p == Path(p.anchor):
         return "it is the file-system root"
-    if p == cwd or p in cwd.parents:
-        return "it is the working directory or a directory above it"
     homes = {Path.home().resolve()}
     if os.environ.get("HOME"):
         homes.add(Path(os.environ["HOME"]).resolve())
     if p in homes or any(p in h.parents for h in homes):
         return "it is a home directory or above one"
     return None
+
+
+def protected(p: Path) -> str | None:
+    """Why p (resolved) must never be cleared, or None."""
+    cwd = Path.cwd().resolve()
+    if p != Path(p.anchor) and (p == cwd or p in cwd.parents):
+        return "it is the working directory or a directory above it"
+    return root_or_home(p)

@@ -181,12 +181,13 @@ def run(cfg: Config, out: Optional[str] = None, overwrite: bool = False, progres
     With `out`, a checkpoint is saved every `checkpoint_every` rounds (None: every few minutes; 0: never)
     and removed when the run finishes; `resume=True` continues the run in `out` from it. One process at
     a time writes `out` (outdir.exclusive); a second is refused in one line."""
+    name = memory_retry.begin()     # first: every process's n-th run, whatever fails in one process only
     with outdir.exclusive(out if mesh.is_writer() else None):
-        return _run(cfg, out, overwrite, progress, built, checkpoint_every, resume, words)
+        return _run(cfg, out, overwrite, progress, built, checkpoint_every, resume, words, name)
 
 
 def _run(cfg: Config, out: Optional[str], overwrite: bool, progress: bool, built: Optional[Built],
-         checkpoint_every: Optional[int], resume: bool, words: dict = outdir.CLI) -> dict:
+         checkpoint_every: Optional[int], resume: bool, words: dict = outdir.CLI, name: str = "") -> dict:
     meta = None
     elsewhere = out is not None and not mesh.is_writer()     # process 0 saves the checkpoints (Saver)
     if not mesh.is_writer():        # several processes (jax.distributed): only process 0 writes
@@ -228,37 +229,13 @@ def _run(cfg: Config, out: Optional[str], overwrite: bool, progress: bool, built
         except NonFiniteLoss:
             raise
         except Exception as e:   # noqa: BLE001 - only out-of-memory is retried, smaller
-            if not memory_retry.retry(e, chunk):     # with several processes: all of them, or none
+            if not memory_retry.retry(e, chunk, memory_retry.decision(name, at, chunk)):   # all processes, or none
                 raise
-            meta, said = _retry_point(b, at, meta, max(1, chunk // 2))
+            meta, said = memory_retry.lone_point(b, at, meta, max(1, chunk // 2), out_dir)
             chunk = max(1, chunk // 2)
             print("tallysim: the seed batch did not fit in memory; retrying "
                   f"{memory_retry.counted(chunk, 'seed')} at a time{said}",
                   file=sys.stderr)
-
-
-def _retry_point(b: Built, at: list, meta: Optional[dict], chunk: int) -> tuple:
-    """Where a lone run retries after running out of memory, `chunk` seeds at a time, and what it says
-    of it: the seed chunk under way (`at`, else the one a resume was to continue) again from its round
-    1; the chunks finished before it, their pending rows and the metrics rows written, kept (the retry
-    started over from round 1 and rewrote metrics.jsonl: a resumed run lost every round it resumed).
-    The checkpoint's state is one chunk's, as wide as the batch that did not fit: it is not split."""
-    if at:
-        lanes, lo, hi = at
-        redo = lanes.restart(lo, chunk)
-    elif meta:                      # out of memory before a chunk began: the resume's own chunk again
-        lo, hi, redo = meta["lo"], min(meta["lo"] + meta["chunk"], len(b.seeds)), restart_meta(meta, meta["lo"], chunk)
-    else:
-        return None, ""             # nothing ran: nothing to keep
-    ran = meta["round"] if meta and meta["lo"] == lo else 0
-    seeds = f"seeds {b.seeds[lo]}-{b.seeds[hi - 1]}" if hi - lo > 1 else f"seed {b.seeds[lo]}"
-    n, lines = memory_retry.counted, redo["lines"]
-    return redo, (f"; {seeds} start{'s' if hi - lo == 1 else ''} again from round 1"
-                  + (f" (their checkpoint after round {ran} holds {hi - lo} seeds' state, which a chunk "
-                     f"of {chunk} cannot load)" if ran else "")      # a checkpoint of one seed fits: never here
-                  + (f"; the {n(lo, 'seed')} before {'them' if hi - lo > 1 else 'it'}, finished, {'is' if lo == 1 else 'are'} kept" if lo else "")
-                  + (f"; the {n(lines, 'metrics row')} written {'is' if lines == 1 else 'are'} kept and not written "
-                     "again" if lines else ""))
 
 
 def warn_collapsed(results: list, spec) -> None:
@@ -288,16 +265,18 @@ def run_group(cfgs: list[Config], outs: list, progress: bool = True, built: Opti
     warned for the whole sweep). Returns per configuration its last metrics row plus 'out', or the
     exception that stopped it (a NonFiniteLoss stops only its own configuration). Given a
     `checkpoint_every` K, each configuration saves its own checkpoint (checkpoint.GroupSaver)."""
+    name = memory_retry.begin()     # first, as in `run`
     api_arguments.check_group(cfgs, outs, checkpoint_every)
     if warn:
         validation.warn_seed_overlap([Path(o).name for o in outs], cfgs, "grouped runs")
     with contextlib.ExitStack() as held:     # one writer per directory, as `run` (two identical sweeps)
         for o in outs:
             held.enter_context(outdir.exclusive(o if mesh.is_writer() else None))
-        return _run_group(cfgs, outs, progress, built, checkpoint_every)
+        return _run_group(cfgs, outs, progress, built, checkpoint_every, name)
 
 
-def _run_group(cfgs: list[Config], outs: list, progress: bool, built: Optional[Built], every: Optional[int]) -> list:
+def _run_group(cfgs: list[Config], outs: list, progress: bool, built: Optional[Built], every: Optional[int],
+               name: str = "") -> list:
     b = built or build_group(cfgs, tuple(Path(o).name for o in outs))
     chunk = auto_chunk(b)
     out_dirs = [outdir.claim(o, True) if mesh.is_writer() else None for o in outs]
@@ -315,7 +294,7 @@ def _run_group(cfgs: list[Config], outs: list, progress: bool, built: Optional[B
             warn_dead(results)
             return results
         except Exception as e:   # noqa: BLE001 - only out-of-memory is retried, smaller
-            if not memory_retry.retry(e, chunk):
+            if not memory_retry.retry(e, chunk, memory_retry.decision(name, at, chunk)):
                 raise
             # the checkpoints stay: a narrower chunk saves none (a chunk mixes runs), its runs' lanes start
             # from them (and an interrupted retry's runs resume from them, each alone)
@@ -329,7 +308,7 @@ def _run_group(cfgs: list[Config], outs: list, progress: bool, built: Optional[B
 def _run_all(b: Built, out_dirs: list, chunk: int, progress: bool, saver: checkpoint.Saver,
              resume: Optional[dict] = None, at: Optional[list] = None) -> list:
     """Every chunk of `chunk` lanes from `resume`'s (or the first); `at`, given, holds the chunk under
-    way: (its Lanes, lo, hi), for an out-of-memory retry (_retry_point)."""
+    way: (its Lanes, lo, hi), for an out-of-memory retry (memory_retry.lone_point)."""
     n = len(b.seeds)
     start = resume["lo"] if resume else 0
     # chunks of `chunk` from `start`, which a retry in narrower chunks may place off their multiples

@@ -118,9 +118,9 @@ class Lanes:
                 held.callback(track.close)
             rec = Recorder([b.seeds[j] for j in b.lanes_of(i)], d, chunk, bar, own, track, index=i)
             held.callback(rec.close_file)       # before its tracker, which draws from the file
-            if track and retry:
-                for row in [json.loads(line) for line in rec.file.rows] if rec.file else rec.given:
-                    track.row(row)
+            if track and resume:    # a retry's fresh tracker logs the rows before it; a resume's learns from them
+                kept = [json.loads(line) for line in rec.file.rows] if rec.file else rec.given
+                track.resumed(kept, log=retry)      # which keys were short (seeds_counted/<key>)
             self.recs.append(rec)
         self.t0 = self.recs[0].t0
         self.failed: dict[int, NonFiniteLoss] = dict(resume.get("failed") or {}) if resume else {}    # a group's retry

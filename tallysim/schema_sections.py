@@ -101,7 +101,7 @@ class InitConfig:
 
 @dataclass(frozen=True)
 class VoteConfig:
-    ties: Literal["lowest", "random"] = "lowest"
+    ties: Literal["lowest", "random", "lowest_word"] = "lowest"   # lowest_word: text only, specials lose ties
     min_agreement: float = floats(0.0, "[0, 1]", lane=True, nonzero=True)   # abstain below this winning share (0 = keep all)
     min_margin: float = floats(0.0, "[0, 1]")      # abstain where (top - runner-up count) / voters < this (0 = keep all)
     weighting: Literal["none", "history"] = "none"  # history (tally only): votes weighted by agreement with past consensus

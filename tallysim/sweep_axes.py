@@ -106,6 +106,12 @@ def file_axes(section: Any) -> dict[str, list[str]]:
     return axes
 
 
+# A case-insensitive file system (macOS's and Windows' default) opens `a` as `A`: two runs whose names differ only
+# in case (data.path=A.npz,a.npz) wrote one directory there, the second's rows over the first's (and the two
+# paths are one file there too). Refused on every system, before anything is compiled: a sweep's folder moves.
+CASE_ONLY = "differ only in case: one directory on a case-insensitive file system (macOS's and Windows' default)"
+
+
 def check_count(n: int, what: str) -> None:
     """Refuse, before a single run is listed or validated, a sweep (or figure) of more than MAX_RUNS
     runs: 10^9 combinations would otherwise be built one by one and never finish."""
@@ -152,10 +158,14 @@ def expand(cfg_file_axes: dict, cli_items: list[str]) -> list[tuple[str, list[st
     for combo in itertools.product(*(axes[k] for k in keys)):
         chosen = dict(zip(keys, combo))
         name = "__".join(safe_name(f"{k}={chosen[k]}") for k in varying) or "base"
-        if name in seen:
-            raise ConfigError(f"sweep runs {seen[name]} and {chosen} would share the directory {name!r}; "
-                              "make the values differ by more than '/' or spaces")
-        seen[name] = chosen
+        if name.casefold() in seen:
+            other, first = seen[name.casefold()]
+            if first == name:
+                raise ConfigError(f"sweep runs {other} and {chosen} would share the directory {name!r}; "
+                                  "make the values differ by more than '/' or spaces")
+            raise ConfigError(f"sweep runs {other} and {chosen} are named {first!r} and {name!r}, which {CASE_ONLY}; "
+                              "make the values differ by more than case")
+        seen[name.casefold()] = chosen, name
         runs.append((name, [f"{k}={v}" for k, v in chosen.items()]))
     return runs
 
@@ -229,8 +239,12 @@ def check_runs(runs, out_dir, **flags) -> list:
         if not isinstance(run[0], str):     # a list name was a TypeError (unhashable) from the check below
             raise ConfigError(f"run_sweep: run {run!r:.60} is named by a {type(run[0]).__name__}; allowed: a name "
                               "as a str (the run's directory), e.g. ('lr0.02', ['optim.lr=0.02'])")
-    seen: dict = {}
+    seen, folded = {}, {}
     for name, overrides in runs:
+        if name.casefold() in folded and folded[name.casefold()] != name:
+            raise ConfigError(f"run_sweep: runs {folded[name.casefold()]!r} and {name!r} {CASE_ONLY}; allowed: names "
+                              "that differ by more than case")
+        folded[name.casefold()] = name
         if name in seen:
             raise ConfigError(f"run_sweep: two runs are named {name!r} ({' '.join(map(str, seen[name])) or 'the base'}"
                               f" and {' '.join(map(str, overrides)) if isinstance(overrides, (list, tuple)) else overrides}"

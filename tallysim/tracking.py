@@ -252,6 +252,18 @@ class RunTracker:
         for w in ws:
             w.start(self.name, hparams(cfg))
 
+    def resumed(self, rows: list[dict], log: bool) -> None:
+        """The rows a resumed run kept (its metrics.jsonl before the checkpoint): which keys were short is
+        learnt from them, as an uninterrupted run's tracker learnt it row by row (a resumed tracker left
+        out `seeds_counted/<key>` until the key fell short again); logged too when `log` (an out-of-memory
+        retry's fresh tracker), not when the backends have them (a resume appends to its curves)."""
+        for row in rows:
+            if log:
+                self.row(row)
+            else:
+                seeds_counted(row, self.partial)
+                self.rows += 1
+
     def row(self, row: dict) -> None:
         self.rows += 1
         values = {**scalars(row), **seeds_counted(row, self.partial)}

@@ -19,7 +19,7 @@ from typing import Optional
 from tallysim import model_groups, protocols, robust_checks, sizing, work_estimate
 from tallysim import config_reads
 from tallysim.config_reads import MESSAGE_FAULTS, check_read  # noqa: F401 - validation.X, as before
-from tallysim.config_rules import check_pool_size, check_rules  # noqa: F401 - validation.X, as before
+from tallysim.config_rules import check_pool_size, check_rules, ties_on_text  # noqa: F401 - validation.X, as before
 from tallysim.field_checks import installed_choices, not_known
 from tallysim.fields import first_few
 from tallysim.field_checks import (ALPHA_KINDS, CHOICES, FLOAT_RANGES, INT_RANGES, MAX_NAME,  # noqa: F401

@@ -29,6 +29,10 @@ def test_dense_merge_every_round_without_votes_is_fedavg():
     _, _, sf, _, bits_f = rounds(tiny("protocol.name=fedavg"))
     assert bits_b == bits_f                                   # 32*|W| up and down, no vote bits
     assert bits_b[0] == comm.RoundBits(32 * b.ctx.num_params, 32 * b.ctx.num_params, 4)
+    # the uplink at density 1 is the dense vector, a deliberate deviation (docs/protocols.md, bridge): the
+    # design notes' uplink, the smaller of (index, value) pairs and a bitmask, costs |W| bits more
+    W = b.ctx.num_params
+    assert bits_b[0].up == 32 * W < min(W * (32 + comm.ceil_log2(W)), W + 32 * W)
     assert all(i["merged"] == 1 for i in ib)
     # theta_ref + sum_i w_i (theta_i - theta_ref) vs sum_i w_i theta_i: equal up to float rounding
     jax.tree.map(lambda a, c: np.testing.assert_allclose(a, c, rtol=0, atol=1e-6), sb.server, sf.server)

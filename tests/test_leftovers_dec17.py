@@ -60,7 +60,7 @@ def test_null_vote_acc_rounds_are_skipped_by_figures_and_pareto(tmp_path, capsys
     (p,) = pareto.collect([tmp_path / "sw"], which="best", metric="vote_acc", log=logged.append)
     assert (p["accuracy"], p["accuracy_final"]) == (0.6, None), p
     assert pareto.collect([tmp_path / "sw"], which="final", metric="vote_acc", log=logged.append) == []
-    assert "last round's 'vote_acc' is null" in logged[-1] and "--which best" in logged[-1], logged
+    assert "last round's 'vote_acc' is null" in logged[-1] and "which=best reads its best round" in logged[-1], logged
     pareto.write_tables([p], [p], str(tmp_path / "pf.png"), "best", "vote_acc")      # "" for the null final
 
 

@@ -112,7 +112,7 @@ def test_the_retry_decision_is_every_processes(monkeypatch):
     monkeypatch.setattr(jax, "process_count", lambda: 2)
     heard, other_said = [], []
 
-    def words(mine, wait=True):
+    def words(mine, wait=True, where=""):
         heard.append((mine, wait))
         return [mine, other_said[-1]]
     monkeypatch.setattr(memory_retry, "words", words)
@@ -207,6 +207,10 @@ def test_a_retry_without_a_run_directory_gives_its_tracker_every_row_under_the_s
 
         def row(self, row):
             self.rounds.append(row["round"])
+
+        def resumed(self, rows, log):       # tracking.RunTracker's: a retry's tracker logs the rows before it
+            for row in rows if log else ():
+                self.row(row)
 
         def close(self):
             pass

@@ -34,6 +34,10 @@ class _Tracker:
     def row(self, row):
         self.rounds.append(row["round"])
 
+    def resumed(self, rows, log):
+        for row in rows if log else ():
+            self.row(row)
+
     def close(self):
         pass
 

@@ -166,7 +166,8 @@ def test_warmup_trains_each_peer_on_its_own_text_before_the_first_vote():
     ctx0, one, _, x, y = _setup(warmup_epochs=0)
     ctx1, _, _, _, _ = _setup(warmup_epochs=3)
     key = jax.random.PRNGKey(5)
-    start = jax.jit(lambda k: ctx1.init_state(k, one, False))(jax.random.split(key)[0])    # warm-up's own init
+    # the warm-up starts from the init of the whole key, as a run without one (pairing: it used to split it)
+    start = jax.jit(lambda k: ctx1.init_state(k, one, False))(key)
     warm = jax.jit(lambda k: distill.warmup_init(ctx1, k, one))(key)
     cold = jax.jit(lambda k: distill.warmup_init(ctx0, k, one))(key)
     for i in range(P):
@@ -200,8 +201,8 @@ def test_tally_on_shakespeare_votes_per_position_on_real_windows(monkeypatch):
         return _np_ce(z, y_tr[rows])[keep].mean()
     # the warm-up ran on each peer's own text: its loss there is below the untrained init's (one epoch
     # of a few batches moves it little: 4.39 -> 4.31 nats for peer 0, ln 80 = 4.38; docs/text.md)
-    init = jax.jit(lambda k: d.built.ctx.init_state(k, one, False))(
-        jax.random.split(jax.random.split(jax.random.PRNGKey(d.built.cfg.seed))[0])[0])
+    init = jax.jit(lambda k: d.built.ctx.init_state(k, one, False))(    # the seed's init key, whole (pairing)
+        jax.random.split(jax.random.PRNGKey(d.built.cfg.seed))[0])
     for i in range(A):
         assert own_loss(d.state.params, i) < own_loss(init.params, i) - 0.02
     pools = set(map(bytes, x_tr[np.asarray(one.pool_Q)]))

@@ -4,7 +4,7 @@ one configuration at a time, in the same process; runs per hour for both and the
 The sweep: TallyTrain on Fashion-MNIST (20,000 training examples), 20 peers, MLP width 100, 500
 probes, 10 rounds; optim.lr x 4, distill.weight x 3, partition.alpha x 3, seeds x 3 = 108 runs.
 `--smoke` (CI): 2 x 2 x 2 x 1 = 8 runs of 3 rounds on 4,000 examples, 200 probes. `--data synthetic` needs no
-prepared dataset. `--sample N` times one at a time only every (runs/N)-th run (runs per hour is a rate:
+prepared dataset. `--sample N` times one at a time only N runs spread evenly over the sweep (runs per hour is a rate:
 each run compiles and runs on its own, so a sample measures it; the table says it was sampled), which
 keeps the full benchmark to minutes on a CPU where 108 runs one at a time take about half an hour.
 """
@@ -50,7 +50,7 @@ def run(smoke: bool = False, data: str = "fashion_mnist", log=print, keep: str =
     base, runs = plan(smoke, data)
     cfgs = sweep.configs(base, runs)
     programs = len(lanes.group(cfgs))
-    alone = runs if not sample or sample >= len(runs) else runs[::-(-len(runs) // sample)]
+    alone = sampled(runs, sample)
     root = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="tallysim-bench-sweep-"))
     out = {"device": f"{jax.default_backend()}: {jax.devices()[0].device_kind}", "runs": len(runs),
            "programs_grouped": programs, "programs_one_at_a_time": len(runs), "smoke": smoke, "data": data,
@@ -87,6 +87,14 @@ def run(smoke: bool = False, data: str = "fashion_mnist", log=print, keep: str =
     out["ratio"] = round(out["one_at_a_time_s"] / out["grouped_s"], 2)
     log(table(out))
     return out
+
+
+def sampled(runs: list, n: int) -> list:
+    """`n` runs spread evenly over `runs` (run i * len(runs) // n for i < n), all of them where n is 0 or not
+    fewer. A fixed stride of ceil(len / n) timed fewer than asked: --sample 50 of 108 runs timed 36."""
+    if not n or n >= len(runs):
+        return list(runs)
+    return [runs[i * len(runs) // n] for i in range(n)]
 
 
 def _timed_note(r: dict, mode: str) -> str:

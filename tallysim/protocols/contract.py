@@ -8,6 +8,8 @@ expected.
 """
 from __future__ import annotations
 
+import numbers
+import sys
 from typing import Optional
 
 import jax
@@ -113,10 +115,19 @@ def _checked_round(who: str, round_fn, row_keys: dict):
 
 
 def _whole_count(v) -> bool:
-    import numbers
     if isinstance(v, bool) or not isinstance(v, numbers.Real):
         return False
     return v >= 0 and float(v).is_integer()         # NaN and inf are not integers
+
+
+def _float_rounded(v) -> Optional[str]:
+    """"2**53" where v is a float at or above the first whole number its type cannot hold exactly (2**53 for
+    Python's float and float64, 2**24 for float32), else None: there a count of bits may already have been
+    rounded (2**53 + 1 bits as a float is 2**53), and int() of it passed for exact, in silence."""
+    if isinstance(v, numbers.Integral):
+        return None
+    digits = np.finfo(type(v)).nmant + 1 if isinstance(v, np.floating) else sys.float_info.mant_dig
+    return f"2**{digits}" if abs(float(v)) >= 2.0 ** digits else None
 
 
 def _checked_cost(who: str, cost_fn, peers: Optional[int] = None):
@@ -140,6 +151,10 @@ def _checked_cost(who: str, cost_fn, peers: Optional[int] = None):
             if not _whole_count(v):      # -5 bits ran, and reported -6.25e-07 MB per peer; 1.5 bits too
                 raise ConfigError(f"{who}: cost(info) returned RoundBits({name}={v!r}); expected a whole number "
                                   ">= 0 (bits are counted exactly; active: the peers that took part)")
+            if limit := _float_rounded(v):
+                raise ConfigError(f"{who}: cost(info) returned RoundBits({name}={v!r}), a {type(v).__name__} at or "
+                                  f"above {limit}, where not every whole number is a {type(v).__name__} (the count "
+                                  "may have been rounded); expected an int (Python's or numpy's)")
             # as Python ints: numpy's (np.int64 from info's arrays) stopped the run at its first metrics row, a
             # TypeError from json after every round had trained; a float's 412288.0 was written as a float
             counts[name] = int(v)
@@ -162,6 +177,10 @@ def _checked_up_A(who: str, bits: RoundBits):
     if not isinstance(bits.up_A, (tuple, list)) or len(bits.up_A) != bits.active \
             or not all(_whole_count(v) for v in bits.up_A):
         raise ConfigError(f"{who}: cost(info) returned RoundBits(up_A={bits.up_A!r}); {allowed}")
+    if rounded := [v for v in bits.up_A if _float_rounded(v)]:
+        raise ConfigError(f"{who}: cost(info) returned RoundBits(up_A=...) with {rounded[0]!r}, a "
+                          f"{type(rounded[0]).__name__} at or above {_float_rounded(rounded[0])}, where not every "
+                          f"whole number is one (the count may have been rounded); {allowed}, as ints")
     up_A = tuple(int(v) for v in bits.up_A)
     if sum(up_A) != bits.totals()[0]:
         raise ConfigError(f"{who}: cost(info) returned RoundBits(up_A=...) summing to {sum(up_A)}; {allowed}")

@@ -29,6 +29,7 @@ from tallysim.protocols.base import (Context, active_set, draw_probes, exchangin
 
 
 LAGGED = "vote_down"     # info: this round delivers a lagged vote (fedct, bridge.vote_at=merge; tally.lagged_vote_cost)
+WARMUP_STREAM = 0x3A2A      # fold_in tag of the warm-up's training keys on the init key (the init keeps it whole)
 
 
 class PendingVote(NamedTuple):
@@ -69,16 +70,17 @@ def warmup_init(ctx: Context, key, data, server: bool = False, error: bool = Fal
     """Initialise all peers, then `warmup_epochs` of private training before the first exchange.
     `votes`: the state carries a `PendingVote` (bridge.vote_at=merge), empty at first."""
     epochs = ctx.cfg.warmup_epochs
-    # Without warm-up the init takes the key whole, as FedAvg's does: bridge's FedAvg invariant
-    # (warmup_epochs=0) then holds from the same seed.
-    k_init, k_warm = jax.random.split(key) if epochs else (key, None)
-    state = ctx.init_state(k_init, data, ctx.cfg.init.shared, server=server, error=error)
+    # The init takes the key whole, with or without a warm-up, as local's and FedAvg's do: the same seed
+    # starts every protocol from the same parameters (a seed-paired comparison). The warm-up draws from a
+    # stream of its own (fold_in), so it shifts neither the init nor the rounds' keys (round_keys reads the
+    # root). Before 2026-12-07 a warm-up split this key, and tally drew another init than local/fedavg.
+    state = ctx.init_state(key, data, ctx.cfg.init.shared, server=server, error=error)
     if votes:
         state = state._replace(votes=no_vote(ctx))
     if not epochs:
         return state
     lspec = ctx.local_spec(epochs=epochs)
-    keys = jax.random.split(k_warm, ctx.spec.peers)
+    keys = jax.random.split(jax.random.fold_in(key, WARMUP_STREAM), ctx.spec.peers)
     if ctx.model_groups:          # each group trains with its own model and optimizer; peer i keeps keys[i]
         trained = [local.train_peers(lspec._replace(apply_fn=g.model.apply, tx=gctx.tx), state.params[i],
                                      state.opt[i], keys[g.lo:g.hi],
@@ -129,7 +131,7 @@ def distill_round(ctx: Context, lspec: local.LocalSpec, hard: bool, vote_after: 
                 info["distill_factor"] = f
         params, opt, _, loss_A, steps = local_round(ctx, lspec_r, state, data, keys, idx, probes=probes,
                                                     sequential_epochs=sequential_epochs, fr=fr)
-        info.update(loss_info(ctx, loss_A))
+        info.update(loss_info(ctx, loss_A, steps))
         info.update(steps)
         info.update(faults.info(fr))
         return state._replace(params=params, opt=opt), info
@@ -158,7 +160,7 @@ def distill_round(ctx: Context, lspec: local.LocalSpec, hard: bool, vote_after: 
             # the vote trained on this round (one formed: agreement > 0, no_vote's is 0), for the cost of
             # a lagged vote under participation < 1 (tally.lagged_vote_cost)
             info[LAGGED] = (pv.agreement > 0).astype(jnp.int32)
-        info.update(loss_info(ctx, loss_A))
+        info.update(loss_info(ctx, loss_A, steps))
         info.update(steps)
         info.update(faults.info(fr))
         return state, info

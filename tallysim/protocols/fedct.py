@@ -15,7 +15,8 @@ pseudo-labels down. How it differs from tally:
   round's vote of the models before training.
 - **the period**: rounds between exchanges are private training only and send nothing (0 bits); the
   pseudo-labels are trained on in exchange rounds only, as the authors concatenate them only at
-  `(t + 1) % comm_period == 0`.
+  `(t + 1) % comm_period == 0`. Those rounds compute no vote either (vote_if): their vote diagnostics
+  are NaN (null in the row).
 - **how they are combined with local data**: the authors concatenate the whole pseudo-labelled set U
   with the private minibatch for one step (one mean loss over the union). Here every local step of an
   exchange round adds a probe minibatch of the pseudo-labels: CE(private) + `distill.weight` * CE(probe,
@@ -104,6 +105,22 @@ def no_vote(ctx: Context) -> PendingVote:
                        task.unflatten(zeros.astype(jnp.float32), spec.probes), jnp.float32(0.0))
 
 
+def missing(fn, *args) -> dict:
+    """The info `fn(*args)` would return, every value missing: NaN floats (null in the row, left out of
+    tables and trackers), 0 for integers (senders: no vote was sent)."""
+    shapes = jax.eval_shape(fn, *args)[1]
+    return {k: jnp.full(v.shape, jnp.nan if jnp.issubdtype(v.dtype, jnp.floating) else 0, v.dtype)
+            for k, v in shapes.items()}
+
+
+def vote_if(exchange, vote_round, state):
+    """vote_round(state) in an exchange round; between exchanges the kept vote and missing(): the probes'
+    forward passes and the vote (A x M predictions) are skipped. r is the same for every lane (programs.py
+    vmaps it with in_axes None), so `exchange` is unbatched and this stays a branch at run time, not a
+    select that computes both."""
+    return jax.lax.cond(exchange, vote_round, lambda s: (s.votes, missing(vote_round, s)), state)
+
+
 def make(ctx: Context) -> Protocol:
     cfg, spec = ctx.cfg, ctx.spec
     period = cfg.fedct.period
@@ -137,21 +154,25 @@ def make(ctx: Context) -> Protocol:
                 keys_c = jax.vmap(lambda i: jax.random.fold_in(k_xor, i))(ids_c)
                 sent = xor_votes(jnp.argmax(z, axis=-1), spec.classes, theta, keys_c)
                 return jnp.where(jax.nn.one_hot(sent, spec.classes, dtype=jnp.bool_), 0.0, -1e9)
-        new, info = probe_exchange(ctx, state, data, keys, idx, hard=True, fr=fr, vote_fn=vote_fn)
-        if not exchanging(ctx):
-            info.pop("senders", None)
-        else:
-            cand = PendingVote(draw_probes(ctx, data, keys.probe).astype(jnp.int32),
-                               new.target_M.astype(jnp.int32), new.weight_M.astype(jnp.float32),
-                               gate_agreement(info).astype(jnp.float32))
-            state = state._replace(votes=jax.tree.map(lambda a, b: jnp.where(exchange, a, b), cand, state.votes))
+
+        def vote_round(state):
+            """The exchange: the trained models' vote on the round's probes, (the vote to keep, info)."""
+            new, info = probe_exchange(ctx, state, data, keys, idx, hard=True, fr=fr, vote_fn=vote_fn)
+            if not exchanging(ctx):
+                info.pop("senders", None)
+                return state.votes, info
+            return PendingVote(draw_probes(ctx, data, keys.probe).astype(jnp.int32), new.target_M.astype(jnp.int32),
+                               new.weight_M.astype(jnp.float32), gate_agreement(info).astype(jnp.float32)), info
+        votes, info = vote_round(state) if period == 1 else vote_if(exchange, vote_round, state)
+        state = state._replace(votes=votes)
+        if exchanging(ctx):
             # the vote trained on this round, for lagged_vote_cost: one formed (agreement > 0: at least
             # one of its messages arrived; no_vote's is 0), delivered in an exchange round
             info[LAGGED] = (exchange & (pv.agreement > 0)).astype(jnp.int32)
             if f is not None:
                 info["distill_factor"] = f
         info["exchanged"] = exchange.astype(jnp.int32)
-        info.update(loss_info(ctx, loss_A))
+        info.update(loss_info(ctx, loss_A, steps))
         info.update(steps)
         info.update(faults.info(fr))
         return state, info

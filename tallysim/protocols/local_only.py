@@ -17,7 +17,7 @@ def make(ctx: Context) -> Protocol:
         idx = active_set(ctx, keys.active, data)
         fr = faults.for_round(ctx, data, root, r, idx)     # only training faults change anything here
         params, opt, _, loss_A, steps = local_round(ctx, lspec, state, data, keys, idx, fr=fr)
-        return state._replace(params=params, opt=opt), {**loss_info(ctx, loss_A), **steps,
+        return state._replace(params=params, opt=opt), {**loss_info(ctx, loss_A, steps), **steps,
                                                         **faults.info(fr)}
 
     return Protocol(init=lambda key, data: ctx.init_state(key, data, ctx.cfg.init.shared),

@@ -183,7 +183,7 @@ def make_round(ctx: Context, lspec: local.LocalSpec, exchange):
             if not isinstance(voters, int):
                 info["senders"] = voters
         params, opt, _, loss_A, steps = local_round(ctx, lspec_r, state, data, keys, idx, probes=probes, fr=fr)
-        info = {**info, **loss_info(ctx, loss_A), **steps, **faults.info(fr)}
+        info = {**info, **loss_info(ctx, loss_A, steps), **steps, **faults.info(fr)}
         return state._replace(params=params, opt=opt, extra=extra), info
 
     return round_fn

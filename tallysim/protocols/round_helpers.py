@@ -85,15 +85,23 @@ def shard_weights(count_A) -> jax.Array:
     return jnp.where(total > 0, c / jnp.maximum(total, 1.0), 1.0 / c.shape[0])
 
 
-def loss_info(ctx: Context, loss_A) -> dict:
+def loss_info(ctx: Context, loss_A, steps: Optional[dict] = None) -> dict:
     """The round's info entries of the local loss: `train_loss`, the mean over the active peers, and under
     model.groups `train_loss@NAME`, the mean over group NAME's active peers (loss_A holds them in group
     order, A_g each: _grouped_local_round). G scalars more a lane, computed in the round's own program and
     read with the rest of its info (no other transfer, no other compile); without groups the one mean, as
-    before. A plugin's round that runs groups calls it for the per-group losses its rows then hold."""
+    before. A plugin's round that runs groups calls it for the per-group losses its rows then hold.
+    `steps`: local_round's; with its `stepped@NAME` a group in which no peer took a step is left out of
+    `train_loss` (the A_g-weighted mean of the groups that stepped; where every group did, the mean over all
+    A as before, bit for bit) instead of counting 0, and its row reports `train_loss@NAME` missing."""
     info = {"train_loss": jnp.mean(loss_A)}
     for g in ctx.model_groups:
         info[f"train_loss@{g.name}"] = jnp.mean(loss_A[g.a_lo:g.a_hi])
+    if ctx.model_groups and steps is not None and all(f"stepped@{g.name}" in steps for g in ctx.model_groups):
+        w_G = jnp.stack([jnp.float32(g.a_hi - g.a_lo) * (steps[f"stepped@{g.name}"] > 0) for g in ctx.model_groups])
+        mean_G = jnp.stack([info[f"train_loss@{g.name}"] for g in ctx.model_groups])
+        some = jnp.sum(w_G * mean_G) / jnp.maximum(jnp.sum(w_G), 1.0)
+        info["train_loss"] = jnp.where(jnp.all(w_G > 0), info["train_loss"], some)
     return info
 
 
@@ -141,4 +149,7 @@ def _grouped_local_round(ctx, lspec, state, data, keys, idx, probes, anchor, seq
         losses.append(loss)
         steps.append(st)
     total = {k: sum(st[k] for st in steps) for k in steps[0]}
+    # each group's stepping peers: loss_info leaves a group where none stepped out of train_loss, and its
+    # row reports train_loss@NAME missing (results/rows.py); G int32 scalars more, as train_loss@NAME
+    total.update({f"stepped@{g.name}": st["stepped"] for g, st in zip(ctx.model_groups, steps)})
     return tuple(params), tuple(opt), tuple(trained), jnp.concatenate(losses), total

@@ -1,7 +1,7 @@
 """TallyTrain (Achanta and Reed, arXiv:2607.00173, 2026): peers exchange only argmax labels.
 
 Each active peer uploads argmax_c f_i(x) per probe (L = ceil(log2 C) bits); the server takes the
-plurality class (`vote.ties`: lowest | random), optionally drops probes whose winning share is below
+plurality class (`vote.ties`: lowest | random | lowest_word, text only), optionally drops probes whose winning share is below
 `vote.min_agreement` or whose margin (top minus runner-up count, over the voters) is below
 `vote.min_margin`, or Confident-GNMax's check fails (`privacy.threshold`), one extra downlink bit
 per probe marking them, and sends the labels back down.

@@ -23,23 +23,28 @@ def pyplot():
     return plt
 
 
-def check_figure_out(out) -> Path:
+# The words a figure's errors name its inputs by: the command's flags (FLAGS: each flag as itself) or a Python
+# call's parameters ({"--out": "path", ...}: Results.plot's errors said `--out`, a flag the caller never saw)
+FLAGS: dict = {}
+
+
+def check_figure_out(out, flag: str = "--out") -> Path:
     """A figure file: a supported image extension, not a directory, not under a file."""
     from matplotlib.backend_bases import FigureCanvasBase
     p = Path(out)
     allowed = sorted(FigureCanvasBase.get_supported_filetypes())
     if p.is_dir():
-        raise ConfigError(f"--out {out} is a directory; give a figure file such as {p / 'figure.png'}")
+        raise ConfigError(f"{flag} {out} is a directory; give a figure file such as {p / 'figure.png'}")
     if p.suffix.lower().lstrip(".") not in allowed:
-        raise ConfigError(f"--out {out}: {p.suffix or 'no extension'} is not an image format; allowed: "
+        raise ConfigError(f"{flag} {out}: {p.suffix or 'no extension'} is not an image format; allowed: "
                           f"{', '.join('.' + a for a in allowed)}")
     for parent in p.parents:
         if parent.exists() and not parent.is_dir():
-            raise ConfigError(f"--out {out}: {parent} is a file, not a directory")
+            raise ConfigError(f"{flag} {out}: {parent} is a file, not a directory")
     return p
 
 
-def refuse_foreign_beside(out, side: Path, first_line, what: str) -> None:
+def refuse_foreign_beside(out, side: Path, first_line, what: str, flag: str = "--out") -> None:
     """A table a figure writes beside itself (`plot --out results.png` -> results.csv, `pareto --out p.png`
     -> p_points.csv ...) replaced whatever file of that name was there: `plot --out mydata.png` lost the
     user's mydata.csv in silence. Such a file is replaced only when it is one this command wrote before
@@ -55,9 +60,9 @@ def refuse_foreign_beside(out, side: Path, first_line, what: str) -> None:
     except OSError:
         head = None
     if head is None or not head.startswith(heads):
-        raise ConfigError(f"--out {out} also writes {side} ({what}), and {side} exists but is not a file this "
+        raise ConfigError(f"{flag} {out} also writes {side} ({what}), and {side} exists but is not a file this "
                           f"command wrote (its first line is not {heads[0]!r}): it would be replaced; allowed: "
-                          "another --out, or move that file away first")
+                          f"another {flag}, or move that file away first")
 
 
 def wrap_titles(fig) -> None:

@@ -15,7 +15,7 @@ import numpy as np
 
 from tallysim.config import ConfigError, active_peers, group_active_counts, parse_groups
 from tallysim.fields import first_few
-from tallysim.results.rows import PEER_PLACES, SEEDS_COUNTED
+from tallysim.results.rows import PEER_PLACES, SEEDS_COUNTED, SEEDS_NONFINITE
 
 HEADLINE = ("acc_global", "acc_mean")                     # the server model, else the peers' mean
 HONEST = ("acc_global", "acc_mean_honest", "acc_mean")    # ... else the honest peers' mean (faults)
@@ -192,9 +192,9 @@ def run_accuracy(rows: list[dict], which: str = "final", name: str = "auto") -> 
     return final_best(rows, name)[WHICH.index(check_which(which))]
 
 
-def check_which(which: str) -> str:
+def check_which(which: str, flag: str = "--which") -> str:
     if which not in WHICH:
-        raise ConfigError(f"--which={which!r} is not known; allowed: {', '.join(WHICH)}")
+        raise ConfigError(f"{flag}={which!r} is not known; allowed: {', '.join(WHICH)}")
     return which
 
 
@@ -225,11 +225,12 @@ def aggregate(rows: list[dict], seeds: list) -> dict:
     """One metrics row from per-seed rows: the mean under the usual keys, `<key>_std`, `per_seed`
     (bits and integer counts every seed agrees on: that value, exact, std 0.0; wall_s: the largest; a key
     null for every seed: null; null for some: the mean and std over the seeds that have a value, each
-    seed's value, null or not, in per_seed and how many were averaged in `seeds_counted`; a list,
+    seed's value, null or not, in per_seed and how many were averaged in `seeds_counted`; NaN or inf for
+    some: kept in the mean, which is then not finite, and how many in `seeds_nonfinite`; a list,
     acc_peers: the element-wise mean, no std)."""
     if len(rows) == 1:
         return rows[0]
-    out, per_seed, counted = {"round": rows[0]["round"], "seeds": seeds}, {}, {}
+    out, per_seed, counted, nonfinite = {"round": rows[0]["round"], "seeds": seeds}, {}, {}, {}
     for k in rows[0]:
         if k == "round":
             continue
@@ -249,14 +250,21 @@ def aggregate(rows: list[dict], seeds: list) -> dict:
             out[k + "_std"] = 0.0
             per_seed[k] = vals
         else:
-            out[k] = float(np.mean(have))
-            out[k + "_std"] = float(np.std(have))
+            # one seed's NaN or inf (a diverged model's perplexity) is its result, not a missing value: kept in
+            # the mean and counted (seeds_nonfinite), not the other seeds' mean passed off as the run's
+            with np.errstate(invalid="ignore", over="ignore"):
+                out[k] = float(np.mean(have))
+                out[k + "_std"] = float(np.std(have))
             per_seed[k] = vals
+            if bad := sum(isinstance(v, float) and not math.isfinite(v) for v in have):
+                nonfinite[k] = bad
         if have and len(have) < len(vals) and k != "wall_s":
             counted[k] = len(have)
     out["per_seed"] = per_seed
     if counted:
         out[SEEDS_COUNTED] = counted
+    if nonfinite:
+        out[SEEDS_NONFINITE] = nonfinite
     return out
 
 

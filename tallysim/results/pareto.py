@@ -25,6 +25,7 @@ from tallysim.config import PROTOCOLS, ConfigError
 from tallysim.fields import did_you_mean
 from tallysim.results import md, metrics
 from tallysim.results.headline import partial_note, partial_seeds, seeds_counted
+from tallysim.results.figure_files import FLAGS
 from tallysim.results.metrics import check_figure_out, columns
 
 ZERO_BITS_X = 1.0        # where runs with 0 bits sit on the log axis
@@ -32,27 +33,34 @@ COLUMNS = ("protocol", "run", "bits_per_peer", "MB_per_peer", "accuracy")
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
 
 
-def collect(dirs, which: str = "final", metric: str = "auto", log=None) -> list[dict]:
+# what collect's errors call its inputs from Python; `tallysim pareto` passes figure_files.FLAGS (the flags)
+PYTHON_NAMES = {"--metric": "metric", "--which": "which", "--out": "out"}
+
+
+def collect(dirs, which: str = "final", metric: str = "auto", log=None, names: dict | None = None) -> list[dict]:
     """One point per complete run: {protocol, run, dir, bits_per_peer, MB_per_peer, accuracy,
-    accuracy_final, accuracy_best, rounds}. `accuracy` is the final or the best (`which`) value."""
-    metrics.check_which(which)
+    accuracy_final, accuracy_best, rounds}. `accuracy` is the final or the best (`which`) value. `names`:
+    the words errors name the inputs by (PYTHON_NAMES by default; the CLI's flags, FLAGS)."""
+    names = PYTHON_NAMES if names is None else names
+    flag = names.get("--metric", "--metric")
+    metrics.check_which(which, names.get("--which", "--which"))
     if not isinstance(metric, str):     # None: AttributeError from lower_is_better
         raise ConfigError(f"collect(metric={metric!r:.40}): expected a column name (str), or 'auto'")
     if metrics.lower_is_better(metric):     # the frontier keeps the highest value: the worst perplexity
-        raise ConfigError(f"--metric {metric!r} is better lower (a perplexity, a loss, a share of tied votes), and pareto's frontier "
+        raise ConfigError(f"{flag} {metric!r} is better lower (a perplexity, a loss, a share of tied votes), and pareto's frontier "
                           "keeps the highest value at each cost; allowed: an accuracy column, or auto")
     if metric.endswith("_std"):     # acc_mean_std: a frontier of the widest spreads over seeds
-        raise ConfigError(f"--metric {metric!r} is a std over seeds, not a score: pareto draws a score against bits "
+        raise ConfigError(f"{flag} {metric!r} is a std over seeds, not a score: pareto draws a score against bits "
                           f"per peer; allowed: an accuracy column ({metric[:-4]}), or auto")
     if metric.startswith("bits_") or metric == "wall_s":     # drew bits against bits: a "frontier" of the costs
-        raise ConfigError(f"--metric {metric!r} is a cost, not a score: pareto draws a score against bits per peer; "
+        raise ConfigError(f"{flag} {metric!r} is a cost, not a score: pareto draws a score against bits per peer; "
                           "allowed: an accuracy column, or auto")
     log = log or (lambda msg: print(msg, file=sys.stderr))
     # one corrupt run must not cost the whole tree: skipped with a note, as `table` and read_rows skip it
     runs = metrics.read_runs(dirs, lambda d, label, e: log(f"pareto: skipping {d}: {e}"), none_ok=True)
     cols = {c for _, _, _, rows in runs for c in columns(rows)}
     if metric != "auto" and cols and metric not in cols:
-        raise ConfigError(f"--metric {metric!r} is not a column of any run's metrics.jsonl; allowed: auto, "
+        raise ConfigError(f"{flag} {metric!r} is not a column of any run's metrics.jsonl; allowed: auto, "
                           f"{', '.join(sorted(cols))}{did_you_mean(metric, sorted(cols), metrics.METRIC_ALIASES)}")
     points, partial = [], []
     for d, label, cfg, rows in runs:
@@ -76,7 +84,7 @@ def collect(dirs, which: str = "final", metric: str = "auto", log=None) -> list[
             # a probe metric is null where its round scored nothing (vote_acc on a text round with every
             # probe position PAD, consensus_acc with every vote abstaining): the run has values, not a last one
             log(f"pareto: skipping {d}: its last round's {metric!r} is null (nothing scored or kept that "
-                f"round); --which best reads its best round ({best:.4f})")
+                f"round); {names.get('--which', '--which')}{'=' if names else ' '}best reads its best round ({best:.4f})")
             continue
         if part := partial_seeds(rows, metric):     # a point like any other: said, as table and plot say it
             partial.append((label, part))
@@ -278,7 +286,7 @@ def main(args) -> int:
     atomic.refuse_symlinks([args.out, *table_paths(args.out)])       # before a file is replaced
     for path, head in zip(table_paths(args.out), TABLE_HEADS):
         metrics.refuse_foreign_beside(args.out, Path(path), head, "pareto's tables")
-    points = collect(args.runs, which=args.which, metric=args.metric)
+    points = collect(args.runs, which=args.which, metric=args.metric, names=FLAGS)
     if not points:
         raise ConfigError(f"no complete runs (directories with metrics.jsonl) under {', '.join(args.runs)}")
     front = frontier(points)

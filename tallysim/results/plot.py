@@ -27,10 +27,10 @@ CSV_COLUMNS = ("label", "protocol", "run", "round", "bits_per_peer", "metric", "
 CSV_HEADS = (",".join(CSV_COLUMNS), ",".join(CSV_COLUMNS[:-1]))
 
 
-def metric_value(row: dict, metric: str, where) -> float:
+def metric_value(row: dict, metric: str, where, flag: str = "--metric") -> float:
     v = metrics.metric(row, metric)
     if v is None:
-        raise ConfigError(f"--metric {metric!r} is not a numeric column of {where}; allowed: auto, "
+        raise ConfigError(f"{flag} {metric!r} is not a numeric column of {where}; allowed: auto, "
                           f"{', '.join(columns([row]))}{did_you_mean(metric, columns([row]), metrics.METRIC_ALIASES)}")
     return v
 
@@ -59,8 +59,8 @@ def check_text(flag: str, text: str) -> str:
     out of the legend in silence (so, below, is one starting with `_`), and `$...$` is parsed as
     mathtext when the figure is saved, where a malformed one (`$\\frac$`, `$$`) was a traceback after the
     runs were read. A dollar meant literally is written `\\$`."""
-    if flag == "--label" and not text:
-        raise ConfigError("--label '' is empty, and matplotlib leaves an empty entry out of the legend; allowed: "
+    if not text and "label" in flag:       # --label (a legend entry; labels= or label= from Python), not --title
+        raise ConfigError(f"{flag} '' is empty, and matplotlib leaves an empty entry out of the legend; allowed: "
                           "a non-empty name")
     from matplotlib import cbook, mathtext
     if cbook.is_math_text(text):
@@ -78,7 +78,7 @@ def _shown(label: str) -> str:
     return " " + label if label.startswith("_") else label
 
 
-def run_labels(cfgs: list[dict], run_dirs, labels: Optional[list] = None) -> list[str]:
+def run_labels(cfgs: list[dict], run_dirs, labels: Optional[list] = None, flag: str = "--label") -> list[str]:
     """The legend entries: `labels` when given (one per run); else the protocol name, and where
     several runs share a protocol, the config fields that tell them apart (`tally (alpha=0.1)`, from
     their config.json, so a sweep's `k=v__k2=v2` names are not picked apart); runs whose configs are
@@ -86,9 +86,9 @@ def run_labels(cfgs: list[dict], run_dirs, labels: Optional[list] = None) -> lis
     from tallysim.results.swept import flatten, swept_fields
     if labels is not None:
         if len(labels) != len(cfgs):
-            raise ConfigError(f"--label given {len(labels)} times for {len(cfgs)} runs; give one per run, in "
+            raise ConfigError(f"{flag} given {len(labels)} times for {len(cfgs)} runs; give one per run, in "
                               "the order of the run directories")
-        return [check_text("--label", str(x)) for x in labels]
+        return [check_text(flag, str(x)) for x in labels]
     protos = [c.get("protocol", {}).get("name", Path(d).name) for c, d in zip(cfgs, run_dirs)]
     out = []
     for p, cfg, d in zip(protos, cfgs, run_dirs):
@@ -160,10 +160,16 @@ def _legend_with_model(labels: list, rows_per_run: list, metric: str, labels_giv
 LEGEND_INSIDE = 8      # more curves than this: the legend goes beside the axes, not over the curves
 
 
+# what plot_curves' errors call its inputs from Python; `tallysim plot` passes figure_files.FLAGS
+PYTHON_NAMES = {"--out": "out", "--metric": "metric", "--title": "title", "--label": "labels"}
+
+
 def plot_curves(run_dirs, out: str, metric: str = "auto", title: str | None = None,
-                labels: Optional[list] = None) -> str:
+                labels: Optional[list] = None, names: Optional[dict] = None) -> str:
     """One line per run directory; with several seeds a band of +- one std over seeds around the
-    mean (the `<metric>_std` column), as the figures draw it. `labels`: the legend, one per run."""
+    mean (the `<metric>_std` column), as the figures draw it. `labels`: the legend, one per run.
+    `names`: the words errors name the inputs by (PYTHON_NAMES by default; the CLI's flags, FLAGS)."""
+    word = (PYTHON_NAMES if names is None else names).get
     # from Python: out=None was pathlib's TypeError, labels="ab" for two runs drew the legend "a" and "b" in
     # silence (a str iterated), title=5 the title "5"
     if not is_path(out):
@@ -175,20 +181,21 @@ def plot_curves(run_dirs, out: str, metric: str = "auto", title: str | None = No
         raise ConfigError(f"plot_curves(metric={metric!r:.30}, title={title!r:.30}): expected a column name (str, or "
                           "'auto') and a title (str, or None)")
     out = home(out)     # "~/fig.png": the home's, not ./~
-    check_figure_out(out)
+    check_figure_out(out, word("--out", "--out"))
     if title is not None:
-        check_text("--title", title)
-    atomic.refuse_symlinks([out, Path(out).with_suffix(".csv")])    # before the image is replaced
-    metrics.refuse_foreign_beside(out, Path(out).with_suffix(".csv"), CSV_HEADS, "every point drawn")
+        check_text(word("--title", "--title"), title)
+    atomic.refuse_symlinks([out, Path(out).with_suffix(".csv")], word("--out", "--out"))    # before the image is replaced
+    metrics.refuse_foreign_beside(out, Path(out).with_suffix(".csv"), CSV_HEADS, "every point drawn",
+                                  word("--out", "--out"))
     # every file checked before drawing anything; a sweep's own index among them (DIR/*) left out
     dirs = metrics.directories(run_dirs)
     _each_once(dirs)
     runs = [(d, *read_run(d)) for d in dirs]
     given = labels is not None
-    labels = run_labels([cfg for _, cfg, _ in runs], [d for d, _, _ in runs], labels)
+    labels = run_labels([cfg for _, cfg, _ in runs], [d for d, _, _ in runs], labels, word("--label", "--label"))
     runs, labels = _with_rows(runs, labels)
     _note_unfinished(runs)
-    runs, labels = _with_metric(runs, labels, metric)
+    runs, labels = _with_metric(runs, labels, metric, word("--metric", "--metric"))
     # a mean over fewer seeds than the run has (seeds_counted) is a point and a band like any other
     if partial := [(label, p) for (_, _, rows), label in zip(runs, labels) if (p := partial_seeds(rows, metric))]:
         print(partial_note("plot", metric, partial), file=sys.stderr)
@@ -200,7 +207,7 @@ def plot_curves(run_dirs, out: str, metric: str = "auto", title: str | None = No
             # honest peer) is no point: it refused the whole plot as "not a numeric column" of the run
             rows = [r for r in rows if metrics.metric(r, metric) is not None] or rows
         kept.append(rows)
-        ys = [metric_value(r, metric, Path(d) / metrics.METRICS) for r in rows]
+        ys = [metric_value(r, metric, Path(d) / metrics.METRICS, word("--metric", "--metric")) for r in rows]
         # the std over seeds of the value drawn (aggregate writes it for every mean); one seed: none
         stds = [metrics.metric(r, _std_key(r, metric)) for r in rows]
         stds = stds if stds and all(s is not None for s in stds) else None
@@ -208,7 +215,7 @@ def plot_curves(run_dirs, out: str, metric: str = "auto", title: str | None = No
         name = _std_key(rows[-1], metric)[:-4] if rows and metric in ("auto", "ppl") else metric
         points += [(label, cfg.get("protocol", {}).get("name", ""), str(d), r["round"], r["bits_per_peer"],
                     name, y, "" if stds is None else s) for r, y, s in zip(rows, ys, stds or ys)]
-    _check_drawable(series, metric, [d for d, _, _ in runs])
+    _check_drawable(series, metric, [d for d, _, _ in runs], word("--metric", "--metric"))
     fig, ax = metrics.pyplot().subplots(figsize=(6.4, 4.4))
     legend = _legend_with_model([s[3] for s in series], kept, metric, labels_given=given)
     many = len(series) > LEGEND_INSIDE     # 16 runs' legend covered every curve, and 10 colours repeated
@@ -250,15 +257,15 @@ def _draw_floor(ax, dirs: list, metric: str) -> None:
                    label=f"most frequent test target alone ({floor:.4f})")
 
 
-def _check_drawable(series: list, metric: str, dirs: list) -> None:
+def _check_drawable(series: list, metric: str, dirs: list, flag: str = "--metric") -> None:
     """A metric with no finite value at any evaluation is one line, not a traceback from matplotlib's log
     axis (`--metric ppl` of a run whose test loss overflowed exp: perplexity inf in every row). Values
     that are not finite in some rows are left out of the line, as matplotlib does."""
     drawable = [y for _, ys, _, _ in series for y in ys if math.isfinite(y) and (metric != "ppl" or y > 0)]
     if not drawable:
-        raise ConfigError(f"nothing to draw: --metric {metric} is not finite at any evaluation of "
+        raise ConfigError(f"nothing to draw: {flag} {metric} is not finite at any evaluation of "
                           f"{', '.join(map(str, dirs))} (perplexity is inf where the test loss overflows exp: "
-                          "the model diverged); allowed: another --metric, e.g. auto (accuracy)")
+                          f"the model diverged); allowed: another {flag}, e.g. auto (accuracy)")
 
 
 def _with_rows(runs: list, labels: list) -> tuple[list, list]:
@@ -301,7 +308,7 @@ def _note_unfinished(runs: list) -> None:
                   "as it went", file=sys.stderr)
 
 
-def _with_metric(runs: list, labels: list, metric: str) -> tuple[list, list]:
+def _with_metric(runs: list, labels: list, metric: str, flag: str = "--metric") -> tuple[list, list]:
     """The runs whose rows hold `metric` (auto and ppl: every run's headline). A directory of a tally run
     and a FedAvg run refused `--metric acc_global` whole, for the tally run's nulls: the runs without it
     are left out, in one line on stderr saying which and why; none with it is metric_value's error
@@ -314,7 +321,7 @@ def _with_metric(runs: list, labels: list, metric: str) -> tuple[list, list]:
     skipped = [str(d) for (d, _, _), ok in zip(runs, has) if not ok]
     if skipped:
         n = len(skipped)
-        print(f"plot: --metric {metric}: skipped {n} run{'s' if n > 1 else ''} that hold{'' if n > 1 else 's'} no "
+        print(f"plot: {flag} {metric}: skipped {n} run{'s' if n > 1 else ''} that hold{'' if n > 1 else 's'} no "
               f"number in it ({', '.join(skipped)}; e.g. acc_global is null where there is no server model); "
               f"drawn: the {sum(has)} that do", file=sys.stderr)
     return [x for x, ok in zip(runs, has) if ok], [x for x, ok in zip(labels, has) if ok]

@@ -28,6 +28,9 @@ PEER_PLACES = 4
 # A multi-seed row's {key: seeds averaged} for each key only some seeds have a value of (headline.aggregate),
 # absent where every mean is over every seed
 SEEDS_COUNTED = "seeds_counted"
+# {key: seeds whose value is NaN or inf} (a diverged seed's perplexity): kept in the mean, not left out as a
+# missing value is; absent where every seed's value is finite
+SEEDS_NONFINITE = "seeds_nonfinite"
 
 # The columns lane_row (and the ledger, text_row, a multi-seed row) write of their own. A plugin's
 # Protocol.row_keys naming one replaced it in silence (row_keys={"acc_mean": float} wrote the plugin's
@@ -40,7 +43,7 @@ WRITTEN_KEYS = ("round", "bits_up", "bits_down", "bits_per_peer", "steps_real", 
                 "acc_mean", "acc_min", "acc_max", "acc_peers", "acc_global", "acc_ensemble", "eval_peers",
                 "train_loss", "faulty", "acc_mean_honest", *PROBE_KEYS, "ppl_mean", "ppl_global",
                 "acc_client_mean", "acc_client_p10", "acc_own_mean", "acc_own_p10", "wall_s", "seeds", "per_seed",
-                SEEDS_COUNTED)
+                SEEDS_COUNTED, SEEDS_NONFINITE)
 
 # Strict JSON for the numbers JSON has none for. A text run whose test loss overflows exp has perplexity
 # inf; Python's json wrote it as the bare token `Infinity`, which jq, JavaScript's JSON.parse and pandas'
@@ -113,7 +116,7 @@ def lane_row(ev: dict, info: dict, led, j: int, r: int, t0: float, own_keys: dic
            "acc_global": None if ev["acc_global"] is None else float(ev["acc_global"][j]),
            "acc_ensemble": float(ev["acc_ensemble"][j]) if some else None,
            "eval_peers": int(acc.size),      # the client models evaluated (eval_peers, eval_sample)
-           "train_loss": float(info["train_loss"][j])}
+           "train_loss": None if _none_stepped(info, "stepped", j) else float(info["train_loss"][j])}
     # faults.py: faulty peers this round, and the mean test accuracy of the others (null if none)
     row["faulty"] = int(info["faulty"][j]) if "faulty" in info else 0
     # ev["faulty_P"] (faults.eval_sets): each lane's faulty set at this round, None without faults, False
@@ -132,10 +135,17 @@ def lane_row(ev: dict, info: dict, led, j: int, r: int, t0: float, own_keys: dic
     for i, (name, lo, hi, active, total) in enumerate(groups):
         loss = info.get(f"train_loss@{name}")       # the round's (protocols/round_helpers.loss_info)
         row.update(group_row(name, acc[lo:hi], led, hi - lo, active, total, i,
-                             None if loss is None else float(loss[j])))
+                             None if loss is None or _none_stepped(info, f"stepped@{name}", j) else float(loss[j])))
     row.update(text_row(ev, j))
     row["wall_s"] = round(time.perf_counter() - t0, 3)
     return row
+
+
+def _none_stepped(info: dict, key: str, j: int) -> bool:
+    """No active peer (of the group) took a local step in the round (sim/local.train_peers' `stepped`): its
+    train_loss is missing (null, left out as other missing values), not the 0 the program carries (a NaN
+    there would stop the run as diverged). A round without the count (a plugin's own info) is as before."""
+    return key in info and int(info[key][j]) == 0
 
 
 # model.groups: a row's keys per group, `<key>@<group name>` (docs/groups.md)

@@ -10,6 +10,10 @@ from typing import Optional
 from tallysim.config import ConfigError
 
 
+# what Results.plot's errors call its inputs (plot_curves' say `--out` only to `tallysim plot`)
+RESULTS_PLOT = {"--out": "path", "--metric": "metric", "--title": "title", "--label": "label"}
+
+
 @dataclass
 class Results:
     """What a run wrote: its directory, its metrics rows (one per evaluation) and its resolved config."""
@@ -143,7 +147,7 @@ class Results:
                 raise ConfigError(f"Results.plot({name}={value!r:.60}): {type(value).__name__}; allowed: a str"
                                   f"{' (a metrics key, or auto)' if name == 'metric' else ', or None'}")
         return plot_curves([str(self.out)], path or str(self.out / "curve.png"), metric, title,
-                           None if label is None else [label])
+                           None if label is None else [label], names=RESULTS_PLOT)
 
 
 class UnknownKey(KeyError):

@@ -295,7 +295,8 @@ def train_peers(spec: LocalSpec, params_A, opt_A, keys_A, shard_AxS, count_A, da
                 probes: Optional[Probes] = None, anchor=None, sequential_epochs: int = 0,
                 flip_A=None, cap_A=None, linear_A=None):
     """All active peers in one program. Returns (params_A, opt_A, loss_A, steps) with
-    steps = {"steps_real", "steps_computed"}: private steps taken and computed, summed over peers;
+    steps = {"steps_real", "steps_computed"}: private steps taken and computed, summed over peers, and
+    "stepped": the peers that took any step;
     loss_A: each peer's mean loss (`stepped_mean_fill`: a peer without steps reports the others' mean).
 
     Shards are ragged, and a vmapped loop runs as long as its longest lane. So the peers are sorted by
@@ -347,9 +348,13 @@ def train_peers(spec: LocalSpec, params_A, opt_A, keys_A, shard_AxS, count_A, da
     inv = jnp.argsort(order[:A])
     ungroup = lambda a: a.reshape((G * g,) + a.shape[2:])[:A][inv]
     params_A, opt_A = jax.tree.map(ungroup, (p, o))
-    loss_A = stepped_mean_fill(ungroup(ls), ungroup(ns))
+    ns_A = ungroup(ns)
+    loss_A = stepped_mean_fill(ungroup(ls), ns_A)
+    # `stepped`: the peers that took a step (private or digest), so a round's loss where none did is
+    # reported missing (results/rows.py), not stepped_mean_fill's 0, and not as a divergence (run.py)
     steps = {"steps_real": jnp.sum(n_A),
-             "steps_computed": jnp.int32(g) * jnp.sum(trip_G)}
+             "steps_computed": jnp.int32(g) * jnp.sum(trip_G),
+             "stepped": jnp.sum(ns_A > 0).astype(jnp.int32)}
     return params_A, opt_A, loss_A, steps
 
 
@@ -357,7 +362,7 @@ def stepped_mean_fill(loss_sum_A, steps_A):
     """Each peer's mean loss over its steps. A peer that took none (an empty shard, faults.steps=0) reports
     the mean of those that did, so every mean over loss_A (train_loss, train_loss@NAME, a plugin's) is over
     the peers that trained (its 0 read 9 peers at 2.0 and an empty one as 1.8); 0 where none did (NaN would
-    stop the run as diverged). Where every peer stepped, loss_A is as before, bit for bit."""
+    stop the run as diverged), which the row reports missing (train_peers' `stepped`). Where every peer stepped, loss_A is as before, bit for bit."""
     stepped = steps_A > 0
     loss_A = loss_sum_A / jnp.maximum(steps_A, 1)
     fill = jnp.sum(jnp.where(stepped, loss_A, 0.0)) / jnp.maximum(jnp.sum(stepped), 1)

@@ -32,6 +32,7 @@ from tallysim.sizing import IMAGE_MODELS, TEXT_MODELS  # noqa: F401 - tasks.X, a
 
 # Token ids shared with tallysim/data/text.py (PAD, BOS, EOS, OOV)
 PAD, BOS, EOS, OOV = 0, 1, 2, 3
+FIRST_WORD = 4          # the lowest id of a real token: vote.ties=lowest_word breaks ties away from the ids below
 TASKS = ("classification", "next_token")
 
 
@@ -171,6 +172,8 @@ def check(cfg, task, group: str = "", model: bool = True) -> None:
         raise ConfigError(f"{'group ' + group + ': ' if group else ''}model.name={name} does not fit {cfg.data.name}, whose examples are {kind}; "
                           f"allowed for it: {', '.join(task.models())}")
     if task.name != "next_token":
+        from tallysim.validation import ties_on_text
+        ties_on_text(cfg, False)
         return
     why = TEXT_REFUSED.get(cfg.protocol.name)
     if why:

@@ -15,7 +15,7 @@ from typing import NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 
-from tallysim.sim import dp, lanes, row_draws
+from tallysim.sim import dp, lanes, row_draws, tasks
 from tallysim.config import choices
 from tallysim.sizing import decimal_floor
 
@@ -50,6 +50,13 @@ def tally_counts(counts_MxC: jax.Array, voters: int, ties: str = "lowest", min_a
     top_M = jnp.max(counts_MxC, axis=-1)
     if ties == "lowest":
         winner = jnp.argmax(counts_MxC, axis=-1)          # argmax returns the first maximum
+    elif ties == "lowest_word":
+        # next-token tasks: the specials (PAD, BOS, EOS, OOV, ids below FIRST_WORD) lose every tie to a word,
+        # so a tie does not train the peers on a special for being the lowest id; a special still wins alone
+        # at the top, and a tie of specials only goes to the lowest (docs/text.md, "Ties and the specials")
+        word_tied = (counts_MxC == top_M[:, None]) & (jnp.arange(counts_MxC.shape[-1]) >= tasks.FIRST_WORD)
+        winner = jnp.where(jnp.any(word_tied, axis=-1), jnp.argmax(word_tied, axis=-1),
+                           jnp.argmax(counts_MxC, axis=-1))
     elif ties == "random":
         # A uniform score on the tied classes only; the largest score picks one tied class at random.
         shape = counts_MxC.shape
