@@ -12,6 +12,7 @@ import csv
 from pathlib import Path
 
 from tallysim import config_files
+from tallysim.fields import ConfigError
 from tallysim.figures import plots
 
 
@@ -40,11 +41,28 @@ def main(argv=None) -> int:
     ap.add_argument("csv", help="the figure's CSV (docs/figures/<name>.csv)")
     ap.add_argument("--out", required=True, help="folder for <name>.png, .pdf, .csv and the tables")
     args = ap.parse_args(argv)
-    spec = config_files.read_file(args.config)
+    try:                       # a misspelt or missing file: one line, not a traceback
+        spec = config_files.read_file(args.config)
+    except ConfigError as e:
+        ap.error(str(e))
     if spec.get("kind") != "pareto":
         ap.error(f"{args.config} is a {spec.get('kind')!r} figure; only pareto figures are redrawn from their CSV")
+    try:
+        rows = points(args.csv)
+    except OSError as e:
+        ap.error(f"cannot read the CSV {args.csv!r}: {e.strerror or e}")
+    except (KeyError, ValueError) as e:
+        ap.error(f"{args.csv} is not a pareto figure's CSV (a column missing or not a number: {e}); "
+                 f"allowed: the CSV `tallysim figure` wrote for {Path(args.config).stem}")
+    # Another pareto figure's CSV has the same columns: drawn under this config's title it would pass for
+    # this figure's points (class_1000.csv drew as class_pool.png), so its groups must be the config's.
+    strange = sorted({r["protocol"] for r in rows} - set(spec.get("groups") or {}))
+    if strange or not rows:
+        ap.error(f"{args.csv} holds " + (f"groups {', '.join(strange)}, which {args.config} does not define"
+                                         if strange else "no points")
+                 + f"; allowed groups: {', '.join(spec.get('groups') or {}) or 'none'}")
     name = Path(args.config).stem
-    paths = plots.pareto_drawn(spec, points(args.csv), Path(args.out) / name, spec.get("title", name))
+    paths = plots.pareto_drawn(spec, rows, Path(args.out) / name, spec.get("title", name))
     print("wrote " + ", ".join(str(p) for p in paths.values()))
     return 0
 

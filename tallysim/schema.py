@@ -327,8 +327,15 @@ def suggest(key: str, where: str = "") -> str:
             fields_of = [k.rsplit(".", 1)[-1] for k in keys if k.rsplit(".", 1)[0] == s]
             near += [f"{s}.{f}" for f in difflib.get_close_matches(tail, fields_of, n=2, cutoff=0.6)]
     near = list(dict.fromkeys(n for n in near if n != key))[:4]
+    if not near:              # nothing close: a field named inside a longer name (`num_peers`, `dirichlet_alpha`)
+        words = set(key.lower().replace(".", "_").replace("-", "_").split("_"))
+        near = sorted((k for k in keys if k.rsplit(".", 1)[-1] in words),
+                      key=lambda k: k.split(".")[0] not in words)[:4]
     if near:
         return f"{where}; did you mean {' or '.join(near)}?"
+    head = key.rpartition(".")[0]
+    if head in sections:      # `optim.learning_rate`: the section's own fields are what is allowed
+        return f"{where}; allowed in {head}: {', '.join(k[len(head) + 1:] for k in keys if k.rsplit('.', 1)[0] == head)}"
     return f"{where}; see docs/config.md or tallysim run --help"
 
 

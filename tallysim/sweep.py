@@ -228,6 +228,8 @@ def _done(run_dir: Path, rec: dict, runmod, cfg: Config, overrides, last: dict, 
         "seconds": round(seconds, 3), "last": last}, indent=2) + "\n")
     rec["status"] = "done"
     rec["summary"] = metrics.summary_line(cfg, last)
+    if gone := last.get(metrics.SEEDS_NONFINITE):     # a diverged seed's NaN or inf in a mean: main's closing lines
+        rec["seeds_diverged"] = "; ".join(f"{k}: {metrics.diverged_of(last, k)}" for k in gone)
     log("  " + rec["summary"])
 
 
@@ -387,4 +389,8 @@ def main(args) -> int:
     failed = [r for r in records if r["status"] == "failed"]
     for r in failed:
         print(f"  failed: {r['name']}: {r['error']}", file=sys.stderr)
+    for r in records:       # finished, but a seed's NaN or inf is in its mean (the table cell reads nan)
+        if r.get("seeds_diverged"):
+            print(f"  diverged: {r['name']}: {r['seeds_diverged']} (its mean is NaN or inf; "
+                  "metrics.jsonl's seeds_nonfinite, per_seed)", file=sys.stderr)
     return 1 if failed else 0

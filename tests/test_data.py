@@ -330,3 +330,15 @@ def test_no_first_use_preparation_without_tensorflow(cache, monkeypatch):
     assert prep.can_prepare_on_first_use()
     monkeypatch.setenv("TALLYSIM_NO_AUTO_PREPARE", "1")
     assert not prep.can_prepare_on_first_use()
+
+
+def test_path_wins_over_a_prepared_cache_of_the_same_name(cache, tmp_path):
+    """`data.path=...` with the default data.name=fashion_mnist: where fashion_mnist was prepared, the run
+    trained on the cache and never looked at the path (a missing one included)."""
+    from tallysim.data.cache import write_cache
+    write_cache(Dataset("fashion_mnist", **_tiny(seed=1, n=(30, 9)), num_classes=3), "fashion_mnist")
+    assert len(load(DataConfig(name="fashion_mnist"), 0).y_train) == 30          # the cache, without a path
+    np.savez(tmp_path / "mine.npz", **_tiny())
+    assert len(load(DataConfig(name="fashion_mnist", path=str(tmp_path / "mine.npz")), 0).y_train) == 20
+    with pytest.raises(DataError, match=r"^data path '.*absent' does not exist"):
+        load(DataConfig(name="fashion_mnist", path=str(tmp_path / "absent")), 0)

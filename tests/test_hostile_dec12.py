@@ -252,9 +252,16 @@ def test_a_run_config_given_to_figure_says_to_run_it(tmp_path, capsys, no_compil
            "--config" in line, line
 
 
-def test_a_figure_config_with_good_values_still_dry_runs(tmp_path, capsys, no_compile):             # ok
-    (tmp_path / "f.json").write_text(json.dumps({**FIGURE, "target": 1, "within": 0, "logx": False,
-                                                 "every_round": ["a"], "groups": {"a": {}}}))
+@pytest.mark.parametrize("good", [
+    # each on a kind that reads it (a key its kind does not read is refused: test_hostile_dec22g.py)
+    {"target": 1},
+    {"kind": "pareto", "every_round": ["a"]},
+    {"kind": "final_vs", "x": "seed", "sweep": {"seed": [0, 1]}, "logx": False},
+    {"kind": "faults", "within": 0, "sweep": {"faults.fraction": [0.0, 0.5]}, "facets": ["partition.kind"],
+     "base": {**FIGURE["base"], "faults": {"kind": "label_flip"}}},
+], ids=["target", "every_round", "logx", "within"])
+def test_a_figure_config_with_good_values_still_dry_runs(good, tmp_path, capsys, no_compile):             # ok
+    (tmp_path / "f.json").write_text(json.dumps({**FIGURE, "groups": {"a": {}}, **good}))
     assert cli.main(["figure", str(tmp_path / "f.json"), "--dry-run", "--results", str(tmp_path / "r"),
                      "--out", str(tmp_path / "o")]) == 0, capsys.readouterr()
 

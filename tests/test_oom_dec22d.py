@@ -71,8 +71,8 @@ def test_a_group_retry_keeps_the_finished_lanes_and_their_waiting_rows(group, tm
     assert seen == [(0, 4, 0), (0, 2, 0), (2, 4, 0), (2, 3, 0), (3, 4, 0)]
     err = capsys.readouterr().err
     assert "retrying 2 lanes at a time; lanes 0-3 start again from round 1\n" in err
-    assert "retrying 1 lanes at a time; lanes 2-3 start again from round 1; the 2 lane(s) before them, " \
-           "finished, are kept; the 3 metrics row(s) written are kept" in err
+    assert "retrying 1 lane at a time; lanes 2-3 start again from round 1; the 2 lanes before them, " \
+           "finished, are kept; the 3 metrics rows written are kept" in err
     _same([_plain(read_rows(d)) for d in outs], reference)
 
 
@@ -94,7 +94,7 @@ def test_a_group_retry_starts_from_its_runs_checkpoints_and_keeps_the_rows_writt
     run.run_group(cfgs, outs, progress=False, built=b, warn=False, checkpoint_every=1)
     assert seen == [(0, 4, 0), (0, 2, 2), (2, 4, 2)]
     assert "retrying 2 lanes at a time; lanes 0-3 start again from their runs' checkpoints after round 2; " \
-           "the 4 metrics row(s) written are kept" in capsys.readouterr().err
+           "the 4 metrics rows written are kept" in capsys.readouterr().err
     for d, before in zip(outs, kept):
         assert (d / "metrics.jsonl").read_bytes().startswith(before) and before.count(b"\n") == 2
         assert not (d / checkpoint.FILE).exists()
@@ -229,5 +229,5 @@ def test_a_retry_without_a_run_directory_gives_its_tracker_every_row_under_the_s
             raise RuntimeError(OOM)
     monkeypatch.setattr(run._Recorder, "rows", rows)
     last = run.run(tiny(*RESUMABLE, "seeds=2", "seed_chunk=2"), None, progress=False)
-    assert "retrying 1 seeds at a time" in capsys.readouterr().err and last["round"] == 3
+    assert "retrying 1 seed at a time" in capsys.readouterr().err and last["round"] == 3
     assert [(t.name, t.rounds) for t in opened] == [("run-0", [1]), ("run-0", [1, 2, 3])]

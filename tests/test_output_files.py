@@ -22,13 +22,14 @@ from test_pareto import _row, _write_run
 BEFORE = {
     # its bits_per_peer column whole since 2026-12-06 (10, not 10.0: one bit-count format, metrics.bits_text);
     # every CSV below: an empty `seeds_counted` column appended on 2026-12-07 (leftovers29; without it, the
-    # bytes are the old ones, checked), the rest as before
-    "out/f8.csv": "c516a880a36b5a59285f8038f7ce1a6581058a3ad519147c6495a0c88e43d9fb",
+    # bytes are the old ones, checked), the rest as before; and an empty `seeds_nonfinite` column after it
+    # (nonfinite, 2026-12-07: each CSV line without its last field is the bytes before, checked)
+    "out/f8.csv": "adad02d564f46afc3af38d94e71e1b3c7db071ada95f4244d80a296d428b5bef",
     "out/f8_table.md": "63a2d79d61dfa1a4d94dcf4985f38988a9364e48e1d3a5fe6c19d4c3c2bac03b",
-    "figs/pareto_frontier.csv": "0b194a431537752c9eb35b92e8af1fbbe83568ca90c80bab686d73f21b6da15b",
+    "figs/pareto_frontier.csv": "4d55e26b5447625002a7e43ab98cd0d948810926ee559d9e44181e8f2425bcfd",
     "figs/pareto_frontier.md": "b6b630b4c4c02fb96713c03c88b1905f5a777d87852277962fcfa9a3115d22f0",
     # two columns appended on 2026-12-06 (seeds, accuracy_final_std: userjourney3), the rest as before
-    "figs/pareto_points.csv": "428200bd259f4d0b036b9c2011d56bae5bcf8bf6d966b3c174ec56a3d1c51af4",
+    "figs/pareto_points.csv": "976b7d09260dc01641c1b6ec5309a9b9fd454a9a17a3b623920ad9c2f2dfd7cf",
 }
 
 

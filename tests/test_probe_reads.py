@@ -25,8 +25,9 @@ NAMES = sorted(protocols.REGISTRY)
 def test_the_pool_check_applies_where_the_probes_are_read(name):
     base = [f"protocol.name={name}"] + (["optim.momentum=0"] if protocols.traits(name).sgd_only else [])
     # the data's pool (200) smaller than per_round, with no probe.pool_size set (a set one is refused
-    # before the data: test_floor_dec18e.py)
-    cfg = config.validate(tiny(*base, "probe.per_round=500", "probe.pool_size=none"))
+    # before the data: test_floor_dec18e.py; so is the default pool of synthetic's train_size, 10% of it:
+    # test_hostile_dec22g.py, hence 6,000 examples here, whose default pool of 600 the config allows)
+    cfg = config.validate(tiny(*base, "probe.per_round=500", "probe.pool_size=none", "data.train_size=6000"))
     if protocols.traits(name).distill:
         with pytest.raises(ConfigError, match=r"probe.per_round=500 is larger than the probe pool \(200 examples"):
             validation.validate_with_data(cfg, 10, 1400, 200)

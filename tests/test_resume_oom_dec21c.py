@@ -69,8 +69,8 @@ def test_out_of_memory_after_a_resume_keeps_the_finished_chunk_and_the_rows_writ
     assert got == reference                 # seeds 0-1 were not run again: their waiting rows were kept
     # both retry chunks (seed 2, then seed 3) start from the checkpoint after round 1, cut from its copy in
     # memory: seed 2's chunk overwrote the file with its own (leftovers31, test_leftovers_dec22i)
-    assert "retrying 1 seeds at a time; seeds 2-3 start again from their checkpoint after round 1" in err
-    assert "the 2 seed(s) before them, finished, are kept; the 1 metrics row(s) written are kept" in err
+    assert "retrying 1 seed at a time; seeds 2-3 start again from their checkpoint after round 1" in err
+    assert "the 2 seeds before them, finished, are kept; the 1 metrics row written is kept" in err
     assert not (out / checkpoint.FILE).exists()
 
 

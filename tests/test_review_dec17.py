@@ -136,9 +136,10 @@ def test_lazy_submodules_never_run_main_and_import_no_jax(tmp_path):
     assert p.returncode == 0 and p.stdout.split("\n")[:2] == ["no __main__", "False"], (p.stdout, p.stderr)
 
 
-def test_a_named_dataset_read_from_its_cache_records_no_data_path(tmp_path, monkeypatch):
-    """fashion_mnist with data.path=DIR reads the prepared cache where there is one (data/loading.py) and
-    never opens DIR: partition.json's data_read named DIR's files as read, and a resume's notice too."""
+def test_a_named_dataset_with_a_path_records_the_path_it_reads(tmp_path, monkeypatch):
+    """fashion_mnist with data.path=DIR reads DIR, also where the name has a prepared cache (data/loading.py;
+    until userjourney11 the cache won and DIR was never opened, so a missing DIR went unnoticed):
+    partition.json's data_read names DIR's files either way."""
     from tallysim import build, config
     src = tmp_path / "fm"
     src.mkdir()
@@ -148,7 +149,7 @@ def test_a_named_dataset_read_from_its_cache_records_no_data_path(tmp_path, monk
     assert build._read_state(cfg)["path"] == str(src.resolve())       # no cache: DIR is what is read
     (tmp_path / "cache").mkdir()
     (tmp_path / "cache" / "fashion_mnist.npz").write_bytes(b"")
-    assert build._read_state(cfg) is None
+    assert build._read_state(cfg)["path"] == str(src.resolve())
 
 
 def test_results_repr_never_raises(tmp_path):

@@ -65,7 +65,7 @@ def test_an_out_of_memory_retry_gives_its_tracker_the_rows_written_before_it(tmp
     monkeypatch.setattr(run._Recorder, "rows", rows)
     assert run_recorders.tracking is tracking
     run.run(tiny(*RESUMABLE, "seeds=2", "seed_chunk=2"), str(tmp_path / "r"), progress=False)
-    assert "retrying 1 seeds at a time" in capsys.readouterr().err
+    assert "retrying 1 seed at a time" in capsys.readouterr().err
     assert [row["round"] for row in read_rows(tmp_path / "r")] == [1, 2, 3]
     assert [t.fresh for t in opened] == [True, True] and opened[0].rounds == [1]
     assert opened[-1].rounds == [1, 2, 3]

@@ -160,7 +160,7 @@ def test_the_pareto_tables_say_the_accuracy_is_a_mean_over_seeds(tmp_path):
             "accuracy_final_std": 0.0511}]
     paths = pareto.write_tables(pts, pareto.frontier(pts), str(tmp_path / "p.png"), "final", "auto")
     assert "Accuracy is the mean of 2 seeds" in open(paths[1]).read()
-    assert open(paths[2]).read().splitlines()[1].endswith(",2,0.0511,")      # then seeds_counted: ""
+    assert open(paths[2]).read().splitlines()[1].endswith(",2,0.0511,,")      # then seeds_counted, seeds_nonfinite: ""
     one = [dict(pts[0], seeds=1, accuracy_final_std=None)]
     paths = pareto.write_tables(one, one, str(tmp_path / "q.png"), "final", "auto")
     assert "seeds" not in open(paths[1]).read().splitlines()[0]

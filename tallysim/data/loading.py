@@ -109,6 +109,8 @@ def _source(cfg: DataConfig, seed: int) -> Dataset:
         if not cfg.path:
             raise DataError("data.name=files needs data.path=DIR (a directory of IDX or .npz files)")
         return read_path(cfg.path, "files")
+    if cfg.path:       # the user's files win over a prepared cache of the same name, which silently trained
+        return read_path(cfg.path, cfg.name)      # on Fashion-MNIST where data.path named missing or other files
     cached = cache_file(cfg.name)
     if cached.is_file():
         try:
@@ -117,8 +119,6 @@ def _source(cfg: DataConfig, seed: int) -> Dataset:
             if cfg.name != "fashion_mnist":
                 raise
             return _fashion_mnist_again(cfg.name, err)
-    if cfg.path:
-        return read_path(cfg.path, cfg.name)
     if cfg.name == "fashion_mnist":
         ds = debian_fashion_mnist(cfg.name)
         if ds is not None:

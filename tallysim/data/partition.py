@@ -303,7 +303,10 @@ def natural_clients(clients: np.ndarray | None, peers: int, seed: int, name: str
     clients = np.asarray(clients).reshape(-1)
     ids = np.unique(clients)
     if peers > len(ids):
-        raise DataError(f"peers={peers} is above the {len(ids)} clients of {name} (partition.kind=natural); "
+        # the clients that still hold a training sequence: with data.max_train or a large probe pool, far
+        # fewer than the dataset's (192 of shakespeare's 715 at data.max_train=300), said as such
+        raise DataError(f"peers={peers} is above the {len(ids)} clients of {name} that hold a training example "
+                        f"(after data.max_train and the probe pool) (partition.kind=natural); "
                         f"allowed: peers=1..{len(ids)} (peers={len(ids)} takes every client)")
     if pick == "largest":
         ids, counts = np.unique(clients, return_counts=True)

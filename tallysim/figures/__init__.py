@@ -38,7 +38,7 @@ from tallysim import atomic, config, outdir, sweep, sweep_plan
 from tallysim import progress as progress_bars
 from tallysim.progress_base import QuietLog, result, say
 from tallysim.config import ConfigError
-from tallysim.fields import count, home
+from tallysim.fields import count, home, is_path
 from tallysim.sweep_section import figure_keys
 from tallysim.results.metrics import panel_of  # noqa: F401 - figures.panel_of, as before
 from tallysim.figures.spec_keys import check_spec_keys
@@ -84,6 +84,12 @@ def preflight(name_or_path: str, smoke: bool, results: Optional[str], out: Optio
     smoke = config.plain_value(smoke)   # np.True_ as config.load_file takes it
     if not isinstance(smoke, bool):     # make_figure("fig1", smoke="no") ran the smoke version ("no" is truthy)
         raise ConfigError(f"smoke={smoke!r}: expected True or False")
+    for flag, value in (("figure", name_or_path), ("--results", results), ("--out", out)):
+        if value is not None and not is_path(value):
+            # make_figure("fig1", results=b"runs") from a notebook: a TypeError from inside pathlib (hostile19)
+            raise ConfigError(f"{flag.lstrip('-')}={value!r:.60} is {type(value).__name__}, not a path; allowed: a str or "
+                              "pathlib.Path" + (" (a figure's name, e.g. 'fig1', or its config file)"
+                                                if flag == "figure" else " (a directory)"))
     for flag, value in (("--results", results), ("--out", out)):
         if isinstance(value, str) and not value.strip():     # "$RESULTS" unset: the runs and figures went into .
             raise ConfigError(f"{flag} is empty (an unset shell variable?); allowed: a directory, or . for this one")

@@ -1,18 +1,19 @@
 """What every figure kind shares (plots.py and the kinds in modules of their own): an axis finished the
 same way, and the files a figure writes: `<stem>.png` and `.pdf`, the numbers behind it as `<stem>.csv`
 and, for a kind that has one, its Markdown table `<stem>_table.md`; and the note naming the runs whose
-points are means over fewer seeds than they have (partial_notes; every table and CSV a figure writes marks
-such a point too: a `seeds_counted` CSV column, headline.seeds_counted, and in a Markdown table the value
-followed by `*` and a footnote naming it, md.starred and md.footnote)."""
+points are means over fewer seeds than they have, or hold a diverged seed's NaN or inf (partial_notes; every
+table and CSV a figure writes marks such a point too: `seeds_counted` and `seeds_nonfinite` CSV columns,
+headline.seed_marks, and in a Markdown table the value followed by `*` and a footnote naming it, or by
+"(1 of 3 seeds diverged)", md.starred and md.footnote)."""
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Optional
 
 from tallysim import atomic
-from tallysim.results.headline import partial_note, partial_seeds
+from tallysim.results.headline import seed_notes
 from tallysim.results.metrics import HONEST, bits_text, headline_key, read_run, save_figure
-from tallysim.results.rows import SEEDS_COUNTED
+from tallysim.results.rows import SEEDS_COUNTED, SEEDS_NONFINITE
 
 
 def save(fig, stem: Path, table: list[dict], markdown: Optional[str] = None) -> dict:
@@ -56,7 +57,8 @@ def _drawn(key: str, rows: list) -> list[str]:
     if key == "honest":
         return [headline_key(rows[-1], HONEST)] if rows else []
     if key == "acc_mean@":
-        return sorted({k for r in rows for k in (r.get(SEEDS_COUNTED) or {}) if k.startswith(key)})
+        return sorted({k for r in rows for f in (SEEDS_COUNTED, SEEDS_NONFINITE) for k in (r.get(f) or {})
+                       if k.startswith(key)})
     return [key]
 
 
@@ -64,7 +66,8 @@ def partial_notes(kind: str, data: dict, who: str) -> list[str]:
     """For each key figure kind `kind` draws, the line `table`, `plot` and `pareto` say (headline.partial_note)
     naming the runs of `data` ({group: [(overrides, run directory)]}) where a point is a mean over only the
     seeds that have a value (metrics.jsonl's seeds_counted: a 3-seed dropout run's vote_acc where one seed's
-    vote never arrived); [] where every point is over every seed. A figure drew such a point as any other."""
+    vote never arrived), and where one holds a diverged seed's NaN or inf (seeds_nonfinite); [] where every
+    point is over every seed. A figure drew such a point as any other."""
     runs = {(f"{group} {d.name}", d): read_run(d)[1] for group, rs in data.items() for _, d in rs} \
         if kind != "speed" else {}
     lines = []
@@ -72,8 +75,8 @@ def partial_notes(kind: str, data: dict, who: str) -> list[str]:
         short = {}
         for (label, _), rows in runs.items():
             for name in _drawn(key, rows):
-                if what := partial_seeds(rows, name):
-                    short.setdefault(name if key == "acc_mean@" else key, []).append((label, what))
-        lines += [partial_note(who, "auto" if k in ("auto", "honest") else k, named) for k, named in short.items()]
+                short.setdefault(name if key == "acc_mean@" else key, []).append((label, rows, name))
+        for k, named in short.items():
+            lines += seed_notes(who, "auto" if k in ("auto", "honest") else k, named)
     return lines
 

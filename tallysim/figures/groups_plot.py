@@ -9,8 +9,8 @@ gains from the others, which loses).
 from __future__ import annotations
 
 from tallysim.figures.drawing import finish_axis, save
-from tallysim.results.headline import seeds_counted
-from tallysim.results.md import footnote, starred
+from tallysim.results.headline import seed_marks
+from tallysim.results.md import cell, footnote, starred
 from tallysim.figures.panel_layout import panel_grid
 from tallysim.results.metrics import bits_text, read_run
 from tallysim import model_groups
@@ -31,25 +31,28 @@ def groups_fig(spec, data, stem, title) -> dict:
     table, lines, marked = [], [], []            # marked: the table's cells over fewer seeds (footnote)
     for ax, panel in zip(axes[0], order):
         local = {}                                    # model group -> local training's final accuracy
-        runs = sorted(per_panel[panel], key=lambda pd: pd[0] != "local")      # local first: the baseline
-        for protocol, d in runs:
-            cfg, rows = read_run(d)
+        # local training is the baseline by the run's protocol, not by its figure group's name: a user's
+        # group "alone" of protocol local was drawn as a protocol, and no gain over it tabled (hostile19)
+        read = [(protocol, read_run(d)) for protocol, d in per_panel[panel]]
+        read.sort(key=lambda r: r[1][0].get("protocol", {}).get("name") != "local")     # local first
+        for protocol, (cfg, rows) in read:
+            is_local = cfg.get("protocol", {}).get("name") == "local"
             for i, g in enumerate(model_group_names(cfg)):
                 ys = [r[f"acc_mean@{g}"] for r in rows]
                 xs = [max(float(r[f"bits_per_peer@{g}"]), 1.0) for r in rows]
-                if protocol == "local":
+                if is_local:
                     local[g] = ys[-1]
                     ax.axhline(ys[-1], color="0.4", linestyle=LOCAL_STYLES[i % len(LOCAL_STYLES)],
-                               linewidth=1, label=f"local {g}")
+                               linewidth=1, label=f"{protocol} {g}")
                 else:
                     ax.plot(xs, ys, marker=MARKERS[i % len(MARKERS)], markersize=4, color=colours[protocol],
                             label=f"{protocol} {g}")
-                gain = ys[-1] - local[g] if g in local and protocol != "local" else None
+                gain = ys[-1] - local[g] if g in local and not is_local else None
                 table += [{"panel": panel, "protocol": protocol, "model_group": g, "round": r["round"],
                            "bits_per_peer": r[f"bits_per_peer@{g}"], "accuracy": a,
-                           "seeds_counted": seeds_counted(r, (f"acc_mean@{g}",))} for r, a in zip(rows, ys)]
-                lines.append(f"| {panel} | {protocol} | {g} | {rows[-1]['round']} | "
-                             f"{starred(f'{ys[-1]:.4f}', seeds_counted(rows[-1], (f'acc_mean@{g}',), final=True), marked, f'{panel} {protocol} {g}')} | "
+                           **seed_marks(r, (f"acc_mean@{g}",))} for r, a in zip(rows, ys)]
+                lines.append(f"| {cell(panel)} | {cell(protocol)} | {g} | {rows[-1]['round']} | "
+                             f"{starred(f'{ys[-1]:.4f}', seed_marks(rows[-1], (f'acc_mean@{g}',), final=True), marked, f'{panel} {protocol} {g}')} | "
                              f"{bits_text(rows[-1][f'bits_per_peer@{g}'])} | "
                              f"{'-' if gain is None else f'{gain:+.4f}'} |")
         finish_axis(ax, "cumulative bits per peer of the group (up + down)", "group's mean test accuracy",

@@ -126,6 +126,15 @@ def _plan(spec: dict, smoke: bool, base_dir: Path) -> tuple[dict, dict, dict]:
         sweep.check_count(total, "figure")        # before any of its runs is validated
         plans[gname] = (cfg, with_panels(runs, panels(spec, smoke)))
     checked = {g: _group_configs(g, cfg, runs) for g, (cfg, runs) in plans.items()}   # every group validated, once
+    if spec.get("kind") == "model_groups":
+        # groups_plot draws each run's model groups (acc_mean@NAME): a run without model.groups drew
+        # nothing, an empty panel after every run had run
+        for g, cfgs in checked.items():
+            if any(getattr(c, "model", None) and not c.model.groups for c in cfgs):
+                raise ConfigError(f"figure group {g!r}: a kind=model_groups figure draws each run's model groups "
+                                  "(acc_mean@NAME against bits_per_peer@NAME), and this group's runs set no "
+                                  "model.groups; allowed: model.groups in `base` or in the group "
+                                  "(e.g. \"phone:6:mlp;server:2:lenet\"), or another kind (curves)")
     return plans, checked, group_axes
 
 

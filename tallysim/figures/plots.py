@@ -13,8 +13,8 @@ from pathlib import Path
 from tallysim import atomic
 from tallysim.results.plot import WHICH_ACCURACY
 from tallysim.figures.drawing import finish_axis, save
-from tallysim.results.headline import seeds_counted
-from tallysim.results.md import footnote, starred
+from tallysim.results.headline import seed_marks
+from tallysim.results.md import cell, footnote, starred
 from tallysim.figures.groups_plot import groups_fig
 from tallysim.figures.privacy_plot import privacy_fig
 from tallysim.figures.robustness import robustness_fig
@@ -53,12 +53,12 @@ def curves(spec, data, stem, title) -> dict:
                 shown += ", 0 bits (drawn at 1)"
             _band(ax, [p[0] for p in pts], [p[1] for p in pts], [p[2] for p in pts], shown)
             table += [{"group": group, "run": d.name, "round": r["round"], "bits_per_peer": r["bits_per_peer"],
-                       "accuracy": a, "accuracy_std": s, "seeds_counted": seeds_counted(r)}
+                       "accuracy": a, "accuracy_std": s, **seed_marks(r)}
                       for r, (_, a, s) in zip(rows, pts)]
             last = rows[-1]
             hit = bits_to_target(rows, target)
-            final = starred(f"{acc(last)[0]:.4f} +- {acc(last)[1]:.4f}", seeds_counted(last, final=True), marked, label)
-            summary.append(f"| {label} | {cfg.get('data', {}).get('name')} | {final} "
+            final = starred(f"{acc(last)[0]:.4f} +- {acc(last)[1]:.4f}", seed_marks(last, final=True), marked, label)
+            summary.append(f"| {cell(label)} | {cell(cfg.get('data', {}).get('name'))} | {final} "
                            f"| {last['bits_per_peer'] / 8e6:.4g} | {'not reached' if hit is None else bits_text(hit)} |")
     finish_axis(ax, "cumulative bits per peer (up + down)", "test accuracy (mean +- std over seeds)", title,
             legend_size=7)
@@ -78,11 +78,11 @@ def final_vs(spec, data, stem, title) -> dict:
         for ov, d in runs:
             _, rows = read_run(d)
             a, s = acc(rows[-1])
-            pts.append((float(ov[key]), a, s, rows[-1]["bits_per_peer"], seeds_counted(rows[-1], final=True)))
+            pts.append((float(ov[key]), a, s, rows[-1]["bits_per_peer"], seed_marks(rows[-1], final=True)))
         pts.sort(key=lambda p: p[0])
         _band(ax, [p[0] for p in pts], [p[1] for p in pts], [p[2] for p in pts], group)
         table += [{"group": group, key: p[0], "accuracy": p[1], "accuracy_std": p[2], "bits_per_peer": p[3],
-                   "seeds_counted": p[4]} for p in pts]
+                   **p[4]} for p in pts]
     finish_axis(ax, spec.get("xlabel", key), "final test accuracy (mean +- std over seeds)", title,
             logx=spec.get("logx", True))
     return save(fig, stem, table)
@@ -106,13 +106,13 @@ def classes(spec, data, stem, title) -> dict:
             active = max(1, int(round(cfg.get("participation", 1.0) * cfg["peers"])))
             per_probe = first["bits_up"] / (first["round"] * active * cfg["probe"]["per_round"])
             hit = bits_to_target(rows, target)
-            pts.append((n_classes, per_probe, hit, acc(rows[-1])[0], seeds_counted(rows[-1], final=True)))
+            pts.append((n_classes, per_probe, hit, acc(rows[-1])[0], seed_marks(rows[-1], final=True)))
         pts.sort(key=lambda p: p[:2])
         a1.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=group)
         reached = [p for p in pts if p[2] is not None]
         a2.plot([p[0] for p in reached], [p[2] for p in reached], marker="o", label=group)
         table += [{"group": group, "classes": p[0], "bits_per_probe_up": p[1], "bits_per_peer_to_target": p[2],
-                   "final_accuracy": p[3], "seeds_counted": p[4]} for p in pts]
+                   "final_accuracy": p[3], **p[4]} for p in pts]
     for ax, ylab in ((a1, "uplink bits per probe"), (a2, f"bits per peer to reach accuracy {target}")):
         finish_axis(ax, "classes C", ylab, logy=True)
     fig.suptitle(title, fontsize=10)
@@ -144,7 +144,7 @@ def mechanism(spec, data, stem, title) -> dict:
         ax.grid(True, alpha=0.3)
         shown = ("vote_acc", "softavg_acc", "wrong_confidence", "agreement")
         table += [{key: ov[key], "round": r["round"], **{k: r[k] for k in shown},
-                   "seeds_counted": seeds_counted(r, shown)} for r in rows]
+                   **seed_marks(r, shown)} for r in rows]
     axes[0][0].set_ylabel("on the round's probes (fraction)")
     axes[0][0].legend(fontsize=7)
     fig.suptitle(title, fontsize=10)
@@ -209,13 +209,12 @@ def faults_fig(spec, data, stem, title) -> dict:
                 table.append({"group": group, **dict(zip(keys, p)), key: x, "accuracy": a, "accuracy_std": s,
                               **{k: r.get(k) for k, _, _ in PROBE_STYLE}, "acc_mean": r.get("acc_mean"),
                               "faulty": r.get("faulty"), "bits_per_peer": r["bits_per_peer"],
-                              "seeds_counted": seeds_counted(r, (headline_key(r, HONEST), *(k for k, _, _ in PROBE_STYLE)),
-                                                             final=True)})
+                              **seed_marks(r, (headline_key(r, HONEST), *(k for k, _, _ in PROBE_STYLE)), final=True)})
             tol = tolerated([(x, a) for (x, _, _), (a, _) in zip(pts, accs)], within)
-            at = {x: (a, seeds_counted(r, (headline_key(r, HONEST),), final=True)) for (x, _, r), (a, _) in zip(pts, accs)}
+            at = {x: (a, seed_marks(r, (headline_key(r, HONEST),), final=True)) for (x, _, r), (a, _) in zip(pts, accs)}
             row = " | ".join("" if x not in at else starred(f"{at[x][0]:.3f}", at[x][1], marked, f"{name} {group} {key}={x:g}")
                              for x in table_fracs)
-            summary.append(f"| {name} | {group} | {row} | {tol:g} |")
+            summary.append(f"| {cell(name)} | {cell(group)} | {row} | {tol:g} |")
             if group == probe_group:
                 for k, style, color in PROBE_STYLE:
                     # the points with a value (null: no honest peer, or nothing scored), not none of them
@@ -250,7 +249,7 @@ def _every_round(point: dict) -> list[dict]:
         a = acc(r)[0]
         out.append({**point, "run": f"{point['run']}@r{r['round']}", "bits_per_peer": float(r["bits_per_peer"]),
                     "MB_per_peer": r["bits_per_peer"] / 8e6, "accuracy": a, "accuracy_final": a,
-                    "accuracy_best": a, "rounds": r["round"], "seeds_counted": seeds_counted(r)})
+                    "accuracy_best": a, "rounds": r["round"], **seed_marks(r)})
     return out
 
 

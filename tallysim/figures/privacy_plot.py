@@ -8,8 +8,8 @@ import json
 import math
 
 from tallysim.figures.drawing import finish_axis, save
-from tallysim.results.headline import seeds_counted
-from tallysim.results.md import footnote, starred
+from tallysim.results.headline import seed_marks
+from tallysim.results.md import cell, footnote, starred
 from tallysim.results.metrics import accuracy_std as acc, pyplot, read_run
 
 
@@ -27,7 +27,7 @@ def privacy_fig(spec, data, stem, title) -> dict:
             a, s = acc(rows[-1])
             eps = rows[-1].get("epsilon", math.inf) if noise > 0 else math.inf
             panels.setdefault(p, {}).setdefault(group, []).append(
-                (noise, eps, a, s, rows[-1]["bits_per_peer"], seeds_counted(rows[-1], final=True)))
+                (noise, eps, a, s, rows[-1]["bits_per_peer"], seed_marks(rows[-1], final=True)))
     order = sorted(panels)
     fig, axes = plt.subplots(1, max(len(order), 1), figsize=(4.6 * max(len(order), 1), 4.0), squeeze=False)
     table, lines, marked = [], [], []            # marked: the table's cells over fewer seeds (footnote)
@@ -45,8 +45,8 @@ def privacy_fig(spec, data, stem, title) -> dict:
                     ax.axhline(a, linestyle="--", linewidth=1, color=line.get_color() if line else None,
                                label=None if line else f"{group} (no noise)")
                 table.append({"group": group, **dict(zip(keys, p)), "noise": noise, "epsilon": eps,
-                              "accuracy": a, "accuracy_std": s, "bits_per_peer": bits, "seeds_counted": part})
-                lines.append(f"| {', '.join(p)} | {group} | {noise:g} | "
+                              "accuracy": a, "accuracy_std": s, "bits_per_peer": bits, **part})
+                lines.append(f"| {cell(', '.join(p))} | {cell(group)} | {noise:g} | "
                              f"{'inf' if not math.isfinite(eps) else f'{eps:.3g}'} | "
                              f"{starred(f'{a:.3f}', part, marked, f'{group} noise {noise:g}')} | {bits / 8e6:.3g} |")
         finish_axis(ax, "epsilon at delta (cumulative, user level)", "final test accuracy" if col == 0 else "",

@@ -13,15 +13,16 @@ from __future__ import annotations
 from typing import Optional
 
 from tallysim.figures.drawing import save
-from tallysim.results.headline import seeds_counted
-from tallysim.results.md import footnote, starred
+from tallysim.results.headline import seed_marks
+from tallysim.results.md import cell, footnote, starred
 from tallysim.results.metrics import HONEST, accuracy_std, headline_key, pyplot, read_run
 
 
 def worst_cases(data: dict, partial: Optional[dict] = None) -> dict:
     """{(group, alpha, fraction): {attack: accuracy}} from the runs' last rows. `partial`, given, gets
-    {(group, alpha, fraction, attack): "final over 2 of 3 seeds"} for each accuracy that is a mean over only
-    the seeds that have a value (drawing.seeds_counted: a seed stopped non-finite, say)."""
+    {(group, alpha, fraction, attack): headline.seed_marks' {seeds_counted: "final over 2 of 3 seeds",
+    seeds_nonfinite: ""}} for each accuracy that is a mean over only the seeds that have a value (a seed
+    stopped non-finite, say) or holds a diverged seed's NaN or inf ("1 of 3 seeds diverged")."""
     cells: dict = {}
     for group, runs in data.items():
         for ov, d in runs:
@@ -30,14 +31,18 @@ def worst_cases(data: dict, partial: Optional[dict] = None) -> dict:
             frac = float(ov.get("faults.fraction", cfg["faults"]["fraction"]))
             kind = ov.get("faults.kind", cfg["faults"]["kind"])
             cells.setdefault((group, alpha, frac), {})[kind] = accuracy_std(rows[-1], HONEST)[0]
-            if partial is not None and (part := seeds_counted(rows[-1], (headline_key(rows[-1], HONEST),), final=True)):
-                partial[(group, alpha, frac, kind)] = part
+            marks = seed_marks(rows[-1], (headline_key(rows[-1], HONEST),), final=True)
+            if partial is not None and any(marks.values()):
+                partial[(group, alpha, frac, kind)] = marks
     return cells
 
 
 def worst_of(cells: dict) -> dict:
-    """{cell: (attack, accuracy)} of the attack with the lowest accuracy in each cell."""
-    return {k: min(v.items(), key=lambda kv: (kv[1], kv[0])) for k, v in cells.items()}
+    """{cell: (attack, accuracy)} of the attack with the lowest accuracy in each cell; a NaN one (a seed
+    diverged under it) the lowest of all: NaN compares false, so min kept it only where it came first and
+    otherwise showed a finite attack as the cell's worst case, the divergence unseen."""
+    return {k: min(v.items(), key=lambda kv: (float("-inf") if kv[1] != kv[1] else kv[1], kv[0]))   # NaN != NaN
+            for k, v in cells.items()}
 
 
 def robustness_fig(spec, data, stem, title) -> dict:
@@ -65,10 +70,10 @@ def robustness_fig(spec, data, stem, title) -> dict:
                       fontsize=8)
         ax.set_title(f"Dirichlet alpha {a:g}", fontsize=9)
     fig.suptitle(title, fontsize=10)
-    # seeds_counted: "" where the accuracy is the mean over every seed, else drawing.seeds_counted's words
+    # seeds_counted, seeds_nonfinite: "" where the accuracy is the mean over every seed, all finite
     table = [{"group": g, "alpha": a, "fraction": f, "attack": k, "accuracy": acc,
               "worst_accuracy": worst[(g, a, f)][1], "worst_attack": worst[(g, a, f)][0],
-              "seeds_counted": partial.get((g, a, f, k), "")}
+              **(partial.get((g, a, f, k)) or seed_marks({}))}
              for (g, a, f), v in sorted(cells.items(), key=lambda kv: (groups.index(kv[0][0]), *kv[0][1:]))
              for k, acc in sorted(v.items())]
     return save(fig, stem, table, markdown(groups, alphas, fracs, worst, partial))
@@ -89,7 +94,7 @@ def markdown(groups, alphas, fracs, worst, partial: Optional[dict] = None) -> st
             for f in fracs:
                 k, v = worst.get((g, a, f), (None, None))
                 text = "" if v is None else f"{v:.3f}" + ("" if f == 0 else f" ({k})")
-                row.append(starred(text, partial.get((g, a, f, k)), marked, f"{g} a={a:g} f={f:g} ({k})"))
-        lines.append(f"| {g} | " + " | ".join(row) + " |")
+                row.append(starred(text, partial.get((g, a, f, k), {}), marked, f"{g} a={a:g} f={f:g} ({k})"))
+        lines.append(f"| {cell(g)} | " + " | ".join(row) + " |")
     lines += footnote(marked)
     return "\n".join(lines) + "\n"

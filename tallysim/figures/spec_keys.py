@@ -31,6 +31,13 @@ VALUE_RULES = (
 )
 # the kinds whose `x` is a swept key drawn on the x axis (plots.py; classes reads C from the partition)
 X_KINDS = ("final_vs", "faults")
+# The keys of SPEC_KEYS that only some kinds read (plots.py, privacy_plot.py, panel_layout.py), by kind. A
+# kind that does not read one ignored it in silence: `panels` on a curves figure ran every group once per
+# panel and drew the runs as lines of one label, `target` on a pareto figure or `x` on curves changed nothing.
+KIND_KEYS = {"curves": ("target",), "final_vs": ("x", "xlabel", "logx"), "classes": ("x", "target"),
+             "mechanism": ("x",), "pareto": ("panels", "every_round", "overall"), "speed": (),
+             "faults": ("x", "facets", "within", "probe_group"), "privacy": ("facets",), "robustness": (),
+             "vocab": ("panels",), "model_groups": ("panels",)}
 
 
 def check_spec_keys(spec: dict, path, kind: str) -> None:
@@ -48,6 +55,7 @@ def check_spec_keys(spec: dict, path, kind: str) -> None:
     for key, ok, allowed in VALUE_RULES:
         if key in spec and not ok(spec[key]):
             raise ConfigError(f"{path}: `{key}`={spec[key]!r:.60} ({type(spec[key]).__name__}); allowed: {allowed}")
+    check_kind_keys(spec, path, kind)       # after the values: a wrong value is named as such on any kind
     groups = spec.get("groups") if isinstance(spec.get("groups"), dict) else {}
     # group names and facet keys: a misspelt one was drawn as if absent, in silence (no run of a group in
     # `every_round` gave its per-round points; facets grouped every run under one "None" facet)
@@ -73,3 +81,17 @@ def check_spec_keys(spec: dict, path, kind: str) -> None:
         if spec["x"] not in swept:
             raise ConfigError(f"{path}: x={spec['x']!r} is not a sweep axis, so each group draws one point; "
                               f"allowed: a key of `sweep` ({', '.join(sorted(swept)) or 'none'})")
+
+
+def check_kind_keys(spec: dict, path, kind: str) -> None:
+    """Each per-kind key (KIND_KEYS), the smoke section's panels too, one that `kind` draws with."""
+    smoke = spec.get("smoke") if isinstance(spec.get("smoke"), dict) else {}
+    own = KIND_KEYS.get(kind, ())
+    for where, keys in (("", spec), ("smoke.", {k: v for k, v in smoke.items() if k == "panels"})):
+        for key in keys:
+            readers = [k for k, read in KIND_KEYS.items() if key in read]
+            if readers and key not in own:
+                why = (": every group would run once per panel and be drawn as one group's lines, the panels "
+                       "told apart nowhere" if key == "panels" else "")
+                raise ConfigError(f"{path}: `{where}{key}` is not read by a kind={kind} figure (only by "
+                                  f"{', '.join(readers)}){why}; allowed: leave it out, or a kind that reads it")

@@ -8,8 +8,8 @@ from __future__ import annotations
 import math
 
 from tallysim.figures.drawing import finish_axis, save
-from tallysim.results.headline import seeds_counted
-from tallysim.results.md import footnote, starred
+from tallysim.results.headline import seed_marks
+from tallysim.results.md import cell, footnote, starred
 from tallysim.figures.panel_layout import panel_grid
 from tallysim.results.metrics import accuracy_std as acc, bits_text, read_run, text_headline
 
@@ -35,28 +35,31 @@ def vocab_fig(spec, data, stem, title) -> dict:
             dataset = cfg.get("data", {}).get("name")
             C = vocab_size(dataset) if C is None else C
             soft_bits = int(cfg.get("comm", {}).get("soft_bits", 32))
-            if group == "cfd":          # cfd quantises each value to cfd.bits (its soft label's bits)
+            # what each token costs is the run's protocol's, not the figure group's name: a user's group
+            # "soft" of softlabel was tabled "by parameters", a group "light" of tally too (hostile19)
+            protocol = cfg.get("protocol", {}).get("name", group)
+            if protocol == "cfd":          # cfd quantises each value to cfd.bits (its soft label's bits)
                 soft_bits = int(cfg.get("cfd", {}).get("bits", 8))
             extra = {k: v for k, v in ov.items() if k != "data.name"}
-            soft = group in ("softlabel", "cfd")           # a distribution per token
+            soft = protocol in ("softlabel", "cfd")           # a distribution per token
             label = group + (f" {soft_bits} bits" if soft else "") \
                 + ("".join(f" {k}={v}" for k, v in extra.items() if k != "comm.soft_bits"))
             xs = [max(float(r["bits_per_peer"]), 1.0) for r in rows]
             ys = [acc(r)[0] for r in rows]
             ax.plot(xs, ys, marker="o", markersize=3, label=label,
-                    linestyle="--" if group == "softlabel" and soft_bits != 32 else "-")
+                    linestyle="--" if protocol == "softlabel" and soft_bits != 32 else "-")
             table += [{"panel": p, "group": label, "dataset": dataset, "classes": C, "round": r["round"],
-                       "bits_per_peer": r["bits_per_peer"], "accuracy": a, "seeds_counted": seeds_counted(r)}
+                       "bits_per_peer": r["bits_per_peer"], "accuracy": a, **seed_marks(r)}
                       for r, a in zip(rows, ys)]
             hard = math.ceil(math.log2(C)) if C else None
-            votes = group in ("tally", "bridge")          # one vote per token; the FedAvg family: parameters
+            votes = protocol in ("tally", "bridge")       # one vote per token; the FedAvg family: parameters
             per_token = (hard if votes else C * soft_bits if soft and C else None)
             ratio = f"{C * soft_bits / hard:,.0f}" if soft and C else \
                 (f"{C * 32 / hard:,.0f} (32-bit soft / vote)" if votes and C else "-")
             ppl = text_headline(rows[-1])["ppl"]            # the same model's test perplexity
-            lines.append(f"| {p} | {dataset} | {C if C else '?'} | {label} | {rows[-1]['round']} | "
-                         f"{starred(f'{ys[-1]:.4f}', seeds_counted(rows[-1], final=True), marked, f'{p} {label}')} "
-                         f"| {'-' if ppl is None else f'{ppl:.4g}'} "
+            lines.append(f"| {cell(p)} | {cell(dataset)} | {C if C else '?'} | {cell(label)} | {rows[-1]['round']} | "
+                         f"{starred(f'{ys[-1]:.4f}', seed_marks(rows[-1], final=True), marked, f'{p} {label}')} "
+                         f"| {'-' if ppl is None else starred(f'{ppl:.4g}', seed_marks(rows[-1], ('ppl',), final=True), marked, f'{p} {label} perplexity')} "
                          f"| {bits_text(rows[-1]['bits_per_peer'])} | {per_token if per_token else 'by parameters'} "
                          f"| {ratio} |")
         finish_axis(ax, "cumulative bits per peer (up + down)", "next-token test accuracy",

@@ -1,7 +1,8 @@
 """The headline numbers of metrics rows: which accuracy is a row's (the server model's, acc_global,
 where there is one, else the mean of the peers' own models, acc_mean), a run's (the final row's or the
-best over its rows), the mean over seeds of per-seed rows, the one-line summary of a finished run, and
-the same model's perplexity and per-client accuracy on text tasks.
+best over its rows), the words for a multi-seed mean over fewer seeds or with a diverged seed, the
+one-line summary of a finished run, and the same model's perplexity and per-client accuracy on text
+tasks. The multi-seed row itself is made by seed_mean.py (aggregate, re-exported here).
 
 Re-exported by tallysim/results/metrics.py, the run directory's schema, under the same names; like it,
 imports nothing above it and no JAX.
@@ -11,11 +12,11 @@ from __future__ import annotations
 import math
 from typing import Optional
 
-import numpy as np
-
 from tallysim.config import ConfigError, active_peers, group_active_counts, parse_groups
 from tallysim.fields import first_few
-from tallysim.results.rows import PEER_PLACES, SEEDS_COUNTED, SEEDS_NONFINITE
+from tallysim.results.rows import SEEDS_COUNTED, SEEDS_NONFINITE
+# the mean over seeds (one row from per-seed rows) is seed_mean.py's; its name stays importable from here
+from tallysim.results.seed_mean import aggregate  # noqa: F401
 
 HEADLINE = ("acc_global", "acc_mean")                     # the server model, else the peers' mean
 HONEST = ("acc_global", "acc_mean_honest", "acc_mean")    # ... else the honest peers' mean (faults)
@@ -62,43 +63,95 @@ def metric(row: dict, name: str = "auto"):
     return v if is_number(v) else None
 
 
-def seeds_of(row: dict, name: str = "auto") -> str:
-    """"2 of 3 seeds" where `row`'s mean of metric `name` is over only the seeds that have a value there
-    (aggregate's `seeds_counted`), else "" (every seed, one seed, or no such key)."""
+def _seeds_in(row: dict, name: str, field: str) -> str:
+    """"2 of 3 seeds": how many of `row`'s seeds aggregate's `field` (seeds_counted, seeds_nonfinite) names
+    for metric `name`'s key, else "" (every seed, one seed, or no such key)."""
     if not isinstance(row, dict):
         return ""
     key = headline_key(row) if name in ("auto", "ppl") else name
     key = TEXT_HEADLINE.get(key, (key,))[0] if name == "ppl" else key
-    n = (row.get(SEEDS_COUNTED) or {}).get(key)
+    n = (row.get(field) or {}).get(key)
     return f"{n} of {len(row.get('seeds') or ())} seeds" if n else ""
 
 
-def partial_seeds(rows: list, name: str = "auto") -> str:
+def seeds_of(row: dict, name: str = "auto") -> str:
+    """"2 of 3 seeds" where `row`'s mean of metric `name` is over only the seeds that have a value there
+    (aggregate's `seeds_counted`), else "" (every seed, one seed, or no such key)."""
+    return _seeds_in(row, name, SEEDS_COUNTED)
+
+
+def diverged_of(row: dict, name: str = "auto") -> str:
+    """"1 of 3 seeds diverged" where `row`'s mean of metric `name` holds a seed's NaN or inf (aggregate's
+    `seeds_nonfinite`: the mean is then NaN or inf too, and a table cell read `nan` with no word why), else ""."""
+    n = _seeds_in(row, name, SEEDS_NONFINITE)
+    return f"{n} diverged" if n else ""
+
+
+def _words(what: str, final: bool, diverged: bool) -> str:
+    """A seed count as a table's cell or CSV column says it: "final over 2 of 3 seeds" ("final" only in a
+    table of final values) of a mean over fewer seeds; "1 of 3 seeds diverged" of a mean holding a NaN or inf
+    (the cell reads `nan (1 of 3 seeds diverged)`: md.starred)."""
+    return what if diverged else ("final " if final else "") + f"over {what}"
+
+
+def partial_seeds(rows: list, name: str = "auto", diverged: bool = False) -> str:
     """How a run's values of metric `name` fall short of its seeds (aggregate's `seeds_counted`): "final over
     2 of 3 seeds", "some evaluations over fewer seeds" (its best may be one), or "" where every mean is over
-    every seed. A partial mean looks like any other in a table cell or a curve, and its std is over fewer seeds."""
+    every seed. A partial mean looks like any other in a table cell or a curve, and its std is over fewer seeds.
+    `diverged`: where a mean holds a seed's NaN or inf instead (`seeds_nonfinite`): "final: 1 of 3 seeds
+    diverged", "some evaluations with a diverged seed", or ""."""
     if not rows:
         return ""
-    if final := seeds_of(rows[-1], name):
-        return f"final over {final}"
-    return "some evaluations over fewer seeds" if any(seeds_of(r, name) for r in rows) else ""
+    of = diverged_of if diverged else seeds_of
+    if final := of(rows[-1], name):
+        return f"final: {final}" if diverged else _words(final, True, False)
+    if not any(of(r, name) for r in rows):
+        return ""
+    return "some evaluations with a diverged seed" if diverged else "some evaluations over fewer seeds"
 
 
-def seeds_counted(row: dict, keys=("auto",), final: bool = False) -> str:
+def seeds_counted(row: dict, keys=("auto",), final: bool = False, diverged: bool = False) -> str:
     """A figure CSV row's `seeds_counted`, of the metrics row `row` it holds `keys` of: "" where each is a
     mean over every seed, else "over 2 of 3 seeds" ("final over ..." for a table of final values, as
-    partial_seeds says it); with several keys, each short one named: "vote_acc over 2 of 3 seeds"."""
-    short = [(k, what) for k in keys if (what := seeds_of(row, k))]
-    words = [("final " if final else "") + f"over {what}" for _, what in short]
+    partial_seeds says it); with several keys, each short one named: "vote_acc over 2 of 3 seeds".
+    `diverged`: its `seeds_nonfinite` instead, the keys whose mean holds a seed's NaN or inf ("1 of 3 seeds
+    diverged")."""
+    of = diverged_of if diverged else seeds_of
+    short = [(k, what) for k in keys if (what := of(row, k))]
+    words = [_words(what, final, diverged) for _, what in short]
     return "; ".join(w if len(keys) == 1 else f"{k} {w}" for (k, _), w in zip(short, words))
 
 
-def partial_note(who: str, metric: str, runs: list) -> str:
+def seed_marks(row: dict, keys=("auto",), final: bool = False) -> dict:
+    """A figure's or pareto's CSV row's two seed columns of the metrics row `row` (seeds_counted): `seeds_counted`
+    (a mean over fewer seeds) and `seeds_nonfinite` (a mean holding a diverged seed's NaN or inf); md.starred
+    marks a Markdown cell by them."""
+    return {SEEDS_COUNTED: seeds_counted(row, keys, final),
+            SEEDS_NONFINITE: seeds_counted(row, keys, final, diverged=True)}
+
+
+def partial_note(who: str, metric: str, runs: list, diverged: bool = False) -> str:
     """The line `table` and `plot` say of the (label, partial_seeds) of the runs it names."""
     named = first_few([f"{label}: {what}" for label, what in runs], 3, ", ... ({} more)")
-    return (f"{who}: {'the headline accuracy' if metric == 'auto' else metric} is in some rows a mean over only "
+    what = 'the headline accuracy' if metric == 'auto' else metric
+    if diverged:
+        return (f"{who}: {what} is in some rows NaN or inf: a seed diverged, and its NaN or inf is kept in the mean "
+                f"over seeds, std too (metrics.jsonl's seeds_nonfinite; per_seed holds each seed's): {named}")
+    return (f"{who}: {what} is in some rows a mean over only "
             "the seeds that have a value there (in the others' round no vote arrived, say), its std over those "
             f"seeds too (metrics.jsonl's seeds_counted): {named}")
+
+
+def seed_notes(who: str, metric: str, runs: list) -> list[str]:
+    """The partial_note lines of `runs` ((label, rows) each, or (label, rows, the run's own key for `metric`)):
+    one naming the runs whose metric is a mean over fewer seeds, one naming those where it holds a diverged
+    seed's NaN or inf; [] where every mean is over every seed and finite."""
+    lines = []
+    for diverged in (False, True):
+        if short := [(label, p) for label, rows, *key in runs
+                     if (p := partial_seeds(rows, key[0] if key else metric, diverged))]:
+            lines.append(partial_note(who, metric, short, diverged))
+    return lines
 
 
 MIN_COLLAPSE_ROUNDS = 10
@@ -206,74 +259,20 @@ def bits_to_target(rows: list[dict], target: float):
     return None
 
 
-# ----------------------------------------------------------------------------- seeds and summary
-
-def _exact(key: str, vals: list) -> bool:
-    """Whether the seeds' values are one exact count to keep as it is: integers (bits_up/bits_down, steps,
-    faulty, ...) or a bits key (bits_per_peer, up + down over P, may be fractional) on which every seed
-    agrees. Their mean was a float (3072 -> 3072.0; three 0.1s -> 0.10000000000000002), so a multi-seed
-    row's bits differed in type, or in the last digit, from each of its seeds' own."""
-    first = vals[0]
-    if isinstance(first, bool) or not isinstance(first, (int, float)):
-        return False
-    if not (isinstance(first, int) or key.startswith("bits_")):
-        return False
-    return all(type(v) is type(first) and v == first for v in vals)
-
-
-def aggregate(rows: list[dict], seeds: list) -> dict:
-    """One metrics row from per-seed rows: the mean under the usual keys, `<key>_std`, `per_seed`
-    (bits and integer counts every seed agrees on: that value, exact, std 0.0; wall_s: the largest; a key
-    null for every seed: null; null for some: the mean and std over the seeds that have a value, each
-    seed's value, null or not, in per_seed and how many were averaged in `seeds_counted`; NaN or inf for
-    some: kept in the mean, which is then not finite, and how many in `seeds_nonfinite`; a list,
-    acc_peers: the element-wise mean, no std)."""
-    if len(rows) == 1:
-        return rows[0]
-    out, per_seed, counted, nonfinite = {"round": rows[0]["round"], "seeds": seeds}, {}, {}, {}
-    for k in rows[0]:
-        if k == "round":
-            continue
-        vals = [r[k] for r in rows]
-        # one seed's null (no vote arrived in its lanes' round, nothing kept) nulled the other seeds'
-        # values too: a 3-seed dropout run's vote_acc was null wherever one seed's round had no sender
-        have = [v for v in vals if v is not None]
-        if k == "wall_s":
-            out[k] = max(vals)
-        elif any(isinstance(v, list) for v in vals):    # acc_peers: peer i's mean over seeds; each seed's list kept
-            out[k] = [round(float(x), PEER_PLACES) for x in np.mean(np.asarray(vals, float), axis=0)]
-            per_seed[k] = vals
-        elif not have:
-            out[k] = None
-        elif _exact(k, have):       # bits and counts every seed agrees on: the value itself, not a float mean
-            out[k] = have[0]
-            out[k + "_std"] = 0.0
-            per_seed[k] = vals
-        else:
-            # one seed's NaN or inf (a diverged model's perplexity) is its result, not a missing value: kept in
-            # the mean and counted (seeds_nonfinite), not the other seeds' mean passed off as the run's
-            with np.errstate(invalid="ignore", over="ignore"):
-                out[k] = float(np.mean(have))
-                out[k + "_std"] = float(np.std(have))
-            per_seed[k] = vals
-            if bad := sum(isinstance(v, float) and not math.isfinite(v) for v in have):
-                nonfinite[k] = bad
-        if have and len(have) < len(vals) and k != "wall_s":
-            counted[k] = len(have)
-    out["per_seed"] = per_seed
-    if counted:
-        out[SEEDS_COUNTED] = counted
-    if nonfinite:
-        out[SEEDS_NONFINITE] = nonfinite
-    return out
-
+# ----------------------------------------------------------------------------- summary
 
 def _spread(last: dict, key: str) -> str:
     """" +- 0.0100" (the std over seeds, `<key>_std`; "" for one seed), and " (final over 2 of 3 seeds)"
-    where the mean is over only the seeds that have a value (partial_seeds: as table, plot and pareto say it)."""
+    where the mean is over only the seeds that have a value (partial_seeds: as table, plot and pareto say it),
+    " (1 of 3 seeds diverged)" where it holds a seed's NaN or inf (the accuracy read `nan` with no word why)."""
     std = last.get(key + "_std")
     part = partial_seeds([last], key)
-    return (f" +- {std:.4f}" if is_number(std) else "") + (f" ({part})" if part else "")
+    return (f" +- {std:.4f}" if is_number(std) else "") + (f" ({part})" if part else "") + _gone(last, key)
+
+
+def _gone(last: dict, name: str) -> str:
+    """" (1 of 3 seeds diverged)" where the row's mean of `name` holds a seed's NaN or inf (diverged_of), else ""."""
+    return f" ({gone})" if (gone := diverged_of(last, name)) else ""
 
 
 def _by_group(last: dict) -> str:
@@ -333,7 +332,7 @@ def summary_line(cfg, last: dict) -> str:
             f"accuracy {acc:.4f}" + _spread(last, k)
             + (f" (peer mean {last['acc_mean']:.4f}, ensemble {last['acc_ensemble']:.4f}{_by_group(last)}{dead})"
                if last.get("acc_mean") is not None else " (server model; no client model is kept)") + ", "
-            + ("" if ppl is None else f"perplexity {ppl:.4g}, ") +
+            + ("" if ppl is None else f"perplexity {ppl:.4g}{_gone(last, 'ppl')}, ") +
             f"{last['bits_per_peer'] / 8e6:.4g} MB per peer{_per_active(cfg, last)}, {last['wall_s']:.1f} s"
             + (f"; results in {last['out']}" if last.get("out") else ""))
 

@@ -11,12 +11,13 @@ A `tallysim run --out DIR` directory (run.py) holds
     error.txt        the run failed
 and, in a sweep (sweep.py), `done.json` once the run returned; the sweep directory's `sweep.json`
 indexes its runs ({..., "runs": [{name, overrides, dir, status, [summary|error]}]}; a failed run whose
-loss went non-finite also has "diverged": true).
+loss went non-finite also has "diverged": true; a run done now whose last row's mean holds a diverged seed's
+NaN or inf, "seeds_diverged": "ppl_mean: 1 of 3 seeds diverged").
 
 The headline accuracy of a metrics row is the server model's (acc_global) where there is one, else
 the mean of the peers' own models (acc_mean); a run's is the final row's or the best over its rows
-(results/headline.py, with the mean over seeds and the summary line). The rows are written by
-results/rows.py. Both are re-exported here: `metrics.<name>` is every name of the schema.
+(results/headline.py, with the summary line; the mean over seeds is results/seed_mean.py's). The rows
+are written by results/rows.py. All three are re-exported here: `metrics.<name>` is every name of the schema.
 
 Every reader checks what the plots rely on, so a corrupt or hand-edited file fails in one line naming
 the file (and the line) instead of as a traceback from inside matplotlib. This module imports nothing
@@ -36,12 +37,14 @@ from tallysim.fields import home, is_path
 # The headline numbers and the row writer live in their own modules; their names stay importable from
 # here, where readers, run.py and the figures have always found them.
 from tallysim.results.headline import (HEADLINE, HONEST, TEXT_HEADLINE, WHICH, accuracy, accuracy_std,  # noqa: F401
-                                       aggregate, bits_text, bits_to_target, check_bits, check_which, collapse_warning,
-                                       final_best, headline_key, is_number, lower_is_better, metric, run_accuracy,
-                                       summary_line, text_headline)
+                                       bits_text, bits_to_target, check_bits, check_which, collapse_warning,
+                                       diverged_of, final_best, headline_key, is_number, lower_is_better, metric, run_accuracy,
+                                       text_headline)
+from tallysim.results.seed_mean import aggregate  # noqa: F401
+from tallysim.results import headline as _headline
 from tallysim.results.rows import (CLIENT_PERCENTILE, GROUP_KEYS, NON_FINITE, PEER_PLACES, PROBE_KEYS,  # noqa: F401
-                                   ROUND_KEYS, check_own_keys, client_stats, dumps_row, group_row, lane_row,
-                                   revive, text_row)
+                                   ROUND_KEYS, SEEDS_COUNTED, SEEDS_NONFINITE, check_own_keys, client_stats,
+                                   dumps_row, group_row, lane_row, revive, text_row)
 from tallysim.results import partition_file
 # A figure's files (matplotlib on Agg, --out checked, a table beside it, titles wrapped, written whole):
 # results/figure_files.py, re-exported: metrics.save_figure as before
@@ -349,3 +352,18 @@ def panel_of(run_dir) -> str:
 def columns(rows: list[dict]) -> list[str]:
     """Numeric columns of metric rows (what --metric may name)."""
     return sorted({k for r in rows for k, v in r.items() if is_number(v) and k != "round"})
+
+
+def summary_line(cfg, last: dict) -> str:
+    """A finished run's one line (results/headline.py's): `cfg` its Config, or its config.json as a dict
+    (`Results.config`: the notebook's `summary_line(res.config, res.last)` was an AttributeError 'seeds'),
+    `last` its last metrics row (`Results.last`); anything else refused in one line (a list of rows, or a
+    row without an accuracy, was a TypeError from inside)."""
+    from tallysim.config import Config, from_dict
+    if isinstance(cfg, dict):
+        cfg = from_dict(cfg, where="summary_line(cfg)")     # its records (code, placement) left out
+    if not isinstance(cfg, Config) or not isinstance(last, dict) or not is_number(last.get(headline_key(last))):
+        raise ConfigError(f"summary_line(cfg={type(cfg).__name__}, last={type(last).__name__}): expected a Config "
+                          "(or a run's config.json as a dict, Results.config) and one metrics row with an "
+                          "accuracy and bits_per_peer (Results.last)")
+    return _headline.summary_line(cfg, last)

@@ -24,7 +24,7 @@ from tallysim import atomic
 from tallysim.config import PROTOCOLS, ConfigError
 from tallysim.fields import did_you_mean
 from tallysim.results import md, metrics
-from tallysim.results.headline import partial_note, partial_seeds, seeds_counted
+from tallysim.results.headline import partial_seeds, seed_marks, seed_notes
 from tallysim.results.figure_files import FLAGS
 from tallysim.results.metrics import check_figure_out, columns
 
@@ -62,7 +62,7 @@ def collect(dirs, which: str = "final", metric: str = "auto", log=None, names: d
     if metric != "auto" and cols and metric not in cols:
         raise ConfigError(f"{flag} {metric!r} is not a column of any run's metrics.jsonl; allowed: auto, "
                           f"{', '.join(sorted(cols))}{did_you_mean(metric, sorted(cols), metrics.METRIC_ALIASES)}")
-    points, partial = [], []
+    points, kept = [], []
     for d, label, cfg, rows in runs:
         if not rows:
             log(f"pareto: skipping {d}: metrics.jsonl has no rows yet")
@@ -83,11 +83,13 @@ def collect(dirs, which: str = "final", metric: str = "auto", log=None, names: d
         if final is None and which == "final":
             # a probe metric is null where its round scored nothing (vote_acc on a text round with every
             # probe position PAD, consensus_acc with every vote abstaining): the run has values, not a last one
-            log(f"pareto: skipping {d}: its last round's {metric!r} is null (nothing scored or kept that "
-                f"round); {names.get('--which', '--which')}{'=' if names else ' '}best reads its best round ({best:.4f})")
+            # NaN, not null, where a seed diverged (seeds_nonfinite): final_best leaves NaN out as it does null
+            gone = partial_seeds(rows, metric, diverged=True)
+            what = f"NaN ({gone})" if gone else "null (nothing scored or kept that round)"
+            log(f"pareto: skipping {d}: its last round's {metric!r} is {what}; "
+                f"{names.get('--which', '--which')}{'=' if names else ' '}best reads its best round ({best:.4f})")
             continue
-        if part := partial_seeds(rows, metric):     # a point like any other: said, as table and plot say it
-            partial.append((label, part))
+        kept.append((label, rows))     # a point over fewer seeds or with a diverged one: said, as table and plot say it
         bits = float(last["bits_per_peer"])
         key = metrics.headline_key(last) if metric == "auto" else metric
         std = last.get(key + "_std")           # over the run's seeds, of the final value
@@ -98,10 +100,12 @@ def collect(dirs, which: str = "final", metric: str = "auto", log=None, names: d
             "accuracy_final": final, "accuracy_best": best, "rounds": last.get("round"),
             "seeds": _seed_count(cfg), "accuracy_final_std": std if metrics.is_number(std) else None,
             "dataset": cfg.get("data", {}).get("name", "unknown"),
-            # the point's accuracy a mean over fewer seeds than the run has: marked in the tables (write_tables)
-            "seeds_counted": seeds_counted(last, (metric,), final=True) if which == "final" else part})
-    if partial:
-        log(partial_note("pareto", metric, partial))
+            # the point's accuracy a mean over fewer seeds than the run has, or holding a diverged seed's NaN
+            # or inf: marked in the tables (write_tables)
+            **(seed_marks(last, (metric,), final=True) if which == "final" else
+               {"seeds_counted": partial_seeds(rows, metric), "seeds_nonfinite": partial_seeds(rows, metric, True)})})
+    for line in seed_notes("pareto", metric, kept):
+        log(line)
     datasets = sorted({p["dataset"] for p in points})
     if len(datasets) > 1:       # one frontier per protocol over them: accuracies of different tasks compared
         log(f"pareto: warning: the runs are on {len(datasets)} datasets ({', '.join(datasets)}): each protocol's "
@@ -155,7 +159,7 @@ def overall_lines(front: list[dict]) -> list[str]:
     lines, marked = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)], []
     for p in front:
         r = table_row(p)
-        r["accuracy"] = md.starred(r["accuracy"], r["seeds_counted"], marked, p["run"])
+        r["accuracy"] = md.starred(r["accuracy"], r, marked, p["run"])
         lines.append("| " + " | ".join(md.cell(r[c]) for c in COLUMNS) + " |")
     return lines + md.footnote(marked)
 
@@ -200,7 +204,8 @@ def table_row(p: dict) -> dict:
     """A point's row in the frontier tables (the figures' landscape tables use the same columns)."""
     return {"protocol": p["protocol"], "run": p["run"], "bits_per_peer": metrics.bits_text(p["bits_per_peer"]),
             "MB_per_peer": f"{p['MB_per_peer']:.6g}", "accuracy": f"{p['accuracy']:.4f}",
-            "seeds_counted": p.get("seeds_counted", "")}     # "" where the accuracy is over every seed
+            "seeds_counted": p.get("seeds_counted", ""),        # "" where the accuracy is over every seed
+            "seeds_nonfinite": p.get("seeds_nonfinite", "")}    # "" where no seed's value is NaN or inf
 
 
 # The first line of each of table_paths' files, as write_tables writes it: a file there that starts
@@ -216,10 +221,10 @@ def table_paths(fig: str) -> list[str]:
 
 def write_tables(points: list[dict], front: list[dict], fig: str, which: str, metric: str) -> list[str]:
     paths = table_paths(fig)
-    atomic.write_csv(paths[0], COLUMNS + ("seeds_counted",), [table_row(p) for p in front])
+    atomic.write_csv(paths[0], COLUMNS + ("seeds_counted", "seeds_nonfinite"), [table_row(p) for p in front])
     on = {id(p) for p in front}
     atomic.write_csv(paths[2], COLUMNS + ("on_frontier", "accuracy_final", "accuracy_best", "dir", "seeds",
-                                          "accuracy_final_std", "seeds_counted"),
+                                          "accuracy_final_std", "seeds_counted", "seeds_nonfinite"),
                      [{**table_row(p), "on_frontier": int(id(p) in on), "accuracy_final": "" if p["accuracy_final"] is None
                        else f"{p['accuracy_final']:.4f}",
                        "accuracy_best": f"{p['accuracy_best']:.4f}", "dir": p["dir"], "seeds": p.get("seeds") or "",

@@ -17,7 +17,7 @@ from tallysim import atomic
 from tallysim.config import ConfigError
 from tallysim.fields import did_you_mean, home, is_path
 from tallysim.results import metrics, partition_file
-from tallysim.results.headline import partial_note, partial_seeds
+from tallysim.results.headline import seed_notes
 from tallysim.results.metrics import check_figure_out, columns, read_run
 
 WHICH_ACCURACY = {"acc_global": "server model", "acc_mean": "peer mean"}
@@ -196,9 +196,10 @@ def plot_curves(run_dirs, out: str, metric: str = "auto", title: str | None = No
     runs, labels = _with_rows(runs, labels)
     _note_unfinished(runs)
     runs, labels = _with_metric(runs, labels, metric, word("--metric", "--metric"))
-    # a mean over fewer seeds than the run has (seeds_counted) is a point and a band like any other
-    if partial := [(label, p) for (_, _, rows), label in zip(runs, labels) if (p := partial_seeds(rows, metric))]:
-        print(partial_note("plot", metric, partial), file=sys.stderr)
+    # a mean over fewer seeds than the run has (seeds_counted), or holding a diverged seed's NaN or inf
+    # (seeds_nonfinite), is a point and a band like any other (a NaN one a gap)
+    for line in seed_notes("plot", metric, [(label, rows) for (_, _, rows), label in zip(runs, labels)]):
+        print(line, file=sys.stderr)
     series, points, kept = [], [], []
     for (d, cfg, rows), label in zip(runs, labels):
         rows = [r for r in rows if r["bits_per_peer"] > 0] or rows

@@ -25,7 +25,7 @@ ROUND_KEYS = {"kept": float, "merged": int, "nnz": int, "feddf_loss": float}
 
 
 PEER_PLACES = 4
-# A multi-seed row's {key: seeds averaged} for each key only some seeds have a value of (headline.aggregate),
+# A multi-seed row's {key: seeds averaged} for each key only some seeds have a value of (seed_mean.aggregate),
 # absent where every mean is over every seed
 SEEDS_COUNTED = "seeds_counted"
 # {key: seeds whose value is NaN or inf} (a diverged seed's perplexity): kept in the mean, not left out as a

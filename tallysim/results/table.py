@@ -72,9 +72,12 @@ def table_rows(dirs, metric: str = "auto", log=None) -> tuple[list[str], list[di
                                   f"every row: {_NULL_WHY.get(metric, 'not computed by these runs')}); {allowed}")
             raise ConfigError(f"--metric {metric!r} is not a column of any run's {metrics.METRICS}; {allowed}")
     _say_uneven(runs, metric, log)
-    if partial := [(label, p) for _, label, _, rows in runs if (p := headline.partial_seeds(rows, metric))]:
-        log(headline.partial_note("table", metric, partial))     # final, final_std or best over fewer seeds
+    for line in headline.seed_notes("table", metric, [(label, rows) for _, label, _, rows in runs]):
+        log(line)       # final, final_std or best over fewer seeds, or holding a diverged seed's NaN
     if metric == "auto":
+        # its ppl column (next-token runs): a diverged seed's inf perplexity is the likeliest non-finite mean
+        for line in headline.seed_notes("table", "ppl", [(label, rows) for _, label, _, rows in runs]):
+            log(line)
         _say_floor(runs, log)
         headline.say_no_client(runs, log)      # the client columns vanished in silence
         for d, label, cfg, rows in runs:   # a peer at the floor all run (the demo's seed 1: peer 0 at 0.1000)
@@ -119,8 +122,8 @@ def _group_finals(runs: list, out: list, log) -> list:
             r[f"final_std@{name}"] = last.get(f"acc_mean@{name}_std")
     for name in names:
         key = f"acc_mean@{name}"
-        if partial := [(label, p) for _, label, _, rows in runs if (p := headline.partial_seeds(rows[-1:], key))]:
-            log(headline.partial_note("table", key, partial))
+        for line in headline.seed_notes("table", key, [(label, rows[-1:]) for _, label, _, rows in runs]):
+            log(line)
     return [c for name in names for c in (f"final@{name}", f"final_std@{name}")]
 
 

@@ -102,6 +102,14 @@ def _masked_mean(values, weights):
     return jnp.sum(values * weights) / jnp.maximum(jnp.sum(weights), 1.0)
 
 
+def private_targets(task, y, mask, flip, classes: int):
+    """The private labels a step trains on ((c + 1) % C where `flip`: faults.kind=label_flip) and their
+    loss weights, read from the labels as they are: on text, flipped PAD (0, padding) was BOS, trained
+    on, and the last token C - 1 flipped to PAD was left out of the loss (hostile19)."""
+    weights = task.private_weights(y, mask)
+    return (y if flip is None else jnp.where(flip, (y + 1) % classes, y)), weights
+
+
 def _step_fn(spec: LocalSpec, data: FedData, probes, anchor, flip=None, linear=None, masked: bool = True):
     """One step of one peer: xs = (idx [B] | None, mask [B] | None, pidx [R] | None).
     idx/mask None = a probe-only step; pidx None = private-only. A step whose mask is all False is
@@ -129,11 +137,9 @@ def _step_fn(spec: LocalSpec, data: FedData, probes, anchor, flip=None, linear=N
             logits = spec.apply_fn(w, jnp.concatenate(parts) if len(parts) > 1 else parts[0])
             total, private = 0.0, 0.0
             if idx is not None:
-                y = data.y_train[idx]
-                if flip is not None:
-                    y = jnp.where(flip, (y + 1) % logits.shape[-1], y)
+                y, weights = private_targets(spec.task, data.y_train[idx], mask, flip, logits.shape[-1])
                 ce = optax.softmax_cross_entropy_with_integer_labels(logits[:idx.shape[0]], y)
-                private = _masked_mean(ce, spec.task.private_weights(y, mask))
+                private = _masked_mean(ce, weights)
                 total = private
             if pidx is not None:
                 dl = spec.distill_loss(logits[-pidx.shape[0]:], probes.target_M[pidx])
