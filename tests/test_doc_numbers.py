@@ -90,6 +90,43 @@ def test_the_fig11_text_table_is_fig11_reduced():
     assert checked == 12
 
 
+def test_the_fig11_8bit_before_and_after_are_their_csvs():
+    """docs/figures.md, Fig. 11: the 8-bit soft labels' before -> after (the unrounded downlink,
+    docs/figures/fig11_reduced_unrounded.csv, against fig11_reduced.csv's rows of the rounded one) at
+    round 8 on both vocabularies and words' round 6, to 4 decimals; the unrounded file holds only those
+    rows, and every other row of fig11_reduced.csv is not theirs."""
+    def acc(name):
+        rows = list(csv.DictReader((FIG / name).open(newline="")))
+        return {(r["panel"], int(r["round"])): float(r["accuracy"]) for r in rows if r["group"] == "softlabel 8 bits"}, rows
+    before, old_rows = acc("fig11_reduced_unrounded.csv")
+    after, _ = acc("fig11_reduced.csv")
+    assert len(old_rows) == len(before) == 8 and set(before) == set(after)
+    text = " ".join((DOCS / "figures.md").read_text().split("**Fig. 11**")[1].split("![fig11")[0].split())
+    found = re.search(r"characters (\d\.\d{4}) -> (\d\.\d{4}) .*?words (\d\.\d{4}) -> (\d\.\d{4}) "
+                      r"\([\d,]+ -> [\d,]+; round 6 (\d\.\d{4}) -> (\d\.\d{4})\)", text)
+    assert found, "Fig. 11's before -> after sentence"
+    want = [f"{v[k]:.4f}" for k in (("chars", 8), ("words", 8), ("words", 6)) for v in (before, after)]
+    assert list(found.groups()) == want, (found.groups(), want)
+
+
+def test_the_fig11_words_controls_are_their_csv():
+    """docs/figures.md, Fig. 11: the words controls of the rounded downlink (docs/figures/fig11_words_8bit_controls.csv):
+    the code before the change today (seed 0, rounds 8 and 6), seed 1 before -> after, the rounded seed-0 run
+    twice equal, and its rows the figure's (fig11_reduced.csv)."""
+    by = {}
+    for r in _csv("fig11_words_8bit_controls.csv"):
+        by.setdefault((r["downlink"], r["run"], r["seed"]), {})[int(r["round"])] = float(r["accuracy"])
+    old0 = by[("unrounded", "code before the change 2026-12-07", "0")]
+    assert by[("rounded", "fig11_reduced.csv 2026-12-07", "0")] == by[("rounded", "the same run again 2026-12-07", "0")]
+    figure = {int(r["round"]): float(r["accuracy"]) for r in _csv("fig11_reduced.csv")
+              if r["panel"] == "words" and r["group"] == "softlabel 8 bits"}
+    assert all(abs(figure[t] - a) < 1e-6 for t, a in by[("rounded", "fig11_reduced.csv 2026-12-07", "0")].items())
+    text = " ".join((DOCS / "figures.md").read_text().split("**Fig. 11**")[1].split("![fig11")[0].split())
+    assert f"On words it gives {old0[8]:.4f} " in text and f"round 6 {old0[6]:.4f} where the table had" in text
+    s1 = (by[("unrounded", "code before the change 2026-12-07", "1")][8], by[("rounded", "2026-12-07", "1")][8])
+    assert f"moves words by nothing: {s1[0]:.4f} -> {s1[1]:.4f}" in text, s1
+
+
 def _csv(name: str) -> list[dict]:
     return list(csv.DictReader(open(FIG / name)))
 
@@ -353,3 +390,27 @@ def test_the_class_1000_momentum0_before_and_after_are_their_csvs():
         pairs = re.search(label + r" (\d\.\d+ -> \d\.\d+), (\d\.\d+ -> \d\.\d+), (\d\.\d+ -> \d\.\d+)", text).groups()
         want = tuple(f"{before[(group, p)]} -> {after[(group, p)]}" for p in ("iid", "dir0.5", "dir0.1"))
         assert pairs == want, (label, pairs, want)
+
+
+def test_the_class_1000_soft_labels_before_and_after_are_their_csvs():
+    """docs/matched-bits.md, "C = 1000 at matched bits" (momentum 0.9): both softlabel groups re-run with the
+    rounded downlink; their before -> after means after round 10, IID / Dirichlet 0.5 / Dirichlet 0.1, are
+    docs/figures/class_1000_unrounded_seeds.csv's against class_1000_seeds.csv's (which the table is), and
+    the unrounded file holds those groups' rows only (three panels, three seeds, rounds 2-10)."""
+    import statistics
+
+    def means(name):
+        by = {}
+        for r in _csv(name):
+            if r["round"] == "10":
+                by.setdefault((r["group"], r["panel"]), []).append(float(r["acc_mean"]))
+        return {k: f"{statistics.mean(v):.3f}" for k, v in by.items()}
+    old = _csv("class_1000_unrounded_seeds.csv")
+    assert {r["group"] for r in old} == {"softlabel_8bit_1p", "softlabel_8bit_10p"} and len(old) == 2 * 3 * 3 * 5
+    before, after = means("class_1000_unrounded_seeds.csv"), means("class_1000_seeds.csv")
+    text = " ".join(_c1000_section("table").split())
+    for label, group in (("one probe", "softlabel_8bit_1p"), ("ten probes", "softlabel_8bit_10p")):
+        pairs = re.search(label + r" (\d\.\d+ -> \d\.\d+), (\d\.\d+ -> \d\.\d+), (\d\.\d+ -> \d\.\d+)", text)
+        assert pairs, f"the {label}' before -> after sentence"
+        want = tuple(f"{before[(group, p)]} -> {after[(group, p)]}" for p in ("iid", "dir0.5", "dir0.1"))
+        assert pairs.groups() == want, (label, pairs.groups(), want)
