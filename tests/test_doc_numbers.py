@@ -372,19 +372,21 @@ def test_the_class_1000_twenty_rounds_are_their_csv():
     assert [len(by[(p, 20)]) for p in ("tally", "local")] == [3, 3]
 
 
+def _round10_means(name):
+    """{(group, panel): mean acc_mean after round 10 over the seeds, as 0.xxx} of a figure's per-seed CSV."""
+    import statistics
+    by = {}
+    for r in _csv(name):
+        if r["round"] == "10":
+            by.setdefault((r["group"], r["panel"]), []).append(float(r["acc_mean"]))
+    return {k: f"{statistics.mean(v):.3f}" for k, v in by.items()}
+
+
 def test_the_class_1000_momentum0_before_and_after_are_their_csvs():
     """docs/matched-bits.md, "Without momentum": the soft-label groups' before -> after means (the
     unrounded downlink, docs/figures/class_1000_momentum0_unrounded_seeds.csv, against the table's
     class_1000_momentum0_seeds.csv), after round 10, IID / Dirichlet 0.5 / Dirichlet 0.1."""
-    import statistics
-
-    def means(name):
-        by = {}
-        for r in _csv(name):
-            if r["round"] == "10":
-                by.setdefault((r["group"], r["panel"]), []).append(float(r["acc_mean"]))
-        return {k: f"{statistics.mean(v):.3f}" for k, v in by.items()}
-    before, after = means("class_1000_momentum0_unrounded_seeds.csv"), means("class_1000_momentum0_seeds.csv")
+    before, after = _round10_means("class_1000_momentum0_unrounded_seeds.csv"), _round10_means("class_1000_momentum0_seeds.csv")
     text = " ".join(_c1000_section("momentum0").split())
     for label, group in (("one probe", "softlabel_8bit_1p"), ("ten probes", "softlabel_8bit_10p")):
         pairs = re.search(label + r" (\d\.\d+ -> \d\.\d+), (\d\.\d+ -> \d\.\d+), (\d\.\d+ -> \d\.\d+)", text).groups()
@@ -397,17 +399,9 @@ def test_the_class_1000_soft_labels_before_and_after_are_their_csvs():
     rounded downlink; their before -> after means after round 10, IID / Dirichlet 0.5 / Dirichlet 0.1, are
     docs/figures/class_1000_unrounded_seeds.csv's against class_1000_seeds.csv's (which the table is), and
     the unrounded file holds those groups' rows only (three panels, three seeds, rounds 2-10)."""
-    import statistics
-
-    def means(name):
-        by = {}
-        for r in _csv(name):
-            if r["round"] == "10":
-                by.setdefault((r["group"], r["panel"]), []).append(float(r["acc_mean"]))
-        return {k: f"{statistics.mean(v):.3f}" for k, v in by.items()}
     old = _csv("class_1000_unrounded_seeds.csv")
     assert {r["group"] for r in old} == {"softlabel_8bit_1p", "softlabel_8bit_10p"} and len(old) == 2 * 3 * 3 * 5
-    before, after = means("class_1000_unrounded_seeds.csv"), means("class_1000_seeds.csv")
+    before, after = _round10_means("class_1000_unrounded_seeds.csv"), _round10_means("class_1000_seeds.csv")
     text = " ".join(_c1000_section("table").split())
     for label, group in (("one probe", "softlabel_8bit_1p"), ("ten probes", "softlabel_8bit_10p")):
         pairs = re.search(label + r" (\d\.\d+ -> \d\.\d+), (\d\.\d+ -> \d\.\d+), (\d\.\d+ -> \d\.\d+)", text)
