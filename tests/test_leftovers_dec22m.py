@@ -32,3 +32,29 @@ def test_the_sweep_command_refuses_a_repeated_seed_in_one_line(capsys, tmp_path,
     line = one_line(capsys, ["sweep", "--out", str(tmp_path / "s"), "seed=0,0"])
     assert "sweep axis seed lists 0 twice" in line and "seed=0,1,2" in line
     assert not (tmp_path / "s").exists()
+
+
+# ----------------------------------------------------------------------------- 2. a text fault target never scored
+
+TEXT_FAULT = ["model.name=lstm", "faults.kind=confident_wrong", "faults.fraction=0.25"]
+
+
+@pytest.mark.parametrize("name, target, says", [
+    ("shakespeare", 0, "faults.target=0 is PAD on text (shakespeare), never a scored target; allowed: -1 "
+                       "(a random wrong token) or 2..79"),
+    ("shakespeare_words", 1, "faults.target=1 is BOS on text (shakespeare_words), never a scored target; "
+                             "allowed: -1 (a random wrong token) or 2..10003"),
+])
+def test_a_text_fault_target_of_pad_or_bos_is_refused(name, target, says):
+    from tallysim import config
+    cfg = config.apply_overrides(config.Config(), [f"data.name={name}", *TEXT_FAULT, f"faults.target={target}"])
+    with pytest.raises(ConfigError) as e:
+        config.validate(cfg)
+    assert says in str(e.value)
+    config.validate(config.apply_overrides(cfg, ["faults.target=2"]))      # EOS is a real answer: kept
+
+
+def test_a_text_fault_target_is_refused_in_one_line_before_loading(capsys, tmp_path, no_compile):
+    line = one_line(capsys, ["run", "--out", str(tmp_path / "r"), "data.name=shakespeare", *TEXT_FAULT,
+                             "faults.target=0"])
+    assert "faults.target=0 is PAD" in line
