@@ -58,3 +58,37 @@ def test_a_text_fault_target_is_refused_in_one_line_before_loading(capsys, tmp_p
     line = one_line(capsys, ["run", "--out", str(tmp_path / "r"), "data.name=shakespeare", *TEXT_FAULT,
                              "faults.target=0"])
     assert "faults.target=0 is PAD" in line
+
+
+# ----------------------------------------------------------------------------- 3. a misspelt metric key
+
+ROWS = [{"round": 1, "acc_mean": 0.5, "acc_global": 0.6, "bits_per_peer": 3.0},
+        {"round": 2, "acc_mean": 0.7, "acc_global": 0.65, "bits_per_peer": 6.0}]
+
+
+def test_final_best_refuses_a_key_no_row_has_naming_close_keys():
+    from tallysim.results import metrics
+    with pytest.raises(ConfigError, match=r"metric 'acc_globl' is no key of these rows nor one a run writes; "
+                                          r"allowed: auto, ppl or a key of the rows \(acc_global, acc_mean, "
+                                          r"bits_per_peer, round\); did you mean acc_global"):
+        metrics.final_best(ROWS, "acc_globl")                   # was (None, None)
+    assert metrics.final_best(ROWS, "acc_global") == (0.65, 0.65)
+    # keys a run writes, though these rows lack them: a group's, a seed mean's spread, a round key, a text run's
+    for name in ("acc_mean@a", "acc_mean_std", "kept", "ppl_mean", "vote_acc"):
+        assert metrics.final_best(ROWS, name) == (None, None), name
+
+
+def test_table_still_reads_a_column_only_some_runs_have(tmp_path):
+    # table's internal path (column_final_best): a plugin's column in one run, absent from the other
+    import json
+    from tallysim import outdir
+    from tallysim.results import table
+    for name, extra in (("a", {"my_score": 0.9}), ("b", {})):
+        d = tmp_path / "runs" / name
+        d.mkdir(parents=True)
+        outdir.mark(d)
+        (d / "config.json").write_text(json.dumps({"protocol": {"name": "tally"}, "rounds": 2, "peers": 2}))
+        (d / "metrics.jsonl").write_text("".join(json.dumps({**r, **extra}) + "\n" for r in ROWS))
+    _, out = table.table_rows([str(tmp_path / "runs")], "my_score", log=lambda _: None)
+    assert sorted((r["run"], r["final my_score"], r["best my_score"]) for r in out) == [
+        ("a", 0.9, 0.9), ("b", None, None)]
