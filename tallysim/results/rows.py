@@ -49,8 +49,8 @@ WRITTEN_KEYS = ("round", "bits_up", "bits_down", "bits_per_peer", "steps_real", 
 
 def check_metric_key(rows: list, name, aliases: dict | None = None) -> None:
     """A metric name that no row holds and no run writes (WRITTEN_KEYS, ROUND_KEYS, with `@GROUP` or a seed
-    mean's `_std`; `auto`, `ppl`) refused naming close keys (`aliases`: did_you_mean's): metrics.final_best(rows, "acc_globl") returned
-    (None, None), read as "this run has no value", where the key was misspelt."""
+    mean's `_std`; `auto`, `ppl`) refused naming close keys (`aliases`: did_you_mean's):
+    metrics.final_best(rows, "acc_globl") returned (None, None), read as "this run has no value"."""
     if not isinstance(name, str):
         raise ConfigError(f"final_best(name={name!r:.40}): expected a column name (str), or 'auto'")
     head = name.split("@")[0]
