@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import one_line
-from tallysim import sweep
+from tallysim import cli, run, sweep  # noqa: F401  (imported before no_compile patches jax.jit)
 from tallysim.config import ConfigError
 
 
@@ -92,3 +92,32 @@ def test_table_still_reads_a_column_only_some_runs_have(tmp_path):
     _, out = table.table_rows([str(tmp_path / "runs")], "my_score", log=lambda _: None)
     assert sorted((r["run"], r["final my_score"], r["best my_score"]) for r in out) == [
         ("a", 0.9, 0.9), ("b", None, None)]
+
+
+# ----------------------------------------------------------------------------- 4. a data cache inside a run
+
+@pytest.mark.parametrize("inside", ["", "data", "data/deeper"])
+def test_a_data_cache_inside_a_run_directory_is_refused(tmp_path, monkeypatch, inside):
+    from tallysim import outdir
+    from tallysim.data import cache
+    from tallysim.data.base import DataError
+    run = tmp_path / "runs" / "a"
+    run.mkdir(parents=True)
+    outdir.mark(run)
+    monkeypatch.setenv("TALLYSIM_DATA", str(run / inside))
+    with pytest.raises(DataError, match=f"is inside the run directory {run}: the prepared datasets would be "
+                                        "written among its results; allowed: a directory outside every run"):
+        cache.cache_dir()
+    monkeypatch.setenv("TALLYSIM_DATA", str(tmp_path / "runs" / "cache"))    # beside the run: kept
+    assert cache.cache_dir() == tmp_path / "runs" / "cache"
+
+
+def test_the_run_command_refuses_a_data_cache_inside_a_run_in_one_line(capsys, tmp_path, monkeypatch, no_compile):
+    from tallysim import outdir
+    run = tmp_path / "old"
+    run.mkdir()
+    outdir.mark(run)
+    monkeypatch.setenv("TALLYSIM_DATA", str(run / "data"))
+    line = one_line(capsys, ["run", "--out", str(tmp_path / "new"), "data.name=fashion_mnist", "rounds=1"])
+    assert f"TALLYSIM_DATA={run / 'data'} is inside the run directory {run}" in line
+    assert not (run / "data").exists()
