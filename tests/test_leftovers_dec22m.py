@@ -121,3 +121,18 @@ def test_the_run_command_refuses_a_data_cache_inside_a_run_in_one_line(capsys, t
     line = one_line(capsys, ["run", "--out", str(tmp_path / "new"), "data.name=fashion_mnist", "rounds=1"])
     assert f"TALLYSIM_DATA={run / 'data'} is inside the run directory {run}" in line
     assert not (run / "data").exists()
+
+
+# ----------------------------------------------------------------------------- 5. a results folder misspelt
+
+def test_table_of_a_missing_folder_names_a_close_one_beside_it(capsys, tmp_path, monkeypatch):
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "plots").mkdir()
+    (tmp_path / "runs.txt").write_text("")                 # a file of a close name: no folder to suggest
+    monkeypatch.chdir(tmp_path)
+    line = one_line(capsys, ["table", "runz"])
+    assert line.endswith("runz does not exist; pass run directories or directories above them; did you mean runs?")
+    line = one_line(capsys, ["table", str(tmp_path / "runz")])
+    assert line.endswith(f"did you mean {tmp_path / 'runs'}?")
+    assert "did you mean" not in one_line(capsys, ["table", "xyz"])             # nothing close: nothing said
+    assert "runs.txt is not a directory" in one_line(capsys, ["table", "runs.txt"])

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Optional
 
 from tallysim.config import ConfigError, show
-from tallysim.fields import home, is_path
+from tallysim.fields import did_you_mean, home, is_path
 # The headline numbers and the row writer live in their own modules; their names stay importable from
 # here, where readers, run.py and the figures have always found them.
 from tallysim.results.headline import (HEADLINE, HONEST, TEXT_HEADLINE, WHICH, accuracy, accuracy_std,  # noqa: F401
@@ -260,6 +260,19 @@ def read_sweep(sweep_dir) -> dict:
     return doc
 
 
+def _near_folder(root: Path) -> str:
+    """"; did you mean runs?" where a folder beside a missing `root` has a close name (`table runz`)."""
+    try:
+        beside = [p.name for p in root.parent.iterdir() if p.is_dir()]
+    except OSError:         # the parent missing or unreadable: nothing to suggest
+        return ""
+    near = did_you_mean(root.name, beside)
+    if not near or root.parent == Path("."):
+        return near
+    names = near[len("; did you mean "):-1].split(" or ")      # named as the user wrote root: a/runz -> a/runs
+    return f"; did you mean {' or '.join(str(root.parent / n) for n in names)}?"
+
+
 def find_runs(dirs: Iterable, unlisted: Optional[Callable] = None) -> list[tuple[Path, str]]:
     """(run directory, label) for every directory with metrics.jsonl at or below each of dirs.
     The label is the path relative to the given directory (its own name if it is a run). A folder it
@@ -269,7 +282,8 @@ def find_runs(dirs: Iterable, unlisted: Optional[Callable] = None) -> list[tuple
     for root in directories(dirs):
         root = Path(root)
         if not root.is_dir():
-            raise ConfigError(f"{root} is not a directory; pass run directories or directories above them")
+            what = "is not a directory" if root.exists() else "does not exist"
+            raise ConfigError(f"{root} {what}; pass run directories or directories above them{_near_folder(root)}")
 
         def cannot_list(e: OSError, root=root):
             if unlisted is not None:
