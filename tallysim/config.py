@@ -82,16 +82,24 @@ def _parse_scalar(key: str, text: str, t) -> Any:
 
 
 def distinct_values(key: str, texts: list[str]) -> list[str]:
-    """A sweep axis's values in order, each once by value, not text: `peers=4,04` and `optim.lr=0.1,0.10`
-    ran one configuration twice, in two directories that `table` then showed as different runs. (`1` and
-    `true` stay apart; a text that does not parse is itself, and validation refuses it later.)"""
+    """A sweep axis's values, each listed once by value, not text, or refused: `seed=0,0`, `peers=4,04` or
+    `optim.lr=0.1,0.10` quietly ran one configuration once where the user asked for two runs (and once
+    made two directories that `table` showed as different runs). (`1` and `true` stay apart; a text that
+    does not parse is itself, and validation refuses it later.)"""
     t, seen = field_keys()[key], {}
     for text in texts:
         try:
             value = _parse_scalar(key, text, t)
         except ConfigError:
             value = text
-        seen.setdefault((type(value).__name__, value), text)
+        k = (type(value).__name__, value)
+        if k in seen:
+            first = seen[k]
+            spelt = "" if first == text else f" ({first!r} and {text!r} are the same value)"
+            raise ConfigError(f"sweep axis {key} lists {first} twice{spelt}: a repeated value is one run, not two; "
+                              "allowed: each value once"
+                              + (" (more runs: more seeds, seed=0,1,2)" if key == "seed" else ""))
+        seen[k] = text
     return list(seen.values())
 
 

@@ -359,6 +359,13 @@ def _class_rules(cfg: Config) -> None:
         topk_soft_message(cfg.topk_soft.k, cfg.topk_soft.value_bits, classes)
     if cfg.protocol.name == "cfd":
         cfd_delta_rule(cfg)
+    if cfg.data.name in KNOWN_TEXT and cfg.faults.kind == "confident_wrong" and cfg.faults.target in (0, 1):
+        # PAD and BOS (data/text.py's ids 0 and 1) are never a scored target (accuracy skips them): the
+        # fault is a confident wrong answer, and these two are no answer the model is ever asked for
+        top = "" if cfg.data.path is not None else f"..{KNOWN_TEXT[cfg.data.name][1] - 1}"
+        raise ConfigError(f"faults.target={cfg.faults.target} is {('PAD', 'BOS')[cfg.faults.target]} on text "
+                          f"({cfg.data.name}), never a scored target; allowed: -1 (a random wrong token) or "
+                          f"2{top} (EOS, OOV or a {'word' if 'words' in cfg.data.name else 'character'})")
     if classes is not None and cfg.faults.kind == "confident_wrong" and cfg.faults.target >= classes:
         raise ConfigError(f"faults.target={cfg.faults.target} is not a class of {cfg.data.name} "
                           f"({classes} classes); allowed: -1 (a random wrong class) or 0..{classes - 1}")

@@ -54,7 +54,7 @@ def test_a_sweep_sections_values_are_typed_as_the_files_body(axis, expected):
 
 def test_a_sweep_sections_json_values_that_fit_still_run():
     runs = sweep.expand({"data.max_train": [None, 1000], "partition.cap": [True, False], "optim.lr": [1, 0.5],
-                         "data.input_shape": [[28, 28, 1]], "peers": [4, 4.0]}, [])
+                         "data.input_shape": [[28, 28, 1]], "peers": [4.0]}, [])     # 4.0: an integer
     assert len(runs) == 8, runs
 
 

@@ -226,10 +226,11 @@ def lower_is_better(name: str) -> bool:
                                                                                                "tied")
 
 
-def final_best(rows: list[dict], name: str = "auto") -> tuple[Optional[float], Optional[float]]:
+def column_final_best(rows: list[dict], name: str = "auto") -> tuple[Optional[float], Optional[float]]:
     """A run's (final, best) value of a metric: the last row's, and the largest over its rows (the
     smallest for a perplexity or a loss: lower_is_better; NaN and missing values left out); None where
-    there is none."""
+    there is none: table's and pareto's path, whose runs may lack a column others have (metrics.final_best,
+    the public call, refuses a name no row has and no run writes)."""
     if not isinstance(rows, (list, tuple)) or not all(hasattr(r, "get") for r in rows):
         # None was "'NoneType' object is not iterable"; one row (a dict) iterated its keys
         raise ConfigError(f"final_best(rows={rows!r:.60}): a {type(rows).__name__}; expected a run's metrics rows, "
@@ -242,7 +243,7 @@ def final_best(rows: list[dict], name: str = "auto") -> tuple[Optional[float], O
 
 def run_accuracy(rows: list[dict], which: str = "final", name: str = "auto") -> Optional[float]:
     """A run's headline number: the final (`which="final"`) or the best (`"best"`) value of a metric."""
-    return final_best(rows, name)[WHICH.index(check_which(which))]
+    return column_final_best(rows, name)[WHICH.index(check_which(which))]
 
 
 def check_which(which: str, flag: str = "--which") -> str:

@@ -33,17 +33,17 @@ from pathlib import Path
 from typing import Callable, Iterable, Optional
 
 from tallysim.config import ConfigError, show
-from tallysim.fields import home, is_path
+from tallysim.fields import did_you_mean, home, is_path
 # The headline numbers and the row writer live in their own modules; their names stay importable from
 # here, where readers, run.py and the figures have always found them.
 from tallysim.results.headline import (HEADLINE, HONEST, TEXT_HEADLINE, WHICH, accuracy, accuracy_std,  # noqa: F401
                                        bits_text, bits_to_target, check_bits, check_which, collapse_warning,
-                                       diverged_of, final_best, headline_key, is_number, lower_is_better, metric, run_accuracy,
+                                       column_final_best, diverged_of, headline_key, is_number, lower_is_better, metric, run_accuracy,
                                        text_headline)
 from tallysim.results.seed_mean import aggregate  # noqa: F401
 from tallysim.results import headline as _headline
 from tallysim.results.rows import (CLIENT_PERCENTILE, GROUP_KEYS, NON_FINITE, PEER_PLACES, PROBE_KEYS,  # noqa: F401
-                                   ROUND_KEYS, SEEDS_COUNTED, SEEDS_NONFINITE, check_own_keys, client_stats,
+                                   ROUND_KEYS, SEEDS_COUNTED, SEEDS_NONFINITE, check_metric_key, check_own_keys, client_stats,
                                    dumps_row, group_row, lane_row, revive, text_row)
 from tallysim.results import partition_file
 # A figure's files (matplotlib on Agg, --out checked, a table beside it, titles wrapped, written whole):
@@ -260,6 +260,19 @@ def read_sweep(sweep_dir) -> dict:
     return doc
 
 
+def _near_folder(root: Path) -> str:
+    """"; did you mean runs?" where a folder beside a missing `root` has a close name (`table runz`)."""
+    try:
+        beside = [p.name for p in root.parent.iterdir() if p.is_dir()]
+    except OSError:         # the parent missing or unreadable: nothing to suggest
+        return ""
+    near = did_you_mean(root.name, beside)
+    if not near or root.parent == Path("."):
+        return near
+    names = near[len("; did you mean "):-1].split(" or ")      # named as the user wrote root: a/runz -> a/runs
+    return f"; did you mean {' or '.join(str(root.parent / n) for n in names)}?"
+
+
 def find_runs(dirs: Iterable, unlisted: Optional[Callable] = None) -> list[tuple[Path, str]]:
     """(run directory, label) for every directory with metrics.jsonl at or below each of dirs.
     The label is the path relative to the given directory (its own name if it is a run). A folder it
@@ -269,7 +282,8 @@ def find_runs(dirs: Iterable, unlisted: Optional[Callable] = None) -> list[tuple
     for root in directories(dirs):
         root = Path(root)
         if not root.is_dir():
-            raise ConfigError(f"{root} is not a directory; pass run directories or directories above them")
+            what = "is not a directory" if root.exists() else "does not exist"
+            raise ConfigError(f"{root} {what}; pass run directories or directories above them{_near_folder(root)}")
 
         def cannot_list(e: OSError, root=root):
             if unlisted is not None:
@@ -352,6 +366,16 @@ def panel_of(run_dir) -> str:
 def columns(rows: list[dict]) -> list[str]:
     """Numeric columns of metric rows (what --metric may name)."""
     return sorted({k for r in rows for k, v in r.items() if is_number(v) and k != "round"})
+
+
+def final_best(rows: list[dict], name: str = "auto") -> tuple[Optional[float], Optional[float]]:
+    """A run's (final, best) value of metric `name`: the last row's, and the largest over its rows (the
+    smallest for a perplexity or a loss: lower_is_better; NaN and missing values left out); None where
+    there is none. A name no row has and no run writes (`acc_globl`) is refused naming close keys, where it
+    returned (None, None); column_final_best is the unchecked path (table's runs that lack a column)."""
+    if isinstance(rows, (list, tuple)) and all(isinstance(r, dict) for r in rows):   # else refused below
+        check_metric_key(rows, name, METRIC_ALIASES)
+    return column_final_best(rows, name)
 
 
 def summary_line(cfg, last: dict) -> str:

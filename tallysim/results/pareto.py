@@ -76,7 +76,7 @@ def collect(dirs, which: str = "final", metric: str = "auto", log=None, names: d
             why = run_status(d, cfg, rows)         # failed, incomplete, or running (another process writes it)
             log(f"pareto: skipping {d}: {why} (round {last.get('round')} of {want})")
             continue
-        final, best = metrics.final_best(rows, metric)
+        final, best = metrics.column_final_best(rows, metric)
         if best is None:
             log(f"pareto: skipping {d}: no {metric!r} values in {metrics.METRICS}")
             continue

@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from tallysim.fields import ConfigError
+from tallysim.fields import ConfigError, did_you_mean, first_few
 
 PROBE_KEYS = ("consensus_acc", "vote_acc", "softavg_acc", "agreement", "tied", "wrong_confidence",
               "vote_acc_honest", "softavg_acc_honest")
@@ -44,6 +44,25 @@ WRITTEN_KEYS = ("round", "bits_up", "bits_down", "bits_per_peer", "steps_real", 
                 "train_loss", "faulty", "acc_mean_honest", *PROBE_KEYS, "ppl_mean", "ppl_global",
                 "acc_client_mean", "acc_client_p10", "acc_own_mean", "acc_own_p10", "wall_s", "seeds", "per_seed",
                 SEEDS_COUNTED, SEEDS_NONFINITE)
+
+
+
+def check_metric_key(rows: list, name, aliases: dict | None = None) -> None:
+    """A metric name that no row holds and no run writes (WRITTEN_KEYS, ROUND_KEYS, with `@GROUP` or a seed
+    mean's `_std`; `auto`, `ppl`) refused naming close keys (`aliases`: did_you_mean's):
+    metrics.final_best(rows, "acc_globl") returned (None, None), read as "this run has no value"."""
+    if not isinstance(name, str):
+        raise ConfigError(f"final_best(name={name!r:.40}): expected a column name (str), or 'auto'")
+    head = name.split("@")[0]
+    head = head[:-len("_std")] if head.endswith("_std") else head
+    if name in ("auto", "ppl") or head in WRITTEN_KEYS or head in ROUND_KEYS \
+            or any(isinstance(r, dict) and name in r for r in rows):
+        return
+    held = sorted({k for r in rows if isinstance(r, dict) for k in r if k not in ("seeds", "per_seed")})
+    known = sorted(set(held) | {k for k in (*WRITTEN_KEYS, *ROUND_KEYS) if k not in ("seeds", "per_seed")})
+    raise ConfigError(f"metric {name!r} is no key of these rows nor one a run writes; allowed: auto, ppl or a "
+                      f"key of the rows ({first_few(held, 8) or 'none: no rows'}){did_you_mean(name, known, aliases)}")
+
 
 # Strict JSON for the numbers JSON has none for. A text run whose test loss overflows exp has perplexity
 # inf; Python's json wrote it as the bare token `Infinity`, which jq, JavaScript's JSON.parse and pandas'

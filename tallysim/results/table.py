@@ -87,7 +87,7 @@ def table_rows(dirs, metric: str = "auto", log=None) -> tuple[list[str], list[di
     out = []
     for d, label, cfg, rows in runs:
         flat = unread_blank(with_defaults(flatten(cfg), swept) if cfg else {}, swept)
-        final, best = metrics.final_best(rows, metric)
+        final, best = metrics.column_final_best(rows, metric)
         last = rows[-1] if rows else {}
         key = metrics.headline_key(last) if metric == "auto" and last else metric
         std = last.get(key + "_std")
@@ -154,7 +154,7 @@ def _say_uneven(runs: list, metric: str, log) -> None:
             log(f"table: final/best are each run's headline accuracy (--metric auto), not one column: {what}; "
                 f"--metric {' or --metric '.join(heads)} compares one column across every run")
         return
-    empty = [str(label) for _, label, _, rows in runs if metrics.final_best(rows, metric)[1] is None]
+    empty = [str(label) for _, label, _, rows in runs if metrics.column_final_best(rows, metric)[1] is None]
     if empty:
         log(f"table: no {metric!r} value in {len(empty)} of {len(runs)} runs ({_some(empty)}): their "
             f"final/best {metric} cells are empty")
@@ -167,7 +167,7 @@ def _say_floor(runs: list, log) -> None:
     at = {}
     for d, label, _, rows in runs:
         majority = partition_file.majority(d)
-        if headline.at_floor(metrics.final_best(rows)[0], majority):
+        if headline.at_floor(metrics.column_final_best(rows)[0], majority):
             at.setdefault(f"{majority['majority_acc']:.4f}", []).append(str(label))
     for floor, labels in at.items():
         # "at or below" named 0.0898 of a run at 0.0899: at_floor allows FLOOR_MARGIN above the floor (for
