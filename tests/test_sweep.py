@@ -28,9 +28,11 @@ def test_expand_cross_product_and_names():
     assert runs[1][1] == ["protocol.name=tally", "bridge.density=0.1", "peers=3"]
     assert sweep.expand({}, ["peers=3"]) == [("base", ["peers=3"])]
     assert sweep.expand({}, []) == [("base", [])]
-    # deterministic, duplicate values collapse, '/' is filesystem-safe
+    # deterministic, a repeated value refused (it was one run, silently: test_leftovers_dec22m), '/' is
+    # filesystem-safe
     assert runs == sweep.expand({}, ["protocol.name=tally,softlabel", "bridge.density=0.01,0.1", "peers=3"])
-    assert len(sweep.expand({}, ["seed=1,2,1"])) == 2
+    with pytest.raises(ConfigError, match="lists 1 twice"):
+        sweep.expand({}, ["seed=1,2,1"])
     names = [n for n, _ in sweep.expand({}, ["data.path=/a/b,c"])]
     assert names == ["data.path=-a-b", "data.path=c"] and all("/" not in n for n in names)
     # tuple-valued keys separate values with ';'
