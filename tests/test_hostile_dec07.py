@@ -412,11 +412,16 @@ def test_config_file_messages_say_what_is_there(text, expected, tmp_path):
 
 @pytest.mark.parametrize("values, expected", [
     ([2.0, 4.0], ["peers=2", "peers=4"]),      # "peers='2.0': expected an integer"; the body takes 2.0
-    ([2, 2.0], ["base"]),                      # one value, once (a one-value axis is the base run)
     ([2, 4], ["peers=2", "peers=4"]),          # ok
 ])
 def test_a_json_sweep_axis_takes_whole_floats_for_an_integer(values, expected):
     assert [n for n, _ in sweep.expand({"peers": values}, [])] == expected
+
+
+def test_a_json_sweep_axis_repeating_a_whole_float_is_refused():
+    # [2, 2.0] is one value twice: it ran once where two runs were asked for (now refused: leftovers32)
+    with pytest.raises(ConfigError, match="lists 2 twice"):
+        sweep.expand({"peers": [2, 2.0]}, [])
 
 
 @pytest.mark.parametrize("values, expected", [

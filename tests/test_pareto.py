@@ -87,7 +87,7 @@ def test_collect_final_best_and_discovery(runs, capsys):
     # a run directory given directly is labelled by its name; the same run twice counts once
     one = pareto.collect([runs / "sw" / "protocol.name=tally", runs / "sw"])
     assert sorted(p["run"] for p in one) == ["protocol.name=fedavg", "protocol.name=tally"]
-    with pytest.raises(ConfigError, match="not a directory"):
+    with pytest.raises(ConfigError, match="missing does not exist"):
         pareto.collect([runs / "missing"])
 
 
