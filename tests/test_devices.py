@@ -132,22 +132,32 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def two_processes(argv_of, timeout: int, **env) -> tuple:
+    """`python argv_of(pid)...` as the two CPU processes of one jax.distributed run (2 devices each, gloo
+    collectives, a free coordinator port). Returns (procs, outs:
+    (stdout, stderr) each); both killed afterwards, so a hung pair (the faults the tests guard) does not
+    outlive its test."""
+    port, procs = _free_port(), []
+    for pid in range(2):
+        penv = dict(os.environ, XLA_FLAGS=f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=2",
+                    JAX_PLATFORMS="cpu", TALLYSIM_DISTRIBUTED="1", TALLYSIM_COORDINATOR=f"127.0.0.1:{port}",
+                    TALLYSIM_NUM_PROCESSES="2", TALLYSIM_PROCESS_ID=str(pid), **env)
+        procs.append(subprocess.Popen([sys.executable, *argv_of(pid)], env=penv,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    try:
+        return procs, [p.communicate(timeout=timeout) for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+
+
 @pytest.mark.slow
 def test_two_processes_give_the_single_process_numbers(tmp_path):
     """`tallysim run` under jax.distributed with two CPU processes of 2 devices each (gloo
     collectives): only process 0 writes, and its metrics equal a one-process run's."""
     items = [*TINY, "protocol.name=tally", "seeds=4"]
-    port = _free_port()
-    procs = []
-    for pid in range(2):
-        env = dict(os.environ, XLA_FLAGS=f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=2",
-                   JAX_PLATFORMS="cpu",
-                   TALLYSIM_DISTRIBUTED="1", TALLYSIM_COORDINATOR=f"127.0.0.1:{port}",
-                   TALLYSIM_NUM_PROCESSES="2", TALLYSIM_PROCESS_ID=str(pid))
-        procs.append(subprocess.Popen([sys.executable, "-m", "tallysim", "run", *items, "--quiet",
-                                       "--out", str(tmp_path / f"dist{pid}")], env=env,
-                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-    outs = [p.communicate(timeout=600) for p in procs]
+    procs, outs = two_processes(lambda pid: ["-m", "tallysim", "run", *items, "--quiet", "--out", str(tmp_path / f"dist{pid}")],
+                                600)
     for p, (o, e) in zip(procs, outs):
         assert p.returncode == 0, e[-3000:]
     assert (tmp_path / "dist0" / "metrics.jsonl").exists() and not (tmp_path / "dist1").exists()

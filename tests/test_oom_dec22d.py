@@ -160,25 +160,11 @@ def test_two_processes_one_out_of_memory_fail_together(tmp_path, oom_in):
     collective, both hung (killed after 240 s); now both stop within a minute (gloo gives up on the
     collective after 30 s) with the same one-line message. Both out of memory: both retry, and process
     0's rows are the one-process run's. Fast test of the decision: test_the_retry_decision_is_every_processes."""
-    import os
-    import subprocess
-    import sys
     from conftest import TINY
-    from test_devices import _free_port, _rows, _same
+    from test_devices import _rows, _same, two_processes
     items = [*TINY, "protocol.name=tally", "seeds=4"]
-    port, procs = _free_port(), []
-    for pid in range(2):
-        env = dict(os.environ, XLA_FLAGS=f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=2",
-                   JAX_PLATFORMS="cpu", TALLYSIM_DISTRIBUTED="1", TALLYSIM_COORDINATOR=f"127.0.0.1:{port}",
-                   TALLYSIM_NUM_PROCESSES="2", TALLYSIM_PROCESS_ID=str(pid), OOM_IN=oom_in)
-        procs.append(subprocess.Popen([sys.executable, "-c", _PROCESS, "run", *items, "--quiet",
-                                       "--out", str(tmp_path / f"dist{pid}")], env=env,
-                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-    try:
-        outs = [p.communicate(timeout=400) for p in procs]
-    finally:
-        for p in procs:
-            p.kill()            # a hung pair (the fault) does not outlive the test
+    procs, outs = two_processes(lambda pid: ["-c", _PROCESS, "run", *items, "--quiet", "--out", str(tmp_path / f"dist{pid}")],
+                                400, OOM_IN=oom_in)
     errs = [err for _, err in outs]
     if oom_in == "all":
         assert [p.returncode for p in procs] == [0, 0], errs[0][-3000:] + errs[1][-3000:]

@@ -151,25 +151,11 @@ def test_two_processes_with_a_checkpoint_cadence_finish(tmp_path):
     process 0's save fetched a state spanning the other process's devices (a RuntimeError), process 1
     waiting for ever (killed after 300 s; SIGTERM caught and ignored). Fast tests of the same code:
     test_a_process_that_writes_nothing_scans_the_rounds_process_0_does."""
-    import os
-    import subprocess
-    import sys
     from conftest import TINY
-    from test_devices import _free_port, _rows, _same
+    from test_devices import _rows, _same, two_processes
     items = [*TINY, "protocol.name=tally", "seeds=4", "eval_every=2"]     # rounds=2: a checkpoint after round 1
-    port, procs = _free_port(), []
-    for pid in range(2):
-        env = dict(os.environ, XLA_FLAGS=f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=2",
-                   JAX_PLATFORMS="cpu", TALLYSIM_DISTRIBUTED="1", TALLYSIM_COORDINATOR=f"127.0.0.1:{port}",
-                   TALLYSIM_NUM_PROCESSES="2", TALLYSIM_PROCESS_ID=str(pid))
-        procs.append(subprocess.Popen([sys.executable, "-m", "tallysim", "run", *items, "--quiet", "--checkpoint-every",
-                                       "1", "--out", str(tmp_path / f"dist{pid}")], env=env,
-                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-    try:
-        outs = [p.communicate(timeout=300) for p in procs]
-    finally:
-        for p in procs:
-            p.kill()            # a hung pair (the fault) does not outlive the test
+    procs, outs = two_processes(lambda pid: ["-m", "tallysim", "run", *items, "--quiet", "--checkpoint-every", "1",
+                                             "--out", str(tmp_path / f"dist{pid}")], 300)
     for p, (_, err) in zip(procs, outs):
         assert p.returncode == 0, err[-3000:]
     run.run(tiny("protocol.name=tally", "seeds=4", "eval_every=2", "devices=1"), str(tmp_path / "one"),
