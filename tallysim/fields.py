@@ -121,6 +121,11 @@ def count(n: int, noun: str, plural: str = "") -> str:
     return f"{n} {noun if n == 1 else plural or noun + 's'}"
 
 
+def is_number(v) -> bool:
+    """A number a metrics row may hold: an int or float, never a bool (True is an int to isinstance)."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
 def is_path(p) -> bool:
     """A path as tallysim takes one: a str or an os.PathLike (pathlib.Path), never bytes (b"runs" would be
     written as a directory named "b'runs'", or fail inside pathlib) nor a number (a TypeError deep inside)."""
