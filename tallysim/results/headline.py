@@ -15,7 +15,7 @@ from typing import Optional
 
 from tallysim.config import ConfigError, active_peers, group_active_counts, parse_groups
 from tallysim.fields import first_few, is_number
-from tallysim.results.rows import SEEDS_COUNTED, SEEDS_NONFINITE
+from tallysim.results.rows import SEEDS_COUNTED, SEEDS_NONFINITE, check_metric_key
 # the mean over seeds (one row from per-seed rows) is seed_mean.py's; its name stays importable from here
 from tallysim.results.seed_mean import aggregate  # noqa: F401
 # the warnings that a run learnt nothing (collapsed onto one answer, at the most frequent target's floor) are
@@ -179,7 +179,11 @@ def column_final_best(rows: list[dict], name: str = "auto") -> tuple[Optional[fl
 
 
 def run_accuracy(rows: list[dict], which: str = "final", name: str = "auto") -> Optional[float]:
-    """A run's headline number: the final (`which="final"`) or the best (`"best"`) value of a metric."""
+    """A run's headline number: the final (`which="final"`) or the best (`"best"`) value of a metric. A name
+    no row has and no run writes (`acc_globl`) is refused naming close keys, as metrics.final_best does (it
+    returned None, read as "this run has no value"); column_final_best stays the unchecked path."""
+    if isinstance(rows, (list, tuple)) and all(isinstance(r, dict) for r in rows):   # else refused below
+        check_metric_key(rows, name, call="run_accuracy")
     return column_final_best(rows, name)[WHICH.index(check_which(which))]
 
 

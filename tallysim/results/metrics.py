@@ -42,7 +42,7 @@ from tallysim.results.headline import (HEADLINE, HONEST, TEXT_HEADLINE, WHICH, a
                                        text_headline)
 from tallysim.results.seed_mean import aggregate  # noqa: F401
 from tallysim.results import headline as _headline
-from tallysim.results.rows import (CLIENT_PERCENTILE, GROUP_KEYS, NON_FINITE, PEER_PLACES, PROBE_KEYS,  # noqa: F401
+from tallysim.results.rows import (CLIENT_PERCENTILE, GROUP_KEYS, METRIC_ALIASES, NON_FINITE, PEER_PLACES, PROBE_KEYS,  # noqa: F401
                                    ROUND_KEYS, SEEDS_COUNTED, SEEDS_NONFINITE, check_metric_key, check_own_keys, client_stats,
                                    dumps_row, group_row, lane_row, revive, text_row)
 from tallysim.results import partition_file
@@ -80,10 +80,6 @@ def sweep_axis_keys(doc: dict) -> list[str]:
     if not isinstance(axes, list):
         return []
     return [a.split("=", 1)[0] for a in axes if isinstance(a, str) and "=" in a]
-
-# What a newcomer types for `--metric auto`, the headline accuracy (acc_global where there is a server
-# model, else acc_mean): offered as "did you mean auto?" when refused.
-METRIC_ALIASES = {"accuracy": "auto", "acc": "auto", "headline": "auto", "testacc": "auto"}
 
 
 # ----------------------------------------------------------------------------- reading
@@ -374,7 +370,7 @@ def final_best(rows: list[dict], name: str = "auto") -> tuple[Optional[float], O
     there is none. A name no row has and no run writes (`acc_globl`) is refused naming close keys, where it
     returned (None, None); column_final_best is the unchecked path (table's runs that lack a column)."""
     if isinstance(rows, (list, tuple)) and all(isinstance(r, dict) for r in rows):   # else refused below
-        check_metric_key(rows, name, METRIC_ALIASES)
+        check_metric_key(rows, name)
     return column_final_best(rows, name)
 
 
