@@ -38,3 +38,49 @@ def test_run_accuracy_refuses_a_misspelt_metric_naming_close_keys():
     assert headline.run_accuracy(ROWS, "best", "acc_mean@phone") is None
     # the internal path (table, pareto) still reads a column only some runs have, unchecked
     assert headline.column_final_best(ROWS, "my_score") == (None, None)
+
+
+# ----------------------------------------------------------------------------- 3. a diverged seed's accuracy
+
+def _seed_rows(rnd, accs):
+    """The aggregate of three seeds' rows at round `rnd` (seed_mean.aggregate, as run.py writes them)."""
+    from tallysim.results.seed_mean import aggregate
+    return aggregate([{"round": rnd, "acc_mean": a, "acc_global": None, "bits_per_peer": 100 * rnd, "wall_s": 1.0}
+                      for a in accs], [0, 1, 2])
+
+
+def _write(d, rows):
+    import json
+    d.mkdir(parents=True)
+    (d / "config.json").write_text(json.dumps({"protocol": {"name": "tally"}, "rounds": rows[-1]["round"],
+                                               "seeds": 3, "peers": 4}))
+    (d / "metrics.jsonl").write_text("".join(metrics.dumps_row(r) + "\n" for r in rows))   # NaN as "NaN"
+    return d
+
+
+def test_a_seeds_nan_accuracy_is_read_and_marked_not_the_run_refused(tmp_path):
+    # No tallysim writer makes this row today (a NaN loss stops the run before its row; NaN logits argmax
+    # to a class, a finite accuracy), but a mean over seeds holding one is aggregate's, marked as a
+    # perplexity's is: read_rows refused the whole run ("acc_mean=nan must be a finite number")
+    import math
+    from tallysim.results import runs, table
+    d = _write(tmp_path / "runs" / "gone", [_seed_rows(1, (0.5, 0.5, 0.6)), _seed_rows(2, (0.6, math.nan, 0.7))])
+    rows = metrics.read_rows(d)
+    last = rows[-1]
+    assert math.isnan(last["acc_mean"]) and last["seeds_nonfinite"] == {"acc_mean": 1}
+    assert math.isnan(last["per_seed"]["acc_mean"][1])
+    # final and best leave NaN out, as of every column: no final, the best the finite round's
+    assert metrics.final_best(rows) == (None, pytest.approx(1.6 / 3))
+    assert headline.seed_marks(last) == {"seeds_counted": "", "seeds_nonfinite": "1 of 3 seeds diverged"}
+    said = []
+    table.table_rows([tmp_path / "runs"], log=said.append)
+    assert any("a seed diverged" in m and "gone: final: 1 of 3 seeds diverged" in m for m in said), said
+    assert "acc_mean nan (1 of 3 seeds diverged) @ 200 bits" in repr(runs.Results.read(d))
+    # unmarked (one seed's row, or a hand edit) it is still refused, saying what is allowed
+    bare = {**last}
+    del bare["seeds_nonfinite"]
+    with pytest.raises(ConfigError, match=r"line 2: acc_mean=nan must be a finite number \(or, in a mean over "
+                                          r"seeds, NaN or inf where seeds_nonfinite names acc_mean"):
+        metrics.read_rows(_write(tmp_path / "bare", [rows[0], bare]))
+    with pytest.raises(ConfigError, match="acc_mean=nan must be a finite number"):    # another key's mark
+        metrics.read_rows(_write(tmp_path / "other", [rows[0], {**last, "seeds_nonfinite": {"ppl_mean": 1}}]))

@@ -134,7 +134,8 @@ def _metrics_file(run_dir) -> Path:
 
 def read_rows(run_dir) -> list[dict]:
     """A run directory's metrics rows, each checked (bits_per_peer and acc_mean finite numbers, acc_mean
-    null only beside a number in acc_global, round an integer, acc_global a number or null)."""
+    null only beside a number in acc_global, NaN or inf only where the row's seeds_nonfinite names it (a
+    diverged seed's, kept in the mean over seeds), round an integer, acc_global a number or null)."""
     metrics = _metrics_file(run_dir)
     rows = []
     text = _text(metrics)
@@ -158,8 +159,14 @@ def read_rows(run_dir) -> list[dict]:
         for key in ("bits_per_peer", "acc_mean"):
             if key == "acc_mean" and row.get(key) is None and is_number(row.get("acc_global")):
                 continue        # client_storage=auto: no client model is kept, the server's is evaluated
+            if key == "acc_mean" and is_number(row.get(key)) and isinstance(row.get(SEEDS_NONFINITE), dict) \
+                    and key in row[SEEDS_NONFINITE]:
+                continue        # a mean over seeds holding a diverged seed's NaN or inf, marked as aggregate
+                # marks it (per_seed holds each seed's): read, as a perplexity's is, not the whole run refused
             if not is_number(row.get(key)) or not math.isfinite(row[key]):
-                raise ConfigError(f"{metrics} line {i}: {key}={row.get(key)!r} must be a finite number")
+                also = (" (or, in a mean over seeds, NaN or inf where seeds_nonfinite names acc_mean: a seed "
+                        "diverged)") if key == "acc_mean" else ""
+                raise ConfigError(f"{metrics} line {i}: {key}={row.get(key)!r} must be a finite number{also}")
         if not isinstance(row.get("round"), int) or isinstance(row.get("round"), bool):   # every writer writes it
             raise ConfigError(f"{metrics} line {i}: round={row.get('round')!r} must be an integer (the round "
                               "the row was evaluated after)")
