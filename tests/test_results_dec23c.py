@@ -84,3 +84,54 @@ def test_a_seeds_nan_accuracy_is_read_and_marked_not_the_run_refused(tmp_path):
         metrics.read_rows(_write(tmp_path / "bare", [rows[0], bare]))
     with pytest.raises(ConfigError, match="acc_mean=nan must be a finite number"):    # another key's mark
         metrics.read_rows(_write(tmp_path / "other", [rows[0], {**last, "seeds_nonfinite": {"ppl_mean": 1}}]))
+
+
+# ----------------------------------------------------------------------------- 4. the tracker's count
+
+class _Writer:
+    """A tracking backend that keeps what it is given (no TensorBoard or MLflow needed)."""
+
+    def __init__(self):
+        self.rows = []
+
+    def start(self, name, hparams):
+        pass
+
+    def row(self, step, scalars):
+        self.rows.append((step, scalars))
+
+    def image(self, tag, png):
+        pass
+
+    def close(self):
+        pass
+
+
+def _ppl_row(rnd, ppl):
+    """Three seeds' text row: `ppl` each seed's perplexity (inf: the seed diverged)."""
+    from tallysim.results.seed_mean import aggregate
+    return aggregate([{"round": rnd, "acc_mean": 0.5, "ppl_mean": p, "bits_per_peer": 100 * rnd, "wall_s": 1.0}
+                      for p in ppl], [0, 1, 2])
+
+
+def test_a_tracker_logs_how_many_seeds_diverged_from_the_first_such_row_on():
+    import math
+    from tallysim import tracking
+    inf = math.inf
+    rows = [_ppl_row(1, (9, 9, 9)), _ppl_row(2, (8, inf, 8)), _ppl_row(3, (7, 7, 7)), _ppl_row(4, (inf, inf, 7))]
+    w = _Writer()
+    t = tracking.RunTracker(tracking.Config(), None, [w])
+    for r in rows:
+        t.row(r)
+    got = {step: s.get("seeds_nonfinite/ppl_mean") for step, s in w.rows}
+    # nothing before the first diverged seed; then every row, 0 where every seed is finite again
+    assert got == {1: None, 2: 1.0, 3: 0.0, 4: 2.0}
+    assert "ppl_mean" not in w.rows[1][1] and w.rows[2][1]["ppl_mean"] == 7.0     # the mean: finite only, as before
+    assert not [k for _, s in w.rows for k in s if k.startswith("seeds_nonfinite/") and k != "seeds_nonfinite/ppl_mean"]
+    # a resumed tracker learns the key from the rows before the checkpoint, as an uninterrupted one did
+    w2 = _Writer()
+    t2 = tracking.RunTracker(tracking.Config(), None, [w2])
+    t2.resumed(rows[:2], log=False)
+    t2.row(rows[2])
+    assert w2.rows == [(3, w.rows[2][1])]
+    assert tracking.seeds_nonfinite({"round": 1, "ppl_mean": 9.0}, set()) == {}    # one seed: no count
