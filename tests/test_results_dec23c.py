@@ -135,3 +135,19 @@ def test_a_tracker_logs_how_many_seeds_diverged_from_the_first_such_row_on():
     t2.row(rows[2])
     assert w2.rows == [(3, w.rows[2][1])]
     assert tracking.seeds_nonfinite({"round": 1, "ppl_mean": 9.0}, set()) == {}    # one seed: no count
+
+
+# ----------------------------------------------------------------------------- 5. one free-port helper
+
+def test_the_two_process_tests_share_one_free_port_helper():
+    # test_devices, test_hostile and test_startup each kept a copy of it; conftest.free_port is the one
+    import socket
+    from pathlib import Path
+    from conftest import free_port
+    here = Path(__file__).resolve().parent
+    copies = [p.name for p in sorted(here.glob("*.py"))
+              if p.name not in ("conftest.py", Path(__file__).name) and ('.bind(("127.0.0.1", 0))' in p.read_text() or "def _free_port" in p.read_text())]
+    assert copies == [], f"use conftest.free_port: {copies}"
+    port = free_port()
+    with socket.socket() as s:      # free, as the coordinator will bind it
+        s.bind(("127.0.0.1", port))
