@@ -1,5 +1,6 @@
 """How a config field is declared: `ints` and `floats` bounds, and whether a sweep may vary it per lane;
-and `is_path`, the one test of what a path argument may be (every layer that takes one imports it here);
+and `is_path`, the one test of what a path argument may be (every layer that takes one imports it here),
+and `is_number`, of a metrics row's number (an int or float, never a bool: results/ imports it here);
 and the few message helpers every layer shares (`did_you_mean`, `one_line`, `first_few`).
 
 No imports from tallysim and no JAX: config.py declares its sections with these, and so does a
