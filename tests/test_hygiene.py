@@ -91,7 +91,7 @@ def test_results_metrics_imports_nothing_above_it():
     import sys
     import tallysim.results.metrics as m
     names = set()
-    for module in ("metrics", "headline", "seed_mean", "rows", "figure_files"):
+    for module in ("metrics", "headline", "no_learning", "seed_mean", "rows", "figure_files"):
         tree = ast.parse((Path(m.__file__).parent / f"{module}.py").read_text())
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):
@@ -131,7 +131,7 @@ LAYERS = [
     ["tallysim.validation", "tallysim.robust_checks", "tallysim.config_rules", "tallysim.config_reads", "tallysim.sweep_section",
      "tallysim.work_estimate"],
     ["tallysim.config", "tallysim.config_files"],
-    ["tallysim.data", "tallysim.results", "tallysim.results.metrics", "tallysim.results.headline", "tallysim.results.seed_mean", "tallysim.results.figure_files", "tallysim.results.dead_peers", "tallysim.outdir", "tallysim.out_path", "tallysim.run_lock", "tallysim.checkpoint", "tallysim.resume_diff", "tallysim.atomic",
+    ["tallysim.data", "tallysim.results", "tallysim.results.metrics", "tallysim.results.headline", "tallysim.results.no_learning", "tallysim.results.seed_mean", "tallysim.results.figure_files", "tallysim.results.dead_peers", "tallysim.outdir", "tallysim.out_path", "tallysim.run_lock", "tallysim.checkpoint", "tallysim.resume_diff", "tallysim.atomic",
      "tallysim.api_arguments", "tallysim.jax_check", "tallysim.metrics_file", "tallysim.clean", "tallysim.data_read"],
     ["tallysim.results.plot", "tallysim.results.pareto", "tallysim.results.runs", "tallysim.progress",
      "tallysim.progress_base", "tallysim.progress_rounds", "tallysim.progress_lines", "tallysim.config_reference"],

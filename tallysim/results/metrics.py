@@ -42,7 +42,7 @@ from tallysim.results.headline import (HEADLINE, HONEST, TEXT_HEADLINE, WHICH, a
                                        text_headline)
 from tallysim.results.seed_mean import aggregate  # noqa: F401
 from tallysim.results import headline as _headline
-from tallysim.results.rows import (CLIENT_PERCENTILE, GROUP_KEYS, NON_FINITE, PEER_PLACES, PROBE_KEYS,  # noqa: F401
+from tallysim.results.rows import (CLIENT_PERCENTILE, GROUP_KEYS, METRIC_ALIASES, NON_FINITE, PEER_PLACES, PROBE_KEYS,  # noqa: F401
                                    ROUND_KEYS, SEEDS_COUNTED, SEEDS_NONFINITE, check_metric_key, check_own_keys, client_stats,
                                    dumps_row, group_row, lane_row, revive, text_row)
 from tallysim.results import partition_file
@@ -80,10 +80,6 @@ def sweep_axis_keys(doc: dict) -> list[str]:
     if not isinstance(axes, list):
         return []
     return [a.split("=", 1)[0] for a in axes if isinstance(a, str) and "=" in a]
-
-# What a newcomer types for `--metric auto`, the headline accuracy (acc_global where there is a server
-# model, else acc_mean): offered as "did you mean auto?" when refused.
-METRIC_ALIASES = {"accuracy": "auto", "acc": "auto", "headline": "auto", "testacc": "auto"}
 
 
 # ----------------------------------------------------------------------------- reading
@@ -138,7 +134,8 @@ def _metrics_file(run_dir) -> Path:
 
 def read_rows(run_dir) -> list[dict]:
     """A run directory's metrics rows, each checked (bits_per_peer and acc_mean finite numbers, acc_mean
-    null only beside a number in acc_global, round an integer, acc_global a number or null)."""
+    null only beside a number in acc_global, NaN or inf only where the row's seeds_nonfinite names it (a
+    diverged seed's, kept in the mean over seeds), round an integer, acc_global a number or null)."""
     metrics = _metrics_file(run_dir)
     rows = []
     text = _text(metrics)
@@ -162,8 +159,14 @@ def read_rows(run_dir) -> list[dict]:
         for key in ("bits_per_peer", "acc_mean"):
             if key == "acc_mean" and row.get(key) is None and is_number(row.get("acc_global")):
                 continue        # client_storage=auto: no client model is kept, the server's is evaluated
+            if key == "acc_mean" and is_number(row.get(key)) and isinstance(row.get(SEEDS_NONFINITE), dict) \
+                    and key in row[SEEDS_NONFINITE]:
+                continue        # a mean over seeds holding a diverged seed's NaN or inf, marked as aggregate
+                # marks it (per_seed holds each seed's): read, as a perplexity's is, not the whole run refused
             if not is_number(row.get(key)) or not math.isfinite(row[key]):
-                raise ConfigError(f"{metrics} line {i}: {key}={row.get(key)!r} must be a finite number")
+                also = (" (or, in a mean over seeds, NaN or inf where seeds_nonfinite names acc_mean: a seed "
+                        "diverged)") if key == "acc_mean" else ""
+                raise ConfigError(f"{metrics} line {i}: {key}={row.get(key)!r} must be a finite number{also}")
         if not isinstance(row.get("round"), int) or isinstance(row.get("round"), bool):   # every writer writes it
             raise ConfigError(f"{metrics} line {i}: round={row.get('round')!r} must be an integer (the round "
                               "the row was evaluated after)")
@@ -374,7 +377,7 @@ def final_best(rows: list[dict], name: str = "auto") -> tuple[Optional[float], O
     there is none. A name no row has and no run writes (`acc_globl`) is refused naming close keys, where it
     returned (None, None); column_final_best is the unchecked path (table's runs that lack a column)."""
     if isinstance(rows, (list, tuple)) and all(isinstance(r, dict) for r in rows):   # else refused below
-        check_metric_key(rows, name, METRIC_ALIASES)
+        check_metric_key(rows, name)
     return column_final_best(rows, name)
 
 
