@@ -322,7 +322,7 @@ def _whole(v) -> bool:
 
 
 def check_bits(row: dict, where: str) -> None:
-    """Bit counts as the ledger writes them (sim/comm.py; results/metrics.read_rows checks each row): every `bits_*` column (bits_up, bits_down,
+    """Bit counts as the ledger writes them (sim/comm.py; results/run_dir.read_rows checks each row): every `bits_*` column (bits_up, bits_down,
     bits_per_peer and each group's `@NAME` ones) a finite number >= 0, and bits_up / bits_down whole
     counts (a multi-seed row's mean may be fractional; each seed's own, in `per_seed`, is whole). A
     hand-edited -5 or 12.5 was drawn and tabled as if a run had sent it."""
