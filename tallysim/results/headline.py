@@ -260,16 +260,16 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
-def summary_line(cfg, last: dict) -> str:
+def summary_line(cfg, last: dict, dead: str = "") -> str:
     """One line for a finished run: `cfg` a Config (protocol.name, rounds, peers, seeds, data.name), `last`
-    its last metrics row (plus `out`, the run directory, if it was written: its rows name the peers at the
-    floor all run, results/dead_peers.py)."""
+    its last metrics row (plus `out`, the run directory, if it was written), `dead` the clause naming the
+    peers at the floor all run (dead_peers.clause of the run's rows). The rows are read by
+    metrics.summary_line, the public one, which passes the clause: this module reads no run directory
+    (reading them here, through dead_peers.py and metrics.py, made an import cycle back to this module)."""
     k = headline_key(last)
     acc = last.get(k)
     seeds = f" x {cfg.seeds} seeds" if cfg.seeds > 1 else ""
     ppl = text_headline(last)["ppl"]        # next-token runs: the headline model's perplexity
-    from tallysim.results import dead_peers     # the run's rows: peers at the floor all run, a diverged one
-    dead = dead_peers.clause(dead_peers.of_run(last["out"])) if last.get("out") else ""
     return (f"{cfg.protocol.name}: {_count(cfg.rounds, 'round')}, {_count(cfg.peers, 'peer')}{seeds} on {cfg.data.name} -> "
             f"accuracy {acc:.4f}" + _spread(last, k)
             + (f" (peer mean {last['acc_mean']:.4f}, ensemble {last['acc_ensemble']:.4f}{_by_group(last)}{dead})"
@@ -322,7 +322,7 @@ def _whole(v) -> bool:
 
 
 def check_bits(row: dict, where: str) -> None:
-    """Bit counts as the ledger writes them (sim/comm.py; results/metrics.read_rows checks each row): every `bits_*` column (bits_up, bits_down,
+    """Bit counts as the ledger writes them (sim/comm.py; results/run_dir.read_rows checks each row): every `bits_*` column (bits_up, bits_down,
     bits_per_peer and each group's `@NAME` ones) a finite number >= 0, and bits_up / bits_down whole
     counts (a multi-seed row's mean may be fractional; each seed's own, in `per_seed`, is whole). A
     hand-edited -5 or 12.5 was drawn and tabled as if a run had sent it."""
