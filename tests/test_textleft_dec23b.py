@@ -51,3 +51,73 @@ def test_the_soft_bits_warning_is_printed_once_before_a_single_run(capsys):
     validation.single_run(cfg)
     err = capsys.readouterr().err
     assert err.count("tallysim: warning: comm.soft_bits=8 with the 10,004 classes") == 1
+
+
+# ----------------------------------------------------------------------------- 2. a noisy target never scored
+
+TEXT_FAULT = ["model.name=lstm", "faults.kind=confident_wrong", "faults.fraction=0.25"]
+
+
+@pytest.mark.parametrize("name, target, says", [
+    ("shakespeare", 2, "faults.target=2 is EOS on text (shakespeare), never a scored target (test accuracy skips "
+                       "PAD, BOS, EOS and OOV); allowed: -1 (a random wrong character) or 4..79 (a character)"),
+    ("shakespeare_words", 3, "faults.target=3 is OOV on text (shakespeare_words), never a scored target"),
+    ("shakespeare_words", 10_004, "faults.target=10004 is not a token of shakespeare_words (10,004: PAD, BOS, EOS, "
+                                  "OOV and 10,000 words); allowed: -1 (a random wrong word) or 4..10003 (a word)"),
+])
+def test_a_text_fault_target_that_is_never_scored_is_refused(name, target, says):
+    cfg = config.apply_overrides(config.Config(), [f"data.name={name}", *TEXT_FAULT, f"faults.target={target}"])
+    with pytest.raises(ConfigError) as e:
+        config.validate(cfg)
+    assert says in str(e.value)
+    config.validate(config.apply_overrides(cfg, ["faults.target=4"]))      # the first word (character): kept
+
+
+def test_a_text_fault_target_with_data_path_is_checked_against_the_loaded_vocabulary(tmp_path):
+    cfg = config.apply_overrides(config.Config(), ["data.name=shakespeare_words", f"data.path={tmp_path}",
+                                                   *TEXT_FAULT, "faults.target=2"])
+    with pytest.raises(ConfigError, match=r"is EOS on text .* or 4 \(a word\)$"):    # no vocabulary told yet
+        config.validate(cfg)
+    cfg = config.apply_overrides(cfg, ["faults.target=90"])
+    with pytest.raises(ConfigError, match=r"faults.target=90 is not a token of shakespeare_words \(84: .* 4..83"):
+        config.validate_with_data(cfg, 84, 1000, 100)
+
+
+def _wrong(C, task, y, rows=None, target=-1):
+    from types import SimpleNamespace as NS
+    import jax
+    from tallysim.sim import faults
+    ctx = NS(spec=NS(classes=C, task=task, input_shape=(20,) if task == "next_token" else (8,)),
+             cfg=NS(faults=NS(target=target)))
+    fr = NS(key=jax.random.PRNGKey(3))
+    return np.asarray(faults.wrong_classes(ctx, fr, jnp.arange(4), jnp.asarray(y, jnp.int32), rows))
+
+
+def test_a_random_wrong_token_on_text_is_a_word_other_than_the_label():
+    C = 12
+    y = np.tile(np.arange(C), 400)                  # every token as the label, words and specials
+    got = _wrong(C, "next_token", y)
+    assert got.min() >= 4 and got.max() < C         # never PAD, BOS, EOS or OOV (was (y + U[1, C)) % C)
+    assert not np.any((got == y) & (y >= 4))         # a word label: always another word
+    for label in (0, 2, 5):                          # every word drawn, about equally (8 words, or 7 others)
+        counts = np.bincount(got[:, y == label].ravel(), minlength=C)[4:]
+        n = 8 - (label >= 4)
+        assert (counts > 0).sum() == n and counts.max() < 2 * counts.sum() / n, counts
+    block = _wrong(C, "next_token", y[40:56], rows=(40, len(y)))    # a probe block: the same draws
+    np.testing.assert_array_equal(block, got[:, 40:56])
+
+
+def test_a_random_wrong_class_on_images_is_unchanged():
+    import jax
+    C, y = 10, np.arange(10).repeat(20)
+    want = np.stack([(y + np.asarray(jax.random.randint(jax.random.fold_in(jax.random.PRNGKey(3), p), y.shape,
+                                                          1, C))) % C for p in range(4)])
+    np.testing.assert_array_equal(_wrong(C, "classification", y), want)
+
+
+def test_label_flip_on_text_stays_among_the_words():
+    from tallysim.sim import local, tasks
+    y = jnp.array([[0, 1, 2, 3, 4, 5, 10, 11]], jnp.int32)        # C = 12: the specials, then 8 words
+    flipped, w = local.private_targets(tasks.make("next_token", (8,)), y, jnp.array([True]), jnp.bool_(True), 12)
+    assert flipped.tolist() == [[0, 1, 2, 3, 5, 6, 11, 4]]          # the last word to the first, never to PAD
+    assert w.tolist() == [[0.0] + [1.0] * 7]                         # the weights read from the labels as they are
