@@ -66,6 +66,8 @@ def command_configs(base_cfg: Config, runs: list[tuple[str, list[str]]]) -> list
     of them."""
     cfgs = configs(base_cfg, runs)
     check_fields_read(runs, cfgs)
+    for cfg in {c.data.path: c for c in cfgs}.values():     # --dry-run too: the data a run would read
+        validation.check_data_path(cfg)
     return cfgs
 
 

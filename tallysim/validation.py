@@ -20,7 +20,7 @@ from tallysim import model_groups, protocols, robust_checks, sizing, work_estima
 from tallysim import config_reads
 from tallysim.config_reads import MESSAGE_FAULTS, check_read  # noqa: F401 - validation.X, as before
 from tallysim.config_rules import check_pool_size, check_rules, text_target_rule, ties_on_text  # noqa: F401 - validation.X, as before
-from tallysim.field_checks import installed_choices, not_known
+from tallysim.field_checks import check_data_path, installed_choices, not_known
 from tallysim.fields import first_few
 from tallysim.field_checks import (ALPHA_KINDS, CHOICES, FLOAT_RANGES, INT_RANGES, MAX_NAME,  # noqa: F401
                                    TYPE_NAMES, live_choices, check_name, check_path, check_ranges, check_types,
@@ -315,6 +315,7 @@ def single_run(cfg: Config, resumed: bool = False, own: Config | None = None) ->
         check_read_resumed(cfg, own)
     else:
         check_read(validate(cfg))
+    check_data_path(cfg)
     for w in warnings(validate(cfg)):
         print(f"tallysim: warning: {w}", file=sys.stderr)
 

@@ -121,3 +121,32 @@ def test_label_flip_on_text_stays_among_the_words():
     flipped, w = local.private_targets(tasks.make("next_token", (8,)), y, jnp.array([True]), jnp.bool_(True), 12)
     assert flipped.tolist() == [[0, 1, 2, 3, 5, 6, 11, 4]]          # the last word to the first, never to PAD
     assert w.tolist() == [[0.0] + [1.0] * 7]                         # the weights read from the labels as they are
+
+
+# ----------------------------------------------------------------------------- 3. a data.path that does not exist
+
+@pytest.mark.parametrize("command", [["run", "--print-config"], ["sweep", "--dry-run", "--out", "SWEEP", "seed=0,1"],
+                                     ["run", "--out", "RUN"]])
+def test_a_missing_data_path_is_refused_in_one_line_before_anything_loads(capsys, tmp_path, no_compile, command):
+    command = [str(tmp_path / c) if c in ("SWEEP", "RUN") else c for c in command]
+    missing = tmp_path / "fashon"
+    line = one_line(capsys, command + ["data.name=files", f"data.path={missing}"])
+    assert line == (f"tallysim: error: data.path={missing} does not exist; allowed: a directory of IDX files "
+                    "(or with one .npz file), or an .npz file"), line
+    assert not (tmp_path / "SWEEP").exists() and not (tmp_path / "RUN").exists()
+
+
+def test_a_data_path_of_a_plain_file_is_refused_and_a_directory_passes(capsys, tmp_path):
+    (tmp_path / "x.txt").write_text("")
+    line = one_line(capsys, ["run", "--print-config", "data.name=files", f"data.path={tmp_path / 'x.txt'}"])
+    assert "x.txt is a file, not an .npz file" in line
+    assert cli.main(["run", "--print-config", "data.name=files", f"data.path={tmp_path}"]) == 0
+
+
+def test_the_api_run_refuses_a_missing_data_path_before_loading(tmp_path):
+    import tallysim
+    cfg = config.apply_overrides(config.Config(), ["data.name=files", f"data.path={tmp_path / 'none'}"])
+    with pytest.raises(ConfigError, match="does not exist"):
+        tallysim.run(cfg, out=str(tmp_path / "r"))
+    assert not (tmp_path / "r").exists()
+
