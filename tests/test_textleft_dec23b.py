@@ -150,3 +150,32 @@ def test_the_api_run_refuses_a_missing_data_path_before_loading(tmp_path):
         tallysim.run(cfg, out=str(tmp_path / "r"))
     assert not (tmp_path / "r").exists()
 
+
+# ----------------------------------------------------------------------------- 4. a plugin group that trained nothing
+
+def test_unreported_steps_names_a_group_at_loss_0_whose_info_has_no_step_count():
+    from tallysim.results.rows import unreported_steps
+    info = {"train_loss@a": np.array([0.7]), "train_loss@b": np.array([0.0])}
+    assert unreported_steps(info, ["a", "b"], 0) == ["b"]
+    assert unreported_steps({**info, "stepped@b": np.array([0])}, ["a", "b"], 0) == []    # built-in: the row nulls it
+    assert unreported_steps({**info, "train_loss@b": np.array([0.3])}, ["a", "b"], 0) == []
+
+
+def test_a_grouped_plugin_round_without_steps_warns_once_when_a_group_trained_nothing(capsys):
+    """Wired: local's grouped round with its stepped@NAME keys dropped (a plugin's round that called
+    loss_info(ctx, loss_A) and put no steps in its info), group b's peers holding no examples: 2 rounds,
+    one warning (a built-in's info, with the keys: test_unreported_steps_names_a_group_at_loss_0_...)."""
+    import dataclasses
+    from conftest import tiny
+    b = run.build(tiny("protocol.name=local", "model.groups=a:2;b:2", "rounds=2", "eval_every=2"))
+    b = dataclasses.replace(b, fed=b.fed._replace(count_P=b.fed.count_P.at[..., 2:].set(0)))
+    real = b.protocol.round
+
+    def plugin_round(state, data, key, r):
+        state, info = real(state, data, key, r)
+        return state, {k: v for k, v in info.items() if not k.startswith("stepped@")}
+    run.run(b.cfg, progress=False, built=dataclasses.replace(b, protocol=b.protocol._replace(round=plugin_round)))
+    err = capsys.readouterr().err
+    assert err.count("tallysim: warning: round 1: model group b reports train_loss@b 0 and the round's info holds "
+                     "no stepped@b") == 1, err
+    assert "loss_info(ctx, loss_A, steps)" in err
