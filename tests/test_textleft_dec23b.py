@@ -53,6 +53,14 @@ def test_the_soft_bits_warning_is_printed_once_before_a_single_run(capsys):
     assert err.count("tallysim: warning: comm.soft_bits=8 with the 10,004 classes") == 1
 
 
+
+def test_a_sweep_warns_once_naming_its_runs_whose_soft_labels_round_to_zeros(capsys, tmp_path, no_compile):
+    # a sweep prints no validation.warnings(); fig11 sweeps comm.soft_bits=32,8 on words in silence
+    assert cli.main(["sweep", "--dry-run", "--out", str(tmp_path / "s"), *WORDS_SOFT, "comm.soft_bits=32,8"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("tallysim: warning: sweep run comm.soft_bits=8: comm.soft_bits=8 with the 10,004 classes") == 1
+    assert "comm.soft_bits=32:" not in err
+
 # ----------------------------------------------------------------------------- 2. a noisy target never scored
 
 TEXT_FAULT = ["model.name=lstm", "faults.kind=confident_wrong", "faults.fraction=0.25"]
