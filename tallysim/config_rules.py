@@ -353,16 +353,15 @@ def cfd_delta_rule(cfg: Config) -> None:
 TEXT_SPECIALS = ("PAD", "BOS", "EOS", "OOV")   # data/text.py's ids 0..3; the words (characters) from 4
 
 
-def text_target_rule(cfg: Config, key: str, token: int, classes: int | None = None) -> None:
+def text_target_rule(cfg: Config, key: str, token: int) -> None:
     """A class a user names on text (`key`=`token`) refused unless a word (character): test accuracy scores
     those alone (sim/tasks.NextToken.scored), never PAD (not even a loss target), BOS, EOS or OOV (ids
     0..3), so a fault that answers one of them is no wrong answer the model is ever scored on (leftovers32
     refused PAD and BOS and kept EOS and OOV, which accuracy skips as well); nor a token past the
-    vocabulary (`classes`, where told: the config's named dataset, or the loaded data's). The random
-    draws (faults.target=-1) take words alone (sim/faults.wrong_classes)."""
+    vocabulary, which the name tells (data.path with a text name is refused as it loads: it reads no
+    files). The random draws (faults.target=-1) take words alone (sim/faults.wrong_classes)."""
     unit = "word" if "words" in cfg.data.name else "character"
-    classes = classes if classes is not None else None if cfg.data.path is not None else \
-        KNOWN_TEXT[cfg.data.name][1]
+    classes = None if cfg.data.path is not None else KNOWN_TEXT[cfg.data.name][1]
     top = "" if classes is None else f"..{classes - 1}"
     allowed = f"allowed: -1 (a random wrong {unit}) or 4{top} (a {unit})"
     if 0 <= token < 4:

@@ -19,7 +19,7 @@ from typing import Optional
 from tallysim import model_groups, protocols, robust_checks, sizing, work_estimate
 from tallysim import config_reads
 from tallysim.config_reads import MESSAGE_FAULTS, check_read  # noqa: F401 - validation.X, as before
-from tallysim.config_rules import check_pool_size, check_rules, text_target_rule, ties_on_text  # noqa: F401 - validation.X, as before
+from tallysim.config_rules import check_pool_size, check_rules, ties_on_text  # noqa: F401 - validation.X, as before
 from tallysim.field_checks import check_data_path, installed_choices, not_known
 from tallysim.fields import first_few
 from tallysim.field_checks import (ALPHA_KINDS, CHOICES, FLOAT_RANGES, INT_RANGES, MAX_NAME,  # noqa: F401
@@ -365,8 +365,6 @@ def validate_with_data(cfg: Config, num_classes: int, train_examples: int, pool_
     # examples bound said "allowed: peers <= 270" where 192 clients held the 270 (hostile19)
     if cfg.peers * max(min_each, 1) > train_examples and not reused and cfg.partition.kind != "natural":
         raise ConfigError(too_few_examples(cfg, min_each, train_examples))
-    if cfg.faults.kind == "confident_wrong" and cfg.data.name in KNOWN_TEXT:     # the data's vocabulary
-        text_target_rule(cfg, "faults.target", cfg.faults.target, num_classes)
     if cfg.faults.kind == "confident_wrong" and cfg.faults.target >= num_classes:
         raise ConfigError(f"faults.target={cfg.faults.target} is not a class of {cfg.data.name} "
                           f"({num_classes} classes); allowed: -1 (a random wrong class) or 0..{num_classes - 1}")

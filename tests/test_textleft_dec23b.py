@@ -81,16 +81,6 @@ def test_a_text_fault_target_that_is_never_scored_is_refused(name, target, says)
     config.validate(config.apply_overrides(cfg, ["faults.target=4"]))      # the first word (character): kept
 
 
-def test_a_text_fault_target_with_data_path_is_checked_against_the_loaded_vocabulary(tmp_path):
-    cfg = config.apply_overrides(config.Config(), ["data.name=shakespeare_words", f"data.path={tmp_path}",
-                                                   *TEXT_FAULT, "faults.target=2"])
-    with pytest.raises(ConfigError, match=r"is EOS on text .* or 4 \(a word\)$"):    # no vocabulary told yet
-        config.validate(cfg)
-    cfg = config.apply_overrides(cfg, ["faults.target=90"])
-    with pytest.raises(ConfigError, match=r"faults.target=90 is not a token of shakespeare_words \(84: .* 4..83"):
-        config.validate_with_data(cfg, 84, 1000, 100)
-
-
 def _wrong(C, task, y, rows=None, target=-1):
     from types import SimpleNamespace as NS
     import jax
