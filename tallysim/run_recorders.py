@@ -127,6 +127,17 @@ class Lanes:
         self.bar = bar
         self.watches = [_watch(b, i, rec) for i, rec in enumerate(self.recs)] if mesh.is_writer() else []
         self.names = [Path(d).name if d is not None else "" for d in out_dirs]
+        self.said: set = set()
+
+    def say_once(self, key: str, line: str) -> None:
+        """A warning line on stderr (above tqdm's bar where there is one), once per run: `key` names it."""
+        if key in self.said or not mesh.is_writer():
+            return
+        self.said.add(key)
+        if self.bar is not None and hasattr(self.bar, "note"):
+            self.bar.note(line)
+        else:
+            print(line, file=sys.stderr)
 
     def live(self, j: int) -> bool:
         return self.b.lane_cfg[j] not in self.failed

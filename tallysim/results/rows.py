@@ -173,6 +173,16 @@ def _none_stepped(info: dict, key: str, j: int) -> bool:
     return key in info and int(info[key][j]) == 0
 
 
+def unreported_steps(info: dict, names, j: int) -> list:
+    """The groups (of `names`) whose round's `train_loss@NAME` is exactly 0 where the info holds no
+    `stepped@NAME`: a plugin round that called loss_info(ctx, loss_A) without local_round's steps, and
+    (a cross-entropy of exactly 0 being a run's last word, not its first) a group in which no peer took a
+    step, whose 0 its row reports and train_loss averages in. loss_info cannot tell it alone: it is handed
+    the losses, and the steps only by the caller (docs/groups.md)."""
+    return [n for n in names if f"stepped@{n}" not in info and f"train_loss@{n}" in info
+            and float(info[f"train_loss@{n}"][j]) == 0.0]
+
+
 # model.groups: a row's keys per group, `<key>@<group name>` (docs/groups.md)
 GROUP_KEYS = ("acc_mean", "acc_min", "acc_max", "bits_up", "bits_down", "bits_per_peer", "train_loss")
 
