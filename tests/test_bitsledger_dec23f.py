@@ -1,0 +1,137 @@
+"""Per-peer bit ledgers written by hand (bits34, 2026-12-07), extending tests/test_bitscheck_dec22e.py and
+tests/test_bitsaudit_dec20f.py to what they did not cover: every built-in protocol at participation < 1
+with dropped and faulty peers, model.groups, population cohorts, resume and the pareto reader.
+
+Each ledger is plain Python from the bit formulas of ../shared/design/PROTOCOLS.md and docs/protocols.md
+("Bits" lines), never tallysim's bit functions: per round, each peer's own uplink and downlink, from the
+cohort read off the run (the peers whose weights moved: an inactive peer keeps its state) and the faulty
+set read off partition.json. The peers' sums are compared with metrics.jsonl's cumulative columns."""
+import json
+import math
+from functools import reduce
+
+import jax
+import jax.numpy as jnp
+import pytest
+from conftest import read_rows, tiny
+from test_round_bits import SMALL
+
+from tallysim import run
+
+P, M, C, L, B = 4, 64, 10, 4, 32                 # SMALL: 4 peers, 64 probes, 10 classes (4-bit votes)
+W = 64 * 8 + 8 + 8 * 8 + 8 + 8 * 10 + 10         # SMALL's MLP: Dense(8), Dense(8), Dense(10) on 8x8 inputs
+K = math.ceil(0.01 * W)                          # the compressed baselines' default k
+
+
+def _run(tmp_path, *items):
+    """Run SMALL + items, eval_every 1: (built, rows, each round's info with `cohort`, the peers whose
+    weights the round changed, and the run's faulty set from partition.json)."""
+    b = run.build(tiny(*SMALL, "eval_every=1", *items))
+    orig_round, orig_cost, infos = b.protocol.round, b.protocol.cost, []
+
+    def round_fn(state, data, root, r):
+        new, info = orig_round(state, data, root, r)
+        moved = [jnp.any((a != c).reshape(a.shape[0], -1), axis=1)
+                 for a, c in zip(jax.tree.leaves(new.params), jax.tree.leaves(state.params))]
+        info["moved_P"] = reduce(jnp.logical_or, moved)
+        return new, info
+
+    def cost(info):
+        infos.append(dict({k: getattr(v, "tolist", lambda v=v: v)() for k, v in info.items()},
+                          cohort=frozenset(i for i, m in enumerate(info["moved_P"]) if m)))
+        return orig_cost(info)
+    b.protocol = b.protocol._replace(round=round_fn, cost=cost)
+    run.run(b.cfg, str(tmp_path), progress=False, built=b)
+    part = json.loads((tmp_path / "partition.json").read_text())
+    return b, read_rows(tmp_path), infos, frozenset(part.get("faulty_peers", []))
+
+
+def _coded(n: int) -> int:                       # (value, index) pairs, bitmask + values, or dense
+    return min(n * (B + math.ceil(math.log2(W))), W + n * B, W * B)
+
+
+# Each protocol's message per peer and round (docs/protocols.md): (up when its message is sent, down,
+# whether down is a broadcast sent before anyone trains (FedAvg family: always) or the server's reply to
+# what arrived (distillation: nothing when no message arrived)).
+DENSE = B * W
+FORMULA = {
+    "local": (0, 0, True),
+    "fedavg": (DENSE, DENSE, True), "fedprox": (DENSE, DENSE, True), "feddf": (DENSE, DENSE, True),
+    "fedavgm": (DENSE, DENSE, True), "fedadam": (DENSE, DENSE, True), "fedyogi": (DENSE, DENSE, True),
+    "scaffold": (2 * DENSE, 2 * DENSE, True), "fednova": (DENSE + 32, DENSE, True),
+    "topk_ef": (_coded(K), DENSE, True), "randk": (K * B, DENSE, True),
+    "fedpaq": (32 + W * (1 + math.ceil(math.log2(17))), DENSE, True),
+    "signsgd": (W, DENSE, True),                 # participation < 1: the model goes down dense
+    "softlabel": (M * C * 32, M * C * 32, False),
+    "tally": (M * L, M * L, False),
+    "cfd": (M * C * 8, M * C * 8, False),
+    "topk_soft": (M * (L + 8), M * (L + 8), False),
+}
+
+
+def _ledger(name, cohorts, lost, infos):
+    """Per round, {peer: (up, down)}: an active peer sends its message unless it is lost (a dropped
+    faulty peer), receives the broadcast always, the reply when one message arrived."""
+    out = []
+    for S, info in zip(cohorts, infos):
+        sent = S - lost
+        peer = {}
+        for i in S:
+            if name == "selective_fd":          # a 1-bit share mask per probe, C*b per probe it shared on
+                a = sorted(S).index(i)
+                up = M + info["sfd_shared_A"][a] * C * 32
+                down = M + info["sfd_kept"] * C * 32
+                bcast = False
+            else:
+                up, down, bcast = FORMULA[name]
+            peer[i] = (up if i in sent else 0, down if bcast or sent else 0)
+        out.append(peer)
+    return out
+
+
+def _check(rows, ledger):
+    u = d = 0
+    for row, peer in zip(rows, ledger):
+        u += sum(x for x, _ in peer.values())
+        d += sum(y for _, y in peer.values())
+        assert (row["bits_up"], row["bits_down"]) == (u, d), row["round"]
+        assert row["bits_per_peer"] == pytest.approx((u + d) / P, rel=1e-12)
+
+
+DROP = ["faults.kind=dropout", "faults.fraction=0.5", "faults.drop_prob=1"]
+PART = list(FORMULA) + ["selective_fd"]
+FAST = {"fedavg", "selective_fd"}
+
+
+@pytest.mark.parametrize("name", [n if n in FAST else pytest.param(n, marks=pytest.mark.slow) for n in PART])
+def test_participation_half_with_dropped_peers_by_hand(tmp_path, name):
+    """participation 0.5 (A = 2 of 4), two faulty peers whose every message is lost (drop probability 1):
+    a dropped peer is charged nothing up, still receives the broadcast (FedAvg family) or the reply when
+    the other active peer's message arrived; rounds where both active peers are dropped send no reply."""
+    items = ["optim.momentum=0"] if name == "scaffold" else ["feddf.steps=2"] if name == "feddf" else []
+    if name == "local":
+        items.append("faults.kind=none")
+    b, rows, infos, faulty = _run(tmp_path, f"protocol.name={name}", "rounds=3",
+                                  *([] if name == "local" else DROP), *items)
+    cohorts = [i["cohort"] for i in infos]
+    assert [len(S) for S in cohorts] == [2] * 3 and b.ctx.spec.active == 2
+    assert len(faulty) == (0 if name == "local" else 2)
+    if name != "local":                              # rounds with one and with no message arriving
+        assert [len(S - faulty) for S in cohorts] == [1, 1, 0], (cohorts, faulty)
+    _check(rows, _ledger(name, cohorts, faulty, infos))
+
+
+GARBAGE = [("tally", "confident_wrong"), ("softlabel", "least_likely"), ("fedavg", "sign_flip"),
+           ("fedavg", "straggler"), ("topk_ef", "confident_wrong")]
+
+
+@pytest.mark.parametrize("name,kind", [c if c == GARBAGE[0] else pytest.param(*c, marks=pytest.mark.slow)
+                                       for c in GARBAGE])
+def test_faulty_peers_that_send_garbage_are_charged_as_sent(tmp_path, name, kind):
+    """A wrong vote, a least-likely one-hot, a flipped update or a stale model is a message like any
+    other: every active peer is charged its full message (participation 0.5, two faulty peers)."""
+    b, rows, infos, faulty = _run(tmp_path, f"protocol.name={name}", "rounds=2", f"faults.kind={kind}",
+                                  "faults.fraction=0.5")
+    cohorts = [i["cohort"] for i in infos]
+    assert len(faulty) == 2 and any(S & faulty for S in cohorts)
+    _check(rows, _ledger(name, cohorts, frozenset(), infos))
