@@ -173,3 +173,34 @@ def test_group_columns_are_their_own_peers_bits_and_sum_to_the_total(tmp_path, n
     for row in rows:
         assert sum(row[f"bits_up@{g}"] for g in ("small", "big")) == row["bits_up"]
         assert sum(row[f"bits_down@{g}"] for g in ("small", "big")) == row["bits_down"]
+
+
+# ------------------------------------------------------------------------------------ populations
+POP = ["protocol.name=fedavg", "peers=100000", "participation=0.0001", "client_storage=auto", "data.name=synthetic",
+       "data.input_shape=[8]", "data.num_classes=10", "data.train_size=201000", "data.test_size=300",
+       "probe.pool_size=1000", "partition.kind=iid", "model.name=mlp", "model.width=8", "batch_size=2", "rounds=2",
+       "eval_every=1", "cohort_draw=sequential", "faults.kind=dropout", "faults.fraction=0.5", "faults.drop_prob=1",
+       "faults.redraw=true"]
+
+
+@pytest.mark.slow     # 14 s (10^5 clients partitioned); fast form: test_population.py::test_stateless_equals_stacked_round_for_round
+def test_population_charges_the_cohort_only(tmp_path):
+    """10^5 clients, 10 a round, the server model alone in memory, half the population faulty with every
+    message lost (a fresh faulty set per round): each round only the 10 drawn clients are charged, up
+    only those whose message was sent (10 minus the row's faulty count), down the broadcast to all 10;
+    the other 99,990 cost nothing, yet bits_per_peer divides by all 10^5."""
+    from tallysim import config
+    cfg = config.apply_overrides(config.Config(), POP)
+    b = run.build(cfg)
+    assert b.ctx.cohort and b.ctx.spec.active == 10
+    w = 8 * 8 + 8 + 8 * 8 + 8 + 8 * 10 + 10                     # 234 parameters
+    assert b.ctx.num_params == w
+    run.run(cfg, str(tmp_path), progress=False, built=b)
+    u = d = 0
+    for row in read_rows(tmp_path):
+        clients = {f"drawn{i}": (B * w if i >= row["faulty"] else 0, B * w) for i in range(10)}  # per drawn client
+        u += sum(x for x, _ in clients.values())
+        d += sum(y for _, y in clients.values())
+        assert 0 < row["faulty"] < 10
+        assert (row["bits_up"], row["bits_down"]) == (u, d)
+        assert row["bits_per_peer"] == pytest.approx((u + d) / 100_000, rel=1e-12)
