@@ -204,3 +204,25 @@ def test_population_charges_the_cohort_only(tmp_path):
         assert 0 < row["faulty"] < 10
         assert (row["bits_up"], row["bits_down"]) == (u, d)
         assert row["bits_per_peer"] == pytest.approx((u + d) / 100_000, rel=1e-12)
+
+
+# ------------------------------------------------------------------------------------------ resume
+# slow (18-22 s each: three runs); the fast form: tests/test_resume.py::test_crash_and_resume_gives_identical_metrics
+@pytest.mark.parametrize("items", [
+    # fedct's pending vote crosses the checkpoint (saved after round 2, crashed after 3): round 3's
+    # downlink is round 2's vote, sent to round 3's cohort; each group's columns restored from the file
+    pytest.param(["protocol.name=fedct", GROUPS], marks=pytest.mark.slow),
+    pytest.param(["protocol.name=softlabel", *DROP], marks=pytest.mark.slow),
+    pytest.param(["protocol.name=cfd", "cfd.delta=true", "probe.resample=false"], marks=pytest.mark.slow)])
+def test_bits_after_resume_continue_exactly(tmp_path, monkeypatch, items):
+    """Crashed after round 3's row, resumed from round 2's checkpoint: every row's bits (totals and the
+    groups') equal the uninterrupted run's, and round 3's are round 2's plus one round of the ledger."""
+    from test_resume import crash_then_resume
+    cfg = tiny(*SMALL, *items, "rounds=4", "eval_every=1")
+    ref, resumed = crash_then_resume(cfg, tmp_path, monkeypatch, at_round=3, every=2)
+    keys = [k for k in ref[0] if k.startswith("bits_")]
+    assert len(keys) == (9 if "model.groups" in items[1] else 3)
+    assert [[r[k] for k in keys] for r in resumed] == [[r[k] for k in keys] for r in ref]
+    assert resumed == ref
+    if items[0] == "protocol.name=fedct":          # the pending vote went down in rounds 2-4 (A = 2)
+        assert [r["bits_down"] for r in ref] == [0, 2 * M * L, 4 * M * L, 6 * M * L]
