@@ -226,3 +226,28 @@ def test_bits_after_resume_continue_exactly(tmp_path, monkeypatch, items):
     assert resumed == ref
     if items[0] == "protocol.name=fedct":          # the pending vote went down in rounds 2-4 (A = 2)
         assert [r["bits_down"] for r in ref] == [0, 2 * M * L, 4 * M * L, 6 * M * L]
+
+
+# ------------------------------------------------------------------------------------------ readers
+@pytest.mark.slow     # 14 s (two seeds, a figure); fast form: tests/test_pareto.py (x is the last row's bits_per_peer)
+def test_pareto_and_plot_read_the_rows_cumulative_bits(tmp_path):
+    """`tallysim pareto`'s x is the last row's bits_per_peer, `tallysim plot`'s each row's (its CSV of
+    every point drawn): the metrics.jsonl columns themselves. Two seeds whose dropped messages differ
+    (each seed its own faulty peers and cohorts), so the row holds the seeds' mean: x is that mean,
+    which is (mean up + mean down) / P, never a count of one seed's."""
+    import csv
+    from tallysim.results import pareto, plot
+    run.run(tiny(*SMALL, "protocol.name=fedavg", *DROP, "seeds=2", "rounds=2", "eval_every=1"),
+            str(tmp_path / "run"), progress=False)
+    rows = read_rows(tmp_path / "run")
+    seeds = [[r["per_seed"]["bits_per_peer"][s] for r in rows] for s in (0, 1)]
+    assert seeds[0] != seeds[1]                                 # the seeds' bits differ
+    for row, a, b in zip(rows, *seeds):
+        assert row["bits_per_peer"] == pytest.approx((a + b) / 2, rel=1e-12)
+        assert row["bits_per_peer"] == pytest.approx((row["bits_up"] + row["bits_down"]) / P, rel=1e-12)
+    (point,) = pareto.collect([tmp_path / "run"])
+    assert point["bits_per_peer"] == rows[-1]["bits_per_peer"] and point["MB_per_peer"] == rows[-1]["bits_per_peer"] / 8e6
+    plot.plot_curves([tmp_path / "run"], str(tmp_path / "fig.png"))
+    with open(tmp_path / "fig.csv") as f:
+        drawn = [float(r["bits_per_peer"]) for r in csv.DictReader(f)]
+    assert drawn == [r["bits_per_peer"] for r in rows]
