@@ -245,6 +245,10 @@ def test_pareto_and_plot_read_the_rows_cumulative_bits(tmp_path):
     assert seeds[0] != seeds[1]                                 # the seeds' bits differ
     for row, a, b in zip(rows, *seeds):
         assert row["bits_per_peer"] == pytest.approx((a + b) / 2, rel=1e-12)
+    for s in (0, 1):            # each seed's own ledger: its active faulty peers' messages lost (A = 2)
+        up = [B * W * (2 - r["per_seed"]["faulty"][s]) for r in rows]
+        assert [r["per_seed"]["bits_up"][s] for r in rows] == [sum(up[:i + 1]) for i in range(len(up))]
+        assert [r["per_seed"]["bits_down"][s] for r in rows] == [2 * B * W * r["round"] for r in rows]
         assert row["bits_per_peer"] == pytest.approx((row["bits_up"] + row["bits_down"]) / P, rel=1e-12)
     (point,) = pareto.collect([tmp_path / "run"])
     assert point["bits_per_peer"] == rows[-1]["bits_per_peer"] and point["MB_per_peer"] == rows[-1]["bits_per_peer"] / 8e6
