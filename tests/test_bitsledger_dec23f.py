@@ -127,9 +127,8 @@ GARBAGE = [("tally", "confident_wrong"), ("softlabel", "least_likely"), ("fedavg
            ("fedavg", "straggler"), ("topk_ef", "confident_wrong")]
 
 
-# one fast (fedavg's sign flip), the others slow (3-9 s each)
-@pytest.mark.parametrize("name,kind", [c if c == ("fedavg", "sign_flip") else pytest.param(*c, marks=pytest.mark.slow)
-                                       for c in GARBAGE])
+# slow (3-9 s each); the fast form of the harness: test_participation_half_with_dropped_peers_by_hand[fedavg]
+@pytest.mark.parametrize("name,kind", [pytest.param(*c, marks=pytest.mark.slow) for c in GARBAGE])
 def test_faulty_peers_that_send_garbage_are_charged_as_sent(tmp_path, name, kind):
     """A wrong vote, a least-likely one-hot, a flipped update or a stale model is a message like any
     other: every active peer is charged its full message (participation 0.5, two faulty peers)."""
@@ -153,7 +152,10 @@ def _lagged(cohorts):
     return [{i: (M * L, M * L if r > 1 else 0) for i in S} for r, S in enumerate(cohorts, 1)]
 
 
-@pytest.mark.parametrize("name", ["fedct", pytest.param("selective_fd", marks=pytest.mark.slow),
+# slow (6-10 s each); the fast forms, cost only: tests/test_spec_audit.py::test_group_bits_are_each_groups_own_messages
+# and test_cfd_delta_group_bits_are_each_groups_own_messages
+@pytest.mark.parametrize("name", [pytest.param("fedct", marks=pytest.mark.slow),
+                                  pytest.param("selective_fd", marks=pytest.mark.slow),
                                   pytest.param("tally", marks=pytest.mark.slow),
                                   pytest.param("cfd", marks=pytest.mark.slow)])
 def test_group_columns_are_their_own_peers_bits_and_sum_to_the_total(tmp_path, name):
@@ -271,8 +273,8 @@ CHARS = ["data.name=shakespeare", "probe.pool_size=60", "probe.per_round=60", "p
 WORDS = ["data.name=shakespeare_words", "model.embed=4", "model.hidden=4", "probe.pool_size=40", "probe.per_round=2"]
 
 
-def _per_token(name, C, b_soft, info, a):
-    """(up, down) per token of active peer a (docs/protocols.md, per message)."""
+def _per_token(name, C, b_soft):
+    """(up, down) per token of each active peer (docs/protocols.md, per message)."""
     L = math.ceil(math.log2(C))
     if name == "tally":
         return L, L
@@ -318,7 +320,7 @@ def test_text_bits_per_token_by_hand(tmp_path, data, name, items):
         up = sum(tokens + n * C * 32 for n in shared)
         down = A * (tokens + kept * C * 32)
     else:
-        per = [_per_token(name, C, b.cfg.comm.soft_bits, infos[0], a) for a in range(A)]
+        per = [_per_token(name, C, b.cfg.comm.soft_bits) for _ in range(A)]
         up, down = sum(tokens * u for u, _ in per), sum(tokens * d for _, d in per)
     assert (row["bits_up"], row["bits_down"]) == (up, down)
     if data == "chars":                          # the whole pool each round: its PAD positions charged too
@@ -383,6 +385,7 @@ def test_vote_variants_under_dropout_peer_by_peer(tmp_path, case, items):
     _check(rows, _peer_ledger(case, cohorts, faulty, infos))
 
 
+@pytest.mark.slow     # 7 s; the fast form of the ledger: test_participation_half_with_dropped_peers_by_hand[fedavg]
 def test_rows_between_evaluations_carry_every_round_s_bits(tmp_path):
     """eval_every=2 over 3 rounds: rows after rounds 2 and 3 only, each holding the cumulative ledger of
     every round before it (round 1's bits in round 2's row), under dropout at participation 0.5."""
