@@ -418,3 +418,26 @@ def test_classes_figure_counts_the_groups_active_peers(tmp_path):
         import csv
         got = {int(r["classes"]): float(r["bits_per_probe_up"]) for r in csv.DictReader(f)}
     assert got == {10: 4.0, 100: 7.0}
+
+
+def test_vocab_figure_tables_each_protocol_s_bits_per_token(tmp_path, monkeypatch):
+    """fig11's table gives each run's bits per token from its protocol (docs/protocols.md) at C = 10,004
+    (14-bit votes): fedct's vote, topk_soft's k = 1 index and 8-bit value, selective_fd's share bit and
+    soft label where shared, cfd.labels=hard's vote up, local's nothing. Each read "by parameters"."""
+    from tallysim.figures import plots, vocab_plot
+    monkeypatch.setattr(vocab_plot, "vocab_size", {"shakespeare_words": 10004}.get)
+    data = {}
+    for g, cfg in (("fedct", {}), ("topk_soft", {}), ("topk3", {"topk_soft": {"k": 3}}), ("selective_fd", {}),
+                   ("cfd", {"cfd": {"labels": "hard"}}), ("local", {}), ("fedavg", {})):
+        d = tmp_path / g / "x"
+        d.mkdir(parents=True)
+        (d / "config.json").write_text(json.dumps({"protocol": {"name": "topk_soft" if g == "topk3" else g},
+                                                   "data": {"name": "shakespeare_words"}, **cfg}))
+        (d / "metrics.jsonl").write_text(json.dumps({"round": 1, "acc_global": None, "wall_s": 1,
+                                                     "bits_per_peer": 100.0, "acc_mean": 0.25}) + "\n")
+        data[g] = [({}, d)]
+    table = open(plots.draw("vocab", {}, data, tmp_path / "v", "t")["table"]).read()
+    cells = {line.split(" | ")[3]: line.split(" | ")[8] for line in table.splitlines() if "shakespeare_words" in line}
+    assert cells == {"fedct": "14", "topk_soft": str(14 + 8), "topk3": str(3 * 14 + 3 * 8),
+                     "selective_fd": "1 + 320128 where shared", "cfd 8 bits": "14 up, 80032 down", "local": "0",
+                     "fedavg": "by parameters"}
