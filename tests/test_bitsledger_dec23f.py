@@ -17,6 +17,7 @@ from conftest import read_rows, tiny
 from test_round_bits import SMALL
 
 from tallysim import run
+from tallysim.config import ConfigError
 
 P, M, C, L, B = 4, 64, 10, 4, 32                 # SMALL: 4 peers, 64 probes, 10 classes (4-bit votes)
 W = 64 * 8 + 8 + 8 * 8 + 8 + 8 * 10 + 10         # SMALL's MLP: Dense(8), Dense(8), Dense(10) on 8x8 inputs
@@ -144,6 +145,22 @@ def test_faulty_peers_that_send_garbage_are_charged_as_sent(tmp_path, name, kind
 # architectures is not defined, docs/groups.md); the vote and the soft labels cross groups, each group's
 # columns are its own peers' bits.
 GROUPS = "model.groups=small:2:mlp,width=8;big:2:mlp,width=16"      # peers 0-1 small, 2-3 big
+
+
+def test_protocols_that_exchange_parameters_are_refused_with_groups():
+    """Validation only (nothing loads): what runs with groups sends predictions or nothing; every protocol
+    that sends parameters (the FedAvg family, the compressed baselines, bridge's merges) is refused, so no
+    parameter message ever crosses or stays within a group."""
+    from tallysim import protocols
+    from tallysim.validation import validate
+    runs = set()
+    for name in protocols.names():
+        try:
+            validate(tiny(f"protocol.name={name}", GROUPS, "optim.momentum=0"))
+            runs.add(name)
+        except ConfigError as e:
+            assert f"protocol.name={name} does not work with model.groups" in str(e), (name, str(e))
+    assert runs == {"local", "tally", "softlabel", "cfd", "selective_fd", "fedct", "topk_soft"}
 
 
 def _lagged(cohorts):
