@@ -89,10 +89,12 @@ def final_vs(spec, data, stem, title) -> dict:
 
 
 def _active(cfg: dict) -> int:
-    """A run's active peers per round, from its config.json, as the run counts them (its groups' A_g summed)."""
+    """A run's active peers per round, from its config.json, as the run counts them (its groups' A_g summed).
+    Without groups the two fields alone, as before (an older run's config.json need not pass from_dict)."""
+    if not cfg.get("model", {}).get("groups"):
+        return max(1, int(round(cfg.get("participation", 1.0) * cfg["peers"])))
     c = config.from_dict(cfg, where="config.json")
-    groups = config.parse_groups(c.model.groups)
-    return sum(config.group_active_counts(c, groups)) if groups else config.active_peers(c)
+    return sum(config.group_active_counts(c, config.parse_groups(c.model.groups)))
 
 
 def classes(spec, data, stem, title) -> dict:
