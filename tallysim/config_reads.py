@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from tallysim import model_groups, protocols
 from tallysim.field_checks import show
+from tallysim.file_shapes import KNOWN_SHAPES, KNOWN_TEXT
 from tallysim.schema import FAULT_KINDS, Config, ConfigError, declared, get_field
 from tallysim.schema_text import show_default
 
@@ -198,6 +199,17 @@ def _unread_models(cfg: Config):
 SYNTHETIC_READS = ("data.num_classes", "data.input_shape", "data.train_size", "data.test_size", "data.difficulty")
 
 
+def _own_classes(name: str) -> str:
+    """What a known dataset's files give for data.num_classes: `data.num_classes=10004` on
+    shakespeare_words was told "allowed there: its default 10", as if the words had 10 classes."""
+    name = name.lower()
+    if name in KNOWN_TEXT:
+        return f" (data.name={name} has C = {KNOWN_TEXT[name][1]:,} from its files: its vocabulary)"
+    if name in KNOWN_SHAPES:
+        return f" (data.name={name} has C = {KNOWN_SHAPES[name][1]:,} from its files)"
+    return ""
+
+
 def _unread_data(cfg: Config):
     if cfg.data.name.lower() == "synthetic":
         return          # `Synthetic`: the dataset's name is refused, with synthetic as the near one, not its fields
@@ -205,7 +217,7 @@ def _unread_data(cfg: Config):
         default = declared()[key].default
         if get_field(cfg, key) != default:
             hint = (" (data.max_train / data.max_test subsample a dataset)" if key in ("data.train_size", "data.test_size")
-                    else "")
+                    else _own_classes(cfg.data.name) if key == "data.num_classes" else "")
             value = get_field(cfg, key)
             shown = show_default(value) if isinstance(value, tuple) else show(value)     # a shape as written: 5x5x1
             yield key, (f"{key}={shown} is not read by data.name={cfg.data.name} (only by "

@@ -24,7 +24,7 @@ import re
 from dataclasses import fields, replace
 from typing import NamedTuple
 
-from tallysim.fields import ConfigError
+from tallysim.fields import ConfigError, did_you_mean
 from tallysim.schema import Config, ModelConfig, declared
 
 GROUP_OPTIM = ("optim.name", "optim.lr", "optim.momentum", "optim.weight_decay")
@@ -44,6 +44,20 @@ class Group(NamedTuple):
 def group_keys() -> tuple:
     """The dotted keys a group may set: every model.* field but groups, and GROUP_OPTIM."""
     return tuple(f"model.{f.name}" for f in fields(ModelConfig) if f.name != "groups") + GROUP_OPTIM
+
+
+def settable() -> list:
+    """group_keys() as a group writes them (`hidden`, `optim.lr`): the list its refusals show and the
+    names a near miss is matched against (`hiden` -> hidden)."""
+    return [k.removeprefix("model.") for k in group_keys()]
+
+
+def near(written: str) -> str:
+    """"; did you mean hidden?" for a group field's near miss; an optimizer field without its section
+    (`lr=0.02`, what `width=64` beside it suggests) is optim.lr."""
+    if f"optim.{written}" in settable():
+        return f"; did you mean optim.{written}?"
+    return did_you_mean(written, settable())
 
 
 KIND = {bool: "true or false", int: "an integer", float: "a number"}
@@ -109,7 +123,7 @@ def parse(text) -> tuple[Group, ...]:
                                   f"commas, not colons (a:2:mlp,width=16); expected {SYNTAX}")
             if key not in group_keys():     # named as written: `tally.target=vote` was "sets model.tally.target"
                 raise ConfigError(f"{where}: group {name} sets {written}; a group may set "
-                                  f"{', '.join(k.removeprefix('model.') for k in group_keys())}")
+                                  f"{', '.join(settable())}{near(written)}")
             if key in values:                   # later silently won, as a key=value twice once did
                 raise ConfigError(f"{where}: group {name} sets {key} twice; give each field once")
             values[key] = _typed(key, val.strip(), where)
@@ -169,7 +183,7 @@ def _check_entry(g: dict, where: str) -> None:
             number = spec is not None and spec.type in (int, float)
             if key not in group_keys():     # `"groups": "x:1"` was "allowed: a JSON value of the field's type"
                 raise ConfigError(f"{where}: model.groups entry {g['name']}: {key}; a group may set "
-                                  f"{', '.join(k.removeprefix('model.') for k in group_keys())}")
+                                  f"{', '.join(settable())}{near(key.removeprefix('model.'))}")
             if number and (isinstance(x, bool) or (isinstance(x, float) and not math.isfinite(x))
                            or (spec.type is int and isinstance(x, float))):
                 # 1e400 (JSON's Infinity) was "model.groups='a:2:width=inf;b:2': model.width='inf' is not int",

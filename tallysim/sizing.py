@@ -250,8 +250,12 @@ def storage_hint(cfg) -> str | None:
     stacked, cohort = models_bytes(cfg)
     if stacked < HINT_BYTES:
         return None
+    # evaluating every client model is the other cost: 10^5 of them each round took a 2-round run from 25 s
+    # to over 20 minutes (docs/population-data.md) with nothing on stderr to say why
+    evals = (f" and evaluates all {cfg.peers:,} at every evaluation (eval_peers=N: N of them)"
+             if cfg.eval_peers is None or cfg.eval_peers >= cfg.peers else "")
     return (f"{cfg.protocol.name} keeps no client state, but client_storage=stacked holds all {cfg.peers:,} "
-            f"clients' models (about {fmt(stacked)}); client_storage=auto would hold the server model and the "
+            f"clients' models (about {fmt(stacked)}){evals}; client_storage=auto would hold the server model and the "
             f"{active:,} active ones (about {fmt(cohort)}), same numbers up to float rounding "
             "(docs/population.md)")
 

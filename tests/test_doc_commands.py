@@ -24,8 +24,9 @@ PAGES = [ROOT / "README.md"] + sorted((ROOT / "docs").rglob("*.md"))
 # `tallysim <subcommand>` as the docs write it: the installed command, the venv's, or `python -m`
 COMMAND = re.compile(r"(?:(?:\.venv/bin/)?tallysim|python3? -m tallysim) (?=run\b|sweep\b|plot\b|table\b|pareto\b|"
                      r"figure\b|prepare\b|bench\b|--version\b)")
-# A usage pattern or an elided command, not one to copy: `[--opt]`, `...`, `<dir>`, `figN`, `DIR`
-PLACEHOLDER = re.compile(r"\[|\.\.\.|<|>|`|\bfigN\b|(?:^|\s)[A-Z][A-Z_]+(?:\s|$)")
+# A usage pattern or an elided command, not one to copy: `[--opt]`, `...`, `<dir>`, `figN`, `DIR`; a value
+# written as a list (`data.input_shape=[8]`, population.md's first run) is a command, not a usage pattern
+PLACEHOLDER = re.compile(r"(?<!=)\[|\.\.\.|<|>|`|\bfigN\b|(?:^|\s)[A-Z][A-Z_]+(?:\s|$)")
 
 
 def _from_tallysim(text: str):
