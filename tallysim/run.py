@@ -209,7 +209,8 @@ def _run(cfg: Config, out: Optional[str], overwrite: bool, progress: bool, built
         except ConfigError as e:
             raise type(e)(str(e) if words is outdir.CLI else checkpoint.in_words(str(e), words)) from None
         checkpoint.note_resume(out_dir, meta)
-        print(checkpoint.resume_notice(out_dir, cfg, meta), file=sys.stderr)
+        meta = memory_retry.resumed(out_dir, meta)      # an out-of-memory retry's copy: its chunks from it
+        print(checkpoint.resume_notice(out_dir, cfg, meta) + memory_retry.copy_notice(b, meta), file=sys.stderr)
     chunk = meta["chunk"] if meta else auto_chunk(b)
     if out_dir and not resume:
         write_run_files(b, 0, out_dir, chunk)
@@ -321,7 +322,10 @@ def _run_all(b: Built, out_dirs: list, chunk: int, progress: bool, saver: checkp
     start = resume["lo"] if resume else 0
     # chunks of `chunk` from `start`, which a retry in narrower chunks may place off their multiples
     # (seeds=5, 5 -> 2 at a time from index 0 or 5, ...); before it, done, as wide (the bar's count)
-    bounds = [(lo, min(lo + chunk, end)) for first, end in ((0, start), (start, n)) for lo in range(first, end, chunk)]
+    # (and at the end of an out-of-memory retry's kept seeds: a chunk across it started from round 1, its
+    # rows up to the copy's round counted twice)
+    edges = sorted({0, start, n, *([resume["wide"]["hi"]] if resume and resume.get("wide") else [])})
+    bounds = [(lo, min(lo + chunk, end)) for first, end in zip(edges, edges[1:]) for lo in range(first, end, chunk)]
     rounds = [max(b.cfgs[b.lane_cfg[j]].rounds for j in range(lo, hi)) for lo, hi in bounds]
     done = 0
     if resume:

@@ -235,8 +235,8 @@ def _run_grouped(runmod, batch: list[int], runs, cfgs, records, out_dir: Path, p
       impossible partition): that run fails, reported once, and the others run as a group without it;
     - out of memory (the group's lanes already went in smaller chunks, run.run_group): its runs that
       finished are done (their done.json written as each finished); those with a checkpoint resume from
-      it, each alone; the rest run as two halves, down to single runs (before 2026-12-07 every run of the
-      group ran again from round 1, its checkpoint and rows overwritten);
+      it, each alone; the rest run as two halves, down to single runs (every run of the
+      group ran again from round 1, its checkpoint and rows overwritten, until late on 2026-12-07);
     - anything else is the compiled program's, which each run alone would compile too: every run of
       the group fails with it, reported once (`--one-at-a-time` runs them apart)."""
     from tallysim import build

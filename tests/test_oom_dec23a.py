@@ -116,3 +116,102 @@ def test_the_sweeps_last_fallback_keeps_finished_runs_and_resumes_the_others(tmp
         assert [r.pop("train_loss") for r in got] == pytest.approx([r.pop("train_loss") for r in ref], rel=1e-6)
         assert got == ref
         assert (out / name / sweep.DONE).is_file() and not (out / name / checkpoint.FILE).exists()
+
+
+def test_a_lone_retry_stopped_after_its_first_narrower_chunk_resumes_the_next_from_its_copy(tmp_path, monkeypatch, capsys):
+    """Two seeds as one chunk, a checkpoint every round, out of memory at round 3: retried one seed at a
+    time from the checkpoint after round 2, stopped (Ctrl-C) as seed 1's chunk starts. The copy it starts
+    from is in the run directory (memory_retry.RETRY), and --resume starts seed 1 from round 2 with it, then
+    removes it; each row written once, all as the uninterrupted run's. Before, the copy was in memory
+    only and the resume started seed 1 from round 1 (the checkpoint: seed 0's chunk done, no state)."""
+    from tallysim import memory_retry
+    items = (*RESUMABLE, "seeds=2")
+    b = run.build(tiny(*items))
+    run.run(tiny(*items), str(tmp_path / "whole"), progress=False, built=b)
+    seen, real_chunk, real_row, calls = [], run._run_chunk, run.lane_row, []
+
+    def run_chunk(b, lo, hi, lanes_out, bar, saver, resume):
+        seen.append((lo, hi, resume["round"] if resume else 0))
+        if seen[-1] == (1, 2, 2) and seen.count((1, 2, 2)) == 1:
+            raise KeyboardInterrupt
+        return real_chunk(b, lo, hi, lanes_out, bar, saver, resume)
+
+    def lane_row(ev, info, ledger, j, end, *rest):
+        calls.append(end)
+        if end == 3 and calls.count(3) == 1:
+            raise RuntimeError(OOM)
+        return real_row(ev, info, ledger, j, end, *rest)
+    monkeypatch.setattr(run, "_run_chunk", run_chunk)
+    monkeypatch.setattr(run, "lane_row", lane_row)
+    written, real_rows = [], run._Recorder.rows
+
+    def rows(self, r, per_seed):
+        before = self.lines
+        real_rows(self, r, per_seed)
+        written.extend([r] if self.lines > before else [])
+    monkeypatch.setattr(run._Recorder, "rows", rows)
+    out = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        run.run(tiny(*items), str(out), progress=False, built=b, checkpoint_every=1)
+    assert seen == [(0, 2, 0), (0, 1, 2), (1, 2, 2)]
+    assert checkpoint.read_meta(out)["round"] == 0 and memory_retry.on_disk(out)["round"] == 2
+    capsys.readouterr()
+    run.run(tiny(*items), str(out), progress=False, built=b, checkpoint_every=1, resume=True)
+    assert "tallysim: seed 1 starts from the out-of-memory retry's copy of its checkpoint after round 2 " \
+           "(checkpoint-retry.npz)" in capsys.readouterr().err
+    assert seen[3:] == [(1, 2, 2)]                  # seed 1 from the copy's round 2, not from round 1
+    assert not (out / memory_retry.RETRY).exists() and not (out / checkpoint.FILE).exists()
+    assert written == [1, 2, 3]                     # each round's row once
+    got, reference = read_rows(out), read_rows(tmp_path / "whole")
+    for row in got + reference:
+        row.pop("wall_s")
+    loss = [(r.pop("train_loss"), r.pop("train_loss_std"), *r["per_seed"].pop("train_loss")) for r in got + reference]
+    assert sum(map(list, loss[:3]), []) == pytest.approx(sum(map(list, loss[3:]), []), rel=1e-6, abs=1e-7)
+    assert got == reference
+
+
+def _saved(d, lo: int, n: int, r: int, name: str = checkpoint.FILE) -> None:
+    """A checkpoint of seeds [lo, lo + n) after round r (state: one array of n lanes), as `name` in d."""
+    import numpy as np
+    meta = {"version": 1, "chunk": n, "lo": lo, "round": r, "ledgers": [{}] * n, "evals": {}, "lines": 0,
+            "last": {}, "elapsed": 0.0}
+    checkpoint.save(d, {"w": np.arange(n, dtype=np.float32)}, meta)
+    if name != checkpoint.FILE:
+        (d / checkpoint.FILE).rename(d / name)
+
+
+def test_a_second_retry_keeps_the_wider_copy_its_chunk_lies_in(tmp_path):
+    """Seeds 0-3 kept after round 1 (the first retry's copy); seeds 0-1's own checkpoint after round 3
+    when they run out of memory again: the copy of 0-3 stays the one read, so seeds 2-3 still start from
+    round 1 of it with their rows of round 1 waiting once (memory_retry.lone_point). Before, the narrower
+    checkpoint replaced it, and seeds 2-3 started from round 1 with their row of round 1 already waiting:
+    counted twice."""
+    from tallysim import memory_retry
+
+    class Lanes:
+        def restart(self, lo, chunk):
+            return {"lo": lo, "round": 0, "chunk": chunk, "evals": {}, "lines": 0, "retry": True}
+
+    class B:
+        seeds = list(range(6))
+    _saved(tmp_path, 0, 4, 1, memory_retry.RETRY)
+    _saved(tmp_path, 0, 2, 3)
+    redo, said = memory_retry.lone_point(B(), [Lanes(), 0, 2], None, 1, tmp_path)
+    assert (redo["wide"]["lo"], redo["wide"]["hi"], redo["wide"]["round"]) == (0, 4, 1)
+    assert memory_retry.on_disk(tmp_path)["hi"] == 4 and "from their checkpoint after round 1" in said
+
+
+def test_a_retrys_chunks_end_where_its_kept_seeds_end(monkeypatch):
+    """Kept seeds 0-4 (a copy of a 5-seed chunk), retried 2 at a time over 6 seeds: the chunks are 0-1,
+    2-3, 4 (from the copy) and 5 (from round 1). Before, 4-5 ran as one chunk across the copy's end, from
+    round 1: seed 4's rows up to the copy's round, waiting already, counted twice."""
+    from pathlib import Path
+    b = run.build(tiny(*RESUMABLE, "seeds=6"))
+    seen = []
+    monkeypatch.setattr(run, "_run_chunk", lambda b, lo, hi, lanes_out, bar, saver, resume:
+                        seen.append((lo, hi, resume and resume["round"])))
+    wide = {"lo": 0, "hi": 5, "round": 2, "ledgers": [{}] * 5, "saved_lanes": 5, "evals": {}, "path": Path("/nonexistent")}
+    resume = {"lo": 0, "round": 0, "chunk": 2, "evals": {}, "lines": 0, "last": {}, "elapsed": 0.0,
+              "ledgers": [], "retry": True, "wide": wide}
+    run._run_all(b, [None], 2, False, checkpoint.Saver(None, 0), resume)
+    assert seen == [(0, 2, 2), (2, 4, 2), (4, 5, 2), (5, 6, None)]
