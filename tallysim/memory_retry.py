@@ -283,7 +283,8 @@ def chunk_resume(b, redo: dict, lo: int, hi: int) -> dict:
 def chunk_start(b, resume: Optional[dict], start: int, lo: int, hi: int) -> Optional[dict]:
     """The resume a chunk [lo, hi) of run._run_all starts from: a lone run's for its first chunk only
     (later ones from round 1), a lone retry's for each within its kept checkpoint (wide_resume), a group
-    retry's for each (chunk_resume)."""
+    retry's for each (chunk_resume). The first chunk past the kept seeds removes the copy (RETRY): the
+    checkpoint saved after the chunk before it (no state, its seeds done) replaces it."""
     if resume is not None and "saved" in resume:
         return chunk_resume(b, resume, lo, hi)
     if resume is not None and lo == start and resume["round"]:

@@ -149,12 +149,6 @@ class Lanes:
             mine = [row for j, row in lane_rows if self.b.lane_cfg[j] == i]
             if mine:
                 rec.rows(r, mine)
-            if i not in self.final and i not in self.failed and rec.last.get("round") == self.b.cfgs[i].rounds:
-                self.final.add(i)       # its last row written: final now, not when the group ends (a group
-                if self.on_final:       # stopped later kept its old checkpoint, and a resume reran it)
-                    if rec.file:
-                        rec.file.sync()
-                    self.on_final(i, self.result(i))
         for j, row in lane_rows:        # a peer at the floor for STREAK evaluations: said now, once per run
             i = self.b.lane_cfg[j]
             if self.watches and (line := self.watches[i].see(row, self.b.seeds[j], self.names[i])):
@@ -162,6 +156,13 @@ class Lanes:
                     self.bar.note(line)         # above tqdm's bar, not through it
                 else:
                     print(line, file=sys.stderr)
+        for i, rec in enumerate(self.recs):
+            if i not in self.final and i not in self.failed and rec.last.get("round") == self.b.cfgs[i].rounds:
+                self.final.add(i)       # its last row written: final now, not when the group ends (a group
+                if self.on_final:       # stopped later kept its old checkpoint, and a resume reran it)
+                    if rec.file:
+                        rec.file.sync()
+                    self.on_final(i, self.result(i))
 
     def meta(self, lo: int, r: int, ledgers):
         """A checkpoint's meta: one configuration's (--resume compares its config with the one resuming);
