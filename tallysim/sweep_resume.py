@@ -109,9 +109,9 @@ def after_group_words(finished: int, alone: int, rest: int) -> str:
         return f"{n} run{'' if n == 1 else 's'}"
     said = ([f"{runs(finished)} finished, kept"] if finished else []) + \
         ([f"{runs(alone)} resume{'s' if alone == 1 else ''} from {'its' if alone == 1 else 'their'} checkpoint"
-          f"{'' if alone == 1 else 's'}, each alone"] if alone else [])
+          f"{' alone' if alone == 1 else 's, each alone'}"] if alone else [])
     if rest > 1:
-        said.append(f"running {'the other ' if said else ''}{rest} as two smaller groups")
+        said.append(f"running the other {rest} as two smaller groups" if said else "running it as two smaller groups")
     elif rest:
         said.append(f"running {'the other' if said else 'it'} alone")
     return "; ".join(said)

@@ -210,3 +210,12 @@ def test_a_retrys_chunks_end_where_its_kept_seeds_end(monkeypatch):
               "ledgers": [], "retry": True, "wide": wide}
     run._run_all(b, [None], 2, False, checkpoint.Saver(None, 0), resume)
     assert seen == [(0, 2, 2), (2, 4, 2), (4, 5, 2), (5, 6, None)]
+
+
+def test_what_the_fallback_says_it_does_next():
+    """sweep_resume.after_group_words: the old line where nothing was kept, then what is kept and how."""
+    from tallysim import sweep_resume
+    assert sweep_resume.after_group_words(0, 0, 4) == "running it as two smaller groups"
+    assert sweep_resume.after_group_words(1, 1, 1) == \
+        "1 run finished, kept; 1 run resumes from its checkpoint alone; running the other alone"
+    assert sweep_resume.after_group_words(1, 0, 3) == "1 run finished, kept; running the other 3 as two smaller groups"
