@@ -78,6 +78,7 @@ def print_config(cfg) -> int:
     import sys
     from tallysim import config, validation
     cfg = config.validate(cfg)
+    validation.check_data_path(cfg)          # the run's data, as it starts (not validate's: field_checks)
     print(json.dumps(config.to_dict(cfg), indent=2))
     print(f"tallysim: {validation.memory_note(cfg)}", file=sys.stderr)     # stdout stays the JSON --config reads
     return 0

@@ -350,6 +350,28 @@ def cfd_delta_rule(cfg: Config) -> None:
                           "allowed: probe.resample=false with it, or cfd.delta=false")
 
 
+TEXT_SPECIALS = ("PAD", "BOS", "EOS", "OOV")   # data/text.py's ids 0..3; the words (characters) from 4
+
+
+def text_target_rule(cfg: Config, key: str, token: int) -> None:
+    """A class a user names on text (`key`=`token`) refused unless a word (character): test accuracy scores
+    those alone (sim/tasks.NextToken.scored), never PAD (not even a loss target), BOS, EOS or OOV (ids
+    0..3), so a fault that answers one of them is no wrong answer the model is ever scored on (leftovers32
+    refused PAD and BOS and kept EOS and OOV, which accuracy skips as well); nor a token past the
+    vocabulary, which the name tells (data.path with a text name is refused as it loads: it reads no
+    files). The random draws (faults.target=-1) take words alone (sim/faults.wrong_classes)."""
+    unit = "word" if "words" in cfg.data.name else "character"
+    classes = None if cfg.data.path is not None else KNOWN_TEXT[cfg.data.name][1]
+    top = "" if classes is None else f"..{classes - 1}"
+    allowed = f"allowed: -1 (a random wrong {unit}) or 4{top} (a {unit})"
+    if 0 <= token < 4:
+        raise ConfigError(f"{key}={token} is {TEXT_SPECIALS[token]} on text ({cfg.data.name}), never a scored "
+                          f"target (test accuracy skips PAD, BOS, EOS and OOV); {allowed}")
+    if classes is not None and token >= classes:
+        raise ConfigError(f"{key}={token} is not a token of {cfg.data.name} ({classes:,}: PAD, BOS, EOS, OOV "
+                          f"and {classes - 4:,} {unit}s); {allowed}")
+
+
 def _class_rules(cfg: Config) -> None:
     """What the built protocol or data would refuse, refused here where the config tells the class count:
     a single run stopped only after loading its data, a sweep (and --dry-run, which said nothing) after
@@ -359,13 +381,8 @@ def _class_rules(cfg: Config) -> None:
         topk_soft_message(cfg.topk_soft.k, cfg.topk_soft.value_bits, classes)
     if cfg.protocol.name == "cfd":
         cfd_delta_rule(cfg)
-    if cfg.data.name in KNOWN_TEXT and cfg.faults.kind == "confident_wrong" and cfg.faults.target in (0, 1):
-        # PAD and BOS (data/text.py's ids 0 and 1) are never a scored target (accuracy skips them): the
-        # fault is a confident wrong answer, and these two are no answer the model is ever asked for
-        top = "" if cfg.data.path is not None else f"..{KNOWN_TEXT[cfg.data.name][1] - 1}"
-        raise ConfigError(f"faults.target={cfg.faults.target} is {('PAD', 'BOS')[cfg.faults.target]} on text "
-                          f"({cfg.data.name}), never a scored target; allowed: -1 (a random wrong token) or "
-                          f"2{top} (EOS, OOV or a {'word' if 'words' in cfg.data.name else 'character'})")
+    if cfg.data.name in KNOWN_TEXT and cfg.faults.kind == "confident_wrong":
+        text_target_rule(cfg, "faults.target", cfg.faults.target)
     if classes is not None and cfg.faults.kind == "confident_wrong" and cfg.faults.target >= classes:
         raise ConfigError(f"faults.target={cfg.faults.target} is not a class of {cfg.data.name} "
                           f"({classes} classes); allowed: -1 (a random wrong class) or 0..{classes - 1}")

@@ -7,6 +7,7 @@ Each failure is a `ConfigError` with one line naming the field, the bad value an
 from __future__ import annotations
 
 import math
+import pathlib
 import struct
 
 from tallysim import sizing
@@ -199,3 +200,20 @@ def check_path(key: str, path: str) -> None:
     if "\x00" in path or len(path.encode()) > 4000 or any(len(p.encode()) > 255 for p in path.split("/")):
         raise ConfigError(f"{key}={show(path)} is too long for the file system (or holds a NUL byte); "
                           "allowed: components of at most 255 bytes")
+
+
+def check_data_path(cfg: Config) -> None:
+    """data.path as a run reads it (data/files.read_path: a directory, or an .npz file), before anything
+    loads: one that did not exist was said only when the data loaded, after `run --print-config` and a
+    sweep's --dry-run had passed it. Asked where runs start (validation.single_run, --print-config,
+    `tallysim sweep`), not by validate(): a checkpoint's config.json is validated again at a resume that
+    names the data's new place (data_read.py), and an old run directory's to tell it as tallysim's."""
+    if cfg.data.path is None:
+        return
+    p = pathlib.Path(cfg.data.path).expanduser()
+    if not p.exists():
+        raise ConfigError(f"data.path={cfg.data.path} does not exist; allowed: a directory of IDX files "
+                          "(or with one .npz file), or an .npz file")
+    if not p.is_dir() and p.suffix != ".npz":
+        raise ConfigError(f"data.path={cfg.data.path} is a file, not an .npz file; allowed: a directory "
+                          "of IDX files (or with one .npz file), or an .npz file")

@@ -1,5 +1,6 @@
 """How a config field is declared: `ints` and `floats` bounds, and whether a sweep may vary it per lane;
-and `is_path`, the one test of what a path argument may be (every layer that takes one imports it here);
+and `is_path`, the one test of what a path argument may be (every layer that takes one imports it here),
+and `is_number`, of a metrics row's number (an int or float, never a bool: results/ imports it here);
 and the few message helpers every layer shares (`did_you_mean`, `one_line`, `first_few`).
 
 No imports from tallysim and no JAX: config.py declares its sections with these, and so does a
@@ -119,6 +120,11 @@ def count(n: int, noun: str, plural: str = "") -> str:
     """"1 run", "4 runs", "0 compiled programs": a count with its noun in the number it takes (`plural`
     where adding "s" is wrong), for the lines that count what a sweep or figure did ("1 runs" before)."""
     return f"{n} {noun if n == 1 else plural or noun + 's'}"
+
+
+def is_number(v) -> bool:
+    """A number a metrics row may hold: an int or float, never a bool (True is an int to isinstance)."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 def is_path(p) -> bool:

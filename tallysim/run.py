@@ -31,6 +31,7 @@ from tallysim.build import Built, auto_chunk, build, build_group  # noqa: F401 -
 from tallysim.config import Config, ConfigError
 from tallysim.results.metrics import (CONFIG, ERROR, METRICS, PARTITION, PROBE_KEYS, ROUND_KEYS,  # noqa: F401
                                       aggregate, check_own_keys, dumps_row, lane_row, run_collapse_warning)
+from tallysim.results.rows import unreported_steps
 from tallysim.programs import chunk_inputs, eval_clients, initial_state, lanes_per_device, round_programs  # noqa: F401
 from tallysim.results.runs import Results
 from tallysim.results import dead_peers
@@ -102,6 +103,12 @@ def _run_chunk(b: Built, lo: int, hi: int, lanes_out: "_Lanes", bar, saver: chec
                 led.add(b.cost_protocol(b.lane_cfg[lo + j]).cost({k: v[j].tolist() for k, v in info.items()}))
                 led.add_steps(info["steps_real"][j], info["steps_computed"][j])
                 loss = float(info["train_loss"][j])
+                if ctx.model_groups and (zero := unreported_steps(info, [g.name for g in ctx.model_groups], j)):
+                    lanes_out.say_once("steps", f"tallysim: warning: round {r}: model group {zero[0]} reports "
+                                       f"train_loss@{zero[0]} 0 and the round's info holds no stepped@{zero[0]}: "
+                                       "if none of its peers took a step, that 0 is in its rows and in train_loss; "
+                                       "pass local_round's steps, loss_info(ctx, loss_A, steps), and put them in "
+                                       "the info (docs/write-a-protocol.md)")
                 if not math.isfinite(loss):
                     lanes_out.diverged(lo + j, f"round {r}, seed {b.seeds[lo + j]}: the training loss is "
                                        f"{loss}; the run stopped (try a smaller {nonfinite_stop.lr_now(c)}){nonfinite_stop.own_model(c, r)}"

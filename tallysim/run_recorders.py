@@ -130,6 +130,17 @@ class Lanes:
         self.names = [Path(d).name if d is not None else "" for d in out_dirs]
         self.on_final = on_final        # those finished before (a retry's kept rows): not again
         self.final = {i for i, rec in enumerate(self.recs) if rec.last.get("round") == b.cfgs[i].rounds}
+        self.said: set = set()
+
+    def say_once(self, key: str, line: str) -> None:
+        """A warning line on stderr (above tqdm's bar where there is one), once per run: `key` names it."""
+        if key in self.said or not mesh.is_writer():
+            return
+        self.said.add(key)
+        if self.bar is not None and hasattr(self.bar, "note"):
+            self.bar.note(line)
+        else:
+            print(line, file=sys.stderr)
 
     def live(self, j: int) -> bool:
         return self.b.lane_cfg[j] not in self.failed

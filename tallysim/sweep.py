@@ -36,7 +36,7 @@ from tallysim.progress_base import QuietLog, say
 from tallysim.config import Config, ConfigError
 from tallysim.fields import count, first_few
 from tallysim.results import metrics
-from tallysim.sweep_axes import (MAX_RUNS, check_count, check_eval_peers, check_runs, check_fields_read, expand, repeated_runs, warn_repeated_runs, warn_unmerged,  # noqa: F401 - sweep.X, as before
+from tallysim.sweep_axes import (MAX_RUNS, check_count, check_eval_peers, check_runs, check_fields_read, expand, repeated_runs, warn_repeated_runs, warn_soft_zero, warn_unmerged,  # noqa: F401 - sweep.X, as before
                                  file_axes, parse_axis, run_numbers, safe_name)
 # The order the runs go in, those finished before, and which batches compile: sweep_plan.py
 from tallysim.sweep_plan import compiles, config_diff as _config_diff, done_before, plan as _plan  # noqa: F401 - sweep.done_before, sweep._plan, as before
@@ -69,6 +69,8 @@ def command_configs(base_cfg: Config, runs: list[tuple[str, list[str]]]) -> list
     of them."""
     cfgs = configs(base_cfg, runs)
     check_fields_read(runs, cfgs)
+    for cfg in {c.data.path: c for c in cfgs}.values():     # --dry-run too: the data a run would read
+        validation.check_data_path(cfg)
     return cfgs
 
 
@@ -83,11 +85,12 @@ def check_devices(runs: list, cfgs: list[Config]) -> None:
 
 
 def warn_before(runs: list[tuple[str, list[str]]], cfgs: list[Config]) -> None:
-    """A sweep's warnings before anything runs, for run_sweep and `tallysim sweep --dry-run`: seeds shared
-    between runs (seed=0,1 with seeds=2), runs that repeat one experiment, bridge runs that never merge."""
+    """A sweep's warnings before anything runs, for run_sweep and `tallysim sweep --dry-run`: seeds shared (seed=0,1
+    with seeds=2), runs that repeat one experiment, bridge runs that never merge, soft labels sent as zeros."""
     validation.warn_seed_overlap([n for n, _ in runs], cfgs)
     warn_repeated_runs(runs, cfgs)
     warn_unmerged(runs, cfgs)
+    warn_soft_zero(runs, cfgs)
 
 
 def _checked_out(out, runs: list, cfgs: list) -> Path:

@@ -326,6 +326,16 @@ def warn_unmerged(runs: list[tuple[str, list[str]]], cfgs: list[Config]) -> None
               "initialisation's; read acc_mean, or make rounds at least bridge.period", file=sys.stderr)
 
 
+def warn_soft_zero(runs: list[tuple[str, list[str]]], cfgs: list[Config]) -> None:
+    """validation.soft_rounds_to_zero's line for a sweep's runs, once, naming them: fig11's 8-bit softlabel
+    runs on words (C = 10,004) send a near-uniform distribution as all zeros, which a single run warns of
+    and a sweep, printing no other validation.warnings, said nothing about."""
+    from tallysim import validation
+    hit = [(name, lines[0]) for (name, _), cfg in zip(runs, cfgs) if (lines := validation.soft_rounds_to_zero(cfg))]
+    if hit:
+        print(f"tallysim: warning: sweep run {first_few([n for n, _ in hit], 1)}: {hit[0][1]}", file=sys.stderr)
+
+
 def run_numbers(batch: list[int]) -> str:
     """A group's run numbers (from 1) in its log line: `1..4` when consecutive, else `1,3,5,7` (it read
     `1..7`, as if seven runs), past eight `1,4,7,...,28`."""

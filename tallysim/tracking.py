@@ -4,7 +4,7 @@
 Every backend is one small `Writer`: `start(name, hparams)`, `row(step, scalars)`, `image(tag, png)`,
 `close()`. A run opens its writers when it starts (`open_run`), sends each metrics row as it is
 written to metrics.jsonl (a mean over fewer seeds than the run has with `seeds_counted/<key>` beside it:
-seeds_counted), and at the end its accuracy-vs-bits curve as an image. The run directory's
+seeds_counted; one holding a diverged seed's NaN or inf with `seeds_nonfinite/<key>`), and at the end its accuracy-vs-bits curve as an image. The run directory's
 files stay the record; these are views of it. A sweep's runs each write their own TensorBoard run,
 DIR/<run directory's name>-<8 hex digits of its path> (run_name), so TensorBoard's hparams view
 compares the configurations and two runs never share one.
@@ -27,7 +27,7 @@ from typing import Optional, Protocol
 from tallysim import atomic
 from tallysim.config import Config, ConfigError, declared, get_field, show_default, with_values
 from tallysim.results.metrics import is_number
-from tallysim.results.rows import SEEDS_COUNTED
+from tallysim.results.rows import SEEDS_COUNTED, SEEDS_NONFINITE
 
 EVENTS_GLOB = "events.out.tfevents.*"
 # The accuracy columns the hparams view shows per configuration (their last value).
@@ -71,6 +71,22 @@ def seeds_counted(row: dict, keys: set) -> dict[str, float]:
         shown = is_number(v) and math.isfinite(v)        # what scalars() logs of it
         out[COUNTED + k] = float(counted.get(k, seeds) if shown else 0)
     return out
+
+
+NONFINITE = "seeds_nonfinite/"      # `seeds_nonfinite/ppl_mean`: its own tag group, beside seeds_counted/
+
+
+def seeds_nonfinite(row: dict, keys: set) -> dict[str, float]:
+    """`seeds_nonfinite/<key>` for a multi-seed row: how many seeds' values of `key` were NaN or inf (aggregate's
+    `seeds_nonfinite`: a diverged seed's perplexity). The mean itself is then NaN or inf, which scalars()
+    leaves out, so the tracker's curve simply stopped with no word why. As seeds_counted: from a key's first
+    such row on (`keys`, added to here) every row says it, 0 where every seed is finite again, so the curve
+    never joins two diverged rows over clean ones (logged only when non-zero it would draw a line at 1 across
+    them); {} while every value is finite (no tag for each of a run's columns at 0: always would)."""
+    gone = row.get(SEEDS_NONFINITE)
+    gone = gone if isinstance(gone, dict) else {}
+    keys.update(k for k in gone if isinstance(k, str))
+    return {NONFINITE + k: float(gone.get(k, 0)) if is_number(gone.get(k, 0)) else 0.0 for k in sorted(keys)}
 
 
 def hparams(cfg: Config) -> dict:
@@ -249,24 +265,26 @@ class RunTracker:
         self.cfg, self.out_dir, self.ws, self.rows = cfg, out_dir, ws, 0
         self.name = name or run_name(out_dir)
         self.partial: set = set()        # keys whose mean fell short of the seeds: seeds_counted()
+        self.diverged: set = set()       # keys whose mean held a seed's NaN or inf: seeds_nonfinite()
         for w in ws:
             w.start(self.name, hparams(cfg))
 
     def resumed(self, rows: list[dict], log: bool) -> None:
         """The rows a resumed run kept (its metrics.jsonl before the checkpoint): which keys were short is
         learnt from them, as an uninterrupted run's tracker learnt it row by row (a resumed tracker left
-        out `seeds_counted/<key>` until the key fell short again); logged too when `log` (an out-of-memory
+        out `seeds_counted/<key>` until the key fell short again; `seeds_nonfinite/<key>` the same); logged too when `log` (an out-of-memory
         retry's fresh tracker), not when the backends have them (a resume appends to its curves)."""
         for row in rows:
             if log:
                 self.row(row)
             else:
                 seeds_counted(row, self.partial)
+                seeds_nonfinite(row, self.diverged)
                 self.rows += 1
 
     def row(self, row: dict) -> None:
         self.rows += 1
-        values = {**scalars(row), **seeds_counted(row, self.partial)}
+        values = {**scalars(row), **seeds_counted(row, self.partial), **seeds_nonfinite(row, self.diverged)}
         for w in self.ws:
             w.row(int(row["round"]), values)
 

@@ -20,12 +20,13 @@ from tallysim import model_groups, protocols, robust_checks, sizing, work_estima
 from tallysim import config_reads
 from tallysim.config_reads import MESSAGE_FAULTS, check_read  # noqa: F401 - validation.X, as before
 from tallysim.config_rules import check_pool_size, check_rules, ties_on_text  # noqa: F401 - validation.X, as before
-from tallysim.field_checks import installed_choices, not_known
+from tallysim.field_checks import check_data_path, installed_choices, not_known
 from tallysim.fields import first_few
 from tallysim.field_checks import (ALPHA_KINDS, CHOICES, FLOAT_RANGES, INT_RANGES, MAX_NAME,  # noqa: F401
                                    TYPE_NAMES, live_choices, check_name, check_path, check_ranges, check_types,
                                    json_kind, show, split_optional, type_ok)
 from tallysim.sizing import KNOWN_SHAPES, estimate_bytes  # noqa: F401 - validation.X, as before
+from tallysim.file_shapes import KNOWN_TEXT
 from tallysim.schema import Config, ConfigError, get_field
 
 
@@ -168,10 +169,40 @@ def warnings(cfg: Config) -> list[str]:
                    f"the peers together at most {held} of the {C} classes: at least {C - held} are in the test set "
                    f"and no peer trains on them, so test accuracy is capped near {held}/{C} (peers >= "
                    f"{-(-C // cfg.partition.k)} can hold every class)")
+    out += soft_rounds_to_zero(cfg)
     out += robust_checks.warnings(cfg)
     work = work_estimate.warning(cfg)       # local_steps=10**7: a run of days, accepted in silence
     out += [work] if work else []
     return out
+
+
+# The smallest class count C whose uniform probability 1/C comm.soft_bits sends as 0 (vote.quantize_probs):
+# 8 bits round to multiples of 1/255, so p <= 0.5/255 = 1/510 is 0 (half to even); 16 bits are float16,
+# whose smallest subnormal is 2^-24, so p <= 2^-25 is 0, and 1/C in float32 is 2^-25 itself from C = 2^25 - 1.
+# Pinned against quantize_probs (test_textleft_dec23b).
+UNIFORM_ZERO_FROM = {8: 510, 16: 2 ** 25 - 1}
+_GRID = {8: ("multiples of 1/255", "1/510"), 16: ("float16", "2^-25")}
+
+
+def soft_rounds_to_zero(cfg: Config) -> list[str]:
+    """softlabel (or selective_fd) at comm.soft_bits 8 or 16 where a uniform 1/C rounds to 0: on
+    shakespeare_words (C = 10,004) at 8 bits every value of an untrained peer's near-uniform distribution
+    is sent as 0, so the server's mean and the target the peers train on are all zeros (measured on the
+    text tests' small config: all of round 1's target mass, docs/text.md), in silence."""
+    bits, name = cfg.comm.soft_bits, cfg.data.name
+    if bits == 32 or not protocols.reads(cfg.protocol.name, "comm.soft_bits"):
+        return []
+    told = name == "synthetic" or (cfg.data.path is None and (name in KNOWN_SHAPES or name in KNOWN_TEXT))
+    C = sizing.data_shape(cfg)[1] if told else None     # data.name=files or data.path: only the data tells
+    if C is None or C < UNIFORM_ZERO_FROM[bits]:
+        return []
+    grid, cut = _GRID[bits]
+    keep = ("comm.soft_bits=16 (float16: a uniform target survives up to C = 33,554,430) or 32"
+            if bits == 8 else "comm.soft_bits=32")
+    return [f"comm.soft_bits={bits} with the {C:,} classes of {name}: each probability is sent rounded to {grid}, "
+            f"so a value at or below {cut} arrives as 0, and a near-uniform distribution (1/C = {1 / C:.2g}, "
+            f"an untrained peer's) is sent and received as all zeros: the peers train on no soft target there "
+            f"(a uniform target survives {bits} bits only below C = {UNIFORM_ZERO_FROM[bits]:,}); {keep} keeps it"]
 
 
 def _groups_rounded_up(cfg: Config) -> list[str]:
@@ -284,6 +315,7 @@ def single_run(cfg: Config, resumed: bool = False, own: Config | None = None) ->
         check_read_resumed(cfg, own)
     else:
         check_read(validate(cfg))
+    check_data_path(cfg)
     for w in warnings(validate(cfg)):
         print(f"tallysim: warning: {w}", file=sys.stderr)
 

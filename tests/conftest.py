@@ -97,6 +97,15 @@ def cli_line(capsys, argv) -> tuple:
     return code, err[0]
 
 
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 free now, for a jax.distributed coordinator (the two-process tests of
+    test_devices, test_hostile and test_startup; each kept its own copy of this)."""
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def one_line(capsys, argv) -> str:
     """The CLI refuses: exit 2 with exactly one stderr line `tallysim: error: ...`, returned."""
     code, line = cli_line(capsys, argv)

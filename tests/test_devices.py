@@ -10,7 +10,6 @@ changes the order of the cross-device sums (vote counts are integers and exact, 
 """
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +20,7 @@ import pytest
 from tallysim import config, run
 from tallysim.sim import mesh
 from tallysim.config import ConfigError
-from conftest import TINY, assert_rows_close, tiny, read_rows
+from conftest import TINY, assert_rows_close, free_port, tiny, read_rows
 
 EIGHT = jax.device_count() >= 8
 multidevice = pytest.mark.skipif(not EIGHT, reason="needs 8 devices (run by test_eight_virtual_devices)")
@@ -126,18 +125,12 @@ def test_peer_state_per_device_is_an_eighth(axis, items):
     assert ratio == pytest.approx(1 / 8), ratio
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def two_processes(argv_of, timeout: int, **env) -> tuple:
     """`python argv_of(pid)...` as the two CPU processes of one jax.distributed run (2 devices each, gloo
     collectives, a free coordinator port). Returns (procs, outs:
     (stdout, stderr) each); both killed afterwards, so a hung pair (the faults the tests guard) does not
     outlive its test."""
-    port, procs = _free_port(), []
+    port, procs = free_port(), []
     for pid in range(2):
         penv = dict(os.environ, XLA_FLAGS=f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=2",
                     JAX_PLATFORMS="cpu", TALLYSIM_DISTRIBUTED="1", TALLYSIM_COORDINATOR=f"127.0.0.1:{port}",

@@ -10,7 +10,7 @@ import pytest
 
 from tallysim import cli, config, config_files, run  # noqa: F401  (imported before jit is patched)
 from tallysim.config import ConfigError
-from conftest import one_line
+from conftest import free_port, one_line
 
 
 def _write(path, doc) -> str:
@@ -64,13 +64,6 @@ def test_an_extends_dag_with_exponentially_many_paths_reads_each_file_once(tmp_p
 
 # ----------------------------------------------------------------------------- TALLYSIM_* distributed settings
 
-def _free_port() -> int:
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 ALL3 = {"TALLYSIM_COORDINATOR": "127.0.0.1:1234", "TALLYSIM_NUM_PROCESSES": "2", "TALLYSIM_PROCESS_ID": "1"}
 
 
@@ -116,7 +109,7 @@ def test_a_distributed_run_whose_peers_never_answer_fails_in_one_line_within_the
     import subprocess
     import sys
     env = dict(os.environ, JAX_PLATFORMS="cpu", TALLYSIM_DISTRIBUTED="1", TALLYSIM_DISTRIBUTED_TIMEOUT="3",
-               TALLYSIM_COORDINATOR=f"127.0.0.1:{_free_port()}", TALLYSIM_NUM_PROCESSES="2",
+               TALLYSIM_COORDINATOR=f"127.0.0.1:{free_port()}", TALLYSIM_NUM_PROCESSES="2",
                TALLYSIM_PROCESS_ID="1" if who == "peer" else "0")
     t0 = time.perf_counter()
     p = subprocess.run([sys.executable, "-m", "tallysim", "run", "rounds=1", "--quiet", "--out", str(tmp_path / "o")],
@@ -156,7 +149,7 @@ def test_a_long_wait_for_a_peer_says_so_before_it_gives_up(tmp_path):
     import sys
     from tallysim.sim import mesh
     env = _bare_env(TALLYSIM_DISTRIBUTED="1", TALLYSIM_DISTRIBUTED_TIMEOUT=str(mesh.NOTICE_AFTER + 2),
-                    TALLYSIM_COORDINATOR=f"127.0.0.1:{_free_port()}", TALLYSIM_NUM_PROCESSES="2",
+                    TALLYSIM_COORDINATOR=f"127.0.0.1:{free_port()}", TALLYSIM_NUM_PROCESSES="2",
                     TALLYSIM_PROCESS_ID="0")
     p = subprocess.run([sys.executable, "-m", "tallysim", "run", "rounds=1", "--quiet", "--out", str(tmp_path / "o")],
                        env=env, capture_output=True, text=True, timeout=120)

@@ -40,9 +40,15 @@ def test_command_line_compile_cache_location(monkeypatch, tmp_path):
 BENEATH_SIM = {"tallysim.config", "tallysim.sizing", "tallysim.validation", "tallysim.data"}
 
 
-def _tallysim_imports(path: Path, package: str):
-    """(line, module) for every tallysim module `path` imports, relative imports resolved."""
+def _tallysim_imports(path: Path, package: str, modules=None):
+    """(line, module) for every tallysim module `path` imports (ast.walk: imports inside functions too),
+    relative imports resolved. `from package import name` imports the submodule package.name where one
+    exists (in `modules`, the module names of the package; the real tallysim package's by default), else
+    a name of the package's __init__: `from tallysim.results import metrics` is an arrow to metrics, not
+    to the results package (which hid results/headline -> dead_peers -> headline)."""
     import ast
+    if modules is None:
+        modules = set(_modules())
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
             names = [a.name for a in node.names]
@@ -51,8 +57,8 @@ def _tallysim_imports(path: Path, package: str):
             if node.level:
                 parent = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
                 base = f"{parent}.{base}" if base else parent
-            # `from tallysim import x` imports the module tallysim.x (or a name of tallysim's __init__)
-            names = [f"{base}.{a.name}" for a in node.names] if base in ("tallysim", "tallysim.sim") else [base]
+            names = list(dict.fromkeys(f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base
+                                       for a in node.names))
         else:
             continue
         yield from ((node.lineno, n) for n in names if n == "tallysim" or n.startswith("tallysim."))
@@ -85,13 +91,15 @@ def test_sim_rule_catches_an_upward_import(tmp_path):
 def test_results_metrics_imports_nothing_above_it():
     # run.py, sweep.py and cli.py import tallysim.results.metrics; it imports none of them (nor the
     # drawing modules beside it, nor JAX), so the metrics schema has no upward arrow. The same holds for
-    # the modules whose names it re-exports (the headline numbers, the row writer).
+    # the modules whose names it re-exports (the headline numbers, the row writer, the file readers) and
+    # dead_peers.py, which its summary_line uses.
     import ast
     import subprocess
     import sys
     import tallysim.results.metrics as m
     names = set()
-    for module in ("metrics", "headline", "seed_mean", "rows", "figure_files"):
+    for module in ("metrics", "headline", "no_learning", "seed_mean", "rows", "figure_files", "run_dir",
+                   "dead_peers"):
         tree = ast.parse((Path(m.__file__).parent / f"{module}.py").read_text())
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):
@@ -131,7 +139,7 @@ LAYERS = [
     ["tallysim.validation", "tallysim.robust_checks", "tallysim.config_rules", "tallysim.config_reads", "tallysim.sweep_section",
      "tallysim.work_estimate"],
     ["tallysim.config", "tallysim.config_files"],
-    ["tallysim.data", "tallysim.results", "tallysim.results.metrics", "tallysim.results.headline", "tallysim.results.seed_mean", "tallysim.results.figure_files", "tallysim.results.dead_peers", "tallysim.outdir", "tallysim.out_path", "tallysim.run_lock", "tallysim.checkpoint", "tallysim.resume_diff", "tallysim.atomic",
+    ["tallysim.data", "tallysim.results", "tallysim.results.metrics", "tallysim.results.headline", "tallysim.results.no_learning", "tallysim.results.seed_mean", "tallysim.results.figure_files", "tallysim.results.run_dir", "tallysim.results.dead_peers", "tallysim.outdir", "tallysim.out_path", "tallysim.run_lock", "tallysim.checkpoint", "tallysim.resume_diff", "tallysim.atomic",
      "tallysim.api_arguments", "tallysim.jax_check", "tallysim.metrics_file", "tallysim.clean", "tallysim.data_read"],
     ["tallysim.results.plot", "tallysim.results.pareto", "tallysim.results.runs", "tallysim.progress",
      "tallysim.progress_base", "tallysim.progress_rounds", "tallysim.progress_lines", "tallysim.config_reference"],
@@ -162,13 +170,14 @@ def _layer(module: str):
     return None if best is None else best[0]
 
 
-def _graph() -> dict:
-    mods = _modules()
+def _graph(package: Path = PACKAGE) -> dict:
+    """module -> {module it imports: first line}, for every module of `package`."""
+    mods = _modules_of(package)
     graph = {}
     for m, p in mods.items():
-        package = m if p.name == "__init__.py" else m.rsplit(".", 1)[0]
+        pkg = m if p.name == "__init__.py" else m.rsplit(".", 1)[0]
         graph[m] = {}
-        for line, name in _tallysim_imports(p, package):
+        for line, name in _tallysim_imports(p, pkg, set(mods)):
             target = next((t for t in (name, name.rsplit(".", 1)[0]) if t in mods), None)
             if target and target != m:
                 graph[m].setdefault(target, line)
@@ -257,6 +266,24 @@ def test_the_folder_rule_catches_a_cycle_through_two_modules():
              "tallysim.results.metrics": {}}
     assert not _cycles(graph)
     assert _cycles(_folder_graph(graph)) == [["tallysim.results/", "tallysim.sweep"]]
+
+
+def test_the_cycle_rule_sees_from_package_import_submodule(tmp_path):
+    # `from tallysim.results import b` imports the module tallysim.results.b: read as the package alone,
+    # it hid results/headline -> results/dead_peers (inside summary_line) -> metrics -> headline. Planted
+    # here in both spellings (absolute inside a function, relative at the top); a name that is no module
+    # (defined in the package's __init__) stays an arrow to the package.
+    pkg = tmp_path / "tallysim"
+    (pkg / "results").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "results" / "__init__.py").write_text("def helper(): pass\n")
+    (pkg / "results" / "a.py").write_text("from tallysim.results.b import X\n")
+    (pkg / "results" / "b.py").write_text("X = 1\n\ndef f():\n    from tallysim.results import a, helper\n")
+    (pkg / "results" / "c.py").write_text("from . import b\nfrom .. import results\n")
+    graph = _graph(pkg)
+    assert graph["tallysim.results.b"] == {"tallysim.results.a": 4, "tallysim.results": 4}
+    assert graph["tallysim.results.c"] == {"tallysim.results.b": 1, "tallysim.results": 2}
+    assert _cycles(graph) == [["tallysim.results.a", "tallysim.results.b"]]
 
 
 def test_the_layering_rule_catches_a_cycle_and_an_upward_import():

@@ -40,10 +40,10 @@ TEXT_FAULT = ["model.name=lstm", "faults.kind=confident_wrong", "faults.fraction
 
 
 @pytest.mark.parametrize("name, target, says", [
-    ("shakespeare", 0, "faults.target=0 is PAD on text (shakespeare), never a scored target; allowed: -1 "
-                       "(a random wrong token) or 2..79"),
-    ("shakespeare_words", 1, "faults.target=1 is BOS on text (shakespeare_words), never a scored target; "
-                             "allowed: -1 (a random wrong token) or 2..10003"),
+    ("shakespeare", 0, "faults.target=0 is PAD on text (shakespeare), never a scored target (test accuracy "
+                       "skips PAD, BOS, EOS and OOV); allowed: -1 (a random wrong character) or 4..79"),
+    ("shakespeare_words", 1, "faults.target=1 is BOS on text (shakespeare_words), never a scored target (test "
+                             "accuracy skips PAD, BOS, EOS and OOV); allowed: -1 (a random wrong word) or 4..10003"),
 ])
 def test_a_text_fault_target_of_pad_or_bos_is_refused(name, target, says):
     from tallysim import config
@@ -51,7 +51,7 @@ def test_a_text_fault_target_of_pad_or_bos_is_refused(name, target, says):
     with pytest.raises(ConfigError) as e:
         config.validate(cfg)
     assert says in str(e.value)
-    config.validate(config.apply_overrides(cfg, ["faults.target=2"]))      # EOS is a real answer: kept
+    config.validate(config.apply_overrides(cfg, ["faults.target=4"]))      # a word (character): kept
 
 
 def test_a_text_fault_target_is_refused_in_one_line_before_loading(capsys, tmp_path, no_compile):

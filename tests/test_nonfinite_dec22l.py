@@ -16,7 +16,8 @@ from tallysim.results.seed_mean import aggregate
 
 def _last(ppl=(10.0, math.inf, 12.0), vote=(0.6, None, 0.8), rnd=2) -> dict:
     """The aggregate of three seeds' rows of a text run: seed 1's test perplexity inf (its loss overflowed exp:
-    the realistic non-finite mean; an accuracy stays finite, and read_rows refuses a non-finite acc_mean),
+    the realistic non-finite mean; an accuracy stays finite: NaN logits argmax to a class; read_rows refuses a non-finite acc_mean
+    unless seeds_nonfinite marks it, tests/test_results_dec23c.py),
     vote_acc null for seed 1 (a mean over fewer seeds)."""
     return aggregate([{"round": rnd, "acc_mean": 0.5, "ppl_mean": p, "vote_acc": v, "bits_per_peer": 100 * rnd,
                        "wall_s": 1.0} for p, v in zip(ppl, vote)], [0, 1, 2])

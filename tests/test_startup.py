@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+
+from conftest import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -26,14 +27,8 @@ def _python(code: str, **env) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_a_second_multi_process_start_is_harmless_and_other_settings_are_refused():
-    port, other = _free_port(), _free_port()
+    port, other = free_port(), free_port()
     got = _python(f"""
         import json, os
         from tallysim import startup
@@ -70,7 +65,7 @@ def test_a_second_multi_process_start_is_harmless_and_other_settings_are_refused
 
 
 def test_a_multi_process_start_after_jax_started_says_why_it_cannot():
-    port = _free_port()
+    port = free_port()
     got = _python(f"""
         import json, os
         import jax.numpy as jnp

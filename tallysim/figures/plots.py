@@ -10,7 +10,7 @@ import csv
 import math
 from pathlib import Path
 
-from tallysim import atomic
+from tallysim import atomic, config
 from tallysim.results.plot import WHICH_ACCURACY
 from tallysim.figures.drawing import finish_axis, save
 from tallysim.results.headline import seed_marks
@@ -88,6 +88,15 @@ def final_vs(spec, data, stem, title) -> dict:
     return save(fig, stem, table)
 
 
+def _active(cfg: dict) -> int:
+    """A run's active peers per round, from its config.json, as the run counts them (its groups' A_g summed).
+    Without groups the two fields alone, as before (an older run's config.json need not pass from_dict)."""
+    if not cfg.get("model", {}).get("groups"):
+        return max(1, int(round(cfg.get("participation", 1.0) * cfg["peers"])))
+    c = config.from_dict(cfg, where="config.json")
+    return sum(config.group_active_counts(c, config.parse_groups(c.model.groups)))
+
+
 def classes(spec, data, stem, title) -> dict:
     """Bits per probe and bits to reach the target accuracy against the number of classes."""
     plt = pyplot()
@@ -102,8 +111,10 @@ def classes(spec, data, stem, title) -> dict:
             part = read_partition(d)
             n_classes = len(part["class_counts"][0])      # works for synthetic C and named datasets
             # bits_up counts only the active peers (docs/protocols.md), so divide by them, not by P:
-            # one vote costs ceil(log2 C) bits per probe for each peer that sends it.
-            active = max(1, int(round(cfg.get("participation", 1.0) * cfg["peers"])))
+            # one vote costs ceil(log2 C) bits per probe for each peer that sends it. The run's own count
+            # of them: with model.groups each group draws max(1, round(participation * P_g)), whose sum
+            # may exceed round(participation * P) (small:3;big:1 at 0.5: 3, not 2, read 6 bits a 4-bit vote)
+            active = _active(cfg)
             per_probe = first["bits_up"] / (first["round"] * active * cfg["probe"]["per_round"])
             hit = bits_to_target(rows, target)
             pts.append((n_classes, per_probe, hit, acc(rows[-1])[0], seed_marks(rows[-1], final=True)))

@@ -1,12 +1,14 @@
 """The class-count figure on real text (fig11): accuracy against cumulative bits per peer, one panel per
 vocabulary (the `panels`: Shakespeare characters, C = 80, and words, C = 10,004), one line per run.
 Also `<stem>_table.md`: per panel and run, C, the final accuracy and perplexity, the bits per peer, and
-the bits per token of a vote (ceil(log2 C)) and of a soft label (C * soft_bits; cfd's C * cfd.bits) with
-their ratio."""
+the bits per token of a vote (ceil(log2 C): tally, bridge, fedct) and of a soft label (C * soft_bits; cfd's
+C * cfd.bits) with their ratio; topk_soft's k indices and values, selective_fd's share bit and soft label
+where shared, local's 0."""
 from __future__ import annotations
 
 import math
 
+from tallysim import config
 from tallysim.figures.drawing import finish_axis, save
 from tallysim.results.headline import seed_marks
 from tallysim.results.md import cell, footnote, starred
@@ -23,6 +25,24 @@ def vocab_size(dataset: str):
             return int(z["num_classes"])
     except Exception:           # noqa: BLE001 - the table then says "?"
         return None
+
+
+def _other_token_bits(protocol: str, cfg: dict, C, hard):
+    """The bits per token (up, per active peer) of the protocols that send neither a plain vote nor a whole
+    soft label (docs/protocols.md), each was tabled "by parameters": `topk_soft` k indices and k values
+    (`k*L + k*b`; `k = C`, no index: `C*b`), `selective_fd` a share bit plus `C*soft_bits` where it shares,
+    `local` nothing. None (by parameters) for the rest."""
+    if protocol == "local":
+        return 0
+    if not C:
+        return None
+    if protocol == "topk_soft":
+        own, default = cfg.get("topk_soft", {}), config.Config().topk_soft
+        k, b = int(own.get("k", default.k)), int(own.get("value_bits", default.value_bits))
+        return C * b if k == C else k * hard + k * b
+    if protocol == "selective_fd":
+        return f"1 + {C * int(cfg.get('comm', {}).get('soft_bits', 32))} where shared"
+    return None
 
 
 def vocab_fig(spec, data, stem, title) -> dict:
@@ -52,15 +72,18 @@ def vocab_fig(spec, data, stem, title) -> dict:
                        "bits_per_peer": r["bits_per_peer"], "accuracy": a, **seed_marks(r)}
                       for r, a in zip(rows, ys)]
             hard = math.ceil(math.log2(C)) if C else None
-            votes = protocol in ("tally", "bridge")       # one vote per token; the FedAvg family: parameters
-            per_token = (hard if votes else C * soft_bits if soft and C else None)
+            # one vote per token (fedct's too: it was tabled "by parameters"); the FedAvg family: parameters
+            votes = protocol in ("tally", "bridge", "fedct")
+            per_token = (hard if votes else C * soft_bits if soft and C else _other_token_bits(protocol, cfg, C, hard))
+            if protocol == "cfd" and cfg.get("cfd", {}).get("labels") == "hard" and C:    # a vote up, levels down
+                per_token = f"{hard} up, {C * soft_bits} down"
             ratio = f"{C * soft_bits / hard:,.0f}" if soft and C else \
                 (f"{C * 32 / hard:,.0f} (32-bit soft / vote)" if votes and C else "-")
             ppl = text_headline(rows[-1])["ppl"]            # the same model's test perplexity
             lines.append(f"| {cell(p)} | {cell(dataset)} | {C if C else '?'} | {cell(label)} | {rows[-1]['round']} | "
                          f"{starred(f'{ys[-1]:.4f}', seed_marks(rows[-1], final=True), marked, f'{p} {label}')} "
                          f"| {'-' if ppl is None else starred(f'{ppl:.4g}', seed_marks(rows[-1], ('ppl',), final=True), marked, f'{p} {label} perplexity')} "
-                         f"| {bits_text(rows[-1]['bits_per_peer'])} | {per_token if per_token else 'by parameters'} "
+                         f"| {bits_text(rows[-1]['bits_per_peer'])} | {'by parameters' if per_token is None else per_token} "
                          f"| {ratio} |")
         finish_axis(ax, "cumulative bits per peer (up + down)", "next-token test accuracy",
                 f"{p}: C = {C}" if C else p, logx=True, legend_size=7)

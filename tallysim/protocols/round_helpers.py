@@ -93,7 +93,9 @@ def loss_info(ctx: Context, loss_A, steps: Optional[dict] = None) -> dict:
     before. A plugin's round that runs groups calls it for the per-group losses its rows then hold.
     `steps`: local_round's; with its `stepped@NAME` a group in which no peer took a step is left out of
     `train_loss` (the A_g-weighted mean of the groups that stepped; where every group did, the mean over all
-    A as before, bit for bit) instead of counting 0, and its row reports `train_loss@NAME` missing."""
+    A as before, bit for bit) instead of counting 0, and its row reports `train_loss@NAME` missing. Without
+    `steps` it cannot tell (a group's losses are 0 whether or not it stepped): the run warns once where a
+    group reports exactly 0 and the info holds no `stepped@NAME` (results/rows.unreported_steps)."""
     info = {"train_loss": jnp.mean(loss_A)}
     for g in ctx.model_groups:
         info[f"train_loss@{g.name}"] = jnp.mean(loss_A[g.a_lo:g.a_hi])

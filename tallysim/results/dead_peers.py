@@ -274,17 +274,18 @@ def of_run(run_dir, rows: Optional[list] = None, config: Optional[dict] = None) 
     its `classes` for a run before majority_acc was recorded) and config.json's eval sample; None where
     any of them cannot be read. Reads nothing more where the last row has no per-peer accuracies or a
     server model's headline (a `table` of a FedAvg sweep, a population's stateless clients)."""
-    from tallysim.results import metrics, partition_file
+    # run_dir.py's readers, not metrics.py's re-exports: metrics.summary_line uses this module
+    from tallysim.results import partition_file, run_dir as files
     d = Path(run_dir)
     try:
-        rows = metrics.read_rows(d) if rows is None else rows
+        rows = files.read_rows(d) if rows is None else rows
         if len(rows) < 2 or headline_key(rows[-1]) != "acc_mean" or _per_seed(rows[-1]) is None:
             return None
         floor = floor_of(partition_file.majority(d))
         if floor is None:           # a run before majority_acc: chance from its classes
-            part = metrics.read_partition(d)
+            part = files.read_partition(d)
             floor = floor_of({}, part.get("classes") if isinstance(part, dict) else None)
-        config = metrics.read_config(d) if config is None else config
+        config = files.read_config(d) if config is None else config
     except (ConfigError, OSError, ValueError):
         return None
     sampled = isinstance(config, dict) and config.get("eval_sample") == "random" and evaluated(config) is not None

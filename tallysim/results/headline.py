@@ -2,7 +2,8 @@
 where there is one, else the mean of the peers' own models, acc_mean), a run's (the final row's or the
 best over its rows), the words for a multi-seed mean over fewer seeds or with a diverged seed, the
 one-line summary of a finished run, and the same model's perplexity and per-client accuracy on text
-tasks. The multi-seed row itself is made by seed_mean.py (aggregate, re-exported here).
+tasks. The multi-seed row itself is made by seed_mean.py (aggregate, re-exported here); the warnings that a
+run learnt nothing (collapse_warning, floor_note) by no_learning.py (re-exported here).
 
 Re-exported by tallysim/results/metrics.py, the run directory's schema, under the same names; like it,
 imports nothing above it and no JAX.
@@ -13,18 +14,17 @@ import math
 from typing import Optional
 
 from tallysim.config import ConfigError, active_peers, group_active_counts, parse_groups
-from tallysim.fields import first_few
-from tallysim.results.rows import SEEDS_COUNTED, SEEDS_NONFINITE
+from tallysim.fields import first_few, is_number
+from tallysim.results.rows import SEEDS_COUNTED, SEEDS_NONFINITE, check_metric_key
 # the mean over seeds (one row from per-seed rows) is seed_mean.py's; its name stays importable from here
 from tallysim.results.seed_mean import aggregate  # noqa: F401
+# the warnings that a run learnt nothing (collapsed onto one answer, at the most frequent target's floor) are
+# no_learning.py's; their names stay importable from here, where run.py, table and the CLI found them
+from tallysim.results.no_learning import FLOOR_MARGIN, MIN_COLLAPSE_ROUNDS, at_floor, collapse_warning, floor_note  # noqa: F401
 
 HEADLINE = ("acc_global", "acc_mean")                     # the server model, else the peers' mean
 HONEST = ("acc_global", "acc_mean_honest", "acc_mean")    # ... else the honest peers' mean (faults)
 WHICH = ("final", "best")
-
-
-def is_number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 def headline_key(row: dict, keys: tuple = HEADLINE) -> str:
@@ -154,69 +154,6 @@ def seed_notes(who: str, metric: str, runs: list) -> list[str]:
     return lines
 
 
-MIN_COLLAPSE_ROUNDS = 10
-
-
-def _finite(v) -> bool:
-    return is_number(v) and math.isfinite(v)
-
-
-def collapse_warning(last: dict, classes: int, voters: int, best: Optional[float] = None,
-                     name: str = "") -> Optional[str]:
-    """A warning line when a distillation run's last row shows its peers collapsed onto one shared
-    wrong answer: the vote unanimous (agreement >= 0.99) and both the vote's accuracy on the probes
-    and the worst peer's test accuracy at chance (at most 1/C + min(0.05, 0.5/C)), else None. A
-    healthy run cannot be unanimous at chance (an untrained shared init's first vote is, but its
-    peers then train above chance); two voters at least (one peer agrees with itself) and
-    classification only (`classes` 0: next-token runs, whose chance is not 1/C), from round 10 on.
-    `best`, where known, the run's best headline accuracy over its rows: a run never above chance did not
-    collapse, it never learnt (too small a learning rate, a binary task too hard for its model, labels
-    that do not match their inputs: the advice below would mislead). `name`: the run's, said first (a
-    sweep's or a figure's runs: which one). docs/protocols.md, "Long runs"."""
-    agree, vote_acc = last.get("agreement"), last.get("vote_acc")
-    acc = last.get("acc_min") if _finite(last.get("acc_min")) else last.get("acc_mean")
-    # a run of a few rounds at chance is a run that has not learnt yet (a smoke run), not a collapse,
-    # which took 20 rounds and more in every run measured; NaN passed every comparison below (warned)
-    if voters < 2 or classes < 2 or not all(_finite(v) for v in (agree, vote_acc, acc)) \
-            or not is_number(last.get("round")) or last["round"] < MIN_COLLAPSE_ROUNDS:
-        return None
-    chance = 1.0 / classes
-    near = chance + min(0.05, 0.5 * chance)
-    if agree < 0.99 or vote_acc > near or acc > near or (_finite(best) and best <= near):
-        return None
-    return (f"tallysim: warning: {name + ': ' if name else ''}the peers have collapsed onto one shared answer: the last vote was unanimous "
-            f"(agreement {agree:.2f}) and at chance (vote accuracy {vote_acc:.2f}, worst peer's test accuracy "
-            f"{acc:.2f}, "
-            f"chance {chance:.2f}); a lower optim.lr or distill.weight prevented it where measured "
-            f"(docs/protocols.md, \"Long runs\")")
-
-
-# How far above the most frequent target's share an accuracy must be to count as above that floor: a
-# run at 0.0897 against a floor of 0.0898 (one position's rounding over 10,000 test tokens) is at it.
-FLOOR_MARGIN = 0.002
-
-
-def at_floor(acc, majority: dict) -> bool:
-    """Whether accuracy `acc` is no better than always predicting the most frequent test target
-    (`majority`: partition_file.majority's dict; False where it is empty or acc is no number)."""
-    floor = majority.get("majority_acc") if isinstance(majority, dict) else None
-    return is_number(acc) and is_number(floor) and math.isfinite(acc) and acc <= floor + FLOOR_MARGIN
-
-
-def floor_note(acc, majority: dict, name: str = "") -> Optional[str]:
-    """One line where a run's headline accuracy `acc` is at the floor of always predicting the most
-    frequent test target (at_floor), else None: every protocol's first rounds on Shakespeare words read
-    0.0898, the comma's share, so tally, softlabel and FedAvg looked tied where none had learnt
-    anything (perplexity still tells them apart)."""
-    if not at_floor(acc, majority):
-        return None
-    return (f"tallysim: note: {name + ': ' if name else ''}accuracy {acc:.4f} is no better than always predicting "
-            f"the most frequent test target (class {majority.get('majority_class')}: "
-            f"{majority['majority_acc']:.4f} of the scored test targets, partition.json's majority_acc): the "
-            "model has learnt nothing beyond the targets' frequencies yet; compare perplexity, or train longer "
-            "(docs/cli.md, \"Where results go\")")
-
-
 def lower_is_better(name: str) -> bool:
     """A perplexity or a loss: its best is its smallest (`table --metric ppl_mean` called the diverged
     first round's inf perplexity the best)."""
@@ -242,7 +179,11 @@ def column_final_best(rows: list[dict], name: str = "auto") -> tuple[Optional[fl
 
 
 def run_accuracy(rows: list[dict], which: str = "final", name: str = "auto") -> Optional[float]:
-    """A run's headline number: the final (`which="final"`) or the best (`"best"`) value of a metric."""
+    """A run's headline number: the final (`which="final"`) or the best (`"best"`) value of a metric. A name
+    no row has and no run writes (`acc_globl`) is refused naming close keys, as metrics.final_best does (it
+    returned None, read as "this run has no value"); column_final_best stays the unchecked path."""
+    if isinstance(rows, (list, tuple)) and all(isinstance(r, dict) for r in rows):   # else refused below
+        check_metric_key(rows, name, call="run_accuracy")
     return column_final_best(rows, name)[WHICH.index(check_which(which))]
 
 
@@ -319,16 +260,16 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
-def summary_line(cfg, last: dict) -> str:
+def summary_line(cfg, last: dict, dead: str = "") -> str:
     """One line for a finished run: `cfg` a Config (protocol.name, rounds, peers, seeds, data.name), `last`
-    its last metrics row (plus `out`, the run directory, if it was written: its rows name the peers at the
-    floor all run, results/dead_peers.py)."""
+    its last metrics row (plus `out`, the run directory, if it was written), `dead` the clause naming the
+    peers at the floor all run (dead_peers.clause of the run's rows). The rows are read by
+    metrics.summary_line, the public one, which passes the clause: this module reads no run directory
+    (reading them here, through dead_peers.py and metrics.py, made an import cycle back to this module)."""
     k = headline_key(last)
     acc = last.get(k)
     seeds = f" x {cfg.seeds} seeds" if cfg.seeds > 1 else ""
     ppl = text_headline(last)["ppl"]        # next-token runs: the headline model's perplexity
-    from tallysim.results import dead_peers     # the run's rows: peers at the floor all run, a diverged one
-    dead = dead_peers.clause(dead_peers.of_run(last["out"])) if last.get("out") else ""
     return (f"{cfg.protocol.name}: {_count(cfg.rounds, 'round')}, {_count(cfg.peers, 'peer')}{seeds} on {cfg.data.name} -> "
             f"accuracy {acc:.4f}" + _spread(last, k)
             + (f" (peer mean {last['acc_mean']:.4f}, ensemble {last['acc_ensemble']:.4f}{_by_group(last)}{dead})"
@@ -381,7 +322,7 @@ def _whole(v) -> bool:
 
 
 def check_bits(row: dict, where: str) -> None:
-    """Bit counts as the ledger writes them (sim/comm.py; results/metrics.read_rows checks each row): every `bits_*` column (bits_up, bits_down,
+    """Bit counts as the ledger writes them (sim/comm.py; results/run_dir.read_rows checks each row): every `bits_*` column (bits_up, bits_down,
     bits_per_peer and each group's `@NAME` ones) a finite number >= 0, and bits_up / bits_down whole
     counts (a multi-seed row's mean may be fractional; each seed's own, in `per_seed`, is whole). A
     hand-edited -5 or 12.5 was drawn and tabled as if a run had sent it."""

@@ -17,7 +17,8 @@ NaN or inf, "seeds_diverged": "ppl_mean: 1 of 3 seeds diverged").
 The headline accuracy of a metrics row is the server model's (acc_global) where there is one, else
 the mean of the peers' own models (acc_mean); a run's is the final row's or the best over its rows
 (results/headline.py, with the summary line; the mean over seeds is results/seed_mean.py's). The rows
-are written by results/rows.py. All three are re-exported here: `metrics.<name>` is every name of the schema.
+are written by results/rows.py; each file of one run directory is read by results/run_dir.py. All four
+are re-exported here: `metrics.<name>` is every name of the schema.
 
 Every reader checks what the plots rely on, so a corrupt or hand-edited file fails in one line naming
 the file (and the line) instead of as a traceback from inside matplotlib. This module imports nothing
@@ -26,7 +27,6 @@ above it (run, sweep, cli import it) and no JAX; matplotlib only inside figure_f
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 from pathlib import Path
@@ -41,23 +41,19 @@ from tallysim.results.headline import (HEADLINE, HONEST, TEXT_HEADLINE, WHICH, a
                                        column_final_best, diverged_of, headline_key, is_number, lower_is_better, metric, run_accuracy,
                                        text_headline)
 from tallysim.results.seed_mean import aggregate  # noqa: F401
-from tallysim.results import headline as _headline
-from tallysim.results.rows import (CLIENT_PERCENTILE, GROUP_KEYS, NON_FINITE, PEER_PLACES, PROBE_KEYS,  # noqa: F401
+from tallysim.results import dead_peers, headline as _headline
+from tallysim.results.rows import (CLIENT_PERCENTILE, GROUP_KEYS, METRIC_ALIASES, NON_FINITE, PEER_PLACES, PROBE_KEYS,  # noqa: F401
                                    ROUND_KEYS, SEEDS_COUNTED, SEEDS_NONFINITE, check_metric_key, check_own_keys, client_stats,
                                    dumps_row, group_row, lane_row, revive, text_row)
-from tallysim.results import partition_file
 # A figure's files (matplotlib on Agg, --out checked, a table beside it, titles wrapped, written whole):
 # results/figure_files.py, re-exported: metrics.save_figure as before
 from tallysim.results.figure_files import (DPI, check_figure_out, pyplot, refuse_foreign_beside,  # noqa: F401
                                            save_figure, wrap_titles)
 
-CONFIG = "config.json"
-PARTITION = "partition.json"
-PARTITION_CLIENTS = partition_file.CLIENTS      # beside partition.json above 10,000 peers
-METRICS = "metrics.jsonl"
-ERROR = "error.txt"
-DONE = "done.json"
-SWEEP = "sweep.json"
+# A run directory's file names and the reader of each file (read_config, read_rows, read_partition,
+# read_sweep): results/run_dir.py, re-exported, where dead_peers.py reads them without this module
+from tallysim.results.run_dir import (CONFIG, DONE, ERROR, METRICS, PARTITION, PARTITION_CLIENTS,  # noqa: F401
+                                      SWEEP, metrics_path, read_config, read_partition, read_rows, read_sweep)
 # the files a sweep (and so a figure's group, a sweep too) writes beside its run directories: skipped when
 # given among runs, as `tallysim plot runs/x/*` gives them; hidden ones (the lock) no shell glob matches
 SWEEP_WRITTEN = frozenset({SWEEP})
@@ -80,108 +76,6 @@ def sweep_axis_keys(doc: dict) -> list[str]:
     if not isinstance(axes, list):
         return []
     return [a.split("=", 1)[0] for a in axes if isinstance(a, str) and "=" in a]
-
-# What a newcomer types for `--metric auto`, the headline accuracy (acc_global where there is a server
-# model, else acc_mean): offered as "did you mean auto?" when refused.
-METRIC_ALIASES = {"accuracy": "auto", "acc": "auto", "headline": "auto", "testacc": "auto"}
-
-
-# ----------------------------------------------------------------------------- reading
-
-def _text(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8-sig")     # past the byte-order mark a Windows editor saves
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path} is not UTF-8 text (corrupt?); it should hold JSON written by tallysim") from None
-    except OSError as e:
-        raise ConfigError(f"cannot read {path}: {e.strerror or e}") from None
-
-
-def _json(path: Path):
-    text = _text(path)      # its own line for a missing or unreadable file, not "not valid JSON ... corrupt"
-    try:
-        return json.loads(text)
-    except ValueError as e:
-        raise ConfigError(f"{path} is not valid JSON ({str(e)[:80]}); it is corrupt or truncated") from None
-
-
-def read_config(run_dir) -> dict:
-    """A run directory's config.json as a dict ({} when it has none)."""
-    path = Path(run_dir) / CONFIG
-    if not path.exists():
-        return {}
-    cfg = _json(path)
-    proto = cfg.get("protocol", {}) if isinstance(cfg, dict) else None
-    if not isinstance(proto, dict) or not isinstance(proto.get("name", ""), str):
-        raise ConfigError(f"{path} is not a tallysim config (expected an object with protocol.name)")
-    if "rounds" in cfg and not (isinstance(cfg["rounds"], int) and not isinstance(cfg["rounds"], bool)):
-        raise ConfigError(f"{path}: rounds={cfg['rounds']!r} must be an integer")
-    return cfg
-
-
-def _metrics_file(run_dir) -> Path:
-    path = Path(run_dir) / METRICS
-    if not path.is_file():
-        if path.is_dir():     # a folder of that name: "has no metrics.jsonl" sent the user looking for a file
-            raise ConfigError(f"{path} is a directory, not the file of the run's rows tallysim writes there; "
-                              "move it aside (or rerun the run)")
-        if (Path(run_dir) / SWEEP).is_file():      # a sweep's --out: its runs are one level down
-            raise ConfigError(f"{Path(run_dir)} is a sweep directory, not a run; pass its runs "
-                              f"({Path(run_dir)}/*/), or read it whole: `tallysim table` or `pareto`, tallysim.read_rows "
-                              "in Python")
-        if Path(run_dir).is_file():                # e.g. a sweep's sweep.json caught by DIR/*
-            raise ConfigError(f"{Path(run_dir)} is a file, not a run directory; pass directories written by "
-                              "`tallysim run --out` (a sweep's runs: DIR/*/)")
-        raise ConfigError(f"{Path(run_dir)} has no {METRICS}; pass directories written by `tallysim run --out`")
-    return path
-
-
-def read_rows(run_dir) -> list[dict]:
-    """A run directory's metrics rows, each checked (bits_per_peer and acc_mean finite numbers, acc_mean
-    null only beside a number in acc_global, round an integer, acc_global a number or null)."""
-    metrics = _metrics_file(run_dir)
-    rows = []
-    text = _text(metrics)
-    lines = text.splitlines()
-    for i, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except ValueError:
-            if i == len(lines) and not text.endswith("\n"):
-                # a last row without its newline: the one a run writes now, or was writing when it was
-                # killed (the writer ends every row with one). The whole run was skipped ("torn by a
-                # crash"); its rows before it stand, and the run reads as stopped at the round before
-                break
-            raise ConfigError(f"{metrics} line {i} is not valid JSON (corrupt or torn by a crash); "
-                              "remove that line or rerun") from None
-        if not isinstance(row, dict):
-            raise ConfigError(f"{metrics} line {i} is not a JSON object of metrics")
-        row = revive(row)       # "Infinity" (strict JSON, rows.NON_FINITE) -> inf, as the bare token reads
-        for key in ("bits_per_peer", "acc_mean"):
-            if key == "acc_mean" and row.get(key) is None and is_number(row.get("acc_global")):
-                continue        # client_storage=auto: no client model is kept, the server's is evaluated
-            if not is_number(row.get(key)) or not math.isfinite(row[key]):
-                raise ConfigError(f"{metrics} line {i}: {key}={row.get(key)!r} must be a finite number")
-        if not isinstance(row.get("round"), int) or isinstance(row.get("round"), bool):   # every writer writes it
-            raise ConfigError(f"{metrics} line {i}: round={row.get('round')!r} must be an integer (the round "
-                              "the row was evaluated after)")
-        if row["round"] < 1 or (rows and row["round"] <= rows[-1]["round"]):
-            # a pasted, repeated or reordered row: `final` was whichever came last, `best` counted it twice
-            after = f" after round {rows[-1]['round']} (line {last_line})" if rows else ""
-            raise ConfigError(f"{metrics} line {i}: round {row['round']}{after}; a run writes its rows once each, "
-                              "in increasing rounds from 1: remove the repeated or misplaced line")
-        if rows and row["bits_per_peer"] < rows[-1]["bits_per_peer"]:
-            raise ConfigError(f"{metrics} line {i}: bits_per_peer={row['bits_per_peer']!r} is below round "
-                              f"{rows[-1]['round']}'s {rows[-1]['bits_per_peer']!r}; it counts every bit sent so far, "
-                              "so it never decreases (a hand-edited row?)")
-        if row.get("acc_global") is not None and not is_number(row["acc_global"]):
-            raise ConfigError(f"{metrics} line {i}: acc_global={row['acc_global']!r} must be a number or null")
-        check_bits(row, f"{metrics} line {i}")
-        rows.append(row)
-        last_line = i
-    return rows
 
 
 def run_collapse_warning(last: dict, spec) -> Optional[str]:
@@ -240,24 +134,9 @@ def sweeps_own(path) -> bool:
 def read_run(run_dir) -> tuple[dict, list[dict]]:
     """(config dict, metric rows) of one run directory; ConfigError naming the file when corrupt."""
     run_dir = directory(run_dir)
-    _metrics_file(run_dir)                   # a directory that is no run fails on that first
+    metrics_path(run_dir)                    # a directory that is no run fails on that first
     cfg = read_config(run_dir)
     return cfg, read_rows(run_dir)
-
-
-def read_partition(run_dir) -> dict:
-    """A run directory's partition.json (dataset, peers, class_counts [P][C], ...); above 10,000 peers
-    with its per-client arrays read back from partition_clients.npz (results/partition_file.py)."""
-    return partition_file.read(run_dir, _json(Path(run_dir) / PARTITION))
-
-
-def read_sweep(sweep_dir) -> dict:
-    """A sweep directory's sweep.json: the sweep's meta fields and `runs`, one record per run."""
-    doc = _json(Path(sweep_dir) / SWEEP)
-    if not isinstance(doc, dict) or not isinstance(doc.get("runs"), list):
-        raise ConfigError(f"{Path(sweep_dir) / SWEEP} is not a tallysim sweep index (expected an object "
-                          "with a list `runs`)")
-    return doc
 
 
 def _near_folder(root: Path) -> str:
@@ -374,7 +253,7 @@ def final_best(rows: list[dict], name: str = "auto") -> tuple[Optional[float], O
     there is none. A name no row has and no run writes (`acc_globl`) is refused naming close keys, where it
     returned (None, None); column_final_best is the unchecked path (table's runs that lack a column)."""
     if isinstance(rows, (list, tuple)) and all(isinstance(r, dict) for r in rows):   # else refused below
-        check_metric_key(rows, name, METRIC_ALIASES)
+        check_metric_key(rows, name)
     return column_final_best(rows, name)
 
 
@@ -390,4 +269,7 @@ def summary_line(cfg, last: dict) -> str:
         raise ConfigError(f"summary_line(cfg={type(cfg).__name__}, last={type(last).__name__}): expected a Config "
                           "(or a run's config.json as a dict, Results.config) and one metrics row with an "
                           "accuracy and bits_per_peer (Results.last)")
-    return _headline.summary_line(cfg, last)
+    # the run's rows name the peers at the floor all run (results/dead_peers.py, which reads them through
+    # run_dir.py, never through this module)
+    dead = dead_peers.clause(dead_peers.of_run(last["out"])) if last.get("out") else ""
+    return _headline.summary_line(cfg, last, dead)

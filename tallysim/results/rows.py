@@ -47,12 +47,18 @@ WRITTEN_KEYS = ("round", "bits_up", "bits_down", "bits_per_peer", "steps_real", 
 
 
 
-def check_metric_key(rows: list, name, aliases: dict | None = None) -> None:
+# What a newcomer types for `--metric auto`, the headline accuracy (acc_global where there is a server
+# model, else acc_mean): offered as "did you mean auto?" when refused (metrics re-exports it)
+METRIC_ALIASES = {"accuracy": "auto", "acc": "auto", "headline": "auto", "testacc": "auto"}
+
+
+def check_metric_key(rows: list, name, aliases: dict | None = METRIC_ALIASES, call: str = "final_best") -> None:
     """A metric name that no row holds and no run writes (WRITTEN_KEYS, ROUND_KEYS, with `@GROUP` or a seed
     mean's `_std`; `auto`, `ppl`) refused naming close keys (`aliases`: did_you_mean's):
-    metrics.final_best(rows, "acc_globl") returned (None, None), read as "this run has no value"."""
+    metrics.final_best(rows, "acc_globl") returned (None, None), read as "this run has no value", and
+    headline.run_accuracy None. `call`: the public function refusing it, as the message names it."""
     if not isinstance(name, str):
-        raise ConfigError(f"final_best(name={name!r:.40}): expected a column name (str), or 'auto'")
+        raise ConfigError(f"{call}(name={name!r:.40}): expected a column name (str), or 'auto'")
     head = name.split("@")[0]
     head = head[:-len("_std")] if head.endswith("_std") else head
     if name in ("auto", "ppl") or head in WRITTEN_KEYS or head in ROUND_KEYS \
@@ -165,6 +171,16 @@ def _none_stepped(info: dict, key: str, j: int) -> bool:
     train_loss is missing (null, left out as other missing values), not the 0 the program carries (a NaN
     there would stop the run as diverged). A round without the count (a plugin's own info) is as before."""
     return key in info and int(info[key][j]) == 0
+
+
+def unreported_steps(info: dict, names, j: int) -> list:
+    """The groups (of `names`) whose round's `train_loss@NAME` is exactly 0 where the info holds no
+    `stepped@NAME`: a plugin round that called loss_info(ctx, loss_A) without local_round's steps, and
+    (a cross-entropy of exactly 0 being a run's last word, not its first) a group in which no peer took a
+    step, whose 0 its row reports and train_loss averages in. loss_info cannot tell it alone: it is handed
+    the losses, and the steps only by the caller (docs/groups.md)."""
+    return [n for n in names if f"stepped@{n}" not in info and f"train_loss@{n}" in info
+            and float(info[f"train_loss@{n}"][j]) == 0.0]
 
 
 # model.groups: a row's keys per group, `<key>@<group name>` (docs/groups.md)

@@ -103,7 +103,7 @@ class Results:
             return f"Results({str(self.out)!r}, {rows} rows)"
 
     def _summary(self) -> str:
-        from tallysim.results.headline import FLOOR_MARGIN, at_floor, bits_text, headline_key
+        from tallysim.results.headline import FLOOR_MARGIN, at_floor, bits_text, diverged_of, headline_key
         proto = (self.config.get("protocol") or {}).get("name", "?") if isinstance(self.config, dict) else "?"
         head = f"Results({str(self.out)!r}: {proto}, {self.status}, {len(self.rows)} rows"
         last = self.last
@@ -112,6 +112,8 @@ class Results:
         key = headline_key(last)
         acc = last.get(key)
         shown = f"{acc:.4f}" if isinstance(acc, (int, float)) else str(acc)
+        if gone := diverged_of(last, key):      # `acc_mean nan` said no word why: a seed's NaN in the mean
+            shown += f" ({gone})"
         from tallysim.results import partition_file
         floor = partition_file.majority(self.out)
         if at_floor(acc, floor):     # 0.1132 read "at the floor 0.1812": say below where it is below

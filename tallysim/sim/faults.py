@@ -11,10 +11,12 @@ Only the round's active peers act on it. The kinds:
 
 - `under_trained`: shards cut to `faults.examples` examples (host-side, before anything compiles:
   `cut_shards`) and/or at most `faults.steps` private steps per local-training call;
-- `label_flip`: the peers train on (c + 1) % C for their private labels c;
+- `label_flip`: the peers train on (c + 1) % C for their private labels c (on text among the words alone,
+  sim/local.private_targets);
 - `confident_wrong`: on the probes they send a wrong class with full confidence (hard vote; one-hot
   soft label): class `faults.target`, or with target -1 a class drawn uniformly from the C - 1 classes
-  other than the probe's true label. Parameter protocols: they send w_ref - scale * (w_i - w_ref)
+  other than the probe's true label (on text from the words or characters alone, the tokens test accuracy
+  scores: never PAD, BOS, EOS or OOV). Parameter protocols: they send w_ref - scale * (w_i - w_ref)
   (`faults.scale`), w_ref the model they started from (FedAvg family: the server model; bridge: the
   sparse update s_i is sent as -scale * s_i);
 - `dropout`: each round each faulty active peer's message is lost with probability `faults.drop_prob`;
@@ -45,10 +47,11 @@ import numpy as np
 
 from tallysim.config import PARAM_ATTACKS
 from tallysim.sizing import faulty_peers
-from tallysim.sim import attacks, row_draws
+from tallysim.sim import attacks, row_draws, tasks
 
 FAULT_STREAM = 0x0FA17      # fold_in tag of the round's fault key (round_keys' own streams untouched)
 HOST_STREAM = 0x0FA17       # numpy seed word of the host draws (fixed set, shard cuts)
+SPECIAL_STREAM = 0x5CA1     # fold_in tag of a text position's wrong word where its label is PAD/BOS/EOS/OOV
 CONFIDENT = 1e4             # a confident_wrong message's logit margin: softmax is exactly one-hot
 TRAINING_KINDS = ("under_trained", "label_flip")                # faults of how peers train
 # The faults of what is sent are config_reads.MESSAGE_FAULTS; the omniscient attacks schema.PARAM_ATTACKS
@@ -237,12 +240,23 @@ def wrong_classes(ctx, fr: RoundFaults, peer_c, y_M, rows: Optional[tuple] = Non
     C, t = ctx.spec.classes, ctx.cfg.faults.target
     if t >= 0:
         return jnp.full((peer_c.shape[0], y_M.shape[0]), t, jnp.int32)
+    # on text only the words (characters) are answers test accuracy scores (tasks.NextToken.scored): a
+    # random wrong token drawn among all C was PAD (never a target), BOS, EOS or OOV 4 times in C
+    lo = tasks.FIRST_WORD if getattr(ctx.spec, "task", "classification") == "next_token" else 0
+    S = C - lo
+
+    def draw(k, low, high):
+        return jax.random.randint(k, y_M.shape, low, high) if rows is None else \
+            row_draws.randint_rows(k, (rows[1],), rows[0], y_M.shape[0], low, high)
 
     def one(p):
         k = jax.random.fold_in(fr.key, p)
-        off = jax.random.randint(k, y_M.shape, 1, C) if rows is None else \
-            row_draws.randint_rows(k, (rows[1],), rows[0], y_M.shape[0], 1, C)
-        return ((y_M + off) % C).astype(jnp.int32)
+        off = draw(k, 1, S)
+        if lo == 0:
+            return ((y_M + off) % C).astype(jnp.int32)
+        other = lo + (y_M - lo + off) % S               # a word label: one of the S - 1 other words
+        anyw = lo + draw(jax.random.fold_in(k, SPECIAL_STREAM), 0, S)     # a special's: any of the S words
+        return jnp.where(y_M >= lo, other, anyw).astype(jnp.int32)
     return jax.vmap(one)(peer_c)
 
 

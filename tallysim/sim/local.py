@@ -105,9 +105,17 @@ def _masked_mean(values, weights):
 def private_targets(task, y, mask, flip, classes: int):
     """The private labels a step trains on ((c + 1) % C where `flip`: faults.kind=label_flip) and their
     loss weights, read from the labels as they are: on text, flipped PAD (0, padding) was BOS, trained
-    on, and the last token C - 1 flipped to PAD was left out of the loss (hostile19)."""
+    on, and the last token C - 1 flipped to PAD was left out of the loss (hostile19). On text the flip
+    stays among the words (characters), the tokens accuracy scores: c -> 4 + (c - 3) % (C - 4), the last
+    word to the first; PAD, BOS, EOS and OOV stay themselves (the last word was flipped to PAD, a token
+    never a target, and BOS, EOS, OOV each to the next special)."""
     weights = task.private_weights(y, mask)
-    return (y if flip is None else jnp.where(flip, (y + 1) % classes, y)), weights
+    if flip is None:
+        return y, weights
+    if task.name == "next_token":
+        lo = tasks.FIRST_WORD
+        return jnp.where(flip & (y >= lo), lo + (y - lo + 1) % (classes - lo), y), weights
+    return jnp.where(flip, (y + 1) % classes, y), weights
 
 
 def _step_fn(spec: LocalSpec, data: FedData, probes, anchor, flip=None, linear=None, masked: bool = True):

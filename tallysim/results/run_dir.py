@@ -1,0 +1,150 @@
+"""A run directory's files, each read and checked: their names (config.json, partition.json,
+metrics.jsonl, error.txt, done.json, a sweep's sweep.json) and one reader each (read_config, read_rows,
+read_partition, read_sweep). Every reader checks what the plots rely on, so that a corrupt or hand-edited
+file fails in one line naming the file (and the line).
+
+Split from results/metrics.py, the run directory's schema, which re-exports every name here; what reads
+one run's files without being metrics.py (dead_peers.py: the rows, the floor and the eval sample of a
+run) imports them from here, so that metrics.py, which uses dead_peers.py for the summary line, is
+imported by none of them. Imports nothing above it and no JAX.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from tallysim.config import ConfigError
+from tallysim.fields import is_number
+from tallysim.results import partition_file
+from tallysim.results.headline import check_bits
+from tallysim.results.rows import SEEDS_NONFINITE, revive
+
+CONFIG = "config.json"
+PARTITION = "partition.json"
+PARTITION_CLIENTS = partition_file.CLIENTS      # beside partition.json above 10,000 peers
+METRICS = "metrics.jsonl"
+ERROR = "error.txt"
+DONE = "done.json"
+SWEEP = "sweep.json"
+
+
+def _text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8-sig")     # past the byte-order mark a Windows editor saves
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not UTF-8 text (corrupt?); it should hold JSON written by tallysim") from None
+    except OSError as e:
+        raise ConfigError(f"cannot read {path}: {e.strerror or e}") from None
+
+
+def _json(path: Path):
+    text = _text(path)      # its own line for a missing or unreadable file, not "not valid JSON ... corrupt"
+    try:
+        return json.loads(text)
+    except ValueError as e:
+        raise ConfigError(f"{path} is not valid JSON ({str(e)[:80]}); it is corrupt or truncated") from None
+
+
+def read_config(run_dir) -> dict:
+    """A run directory's config.json as a dict ({} when it has none)."""
+    path = Path(run_dir) / CONFIG
+    if not path.exists():
+        return {}
+    cfg = _json(path)
+    proto = cfg.get("protocol", {}) if isinstance(cfg, dict) else None
+    if not isinstance(proto, dict) or not isinstance(proto.get("name", ""), str):
+        raise ConfigError(f"{path} is not a tallysim config (expected an object with protocol.name)")
+    if "rounds" in cfg and not (isinstance(cfg["rounds"], int) and not isinstance(cfg["rounds"], bool)):
+        raise ConfigError(f"{path}: rounds={cfg['rounds']!r} must be an integer")
+    return cfg
+
+
+def metrics_path(run_dir) -> Path:
+    """A run directory's metrics.jsonl; ConfigError saying what the path is instead where it is no file
+    of rows (a folder of that name, a sweep directory, a file given as the run, nothing)."""
+    path = Path(run_dir) / METRICS
+    if not path.is_file():
+        if path.is_dir():     # a folder of that name: "has no metrics.jsonl" sent the user looking for a file
+            raise ConfigError(f"{path} is a directory, not the file of the run's rows tallysim writes there; "
+                              "move it aside (or rerun the run)")
+        if (Path(run_dir) / SWEEP).is_file():      # a sweep's --out: its runs are one level down
+            raise ConfigError(f"{Path(run_dir)} is a sweep directory, not a run; pass its runs "
+                              f"({Path(run_dir)}/*/), or read it whole: `tallysim table` or `pareto`, tallysim.read_rows "
+                              "in Python")
+        if Path(run_dir).is_file():                # e.g. a sweep's sweep.json caught by DIR/*
+            raise ConfigError(f"{Path(run_dir)} is a file, not a run directory; pass directories written by "
+                              "`tallysim run --out` (a sweep's runs: DIR/*/)")
+        raise ConfigError(f"{Path(run_dir)} has no {METRICS}; pass directories written by `tallysim run --out`")
+    return path
+
+
+def read_rows(run_dir) -> list[dict]:
+    """A run directory's metrics rows, each checked (bits_per_peer and acc_mean finite numbers, acc_mean
+    null only beside a number in acc_global, NaN or inf only where the row's seeds_nonfinite names it (a
+    diverged seed's, kept in the mean over seeds), round an integer, acc_global a number or null)."""
+    metrics = metrics_path(run_dir)
+    rows = []
+    text = _text(metrics)
+    lines = text.splitlines()
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError:
+            if i == len(lines) and not text.endswith("\n"):
+                # a last row without its newline: the one a run writes now, or was writing when it was
+                # killed (the writer ends every row with one). The whole run was skipped ("torn by a
+                # crash"); its rows before it stand, and the run reads as stopped at the round before
+                break
+            raise ConfigError(f"{metrics} line {i} is not valid JSON (corrupt or torn by a crash); "
+                              "remove that line or rerun") from None
+        if not isinstance(row, dict):
+            raise ConfigError(f"{metrics} line {i} is not a JSON object of metrics")
+        row = revive(row)       # "Infinity" (strict JSON, rows.NON_FINITE) -> inf, as the bare token reads
+        for key in ("bits_per_peer", "acc_mean"):
+            if key == "acc_mean" and row.get(key) is None and is_number(row.get("acc_global")):
+                continue        # client_storage=auto: no client model is kept, the server's is evaluated
+            if key == "acc_mean" and is_number(row.get(key)) and isinstance(row.get(SEEDS_NONFINITE), dict) \
+                    and key in row[SEEDS_NONFINITE]:
+                continue        # a mean over seeds holding a diverged seed's NaN or inf, marked as aggregate
+                # marks it (per_seed holds each seed's): read, as a perplexity's is, not the whole run refused
+            if not is_number(row.get(key)) or not math.isfinite(row[key]):
+                also = (" (or, in a mean over seeds, NaN or inf where seeds_nonfinite names acc_mean: a seed "
+                        "diverged)") if key == "acc_mean" else ""
+                raise ConfigError(f"{metrics} line {i}: {key}={row.get(key)!r} must be a finite number{also}")
+        if not isinstance(row.get("round"), int) or isinstance(row.get("round"), bool):   # every writer writes it
+            raise ConfigError(f"{metrics} line {i}: round={row.get('round')!r} must be an integer (the round "
+                              "the row was evaluated after)")
+        if row["round"] < 1 or (rows and row["round"] <= rows[-1]["round"]):
+            # a pasted, repeated or reordered row: `final` was whichever came last, `best` counted it twice
+            after = f" after round {rows[-1]['round']} (line {last_line})" if rows else ""
+            raise ConfigError(f"{metrics} line {i}: round {row['round']}{after}; a run writes its rows once each, "
+                              "in increasing rounds from 1: remove the repeated or misplaced line")
+        if rows and row["bits_per_peer"] < rows[-1]["bits_per_peer"]:
+            raise ConfigError(f"{metrics} line {i}: bits_per_peer={row['bits_per_peer']!r} is below round "
+                              f"{rows[-1]['round']}'s {rows[-1]['bits_per_peer']!r}; it counts every bit sent so far, "
+                              "so it never decreases (a hand-edited row?)")
+        if row.get("acc_global") is not None and not is_number(row["acc_global"]):
+            raise ConfigError(f"{metrics} line {i}: acc_global={row['acc_global']!r} must be a number or null")
+        check_bits(row, f"{metrics} line {i}")
+        rows.append(row)
+        last_line = i
+    return rows
+
+
+def read_partition(run_dir) -> dict:
+    """A run directory's partition.json (dataset, peers, class_counts [P][C], ...); above 10,000 peers
+    with its per-client arrays read back from partition_clients.npz (results/partition_file.py)."""
+    return partition_file.read(run_dir, _json(Path(run_dir) / PARTITION))
+
+
+def read_sweep(sweep_dir) -> dict:
+    """A sweep directory's sweep.json: the sweep's meta fields and `runs`, one record per run."""
+    doc = _json(Path(sweep_dir) / SWEEP)
+    if not isinstance(doc, dict) or not isinstance(doc.get("runs"), list):
+        raise ConfigError(f"{Path(sweep_dir) / SWEEP} is not a tallysim sweep index (expected an object "
+                          "with a list `runs`)")
+    return doc
+
