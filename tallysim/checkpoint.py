@@ -165,7 +165,7 @@ class Saver:
     def discard(self) -> None:
         """A finished run needs no checkpoint; remove only the files this module wrote."""
         if self.out_dir is not None:
-            for name in (FILE, FILE + ".tmp"):
+            for name in (FILE, FILE + ".tmp", outdir.RETRY_CHECKPOINT):     # and an out-of-memory retry's copy
                 p = self.out_dir / name
                 if p.is_file() and not p.is_symlink():
                     p.unlink()

@@ -17,15 +17,16 @@ read as the other's word at the next decision: both out of memory, one read "ano
 """
 from __future__ import annotations
 
-import io
 import itertools
+import json
+import zipfile
 from typing import Optional
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tallysim import checkpoint, jax_check
+from tallysim import atomic, checkpoint, jax_check, outdir
 from tallysim.config import ConfigError
 from tallysim.run_recorders import restart_meta
 from tallysim.sim import mesh
@@ -123,9 +124,11 @@ def lone_point(b, at: list, meta: Optional[dict], chunk: int, out_dir) -> tuple:
     of it: the seed chunk under way (`at`, else the one a resume was to continue) again; the chunks
     finished before it, their pending rows and the metrics rows written, kept (the retry started over
     from round 1 and rewrote metrics.jsonl before 2026-12-07: a resumed run lost every round it resumed).
-    A checkpoint of that chunk after round R (kept(): a copy in memory, for the retry's own saves
-    overwrite the file) starts each narrower chunk within it from R, its lanes cut from the copy (one
-    process only: the others, which hold no checkpoint, would start from round 1, out of step)."""
+    A checkpoint of that chunk after round R starts each narrower chunk within it from R, its lanes cut
+    from a copy of it (kept(): RETRY, for the retry's own saves overwrite the checkpoint; one process
+    only: the others, which hold no checkpoint, would start from round 1, out of step). A copy kept by an
+    earlier retry whose seeds hold this chunk stays the one read: a narrower copy in its place left the
+    earlier copy's later chunks to start from round 1, their rows up to its round counted twice."""
     if at:
         lanes, lo, hi = at
         redo = lanes.restart(lo, chunk)
@@ -133,9 +136,9 @@ def lone_point(b, at: list, meta: Optional[dict], chunk: int, out_dir) -> tuple:
         lo, hi, redo = meta["lo"], min(meta["lo"] + meta["chunk"], len(b.seeds)), restart_meta(meta, meta["lo"], chunk)
     else:
         return None, ""             # nothing ran: nothing to keep
-    wide = kept(out_dir, lo, hi) or (meta or {}).get("wide")
-    if wide and not (wide["lo"] <= lo and hi <= wide["hi"]):
-        wide = None
+    wide = on_disk(out_dir)
+    if not (wide and wide["lo"] <= lo and hi <= wide["hi"]):
+        wide = kept(out_dir, lo, hi)
     if wide:        # the rounds up to R: every seed's rows from the copy; later ones: the seeds before lo's
         redo = {**redo, "wide": wide, "evals": {**{r: rows for r, rows in redo["evals"].items() if r > wide["round"]},
                                                 **{r: rows for r, rows in wide["evals"].items() if r <= wide["round"]}}}
@@ -149,23 +152,64 @@ def lone_point(b, at: list, meta: Optional[dict], chunk: int, out_dir) -> tuple:
                      "written again" if lines else ""))
 
 
+RETRY = outdir.RETRY_CHECKPOINT     # the copy, in the run directory: a --resume after the retry stopped reads it
+
+
 def kept(out_dir, lo: int, hi: int) -> Optional[dict]:
-    """The lone run's checkpoint of seeds [lo, hi) after a round R > 0, held in memory: its bytes, R, its
-    lanes' ledgers and the rows waiting at R; None where there is none (no --out, no state saved yet,
-    another chunk's, several processes, unreadable)."""
+    """The lone run's checkpoint of seeds [lo, hi) after a round R > 0, copied to RETRY (written whole
+    and renamed, as checkpoint.save writes; until late on 2026-12-07 held in memory only: a retry stopped
+    after its first narrower chunk resumed the next from round 1): on_disk's description of it; None where
+    there is none (no --out, no state saved yet, another chunk's, several processes, unreadable)."""
     if out_dir is None or jax.process_count() > 1 or not (out_dir / checkpoint.FILE).is_file():
         return None
     try:
         meta = checkpoint.read_meta(out_dir)
         if meta["lo"] != lo or meta["round"] < 1 or len(meta["ledgers"]) != hi - lo:
             return None
-        data = (out_dir / checkpoint.FILE).read_bytes()
-        with np.load(io.BytesIO(data)) as z:    # its lanes, padding included (several devices pad them)
-            saved_lanes = z["leaf_00000"].shape[0]
-    except (ConfigError, OSError, KeyError, ValueError):
+        atomic.write_atomic(out_dir / RETRY, (out_dir / checkpoint.FILE).read_bytes())
+    except (ConfigError, OSError):
         return None
-    return {"lo": lo, "hi": hi, "round": meta["round"], "ledgers": meta["ledgers"], "bytes": data, "saved_lanes": saved_lanes,
-            "evals": {int(r): rows for r, rows in meta["evals"].items()}}
+    return on_disk(out_dir)
+
+
+def on_disk(out_dir) -> Optional[dict]:
+    """The retry's copy (RETRY) as the retry reads it: its seeds [lo, hi), round R, its lanes' ledgers,
+    the rows waiting at R, its lanes as saved (padding included: several devices pad them) and its
+    path; None where there is none or it cannot be read."""
+    path = None if out_dir is None or jax.process_count() > 1 else out_dir / RETRY
+    if path is None or not path.is_file():
+        return None
+    try:
+        with np.load(path) as z:
+            meta = json.loads(bytes(z["__meta__"]).decode())
+            saved_lanes = z["leaf_00000"].shape[0]
+        lo, r, ledgers = int(meta["lo"]), int(meta["round"]), list(meta["ledgers"])
+        evals = {int(k): rows for k, rows in meta["evals"].items()}
+    except (OSError, KeyError, ValueError, TypeError, AttributeError, zipfile.BadZipFile):
+        return None
+    return {"lo": lo, "hi": lo + len(ledgers), "round": r, "ledgers": ledgers, "saved_lanes": saved_lanes,
+            "evals": evals, "path": path}
+
+
+def resumed(out_dir, meta: dict) -> dict:
+    """A --resume's meta with the retry's copy (on_disk) where its seeds hold the chunk the checkpoint
+    continues: the chunks within them start from its round (chunk_start), not from round 1."""
+    wide = on_disk(out_dir)
+    return {**meta, "wide": wide} if wide and wide["lo"] <= meta["lo"] < wide["hi"] else meta
+
+
+def copy_notice(b, meta: dict) -> str:
+    """The line --resume adds where the retry's copy starts seeds (resumed): its seeds and round."""
+    w = meta.get("wide")
+    if not w:
+        return ""
+    first = meta["lo"] + (1 if meta["round"] else 0) * meta["chunk"]      # the checkpoint's own chunk first
+    if first >= w["hi"]:
+        return ""
+    one = w["hi"] - first == 1
+    seeds = f"seed {b.seeds[first]} starts" if one else f"seeds {b.seeds[first]}-{b.seeds[w['hi'] - 1]} start"
+    return (f"\ntallysim: {seeds} from the out-of-memory retry's copy of {'its' if one else 'their'} checkpoint "
+            f"after round {w['round']} ({RETRY})")
 
 
 def wide_resume(resume: dict, lo: int, hi: int) -> dict:
@@ -176,7 +220,7 @@ def wide_resume(resume: dict, lo: int, hi: int) -> dict:
     def load(like):
         n = jax.tree.leaves(like)[0].shape[0]
         full = jax.tree.map(lambda s: jax.ShapeDtypeStruct((w["saved_lanes"], *s.shape[1:]), s.dtype), like)
-        state = checkpoint.read_state(io.BytesIO(w["bytes"]), full)
+        state = checkpoint.read_state(w["path"], full)
         picks = jnp.array([j - w["lo"] for j in [*range(lo, hi), *[hi - 1] * (n - (hi - lo))]])
         return jax.tree.map(lambda x: x[picks], state)
     return {**resume, "round": w["round"], "ledgers": w["ledgers"][lo - w["lo"]:hi - w["lo"]], "load": load}
@@ -239,10 +283,17 @@ def chunk_resume(b, redo: dict, lo: int, hi: int) -> dict:
 def chunk_start(b, resume: Optional[dict], start: int, lo: int, hi: int) -> Optional[dict]:
     """The resume a chunk [lo, hi) of run._run_all starts from: a lone run's for its first chunk only
     (later ones from round 1), a lone retry's for each within its kept checkpoint (wide_resume), a group
-    retry's for each (chunk_resume)."""
+    retry's for each (chunk_resume). The first chunk past the kept seeds removes the copy (RETRY): the
+    checkpoint saved after the chunk before it (no state, its seeds done) replaces it."""
     if resume is not None and "saved" in resume:
         return chunk_resume(b, resume, lo, hi)
+    if resume is not None and lo == start and resume["round"]:
+        return resume               # a checkpoint of this chunk itself (after the copy's round)
     if resume is not None and "wide" in resume:
         w = resume["wide"]
-        return wide_resume(resume, lo, hi) if w["lo"] <= lo and hi <= w["hi"] else None
+        if w["lo"] <= lo and hi <= w["hi"]:
+            return wide_resume(resume, lo, hi)
+        if lo >= w["hi"] and w["path"].is_file():   # past its seeds: the checkpoint after them replaces it
+            w["path"].unlink()
+        return None
     return resume if lo == start else None

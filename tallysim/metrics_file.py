@@ -70,6 +70,11 @@ class MetricsFile:
         self.size += n
         self.rows.append(row)
 
+    def sync(self) -> None:
+        """Every row written so far on disk (fsync), before what replaces a checkpoint relies on them."""
+        self._repair()
+        os.fsync(self.file.fileno())
+
     def close(self) -> None:
         """After the last row: the file as the run leaves it holds every row (changed after it too)."""
         if self.file is None or self.file.closed:

@@ -28,10 +28,12 @@ from tallysim.out_path import check_name, check_text, destination, protected  # 
 
 MARKER = atomic.RUN_MARKER      # ".tallysim-run": defined below this module, which refuses outputs inside runs
 CHECKPOINT = "checkpoint.npz"    # checkpoint.FILE (that module imports JAX; this one must not)
+# an out-of-memory retry's copy of the checkpoint its narrower seed chunks start from (memory_retry.RETRY)
+RETRY_CHECKPOINT = "checkpoint-retry.npz"
 # Everything a run directory may hold; only these names are ever deleted (the lock file never is:
 # unlinking a held lock would let a third process lock a new file of the same name).
 RUN_FILES = frozenset({MARKER, LOCK, CONFIG, PARTITION, PARTITION_CLIENTS, METRICS, ERROR, DONE,
-                       CHECKPOINT, CHECKPOINT + ".tmp", METRICS + ".tmp", *atomic.RUN_CURVE})
+                       CHECKPOINT, CHECKPOINT + ".tmp", RETRY_CHECKPOINT, METRICS + ".tmp", *atomic.RUN_CURVE})
 
 
 def is_run_file(name: str) -> bool:

@@ -216,7 +216,8 @@ def _run(cfg: Config, out: Optional[str], overwrite: bool, progress: bool, built
         except ConfigError as e:
             raise type(e)(str(e) if words is outdir.CLI else checkpoint.in_words(str(e), words)) from None
         checkpoint.note_resume(out_dir, meta)
-        print(checkpoint.resume_notice(out_dir, cfg, meta), file=sys.stderr)
+        meta = memory_retry.resumed(out_dir, meta)      # an out-of-memory retry's copy: its chunks from it
+        print(checkpoint.resume_notice(out_dir, cfg, meta) + memory_retry.copy_notice(b, meta), file=sys.stderr)
     chunk = meta["chunk"] if meta else auto_chunk(b)
     if out_dir and not resume:
         write_run_files(b, 0, out_dir, chunk)
@@ -265,13 +266,16 @@ def warn_dead(results: list) -> None:
 
 
 def run_group(cfgs: list[Config], outs: list, progress: bool = True, built: Optional[Built] = None,
-              warn: bool = True, checkpoint_every: Optional[int] = None) -> list:
+              warn: bool = True, checkpoint_every: Optional[int] = None, on_finished=None) -> list:
     """Run configurations that share a static signature (lanes.group) as one compiled program, each
     into its own run directory (claimed with overwrite: the caller has checked them, as `sweep`
     does); two that share seeds are warned about as a sweep's runs are (`warn=False`: a sweep's batch,
     warned for the whole sweep). Returns per configuration its last metrics row plus 'out', or the
     exception that stopped it (a NonFiniteLoss stops only its own configuration). Given a
-    `checkpoint_every` K, each configuration saves its own checkpoint (checkpoint.GroupSaver)."""
+    `checkpoint_every` K, each configuration saves its own checkpoint (checkpoint.GroupSaver). A
+    configuration whose last row is written is final at once: `on_finished(i, its result)` (a sweep
+    writes its done.json), then its checkpoint is removed (it stayed until the group ended: a group
+    stopped later, by an interrupt or out of memory, left it, and a resume ran the run again from it)."""
     name = memory_retry.begin()     # first, as in `run`
     api_arguments.check_group(cfgs, outs, checkpoint_every)
     if warn:
@@ -279,11 +283,11 @@ def run_group(cfgs: list[Config], outs: list, progress: bool = True, built: Opti
     with contextlib.ExitStack() as held:     # one writer per directory, as `run` (two identical sweeps)
         for o in outs:
             held.enter_context(outdir.exclusive(o if mesh.is_writer() else None))
-        return _run_group(cfgs, outs, progress, built, checkpoint_every, name)
+        return _run_group(cfgs, outs, progress, built, checkpoint_every, name, on_finished)
 
 
 def _run_group(cfgs: list[Config], outs: list, progress: bool, built: Optional[Built], every: Optional[int],
-               name: str = "") -> list:
+               name: str = "", on_finished=None) -> list:
     b = built or build_group(cfgs, tuple(Path(o).name for o in outs))
     chunk = auto_chunk(b)
     out_dirs = [outdir.claim(o, True) if mesh.is_writer() else None for o in outs]
@@ -291,11 +295,16 @@ def _run_group(cfgs: list[Config], outs: list, progress: bool, built: Optional[B
         if d is not None:
             write_run_files(b, i, d, chunk)
     redo = None
+
+    def final(i: int, result) -> None:      # its rows on disk (Lanes synced them), its done.json next:
+        if on_finished:                     # only then its checkpoint goes
+            on_finished(i, result)
+        checkpoint.Saver(out_dirs[i], 0).discard()
     while True:
         saver = checkpoint.GroupSaver(out_dirs, every, [b.lanes_of(i) for i in range(len(out_dirs))], chunk)
         at: list = []      # the chunk under way, as in _run: what a retry keeps (memory_retry.group_point)
         try:
-            results = _run_all(b, out_dirs, chunk, progress, saver, redo, at)
+            results = _run_all(b, out_dirs, chunk, progress, saver, redo, at, final)
             saver.discard()
             warn_collapsed(results, b.ctx.spec)
             warn_dead(results)
@@ -313,14 +322,17 @@ def _run_group(cfgs: list[Config], outs: list, progress: bool, built: Optional[B
 
 
 def _run_all(b: Built, out_dirs: list, chunk: int, progress: bool, saver: checkpoint.Saver,
-             resume: Optional[dict] = None, at: Optional[list] = None) -> list:
+             resume: Optional[dict] = None, at: Optional[list] = None, on_final=None) -> list:
     """Every chunk of `chunk` lanes from `resume`'s (or the first); `at`, given, holds the chunk under
     way: (its Lanes, lo, hi), for an out-of-memory retry (memory_retry.lone_point)."""
     n = len(b.seeds)
     start = resume["lo"] if resume else 0
     # chunks of `chunk` from `start`, which a retry in narrower chunks may place off their multiples
     # (seeds=5, 5 -> 2 at a time from index 0 or 5, ...); before it, done, as wide (the bar's count)
-    bounds = [(lo, min(lo + chunk, end)) for first, end in ((0, start), (start, n)) for lo in range(first, end, chunk)]
+    # (and at the end of an out-of-memory retry's kept seeds: a chunk across it started from round 1, its
+    # rows up to the copy's round counted twice)
+    edges = sorted({0, start, n, *([resume["wide"]["hi"]] if resume and resume.get("wide") else [])})
+    bounds = [(lo, min(lo + chunk, end)) for first, end in zip(edges, edges[1:]) for lo in range(first, end, chunk)]
     rounds = [max(b.cfgs[b.lane_cfg[j]].rounds for j in range(lo, hi)) for lo, hi in bounds]
     done = 0
     if resume:
@@ -334,7 +346,7 @@ def _run_all(b: Built, out_dirs: list, chunk: int, progress: bool, saver: checkp
     with contextlib.ExitStack() as held:    # the bar (its ticker a thread) closes, a recorder failing to
         if bar:                             # open too: it said `compiling` for the rest of the process
             held.callback(bar.close)
-        lanes_out = _Lanes(b, out_dirs, chunk, bar, resume, held)   # each file it opens closes with `held`
+        lanes_out = _Lanes(b, out_dirs, chunk, bar, resume, held, on_final)   # each file it opens closes with `held`
         for lo, hi in bounds:
             if lo >= start:
                 if at is not None:

@@ -99,11 +99,12 @@ class Lanes:
     its configuration (the others in the group go on)."""
 
     def __init__(self, b: Built, out_dirs: list, chunk: int, bar, resume: Optional[dict],
-                 held: contextlib.ExitStack):
+                 held: contextlib.ExitStack, on_final=None):
         """Each configuration's tracker and metrics file, each handed to `held` as soon as it is open:
         a later one failing to open (a tracker refused, a metrics file that cannot be written) closes
         those before it with the rest of the run. (A list of recorders built in one expression left
-        the first configuration's files open when the second's failed.)"""
+        the first configuration's files open when the second's failed.) `on_final(i, result)`: called
+        once configuration i's last row is on disk (a group's run finished while others go on)."""
         self.b = b
         self.recs = []
         # an out-of-memory retry (run._retry_point) keeps the rows written and writes none again: its trackers
@@ -127,6 +128,8 @@ class Lanes:
         self.bar = bar
         self.watches = [_watch(b, i, rec) for i, rec in enumerate(self.recs)] if mesh.is_writer() else []
         self.names = [Path(d).name if d is not None else "" for d in out_dirs]
+        self.on_final = on_final        # those finished before (a retry's kept rows): not again
+        self.final = {i for i, rec in enumerate(self.recs) if rec.last.get("round") == b.cfgs[i].rounds}
         self.said: set = set()
 
     def say_once(self, key: str, line: str) -> None:
@@ -164,6 +167,13 @@ class Lanes:
                     self.bar.note(line)         # above tqdm's bar, not through it
                 else:
                     print(line, file=sys.stderr)
+        for i, rec in enumerate(self.recs):
+            if i not in self.final and i not in self.failed and rec.last.get("round") == self.b.cfgs[i].rounds:
+                self.final.add(i)       # its last row written: final now, not when the group ends (a group
+                if self.on_final:       # stopped later kept its old checkpoint, and a resume reran it)
+                    if rec.file:
+                        rec.file.sync()
+                    self.on_final(i, self.result(i))
 
     def meta(self, lo: int, r: int, ledgers):
         """A checkpoint's meta: one configuration's (--resume compares its config with the one resuming);
@@ -194,15 +204,14 @@ class Lanes:
                 "random": code_identity.random_settings()}
 
     def results(self) -> list:
-        out = []
-        for i, rec in enumerate(self.recs):
-            if i in self.failed:
-                out.append(self.failed[i])
-            else:
-                last = dict(rec.last)
-                last["out"] = str(rec.out_dir) if rec.out_dir else None
-                out.append(last)
-        return out
+        return [self.result(i) for i in range(len(self.recs))]
+
+    def result(self, i: int):
+        """Configuration i's last row plus 'out', or the error that stopped it."""
+        if i in self.failed:
+            return self.failed[i]
+        rec = self.recs[i]
+        return {**rec.last, "out": str(rec.out_dir) if rec.out_dir else None}
 
 
 def restart_meta(meta: dict, lo: int, chunk: int) -> dict:

@@ -40,6 +40,9 @@ from tallysim.sweep_axes import (MAX_RUNS, check_count, check_eval_peers, check_
                                  file_axes, parse_axis, run_numbers, safe_name)
 # The order the runs go in, those finished before, and which batches compile: sweep_plan.py
 from tallysim.sweep_plan import compiles, config_diff as _config_diff, done_before, plan as _plan  # noqa: F401 - sweep.done_before, sweep._plan, as before
+# What the sweep records of each run's outcome (done.json, error.txt, sweep.json): sweep_records.py
+from tallysim.sweep_records import (done as _done, fail as _fail, finished_elsewhere as _finished_elsewhere,  # noqa: F401
+                                    jsonable as _jsonable, write_index as _write_index)
 
 DONE = metrics.DONE
 INDEX = metrics.SWEEP
@@ -79,15 +82,6 @@ def check_devices(runs: list, cfgs: list[Config]) -> None:
             mesh.check_devices(cfg.devices)
         except ConfigError as e:
             raise ConfigError(f"sweep run {name}: {e}") from None
-
-
-def _jsonable(d: dict) -> Any:
-    return json.loads(json.dumps(d))
-
-
-def _write_index(out_dir: Path, records: list[dict], meta: Optional[dict]) -> None:
-    doc = {**(meta or {}), "runs": records}
-    atomic.write_text(out_dir / INDEX, json.dumps(doc, indent=2) + "\n")
 
 
 def warn_before(runs: list[tuple[str, list[str]]], cfgs: list[Config]) -> None:
@@ -212,30 +206,6 @@ def _run_locked(runs, cfgs, out_dir: Path, progress: bool, log, meta, grouped: b
     return records
 
 
-def _finished_elsewhere(out_dir: Path, records: list, log) -> None:
-    """A run another process was writing (busy) that has finished meanwhile is done, not failed: two
-    copies of one sweep each left the other's runs "failed" in sweep.json, and the last to end wrote it."""
-    for rec in records:
-        if rec.get("busy") and rec["status"] == "failed" and (out_dir / rec["name"] / DONE).is_file():
-            rec.update(status="done", finished_by="another process")
-            rec.pop("error", None)
-            log(f"  {rec['name']}: finished by the other process meanwhile")
-
-
-def _done(run_dir: Path, rec: dict, runmod, cfg: Config, overrides, last: dict, seconds: float, log) -> None:
-    err = run_dir / metrics.ERROR      # an earlier attempt's (a resumed run keeps its files): now untrue
-    if err.is_file() and not err.is_symlink():
-        err.unlink()
-    atomic.write_text(run_dir / DONE, metrics.dumps_row({      # strict JSON: the last row's inf as "Infinity"
-        "name": rec["name"], "overrides": list(overrides), "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "seconds": round(seconds, 3), "last": last}, indent=2) + "\n")
-    rec["status"] = "done"
-    rec["summary"] = metrics.summary_line(cfg, last)
-    if gone := last.get(metrics.SEEDS_NONFINITE):     # a diverged seed's NaN or inf in a mean: main's closing lines
-        rec["seeds_diverged"] = "; ".join(f"{k}: {metrics.diverged_of(last, k)}" for k in gone)
-    log("  " + rec["summary"])
-
-
 def _run_one(runmod, i: int, runs, cfgs, records, out_dir: Path, progress: bool, log, meta,
              every: Optional[int] = None) -> None:
     """Run i alone (resuming it from its checkpoint if it has one) and record how it went."""
@@ -266,8 +236,10 @@ def _run_grouped(runmod, batch: list[int], runs, cfgs, records, out_dir: Path, p
       at a time, so only the busy ones fail (and count as done if that process finishes them);
     - one configuration refused while the group is built (build.RunRefused: its data, e.g. an
       impossible partition): that run fails, reported once, and the others run as a group without it;
-    - out of memory (the group's lanes already went in smaller chunks, run.run_group): the group runs
-      as two halves, down to single runs;
+    - out of memory (the group's lanes already went in smaller chunks, run.run_group): its runs that
+      finished are done (their done.json written as each finished); those with a checkpoint resume from
+      it, each alone; the rest run as two halves, down to single runs (every run of the
+      group ran again from round 1, its checkpoint and rows overwritten, until late on 2026-12-07);
     - anything else is the compiled program's, which each run alone would compile too: every run of
       the group fails with it, reported once (`--one-at-a-time` runs them apart)."""
     from tallysim import build
@@ -280,9 +252,14 @@ def _run_grouped(runmod, batch: list[int], runs, cfgs, records, out_dir: Path, p
         records[i]["status"] = "running"
     _write_index(out_dir, records, meta)
     t0 = time.time()
+
+    def finished(k: int, last: dict) -> None:   # its last row written: done now, though the group goes on
+        i = batch[k]
+        _done(out_dir / runs[i][0], records[i], runmod, cfgs[i], runs[i][1], last, (time.time() - t0) / len(batch), log)
+        _write_index(out_dir, records, meta)
     try:
         results = runmod.run_group([cfgs[i] for i in batch], [out_dir / runs[i][0] for i in batch], progress,
-                                   warn=False, checkpoint_every=every)   # warned for the whole sweep
+                                   warn=False, checkpoint_every=every, on_finished=finished)   # warned for the whole sweep
     except outdir.Busy:        # another process writes one of the directories (two copies of a sweep):
         for i in batch:        # one at a time, each run claims its own; the busy ones are recorded so
             _run_one(runmod, i, runs, cfgs, records, out_dir, progress, log, meta, every)
@@ -297,25 +274,31 @@ def _run_grouped(runmod, batch: list[int], runs, cfgs, records, out_dir: Path, p
         return _run_grouped(runmod, rest, runs, cfgs, records, out_dir, progress, log, meta, every)
     except Exception as e:     # noqa: BLE001 - recorded against the group's runs, the sweep goes on
         first = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+        left = [i for i in batch if records[i]["status"] != "done"]      # those finished are kept, done
         if runmod.out_of_memory(e):
-            say(log, f"  the group did not fit in memory as one program ({first}); running it as two smaller "
-                "groups", ", ".join(names))
-            half = len(batch) // 2
-            for part in (batch[:half], batch[half:]):
+            alone, rest = sweep_resume.after_group(left, [out_dir / runs[i][0] for i in left])
+            say(log, f"  the group did not fit in memory as one program ({first}); "
+                + sweep_resume.after_group_words(len(batch) - len(left), len(alone), len(rest)), ", ".join(names))
+            for i in alone:
+                _run_one(runmod, i, runs, cfgs, records, out_dir, progress, log, meta, every)
+            for part in (rest[:len(rest) // 2], rest[len(rest) // 2:]):
                 for j in part:
                     records[j]["status"] = "pending"
-                _run_grouped(runmod, part, runs, cfgs, records, out_dir, progress, log, meta, every)
+                if part:
+                    _run_grouped(runmod, part, runs, cfgs, records, out_dir, progress, log, meta, every)
             return
-        log(f"  FAILED as one program, all {len(batch)} runs: {first} (see each run's error.txt; "
+        log(f"  FAILED as one program, all {len(left)} runs: {first} (see each run's error.txt; "
             "--one-at-a-time runs them apart)")
         detail = traceback.format_exc()
-        for i in batch:
+        for i in left:
             _fail(out_dir / runs[i][0], records[i], first, lambda _: None, detail=detail)
         _write_index(out_dir, records, meta)
         return
     seconds = (time.time() - t0) / len(batch)
     for i, res in zip(batch, results):
         (name, overrides), rec = runs[i], records[i]
+        if rec["status"] == "done":         # finished while the group went on (`finished`)
+            continue
         if isinstance(res, Exception):
             _fail(out_dir / name, rec, str(res), log, diverged=isinstance(res, runmod.NonFiniteLoss))
         else:
@@ -340,24 +323,6 @@ def _run_or_resume(runmod, cfg: Config, run_dir: Path, progress: bool, log, ever
         except ConfigError as e:
             say(log, f"  cannot resume ({e}); running it again", run_dir.name)
     return runmod.run(cfg, str(run_dir), overwrite=True, progress=progress, checkpoint_every=every)
-
-
-def _fail(run_dir: Path, rec: dict, message: str, log, detail: Optional[str] = None,
-          diverged: bool = False, busy: bool = False) -> None:
-    """Record a failed run. `busy`: another process (an identical sweep) is writing run_dir, so nothing
-    is written into it; its error.txt would stay beside the done.json that process writes."""
-    err = run_dir / metrics.ERROR
-    if not busy:
-        outdir.mark(run_dir)           # so a rerun may replace this failed run
-        if detail or not err.exists():
-            atomic.write_text(err, (detail or message).rstrip("\n") + "\n")
-    rec["status"] = "failed"
-    rec["error"] = message.splitlines()[0] if message else "failed"
-    if busy:
-        rec["busy"] = True                 # _finished_elsewhere: done if that process finishes it first
-    if diverged:                       # its loss went non-finite (run.NonFiniteLoss): a result, not a bug
-        rec["diverged"] = True
-    log(f"  FAILED: {rec['error']}" + ("" if busy else f" (see {err})"))     # --quiet: in main's closing lines
 
 
 # ----------------------------------------------------------------------------- CLI

@@ -91,3 +91,27 @@ def refuse_smoke_mix(out_dir: Path, runs, smoke, done: str) -> None:
                       f"{'--smoke ' if smoke else 'full-size '}sweep would skip as done under the same names; "
                       f"allowed: another --out for it (or {'leave out' if was is False else 'add'} --smoke to "
                       "continue the sweep that is there)")
+
+
+def after_group(left: list, dirs: list) -> tuple[list, list]:
+    """A group that ran out of memory even one lane at a time (sweep._run_grouped): of its runs not
+    finished (`left`, their directories `dirs`), (those with a checkpoint, which resume from it each
+    alone as a sweep run again resumes them; the rest, whose rounds a smaller group runs from round 1)."""
+    from tallysim.outdir import CHECKPOINT
+    alone = [i for i, d in zip(left, dirs) if (d / CHECKPOINT).is_file()]
+    return alone, [i for i in left if i not in alone]
+
+
+def after_group_words(finished: int, alone: int, rest: int) -> str:
+    """What the sweep says it does next (after_group): `2 runs finished, kept; 1 run resumes from its
+    checkpoint alone; running the other 3 as two smaller groups`."""
+    def runs(n: int) -> str:
+        return f"{n} run{'' if n == 1 else 's'}"
+    said = ([f"{runs(finished)} finished, kept"] if finished else []) + \
+        ([f"{runs(alone)} resume{'s' if alone == 1 else ''} from {'its' if alone == 1 else 'their'} checkpoint"
+          f"{' alone' if alone == 1 else 's, each alone'}"] if alone else [])
+    if rest > 1:
+        said.append(f"running the other {rest} as two smaller groups" if said else "running it as two smaller groups")
+    elif rest:
+        said.append(f"running {'the other' if said else 'it'} alone")
+    return "; ".join(said)

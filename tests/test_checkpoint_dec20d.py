@@ -121,7 +121,7 @@ def test_a_group_in_lane_chunks_saves_no_checkpoint_and_says_so(tmp_path, monkey
     one chunk take K; in chunks (seed_chunk=1) none, said on stderr (a run's checkpoint is its lanes of
     one state holding them all); no K: none, in silence, as before."""
     seen = []
-    monkeypatch.setattr(run, "_run_all", lambda b, outs, chunk, progress, saver, resume, at=None:
+    monkeypatch.setattr(run, "_run_all", lambda b, outs, chunk, progress, saver, resume, at=None, on_final=None:
                         seen.append((chunk, saver.every)) or [Crash("stub")] * len(outs))
     for items, every, want in (([], 3, (2, 3)), (["seed_chunk=1"], 3, (1, 0)), ([], None, (2, 0))):
         cfgs = sweep.configs(tiny(*RESUMABLE, *items), sweep.expand({}, ["optim.lr=0.02,0.05"]))

@@ -240,8 +240,11 @@ def test_sweep_quiet_prints_no_per_run_line_but_its_failures_and_result(monkeypa
     from tallysim import cli, run
     orig = run.run_group
 
-    def one_fails(cfgs, outs, *a, **k):
-        results = orig(cfgs, outs, *a, **k)
+    def one_fails(cfgs, outs, *a, on_finished=None, **k):
+        def finished(i, last):      # a run its loss stopped never finishes (run_group's on_finished)
+            if "weight=1" not in str(outs[i]):
+                on_finished(i, last)
+        results = orig(cfgs, outs, *a, on_finished=finished if on_finished else None, **k)
         return [run.NonFiniteLoss("round 1: the training loss is nan") if "weight=1" in str(o) else r
                 for o, r in zip(outs, results)]
     monkeypatch.setattr(run, "run_group", one_fails)

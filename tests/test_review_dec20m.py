@@ -52,7 +52,7 @@ def test_an_out_of_memory_retry_keeps_the_first_attempts_checkpoints(tmp_path, m
     outs = [tmp_path / "a", tmp_path / "b"]
     seen = []
 
-    def run_all(b, out_dirs, chunk, progress, saver, resume, at=None):
+    def run_all(b, out_dirs, chunk, progress, saver, resume, at=None, on_final=None):
         seen.append((chunk, saver.every))
         if len(seen) == 1:          # the first attempt: both checkpoints saved, then out of memory
             for d in out_dirs:
@@ -83,16 +83,19 @@ def test_each_run_of_a_group_saves_its_own_ledger(tmp_path, monkeypatch):
     assert saved[0] != saved[1]
 
 
-def test_a_run_past_its_rounds_keeps_its_last_checkpoint_inside_them(tmp_path, monkeypatch):
+def test_a_run_past_its_rounds_keeps_no_checkpoint(tmp_path, monkeypatch):
     """rounds=2,3 as one program, K=1, stopped in round 3: the 2-round run saved nothing at round 2 (its
-    end; Lanes.meta's None), so its checkpoint is round 1's, which a resume of it reads (a round-2 one of
-    a finished run, or one past its rounds, would be refused by read_meta and the run redone)."""
+    end; Lanes.meta's None: a round-2 one of a finished run, or one past its rounds, would be refused by
+    read_meta and the run redone), and, finished, it keeps no checkpoint at all: its rows are all written
+    (oom32, test_oom_dec23a; before, its round-1 checkpoint stayed until the group ended and a resume
+    of it ran round 2 again)."""
     cfgs = sweep.configs(tiny(*RESUMABLE), sweep.expand({}, ["rounds=2,3"]))
     outs = [tmp_path / "r2", tmp_path / "r3"]
     crash_in_round(monkeypatch, 3)
     with pytest.raises(Crash):
         run.run_group(cfgs, outs, progress=False, warn=False, checkpoint_every=1)
-    assert [checkpoint.read_meta(d, c)["round"] for d, c in zip(outs, cfgs)] == [1, 2]
+    assert not (outs[0] / checkpoint.FILE).exists() and [r["round"] for r in read_rows(outs[0])] == [1, 2]
+    assert checkpoint.read_meta(outs[1], cfgs[1])["round"] == 2
 
 
 @pytest.mark.parametrize("mode", ["bars", "lines"])

@@ -203,7 +203,7 @@ def test_interrupt_marks_index(tmp_path, monkeypatch):
 
 
 def test_interrupt_marks_a_whole_group(tmp_path, monkeypatch):
-    def interrupted(cfgs, outs, progress=True, built=None, warn=True, checkpoint_every=None):
+    def interrupted(cfgs, outs, progress=True, built=None, warn=True, checkpoint_every=None, **kw):
         raise KeyboardInterrupt
     monkeypatch.setattr(runmod, "run_group", interrupted)
     with pytest.raises(KeyboardInterrupt):

@@ -19,9 +19,9 @@ def calls(monkeypatch):
     seen = []
     group, alone = run.run_group, run.run
 
-    def run_group(cfgs, outs, progress=True, warn=True, checkpoint_every=None):
+    def run_group(cfgs, outs, progress=True, warn=True, checkpoint_every=None, **kw):
         seen.append(("group", [Path(o).name for o in outs]))
-        return group(cfgs, outs, progress, warn=warn, checkpoint_every=checkpoint_every)
+        return group(cfgs, outs, progress, warn=warn, checkpoint_every=checkpoint_every, **kw)
 
     def run_alone(cfg, out=None, **kw):
         seen.append(("alone", Path(out).name))
@@ -50,11 +50,11 @@ def test_a_refused_configuration_fails_once_and_the_others_run_as_one_group(tmp_
 def test_out_of_memory_runs_the_group_as_smaller_groups(tmp_path, calls, monkeypatch):
     real = run.run_group
 
-    def too_big(cfgs, outs, progress=True, warn=True, checkpoint_every=None):
+    def too_big(cfgs, outs, progress=True, warn=True, checkpoint_every=None, **kw):
         if len(cfgs) > 2:
             calls.append(("too big", [Path(o).name for o in outs]))
             raise RuntimeError("RESOURCE_EXHAUSTED: Out of memory while trying to allocate 9.00GiB")
-        return real(cfgs, outs, progress)
+        return real(cfgs, outs, progress, **kw)
     monkeypatch.setattr(run, "run_group", too_big)
     runs = sweep.expand({}, ["optim.lr=0.01,0.02,0.03,0.04"])
     names = [n for n, _ in runs]
@@ -66,7 +66,7 @@ def test_out_of_memory_runs_the_group_as_smaller_groups(tmp_path, calls, monkeyp
 
 
 def test_an_error_of_the_program_fails_every_run_of_the_group_once(tmp_path, calls, monkeypatch, no_compile):
-    def broken(cfgs, outs, progress=True, warn=True, checkpoint_every=None):
+    def broken(cfgs, outs, progress=True, warn=True, checkpoint_every=None, **kw):
         calls.append(("group", [Path(o).name for o in outs]))
         raise ValueError("a bug in the compiled round\nsecond line")
     monkeypatch.setattr(run, "run_group", broken)
@@ -92,7 +92,7 @@ def test_a_directory_another_process_writes_sends_the_group_one_at_a_time(tmp_pa
     names = [n for n, _ in runs]
     alone = run.run
 
-    def held(cfgs, outs, progress=True, warn=True, checkpoint_every=None):
+    def held(cfgs, outs, progress=True, warn=True, checkpoint_every=None, **kw):
         calls.append(("group", [Path(o).name for o in outs]))
         raise outdir.Busy(f"{outs[1]} is being written by another tallysim process right now")
 

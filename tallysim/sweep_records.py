@@ -1,0 +1,69 @@
+"""What a sweep records of each run's outcome: its `done.json` (finished; a grouped run's as soon as its
+last row is written, run.run_group's on_finished), its `error.txt` (failed), and the sweep's index
+`sweep.json` (every run's status, rewritten as they change). Split from sweep.py, which re-exports
+these names (sweep._done, sweep._fail, ... as before)."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+from tallysim import atomic, outdir
+from tallysim.config import Config
+from tallysim.results import metrics
+
+DONE = metrics.DONE
+INDEX = metrics.SWEEP
+
+
+def jsonable(d: dict) -> Any:
+    return json.loads(json.dumps(d))
+
+
+def write_index(out_dir: Path, records: list[dict], meta: Optional[dict]) -> None:
+    doc = {**(meta or {}), "runs": records}
+    atomic.write_text(out_dir / INDEX, json.dumps(doc, indent=2) + "\n")
+
+
+def finished_elsewhere(out_dir: Path, records: list, log) -> None:
+    """A run another process was writing (busy) that has finished meanwhile is done, not failed: two
+    copies of one sweep each left the other's runs "failed" in sweep.json, and the last to end wrote it."""
+    for rec in records:
+        if rec.get("busy") and rec["status"] == "failed" and (out_dir / rec["name"] / DONE).is_file():
+            rec.update(status="done", finished_by="another process")
+            rec.pop("error", None)
+            log(f"  {rec['name']}: finished by the other process meanwhile")
+
+
+def done(run_dir: Path, rec: dict, runmod, cfg: Config, overrides, last: dict, seconds: float, log) -> None:
+    """Record a finished run: its done.json (the sweep skips it from now on), its summary line."""
+    err = run_dir / metrics.ERROR      # an earlier attempt's (a resumed run keeps its files): now untrue
+    if err.is_file() and not err.is_symlink():
+        err.unlink()
+    atomic.write_text(run_dir / DONE, metrics.dumps_row({      # strict JSON: the last row's inf as "Infinity"
+        "name": rec["name"], "overrides": list(overrides), "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "seconds": round(seconds, 3), "last": last}, indent=2) + "\n")
+    rec["status"] = "done"
+    rec["summary"] = metrics.summary_line(cfg, last)
+    if gone := last.get(metrics.SEEDS_NONFINITE):     # a diverged seed's NaN or inf in a mean: main's closing lines
+        rec["seeds_diverged"] = "; ".join(f"{k}: {metrics.diverged_of(last, k)}" for k in gone)
+    log("  " + rec["summary"])
+
+
+def fail(run_dir: Path, rec: dict, message: str, log, detail: Optional[str] = None,
+         diverged: bool = False, busy: bool = False) -> None:
+    """Record a failed run. `busy`: another process (an identical sweep) is writing run_dir, so nothing
+    is written into it; its error.txt would stay beside the done.json that process writes."""
+    err = run_dir / metrics.ERROR
+    if not busy:
+        outdir.mark(run_dir)           # so a rerun may replace this failed run
+        if detail or not err.exists():
+            atomic.write_text(err, (detail or message).rstrip("\n") + "\n")
+    rec["status"] = "failed"
+    rec["error"] = message.splitlines()[0] if message else "failed"
+    if busy:
+        rec["busy"] = True                 # finished_elsewhere: done if that process finishes it first
+    if diverged:                       # its loss went non-finite (run.NonFiniteLoss): a result, not a bug
+        rec["diverged"] = True
+    log(f"  FAILED: {rec['error']}" + ("" if busy else f" (see {err})"))     # --quiet: in main's closing lines
