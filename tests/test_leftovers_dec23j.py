@@ -77,3 +77,19 @@ def test_a_figure_redrawn_from_finished_runs_is_not_refused_for_data_that_moved(
     (root / "fedavg" / runs[0][0] / sweep.DONE).unlink()
     with pytest.raises(ConfigError, match="figure group 'fedavg': data.path=.* does not exist"):
         plans.check_data(root)                  # one run left to run: its data is read again
+
+
+# ----------------------------------------------------------------------------- 3. fig11's 8-bit words point
+
+def test_fig11s_8bit_words_point_says_its_targets_rounded_to_zeros_with_the_threshold():
+    from pathlib import Path
+    from tallysim import validation
+    docs = Path(__file__).resolve().parent.parent / "docs"
+    text = " ".join((docs / "figures.md").read_text().split("**Fig. 11**")[1].split("![fig11")[0].split())
+    row = next(line for line in text.split("| words | ")[1:] if line.startswith("softlabel 8-bit"))
+    assert row.startswith("softlabel 8-bit | 0.079 (its targets (almost) all 0 after rounding: below)"), row
+    Z = validation.UNIFORM_ZERO_FROM[8]
+    assert f"a uniform 1/C is sent as 0 from C = {Z} up; words have C = 10,004" in text
+    words = " ".join((docs / "text.md").read_text().split())
+    assert f"words 0.068 -> 0.079, the words run trained on targets (almost) all 0 after rounding: at 8 bits a " \
+           f"uniform 1/C is sent as 0 from C = {Z} up" in words
