@@ -93,3 +93,34 @@ def test_fig11s_8bit_words_point_says_its_targets_rounded_to_zeros_with_the_thre
     words = " ".join((docs / "text.md").read_text().split())
     assert f"words 0.068 -> 0.079, the words run trained on targets (almost) all 0 after rounding: at 8 bits a " \
            f"uniform 1/C is sent as 0 from C = {Z} up" in words
+
+
+# ----------------------------------------------------------------------------- 4. the readers' home: run_dir.py
+
+def test_comments_name_run_dir_as_the_home_of_its_readers():
+    """A comment or docstring naming metrics.read_rows (read_config, read_partition, read_sweep) names
+    run_dir.py beside it: the readers moved there (house34), metrics.py re-exports them."""
+    import io
+    import re
+    import tokenize
+    from pathlib import Path
+    from tallysim.results import run_dir
+    root = Path(__file__).resolve().parent.parent
+    readers = sorted(n for n in vars(run_dir) if n.startswith("read_") and callable(getattr(run_dir, n)))
+    assert readers == ["read_config", "read_partition", "read_rows", "read_sweep"], readers
+    pattern = re.compile(r"metrics(?:\.py)?[.' ]+s? ?(?:" + "|".join(readers) + r")\b")
+    stale = []
+    for path in sorted((root / "tallysim").rglob("*.py")):
+        texts, last = [], -1                # each docstring, and each block of comment lines joined
+        for tok in tokenize.generate_tokens(io.StringIO(path.read_text()).readline):
+            if tok.type == tokenize.COMMENT and texts and tok.start[0] == last + 1 and texts[-1][0] == "#":
+                texts[-1] = ("#", texts[-1][1] + " " + tok.string, texts[-1][2])
+            elif tok.type in (tokenize.COMMENT, tokenize.STRING):
+                texts.append(("#" if tok.type == tokenize.COMMENT else "s", tok.string, tok.start[0]))
+            last = tok.start[0] if tok.type == tokenize.COMMENT else last
+        stale += [f"{path.relative_to(root)}:{line}" for _, text, line in texts
+                  if pattern.search(text) and "run_dir" not in text]
+    assert not stale, stale
+    layout = " ".join((root / "docs" / "layout.md").read_text().split())
+    entry = layout.split("re-exports run_dir.py (the home of each file's name and reader")[1].split(")")[0]
+    assert all(r in entry for r in readers), entry
