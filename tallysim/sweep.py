@@ -69,8 +69,7 @@ def command_configs(base_cfg: Config, runs: list[tuple[str, list[str]]]) -> list
     of them."""
     cfgs = configs(base_cfg, runs)
     check_fields_read(runs, cfgs)
-    for cfg in {c.data.path: c for c in cfgs}.values():     # --dry-run too: the data a run would read
-        validation.check_data_path(cfg)
+    validation.check_data_paths(cfgs)        # --dry-run too: the data a run would read
     return cfgs
 
 
@@ -139,6 +138,7 @@ def run_sweep(base_cfg: Config, runs: list[tuple[str, list[str]]], out_dir, prog
     warn_before(runs, cfgs)                  # the API's sweep too, not only `tallysim sweep`
     check_devices(runs, cfgs)                # before any run directory is created
     out_dir = _checked_out(out_dir, runs, cfgs)     # nothing is created or replaced until every run dir is ours (or absent)
+    validation.check_data_paths([c for (n, _), c in zip(runs, cfgs) if not (out_dir / n / DONE).exists()])  # unfinished
     with outdir.sweep_lock(out_dir):         # a second sweep into out_dir at once: refused before its index
         return _run_locked(runs, cfgs, out_dir, progress, log, meta, grouped, runs_bar, checkpoint_every)
 

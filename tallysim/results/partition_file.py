@@ -7,7 +7,7 @@ classes the clients hold, the faulty peers' number) and names `partition_clients
 seed's per-client arrays are stored compressed. `read` gives either back with the same keys
 (`class_counts`, `shard_sizes`, `faulty_peers`, as numpy arrays for the large ones), so a reader of
 partition.json needs no second path. This module imports no JAX (results/metrics.py's rule), and
-not metrics.py, which reads partition.json through it.
+not run_dir.py, whose read_partition (public as metrics.read_partition) reads partition.json through it.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ import numpy as np
 from tallysim import atomic
 from tallysim.config import ConfigError
 
-PARTITION = "partition.json"      # results/metrics.py's PARTITION
+PARTITION = "partition.json"      # results/run_dir.py's PARTITION (metrics.PARTITION)
 CLIENTS = "partition_clients.npz"
 FULL_LISTS_MAX = 10_000          # peers up to which partition.json lists every peer (docs/population.md)
 QUANTILES = (0.0, 0.1, 0.5, 0.9, 1.0)

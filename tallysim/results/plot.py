@@ -1,6 +1,6 @@
 """`tallysim plot`: metrics.jsonl files -> accuracy against cumulative bits per peer (log x).
 
-Reading the run directories (metrics.py) checks every file before anything is drawn. Beside the image,
+Reading the run directories (metrics.read_run, through run_dir.py's readers) checks every file before anything is drawn. Beside the image,
 `<stem>.csv` holds every point drawn (label, protocol, run, round, bits_per_peer, metric, value), so a
 figure can be checked, or redrawn elsewhere, from the numbers behind it.
 """

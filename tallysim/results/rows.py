@@ -74,8 +74,9 @@ def check_metric_key(rows: list, name, aliases: dict | None = METRIC_ALIASES, ca
 # inf; Python's json wrote it as the bare token `Infinity`, which jq, JavaScript's JSON.parse and pandas'
 # strict readers refuse. It is written as the string "Infinity" ("-Infinity", "NaN") instead: strict
 # JSON, spelt as JavaScript's Number() and Python's float() read it, and told apart from null, which
-# means "not computed" (a column the run has no model for). tallysim's readers (metrics.read_rows) turn
-# these three strings back into floats, and still read the bare tokens of files written before.
+# means "not computed" (a column the run has no model for). tallysim's reader (run_dir.read_rows, public
+# as metrics.read_rows) turns these three strings back into floats, and still reads the bare tokens of
+# files written before.
 NON_FINITE = {"Infinity": math.inf, "-Infinity": -math.inf, "NaN": math.nan}
 
 
