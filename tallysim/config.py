@@ -92,6 +92,11 @@ def distinct_values(key: str, texts: list[str]) -> list[str]:
             value = _parse_scalar(key, text, t)
         except ConfigError:
             value = text
+        if key == "model.groups" and isinstance(value, str):
+            try:        # " a:1;b:1" beside "a:1;b:1" (a file's list keeps its spaces) ran one experiment twice
+                value = _model_groups.parse(value)
+            except ConfigError:
+                pass
         k = (type(value).__name__, value)
         if k in seen:
             first = seen[k]

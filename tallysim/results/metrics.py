@@ -132,6 +132,8 @@ def _metrics_file(run_dir) -> Path:
         if Path(run_dir).is_file():                # e.g. a sweep's sweep.json caught by DIR/*
             raise ConfigError(f"{Path(run_dir)} is a file, not a run directory; pass directories written by "
                               "`tallysim run --out` (a sweep's runs: DIR/*/)")
+        if not Path(run_dir).expanduser().exists():     # was "has no metrics.jsonl", as if a folder were there
+            raise ConfigError(f"{Path(run_dir)} does not exist; pass directories written by `tallysim run --out`")
         raise ConfigError(f"{Path(run_dir)} has no {METRICS}; pass directories written by `tallysim run --out`")
     return path
 
@@ -162,6 +164,9 @@ def read_rows(run_dir) -> list[dict]:
         for key in ("bits_per_peer", "acc_mean"):
             if key == "acc_mean" and row.get(key) is None and is_number(row.get("acc_global")):
                 continue        # client_storage=auto: no client model is kept, the server's is evaluated
+            if key not in row:      # was "bits_per_peer=None must be a finite number", a value never written
+                raise ConfigError(f"{metrics} line {i} has no {key} (every row tallysim writes holds one); "
+                                  "remove that line or rerun")
             if not is_number(row.get(key)) or not math.isfinite(row[key]):
                 raise ConfigError(f"{metrics} line {i}: {key}={row.get(key)!r} must be a finite number")
         if not isinstance(row.get("round"), int) or isinstance(row.get("round"), bool):   # every writer writes it
