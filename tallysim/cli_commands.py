@@ -124,6 +124,8 @@ def cmd_run(args) -> int:
             # checked as a single run's only if the run's own config passes as one (a sweep's shared base)
             validation.single_run(cfg, resumed=True, own=own)
     else:
+        from tallysim import outdir
+        outdir.refuse_in_sweep(args.out, "--out")    # --resume may continue a sweep's run there, as the sweep would
         cfg = config_from_args(args)
         _check(cfg, args)
         from tallysim import sizing
@@ -167,7 +169,8 @@ def cmd_clean(args) -> int:
 
 def cmd_sweep(args) -> int:
     check_checkpoint_every(args)
-    from tallysim import sweep
+    from tallysim import outdir, sweep
+    outdir.refuse_in_sweep(args.out, "--out")       # a sweep in another sweep's folder
     return sweep.main(args)
 
 
@@ -193,7 +196,8 @@ def cmd_prepare(args) -> int:
 
 def cmd_figure(args) -> int:
     check_checkpoint_every(args)
-    from tallysim import figures
+    from tallysim import figures, outdir
+    outdir.refuse_in_sweep(args.results, "--results", itself=True)
     return figures.main(args)
 
 
