@@ -36,7 +36,10 @@ def check_no_sweep_section(args) -> None:
     if not args.config:
         return
     from tallysim import config, sweep_axes, sweep_section
-    section = config.read_file(args.config).get("sweep")
+    d = config.read_file(args.config)
+    if sweep_section.figure_keys(d):    # a figure's: "use `tallysim sweep --config`", which refuses it as one
+        sweep_section.check_load(args.config, d, sweep_base=True)
+    section = d.get("sweep")
     if not isinstance(section, dict):       # none, or not an object: load_file says so, naming the file
         return
     given = {item.split("=", 1)[0].strip() for item in seed_list(args.overrides)}
