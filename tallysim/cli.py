@@ -68,6 +68,7 @@ def check_out_first(argv: list) -> None:
     known, _ = pre.parse_known_args(argv[1:])
     if known.out is not None and not (known.resume or known.help or known.h or known.print_config):
         from tallysim import outdir
+        outdir.refuse_in_sweep(known.out, "--out")      # first: a sweep's run is replaced only by its sweep
         outdir.check(known.out, known.overwrite)
 
 
