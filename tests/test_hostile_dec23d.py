@@ -6,6 +6,7 @@ Milliseconds each: no test here trains or compiles anything.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from conftest import TINY, one_line
@@ -13,6 +14,7 @@ from conftest import TINY, one_line
 from tallysim import build, cli, config, sweep, validation  # noqa: F401  (before jit is patched)
 from tallysim.fields import ConfigError
 
+FIG2 = Path(__file__).resolve().parent.parent / "experiments" / "fig2.json"
 TB = [t for t in TINY if not t.startswith("peers=")]      # TINY for a sweep over peers
 
 
@@ -77,7 +79,7 @@ def test_the_python_api_refuses_a_sweeps_folder_too(tmp_path, no_compile):
 def test_a_run_config_that_is_a_figures_is_told_so_first(tmp_path, capsys, no_compile):
     # `run --config experiments/fig2.json` said "use `tallysim sweep --config fig2.json`", which refuses
     # it as a figure config
-    line = one_line(capsys, ["run", "--out", str(tmp_path / "o"), "--config", "experiments/fig2.json"])
+    line = one_line(capsys, ["run", "--out", str(tmp_path / "o"), "--config", str(FIG2)])
     assert "is a figure config" in line and "tallysim figure" in line and "sweep --config" not in line, line
 
 
