@@ -128,7 +128,8 @@ def cmd_run(args) -> int:
             validation.single_run(cfg, resumed=True, own=own)
     else:
         from tallysim import outdir
-        outdir.refuse_in_sweep(args.out, "--out")    # --resume may continue a sweep's run there, as the sweep would
+        if not args.resume:     # --resume may continue a sweep's run there, as the sweep would
+            outdir.refuse_in_sweep(args.out, "--out")
         cfg = config_from_args(args)
         _check(cfg, args)
         from tallysim import sizing
