@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from tallysim.fields import env_flag
+from tallysim.data.cache import env_flag     # one reading of every on/off variable (fields.env_flag)
 
 BM = 64          # output tile rows (patch rows: examples x output pixels)
 BN = 64          # output tile columns, at most (fewer where the padded width is smaller)
