@@ -175,6 +175,7 @@ def cmd_sweep(args) -> int:
     check_checkpoint_every(args)
     from tallysim import outdir, sweep
     outdir.refuse_in_sweep(args.out, "--out")       # a sweep in another sweep's folder
+    outdir.refuse_sweep_at_top(args.out)
     return sweep.main(args)
 
 

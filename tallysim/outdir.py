@@ -308,6 +308,19 @@ def refuse_in_sweep(out, flag: str, itself: bool = False) -> None:
                               "allowed: a directory outside any sweep's --out")
 
 
+def refuse_sweep_at_top(out) -> None:
+    """`sweep --out ~` (or `/`, or `.` in a checkout) wrote its sweep.json, lock and run folders among the home's
+    files, where `run --out` refuses all three: the root and a home always, the working directory or one above
+    it unless it is already a sweep's (`sweep --out .` inside one continues it)."""
+    p = Path(os.path.abspath(destination(out)))
+    index = p / atomic.SWEEP_INDEX
+    why = out_path.root_or_home(p.resolve()) or (None if index.is_file() else protected(p.resolve()))
+    if why:
+        raise ConfigError(f"refusing to use {out} for a sweep: {why} (a sweep writes its index, a lock and a "
+                          f"directory per run there, among what is there already); allowed: a directory of its "
+                          f"own, e.g. {Path(out) / 'sweep'}")
+
+
 def check_sweep_dir(out, run_dirs: dict[str, Path], done_file: str, index: str) -> None:
     """A sweep writes DIR/<index> and DIR/<run>/: refuse before anything runs when an existing index
     is not a tallysim one, or an unfinished run directory holds files tallysim did not write."""

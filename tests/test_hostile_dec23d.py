@@ -167,3 +167,21 @@ def test_pallas_interpret_reads_on_as_the_other_flags_do(monkeypatch):
     for value, on in (("yes", True), ("true", True), ("1", True), ("0", False), ("", False), ("off", False)):
         monkeypatch.setenv("TALLYSIM_PALLAS_INTERPRET", value)
         assert conv_pallas.interpret_requested() is on, value
+
+
+def test_a_sweep_into_a_home_or_the_working_directory_is_refused(tmp_path, capsys, monkeypatch, no_compile):
+    # `sweep --out ~` wrote sweep.json, its lock and base/ among the home's files (`run --out ~` is refused);
+    # `sweep --out .` in a checkout, the same into the checkout's root
+    home, work = tmp_path / "home", tmp_path / "work"
+    for d in (home, work):
+        d.mkdir()
+        (d / "notes.txt").write_text("mine")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(work)
+    for out, why in ((str(home), "it is a home directory or above one"),
+                     (".", "it is the working directory or a directory above it")):
+        line = one_line(capsys, ["sweep", "--out", out, "--dry-run", *TINY])
+        assert f"refusing to use {out} for a sweep: {why}" in line, line
+    assert [p.name for p in home.iterdir()] == ["notes.txt"] == [p.name for p in work.iterdir()]
+    (work / "sweep.json").write_text(json.dumps({"runs": []}))    # inside a sweep's own folder: it continues it
+    assert cli.main(["sweep", "--out", ".", "--dry-run", *TINY]) == 0
