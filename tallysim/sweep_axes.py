@@ -11,6 +11,7 @@ from typing import Any, Optional
 
 from tallysim import config, config_reads, sweep_section
 from tallysim.config import Config, ConfigError
+from tallysim.field_checks import MAX_NAME
 from tallysim.fields import first_few
 
 # Runs one sweep (or figure) may have. Validating a configuration takes ~10 ms on a loaded CPU, so
@@ -165,6 +166,11 @@ def expand(cfg_file_axes: dict, cli_items: list[str]) -> list[tuple[str, list[st
         # each run said by its varying axes' values alone: the whole dict of every axis and base item
         # (a dozen keys of TINY's) buried the two values that collide
         said = " ".join(f"{k}={chosen[k]}" for k in varying)
+        if len(name.encode()) > MAX_NAME:   # was "use one plain name of 1..200 bytes", a name the user never gave
+            raise ConfigError(f"sweep run {name[:60]!r}... is {len(name.encode())} bytes, its directory's name "
+                              f"made of the values of its axes ({', '.join(varying)}); allowed: at most {MAX_NAME} "
+                              "bytes: shorter values (model.groups' group names, a path's folders) or fewer axes "
+                              "with several values")
         if name.casefold() in seen:
             other, first = seen[name.casefold()]
             if first == name:

@@ -185,3 +185,12 @@ def test_a_sweep_into_a_home_or_the_working_directory_is_refused(tmp_path, capsy
     assert [p.name for p in home.iterdir()] == ["notes.txt"] == [p.name for p in work.iterdir()]
     (work / "sweep.json").write_text(json.dumps({"runs": []}))    # inside a sweep's own folder: it continues it
     assert cli.main(["sweep", "--out", ".", "--dry-run", *TINY]) == 0
+
+
+def test_a_sweep_run_name_too_long_says_it_is_made_of_the_values():
+    # eight 40-character group names: "sweep run '...' is not allowed as a directory name: use one plain name
+    # of 1..200 bytes", a name the user never gave
+    groups = ";".join(f"g{i:038d}:1" for i in range(8))
+    with pytest.raises(ConfigError, match=r"is 348 bytes, its directory's name made of the values of its axes "
+                                          r"\(model.groups\); allowed: at most 200 bytes: shorter values"):
+        sweep.expand({}, [f"model.groups={groups},none"])
