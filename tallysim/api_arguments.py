@@ -35,6 +35,9 @@ def check(out, overwrite, progress, kwargs: dict) -> tuple:
                           "overwrite replaces it; pass one")
     if flags["resume"]:
         resumable(out)
+    elif out is not None:       # as `tallysim run --out` (a sweep's own runs go in through run.run, not here)
+        from tallysim import outdir
+        outdir.refuse_in_sweep(out, "out")
     every = kwargs.get("checkpoint_every")
     if every is not None and (type(every) is not int or every < 0):
         raise ConfigError(f"tallysim.run(checkpoint_every={every!r}): allowed None (every few minutes), 0 (never) "

@@ -71,6 +71,15 @@ def refuse_results_file(path: Path, flag: str = "--out") -> None:
         raise ConfigError(f"{flag} {path} is a sweep's index (its list of runs); allowed: another file name")
 
 
+def file_in(folder, name: str) -> Path:
+    """The file to suggest for an output given as a folder: FOLDER/name, or, where FOLDER is (inside) a run
+    directory, a file beside that run (RUN-name): `table runs/a --out runs/a` was told "give a file such as
+    runs/a/table.md", which the next try refused as inside the run directory."""
+    folder = Path(folder)
+    run = run_above(folder / name)
+    return folder / name if run is None else run.parent / f"{run.name}-{name}"
+
+
 def run_above(path: Path):
     """The run directory `path` would be inside (the nearest folder above it that is a run, `_reads_as_run`),
     else None. Only the folder the file goes in was checked: `pareto --out runs/a/sub/p.png`, and any --out

@@ -15,6 +15,7 @@ from tallysim.cli_commands import (cmd_bench, cmd_figure, cmd_pareto, cmd_plot, 
                                    cmd_run, cmd_sweep, config_from_args, print_config, seed_list, with_tracking)
 from tallysim.cli_parser import PLUGIN_HELP, parse, parser, refuse_repeated_options  # noqa: F401
 from tallysim.config import ConfigError
+from tallysim.fields import ENV_FLAGS, env_flag
 from tallysim.startup import compile_cache, start_jax  # noqa: F401 - cli.compile_cache, as before
 
 # The names these had when they were private to this module (tests call them)
@@ -67,6 +68,7 @@ def check_out_first(argv: list) -> None:
     known, _ = pre.parse_known_args(argv[1:])
     if known.out is not None and not (known.resume or known.help or known.h or known.print_config):
         from tallysim import outdir
+        outdir.refuse_in_sweep(known.out, "--out")      # first: a sweep's run is replaced only by its sweep
         outdir.check(known.out, known.overwrite)
 
 
@@ -180,6 +182,8 @@ def _with_progress(args) -> int:
         raise ConfigError(f"--quiet shows no progress and --progress {mode} shows it; allowed: one of them")
     if not getattr(args, "quiet", False):
         progress.check_env()
+    for var in ENV_FLAGS:       # each read only where it matters (a missing dataset, model.conv=pallas): now
+        env_flag(var)
     # Python buffers stdout in blocks when it is a file or a pipe: in `> log 2>&1` a sweep's `[3/12] ...`
     # and summary lines would land kilobytes after the progress lines of stderr they belong with
     # (for this command only: cli.main called from a script leaves the script's stdout as it found it)

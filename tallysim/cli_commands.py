@@ -36,7 +36,10 @@ def check_no_sweep_section(args) -> None:
     if not args.config:
         return
     from tallysim import config, sweep_axes, sweep_section
-    section = config.read_file(args.config).get("sweep")
+    d = config.read_file(args.config)
+    if sweep_section.figure_keys(d):    # a figure's: "use `tallysim sweep --config`", which refuses it as one
+        sweep_section.check_load(args.config, d, sweep_base=True)
+    section = d.get("sweep")
     if not isinstance(section, dict):       # none, or not an object: load_file says so, naming the file
         return
     given = {item.split("=", 1)[0].strip() for item in seed_list(args.overrides)}
@@ -125,6 +128,9 @@ def cmd_run(args) -> int:
             # checked as a single run's only if the run's own config passes as one (a sweep's shared base)
             validation.single_run(cfg, resumed=True, own=own)
     else:
+        from tallysim import outdir
+        if not args.resume:     # --resume may continue a sweep's run there, as the sweep would
+            outdir.refuse_in_sweep(args.out, "--out")
         cfg = config_from_args(args)
         _check(cfg, args)
         from tallysim import sizing
@@ -168,7 +174,9 @@ def cmd_clean(args) -> int:
 
 def cmd_sweep(args) -> int:
     check_checkpoint_every(args)
-    from tallysim import sweep
+    from tallysim import outdir, sweep
+    outdir.refuse_in_sweep(args.out, "--out")       # a sweep in another sweep's folder
+    outdir.refuse_sweep_at_top(args.out)
     return sweep.main(args)
 
 
@@ -194,7 +202,8 @@ def cmd_prepare(args) -> int:
 
 def cmd_figure(args) -> int:
     check_checkpoint_every(args)
-    from tallysim import figures
+    from tallysim import figures, outdir
+    outdir.refuse_in_sweep(args.results, "--results", itself=True)
     return figures.main(args)
 
 

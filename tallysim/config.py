@@ -88,10 +88,15 @@ def distinct_values(key: str, texts: list[str]) -> list[str]:
     does not parse is itself, and validation refuses it later.)"""
     t, seen = field_keys()[key], {}
     for text in texts:
-        try:
-            value = _parse_scalar(key, text, t)
+        try:        # stripped, as parse_override reads it: ["synthetic", "synthetic "] ran synthetic twice
+            value = _parse_scalar(key, text.strip(), t)
         except ConfigError:
-            value = text
+            value = text.strip()
+        if key == "model.groups" and isinstance(value, str):
+            try:        # " a:1;b:1" beside "a:1;b:1" (a file's list keeps its spaces) ran one experiment twice
+                value = _model_groups.parse(value)
+            except ConfigError:
+                pass
         k = (type(value).__name__, value)
         if k in seen:
             first = seen[k]

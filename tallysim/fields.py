@@ -82,6 +82,23 @@ def section_value(name: str, v, cls):
                       f"cfg.replace(**{{{name + '.' + names[0]!r}: ...}})")
 
 
+# The on/off environment variables. Each was read its own way: TALLYSIM_NO_DEBIAN=2 or
+# TALLYSIM_NO_AUTO_PREPARE=maybe counted as on, TALLYSIM_PALLAS_INTERPRET=yes or =true as off (only "1"
+# was on there), all in silence. One reading now, anything else refused before a command runs anything.
+ENV_FLAGS = ("TALLYSIM_NO_DEBIAN", "TALLYSIM_NO_AUTO_PREPARE", "TALLYSIM_PALLAS_INTERPRET")
+ENV_ON, ENV_OFF = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
+
+
+def env_flag(var: str) -> bool:
+    """An on/off environment variable: 1/true/yes/on, 0/false/no/off or unset; any other value a ConfigError."""
+    raw = os.environ.get(var, "")
+    value = raw.strip().lower()
+    if value in ENV_ON or value in ENV_OFF:
+        return value in ENV_ON
+    raise ConfigError(f"{var}={raw!r}: allowed 1 (or true, yes, on) to turn it on, 0 (or false, no, off) or "
+                      "unset to leave it off")
+
+
 def one_line(e: BaseException) -> str:
     """"KeyError: its first line" of an error raised in a user's code (a plugin), for a refusal that stays
     one line whatever the message holds."""

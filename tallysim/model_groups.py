@@ -138,6 +138,9 @@ def from_json(v, where: str) -> str:
     if not isinstance(v, list) or not all(isinstance(g, dict) for g in v):
         raise ConfigError(f"{where}: model.groups must be a string ({SYNTAX}) or a list of objects "
                           '{"name": ..., "peers": ..., "model": {...}, "optim": {...}}')
+    if not v:       # was "model.groups='' is empty", a string never written
+        raise ConfigError(f"{where}: model.groups=[] is an empty list; allowed: a list of group objects "
+                          '{"name": ..., "peers": ...}, or null (one model for every peer)')
     parts = []
     for g in v:
         unknown = sorted(set(g) - {"name", "peers", "model", "optim"})

@@ -20,7 +20,7 @@ from tallysim import atomic
 from tallysim.config import ConfigError
 from tallysim.fields import NameTaken, PluginError, first_few
 from tallysim.results.metrics import CONFIG, DONE, ERROR, METRICS, PARTITION, PARTITION_CLIENTS
-from tallysim import run_lock
+from tallysim import out_path, run_lock
 from tallysim.run_lock import LOCK, Busy, SweepBusy, being_written  # noqa: F401 (outdir.Busy etc., as before)
 from tallysim.validation import MAX_NAME      # one limit for every name that becomes a path component
 # the checks on the path an output names (split from here; outdir.destination etc., as before)
@@ -291,6 +291,36 @@ def mark(d: Path) -> None:
     d.mkdir(parents=True, exist_ok=True)
     if not (d / MARKER).exists() and not (d / MARKER).is_symlink():
         atomic.write_text(d / MARKER, json.dumps({"written_by": "tallysim"}) + "\n")
+
+
+def refuse_in_sweep(out, flag: str, itself: bool = False) -> None:
+    """A run, sweep or figure's results the user names inside a sweep's --out (or, `itself`, as one): `run --out
+    SWEEP/x` and `figure --results SWEEP` put runs among the sweep's own, which its `table` and `read_rows`
+    listed as its runs, and `run --overwrite` of SWEEP/<member> replaced a sweep's run with another config under
+    the sweep's name for it. (A sweep's own runs go there through the API, not through this check.)"""
+    p = Path(os.path.abspath(destination(out, flag)))
+    for d in [p] * itself + list(p.parents):
+        if out_path.root_or_home(d) is not None:
+            return
+        index = d / atomic.SWEEP_INDEX
+        if index.is_file() and atomic.is_sweep_index(index):
+            where = "is the sweep directory" if d == p else "is inside the sweep directory"
+            raise ConfigError(f"{flag} {out} {where} {d}, which holds that sweep's runs and its index (the "
+                              "sweep's table, read_rows and its next run would take these runs for its own); "
+                              "allowed: a directory outside any sweep's --out")
+
+
+def refuse_sweep_at_top(out) -> None:
+    """`sweep --out ~` (or `/`, or `.` in a checkout) wrote its sweep.json, lock and run folders among the home's
+    files, where `run --out` refuses all three: the root and a home always, the working directory or one above
+    it unless it is already a sweep's (`sweep --out .` inside one continues it)."""
+    p = Path(os.path.abspath(destination(out)))
+    index = p / atomic.SWEEP_INDEX
+    why = out_path.root_or_home(p.resolve()) or (None if index.is_file() else protected(p.resolve()))
+    if why:
+        raise ConfigError(f"refusing to use {out} for a sweep: {why} (a sweep writes its index, a lock and a "
+                          f"directory per run there, among what is there already); allowed: a directory of its "
+                          f"own, e.g. {Path(out) / 'sweep'}")
 
 
 def check_sweep_dir(out, run_dirs: dict[str, Path], done_file: str, index: str) -> None:

@@ -141,6 +141,8 @@ class Config:
         named; values are checked by validate (run does it)."""
         flat = {}
         for key, v in changes.items():
+            if key in FILE_KEYS:    # smoke={...} was "unknown config key 'smoke.rounds'; did you mean model.groups?"
+                raise ConfigError(f"Config.replace: unknown config key {key!r}{suggest(key)}")
             cls = type(getattr(self, key, None))       # a section: its dataclass (a protocol's too)
             if dataclasses.is_dataclass(cls) and not isinstance(v, dict):
                 v = dataclasses.asdict(section_value(key, v, cls))  # the section itself, or one line

@@ -11,6 +11,7 @@ from typing import Any, Optional
 
 from tallysim import config, config_reads, sweep_section
 from tallysim.config import Config, ConfigError
+from tallysim.field_checks import MAX_NAME
 from tallysim.fields import first_few
 
 # Runs one sweep (or figure) may have. Validating a configuration takes ~10 ms on a loaded CPU, so
@@ -102,6 +103,10 @@ def file_axes(section: Any) -> dict[str, list[str]]:
         if key in config.field_keys():
             values = [config.json_axis_value(key, v, f"sweep axis {key} in the config file") for v in values]
         k, _ = config.parse_override(f"{key}={_text(values[0])}")
+        if k in axes:       # "protocol.name" and "protocol.name ": the later axis replaced the first in silence
+            first = next(raw for raw in section if raw != key and raw.strip() == k)
+            raise ConfigError(f"the config file's `sweep` section gives {k} twice ({first!r} and {key!r}); "
+                              "allowed: each key once, with all its values in one list")
         axes[k] = _not_log(k, config.distinct_values(k, [_text(v) for v in values]))
     return axes
 
@@ -158,14 +163,22 @@ def expand(cfg_file_axes: dict, cli_items: list[str]) -> list[tuple[str, list[st
     for combo in itertools.product(*(axes[k] for k in keys)):
         chosen = dict(zip(keys, combo))
         name = "__".join(safe_name(f"{k}={chosen[k]}") for k in varying) or "base"
+        # each run said by its varying axes' values alone: the whole dict of every axis and base item
+        # (a dozen keys of TINY's) buried the two values that collide
+        said = " ".join(f"{k}={chosen[k]}" for k in varying)
+        if len(name.encode()) > MAX_NAME:   # was "use one plain name of 1..200 bytes", a name the user never gave
+            raise ConfigError(f"sweep run {name[:60]!r}... is {len(name.encode())} bytes, its directory's name "
+                              f"made of the values of its axes ({', '.join(varying)}); allowed: at most {MAX_NAME} "
+                              "bytes: shorter values (model.groups' group names, a path's folders) or fewer axes "
+                              "with several values")
         if name.casefold() in seen:
             other, first = seen[name.casefold()]
             if first == name:
-                raise ConfigError(f"sweep runs {other} and {chosen} would share the directory {name!r}; "
+                raise ConfigError(f"sweep runs {other!r} and {said!r} would share the directory {name!r}; "
                                   "make the values differ by more than '/' or spaces")
-            raise ConfigError(f"sweep runs {other} and {chosen} are named {first!r} and {name!r}, which {CASE_ONLY}; "
+            raise ConfigError(f"sweep runs {first!r} and {name!r} (their directories' names) {CASE_ONLY}; "
                               "make the values differ by more than case")
-        seen[name.casefold()] = chosen, name
+        seen[name.casefold()] = said, name
         runs.append((name, [f"{k}={v}" for k, v in chosen.items()]))
     return runs
 

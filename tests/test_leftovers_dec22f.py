@@ -249,8 +249,9 @@ def test_sweep_runs_whose_names_differ_only_in_case_are_refused_before_anything_
     from tallysim import sweep
     from tallysim.cli import main
     from tallysim.config import ConfigError
-    with pytest.raises(ConfigError, match=r"are named 'data\.path=A\.npz' and 'data\.path=a\.npz', which differ "
-                                          r"only in case: one directory on a case-insensitive file system"):
+    with pytest.raises(ConfigError, match=r"sweep runs 'data\.path=A\.npz' and 'data\.path=a\.npz' \(their directories' "
+                                          r"names\) differ only in case: one directory on a case-insensitive "
+                                          r"file system"):
         sweep.expand({}, ["data.path=A.npz,a.npz"])
     assert [n for n, _ in sweep.expand({}, ["data.path=A.npz,b.npz"])] == ["data.path=A.npz", "data.path=b.npz"]
     out = tmp_path / "s"

@@ -10,7 +10,7 @@ import pathlib
 
 import numpy as np
 
-from tallysim import atomic
+from tallysim import atomic, fields
 
 from .base import Dataset, DataError
 from .files import read_path
@@ -78,8 +78,8 @@ def write_arrays(arrays: dict, path: pathlib.Path) -> pathlib.Path:
 
 
 def env_flag(var: str) -> bool:
-    """An on/off environment variable: set and not one of "", 0, false, no, off."""
-    return os.environ.get(var, "").strip().lower() not in ("", "0", "false", "no", "off")
+    """An on/off environment variable (fields.env_flag: a value that is neither refused)."""
+    return fields.env_flag(var)
 
 
 def debian_disabled() -> bool:

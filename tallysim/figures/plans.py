@@ -100,9 +100,13 @@ def _plan(spec: dict, smoke: bool, base_dir: Path) -> tuple[dict, dict, dict]:
             raise ConfigError(f"a figure config's `smoke.only` must be a list of its group names "
                               f"({', '.join(groups)}), not {only!r:.60}")
         groups = {g: groups[g] for g in only}
-    plans, total, group_axes = {}, 0, {}
+    plans, total, group_axes, folded = {}, 0, {}, {}
     for gname, g in groups.items():
         outdir.check_name(gname, "figure group")      # results/<figure>/<group>/ stays inside --results
+        if gname.casefold() in folded:      # "tally" and "Tally": one results/<figure>/<group>/ on macOS
+            raise ConfigError(f"figure groups {folded[gname.casefold()]!r} and {gname!r} {sweep_axes.CASE_ONLY} "
+                              "(results/<figure>/<group>/); allowed: group names that differ by more than case")
+        folded[gname.casefold()] = gname
         if not isinstance(g, dict):
             raise ConfigError(f"figure group {gname!r} must be an object of config fields, not {g!r}")
         g = dict(g)

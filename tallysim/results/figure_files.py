@@ -34,7 +34,7 @@ def check_figure_out(out, flag: str = "--out") -> Path:
     p = Path(out)
     allowed = sorted(FigureCanvasBase.get_supported_filetypes())
     if p.is_dir():
-        raise ConfigError(f"{flag} {out} is a directory; give a figure file such as {p / 'figure.png'}")
+        raise ConfigError(f"{flag} {out} is a directory; give a figure file such as {atomic.file_in(p, 'figure.png')}")
     if p.suffix.lower().lstrip(".") not in allowed:
         raise ConfigError(f"{flag} {out}: {p.suffix or 'no extension'} is not an image format; allowed: "
                           f"{', '.join('.' + a for a in allowed)}")

@@ -75,6 +75,8 @@ def metrics_path(run_dir) -> Path:
         if Path(run_dir).is_file():                # e.g. a sweep's sweep.json caught by DIR/*
             raise ConfigError(f"{Path(run_dir)} is a file, not a run directory; pass directories written by "
                               "`tallysim run --out` (a sweep's runs: DIR/*/)")
+        if not Path(run_dir).expanduser().exists():     # was "has no metrics.jsonl", as if a folder were there
+            raise ConfigError(f"{Path(run_dir)} does not exist; pass directories written by `tallysim run --out`")
         raise ConfigError(f"{Path(run_dir)} has no {METRICS}; pass directories written by `tallysim run --out`")
     return path
 
@@ -106,6 +108,9 @@ def read_rows(run_dir) -> list[dict]:
         for key in ("bits_per_peer", "acc_mean"):
             if key == "acc_mean" and row.get(key) is None and is_number(row.get("acc_global")):
                 continue        # client_storage=auto: no client model is kept, the server's is evaluated
+            if key not in row:      # was "bits_per_peer=None must be a finite number", a value never written
+                raise ConfigError(f"{metrics} line {i} has no {key} (every row tallysim writes holds one); "
+                                  "remove that line or rerun")
             if key == "acc_mean" and is_number(row.get(key)) and isinstance(row.get(SEEDS_NONFINITE), dict) \
                     and key in row[SEEDS_NONFINITE]:
                 continue        # a mean over seeds holding a diverged seed's NaN or inf, marked as aggregate

@@ -295,7 +295,7 @@ def check_out(out, fmt: Optional[str]) -> str:
     if out is None:
         return fmt or "markdown"
     if Path(out).is_dir():
-        raise ConfigError(f"--out {out} is a directory; give a file such as {Path(out) / 'table.md'}")
+        raise ConfigError(f"--out {out} is a directory; give a file such as {atomic.file_in(out, 'table.md')}")
     atomic.refuse_symlinks([Path(out)])     # nor a run's own file: before anything is read
     return out_format(str(out), fmt)        # after: a run's metrics.jsonl is refused as that
 

@@ -27,11 +27,12 @@ Unmeasured on a GPU (docs/gpu.md): `benchmarks/gpu.sh` part `conv` times it besi
 from __future__ import annotations
 
 import functools
-import os
 
 import jax
 import jax.numpy as jnp
 from jax import lax
+
+from tallysim.data.cache import env_flag     # one reading of every on/off variable (fields.env_flag)
 
 BM = 64          # output tile rows (patch rows: examples x output pixels)
 BN = 64          # output tile columns, at most (fewer where the padded width is smaller)
@@ -43,7 +44,7 @@ INTERPRET_ENV = "TALLYSIM_PALLAS_INTERPRET"   # "1": run the kernels in Pallas's
 
 
 def interpret_requested() -> bool:
-    return os.environ.get(INTERPRET_ENV, "").strip() == "1"
+    return env_flag(INTERPRET_ENV)
 
 
 def _round_up(n: int, m: int) -> int:
