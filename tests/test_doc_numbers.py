@@ -263,6 +263,8 @@ def test_the_16_bit_soft_labels_on_words_are_their_json():
     assert (f"values were 0 for {100 * d[0]['values_zero']:.2f}% (round 1) and {100 * d[1]['values_zero']:.2f}% "
             f"(round 2)") in flat
     assert f"target summed to {d[0]['token_mass']:.3f} and {d[1]['token_mass']:.3f}, not 1" in flat
+    assert all(x["values_zero"] == 0 and x["token_mass"] == 1 for x in runs[16, 2]["downlink"])
+    assert "at 16 bits no value was 0 and a token's target summed to 1.000 in both rounds" in flat
 
 
 def test_the_ties_table_is_niid_ties_csv():
