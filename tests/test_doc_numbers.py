@@ -1,7 +1,7 @@
 """Numbers the docs quote from committed tables equal those tables: the faulty-peers table of
 docs/figures.md (from docs/figures/fig8_table.md), the measured Pareto front of docs/sweeps.md (from
 docs/figures/fig5_frontier.md), the Fig. 11 text table (from fig11_reduced_table.md), and the Fig. 2 / Fig. 6
-sequences (from fig2.csv, fig6.csv), the Fig. 2 with LeNet tables (from fig2_lenet.csv, fig2_small_mlp.csv, fig2_cnn.csv), the transformer-on-words tables of docs/text.md (from wordtransformer_local.csv, wordtransformer.jsonl, wordtransformer_firstvote.jsonl), the ties table of docs/matched-bits.md (from niid_ties.csv), its C = 1000 table (from class_1000_seeds.csv and class_1000.csv) its table without momentum (class_1000_momentum0_seeds.csv, class_1000_momentum0.csv; the soft labels before the rounded downlink, class_1000_momentum0_unrounded_seeds.csv) and the twenty rounds without momentum (class_1000_momentum0_r20.csv). The demo's table has its own test (tests/test_docs.py). Pure text."""
+sequences (from fig2.csv, fig6.csv), the Fig. 2 with LeNet tables (from fig2_lenet.csv, fig2_small_mlp.csv, fig2_cnn.csv), the transformer-on-words tables of docs/text.md (from wordtransformer_local.csv, wordtransformer.jsonl, wordtransformer_firstvote.jsonl), the 8- vs 16-bit soft labels at matched bits on words (from words_matched_softbits.jsonl), the ties table of docs/matched-bits.md (from niid_ties.csv), its C = 1000 table (from class_1000_seeds.csv and class_1000.csv) its table without momentum (class_1000_momentum0_seeds.csv, class_1000_momentum0.csv; the soft labels before the rounded downlink, class_1000_momentum0_unrounded_seeds.csv) and the twenty rounds without momentum (class_1000_momentum0_r20.csv). The demo's table has its own test (tests/test_docs.py). Pure text."""
 import csv
 import re
 from pathlib import Path
@@ -234,6 +234,37 @@ def test_the_wordtransformer_measurement_is_its_json():
     flat = " ".join(text.split())
     shares = " and ".join(f"{100 * x['peer_major']:.1f}% (seed {x['seed']})" for x in first)
     assert f"the comma at {shares}" in flat and all(x["vote_major"] == 1.0 for x in first), shares
+
+
+def test_the_16_bit_soft_labels_on_words_are_their_json():
+    """docs/text.md, "Tally, soft labels and FedAvg at matched bits on words": the 8- vs 16-bit soft-label
+    table, the 16-bit rows of the 2- and 10-round tables, and the 8-bit downlink's zeros and mass equal
+    docs/figures/words_matched_softbits.jsonl (the runs' metrics rows, seed 0)."""
+    import json
+    runs = {(x["soft_bits"], x["rounds"]): x for x in map(json.loads, (FIG / "words_matched_softbits.jsonl").open())}
+    ev = {k: {e["round"]: e for e in x["evals"]} for k, x in runs.items()}
+    text = (DOCS / "text.md").read_text().split("## Tally, soft labels and FedAvg at matched bits on words")[1]
+    text = text.split("\n## ")[0]
+    rows = {r[0]: r for r in _md_rows_text(text.split("at 16 bits they still fall below the floor**")[1])}
+    for bits in (8, 16):
+        at = [ev[bits, 2][2], ev[bits, 10][5], ev[bits, 10][10]]
+        r = rows[f"{bits}-bit"]
+        assert r[1] == " / ".join(f"{e['acc_mean']:.4f}" for e in at), r
+        assert r[2] == " / ".join(f"{e['ppl_mean']:.1f}" for e in at), r
+    two = next(r for r in _md_rows_text(text) if r[0].startswith("softlabel 16-bit") and len(r) == 6)
+    e = ev[16, 2][2]
+    assert two[2:5] == [f"{e['bits_per_peer']:,}", f"{e['acc_mean']:.4f}", f"{e['ppl_mean']:.1f}"], two
+    ten = next(r for r in _md_rows_text(text) if r[0].startswith("softlabel 16-bit") and len(r) == 5)
+    assert ten[1:4] == [f"{ev[16, 10][10]['bits_per_peer']:,}", f"{ev[16, 10][5]['acc_mean']:.4f} / "
+                        f"{ev[16, 10][10]['acc_mean']:.4f}", f"{ev[16, 10][5]['ppl_mean']:.1f} / "
+                        f"{ev[16, 10][10]['ppl_mean']:.1f}"], ten
+    flat = " ".join(text.split())
+    d = runs[8, 2]["downlink"]
+    assert (f"values were 0 for {100 * d[0]['values_zero']:.2f}% (round 1) and {100 * d[1]['values_zero']:.2f}% "
+            f"(round 2)") in flat
+    assert f"target summed to {d[0]['token_mass']:.3f} and {d[1]['token_mass']:.3f}, not 1" in flat
+    assert all(x["values_zero"] == 0 and x["token_mass"] == 1 for x in runs[16, 2]["downlink"])
+    assert "at 16 bits no value was 0 and a token's target summed to 1.000 in both rounds" in flat
 
 
 def test_the_ties_table_is_niid_ties_csv():
