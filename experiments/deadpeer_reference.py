@@ -1,4 +1,4 @@
-"""Is the demo's seed 1 divergence a bug? (docs/getting-started.md, "Seed 1: one peer diverges").
+"""Is the demo's seed 1 divergence a bug? (docs/getting-started.md, "Seed 8: one peer diverges": seed 1 was the example before the 2026-12-07 pairing change).
 
 Under experiments/demo.json with seed=1, peer 0 (1,689 sneakers and 170 coats of its 1,865 examples) blows
 up in round 1 at optim.lr=0.05 with momentum 0.9. This trains peers' shards alone with plain JAX and optax,
