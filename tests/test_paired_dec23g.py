@@ -1,0 +1,105 @@
+"""Results re-measured with paired seeds (paired30, 2026-12-07): the verdicts that rest on a per-seed comparison
+of a warm-up protocol against local training, run again with the code after the pairing change (same seed:
+same init and round-1 batches as local training). Each re-measure keeps two per-seed CSVs in docs/figures/:
+`<name>_unpaired_seeds.csv` (the committed result's seeds: the code before the change, run again, or the
+committed per-seed record) and `<name>_paired_seeds.csv` (the current code). The docs' before -> after
+tables are these CSVs, every cell; the unpaired seeds reproduce the committed figure's CSV; local training
+(no warm-up: pairing does not move it) is the same in both. Pure text."""
+import csv
+import json
+import math
+import statistics
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+FIG = DOCS / "figures"
+
+
+def _seeds(name: str) -> dict:
+    """(group, panel) -> {seed: acc_mean} from docs/figures/<name>."""
+    out = {}
+    for r in csv.DictReader(open(FIG / name)):
+        out.setdefault((r["group"], r["panel"]), {})[int(r["seed"])] = float(r["acc_mean"])
+    return out
+
+
+def _signed(x: float) -> str:
+    return f"{x:+.3f}".replace("+0.000", "0.000").replace("-0.000", "0.000")
+
+
+def _mean_cell(values: list, signed: bool) -> str:
+    """The mean, and its standard error (sample std / sqrt(n)) where there are 3 or more seeds."""
+    m = statistics.fmean(values)
+    cell = _signed(m) if signed else f"{m:.3f}"
+    if len(values) >= 3:
+        cell += f" (s.e. {statistics.stdev(values) / math.sqrt(len(values)):.3f})"
+    return cell
+
+
+def paired_rows(name: str, groups: list, ref: str) -> list[str]:
+    """The markdown rows of a before -> after table: per panel, each group's accuracy per seed and mean,
+    then its per-seed difference to `ref` (local training) and the mean difference (with its standard error
+    where there are 3 or more seeds), `before -> after`."""
+    before, after = _seeds(f"{name}_unpaired_seeds.csv"), _seeds(f"{name}_paired_seeds.csv")
+    panels = list(dict.fromkeys(p for _, p in after))
+    rows = []
+    for p in panels:
+        for g in groups:
+            b, a = before[(g, p)], after[(g, p)]
+            seeds = sorted(a)
+            assert sorted(b) == seeds, (name, g, p)
+            cells = [f"{b[s]:.3f} -> {a[s]:.3f}" for s in seeds]
+            cells.append(f"{_mean_cell([b[s] for s in seeds], False)} -> {_mean_cell([a[s] for s in seeds], False)}")
+            if g == ref:
+                cells += ["-"] * (len(seeds) + 1)
+            else:
+                rb, ra = before[(ref, p)], after[(ref, p)]
+                db, da = [b[s] - rb[s] for s in seeds], [a[s] - ra[s] for s in seeds]
+                cells += [f"{_signed(x)} -> {_signed(y)}" for x, y in zip(db, da)]
+                cells.append(f"{_mean_cell(db, True)} -> {_mean_cell(da, True)}")
+            rows.append(f"| {p} | {g} | " + " | ".join(cells) + " |")
+    return rows
+
+
+def _section(doc: str, start: str, end: str) -> str:
+    text = (DOCS / doc).read_text()
+    assert start in text, start
+    return text.split(start)[1].split(end)[0]
+
+
+TABLES = [  # (per-seed CSV stem, doc, section start, section end, groups, reference group)
+    ("fig2_small_mlp", "figures.md", "**Re-measured with paired seeds: the MLP control**", "**What it says, plainly",
+     ["tally", "softlabel (mean)", "local"], "local"),
+]
+
+
+@pytest.mark.parametrize("name, doc, start, end, groups, ref", TABLES, ids=[t[0] for t in TABLES])
+def test_the_paired_tables_are_their_seed_csvs(name, doc, start, end, groups, ref):
+    """Every row of a before -> after table is its two per-seed CSVs' (accuracies, differences to local
+    training, means and standard errors); fails on a cell typed by hand that the CSVs do not give."""
+    section = _section(doc, start, end)
+    for row in paired_rows(name, groups, ref):
+        assert row in section, row
+
+
+@pytest.mark.parametrize("name", ["fig2_small_mlp"])
+def test_the_unpaired_seeds_are_the_committed_figure(name):
+    """The before seeds reproduce the committed figure's CSV (mean +- population std over the seeds, as the
+    figure writes it) for every re-run group and alpha: the 'before' column is the committed result."""
+    shipped = {(r["group"], f"alpha={float(r['partition.alpha']):g}"): r for r in csv.DictReader(open(FIG / f"{name}.csv"))}
+    for key, by_seed in _seeds(f"{name}_unpaired_seeds.csv").items():
+        v = list(by_seed.values())
+        assert abs(statistics.fmean(v) - float(shipped[key]["accuracy"])) < 5e-6, key
+        assert abs(statistics.pstdev(v) - float(shipped[key]["accuracy_std"])) < 5e-6, key
+
+
+@pytest.mark.parametrize("name", ["fig2_small_mlp"])
+def test_local_training_is_not_moved_by_pairing(name):
+    """Local training has no warm-up, so the pairing change leaves its runs as they were: the same per-seed
+    accuracies before and after (a drift in the code between the two runs would show here first)."""
+    before, after = _seeds(f"{name}_unpaired_seeds.csv"), _seeds(f"{name}_paired_seeds.csv")
+    local = [k for k in after if k[0] == "local"]
+    assert local and all(before[k] == after[k] for k in local)
