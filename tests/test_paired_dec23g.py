@@ -73,6 +73,8 @@ def _section(doc: str, start: str, end: str) -> str:
 TABLES = [  # (per-seed CSV stem, doc, section start, section end, groups, reference group)
     ("fig2_small_mlp", "figures.md", "**Re-measured with paired seeds: the MLP control**", "**What it says, plainly",
      ["tally", "softlabel (mean)", "local"], "local"),
+    ("textclaim_chars5", "text.md", "**The second setting re-measured with paired seeds**", "So the finding against",
+     ["tally (weight 0.1)", "softlabel", "local"], "local"),
 ]
 
 
@@ -96,7 +98,23 @@ def test_the_unpaired_seeds_are_the_committed_figure(name):
         assert abs(statistics.pstdev(v) - float(shipped[key]["accuracy_std"])) < 5e-6, key
 
 
-@pytest.mark.parametrize("name", ["fig2_small_mlp"])
+def test_the_text_seeds_are_the_script_runs():
+    """docs/text.md's second setting: the before seeds are textclaim_715.jsonl's runs (the committed table)
+    and the after seeds textclaim_chars5_paired.jsonl's (the re-run), each the run's last evaluated round."""
+    keys = {("tally", ("local_epochs=5", "distill.weight=0.1")): "tally (weight 0.1)",
+            ("softlabel", ("local_epochs=5",)): "softlabel", ("local", ("local_epochs=5",)): "local"}
+    for jsonl, stem in (("textclaim_715.jsonl", "unpaired"), ("textclaim_chars5_paired.jsonl", "paired")):
+        got = {}
+        for line in open(FIG / jsonl):
+            d = json.loads(line)
+            over = tuple(o for o in d["over"] if not o.startswith("seed="))
+            seed = next((int(o[5:]) for o in d["over"] if o.startswith("seed=")), 0)
+            if d["panel"] == "chars" and (d["protocol"], over) in keys:
+                got.setdefault((keys[(d["protocol"], over)], "chars, 5 local epochs"), {})[seed] = d["rounds"][-1]["acc"]
+        assert got == _seeds(f"textclaim_chars5_{stem}_seeds.csv"), jsonl
+
+
+@pytest.mark.parametrize("name", ["fig2_small_mlp", "textclaim_chars5"])
 def test_local_training_is_not_moved_by_pairing(name):
     """Local training has no warm-up, so the pairing change leaves its runs as they were: the same per-seed
     accuracies before and after (a drift in the code between the two runs would show here first)."""
