@@ -26,20 +26,21 @@ def _seeds(name: str) -> dict:
     return out
 
 
-def _signed(x: float) -> str:
-    return f"{x:+.3f}".replace("+0.000", "0.000").replace("-0.000", "0.000")
+def _signed(x: float, d: int = 3) -> str:
+    zero = "0." + "0" * d
+    return f"{x:+.{d}f}".replace("+" + zero, zero).replace("-" + zero, zero)
 
 
-def _mean_cell(values: list, signed: bool) -> str:
+def _mean_cell(values: list, signed: bool, d: int = 3) -> str:
     """The mean, and its standard error (sample std / sqrt(n)) where there are 3 or more seeds."""
     m = statistics.fmean(values)
-    cell = _signed(m) if signed else f"{m:.3f}"
+    cell = _signed(m, d) if signed else f"{m:.{d}f}"
     if len(values) >= 3:
-        cell += f" (s.e. {statistics.stdev(values) / math.sqrt(len(values)):.3f})"
+        cell += f" (s.e. {statistics.stdev(values) / math.sqrt(len(values)):.{d}f})"
     return cell
 
 
-def paired_rows(name: str, groups: list, ref: str) -> list[str]:
+def paired_rows(name: str, groups: list, ref: str, d: int = 3) -> list[str]:
     """The markdown rows of a before -> after table: per panel, each group's accuracy per seed and mean,
     then its per-seed difference to `ref` (local training) and the mean difference (with its standard error
     where there are 3 or more seeds), `before -> after`."""
@@ -51,15 +52,15 @@ def paired_rows(name: str, groups: list, ref: str) -> list[str]:
             b, a = before[(g, p)], after[(g, p)]
             seeds = sorted(a)
             assert sorted(b) == seeds, (name, g, p)
-            cells = [f"{b[s]:.3f} -> {a[s]:.3f}" for s in seeds]
-            cells.append(f"{_mean_cell([b[s] for s in seeds], False)} -> {_mean_cell([a[s] for s in seeds], False)}")
+            cells = [f"{b[s]:.{d}f} -> {a[s]:.{d}f}" for s in seeds]
+            cells.append(f"{_mean_cell([b[s] for s in seeds], False, d)} -> {_mean_cell([a[s] for s in seeds], False, d)}")
             if g == ref:
                 cells += ["-"] * (len(seeds) + 1)
             else:
                 rb, ra = before[(ref, p)], after[(ref, p)]
                 db, da = [b[s] - rb[s] for s in seeds], [a[s] - ra[s] for s in seeds]
-                cells += [f"{_signed(x)} -> {_signed(y)}" for x, y in zip(db, da)]
-                cells.append(f"{_mean_cell(db, True)} -> {_mean_cell(da, True)}")
+                cells += [f"{_signed(x, d)} -> {_signed(y, d)}" for x, y in zip(db, da)]
+                cells.append(f"{_mean_cell(db, True, d)} -> {_mean_cell(da, True, d)}")
             rows.append(f"| {p} | {g} | " + " | ".join(cells) + " |")
     return rows
 
@@ -70,20 +71,22 @@ def _section(doc: str, start: str, end: str) -> str:
     return text.split(start)[1].split(end)[0]
 
 
-TABLES = [  # (per-seed CSV stem, doc, section start, section end, groups, reference group)
+TABLES = [  # (per-seed CSV stem, doc, section start, section end, groups, reference group, decimals)
     ("fig2_small_mlp", "figures.md", "**Re-measured with paired seeds: the MLP control**", "**What it says, plainly",
-     ["tally", "softlabel (mean)", "local"], "local"),
+     ["tally", "softlabel (mean)", "local"], "local", 3),
     ("textclaim_chars5", "text.md", "**The second setting re-measured with paired seeds**", "So the finding against",
-     ["tally (weight 0.1)", "softlabel", "local"], "local"),
+     ["tally (weight 0.1)", "softlabel", "local"], "local", 3),
+    ("wordclaim", "text.md", "**The light vote against local training, re-measured with paired seeds**",
+     "So, at the smallest CPU size", ["tally_light", "local"], "local", 4),
 ]
 
 
-@pytest.mark.parametrize("name, doc, start, end, groups, ref", TABLES, ids=[t[0] for t in TABLES])
-def test_the_paired_tables_are_their_seed_csvs(name, doc, start, end, groups, ref):
+@pytest.mark.parametrize("name, doc, start, end, groups, ref, d", TABLES, ids=[t[0] for t in TABLES])
+def test_the_paired_tables_are_their_seed_csvs(name, doc, start, end, groups, ref, d):
     """Every row of a before -> after table is its two per-seed CSVs' (accuracies, differences to local
     training, means and standard errors); fails on a cell typed by hand that the CSVs do not give."""
     section = _section(doc, start, end)
-    for row in paired_rows(name, groups, ref):
+    for row in paired_rows(name, groups, ref, d):
         assert row in section, row
 
 
@@ -114,7 +117,19 @@ def test_the_text_seeds_are_the_script_runs():
         assert got == _seeds(f"textclaim_chars5_{stem}_seeds.csv"), jsonl
 
 
-@pytest.mark.parametrize("name", ["fig2_small_mlp", "textclaim_chars5"])
+def test_the_word_seeds_are_the_script_runs():
+    """docs/text.md's light vote on words: the before seeds are wordclaim_715.jsonl's runs (the committed
+    table) and the after seeds wordclaim_paired.jsonl's (the re-run), each run's final accuracy."""
+    for jsonl, stem in (("wordclaim_715.jsonl", "unpaired"), ("wordclaim_paired.jsonl", "paired")):
+        got = {}
+        for line in open(FIG / jsonl):
+            d = json.loads(line)
+            if d["group"] in ("tally_light", "local") and not d["over"]:
+                got.setdefault((d["group"], "words"), {})[d["seed"]] = round(d["acc"], 6)
+        assert got == _seeds(f"wordclaim_{stem}_seeds.csv"), jsonl
+
+
+@pytest.mark.parametrize("name", ["fig2_small_mlp", "textclaim_chars5", "wordclaim"])
 def test_local_training_is_not_moved_by_pairing(name):
     """Local training has no warm-up, so the pairing change leaves its runs as they were: the same per-seed
     accuracies before and after (a drift in the code between the two runs would show here first)."""
