@@ -65,6 +65,29 @@ def paired_rows(name: str, groups: list, ref: str, d: int = 3) -> list[str]:
     return rows
 
 
+def paired_rows_from_means(name: str, groups: list, ref: str) -> list[str]:
+    """As paired_rows where the runs before the change left only mean +- std over the seeds (the figure's CSV,
+    docs/figures/<name>.csv; which seed gave which value was not recorded): per seed the after values
+    alone, the means before -> after, and the difference to `ref`'s mean before -> after (per seed after)."""
+    shipped = {(r["group"], f"alpha={float(r['partition.alpha']):g}"): float(r["accuracy"])
+               for r in csv.DictReader(open(FIG / f"{name}.csv"))}
+    after = _seeds(f"{name}_paired_seeds.csv")
+    rows = []
+    for p in dict.fromkeys(p for _, p in after):
+        for g in groups:
+            a, seeds = after[(g, p)], sorted(after[(g, p)])
+            cells = [f"{a[s]:.3f}" for s in seeds] + [f"{shipped[(g, p)]:.3f} -> {statistics.fmean(a.values()):.3f}"]
+            if g == ref:
+                cells += ["-"] * (len(seeds) + 1)
+            else:
+                ra = after[(ref, p)]
+                cells += [_signed(a[s] - ra[s]) for s in seeds]
+                cells.append(f"{_signed(shipped[(g, p)] - shipped[(ref, p)])} -> "
+                             f"{_signed(statistics.fmean(a[s] - ra[s] for s in seeds))}")
+            rows.append(f"| {p} | {g} | " + " | ".join(cells) + " |")
+    return rows
+
+
 def _section(doc: str, start: str, end: str) -> str:
     text = (DOCS / doc).read_text()
     assert start in text, start
