@@ -124,6 +124,21 @@ def test_the_unpaired_seeds_are_the_committed_figure(name):
         assert abs(statistics.pstdev(v) - float(shipped[key]["accuracy_std"])) < 5e-6, key
 
 
+def test_the_lenet_table_is_its_csvs():
+    """docs/figures.md, LeNet re-measured with paired seeds: every row is fig2_lenet_paired_seeds.csv's (per seed)
+    and fig2_lenet.csv's (the committed means before); the paired local runs are the committed local ones."""
+    section = _section("figures.md", "**Re-measured with paired seeds: LeNet**", "**The control: the MLP at the same size")
+    for row in paired_rows_from_means("fig2_lenet", ["tally", "softlabel (mean)", "local"], "local"):
+        assert row in section, row
+    shipped = {f"alpha={float(r['partition.alpha']):g}": r for r in csv.DictReader(open(FIG / "fig2_lenet.csv"))
+               if r["group"] == "local"}
+    for (g, p), by_seed in _seeds("fig2_lenet_paired_seeds.csv").items():
+        if g == "local":
+            v = list(by_seed.values())
+            assert abs(statistics.fmean(v) - float(shipped[p]["accuracy"])) < 5e-6, p
+            assert abs(statistics.pstdev(v) - float(shipped[p]["accuracy_std"])) < 5e-6, p
+
+
 def test_the_text_seeds_are_the_script_runs():
     """docs/text.md's second setting: the before seeds are textclaim_715.jsonl's runs (the committed table)
     and the after seeds textclaim_chars5_paired.jsonl's (the re-run), each the run's last evaluated round."""
