@@ -1,8 +1,7 @@
 """Numbers the docs quote from committed tables equal those tables: the faulty-peers table of
 docs/figures.md (from docs/figures/fig8_table.md), the measured Pareto front of docs/sweeps.md (from
 docs/figures/fig5_frontier.md), the Fig. 11 text table (from fig11_reduced_table.md), and the Fig. 2 / Fig. 6
-sequences (from fig2.csv, fig6.csv), the Fig. 2 with LeNet tables (from fig2_lenet.csv, fig2_small_mlp.csv, fig2_cnn.csv), the transformer-on-words tables of docs/text.md (from wordtransformer_local.csv, wordtransformer.jsonl, wordtransformer_firstvote.jsonl), the ties table of docs/matched-bits.md (from niid_ties.csv), its C = 1000 table (from class_1000_seeds.csv and class_1000.csv) its table without momentum (class_1000_momentum0_seeds.csv, class_1000_momentum0.csv; the soft labels before the rounded downlink, class_1000_momentum0_unrounded_seeds.csv) and the twenty rounds without momentum (class_1000_momentum0_r20.csv). The demo's table has its own test (tests/test_docs.py); the re-measures with paired seeds (before -> after
-per seed) have theirs (tests/test_paired_dec23g.py). Pure text."""
+sequences (from fig2.csv, fig6.csv), the Fig. 2 with LeNet tables (from fig2_lenet.csv, fig2_small_mlp.csv, fig2_cnn.csv), the transformer-on-words tables of docs/text.md (from wordtransformer_local.csv, wordtransformer.jsonl, wordtransformer_firstvote.jsonl), the ties table of docs/matched-bits.md (from niid_ties.csv), its C = 1000 table (from class_1000_seeds.csv and class_1000.csv) its table without momentum (class_1000_momentum0_seeds.csv, class_1000_momentum0.csv; the soft labels before the rounded downlink, class_1000_momentum0_unrounded_seeds.csv) and the twenty rounds without momentum (class_1000_momentum0_r20.csv). The demo's table has its own test (tests/test_docs.py). Pure text."""
 import csv
 import re
 from pathlib import Path
