@@ -1,0 +1,200 @@
+"""Every (protocol, per-lane field) pair on its own (review27): a grouped sweep whose lanes differ in ONE
+field gives each lane the rows it gets alone, and the lanes really differ.
+
+tests/test_trust_groups.py varies every per-lane field of a protocol at once in its second lane: a field
+whose lane-0 value leaked into lane 1 could hide there behind the others' (much larger) effects, and
+its tolerance (6e-3 on accuracies) lets a small field's effect through. Here each field is its own lane:
+one compiled program per protocol holds the base configuration as lane 0 and one lane per field, each
+differing from lane 0 in that field alone; every lane's rows are compared with the same configuration
+run alone (bits and schedule exactly, values to float summation order), and each lane must differ
+from lane 0 somewhere (else the pair checks nothing: listed in INERT with why).
+
+The fields are not listed by hand: the traced ones each protocol declares it reads (protocols.reads),
+and the host-side and schedule ones (lanes.HOST, SCHEDULE) that every protocol's group carries. Every
+other field splits a group (test_trust_groups.test_every_other_field_splits_a_group)."""
+from __future__ import annotations
+
+import functools
+import json
+
+import numpy as np
+import pytest
+
+import trust_cases as tc
+from tallysim import config, protocols, run
+from tallysim.config import ConfigError
+from tallysim.sim import faults, lanes
+from test_lane_reads import REFUSED, _two_values
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+EXACT = ("round", "bits_up", "bits_down", "bits_per_peer", "steps_real", "steps_computed", "epsilon", "faulty",
+         "merged", "nnz", "tied")
+# Host-side and schedule fields, each as a lane of its own (their second value; partition.alpha and
+# partition.min_size are read by the dirichlet partition only, so their lane sets it too).
+HOST = {"seed": ["seed=1"], "seeds": ["seeds=2"], "partition.kind": ["partition.kind=dirichlet"],
+        "partition.alpha": ["partition.kind=dirichlet", "partition.alpha=0.3"],
+        "rounds": ["rounds=1"], "eval_every": ["eval_every=2"]}
+# A pair whose lane cannot differ from lane 0 in these two rounds, and why (the comparison with the
+# run alone still holds for it).
+INERT: dict = {}
+
+
+def _base(case: str) -> config.Config:
+    return tc.cfg(case, "rounds=2", "eval_every=1")
+
+
+@functools.cache
+def lanes_of(case: str, only: tuple = ()) -> tuple:
+    """((field, config), ...): lane 0 the base, then one lane per per-lane field the protocol reads. The
+    base sets every traced field it reads to a nonzero value (as test_trust_groups' pair does), so that a
+    NONZERO field's lane joins lane 0's program."""
+    base = _base(case)
+    name = base.protocol.name
+    other = {}
+    for k in (k for k in lanes.traced() if protocols.reads(name, k)):
+        v0, v1 = _two_values(config.declared()[k])
+        cur = config.get_field(base, k)
+        if cur and cur != v1:
+            v0 = cur
+        elif cur and cur == v1:
+            v0, v1 = v1, v0
+        try:
+            moved = config.validate(config.apply_overrides(base, [f"{k}={v0}"]))
+            config.validate(config.apply_overrides(moved, [f"{k}={v1}"]))
+        except ConfigError:
+            assert (name, k) in REFUSED or k == "privacy.noise" and base.vote.weighting == "history", (case, k)
+            continue
+        base, other[k] = moved, v1
+    out = [("base", base)] + [(k, config.validate(config.apply_overrides(base, [f"{k}={v}"])))
+                              for k, v in other.items() if not only or k in only]
+    for k, items in HOST.items():
+        if only and k not in only:
+            continue
+        if k == "partition.kind" and base.partition.kind == "dirichlet":      # fednova's case
+            items = ["partition.kind=iid"]
+        out.append((k, config.validate(config.apply_overrides(base, items))))
+    # host-side with a fixed faulty set
+    if faults.enabled(base, base.peers) and not base.faults.redraw and (not only or "faults.fraction" in only):
+        f = 0.5 if base.faults.fraction != 0.5 else 0.25
+        out.append(("faults.fraction", config.validate(config.apply_overrides(base, [f"faults.fraction={f}"]))))
+    return tuple(out)
+
+
+def _compare(grouped: list, alone: list, what: str) -> None:
+    assert len(grouped) == len(alone), (what, [r["round"] for r in grouped], [r["round"] for r in alone])
+    for g, s in zip(grouped, alone):
+        assert set(g) == set(s), (what, set(g) ^ set(s))
+        for k, v in s.items():
+            base = k[:-4] if k.endswith("_std") else k
+            if k == "per_seed":
+                _compare([{**v, "round": g["round"]}], [{**g[k], "round": g["round"]}], what)
+            elif base in EXACT or base.startswith("bits") or not isinstance(v, (int, float, list)) or v is None:
+                assert g[k] == v, (what, g["round"], k, g[k], v)
+            else:     # a traced value vs a folded constant: float rounding only (tests/test_lanes.py)
+                np.testing.assert_allclose(np.asarray(g[k], float), np.asarray(v, float), rtol=1e-4, atol=2e-3,
+                                           err_msg=f"{what} round {g['round']} {k}")
+
+
+def _differs(a: list, b: list) -> bool:
+    """Do two lanes' rows differ beyond float rounding (so that a lane given lane 0's value would show)?"""
+    keys = ("train_loss", "acc_mean", "bits_up", "bits_down", "agreement", "vote_acc", "epsilon")
+    num = lambda r, k: np.asarray(r.get(k) or 0, float)      # noqa: E731
+    return len(a) != len(b) or any(not np.allclose(num(x, k), num(y, k), rtol=1e-4, atol=1e-5)
+                                   for x, y in zip(a, b) for k in keys)
+
+
+def check(name: str, tmp_path, only: tuple = ()) -> list:
+    """Every lane of `name`'s group against its run alone: the pairs whose rows differ ([] expected),
+    and the inert ones (lane equals lane 0) as (field, ...), which must be INERT's."""
+    pairs = lanes_of(name, only)
+    cfgs = [c for _, c in pairs]
+    assert len(lanes.group(cfgs)) == 1, f"{name}: every lane must share lane 0's program"
+    outs = [tmp_path / f"g{i}" for i in range(len(cfgs))]
+    for r in run.run_group(cfgs, outs, progress=False, warn=False):
+        assert not isinstance(r, Exception), r
+    grouped = [tc.read_rows(o) for o in outs]
+    wrong, inert = [], []
+    for i, ((field, cfg), rows) in enumerate(zip(pairs, grouped)):
+        alone = tc.read_rows(run.run(cfg, str(tmp_path / f"a{i}"), progress=False)["out"])
+        try:
+            _compare(rows, alone, f"{name} lane {i} ({field})")
+            assert json.loads((outs[i] / "config.json").read_text()) == \
+                json.loads((tmp_path / f"a{i}" / "config.json").read_text()), f"{field}: config.json"
+        except AssertionError as e:
+            wrong.append(f"{field}: {' '.join(line.strip() for line in str(e).splitlines() if line.strip())[:300]}")
+        if i and not _differs(rows, grouped[0]):
+            inert.append(field)
+    return wrong, inert
+
+
+# Every case of trust_cases (a protocol each, then population, faults, privacy, model.groups) in make
+# test-all: about 40 s of CPU each on an idle 2-core machine (one group, then each lane alone). Measured
+# 2026-12-07 (review27): every pair matches its run alone; INERT lists the pairs that cannot tell.
+@pytest.mark.slow
+@pytest.mark.parametrize("case", tc.every_case())
+def test_each_lane_field_alone_in_a_group_gives_the_run_alone(case, tmp_path):
+    wrong, inert = check(case, tmp_path)
+    assert not wrong, (case, wrong)
+    assert set(inert) == {k for (n, k) in INERT if n == case}, (case, inert)
+
+
+# make test's subset: cfd (issue 30 read its distill.temperature from lane 0) with that field, a host-side
+# field (partition.kind) and a schedule field (rounds): one field of each kind lanes.py carries, four lanes
+# in one program; alone, the last two reuse the base's compiled program (the persistent cache).
+FAST = ("distill.temperature", "partition.kind", "rounds")
+
+
+def test_one_field_of_each_kind_alone_in_a_group_gives_the_run_alone(tmp_path):
+    wrong, inert = check("cfd", tmp_path, FAST)
+    assert sorted(f for f, _ in lanes_of("cfd", FAST)[1:]) == sorted(FAST)
+    assert not wrong and not inert, (wrong, inert)
+
+
+class Crash(Exception):
+    pass
+
+
+def _sweep_rows(out, runs) -> dict:
+    return {name: tc.read_rows(out / name) for name, _ in runs}
+
+
+@pytest.mark.slow     # fast, the same code with one seed a lane and no host field varied:
+# tests/test_checkpoint_dec20d.py::test_a_group_killed_after_round_1_resumes_each_run_alone_from_round_1
+def test_a_grouped_sweep_of_seeds_resumes_per_lane_and_equals_each_seed_alone(tmp_path, monkeypatch):
+    """fedavgm (server momentum: state a resume must restore) as a grouped sweep of two runs with seeds=2
+    each (4 lanes), differing in a traced field, the seed, the partition and the rounds. (1) Every lane
+    (run, seed) equals that seed run alone (seeds=1, seed=s); (2) stopped while round 2's rows are written
+    with a checkpoint every round, the sweep run again resumes each run alone and ends with the rows of
+    the uninterrupted grouped sweep."""
+    from tallysim import sweep
+    base = tc.cfg("fedavgm", "rounds=3", "eval_every=1", "seeds=2")
+    runs = [("a", ["optim.lr=0.05"]),
+            ("b", ["optim.lr=0.1", "seed=5", "rounds=2", "partition.kind=dirichlet", "partition.alpha=0.5"])]
+    cfgs = sweep.configs(base, runs)
+    assert len(lanes.group(cfgs)) == 1
+    whole = _sweep_rows(tmp_path / "whole", runs) if sweep.run_sweep(
+        base, runs, tmp_path / "whole", progress=False, log=lambda s: None) else None
+    for (name, _), cfg in zip(runs, cfgs):
+        for s in range(2):
+            one = config.validate(config.apply_overrides(cfg, [f"seed={cfg.seed + s}", "seeds=1"]))
+            alone = tc.read_rows(run.run(one, str(tmp_path / f"{name}{s}"), progress=False)["out"])
+            lane = [{k: v[s] for k, v in r["per_seed"].items()} | {"round": r["round"]} for r in whole[name]]
+            _compare(lane, [{k: v for k, v in r.items() if k in lane[0]} for r in alone], f"{name} seed {s}")
+    orig = run._Recorder.rows
+
+    def rows(self, r, per_seed):
+        orig(self, r, per_seed)
+        if r == 2:
+            raise Crash(r)
+    with monkeypatch.context() as m:
+        m.setattr(run._Recorder, "rows", rows)
+        recs = sweep.run_sweep(base, runs, tmp_path / "sw", progress=False, log=lambda s: None, checkpoint_every=1)
+    assert [r["status"] for r in recs] == ["failed", "failed"]
+    logs = []
+    recs = sweep.run_sweep(base, runs, tmp_path / "sw", progress=False, log=logs.append)
+    assert [r["status"] for r in recs] == ["done", "done"], logs
+    assert sum("resuming from round 2" in s for s in logs) == 2, logs
+    got = _sweep_rows(tmp_path / "sw", runs)
+    for name, _ in runs:
+        _compare(got[name], whole[name], f"{name} resumed")
