@@ -43,8 +43,20 @@ INERT = {("fedavg-straggler", "faults.fraction"):
          "faulty sets {1, 3} and {1}; the 2-peer cohorts of rounds 1-2 hold peer 1 and not 3: the same straggler"}
 
 
+# Settings that make a case's fields act within two rounds: selective_fd's default thresholds (0.5) keep no
+# probe there (kept 0.0, measured), so its distillation fields changed nothing.
+ACT = {"selective_fd": ["selective_fd.client_threshold=0.1", "selective_fd.server_threshold=0.1"]}
+
+
+# Values that act within two rounds: distill.ramp_rounds 1 and 2 (_two_values) both give factor 1 in round 2,
+# and round 1 has no targets yet (softlabel's pair was inert, measured); 2 and 4 give 1 and 0.5 there.
+# distill.gate 0.3 and 0.1 both let topk_soft's agreement through (inert, measured); 0.9 shuts it.
+VALUES = {"distill.ramp_rounds": (2, 4), "distill.gate": (0.1, 0.9)}
+
+
 def _base(case: str) -> config.Config:
-    return tc.cfg(case, "rounds=2", "eval_every=1")
+    name = config.apply_overrides(config.Config(), list(tc.items(case))).protocol.name
+    return tc.cfg(case, "rounds=2", "eval_every=1", *ACT.get(name, []))
 
 
 @functools.cache
@@ -60,7 +72,7 @@ def lanes_of(case: str, only: tuple = ()) -> tuple:
     name = case_cfg.protocol.name
     first, on, switched = [], case_cfg, {}
     for k in (k for k in lanes.traced() if protocols.reads(name, k) and (not only or k in only)):
-        v0, v1 = _two_values(config.declared()[k])
+        v0, v1 = VALUES.get(k) or _two_values(config.declared()[k])
         cur = config.get_field(case_cfg, k)
         try:
             if cur:
