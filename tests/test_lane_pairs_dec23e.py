@@ -32,8 +32,9 @@ pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
 EXACT = ("round", "bits_up", "bits_down", "bits_per_peer", "steps_real", "steps_computed", "epsilon", "faulty",
          "merged", "nnz", "tied")
-# Host-side and schedule fields, each as a lane of its own (their second value; partition.alpha and
-# partition.min_size are read by the dirichlet partition only, so their lane sets it too).
+# Host-side and schedule fields, each as a lane of its own (their second value; partition.alpha is read by
+# the dirichlet partition only, so its lane sets it too). partition.k/scheme/pick/min_size/cap and seed_chunk:
+# test_trust_groups (its pair and label_quantity test) and test_text_lanes (pick).
 HOST = {"seed": ["seed=1"], "seeds": ["seeds=2"], "partition.kind": ["partition.kind=dirichlet"],
         "partition.alpha": ["partition.kind=dirichlet", "partition.alpha=0.3"],
         "rounds": ["rounds=1"], "eval_every": ["eval_every=2"]}
@@ -149,15 +150,15 @@ def check(name: str, tmp_path, only: tuple = ()) -> list:
 
 
 # Every case of trust_cases (a protocol each, then population, faults, privacy, model.groups) in make
-# test-all: about 40 s of CPU each on an idle 2-core machine (one group, then each lane alone). Measured
-# 2026-12-07 (review27): every pair matches its run alone; INERT lists the pairs that cannot tell.
+# test-all: one or two groups, then each lane alone (2 to 10 minutes a case on the shared 2-core machine at
+# load 9-15, 2026-12-07). review27 ran the cases named in its report: every pair matched its run alone.
 @pytest.mark.slow
 @pytest.mark.parametrize("case", tc.every_case())
 def test_each_lane_field_alone_in_a_group_gives_the_run_alone(case, tmp_path):
     wrong, inert = check(case, tmp_path)
     assert not wrong, (case, wrong)
     unknown = sorted(set(inert) - {k for (n, k) in INERT if n == case})
-    if unknown:     # not every case was measured (review27 ran 17 of 32): said, not failed
+    if unknown:     # not every case was measured with these values: said, not failed
         warnings.warn(f"{case}: the lanes varying {unknown} equal lane 0 in two rounds (those pairs check "
                       "nothing; list them in INERT with why, or choose values that act)", RuntimeWarning)
 
@@ -169,7 +170,7 @@ def test_each_lane_field_alone_in_a_group_gives_the_run_alone(case, tmp_path):
 FAST = ("distill.temperature", "rounds")
 
 
-def test_one_field_of_each_kind_alone_in_a_group_gives_the_run_alone(tmp_path):
+def test_a_traced_and_a_schedule_field_each_alone_in_a_group_give_the_runs_alone(tmp_path):
     wrong, inert = check("cfd", tmp_path, FAST)
     assert [sorted(f for f, _ in g[1:]) for g in lanes_of("cfd", FAST)] == [sorted(FAST)]
     assert not wrong and not inert, (wrong, inert)
