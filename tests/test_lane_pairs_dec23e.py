@@ -45,8 +45,10 @@ INERT = {("fedavg-straggler", "faults.fraction"):
 
 
 # Settings that make a case's fields act within two rounds: selective_fd's default thresholds (0.5) keep no
-# probe there (kept 0.0, measured), so its distillation fields changed nothing.
-ACT = {"selective_fd": ["selective_fd.client_threshold=0.1", "selective_fd.server_threshold=0.1"]}
+# probe there (kept 0.0, measured), so its distillation fields changed nothing;
+# fedct's case exchanges every 2 rounds (fedct.period=2), so its targets are first distilled in round 3: period 1.
+ACT = {"selective_fd": ["selective_fd.client_threshold=0.1", "selective_fd.server_threshold=0.1"],
+       "fedct": ["fedct.period=1"]}
 
 
 # Values that act within two rounds: distill.ramp_rounds 1 and 2 (_two_values) both give factor 1 in round 2,
@@ -118,7 +120,8 @@ def _compare(grouped: list, alone: list, what: str) -> None:
 
 def _differs(a: list, b: list) -> bool:
     """Do two lanes' rows differ beyond float rounding (so that a lane given lane 0's value would show)?"""
-    keys = ("train_loss", "acc_mean", "bits_up", "bits_down", "agreement", "vote_acc", "epsilon")
+    # acc_global: the server's model, where fedavgm.beta first acts (round 2's server step)
+    keys = ("train_loss", "acc_mean", "acc_global", "bits_up", "bits_down", "agreement", "vote_acc", "epsilon")
     num = lambda r, k: np.asarray(r.get(k) or 0, float)      # noqa: E731
     return len(a) != len(b) or any(not np.allclose(num(x, k), num(y, k), rtol=1e-4, atol=1e-5)
                                    for x, y in zip(a, b) for k in keys)
