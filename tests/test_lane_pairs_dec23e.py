@@ -91,6 +91,8 @@ def lanes_of(case: str, only: tuple = ()) -> tuple:
     for k, items in HOST.items():
         if only and k not in only:
             continue
+        if k.startswith("partition.") and case_cfg.partition.kind == "population":
+            continue      # 30 peers of >= 10 examples from 600: no dirichlet draw (RunRefused, measured)
         if k == "partition.kind" and case_cfg.partition.kind == "dirichlet":      # fednova's case
             items = ["partition.kind=iid"]
         first.append((k, config.validate(config.apply_overrides(case_cfg, items))))
