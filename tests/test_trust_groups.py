@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import trust_cases as tc
-from tallysim import config, protocols, run
+from tallysim import config, protocols, run, sizing
 from tallysim.config import ConfigError
 from tallysim.sim import faults, lanes
 from test_lane_reads import REFUSED, _two_values
@@ -32,7 +32,10 @@ def _host_values(a: config.Config) -> dict:
     """The second lane's value of every host-side and schedule field (lanes.HOST, SCHEDULE,
     HOST_FIXED_FAULTS), chosen from the first lane's so that it differs and stays valid."""
     p = a.partition
-    out = {"seed": a.seed + 1, "seeds": 2, "seed_chunk": 1,
+    # seed_chunk 3: every lane of the pair (1 + 2) in one batch. It was 1, and the smallest a group's
+    # configurations ask for wins (build.auto_chunk), so the pair ran one lane at a time and never put two
+    # configurations in one vmapped program (review27).
+    out = {"seed": a.seed + 1, "seeds": 2, "seed_chunk": 3,
            "partition.kind": "dirichlet", "partition.alpha": 0.3 if p.alpha != 0.3 else 0.7,
            "partition.min_size": 1 if p.min_size != 1 else 2, "partition.cap": not p.cap,
            "rounds": a.rounds - 1, "eval_every": a.eval_every + 1}
@@ -102,6 +105,7 @@ def _compare_values(g: dict, s: dict, what, r, exact_only):
 
 def _run_group(a, b, tmp_path) -> list:
     assert len(lanes.group([a, b])) == 1, "the pair must be one program"
+    assert sizing.asked_chunk([a, b], a.seeds + b.seeds) in (None, a.seeds + b.seeds), "one batch of every lane"
     outs = [str(tmp_path / "ga"), str(tmp_path / "gb")]
     res = run.run_group([a, b], outs, progress=False)
     for r in res:
