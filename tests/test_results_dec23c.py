@@ -88,23 +88,8 @@ def test_a_seeds_nan_accuracy_is_read_and_marked_not_the_run_refused(tmp_path):
 
 # ----------------------------------------------------------------------------- 4. the tracker's count
 
-class _Writer:
-    """A tracking backend that keeps what it is given (no TensorBoard or MLflow needed)."""
-
-    def __init__(self):
-        self.rows = []
-
-    def start(self, name, hparams):
-        pass
-
-    def row(self, step, scalars):
-        self.rows.append((step, scalars))
-
-    def image(self, tag, png):
-        pass
-
-    def close(self):
-        pass
+# A tracking backend that keeps what it is given (no TensorBoard or MLflow needed): partialseeds' fake.
+from test_partialseeds_dec21d import _Writer  # noqa: E402
 
 
 def _ppl_row(rnd, ppl):
