@@ -89,7 +89,8 @@ def test_the_check_fails_when_a_groups_probes_change(group, probes):
 
 def test_the_page_s_bits_column_is_the_formula_times_the_rounds(full_bits):
     """docs/matched-bits.md's table of this figure: bits per peer and round and over the 20 rounds, row per group."""
-    rows = doc_table_rows("## The class-count axis at matched bits")
+    # the paired re-measure's table further down (paired30) names groups too, with other columns
+    rows = doc_table_rows("## The class-count axis at matched bits", "**Tally against local training, re-measured with paired seeds**")
     rounds = _spec()["base"]["rounds"]
     head = rows[0]
     run, per_round, total = head.index("run"), head.index("bits per peer and round"), head.index(f"bits per peer ({rounds} rounds)")
