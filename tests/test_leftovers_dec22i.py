@@ -103,10 +103,26 @@ def test_a_lone_retry_starts_every_narrower_chunk_from_the_kept_checkpoint(tmp_p
     items = (*RESUMABLE, "seeds=2")
     b = run.build(tiny(*items))
     run.run(tiny(*items), str(tmp_path / "whole"), progress=False, built=b)
-    seen, real_chunk, real_row, calls = [], run._run_chunk, run.lane_row, []
+    seen, written = oom_at_round_3(monkeypatch)
+    out = tmp_path / "run"
+    run.run(tiny(*items), str(out), progress=False, built=b, checkpoint_every=1)
+    assert seen == [(0, 2, 0), (0, 1, 2), (1, 2, 2)]
+    assert "seeds 0-1 start again from their checkpoint after round 2" in capsys.readouterr().err
+    assert written == [1, 2, 3]                     # each round's row once
+    assert_rows_as_uninterrupted(read_rows(out), read_rows(tmp_path / "whole"))
+
+
+def oom_at_round_3(monkeypatch, interrupt_at=None) -> tuple[list, list]:
+    """A lone run's chunks noted as (lo, hi, round resumed from) in `seen`, out of memory the first time
+    a row of round 3 is made, and (given) a KeyboardInterrupt the first time a chunk `interrupt_at`
+    starts; `written`: the rounds whose rows reach metrics.jsonl. Shared with test_oom_dec23a."""
+    from tallysim import run
+    seen, real_chunk, real_row, calls, written = [], run._run_chunk, run.lane_row, [], []
 
     def run_chunk(b, lo, hi, lanes_out, bar, saver, resume):
         seen.append((lo, hi, resume["round"] if resume else 0))
+        if interrupt_at is not None and seen[-1] == interrupt_at and seen.count(interrupt_at) == 1:
+            raise KeyboardInterrupt
         return real_chunk(b, lo, hi, lanes_out, bar, saver, resume)
 
     def lane_row(ev, info, ledger, j, end, *rest):
@@ -116,14 +132,13 @@ def test_a_lone_retry_starts_every_narrower_chunk_from_the_kept_checkpoint(tmp_p
         return real_row(ev, info, ledger, j, end, *rest)
     monkeypatch.setattr(run, "_run_chunk", run_chunk)
     monkeypatch.setattr(run, "lane_row", lane_row)
-    written = []
     monkeypatch.setattr(run._Recorder, "rows", _spy(run._Recorder.rows, written))
-    out = tmp_path / "run"
-    run.run(tiny(*items), str(out), progress=False, built=b, checkpoint_every=1)
-    assert seen == [(0, 2, 0), (0, 1, 2), (1, 2, 2)]
-    assert "seeds 0-1 start again from their checkpoint after round 2" in capsys.readouterr().err
-    assert written == [1, 2, 3]                     # each round's row once
-    got, reference = read_rows(out), read_rows(tmp_path / "whole")
+    return seen, written
+
+
+def assert_rows_as_uninterrupted(got: list, reference: list) -> None:
+    """Every row as the uninterrupted run's, but wall time, and train_loss to 1e-6 (programs of other
+    widths, test_oom_dec22d._same)."""
     for row in got + reference:
         row.pop("wall_s")
     loss = [(r.pop("train_loss"), r.pop("train_loss_std"), *r["per_seed"].pop("train_loss")) for r in got + reference]

@@ -44,8 +44,14 @@ TEXT_FAULT = ["model.name=lstm", "faults.kind=confident_wrong", "faults.fraction
                        "skips PAD, BOS, EOS and OOV); allowed: -1 (a random wrong character) or 4..79"),
     ("shakespeare_words", 1, "faults.target=1 is BOS on text (shakespeare_words), never a scored target (test "
                              "accuracy skips PAD, BOS, EOS and OOV); allowed: -1 (a random wrong word) or 4..10003"),
+    # EOS, OOV and past the vocabulary (textleft33)
+    ("shakespeare", 2, "faults.target=2 is EOS on text (shakespeare), never a scored target (test accuracy skips "
+                       "PAD, BOS, EOS and OOV); allowed: -1 (a random wrong character) or 4..79 (a character)"),
+    ("shakespeare_words", 3, "faults.target=3 is OOV on text (shakespeare_words), never a scored target"),
+    ("shakespeare_words", 10_004, "faults.target=10004 is not a token of shakespeare_words (10,004: PAD, BOS, EOS, "
+                                  "OOV and 10,000 words); allowed: -1 (a random wrong word) or 4..10003 (a word)"),
 ])
-def test_a_text_fault_target_of_pad_or_bos_is_refused(name, target, says):
+def test_a_text_fault_target_that_is_never_scored_is_refused(name, target, says):
     from tallysim import config
     cfg = config.apply_overrides(config.Config(), [f"data.name={name}", *TEXT_FAULT, f"faults.target={target}"])
     with pytest.raises(ConfigError) as e:

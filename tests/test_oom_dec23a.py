@@ -16,6 +16,7 @@ import pytest
 
 from conftest import RESUMABLE, read_rows, tiny
 from tallysim import checkpoint, run, sweep
+from test_leftovers_dec22i import assert_rows_as_uninterrupted, oom_at_round_3
 
 OOM = "RESOURCE_EXHAUSTED: Out of memory while trying to allocate 1.00GiB"
 
@@ -123,28 +124,7 @@ def test_a_lone_retry_stopped_after_its_first_narrower_chunk_resumes_the_next_fr
     items = (*RESUMABLE, "seeds=2")
     b = run.build(tiny(*items))
     run.run(tiny(*items), str(tmp_path / "whole"), progress=False, built=b)
-    seen, real_chunk, real_row, calls = [], run._run_chunk, run.lane_row, []
-
-    def run_chunk(b, lo, hi, lanes_out, bar, saver, resume):
-        seen.append((lo, hi, resume["round"] if resume else 0))
-        if seen[-1] == (1, 2, 2) and seen.count((1, 2, 2)) == 1:
-            raise KeyboardInterrupt
-        return real_chunk(b, lo, hi, lanes_out, bar, saver, resume)
-
-    def lane_row(ev, info, ledger, j, end, *rest):
-        calls.append(end)
-        if end == 3 and calls.count(3) == 1:
-            raise RuntimeError(OOM)
-        return real_row(ev, info, ledger, j, end, *rest)
-    monkeypatch.setattr(run, "_run_chunk", run_chunk)
-    monkeypatch.setattr(run, "lane_row", lane_row)
-    written, real_rows = [], run._Recorder.rows
-
-    def rows(self, r, per_seed):
-        before = self.lines
-        real_rows(self, r, per_seed)
-        written.extend([r] if self.lines > before else [])
-    monkeypatch.setattr(run._Recorder, "rows", rows)
+    seen, written = oom_at_round_3(monkeypatch, interrupt_at=(1, 2, 2))
     out = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):
         run.run(tiny(*items), str(out), progress=False, built=b, checkpoint_every=1)
@@ -157,12 +137,7 @@ def test_a_lone_retry_stopped_after_its_first_narrower_chunk_resumes_the_next_fr
     assert seen[3:] == [(1, 2, 2)]                  # seed 1 from the copy's round 2, not from round 1
     assert not (out / memory_retry.RETRY).exists() and not (out / checkpoint.FILE).exists()
     assert written == [1, 2, 3]                     # each round's row once
-    got, reference = read_rows(out), read_rows(tmp_path / "whole")
-    for row in got + reference:
-        row.pop("wall_s")
-    loss = [(r.pop("train_loss"), r.pop("train_loss_std"), *r["per_seed"].pop("train_loss")) for r in got + reference]
-    assert sum(map(list, loss[:3]), []) == pytest.approx(sum(map(list, loss[3:]), []), rel=1e-6, abs=1e-7)
-    assert got == reference
+    assert_rows_as_uninterrupted(read_rows(out), read_rows(tmp_path / "whole"))
 
 
 def _saved(d, lo: int, n: int, r: int, name: str = checkpoint.FILE) -> None:

@@ -63,22 +63,8 @@ def test_a_sweep_warns_once_naming_its_runs_whose_soft_labels_round_to_zeros(cap
 
 # ----------------------------------------------------------------------------- 2. a noisy target never scored
 
-TEXT_FAULT = ["model.name=lstm", "faults.kind=confident_wrong", "faults.fraction=0.25"]
-
-
-@pytest.mark.parametrize("name, target, says", [
-    ("shakespeare", 2, "faults.target=2 is EOS on text (shakespeare), never a scored target (test accuracy skips "
-                       "PAD, BOS, EOS and OOV); allowed: -1 (a random wrong character) or 4..79 (a character)"),
-    ("shakespeare_words", 3, "faults.target=3 is OOV on text (shakespeare_words), never a scored target"),
-    ("shakespeare_words", 10_004, "faults.target=10004 is not a token of shakespeare_words (10,004: PAD, BOS, EOS, "
-                                  "OOV and 10,000 words); allowed: -1 (a random wrong word) or 4..10003 (a word)"),
-])
-def test_a_text_fault_target_that_is_never_scored_is_refused(name, target, says):
-    cfg = config.apply_overrides(config.Config(), [f"data.name={name}", *TEXT_FAULT, f"faults.target={target}"])
-    with pytest.raises(ConfigError) as e:
-        config.validate(cfg)
-    assert says in str(e.value)
-    config.validate(config.apply_overrides(cfg, ["faults.target=4"]))      # the first word (character): kept
+# EOS, OOV and a target past the vocabulary are refused beside PAD and BOS: test_leftovers_dec22m's
+# test_a_text_fault_target_that_is_never_scored_is_refused.
 
 
 def _wrong(C, task, y, rows=None, target=-1):
