@@ -78,7 +78,8 @@ def write_arrays(arrays: dict, path: pathlib.Path) -> pathlib.Path:
 
 
 def env_flag(var: str) -> bool:
-    """An on/off environment variable (fields.env_flag: a value that is neither refused)."""
+    """An on/off environment variable (fields.env_flag: a value that is neither refused). Here for the
+    layers below fields (sim/conv_pallas reads TALLYSIM_PALLAS_INTERPRET; test_hygiene keeps sim off fields)."""
     return fields.env_flag(var)
 
 
