@@ -51,11 +51,12 @@ _META = {"version": int, "chunk": int, "lo": int, "round": int, "ledgers": list,
 # (code_identity.random_settings: a resume under others is refused, random_change).
 
 
-def read_meta(out_dir: Path, cfg=None) -> dict:
+def read_meta(out_dir: Path, cfg=None, name: str = FILE) -> dict:
     """The checkpoint's meta, checked before anything loads or compiles: every array's CRC (a flipped
     bit is found now, not after compiling), the version and keys of meta, and with `cfg` that its
-    round and seed index lie inside that configuration's rounds and seeds. Any problem is one line."""
-    path = out_dir / FILE
+    round and seed index lie inside that configuration's rounds and seeds. Any problem is one line.
+    `name`: another checkpoint file in out_dir (an out-of-memory retry's copy, memory_retry.RETRY)."""
+    path = out_dir / name
     try:
         # every CRC before any array header is parsed: a damaged header can declare a shape of petabytes,
         # and numpy's MemoryError allocating it passed for the machine running out of memory (a traceback)
@@ -66,7 +67,7 @@ def read_meta(out_dir: Path, cfg=None) -> dict:
             with np.load(path) as z:
                 meta = json.loads(bytes(z["__meta__"]).decode())
     except FileNotFoundError:
-        raise ConfigError(f"{out_dir} has no {FILE} to resume from; run it again with --overwrite") from None
+        raise ConfigError(f"{out_dir} has no {name} to resume from; run it again with --overwrite") from None
     except Exception as e:   # noqa: BLE001 - any unreadable file is the same user-facing problem
         _unless_out_of_memory(e)
         raise ConfigError(f"{path} is unreadable ({type(e).__name__}); run again with --overwrite") from None

@@ -18,7 +18,6 @@ read as the other's word at the next decision: both out of memory, one read "ano
 from __future__ import annotations
 
 import itertools
-import json
 import zipfile
 from typing import Optional
 
@@ -179,13 +178,13 @@ def on_disk(out_dir) -> Optional[dict]:
     path = None if out_dir is None or jax.process_count() > 1 else out_dir / RETRY
     if path is None or not path.is_file():
         return None
-    try:
+    try:       # checked as a checkpoint is (CRCs, version, keys): a damaged copy is not started from
+        meta = checkpoint.read_meta(out_dir, name=RETRY)
         with np.load(path) as z:
-            meta = json.loads(bytes(z["__meta__"]).decode())
             saved_lanes = z["leaf_00000"].shape[0]
         lo, r, ledgers = int(meta["lo"]), int(meta["round"]), list(meta["ledgers"])
         evals = {int(k): rows for k, rows in meta["evals"].items()}
-    except (OSError, KeyError, ValueError, TypeError, AttributeError, zipfile.BadZipFile):
+    except (ConfigError, OSError, KeyError, ValueError, TypeError, AttributeError, zipfile.BadZipFile):
         return None
     return {"lo": lo, "hi": lo + len(ledgers), "round": r, "ledgers": ledgers, "saved_lanes": saved_lanes,
             "evals": evals, "path": path}
