@@ -53,15 +53,18 @@ def test_a_resume_inside_a_retry_continues_its_chunk_from_its_own_checkpoint(tmp
     assert_rows_as_uninterrupted(read_rows(out), read_rows(tmp_path / "whole"))
 
 
-def test_a_run_finished_while_its_group_goes_on_is_recorded_once(tmp_path, monkeypatch):
-    """rounds=2 and rounds=3 as one program, uninterrupted: the 2-round run's done.json is there while the
-    group still runs round 3 (run_group's on_finished), and the sweep records it once: one summary line, its
-    done.json written once. sweep._run_grouped's skip of the runs `finished` had recorded could be deleted
-    with every test passing (each such run's done.json then written twice, its summary logged twice)."""
+@pytest.mark.parametrize("oom", [False, True], ids=["uninterrupted", "out-of-memory-at-round-3"])
+def test_a_run_finished_while_its_group_goes_on_is_recorded_once(tmp_path, monkeypatch, oom):
+    """rounds=2 and rounds=3 as one program: the 2-round run's done.json is there while the group still runs
+    round 3 (run_group's on_finished), and the sweep records it once: one summary line, its done.json written
+    once; also where the group then runs out of memory at round 3 and retries its lanes one at a time (the
+    retry's Lanes start with the runs already final, run_recorders.Lanes.final). sweep._run_grouped's skip of
+    the runs `finished` recorded, and Lanes.final's start, could each be deleted with every test passing
+    (such a run's done.json then written twice, its summary logged twice)."""
     from tallysim import sweep, sweep_records
     runs = sweep.expand({}, ["rounds=2,3"])
     short = tmp_path / runs[0][0]
-    dones, seen_at_3 = [], []
+    dones, seen_at_3, calls = [], [], []
     real_done, real_rows = sweep_records.done, run._Recorder.rows
 
     def done(run_dir, *a, **k):
@@ -70,7 +73,10 @@ def test_a_run_finished_while_its_group_goes_on_is_recorded_once(tmp_path, monke
 
     def rows(self, r, per_seed):
         if r == 3:
+            calls.append(r)
             seen_at_3.append((short / sweep.DONE).is_file())
+            if oom and len(calls) == 1:
+                raise RuntimeError(OOM)
         return real_rows(self, r, per_seed)
     monkeypatch.setattr(sweep, "_done", done)
     monkeypatch.setattr(run._Recorder, "rows", rows)
@@ -80,6 +86,7 @@ def test_a_run_finished_while_its_group_goes_on_is_recorded_once(tmp_path, monke
     assert seen_at_3 and all(seen_at_3)         # done before the group ended
     assert sorted(dones) == sorted(n for n, _ in runs)      # each once
     assert len([line for line in logs if line.strip().startswith("local: 2 rounds")]) == 1, logs
+    assert [r["round"] for r in read_rows(tmp_path / runs[1][0])] == [1, 2, 3]
 
 
 def test_a_damaged_retry_copy_is_not_started_from(tmp_path):
