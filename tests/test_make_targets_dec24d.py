@@ -107,3 +107,20 @@ def test_figures_page_and_make_help_show_the_quick_form_of_every_figure_target()
     for files in [["fig1"], *TARGETS.values()]:
         for f in files:
             figures.preflight(str(ROOT / f) if f.startswith("experiments/") else f, True, None, None)
+
+
+def test_a_figure_names_a_group_of_one_run_in_the_singular(tmp_path, monkeypatch):
+    """The figures notebook printed `fig1-smoke: group local (1 runs)` for each of fig1's one-run groups. The
+    line is logged before the group's sweep starts; the sweep is stopped there (nothing compiles)."""
+    class Stop(Exception):
+        pass
+
+    def stop(*args, **kwargs):
+        raise Stop
+
+    monkeypatch.setattr(figures.sweep, "run_sweep", stop)
+    lines = []
+    with pytest.raises(Stop):
+        figures.make_figure("fig1", smoke=True, results=str(tmp_path / "r"), out=str(tmp_path / "f"),
+                            progress=False, log=lines.append)
+    assert lines and lines[-1].startswith("fig1-smoke: group ") and lines[-1].endswith(" (1 run)"), lines
