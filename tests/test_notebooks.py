@@ -188,3 +188,5 @@ def test_figures_notebook_make_figure_call_passes_the_figures_checks(tmp_path, m
     monkeypatch.chdir(tmp_path)                                    # the notebook's fresh working directory
     for smoke in (True, False):
         figures.preflight(ns["FIGURE"], smoke, kwargs["results"], kwargs["out"])
+    doc = " ".join((NOTEBOOKS.parent / "docs" / "notebooks.md").read_text().split())
+    assert f"`{kwargs['results']}/`" in doc and f"`{kwargs['out']}/`" in doc      # where docs/notebooks.md says
