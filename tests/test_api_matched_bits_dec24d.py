@@ -1,7 +1,8 @@
 """docs/api.md, "Protocols at matched bits" (2026-12-07, userjourney13): a notebook user reading a sweep had
 read_rows, plots and the Pareto front, but no documented way to set protocols side by side at one budget of
 bits. The page's snippet is run here as written, on two hand-made runs (no JAX, nothing trained): each
-run's last evaluation within the budget, and a run whose first evaluation is over it said in words."""
+run's last evaluation within the budget, and a run whose first evaluation is over it said in words; before it,
+the plot of the sweep's runs (plot_curves refuses the sweep's own directory, naming its runs)."""
 import contextlib
 import io
 import json
@@ -41,3 +42,5 @@ def test_the_matched_bits_snippet_runs_as_written(tmp_path, monkeypatch):
         "protocol.name=fedavg no evaluation within 200,000 bits",
         "protocol.name=softlabel 0.1800 at round 1",       # 256,000 bits by round 2: over the budget
         "protocol.name=tally 0.3000 at round 3"], out.getvalue()
+    assert (tmp_path / "alpha.png").is_file() and (tmp_path / "alpha.csv").is_file()     # the plot, one line a run
+    assert len({row.split(",")[0] for row in (tmp_path / "alpha.csv").read_text().splitlines()[1:]}) == 3
