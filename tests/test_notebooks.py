@@ -4,6 +4,7 @@ fresh Colab: Debian's Fashion-MNIST hidden (TALLYSIM_NO_DEBIAN=1), an empty data
 The install cell's logic (install only what is missing, keep the JAX that is there) runs against fakes."""
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -188,5 +189,12 @@ def test_figures_notebook_make_figure_call_passes_the_figures_checks(tmp_path, m
     monkeypatch.chdir(tmp_path)                                    # the notebook's fresh working directory
     for smoke in (True, False):
         figures.preflight(ns["FIGURE"], smoke, kwargs["results"], kwargs["out"])
+    # a config the notebook offers for FIGURE (the make targets' studies) runs from the fresh directory too:
+    # found among the shipped configs, its smoke section valid, with the cell's own results and out
+    nb_text = (NOTEBOOKS / "figures.ipynb").read_text()
+    offered = set(re.findall(r"experiments/[\w/]+\.json", nb_text)) - {"experiments/figN.json"}   # figN: any
+    assert offered, "the figures notebook names no figure config for FIGURE"
+    for path in sorted(offered):
+        figures.preflight(path, True, kwargs["results"], kwargs["out"])
     doc = " ".join((NOTEBOOKS.parent / "docs" / "notebooks.md").read_text().split())
     assert f"`{kwargs['results']}/`" in doc and f"`{kwargs['out']}/`" in doc      # where docs/notebooks.md says
