@@ -155,17 +155,20 @@ RETRY = outdir.RETRY_CHECKPOINT     # the copy, in the run directory: a --resume
 
 
 def kept(out_dir, lo: int, hi: int) -> Optional[dict]:
-    """The lone run's checkpoint of seeds [lo, hi) after a round R > 0, copied to RETRY (written whole
-    and renamed, as checkpoint.save writes; until late on 2026-12-07 held in memory only: a retry stopped
-    after its first narrower chunk resumed the next from round 1): on_disk's description of it; None where
-    there is none (no --out, no state saved yet, another chunk's, several processes, unreadable)."""
+    """The lone run's checkpoint of seeds [lo, hi) after a round R > 0, kept as RETRY (until late on
+    2026-12-07 held in memory only: a retry stopped after its first narrower chunk resumed the next from
+    round 1): a hard link to it, where the filesystem makes one, for the retry's saves replace
+    checkpoint.npz by a rename, never writing into it (a copy, until 2026-12-08, held the same bytes twice
+    on disk until the retry's first save); else a copy written whole and renamed. on_disk's description of
+    it; None where there is none (no --out, no state saved yet, another chunk's, several processes,
+    unreadable)."""
     if out_dir is None or jax.process_count() > 1 or not (out_dir / checkpoint.FILE).is_file():
         return None
     try:
         meta = checkpoint.read_meta(out_dir)
         if meta["lo"] != lo or meta["round"] < 1 or len(meta["ledgers"]) != hi - lo:
             return None
-        atomic.write_atomic(out_dir / RETRY, (out_dir / checkpoint.FILE).read_bytes())
+        atomic.link_or_copy(out_dir / checkpoint.FILE, out_dir / RETRY)     # a link: no second copy on disk
     except (ConfigError, OSError):
         return None
     return on_disk(out_dir)
