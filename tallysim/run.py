@@ -273,8 +273,9 @@ def run_group(cfgs: list[Config], outs: list, progress: bool = True, built: Opti
     warned for the whole sweep). Returns per configuration its last metrics row plus 'out', or the
     exception that stopped it (a NonFiniteLoss stops only its own configuration). Given a
     `checkpoint_every` K, each configuration saves its own checkpoint (checkpoint.GroupSaver). A
-    configuration whose last row is written is final at once: `on_finished(i, its result)` (a sweep
-    writes its done.json), then its checkpoint is removed (it stayed until the group ended: a group
+    configuration whose last row is written, or whose loss is not finite, is final at once:
+    `on_finished(i, its result)` (a sweep writes its done.json, or records it failed), then its
+    checkpoint is removed (it stayed until the group ended: a group
     stopped later, by an interrupt or out of memory, left it, and a resume ran the run again from it)."""
     name = memory_retry.begin()     # first, as in `run`
     api_arguments.check_group(cfgs, outs, checkpoint_every)
