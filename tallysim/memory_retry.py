@@ -158,7 +158,7 @@ def kept(out_dir, lo: int, hi: int) -> Optional[dict]:
     """The lone run's checkpoint of seeds [lo, hi) after a round R > 0, kept as RETRY (until late on
     2026-12-07 held in memory only: a retry stopped after its first narrower chunk resumed the next from
     round 1): a hard link to it, where the filesystem makes one, for the retry's saves replace
-    checkpoint.npz by a rename, never writing into it (a copy, until 2026-12-08, held the same bytes twice
+    checkpoint.npz by a rename, never writing into it (a copy, until late on 2026-12-07, held the same bytes twice
     on disk until the retry's first save); else a copy written whole and renamed. on_disk's description of
     it; None where there is none (no --out, no state saved yet, another chunk's, several processes,
     unreadable)."""
@@ -284,7 +284,7 @@ def bounds(b, resume: Optional[dict], chunk: int) -> list:
     narrower chunks may place off their multiples (seeds=5, 5 -> 2 at a time from index 0 or 5), those
     before it, done, as wide (the bar's count); none across a lone retry's kept seeds' end (a chunk across
     it started from round 1, its rows up to the copy's round counted twice); a group retry's without the
-    lanes of its runs finished or stopped (`skip`: until 2026-12-08 run again from round 1, their rows
+    lanes of its runs finished or stopped (`skip`: until late on 2026-12-07 run again from round 1, their rows
     not rewritten but the compute spent, the narrower program widened, and the chunk holding them
     started from round 1: a finished run keeps no checkpoint)."""
     n, start = len(b.seeds), resume["lo"] if resume else 0

@@ -155,7 +155,7 @@ class Lanes:
             raise err
         self.failed[i] = err
         if self.on_final:       # final now, as a run whose last row is written (a sweep records it stopped:
-            if rec.file:        # its out-of-memory fallback ran it again, from round 1, until 2026-12-08)
+            if rec.file:        # its out-of-memory fallback ran it again, from round 1, until late on 2026-12-07)
                 rec.file.sync()
             self.on_final(i, err)
 
