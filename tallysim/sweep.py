@@ -253,9 +253,12 @@ def _run_grouped(runmod, batch: list[int], runs, cfgs, records, out_dir: Path, p
     _write_index(out_dir, records, meta)
     t0 = time.time()
 
-    def finished(k: int, last: dict) -> None:   # its last row written: done now, though the group goes on
-        i = batch[k]
-        _done(out_dir / runs[i][0], records[i], runmod, cfgs[i], runs[i][1], last, (time.time() - t0) / len(batch), log)
+    def finished(k: int, last) -> None:     # its last row written, or its loss not finite: done or failed
+        i = batch[k]                        # now, though the group goes on (and an out-of-memory fallback keeps it)
+        if isinstance(last, Exception):
+            _fail(out_dir / runs[i][0], records[i], str(last), log, diverged=isinstance(last, runmod.NonFiniteLoss))
+        else:
+            _done(out_dir / runs[i][0], records[i], runmod, cfgs[i], runs[i][1], last, (time.time() - t0) / len(batch), log)
         _write_index(out_dir, records, meta)
     try:
         results = runmod.run_group([cfgs[i] for i in batch], [out_dir / runs[i][0] for i in batch], progress,
@@ -274,11 +277,12 @@ def _run_grouped(runmod, batch: list[int], runs, cfgs, records, out_dir: Path, p
         return _run_grouped(runmod, rest, runs, cfgs, records, out_dir, progress, log, meta, every)
     except Exception as e:     # noqa: BLE001 - recorded against the group's runs, the sweep goes on
         first = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
-        left = [i for i in batch if records[i]["status"] != "done"]      # those finished are kept, done
+        left = [i for i in batch if records[i]["status"] == "running"]   # those finished or stopped are kept
         if runmod.out_of_memory(e):
             alone, rest = sweep_resume.after_group(left, [out_dir / runs[i][0] for i in left])
-            say(log, f"  the group did not fit in memory as one program ({first}); "
-                + sweep_resume.after_group_words(len(batch) - len(left), len(alone), len(rest)), ", ".join(names))
+            stopped = sum(records[i]["status"] == "failed" for i in batch)
+            say(log, f"  the group did not fit in memory as one program ({first}); " + sweep_resume.after_group_words(
+                len(batch) - len(left) - stopped, len(alone), len(rest), stopped), ", ".join(names))
             for i in alone:
                 _run_one(runmod, i, runs, cfgs, records, out_dir, progress, log, meta, every)
             for part in (rest[:len(rest) // 2], rest[len(rest) // 2:]):
@@ -297,7 +301,7 @@ def _run_grouped(runmod, batch: list[int], runs, cfgs, records, out_dir: Path, p
     seconds = (time.time() - t0) / len(batch)
     for i, res in zip(batch, results):
         (name, overrides), rec = runs[i], records[i]
-        if rec["status"] == "done":         # finished while the group went on (`finished`)
+        if rec["status"] in ("done", "failed"):     # finished or stopped while the group went on (`finished`)
             continue
         if isinstance(res, Exception):
             _fail(out_dir / name, rec, str(res), log, diverged=isinstance(res, runmod.NonFiniteLoss))
