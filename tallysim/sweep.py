@@ -69,7 +69,10 @@ def command_configs(base_cfg: Config, runs: list[tuple[str, list[str]]], out=Non
     of them. `out`: --out, whose finished runs' data is not checked (`unfinished`)."""
     cfgs = configs(base_cfg, runs)
     check_fields_read(runs, cfgs)
-    validation.check_data_paths(unfinished(runs, cfgs, out))   # --dry-run too: the data a run would read
+    from tallysim.data import loading
+    todo = unfinished(runs, cfgs, out)
+    validation.check_data_paths(todo)        # --dry-run too: the data a run would read
+    loading.check_datasets(todo)             # and a misspelt data.name, as each run would refuse it
     return cfgs
 
 

@@ -1,5 +1,6 @@
 """leftovers36: small user-facing gaps left by earlier sessions (one section per item): `tallysim sweep`
-not refusing finished runs for data moved since, ..."""
+not refusing finished runs for data moved since; a misspelt data.name refused at `run --print-config` and
+a sweep's --dry-run; data.num_classes typed on a dataset whose files fix its classes; ..."""
 from __future__ import annotations
 
 import json
@@ -41,3 +42,75 @@ def test_tallysim_sweep_does_not_refuse_finished_runs_whose_data_moved(tmp_path,
     line = one_line(capsys, argv[:-1] + ["seed=0,1,2"])
     assert "data.path=" in line and "gone does not exist" in line, line
     assert not (out / "seed=2").exists()
+
+
+# ----------------------------------------------------------------------------- 2. a misspelt data.name
+
+@pytest.mark.parametrize("command", [["run", "--print-config"], ["sweep", "--dry-run", "--out", "OUT", "seed=0,1"],
+                                     ["run", "--out", "OUT"]])
+def test_a_misspelt_dataset_name_is_refused_before_anything_loads(command, tmp_path, capsys, no_compile, monkeypatch):
+    # --print-config and the sweep's --dry-run passed data.name=cifr10, and the run said it after JAX started
+    from tallysim import startup
+    monkeypatch.setattr(startup, "start_jax", lambda: pytest.fail("JAX started before the name was refused"))
+    command = [str(tmp_path / "o") if c == "OUT" else c for c in command]
+    line = one_line(capsys, command + ["data.name=cifr10"])
+    assert line.startswith("tallysim: error: dataset 'cifr10' is not prepared in ") and "closest: cifar10" in line \
+        and "allowed data.name: built in: synthetic, files" in line, line
+    assert not (tmp_path / "o").exists()
+
+
+# ----------------------------------------------------------------------------- 3. data.num_classes on a real dataset
+
+TEXT = ["model.name=lstm", "partition.kind=natural"]
+
+
+@pytest.mark.parametrize("items, count", [(["data.name=cifar100"], "has C = 100 from its files"),
+                                          (["data.name=shakespeare", *TEXT], "has C = 80 from its files"),
+                                          (["data.name=files", "data.path=DIR"], "takes its classes from its files")])
+def test_num_classes_typed_at_its_default_on_a_real_dataset_is_refused(items, count, tmp_path, capsys, no_compile):
+    # the default 10 passed check_read (it compares with the default): cifar100 ran on its 100 classes
+    items = [i.replace("DIR", str(tmp_path)) for i in items]
+    line = one_line(capsys, ["run", "--print-config", *items, "data.num_classes=10"])
+    name = items[0].split("=")[1]
+    assert line == (f"tallysim: error: data.num_classes=10 is not read by data.name={name} (only by synthetic: it "
+                    f"does not pick a subset of classes); data.name={name} {count}; allowed there: no "
+                    "data.num_classes"), line
+    sweep_line = one_line(capsys, ["sweep", "--dry-run", "--out", str(tmp_path / "s"), *items, "data.num_classes=10",
+                                   "seed=0,1"])
+    assert sweep_line == line.replace("error: ", "error: sweep run seed=0: "), sweep_line
+
+
+def test_num_classes_said_as_the_datasets_own_or_read_by_a_synthetic_run_passes(tmp_path, capsys, no_compile):
+    assert cli.main(["run", "--print-config", "data.name=fashion_mnist", "data.num_classes=10"]) == 0
+    assert cli.main(["sweep", "--dry-run", "--out", str(tmp_path / "s"), "data.name=synthetic,fashion_mnist",
+                     "data.num_classes=10"]) == 0
+    capsys.readouterr()
+
+
+def test_a_config_files_num_classes_is_to_be_removed_not_typed(tmp_path, capsys, no_compile):
+    # check_read's advice for a field --config set was "add data.num_classes=10 to the command", which the
+    # typed check now refuses on cifar100: remove it from the file instead
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"data": {"name": "cifar100", "num_classes": 7}}))
+    line = one_line(capsys, ["run", "--print-config", "--config", str(path)])
+    assert line.endswith(f"(data.num_classes is set by --config {path}, not on the command line: remove it from "
+                         "that file)"), line
+    # a run's config.json holds the default 10 whatever the dataset: --config takes it back
+    path.write_text(json.dumps({"data": {"name": "files", "path": str(tmp_path), "num_classes": 10}}))
+    assert cli.main(["run", "--print-config", "--config", str(path)]) == 0
+    capsys.readouterr()
+
+
+# ----------------------------------------------------------------------------- 5. run --print-config --out
+
+@pytest.mark.parametrize("flags, named", [(["--out", "OUT"], "--out"), (["--out", "OUT", "--overwrite"], "--out"),
+                                          (["--overwrite"], "--overwrite"), (["--checkpoint-every", "2"],
+                                                                             "--checkpoint-every")])
+def test_print_config_refuses_the_flags_it_would_ignore(flags, named, tmp_path, capsys):
+    # `run --print-config --out DIR` printed the JSON and wrote nothing in DIR, no word said
+    flags = [str(tmp_path / "o") if f == "OUT" else f for f in flags]
+    line = one_line(capsys, ["run", "--print-config", *flags])
+    assert line == (f"tallysim: error: --print-config prints the config a run would use and writes nothing, so "
+                    f"{named} is not read with it; allowed: --print-config alone (`> FILE` keeps the JSON, which "
+                    "--config reads), or the run without --print-config"), line
+    assert not (tmp_path / "o").exists()
