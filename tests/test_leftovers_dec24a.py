@@ -101,6 +101,22 @@ def test_a_config_files_num_classes_is_to_be_removed_not_typed(tmp_path, capsys,
     capsys.readouterr()
 
 
+# ----------------------------------------------------------------------------- 4. tallysim clean's prefix
+
+def test_tallysim_clean_says_its_errors_as_every_other_command(tmp_path, capsys, monkeypatch):
+    # its lines started `tallysim.clean:` (make clean's module), every other command's `tallysim: error:`
+    from tallysim import clean
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("my notes")
+    assert cli.main(["clean", "mine"]) == 2
+    assert capsys.readouterr().err.startswith("tallysim: error: refusing to remove mine: ")
+    assert cli.main(["clean", "gone"]) == 0
+    assert capsys.readouterr().err == "tallysim: nothing to remove: gone does not exist\n"
+    assert clean.main(["mine"]) == 2            # `make clean` (python -m tallysim.clean) names its module
+    assert capsys.readouterr().err.startswith("tallysim.clean: refusing to remove mine: ")
+
+
 # ----------------------------------------------------------------------------- 5. run --print-config --out
 
 @pytest.mark.parametrize("flags, named", [(["--out", "OUT"], "--out"), (["--out", "OUT", "--overwrite"], "--out"),
