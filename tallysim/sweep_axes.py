@@ -222,6 +222,15 @@ def check_fields_read(runs: list[tuple[str, list[str]]], cfgs: list[Config]) -> 
         if key not in axes and all(key in unread_of(i) for i in range(1, len(cfgs))):
             raise config_reads.UnreadField(key, f"{key} is not read by any run of the sweep (each of its {len(cfgs)} run(s) "
                                    f"would refuse it as a single run); sweep run {runs[0][0]}: {line}")
+    refused = []        # data.num_classes typed on real datasets only: at its default, `unread` passes it
+    typed = [i for i, (_, overrides) in enumerate(runs) if any(o.startswith("data.num_classes=") for o in overrides)]
+    for i in typed:
+        try:
+            config_reads.check_typed_classes(cfgs[i], runs[i][1])
+        except ConfigError as e:
+            refused.append(f"sweep run {runs[i][0]}: {e}")
+    if refused and not any(cfgs[i].data.name.lower() == "synthetic" for i in typed):
+        raise ConfigError(refused[0])           # a run that reads it (synthetic): allowed, as any field is
 
 
 def check_runs(runs, out_dir, **flags) -> list:
