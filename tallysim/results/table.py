@@ -54,7 +54,10 @@ def table_rows(dirs, metric: str = "auto", log=None) -> tuple[list[str], list[di
         raise ConfigError(f"table_rows(metric={metric!r:.40}): expected a column name (str), or 'auto'")
     log = log or (lambda msg: print(msg, file=sys.stderr))
     runs = metrics.read_runs(dirs, lambda d, label, e: log(f"table: skipping {d}: {e}"))
-    if metric != "auto":
+    if metric == "ppl" and not any(metrics.metric(r, "ppl") is not None for *_, rows in runs for r in rows):
+        raise ConfigError("--metric 'ppl' (the headline model's test perplexity) has no value in these runs: only "
+                          "next-token runs (shakespeare, shakespeare_words) have one; allowed: auto, or a key of the rows")
+    if metric not in ("auto", "ppl"):      # ppl: plot's alias of the headline's ppl_mean / ppl_global, table's column
         cols = {c for *_, rows in runs for c in metrics.columns(rows)}
         own_column(metric, cols)
         if metric not in cols:
@@ -90,6 +93,8 @@ def table_rows(dirs, metric: str = "auto", log=None) -> tuple[list[str], list[di
         final, best = metrics.column_final_best(rows, metric)
         last = rows[-1] if rows else {}
         key = metrics.headline_key(last) if metric == "auto" and last else metric
+        if metric == "ppl" and last and "ppl" not in last:      # the headline model's ppl_mean / ppl_global
+            key = metrics.TEXT_HEADLINE.get(metrics.headline_key(last), ("ppl",))[0]
         std = last.get(key + "_std")
         bits = last.get("bits_per_peer")
         out.append({"run": label, **{k: flat.get(k) for k in swept},
