@@ -332,8 +332,14 @@ def _with_metric(runs: list, labels: list, metric: str, flag: str = "--metric") 
     if metric == "auto":
         return runs, labels
     has = [any(metrics.metric(r, metric) is not None for r in rows) for _, _, rows in runs]
-    if not any(has):
-        return runs, labels          # metric_value names the first run and what --metric allows
+    if not any(has):    # metric_value said "not a numeric column" of the first run, without why (table's refusal)
+        if metric == "ppl":
+            raise ConfigError(f"{flag} 'ppl' (the headline model's test perplexity) has no value in these runs: "
+                              f"{WHY_NONE['ppl']}; allowed: auto, or a key of the rows")
+        from tallysim.results.table import refuse_absent
+        every = [rows for _, _, rows in runs]
+        refuse_absent(metric, every, set(columns([r for rows in every for r in rows])), flag, "draw")
+        return runs, labels          # (refuse_absent raises: the metric is no number of any row)
     skipped = [str(d) for (d, _, _), ok in zip(runs, has) if not ok]
     if skipped:
         n = len(skipped)
