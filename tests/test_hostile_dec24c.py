@@ -244,3 +244,12 @@ def test_bench_population_refuses_a_protocol_whose_clients_keep_state(capsys, no
     line = one_line(capsys, ["bench", "--population", "--set", "protocol.name=tally"])
     assert "tally keeps each client's own model between rounds, so client_storage=auto would hold every" in line
     assert "allowed: a protocol whose clients keep nothing (fedavg" in line, line
+
+
+def test_plot_says_why_an_ungrouped_run_has_no_group_column(rooms, tmp_path, capsys):
+    # `--metric bits_per_peer@a` beside an image run skipped it "e.g. acc_global is null where there is no
+    # server model", a reason of another column
+    from tallysim.results.plot import plot_curves
+    plot_curves([str(rooms["grp"]), str(rooms["img"])], str(tmp_path / "p.png"), "bits_per_peer@a")
+    err = capsys.readouterr().err
+    assert "skipped 1 run" in err and "an @NAME column is a model.groups run's" in err and "server" not in err, err

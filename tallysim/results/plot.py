@@ -324,6 +324,14 @@ WHY_NONE = {"ppl": "a perplexity is a next-token run's (shakespeare, shakespeare
             "auto": "e.g. acc_global is null where there is no server model"}
 
 
+def _why_none(metric: str) -> str:
+    """Why a run holds no value of `metric`: `--metric bits_per_peer@a` beside an ungrouped run was said to
+    be null "where there is no server model"."""
+    if metric in WHY_NONE:
+        return WHY_NONE[metric]
+    return "an @NAME column is a model.groups run's" if "@" in metric else WHY_NONE["auto"]
+
+
 def _with_metric(runs: list, labels: list, metric: str, flag: str = "--metric") -> tuple[list, list]:
     """The runs whose rows hold `metric` (auto and ppl: every run's headline). A directory of a tally run
     and a FedAvg run refused `--metric acc_global` whole, for the tally run's nulls: the runs without it
@@ -344,7 +352,7 @@ def _with_metric(runs: list, labels: list, metric: str, flag: str = "--metric") 
     if skipped:
         n = len(skipped)
         print(f"plot: {flag} {metric}: skipped {n} run{'s' if n > 1 else ''} that hold{'' if n > 1 else 's'} no "
-              f"number in it ({', '.join(skipped)}; {WHY_NONE.get(metric, WHY_NONE['auto'])}); "
+              f"number in it ({', '.join(skipped)}; {_why_none(metric)}); "
               f"drawn: the {sum(has)} that do", file=sys.stderr)
     return [x for x, ok in zip(runs, has) if ok], [x for x, ok in zip(labels, has) if ok]
 
