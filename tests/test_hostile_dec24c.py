@@ -253,3 +253,10 @@ def test_plot_says_why_an_ungrouped_run_has_no_group_column(rooms, tmp_path, cap
     plot_curves([str(rooms["grp"]), str(rooms["img"])], str(tmp_path / "p.png"), "bits_per_peer@a")
     err = capsys.readouterr().err
     assert "skipped 1 run" in err and "an @NAME column is a model.groups run's" in err and "server" not in err, err
+
+
+@pytest.mark.parametrize("axis", ["model.groups=a:2:mlp;b:2:lenet,,none", "model.groups=a:2:mlp;b:2:lenet,"])
+def test_an_empty_value_of_a_model_groups_axis_is_refused(axis, tmp_path, capsys, no_compile):
+    # glued to the value before it, the empty value vanished (2 runs), where `peers=4,,5` is refused
+    line = one_line(capsys, ["sweep", "--dry-run", "--out", str(tmp_path / "s"), *TG, axis])
+    assert f"sweep axis {axis!r} has an empty value" in line, line
