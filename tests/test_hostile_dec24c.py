@@ -260,3 +260,14 @@ def test_an_empty_value_of_a_model_groups_axis_is_refused(axis, tmp_path, capsys
     # glued to the value before it, the empty value vanished (2 runs), where `peers=4,,5` is refused
     line = one_line(capsys, ["sweep", "--dry-run", "--out", str(tmp_path / "s"), *TG, axis])
     assert f"sweep axis {axis!r} has an empty value" in line, line
+
+
+def test_the_json_list_of_groups_reads_on_the_command_line_too():
+    # the list docs/groups.md shows for config files, typed as model.groups='[...]', was refused as one group
+    # named by the whole JSON text ("group '[{\"name\"...' is not NAME:PEERS")
+    groups = [{"name": "a", "peers": 2, "model": {"name": "mlp", "width": 8}}, {"name": "b", "peers": 2,
+                                                                               "model": {"name": "lenet"}}]
+    cfg = config.apply_overrides(config.Config(), [f"model.groups={json.dumps(groups)}"])
+    assert cfg.model.groups == "a:2:name=mlp,width=8;b:2:name=lenet"
+    with pytest.raises(ConfigError, match=r"model.groups='\[\{\"name\": \"a\"' starts as JSON but is not JSON"):
+        config.apply_overrides(config.Config(), ['model.groups=[{"name": "a"'])
