@@ -102,7 +102,7 @@ def unread_blank(flat: dict, swept: list) -> dict:
         unread |= {k for k in swept if k in SYNTHETIC_READS}
     if isinstance(flat.get("model.name"), str) and not flat.get("model.groups"):
         unread |= {k for k in swept if k in MODEL_READS and flat["model.name"] not in MODEL_READS[k]}
-    elif isinstance(flat.get("model.name"), str):
+    elif isinstance(flat.get("model.name"), str) and isinstance(flat["model.groups"], str):   # a hand-edited 5: kept
         unread |= _unread_with_groups(flat, swept)
     try:
         # probe.per_round is every protocol's field (the pool is carved for all), but only those that
