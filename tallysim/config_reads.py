@@ -191,6 +191,14 @@ def _unread_models(cfg: Config):
             whose = f"model.name={cfg.model.name}"
         yield key, (f"{key}={show(get_field(cfg, key))} is not read by {whose} (only by "
                     f"{', '.join(models)}); allowed there: its default {show_default(spec.default)}")
+    # a field every model reads (its name, dtype, optimizer) is the run's only for the groups that do not
+    # set it: `model.name=cnn` beside groups that each name their model ran no CNN, in silence
+    for key in ("model.name", "model.dtype") + model_groups.GROUP_OPTIM:
+        default = declared()[key].default
+        if groups and get_field(cfg, key) != default and all(key in dict(g.values) for g in groups):
+            yield key, (f"{key}={show(get_field(cfg, key))} is not read with model.groups={cfg.model.groups!r}: "
+                        f"every group sets {key.removeprefix('model.')} itself; allowed there: its default "
+                        f"{show_default(default)}, or a group that leaves it out")
 
 
 # The data.* fields only the synthetic generator reads: a dataset from files or the cache has its own

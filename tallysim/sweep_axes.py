@@ -48,7 +48,9 @@ def _group_values(text: str) -> list[str]:
     for piece in text.split(","):
         # `none` (no groups: the comparison with one model for every peer) is a value of its own too; it was
         # glued to the value before it, "group 'b:2,none' is not NAME:PEERS"
-        if out and not _GROUP_START.match(piece) and piece.strip().lower() not in ("none", "null"):
+        # an empty piece (`a:2;b:2,,none`) is an empty value, refused as any axis' is: glued to the value
+        # before it, it vanished in silence
+        if out and piece.strip() and not _GROUP_START.match(piece) and piece.strip().lower() not in ("none", "null"):
             out[-1] += "," + piece
         else:
             out.append(piece)
