@@ -53,3 +53,30 @@ def test_the_one_run_readers_of_a_sweep_folder_name_what_reads_it(tmp_path):
         assert "\n" not in msg
         assert msg.startswith(f"{tmp_path} is a sweep directory, not a run; pass its runs ({tmp_path}/*/)"), msg
         assert "tallysim.read_rows" in msg, msg
+
+
+def _headings(text: str) -> list[str]:
+    """A page's markdown headings, outside fenced code blocks (a shell comment is no heading)."""
+    heads, fenced = [], False
+    for line in text.splitlines():
+        if line.startswith("```"):
+            fenced = not fenced
+        elif not fenced and line.startswith("#") and line.lstrip("#").startswith(" "):
+            heads.append(line)
+    return heads
+
+
+def test_no_page_repeats_its_title_as_a_section():
+    """docs/notebooks.md ("# Notebooks" then "## Notebooks") and docs/sweeps.md did: the title twice on
+    the page and in the site's table of contents."""
+    from pathlib import Path
+    docs = Path(__file__).resolve().parent.parent / "docs"
+    pages = sorted(docs.rglob("*.md"))
+    assert len(pages) > 20
+    repeated = []
+    for page in pages:
+        heads = _headings(page.read_text(encoding="utf-8"))
+        titles = [h.lstrip("#").strip().lower() for h in heads if h.startswith("# ")]
+        repeated += [f"{page.name}: {h}" for h in heads if not h.startswith("# ")
+                     and h.lstrip("#").strip().lower() in titles]
+    assert not repeated, repeated
