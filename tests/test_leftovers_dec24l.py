@@ -80,3 +80,74 @@ def test_no_page_repeats_its_title_as_a_section():
         repeated += [f"{page.name}: {h}" for h in heads if not h.startswith("# ")
                      and h.lstrip("#").strip().lower() in titles]
     assert not repeated, repeated
+
+
+class _Built(Exception):
+    """Raised where a run would load its data and compile: every check a run makes before is passed."""
+
+
+def _cells(name: str) -> list[str]:
+    from pathlib import Path
+    nb = json.loads((Path(__file__).resolve().parent.parent / "notebooks" / f"{name}.ipynb").read_text())
+    return ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
+
+
+def _cell(name: str, needle: str) -> str:
+    hits = [c for c in _cells(name) if needle in c]
+    assert len(hits) == 1, (name, needle)
+    return hits[0]
+
+
+def test_every_notebook_has_a_fast_preflight():
+    """`make test` executes no notebook (test_notebooks' executions are slow, `make test-all`): each one's
+    run cell has a fast test here or there that passes its own arguments through the checks its runs make
+    first. A new notebook must get one (the figures notebook: test_notebooks'
+    test_figures_notebook_make_figure_call_passes_the_figures_checks; the quickstart: the test below)."""
+    from pathlib import Path
+    names = {p.stem for p in (Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb")}
+    assert names == {"quickstart", "figures"}, f"{sorted(names)}: give a new notebook a fast preflight test"
+
+
+@pytest.mark.parametrize("smoke", ["1", "0"])
+def test_quickstart_notebook_runs_pass_the_checks_a_run_makes_first(smoke, tmp_path, monkeypatch):
+    """The quickstart notebook's run cell, executed as written at smoke and full size from a fresh working
+    directory, with `tallysim.run` stopped where a run would load its data (run.build): every run's config
+    (validation, single-run field checks) and out (outdir, tracking) pass what tallysim.run checks before;
+    the plot cell's out is a figure file. Nothing loads, compiles or runs (test_notebooks' slow
+    test_quickstart_notebook executes it whole)."""
+    import ast
+    import importlib
+    import types
+    from tallysim import startup
+    from tallysim.results.figure_files import check_figure_out
+    built = []
+
+    def stop(cfg, *args, **kwargs):
+        built.append(cfg.protocol.name)
+        raise _Built
+
+    monkeypatch.setattr(importlib.import_module("tallysim.run"), "build", stop)
+    monkeypatch.setattr(startup, "compile_cache", lambda: None)     # the suite's JAX cache left as it is
+    monkeypatch.setenv("TALLYSIM_SMOKE", smoke)
+    monkeypatch.chdir(tmp_path)
+    ns = {}
+    exec(_cell("quickstart", "SMOKE ="), ns)
+    outs = []
+
+    def checked_run(cfg, out=None, **kwargs):
+        with pytest.raises(_Built):
+            tallysim.run(cfg, out=out, **kwargs)
+        outs.append(out)
+        return types.SimpleNamespace(last={})
+
+    ns["tallysim"] = types.SimpleNamespace(run=checked_run)
+    ns["metrics"] = types.SimpleNamespace(summary_line=lambda cfg, row: "")
+    exec(_cell("quickstart", "tallysim.run("), ns)
+    assert built == ns["PROTOCOLS"] == ["tally", "softlabel", "fedavg"], built
+    assert len(set(outs)) == 3 and ns["dirs"] == outs
+    plot = _cell("quickstart", "plot_curves(")
+    call, = [n for n in ast.walk(ast.parse(plot)) if isinstance(n, ast.Call)
+             and isinstance(n.func, ast.Attribute) and n.func.attr == "plot_curves"]
+    png, = [ast.literal_eval(k.value) for k in call.keywords if k.arg == "out"]
+    check_figure_out(png)
+    assert not any(p in outs for p in map(str, __import__("pathlib").Path(png).parents)), png   # beside the runs
