@@ -151,3 +151,23 @@ def test_quickstart_notebook_runs_pass_the_checks_a_run_makes_first(smoke, tmp_p
     png, = [ast.literal_eval(k.value) for k in call.keywords if k.arg == "out"]
     check_figure_out(png)
     assert not any(p in outs for p in map(str, __import__("pathlib").Path(png).parents)), png   # beside the runs
+
+
+def _quick_tally_final() -> str:
+    """The quick start's tally accuracy after its last round, as 0.xxxx, from docs/quick.csv (its runs)."""
+    import csv
+    from pathlib import Path
+    with open(Path(__file__).resolve().parent.parent / "docs" / "quick.csv") as f:
+        rows = [r for r in csv.DictReader(f) if r["label"] == "tally" and r["metric"] == "acc_mean"]
+    assert [int(r["round"]) for r in rows] == list(range(1, 11)), rows
+    return f"{float(rows[-1]['value']):.4f}"
+
+
+def test_the_sweeps_drift_example_is_the_quick_starts_tally():
+    """docs/sweeps.md's drift example (a lone run against the same run grouped) quoted 0.6306 for the lone
+    quick.json tally run after the seeds were paired and the quick start re-measured it (0.6236): its lone
+    number is the quick start's own, so re-measuring one flags the other."""
+    from pathlib import Path
+    text = " ".join((Path(__file__).resolve().parent.parent / "docs" / "sweeps.md").read_text().split())
+    lone = _quick_tally_final()
+    assert f"round 10 {lone} alone and in `--one-at-a-time`" in text, lone
