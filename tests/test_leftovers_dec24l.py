@@ -166,8 +166,11 @@ def _quick_tally_final() -> str:
 def test_the_sweeps_drift_example_is_the_quick_starts_tally():
     """docs/sweeps.md's drift example (a lone run against the same run grouped) quoted 0.6306 for the lone
     quick.json tally run after the seeds were paired and the quick start re-measured it (0.6236): its lone
-    number is the quick start's own, so re-measuring one flags the other."""
+    number is the quick start's own, so re-measuring one flags the other; write-a-protocol.md's too."""
     from pathlib import Path
     text = " ".join((Path(__file__).resolve().parent.parent / "docs" / "sweeps.md").read_text().split())
     lone = _quick_tally_final()
     assert f"round 10 {lone} alone and in `--one-at-a-time`" in text, lone
+    # write-a-protocol's comparison runs the same tally run beside its fedmix sweep (it said 0.6306 too)
+    text = " ".join((Path(__file__).resolve().parent.parent / "docs" / "write-a-protocol.md").read_text().split())
+    assert f"tally {lone} at 0.002 MB per peer" in text, lone
