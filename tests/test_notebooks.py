@@ -90,6 +90,8 @@ def _finite_rows(path: Path, keys) -> list:
     return [r for r in rows if all(isinstance(r.get(k), (int, float)) and math.isfinite(r[k]) for k in keys)]
 
 
+# fast (make test): test_leftovers_dec24l.test_quickstart_notebook_runs_pass_the_checks_a_run_makes_first runs
+# its run cell as written up to where the runs would load data
 @pytest.mark.slow
 def test_quickstart_notebook(tmp_path, monkeypatch):
     _execute("quickstart", tmp_path, monkeypatch)
