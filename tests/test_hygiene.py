@@ -137,7 +137,7 @@ LAYERS = [
     ["tallysim.model_groups"],
     ["tallysim.field_checks"],
     ["tallysim.validation", "tallysim.robust_checks", "tallysim.config_rules", "tallysim.config_reads", "tallysim.sweep_section",
-     "tallysim.work_estimate"],
+     "tallysim.work_estimate", "tallysim.soft_rounding"],
     ["tallysim.config", "tallysim.config_files"],
     ["tallysim.data", "tallysim.results", "tallysim.results.metrics", "tallysim.results.headline", "tallysim.results.no_learning", "tallysim.results.seed_mean", "tallysim.results.figure_files", "tallysim.results.run_dir", "tallysim.results.dead_peers", "tallysim.outdir", "tallysim.out_path", "tallysim.run_lock", "tallysim.checkpoint", "tallysim.resume_diff", "tallysim.atomic",
      "tallysim.api_arguments", "tallysim.jax_check", "tallysim.metrics_file", "tallysim.clean", "tallysim.data_read"],
