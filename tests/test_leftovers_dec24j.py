@@ -74,3 +74,31 @@ def test_a_sweep_warns_once_naming_its_topk_soft_runs_that_send_zeros(capsys, tm
     assert err.count("tallysim: warning: sweep run topk_soft.value_bits=8: topk_soft.value_bits=8 at "
                      "topk_soft.k=10004") == 1
     assert "topk_soft.value_bits=16:" not in err
+
+
+# ----------------------------------------------------------------------------- 2. the lazy loader's imports
+
+def test_the_cycle_rule_sees_a_submodule_the_lazy_loaders_import(tmp_path):
+    """tallysim.results' __getattr__ (and tallysim's) import a submodule on first use of `results.b`, which
+    no import statement names: a cycle through it was invisible to test_hygiene's cycle check. Planted
+    here with the real loaders, in both spellings (`from tallysim import results` then `results.b.X`;
+    `import tallysim` then `tallysim.results.d.Y`); a name the package's __init__ defines itself
+    (`results.helper`, though a submodule helper.py exists) stays the package's."""
+    from test_hygiene import PACKAGE, _cycles, _graph
+    pkg = tmp_path / "tallysim"
+    (pkg / "results").mkdir(parents=True)
+    (pkg / "__init__.py").write_text((PACKAGE / "__init__.py").read_text())
+    (pkg / "results" / "__init__.py").write_text((PACKAGE / "results" / "__init__.py").read_text()
+                                                 + "\n\ndef helper():\n    pass\n")
+    (pkg / "results" / "a.py").write_text("from tallysim import results\n\n\ndef f():\n    return results.b.X\n")
+    (pkg / "results" / "b.py").write_text("import tallysim.results.a\nX = 1\n")
+    (pkg / "results" / "c.py").write_text("import tallysim\n\n\ndef g():\n    return tallysim.results.d.Y\n")
+    (pkg / "results" / "d.py").write_text("from tallysim.results import c\nY = 2\n")
+    (pkg / "results" / "e.py").write_text("from .. import results as R\n\nZ = R.helper()\n")
+    (pkg / "results" / "helper.py").write_text("from tallysim.results import e\n")
+    graph = _graph(pkg)
+    assert graph["tallysim.results.a"] == {"tallysim.results": 1, "tallysim.results.b": 5}
+    assert graph["tallysim.results.c"] == {"tallysim": 1, "tallysim.results.d": 5, "tallysim.results": 5}
+    assert graph["tallysim.results.e"] == {"tallysim.results": 1}
+    assert sorted(_cycles(graph)) == [["tallysim.results.a", "tallysim.results.b"],
+                                      ["tallysim.results.c", "tallysim.results.d"]]
