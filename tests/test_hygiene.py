@@ -45,13 +45,24 @@ def _tallysim_imports(path: Path, package: str, modules=None):
     relative imports resolved. `from package import name` imports the submodule package.name where one
     exists (in `modules`, the module names of the package; the real tallysim package's by default), else
     a name of the package's __init__: `from tallysim.results import metrics` is an arrow to metrics, not
-    to the results package (which hid results/headline -> dead_peers -> headline)."""
+    to the results package (which hid results/headline -> dead_peers -> headline).
+    A submodule reached as an attribute of an imported package is an import of it too: tallysim's and
+    tallysim.results' `__getattr__` import `tallysim.results.plot` on first use of `results.plot` (after
+    `from tallysim import results`) or of `tallysim.results.plot` (after `import tallysim`), which no
+    import statement names (a name the package's __init__ defines itself is its own, not the loader's:
+    `data.partition` is the function data/__init__ imports; a local name that shadows an imported
+    package anywhere in the file is read as the package: an extra arrow, never a missed one). `modules`:
+    module name -> file."""
     import ast
     if modules is None:
-        modules = set(_modules())
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        modules = _modules()
+    tree = ast.parse(path.read_text(), str(path))
+    bound = {}                      # a name this file binds to a tallysim module -> that module
+    for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             names = [a.name for a in node.names]
+            for a in node.names:        # `import tallysim.results` binds tallysim; `as R` binds R to it
+                bound[a.asname or a.name.split(".")[0]] = a.name if a.asname else a.name.split(".")[0]
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
@@ -59,9 +70,46 @@ def _tallysim_imports(path: Path, package: str, modules=None):
                 base = f"{parent}.{base}" if base else parent
             names = list(dict.fromkeys(f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base
                                        for a in node.names))
+            for a in node.names:
+                if f"{base}.{a.name}" in modules:
+                    bound[a.asname or a.name] = f"{base}.{a.name}"
         else:
             continue
         yield from ((node.lineno, n) for n in names if n == "tallysim" or n.startswith("tallysim."))
+    for node in ast.walk(tree):
+        chain, n = [], node
+        while isinstance(n, ast.Attribute):
+            chain.append(n.attr)
+            n = n.value
+        if not chain or not isinstance(n, ast.Name) or n.id not in bound:
+            continue
+        reached = bound[n.id]
+        for attr in reversed(chain):
+            if f"{reached}.{attr}" not in modules or (modules[reached].name == "__init__.py"
+                                                      and attr in _own_names(modules[reached])):
+                break
+            reached = f"{reached}.{attr}"
+        if reached != bound[n.id] and reached.startswith("tallysim."):
+            yield node.lineno, reached
+
+
+def _own_names(init: Path) -> set:
+    """The names a package's __init__ binds at its top level (functions, classes, assignments, imports):
+    found there, `package.name` never reaches its `__getattr__`."""
+    import ast
+    out, todo = set(), list(ast.parse(init.read_text()).body)
+    while todo:
+        st = todo.pop()
+        if isinstance(st, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            out.add(st.name)
+        elif isinstance(st, (ast.Import, ast.ImportFrom)):
+            out.update(a.asname or a.name.split(".")[0] for a in st.names)
+        elif isinstance(st, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            for t in (st.targets if isinstance(st, ast.Assign) else [st.target]):
+                out.update(x.id for x in ast.walk(t) if isinstance(x, ast.Name))
+        else:                           # if / try / with at the top level: their bodies bind there too
+            todo += [c for c in ast.iter_child_nodes(st) if isinstance(c, ast.stmt)]
+    return out
 
 
 def test_sim_imports_nothing_above_it():
@@ -137,7 +185,7 @@ LAYERS = [
     ["tallysim.model_groups"],
     ["tallysim.field_checks"],
     ["tallysim.validation", "tallysim.robust_checks", "tallysim.config_rules", "tallysim.config_reads", "tallysim.sweep_section",
-     "tallysim.work_estimate"],
+     "tallysim.work_estimate", "tallysim.soft_rounding"],
     ["tallysim.config", "tallysim.config_files"],
     ["tallysim.data", "tallysim.results", "tallysim.results.metrics", "tallysim.results.headline", "tallysim.results.no_learning", "tallysim.results.seed_mean", "tallysim.results.figure_files", "tallysim.results.run_dir", "tallysim.results.dead_peers", "tallysim.outdir", "tallysim.out_path", "tallysim.run_lock", "tallysim.checkpoint", "tallysim.resume_diff", "tallysim.atomic",
      "tallysim.api_arguments", "tallysim.jax_check", "tallysim.metrics_file", "tallysim.clean", "tallysim.data_read"],
@@ -177,7 +225,7 @@ def _graph(package: Path = PACKAGE) -> dict:
     for m, p in mods.items():
         pkg = m if p.name == "__init__.py" else m.rsplit(".", 1)[0]
         graph[m] = {}
-        for line, name in _tallysim_imports(p, pkg, set(mods)):
+        for line, name in _tallysim_imports(p, pkg, mods):
             target = next((t for t in (name, name.rsplit(".", 1)[0]) if t in mods), None)
             if target and target != m:
                 graph[m].setdefault(target, line)
