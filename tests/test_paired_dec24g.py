@@ -1,0 +1,70 @@
+"""Paired-seed re-measures, continued (paired37): Fig. 2's final_vs plots redrawn with the paired re-runs
+(experiments/redraw_final_vs.py; drawing plots.final_vs_drawn, which `tallysim figure` draws final_vs with
+too, tests/test_figures.py), and the before -> after tables of the verdicts re-run this session against
+their per-seed CSVs. Pure text and one matplotlib drawing; no compile."""
+import csv
+import runpy
+import statistics
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+FIG = ROOT / "docs" / "figures"
+DOCS = ROOT / "docs"
+
+
+@pytest.fixture(scope="module")
+def redraw():
+    return runpy.run_path(str(ROOT / "experiments" / "redraw_final_vs.py"))["main"]
+
+
+def _csv(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_fig2_lenet_redrawn_draws_the_paired_groups_from_their_seeds_and_the_rest_from_the_figure(redraw, tmp_path):
+    """The mixed plot: tally, softlabel (mean) and local at each alpha are the mean and population std of
+    their two paired seeds; softlabel (era) and FedAvg (not re-run) the figure CSV's own points; each row says
+    which; bits per peer the figure's."""
+    assert redraw([str(ROOT / "experiments" / "fig2_lenet.json"), str(FIG / "fig2_lenet.csv"),
+                   "--paired", str(FIG / "fig2_lenet_paired_seeds.csv"), "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "fig2_lenet.png").stat().st_size > 10_000
+    drawn = {(r["group"], float(r["partition.alpha"])): r for r in _csv(tmp_path / "fig2_lenet.csv")}
+    before = {(r["group"], float(r["partition.alpha"])): r for r in _csv(FIG / "fig2_lenet.csv")}
+    seeds = {}
+    for r in _csv(FIG / "fig2_lenet_paired_seeds.csv"):
+        seeds.setdefault((r["group"], float(r["panel"].split("=")[1])), []).append(float(r["acc_mean"]))
+    assert set(drawn) == set(before) and len(drawn) == 15
+    for k, r in drawn.items():
+        assert float(r["bits_per_peer"]) == float(before[k]["bits_per_peer"])
+        if k[0] in ("tally", "softlabel (mean)", "local"):
+            assert r["seeds_from"].startswith("paired") and len(seeds[k]) == 2
+            assert float(r["accuracy"]) == pytest.approx(statistics.fmean(seeds[k]), abs=1e-9)
+            assert float(r["accuracy_std"]) == pytest.approx(statistics.pstdev(seeds[k]), abs=1e-9)
+        else:
+            assert r["seeds_from"].startswith("the figure's CSV")
+            assert float(r["accuracy"]) == float(before[k]["accuracy"])
+    # the point that moved most: tally at alpha 0.1, 0.391 -> 0.319
+    assert round(float(drawn["tally", 0.1]["accuracy"]), 3) == 0.319
+
+
+def test_another_figure_s_paired_csv_is_refused_in_one_line(redraw, tmp_path, capsys):
+    """fig2_cnn's per-seed CSV has fig2_lenet's groups and two of its alphas: without the round check it
+    drew the CNN's numbers into LeNet's plot."""
+    with pytest.raises(SystemExit) as e:
+        redraw([str(ROOT / "experiments" / "fig2_lenet.json"), str(FIG / "fig2_lenet.csv"),
+                "--paired", str(FIG / "fig2_cnn_paired_seeds.csv"), "--out", str(tmp_path)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert e.value.code == 2 and err[-1].startswith("python experiments/redraw_final_vs.py: error:")
+    assert "a paired row of round 5" in err[-1] and "the figure runs 10 rounds" in err[-1]
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("name", ["fig2_lenet", "fig2_small_mlp", "fig2_cnn"])
+def test_each_fig2_png_says_it_draws_the_paired_runs_and_how_it_was_redrawn(name):
+    text = " ".join((DOCS / "figures.md").read_text().split(f"![{name}](figures/{name}.png)")[1][:1200].split())
+    assert text.startswith("The plot draws the paired re-run (2026-12-07) for tally, softlabel (mean) and local")
+    assert (f"experiments/redraw_final_vs.py experiments/{name}.json docs/figures/{name}.csv --paired "
+            f"docs/figures/{name}_paired_seeds.csv") in text
