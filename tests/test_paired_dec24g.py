@@ -68,3 +68,62 @@ def test_each_fig2_png_says_it_draws_the_paired_runs_and_how_it_was_redrawn(name
     assert text.startswith("The plot draws the paired re-run (2026-12-07) for tally, softlabel (mean) and local")
     assert (f"experiments/redraw_final_vs.py experiments/{name}.json docs/figures/{name}.csv --paired "
             f"docs/figures/{name}_paired_seeds.csv") in text
+
+
+def _fig12(stem: str) -> dict:
+    """(group, panel, model group) -> acc_mean (seed 0, the only seed) from docs/figures/<stem>."""
+    rows = _csv(FIG / stem)
+    assert {r["seed"] for r in rows} == {"0"}
+    return {(r["group"], r["panel"], r["model"]): float(r["acc_mean"]) for r in rows}
+
+
+def _signed(x: float) -> str:
+    return f"{x:+.3f}".replace("+0.000", "0.000").replace("-0.000", "0.000")
+
+
+def test_the_fig12_reduced_table_is_its_csvs():
+    """docs/groups.md, the reduced fig12 re-measured with paired seeds: every row (each model group's accuracy
+    under local, tally and softlabel, and its gain over local training of the same group, before -> after) is
+    fig12_reduced_unpaired_seeds.csv's and fig12_reduced_paired_seeds.csv's; the before seeds are the table
+    above it (the runs before the change, 3 decimals), and local training is not moved by pairing."""
+    text = (DOCS / "groups.md").read_text()
+    section = text.split("**Re-measured with paired seeds**")[1].split("\n## ")[0]
+    before, after = _fig12("fig12_reduced_unpaired_seeds.csv"), _fig12("fig12_reduced_paired_seeds.csv")
+    assert set(before) == set(after) and len(after) == 18
+    for panel, alpha in (("alpha01", "0.1"), ("alpha1", "1.0")):
+        for m in ("mlp", "lenet", "cnn"):
+            cells = [f"{before['local', panel, m]:.3f} -> {after['local', panel, m]:.3f}"]
+            for g in ("tally", "softlabel"):
+                cells.append(f"{before[g, panel, m]:.3f} -> {after[g, panel, m]:.3f}")
+                cells.append(f"{_signed(before[g, panel, m] - before['local', panel, m])} -> "
+                             f"{_signed(after[g, panel, m] - after['local', panel, m])}")
+            row = f"| {alpha} | {m} | " + " | ".join(cells) + " |"
+            assert row in section, row
+            # the committed table above: its accuracies are the before seeds'
+            old = next(ln for ln in text.splitlines() if ln.startswith(f"| {alpha} | {m} | "))
+            assert old.split(" | ")[2] == f"{before['local', panel, m]:.3f}", old
+            assert old.split(" | ")[3].startswith(f"{before['tally', panel, m]:.3f} ("), old
+            assert old.split(" | ")[4].startswith(f"{before['softlabel', panel, m]:.3f} ("), old
+            assert round(before["local", panel, m], 3) == round(after["local", panel, m], 3)
+
+
+def test_the_min_agreement_table_is_its_csvs():
+    """docs/matched-bits.md, `vote.min_agreement=0.5` at Dirichlet 0.05 re-measured with paired seeds: every
+    row is niid_minagree_{unpaired,paired}_seeds.csv's (test_paired_dec23g.paired_rows: per seed, means with
+    standard errors, differences to local training); the before seeds give the table's 0.247 ± 0.024 and
+    niid_matched_bits.csv's local 0.2745 ± 0.0185 (mean ± population std), and local is not moved."""
+    from test_paired_dec23g import _seeds, paired_rows
+    section = (DOCS / "matched-bits.md").read_text().split(
+        "**`vote.min_agreement=0.5` against local training, re-measured with paired seeds**")[1].split("One more run")[0]
+    for row in paired_rows("niid_minagree", ["minagree0.5_444p", "local"], "local", 3):
+        assert row in section, row
+    before, after = _seeds("niid_minagree_unpaired_seeds.csv"), _seeds("niid_minagree_paired_seeds.csv")
+    v = list(before["minagree0.5_444p", "dir0.05"].values())
+    assert f"{statistics.fmean(v):.3f} ± {statistics.pstdev(v):.3f}" == "0.247 ± 0.024"
+    assert "| `minagree0.5_444p` | `vote.min_agreement=0.5` (a keep bit per probe) | 444 | 3,996 | 0.247 ± 0.024 |" in \
+        (DOCS / "matched-bits.md").read_text()
+    local = next(r for r in _csv(FIG / "niid_matched_bits.csv") if (r["protocol"], r["panel"]) == ("local", "dir0.05"))
+    v = list(before["local", "dir0.05"].values())
+    assert (f"{statistics.fmean(v):.4f}", f"{statistics.pstdev(v):.4f}") == (local["accuracy"], local["accuracy_final_std"])
+    assert before["local", "dir0.05"] == after["local", "dir0.05"]
+    assert all(a < after["local", "dir0.05"][s] for s, a in after["minagree0.5_444p", "dir0.05"].items())
