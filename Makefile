@@ -30,7 +30,7 @@ help:
 	@echo "make bench  - samples/s table: tallysim round vs per-peer loop vs plain-JAX vmap_ref"
 	@echo "make fig1 ... fig12 - one paper figure at full size (resumable) into figures/ (fig8: faulty peers; fig9: every protocol on one bits-vs-accuracy plane; fig10: accuracy vs epsilon; fig11: Shakespeare characters and words, accuracy vs bits; fig12: MLP, LeNet and CNN peers in one run, each group's accuracy vs bits)"
 	@echo "make figures       - all twelve; make figures-smoke - all at smoke size but fig12's (too slow for CI)"
-	@echo "  ARGS=...  more tallysim figure options for fig1 ... fig12, figures, robustness, matched-bits, niid-matched-bits, class-matched-bits, class-pool, class-1000, class-1000-momentum0, fig2-lenet, fig-participation (make fig1 ARGS=--dry-run)"
+	@echo "  ARGS=...  more tallysim figure options for fig1 ... fig12, figures, robustness, matched-bits, niid-matched-bits, class-matched-bits, class-pool, class-1000, class-1000-momentum0, fig2-lenet, fig-participation (make fig1 ARGS=--smoke: its few-minute version, figures/fig1-smoke.*; make fig1 ARGS=--dry-run: the runs, none run)"
 	@echo "make robustness - the Byzantine study: per aggregator, worst-case accuracy over attacks x faulty fraction x alpha (docs/robustness.md)"
 	@echo "make matched-bits - tally, topk_soft and cfd at the same bits per probe, fedct vs tally: 15 Fashion-MNIST runs x 3 seeds (14 min on a CPU), then the table (docs/matched-bits.md)"
 	@echo "make niid-matched-bits - the non-IID claim at matched bits: tally, softlabel 8-bit and topk_soft at 4,000 bits per peer and round, Dirichlet 0.05 / 0.5 / 100 and one class per peer: 24 runs x 3 seeds, then the table (docs/matched-bits.md)"
@@ -39,7 +39,7 @@ help:
 	@echo "make class-1000 - C = 1000 at matched bits (16,000 per peer and round): tally 800 probes, softlabel 8-bit 1 probe (and 10 probes at 10x the bits), local, synthetic data with 200 examples a class, IID and Dirichlet 0.5 / 0.1: 12 runs x 3 seeds, 10 rounds, then the table (docs/matched-bits.md)"
 	@echo "make class-1000-momentum0 - class-1000 without momentum (optim.momentum=0, everything else equal): the same 12 runs x 3 seeds, 10 rounds, then the table (docs/matched-bits.md)"
 	@echo "make fig2-lenet - Fig. 2 (accuracy vs Dirichlet alpha) with LeNet instead of the MLP, local training added: 15 runs x 2 seeds, CPU-sized (docs/figures.md)"
-	@echo "make fig-participation - partial participation (cross-device): tally, softlabel, fedavg, local at 10%, 20% and 100% of 50 clients a round, Dirichlet 0.5 and 0.1: 24 runs x 2 seeds, CPU-sized (docs/figures.md)"
+	@echo "make fig-participation - partial participation (cross-device): tally, softlabel, fedavg, local and local + warm-up at 10%, 20% and 100% of 50 clients a round, Dirichlet 0.5 and 0.1: 30 runs x 2 seeds, CPU-sized (docs/figures.md)"
 	@echo "make mutation - mutmut over the core modules against pytest -m core (slow; MUTANTS='tallysim.sim.vote*')"
 	@echo "make clean  - remove the venv, the figures and OUT (results/) if it holds only tallysim's runs and sweeps"
 
@@ -203,7 +203,7 @@ fig2-lenet: $(STAMP) | $(FMNIST)
 
 # Partial participation (experiments/fig_participation.json and _alpha01.json, docs/figures.md "Partial
 # participation"): does the vote hold up better than soft labels when each round samples a cohort and a client
-# votes with a stale model? 24 runs in 24 programs, 2 seeds, sized for the shared 2-core CPU.
+# votes with a stale model? 30 runs in 30 programs (15 a file), 2 seeds, sized for the shared 2-core CPU.
 fig-participation: $(STAMP) | $(FMNIST)
 	$(OUT_CHECK)$(BIN)/tallysim figure experiments/fig_participation.json experiments/fig_participation_alpha01.json --results $(OUT) --out figures $(FIG_PROGRESS) $(ARGS)
 

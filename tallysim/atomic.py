@@ -175,6 +175,25 @@ def write_atomic(path: Path, data: bytes) -> None:
         f.write(data)
 
 
+def link_or_copy(src: Path, path: Path) -> bool:
+    """Replace `path` with `src`'s bytes all at once: a hard link to src where the filesystem makes one (no
+    second copy on disk), else a copy (write_atomic); True for a link. Only for a `src` that is replaced by
+    a rename, never written into (checkpoint.save): the link keeps the old bytes when src is replaced."""
+    tmp = path.with_name(f".{path.name}.{os.urandom(4).hex()}.tmp")     # a temporary name (is_temp_of)
+    refuse_symlink(path)
+    try:
+        os.link(src, tmp)
+    except OSError:     # no hard links here (FAT, some network and FUSE mounts), or another device
+        write_atomic(path, Path(src).read_bytes())
+        return False
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)     # our own link: src's bytes stay under src
+        raise
+    return True
+
+
 def write_text(path: Path, text: str) -> None:
     write_atomic(path, text.encode())
 

@@ -219,37 +219,40 @@ def remove(p: Path, ours: dict) -> list[str]:
 
 def main(argv: list[str], say_missing: bool = False) -> int:
     """`make clean`'s (silent where OUT does not exist: nothing to do) and, with `say_missing`, `tallysim
-    clean DIR`'s, where a typed path that names nothing (a typo, a quoted '~') returned 0 without a word."""
+    clean DIR`'s, where a typed path that names nothing (a typo, a quoted '~') returned 0 without a word.
+    `tallysim clean`'s lines start as every other command's (`tallysim: error: ...`, `tallysim: ...`);
+    `make clean`'s name the module it runs (`tallysim.clean: ...`)."""
+    err, say = ("tallysim: error: ", "tallysim: ") if say_missing else ("tallysim.clean: ", "tallysim.clean: ")
     if len(argv) != 1:
         print("usage: python -m tallysim.clean OUT", file=sys.stderr)
         return 2
     try:
         p, ours = _approve(argv[0])
     except Refused as e:
-        print(f"tallysim.clean: {e}", file=sys.stderr)
+        print(f"{err}{e}", file=sys.stderr)
         return 2
     except ImportError as e:         # no venv yet, and a system Python without numpy
-        print(f"tallysim.clean: cannot check {argv[0]} without tallysim's dependencies ({e}); run `make test` "
+        print(f"{err}cannot check {argv[0]} without tallysim's dependencies ({e}); run `make test` "
               "once (it sets up .venv), or remove it yourself", file=sys.stderr)
         return 2
     except OSError as e:             # unreadable, or changing under the check: nothing removed
-        print(f"tallysim.clean: cannot check {argv[0]} ({e}); nothing was removed", file=sys.stderr)
+        print(f"{err}cannot check {argv[0]} ({e}); nothing was removed", file=sys.stderr)
         return 2
     if p is None:
         if say_missing:
-            print(f"tallysim.clean: nothing to remove: {argv[0]} does not exist", file=sys.stderr)
+            print(f"{say}nothing to remove: {argv[0]} does not exist", file=sys.stderr)
         return 0
     try:
         kept = remove(p, ours)
     except OSError as e:
-        print(f"tallysim.clean: stopped removing {argv[0]} ({e}); what is left there is tallysim's or named "
+        print(f"{err}stopped removing {argv[0]} ({e}); what is left there is tallysim's or named "
               "above", file=sys.stderr)
         return 2
     if kept:
-        print(f"tallysim.clean: removed tallysim's runs and sweeps from {argv[0]} but kept what appeared or "
+        print(f"{err}removed tallysim's runs and sweeps from {argv[0]} but kept what appeared or "
               f"changed there during the removal ({first_few(kept, 3)}); look at it, then clean again", file=sys.stderr)
         return 2
-    print(f"tallysim.clean: removed {argv[0]} (tallysim's runs and sweeps)")
+    print(f"{say}removed {argv[0]} (tallysim's runs and sweeps)")
     return 0
 
 

@@ -67,6 +67,8 @@ def _check(cfg, args=None) -> None:
     from tallysim import config, config_reads, validation
     try:
         validation.single_run(cfg)  # a field this protocol ignores refused, the warnings printed: before anything runs
+        if args is not None:        # data.num_classes=10 typed on cifar100, which `unread` passes (the default)
+            config_reads.check_typed_classes(cfg, seed_list(args.overrides))
     except config_reads.UnreadField as e:        # one the user did not type: say that --config set it
         if args is None:
             raise
@@ -82,9 +84,16 @@ def print_config(cfg) -> int:
     from tallysim import config, validation
     cfg = config.validate(cfg)
     validation.check_data_path(cfg)          # the run's data, as it starts (not validate's: field_checks)
+    check_dataset(cfg)
     print(json.dumps(config.to_dict(cfg), indent=2))
     print(f"tallysim: {validation.memory_note(cfg)}", file=sys.stderr)     # stdout stays the JSON --config reads
     return 0
+
+
+def check_dataset(cfg) -> None:
+    """data.name that names no dataset here (a typo), refused before anything loads (loading.check_available)."""
+    from tallysim.data import loading
+    loading.check_available(cfg.data)
 
 
 def check_checkpoint_every(args) -> None:
@@ -99,6 +108,12 @@ def cmd_run(args) -> int:
     if args.print_config and args.resume:
         raise ConfigError("--print-config prints the config a run would use; with --resume that is "
                           "OUT/config.json: read it there")
+    given = [flag for flag, on in (("--out", args.out is not None), ("--overwrite", args.overwrite),
+                                   ("--checkpoint-every", getattr(args, "checkpoint_every", None) is not None)) if on]
+    if args.print_config and given:     # ignored in silence: a user may expect DIR/config.json written
+        raise ConfigError(f"--print-config prints the config a run would use and writes nothing, so {given[0]} is "
+                          "not read with it; allowed: --print-config alone (`> FILE` keeps the JSON, which "
+                          "--config reads), or the run without --print-config")
     if args.out is None and not args.print_config:
         raise ConfigError("run needs --out DIR (the directory the run writes), or --print-config")
     check_no_sweep_section(args)
@@ -133,6 +148,7 @@ def cmd_run(args) -> int:
             outdir.refuse_in_sweep(args.out, "--out")
         cfg = config_from_args(args)
         _check(cfg, args)
+        check_dataset(cfg)                  # was said after JAX had started
         from tallysim import sizing
         for note in sizing.run_notes(cfg):   # a costly default: stacked stateless clients, an O(P) draw
             print(f"tallysim: note: {note}", file=sys.stderr)

@@ -156,8 +156,22 @@ def apply_overrides(cfg: Config, items: list[str]) -> Config:
             raise ConfigError(f"apply_overrides: {show(item)} is {type(item).__name__}; expected a key=value "
                               "string such as 'peers=4' (cfg.replace(peers=4) takes Python values)")
         key, text = parse_override(item)
-        values[key] = _parse_scalar(key, text, keys[key])
+        values[key] = _groups_json(text) if key == "model.groups" and text[:1] in ("[", "{") else \
+            _parse_scalar(key, text, keys[key])
     return with_values(cfg, values)
+
+
+def _groups_json(text: str) -> str:
+    """`model.groups='[{"name": "a", "peers": 2}, ...]'`, the list a config file may hold, typed as one
+    key=value: read as the file's list is (it was refused as one group named by the whole JSON text)."""
+    import json
+    try:
+        obj = json.loads(text)
+    except ValueError as e:
+        raise ConfigError(f"model.groups={text[:60]!r} starts as JSON but is not JSON ({e.msg} at "
+                          f"character {e.pos}); allowed: NAME:PEERS[:MODEL][,FIELD=VALUE...] joined by ';', or a "
+                          "JSON list of group objects") from None
+    return _model_groups.from_json(obj, "model.groups on the command line")
 
 
 def to_dict(cfg: Config) -> dict:

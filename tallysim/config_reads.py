@@ -191,6 +191,14 @@ def _unread_models(cfg: Config):
             whose = f"model.name={cfg.model.name}"
         yield key, (f"{key}={show(get_field(cfg, key))} is not read by {whose} (only by "
                     f"{', '.join(models)}); allowed there: its default {show_default(spec.default)}")
+    # a field every model reads (its name, dtype, optimizer) is the run's only for the groups that do not
+    # set it: `model.name=cnn` beside groups that each name their model ran no CNN, in silence
+    for key in ("model.name", "model.dtype") + model_groups.GROUP_OPTIM:
+        default = declared()[key].default
+        if groups and get_field(cfg, key) != default and all(key in dict(g.values) for g in groups):
+            yield key, (f"{key}={show(get_field(cfg, key))} is not read with model.groups={cfg.model.groups!r}: "
+                        f"every group sets {key.removeprefix('model.')} itself; allowed there: its default "
+                        f"{show_default(default)}, or a group that leaves it out")
 
 
 # The data.* fields only the synthetic generator reads: a dataset from files or the cache has its own
@@ -231,6 +239,25 @@ def _unread_data(cfg: Config):
         yield "data.seed", (f"data.seed={d.seed} is not read by data.name={d.name} without data.max_train or "
                             "data.max_test (it draws the synthetic data and those subsets; the peers' data, the "
                             "probe pool and training follow `seed`); allowed there: its default 0, or set seed")
+
+
+def check_typed_classes(cfg: Config, items) -> None:
+    """`data.num_classes=V` among the `key=value` items the user typed (a run's command line, a sweep run's
+    axes), on a dataset other than synthetic: refused unless V is the dataset's own class count. `unread`
+    compares a field with its default, so `data.name=cifar100 data.num_classes=10` (the default) ran on
+    100 classes and no word said. A --config file's value is not refused here: a run's config.json holds
+    the default 10 for every dataset (docs/cli.md), and `--config` must take it back."""
+    typed = [str(i).split("=", 1)[1].strip() for i in items if str(i).split("=", 1)[0].strip() == "data.num_classes"]
+    name = cfg.data.name.lower()
+    if not typed or name == "synthetic":
+        return
+    own = KNOWN_TEXT.get(name, KNOWN_SHAPES.get(name, (None, None)))[1]
+    if own is not None and cfg.data.num_classes == own:
+        return          # the dataset's own count, said again: nothing ignored
+    counts = f"data.name={cfg.data.name} has C = {own:,} from its files" if own else \
+        f"data.name={cfg.data.name} takes its classes from its files"
+    raise ConfigError(f"data.num_classes={typed[-1]} is not read by data.name={cfg.data.name} (only by synthetic: "
+                      f"it does not pick a subset of classes); {counts}; allowed there: no data.num_classes")
 
 
 def _unread_sign_broadcast(cfg: Config):
@@ -317,8 +344,12 @@ def from_file(err: UnreadField, path, items) -> ConfigError:
     # every unread field the file sets, in one piece of advice: a sweep run's config.json, run alone, was
     # refused for comm.soft_bits (the base's, for the sweep's softlabel runs), then again for model.heads
     extra = [key for key in dict.fromkeys(err.also) if key != err.key and key not in given and declared().get(key)]
-    items = " ".join(f"{key}={show_default(declared()[key].default)}" for key in [err.key, *extra])
+    # data.num_classes typed at its default is refused on a real dataset (check_typed_classes): removed instead
+    typed = [key for key in [err.key, *extra] if key != "data.num_classes"]
+    items = " ".join(f"{key}={show_default(declared()[key].default)}" for key in typed)
     also = f" (it also sets {', '.join(extra)}, which this run does not read either)" if extra else ""
-    fix = f"add {items} to the command to run without {'them' if extra else 'it'}{also}" if spec else \
+    fix = f"add {items} to the command to run without {'them' if extra else 'it'}{also}" if spec and typed else \
         "remove it from that file"
+    if spec and typed and len(typed) <= len(extra):      # data.num_classes among them: not typed
+        fix += "; remove data.num_classes from that file"
     return ConfigError(f"{err} ({err.key} is set by --config {path}, not on the command line: {fix})")

@@ -155,17 +155,20 @@ RETRY = outdir.RETRY_CHECKPOINT     # the copy, in the run directory: a --resume
 
 
 def kept(out_dir, lo: int, hi: int) -> Optional[dict]:
-    """The lone run's checkpoint of seeds [lo, hi) after a round R > 0, copied to RETRY (written whole
-    and renamed, as checkpoint.save writes; until late on 2026-12-07 held in memory only: a retry stopped
-    after its first narrower chunk resumed the next from round 1): on_disk's description of it; None where
-    there is none (no --out, no state saved yet, another chunk's, several processes, unreadable)."""
+    """The lone run's checkpoint of seeds [lo, hi) after a round R > 0, kept as RETRY (until late on
+    2026-12-07 held in memory only: a retry stopped after its first narrower chunk resumed the next from
+    round 1): a hard link to it, where the filesystem makes one, for the retry's saves replace
+    checkpoint.npz by a rename, never writing into it (a copy, until late on 2026-12-07, held the same bytes twice
+    on disk until the retry's first save); else a copy written whole and renamed. on_disk's description of
+    it; None where there is none (no --out, no state saved yet, another chunk's, several processes,
+    unreadable)."""
     if out_dir is None or jax.process_count() > 1 or not (out_dir / checkpoint.FILE).is_file():
         return None
     try:
         meta = checkpoint.read_meta(out_dir)
         if meta["lo"] != lo or meta["round"] < 1 or len(meta["ledgers"]) != hi - lo:
             return None
-        atomic.write_atomic(out_dir / RETRY, (out_dir / checkpoint.FILE).read_bytes())
+        atomic.link_or_copy(out_dir / checkpoint.FILE, out_dir / RETRY)     # a link: no second copy on disk
     except (ConfigError, OSError):
         return None
     return on_disk(out_dir)
@@ -238,6 +241,8 @@ def group_point(b, at: list, chunk: int, out_dirs: list) -> tuple:
         return None, ""                 # nothing ran: nothing to keep
     lanes, lo, hi = at
     redo = lanes.restart(lo, chunk)
+    # runs finished or stopped (loss not finite): their lanes not run again (bounds)
+    skip = sorted({*lanes.final, *lanes.failed})
     saved = {}
     if jax.process_count() == 1:        # one process reads every run's checkpoint (process 0 alone writes)
         for i in sorted({b.lane_cfg[j] for j in range(lo, len(b.seeds))}):
@@ -246,15 +251,51 @@ def group_point(b, at: list, chunk: int, out_dirs: list) -> tuple:
                     saved[i] = checkpoint.read_meta(out_dirs[i])
                 except ConfigError:
                     pass                # unreadable: its lanes start from round 1
-    redo = {**redo, "saved": saved, "dirs": out_dirs}
-    first = chunk_resume(b, redo, lo, min(lo + chunk, len(b.seeds)))
+    redo = {**redo, "saved": saved, "dirs": out_dirs, "skip": skip}
+    first = next(((a, z) for a, z in bounds(b, redo, chunk) if a >= lo), None)
+    first = chunk_resume(b, redo, *first) if first else {"round": 0}
     lines = sum(r["lines"] for r in redo.get("recs", [redo]))       # a group of one: a lone run's meta
-    which = f"lanes {lo}-{hi - 1}" if hi - lo > 1 else f"lane {lo}"
-    return redo, (f"; {which} start{'s' if hi - lo == 1 else ''} again from "
-                  + (f"their runs' checkpoints after round {first['round']}" if first["round"] else "round 1")
+    todo = [j for j in range(lo, hi) if b.lane_cfg[j] not in skip]
+    gone = [j for j in range(lo, hi) if b.lane_cfg[j] in skip]
+    return redo, ((f"; {lane_list(todo)} start{'s' if len(todo) == 1 else ''} again from "
+                   + (f"their runs' checkpoints after round {first['round']}" if first["round"] else "round 1")
+                   if todo else "")
+                  + (f"; {lane_list(gone)}, of runs finished or stopped (loss not finite), "
+                     f"{'is' if len(gone) == 1 else 'are'} kept and not run again" if gone else "")
                   + (f"; the {counted(lo, 'lane')} before {'them' if hi - lo > 1 else 'it'}, finished, {'is' if lo == 1 else 'are'} kept" if lo else "")
                   + (f"; the {counted(lines, 'metrics row')} written {'is' if lines == 1 else 'are'} kept and not "
                      "written again" if lines else ""))
+
+
+def lane_list(js: list) -> str:
+    """`lane 3`, `lanes 0-3`, `lanes 0-1, 4`: lane indices as runs of consecutive ones."""
+    parts, i = [], 0
+    while i < len(js):
+        k = i
+        while k + 1 < len(js) and js[k + 1] == js[k] + 1:
+            k += 1
+        parts.append(f"{js[i]}-{js[k]}" if k > i else f"{js[i]}")
+        i = k + 1
+    return f"lane{'s' if len(js) > 1 else ''} {', '.join(parts)}"
+
+
+def bounds(b, resume: Optional[dict], chunk: int) -> list:
+    """run._run_all's chunks [lo, hi): `chunk` lanes at a time from the resume's lo, which a retry in
+    narrower chunks may place off their multiples (seeds=5, 5 -> 2 at a time from index 0 or 5), those
+    before it, done, as wide (the bar's count); none across a lone retry's kept seeds' end (a chunk across
+    it started from round 1, its rows up to the copy's round counted twice); a group retry's without the
+    lanes of its runs finished or stopped (`skip`: until late on 2026-12-07 run again from round 1, their rows
+    not rewritten but the compute spent, the narrower program widened, and the chunk holding them
+    started from round 1: a finished run keeps no checkpoint)."""
+    n, start = len(b.seeds), resume["lo"] if resume else 0
+    skip = set(resume.get("skip", ())) if resume else set()
+
+    def out(j: int) -> bool:
+        return b.lane_cfg[j] in skip
+    edges = sorted({0, start, n, *([resume["wide"]["hi"]] if resume and resume.get("wide") else []),
+                    *(j for j in range(start + 1, n) if out(j) != out(j - 1))})
+    return [(lo, min(lo + chunk, end)) for first, end in zip(edges, edges[1:]) if first < start or not out(first)
+            for lo in range(first, end, chunk)]
 
 
 def chunk_resume(b, redo: dict, lo: int, hi: int) -> dict:

@@ -179,6 +179,8 @@ def _check_entry(g: dict, where: str) -> None:
                           "name of letters, digits, '_' and '-'")
     if not isinstance(g.get("peers"), int) or isinstance(g.get("peers"), bool):
         raise ConfigError(f"{where}: model.groups entry {g['name']}: \"peers\"={g.get('peers')!r}; allowed: an integer")
+    if g["peers"] < 1:      # -2 became the text a:-2, refused as "not NAME:PEERS", a syntax never written
+        raise ConfigError(f"{where}: model.groups entry {g['name']}: \"peers\"={g['peers']}; allowed: an integer >= 1")
     for section in ("model", "optim"):
         for k, x in g.get(section, {}).items():
             key = f"{section}.{k}"

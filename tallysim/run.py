@@ -273,8 +273,9 @@ def run_group(cfgs: list[Config], outs: list, progress: bool = True, built: Opti
     warned for the whole sweep). Returns per configuration its last metrics row plus 'out', or the
     exception that stopped it (a NonFiniteLoss stops only its own configuration). Given a
     `checkpoint_every` K, each configuration saves its own checkpoint (checkpoint.GroupSaver). A
-    configuration whose last row is written is final at once: `on_finished(i, its result)` (a sweep
-    writes its done.json), then its checkpoint is removed (it stayed until the group ended: a group
+    configuration whose last row is written, or whose loss is not finite, is final at once:
+    `on_finished(i, its result)` (a sweep writes its done.json, or records it failed), then its
+    checkpoint is removed (it stayed until the group ended: a group
     stopped later, by an interrupt or out of memory, left it, and a resume ran the run again from it)."""
     name = memory_retry.begin()     # first, as in `run`
     api_arguments.check_group(cfgs, outs, checkpoint_every)
@@ -325,18 +326,12 @@ def _run_all(b: Built, out_dirs: list, chunk: int, progress: bool, saver: checkp
              resume: Optional[dict] = None, at: Optional[list] = None, on_final=None) -> list:
     """Every chunk of `chunk` lanes from `resume`'s (or the first); `at`, given, holds the chunk under
     way: (its Lanes, lo, hi), for an out-of-memory retry (memory_retry.lone_point)."""
-    n = len(b.seeds)
     start = resume["lo"] if resume else 0
-    # chunks of `chunk` from `start`, which a retry in narrower chunks may place off their multiples
-    # (seeds=5, 5 -> 2 at a time from index 0 or 5, ...); before it, done, as wide (the bar's count)
-    # (and at the end of an out-of-memory retry's kept seeds: a chunk across it started from round 1, its
-    # rows up to the copy's round counted twice)
-    edges = sorted({0, start, n, *([resume["wide"]["hi"]] if resume and resume.get("wide") else [])})
-    bounds = [(lo, min(lo + chunk, end)) for first, end in zip(edges, edges[1:]) for lo in range(first, end, chunk)]
+    bounds = memory_retry.bounds(b, resume, chunk)      # a group retry's: without its runs finished or stopped
     rounds = [max(b.cfgs[b.lane_cfg[j]].rounds for j in range(lo, hi)) for lo, hi in bounds]
     done = 0
     if resume:
-        k = bounds.index(next(bd for bd in bounds if bd[0] == start))
+        k = next((k for k, bd in enumerate(bounds) if bd[0] >= start), len(bounds))
         done = sum(rounds[:k]) + resume["round"]
     labels = [Path(d).name if d is not None else f"config {i}" for i, d in enumerate(out_dirs)]
     bar = progress_bars.round_bar(sum(rounds), progress, labels, initial=done,

@@ -154,6 +154,10 @@ class Lanes:
         if len(self.recs) == 1:
             raise err
         self.failed[i] = err
+        if self.on_final:       # final now, as a run whose last row is written (a sweep records it stopped:
+            if rec.file:        # its out-of-memory fallback ran it again, from round 1, until late on 2026-12-07)
+                rec.file.sync()
+            self.on_final(i, err)
 
     def rows(self, r: int, lane_rows: list) -> None:
         for i, rec in enumerate(self.recs):

@@ -17,27 +17,9 @@ from tallysim.file_shapes import (IMAGE_MODELS, TEXT_MODELS, KNOWN_CLIENTS, KNOW
 # a run's shapes from its config (config_shapes.py): sizing.X, as before
 from tallysim.config_shapes import (BYTES_PER_PARAM, active_peers, asked_chunk, data_shape, example_shape, model_params, models_bytes,  # noqa: F401
                                     decimal_floor, faulty_peers, positions, text_activation_bytes, trained_at_once)
+# the sizes past which a run hangs or cannot finish whatever the memory: sizing.LIMITS, as before
+from tallysim.size_limits import LIMITS  # noqa: F401
 from tallysim.probe_blocks import BLOCK_SHARE, KEPT_BYTES, blocks_votes, counts_target, kept_bytes, probe_block  # noqa: F401 - sizing.X for sim/
-
-# Sizes past which a run hangs on the host or cannot finish, whatever the memory: field -> (largest
-# allowed, why). schema.py declares these as the fields' upper bounds; validation's message gives the why.
-# Measured on a CPU: seeds are partitioned one after another on the host (8 ms each for a 1,600-example
-# synthetic set, longer for real data), so 100,000 seeds spent minutes before the first compile; a
-# Dirichlet split loops over the classes (0.35 ms each per seed), so 10**6 classes spent minutes per
-# seed; the round loop plans every round on the host, so 2**31 - 1 rounds never started.
-LIMITS = {
-    "seeds": (10_000, "each seed is partitioned on the host and becomes a lane of one program; run more "
-                      "as separate runs (seed=FIRST seeds=N each, or a sweep over seed)"),
-    "data.num_classes": (MOST_CLASSES, "the partition loops over the classes on the host for every seed, and the "
-                                       "probe exchange holds [probes, classes] sums (ImageNet-21k has 21,841)"),
-    "rounds": (1_000_000, "the round loop plans every round on the host, and more rounds cannot finish "
-                          "(at a millisecond a round, 10**6 rounds is 17 minutes)"),
-    "eval_every": (1_000_000, "it cannot usefully exceed rounds, which is at most 1,000,000"),
-    "local_epochs": (100_000, "one round runs them all on the device before the host hears back"),
-    "local_steps": (10_000_000, "one round runs them all on the device before the host hears back"),
-    "distill.epochs": (100_000, "one round runs them all on the device before the host hears back"),
-    "feddf.steps": (10_000_000, "one round runs them all on the device before the host hears back"),
-}
 
 CHUNK_BYTES = 256 * 2**20     # one chunk's [c, M, C] (or one eval batch's [P, B, C]) float32 logits and forward passes
 LIVE_PER_CHUNK = 4            # [c, M, C] buffers alive at once: logits, probabilities, quantised, product
@@ -260,6 +242,22 @@ def storage_hint(cfg) -> str | None:
             "(docs/population.md)")
 
 
+def cohort_note(cfg) -> str | None:
+    """storage_hint's line for a run that took its advice: a stateless protocol under client_storage=auto
+    drawing a cohort whose stacked models would pass HINT_BYTES says what it holds instead. A stacked run
+    told the user its models' memory before it started, a cohort run nothing (only --print-config's
+    estimate, which names the largest part alone)."""
+    active = active_peers(cfg)
+    if cfg.client_storage != "auto" or active >= cfg.peers or protocols.client_state(cfg):
+        return None
+    stacked, cohort = models_bytes(cfg)         # the top-level model: stateless protocols take no groups
+    if stacked < HINT_BYTES:
+        return None
+    return (f"client_storage=auto holds the server model and the {active:,} active clients' models a round (about "
+            f"{fmt(cohort)}), not all {cfg.peers:,} clients' (about {fmt(stacked)}): {cfg.protocol.name} keeps no "
+            "client state, and the rows hold the server model's accuracy, not each client's (docs/population.md)")
+
+
 DRAW_HINT_PEERS = 100_000      # where cohort_draw=sort's O(P) draw outweighs a small cohort's round
 
 
@@ -276,7 +274,7 @@ def draw_hint(cfg) -> str | None:
 
 def run_notes(cfg) -> list[str]:
     """What `tallysim run` says before it starts about a costly default (storage, cohort draw)."""
-    return [n for n in (storage_hint(cfg), draw_hint(cfg)) if n]
+    return [n for n in (storage_hint(cfg), cohort_note(cfg), draw_hint(cfg)) if n]
 
 
 def fmt(n: float) -> str:

@@ -62,15 +62,27 @@ def configs(base_cfg: Config, runs: list[tuple[str, list[str]]]) -> list[Config]
     return out
 
 
-def command_configs(base_cfg: Config, runs: list[tuple[str, list[str]]]) -> list[Config]:
+def command_configs(base_cfg: Config, runs: list[tuple[str, list[str]]], out=None) -> list[Config]:
     """`tallysim sweep`'s runs checked: each validated (`configs`), and a field (or swept axis) that no run
     reads refused, as each run alone would refuse it (sweep_axes.check_fields_read). A figure does not
     ask the second: its spec's base and smoke settings serve all its groups, and a group may read none
-    of them."""
+    of them. `out`: --out, whose finished runs' data is not checked (`unfinished`)."""
     cfgs = configs(base_cfg, runs)
     check_fields_read(runs, cfgs)
-    validation.check_data_paths(cfgs)        # --dry-run too: the data a run would read
+    from tallysim.data import loading
+    todo = unfinished(runs, cfgs, out)
+    validation.check_data_paths(todo)        # --dry-run too: the data a run would read
+    loading.check_datasets(todo)             # and a misspelt data.name, as each run would refuse it
     return cfgs
+
+
+def unfinished(runs: list, cfgs: list[Config], out) -> list[Config]:
+    """The configs of the runs not finished in `out` (no DONE): the only ones whose data.path is checked. A
+    finished run is only read, so data moved since does not refuse it (as run_sweep and a figure skip it)."""
+    if out is None:
+        return cfgs
+    out_dir = outdir.destination(out)
+    return [c for (n, _), c in zip(runs, cfgs) if not (out_dir / n / DONE).exists()]
 
 
 def check_devices(runs: list, cfgs: list[Config]) -> None:
@@ -138,7 +150,7 @@ def run_sweep(base_cfg: Config, runs: list[tuple[str, list[str]]], out_dir, prog
     warn_before(runs, cfgs)                  # the API's sweep too, not only `tallysim sweep`
     check_devices(runs, cfgs)                # before any run directory is created
     out_dir = _checked_out(out_dir, runs, cfgs)     # nothing is created or replaced until every run dir is ours (or absent)
-    validation.check_data_paths([c for (n, _), c in zip(runs, cfgs) if not (out_dir / n / DONE).exists()])  # unfinished
+    validation.check_data_paths(unfinished(runs, cfgs, out_dir))
     with outdir.sweep_lock(out_dir):         # a second sweep into out_dir at once: refused before its index
         return _run_locked(runs, cfgs, out_dir, progress, log, meta, grouped, runs_bar, checkpoint_every)
 
@@ -253,9 +265,12 @@ def _run_grouped(runmod, batch: list[int], runs, cfgs, records, out_dir: Path, p
     _write_index(out_dir, records, meta)
     t0 = time.time()
 
-    def finished(k: int, last: dict) -> None:   # its last row written: done now, though the group goes on
-        i = batch[k]
-        _done(out_dir / runs[i][0], records[i], runmod, cfgs[i], runs[i][1], last, (time.time() - t0) / len(batch), log)
+    def finished(k: int, last) -> None:     # its last row written, or its loss not finite: done or failed
+        i = batch[k]                        # now, though the group goes on (and an out-of-memory fallback keeps it)
+        if isinstance(last, Exception):
+            _fail(out_dir / runs[i][0], records[i], str(last), log, diverged=isinstance(last, runmod.NonFiniteLoss))
+        else:
+            _done(out_dir / runs[i][0], records[i], runmod, cfgs[i], runs[i][1], last, (time.time() - t0) / len(batch), log)
         _write_index(out_dir, records, meta)
     try:
         results = runmod.run_group([cfgs[i] for i in batch], [out_dir / runs[i][0] for i in batch], progress,
@@ -274,11 +289,12 @@ def _run_grouped(runmod, batch: list[int], runs, cfgs, records, out_dir: Path, p
         return _run_grouped(runmod, rest, runs, cfgs, records, out_dir, progress, log, meta, every)
     except Exception as e:     # noqa: BLE001 - recorded against the group's runs, the sweep goes on
         first = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
-        left = [i for i in batch if records[i]["status"] != "done"]      # those finished are kept, done
+        left = [i for i in batch if records[i]["status"] == "running"]   # those finished or stopped are kept
         if runmod.out_of_memory(e):
             alone, rest = sweep_resume.after_group(left, [out_dir / runs[i][0] for i in left])
-            say(log, f"  the group did not fit in memory as one program ({first}); "
-                + sweep_resume.after_group_words(len(batch) - len(left), len(alone), len(rest)), ", ".join(names))
+            stopped = sum(records[i]["status"] == "failed" for i in batch)
+            say(log, f"  the group did not fit in memory as one program ({first}); " + sweep_resume.after_group_words(
+                len(batch) - len(left) - stopped, len(alone), len(rest), stopped), ", ".join(names))
             for i in alone:
                 _run_one(runmod, i, runs, cfgs, records, out_dir, progress, log, meta, every)
             for part in (rest[:len(rest) // 2], rest[len(rest) // 2:]):
@@ -297,7 +313,7 @@ def _run_grouped(runmod, batch: list[int], runs, cfgs, records, out_dir: Path, p
     seconds = (time.time() - t0) / len(batch)
     for i, res in zip(batch, results):
         (name, overrides), rec = runs[i], records[i]
-        if rec["status"] == "done":         # finished while the group went on (`finished`)
+        if rec["status"] in ("done", "failed"):     # finished or stopped while the group went on (`finished`)
             continue
         if isinstance(res, Exception):
             _fail(out_dir / name, rec, str(res), log, diverged=isinstance(res, runmod.NonFiniteLoss))
@@ -334,7 +350,7 @@ def main(args) -> int:
     section = config.read_file(args.config).get("sweep") if args.config else None
     runs = expand(section or {}, args.axes)
     try:
-        cfgs = command_configs(base, runs)   # fail in one line before anything is created
+        cfgs = command_configs(base, runs, args.out)   # fail in one line before anything is created
     except config_reads.UnreadField as e:    # a field the user did not type: say that --config set it
         raise config_reads.from_file(e, args.config and config.source_name(args.config), args.axes) from None
     if args.dry_run:        # seed=0,1 with seeds=2: seed 1 in two runs (run_sweep warns for a real one)

@@ -48,7 +48,9 @@ def _group_values(text: str) -> list[str]:
     for piece in text.split(","):
         # `none` (no groups: the comparison with one model for every peer) is a value of its own too; it was
         # glued to the value before it, "group 'b:2,none' is not NAME:PEERS"
-        if out and not _GROUP_START.match(piece) and piece.strip().lower() not in ("none", "null"):
+        # an empty piece (`a:2;b:2,,none`) is an empty value, refused as any axis' is: glued to the value
+        # before it, it vanished in silence
+        if out and piece.strip() and not _GROUP_START.match(piece) and piece.strip().lower() not in ("none", "null"):
             out[-1] += "," + piece
         else:
             out.append(piece)
@@ -222,6 +224,15 @@ def check_fields_read(runs: list[tuple[str, list[str]]], cfgs: list[Config]) -> 
         if key not in axes and all(key in unread_of(i) for i in range(1, len(cfgs))):
             raise config_reads.UnreadField(key, f"{key} is not read by any run of the sweep (each of its {len(cfgs)} run(s) "
                                    f"would refuse it as a single run); sweep run {runs[0][0]}: {line}")
+    refused = []        # data.num_classes typed on real datasets only: at its default, `unread` passes it
+    typed = [i for i, (_, overrides) in enumerate(runs) if any(o.startswith("data.num_classes=") for o in overrides)]
+    for i in typed:
+        try:
+            config_reads.check_typed_classes(cfgs[i], runs[i][1])
+        except ConfigError as e:
+            refused.append(f"sweep run {runs[i][0]}: {e}")
+    if refused and not any(cfgs[i].data.name.lower() == "synthetic" for i in typed):
+        raise ConfigError(refused[0])           # a run that reads it (synthetic): allowed, as any field is
 
 
 def check_runs(runs, out_dir, **flags) -> list:

@@ -102,12 +102,13 @@ def after_group(left: list, dirs: list) -> tuple[list, list]:
     return alone, [i for i in left if i not in alone]
 
 
-def after_group_words(finished: int, alone: int, rest: int) -> str:
-    """What the sweep says it does next (after_group): `2 runs finished, kept; 1 run resumes from its
-    checkpoint alone; running the other 3 as two smaller groups`."""
+def after_group_words(finished: int, alone: int, rest: int, stopped: int = 0) -> str:
+    """What the sweep says it does next (after_group): `2 runs finished, kept; 1 run stopped (loss not
+    finite), kept; 1 run resumes from its checkpoint alone; running the other 3 as two smaller groups`."""
     def runs(n: int) -> str:
         return f"{n} run{'' if n == 1 else 's'}"
     said = ([f"{runs(finished)} finished, kept"] if finished else []) + \
+        ([f"{runs(stopped)} stopped (loss not finite), kept"] if stopped else []) + \
         ([f"{runs(alone)} resume{'s' if alone == 1 else ''} from {'its' if alone == 1 else 'their'} checkpoint"
           f"{' alone' if alone == 1 else 's, each alone'}"] if alone else [])
     if rest > 1:

@@ -199,7 +199,7 @@ def soft_rounds_to_zero(cfg: Config) -> list[str]:
     tests' small config: all of round 1's target mass, docs/text.md), in silence."""
     name = cfg.data.name
     if cfg.protocol.name == "cfd":
-        if cfg.cfd.labels != "soft":                # hard: votes / A, never below 1/A
+        if cfg.cfd.labels != "soft":    # hard: count / A; one vote in A rounds to 0 from A = 2(2^b - 1) on
             return []
         field, bits = "cfd.bits", cfg.cfd.bits
         zero_from = cfd_uniform_zero_from(bits)

@@ -169,11 +169,27 @@ def test_figure_whose_runs_all_failed_fails_loudly(tmp_path, capsys):
     assert not list((tmp_path / "fig").glob("doomed*.png"))              # no empty plot drawn
 
 
-def test_experiments_resolve_as_package_data():
+def test_experiments_resolve_as_package_data(tmp_path, monkeypatch):
+    # tallysim installed (a wheel: no setup.py beside the package): the installed package's copy
     from importlib.resources import files
+    import tallysim
+    monkeypatch.setattr(tallysim, "__file__", str(tmp_path / "site-packages" / "tallysim" / "__init__.py"))
     d = figures.experiments_dir()
     assert (d / "fig1.json").is_file() and (d / "pareto" / "bridge.json").is_file()
-    assert d == pathlib.Path(str(files("tallysim.experiments")))       # the installed package's copy
+    assert d == pathlib.Path(str(files("tallysim.experiments")))
+
+
+def test_experiments_of_a_checkout_are_its_own(tmp_path, monkeypatch):
+    """tallysim imported from a checkout reads that checkout's experiments/, even where
+    `tallysim.experiments` resolves elsewhere: another checkout's editable install in the same environment
+    (a git worktree or clone on PYTHONPATH) made `figure fig1` and the tests read that other tree's configs
+    (userjourney13: /work/main's from a worktree)."""
+    import importlib.resources
+    (tmp_path / "fig1.json").write_text("{}")
+    monkeypatch.setattr(importlib.resources, "files", lambda name: tmp_path)     # the other tree's copy
+    d = figures.experiments_dir()
+    assert d == pathlib.Path(figures.__file__).resolve().parents[2] / "experiments" != tmp_path
+    assert (d.parent / "setup.py").is_file() and (d / "fig1.json").is_file()
 
 
 def test_experiments_dir_falls_back_to_the_checkout(monkeypatch):

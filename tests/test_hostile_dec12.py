@@ -296,8 +296,9 @@ def test_the_notebooks_read_their_smoke_switch_alike(value, quickstart, figures,
 @pytest.mark.parametrize("read, name", [(metrics.read_partition, "partition.json"), (metrics.read_sweep, "sweep.json")])
 def test_a_missing_run_file_is_not_called_corrupt(read, name, tmp_path):
     """Said "DIR/partition.json is not valid JSON (cannot read ...: No such file or directory); it is corrupt
-    or truncated": a ConfigError (a ValueError) from the read, taken for JSON's own."""
-    d = _run(tmp_path / "run")
+    or truncated": a ConfigError (a ValueError) from the read, taken for JSON's own. read_sweep is given a
+    folder that is no run (a run's own folder names itself: test_leftovers_dec24l)."""
+    d = _run(tmp_path / "run") if name == "partition.json" else outdir.claim(tmp_path / "empty", False)
     with pytest.raises(ConfigError, match=rf"^cannot read {d}/{name}: No such file or directory$"):
         read(d)
 

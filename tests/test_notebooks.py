@@ -4,6 +4,7 @@ fresh Colab: Debian's Fashion-MNIST hidden (TALLYSIM_NO_DEBIAN=1), an empty data
 The install cell's logic (install only what is missing, keep the JAX that is there) runs against fakes."""
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -89,6 +90,8 @@ def _finite_rows(path: Path, keys) -> list:
     return [r for r in rows if all(isinstance(r.get(k), (int, float)) and math.isfinite(r[k]) for k in keys)]
 
 
+# fast (make test): test_leftovers_dec24l.test_quickstart_notebook_runs_pass_the_checks_a_run_makes_first runs
+# its run cell as written up to where the runs would load data
 @pytest.mark.slow
 def test_quickstart_notebook(tmp_path, monkeypatch):
     _execute("quickstart", tmp_path, monkeypatch)
@@ -168,3 +171,32 @@ def test_figures_notebook_smoke_switch_follows_its_variable(monkeypatch):
     ns = {}
     exec(code.split("base = ")[0], ns)                             # up to the config it builds
     assert ns["SMOKE"] is False
+
+
+def test_figures_notebook_make_figure_call_passes_the_figures_checks(tmp_path, monkeypatch):
+    """The figures notebook ran `make_figure(..., results="runs/notebook", out="runs/notebook/figures")`,
+    refused since figures refuse an --out inside --results (its cell failed; only the slow notebook test,
+    not `make test`, executed it). Its call's own arguments, taken from the cell, pass the checks the figure
+    makes before any run (figures.preflight); nothing compiles or runs. The slow test_figures_notebook runs it."""
+    import ast
+    from tallysim import figures
+    code = _cell("figures", "figures.make_figure(")
+    calls = [n for n in ast.walk(ast.parse(code)) if isinstance(n, ast.Call)
+             and isinstance(n.func, ast.Attribute) and n.func.attr == "make_figure"]
+    assert len(calls) == 1, code
+    kwargs = {k.arg: ast.literal_eval(k.value) for k in calls[0].keywords if k.arg in ("results", "out")}
+    assert set(kwargs) == {"results", "out"}, kwargs
+    ns = {}
+    exec(_cell("figures", "FIGURE ="), ns)
+    monkeypatch.chdir(tmp_path)                                    # the notebook's fresh working directory
+    for smoke in (True, False):
+        figures.preflight(ns["FIGURE"], smoke, kwargs["results"], kwargs["out"])
+    # a config the notebook offers for FIGURE (the make targets' studies) runs from the fresh directory too:
+    # found among the shipped configs, its smoke section valid, with the cell's own results and out
+    nb_text = (NOTEBOOKS / "figures.ipynb").read_text()
+    offered = set(re.findall(r"experiments/[\w/]+\.json", nb_text)) - {"experiments/figN.json"}   # figN: any
+    assert offered, "the figures notebook names no figure config for FIGURE"
+    for path in sorted(offered):
+        figures.preflight(path, True, kwargs["results"], kwargs["out"])
+    doc = " ".join((NOTEBOOKS.parent / "docs" / "notebooks.md").read_text().split())
+    assert f"`{kwargs['results']}/`" in doc and f"`{kwargs['out']}/`" in doc      # where docs/notebooks.md says

@@ -273,4 +273,6 @@ def test_draw_hint_names_the_sequential_draw_for_large_populations():
     assert "10 of 100,000 clients" in sizing.draw_hint(cfg_of(big))
     for items in (big + ["cohort_draw=sequential"], ["peers=99999", "participation=0.001"], big[:2]):
         assert sizing.draw_hint(cfg_of(items)) is None, items
-    assert sizing.run_notes(cfg_of(big + ["cohort_draw=sequential", "client_storage=auto"])) == []
+    # a cohort run of sequential draws: no draw hint (its memory line, sizing.cohort_note, is test_leftovers_dec24a's)
+    assert not [n for n in sizing.run_notes(cfg_of(big + ["cohort_draw=sequential", "client_storage=auto"]))
+                if "cohort_draw" in n]

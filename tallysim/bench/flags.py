@@ -113,3 +113,22 @@ def _check_set(text) -> None:
             raise ConfigError(f"bench --population --set {item}: the group counts would have to sum to every "
                               "population (--peers) at once, and the bench's FedAvg takes no model.groups; "
                               "allowed: one model for every client (model.* items, e.g. model.width=64)")
+    _check_stateless(text)
+
+
+def _check_stateless(text) -> None:
+    """`--set protocol.name=tally` (or optim.reset_each_round=false, faults.kind=straggler): a protocol whose
+    clients keep state holds every client under client_storage=auto too, so the rows labelled "server model
+    alone" timed every client stacked, beside the stacked rows they are compared with, in silence."""
+    from tallysim import config, protocols
+    from tallysim.bench.population import items
+    extra = [i.strip() for i in str(text or "").split(",") if i.strip()]
+    try:
+        cfg = config.apply_overrides(config.Config(), items(10_000, 10, "auto", 24) + extra)
+    except ConfigError:
+        return          # the item itself is refused where every point's config is checked
+    if keeps := protocols.client_state(cfg):
+        raise ConfigError(f"bench --population --set {text}: {keeps}, so client_storage=auto would hold every "
+                          "client as stacked does, and the rows comparing the two would time the same storage; "
+                          "allowed: a protocol whose clients keep nothing (fedavg, fedprox, fedavgm, fedadam, "
+                          "fedyogi, fednova, fedpaq, signsgd, randk, feddf; docs/population.md)")

@@ -13,7 +13,7 @@ from tallysim.config import DataConfig
 from tallysim.fields import first_few
 
 from .base import Dataset, DataError
-from .cache import cache_dir, cache_file, debian_fashion_mnist, write_cache
+from .cache import DEBIAN_FASHION_MNIST, cache_dir, cache_file, debian_disabled, debian_fashion_mnist, write_cache
 from .files import read_npz, read_path
 from .synthetic import generate
 
@@ -55,11 +55,34 @@ def _not_prepared(name: str) -> DataError:
                                       if n != name]))[:3]
     hint = f"closest: {', '.join(near)}; " if near else ""
     extra = " (or: apt-get install dataset-fashion-mnist)" if name == "fashion_mnist" else ""
-    return DataError(f"dataset {name!r} is not prepared in {cache_dir()} and not built in; {hint}built in: "
+    return DataError(f"dataset {name!r} is not prepared in {cache_dir()} and not built in; {hint}allowed "
+                     f"data.name: built in: "
                      f"{', '.join(BUILT_IN)}; prepared: {', '.join(prepared) or 'none'}; for a tfds dataset "
                      f"run: python -m tallysim prepare {name} (needs internet and TensorFlow: `pip install "
                      f"tensorflow-cpu`, or `pip install -e .[tf]` in a checkout)"
                      f"{extra}, or set data.path=DIR with IDX/.npz files")
+
+
+def check_available(cfg: DataConfig) -> None:
+    """The refusal `load` would give a data.name it cannot find (`_not_prepared`: a typo, `cifr10`), given
+    before anything loads: `run --print-config` and a sweep's --dry-run passed it, and a run said it only
+    after JAX had started. Cheap: file checks only, nothing read; a name tfds might still prepare on first
+    use (can_prepare_on_first_use) passes, as load would try it."""
+    from tallysim.file_shapes import KNOWN_TEXT
+    from .prepare import can_prepare_on_first_use
+    name = cfg.name
+    if name in BUILT_IN or name in KNOWN_TEXT or cfg.path or cache_file(name).is_file():
+        return
+    if name == "fashion_mnist" and not debian_disabled() and DEBIAN_FASHION_MNIST.is_dir():
+        return
+    if not can_prepare_on_first_use():
+        raise _not_prepared(name)
+
+
+def check_datasets(cfgs: list) -> None:
+    """check_available of each config's data, each (data.name, data.path) once (a sweep's runs)."""
+    for data in {(c.data.name, c.data.path): c.data for c in cfgs}.values():
+        check_available(data)
 
 
 def _prepare_on_first_use(name: str) -> Dataset:

@@ -212,7 +212,7 @@ def make_figure(name_or_path: str, smoke: bool = False, results: str = "results"
                                         for g, (_, runs) in plans.items()))
             recs_by_group = {}
             for gname, (cfg, runs) in plans.items():
-                log(f"{tag}: group {gname} ({len(runs)} runs)")
+                log(f"{tag}: group {gname} ({count(len(runs), 'run')})")
                 recs_by_group[gname] = sweep.run_sweep(cfg, runs, Path(results) / tag / gname, progress=progress,
                                                        log=log, grouped=grouped, runs_bar=bar,
                                                        validated=plans.configs[gname],

@@ -10,6 +10,7 @@ from typing import Optional
 from tallysim import config, outdir, sweep, sweep_axes
 from tallysim.config import ConfigError
 from tallysim.field_checks import check_data_paths
+from tallysim.model_groups import group_config
 
 
 class Plans(dict):
@@ -150,7 +151,53 @@ def _plan(spec: dict, smoke: bool, base_dir: Path) -> tuple[dict, dict, dict]:
                                   "(acc_mean@NAME against bits_per_peer@NAME), and this group's runs set no "
                                   "model.groups; allowed: model.groups in `base` or in the group "
                                   "(e.g. \"phone:6:mlp;server:2:lenet\"), or another kind (curves)")
+        _same_groups_as_local(checked)
+    if spec.get("kind") == "vocab":
+        _refuse_images(checked)
     return plans, checked, group_axes
+
+
+def _same_groups_as_local(checked: dict) -> None:
+    """groups_plot tables each group's gain over local training's group of the same name: a protocol's group
+    `a` of CNNs beside local's `a` of MLPs was tabled as a gain over the MLPs, and a group local does not
+    have drew no gain, in silence. Refused before any run where the figure has local runs at all."""
+    local: dict = {}
+    for cfgs in checked.values():
+        for c in cfgs:
+            if c.protocol.name == "local":
+                for g in config.parse_groups(c.model.groups):
+                    local.setdefault(g.name, set()).add(_group_model(c, g))
+    if not local:
+        return
+    for name, cfgs in checked.items():
+        for c in cfgs:
+            for g in config.parse_groups(c.model.groups) if c.protocol.name != "local" else ():
+                if _group_model(c, g) not in local.get(g.name, ()):
+                    why = "has no such group" if g.name not in local else "runs another model or peer count in it"
+                    raise ConfigError(f"figure group {name!r}: its model group {g.name} ({g.peers} peers of "
+                                      f"{group_config(c, g).model.name}) is tabled against local training's group "
+                                      f"{g.name}, and local training {why}; allowed: the same model.groups in "
+                                      "every figure group (set it in `base`), or another kind (curves)")
+
+
+def _group_model(cfg, g) -> tuple:
+    """(peers, the group's model as its fields read) of model group g of a run's config."""
+    m = group_config(cfg, g).model
+    return g.peers, ", ".join(f"{k}={v}" for k, v in vars(m).items() if k != "groups")
+
+
+def _refuse_images(checked: dict) -> None:
+    """A kind=vocab figure (vocab_plot: next-token accuracy and perplexity per vocabulary, C read from the
+    prepared text) of runs on images: it drew them on a "next-token test accuracy" axis, C tabled as "?",
+    after every run had run. Refused before any run, naming the group; a dataset of files may be text."""
+    from tallysim.file_shapes import KNOWN_SHAPES
+    for g, cfgs in checked.items():
+        images = sorted({c.data.name for c in cfgs if c.data.name == "synthetic" or c.data.name in KNOWN_SHAPES})
+        if images:
+            raise ConfigError(f"figure group {g!r}: a kind=vocab figure draws next-token accuracy and perplexity "
+                              f"per vocabulary, and this group runs on {', '.join(images)} (images, no "
+                              "vocabulary); allowed: data.name shakespeare or shakespeare_words (or text files "
+                              "of your own), or kind=curves or classes for images")
 
 
 def _group_configs(gname: str, cfg, runs):

@@ -12,7 +12,15 @@ from tallysim.fields import did_you_mean
 def experiments_dir() -> Path:
     """The shipped experiment configs: package data `tallysim.experiments` (the repository's top-level
     `experiments/`, mapped into the package by setup.py), in a wheel or an editable install alike; a
-    bare source tree on PYTHONPATH falls back to the checkout's `experiments/`."""
+    bare source tree on PYTHONPATH falls back to the checkout's `experiments/`. tallysim imported from a
+    checkout (its setup.py and experiments/ beside the package) reads that checkout's configs first: with
+    another checkout's editable install in the same environment (a clone or git worktree on PYTHONPATH),
+    `tallysim.experiments` resolved through that install's finder to the other checkout's files, so
+    `figure fig1` and the tests read configs this tree does not hold."""
+    import tallysim
+    checkout = Path(tallysim.__file__).resolve().parents[1]
+    if (checkout / "setup.py").is_file() and (checkout / "experiments" / "fig1.json").is_file():
+        return checkout / "experiments"
     try:
         from importlib.resources import files
         d = Path(str(files("tallysim.experiments")))
@@ -20,8 +28,7 @@ def experiments_dir() -> Path:
             return d
     except (ImportError, TypeError):   # ModuleNotFoundError: not installed, only the source tree
         pass
-    import tallysim
-    return Path(tallysim.__file__).resolve().parents[1] / "experiments"
+    return checkout / "experiments"
 
 
 EXPERIMENTS = experiments_dir()

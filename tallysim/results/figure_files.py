@@ -71,12 +71,16 @@ def wrap_titles(fig) -> None:
     for t in [ax.title for ax in fig.axes] + [t for t in [getattr(fig, "_suptitle", None)] if t is not None]:
         text, wide = t.get_text(), t.get_window_extent(fig.canvas.get_renderer()).width
         if text and "\n" not in text and wide > 0.95 * fig.bbox.width:
-            chars = max(20, int(len(text) * 0.9 * fig.bbox.width / wide))
-            lines = [""]
-            for word in text.split():           # greedy, as textwrap would (not imported here: test_hygiene)
-                fits = not lines[-1] or len(lines[-1]) + 1 + len(word) <= chars
-                lines[-1:] = [f"{lines[-1]} {word}".strip()] if fits else [lines[-1], word]
-            t.set_text("\n".join(lines))
+            t.set_text(wrap_text(text, max(20, int(len(text) * 0.9 * fig.bbox.width / wide))))
+
+
+def wrap_text(text: str, chars: int) -> str:
+    """`text` broken at spaces into lines of at most `chars` characters (a longer word keeps its own line)."""
+    lines = [""]
+    for word in text.split():           # greedy, as textwrap would (not imported here: test_hygiene)
+        fits = not lines[-1] or len(lines[-1]) + 1 + len(word) <= chars
+        lines[-1:] = [f"{lines[-1]} {word}".strip()] if fits else [lines[-1], word]
+    return "\n".join(lines)
 
 
 def save_figure(fig, *paths, dpi: int = DPI, tight: bool = True) -> list[str]:

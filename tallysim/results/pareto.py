@@ -22,7 +22,6 @@ from pathlib import Path
 
 from tallysim import atomic
 from tallysim.config import PROTOCOLS, ConfigError
-from tallysim.fields import did_you_mean
 from tallysim.results import md, metrics
 from tallysim.results.headline import partial_seeds, seed_marks, seed_notes
 from tallysim.results.figure_files import FLAGS
@@ -59,9 +58,11 @@ def collect(dirs, which: str = "final", metric: str = "auto", log=None, names: d
     # one corrupt run must not cost the whole tree: skipped with a note, as `table` and read_rows skip it
     runs = metrics.read_runs(dirs, lambda d, label, e: log(f"pareto: skipping {d}: {e}"), none_ok=True)
     cols = {c for _, _, _, rows in runs for c in columns(rows)}
-    if metric != "auto" and cols and metric not in cols:
-        raise ConfigError(f"{flag} {metric!r} is not a column of any run's metrics.jsonl; allowed: auto, "
-                          f"{', '.join(sorted(cols))}{did_you_mean(metric, sorted(cols), metrics.METRIC_ALIASES)}")
+    if metric != "auto" and cols:
+        from tallysim.results.table import refuse_absent
+        scores = {c for c in cols if not (c.startswith("bits_") or c == "wall_s" or c.endswith("_std")
+                                          or metrics.lower_is_better(c))}     # what pareto takes (above)
+        refuse_absent(metric, [rows for *_, rows in runs], scores, flag, "draw against bits")
     points, kept = [], []
     for d, label, cfg, rows in runs:
         if not rows:

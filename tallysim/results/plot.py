@@ -16,7 +16,7 @@ from typing import Optional
 from tallysim import atomic
 from tallysim.config import ConfigError
 from tallysim.fields import did_you_mean, home, is_path
-from tallysim.results import metrics, partition_file
+from tallysim.results import figure_files, metrics, partition_file
 from tallysim.results.headline import seed_notes
 from tallysim.results.metrics import check_figure_out, columns, read_run
 
@@ -83,7 +83,7 @@ def run_labels(cfgs: list[dict], run_dirs, labels: Optional[list] = None, flag: 
     several runs share a protocol, the config fields that tell them apart (`tally (alpha=0.1)`, from
     their config.json, so a sweep's `k=v__k2=v2` names are not picked apart); runs whose configs are
     identical fall back to their directory's name without the protocol (runs/tally_a01 -> `tally (a01)`)."""
-    from tallysim.results.swept import flatten, swept_fields
+    from tallysim.results.swept import flatten, swept_fields, unread_blank, with_defaults
     if labels is not None:
         if len(labels) != len(cfgs):
             raise ConfigError(f"{flag} given {len(labels)} times for {len(cfgs)} runs; give one per run, in "
@@ -97,8 +97,12 @@ def run_labels(cfgs: list[dict], run_dirs, labels: Optional[list] = None, flag: 
             out.append(p)
             continue
         keys = [k for k in swept_fields(same) if k != "seed"] or swept_fields(same)
-        flat, short = flatten(cfg), _short_keys(keys)
-        rest = ", ".join(f"{short[k]}={flat.get(k)}" for k in keys)
+        flat, short = with_defaults(flatten(cfg), keys), _short_keys(keys)
+        # a field this run does not read (model.hidden on an MLP beside an LSTM, the synthetic sizes on
+        # Shakespeare) is no setting of it: as the table blanks it, the legend leaves it out (mixed image
+        # and text tally runs were labelled with every field of both, too wide for the figure)
+        blank = unread_blank(flat, keys)
+        rest = ", ".join(f"{short[k]}={flat.get(k)}" for k in keys if blank.get(k) is not None or flat.get(k) is None)
         rest = rest or _dir_rest(Path(d).name, p) or Path(d).parent.name
         out.append(f"{p} ({rest})")
     # a sweep's `seed` axis: runs alike but for their seed read as one label, then as their long directory
@@ -157,6 +161,7 @@ def _legend_with_model(labels: list, rows_per_run: list, metric: str, labels_giv
             for label, rows in zip(labels, rows_per_run)]
 
 
+LEGEND_CHARS = 60     # a longer legend entry inside the axes is wrapped onto lines of at most this
 LEGEND_INSIDE = 8      # more curves than this: the legend goes beside the axes, not over the curves
 
 
@@ -239,7 +244,11 @@ def plot_curves(run_dirs, out: str, metric: str = "auto", title: str | None = No
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
         fig.set_size_inches(6.4 + 0.06 * max(len(x) for x in legend), 4.4)
     else:
-        ax.legend(fontsize=8)
+        # a legend entry wider than the axes ran off the figure, cut, with matplotlib's tight-layout
+        # UserWarning on stderr (image, text and grouped tally runs labelled by all their differing fields)
+        for text in ax.legend(fontsize=8).get_texts():
+            if len(text.get_text()) > LEGEND_CHARS:
+                text.set_text(figure_files.wrap_text(text.get_text(), LEGEND_CHARS))
     metrics.save_figure(fig, out)
     write_points(Path(out).with_suffix(".csv"), points)
     return out
@@ -309,21 +318,41 @@ def _note_unfinished(runs: list) -> None:
                   "as it went", file=sys.stderr)
 
 
+# why a run holds no value of --metric, in _with_metric's note: `--metric ppl` over image and text runs
+# refused the whole plot as "not a numeric column" of the image run, where acc_global skipped a tally run
+WHY_NONE = {"ppl": "a perplexity is a next-token run's (shakespeare, shakespeare_words)",
+            "auto": "e.g. acc_global is null where there is no server model"}
+
+
+def _why_none(metric: str) -> str:
+    """Why a run holds no value of `metric`: `--metric bits_per_peer@a` beside an ungrouped run was said to
+    be null "where there is no server model"."""
+    if metric in WHY_NONE:
+        return WHY_NONE[metric]
+    return "an @NAME column is a model.groups run's" if "@" in metric else WHY_NONE["auto"]
+
+
 def _with_metric(runs: list, labels: list, metric: str, flag: str = "--metric") -> tuple[list, list]:
     """The runs whose rows hold `metric` (auto and ppl: every run's headline). A directory of a tally run
     and a FedAvg run refused `--metric acc_global` whole, for the tally run's nulls: the runs without it
     are left out, in one line on stderr saying which and why; none with it is metric_value's error
     (the columns the first run has)."""
-    if metric in ("auto", "ppl"):
+    if metric == "auto":
         return runs, labels
     has = [any(metrics.metric(r, metric) is not None for r in rows) for _, _, rows in runs]
-    if not any(has):
-        return runs, labels          # metric_value names the first run and what --metric allows
+    if not any(has):    # metric_value said "not a numeric column" of the first run, without why (table's refusal)
+        if metric == "ppl":
+            raise ConfigError(f"{flag} 'ppl' (the headline model's test perplexity) has no value in these runs: "
+                              f"{WHY_NONE['ppl']}; allowed: auto, or a key of the rows")
+        from tallysim.results.table import refuse_absent
+        every = [rows for _, _, rows in runs]
+        refuse_absent(metric, every, set(columns([r for rows in every for r in rows])), flag, "draw")
+        return runs, labels          # (refuse_absent raises: the metric is no number of any row)
     skipped = [str(d) for (d, _, _), ok in zip(runs, has) if not ok]
     if skipped:
         n = len(skipped)
         print(f"plot: {flag} {metric}: skipped {n} run{'s' if n > 1 else ''} that hold{'' if n > 1 else 's'} no "
-              f"number in it ({', '.join(skipped)}; e.g. acc_global is null where there is no server model); "
+              f"number in it ({', '.join(skipped)}; {_why_none(metric)}); "
               f"drawn: the {sum(has)} that do", file=sys.stderr)
     return [x for x, ok in zip(runs, has) if ok], [x for x, ok in zip(labels, has) if ok]
 

@@ -147,9 +147,16 @@ def read_partition(run_dir) -> dict:
 
 def read_sweep(sweep_dir) -> dict:
     """A sweep directory's sweep.json: the sweep's meta fields and `runs`, one record per run."""
-    doc = _json(Path(sweep_dir) / SWEEP)
+    where = Path(sweep_dir)
+    if not (where / SWEEP).exists() and ((where / CONFIG).is_file() or (where / METRICS).is_file()):
+        # a run's own folder said only "cannot read RUN/sweep.json: No such file", as if one were lost
+        parent = f"; its sweep is {where.parent}" if (where.parent / SWEEP).is_file() else ""
+        raise ConfigError(f"{where} is a run directory (it holds {CONFIG} / {METRICS}), not a sweep's: it has no "
+                          f"{SWEEP}{parent}; read the run with tallysim.read_rows({str(where)!r}) or "
+                          f"tallysim.Results.read({str(where)!r})")
+    doc = _json(where / SWEEP)
     if not isinstance(doc, dict) or not isinstance(doc.get("runs"), list):
-        raise ConfigError(f"{Path(sweep_dir) / SWEEP} is not a tallysim sweep index (expected an object "
+        raise ConfigError(f"{where / SWEEP} is not a tallysim sweep index (expected an object "
                           "with a list `runs`)")
     return doc
 

@@ -168,6 +168,14 @@ def unknown_key(key: str, rows: list, where: str) -> str:
     if key in ("accuracy", "acc", "final", "best"):      # the names `tallysim table` and the plots show
         hint += ("the headline accuracy is acc_global where there is a server model, else acc_mean "
                  "(tallysim.results.metrics.accuracy(row)); ")
+    if key in ("ppl", "perplexity", "client_mean", "client_p10"):     # table's own text columns (and plot's ppl)
+        hint += ("a next-token run's columns are ppl_mean, acc_own_mean, acc_own_p10 (the peers') and ppl_global, "
+                 "acc_client_mean, acc_client_p10 (the server model's); `tallysim table` shows the headline "
+                 "model's as ppl, client_mean, client_p10; ")
+    if "@" in key:      # acc_mean@a of a run without groups was offered acc_min and acc_max
+        groups = sorted({k.partition("@")[2] for k in keys if "@" in k})
+        hint += (f"@NAME is a model group of these rows: {', '.join(groups)}; " if groups else
+                 "@NAME columns are a model.groups run's, and these rows have none; ")
     return f"{key!r} is not a key of the rows of {where}; {hint}keys: {', '.join(keys)} (docs/cli.md, \"Where results go\")"
 
 

@@ -102,6 +102,8 @@ def unread_blank(flat: dict, swept: list) -> dict:
         unread |= {k for k in swept if k in SYNTHETIC_READS}
     if isinstance(flat.get("model.name"), str) and not flat.get("model.groups"):
         unread |= {k for k in swept if k in MODEL_READS and flat["model.name"] not in MODEL_READS[k]}
+    elif isinstance(flat.get("model.name"), str) and isinstance(flat["model.groups"], str):   # a hand-edited 5: kept
+        unread |= _unread_with_groups(flat, swept)
     try:
         # probe.per_round is every protocol's field (the pool is carved for all), but only those that
         # exchange on probes draw it: FedAvg's row read "1000", the default, beside tally's 32 (userjourney4)
@@ -111,6 +113,21 @@ def unread_blank(flat: dict, swept: list) -> dict:
     except ConfigError:
         pass
     return {**flat, **dict.fromkeys(unread)}
+
+
+def _unread_with_groups(flat: dict, swept: list) -> set:
+    """The run-level model.* fields no group reads (config_reads' rule for a single run): a group that sets
+    a field keeps its own, and the others read it only where their model does. A grouped MLP + LeNet run
+    beside an LSTM run showed model.hidden 256 and layers 2 as its settings."""
+    from tallysim.config import MODEL_READS, parse_groups
+    try:
+        groups = parse_groups(flat["model.groups"])
+    except ConfigError:
+        return set()            # a config.json this tallysim cannot read: every value kept
+    own = [dict(g.values) for g in groups]
+    models = [v.get("model.name", flat["model.name"]) for v in own]
+    return {k for k in swept if k.startswith("model.") and k != "model.groups"
+            and all(k in v or (k in MODEL_READS and m not in MODEL_READS[k]) for v, m in zip(own, models))}
 
 
 def _mode_unread(flat: dict, key: str, mode: str, values: tuple) -> bool:

@@ -54,23 +54,13 @@ def table_rows(dirs, metric: str = "auto", log=None) -> tuple[list[str], list[di
         raise ConfigError(f"table_rows(metric={metric!r:.40}): expected a column name (str), or 'auto'")
     log = log or (lambda msg: print(msg, file=sys.stderr))
     runs = metrics.read_runs(dirs, lambda d, label, e: log(f"table: skipping {d}: {e}"))
-    if metric != "auto":
+    if metric == "ppl" and not any(metrics.metric(r, "ppl") is not None for *_, rows in runs for r in rows):
+        raise ConfigError("--metric 'ppl' (the headline model's test perplexity) has no value in these runs: only "
+                          "next-token runs (shakespeare, shakespeare_words) have one; allowed: auto, or a key of the rows")
+    if metric not in ("auto", "ppl"):      # ppl: plot's alias of the headline's ppl_mean / ppl_global, table's column
         cols = {c for *_, rows in runs for c in metrics.columns(rows)}
         own_column(metric, cols)
-        if metric not in cols:
-            allowed = f"allowed: auto, {', '.join(sorted(cols))}{did_you_mean(metric, sorted(cols), metrics.METRIC_ALIASES)}"
-            held = [r[metric] for *_, rows in runs for r in rows if r.get(metric) is not None]
-            if held:
-                # `round`, `acc_peers` (a list): "has no value in any run's metrics.jsonl (null in every row)"
-                # of a key every row holds
-                what = ("the evaluation round each row is of" if metric == "round" else
-                        f"its values are {type(held[0]).__name__}s, not single numbers")
-                raise ConfigError(f"--metric {metric!r} is not a score to rank runs by ({what}); {allowed}")
-            if any(metric in r for *_, rows in runs for r in rows):
-                # a column of the rows, null in every one: "not a column" sent the user looking for a typo
-                raise ConfigError(f"--metric {metric!r} has no value in any run's {metrics.METRICS} (null in "
-                                  f"every row: {_NULL_WHY.get(metric, 'not computed by these runs')}); {allowed}")
-            raise ConfigError(f"--metric {metric!r} is not a column of any run's {metrics.METRICS}; {allowed}")
+        refuse_absent(metric, [rows for *_, rows in runs], cols)
     _say_uneven(runs, metric, log)
     for line in headline.seed_notes("table", metric, [(label, rows) for _, label, _, rows in runs]):
         log(line)       # final, final_std or best over fewer seeds, or holding a diverged seed's NaN
@@ -90,6 +80,8 @@ def table_rows(dirs, metric: str = "auto", log=None) -> tuple[list[str], list[di
         final, best = metrics.column_final_best(rows, metric)
         last = rows[-1] if rows else {}
         key = metrics.headline_key(last) if metric == "auto" and last else metric
+        if metric == "ppl" and last and "ppl" not in last:      # the headline model's ppl_mean / ppl_global
+            key = metrics.TEXT_HEADLINE.get(metrics.headline_key(last), ("ppl",))[0]
         std = last.get(key + "_std")
         bits = last.get("bits_per_peer")
         out.append({"run": label, **{k: flat.get(k) for k in swept},
@@ -127,6 +119,33 @@ def _group_finals(runs: list, out: list, log) -> list:
     return [c for name in names for c in (f"final@{name}", f"final_std@{name}")]
 
 
+def refuse_absent(metric: str, rows_per_run: list, cols, flag: str = "--metric", command: str = "") -> None:
+    """--metric naming no numeric column of the runs (`cols`), refused saying why: a key every row holds that
+    is no score (`round`, `acc_peers`), a column null in every row (and why it is), or no column at all.
+    table's, and pareto's and plot's since: theirs said "not a column of any run's metrics.jsonl" of `round`
+    and of acc_mean on a cohort run (null: no client model kept), sending the user looking for a typo."""
+    if metric in cols:
+        return
+    allowed = f"allowed: auto, {', '.join(sorted(cols))}{did_you_mean(metric, sorted(cols), metrics.METRIC_ALIASES)}"
+    held = [r[metric] for rows in rows_per_run for r in rows if r.get(metric) is not None]
+    if held:
+        # `round`, `acc_peers` (a list): "has no value in any run's metrics.jsonl (null in every row)"
+        # of a key every row holds
+        what = ("the evaluation round each row is of" if metric == "round" else
+                f"its values are {type(held[0]).__name__}s, not single numbers")
+        raise ConfigError(f"{flag} {metric!r} is not a score to {command or 'rank runs by'} ({what}); {allowed}")
+    if any(metric in r for rows in rows_per_run for r in rows):
+        # a column of the rows, null in every one: "not a column" sent the user looking for a typo
+        raise ConfigError(f"{flag} {metric!r} has no value in any run's {metrics.METRICS} (null in "
+                          f"every row: {_NULL_WHY.get(metric, 'not computed by these runs')}); {allowed}")
+    groups = sorted({c.partition("@")[2] for c in cols if "@" in c})
+    if "@" in metric and metric.partition("@")[2] not in groups:   # acc_mean@A among 60 columns: the groups, first
+        raise ConfigError(f"{flag} {metric!r} names model group {metric.partition('@')[2]!r}, and " + (
+            f"these runs' groups are {', '.join(groups)}" if groups else "these runs have no model.groups")
+            + f"; {allowed}")
+    raise ConfigError(f"{flag} {metric!r} is not a column of any run's {metrics.METRICS}; {allowed}")
+
+
 # Why a column is null in every row of the runs asked about (_NULL_WHY), for --metric's refusal.
 _NULL_WHY = {"acc_global": "no server model in these runs; their accuracy is acc_mean, the peers' mean",
              "acc_ensemble": "no peer models in these runs", "acc_mean": "no peer models in these runs",
@@ -134,7 +153,12 @@ _NULL_WHY = {"acc_global": "no server model in these runs; their accuracy is acc
              "vote_acc": "no probe position was scored, or no vote arrived (every peer dropped)",
              "softavg_acc": "no probe position was scored, or no vote arrived (every peer dropped)",
              **dict.fromkeys(("agreement", "tied", "wrong_confidence"), "no vote arrived (every peer dropped)"),
-             "epsilon": "no privacy noise"}
+             "epsilon": "no privacy noise",
+             # a next-token run's server-model columns (a tally run has none: its peers' are acc_own_*, ppl_mean)
+             **dict.fromkeys(("acc_client_mean", "acc_client_p10", "ppl_global"), "no server model in these runs; "
+                             "the peers' own are acc_own_mean, acc_own_p10 and ppl_mean"),
+             **dict.fromkeys(("acc_own_mean", "acc_own_p10", "ppl_mean"), "no peer models in these runs; the "
+                             "server model's are acc_client_mean, acc_client_p10 and ppl_global")}
 
 
 _WHICH = {"acc_global": "the server model", "acc_mean": "the peers' mean"}      # as plot.WHICH_ACCURACY
