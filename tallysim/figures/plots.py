@@ -69,18 +69,28 @@ def curves(spec, data, stem, title) -> dict:
 
 def final_vs(spec, data, stem, title) -> dict:
     """Final accuracy against the swept key `spec['x']`, one line per group."""
-    plt = pyplot()
     key = spec["x"]
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
-    table = []
+    curves = {}
     for group, runs in data.items():
-        pts = []
+        pts = curves[group] = []
         for ov, d in runs:
             _, rows = read_run(d)
             a, s = acc(rows[-1])
             pts.append((float(ov[key]), a, s, rows[-1]["bits_per_peer"], seed_marks(rows[-1], final=True)))
-        pts.sort(key=lambda p: p[0])
-        _band(ax, [p[0] for p in pts], [p[1] for p in pts], [p[2] for p in pts], group)
+    return final_vs_drawn(spec, curves, stem, title)
+
+
+def final_vs_drawn(spec, curves, stem, title, labels=None) -> dict:
+    """final_vs's drawing and CSV from its points: {group: [(x, accuracy, std, bits_per_peer, {more CSV
+    columns})]}, the runs' or read back from CSVs (experiments/redraw_final_vs.py: a redraw without the
+    runs); `labels` (group -> legend text) where the legend says more than the group's name."""
+    plt = pyplot()
+    key = spec["x"]
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    table = []
+    for group, pts in curves.items():
+        pts = sorted(pts, key=lambda p: p[0])
+        _band(ax, [p[0] for p in pts], [p[1] for p in pts], [p[2] for p in pts], (labels or {}).get(group, group))
         table += [{"group": group, key: p[0], "accuracy": p[1], "accuracy_std": p[2], "bits_per_peer": p[3],
                    **p[4]} for p in pts]
     finish_axis(ax, spec.get("xlabel", key), "final test accuracy (mean +- std over seeds)", title,
