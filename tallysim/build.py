@@ -172,6 +172,13 @@ def _pool_and_rest(cfg: Config, n: int, n_source: int, seed: int):
     return data.split_probe_pool(n, size, seed)
 
 
+# A full collection after the inputs go to the device frees their host copy at once (issue 33: 768 MB of
+# a 10^6-client population held twice otherwise), but its cost grows with every object the process holds:
+# in a long process (a test worker, a sweep after many runs) 0.2-1 s of CPU per build for nothing where
+# the inputs are small. Below this size the copy goes with Python's own collections.
+COLLECT_FROM_BYTES = 64 * 2**20
+
+
 def build(cfg: Config, runs: tuple = ()) -> Built:
     """Validate, load data, partition every seed and place it all on the device. Compiles nothing.
     `runs`: the run's name (its directory's), which the data's notes name; () where there is none."""
@@ -213,9 +220,11 @@ def build_group(cfgs: list[Config], runs: tuple = ()) -> Built:
     # The inputs go to the device first and every host reference to them is dropped (jax copies a numpy
     # array, even on the CPU): a 10^6-client population's 768 MB of inputs are then held once while the
     # partitions are drawn, not twice (issue 33's memory target; docs/population.md).
+    host_bytes = getattr(x_all, "nbytes", 0)
     x_all = fed.to_device(x_all)
     ds = replace(ds, x_train=None)
-    gc.collect()          # the finished transfer's last hold on the host copy is only freed by a collection
+    if host_bytes >= COLLECT_FROM_BYTES:    # the finished transfer's last hold on the host copy is only
+        gc.collect()                        # freed by a collection
     lane_cfg = [i for i, c in enumerate(cfgs) for _ in range(c.seeds)]
     seeds = [c.seed + s for c in cfgs for s in range(c.seeds)]
     parts_per_seed, pools, counts, faulty, own = [], [], [], [], []
