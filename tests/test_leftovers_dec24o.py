@@ -31,3 +31,27 @@ def test_table_refuses_round_as_a_metric(tmp_path):
     d = _run(tmp_path / "r", [{"round": 1, "acc_mean": 0.5, "bits_per_peer": 5.0}])
     with pytest.raises(ConfigError, match="'round' is not a score to rank runs by"):
         table.table_rows([str(d)], "round", log=lambda m: None)
+
+
+# ----------------------------------------------------------------------------- client_storage=auto, stateful
+
+@pytest.mark.parametrize("sets, why", [
+    (["protocol.name=tally"], "tally keeps"),
+    (["protocol.name=fedavg", "faults.kind=straggler", "faults.fraction=0.2"], "faults.kind=straggler sends it"),
+    (["protocol.name=fedavg", "optim.reset_each_round=false"], "optim.reset_each_round=false"),
+])
+def test_auto_storage_of_a_stateful_run_says_it_stacks_every_client(sets, why):
+    # a stateful protocol under client_storage=auto quietly held all 40 clients, where the user asked for a cohort
+    from tallysim import config, storage_notes
+
+    def notes(c):
+        return [n for n in [storage_notes.stateful_note(c)] if n]
+    cfg = config.apply_overrides(config.Config(), ["peers=40", "participation=0.25", "client_storage=auto", *sets])
+    said = notes(cfg)
+    assert len(said) == 1 and "stacks every client's state, all 40 clients' models (about" in said[0], said
+    assert "not the 10 active" in said[0] and why in said[0], said[0]
+    every = config.apply_overrides(cfg, ["participation=1.0"])         # no cohort to hold instead: nothing to say
+    stacked = config.apply_overrides(cfg, ["client_storage=stacked"])
+    stateless = config.apply_overrides(config.Config(), ["peers=40", "participation=0.25", "client_storage=auto",
+                                                                "protocol.name=fedavg"])
+    assert not any(notes(c) for c in (every, stacked, stateless))
