@@ -55,3 +55,16 @@ def test_auto_storage_of_a_stateful_run_says_it_stacks_every_client(sets, why):
     stateless = config.apply_overrides(config.Config(), ["peers=40", "participation=0.25", "client_storage=auto",
                                                                 "protocol.name=fedavg"])
     assert not any(notes(c) for c in (every, stacked, stateless))
+
+
+# ----------------------------------------------------------------------------- ragged_groups above A
+
+@pytest.mark.parametrize("sets, active", [(["peers=10", "ragged_groups=11"], 10),
+                                          (["peers=20", "participation=0.25", "ragged_groups=6"], 5)])
+def test_ragged_groups_above_the_active_peers_is_refused(sets, active):
+    # local.train_peers capped it at the active peers in silence
+    from tallysim import config
+    with pytest.raises(ConfigError, match=rf"ragged_groups=\d+ is above the {active} peers active a round .*"
+                                          rf"allowed: 1 to {active}, or unset"):
+        config.validate(config.apply_overrides(config.Config(), sets))
+    config.validate(config.apply_overrides(config.Config(), [*sets, f"ragged_groups={active}"]))     # A itself: ok
