@@ -68,3 +68,14 @@ def test_ragged_groups_above_the_active_peers_is_refused(sets, active):
                                           rf"allowed: 1 to {active}, or unset"):
         config.validate(config.apply_overrides(config.Config(), sets))
     config.validate(config.apply_overrides(config.Config(), [*sets, f"ragged_groups={active}"]))     # A itself: ok
+
+
+# ----------------------------------------------------------------------------- a sweep folder where a run is read
+
+def test_read_partition_of_a_sweep_folder_says_it_is_a_sweep(tmp_path):
+    # was "cannot read SWEEP/partition.json: No such file or directory", as if a run had lost its file
+    from tallysim.results import metrics
+    (tmp_path / "sweep.json").write_text(json.dumps({"runs": []}))
+    with pytest.raises(ConfigError, match=r"is a sweep directory, not a run: each of its runs has its own "
+                                          r"partition.json; pass one of its runs"):
+        metrics.read_partition(tmp_path)
