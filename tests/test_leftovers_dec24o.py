@@ -79,3 +79,16 @@ def test_read_partition_of_a_sweep_folder_says_it_is_a_sweep(tmp_path):
     with pytest.raises(ConfigError, match=r"is a sweep directory, not a run: each of its runs has its own "
                                           r"partition.json; pass one of its runs"):
         metrics.read_partition(tmp_path)
+
+
+def test_read_rows_of_a_sweep_with_no_run_written_says_so(tmp_path):
+    # was "no run directories (with metrics.jsonl) under X", read as a wrong folder
+    import tallysim
+    (tmp_path / "sweep.json").write_text(json.dumps({"runs": [{"name": "a"}]}))
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "config.json").write_text(json.dumps({"rounds": 2}))
+    with pytest.raises(ConfigError, match=r": a sweep \(sweep.json\) none of whose runs has written its metrics.jsonl "
+                                          r"yet"):
+        tallysim.read_rows(tmp_path)
+    with pytest.raises(ConfigError, match=r"no run directories \(with metrics.jsonl\) under"):   # not a sweep
+        tallysim.read_rows(tmp_path / "a")

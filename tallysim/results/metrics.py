@@ -233,6 +233,11 @@ def read_runs(dirs: Iterable, skip, none_ok: bool = False) -> list[tuple[Path, s
             raise ConfigError(f"no readable run under {where}: the {skipped} run "
                               f"director{'y' if skipped == 1 else 'ies'} found could not be read (above)")
         blind = f" ({len(unlisted)} folder{'s' if len(unlisted) > 1 else ''} not listed, above)" if unlisted else ""
+        sweeps = [d for d in dirs if (Path(d) / SWEEP).is_file()]
+        if sweeps and not unlisted:     # a sweep just started: "no run directories" read as a wrong folder
+            raise ConfigError(f"{', '.join(map(str, sweeps))}: a sweep ({SWEEP}) none of whose runs has written "
+                              f"its {METRICS} yet (not started, or before its first evaluation); read it again "
+                              "once a run has evaluated (`tallysim sweep` writes each run's rows as it goes)")
         raise ConfigError(f"no run directories (with {METRICS}) under {where}{blind}")
     return runs
 
