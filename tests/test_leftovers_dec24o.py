@@ -92,3 +92,19 @@ def test_read_rows_of_a_sweep_with_no_run_written_says_so(tmp_path):
         tallysim.read_rows(tmp_path)
     with pytest.raises(ConfigError, match=r"no run directories \(with metrics.jsonl\) under"):   # not a sweep
         tallysim.read_rows(tmp_path / "a")
+
+
+def test_tallysim_run_prints_the_stateful_note_before_it_starts(tmp_path, capsys, monkeypatch):
+    # the wiring: cli_commands prints it beside sizing.run_notes, before JAX starts
+    from tallysim import cli, startup
+
+    class Stop(BaseException):
+        pass
+
+    def stop():
+        raise Stop
+    monkeypatch.setattr(startup, "start_jax", stop)
+    with pytest.raises(Stop):
+        cli.main(["run", "protocol.name=tally", "peers=8", "participation=0.5", "client_storage=auto", "rounds=1",
+                  "--out", str(tmp_path / "o"), "--quiet"])
+    assert "tallysim: note: client_storage=auto stacks every client's state, all 8" in capsys.readouterr().err
