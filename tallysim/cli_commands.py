@@ -149,8 +149,9 @@ def cmd_run(args) -> int:
         cfg = config_from_args(args)
         _check(cfg, args)
         check_dataset(cfg)                  # was said after JAX had started
-        from tallysim import sizing
-        for note in sizing.run_notes(cfg):   # a costly default: stacked stateless clients, an O(P) draw
+        from tallysim import sizing, storage_notes
+        # a costly default (stacked stateless clients, an O(P) draw), or auto stacking a stateful run's clients
+        for note in [*sizing.run_notes(cfg), *filter(None, [storage_notes.stateful_note(cfg)])]:
             print(f"tallysim: note: {note}", file=sys.stderr)
     cfg = with_tracking(cfg, args)
     from tallysim import tracking

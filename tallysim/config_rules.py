@@ -172,6 +172,9 @@ def _cohort_rules(cfg: Config) -> None:
     only where nothing assumes uniform draws (cohort_draw=sequential under uniform is the same
     distribution as sort, so the privacy accountant's fixed-size uniform sampling still holds)."""
     active = active_peers(cfg)      # fed.build's A
+    if cfg.ragged_groups is not None and cfg.ragged_groups > active:    # local.train_peers capped it at A in silence
+        raise ConfigError(f"ragged_groups={cfg.ragged_groups} is above the {active} peers active a round (peers="
+                          f"{cfg.peers}, participation={cfg.participation}); allowed: 1 to {active}, or unset (auto)")
     if cfg.cohort_draw == "sequential" and active >= cfg.peers:
         raise ConfigError(f"cohort_draw=sequential draws a cohort, but participation={cfg.participation} "
                           f"makes all {cfg.peers} peers active every round; allowed: participation below "

@@ -295,6 +295,12 @@ def no_compile(monkeypatch):
     """Fails a test whose input reaches jax.jit: a refusal must come before anything compiles."""
     import jax
 
+    # Importing the run's modules calls jax.jit at module level (sim/faults.py's decorator, optax's own), a
+    # decoration, no compile: a test run alone whose input first imported them (tallysim.drive does) failed
+    # "compiled before refusing" (textplugin_dec15's other_tasks, which passed after another test had
+    # imported them). Imported here, with the real jit, first: under a second once per process.
+    import tallysim.run  # noqa: F401
+
     def boom(*a, **k):
         raise AssertionError("compiled before refusing the input")
     monkeypatch.setattr(jax, "jit", boom)

@@ -177,7 +177,7 @@ LAYERS = [
     ["tallysim", "tallysim.fields", "tallysim.code_identity"],
     ["tallysim.protocols", "tallysim.protocols.declaration", "tallysim.protocols.plugin_import",
      "tallysim.protocols.plugin_models",
-     "tallysim.plugin_rules", "tallysim.sizing", "tallysim.size_limits", "tallysim.probe_blocks", "tallysim.plugin_params",
+     "tallysim.plugin_rules", "tallysim.sizing", "tallysim.size_limits", "tallysim.storage_notes", "tallysim.probe_blocks", "tallysim.plugin_params",
      "tallysim.privacy", "tallysim.file_shapes", "tallysim.config_shapes"],
     ["tallysim.schema_sections"],
     ["tallysim.schema"],

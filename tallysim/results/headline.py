@@ -163,9 +163,16 @@ def lower_is_better(name: str) -> bool:
                                                                                                "tied")
 
 
+def is_cost(name: str) -> bool:
+    """A cost column (bits_*, bits_per_peer@NAME, wall_s): not a score. Its best is its smallest (`table
+    --metric bits_per_peer@a` called a run's most bits its best), and pareto refuses it as the score it
+    draws against bits."""
+    return name.startswith("bits_") or name == "wall_s"
+
+
 def column_final_best(rows: list[dict], name: str = "auto") -> tuple[Optional[float], Optional[float]]:
     """A run's (final, best) value of a metric: the last row's, and the largest over its rows (the
-    smallest for a perplexity or a loss: lower_is_better; NaN and missing values left out); None where
+    smallest for a perplexity or a loss, lower_is_better, and for a cost, is_cost; NaN and missing values left out); None where
     there is none: table's and pareto's path, whose runs may lack a column others have (metrics.final_best,
     the public call, refuses a name no row has and no run writes)."""
     if not isinstance(rows, (list, tuple)) or not all(hasattr(r, "get") for r in rows):
@@ -175,7 +182,7 @@ def column_final_best(rows: list[dict], name: str = "auto") -> tuple[Optional[fl
     values = [float(v) for v in (metric(r, name) for r in rows) if v is not None and not math.isnan(v)]
     last = metric(rows[-1], name) if rows else None
     final = None if last is None or math.isnan(last) else float(last)
-    return final, ((min if lower_is_better(name) else max)(values) if values else None)
+    return final, ((min if lower_is_better(name) or is_cost(name) else max)(values) if values else None)
 
 
 def run_accuracy(rows: list[dict], which: str = "final", name: str = "auto") -> Optional[float]:

@@ -38,7 +38,7 @@ from tallysim.fields import did_you_mean, home, is_path
 # here, where readers, run.py and the figures have always found them.
 from tallysim.results.headline import (HEADLINE, HONEST, TEXT_HEADLINE, WHICH, accuracy, accuracy_std,  # noqa: F401
                                        bits_text, bits_to_target, check_bits, check_which, collapse_warning,
-                                       column_final_best, diverged_of, headline_key, is_number, lower_is_better, metric, run_accuracy,
+                                       column_final_best, diverged_of, headline_key, is_cost, is_number, lower_is_better, metric, run_accuracy,
                                        text_headline)
 from tallysim.results.seed_mean import aggregate  # noqa: F401
 from tallysim.results import dead_peers, headline as _headline
@@ -233,6 +233,11 @@ def read_runs(dirs: Iterable, skip, none_ok: bool = False) -> list[tuple[Path, s
             raise ConfigError(f"no readable run under {where}: the {skipped} run "
                               f"director{'y' if skipped == 1 else 'ies'} found could not be read (above)")
         blind = f" ({len(unlisted)} folder{'s' if len(unlisted) > 1 else ''} not listed, above)" if unlisted else ""
+        sweeps = [d for d in dirs if (Path(d) / SWEEP).is_file()]
+        if sweeps and not unlisted:     # a sweep just started: "no run directories" read as a wrong folder
+            raise ConfigError(f"{', '.join(map(str, sweeps))}: a sweep ({SWEEP}) none of whose runs has written "
+                              f"its {METRICS} yet (not started, or before its first evaluation); read it again "
+                              "once a run has evaluated (`tallysim sweep` writes each run's rows as it goes)")
         raise ConfigError(f"no run directories (with {METRICS}) under {where}{blind}")
     return runs
 
@@ -249,7 +254,7 @@ def columns(rows: list[dict]) -> list[str]:
 
 def final_best(rows: list[dict], name: str = "auto") -> tuple[Optional[float], Optional[float]]:
     """A run's (final, best) value of metric `name`: the last row's, and the largest over its rows (the
-    smallest for a perplexity or a loss: lower_is_better; NaN and missing values left out); None where
+    smallest for a perplexity or a loss, or a cost: lower_is_better, is_cost; NaN and missing values left out); None where
     there is none. A name no row has and no run writes (`acc_globl`) is refused naming close keys, where it
     returned (None, None); column_final_best is the unchecked path (table's runs that lack a column)."""
     if isinstance(rows, (list, tuple)) and all(isinstance(r, dict) for r in rows):   # else refused below

@@ -51,7 +51,7 @@ def collect(dirs, which: str = "final", metric: str = "auto", log=None, names: d
     if metric.endswith("_std"):     # acc_mean_std: a frontier of the widest spreads over seeds
         raise ConfigError(f"{flag} {metric!r} is a std over seeds, not a score: pareto draws a score against bits "
                           f"per peer; allowed: an accuracy column ({metric[:-4]}), or auto")
-    if metric.startswith("bits_") or metric == "wall_s":     # drew bits against bits: a "frontier" of the costs
+    if metrics.is_cost(metric):     # drew bits against bits: a "frontier" of the costs
         raise ConfigError(f"{flag} {metric!r} is a cost, not a score: pareto draws a score against bits per peer; "
                           "allowed: an accuracy column, or auto")
     log = log or (lambda msg: print(msg, file=sys.stderr))

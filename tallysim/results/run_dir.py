@@ -142,7 +142,12 @@ def read_rows(run_dir) -> list[dict]:
 def read_partition(run_dir) -> dict:
     """A run directory's partition.json (dataset, peers, class_counts [P][C], ...); above 10,000 peers
     with its per-client arrays read back from partition_clients.npz (results/partition_file.py)."""
-    return partition_file.read(run_dir, _json(Path(run_dir) / PARTITION))
+    where = Path(run_dir)
+    if not (where / PARTITION).exists() and (where / SWEEP).is_file():
+        # "cannot read SWEEP/partition.json: No such file", as if a run had lost its file
+        raise ConfigError(f"{where} is a sweep directory, not a run: each of its runs has its own {PARTITION}; "
+                          f"pass one of its runs ({where}/*/), e.g. metrics.read_partition({str(where / 'RUN')!r})")
+    return partition_file.read(run_dir, _json(where / PARTITION))
 
 
 def read_sweep(sweep_dir) -> dict:
