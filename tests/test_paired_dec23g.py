@@ -176,10 +176,11 @@ def test_the_word_seeds_are_the_script_runs():
 def test_the_class_seeds_are_the_committed_table():
     """matched-bits.md's C = 100 table: the before seeds' means are docs/figures/class_matched_bits.csv's
     accuracy (4 decimals) for tally and local training, both panels, and (paired40) the soft-label and
-    topk_soft groups re-run after them (tests/test_paired_dec24k.py)."""
+    topk_soft groups re-run after them (tests/test_paired_dec24k.py), and (paired41) the C = 10 groups
+    (tests/test_paired_dec24m.py)."""
     shipped = {(r["protocol"], r["panel"]): float(r["accuracy"]) for r in csv.DictReader(open(FIG / "class_matched_bits.csv"))}
     before = _seeds("class_matched_bits_unpaired_seeds.csv")
-    assert len(before) == 10
+    assert len(before) == 20
     for key, by_seed in before.items():
         assert abs(statistics.fmean(by_seed.values()) - shipped[key]) < 5e-5, key
 
