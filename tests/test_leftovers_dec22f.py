@@ -220,7 +220,7 @@ def test_results_plot_and_pareto_collect_name_their_parameters_and_the_cli_its_f
     for kw, said in [({"path": str(tmp_path / "c.txt")}, f"path {tmp_path / 'c.txt'}: .txt is not an image format"),
                      ({"path": str(tmp_path)}, f"path {tmp_path} is a directory"),
                      ({"path": str(res / "a" / "sub" / "c.png")}, f"path {res / 'a' / 'sub' / 'c.png'} is inside"),
-                     ({"metric": "nope"}, "metric 'nope' is not a numeric column"),
+                     ({"metric": "nope"}, "metric 'nope' is not a column"),
                      ({"label": ""}, "label '' is empty")]:
         with pytest.raises(ConfigError) as e:
             got.plot(**kw)
@@ -235,7 +235,7 @@ def test_results_plot_and_pareto_collect_name_their_parameters_and_the_cli_its_f
     assert main(["plot", str(res / "a"), "--out", str(tmp_path / "c.txt")]) == 2
     assert f"--out {tmp_path / 'c.txt'}: .txt is not an image format" in capsys.readouterr().err
     assert main(["plot", str(res / "a"), "--out", str(tmp_path / "c.png"), "--metric", "nope"]) == 2
-    assert "--metric 'nope' is not a numeric column" in capsys.readouterr().err
+    assert "--metric 'nope' is not a column" in capsys.readouterr().err
     assert main(["pareto", str(res), "--out", str(tmp_path / "p.png"), "--metric", "ppl_mean"]) == 2
     assert "--metric 'ppl_mean' is better lower" in capsys.readouterr().err
 
