@@ -318,20 +318,27 @@ def no_measure(monkeypatch):
 RESUMABLE = ["protocol.name=local", "rounds=3", "eval_every=1"]
 
 
+def crash_after_row(m, at: int, exc=KeyboardInterrupt) -> None:
+    """Patch (on monkeypatch `m`) run._Recorder.rows to raise exc(at) right after round `at`'s row is written,
+    before that round's checkpoint: the crash or Ctrl-C between the two that the resume tests start from."""
+    from tallysim import run
+    orig = run._Recorder.rows
+
+    def rows(self, r, per_seed):
+        orig(self, r, per_seed)
+        if r == at:
+            raise exc(r)
+    m.setattr(run._Recorder, "rows", rows)
+
+
 @pytest.fixture(scope="session")
 def checkpointed(tmp_path_factory):
     """A run directory interrupted after writing round 2's row, with the checkpoint of round 1 (one row
     before it). Shared: tests copy it before damaging it."""
     from tallysim import checkpoint, run
     out = tmp_path_factory.mktemp("ckpt") / "run"
-    orig = run._Recorder.rows
-
-    def rows(self, r, per_seed):
-        orig(self, r, per_seed)
-        if r == 2:
-            raise KeyboardInterrupt
     with pytest.MonkeyPatch.context() as m:
-        m.setattr(run._Recorder, "rows", rows)
+        crash_after_row(m, 2)
         with pytest.raises(KeyboardInterrupt):
             run.run(tiny(*RESUMABLE), str(out), progress=False, checkpoint_every=1)
     assert (out / checkpoint.FILE).is_file()

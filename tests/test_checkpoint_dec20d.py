@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from conftest import RESUMABLE, TINY, read_rows, tiny
+from conftest import crash_after_row, RESUMABLE, TINY, read_rows, tiny
 from tallysim import checkpoint, cli, run, sweep
 
 ALLOWED = "--checkpoint-every -1: allowed 0 (never) or a number of rounds"
@@ -27,14 +27,8 @@ def test_a_sweep_killed_after_round_1_resumes_each_run_from_round_1(tmp_path, mo
     sweep kept the default (every 5 minutes): neither tiny run saved one, and both ran again from round 1."""
     out = tmp_path / "sw"
     items = ["sweep", *TINY, *RESUMABLE, "seed=0,1", "--one-at-a-time", "--out", str(out), "--quiet"]
-    orig = run._Recorder.rows
-
-    def rows(self, r, per_seed):
-        orig(self, r, per_seed)
-        if r == 2:
-            raise Crash(r)
     with monkeypatch.context() as m:
-        m.setattr(run._Recorder, "rows", rows)
+        crash_after_row(m, 2, Crash)
         assert cli.main([*items, "--checkpoint-every", "1"]) == 1       # both failed, each with a checkpoint
     for name in ("seed=0", "seed=1"):
         assert checkpoint.read_meta(out / name)["round"] == 1
@@ -83,17 +77,11 @@ def test_a_group_killed_after_round_1_resumes_each_run_alone_from_round_1(tmp_pa
     alone (the rows of the uninterrupted group, bit for bit but train_loss, equal to float32 rounding)."""
     out = tmp_path / "sw"
     items = ["sweep", *TINY, *RESUMABLE, "optim.lr=0.02,0.05", "--quiet"]
-    orig = run._Recorder.rows
-
-    def rows(self, r, per_seed):
-        orig(self, r, per_seed)
-        if r == 2:
-            raise Crash(r)
     names = ["optim.lr=0.02", "optim.lr=0.05"]
     default = [*items, "--out", str(tmp_path / "default")]     # no cadence: none (the test below)
     items += ["--out", str(out), "--checkpoint-every", "1"]
     with monkeypatch.context() as m:
-        m.setattr(run._Recorder, "rows", rows)
+        crash_after_row(m, 2, Crash)
         assert cli.main(items) == 1                 # the group failed: each run with its checkpoint
     for name in names:
         meta = checkpoint.read_meta(out / name)

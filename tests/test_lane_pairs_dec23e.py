@@ -21,6 +21,7 @@ import warnings
 
 import numpy as np
 import pytest
+from conftest import crash_after_row
 
 import trust_cases as tc
 from tallysim import config, protocols, run
@@ -211,14 +212,8 @@ def test_a_grouped_sweep_of_seeds_resumes_per_lane_and_equals_each_seed_alone(tm
             alone = tc.read_rows(run.run(one, str(tmp_path / f"{name}{s}"), progress=False)["out"])
             lane = [{k: v[s] for k, v in r["per_seed"].items()} | {"round": r["round"]} for r in whole[name]]
             _compare(lane, [{k: v for k, v in r.items() if k in lane[0]} for r in alone], f"{name} seed {s}")
-    orig = run._Recorder.rows
-
-    def rows(self, r, per_seed):
-        orig(self, r, per_seed)
-        if r == 2:
-            raise Crash(r)
     with monkeypatch.context() as m:
-        m.setattr(run._Recorder, "rows", rows)
+        crash_after_row(m, 2, Crash)
         recs = sweep.run_sweep(base, runs, tmp_path / "sw", progress=False, log=lambda s: None, checkpoint_every=1)
     assert [r["status"] for r in recs] == ["failed", "failed"]
     logs = []

@@ -95,7 +95,7 @@ def test_a_resumed_runs_tracker_logs_the_counts_an_uninterrupted_one_does(tmp_pa
     # round 1's acc_mean short (1 of 2 seeds), rounds 2-3 whole: an uninterrupted tracker logs
     # seeds_counted/acc_mean at every round from 1 (2.0 at the whole rounds); a run resumed from its
     # round-1 checkpoint started with no short key and logged none at rounds 2-3
-    from conftest import RESUMABLE, read_rows, tiny
+    from conftest import crash_after_row, RESUMABLE, read_rows, tiny
     from tallysim import checkpoint, run, run_recorders, tracking
     writers = []
 
@@ -111,14 +111,8 @@ def test_a_resumed_runs_tracker_logs_the_counts_an_uninterrupted_one_does(tmp_pa
     monkeypatch.setattr(run_recorders, "aggregate", aggregate)
     items = (*RESUMABLE, "seeds=2")
     b = run.build(tiny(*items))
-    orig = run._Recorder.rows
-
-    def rows(self, r, per_seed):
-        orig(self, r, per_seed)
-        if r == 2:
-            raise KeyboardInterrupt
     with monkeypatch.context() as m:
-        m.setattr(run._Recorder, "rows", rows)
+        crash_after_row(m, 2)
         with pytest.raises(KeyboardInterrupt):
             run.run(tiny(*items), str(tmp_path / "cut"), progress=False, built=b, checkpoint_every=1)
     assert checkpoint.read_meta(tmp_path / "cut")["round"] == 1

@@ -14,7 +14,7 @@ from tallysim.data.partition import class_counts, partition
 from tallysim.results import metrics, partition_file
 from tallysim.sim import fed, mesh
 from tallysim import programs
-from conftest import TINY, tiny, read_rows
+from conftest import crash_after_row, TINY, tiny, read_rows
 
 
 @pytest.mark.parametrize("n,peers", [(10_000, 10_000), (123_457, 10_001), (9_000, 12_000), (240_000, 10_000)])
@@ -91,13 +91,7 @@ def test_partition_json_above_10000_is_a_summary_with_an_npz(tmp_path, monkeypat
 
 
 def _crash_after_round(monkeypatch, at):
-    orig = run._Recorder.rows
-
-    def rows(self, r, per_seed):
-        orig(self, r, per_seed)
-        if r == at:
-            raise KeyboardInterrupt
-    monkeypatch.setattr(run._Recorder, "rows", rows)
+    crash_after_row(monkeypatch, at)
 
 
 @pytest.mark.parametrize("was,now", [("stacked", "auto"), ("auto", "stacked")])

@@ -9,7 +9,7 @@ import pytest
 from tallysim import checkpoint, cli, run
 from tallysim.progress import headline, short_labels
 # what these tests read is the progress shown, not the training: TINY without the warm-up epoch
-from conftest import TINY_NO_WARMUP as TINY, fail_doomed_figure, tiny_no_warmup as tiny
+from conftest import crash_after_row, TINY_NO_WARMUP as TINY, fail_doomed_figure, tiny_no_warmup as tiny
 
 
 @pytest.fixture(autouse=True)
@@ -78,14 +78,8 @@ def test_resume_says_from_which_round_and_what_its_time_counts(tmp_path, capsys,
 
     class Crash(Exception):
         pass
-    orig = run._Recorder.rows
-
-    def rows(self, r, per_seed):
-        orig(self, r, per_seed)
-        if r == 3:
-            raise Crash
     with monkeypatch.context() as m:
-        m.setattr(run._Recorder, "rows", rows)
+        crash_after_row(m, 3, Crash)
         with pytest.raises(Crash):
             run.run(cfg, str(out), progress=False, checkpoint_every=2)
     elapsed = checkpoint.read_meta(out)["elapsed"]

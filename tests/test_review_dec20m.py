@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import RESUMABLE, read_rows, tiny
+from conftest import crash_after_row, RESUMABLE, read_rows, tiny
 from tallysim import checkpoint, config, run, sweep
 
 
@@ -19,13 +19,7 @@ class FakeOOM(Exception):
 
 def crash_in_round(monkeypatch, stop: int) -> None:
     """Every run stops in round `stop`, after its row is written and before that round's checkpoint."""
-    orig = run._Recorder.rows
-
-    def rows(self, r, per_seed):
-        orig(self, r, per_seed)
-        if r == stop:
-            raise Crash(r)
-    monkeypatch.setattr(run._Recorder, "rows", rows)
+    crash_after_row(monkeypatch, stop, Crash)
 
 
 def test_a_group_of_one_configuration_saves_its_meta_not_a_key_of_it(tmp_path, monkeypatch):

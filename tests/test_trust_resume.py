@@ -4,6 +4,7 @@ exactly: the same programs run), including every protocol's between-round state;
 gives identical rows, another seed other rows; the seed chunk (lanes per program) changes no vote, bit
 or accuracy. trust_cases.FAST's cases run in make test, the rest in make test-all (each case is 1-4 runs)."""
 import pytest
+from conftest import crash_after_row
 
 import trust_cases as tc
 from tallysim import checkpoint, protocols, run
@@ -18,15 +19,9 @@ class Crash(Exception):
 def _crash_then_resume(case, tmp_path, monkeypatch, at_round, every, *extra):
     """The rows of items(case) stopped right after round `at_round`'s row was written (checkpoints every
     `every` rounds) and resumed with `run --resume`'s own entry point."""
-    orig = run._Recorder.rows
-
-    def rows(self, r, per_seed):
-        orig(self, r, per_seed)
-        if r == at_round:
-            raise Crash(r)
     out = tmp_path / "crashed"
     with monkeypatch.context() as m:
-        m.setattr(run._Recorder, "rows", rows)
+        crash_after_row(m, at_round, Crash)
         with pytest.raises(Crash):
             run.run(tc.cfg(case, *extra), str(out), progress=False, checkpoint_every=every)
     assert (out / checkpoint.FILE).is_file()
