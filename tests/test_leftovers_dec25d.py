@@ -94,3 +94,61 @@ def test_table_ranks_a_cumulative_cost_by_what_the_run_spent(tmp_path, capsys):
     assert best == {"cheap_start": 100.0, "even": 60.0}, rows
     from tallysim.results import metrics
     assert metrics.final_best([{"round": 1, "wall_s": 2.0}, {"round": 2, "wall_s": 5.0}], "wall_s") == (5.0, 5.0)
+
+
+# ----------------------------------------------------------------------------- 3. a NaN-stopped run's checkpoint
+
+def _nan_at(monkeypatch, call: int):
+    """run.py's finiteness check answers no at its `call`-th question (one per live lane and round, lanes
+    in order): a loss not finite there (its line says the real one), after a checkpoint saved every round
+    before it. Cheaper than a learning rate that diverges in round 2 exactly, which no setting promises."""
+    import types
+    asked = []
+
+    def isfinite(x):
+        asked.append(x)
+        return len(asked) != call
+    monkeypatch.setattr(run, "math", types.SimpleNamespace(isfinite=isfinite))
+    return asked
+
+
+def _stopped_alike(d, capsys):
+    """A run directory stopped by a non-finite loss: its error.txt and rows kept, no checkpoint, and both
+    refusals (a plain run into it, its --resume) say why there is none."""
+    from tallysim import checkpoint
+    assert (d / "error.txt").read_text().startswith("round 2, seed 0: the training loss is ")
+    assert [r["round"] for r in [json.loads(line) for line in (d / "metrics.jsonl").read_text().splitlines()]] == [1]
+    assert not (d / checkpoint.FILE).exists()
+    line = one_line(capsys, ["run", "--out", str(d), "--resume"])
+    assert line == (f"tallysim: error: {d} has no checkpoint.npz to resume from (it stopped on a non-finite "
+                    f"training loss ({d / 'error.txt'}), and keeps no checkpoint: resumed, it would diverge again); "
+                    "start it again with --overwrite (--checkpoint-every N saves one every N rounds)"), line
+    assert "holds a run that stopped on a non-finite training loss" in one_line(capsys, ["run", "--out", str(d),
+                                                                                         "protocol.name=local"])
+
+
+def test_a_lone_run_stopped_by_a_non_finite_loss_keeps_no_checkpoint(tmp_path, capsys, monkeypatch):
+    # a grouped run stopped so had its checkpoint removed (oom33), a lone one kept it: --resume ran the same
+    # rounds again, bit for bit, and stopped at the same one (a smaller optim.lr is refused there)
+    from conftest import RESUMABLE, tiny
+    asked = _nan_at(monkeypatch, 2)
+    with pytest.raises(run.NonFiniteLoss, match="round 2, seed 0: the training loss is "):
+        run.run(tiny(*RESUMABLE), str(tmp_path / "r"), progress=False, checkpoint_every=1)
+    assert len(asked) == 2
+    _stopped_alike(tmp_path / "r", capsys)
+
+
+@pytest.mark.parametrize("lrs", [(0.05,), (0.02, 0.05)])
+def test_a_grouped_run_stopped_by_a_non_finite_loss_keeps_no_checkpoint(lrs, tmp_path, capsys, monkeypatch):
+    # a group's: removed as it stopped (oom33); a group of one (run_group of one config) kept it, as `run` did
+    from conftest import RESUMABLE, tiny
+    _nan_at(monkeypatch, 2 * len(lrs))       # round 2, the last lane
+    outs = [tmp_path / f"lr{lr}" for lr in lrs]
+    if len(lrs) == 1:
+        with pytest.raises(run.NonFiniteLoss):
+            run.run_group([tiny(*RESUMABLE, "optim.lr=0.05")], outs, progress=False, checkpoint_every=1)
+    else:
+        results = run.run_group([tiny(*RESUMABLE, f"optim.lr={lr}") for lr in lrs], outs, progress=False,
+                                checkpoint_every=1)
+        assert isinstance(results[-1], run.NonFiniteLoss) and results[0]["round"] == 3
+    _stopped_alike(outs[-1], capsys)
