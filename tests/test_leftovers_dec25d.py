@@ -152,3 +152,36 @@ def test_a_grouped_run_stopped_by_a_non_finite_loss_keeps_no_checkpoint(lrs, tmp
                                 checkpoint_every=1)
         assert isinstance(results[-1], run.NonFiniteLoss) and results[0]["round"] == 3
     _stopped_alike(outs[-1], capsys)
+
+
+# ----------------------------------------------------------------------------- 4. ragged_groups with model.groups
+
+GROUPS = ["protocol.name=tally", "rounds=1", "warmup_epochs=0", "model.groups=a:1:mlp,width=16;b:3:mlp"]
+
+
+def test_ragged_groups_above_every_model_groups_active_peers_is_refused():
+    # checked against the run's 4 active peers: ragged_groups=4 passed, and each group trained in
+    # min(4, A_g) groups (local.train_peers), a 1 and 3 (test_ragged_groups_is_capped_per_model_group)
+    from conftest import tiny
+    from tallysim import validation
+    with pytest.raises(ConfigError) as e:
+        validation.single_run(tiny(*GROUPS, "ragged_groups=4"))
+    assert str(e.value) == ("ragged_groups=4 is above every model group's peers active a round (a 1, b 3: each group "
+                            "trains in at most that many groups); allowed: 1 to 3, or unset (auto)")
+    validation.single_run(tiny(*GROUPS, "ragged_groups=3"))      # b's 3: read there, a trains its 1 alone
+    with pytest.raises(ConfigError, match=r"ragged_groups=5 is above the 4 peers active a round"):
+        validation.single_run(tiny("ragged_groups=5"))            # without groups: the run's A, as before
+
+
+@pytest.mark.slow       # compiles a grouped round (~15 s); the fast test above covers the check
+def test_ragged_groups_is_capped_per_model_group(monkeypatch):
+    from conftest import tiny
+    from tallysim.sim import local
+    real, seen = local.train_peers, []
+
+    def spy(spec, params_A, opt_A, keys_A, shard, count_A, *a, **k):
+        seen.append((count_A.shape[0], max(1, min(spec.groups, count_A.shape[0]))))    # train_peers' G
+        return real(spec, params_A, opt_A, keys_A, shard, count_A, *a, **k)
+    monkeypatch.setattr(local, "train_peers", spy)
+    run.run(tiny(*GROUPS, "ragged_groups=3"), None, progress=False)
+    assert seen == [(1, 1), (3, 3)], seen       # (A_g, groups it trains in): a's 1, b's 3
