@@ -45,5 +45,6 @@ def test_text_first_run_numbers_are_the_commands_own():
     assert t["acc_mean"] == t["majority_acc"] == "0.1822"          # tally at the floor, as the page now says
     assert (f"tally {t['acc_mean']} next-character accuracy, **the floor**" in text
             and f"perplexity {float(t['ppl_mean']):.1f}, at {int(t['bits_per_peer']) // 8:,} bytes per peer" in text)
+    assert f"round 4 is the same {t['ppl_mean']}" in text             # the 8-round run's round 4 (no schedule)
     assert (f"`protocol.name=softlabel` {s['acc_mean']} (perplexity {s['ppl_mean']}) at "
             f"{int(s['bits_per_peer']) / 8e6:.3f} MB per peer, with {s['peers_at_floor']} of its {s['peers']} peers" in text)
