@@ -116,3 +116,28 @@ def test_clean_removes_a_run_holding_the_retrys_hard_linked_copy(tmp_path, capsy
     os.link(run / "checkpoint.npz", run / memory_retry.RETRY)
     assert clean.main([str(tmp_path / "out")], say_missing=True) == 0, capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_the_writes_a_test_process_cannot_sync_still_call_fsync_where_durability_needs_it(tmp_path, monkeypatch):
+    """conftest makes os.fsync a no-op in the test process (testtime6): a power cut is not observable, but the
+    calls are, and with fsync a no-op nothing else fails if one goes. atomic.commit syncs the temporary file
+    before the rename puts it in place (else a crash after the rename could leave the new name empty), and
+    MetricsFile.sync syncs metrics.jsonl itself (Lanes calls it before a run is recorded final and its
+    checkpoint removed)."""
+    import os
+    from tallysim import atomic
+    from tallysim.metrics_file import MetricsFile
+    events = []
+    real_replace = os.replace
+    monkeypatch.setattr(os, "fsync", lambda fd: events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}"))))
+    monkeypatch.setattr(os, "replace", lambda a, b, **k: events.append(("replace", str(a), str(b))) or real_replace(a, b, **k))
+    atomic.write_atomic(tmp_path / "f.json", b"{}")
+    assert [e[0] for e in events] == ["fsync", "replace"], events
+    assert events[0][1] == events[1][1] and events[1][2] == str(tmp_path / "f.json"), events
+    events.clear()
+    m = MetricsFile(tmp_path / "metrics.jsonl")
+    m.write(b'{"round": 1}')
+    events.clear()
+    m.sync()
+    assert events == [("fsync", str(tmp_path / "metrics.jsonl"))], events
+    m.close()
