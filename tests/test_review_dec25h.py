@@ -141,3 +141,4 @@ def test_the_writes_a_test_process_cannot_sync_still_call_fsync_where_durability
     m.sync()
     assert events == [("fsync", str(tmp_path / "metrics.jsonl"))], events
     m.close()
+
