@@ -142,3 +142,16 @@ def test_the_writes_a_test_process_cannot_sync_still_call_fsync_where_durability
     assert events == [("fsync", str(tmp_path / "metrics.jsonl"))], events
     m.close()
 
+
+
+def test_linking_the_retry_copy_again_leaves_no_temporary_file(tmp_path):
+    """atomic.link_or_copy onto a path that is already a hard link to src: os.replace of two links to one file
+    does nothing (POSIX) and left the temporary link behind (`.checkpoint-retry.npz.XXXXXXXX.tmp`, a third
+    name of the checkpoint)."""
+    import os
+    from tallysim import atomic
+    (tmp_path / "checkpoint.npz").write_bytes(b"state")
+    for _ in range(2):
+        assert atomic.link_or_copy(tmp_path / "checkpoint.npz", tmp_path / "checkpoint-retry.npz")
+    assert sorted(os.listdir(tmp_path)) == ["checkpoint-retry.npz", "checkpoint.npz"]
+    assert os.stat(tmp_path / "checkpoint.npz").st_nlink == 2
