@@ -103,7 +103,8 @@ def test_clean_removes_a_run_holding_the_retrys_hard_linked_copy(tmp_path, capsy
     """A run stopped during an out-of-memory retry holds checkpoint.npz and its hard link checkpoint-retry.npz
     (oom33's atomic.link_or_copy). `tallysim clean` removed the first and kept the second as "changed during
     the removal" (its ctime moved when the first name went), exit 2, until run a second time. Both go now;
-    a file changed in any other way since the check still stays (test_clean's)."""
+    a file changed in any other way since the check still stays (test_review_dec10's
+    test_clean_removes_only_what_it_checked)."""
     import json
     import os
     from tallysim import clean, memory_retry
