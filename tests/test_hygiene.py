@@ -283,7 +283,7 @@ def test_results_metrics_imports_nothing_above_it():
 # own layer and those below. Lowest first; "tallysim.protocols." is every protocol module, the registry
 # itself (tallysim.protocols) sits near the bottom so that config and validation stay free of JAX.
 LAYERS = [
-    ["tallysim", "tallysim.fields", "tallysim.code_identity"],
+    ["tallysim", "tallysim.fields", "tallysim.key_suggest", "tallysim.code_identity"],
     ["tallysim.protocols", "tallysim.protocols.declaration", "tallysim.protocols.plugin_import",
      "tallysim.protocols.plugin_models",
      "tallysim.plugin_rules", "tallysim.sizing", "tallysim.size_limits", "tallysim.storage_notes", "tallysim.probe_blocks", "tallysim.plugin_params",
@@ -293,7 +293,7 @@ LAYERS = [
     ["tallysim.schema_text"],
     ["tallysim.model_groups"],
     ["tallysim.field_checks"],
-    ["tallysim.validation", "tallysim.robust_checks", "tallysim.config_rules", "tallysim.config_reads", "tallysim.sweep_section",
+    ["tallysim.validation", "tallysim.robust_checks", "tallysim.privacy_checks", "tallysim.config_rules", "tallysim.config_reads", "tallysim.sweep_section",
      "tallysim.work_estimate", "tallysim.soft_rounding"],
     ["tallysim.config", "tallysim.config_files"],
     ["tallysim.data", "tallysim.results", "tallysim.results.metrics", "tallysim.results.headline", "tallysim.results.no_learning", "tallysim.results.seed_mean", "tallysim.results.figure_files", "tallysim.results.run_dir", "tallysim.results.dead_peers", "tallysim.outdir", "tallysim.out_path", "tallysim.run_lock", "tallysim.checkpoint", "tallysim.checkpoint_file", "tallysim.resume", "tallysim.resume_diff", "tallysim.atomic",
