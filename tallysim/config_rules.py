@@ -171,8 +171,14 @@ def _cohort_rules(cfg: Config) -> None:
     """participation_rule=size and cohort_draw=sequential only where there is a cohort to draw, and size
     only where nothing assumes uniform draws (cohort_draw=sequential under uniform is the same
     distribution as sort, so the privacy accountant's fixed-size uniform sampling still holds)."""
-    active = active_peers(cfg)      # fed.build's A
-    if cfg.ragged_groups is not None and cfg.ragged_groups > active:    # local.train_peers capped it at A in silence
+    active, groups = active_peers(cfg), model_groups.parse(cfg.model.groups)      # fed.build's A
+    if cfg.ragged_groups is not None and groups:    # each group trains its own A_g, min(ragged_groups, A_g) groups
+        most = max(a_g := model_groups.active_counts(cfg, groups))      # (local.train_peers): one above all, unused
+        if cfg.ragged_groups > most:
+            raise ConfigError(f"ragged_groups={cfg.ragged_groups} is above every model group's peers active a round ("
+                              f"{', '.join(f'{g.name} {a}' for g, a in zip(groups, a_g))}: each group trains in at most "
+                              f"that many groups); allowed: 1 to {most}, or unset (auto)")
+    elif cfg.ragged_groups is not None and cfg.ragged_groups > active:    # local.train_peers capped it at A in silence
         raise ConfigError(f"ragged_groups={cfg.ragged_groups} is above the {active} peers active a round (peers="
                           f"{cfg.peers}, participation={cfg.participation}); allowed: 1 to {active}, or unset (auto)")
     if cfg.cohort_draw == "sequential" and active >= cfg.peers:

@@ -158,7 +158,7 @@ def nothing_to_resume(d: Path, out) -> str:
     if outdir.run_state(d) == "finished":
         return (f"--resume: {out} is a finished run (every round ran; a finished run keeps no checkpoint): "
                 f"its results are in {d / METRICS}; to train longer, run with more rounds into another --out")
-    return (f"{out} has no {FILE} to resume from (it stopped before its first checkpoint); start it again "
+    return (f"{out} has no {FILE} to resume from (it {outdir.how_stopped(d)}); start it again "
             "with --overwrite (--checkpoint-every N saves one every N rounds)")
 
 
