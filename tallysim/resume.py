@@ -46,7 +46,7 @@ def resume_notice(out_dir: Path, cfg, meta: dict) -> str:
                                    f" (data.path={cfg.data.path} is relative: another working directory)"))
     return (f"tallysim: resuming {out_dir} from round {meta['round'] + 1} of {cfg.rounds}{seeds} "
             f"(checkpoint after round {meta['round']}); wall_s and the summary's time include the "
-            f"{meta.get('elapsed', 0.0):.1f} s it ran before it stopped{code_change(meta)}{edit}{moved}")
+            f"{meta.get('elapsed', 0.0):.1f} s it had run up to that checkpoint (the time after it is not counted: those rounds run again){code_change(meta)}{edit}{moved}")
 
 
 # ----------------------------------------------------------------------------- --resume
