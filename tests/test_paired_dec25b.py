@@ -179,3 +179,12 @@ def test_the_findings_point_to_the_paired_iid_means():
     text = _flat((DOCS / "matched-bits.md").read_text().split("### C = 1000 at matched bits")[1].split(START)[0])
     assert f"level on the mean ({t:.3f} against {s:.3f})" in text
     assert ("tally against one soft probe is split by seed" in text) == (side(diffs(after, TALLY, SOFT1, "iid")) == "split")
+
+
+def test_the_without_momentum_findings_quote_the_paired_dir05_seeds():
+    """'Without momentum''s finding on tally against local training quotes the paired Dirichlet 0.5 seeds
+    (the one panel where their side moved) and calls it level only while the seeds are split."""
+    _, after = _pair("0")
+    text = _flat((DOCS / "matched-bits.md").read_text().split("#### Without momentum")[1].split("#### Twenty rounds")[0])
+    assert f"tally is level just below local training ({per_seed(after, TALLY, LOCAL, 'dir0.5')} a seed)" in text
+    assert side(diffs(after, TALLY, LOCAL, "dir0.5")) == "split"
