@@ -246,3 +246,36 @@ def test_side_by_side_refuses_its_bad_options_before_measuring(monkeypatch, caps
     (tmp_path / "vmap_ref.py").write_text("def main():\n    raise SystemExit('measured before refusing')\n")
     code, out = _script(monkeypatch, capsys, "side_by_side.py", "--ref", str(tmp_path), *argv)
     assert code == 2 and said in out, out
+
+
+def test_summary_line_takes_a_row_without_the_ensemble_or_the_wall_time(tmp_path):
+    # summary_line(res.config, res.last) of a row read back without acc_ensemble or wall_s (a run written before
+    # they were, or a row trimmed by hand) was KeyError 'acc_ensemble'; one without bits_per_peer passed the
+    # check that names it and was KeyError 'bits_per_peer'
+    row = {"round": 2, "bits_per_peer": 8e6, "acc_mean": 0.5}
+    line = metrics.summary_line(config.to_dict(BASE), row)
+    assert line == "tally: 2 rounds, 4 peers on synthetic -> accuracy 0.5000 (peer mean 0.5000), 1 MB per peer", line
+    full = metrics.summary_line(BASE, {**row, "acc_ensemble": 0.6, "wall_s": 3.0})
+    assert "(peer mean 0.5000, ensemble 0.6000), 1 MB per peer, 3.0 s" in full, full
+    with pytest.raises(ConfigError, match=r"one metrics row with an accuracy and bits_per_peer"):
+        metrics.summary_line(BASE, {"round": 2, "acc_mean": 0.5})
+
+
+# ----------------------------------------------------------------------------- 6. make: ARGS where no goal reads it
+
+@pytest.mark.parametrize("goal", ["clean", "demo", "bench"])
+def test_make_refuses_args_for_a_goal_that_reads_none_before_anything_runs(goal):
+    # `make clean ARGS=--dry-run` removed OUT, the venv and the figures (ARGS dropped in silence); `make demo
+    # ARGS=--dry-run` ran the three demo runs with --overwrite over OUT/demo
+    import shutil
+    import subprocess
+    if shutil.which("make") is None:
+        pytest.skip("no make here")
+    root = Path(__file__).resolve().parents[1]
+    p = subprocess.run(["make", "--no-print-directory", "-n", goal, "ARGS=--dry-run", f"VENV={sys.prefix}"], cwd=root,
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode != 0 and p.stdout == "", p.stdout
+    assert f"ARGS='--dry-run' is not read by {goal}, which would run as if it were not given" in p.stderr, p.stderr
+    ok = subprocess.run(["make", "--no-print-directory", "-n", "fig2", "ARGS=--dry-run", f"VENV={sys.prefix}"],
+                        cwd=root, capture_output=True, text=True, timeout=30)
+    assert ok.returncode == 0 and "figure fig2" in ok.stdout and ok.stdout.rstrip().endswith("--dry-run"), ok.stdout
