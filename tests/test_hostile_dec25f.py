@@ -248,6 +248,30 @@ def test_side_by_side_refuses_its_bad_options_before_measuring(monkeypatch, caps
     assert code == 2 and said in out, out
 
 
+
+@pytest.mark.parametrize("argv, said", [
+    (["--peers", "0", "99"], "--peers 99: allowed: peers 0..19 (the demo's 20)"),    # IndexError after peer 0 trained
+    (["--peers", "-1"], "--peers -1: allowed: peers 0..19"),                           # trained peer 19 as "peer -1"
+    (["--inits", "0"], "--inits 0: allowed: 1 or more"),                               # printed empty lists
+    (["rounds=x"], "rounds='x': expected an integer"),                                  # a ConfigError traceback
+], ids=["peer-99", "peer-negative", "inits-0", "override"])
+def test_deadpeer_reference_refuses_its_bad_options_from_any_folder(monkeypatch, capsys, tmp_path, argv, said):
+    # run from another folder than the repository's root, experiments/demo.json was not found (a traceback)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("tallysim.build.build", lambda *a, **k: pytest.fail("the data loaded before refusing"))
+    code, out = _script(monkeypatch, capsys, "deadpeer_reference.py", *argv)
+    assert code == 2 and said in out and "Traceback" not in out, out
+
+
+@pytest.mark.parametrize("argv, said", [
+    (["tally", "1.5"], "participation=1.5 must be in (0, 1]"),
+    (["tally", "0.5", "--seed", "-1"], "seed=-1 is out of range"),
+], ids=["participation", "seed"])
+def test_stale_votes_says_a_bad_value_in_one_line(monkeypatch, capsys, argv, said):
+    # a ConfigError traceback from tallysim.drive
+    code, out = _script(monkeypatch, capsys, "stale_votes.py", *argv)
+    assert code == 2 and said in out and "Traceback" not in out, out
+
 def test_summary_line_takes_a_row_without_the_ensemble_or_the_wall_time(tmp_path):
     # summary_line(res.config, res.last) of a row read back without acc_ensemble or wall_s (a run written before
     # they were, or a row trimmed by hand) was KeyError 'acc_ensemble'; one without bits_per_peer passed the
