@@ -272,6 +272,17 @@ def test_stale_votes_says_a_bad_value_in_one_line(monkeypatch, capsys, argv, sai
     code, out = _script(monkeypatch, capsys, "stale_votes.py", *argv)
     assert code == 2 and said in out and "Traceback" not in out, out
 
+
+@pytest.mark.parametrize("value", ["x", "-1"])
+def test_sigterm_compile_refuses_a_bad_delay_before_starting_the_run(monkeypatch, capsys, tmp_path, value):
+    # DELAY=x was float()'s traceback; DELAY=-1 was time.sleep's ValueError once the run had started and printed
+    # its first compile line, the script gone and the run left going on unwatched
+    import subprocess
+    monkeypatch.setenv("DELAY", value)
+    monkeypatch.setattr(subprocess, "Popen", lambda *a, **k: pytest.fail("the run started before refusing"))
+    code, out = _script(monkeypatch, capsys, "sigterm_compile.py", str(tmp_path / "run"))
+    assert code == 2 and f"DELAY={value}: allowed: seconds, 0 or more" in out, out
+
 def test_summary_line_takes_a_row_without_the_ensemble_or_the_wall_time(tmp_path):
     # summary_line(res.config, res.last) of a row read back without acc_ensemble or wall_s (a run written before
     # they were, or a row trimmed by hand) was KeyError 'acc_ensemble'; one without bits_per_peer passed the
