@@ -79,6 +79,24 @@ def test_a_sweep_index_whose_run_records_are_not_objects_is_refused(tmp_path):
     assert metrics.read_sweep(tmp_path)["runs"][0]["name"] == "a"
 
 
+
+def test_results_plot_refuses_rows_that_are_not_its_directorys(tmp_path):
+    # tallysim.Results(dir, rows=[...the first round only...]).plot() drew every row of dir as its own, in silence;
+    # of a folder without rows it said "has no metrics.jsonl" of a Results holding rows
+    run = _run(tmp_path / "a", rounds=3)
+    read = tallysim.Results.read(run)
+    mine = tallysim.Results(str(run), rows=read.rows[:1], config=read.config)
+    mine.rows[0] = {**mine.rows[0], "acc_mean": 0.9}
+    with pytest.raises(ConfigError, match=r"Results.plot\(\) draws .*a/metrics.jsonl, whose rows are not the 1 rows this "
+                                          r"Results holds \(made by hand"):
+        mine.plot(str(tmp_path / "f.png"))
+    with pytest.raises(ConfigError, match=r"which cannot be read \(none there, or damaged\), not the 1 rows"):
+        tallysim.Results(str(tmp_path / "new"), rows=[{"round": 1}]).plot(str(tmp_path / "g.png"))
+    assert not (tmp_path / "f.png").exists() and not (tmp_path / "g.png").exists()
+    # a run that wrote more rows since it was read is the same run: drawn
+    early = tallysim.Results(str(run), rows=read.rows[:2], config=read.config)
+    early._own_rows("plot")
+
 # ----------------------------------------------------------------------------- 2. the API's runs and sweeps
 
 def test_an_out_that_is_a_dangling_link_is_refused_before_anything_loads(tmp_path, monkeypatch, no_compile):
