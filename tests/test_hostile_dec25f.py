@@ -151,7 +151,7 @@ def test_a_shape_dimension_of_the_wrong_type_is_named():
     # data.input_shape=[8, "8", 1] said "has the wrong type (tuple); expected a list of positive integers": the
     # list given was called a tuple, and the dimension at fault went unnamed
     for dim, kind in (("8", "str"), (8.0, "float"), (True, "bool")):
-        with pytest.raises(ConfigError, match=rf"data.input_shape=\[8, {dim!r}, 1\]: its dimension {dim!r} is {kind}; "
+        with pytest.raises(ConfigError, match=rf"data.input_shape=\[8, {dim!r}, 1\] has the wrong type: its dimension {dim!r} is {kind}; "
                                               r"expected a list of positive integers"):
             config.validate(BASE.replace(data={"input_shape": [8, dim, 1]}))
     assert config.validate(BASE.replace(data={"input_shape": [8, np.int64(8), 1]})).data.input_shape == (8, 8, 1)
