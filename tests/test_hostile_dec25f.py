@@ -301,6 +301,29 @@ def test_sigterm_compile_refuses_a_bad_delay_before_starting_the_run(monkeypatch
     code, out = _script(monkeypatch, capsys, "sigterm_compile.py", str(tmp_path / "run"))
     assert code == 2 and f"DELAY={value}: allowed: seconds, 0 or more" in out, out
 
+
+@pytest.mark.parametrize("script, argv, said", [
+    # 0 divided by zero after the build and the first round's compile (minutes); -1 / 0 compiled both programs
+    # and timed nothing
+    ("time_shakespeare_round.py", ["0"], "rounds 0: allowed: 1 or more"),
+    ("time_compile.py", ["niid", "-1"], "rounds -1: allowed: 1 or more"),
+    ("time_small_rounds.py", ["0"], "repeats 0: allowed: 1 or more"),
+    # README.md: AttributeError 'NoneType' object has no attribute 'loader'
+    ("chunk_changes.py", ["README.md"], "README.md is no .py file; allowed: the path of an earlier sizing.py"),
+    ("probe_split_changes.py", ["README.md"], "README.md is no .py file"),
+    # PYTHONPATH=/nowhere: the children measured the installed tallysim as if it were the code asked for
+    ("scale_probe_exchange.py", ["--code", "/nonexistent-h22"], "--code /nonexistent-h22: no tallysim package there"),
+    # bench's ConfigError traceback
+    ("step_program.py", ["--model", "foo"], "bench: unknown model 'foo'; allowed: mlp"),
+], ids=["shakespeare-round", "compile", "small-rounds", "chunk", "probe-split", "scale-code", "step-model"])
+def test_the_timing_and_comparison_scripts_refuse_bad_arguments_first(monkeypatch, capsys, script, argv, said):
+    import subprocess
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: pytest.fail("a child started before refusing"))
+    monkeypatch.setattr("tallysim.build.build", lambda *a, **k: pytest.fail("built before refusing"))
+    code, out = _script(monkeypatch, capsys, script, *argv)
+    assert code == 2 and said in out and "Traceback" not in out, out
+
 def test_summary_line_takes_a_row_without_the_ensemble_or_the_wall_time(tmp_path):
     # summary_line(res.config, res.last) of a row read back without acc_ensemble or wall_s (a run written before
     # they were, or a row trimmed by hand) was KeyError 'acc_ensemble'; one without bits_per_peer passed the
