@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TINY
+from conftest import TINY, one_line
 from test_leftovers_dec21a import _script
 
 import tallysim
@@ -115,6 +115,18 @@ def test_an_out_that_is_a_dangling_link_is_refused_before_anything_loads(tmp_pat
         run_sweep(BASE, [("a", ["rounds=1"])], str(tmp_path / "link"), progress=False)
     assert not (tmp_path / "gone").exists()
 
+
+
+@pytest.mark.parametrize("flag", ["--results", "--out"])
+def test_a_figures_results_or_out_that_is_a_dangling_link_is_refused_first(tmp_path, capsys, flag, no_compile):
+    # passed as absent (the dry run too): --out failed when the figure was drawn, after every run had run, and
+    # --results at its first group's mkdir
+    os.symlink(tmp_path / "gone", tmp_path / "link")
+    other = {"--results": str(tmp_path / "res"), "--out": str(tmp_path / "figs")}
+    other[flag] = str(tmp_path / "link")
+    line = one_line(capsys, ["figure", "fig1", "--smoke", "--dry-run", "--results", other["--results"],
+                             "--out", other["--out"]])
+    assert f"{flag} {tmp_path / 'link'} is a symbolic link to {tmp_path / 'gone'}, which does not exist" in line, line
 
 @pytest.mark.parametrize("name", ["sweep.json", ".tallysim-lock"])
 def test_a_sweep_run_named_as_the_sweeps_own_file_is_refused(tmp_path, name, no_compile):
