@@ -27,6 +27,11 @@ def check_runs(runs, out_dir, **flags) -> list:
     if not is_path(out_dir):
         raise ConfigError(f"run_sweep(out_dir={out_dir!r:.60}): {type(out_dir).__name__}; allowed: a directory "
                           "path (str or pathlib.Path)")
+    from tallysim import outdir
+    # as `tallysim sweep --out` refuses them (cli_commands.cmd_sweep): a sweep inside another sweep's folder, whose
+    # table and read_rows then took its runs for their own, and a home, the root or the working directory
+    outdir.refuse_in_sweep(out_dir, "run_sweep(out_dir=...):")
+    outdir.refuse_sweep_at_top(out_dir)
     if isinstance(runs, (str, bytes, dict)) or not isinstance(runs, (list, tuple)):
         raise ConfigError(f"run_sweep(runs={runs!r:.60}): {type(runs).__name__}; allowed: a list of (name, "
                           "[key=value overrides]) pairs, e.g. [('lr0.02', ['optim.lr=0.02'])] (sweep.expand makes them)")

@@ -128,6 +128,27 @@ def test_a_figures_results_or_out_that_is_a_dangling_link_is_refused_first(tmp_p
                              "--out", other["--out"]])
     assert f"{flag} {tmp_path / 'link'} is a symbolic link to {tmp_path / 'gone'}, which does not exist" in line, line
 
+
+@pytest.mark.parametrize("where, said", [
+    ("inside", "is inside the sweep directory"),
+    ("~", "refusing to use ~ for a sweep: it is a home directory or above one"),
+    (".", "refusing to use . for a sweep: it is the working directory or a directory above it"),
+], ids=["inside-a-sweep", "home", "working-directory"])
+def test_run_sweep_refuses_the_folders_tallysim_sweep_refuses(tmp_path, monkeypatch, where, said, no_compile):
+    # `tallysim sweep --out` refused them; run_sweep wrote its index, lock and run folders there (run_sweep(out_dir="/")
+    # into the file-system root), and a sweep inside another's folder had its runs read as the outer sweep's
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    (tmp_path / "home").mkdir()
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    (tmp_path / "outer").mkdir()
+    (tmp_path / "outer" / "sweep.json").write_text(json.dumps({"runs": []}))
+    out = str(tmp_path / "outer" / "inner") if where == "inside" else where
+    with pytest.raises(ConfigError, match=said):
+        run_sweep(BASE, [("a", ["rounds=1"])], out, progress=False)
+    assert os.listdir(tmp_path / "home") == os.listdir(tmp_path / "work") == []
+    assert os.listdir(tmp_path / "outer") == ["sweep.json"]
+
 @pytest.mark.parametrize("name", ["sweep.json", ".tallysim-lock"])
 def test_a_sweep_run_named_as_the_sweeps_own_file_is_refused(tmp_path, name, no_compile):
     # ("sweep.json", [...]) was FileExistsError from the run directory's mkdir, over the sweep's index
