@@ -357,6 +357,22 @@ def test_the_timing_and_comparison_scripts_refuse_bad_arguments_first(monkeypatc
     code, out = _script(monkeypatch, capsys, script, *argv)
     assert code == 2 and said in out and "Traceback" not in out, out
 
+
+@pytest.mark.parametrize("script, argv", [("time_shakespeare_round.py", ["1"]), ("time_compile.py", ["demo", "1"]),
+                                          ("eval_batch_changes.py", [])], ids=["shakespeare-round", "compile", "eval-batch"])
+def test_the_scripts_read_their_configs_beside_themselves(monkeypatch, capsys, tmp_path, script, argv):
+    # config.load_file("experiments/demo.json") from the working directory: run from anywhere but the checkout's
+    # root, a ConfigError traceback ("config file experiments/demo.json does not exist")
+    real = config.load_file
+
+    def read_then_stop(path, *a, **k):
+        real(path, *a, **k)
+        raise SystemExit(f"read {Path(path).name}")
+    monkeypatch.setattr(config, "load_file", read_then_stop)
+    monkeypatch.chdir(tmp_path)
+    code, out = _script(monkeypatch, capsys, script, *argv)
+    assert isinstance(code, str) and code.startswith("read ") and code.endswith(".json"), (code, out)
+
 def test_summary_line_takes_a_row_without_the_ensemble_or_the_wall_time(tmp_path):
     # summary_line(res.config, res.last) of a row read back without acc_ensemble or wall_s (a run written before
     # they were, or a row trimmed by hand) was KeyError 'acc_ensemble'; one without bits_per_peer passed the
