@@ -124,6 +124,15 @@ $(error ARGS='$(ARGS)' is not read by $(filter $(SMOKE_GOALS),$(MAKECMDGOALS)) (
   and test-all run, is a fixed command that first removes $(OUT)/smoke); give it to one figure, e.g. \
   make fig1 ARGS='$(ARGS) --smoke')
 endif
+# Every other goal but the figure targets (ARGS_GOALS) reads no ARGS either, and dropped it in silence: `make clean
+# ARGS=--dry-run` removed OUT, the venv and the figures; `make demo ARGS=--dry-run` ran the three demo runs with
+# --overwrite over OUT/demo. Refused the same way, before anything runs.
+ARGS_GOALS := fig1 fig2 fig3 fig4 fig5 fig6 fig7 fig8 fig9 fig10 fig11 fig12 figures robustness matched-bits \
+  niid-matched-bits class-matched-bits class-pool class-1000 class-1000-momentum0 fig2-lenet fig-participation
+ifneq ($(filter-out $(ARGS_GOALS),$(MAKECMDGOALS)),)
+$(error ARGS='$(ARGS)' is not read by $(filter-out $(ARGS_GOALS),$(MAKECMDGOALS)), which would run as if it were not \
+  given; ARGS is read by the figure targets only (fig1 ... fig12, figures, robustness, matched-bits, ...))
+endif
 endif
 # Plain progress lines (at most one every 30 s, and each run's line) unless ARGS chooses (`--quiet` or
 # `--progress bars`): a figure runs for minutes to hours, and since `--quiet` means no per-run lines either

@@ -24,6 +24,8 @@ def compare(argv: list, count: str = "lanes", extra=None, extra_name: str = "") 
     spec = importlib.util.spec_from_file_location("old_sizing", argv[1])
     old = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(old)
+    if not all(hasattr(old, f) for f in ("per_seed_bytes", "lanes_that_fit")):     # another module's .py
+        raise SystemExit(f"{argv[1]} has no per_seed_bytes and lanes_that_fit; allowed: an earlier tallysim/sizing.py")
     # the keys the old estimate reads (one before the model's facts read only the first nine)
     known = set(inspect.signature(old.per_seed_bytes).parameters) - {"lanes"}
     names = argv[2:] or [f"fig{i}" for i in range(1, 13)] + ["robustness", "matched_bits"]
@@ -62,6 +64,8 @@ def parse(argv: list, doc: str) -> list:
     args = ap.parse_args(argv[1:])
     if not os.path.isfile(args.old_sizing):
         ap.error(f"{args.old_sizing} is not a file; allowed: the path of an earlier sizing.py")
+    if not args.old_sizing.endswith(".py"):     # README.md: AttributeError 'NoneType' has no 'loader' (no spec)
+        ap.error(f"{args.old_sizing} is no .py file; allowed: the path of an earlier sizing.py")
     return [argv[0], args.old_sizing, *args.figures]
 
 

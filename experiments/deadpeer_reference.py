@@ -14,6 +14,7 @@ initialisations at lr 0.05 / momentum 0.9 on [-1, 1] and from none at momentum 0
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -25,10 +26,16 @@ from tallysim import build, config
 SETTINGS = ((0.05, 0.9), (0.05, 0.0), (0.02, 0.9))      # (lr, momentum)
 
 
+def demo_config(items: list) -> config.Config:
+    """experiments/demo.json beside this file (read from the working directory, it was a ConfigError traceback
+    from anywhere but the repository's root), seed 1, local training, with `items`."""
+    return config.apply_overrides(config.load_file(str(Path(__file__).with_name("demo.json"))),
+                                  ["seed=1", "protocol.name=local", *items])
+
+
 def shards(items: list) -> tuple:
     """(peer -> its training example indices, x_train, y_train, x_test, y_test) of the demo's partition."""
-    cfg = config.apply_overrides(config.load_file("experiments/demo.json"), ["seed=1", "protocol.name=local", *items])
-    f = build.build(cfg).fed
+    f = build.build(demo_config(items)).fed
     off, cnt = np.asarray(f.offset_P).reshape(-1), np.asarray(f.count_P).reshape(-1)
     flat = np.asarray(f.shard_H).reshape(-1)
     return ({p: flat[int(off[p]):int(off[p]) + int(cnt[p])] for p in range(len(cnt))},
@@ -73,6 +80,16 @@ def main() -> None:
     ap.add_argument("--inits", type=int, default=4)
     ap.add_argument("items", nargs="*", default=[], help="key=value overrides of experiments/demo.json")
     args = ap.parse_args()
+    try:
+        peers = demo_config(args.items).peers
+    except config.ConfigError as e:         # a bad override: one line, not a traceback
+        ap.error(str(e))
+    # --peers 99 was an IndexError after the data had loaded and the peers before it had trained; --peers -1
+    # trained the last peer under the name "peer -1" (a list's negative index); --inits 0 printed empty lists
+    if bad := [p for p in args.peers if not 0 <= p < peers]:
+        ap.error(f"--peers {' '.join(map(str, bad))}: allowed: peers 0..{peers - 1} (the demo's {peers})")
+    if args.inits < 1:
+        ap.error(f"--inits {args.inits}: allowed: 1 or more initialisations a setting")
     parts, x_all, y_all, x_test, y_test = shards(args.items)
     classes = int(y_all.max()) + 1
     flat = lambda a: a.reshape(len(a), -1).astype(np.float32)

@@ -9,6 +9,7 @@ Nothing is loaded or compiled: the models are traced with abstract parameters.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 import jax
@@ -73,7 +74,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("figures", nargs="*", default=[], help="figure names (default: every shipped one)")
     figures = ap.parse_args(sys.argv[1:]).figures
-    demo = config.load_file("experiments/demo.json")
+    demo = config.load_file(os.path.join(os.path.dirname(os.path.abspath(__file__)), "demo.json"))   # from any folder
     for name in ("tally", "softlabel"):
         d = config.apply_overrides(demo, [f"protocol.name={name}"])
         print(f"demo {name}: eval batch {batches(d)}, exchange chunk {chunks(d)}", flush=True)

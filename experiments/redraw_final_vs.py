@@ -52,6 +52,18 @@ def curves(figure_csv: str, key: str, paired_csv: str = None, rounds: int = None
     return out
 
 
+def out_folder(ap, out: str) -> None:
+    """--out made (it may be new), or one usage line (as redraw_pareto.py's; each script runs alone, from
+    experiments/ without the repository on the path): a file there, or a folder that cannot be made, was
+    os.mkdir's traceback after the CSV had been read."""
+    if Path(out).exists() and not Path(out).is_dir():
+        ap.error(f"--out {out} is a file; allowed: a folder (new or existing) for the figure's files")
+    try:
+        Path(out).mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        ap.error(f"--out {out} cannot be made: {e.strerror or e}; allowed: a folder you can write")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python experiments/redraw_final_vs.py", description=__doc__.split("\n\n")[0])
     ap.add_argument("config", help="the figure's config (experiments/<name>.json): its kind, x and title")
@@ -63,8 +75,9 @@ def main(argv=None) -> int:
         spec = config_files.read_file(args.config)
     except ConfigError as e:
         ap.error(str(e))
-    if spec.get("kind") != "final_vs":
-        ap.error(f"{args.config} is a {spec.get('kind')!r} figure; only final_vs figures are redrawn here")
+    if spec.get("kind") != "final_vs":  # a run's config (no kind) read "is a None figure"
+        what = f"a {spec['kind']!r} figure" if spec.get("kind") else "not a figure config (it has no kind)"
+        ap.error(f"{args.config} is {what}; only final_vs figures are redrawn here")
     try:
         points = curves(args.csv, spec["x"], args.paired, (spec.get("base") or {}).get("rounds"))
     except OSError as e:
@@ -78,6 +91,7 @@ def main(argv=None) -> int:
         ap.error(f"{args.csv} holds " + (f"groups {', '.join(strange)}, which {args.config} does not define"
                                          if strange else "no points")
                  + f"; allowed groups: {', '.join(spec.get('groups') or {}) or 'none'}")
+    out_folder(ap, args.out)         # after the CSVs passed: no empty folder left for a bad one
     name = Path(args.config).stem
     labels = {g: f"{g}, paired seeds" for g, pts in points.items() if any(p[4]["seeds_from"] == PAIRED for p in pts)}
     title = spec.get("title", name) + (" (paired seeds: " + ", ".join(labels) + ")" if labels else "")

@@ -35,6 +35,17 @@ def points(csv_path: str) -> list[dict]:
     return out
 
 
+def out_folder(ap, out: str) -> None:
+    """--out made (it may be new), or one usage line: a file there, or a folder that cannot be made, was
+    os.mkdir's traceback after the CSV had been read."""
+    if Path(out).exists() and not Path(out).is_dir():
+        ap.error(f"--out {out} is a file; allowed: a folder (new or existing) for the figure's files")
+    try:
+        Path(out).mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        ap.error(f"--out {out} cannot be made: {e.strerror or e}; allowed: a folder you can write")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python experiments/redraw_pareto.py", description=__doc__.split("\n\n")[0])
     ap.add_argument("config", help="the figure's config (experiments/<name>.json): its kind, panels and title")
@@ -45,8 +56,9 @@ def main(argv=None) -> int:
         spec = config_files.read_file(args.config)
     except ConfigError as e:
         ap.error(str(e))
-    if spec.get("kind") != "pareto":
-        ap.error(f"{args.config} is a {spec.get('kind')!r} figure; only pareto figures are redrawn from their CSV")
+    if spec.get("kind") != "pareto":    # a run's config (no kind) read "is a None figure"
+        what = f"a {spec['kind']!r} figure" if spec.get("kind") else "not a figure config (it has no kind)"
+        ap.error(f"{args.config} is {what}; only pareto figures are redrawn from their CSV")
     try:
         rows = points(args.csv)
     except OSError as e:
@@ -61,6 +73,7 @@ def main(argv=None) -> int:
         ap.error(f"{args.csv} holds " + (f"groups {', '.join(strange)}, which {args.config} does not define"
                                          if strange else "no points")
                  + f"; allowed groups: {', '.join(spec.get('groups') or {}) or 'none'}")
+    out_folder(ap, args.out)         # after the CSVs passed: no empty folder left for a bad one
     name = Path(args.config).stem
     paths = plots.pareto_drawn(spec, rows, Path(args.out) / name, spec.get("title", name))
     print("wrote " + ", ".join(str(p) for p in paths.values()))

@@ -64,6 +64,10 @@ def main(argv=None) -> int:
     if args.child:
         child(args)
         return 0
+    if args.code and not (Path(args.code) / "tallysim" / "__init__.py").is_file():
+        # PYTHONPATH=/nowhere: each child imported the installed tallysim instead, and measured it as if it were
+        # the code asked for (the full-size default table, minutes, of the wrong code)
+        ap.error(f"--code {args.code}: no tallysim package there (no tallysim/__init__.py); allowed: a checkout's root")
     env = dict(os.environ, PYTHONPATH=str(Path(args.code).resolve() if args.code else ROOT))
     rc = 0
     for protocol in args.protocols.split(","):

@@ -55,11 +55,22 @@ def run_yardstick(path: Path, argv: list[str]) -> list[dict]:
     return [json.loads(line) for line in out.getvalue().splitlines() if line.startswith("{")]
 
 
-def parse_grid(cells: list[str]) -> list[tuple[str, int]]:
+def parse_grid(cells: list[str], error=None) -> list[tuple[str, int]]:
+    """(model, P) of every model:P,P... cell; `error` (argparse's) says what is wrong in one line: `mlp` or
+    `mlp:x` was int()'s traceback, and an unknown model failed in bench's measure after the yardstick ran."""
+    from tallysim.config import MODELS      # bench's measure refuses any other
     grid = []
     for cell in cells:
         model, _, peers = cell.partition(":")
-        grid += [(model, int(p)) for p in peers.split(",")]
+        try:
+            grid += [(model, int(p)) for p in peers.split(",")]
+        except ValueError:
+            grid = None
+        if grid is None or model not in MODELS or min(p for _, p in grid) < 1:
+            if error is None:
+                raise ValueError(f"--grid cell {cell!r}")
+            error(f"--grid {cell}: allowed: model:P,P... with a model of {', '.join(MODELS)} and peer counts "
+                  "of 1 or more, e.g. mlp:10,100")
     return grid
 
 
@@ -92,7 +103,12 @@ def main(argv=None):
     ap.add_argument("--dtype", default="float32")
     ap.add_argument("--json", help="write every round's cells and the summary here")
     a = ap.parse_args(argv)
-    ref, grid = find_ref(a.ref), parse_grid(a.grid)
+    ref, grid = find_ref(a.ref), parse_grid(a.grid, ap.error)
+    if a.rounds < 1:        # 0 or -1 printed an empty summary, no cell measured
+        ap.error(f"--rounds {a.rounds}: allowed: 1 or more")
+    if a.json and (Path(a.json).is_dir() or not Path(a.json).resolve().parent.is_dir()):
+        # was write_text's traceback after every round had been measured, the numbers lost
+        ap.error(f"--json {a.json}: allowed: a file path in an existing folder")
     rounds = []
     for i in range(a.rounds):
         t0 = time.time()

@@ -36,12 +36,26 @@ def parse(argv: list) -> tuple:
                                  epilog="Any other option (--resume, --checkpoint-every K) goes to `tallysim run`.")
     ap.add_argument("out", help="the run directory (tallysim run --out)")
     args, extra = ap.parse_known_args(argv)
+    delay(ap)
     return Path(args.out), extra
+
+
+def delay(ap=None) -> float:
+    """$DELAY, the seconds between the line KILL_ON matches and the SIGTERM: DELAY=x was float()'s traceback, and
+    DELAY=-1 time.sleep's ValueError once the run had started, which left the run going on unwatched."""
+    text = os.environ.get("DELAY", "8")
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 <= value < float("inf"):
+        (ap.error if ap else sys.exit)(f"DELAY={text}: allowed: seconds, 0 or more (default 8)")
+    return value
 
 
 def main() -> None:
     out, extra = parse(sys.argv[1:])
-    pattern, delay = os.environ.get("KILL_ON", "compiling"), float(os.environ.get("DELAY", "8"))
+    pattern, delay_s = os.environ.get("KILL_ON", "compiling"), delay()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TALLYSIM_COMPILE_CACHE": "0", "TALLYSIM_PROGRESS": "lines",
            "TALLYSIM_PROGRESS_INTERVAL": "0", "PYTHONFAULTHANDLER": "1"}
     if (out / "metrics.jsonl").exists():
@@ -53,7 +67,7 @@ def main() -> None:
     for line in p.stdout:
         lines.append(f"{time.time() - t0:7.2f} {line.rstrip()}")
         if sent is None and pattern in line:
-            time.sleep(delay)
+            time.sleep(delay_s)
             p.send_signal(signal.SIGTERM)
             sent = time.time()
             lines.append(f"{sent - t0:7.2f} >>> SIGTERM")

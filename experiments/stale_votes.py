@@ -58,7 +58,10 @@ def main(argv=None) -> dict:
     ap.add_argument("--alpha", type=float, default=0.5)
     ap.add_argument("overrides", nargs="*", default=[])
     a = ap.parse_args(argv)
-    cfg = base_config(a.alpha, a.protocol, a.participation, a.seed, a.overrides)
+    try:        # participation 1.5 or nan, --seed -1, a misspelt override: one line, not a ConfigError traceback
+        cfg = config.validate(base_config(a.alpha, a.protocol, a.participation, a.seed, a.overrides))
+    except config.ConfigError as e:
+        ap.error(str(e))
     t0 = time.time()
     d = tallysim.drive(cfg)
     ctx, data, cfg = d.built.ctx, d.built.one, d.built.cfg

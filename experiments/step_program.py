@@ -31,6 +31,8 @@ from pathlib import Path
 import jax
 from jax._src import stages
 
+from tallysim.config import ConfigError
+
 # Primitives the issue asks about: per-step work that a lean step would not have.
 WATCH = ("gather", "dynamic_slice", "dynamic_update_slice", "convert_element_type", "random_bits",
          "random_split", "random_fold_in", "threefry2x32", "select_n", "scatter", "scatter-add",
@@ -257,7 +259,12 @@ def main(argv=None):
     ap.add_argument("--json", help="write the reports (without the program texts) here")
     ap.add_argument("--dump", help="write each program's StableHLO, jaxpr and HLO text into this folder")
     a = ap.parse_args(argv)
-    out = capture(a.model, a.peers, a.steps, a.batch, a.dtype, a.conv, a.compile, a.impl.split(","))
+    if a.json and (Path(a.json).is_dir() or not Path(a.json).resolve().parent.is_dir()):
+        ap.error(f"--json {a.json}: allowed: a file path in an existing folder")      # was a traceback after capturing
+    try:        # --model foo, --impl foo, --dtype float16: bench's ConfigError, one line rather than a traceback
+        out = capture(a.model, a.peers, a.steps, a.batch, a.dtype, a.conv, a.compile, a.impl.split(","))
+    except ConfigError as e:
+        ap.error(str(e))
     if a.dump:
         d = Path(a.dump)
         d.mkdir(parents=True, exist_ok=True)

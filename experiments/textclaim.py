@@ -1,5 +1,5 @@
 """Why tally stays at the majority-token floor on the reduced fig11 grid (docs/text.md, "The class-count
-axis: fig11"): one run of the reduced grid's tally (or softlabel, fedavg, local_only) with overrides,
+axis: fig11"): one run of the reduced grid's tally (or softlabel, fedavg, local) with overrides,
 and, per evaluation round, what the vote carried.
 
     PYTHONPATH=. python experiments/textclaim.py chars tally warmup_epochs=5 probe.per_round=256
@@ -109,11 +109,14 @@ def parse(argv: list) -> list:
     panel without a protocol, is argparse's usage line (the unpacking raised a ValueError traceback)."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("panel", choices=[*PANELS, "floor"], help="the grid's panel, or floor: the majority-token accuracy")
-    ap.add_argument("protocol", nargs="?", help="tally, softlabel, fedavg, local_only, ...")
+    ap.add_argument("protocol", nargs="?", help="tally, softlabel, fedavg, local, ... (a protocol.name)")
     ap.add_argument("overrides", nargs="*", default=[], help="key=value config overrides")
     a = ap.parse_args(argv)
     if a.panel != "floor" and a.protocol is None:
         ap.error(f"panel {a.panel} needs a protocol, e.g. `{a.panel} tally`")
+    if a.panel == "floor" and a.protocol is not None:     # `floor tally rounds=2` printed the floor, the rest ignored
+        ap.error(f"floor takes nothing after it (given: {' '.join([a.protocol, *a.overrides])}); it is the majority "
+                 "token's accuracy on each panel's test split")
     return [a.panel] if a.panel == "floor" else [a.panel, a.protocol, *a.overrides]
 
 
@@ -122,4 +125,7 @@ if __name__ == "__main__":
     if args == ["floor"]:
         print({p: round(floor(PANELS[p].split("=")[1], 500), 4) for p in PANELS})
     else:
-        main(args)
+        try:
+            main(args)
+        except config.ConfigError as e:      # a misspelt protocol or override: one line, not a traceback
+            raise SystemExit(f"textclaim.py: {e}") from None

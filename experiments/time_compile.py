@@ -16,6 +16,8 @@ _ap.add_argument("which", nargs="?", choices=["niid", "demo"], default="niid", h
 _ap.add_argument("rounds", nargs="?", type=int, default=3, help="rounds timed (default 3)")
 _ap.add_argument("overrides", nargs="*", default=[], help="key=value config overrides")
 ARGS = _ap.parse_args()
+if ARGS.rounds < 1:     # 0 or -1 compiled both programs (a minute) and then timed no round
+    _ap.error(f"rounds {ARGS.rounds}: allowed: 1 or more")
 
 os.environ["JAX_ENABLE_COMPILATION_CACHE"] = "false"      # compile time, not a cache read
 os.environ.pop("JAX_COMPILATION_CACHE_DIR", None)
@@ -38,7 +40,9 @@ def timed(fn):
 
 
 which, n = ARGS.which, ARGS.rounds
-base = config.load_file("experiments/demo.json") if which == "demo" else config.Config()
+# demo.json beside this file (from the working directory: a ConfigError traceback outside the checkout's root)
+base = config.load_file(os.path.join(os.path.dirname(os.path.abspath(__file__)), "demo.json")) if which == "demo" \
+    else config.Config()
 cfg = config.apply_overrides(base, ([] if which == "demo" else NIID) + ARGS.overrides)
 b = build(cfg)
 placement = mesh.plan(cfg.devices, len(b.seeds), cfg.peers)

@@ -3,6 +3,7 @@ only; evaluation is timed apart, the server model on the test sequences), and th
 1,200 rounds. python experiments/time_shakespeare_round.py [ROUNDS] [key=value ...]"""
 import argparse
 import time
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -17,8 +18,11 @@ _ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 _ap.add_argument("rounds", nargs="?", type=int, default=5, help="rounds timed (default 5)")
 _ap.add_argument("overrides", nargs="*", default=[], help="key=value config overrides")
 ARGS = _ap.parse_args()
+if ARGS.rounds < 1:     # 0 divided by zero after the build and the first round's compile (minutes)
+    _ap.error(f"rounds {ARGS.rounds}: allowed: 1 or more")
 n = ARGS.rounds
-cfg = config.apply_overrides(config.load_file("experiments/shakespeare_fedavg.json"), ARGS.overrides)
+# beside this file: read from the working directory it was a ConfigError traceback anywhere but the checkout's root
+cfg = config.apply_overrides(config.load_file(str(Path(__file__).with_name("shakespeare_fedavg.json"))), ARGS.overrides)
 t0 = time.time()
 b = build(cfg)
 data = b.one

@@ -9,6 +9,8 @@ import time
 _ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 _ap.add_argument("repeats", nargs="?", type=int, default=3, help="alternations timed (default 3)")
 ARGS = _ap.parse_args()
+if ARGS.repeats < 1:    # 0 or -1 compiled both programs and printed no timing
+    _ap.error(f"repeats {ARGS.repeats}: allowed: 1 or more")
 
 os.environ["JAX_ENABLE_COMPILATION_CACHE"] = "false"
 

@@ -32,7 +32,8 @@ import time
 import jax.numpy as jnp
 
 import tallysim
-from tallysim import config, figures
+from tallysim import config, config_reads, figures
+from tallysim.config import ConfigError
 from tallysim.protocols import distill
 from tallysim.results import rows as rows_
 from tallysim.sim import tasks, vote
@@ -48,9 +49,16 @@ TRANSFORMER_SPEC = pathlib.Path(__file__).with_name("wordtransformer.json")
 def plans(smoke: bool = False, spec_path: pathlib.Path = SPEC) -> tuple[dict[str, config.Config], list[int]]:
     """group name -> its validated Config (the words panel applied), and the seeds the base names."""
     spec = config.read_file(str(spec_path))
-    (panel,) = figures.panels(spec, smoke).values()
+    panels = figures.panels(spec, smoke)
+    if len(panels) != 1:        # quick.json, fig2.json (no panel) or fig11.json (several): a ValueError from unpacking
+        raise ConfigError(f"{spec_path} has {len(panels)} panels; allowed: a figure config of one panel and groups "
+                          f"of one run each, such as experiments/{SPEC.name} or experiments/{TRANSFORMER_SPEC.name}")
+    (panel,) = panels.values()
     out = {}
     for group, (cfg, runs) in figures.group_plans(spec, smoke, pathlib.Path(spec_path).parent).items():
+        if len(runs) != 1:
+            raise ConfigError(f"{spec_path}: group {group} sweeps {len(runs)} runs; allowed: groups of one run "
+                              f"each, as in experiments/{SPEC.name}")
         ((_, over),) = runs                   # no sweeps: one run per group
         out[group] = config.apply_overrides(cfg, [*panel, *over])
     seeds = range(next(iter(out.values())).seeds)
@@ -173,7 +181,10 @@ def main(argv: list[str]) -> list[dict]:
     if not spec_path.is_file():
         ap.error(f"--spec={spec_path}: no such file; allowed: a figure config such as "
                  f"experiments/{SPEC.name} or experiments/{TRANSFORMER_SPEC.name}")
-    groups, seeds = plans(smoke, spec_path)
+    try:
+        groups, seeds = plans(smoke, spec_path)
+    except ConfigError as e:
+        ap.error(str(e))
     names = [a for a in argv if "=" not in a] or list(groups)
     unknown = [n for n in names if n not in groups]
     if unknown:
@@ -185,6 +196,15 @@ def main(argv: list[str]) -> list[dict]:
         if not all(c.isdigit() for c in chosen) or len(chosen) > 1:
             raise SystemExit(f"wordclaim.py: {', '.join('seed=' + c for c in chosen)}: allowed: one seed=N, N a whole number")
         seeds, over = [int(chosen[0])], [a for a in over if not a.startswith("seed=")]
+    if any(a.startswith("seeds=") for a in over):   # each run got seeds=N: the table's per-seed column held means
+        raise SystemExit("wordclaim.py: seeds=N: each seed runs alone here (seed=S seeds=1), one number per seed in "
+                         "the table; allowed: seed=N for that seed alone, or none for the spec's seeds")
+    # every run's config checked before the first runs (about 5 minutes each): an override one group does not
+    # read, or a seed out of range, was refused only when its run came, after the groups before it had run
+    for name in names:
+        for seed in seeds:
+            config_reads.check_read(config.validate(config.apply_overrides(groups[name], [f"seed={seed}", "seeds=1",
+                                                                                          *over])))
     results = []
     for name in names:
         for seed in seeds:
@@ -195,4 +215,7 @@ def main(argv: list[str]) -> list[dict]:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    try:
+        main(sys.argv[1:])
+    except ConfigError as e:     # a bad override: one line, as `tallysim run` says it, not a traceback
+        raise SystemExit(f"wordclaim.py: {e}") from None

@@ -125,6 +125,10 @@ def check_types(cfg: Config) -> None:
         if (value is None and optional) or type_ok(value, inner):
             continue
         allowed = TYPE_NAMES.get(inner, inner.__name__) + (" or null" if optional else "")
+        if inner is tuple and isinstance(value, tuple):     # [8, "8", 1] read "has the wrong type (tuple)"
+            bad = next(v for v in value if not type_ok(v, int))
+            raise ConfigError(f"{key}={show(list(value))} has the wrong type: its dimension {show(bad)} is {type(bad).__name__}; "
+                              f"expected {allowed}")
         numpy = type(value).__module__ == "numpy"      # Config(peers=np.int64(4)): "(int64); expected an integer"
         raise ConfigError(f"{key}={show(value)} has the wrong type ({'numpy ' * numpy}{type(value).__name__}); "
                           f"expected {allowed}" + (" (a Python value: int(x) / float(x) / bool(x), or set it with "

@@ -142,6 +142,9 @@ def check(out, overwrite: bool, flag: str = "--out", words: dict = CLI) -> Path:
         if parent.exists() and not parent.is_dir():
             raise ConfigError(f"{flag} {out}: {parent} is a file, not a directory")
     refuse_inside_run(p, out, flag)
+    if p.is_symlink() and not p.exists():   # passed as absent: mkdir's "File exists" after the data had loaded
+        raise ConfigError(f"{flag} {out} is a symbolic link to {os.readlink(p)}, which does not exist (tallysim "
+                          f"never writes through a link); allowed: the real directory, or another {flag}")
     if p.exists() and not p.is_dir():
         raise ConfigError(f"{flag} {out} is a file, not a directory; give a directory")
     if p.is_dir():

@@ -30,15 +30,16 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from tallysim import atomic, config, config_reads, outdir, sweep_axes, sweep_data, sweep_plan, sweep_resume, tracking, validation
+from tallysim import atomic, config, config_reads, outdir, sweep_arguments, sweep_axes, sweep_data, sweep_plan, sweep_resume, tracking, validation
 from tallysim import progress as progress_bars
 from tallysim.progress_base import QuietLog, say
 from tallysim.config import Config, ConfigError
 from tallysim.fields import count, first_few
 from tallysim.results import metrics
-from tallysim.sweep_axes import (MAX_RUNS, check_count, check_eval_peers, check_runs, check_fields_read, expand, repeated_runs, warn_repeated_runs, warn_soft_zero, warn_unmerged,  # noqa: F401 - sweep.X, as before
+from tallysim.sweep_axes import (MAX_RUNS, check_count, check_eval_peers, check_fields_read, expand, repeated_runs, warn_repeated_runs, warn_soft_zero, warn_unmerged,  # noqa: F401 - sweep.X, as before
                                  file_axes, parse_axis, run_numbers, safe_name)
 # The order the runs go in, those finished before, and which batches compile: sweep_plan.py
+from tallysim.sweep_arguments import check_runs  # noqa: F401 - sweep.check_runs, as before
 from tallysim.sweep_plan import compiles, config_diff as _config_diff, done_before, plan as _plan  # noqa: F401 - sweep.done_before, sweep._plan, as before
 # What the sweep records of each run's outcome (done.json, error.txt, sweep.json): sweep_records.py
 from tallysim.sweep_records import (done as _done, fail as _fail, finished_elsewhere as _finished_elsewhere,  # noqa: F401
@@ -135,9 +136,7 @@ def run_sweep(base_cfg: Config, runs: list[tuple[str, list[str]]], out_dir, prog
     each resumes alone.
     """
     runs = check_runs(runs, out_dir, progress=progress, grouped=grouped)   # pairs, named once, a path, flags
-    if checkpoint_every is not None and (type(checkpoint_every) is not int or checkpoint_every < 0):
-        raise ConfigError(f"run_sweep(checkpoint_every={checkpoint_every!r}): allowed None (every few minutes), "
-                          "0 (never) or a number of rounds")     # -1 saved every round (r % -1 == 0)
+    checkpoint_every = sweep_arguments.check_hooks(log, meta, checkpoint_every)   # -1, None for log, a list for meta
     cfgs = configs(base_cfg, runs) if validated is None else validated
     if len(cfgs) != len(runs):
         raise ValueError(f"run_sweep: {len(cfgs)} validated configs for {len(runs)} runs")

@@ -238,48 +238,6 @@ def _typed_line(rule, cfg, key: str, overrides) -> str | None:
     return rule(cfg, [o.split("=", 1)[1].strip() for o in overrides if o.split("=", 1)[0].strip() == key][-1])
 
 
-def check_runs(runs, out_dir, **flags) -> list:
-    """run_sweep's `runs` and `out_dir` as a Python caller gives them, checked before anything is validated
-    or written (`tallysim sweep` builds them with `expand`): a run that is no (name, overrides) pair was a
-    ValueError from tuple unpacking, runs=[] made the directory and an empty index in silence, out_dir=5
-    a TypeError from inside os, and two runs of one name ran as two lanes writing one directory, the
-    second's rows over the first's; `flags` (progress, grouped) True or False: grouped="no", a truthy
-    string, ran the runs grouped. Returns the runs as a list."""
-    from tallysim.fields import is_path
-    from tallysim.schema import plain_value
-    for flag, value in flags.items():
-        if not isinstance(plain_value(value), bool):
-            raise ConfigError(f"run_sweep({flag}={value!r:.40}): expected True or False")
-    if not is_path(out_dir):
-        raise ConfigError(f"run_sweep(out_dir={out_dir!r:.60}): {type(out_dir).__name__}; allowed: a directory "
-                          "path (str or pathlib.Path)")
-    if isinstance(runs, (str, bytes, dict)) or not isinstance(runs, (list, tuple)):
-        raise ConfigError(f"run_sweep(runs={runs!r:.60}): {type(runs).__name__}; allowed: a list of (name, "
-                          "[key=value overrides]) pairs, e.g. [('lr0.02', ['optim.lr=0.02'])] (sweep.expand makes them)")
-    if not runs:
-        raise ConfigError("run_sweep(runs=[]): no run to do; allowed: a list of at least one (name, [key=value "
-                          "overrides]) pair")
-    for run in runs:
-        if not isinstance(run, (list, tuple)) or len(run) != 2:
-            raise ConfigError(f"run_sweep: run {run!r:.60} is not a (name, [key=value overrides]) pair; allowed: "
-                              "e.g. ('lr0.02', ['optim.lr=0.02'])")
-        if not isinstance(run[0], str):     # a list name was a TypeError (unhashable) from the check below
-            raise ConfigError(f"run_sweep: run {run!r:.60} is named by a {type(run[0]).__name__}; allowed: a name "
-                              "as a str (the run's directory), e.g. ('lr0.02', ['optim.lr=0.02'])")
-    seen, folded = {}, {}
-    for name, overrides in runs:
-        if name.casefold() in folded and folded[name.casefold()] != name:
-            raise ConfigError(f"run_sweep: runs {folded[name.casefold()]!r} and {name!r} {CASE_ONLY}; allowed: names "
-                              "that differ by more than case")
-        folded[name.casefold()] = name
-        if name in seen:
-            raise ConfigError(f"run_sweep: two runs are named {name!r} ({' '.join(map(str, seen[name])) or 'the base'}"
-                              f" and {' '.join(map(str, overrides)) if isinstance(overrides, (list, tuple)) else overrides}"
-                              f"), and would write one directory; allowed: one name per run")
-        seen[name] = overrides if isinstance(overrides, (list, tuple)) else [overrides]
-    return list(runs)
-
-
 def check_eval_peers(runs: list[tuple[str, list[str]]], cfgs: list[Config]) -> None:
     """eval_peers above a run's peers, refused naming those runs, as a single run refuses it
     (config_reads._unread_eval's rule): `peers=4,10 eval_peers=6` evaluated every peer of the 4-peer run

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import time
 from pathlib import Path
 from typing import Optional
@@ -93,6 +94,10 @@ def preflight(name_or_path: str, smoke: bool, results: Optional[str], out: Optio
     for flag, value in (("--results", results), ("--out", out)):
         if isinstance(value, str) and not value.strip():     # "$RESULTS" unset: the runs and figures went into .
             raise ConfigError(f"{flag} is empty (an unset shell variable?); allowed: a directory, or . for this one")
+        if value is not None and Path(value).is_symlink() and not Path(value).exists():
+            # passed as absent: --out failed when the figure was drawn, after every run; --results at its first mkdir
+            raise ConfigError(f"{flag} {value} is a symbolic link to {os.readlink(value)}, which does not exist; "
+                              f"allowed: the real directory, or another {flag}")
     name, path = resolve(name_or_path)
     spec = config.read_file(str(path))
     kind = spec.get("kind")

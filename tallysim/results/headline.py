@@ -282,12 +282,16 @@ def summary_line(cfg, last: dict, dead: str = "") -> str:
     acc = last.get(k)
     seeds = f" x {cfg.seeds} seeds" if cfg.seeds > 1 else ""
     ppl = text_headline(last)["ppl"]        # next-token runs: the headline model's perplexity
+    # a row read back from a run written before acc_ensemble or wall_s were (or trimmed by hand) lacks them:
+    # each was a KeyError from here, for a row the public summary_line had taken
+    ensemble = f", ensemble {last['acc_ensemble']:.4f}" if is_number(last.get("acc_ensemble")) else ""
+    wall = f", {last['wall_s']:.1f} s" if is_number(last.get("wall_s")) else ""
     return (f"{cfg.protocol.name}: {_count(cfg.rounds, 'round')}, {_count(cfg.peers, 'peer')}{seeds} on {cfg.data.name} -> "
             f"accuracy {acc:.4f}" + _spread(last, k)
-            + (f" (peer mean {last['acc_mean']:.4f}, ensemble {last['acc_ensemble']:.4f}{_by_group(last)}{dead})"
+            + (f" (peer mean {last['acc_mean']:.4f}{ensemble}{_by_group(last)}{dead})"
                if last.get("acc_mean") is not None else " (server model; no client model is kept)") + ", "
             + ("" if ppl is None else f"perplexity {ppl:.4g}{_gone(last, 'ppl')}, ") +
-            f"{last['bits_per_peer'] / 8e6:.4g} MB per peer{_per_active(cfg, last)}, {last['wall_s']:.1f} s"
+            f"{last['bits_per_peer'] / 8e6:.4g} MB per peer{_per_active(cfg, last)}{wall}"
             + (f"; results in {last['out']}" if last.get("out") else ""))
 
 

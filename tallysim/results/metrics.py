@@ -270,7 +270,8 @@ def summary_line(cfg, last: dict) -> str:
     from tallysim.config import Config, from_dict
     if isinstance(cfg, dict):
         cfg = from_dict(cfg, where="summary_line(cfg)")     # its records (code, placement) left out
-    if not isinstance(cfg, Config) or not isinstance(last, dict) or not is_number(last.get(headline_key(last))):
+    if not isinstance(cfg, Config) or not isinstance(last, dict) or not is_number(last.get(headline_key(last))) \
+            or not is_number(last.get("bits_per_peer")):     # a row without it: KeyError 'bits_per_peer' from inside
         raise ConfigError(f"summary_line(cfg={type(cfg).__name__}, last={type(last).__name__}): expected a Config "
                           "(or a run's config.json as a dict, Results.config) and one metrics row with an "
                           "accuracy and bits_per_peer (Results.last)")

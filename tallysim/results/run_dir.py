@@ -15,7 +15,7 @@ import math
 from pathlib import Path
 
 from tallysim.config import ConfigError
-from tallysim.fields import is_number
+from tallysim.fields import home, is_number, is_path
 from tallysim.results import partition_file
 from tallysim.results.headline import check_bits
 from tallysim.results.rows import SEEDS_NONFINITE, revive
@@ -62,9 +62,24 @@ def _json(path: Path):
         raise ConfigError(f"{path} is not valid JSON ({str(e)[:80]}); it is corrupt or truncated") from None
 
 
+def _dir(d, reader: str) -> Path:
+    """The directory a reader was given, as a Path with a leading `~` expanded (as Results.read and
+    tallysim.read_rows expand it): this module's read_rows("~/runs/a") of a run there said "has no
+    metrics.jsonl" and read_config returned {}, and a number or None was a TypeError from inside pathlib."""
+    if not is_path(d):
+        raise ConfigError(f"metrics.{reader}({d!r:.60}): {type(d).__name__}, not a path; allowed: a directory as a "
+                          "str or pathlib.Path")
+    return Path(home(d))
+
+
 def read_config(run_dir) -> dict:
-    """A run directory's config.json as a dict ({} when it has none)."""
-    path = Path(run_dir) / CONFIG
+    """A run directory's config.json as a dict ({} when it has none; a directory that does not exist, or a
+    file, is refused: a misspelt run read as a run of no config, in silence)."""
+    where = _dir(run_dir, "read_config")
+    if not where.is_dir():
+        what = "is a file, not a run directory" if where.exists() else "does not exist"
+        raise ConfigError(f"{where} {what}; allowed: a run directory (written by `tallysim run --out` or tallysim.run)")
+    path = where / CONFIG
     if not path.exists():
         return {}
     cfg = _json(path)
@@ -79,7 +94,8 @@ def read_config(run_dir) -> dict:
 def metrics_path(run_dir) -> Path:
     """A run directory's metrics.jsonl; ConfigError saying what the path is instead where it is no file
     of rows (a folder of that name, a sweep directory, a file given as the run, nothing)."""
-    path = Path(run_dir) / METRICS
+    run_dir = _dir(run_dir, "read_rows")
+    path = run_dir / METRICS
     if not path.is_file():
         if path.is_dir():     # a folder of that name: "has no metrics.jsonl" sent the user looking for a file
             raise ConfigError(f"{path} is a directory, not the file of the run's rows tallysim writes there; "
@@ -158,17 +174,21 @@ def read_rows(run_dir) -> list[dict]:
 def read_partition(run_dir) -> dict:
     """A run directory's partition.json (dataset, peers, class_counts [P][C], ...); above 10,000 peers
     with its per-client arrays read back from partition_clients.npz (results/partition_file.py)."""
-    where = Path(run_dir)
+    where = _dir(run_dir, "read_partition")
     if not (where / PARTITION).exists() and (where / SWEEP).is_file():
         # "cannot read SWEEP/partition.json: No such file", as if a run had lost its file
         raise ConfigError(f"{where} is a sweep directory, not a run: each of its runs has its own {PARTITION}; "
                           f"pass one of its runs ({where}/*/), e.g. metrics.read_partition({str(where / 'RUN')!r})")
-    return partition_file.read(run_dir, _json(where / PARTITION))
+    doc = _json(where / PARTITION)
+    if not isinstance(doc, dict):       # a list or a number was returned as the partition, in silence
+        raise ConfigError(f"{where / PARTITION} is not a tallysim partition record (expected an object with peers "
+                          f"and class_counts, got {type(doc).__name__}); it is damaged or not tallysim's: rerun")
+    return partition_file.read(where, doc)
 
 
 def read_sweep(sweep_dir) -> dict:
     """A sweep directory's sweep.json: the sweep's meta fields and `runs`, one record per run."""
-    where = Path(sweep_dir)
+    where = _dir(sweep_dir, "read_sweep")
     if not (where / SWEEP).exists() and ((where / CONFIG).is_file() or (where / METRICS).is_file()):
         # a run's own folder said only "cannot read RUN/sweep.json: No such file", as if one were lost
         parent = f"; its sweep is {where.parent}" if (where.parent / SWEEP).is_file() else ""
@@ -179,5 +199,10 @@ def read_sweep(sweep_dir) -> dict:
     if not isinstance(doc, dict) or not isinstance(doc.get("runs"), list):
         raise ConfigError(f"{where / SWEEP} is not a tallysim sweep index (expected an object "
                           "with a list `runs`)")
+    bad = next((r for r in doc["runs"] if not isinstance(r, dict) or not isinstance(r.get("name"), str)), False)
+    if bad is not False:    # [1, "x", null] was returned as runs, and read_rows then said "no run has written rows yet"
+        raise ConfigError(f"{where / SWEEP}: run record {bad!r:.60} is not an object with a name; every record "
+                          "tallysim writes is {\"name\": ..., \"overrides\": [...], \"dir\": ..., \"status\": ...}: the "
+                          "file is damaged or not tallysim's (the sweep writes it again when run again)")
     return doc
 

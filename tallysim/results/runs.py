@@ -148,8 +148,28 @@ class Results:
             if not (isinstance(value, str) or value is None and name != "metric"):
                 raise ConfigError(f"Results.plot({name}={value!r:.60}): {type(value).__name__}; allowed: a str"
                                   f"{' (a metrics key, or auto)' if name == 'metric' else ', or None'}")
+        self._own_rows("plot")
         return plot_curves([str(self.out)], path or str(self.out / "curve.png"), metric, title,
                            None if label is None else [label], names=RESULTS_PLOT)
+
+
+    def _own_rows(self, what: str) -> None:
+        """`what` draws the run directory's metrics.jsonl: a Results made by hand with rows of its own (a filter
+        of a run's, or rows computed in a notebook) drew its directory's other rows as its own in silence, or
+        said "has no metrics.jsonl" of a Results that holds rows."""
+        from tallysim.results import run_dir
+        try:
+            on_disk = run_dir.read_rows(self.out)
+        except ConfigError:
+            on_disk = None
+        # a run still going on has written more rows since it was read: those are the same run's, drawn
+        if on_disk is None or on_disk[:len(self.rows)] != self.rows:
+            there = ("which cannot be read (none there, or damaged), not" if on_disk is None else
+                     "whose rows are not")
+            raise ConfigError(f"Results.{what}() draws {self.out}/metrics.jsonl, {there} the {len(self.rows)} rows this "
+                              "Results holds (made by hand, or the run was written again since it was read); allowed: "
+                              f"tallysim.Results.read(DIR).{what}() of a run directory, or matplotlib on the rows "
+                              "(r.column('bits_per_peer'), r.column('acc_mean'))")
 
 
 class UnknownKey(KeyError):
