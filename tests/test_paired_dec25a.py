@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 FIG = ROOT / "docs" / "figures"
 DOCS = ROOT / "docs"
 
-LABELS = {"tally_light": "tally, `distill.weight` 0.1",
+LABELS = {"tally_light": "tally, `distill.weight` 0.1", "tally": "tally", "softlabel": "softlabel (32-bit)",
           "tally_warm": "tally, `warmup_epochs=4`", "softlabel_warm": "softlabel (32-bit), `warmup_epochs=4`",
           "local_12": "local training alone, 12 rounds"}
 SPLIT = {"tally_light": "715", "tally": "715", "softlabel": "715",
@@ -79,16 +79,21 @@ def test_the_paired_table_is_its_csv_and_its_befores_the_committed_runs(seeds):
         twelve = f"{_d(a[0] - local12[0])} / {_d(a[1] - local12[1])}" if g.endswith("_warm") else "-"
         row = f"| {label} | {was} | {_pair(a)} | {eight} | {twelve} |"
         assert row in text, row
+    light, soft, tally = seeds["tally_light", 8], seeds["softlabel", 8], seeds["tally", 8]
+    prose = " ".join(text.split())
+    assert f"**Below 32-bit soft labels at weight 1 holds**, in both seeds ({_d(light[0] - soft[0])} / {_d(light[1] - soft[1])};" in prose
+    assert f"below local training in both ({_d(tally[0] - local8[0])} / {_d(tally[1] - local8[1])};" in prose
 
 
 def test_figures_md_quotes_the_verdicts_numbers(seeds):
     """The pairing table's transformer row and the claims table's words cell quote the paired differences."""
     local8, local12 = seeds["local_12", 8], seeds["local_12", 12]
-    light, warm = seeds["tally_light", 8], seeds["tally_warm", 8]
+    light, warm, soft = seeds["tally_light", 8], seeds["tally_warm", 8], seeds["softlabel", 8]
     lines = (DOCS / "figures.md").read_text().splitlines()
     row = next(ln for ln in lines if ln.startswith("| the transformer: the light vote and the warmed-up vote"))
     assert f"({_d(light[0] - local8[0])} / {_d(light[1] - local8[1])};" in row, row
     assert f"({_d(warm[0] - local12[0])} / {_d(warm[1] - local12[1])})" in row, row
+    assert f"(-{soft[0] - light[0]:.4f} / -{soft[1] - light[1]:.4f})" in row and soft[0] > light[0] and soft[1] > light[1]
     assert "tests/test_paired_dec25a.py" in row and "not re-run" not in row
     cell = next(ln for ln in lines if ln.startswith("| the vote's win over soft labels holds at large C"))
     mean = (light[0] + light[1]) / 2
