@@ -107,3 +107,34 @@ def test_the_code_before_the_pairing_gives_the_light_vote_s_before_again():
     assert (pre["group"], pre["seed"], pre["over"]) == ("tally_light", 0, [])
     assert pre["acc"] == _before()["715", "tally_light", 0]
     assert f"gives {pre['acc']:.4f} again, to the last digit" in " ".join((DOCS / "text.md").read_text().split())
+
+
+def _c10(name):
+    with open(FIG / name, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["group"], r["panel"], r["seed"], r["round"]) for r in rows] == [
+        ("c10_tally_800p_pool3200", "dir0.1", str(s), "20") for s in range(3)]
+    return [float(r["acc_mean"]) for r in rows]
+
+
+def test_the_c10_pool_3200_lead_is_its_csvs():
+    """docs/matched-bits.md's C = 10 larger-pool bullet and figures.md quote the paired tally seeds against the
+    paired matched soft labels (class_matched_bits_paired_seeds.csv, paired41), and the before seeds (the code
+    before the pairing, which gives the committed per-seed values again) against the unpaired soft labels."""
+    import statistics
+    soft = {}
+    for stem in ("paired", "unpaired"):
+        with open(FIG / f"class_matched_bits_{stem}_seeds.csv", newline="") as f:
+            soft[stem] = [float(r["acc_mean"]) for r in csv.DictReader(f)
+                          if (r["group"], r["panel"]) == ("c10_softlabel_8bit_40p", "dir0.1")]
+    after, before = _c10("class_c10_pool3200_paired_seeds.csv"), _c10("class_c10_pool3200_unpaired_seeds.csv")
+    gap = {k: [s - t for s, t in zip(soft[k], v)] for k, v in (("paired", after), ("unpaired", before))}
+    text = " ".join((DOCS / "matched-bits.md").read_text().split())
+    assert f"tally 0.843 ± {statistics.pstdev(before):.3f} ({' / '.join(f'{b:.3f}' for b in before)})" in text
+    assert (f"tally {statistics.mean(after):.3f} ± {statistics.pstdev(after):.3f} ({' / '.join(f'{a:.3f}' for a in after)})"
+            f" against the paired matched soft labels' {statistics.mean(soft['paired']):.3f}") in text
+    lead = f"{statistics.mean(soft['paired']) - statistics.mean(after):.3f}"
+    assert f"the lead is {lead} and **soft labels are now ahead in every seed**" in text and min(gap["paired"]) > 0
+    each = " / ".join(f"{g:+.3f}" for g in gap["paired"])
+    assert f"({each}; before {' / '.join(f'{g:+.3f}' for g in gap['unpaired'])})" in text
+    assert f"0.087 -> {lead}, now in every seed ({each}; tests/test_paired_dec25a.py)" in (DOCS / "figures.md").read_text()
