@@ -191,6 +191,9 @@ def link_or_copy(src: Path, path: Path) -> bool:
     except BaseException:
         tmp.unlink(missing_ok=True)     # our own link: src's bytes stay under src
         raise
+    # path already a link to src: rename() of two links to one file does nothing and leaves tmp (POSIX),
+    # a third name of the file, until a resume's stale-temporary sweep
+    tmp.unlink(missing_ok=True)
     return True
 
 

@@ -151,11 +151,23 @@ def check(out: str, cwd: Path | None = None) -> Path | None:
     return _approve(out, cwd)[0]
 
 
-def _remove_dir(parent_fd: int, name: str, rel: str, ours: dict, kept: list, shown: str) -> None:
+def _same(was, st: os.stat_result, unlinked: set) -> bool:
+    """Whether a file is still the one checked (`was`, its _ident then). A hard link's other name removed by
+    this clean changes the file's ctime (its link count) and nothing else: an out-of-memory retry's copy
+    (checkpoint-retry.npz) is a hard link to checkpoint.npz, and whichever of the two went second was
+    kept as "changed during the removal" (clean then failed, until run again)."""
+    now = _ident(st)
+    return was == now or (was is not None and was[:4] == now[:4] and now[:2] in unlinked)
+
+
+def _remove_dir(parent_fd: int, name: str, rel: str, ours: dict, kept: list, shown: str,
+                unlinked: set | None = None) -> None:
     """Remove directory `name` (under parent_fd) as far as it holds only files in `ours`, unchanged since
     the check: anything else, a file that appeared or was replaced since, or a run whose lock another
-    process now holds, stays (and so does every directory above it: rmdir removes only empty ones)."""
+    process now holds, stays (and so does every directory above it: rmdir removes only empty ones).
+    `unlinked`: (device, inode) of the files removed so far that had another name (_same)."""
     from tallysim import outdir
+    unlinked = set() if unlinked is None else unlinked
     try:
         fd = os.open(name, _DIR, dir_fd=parent_fd)
     except OSError as e:                # a link or a file now, or gone: not the directory that was checked
@@ -183,10 +195,12 @@ def _remove_dir(parent_fd: int, name: str, rel: str, ours: dict, kept: list, sho
         for e in sorted(entries, key=lambda e: (last.get(e.name, 0), e.name)):
             r, s = rel + e.name, f"{shown}/{e.name}"
             if e.is_dir(follow_symlinks=False):
-                _remove_dir(fd, e.name, r + "/", ours, kept, s)
-            elif e.is_file(follow_symlinks=False) and ours.get(r) == _ident(e.stat(follow_symlinks=False)):
+                _remove_dir(fd, e.name, r + "/", ours, kept, s, unlinked)
+            elif e.is_file(follow_symlinks=False) and _same(ours.get(r), st := e.stat(follow_symlinks=False), unlinked):
                 try:
                     os.unlink(e.name, dir_fd=fd)
+                    if st.st_nlink > 1:
+                        unlinked.add((st.st_dev, st.st_ino))
                 except FileNotFoundError:
                     pass                # gone meanwhile: nothing to remove
                 except OSError as err:  # a read-only directory, another user's: said, not a traceback

@@ -68,7 +68,7 @@ def _check(cfg, args=None) -> None:
     try:
         validation.single_run(cfg)  # a field this protocol ignores refused, the warnings printed: before anything runs
         if args is not None:        # data.num_classes=10 typed on cifar100, which `unread` passes (the default)
-            config_reads.check_typed_classes(cfg, seed_list(args.overrides))
+            config_reads.check_typed(cfg, seed_list(args.overrides))
     except config_reads.UnreadField as e:        # one the user did not type: say that --config set it
         if args is None:
             raise

@@ -241,23 +241,37 @@ def _unread_data(cfg: Config):
                             "probe pool and training follow `seed`); allowed there: its default 0, or set seed")
 
 
-def check_typed_classes(cfg: Config, items) -> None:
-    """`data.num_classes=V` among the `key=value` items the user typed (a run's command line, a sweep run's
-    axes), on a dataset other than synthetic: refused unless V is the dataset's own class count. `unread`
-    compares a field with its default, so `data.name=cifar100 data.num_classes=10` (the default) ran on
-    100 classes and no word said. A --config file's value is not refused here: a run's config.json holds
-    the default 10 for every dataset (docs/cli.md), and `--config` must take it back."""
-    typed = [str(i).split("=", 1)[1].strip() for i in items if str(i).split("=", 1)[0].strip() == "data.num_classes"]
+def _typed_classes(cfg: Config, value: str):
+    """data.num_classes typed on a dataset other than synthetic: refused unless it is the dataset's own
+    class count (`data.name=cifar100 data.num_classes=10`, the default, ran on 100 classes)."""
     name = cfg.data.name.lower()
-    if not typed or name == "synthetic":
-        return
+    if name == "synthetic":
+        return None
     own = KNOWN_TEXT.get(name, KNOWN_SHAPES.get(name, (None, None)))[1]
     if own is not None and cfg.data.num_classes == own:
-        return          # the dataset's own count, said again: nothing ignored
+        return None          # the dataset's own count, said again: nothing ignored
     counts = f"data.name={cfg.data.name} has C = {own:,} from its files" if own else \
         f"data.name={cfg.data.name} takes its classes from its files"
-    raise ConfigError(f"data.num_classes={typed[-1]} is not read by data.name={cfg.data.name} (only by synthetic: "
-                      f"it does not pick a subset of classes); {counts}; allowed there: no data.num_classes")
+    return (f"data.num_classes={value} is not read by data.name={cfg.data.name} (only by synthetic: it does not "
+            f"pick a subset of classes); {counts}; allowed there: no data.num_classes")
+
+
+# The fields refused when typed even at their default (`unread` compares a field with its default, and a
+# dataset's files fix these whatever the default says): the field -> its rule, (cfg, the value typed) ->
+# the refusal's line, or None where the value is read. One table for the check (check_typed), a sweep's
+# axes (sweep_axes.check_fields_read) and from_file's advice: a --config file's value is to be removed
+# from the file, since typing its default is refused too.
+TYPED_RULES = {"data.num_classes": _typed_classes}
+
+
+def check_typed(cfg: Config, items) -> None:
+    """Each TYPED_RULES field among the `key=value` items the user typed (a run's command line, a sweep run's
+    axes), refused in its rule's line. A --config file's value is not refused here: a run's config.json
+    holds the default 10 for every dataset (docs/cli.md), and `--config` must take it back."""
+    for key, rule in TYPED_RULES.items():
+        typed = [str(i).split("=", 1)[1].strip() for i in items if str(i).split("=", 1)[0].strip() == key]
+        if typed and (line := rule(cfg, typed[-1])):
+            raise ConfigError(line)
 
 
 def _unread_sign_broadcast(cfg: Config):
@@ -344,12 +358,13 @@ def from_file(err: UnreadField, path, items) -> ConfigError:
     # every unread field the file sets, in one piece of advice: a sweep run's config.json, run alone, was
     # refused for comm.soft_bits (the base's, for the sweep's softlabel runs), then again for model.heads
     extra = [key for key in dict.fromkeys(err.also) if key != err.key and key not in given and declared().get(key)]
-    # data.num_classes typed at its default is refused on a real dataset (check_typed_classes): removed instead
-    typed = [key for key in [err.key, *extra] if key != "data.num_classes"]
+    # a field typed at its default is refused by its TYPED_RULES rule (data.num_classes on a real dataset):
+    # the advice for it is to remove it from the file instead
+    typed = [key for key in [err.key, *extra] if key not in TYPED_RULES]
     items = " ".join(f"{key}={show_default(declared()[key].default)}" for key in typed)
     also = f" (it also sets {', '.join(extra)}, which this run does not read either)" if extra else ""
     fix = f"add {items} to the command to run without {'them' if extra else 'it'}{also}" if spec and typed else \
         "remove it from that file"
-    if spec and typed and len(typed) <= len(extra):      # data.num_classes among them: not typed
-        fix += "; remove data.num_classes from that file"
+    if spec and typed and len(typed) <= len(extra):      # a TYPED_RULES field among them: not typed
+        fix += f"; remove {', '.join(k for k in [err.key, *extra] if k in TYPED_RULES)} from that file"
     return ConfigError(f"{err} ({err.key} is set by --config {path}, not on the command line: {fix})")

@@ -1,13 +1,13 @@
 """The cross-field rules of a Config: what one field allows given the others (the protocol's traits,
-faults, privacy, model.groups, the cohort draw); the fields a run would silently ignore are
-config_reads.py's. Split from validation.py, which runs them (`validate`, through `check_rules`)
+faults, privacy (privacy_checks.py), model.groups, the cohort draw); the fields a run would silently
+ignore are config_reads.py's. Split from validation.py, which runs them (`validate`, through `check_rules`)
 and re-exports `check_rules`, `check_read` and `MESSAGE_FAULTS`.
 
 Each failure is a `ConfigError` with one line naming the fields, the bad values and what is allowed.
 """
 from __future__ import annotations
 
-from tallysim import model_groups, protocols, robust_checks
+from tallysim import model_groups, privacy_checks, protocols, robust_checks
 from tallysim.config_reads import check_group_mode_reads, check_group_model_reads
 from tallysim.field_checks import installed_choices, live_choices, check_ranges, check_types, not_known
 from tallysim.probe_blocks import counts_target
@@ -61,7 +61,7 @@ def check_rules(cfg: Config) -> None:
         raise ConfigError("eval_sample=random is not supported with model.groups (each group stacks its own "
                           "peers); allowed: eval_sample=first, or no model.groups")
     _fault_rules(cfg)
-    _privacy_rules(cfg)
+    privacy_checks.check(cfg)
     _group_rules(cfg)
     _cohort_rules(cfg)
     _tally_rules(cfg)
@@ -171,8 +171,14 @@ def _cohort_rules(cfg: Config) -> None:
     """participation_rule=size and cohort_draw=sequential only where there is a cohort to draw, and size
     only where nothing assumes uniform draws (cohort_draw=sequential under uniform is the same
     distribution as sort, so the privacy accountant's fixed-size uniform sampling still holds)."""
-    active = active_peers(cfg)      # fed.build's A
-    if cfg.ragged_groups is not None and cfg.ragged_groups > active:    # local.train_peers capped it at A in silence
+    active, groups = active_peers(cfg), model_groups.parse(cfg.model.groups)      # fed.build's A
+    if cfg.ragged_groups is not None and groups:    # each group trains its own A_g, min(ragged_groups, A_g) groups
+        most = max(a_g := model_groups.active_counts(cfg, groups))      # (local.train_peers): one above all, unused
+        if cfg.ragged_groups > most:
+            raise ConfigError(f"ragged_groups={cfg.ragged_groups} is above every model group's peers active a round ("
+                              f"{', '.join(f'{g.name} {a}' for g, a in zip(groups, a_g))}: each group trains in at most "
+                              f"that many groups); allowed: 1 to {most}, or unset (auto)")
+    elif cfg.ragged_groups is not None and cfg.ragged_groups > active:    # local.train_peers capped it at A in silence
         raise ConfigError(f"ragged_groups={cfg.ragged_groups} is above the {active} peers active a round (peers="
                           f"{cfg.peers}, participation={cfg.participation}); allowed: 1 to {active}, or unset (auto)")
     if cfg.cohort_draw == "sequential" and active >= cfg.peers:
@@ -190,82 +196,6 @@ def _cohort_rules(cfg: Config) -> None:
         raise ConfigError("participation_rule=size with privacy.noise > 0: the privacy accountant's "
                           "amplification by subsampling assumes a uniform cohort; allowed: "
                           "participation_rule=uniform with privacy, or privacy.noise=0")
-
-
-def _privacy_rules(cfg: Config) -> None:
-    """privacy.* only where it protects something, and only in settings the accountant is exact for."""
-    pv, traits = cfg.privacy, protocols.traits(cfg.protocol.name)
-    with_privacy = [n for n in protocols.names() if protocols.traits(n).privacy not in ("", "xor")]
-    if traits.privacy == "xor":          # fedct: the XOR mechanism (fedct.xor_epsilon), not privacy.noise
-        if pv.noise > 0:
-            raise ConfigError(f"privacy.noise={pv.noise} with protocol.name={cfg.protocol.name}: its privacy is "
-                              "the XOR mechanism on the one-hot votes; allowed: fedct.xor_epsilon > 0 with "
-                              "privacy.noise=0")
-        if pv.accountant == "pld" and cfg.fedct.xor_epsilon > 0:
-            raise ConfigError("privacy.accountant=pld with fedct.xor_epsilon: dp-accounting's PLD accountant "
-                              "does not compose randomised response (it reports one response's epsilon for "
-                              "any count); allowed: privacy.accountant=rdp")
-    _nothing_released(cfg, traits)
-    if pv.noise == 0:
-        if pv.threshold > 0 or pv.threshold_noise > 0:
-            raise ConfigError("privacy.threshold / privacy.threshold_noise need privacy.noise > 0 (the "
-                              "GNMax noise on the votes); allowed: set privacy.noise, or leave both at 0")
-        return
-    _tiny_noise(cfg, traits.privacy)
-    if not traits.privacy:
-        raise ConfigError(f"privacy.noise={pv.noise} is not implemented for protocol.name="
-                          f"{cfg.protocol.name} (its messages would go unprotected while epsilon is "
-                          f"reported); allowed: {', '.join(with_privacy)}, or privacy.noise=0")
-    if (pv.threshold > 0 or pv.threshold_noise > 0) and traits.privacy != "votes":
-        raise ConfigError(f"privacy.threshold is Confident-GNMax's, for votes; protocol.name="
-                          f"{cfg.protocol.name} sends soft labels; allowed: privacy.threshold=0")
-    if pv.threshold_noise > 0 and pv.threshold == 0:
-        raise ConfigError("privacy.threshold_noise needs privacy.threshold > 0 (Confident-GNMax's T)")
-    if pv.threshold > 0 and pv.threshold_noise == 0:
-        raise ConfigError("privacy.threshold needs privacy.threshold_noise > 0: a noiseless threshold "
-                          "check on the top count is not private")
-    if traits.privacy == "params" and (cfg.fedavg.aggregate != "mean" or cfg.fedavg.pre != "none"):
-        raise ConfigError(f"privacy.noise with fedavg.aggregate={cfg.fedavg.aggregate}, fedavg.pre={cfg.fedavg.pre}: "
-                          "DP-FedAvg's noise is calibrated to the clipped mean; allowed: fedavg.aggregate=mean, "
-                          "fedavg.pre=none")
-    if traits.privacy == "sum" and cfg.softlabel.aggregate in ("median", "trimmed"):
-        raise ConfigError(f"privacy.noise with softlabel.aggregate={cfg.softlabel.aggregate}: the noise is "
-                          "calibrated to a clipped sum; allowed: softlabel.aggregate=mean or era")
-    if cfg.vote.weighting != "none":
-        raise ConfigError(f"privacy.noise with vote.weighting={cfg.vote.weighting}: the noise is calibrated to "
-                          "one vote per peer; allowed: vote.weighting=none")
-    if cfg.comm.topology == "allgather":
-        raise ConfigError("privacy.noise with comm.topology=allgather: every peer would see the others' "
-                          "messages without noise; allowed: comm.topology=star")
-    if pv.accountant == "pld" and cfg.participation < 1:
-        raise ConfigError(f"privacy.accountant=pld with participation={cfg.participation}: dp-accounting's "
-                          "PLD accountant has no fixed-size participation sampling; allowed: "
-                          "privacy.accountant=rdp, or participation=1")
-
-
-def _nothing_released(cfg: Config, traits) -> None:
-    """distill.weight=0 sends nothing (protocols.base.exchanging: 0 bits), yet the ledger charged every
-    round: a tally run at privacy.noise=1 reported epsilon 202 for a run that released no message."""
-    xor = traits.privacy == "xor" and cfg.fedct.xor_epsilon > 0
-    if traits.distill and cfg.distill.weight == 0 and (cfg.privacy.noise > 0 or xor):
-        knob = f"fedct.xor_epsilon={cfg.fedct.xor_epsilon:g}" if xor else f"privacy.noise={cfg.privacy.noise:g}"
-        raise ConfigError(f"{knob} with distill.weight=0: protocol.name={cfg.protocol.name} sends no message "
-                          "then (0 bits), so the epsilon reported would count rounds that release nothing; "
-                          f"allowed: distill.weight > 0, or {knob.split('=')[0]}=0")
-
-
-def _tiny_noise(cfg: Config, mechanism: str) -> None:
-    """Positive noise so small that the device draws none (float32) or the accountant overflows
-    (privacy.MIN_NOISE says why); the std drawn for soft labels and DP-FedAvg is noise * clip."""
-    from tallysim.privacy import MIN_NOISE
-    pv = cfg.privacy
-    for key, value in (("privacy.noise", pv.noise), ("privacy.threshold_noise", pv.threshold_noise)):
-        if 0 < value < MIN_NOISE:
-            raise ConfigError(f"{key}={value:g} is too small to draw in float32 or to account (epsilon "
-                              f"overflows); allowed: {key}=0 (off) or >= {MIN_NOISE:g}")
-    if mechanism in ("sum", "params") and pv.noise * pv.clip < MIN_NOISE:
-        raise ConfigError(f"privacy.noise * privacy.clip={pv.noise * pv.clip:g} (the noise std) is too small "
-                          f"to draw in float32; allowed: privacy.noise * privacy.clip >= {MIN_NOISE:g}")
 
 
 def _fault_rules(cfg: Config) -> None:

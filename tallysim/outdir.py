@@ -20,6 +20,7 @@ from tallysim import atomic
 from tallysim.config import ConfigError
 from tallysim.fields import NameTaken, PluginError, first_few
 from tallysim.results.metrics import CONFIG, DONE, ERROR, METRICS, PARTITION, PARTITION_CLIENTS
+from tallysim.results.run_dir import how_stopped
 from tallysim import out_path, run_lock
 from tallysim.run_lock import LOCK, Busy, SweepBusy, being_written  # noqa: F401 (outdir.Busy etc., as before)
 from tallysim.validation import MAX_NAME      # one limit for every name that becomes a path component
@@ -221,7 +222,7 @@ def _occupied(p: Path, out, flag: str, words: dict) -> str:
         return (f"output directory {out} holds a finished run (its results: {p / METRICS}); pass {o} to "
                 f"replace it or choose another {flag}")
     if state == "stopped":
-        return (f"output directory {out} holds a run that stopped before its first checkpoint; pass {o} "
+        return (f"output directory {out} holds a run that {how_stopped(p)}; pass {o} "
                 f"to start it again or choose another {flag}")
     # "pass --overwrite", which then refused: it replaces only a run directory tallysim wrote (a sweep's
     # folder, a folder of one's own files, were each named so only after the user had typed it)

@@ -34,7 +34,7 @@ from tallysim.results.metrics import (CONFIG, ERROR, METRICS, PARTITION, PROBE_K
 from tallysim.results.rows import unreported_steps
 from tallysim.programs import chunk_inputs, eval_clients, initial_state, lanes_per_device, round_programs  # noqa: F401
 from tallysim.results.runs import Results
-from tallysim.results import dead_peers
+from tallysim.results import dead_peers, run_dir
 from tallysim.run_files import check_same_data, write_partition, write_run_files
 from tallysim.run_recorders import Lanes as _Lanes, NonFiniteLoss, Recorder as _Recorder, restart_meta  # noqa: F401 - run._Recorder, as before
 from tallysim.sim import comm, faults, fed, mesh, peers, tasks
@@ -110,7 +110,7 @@ def _run_chunk(b: Built, lo: int, hi: int, lanes_out: "_Lanes", bar, saver: chec
                                        "pass local_round's steps, loss_info(ctx, loss_A, steps), and put them in "
                                        "the info (docs/write-a-protocol.md)")
                 if not math.isfinite(loss):
-                    lanes_out.diverged(lo + j, f"round {r}, seed {b.seeds[lo + j]}: the training loss is "
+                    lanes_out.diverged(lo + j, f"round {r}, seed {b.seeds[lo + j]}: {run_dir.DIVERGED}"
                                        f"{loss}; the run stopped (try a smaller {nonfinite_stop.lr_now(c)}){nonfinite_stop.own_model(c, r)}"
                                        f"{nonfinite_stop.diverged_peers(state, j, ctx)}")
         if not any(lanes_out.live(j) for j in range(lo, hi)):
@@ -235,6 +235,7 @@ def _run(cfg: Config, out: Optional[str], overwrite: bool, progress: bool, built
             warn_dead([last])
             return last
         except NonFiniteLoss:
+            saver.discard()     # final, as a grouped run stopped so (run_group): resumed, it would diverge again
             raise
         except Exception as e:   # noqa: BLE001 - only out-of-memory is retried, smaller
             if not memory_retry.retry(e, chunk, memory_retry.decision(name, at, chunk)):   # all processes, or none
@@ -310,6 +311,9 @@ def _run_group(cfgs: list[Config], outs: list, progress: bool, built: Optional[B
             warn_collapsed(results, b.ctx.spec)
             warn_dead(results)
             return results
+        except NonFiniteLoss:    # a group of one stops as a lone run does (Lanes.diverged): final, its checkpoint
+            saver.discard()      # removed, as a larger group's run stopped so (`final`)
+            raise
         except Exception as e:   # noqa: BLE001 - only out-of-memory is retried, smaller
             if not memory_retry.retry(e, chunk, memory_retry.decision(name, at, chunk)):
                 raise

@@ -11,7 +11,6 @@ docs/protocols.md gives the semantics.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import functools
 import math
 import os
@@ -19,9 +18,10 @@ import typing
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal, Optional
 
-from tallysim import protocols as _protocols
+from tallysim import key_suggest, protocols as _protocols
 from tallysim.fields import F32_MAX, INT_MAX, ConfigError, floats, ints  # noqa: F401 - re-exported
 from tallysim.fields import is_path, section_value
+from tallysim.key_suggest import FILE_KEYS  # noqa: F401 - schema.FILE_KEYS
 # The sections live in schema_sections.py; imported here so that Config's annotations resolve and
 # `tallysim.schema.DataConfig` and the like keep working.
 from tallysim.schema_sections import (CommConfig, DataConfig, DistillConfig, FaultsConfig,  # noqa: F401
@@ -298,47 +298,11 @@ def _leaves(cls, prefix: str = ""):
             yield from _leaves(section, prefix + name + ".")
 
 
-# A config file's keys that are not fields (config_files.py, config.from_dict, sweep_section.py), with how
-# each is written.
-FILE_KEYS = {"plugins": '"plugins": ["my_protocols"], or --plugin MODULE', "extends": '"extends": "base.json"',
-             "smoke": '"smoke": {fields}, applied by --smoke', "sweep": '"sweep": {"field": [values]}',
-             "derived": "written by a run into its config.json"}
-
-
 def suggest(key: str, where: str = "") -> str:
     """"; did you mean peers?" for a near-miss of a config key or section, in any section (`peer`,
-    `optim.lrr`, `optm.lr`, `lr`), else where the fields are listed. `where`: " in FILE", before it."""
-    keys = list(field_keys())
-    sections = sorted({k.rsplit(".", 1)[0] for k in keys if "." in k})
-    if key in FILE_KEYS:      # `plugins=a,b`, a sweep axis "extends": "unknown config key", as if a typo
-        return (f"{where}; {key} is a config file's own key, not a field: it goes at the top of a config file "
-                f"({FILE_KEYS[key]}), never in a key=value item, a sweep axis or a section")
-    if key in sections:       # `partition=iid`: a section takes its fields, named one by one
-        fields_of = [k for k in keys if k.rsplit(".", 1)[0] == key]
-        if len(fields_of) == 1:
-            return f"{where}; did you mean {fields_of[0]}?"
-        return f"{where}; {key} is a section: set its fields one by one, e.g. {fields_of[0]}=...; its fields: " \
-               f"{', '.join(fields_of)}"
-    last = key.rsplit(".", 1)[-1]
-    near = [k for k in keys if k.lower() == key.lower()]              # `PEERS`, `Optim.LR`: no suggestion was made
-    near += [k for k in keys if k.rsplit(".", 1)[-1] == last]         # the field, in another section
-    near += difflib.get_close_matches(key, keys + sections, n=3, cutoff=0.75)
-    if "." in key:            # a typo in the section, the field or both: match each part
-        head, _, tail = key.rpartition(".")
-        for s in difflib.get_close_matches(head, sections, n=2, cutoff=0.6) + [head]:
-            fields_of = [k.rsplit(".", 1)[-1] for k in keys if k.rsplit(".", 1)[0] == s]
-            near += [f"{s}.{f}" for f in difflib.get_close_matches(tail, fields_of, n=2, cutoff=0.6)]
-    near = list(dict.fromkeys(n for n in near if n != key))[:4]
-    if not near:              # nothing close: a field named inside a longer name (`num_peers`, `dirichlet_alpha`)
-        words = set(key.lower().replace(".", "_").replace("-", "_").split("_"))
-        near = sorted((k for k in keys if k.rsplit(".", 1)[-1] in words),
-                      key=lambda k: k.split(".")[0] not in words)[:4]
-    if near:
-        return f"{where}; did you mean {' or '.join(near)}?"
-    head = key.rpartition(".")[0]
-    if head in sections:      # `optim.learning_rate`: the section's own fields are what is allowed
-        return f"{where}; allowed in {head}: {', '.join(k[len(head) + 1:] for k in keys if k.rsplit('.', 1)[0] == head)}"
-    return f"{where}; see docs/config.md or tallysim run --help"
+    `optim.lrr`, `optm.lr`, `lr`), else where the fields are listed (key_suggest.py). `where`: " in FILE",
+    before it."""
+    return key_suggest.near_key(key, list(field_keys()), where)
 
 
 def choices(key: str) -> tuple:

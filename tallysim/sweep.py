@@ -71,8 +71,7 @@ def command_configs(base_cfg: Config, runs: list[tuple[str, list[str]]], out=Non
     check_fields_read(runs, cfgs)
     from tallysim.data import loading
     todo = unfinished(runs, cfgs, out)
-    validation.check_data_paths(todo)        # --dry-run too: the data a run would read
-    loading.check_datasets(todo)             # and a misspelt data.name, as each run would refuse it
+    loading.check_datasets(todo)             # --dry-run too: the data a run would read, a misspelt data.name
     return cfgs
 
 
@@ -150,7 +149,8 @@ def run_sweep(base_cfg: Config, runs: list[tuple[str, list[str]]], out_dir, prog
     warn_before(runs, cfgs)                  # the API's sweep too, not only `tallysim sweep`
     check_devices(runs, cfgs)                # before any run directory is created
     out_dir = _checked_out(out_dir, runs, cfgs)     # nothing is created or replaced until every run dir is ours (or absent)
-    validation.check_data_paths(unfinished(runs, cfgs, out_dir))
+    from tallysim.data import loading
+    loading.check_datasets(unfinished(runs, cfgs, out_dir))     # data.path, a misspelt data.name: as the CLI's
     with outdir.sweep_lock(out_dir):         # a second sweep into out_dir at once: refused before its index
         return _run_locked(runs, cfgs, out_dir, progress, log, meta, grouped, runs_bar, checkpoint_every)
 

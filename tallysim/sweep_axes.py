@@ -224,15 +224,18 @@ def check_fields_read(runs: list[tuple[str, list[str]]], cfgs: list[Config]) -> 
         if key not in axes and all(key in unread_of(i) for i in range(1, len(cfgs))):
             raise config_reads.UnreadField(key, f"{key} is not read by any run of the sweep (each of its {len(cfgs)} run(s) "
                                    f"would refuse it as a single run); sweep run {runs[0][0]}: {line}")
-    refused = []        # data.num_classes typed on real datasets only: at its default, `unread` passes it
-    typed = [i for i, (_, overrides) in enumerate(runs) if any(o.startswith("data.num_classes=") for o in overrides)]
-    for i in typed:
-        try:
-            config_reads.check_typed_classes(cfgs[i], runs[i][1])
-        except ConfigError as e:
-            refused.append(f"sweep run {runs[i][0]}: {e}")
-    if refused and not any(cfgs[i].data.name.lower() == "synthetic" for i in typed):
-        raise ConfigError(refused[0])           # a run that reads it (synthetic): allowed, as any field is
+    # a TYPED_RULES field (data.num_classes on real datasets): at its default, `unread` passes it
+    for key, rule in config_reads.TYPED_RULES.items():
+        typed = [i for i, (_, overrides) in enumerate(runs) if any(o.split("=", 1)[0].strip() == key for o in overrides)]
+        refused = [(i, line) for i in typed if (line := _typed_line(rule, cfgs[i], key, runs[i][1]))]
+        # a run that reads it (synthetic, the one dataset whose fields these are): allowed, as any field is
+        if refused and not any(cfgs[i].data.name.lower() == "synthetic" for i in typed):
+            raise ConfigError(f"sweep run {runs[refused[0][0]][0]}: {refused[0][1]}")
+
+
+def _typed_line(rule, cfg, key: str, overrides) -> str | None:
+    """The refusal of `key` as a sweep run typed it (its last value among the run's overrides), or None."""
+    return rule(cfg, [o.split("=", 1)[1].strip() for o in overrides if o.split("=", 1)[0].strip() == key][-1])
 
 
 def check_runs(runs, out_dir, **flags) -> list:

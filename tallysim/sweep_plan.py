@@ -141,7 +141,7 @@ def state(run_dir: Path, cfg: Config) -> str:
     if outdir.is_run_dir(run_dir) and (run_dir / metrics.METRICS).is_file():
         # of another config (the sweep's edited since): its rows are replaced by this config's, unsaid
         diff = config_diff(run_dir, cfg)
-        return ("will run again from round 1 (it stopped before its first checkpoint"
+        return (f"will run again from round 1 (it {outdir.how_stopped(run_dir)}"
                 + (f"; its rows, of another config ({first_few(diff, 4, ', ...')}), are "
                    "replaced" if diff else "") + ")")
     return "will run"

@@ -178,12 +178,16 @@ needs_fmnist = pytest.mark.skipif(not FMNIST.exists(),
 
 
 def fail_doomed_figure(tmp_path) -> None:
-    """A figure of two groups whose runs all fail at once (cifar10 is never prepared in the tests), made
-    with progress on: what the progress shows still counts its runs."""
+    """A figure of two groups whose runs all fail at once (an .npz that exists but cannot be read: an
+    unprepared data.name is refused before any run starts), made with progress on: what the progress
+    shows still counts its runs."""
     import json
 
     from tallysim import figures
-    spec = {"kind": "curves", "title": "doomed", "base": {"peers": 2, "rounds": 1, "data": {"name": "cifar10"}},
+    broken = tmp_path / "broken.npz"
+    broken.write_bytes(b"not an npz archive")
+    spec = {"kind": "curves", "title": "doomed",
+            "base": {"peers": 2, "rounds": 1, "data": {"name": "files", "path": str(broken)}},
             "groups": {"tally": {"protocol": {"name": "tally"}}, "fedavg": {"protocol": {"name": "fedavg"}}}}
     path = tmp_path / "doomed.json"
     path.write_text(json.dumps(spec))

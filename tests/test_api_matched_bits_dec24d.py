@@ -34,13 +34,16 @@ def test_the_matched_bits_snippet_runs_as_written(tmp_path, monkeypatch):
     _run(tmp_path / "results" / "alpha" / "protocol.name=tally", "tally", 1_600, [0.21, 0.25, 0.30])
     _run(tmp_path / "results" / "alpha" / "protocol.name=softlabel", "softlabel", 128_000, [0.18, 0.40])
     _run(tmp_path / "results" / "alpha" / "protocol.name=fedavg", "fedavg", 3_000_000, [0.50])
+    # an evaluation exactly at the budget is within it (review29: `<` for `<=` in the snippet passed)
+    _run(tmp_path / "results" / "alpha" / "protocol.name=cfd", "cfd", 100_000, [0.30, 0.35, 0.40])
     monkeypatch.chdir(tmp_path)
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         exec(compile(code, "docs/api.md", "exec"), {"__name__": "__main__"})
     assert out.getvalue().splitlines() == [
+        "protocol.name=cfd 0.3500 at round 2",             # 200,000 bits by round 2: at the budget
         "protocol.name=fedavg no evaluation within 200,000 bits",
         "protocol.name=softlabel 0.1800 at round 1",       # 256,000 bits by round 2: over the budget
         "protocol.name=tally 0.3000 at round 3"], out.getvalue()
     assert (tmp_path / "alpha.png").is_file() and (tmp_path / "alpha.csv").is_file()     # the plot, one line a run
-    assert len({row.split(",")[0] for row in (tmp_path / "alpha.csv").read_text().splitlines()[1:]}) == 3
+    assert len({row.split(",")[0] for row in (tmp_path / "alpha.csv").read_text().splitlines()[1:]}) == 4

@@ -214,7 +214,7 @@ def test_results_plot_refuses_a_metric_title_or_label_that_is_no_text(kwargs, ex
 
 
 def test_a_resumed_watch_passes_over_rows_without_an_integer_round():
-    # a resumed run's metrics.jsonl rows (kept whole: checkpoint._refuse_lost_rows) with `round` deleted or
+    # a resumed run's metrics.jsonl rows (kept whole: resume._refuse_lost_rows) with `round` deleted or
     # quoted by hand: the watch's replay was a KeyError / TypeError and the resume stopped with a traceback
     from tallysim.results import dead_peers
     row = lambda r, **k: {"round": r, "acc_mean": 0.5, "acc_global": None, "acc_peers": [0.1, 0.9], **k}

@@ -283,18 +283,18 @@ def test_out_of_memory_loading_a_checkpoint_is_not_called_a_damaged_file(error, 
     error run.py retries in smaller chunks. A damaged file is still one ConfigError."""
     import jax
     import numpy as np
-    from tallysim import checkpoint
+    from tallysim import checkpoint, checkpoint_file
     like = {"w": np.zeros((3, 2), np.float32)}
     checkpoint.save(tmp_path, like, {"version": 1})
 
     def fails(*a, **k):
         raise error
     with monkeypatch.context() as m:
-        m.setattr(checkpoint.jnp, "asarray", fails)
+        m.setattr(checkpoint_file.jnp, "asarray", fails)
         with pytest.raises(type(error)):
             checkpoint.load(tmp_path, jax.eval_shape(lambda: like))
     with monkeypatch.context() as m:
-        m.setattr(checkpoint.np, "load", fails)
+        m.setattr(checkpoint_file.np, "load", fails)
         with pytest.raises(type(error)):
             checkpoint.read_meta(tmp_path)
     assert checkpoint.load(tmp_path, jax.eval_shape(lambda: like))["w"].shape == (3, 2)

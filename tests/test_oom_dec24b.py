@@ -64,6 +64,24 @@ def test_a_group_retry_and_the_sweeps_fallback_run_no_run_finished_or_stopped(tm
     assert [r["round"] for r in read_rows(out / names[2])] == [1, 2, 3]
 
 
+def test_a_run_stopped_while_its_group_goes_on_is_recorded_failed_once(tmp_path):
+    """review29 (dec25h): oom33 made a run of a group stopped by a non-finite loss final at once (the sweep's
+    `finished` records it failed) and _run_grouped's loop over the group's results skip it (status done or
+    failed). The test above ends the group out of memory, before that loop: the skip of `failed` could go
+    with every test passing, and a group that then finished logged each stopped run's FAILED line twice.
+    The same four runs (the same program: in this file, compiled once), nothing out of memory: each stopped
+    run said once, each finished run's summary once, no checkpoint left."""
+    from tallysim import checkpoint, sweep
+    runs = sweep.expand({}, ["rounds=2,3", "optim.lr=0.05,1e30"])
+    logs = []
+    recs = sweep.run_sweep(tiny(*RESUMABLE), runs, tmp_path, progress=False, log=logs.append, checkpoint_every=1)
+    assert [r["status"] for r in recs] == ["done", "failed", "done", "failed"]
+    assert sum("FAILED" in line for line in logs) == 2, logs
+    assert sum(line.strip().startswith("local: ") for line in logs) == 2, logs
+    assert not any((tmp_path / n / checkpoint.FILE).exists() for n, _ in runs)
+    assert [r["round"] for r in read_rows(tmp_path / runs[2][0])] == [1, 2, 3]
+
+
 def test_the_retry_names_the_lanes_it_leaves_out():
     """memory_retry.lane_list: runs of consecutive lanes (the retry's line, `lanes 0-1, 3, of runs finished
     or stopped (loss not finite), are kept and not run again`)."""

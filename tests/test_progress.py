@@ -87,7 +87,7 @@ def test_resume_says_from_which_round_and_what_its_time_counts(tmp_path, capsys,
     assert cli.main(["run", "--out", str(out), "--resume", "--quiet"]) == 0
     err = capsys.readouterr().err
     assert f"resuming {out} from round 3 of 4 (checkpoint after round 2)" in err, err
-    assert f"the summary's time include the {elapsed:.1f} s it ran before it stopped" in err, err
+    assert f"the summary's time include the {elapsed:.1f} s it had run up to that checkpoint (the time after it is not counted: those rounds run again)" in err, err
 
 
 # ----------------------------------------------------------------------------- issue 27: say what will not happen

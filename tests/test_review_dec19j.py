@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import pytest
 
+import tallysim.resume
 from tallysim import checkpoint
 from tallysim.results import metrics
 from tallysim.run_recorders import Recorder
@@ -60,7 +61,7 @@ def test_a_resume_over_a_torn_last_line_writes_whole_rows(tmp_path):
     path = tmp_path / metrics.METRICS
     path.write_text("".join(json.dumps(_row(r)) + "\n" for r in (1, 2)) + '{"round": 3, "acc_me')
     assert [r["round"] for r in metrics.read_rows(tmp_path)] == [1, 2]      # the torn row left out
-    checkpoint._refuse_lost_rows(tmp_path, 2)       # the checkpoint's two rows are whole: the resume goes on
+    tallysim.resume._refuse_lost_rows(tmp_path, 2)       # the checkpoint's two rows are whole: the resume goes on
     resume = {"evals": {}, "lines": 2, "last": _row(2), "elapsed": 1.0}
     rec = Recorder([0], tmp_path, 0, None, resume)
     try:

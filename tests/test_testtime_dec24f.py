@@ -9,12 +9,18 @@ from conftest import tiny
 from tallysim import build
 
 
-@pytest.mark.parametrize("threshold, collections", [(build.COLLECT_FROM_BYTES, 0), (0, 1)])
-def test_the_build_collects_only_for_large_inputs(monkeypatch, threshold, collections):
+# The threshold at the tiny inputs' own size (1,600 x 28 x 28 float32: 5,017,600 bytes) and one byte above
+# it: a threshold of 0 (review29) passed with host_bytes read as 0 for every input (a misspelt attribute,
+# inputs that hold no `nbytes`), which collected for nothing and never for a 10^6-client population.
+@pytest.mark.parametrize("above, collections", [(1, 0), (0, 1)])
+def test_the_build_collects_only_for_large_inputs(monkeypatch, above, collections):
+    cfg = tiny()
+    size = build.data.load(cfg.data, cfg.data.seed).x_train.nbytes
+    assert size == 1600 * 28 * 28 * 4
     calls = []
     real = gc.collect
     monkeypatch.setattr(build.gc, "collect", lambda *a: calls.append(a) or real(*a))
-    monkeypatch.setattr(build, "COLLECT_FROM_BYTES", threshold)
-    b = build.build(tiny())                       # 1,600 synthetic examples: far below the threshold
+    monkeypatch.setattr(build, "COLLECT_FROM_BYTES", size + above)
+    b = build.build(cfg)
     assert b.fed is not None
     assert len(calls) == collections, calls

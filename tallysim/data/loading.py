@@ -80,7 +80,14 @@ def check_available(cfg: DataConfig) -> None:
 
 
 def check_datasets(cfgs: list) -> None:
-    """check_available of each config's data, each (data.name, data.path) once (a sweep's runs)."""
+    """The data of runs about to start, each (data.name, data.path) once: its data.path
+    (validation.check_data_paths) and a data.name it cannot find (check_available). The one check of
+    `tallysim sweep` (--dry-run too), sweep.run_sweep from Python and `tallysim figure`, before any run
+    folder is written or anything compiles: run_sweep and a figure recorded a misspelt data.name as each
+    run's failure, once its turn came. The caller passes only the runs that will load data (not those
+    finished)."""
+    from tallysim import validation
+    validation.check_data_paths(cfgs)
     for data in {(c.data.name, c.data.path): c.data for c in cfgs}.values():
         check_available(data)
 

@@ -9,7 +9,6 @@ from typing import Optional
 
 from tallysim import config, outdir, sweep, sweep_axes
 from tallysim.config import ConfigError
-from tallysim.field_checks import check_data_paths
 from tallysim.model_groups import group_config
 
 
@@ -25,12 +24,14 @@ class Plans(dict):
         self.axes = axes or {}       # group name -> its sweep axes as sweep.json records them (table's order)
 
     def check_data(self, root: Path) -> None:
-        """Each group's data.path (field_checks.check_data_paths) before the first group runs, for the runs
+        """Each group's data (data.path, a misspelt data.name: data.loading.check_datasets) before the first group runs, for the runs
         that will load data: not one finished in root/group (a figure re-drawn from results whose data
         has moved since); run_sweep's check came only as each group started, after the groups before it."""
+        from tallysim.data import loading
         for g, (_, runs) in self.items():
             try:
-                check_data_paths([c for (n, _), c in zip(runs, self.configs[g]) if not (root / g / n / sweep.DONE).exists()])
+                loading.check_datasets([c for (n, _), c in zip(runs, self.configs[g])
+                                        if not (root / g / n / sweep.DONE).exists()])
             except ConfigError as e:
                 raise ConfigError(f"figure group {g!r}: {e}") from None
 

@@ -68,16 +68,29 @@ def curves(spec, data, stem, title) -> dict:
 
 
 def final_vs(spec, data, stem, title) -> dict:
-    """Final accuracy against the swept key `spec['x']`, one line per group."""
+    """Final accuracy against the swept key `spec['x']`, one line per group, and per value of any other
+    axis that varies within a group (a group's own `sweep`, `confvote.power=1,4`): such runs were drawn
+    as one zigzag line of two points per x and written as CSV rows that differed in nothing but their
+    numbers. Those axes are CSV columns too (empty for a group that does not sweep them)."""
     key = spec["x"]
+    other = {k: None for runs in data.values() for k in _varying(runs, key)}   # ordered, each once
     curves = {}
     for group, runs in data.items():
-        pts = curves[group] = []
+        split = _varying(runs, key)
         for ov, d in runs:
+            line = " ".join([group] + [f"{k}={ov[k]}" for k in split])
             _, rows = read_run(d)
             a, s = acc(rows[-1])
-            pts.append((float(ov[key]), a, s, rows[-1]["bits_per_peer"], seed_marks(rows[-1], final=True)))
+            cols = {k: ov.get(k, "") for k in other}
+            curves.setdefault(line, []).append((float(ov[key]), a, s, rows[-1]["bits_per_peer"],
+                                                {**cols, **seed_marks(rows[-1], final=True)}))
     return final_vs_drawn(spec, curves, stem, title)
+
+
+def _varying(runs, x: str) -> list:
+    """The keys other than `x` whose values differ between a group's runs (overrides, run directory)."""
+    keys = [k for ov, _ in runs for k in ov if k != x]
+    return [k for k in dict.fromkeys(keys) if len({ov.get(k) for ov, _ in runs}) > 1]
 
 
 def final_vs_drawn(spec, curves, stem, title, labels=None) -> dict:

@@ -164,15 +164,16 @@ def lower_is_better(name: str) -> bool:
 
 
 def is_cost(name: str) -> bool:
-    """A cost column (bits_*, bits_per_peer@NAME, wall_s): not a score. Its best is its smallest (`table
-    --metric bits_per_peer@a` called a run's most bits its best), and pareto refuses it as the score it
-    draws against bits."""
+    """A cost column (bits_*, bits_per_peer@NAME, wall_s): not a score, and cumulative. Its best is what the
+    run spent in all, its last value (`table --metric bits_per_peer@a` called a run's most bits its best, then
+    its first round's bits), and pareto refuses it as the score it draws against bits."""
     return name.startswith("bits_") or name == "wall_s"
 
 
 def column_final_best(rows: list[dict], name: str = "auto") -> tuple[Optional[float], Optional[float]]:
     """A run's (final, best) value of a metric: the last row's, and the largest over its rows (the
-    smallest for a perplexity or a loss, lower_is_better, and for a cost, is_cost; NaN and missing values left out); None where
+    smallest for a perplexity or a loss, lower_is_better; for a cost, is_cost, its last value: a cost is
+    cumulative; NaN and missing values left out); None where
     there is none: table's and pareto's path, whose runs may lack a column others have (metrics.final_best,
     the public call, refuses a name no row has and no run writes)."""
     if not isinstance(rows, (list, tuple)) or not all(hasattr(r, "get") for r in rows):
@@ -182,7 +183,11 @@ def column_final_best(rows: list[dict], name: str = "auto") -> tuple[Optional[fl
     values = [float(v) for v in (metric(r, name) for r in rows) if v is not None and not math.isnan(v)]
     last = metric(rows[-1], name) if rows else None
     final = None if last is None or math.isnan(last) else float(last)
-    return final, ((min if lower_is_better(name) or is_cost(name) else max)(values) if values else None)
+    if is_cost(name):
+        # a cost is cumulative (bits so far, seconds so far): its smallest is always the first round's, and
+        # `table --metric bits_per_peer` called that the best. A run's cost is what it spent in all: its last value
+        return final, (values[-1] if values else None)
+    return final, ((min if lower_is_better(name) else max)(values) if values else None)
 
 
 def run_accuracy(rows: list[dict], which: str = "final", name: str = "auto") -> Optional[float]:

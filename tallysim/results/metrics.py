@@ -254,8 +254,8 @@ def columns(rows: list[dict]) -> list[str]:
 
 def final_best(rows: list[dict], name: str = "auto") -> tuple[Optional[float], Optional[float]]:
     """A run's (final, best) value of metric `name`: the last row's, and the largest over its rows (the
-    smallest for a perplexity or a loss, or a cost: lower_is_better, is_cost; NaN and missing values left out); None where
-    there is none. A name no row has and no run writes (`acc_globl`) is refused naming close keys, where it
+    smallest for a perplexity or a loss, lower_is_better; a cost, is_cost, is cumulative: its last value; NaN
+    and missing values left out); None where there is none. A name no row has and no run writes (`acc_globl`) is refused naming close keys, where it
     returned (None, None); column_final_best is the unchecked path (table's runs that lack a column)."""
     if isinstance(rows, (list, tuple)) and all(isinstance(r, dict) for r in rows):   # else refused below
         check_metric_key(rows, name)

@@ -27,6 +27,22 @@ METRICS = "metrics.jsonl"
 ERROR = "error.txt"
 DONE = "done.json"
 SWEEP = "sweep.json"
+# What a run stopped by a non-finite loss writes in its error.txt (run.py's line: "round 3, seed 0: the
+# training loss is nan; ..."): such a run keeps no checkpoint (how_stopped)
+DIVERGED = "the training loss is "
+
+
+def how_stopped(d: Path) -> str:
+    """How a run directory without a checkpoint stopped before its last round, as the refusals of a plain
+    run into it and of its --resume say it: by a non-finite loss (error.txt says so), whose checkpoint is
+    removed as the run stops (a resume would compute the same rounds and diverge in the same one, a
+    changed learning rate is refused there: docs/howto/resume.md), or before its first checkpoint."""
+    try:
+        diverged = DIVERGED in (d / ERROR).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        diverged = False
+    return (f"stopped on a non-finite training loss ({d / ERROR}), and keeps no checkpoint: resumed, it would "
+            "diverge again" if diverged else "stopped before its first checkpoint")
 
 
 def _text(path: Path) -> str:
