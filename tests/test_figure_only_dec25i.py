@@ -28,16 +28,15 @@ def _run_dirs(root) -> list:
     return sorted(f"{g.name}/{r.name}" for g in root.iterdir() if g.is_dir() for r in g.iterdir() if r.is_dir())
 
 
-def test_a_selection_runs_its_folders_and_the_full_figure_reuses_them(tmp_path):
+def test_a_selection_runs_its_folders_and_the_full_figure_reuses_them(tmp_path, capsys):
     path, res, fig = _figure(tmp_path), tmp_path / "res", tmp_path / "fig"
-    logs = []
-    out = figures.make_figure(path, results=str(res), out=str(fig), progress=False, log=logs.append,
-                              only="tally", panel=["a"])
+    assert cli.main(["figure", path, "--results", str(res), "--out", str(fig), "--only", "tally",
+                     "--panel", "a", "--quiet"]) == 0                   # not drawn yet: not an error
     assert _run_dirs(res / "tiny") == ["tally/a"]                 # exactly the selection, the full figure's folder
-    assert (res / "tiny" / "tally" / "a" / "done.json").exists()
-    assert out["missing"] == {"fedavg": 2, "tally": 1} and not fig.joinpath("tiny.png").exists()
-    assert "not drawn: groups still missing runs: fedavg (2), tally (1)" in logs[-1] and "kept" in logs[-1]
-    logs.clear()
+    assert (res / "tiny" / "tally" / "a" / "done.json").exists() and not fig.joinpath("tiny.png").exists()
+    said = capsys.readouterr().out
+    assert "tiny: not drawn: groups still missing runs: fedavg (2), tally (1)" in said and "kept" in said
+    logs = []
     out = figures.make_figure(path, results=str(res), out=str(fig), progress=False, log=logs.append)
     assert [m for m in logs if "skip" in m] == ["[1/2] skip a (done)"]     # the selected run was not re-run
     assert sum("results in" in m for m in logs) == 3                       # the other three ran
@@ -53,6 +52,8 @@ def test_unknown_group_or_panel_is_refused_before_any_folder(tmp_path, capsys):
                                 log=lambda m: None, **kw)
     line = one_line(capsys, ["figure", path, "--results", str(res), "--only", "nope", "--quiet"])
     assert "--only nope: not a group of this figure; allowed: fedavg, tally" in line
+    line = one_line(capsys, ["figure", path, "fig1", "--results", str(res), "--panel", "a"])
+    assert "--only/--panel name groups and panels of one figure" in line      # whose groups? refused
     assert not res.exists() and not (tmp_path / "fig").exists()
 
 
