@@ -209,6 +209,10 @@ def add_figure_command(sub) -> None:
     f.add_argument("--one-at-a-time", action="store_true",
                    help="run each configuration as its own program (default: as `sweep`, shared programs)")
     f.add_argument("--checkpoint-every", type=int, metavar="K", help=CHECKPOINT_HELP + "; as `sweep`'s")
+    f.add_argument("--only", metavar="GROUP[,GROUP...]",
+                   help="run only these groups (into the full figure's run folders); drawn once every run of the figure has finished")
+    f.add_argument("--panel", metavar="PANEL[,PANEL...]",
+                   help="run only these panels (pareto, vocab, model_groups); with --only, of those groups")
     f.add_argument("--dry-run", action="store_true",
                    help="validate, and print each group's runs and compiled programs; run nothing")
     f.add_argument("--plugin", action="append", metavar="MODULE", help=PLUGIN_HELP)

@@ -43,6 +43,7 @@ from tallysim.fields import count, home, is_path
 from tallysim.sweep_section import figure_keys
 from tallysim.results.metrics import panel_of  # noqa: F401 - figures.panel_of, as before
 from tallysim.figures.spec_keys import check_spec_keys
+from tallysim.figures import selection
 # A figure config's groups and panels as validated sweeps: figures/plans.py
 from tallysim.figures.plans import group_plans, panels, with_panels  # noqa: F401 - figures.group_plans, as before
 from tallysim.figures.shipped import (EXPERIMENTS, FIGURES, check_named, experiments_dir, resolve,  # noqa: F401 - as before
@@ -174,18 +175,23 @@ def speed_rows(spec, smoke, log) -> list[dict]:
 
 def make_figure(name_or_path: str, smoke: bool = False, results: str = "results", out: str = "figures",
                 progress: bool = True, log=print, grouped: bool = True, start=None,
-                checkpoint_every: Optional[int] = None) -> dict:
+                checkpoint_every: Optional[int] = None, only=None, panel=None) -> dict:
     """Run and draw one figure. Returns the paths written and the seconds it took. Each group's
     runs are a sweep (grouped into shared programs unless `grouped=False`). `start`: as group_plans
-    (a speed figure calls it before its benchmark). `checkpoint_every`: as sweep.run_sweep's."""
+    (a speed figure calls it before its benchmark). `checkpoint_every`: as sweep.run_sweep's.
+    `only`, `panel`: run just these groups and panels (figures/selection.py); drawn once every run of
+    the figure has finished, else {"missing": {group: runs left}, "seconds": ...}."""
     from tallysim.figures import drawing, plots
 
     results, out = home(results), home(out)  # make_figure(results="~/r") from Python: the home's, as the CLI's
     name, path, spec, kind, tag = preflight(name_or_path, smoke, results, out)
     out_dir = Path(out)
     plans = group_plans(spec, smoke, path.parent, start) if kind != "speed" else {}   # every check before any mkdir
+    full, root = plans, Path(results) / tag
+    if only is not None or panel is not None:       # unknown names refused here, before any folder
+        plans = selection.select(full, panels(spec, smoke), only, panel, tag)
     if plans:
-        plans.check_data(Path(results) / tag)
+        plans.check_data(root)
     if kind == "speed" and start is not None:
         start()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -197,36 +203,14 @@ def make_figure(name_or_path: str, smoke: bool = False, results: str = "results"
                               f"model, peers and impls of {path})")
     else:
         data, errors = {}, []
-        # one bar over every group's runs (the per-round bar sits under it)
-        # every group's sweep lock before the first group runs: a second figure (or a sweep) writing one of
-        # these directories refuses this one now, not after its first groups have run
-        locks = contextlib.ExitStack()
-        try:
-            for gname in plans:
-                locks.enter_context(outdir.sweep_lock(Path(results) / tag / gname))
-        except BaseException:
-            locks.close()           # the groups locked before the refused one
-            raise
-        bar = None
-        try:        # the bar inside: one that fails to start (a Ctrl-C, a closed terminal) gives the locks back
-            bar = progress_bars.runs_bar(sum(len(runs) for _, runs in plans.values()), progress, f"{tag} runs",
-                                         sum(sweep.done_before(Path(results) / tag / g, runs)
-                                             for g, (_, runs) in plans.items()))
-            if bar:         # every group's compiles to come, for the ETA before the first run ends
-                bar.expect_compiles(sum(_compiles(plans.configs[g], runs, Path(results) / tag / g, grouped)
-                                        for g, (_, runs) in plans.items()))
-            recs_by_group = {}
-            for gname, (cfg, runs) in plans.items():
-                log(f"{tag}: group {gname} ({count(len(runs), 'run')})")
-                recs_by_group[gname] = sweep.run_sweep(cfg, runs, Path(results) / tag / gname, progress=progress,
-                                                       log=log, grouped=grouped, runs_bar=bar,
-                                                       validated=plans.configs[gname],
-                                                       checkpoint_every=checkpoint_every,
-                                                       meta={"axes": plans.axes.get(gname, [])})   # table's order
-        finally:
-            if bar:
-                bar.close()
-            locks.close()
+        recs_by_group = _run_groups(plans, root, tag, progress, log, grouped, checkpoint_every)
+        if plans is not full:       # --only/--panel: drawn only once every run of the figure has finished
+            left = selection.missing(full, root)
+            if left:
+                result(log, selection.not_drawn(tag, left, root))
+                return {"missing": left, "seconds": round(time.time() - t0, 1)}
+            plans = full            # nothing left to run: each finished run's record, read back
+            recs_by_group = _run_groups(plans, root, tag, progress, log, grouped, checkpoint_every)
         left_out = []
         for gname, (cfg, runs) in plans.items():
             recs = recs_by_group[gname]
@@ -256,6 +240,40 @@ def make_figure(name_or_path: str, smoke: bool = False, results: str = "results"
     return paths
 
 
+def _run_groups(plans, root: Path, tag: str, progress, log, grouped: bool, checkpoint_every) -> dict:
+    """Each group of `plans` as its sweep into root/<group>/: group name -> its run records."""
+    # every group's sweep lock before the first group runs: a second figure (or a sweep) writing one of
+    # these directories refuses this one now, not after its first groups have run
+    locks = contextlib.ExitStack()
+    try:
+        for gname in plans:
+            locks.enter_context(outdir.sweep_lock(root / gname))
+    except BaseException:
+        locks.close()           # the groups locked before the refused one
+        raise
+    bar = None
+    try:        # the bar inside: one that fails to start (a Ctrl-C, a closed terminal) gives the locks back
+        # one bar over every group's runs (the per-round bar sits under it)
+        bar = progress_bars.runs_bar(sum(len(runs) for _, runs in plans.values()), progress, f"{tag} runs",
+                                     sum(sweep.done_before(root / g, runs) for g, (_, runs) in plans.items()))
+        if bar:         # every group's compiles to come, for the ETA before the first run ends
+            bar.expect_compiles(sum(_compiles(plans.configs[g], runs, root / g, grouped)
+                                    for g, (_, runs) in plans.items()))
+        recs_by_group = {}
+        for gname, (cfg, runs) in plans.items():
+            log(f"{tag}: group {gname} ({count(len(runs), 'run')})")
+            recs_by_group[gname] = sweep.run_sweep(cfg, runs, root / gname, progress=progress,
+                                                   log=log, grouped=grouped, runs_bar=bar,
+                                                   validated=plans.configs[gname],
+                                                   checkpoint_every=checkpoint_every,
+                                                   meta={"axes": plans.axes.get(gname, [])})   # table's order
+    finally:
+        if bar:
+            bar.close()
+        locks.close()
+    return recs_by_group
+
+
 def _compiles(cfgs: list, runs: list, out_dir: Path, grouped: bool) -> int:
     """How many of a group's batches of runs will compile a program (sweep_plan.compiles); `cfgs`: its
     runs' Configs as group_plans validated them."""
@@ -264,16 +282,20 @@ def _compiles(cfgs: list, runs: list, out_dir: Path, grouped: bool) -> int:
 
 
 def dry_run(name_or_path: str, smoke: bool = False, grouped: bool = True, log=print,
-            results: Optional[str] = None, out: Optional[str] = None, start=None) -> int:
+            results: Optional[str] = None, out: Optional[str] = None, start=None, only=None, panel=None) -> int:
     """Validate a figure's runs and print, per group, its runs and compiled programs; returns the
     number of programs (as `sweep --dry-run`: grouped by lanes.signature, or one per run). `results`,
-    `out`: checked as the real run checks them. `start`: as group_plans."""
+    `out`: checked as the real run checks them. `start`: as group_plans. `only`, `panel`: as make_figure's."""
     results, out = home(results), home(out)
     name, path, spec, _, tag = preflight(name_or_path, smoke, results, out)
     if spec.get("kind") == "speed":
+        if only is not None or panel is not None:       # as make_figure refuses it
+            selection.select({}, {}, only, panel, tag)
         log(f"{name}: a benchmark, no runs")
         return 0
     plans = group_plans(spec, smoke, path.parent, start)
+    if only is not None or panel is not None:           # the selection make_figure would run
+        plans = selection.select(plans, panels(spec, smoke), only, panel, tag)
     plans.check_data(Path(results if results is not None else "results") / tag)     # as make_figure's
     from tallysim.sim import lanes               # imports JAX: only once the figure has validated
     total_runs = total = 0
@@ -314,6 +336,10 @@ def main(args) -> int:
     # first figure's runs, hours of them, and only then said the second was not found
     for n in names:
         check_named(n)
+    only, panel = getattr(args, "only", None), getattr(args, "panel", None)
+    if (only is not None or panel is not None) and len(names) > 1:
+        raise ConfigError(f"figure {' '.join(args.figure)}: --only/--panel name groups and panels of one figure; "
+                          "allowed: one figure with them (run each figure's selection in turn)")
     # each figure once, by the file it resolves to; run under the name given (fig1 stays fig1 in the logs),
     # but a shipped copy by its resolved file, so its "not here; using the shipped copy" note prints once
     chosen: dict = {}
@@ -333,14 +359,14 @@ def main(args) -> int:
     if getattr(args, "dry_run", False):
         for n in names:
             dry_run(n, smoke=args.smoke, grouped=not getattr(args, "one_at_a_time", False),
-                    results=args.results, out=args.out, start=start)
+                    results=args.results, out=args.out, start=start, only=only, panel=panel)
         return 0
     for n in names:                  # a figure with nothing to draw does not stop the others
         try:
             make_figure(n, smoke=args.smoke, results=args.results, out=args.out, progress=not args.quiet,
                         log=QuietLog() if args.quiet else print,       # --quiet: docs/cli.md
                         grouped=not getattr(args, "one_at_a_time", False), start=start,
-                        checkpoint_every=getattr(args, "checkpoint_every", None))
+                        checkpoint_every=getattr(args, "checkpoint_every", None), only=only, panel=panel)
         except FigureError as e:
             print(f"tallysim: error: {e}", file=sys.stderr)
             code = 1
