@@ -254,9 +254,9 @@ def test_the_robustness_figure_writes_the_files_every_kind_writes(tmp_path):
 
 
 def test_faults_figure_table_from_runs(tmp_path):
-    from tallysim.figures import plots
-    assert plots.tolerated([(0.0, 0.80), (0.1, 0.78), (0.2, 0.74), (0.3, 0.79)], 0.05) == 0.1
-    assert plots.tolerated([(0.2, 0.70), (0.0, 0.71)], 0.05) == 0.2
+    from tallysim.figures import faults_plot, plots
+    assert faults_plot.tolerated([(0.0, 0.80), (0.1, 0.78), (0.2, 0.74), (0.3, 0.79)], 0.05) == 0.1
+    assert faults_plot.tolerated([(0.2, 0.70), (0.0, 0.71)], 0.05) == 0.2
     paths = plots.draw("faults", FAULTS_SPEC, faults_runs(tmp_path), tmp_path / "out" / "f8", "test")
     table = pathlib.Path(paths["table"]).read_text()
     assert "| confident_wrong, dirichlet 0.5 | tally | 0.800 | 0.770 | 0.600 | 0.2 |" in table

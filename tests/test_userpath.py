@@ -158,8 +158,8 @@ def test_a_figures_curves_say_which_model_and_where_zero_bits_sit(tmp_path, monk
     b = _write_run(tmp_path / "fedavg", [_row(1, 0.3, 900, acc_global=0.7)], {"protocol": {"name": "fedavg"}})
     c = _write_run(tmp_path / "local", [_row(1, 0.2, 0)], {"protocol": {"name": "local"}})
     drawn = []
-    real = plots._band
-    monkeypatch.setattr(plots, "_band", lambda ax, x, y, s, label, **kw: (drawn.append(label),
+    real = plots.band
+    monkeypatch.setattr(plots, "band", lambda ax, x, y, s, label, **kw: (drawn.append(label),
                                                                           real(ax, x, y, s, label, **kw))[1])
     paths = plots.curves({}, {"tally": [({}, a)], "fedavg": [({}, b)], "local": [({}, c)]},
                          str(tmp_path / "fig"), "t")

@@ -7,6 +7,7 @@ headline.seed_marks, and in a Markdown table the value followed by `*` and a foo
 "(1 of 3 seeds diverged)", md.starred and md.footnote)."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Optional
 
@@ -80,3 +81,13 @@ def partial_notes(kind: str, data: dict, who: str) -> list[str]:
             lines += seed_notes(who, "auto" if k in ("auto", "honest") else k, named)
     return lines
 
+
+def band(ax, x, y, s, label, **kw):
+    # a null value (vote_acc where a text round scored no probe position) is no point: drawn without it,
+    # as `plot --metric` draws it; None in the band's arithmetic raised a TypeError
+    keep = [i for i, v in enumerate(y) if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    x, y, s = [x[i] for i in keep], [y[i] for i in keep], [s[i] or 0.0 for i in keep]
+    line, = ax.plot(x, y, marker="o", markersize=3, label=label, **kw)
+    if any(s):
+        ax.fill_between(x, [a - b for a, b in zip(y, s)], [a + b for a, b in zip(y, s)],
+                        color=line.get_color(), alpha=0.15, linewidth=0)

@@ -9,6 +9,7 @@ gains from the others, which loses).
 from __future__ import annotations
 
 from tallysim.figures.drawing import finish_axis, save
+from tallysim.figures.own_axes import own_lines
 from tallysim.results.headline import seed_marks
 from tallysim.results.md import cell, footnote, starred
 from tallysim.figures.panel_layout import panel_grid
@@ -26,8 +27,13 @@ def model_group_names(cfg: dict) -> list[str]:
 
 def groups_fig(spec, data, stem, title) -> dict:
     triples, order, fig, axes = panel_grid(spec, data)
-    per_panel = {p: [(protocol, d) for protocol, _, d in t] for p, t in triples.items()}
-    colours = {p: f"C{i}" for i, p in enumerate(data)}
+    per_panel = {}
+    for p, t in triples.items():        # a group's own sweep in a panel (distill.weight=0.5,1): a line per value
+        by_group: dict = {}
+        for protocol, ov, d in t:
+            by_group.setdefault(protocol, []).append((ov, d))
+        per_panel[p] = [(line, d) for line, runs in own_lines(by_group)[0].items() for _, d in runs]
+    colours = {p: f"C{i}" for i, p in enumerate(dict.fromkeys(line for t in per_panel.values() for line, _ in t))}
     table, lines, marked = [], [], []            # marked: the table's cells over fewer seeds (footnote)
     for ax, panel in zip(axes[0], order):
         local = {}                                    # model group -> local training's final accuracy

@@ -7,31 +7,21 @@ metrics rows already hold the mean and `<key>_std`.
 from __future__ import annotations
 
 import csv
-import math
 from pathlib import Path
 
 from tallysim import atomic, config
 from tallysim.results.plot import WHICH_ACCURACY
-from tallysim.figures.drawing import finish_axis, save
+from tallysim.figures.drawing import band, finish_axis, save
 from tallysim.results.headline import seed_marks
 from tallysim.results.md import cell, footnote, starred
+from tallysim.figures.faults_plot import faults_fig
 from tallysim.figures.groups_plot import groups_fig
+from tallysim.figures.own_axes import columns, own_lines, varying
 from tallysim.figures.privacy_plot import privacy_fig
 from tallysim.figures.robustness import robustness_fig
 from tallysim.figures.vocab_plot import vocab_fig
-from tallysim.results.metrics import HONEST, panel_of, accuracy_std as acc, bits_text, bits_to_target, pyplot, read_partition, \
+from tallysim.results.metrics import panel_of, accuracy_std as acc, bits_text, bits_to_target, pyplot, read_partition, \
     headline_key, read_run, save_figure
-
-
-def _band(ax, x, y, s, label, **kw):
-    # a null value (vote_acc where a text round scored no probe position) is no point: drawn without it,
-    # as `plot --metric` draws it; None in the band's arithmetic raised a TypeError
-    keep = [i for i, v in enumerate(y) if v is not None and not (isinstance(v, float) and math.isnan(v))]
-    x, y, s = [x[i] for i in keep], [y[i] for i in keep], [s[i] or 0.0 for i in keep]
-    line, = ax.plot(x, y, marker="o", markersize=3, label=label, **kw)
-    if any(s):
-        ax.fill_between(x, [a - b for a, b in zip(y, s)], [a + b for a, b in zip(y, s)],
-                        color=line.get_color(), alpha=0.15, linewidth=0)
 
 
 def curves(spec, data, stem, title) -> dict:
@@ -51,7 +41,7 @@ def curves(spec, data, stem, title) -> dict:
             shown = label + (f" ({which[d]})" if mixed and d in which else "")
             if rows and all(r["bits_per_peer"] == 0 for r in rows):   # `local`: a log axis has no 0
                 shown += ", 0 bits (drawn at 1)"
-            _band(ax, [p[0] for p in pts], [p[1] for p in pts], [p[2] for p in pts], shown)
+            band(ax, [p[0] for p in pts], [p[1] for p in pts], [p[2] for p in pts], shown)
             table += [{"group": group, "run": d.name, "round": r["round"], "bits_per_peer": r["bits_per_peer"],
                        "accuracy": a, "accuracy_std": s, **seed_marks(r)}
                       for r, (_, a, s) in zip(rows, pts)]
@@ -73,24 +63,15 @@ def final_vs(spec, data, stem, title) -> dict:
     as one zigzag line of two points per x and written as CSV rows that differed in nothing but their
     numbers. Those axes are CSV columns too (empty for a group that does not sweep them)."""
     key = spec["x"]
-    other = {k: None for runs in data.values() for k in _varying(runs, key)}   # ordered, each once
+    lines, other = own_lines(data, key)
     curves = {}
-    for group, runs in data.items():
-        split = _varying(runs, key)
+    for line, runs in lines.items():
         for ov, d in runs:
-            line = " ".join([group] + [f"{k}={ov[k]}" for k in split])
             _, rows = read_run(d)
             a, s = acc(rows[-1])
-            cols = {k: ov.get(k, "") for k in other}
             curves.setdefault(line, []).append((float(ov[key]), a, s, rows[-1]["bits_per_peer"],
-                                                {**cols, **seed_marks(rows[-1], final=True)}))
+                                                {**columns(ov, other), **seed_marks(rows[-1], final=True)}))
     return final_vs_drawn(spec, curves, stem, title)
-
-
-def _varying(runs, x: str) -> list:
-    """The keys other than `x` whose values differ between a group's runs (overrides, run directory)."""
-    keys = [k for ov, _ in runs for k in ov if k != x]
-    return [k for k in dict.fromkeys(keys) if len({ov.get(k) for ov, _ in runs}) > 1]
 
 
 def final_vs_drawn(spec, curves, stem, title, labels=None) -> dict:
@@ -103,7 +84,7 @@ def final_vs_drawn(spec, curves, stem, title, labels=None) -> dict:
     table = []
     for group, pts in curves.items():
         pts = sorted(pts, key=lambda p: p[0])
-        _band(ax, [p[0] for p in pts], [p[1] for p in pts], [p[2] for p in pts], (labels or {}).get(group, group))
+        band(ax, [p[0] for p in pts], [p[1] for p in pts], [p[2] for p in pts], (labels or {}).get(group, group))
         table += [{"group": group, key: p[0], "accuracy": p[1], "accuracy_std": p[2], "bits_per_peer": p[3],
                    **p[4]} for p in pts]
     finish_axis(ax, spec.get("xlabel", key), "final test accuracy (mean +- std over seeds)", title,
@@ -126,7 +107,8 @@ def classes(spec, data, stem, title) -> dict:
     key, target = spec.get("x", "data.num_classes"), spec.get("target", 0.5)
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4.2))
     table = []
-    for group, runs in data.items():
+    lines, other = own_lines(data, key)        # a group's own sweep: a line per value
+    for group, runs in lines.items():
         pts = []
         for ov, d in runs:
             cfg, rows = read_run(d)
@@ -140,7 +122,8 @@ def classes(spec, data, stem, title) -> dict:
             active = _active(cfg)
             per_probe = first["bits_up"] / (first["round"] * active * cfg["probe"]["per_round"])
             hit = bits_to_target(rows, target)
-            pts.append((n_classes, per_probe, hit, acc(rows[-1])[0], seed_marks(rows[-1], final=True)))
+            pts.append((n_classes, per_probe, hit, acc(rows[-1])[0], {**columns(ov, other),
+                                                                        **seed_marks(rows[-1], final=True)}))
         pts.sort(key=lambda p: p[:2])
         a1.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=group)
         reached = [p for p in pts if p[2] is not None]
@@ -162,115 +145,32 @@ def mechanism(spec, data, stem, title) -> dict:
     """Over rounds: vote vs soft-average accuracy on the probes and wrong-prediction confidence."""
     plt = pyplot()
     key = spec.get("x", "partition.alpha")
-    runs = sorted((r for rs in data.values() for r in rs), key=lambda r: float(r[0][key]))
+    # a panel per run: with two groups, or a group's own sweep (distill.weight=0.5,1), at one x its
+    # panels were titled alike and its CSV rows told apart by nothing; they say the group and the values
+    runs = sorted(((g, ov, d) for g, rs in data.items() for ov, d in rs), key=lambda r: float(r[1][key]))
+    split = varying([(ov, d) for _, ov, d in runs], key)
     fig, axes = plt.subplots(1, len(runs), figsize=(4.2 * len(runs), 3.8), squeeze=False)
     table = []
-    for ax, (ov, d) in zip(axes[0], runs):
+    for ax, (group, ov, d) in zip(axes[0], runs):
         _, rows = read_run(d)
         t = [r["round"] for r in rows]
         for k, style in (("vote_acc", "-"), ("softavg_acc", "-"), ("wrong_confidence", "--")):
-            _band(ax, t, [r[k] for r in rows], [r.get(k + "_std", 0.0) for r in rows], MECHANISM_LABELS[k],
+            band(ax, t, [r[k] for r in rows], [r.get(k + "_std", 0.0) for r in rows], MECHANISM_LABELS[k],
                   linestyle=style)
-        ax.set_title(f"{key}={ov[key]}", fontsize=9)
+        named = {"group": group} if len(data) > 1 else {}
+        ax.set_title(" ".join([*named.values(), f"{key}={ov[key]}", *(f"{k}={ov.get(k, '')}" for k in split)]),
+                     fontsize=9)
         ax.set_xlabel("round")
         ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))     # rounds are whole numbers
         ax.set_ylim(0, 1)
         ax.grid(True, alpha=0.3)
         shown = ("vote_acc", "softavg_acc", "wrong_confidence", "agreement")
-        table += [{key: ov[key], "round": r["round"], **{k: r[k] for k in shown},
+        table += [{**named, key: ov[key], **columns(ov, split), "round": r["round"], **{k: r[k] for k in shown},
                    **seed_marks(r, shown)} for r in rows]
     axes[0][0].set_ylabel("on the round's probes (fraction)")
     axes[0][0].legend(fontsize=7)
     fig.suptitle(title, fontsize=10)
     return save(fig, stem, table)
-
-
-def honest_acc(row: dict) -> tuple[float, float]:
-    """The server model's accuracy where there is one, else the mean over the honest peers (those
-    outside the faulty set; `acc_mean` without faults), else the peers' mean."""
-    return acc(row, HONEST)
-
-
-def tolerated(points: list[tuple[float, float]], within: float):
-    """The largest x such that every point at or below it is within `within` of the accuracy at the
-    smallest x (the fault-free one); None when there is no point."""
-    points = sorted(points)
-    if not points:
-        return None
-    base, best = points[0][1], points[0][0]
-    for x, a in points[1:]:
-        if a < base - within:
-            break
-        best = x
-    return best
-
-
-PROBE_STYLE = (("vote_acc", "-", "C0"), ("softavg_acc", "--", "C1"),
-               ("vote_acc_honest", ":", "C0"), ("softavg_acc_honest", ":", "C1"))
-
-
-def faults_fig(spec, data, stem, title) -> dict:
-    """Final accuracy against the faulty fraction `spec['x']`, one panel per value of the `facets`
-    keys (e.g. fault kind x partition), one line per group (top row); below, on the probes of the
-    `probe_group`'s runs, the vote's and the soft average's accuracy (and the same over the honest
-    peers alone, dotted) against the fraction. Also `<stem>_table.md`: per panel and group, the
-    fault-free accuracy and the largest fraction up to which the accuracy stays within `within`
-    (default 0.05) of it."""
-    plt = pyplot()
-    key, keys = spec.get("x", "faults.fraction"), spec.get("facets", ["faults.kind", "partition.kind"])
-    within, probe_group = spec.get("within", 0.05), spec.get("probe_group", "tally")
-    panels: dict[tuple, dict[str, list]] = {}
-    for group, runs in data.items():
-        for ov, d in runs:
-            cfg, rows = read_run(d)
-            p = tuple(ov.get(k, "") for k in keys)
-            panels.setdefault(p, {}).setdefault(group, []).append((float(ov[key]), cfg, rows[-1]))
-    order = sorted(panels)
-    table_fracs = sorted({x for g in panels.values() for pts in g.values() for x, _, _ in pts})
-    fig, axes = plt.subplots(2, len(order), figsize=(4.2 * len(order), 7.4), squeeze=False)
-    table, summary, marked = [], [], []          # marked: the table's cells over fewer seeds (footnote)
-    for col, p in enumerate(order):
-        name = ", ".join(p)
-        top, bottom = axes[0][col], axes[1][col]
-        for group, pts in panels[p].items():
-            pts.sort(key=lambda t: t[0])
-            cfg = pts[0][1]
-            if "dirichlet" in p:
-                name = ", ".join(f"{v} {cfg['partition']['alpha']:g}" if v == "dirichlet" else v for v in p)
-            accs = [honest_acc(r) for _, _, r in pts]
-            _band(top, [x for x, _, _ in pts], [a for a, _ in accs], [s for _, s in accs], group)
-            for (x, _, r), (a, s) in zip(pts, accs):
-                table.append({"group": group, **dict(zip(keys, p)), key: x, "accuracy": a, "accuracy_std": s,
-                              **{k: r.get(k) for k, _, _ in PROBE_STYLE}, "acc_mean": r.get("acc_mean"),
-                              "faulty": r.get("faulty"), "bits_per_peer": r["bits_per_peer"],
-                              **seed_marks(r, (headline_key(r, HONEST), *(k for k, _, _ in PROBE_STYLE)), final=True)})
-            tol = tolerated([(x, a) for (x, _, _), (a, _) in zip(pts, accs)], within)
-            at = {x: (a, seed_marks(r, (headline_key(r, HONEST),), final=True)) for (x, _, r), (a, _) in zip(pts, accs)}
-            row = " | ".join("" if x not in at else starred(f"{at[x][0]:.3f}", at[x][1], marked, f"{name} {group} {key}={x:g}")
-                             for x in table_fracs)
-            summary.append(f"| {cell(name)} | {cell(group)} | {row} | {tol:g} |")
-            if group == probe_group:
-                for k, style, color in PROBE_STYLE:
-                    # the points with a value (null: no honest peer, or nothing scored), not none of them
-                    xy = [(x, r.get(k)) for x, _, r in pts if r.get(k) is not None]
-                    if xy:
-                        bottom.plot([x for x, _ in xy], [y for _, y in xy], marker="o", markersize=3,
-                                    linestyle=style, color=color, label=k)
-        finish_axis(top, key, "final test accuracy" if col == 0 else "", name, logx=False, legend_size=6)
-        top.set_ylim(0, 1)
-        if bottom.lines:
-            finish_axis(bottom, key, f"on the probes, {probe_group} runs" if col == 0 else "", None, logx=False,
-                        legend_size=6)
-        else:
-            bottom.text(0.5, 0.5, f"no {probe_group} runs", ha="center", transform=bottom.transAxes)
-        bottom.set_ylim(0, 1)
-    fig.suptitle(title, fontsize=10)
-    head = " | ".join(f"{x:g}" for x in table_fracs)
-    return save(fig, stem, table,
-        f"Final accuracy (server model, else the honest peers' mean; mean over seeds) at {key} = {head}, "
-        f"and the largest {key} up to which it stays within {within:g} of the fault-free accuracy.\n\n"
-        f"| setting | aggregator | {head} | within {within:g} up to |\n"
-        f"|---|---|{'---|' * len(table_fracs)}---|\n" + "\n".join(summary + footnote(marked)) + "\n")
 
 
 def _every_round(point: dict) -> list[dict]:

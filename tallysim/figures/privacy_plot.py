@@ -8,6 +8,7 @@ import json
 import math
 
 from tallysim.figures.drawing import finish_axis, save
+from tallysim.figures.own_axes import columns, own_lines
 from tallysim.results.headline import seed_marks
 from tallysim.results.md import cell, footnote, starred
 from tallysim.results.metrics import accuracy_std as acc, pyplot, read_run
@@ -18,7 +19,9 @@ def privacy_fig(spec, data, stem, title) -> dict:
     keys = spec.get("facets", ["partition.alpha"])
     panels: dict[tuple, dict[str, list]] = {}
     cfgs = []
-    for group, runs in data.items():
+    # a group's own sweep besides the noise (distill.weight=0.5,1): a line per value, as final_vs
+    lines, other = own_lines(data, "privacy.noise", *keys)
+    for group, runs in lines.items():
         for ov, d in runs:
             cfg, rows = read_run(d)
             cfgs.append(cfg)
@@ -27,7 +30,7 @@ def privacy_fig(spec, data, stem, title) -> dict:
             a, s = acc(rows[-1])
             eps = rows[-1].get("epsilon", math.inf) if noise > 0 else math.inf
             panels.setdefault(p, {}).setdefault(group, []).append(
-                (noise, eps, a, s, rows[-1]["bits_per_peer"], seed_marks(rows[-1], final=True)))
+                (noise, eps, a, s, rows[-1]["bits_per_peer"], seed_marks(rows[-1], final=True), columns(ov, other)))
     order = sorted(panels)
     fig, axes = plt.subplots(1, max(len(order), 1), figsize=(4.6 * max(len(order), 1), 4.0), squeeze=False)
     table, lines, marked = [], [], []            # marked: the table's cells over fewer seeds (footnote)
@@ -40,11 +43,11 @@ def privacy_fig(spec, data, stem, title) -> dict:
             if private:
                 line, = ax.plot([t[1] for t in private], [t[2] for t in private], marker="o", markersize=3,
                                 label=group)
-            for noise, eps, a, s, bits, part in pts:
+            for noise, eps, a, s, bits, part, cols in pts:
                 if not math.isfinite(eps):
                     ax.axhline(a, linestyle="--", linewidth=1, color=line.get_color() if line else None,
                                label=None if line else f"{group} (no noise)")
-                table.append({"group": group, **dict(zip(keys, p)), "noise": noise, "epsilon": eps,
+                table.append({"group": group, **dict(zip(keys, p)), **cols, "noise": noise, "epsilon": eps,
                               "accuracy": a, "accuracy_std": s, "bits_per_peer": bits, **part})
                 lines.append(f"| {cell(', '.join(p))} | {cell(group)} | {noise:g} | "
                              f"{'inf' if not math.isfinite(eps) else f'{eps:.3g}'} | "

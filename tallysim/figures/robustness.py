@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Optional
 
 from tallysim.figures.drawing import save
+from tallysim.figures.own_axes import own_lines
 from tallysim.results.headline import seed_marks
 from tallysim.results.md import cell, footnote, starred
 from tallysim.results.metrics import HONEST, accuracy_std, headline_key, pyplot, read_run
@@ -24,7 +25,9 @@ def worst_cases(data: dict, partial: Optional[dict] = None) -> dict:
     seeds_nonfinite: ""}} for each accuracy that is a mean over only the seeds that have a value (a seed
     stopped non-finite, say) or holds a diverged seed's NaN or inf ("1 of 3 seeds diverged")."""
     cells: dict = {}
-    for group, runs in data.items():
+    # a group's own sweep besides the drawn axes (distill.weight=0.5,1): a row per value; the values
+    # overwrote each other in a cell, the last run's accuracy kept in silence
+    for group, runs in own_lines(data, "partition.alpha", "faults.fraction", "faults.kind")[0].items():
         for ov, d in runs:
             cfg, rows = read_run(d)
             alpha = float(ov.get("partition.alpha", cfg["partition"]["alpha"]))
@@ -49,7 +52,8 @@ def robustness_fig(spec, data, stem, title) -> dict:
     plt = pyplot()
     partial: dict = {}
     cells = worst_cases(data, partial)
-    groups = [g for g in data if any(c[0] == g for c in cells)]      # a group whose runs all failed: left out
+    groups = [g for g in own_lines(data, "partition.alpha", "faults.fraction", "faults.kind")[0]
+              if any(c[0] == g for c in cells)]      # a group whose runs all failed: left out
     alphas = sorted({a for _, a, _ in cells})
     fracs = sorted({f for _, _, f in cells})
     worst = worst_of(cells)
