@@ -228,7 +228,8 @@ def write_tables(points: list[dict], front: list[dict], fig: str, which: str, me
                                           "accuracy_final_std", "seeds_counted", "seeds_nonfinite"),
                      [{**table_row(p), "on_frontier": int(id(p) in on), "accuracy_final": "" if p["accuracy_final"] is None
                        else f"{p['accuracy_final']:.4f}",
-                       "accuracy_best": f"{p['accuracy_best']:.4f}", "dir": p["dir"], "seeds": p.get("seeds") or "",
+                       # None: a redraw from per-seed CSVs of the last round only (experiments/redraw_pareto.py)
+                       "accuracy_best": "" if p["accuracy_best"] is None else f"{p['accuracy_best']:.4f}", "dir": p["dir"], "seeds": p.get("seeds") or "",
                        "accuracy_final_std": "" if p.get("accuracy_final_std") is None
                        else f"{p['accuracy_final_std']:.4f}"}
                       for p in sorted(points, key=lambda p: (_proto_order(p["protocol"]), p["bits_per_peer"], p["run"]))])
