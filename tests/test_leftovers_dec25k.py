@@ -35,3 +35,20 @@ def test_an_existing_oddly_named_directory_stays_usable(tmp_path):
     assert outdir.destination(tmp_path / " old " / "new") == tmp_path / " old " / "new"
     with pytest.raises(ConfigError):
         outdir.destination(tmp_path / " old " / "new ")
+
+
+# ----------------------------------------------------------------------------- 2. cohort rules with model.groups
+
+def test_cohort_draw_sequential_where_every_model_group_is_whole_is_refused():
+    # each group draws max(1, round(participation x P_g)) of its P_g (round_helpers.active_set): a:1;b:1 at 0.5
+    # draws 1 of 1 twice, no cohort, where the run-wide A = 1 < 2 passed the check
+    from tallysim import validation
+    groups = ["protocol.name=tally", "rounds=1", "peers=2", "model.groups=a:1:mlp,width=16;b:1:mlp"]
+    with pytest.raises(ConfigError) as e:
+        validation.single_run(tiny(*groups, "participation=0.5", "cohort_draw=sequential"))
+    assert str(e.value).startswith("cohort_draw=sequential draws a cohort, but at participation=0.5 every model "
+                                   "group is active whole each round (a 1 of 1, b 1 of 1"), e.value
+    validation.single_run(tiny(*groups, "participation=0.5"))                   # sort: no refusal
+    # a group with a cohort (a 1 of 1, b 2 of 3): sequential draws b's
+    validation.single_run(tiny("protocol.name=tally", "rounds=1", "model.groups=a:1:mlp,width=16;b:3:mlp",
+                               "participation=0.5", "cohort_draw=sequential"))
