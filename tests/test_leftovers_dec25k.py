@@ -52,3 +52,39 @@ def test_cohort_draw_sequential_where_every_model_group_is_whole_is_refused():
     # a group with a cohort (a 1 of 1, b 2 of 3): sequential draws b's
     validation.single_run(tiny("protocol.name=tally", "rounds=1", "model.groups=a:1:mlp,width=16;b:3:mlp",
                                "participation=0.5", "cohort_draw=sequential"))
+
+
+# ----------------------------------------------------------------------------- 3. model_groups' local baseline
+
+def _groups_runs(tmp_path, local_ov: list, tally_ov: list) -> dict:
+    """Fake runs (files, no compile) of a model_groups figure: local runs of accuracy 0.1 x their
+    local_epochs (0.1 when they sweep none), a tally run of 0.5 each."""
+    from test_figaxes_dec25j import _run
+    cfg = {"model": {"groups": "a:1:mlp;b:1:mlp"}}
+
+    def run(name, ov, proto, acc):
+        return ov, _run(tmp_path / name, {**cfg, "protocol": {"name": proto}}, **{
+            "acc_mean": acc, "acc_mean@a": acc, "acc_mean@b": acc, "bits_per_peer@a": 8.0, "bits_per_peer@b": 8.0})
+    return {"local": [run(f"l{i}", ov, "local", 0.1 * float(ov.get("local_epochs", 1))) for i, ov in enumerate(local_ov)],
+            "tally": [run(f"t{i}", ov, "tally", 0.5) for i, ov in enumerate(tally_ov)]}
+
+
+def test_model_groups_gain_is_over_the_local_run_of_the_same_own_axis_value(tmp_path):
+    # local_epochs=1,2 in both groups: each tally run's gain was over the last local run (0.2): +0.3 twice
+    pytest.importorskip("matplotlib")
+    from tallysim.figures import plots
+    eps = [{"local_epochs": "1"}, {"local_epochs": "2"}]
+    paths = plots.draw("model_groups", {}, _groups_runs(tmp_path, eps, eps), tmp_path / "out" / "g", "t")
+    table = open(paths["table"]).read()
+    assert "|  | tally local_epochs=1 | a | 1 | 0.5000 | 8 | +0.4000 |" in table, table
+    assert "|  | tally local_epochs=2 | a | 1 | 0.5000 | 8 | +0.3000 |" in table, table
+
+
+def test_model_groups_refuses_a_local_axis_the_protocol_does_not_sweep(tmp_path):
+    pytest.importorskip("matplotlib")
+    from tallysim.figures import plots
+    data = _groups_runs(tmp_path, [{"local_epochs": "1"}, {"local_epochs": "2"}], [{}])
+    with pytest.raises(ConfigError) as e:
+        plots.draw("model_groups", {}, data, tmp_path / "out" / "g", "t")
+    assert str(e.value).startswith("model_groups figure: local training sweeps local_epochs of its own (local "
+                                   "local_epochs=1, local local_epochs=2), so 'tally' has no local run"), e.value
