@@ -88,3 +88,28 @@ def test_model_groups_refuses_a_local_axis_the_protocol_does_not_sweep(tmp_path)
         plots.draw("model_groups", {}, data, tmp_path / "out" / "g", "t")
     assert str(e.value).startswith("model_groups figure: local training sweeps local_epochs of its own (local "
                                    "local_epochs=1, local local_epochs=2), so 'tally' has no local run"), e.value
+
+
+# ----------------------------------------------------------------------------- 4. a sweep run again over a NaN-stopped run
+
+def test_a_run_stopped_on_a_non_finite_loss_is_final_for_the_same_sweep(tmp_path, monkeypatch):
+    # it keeps no checkpoint (leftovers40), and a sweep run again ran it from round 1 into the same NaN;
+    # docs/sweeps.md already said "the same sweep run again skips it"
+    from tallysim import run, sweep_plan
+    base, out = tiny("rounds=1", "protocol.name=local"), tmp_path / "sw"
+    runs = [("a", []), ("b", ["optim.lr=1e30"])]                     # one program; b diverges
+    first = sweep.run_sweep(base, runs, out, progress=False, log=lambda m: None)
+    assert [(r["status"], r.get("diverged")) for r in first] == [("done", None), ("failed", True)]
+    line = (out / "b" / "error.txt").read_text().splitlines()[0]
+    assert sweep_plan.state(out / "b", sweep.configs(base, runs)[1]).startswith(
+        f"failed before, skipped: it stopped on a non-finite loss under this config ({line})")
+    for name in ("run", "run_group"):
+        monkeypatch.setattr(run, name, lambda *a, **k: pytest.fail("a run ran again"))
+    said = []
+    again = sweep.run_sweep(base, runs, out, progress=False, log=said.append)
+    assert [(r["status"], r.get("diverged"), r.get("error")) for r in again] == [
+        ("done_before", None, None), ("failed", True, line)]
+    assert any(s.startswith("[2/2] skip b (failed before: it stopped on a non-finite loss") for s in said), said
+    # another config (a smaller step in the base) is another experiment: it runs again
+    assert sweep_plan.diverged_before(out / "b", sweep.configs(tiny("rounds=1", "protocol.name=local",
+                                                                    "optim.momentum=0"), runs)[1]) is None
