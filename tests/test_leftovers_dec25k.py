@@ -1,4 +1,7 @@
-"""leftovers42: an out path with stray whitespace or control characters; ..."""
+"""leftovers42 (one section per item): an out path whose new directory names hold stray whitespace or
+control characters, refused by every entry point; cohort_draw=sequential where every model group is
+active whole; model_groups' gain over the local run of the same own-axis value; a sweep run again skips
+a run stopped by a non-finite loss under its config."""
 import os
 
 import pytest
@@ -8,6 +11,8 @@ from tallysim import cli, figures, sweep
 from tallysim.config import ConfigError
 from conftest import TINY, tiny
 
+
+# ----------------------------------------------------------------------------- 1. out paths
 
 @pytest.mark.parametrize("name", ["runs\n", " runs ", "runs\t", "a\x1bb"])
 def test_an_out_path_with_stray_whitespace_is_refused_everywhere(tmp_path, monkeypatch, capsys, name):
