@@ -172,8 +172,9 @@ def _cohort_rules(cfg: Config) -> None:
     only where nothing assumes uniform draws (cohort_draw=sequential under uniform is the same
     distribution as sort, so the privacy accountant's fixed-size uniform sampling still holds)."""
     active, groups = active_peers(cfg), model_groups.parse(cfg.model.groups)      # fed.build's A
+    a_g = model_groups.active_counts(cfg, groups) if groups else []       # each group's own A_g of its P_g
     if cfg.ragged_groups is not None and groups:    # each group trains its own A_g, min(ragged_groups, A_g) groups
-        most = max(a_g := model_groups.active_counts(cfg, groups))      # (local.train_peers): one above all, unused
+        most = max(a_g)                             # (local.train_peers): one above all, unused
         if cfg.ragged_groups > most:
             raise ConfigError(f"ragged_groups={cfg.ragged_groups} is above every model group's peers active a round ("
                               f"{', '.join(f'{g.name} {a}' for g, a in zip(groups, a_g))}: each group trains in at most "
@@ -181,6 +182,15 @@ def _cohort_rules(cfg: Config) -> None:
     elif cfg.ragged_groups is not None and cfg.ragged_groups > active:    # local.train_peers capped it at A in silence
         raise ConfigError(f"ragged_groups={cfg.ragged_groups} is above the {active} peers active a round (peers="
                           f"{cfg.peers}, participation={cfg.participation}); allowed: 1 to {active}, or unset (auto)")
+    if cfg.cohort_draw == "sequential" and groups and active < cfg.peers \
+            and all(a == g.peers for g, a in zip(groups, a_g)):
+        # each group draws its own A_g of P_g (round_helpers.active_set): every group whole, no cohort is
+        # drawn, where the run-wide A < P passed (a:1;b:1 at participation=0.5: A=1, each group's 1 of 1)
+        whole = ", ".join(f"{g.name} {a} of {g.peers}" for g, a in zip(groups, a_g))
+        raise ConfigError(f"cohort_draw=sequential draws a cohort, but at participation={cfg.participation} every "
+                          f"model group is active whole each round ({whole}: "
+                          "each group draws max(1, round(participation x its peers))); allowed: a participation that "
+                          "leaves some group a cohort, or cohort_draw=sort")
     if cfg.cohort_draw == "sequential" and active >= cfg.peers:
         raise ConfigError(f"cohort_draw=sequential draws a cohort, but participation={cfg.participation} "
                           f"makes all {cfg.peers} peers active every round; allowed: participation below "

@@ -13,6 +13,7 @@ from tallysim.fields import ConfigError
 from tallysim.validation import MAX_NAME      # one limit for every name that becomes a path component
 
 _BAD_CHARS = re.compile(r"[/\\\x00-\x1f]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def check_text(value, what: str) -> None:
@@ -39,13 +40,28 @@ def destination(out, flag: str = "--out") -> Path:
     # (the next `rm -rf ~` meant for it takes the home), where data.path and TALLYSIM_DATA expand it
     text = os.path.expanduser(os.fsdecode(out))
     if ".." not in Path(text).parts:
-        return Path(text)
+        return _plain_new_names(Path(text), out, flag)
     lexical = os.path.normpath(os.path.abspath(text))
     physical = os.path.realpath(text)
     if os.path.realpath(lexical) != physical:
         raise ConfigError(f"{flag} {text}: its '..' follows a symbolic link, so it means {physical} to the "
                           f"file system but {lexical} as written; give the directory without '..'")
-    return Path(os.path.normpath(text))
+    return _plain_new_names(Path(os.path.normpath(text)), out, flag)
+
+
+def _plain_new_names(p: Path, out, flag: str) -> Path:
+    """`out="runs\\n"` (a line read from a file) or " runs " silently created a folder whose name differs
+    from the one the user sees (and the next `ls runs` misses it): refuse a directory still to be created
+    whose name starts or ends with whitespace or holds a control character. Existing directories are
+    only checked by the file system: one made so before stays usable (resumed, read, cleaned)."""
+    d = p
+    while d.name and not (d.exists() or d.is_symlink()):     # the components still to be created
+        if d.name != d.name.strip() or _CONTROL.search(d.name):
+            raise ConfigError(f"{flag} {os.fsdecode(out)!r}: the directory {d.name!r} it would create starts or ends "
+                              "with whitespace or holds a control character; allowed: names without control "
+                              "characters that neither start nor end with whitespace (strip a path read from a file)")
+        d = d.parent
+    return p
 
 
 def check_name(name, what: str) -> str:

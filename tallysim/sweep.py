@@ -30,7 +30,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from tallysim import atomic, config, config_reads, outdir, sweep_arguments, sweep_axes, sweep_data, sweep_plan, sweep_resume, tracking, validation
+from tallysim import atomic, config, config_reads, outdir, sweep_arguments, sweep_axes, sweep_data, sweep_plan, sweep_records, sweep_resume, tracking, validation
 from tallysim import progress as progress_bars
 from tallysim.progress_base import QuietLog, say
 from tallysim.config import Config, ConfigError
@@ -198,9 +198,12 @@ def _run_locked(runs, cfgs, out_dir: Path, progress: bool, log, meta, grouped: b
                 if bar:
                     bar.done(skipped=True)      # done before: not in the bar's rate
                 continue
-            _run_one(runmod, i, runs, cfgs, records, out_dir, progress, log, meta, every)
+            if line := sweep_plan.diverged_before(run_dir, cfg):     # final: it would diverge again
+                sweep_records.skip_diverged(run_dir, rec, line, log, f"[{i + 1}/{n}]")
+            else:
+                _run_one(runmod, i, runs, cfgs, records, out_dir, progress, log, meta, every)
             if bar:
-                bar.done()
+                bar.done(skipped=bool(line))
     except BaseException:
         for rec in records:
             if rec["status"] == "running":

@@ -22,14 +22,33 @@ def done_before(out_dir: Path, runs) -> int:
     return sum((Path(out_dir) / name / DONE).exists() for name, _ in runs)
 
 
+def diverged_before(run_dir: Path, cfg: Config) -> Optional[str]:
+    """error.txt's line where run_dir holds a run stopped by a non-finite loss under this very config (and
+    plugins), else None. Such a run keeps no checkpoint (results.run_dir.how_stopped), so run again it
+    computed the same rounds from round 1 and diverged in the same one: the sweep (and a figure) skips it
+    as final, failed, and says so; one of another config (a smaller optim.lr in the base) runs again."""
+    from tallysim import checkpoint, outdir
+    from tallysim.results.run_dir import DIVERGED
+    if (run_dir / DONE).exists() or (run_dir / checkpoint.FILE).is_file() or not outdir.is_run_dir(run_dir) \
+            or not (run_dir / metrics.CONFIG).is_file():
+        return None
+    try:
+        text = (run_dir / metrics.ERROR).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    line = next((x.strip() for x in text.splitlines() if DIVERGED in x), None)
+    return None if line is None or config_diff(run_dir, cfg) or plugin_edits(run_dir) else line
+
+
 def plan(cfgs: list[Config], dirs: list[Path], grouped: bool) -> list[list[int]]:
     """The order runs go in: batches of run indices, each one compiled program. Grouped, the runs
-    still to do are grouped by their static signature (lanes.group); a finished run, or a partial
-    one with a checkpoint (it resumes on its own), is a batch of one."""
+    still to do are grouped by their static signature (lanes.group); a finished run, one stopped by a
+    non-finite loss under its config (skipped), or a partial one with a checkpoint (it resumes on its
+    own), is a batch of one."""
     from tallysim import checkpoint
     from tallysim.sim import lanes
-    todo = [i for i, d in enumerate(dirs)
-            if grouped and not (d / DONE).exists() and not (d / checkpoint.FILE).is_file()]
+    todo = [i for i, d in enumerate(dirs) if grouped and not (d / DONE).exists()
+            and not (d / checkpoint.FILE).is_file() and diverged_before(d, cfgs[i]) is None]
     batches = {min(g): g for g in (([todo[k] for k in grp] for grp in lanes.group([cfgs[i] for i in todo])))}
     out, seen = [], set()
     for i in range(len(cfgs)):
@@ -56,7 +75,7 @@ def compiles(cfgs: list[Config], dirs: list[Path], batches: list[list[int]],
         cached = startup.cache_in_effect()
     seen, out = set(), []
     for batch in batches:
-        if all((dirs[i] / DONE).exists() for i in batch):
+        if all((dirs[i] / DONE).exists() or diverged_before(dirs[i], cfgs[i]) for i in batch):
             out.append(0)
             continue
         batch_cfgs = [cfgs[i] for i in batch]
@@ -130,6 +149,9 @@ def state(run_dir: Path, cfg: Config) -> str:
         diff, edited = config_diff(run_dir, cfg), plugin_edits(run_dir)
         return "done" + (f"; skipped, though its config.json differs ({first_few(diff, 4, ', ...')})" if diff else
                          f"; skipped, though plugin {', '.join(edited)} has changed since it ran" if edited else "")
+    if line := diverged_before(run_dir, cfg):
+        return (f"failed before, skipped: it stopped on a non-finite loss under this config ({line}), so run "
+                f"again it would diverge again; delete {run_dir} to run it anyway")
     if (run_dir / checkpoint.FILE).is_file():
         try:
             # the checkpoint's round is the last one done: "will resume from round 1" read as the run's first

@@ -67,3 +67,11 @@ def fail(run_dir: Path, rec: dict, message: str, log, detail: Optional[str] = No
     if diverged:                       # its loss went non-finite (run.NonFiniteLoss): a result, not a bug
         rec["diverged"] = True
     log(f"  FAILED: {rec['error']}" + ("" if busy else f" (see {err})"))     # --quiet: in main's closing lines
+
+
+def skip_diverged(run_dir: Path, rec: dict, line: str, log, where: str) -> None:
+    """Record a run that stopped on a non-finite loss under this config before (sweep_plan.diverged_before)
+    as failed and diverged, not run again: from round 1 it would diverge in the same round."""
+    rec.update(status="failed", error=line, diverged=True)
+    log(f"{where} skip {run_dir.name} (failed before: it stopped on a non-finite loss under this config, "
+        f"{line}; run again it would diverge again: delete {run_dir} to run it anyway)")

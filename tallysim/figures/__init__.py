@@ -99,6 +99,8 @@ def preflight(name_or_path: str, smoke: bool, results: Optional[str], out: Optio
             # passed as absent: --out failed when the figure was drawn, after every run; --results at its first mkdir
             raise ConfigError(f"{flag} {value} is a symbolic link to {os.readlink(value)}, which does not exist; "
                               f"allowed: the real directory, or another {flag}")
+        if value is not None:           # "results\n" read from a file: refused as run's and sweep's --out are
+            outdir.destination(value, flag)
     name, path = resolve(name_or_path)
     spec = config.read_file(str(path))
     kind = spec.get("kind")

@@ -9,12 +9,13 @@ gains from the others, which loses).
 from __future__ import annotations
 
 from tallysim.figures.drawing import finish_axis, save
-from tallysim.figures.own_axes import own_lines
+from tallysim.figures.own_axes import own_lines, varying
 from tallysim.results.headline import seed_marks
 from tallysim.results.md import cell, footnote, starred
 from tallysim.figures.panel_layout import panel_grid
 from tallysim.results.metrics import bits_text, read_run
 from tallysim import model_groups
+from tallysim.fields import ConfigError
 
 MARKERS = "osD^v<>pX*"                                   # one per model group (protocol lines)
 LOCAL_STYLES = (":", "-.", "--", (0, (1, 4)), (0, (5, 2, 1, 2)))       # one per model group (local lines)
@@ -25,6 +26,28 @@ def model_group_names(cfg: dict) -> list[str]:
     return [g.name for g in model_groups.parse(cfg.get("model", {}).get("groups"))]
 
 
+def local_baselines(panel: str, read: list):
+    """baseline(line, overrides) -> {model group: final accuracy} of the panel's local-training run that a
+    protocol's run gains over. A local group that sweeps an axis of its own (local_epochs=1,2) has a run per
+    value, and each overwrote the last as every protocol's baseline: a run is paired with the local run of
+    its own value of that axis, and refused in one line where none matches."""
+    local = [(line, ov, rows, model_group_names(cfg)) for line, ov, (cfg, rows) in read
+             if cfg.get("protocol", {}).get("name") == "local"]
+    axes = varying([(ov, None) for _, ov, _, _ in local])
+
+    def baseline(line: str, ov: dict) -> dict:
+        match = [(n, rows, names) for n, lov, rows, names in local if all(lov.get(k) == ov.get(k) for k in axes)]
+        if axes and not match:
+            raise ConfigError(
+                f"model_groups figure{f', panel {panel}' if panel else ''}: local training sweeps "
+                f"{', '.join(axes)} of its own ({', '.join(n for n, *_ in local)}), so '{line}' has no local "
+                "run of its value to gain over; allowed: the same values swept in the protocol's group (each "
+                "run paired with the local run of its value), or one local run per panel")
+        # several matches differ in no override (two local groups alike): one baseline, the last, as before
+        return {g: rows[-1][f"acc_mean@{g}"] for _, rows, names in match for g in names}
+    return baseline
+
+
 def groups_fig(spec, data, stem, title) -> dict:
     triples, order, fig, axes = panel_grid(spec, data)
     per_panel = {}
@@ -32,22 +55,22 @@ def groups_fig(spec, data, stem, title) -> dict:
         by_group: dict = {}
         for protocol, ov, d in t:
             by_group.setdefault(protocol, []).append((ov, d))
-        per_panel[p] = [(line, d) for line, runs in own_lines(by_group)[0].items() for _, d in runs]
-    colours = {p: f"C{i}" for i, p in enumerate(dict.fromkeys(line for t in per_panel.values() for line, _ in t))}
+        per_panel[p] = [(line, ov, d) for line, runs in own_lines(by_group)[0].items() for ov, d in runs]
+    colours = {p: f"C{i}" for i, p in enumerate(dict.fromkeys(line for t in per_panel.values() for line, _, _ in t))}
     table, lines, marked = [], [], []            # marked: the table's cells over fewer seeds (footnote)
     for ax, panel in zip(axes[0], order):
-        local = {}                                    # model group -> local training's final accuracy
         # local training is the baseline by the run's protocol, not by its figure group's name: a user's
         # group "alone" of protocol local was drawn as a protocol, and no gain over it tabled (hostile19)
-        read = [(protocol, read_run(d)) for protocol, d in per_panel[panel]]
-        read.sort(key=lambda r: r[1][0].get("protocol", {}).get("name") != "local")     # local first
-        for protocol, (cfg, rows) in read:
+        read = [(protocol, ov, read_run(d)) for protocol, ov, d in per_panel[panel]]
+        read.sort(key=lambda r: r[2][0].get("protocol", {}).get("name") != "local")     # local first
+        baseline = local_baselines(panel, read)
+        for protocol, ov, (cfg, rows) in read:
             is_local = cfg.get("protocol", {}).get("name") == "local"
+            local = {} if is_local else baseline(protocol, ov)    # model group -> its local final accuracy
             for i, g in enumerate(model_group_names(cfg)):
                 ys = [r[f"acc_mean@{g}"] for r in rows]
                 xs = [max(float(r[f"bits_per_peer@{g}"]), 1.0) for r in rows]
                 if is_local:
-                    local[g] = ys[-1]
                     ax.axhline(ys[-1], color="0.4", linestyle=LOCAL_STYLES[i % len(LOCAL_STYLES)],
                                linewidth=1, label=f"{protocol} {g}")
                 else:
