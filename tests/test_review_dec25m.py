@@ -19,3 +19,22 @@ def test_a_selection_counts_a_run_stopped_on_a_non_finite_loss_as_final(tmp_path
     (root / "g" / "c").mkdir()
     (root / "g" / "c" / "done.json").write_text("{}")
     assert selection.missing(plans, root) == {}
+
+
+def test_a_run_skipped_as_diverged_has_its_data_checked_no_more(tmp_path, monkeypatch):
+    # the sweep skips it (leftovers42) and so loads none of its data, but run_sweep, `sweep --dry-run` and a
+    # figure still checked that data before anything ran: data moved since refused the whole sweep
+    from tallysim.data import loading
+    base, out = tiny("rounds=1", "protocol.name=local"), tmp_path / "root" / "g"
+    runs = [("a", []), ("b", ["optim.lr=1e30"])]
+    sweep.run_sweep(base, runs, out, progress=False, log=lambda m: None)     # a done, b diverged
+    cfgs = sweep.configs(base, runs)
+    assert sweep.unfinished(runs, cfgs, out) == []
+    (out / "a" / "done.json").unlink()                                        # a to run again: checked
+    assert sweep.unfinished(runs, cfgs, out) == [cfgs[0]]
+    checked = []
+    monkeypatch.setattr(loading, "check_datasets", lambda c: checked.append([x.optim.lr for x in c]))
+    plans = Plans({"g": (base, runs)}, {"g": cfgs}, {})
+    plans.check_data(tmp_path / "elsewhere")            # nothing there: both runs will run, both checked
+    plans.check_data(tmp_path / "root")                 # the figure's own folder: b is skipped, not checked
+    assert checked == [[cfgs[0].optim.lr, 1e30], [cfgs[0].optim.lr]]
