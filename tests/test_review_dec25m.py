@@ -38,3 +38,9 @@ def test_a_run_skipped_as_diverged_has_its_data_checked_no_more(tmp_path, monkey
     plans.check_data(tmp_path / "elsewhere")            # nothing there: both runs will run, both checked
     plans.check_data(tmp_path / "root")                 # the figure's own folder: b is skipped, not checked
     assert checked == [[cfgs[0].optim.lr, 1e30], [cfgs[0].optim.lr]]
+    # a config.json that cannot be read is no evidence of the same config (config_diff reads it as no
+    # difference): the run is not skipped as diverged but runs again
+    from tallysim import sweep_plan
+    assert sweep_plan.diverged_before(out / "b", cfgs[1])
+    (out / "b" / "config.json").write_text('{"peers": 4')
+    assert sweep_plan.diverged_before(out / "b", cfgs[1]) is None
