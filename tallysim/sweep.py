@@ -78,11 +78,13 @@ def command_configs(base_cfg: Config, runs: list[tuple[str, list[str]]], out=Non
 
 def unfinished(runs: list, cfgs: list[Config], out) -> list[Config]:
     """The configs of the runs not finished in `out` (no DONE): the only ones whose data.path is checked. A
-    finished run is only read, so data moved since does not refuse it (as run_sweep and a figure skip it)."""
+    finished run is only read, so data moved since does not refuse it (as run_sweep and a figure skip it);
+    nor does one stopped on a non-finite loss under its config, which is skipped too (sweep_plan.diverged_before)."""
     if out is None:
         return cfgs
     out_dir = outdir.destination(out)
-    return [c for (n, _), c in zip(runs, cfgs) if not (out_dir / n / DONE).exists()]
+    return [c for (n, _), c in zip(runs, cfgs)
+            if not (out_dir / n / DONE).exists() and not sweep_plan.diverged_before(out_dir / n, c)]
 
 
 def check_devices(runs: list, cfgs: list[Config]) -> None:

@@ -34,7 +34,10 @@ def diverged_before(run_dir: Path, cfg: Config) -> Optional[str]:
         return None
     try:
         text = (run_dir / metrics.ERROR).read_text(encoding="utf-8", errors="replace")
-    except OSError:
+        # config_diff reads a config.json it cannot parse as "no difference": a damaged one is not this config
+        if not isinstance(json.loads((run_dir / metrics.CONFIG).read_text()), dict):
+            return None
+    except (OSError, ValueError, UnicodeDecodeError):
         return None
     line = next((x.strip() for x in text.splitlines() if DIVERGED in x), None)
     return None if line is None or config_diff(run_dir, cfg) or plugin_edits(run_dir) else line

@@ -25,13 +25,13 @@ class Plans(dict):
 
     def check_data(self, root: Path) -> None:
         """Each group's data (data.path, a misspelt data.name: data.loading.check_datasets) before the first group runs, for the runs
-        that will load data: not one finished in root/group (a figure re-drawn from results whose data
-        has moved since); run_sweep's check came only as each group started, after the groups before it."""
+        that will load data (sweep.unfinished): not one finished in root/group (a figure re-drawn from results
+        whose data has moved since), nor one the sweep skips as diverged; run_sweep's check came only as
+        each group started, after the groups before it."""
         from tallysim.data import loading
         for g, (_, runs) in self.items():
             try:
-                loading.check_datasets([c for (n, _), c in zip(runs, self.configs[g])
-                                        if not (root / g / n / sweep.DONE).exists()])
+                loading.check_datasets(sweep.unfinished(runs, self.configs[g], root / g))
             except ConfigError as e:
                 raise ConfigError(f"figure group {g!r}: {e}") from None
 

@@ -52,8 +52,14 @@ def select(plans: Plans, panel_names, only, panel, tag: str) -> Plans:
 
 
 def missing(plans: Plans, root: Path) -> dict:
-    """group name -> how many of its runs (of the full plan) have not finished in root/<group>/."""
-    left = {g: sum(not (root / g / n / sweep.DONE).exists() for n, _ in runs) for g, (_, runs) in plans.items()}
+    """group name -> how many of its runs (of the full plan) have not finished in root/<group>/. A run
+    stopped on a non-finite loss under its config is final (the sweep skips it: sweep_plan.diverged_before)
+    and the full figure leaves it out: counted missing, a figure with one was never drawn by a selection,
+    which said to run the group again, which skipped it again."""
+    from tallysim import sweep_plan
+    left = {g: sum(not (root / g / n / sweep.DONE).exists() and not sweep_plan.diverged_before(root / g / n, c)
+                   for (n, _), c in zip(runs, plans.configs[g]))
+            for g, (_, runs) in plans.items()}
     return {g: n for g, n in left.items() if n}
 
 
