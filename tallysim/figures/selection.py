@@ -11,6 +11,7 @@ from typing import Optional
 from tallysim import sweep
 from tallysim.config import ConfigError
 from tallysim.figures.plans import Plans
+from tallysim.progress_base import QuietLog, result, say
 from tallysim.results.metrics import panel_of
 
 
@@ -62,3 +63,18 @@ def not_drawn(tag: str, left: dict, root: Path) -> str:
     return (f"{tag}: not drawn: groups still missing runs: "
             f"{', '.join(f'{g} ({n})' for g, n in left.items())}; the runs made are kept in {root} (run the rest "
             "with --only/--panel, or the full figure, which skips the finished ones, to draw it)")
+
+
+class ReadBack(QuietLog):
+    """The log of a selection's second pass over the full plan, once every run has finished: it only
+    reads each run's record back for drawing, so its progress lines (a "skip NAME (done)" per run) are
+    dropped, while a note about a run (say) and a result still reach `log` as they would."""
+
+    def __init__(self, log):
+        self.log = log
+
+    def note(self, line: str, name: str = "") -> None:
+        say(self.log, line, name)
+
+    def result(self, line: str) -> None:
+        result(self.log, line)
