@@ -1,6 +1,7 @@
 """leftovers44 (one section per item): the bar over runs counts a run skipped as stopped on a NaN loss
-before (sweep_plan.diverged_before) as done before, in a sweep and in a figure; a figure's --only/--panel
-selection that completes the figure reads the full plan's records back in silence."""
+before (sweep_plan.diverged_before) as done before, in a sweep and in a figure, and a figure's selection
+counts it final, not missing; a figure's --only/--panel selection that completes the figure reads the
+full plan's records back in silence."""
 import json
 
 from tallysim import cli, figures, progress
@@ -26,6 +27,10 @@ def test_a_run_diverged_before_counts_as_done_before_in_the_bars(tmp_path, monke
     # the figure's bar over its runs, then (the spy drew none, so run_sweep opens its own) the sweep's:
     # each was told 1 done before, the diverged run counted as one to do
     assert told == [("nan runs", 2, 2), ("runs", 2, 2)]
+    # a selection that holds it draws the figure: the run is final, not missing (it said "not drawn:
+    # groups still missing runs: g (1)" however often it ran)
+    out = figures.make_figure(str(path), progress=False, only="g", **kw)
+    assert "missing" not in out and (tmp_path / "fig" / "nan.png").is_file(), out
 
 
 # ----------------------------------------------------------------------------- 2. a selection's second pass

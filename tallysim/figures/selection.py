@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from tallysim import sweep
+from tallysim import sweep, sweep_plan
 from tallysim.config import ConfigError
 from tallysim.figures.plans import Plans
 from tallysim.progress_base import QuietLog, result, say
@@ -53,8 +53,12 @@ def select(plans: Plans, panel_names, only, panel, tag: str) -> Plans:
 
 
 def missing(plans: Plans, root: Path) -> dict:
-    """group name -> how many of its runs (of the full plan) have not finished in root/<group>/."""
-    left = {g: sum(not (root / g / n / sweep.DONE).exists() for n, _ in runs) for g, (_, runs) in plans.items()}
+    """group name -> how many of its runs (of the full plan) have not finished in root/<group>/; one stopped
+    on a non-finite loss under its config is final (the full figure skips it, left out as failed), not
+    missing: counted missing, a selection holding one never drew the figure, however often run again."""
+    left = {g: sum(not (root / g / n / sweep.DONE).exists()
+                   and sweep_plan.diverged_before(root / g / n, plans.configs[g][i]) is None
+                   for i, (n, _) in enumerate(runs)) for g, (_, runs) in plans.items()}
     return {g: n for g, n in left.items() if n}
 
 
