@@ -167,7 +167,7 @@ def _run_locked(runs, cfgs, out_dir: Path, progress: bool, log, meta, grouped: b
     _write_index(out_dir, records, meta)
     n = len(runs)
     own_bar = runs_bar is None
-    bar = progress_bars.runs_bar(n, progress, done_before=done_before(out_dir, runs)) if own_bar else runs_bar
+    bar = progress_bars.runs_bar(n, progress, done_before=done_before(out_dir, runs, cfgs)) if own_bar else runs_bar
     batches = _plan(cfgs, [out_dir / name for name, _ in runs], grouped)
     compiling = compiles(cfgs, [out_dir / name for name, _ in runs], batches)
     if bar and own_bar:             # a caller's bar (a figure's) was told its groups' compiles when it opened

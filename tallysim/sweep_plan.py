@@ -16,10 +16,14 @@ from tallysim.results import metrics
 DONE = metrics.DONE
 
 
-def done_before(out_dir: Path, runs) -> int:
-    """How many of `runs` (name, overrides) finished before (their DONE is there): the sweep skips them, so
-    the bar over runs neither waits for them nor, with only they left, promises an ETA."""
-    return sum((Path(out_dir) / name / DONE).exists() for name, _ in runs)
+def done_before(out_dir: Path, runs, cfgs: Optional[list] = None) -> int:
+    """How many of `runs` (name, overrides) finished before (their DONE is there) or, given their `cfgs`,
+    stopped before on a non-finite loss under the same config (diverged_before): the sweep skips them, so
+    the bar over runs neither waits for them nor, with only they left, promises an ETA (a diverged run
+    counted as to do made the first ETA one run's time too long per such run)."""
+    dirs = [Path(out_dir) / name for name, _ in runs]
+    return sum((d / DONE).exists() or (cfgs is not None and diverged_before(d, cfgs[i]) is not None)
+               for i, d in enumerate(dirs))
 
 
 def diverged_before(run_dir: Path, cfg: Config) -> Optional[str]:

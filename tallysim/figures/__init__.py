@@ -211,8 +211,9 @@ def make_figure(name_or_path: str, smoke: bool = False, results: str = "results"
             if left:
                 result(log, selection.not_drawn(tag, left, root))
                 return {"missing": left, "seconds": round(time.time() - t0, 1)}
-            plans = full            # nothing left to run: each finished run's record, read back
-            recs_by_group = _run_groups(plans, root, tag, progress, log, grouped, checkpoint_every)
+            plans = full            # nothing left to run: each finished run's record, read back in silence
+            # (its per-run skip lines and a second, already-full bar said nothing the first pass had not)
+            recs_by_group = _run_groups(plans, root, tag, False, selection.ReadBack(log), grouped, checkpoint_every)
         left_out = []
         for gname, (cfg, runs) in plans.items():
             recs = recs_by_group[gname]
@@ -257,7 +258,8 @@ def _run_groups(plans, root: Path, tag: str, progress, log, grouped: bool, check
     try:        # the bar inside: one that fails to start (a Ctrl-C, a closed terminal) gives the locks back
         # one bar over every group's runs (the per-round bar sits under it)
         bar = progress_bars.runs_bar(sum(len(runs) for _, runs in plans.values()), progress, f"{tag} runs",
-                                     sum(sweep.done_before(root / g, runs) for g, (_, runs) in plans.items()))
+                                     sum(sweep.done_before(root / g, runs, plans.configs[g])
+                                         for g, (_, runs) in plans.items()))
         if bar:         # every group's compiles to come, for the ETA before the first run ends
             bar.expect_compiles(sum(_compiles(plans.configs[g], runs, root / g, grouped)
                                     for g, (_, runs) in plans.items()))

@@ -8,9 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from tallysim import sweep
+from tallysim import sweep, sweep_plan
 from tallysim.config import ConfigError
 from tallysim.figures.plans import Plans
+from tallysim.progress_base import QuietLog, result, say
 from tallysim.results.metrics import panel_of
 
 
@@ -56,7 +57,6 @@ def missing(plans: Plans, root: Path) -> dict:
     stopped on a non-finite loss under its config is final (the sweep skips it: sweep_plan.diverged_before)
     and the full figure leaves it out: counted missing, a figure with one was never drawn by a selection,
     which said to run the group again, which skipped it again."""
-    from tallysim import sweep_plan
     left = {g: sum(not (root / g / n / sweep.DONE).exists() and not sweep_plan.diverged_before(root / g / n, c)
                    for (n, _), c in zip(runs, plans.configs[g]))
             for g, (_, runs) in plans.items()}
@@ -68,3 +68,18 @@ def not_drawn(tag: str, left: dict, root: Path) -> str:
     return (f"{tag}: not drawn: groups still missing runs: "
             f"{', '.join(f'{g} ({n})' for g, n in left.items())}; the runs made are kept in {root} (run the rest "
             "with --only/--panel, or the full figure, which skips the finished ones, to draw it)")
+
+
+class ReadBack(QuietLog):
+    """The log of a selection's second pass over the full plan, once every run has finished: it only
+    reads each run's record back for drawing, so its progress lines (a "skip NAME (done)" per run) are
+    dropped, while a note about a run (say) and a result still reach `log` as they would."""
+
+    def __init__(self, log):
+        self.log = log
+
+    def note(self, line: str, name: str = "") -> None:
+        say(self.log, line, name)
+
+    def result(self, line: str) -> None:
+        result(self.log, line)
