@@ -11,6 +11,7 @@ MLP's model.width, that LeNet and the CNN do not read). One JSON line on stdout:
 """
 from __future__ import annotations
 
+import argparse
 import json
 import pathlib
 import sys
@@ -34,10 +35,21 @@ def plan(spec_path: str, group: str, alpha: str, seed: int) -> config.Config:
     return config.apply_overrides(cfg, [*chosen[0], f"seed={seed}", "seeds=1"])
 
 
+def _seed(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number")
+    return int(text)
+
+
 def main(argv: list[str]) -> dict:
-    if len(argv) != 4 or not argv[3].isdigit():
-        raise SystemExit("usage: fig2_one_seed.py FIGURE.json GROUP ALPHA SEED (SEED a whole number)")
-    spec_path, group, alpha, seed = argv[0], argv[1], argv[2], int(argv[3])
+    # argparse: --help answers with the usage and exit 0, no argument with exit 2 (every experiments script)
+    p = argparse.ArgumentParser(prog="fig2_one_seed.py", description=__doc__.split("\n\n")[0])
+    p.add_argument("figure", metavar="FIGURE.json", help="a Fig. 2 figure config (experiments/fig2_lenet.json)")
+    p.add_argument("group", metavar="GROUP", help="one of its groups (tally, softlabel, local, ...)")
+    p.add_argument("alpha", metavar="ALPHA", help="one of its partition.alpha points (0.1, 0.5, 100)")
+    p.add_argument("seed", metavar="SEED", type=_seed, help="the seed, a whole number (2 for a third seed)")
+    a = p.parse_args(argv)
+    spec_path, group, alpha, seed = a.figure, a.group, a.alpha, a.seed
     cfg = plan(spec_path, group, alpha, seed)
     from tallysim import run as runmod
     t0 = time.time()

@@ -255,9 +255,12 @@ def test_sweep_quiet_prints_no_per_run_line_but_its_failures_and_result(monkeypa
     assert len(out.splitlines()) == 1
     assert err.splitlines()[-1] == "  failed: distill.weight=1: round 1: the training loss is nan", err
     assert "FAILED" not in err and "collapsed" not in err, err
-    assert cli.main(argv + ["--progress", "lines"]) == 0     # again: the finished run skipped, the other run
+    # again: the finished run skipped, and the one its loss stopped under this config too (leftovers42: run
+    # again it would diverge again), still counted failed
+    assert cli.main(argv + ["--progress", "lines"]) == 1
     out = capsys.readouterr().out
-    assert "[1/2] skip distill.weight=0.5 (done)" in out and "[2/2] distill.weight=1" in out, out
+    assert "[1/2] skip distill.weight=0.5 (done)" in out, out
+    assert "[2/2] skip distill.weight=1 (failed before: it stopped on a non-finite loss" in out, out
 
 
 def test_figure_quiet_keeps_what_it_wrote(capsys):
