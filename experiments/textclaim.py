@@ -88,12 +88,21 @@ def floor(name: str, max_test: int, seed: int = 0) -> float:
 
 def main(argv):
     panel, protocol, *over = argv
-    distill.probe_exchange = with_vote_diagnostics(distill.probe_exchange)
-    rows_.ROUND_KEYS.update({k: float for k in KEYS})
+    # the config first: a bad override is refused before tallysim's globals are instrumented, and they are
+    # put back after the run (main called in a process that goes on, e.g. a test's, left every later run's
+    # rows with KEYS)
     cfg = config.apply_overrides(config.Config(), [PANELS[panel], f"protocol.name={protocol}", *BASE, *over])
-    t0 = time.time()
-    res = tallysim.run(cfg, out=tempfile.mkdtemp(prefix="textclaim-"))
-    wall = time.time() - t0
+    real, keys = distill.probe_exchange, dict(rows_.ROUND_KEYS)
+    distill.probe_exchange = with_vote_diagnostics(real)
+    rows_.ROUND_KEYS.update({k: float for k in KEYS})
+    try:
+        t0 = time.time()
+        res = tallysim.run(cfg, out=tempfile.mkdtemp(prefix="textclaim-"))
+        wall = time.time() - t0
+    finally:
+        distill.probe_exchange = real
+        rows_.ROUND_KEYS.clear()
+        rows_.ROUND_KEYS.update(keys)
     acc = "acc_global" if res.last.get("acc_global") is not None else "acc_mean"
     per_round = [{"round": r["round"], "acc": round(r[acc], 4), "acc_min": r["acc_min"], "acc_max": r["acc_max"],
                   **{k: (None if r.get(k) is None else round(r[k], 4))

@@ -230,11 +230,17 @@ def test_wordclaim_checks_every_groups_config_before_the_first_runs(wordclaim):
 ], ids=["wordclaim", "textclaim"])
 def test_the_claim_scripts_say_a_bad_override_in_one_line(monkeypatch, capsys, script, argv, said):
     # a ConfigError traceback (tallysim.fields.ConfigError: ...) where `tallysim run` says one line
+    from tallysim.protocols import distill
+    from tallysim.results import rows as rows_
     if script == "wordclaim.py":
         from experiments import wordclaim     # noqa: F401  (imported once: runpy runs its file again)
+    before = distill.probe_exchange, dict(rows_.ROUND_KEYS)
     code, out = _script(monkeypatch, capsys, script, *argv)
     assert code == said or said in str(code), (code, out)
     assert "Traceback" not in out, out
+    # textclaim instrumented tallysim's globals before refusing: every later run in this test process had
+    # its KEYS in its rows (test_run's row-key checks failed, depending on which worker ran this file)
+    assert (distill.probe_exchange, dict(rows_.ROUND_KEYS)) == before
 
 
 def test_textclaim_floor_takes_nothing_after_it_and_its_help_names_a_protocol(monkeypatch, capsys):
