@@ -83,8 +83,7 @@ def unfinished(runs: list, cfgs: list[Config], out) -> list[Config]:
     if out is None:
         return cfgs
     out_dir = outdir.destination(out)
-    return [c for (n, _), c in zip(runs, cfgs)
-            if not (out_dir / n / DONE).exists() and not sweep_plan.diverged_before(out_dir / n, c)]
+    return [c for (n, _), c in zip(runs, cfgs) if not sweep_plan.final(out_dir / n, c)]
 
 
 def check_devices(runs: list, cfgs: list[Config]) -> None:

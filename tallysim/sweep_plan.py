@@ -22,8 +22,14 @@ def done_before(out_dir: Path, runs, cfgs: Optional[list] = None) -> int:
     the bar over runs neither waits for them nor, with only they left, promises an ETA (a diverged run
     counted as to do made the first ETA one run's time too long per such run)."""
     dirs = [Path(out_dir) / name for name, _ in runs]
-    return sum((d / DONE).exists() or (cfgs is not None and diverged_before(d, cfgs[i]) is not None)
-               for i, d in enumerate(dirs))
+    return sum((d / DONE).exists() if cfgs is None else final(d, cfgs[i]) for i, d in enumerate(dirs))
+
+
+def final(run_dir: Path, cfg: Config) -> bool:
+    """Whether the sweep (and a figure) will not run run_dir again: it finished (DONE), or it stopped on a
+    non-finite loss under this very config (diverged_before). The one test of the sweep's skip, its bar,
+    its data check and a figure selection's missing runs."""
+    return (run_dir / DONE).exists() or diverged_before(run_dir, cfg) is not None
 
 
 def diverged_before(run_dir: Path, cfg: Config) -> Optional[str]:
@@ -54,8 +60,8 @@ def plan(cfgs: list[Config], dirs: list[Path], grouped: bool) -> list[list[int]]
     own), is a batch of one."""
     from tallysim import checkpoint
     from tallysim.sim import lanes
-    todo = [i for i, d in enumerate(dirs) if grouped and not (d / DONE).exists()
-            and not (d / checkpoint.FILE).is_file() and diverged_before(d, cfgs[i]) is None]
+    todo = [i for i, d in enumerate(dirs) if grouped and not (d / checkpoint.FILE).is_file()
+            and not final(d, cfgs[i])]
     batches = {min(g): g for g in (([todo[k] for k in grp] for grp in lanes.group([cfgs[i] for i in todo])))}
     out, seen = [], set()
     for i in range(len(cfgs)):
@@ -82,7 +88,7 @@ def compiles(cfgs: list[Config], dirs: list[Path], batches: list[list[int]],
         cached = startup.cache_in_effect()
     seen, out = set(), []
     for batch in batches:
-        if all((dirs[i] / DONE).exists() or diverged_before(dirs[i], cfgs[i]) for i in batch):
+        if all(final(dirs[i], cfgs[i]) for i in batch):
             out.append(0)
             continue
         batch_cfgs = [cfgs[i] for i in batch]

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from tallysim import sweep, sweep_plan
+from tallysim import sweep_plan
 from tallysim.config import ConfigError
 from tallysim.figures.plans import Plans
 from tallysim.progress_base import QuietLog, result, say
@@ -57,8 +57,7 @@ def missing(plans: Plans, root: Path) -> dict:
     stopped on a non-finite loss under its config is final (the sweep skips it: sweep_plan.diverged_before)
     and the full figure leaves it out: counted missing, a figure with one was never drawn by a selection,
     which said to run the group again, which skipped it again."""
-    left = {g: sum(not (root / g / n / sweep.DONE).exists() and not sweep_plan.diverged_before(root / g / n, c)
-                   for (n, _), c in zip(runs, plans.configs[g]))
+    left = {g: sum(not sweep_plan.final(root / g / n, c) for (n, _), c in zip(runs, plans.configs[g]))
             for g, (_, runs) in plans.items()}
     return {g: n for g, n in left.items() if n}
 
