@@ -110,6 +110,9 @@ def test_known_numbers_and_markdown(tmp_path):
                  "A above B |", "95% Student-t interval", "metric: acc_mean at the final evaluation (round 2)",
                  "not matched bits: A 2048 bits per peer, B 0 bits per peer", "protocol.name (tally / local)"):
         assert want in text, want
+    assert not any("final evaluation is round" in n for n in c.notes)
+    longer = _run(tmp_path / "longer", "local", {s: v + [0.9] for s, v in B3.items()}, rounds=3)
+    assert "A's final evaluation is round 2, B's round 3" in cmp.compare(a, longer).text()
     best = cmp.compare(a, b, at="best")[0]          # each seed's own best round: seed 2's is round 1 (0.9)
     assert best["a_values"] == [0.80, 0.82, 0.9] and best["b_values"] == [0.70, 0.71, 0.75]
 

@@ -196,6 +196,10 @@ def pair(a_runs: list, b_runs: list, metric: str, at: str, label: str, notes: li
                      "auto: each run's headline accuracy; --metric KEY compares one column)")
     if a_bits != b_bits:
         notes.append(f"{where}not matched bits: A {_bits(a_bits)} per peer, B {_bits(b_bits)} per peer")
+    rounds = [sorted({rows[-1]["round"] for *_, rows in runs}) for runs in (a_runs, b_runs)]
+    if at == "final" and rounds[0] != rounds[1]:    # both finished, at other lengths: say which rounds meet
+        notes.append(f"{where}A's final evaluation is round {'/'.join(map(str, rounds[0]))}, B's round "
+                     f"{'/'.join(map(str, rounds[1]))}")
     diffs = [a_vals[s] - b_vals[s] for s in seeds]
     return {"pair": label, "a": ", ".join(str(d) for d, *_ in a_runs), "b": ", ".join(str(d) for d, *_ in b_runs),
             "metric_a": "/".join(sorted(a_keys)), "metric_b": "/".join(sorted(b_keys)), "at": at,
