@@ -269,3 +269,20 @@ def test_real_runs_compare_as_their_per_seed_rows_say(real_sweep, capsys):
     assert cli.main(["compare", str(real_sweep), "--by", "protocol.name=local,tally"]) == 0
     text = capsys.readouterr().out
     assert f"| 3 | {-d.mean():+.4f} |" in text and "not matched bits: A 0 bits per peer" in text
+
+
+def test_the_c10_pool3200_note_is_its_per_seed_csvs():
+    """docs/matched-bits.md's compare note on soft labels' lead over tally at C = 10 (pool of 3,200): the
+    numbers are paired_stats over the committed per-seed CSVs (what the re-run reproduced to the sixth
+    decimal); fails on a number typed by hand or a verdict against the interval."""
+    fig = ROOT / "docs" / "figures"
+    soft = {int(r["seed"]): float(r["acc_mean"]) for r in csv.DictReader(open(fig / "class_matched_bits_paired_seeds.csv"))
+            if r["group"] == "c10_softlabel_8bit_40p" and r["panel"] == "dir0.1"}
+    tally = {int(r["seed"]): float(r["acc_mean"]) for r in csv.DictReader(open(fig / "class_c10_pool3200_paired_seeds.csv"))}
+    s = ps.summarize([soft[k] - tally[k] for k in (0, 1, 2)])
+    want = (f"soft labels minus tally {s['mean']:+.3f}, standard error {s['se']:.3f}, 95% t-interval "
+            f"[{s['ci_low']:+.3f}, {s['ci_high']:+.3f}], {s['above']} of 3 seeds above, sign test p {s['sign_p']:.2g}: "
+            f"**{s['verdict']}")
+    assert want in " ".join((ROOT / "docs" / "matched-bits.md").read_text().split()), want
+    row = f"but within the noise: `tallysim compare` gives a 95% t-interval of [{s['ci_low']:+.3f}, {s['ci_high']:+.3f}]"
+    assert s["verdict"] == "level within noise" and row in (ROOT / "docs" / "figures.md").read_text(), row

@@ -20,7 +20,7 @@ from typing import Optional
 from tallysim.config import ConfigError
 from tallysim.fields import did_you_mean, first_few
 from tallysim.results import headline, metrics, paired_stats
-from tallysim.results.swept import flatten, swept_fields, with_defaults
+from tallysim.results.swept import flatten, swept_fields, unread_blank, with_defaults
 
 AT = ("final", "best")
 # fields that are no part of a setting's identity when pairing: the seeds are what is paired
@@ -214,7 +214,8 @@ def _bits(b) -> str:
 
 def _differ(cfgs: list) -> str:
     fields = [k for k in swept_fields(cfgs) if k not in SEED_FIELDS]
-    flat = [with_defaults(flatten(c), fields) for c in cfgs]
+    # a field a run never reads shown as None: tally's comm.soft_bits read "32", its unread default
+    flat = [unread_blank(with_defaults(flatten(c), fields), fields) for c in cfgs]
     return "; ".join(f"{k} ({flat[0].get(k)} / {flat[1].get(k)})" for k in fields[:6]) + (
         f"; {len(fields) - 6} more" if len(fields) > 6 else "")
 
