@@ -286,3 +286,23 @@ def test_the_c10_pool3200_note_is_its_per_seed_csvs():
     assert want in " ".join((ROOT / "docs" / "matched-bits.md").read_text().split()), want
     row = f"but within the noise: `tallysim compare` gives a 95% t-interval of [{s['ci_low']:+.3f}, {s['ci_high']:+.3f}]"
     assert s["verdict"] == "level within noise" and row in (ROOT / "docs" / "figures.md").read_text(), row
+
+
+def test_a_seed_without_a_value_is_dropped_and_named(tmp_path):
+    """A seed whose value is null (nothing kept that round) or, in a mean over seeds, NaN (diverged) leaves
+    the pair: its difference would be no number, and the others' statistics stand."""
+    a = _run(tmp_path / "a", "tally", A3)
+    b = _run(tmp_path / "b", "local", B3)
+    rows = [json.loads(x) for x in (b / "metrics.jsonl").read_text().splitlines()]
+    rows[-1]["per_seed"]["acc_mean"][1] = None
+    rows[-1]["seeds_counted"] = {"acc_mean": 2}
+    (b / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    p, = c = cmp.compare(a, b)
+    assert p["seeds"] == [0, 2] and p["dropped"] == [1] and p["n"] == 2
+    assert "seeds dropped (no finite value, e.g. diverged): 1 (B)" in c.text()
+
+
+def test_the_fields_that_differ_blank_what_a_run_does_not_read(tmp_path):
+    a = _run(tmp_path / "a", "softlabel", A3, cfg={"comm": {"soft_bits": 8}})
+    b = _run(tmp_path / "b", "tally", B3, cfg={"comm": {"soft_bits": 32}})
+    assert "A and B differ in: protocol.name (softlabel / tally); comm.soft_bits (8 / None)" in cmp.compare(a, b).notes
