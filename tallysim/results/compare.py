@@ -2,7 +2,8 @@
 is paired across protocols (the same seed gives the same data split, probe draws and initialisation in
 every protocol), so run A's seed s against run B's seed s is a paired difference; this prints each seed's
 two values and their difference, then the mean difference, its standard error, a 95% Student-t interval,
-the seeds each way, an exact sign test and a verdict word (the rule: paired_stats.RULE).
+the seeds each way, an exact sign test and a verdict: "A above B" where the interval lies above 0, "A below
+B" where it lies below 0, else "level within noise" (one seed: no interval, level).
 
 A and B are two finished run directories, or (`--by FIELD=VA,VB`) directories holding runs (a sweep's
 --out): each run whose FIELD is VA is paired with the run that differs from it only in FIELD (its seed
