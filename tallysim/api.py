@@ -5,6 +5,7 @@
     res = tallysim.run(cfg, out="runs/m")       # a Results: res.rows, res.last, res.plot("m.png")
     d = tallysim.drive(cfg)                      # one round at a time: d.step(); d.state, d.info
     tallysim.load_plugin("my_protocols")         # protocols defined outside tallysim
+    tallysim.compare("runs/a", "runs/b")         # paired seeds: differences, 95% t-interval, verdict
 
 docs/write-a-protocol.md shows them on a complete example.
 """
@@ -100,6 +101,17 @@ def drive(cfg: Config, seed: Optional[int] = None) -> Driver:
     """The protocol of `cfg` built and initialised for `seed` (default: the config's first seed), to
     step by hand: `d.step()` runs one round, `d.run(n)` n rounds, `d.bits()` the last round's cost."""
     return Driver(cfg, seed)
+
+
+def compare(a, b=None, *, by: Optional[str] = None, metric: str = "auto", at: str = "final",
+            fmt: Optional[str] = None, out: Optional[str] = None):
+    """Paired-seed comparison, as `tallysim compare`: run directory `a` against `b` seed by seed, or (`by=
+    "FIELD=VA,VB"`) each run under `a` (a sweep's --out) with FIELD=VA against the run that differs from it
+    only in FIELD; returns a Comparison (a list of one dict per pair: per-seed values and differences, mean,
+    se, ci_low/ci_high, above/below/tied, sign_p, verdict; `.notes`; `.text()` the command's markdown or
+    CSV), written to `out` too when given."""
+    from tallysim.results.compare import compare as paired
+    return paired(a, b, by=by, metric=metric, at=at, fmt=fmt, out=out)
 
 
 def load_plugin(module: str) -> list:

@@ -62,6 +62,7 @@ def parser() -> argparse.ArgumentParser:
     add_pareto_command(sub)
     add_plot_command(sub)
     add_table_command(sub)
+    add_compare_command(sub)
     add_prepare_command(sub)
     add_figure_command(sub)
     add_bench_command(sub)
@@ -176,6 +177,12 @@ def add_table_command(sub) -> None:
     """`table`: its parser lives beside its code (results/table.py)."""
     from tallysim.results import table
     table.add_parser(sub)
+
+
+def add_compare_command(sub) -> None:
+    """`compare`: its parser lives beside its code (results/compare.py)."""
+    from tallysim.results import compare
+    compare.add_parser(sub)
 
 
 def add_prepare_command(sub) -> None:

@@ -163,7 +163,7 @@ def test_a_grouped_run_whose_second_tracker_fails_closes_the_first_s_files(monke
 
 # what each subcommand needs before argparse looks at an unknown option (its required arguments)
 REQUIRED = {"run": [], "sweep": ["--out", "o"], "pareto": ["d", "--out", "o.png"], "plot": ["d", "--out", "o.png"],
-            "table": ["d"], "prepare": ["fashion_mnist"], "figure": ["fig1"], "bench": [], "clean": ["d"]}
+            "table": ["d"], "compare": ["d"], "prepare": ["fashion_mnist"], "figure": ["fig1"], "bench": [], "clean": ["d"]}
 
 
 def _subcommands() -> dict:

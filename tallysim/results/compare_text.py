@@ -1,0 +1,81 @@
+"""The text of `tallysim compare` (compare.py): markdown (what A and B are, the metric, the verdict rule, a
+table of each seed's values and difference, a table of each pair's statistics, then the notes), or CSV
+(one row per pair and seed, then one `mean` row per pair with the statistics; full precision, the notes
+on stderr)."""
+from __future__ import annotations
+
+import csv
+import io
+
+from tallysim.config import ConfigError
+from tallysim.results import paired_stats
+
+FORMATS = ("markdown", "csv")
+CSV_COLUMNS = ("pair", "seed", "a", "b", "diff", "n", "se", "ci_low", "ci_high", "above", "below", "tied",
+               "sign_p", "verdict", "metric_a", "metric_b", "at", "round")
+
+
+def _num(v) -> str:
+    return f"{v:.4f}" if abs(v) < 1000 else f"{v:.6g}"
+
+
+def _signed(v) -> str:
+    return f"{v:+.4f}" if abs(v) < 1000 else f"{v:+.6g}"
+
+
+def _interval(p: dict) -> str:
+    if p["ci_low"] is None:
+        return paired_stats.NO_INTERVAL
+    return f"[{_signed(p['ci_low'])}, {_signed(p['ci_high'])}]"
+
+
+def _what(c) -> str:
+    p = c[0]
+    metric = p["metric_a"] if p["metric_a"] == p["metric_b"] else f"{p['metric_a']} (A) / {p['metric_b']} (B)"
+    at = (f"at the final evaluation (round {p['round']})" if p["at"] == "final"
+          else "at each seed's best evaluation")
+    return f"metric: {metric} {at}"
+
+
+def markdown(c) -> str:
+    from tallysim.results import md
+    named = any(p["pair"] for p in c)
+    head = ["pair"] if named else []
+    lines = [f"A: {c.a_name}", f"B: {c.b_name}", _what(c), paired_stats.RULE, "",
+             "| " + " | ".join(head + ["seed", "A", "B", "A - B"]) + " |", "|" + "---|" * (len(head) + 4)]
+    for p in c:
+        for s, a, b, d in zip(p["seeds"], p["a_values"], p["b_values"], p["diffs"]):
+            cells = ([md.cell(p["pair"])] if named else []) + [str(s), _num(a), _num(b), _signed(d)]
+            lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "| " + " | ".join(head + ["seeds", "mean A - B", "std err", "95% t-interval",
+                                            "above / below / tied", "sign test p", "verdict"]) + " |",
+              "|" + "---|" * (len(head) + 7)]
+    for p in c:
+        cells = ([md.cell(p["pair"])] if named else []) + [
+            str(p["n"]), _signed(p["mean"]), "" if p["se"] is None else _num(p["se"]), _interval(p),
+            f"{p['above']} / {p['below']} / {p['tied']}", f"{p['sign_p']:.4g}", p["verdict"]]
+        lines.append("| " + " | ".join(cells) + " |")
+    if c.notes:
+        lines += [""] + [f"- {n}" for n in c.notes]
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(c) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(CSV_COLUMNS)
+    for p in c:
+        tail = [p["metric_a"], p["metric_b"], p["at"], p["round"]]
+        for s, a, b, d in zip(p["seeds"], p["a_values"], p["b_values"], p["diffs"]):
+            w.writerow([p["pair"], s, repr(a), repr(b), repr(d)] + [""] * 9 + tail)
+        stats = [p["n"]] + ["" if p[k] is None else repr(p[k]) for k in ("se", "ci_low", "ci_high")] + [
+            p["above"], p["below"], p["tied"], repr(p["sign_p"]), p["verdict"]]
+        w.writerow([p["pair"], "mean", repr(sum(p["a_values"]) / p["n"]), repr(sum(p["b_values"]) / p["n"]),
+                    repr(p["mean"])] + stats + tail)
+    return buf.getvalue()
+
+
+def render(c, fmt: str = "markdown") -> str:
+    if fmt not in FORMATS:
+        raise ConfigError(f"--format {fmt!r} is not known; allowed: {', '.join(FORMATS)}")
+    return markdown(c) if fmt == "markdown" else to_csv(c)

@@ -1,0 +1,105 @@
+"""The statistics of a paired-seed comparison (`tallysim compare`): per-seed differences A - B, their mean,
+standard error, a 95% Student-t interval (n - 1 degrees of freedom), the count of seeds each way, an exact
+two-sided sign test, and the verdict word with its rule. Pure Python (math only): no scipy, which tallysim
+does not depend on; tests/test_compare_dec26e.py checks every number against scipy.stats.
+
+Why a t-interval and not the docs' count of seeds: with 3 seeds "above in 3 of 3" happens 1 time in 4 with
+no real difference (the sign test's p = 0.25), so the count alone cannot separate a gain from noise.
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+LEVEL = 0.95
+ABOVE, LEVEL_WORD, BELOW = "A above B", "level within noise", "A below B"
+VERDICTS = (ABOVE, LEVEL_WORD, BELOW)
+RULE = ("verdict: \"A above B\" where the 95% Student-t interval (n - 1 degrees of freedom) of the mean "
+        "paired difference A - B lies wholly above 0, \"A below B\" where it lies wholly below 0, \"level "
+        "within noise\" where it holds 0 or there is one seed (no interval); seeds each way: above / below / "
+        "tied (exactly 0); sign test: exact two-sided binomial p over the untied seeds (it cannot fall below "
+        "0.05 with fewer than 6 of them)")
+NO_INTERVAL = "one seed: no interval"
+
+
+def _betacf(a: float, b: float, x: float) -> float:
+    """The continued fraction of the regularized incomplete beta function (modified Lentz)."""
+    tiny, qab, qap, qam = 1e-300, a + b, a + 1.0, a - 1.0
+    c, d = 1.0, 1.0 - qab * x / qap
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, 400):
+        m2 = 2 * m
+        for aa in (m * (b - m) * x / ((qam + m2) * (a + m2)), -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))):
+            d = 1.0 + aa * d
+            d = 1.0 / (d if abs(d) > tiny else tiny)
+            c = 1.0 + aa / c
+            c = c if abs(c) > tiny else tiny
+            h *= d * c
+        if abs(d * c - 1.0) < 1e-15:
+            break
+    return h
+
+
+def betainc(a: float, b: float, x: float) -> float:
+    """The regularized incomplete beta function I_x(a, b)."""
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x))
+    if x < (a + 1.0) / (a + b + 2.0):
+        return front * _betacf(a, b, x) / a
+    return 1.0 - front * _betacf(b, a, 1.0 - x) / b
+
+
+def t_cdf(t: float, df: int) -> float:
+    """P(T <= t) for Student's t with `df` degrees of freedom."""
+    tail = 0.5 * betainc(df / 2.0, 0.5, df / (df + t * t))
+    return 1.0 - tail if t > 0 else tail
+
+
+def t_quantile(p: float, df: int) -> float:
+    """The `p` quantile (0.5 < p < 1) of Student's t with `df` degrees of freedom, by bisection on t_cdf."""
+    lo, hi = 0.0, 1.0
+    while t_cdf(hi, df) < p:
+        hi *= 2.0
+    for _ in range(200):
+        mid = (lo + hi) / 2.0
+        if t_cdf(mid, df) < p:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo < 1e-13 * max(1.0, hi):
+            break
+    return (lo + hi) / 2.0
+
+
+def sign_test_p(above: int, below: int) -> float:
+    """Exact two-sided sign test: twice the binomial(n, 1/2) tail at the smaller count, capped at 1; ties
+    are left out before (n = above + below); no untied seed: 1.0."""
+    n = above + below
+    if n == 0:
+        return 1.0
+    k = min(above, below)
+    return min(1.0, 2.0 * sum(math.comb(n, i) for i in range(k + 1)) / 2.0 ** n)
+
+
+def summarize(diffs: list) -> dict:
+    """The statistics of paired differences A - B (one per seed, finite): n, mean, se and the 95%
+    t-interval (None for one seed), the seeds above / below / tied, the sign test's p, and the verdict."""
+    n = len(diffs)
+    if n == 0:
+        raise ValueError("summarize: no paired difference")
+    mean = math.fsum(diffs) / n
+    above, below = sum(d > 0 for d in diffs), sum(d < 0 for d in diffs)
+    se: Optional[float] = None
+    lo = hi = None
+    if n > 1:
+        var = math.fsum((d - mean) ** 2 for d in diffs) / (n - 1)
+        se = math.sqrt(var / n)
+        half = t_quantile(0.5 + LEVEL / 2.0, n - 1) * se
+        lo, hi = mean - half, mean + half
+    verdict = ABOVE if lo is not None and lo > 0 else BELOW if hi is not None and hi < 0 else LEVEL_WORD
+    return {"n": n, "mean": mean, "se": se, "ci_low": lo, "ci_high": hi, "above": above, "below": below,
+            "tied": n - above - below, "sign_p": sign_test_p(above, below), "verdict": verdict}
