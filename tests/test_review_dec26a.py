@@ -1,0 +1,95 @@
+"""review31: findings in the last session's merges (46a912e..d77a2ff), one test per fix or per check that no
+test made (each mutation of the code it covers survived the day's tests). Nothing here compiles: the sweep
+directories are written by hand, as test_hostile_dec07's _finished_sweep writes them."""
+import json
+
+from tallysim import cli, config, outdir, sweep, sweep_plan
+from conftest import TINY, tiny
+
+DIVERGED_LINE = "round 1, seed 1: the training loss is nan; the run stopped (try a smaller optim.lr)"
+
+
+def _sweep_with_a_diverged_run(tmp_path, done: bool = True):
+    """`seed=0,1` written by hand: seed=0 finished (or, `done=False`, never ran), seed=1 stopped on a
+    non-finite loss under this very config (no checkpoint, error.txt says so). Returns (out, runs, cfgs)."""
+    out = tmp_path / "s"
+    runs = sweep.expand({}, ["seed=0,1"])
+    cfgs = sweep.configs(tiny(), runs)
+    for (name, _), cfg in zip(runs, cfgs):
+        if name == "seed=0" and not done:
+            continue
+        d = outdir.claim(out / name, False)
+        (d / "config.json").write_text(json.dumps(sweep._jsonable(config.to_dict(config.validate(cfg).resolved()))))
+        (d / "metrics.jsonl").write_text('{"round": 1}\n')
+        if name == "seed=0":
+            (d / "metrics.jsonl").write_text('{"round": 1}\n{"round": 2}\n')
+            (d / "done.json").write_text("{}")
+        else:
+            (d / "error.txt").write_text(DIVERGED_LINE + "\n")
+    (out / "sweep.json").write_text(json.dumps({"runs": []}))
+    return out, runs, cfgs
+
+
+# ----------------------------------------------------------------------------- 1. sweep --dry-run's closing line
+
+def test_a_dry_run_does_not_count_a_run_it_skips_as_diverged_as_one_to_run(tmp_path, capsys, no_compile):
+    # each run's line said "failed before, skipped" and the compile count 0, but the closing line counted it
+    # "to run" (DONE alone: the one place d77a2ff's sweep_plan.final did not reach): "2 runs (1 done, 1 to
+    # run); 0 compiled programs"
+    out, runs, _ = _sweep_with_a_diverged_run(tmp_path)
+    assert cli.main(["sweep", *TINY, "seed=0,1", "--out", str(out), "--dry-run"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "failed before, skipped" in lines[1], lines
+    assert lines[-1] == "2 runs (1 done, 1 skipped as diverged before, 0 to run); 0 compiled programs", lines
+
+
+# ----------------------------------------------------------------------------- 2. what makes a NaN-stopped run final
+
+def test_a_diverged_run_is_final_only_unchanged_unresumable_and_ours(tmp_path):
+    # mutations of sweep_plan.diverged_before that each survived the day's tests: without its checkpoint
+    # test, its run-directory test or its plugin test, a run the sweep must run (resume from a checkpoint an
+    # older tallysim kept, a folder it did not write, a run of a plugin edited since) was skipped as final
+    out, runs, cfgs = _sweep_with_a_diverged_run(tmp_path)
+    d, cfg = out / "seed=1", cfgs[1]
+    assert sweep_plan.diverged_before(d, cfg) == DIVERGED_LINE and sweep_plan.final(d, cfg)
+    (d / "checkpoint.npz").write_bytes(b"")       # a lone run stopped so before leftovers40 kept it: resumed
+    assert sweep_plan.diverged_before(d, cfg) is None and not sweep_plan.final(d, cfg)
+    (d / "checkpoint.npz").unlink()
+    (d / outdir.MARKER).unlink()                  # not a folder tallysim wrote: never taken for a run of it
+    assert sweep_plan.diverged_before(d, cfg) is None
+    outdir.mark(d)
+    assert sweep_plan.diverged_before(d, cfg) == DIVERGED_LINE
+    doc = json.loads((d / "config.json").read_text())
+    doc["code"] = {"plugins": {"json": "crc32:00000000"}}      # a plugin whose source differs from the one it ran
+    (d / "config.json").write_text(json.dumps(doc))
+    assert sweep_plan.config_diff(d, cfg) == []               # `code` is the run's record, not a field
+    assert sweep_plan.diverged_before(d, cfg) is None
+
+
+def test_a_diverged_run_is_not_grouped_with_the_runs_to_do_nor_compiles(tmp_path):
+    # sweep_plan.plan and compiles with DONE for `final` (mutations that survived): seed=1, skipped as diverged,
+    # went into seed=0's program and ran again into the same NaN; its batch counted a compile in the ETA
+    out, runs, cfgs = _sweep_with_a_diverged_run(tmp_path, done=False)
+    dirs = [out / name for name, _ in runs]
+    assert sweep_plan.plan(cfgs, dirs, grouped=True) == [[0], [1]]
+    assert sweep_plan.compiles(cfgs, dirs, [[0], [1]], cached=False) == [1, 0]
+    (dirs[1] / "error.txt").write_text("ValueError: something else\n")      # not diverged: it runs, grouped
+    assert sweep_plan.plan(cfgs, dirs, grouped=True) == [[0, 1]]
+
+
+def test_a_run_skipped_as_diverged_is_not_in_the_bars_rate(tmp_path, no_compile):
+    # sweep.py's `bar.done(skipped=bool(line))` as `skipped=False` survived: the run skipped at once (no
+    # compile, no round) counted in the rate, and the ETA of the runs after it promised their time too short
+    out, runs, cfgs = _sweep_with_a_diverged_run(tmp_path)
+
+    class Bar:
+        told = []
+
+        def batch_starts(self, compiles):
+            pass
+
+        def done(self, n=1, skipped=False):
+            self.told.append((n, skipped))
+    records = sweep.run_sweep(tiny(), runs, out, progress=True, log=lambda m: None, runs_bar=Bar())
+    assert [(r["status"], r.get("diverged")) for r in records] == [("done_before", None), ("failed", True)]
+    assert Bar.told == [(1, True), (1, True)]
