@@ -93,3 +93,30 @@ def test_a_run_skipped_as_diverged_is_not_in_the_bars_rate(tmp_path, no_compile)
     records = sweep.run_sweep(tiny(), runs, out, progress=True, log=lambda m: None, runs_bar=Bar())
     assert [(r["status"], r.get("diverged")) for r in records] == [("done_before", None), ("failed", True)]
     assert Bar.told == [(1, True), (1, True)]
+
+
+# ----------------------------------------------------------------------------- 3. a figure selection's edges
+
+def test_a_selections_read_back_drops_progress_but_keeps_notes_and_results():
+    # figures.selection.ReadBack.note as `pass` survived: a note about a run in the second pass (its config.json
+    # differs, its plugin changed, data changed since) was dropped with the skip lines
+    from tallysim.figures import selection
+    from tallysim.progress_base import QuietLog, result, say
+    said = []
+    back = selection.ReadBack(said.append)
+    back("[1/2] skip a (done)")
+    say(back, "  note: its config.json differs", "a")
+    result(back, "fig: wrote fig.png")
+    assert said == ["  note: its config.json differs", "fig: wrote fig.png"]
+
+
+def test_panel_on_a_figure_without_panels_says_it_has_none():
+    # the refusal's first branch (`if False:` survived): a figure without panels said "--panel x: not a
+    # panel of this figure; allowed: " and named nothing
+    import pytest
+    from tallysim.config import ConfigError
+    from tallysim.figures import selection
+    from tallysim.figures.plans import Plans
+    plans = Plans({"g": (tiny(), [("a", [])])}, {"g": [tiny()]}, {})
+    with pytest.raises(ConfigError, match="this figure has no panels; allowed: leave out --panel"):
+        selection.select(plans, {}, None, "x", "tag")
