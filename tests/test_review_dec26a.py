@@ -120,3 +120,17 @@ def test_panel_on_a_figure_without_panels_says_it_has_none():
     plans = Plans({"g": (tiny(), [("a", [])])}, {"g": [tiny()]}, {})
     with pytest.raises(ConfigError, match="this figure has no panels; allowed: leave out --panel"):
         selection.select(plans, {}, None, "x", "tag")
+
+
+# ----------------------------------------------------------------------------- 4. an out path's new folders
+
+def test_every_new_folder_of_an_out_path_is_checked_not_only_the_last(tmp_path):
+    # out_path._plain_new_names stopping after the last component survived: `--out "runs /a"` made "runs "
+    import pytest
+    from tallysim import out_path
+    from tallysim.config import ConfigError
+    with pytest.raises(ConfigError, match="the directory 'runs ' it would create"):
+        out_path.destination(str(tmp_path / "runs " / "a"))
+    (tmp_path / "runs ").mkdir()            # made so before: only the file system checks it
+    assert out_path.destination(str(tmp_path / "runs " / "a")) == tmp_path / "runs " / "a"
+    assert not (tmp_path / "runs " / "a").exists()
