@@ -134,3 +134,60 @@ def test_every_new_folder_of_an_out_path_is_checked_not_only_the_last(tmp_path):
     (tmp_path / "runs ").mkdir()            # made so before: only the file system checks it
     assert out_path.destination(str(tmp_path / "runs " / "a")) == tmp_path / "runs " / "a"
     assert not (tmp_path / "runs " / "a").exists()
+
+
+# ----------------------------------------------------------------------------- 5. model_groups: refused before the runs
+
+def _groups_figure(tmp_path, tally_sweep: dict, panels: bool = False):
+    """A model_groups figure whose local group sweeps local_epochs=1,2 of its own (leftovers42's case)."""
+    spec = {"kind": "model_groups", "title": "mg",
+            "base": {"peers": 2, "rounds": 1, "model": {"groups": "a:1:mlp;b:1:mlp"},
+                     "data": {"name": "synthetic", "train_size": 600, "test_size": 100},
+                     "probe": {"per_round": 16}},
+            "groups": {"local": {"protocol": {"name": "local"}, "sweep": {"local_epochs": [1, 2]}},
+                       "tally": {"protocol": {"name": "tally"}, "sweep": tally_sweep}}}
+    if panels:
+        spec["panels"] = {"iid": {"partition": {"kind": "iid"}}, "skew": {"partition": {"alpha": 0.5}}}
+    path = tmp_path / "mg.json"
+    path.write_text(json.dumps(spec))
+    return spec, path
+
+
+def test_a_model_groups_local_axis_the_protocol_does_not_sweep_is_refused_before_any_run(tmp_path, capsys, no_compile):
+    # leftovers42 refused it in groups_plot.local_baselines, while drawing: after every run of the figure had
+    # run (hours at fig12's size); the plan says it before anything runs, in the same words
+    import pytest
+    from tallysim import figures
+    from tallysim.config import ConfigError
+    spec, path = _groups_figure(tmp_path, {})
+    with pytest.raises(ConfigError) as e:
+        figures.group_plans(spec, False, tmp_path)
+    assert "model_groups figure: local training sweeps local_epochs of its own (local local_epochs=1, local " \
+           "local_epochs=2), so 'tally' has no local run of its value to gain over" in str(e.value), e.value
+    res = tmp_path / "res"
+    assert cli.main(["figure", str(path), "--results", str(res), "--out", str(tmp_path / "f")]) == 2
+    assert "so 'tally' has no local run" in capsys.readouterr().err and not res.exists()
+    spec, _ = _groups_figure(tmp_path, {}, panels=True)          # per panel, named
+    with pytest.raises(ConfigError, match="model_groups figure, panel iid: local training sweeps local_epochs"):
+        figures.group_plans(spec, False, tmp_path)
+    # the same values swept in the protocol's group (each run paired with the local run of its value): planned
+    spec, _ = _groups_figure(tmp_path, {"local_epochs": [1, 2]}, panels=True)
+    assert sorted(figures.group_plans(spec, False, tmp_path)) == ["local", "tally"]
+    spec, _ = _groups_figure(tmp_path, {"local_epochs": [2]})     # a value local has: planned too
+    figures.group_plans(spec, False, tmp_path)
+    spec, _ = _groups_figure(tmp_path, {"local_epochs": [3]})     # one it does not: refused
+    with pytest.raises(ConfigError, match="'tally local_epochs=3'|'tally' has no local run"):
+        figures.group_plans(spec, False, tmp_path)
+
+
+def test_cohort_draw_sequential_at_full_participation_with_model_groups_says_so():
+    # config_rules' `active < cfg.peers` in the whole-groups refusal (without it survived): at participation=1
+    # every peer is active, and that is the refusal to give, not "every model group is active whole"
+    import pytest
+    from tallysim import validation
+    from tallysim.config import ConfigError
+    with pytest.raises(ConfigError) as e:
+        validation.single_run(tiny("protocol.name=tally", "rounds=1", "peers=2", "model.groups=a:1:mlp;b:1:mlp",
+                                   "participation=1", "cohort_draw=sequential"))
+    assert str(e.value).startswith("cohort_draw=sequential draws a cohort, but participation=1.0 makes all 2 "
+                                   "peers active every round"), e.value

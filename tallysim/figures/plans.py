@@ -153,6 +153,8 @@ def _plan(spec: dict, smoke: bool, base_dir: Path) -> tuple[dict, dict, dict]:
                                   "model.groups; allowed: model.groups in `base` or in the group "
                                   "(e.g. \"phone:6:mlp;server:2:lenet\"), or another kind (curves)")
         _same_groups_as_local(checked)
+        from tallysim.figures import groups_plot     # its local-baseline pairing, before the runs, not after
+        groups_plot.check_plan(plans, checked, bool(panels(spec, smoke)))
     if spec.get("kind") == "vocab":
         _refuse_images(checked)
     return plans, checked, group_axes
