@@ -191,3 +191,19 @@ def test_cohort_draw_sequential_at_full_participation_with_model_groups_says_so(
                                    "participation=1", "cohort_draw=sequential"))
     assert str(e.value).startswith("cohort_draw=sequential draws a cohort, but participation=1.0 makes all 2 "
                                    "peers active every round"), e.value
+
+
+def test_a_sweep_run_name_with_stray_whitespace_is_refused_before_any_run(tmp_path, no_compile):
+    # leftovers42 refused such a folder in out_path.destination, which a sweep reaches for a run only as the run
+    # starts: the runs before it ran, then it "FAILED: --out '.../a '" and the sweep's failure record made the
+    # very folder 'a ' (with error.txt) the check is there to keep from being made
+    import pytest
+    from tallysim.config import ConfigError
+    out = tmp_path / "sw"
+    with pytest.raises(ConfigError) as e:
+        sweep.run_sweep(tiny(), [("b", []), ("a ", [])], out, progress=False, log=lambda m: None)
+    assert str(e.value).startswith("sweep run 'a ': its directory, still to be created, would start or end with "
+                                   "whitespace"), e.value
+    assert not out.exists()
+    (out / "a ").mkdir(parents=True)           # made so before: only the file system checks it
+    assert outdir.check_name("a ", "sweep run", out) == "a "
