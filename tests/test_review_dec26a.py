@@ -207,3 +207,27 @@ def test_a_sweep_run_name_with_stray_whitespace_is_refused_before_any_run(tmp_pa
     assert not out.exists()
     (out / "a ").mkdir(parents=True)           # made so before: only the file system checks it
     assert outdir.check_name("a ", "sweep run", out) == "a "
+
+
+def test_a_figure_group_or_run_folder_with_stray_whitespace_is_refused_before_any_group_runs(tmp_path, capsys,
+                                                                                            no_compile):
+    # a group "tally " was refused as "--out '<results>/<figure>/tally ': ..." (no --out was given); a panel
+    # "p " of a sweep's single base run (its folder is the panel's name) only as its group's sweep started,
+    # after the groups before it had run
+    spec = {"kind": "curves", "title": "ws", "base": {"peers": 2, "rounds": 1, "protocol": {"name": "local"},
+                                                      "data": {"name": "synthetic", "train_size": 600, "test_size": 100}},
+            "groups": {"a": {}, "tally ": {}}}
+    path, res = tmp_path / "ws.json", tmp_path / "res"
+    path.write_text(json.dumps(spec))
+    args = ["figure", str(path), "--results", str(res), "--out", str(tmp_path / "f")]
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err
+    assert "figure group 'tally ': its directory, still to be created, would start or end with whitespace" in err, err
+    assert not res.exists()
+    spec["groups"] = {"a": {}, "b": {}}
+    spec["panels"], spec["kind"] = {"p": {"seed": 1}, "q ": {"seed": 2}}, "pareto"
+    path.write_text(json.dumps(spec))
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err
+    assert "figure group 'a': run 'q ': its directory, still to be created" in err, err
+    assert not res.exists()

@@ -30,6 +30,11 @@ class Plans(dict):
         each group started, after the groups before it."""
         from tallysim.data import loading
         for g, (_, runs) in self.items():
+            # and each folder still to be made, no stray whitespace (the group's, a run's: a panel of a single
+            # base run names it), before the first group runs, in words naming it; see out_path.check_name
+            outdir.check_name(g, "figure group", root)
+            for name, _ in runs:
+                outdir.check_name(name, f"figure group {g!r}: run", root / g)
             try:
                 loading.check_datasets(sweep.unfinished(runs, self.configs[g], root / g))
             except ConfigError as e:
