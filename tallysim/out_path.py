@@ -64,14 +64,21 @@ def _plain_new_names(p: Path, out, flag: str) -> Path:
     return p
 
 
-def check_name(name, what: str) -> str:
-    """A group or run name must be one plain path component, so it stays inside its parent."""
+def check_name(name, what: str, parent=None) -> str:
+    """A group or run name must be one plain path component, so it stays inside its parent. With `parent`
+    (a sweep's folder), a directory still to be made there may not start or end with whitespace, as
+    _plain_new_names refuses of an out path: reached only as each run started, a sweep ran the runs before
+    it and then made the folder with the failed run's error.txt."""
     if isinstance(name, str):
         check_text(name, what)
     if not isinstance(name, str) or not name or name in (".", "..") or _BAD_CHARS.search(name) \
             or len(name.encode()) > MAX_NAME or Path(name).is_absolute():
         raise ConfigError(f"{what} {name!r} is not allowed as a directory name: use one plain name of "
                           f"1..{MAX_NAME} bytes without '/', '\\', control characters, or '.'/'..'")
+    if parent is not None and (name != name.strip() or _CONTROL.search(name)) \
+            and not (Path(parent) / name).exists() and not (Path(parent) / name).is_symlink():
+        raise ConfigError(f"{what} {name!r}: its directory, still to be created, would start or end with whitespace "
+                          "or hold a control character; allowed: a name without them (strip a name read from a file)")
     return name
 
 

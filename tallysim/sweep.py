@@ -108,7 +108,7 @@ def warn_before(runs: list[tuple[str, list[str]]], cfgs: list[Config]) -> None:
 def _checked_out(out, runs: list, cfgs: list) -> Path:
     """--out, `..` resolved, after what a sweep and its --dry-run refuse of it (outdir, tracking.check_outs)."""
     out_dir = outdir.destination(out)
-    dirs = {name: out_dir / outdir.check_name(name, "sweep run") for name, _ in runs}
+    dirs = {name: out_dir / outdir.check_name(name, "sweep run", out_dir) for name, _ in runs}
     outdir.check_sweep_dir(out_dir, dirs, DONE, INDEX)
     tracking.check_outs(cfgs, list(dirs.values()))
     return out_dir

@@ -242,6 +242,10 @@ def dry_run(args, runs, cfgs: list[Config], checked_out) -> int:
     # runs already done are skipped and compile nothing: count what the real sweep would do
     dirs = [out_dir / name for name, _ in runs]
     done = sum((d / DONE).exists() for d in dirs)
+    # a run stopped on a non-finite loss under this config is skipped too (`final`): it was counted "to run"
+    diverged = sum(final(d, c) for d, c in zip(dirs, cfgs)) - done
+    skipped = f", {diverged} skipped as diverged before" if diverged else ""
     programs = sum(compiles(cfgs, dirs, plan(cfgs, dirs, grouped)))
-    print(f"{count(len(runs), 'run')} ({done} done, {len(runs) - done} to run); {count(programs, 'compiled program')}")
+    print(f"{count(len(runs), 'run')} ({done} done{skipped}, {len(runs) - done - diverged} to run); "
+          f"{count(programs, 'compiled program')}")
     return 0

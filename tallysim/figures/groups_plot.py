@@ -37,15 +37,37 @@ def local_baselines(panel: str, read: list):
 
     def baseline(line: str, ov: dict) -> dict:
         match = [(n, rows, names) for n, lov, rows, names in local if all(lov.get(k) == ov.get(k) for k in axes)]
-        if axes and not match:
-            raise ConfigError(
-                f"model_groups figure{f', panel {panel}' if panel else ''}: local training sweeps "
-                f"{', '.join(axes)} of its own ({', '.join(n for n, *_ in local)}), so '{line}' has no local "
-                "run of its value to gain over; allowed: the same values swept in the protocol's group (each "
-                "run paired with the local run of its value), or one local run per panel")
+        if axes and not match:      # check_plan refuses it before any run; here, a figure drawn from results
+            raise _no_local_run(panel, axes, [n for n, *_ in local], line)
         # several matches differ in no override (two local groups alike): one baseline, the last, as before
         return {g: rows[-1][f"acc_mean@{g}"] for _, rows, names in match for g in names}
     return baseline
+
+
+def _no_local_run(panel: str, axes: list, local: list, line: str) -> ConfigError:
+    return ConfigError(
+        f"model_groups figure{f', panel {panel}' if panel else ''}: local training sweeps "
+        f"{', '.join(axes)} of its own ({', '.join(local)}), so '{line}' has no local "
+        "run of its value to gain over; allowed: the same values swept in the protocol's group (each "
+        "run paired with the local run of its value), or one local run per panel")
+
+
+def check_plan(plans: dict, configs: dict, has_panels: bool) -> None:
+    """local_baselines' refusal from a figure's plan (figures.plans: group -> (cfg, [(run name, overrides)]) and
+    each run's Config), before any run: raised while drawing, it came after every run of the figure had run."""
+    from tallysim.results.metrics import panel_of
+    per_panel: dict = {}
+    for g, (_, runs) in plans.items():
+        for (name, ov), cfg in zip(runs, configs[g]):
+            per_panel.setdefault(panel_of(name) if has_panels else "", {}).setdefault(g, []).append(
+                (dict(o.split("=", 1) for o in ov), cfg.protocol.name))
+    for panel, by_group in per_panel.items():      # as groups_fig: a line per value of a group's own sweep
+        lines = [(line, ov, proto) for line, runs in own_lines(by_group)[0].items() for ov, proto in runs]
+        local = [(line, ov) for line, ov, proto in lines if proto == "local"]
+        axes = varying([(ov, None) for _, ov in local])
+        for line, ov, proto in lines:
+            if proto != "local" and axes and not any(all(lov.get(k) == ov.get(k) for k in axes) for _, lov in local):
+                raise _no_local_run(panel, axes, [n for n, _ in local], line)
 
 
 def groups_fig(spec, data, stem, title) -> dict:

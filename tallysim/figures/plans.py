@@ -30,6 +30,11 @@ class Plans(dict):
         each group started, after the groups before it."""
         from tallysim.data import loading
         for g, (_, runs) in self.items():
+            # and each folder still to be made, no stray whitespace (the group's, a run's: a panel of a single
+            # base run names it), before the first group runs, in words naming it; see out_path.check_name
+            outdir.check_name(g, "figure group", root)
+            for name, _ in runs:
+                outdir.check_name(name, f"figure group {g!r}: run", root / g)
             try:
                 loading.check_datasets(sweep.unfinished(runs, self.configs[g], root / g))
             except ConfigError as e:
@@ -153,6 +158,8 @@ def _plan(spec: dict, smoke: bool, base_dir: Path) -> tuple[dict, dict, dict]:
                                   "model.groups; allowed: model.groups in `base` or in the group "
                                   "(e.g. \"phone:6:mlp;server:2:lenet\"), or another kind (curves)")
         _same_groups_as_local(checked)
+        from tallysim.figures import groups_plot     # its local-baseline pairing, before the runs, not after
+        groups_plot.check_plan(plans, checked, bool(panels(spec, smoke)))
     if spec.get("kind") == "vocab":
         _refuse_images(checked)
     return plans, checked, group_axes
