@@ -34,7 +34,7 @@ from tallysim import atomic, config, config_reads, outdir, sweep_arguments, swee
 from tallysim import progress as progress_bars
 from tallysim.progress_base import QuietLog, say
 from tallysim.config import Config, ConfigError
-from tallysim.fields import count, first_few
+from tallysim.fields import count
 from tallysim.results import metrics
 from tallysim.sweep_axes import (MAX_RUNS, check_count, check_eval_peers, check_fields_read, expand, repeated_runs, warn_repeated_runs, warn_soft_zero, warn_unmerged,  # noqa: F401 - sweep.X, as before
                                  file_axes, parse_axis, run_numbers, safe_name)
@@ -165,6 +165,7 @@ def _run_locked(runs, cfgs, out_dir: Path, progress: bool, log, meta, grouped: b
                for name, ov in runs]
     _write_index(out_dir, records, meta)
     n = len(runs)
+    sweep_records.say_again(runs, cfgs, out_dir, log)     # NaN-stopped runs that run again, and why
     own_bar = runs_bar is None
     bar = progress_bars.runs_bar(n, progress, done_before=done_before(out_dir, runs, cfgs)) if own_bar else runs_bar
     batches = _plan(cfgs, [out_dir / name for name, _ in runs], grouped)
@@ -183,25 +184,14 @@ def _run_locked(runs, cfgs, out_dir: Path, progress: bool, log, meta, grouped: b
             i = batch[0]
             (name, _), cfg, rec = runs[i], cfgs[i], records[i]
             run_dir = out_dir / name
-            if (run_dir / DONE).exists():
-                rec["status"] = metrics.DONE_BEFORE     # not "skipped": its results are there (docs/sweeps.md)
-                log(f"[{i + 1}/{n}] skip {name} (done)")
-                diff = _config_diff(run_dir, cfg)
-                if diff:
-                    say(log, f"  note: its config.json differs from this sweep's config ({first_few(diff, 4, ', ...')}"
-                        f"); delete {run_dir / DONE} to rerun it", name)
-                elif edited := sweep_plan.plugin_edits(run_dir):     # its rows are the old plugin's
-                    say(log, f"  note: plugin {', '.join(edited)} has changed since this run finished (its rows are "
-                        f"the old code's); delete {run_dir / DONE} to rerun it", name)
-                elif outdir.run_state(run_dir) != "finished":   # skipped in silence; `table`: incomplete
-                    say(log, f"  note: its {metrics.METRICS} no longer holds the finished run's rows (emptied, "
-                        f"cut or deleted since it finished); delete {run_dir / DONE} to rerun it", name)
+            if (run_dir / DONE).exists():       # kept, with a note where its config, code or rows changed since
+                sweep_records.skip_done(run_dir, rec, cfg, log, f"[{i + 1}/{n}]")
                 if bar:
                     bar.done(skipped=True)      # done before: not in the bar's rate
                 continue
             if line := sweep_plan.diverged_before(run_dir, cfg):     # final: it would diverge again
                 sweep_records.skip_diverged(run_dir, rec, line, log, f"[{i + 1}/{n}]")
-            else:
+            else:       # one stopped on a non-finite loss under another config or code: _run_locked said why
                 _run_one(runmod, i, runs, cfgs, records, out_dir, progress, log, meta, every)
             if bar:
                 bar.done(skipped=bool(line))

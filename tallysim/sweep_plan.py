@@ -33,10 +33,57 @@ def final(run_dir: Path, cfg: Config) -> bool:
 
 
 def diverged_before(run_dir: Path, cfg: Config) -> Optional[str]:
-    """error.txt's line where run_dir holds a run stopped by a non-finite loss under this very config (and
-    plugins), else None. Such a run keeps no checkpoint (results.run_dir.how_stopped), so run again it
-    computed the same rounds from round 1 and diverged in the same one: the sweep (and a figure) skips it
-    as final, failed, and says so; one of another config (a smaller optim.lr in the base) runs again."""
+    """error.txt's line where run_dir holds a run stopped by a non-finite loss under this very config and
+    code (tallysim's and its plugins'), else None. Such a run keeps no checkpoint
+    (results.run_dir.how_stopped), so run again it computed the same rounds from round 1 and diverged in
+    the same one: the sweep (and a figure) skips it as final, failed, and says so; one of another config
+    (a smaller optim.lr in the base) or under other code (a fix) runs again, saying why (again_why)."""
+    line = _diverged_line(run_dir)
+    return None if line is None or again_why(run_dir, cfg) else line
+
+
+def again_why(run_dir: Path, cfg: Config) -> str:
+    """Why a run stopped on a non-finite loss before runs again: its config.json differs from cfg, a plugin's
+    file or tallysim's code has changed since it ran ("" where none: it is skipped, diverged_before). A
+    finished run is kept under other code (sweep_records.skip_done notes it); this one has no result to
+    keep, and the skip rested on the same config and code giving the same NaN, which a fix changes."""
+    if (diff := config_diff(run_dir, cfg)):
+        return f"its config.json differs from this config ({first_few(diff, 4, ', ...')})"
+    if (edited := plugin_edits(run_dir)):
+        return f"plugin {', '.join(edited)} has changed since it ran"
+    return tallysim_change(run_dir)
+
+
+def tallysim_change(run_dir: Path) -> str:
+    """"tallysim's code has changed since it ran (it ran ...; now ...)" where the code that computed
+    run_dir's last rounds (config.json's `code`, or that of its last resume under other code) is another
+    version or source than this process runs; "" where the same or unrecorded (before 2026-12-06)."""
+    from tallysim import code_identity
+    try:
+        doc = json.loads((run_dir / metrics.CONFIG).read_text())
+        was = next((e["code"] for e in reversed(doc.get("resumed") or []) if isinstance(e, dict) and "code" in e),
+                   doc.get("code"))
+    except (OSError, ValueError, UnicodeDecodeError, AttributeError, TypeError):
+        return ""
+    now = code_identity.identity()
+    if not code_identity.changed(was, now):
+        return ""
+    return (f"tallysim's code has changed since it ran (it ran {code_identity.describe(was)}; now "
+            f"{code_identity.describe(now)})")
+
+
+def again_line(run_dir: Path, cfg: Config) -> str:
+    """The line a sweep says before it runs again a run that stopped on a non-finite loss before: why
+    (again_why); "" for any other run."""
+    if _diverged_line(run_dir) is None or not (why := again_why(run_dir, cfg)):
+        return ""
+    return (f"  note: {run_dir.name} stopped on a non-finite loss before, and runs again from round 1: {why}, "
+            "so it may not diverge again")
+
+
+def _diverged_line(run_dir: Path) -> Optional[str]:
+    """error.txt's non-finite-loss line where run_dir holds a run stopped so (no done.json, no checkpoint, a
+    readable config.json), whatever its config or code; else None."""
     from tallysim import checkpoint, outdir
     from tallysim.results.run_dir import DIVERGED
     if (run_dir / DONE).exists() or (run_dir / checkpoint.FILE).is_file() or not outdir.is_run_dir(run_dir) \
@@ -49,8 +96,7 @@ def diverged_before(run_dir: Path, cfg: Config) -> Optional[str]:
             return None
     except (OSError, ValueError, UnicodeDecodeError):
         return None
-    line = next((x.strip() for x in text.splitlines() if DIVERGED in x), None)
-    return None if line is None or config_diff(run_dir, cfg) or plugin_edits(run_dir) else line
+    return next((x.strip() for x in text.splitlines() if DIVERGED in x), None)
 
 
 def plan(cfgs: list[Config], dirs: list[Path], grouped: bool) -> list[list[int]]:
@@ -160,8 +206,10 @@ def state(run_dir: Path, cfg: Config) -> str:
                 "it failed, unless that process finishes it first")
     if (run_dir / DONE).exists():
         diff, edited = config_diff(run_dir, cfg), plugin_edits(run_dir)
+        changed = tallysim_change(run_dir) if not diff and not edited else ""
         return "done" + (f"; skipped, though its config.json differs ({first_few(diff, 4, ', ...')})" if diff else
-                         f"; skipped, though plugin {', '.join(edited)} has changed since it ran" if edited else "")
+                         f"; skipped, though plugin {', '.join(edited)} has changed since it ran" if edited else
+                         f"; skipped, though {changed} (its rows stay the old code's)" if changed else "")
     if line := diverged_before(run_dir, cfg):
         return (f"failed before, skipped: it stopped on a non-finite loss under this config ({line}), so run "
                 f"again it would diverge again; delete {run_dir} to run it anyway")
@@ -173,6 +221,8 @@ def state(run_dir: Path, cfg: Config) -> str:
             return f"will resume from round {done + 1}, its checkpoint after round {done}"
         except ConfigError as e:
             return f"will run again from round 1 (its checkpoint cannot be resumed: {e})"
+    if _diverged_line(run_dir) is not None:       # not skipped: another config, or code, than the NaN's
+        return f"will run again from round 1 (it stopped on a non-finite loss before, but {again_why(run_dir, cfg)})"
     if outdir.is_run_dir(run_dir) and (run_dir / metrics.METRICS).is_file():
         # of another config (the sweep's edited since): its rows are replaced by this config's, unsaid
         diff = config_diff(run_dir, cfg)
@@ -242,7 +292,7 @@ def dry_run(args, runs, cfgs: list[Config], checked_out) -> int:
     # runs already done are skipped and compile nothing: count what the real sweep would do
     dirs = [out_dir / name for name, _ in runs]
     done = sum((d / DONE).exists() for d in dirs)
-    # a run stopped on a non-finite loss under this config is skipped too (`final`): it was counted "to run"
+    # a run stopped on a non-finite loss under this config and code is skipped too (`final`): it was counted "to run"
     diverged = sum(final(d, c) for d, c in zip(dirs, cfgs)) - done
     skipped = f", {diverged} skipped as diverged before" if diverged else ""
     programs = sum(compiles(cfgs, dirs, plan(cfgs, dirs, grouped)))

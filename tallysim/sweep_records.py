@@ -21,8 +21,21 @@ def jsonable(d: dict) -> Any:
     return json.loads(json.dumps(d))
 
 
+# meta's key (not written as such) for the whole plan of a figure group run in part (`figure --only/--panel`,
+# figures/selection.left_alone): its runs in order, each this sweep's run's name or the record of one it
+# leaves alone ("not_run", done before, or failed before), so that sweep.json lists every run of the group
+PLAN = "_plan"
+NOT_RUN = "not_run"         # sweep.json's status of a run of the plan no sweep has run yet (results/sweep_gaps.py)
+
+
 def write_index(out_dir: Path, records: list[dict], meta: Optional[dict]) -> None:
-    doc = {**(meta or {}), "runs": records}
+    meta = dict(meta or {})
+    plan = meta.pop(PLAN, None)
+    if plan:    # a selection's sweep.json listed its own runs alone, read as the whole group until a full pass
+        mine = {r["name"]: r for r in records}
+        records = [mine.pop(e) if isinstance(e, str) else e for e in plan if not isinstance(e, str) or e in mine] \
+            + list(mine.values())
+    doc = {**meta, "runs": records}
     atomic.write_text(out_dir / INDEX, json.dumps(doc, indent=2) + "\n")
 
 
@@ -67,6 +80,39 @@ def fail(run_dir: Path, rec: dict, message: str, log, detail: Optional[str] = No
     if diverged:                       # its loss went non-finite (run.NonFiniteLoss): a result, not a bug
         rec["diverged"] = True
     log(f"  FAILED: {rec['error']}" + ("" if busy else f" (see {err})"))     # --quiet: in main's closing lines
+
+
+def skip_done(run_dir: Path, rec: dict, cfg: Config, log, where: str) -> None:
+    """Record a run an earlier sweep finished as done before, kept as it is, with a note where its config.json
+    differs from cfg, a plugin's file or tallysim's code has changed since it ran (its rows are the old
+    code's: sweep_plan.tallysim_change; a code change alone was skipped in silence), or its rows were cut."""
+    from tallysim import sweep_plan
+    from tallysim.fields import first_few
+    from tallysim.progress_base import say
+    rec["status"] = metrics.DONE_BEFORE     # not "skipped": its results are there (docs/sweeps.md)
+    log(f"{where} skip {run_dir.name} (done)")
+    again = f"delete {run_dir / DONE} to rerun it"
+    if diff := sweep_plan.config_diff(run_dir, cfg):
+        say(log, f"  note: its config.json differs from this sweep's config ({first_few(diff, 4, ', ...')}); {again}",
+            run_dir.name)
+    elif edited := sweep_plan.plugin_edits(run_dir):     # its rows are the old plugin's
+        say(log, f"  note: plugin {', '.join(edited)} has changed since this run finished (its rows are the old "
+            f"code's); {again}", run_dir.name)
+    elif changed := sweep_plan.tallysim_change(run_dir):     # kept: a result, where a NaN-stopped run has none
+        say(log, f"  note: {changed}: its rows are the old code's, kept as a finished run is; {again}", run_dir.name)
+    elif outdir.run_state(run_dir) != "finished":   # skipped in silence; `table`: incomplete
+        say(log, f"  note: its {metrics.METRICS} no longer holds the finished run's rows (emptied, cut or deleted "
+            f"since it finished); {again}", run_dir.name)
+
+
+def say_again(runs, cfgs: list, out_dir: Path, log) -> None:
+    """Before a sweep's first run: each run that stopped on a non-finite loss before and runs again now (its
+    config or code differs from the NaN's: sweep_plan.again_line), and why; it ran again unsaid, as any run."""
+    from tallysim import sweep_plan
+    from tallysim.progress_base import say
+    for (name, _), cfg in zip(runs, cfgs):
+        if line := sweep_plan.again_line(out_dir / name, cfg):
+            say(log, line, name)
 
 
 def skip_diverged(run_dir: Path, rec: dict, line: str, log, where: str) -> None:

@@ -40,6 +40,7 @@ from tallysim import progress as progress_bars
 from tallysim.progress_base import QuietLog, result, say
 from tallysim.config import ConfigError
 from tallysim.fields import count, home, is_path
+from tallysim.sweep_records import PLAN
 from tallysim.sweep_section import figure_keys
 from tallysim.results.metrics import panel_of  # noqa: F401 - figures.panel_of, as before
 from tallysim.figures.spec_keys import check_spec_keys
@@ -205,7 +206,8 @@ def make_figure(name_or_path: str, smoke: bool = False, results: str = "results"
                               f"model, peers and impls of {path})")
     else:
         data, errors = {}, []
-        recs_by_group = _run_groups(plans, root, tag, progress, log, grouped, checkpoint_every)
+        whole = selection.left_alone(full, plans, root) if plans is not full else {}
+        recs_by_group = _run_groups(plans, root, tag, progress, log, grouped, checkpoint_every, whole)
         if plans is not full:       # --only/--panel: drawn only once every run of the figure has finished
             left = selection.missing(full, root)
             if left:
@@ -243,8 +245,10 @@ def make_figure(name_or_path: str, smoke: bool = False, results: str = "results"
     return paths
 
 
-def _run_groups(plans, root: Path, tag: str, progress, log, grouped: bool, checkpoint_every) -> dict:
-    """Each group of `plans` as its sweep into root/<group>/: group name -> its run records."""
+def _run_groups(plans, root: Path, tag: str, progress, log, grouped: bool, checkpoint_every,
+                whole: Optional[dict] = None) -> dict:
+    """Each group of `plans` as its sweep into root/<group>/: group name -> its run records. `whole`: a
+    selection's groups' whole plans for their sweep.json (selection.left_alone)."""
     # every group's sweep lock before the first group runs: a second figure (or a sweep) writing one of
     # these directories refuses this one now, not after its first groups have run
     locks = contextlib.ExitStack()
@@ -270,7 +274,8 @@ def _run_groups(plans, root: Path, tag: str, progress, log, grouped: bool, check
                                                    log=log, grouped=grouped, runs_bar=bar,
                                                    validated=plans.configs[gname],
                                                    checkpoint_every=checkpoint_every,
-                                                   meta={"axes": plans.axes.get(gname, [])})   # table's order
+                                                   meta={"axes": plans.axes.get(gname, []),   # table's order
+                                                         **({PLAN: whole[gname]} if gname in (whole or {}) else {})})
     finally:
         if bar:
             bar.close()

@@ -62,6 +62,37 @@ def missing(plans: Plans, root: Path) -> dict:
     return {g: n for g, n in left.items() if n}
 
 
+def left_alone(full: Plans, plans: Plans, root: Path) -> dict:
+    """group name -> its whole plan for sweep.json (sweep_records.PLAN), for each selected group of which
+    the selection runs only some runs: each run's name where it runs now, else the record of the run it
+    leaves alone: done before, failed before (stopped on a non-finite loss under this config), or not run
+    (status "not_run", why). The group's sweep.json listed the selected runs alone until a full pass, and
+    `table`/`pareto`/`plot` on the group read as the whole sweep what was part of it."""
+    from tallysim.results import metrics
+    from tallysim.sweep_records import NOT_RUN
+    out = {}
+    for g, (_, runs) in plans.items():
+        chosen = {n for n, _ in runs}
+        if len(chosen) == len(full[g][1]):
+            continue
+        entries = []
+        for (n, ov), cfg in zip(full[g][1], full.configs[g]):
+            if n in chosen:
+                entries.append(n)
+                continue
+            rec, d = {"name": n, "overrides": list(ov), "dir": str(root / g / n)}, root / g / n
+            if (d / metrics.DONE).exists():
+                rec["status"] = metrics.DONE_BEFORE
+            elif line := sweep_plan.diverged_before(d, cfg):
+                rec.update(status="failed", error=line, diverged=True)
+            else:
+                rec.update(status=NOT_RUN, why="not in this `figure --only/--panel` selection: the full figure, "
+                                               "or a selection naming it, runs it")
+            entries.append(rec)
+        out[g] = entries
+    return out
+
+
 def not_drawn(tag: str, left: dict, root: Path) -> str:
     """What a selection says when the figure still lacks runs: which groups, and that the runs are kept."""
     return (f"{tag}: not drawn: groups still missing runs: "

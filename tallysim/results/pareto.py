@@ -57,6 +57,9 @@ def collect(dirs, which: str = "final", metric: str = "auto", log=None, names: d
     log = log or (lambda msg: print(msg, file=sys.stderr))
     # one corrupt run must not cost the whole tree: skipped with a note, as `table` and read_rows skip it
     runs = metrics.read_runs(dirs, lambda d, label, e: log(f"pareto: skipping {d}: {e}"), none_ok=True)
+    from tallysim.results.sweep_gaps import notes
+    for line in notes(dirs, "pareto"):      # a sweep's runs not run yet: a frontier of part of it said so
+        log(line)
     cols = {c for _, _, _, rows in runs for c in columns(rows)}
     if metric != "auto" and cols:
         from tallysim.results.table import refuse_absent

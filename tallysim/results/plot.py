@@ -200,6 +200,9 @@ def plot_curves(run_dirs, out: str, metric: str = "auto", title: str | None = No
     labels = run_labels([cfg for _, cfg, _ in runs], [d for d, _, _ in runs], labels, word("--label", "--label"))
     runs, labels = _with_rows(runs, labels)
     _note_unfinished(runs)
+    from tallysim.results.sweep_gaps import notes
+    for line in notes(dirs, "plot", parents=True):      # DIR/* of a sweep whose runs are not all run yet
+        print(line, file=sys.stderr)
     runs, labels = _with_metric(runs, labels, metric, word("--metric", "--metric"))
     # a mean over fewer seeds than the run has (seeds_counted), or holding a diverged seed's NaN or inf
     # (seeds_nonfinite), is a point and a band like any other (a NaN one a gap)

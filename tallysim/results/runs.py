@@ -228,6 +228,9 @@ def read_rows(dirs, strict: bool = False) -> list[dict]:
 
     found = [(label, cfg, rows) for _, label, cfg, rows in
              metrics.read_runs(dirs, skip)]
+    from tallysim.results.sweep_gaps import notes
+    for line in notes(dirs, "read_rows"):       # a sweep's runs not run yet: part of it read as the whole
+        warnings.warn(line, stacklevel=2)
     swept = [k for k in swept_fields([cfg for _, cfg, _ in found]) if k != "protocol.name"]
     out = []
     for label, cfg, rows in found:

@@ -18,7 +18,7 @@ from typing import Optional
 from tallysim import atomic
 from tallysim.config import ConfigError
 from tallysim.fields import did_you_mean, first_few
-from tallysim.results import dead_peers, headline, metrics, partition_file
+from tallysim.results import dead_peers, headline, metrics, partition_file, sweep_gaps
 from tallysim.results.swept import flatten, in_axis_order, swept_fields, unread_blank, with_defaults
 
 FORMATS = ("markdown", "csv")
@@ -54,6 +54,8 @@ def table_rows(dirs, metric: str = "auto", log=None) -> tuple[list[str], list[di
         raise ConfigError(f"table_rows(metric={metric!r:.40}): expected a column name (str), or 'auto'")
     log = log or (lambda msg: print(msg, file=sys.stderr))
     runs = metrics.read_runs(dirs, lambda d, label, e: log(f"table: skipping {d}: {e}"))
+    for line in sweep_gaps.notes(dirs, "table"):     # a sweep's runs not run yet: a partial table said so
+        log(line)
     if metric == "ppl" and not any(metrics.metric(r, "ppl") is not None for *_, rows in runs for r in rows):
         raise ConfigError("--metric 'ppl' (the headline model's test perplexity) has no value in these runs: only "
                           "next-token runs (shakespeare, shakespeare_words) have one; allowed: auto, or a key of the rows")
