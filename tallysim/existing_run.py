@@ -19,7 +19,7 @@ from tallysim.fields import NameTaken, PluginError, first_few
 from tallysim.results.metrics import CONFIG, DONE, ERROR, METRICS, PARTITION, PARTITION_CLIENTS
 from tallysim.run_lock import LOCK
 
-MARKER = atomic.RUN_MARKER      # ".tallysim-run": defined below this module, which refuses outputs inside runs
+MARKER = atomic.RUN_MARKER      # ".tallysim-run": defined in atomic.py, below outdir, which refuses outputs inside runs
 CHECKPOINT = "checkpoint.npz"    # checkpoint.FILE (that module imports JAX; this one must not)
 # an out-of-memory retry's copy of the checkpoint its narrower seed chunks start from (memory_retry.RETRY)
 RETRY_CHECKPOINT = "checkpoint-retry.npz"

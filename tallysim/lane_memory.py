@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 
 from tallysim import protocols, sizing
+from tallysim.config import Config
 from tallysim.sim import activations, fed, peers, tasks
 from tallysim.sim.models import param_count
 
@@ -36,9 +37,10 @@ def _group_optim(cfg: Config, g):
 
 
 def lane_shapes(b) -> dict:
-    """What sizing.per_seed_bytes needs to know of a built group `b` (build.Built; its arguments by name), the model's
-    own facts included: its forward pass's bytes per example (sim/activations.py, traced, not
-    compiled), the optimizer's state per parameter, the peers trained at once and the data's arrays."""
+    """What sizing.per_seed_bytes needs to know of the built group `b` (build.Built; its arguments by
+    name), the model's own facts included: its forward pass's bytes per example (sim/activations.py,
+    traced, not compiled), the optimizer's state per parameter, the peers trained at once and the data's
+    arrays."""
     cfg, spec = b.cfg, b.ctx.spec
     held = spec.active if b.ctx.cohort else spec.peers      # client_storage=auto: the cohort's models only
     # probes only where peers train on them: the FedAvg family ignores probe.per_round (as validation)
