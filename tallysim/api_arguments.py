@@ -48,12 +48,12 @@ def check(out, overwrite, progress, kwargs: dict) -> tuple:
 def resumable(out) -> None:
     """tallysim.run(resume=True)'s refusals in this API's words: they named --resume, --overwrite and
     --checkpoint-every, and with no `out` a new temporary directory was made and called "not a run"."""
-    from tallysim import outdir
+    from tallysim import existing_run, outdir
     if out is None:
         raise ConfigError("tallysim.run(resume=True) needs out=, the run directory to continue")
     d = outdir.destination(out, "out")
     if not outdir.is_run_dir(d):
-        raise ConfigError(outdir.not_a_run(d, out, "tallysim.run(resume=True)", outdir.PYTHON))
+        raise ConfigError(existing_run.not_a_run(d, out, "tallysim.run(resume=True)", outdir.PYTHON))
     if not (d / outdir.CHECKPOINT).is_file():
         if outdir.run_state(d) == "finished":
             raise ConfigError(f"tallysim.run(resume=True): {out} is a finished run (every round ran; a finished run "

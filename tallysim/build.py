@@ -1,12 +1,12 @@
 """Build a group of configurations for one compiled program: validate, load the data, partition every
-lane's seed, place it all on the device, build the protocol (`Built`); and the seeds per compiled
-batch that fit in memory (`auto_chunk`). Compiles nothing. run.py runs what this builds.
+lane's seed, place it all on the device, build the protocol (`Built`). Compiles nothing. run.py runs
+what this builds. The data it reads (probe.source, the digest, the probe pool) is build_data.py's; the
+seeds per compiled batch that fit in memory (`auto_chunk`, `lane_shapes`) are lane_memory.py's.
 """
 from __future__ import annotations
 
 import gc
 import json
-import os
 from dataclasses import dataclass, field, fields, replace
 from typing import Optional
 
@@ -14,12 +14,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tallysim import config, data, data_read, model_groups, protocols, sizing
+from tallysim import build_data, config, data, model_groups
+# the data a build reads and the memory its lanes need, split from here (build.X, as before)
+from tallysim.build_data import data_digest_now  # noqa: F401
+from tallysim.lane_memory import auto_chunk, lane_shapes  # noqa: F401
 from tallysim.config import Config, ConfigError
 from tallysim.fields import first_few
 from tallysim.protocols.contract import make as make_protocol   # a plugin's Protocol checked
 from tallysim.protocols.base import Context, ModelGroup, Protocol
-from tallysim.sim import activations, faults, fed, lanes, local, peers, step_groups, tasks
+from tallysim.sim import faults, fed, lanes, step_groups, tasks
 from tallysim.sim.conv import check_usable as check_conv
 from tallysim.sim.models import init_shapes, make_model, param_count
 
@@ -115,63 +118,6 @@ def _check_convs(cfg: Config) -> None:
             raise ConfigError(f"model.groups group {g.name}: {e}") from None
 
 
-def _with_probe_source(cfg: Config, ds, runs: tuple = ()):
-    """(inputs, labels, n_source): the training examples, followed by probe.source's when it is set
-    (the probe pool may then draw from them); its inputs must have the training inputs' shape."""
-    if not cfg.probe.source:
-        return ds.x_train, ds.y_train, 0
-    src = data.load(replace(cfg.data, name=cfg.probe.source, path=None), cfg.data.seed, runs)
-    if src.x_train.shape[1:] != ds.x_train.shape[1:] or src.x_train.dtype != ds.x_train.dtype:
-        raise ConfigError(f"probe.source={cfg.probe.source!r} has inputs {src.x_train.shape[1:]} "
-                          f"{src.x_train.dtype} but {cfg.data.name} has {ds.x_train.shape[1:]} "
-                          f"{ds.x_train.dtype}; the pool must have the training inputs' shape and type")
-    return (np.concatenate([ds.x_train, src.x_train]), np.concatenate([ds.y_train, src.y_train]),
-            len(src.y_train))
-
-
-def _data_digest(cfg: Config, ds, x_all, y_all, n: int) -> str:
-    """data.digest of what the lanes train and test on; data.generated_digest where any of it is generated
-    (synthetic, as the data or the probe.source): its floats differ in the last bits between machines."""
-    if cfg.data.name not in data.GENERATED and cfg.probe.source not in data.GENERATED:
-        return data.digest(x_all, y_all, ds.x_test, ds.y_test)
-    return data.generated_digest([y_all, ds.y_test], [x_all[:n], x_all[n:], ds.x_test])
-
-
-def data_digest_now(cfg: Config) -> str:
-    """The digest a run of `cfg` would record in partition.json, from its data as it is now (loaded, nothing
-    placed on a device): a sweep run again whose every run is skipped compares its runs' with it."""
-    ds = data.load(cfg.data, cfg.data.seed)
-    x_all, y_all, _ = _with_probe_source(cfg, ds)
-    return _data_digest(cfg, ds, x_all, y_all, len(ds.y_train))
-
-
-def _read_state(cfg: Config) -> Optional[dict]:
-    """data_read.state of the files data.path names (data.name=files, or a named dataset's own files), None
-    for generated data or without a path."""
-    if not cfg.data.path or cfg.data.name in data.GENERATED:
-        return None
-    return data_read.state(cfg.data.path)     # data.path is read even where data.name has a cache (data/loading.py)
-
-
-def _pool_and_rest(cfg: Config, n: int, n_source: int, seed: int):
-    """Probe-pool indices and the remaining training indices of one seed."""
-    if cfg.probe.source:
-        if cfg.probe.pool_size is not None and cfg.probe.pool_size > n_source:     # was cut to n_source, silently
-            raise ConfigError(f"probe.pool_size={cfg.probe.pool_size} is more than the {n_source} training examples "
-                              f"of probe.source={cfg.probe.source}; allowed: 1..{n_source}, or none (10% of them)")
-        size = min(cfg.probe.pool_size or config.default_pool_size(n_source), n_source)
-        return n + np.arange(size), np.arange(n)       # source examples are appended after train
-    size = cfg.probe.pool_size or config.default_pool_size(n)
-    if n < 2:       # no pool size leaves training data: the advice below read "allowed: 1..0"
-        raise ConfigError(f"{cfg.data.name} has {n} training example{'s' * (n != 1)}"
-                          f"{f' (data.max_train={cfg.data.max_train})' if cfg.data.max_train else ''}: too few "
-                          "for a probe pool and training data; allowed: at least 2 (a larger data.max_train)")
-    if size >= n:
-        raise ConfigError(f"probe.pool_size={size} leaves no training data ({cfg.data.name} has {n} "
-                          f"training examples); allowed: 1..{n - 1}")
-    return data.split_probe_pool(n, size, seed)
-
-
 # A full collection after the inputs go to the device frees their host copy at once (issue 33: 768 MB of
 # a 10^6-client population held twice otherwise), but its cost grows with every object the process holds:
 # in a long process (a test worker, a sweep after many runs) 0.2-1 s of CPU per build for nothing where
@@ -205,7 +151,7 @@ def build_group(cfgs: list[Config], runs: tuple = ()) -> Built:
                               f"cannot vary ({first_few(diff, 3)}); allowed: configurations that differ only in "
                               "learning rates, weights, temperatures, partition, seed or rounds (sweep.run_sweep "
                               "groups any list so), or each run apart")
-    read_before = _read_state(cfg)
+    read_before = build_data.read_state(cfg)
     ds = data.load(cfg.data, cfg.data.seed, tuple(runs))
     task = tasks.make(ds.task, ds.x_train.shape[1:])
     grouped = bool(model_groups.parse(cfg.model.groups))       # each group's model is checked by _model_groups
@@ -213,10 +159,10 @@ def build_group(cfgs: list[Config], runs: tuple = ()) -> Built:
     if task.name == "classification" and not grouped:
         tasks.check_shape(cfg, ds.x_train.shape[1:])      # a conv model on flat or too small examples
     n = len(ds.y_train)
-    x_all, y_all, n_source = _with_probe_source(cfg, ds, tuple(runs))
-    digest = _data_digest(cfg, ds, x_all, y_all, n)      # before the host copy is dropped
+    x_all, y_all, n_source = build_data.with_probe_source(cfg, ds, tuple(runs))
+    digest = build_data.data_digest(cfg, ds, x_all, y_all, n)      # before the host copy is dropped
     # the files' state the digest stands for, only where it did not change while they were read
-    read = read_before if read_before is not None and read_before == _read_state(cfg) else None
+    read = read_before if read_before is not None and read_before == build_data.read_state(cfg) else None
     # The inputs go to the device first and every host reference to them is dropped (jax copies a numpy
     # array, even on the CPU): a 10^6-client population's 768 MB of inputs are then held once while the
     # partitions are drawn, not twice (issue 33's memory target; docs/population.md).
@@ -231,7 +177,7 @@ def build_group(cfgs: list[Config], runs: tuple = ()) -> Built:
     for j, (i, s) in enumerate(zip(lane_cfg, seeds)):
         c = cfgs[i]
         try:        # a refusal here is configuration i's own (its data, its partition): say which
-            pool, rest = _pool_and_rest(c, n, n_source, s)
+            pool, rest = build_data.pool_and_rest(c, n, n_source, s)
             if j == 0 or lane_cfg[j - 1] != i:
                 config.validate_with_data(c, ds.num_classes, len(rest), len(pool))
             labels = ds.y_train[rest]          # once per lane: 10^7 labels, for the partition and its counts
@@ -333,58 +279,3 @@ def _private_steps(cfg: Config, counts: list) -> np.ndarray:
     return cfg.local_epochs * -(-sizes // cfg.batch_size)
 
 
-def auto_chunk(b: Built) -> int:
-    """Seeds per compiled batch: all of them unless a rough footprint says they would not fit."""
-    # seed_chunk is per lane (lanes.HOST): the smallest a group's configurations set wins (config_shapes.
-    # asked_chunk, which sweep_plan.widths reads too); the numbers are the same at any batch size
-    asked = sizing.asked_chunk(b.cfgs, len(b.seeds))
-    if asked is not None:
-        return asked
-    stats = jax.local_devices()[0].memory_stats() or {}
-    limit = stats.get("bytes_limit") or os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
-    return sizing.lanes_that_fit(len(b.seeds), int(0.5 * limit), **lane_shapes(b))
-
-
-def _group_optim(cfg: Config, g):
-    """The optimizer config of model group g's peers (its own optim.name, which sets the moments), or the run's."""
-    name = dict(g.values).get("optim.name") if g is not None else None
-    return cfg.optim if name is None else replace(cfg.optim, name=name)
-
-
-def lane_shapes(b: Built) -> dict:
-    """What sizing.per_seed_bytes needs to know of a built group (its arguments by name), the model's
-    own facts included: its forward pass's bytes per example (sim/activations.py, traced, not
-    compiled), the optimizer's state per parameter, the peers trained at once and the data's arrays."""
-    cfg, spec = b.cfg, b.ctx.spec
-    held = spec.active if b.ctx.cohort else spec.peers      # client_storage=auto: the cohort's models only
-    # probes only where peers train on them: the FedAvg family ignores probe.per_round (as validation)
-    distill = protocols.traits(cfg.protocol.name).distill
-    dummy = jnp.zeros((1,) + spec.input_shape, jnp.float32)
-    together = lambda a: -(-a // max(1, min(spec.groups, a)))     # noqa: E731  local.train_peers' groups
-    own = []            # model.groups: each group's own model, peers and facts (sizing.per_seed_bytes)
-    for g in b.ctx.model_groups or (None,):
-        m = g.model if g else b.ctx.model
-        params = jax.eval_shape(m.init, jax.random.PRNGKey(0), dummy)
-        fact = activations.per_example(m.apply, params, spec.input_shape)
-        opt = jax.eval_shape(peers.make_optimizer(_group_optim(cfg, g)).init, params)
-        active = g.a_hi - g.a_lo if g else spec.active
-        own.append(dict(num_params=param_count(params), peers=active if b.ctx.cohort else (g.hi - g.lo if g else held),
-                        active=active, together=together(active), saved=fact.saved, peak=fact.peak,
-                        moments=param_count(opt) / max(1, param_count(params)), example=fact.input))
-    per_lane = shared = 0
-    for leaf, axis in zip(b.fed, fed.SEED_AXES):
-        if leaf is not None:
-            if axis is None:
-                shared += leaf.nbytes
-            else:
-                per_lane += leaf.nbytes // leaf.shape[0]
-    return dict(num_params=b.ctx.num_params, peers=held, active=spec.active, input_shape=spec.input_shape,
-                batch_size=cfg.batch_size, probe_batch=(cfg.distill.batch_size or cfg.batch_size) if distill else 0,
-                probes=spec.probes if distill else 0, classes=spec.classes,
-                soft=protocols.traits(cfg.protocol.name).soft or sizing.counts_target(cfg), positions=tasks.of(spec).positions,
-                blocked=not protocols.traits(cfg.protocol.name).soft and sizing.blocks_votes(cfg),
-                votes=cfg.vote.weighting == "history", kept=sizing.kept_bytes(cfg),
-                together=together(spec.active), saved=max(m["saved"] for m in own), peak=max(m["peak"] for m in own),
-                example=own[0]["example"], moments=max(m["moments"] for m in own),
-                groups=tuple({k: v for k, v in m.items() if k != "example"} for m in own) if b.ctx.model_groups else (),
-                test_examples=int(b.fed.x_test.shape[0]), data=per_lane, shared=shared)

@@ -126,10 +126,10 @@ def cmd_run(args) -> int:
         raise ConfigError("--resume continues the run in --out and --overwrite replaces it; pass one")
     check_checkpoint_every(args)
     if args.resume and not args.config:
-        from tallysim import config, outdir, validation
+        from tallysim import config, existing_run, outdir, validation
         d = outdir.destination(args.out)
         if not outdir.is_run_dir(d):
-            raise ConfigError(outdir.not_a_run(d, args.out, "--resume", outdir.CLI))
+            raise ConfigError(existing_run.not_a_run(d, args.out, "--resume", outdir.CLI))
         if not (d / outdir.CHECKPOINT).is_file():   # before its config.json is read: a run stopped before
             from tallysim import checkpoint        # writing one said "config file ... does not exist"
             raise ConfigError(checkpoint.nothing_to_resume(d, args.out))
@@ -149,9 +149,9 @@ def cmd_run(args) -> int:
         cfg = config_from_args(args)
         _check(cfg, args)
         check_dataset(cfg)                  # was said after JAX had started
-        from tallysim import sizing, storage_notes
+        from tallysim import storage_notes
         # a costly default (stacked stateless clients, an O(P) draw), or auto stacking a stateful run's clients
-        for note in [*sizing.run_notes(cfg), *filter(None, [storage_notes.stateful_note(cfg)])]:
+        for note in [*storage_notes.run_notes(cfg), *filter(None, [storage_notes.stateful_note(cfg)])]:
             print(f"tallysim: note: {note}", file=sys.stderr)
     cfg = with_tracking(cfg, args)
     from tallysim import tracking

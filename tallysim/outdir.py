@@ -1,10 +1,8 @@
 """Output directories: tallysim deletes only what it can prove it wrote.
 
 Every run directory tallysim creates gets a marker file, `.tallysim-run`, before anything else. A
-directory is a *tallysim run* when it is a real directory (not a symlink) that holds the marker (or, for
-runs written before the marker existed, the full set `config.json`, `partition.json` and
-`metrics.jsonl`, with a config that validates and rows that parse as tallysim's metrics rows) and
-nothing but the files a run writes (`RUN_FILES`, and `atomic.py`'s temporary files for them).
+directory is a *tallysim run* when it holds the marker (or is a run written before the marker existed)
+and nothing but the files a run writes (existing_run.py says which directories are, and how they stopped).
 `--overwrite` replaces only such a directory, and then removes only those named files; it never removes a directory tree. Everything else is refused with one line:
 a directory holding anything else, the working directory or one above it, a home directory, `/`, a
 symlink, a regular file.
@@ -18,112 +16,16 @@ from pathlib import Path
 
 from tallysim import atomic
 from tallysim.config import ConfigError
-from tallysim.fields import NameTaken, PluginError, first_few
-from tallysim.results.metrics import CONFIG, DONE, ERROR, METRICS, PARTITION, PARTITION_CLIENTS
+from tallysim.results.metrics import METRICS
 from tallysim.results.run_dir import how_stopped
 from tallysim import out_path, run_lock
 from tallysim.run_lock import LOCK, Busy, SweepBusy, being_written  # noqa: F401 (outdir.Busy etc., as before)
 from tallysim.validation import MAX_NAME      # one limit for every name that becomes a path component
 # the checks on the path an output names (split from here; outdir.destination etc., as before)
 from tallysim.out_path import check_name, check_text, destination, protected  # noqa: F401
-
-MARKER = atomic.RUN_MARKER      # ".tallysim-run": defined below this module, which refuses outputs inside runs
-CHECKPOINT = "checkpoint.npz"    # checkpoint.FILE (that module imports JAX; this one must not)
-# an out-of-memory retry's copy of the checkpoint its narrower seed chunks start from (memory_retry.RETRY)
-RETRY_CHECKPOINT = "checkpoint-retry.npz"
-# Everything a run directory may hold; only these names are ever deleted (the lock file never is:
-# unlinking a held lock would let a third process lock a new file of the same name).
-RUN_FILES = frozenset({MARKER, LOCK, CONFIG, PARTITION, PARTITION_CLIENTS, METRICS, ERROR, DONE,
-                       CHECKPOINT, CHECKPOINT + ".tmp", RETRY_CHECKPOINT, METRICS + ".tmp", *atomic.RUN_CURVE})
-
-
-def is_run_file(name: str) -> bool:
-    """A name a run writes: one of RUN_FILES or a temporary file atomic.py makes for one of them."""
-    return name in RUN_FILES or atomic.is_temp_of(name, RUN_FILES)
-
-
-def foreign_entries(d: Path) -> list[str]:
-    """Entries of directory d that a tallysim run does not write (directories end with '/')."""
-    out = []
-    for e in sorted(d.iterdir()):
-        if not is_run_file(e.name) or e.is_symlink() or not e.is_file():
-            out.append(e.name + ("/" if e.is_dir() and not e.is_symlink() else ""))
-    return out
-
-
-def _has_marker(d: Path) -> bool:
-    m = d / MARKER
-    if m.is_symlink() or not m.is_file():
-        return False
-    try:
-        return json.loads(m.read_text()).get("written_by") == "tallysim"
-    except (OSError, ValueError, UnicodeDecodeError, AttributeError):
-        return False
-
-
-def _is_legacy_run(d: Path) -> bool:
-    """A run written before the marker existed: all three of its files, a config that validates and
-    metrics rows that parse. Anything less (a user's own config.json and metrics.jsonl) is not ours."""
-    from tallysim import config
-    if not all((d / n).is_file() and not (d / n).is_symlink() for n in (CONFIG, PARTITION, METRICS)):
-        return False
-    try:
-        config.validate(config.load_file(str(d / CONFIG)))
-        json.loads((d / PARTITION).read_text())
-        for line in (d / METRICS).read_text().splitlines():
-            row = json.loads(line)
-            if not (isinstance(row, dict) and isinstance(row.get("round"), int) and "bits_per_peer" in row):
-                return False
-    except (ConfigError, OSError, ValueError, UnicodeDecodeError, SystemExit):
-        return False
-    return True
-
-
-def is_run_dir(d: Path) -> bool:
-    """True when d is a directory tallysim wrote as a run and holds nothing else."""
-    if d.is_symlink() or not d.is_dir() or foreign_entries(d):
-        return False
-    return _has_marker(d) or _is_legacy_run(d)
-
-
-def not_a_run(d: Path, out, what: str, words: dict) -> str:
-    """Why `what` (--resume) cannot take d, which is_run_dir refused: "not a tallysim run directory" was
-    all it said, also of the user's own run with a notes file, a link or a TensorBoard folder put in it."""
-    if d.is_symlink():
-        return f"{what}: {out} is not a tallysim run directory (it is a symbolic link); give the run directory itself"
-    if not d.is_dir():
-        return (f"{what}: {out} is not a tallysim run directory (it {'is a file' if d.exists() else 'does not exist'}); "
-                "allowed: a directory a tallysim run wrote")
-    foreign = foreign_entries(d)
-    if foreign and (_has_marker(d) or (d / CONFIG).is_file()):
-        return (f"{what}: {out} holds entries a run does not write ({_describe(foreign)}: a directory, a link, "
-                f"or a file of its own); move them out of the run directory, then resume ({words['resume']})")
-    return f"{what}: {out} is not a tallysim run directory; allowed: a directory a tallysim run wrote"
-
-
-def run_config(d: Path, what: str, words: dict):
-    """The run's own config.json as a Config, for a resume: deleted or damaged since, it was "config file
-    ... does not exist" (or "is not valid JSON"), with no word that a resume needs it or what to do."""
-    from tallysim import config
-    path = d / CONFIG
-    try:
-        return config.load_file(str(path))
-    except NameTaken as e:      # said "cannot be read ... restore it" of a config.json that is fine
-        raise ConfigError(f"{what}: {path} loads its plugins, and one clashes with a plugin already loaded "
-                          f"({e}); resume without the other plugin (another --plugin, or a module loaded "
-                          "before in this process)") from None
-    except PluginError as e:    # a plugin not on the Python path here: the same misleading advice
-        raise ConfigError(f"{what}: {path} names a plugin this process cannot load ({e}); make "
-                          "it importable (as the run had it) and resume again") from None
-    except ConfigError as e:
-        why = "is missing" if not path.exists() and not path.is_symlink() else f"cannot be read ({e})"
-        raise ConfigError(f"{what}: {path} {why}; it is the run's own config, which a resume continues under; "
-                          f"restore it, or start the run again with {words['overwrite']}") from None
-
-
-def _describe(entries: list[str]) -> str:
-    return first_few(entries, 4)
-
+# which directories are tallysim's runs and how they stopped (split from here; outdir.is_run_dir etc., as before)
+from tallysim.existing_run import (CHECKPOINT, MARKER, RETRY_CHECKPOINT, RUN_FILES, describe_entries,  # noqa: F401
+                                   foreign_entries, is_run_dir, is_run_file, run_config, run_state)
 
 CLI = {"overwrite": "--overwrite", "resume": "--resume"}
 PYTHON = {"overwrite": "overwrite=True", "resume": "resume=True"}    # tallysim.run(cfg, out=..., ...)
@@ -192,22 +94,6 @@ def refuse_unwritable(d: Path, force: str | None = None) -> None:
                       "make it writable, or copy the run directory elsewhere and use the copy")
 
 
-def run_state(d: Path) -> str | None:
-    """"interrupted" (a checkpoint to resume from), "finished" (no checkpoint, and metrics.jsonl's last
-    row is config.json's last round) or "stopped" for a tallysim run directory; None for any other."""
-    if not is_run_dir(d):
-        return None
-    if (d / CHECKPOINT).is_file():
-        return "interrupted"
-    try:
-        rounds = json.loads((d / CONFIG).read_text())["rounds"]
-        lines = (d / METRICS).read_text().splitlines()
-        last = json.loads(lines[-1])["round"] if lines else None
-    except (OSError, ValueError, UnicodeDecodeError, KeyError, TypeError):
-        return "stopped"
-    return "finished" if last == rounds else "stopped"
-
-
 def _occupied(p: Path, out, flag: str, words: dict) -> str:
     """Why a plain run may not write into the non-empty directory p, and what the user can do instead."""
     o, r = words["overwrite"], words["resume"]
@@ -234,9 +120,9 @@ def _occupied(p: Path, out, flag: str, words: dict) -> str:
                 f"replace; allowed: another {flag} for this run")
     if foreign := foreign_entries(p):
         return (f"output directory {out} is not empty and not a tallysim run directory (it holds "
-                f"{_describe(foreign)}), which {o} does not replace; allowed: another {flag}, or move them away")
+                f"{describe_entries(foreign)}), which {o} does not replace; allowed: another {flag}, or move them away")
     if not is_run_dir(p):   # a run's file names only (a user's own config.json), no marker: --overwrite refuses it too
-        return (f"output directory {out} is not empty: it holds {_describe(sorted(e.name for e in p.iterdir()))}, "
+        return (f"output directory {out} is not empty: it holds {describe_entries(sorted(e.name for e in p.iterdir()))}, "
                 f"but it is not a tallysim run directory (no {MARKER}), which {o} does not replace; allowed: "
                 f"another {flag}, or move them away")
     return f"output directory {out} is not empty; pass {o} to replace it or choose another {flag}"
@@ -252,7 +138,7 @@ def _check_replaceable(p: Path, out, flag: str) -> None:
     foreign = foreign_entries(p)
     if foreign:
         raise ConfigError(f"refusing to replace {out}: it holds files tallysim did not write "
-                          f"({_describe(foreign)}); move them away or choose another {flag}")
+                          f"({describe_entries(foreign)}); move them away or choose another {flag}")
     if not is_run_dir(p):
         raise ConfigError(f"refusing to replace {out}: it is not a tallysim run directory (no {MARKER}); "
                           f"remove it yourself or choose another {flag}")
@@ -356,7 +242,7 @@ def check_sweep_dir(out, run_dirs: dict[str, Path], done_file: str, index: str) 
         if d.is_dir() and any(d.iterdir()) and not (d / done_file).exists() and not is_run_dir(d):
             foreign = foreign_entries(d)
             raise ConfigError(f"sweep run {name}: {d} holds files tallysim did not write "
-                              f"({_describe(foreign) or 'no ' + MARKER}); move them away or choose "
+                              f"({describe_entries(foreign) or 'no ' + MARKER}); move them away or choose "
                               "another --out")
 
 

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from tallysim import atomic, code_identity, config, outdir
+from tallysim import atomic, code_identity, config, existing_run, outdir
 from tallysim.checkpoint_file import FILE, read_meta
 from tallysim.code_identity import code_change, random_change
 from tallysim.config import ConfigError
@@ -78,7 +78,7 @@ def _check_resume(cfg, out) -> tuple[Path, dict]:
         raise ConfigError("--resume needs --out DIR, the run directory to continue")
     d = outdir.destination(out)
     if not outdir.is_run_dir(d):
-        raise ConfigError(outdir.not_a_run(d, out, "--resume", outdir.CLI))
+        raise ConfigError(existing_run.not_a_run(d, out, "--resume", outdir.CLI))
     if not (d / FILE).is_file():
         raise ConfigError(nothing_to_resume(d, out))
     outdir.refuse_unwritable(d)

@@ -3,7 +3,10 @@ uses to refuse impossible sizes), of one seed's lane once its shapes are known (
 sets the seeds per compiled batch), of the probe exchange and of evaluation. Pure Python, no jax, so
 that `validation` can refuse impossible sizes before jax is even imported; only a plugin's model is
 traced (plugin_params.py), with the JAX its own module has imported. A run's shapes from its config
-(data_shape, model_params, active_peers, ...) are config_shapes.py's, re-exported here.
+(data_shape, model_params, active_peers, ...) are config_shapes.py's, and the bytes per example of a
+model's passes (example_bytes, forward_hidden, ...) forward_bytes.py's, both re-exported here; the notes
+`tallysim run` prints about a costly default (storage_hint, cohort_note, draw_hint, run_notes) are
+storage_notes.py's.
 
 Shape letters (glossary: tallysim/sim/__init__.py): A active peers, M probes, C classes, c peers a chunk, P peers, B eval batch.
 """
@@ -19,6 +22,9 @@ from tallysim.config_shapes import (BYTES_PER_PARAM, active_peers, asked_chunk, 
                                     decimal_floor, faulty_peers, positions, text_activation_bytes, trained_at_once)
 # the sizes past which a run hangs or cannot finish whatever the memory: sizing.LIMITS, as before
 from tallysim.size_limits import LIMITS  # noqa: F401
+# bytes per example of a model's passes (forward_bytes.py): sizing.X, as before
+from tallysim.forward_bytes import (FORWARD_SLACK, eval_hidden_bytes, example_bytes, exchange_hidden_bytes,  # noqa: F401
+                                    forward_hidden)
 from tallysim.probe_blocks import BLOCK_SHARE, KEPT_BYTES, blocks_votes, counts_target, kept_bytes, probe_block  # noqa: F401 - sizing.X for sim/
 
 CHUNK_BYTES = 256 * 2**20     # one chunk's [c, M, C] (or one eval batch's [P, B, C]) float32 logits and forward passes
@@ -56,32 +62,6 @@ def eval_batch(peers: int, classes: int, batch: int = 500, budget: int | None = 
     each hold a batch at the same time, [lanes, P, B, C]: the budget covers them all, as peer_chunk's does."""
     budget = CHUNK_BYTES if budget is None else budget
     return max(1, min(batch, budget // ((4 * peers * classes + hidden) * lanes)))
-
-
-FORWARD_SLACK = 1.5     # XLA's buffers reuse less than the walk frees (per_seed_bytes, and the chunk and batch sizes)
-
-
-def forward_hidden(peak: int, example: int, logits: int) -> int:
-    """Bytes per example one peer's forward pass holds besides its input and its logits: `peak` its
-    most bytes alive per example (sim/activations.py, input and logits included)."""
-    return max(0, peak - example - logits)
-
-
-def eval_hidden_bytes(models, example: int, logits: int) -> int:
-    """Bytes per test example that evaluation's forward passes hold besides the input and the logits
-    eval_batch counts: `models` is ((peers, peak), ...), one pair per model evaluated (model.groups: one
-    per group), `peak` as forward_hidden's; the server's model (or room for it) is one more peer of the
-    largest. FORWARD_SLACK over the traced walk."""
-    hidden = [forward_hidden(peak, example, logits) for _, peak in models]
-    return int(FORWARD_SLACK * (sum(p * h for (p, _), h in zip(models, hidden)) + max(hidden, default=0)))
-
-
-def exchange_hidden_bytes(peak: int, example: int, logits: int, probes: int) -> int:
-    """Bytes one peer of an exchange chunk holds besides its messages' logits, which peer_chunk counts:
-    its forward pass over the round's `probes` examples at once (forward_hidden each, FORWARD_SLACK over
-    them, as eval_hidden_bytes counts an evaluation batch's; no server model here). fig12's CNN over
-    1,000 probes: about 1.2 GB a peer, so a chunk sized by its logits alone (10 CNNs) held 12.5 GB."""
-    return int(FORWARD_SLACK * probes * forward_hidden(peak, example, logits))
 
 
 def probe_chunk(probes: int, messages: int, classes: int, peak: int, example: int, logits: int, lanes: int = 1,
@@ -200,81 +180,6 @@ def _sizes(model, params: int, prefix: str = "model.") -> str:
     if protocols.model_target(model.name):
         return f"the size of model.name={model.name} ({params:,} parameters a copy), "
     return {"mlp": f"{prefix}width, ", **dict.fromkeys(TEXT_MODELS, f"{prefix}hidden, {prefix}layers, ")}.get(model.name, "")
-
-
-def example_bytes(model, dim: int, classes: int, positions: int) -> int:
-    """Bytes one training example of `model` keeps for the backward pass, roughly: a text model's from its
-    layers and vocabulary (text_activation_bytes; a plugin's sequence model on a text dataset from its
-    vocabulary and its POSITION_BYTES); else two float32 copies of the widest layer (the inputs
-    gathered and one layer's values: XLA measured 8.6 bytes per input float for 64 MLPs at once; 4 copies,
-    as before, put this "lower bound" at 1.4x the measured round)."""
-    if model.name in TEXT_MODELS or (positions > 1 and protocols.model_target(model.name)):
-        return text_activation_bytes(model.name, model, positions, classes)     # a plugin's: its POSITION_BYTES
-    return 4 * 2 * max(dim, model.width if model.name == "mlp" else 0)
-
-
-HINT_BYTES = 2**30      # stacked client models past this, for a protocol that could hold the cohort alone
-
-
-def storage_hint(cfg) -> str | None:
-    """A note for a run that pays for every client's model when it need not: a stateless protocol
-    (protocols.client_state) under client_storage=stacked, a cohort per round, and the stacked models
-    past HINT_BYTES. The default stays stacked so earlier results reproduce bit for bit
-    (docs/population.md); this says what switching would save, once, before the run starts."""
-    # A, not participation: a participation just below 1 can still round to every peer (no cohort)
-    active = active_peers(cfg)
-    if cfg.client_storage != "stacked" or active >= cfg.peers or protocols.client_state(cfg):
-        return None
-    # models_bytes reads the run's top-level model, not model.groups' own: never a grouped run here, since
-    # every protocol that takes groups (model_groups.GROUP_PROTOCOLS) keeps each client's own model, so
-    # client_state returned above (tests/test_storage_hint_dec19h.py pins it; a stateless one joining the
-    # groups must size each group's models here)
-    stacked, cohort = models_bytes(cfg)
-    if stacked < HINT_BYTES:
-        return None
-    # evaluating every client model is the other cost: 10^5 of them each round took a 2-round run from 25 s
-    # to over 20 minutes (docs/population-data.md) with nothing on stderr to say why
-    evals = (f" and evaluates all {cfg.peers:,} at every evaluation (eval_peers=N: N of them)"
-             if cfg.eval_peers is None or cfg.eval_peers >= cfg.peers else "")
-    return (f"{cfg.protocol.name} keeps no client state, but client_storage=stacked holds all {cfg.peers:,} "
-            f"clients' models (about {fmt(stacked)}){evals}; client_storage=auto would hold the server model and the "
-            f"{active:,} active ones (about {fmt(cohort)}), same numbers up to float rounding "
-            "(docs/population.md)")
-
-
-def cohort_note(cfg) -> str | None:
-    """storage_hint's line for a run that took its advice: a stateless protocol under client_storage=auto
-    drawing a cohort whose stacked models would pass HINT_BYTES says what it holds instead. A stacked run
-    told the user its models' memory before it started, a cohort run nothing (only --print-config's
-    estimate, which names the largest part alone)."""
-    active = active_peers(cfg)
-    if cfg.client_storage != "auto" or active >= cfg.peers or protocols.client_state(cfg):
-        return None
-    stacked, cohort = models_bytes(cfg)         # the top-level model: stateless protocols take no groups
-    if stacked < HINT_BYTES:
-        return None
-    return (f"client_storage=auto holds the server model and the {active:,} active clients' models a round (about "
-            f"{fmt(cohort)}), not all {cfg.peers:,} clients' (about {fmt(stacked)}): {cfg.protocol.name} keeps no "
-            "client state, and the rows hold the server model's accuracy, not each client's (docs/population.md)")
-
-
-DRAW_HINT_PEERS = 100_000      # where cohort_draw=sort's O(P) draw outweighs a small cohort's round
-
-
-def draw_hint(cfg) -> str | None:
-    """A note for a large population drawn with cohort_draw=sort (earlier versions' cohorts, 2 x P random
-    keys a round): cohort_draw=sequential draws the same distribution from A numbers (sim/cohort.py)."""
-    active = active_peers(cfg)
-    if cfg.cohort_draw != "sort" or cfg.peers < DRAW_HINT_PEERS or active >= cfg.peers:
-        return None
-    return (f"cohort_draw=sort draws each round's {active:,} of {cfg.peers:,} clients in O(P) work (earlier "
-            "versions' cohorts, bit for bit); cohort_draw=sequential draws them from the same distribution in "
-            "O(A), other cohorts, a round's time flat in the population (docs/population.md)")
-
-
-def run_notes(cfg) -> list[str]:
-    """What `tallysim run` says before it starts about a costly default (storage, cohort draw)."""
-    return [n for n in (storage_hint(cfg), cohort_note(cfg), draw_hint(cfg)) if n]
 
 
 def fmt(n: float) -> str:

@@ -342,7 +342,7 @@ def test_a_damaged_text_cache_is_one_line_naming_it(damage, expected, text_cache
 
 def test_a_dataset_of_one_training_example_says_so():
     """The advice read "allowed: 1..0"."""
-    from tallysim.build import _pool_and_rest
+    from tallysim.build_data import pool_and_rest
     cfg = config.apply_overrides(config.Config(), ["data.name=shakespeare", "data.max_train=1"])
     with pytest.raises(ConfigError, match=r"shakespeare has 1 training example \(data.max_train=1\): too few"):
-        _pool_and_rest(cfg, 1, 0, 0)
+        pool_and_rest(cfg, 1, 0, 0)

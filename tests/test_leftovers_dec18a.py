@@ -137,7 +137,11 @@ def test_the_split_modules_names_are_where_they_were():
     for name in ("table", "header", "torch_available"):
         assert getattr(throughput, name) is getattr(throughput_table, name), name
     assert throughput.CONV_IMPLS is flags.CONV_IMPLS and throughput.REPEATS == flags.REPEATS == 3
-    # CHUNK_BYTES and HINT_BYTES are set on sizing by tests (test_lane_sizing, test_population): the
-    # functions that read them are sizing's own, so a monkeypatch of sizing.X still reaches them
-    for name in ("peer_chunk", "eval_batch", "probe_chunk", "exchange_bytes", "storage_hint"):
+    # CHUNK_BYTES is set on sizing by tests (test_lane_sizing), HINT_BYTES on storage_notes (test_population;
+    # the run notes moved there with it): the functions that read each are its module's own, so a
+    # monkeypatch of sizing.X (storage_notes.X) still reaches them
+    from tallysim import storage_notes
+    for name in ("peer_chunk", "eval_batch", "probe_chunk", "exchange_bytes"):
         assert getattr(sizing, name).__module__ == "tallysim.sizing", name
+    for name in ("storage_hint", "cohort_note"):
+        assert getattr(storage_notes, name).__module__ == "tallysim.storage_notes", name

@@ -147,17 +147,17 @@ def test_a_quoted_number_on_a_sweep_axis_runs_as_the_number():
 
 def test_a_cohort_run_says_its_memory_as_a_stacked_run_does(tmp_path, capsys, monkeypatch):
     # client_storage=stacked told the models' memory before the run (storage_hint), client_storage=auto nothing
-    from tallysim import sizing
+    from tallysim import storage_notes
     from tallysim.results import metrics
     big = ["protocol.name=fedavg", "peers=100000", "participation=0.0001", "model.width=200", "client_storage=auto"]
-    note = sizing.cohort_note(config.apply_overrides(config.Config(), big))
+    note = storage_notes.cohort_note(config.apply_overrides(config.Config(), big))
     assert note.startswith("client_storage=auto holds the server model and the 10 active clients' models a round "
                            "(about 26.2 MB), not all 100,000 clients' (about 239 GB)"), note
     for items in (big[:-1], big[:2] + ["participation=1", big[-1]], ["protocol.name=tally", *big[1:]],
                   ["protocol.name=fedavg", "peers=100", "participation=0.1", "client_storage=auto"]):
-        assert sizing.cohort_note(config.apply_overrides(config.Config(), items)) is None, items
+        assert storage_notes.cohort_note(config.apply_overrides(config.Config(), items)) is None, items
     monkeypatch.setattr(run, "run", lambda *a, **k: {})            # the note comes before anything runs
-    monkeypatch.setattr(sizing, "HINT_BYTES", 1)
+    monkeypatch.setattr(storage_notes, "HINT_BYTES", 1)
     monkeypatch.setattr(metrics, "summary_line", lambda *a: "")
     cli.main(["run", "protocol.name=fedavg", "peers=10", "participation=0.5", "client_storage=auto",
               "--out", str(tmp_path / "o")])

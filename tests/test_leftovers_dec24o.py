@@ -96,7 +96,7 @@ def test_read_rows_of_a_sweep_with_no_run_written_says_so(tmp_path):
 
 
 def test_tallysim_run_prints_the_stateful_note_before_it_starts(tmp_path, capsys, monkeypatch):
-    # the wiring: cli_commands prints it beside sizing.run_notes, before JAX starts
+    # the wiring: cli_commands prints it beside storage_notes.run_notes, before JAX starts
     from tallysim import cli, startup
 
     class Stop(BaseException):

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from tallysim import cli, config, protocols, run, sizing
+from tallysim import cli, config, protocols, run, sizing, storage_notes
 from tallysim.build import build
 from tallysim.results import metrics
 from tallysim.sim import lanes, peers
@@ -250,15 +250,15 @@ def test_storage_hint_says_what_auto_would_save_only_where_it_applies(tmp_path, 
 
     def cfg_of(items):
         return config.apply_overrides(config.Config(), items)
-    hint = sizing.storage_hint(cfg_of(big))
+    hint = storage_notes.storage_hint(cfg_of(big))
     # 100,000 MLPs of 784-200-200-10 (198,800 parameters), 3 float32 copies: 239 GB; the cohort's 11: 26.2 MB
     assert hint and "100,000 clients' models (about 239 GB)" in hint and "the 10 active ones (about 26.2 MB)" in hint
     for items in (big + ["client_storage=auto"], big + ["participation=1"],
                   ["protocol.name=tally", "peers=100000", "participation=0.0001", "model.width=200"],
                   ["protocol.name=fedavg", "peers=100", "participation=0.1"]):
-        assert sizing.storage_hint(cfg_of(items)) is None, items
+        assert storage_notes.storage_hint(cfg_of(items)) is None, items
     monkeypatch.setattr(run, "run", lambda *a, **k: {})            # the note comes before anything runs
-    monkeypatch.setattr(sizing, "HINT_BYTES", 1)
+    monkeypatch.setattr(storage_notes, "HINT_BYTES", 1)
     monkeypatch.setattr(metrics, "summary_line", lambda *a: "")
     cli.main(["run", "protocol.name=fedavg", "peers=10", "participation=0.5", "data.name=synthetic",
               "--out", str(tmp_path / "o")])
@@ -269,10 +269,10 @@ def test_draw_hint_names_the_sequential_draw_for_large_populations():
     def cfg_of(items):
         return config.apply_overrides(config.Config(), items)
     big = ["protocol.name=fedavg", "peers=100000", "participation=0.0001"]
-    assert "cohort_draw=sequential draws them from the same distribution in O(A)" in sizing.draw_hint(cfg_of(big))
-    assert "10 of 100,000 clients" in sizing.draw_hint(cfg_of(big))
+    assert "cohort_draw=sequential draws them from the same distribution in O(A)" in storage_notes.draw_hint(cfg_of(big))
+    assert "10 of 100,000 clients" in storage_notes.draw_hint(cfg_of(big))
     for items in (big + ["cohort_draw=sequential"], ["peers=99999", "participation=0.001"], big[:2]):
-        assert sizing.draw_hint(cfg_of(items)) is None, items
-    # a cohort run of sequential draws: no draw hint (its memory line, sizing.cohort_note, is test_leftovers_dec24a's)
-    assert not [n for n in sizing.run_notes(cfg_of(big + ["cohort_draw=sequential", "client_storage=auto"]))
+        assert storage_notes.draw_hint(cfg_of(items)) is None, items
+    # a cohort run of sequential draws: no draw hint (its memory line, storage_notes.cohort_note, is test_leftovers_dec24a's)
+    assert not [n for n in storage_notes.run_notes(cfg_of(big + ["cohort_draw=sequential", "client_storage=auto"]))
                 if "cohort_draw" in n]

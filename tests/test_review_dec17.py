@@ -140,16 +140,16 @@ def test_a_named_dataset_with_a_path_records_the_path_it_reads(tmp_path, monkeyp
     """fashion_mnist with data.path=DIR reads DIR, also where the name has a prepared cache (data/loading.py;
     until userjourney11 the cache won and DIR was never opened, so a missing DIR went unnoticed):
     partition.json's data_read names DIR's files either way."""
-    from tallysim import build, config
+    from tallysim import build_data, config
     src = tmp_path / "fm"
     src.mkdir()
     (src / "train-images-idx3-ubyte.gz").write_bytes(b"x")
     monkeypatch.setenv("TALLYSIM_DATA", str(tmp_path / "cache"))
     cfg = config.apply_overrides(config.Config(), ["data.name=fashion_mnist", f"data.path={src}"])
-    assert build._read_state(cfg)["path"] == str(src.resolve())       # no cache: DIR is what is read
+    assert build_data.read_state(cfg)["path"] == str(src.resolve())       # no cache: DIR is what is read
     (tmp_path / "cache").mkdir()
     (tmp_path / "cache" / "fashion_mnist.npz").write_bytes(b"")
-    assert build._read_state(cfg)["path"] == str(src.resolve())
+    assert build_data.read_state(cfg)["path"] == str(src.resolve())
 
 
 def test_results_repr_never_raises(tmp_path):

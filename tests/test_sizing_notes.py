@@ -1,6 +1,6 @@
-"""sizing's run notes at the edges of `participation`: fed.build's A = max(1, round(participation * P)),
+"""storage_notes' run notes at the edges of `participation`: fed.build's A = max(1, round(participation * P)),
 so a participation just below 1 can still make every peer active (no cohort is drawn)."""
-from tallysim import config, sizing
+from tallysim import config, sizing, storage_notes
 
 
 def cfg_of(items):
@@ -13,9 +13,9 @@ def test_no_storage_note_when_rounding_makes_every_peer_active():
     items = ["protocol.name=fedavg", "peers=1000", "participation=0.9996", "model.width=400"]
     assert sizing.active_peers(cfg_of(items)) == 1000
     stacked, cohort = sizing.models_bytes(cfg_of(items))
-    assert stacked >= sizing.HINT_BYTES and cohort > stacked
-    assert sizing.storage_hint(cfg_of(items)) is None
-    assert sizing.storage_hint(cfg_of(items[:2] + ["participation=0.5", items[3]]))      # a real cohort
+    assert stacked >= storage_notes.HINT_BYTES and cohort > stacked
+    assert storage_notes.storage_hint(cfg_of(items)) is None
+    assert storage_notes.storage_hint(cfg_of(items[:2] + ["participation=0.5", items[3]]))      # a real cohort
 
 
 

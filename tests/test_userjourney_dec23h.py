@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tallysim import cli, config, sizing  # noqa: F401 (imported before jit is patched)
+from tallysim import cli, config, sizing, storage_notes  # noqa: F401 (imported before jit is patched)
 from tallysim.bench import population
 from conftest import one_line
 
@@ -50,8 +50,8 @@ def test_num_classes_on_a_known_dataset_names_its_own(name, value, own, tmp_path
 def test_the_storage_note_says_every_client_is_evaluated():
     big = config.apply_overrides(config.Config(), ["protocol.name=fedavg", "peers=100000", "participation=0.0001",
                                                    "model.width=200"])
-    assert "and evaluates all 100,000 at every evaluation (eval_peers=N: N of them)" in sizing.storage_hint(big)
-    assert "evaluates" not in sizing.storage_hint(big.replace(eval_peers=10))
+    assert "and evaluates all 100,000 at every evaluation (eval_peers=N: N of them)" in storage_notes.storage_hint(big)
+    assert "evaluates" not in storage_notes.storage_hint(big.replace(eval_peers=10))
 
 
 def _rows(name):

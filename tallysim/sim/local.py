@@ -9,6 +9,8 @@ state kept as they were). A small peer therefore takes fewer real steps and neve
 `train_peers` does not even compute those empty steps: it groups peers by their real step count and
 walks each group's real steps only (see its docstring; `ragged_groups` in docs/config.md).
 Distillation steps concatenate the private and the probe minibatch into one forward pass.
+The schedules (which examples and probes a step reads) are local_schedule.py's, the losses a step is
+scored against local_losses.py's; this module runs the steps.
 """
 from __future__ import annotations
 
@@ -19,8 +21,11 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from tallysim.sim import lanes, tasks
+from tallysim.sim import tasks
 from tallysim.sim.fed import FedData, to_input
+# what a step is scored against and which examples it reads, split from here (local.X, as before)
+from tallysim.sim.local_losses import hard_label_loss, private_targets, soft_label_loss  # noqa: F401
+from tallysim.sim.local_schedule import private_schedule, probe_schedule, real_steps
 
 PyTree = Any
 
@@ -52,70 +57,8 @@ class LocalSpec(NamedTuple):
     task: Any = tasks.CLASSIFICATION          # sim/tasks.py: what the private loss averages over
 
 
-def hard_label_loss(classes: int, smoothing: float) -> Callable:
-    def loss(logits, label_R):
-        onehot = jax.nn.one_hot(label_R, classes)
-        if lanes.nonzero(smoothing):      # may be a traced per-lane value (lanes.py)
-            onehot = optax.smooth_labels(onehot, smoothing)
-        return optax.softmax_cross_entropy(logits, onehot)
-    return loss
-
-
-def soft_label_loss(temperature: float) -> Callable:
-    """T^2 * KL(target || softmax(logits / T)), Hinton's scaling so gradients keep their size."""
-    def loss(logits, target_RxC):
-        logp = jax.nn.log_softmax(logits / temperature)
-        kl = jnp.sum(jax.scipy.special.xlogy(target_RxC, target_RxC) - target_RxC * logp, axis=-1)
-        return temperature ** 2 * kl
-    return loss
-
-
-def private_schedule(spec: LocalSpec, key, shard_S, count):
-    """Example indices [T, B] and validity mask [T, B] of one peer's private steps this round."""
-    B, S = spec.batch_size, spec.shard_max
-    if spec.local_steps is not None:
-        # Exactly local_steps steps: sample positions uniformly from the peer's own examples.
-        u = jax.random.uniform(key, (spec.local_steps, B))
-        pos = jnp.minimum((u * count).astype(jnp.int32), jnp.maximum(count - 1, 0))
-        return shard_S[pos], jnp.broadcast_to(count > 0, pos.shape)
-    per_epoch = math.ceil(S / B)
-
-    def perm(k):
-        r = jnp.where(jnp.arange(S) < count, jax.random.uniform(k, (S,)), 2.0)
-        return jnp.argsort(r)
-    perms_ExS = jax.vmap(perm)(jax.random.split(key, spec.epochs))
-    perms_ExS = jnp.pad(perms_ExS, ((0, 0), (0, per_epoch * B - S)))
-    mask = jnp.broadcast_to(jnp.arange(per_epoch * B) < count, perms_ExS.shape)
-    steps = spec.epochs * per_epoch
-    return shard_S[perms_ExS].reshape(steps, B), mask.reshape(steps, B)
-
-
-def probe_schedule(key, probes: int, steps: int, batch: int, step_T=None):
-    """Probe indices [T, R]: walk through a per-peer shuffle of the M probes, wrapping around."""
-    order = jax.random.permutation(key, probes)
-    step_T = jnp.arange(steps) if step_T is None else step_T
-    pos = (step_T[:, None] * batch + jnp.arange(batch)[None, :]) % probes
-    return order[pos]
-
-
 def _masked_mean(values, weights):
     return jnp.sum(values * weights) / jnp.maximum(jnp.sum(weights), 1.0)
-
-
-def private_targets(task, y, mask, flip, classes: int):
-    """The private labels a step trains on ((c + 1) % C where `flip`: faults.kind=label_flip) and their
-    loss weights, read from the labels as they are: on text, flipped PAD (0, padding) was BOS, trained
-    on, and the last token C - 1 flipped to PAD was left out of the loss (hostile19). On text the flip
-    stays among the words (characters), the tokens accuracy scores: c -> 4 + (c - 3) % (C - 4), the last
-    word to the first; PAD, BOS, EOS and OOV stay themselves (the last word was flipped to PAD, a token
-    never a target, and BOS, EOS, OOV each to the next special)."""
-    weights = task.private_weights(y, mask)
-    if flip is None:
-        return y, weights
-    if task.name == "next_token":
-        lo = tasks.FIRST_WORD
-        return jnp.where(flip & (y >= lo), lo + (y - lo + 1) % (classes - lo), y), weights
-    return jnp.where(flip, (y + 1) % classes, y), weights
 
 
 def _step_fn(spec: LocalSpec, data: FedData, probes, anchor, flip=None, linear=None, masked: bool = True):
@@ -215,13 +158,6 @@ def train_peer(spec: LocalSpec, params, opt, key, shard_S, count, data: FedData,
     params, opt, ls, ns = _scan_steps(spec, params, opt, data, probes, anchor, idx, mask, pidx)
     loss_sum, n_steps = loss_sum + ls, n_steps + ns
     return params, opt, loss_sum / jnp.maximum(n_steps, 1)
-
-
-def real_steps(spec: LocalSpec, count):
-    """Private steps a peer with `count` examples really takes this round."""
-    if spec.local_steps is not None:
-        return jnp.where(count > 0, spec.local_steps, 0).astype(jnp.int32)
-    return (spec.epochs * ((count + spec.batch_size - 1) // spec.batch_size)).astype(jnp.int32)
 
 
 def _ragged_peer(spec: LocalSpec, params, opt, key, shard_S, count, data: FedData, probes, anchor,
