@@ -202,6 +202,10 @@ def check_name(key: str, name: str) -> None:
 
 
 def check_path(key: str, path: str) -> None:
+    if not path.strip():    # data.path='' was taken as unset: the prepared cache trained, the path given unread
+        what = ("a directory" if key == "log.tensorboard" else
+                "a directory of IDX files (or with one .npz file), an .npz file,")
+        raise ConfigError(f"{key}={path!r} is empty; allowed: {what} or none")
     if "\x00" in path or len(path.encode()) > 4000 or any(len(p.encode()) > 255 for p in path.split("/")):
         raise ConfigError(f"{key}={show(path)} is too long for the file system (or holds a NUL byte); "
                           "allowed: components of at most 255 bytes")
