@@ -8,6 +8,7 @@ the readers read are written by hand. Milliseconds each.
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from conftest import TINY, one_line
@@ -138,3 +139,88 @@ def test_a_default_compile_cache_that_cannot_be_made_is_a_warning_and_no_cache(t
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("tallysim: warning: the compile cache ") and \
         "compiling without it (set TALLYSIM_COMPILE_CACHE to a directory you can write, or 0)" in err[0]
+
+
+# ----------------------------------------------------------------------------- 6. a figure's run folders
+
+# two groups of one run each (test_figure_only_dec25i's tiny figure, one panel)
+FIGURE = {"kind": "pareto", "title": "tiny",
+          "base": {"peers": 2, "rounds": 1, "eval_every": 1, "probe": {"per_round": 32, "pool_size": 100},
+                   "partition": {"kind": "iid"},
+                   "data": {"name": "synthetic", "train_size": 600, "test_size": 100}, "model": {"width": 8}},
+          "groups": {"fedavg": {"protocol": {"name": "fedavg"}}, "tally": {"protocol": {"name": "tally"}}}}
+
+
+def _later_group_blocked(tmp_path, how: str):
+    """The figure file, and its results folder with the later group's (tally's) run folder unusable."""
+    from tallysim import figures
+    path = tmp_path / "tiny.json"
+    path.write_text(json.dumps(FIGURE))
+    _, _, spec, _, _ = figures.preflight(str(path), False, None, None)
+    (run, _), = figures.group_plans(spec, False, tmp_path)["tally"][1]
+    group = tmp_path / "res" / "tiny" / "tally"
+    group.mkdir(parents=True)
+    if how == "file":
+        (group / run).write_text("mine")
+    elif how == "foreign":
+        (group / run).mkdir()
+        (group / run / "notes.txt").write_text("mine")
+    elif how == "index":
+        (group / "sweep.json").write_text("{")
+    return str(path), group
+
+
+@pytest.mark.parametrize("how, said", [
+    ("file", r"is not a plain directory; move it away or choose another --results"),
+    ("foreign", r"holds files tallysim did not write \(notes.txt\); move them away or choose another --results"),
+    ("index", r"its sweep.json is not a sweep index"),
+])
+@pytest.mark.parametrize("dry", [True, False], ids=["dry_run", "run"])
+def test_a_later_groups_unusable_folder_is_refused_before_the_first_group_runs(tmp_path, capsys, no_compile,
+                                                                                how, said, dry):
+    # a file (or a folder of the user's, or a damaged sweep.json) where group tally's run goes: `figure`
+    # trained group fedavg first (hours at full size) and refused only on reaching tally, and `figure
+    # --dry-run` passed it; the line said "--out" of the figure's --results
+    path, group = _later_group_blocked(tmp_path, how)
+    line = one_line(capsys, ["figure", path, "--results", str(tmp_path / "res"), "--out", str(tmp_path / "fig"),
+                             "--quiet", *(["--dry-run"] if dry else [])])
+    assert line.startswith("tallysim: error: figure group 'tally': ")
+    assert re.search(said, line), line
+    assert not (tmp_path / "res" / "tiny" / "fedavg").exists() and not (tmp_path / "fig").exists()
+    assert how != "foreign" or next(group.iterdir()).joinpath("notes.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize("flag", ["--out", "--results"])
+def test_a_figure_folder_under_a_file_is_refused_by_the_dry_run_too(tmp_path, capsys, flag):
+    # `figure --dry-run --out /dev/null/x` passed; the real run refused it at its mkdir
+    path, _ = _later_group_blocked(tmp_path, "none")
+    (tmp_path / "plain").write_text("a file")
+    where = {"--out": str(tmp_path / "fig"), "--results": str(tmp_path / "res"), flag: str(tmp_path / "plain" / "x")}
+    line = one_line(capsys, ["figure", path, "--results", where["--results"], "--out", where["--out"], "--dry-run"])
+    assert line.endswith(f"{flag} {tmp_path / 'plain' / 'x'}: {tmp_path / 'plain'} is a file, not a directory; "
+                         "allowed: a directory")
+
+
+# ----------------------------------------------------------------------------- 7. make_figure's own arguments
+
+@pytest.mark.parametrize("kw, said", [
+    ({"out": None}, r"make_figure\(out=None\): allowed: a directory as a str or pathlib.Path"),
+    ({"results": None}, r"make_figure\(results=None\): allowed: a directory"),
+    ({"grouped": "no"}, r"make_figure\(grouped='no'\): expected True or False"),
+    ({"progress": "yes"}, r"make_figure\(progress='yes'\): expected True or False"),
+    ({"checkpoint_every": -1}, r"make_figure\(checkpoint_every=-1\): allowed None \(every few minutes\), 0 \(never\)"),
+    ({"checkpoint_every": 1.5}, r"make_figure\(checkpoint_every=1.5\): allowed None"),
+    ({"log": None}, r"make_figure\(log=None\): NoneType; allowed: a function of one line"),
+], ids=["out_none", "results_none", "grouped_str", "progress_str", "every_negative", "every_float", "log_none"])
+def test_make_figure_refuses_its_own_arguments_before_anything(tmp_path, no_compile, kw, said):
+    # out=None: a TypeError from inside pathlib; grouped="no" (truthy) ran the groups grouped; checkpoint_every=-1
+    # was refused as run_sweep(checkpoint_every=-1), a function the caller never named, after the figure's folder
+    # was made; log=None a TypeError at the first line
+    from tallysim import figures
+    path = tmp_path / "tiny.json"
+    path.write_text(json.dumps(FIGURE))
+    args = {"results": str(tmp_path / "res"), "out": str(tmp_path / "fig"), "progress": False, "log": lambda m: None,
+            **kw}
+    with pytest.raises(ConfigError, match=said):
+        figures.make_figure(str(path), **args)
+    assert not (tmp_path / "res").exists() and not (tmp_path / "fig").exists()
