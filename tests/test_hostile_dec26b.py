@@ -52,6 +52,18 @@ def test_a_row_holding_an_integer_past_a_floats_range_is_refused_naming_its_colu
     assert not (tmp_path / "f.png").exists()
 
 
+@pytest.mark.parametrize("key, value", [("acc_mean", 2.0), ("acc_mean", -0.1), ("acc_global", 50)])
+def test_a_row_whose_accuracy_is_no_fraction_is_refused(tmp_path, capsys, key, value):
+    # acc_mean=2.0 (or a percent, 50) was tabled, drawn and put on a Pareto front as it stood
+    row = {"round": 1, "bits_per_peer": 1.0, "acc_mean": 0.5, key: value}
+    run = _run(tmp_path / "a", json.dumps(row) + "\n")
+    with pytest.raises(ConfigError, match=rf"line 1: {key}={value!r} is not an accuracy; allowed: a fraction in "
+                                          r"\[0, 1\]"):
+        metrics.read_rows(run)
+    assert "is not an accuracy" in one_line(capsys, ["plot", str(run), "--out", str(tmp_path / "f.png")])
+    assert metrics.read_rows(_run(tmp_path / "b", json.dumps({**row, key: 1}) + "\n"))[0][key] == 1   # the control
+
+
 def test_a_large_integer_a_float_holds_is_still_read(tmp_path):
     # the control: 10**30 bits is a number a float holds, read as before
     run = _run(tmp_path / "a", '{"round": 1, "bits_per_peer": 1%s, "acc_mean": 0.5}\n' % ("0" * 30))

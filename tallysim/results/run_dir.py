@@ -165,6 +165,10 @@ def read_rows(run_dir) -> list[dict]:
                               "so it never decreases (a hand-edited row?)")
         if row.get("acc_global") is not None and not is_number(row["acc_global"]):
             raise ConfigError(f"{metrics} line {i}: acc_global={row['acc_global']!r} must be a number or null")
+        for key in ("acc_mean", "acc_global"):      # 2.0 (or 50, a percent) was drawn and tabled as it stood
+            if is_number(row.get(key)) and math.isfinite(row[key]) and not 0 <= row[key] <= 1:
+                raise ConfigError(f"{metrics} line {i}: {key}={row[key]!r} is not an accuracy; allowed: a fraction "
+                                  "in [0, 1] (every row tallysim writes holds one: a hand-edited row?)")
         check_bits(row, f"{metrics} line {i}")
         rows.append(row)
         last_line = i
