@@ -264,3 +264,17 @@ def test_the_python_readers_take_a_tilde_of_no_such_user_as_a_plain_path():
     with pytest.raises(ConfigError, match=f"{NOUSER}/x does not exist"):
         metrics.read_rows(Path(f"{NOUSER}/x"))
     assert home(Path(f"{NOUSER}/x")) == Path(f"{NOUSER}/x") and home("~/x") != "~/x"   # the control: ~ is the home
+
+
+# ----------------------------------------------------------------------------- 9. TALLYSIM_DATA under a file
+
+def test_tallysim_data_under_a_file_is_refused(tmp_path, monkeypatch, capsys, no_compile):
+    # TALLYSIM_DATA=/etc/passwd/x: the run went on from Debian's files, nothing read from it or cached in it, no
+    # word, where TALLYSIM_DATA=/etc/passwd itself was refused (test_hostile_dec12)
+    (tmp_path / "data").write_text("not a directory")
+    monkeypatch.setenv("TALLYSIM_DATA", str(tmp_path / "data" / "cache"))
+    line = one_line(capsys, ["run", "peers=2", "rounds=1", "data.max_train=100", "--out", str(tmp_path / "o")])
+    assert line.endswith(f"TALLYSIM_DATA={tmp_path / 'data' / 'cache'} is under the file {tmp_path / 'data'}, not a "
+                         "directory; allowed: the directory that holds (or will hold) the prepared datasets, e.g. "
+                         "~/.cache/tallysim (the default, when unset)"), line
+    assert not (tmp_path / "o").exists()
