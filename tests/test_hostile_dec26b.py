@@ -1,7 +1,7 @@
 """Hostile inputs, round 23 (hostile23): `figure --only/--panel`, the text configs (vocabularies, model sizes,
 per-token vote knobs), populations of 10^5 clients and their cohorts, model groups written as JSON, plugins,
 config files (duplicate keys, huge numbers, booleans), TALLYSIM_* variables and `table`/`pareto`/`plot` over
-hand-edited results. About 400 inputs were tried; those that misbehaved are here, each test naming what the
+hand-edited results, resumes over edited run folders. About 600 inputs were tried; those that misbehaved are here, each test naming what the
 input did before its fix. Nothing here trains or compiles: refusals come first (`no_compile`), and the runs
 the readers read are written by hand. Milliseconds each.
 """
