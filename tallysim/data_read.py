@@ -39,7 +39,7 @@ def state(path) -> Optional[dict]:
     if not path:
         return None
     try:
-        p = Path(path).expanduser().resolve()
+        p = Path(os.path.expanduser(path)).resolve()
         files = [p] if p.is_file() else _dir_files(p) if p.is_dir() else []
         if files is None:
             return None

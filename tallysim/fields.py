@@ -156,7 +156,9 @@ def home(p):
     here (whose `rm -rf ~` takes the home). A pathlib.Path stays one; anything else comes back as given,
     for the caller's own type check to name."""
     if isinstance(p, os.PathLike) and hasattr(p, "expanduser"):
-        return p.expanduser()
+        # os.path's rule, not pathlib's: `~nosuchuser` stays as it is (as a shell leaves it), where
+        # Path.expanduser raised RuntimeError("Could not determine home directory."), a traceback
+        return type(p)(os.path.expanduser(p))
     return os.path.expanduser(p) if is_path(p) else p
 
 

@@ -17,6 +17,7 @@ import contextlib
 import functools
 import gzip
 import math
+import os
 import pathlib
 import time
 import zipfile
@@ -99,7 +100,7 @@ def assumed(cfg) -> str:
 def _read(path: str) -> tuple[tuple, int | None] | None:
     """(example shape, classes or None where the labels could not tell) from the files' headers, or None.
     Remembered per file state (path, size, modification time)."""
-    p = pathlib.Path(path).expanduser()
+    p = pathlib.Path(os.path.expanduser(path))
     try:
         files = [p] if p.is_file() else sorted(f for f in p.iterdir() if f.is_file()) if p.is_dir() else []
         state = tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files)

@@ -144,9 +144,15 @@ def from_json(v, where: str) -> str:
     parts = []
     for g in v:
         unknown = sorted(set(g) - {"name", "peers", "model", "optim"})
-        if unknown or not isinstance(g.get("model", {}), dict) or not isinstance(g.get("optim", {}), dict):
-            raise ConfigError(f"{where}: model.groups entry {g!r:.80}: allowed keys are name, peers, model "
-                              "(an object of model.* fields), optim (an object of optim.* fields)")
+        if unknown:
+            raise ConfigError(f"{where}: model.groups entry {g!r:.80}: {', '.join(map(str, unknown))} is not a key "
+                              "of a group; allowed keys are name, peers, model (an object of model.* fields), optim "
+                              "(an object of optim.* fields)")
+        for k, eg in (("model", '{"name": "mlp", "width": 64}'), ("optim", '{"lr": 0.02}')):
+            if not isinstance(g.get(k, {}), dict):    # "model": "mlp", as the string's :MODEL, was told the
+                # allowed keys, model among them
+                raise ConfigError(f"{where}: model.groups entry {g!r:.80}: \"{k}\"={g[k]!r} is not an object; "
+                                  f"allowed: an object of {k}.* fields, e.g. \"{k}\": {eg}")
         g = _whole_numbers(g)
         _check_entry(g, where)
         items = [f"{k}={_text(x)}" for k, x in g.get("model", {}).items()]

@@ -7,6 +7,7 @@ checkpoint file itself is checkpoint_file.py's, the config's differences resume_
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Optional
@@ -169,7 +170,7 @@ def moved_paths(out_dir: Path, meta: dict) -> tuple:
     from tallysim import data_read
     if len(meta[MOVED]) < 5:            # once: partition.json is rewritten after the notice
         now = meta[MOVED][2]
-        now = str(Path(now).expanduser().resolve()) if isinstance(now, str) and now else now
+        now = str(Path(os.path.expanduser(now)).resolve()) if isinstance(now, str) and now else now
         meta[MOVED] = [*meta[MOVED][:3], data_read.resolved_path(out_dir) or meta[MOVED][1], now]
     return meta[MOVED][3], meta[MOVED][4]
 
@@ -185,7 +186,7 @@ def read_paths(out_dir: Path, cfg, meta: dict) -> Optional[tuple]:
     was = data_read.resolved_path(out_dir)
     if not (was and cfg.data.path):
         return None
-    now = str(Path(cfg.data.path).expanduser().resolve())
+    now = str(Path(os.path.expanduser(cfg.data.path)).resolve())
     return (was, now) if was != now else None
 
 

@@ -81,7 +81,6 @@ def probe_chunk(probes: int, messages: int, classes: int, peak: int, example: in
     return max(1, min(probes, int(room // per_probe))) if per_probe > 0 else probes
 
 
-
 def estimate_bytes(cfg, groups: tuple = ()) -> list[tuple[str, int, str]]:
     """(what, bytes, fields to lower) for the big allocations of a run: a rough lower bound, so that
     only sizes that cannot possibly fit are refused (auto-chunking of seeds handles the rest). `groups`
@@ -179,7 +178,8 @@ def _sizes(model, params: int, prefix: str = "model.") -> str:
     """The fields that size `model` (a plugin's model: its own size, which "lower peers" left out)."""
     if protocols.model_target(model.name):
         return f"the size of model.name={model.name} ({params:,} parameters a copy), "
-    return {"mlp": f"{prefix}width, ", **dict.fromkeys(TEXT_MODELS, f"{prefix}hidden, {prefix}layers, ")}.get(model.name, "")
+    return {"mlp": f"{prefix}width, ", "lstm": f"{prefix}embed, {prefix}hidden, {prefix}layers, ",   # embed: C x embed
+            "transformer": f"{prefix}hidden, {prefix}layers, "}.get(model.name, "")
 
 
 def fmt(n: float) -> str:

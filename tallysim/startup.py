@@ -8,6 +8,8 @@ other compile-cache settings take effect; other multi-process settings cannot (J
 once per process) and are refused in one line (mesh.initialize_distributed)."""
 from __future__ import annotations
 
+import os
+
 # The cache directory compile_cache set, and the one in effect before it first did: a later call that
 # asks for no tallysim cache puts that back, if nothing else has changed the setting since.
 _set: list = []
@@ -33,7 +35,37 @@ def cache_dir_asked() -> str | None:
     # notebook's %env or a .env file keeps it literal, and JAX then filled a directory named `~` in the
     # working directory (which `rm -rf ~` to clear it takes for the home); absolute, so a later chdir (a
     # notebook's %cd) does not move the cache
-    return os.path.abspath(Path(where).expanduser())
+    final = os.path.abspath(Path(os.path.expanduser(where)))
+    problem = _unusable(final)
+    if problem and os.environ.get("TALLYSIM_COMPILE_CACHE"):
+        raise _cache_error("TALLYSIM_COMPILE_CACHE", where, problem)
+    if problem:         # the default place (a HOME or XDG_CACHE_HOME that cannot hold it): run, uncached, saying so
+        import sys
+        print(f"tallysim: warning: the compile cache {final} cannot be used ({problem}); compiling without it "
+              "(set TALLYSIM_COMPILE_CACHE to a directory you can write, or 0)", file=sys.stderr)
+        return None
+    return final
+
+
+def _unusable(path: str) -> str | None:
+    """Why JAX could not keep its cache in `path`, or None: it is made now, as JAX would make it. One it
+    could not make or write (TALLYSIM_COMPILE_CACHE=/proc/x, a read-only or missing HOME) compiled every
+    program uncached under JAX's own UserWarning, its source line and `warnings.warn(` on stderr."""
+    import os
+    from pathlib import Path
+    try:
+        Path(path).mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        return f"cannot make it: {e.strerror or e}"
+    if not os.access(path, os.W_OK | os.X_OK):
+        return "it is not writable"
+    return None
+
+
+def _cache_error(var: str, where: str, problem: str):
+    from tallysim.fields import ConfigError
+    return ConfigError(f"{var}={where!r}: {problem}; allowed: a directory tallysim can write (made if missing)"
+                       f"{', or 0 to turn the cache off' if var == 'TALLYSIM_COMPILE_CACHE' else ''}")
 
 
 def compile_cache() -> None:
@@ -74,8 +106,11 @@ def _cache_is_a_directory(var: str, where: str) -> None:
     """A cache path that is a file (or under one) made JAX warn at every compile and cache nothing."""
     from pathlib import Path
     from tallysim.fields import ConfigError
-    path = Path(where).expanduser()
-    blocked = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
+    path = Path(os.path.expanduser(where))
+    try:
+        blocked = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
+    except OSError as e:        # a name too long for the file system: stat's traceback (ENAMETOOLONG)
+        raise _cache_error(var, where, f"cannot make it: {e.strerror or e}") from None
     if blocked is not None:
         raise ConfigError(f"{var}={where!r}: {blocked} is a file; allowed: a directory (made if missing)"
                           f"{', or 0 to turn the cache off' if var == 'TALLYSIM_COMPILE_CACHE' else ''}")

@@ -105,7 +105,7 @@ def warn_before(runs: list[tuple[str, list[str]]], cfgs: list[Config]) -> None:
     warn_soft_zero(runs, cfgs)
 
 
-def _checked_out(out, runs: list, cfgs: list) -> Path:
+def checked_out(out, runs: list, cfgs: list) -> Path:
     """--out, `..` resolved, after what a sweep and its --dry-run refuse of it (outdir, tracking.check_outs)."""
     out_dir = outdir.destination(out)
     dirs = {name: out_dir / outdir.check_name(name, "sweep run", out_dir) for name, _ in runs}
@@ -148,7 +148,7 @@ def run_sweep(base_cfg: Config, runs: list[tuple[str, list[str]]], out_dir, prog
     check_eval_peers(runs, cfgs)
     warn_before(runs, cfgs)                  # the API's sweep too, not only `tallysim sweep`
     check_devices(runs, cfgs)                # before any run directory is created
-    out_dir = _checked_out(out_dir, runs, cfgs)     # nothing is created or replaced until every run dir is ours (or absent)
+    out_dir = checked_out(out_dir, runs, cfgs)     # nothing is created or replaced until every run dir is ours (or absent)
     from tallysim.data import loading
     loading.check_datasets(unfinished(runs, cfgs, out_dir))     # data.path, a misspelt data.name: as the CLI's
     with outdir.sweep_lock(out_dir):         # a second sweep into out_dir at once: refused before its index
@@ -352,7 +352,7 @@ def main(args) -> int:
     startup.start_jax()                      # validated: only now JAX (a refusal above imports none)
     check_devices(runs, cfgs)
     if args.dry_run:        # what the sweep would do in --out, run by run (sweep_plan.dry_run)
-        return sweep_plan.dry_run(args, runs, cfgs, _checked_out)
+        return sweep_plan.dry_run(args, runs, cfgs, checked_out)
     # every axis, the file's `sweep` section's too (was only the command line's: [] for a file's axes)
     meta = {"config": args.config, "smoke": bool(args.smoke),
             "axes": sweep_axes.axis_texts(sweep_axes.merged(section or {}, args.axes))}

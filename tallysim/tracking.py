@@ -203,7 +203,7 @@ def with_tracking(cfg, args):
 def tensorboard_dir(cfg: Config) -> Path:
     """log.tensorboard with a leading `~` the home, as --tensorboard (the CLI expands it) and every run's
     out=: from a config file (or `log.tensorboard=~/tb` under sh) it made a directory named `~` here."""
-    return Path(cfg.log.tensorboard).expanduser()
+    return Path(os.path.expanduser(cfg.log.tensorboard))
 
 
 def check_out(cfg: Config, out) -> None:

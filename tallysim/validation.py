@@ -93,7 +93,7 @@ def check_tracking(cfg: Config) -> None:
             raise ConfigError(f"log.{backend} needs the {module} package, which is not installed; "
                               f"pip install 'tallysim[{extra}]' (or leave log.{backend} unset)")
     if cfg.log.tensorboard is not None:
-        d = Path(cfg.log.tensorboard).expanduser()     # as tracking.tensorboard_dir writes it
+        d = Path(os.path.expanduser(cfg.log.tensorboard))     # as tracking.tensorboard_dir writes it
         for p in (d, *d.parents):
             if p.exists() and not p.is_dir():
                 raise ConfigError(f"log.tensorboard={cfg.log.tensorboard}: {p} is a file; allowed: a directory "

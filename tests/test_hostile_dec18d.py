@@ -205,7 +205,7 @@ def test_a_section_equal_to_its_default_only_in_value_is_still_checked(section):
 
 @pytest.mark.parametrize("items, lower", [
     # estimated as 100,000 + 128 C parameters whatever its size: "8.2 MB" for 8.6e9 parameters a peer, compiled
-    (["model.name=lstm", "model.layers=64", "model.hidden=4096"], "lower model.hidden, model.layers, peers"),
+    (["model.name=lstm", "model.layers=64", "model.hidden=4096"], "lower model.embed, model.hidden, model.layers, peers"),
     (["model.name=transformer", "model.hidden=10000", "model.heads=1"], "lower model.hidden, model.layers, peers"),
 ])
 def test_a_text_model_too_big_for_the_machine_is_refused_by_its_size(items, lower, tmp_path, capsys, no_compile):

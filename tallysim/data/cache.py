@@ -21,18 +21,21 @@ DEBIAN_FASHION_MNIST = pathlib.Path("/usr/share/datasets/fashion-mnist")
 
 def cache_dir() -> pathlib.Path:
     env = os.environ.get("TALLYSIM_DATA")
-    if env and os.path.exists(os.path.expanduser(env)) and not os.path.isdir(os.path.expanduser(env)):
-        # A file there: nothing was read from it or cached in it, and the run went on from Debian's files
-        # (or asked to prepare) as if TALLYSIM_DATA were unset, in silence.
-        raise DataError(f"TALLYSIM_DATA={env} is a file, not a directory; allowed: the directory that holds "
-                        "(or will hold) the prepared datasets, e.g. ~/.cache/tallysim (the default, when unset)")
-    if env and (run := atomic.run_above(pathlib.Path(env).expanduser() / "dataset.npz")) is not None:
+    # A file there, or above it (TALLYSIM_DATA=/etc/passwd/x): nothing was read from it or cached in it, and the
+    # run went on from Debian's files (or asked to prepare) as if TALLYSIM_DATA were unset, in silence.
+    where = pathlib.Path(os.path.expanduser(env)) if env else None
+    if where is not None and (file := next((p for p in (where, *where.parents) if p.exists() and not p.is_dir()),
+                                           None)) is not None:
+        what = "is a file" if file == where else f"is under the file {file}"
+        raise DataError(f"TALLYSIM_DATA={env} {what}, not a directory; allowed: the directory that holds (or will "
+                        "hold) the prepared datasets, e.g. ~/.cache/tallysim (the default, when unset)")
+    if env and (run := atomic.run_above(pathlib.Path(os.path.expanduser(env)) / "dataset.npz")) is not None:
         # a run's directory holds its results: shakespeare.npz was written among them, a file no run wrote,
         # then copied and archived with the run's results
         raise DataError(f"TALLYSIM_DATA={env} is inside the run directory {run}: the prepared datasets would be "
                         "written among its results; allowed: a directory outside every run, e.g. "
                         "~/.cache/tallysim (the default, when unset)")
-    return pathlib.Path(env).expanduser() if env else pathlib.Path.home() / ".cache" / "tallysim"
+    return pathlib.Path(os.path.expanduser(env)) if env else pathlib.Path.home() / ".cache" / "tallysim"
 
 
 def cache_file(name: str) -> pathlib.Path:

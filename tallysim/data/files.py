@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import math
+import os
 import pathlib
 import zipfile
 import zlib
@@ -90,7 +91,7 @@ def read_npz(path: pathlib.Path, name: str, cached: bool = False) -> Dataset:
 
 def read_path(path: str | pathlib.Path, name: str) -> Dataset:
     """A directory of IDX files (or with one .npz), or an .npz file."""
-    p = pathlib.Path(path).expanduser()
+    p = pathlib.Path(os.path.expanduser(path))
     if p.is_file() and p.suffix == ".npz":
         return read_npz(p, name)
     if not p.is_dir():

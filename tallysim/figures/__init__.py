@@ -102,6 +102,9 @@ def preflight(name_or_path: str, smoke: bool, results: Optional[str], out: Optio
                               f"allowed: the real directory, or another {flag}")
         if value is not None:           # "results\n" read from a file: refused as run's and sweep's --out are
             outdir.destination(value, flag)
+            # under a file (--out /dev/null/x): the dry run passed what the real run's mkdir then refused
+            if (under := next((q for q in Path(value).parents if q.exists() and not q.is_dir()), None)) is not None:
+                raise ConfigError(f"{flag} {value}: {under} is a file, not a directory; allowed: a directory")
     name, path = resolve(name_or_path)
     spec = config.read_file(str(path))
     kind = spec.get("kind")
@@ -184,8 +187,9 @@ def make_figure(name_or_path: str, smoke: bool = False, results: str = "results"
     (a speed figure calls it before its benchmark). `checkpoint_every`: as sweep.run_sweep's.
     `only`, `panel`: run just these groups and panels (figures/selection.py); drawn once every run of
     the figure has finished, else {"missing": {group: runs left}, "seconds": ...}."""
-    from tallysim.figures import drawing, plots
+    from tallysim.figures import arguments, drawing, plots
 
+    arguments.check(results, out, log, checkpoint_every, progress=progress, grouped=grouped)
     results, out = home(results), home(out)  # make_figure(results="~/r") from Python: the home's, as the CLI's
     name, path, spec, kind, tag = preflight(name_or_path, smoke, results, out)
     out_dir = Path(out)

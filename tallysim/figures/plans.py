@@ -24,7 +24,7 @@ class Plans(dict):
         self.axes = axes or {}       # group name -> its sweep axes as sweep.json records them (table's order)
 
     def check_data(self, root: Path) -> None:
-        """Each group's data (data.path, a misspelt data.name: data.loading.check_datasets) before the first group runs, for the runs
+        """Each group's data (data.path, a misspelt data.name: data.loading.check_datasets) and folder before the first group runs, for the runs
         that will load data (sweep.unfinished): not one finished in root/group (a figure re-drawn from results
         whose data has moved since), nor one the sweep skips as diverged; run_sweep's check came only as
         each group started, after the groups before it."""
@@ -37,8 +37,12 @@ class Plans(dict):
                 outdir.check_name(name, f"figure group {g!r}: run", root / g)
             try:
                 loading.check_datasets(sweep.unfinished(runs, self.configs[g], root / g))
+                # and each group's folder as its sweep checks it (a file or a folder of the user's where a run
+                # goes, a damaged sweep.json): a later group's was refused only once the groups before it had
+                # trained (hours at full size), and `figure --dry-run` passed it
+                sweep.checked_out(root / g, runs, self.configs[g])
             except ConfigError as e:
-                raise ConfigError(f"figure group {g!r}: {e}") from None
+                raise ConfigError(f"figure group {g!r}: {str(e).replace('--out', '--results')}") from None
 
 
 def group_plans(spec: dict, smoke: bool, base_dir: Path, start=None) -> Plans:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 from tallysim.config import ConfigError
@@ -107,7 +108,7 @@ def metrics_path(run_dir) -> Path:
         if Path(run_dir).is_file():                # e.g. a sweep's sweep.json caught by DIR/*
             raise ConfigError(f"{Path(run_dir)} is a file, not a run directory; pass directories written by "
                               "`tallysim run --out` (a sweep's runs: DIR/*/)")
-        if not Path(run_dir).expanduser().exists():     # was "has no metrics.jsonl", as if a folder were there
+        if not Path(os.path.expanduser(run_dir)).exists():     # was "has no metrics.jsonl", as if a folder were there
             raise ConfigError(f"{Path(run_dir)} does not exist; pass directories written by `tallysim run --out`")
         raise ConfigError(f"{Path(run_dir)} has no {METRICS}; pass directories written by `tallysim run --out`")
     return path
@@ -125,7 +126,7 @@ def read_rows(run_dir) -> list[dict]:
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
+            row = json.loads(line, parse_int=_int)
         except ValueError:
             if i == len(lines) and not text.endswith("\n"):
                 # a last row without its newline: the one a run writes now, or was writing when it was
@@ -165,10 +166,22 @@ def read_rows(run_dir) -> list[dict]:
                               "so it never decreases (a hand-edited row?)")
         if row.get("acc_global") is not None and not is_number(row["acc_global"]):
             raise ConfigError(f"{metrics} line {i}: acc_global={row['acc_global']!r} must be a number or null")
+        for key in ("acc_mean", "acc_global"):      # 2.0 (or 50, a percent) was drawn and tabled as it stood
+            if is_number(row.get(key)) and math.isfinite(row[key]) and not 0 <= row[key] <= 1:
+                raise ConfigError(f"{metrics} line {i}: {key}={row[key]!r} is not an accuracy; allowed: a fraction "
+                                  "in [0, 1] (every row tallysim writes holds one: a hand-edited row?)")
         check_bits(row, f"{metrics} line {i}")
         rows.append(row)
         last_line = i
     return rows
+
+
+def _int(text: str):
+    """A JSON integer as a row holds it; one past a float's range (a hand edit, `1` and 400 zeros) as inf,
+    which the checks below refuse naming the column: comparing it with a float was an OverflowError's
+    traceback from `table`, `pareto`, `plot` and the readers."""
+    n = int(text)
+    return n if abs(n) < 2 ** 1000 else (math.inf if n > 0 else -math.inf)
 
 
 def read_partition(run_dir) -> dict:

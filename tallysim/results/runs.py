@@ -3,6 +3,7 @@ and `read_rows(dirs)`, every metrics row of every run below some directories (a 
 results) as one flat list, ready for `pandas.DataFrame`."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -40,7 +41,7 @@ class Results:
             raise ConfigError(f"Results(config={self.config!r:.60}): {type(self.config).__name__}; allowed: a dict "
                               "(config.json's object, e.g. tallysim.config.to_dict(cfg))")
         # "~/runs/a" (as Results.read expands it) and a sweep's directory were empty Results in silence too
-        where = self.out.expanduser()
+        where = Path(os.path.expanduser(self.out))
         if not self.rows and not self.config and (where / "metrics.jsonl").is_file():
             # Results("runs/a") of a finished run was an empty Results, 0 rows, in silence
             raise ConfigError(f"Results({str(self.out)!r}) holds only what it is given (rows=, config=), here none; "

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import sys
 from pathlib import Path
 from typing import Optional
@@ -346,7 +347,7 @@ def table(dirs, fmt: Optional[str] = None, metric: str = "auto", out: Optional[s
     from tallysim.fields import is_path
     if out is not None and not is_path(out):
         raise ConfigError(f"table(out={out!r}): expected a file path (str or pathlib.Path), or None")
-    out = None if out is None else Path(out).expanduser()     # "~/t.md": the home's, as the CLI's --out
+    out = None if out is None else Path(os.path.expanduser(out))     # "~/t.md": the home's, as the CLI's --out
     text = render(*table_rows(dirs, metric), check_out(out, fmt))
     if out is not None:
         write(out, text)
