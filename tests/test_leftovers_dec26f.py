@@ -105,7 +105,7 @@ def test_a_code_change_reruns_a_nan_stopped_run_and_keeps_a_finished_one(tmp_pat
 
     # 3. the dry run's count: b is skipped (its own line says so), not "to run"
     sweep_plan.dry_run(type("A", (), {"out": str(out), "one_at_a_time": False, "smoke": False})(),
-                       runs, cfgs, sweep._checked_out)
+                       runs, cfgs, sweep.checked_out)
     said = capsys.readouterr().out
     assert "2 runs (1 done, 1 skipped as diverged before, 0 to run); 0 compiled programs" in said, said
 
