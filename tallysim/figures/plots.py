@@ -214,8 +214,7 @@ def pareto_drawn(spec, points, stem, title) -> dict:
     names = list(spec.get("panels") or {})
     if not names:
         front = pareto.frontier(points)
-        png = pareto.plot(points, front, f"{stem}.png", title=title)
-        pareto.plot(points, front, f"{stem}.pdf", title=title)
+        png = pareto.plot(points, front, f"{stem}.png", title=title, also=(f"{stem}.pdf",))
         tables = pareto.write_tables(points, front, f"{stem}.png", "final", "auto")
         # every file written, as the figure's "wrote ..." line and its OUT/<name>.json list them: the
         # frontier's CSV was written and named nowhere

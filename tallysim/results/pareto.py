@@ -250,10 +250,12 @@ def write_tables(points: list[dict], front: list[dict], fig: str, which: str, me
 
 
 def plot(points: list[dict], front: list[dict], out: str, which: str = "final", metric: str = "auto",
-         title: str | None = None) -> str:
+         title: str | None = None, also: tuple = ()) -> str:
+    """Draw once, write `out` and every path in `also` (a figure's .png and .pdf: drawn and laid out twice
+    before, about 0.4 s of CPU per figure); returns `out`."""
     fig, ax = metrics.pyplot().subplots(figsize=(7.0, 4.6))
     draw(ax, points, front, which, metric, title)
-    metrics.save_figure(fig, out)
+    metrics.save_figure(fig, out, *also)
     return out
 
 
