@@ -26,6 +26,8 @@ from tallysim.results.swept import flatten, swept_fields, unread_blank, with_def
 AT = ("final", "best")
 # fields that are no part of a setting's identity when pairing: the seeds are what is paired
 SEED_FIELDS = ("seed", "seeds")
+# two differences of float32 values (each rounded by at most 2**-24 of its size) may differ by 2**-22 of it
+FLOAT32_SPREAD = 2.0 ** -21
 
 
 class Comparison(list):
@@ -202,11 +204,15 @@ def pair(a_runs: list, b_runs: list, metric: str, at: str, label: str, notes: li
         notes.append(f"{where}A's final evaluation is round {'/'.join(map(str, rounds[0]))}, B's round "
                      f"{'/'.join(map(str, rounds[1]))}")
     diffs = [a_vals[s] - b_vals[s] for s in seeds]
+    # the values are float32 accuracies (or losses): differences equal but for that rounding are equal
+    stats = paired_stats.summarize(diffs, FLOAT32_SPREAD * max(abs(v) for s in seeds for v in (a_vals[s], b_vals[s])))
+    if stats["flat"]:
+        notes.append(f"{where}{paired_stats.FLAT}")
     return {"pair": label, "a": ", ".join(str(d) for d, *_ in a_runs), "b": ", ".join(str(d) for d, *_ in b_runs),
             "metric_a": "/".join(sorted(a_keys)), "metric_b": "/".join(sorted(b_keys)), "at": at,
             "round": max(rows[-1]["round"] for *_, rows in a_runs + b_runs), "seeds": seeds,
             "a_values": [a_vals[s] for s in seeds], "b_values": [b_vals[s] for s in seeds], "diffs": diffs,
-            **paired_stats.summarize(diffs), "bits_a": a_bits, "bits_b": b_bits, "dropped": only + no_value}
+            **stats, "bits_a": a_bits, "bits_b": b_bits, "dropped": only + no_value}
 
 
 def _bits(b) -> str:
@@ -256,6 +262,9 @@ def compare_by(dirs, by: str, metric: str = "auto", at: str = "final") -> Compar
         if not sides[role]:
             raise ConfigError(f"--by {field}={va},{vb}: no run has {field}={want}; the runs' values: "
                               f"{first_few([json.loads(h) for h in held], 8)}")
+    if both := sorted(set(sides["A"]) & set(sides["B"])):     # 0.1,0.10: each run compared with itself
+        raise ConfigError(f"--by {field}={va},{vb}: both values match the same runs ({runs[both[0]][0]}: {field}="
+                          f"{json.dumps(flat[both[0]][field])}); allowed: two different values of {field}")
     for i in sides["A"] + sides["B"]:
         d, _, cfg, rows = runs[i]
         _finished(Path(d), cfg, rows, "A" if i in sides["A"] else "B")

@@ -1,0 +1,146 @@
+"""review32: an adversarial review of compare50 / verdicts52 / leftovers51 / house48 / hostile23.
+
+What each test pins, and the mutation of the merged code it was written against (each fails without its fix
+or against that mutation): the statistics when every seed's difference is the same (the s.e. is 0 and a
+zero-width interval claimed a direction from 2 seeds); `--at best` of a perplexity or a loss (the smallest,
+not the largest); `--by` values that both match one run (1 and 1.0); the figure's folder check's message
+(`--out` renamed to `--results` only where it is the flag)."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tallysim.config import ConfigError
+from tallysim.results import compare as cmp
+from tallysim.results import paired_stats as ps
+
+
+def _run(d: Path, proto: str, vals: dict, *, key="acc_mean", cfg=None, extra=None) -> Path:
+    """A finished run directory by hand: `vals` {seed: [value at round 1, round 2, ...]} of `key`."""
+    d.mkdir(parents=True)
+    seeds = sorted(vals)
+    rounds = len(vals[seeds[0]])
+    c = {"protocol": {"name": proto}, "rounds": rounds, "seed": seeds[0], "seeds": len(seeds), "peers": 4,
+         **(cfg or {})}
+    (d / "config.json").write_text(json.dumps(c))
+    rows = []
+    for r in range(rounds):
+        v = [vals[s][r] for s in seeds]
+        row = {"round": r + 1, "bits_per_peer": 1024, "acc_mean": 0.5, "acc_global": None, key: float(np.mean(v))}
+        if len(seeds) > 1:
+            row.update({"seeds": seeds, "per_seed": {key: v}})
+        if bad := sum(not np.isfinite(x) for x in v):      # a diverged seed's NaN, marked as aggregate marks it
+            row["seeds_nonfinite"] = {key: bad}
+        rows.append(json.dumps(row))
+    (d / "metrics.jsonl").write_text("\n".join(rows) + "\n")
+    return d
+
+
+# ---- every seed's difference the same: the interval has no width ------------------------------------------
+
+def test_equal_differences_do_not_claim_a_direction_from_two_seeds():
+    """Two seeds each 0.01 ahead: the s.e. is 0, the t-interval [0.01, 0.01] 'lies above 0', and the verdict
+    was "A above B" from two seeds (sign test p = 0.5). Accuracies are counts over a test set, so two seeds
+    ahead by the same count happen; the interval then measures no noise, and the verdict falls to the sign
+    test, which needs 6 untied seeds."""
+    for n in (2, 3, 5):
+        s = ps.summarize([0.01] * n)
+        assert s["se"] == 0.0 and s["verdict"] == ps.LEVEL_WORD and s["flat"], n
+        assert ps.summarize([-0.25] * n)["verdict"] == ps.LEVEL_WORD
+    six = ps.summarize([0.01] * 6)
+    assert six["sign_p"] < 0.05 and six["verdict"] == ps.ABOVE and six["flat"]
+    assert ps.summarize([-0.01] * 7)["verdict"] == ps.BELOW
+    # not flat: a real spread keeps the interval's verdict (the rule as compare50 wrote it)
+    s = ps.summarize([0.1, 0.11, 0.09])
+    assert s["verdict"] == ps.ABOVE and not s["flat"]
+    assert not ps.summarize([0.3])["flat"]            # one seed: no interval, not "flat"
+
+
+def test_equal_differences_through_float32_accuracies_are_flat(tmp_path):
+    """The same count ahead at each seed, as float32 accuracies written to metrics.jsonl: the differences
+    differ in the eighth decimal (float32 rounding), a s.e. of ~1e-8 made a 2-seed interval of width ~1e-7
+    and the verdict "A above B"; compare treats a spread within the values' float32 rounding as none."""
+    a = [float(np.float32(x)) for x in (0.8123, 0.6012)]
+    b = [float(np.float32(x)) for x in (0.8111, 0.6000)]
+    assert len({x - y for x, y in zip(a, b)}) == 2              # not exactly equal: the trap
+    ra = _run(tmp_path / "a", "tally", {0: [a[0]], 1: [a[1]]})
+    rb = _run(tmp_path / "b", "local", {0: [b[0]], 1: [b[1]]})
+    p, = c = cmp.compare(ra, rb)
+    assert p["verdict"] == "level within noise" and p["flat"], p
+    assert any("the same at every seed" in n for n in c.notes), c.notes
+    assert "the same at every seed" in c.text()
+
+
+# ---- --at best of a lower-is-better metric ------------------------------------------------------------------
+
+def test_best_of_a_perplexity_or_loss_is_its_smallest(tmp_path):
+    """`--at best --metric ppl_mean`: each seed's best perplexity is its lowest (a diverging seed's largest
+    was its 'best'); untested before, `pick = max` passed every test."""
+    a = _run(tmp_path / "a", "tally", {0: [9.0, 5.0, 7.0], 1: [8.0, 4.0, 6.0]}, key="ppl_mean")
+    b = _run(tmp_path / "b", "local", {0: [9.5, 6.0, 6.5], 1: [8.5, 5.5, 7.5]}, key="ppl_mean")
+    p, = cmp.compare(a, b, metric="ppl_mean", at="best")
+    assert p["a_values"] == [5.0, 4.0] and p["b_values"] == [6.0, 5.5]
+    assert p["diffs"] == [-1.0, -1.5]
+
+
+# ---- --by values that name one run twice ---------------------------------------------------------------------
+
+def test_by_values_that_both_match_one_run_are_refused(tmp_path):
+    """`--by optim.lr=0.1,0.10` (or true,True): two different texts, one value; every run was both A and B,
+    each compared with itself, every difference 0, and the verdict "level within noise" as if measured."""
+    root = tmp_path / "sw"
+    root.mkdir()
+    (root / "sweep.json").write_text(json.dumps({"runs": [], "axes": []}))
+    for lr in (0.1, 0.2):
+        _run(root / f"lr{lr}", "tally", {0: [0.5 + lr], 1: [0.6 + lr]}, cfg={"optim": {"lr": lr}})
+    assert cmp.compare(root, by="optim.lr=0.1,0.2")[0]["verdict"] in ps.VERDICTS     # the honest one works
+    with pytest.raises(ConfigError, match=r"--by optim.lr=0.1,0.10: .*both values match"):
+        cmp.compare(root, by="optim.lr=0.1,0.10")
+
+
+# ---- compare50's branches its tests did not reach (each a surviving mutation) ---------------------------
+
+def test_a_nan_seed_is_dropped_at_final_and_best(tmp_path):
+    """A seed whose value is NaN (diverged, kept in the mean row: seed_mean.aggregate) leaves the pair at
+    `final`, and its NaN rounds do not become its `best` (max() over a list with a NaN depends on order)."""
+    nan = float("nan")
+    a = _run(tmp_path / "a", "tally", {0: [0.6, 0.8], 1: [0.5, nan], 2: [0.7, 0.9]})
+    b = _run(tmp_path / "b", "local", {0: [0.5, 0.7], 1: [0.4, 0.6], 2: [0.5, 0.7]})
+    p, = cmp.compare(a, b)
+    assert p["seeds"] == [0, 2] and p["dropped"] == [1]
+    best, = cmp.compare(a, b, at="best")
+    assert best["seeds"] == [0, 1, 2] and best["a_values"] == [0.8, 0.5, 0.9]
+    c = _run(tmp_path / "c", "tally", {0: [nan, 0.8], 1: [0.5, 0.3]})
+    assert cmp.compare(c, b, at="best")[0]["a_values"] == [0.8, 0.5]
+
+
+def test_one_seed_in_two_runs_of_a_side_is_refused(tmp_path):
+    """Pooled runs of one setting whose seeds overlap (seed=0 seeds=2 beside seed=1): seed 1 twice on a side,
+    one value silently replacing the other, is refused."""
+    root = tmp_path / "sw"
+    root.mkdir()
+    _run(root / "t01", "tally", {0: [0.6], 1: [0.7]})
+    _run(root / "t1", "tally", {1: [0.65]})
+    _run(root / "l01", "local", {0: [0.5], 1: [0.5]})
+    with pytest.raises(ConfigError, match=r"A: seed 1 is in two runs of one setting"):
+        cmp.compare(root, by="protocol.name=tally,local")
+
+
+def test_by_reads_a_number_as_the_command_line_writes_it(tmp_path):
+    """`--by optim.lr=1e-3,0.002` names lr 0.001 though str(0.001) is '0.001'."""
+    root = tmp_path / "sw"
+    root.mkdir()
+    for lr in (0.001, 0.002):
+        _run(root / f"lr{lr}", "tally", {0: [0.5 + lr], 1: [0.6 + lr * 2]}, cfg={"optim": {"lr": lr}})
+    p, = cmp.compare(root, by="optim.lr=1e-3,0.002")
+    assert p["diffs"] == pytest.approx([-0.001, -0.002])
+
+
+def test_other_metrics_on_each_side_are_said(tmp_path):
+    """--metric auto on a run with a server model against one without: acc_global against acc_mean, said."""
+    a = _run(tmp_path / "a", "fedavg", {0: [0.7], 1: [0.8]}, key="acc_global")
+    b = _run(tmp_path / "b", "local", {0: [0.5], 1: [0.6]})
+    c = cmp.compare(a, b)
+    assert c[0]["metric_a"] == "acc_global" and c[0]["metric_b"] == "acc_mean"
+    assert any("A's acc_global against B's acc_mean" in n for n in c.notes), c.notes
