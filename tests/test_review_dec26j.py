@@ -144,3 +144,60 @@ def test_other_metrics_on_each_side_are_said(tmp_path):
     c = cmp.compare(a, b)
     assert c[0]["metric_a"] == "acc_global" and c[0]["metric_b"] == "acc_mean"
     assert any("A's acc_global against B's acc_mean" in n for n in c.notes), c.notes
+
+
+def test_best_notes_no_final_round_and_csv_means_are_each_sides(tmp_path):
+    """`--at best` says nothing of the final rounds (each seed's best is its own round); the CSV's `mean`
+    row holds A's and B's means over the paired seeds (their sums passed every test)."""
+    import csv
+    import io
+    a = _run(tmp_path / "a", "tally", {0: [0.6, 0.8], 1: [0.5, 0.7]})
+    b = _run(tmp_path / "b", "local", {0: [0.5, 0.6, 0.65], 1: [0.4, 0.5, 0.55]})
+    assert any("final evaluation is round 2" in n for n in cmp.compare(a, b).notes)
+    c = cmp.compare(a, b, at="best")
+    assert not any("final evaluation" in n for n in c.notes), c.notes
+    mean = [r for r in csv.DictReader(io.StringIO(c.text("csv"))) if r["seed"] == "mean"][0]
+    assert float(mean["a"]) == pytest.approx(0.75) and float(mean["b"]) == pytest.approx(0.6)
+
+
+def test_a_per_seed_list_not_of_its_seeds_is_no_seeds_value(tmp_path):
+    """A per_seed list shorter than the row's seeds (a hand edit) cannot say which seed each value is: no
+    seed's value (dropped and named), not the first values zipped onto the first seeds."""
+    a = _run(tmp_path / "a", "tally", {0: [0.8], 1: [0.7], 2: [0.9]})
+    rows = [json.loads(x) for x in (a / "metrics.jsonl").read_text().splitlines()]
+    rows[-1]["per_seed"]["acc_mean"] = [0.8, 0.7]
+    (a / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    b = _run(tmp_path / "b", "local", {0: [0.5], 1: [0.5], 2: [0.5]})
+    with pytest.raises(ConfigError, match="no seed has a finite value in both A and B"):
+        cmp.compare(a, b)
+
+
+def test_a_sweeps_failed_runs_are_not_promised_a_rerun(tmp_path, capsys):
+    """sweep_gaps: runs that failed before their first row are named with why; 'run again runs those not
+    run yet' is said only where some are not run yet (a failed run's rerun is not promised)."""
+    from tallysim.results import sweep_gaps
+    root = tmp_path / "sw"
+    root.mkdir()
+    _run(root / "ok", "tally", {0: [0.5]})
+    (root / "sweep.json").write_text(json.dumps({"runs": [{"name": "ok", "status": "done"},
+                                                          {"name": "bad", "status": "failed"}]}))
+    line, = sweep_gaps.notes([root], "table")
+    assert "1 of 2 runs" in line and "failed before their first row" in line and "bad" in line
+    assert "run again runs those not run yet" not in line
+    (root / "sweep.json").write_text(json.dumps({"runs": [{"name": "ok", "status": "done"},
+                                                          {"name": "later", "status": "pending"}]}))
+    assert "run again runs those not run yet" in sweep_gaps.notes([root], "table")[0]
+
+
+def test_by_pairs_a_run_whose_config_predates_a_field_at_its_default(tmp_path):
+    """A run written before a field existed (its config.json lacks optim.lr) is the same setting as one
+    with optim.lr at its default: paired, not left out as 'no run ... differs from it only in'."""
+    from tallysim.results.swept import with_defaults
+    lr = with_defaults({}, ["optim.lr"])["optim.lr"]
+    root = tmp_path / "sw"
+    root.mkdir()
+    _run(root / "t", "tally", {0: [0.7], 1: [0.8]}, cfg={"optim": {"lr": lr}})
+    _run(root / "l", "local", {0: [0.5], 1: [0.7]})          # no optim.lr: its default
+    _run(root / "t2", "tally", {0: [0.6], 1: [0.6]}, cfg={"optim": {"lr": lr * 2}})
+    c = cmp.compare(root, by="protocol.name=tally,local")
+    assert [p["pair"] for p in c] == [f"optim.lr={lr}"] and c[0]["diffs"] == pytest.approx([0.2, 0.1])
