@@ -201,3 +201,38 @@ def test_by_pairs_a_run_whose_config_predates_a_field_at_its_default(tmp_path):
     _run(root / "t2", "tally", {0: [0.6], 1: [0.6]}, cfg={"optim": {"lr": lr * 2}})
     c = cmp.compare(root, by="protocol.name=tally,local")
     assert [p["pair"] for p in c] == [f"optim.lr={lr}"] and c[0]["diffs"] == pytest.approx([0.2, 0.1])
+
+
+# ---- leftovers51 / hostile23 branches their tests did not reach (each a surviving mutation) --------------
+
+def test_a_selections_plan_lists_done_runs_as_done_before(tmp_path):
+    """figures/selection.left_alone: a run of the group left out by the selection that finished before is
+    listed as done before (its rows are there), not as "not run yet"."""
+    from tallysim.figures.plans import Plans
+    from tallysim.figures.selection import left_alone
+    from tallysim.results import metrics
+    runs = [("a", ["seed=0"]), ("b", ["seed=1"]), ("c", ["seed=2"])]
+    full = Plans({"g": (None, runs)}, {"g": [None, None, None]})
+    chosen = Plans({"g": (None, runs[:1])}, {"g": [None]})
+    (tmp_path / "g" / "b").mkdir(parents=True)
+    (tmp_path / "g" / "b" / metrics.DONE).write_text("{}")
+    plan = left_alone(full, chosen, tmp_path)["g"]
+    assert plan[0] == "a" and plan[1]["status"] == metrics.DONE_BEFORE and plan[2]["status"] == "not_run"
+
+
+def test_sweep_json_keeps_a_record_its_plan_does_not_name(tmp_path):
+    """sweep_records.write_index with a selection's plan: records of runs the plan does not name are kept
+    after the plan's (nothing a sweep ran is left out of its sweep.json)."""
+    from tallysim import sweep_records
+    recs = [{"name": "a", "status": "done"}, {"name": "extra", "status": "done"}]
+    plan = ["a", {"name": "b", "status": "not_run"}]
+    sweep_records.write_index(tmp_path, recs, {sweep_records.PLAN: plan, "axes": []})
+    doc = json.loads((tmp_path / sweep_records.INDEX).read_text())
+    assert [r["name"] for r in doc["runs"]] == ["a", "b", "extra"] and sweep_records.PLAN not in doc
+
+
+def test_make_figure_refuses_a_bool_checkpoint_every(tmp_path):
+    """checkpoint_every=True is no number of rounds (True is an int to isinstance): refused before any plan."""
+    from tallysim.figures import make_figure
+    with pytest.raises(ConfigError, match=r"make_figure\(checkpoint_every=True\): allowed None"):
+        make_figure("no-such-figure", results=str(tmp_path / "r"), out=str(tmp_path / "f"), checkpoint_every=True)
