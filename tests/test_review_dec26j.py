@@ -200,7 +200,8 @@ def test_by_pairs_a_run_whose_config_predates_a_field_at_its_default(tmp_path):
     _run(root / "l", "local", {0: [0.5], 1: [0.7]})          # no optim.lr: its default
     _run(root / "t2", "tally", {0: [0.6], 1: [0.6]}, cfg={"optim": {"lr": lr * 2}})
     c = cmp.compare(root, by="protocol.name=tally,local")
-    assert [p["pair"] for p in c] == [f"optim.lr={lr}"] and c[0]["diffs"] == pytest.approx([0.2, 0.1])
+    assert len(c) == 1 and c[0]["a"].endswith("t") and c[0]["diffs"] == pytest.approx([0.2, 0.1])
+    assert any("(t2) has no run with protocol.name=local" in n for n in c.notes), c.notes
 
 
 # ---- leftovers51 / hostile23 branches their tests did not reach (each a surviving mutation) --------------
@@ -236,3 +237,22 @@ def test_make_figure_refuses_a_bool_checkpoint_every(tmp_path):
     from tallysim.figures import make_figure
     with pytest.raises(ConfigError, match=r"make_figure\(checkpoint_every=True\): allowed None"):
         make_figure("no-such-figure", results=str(tmp_path / "r"), out=str(tmp_path / "f"), checkpoint_every=True)
+
+
+def test_by_pairs_a_field_one_side_does_not_read(tmp_path):
+    """`--by protocol.name=softlabel,tally` over soft labels at comm.soft_bits 8 and tally (whose config.json
+    holds the unread default 32): the matched-bits comparison was refused, "the runs differ in
+    comm.soft_bits"; a field a run does not read matches any value (one pair per soft_bits, both ways)."""
+    root = tmp_path / "sw"
+    root.mkdir()
+    _run(root / "t", "tally", {0: [0.7], 1: [0.8]}, cfg={"comm": {"soft_bits": 32}})
+    _run(root / "s8", "softlabel", {0: [0.6], 1: [0.75]}, cfg={"comm": {"soft_bits": 8}})
+    p, = c = cmp.compare(root, by="protocol.name=softlabel,tally")
+    assert p["diffs"] == pytest.approx([-0.1, -0.05]) and not any("left out" in n for n in c.notes), c.notes
+    _run(root / "s32", "softlabel", {0: [0.65], 1: [0.9]}, cfg={"comm": {"soft_bits": 32}})
+    c = cmp.compare(root, by="protocol.name=tally,softlabel")     # tally against each bit width
+    got = {p["pair"]: p["diffs"] for p in c}
+    assert sorted(got) == ["comm.soft_bits=32", "comm.soft_bits=8"]
+    assert got["comm.soft_bits=8"] == pytest.approx([0.1, 0.05]) and got["comm.soft_bits=32"] == pytest.approx([0.05, -0.1])
+    c = cmp.compare(root, by="protocol.name=softlabel,tally")
+    assert sorted(p["pair"] for p in c) == ["comm.soft_bits=32", "comm.soft_bits=8"]

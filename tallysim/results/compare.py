@@ -28,6 +28,7 @@ AT = ("final", "best")
 SEED_FIELDS = ("seed", "seeds")
 # two differences of float32 values (each rounded by at most 2**-24 of its size) may differ by 2**-22 of it
 FLOAT32_SPREAD = 2.0 ** -21
+UNREAD = "(not read)"       # a --by pairing key's cell for a field the run does not read (swept.unread_blank)
 
 
 class Comparison(list):
@@ -243,7 +244,7 @@ def compare_dirs(a, b, metric: str = "auto", at: str = "final") -> Comparison:
 
 def compare_by(dirs, by: str, metric: str = "auto", at: str = "final") -> Comparison:
     """The runs under `dirs` whose `FIELD` is VALUE_A against those where it is VALUE_B (`by`), each paired
-    with the run that differs from it only in FIELD (and its seed)."""
+    with the run that differs from it only in FIELD (and its seed; a field a run does not read matches any)."""
     field, va, vb = parse_by(by)
     _check_at(at)
 
@@ -272,32 +273,44 @@ def compare_by(dirs, by: str, metric: str = "auto", at: str = "final") -> Compar
     cfgs = [runs[i][2] for i in sides["A"] + sides["B"]]
     ident = [k for k in swept_fields(cfgs) if k != field and k not in SEED_FIELDS]
 
-    def key(i):
+    def key(i):     # a field the run does not read (tally's comm.soft_bits): UNREAD, which any value matches
         f = with_defaults(flat[i], ident)
-        return tuple(json.dumps(f.get(k)) for k in ident)
+        blank = unread_blank(dict(f), ident)
+        return tuple(UNREAD if blank.get(k) is None and f.get(k) is not None else json.dumps(f.get(k)) for k in ident)
     groups = {role: {} for role in sides}
     for role, idx in sides.items():
         for i in idx:
             groups[role].setdefault(key(i), []).append(i)
-    notes, pairs = [], []
-    keys = list(groups["A"])
-    varying = [j for j, k in enumerate(ident) if len({kk[j] for kk in keys}) > 1]
-    for k, idx in groups["A"].items():
-        label = " ".join(f"{ident[j]}={json.loads(k[j])}" for j in varying)
-        if k not in groups["B"]:
-            notes.append(f"{label or 'A'}: no run with {field}={vb} differs from it only in {field}; left out")
-            continue
-        side = [(runs[i][0], runs[i][2], runs[i][3]) for i in idx]
-        other = [(runs[i][0], runs[i][2], runs[i][3]) for i in groups["B"][k]]
+    notes, pairs, used = [], [], set()
+    matches = [(ka, kb) for ka in groups["A"] for kb in _partners(ka, groups["B"])]
+    merged = [tuple(x if y == UNREAD else y for x, y in zip(ka, kb)) for ka, kb in matches]
+    varying = [j for j in range(len(ident)) if len({m[j] for m in merged}) > 1]
+    for (ka, kb), m in zip(matches, merged):
+        label = " ".join(f"{ident[j]}={m[j] if m[j] == UNREAD else json.loads(m[j])}" for j in varying)
+        side = [(runs[i][0], runs[i][2], runs[i][3]) for i in groups["A"][ka]]
+        other = [(runs[i][0], runs[i][2], runs[i][3]) for i in groups["B"][kb]]
         pairs.append(pair(side, other, metric, at, label, notes))
+        used.add(kb)
+    for k in groups["A"]:
+        if not any(ka == k for ka, _ in matches):
+            notes.append(f"a run with {field}={va} ({runs[groups['A'][k][0]][1]}) has no run with {field}={vb} "
+                         f"that differs from it only in {field}; left out")
     for k in groups["B"]:
-        if k not in groups["A"]:
+        if k not in used:
             notes.append(f"a run with {field}={vb} ({runs[groups['B'][k][0]][1]}) has no run with {field}={va} "
                          f"that differs from it only in {field}; left out")
     if not pairs:
         raise ConfigError(f"--by {field}={va},{vb}: no run with {field}={va} has a partner with {field}={vb} that "
                           f"differs from it only in {field} (the runs differ in {', '.join(ident) or 'nothing else'})")
     return Comparison(pairs, notes, f"{field}={va}", f"{field}={vb}")
+
+
+def _partners(ka: tuple, b_groups: dict) -> list:
+    """B's settings that A's setting `ka` pairs with: its own, else each that agrees wherever both read a field
+    (softlabel at comm.soft_bits 8 against tally, which reads no soft_bits: refused as differing before)."""
+    if ka in b_groups:
+        return [ka]
+    return [kb for kb in b_groups if all(x == y or UNREAD in (x, y) for x, y in zip(ka, kb))]
 
 
 def _check_at(at: str) -> None:
