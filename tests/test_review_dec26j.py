@@ -256,3 +256,17 @@ def test_by_pairs_a_field_one_side_does_not_read(tmp_path):
     assert got["comm.soft_bits=8"] == pytest.approx([0.1, 0.05]) and got["comm.soft_bits=32"] == pytest.approx([0.05, -0.1])
     c = cmp.compare(root, by="protocol.name=softlabel,tally")
     assert sorted(p["pair"] for p in c) == ["comm.soft_bits=32", "comm.soft_bits=8"]
+
+
+def test_by_over_a_full_grid_keeps_each_setting_with_its_own(tmp_path):
+    """protocol.name=tally,softlabel x comm.soft_bits=8,32 (a sweep allows it: softlabel reads the field):
+    each tally run pairs with the softlabel run of its own soft_bits, not with both (the unread-field match
+    is for a setting with no partner of its own; pooling both tally runs was 'seed 0 is in two runs')."""
+    root = tmp_path / "sw"
+    root.mkdir()
+    for b in (8, 32):
+        _run(root / f"t{b}", "tally", {0: [0.7], 1: [0.8]}, cfg={"comm": {"soft_bits": b}})
+        _run(root / f"s{b}", "softlabel", {0: [0.6], 1: [0.75 if b == 8 else 0.7]}, cfg={"comm": {"soft_bits": b}})
+    c = cmp.compare(root, by="protocol.name=softlabel,tally")
+    assert {p["pair"]: Path(p["b"]).name for p in c} == {"comm.soft_bits=8": "t8", "comm.soft_bits=32": "t32"}
+    assert not any("left out" in n for n in c.notes), c.notes

@@ -28,7 +28,6 @@ AT = ("final", "best")
 SEED_FIELDS = ("seed", "seeds")
 # two differences of float32 values (each rounded by at most 2**-24 of its size) may differ by 2**-22 of it
 FLOAT32_SPREAD = 2.0 ** -21
-UNREAD = "(not read)"       # a --by pairing key's cell for a field the run does not read (swept.unread_blank)
 
 
 class Comparison(list):
@@ -273,20 +272,25 @@ def compare_by(dirs, by: str, metric: str = "auto", at: str = "final") -> Compar
     cfgs = [runs[i][2] for i in sides["A"] + sides["B"]]
     ident = [k for k in swept_fields(cfgs) if k != field and k not in SEED_FIELDS]
 
-    def key(i):     # a field the run does not read (tally's comm.soft_bits): UNREAD, which any value matches
+    def key(i):
+        f = with_defaults(flat[i], ident)
+        return tuple(json.dumps(f.get(k)) for k in ident)
+
+    def unread(i) -> set:   # the swept fields run i does not read (tally's comm.soft_bits): they match any value
         f = with_defaults(flat[i], ident)
         blank = unread_blank(dict(f), ident)
-        return tuple(UNREAD if blank.get(k) is None and f.get(k) is not None else json.dumps(f.get(k)) for k in ident)
+        return {j for j, k in enumerate(ident) if blank.get(k) is None and f.get(k) is not None}
     groups = {role: {} for role in sides}
     for role, idx in sides.items():
         for i in idx:
             groups[role].setdefault(key(i), []).append(i)
     notes, pairs, used = [], [], set()
-    matches = [(ka, kb) for ka in groups["A"] for kb in _partners(ka, groups["B"])]
-    merged = [tuple(x if y == UNREAD else y for x, y in zip(ka, kb)) for ka, kb in matches]
+    free = {role: {k: unread(idx[0]) for k, idx in g.items()} for role, g in groups.items()}
+    matches = [(ka, kb) for ka in groups["A"] for kb in _partners(ka, groups, free)]
+    merged = [tuple(y if j in free["A"][ka] else x for j, (x, y) in enumerate(zip(ka, kb))) for ka, kb in matches]
     varying = [j for j in range(len(ident)) if len({m[j] for m in merged}) > 1]
     for (ka, kb), m in zip(matches, merged):
-        label = " ".join(f"{ident[j]}={m[j] if m[j] == UNREAD else json.loads(m[j])}" for j in varying)
+        label = " ".join(f"{ident[j]}={json.loads(m[j])}" for j in varying)
         side = [(runs[i][0], runs[i][2], runs[i][3]) for i in groups["A"][ka]]
         other = [(runs[i][0], runs[i][2], runs[i][3]) for i in groups["B"][kb]]
         pairs.append(pair(side, other, metric, at, label, notes))
@@ -305,12 +309,12 @@ def compare_by(dirs, by: str, metric: str = "auto", at: str = "final") -> Compar
     return Comparison(pairs, notes, f"{field}={va}", f"{field}={vb}")
 
 
-def _partners(ka: tuple, b_groups: dict) -> list:
-    """B's settings that A's setting `ka` pairs with: its own, else each that agrees wherever both read a field
-    (softlabel at comm.soft_bits 8 against tally, which reads no soft_bits: refused as differing before)."""
-    if ka in b_groups:
-        return [ka]
-    return [kb for kb in b_groups if all(x == y or UNREAD in (x, y) for x, y in zip(ka, kb))]
+def _partners(ka: tuple, groups: dict, free: dict) -> list:
+    """B's settings that A's setting `ka` pairs with: its own, and each that agrees in every field both read
+    where one of the two has no setting of its own on the other side (softlabel at comm.soft_bits 8 against
+    tally, which reads no soft_bits: refused as differing before; tally at 8 and 32 each still with its own)."""
+    return [kb for kb in groups["B"] if kb == ka or (ka not in groups["B"] or kb not in groups["A"]) and all(
+            x == y or j in free["A"][ka] or j in free["B"][kb] for j, (x, y) in enumerate(zip(ka, kb)))]
 
 
 def _check_at(at: str) -> None:
