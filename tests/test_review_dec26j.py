@@ -270,3 +270,13 @@ def test_by_over_a_full_grid_keeps_each_setting_with_its_own(tmp_path):
     c = cmp.compare(root, by="protocol.name=softlabel,tally")
     assert {p["pair"]: Path(p["b"]).name for p in c} == {"comm.soft_bits=8": "t8", "comm.soft_bits=32": "t32"}
     assert not any("left out" in n for n in c.notes), c.notes
+
+
+def test_sign_test_past_a_floats_range_of_seeds():
+    """2.0 ** n overflowed past 1023 untied seeds (seeds goes to 10,000): an OverflowError's traceback from
+    `tallysim compare`; the exact quotient is scipy's binomtest."""
+    stats = pytest.importorskip("scipy.stats")
+    for n, k in ((1030, 343), (1100, 366), (5000, 2500), (3000, 0)):
+        assert ps.sign_test_p(k, n - k) == pytest.approx(stats.binomtest(k, n, 0.5).pvalue, rel=1e-9, abs=1e-300)
+    s = ps.summarize([0.01 + 1e-4 * (i % 7) for i in range(1200)])
+    assert s["n"] == 1200 and s["verdict"] == ps.ABOVE and s["sign_p"] == 0.0

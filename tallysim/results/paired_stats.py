@@ -87,7 +87,9 @@ def sign_test_p(above: int, below: int) -> float:
     if n == 0:
         return 1.0
     k = min(above, below)
-    return min(1.0, 2.0 * sum(math.comb(n, i) for i in range(k + 1)) / 2.0 ** n)
+    # integer over integer: 2.0 ** n overflowed a float past 1023 seeds (an OverflowError's traceback;
+    # `seeds` goes to 10,000), and this quotient of exact integers is rounded once
+    return min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / (1 << n))
 
 
 def summarize(diffs: list, tol: float = 0.0) -> dict:
