@@ -169,9 +169,10 @@ def _sweep(root: Path) -> Path:
     (a seed axis), pooled into one side; an fedavg run with no partner."""
     root.mkdir()
     (root / "sweep.json").write_text(json.dumps({"runs": [], "axes": []}))
-    for alpha, shift in ((0.1, 0.1), (0.5, -0.01)):
+    # per-seed shifts that differ (review32: one shift at every seed is a zero-width interval, "flat")
+    for alpha, shift in ((0.1, (0.1, 0.11, 0.09)), (0.5, (-0.01, -0.011, -0.009))):
         part = {"partition": {"kind": "dirichlet", "alpha": alpha}}
-        _run(root / f"tally_{alpha}", "tally", {s: [v[0], v[1] + shift] for s, v in B3.items()}, cfg=part)
+        _run(root / f"tally_{alpha}", "tally", {s: [v[0], v[1] + shift[s]] for s, v in B3.items()}, cfg=part)
         if alpha == 0.1:
             _run(root / f"local_{alpha}", "local", B3, bits=0, cfg=part)
         else:
@@ -186,7 +187,7 @@ def test_by_pairs_runs_differing_only_in_the_field(tmp_path):
     c = cmp.compare(root, by="protocol.name=tally,local")
     assert [p["pair"] for p in c] == ["partition.alpha=0.1", "partition.alpha=0.5"]
     assert [p["verdict"] for p in c] == ["A above B", "A below B"]
-    assert c[1]["seeds"] == [0, 1, 2] and c[1]["diffs"] == pytest.approx([-0.01] * 3)
+    assert c[1]["seeds"] == [0, 1, 2] and c[1]["diffs"] == pytest.approx([-0.01, -0.011, -0.009])
     assert c[1]["b"].count("local_0.5_s") == 3          # the one-seed runs pooled
     assert c.a_name == "protocol.name=tally" and "| partition.alpha=0.5 | 3 | -0.0100 |" in c.text()
     with pytest.raises(ConfigError, match="no run has protocol.name=fedprox; the runs' values: fedavg, local, tally"):
@@ -210,7 +211,7 @@ def test_cli_markdown_csv_out_and_refusals(tmp_path, capsys):
                                                           ("partition.alpha=0.1", "2"), ("partition.alpha=0.1", "mean")]
     mean = rows[3]
     assert float(mean["diff"]) == pytest.approx(0.1) and mean["verdict"] == "A above B" and mean["n"] == "3"
-    assert float(mean["ci_low"]) == pytest.approx(0.1, abs=1e-9) and float(mean["sign_p"]) == 0.25
+    assert float(mean["ci_low"]) == pytest.approx(0.1 - stats.t.ppf(0.975, 2) * 0.01 / math.sqrt(3)) and float(mean["sign_p"]) == 0.25
     assert "compare: partition.alpha=0.1: not matched bits" in err        # the notes: on stderr with CSV
     target = tmp_path / "out" / "c.md"
     assert cli.main(["compare", str(root / "tally_0.1"), str(root / "local_0.1"), "--out", str(target)]) == 0

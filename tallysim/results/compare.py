@@ -26,6 +26,8 @@ from tallysim.results.swept import flatten, swept_fields, unread_blank, with_def
 AT = ("final", "best")
 # fields that are no part of a setting's identity when pairing: the seeds are what is paired
 SEED_FIELDS = ("seed", "seeds")
+# two differences of float32 values (each rounded by at most 2**-24 of its size) may differ by 2**-22 of it
+FLOAT32_SPREAD = 2.0 ** -21
 
 
 class Comparison(list):
@@ -202,11 +204,15 @@ def pair(a_runs: list, b_runs: list, metric: str, at: str, label: str, notes: li
         notes.append(f"{where}A's final evaluation is round {'/'.join(map(str, rounds[0]))}, B's round "
                      f"{'/'.join(map(str, rounds[1]))}")
     diffs = [a_vals[s] - b_vals[s] for s in seeds]
+    # the values are float32 accuracies (or losses): differences equal but for that rounding are equal
+    stats = paired_stats.summarize(diffs, FLOAT32_SPREAD * max(abs(v) for s in seeds for v in (a_vals[s], b_vals[s])))
+    if stats["flat"]:
+        notes.append(f"{where}{paired_stats.FLAT}")
     return {"pair": label, "a": ", ".join(str(d) for d, *_ in a_runs), "b": ", ".join(str(d) for d, *_ in b_runs),
             "metric_a": "/".join(sorted(a_keys)), "metric_b": "/".join(sorted(b_keys)), "at": at,
             "round": max(rows[-1]["round"] for *_, rows in a_runs + b_runs), "seeds": seeds,
             "a_values": [a_vals[s] for s in seeds], "b_values": [b_vals[s] for s in seeds], "diffs": diffs,
-            **paired_stats.summarize(diffs), "bits_a": a_bits, "bits_b": b_bits, "dropped": only + no_value}
+            **stats, "bits_a": a_bits, "bits_b": b_bits, "dropped": only + no_value}
 
 
 def _bits(b) -> str:
@@ -237,7 +243,7 @@ def compare_dirs(a, b, metric: str = "auto", at: str = "final") -> Comparison:
 
 def compare_by(dirs, by: str, metric: str = "auto", at: str = "final") -> Comparison:
     """The runs under `dirs` whose `FIELD` is VALUE_A against those where it is VALUE_B (`by`), each paired
-    with the run that differs from it only in FIELD (and its seed)."""
+    with the run that differs from it only in FIELD (and its seed; a field a run does not read matches any)."""
     field, va, vb = parse_by(by)
     _check_at(at)
 
@@ -256,6 +262,9 @@ def compare_by(dirs, by: str, metric: str = "auto", at: str = "final") -> Compar
         if not sides[role]:
             raise ConfigError(f"--by {field}={va},{vb}: no run has {field}={want}; the runs' values: "
                               f"{first_few([json.loads(h) for h in held], 8)}")
+    if both := sorted(set(sides["A"]) & set(sides["B"])):     # 0.1,0.10: each run compared with itself
+        raise ConfigError(f"--by {field}={va},{vb}: both values match the same runs ({runs[both[0]][0]}: {field}="
+                          f"{json.dumps(flat[both[0]][field])}); allowed: two different values of {field}")
     for i in sides["A"] + sides["B"]:
         d, _, cfg, rows = runs[i]
         _finished(Path(d), cfg, rows, "A" if i in sides["A"] else "B")
@@ -266,29 +275,46 @@ def compare_by(dirs, by: str, metric: str = "auto", at: str = "final") -> Compar
     def key(i):
         f = with_defaults(flat[i], ident)
         return tuple(json.dumps(f.get(k)) for k in ident)
+
+    def unread(i) -> set:   # the swept fields run i does not read (tally's comm.soft_bits): they match any value
+        f = with_defaults(flat[i], ident)
+        blank = unread_blank(dict(f), ident)
+        return {j for j, k in enumerate(ident) if blank.get(k) is None and f.get(k) is not None}
     groups = {role: {} for role in sides}
     for role, idx in sides.items():
         for i in idx:
             groups[role].setdefault(key(i), []).append(i)
-    notes, pairs = [], []
-    keys = list(groups["A"])
-    varying = [j for j, k in enumerate(ident) if len({kk[j] for kk in keys}) > 1]
-    for k, idx in groups["A"].items():
-        label = " ".join(f"{ident[j]}={json.loads(k[j])}" for j in varying)
-        if k not in groups["B"]:
-            notes.append(f"{label or 'A'}: no run with {field}={vb} differs from it only in {field}; left out")
-            continue
-        side = [(runs[i][0], runs[i][2], runs[i][3]) for i in idx]
-        other = [(runs[i][0], runs[i][2], runs[i][3]) for i in groups["B"][k]]
+    notes, pairs, used = [], [], set()
+    free = {role: {k: unread(idx[0]) for k, idx in g.items()} for role, g in groups.items()}
+    matches = [(ka, kb) for ka in groups["A"] for kb in _partners(ka, groups, free)]
+    merged = [tuple(y if j in free["A"][ka] else x for j, (x, y) in enumerate(zip(ka, kb))) for ka, kb in matches]
+    varying = [j for j in range(len(ident)) if len({m[j] for m in merged}) > 1]
+    for (ka, kb), m in zip(matches, merged):
+        label = " ".join(f"{ident[j]}={json.loads(m[j])}" for j in varying)
+        side = [(runs[i][0], runs[i][2], runs[i][3]) for i in groups["A"][ka]]
+        other = [(runs[i][0], runs[i][2], runs[i][3]) for i in groups["B"][kb]]
         pairs.append(pair(side, other, metric, at, label, notes))
+        used.add(kb)
+    for k in groups["A"]:
+        if not any(ka == k for ka, _ in matches):
+            notes.append(f"a run with {field}={va} ({runs[groups['A'][k][0]][1]}) has no run with {field}={vb} "
+                         f"that differs from it only in {field}; left out")
     for k in groups["B"]:
-        if k not in groups["A"]:
+        if k not in used:
             notes.append(f"a run with {field}={vb} ({runs[groups['B'][k][0]][1]}) has no run with {field}={va} "
                          f"that differs from it only in {field}; left out")
     if not pairs:
         raise ConfigError(f"--by {field}={va},{vb}: no run with {field}={va} has a partner with {field}={vb} that "
                           f"differs from it only in {field} (the runs differ in {', '.join(ident) or 'nothing else'})")
     return Comparison(pairs, notes, f"{field}={va}", f"{field}={vb}")
+
+
+def _partners(ka: tuple, groups: dict, free: dict) -> list:
+    """B's settings that A's setting `ka` pairs with: its own, and each that agrees in every field both read
+    where one of the two has no setting of its own on the other side (softlabel at comm.soft_bits 8 against
+    tally, which reads no soft_bits: refused as differing before; tally at 8 and 32 each still with its own)."""
+    return [kb for kb in groups["B"] if kb == ka or (ka not in groups["B"] or kb not in groups["A"]) and all(
+            x == y or j in free["A"][ka] or j in free["B"][kb] for j, (x, y) in enumerate(zip(ka, kb)))]
 
 
 def _check_at(at: str) -> None:

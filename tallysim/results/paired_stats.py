@@ -20,6 +20,11 @@ RULE = ("verdict: \"A above B\" where the 95% Student-t interval (n - 1 degrees 
         "tied (exactly 0); sign test: exact two-sided binomial p over the untied seeds (it cannot fall below "
         "0.05 with fewer than 6 of them)")
 NO_INTERVAL = "one seed: no interval"
+# where every seed's difference is the same (compare: to the values' float32 rounding) the s.e. is 0 and the
+# interval has no width: it measures no noise (accuracies are counts over a test set, so two seeds ahead by
+# the same count happen), and "A above B" from 2 seeds was claimed by it; the sign test decides instead
+FLAT = ("the difference is the same at every seed: the standard error is 0 and the interval has no width, so it "
+        "measures no noise; the verdict is the sign test's (p < 0.05, which needs 6 seeds or more)")
 
 
 def _betacf(a: float, b: float, x: float) -> float:
@@ -82,12 +87,16 @@ def sign_test_p(above: int, below: int) -> float:
     if n == 0:
         return 1.0
     k = min(above, below)
-    return min(1.0, 2.0 * sum(math.comb(n, i) for i in range(k + 1)) / 2.0 ** n)
+    # integer over integer: 2.0 ** n overflowed a float past 1023 seeds (an OverflowError's traceback;
+    # `seeds` goes to 10,000), and this quotient of exact integers is rounded once
+    return min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / (1 << n))
 
 
-def summarize(diffs: list) -> dict:
+def summarize(diffs: list, tol: float = 0.0) -> dict:
     """The statistics of paired differences A - B (one per seed, finite): n, mean, se and the 95%
-    t-interval (None for one seed), the seeds above / below / tied, the sign test's p, and the verdict."""
+    t-interval (None for one seed), the seeds above / below / tied, the sign test's p, and the verdict;
+    `flat` where there are 2 seeds or more and the differences spread by at most `tol` (FLAT: the verdict
+    is then the sign test's)."""
     n = len(diffs)
     if n == 0:
         raise ValueError("summarize: no paired difference")
@@ -101,5 +110,9 @@ def summarize(diffs: list) -> dict:
         half = t_quantile(0.5 + LEVEL / 2.0, n - 1) * se
         lo, hi = mean - half, mean + half
     verdict = ABOVE if lo is not None and lo > 0 else BELOW if hi is not None and hi < 0 else LEVEL_WORD
+    sign_p = sign_test_p(above, below)
+    flat = n > 1 and max(diffs) - min(diffs) <= tol
+    if flat:
+        verdict = LEVEL_WORD if sign_p >= 0.05 else ABOVE if above > below else BELOW
     return {"n": n, "mean": mean, "se": se, "ci_low": lo, "ci_high": hi, "above": above, "below": below,
-            "tied": n - above - below, "sign_p": sign_test_p(above, below), "verdict": verdict}
+            "tied": n - above - below, "sign_p": sign_p, "verdict": verdict, "flat": flat}
