@@ -84,3 +84,17 @@ def test_a_terminal_bar_s_clock_runs_between_stretches(capsys):
             assert _wait_for(lambda: "[00:02<" in capsys.readouterr().err, timeout=6.0)
         finally:
             bar.close()
+
+
+def test_the_distillation_plugin_snippet_says_where_its_names_come_from():
+    """docs/write-a-protocol.md's softsharp snippet used Traits, softlabel, soft_label_loss, warmup_init,
+    distill_round and Protocol without one import: a plugin written from the page had to open
+    examples/softsharp.py to find them."""
+    from pathlib import Path
+    page = (Path(__file__).resolve().parent.parent / "docs" / "write-a-protocol.md").read_text()
+    block = page.split("## A distillation-type plugin", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+    imports = "\n".join(x for x in block.splitlines() if x.startswith(("from ", "import ")))
+    names: dict = {}
+    exec(imports, names)
+    for name in ("Traits", "softlabel", "soft_label_loss", "warmup_init", "distill_round", "Protocol"):
+        assert name in names, (name, imports)
