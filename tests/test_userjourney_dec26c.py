@@ -98,3 +98,47 @@ def test_the_distillation_plugin_snippet_says_where_its_names_come_from():
     exec(imports, names)
     for name in ("Traits", "softlabel", "soft_label_loss", "warmup_init", "distill_round", "Protocol"):
         assert name in names, (name, imports)
+
+
+# ----------------------------------------------------------------------------- model groups and the QR hang
+
+def _grouped_init(key):
+    """Context.init_state's model-groups path on a stand-in context: an LSTM group (peers 0-1) and a Dense
+    group (peer 2), as model.groups=lstm:2:lstm;...:1:... builds them."""
+    from types import SimpleNamespace
+
+    import flax.linen as nn
+    import optax
+
+    from tallysim.protocols.context import Context
+    from tallysim.sim.text_models import LSTM
+    groups = [SimpleNamespace(model=LSTM(num_classes=20, embed=4, hidden=8, layers=1), lo=0, hi=2),
+              SimpleNamespace(model=nn.Dense(4), lo=2, hi=3)]
+    tx = SimpleNamespace(tx=optax.sgd(0.1))
+    fake = SimpleNamespace(cohort=False, model_groups=groups, spec=SimpleNamespace(peers=3, input_shape=(6,)),
+                           group_contexts=lambda: [(g, tx) for g in groups])
+    return Context.init_state(fake, key, None, shared=False).params
+
+
+def test_a_model_group_of_lstms_is_drawn_one_peer_at_a_time():
+    """`model.groups=lstm:2:lstm,...;tf:2:transformer,...` on words hung in its init (gdb: both tf_XLAEigen
+    threads in lapack_sgeqrf_ffi -> ParallelBatchMap -> BlockingCounter::Wait, CPU time constant for
+    minutes): Context.init_state vmapped each group's init plainly, around peers.init_params' fix for the
+    batched CPU QR. Now through peers.init_range: the same parameters to the bit, in a loop."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    key = jax.random.PRNGKey(5)
+    lowered = jax.jit(_grouped_init).lower(key)
+    got = lowered.compile()(key)
+    from tallysim.sim.text_models import LSTM
+    model = LSTM(num_classes=20, embed=4, hidden=8, layers=1)
+    keys = jax.random.split(key, 3)
+    want = jax.vmap(lambda k: model.init(k, jnp.zeros((1, 6), jnp.float32)))(keys[0:2])   # the old code's
+    assert all(a.shape[0] == 2 and np.array_equal(a, b) for a, b in zip(jax.tree.leaves(got[0]), jax.tree.leaves(want)))
+    assert jax.tree.leaves(got[1])[0].shape[0] == 1
+    # each QR runs on one matrix (what hung was a batched one: num_batch_dims 1, the old vmap's)
+    import re
+    text = lowered.as_text()
+    batch_dims = re.findall(r'lapack_sgeqrf_ffi.*?num_batch_dims = "(\d+)"', text)
+    assert batch_dims and set(batch_dims) == {"0"}, batch_dims
