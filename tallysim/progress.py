@@ -88,8 +88,7 @@ class RoundBar(base.RoundFacts):
         self.ticker = base.CompileTicker(0 if base.in_notebook() else 1.0, self._compiling)
 
     def _compiling(self) -> None:
-        if self.compile_s is None:
-            self.bar.refresh()
+        self.bar.refresh()              # after the compile too: a stretch of long rounds froze the clock
 
     def compiling_again(self, compiles: bool = False) -> base.CompileTicker:
         """chunk_starts: the next chunk's round 0, compiling, and the ticker that keeps the clock moving;
@@ -103,8 +102,7 @@ class RoundBar(base.RoundFacts):
         """`rounds` more rounds done, in which the local steps processed `work` examples (or tokens)."""
         now = time.perf_counter()
         compiled = self.compile_s is None
-        if compiled:                    # the first stretch has come back: compiled
-            self.ticker.stop()
+        if compiled:                    # the first stretch has come back: compiled (the clock still ticks)
             self.compile_s = now - self.t_compile
             self.t_work = now           # its work is timed with the compile: not counted
             self.bar.set_description("round", refresh=False)

@@ -7,6 +7,7 @@ plus the first (compiled, or the first run done) and the last:
     round 0/200  compiling
     round 0/200  compiling  elapsed 30s          (only while a compile outlasts the interval)
     round 1/200  peers=0.5121  MB/peer=0.0008  compiled in 9.4s
+    round 1/200  running  elapsed 40s  (ETA after the next stretch of rounds)   (only while a stretch outlasts it)
     round 40/200  peers=0.7123  MB/peer=0.0312  51,200 examples/s  12.3 s/round  elapsed 8m10s  ETA 32m48s
     round 200/200  peers=0.8012  MB/peer=0.156  50,950 examples/s  12.2 s/round  elapsed 40m41s
     runs 3/12 (25%)  elapsed 2h02m  ETA 6h06m
@@ -67,6 +68,7 @@ class RoundLines(base.RoundFacts):
         self.interval = _interval()
         _command_starts()
         self.said_at, self.said_n = self.t0, None
+        self.beat_at = self.t_stretch = self.t0
         # in seed chunks the line names the chunk's round already; "after round 540" counted all chunks'
         resumed = (" (resumed)" if self.chunks else f" (resumed after round {initial})") if initial else ""
         say(f"{self.where(initial, total, coming=True)}  compiling{resumed}")
@@ -77,6 +79,26 @@ class RoundLines(base.RoundFacts):
         if self.compile_s is None:
             say(f"{self.where(self.n, self.total, coming=True)}  compiling  elapsed "
                 f"{base.duration(time.perf_counter() - self.t_compile)}" + base.outer_status())
+
+    def _running(self) -> None:
+        """Between two stretches of rounds, once an interval has passed with no line: still running, the
+        time since the start, and the time left at the rounds' pace so far (after the first stretch only
+        the compile's, which is no pace: it says when an ETA comes)."""
+        now = time.perf_counter()
+        quiet = now - max(self.said_at, self.beat_at)
+        if self.compile_s is None or self.n >= self.total or quiet < self.interval:
+            return
+        text = f"{self.where(self.n, self.total)}  running  elapsed {base.duration(now - self.t0)}"
+        if self.n > self.n_work:
+            per_round = (self.t_stretch - self.t_work) / (self.n - self.n_work)
+            left = max(per_round * (self.total - self.n) - (now - self.t_stretch), 0.0)
+            text += f"  ETA {base.duration(left)}"
+        else:
+            text += "  (ETA after the next stretch of rounds)"
+        say(text + base.outer_status())
+        # its own clock: the stretch's full line (its accuracy) is not held back by it, nor is said_n
+        # moved, so close() still says the last rounds' full line
+        self.beat_at = now
 
     def compiling_again(self, compiles: bool = False) -> base.CompileTicker:
         """chunk_starts: the next chunk's round 0, compiling, said at once and each interval after;
@@ -94,7 +116,12 @@ class RoundLines(base.RoundFacts):
             self.ticker.stop()
             self.compile_s = now - self.t_compile
             self.t_work, self.n_work = now, self.n
+            # a stretch of eval_every rounds can run for minutes (tally on 5,716 word windows: 2 rounds
+            # in 4 min under load) with no line: each interval without one now says it is still running
+            self.ticker = base.CompileTicker(self.interval, self._running)
+            self.t_stretch = now
             return self._say(now)
+        self.t_stretch = now
         self.work += work
         if self.n >= self.total or now - self.said_at >= self.interval:
             self._say(now)

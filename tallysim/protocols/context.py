@@ -147,8 +147,10 @@ class Context:
             return State(params=None, opt=None, server=first, error=None,
                          extra=None if extra is None else extra(first))
         if self.model_groups:       # peer i's init key is the one-model run's: split(key, P)[i]
-            keys_P = jax.random.split(key, self.spec.peers)
-            params = tuple(jax.vmap(lambda k, m=g.model: m.init(k, _dummy(self.spec)))(keys_P[g.lo:g.hi])
+            # through peers.init_range, which draws a model whose init runs a QR (the LSTM) one peer at a
+            # time: a plain vmap here hung an LSTM + transformer run on words (docs/text.md, "A run that
+            # hangs on a CPU")
+            params = tuple(peers.init_range(g.model, key, self.spec.peers, g.lo, g.hi, self.spec.input_shape)
                            if not shared else peers.init_params(g.model, key, g.hi - g.lo, self.spec.input_shape, True)
                            for g in self.model_groups)
             opt = tuple(jax.vmap(gctx.tx.init)(p) for (_, gctx), p in zip(self.group_contexts(), params))

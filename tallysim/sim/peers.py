@@ -54,8 +54,15 @@ def init_params(model, key, peers: int, input_shape: tuple, shared: bool) -> PyT
     if shared:
         one = model.init(key, dummy)
         return broadcast(one, peers)
+    return init_range(model, key, peers, 0, peers, input_shape)
+
+
+def init_range(model, key, peers: int, lo: int, hi: int, input_shape: tuple) -> PyTree:
+    """Peers lo..hi-1 of `peers` drawn apart (key split over all `peers`, so peer i's init is the one-model
+    run's peer i's): a model group's peers (context.init_state), or every peer (init_params)."""
+    dummy = jnp.zeros((1,) + tuple(input_shape), jnp.float32)
     one = lambda k: model.init(k, dummy)  # noqa: E731
-    keys = jax.random.split(key, peers)
+    keys = jax.random.split(key, peers)[lo:hi]
     if runs_qr(one, keys[0]):
         # jaxlib 0.10.2's CPU QR (LAPACK geqrf, flax's orthogonal init of the LSTM's recurrent kernels),
         # batched, splits the batch over XLA's intra-op pool and blocks a pool thread until its pieces
@@ -64,7 +71,8 @@ def init_params(model, key, peers: int, input_shape: tuple, shared: bool) -> PyT
         # CPU"). Drawn one peer at a time, at every vmap level (the lanes' too), each QR is a single
         # matrix and runs inline: the same LAPACK call on the same matrix, the same parameters to the bit.
         # The outer loop is for the lanes: programs.py vmaps the protocol's init over them.
-        return one_at_a_time(lambda k: jax.vmap(one_at_a_time(one))(jax.random.split(k, peers)))(key)
+        # A model group's LSTM peers were vmapped plainly until 2026-12-07 and hung so (userjourney15).
+        return one_at_a_time(lambda k: jax.vmap(one_at_a_time(one))(jax.random.split(k, peers)[lo:hi]))(key)
     return jax.vmap(one)(keys)
 
 
