@@ -34,9 +34,10 @@ def _add(setting, a, b, said, words, src_a, src_b):
     SPECS.append((setting, a, b, said, words, src_a, src_b))
 
 
+MLP5 = ("fig2_small_mlp_seeds2to4.csv",)     # the MLP control's seeds 2-4 (seeds53), beside the paired 0-1
 for alpha, said, words in (("0.1", "above", "above (+0.061)"), ("0.5", "above", "above (+0.104)"),
                            ("100", "level", "level (+0.005)")):
-    f = _fig2("fig2_small_mlp", alpha)
+    f = _fig2("fig2_small_mlp", alpha, MLP5)
     _add(f"Fashion-MNIST MLP control, alpha {alpha}", "tally", "local", said, words, f("tally"), f("local"))
 for alpha, said, words in (("0.1", "level", "turns: level (3 seeds: above in 2 of 3)"),
                            ("0.5", "above", "holds: above (+0.130 / +0.098)"),
@@ -188,7 +189,7 @@ for m, stem, panel, a, b, said, words in (
 # soft labels in the MLP control and the CNN (figures.md, "Re-measured with paired seeds"), numbered last too
 for stem, alphas, name in (("fig2_small_mlp", ("0.1", "0.5", "100"), "Fashion-MNIST MLP control"), ("fig2_cnn", ("0.1", "100"), "CNN")):
     for alpha in alphas:
-        f = _fig2(stem, alpha)
+        f = _fig2(stem, alpha, MLP5 if stem == "fig2_small_mlp" else ())
         _add(f"{name}, alpha {alpha}", "softlabel", "local", "above", "above in every seed", f("softlabel (mean)"), f("local"))
         if stem == "fig2_small_mlp":
             _add(f"{name}, alpha {alpha}", "softlabel", "tally", "above", "above tally in every seed",
@@ -209,10 +210,15 @@ def _values(src: tuple) -> dict:
     files, group, panel, rnd, model = src
     out: dict = {}
     for name in files:
-        rows = [r for r in csv.DictReader(open(FIG / name)) if r["group"] == group and r["panel"] == panel
+        with open(FIG / name) as f:     # `# ` lines first: how the file was made (experiments/per_seed_csv.py)
+            lines = [line for line in f if not line.startswith("#")]
+        rows = [r for r in csv.DictReader(lines) if r["group"] == group and r["panel"] == panel
                 and (model is None or r.get("model") == model)]
         last = rnd or max((r["round"] for r in rows), key=int, default=None)
-        out.update({int(r["seed"]): float(r["acc_mean"]) for r in rows if r["round"] == last})
+        got = {int(r["seed"]): float(r["acc_mean"]) for r in rows if r["round"] == last}
+        if set(got) & set(out):         # a later file's seed would silently replace an earlier file's
+            raise ValueError(f"verdicts: seed {min(set(got) & set(out))} of {group!r} / {panel!r} is in two of {files}")
+        out.update(got)
     if not out:
         raise ValueError(f"verdicts: no seed of {group!r} / {panel!r} in {files}")
     return out
