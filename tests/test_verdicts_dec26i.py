@@ -43,6 +43,15 @@ def test_the_mlp_control_has_five_paired_seeds(rows):
     assert r["said"] == "level" and r["ci_low"] < 0 < r["ci_high"]
 
 
+def test_the_added_seeds_extend_the_docs_two(rows):
+    """Seeds 0-1 of the MLP control's rows are the paired file's alone: the docs' +0.061 at alpha 0.1."""
+    tally = v._values((("fig2_small_mlp_paired_seeds.csv",), "tally", "alpha=0.1", None, None))
+    local = v._values((("fig2_small_mlp_paired_seeds.csv",), "local", "alpha=0.1", None, None))
+    assert sorted(tally) == [0, 1]
+    assert sum(tally[s] - local[s] for s in (0, 1)) / 2 == pytest.approx(0.061, abs=5e-4)
+    assert rows[("Fashion-MNIST MLP control, alpha 0.1", "tally", "local")]["mean"] == pytest.approx(0.077, abs=5e-4)
+
+
 def test_the_once_unrecomputable_verdicts_are_rows_now(rows):
     for c in ("10", "100"):
         for soft in ("softlabel 32-bit", "softlabel 8-bit"):
