@@ -13,7 +13,7 @@ import pytest
 from tallysim.results import verdicts as v
 
 FIG = Path(__file__).resolve().parents[1] / "docs" / "figures"
-NEW = ("fig2_small_mlp_seeds2to4.csv", "fig3_seeds5.csv", "niid_matched_bits_seeds5.csv")
+NEW = ("fig2_small_mlp_seeds2to4.csv", "fig3_seeds5.csv", "niid_matched_bits_seeds5.csv", "fig2_seeds5.csv")
 
 
 @pytest.fixture(scope="module")
@@ -58,8 +58,10 @@ def test_the_once_unrecomputable_verdicts_are_rows_now(rows):
             assert rows[(f"Fig. 3, IID synthetic, C = {c}", "tally", soft)]["n"] == 5
     for name in ("Dirichlet 100", "Dirichlet 0.05", "one class per peer"):
         assert rows[(f"non-IID matched bits, {name}", "softlabel 25 probes", "tally")]["n"] == 5
+    for alpha in ("0.01", "0.05", "0.1", "0.5", "1", "100"):
+        assert rows[(f"Fig. 2 (MLP, 20 peers), alpha {alpha}", "tally", "softlabel")]["seeds"] == [0, 1, 2, 3, 4]
     left = " ".join(w for w, _, _ in v.NOT_RECOMPUTABLE)
-    assert "Fig. 3" not in left and "non-IID matched bits" not in left
+    assert "Fig. 3" not in left and "non-IID matched bits" not in left and "Fig. 2" not in left
 
 
 def test_a_seed_in_two_files_is_an_error_not_a_silent_replacement(monkeypatch):
