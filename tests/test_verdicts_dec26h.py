@@ -48,7 +48,8 @@ def test_the_numbers_the_docs_had_are_the_rows_means(rows):
     """The table reads the seeds the docs' own verdicts were computed from: the means the docs quote
     (per-seed differences, before any interval) come back, so a wrong group, panel or round fails here."""
     by = {(r["setting"], r["a"], r["b"]): r["mean"] for r in rows}
-    assert by[("Fashion-MNIST MLP control, alpha 0.1", "tally", "local")] == pytest.approx(0.061, abs=5e-4)
+    # 5 seeds since seeds53 (seeds 0-1 alone, the docs' +0.061: tests/test_verdicts_dec26i.py)
+    assert by[("Fashion-MNIST MLP control, alpha 0.1", "tally", "local")] == pytest.approx(0.077, abs=5e-4)
     assert by[("LeNet, alpha 0.1", "tally", "local")] == pytest.approx(0.013, abs=5e-4)
     assert by[("CNN, alpha 100", "tally", "local")] == pytest.approx(0.025, abs=5e-4)
     assert by[("characters, 5 local epochs", "tally (weight 0.1)", "softlabel")] == pytest.approx(0.0035, abs=5e-5)
