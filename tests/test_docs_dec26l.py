@@ -1,0 +1,63 @@
+"""The "Start here" sections at the top of docs/text.md and docs/figures.md (docs54): short, first on the
+page, and every number in them one the page already states further down (or, for figures.md's counts, the
+verdicts table's own count), so a summary cannot drift from the measured sections it points to. Pure text."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+NUMBER = re.compile(r"(?<![\w.#])\d[\d,]*(?:\.\d+)?")
+ROW = re.compile(r"#(\d+)(?:-#(\d+))?")
+
+
+def _start(page: str) -> tuple[str, str]:
+    text = (DOCS / page).read_text()
+    head, rest = text.split("\n## Start here", 1)
+    section, after = rest.split("\n## ", 1)
+    return section, " ".join((head + "\n## " + after).split())
+
+
+@pytest.mark.parametrize("page", ["text.md", "figures.md"])
+def test_start_here_is_first_and_short(page):
+    text = (DOCS / page).read_text()
+    section, _ = _start(page)
+    assert text.index("\n## Start here") < text.index("\n## ", 1) + 1, "Start here is the page's first section"
+    assert len([ln for ln in section.splitlines() if ln.strip()]) <= 40, len(section.splitlines())
+    assert "](verdicts.md" in section, "points to the interval verdicts"
+
+
+@pytest.mark.parametrize("page", ["text.md", "figures.md"])
+def test_every_number_in_start_here_is_stated_below(page):
+    section, rest = _start(page)
+    plain = ROW.sub("", re.sub(r"\]\([^)]*\)", "]", section))          # links' anchors and #N rows are not numbers
+    plain = re.sub(r"`[^`]*=[^`]*`", "", plain)                         # settings (key=value) are checked as commands
+    missing = [n for n in NUMBER.findall(plain) if n.rstrip(".,") not in rest]
+    assert not missing, f"{page}: Start here states numbers the page does not: {missing}"
+
+
+def test_the_rows_start_here_cites_say_what_it_says():
+    """text.md's #N are verdicts.md rows about the setting the sentence names."""
+    from tallysim.results import verdicts as v
+    rows = v.rows()
+    section, _ = _start("text.md")
+    for line in section.splitlines():
+        for m in ROW.finditer(line):
+            r = rows[int(m.group(1)) - 1]
+            setting = r["setting"]
+            if "Characters" in line:
+                assert setting.startswith("characters"), (m.group(0), setting)
+            elif "transformer" in line.split("(#")[0] and "LSTM" not in line:
+                assert setting.startswith("words, transformer"), (m.group(0), setting)
+            elif "LSTM" in line:
+                assert setting.startswith("words, LSTM"), (m.group(0), setting)
+
+
+def test_figures_start_here_counts_are_the_verdicts():
+    from tallysim.results import verdicts as v
+    c = v.counts(v.rows())
+    section, _ = _start("figures.md")
+    assert f"{c['checked']} checked, {c['holds']} hold" in " ".join(section.split()), c
