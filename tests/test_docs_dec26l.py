@@ -61,3 +61,13 @@ def test_figures_start_here_counts_are_the_verdicts():
     c = v.counts(v.rows())
     section, _ = _start("figures.md")
     assert f"{c['checked']} checked, {c['holds']} hold" in " ".join(section.split()), c
+
+
+@pytest.mark.parametrize("page, prefix", [(DOCS / "index.md", ""), (ROOT / "README.md", "docs/")])
+def test_the_front_pages_lead_to_the_start_here_sections_verdicts_and_compare(page, prefix):
+    """docs/index.md had no link to the language page at all; both front pages now reach each Start here,
+    the verdicts page and the compare command that states its rule."""
+    text = page.read_text()
+    for target in ("text.md#start-here", "figures.md#start-here", "verdicts.md", "cli.md"):
+        assert f"]({prefix}{target})" in text, (page.name, target)
+    assert "`tallysim compare" in text, page.name
