@@ -1,6 +1,7 @@
-"""The "Start here" sections at the top of docs/text.md and docs/figures.md (docs54): short, first on the
-page, and every number in them one the page already states further down (or, for figures.md's counts, the
-verdicts table's own count), so a summary cannot drift from the measured sections it points to. Pure text."""
+"""The "Start here" sections at the top of docs/text.md, docs/figures.md and docs/matched-bits.md (docs54):
+short, first on the page, and every number in them one the page already states further down (or, for
+figures.md's counts, the verdicts table's own count), so a summary cannot drift from the measured
+sections it points to; the verdicts.md rows they cite are about the setting they name. Pure text."""
 from __future__ import annotations
 
 import re
@@ -21,7 +22,7 @@ def _start(page: str) -> tuple[str, str]:
     return section, " ".join((head + "\n## " + after).split())
 
 
-@pytest.mark.parametrize("page", ["text.md", "figures.md"])
+@pytest.mark.parametrize("page", ["text.md", "figures.md", "matched-bits.md"])
 def test_start_here_is_first_and_short(page):
     text = (DOCS / page).read_text()
     section, _ = _start(page)
@@ -30,7 +31,7 @@ def test_start_here_is_first_and_short(page):
     assert "](verdicts.md" in section, "points to the interval verdicts"
 
 
-@pytest.mark.parametrize("page", ["text.md", "figures.md"])
+@pytest.mark.parametrize("page", ["text.md", "figures.md", "matched-bits.md"])
 def test_every_number_in_start_here_is_stated_below(page):
     section, rest = _start(page)
     plain = ROW.sub("", re.sub(r"\]\([^)]*\)", "]", section))          # links' anchors and #N rows are not numbers
@@ -71,3 +72,21 @@ def test_the_front_pages_lead_to_the_start_here_sections_verdicts_and_compare(pa
     for target in ("text.md#start-here", "figures.md#start-here", "verdicts.md", "cli.md"):
         assert f"]({prefix}{target})" in text, (page.name, target)
     assert "`tallysim compare" in text, page.name
+
+
+def test_matched_bits_start_here_cites_rows_of_its_own_experiments():
+    from tallysim.results import verdicts as v
+    rows = v.rows()
+    section, _ = _start("matched-bits.md")
+    where = {"Label skew": ("non-IID matched bits",), "The class count": ("C = 100 matched bits", "C = 10 matched bits"),
+             "The probe pool": ("C = 100",), "C = 1000 (": ("C = 1000,",)}
+    seen = 0
+    for bullet in section.split("\n- ")[1:]:
+        for start, settings in where.items():
+            if bullet.startswith(start):
+                for m in ROW.finditer(bullet):
+                    for i in range(int(m.group(1)), int(m.group(2) or m.group(1)) + 1):
+                        assert rows[i - 1]["setting"].startswith(settings), (i, rows[i - 1]["setting"], start)
+                        assert rows[i - 1]["status"] == "holds" or "level within noise" in bullet, i
+                        seen += 1
+    assert seen >= 12, seen
