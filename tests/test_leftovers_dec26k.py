@@ -1,0 +1,46 @@
+"""leftovers53: a long stretch of rounds on a CPU is not called a hang (sim/wait_note); pareto draws the
+floor line plot draws; an unusable TALLYSIM_DATA is said once; a figure group's folder error names what
+--results was given."""
+import time
+
+from tallysim.sim import mesh, wait_note
+
+
+def _busy(seconds):
+    def fetch(tree):
+        end = time.process_time() + seconds
+        while time.process_time() < end:     # CPU time, as XLA's threads use it computing a stretch of rounds
+            pass
+        return tree
+    return fetch
+
+
+def test_a_working_stretch_of_rounds_is_not_called_stuck(monkeypatch, capsys):
+    # 400 rounds in one scan on a CPU: no result for many minutes, the process busy all along; the 600 s
+    # note said "no result ... if the process uses no CPU it is stuck" of a run that was working
+    monkeypatch.setattr(mesh, "_fetch", _busy(0.5))
+    monkeypatch.setattr(mesh, "WAIT_NOTE_S", 0.1)
+    assert mesh.host({"a": 1}, "rounds 1-400, one compiled stretch") == {"a": 1}
+    assert capsys.readouterr().err == ""
+
+
+def test_an_idle_wait_is_still_called_stuck_naming_the_stretch(monkeypatch, capsys):
+    def idle(tree):
+        time.sleep(0.5)      # the hang: CPU time constant
+        return tree
+    monkeypatch.setattr(mesh, "_fetch", idle)
+    monkeypatch.setattr(mesh, "WAIT_NOTE_S", 0.1)
+    mesh.host({"a": 1}, "rounds 1-400, one compiled stretch")
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err            # once, not every period
+    assert "no result from the compiled program after 0.1 s (rounds 1-400, one compiled stretch) and the " \
+           "process used no CPU meanwhile: it is stuck" in err, err
+
+
+def test_on_an_accelerator_the_note_says_the_device_may_still_be_computing(monkeypatch, capsys):
+    monkeypatch.setattr(mesh, "_fetch", _busy(0.4))
+    monkeypatch.setattr(mesh, "WAIT_NOTE_S", 0.1)
+    monkeypatch.setattr(wait_note.jax, "default_backend", lambda: "gpu")
+    mesh.host({"a": 1}, "rounds 1-400, one compiled stretch")
+    err = capsys.readouterr().err
+    assert "(rounds 1-400, one compiled stretch); the device may still be computing it" in err, err
