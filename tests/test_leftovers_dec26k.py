@@ -44,3 +44,41 @@ def test_on_an_accelerator_the_note_says_the_device_may_still_be_computing(monke
     mesh.host({"a": 1}, "rounds 1-400, one compiled stretch")
     err = capsys.readouterr().err
     assert "(rounds 1-400, one compiled stretch); the device may still be computing it" in err, err
+
+
+def _run(d, acc, bits, proto, floor=0.0898):
+    import json
+
+    from tallysim.results import metrics
+    d.mkdir(parents=True)
+    (d / metrics.CONFIG).write_text(json.dumps({"protocol": {"name": proto}, "rounds": 3}))
+    (d / metrics.METRICS).write_text(json.dumps({"round": 3, "bits_per_peer": bits, "acc_mean": acc,
+                                                  "wall_s": 1.0}) + "\n")
+    (d / "done.json").write_text("{}")
+    (d / metrics.PARTITION).write_text(json.dumps({"majority_acc": floor, "majority_class": 4}))
+    return str(d)
+
+
+def _floor_labels(points, metric="auto"):
+    from tallysim.results import metrics, pareto
+    fig, ax = metrics.pyplot().subplots()
+    pareto.draw(ax, points, pareto.frontier(points), metric=metric)
+    labels = [line.get_label() for line in ax.get_lines()]
+    metrics.pyplot().close(fig)
+    return [lab for lab in labels if "most frequent test target" in lab]
+
+
+def test_pareto_draws_the_floor_line_plot_draws(tmp_path):
+    # tally at the comma's 0.0898 for 10^4 bits beside FedAvg's 0.10 for 10^8: plot drew the floor under
+    # both, pareto did not, and tally's point read as a cheap frontier
+    from tallysim.results import pareto
+    dirs = [_run(tmp_path / "t", 0.0897, 5.4e4, "tally"), _run(tmp_path / "f", 0.10, 9.6e7, "fedavg")]
+    points = pareto.collect(dirs, log=lambda m: None)
+    assert _floor_labels(points) == ["most frequent test target alone (0.0898)"]
+    # another test set (another floor), or a point with no run folder: no single line to draw
+    other = pareto.collect([_run(tmp_path / "o", 0.5, 1e5, "tally", floor=0.5)], log=lambda m: None)
+    assert _floor_labels(points + other) == []
+    assert _floor_labels([{**p, "dir": None} for p in points]) == []
+    out = tmp_path / "p.png"
+    pareto.plot(points, pareto.frontier(points), str(out))
+    assert out.stat().st_size > 0
