@@ -82,3 +82,33 @@ def test_pareto_draws_the_floor_line_plot_draws(tmp_path):
     out = tmp_path / "p.png"
     pareto.plot(points, pareto.frontier(points), str(out))
     assert out.stat().st_size > 0
+
+
+def test_an_unusable_data_cache_folder_is_said_once(monkeypatch, capsys):
+    # TALLYSIM_DATA=/proc/nope: Fashion-MNIST came from Debian's files, its cache write failed, and the run
+    # went on without a word (each run decoding the IDX files again)
+    import numpy as np
+    from tallysim.config import DataConfig
+    from tallysim.data import cache, loading
+    from tallysim.data.base import Dataset
+    x, y = np.zeros((4, 28, 28, 1), np.uint8), np.arange(4, dtype=np.int32)
+    monkeypatch.setattr(loading, "debian_fashion_mnist", lambda name: Dataset(name, x, y, x, y, 10))
+    monkeypatch.setattr(cache, "_SAID", set(), raising=False)
+    monkeypatch.setenv("TALLYSIM_DATA", "/proc/nope")
+    for _ in range(2):
+        assert len(loading._source(DataConfig(name="fashion_mnist"), 0).y_train) == 4
+    err = capsys.readouterr().err
+    assert err.count("tallysim: warning: cannot write the data cache /proc/nope/fashion_mnist.npz (") == 1, err
+    assert "set TALLYSIM_DATA to a writable directory; this run reads fashion_mnist without it" in err
+
+
+def test_text_data_to_prepare_into_an_unusable_folder_is_refused_before_the_parse(monkeypatch):
+    # shakespeare prepared on first use parsed the plays (~15 s) and only then found /proc/nope unusable
+    import pytest
+    from tallysim.data import text
+    from tallysim.data.base import DataError
+    monkeypatch.setenv("TALLYSIM_DATA", "/proc/nope")
+    monkeypatch.setattr(text, "read_plays", lambda: pytest.fail("parsed the plays first"))
+    with pytest.raises(DataError, match=r"cannot write the data cache /proc/nope/shakespeare.npz \(.*\); set "
+                                        "TALLYSIM_DATA to a writable directory"):
+        text.load("shakespeare")
