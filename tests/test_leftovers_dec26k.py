@@ -112,3 +112,16 @@ def test_text_data_to_prepare_into_an_unusable_folder_is_refused_before_the_pars
     with pytest.raises(DataError, match=r"cannot write the data cache /proc/nope/shakespeare.npz \(.*\); set "
                                         "TALLYSIM_DATA to a writable directory"):
         text.load("shakespeare")
+
+
+def test_an_image_dataset_to_prepare_into_an_unusable_folder_is_refused_before_the_download(monkeypatch):
+    import importlib
+
+    import pytest
+    from tallysim.data import loading
+    from tallysim.data.base import DataError
+    prepare = importlib.import_module("tallysim.data.prepare")      # tallysim.data.prepare is also a function
+    monkeypatch.setenv("TALLYSIM_DATA", "/proc/nope")
+    monkeypatch.setattr(prepare, "prepare", lambda name: pytest.fail("downloaded first"))
+    with pytest.raises(DataError, match=r"cannot write the data cache /proc/nope/cifar10.npz"):
+        loading._prepare_on_first_use("cifar10")
