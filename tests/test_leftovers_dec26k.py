@@ -125,3 +125,36 @@ def test_an_image_dataset_to_prepare_into_an_unusable_folder_is_refused_before_t
     monkeypatch.setattr(prepare, "prepare", lambda name: pytest.fail("downloaded first"))
     with pytest.raises(DataError, match=r"cannot write the data cache /proc/nope/cifar10.npz"):
         loading._prepare_on_first_use("cifar10")
+
+
+FIGURE = {"kind": "pareto", "title": "tiny",
+          "base": {"peers": 2, "rounds": 1, "eval_every": 1, "probe": {"per_round": 32, "pool_size": 100},
+                   "partition": {"kind": "iid"},
+                   "data": {"name": "synthetic", "train_size": 600, "test_size": 100}, "model": {"width": 8}},
+          "groups": {"fedavg": {"protocol": {"name": "fedavg"}}, "tally": {"protocol": {"name": "tally"}}}}
+
+
+def test_a_group_folder_error_names_what_was_given_to_results(tmp_path, capsys, no_compile):
+    # "--results RES/tiny/tally ...; choose another --results": every --out of the sweep's words became
+    # --results, naming the group's folder as the value given to --results
+    import json
+
+    from conftest import one_line
+    from tallysim import outdir
+    path = tmp_path / "tiny.json"
+    path.write_text(json.dumps(FIGURE))
+    group = tmp_path / "res" / "tiny" / "tally"
+    group.mkdir(parents=True)
+    (group / outdir.MARKER).write_text('{"written_by": "tallysim"}\n')       # a `tallysim run` folder
+    line = one_line(capsys, ["figure", str(path), "--results", str(tmp_path / "res"), "--out",
+                             str(tmp_path / "fig"), "--dry-run"])
+    assert line.startswith("tallysim: error: figure group 'tally': "), line
+    assert f"choose another --results than {tmp_path / 'res'} (the runs of group 'tally' go in {group})" in line, line
+    assert f"--results {group}" not in line, line
+    blocked = tmp_path / "plain"
+    blocked.write_text("a file")
+    from tallysim.figures.plans import _in_results_words
+    said = _in_results_words(f"--out {blocked / 'tiny' / 'g'}: {blocked} is a file, not a directory",
+                             blocked / "tiny", "g")
+    assert said == (f"the folder {blocked / 'tiny' / 'g'} of group 'g' (under --results {blocked}): {blocked} is a "
+                    "file, not a directory"), said
