@@ -118,7 +118,7 @@ def _run_chunk(b: Built, lo: int, hi: int, lanes_out: "_Lanes", bar, saver: chec
         evaluating = [j for j, c in enumerate(cfgs) if evaluates(c, end) and lanes_out.live(lo + j)]
         if evaluating:
             params, own = peers.eval_params(state.params, pick, b.cfg.eval_sample, own_K)
-            ev = _host(eval_fn(params, state.server, x_test, y_test, clients_V, own))
+            ev = _host(eval_fn(params, state.server, x_test, y_test, clients_V, own), f"evaluation at round {end}")
             ev["eval_idx"] = pick if b.cfg.eval_sample == "random" else None
             # the faulty sets acc_mean_honest reads: read or redrawn here, not carried in every round's info
             ev["faulty_P"] = faults.eval_sets(ctx.cfg, ctx.spec.peers, b.fed.faulty_P, lanes_c, k_rounds, end)

@@ -12,7 +12,8 @@ import time
 
 import jax
 
-BUSY = 0.05     # CPU seconds per wall second over a wait above which the program is working (the hang: 0)
+BUSY = 0.02     # CPU seconds per wall second over a wait above which the program is working (the hang: 0;
+                # a working run on 2 cores at load 25 still gets ~0.08 per thread)
 
 
 def _say(waited: float, what: str, on_cpu: bool) -> None:
