@@ -41,8 +41,8 @@ from tallysim.sim import comm, faults, fed, mesh, peers, tasks
 from tallysim.sim.evaluate import evaluate
 
 
-def _host(tree) -> dict:
-    return {k: (None if v is None else np.asarray(v)) for k, v in mesh.host(tree).items()}
+def _host(tree, what: str = "") -> dict:
+    return {k: (None if v is None else np.asarray(v)) for k, v in mesh.host(tree, what).items()}
 
 
 def evaluates(cfg: Config, r: int) -> bool:
@@ -94,7 +94,7 @@ def _run_chunk(b: Built, lo: int, hi: int, lanes_out: "_Lanes", bar, saver: chec
     for first, end in _segments(cfgs, r0, saver.cadence):     # every process's the same (Saver.cadence)
         rs = jnp.arange(first, end + 1, dtype=jnp.int32)
         state, info_T = (single if end == first else scan)(state, data_c, k_rounds, rs, values)
-        info_T = _host(info_T)
+        info_T = _host(info_T, f"round {first}" if end == first else f"rounds {first}-{end}, one compiled stretch")
         for t, r in enumerate(range(first, end + 1)):
             info = {k: v[t] for k, v in info_T.items()}
             for j, (c, led) in enumerate(zip(cfgs, ledgers)):
@@ -118,7 +118,7 @@ def _run_chunk(b: Built, lo: int, hi: int, lanes_out: "_Lanes", bar, saver: chec
         evaluating = [j for j, c in enumerate(cfgs) if evaluates(c, end) and lanes_out.live(lo + j)]
         if evaluating:
             params, own = peers.eval_params(state.params, pick, b.cfg.eval_sample, own_K)
-            ev = _host(eval_fn(params, state.server, x_test, y_test, clients_V, own))
+            ev = _host(eval_fn(params, state.server, x_test, y_test, clients_V, own), f"evaluation at round {end}")
             ev["eval_idx"] = pick if b.cfg.eval_sample == "random" else None
             # the faulty sets acc_mean_honest reads: read or redrawn here, not carried in every round's info
             ev["faulty_P"] = faults.eval_sets(ctx.cfg, ctx.spec.peers, b.fed.faulty_P, lanes_c, k_rounds, end)

@@ -9,7 +9,7 @@ import numpy as np
 
 from conftest import TINY
 from tallysim import cli, cli_commands, run_files
-from tallysim.results import headline, metrics, plot, table
+from tallysim.results import headline, metrics, partition_file, plot, table
 from tallysim.results.runs import Results
 from tallysim.sim import tasks
 
@@ -69,8 +69,8 @@ def test_cli_table_plot_and_results_say_a_run_is_at_the_floor(tmp_path, capsys):
 def test_plot_draws_the_floor_line_once_for_one_test_set(tmp_path, monkeypatch):
     tally = _at_floor_run(tmp_path / "tally")
     drawn = []
-    real = plot._draw_floor
-    monkeypatch.setattr(plot, "_draw_floor", lambda ax, dirs, metric: drawn.append(
+    real = partition_file.draw_floor
+    monkeypatch.setattr(partition_file, "draw_floor", lambda ax, dirs, metric: drawn.append(
         (real(ax, dirs, metric), [line.get_label() for line in ax.get_lines()])))
     plot.plot_curves([str(tally)], str(tmp_path / "a.png"))
     assert any("most frequent test target alone (0.0898)" in lab for lab in drawn[-1][1])

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import sys
 
 import numpy as np
 
@@ -59,12 +60,35 @@ def write_cache(ds: Dataset, name: str) -> pathlib.Path:
     return path
 
 
+_SAID: set = set()      # the cache folders whose write failure was said (once each, per process)
+
+
+def cache_or_warn(ds: Dataset, name: str) -> None:
+    """write_cache for data that is usable without it (Debian's Fashion-MNIST files): a failure is said once,
+    on stderr, not raised. It was passed over in silence: TALLYSIM_DATA=/proc/nope ran with no cache, every
+    run decoding the IDX files again, and a later `prepare` or text run found the folder unusable."""
+    try:
+        write_cache(ds, name)
+    except DataError as e:
+        where = str(cache_dir())
+        if where not in _SAID:
+            _SAID.add(where)
+            print(f"tallysim: warning: {e}; this run reads {name} without it (each run decodes the "
+                  "source files again)", file=sys.stderr, flush=True)
+
+
 def free_target(path: pathlib.Path) -> pathlib.Path:
-    """`path`, refused at once where a directory holds the cache file's name: write_arrays found it only
-    after the plays were parsed (~15 s) and said "set TALLYSIM_DATA to a writable directory"."""
+    """`path`, refused at once where a directory holds the cache file's name or its folder cannot be made:
+    write_arrays found it only after the plays were parsed (~15 s) and said "set TALLYSIM_DATA to a writable
+    directory"."""
     if path.is_dir():
         raise DataError(f"{path} is a directory, not a data cache file; allowed: move or remove it, or set "
                         "TALLYSIM_DATA to another directory")
+    try:        # a folder that cannot be made (TALLYSIM_DATA=/proc/nope): refused before the parse, not after
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DataError(f"cannot write the data cache {path} ({e.strerror or e}); set TALLYSIM_DATA to a "
+                        "writable directory") from None
     return path
 
 

@@ -13,7 +13,8 @@ from tallysim.config import DataConfig
 from tallysim.fields import first_few
 
 from .base import Dataset, DataError
-from .cache import DEBIAN_FASHION_MNIST, cache_dir, cache_file, debian_disabled, debian_fashion_mnist, write_cache
+from .cache import (DEBIAN_FASHION_MNIST, cache_dir, cache_file, cache_or_warn, debian_disabled, debian_fashion_mnist,
+                    free_target)
 from .files import read_npz, read_path
 from .synthetic import generate
 
@@ -96,6 +97,7 @@ def _prepare_on_first_use(name: str) -> Dataset:
     """`prepare(name)` now, as tfds.load would, with a progress line on stderr; any failure is one line."""
     import time
     from .prepare import UnknownDataset, prepare
+    free_target(cache_file(name))       # a folder that cannot be made: refused before the download, not after
     print(f"tallysim: {name} is not prepared in {cache_dir()}; preparing it with tensorflow_datasets "
           "(once: later runs read the cache) ...", file=sys.stderr, flush=True)
     t0 = time.time()
@@ -118,10 +120,7 @@ def _fashion_mnist_again(name: str, err: DataError) -> Dataset:
     if ds is None:
         raise err
     print(f"tallysim: note: {err}; re-importing {name} from Debian's files", file=sys.stderr)
-    try:
-        write_cache(ds, name)
-    except DataError:
-        pass
+    cache_or_warn(ds, name)
     return ds
 
 
@@ -152,10 +151,7 @@ def _source(cfg: DataConfig, seed: int) -> Dataset:
     if cfg.name == "fashion_mnist":
         ds = debian_fashion_mnist(cfg.name)
         if ds is not None:
-            try:
-                write_cache(ds, cfg.name)   # next load skips the IDX decoding
-            except DataError:
-                pass                        # read-only home: still usable, just not cached
+            cache_or_warn(ds, cfg.name)     # next load skips the IDX decoding; a read-only home: said once
             return ds
     from .prepare import can_prepare_on_first_use
     if can_prepare_on_first_use():

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from tallysim import atomic
 from tallysim.config import PROTOCOLS, ConfigError
-from tallysim.results import md, metrics
+from tallysim.results import md, metrics, partition_file
 from tallysim.results.headline import partial_seeds, seed_marks, seed_notes
 from tallysim.results.figure_files import FLAGS
 from tallysim.results.metrics import check_figure_out, columns
@@ -277,6 +277,8 @@ def draw(ax, points: list[dict], front: list[dict], which: str = "final", metric
         ax.step(xs, ys, where="post", color=colour, linewidth=1.4)
         ax.scatter(xs, ys, color=colour, marker=marker, s=40, edgecolors="black", linewidths=0.6,
                    label=label, zorder=3)
+    if all(p.get("dir") for p in points):     # plot drew the floor, pareto did not: tally at it looked cheap
+        partition_file.draw_floor(ax, [p["dir"] for p in points], metric)
     ax.set_xscale("log")
     ax.set_xlabel("total bits per peer (up + down)")
     note = seeds_note(points)

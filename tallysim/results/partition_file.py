@@ -127,3 +127,17 @@ def majority(run_dir) -> dict:
         # summary's note, `table`, Results) and hid its dead peers (every peer under it: the floor note's case)
         return {}
     return {k: part[k] for k in ("majority_acc", "majority_class") if k in part}
+
+
+def draw_floor(ax, dirs: list, metric: str) -> None:
+    """A dashed line at what always predicting the most frequent test target scores (partition.json's
+    majority_acc), where every run recorded the same one (one test set): on Shakespeare words tally sat on
+    the comma's 0.0898 at 10^4 bits and FedAvg on it at 10^8, which read as tally winning for free. `tallysim plot` and `tallysim pareto` (the figures' panels too)
+    draw it."""
+    if not (metric == "auto" or metric.startswith("acc_")) or metric.endswith("_std") or not dirs:
+        return
+    floors = {majority(d).get("majority_acc") for d in dirs}
+    if len(floors) == 1 and None not in floors:
+        floor = floors.pop()
+        ax.axhline(floor, color="0.5", linestyle="--", linewidth=1,
+                   label=f"most frequent test target alone ({floor:.4f})")

@@ -234,7 +234,7 @@ def plot_curves(run_dirs, out: str, metric: str = "auto", title: str | None = No
         if s is not None:
             ax.fill_between(x, [a - b for a, b in zip(y, s)], [a + b for a, b in zip(y, s)],
                             color=line.get_color(), alpha=0.15, linewidth=0)
-    _draw_floor(ax, [d for d, _, _ in runs], metric)
+    partition_file.draw_floor(ax, [d for d, _, _ in runs], metric)
     ax.set_xscale("log")
     if metric == "ppl":
         ax.set_yscale("log")            # perplexity spans orders of magnitude early in training
@@ -255,19 +255,6 @@ def plot_curves(run_dirs, out: str, metric: str = "auto", title: str | None = No
     metrics.save_figure(fig, out)
     write_points(Path(out).with_suffix(".csv"), points)
     return out
-
-
-def _draw_floor(ax, dirs: list, metric: str) -> None:
-    """A dashed line at what always predicting the most frequent test target scores (partition.json's
-    majority_acc), where every run recorded the same one (one test set): on Shakespeare words tally sat on
-    the comma's 0.0898 at 10^4 bits and FedAvg on it at 10^8, which read as tally winning for free."""
-    if not (metric == "auto" or metric.startswith("acc_")) or metric.endswith("_std") or not dirs:
-        return
-    floors = {partition_file.majority(d).get("majority_acc") for d in dirs}
-    if len(floors) == 1 and None not in floors:
-        floor = floors.pop()
-        ax.axhline(floor, color="0.5", linestyle="--", linewidth=1,
-                   label=f"most frequent test target alone ({floor:.4f})")
 
 
 def _check_drawable(series: list, metric: str, dirs: list, flag: str = "--metric") -> None:

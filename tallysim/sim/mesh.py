@@ -23,6 +23,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from tallysim.config import ConfigError
+from tallysim.sim.wait_note import WaitNote
 
 AXIS = "devices"
 
@@ -89,19 +90,13 @@ def put(tree: Any, placement: Placement, axis: Optional[int]) -> Any:
 WAIT_NOTE_S = 600.0     # a compiled program silent this long says so on stderr (not an error: big runs may)
 
 
-def host(tree: Any) -> Any:
+def host(tree: Any, what: str = "") -> Any:
     """Leaves back on the host, from every process when they span several. Waiting for them is where a
-    program XLA never finishes shows (docs/text.md, "A run that hangs on a CPU"): after WAIT_NOTE_S
-    seconds a line on stderr says so, so such a hang is not silent."""
-    note = threading.Timer(WAIT_NOTE_S, lambda: print(
-        f"tallysim: no result from the compiled program after {WAIT_NOTE_S:g} s; if the process uses no "
-        "CPU it is stuck (docs/text.md, \"A run that hangs on a CPU\")", file=sys.stderr, flush=True))
-    note.daemon = True
-    note.start()
-    try:
+    program XLA never finishes shows (docs/text.md, "A run that hangs on a CPU"): a wait of WAIT_NOTE_S
+    seconds with the process idle says so on stderr (wait_note: a long stretch of rounds, `what`, working
+    on a CPU says nothing), so such a hang is not silent."""
+    with WaitNote(WAIT_NOTE_S, what):
         return _fetch(tree)
-    finally:
-        note.cancel()
 
 
 def agree(flag: bool) -> bool:
