@@ -120,9 +120,9 @@ def test_a_process_that_writes_nothing_scans_the_rounds_process_0_does(tmp_path,
         asked.append(flag)
         return True
 
-    def gather(tree):
+    def gather(tree, what=""):      # what: the work waited on, for the wait note (leftovers53)
         gathered.append(type(tree).__name__)
-        return host(tree)
+        return host(tree, what)
     monkeypatch.setattr(mesh, "agree", agree)
     monkeypatch.setattr(mesh, "host", gather)
     other = _segments_of(monkeypatch, call("p1"), stop=group)

@@ -72,8 +72,8 @@ def test_non_finite_loss_stops_and_keeps_metrics(tmp_path, capsys, monkeypatch):
     # per segment with eval_every=1): rounds 1 and 2 were written and stay, nothing after them.
     real_host, seen = run._host, []
 
-    def host(tree):
-        out = real_host(tree)
+    def host(tree, what=""):        # what: the work waited on, for the wait note (leftovers53)
+        out = real_host(tree, what)
         if isinstance(out, dict) and "train_loss" in out:
             seen.append(1)
             if len(seen) == 3:
