@@ -12,6 +12,15 @@ from tallysim.sweep_axes import CASE_ONLY
 SWEEP_OWN = frozenset({SWEEP, LOCK})
 
 
+def check_flags(caller: str, flags: dict) -> None:
+    """Keyword flags (progress, grouped) of a Python caller's `caller(...)` True or False: grouped="no", a
+    truthy string, ran the runs grouped (run_sweep's and make_figure's, figures/arguments.py)."""
+    from tallysim.schema import plain_value
+    for flag, value in flags.items():
+        if not isinstance(plain_value(value), bool):
+            raise ConfigError(f"{caller}({flag}={value!r:.40}): expected True or False")
+
+
 def check_runs(runs, out_dir, **flags) -> list:
     """run_sweep's `runs` and `out_dir` as a Python caller gives them, checked before anything is validated
     or written (`tallysim sweep` builds them with `expand`): a run that is no (name, overrides) pair was a
@@ -20,10 +29,7 @@ def check_runs(runs, out_dir, **flags) -> list:
     second's rows over the first's; `flags` (progress, grouped) True or False: grouped="no", a truthy
     string, ran the runs grouped. Returns the runs as a list."""
     from tallysim.fields import is_path
-    from tallysim.schema import plain_value
-    for flag, value in flags.items():
-        if not isinstance(plain_value(value), bool):
-            raise ConfigError(f"run_sweep({flag}={value!r:.40}): expected True or False")
+    check_flags("run_sweep", flags)
     if not is_path(out_dir):
         raise ConfigError(f"run_sweep(out_dir={out_dir!r:.60}): {type(out_dir).__name__}; allowed: a directory "
                           "path (str or pathlib.Path)")

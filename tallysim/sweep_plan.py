@@ -47,11 +47,21 @@ def again_why(run_dir: Path, cfg: Config) -> str:
     file or tallysim's code has changed since it ran ("" where none: it is skipped, diverged_before). A
     finished run is kept under other code (sweep_records.skip_done notes it); this one has no result to
     keep, and the skip rested on the same config and code giving the same NaN, which a fix changes."""
-    if (diff := config_diff(run_dir, cfg)):
-        return f"its config.json differs from this config ({first_few(diff, 4, ', ...')})"
-    if (edited := plugin_edits(run_dir)):
-        return f"plugin {', '.join(edited)} has changed since it ran"
-    return tallysim_change(run_dir)
+    kind, what = changed_since(run_dir, cfg)
+    return {"config": f"its config.json differs from this config ({what})",
+            "plugin": f"plugin {what} has changed since it ran", "code": what}.get(kind, "")
+
+
+def changed_since(run_dir: Path, cfg: Config) -> tuple[str, str]:
+    """What has changed since run_dir ran, first found of: ("config", its config.json's differing keys),
+    ("plugin", the edited plugins), ("code", tallysim_change's sentence); ("", "") where nothing. The one
+    test behind a finished run's notes (sweep_records.skip_done, state) and a NaN-stopped run's again_why,
+    each wording it its own way."""
+    if diff := config_diff(run_dir, cfg):
+        return "config", first_few(diff, 4, ", ...")
+    if edited := plugin_edits(run_dir):
+        return "plugin", ", ".join(edited)
+    return ("code", changed) if (changed := tallysim_change(run_dir)) else ("", "")
 
 
 def tallysim_change(run_dir: Path) -> str:
@@ -205,11 +215,10 @@ def state(run_dir: Path, cfg: Config) -> str:
         return ("being written by another tallysim process now; the sweep would not touch it and would record "
                 "it failed, unless that process finishes it first")
     if (run_dir / DONE).exists():
-        diff, edited = config_diff(run_dir, cfg), plugin_edits(run_dir)
-        changed = tallysim_change(run_dir) if not diff and not edited else ""
-        return "done" + (f"; skipped, though its config.json differs ({first_few(diff, 4, ', ...')})" if diff else
-                         f"; skipped, though plugin {', '.join(edited)} has changed since it ran" if edited else
-                         f"; skipped, though {changed} (its rows stay the old code's)" if changed else "")
+        kind, what = changed_since(run_dir, cfg)
+        return "done" + {"config": f"; skipped, though its config.json differs ({what})",
+                         "plugin": f"; skipped, though plugin {what} has changed since it ran",
+                         "code": f"; skipped, though {what} (its rows stay the old code's)"}.get(kind, "")
     if line := diverged_before(run_dir, cfg):
         return (f"failed before, skipped: it stopped on a non-finite loss under this config ({line}), so run "
                 f"again it would diverge again; delete {run_dir} to run it anyway")

@@ -87,19 +87,18 @@ def skip_done(run_dir: Path, rec: dict, cfg: Config, log, where: str) -> None:
     differs from cfg, a plugin's file or tallysim's code has changed since it ran (its rows are the old
     code's: sweep_plan.tallysim_change; a code change alone was skipped in silence), or its rows were cut."""
     from tallysim import sweep_plan
-    from tallysim.fields import first_few
     from tallysim.progress_base import say
     rec["status"] = metrics.DONE_BEFORE     # not "skipped": its results are there (docs/sweeps.md)
     log(f"{where} skip {run_dir.name} (done)")
     again = f"delete {run_dir / DONE} to rerun it"
-    if diff := sweep_plan.config_diff(run_dir, cfg):
-        say(log, f"  note: its config.json differs from this sweep's config ({first_few(diff, 4, ', ...')}); {again}",
+    kind, what = sweep_plan.changed_since(run_dir, cfg)
+    if kind == "config":
+        say(log, f"  note: its config.json differs from this sweep's config ({what}); {again}", run_dir.name)
+    elif kind == "plugin":      # its rows are the old plugin's
+        say(log, f"  note: plugin {what} has changed since this run finished (its rows are the old code's); {again}",
             run_dir.name)
-    elif edited := sweep_plan.plugin_edits(run_dir):     # its rows are the old plugin's
-        say(log, f"  note: plugin {', '.join(edited)} has changed since this run finished (its rows are the old "
-            f"code's); {again}", run_dir.name)
-    elif changed := sweep_plan.tallysim_change(run_dir):     # kept: a result, where a NaN-stopped run has none
-        say(log, f"  note: {changed}: its rows are the old code's, kept as a finished run is; {again}", run_dir.name)
+    elif kind == "code":        # kept: a result, where a NaN-stopped run has none
+        say(log, f"  note: {what}: its rows are the old code's, kept as a finished run is; {again}", run_dir.name)
     elif outdir.run_state(run_dir) != "finished":   # skipped in silence; `table`: incomplete
         say(log, f"  note: its {metrics.METRICS} no longer holds the finished run's rows (emptied, cut or deleted "
             f"since it finished); {again}", run_dir.name)

@@ -14,9 +14,8 @@ def check(results, out, log, checkpoint_every, **flags) -> None:
         if value is None:       # other types: preflight's "is bytes, not a path", as dry_run's
             raise ConfigError(f"make_figure({name}=None): allowed: a directory as a str or pathlib.Path "
                               f"(the default {'results' if name == 'results' else 'figures'}: leave it out)")
-    for flag, value in flags.items():
-        if not isinstance(plain_value(value), bool):
-            raise ConfigError(f"make_figure({flag}={value!r:.40}): expected True or False")
+    from tallysim.sweep_arguments import check_flags
+    check_flags("make_figure", flags)
     if not callable(log):
         raise ConfigError(f"make_figure(log={log!r:.60}): {type(log).__name__}; allowed: a function of one line of "
                           "text, e.g. print (the default)")
