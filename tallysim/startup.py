@@ -18,7 +18,6 @@ _set: list = []
 def cache_dir_asked() -> str | None:
     """The compile cache directory the environment asks tallysim for: None where it must not set one
     (TALLYSIM_COMPILE_CACHE=0, or JAX's own JAX_COMPILATION_CACHE_DIR, which JAX read itself)."""
-    import os
     from pathlib import Path
     where = os.environ.get("TALLYSIM_COMPILE_CACHE", "")
     if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
@@ -51,7 +50,6 @@ def _unusable(path: str) -> str | None:
     """Why JAX could not keep its cache in `path`, or None: it is made now, as JAX would make it. One it
     could not make or write (TALLYSIM_COMPILE_CACHE=/proc/x, a read-only or missing HOME) compiled every
     program uncached under JAX's own UserWarning, its source line and `warnings.warn(` on stderr."""
-    import os
     from pathlib import Path
     try:
         Path(path).mkdir(parents=True, exist_ok=True)
