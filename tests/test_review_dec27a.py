@@ -1,0 +1,153 @@
+"""review33: an adversarial review of the last session's merges (d77a2ff..5a6f573): compare, compare_text,
+paired_stats, verdicts, sweep_gaps, wait_note, sweep_plan.changed_since, check_flags, init_range, the
+progress lines' ETA, draw_floor, the unwritable TALLYSIM_DATA check, per_seed_csv.
+
+Each test was written against a hand-made mutation of the merged code that passed every test of its module
+(named in the test's docstring), or against a bug it fixes (said so). Nothing here compiles."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tallysim.config import ConfigError
+from tallysim.results import compare as cmp
+from tallysim.results import compare_text
+from tallysim.results import paired_stats as ps
+
+
+def _run(d: Path, proto: str, vals: dict, *, key="acc_mean", cfg=None, rows_extra=None) -> Path:
+    """A finished run directory by hand: `vals` {seed: [value at round 1, round 2, ...]} of `key`."""
+    d.mkdir(parents=True)
+    seeds = sorted(vals)
+    rounds = len(vals[seeds[0]])
+    c = {"protocol": {"name": proto}, "rounds": rounds, "seed": seeds[0], "seeds": len(seeds), "peers": 4,
+         **(cfg or {})}
+    (d / "config.json").write_text(json.dumps(c))
+    rows = []
+    for r in range(rounds):
+        v = [vals[s][r] for s in seeds]
+        row = {"round": r + 1, "bits_per_peer": 1024, "acc_mean": 0.5, "acc_global": None, key: float(np.mean(v)),
+               **(rows_extra or {})}
+        if len(seeds) > 1:
+            row.update({"seeds": seeds, "per_seed": {key: v}})
+        rows.append(json.dumps(row))
+    (d / "metrics.jsonl").write_text("\n".join(rows) + "\n")
+    return d
+
+
+# ---- paired_stats ------------------------------------------------------------------------------------------
+
+def test_t_cdf_is_scipys_on_both_sides_and_near_zero():
+    """t_cdf is public and its betainc has two branches (the continued fraction at x or, by symmetry, at
+    1 - x); only the 0.975 quantile was checked, whose bisection never needs the second branch to be right
+    (mutation: always the first branch, 'if x < 2', passed every test)."""
+    stats = pytest.importorskip("scipy.stats")
+    for df in (1, 2, 3, 5, 10, 30, 200, 5000):
+        for t in (-4.0, -1.5, -0.2, -0.01, 0.0, 0.01, 0.05, 0.2, 0.7, 1.5, 4.0, 40.0):
+            assert ps.t_cdf(t, df) == pytest.approx(stats.t.cdf(t, df), rel=1e-9, abs=1e-12), (t, df)
+    for a, b, x in ((2.5, 0.5, 0.99), (100.0, 0.5, 0.999), (0.5, 0.5, 0.9), (3.0, 7.0, 0.8)):
+        assert ps.betainc(a, b, x) == pytest.approx(__import__("scipy.special").special.betainc(a, b, x), rel=1e-9)
+
+
+# ---- compare: --by's values, pairing and labels --------------------------------------------------------------
+
+def test_by_a_bool_field_and_a_null_one_read_as_the_command_line_writes_them(tmp_path):
+    """--by probe.resample=true,false and --by local_steps=null,5: a bool read as 'true' / 'false' (mutation:
+    no bool branch, so a bool went to the number branch and float('true') matched nothing), and a null
+    config value as 'null' / 'none' (mutation: only str(value) == text, 'None')."""
+    root = tmp_path / "sw"
+    root.mkdir()
+    for flag, shift in ((True, (0.1, 0.12)), (False, (0.0, 0.0))):
+        _run(root / f"r{flag}", "tally", {0: [0.5 + shift[0]], 1: [0.6 + shift[1]]}, cfg={"probe": {"resample": flag}})
+    p, = cmp.compare(root, by="probe.resample=true,false")
+    assert p["diffs"] == pytest.approx([0.1, 0.12])
+    root = tmp_path / "sw2"
+    root.mkdir()
+    _run(root / "none", "tally", {0: [0.7], 1: [0.8]}, cfg={"local_steps": None})
+    _run(root / "five", "tally", {0: [0.6], 1: [0.75]}, cfg={"local_steps": 5})
+    for by in ("local_steps=null,5", "local_steps=none,5"):
+        p, = cmp.compare(root, by=by)
+        assert p["diffs"] == pytest.approx([0.1, 0.05]), by
+
+
+def test_by_is_refused_by_its_words_before_any_directory_is_read(tmp_path):
+    """--by seed=0,1 and --by protocol.name=tally,tally are refused by what they say, whatever the
+    directories (mutations: no seed-field refusal, which paired nothing and said 'no run has seed=1'; no
+    equal-values refusal, which said the directory does not exist)."""
+    gone = tmp_path / "nothing here"
+    with pytest.raises(ConfigError, match="the seeds are what a comparison pairs"):
+        cmp.compare(gone, by="seed=0,1")
+    with pytest.raises(ConfigError, match="seeds are what"):
+        cmp.compare(gone, by=" seeds =3,5")
+    with pytest.raises(ConfigError, match="two different values"):
+        cmp.compare(gone, by="protocol.name=tally, tally")
+
+
+def test_a_b_setting_without_partner_is_named_and_labels_name_only_what_varies(tmp_path):
+    """A B-side setting with no A partner is said to be left out (mutation: that note dropped), and a
+    pair's label names the fields that vary between the pairs only: one pair of softlabel at 8 bits
+    against tally (which reads no soft_bits) is unlabelled (mutation: every swept field in the label)."""
+    root = tmp_path / "sw"
+    root.mkdir()
+    _run(root / "t", "tally", {0: [0.7], 1: [0.8]}, cfg={"comm": {"soft_bits": 32}})
+    _run(root / "s8", "softlabel", {0: [0.6], 1: [0.75]}, cfg={"comm": {"soft_bits": 8}})
+    p, = cmp.compare(root, by="protocol.name=softlabel,tally")
+    assert p["pair"] == "" and "| pair |" not in cmp.compare(root, by="protocol.name=softlabel,tally").text()
+    _run(root / "t_a03", "tally", {0: [0.7], 1: [0.8]}, cfg={"partition": {"kind": "dirichlet", "alpha": 0.3}})
+    c = cmp.compare(root, by="protocol.name=softlabel,tally")
+    assert len(c) == 1
+    assert any("a run with protocol.name=tally (t_a03) has no run with protocol.name=softlabel" in n
+               for n in c.notes), c.notes
+
+
+def test_compare_a_b_with_by_pools_both_directories(tmp_path):
+    """compare(a, b, by=...) reads the runs under both a and b (mutation: b dropped; the A side's runs under
+    a then had no partner and compare refused)."""
+    _run(tmp_path / "one" / "t", "tally", {0: [0.7], 1: [0.8]})
+    _run(tmp_path / "two" / "l", "local", {0: [0.6], 1: [0.75]})
+    p, = cmp.compare(tmp_path / "one", tmp_path / "two", by="protocol.name=tally,local")
+    assert p["diffs"] == pytest.approx([0.1, 0.05])
+
+
+def test_metric_ppl_is_the_headline_models_perplexity(tmp_path):
+    """--metric ppl on a text run whose rows hold ppl_global (a server model) and ppl_mean: the headline
+    model's, ppl_global (mutation: no ppl branch, 'ppl' itself: 'no value of ppl')."""
+    extra = {"acc_global": 0.3, "ppl_mean": 99.0}
+    a = _run(tmp_path / "a", "fedavg", {0: [310.0], 1: [320.0]}, key="ppl_global", rows_extra=extra)
+    b = _run(tmp_path / "b", "tally", {0: [300.0], 1: [305.0]}, key="ppl_global", rows_extra=extra)
+    p, = c = cmp.compare(a, b, metric="ppl")
+    assert p["metric_a"] == "ppl_global" and p["diffs"] == pytest.approx([10.0, 15.0])
+
+
+def test_big_values_print_six_significant_digits(tmp_path):
+    """A perplexity of 1,127.4: the markdown prints 1127.4 and its difference +1e+03-sized values with 6
+    significant digits, not 4 decimals (mutation: always 4 decimals)."""
+    a = _run(tmp_path / "a", "tally", {0: [1127.4321], 1: [2345.6789]}, key="ppl_mean")
+    b = _run(tmp_path / "b", "local", {0: [100.0], 1: [110.0]}, key="ppl_mean")
+    text = cmp.compare(a, b, metric="ppl_mean").text()
+    assert "| 0 | 1127.43 | 100.0000 | +1027.43 |" in text and "| 1 | 2345.68 | 110.0000 | +2235.68 |" in text, text
+
+
+def test_float32_rounding_is_scaled_by_the_largest_value(tmp_path):
+    """The 'flat' tolerance is the float32 rounding of the largest value: A near 0.5-0.7 against B near 0.001
+    (a rounding of ~3e-8 in A, which the smallest value's 2**-21 * 0.001 = 5e-10 would call a real spread;
+    mutation: min instead of max, and two seeds ahead by one count were 'A above B' again)."""
+    a = [float(np.float32(x)) for x in (0.5013, 0.7013)]
+    b = [float(np.float32(x)) for x in (0.0013, 0.2013)]
+    d = [x - y for x, y in zip(a, b)]
+    assert d[0] != d[1] and abs(d[0] - d[1]) < 2.0 ** -21 * 0.7
+    p, = cmp.compare(_run(tmp_path / "a", "tally", {0: [a[0]], 1: [a[1]]}),
+                     _run(tmp_path / "b", "local", {0: [b[0]], 1: [b[1]]}))
+    assert p["flat"] and p["verdict"] == ps.LEVEL_WORD
+
+
+def test_the_differ_note_names_six_fields_then_counts(tmp_path):
+    """'A and B differ in:' names six fields, then '; N more' (mutation: five named)."""
+    extra = {"optim": {"lr": 0.1, "momentum": 0.5, "weight_decay": 0.001}, "peers": 8, "rounds_between": 1,
+             "partition": {"kind": "dirichlet", "alpha": 0.3}}
+    a = _run(tmp_path / "a", "tally", {0: [0.7], 1: [0.8]}, cfg={**extra, "eval_every": 2})
+    b = _run(tmp_path / "b", "local", {0: [0.6], 1: [0.75]})
+    note = next(n for n in cmp.compare(a, b).notes if n.startswith("A and B differ in"))
+    named = note.split(": ", 1)[1].split("; ")
+    assert len([x for x in named if "more" not in x]) == 6 and named[-1].endswith("more"), note
