@@ -13,6 +13,7 @@ lines go first, each as a `# ` comment (verdicts.py skips them), so the file say
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -26,11 +27,20 @@ def rows(figure_dir: Path, field: str, name: str, keep) -> list:
             if not (run / metrics.DONE).exists():         # unfinished: its last row is not the final round
                 print(f"per_seed_csv.py: {run} has not finished; left out", file=sys.stderr)
                 continue
-            last = metrics.read_rows(run)[-1]
-            seeds, values = last["seeds"], last["per_seed"]["acc_mean"]
+            cfg, rows_ = metrics.read_run(run)
+            last = rows_[-1]
+            # a one-seed run's rows name no seeds (its seed is config.json's): a KeyError before
+            seeds, values = ((last["seeds"], last["per_seed"]["acc_mean"]) if "seeds" in last
+                             else ([cfg.get("seed", 0)], [last["acc_mean"]]))
             panel = name + "=" + run.name[len(field) + 1:] if field else run.name     # a figure's panels: their names
-            out += [(group_dir.name, panel, s, last["round"], v) for s, v in zip(seeds, values)
-                    if keep is None or s in keep]
+            for s, v in zip(seeds, values):
+                if keep is not None and s not in keep:
+                    continue
+                if not (isinstance(v, (int, float)) and math.isfinite(v)):
+                    # a diverged seed: written as 'nan', verdicts.py read it as a value (every statistic NaN)
+                    print(f"per_seed_csv.py: {run}: seed {s} has no finite acc_mean ({v}); left out", file=sys.stderr)
+                    continue
+                out.append((group_dir.name, panel, s, last["round"], v))
     if not out:
         raise SystemExit(f"per_seed_csv.py: no finished run folder under {figure_dir}'s groups ({field or 'panels'})")
     return out

@@ -151,3 +151,76 @@ def test_the_differ_note_names_six_fields_then_counts(tmp_path):
     note = next(n for n in cmp.compare(a, b).notes if n.startswith("A and B differ in"))
     named = note.split(": ", 1)[1].split("; ")
     assert len([x for x in named if "more" not in x]) == 6 and named[-1].endswith("more"), note
+
+
+def test_the_header_names_each_sides_metric_where_they_differ(tmp_path):
+    """A's acc_global against B's acc_mean: the markdown's metric line names both (mutation: A's alone)."""
+    a = _run(tmp_path / "a", "fedavg", {0: [0.7], 1: [0.8]}, key="acc_global")
+    b = _run(tmp_path / "b", "local", {0: [0.6], 1: [0.75]})
+    assert "metric: acc_global (A) / acc_mean (B) at the final evaluation (round 1)" in cmp.compare(a, b).text()
+
+
+# ---- experiments/per_seed_csv.py (no test ran it) -----------------------------------------------------------
+
+def _fig_run(d: Path, seeds: list, values: list, *, done=True, rounds=3, nonfinite=0):
+    d.mkdir(parents=True)
+    (d / "config.json").write_text(json.dumps({"protocol": {"name": "tally"}, "rounds": rounds, "seed": seeds[0],
+                                               "seeds": len(seeds)}))
+    rows = []
+    for r in range(1, rounds + 1):
+        row = {"round": r, "bits_per_peer": 8.0 * r, "acc_global": None,
+               "acc_mean": float(np.nanmean(values)) if r == rounds else 0.3}
+        if len(seeds) > 1:
+            row.update({"seeds": seeds, "per_seed": {"acc_mean": values if r == rounds else [0.3] * len(seeds)}})
+            if nonfinite and r == rounds:
+                row["seeds_nonfinite"] = {"acc_mean": nonfinite}
+                row["acc_mean"] = float("nan")
+        rows.append(json.dumps(row))
+    (d / "metrics.jsonl").write_text("\n".join(rows) + "\n")
+    if done:
+        (d / "done.json").write_text("{}")
+
+
+def _per_seed_csv():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("per_seed_csv", Path(__file__).resolve().parents[1]
+                                                  / "experiments" / "per_seed_csv.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_per_seed_csv_writes_the_final_rows_the_verdicts_read(tmp_path, capsys):
+    """Its rows: each group's finished run folders of the panel field, each seed's final acc_mean, the panel
+    renamed (partition.alpha=0.1 -> alpha=0.1), --seeds keeping only those, --header lines first as '# '
+    comments; an unfinished run left out and said; --panel panels takes the run folder's name."""
+    psc = _per_seed_csv()
+    fig = tmp_path / "fig"
+    _fig_run(fig / "tally" / "partition.alpha=0.1", [0, 1, 2], [0.61, 0.62, 0.63])
+    _fig_run(fig / "tally" / "partition.alpha=0.5", [0, 1, 2], [0.71, 0.72, 0.73], done=False)
+    _fig_run(fig / "local" / "partition.alpha=0.1", [0, 1, 2], [0.51, 0.52, 0.53])
+    _fig_run(fig / "local" / "other", [0, 1, 2], [0.9, 0.9, 0.9])
+    assert psc.main([str(fig), "--seeds", "1,2", "--header", "made by hand"]) == 0
+    out, err = capsys.readouterr()
+    assert out == ("# made by hand\ngroup,panel,seed,round,acc_mean\nlocal,alpha=0.1,1,3,0.520000\n"
+                   "local,alpha=0.1,2,3,0.530000\ntally,alpha=0.1,1,3,0.620000\ntally,alpha=0.1,2,3,0.630000\n"), out
+    assert "partition.alpha=0.5 has not finished; left out" in err
+    rows = psc.rows(fig, "", "", None)
+    assert ("local", "other", 0, 3, 0.9) in rows and ("tally", "partition.alpha=0.1", 2, 3, 0.63) in rows
+    with pytest.raises(SystemExit, match="no finished run folder"):
+        psc.rows(fig, "optim.lr", "lr", None)
+
+
+def test_per_seed_csv_one_seed_runs_and_nonfinite_seeds(tmp_path, capsys):
+    """Bugs: a one-seed run (its rows name no seeds, no per_seed) was a KeyError traceback; a diverged seed's
+    NaN was written as 'nan', which verdicts.py read as a value: every statistic of its row NaN and the
+    verdict 'level within noise' in silence. Now the one-seed run's seed is config.json's, and a non-finite
+    seed is left out and said."""
+    psc = _per_seed_csv()
+    fig = tmp_path / "fig"
+    _fig_run(fig / "tally" / "partition.alpha=0.1", [4], [0.61])
+    _fig_run(fig / "local" / "partition.alpha=0.1", [0, 1, 2], [0.51, float("nan"), 0.53], nonfinite=1)
+    rows = psc.rows(fig, "partition.alpha", "alpha", None)
+    assert rows == [("local", "alpha=0.1", 0, 3, 0.51), ("local", "alpha=0.1", 2, 3, 0.53),
+                    ("tally", "alpha=0.1", 4, 3, 0.61)]
+    assert "seed 1 has no finite acc_mean (nan); left out" in capsys.readouterr().err

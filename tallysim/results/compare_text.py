@@ -52,7 +52,7 @@ def markdown(c) -> str:
               "|" + "---|" * (len(head) + 7)]
     for p in c:
         cells = ([md.cell(p["pair"])] if named else []) + [
-            str(p["n"]), _signed(p["mean"]), "" if p["se"] is None else _num(p["se"]), _interval(p),
+            str(p["n"]), _signed(p["mean"]), _num(p["se"] or 0), _interval(p),
             f"{p['above']} / {p['below']} / {p['tied']}", f"{p['sign_p']:.4g}", p["verdict"]]
         lines.append("| " + " | ".join(cells) + " |")
     if c.notes:
