@@ -224,3 +224,15 @@ def test_per_seed_csv_one_seed_runs_and_nonfinite_seeds(tmp_path, capsys):
     assert rows == [("local", "alpha=0.1", 0, 3, 0.51), ("local", "alpha=0.1", 2, 3, 0.53),
                     ("tally", "alpha=0.1", 4, 3, 0.61)]
     assert "seed 1 has no finite acc_mean (nan); left out" in capsys.readouterr().err
+
+
+def test_verdicts_refuse_a_nan_seed(tmp_path, monkeypatch):
+    """A per-seed CSV holding 'nan' (per_seed_csv.py wrote a diverged seed so) made the verdict's mean,
+    interval and everything NaN, and its status 'level within noise', in silence: now refused by name."""
+    from tallysim.results import verdicts as v
+    (tmp_path / "x.csv").write_text("# how\ngroup,panel,seed,round,acc_mean\ntally,p,0,3,0.5\ntally,p,1,3,nan\n"
+                                    "tally,p,1,2,0.4\n")
+    monkeypatch.setattr(v, "FIG", tmp_path)
+    with pytest.raises(ValueError, match="seed 1 of 'tally' / 'p' in .*x.csv.* is nan, not a value"):
+        v._values((("x.csv",), "tally", "p", None, None))
+    assert v._values((("x.csv",), "tally", "p", "2", None)) == {1: 0.4}

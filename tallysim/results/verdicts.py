@@ -10,6 +10,7 @@ direction, so the table can say whether the 95% interval supports it.
 from __future__ import annotations
 
 import csv
+import math
 from pathlib import Path
 
 from tallysim.results import paired_stats as ps
@@ -231,6 +232,8 @@ def _values(src: tuple) -> dict:
                 and (model is None or r.get("model") == model)]
         last = rnd or max((r["round"] for r in rows), key=int, default=None)
         got = {int(r["seed"]): float(r["acc_mean"]) for r in rows if r["round"] == last}
+        if bad := sorted(k for k, x in got.items() if not math.isfinite(x)):    # 'nan' made every statistic NaN
+            raise ValueError(f"verdicts: seed {bad[0]} of {group!r} / {panel!r} in {files} is {got[bad[0]]}, not a value")
         if set(got) & set(out):         # a later file's seed would silently replace an earlier file's
             raise ValueError(f"verdicts: seed {min(set(got) & set(out))} of {group!r} / {panel!r} is in two of {files}")
         out.update(got)
