@@ -236,3 +236,42 @@ def test_verdicts_refuse_a_nan_seed(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="seed 1 of 'tally' / 'p' in .*x.csv.* is nan, not a value"):
         v._values((("x.csv",), "tally", "p", None, None))
     assert v._values((("x.csv",), "tally", "p", "2", None)) == {1: 0.4}
+
+
+# ---- the progress lines' `running ... ETA` ---------------------------------------------------------------------
+
+def test_a_running_lines_eta_is_the_rounds_left_at_the_pace_less_the_stretch_so_far(monkeypatch, capsys):
+    """On a fake clock: compiled at 130 s (rounds 1-2), the second stretch (rounds 3-4) back at 170 s: 20 s a
+    round, 6 rounds left = 120 s, 15 s of them spent at 185 s: 'ETA 1m45s'; nothing while a line was said
+    within the interval; 0 s, not negative, past the expected end. The existing test matched 'ETA \\d+s' only
+    (mutations that survived: the stretch's time not subtracted, the pace over the time to now, the rounds
+    left counted from the compiled stretch, the heartbeat's own clock ignored)."""
+    import time
+
+    from tallysim import progress, progress_lines
+    monkeypatch.setenv(progress.INTERVAL_ENV, "1000")       # the ticker thread stays quiet; the test ticks
+    clock = [100.0]
+    monkeypatch.setattr(time, "perf_counter", lambda: clock[0])
+    lines = progress_lines.RoundLines(10)
+    try:
+        lines.interval = 10.0
+
+        def tick(at):
+            clock[0] = at
+            capsys.readouterr()
+            lines._running()
+            return capsys.readouterr().err.strip()
+        clock[0] = 130.0
+        lines.update(2, 10)
+        assert tick(135.0) == ""                                    # said 5 s ago
+        assert tick(150.0) == "round 2/10  running  elapsed 50s  (ETA after the next stretch of rounds)"
+        assert tick(155.0) == ""                                    # its own line 5 s ago
+        clock[0] = 170.0
+        lines.update(2, 10)
+        assert tick(185.0) == "round 4/10  running  elapsed 1m25s  ETA 1m45s"
+        assert tick(190.0) == ""
+        assert tick(400.0) == "round 4/10  running  elapsed 5m00s  ETA 0s"
+        lines.chunk_starts()        # a next seed chunk compiling: its own `compiling` lines, no `running`
+        assert tick(500.0) == ""
+    finally:
+        lines.close()
