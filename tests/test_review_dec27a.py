@@ -275,3 +275,97 @@ def test_a_running_lines_eta_is_the_rounds_left_at_the_pace_less_the_stretch_so_
         assert tick(500.0) == ""
     finally:
         lines.close()
+
+
+# ---- sim/wait_note: on a fake clock -------------------------------------------------------------------------------
+
+def _watch(monkeypatch, capsys, cpu_per_period, what="rounds 1-400", on_cpu=True):
+    """WaitNote._watch over len(cpu_per_period) periods of 600 s, the process using those CPU seconds in each."""
+    from tallysim.sim import wait_note
+    cpu = [0.0]
+    used = iter(cpu_per_period)
+
+    class Done:
+        def wait(self, period):
+            try:
+                cpu[0] += next(used)
+                return False
+            except StopIteration:
+                return True
+    monkeypatch.setattr(wait_note.time, "process_time", lambda: cpu[0])
+    note = wait_note.WaitNote(600.0, what)
+    note.done, note.on_cpu = Done(), on_cpu
+    note._watch()
+    return capsys.readouterr().err
+
+
+def test_the_wait_note_judges_each_period_by_its_own_cpu_time(monkeypatch, capsys):
+    """A busy period then an idle one is stuck after 1200 s (mutations that survived: the CPU time counted
+    from the start, so the busy period hid the hang for ever; 'after 600 s' for every later period); 6 CPU s
+    in 600 s (1% of a core) is idle, the threshold being BUSY per wall second, not BUSY seconds a period;
+    no '()' where the caller named no work."""
+    assert _watch(monkeypatch, capsys, [500.0, 500.0]) == ""                     # working all along
+    err = _watch(monkeypatch, capsys, [500.0, 0.0, 500.0])
+    assert err.count("\n") == 1 and "after 1200 s (rounds 1-400) and the process used no CPU" in err, err
+    assert "after 600 s (rounds 1-400) and" in _watch(monkeypatch, capsys, [6.0])
+    assert "after 600 s and the process used no CPU" in _watch(monkeypatch, capsys, [0.0], what="")
+    assert "after 600 s; the device may still be computing" in _watch(monkeypatch, capsys, [500.0], what="",
+                                                                        on_cpu=False)
+
+
+# ---- partition_file.draw_floor ----------------------------------------------------------------------------------
+
+class _Ax:
+    def __init__(self):
+        self.lines = []
+
+    def axhline(self, y, **kw):
+        self.lines.append((y, kw["label"]))
+
+
+def _floored(d: Path, floor):
+    d.mkdir(parents=True)
+    if floor is not None:
+        (d / "partition.json").write_text(json.dumps({"majority_acc": floor, "majority_class": 4}))
+    return d
+
+
+def test_draw_floor_only_for_an_accuracy_and_one_recorded_floor(tmp_path):
+    """A std column is no accuracy to draw a floor under (mutation: the _std test dropped); runs with no
+    partition.json have no floor (mutation: the None test dropped: axhline(None) and a format error)."""
+    from tallysim.results import partition_file
+    dirs = [_floored(tmp_path / "a", 0.0898), _floored(tmp_path / "b", 0.0898)]
+    for metric, want in (("auto", 1), ("acc_mean", 1), ("acc_mean_std", 0), ("ppl", 0)):
+        ax = _Ax()
+        partition_file.draw_floor(ax, dirs, metric)
+        assert len(ax.lines) == want, metric
+    ax = _Ax()
+    partition_file.draw_floor(ax, [_floored(tmp_path / "c", None), _floored(tmp_path / "d", None)], "auto")
+    assert ax.lines == []
+
+
+# ---- results/sweep_gaps ----------------------------------------------------------------------------------------
+
+def _sweep_json(d: Path, runs: list) -> Path:
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "sweep.json").write_text(json.dumps({"runs": runs}))
+    return d
+
+
+def test_sweep_gaps_edges(tmp_path):
+    """Mutations that survived: a run of no sweep named with parents=True (plot DIR) read its parent folder's
+    other sweeps; a sweep named twice said twice; a listed entry without a name a KeyError; a done run whose
+    metrics.jsonl is gone promised a rerun (the sweep keeps a done run); more than 4 names not cut short."""
+    from tallysim.results import sweep_gaps
+    sw = _sweep_json(tmp_path / "sw", [{"name": f"r{i}", "status": "pending"} for i in range(6)]
+                     + [{"status": "pending"}])
+    lone = tmp_path / "lone"
+    lone.mkdir()
+    (lone / "metrics.jsonl").write_text("")
+    assert sweep_gaps.notes([str(lone)], "plot", parents=True) == []
+    [line] = sweep_gaps.notes([str(sw), str(sw), str(tmp_path)], "table")
+    assert "6 of 6 runs" in line and ": r0, r1, r2, r3 and 2 more;" in line, line
+    done = _sweep_json(tmp_path / "done", [{"name": "g", "status": "done_before"}, {"name": "h", "status": "done"}])
+    [line] = sweep_gaps.notes([str(done)], "table")
+    assert line.endswith("its metrics.jsonl is gone: g, h"), line
+    assert sweep_gaps.notes([str(tmp_path / "nothing"), str(lone / "metrics.jsonl")], "table") == []
