@@ -369,3 +369,66 @@ def test_sweep_gaps_edges(tmp_path):
     [line] = sweep_gaps.notes([str(done)], "table")
     assert line.endswith("its metrics.jsonl is gone: g, h"), line
     assert sweep_gaps.notes([str(tmp_path / "nothing"), str(lone / "metrics.jsonl")], "table") == []
+
+
+# ---- sweep_plan.changed_since and its readers ------------------------------------------------------------------
+
+def test_changed_since_says_the_config_first_then_plugins_then_code(tmp_path, monkeypatch):
+    """The three-way test behind the skip notes, the dry run's state and a NaN-stopped run's again_why, with
+    its inputs faked: the config's keys first, four of them named (mutations: plugins first; one key), a
+    plugin's note in the dry run's state and in a kept run's skip note (mutations: both notes dropped); a
+    run that did not stop on a NaN has no again line even where something changed (mutation: its test
+    dropped, every changed run got 'stopped on a non-finite loss before')."""
+    from tallysim import sweep_plan, sweep_records
+    monkeypatch.setattr(sweep_plan, "config_diff", lambda d, c: ["a", "b", "c", "d", "e"])
+    monkeypatch.setattr(sweep_plan, "plugin_edits", lambda d: ["p.py"])
+    monkeypatch.setattr(sweep_plan, "tallysim_change", lambda d: "tallysim's code has changed")
+    assert sweep_plan.changed_since(tmp_path, None) == ("config", "a, b, c, d, ...")
+    monkeypatch.setattr(sweep_plan, "config_diff", lambda d, c: [])
+    assert sweep_plan.changed_since(tmp_path, None) == ("plugin", "p.py")
+    d = tmp_path / "r"
+    d.mkdir()
+    (d / "done.json").write_text("{}")
+    assert sweep_plan.state(d, None) == "done; skipped, though plugin p.py has changed since it ran"
+    said = []
+    sweep_records.skip_done(d, {}, None, said.append, "[1/1]")
+    assert said[1] == f"  note: plugin p.py has changed since this run finished (its rows are the old code's); " \
+                      f"delete {d / 'done.json'} to rerun it", said
+    assert sweep_plan.again_line(tmp_path / "never ran", None) == ""
+
+
+def test_tallysim_change_reads_the_last_resume_that_recorded_code(tmp_path):
+    """The code that computed a run's last rounds is its last resume's with a `code` (mutations: the first
+    resume's, which called a run resumed under this code 'changed'; a resume entry without `code` taken,
+    a KeyError traceback)."""
+    from tallysim import code_identity, sweep_plan
+    now = code_identity.identity()
+    old = {**now, "source": "crc32:00000000"}
+    d = tmp_path / "r"
+    d.mkdir()
+    (d / "config.json").write_text(json.dumps({"code": old, "resumed": [{"round": 2, "code": old},
+                                                                         {"round": 4, "code": now}, {"round": 6}]}))
+    assert sweep_plan.tallysim_change(d) == ""
+    (d / "config.json").write_text(json.dumps({"code": now, "resumed": [{"round": 2, "code": old}, {"round": 4}]}))
+    assert sweep_plan.tallysim_change(d).startswith("tallysim's code has changed since it ran")
+
+
+# ---- check_flags, make_figure's arguments ---------------------------------------------------------------------
+
+def test_flags_are_bools_and_checkpoint_every_zero_is_never(tmp_path):
+    """run_sweep(progress=1) or grouped="no" refused before anything is written, a numpy bool taken
+    (mutations: ints taken; run_sweep's check dropped: no test called it since it moved); make_figure's
+    checkpoint_every=0 means never, allowed (mutation: refused below 1)."""
+    from tallysim import sweep
+    from tallysim.figures import arguments
+    from tallysim.sweep_arguments import check_flags
+    with pytest.raises(ConfigError, match=r"run_sweep\(progress=1\): expected True or False"):
+        check_flags("run_sweep", {"progress": 1})
+    check_flags("make_figure", {"grouped": np.bool_(True), "progress": False})
+    out = tmp_path / "sw"
+    with pytest.raises(ConfigError, match=r"run_sweep\(grouped='no'\): expected True or False"):
+        sweep.run_sweep(None, [("a", [])], out, grouped="no")
+    assert not out.exists()
+    arguments.check("results", "figures", print, 0, progress=True, grouped=False)
+    with pytest.raises(ConfigError, match="checkpoint_every=-1"):
+        arguments.check("results", "figures", print, -1, progress=True, grouped=False)
