@@ -432,3 +432,34 @@ def test_flags_are_bools_and_checkpoint_every_zero_is_never(tmp_path):
     arguments.check("results", "figures", print, 0, progress=True, grouped=False)
     with pytest.raises(ConfigError, match="checkpoint_every=-1"):
         arguments.check("results", "figures", print, -1, progress=True, grouped=False)
+
+
+# ---- model groups drawn through peers.init_range -------------------------------------------------------------
+
+def test_a_model_group_after_the_first_draws_its_own_peers_keys():
+    """A group's peers lo..hi-1 get the one-model run's keys split(key, P)[lo:hi]: a Dense group (peer 0)
+    then an LSTM group (peers 1-2, the QR path), then a Dense group (peer 3). The existing test had the LSTM group at lo = 0, where
+    split(key, 2) and split(key, 3)[:2] agree, and checked the later group's shape only (mutations that
+    survived: split(key, hi - lo) on either path; context through init_params of hi - lo peers)."""
+    from types import SimpleNamespace
+
+    import flax.linen as nn
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    from tallysim.protocols.context import Context
+    from tallysim.sim.text_models import LSTM
+    lstm = LSTM(num_classes=20, embed=4, hidden=8, layers=1)
+    groups = [SimpleNamespace(model=nn.Dense(4), lo=0, hi=1), SimpleNamespace(model=lstm, lo=1, hi=3),
+              SimpleNamespace(model=nn.Dense(3), lo=3, hi=4)]
+    tx = SimpleNamespace(tx=optax.sgd(0.1))
+    fake = SimpleNamespace(cohort=False, model_groups=groups, spec=SimpleNamespace(peers=4, input_shape=(6,)),
+                           group_contexts=lambda: [(g, tx) for g in groups])
+    key = jax.random.PRNGKey(5)
+    got = jax.jit(lambda k: Context.init_state(fake, k, None, shared=False).params)(key)
+    keys, x = jax.random.split(key, 4), jnp.zeros((1, 6), jnp.float32)
+    for g, params in zip(groups, got):
+        want = [g.model.init(k, x) for k in keys[g.lo:g.hi]]
+        for i, w in enumerate(want):
+            assert all(np.array_equal(a[i], b) for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(w))), (g.lo, i)
