@@ -463,3 +463,20 @@ def test_a_model_group_after_the_first_draws_its_own_peers_keys():
         want = [g.model.init(k, x) for k in keys[g.lo:g.hi]]
         for i, w in enumerate(want):
             assert all(np.array_equal(a[i], b) for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(w))), (g.lo, i)
+
+
+def test_the_metric_line_names_every_pairs_metric_and_round(tmp_path):
+    """Bug: `--by` over runs of 2 and 4 rounds (the second pair with a server model: acc_global) printed
+    'metric: acc_mean at the final evaluation (round 2)', the first pair's alone, above a table whose second
+    pair compared acc_global at round 4."""
+    root = tmp_path / "sw"
+    root.mkdir()
+    _run(root / "t2", "tally", {0: [0.5, 0.7], 1: [0.5, 0.8]})
+    _run(root / "l2", "local", {0: [0.5, 0.6], 1: [0.5, 0.75]})
+    _run(root / "t4", "tally", {0: [0.5, 0.7, 0.7, 0.9], 1: [0.5, 0.8, 0.8, 0.85]}, key="acc_global")
+    _run(root / "l4", "local", {0: [0.5, 0.6, 0.6, 0.6], 1: [0.5, 0.75, 0.7, 0.7]}, key="acc_global")
+    text = cmp.compare(root, by="protocol.name=tally,local").text()
+    assert "metric: acc_mean or acc_global (by pair) at each pair's final evaluation (rounds 2, 4)\n" in text, text
+    one = cmp.compare(root / "t2", root / "l2").text()
+    assert "metric: acc_mean at the final evaluation (round 2)\n" in one
+    assert "metric: acc_mean at each seed's best evaluation\n" in cmp.compare(root / "t2", root / "l2", at="best").text()

@@ -30,11 +30,15 @@ def _interval(p: dict) -> str:
 
 
 def _what(c) -> str:
-    p = c[0]
-    metric = p["metric_a"] if p["metric_a"] == p["metric_b"] else f"{p['metric_a']} (A) / {p['metric_b']} (B)"
-    at = (f"at the final evaluation (round {p['round']})" if p["at"] == "final"
-          else "at each seed's best evaluation")
-    return f"metric: {metric} {at}"
+    """The metric line. It named the first pair's metric and round alone: `--by` over a sweep of `rounds` (or
+    of runs with and without a server model) compared the others at other rounds (or acc_global) unsaid."""
+    def metric(p):
+        return p["metric_a"] if p["metric_a"] == p["metric_b"] else f"{p['metric_a']} (A) / {p['metric_b']} (B)"
+    metrics_ = list(dict.fromkeys(metric(p) for p in c))
+    rounds = sorted({p["round"] for p in c})
+    at = ("at each seed's best evaluation" if c[0]["at"] != "final" else f"at the final evaluation (round {rounds[0]})"
+          if len(rounds) == 1 else f"at each pair's final evaluation (rounds {', '.join(map(str, rounds))})")
+    return f"metric: {' or '.join(metrics_)}{' (by pair)' if len(metrics_) > 1 else ''} {at}"
 
 
 def markdown(c) -> str:
@@ -52,7 +56,7 @@ def markdown(c) -> str:
               "|" + "---|" * (len(head) + 7)]
     for p in c:
         cells = ([md.cell(p["pair"])] if named else []) + [
-            str(p["n"]), _signed(p["mean"]), _num(p["se"] or 0), _interval(p),
+            str(p["n"]), _signed(p["mean"]), "" if p["se"] is None else _num(p["se"]), _interval(p),
             f"{p['above']} / {p['below']} / {p['tied']}", f"{p['sign_p']:.4g}", p["verdict"]]
         lines.append("| " + " | ".join(cells) + " |")
     if c.notes:
