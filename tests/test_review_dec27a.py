@@ -480,3 +480,28 @@ def test_the_metric_line_names_every_pairs_metric_and_round(tmp_path):
     one = cmp.compare(root / "t2", root / "l2").text()
     assert "metric: acc_mean at the final evaluation (round 2)\n" in one
     assert "metric: acc_mean at each seed's best evaluation\n" in cmp.compare(root / "t2", root / "l2", at="best").text()
+
+
+def test_compares_edges_a_caller_meets(tmp_path, capsys):
+    """Mutations that survived: a run with an empty metrics.jsonl refused as 'not finished (round 0 of 1)'
+    rather than holding no row; compare(out=...) writing nothing; the CLI's --out - and its count of
+    directories; Comparison.text('html') rendering markdown; summarize([]) a ZeroDivisionError."""
+    from tallysim import cli
+    a = _run(tmp_path / "a", "tally", {0: [0.7], 1: [0.8]})
+    b = _run(tmp_path / "b", "local", {0: [0.6], 1: [0.75]})
+    empty = _run(tmp_path / "e", "local", {0: [0.6], 1: [0.75]})
+    (empty / "metrics.jsonl").write_text("")
+    with pytest.raises(ConfigError, match=r"B .*e: its metrics.jsonl holds no row yet; allowed: finished runs"):
+        cmp.compare(a, empty)
+    c = cmp.compare(a, b, out=tmp_path / "o" / "c.csv")
+    assert (tmp_path / "o" / "c.csv").read_text() == c.text("csv")
+    with pytest.raises(ConfigError, match="--format 'html' is not known; allowed: markdown, csv"):
+        c.text("html")
+    assert cli.main(["compare", str(a), str(b), "--out", "-"]) == 2
+    assert "--out - would write a file named '-'" in capsys.readouterr().err
+    assert cli.main(["compare", str(a), str(b), str(empty)]) == 2
+    assert "compare: 3 directories given; allowed: two run directories A B" in capsys.readouterr().err
+    assert cli.main(["compare", str(a)]) == 2
+    assert "compare: 1 directory given" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="no paired difference"):
+        ps.summarize([])

@@ -379,7 +379,6 @@ def main(args) -> int:
     if args.by is None:
         result = compare_dirs(*args.runs, metric=args.metric, at=args.at)
     else:
-        parse_by(args.by)           # its syntax before any directory is read
         result = compare_by(args.runs, args.by, args.metric, args.at)
     text = result.text(fmt)
     if fmt == "csv":
