@@ -505,3 +505,17 @@ def test_compares_edges_a_caller_meets(tmp_path, capsys):
     assert "compare: 1 directory given" in capsys.readouterr().err
     with pytest.raises(ValueError, match="no paired difference"):
         ps.summarize([])
+
+
+def test_verdicts_call_differences_equal_in_the_csvs_digits_flat(tmp_path, monkeypatch):
+    """Bug (latent: no committed row has it): two seeds each 0.021087 ahead, as the CSV's six decimals give
+    them, differ in float64 by ~1e-16, and verdicts (tolerance 0) took the 1e-16-wide interval for 'above'
+    from two seeds: review32's equal-differences bug, on the docs' path. Now flat: the sign test's verdict."""
+    from tallysim.results import verdicts as v
+    (tmp_path / "x.csv").write_text("group,panel,seed,round,acc_mean\ntally,p,0,3,0.775537\ntally,p,1,3,0.706364\n"
+                                    "local,p,0,3,0.754450\nlocal,p,1,3,0.685277\n")
+    monkeypatch.setattr(v, "FIG", tmp_path)
+    monkeypatch.setattr(v, "SPECS", [("s", "tally", "local", "above", "above", (("x.csv",), "tally", "p", None, None),
+                                      (("x.csv",), "local", "p", None, None))])
+    r, = v.rows()
+    assert r["flat"] and r["verdict"] == ps.LEVEL_WORD and r["status"] == "level within noise", r
