@@ -16,8 +16,8 @@ from pathlib import Path
 from tallysim.results import paired_stats as ps
 
 FIG = Path(__file__).resolve().parents[2] / "docs" / "figures"
-P, S2 = "_paired_seeds.csv", "_seed2.csv"
-DECIMAL_NOISE = 1e-9     # far below the CSVs' printed 1e-6 (or 1e-4), far above float64's noise on them      # the paired re-runs, and their third seed where one was run
+P, S2 = "_paired_seeds.csv", "_seed2.csv"      # the paired re-runs, and their third seed where one was run
+DECIMAL_NOISE = 1e-9     # far below the CSVs' printed 1e-6 (or 1e-4), far above float64's noise on them
 
 
 def _src(stem: str, group: str, panel: str, rnd=None, model=None, extra=(), base=None) -> tuple:
