@@ -89,6 +89,8 @@ def read_config(run_dir) -> dict:
         raise ConfigError(f"{path} is not a tallysim config (expected an object with protocol.name)")
     if "rounds" in cfg and not (isinstance(cfg["rounds"], int) and not isinstance(cfg["rounds"], bool)):
         raise ConfigError(f"{path}: rounds={cfg['rounds']!r} must be an integer")
+    if "seed" in cfg and type(cfg["seed"]) is not int:     # "0" or null: compare sorted it against 0, a TypeError
+        raise ConfigError(f"{path}: seed={cfg['seed']!r:.40} must be an integer (the run's first seed)")
     return cfg
 
 
@@ -171,6 +173,7 @@ def read_rows(run_dir) -> list[dict]:
                 raise ConfigError(f"{metrics} line {i}: {key}={row[key]!r} is not an accuracy; allowed: a fraction "
                                   "in [0, 1] (every row tallysim writes holds one: a hand-edited row?)")
         check_bits(row, f"{metrics} line {i}")
+        check_seeds(row, f"{metrics} line {i}")
         rows.append(row)
         last_line = i
     return rows
@@ -182,6 +185,26 @@ def _int(text: str):
     traceback from `table`, `pareto`, `plot` and the readers."""
     n = int(text)
     return n if abs(n) < 2 ** 1000 else (math.inf if n > 0 else -math.inf)
+
+
+def check_seeds(row: dict, where: str) -> None:
+    """A mean row's `seeds` (distinct integers) and `per_seed` (a list per key, one entry per seed): what
+    `compare` pairs seed by seed. A hand edit ("0" for 0, a seed twice, a list one short) was a TypeError's
+    traceback, or paired seed 0 with seed 1's value (zip over [0, 0, 2]) in silence."""
+    seeds, per = row.get("seeds"), row.get("per_seed")
+    if "seeds" in row and not (isinstance(seeds, list) and seeds and all(type(s) is int for s in seeds)
+                               and len(set(seeds)) == len(seeds)):
+        raise ConfigError(f"{where}: seeds={seeds!r:.60} is not a list of distinct integers (the seeds a mean row "
+                          "is over, as tallysim writes it: a hand-edited row?)")
+    if "per_seed" not in row:
+        return
+    bad = ("is not an object of per-seed lists" if not isinstance(per, dict) else
+           next((f"per_seed[{k!r}] is not a list of {len(seeds or [])} values, one per seed" for k, v in per.items()
+                 if not isinstance(v, list) or seeds is not None and len(v) != len(seeds)
+                 or any(isinstance(x, (str, dict)) for x in v)), None))
+    if bad:
+        raise ConfigError(f"{where}: {'per_seed ' + bad if bad.startswith('is') else bad} (seeds {seeds!r:.40}): a "
+                          "hand-edited or damaged row")
 
 
 def read_partition(run_dir) -> dict:

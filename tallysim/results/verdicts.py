@@ -9,10 +9,10 @@ direction, so the table can say whether the 95% interval supports it.
 """
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 from tallysim.results import paired_stats as ps
+from tallysim.results import verdict_csv
 
 FIG = Path(__file__).resolve().parents[2] / "docs" / "figures"
 P, S2 = "_paired_seeds.csv", "_seed2.csv"      # the paired re-runs, and their third seed where one was run
@@ -225,12 +225,10 @@ def _values(src: tuple) -> dict:
     files, group, panel, rnd, model = src
     out: dict = {}
     for name in files:
-        with open(FIG / name) as f:     # `# ` lines first: how the file was made (experiments/per_seed_csv.py)
-            lines = [line for line in f if not line.startswith("#")]
-        rows = [r for r in csv.DictReader(lines) if r["group"] == group and r["panel"] == panel
-                and (model is None or r.get("model") == model)]
-        last = rnd or max((r["round"] for r in rows), key=int, default=None)
-        got = {int(r["seed"]): float(r["acc_mean"]) for r in rows if r["round"] == last}
+        rows = [r for r in verdict_csv.read(FIG / name) if r["group"] == group and r["panel"] == panel
+                and (model is None or r["model"] == model)]
+        last = rnd or max((r["round"] for r in rows), default=None)
+        got = {r["seed"]: r["acc_mean"] for r in rows if r["round"] == int(last or 0)}
         if set(got) & set(out):         # a later file's seed would silently replace an earlier file's
             raise ValueError(f"verdicts: seed {min(set(got) & set(out))} of {group!r} / {panel!r} is in two of {files}")
         out.update(got)
@@ -307,5 +305,10 @@ def summary(rs=None) -> str:
 
 
 if __name__ == "__main__":
-    print(table())
-    print(summary())
+    import sys
+    try:
+        rs = rows()
+    except ValueError as e:         # an edited CSV: one line naming the file, not a traceback
+        sys.exit(f"error: {e}")
+    print(table(rs))
+    print(summary(rs))
