@@ -59,7 +59,7 @@ def _json(path: Path):
     text = _text(path)      # its own line for a missing or unreadable file, not "not valid JSON ... corrupt"
     try:
         return json.loads(text)
-    except ValueError as e:
+    except (ValueError, RecursionError) as e:     # RecursionError: `[[[...]]]` nested thousands deep
         raise ConfigError(f"{path} is not valid JSON ({str(e)[:80]}); it is corrupt or truncated") from None
 
 
