@@ -79,7 +79,7 @@ def _matches(value, text: str) -> bool:
 
 def _finished(d: Path, cfg: dict, rows: list, role: str) -> None:
     from tallysim.results.table import run_status
-    status = run_status(d, cfg, rows)
+    status = run_status(d, cfg, rows) if cfg else f"it has no {metrics.CONFIG}, so its round count is unknown"
     if status != "done":
         done = rows[-1].get("round") if rows else 0
         raise ConfigError(f"{role} {d} is not finished ({status}: round {done} of {cfg.get('rounds')}); "
@@ -249,7 +249,7 @@ def compare_by(dirs, by: str, metric: str = "auto", at: str = "final") -> Compar
 
     def skip(d, label, e):
         raise ConfigError(f"{d}: {e}")
-    runs = metrics.read_runs(dirs, skip)
+    runs = [r for r in metrics.read_runs(dirs, skip) if r[2] or skip(r[0], r[1], f"no {metrics.CONFIG} to pair by")]
     flat = [flatten(cfg) for _, _, cfg, _ in runs]
     held = sorted({json.dumps(f[field]) for f in flat if field in f})
     if not held:
