@@ -1,0 +1,312 @@
+"""Hostile inputs, round 24 (hostile24): `tallysim compare` (A B, and --by FIELD=VA,VB over a sweep) on hand-edited
+run folders, `python -m tallysim.results.verdicts` on edited per-seed CSVs, experiments/per_seed_csv.py's
+arguments and runs, hand-edited sweep.json records under table/pareto/plot, an empty --out, TALLYSIM_DATA.
+About 350 inputs were tried; those that misbehaved are here, each test naming what the input did before its
+fix. Nothing compiles: the runs are written by hand. Milliseconds each.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import runpy
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import one_line
+
+from tallysim import cli
+from tallysim.config import ConfigError
+from tallysim.results import compare as cmp
+from tallysim.results import metrics, sweep_gaps, verdict_csv
+from tallysim.results import verdicts as V
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _run(d: Path, proto: str = "tally", acc=None, *, cfg=None, key: str = "acc_mean", config: bool = True) -> Path:
+    """A finished run folder: config.json and metrics.jsonl with rows 1..2; `acc` {seed: [round 1, round 2]}
+    (several seeds: the mean row with `seeds` and `per_seed`, as seed_mean.aggregate writes it)."""
+    acc = acc or {0: [0.5, 0.8], 1: [0.6, 0.82], 2: [0.9, 0.84]}
+    d.mkdir(parents=True)
+    seeds = sorted(acc)
+    if config:
+        (d / "config.json").write_text(json.dumps({"protocol": {"name": proto}, "rounds": 2, "seed": seeds[0],
+                                                   "seeds": len(seeds), "peers": 4, **(cfg or {})}))
+    rows = []
+    for r in (1, 2):
+        vals = [acc[s][r - 1] for s in seeds]
+        good = [v for v in vals if isinstance(v, float) and math.isfinite(v)]
+        row = {"round": r, "bits_per_peer": 1024 * r, key: sum(good) / len(good), "acc_global": None}
+        if len(seeds) > 1:
+            row.update({"seeds": seeds, "per_seed": {key: vals, "bits_per_peer": [1024 * r] * len(seeds)}})
+        rows.append(json.dumps(row))
+    (d / "metrics.jsonl").write_text("\n".join(rows) + "\n")
+    return d
+
+
+def _edit_last(d: Path, **fields) -> Path:
+    rows = [json.loads(line) for line in (d / "metrics.jsonl").read_text().splitlines()]
+    rows[-1].update(fields)
+    (d / "metrics.jsonl").write_text("\n".join(map(json.dumps, rows)) + "\n")
+    return d
+
+
+# ----------------------------------------------------------------------------- 1. compare on edited rows
+
+@pytest.mark.parametrize("fields, said", [
+    ({"seeds": ["0", "1", "2"]}, r"seeds=\['0', '1', '2'\] is not a list of distinct integers"),
+    ({"seeds": [None, 1, 2]}, r"seeds=\[None, 1, 2\] is not a list of distinct integers"),
+    ({"seeds": [[0], [1], [2]]}, r"is not a list of distinct integers"),
+    ({"seeds": {"0": 1}}, r"is not a list of distinct integers"),
+    ({"seeds": 3}, r"seeds=3 is not a list of distinct integers"),
+    ({"per_seed": [0.7, 0.71, 0.75]}, r"per_seed is not an object of per-seed lists"),
+    ({"per_seed": "x"}, r"per_seed is not an object of per-seed lists"),
+    ({"per_seed": {"acc_mean": [0.7, 0.71]}}, r"per_seed\['acc_mean'\] is not a list of 3 values, one per seed"),
+    ({"per_seed": {"acc_mean": [0.7, "0.71", 0.75]}}, r"per_seed\['acc_mean'\] is not a list of 3 values"),
+], ids=["str", "null", "nested", "dict", "int", "per_list", "per_str", "per_short", "per_str_value"])
+def test_a_rows_seeds_or_per_seed_edited_by_hand_is_refused_naming_the_line(tmp_path, capsys, fields, said):
+    # a TypeError's traceback from compare (sorted() of "0" against 0, dict(zip()) of [[0]], len() of 3,
+    # .get of a list); a list one short, or a value "0.71", was "no seed has a finite value ... (diverged)"
+    a, b = _run(tmp_path / "a"), _edit_last(_run(tmp_path / "b", "local"), **fields)
+    line = one_line(capsys, ["compare", str(a), str(b)])
+    assert "b/metrics.jsonl line 2" in line
+    with pytest.raises(ConfigError, match=said):
+        metrics.read_rows(b)
+
+
+def test_a_seed_listed_twice_in_a_row_is_refused_not_paired_with_another_seeds_value(tmp_path, capsys):
+    # seeds [0, 0, 2]: zip paired seed 0 with seed 1's value (0.71) and printed "A above B" over 2 seeds
+    a = _run(tmp_path / "a")
+    b = _edit_last(_run(tmp_path / "b", "local", {0: [0.4, 0.7], 1: [0.5, 0.71], 2: [0.6, 0.75]}), seeds=[0, 0, 2])
+    assert "seeds=[0, 0, 2] is not a list of distinct integers" in one_line(capsys, ["compare", str(a), str(b)])
+
+
+@pytest.mark.parametrize("seed", ["0", None, True, 0.5])
+def test_a_config_seed_that_is_no_integer_is_refused_naming_config_json(tmp_path, capsys, seed):
+    # "0" and null: TypeError from sorted(); True and 0.5 were "none in common" with seed 0
+    a = _run(tmp_path / "a", acc={0: [0.5, 0.6]})
+    b = _run(tmp_path / "b", "local", {0: [0.4, 0.5]}, cfg={"seed": seed})
+    line = one_line(capsys, ["compare", str(a), str(b)])
+    assert f"b/config.json: seed={seed!r} must be an integer" in line
+
+
+def test_a_run_without_config_json_is_named_not_left_out_in_silence(tmp_path, capsys):
+    # --by: a run folder with no config.json was not in any side and named in no note; A B said "is not
+    # finished (unknown: round 2 of None)", of a run every round of which had run
+    sweep = tmp_path / "sw"
+    for lr in (0.1, 0.01):
+        _run(sweep / f"tally_{lr}", "tally", cfg={"lr": lr})
+        _run(sweep / f"local_{lr}", "local", cfg={"lr": lr}, config=lr == 0.1)
+    line = one_line(capsys, ["compare", str(sweep), "--by", "protocol.name=tally,local"])
+    assert "local_0.01: no config.json to pair by" in line
+    line = one_line(capsys, ["compare", str(sweep / "tally_0.01"), str(sweep / "local_0.01")])
+    assert "it has no config.json, so its round count is unknown" in line
+
+
+# ----------------------------------------------------------------------------- 2. verdicts on edited CSVs
+
+MLP = "fig2_small_mlp_paired_seeds.csv"
+LINE = "tally,alpha=0.1,0,10,0.459633"
+
+
+@pytest.fixture
+def figs(tmp_path, monkeypatch):
+    """docs/figures' MLP control files copied where verdicts.FIG points: edit them freely."""
+    for name in (MLP, "fig2_small_mlp_seeds2to4.csv"):
+        shutil.copy(V.FIG / name, tmp_path / name)
+    monkeypatch.setattr(V, "FIG", tmp_path)
+    return tmp_path
+
+
+SRC = ((MLP, "fig2_small_mlp_seeds2to4.csv"), "tally", "alpha=0.1", None, None)
+
+
+@pytest.mark.parametrize("new, said", [
+    ("tally,alpha=0.1,0,10,nan", r"line 2: acc_mean=nan is not an accuracy"),
+    ("tally,alpha=0.1,0,10,45.9633", r"line 2: acc_mean=45.9633 is not an accuracy"),
+    ("tally,alpha=0.1,0,10,-0.4", r"line 2: acc_mean=-0.4 is not an accuracy"),
+    ("tally,alpha=0.1,0,10,", r"line 2: acc_mean='' is not a number"),
+    ("tally,alpha=0.1,0.0,10,0.459633", r"line 2: seed='0.0' is not an integer"),
+    ("tally,alpha=0.1,0,ten,0.459633", r"line 2: round='ten' is not an integer"),
+    ("tally,alpha=0.1,0", r"line 2: 3 cells where the header names 5"),
+    (LINE + "\n" + "tally,alpha=0.1,0,10,0.9", r"line 3: seed 0 of 'tally' / 'alpha=0.1' at round 10 again \(line 2"),
+], ids=["nan", "percent", "negative", "empty", "float_seed", "word_round", "short", "repeated"])
+def test_an_edited_verdict_csv_row_is_refused_naming_file_and_line(figs, new, said):
+    # nan, 45.96 and -0.4 went into the interval ("+nan [+nan, +nan]", a percent's +9.18); a repeated
+    # seed replaced the first (verdict #1 turned "level within noise"); the rest were tracebacks (int(''))
+    p = figs / MLP
+    p.write_text(p.read_text().replace(LINE, new))
+    with pytest.raises(ValueError, match=rf"{MLP} {said}"):
+        V._values(SRC)
+
+
+@pytest.mark.parametrize("text, said", [
+    ("", "its header '' is not per_seed_csv.py's"),
+    ("# made by hand\n", "its header '' is not per_seed_csv.py's"),
+    ("group,panel,seed,round,acc_mean\n", "holds no rows under its header"),
+    (None, "its header 'panel,group,seed,round,acc_mean' is not per_seed_csv.py's"),
+], ids=["empty", "comments", "header_only", "swapped"])
+def test_an_emptied_or_reheaded_verdict_csv_is_refused_not_dropped(figs, text, said):
+    # the paired file emptied (or its first columns swapped) left verdict #1 on the other file's 3 seeds,
+    # "+0.0881, 3 / 0", where it had 5, in silence
+    p = figs / MLP
+    p.write_text(p.read_text().replace("group,panel,", "panel,group,") if text is None else text)
+    with pytest.raises(ValueError, match=said):
+        V._values(SRC)
+
+
+def test_a_missing_verdict_csv_and_round_010_and_the_committed_files(figs):
+    (figs / MLP).unlink()           # FileNotFoundError's traceback
+    with pytest.raises(ValueError, match=rf"cannot read {figs / MLP} \(No such file"):
+        V._values(SRC)
+    # round `010` is round 10: it was compared as text, seed 0 dropped, and "seeds differ" blamed the seeds
+    shutil.copy(ROOT / "docs" / "figures" / MLP, figs / MLP)
+    want = V._values(SRC)
+    p = figs / MLP
+    p.write_text(p.read_text().replace(LINE, "tally,alpha=0.1,0,010,0.459633"))
+    assert V._values(SRC) == want and len(want) == 5
+
+
+@pytest.mark.filterwarnings("ignore:'tallysim.results.verdicts' found in sys.modules:RuntimeWarning")
+def test_python_m_verdicts_prints_one_line_for_an_edited_csv(monkeypatch, capsys):
+    def bad(path):
+        raise ValueError(f"verdicts: {path} line 2: acc_mean=nan is not an accuracy")
+    monkeypatch.setattr(verdict_csv, "read", bad)
+    with pytest.raises(SystemExit) as e:
+        runpy.run_module("tallysim.results.verdicts", run_name="__main__")
+    assert str(e.value.code).startswith("error: verdicts: ") and "acc_mean=nan" in str(e.value.code)
+    assert capsys.readouterr().out == ""
+
+
+# ----------------------------------------------------------------------------- 3. experiments/per_seed_csv.py
+
+def _figure(tmp_path, acc=None, group="tally", config=True) -> Path:
+    fig = tmp_path / "fig"
+    run = _run(fig / group / "partition.alpha=0.1", group, acc, config=config)
+    (run / metrics.DONE).write_text("{}")
+    return fig
+
+
+def _per_seed(capsys, argv) -> tuple:
+    from experiments import per_seed_csv
+    code = per_seed_csv.main(argv)
+    got = capsys.readouterr()
+    return code, got.out, got.err.strip().splitlines()
+
+
+@pytest.mark.parametrize("make, args, said", [
+    (None, [], "nope does not exist"),
+    ("fig", ["--seeds", "a"], "--seeds 'a': allowed comma-separated integers"),
+    ("fig", ["--seeds", "1,"], "--seeds '1,': allowed comma-separated integers"),
+    ("fig", ["--seeds", "9"], "1 finished run(s) hold none of --seeds 9"),
+    ("fig", ["--panel", "partition.alpha"], "--panel 'partition.alpha': allowed FIELD=NAME"),
+    ("fig", ["--panel", ""], "--panel '': allowed FIELD=NAME"),
+    ("fig", ["--header", "made\nby hand"], "--header holds a line break"),
+    ("nan", [], "seed 0 has no finite acc_mean in its last row"),
+    ("null", [], "seed 0 has no finite acc_mean in its last row"),
+    ("empty", [], "finished (done.json) with no row in its metrics.jsonl"),
+    ("global", [], "seed 0 has no finite acc_mean in its last row"),
+], ids=["missing", "seeds_word", "seeds_comma", "seeds_none", "panel_no_name", "panel_empty", "header_break",
+        "nan", "null", "empty_rows", "no_acc_mean"])
+def test_per_seed_csv_refuses_in_one_line_before_writing_anything(tmp_path, capsys, make, args, said):
+    # tracebacks (FileNotFoundError, int('a'), TypeError of None's format, IndexError, ConfigError) after the
+    # header was on stdout (the CSV it is redirected to); a --header line break put a row "by hand" into the
+    # CSV; --panel partition.alpha wrote panels `partition.alpha=0.1` (verdicts look up alpha=0.1); a nan went
+    # into the file; --seeds 9 said "no finished run folder"
+    fig = {"fig": lambda: _figure(tmp_path), "nan": lambda: _figure(tmp_path, {0: [0.5, float("nan")], 1: [0.5, 0.6]}),
+           "null": lambda: _figure(tmp_path, {0: [0.5, None], 1: [0.5, 0.6]}), None: lambda: tmp_path / "nope",
+           "empty": lambda: _figure(tmp_path), "global": lambda: _figure(tmp_path)}[make]()
+    run = fig / "tally" / "partition.alpha=0.1"
+    if make == "empty":
+        (run / "metrics.jsonl").write_text("")
+    if make == "global":
+        (run / "metrics.jsonl").write_text(json.dumps({"round": 1, "bits_per_peer": 1, "acc_global": 0.5}) + "\n")
+    code, out, err = _per_seed(capsys, [str(fig), *args])
+    assert (code, out) == (2, "") and len(err) == 1 and err[0].startswith("per_seed_csv.py: error: "), (code, out, err)
+    assert said in err[0]
+
+
+def test_per_seed_csv_writes_a_one_seed_run_and_a_group_with_a_comma(tmp_path, capsys):
+    # a one-seed run (its row names no seeds) was KeyError: 'seeds'; a group `ta,lly` split into two columns
+    fig = _figure(tmp_path, {3: [0.5, 0.625]}, group="ta,lly")
+    code, out, err = _per_seed(capsys, [str(fig), "--header", "by hand"])
+    assert code == 0 and out.startswith("# by hand\n")
+    rows = list(csv.DictReader(io.StringIO(out.split("\n", 1)[1])))
+    assert rows == [{"group": "ta,lly", "panel": "alpha=0.1", "seed": "3", "round": "2", "acc_mean": "0.625000"}]
+
+
+# ----------------------------------------------------------------------------- 4. sweep.json edited by hand
+
+def _sweep(tmp_path, records) -> Path:
+    sw = tmp_path / "sw"
+    _run(sw / "lr=0.1", cfg={"lr": 0.1})
+    _run(sw / "lr=0.01", cfg={"lr": 0.01})
+    (sw / "sweep.json").write_text(records if isinstance(records, str) else json.dumps({"runs": records}))
+    return sw
+
+
+@pytest.mark.parametrize("status", [["not_run"], {"a": 1}])
+def test_an_unhashable_status_in_sweep_json_is_no_traceback(tmp_path, capsys, status):
+    # TypeError: unhashable type (WHY.get) from table, pareto and plot of a run
+    sw = _sweep(tmp_path, [{"name": "lr=0.1", "status": "done"}, {"name": "lr=1", "status": status}])
+    assert cli.main(["table", str(sw)]) == 0
+    assert "1 of 2 runs its sweep.json lists have no rows" in capsys.readouterr().err
+    assert sweep_gaps.notes([sw], "plot", parents=True) == sweep_gaps.notes([sw / "lr=0.1"], "plot", parents=True)
+
+
+@pytest.mark.parametrize("name", ["/etc", "../sw", "", ".", "a/b", "x" * 5000])
+def test_a_listed_name_that_is_no_run_folder_is_not_called_a_run_not_run_yet(tmp_path, capsys, name):
+    # '/etc', '../sw', '' were "not run yet, left out by a `figure --only/--panel` selection: /etc"; a
+    # name past the file system's length refused the whole table ("File name too long")
+    sw = _sweep(tmp_path, [{"name": "lr=0.1", "status": "done"}, {"name": name, "status": "not_run"}])
+    assert cli.main(["table", str(sw)]) == 0
+    assert "sweep.json lists" not in capsys.readouterr().err
+
+
+def test_a_name_listed_twice_counts_once_and_a_deep_sweep_json_is_corrupt_not_a_recursion(tmp_path, capsys):
+    sw = _sweep(tmp_path, [{"name": "lr=1", "status": "not_run"}] * 2)
+    note, = sweep_gaps.notes([sw], "table")
+    assert "1 of 1 runs" in note and "lr=1, lr=1" not in note      # "2 of 2 runs ...: lr=1, lr=1"
+    deep = _sweep(tmp_path / "d", '{"runs": ' + "[" * 5000 + "]" * 5000 + "}")
+    assert sweep_gaps.notes([deep], "table") == []
+    with pytest.raises(ConfigError, match=r"sweep.json is not valid JSON"):      # RecursionError's traceback
+        metrics.read_sweep(deep)
+    assert cli.main(["table", str(deep)]) == 0           # its runs tabled, in their folders' order
+    assert "| lr=0.01 |" in capsys.readouterr().out
+
+
+# ----------------------------------------------------------------------------- 5. --out '' and TALLYSIM_DATA
+
+@pytest.mark.parametrize("command", ["compare", "table", "pareto", "plot"])
+@pytest.mark.parametrize("out", ["", " "])
+def test_an_empty_out_is_refused_as_empty(tmp_path, capsys, monkeypatch, command, out):
+    # '' said "--out  is a directory" (Path('') is '.'); table and compare --out ' ' wrote a file named ' '
+    monkeypatch.chdir(tmp_path)
+    a, b = _run(tmp_path / "a"), _run(tmp_path / "b", "local")
+    runs = [str(a), str(b)] if command == "compare" else [str(a)]
+    line = one_line(capsys, [command, *runs, "--out", out])
+    assert f"--out {out!r} is an empty path" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]
+
+
+def test_a_tallysim_data_past_the_name_length_is_refused_naming_the_variable(monkeypatch):
+    from tallysim.data import cache
+    from tallysim.data.base import DataError
+    monkeypatch.setenv("TALLYSIM_DATA", str(Path("/tmp") / ("b" * 300) / "c"))
+    # OSError: [Errno 36] File name too long: '/tmp/bbb...', naming no variable
+    with pytest.raises(DataError, match=r"TALLYSIM_DATA=/tmp/b{75}\.\.\. cannot be a directory here \(File name too long"):
+        cache.cache_dir()
+
+
+def test_compare_by_values_read_as_the_command_line_writes_them(tmp_path):
+    # not misbehaving (tried): 1e-1 and .1 match 0.1, the field's values are listed for an unknown one
+    sw = tmp_path / "sw"
+    for lr in (0.1, 0.01):
+        _run(sw / f"t{lr}", cfg={"lr": lr})
+        _run(sw / f"l{lr}", "local", cfg={"lr": lr})
+    assert [p["pair"] for p in cmp.compare(sw, by="lr=1e-1,.01")] == ["protocol.name=local", "protocol.name=tally"]
+    with pytest.raises(ConfigError, match=r"no run has lr=0.5; the runs' values: 0.01, 0.1"):
+        cmp.compare(sw, by="lr=0.5,0.1")
