@@ -310,3 +310,24 @@ def test_compare_by_values_read_as_the_command_line_writes_them(tmp_path):
     assert [p["pair"] for p in cmp.compare(sw, by="lr=1e-1,.01")] == ["protocol.name=local", "protocol.name=tally"]
     with pytest.raises(ConfigError, match=r"no run has lr=0.5; the runs' values: 0.01, 0.1"):
         cmp.compare(sw, by="lr=0.5,0.1")
+
+
+# ----------------------------------------------------------------------------- 6. tallysim.compare's arguments
+
+def test_compare_from_python_refuses_an_unknown_fmt_and_an_out_that_is_no_path(tmp_path):
+    a, b = _run(tmp_path / "a"), _run(tmp_path / "b", "local")
+    with pytest.raises(ConfigError, match=r"compare\(fmt='html'\) is not known; allowed: markdown, csv"):
+        cmp.compare(a, b, fmt="html")           # taken in silence without an out
+    for out in (5, b"x.md"):                    # TypeError from inside pathlib
+        with pytest.raises(ConfigError, match=r"compare\(out=.*\): expected a file path"):
+            cmp.compare(a, b, out=out)
+
+
+def test_a_column_the_mean_rows_do_not_split_by_seed_is_named_not_called_diverged(tmp_path, capsys):
+    # wall_s (the slowest seed's, no per-seed list): every seed was None, "no seed has a finite value in both
+    # A and B", the words of diverged seeds
+    a, b = _run(tmp_path / "a"), _run(tmp_path / "b", "local")
+    for d in (a, b):
+        _edit_last(d, wall_s=12.5)
+    line = one_line(capsys, ["compare", str(a), str(b), "--metric", "wall_s"])
+    assert "'wall_s' has one value per row for all its seeds" in line and "(acc_mean, bits_per_peer)" in line

@@ -155,14 +155,25 @@ def _check_metric(metric: str, runs: list) -> None:
     table.refuse_absent(metric, [rows for *_, rows in runs], cols, command="compare runs by")
 
 
-def _side(runs: list, key_of, at: str, role: str) -> tuple[dict, set, Optional[float]]:
-    """({seed: value}, metric keys, bits per peer) of one side of a pair, its runs' seeds pooled."""
-    values, keys, bits = {}, set(), set()
+def _has(runs: list, key_of, role: str) -> None:
     for d, cfg, rows in runs:
         key = key_of(rows)
         if all(r.get(key) is None for r in rows) and not any(key in (r.get("per_seed") or {}) for r in rows):
             raise ConfigError(f"{role} {d}: no value of {key!r} in any row of its {metrics.METRICS}; allowed: "
                               f"--metric naming a column it has ({first_few(metrics.columns(rows), 8)})")
+
+
+def _side(runs: list, key_of, at: str, role: str) -> tuple[dict, set, Optional[float]]:
+    """({seed: value}, metric keys, bits per peer) of one side of a pair, its runs' seeds pooled."""
+    values, keys, bits = {}, set(), set()
+    for d, cfg, rows in runs:
+        key = key_of(rows)
+        split = {k for r in rows for k in (r.get("per_seed") or {})}
+        if len(rows[-1].get("seeds") or [0]) > 1 and key not in split:
+            # wall_s (the slowest seed's): every seed read as None, "no finite value, e.g. diverged"
+            raise ConfigError(f"{role} {d}: {key!r} has one value per row for all its seeds (its mean rows keep "
+                              f"no per-seed list of it), so no seed can be paired; allowed: --metric naming a "
+                              f"per-seed column ({first_few(sorted(split), 8)})")
         keys.add(key)
         for s, v in seed_values(cfg, rows, key, at).items():
             if s in values:
@@ -175,6 +186,8 @@ def _side(runs: list, key_of, at: str, role: str) -> tuple[dict, set, Optional[f
 
 def pair(a_runs: list, b_runs: list, metric: str, at: str, label: str, notes: list) -> dict:
     """One pair: each side's runs [(dir, cfg, rows)], their common seeds' values and statistics."""
+    for runs, role in ((a_runs, "A"), (b_runs, "B")):     # a column absent before one not split by seed
+        _has(runs, lambda rows: metric_key(rows, metric), role)
     a_vals, a_keys, a_bits = _side(a_runs, lambda rows: metric_key(rows, metric), at, "A")
     b_vals, b_keys, b_bits = _side(b_runs, lambda rows: metric_key(rows, metric), at, "B")
     where = f"{label}: " if label else ""
@@ -329,7 +342,12 @@ def compare(a, b=None, *, by: Optional[str] = None, metric: str = "auto", at: st
     under `a` (a directory or a list of them, e.g. a sweep's --out) with FIELD=VA against their partners
     with FIELD=VB. Returns a Comparison (a list of pair dicts, `.notes`, `.text()`); `out`: also write
     the text there (markdown, or CSV for a .csv name or `fmt="csv"`)."""
-    from tallysim.results import table
+    from tallysim.fields import is_path
+    from tallysim.results import compare_text, table
+    if out is not None and not is_path(out):    # out=5: a TypeError from inside pathlib
+        raise ConfigError(f"compare(out={out!r:.40}): expected a file path (str or pathlib.Path), or None")
+    if fmt is not None and fmt not in compare_text.FORMATS:     # fmt="html" without an out: taken, in silence
+        raise ConfigError(f"compare(fmt={fmt!r:.40}) is not known; allowed: {', '.join(compare_text.FORMATS)}")
     fmt = table.check_out(None if out is None else Path(out).expanduser(), fmt)
     if by is None:
         if b is None:
@@ -343,51 +361,3 @@ def compare(a, b=None, *, by: Optional[str] = None, metric: str = "auto", at: st
     if out is not None:
         table.write(Path(out).expanduser(), result.text(fmt))
     return result
-
-
-def add_parser(sub) -> None:
-    """The `compare` subcommand on the CLI's subparsers (kept here, so cli_parser.py adds one line)."""
-    c = sub.add_parser("compare", help="paired-seed comparison of two runs (or a sweep's pairs, --by): per-seed "
-                       "differences, mean, standard error, 95%% t-interval, sign test, verdict",
-                       description=__doc__.split("\n\n")[0])
-    c.add_argument("runs", nargs="+", metavar="DIR", help="A and B, two run directories; with --by, the directories "
-                   "holding the runs (e.g. a sweep's --out)")
-    c.add_argument("--by", metavar="FIELD=VALUE_A,VALUE_B", help="pair each run whose FIELD is VALUE_A with the run "
-                   "that differs from it only in FIELD, where it is VALUE_B (e.g. protocol.name=tally,local)")
-    c.add_argument("--metric", default="auto", help="the column compared (default: the headline accuracy, "
-                   "acc_global if present else acc_mean)")
-    c.add_argument("--at", default="final", choices=AT, help="final (the last evaluation, default) or best "
-                   "(each seed's best over its evaluations)")
-    c.add_argument("--format", default=None, choices=("markdown", "csv"),
-                   help="markdown (default) or csv (the default with an --out ending in .csv)")
-    c.add_argument("--out", help="write the comparison into this file instead of stdout")
-    c.set_defaults(fn=main)
-
-
-def main(args) -> int:
-    import sys
-    from tallysim.results import table
-    if args.out == "-":
-        raise ConfigError("--out - would write a file named '-'; allowed: no --out (stdout), or a file name")
-    if args.by is None and len(args.runs) == 1 and (Path(args.runs[0]) / metrics.SWEEP).is_file():
-        raise ConfigError(f"compare {args.runs[0]}: a sweep directory alone; allowed: --by FIELD=VALUE_A,VALUE_B "
-                          "(pairs its runs that differ only in FIELD), or two run directories A B")
-    if args.by is None and len(args.runs) != 2:
-        raise ConfigError(f"compare: {len(args.runs)} director{'y' if len(args.runs) == 1 else 'ies'} given; allowed: "
-                          "two run directories A B, or directories holding runs with --by FIELD=VALUE_A,VALUE_B")
-    fmt = table.check_out(args.out, args.format)
-    if args.by is None:
-        result = compare_dirs(*args.runs, metric=args.metric, at=args.at)
-    else:
-        parse_by(args.by)           # its syntax before any directory is read
-        result = compare_by(args.runs, args.by, args.metric, args.at)
-    text = result.text(fmt)
-    if fmt == "csv":
-        for note in result.notes:   # the markdown holds them; a CSV has no place for them
-            print(f"compare: {note}", file=sys.stderr)
-    if args.out:
-        table.write(Path(args.out), text)
-        print(args.out)
-    else:
-        sys.stdout.write(text)
-    return 0
