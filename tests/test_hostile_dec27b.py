@@ -331,3 +331,12 @@ def test_a_column_the_mean_rows_do_not_split_by_seed_is_named_not_called_diverge
         _edit_last(d, wall_s=12.5)
     line = one_line(capsys, ["compare", str(a), str(b), "--metric", "wall_s"])
     assert "'wall_s' has one value per row for all its seeds" in line and "(acc_mean, bits_per_peer)" in line
+
+
+@pytest.mark.parametrize("value", [" ", "\t"])
+def test_a_blank_tallysim_data_is_refused_not_a_folder_named_blank(monkeypatch, value):
+    from tallysim.data import cache
+    from tallysim.data.base import DataError
+    monkeypatch.setenv("TALLYSIM_DATA", value)
+    with pytest.raises(DataError, match=r"TALLYSIM_DATA=.* is blank"):      # was Path(' '): a folder ' ' here
+        cache.cache_dir()

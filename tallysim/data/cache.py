@@ -22,6 +22,9 @@ DEBIAN_FASHION_MNIST = pathlib.Path("/usr/share/datasets/fashion-mnist")
 
 def cache_dir() -> pathlib.Path:
     env = os.environ.get("TALLYSIM_DATA")
+    if env and not env.strip():     # TALLYSIM_DATA=" ": datasets prepared into a folder named " " here
+        raise DataError(f"TALLYSIM_DATA={env!r} is blank; allowed: the directory that holds (or will hold) the "
+                        "prepared datasets, or unset for ~/.cache/tallysim")
     # A file there, or above it (TALLYSIM_DATA=/etc/passwd/x): nothing was read from it or cached in it, and the
     # run went on from Debian's files (or asked to prepare) as if TALLYSIM_DATA were unset, in silence.
     where = pathlib.Path(os.path.expanduser(env)) if env else None
