@@ -340,3 +340,15 @@ def test_a_blank_tallysim_data_is_refused_not_a_folder_named_blank(monkeypatch, 
     monkeypatch.setenv("TALLYSIM_DATA", value)
     with pytest.raises(DataError, match=r"TALLYSIM_DATA=.* is blank"):      # was Path(' '): a folder ' ' here
         cache.cache_dir()
+
+
+def test_a_sweep_over_a_sweep_json_nested_thousands_deep_refuses_it_as_damaged(tmp_path, capsys, no_compile):
+    # RecursionError's traceback from atomic.is_sweep_index (outdir.check_sweep_dir), before the plan was said
+    from conftest import TINY
+    out = tmp_path / "sw"
+    out.mkdir()
+    (out / "sweep.json").write_text('{"runs": ' + "[" * 5000 + "]" * 5000 + "}")
+    line = one_line(capsys, ["sweep", "--dry-run", "--out", str(out), *TINY, "optim.lr=0.1,0.2"])
+    assert "its sweep.json is not a sweep index (damaged, or not tallysim's)" in line
+    from tallysim import sweep_resume
+    sweep_resume.refuse_smoke_mix(out, [("optim.lr=0.1", None)], True, "done.json")   # says nothing: no traceback
