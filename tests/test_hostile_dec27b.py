@@ -352,3 +352,14 @@ def test_a_sweep_over_a_sweep_json_nested_thousands_deep_refuses_it_as_damaged(t
     assert "its sweep.json is not a sweep index (damaged, or not tallysim's)" in line
     from tallysim import sweep_resume
     sweep_resume.refuse_smoke_mix(out, [("optim.lr=0.1", None)], True, "done.json")   # says nothing: no traceback
+
+
+def test_a_copy_of_a_run_beside_it_is_named_with_the_run_it_repeats(tmp_path, capsys):
+    # `cp -r sw/l0.1 sw/l0.1.bak`: "seed 0 is in two runs of one setting (sw/l0.1.bak and another)"
+    sw = tmp_path / "sw"
+    for lr in (0.1, 0.01):
+        _run(sw / f"t{lr}", cfg={"lr": lr})
+        _run(sw / f"l{lr}", "local", cfg={"lr": lr})
+    shutil.copytree(sw / "l0.1", sw / "l0.1.bak")
+    line = one_line(capsys, ["compare", str(sw), "--by", "protocol.name=tally,local"])
+    assert f"seed 0 is in two runs of one setting ({sw / 'l0.1'} and {sw / 'l0.1.bak'})" in line

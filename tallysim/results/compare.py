@@ -165,7 +165,7 @@ def _has(runs: list, key_of, role: str) -> None:
 
 def _side(runs: list, key_of, at: str, role: str) -> tuple[dict, set, Optional[float]]:
     """({seed: value}, metric keys, bits per peer) of one side of a pair, its runs' seeds pooled."""
-    values, keys, bits = {}, set(), set()
+    values, keys, bits, came = {}, set(), set(), {}
     for d, cfg, rows in runs:
         key = key_of(rows)
         split = {k for r in rows for k in (r.get("per_seed") or {})}
@@ -176,10 +176,10 @@ def _side(runs: list, key_of, at: str, role: str) -> tuple[dict, set, Optional[f
                               f"per-seed column ({first_few(sorted(split), 8)})")
         keys.add(key)
         for s, v in seed_values(cfg, rows, key, at).items():
-            if s in values:
-                raise ConfigError(f"{role}: seed {s} is in two runs of one setting ({d} and another); allowed: "
-                                  "runs whose seeds do not overlap")
-            values[s] = v
+            if s in values:     # both named: a copy (`cp -r run run.bak`) said only "and another"
+                raise ConfigError(f"{role}: seed {s} is in two runs of one setting ({came[s]} and {d}); allowed: "
+                                  "runs whose seeds do not overlap (move a copy out of the directories given)")
+            values[s], came[s] = v, d
         bits.add(rows[-1].get("bits_per_peer"))
     return values, keys, (bits.pop() if len(bits) == 1 else None)
 
