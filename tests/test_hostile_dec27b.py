@@ -363,3 +363,18 @@ def test_a_copy_of_a_run_beside_it_is_named_with_the_run_it_repeats(tmp_path, ca
     shutil.copytree(sw / "l0.1", sw / "l0.1.bak")
     line = one_line(capsys, ["compare", str(sw), "--by", "protocol.name=tally,local"])
     assert f"seed 0 is in two runs of one setting ({sw / 'l0.1'} and {sw / 'l0.1.bak'})" in line
+
+
+@pytest.mark.parametrize("folder", ["started", "empty"])
+def test_plot_of_a_sweeps_runs_mid_sweep_names_a_run_not_evaluated_yet(tmp_path, capsys, folder):
+    # `plot sw/*` while the sweep runs: "sw/lr=0.2 has no metrics.jsonl; pass directories written by
+    # `tallysim run --out`", of a folder tallysim wrote (its config.json) or made for a run to come
+    sw = _sweep(tmp_path, [{"name": "lr=0.1", "status": "done"}, {"name": "lr=0.2", "status": "running"}])
+    (sw / "lr=0.2").mkdir()
+    if folder == "started":
+        (sw / "lr=0.2" / "config.json").write_text(json.dumps({"protocol": {"name": "tally"}, "rounds": 2}))
+    for argv in (["plot", str(sw / "lr=0.1"), str(sw / "lr=0.2"), "--out", str(tmp_path / "p.png")],
+                 ["compare", str(sw / "lr=0.1"), str(sw / "lr=0.2")]):
+        line = one_line(capsys, argv)
+        assert "lr=0.2 has no metrics.jsonl yet: a run not evaluated yet" in line, line
+        assert "written by `tallysim run --out`" not in line

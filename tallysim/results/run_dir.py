@@ -112,6 +112,12 @@ def metrics_path(run_dir) -> Path:
                               "`tallysim run --out` (a sweep's runs: DIR/*/)")
         if not Path(os.path.expanduser(run_dir)).exists():     # was "has no metrics.jsonl", as if a folder were there
             raise ConfigError(f"{Path(run_dir)} does not exist; pass directories written by `tallysim run --out`")
+        if (Path(run_dir) / CONFIG).is_file() or (Path(run_dir).parent / SWEEP).is_file():
+            # a run started (its config.json) or a sweep's run not run yet (`plot sw/*` mid-sweep): "pass
+            # directories written by `tallysim run --out`" said it was none of tallysim's
+            raise ConfigError(f"{Path(run_dir)} has no {METRICS} yet: a run not evaluated yet (not started, "
+                              "compiling, or stopped before its first evaluation); allowed: runs that have written "
+                              "rows (leave it out, or read it once it has)")
         raise ConfigError(f"{Path(run_dir)} has no {METRICS}; pass directories written by `tallysim run --out`")
     return path
 
