@@ -378,3 +378,11 @@ def test_plot_of_a_sweeps_runs_mid_sweep_names_a_run_not_evaluated_yet(tmp_path,
         line = one_line(capsys, argv)
         assert "lr=0.2 has no metrics.jsonl yet: a run not evaluated yet" in line, line
         assert "written by `tallysim run --out`" not in line
+
+
+def test_a_verdict_csv_saved_by_a_windows_editor_reads_the_same(figs):
+    # a byte-order mark before `group` was KeyError: 'group', a traceback
+    want = V._values(SRC)
+    p = figs / MLP
+    p.write_bytes(b"\xef\xbb\xbf" + p.read_bytes().replace(b"\n", b"\r\n"))
+    assert V._values(SRC) == want

@@ -26,13 +26,13 @@ def _int(text: str, what: str, where: str) -> int:
 def read(path: Path) -> list[dict]:
     """The rows of `path`: {group, panel, model (or None), seed: int, round: int, acc_mean: float}."""
     try:
-        with open(path, encoding="utf-8", newline="") as f:
+        with open(path, encoding="utf-8-sig", newline="") as f:     # past a Windows editor's byte-order mark
             numbered = [(i, line) for i, line in enumerate(f, 1) if not line.lstrip().startswith("#")]
     except (OSError, UnicodeDecodeError) as e:
         raise ValueError(f"verdicts: cannot read {path} ({getattr(e, 'strerror', None) or e})") from None
     reader = csv.DictReader([line for _, line in numbered])
     head = reader.fieldnames or []
-    if [c.lstrip("\ufeff") for c in head[:2]] != ["group", "panel"] or not set(NEEDED) <= set(head):
+    if head[:2] != ["group", "panel"] or not set(NEEDED) <= set(head):
         raise ValueError(f"verdicts: {path}: its header {','.join(head)!r:.80} is not per_seed_csv.py's "
                          f"(it starts group,panel and holds {','.join(NEEDED)})")
     out, seen = [], {}
