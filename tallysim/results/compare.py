@@ -5,11 +5,15 @@ two values and their difference, then the mean difference, its standard error, a
 the seeds each way, an exact sign test and a verdict: "A above B" where the interval lies above 0, "A below
 B" where it lies below 0, else "level within noise" (one seed: no interval, level).
 
+Over several pairs (--by) the intervals and sign tests are family-wise: Bonferroni's interval and Holm's p,
+so that all the verdicts hold together at 95% (--per-pair: each pair's own 95%).
+
 A and B are two finished run directories, or (`--by FIELD=VA,VB`) directories holding runs (a sweep's
 --out): each run whose FIELD is VA is paired with the run that differs from it only in FIELD (its seed
 aside: runs of one setting at other seeds are pooled, so a `seed=0,1,2` axis pairs as `seeds=3` does).
 Everything is checked from the runs' config.json and metrics.jsonl (no JAX, no data set) before a number
-is printed. A run is read by compare_read.py, a pair's numbers are compare_pairs.py's (statistics:
+is printed. A and B may instead be committed per-seed CSVs, `FILE.csv:COLUMN=VALUE:...` (compare_csv.py).
+A run is read by compare_read.py, a pair's numbers are compare_pairs.py's (statistics:
 paired_stats.py), --by's pairing is compare_by.py's, the text (markdown or CSV) compare_text.py's.
 """
 from __future__ import annotations
@@ -20,6 +24,7 @@ from typing import Optional
 from tallysim.config import ConfigError
 from tallysim.results import metrics
 from tallysim.results.compare_by import compare_by, parse_by
+from tallysim.results.compare_csv import compare_csv, compare_csv_by, is_spec
 from tallysim.results.compare_pairs import Comparison, differ, pair
 from tallysim.results.compare_read import AT, check_at, check_metric, read_run
 
@@ -39,25 +44,49 @@ def compare_dirs(a, b, metric: str = "auto", at: str = "final") -> Comparison:
 
 
 def compare(a, b=None, *, by: Optional[str] = None, metric: str = "auto", at: str = "final",
-            fmt: Optional[str] = None, out=None) -> Comparison:
+            fmt: Optional[str] = None, out=None, per_pair: bool = False) -> Comparison:
     """Paired-seed comparison of run `a` against run `b`, or (`by="FIELD=VA,VB"`, `b` None) of the runs
     under `a` (a directory or a list of them, e.g. a sweep's --out) with FIELD=VA against their partners
-    with FIELD=VB. Returns a Comparison (a list of pair dicts, `.notes`, `.text()`); `out`: also write
-    the text there (markdown, or CSV for a .csv name or `fmt="csv"`)."""
+    with FIELD=VB; `a` and `b` may be per-seed CSV sides instead, "FILE.csv:COLUMN=VALUE:..." (with `by`,
+    `a` alone: "FILE.csv[:...]", its rows paired across COLUMN). Over several pairs the intervals are
+    family-wise (Bonferroni, Holm) unless `per_pair`. Returns a Comparison (a list of pair dicts, `.notes`,
+    `.family`, `.text()`); `out`: also write the text there (markdown, or CSV for a .csv name or `fmt="csv"`)."""
     from tallysim.results import table
+    if not isinstance(per_pair, bool):
+        raise ConfigError(f"compare(per_pair={per_pair!r:.40}): expected True or False")
     fmt = table.check_out(None if out is None else Path(out).expanduser(), fmt)
     if by is None:
         if b is None:
-            raise ConfigError("compare(a, b): two run directories, or one directory (or list) with "
-                              "by='FIELD=VALUE_A,VALUE_B'")
-        result = compare_dirs(a, b, metric, at)
+            raise ConfigError("compare(a, b): two run directories (or per-seed CSV sides, FILE.csv:COLUMN=VALUE), "
+                              "or one directory (or list) with by='FIELD=VALUE_A,VALUE_B'")
+        result = _two(a, b, metric, at)
     else:
         if b is not None:
             a = [*metrics.directories(a), *metrics.directories(b)]
-        result = compare_by(a, by, metric, at)
+        result = _by(a, by, metric, at, per_pair)
     if out is not None:
         table.write(Path(out).expanduser(), result.text(fmt))
     return result
+
+
+def _two(a, b, metric: str, at: str) -> Comparison:
+    check_at(at)
+    if is_spec(a) or is_spec(b):
+        return compare_csv(str(a), str(b), metric, at)
+    return compare_dirs(a, b, metric, at)
+
+
+def _by(where, by: str, metric: str, at: str, per_pair: bool) -> Comparison:
+    field, va, vb = parse_by(by)
+    check_at(at)
+    places = where if isinstance(where, (list, tuple)) else [where]
+    csvs = [w for w in places if is_spec(w)]
+    if not csvs:
+        return compare_by(where, by, metric, at, per_pair)
+    if len(places) != 1:
+        raise ConfigError(f"compare --by with a per-seed CSV ({csvs[0]}): one CSV only; allowed: one FILE.csv[:COLUMN="
+                          "VALUE...], or directories holding runs")
+    return compare_csv_by(str(csvs[0]), field, va, vb, metric, at, per_pair)
 
 
 def add_parser(sub) -> None:
@@ -65,14 +94,18 @@ def add_parser(sub) -> None:
     c = sub.add_parser("compare", help="paired-seed comparison of two runs (or a sweep's pairs, --by): per-seed "
                        "differences, mean, standard error, 95%% t-interval, sign test, verdict",
                        description=__doc__.split("\n\n")[0])
-    c.add_argument("runs", nargs="+", metavar="DIR", help="A and B, two run directories; with --by, the directories "
-                   "holding the runs (e.g. a sweep's --out)")
+    c.add_argument("runs", nargs="+", metavar="DIR", help="A and B, two run directories, or two per-seed CSV sides "
+                   "FILE.csv:COLUMN=VALUE[:COLUMN=VALUE...] (the rows of FILE where COLUMN holds VALUE); with --by, "
+                   "the directories holding the runs (e.g. a sweep's --out), or one FILE.csv[:COLUMN=VALUE...]")
     c.add_argument("--by", metavar="FIELD=VALUE_A,VALUE_B", help="pair each run whose FIELD is VALUE_A with the run "
                    "that differs from it only in FIELD, where it is VALUE_B (e.g. protocol.name=tally,local)")
     c.add_argument("--metric", default="auto", help="the column compared (default: the headline accuracy, "
                    "acc_global if present else acc_mean)")
     c.add_argument("--at", default="final", choices=AT, help="final (the last evaluation, default) or best "
                    "(each seed's best over its evaluations)")
+    c.add_argument("--per-pair", action="store_true", help="over several pairs (--by), each pair's own 95%% "
+                   "interval and sign test p (default: family-wise, Bonferroni's interval and Holm's p, so the "
+                   "verdicts hold together at 95%%)")
     c.add_argument("--format", default=None, choices=("markdown", "csv"),
                    help="markdown (default) or csv (the default with an --out ending in .csv)")
     c.add_argument("--out", help="write the comparison into this file instead of stdout")
@@ -84,6 +117,9 @@ def main(args) -> int:
     from tallysim.results import table
     if args.out == "-":
         raise ConfigError("--out - would write a file named '-'; allowed: no --out (stdout), or a file name")
+    if args.by is None and len(args.runs) == 1 and is_spec(args.runs[0]):
+        raise ConfigError(f"compare {args.runs[0]}: one per-seed CSV side; allowed: two sides A B (FILE.csv:COLUMN="
+                          "VALUE each), or one FILE.csv with --by COLUMN=VALUE_A,VALUE_B")
     if args.by is None and len(args.runs) == 1 and (Path(args.runs[0]) / metrics.SWEEP).is_file():
         raise ConfigError(f"compare {args.runs[0]}: a sweep directory alone; allowed: --by FIELD=VALUE_A,VALUE_B "
                           "(pairs its runs that differ only in FIELD), or two run directories A B")
@@ -92,10 +128,10 @@ def main(args) -> int:
                           "two run directories A B, or directories holding runs with --by FIELD=VALUE_A,VALUE_B")
     fmt = table.check_out(args.out, args.format)
     if args.by is None:
-        result = compare_dirs(*args.runs, metric=args.metric, at=args.at)
+        result = _two(*args.runs, metric=args.metric, at=args.at)
     else:
         parse_by(args.by)           # its syntax before any directory is read
-        result = compare_by(args.runs, args.by, args.metric, args.at)
+        result = _by(args.runs, args.by, args.metric, args.at, args.per_pair)
     text = result.text(fmt)
     if fmt == "csv":
         for note in result.notes:   # the markdown holds them; a CSV has no place for them

@@ -40,9 +40,10 @@ def _matches(value, text: str) -> bool:
     return str(value) == text or (value is None and text in ("null", "none"))
 
 
-def compare_by(dirs, by: str, metric: str = "auto", at: str = "final") -> Comparison:
+def compare_by(dirs, by: str, metric: str = "auto", at: str = "final", per_pair: bool = False) -> Comparison:
     """The runs under `dirs` whose `FIELD` is VALUE_A against those where it is VALUE_B (`by`), each paired
-    with the run that differs from it only in FIELD (and its seed; a field a run does not read matches any)."""
+    with the run that differs from it only in FIELD (and its seed; a field a run does not read matches any);
+    over several pairs the intervals are family-wise unless `per_pair` (compare_pairs.family)."""
     field, va, vb = parse_by(by)
     check_at(at)
 
@@ -105,7 +106,7 @@ def compare_by(dirs, by: str, metric: str = "auto", at: str = "final") -> Compar
     if not pairs:
         raise ConfigError(f"--by {field}={va},{vb}: no run with {field}={va} has a partner with {field}={vb} that "
                           f"differs from it only in {field} (the runs differ in {', '.join(ident) or 'nothing else'})")
-    return Comparison(pairs, notes, f"{field}={va}", f"{field}={vb}")
+    return Comparison(pairs, notes, f"{field}={va}", f"{field}={vb}", per_pair)
 
 
 def _partners(ka: tuple, groups: dict, free: dict) -> list:
