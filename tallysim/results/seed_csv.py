@@ -42,9 +42,9 @@ def select(path, cols: list, rows: list, where: dict) -> list:
         kept = [r for r in rows if r[col] == want]
         if not kept:
             held = sorted({r[col] for r in rows}, key=str)
-            raise ConfigError(f"{path}: no row has {col}={want}{did_you_mean(want, held)}"
+            raise ConfigError(f"{path}: no row has {col}={want}"
                               + (f" (with {_text(where, until=col)})" if list(where)[0] != col else "")
-                              + f"; {col}'s values there: {first_few(held, 12)}")
+                              + f"{did_you_mean(want, held)}; {col}'s values there: {first_few(held, 12)}")
         rows = kept
     return rows
 
