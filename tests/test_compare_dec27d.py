@@ -274,3 +274,35 @@ def test_cli_csv_sides_and_one_side_refused(tmp_path, capsys):
     assert "| 5 | -0.0190 |" in capsys.readouterr().out
     assert cli.main(["compare", f"{f}:group=tally"]) != 0
     assert "one per-seed CSV side; allowed: two sides A B" in capsys.readouterr().err
+
+
+# ---- the docs ----------------------------------------------------------------------------------------------
+
+def test_docs_state_the_adjustment_and_the_family_count():
+    cli_md = (ROOT / "docs" / "cli.md").read_text()
+    q = ps.t_quantile(ps.quantile(20), 2)
+    assert f"over 20 pairs with\n  3 seeds {q:.1f} standard errors each side instead of 4.3" in cli_md
+    assert "--per-pair" in cli_md and "FILE.csv:COLUMN=VALUE" in cli_md
+    page = " ".join((ROOT / "docs" / "verdicts.md").read_text().split())
+    assert verdicts.family() in page          # the one-family count, recomputed
+    assert "15 of the 63 directions" in verdicts.family()
+
+
+def test_the_compare_commands_the_docs_show_run(capsys):
+    """verdicts.md and cli.md show two compare commands on the committed CSVs: they run and say what the
+    pages say (row #102's numbers; Fig. 2's six pairs hold family-wise)."""
+    import shlex
+    import re
+    text = (ROOT / "docs" / "verdicts.md").read_text()
+    cmds = re.findall(r"`(tallysim compare docs/figures/[^`]+)`", " ".join(text.split()))
+    assert len(cmds) == 2
+    for cmd in cmds:
+        args = shlex.split(cmd)[1:]
+        assert cli.main([str(ROOT / a) if a.startswith("docs/") else a for a in args]) == 0
+        out = capsys.readouterr().out
+        if "--by" in args:
+            assert out.count("| A below B |") == 6 and "family-wise 95% over 6 pairs" in out
+        else:
+            r = verdicts.rows()[101]
+            assert r["setting"] == "Fig. 2 (MLP, 20 peers), alpha 0.1"
+            assert f"| {r['n']} | {r['mean']:+.4f} | {r['se']:.4f} | [{r['ci_low']:+.4f}, {r['ci_high']:+.4f}] |" in out

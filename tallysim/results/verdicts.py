@@ -257,7 +257,8 @@ def rows() -> list:
         else:
             status = ("holds" if got == said else "flips sign" if {got, said} == {"above", "below"}
                       else "level within noise" if got == "level" else f"{got}, not level")
-        out.append(dict(s, setting=setting, a=a, b=b, said=said, words=words, status=status, seeds=seeds))
+        out.append(dict(s, setting=setting, a=a, b=b, said=said, words=words, status=status, seeds=seeds,
+                        diffs=[va[k] - vb[k] for k in seeds]))
     return out
 
 
@@ -309,6 +310,21 @@ def summary(rs=None) -> str:
             f"{c['not recomputable']} more {'is' if c['not recomputable'] == 1 else 'are'} not recomputable from committed files.")
 
 
+def family(rs=None) -> str:
+    """The rows read as one family (compare's family-wise rule over all of them: Bonferroni's interval, Holm's
+    sign test): how many directions the per-row interval gives survive (docs/verdicts.md, pinned by a test)."""
+    rs = rows() if rs is None else rs
+    m = len(rs)
+    fw = [ps.summarize(r["diffs"], pairs=m, sign_p=q) for r, q in zip(rs, ps.holm([r["sign_p"] for r in rs]))]
+    own = [r["verdict"] != ps.LEVEL_WORD for r in rs]
+    kept = sum(o and f["verdict"] == r["verdict"] for o, f, r in zip(own, fw, rs))
+    q = {n: ps.t_quantile(ps.quantile(m), n - 1) for n in (3, 5)}
+    return (f"Read as one family of {m} (each interval Bonferroni's, the t quantile at 1 - 0.05/(2 x {m}): "
+            f"{q[3]:.1f} standard errors each side with 3 seeds, {q[5]:.1f} with 5, against 4.3 and 2.8), {kept} of the "
+            f"{sum(own)} directions the per-row intervals give keep theirs and {sum(own) - kept} become level within noise.")
+
+
 if __name__ == "__main__":
     print(table())
     print(summary())
+    print(family())
