@@ -140,7 +140,8 @@ def test_family_wise_over_twenty_pairs_and_per_pair(tmp_path):
     own = cmp.compare(str(f), by="group=tally,local", per_pair=True)
     assert own.family == 1 and own[0]["verdict"] == "A above B" and own[0]["sign_p"] == 0.25
     assert (own[0]["ci_low"], own[0]["ci_high"]) == (p0["ci_low_per_pair"], p0["ci_high_per_pair"])
-    assert "family-wise" not in own.text() and "ci_low_per_pair" not in own[0]
+    assert "family-wise 95%" not in own.text() and "ci_low_per_pair" not in own[0]
+    assert "per-pair 95% over 20 pairs (--per-pair): each interval and sign test is its pair's own" in own.text()
 
 
 def test_cli_per_pair_flag_and_csv_family_column(tmp_path, capsys):
@@ -242,11 +243,14 @@ def test_csv_refusals(tmp_path):
         cmp.compare(f"{tmp_path / 'none.csv'}:group=a", f"{f}:group=tally")
     with pytest.raises(ConfigError, match="is not a per-seed CSV side and the other is"):
         cmp.compare(f"{f}:group=tally:panel=alpha=0.1", tmp_path)
-    with pytest.raises(ConfigError, match=r"no column 'acc_global' to compare; allowed: --metric naming one of its "
-                                          r"columns \(acc_mean\)"):
+    with pytest.raises(ConfigError, match=r"no column 'acc_global' of numbers to compare; allowed: --metric naming one "
+                                          r"of its columns that holds numbers \(acc_mean\)"):
         cmp.compare(f"{f}:group=tally:panel=alpha=0.1", f"{f}:group=tally:panel=alpha=1", metric="acc_global")
     with pytest.raises(ConfigError, match="--by grp: .* has no column 'grp'"):
         cmp.compare(str(f), by="grp=tally,local")
+    bad = _csv(tmp_path / "bad_seeds.csv", [("tally", "a", "s0", 1, 0.5), ("local", "a", "s0", 1, 0.4)])
+    with pytest.raises(ConfigError, match="a row's seed is 's0', not a whole number"):
+        cmp.compare(f"{bad}:group=tally", f"{bad}:group=local")
     two = _csv(tmp_path / "apart_seeds.csv", [("tally", "a", 0, 1, 0.5), ("local", "b", 0, 1, 0.4)])
     with pytest.raises(ConfigError, match="no setting of panel .* has rows with both values"):
         cmp.compare(str(two), by="group=tally,local")

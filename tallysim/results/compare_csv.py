@@ -49,8 +49,8 @@ def _column(path, cols: list, rows: list, metric: str) -> str:
     values = [c for c in cols if c not in (seed_csv.SEED, seed_csv.ROUND)
               and any(seed_csv.number(r[c]) is not None for r in rows)]
     if metric not in values:
-        raise ConfigError(f"{path}: no column {metric!r} to compare; allowed: --metric naming one of its columns "
-                          f"({first_few(values, 10)})")
+        raise ConfigError(f"{path}: no column {metric!r} of numbers to compare; allowed: --metric naming one of its "
+                          f"columns that holds numbers ({first_few(values, 10) or 'none'})")
     return metric
 
 

@@ -37,10 +37,14 @@ def _what(c) -> str:
     return f"metric: {metric} {at}"
 
 
-def _family(m: int) -> list:
-    """The header line of m > 1 pairs read together (compare_pairs.family)."""
-    if m == 1:
+def _family(m: int, n: int) -> list:
+    """The header line of n > 1 pairs: read together (m = n, compare_pairs.family), or each alone (--per-pair)."""
+    if n == 1:
         return []
+    if m == 1:
+        return [f"per-pair 95% over {n} pairs (--per-pair): each interval and sign test is its pair's own, not "
+                f"adjusted for the {n}: with no real difference anywhere about one pair in 20 claims a direction by "
+                "chance (without --per-pair: family-wise)"]
     return [f"family-wise 95% over {m} pairs: each interval is Bonferroni's (the t quantile at 1 - 0.05/(2 x {m}) "
             f"= {paired_stats.quantile(m):.6g}, not 0.975) and each sign-test p Holm's, so that with no real "
             f"difference in any pair the chance of any \"above\" or \"below\" among the {m} is at most 5% (each "
@@ -52,7 +56,7 @@ def markdown(c) -> str:
     named = any(p["pair"] for p in c)
     head = ["pair"] if named else []
     m = getattr(c, "family", 1)
-    lines = [f"A: {c.a_name}", f"B: {c.b_name}", _what(c), paired_stats.RULE, *_family(m), "",
+    lines = [f"A: {c.a_name}", f"B: {c.b_name}", _what(c), paired_stats.RULE, *_family(m, len(c)), "",
              "| " + " | ".join(head + ["seed", "A", "B", "A - B"]) + " |", "|" + "---|" * (len(head) + 4)]
     for p in c:
         for s, a, b, d in zip(p["seeds"], p["a_values"], p["b_values"], p["diffs"]):

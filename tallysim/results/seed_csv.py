@@ -67,8 +67,17 @@ def number(text) -> Optional[float]:
     return v if math.isfinite(v) else None
 
 
+def _whole(r: dict, col: str) -> int:
+    """A seed or round cell as an integer, refused in one line where it is not a whole number."""
+    v = number(r[col])
+    if v is None or v != int(v):
+        raise ConfigError(f"a row's {col} is {r[col]!r}, not a whole number; allowed: a per-seed CSV whose `{col}` "
+                          "column holds integers (0, 1, 2, ...)")
+    return int(v)
+
+
 def round_of(r: dict) -> int:
-    return int(float(r[ROUND]))
+    return _whole(r, ROUND)
 
 
 def seed_values(path, rows: list, column: str, at: str = "final", rnd=None, lower_better: bool = False,
@@ -84,7 +93,7 @@ def seed_values(path, rows: list, column: str, at: str = "final", rnd=None, lowe
         rows = [r for r in rows if round_of(r) == rounds[-1]]
     by_seed: dict = {}
     for r in rows:
-        by_seed.setdefault((int(float(r[SEED])), round_of(r) if rounds else None), []).append(r)
+        by_seed.setdefault((_whole(r, SEED), round_of(r) if rounds else None), []).append(r)
     for (seed, _), rs in sorted(by_seed.items()):
         if len(rs) > 1:
             apart = [c for c in rs[0] if c not in (SEED, ROUND) and len({x[c] for x in rs}) > 1
