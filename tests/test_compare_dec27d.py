@@ -246,6 +246,8 @@ def test_csv_refusals(tmp_path):
     with pytest.raises(ConfigError, match=r"no column 'acc_global' of numbers to compare; allowed: --metric naming one "
                                           r"of its columns that holds numbers \(acc_mean\)"):
         cmp.compare(f"{f}:group=tally:panel=alpha=0.1", f"{f}:group=tally:panel=alpha=1", metric="acc_global")
+    with pytest.raises(ConfigError, match="--by group: .*:group=tally already selects group=tally; allowed"):
+        cmp.compare(f"{f}:group=tally", by="group=tally,local")
     with pytest.raises(ConfigError, match="--by grp: .* has no column 'grp'"):
         cmp.compare(str(f), by="grp=tally,local")
     bad = _csv(tmp_path / "bad_seeds.csv", [("tally", "a", "s0", 1, 0.5), ("local", "a", "s0", 1, 0.4)])

@@ -91,14 +91,16 @@ def _by(where, by: str, metric: str, at: str, per_pair: bool) -> Comparison:
 
 def add_parser(sub) -> None:
     """The `compare` subcommand on the CLI's subparsers (kept here, so cli_parser.py adds one line)."""
-    c = sub.add_parser("compare", help="paired-seed comparison of two runs (or a sweep's pairs, --by): per-seed "
-                       "differences, mean, standard error, 95%% t-interval, sign test, verdict",
+    c = sub.add_parser("compare", help="paired-seed comparison of two runs (or a sweep's pairs, --by, family-wise; "
+                       "or a per-seed CSV's rows, FILE.csv:COLUMN=VALUE): per-seed differences, mean, standard error, "
+                       "95%% t-interval, sign test, verdict",
                        description=__doc__.split("\n\n")[0])
     c.add_argument("runs", nargs="+", metavar="DIR", help="A and B, two run directories, or two per-seed CSV sides "
                    "FILE.csv:COLUMN=VALUE[:COLUMN=VALUE...] (the rows of FILE where COLUMN holds VALUE); with --by, "
                    "the directories holding the runs (e.g. a sweep's --out), or one FILE.csv[:COLUMN=VALUE...]")
     c.add_argument("--by", metavar="FIELD=VALUE_A,VALUE_B", help="pair each run whose FIELD is VALUE_A with the run "
-                   "that differs from it only in FIELD, where it is VALUE_B (e.g. protocol.name=tally,local)")
+                   "that differs from it only in FIELD, where it is VALUE_B (e.g. protocol.name=tally,local); on a "
+                   "per-seed CSV a column, its rows paired where the other text columns agree (e.g. group=tally,local)")
     c.add_argument("--metric", default="auto", help="the column compared (default: the headline accuracy, "
                    "acc_global if present else acc_mean)")
     c.add_argument("--at", default="final", choices=AT, help="final (the last evaluation, default) or best "

@@ -95,6 +95,9 @@ def compare_csv_by(text: str, field: str, va: str, vb: str, metric: str = "auto"
     path, where = parse_spec(text)
     cols, rows = seed_csv.read(path)
     rows = seed_csv.select(path, cols, rows, where)
+    if field in where:
+        raise ConfigError(f"--by {field}: {text} already selects {field}={where[field]}; allowed: selections of the "
+                          f"other columns, with --by {field}=VALUE_A,VALUE_B naming both of its values")
     if field not in cols:
         raise ConfigError(f"--by {field}: {path} has no column {field!r}; its columns: {', '.join(cols)}")
     key = _column(path, cols, rows, metric)

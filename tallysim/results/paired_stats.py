@@ -1,7 +1,9 @@
 """The statistics of a paired-seed comparison (`tallysim compare`): per-seed differences A - B, their mean,
 standard error, a 95% Student-t interval (n - 1 degrees of freedom), the count of seeds each way, an exact
-two-sided sign test, and the verdict word with its rule. Pure Python (math only): no scipy, which tallysim
-does not depend on; tests/test_compare_dec26e.py checks every number against scipy.stats.
+two-sided sign test, and the verdict word with its rule; over several pairs read together, Bonferroni's
+quantile and Holm's adjusted p (quantile, holm). Pure Python (math only): no scipy, which tallysim does not
+depend on; tests/test_compare_dec26e.py checks every number against scipy.stats, test_compare_dec27d.py the
+adjustments against a numpy derivation.
 
 Why a t-interval and not the docs' count of seeds: with 3 seeds "above in 3 of 3" happens 1 time in 4 with
 no real difference (the sign test's p = 0.25), so the count alone cannot separate a gain from noise.
