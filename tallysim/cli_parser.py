@@ -180,9 +180,9 @@ def add_table_command(sub) -> None:
 
 
 def add_compare_command(sub) -> None:
-    """`compare`: its parser lives beside its code (results/compare_cli.py)."""
-    from tallysim.results import compare_cli
-    compare_cli.add_parser(sub)
+    """`compare`: its parser lives beside its code (results/compare.py)."""
+    from tallysim.results import compare
+    compare.add_parser(sub)
 
 
 def add_prepare_command(sub) -> None:

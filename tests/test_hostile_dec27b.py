@@ -20,7 +20,7 @@ from conftest import one_line
 from tallysim import cli
 from tallysim.config import ConfigError
 from tallysim.results import compare as cmp
-from tallysim.results import metrics, sweep_gaps, verdict_csv
+from tallysim.results import metrics, sweep_gaps
 from tallysim.results import verdicts as V
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -125,59 +125,56 @@ SRC = ((MLP, "fig2_small_mlp_seeds2to4.csv"), "tally", "alpha=0.1", None, None)
 
 
 @pytest.mark.parametrize("new, said", [
-    ("tally,alpha=0.1,0,10,nan", r"line 2: acc_mean=nan is not an accuracy"),
-    ("tally,alpha=0.1,0,10,45.9633", r"line 2: acc_mean=45.9633 is not an accuracy"),
-    ("tally,alpha=0.1,0,10,-0.4", r"line 2: acc_mean=-0.4 is not an accuracy"),
-    ("tally,alpha=0.1,0,10,", r"line 2: acc_mean='' is not a number"),
-    ("tally,alpha=0.1,0.0,10,0.459633", r"line 2: seed='0.0' is not an integer"),
-    ("tally,alpha=0.1,0,ten,0.459633", r"line 2: round='ten' is not an integer"),
-    ("tally,alpha=0.1,0", r"line 2: 3 cells where the header names 5"),
-    (LINE + "\n" + "tally,alpha=0.1,0,10,0.9", r"line 3: seed 0 of 'tally' / 'alpha=0.1' at round 10 again \(line 2"),
-], ids=["nan", "percent", "negative", "empty", "float_seed", "word_round", "short", "repeated"])
-def test_an_edited_verdict_csv_row_is_refused_naming_file_and_line(figs, new, said):
-    # nan, 45.96 and -0.4 went into the interval ("+nan [+nan, +nan]", a percent's +9.18); a repeated
-    # seed replaced the first (verdict #1 turned "level within noise"); the rest were tracebacks (int(''))
+    ("tally,alpha=0.1,0,10,nan", r": tally / alpha=0.1, seed 0: acc_mean='nan' is not an accuracy"),
+    ("tally,alpha=0.1,0,10,45.9633", r": tally / alpha=0.1, seed 0: acc_mean='45.9633' is not an accuracy"),
+    ("tally,alpha=0.1,0,10,-0.4", r": tally / alpha=0.1, seed 0: acc_mean='-0.4' is not an accuracy"),
+    ("tally,alpha=0.1,0,10,", r": tally / alpha=0.1, seed 0: acc_mean='' is not an accuracy"),
+    ("tally,alpha=0.1,,10,0.459633", r": a row's seed is '', not a whole number"),
+    ("tally,alpha=0.1,0,ten,0.459633", r": a row's round is 'ten', not a whole number"),
+], ids=["nan", "percent", "negative", "empty", "empty_seed", "word_round"])
+def test_an_edited_verdict_csv_row_is_refused_naming_the_file(figs, new, said):
+    # nan and a blank were a TypeError from the difference (None - float); 45.96 (a percent) and -0.4 went
+    # into the interval; an empty seed or round cell said "a row's seed is ''", naming no file
     p = figs / MLP
     p.write_text(p.read_text().replace(LINE, new))
-    with pytest.raises(ValueError, match=rf"{MLP} {said}"):
+    with pytest.raises((ValueError, ConfigError), match=rf"{MLP}{said}"):
         V._values(SRC)
 
 
 @pytest.mark.parametrize("text, said", [
-    ("", "its header '' is not per_seed_csv.py's"),
-    ("# made by hand\n", "its header '' is not per_seed_csv.py's"),
     ("group,panel,seed,round,acc_mean\n", "holds no rows under its header"),
     (None, "its header 'panel,group,seed,round,acc_mean' is not per_seed_csv.py's"),
-], ids=["empty", "comments", "header_only", "swapped"])
+    ("renamed", "its header 'group,panel,seed,round,acc' is not per_seed_csv.py's"),
+], ids=["header_only", "swapped", "renamed"])
 def test_an_emptied_or_reheaded_verdict_csv_is_refused_not_dropped(figs, text, said):
-    # the paired file emptied (or its first columns swapped) left verdict #1 on the other file's 3 seeds,
-    # "+0.0881, 3 / 0", where it had 5, in silence
+    # the paired file emptied to its header (or its first columns swapped) matched no group and was skipped
+    # as a file "beside the paired one" that need not hold every group: verdict #1 went on the other file's
+    # 3 seeds, "+0.0881, 3 / 0", where it had 5, in silence; acc_mean renamed was KeyError: 'acc_mean'
     p = figs / MLP
-    p.write_text(p.read_text().replace("group,panel,", "panel,group,") if text is None else text)
+    old = p.read_text()
+    p.write_text(old.replace("group,panel,", "panel,group,") if text is None else
+                 old.replace(",acc_mean\n", ",acc\n", 1) if text == "renamed" else text)
     with pytest.raises(ValueError, match=said):
         V._values(SRC)
 
 
-def test_a_missing_verdict_csv_and_round_010_and_the_committed_files(figs):
-    (figs / MLP).unlink()           # FileNotFoundError's traceback
-    with pytest.raises(ValueError, match=rf"cannot read {figs / MLP} \(No such file"):
+def test_a_verdict_csv_that_is_no_utf8_is_one_line(figs):
+    p = figs / MLP                  # UnicodeDecodeError's traceback
+    p.write_bytes(p.read_bytes() + b"tally,\xff,0,10,0.5\n")
+    with pytest.raises(ConfigError, match=rf"{MLP} is not UTF-8 text"):
         V._values(SRC)
-    # round `010` is round 10: it was compared as text, seed 0 dropped, and "seeds differ" blamed the seeds
-    shutil.copy(ROOT / "docs" / "figures" / MLP, figs / MLP)
-    want = V._values(SRC)
-    p = figs / MLP
-    p.write_text(p.read_text().replace(LINE, "tally,alpha=0.1,0,010,0.459633"))
-    assert V._values(SRC) == want and len(want) == 5
 
 
 @pytest.mark.filterwarnings("ignore:'tallysim.results.verdicts' found in sys.modules:RuntimeWarning")
 def test_python_m_verdicts_prints_one_line_for_an_edited_csv(monkeypatch, capsys):
+    from tallysim.results import seed_csv
+
     def bad(path):
-        raise ValueError(f"verdicts: {path} line 2: acc_mean=nan is not an accuracy")
-    monkeypatch.setattr(verdict_csv, "read", bad)
+        raise ConfigError(f"{path}: a row's seed is '', not a whole number")
+    monkeypatch.setattr(seed_csv, "read", bad)      # a ConfigError's (or ValueError's) traceback
     with pytest.raises(SystemExit) as e:
         runpy.run_module("tallysim.results.verdicts", run_name="__main__")
-    assert str(e.value.code).startswith("error: verdicts: ") and "acc_mean=nan" in str(e.value.code)
+    assert str(e.value.code).startswith("error: ") and "not a whole number" in str(e.value.code)
     assert capsys.readouterr().out == ""
 
 

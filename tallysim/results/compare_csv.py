@@ -1,0 +1,133 @@
+"""`tallysim compare` on committed per-seed CSVs (compare.py): a side is `FILE.csv:COLUMN=VALUE:...`, the
+rows of FILE whose COLUMN holds VALUE (`docs/figures/fig2_seeds5.csv:group=tally:panel=alpha=0.1`; a value
+may hold `=`, selectors are split at `:`), one row per seed at its last round; or `FILE.csv[:...] --by
+COLUMN=VA,VB` pairs the rows where COLUMN is VA with those where it is VB and every other setting column
+(a column with text in it: group, panel, model) agrees, one pair per setting. Read by seed_csv.py, the
+reader verdicts.py uses, so compare recomputes docs/verdicts.md's rows from the same files.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from tallysim.config import ConfigError
+from tallysim.fields import first_few
+from tallysim.results import headline, seed_csv
+from tallysim.results.compare_pairs import Comparison, paired
+
+SPEC = re.compile(r"(?s)(.*?\.csv)(?::(.*))?", re.IGNORECASE)
+
+
+def is_spec(text) -> bool:
+    """A per-seed CSV side (FILE.csv, or FILE.csv:COLUMN=VALUE...), not a run directory."""
+    m = SPEC.fullmatch(str(text))
+    return bool(m) and not Path(str(text)).expanduser().is_dir()
+
+
+def parse_spec(text: str) -> tuple[str, dict]:
+    """`FILE.csv:COL=VALUE:COL=VALUE` -> (FILE.csv, {COL: VALUE}), refused unless each selector is COL=VALUE."""
+    m = SPEC.fullmatch(str(text))
+    path, rest = m.group(1), m.group(2)
+    where: dict = {}
+    for part in ([] if rest is None else rest.split(":")):
+        col, eq, value = part.partition("=")
+        if not eq or not col.strip():
+            raise ConfigError(f"compare {text}: selector {part!r} is not COLUMN=VALUE; allowed: FILE.csv:COLUMN=VALUE"
+                              "[:COLUMN=VALUE...] (e.g. docs/figures/fig2_seeds5.csv:group=tally:panel=alpha=0.1)")
+        if col.strip() in where:
+            raise ConfigError(f"compare {text}: column {col.strip()!r} selected twice; allowed: one value per column")
+        where[col.strip()] = value
+    return path, where
+
+
+def _column(path, cols: list, rows: list, metric: str) -> str:
+    """The column compared: `auto` acc_global where the file has it, else acc_mean; else `metric`."""
+    if not isinstance(metric, str):
+        raise ConfigError(f"compare(metric={metric!r:.40}): expected a column name (str), or 'auto'")
+    if metric == "auto":
+        metric = "acc_global" if "acc_global" in cols else "acc_mean"
+    values = [c for c in cols if c not in (seed_csv.SEED, seed_csv.ROUND)
+              and any(seed_csv.number(r[c]) is not None for r in rows)]
+    if metric not in values:
+        raise ConfigError(f"{path}: no column {metric!r} of numbers to compare; allowed: --metric naming one of its "
+                          f"columns that holds numbers ({first_few(values, 10) or 'none'})")
+    return metric
+
+
+def _side(text: str, metric: str, at: str) -> tuple:
+    """({seed: value}, column, round read, bits per peer or None) of one FILE.csv:COL=VALUE side."""
+    path, where = parse_spec(text)
+    cols, rows = seed_csv.read(path)
+    rows = seed_csv.select(path, cols, rows, where)
+    key = _column(path, cols, rows, metric)
+    vals, rnd = seed_csv.seed_values(path, rows, key, at, lower_better=headline.lower_is_better(key), where=where)
+    bits = {r.get("bits_per_peer") for r in rows if rnd is None or seed_csv.round_of(r) == rnd} - {None, ""}
+    return vals, key, rnd, (bits.pop() if len(bits) == 1 else None)
+
+
+def compare_csv(a: str, b: str, metric: str = "auto", at: str = "final") -> Comparison:
+    """Side `a` (FILE.csv:COL=VALUE...) against side `b`, seed by seed."""
+    for role, text in (("A", a), ("B", b)):
+        if not is_spec(text):
+            raise ConfigError(f"compare: {role} {text} is not a per-seed CSV side and the other is; allowed: two run "
+                              "directories, or two per-seed CSV sides (FILE.csv:COLUMN=VALUE...)")
+    (va, ka, ra, ba), (vb, kb, rb, bb) = _side(a, metric, at), _side(b, metric, at)
+    notes: list = []
+    p = paired(va, vb, "", notes, "rows of the same seeds")
+    if ra != rb and at == "final":
+        notes.append(f"A's final round is {ra}, B's {rb}")
+    if ba != bb:
+        notes.append(f"not matched bits: A {ba or 'unknown'} bits per peer, B {bb or 'unknown'} bits per peer")
+    if parse_spec(a) == parse_spec(b):
+        notes.append("A and B select the same rows: every difference is 0")
+    return Comparison([_pair("", a, b, ka, kb, at, max(ra or 0, rb or 0) or None, p, (ba, bb))], notes, a, b)
+
+
+def _pair(label, a, b, ka, kb, at, rnd, p, bits=(None, None)) -> dict:
+    return {"pair": label, "a": a, "b": b, "metric_a": ka, "metric_b": kb, "at": at, "round": rnd, **p,
+            "bits_a": seed_csv.number(bits[0]), "bits_b": seed_csv.number(bits[1])}
+
+
+def compare_csv_by(text: str, field: str, va: str, vb: str, metric: str = "auto", at: str = "final",
+                   per_pair: bool = False) -> Comparison:
+    """The rows of `text` (FILE.csv[:COL=VALUE...]) where `field` is `va` against those where it is `vb`, one
+    pair per setting: each value of the other setting columns (those with text in them) both sides hold."""
+    path, where = parse_spec(text)
+    cols, rows = seed_csv.read(path)
+    rows = seed_csv.select(path, cols, rows, where)
+    if field in where:
+        raise ConfigError(f"--by {field}: {text} already selects {field}={where[field]}; allowed: selections of the "
+                          f"other columns, with --by {field}=VALUE_A,VALUE_B naming both of its values")
+    if field not in cols:
+        raise ConfigError(f"--by {field}: {path} has no column {field!r}; its columns: {', '.join(cols)}")
+    key = _column(path, cols, rows, metric)
+    settings = [c for c in cols if c not in (seed_csv.SEED, seed_csv.ROUND, field)
+                and any(seed_csv.number(r[c]) is None and r[c] != "" for r in rows)]
+    groups: dict = {}
+    for want in (va, vb):
+        side = seed_csv.select(path, cols, rows, {field: want})
+        for r in side:
+            groups.setdefault(want, {}).setdefault(tuple(r[c] for c in settings), []).append(r)
+    common = [k for k in groups[va] if k in groups[vb]]
+    if not common:
+        raise ConfigError(f"--by {field}={va},{vb}: no setting of {', '.join(settings) or 'the other columns'} in "
+                          f"{path} has rows with both values; allowed: values that share a setting")
+    notes: list = []
+    for want, other in ((va, vb), (vb, va)):
+        for k in groups[want]:
+            if k not in groups[other]:
+                notes.append(f"{_label(settings, k)} has rows with {field}={want} and none with {field}={other}; left out")
+    varying = [j for j in range(len(settings)) if len({k[j] for k in common}) > 1]
+    pairs, lower = [], headline.lower_is_better(key)
+    for k in common:
+        label = _label([settings[j] for j in varying], [k[j] for j in varying])
+        sub = dict(zip(settings, k))
+        got = [seed_csv.seed_values(path, groups[v][k], key, at, lower_better=lower, where={**where, **sub, field: v})
+               for v in (va, vb)]
+        p = paired(got[0][0], got[1][0], f"{label}: " if label else "", notes, "rows of the same seeds")
+        pairs.append(_pair(label, f"{text}:{field}={va}", f"{text}:{field}={vb}", key, key, at, got[0][1], p))
+    return Comparison(pairs, notes, f"{path}: {field}={va}", f"{path}: {field}={vb}", per_pair)
+
+
+def _label(cols, values) -> str:
+    return " ".join(f"{c}={v}" for c, v in zip(cols, values))
