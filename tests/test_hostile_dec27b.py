@@ -1,7 +1,7 @@
 """Hostile inputs, round 24 (hostile24): `tallysim compare` (A B, and --by FIELD=VA,VB over a sweep) on hand-edited
 run folders, `python -m tallysim.results.verdicts` on edited per-seed CSVs, experiments/per_seed_csv.py's
 arguments and runs, hand-edited sweep.json records under table/pareto/plot, an empty --out, TALLYSIM_DATA.
-About 350 inputs were tried; those that misbehaved are here, each test naming what the input did before its
+About 400 inputs were tried; those that misbehaved are here, each test naming what the input did before its
 fix. Nothing compiles: the runs are written by hand. Milliseconds each.
 """
 from __future__ import annotations
