@@ -54,6 +54,12 @@ def compare(a, b=None, *, by: Optional[str] = None, metric: str = "auto", at: st
     from tallysim.results import table
     if not isinstance(per_pair, bool):
         raise ConfigError(f"compare(per_pair={per_pair!r:.40}): expected True or False")
+    from tallysim.fields import is_path
+    from tallysim.results import compare_text
+    if out is not None and not is_path(out):    # out=5: a TypeError from inside pathlib
+        raise ConfigError(f"compare(out={out!r:.40}): expected a file path (str or pathlib.Path), or None")
+    if fmt is not None and fmt not in compare_text.FORMATS:     # fmt="html" without an out: taken, in silence
+        raise ConfigError(f"compare(fmt={fmt!r:.40}) is not known; allowed: {', '.join(compare_text.FORMATS)}")
     fmt = table.check_out(None if out is None else Path(out).expanduser(), fmt)
     if by is None:
         if b is None:

@@ -49,7 +49,7 @@ def compare_by(dirs, by: str, metric: str = "auto", at: str = "final", per_pair:
 
     def skip(d, label, e):
         raise ConfigError(f"{d}: {e}")
-    runs = metrics.read_runs(dirs, skip)
+    runs = [r for r in metrics.read_runs(dirs, skip) if r[2] or skip(r[0], r[1], f"no {metrics.CONFIG} to pair by")]
     flat = [flatten(cfg) for _, _, cfg, _ in runs]
     held = sorted({json.dumps(f[field]) for f in flat if field in f})
     if not held:

@@ -39,26 +39,39 @@ class Comparison(list):
         return self.text()
 
 
-def _side(runs: list, key_of, at: str, role: str) -> tuple[dict, set, Optional[float]]:
-    """({seed: value}, metric keys, bits per peer) of one side of a pair, its runs' seeds pooled."""
-    values, keys, bits = {}, set(), set()
+def _has(runs: list, key_of, role: str) -> None:
     for d, cfg, rows in runs:
         key = key_of(rows)
         if all(r.get(key) is None for r in rows) and not any(key in (r.get("per_seed") or {}) for r in rows):
             raise ConfigError(f"{role} {d}: no value of {key!r} in any row of its {metrics.METRICS}; allowed: "
                               f"--metric naming a column it has ({first_few(metrics.columns(rows), 8)})")
+
+
+def _side(runs: list, key_of, at: str, role: str) -> tuple[dict, set, Optional[float]]:
+    """({seed: value}, metric keys, bits per peer) of one side of a pair, its runs' seeds pooled."""
+    values, keys, bits, came = {}, set(), set(), {}
+    for d, cfg, rows in runs:
+        key = key_of(rows)
+        split = {k for r in rows for k in (r.get("per_seed") or {})}
+        if len(rows[-1].get("seeds") or [0]) > 1 and key not in split:
+            # wall_s (the slowest seed's): every seed read as None, "no finite value, e.g. diverged"
+            raise ConfigError(f"{role} {d}: {key!r} has one value per row for all its seeds (its mean rows keep "
+                              f"no per-seed list of it), so no seed can be paired; allowed: --metric naming a "
+                              f"per-seed column ({first_few(sorted(split), 8)})")
         keys.add(key)
         for s, v in seed_values(cfg, rows, key, at).items():
-            if s in values:
-                raise ConfigError(f"{role}: seed {s} is in two runs of one setting ({d} and another); allowed: "
-                                  "runs whose seeds do not overlap")
-            values[s] = v
+            if s in values:     # both named: a copy (`cp -r run run.bak`) said only "and another"
+                raise ConfigError(f"{role}: seed {s} is in two runs of one setting ({came[s]} and {d}); allowed: "
+                                  "runs whose seeds do not overlap (move a copy out of the directories given)")
+            values[s], came[s] = v, d
         bits.add(rows[-1].get("bits_per_peer"))
     return values, keys, (bits.pop() if len(bits) == 1 else None)
 
 
 def pair(a_runs: list, b_runs: list, metric: str, at: str, label: str, notes: list) -> dict:
     """One pair: each side's runs [(dir, cfg, rows)], their common seeds' values and statistics."""
+    for runs, role in ((a_runs, "A"), (b_runs, "B")):     # a column absent before one not split by seed
+        _has(runs, lambda rows: metric_key(rows, metric), role)
     a_vals, a_keys, a_bits = _side(a_runs, lambda rows: metric_key(rows, metric), at, "A")
     b_vals, b_keys, b_bits = _side(b_runs, lambda rows: metric_key(rows, metric), at, "B")
     where = f"{label}: " if label else ""

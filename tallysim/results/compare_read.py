@@ -13,7 +13,7 @@ AT = ("final", "best")
 
 def finished(d: Path, cfg: dict, rows: list, role: str) -> None:
     from tallysim.results.table import run_status
-    status = run_status(d, cfg, rows)
+    status = run_status(d, cfg, rows) if cfg else f"it has no {metrics.CONFIG}, so its round count is unknown"
     if status != "done":
         done = rows[-1].get("round") if rows else 0
         raise ConfigError(f"{role} {d} is not finished ({status}: round {done} of {cfg.get('rounds')}); "

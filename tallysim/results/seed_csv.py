@@ -22,8 +22,12 @@ def read(path) -> tuple[list, list]:
     if not p.is_file():
         raise ConfigError(f"{path}: {'not a file' if p.exists() else 'no such file'}; allowed: a per-seed CSV "
                           "(a `seed` column, one row per setting and seed), e.g. docs/figures/fig2_seeds5.csv")
-    with open(p, newline="") as f:      # `# ` lines first: how the file was made (experiments/per_seed_csv.py)
-        lines = [line for line in f if not line.startswith("#")]
+    try:    # utf-8-sig: past a Windows editor's byte-order mark (its `\ufeffgroup` matched no `group`)
+        with open(p, newline="", encoding="utf-8-sig") as f:    # `# ` lines first: how the file was made
+            lines = [line for line in f if not line.startswith("#")]
+    except UnicodeDecodeError:          # a traceback
+        raise ConfigError(f"{path} is not UTF-8 text (damaged?); allowed: a per-seed CSV as "
+                          "experiments/per_seed_csv.py writes it") from None
     reader = csv.DictReader(lines)
     cols = list(reader.fieldnames or [])
     if SEED not in cols:
@@ -86,6 +90,16 @@ def seed_values(path, rows: list, column: str, at: str = "final", rnd=None, lowe
     one), or (`at="best"`) each seed's best over its rounds; None where a seed has no finite value. Several
     rows of one seed at one round (more than one setting selected) are refused, naming the columns that
     tell them apart and a selection that picks one."""
+    try:
+        return _seed_values(path, rows, column, at, rnd, lower_better, where)
+    except ConfigError as e:
+        if str(e).startswith("a row's"):       # _whole's words ("a row's seed is ''") named no file
+            raise ConfigError(f"{path}: {e}") from None
+        raise
+
+
+def _seed_values(path, rows: list, column: str, at: str, rnd, lower_better: bool,
+                 where: Optional[dict]) -> tuple[dict, Optional[int]]:
     rounds = sorted({round_of(r) for r in rows}) if rows and ROUND in rows[0] else []
     if rnd is not None:
         rows = [r for r in rows if round_of(r) == int(rnd)]

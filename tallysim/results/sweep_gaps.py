@@ -20,6 +20,16 @@ WHY = {NOT_RUN: "not run yet, left out by a `figure --only/--panel` selection",
        "failed": "failed before their first row (see each one's error.txt)"}
 
 
+def _plain(name) -> bool:
+    """A run's folder name as a sweep writes one: one path component (a hand-edited "/etc", "../x", "" or "."
+    was said to be a run of this sweep not run yet)."""
+    return isinstance(name, str) and name not in ("", ".", "..") and "/" not in name and "\0" not in name
+
+
+def _status(r: dict):
+    return r.get("status") if isinstance(r.get("status"), str) else None
+
+
 def sweeps_under(root: Path) -> list[Path]:
     """root itself where it is a sweep's directory, else every sweep directory below it (a figure's groups)."""
     if (root / SWEEP).is_file():
@@ -50,16 +60,17 @@ def notes(dirs, command: str, parents: bool = False) -> list[str]:
             seen.add(sweep_dir.resolve())
             try:
                 runs = json.loads((sweep_dir / SWEEP).read_text())["runs"]
-                listed = [r for r in runs if isinstance(r.get("name"), str)]
-            except (OSError, ValueError, TypeError, KeyError, AttributeError):
+                listed = list({r["name"]: r for r in runs if _plain(r.get("name"))}.values())
+                gone = [r for r in listed if not (sweep_dir / r["name"] / METRICS).is_file()]
+            # RecursionError: `[[[...]]]` 3,000 deep; OSError: a name past the file system's length
+            except (OSError, ValueError, TypeError, KeyError, AttributeError, RecursionError):
                 continue
-            gone = [r for r in listed if not (sweep_dir / r["name"] / METRICS).is_file()]
             if not gone:
                 continue
             whys = {}
-            for r in gone:
-                whys.setdefault(WHY.get(r.get("status"), f"its {METRICS} is gone"), []).append(r["name"])
-            todo = any(r.get("status") in WHY and r.get("status") != "failed" for r in gone)
+            for r in gone:      # a hand-edited status ["not_run"] (unhashable) was a TypeError's traceback
+                whys.setdefault(WHY.get(_status(r), f"its {METRICS} is gone"), []).append(r["name"])
+            todo = any(_status(r) in WHY and _status(r) != "failed" for r in gone)
             lines.append(f"{command}: {sweep_dir}: {len(gone)} of {len(listed)} runs its {SWEEP} lists have no rows "
                          "and are missing here: "
                          + "; ".join(f"{why}: {first_few(names, 4)}" for why, names in whys.items())

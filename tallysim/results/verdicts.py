@@ -223,17 +223,33 @@ NOT_RECOMPUTABLE = (
 )
 
 
+def _whole_file(path, cols: list, rows: list) -> None:
+    """A committed file as per_seed_csv.py writes it: a file emptied, or its header's columns renamed or
+    swapped (a BOM's `\ufeffgroup` alike), matched no group, and its seeds left every verdict in silence."""
+    if cols[:2] != ["group", "panel"] or "acc_mean" not in cols or not rows:
+        raise ValueError(f"verdicts: {path}: " + (f"its header {','.join(cols)!r:.80} is not per_seed_csv.py's "
+                         "(group,panel,...,seed,round,acc_mean)" if rows or cols[:2] != ["group", "panel"]
+                         else "holds no rows under its header (emptied?)"))
+
+
 def _values(src: tuple) -> dict:
     files, group, panel, rnd, model = src
     out: dict = {}
     where = {"group": group, "panel": panel, **({} if model is None else {"model": model})}
     for name in files:
         cols, rows = seed_csv.read(FIG / name)
+        _whole_file(FIG / name, cols, rows)
         try:
             rows = seed_csv.select(FIG / name, cols, rows, where)
         except ConfigError:             # a seed file beside the paired one need not hold every group
             continue
         got, _ = seed_csv.seed_values(FIG / name, rows, "acc_mean", rnd=rnd, where=where)
+        for seed, v in got.items():     # nan or a blank was a TypeError from the difference; 45.9 (a percent)
+            if v is None or not 0 <= v <= 1:   # or -0.4 went into the interval
+                cell = next(r["acc_mean"] for r in rows if seed_csv.number(r["seed"]) == seed)
+                raise ValueError(f"verdicts: {FIG / name}: {group} / {panel}, seed {seed}: acc_mean={cell!r} is not "
+                                 "an accuracy; allowed: a fraction in [0, 1] (a diverged seed's nan, a blank or a "
+                                 "percent has no place in a paired difference)")
         if set(got) & set(out):         # a later file's seed would silently replace an earlier file's
             raise ValueError(f"verdicts: seed {min(set(got) & set(out))} of {group!r} / {panel!r} is in two of {files}")
         out.update(got)
@@ -325,6 +341,11 @@ def family(rs=None) -> str:
 
 
 if __name__ == "__main__":
-    print(table())
-    print(summary())
-    print(family())
+    import sys
+    try:
+        rs = rows()
+    except (ValueError, ConfigError) as e:     # an edited CSV: one line naming the file, not a traceback
+        sys.exit(f"error: {e}")
+    print(table(rs))
+    print(summary(rs))
+    print(family(rs))
