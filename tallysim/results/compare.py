@@ -20,7 +20,7 @@ from typing import Optional
 
 from tallysim.config import ConfigError
 from tallysim.fields import did_you_mean, first_few
-from tallysim.results import headline, metrics, paired_stats
+from tallysim.results import compare_text, headline, metrics, paired_stats
 from tallysim.results.swept import flatten, swept_fields, unread_blank, with_defaults
 
 AT = ("final", "best")
@@ -40,7 +40,6 @@ class Comparison(list):
         self.notes, self.a_name, self.b_name = notes, a_name, b_name
 
     def text(self, fmt: str = "markdown") -> str:
-        from tallysim.results import compare_text
         return compare_text.render(self, fmt)
 
     def __str__(self) -> str:
@@ -82,8 +81,8 @@ def _finished(d: Path, cfg: dict, rows: list, role: str) -> None:
     status = run_status(d, cfg, rows)
     if status != "done":
         done = rows[-1].get("round") if rows else 0
-        raise ConfigError(f"{role} {d} is not finished ({status}: round {done} of {cfg.get('rounds')}); "
-                          "allowed: finished runs (a paired comparison of unequal lengths would not be one)")
+        raise ConfigError(f"{role} {d} is not finished ({status}: round {done} of {cfg.get('rounds')}); allowed: finished "
+                          f"runs (a paired comparison of unequal lengths would not be one); {compare_text.to_finish(d, status)}")
 
 
 def _read(d, role: str) -> tuple[Path, dict, list]:

@@ -15,6 +15,22 @@ CSV_COLUMNS = ("pair", "seed", "a", "b", "diff", "n", "se", "ci_low", "ci_high",
                "sign_p", "verdict", "metric_a", "metric_b", "at", "round")
 
 
+def to_finish(d, status: str) -> str:
+    """What to do about a run `compare` refuses as unfinished (`table`'s status: incomplete, running,
+    failed): the refusal said only "allowed: finished runs", to a user whose sweep had been killed."""
+    from pathlib import Path
+    d = Path(d)
+    if status == "running":
+        return "wait until the process writing it finishes, then compare again"
+    if status == "failed":
+        return f"{d / 'error.txt'} says why it failed"
+    if (d.parent / "sweep.json").is_file():
+        return f"run the sweep (or figure) command that wrote {d.parent} again: it continues the run"
+    if (d / "checkpoint.npz").is_file():
+        return f"`tallysim run --out {d} --resume` continues it"
+    return f"it saved no checkpoint: run it again (`tallysim run ... --out {d} --overwrite`)"
+
+
 def _num(v) -> str:
     return f"{v:.4f}" if abs(v) < 1000 else f"{v:.6g}"
 

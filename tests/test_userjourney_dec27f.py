@@ -1,0 +1,86 @@
+"""userjourney16: a researcher writes a confidence-vote plugin from docs/write-a-protocol.md, sweeps it beside
+tally and softlabel (Dirichlet 0.1, 3 paired seeds), kills the sweep with `kill -9` midway and runs the same
+command again. What the user hit, each checked without compiling:
+- the run killed midway (23 of 30 rounds, before its first checkpoint) started again from round 1 with no word:
+  only `--dry-run` said so; the sweep now says it before its first run, with the rounds lost and the flag;
+- `tallysim compare` on the killed run said it "is not finished ... allowed: finished runs" and not how to
+  finish it."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tallysim import config, outdir, sweep_plan, sweep_records
+from tallysim.config import ConfigError
+from tallysim.results import compare
+
+CFG = config.apply_overrides(config.Config(), ["rounds=30", "seeds=3"])
+
+
+def _run(d: Path, last: int, cfg=CFG, checkpoint: bool = False, done: bool = False, error: str = "") -> Path:
+    """A run directory as a sweep leaves it: its config.json and rows up to round `last`."""
+    outdir.claim(d, False)
+    (d / "config.json").write_text(json.dumps(config.to_dict(cfg)))
+    rows = [{"round": r, "acc_mean": 0.5, "bits_per_peer": 1.0 * r, "seeds_counted": 3} for r in range(1, last + 1)]
+    (d / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    if checkpoint:
+        (d / "checkpoint.npz").write_bytes(b"")
+    if done:
+        (d / "done.json").write_text("{}")
+    if error:
+        (d / "error.txt").write_text(error)
+    return d
+
+
+def _said(out: Path, names: list[str], cfg=CFG) -> list[str]:
+    lines: list[str] = []
+    sweep_records.say_again([(n, []) for n in names], [cfg] * len(names), out, lines.append)
+    return lines
+
+
+def test_a_sweep_says_which_killed_run_starts_again_from_round_1_and_loses_its_rounds(tmp_path):
+    _run(tmp_path / "protocol.name=tally", 30, done=True)
+    _run(tmp_path / "protocol.name=softlabel", 23)
+    assert _said(tmp_path, ["protocol.name=tally", "protocol.name=softlabel", "protocol.name=confvote"]) == [
+        "  note: protocol.name=softlabel stopped after round 23 of 30 before its first checkpoint, and runs again "
+        "from round 1: its rows are replaced and those rounds computed again (--checkpoint-every K saves a "
+        "checkpoint every K rounds; without it a run alone saves one every 5 minutes, runs that share a program "
+        "none)"]
+
+
+def test_the_note_names_a_killed_runs_other_config_and_leaves_the_others_alone(tmp_path):
+    _run(tmp_path / "old", 4, cfg=config.apply_overrides(CFG, ["optim.lr=0.01"]))
+    (line,) = _said(tmp_path, ["old"])
+    assert line.startswith("  note: old stopped after round 4 of 30 before its first checkpoint, and runs again from "
+                           "round 1: its rows, of another config (optim.lr=0.01->0.05), are replaced")
+    _run(tmp_path / "resumable", 4, checkpoint=True)       # continues from its checkpoint: nothing lost
+    _run(tmp_path / "compiling", 0)                        # killed while compiling: no round to lose
+    _run(tmp_path / "nan", 2, error="round 2, seed 0: the training loss is nan; ...")   # its own line
+    assert _said(tmp_path, ["resumable", "compiling", "nan"]) == []
+
+
+def test_the_dry_run_and_the_sweep_agree_on_a_killed_run(tmp_path):
+    d = _run(tmp_path / "r", 5)
+    assert sweep_plan.state(d, CFG).startswith("will run again from round 1 (it stopped before its first checkpoint")
+    assert sweep_plan.restart_line(d, CFG).startswith("  note: r stopped after round 5 of 30")
+
+
+@pytest.mark.parametrize("setup, hint", [
+    (lambda d: _run(d / "sweep" / "a", 23), "run the sweep (or figure) command that wrote {parent} again: it "
+                                             "continues the run"),
+    (lambda d: _run(d / "a", 23, checkpoint=True), "`tallysim run --out {run} --resume` continues it"),
+    (lambda d: _run(d / "a", 23), "it saved no checkpoint: run it again (`tallysim run ... --out {run} "
+                                  "--overwrite`)"),
+    (lambda d: _run(d / "a", 3, error="boom"), "{run}/error.txt says why it failed"),
+])
+def test_compare_of_an_unfinished_run_says_how_to_finish_it(tmp_path, setup, hint):
+    a = setup(tmp_path)
+    if a.parent.name == "sweep":
+        (a.parent / "sweep.json").write_text(json.dumps({"runs": []}))
+    b = _run(tmp_path / "b", 30, done=True)
+    with pytest.raises(ConfigError) as e:
+        compare.compare(a, b)
+    assert "is not finished" in str(e.value)
+    assert hint.format(run=a, parent=a.parent) in str(e.value)
