@@ -4,7 +4,9 @@ command again. What the user hit, each checked without compiling:
 - the run killed midway (23 of 30 rounds, before its first checkpoint) started again from round 1 with no word:
   only `--dry-run` said so; the sweep now says it before its first run, with the rounds lost and the flag;
 - `tallysim compare` on the killed run said it "is not finished ... allowed: finished runs" and not how to
-  finish it."""
+  finish it;
+- softlabel over tally's 95% interval printed as [-0.0000, +0.4053] beside "level within noise" (its low end was
+  -2.1e-05): an end within 0.00005 of 0 now shows its sign."""
 from __future__ import annotations
 
 import json
@@ -84,3 +86,11 @@ def test_compare_of_an_unfinished_run_says_how_to_finish_it(tmp_path, setup, hin
         compare.compare(a, b)
     assert "is not finished" in str(e.value)
     assert hint.format(run=a, parent=a.parent) in str(e.value)
+
+
+@pytest.mark.parametrize("low, shown", [(-2.1411736483928356e-05, "[-2.1e-05, +0.4053]"), (3e-06, "[+3e-06, +0.4053]"),
+                                        (0.0, "[+0.0000, +0.4053]"), (-0.0123, "[-0.0123, +0.4053]")])
+def test_an_interval_end_near_0_shows_its_sign(low, shown):
+    # softlabel over tally, Dirichlet 0.1, 3 seeds: the low end -2.1e-05 printed "-0.0000", "level within noise"
+    from tallysim.results import compare_text
+    assert compare_text._interval({"ci_low": low, "ci_high": 0.4052881735162691}) == shown
