@@ -94,3 +94,16 @@ def test_an_interval_end_near_0_shows_its_sign(low, shown):
     # softlabel over tally, Dirichlet 0.1, 3 seeds: the low end -2.1e-05 printed "-0.0000", "level within noise"
     from tallysim.results import compare_text
     assert compare_text._interval({"ci_low": low, "ci_high": 0.4052881735162691}) == shown
+
+
+def test_the_quickstart_notebook_times_its_full_run_as_getting_started_does():
+    # it said "about 5 minutes on a 2-core CPU": 7:14 with nbclient at load average 10, with no load named;
+    # getting-started's `make demo` row (the same three runs) gives the idle time
+    import re
+    root = Path(__file__).resolve().parents[1]
+    nb = json.loads((root / "notebooks" / "quickstart.ipynb").read_text())
+    intro = " ".join("".join(nb["cells"][0]["source"]).split())
+    row = next(x for x in (root / "docs" / "getting-started.md").read_text().splitlines() if "`make demo` after" in x)
+    idle = re.search(r"\| (about [\d.]+ minutes) \|", row).group(1)
+    assert f"takes {idle} on an idle 2-core CPU" in intro
+    assert re.search(r"\d+:\d\d measured with nbclient at load average \d+", intro)
