@@ -6,7 +6,9 @@ command again. What the user hit, each checked without compiling:
 - `tallysim compare` on the killed run said it "is not finished ... allowed: finished runs" and not how to
   finish it;
 - softlabel over tally's 95% interval printed as [-0.0000, +0.4053] beside "level within noise" (its low end was
-  -2.1e-05): an end within 0.00005 of 0 now shows its sign."""
+  -2.1e-05): an end within 0.00005 of 0 now shows its sign;
+- a threshold sweep's dead-peer line said "(11 of 10 peers x 2 seeds)": now "(11 of 20: 10 peers x 2 seeds)";
+- notebooks/quickstart.ipynb's "about 5 minutes on a 2-core CPU" took 7:14 at load average 10."""
 from __future__ import annotations
 
 import json
@@ -107,3 +109,16 @@ def test_the_quickstart_notebook_times_its_full_run_as_getting_started_does():
     idle = re.search(r"\| (about [\d.]+ minutes) \|", row).group(1)
     assert f"takes {idle} on an idle 2-core CPU" in intro
     assert re.search(r"\d+:\d\d measured with nbclient at load average \d+", intro)
+
+
+def test_a_dead_peer_count_over_seeds_counts_the_peer_seeds_first():
+    # a 3-lane confvote sweep at 2 rounds, 2 seeds: "... and 5 more (11 of 10 peers x 2 seeds) stayed at or below
+    # the floor", and "(11 of 10 x 2 seeds)" in the summary line: more peers at the floor than the run has
+    from tallysim.results import dead_peers
+    names = [f"seed {s} peer {p}" for s, p in [(0, 0), (0, 2), (0, 3), (0, 5), (0, 6), (0, 9), (1, 0), (1, 2), (1, 3),
+                                             (1, 5), (1, 8)]]
+    dead = dead_peers.Dead(names, 20, 0.135, (2, 2), 0.1495, 0.2027, False, 2, None, 1)
+    assert "and 5 more (11 of 20: 10 peers x 2 seeds) stayed at or below" in dead_peers.warning(dead, "a")
+    assert dead_peers.clause(dead).endswith("and 5 more (11 of 20: 10 x 2 seeds), at the floor all run")
+    one = dead_peers.Dead(names[:3], 10, 0.135, (2, 2), 0.1495, 0.2027, False, 1, None, 1)
+    assert "(3 of 10 peers) stayed" in dead_peers.warning(one)
