@@ -6,7 +6,7 @@ import math
 from pathlib import Path
 
 from tallysim.config import ConfigError
-from tallysim.results import headline, metrics
+from tallysim.results import compare_text, headline, metrics
 
 AT = ("final", "best")
 
@@ -16,8 +16,10 @@ def finished(d: Path, cfg: dict, rows: list, role: str) -> None:
     status = run_status(d, cfg, rows) if cfg else f"it has no {metrics.CONFIG}, so its round count is unknown"
     if status != "done":
         done = rows[-1].get("round") if rows else 0
+        # with a config, say how to finish it (the sweep again, --resume, --overwrite, its error.txt)
+        then = f"; {compare_text.to_finish(d, status)}" if cfg else ""
         raise ConfigError(f"{role} {d} is not finished ({status}: round {done} of {cfg.get('rounds')}); "
-                          "allowed: finished runs (a paired comparison of unequal lengths would not be one)")
+                          f"allowed: finished runs (a paired comparison of unequal lengths would not be one){then}")
 
 
 def read_run(d, role: str) -> tuple[Path, dict, list]:

@@ -15,6 +15,22 @@ CSV_COLUMNS = ("pair", "seed", "a", "b", "diff", "n", "se", "ci_low", "ci_high",
                "sign_p", "verdict", "metric_a", "metric_b", "at", "round", "family")
 
 
+def to_finish(d, status: str) -> str:
+    """What to do about a run `compare` refuses as unfinished (`table`'s status: incomplete, running,
+    failed): the refusal said only "allowed: finished runs", to a user whose sweep had been killed."""
+    from pathlib import Path
+    d = Path(d)
+    if status == "running":
+        return "wait until the process writing it finishes, then compare again"
+    if status == "failed":
+        return f"{d / 'error.txt'} says why it failed"
+    if (d.parent / "sweep.json").is_file():
+        return f"run the sweep (or figure) command that wrote {d.parent} again: it continues the run"
+    if (d / "checkpoint.npz").is_file():
+        return f"`tallysim run --out {d} --resume` continues it"
+    return f"it saved no checkpoint: run it again (`tallysim run ... --out {d} --overwrite`)"
+
+
 def _num(v) -> str:
     return f"{v:.4f}" if abs(v) < 1000 else f"{v:.6g}"
 
@@ -23,10 +39,17 @@ def _signed(v) -> str:
     return f"{v:+.4f}" if abs(v) < 1000 else f"{v:+.6g}"
 
 
+def _end(v) -> str:
+    """An interval's end: its sign decides the verdict, so one within 0.00005 of 0 is not printed "-0.0000"
+    (softlabel over tally at Dirichlet 0.1, 3 seeds: [-0.0000, +0.4053], "level within noise", read as 0
+    held by rounding; it was -2.1e-05)."""
+    return f"{v:+.2g}" if v and abs(v) < 0.00005 else _signed(v)
+
+
 def _interval(p: dict) -> str:
     if p["ci_low"] is None:
         return paired_stats.NO_INTERVAL
-    return f"[{_signed(p['ci_low'])}, {_signed(p['ci_high'])}]"
+    return f"[{_end(p['ci_low'])}, {_end(p['ci_high'])}]"
 
 
 def _what(c) -> str:
