@@ -1,0 +1,77 @@
+"""leftovers54: a `tallysim compare` CSV side over several files (FILE.csv+FILE2.csv:...), --per-pair with one
+pair said, --by comparing config values by number, a sweep.json entry that names a file, and the wait note
+on an accelerator (jax.Array.is_ready). Nothing compiles: hand-made CSVs, run folders and fakes."""
+from pathlib import Path
+
+import pytest
+
+from tallysim.config import ConfigError
+from tallysim.results import compare as cmp
+from tallysim.results import verdicts
+
+ROOT = Path(__file__).resolve().parent.parent
+FIG = ROOT / "docs" / "figures"
+
+
+def _csv(path: Path, rows: list, header: str = "group,panel,seed,round,acc_mean") -> Path:
+    path.write_text("# made by hand\n" + header + "\n" + "".join(",".join(map(str, r)) + "\n" for r in rows))
+    return path
+
+
+# ---- 1. a side over several CSVs --------------------------------------------------------------------------
+
+def test_side_over_several_files_gives_the_verdicts_row():
+    files = f"{FIG / 'fig2_small_mlp_paired_seeds.csv'}+{FIG / 'fig2_small_mlp_seeds2to4.csv'}"
+    c = cmp.compare(f"{files}:group=tally:panel=alpha=0.1", f"{files}:group=local:panel=alpha=0.1")
+    want = next(r for r in verdicts.rows() if r["setting"] == "Fashion-MNIST MLP control, alpha 0.1"
+                and r["a"] == "tally" and r["b"] == "local")
+    (p,) = c
+    assert p["n"] == want["n"] == 5
+    assert p["mean"] == pytest.approx(want["mean"], abs=1e-12)
+    assert (p["ci_low"], p["ci_high"]) == pytest.approx((want["ci_low"], want["ci_high"]), abs=1e-12)
+    by = cmp.compare(files, by="group=tally,local")          # --by over the same two files: 5 seeds a pair
+    assert [q["n"] for q in by] == [5, 5, 5] and by[0]["mean"] == pytest.approx(p["mean"], abs=1e-12)
+
+
+def test_seed_in_two_files_refused_where_they_differ(tmp_path):
+    a = _csv(tmp_path / "a_seeds.csv", [("x", "p", 0, 1, 0.5), ("x", "p", 1, 1, 0.6), ("y", "p", 0, 1, 0.4),
+                                         ("y", "p", 1, 1, 0.5)])
+    b = _csv(tmp_path / "b_seeds.csv", [("x", "p", 1, 1, 0.7), ("x", "p", 2, 1, 0.8), ("y", "p", 2, 1, 0.6)])
+    with pytest.raises(ConfigError, match=r"seed 1 of group=x:panel=p is in .*a_seeds.csv \(acc_mean=0.6\) and in "
+                                          r".*b_seeds.csv \(acc_mean=0.7\)"):
+        cmp.compare(f"{a}+{b}:group=x:panel=p", f"{a}+{b}:group=y:panel=p")
+    with pytest.raises(ConfigError, match=r"seed 1 .* is in .*a_seeds.csv .* and in .*b_seeds.csv"):
+        cmp.compare(f"{a}+{b}", by="group=x,y")
+    same = _csv(tmp_path / "c_seeds.csv", [("x", "p", 1, 1, 0.6), ("x", "p", 2, 1, 0.8), ("y", "p", 2, 1, 0.6)])
+    c = cmp.compare(f"{a}+{same}:group=x:panel=p", f"{a}+{same}:group=y:panel=p")     # agreeing: kept once
+    assert c[0]["seeds"] == [0, 1, 2] and c[0]["a_values"] == [0.5, 0.6, 0.8]
+
+
+def test_file_without_the_selection_left_out_none_refused(tmp_path):
+    a = _csv(tmp_path / "a_seeds.csv", [("x", "p", 0, 1, 0.5), ("y", "p", 0, 1, 0.4)])
+    b = _csv(tmp_path / "b_seeds.csv", [("x", "p", 1, 1, 0.7), ("z", "p", 1, 1, 0.6)])
+    c = cmp.compare(f"{a}+{b}:group=x", f"{a}+{b}:group=y")     # y only in a: seed 1 is A's alone
+    assert c[0]["n"] == 1
+    with pytest.raises(ConfigError, match=r"no file of .*a_seeds.csv \+ .*b_seeds.csv has a row with group=w"):
+        cmp.compare(f"{a}+{b}:group=w", f"{a}+{b}:group=y")
+    with pytest.raises(ConfigError, match=r"no such file"):
+        cmp.compare(f"{a}+{tmp_path / 'gone.csv'}:group=x", f"{a}:group=y")
+
+
+# ---- 2. --per-pair over one pair -------------------------------------------------------------------------
+
+def test_per_pair_with_one_pair_is_said(tmp_path, capsys):
+    from tallysim import cli
+    f = _csv(tmp_path / "s_seeds.csv", [("x", "p", 0, 1, 0.5), ("x", "p", 1, 1, 0.6), ("y", "p", 0, 1, 0.4),
+                                         ("y", "p", 1, 1, 0.45)])
+    a, b = f"{f}:group=x", f"{f}:group=y"
+    assert not any("--per-pair" in n for n in cmp.compare(a, b).notes)
+    for c in (cmp.compare(a, b, per_pair=True), cmp.compare(str(f), by="group=x,y", per_pair=True)):
+        assert any(n.startswith("--per-pair changes nothing here: there is one pair") for n in c.notes)
+    assert cli.main(["compare", a, b, "--per-pair"]) == 0
+    assert "--per-pair changes nothing here" in capsys.readouterr().out
+    assert cli.main(["compare", a, b, "--per-pair", "--format", "csv"]) == 0
+    assert "compare: --per-pair changes nothing here" in capsys.readouterr().err
+    two = _csv(tmp_path / "t_seeds.csv", [(g, p, s, 1, 0.5 + s / 10 + (g == "x") / 20) for g in "xy" for p in "pq"
+                                          for s in range(2)])
+    assert not any("--per-pair" in n for n in cmp.compare(str(two), by="group=x,y", per_pair=True).notes)
