@@ -75,3 +75,46 @@ def test_per_pair_with_one_pair_is_said(tmp_path, capsys):
     two = _csv(tmp_path / "t_seeds.csv", [(g, p, s, 1, 0.5 + s / 10 + (g == "x") / 20) for g in "xy" for p in "pq"
                                           for s in range(2)])
     assert not any("--per-pair" in n for n in cmp.compare(str(two), by="group=x,y", per_pair=True).notes)
+
+
+# ---- 3. --by: 1 and 1.0 are one setting; true is not 1 -----------------------------------------------------
+
+def _run(d: Path, proto: str, acc: dict, cfg: dict) -> Path:
+    """A finished run folder: config.json and metrics.jsonl at one round, seeds pooled in per_seed."""
+    import json
+    d.mkdir(parents=True)
+    seeds = sorted(acc)
+    (d / "config.json").write_text(json.dumps({"protocol": {"name": proto}, "rounds": 1, "seed": seeds[0],
+                                               "seeds": len(seeds), "peers": 4, **cfg}))
+    vals = [acc[s] for s in seeds]
+    (d / "metrics.jsonl").write_text(json.dumps({"round": 1, "bits_per_peer": 10, "acc_mean": sum(vals) / len(vals),
+                                                 "acc_global": None, "seeds": seeds, "per_seed": {"acc_mean": vals}})
+                                     + "\n")
+    return d
+
+
+def test_by_pairs_a_hand_edited_whole_float_with_its_int(tmp_path):
+    _run(tmp_path / "t", "tally", {0: 0.6, 1: 0.7}, {"optim": {"lr": 1}})
+    _run(tmp_path / "l", "local", {0: 0.5, 1: 0.55}, {"optim": {"lr": 1.0}})     # hand-edited 1 -> 1.0
+    c = cmp.compare(str(tmp_path), by="protocol.name=tally,local")
+    assert len(c) == 1 and c[0]["n"] == 2 and not c.notes
+    assert cmp.compare(str(tmp_path / "t"), str(tmp_path / "l")).notes == [   # no "optim.lr (1 / 1.0)"
+        "A and B differ in: protocol.name (tally / local)"]
+    from tallysim.results.swept import setting, swept_fields
+    assert swept_fields([{"optim": {"lr": 1}}, {"optim": {"lr": 1.0}}]) == []
+    assert setting(1) == setting(1.0) == "1" and setting(0.5) == "0.5"
+    assert len({setting(True), setting(1), setting("1")}) == 3 and setting(False) != setting(0)
+    assert swept_fields([{"x": True}, {"x": 1}]) == ["x"] and swept_fields([{"x": "1"}, {"x": 1}]) == ["x"]
+
+
+def test_by_keeps_bools_and_strings_apart_from_numbers(tmp_path):
+    _run(tmp_path / "t", "tally", {0: 0.6, 1: 0.7}, {"comm": {"flag": True}})
+    _run(tmp_path / "l", "local", {0: 0.5, 1: 0.55}, {"comm": {"flag": 1}})       # true is not 1: no partner
+    with pytest.raises(ConfigError, match="no run with protocol.name=tally has a partner"):
+        cmp.compare(str(tmp_path), by="protocol.name=tally,local")
+    # the --by value against a run's value: 1.0 in config.json is --by's 1, and 1 and 1.0 are one value
+    _run(tmp_path / "a" / "x", "tally", {0: 0.6, 1: 0.7}, {"optim": {"lr": 1.0}})
+    _run(tmp_path / "a" / "y", "tally", {0: 0.5, 1: 0.55}, {"optim": {"lr": 0.5}})
+    assert cmp.compare(str(tmp_path / "a"), by="optim.lr=1,0.5")[0]["n"] == 2
+    with pytest.raises(ConfigError, match="both values match the same runs"):
+        cmp.compare(str(tmp_path / "a"), by="optim.lr=1,1.0")
