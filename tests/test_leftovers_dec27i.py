@@ -118,3 +118,28 @@ def test_by_keeps_bools_and_strings_apart_from_numbers(tmp_path):
     assert cmp.compare(str(tmp_path / "a"), by="optim.lr=1,0.5")[0]["n"] == 2
     with pytest.raises(ConfigError, match="both values match the same runs"):
         cmp.compare(str(tmp_path / "a"), by="optim.lr=1,1.0")
+
+
+# ---- 4. a sweep.json entry named after a file ------------------------------------------------------------
+
+def test_a_sweep_json_entry_naming_a_file_is_said_to_name_a_file(tmp_path, capsys):
+    import json
+
+    from tallysim import cli
+    from tallysim.results import sweep_gaps
+    sw = tmp_path / "sw"
+    _run(sw / "a", "tally", {0: 0.6}, {})
+    (sw / "notes.txt").write_text("mine\n")
+    names = ["a", "sweep.json", "notes.txt"]
+    (sw / "sweep.json").write_text(json.dumps({"runs": [{"name": n, "status": "done" if n == "a" else "not_run"}
+                                                        for n in names]}))
+    [line] = sweep_gaps.notes([sw], "table")
+    assert "not run yet" not in line and "run again" not in line, line
+    assert line.endswith("2 of 3 runs its sweep.json lists have no rows and are missing here: each names a file in "
+                         "the sweep folder, not a run folder (a hand-edited sweep.json?): sweep.json, notes.txt")
+    runs = json.loads((sw / "sweep.json").read_text())["runs"] + [{"name": "b", "status": "pending"}]
+    (sw / "sweep.json").write_text(json.dumps({"runs": runs}))
+    assert cli.main(["table", str(sw)]) == 0
+    err = capsys.readouterr().err
+    assert "sweep.json?): sweep.json, notes.txt; not run yet (the sweep stopped before them, or is running): b" in err
+    assert err.rstrip().endswith("the same sweep or figure run again runs those not run yet")
