@@ -143,3 +143,53 @@ def test_a_sweep_json_entry_naming_a_file_is_said_to_name_a_file(tmp_path, capsy
     err = capsys.readouterr().err
     assert "sweep.json?): sweep.json, notes.txt; not run yet (the sweep stopped before them, or is running): b" in err
     assert err.rstrip().endswith("the same sweep or figure run again runs those not run yet")
+
+
+# ---- 5. the wait note on an accelerator: jax.Array.is_ready ----------------------------------------------
+
+class _Fake:
+    """An awaited result as the device holds it: is_ready() False until `ready_at` (time.monotonic())."""
+
+    def __init__(self, ready_at: float):
+        self.ready_at = ready_at
+
+    def is_ready(self) -> bool:
+        import time
+        return time.monotonic() >= self.ready_at
+
+
+def _host(monkeypatch, tree, fetch_s: float, backend: str = "gpu") -> None:
+    import time
+
+    from tallysim.sim import mesh, wait_note
+    monkeypatch.setattr(mesh, "_fetch", lambda t: time.sleep(fetch_s) or t)   # the host idles meanwhile
+    monkeypatch.setattr(mesh, "WAIT_NOTE_S", 0.1)
+    monkeypatch.setattr(wait_note, "GRACE", 0.05)
+    monkeypatch.setattr(wait_note.jax, "default_backend", lambda: backend)
+    mesh.host(tree, "rounds 1-400")
+
+
+def test_device_still_computing_is_said_once(monkeypatch, capsys):
+    import time
+    _host(monkeypatch, {"a": _Fake(time.monotonic() + 10), "b": _Fake(0)}, 0.6)
+    err = capsys.readouterr().err
+    assert err == ("tallysim: no result from the compiled program after 0.1 s (rounds 1-400); the device is still "
+                   "computing it (1 of 2 results not ready; the result comes when it ends)\n"), err
+
+
+def test_ready_results_whose_fetch_has_not_returned_are_a_stuck_fetch(monkeypatch, capsys):
+    import time
+    _host(monkeypatch, {"a": _Fake(0), "b": [_Fake(0)]}, 0.8)           # ready at once, the fetch hangs
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "after 0.15 s (rounds 1-400); the device finished it (every result is ready) " \
+        "but fetching the results to the host has not returned: the fetch is stuck, not the device" in err, err
+    _host(monkeypatch, {"a": _Fake(time.monotonic() + 0.5)}, 1.2)      # computing, then ready: both, in order
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 2 and "still computing it (1 of 1" in lines[0] and "the fetch is stuck" in lines[1], lines
+
+
+def test_without_arrays_or_on_a_cpu_the_old_rules_hold(monkeypatch, capsys):
+    _host(monkeypatch, {"a": 1}, 0.3)                  # nothing to ask: the device may still be computing
+    assert "; the device may still be computing it" in capsys.readouterr().err
+    _host(monkeypatch, {"a": _Fake(0)}, 0.3, backend="cpu")      # a CPU: the CPU-time rule, the arrays unasked
+    assert "the process used no CPU meanwhile: it is stuck" in capsys.readouterr().err
