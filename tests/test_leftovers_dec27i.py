@@ -193,3 +193,6 @@ def test_without_arrays_or_on_a_cpu_the_old_rules_hold(monkeypatch, capsys):
     assert "; the device may still be computing it" in capsys.readouterr().err
     _host(monkeypatch, {"a": _Fake(0)}, 0.3, backend="cpu")      # a CPU: the CPU-time rule, the arrays unasked
     assert "the process used no CPU meanwhile: it is stuck" in capsys.readouterr().err
+    import jax.numpy as jnp
+    _host(monkeypatch, {"a": jnp.zeros(2)}, 0.5)       # a real jax Array (done on the CPU) is asked, and ready
+    assert "the device finished it (every result is ready)" in capsys.readouterr().err
