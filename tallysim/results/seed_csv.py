@@ -138,7 +138,7 @@ def paths(text: str) -> list:
     paired file and its `_seed2.csv` / `_seeds2to4.csv`); a name that is itself a file stays whole."""
     if Path(text).expanduser().is_file():
         return [text]
-    return [p for p in re.split(r"(?<=\.csv)\+", text, flags=re.IGNORECASE)]
+    return re.split(r"(?<=\.csv)\+", text, flags=re.IGNORECASE)
 
 
 def read_selected(files: list, where: dict) -> list:
