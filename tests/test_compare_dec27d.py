@@ -256,7 +256,7 @@ def test_csv_refusals(tmp_path):
     two = _csv(tmp_path / "apart_seeds.csv", [("tally", "a", 0, 1, 0.5), ("local", "b", 0, 1, 0.4)])
     with pytest.raises(ConfigError, match="no setting of panel .* has rows with both values"):
         cmp.compare(str(two), by="group=tally,local")
-    with pytest.raises(ConfigError, match="one CSV only"):
+    with pytest.raises(ConfigError, match="one CSV side only"):
         cmp.compare([str(f), str(two)], by="group=tally,local")
 
 

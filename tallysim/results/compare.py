@@ -70,9 +70,17 @@ def compare(a, b=None, *, by: Optional[str] = None, metric: str = "auto", at: st
         if b is not None:
             a = [*metrics.directories(a), *metrics.directories(b)]
         result = _by(a, by, metric, at, per_pair)
+    _one_pair(result, per_pair)
     if out is not None:
         table.write(Path(out).expanduser(), result.text(fmt))
     return result
+
+
+def _one_pair(result: Comparison, per_pair: bool) -> None:
+    """--per-pair over one pair changes nothing (one pair is never adjusted): said, as it was taken in silence."""
+    if per_pair and len(result) == 1:
+        result.notes.append("--per-pair changes nothing here: there is one pair, and one pair's interval and sign "
+                            "test are its own 95% already (--per-pair matters with --by over several pairs)")
 
 
 def _two(a, b, metric: str, at: str) -> Comparison:
@@ -90,8 +98,8 @@ def _by(where, by: str, metric: str, at: str, per_pair: bool) -> Comparison:
     if not csvs:
         return compare_by(where, by, metric, at, per_pair)
     if len(places) != 1:
-        raise ConfigError(f"compare --by with a per-seed CSV ({csvs[0]}): one CSV only; allowed: one FILE.csv[:COLUMN="
-                          "VALUE...], or directories holding runs")
+        raise ConfigError(f"compare --by with a per-seed CSV ({csvs[0]}): one CSV side only; allowed: one FILE.csv"
+                          "[+FILE2.csv...][:COLUMN=VALUE...], or directories holding runs")
     return compare_csv_by(str(csvs[0]), field, va, vb, metric, at, per_pair)
 
 
@@ -102,7 +110,8 @@ def add_parser(sub) -> None:
                        "95%% t-interval, sign test, verdict",
                        description=__doc__.split("\n\n")[0])
     c.add_argument("runs", nargs="+", metavar="DIR", help="A and B, two run directories, or two per-seed CSV sides "
-                   "FILE.csv:COLUMN=VALUE[:COLUMN=VALUE...] (the rows of FILE where COLUMN holds VALUE); with --by, "
+                   "FILE.csv:COLUMN=VALUE[:COLUMN=VALUE...] (the rows of FILE where COLUMN holds VALUE; FILE.csv+FILE2.csv:"
+                   "... joins files holding other seeds); with --by, "
                    "the directories holding the runs (e.g. a sweep's --out), or one FILE.csv[:COLUMN=VALUE...]")
     c.add_argument("--by", metavar="FIELD=VALUE_A,VALUE_B", help="pair each run whose FIELD is VALUE_A with the run "
                    "that differs from it only in FIELD, where it is VALUE_B (e.g. protocol.name=tally,local); on a "
@@ -140,6 +149,7 @@ def main(args) -> int:
     else:
         parse_by(args.by)           # its syntax before any directory is read
         result = _by(args.runs, args.by, args.metric, args.at, args.per_pair)
+    _one_pair(result, args.per_pair)
     text = result.text(fmt)
     if fmt == "csv":
         for note in result.notes:   # the markdown holds them; a CSV has no place for them

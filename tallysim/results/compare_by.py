@@ -10,7 +10,7 @@ from tallysim.fields import did_you_mean, first_few
 from tallysim.results import metrics
 from tallysim.results.compare_pairs import SEED_FIELDS, Comparison, pair
 from tallysim.results.compare_read import check_at, check_metric, finished
-from tallysim.results.swept import flatten, swept_fields, unread_blank, with_defaults
+from tallysim.results.swept import flatten, setting, swept_fields, unread_blank, with_defaults
 
 
 def parse_by(by: str) -> tuple[str, str, str]:
@@ -51,7 +51,7 @@ def compare_by(dirs, by: str, metric: str = "auto", at: str = "final", per_pair:
         raise ConfigError(f"{d}: {e}")
     runs = [r for r in metrics.read_runs(dirs, skip) if r[2] or skip(r[0], r[1], f"no {metrics.CONFIG} to pair by")]
     flat = [flatten(cfg) for _, _, cfg, _ in runs]
-    held = sorted({json.dumps(f[field]) for f in flat if field in f})
+    held = sorted({setting(f[field]) for f in flat if field in f})
     if not held:
         names = sorted({k for f in flat for k in f})
         raise ConfigError(f"--by {field}: no run under {', '.join(map(str, metrics.directories(dirs)))} has the "
@@ -74,7 +74,7 @@ def compare_by(dirs, by: str, metric: str = "auto", at: str = "final", per_pair:
 
     def key(i):
         f = with_defaults(flat[i], ident)
-        return tuple(json.dumps(f.get(k)) for k in ident)
+        return tuple(setting(f.get(k)) for k in ident)      # 1 and 1.0 one setting, true not 1
 
     def unread(i) -> set:   # the swept fields run i does not read (tally's comm.soft_bits): they match any value
         f = with_defaults(flat[i], ident)

@@ -3,7 +3,9 @@ rows of FILE whose COLUMN holds VALUE (`docs/figures/fig2_seeds5.csv:group=tally
 may hold `=`, selectors are split at `:`), one row per seed at its last round; or `FILE.csv[:...] --by
 COLUMN=VA,VB` pairs the rows where COLUMN is VA with those where it is VB and every other setting column
 (a column with text in it: group, panel, model) agrees, one pair per setting. Read by seed_csv.py, the
-reader verdicts.py uses, so compare recomputes docs/verdicts.md's rows from the same files.
+reader verdicts.py uses, so compare recomputes docs/verdicts.md's rows from the same files. A side may join
+files, `FILE.csv+FILE2.csv:...` (seeds of one setting split over files, as verdicts.py combines them):
+seed_csv.read_selected and merged_values.
 """
 from __future__ import annotations
 
@@ -55,14 +57,18 @@ def _column(path, cols: list, rows: list, metric: str) -> str:
 
 
 def _side(text: str, metric: str, at: str) -> tuple:
-    """({seed: value}, column, round read, bits per peer or None) of one FILE.csv:COL=VALUE side."""
+    """({seed: value}, column, round read, bits per peer or None, {file: its round}) of one side,
+    FILE.csv[+FILE2.csv...]:COL=VALUE (several files: their seeds together, seed_csv.merged_values)."""
     path, where = parse_spec(text)
-    cols, rows = seed_csv.read(path)
-    rows = seed_csv.select(path, cols, rows, where)
-    key = _column(path, cols, rows, metric)
-    vals, rnd = seed_csv.seed_values(path, rows, key, at, lower_better=headline.lower_is_better(key), where=where)
-    bits = {r.get("bits_per_peer") for r in rows if rnd is None or seed_csv.round_of(r) == rnd} - {None, ""}
-    return vals, key, rnd, (bits.pop() if len(bits) == 1 else None)
+    parts = seed_csv.read_selected(seed_csv.paths(path), where)
+    key = _column(parts[0][0], parts[0][1], parts[0][2], metric)
+    for p, cols, rows in parts[1:]:
+        _column(p, cols, rows, key)
+    vals, rnd, rounds = seed_csv.merged_values([(p, rows) for p, _, rows in parts], key, at,
+                                               headline.lower_is_better(key), where)
+    bits = {r.get("bits_per_peer") for p, _, rows in parts for r in rows
+            if rounds[p] is None or seed_csv.round_of(r) == rounds[p]} - {None, ""}
+    return vals, key, rnd, (bits.pop() if len(bits) == 1 else None), rounds
 
 
 def compare_csv(a: str, b: str, metric: str = "auto", at: str = "final") -> Comparison:
@@ -71,8 +77,12 @@ def compare_csv(a: str, b: str, metric: str = "auto", at: str = "final") -> Comp
         if not is_spec(text):
             raise ConfigError(f"compare: {role} {text} is not a per-seed CSV side and the other is; allowed: two run "
                               "directories, or two per-seed CSV sides (FILE.csv:COLUMN=VALUE...)")
-    (va, ka, ra, ba), (vb, kb, rb, bb) = _side(a, metric, at), _side(b, metric, at)
+    (va, ka, ra, ba, fa), (vb, kb, rb, bb, fb) = _side(a, metric, at), _side(b, metric, at)
     notes: list = []
+    for role, files in (("A", fa), ("B", fb)):
+        if at == "final" and len(set(files.values())) > 1:
+            notes.append(f"{role}'s files end at different rounds: "
+                         + ", ".join(f"{Path(f).name} {r}" for f, r in files.items()))
     p = paired(va, vb, "", notes, "rows of the same seeds")
     if ra != rb and at == "final":
         notes.append(f"A's final round is {ra}, B's {rb}")
@@ -93,21 +103,29 @@ def compare_csv_by(text: str, field: str, va: str, vb: str, metric: str = "auto"
     """The rows of `text` (FILE.csv[:COL=VALUE...]) where `field` is `va` against those where it is `vb`, one
     pair per setting: each value of the other setting columns (those with text in them) both sides hold."""
     path, where = parse_spec(text)
-    cols, rows = seed_csv.read(path)
-    rows = seed_csv.select(path, cols, rows, where)
+    parts = seed_csv.read_selected(seed_csv.paths(path), where)
     if field in where:
         raise ConfigError(f"--by {field}: {text} already selects {field}={where[field]}; allowed: selections of the "
                           f"other columns, with --by {field}=VALUE_A,VALUE_B naming both of its values")
-    if field not in cols:
-        raise ConfigError(f"--by {field}: {path} has no column {field!r}; its columns: {', '.join(cols)}")
-    key = _column(path, cols, rows, metric)
-    settings = [c for c in cols if c not in (seed_csv.SEED, seed_csv.ROUND, field)
-                and any(seed_csv.number(r[c]) is None and r[c] != "" for r in rows)]
-    groups: dict = {}
+    for p, cols, _ in parts:
+        if field not in cols:
+            raise ConfigError(f"--by {field}: {p} has no column {field!r}; its columns: {', '.join(cols)}")
+    key = _column(parts[0][0], parts[0][1], parts[0][2], metric)
+    for p, cols, rows in parts[1:]:
+        _column(p, cols, rows, key)
+    skip = (seed_csv.SEED, seed_csv.ROUND, field)
+    settings = list(dict.fromkeys(c for _, cols, rows in parts for c in cols if c not in skip
+                                  and any(seed_csv.number(r[c]) is None and r[c] != "" for r in rows)))
+    groups: dict = {}       # {value: {setting: {file: rows}}}
     for want in (va, vb):
-        side = seed_csv.select(path, cols, rows, {field: want})
-        for r in side:
-            groups.setdefault(want, {}).setdefault(tuple(r[c] for c in settings), []).append(r)
+        groups[want] = {}
+        for p, cols, rows in parts:
+            for r in rows:
+                if r[field] == want:
+                    k = tuple(r.get(c, "") for c in settings)
+                    groups[want].setdefault(k, {}).setdefault(p, []).append(r)
+        if not groups[want]:    # select's refusal: the values the column holds, a did-you-mean
+            seed_csv.select(path, parts[0][1], [r for _, _, rows in parts for r in rows], {field: want})
     common = [k for k in groups[va] if k in groups[vb]]
     if not common:
         raise ConfigError(f"--by {field}={va},{vb}: no setting of {', '.join(settings) or 'the other columns'} in "
@@ -122,7 +140,7 @@ def compare_csv_by(text: str, field: str, va: str, vb: str, metric: str = "auto"
     for k in common:
         label = _label([settings[j] for j in varying], [k[j] for j in varying])
         sub = dict(zip(settings, k))
-        got = [seed_csv.seed_values(path, groups[v][k], key, at, lower_better=lower, where={**where, **sub, field: v})
+        got = [seed_csv.merged_values(list(groups[v][k].items()), key, at, lower, {**where, **sub, field: v})
                for v in (va, vb)]
         p = paired(got[0][0], got[1][0], f"{label}: " if label else "", notes, "rows of the same seeds")
         pairs.append(_pair(label, f"{text}:{field}={va}", f"{text}:{field}={vb}", key, key, at, got[0][1], p))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import math
+import re
 from pathlib import Path
 from typing import Optional
 
@@ -130,3 +131,46 @@ def _seed_values(path, rows: list, column: str, at: str, rnd, lower_better: bool
         else:
             out[seed] = v
     return out, (int(rnd) if rnd is not None else rounds[-1] if rounds else None)
+
+
+def paths(text: str) -> list:
+    """The files of a side, `A.csv+B.csv` (seeds of one setting split over files, as verdicts.py combines a
+    paired file and its `_seed2.csv` / `_seeds2to4.csv`); a name that is itself a file stays whole."""
+    if Path(text).expanduser().is_file():
+        return [text]
+    return re.split(r"(?<=\.csv)\+", text, flags=re.IGNORECASE)
+
+
+def read_selected(files: list, where: dict) -> list:
+    """[(path, columns, rows `where` selects)] of each file; with several, a file without such rows is left
+    out (verdicts.py: a seed file beside the paired one need not hold every group), none at all refused."""
+    parts, missed = [], []
+    for path in files:
+        cols, rows = read(path)
+        try:
+            parts.append((path, cols, select(path, cols, rows, where)))
+        except ConfigError as e:
+            if len(files) == 1:
+                raise
+            missed.append(str(e))
+    if not parts:
+        raise ConfigError(f"no file of {' + '.join(map(str, files))} has a row with {_text(where)}: "
+                          + "; ".join(missed))
+    return parts
+
+
+def merged_values(parts: list, column: str, at: str = "final", lower_better: bool = False,
+                  where: Optional[dict] = None) -> tuple[dict, Optional[int], dict]:
+    """seed_values over several files' rows [(path, rows)]: ({seed: value}, the last round read, {path: its
+    round}); a seed two files hold is kept where they agree, refused where they differ, naming both."""
+    out, rounds, came = {}, {}, {}
+    for path, rows in parts:
+        got, rounds[path] = seed_values(path, rows, column, at, lower_better=lower_better, where=where)
+        for seed, v in got.items():
+            if seed in out and out[seed] != v:
+                raise ConfigError(f"seed {seed}{' of ' + _text(where) if where else ''} is in {came[seed]} ({column}="
+                                  f"{out[seed]}) and in {path} ({column}={v}); allowed: files that hold each seed "
+                                  "once, or agree on it (which to keep is not compare's guess)")
+            out[seed], came[seed] = v, came.get(seed, path)
+    held = [r for r in rounds.values() if r is not None]
+    return out, (max(held) if held else None), rounds

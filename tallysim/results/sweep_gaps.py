@@ -26,6 +26,18 @@ def _plain(name) -> bool:
     return isinstance(name, str) and name not in ("", ".", "..") and "/" not in name and "\0" not in name
 
 
+# a hand-edited entry named after a file of the sweep folder (sweep.json itself) was "not run yet": no run
+# can be written there, so running the sweep again would not fill it
+FILE = "each names a file in the sweep folder, not a run folder (a hand-edited sweep.json?)"
+
+
+def _is_file(p: Path) -> bool:
+    try:
+        return p.exists() and not p.is_dir()
+    except OSError:
+        return False
+
+
 def _status(r: dict):
     return r.get("status") if isinstance(r.get("status"), str) else None
 
@@ -68,9 +80,11 @@ def notes(dirs, command: str, parents: bool = False) -> list[str]:
             if not gone:
                 continue
             whys = {}
+            files = [r for r in gone if _is_file(sweep_dir / r["name"])]
             for r in gone:      # a hand-edited status ["not_run"] (unhashable) was a TypeError's traceback
-                whys.setdefault(WHY.get(_status(r), f"its {METRICS} is gone"), []).append(r["name"])
-            todo = any(_status(r) in WHY and _status(r) != "failed" for r in gone)
+                why = (FILE if r in files else WHY.get(_status(r), f"its {METRICS} is gone"))
+                whys.setdefault(why, []).append(r["name"])
+            todo = any(_status(r) in WHY and _status(r) != "failed" for r in gone if r not in files)
             lines.append(f"{command}: {sweep_dir}: {len(gone)} of {len(listed)} runs its {SWEEP} lists have no rows "
                          "and are missing here: "
                          + "; ".join(f"{why}: {first_few(names, 4)}" for why, names in whys.items())
