@@ -2,7 +2,7 @@
 rows of FILE whose COLUMN holds VALUE (`docs/figures/fig2_seeds5.csv:group=tally:panel=alpha=0.1`; a value
 may hold `=`, selectors are split at `:`), one row per seed at its last round; or `FILE.csv[:...] --by
 COLUMN=VA,VB` pairs the rows where COLUMN is VA with those where it is VB and every other setting column
-(a column with text in it: group, panel, model) agrees, one pair per setting. Read by seed_csv.py, the
+(a column with text in it that is no number, `nan` aside: group, panel, model) agrees, one pair per setting. Read by seed_csv.py, the
 reader verdicts.py uses, so compare recomputes docs/verdicts.md's rows from the same files.
 """
 from __future__ import annotations
@@ -101,8 +101,10 @@ def compare_csv_by(text: str, field: str, va: str, vb: str, metric: str = "auto"
     if field not in cols:
         raise ConfigError(f"--by {field}: {path} has no column {field!r}; its columns: {', '.join(cols)}")
     key = _column(path, cols, rows, metric)
-    settings = [c for c in cols if c not in (seed_csv.SEED, seed_csv.ROUND, field)
-                and any(seed_csv.number(r[c]) is None and r[c] != "" for r in rows)]
+    # a setting column holds text that is no number: a diverged seed's `nan` (or `inf`) in the column compared
+    # made it a setting, each value its own, and --by was refused as "no setting ... has rows with both values"
+    settings = [c for c in cols if c not in (seed_csv.SEED, seed_csv.ROUND, field, key)
+                and any(r[c] != "" and not _numeric(r[c]) for r in rows)]
     groups: dict = {}
     for want in (va, vb):
         side = seed_csv.select(path, cols, rows, {field: want})
@@ -127,6 +129,15 @@ def compare_csv_by(text: str, field: str, va: str, vb: str, metric: str = "auto"
         p = paired(got[0][0], got[1][0], f"{label}: " if label else "", notes, "rows of the same seeds")
         pairs.append(_pair(label, f"{text}:{field}={va}", f"{text}:{field}={vb}", key, key, at, got[0][1], p))
     return Comparison(pairs, notes, f"{path}: {field}={va}", f"{path}: {field}={vb}", per_pair)
+
+
+def _numeric(text) -> bool:
+    """A cell that reads as a float, finite or not (`nan`, `inf`): a value, not a setting's name."""
+    try:
+        float(text)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def _label(cols, values) -> str:

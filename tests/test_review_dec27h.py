@@ -1,0 +1,103 @@
+"""review34: an adversarial review of this session's merges (compare51's family-wise intervals and per-seed CSV
+sides, hostile24's checks, house49's splits). Each test here kills a hand mutation the suite let live, or pins
+a bug found (a diverged seed's `nan` in the compared column made it a setting column, and `compare FILE.csv
+--by` was refused). Nothing compiles: hand-made CSVs and run directories."""
+import json
+from pathlib import Path
+
+import pytest
+
+from tallysim.config import ConfigError
+from tallysim.results import compare as cmp
+
+
+def _csv(path: Path, rows: list, header: str = "group,panel,seed,round,acc_mean") -> Path:
+    path.write_text("# made by a test\n" + header + "\n" + "\n".join(",".join(map(str, r)) for r in rows) + "\n")
+    return path
+
+
+def _pairs(panel: str, accs: list, rnd: int = 5) -> list:
+    """(group t and l rows of one panel): accs is [(t, l) per seed]."""
+    return [row for s, (t, l) in enumerate(accs) for row in (("t", panel, s, rnd, t), ("l", panel, s, rnd, l))]
+
+
+# ---- bug: a diverged seed's nan in the column compared ------------------------------------------------------
+
+def test_csv_by_reads_past_a_diverged_seeds_nan(tmp_path):
+    """`nan` (or a word) in the column compared is not a setting's name: the column compared became a setting column (each value its own setting)
+    and --by was refused, "no setting of panel, acc_mean ... has rows with both values"; the two-sides form
+    read the same file and dropped the seed with a note."""
+    f = _csv(tmp_path / "nan_seeds.csv", _pairs("a", [(0.6, 0.5), ("nan", 0.5), (0.7, 0.55)])
+             + _pairs("b", [(0.6, 0.5), (0.62, 0.5), ("inf", 0.55)]) + _pairs("c", [(0.6, 0.5), ("diverged", 0.5)]))
+    c = cmp.compare(str(f), by="group=t,l")
+    assert [p["pair"] for p in c] == ["panel=a", "panel=b", "panel=c"]
+    assert [p["seeds"] for p in c] == [[0, 2], [0, 1], [0]]
+    assert "panel=a: seeds dropped (no finite value, e.g. diverged): 1 (A)" in c.notes
+    assert "panel=b: seeds dropped (no finite value, e.g. diverged): 2 (A)" in c.notes
+    sides = cmp.compare(f"{f}:group=t:panel=a", f"{f}:group=l:panel=a")
+    assert sides[0]["diffs"] == c[0]["diffs"]
+
+
+def test_csv_by_blank_cells_of_a_number_column_are_no_setting(tmp_path):
+    """A number column with blanks (bits_per_peer unknown for some rows) is no setting column either."""
+    rows = [(*r, "" if r[2] == 0 else 100) for r in _pairs("a", [(0.6, 0.5), (0.7, 0.5)])]
+    f = _csv(tmp_path / "blank_seeds.csv", rows, header="group,panel,seed,round,acc_mean,bits_per_peer")
+    c = cmp.compare(str(f), by="group=t,l")
+    assert len(c) == 1 and c[0]["seeds"] == [0, 1]
+
+
+# ---- mutants the suite let live -----------------------------------------------------------------------------
+
+def test_family_wise_flat_differences_to_float_rounding(tmp_path):
+    """0.3 - 0.2 and 0.4 - 0.3 differ in the last bit: flat (the sign test decides), family-wise as per pair;
+    with no tolerance the interval, 1e-16 wide, said "A above B" from 3 seeds."""
+    acc = [(0.3, 0.2), (0.4, 0.3), (0.5, 0.4)]
+    f = _csv(tmp_path / "flat_seeds.csv", _pairs("a", acc) + _pairs("b", acc))
+    c = cmp.compare(str(f), by="group=t,l")
+    assert c.family == 2 and len(set(c[0]["diffs"])) == 2
+    assert [(p["flat"], p["verdict"]) for p in c] == [(True, "level within noise")] * 2
+
+
+def test_csv_auto_metric_is_acc_global_where_the_file_has_it(tmp_path):
+    rows = [("t", "a", 0, 5, 0.5, 0.9), ("l", "a", 0, 5, 0.4, 0.6)]
+    f = _csv(tmp_path / "g_seeds.csv", rows, header="group,panel,seed,round,acc_mean,acc_global")
+    c = cmp.compare(f"{f}:group=t", f"{f}:group=l")
+    assert c[0]["metric_a"] == "acc_global" and c[0]["diffs"] == pytest.approx([0.3])
+
+
+def test_csv_by_best_loss_is_the_smallest(tmp_path):
+    rows = [("t", "a", 0, 1, 0.9), ("t", "a", 0, 2, 0.7), ("l", "a", 0, 1, 0.5), ("l", "a", 0, 2, 0.6)]
+    f = _csv(tmp_path / "loss_seeds.csv", rows, header="group,panel,seed,round,loss")
+    c = cmp.compare(str(f), by="group=t,l", metric="loss", at="best")
+    assert c[0]["diffs"] == pytest.approx([0.2])        # 0.7 - 0.5, not the largest 0.9 - 0.6
+
+
+def test_csv_sides_notes_other_final_rounds_and_the_same_rows(tmp_path):
+    f = _csv(tmp_path / "r_seeds.csv", [("t", "a", 0, 5, 0.6), ("l", "a", 0, 8, 0.5)])
+    assert "A's final round is 5, B's 8" in cmp.compare(f"{f}:group=t", f"{f}:group=l").notes
+    assert "A and B select the same rows: every difference is 0" in cmp.compare(f"{f}:group=t", f"{f}:group=t").notes
+
+
+def test_run_directories_named_like_a_csv_are_run_directories(tmp_path):
+    for name, acc in (("a.csv", [0.6, 0.7]), ("b.csv", [0.5, 0.5])):
+        d = tmp_path / name
+        d.mkdir()
+        (d / "config.json").write_text(json.dumps({"protocol": {"name": "tally"}, "rounds": 1, "seed": 0, "seeds": 2}))
+        (d / "metrics.jsonl").write_text(json.dumps({"round": 1, "bits_per_peer": 0, "acc_mean": sum(acc) / 2,
+                                                     "seeds": [0, 1], "per_seed": {"acc_mean": acc}}) + "\n")
+    c = cmp.compare(tmp_path / "a.csv", tmp_path / "b.csv")
+    assert c[0]["diffs"] == pytest.approx([0.1, 0.2])
+
+
+def test_csv_seed_not_a_whole_number_is_refused(tmp_path):
+    f = _csv(tmp_path / "half_seeds.csv", [("t", "a", 1.5, 5, 0.6), ("l", "a", 1.5, 5, 0.5)])
+    with pytest.raises(ConfigError, match=r"a row's seed is '1.5', not a whole number"):
+        cmp.compare(f"{f}:group=t", f"{f}:group=l")
+
+
+def test_csv_best_of_a_seed_with_no_finite_value_is_named_so(tmp_path):
+    rows = [("t", "a", 0, 1, 0.6), ("t", "a", 1, 1, "nan"), ("t", "a", 1, 2, "nan"),
+            ("l", "a", 0, 1, 0.5), ("l", "a", 1, 1, 0.5)]
+    f = _csv(tmp_path / "best_seeds.csv", rows)
+    c = cmp.compare(f"{f}:group=t", f"{f}:group=l", at="best")
+    assert c.notes == ["seeds dropped (no finite value, e.g. diverged): 1 (A)"]
