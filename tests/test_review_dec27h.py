@@ -101,3 +101,40 @@ def test_csv_best_of_a_seed_with_no_finite_value_is_named_so(tmp_path):
     f = _csv(tmp_path / "best_seeds.csv", rows)
     c = cmp.compare(f"{f}:group=t", f"{f}:group=l", at="best")
     assert c.notes == ["seeds dropped (no finite value, e.g. diverged): 1 (A)"]
+
+
+# ---- house49 and hostile24 mutants the suite let live ---------------------------------------------------------
+
+def test_a_group_folder_inside_a_run_is_named_under_results(tmp_path, capsys, no_compile):
+    """RES/<figure> a `tallysim run` folder: its group's folder is named as the folder of group g under
+    --results (refuse_inside_run is given the figure's flag), not as a value given to --out."""
+    from conftest import one_line
+    from test_house_dec27e import FIGURE
+    from tallysim import outdir
+    path = tmp_path / "tiny.json"
+    path.write_text(json.dumps(FIGURE))
+    res = tmp_path / "res"
+    (res / "tiny").mkdir(parents=True)
+    (res / "tiny" / outdir.MARKER).write_text('{"written_by": "tallysim"}\n')
+    line = one_line(capsys, ["figure", str(path), "--results", str(res), "--out", str(tmp_path / "fig"), "--dry-run"])
+    assert line.startswith(f"tallysim: error: figure group 'fedavg': the folder {res / 'tiny' / 'fedavg'} of group "
+                           f"'fedavg' (under --results {res}) is inside the tallysim run directory {res / 'tiny'}"), line
+
+
+def test_sweep_checked_out_names_a_new_folder_through_the_flag_given(tmp_path):
+    """sweep.checked_out hands its flag to destination too: a folder still to be created whose name ends in a
+    space is named under the flag given."""
+    from tallysim import sweep
+    from tallysim.out_path import Given
+    with pytest.raises(ConfigError, match=r"^the folder .* of group 'g' \(under --results "):
+        sweep.checked_out(tmp_path / "fig " / "g", [], [], Given("--results", tmp_path, "group 'g'"))
+
+
+def test_a_started_run_outside_a_sweep_has_no_rows_yet(tmp_path):
+    """A run folder with its config.json and no metrics.jsonl (compiling) is a run not evaluated yet, sweep or
+    not: "pass directories written by `tallysim run --out`" said it was none of tallysim's."""
+    from tallysim.results import run_dir
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "config.json").write_text(json.dumps({"protocol": {"name": "tally"}, "rounds": 2}))
+    with pytest.raises(ConfigError, match="has no metrics.jsonl yet: a run not evaluated yet"):
+        run_dir.read_rows(tmp_path / "r")
