@@ -46,6 +46,21 @@ def test_csv_by_blank_cells_of_a_number_column_are_no_setting(tmp_path):
     assert len(c) == 1 and c[0]["seeds"] == [0, 1]
 
 
+def test_csv_by_notes_other_final_rounds_and_bits_as_two_sides_do(tmp_path):
+    """--by over a CSV compared A at round 5 with B at round 8, and 100 against 200 bits per peer, in silence;
+    the two-sides form of the same rows said both."""
+    rows = [("t", "a", 0, 5, 0.6, 100), ("t", "a", 1, 5, 0.7, 100), ("l", "a", 0, 8, 0.5, 200), ("l", "a", 1, 8, 0.5, 200)]
+    f = _csv(tmp_path / "rb_seeds.csv", rows, header="group,panel,seed,round,acc_mean,bits_per_peer")
+    by, sides = cmp.compare(str(f), by="group=t,l"), cmp.compare(f"{f}:group=t", f"{f}:group=l")
+    assert by.notes == sides.notes == ["A's final round is 5, B's 8",
+                                       "not matched bits: A 100 bits per peer, B 200 bits per peer"]
+    assert (by[0]["round"], by[0]["bits_a"], by[0]["bits_b"]) == (sides[0]["round"], 100, 200) == (8, 100, 200)
+    two = _csv(tmp_path / "rb2_seeds.csv", rows + [("t", "b", 0, 8, 0.6, 200), ("l", "b", 0, 8, 0.5, 200)],
+               header="group,panel,seed,round,acc_mean,bits_per_peer")
+    assert cmp.compare(str(two), by="group=t,l").notes == ["panel=a: A's final round is 5, B's 8",
+                                                           "panel=a: not matched bits: A 100 bits per peer, B 200 bits per peer"]
+
+
 # ---- mutants the suite let live -----------------------------------------------------------------------------
 
 def test_family_wise_flat_differences_to_float_rounding(tmp_path):

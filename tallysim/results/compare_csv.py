@@ -61,8 +61,21 @@ def _side(text: str, metric: str, at: str) -> tuple:
     rows = seed_csv.select(path, cols, rows, where)
     key = _column(path, cols, rows, metric)
     vals, rnd = seed_csv.seed_values(path, rows, key, at, lower_better=headline.lower_is_better(key), where=where)
+    return vals, key, rnd, _bits(rows, rnd)
+
+
+def _bits(rows: list, rnd):
+    """The bits per peer the rows read (at round `rnd`) agree on, or None."""
     bits = {r.get("bits_per_peer") for r in rows if rnd is None or seed_csv.round_of(r) == rnd} - {None, ""}
-    return vals, key, rnd, (bits.pop() if len(bits) == 1 else None)
+    return bits.pop() if len(bits) == 1 else None
+
+
+def _mismatch(where: str, rounds: tuple, bits: tuple, at: str) -> list:
+    """The notes of a pair whose sides were read at other final rounds, or at other bits per peer."""
+    (ra, rb), (ba, bb) = rounds, bits
+    return ([f"{where}A's final round is {ra}, B's {rb}"] if ra != rb and at == "final" else []) + (
+        [f"{where}not matched bits: A {ba or 'unknown'} bits per peer, B {bb or 'unknown'} bits per peer"]
+        if ba != bb else [])
 
 
 def compare_csv(a: str, b: str, metric: str = "auto", at: str = "final") -> Comparison:
@@ -74,10 +87,7 @@ def compare_csv(a: str, b: str, metric: str = "auto", at: str = "final") -> Comp
     (va, ka, ra, ba), (vb, kb, rb, bb) = _side(a, metric, at), _side(b, metric, at)
     notes: list = []
     p = paired(va, vb, "", notes, "rows of the same seeds")
-    if ra != rb and at == "final":
-        notes.append(f"A's final round is {ra}, B's {rb}")
-    if ba != bb:
-        notes.append(f"not matched bits: A {ba or 'unknown'} bits per peer, B {bb or 'unknown'} bits per peer")
+    notes += _mismatch("", (ra, rb), (ba, bb), at)
     if parse_spec(a) == parse_spec(b):
         notes.append("A and B select the same rows: every difference is 0")
     return Comparison([_pair("", a, b, ka, kb, at, max(ra or 0, rb or 0) or None, p, (ba, bb))], notes, a, b)
@@ -127,7 +137,11 @@ def compare_csv_by(text: str, field: str, va: str, vb: str, metric: str = "auto"
         got = [seed_csv.seed_values(path, groups[v][k], key, at, lower_better=lower, where={**where, **sub, field: v})
                for v in (va, vb)]
         p = paired(got[0][0], got[1][0], f"{label}: " if label else "", notes, "rows of the same seeds")
-        pairs.append(_pair(label, f"{text}:{field}={va}", f"{text}:{field}={vb}", key, key, at, got[0][1], p))
+        # read at other final rounds, or other bits per peer: said, as the two-sides form says it (was silent)
+        bits = tuple(_bits(groups[v][k], r) for v, (_, r) in zip((va, vb), got))
+        notes += _mismatch(f"{label}: " if label else "", (got[0][1], got[1][1]), bits, at)
+        rnd = max(got[0][1] or 0, got[1][1] or 0) or None
+        pairs.append(_pair(label, f"{text}:{field}={va}", f"{text}:{field}={vb}", key, key, at, rnd, p, bits))
     return Comparison(pairs, notes, f"{path}: {field}={va}", f"{path}: {field}={vb}", per_pair)
 
 
