@@ -153,3 +153,18 @@ def test_a_started_run_outside_a_sweep_has_no_rows_yet(tmp_path):
     (tmp_path / "r" / "config.json").write_text(json.dumps({"protocol": {"name": "tally"}, "rounds": 2}))
     with pytest.raises(ConfigError, match="has no metrics.jsonl yet: a run not evaluated yet"):
         run_dir.read_rows(tmp_path / "r")
+
+
+def test_one_pair_has_no_family_line(tmp_path):
+    f = _csv(tmp_path / "one_seeds.csv", _pairs("a", [(0.6, 0.5), (0.7, 0.5), (0.65, 0.5)]))
+    for c in (cmp.compare(f"{f}:group=t", f"{f}:group=l"), cmp.compare(str(f), by="group=t,l", per_pair=True)):
+        text = c.text()
+        assert c.family == 1 and "per-pair 95% over" not in text and "family-wise 95% over" not in text, text
+        assert "| 95% t-interval | above / below / tied | sign test p |" in text
+
+
+def test_seed_csv_read_of_a_folder_is_refused_in_one_line(tmp_path):
+    from tallysim.results import seed_csv
+    (tmp_path / "x.csv").mkdir()        # opened, it was an IsADirectoryError's traceback
+    with pytest.raises(ConfigError, match=r"x\.csv: not a file; allowed: a per-seed CSV"):
+        seed_csv.read(tmp_path / "x.csv")
