@@ -118,6 +118,17 @@ def test_csv_best_of_a_seed_with_no_finite_value_is_named_so(tmp_path):
     assert c.notes == ["seeds dropped (no finite value, e.g. diverged): 1 (A)"]
 
 
+def test_a_flat_pairs_changed_verdict_names_its_sign_test(tmp_path):
+    """Six seeds each +0.25 (s.e. 0): alone the sign test says above (p 0.03125), Holm's over 2 pairs does not;
+    the note said "its own 95% interval alone says A above B", an interval of no width that decided nothing."""
+    rows = _pairs("a", [(0.75, 0.5)] * 6) + _pairs("b", [(0.75, 0.5)] * 6)
+    c = cmp.compare(str(_csv(tmp_path / "flat6_seeds.csv", rows)), by="group=t,l")
+    assert "panel=a: level within noise over the 2 pairs; its own sign test (p 0.03125) alone says A above B " \
+           "(--per-pair)" in c.notes
+    assert c.notes[0].endswith("the verdict is the sign test's (p < 0.05, which needs 6 seeds or more; over several "
+                               "pairs Holm's p, which needs more)")
+
+
 # ---- house49 and hostile24 mutants the suite let live ---------------------------------------------------------
 
 def test_a_group_folder_inside_a_run_is_named_under_results(tmp_path, capsys, no_compile):
