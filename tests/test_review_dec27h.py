@@ -61,6 +61,29 @@ def test_csv_by_notes_other_final_rounds_and_bits_as_two_sides_do(tmp_path):
                                                            "panel=a: not matched bits: A 100 bits per peer, B 200 bits per peer"]
 
 
+@pytest.mark.parametrize("cell", [45.9, -0.4, 1.5])
+def test_a_seeds_accuracy_out_of_zero_one_is_refused_by_compare(tmp_path, cell):
+    """A percent (45.9) or a negative in a run's per_seed accuracies, or in a CSV's acc_mean, went into the
+    paired differences: the row's own acc_mean was checked (hostile23), verdicts.py refuses the CSV cell."""
+    from tallysim.results import run_dir
+    for name, acc in (("a", [0.5, cell]), ("b", [0.5, 0.5])):
+        d = tmp_path / name
+        d.mkdir()
+        (d / "config.json").write_text(json.dumps({"protocol": {"name": "tally"}, "rounds": 1, "seed": 0, "seeds": 2}))
+        (d / "metrics.jsonl").write_text(json.dumps({"round": 1, "bits_per_peer": 0, "acc_mean": 0.5, "seeds": [0, 1],
+                                                     "per_seed": {"acc_mean": acc}}) + "\n")
+    with pytest.raises(ConfigError, match=rf"line 1: per_seed\['acc_mean'\] holds {cell}, not an accuracy"):
+        cmp.compare(tmp_path / "a", tmp_path / "b")
+    with pytest.raises(ConfigError, match="not an accuracy"):
+        run_dir.read_rows(tmp_path / "a")
+    f = _csv(tmp_path / "pct_seeds.csv", _pairs("a", [(cell, 0.5), (0.7, 0.5)]))
+    for call in (lambda: cmp.compare(f"{f}:group=t", f"{f}:group=l"), lambda: cmp.compare(str(f), by="group=t,l")):
+        with pytest.raises(ConfigError, match=rf"seed 0's acc_mean is {cell}, not an accuracy; allowed: a fraction"):
+            call()
+    loss = _csv(tmp_path / "loss_seeds.csv", _pairs("a", [(cell, 0.5), (0.7, 0.5)]), header="group,panel,seed,round,loss")
+    assert cmp.compare(f"{loss}:group=t", f"{loss}:group=l", metric="loss")[0]["n"] == 2     # a loss may be any size
+
+
 # ---- mutants the suite let live -----------------------------------------------------------------------------
 
 def test_family_wise_flat_differences_to_float_rounding(tmp_path):

@@ -15,6 +15,7 @@ from tallysim.fields import first_few
 from tallysim.results import headline, seed_csv
 from tallysim.results.compare_pairs import Comparison, paired
 
+ACCURACIES = ("acc_mean", "acc_global")     # the columns that hold fractions in [0, 1]
 SPEC = re.compile(r"(?s)(.*?\.csv)(?::(.*))?", re.IGNORECASE)
 
 
@@ -61,7 +62,17 @@ def _side(text: str, metric: str, at: str) -> tuple:
     rows = seed_csv.select(path, cols, rows, where)
     key = _column(path, cols, rows, metric)
     vals, rnd = seed_csv.seed_values(path, rows, key, at, lower_better=headline.lower_is_better(key), where=where)
-    return vals, key, rnd, _bits(rows, rnd)
+    return _accuracies(path, vals, key), key, rnd, _bits(rows, rnd)
+
+
+def _accuracies(path, vals: dict, key: str) -> dict:
+    """{seed: value} of an accuracy column, refused where a value is no fraction in [0, 1]: a percent (45.9)
+    went into the differences, where verdicts.py refuses the same cell (and run directories' rows too)."""
+    bad = next((s for s, v in vals.items() if key in ACCURACIES and v is not None and not 0 <= v <= 1), None)
+    if bad is not None:
+        raise ConfigError(f"{path}: seed {bad}'s {key} is {vals[bad]!r}, not an accuracy; allowed: a fraction in "
+                          "[0, 1] (a percent has no place in a paired difference)")
+    return vals
 
 
 def _bits(rows: list, rnd):
@@ -136,7 +147,8 @@ def compare_csv_by(text: str, field: str, va: str, vb: str, metric: str = "auto"
         sub = dict(zip(settings, k))
         got = [seed_csv.seed_values(path, groups[v][k], key, at, lower_better=lower, where={**where, **sub, field: v})
                for v in (va, vb)]
-        p = paired(got[0][0], got[1][0], f"{label}: " if label else "", notes, "rows of the same seeds")
+        p = paired(*(_accuracies(path, g[0], key) for g in got), f"{label}: " if label else "", notes,
+                   "rows of the same seeds")
         # read at other final rounds, or other bits per peer: said, as the two-sides form says it (was silent)
         bits = tuple(_bits(groups[v][k], r) for v, (_, r) in zip((va, vb), got))
         notes += _mismatch(f"{label}: " if label else "", (got[0][1], got[1][1]), bits, at)
