@@ -39,9 +39,10 @@ def test_csv_by_reads_past_a_diverged_seeds_nan(tmp_path):
 
 
 def test_csv_by_blank_cells_of_a_number_column_are_no_setting(tmp_path):
-    """A number column with blanks (bits_per_peer unknown for some rows) is no setting column either."""
-    rows = [(*r, "" if r[2] == 0 else 100) for r in _pairs("a", [(0.6, 0.5), (0.7, 0.5)])]
-    f = _csv(tmp_path / "blank_seeds.csv", rows, header="group,panel,seed,round,acc_mean,bits_per_peer")
+    """A number column with blanks (bits_per_peer unknown for some rows), or a diverged seed's nan in another
+    column than the one compared (its loss), is no setting column either."""
+    rows = [(*r, "" if r[2] == 0 else 100, "nan" if r[0] == "t" else 1.2) for r in _pairs("a", [(0.6, 0.5), (0.7, 0.5)])]
+    f = _csv(tmp_path / "blank_seeds.csv", rows, header="group,panel,seed,round,acc_mean,bits_per_peer,loss")
     c = cmp.compare(str(f), by="group=t,l")
     assert len(c) == 1 and c[0]["seeds"] == [0, 1]
 
@@ -55,6 +56,8 @@ def test_csv_by_notes_other_final_rounds_and_bits_as_two_sides_do(tmp_path):
     assert by.notes == sides.notes == ["A's final round is 5, B's 8",
                                        "not matched bits: A 100 bits per peer, B 200 bits per peer"]
     assert (by[0]["round"], by[0]["bits_a"], by[0]["bits_b"]) == (sides[0]["round"], 100, 200) == (8, 100, 200)
+    best = cmp.compare(str(f), by="group=t,l", at="best").notes      # each seed's best: no final round to match
+    assert best == ["not matched bits: A 100 bits per peer, B 200 bits per peer"]
     two = _csv(tmp_path / "rb2_seeds.csv", rows + [("t", "b", 0, 8, 0.6, 200), ("l", "b", 0, 8, 0.5, 200)],
                header="group,panel,seed,round,acc_mean,bits_per_peer")
     assert cmp.compare(str(two), by="group=t,l").notes == ["panel=a: A's final round is 5, B's 8",
@@ -76,6 +79,13 @@ def test_a_seeds_accuracy_out_of_zero_one_is_refused_by_compare(tmp_path, cell):
         cmp.compare(tmp_path / "a", tmp_path / "b")
     with pytest.raises(ConfigError, match="not an accuracy"):
         run_dir.read_rows(tmp_path / "a")
+    nan = tmp_path / "nan"          # a diverged seed's NaN is its result, not a misread accuracy: read, and dropped
+    nan.mkdir()
+    (nan / "config.json").write_text((tmp_path / "b" / "config.json").read_text())
+    (nan / "metrics.jsonl").write_text(json.dumps({"round": 1, "bits_per_peer": 0, "acc_mean": float("nan"), "seeds": [0, 1],
+                                                   "per_seed": {"acc_mean": [0.5, float("nan")]},
+                                                   "seeds_nonfinite": {"acc_mean": 1}}) + "\n")
+    assert cmp.compare(nan, tmp_path / "b").notes == ["seeds dropped (no finite value, e.g. diverged): 1 (A)"]
     f = _csv(tmp_path / "pct_seeds.csv", _pairs("a", [(cell, 0.5), (0.7, 0.5)]))
     for call in (lambda: cmp.compare(f"{f}:group=t", f"{f}:group=l"), lambda: cmp.compare(str(f), by="group=t,l")):
         with pytest.raises(ConfigError, match=rf"seed 0's acc_mean is {cell}, not an accuracy; allowed: a fraction"):
