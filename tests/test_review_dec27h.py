@@ -212,3 +212,11 @@ def test_seed_csv_read_of_a_folder_is_refused_in_one_line(tmp_path):
     (tmp_path / "x.csv").mkdir()        # opened, it was an IsADirectoryError's traceback
     with pytest.raises(ConfigError, match=r"x\.csv: not a file; allowed: a per-seed CSV"):
         seed_csv.read(tmp_path / "x.csv")
+
+
+def test_a_family_counts_the_pairs_compared_not_those_left_out(tmp_path):
+    """Panel c has rows of t only: left out with a note, and not one of the family's m (m = 2, not 3)."""
+    rows = _pairs("a", [(0.6, 0.5), (0.7, 0.5)]) + _pairs("b", [(0.6, 0.5), (0.7, 0.5)]) + [("t", "c", 0, 5, 0.6)]
+    c = cmp.compare(str(_csv(tmp_path / "left_seeds.csv", rows)), by="group=t,l")
+    assert c.family == 2 and "panel=c has rows with group=t and none with group=l; left out" in c.notes
+    assert "family-wise 95% over 2 pairs" in c.text()
