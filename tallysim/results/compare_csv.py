@@ -2,7 +2,7 @@
 rows of FILE whose COLUMN holds VALUE (`docs/figures/fig2_seeds5.csv:group=tally:panel=alpha=0.1`; a value
 may hold `=`, selectors are split at `:`), one row per seed at its last round; or `FILE.csv[:...] --by
 COLUMN=VA,VB` pairs the rows where COLUMN is VA with those where it is VB and every other setting column
-(a column with text in it: group, panel, model) agrees, one pair per setting. Read by seed_csv.py, the
+(a column with text in it that is no number, `nan` aside: group, panel, model) agrees, one pair per setting. Read by seed_csv.py, the
 reader verdicts.py uses, so compare recomputes docs/verdicts.md's rows from the same files. A side may join
 files, `FILE.csv+FILE2.csv:...` (seeds of one setting split over files, as verdicts.py combines them):
 seed_csv.read_selected and merged_values.
@@ -17,6 +17,7 @@ from tallysim.fields import first_few
 from tallysim.results import headline, seed_csv
 from tallysim.results.compare_pairs import Comparison, paired
 
+ACCURACIES = ("acc_mean", "acc_global")     # the columns that hold fractions in [0, 1]
 SPEC = re.compile(r"(?s)(.*?\.csv)(?::(.*))?", re.IGNORECASE)
 
 
@@ -68,7 +69,31 @@ def _side(text: str, metric: str, at: str) -> tuple:
                                                headline.lower_is_better(key), where)
     bits = {r.get("bits_per_peer") for p, _, rows in parts for r in rows
             if rounds[p] is None or seed_csv.round_of(r) == rounds[p]} - {None, ""}
-    return vals, key, rnd, (bits.pop() if len(bits) == 1 else None), rounds
+    return _accuracies(path, vals, key), key, rnd, (bits.pop() if len(bits) == 1 else None), rounds
+
+
+def _accuracies(path, vals: dict, key: str) -> dict:
+    """{seed: value} of an accuracy column, refused where a value is no fraction in [0, 1]: a percent (45.9)
+    went into the differences, where verdicts.py refuses the same cell (and run directories' rows too)."""
+    bad = next((s for s, v in vals.items() if key in ACCURACIES and v is not None and not 0 <= v <= 1), None)
+    if bad is not None:
+        raise ConfigError(f"{path}: seed {bad}'s {key} is {vals[bad]!r}, not an accuracy; allowed: a fraction in "
+                          "[0, 1] (a percent has no place in a paired difference)")
+    return vals
+
+
+def _bits(rows: list, rnd):
+    """The bits per peer the rows read (at round `rnd`) agree on, or None."""
+    bits = {r.get("bits_per_peer") for r in rows if rnd is None or seed_csv.round_of(r) == rnd} - {None, ""}
+    return bits.pop() if len(bits) == 1 else None
+
+
+def _mismatch(where: str, rounds: tuple, bits: tuple, at: str) -> list:
+    """The notes of a pair whose sides were read at other final rounds, or at other bits per peer."""
+    (ra, rb), (ba, bb) = rounds, bits
+    return ([f"{where}A's final round is {ra}, B's {rb}"] if ra != rb and at == "final" else []) + (
+        [f"{where}not matched bits: A {ba or 'unknown'} bits per peer, B {bb or 'unknown'} bits per peer"]
+        if ba != bb else [])
 
 
 def compare_csv(a: str, b: str, metric: str = "auto", at: str = "final") -> Comparison:
@@ -84,10 +109,7 @@ def compare_csv(a: str, b: str, metric: str = "auto", at: str = "final") -> Comp
             notes.append(f"{role}'s files end at different rounds: "
                          + ", ".join(f"{Path(f).name} {r}" for f, r in files.items()))
     p = paired(va, vb, "", notes, "rows of the same seeds")
-    if ra != rb and at == "final":
-        notes.append(f"A's final round is {ra}, B's {rb}")
-    if ba != bb:
-        notes.append(f"not matched bits: A {ba or 'unknown'} bits per peer, B {bb or 'unknown'} bits per peer")
+    notes += _mismatch("", (ra, rb), (ba, bb), at)
     if parse_spec(a) == parse_spec(b):
         notes.append("A and B select the same rows: every difference is 0")
     return Comparison([_pair("", a, b, ka, kb, at, max(ra or 0, rb or 0) or None, p, (ba, bb))], notes, a, b)
@@ -114,8 +136,10 @@ def compare_csv_by(text: str, field: str, va: str, vb: str, metric: str = "auto"
     for p, cols, rows in parts[1:]:
         _column(p, cols, rows, key)
     skip = (seed_csv.SEED, seed_csv.ROUND, field)
-    settings = list(dict.fromkeys(c for _, cols, rows in parts for c in cols if c not in skip
-                                  and any(seed_csv.number(r[c]) is None and r[c] != "" for r in rows)))
+    # a setting column holds text that is no number: a diverged seed's `nan` (or `inf`) in the column compared
+    # made it a setting, each value its own, and --by was refused as "no setting ... has rows with both values"
+    settings = list(dict.fromkeys(c for _, cols, rows in parts for c in cols if c not in (*skip, key)
+                                  and any(r.get(c, "") != "" and not _numeric(r[c]) for r in rows)))
     groups: dict = {}       # {value: {setting: {file: rows}}}
     for want in (va, vb):
         groups[want] = {}
@@ -142,10 +166,25 @@ def compare_csv_by(text: str, field: str, va: str, vb: str, metric: str = "auto"
         sub = dict(zip(settings, k))
         got = [seed_csv.merged_values(list(groups[v][k].items()), key, at, lower, {**where, **sub, field: v})
                for v in (va, vb)]
-        p = paired(got[0][0], got[1][0], f"{label}: " if label else "", notes, "rows of the same seeds")
-        pairs.append(_pair(label, f"{text}:{field}={va}", f"{text}:{field}={vb}", key, key, at, got[0][1], p))
+        p = paired(*(_accuracies(path, g[0], key) for g in got), f"{label}: " if label else "", notes,
+                   "rows of the same seeds")
+        # read at other final rounds, or other bits per peer: said, as the two-sides form says it (was silent)
+        bits = tuple(_bits([r for rows in groups[v][k].values() for r in rows], rnd_v)
+                     for v, (_, rnd_v) in zip((va, vb), got))
+        notes += _mismatch(f"{label}: " if label else "", (got[0][1], got[1][1]), bits, at)
+        rnd = max(got[0][1] or 0, got[1][1] or 0) or None
+        pairs.append(_pair(label, f"{text}:{field}={va}", f"{text}:{field}={vb}", key, key, at, rnd, p, bits))
     return Comparison(pairs, notes, f"{path}: {field}={va}", f"{path}: {field}={vb}", per_pair)
 
 
 def _label(cols, values) -> str:
     return " ".join(f"{c}={v}" for c, v in zip(cols, values))
+
+
+def _numeric(text) -> bool:
+    """A cell that reads as a float, finite or not (`nan`, `inf`): a value, not a setting's name."""
+    try:
+        float(text)
+    except (TypeError, ValueError):
+        return False
+    return True

@@ -137,8 +137,10 @@ def family(pairs: list, notes: list, per_pair: bool) -> int:
         own = {f"{k}_per_pair": p[k] for k in ("ci_low", "ci_high", "sign_p", "verdict")}
         p.update(paired_stats.summarize(p["diffs"], _tol(p["a_values"], p["b_values"]), m, q), **own)
         if p["verdict"] != own["verdict_per_pair"]:
-            notes.append(f"{p['pair'] or 'the pair'}: {p['verdict']} over the {m} pairs; its own 95% interval "
-                         f"alone says {own['verdict_per_pair']} (--per-pair)")
+            # a flat pair's verdict is its sign test's (FLAT): "its own 95% interval" named one of no width
+            whose = (f"its own sign test (p {own['sign_p_per_pair']:.4g})" if p["flat"] else "its own 95% interval")
+            notes.append(f"{p['pair'] or 'the pair'}: {p['verdict']} over the {m} pairs; {whose} alone says "
+                         f"{own['verdict_per_pair']} (--per-pair)")
     return m
 
 

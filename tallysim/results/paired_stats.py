@@ -26,7 +26,8 @@ NO_INTERVAL = "one seed: no interval"
 # interval has no width: it measures no noise (accuracies are counts over a test set, so two seeds ahead by
 # the same count happen), and "A above B" from 2 seeds was claimed by it; the sign test decides instead
 FLAT = ("the difference is the same at every seed: the standard error is 0 and the interval has no width, so it "
-        "measures no noise; the verdict is the sign test's (p < 0.05, which needs 6 seeds or more)")
+        "measures no noise; the verdict is the sign test's (p < 0.05, which needs 6 seeds or more; over several "
+        "pairs Holm's p, which needs more)")
 
 
 def _betacf(a: float, b: float, x: float) -> float:

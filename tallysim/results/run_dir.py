@@ -180,6 +180,12 @@ def read_rows(run_dir) -> list[dict]:
                                   "in [0, 1] (every row tallysim writes holds one: a hand-edited row?)")
         check_bits(row, f"{metrics} line {i}")
         check_seeds(row, f"{metrics} line {i}")
+        for key in ("acc_mean", "acc_global"):      # a seed's 45.9 (a percent) went into compare's differences
+            bad = next((v for v in (row.get("per_seed") or {}).get(key) or []
+                        if is_number(v) and math.isfinite(v) and not 0 <= v <= 1), None)
+            if bad is not None:
+                raise ConfigError(f"{metrics} line {i}: per_seed[{key!r}] holds {bad!r}, not an accuracy; allowed: "
+                                  "fractions in [0, 1] (every row tallysim writes holds them: a hand-edited row?)")
         rows.append(row)
         last_line = i
     return rows
