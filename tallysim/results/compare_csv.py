@@ -169,8 +169,8 @@ def compare_csv_by(text: str, field: str, va: str, vb: str, metric: str = "auto"
         p = paired(*(_accuracies(path, g[0], key) for g in got), f"{label}: " if label else "", notes,
                    "rows of the same seeds")
         # read at other final rounds, or other bits per peer: said, as the two-sides form says it (was silent)
-        bits = tuple(_bits([r for rows in groups[v][k].values() for r in rows], rnd_v)
-                     for v, (_, rnd_v) in zip((va, vb), got))
+        bits = tuple(_bits([r for rows in groups[v][k].values() for r in rows], g[1])
+                     for v, g in zip((va, vb), got))
         notes += _mismatch(f"{label}: " if label else "", (got[0][1], got[1][1]), bits, at)
         rnd = max(got[0][1] or 0, got[1][1] or 0) or None
         pairs.append(_pair(label, f"{text}:{field}={va}", f"{text}:{field}={vb}", key, key, at, rnd, p, bits))
