@@ -2,7 +2,7 @@
 
 The public API (tallysim/api.py): `Config`, `run(cfg, out=...) -> Results`, `drive(cfg)` (a protocol
 round by hand), `load_plugin(module)`, `Results`, `read_rows(dirs)` (every metrics row below some
-directories, flat, for pandas), `compare(a, b)` (paired-seed comparison of two runs, or a sweep's pairs). Importing tallysim imports no JAX.
+directories, flat, for pandas), `compare(a, b)` (paired-seed comparison of two runs, a sweep's pairs (family-wise), or committed per-seed CSV rows). Importing tallysim imports no JAX.
 """
 __version__ = "0.1.0"
 

@@ -104,14 +104,16 @@ def drive(cfg: Config, seed: Optional[int] = None) -> Driver:
 
 
 def compare(a, b=None, *, by: Optional[str] = None, metric: str = "auto", at: str = "final",
-            fmt: Optional[str] = None, out: Optional[str] = None):
+            fmt: Optional[str] = None, out: Optional[str] = None, per_pair: bool = False):
     """Paired-seed comparison, as `tallysim compare`: run directory `a` against `b` seed by seed, or (`by=
     "FIELD=VA,VB"`) each run under `a` (a sweep's --out) with FIELD=VA against the run that differs from it
-    only in FIELD; returns a Comparison (a list of one dict per pair: per-seed values and differences, mean,
-    se, ci_low/ci_high, above/below/tied, sign_p, verdict; `.notes`; `.text()` the command's markdown or
-    CSV), written to `out` too when given."""
+    only in FIELD; `a` and `b` may be per-seed CSV sides, "FILE.csv:COLUMN=VALUE:..." (with `by`, `a` alone:
+    "FILE.csv[:...]"). Over several pairs the intervals are family-wise (Bonferroni's interval, Holm's sign-test
+    p) unless `per_pair`. Returns a Comparison (a list of one dict per pair: per-seed values and differences,
+    mean, se, ci_low/ci_high, above/below/tied, sign_p, verdict, and over several pairs the unadjusted
+    *_per_pair; `.notes`; `.family`; `.text()` the command's markdown or CSV), written to `out` too when given."""
     from tallysim.results.compare import compare as paired
-    return paired(a, b, by=by, metric=metric, at=at, fmt=fmt, out=out)
+    return paired(a, b, by=by, metric=metric, at=at, fmt=fmt, out=out, per_pair=per_pair)
 
 
 def load_plugin(module: str) -> list:

@@ -125,7 +125,7 @@ def is_sweep_index(path: Path) -> bool:
     import json
     try:
         doc = json.loads(path.read_text())
-    except (OSError, ValueError, UnicodeDecodeError):
+    except (OSError, ValueError, UnicodeDecodeError, RecursionError):     # `[[[...]]]` thousands deep
         return False
     return isinstance(doc, dict) and isinstance(doc.get("runs"), list)
 

@@ -45,7 +45,7 @@ class Built:
     values: dict = None         # traced key -> float32 [Z] per-lane values (lanes.lane_values)
     choices: tuple = ()         # the varying traced fields' distinct values (lanes.choices)
     costs: dict = field(default_factory=dict, repr=False)   # cost_protocol's cache: config index -> Protocol
-    programs: dict = field(default_factory=dict, repr=False)  # run._programs' cache: a run's seed chunks share them
+    programs: dict = field(default_factory=dict, repr=False)  # programs.chunk_programs' cache: a run's seed chunks share them
     # datasets with clients (text), for the per-client test metrics: the test examples' client ids
     # [V], and per lane the peer holding each client [K] (-1: none; all -1 unless partition.kind=
     # natural). None on datasets without clients.

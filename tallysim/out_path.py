@@ -16,25 +16,54 @@ _BAD_CHARS = re.compile(r"[/\\\x00-\x1f]")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
-def check_text(value, what: str) -> None:
+class Given:
+    """How a refusal names the folder it refuses, and what to choose instead, in the words of the option the
+    user gave (`flag`). Its own value (a run's or a sweep's --out): "--out DIR" and "another --out". A folder
+    below the value given (`under`, what `whose` owns: a figure group's RES/<figure>/<group> under --results
+    RES) is not what the user typed, so it is "the folder D of group 'g' (under --results RES)" and "another
+    --results than RES (the runs of group 'g' go in D)": "--results RES/fig/g ...; choose another --results"
+    named the group's folder as the value given to --results."""
+
+    def __init__(self, flag: str = "--out", under=None, whose: str = ""):
+        self.flag, self.under, self.whose = flag, under, whose
+
+    def named(self, out) -> str:
+        if self.under is None:
+            return f"{self.flag} {out}"
+        return f"the folder {out} of {self.whose} (under {self.flag} {self.under})"
+
+    def another(self, out) -> str:
+        if self.under is None:
+            return f"another {self.flag}"
+        return f"another {self.flag} than {self.under} (the runs of {self.whose} go in {out})"
+
+
+def given(flag) -> Given:
+    """`flag` as a Given: a plain flag's name ("--out", "out" for Python's keyword) names the value itself."""
+    return flag if isinstance(flag, Given) else Given(flag)
+
+
+def check_text(value, what) -> None:
     """A path or name holding bytes that are not UTF-8 (Python keeps them as lone surrogates) cannot be
     printed, encoded into JSON or measured in bytes: refuse it in one line rather than fail later."""
     text = os.fsdecode(value)           # bytes (from Python) decode as the file system would
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        raise ConfigError(f"{what} {ascii(text)} is not valid UTF-8 (it holds undecodable bytes); use UTF-8 "
+        raise ConfigError(f"{given(what).named(ascii(text))} is not valid UTF-8 (it holds undecodable bytes); use UTF-8 "
                           "text") from None
 
 
-def destination(out, flag: str = "--out") -> Path:
+def destination(out, flag="--out") -> Path:
     """The directory `out` really names. A `..` is resolved by the file system after following the
     links before it, but by anyone reading the path as text (and by `mkdir -p`, which creates missing
     components first) lexically: `A/missing/../../B` is `B`, however far `A/missing` exists. So a path
     with `..` is normalised when both readings name one directory, and refused when they differ (a
-    link before the `..`); every check and write then sees the real destination."""
+    link before the `..`); every check and write then sees the real destination. `flag`: a Given, or the
+    name of the option that gave `out`."""
+    flag = given(flag)
     if out is None or str(out).strip() == "":
-        raise ConfigError(f"{flag} is empty; give the directory the run should write into")
+        raise ConfigError(f"{flag.flag} is empty; give the directory the run should write into")
     check_text(out, flag)
     # "~/runs/a" from a quoted argument, a config or Python: a literal directory `~` in the current one
     # (the next `rm -rf ~` meant for it takes the home), where data.path and TALLYSIM_DATA expand it
@@ -44,12 +73,12 @@ def destination(out, flag: str = "--out") -> Path:
     lexical = os.path.normpath(os.path.abspath(text))
     physical = os.path.realpath(text)
     if os.path.realpath(lexical) != physical:
-        raise ConfigError(f"{flag} {text}: its '..' follows a symbolic link, so it means {physical} to the "
+        raise ConfigError(f"{flag.named(text)}: its '..' follows a symbolic link, so it means {physical} to the "
                           f"file system but {lexical} as written; give the directory without '..'")
     return _plain_new_names(Path(os.path.normpath(text)), out, flag)
 
 
-def _plain_new_names(p: Path, out, flag: str) -> Path:
+def _plain_new_names(p: Path, out, flag: Given) -> Path:
     """`out="runs\\n"` (a line read from a file) or " runs " silently created a folder whose name differs
     from the one the user sees (and the next `ls runs` misses it): refuse a directory still to be created
     whose name starts or ends with whitespace or holds a control character. Existing directories are
@@ -57,7 +86,7 @@ def _plain_new_names(p: Path, out, flag: str) -> Path:
     d = p
     while d.name and not (d.exists() or d.is_symlink()):     # the components still to be created
         if d.name != d.name.strip() or _CONTROL.search(d.name):
-            raise ConfigError(f"{flag} {os.fsdecode(out)!r}: the directory {d.name!r} it would create starts or ends "
+            raise ConfigError(f"{flag.named(repr(os.fsdecode(out)))}: the directory {d.name!r} it would create starts or ends "
                               "with whitespace or holds a control character; allowed: names without control "
                               "characters that neither start nor end with whitespace (strip a path read from a file)")
         d = d.parent

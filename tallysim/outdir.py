@@ -22,7 +22,7 @@ from tallysim import out_path, run_lock
 from tallysim.run_lock import LOCK, Busy, SweepBusy, being_written  # noqa: F401 (outdir.Busy etc., as before)
 from tallysim.validation import MAX_NAME      # one limit for every name that becomes a path component
 # the checks on the path an output names (split from here; outdir.destination etc., as before)
-from tallysim.out_path import check_name, check_text, destination, protected  # noqa: F401
+from tallysim.out_path import Given, check_name, check_text, destination, given, protected  # noqa: F401
 # which directories are tallysim's runs and how they stopped (split from here; outdir.is_run_dir etc., as before)
 from tallysim.existing_run import (CHECKPOINT, MARKER, RETRY_CHECKPOINT, RUN_FILES, describe_entries,  # noqa: F401
                                    foreign_entries, is_run_dir, is_run_file, run_config, run_state)
@@ -31,53 +31,56 @@ CLI = {"overwrite": "--overwrite", "resume": "--resume"}
 PYTHON = {"overwrite": "overwrite=True", "resume": "resume=True"}    # tallysim.run(cfg, out=..., ...)
 
 
-def check(out, overwrite: bool, flag: str = "--out", words: dict = CLI) -> Path:
+def check(out, overwrite: bool, flag="--out", words: dict = CLI) -> Path:
     """Refuse an output directory tallysim may not use (ConfigError, one line); creates nothing.
-    `words`: how the advice spells the options (CLI flags, or PYTHON's keyword arguments).
+    `words`: how the advice spells the options (CLI flags, or PYTHON's keyword arguments); `flag`: the
+    option that gave `out`, by name or as a Given (a figure group's folder under --results).
 
     Runs before any data is loaded, so a bad --out fails in milliseconds.
     """
+    flag = given(flag)
     p = destination(out, flag)
     if any(len(part.encode()) > MAX_NAME + 55 for part in p.parts) or len(str(p).encode()) > 4000:
-        raise ConfigError(f"{flag} {str(out)[:60]}...: the path is too long for the file system")
+        raise ConfigError(f"{flag.named(str(out)[:60] + '...')}: the path is too long for the file system")
     for parent in reversed(p.parents):
         if parent.exists() and not parent.is_dir():
-            raise ConfigError(f"{flag} {out}: {parent} is a file, not a directory")
+            raise ConfigError(f"{flag.named(out)}: {parent} is a file, not a directory")
     refuse_inside_run(p, out, flag)
     if p.is_symlink() and not p.exists():   # passed as absent: mkdir's "File exists" after the data had loaded
-        raise ConfigError(f"{flag} {out} is a symbolic link to {os.readlink(p)}, which does not exist (tallysim "
-                          f"never writes through a link); allowed: the real directory, or another {flag}")
+        raise ConfigError(f"{flag.named(out)} is a symbolic link to {os.readlink(p)}, which does not exist (tallysim "
+                          f"never writes through a link); allowed: the real directory, or {flag.another(out)}")
     if p.exists() and not p.is_dir():
-        raise ConfigError(f"{flag} {out} is a file, not a directory; give a directory")
+        raise ConfigError(f"{flag.named(out)} is a file, not a directory; give a directory")
     if p.is_dir():
         entries = list(p.iterdir()) if os.access(p, os.R_OK | os.X_OK) else None
         if entries is None:
-            raise ConfigError(f"{flag} {out} cannot be read; check its permissions")
+            raise ConfigError(f"{flag.named(out)} cannot be read; check its permissions")
         if entries:
             if not overwrite:
                 raise ConfigError(_occupied(p, out, flag, words))
             _check_replaceable(p, out, flag)
         if not os.access(p, os.W_OK):
-            raise ConfigError(f"{flag} {out} is not writable; check its permissions or choose another")
+            raise ConfigError(f"{flag.named(out)} is not writable; check its permissions or choose another")
     else:
         existing = next((q for q in p.parents if q.exists()), Path("."))
         if not os.access(existing, os.W_OK):
-            raise ConfigError(f"{flag} {out} cannot be created: {existing} is not writable")
+            raise ConfigError(f"{flag.named(out)} cannot be created: {existing} is not writable")
     return p
 
 
-def refuse_inside_run(p: Path, out, flag: str) -> None:
+def refuse_inside_run(p: Path, out, flag) -> None:
     """A run (or a sweep, a figure's results) may not go into a directory inside another run's directory:
     `run --out runs/a/sub` made runs/a hold a folder a run does not write, so the interrupted run in
     runs/a could no longer be resumed (nor replaced). Its marker file says which directories are runs."""
+    said = given(flag).named(out)
     named = Path(os.path.abspath(os.fsdecode(out)))
     for parent in Path(os.path.abspath(p)).parents:
         if (parent / MARKER).is_file() and parent == named:   # figure --results X: X/<group> checked, X a run
-            raise ConfigError(f"{flag} {out} is a tallysim run directory, which holds only the files a run "
+            raise ConfigError(f"{said} is a tallysim run directory, which holds only the files a run "
                               "writes (the runs would go inside it, and it could no longer be resumed or "
                               "replaced); allowed: a directory outside any run directory")
         if (parent / MARKER).is_file():
-            raise ConfigError(f"{flag} {out} is inside the tallysim run directory {parent}, which holds only the "
+            raise ConfigError(f"{said} is inside the tallysim run directory {parent}, which holds only the "
                               "files a run writes (it could no longer be resumed or replaced); allowed: a "
                               "directory outside any run directory")
 
@@ -94,54 +97,55 @@ def refuse_unwritable(d: Path, force: str | None = None) -> None:
                       "make it writable, or copy the run directory elsewhere and use the copy")
 
 
-def _occupied(p: Path, out, flag: str, words: dict) -> str:
+def _occupied(p: Path, out, flag: Given, words: dict) -> str:
     """Why a plain run may not write into the non-empty directory p, and what the user can do instead."""
-    o, r = words["overwrite"], words["resume"]
+    o, r, another = words["overwrite"], words["resume"], flag.another(out)
     if p.is_symlink():      # "is not empty; pass --overwrite", which then refused the link
         return (f"output directory {out} is a symbolic link to {os.path.realpath(p)}, which is not empty, and tallysim "
-                f"never replaces through a link; allowed: the real directory (with {o} to replace it), or another {flag}")
+                f"never replaces through a link; allowed: the real directory (with {o} to replace it), or {another}")
     if being_written(p):     # a running run read as "stopped before its first checkpoint; pass --overwrite"
         return (f"output directory {out} is being written by another tallysim process right now; wait for it "
-                f"to finish, or choose another {flag}")
+                f"to finish, or choose {another}")
     state = run_state(p)
     if state == "interrupted":
         return (f"output directory {out} holds an interrupted run with a checkpoint; pass {r} to continue "
-                f"it, {o} to start it again (its results are lost), or choose another {flag}")
+                f"it, {o} to start it again (its results are lost), or choose {another}")
     if state == "finished":
         return (f"output directory {out} holds a finished run (its results: {p / METRICS}); pass {o} to "
-                f"replace it or choose another {flag}")
+                f"replace it or choose {another}")
     if state == "stopped":
         return (f"output directory {out} holds a run that {how_stopped(p)}; pass {o} "
-                f"to start it again or choose another {flag}")
+                f"to start it again or choose {another}")
     # "pass --overwrite", which then refused: it replaces only a run directory tallysim wrote (a sweep's
     # folder, a folder of one's own files, were each named so only after the user had typed it)
     if atomic.is_sweep_index(p / "sweep.json"):
         return (f"output directory {out} is a sweep's directory (its sweep.json and runs), which {o} does not "
-                f"replace; allowed: another {flag} for this run")
+                f"replace; allowed: {another} for this run")
     if foreign := foreign_entries(p):
         return (f"output directory {out} is not empty and not a tallysim run directory (it holds "
-                f"{describe_entries(foreign)}), which {o} does not replace; allowed: another {flag}, or move them away")
+                f"{describe_entries(foreign)}), which {o} does not replace; allowed: {another}, or move them away")
     if not is_run_dir(p):   # a run's file names only (a user's own config.json), no marker: --overwrite refuses it too
         return (f"output directory {out} is not empty: it holds {describe_entries(sorted(e.name for e in p.iterdir()))}, "
                 f"but it is not a tallysim run directory (no {MARKER}), which {o} does not replace; allowed: "
-                f"another {flag}, or move them away")
-    return f"output directory {out} is not empty; pass {o} to replace it or choose another {flag}"
+                f"{another}, or move them away")
+    return f"output directory {out} is not empty; pass {o} to replace it or choose {another}"
 
 
-def _check_replaceable(p: Path, out, flag: str) -> None:
+def _check_replaceable(p: Path, out, flag: Given) -> None:
+    another = flag.another(out)
     if p.is_symlink():
         raise ConfigError(f"refusing to replace {out}: it is a symbolic link; give the real directory "
                           "or another --out")
     why = protected(p.resolve())
     if why:
-        raise ConfigError(f"refusing to replace {out}: {why}; choose a subdirectory for {flag}")
+        raise ConfigError(f"refusing to replace {out}: {why}; choose a subdirectory for {flag.flag}")
     foreign = foreign_entries(p)
     if foreign:
         raise ConfigError(f"refusing to replace {out}: it holds files tallysim did not write "
-                          f"({describe_entries(foreign)}); move them away or choose another {flag}")
+                          f"({describe_entries(foreign)}); move them away or choose {another}")
     if not is_run_dir(p):
         raise ConfigError(f"refusing to replace {out}: it is not a tallysim run directory (no {MARKER}); "
-                          f"remove it yourself or choose another {flag}")
+                          f"remove it yourself or choose {another}")
 
 
 def claim(out, overwrite: bool) -> Path:
@@ -213,37 +217,40 @@ def refuse_sweep_at_top(out) -> None:
                           f"own, e.g. {Path(out) / 'sweep'}")
 
 
-def check_sweep_dir(out, run_dirs: dict[str, Path], done_file: str, index: str) -> None:
+def check_sweep_dir(out, run_dirs: dict[str, Path], done_file: str, index: str, flag="--out") -> None:
     """A sweep writes DIR/<index> and DIR/<run>/: refuse before anything runs when an existing index
-    is not a tallysim one, or an unfinished run directory holds files tallysim did not write."""
-    p = destination(out)
-    refuse_inside_run(p, out, "--out")
+    is not a tallysim one, or an unfinished run directory holds files tallysim did not write. `flag`: the
+    option that gave DIR, as `check` takes it (a sweep's --out, a figure group's folder under --results)."""
+    flag = given(flag)
+    another = flag.another(out)
+    p = destination(out, flag)
+    refuse_inside_run(p, out, flag)
     if not p.is_dir():
-        check(p, overwrite=False)
+        check(p, overwrite=False, flag=flag)
     elif (p / MARKER).is_file():
         # a `run` directory (a link to one too): the sweep's index and runs went in beside the run's own files
         link = f" (a symbolic link to {os.path.realpath(p)})" * p.is_symlink()
         raise ConfigError(f"refusing to use {out} for a sweep: it is a `tallysim run` directory{link} (a sweep writes an "
-                          "index and one run directory per configuration); choose another --out")
+                          f"index and one run directory per configuration); choose {another}")
     else:
         idx = p / index
         if idx.is_symlink():
             raise ConfigError(f"refusing to use {out}: its {index} is a symbolic link (tallysim never follows or "
-                              "replaces one); move it away or choose another --out")
+                              f"replaces one); move it away or choose {another}")
         if idx.exists() and not atomic.is_sweep_index(idx):
             # a damaged index (emptied, cut) was called "not written by tallysim"; deleting it is safe: the
             # sweep writes it again, and skips the runs whose directories say they are done
             raise ConfigError(f"refusing to use {out}: its {index} is not a sweep index (damaged, or not "
                               f"tallysim's); if it is this sweep's, delete it (the sweep writes it again and keeps "
-                              "its finished runs), else choose another --out")
+                              f"its finished runs), else choose {another}")
     for name, d in run_dirs.items():
         if d.is_symlink() or (d.exists() and not d.is_dir()):
-            raise ConfigError(f"sweep run {name}: {d} is not a plain directory; move it away or choose another --out")
+            raise ConfigError(f"sweep run {name}: {d} is not a plain directory; move it away or choose {another}")
         if d.is_dir() and any(d.iterdir()) and not (d / done_file).exists() and not is_run_dir(d):
             foreign = foreign_entries(d)
             raise ConfigError(f"sweep run {name}: {d} holds files tallysim did not write "
                               f"({describe_entries(foreign) or 'no ' + MARKER}); move them away or choose "
-                              "another --out")
+                              f"{another}")
 
 
 @contextlib.contextmanager

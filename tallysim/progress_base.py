@@ -169,7 +169,7 @@ class RunsClock:
         self.compiles_left = 0          # compiles expected of batches not yet started (expect_compiles)
         self.compiled: list = []        # (seconds, runs' worth) of each stretch that came back with its compile
         # a batch that compiles has started and its first stretch is not back: only that stretch is a
-        # compile's; a later seed chunk's first stretch reuses the chunk's programs (run._programs)
+        # compile's; a later seed chunk's first stretch reuses the chunk's programs (programs.chunk_programs)
         self.compiling = False
         self.in_batch = 0               # the batch under way's compiles still to come (its narrower chunk's)
 

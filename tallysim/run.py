@@ -14,7 +14,6 @@ metrics.jsonl (one row per evaluation, keys as in docs/protocols.md; with severa
 from __future__ import annotations
 
 import contextlib
-import functools
 import math
 import sys
 import tempfile
@@ -33,12 +32,15 @@ from tallysim.results.metrics import (CONFIG, ERROR, METRICS, PARTITION, PROBE_K
                                       aggregate, check_own_keys, dumps_row, lane_row, run_collapse_warning)
 from tallysim.results.rows import unreported_steps
 from tallysim.programs import chunk_inputs, eval_clients, initial_state, lanes_per_device, round_programs  # noqa: F401
+# a chunk's programs, made once per run and chunk width: programs.py (moved from here)
+from tallysim.programs import chunk_programs as _programs, programs_key as _programs_key
+# what a finished run warns of on stderr: run_warnings.py (run.warn_collapsed etc., as before)
+from tallysim.run_warnings import warn_collapsed, warn_dead
 from tallysim.results.runs import Results
-from tallysim.results import dead_peers, run_dir
+from tallysim.results import run_dir
 from tallysim.run_files import check_same_data, write_partition, write_run_files
 from tallysim.run_recorders import Lanes as _Lanes, NonFiniteLoss, Recorder as _Recorder, restart_meta  # noqa: F401 - run._Recorder, as before
-from tallysim.sim import comm, faults, fed, mesh, peers, tasks
-from tallysim.sim.evaluate import evaluate
+from tallysim.sim import comm, faults, mesh, peers, tasks
 
 
 def _host(tree, what: str = "") -> dict:
@@ -136,42 +138,6 @@ def _run_chunk(b: Built, lo: int, hi: int, lanes_out: "_Lanes", bar, saver: chec
         saver.save(None, lanes_out.meta(hi, 0, []))       # this chunk is done: a resume starts the next one
 
 
-def _programs(b: Built, placement: mesh.Placement, lanes: int, k_init, data_c, values) -> dict:
-    """A chunk's jitted programs (init, one round, a scan over rounds, evaluation) and the state's
-    shardings (None on one device), made once per run and chunk width: a run's seed chunks of equal
-    width (seed_chunk < seeds) reuse them, where each chunk traced all four afresh before (4 seeds with
-    seed_chunk=1: 6.3 -> 2.8 s of CPU on a tiny run). Safe: they close over this run's Built only, whose
-    protocol and Context every chunk shares; a chunk's data, keys and lane values are their arguments.
-    On a mesh the state's shardings come from its shape, and they are made afresh (no reuse)."""
-    key = _programs_key(b, placement, lanes)
-    if placement.mesh is None and key in b.programs:
-        return b.programs[key]
-    ctx = b.ctx
-    init_fn = jax.vmap(lambda k, d, v: b.lane_protocol(v).init(k, d), in_axes=(0, fed.SEED_AXES, 0))
-    state_sh = None
-    if placement.mesh:
-        shape = jax.eval_shape(init_fn, k_init, data_c, values)
-        state_sh = mesh.state_shardings(shape, placement, b.protocol.peer_state)
-    single, scan = round_programs(b, state_sh, placement)
-    apply = tuple(g.model.apply for g in ctx.model_groups) if ctx.model_groups else ctx.model.apply
-    # the lanes a device evaluates together share the batch budget, as their exchange chunks do
-    ev_one = functools.partial(evaluate, apply, classes=ctx.spec.classes, task=tasks.of(ctx.spec),
-                               lanes=lanes_per_device(lanes + placement.pad_lanes, placement))
-    evaluate_lanes = jax.vmap(lambda p, s, x, y, k, own: ev_one(p, s, x, y, clients_V=k, own_K=own),
-                              in_axes=(0, 0, None, None, None, 0))
-    progs = dict(init=jax.jit(init_fn, out_shardings=state_sh) if state_sh else jax.jit(init_fn),
-                 state_sh=state_sh, single=single, scan=scan,
-                 eval=(jax.jit(evaluate_lanes, out_shardings=mesh.replicated(placement)) if placement.mesh
-                       else jax.jit(evaluate_lanes)))
-    if placement.mesh is None:
-        b.programs[key] = progs
-    return progs
-
-
-def _programs_key(b: Built, placement: mesh.Placement, lanes: int) -> tuple:
-    return lanes, placement.pad_lanes, id(b.protocol)      # b.programs' key: a chunk's width, padding, protocol
-
-
 def group_ranges(ctx) -> tuple:
     """model.groups: (name, lo, hi, active, all active) per group, for the metrics rows' per-group keys."""
     return tuple((g.name, g.lo, g.hi, g.a_hi - g.a_lo, ctx.spec.active) for g in ctx.model_groups)
@@ -245,25 +211,6 @@ def _run(cfg: Config, out: Optional[str], overwrite: bool, progress: bool, built
             print("tallysim: the seed batch did not fit in memory; retrying "
                   f"{memory_retry.counted(chunk, 'seed')} at a time{said}",
                   file=sys.stderr)
-
-
-def warn_collapsed(results: list, spec) -> None:
-    """The collapse warning (results/headline.collapse_warning) of each finished run on stderr, named by
-    its directory: a lone run's (`run`, a sweep's or a figure's run alone) and each of a group's (`run`
-    printed it and run_group did not, so a sweep's or a figure's grouped runs never warned); process 0."""
-    for last in results:
-        if mesh.is_writer() and not isinstance(last, Exception) and (note := run_collapse_warning(last, spec)):
-            print(note, file=sys.stderr)
-
-
-def warn_dead(results: list) -> None:
-    """The peers that stayed at the floor at every evaluation after the first (results/dead_peers.py: the
-    demo's seed 1 ran 15 rounds with peer 0 diverged at 0.1000, in nothing it printed), named once on
-    stderr per finished run with a directory, read from its rows; process 0."""
-    for last in results:
-        if mesh.is_writer() and not isinstance(last, Exception) and last.get("out") and \
-                (dead := dead_peers.of_run(last["out"])):
-            print(dead_peers.warning(dead, Path(last["out"]).name), file=sys.stderr)
 
 
 def run_group(cfgs: list[Config], outs: list, progress: bool = True, built: Optional[Built] = None,

@@ -105,11 +105,11 @@ def warn_before(runs: list[tuple[str, list[str]]], cfgs: list[Config]) -> None:
     warn_soft_zero(runs, cfgs)
 
 
-def checked_out(out, runs: list, cfgs: list) -> Path:
-    """--out, `..` resolved, after what a sweep and its --dry-run refuse of it (outdir, tracking.check_outs)."""
-    out_dir = outdir.destination(out)
+def checked_out(out, runs: list, cfgs: list, flag="--out") -> Path:
+    """--out, `..` resolved, after what a sweep and its --dry-run refuse of it (outdir, tracking.check_outs); `flag`: as outdir.check's."""
+    out_dir = outdir.destination(out, flag)
     dirs = {name: out_dir / outdir.check_name(name, "sweep run", out_dir) for name, _ in runs}
-    outdir.check_sweep_dir(out_dir, dirs, DONE, INDEX)
+    outdir.check_sweep_dir(out_dir, dirs, DONE, INDEX, flag)
     tracking.check_outs(cfgs, list(dirs.values()))
     return out_dir
 

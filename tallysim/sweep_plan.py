@@ -91,6 +91,30 @@ def again_line(run_dir: Path, cfg: Config) -> str:
             "so it may not diverge again")
 
 
+def restart_line(run_dir: Path, cfg: Config) -> str:
+    """The line a sweep says before it runs again from round 1 a run that had computed rounds but saved no
+    checkpoint (killed, `kill -9` or a lost machine, before its first one): its rows are replaced and those
+    rounds computed again. Only `--dry-run` said so; the sweep itself started it over unsaid. "" for any other
+    run (done, resumable, stopped on a non-finite loss: again_line, or with no row yet)."""
+    from tallysim import checkpoint, outdir
+    if (run_dir / DONE).exists() or (run_dir / checkpoint.FILE).is_file() or _diverged_line(run_dir) is not None \
+            or outdir.run_state(run_dir) != "stopped" or outdir.being_written(run_dir):
+        return ""
+    try:
+        rounds = json.loads((run_dir / metrics.CONFIG).read_text()).get("rounds")
+        lines = (run_dir / metrics.METRICS).read_text().splitlines()
+        last = json.loads(lines[-1]).get("round") if lines else None
+    except (OSError, ValueError, UnicodeDecodeError, AttributeError):
+        return ""
+    if type(last) is not int:
+        return ""
+    other = f", of another config ({first_few(diff, 4, ', ...')})," if (diff := config_diff(run_dir, cfg)) else ""
+    return (f"  note: {run_dir.name} stopped after round {last} of {rounds} before its first checkpoint, and runs "
+            f"again from round 1: its rows{other} are replaced and those rounds computed again (--checkpoint-every "
+            "K saves a checkpoint every K rounds; without it a run alone saves one every 5 minutes, runs that "
+            "share a program none)")
+
+
 def _diverged_line(run_dir: Path) -> Optional[str]:
     """error.txt's non-finite-loss line where run_dir holds a run stopped so (no done.json, no checkpoint, a
     readable config.json), whatever its config or code; else None."""

@@ -106,11 +106,12 @@ def skip_done(run_dir: Path, rec: dict, cfg: Config, log, where: str) -> None:
 
 def say_again(runs, cfgs: list, out_dir: Path, log) -> None:
     """Before a sweep's first run: each run that stopped on a non-finite loss before and runs again now (its
-    config or code differs from the NaN's: sweep_plan.again_line), and why; it ran again unsaid, as any run."""
+    config or code differs from the NaN's: sweep_plan.again_line), and why; it ran again unsaid, as any run.
+    So is each run stopped with rows but no checkpoint (sweep_plan.restart_line), which starts again from round 1."""
     from tallysim import sweep_plan
     from tallysim.progress_base import say
     for (name, _), cfg in zip(runs, cfgs):
-        if line := sweep_plan.again_line(out_dir / name, cfg):
+        if line := sweep_plan.again_line(out_dir / name, cfg) or sweep_plan.restart_line(out_dir / name, cfg):
             say(log, line, name)
 
 

@@ -80,7 +80,7 @@ def refuse_smoke_mix(out_dir: Path, runs, smoke, done: str) -> None:
         return
     try:
         old = json.loads((Path(out_dir) / "sweep.json").read_text())
-    except (OSError, ValueError, UnicodeDecodeError):
+    except (OSError, ValueError, UnicodeDecodeError, RecursionError):     # a damaged index: nothing to say
         return
     was = old.get("smoke") if isinstance(old, dict) else None
     finished = [name for name, _ in runs if (Path(out_dir) / name / done).exists()]

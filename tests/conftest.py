@@ -106,6 +106,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_for(predicate, timeout: float = 10.0) -> bool:
+    """Whether predicate() came true within `timeout` seconds, polled every 0.05 s (a progress timer's line
+    from its own thread: test_userjourney_dec12 and dec26c each kept a copy of this)."""
+    import time
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
+
+
 def one_line(capsys, argv) -> str:
     """The CLI refuses: exit 2 with exactly one stderr line `tallysim: error: ...`, returned."""
     code, line = cli_line(capsys, argv)

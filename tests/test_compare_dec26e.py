@@ -211,7 +211,9 @@ def test_cli_markdown_csv_out_and_refusals(tmp_path, capsys):
                                                           ("partition.alpha=0.1", "2"), ("partition.alpha=0.1", "mean")]
     mean = rows[3]
     assert float(mean["diff"]) == pytest.approx(0.1) and mean["verdict"] == "A above B" and mean["n"] == "3"
-    assert float(mean["ci_low"]) == pytest.approx(0.1 - stats.t.ppf(0.975, 2) * 0.01 / math.sqrt(3)) and float(mean["sign_p"]) == 0.25
+    # two pairs: family-wise (compare51), Bonferroni's quantile 1 - 0.05/4 and Holm's p (0.25 and 0.25 -> 0.5)
+    assert float(mean["ci_low"]) == pytest.approx(0.1 - stats.t.ppf(1 - 0.05 / 4, 2) * 0.01 / math.sqrt(3))
+    assert float(mean["sign_p"]) == 0.5 and mean["family"] == "2"
     assert "compare: partition.alpha=0.1: not matched bits" in err        # the notes: on stderr with CSV
     target = tmp_path / "out" / "c.md"
     assert cli.main(["compare", str(root / "tally_0.1"), str(root / "local_0.1"), "--out", str(target)]) == 0

@@ -50,7 +50,7 @@ def test_a_peer_at_the_floor_after_the_first_evaluation_is_named():
     multi = _rows([[[0.5, 0.6], [0.5, 0.6]], [[0.1, 0.6], [0.5, 0.6]], [[0.1, 0.7], [0.6, 0.7]]], seeds=[0, 1])
     dead = dead_peers.find(multi, 0.1)
     assert dead.names == ["seed 0 peer 0"] and dead.peers == 4
-    assert dead_peers.warning(dead).startswith("tallysim: warning: seed 0 peer 0 (1 of 2 peers x 2 seeds) stayed")
+    assert dead_peers.warning(dead).startswith("tallysim: warning: seed 0 peer 0 (1 of 4: 2 peers x 2 seeds) stayed")
     assert dead_peers.floor_of({"majority_acc": 0.0898}, 10) == 0.0898
     assert dead_peers.floor_of({}, 10) == 0.1 and dead_peers.floor_of({}, None) is None
 

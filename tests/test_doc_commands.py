@@ -90,9 +90,32 @@ def test_the_docs_hold_the_commands_this_file_checks():
     where = {c[0].split(":")[0] for c in CHECKED}
     assert len(CHECKED) >= 40, len(CHECKED)
     for page in ("docs/getting-started.md", "docs/sweeps.md", "docs/tracking.md", "docs/groups.md",
-                 "docs/text.md", "docs/write-a-protocol.md", "docs/howto/resume.md", "docs/population.md"):
+                 "docs/text.md", "docs/write-a-protocol.md", "docs/howto/resume.md", "docs/population.md",
+                 "docs/privacy.md", "docs/robustness.md"):
         assert page in where, page
     assert any("model.groups=" in c[1] for c in CHECKED)                # the quoted, continued line of groups.md
+
+
+START_HERE = ("text.md", "figures.md", "matched-bits.md", "groups.md", "population.md", "privacy.md",
+              "robustness.md", "scale.md")
+
+
+@pytest.mark.parametrize("page", START_HERE)
+def test_the_start_here_commands_are_checked(page):
+    """A Start here gives a newcomer's first commands: each `tallysim ...` of it is among the commands
+    the test below parses and validates, not passed over as a usage pattern (but one eliding its options
+    with `...`, population.md's `run ... --print-config`, or figures.md's `figure figN`, names a usage,
+    not a command to copy). Where
+    they are `make` targets (figures.md, matched-bits.md) the make-target tests check them; scale.md's are
+    experiments/ scripts (tests/test_docs_dec27g.py checks those)."""
+    head, rest = (ROOT / "docs" / page).read_text().split("\n## Start here", 1)
+    first = head.count("\n") + 2
+    last = first + rest.split("\n## ", 1)[0].count("\n")
+    ours = [c for c in COMMANDS if c[0].split(":")[0] == f"docs/{page}" and first <= int(c[0].split(":")[1]) <= last]
+    usage = re.compile(r"\.\.\.|\bfigN\b")                 # `run ... --print-config`, `figure figN`
+    assert all(c in CHECKED or usage.search(c[1]) for c in ours), [c for c in ours if c not in CHECKED]
+    section = rest.split("\n## ", 1)[0]
+    assert [c for c in ours if c in CHECKED] or "`make " in section or "experiments/" in section, page
 
 
 def _args(cmd: str, capsys, inline: bool):

@@ -157,4 +157,7 @@ def test_fedavgm_without_momentum_at_server_lr_one_is_fedavg_exactly(xla_optimiz
 def test_each_server_optimizer_is_one_file_and_a_registry_line(name):
     out = subprocess.run(["grep", "-rl", "--exclude-dir=__pycache__", name, "tallysim/"], capture_output=True, text=True,
                          cwd=__import__("pathlib").Path(__file__).resolve().parents[1])
-    assert sorted(out.stdout.split()) == sorted([f"tallysim/protocols/{name}.py", "tallysim/protocols/__init__.py"])
+    # the registry's line sits in its tables (protocols/registry_tables.py, split from protocols/__init__.py,
+    # whose docstring names fedavgm as its example of a section)
+    found = set(out.stdout.split()) - {"tallysim/protocols/__init__.py"}
+    assert sorted(found) == sorted([f"tallysim/protocols/{name}.py", "tallysim/protocols/registry_tables.py"])

@@ -285,7 +285,7 @@ def test_results_metrics_imports_nothing_above_it():
 LAYERS = [
     ["tallysim", "tallysim.fields", "tallysim.key_suggest", "tallysim.code_identity"],
     ["tallysim.protocols", "tallysim.protocols.declaration", "tallysim.protocols.plugin_import",
-     "tallysim.protocols.plugin_models",
+     "tallysim.protocols.plugin_models", "tallysim.protocols.registry_tables",
      "tallysim.plugin_rules", "tallysim.sizing", "tallysim.size_limits", "tallysim.storage_notes", "tallysim.forward_bytes", "tallysim.probe_blocks", "tallysim.plugin_params",
      "tallysim.privacy", "tallysim.file_shapes", "tallysim.config_shapes"],
     ["tallysim.schema_sections"],
@@ -304,7 +304,7 @@ LAYERS = [
     ["tallysim.sim"],
     ["tallysim.protocols."],
     ["tallysim.build", "tallysim.build_data", "tallysim.lane_memory", "tallysim.programs"],
-    ["tallysim.run", "tallysim.run_files", "tallysim.run_recorders", "tallysim.startup", "tallysim.nonfinite_stop",
+    ["tallysim.run", "tallysim.run_files", "tallysim.run_recorders", "tallysim.run_warnings", "tallysim.startup", "tallysim.nonfinite_stop",
      "tallysim.memory_retry"],
     ["tallysim.sweep", "tallysim.sweep_arguments", "tallysim.sweep_axes", "tallysim.sweep_plan", "tallysim.sweep_data", "tallysim.sweep_resume", "tallysim.sweep_records", "tallysim.bench"],
     ["tallysim.figures"],
@@ -451,10 +451,11 @@ def test_no_import_cycle_and_no_upward_import():
 # unit, so two folders, or a folder and a module beside it, never import each other, whichever of their
 # modules does it (issue 31: results/ used to run figures through sweep while sweep read results/).
 # One package __init__ is its own unit: tallysim/protocols/__init__.py is the registry, which imports
-# no protocol module and sits below config, while the protocol modules beside it sit above sim/. The three
-# modules split out of it (what a protocol declares; importing a plugin; a plugin's models) belong to its unit.
+# no protocol module and sits below config, while the protocol modules beside it sit above sim/. The four
+# modules split out of it (what a protocol declares; importing a plugin; a plugin's models; its tables)
+# belong to its unit.
 REGISTRY_UNIT = {"tallysim.protocols", "tallysim.protocols.declaration", "tallysim.protocols.plugin_import",
-                 "tallysim.protocols.plugin_models"}
+                 "tallysim.protocols.plugin_models", "tallysim.protocols.registry_tables"}
 
 
 def _unit(module: str) -> str:

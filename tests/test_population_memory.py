@@ -107,7 +107,7 @@ def test_resume_under_another_client_storage_is_refused_before_compiling(tmp_pat
     def no_compile(*a, **k):
         raise AssertionError("compiled before refusing")
     with monkeypatch.context() as m:
-        m.setattr(run, "round_programs", no_compile)
+        m.setattr(programs, "round_programs", no_compile)       # programs.chunk_programs calls it
         m.setattr(run, "build_group", no_compile)
         m.setattr(run, "build", no_compile)
         assert cli.main(["run", *TINY, *items, f"client_storage={now}", "--out", str(out), "--resume",

@@ -15,7 +15,7 @@ from tallysim.results import dead_peers
 def test_a_seed_chunks_restart_is_not_a_compile(monkeypatch):
     """One run of 4 seed chunks, then 3 runs to come that each compile: the first chunk compiles 60 s (a
     tenth of a run back with it), 0.4 runs in 10 s (25 s a run); chunk 2's first stretch (the first
-    chunk's programs: run._programs) is back 1 s later with 0.04 runs, and its round line says
+    chunk's programs: programs.chunk_programs) is back 1 s later with 0.04 runs, and its round line says
     `compiling` as every chunk's does. Each run to come adds 60 - 0.1 x 25 = 57.5 s, not the mean
     (57.5 + 0) / 2 over both stretches."""
     clock = Clock(monkeypatch)

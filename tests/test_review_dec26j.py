@@ -161,14 +161,15 @@ def test_best_notes_no_final_round_and_csv_means_are_each_sides(tmp_path):
 
 
 def test_a_per_seed_list_not_of_its_seeds_is_no_seeds_value(tmp_path):
-    """A per_seed list shorter than the row's seeds (a hand edit) cannot say which seed each value is: no
-    seed's value (dropped and named), not the first values zipped onto the first seeds."""
+    """A per_seed list shorter than the row's seeds (a hand edit) cannot say which seed each value is: not the
+    first values zipped onto the first seeds. (hostile24: the row is refused when read, naming its line; it
+    was "no seed has a finite value", the words of diverged seeds.)"""
     a = _run(tmp_path / "a", "tally", {0: [0.8], 1: [0.7], 2: [0.9]})
     rows = [json.loads(x) for x in (a / "metrics.jsonl").read_text().splitlines()]
     rows[-1]["per_seed"]["acc_mean"] = [0.8, 0.7]
     (a / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     b = _run(tmp_path / "b", "local", {0: [0.5], 1: [0.5], 2: [0.5]})
-    with pytest.raises(ConfigError, match="no seed has a finite value in both A and B"):
+    with pytest.raises(ConfigError, match=r"metrics.jsonl line 1: per_seed\['acc_mean'\] is not a list of 3 values"):
         cmp.compare(a, b)
 
 

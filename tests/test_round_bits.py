@@ -118,7 +118,7 @@ def test_out_of_memory_halves_the_seed_chunk_and_gives_identical_rows(tmp_path, 
     b.protocol = b.protocol._replace(round=round_fn)
     run.run(cfg, str(tmp_path / "retried"), progress=False, built=b)
     assert "retrying 1 seed at a time" in capsys.readouterr().err
-    # the 2-seed batch, then one trace the two batches of 1 share (run._programs: a run's chunks of equal width)
+    # the 2-seed batch, then one trace the two batches of 1 share (programs.chunk_programs: a run's chunks of equal width)
     assert len(traces) == 2
     retried = [json.loads(line) for line in (tmp_path / "retried" / "metrics.jsonl").read_text().splitlines()]
     for row in retried:

@@ -1,4 +1,4 @@
-"""A run's seed chunks of equal width share their compiled programs (run._programs): each chunk traced
+"""A run's seed chunks of equal width share their compiled programs (programs.chunk_programs): each chunk traced
 init, round, scan and evaluation afresh before, so seed_chunk < seeds paid the trace once per chunk."""
 import json
 

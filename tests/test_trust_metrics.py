@@ -16,7 +16,7 @@ import test_comm
 import test_round_bits
 import test_spec_audit
 import trust_cases as tc
-from tallysim import protocols, run
+from tallysim import programs, protocols, run
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -43,7 +43,7 @@ def _predict(params, x):
 def _capture(monkeypatch) -> dict:
     """{round: (params [Z, P, ...], server [Z, ...]) on the host} after each round program call."""
     seen = {}
-    made = run.round_programs
+    made = programs.round_programs
 
     def round_programs(*a, **k):
         progs = made(*a, **k)
@@ -55,7 +55,7 @@ def _capture(monkeypatch) -> dict:
                 return state, info
             return call
         return tuple(keep(f) for f in progs)
-    monkeypatch.setattr(run, "round_programs", round_programs)
+    monkeypatch.setattr(programs, "round_programs", round_programs)     # programs.chunk_programs calls it
     return seen
 
 

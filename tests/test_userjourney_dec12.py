@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import wait_for
 import test_doc_commands
 from tallysim import config, figures, progress, progress_lines
 from tallysim.config import ConfigError
@@ -29,15 +30,6 @@ def _auto(monkeypatch):
 
 # ----------------------------------------------------------------------------- a long compile is not a hang
 
-def _wait_for(predicate, timeout: float = 10.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
-
-
 def test_a_log_says_every_interval_that_it_is_still_compiling_and_stops_once_compiled(monkeypatch, capsys):
     monkeypatch.setenv(progress.INTERVAL_ENV, "0.2")
     lines = progress_lines.RoundLines(5)
@@ -47,7 +39,7 @@ def test_a_log_says_every_interval_that_it_is_still_compiling_and_stops_once_com
         said.extend(capsys.readouterr().err.splitlines())
         return len([x for x in said if "compiling  elapsed" in x]) >= 2
     try:
-        assert _wait_for(compiling), said
+        assert wait_for(compiling), said
         assert said[0] == "round 0/5  compiling", said
         assert re.fullmatch(r"round 0/5  compiling  elapsed \d+s", said[1]), said
         lines.row({"acc_global": None, "acc_mean": 0.5, "bits_per_peer": 8e3})
@@ -74,7 +66,7 @@ def test_a_terminal_bar_s_clock_runs_while_compiling(capsys):
     with progress.forced("bars"):
         bar = progress.round_bar(3, True)
         try:
-            assert _wait_for(lambda: "[00:01<" in capsys.readouterr().err, timeout=5.0)
+            assert wait_for(lambda: "[00:01<" in capsys.readouterr().err, timeout=5.0)
             bar.update(3, 5)
         finally:
             bar.close()

@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from conftest import wait_for
 from tallysim import progress, progress_lines
 
 
@@ -19,15 +20,6 @@ from tallysim import progress, progress_lines
 def _auto(monkeypatch):
     for k in (progress.MODE_ENV, progress.INTERVAL_ENV):
         monkeypatch.delenv(k, raising=False)
-
-
-def _wait_for(predicate, timeout: float = 10.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
 
 
 def test_a_log_says_a_long_stretch_of_rounds_is_still_running(monkeypatch, capsys):
@@ -43,12 +35,12 @@ def test_a_log_says_a_long_stretch_of_rounds_is_still_running(monkeypatch, capsy
     try:
         lines.row({"acc_global": None, "acc_mean": 0.5, "bits_per_peer": 8e3})
         lines.update(2, 10)                 # the first stretch (compiled): said at once
-        assert _wait_for(grab(r"round 2/6  peers=0\.5000  MB/peer=0\.001  compiled in [\d.]+s")), said
+        assert wait_for(grab(r"round 2/6  peers=0\.5000  MB/peer=0\.001  compiled in [\d.]+s")), said
         # no pace yet (the first stretch's time is the compile's): it says when the ETA comes
-        assert _wait_for(grab(r"round 2/6  running  elapsed \d+s  \(ETA after the next stretch of rounds\)")), said
+        assert wait_for(grab(r"round 2/6  running  elapsed \d+s  \(ETA after the next stretch of rounds\)")), said
         time.sleep(0.3)
         lines.update(2, 10)                 # the second stretch: a pace, so an ETA
-        assert _wait_for(grab(r"round 4/6  running  elapsed \d+s  ETA \d+s")), said
+        assert wait_for(grab(r"round 4/6  running  elapsed \d+s  ETA \d+s")), said
         assert not any("compiling" in x for x in said[1:]), said     # only the first line
         lines.update(2, 10)                 # the last: said, and no more `running` after it
         capsys.readouterr()
@@ -67,7 +59,7 @@ def test_a_running_line_does_not_hold_back_the_stretch_s_own_line(monkeypatch, c
     try:
         lines.row({"acc_global": None, "acc_mean": 0.5, "bits_per_peer": 8e3})
         lines.update(2, 10)
-        assert _wait_for(lambda: "running" in capsys.readouterr().err)
+        assert wait_for(lambda: "running" in capsys.readouterr().err)
         lines.row({"acc_global": None, "acc_mean": 0.625, "bits_per_peer": 16e3})
         lines.update(2, 10)                 # just after the `running` line: its own line all the same
         assert re.search(r"round 4/6  peers=0\.6250", capsys.readouterr().err)
@@ -81,7 +73,7 @@ def test_a_terminal_bar_s_clock_runs_between_stretches(capsys):
         try:
             bar.update(1, 5)                # compiled; the second stretch takes a few seconds
             capsys.readouterr()
-            assert _wait_for(lambda: "[00:02<" in capsys.readouterr().err, timeout=6.0)
+            assert wait_for(lambda: "[00:02<" in capsys.readouterr().err, timeout=6.0)
         finally:
             bar.close()
 

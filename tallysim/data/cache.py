@@ -22,11 +22,19 @@ DEBIAN_FASHION_MNIST = pathlib.Path("/usr/share/datasets/fashion-mnist")
 
 def cache_dir() -> pathlib.Path:
     env = os.environ.get("TALLYSIM_DATA")
+    if env and not env.strip():     # TALLYSIM_DATA=" ": datasets prepared into a folder named " " here
+        raise DataError(f"TALLYSIM_DATA={env!r} is blank; allowed: the directory that holds (or will hold) the "
+                        "prepared datasets, or unset for ~/.cache/tallysim")
     # A file there, or above it (TALLYSIM_DATA=/etc/passwd/x): nothing was read from it or cached in it, and the
     # run went on from Debian's files (or asked to prepare) as if TALLYSIM_DATA were unset, in silence.
     where = pathlib.Path(os.path.expanduser(env)) if env else None
-    if where is not None and (file := next((p for p in (where, *where.parents) if p.exists() and not p.is_dir()),
-                                           None)) is not None:
+    try:
+        file = where and next((p for p in (where, *where.parents) if p.exists() and not p.is_dir()), None)
+    except OSError as e:    # a name past the file system's limit: "File name too long" named no variable
+        raise DataError(f"TALLYSIM_DATA={env[:80]}{'...' if len(env) > 80 else ''} cannot be a directory here "
+                        f"({e.strerror or e}); allowed: a directory path, e.g. ~/.cache/tallysim (the default, "
+                        "when unset)") from None
+    if file is not None:
         what = "is a file" if file == where else f"is under the file {file}"
         raise DataError(f"TALLYSIM_DATA={env} {what}, not a directory; allowed: the directory that holds (or will "
                         "hold) the prepared datasets, e.g. ~/.cache/tallysim (the default, when unset)")

@@ -4,13 +4,13 @@ run count bounded and its devices counted. Split from figures/__init__.py, which
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Optional
 
 from tallysim import config, outdir, sweep, sweep_axes
 from tallysim.config import ConfigError
 from tallysim.model_groups import group_config
+from tallysim.out_path import Given
 
 
 class Plans(dict):
@@ -41,19 +41,11 @@ class Plans(dict):
                 # and each group's folder as its sweep checks it (a file or a folder of the user's where a run
                 # goes, a damaged sweep.json): a later group's was refused only once the groups before it had
                 # trained (hours at full size), and `figure --dry-run` passed it
-                sweep.checked_out(root / g, runs, self.configs[g])
+                # named as the folder of group g under what was given to --results (root's parent), not as
+                # the value given (out_path.Given)
+                sweep.checked_out(root / g, runs, self.configs[g], Given("--results", root.parent, f"group {g!r}"))
             except ConfigError as e:
-                raise ConfigError(f"figure group {g!r}: {_in_results_words(str(e), root, g)}") from None
-
-
-def _in_results_words(msg: str, root: Path, g: str) -> str:
-    """A sweep's words about its --out, said of a figure group's folder root/g: the user gave --results (root's
-    parent), not that folder. Every `--out` became `--results` before, so "--results RES/fig/g ...; choose
-    another --results" named the group's folder as the value given to --results."""
-    given = root.parent
-    msg = msg.replace("another --out", f"another --results than {given} (the runs of group {g!r} go in {root / g})")
-    return re.sub(r"(^|: )--out (\S+?)(?=:?(\s|$))",
-                  lambda m: f"{m[1]}the folder {m[2]} of group {g!r} (under --results {given})", msg)
+                raise ConfigError(f"figure group {g!r}: {e}") from None
 
 
 def group_plans(spec: dict, smoke: bool, base_dir: Path, start=None) -> Plans:

@@ -45,34 +45,12 @@ from tallysim.protocols.plugin_models import (BUILTIN_MODELS as _BUILTIN_MODELS,
                                               MODELS as _MODELS, POSITION_BYTES as _POSITION_BYTES, add_models,
                                               check_models, check_position_bytes, model_plugin_of, model_target,
                                               plugin_models, position_bytes)
-
-# Names a newcomer may type for a built-in (lower case, without "-" and "_"): the papers' names of the
-# method a protocol implements (docs/running-protocols.md), offered as "did you mean ...?" when refused.
-ALIASES = {"tallytrain": "tally", "fedmd": "softlabel", "dsfl": "softlabel", "qsgd": "fedpaq"}
-
-REGISTRY = {                       # name -> "module:factory"; this order is the order users see
-    "local": "local_only:make",
-    "fedavg": "fedavg:make",
-    "fedprox": "fedavg:make_fedprox",
-    "feddf": "feddf:make",
-    "softlabel": "softlabel:make",
-    "tally": "tally:make",
-    "bridge": "bridge:make",
-    "fedavgm": "fedavgm:make",
-    "fedadam": "fedadam:make",
-    "fedyogi": "fedyogi:make",
-    "topk_ef": "topk_ef:make",
-    "randk": "randk:make",
-    "fedpaq": "fedpaq:make",
-    "signsgd": "signsgd:make",
-    "scaffold": "scaffold:make",
-    "fednova": "fednova:make",
-    "cfd": "cfd:make",
-    "selective_fd": "selective_fd:make",
-    "fedct": "fedct:make",
-    "topk_soft": "topk_soft:make",
-}
-ENTRY_POINTS = "tallysim.protocols"
+# The registry's tables: protocols/registry_tables.py; its own names for the ones it changes, as before
+from tallysim.protocols.registry_tables import (ALIASES, ENTRY_POINTS, REGISTRY, BROKEN as _BROKEN,  # noqa: F401
+                                                ENTRY_POINTS_READ as _entry_points_read, EXTERNAL as _EXTERNAL,
+                                                FROM_ENTRY_POINT as _FROM_ENTRY_POINT, GENERATION as _generation,
+                                                LOADED as _LOADED, READY as _ready, RESERVED as _RESERVED,
+                                                USABLE as _USABLE)
 
 
 def client_state(cfg) -> str:
@@ -88,28 +66,6 @@ def client_state(cfg) -> str:
     if cfg.faults.kind == "straggler":
         return f"{name} keeps each client's last model between rounds: faults.kind=straggler sends it"
     return ""
-
-# Plugins: name -> "absolute.module:factory", and which module of those was loaded by name
-# (--plugin / "plugins"; an entry point's is found again without being recorded).
-_EXTERNAL: dict[str, str] = {}
-_LOADED: dict[str, str] = {}          # protocol name -> the plugin module config.json must name
-_generation = [0]                     # bumped when plugins add protocols (config's declarations cache)
-_entry_points_read = [False]
-# Entry points are read once tallysim.config has finished importing (it calls `ready`): an entry-point
-# module imports tallysim's protocol code, which imports config, so reading them while config's own
-# module-level constants are computed would import config half-initialised. Until then the names are
-# the built-ins' and the plugins loaded by name.
-_ready = [False]
-# Entry points that cannot be used (their module fails to import, a name already taken, a malformed
-# value): name -> the one-line reason. An installed package's broken entry point must not stop runs of
-# the built-ins or of other plugins, so it is reported once on stderr and skipped; naming it fails.
-_BROKEN: dict[str, str] = {}
-_FROM_ENTRY_POINT: set = set()
-# _usable()'s last (registry state, names, sections): Config.__getattr__ asks sections() at every field read
-_USABLE = [None, (), {}]
-# Names a plugin's section may not take: the Config's own fields and sections, and the top-level keys
-# a config file may hold besides them (schema.py adds the fields through `ready`).
-_RESERVED = {"plugins", "derived", "extends", "smoke", "sweep", "description", "resumed", "placement", "code"}
 
 
 def ready(core_fields: tuple = (), models: tuple = ()) -> None:

@@ -142,8 +142,14 @@ def _group_of(peer: int, groups: tuple) -> str:
     return ""
 
 
+def _of(k: int, dead: Dead, count: str) -> str:
+    """"3 of 10 peers"; over several seeds the peer-seeds counted first, "11 of 20: 10 peers x 2 seeds", where
+    "11 of 10 peers x 2 seeds" read as more peers at the floor than the run has."""
+    return f"{k} of {dead.peers}: {count}" if dead.seeds > 1 else f"{k} of {count}"
+
+
 def _named(dead: Dead) -> str:
-    return f"{_listed(dead.names)} ({len(dead.names)} of {of_peers(dead.peers // dead.seeds, dead.seeds, dead.total)})"
+    return f"{_listed(dead.names)} ({_of(len(dead.names), dead, of_peers(dead.peers // dead.seeds, dead.seeds, dead.total))})"
 
 
 def _rounds(dead: Dead) -> str:
@@ -188,7 +194,7 @@ def clause(dead: Optional[Dead]) -> str:
     k = len(dead.names)
     count = (f"{dead.peers // dead.seeds}{f' x {dead.seeds} seeds' if dead.seeds > 1 else ''}" if dead.total is None
              else of_peers(dead.peers // dead.seeds, dead.seeds, dead.total))
-    names = _listed(dead.names) + (f" ({k} of {count})" if k > 1 or dead.total is not None else "")
+    names = _listed(dead.names) + (f" ({_of(k, dead, count)})" if k > 1 or dead.total is not None else "")
     return (f"; {names} at the floor all run" if dead.without is None else
             f"; {dead.without:.4f} without {names}, at the floor all run")
 

@@ -33,6 +33,9 @@ def check_figure_out(out, flag: str = "--out") -> Path:
     from matplotlib.backend_bases import FigureCanvasBase
     p = Path(out)
     allowed = sorted(FigureCanvasBase.get_supported_filetypes())
+    if not str(out).strip():    # Path('') is '.': "--out  is a directory" named no directory the user gave
+        raise ConfigError(f"{flag} {str(out)!r} is an empty path (an unset shell variable?); allowed: a figure file "
+                          "such as figure.png")
     if p.is_dir():
         raise ConfigError(f"{flag} {out} is a directory; give a figure file such as {atomic.file_in(p, 'figure.png')}")
     if p.suffix.lower().lstrip(".") not in allowed:

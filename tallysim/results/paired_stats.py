@@ -1,7 +1,9 @@
 """The statistics of a paired-seed comparison (`tallysim compare`): per-seed differences A - B, their mean,
 standard error, a 95% Student-t interval (n - 1 degrees of freedom), the count of seeds each way, an exact
-two-sided sign test, and the verdict word with its rule. Pure Python (math only): no scipy, which tallysim
-does not depend on; tests/test_compare_dec26e.py checks every number against scipy.stats.
+two-sided sign test, and the verdict word with its rule; over several pairs read together, Bonferroni's
+quantile and Holm's adjusted p (quantile, holm). Pure Python (math only): no scipy, which tallysim does not
+depend on; tests/test_compare_dec26e.py checks every number against scipy.stats, test_compare_dec27d.py the
+adjustments against a numpy derivation.
 
 Why a t-interval and not the docs' count of seeds: with 3 seeds "above in 3 of 3" happens 1 time in 4 with
 no real difference (the sign test's p = 0.25), so the count alone cannot separate a gain from noise.
@@ -24,7 +26,8 @@ NO_INTERVAL = "one seed: no interval"
 # interval has no width: it measures no noise (accuracies are counts over a test set, so two seeds ahead by
 # the same count happen), and "A above B" from 2 seeds was claimed by it; the sign test decides instead
 FLAT = ("the difference is the same at every seed: the standard error is 0 and the interval has no width, so it "
-        "measures no noise; the verdict is the sign test's (p < 0.05, which needs 6 seeds or more)")
+        "measures no noise; the verdict is the sign test's (p < 0.05, which needs 6 seeds or more; over several "
+        "pairs Holm's p, which needs more)")
 
 
 def _betacf(a: float, b: float, x: float) -> float:
@@ -90,11 +93,28 @@ def sign_test_p(above: int, below: int) -> float:
     return min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / (1 << n))
 
 
-def summarize(diffs: list, tol: float = 0.0) -> dict:
+def quantile(pairs: int = 1) -> float:
+    """The Student-t quantile a 95% interval takes: 0.975 for one pair; over `pairs` pairs read together,
+    Bonferroni's 1 - 0.05/(2 pairs), so that each interval holds at 1 - 0.05/pairs and all of them at 95%."""
+    return 1.0 - (1.0 - LEVEL) / (2.0 * pairs)
+
+
+def holm(ps: list) -> list:
+    """Holm's step-down adjusted p-values of `ps` (one per pair, in their order): the k-th smallest times
+    (m - k + 1), never below an adjusted smaller one, capped at 1; any of them < 0.05 keeps the family-wise
+    error at 5% (Bonferroni's m p is never smaller)."""
+    m, out, top = len(ps), [0.0] * len(ps), 0.0
+    for rank, i in enumerate(sorted(range(m), key=lambda j: ps[j])):
+        top = max(top, min(1.0, (m - rank) * ps[i]))
+        out[i] = top
+    return out
+
+
+def summarize(diffs: list, tol: float = 0.0, pairs: int = 1, sign_p: Optional[float] = None) -> dict:
     """The statistics of paired differences A - B (one per seed, finite): n, mean, se and the 95%
-    t-interval (None for one seed), the seeds above / below / tied, the sign test's p, and the verdict;
-    `flat` where there are 2 seeds or more and the differences spread by at most `tol` (FLAT: the verdict
-    is then the sign test's)."""
+    t-interval (None for one seed; over `pairs` pairs Bonferroni's, quantile()), the seeds above / below /
+    tied, the sign test's p (or `sign_p`, Holm's adjusted one), and the verdict; `flat` where there are 2
+    seeds or more and the differences spread by at most `tol` (FLAT: the verdict is then the sign test's)."""
     n = len(diffs)
     if n == 0:
         raise ValueError("summarize: no paired difference")
@@ -105,10 +125,10 @@ def summarize(diffs: list, tol: float = 0.0) -> dict:
     if n > 1:
         var = math.fsum((d - mean) ** 2 for d in diffs) / (n - 1)
         se = math.sqrt(var / n)
-        half = t_quantile(0.5 + LEVEL / 2.0, n - 1) * se
+        half = t_quantile(quantile(pairs), n - 1) * se
         lo, hi = mean - half, mean + half
     verdict = ABOVE if lo is not None and lo > 0 else BELOW if hi is not None and hi < 0 else LEVEL_WORD
-    sign_p = sign_test_p(above, below)
+    sign_p = sign_test_p(above, below) if sign_p is None else sign_p
     flat = n > 1 and max(diffs) - min(diffs) <= tol
     if flat:
         verdict = LEVEL_WORD if sign_p >= 0.05 else ABOVE if above > below else BELOW

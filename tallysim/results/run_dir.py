@@ -59,7 +59,7 @@ def _json(path: Path):
     text = _text(path)      # its own line for a missing or unreadable file, not "not valid JSON ... corrupt"
     try:
         return json.loads(text)
-    except ValueError as e:
+    except (ValueError, RecursionError) as e:     # RecursionError: `[[[...]]]` nested thousands deep
         raise ConfigError(f"{path} is not valid JSON ({str(e)[:80]}); it is corrupt or truncated") from None
 
 
@@ -89,6 +89,8 @@ def read_config(run_dir) -> dict:
         raise ConfigError(f"{path} is not a tallysim config (expected an object with protocol.name)")
     if "rounds" in cfg and not (isinstance(cfg["rounds"], int) and not isinstance(cfg["rounds"], bool)):
         raise ConfigError(f"{path}: rounds={cfg['rounds']!r} must be an integer")
+    if "seed" in cfg and type(cfg["seed"]) is not int:     # "0" or null: compare sorted it against 0, a TypeError
+        raise ConfigError(f"{path}: seed={cfg['seed']!r:.40} must be an integer (the run's first seed)")
     return cfg
 
 
@@ -110,6 +112,12 @@ def metrics_path(run_dir) -> Path:
                               "`tallysim run --out` (a sweep's runs: DIR/*/)")
         if not Path(os.path.expanduser(run_dir)).exists():     # was "has no metrics.jsonl", as if a folder were there
             raise ConfigError(f"{Path(run_dir)} does not exist; pass directories written by `tallysim run --out`")
+        if (Path(run_dir) / CONFIG).is_file() or (Path(run_dir).parent / SWEEP).is_file():
+            # a run started (its config.json) or a sweep's run not run yet (`plot sw/*` mid-sweep): "pass
+            # directories written by `tallysim run --out`" said it was none of tallysim's
+            raise ConfigError(f"{Path(run_dir)} has no {METRICS} yet: a run not evaluated yet (not started, "
+                              "compiling, or stopped before its first evaluation); allowed: runs that have written "
+                              "rows (leave it out, or read it once it has)")
         raise ConfigError(f"{Path(run_dir)} has no {METRICS}; pass directories written by `tallysim run --out`")
     return path
 
@@ -171,6 +179,13 @@ def read_rows(run_dir) -> list[dict]:
                 raise ConfigError(f"{metrics} line {i}: {key}={row[key]!r} is not an accuracy; allowed: a fraction "
                                   "in [0, 1] (every row tallysim writes holds one: a hand-edited row?)")
         check_bits(row, f"{metrics} line {i}")
+        check_seeds(row, f"{metrics} line {i}")
+        for key in ("acc_mean", "acc_global"):      # a seed's 45.9 (a percent) went into compare's differences
+            bad = next((v for v in (row.get("per_seed") or {}).get(key) or []
+                        if is_number(v) and math.isfinite(v) and not 0 <= v <= 1), None)
+            if bad is not None:
+                raise ConfigError(f"{metrics} line {i}: per_seed[{key!r}] holds {bad!r}, not an accuracy; allowed: "
+                                  "fractions in [0, 1] (every row tallysim writes holds them: a hand-edited row?)")
         rows.append(row)
         last_line = i
     return rows
@@ -182,6 +197,26 @@ def _int(text: str):
     traceback from `table`, `pareto`, `plot` and the readers."""
     n = int(text)
     return n if abs(n) < 2 ** 1000 else (math.inf if n > 0 else -math.inf)
+
+
+def check_seeds(row: dict, where: str) -> None:
+    """A mean row's `seeds` (distinct integers) and `per_seed` (a list per key, one entry per seed): what
+    `compare` pairs seed by seed. A hand edit ("0" for 0, a seed twice, a list one short) was a TypeError's
+    traceback, or paired seed 0 with seed 1's value (zip over [0, 0, 2]) in silence."""
+    seeds, per = row.get("seeds"), row.get("per_seed")
+    if "seeds" in row and not (isinstance(seeds, list) and seeds and all(type(s) is int for s in seeds)
+                               and len(set(seeds)) == len(seeds)):
+        raise ConfigError(f"{where}: seeds={seeds!r:.60} is not a list of distinct integers (the seeds a mean row "
+                          "is over, as tallysim writes it: a hand-edited row?)")
+    if "per_seed" not in row:
+        return
+    bad = ("is not an object of per-seed lists" if not isinstance(per, dict) else
+           next((f"per_seed[{k!r}] is not a list of {len(seeds or [])} values, one per seed" for k, v in per.items()
+                 if not isinstance(v, list) or seeds is not None and len(v) != len(seeds)
+                 or any(isinstance(x, (str, dict)) for x in v)), None))
+    if bad:
+        raise ConfigError(f"{where}: {'per_seed ' + bad if bad.startswith('is') else bad} (seeds {seeds!r:.40}): a "
+                          "hand-edited or damaged row")
 
 
 def read_partition(run_dir) -> dict:

@@ -20,6 +20,28 @@ WHY = {NOT_RUN: "not run yet, left out by a `figure --only/--panel` selection",
        "failed": "failed before their first row (see each one's error.txt)"}
 
 
+def _plain(name) -> bool:
+    """A run's folder name as a sweep writes one: one path component (a hand-edited "/etc", "../x", "" or "."
+    was said to be a run of this sweep not run yet)."""
+    return isinstance(name, str) and name not in ("", ".", "..") and "/" not in name and "\0" not in name
+
+
+# a hand-edited entry named after a file of the sweep folder (sweep.json itself) was "not run yet": no run
+# can be written there, so running the sweep again would not fill it
+FILE = "each names a file in the sweep folder, not a run folder (a hand-edited sweep.json?)"
+
+
+def _is_file(p: Path) -> bool:
+    try:
+        return p.exists() and not p.is_dir()
+    except OSError:
+        return False
+
+
+def _status(r: dict):
+    return r.get("status") if isinstance(r.get("status"), str) else None
+
+
 def sweeps_under(root: Path) -> list[Path]:
     """root itself where it is a sweep's directory, else every sweep directory below it (a figure's groups)."""
     if (root / SWEEP).is_file():
@@ -48,16 +70,19 @@ def notes(dirs, command: str, parents: bool = False) -> list[str]:
             seen.add(sweep_dir.resolve())
             try:
                 runs = json.loads((sweep_dir / SWEEP).read_text())["runs"]
-                listed = [r for r in runs if isinstance(r.get("name"), str)]
-            except (OSError, ValueError, TypeError, KeyError, AttributeError):
+                listed = list({r["name"]: r for r in runs if _plain(r.get("name"))}.values())
+                gone = [r for r in listed if not (sweep_dir / r["name"] / METRICS).is_file()]
+            # RecursionError: `[[[...]]]` 3,000 deep; OSError: a name past the file system's length
+            except (OSError, ValueError, TypeError, KeyError, AttributeError, RecursionError):
                 continue
-            gone = [r for r in listed if not (sweep_dir / r["name"] / METRICS).is_file()]
             if not gone:
                 continue
             whys = {}
-            for r in gone:
-                whys.setdefault(WHY.get(r.get("status"), f"its {METRICS} is gone"), []).append(r["name"])
-            todo = any(r.get("status") in WHY and r.get("status") != "failed" for r in gone)
+            files = [r for r in gone if _is_file(sweep_dir / r["name"])]
+            for r in gone:      # a hand-edited status ["not_run"] (unhashable) was a TypeError's traceback
+                why = (FILE if r in files else WHY.get(_status(r), f"its {METRICS} is gone"))
+                whys.setdefault(why, []).append(r["name"])
+            todo = any(_status(r) in WHY and _status(r) != "failed" for r in gone if r not in files)
             lines.append(f"{command}: {sweep_dir}: {len(gone)} of {len(listed)} runs its {SWEEP} lists have no rows "
                          "and are missing here: "
                          + "; ".join(f"{why}: {first_few(names, 4)}" for why, names in whys.items())

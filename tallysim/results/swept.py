@@ -13,6 +13,15 @@ from tallysim.config import ConfigError
 NOT_SWEPT = ("derived", "placement", "resumed", "log.", "plugins", "code.")
 
 
+def setting(v) -> str:
+    """A config value as a setting, for telling settings apart: JSON text, with a whole float as its int (a
+    hand-edited `1.0` beside `1` is one setting, not two); strings and bools stay themselves (true is not 1,
+    "1" is not 1)."""
+    if isinstance(v, float) and not isinstance(v, bool) and v.is_integer() and abs(v) < 2 ** 63:
+        v = int(v)
+    return json.dumps(v)
+
+
 def flatten(d: dict, prefix: str = "") -> dict:
     """{"optim": {"lr": 0.1}} -> {"optim.lr": 0.1}; lists become their JSON text (hashable, printable)."""
     out = {}
@@ -44,7 +53,7 @@ def swept_fields(cfgs: list[dict]) -> list[str]:
     flat = [with_defaults(f, keys) for f in flat]
 
     def varies(k: str) -> bool:
-        values = {json.dumps(f.get(k, "<unset>")) for f in flat}
+        values = {setting(f.get(k, "<unset>")) for f in flat}
         if k.startswith(owned) and '"<unset>"' in values:
             values.discard('"<unset>"')          # absent only where another protocol ran
         return len(values) > 1

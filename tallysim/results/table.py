@@ -321,6 +321,9 @@ def check_out(out, fmt: Optional[str]) -> str:
     run's rows with a markdown table, and `out="t.csv"` got markdown under a CSV name."""
     if out is None:
         return fmt or "markdown"
+    if not str(out).strip():    # Path('') is '.': "--out  is a directory" named no directory the user gave
+        raise ConfigError(f"--out {str(out)!r} is an empty path (an unset shell variable?); allowed: a file name, "
+                          "or no --out")
     if Path(out).is_dir():
         raise ConfigError(f"--out {out} is a directory; give a file such as {atomic.file_in(out, 'table.md')}")
     atomic.refuse_symlinks([Path(out)])     # nor a run's own file: before anything is read

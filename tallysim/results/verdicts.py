@@ -1,5 +1,6 @@
 """Every paired-seed verdict the docs state, recomputed from the committed per-seed CSVs in docs/figures/
-with paired_stats (the statistics of `tallysim compare`): no run, only the files. `table()` is
+with paired_stats (the statistics of `tallysim compare`), read by seed_csv.py (as compare reads a
+FILE.csv:COLUMN=VALUE side): no run, only the files. `table()` is
 docs/verdicts.md's table, byte for byte (tests/test_verdicts_dec26h.py); `python -m
 tallysim.results.verdicts` prints it and the counts.
 
@@ -9,11 +10,11 @@ direction, so the table can say whether the 95% interval supports it.
 """
 from __future__ import annotations
 
-import csv
-import math
 from pathlib import Path
 
+from tallysim.config import ConfigError
 from tallysim.results import paired_stats as ps
+from tallysim.results import seed_csv
 
 FIG = Path(__file__).resolve().parents[2] / "docs" / "figures"
 P, S2 = "_paired_seeds.csv", "_seed2.csv"      # the paired re-runs, and their third seed where one was run
@@ -223,18 +224,33 @@ NOT_RECOMPUTABLE = (
 )
 
 
+def _whole_file(path, cols: list, rows: list) -> None:
+    """A committed file as per_seed_csv.py writes it: a file emptied, or its header's columns renamed or
+    swapped (a BOM's `\ufeffgroup` alike), matched no group, and its seeds left every verdict in silence."""
+    if cols[:2] != ["group", "panel"] or "acc_mean" not in cols or not rows:
+        raise ValueError(f"verdicts: {path}: " + (f"its header {','.join(cols)!r:.80} is not per_seed_csv.py's "
+                         "(group,panel,...,seed,round,acc_mean)" if rows or cols[:2] != ["group", "panel"]
+                         else "holds no rows under its header (emptied?)"))
+
+
 def _values(src: tuple) -> dict:
     files, group, panel, rnd, model = src
     out: dict = {}
+    where = {"group": group, "panel": panel, **({} if model is None else {"model": model})}
     for name in files:
-        with open(FIG / name) as f:     # `# ` lines first: how the file was made (experiments/per_seed_csv.py)
-            lines = [line for line in f if not line.startswith("#")]
-        rows = [r for r in csv.DictReader(lines) if r["group"] == group and r["panel"] == panel
-                and (model is None or r.get("model") == model)]
-        last = rnd or max((r["round"] for r in rows), key=int, default=None)
-        got = {int(r["seed"]): float(r["acc_mean"]) for r in rows if r["round"] == last}
-        if bad := sorted(k for k, x in got.items() if not math.isfinite(x)):    # 'nan' made every statistic NaN
-            raise ValueError(f"verdicts: seed {bad[0]} of {group!r} / {panel!r} in {files} is {got[bad[0]]}, not a value")
+        cols, rows = seed_csv.read(FIG / name)
+        _whole_file(FIG / name, cols, rows)
+        try:
+            rows = seed_csv.select(FIG / name, cols, rows, where)
+        except ConfigError:             # a seed file beside the paired one need not hold every group
+            continue
+        got, _ = seed_csv.seed_values(FIG / name, rows, "acc_mean", rnd=rnd, where=where)
+        for seed, v in got.items():     # nan or a blank was a TypeError from the difference; 45.9 (a percent)
+            if v is None or not 0 <= v <= 1:   # or -0.4 went into the interval
+                cell = next(r["acc_mean"] for r in rows if seed_csv.number(r["seed"]) == seed)
+                raise ValueError(f"verdicts: {FIG / name}: {group} / {panel}, seed {seed}: acc_mean={cell!r} is not "
+                                 "an accuracy; allowed: a fraction in [0, 1] (a diverged seed's nan, a blank or a "
+                                 "percent has no place in a paired difference)")
         if set(got) & set(out):         # a later file's seed would silently replace an earlier file's
             raise ValueError(f"verdicts: seed {min(set(got) & set(out))} of {group!r} / {panel!r} is in two of {files}")
         out.update(got)
@@ -260,7 +276,8 @@ def rows() -> list:
         else:
             status = ("holds" if got == said else "flips sign" if {got, said} == {"above", "below"}
                       else "level within noise" if got == "level" else f"{got}, not level")
-        out.append(dict(s, setting=setting, a=a, b=b, said=said, words=words, status=status, seeds=seeds))
+        out.append(dict(s, setting=setting, a=a, b=b, said=said, words=words, status=status, seeds=seeds,
+                        diffs=[va[k] - vb[k] for k in seeds]))
     return out
 
 
@@ -312,6 +329,27 @@ def summary(rs=None) -> str:
             f"{c['not recomputable']} more {'is' if c['not recomputable'] == 1 else 'are'} not recomputable from committed files.")
 
 
+def family(rs=None) -> str:
+    """The rows read as one family (compare's family-wise rule over all of them: Bonferroni's interval, Holm's
+    sign test): how many directions the per-row interval gives survive (docs/verdicts.md, pinned by a test)."""
+    rs = rows() if rs is None else rs
+    m = len(rs)
+    # rows()' flat tolerance here too: a difference flat by the CSVs' digits is no direction in either reading
+    fw = [ps.summarize(r["diffs"], DECIMAL_NOISE, m, q) for r, q in zip(rs, ps.holm([r["sign_p"] for r in rs]))]
+    own = [r["verdict"] != ps.LEVEL_WORD for r in rs]
+    kept = sum(o and f["verdict"] == r["verdict"] for o, f, r in zip(own, fw, rs))
+    q = {n: ps.t_quantile(ps.quantile(m), n - 1) for n in (3, 5)}
+    return (f"Read as one family of {m} (each interval Bonferroni's, the t quantile at 1 - 0.05/(2 x {m}): "
+            f"{q[3]:.1f} standard errors each side with 3 seeds, {q[5]:.1f} with 5, against 4.3 and 2.8), {kept} of the "
+            f"{sum(own)} directions the per-row intervals give keep theirs and {sum(own) - kept} become level within noise.")
+
+
 if __name__ == "__main__":
-    print(table())
-    print(summary())
+    import sys
+    try:
+        rs = rows()
+    except (ValueError, ConfigError) as e:     # an edited CSV: one line naming the file, not a traceback
+        sys.exit(f"error: {e}")
+    print(table(rs))
+    print(summary(rs))
+    print(family(rs))

@@ -95,7 +95,7 @@ def host(tree: Any, what: str = "") -> Any:
     program XLA never finishes shows (docs/text.md, "A run that hangs on a CPU"): a wait of WAIT_NOTE_S
     seconds with the process idle says so on stderr (wait_note: a long stretch of rounds, `what`, working
     on a CPU says nothing), so such a hang is not silent."""
-    with WaitNote(WAIT_NOTE_S, what):
+    with WaitNote(WAIT_NOTE_S, what, tree):
         return _fetch(tree)
 
 
