@@ -91,7 +91,7 @@ class RoundLines(base.RoundFacts):
         text = f"{self.where(self.n, self.total)}  running  elapsed {base.duration(now - self.t0)}"
         if self.n > self.n_work:
             per_round = (self.t_stretch - self.t_work) / (self.n - self.n_work)
-            left = max(per_round * (self.total - self.n) - (now - self.t_stretch), 0.0)
+            left = per_round * (self.total - self.n) - (now - self.t_stretch)     # past the end: duration's 0s
             text += f"  ETA {base.duration(left)}"
         else:
             text += "  (ETA after the next stretch of rounds)"
@@ -119,7 +119,6 @@ class RoundLines(base.RoundFacts):
             # a stretch of eval_every rounds can run for minutes (tally on 5,716 word windows: 2 rounds
             # in 4 min under load) with no line: each interval without one now says it is still running
             self.ticker = base.CompileTicker(self.interval, self._running)
-            self.t_stretch = now
             return self._say(now)
         self.t_stretch = now
         self.work += work

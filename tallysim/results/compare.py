@@ -147,8 +147,7 @@ def main(args) -> int:
     if args.by is None:
         result = _two(*args.runs, metric=args.metric, at=args.at)
     else:
-        parse_by(args.by)           # its syntax before any directory is read
-        result = _by(args.runs, args.by, args.metric, args.at, args.per_pair)
+        result = _by(args.runs, args.by, args.metric, args.at, args.per_pair)     # _by parses --by first
     _one_pair(result, args.per_pair)
     text = result.text(fmt)
     if fmt == "csv":

@@ -53,11 +53,16 @@ def _interval(p: dict) -> str:
 
 
 def _what(c) -> str:
-    p = c[0]
-    metric = p["metric_a"] if p["metric_a"] == p["metric_b"] else f"{p['metric_a']} (A) / {p['metric_b']} (B)"
-    at = ("at each seed's best evaluation" if p["at"] != "final" else "at the final evaluation"
-          + ("" if p["round"] is None else f" (round {p['round']})"))
-    return f"metric: {metric} {at}"
+    """The metric line. It named the first pair's metric and round alone: `--by` over a sweep of `rounds` (or
+    of runs with and without a server model) compared the others at other rounds (or acc_global) unsaid."""
+    def metric(p):
+        return p["metric_a"] if p["metric_a"] == p["metric_b"] else f"{p['metric_a']} (A) / {p['metric_b']} (B)"
+    metrics_ = list(dict.fromkeys(metric(p) for p in c))
+    rounds = sorted({p["round"] for p in c if p["round"] is not None})     # None: a per-seed CSV without rounds
+    at = ("at each seed's best evaluation" if c[0]["at"] != "final"
+          else f"at each pair's final evaluation (rounds {', '.join(map(str, rounds))})" if len(rounds) > 1
+          else "at the final evaluation" + (f" (round {rounds[0]})" if rounds else ""))
+    return f"metric: {' or '.join(metrics_)}{' (by pair)' if len(metrics_) > 1 else ''} {at}"
 
 
 def _family(m: int, n: int) -> list:

@@ -86,9 +86,7 @@ def t_quantile(p: float, df: int) -> float:
 def sign_test_p(above: int, below: int) -> float:
     """Exact two-sided sign test: twice the binomial(n, 1/2) tail at the smaller count, capped at 1; ties
     are left out before (n = above + below); no untied seed: 1.0."""
-    n = above + below
-    if n == 0:
-        return 1.0
+    n = above + below       # n = 0: 2 * comb(0, 0) / 1, capped: 1.0
     k = min(above, below)
     # integer over integer: 2.0 ** n overflowed a float past 1023 seeds (an OverflowError's traceback;
     # `seeds` goes to 10,000), and this quotient of exact integers is rounded once

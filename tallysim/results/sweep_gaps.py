@@ -59,9 +59,7 @@ def notes(dirs, command: str, parents: bool = False) -> list[str]:
     from tallysim.results.metrics import directories
     lines, seen = [], set()
     for root in directories(dirs):
-        root = Path(root)
-        if not root.is_dir():
-            continue
+        root = Path(root)       # a file or no folder: no sweep under it (rglob finds none; sweeps_under)
         if (root / METRICS).exists():       # a run's folder
             if not parents or not (root.parent / SWEEP).is_file():
                 continue
