@@ -106,6 +106,30 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def hand_run(d: Path, proto: str, vals: dict, *, key="acc_mean", cfg=None, row_extra=None) -> Path:
+    """A finished run directory by hand (compare's tests): `vals` {seed: [value at round 1, round 2, ...]}
+    of `key`; a diverged seed's NaN marked as aggregate marks it."""
+    import numpy as np
+    d.mkdir(parents=True)
+    seeds = sorted(vals)
+    rounds = len(vals[seeds[0]])
+    c = {"protocol": {"name": proto}, "rounds": rounds, "seed": seeds[0], "seeds": len(seeds), "peers": 4,
+         **(cfg or {})}
+    (d / "config.json").write_text(json.dumps(c))
+    rows = []
+    for r in range(rounds):
+        v = [vals[s][r] for s in seeds]
+        row = {"round": r + 1, "bits_per_peer": 1024, "acc_mean": 0.5, "acc_global": None, key: float(np.mean(v)),
+               **(row_extra or {})}
+        if len(seeds) > 1:
+            row.update({"seeds": seeds, "per_seed": {key: v}})
+        if bad := sum(not np.isfinite(x) for x in v):
+            row["seeds_nonfinite"] = {key: bad}
+        rows.append(json.dumps(row))
+    (d / "metrics.jsonl").write_text("\n".join(rows) + "\n")
+    return d
+
+
 def wait_for(predicate, timeout: float = 10.0) -> bool:
     """Whether predicate() came true within `timeout` seconds, polled every 0.05 s (a progress timer's line
     from its own thread: test_userjourney_dec12 and dec26c each kept a copy of this)."""

@@ -14,27 +14,9 @@ import pytest
 from tallysim.config import ConfigError
 from tallysim.results import compare as cmp
 from tallysim.results import paired_stats as ps
+from conftest import hand_run
 
 
-def _run(d: Path, proto: str, vals: dict, *, key="acc_mean", cfg=None, extra=None) -> Path:
-    """A finished run directory by hand: `vals` {seed: [value at round 1, round 2, ...]} of `key`."""
-    d.mkdir(parents=True)
-    seeds = sorted(vals)
-    rounds = len(vals[seeds[0]])
-    c = {"protocol": {"name": proto}, "rounds": rounds, "seed": seeds[0], "seeds": len(seeds), "peers": 4,
-         **(cfg or {})}
-    (d / "config.json").write_text(json.dumps(c))
-    rows = []
-    for r in range(rounds):
-        v = [vals[s][r] for s in seeds]
-        row = {"round": r + 1, "bits_per_peer": 1024, "acc_mean": 0.5, "acc_global": None, key: float(np.mean(v))}
-        if len(seeds) > 1:
-            row.update({"seeds": seeds, "per_seed": {key: v}})
-        if bad := sum(not np.isfinite(x) for x in v):      # a diverged seed's NaN, marked as aggregate marks it
-            row["seeds_nonfinite"] = {key: bad}
-        rows.append(json.dumps(row))
-    (d / "metrics.jsonl").write_text("\n".join(rows) + "\n")
-    return d
 
 
 # ---- every seed's difference the same: the interval has no width ------------------------------------------
@@ -64,8 +46,8 @@ def test_equal_differences_through_float32_accuracies_are_flat(tmp_path):
     a = [float(np.float32(x)) for x in (0.8123, 0.6012)]
     b = [float(np.float32(x)) for x in (0.8111, 0.6000)]
     assert len({x - y for x, y in zip(a, b)}) == 2              # not exactly equal: the trap
-    ra = _run(tmp_path / "a", "tally", {0: [a[0]], 1: [a[1]]})
-    rb = _run(tmp_path / "b", "local", {0: [b[0]], 1: [b[1]]})
+    ra = hand_run(tmp_path / "a", "tally", {0: [a[0]], 1: [a[1]]})
+    rb = hand_run(tmp_path / "b", "local", {0: [b[0]], 1: [b[1]]})
     p, = c = cmp.compare(ra, rb)
     assert p["verdict"] == "level within noise" and p["flat"], p
     assert any("the same at every seed" in n for n in c.notes), c.notes
@@ -77,8 +59,8 @@ def test_equal_differences_through_float32_accuracies_are_flat(tmp_path):
 def test_best_of_a_perplexity_or_loss_is_its_smallest(tmp_path):
     """`--at best --metric ppl_mean`: each seed's best perplexity is its lowest (a diverging seed's largest
     was its 'best'); untested before, `pick = max` passed every test."""
-    a = _run(tmp_path / "a", "tally", {0: [9.0, 5.0, 7.0], 1: [8.0, 4.0, 6.0]}, key="ppl_mean")
-    b = _run(tmp_path / "b", "local", {0: [9.5, 6.0, 6.5], 1: [8.5, 5.5, 7.5]}, key="ppl_mean")
+    a = hand_run(tmp_path / "a", "tally", {0: [9.0, 5.0, 7.0], 1: [8.0, 4.0, 6.0]}, key="ppl_mean")
+    b = hand_run(tmp_path / "b", "local", {0: [9.5, 6.0, 6.5], 1: [8.5, 5.5, 7.5]}, key="ppl_mean")
     p, = cmp.compare(a, b, metric="ppl_mean", at="best")
     assert p["a_values"] == [5.0, 4.0] and p["b_values"] == [6.0, 5.5]
     assert p["diffs"] == [-1.0, -1.5]
@@ -93,7 +75,7 @@ def test_by_values_that_both_match_one_run_are_refused(tmp_path):
     root.mkdir()
     (root / "sweep.json").write_text(json.dumps({"runs": [], "axes": []}))
     for lr in (0.1, 0.2):
-        _run(root / f"lr{lr}", "tally", {0: [0.5 + lr], 1: [0.6 + lr]}, cfg={"optim": {"lr": lr}})
+        hand_run(root / f"lr{lr}", "tally", {0: [0.5 + lr], 1: [0.6 + lr]}, cfg={"optim": {"lr": lr}})
     assert cmp.compare(root, by="optim.lr=0.1,0.2")[0]["verdict"] in ps.VERDICTS     # the honest one works
     with pytest.raises(ConfigError, match=r"--by optim.lr=0.1,0.10: .*both values match"):
         cmp.compare(root, by="optim.lr=0.1,0.10")
@@ -105,13 +87,13 @@ def test_a_nan_seed_is_dropped_at_final_and_best(tmp_path):
     """A seed whose value is NaN (diverged, kept in the mean row: seed_mean.aggregate) leaves the pair at
     `final`, and its NaN rounds do not become its `best` (max() over a list with a NaN depends on order)."""
     nan = float("nan")
-    a = _run(tmp_path / "a", "tally", {0: [0.6, 0.8], 1: [0.5, nan], 2: [0.7, 0.9]})
-    b = _run(tmp_path / "b", "local", {0: [0.5, 0.7], 1: [0.4, 0.6], 2: [0.5, 0.7]})
+    a = hand_run(tmp_path / "a", "tally", {0: [0.6, 0.8], 1: [0.5, nan], 2: [0.7, 0.9]})
+    b = hand_run(tmp_path / "b", "local", {0: [0.5, 0.7], 1: [0.4, 0.6], 2: [0.5, 0.7]})
     p, = cmp.compare(a, b)
     assert p["seeds"] == [0, 2] and p["dropped"] == [1]
     best, = cmp.compare(a, b, at="best")
     assert best["seeds"] == [0, 1, 2] and best["a_values"] == [0.8, 0.5, 0.9]
-    c = _run(tmp_path / "c", "tally", {0: [nan, 0.8], 1: [0.5, 0.3]})
+    c = hand_run(tmp_path / "c", "tally", {0: [nan, 0.8], 1: [0.5, 0.3]})
     assert cmp.compare(c, b, at="best")[0]["a_values"] == [0.8, 0.5]
 
 
@@ -120,9 +102,9 @@ def test_one_seed_in_two_runs_of_a_side_is_refused(tmp_path):
     one value silently replacing the other, is refused."""
     root = tmp_path / "sw"
     root.mkdir()
-    _run(root / "t01", "tally", {0: [0.6], 1: [0.7]})
-    _run(root / "t1", "tally", {1: [0.65]})
-    _run(root / "l01", "local", {0: [0.5], 1: [0.5]})
+    hand_run(root / "t01", "tally", {0: [0.6], 1: [0.7]})
+    hand_run(root / "t1", "tally", {1: [0.65]})
+    hand_run(root / "l01", "local", {0: [0.5], 1: [0.5]})
     with pytest.raises(ConfigError, match=r"A: seed 1 is in two runs of one setting"):
         cmp.compare(root, by="protocol.name=tally,local")
 
@@ -132,15 +114,15 @@ def test_by_reads_a_number_as_the_command_line_writes_it(tmp_path):
     root = tmp_path / "sw"
     root.mkdir()
     for lr in (0.001, 0.002):
-        _run(root / f"lr{lr}", "tally", {0: [0.5 + lr], 1: [0.6 + lr * 2]}, cfg={"optim": {"lr": lr}})
+        hand_run(root / f"lr{lr}", "tally", {0: [0.5 + lr], 1: [0.6 + lr * 2]}, cfg={"optim": {"lr": lr}})
     p, = cmp.compare(root, by="optim.lr=1e-3,0.002")
     assert p["diffs"] == pytest.approx([-0.001, -0.002])
 
 
 def test_other_metrics_on_each_side_are_said(tmp_path):
     """--metric auto on a run with a server model against one without: acc_global against acc_mean, said."""
-    a = _run(tmp_path / "a", "fedavg", {0: [0.7], 1: [0.8]}, key="acc_global")
-    b = _run(tmp_path / "b", "local", {0: [0.5], 1: [0.6]})
+    a = hand_run(tmp_path / "a", "fedavg", {0: [0.7], 1: [0.8]}, key="acc_global")
+    b = hand_run(tmp_path / "b", "local", {0: [0.5], 1: [0.6]})
     c = cmp.compare(a, b)
     assert c[0]["metric_a"] == "acc_global" and c[0]["metric_b"] == "acc_mean"
     assert any("A's acc_global against B's acc_mean" in n for n in c.notes), c.notes
@@ -151,8 +133,8 @@ def test_best_notes_no_final_round_and_csv_means_are_each_sides(tmp_path):
     row holds A's and B's means over the paired seeds (their sums passed every test)."""
     import csv
     import io
-    a = _run(tmp_path / "a", "tally", {0: [0.6, 0.8], 1: [0.5, 0.7]})
-    b = _run(tmp_path / "b", "local", {0: [0.5, 0.6, 0.65], 1: [0.4, 0.5, 0.55]})
+    a = hand_run(tmp_path / "a", "tally", {0: [0.6, 0.8], 1: [0.5, 0.7]})
+    b = hand_run(tmp_path / "b", "local", {0: [0.5, 0.6, 0.65], 1: [0.4, 0.5, 0.55]})
     assert any("final evaluation is round 2" in n for n in cmp.compare(a, b).notes)
     c = cmp.compare(a, b, at="best")
     assert not any("final evaluation" in n for n in c.notes), c.notes
@@ -164,11 +146,11 @@ def test_a_per_seed_list_not_of_its_seeds_is_no_seeds_value(tmp_path):
     """A per_seed list shorter than the row's seeds (a hand edit) cannot say which seed each value is: not the
     first values zipped onto the first seeds. (hostile24: the row is refused when read, naming its line; it
     was "no seed has a finite value", the words of diverged seeds.)"""
-    a = _run(tmp_path / "a", "tally", {0: [0.8], 1: [0.7], 2: [0.9]})
+    a = hand_run(tmp_path / "a", "tally", {0: [0.8], 1: [0.7], 2: [0.9]})
     rows = [json.loads(x) for x in (a / "metrics.jsonl").read_text().splitlines()]
     rows[-1]["per_seed"]["acc_mean"] = [0.8, 0.7]
     (a / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    b = _run(tmp_path / "b", "local", {0: [0.5], 1: [0.5], 2: [0.5]})
+    b = hand_run(tmp_path / "b", "local", {0: [0.5], 1: [0.5], 2: [0.5]})
     with pytest.raises(ConfigError, match=r"metrics.jsonl line 1: per_seed\['acc_mean'\] is not a list of 3 values"):
         cmp.compare(a, b)
 
@@ -179,7 +161,7 @@ def test_a_sweeps_failed_runs_are_not_promised_a_rerun(tmp_path, capsys):
     from tallysim.results import sweep_gaps
     root = tmp_path / "sw"
     root.mkdir()
-    _run(root / "ok", "tally", {0: [0.5]})
+    hand_run(root / "ok", "tally", {0: [0.5]})
     (root / "sweep.json").write_text(json.dumps({"runs": [{"name": "ok", "status": "done"},
                                                           {"name": "bad", "status": "failed"}]}))
     line, = sweep_gaps.notes([root], "table")
@@ -197,9 +179,9 @@ def test_by_pairs_a_run_whose_config_predates_a_field_at_its_default(tmp_path):
     lr = with_defaults({}, ["optim.lr"])["optim.lr"]
     root = tmp_path / "sw"
     root.mkdir()
-    _run(root / "t", "tally", {0: [0.7], 1: [0.8]}, cfg={"optim": {"lr": lr}})
-    _run(root / "l", "local", {0: [0.5], 1: [0.7]})          # no optim.lr: its default
-    _run(root / "t2", "tally", {0: [0.6], 1: [0.6]}, cfg={"optim": {"lr": lr * 2}})
+    hand_run(root / "t", "tally", {0: [0.7], 1: [0.8]}, cfg={"optim": {"lr": lr}})
+    hand_run(root / "l", "local", {0: [0.5], 1: [0.7]})          # no optim.lr: its default
+    hand_run(root / "t2", "tally", {0: [0.6], 1: [0.6]}, cfg={"optim": {"lr": lr * 2}})
     c = cmp.compare(root, by="protocol.name=tally,local")
     assert len(c) == 1 and c[0]["a"].endswith("t") and c[0]["diffs"] == pytest.approx([0.2, 0.1])
     assert any("(t2) has no run with protocol.name=local" in n for n in c.notes), c.notes
@@ -246,11 +228,11 @@ def test_by_pairs_a_field_one_side_does_not_read(tmp_path):
     comm.soft_bits"; a field a run does not read matches any value (one pair per soft_bits, both ways)."""
     root = tmp_path / "sw"
     root.mkdir()
-    _run(root / "t", "tally", {0: [0.7], 1: [0.8]}, cfg={"comm": {"soft_bits": 32}})
-    _run(root / "s8", "softlabel", {0: [0.6], 1: [0.75]}, cfg={"comm": {"soft_bits": 8}})
+    hand_run(root / "t", "tally", {0: [0.7], 1: [0.8]}, cfg={"comm": {"soft_bits": 32}})
+    hand_run(root / "s8", "softlabel", {0: [0.6], 1: [0.75]}, cfg={"comm": {"soft_bits": 8}})
     p, = c = cmp.compare(root, by="protocol.name=softlabel,tally")
     assert p["diffs"] == pytest.approx([-0.1, -0.05]) and not any("left out" in n for n in c.notes), c.notes
-    _run(root / "s32", "softlabel", {0: [0.65], 1: [0.9]}, cfg={"comm": {"soft_bits": 32}})
+    hand_run(root / "s32", "softlabel", {0: [0.65], 1: [0.9]}, cfg={"comm": {"soft_bits": 32}})
     c = cmp.compare(root, by="protocol.name=tally,softlabel")     # tally against each bit width
     got = {p["pair"]: p["diffs"] for p in c}
     assert sorted(got) == ["comm.soft_bits=32", "comm.soft_bits=8"]
@@ -266,8 +248,8 @@ def test_by_over_a_full_grid_keeps_each_setting_with_its_own(tmp_path):
     root = tmp_path / "sw"
     root.mkdir()
     for b in (8, 32):
-        _run(root / f"t{b}", "tally", {0: [0.7], 1: [0.8]}, cfg={"comm": {"soft_bits": b}})
-        _run(root / f"s{b}", "softlabel", {0: [0.6], 1: [0.75 if b == 8 else 0.7]}, cfg={"comm": {"soft_bits": b}})
+        hand_run(root / f"t{b}", "tally", {0: [0.7], 1: [0.8]}, cfg={"comm": {"soft_bits": b}})
+        hand_run(root / f"s{b}", "softlabel", {0: [0.6], 1: [0.75 if b == 8 else 0.7]}, cfg={"comm": {"soft_bits": b}})
     c = cmp.compare(root, by="protocol.name=softlabel,tally")
     assert {p["pair"]: Path(p["b"]).name for p in c} == {"comm.soft_bits=8": "t8", "comm.soft_bits=32": "t32"}
     assert not any("left out" in n for n in c.notes), c.notes

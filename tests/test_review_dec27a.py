@@ -14,26 +14,9 @@ from tallysim.config import ConfigError
 from tallysim.results import compare as cmp
 from tallysim.results import compare_text
 from tallysim.results import paired_stats as ps
+from conftest import hand_run
 
 
-def _run(d: Path, proto: str, vals: dict, *, key="acc_mean", cfg=None, rows_extra=None) -> Path:
-    """A finished run directory by hand: `vals` {seed: [value at round 1, round 2, ...]} of `key`."""
-    d.mkdir(parents=True)
-    seeds = sorted(vals)
-    rounds = len(vals[seeds[0]])
-    c = {"protocol": {"name": proto}, "rounds": rounds, "seed": seeds[0], "seeds": len(seeds), "peers": 4,
-         **(cfg or {})}
-    (d / "config.json").write_text(json.dumps(c))
-    rows = []
-    for r in range(rounds):
-        v = [vals[s][r] for s in seeds]
-        row = {"round": r + 1, "bits_per_peer": 1024, "acc_mean": 0.5, "acc_global": None, key: float(np.mean(v)),
-               **(rows_extra or {})}
-        if len(seeds) > 1:
-            row.update({"seeds": seeds, "per_seed": {key: v}})
-        rows.append(json.dumps(row))
-    (d / "metrics.jsonl").write_text("\n".join(rows) + "\n")
-    return d
 
 
 # ---- paired_stats ------------------------------------------------------------------------------------------
@@ -59,13 +42,13 @@ def test_by_a_bool_field_and_a_null_one_read_as_the_command_line_writes_them(tmp
     root = tmp_path / "sw"
     root.mkdir()
     for flag, shift in ((True, (0.1, 0.12)), (False, (0.0, 0.0))):
-        _run(root / f"r{flag}", "tally", {0: [0.5 + shift[0]], 1: [0.6 + shift[1]]}, cfg={"probe": {"resample": flag}})
+        hand_run(root / f"r{flag}", "tally", {0: [0.5 + shift[0]], 1: [0.6 + shift[1]]}, cfg={"probe": {"resample": flag}})
     p, = cmp.compare(root, by="probe.resample=true,false")
     assert p["diffs"] == pytest.approx([0.1, 0.12])
     root = tmp_path / "sw2"
     root.mkdir()
-    _run(root / "none", "tally", {0: [0.7], 1: [0.8]}, cfg={"local_steps": None})
-    _run(root / "five", "tally", {0: [0.6], 1: [0.75]}, cfg={"local_steps": 5})
+    hand_run(root / "none", "tally", {0: [0.7], 1: [0.8]}, cfg={"local_steps": None})
+    hand_run(root / "five", "tally", {0: [0.6], 1: [0.75]}, cfg={"local_steps": 5})
     for by in ("local_steps=null,5", "local_steps=none,5"):
         p, = cmp.compare(root, by=by)
         assert p["diffs"] == pytest.approx([0.1, 0.05]), by
@@ -90,11 +73,11 @@ def test_a_b_setting_without_partner_is_named_and_labels_name_only_what_varies(t
     against tally (which reads no soft_bits) is unlabelled (mutation: every swept field in the label)."""
     root = tmp_path / "sw"
     root.mkdir()
-    _run(root / "t", "tally", {0: [0.7], 1: [0.8]}, cfg={"comm": {"soft_bits": 32}})
-    _run(root / "s8", "softlabel", {0: [0.6], 1: [0.75]}, cfg={"comm": {"soft_bits": 8}})
+    hand_run(root / "t", "tally", {0: [0.7], 1: [0.8]}, cfg={"comm": {"soft_bits": 32}})
+    hand_run(root / "s8", "softlabel", {0: [0.6], 1: [0.75]}, cfg={"comm": {"soft_bits": 8}})
     p, = cmp.compare(root, by="protocol.name=softlabel,tally")
     assert p["pair"] == "" and "| pair |" not in cmp.compare(root, by="protocol.name=softlabel,tally").text()
-    _run(root / "t_a03", "tally", {0: [0.7], 1: [0.8]}, cfg={"partition": {"kind": "dirichlet", "alpha": 0.3}})
+    hand_run(root / "t_a03", "tally", {0: [0.7], 1: [0.8]}, cfg={"partition": {"kind": "dirichlet", "alpha": 0.3}})
     c = cmp.compare(root, by="protocol.name=softlabel,tally")
     assert len(c) == 1
     assert any("a run with protocol.name=tally (t_a03) has no run with protocol.name=softlabel" in n
@@ -104,8 +87,8 @@ def test_a_b_setting_without_partner_is_named_and_labels_name_only_what_varies(t
 def test_compare_a_b_with_by_pools_both_directories(tmp_path):
     """compare(a, b, by=...) reads the runs under both a and b (mutation: b dropped; the A side's runs under
     a then had no partner and compare refused)."""
-    _run(tmp_path / "one" / "t", "tally", {0: [0.7], 1: [0.8]})
-    _run(tmp_path / "two" / "l", "local", {0: [0.6], 1: [0.75]})
+    hand_run(tmp_path / "one" / "t", "tally", {0: [0.7], 1: [0.8]})
+    hand_run(tmp_path / "two" / "l", "local", {0: [0.6], 1: [0.75]})
     p, = cmp.compare(tmp_path / "one", tmp_path / "two", by="protocol.name=tally,local")
     assert p["diffs"] == pytest.approx([0.1, 0.05])
 
@@ -114,8 +97,8 @@ def test_metric_ppl_is_the_headline_models_perplexity(tmp_path):
     """--metric ppl on a text run whose rows hold ppl_global (a server model) and ppl_mean: the headline
     model's, ppl_global (mutation: no ppl branch, 'ppl' itself: 'no value of ppl')."""
     extra = {"acc_global": 0.3, "ppl_mean": 99.0}
-    a = _run(tmp_path / "a", "fedavg", {0: [310.0], 1: [320.0]}, key="ppl_global", rows_extra=extra)
-    b = _run(tmp_path / "b", "tally", {0: [300.0], 1: [305.0]}, key="ppl_global", rows_extra=extra)
+    a = hand_run(tmp_path / "a", "fedavg", {0: [310.0], 1: [320.0]}, key="ppl_global", row_extra=extra)
+    b = hand_run(tmp_path / "b", "tally", {0: [300.0], 1: [305.0]}, key="ppl_global", row_extra=extra)
     p, = c = cmp.compare(a, b, metric="ppl")
     assert p["metric_a"] == "ppl_global" and p["diffs"] == pytest.approx([10.0, 15.0])
 
@@ -123,8 +106,8 @@ def test_metric_ppl_is_the_headline_models_perplexity(tmp_path):
 def test_big_values_print_six_significant_digits(tmp_path):
     """A perplexity of 1,127.4: the markdown prints 1127.4 and its difference +1e+03-sized values with 6
     significant digits, not 4 decimals (mutation: always 4 decimals)."""
-    a = _run(tmp_path / "a", "tally", {0: [1127.4321], 1: [2345.6789]}, key="ppl_mean")
-    b = _run(tmp_path / "b", "local", {0: [100.0], 1: [110.0]}, key="ppl_mean")
+    a = hand_run(tmp_path / "a", "tally", {0: [1127.4321], 1: [2345.6789]}, key="ppl_mean")
+    b = hand_run(tmp_path / "b", "local", {0: [100.0], 1: [110.0]}, key="ppl_mean")
     text = cmp.compare(a, b, metric="ppl_mean").text()
     assert "| 0 | 1127.43 | 100.0000 | +1027.43 |" in text and "| 1 | 2345.68 | 110.0000 | +2235.68 |" in text, text
 
@@ -137,8 +120,8 @@ def test_float32_rounding_is_scaled_by_the_largest_value(tmp_path):
     b = [float(np.float32(x)) for x in (0.0013, 0.2013)]
     d = [x - y for x, y in zip(a, b)]
     assert d[0] != d[1] and abs(d[0] - d[1]) < 2.0 ** -21 * 0.7
-    p, = cmp.compare(_run(tmp_path / "a", "tally", {0: [a[0]], 1: [a[1]]}),
-                     _run(tmp_path / "b", "local", {0: [b[0]], 1: [b[1]]}))
+    p, = cmp.compare(hand_run(tmp_path / "a", "tally", {0: [a[0]], 1: [a[1]]}),
+                     hand_run(tmp_path / "b", "local", {0: [b[0]], 1: [b[1]]}))
     assert p["flat"] and p["verdict"] == ps.LEVEL_WORD
 
 
@@ -146,8 +129,8 @@ def test_the_differ_note_names_six_fields_then_counts(tmp_path):
     """'A and B differ in:' names six fields, then '; N more' (mutation: five named)."""
     extra = {"optim": {"lr": 0.1, "momentum": 0.5, "weight_decay": 0.001}, "peers": 8, "rounds_between": 1,
              "partition": {"kind": "dirichlet", "alpha": 0.3}}
-    a = _run(tmp_path / "a", "tally", {0: [0.7], 1: [0.8]}, cfg={**extra, "eval_every": 2})
-    b = _run(tmp_path / "b", "local", {0: [0.6], 1: [0.75]})
+    a = hand_run(tmp_path / "a", "tally", {0: [0.7], 1: [0.8]}, cfg={**extra, "eval_every": 2})
+    b = hand_run(tmp_path / "b", "local", {0: [0.6], 1: [0.75]})
     note = next(n for n in cmp.compare(a, b).notes if n.startswith("A and B differ in"))
     named = note.split(": ", 1)[1].split("; ")
     assert len([x for x in named if "more" not in x]) == 6 and named[-1].endswith("more"), note
@@ -155,8 +138,8 @@ def test_the_differ_note_names_six_fields_then_counts(tmp_path):
 
 def test_the_header_names_each_sides_metric_where_they_differ(tmp_path):
     """A's acc_global against B's acc_mean: the markdown's metric line names both (mutation: A's alone)."""
-    a = _run(tmp_path / "a", "fedavg", {0: [0.7], 1: [0.8]}, key="acc_global")
-    b = _run(tmp_path / "b", "local", {0: [0.6], 1: [0.75]})
+    a = hand_run(tmp_path / "a", "fedavg", {0: [0.7], 1: [0.8]}, key="acc_global")
+    b = hand_run(tmp_path / "b", "local", {0: [0.6], 1: [0.75]})
     assert "metric: acc_global (A) / acc_mean (B) at the final evaluation (round 1)" in cmp.compare(a, b).text()
 
 
@@ -472,10 +455,10 @@ def test_the_metric_line_names_every_pairs_metric_and_round(tmp_path):
     pair compared acc_global at round 4."""
     root = tmp_path / "sw"
     root.mkdir()
-    _run(root / "t2", "tally", {0: [0.5, 0.7], 1: [0.5, 0.8]})
-    _run(root / "l2", "local", {0: [0.5, 0.6], 1: [0.5, 0.75]})
-    _run(root / "t4", "tally", {0: [0.5, 0.7, 0.7, 0.9], 1: [0.5, 0.8, 0.8, 0.85]}, key="acc_global")
-    _run(root / "l4", "local", {0: [0.5, 0.6, 0.6, 0.6], 1: [0.5, 0.75, 0.7, 0.7]}, key="acc_global")
+    hand_run(root / "t2", "tally", {0: [0.5, 0.7], 1: [0.5, 0.8]})
+    hand_run(root / "l2", "local", {0: [0.5, 0.6], 1: [0.5, 0.75]})
+    hand_run(root / "t4", "tally", {0: [0.5, 0.7, 0.7, 0.9], 1: [0.5, 0.8, 0.8, 0.85]}, key="acc_global")
+    hand_run(root / "l4", "local", {0: [0.5, 0.6, 0.6, 0.6], 1: [0.5, 0.75, 0.7, 0.7]}, key="acc_global")
     text = cmp.compare(root, by="protocol.name=tally,local").text()
     assert "metric: acc_mean or acc_global (by pair) at each pair's final evaluation (rounds 2, 4)\n" in text, text
     one = cmp.compare(root / "t2", root / "l2").text()
@@ -488,9 +471,9 @@ def test_compares_edges_a_caller_meets(tmp_path, capsys):
     rather than holding no row; compare(out=...) writing nothing; the CLI's --out - and its count of
     directories; Comparison.text('html') rendering markdown; summarize([]) a ZeroDivisionError."""
     from tallysim import cli
-    a = _run(tmp_path / "a", "tally", {0: [0.7], 1: [0.8]})
-    b = _run(tmp_path / "b", "local", {0: [0.6], 1: [0.75]})
-    empty = _run(tmp_path / "e", "local", {0: [0.6], 1: [0.75]})
+    a = hand_run(tmp_path / "a", "tally", {0: [0.7], 1: [0.8]})
+    b = hand_run(tmp_path / "b", "local", {0: [0.6], 1: [0.75]})
+    empty = hand_run(tmp_path / "e", "local", {0: [0.6], 1: [0.75]})
     (empty / "metrics.jsonl").write_text("")
     with pytest.raises(ConfigError, match=r"B .*e: its metrics.jsonl holds no row yet; allowed: finished runs"):
         cmp.compare(a, empty)
