@@ -15,7 +15,7 @@ from tallysim.results import verdicts as v
 
 FIG = Path(__file__).resolve().parents[1] / "docs" / "figures"
 NEW = ("fig_participation_seeds5.csv", "fig_participation_alpha01_seeds5.csv", "class_matched_bits_c10_seeds3to4.csv",
-       "class_1000_dir05_seeds3to4.csv")
+       "class_1000_dir05_seeds3to4.csv", "fig2_cnn_seeds2to4.csv")
 WORDS = "wordclaim_warm_seeds3to4.csv"          # each group and seed alone, as seeds 0-2 were: wordclaim.py, not a figure
 
 
@@ -81,7 +81,21 @@ def test_the_rows_sharing_a_group_keep_their_seeds(rows):
 def test_new_seeds_never_repeat_a_committed_one():
     """A new file's seeds are disjoint from the committed files it extends (verdicts.py refuses a seed in
     two files; this says which seeds each new file was meant to add)."""
-    adds = {"class_matched_bits_c10_seeds3to4.csv": {3, 4}, "class_1000_dir05_seeds3to4.csv": {3, 4}, WORDS: {3, 4}}
+    adds = {"fig2_cnn_seeds2to4.csv": {2, 3, 4}, "class_matched_bits_c10_seeds3to4.csv": {3, 4}, "class_1000_dir05_seeds3to4.csv": {3, 4}, WORDS: {3, 4}}
     for name, seeds in adds.items():
         got = {int(r["seed"]) for r in csv.DictReader(line for line in open(FIG / name) if not line.startswith("#"))}
         assert got == seeds, name
+
+
+def test_the_cnn_rows_have_five_seeds_and_its_seed_2_comes_from_one_file(rows):
+    """The CNN's seeds 2-4 replace fig2_cnn_seed2.csv's lone seed 2 at alpha 100: a seed may be in one file only."""
+    for alpha in ("0.1", "100"):
+        for a, b in (("tally", "local"), ("softlabel", "tally"), ("softlabel", "local")):
+            assert rows[(f"CNN, alpha {alpha}", a, b)]["seeds"] == [0, 1, 2, 3, 4], (alpha, a, b)
+    assert all("fig2_cnn_seed2.csv" not in spec[5][0] + spec[6][0] for spec in v.SPECS)
+    # the committed three seeds alone (paired 0-1 and the lone seed 2) are the docs' +0.025
+    three = ("fig2_cnn_paired_seeds.csv", "fig2_cnn_seed2.csv")
+    t = v._values((three, "tally", "alpha=100", None, None))
+    lo = v._values((three, "local", "alpha=100", None, None))
+    assert sum(t[s] - lo[s] for s in (0, 1, 2)) / 3 == pytest.approx(0.025, abs=5e-4)
+    assert rows[("CNN, alpha 0.1", "tally", "local")]["status"] == "holds"        # "not above": level supports it
