@@ -53,13 +53,14 @@ for alpha in ("0.1", "0.5", "100"):
     f = _fig2("fig2_lenet", alpha)
     _add(f"LeNet, alpha {alpha}", "softlabel", "local", "above", "above in every seed", f("softlabel (mean)"), f("local"))
     _add(f"LeNet, alpha {alpha}", "softlabel", "tally", "above", "(a) holds in every seed", f("softlabel (mean)"), f("tally"))
+# the CNN's seeds 2-4 from a program of their own (seeds55), beside the paired 0-1; at alpha 100 they replace
+# fig2_cnn_seed2.csv's lone seed 2 (tally and local only), which a seed 2 in two files would contradict
+CNN5 = ("fig2_cnn_seeds2to4.csv",)
 for alpha, said, words in (("0.1", "not above", "holds: not above (-0.046 / -0.007)"),
                            ("100", "above", "turns: above local in 3 of 3 seeds (+0.025)")):
-    extra = ("fig2_cnn" + S2,) if alpha == "100" else ()
-    f = _fig2("fig2_cnn", alpha, extra)
+    f = _fig2("fig2_cnn", alpha, CNN5)
     _add(f"CNN, alpha {alpha}", "tally", "local", said, words, f("tally"), f("local"))
-    g = _fig2("fig2_cnn", alpha)
-    _add(f"CNN, alpha {alpha}", "softlabel", "tally", "above", "(a) holds in every seed", g("softlabel (mean)"), g("tally"))
+    _add(f"CNN, alpha {alpha}", "softlabel", "tally", "above", "(a) holds in every seed", f("softlabel (mean)"), f("tally"))
 
 _ch = lambda g: _src("textclaim_chars5", g, "chars, 5 local epochs", extra=("textclaim_chars5" + S2,))  # noqa: E731
 _add("characters, 5 local epochs", "tally (weight 0.1)", "local", "level", "level (above in 2 of 3)",
@@ -75,8 +76,9 @@ _add("words, LSTM", "light vote (weight 0.1)", "softlabel", "below", "below in 3
 _add("words, LSTM", "tally (weight 1)", "local", "below", "holds: below (-0.0114 / -0.0102)",
      _src("wordclaim", "tally", "words"), _src("wordclaim", "local", "words"))
 _ww = lambda g, rnd=None: _src("wordclaim_warm", g, "words", rnd, extra=("wordclaim_warm" + S2,))  # noqa: E731
+_ww5 = lambda g: _src("wordclaim_warm", g, "words", extra=("wordclaim_warm" + S2, "wordclaim_warm_seeds3to4.csv"))  # noqa: E731
 _add("words, LSTM, 4-epoch warm-up", "softlabel (warm-up)", "tally (warm-up)", "above",
-     "holds: ahead in 3 of 3 seeds", _ww("softlabel_warm"), _ww("tally_warm"))
+     "holds: ahead in 3 of 3 seeds", _ww5("softlabel_warm"), _ww5("tally_warm"))
 _add("words, LSTM, 4-epoch warm-up", "tally (warm-up)", "local, 8 epochs", "level",
      "level (2 of 3, mean -0.0022)", _ww("tally_warm"), _w("local"))
 _add("words, LSTM, 4-epoch warm-up", "tally (warm-up)", "local, 12 epochs", "level",
@@ -109,8 +111,10 @@ for g, name in (("c100_softlabel_8bit_7p", "softlabel 7 probes"), ("c100_topk_k1
                 ("c100_softlabel_8bit_800p", "softlabel 800 probes")):
     _add("C = 100 matched bits, Dirichlet 0.1", name, "local", "level", "within 0.03 of local (tally the only one well above)",
          _mb(g, "dir0.1"), _mb("c100_local", "dir0.1"))
+C10_MORE = ("class_matched_bits_c10_seeds3to4.csv",)      # seeds 3-4 of this row's two groups (seeds55)
 _add("C = 10 matched bits, Dirichlet 0.1", "softlabel 40 probes", "tally", "above", "above in every seed (+0.161)",
-     _mb("c10_softlabel_8bit_40p", "dir0.1"), _mb("c10_tally_800p", "dir0.1"))
+     _src("class_matched_bits", "c10_softlabel_8bit_40p", "dir0.1", extra=C10_MORE),
+     _src("class_matched_bits", "c10_tally_800p", "dir0.1", extra=C10_MORE))
 _add("C = 10 matched bits, Dirichlet 0.1", "topk_soft", "tally", "above", "above in every seed (+0.047)",
      _mb("c10_topk_k1_b6_320p", "dir0.1"), _mb("c10_tally_800p", "dir0.1"))
 _add("C = 10 matched bits, Dirichlet 0.1", "tally", "local", "above", "above in every seed (+0.335)",
@@ -129,9 +133,12 @@ for panel, name in (("dir0.5", "Dirichlet 0.5"), ("dir0.1", "Dirichlet 0.1")):
          _pool("tally_800p_pool1000", panel), _pool("softlabel_8bit_7p_pool1000", panel))
 
 
-def _k(stem, g, panel):
+def _k(stem, g, panel, extra=()):
     """C = 1000: local training was not re-run (no warm-up); its seeds are in the unpaired file."""
-    return _src(stem, g, panel, "10", base=stem + ("_seeds.csv" if g == "local" else P))
+    return _src(stem, g, panel, "10", base=stem + ("_seeds.csv" if g == "local" else P), extra=extra)
+
+
+K1000_MORE = ("class_1000_dir05_seeds3to4.csv",)      # seeds 3-4 of tally and one probe at Dirichlet 0.5 (seeds55)
 
 
 for m, stem in (("0.9", "class_1000"), ("0", "class_1000_momentum0")):
@@ -145,9 +152,10 @@ for m, stem in (("0.9", "class_1000"), ("0", "class_1000_momentum0")):
         _add(f"{s}, IID", "tally", "softlabel 1 probe", "level", "split, level on the mean",
              k("tally_800p", "iid"), k("softlabel_8bit_1p", "iid"))
         for panel in ("dir0.5", "dir0.1"):
+            more = K1000_MORE if panel == "dir0.5" else ()
             _add(f"{s}, Dirichlet {panel[3:]}", "tally", "softlabel 1 probe", "above",
                  "tally ahead" + (" (every seed)" if panel == "dir0.5" else ""),
-                 k("tally_800p", panel), k("softlabel_8bit_1p", panel))
+                 _k(stem, "tally_800p", panel, more), _k(stem, "softlabel_8bit_1p", panel, more))
         _add(f"{s}, Dirichlet 0.5", "tally", "local", "below", "below local", k("tally_800p", "dir0.5"),
              k("local", "dir0.5"))
     else:
@@ -193,7 +201,7 @@ for m, stem, panel, a, b, said, words in (
 # soft labels in the MLP control and the CNN (figures.md, "Re-measured with paired seeds"), numbered last too
 for stem, alphas, name in (("fig2_small_mlp", ("0.1", "0.5", "100"), "Fashion-MNIST MLP control"), ("fig2_cnn", ("0.1", "100"), "CNN")):
     for alpha in alphas:
-        f = _fig2(stem, alpha, MLP5 if stem == "fig2_small_mlp" else ())
+        f = _fig2(stem, alpha, MLP5 if stem == "fig2_small_mlp" else CNN5)
         _add(f"{name}, alpha {alpha}", "softlabel", "local", "above", "above in every seed", f("softlabel (mean)"), f("local"))
         if stem == "fig2_small_mlp":
             _add(f"{name}, alpha {alpha}", "softlabel", "tally", "above", "above tally in every seed",
@@ -217,11 +225,16 @@ for alpha, t, sl in (("0.01", "0.170", "0.366"), ("0.05", "0.362", "0.600"), ("0
          _src("", "tally", f"alpha={alpha}", base="fig2_seeds5.csv"),
          _src("", "softlabel (mean)", f"alpha={alpha}", base="fig2_seeds5.csv"))
 
-# verdicts the docs state whose per-seed values are in no committed CSV (only means and stds)
-NOT_RECOMPUTABLE = (
-    ("partial participation 0.1, Dirichlet 0.5", "tally below soft labels in every seed",
-     "fig_participation.csv holds means and stds"),
-)
+# partial participation 0.1 (seeds55): not recomputable before (fig_participation.csv holds means and stds), run
+# again with 5 paired seeds, each group one program of seeds 0-4; numbered after everything above
+for base, name, t, sl in (("fig_participation_seeds5.csv", "Dirichlet 0.5", "0.532", "0.539"),
+                          ("fig_participation_alpha01_seeds5.csv", "Dirichlet 0.1", "0.283", "0.307")):
+    _add(f"partial participation 0.1, {name}", "tally", "softlabel", "below",
+         f"below soft labels in every seed ({t} against {sl})", _src("", "tally", "participation=0.1", base=base),
+         _src("", "softlabel", "participation=0.1", base=base))
+
+# verdicts the docs state whose per-seed values are in no committed CSV (only means and stds): none left
+NOT_RECOMPUTABLE = ()
 
 
 def _whole_file(path, cols: list, rows: list) -> None:
@@ -326,7 +339,8 @@ def summary(rs=None) -> str:
             f"direction (above, below, not above, beats, turns, ahead), {c['directional holding']} hold and {levelled} are "
             f"level within noise; {c.get('flips sign', 0)} flips sign. Of the {len(flat)} that say level (or "
             f"within a margin), {kept} stay level and {len(flat) - kept} are not: the interval excludes 0. "
-            f"{c['not recomputable']} more {'is' if c['not recomputable'] == 1 else 'are'} not recomputable from committed files.")
+            + (f"{c['not recomputable']} more {'is' if c['not recomputable'] == 1 else 'are'} not recomputable from committed files."
+             if c["not recomputable"] else "Every verdict is recomputable from committed files."))
 
 
 def family(rs=None) -> str:
