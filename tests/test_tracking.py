@@ -146,8 +146,12 @@ class FakeWriter:
 def test_the_writer_interface_with_a_fake_backend(tmp_path):
     run_dir = tmp_path / "r"
     run_dir.mkdir()
-    rows = [{"round": 1, "acc_mean": 0.5, "acc_global": None, "bits_per_peer": 10, "per_seed": [1], "merged": True},
-            {"round": 2, "acc_mean": 0.75, "acc_global": None, "bits_per_peer": 20}]
+    # a two-seed run's rows as aggregate writes them (seeds a list, per_seed an object of lists: run_dir refuses
+    # any other shape as a damaged row, and the closing figure reads these rows)
+    rows = [{"round": 1, "acc_mean": 0.5, "acc_global": None, "bits_per_peer": 10, "seeds": [0, 1],
+             "per_seed": {"acc_mean": [0.4, 0.6]}, "merged": True},
+            {"round": 2, "acc_mean": 0.75, "acc_global": None, "bits_per_peer": 20, "seeds": [0, 1],
+             "per_seed": {"acc_mean": [0.7, 0.8]}}]
     (run_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     (run_dir / "config.json").write_text(json.dumps(config.to_dict(tiny())))
     w = FakeWriter()
