@@ -130,6 +130,22 @@ def hand_run(d: Path, proto: str, vals: dict, *, key="acc_mean", cfg=None, row_e
     return d
 
 
+# the smallest two-group figure a figure-folder test writes (a pareto of fedavg and tally, one round of two peers)
+TINY_FIGURE = {"kind": "pareto", "title": "tiny",
+               "base": {"peers": 2, "rounds": 1, "eval_every": 1, "probe": {"per_round": 32, "pool_size": 100},
+                        "partition": {"kind": "iid"},
+                        "data": {"name": "synthetic", "train_size": 600, "test_size": 100}, "model": {"width": 8}},
+               "groups": {"fedavg": {"protocol": {"name": "fedavg"}}, "tally": {"protocol": {"name": "tally"}}}}
+
+
+@pytest.fixture
+def progress_env_unset(monkeypatch):
+    """Progress mode and interval from tallysim's defaults, not from the shell that runs the tests."""
+    from tallysim import progress
+    for k in (progress.MODE_ENV, progress.INTERVAL_ENV):
+        monkeypatch.delenv(k, raising=False)
+
+
 def wait_for(predicate, timeout: float = 10.0) -> bool:
     """Whether predicate() came true within `timeout` seconds, polled every 0.05 s (a progress timer's line
     from its own thread: test_userjourney_dec12 and dec26c each kept a copy of this)."""

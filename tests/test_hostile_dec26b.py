@@ -16,6 +16,7 @@ from conftest import TINY, one_line
 from tallysim import cli, config, startup, validation  # noqa: F401  (before jit is patched)
 from tallysim.config import ConfigError
 from tallysim.results import metrics
+from conftest import TINY_FIGURE
 
 BASE = config.apply_overrides(config.Config(), TINY)
 
@@ -156,11 +157,7 @@ def test_a_default_compile_cache_that_cannot_be_made_is_a_warning_and_no_cache(t
 # ----------------------------------------------------------------------------- 6. a figure's run folders
 
 # two groups of one run each (test_figure_only_dec25i's tiny figure, one panel)
-FIGURE = {"kind": "pareto", "title": "tiny",
-          "base": {"peers": 2, "rounds": 1, "eval_every": 1, "probe": {"per_round": 32, "pool_size": 100},
-                   "partition": {"kind": "iid"},
-                   "data": {"name": "synthetic", "train_size": 600, "test_size": 100}, "model": {"width": 8}},
-          "groups": {"fedavg": {"protocol": {"name": "fedavg"}}, "tally": {"protocol": {"name": "tally"}}}}
+FIGURE = TINY_FIGURE
 
 
 def _later_group_blocked(tmp_path, how: str):

@@ -8,12 +8,9 @@ import pytest
 from conftest import one_line
 from tallysim import outdir
 from tallysim.config import ConfigError
+from conftest import TINY_FIGURE
 
-FIGURE = {"kind": "pareto", "title": "tiny",
-          "base": {"peers": 2, "rounds": 1, "eval_every": 1, "probe": {"per_round": 32, "pool_size": 100},
-                   "partition": {"kind": "iid"},
-                   "data": {"name": "synthetic", "train_size": 600, "test_size": 100}, "model": {"width": 8}},
-          "groups": {"fedavg": {"protocol": {"name": "fedavg"}}, "tally": {"protocol": {"name": "tally"}}}}
+FIGURE = TINY_FIGURE
 
 
 def test_a_results_path_with_a_space_is_named_whole(tmp_path, capsys, no_compile):

@@ -10,10 +10,7 @@ from tallysim import progress, progress_base, progress_lines
 from conftest import Clock
 
 
-@pytest.fixture(autouse=True)
-def _auto(monkeypatch):
-    for k in (progress.MODE_ENV, progress.INTERVAL_ENV):
-        monkeypatch.delenv(k, raising=False)
+pytestmark = pytest.mark.usefixtures("progress_env_unset")     # conftest: defaults, not the shell's
 
 
 # ------------------------------------------------------------------ 1. the runs' ETA leaves the compile out

@@ -4,6 +4,7 @@ floor line plot draws; an unusable TALLYSIM_DATA is said once; a figure group's 
 import time
 
 from tallysim.sim import mesh, wait_note
+from conftest import TINY_FIGURE
 
 
 def _busy(seconds):
@@ -127,11 +128,7 @@ def test_an_image_dataset_to_prepare_into_an_unusable_folder_is_refused_before_t
         loading._prepare_on_first_use("cifar10")
 
 
-FIGURE = {"kind": "pareto", "title": "tiny",
-          "base": {"peers": 2, "rounds": 1, "eval_every": 1, "probe": {"per_round": 32, "pool_size": 100},
-                   "partition": {"kind": "iid"},
-                   "data": {"name": "synthetic", "train_size": 600, "test_size": 100}, "model": {"width": 8}},
-          "groups": {"fedavg": {"protocol": {"name": "fedavg"}}, "tally": {"protocol": {"name": "tally"}}}}
+FIGURE = TINY_FIGURE
 
 
 def test_a_group_folder_error_names_what_was_given_to_results(tmp_path, capsys, no_compile):

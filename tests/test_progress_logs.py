@@ -17,10 +17,7 @@ from tallysim import progress, progress_base
 from conftest import Clock, TINY_NO_WARMUP as TINY, fail_doomed_figure, one_line, tiny_no_warmup as tiny
 
 
-@pytest.fixture(autouse=True)
-def _auto(monkeypatch):
-    for k in (progress.MODE_ENV, progress.INTERVAL_ENV):
-        monkeypatch.delenv(k, raising=False)
+pytestmark = pytest.mark.usefixtures("progress_env_unset")     # conftest: defaults, not the shell's
 
 
 # ----------------------------------------------------------------------------- lines, not redraws

@@ -22,10 +22,7 @@ from tallysim.config import ConfigError
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(autouse=True)
-def _auto(monkeypatch):
-    for k in (progress.MODE_ENV, progress.INTERVAL_ENV):
-        monkeypatch.delenv(k, raising=False)
+pytestmark = pytest.mark.usefixtures("progress_env_unset")     # conftest: defaults, not the shell's
 
 
 # ----------------------------------------------------------------------------- a long compile is not a hang

@@ -16,10 +16,7 @@ from conftest import wait_for
 from tallysim import progress, progress_lines
 
 
-@pytest.fixture(autouse=True)
-def _auto(monkeypatch):
-    for k in (progress.MODE_ENV, progress.INTERVAL_ENV):
-        monkeypatch.delenv(k, raising=False)
+pytestmark = pytest.mark.usefixtures("progress_env_unset")     # conftest: defaults, not the shell's
 
 
 def test_a_log_says_a_long_stretch_of_rounds_is_still_running(monkeypatch, capsys):
