@@ -97,6 +97,7 @@ def _task_rules(cfg: Config) -> None:
     if not text and not (cfg.data.name == "synthetic" or cfg.data.name in KNOWN_SHAPES):
         return                      # prepared under another name: its task is known once it is loaded
     ties_on_text(cfg, text)
+    partition_on_task(cfg, text)
     wrong, right = (IMAGE_MODELS, TEXT_MODELS) if text else (TEXT_MODELS, IMAGE_MODELS)
     kind = "text (token sequences)" if text else "images (classification)"
     groups = model_groups.parse(cfg.model.groups)
@@ -106,6 +107,20 @@ def _task_rules(cfg: Config) -> None:
             raise ConfigError(f"{'group ' + group + ': ' if group else ''}model.name={name} does not fit "
                               f"{cfg.data.name}, whose examples are {kind}; allowed for it: {', '.join(right)} "
                               "(or a plugin's model)")
+
+
+def partition_on_task(cfg: Config, text: bool) -> None:
+    """data/partition.py's refusals of a partition the dataset cannot take, where the name tells its kind: said
+    only once the data had loaded, after `run --print-config` and a sweep's --dry-run had passed it (and a
+    sweep `partition.kind=iid,natural` on images ran the iid runs first)."""
+    kind = cfg.partition.kind
+    if text and kind not in ("iid", "natural", "population"):
+        raise ConfigError(f"partition.kind={kind}{' (the default)' if kind == 'dirichlet' else ''} splits by class "
+                          f"label, and {cfg.data.name}'s examples are sequences with a label per position; allowed: "
+                          "partition.kind=natural (one client per peer) or iid (sequences dealt uniformly)")
+    if not text and kind == "natural":
+        raise ConfigError(f"partition.kind=natural needs a dataset with clients (shakespeare, shakespeare_words); "
+                          f"{cfg.data.name} has none; use partition.kind=iid or dirichlet")
 
 
 def ties_on_text(cfg: Config, text: bool) -> None:
@@ -268,6 +283,8 @@ def known_classes(cfg: Config):
     image dataset's), else None: what needs it waits for the data (validation.validate_with_data)."""
     if cfg.data.name == "synthetic":
         return cfg.data.num_classes
+    if cfg.data.name in KNOWN_TEXT:     # the vocabulary: topk_soft.k=10005 on words waited for the data's load
+        return KNOWN_TEXT[cfg.data.name][1]
     return KNOWN_SHAPES[cfg.data.name][1] if cfg.data.name in KNOWN_SHAPES and cfg.data.path is None else None
 
 

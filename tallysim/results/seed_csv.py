@@ -138,7 +138,13 @@ def paths(text: str) -> list:
     paired file and its `_seed2.csv` / `_seeds2to4.csv`); a name that is itself a file stays whole."""
     if Path(text).expanduser().is_file():
         return [text]
-    return re.split(r"(?<=\.csv)\+", text, flags=re.IGNORECASE)
+    files = re.split(r"(?<=\.csv)\+", text, flags=re.IGNORECASE)
+    seen: dict = {}     # a file joined twice: its seeds agreed with themselves (kept once, in silence), and
+    for f in files:     # with --by each seed had "2 rows (they differ in nothing)", naming no second file
+        if (same := seen.setdefault(Path(f).expanduser().resolve(), f)) is not f:
+            raise ConfigError(f"{text}: {same} and {f} are the same file, joined twice; allowed: each file once "
+                              "(FILE.csv+FILE2.csv: files that hold other seeds of the same settings)")
+    return files
 
 
 def read_selected(files: list, where: dict) -> list:
