@@ -69,6 +69,7 @@ def check_rules(cfg: Config) -> None:
     _task_rules(cfg)
     _heads_rule(cfg)
     _class_rules(cfg)
+    partition_on_task(cfg)      # last: a text run's fault target or model, which a test may pin, said first
 
 
 def _heads_rule(cfg: Config) -> None:
@@ -97,7 +98,6 @@ def _task_rules(cfg: Config) -> None:
     if not text and not (cfg.data.name == "synthetic" or cfg.data.name in KNOWN_SHAPES):
         return                      # prepared under another name: its task is known once it is loaded
     ties_on_text(cfg, text)
-    partition_on_task(cfg, text)
     wrong, right = (IMAGE_MODELS, TEXT_MODELS) if text else (TEXT_MODELS, IMAGE_MODELS)
     kind = "text (token sequences)" if text else "images (classification)"
     groups = model_groups.parse(cfg.model.groups)
@@ -109,11 +109,14 @@ def _task_rules(cfg: Config) -> None:
                               "(or a plugin's model)")
 
 
-def partition_on_task(cfg: Config, text: bool) -> None:
+def partition_on_task(cfg: Config) -> None:
     """data/partition.py's refusals of a partition the dataset cannot take, where the name tells its kind: said
     only once the data had loaded, after `run --print-config` and a sweep's --dry-run had passed it (and a
     sweep `partition.kind=iid,natural` on images ran the iid runs first)."""
-    kind = cfg.partition.kind
+    if cfg.data.path is not None or not (cfg.data.name in KNOWN_TEXT or cfg.data.name == "synthetic"
+                                         or cfg.data.name in KNOWN_SHAPES):
+        return                      # prepared under another name: whether it has clients is known once loaded
+    kind, text = cfg.partition.kind, cfg.data.name in KNOWN_TEXT
     if text and kind not in ("iid", "natural", "population"):
         raise ConfigError(f"partition.kind={kind}{' (the default)' if kind == 'dirichlet' else ''} splits by class "
                           f"label, and {cfg.data.name}'s examples are sequences with a label per position; allowed: "
