@@ -118,7 +118,7 @@ def partition_on_task(cfg: Config) -> None:
         return                      # prepared under another name: whether it has clients is known once loaded
     kind, text = cfg.partition.kind, cfg.data.name in KNOWN_TEXT
     if text and kind not in ("iid", "natural", "population"):
-        raise ConfigError(f"partition.kind={kind}{' (the default)' if kind == 'dirichlet' else ''} splits by class "
+        raise ConfigError(f"partition.kind={kind}{' (the default when unset)' if kind == 'dirichlet' else ''} splits by class "
                           f"label, and {cfg.data.name}'s examples are sequences with a label per position; allowed: "
                           "partition.kind=natural (one client per peer) or iid (sequences dealt uniformly)")
     if not text and kind == "natural":

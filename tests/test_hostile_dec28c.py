@@ -108,7 +108,7 @@ def test_plugin_flag_followed_by_a_key_value_is_refused_without_importing_anythi
     (["data.name=shakespeare", "model.name=lstm", "partition.kind=natural", "protocol.name=topk_soft",
       "topk_soft.k=80", "topk_soft.value_bits=0"], "topk_soft.k=80 (every class: no index is sent) with "
                                                    "topk_soft.value_bits=0 (no value) sends nothing"),
-    (["data.name=shakespeare", "model.name=lstm"], "partition.kind=dirichlet (the default) splits by class label, "
+    (["data.name=shakespeare", "model.name=lstm"], "partition.kind=dirichlet (the default when unset) splits by class label, "
                                                    "and shakespeare's examples are sequences"),
     (["data.name=shakespeare_words", "model.name=lstm", "partition.kind=label_quantity"],
      "partition.kind=label_quantity splits by class label"),
@@ -153,3 +153,12 @@ def test_make_refuses_a_pytest_workers_that_is_no_count_before_anything_runs(wor
     else:
         assert p.returncode != 0 and p.stdout == "", p.stdout
         assert f"PYTEST_WORKERS='{workers}' is not a number of pytest workers; allowed: 0" in p.stderr, p.stderr
+
+
+# ----------------------------------------------------------------------------- 7. model.groups: a field with no name
+
+@pytest.mark.parametrize("groups", ["a:2:mlp,=3;b:2:lenet", "a:2:=3;b:2:lenet"], ids=["after-model", "as-model"])
+def test_a_group_item_with_no_field_name_is_not_field_value(capsys, groups):
+    # "group a sets ; a group may set name, dtype, ...": an empty field name, printed as nothing
+    line = one_line(capsys, ["run", "--print-config", "peers=4", f"model.groups={groups}"])
+    assert "'=3' in group a is not FIELD=VALUE; expected NAME:PEERS[:MODEL]" in line, line
