@@ -162,3 +162,11 @@ def test_a_group_item_with_no_field_name_is_not_field_value(capsys, groups):
     # "group a sets ; a group may set name, dtype, ...": an empty field name, printed as nothing
     line = one_line(capsys, ["run", "--print-config", "peers=4", f"model.groups={groups}"])
     assert "'=3' in group a is not FIELD=VALUE; expected NAME:PEERS[:MODEL]" in line, line
+
+
+@pytest.mark.parametrize("side", ["a.csv+*.csv:group=t", "b?.csv:group=t"], ids=["joined", "quoted"])
+def test_a_glob_in_a_side_says_that_names_are_not_patterns(csvs, capsys, side):
+    # "*.csv: no such file; allowed: a per-seed CSV ...": nothing said that the pattern was taken as a name
+    line = one_line(capsys, ["compare", side, "a.csv:group=l"])
+    assert "no such file, and a side's file names are not patterns" in line, line
+    assert "allowed: name each file, FILE.csv+FILE2.csv" in line

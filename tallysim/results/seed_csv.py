@@ -20,6 +20,10 @@ SEED, ROUND = "seed", "round"
 def read(path) -> tuple[list, list]:
     """(columns, rows as dicts of text) of a per-seed CSV; refused without a `seed` column."""
     p = Path(path).expanduser()
+    if not p.is_file() and not p.exists() and any(c in str(path) for c in "*?["):
+        # `a.csv+*.csv`: the shell expands no pattern joined to another name, and compare expands none
+        raise ConfigError(f"{path}: no such file, and a side's file names are not patterns (nothing expands "
+                          f"{path!s} joined with +, or quoted); allowed: name each file, FILE.csv+FILE2.csv")
     if not p.is_file():
         raise ConfigError(f"{path}: {'not a file' if p.exists() else 'no such file'}; allowed: a per-seed CSV "
                           "(a `seed` column, one row per setting and seed), e.g. docs/figures/fig2_seeds5.csv")
