@@ -170,3 +170,18 @@ def test_a_glob_in_a_side_says_that_names_are_not_patterns(csvs, capsys, side):
     line = one_line(capsys, ["compare", side, "a.csv:group=l"])
     assert "no such file, and a side's file names are not patterns" in line, line
     assert "allowed: name each file, FILE.csv+FILE2.csv" in line
+
+
+# ----------------------------------------------------------------------------- 8. the work estimate on text
+
+def test_the_step_warning_counts_the_text_splits_windows_not_a_max_train_above_them():
+    # data.max_train=100000000 on shakespeare (43,041 training windows) warned of "6,250,000 training steps one
+    # after another, about 1.7 h": 10^8 examples counted; with natural clients a peer's share is one client's
+    from tallysim import config, work_estimate
+    cfg = config.apply_overrides(config.Config(), ["data.name=shakespeare", "model.name=lstm", "partition.kind=natural",
+                                                   "data.max_train=100000000"])
+    assert work_estimate.warning(cfg) is None
+    assert work_estimate.round_steps(cfg)[0] == ("local_epochs", 2)      # 43,041 / 715 clients / 32 a batch
+    iid = cfg.replace(peers=2, rounds=100_000, partition={"kind": "iid"})    # 21,520 windows each: 673 a round
+    assert work_estimate.round_steps(iid)[0] == ("local_epochs", 673)
+    assert "67,300,000 training steps" in work_estimate.warning(iid)
