@@ -118,7 +118,8 @@ def partition_on_task(cfg: Config) -> None:
         return                      # prepared under another name: whether it has clients is known once loaded
     kind, text = cfg.partition.kind, cfg.data.name in KNOWN_TEXT
     if text and kind not in ("iid", "natural", "population"):
-        raise ConfigError(f"partition.kind={kind}{' (the default when unset)' if kind == 'dirichlet' else ''} splits by class "
+        unset = " (the default when unset)" if kind == "dirichlet" else ""
+        raise ConfigError(f"partition.kind={kind}{unset} splits by class "
                           f"label, and {cfg.data.name}'s examples are sequences with a label per position; allowed: "
                           "partition.kind=natural (one client per peer) or iid (sequences dealt uniformly)")
     if not text and kind == "natural":
@@ -264,6 +265,11 @@ def check_pool_size(cfg: Config, pool: int | None = None, why: str = "probe.pool
         # the default pool where the config tells the training set's size: it was checked only once the
         # data loaded, so a sweep's --dry-run passed runs that each failed at build (hostile19)
         pool, why = default_pool_size(n), "probe.pool_size is unset: 10% of the training examples, at most 10,000"
+    if pool is None and cfg.probe.pool_size is not None and (n := known_train(cfg)) and cfg.probe.pool_size >= n > 1:
+        # build_data's refusal, where the config tells the size: said once the data had loaded, after a sweep's
+        # --dry-run (and its other runs: probe.pool_size=500,12000 on synthetic) had passed it
+        raise ConfigError(f"probe.pool_size={cfg.probe.pool_size} leaves no training data ({cfg.data.name} has {n} "
+                          f"training examples); allowed: 1..{n - 1}")
     pool = cfg.probe.pool_size if pool is None else pool
     if pool is not None and protocols.traits(cfg.protocol.name).distill and cfg.probe.per_round > pool:
         raise ConfigError(f"probe.per_round={cfg.probe.per_round} is larger than the probe pool "

@@ -108,7 +108,8 @@ def test_plugin_flag_followed_by_a_key_value_is_refused_without_importing_anythi
     (["data.name=shakespeare", "model.name=lstm", "partition.kind=natural", "protocol.name=topk_soft",
       "topk_soft.k=80", "topk_soft.value_bits=0"], "topk_soft.k=80 (every class: no index is sent) with "
                                                    "topk_soft.value_bits=0 (no value) sends nothing"),
-    (["data.name=shakespeare", "model.name=lstm"], "partition.kind=dirichlet (the default when unset) splits by class label, "
+    (["data.name=shakespeare", "model.name=lstm"], "partition.kind=dirichlet (the default when unset) splits by class "
+                                                   "label, "
                                                    "and shakespeare's examples are sequences"),
     (["data.name=shakespeare_words", "model.name=lstm", "partition.kind=label_quantity"],
      "partition.kind=label_quantity splits by class label"),
@@ -185,3 +186,22 @@ def test_the_step_warning_counts_the_text_splits_windows_not_a_max_train_above_t
     iid = cfg.replace(peers=2, rounds=100_000, partition={"kind": "iid"})    # 21,520 windows each: 673 a round
     assert work_estimate.round_steps(iid)[0] == ("local_epochs", 673)
     assert "67,300,000 training steps" in work_estimate.warning(iid)
+
+
+# ----------------------------------------------------------------------------- 9. a probe pool as large as the split
+
+@pytest.mark.parametrize("argv, said", [
+    (["data.name=synthetic", "data.train_size=1000", "probe.pool_size=1000"],
+     "probe.pool_size=1000 leaves no training data (synthetic has 1000 training examples); allowed: 1..999"),
+    (["data.name=synthetic", "data.max_train=300", "probe.pool_size=300"], "synthetic has 300 training examples"),
+    (["data.name=shakespeare", "model.name=lstm", "partition.kind=natural", "probe.pool_size=43041"],
+     "probe.pool_size=43041 leaves no training data (shakespeare has 43041 training examples); allowed: 1..43040"),
+], ids=["synthetic", "max-train", "text"])
+def test_a_pool_the_config_shows_leaves_no_training_data_is_refused_before_loading(tmp_path, capsys, argv, said):
+    # refused only at build, once the data had loaded: `run --print-config` and a sweep's --dry-run passed it, and
+    # a sweep `probe.pool_size=500,1000` ran its 500 runs first
+    assert said in one_line(capsys, ["run", "--print-config", "peers=2", "probe.per_round=10", *argv])
+    pools = [a.replace("probe.pool_size=", "probe.pool_size=5,") for a in argv]
+    line = one_line(capsys, ["sweep", "--dry-run", "--out", str(tmp_path / "s"), "peers=2", "probe.per_round=5",
+                             *pools])
+    assert said in line, line
