@@ -37,15 +37,19 @@ def finite(value) -> bool:
     return is_number(value) and math.isfinite(value)
 
 
-def check(value, where: str, column: str, mode: str, shown=None) -> None:
-    """Refuse `value` of `column` at `where` (e.g. "runs/a/metrics.jsonl line 3, seed 1") unless it is a
-    fraction in [0, 1] or, in DROP mode, no finite value (None, nan, inf). `shown`: the value as the file
-    holds it where that differs from `value` (a CSV's cell text, '45.9' or '' or 'nan')."""
+def passes(value, mode: str) -> bool:
+    """A fraction in [0, 1], or (DROP) no finite value: None, nan, inf."""
     if mode not in ALLOWED:             # a caller's slip, not a user's: say which modes there are
-        raise ValueError(f"accuracy_check.check(mode={mode!r}): allowed {REFUSE!r} or {DROP!r}")
-    if finite(value) and 0 <= value <= 1 or not finite(value) and mode == DROP:
-        return
-    raise ConfigError(message(where, column, value if shown is None else shown, mode))
+        raise ValueError(f"accuracy_check: mode={mode!r}; allowed {REFUSE!r} or {DROP!r}")
+    return finite(value) and 0 <= value <= 1 or not finite(value) and mode == DROP
+
+
+def check(value, where: str, column: str, mode: str, shown=None) -> None:
+    """Refuse `value` of `column` at `where` (e.g. "runs/a/metrics.jsonl line 3, seed 1") unless it passes.
+    `shown`: the value as the file holds it where that differs from `value` (a CSV's cell text, '45.9' or ''
+    or 'nan')."""
+    if not passes(value, mode):
+        raise ConfigError(message(where, column, value if shown is None else shown, mode))
 
 
 def message(where: str, column: str, shown, mode: str) -> str:

@@ -175,8 +175,8 @@ def read_rows(run_dir) -> list[dict]:
                               "so it never decreases (a hand-edited row?)")
         if row.get("acc_global") is not None and not is_number(row["acc_global"]):
             raise ConfigError(f"{metrics} line {i}: acc_global={row['acc_global']!r} must be a number or null")
-        for key in ACCURACIES:      # 2.0 (or 50, a percent) was drawn and tabled as it stood; a diverged
-            if is_number(row.get(key)):     # seed's NaN was checked above (seeds_nonfinite)
+        for key in ACCURACIES:      # 2.0 (or 50, a percent) was drawn and tabled as it stood; a NaN passes
+            if is_number(row.get(key)):     # (acc_mean's was checked above: only where seeds_nonfinite marks it)
                 accuracy_check.check(row[key], f"{metrics} line {i}", key, accuracy_check.DROP)
         check_bits(row, f"{metrics} line {i}")
         check_seeds(row, f"{metrics} line {i}")

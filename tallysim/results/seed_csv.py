@@ -173,7 +173,7 @@ def merged_values(parts: list, column: str, at: str = "final", lower_better: boo
     for path, rows in parts:
         got, rounds[path] = seed_values(path, rows, column, at, rnd, lower_better=lower_better, where=where)
         for seed, v in got.items():
-            if column in accuracy_check.ACCURACIES:
+            if column in accuracy_check.ACCURACIES and not accuracy_check.passes(v, mode):     # the cell: only then
                 cell, at_round = _cell(rows, seed, column, v, rounds[path])
                 accuracy_check.check(v, f"{path}{': ' + _text(where) if where else ''}, seed {seed}"
                                      + (f", round {at_round}" if at_round is not None else ""), column, mode, cell)
