@@ -125,10 +125,10 @@ SRC = ((MLP, "fig2_small_mlp_seeds2to4.csv"), "tally", "alpha=0.1", None, None)
 
 
 @pytest.mark.parametrize("new, said", [
-    ("tally,alpha=0.1,0,10,nan", r": tally / alpha=0.1, seed 0: acc_mean='nan' is not an accuracy"),
-    ("tally,alpha=0.1,0,10,45.9633", r": tally / alpha=0.1, seed 0: acc_mean='45.9633' is not an accuracy"),
-    ("tally,alpha=0.1,0,10,-0.4", r": tally / alpha=0.1, seed 0: acc_mean='-0.4' is not an accuracy"),
-    ("tally,alpha=0.1,0,10,", r": tally / alpha=0.1, seed 0: acc_mean='' is not an accuracy"),
+    ("tally,alpha=0.1,0,10,nan", r": group=tally:panel=alpha=0.1, seed 0, round 10: acc_mean='nan' is not an accuracy"),
+    ("tally,alpha=0.1,0,10,45.9633", r": group=tally:panel=alpha=0.1, seed 0, round 10: acc_mean='45.9633' is not an accuracy"),
+    ("tally,alpha=0.1,0,10,-0.4", r": group=tally:panel=alpha=0.1, seed 0, round 10: acc_mean='-0.4' is not an accuracy"),
+    ("tally,alpha=0.1,0,10,", r": group=tally:panel=alpha=0.1, seed 0, round 10: acc_mean='' is not an accuracy"),
     ("tally,alpha=0.1,,10,0.459633", r": a row's seed is '', not a whole number"),
     ("tally,alpha=0.1,0,ten,0.459633", r": a row's round is 'ten', not a whole number"),
 ], ids=["nan", "percent", "negative", "empty", "empty_seed", "word_round"])

@@ -217,7 +217,8 @@ def test_verdicts_refuse_a_nan_seed(tmp_path, monkeypatch):
     (tmp_path / "x.csv").write_text("# how\ngroup,panel,seed,round,acc_mean\ntally,p,0,3,0.5\ntally,p,1,3,nan\n"
                                     "tally,p,1,2,0.4\n")
     monkeypatch.setattr(v, "FIG", tmp_path)
-    with pytest.raises(ValueError, match="x.csv: tally / p, seed 1: acc_mean='nan' is not an accuracy"):
+    with pytest.raises(ValueError, match="x.csv: group=tally:panel=p, seed 1, round 3: acc_mean='nan' is not an accuracy; "
+                                         r"allowed: a fraction in \[0, 1\] for every seed"):
         v._values((("x.csv",), "tally", "p", None, None))
     assert v._values((("x.csv",), "tally", "p", "2", None)) == {1: 0.4}
 
@@ -290,9 +291,9 @@ def test_the_wait_note_judges_each_period_by_its_own_cpu_time(monkeypatch, capsy
     no '()' where the caller named no work."""
     assert _watch(monkeypatch, capsys, [500.0, 500.0]) == ""                     # working all along
     err = _watch(monkeypatch, capsys, [500.0, 0.0, 500.0])
-    assert err.count("\n") == 1 and "after 1200 s (rounds 1-400) and the process used no CPU" in err, err
+    assert err.count("\n") == 1 and "after 1200 s (rounds 1-400) and the process used 0.0% of a core over the last 600 s" in err, err
     assert "after 600 s (rounds 1-400) and" in _watch(monkeypatch, capsys, [6.0])
-    assert "after 600 s and the process used no CPU" in _watch(monkeypatch, capsys, [0.0], what="")
+    assert "after 600 s and the process used 0.0% of a core" in _watch(monkeypatch, capsys, [0.0], what="")
     assert "after 600 s; the device may still be computing" in _watch(monkeypatch, capsys, [500.0], what="",
                                                                         on_cpu=False)
 

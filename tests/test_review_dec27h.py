@@ -75,7 +75,7 @@ def test_a_seeds_accuracy_out_of_zero_one_is_refused_by_compare(tmp_path, cell):
         (d / "config.json").write_text(json.dumps({"protocol": {"name": "tally"}, "rounds": 1, "seed": 0, "seeds": 2}))
         (d / "metrics.jsonl").write_text(json.dumps({"round": 1, "bits_per_peer": 0, "acc_mean": 0.5, "seeds": [0, 1],
                                                      "per_seed": {"acc_mean": acc}}) + "\n")
-    with pytest.raises(ConfigError, match=rf"line 1: per_seed\['acc_mean'\] holds {cell}, not an accuracy"):
+    with pytest.raises(ConfigError, match=rf"line 1, seed 1: per_seed\['acc_mean'\]={cell} is not an accuracy"):
         cmp.compare(tmp_path / "a", tmp_path / "b")
     with pytest.raises(ConfigError, match="not an accuracy"):
         run_dir.read_rows(tmp_path / "a")
@@ -88,7 +88,8 @@ def test_a_seeds_accuracy_out_of_zero_one_is_refused_by_compare(tmp_path, cell):
     assert cmp.compare(nan, tmp_path / "b").notes == ["seeds dropped (no finite value, e.g. diverged): 1 (A)"]
     f = _csv(tmp_path / "pct_seeds.csv", _pairs("a", [(cell, 0.5), (0.7, 0.5)]))
     for call in (lambda: cmp.compare(f"{f}:group=t", f"{f}:group=l"), lambda: cmp.compare(str(f), by="group=t,l")):
-        with pytest.raises(ConfigError, match=rf"seed 0's acc_mean is {cell}, not an accuracy; allowed: a fraction"):
+        with pytest.raises(ConfigError, match=rf"seed 0, round \d+: acc_mean='{cell}' is not an accuracy; "
+                                              r"allowed: a fraction in \[0, 1\], or no finite value"):
             call()
     loss = _csv(tmp_path / "loss_seeds.csv", _pairs("a", [(cell, 0.5), (0.7, 0.5)]), header="group,panel,seed,round,loss")
     assert cmp.compare(f"{loss}:group=t", f"{loss}:group=l", metric="loss")[0]["n"] == 2     # a loss may be any size

@@ -2,7 +2,8 @@
 paired seeds 0-1, and Fig. 3's and the non-IID matched-bits verdicts, not recomputable before (tally's
 per-seed values were never committed), from 5 paired seeds each. The rows are recomputed from the committed
 CSVs (the table itself: tests/test_verdicts_dec26h.py); these check what the new files add and how they are
-read: their provenance header, a seed found in two files, the rows' seeds. Pure text, no run."""
+read: their provenance header, the rows' seeds (a seed found in two files: tests/test_leftovers_dec28e.py).
+Pure text, no run."""
 from __future__ import annotations
 
 import csv
@@ -62,15 +63,6 @@ def test_the_once_unrecomputable_verdicts_are_rows_now(rows):
         assert rows[(f"Fig. 2 (MLP, 20 peers), alpha {alpha}", "tally", "softlabel")]["seeds"] == [0, 1, 2, 3, 4]
     left = " ".join(w for w, _, _ in v.NOT_RECOMPUTABLE)
     assert "Fig. 3" not in left and "non-IID matched bits" not in left and "Fig. 2" not in left
-
-
-def test_a_seed_in_two_files_is_an_error_not_a_silent_replacement(monkeypatch):
-    """fig2_small_mlp_paired_seeds.csv holds seeds 0-1: read twice, seed 0 would be replaced unseen."""
-    spec = v.SPECS[0]
-    twice = v._src("fig2_small_mlp", "tally", "alpha=0.1", extra=("fig2_small_mlp_paired_seeds.csv",))
-    monkeypatch.setattr(v, "SPECS", [spec[:5] + (twice, spec[6])])
-    with pytest.raises(ValueError, match="seed 0 of 'tally' / 'alpha=0.1' is in two of"):
-        v.rows()
 
 
 def test_provenance_lines_are_not_read_as_rows(tmp_path, monkeypatch):

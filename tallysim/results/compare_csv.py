@@ -14,10 +14,9 @@ from pathlib import Path
 
 from tallysim.config import ConfigError
 from tallysim.fields import first_few
-from tallysim.results import headline, seed_csv
+from tallysim.results import accuracy_check, headline, seed_csv
 from tallysim.results.compare_pairs import Comparison, paired
 
-ACCURACIES = ("acc_mean", "acc_global")     # the columns that hold fractions in [0, 1]
 SPEC = re.compile(r"(?s)(.*?\.csv)(?::(.*))?", re.IGNORECASE)
 
 
@@ -70,21 +69,12 @@ def _side(text: str, metric: str, at: str) -> tuple:
     key = _column(parts[0][0], parts[0][1], parts[0][2], metric)
     for p, cols, rows in parts[1:]:
         _column(p, cols, rows, key)
+    # an accuracy that is no fraction refused, a diverged seed's nan passed on for paired() to drop and note
     vals, rnd, rounds = seed_csv.merged_values([(p, rows) for p, _, rows in parts], key, at,
-                                               headline.lower_is_better(key), where)
+                                               headline.lower_is_better(key), where, mode=accuracy_check.DROP)
     bits = {r.get("bits_per_peer") for p, _, rows in parts for r in rows
             if rounds[p] is None or seed_csv.round_of(r) == rounds[p]} - {None, ""}
-    return _accuracies(path, vals, key), key, rnd, (bits.pop() if len(bits) == 1 else None), rounds
-
-
-def _accuracies(path, vals: dict, key: str) -> dict:
-    """{seed: value} of an accuracy column, refused where a value is no fraction in [0, 1]: a percent (45.9)
-    went into the differences, where verdicts.py refuses the same cell (and run directories' rows too)."""
-    bad = next((s for s, v in vals.items() if key in ACCURACIES and v is not None and not 0 <= v <= 1), None)
-    if bad is not None:
-        raise ConfigError(f"{path}: seed {bad}'s {key} is {vals[bad]!r}, not an accuracy; allowed: a fraction in "
-                          "[0, 1] (a percent has no place in a paired difference)")
-    return vals
+    return vals, key, rnd, (bits.pop() if len(bits) == 1 else None), rounds
 
 
 def _bits(rows: list, rnd):
@@ -183,10 +173,9 @@ def compare_csv_by(text: str, field: str, va: str, vb: str, metric: str = "auto"
     for k in common:
         label = _label([settings[j] for j in varying], [k[j] for j in varying])
         sub = dict(zip(settings, k))
-        got = [seed_csv.merged_values(list(groups[v][k].items()), key, at, lower, {**where, **sub, field: v})
-               for v in (va, vb)]
-        p = paired(*(_accuracies(path, g[0], key) for g in got), f"{label}: " if label else "", notes,
-                   "rows of the same seeds")
+        got = [seed_csv.merged_values(list(groups[v][k].items()), key, at, lower, {**where, **sub, field: v},
+                                      mode=accuracy_check.DROP) for v in (va, vb)]
+        p = paired(got[0][0], got[1][0], f"{label}: " if label else "", notes, "rows of the same seeds")
         # read at other final rounds, or other bits per peer: said, as the two-sides form says it (was silent)
         bits = tuple(_bits([r for rows in groups[v][k].values() for r in rows], g[1])
                      for v, g in zip((va, vb), got))

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from tallysim.config import ConfigError
 from tallysim.fields import home, is_number, is_path
-from tallysim.results import partition_file
+from tallysim.results import accuracy_check, partition_file
+from tallysim.results.accuracy_check import ACCURACIES
 from tallysim.results.headline import check_bits
 from tallysim.results.rows import SEEDS_NONFINITE, revive
 
@@ -174,18 +175,16 @@ def read_rows(run_dir) -> list[dict]:
                               "so it never decreases (a hand-edited row?)")
         if row.get("acc_global") is not None and not is_number(row["acc_global"]):
             raise ConfigError(f"{metrics} line {i}: acc_global={row['acc_global']!r} must be a number or null")
-        for key in ("acc_mean", "acc_global"):      # 2.0 (or 50, a percent) was drawn and tabled as it stood
-            if is_number(row.get(key)) and math.isfinite(row[key]) and not 0 <= row[key] <= 1:
-                raise ConfigError(f"{metrics} line {i}: {key}={row[key]!r} is not an accuracy; allowed: a fraction "
-                                  "in [0, 1] (every row tallysim writes holds one: a hand-edited row?)")
+        for key in ACCURACIES:      # 2.0 (or 50, a percent) was drawn and tabled as it stood; a NaN passes
+            if is_number(row.get(key)):     # (acc_mean's was checked above: only where seeds_nonfinite marks it)
+                accuracy_check.check(row[key], f"{metrics} line {i}", key, accuracy_check.DROP)
         check_bits(row, f"{metrics} line {i}")
         check_seeds(row, f"{metrics} line {i}")
-        for key in ("acc_mean", "acc_global"):      # a seed's 45.9 (a percent) went into compare's differences
-            bad = next((v for v in (row.get("per_seed") or {}).get(key) or []
-                        if is_number(v) and math.isfinite(v) and not 0 <= v <= 1), None)
-            if bad is not None:
-                raise ConfigError(f"{metrics} line {i}: per_seed[{key!r}] holds {bad!r}, not an accuracy; allowed: "
-                                  "fractions in [0, 1] (every row tallysim writes holds them: a hand-edited row?)")
+        for key in ACCURACIES:      # a seed's 45.9 (a percent) went into compare's differences; its NaN (it
+            for j, v in enumerate((row.get("per_seed") or {}).get(key) or []):     # diverged) is dropped there
+                seed = row["seeds"][j] if isinstance(row.get("seeds"), list) else f"#{j}"
+                accuracy_check.check(v, f"{metrics} line {i}, seed {seed}", f"per_seed[{key!r}]",
+                                     accuracy_check.DROP)
         rows.append(row)
         last_line = i
     return rows

@@ -13,6 +13,7 @@ from typing import Optional
 
 from tallysim.config import ConfigError
 from tallysim.fields import did_you_mean, first_few
+from tallysim.results import accuracy_check
 
 SEED, ROUND = "seed", "round"
 
@@ -151,12 +152,15 @@ def paths(text: str) -> list:
     return files
 
 
-def read_selected(files: list, where: dict) -> list:
+def read_selected(files: list, where: dict, check=None) -> list:
     """[(path, columns, rows `where` selects)] of each file; with several, a file without such rows is left
-    out (verdicts.py: a seed file beside the paired one need not hold every group), none at all refused."""
+    out (verdicts.py: a seed file beside the paired one need not hold every group), none at all refused.
+    `check(path, columns, rows)`: a caller's own check of each whole file, before its selection."""
     parts, missed = [], []
     for path in files:
         cols, rows = read(path)
+        if check is not None:
+            check(path, cols, rows)
         try:
             parts.append((path, cols, select(path, cols, rows, where)))
         except ConfigError as e:
@@ -170,17 +174,32 @@ def read_selected(files: list, where: dict) -> list:
 
 
 def merged_values(parts: list, column: str, at: str = "final", lower_better: bool = False,
-                  where: Optional[dict] = None) -> tuple[dict, Optional[int], dict]:
+                  where: Optional[dict] = None, rnd=None, *, mode: str) -> tuple[dict, Optional[int], dict]:
     """seed_values over several files' rows [(path, rows)]: ({seed: value}, the last round read, {path: its
-    round}); a seed two files hold is kept where they agree, refused where they differ, naming both."""
+    round}); a seed two files hold is kept where they agree, refused where they differ, naming both (compare's
+    `+` and verdicts.py alike: the one join). An accuracy column's values pass accuracy_check in `mode`
+    (DROP: compare, a diverged seed's None dropped later with a note; REFUSE: verdicts.py)."""
     out, rounds, came = {}, {}, {}
     for path, rows in parts:
-        got, rounds[path] = seed_values(path, rows, column, at, lower_better=lower_better, where=where)
+        got, rounds[path] = seed_values(path, rows, column, at, rnd, lower_better=lower_better, where=where)
         for seed, v in got.items():
+            if column in accuracy_check.ACCURACIES and not accuracy_check.passes(v, mode):     # the cell: only then
+                cell, at_round = _cell(rows, seed, column, v, rounds[path])
+                accuracy_check.check(v, f"{path}{': ' + _text(where) if where else ''}, seed {seed}"
+                                     + (f", round {at_round}" if at_round is not None else ""), column, mode, cell)
             if seed in out and out[seed] != v:
                 raise ConfigError(f"seed {seed}{' of ' + _text(where) if where else ''} is in {came[seed]} ({column}="
                                   f"{out[seed]}) and in {path} ({column}={v}); allowed: files that hold each seed "
-                                  "once, or agree on it (which to keep is not compare's guess)")
+                                  "once, or agree on it (which to keep is not the reader's guess)")
             out[seed], came[seed] = v, came.get(seed, path)
     held = [r for r in rounds.values() if r is not None]
     return out, (max(held) if held else None), rounds
+
+
+def _cell(rows: list, seed: int, column: str, value, rnd) -> tuple:
+    """(the cell as the file holds it, its round) of the row a seed's `value` was read from: the one holding
+    that value (`--at best` reads any round), else the one at the round read, else the seed's last."""
+    mine = [r for r in rows if _whole(r, SEED) == seed]
+    hit = ([r for r in mine if number(r[column]) == value] if value is not None else []) or \
+          [r for r in mine if rnd is None or ROUND not in r or round_of(r) == rnd] or mine
+    return hit[-1][column], (round_of(hit[-1]) if ROUND in hit[-1] else None)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from tallysim.config import ConfigError
 from tallysim.results import paired_stats as ps
-from tallysim.results import seed_csv
+from tallysim.results import accuracy_check, seed_csv
 
 FIG = Path(__file__).resolve().parents[2] / "docs" / "figures"
 P, S2 = "_paired_seeds.csv", "_seed2.csv"      # the paired re-runs, and their third seed where one was run
@@ -247,28 +247,17 @@ def _whole_file(path, cols: list, rows: list) -> None:
 
 
 def _values(src: tuple) -> dict:
+    """{seed: acc_mean} of one side, its files joined as compare's `+` joins them (seed_csv.merged_values: a
+    seed two files hold kept where they agree, refused where they differ), every value a fraction in [0, 1]
+    (accuracy_check.REFUSE: a verdict stands on every seed its files hold, a diverged seed's nan too)."""
     files, group, panel, rnd, model = src
-    out: dict = {}
     where = {"group": group, "panel": panel, **({} if model is None else {"model": model})}
-    for name in files:
-        cols, rows = seed_csv.read(FIG / name)
-        _whole_file(FIG / name, cols, rows)
-        try:
-            rows = seed_csv.select(FIG / name, cols, rows, where)
-        except ConfigError:             # a seed file beside the paired one need not hold every group
-            continue
-        got, _ = seed_csv.seed_values(FIG / name, rows, "acc_mean", rnd=rnd, where=where)
-        for seed, v in got.items():     # nan or a blank was a TypeError from the difference; 45.9 (a percent)
-            if v is None or not 0 <= v <= 1:   # or -0.4 went into the interval
-                cell = next(r["acc_mean"] for r in rows if seed_csv.number(r["seed"]) == seed)
-                raise ValueError(f"verdicts: {FIG / name}: {group} / {panel}, seed {seed}: acc_mean={cell!r} is not "
-                                 "an accuracy; allowed: a fraction in [0, 1] (a diverged seed's nan, a blank or a "
-                                 "percent has no place in a paired difference)")
-        if set(got) & set(out):         # a later file's seed would silently replace an earlier file's
-            raise ValueError(f"verdicts: seed {min(set(got) & set(out))} of {group!r} / {panel!r} is in two of {files}")
-        out.update(got)
-    if not out:
-        raise ValueError(f"verdicts: no seed of {group!r} / {panel!r} in {files}")
+    try:
+        parts = seed_csv.read_selected([FIG / name for name in files], where, check=_whole_file)
+    except ConfigError as e:            # a lone file without the group, or none of several: say which side
+        raise ConfigError(f"verdicts: {group!r} / {panel!r}: {e}") from None
+    out, _, _ = seed_csv.merged_values([(p, rows) for p, _, rows in parts], "acc_mean", rnd=rnd, where=where,
+                                       mode=accuracy_check.REFUSE)
     return out
 
 

@@ -28,7 +28,9 @@ def _say(waited: float, what: str, tail: str) -> None:
           flush=True)
 
 
-CPU_STUCK = " and the process used no CPU meanwhile: it is stuck (docs/text.md, \"A run that hangs on a CPU\")"
+# what was measured, not "no CPU": the share of one core the process's CPU time over the last period gives
+CPU_STUCK = (" and the process used {share:.1%} of a core over the last {period:g} s (under {busy:.0%}, which a "
+             "working run stays above): it is stuck (docs/text.md, \"A run that hangs on a CPU\")")
 MAYBE = "; the device may still be computing it (the result comes when it ends); if it never does, it is stuck"
 COMPUTING = ("; the device is still computing it ({left} of {of} results not ready; the result comes when it "
              "ends)")
@@ -65,7 +67,8 @@ class WaitNote:
             now = time.process_time()
             if self.on_cpu:
                 if now - cpu < BUSY * self.period:
-                    return _say(waited, self.what, CPU_STUCK)
+                    share = max(now - cpu, 0.0) / self.period
+                    return _say(waited, self.what, CPU_STUCK.format(share=share, period=self.period, busy=BUSY))
                 cpu = now
                 continue
             left = _ready(self.arrays) if self.arrays else None
