@@ -69,6 +69,7 @@ def check_rules(cfg: Config) -> None:
     _task_rules(cfg)
     _heads_rule(cfg)
     _class_rules(cfg)
+    partition_on_task(cfg)      # last: a text run's fault target or model, which a test may pin, said first
 
 
 def _heads_rule(cfg: Config) -> None:
@@ -106,6 +107,24 @@ def _task_rules(cfg: Config) -> None:
             raise ConfigError(f"{'group ' + group + ': ' if group else ''}model.name={name} does not fit "
                               f"{cfg.data.name}, whose examples are {kind}; allowed for it: {', '.join(right)} "
                               "(or a plugin's model)")
+
+
+def partition_on_task(cfg: Config) -> None:
+    """data/partition.py's refusals of a partition the dataset cannot take, where the name tells its kind: said
+    only once the data had loaded, after `run --print-config` and a sweep's --dry-run had passed it (and a
+    sweep `partition.kind=iid,natural` on images ran the iid runs first)."""
+    if cfg.data.path is not None or not (cfg.data.name in KNOWN_TEXT or cfg.data.name == "synthetic"
+                                         or cfg.data.name in KNOWN_SHAPES):
+        return                      # prepared under another name: whether it has clients is known once loaded
+    kind, text = cfg.partition.kind, cfg.data.name in KNOWN_TEXT
+    if text and kind not in ("iid", "natural", "population"):
+        unset = " (the default when unset)" if kind == "dirichlet" else ""
+        raise ConfigError(f"partition.kind={kind}{unset} splits by class "
+                          f"label, and {cfg.data.name}'s examples are sequences with a label per position; allowed: "
+                          "partition.kind=natural (one client per peer) or iid (sequences dealt uniformly)")
+    if not text and kind == "natural":
+        raise ConfigError(f"partition.kind=natural needs a dataset with clients (shakespeare, shakespeare_words); "
+                          f"{cfg.data.name} has none; use partition.kind=iid or dirichlet")
 
 
 def ties_on_text(cfg: Config, text: bool) -> None:
@@ -246,6 +265,11 @@ def check_pool_size(cfg: Config, pool: int | None = None, why: str = "probe.pool
         # the default pool where the config tells the training set's size: it was checked only once the
         # data loaded, so a sweep's --dry-run passed runs that each failed at build (hostile19)
         pool, why = default_pool_size(n), "probe.pool_size is unset: 10% of the training examples, at most 10,000"
+    if pool is None and cfg.probe.pool_size is not None and (n := known_train(cfg)) and cfg.probe.pool_size >= n > 1:
+        # build_data's refusal, where the config tells the size: said once the data had loaded, after a sweep's
+        # --dry-run (and its other runs: probe.pool_size=500,12000 on synthetic) had passed it
+        raise ConfigError(f"probe.pool_size={cfg.probe.pool_size} leaves no training data ({cfg.data.name} has {n} "
+                          f"training examples); allowed: 1..{n - 1}")
     pool = cfg.probe.pool_size if pool is None else pool
     if pool is not None and protocols.traits(cfg.protocol.name).distill and cfg.probe.per_round > pool:
         raise ConfigError(f"probe.per_round={cfg.probe.per_round} is larger than the probe pool "
@@ -268,6 +292,8 @@ def known_classes(cfg: Config):
     image dataset's), else None: what needs it waits for the data (validation.validate_with_data)."""
     if cfg.data.name == "synthetic":
         return cfg.data.num_classes
+    if cfg.data.name in KNOWN_TEXT:     # the vocabulary: topk_soft.k=10005 on words waited for the data's load
+        return KNOWN_TEXT[cfg.data.name][1]
     return KNOWN_SHAPES[cfg.data.name][1] if cfg.data.name in KNOWN_SHAPES and cfg.data.path is None else None
 
 

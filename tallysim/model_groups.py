@@ -114,7 +114,7 @@ def parse(text) -> tuple[Group, ...]:
             key, eq, val = item.partition("=")
             if not eq and i == 0:
                 key, val = "name", item          # a bare first word: the model's name
-            elif not eq:
+            elif not eq or not key.strip():     # `a:2:mlp,=3` was "group a sets ; a group may set ..."
                 raise ConfigError(f"{where}: {item!r} in group {name} is not FIELD=VALUE; expected {SYNTAX}")
             written = key = key.strip()
             key = key if key.startswith("optim.") else f"model.{key.removeprefix('model.')}"

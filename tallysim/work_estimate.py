@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 from tallysim import protocols
+from tallysim.file_shapes import KNOWN_CLIENTS, KNOWN_TRAIN
 
 # Steps one after another past which a run is warned about: over 200x the most estimated for the configs
 # under experiments/ (4,150 for pareto/feddf.json's longest run, 3,760 for a figure's base; measured over
@@ -28,7 +29,10 @@ TRAIN_EXAMPLES = {"mnist": 60_000, "fashion_mnist": 60_000, "kmnist": 60_000, "c
 def train_examples(cfg) -> int | None:
     """The training examples the run's peers share, where the config alone says (None otherwise)."""
     d = cfg.data
-    n = d.train_size if d.name == "synthetic" else TRAIN_EXAMPLES.get(d.name) if d.path is None else None
+    # the text datasets' windows too: `data.max_train=100000000` on shakespeare counted 10^8 examples (the
+    # split holds 43,041) and warned of 6,250,000 steps, "about 1.7 h"
+    n = d.train_size if d.name == "synthetic" else (TRAIN_EXAMPLES.get(d.name) or KNOWN_TRAIN.get(d.name)) \
+        if d.path is None else None
     if d.max_train is not None:
         n = d.max_train if n is None else min(n, d.max_train)
     return n
@@ -42,7 +46,9 @@ def round_steps(cfg) -> list[tuple[str, int]]:
         out.append(("local_steps", cfg.local_steps))
     else:
         n = train_examples(cfg)
-        per_epoch = math.ceil(n / cfg.peers / cfg.batch_size) if n else 1     # a peer's share, on average
+        # a peer's share, on average; partition.kind=natural: one client's, the split over its clients
+        clients = KNOWN_CLIENTS.get(cfg.data.name) if cfg.partition.kind == "natural" else None
+        per_epoch = math.ceil(n / (clients or cfg.peers) / cfg.batch_size) if n else 1
         out.append(("local_epochs", cfg.local_epochs * max(1, per_epoch)))
     # distill.order=sequential: distill.epochs passes over the round's probes before local training
     # (protocols/distill.py); otherwise the probe batches ride along the local steps

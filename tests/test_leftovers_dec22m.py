@@ -36,7 +36,9 @@ def test_the_sweep_command_refuses_a_repeated_seed_in_one_line(capsys, tmp_path,
 
 # ----------------------------------------------------------------------------- 2. a text fault target never scored
 
-TEXT_FAULT = ["model.name=lstm", "faults.kind=confident_wrong", "faults.fraction=0.25"]
+# partition.kind=natural: a text run with the default dirichlet is refused (hostile25), and the kept line below
+# validates a runnable config
+TEXT_FAULT = ["model.name=lstm", "partition.kind=natural", "faults.kind=confident_wrong", "faults.fraction=0.25"]
 
 
 @pytest.mark.parametrize("name, target, says", [

@@ -37,7 +37,7 @@ def test_topk_soft_at_k_equal_c_sends_a_uniform_target_as_zeros_from_that_thresh
     assert sent.sum() == pytest.approx(1) and sent[-1] == pytest.approx(1)
 
 
-WORDS_TOPK = ["data.name=shakespeare_words", "model.name=lstm", "protocol.name=topk_soft"]
+WORDS_TOPK = ["data.name=shakespeare_words", "model.name=lstm", "partition.kind=natural", "protocol.name=topk_soft"]
 
 
 def _warned(items) -> list[str]:

@@ -23,7 +23,7 @@ def test_the_uniform_zero_threshold_is_quantize_probs_own(bits):
     assert sent[0] > 0 and sent[1] == 0, sent          # 1/(Z-1) survives, 1/Z is sent as 0
 
 
-WORDS_SOFT = ["data.name=shakespeare_words", "model.name=lstm", "protocol.name=softlabel"]
+WORDS_SOFT = ["data.name=shakespeare_words", "model.name=lstm", "partition.kind=natural", "protocol.name=softlabel"]
 
 
 def _warned(items) -> list[str]:
@@ -38,7 +38,7 @@ def test_softlabel_at_8_bits_on_words_warns_that_a_uniform_target_is_sent_as_zer
     assert "comm.soft_bits=16" in line and "or 32 keeps it" in line
     assert _warned(WORDS_SOFT + ["comm.soft_bits=16"]) == []        # float16 keeps 1/10,004
     assert _warned(WORDS_SOFT + ["comm.soft_bits=32"]) == []
-    assert _warned(["data.name=shakespeare", "model.name=lstm", "protocol.name=softlabel",
+    assert _warned(["data.name=shakespeare", "model.name=lstm", "partition.kind=natural", "protocol.name=softlabel",
                     "comm.soft_bits=8"]) == []                       # 80 characters: 1/80 survives
     assert len(_warned(["data.name=synthetic", "data.num_classes=1000", "protocol.name=selective_fd",
                         "comm.soft_bits=8"])) == 1

@@ -20,7 +20,7 @@ def test_the_cfd_uniform_zero_threshold_is_cfd_quantise_own(bits):
     assert sent[0] > 0 and sent[1] == 0, sent          # 1/(Z-1) survives, 1/Z is sent as level 0
 
 
-WORDS_CFD = ["data.name=shakespeare_words", "model.name=lstm", "protocol.name=cfd"]
+WORDS_CFD = ["data.name=shakespeare_words", "model.name=lstm", "partition.kind=natural", "protocol.name=cfd"]
 
 
 def _warned(items) -> list[str]:
@@ -38,7 +38,7 @@ def test_cfd_at_8_bits_on_words_warns_that_a_uniform_target_is_sent_as_zeros():
     assert "only below C = 8,190" in twelve
     assert _warned(WORDS_CFD + ["cfd.bits=13"]) == []                 # 2 x 8,191 = 16,382 > 10,004
     assert _warned(WORDS_CFD + ["cfd.labels=hard"]) == []             # a vote average: never below 1/A
-    assert _warned(["data.name=shakespeare", "model.name=lstm", "protocol.name=cfd"]) == []   # C = 80
+    assert _warned(["data.name=shakespeare", "model.name=lstm", "partition.kind=natural", "protocol.name=cfd"]) == []  # C = 80
     assert _warned(["data.name=synthetic", "data.num_classes=509", "protocol.name=cfd"]) == []
     (big,) = _warned(["data.name=synthetic", "data.num_classes=100000", "protocol.name=cfd", "cfd.bits=13"])
     assert big.endswith("cfd.bits=16 or more keeps it (cfd.bits is 1..16)")     # 131,070 > 100,000

@@ -84,6 +84,10 @@ def import_plugin(module: str, where: str, registry):
     if module.endswith(".py") or "/" in module or "\\" in module:   # importlib's "No module named '/x/y'"
         raise ConfigError(f"{where} is a file path, not a module name; allowed: the module's name with its "
                           "folder on the Python path, e.g. PYTHONPATH=DIR tallysim ... --plugin my_protocols")
+    if "=" in module:   # `--plugin key=value ...` with the module left out: the override was taken as the module,
+        # `data` (a folder of that name in the working directory is a package) imported, and the error named it
+        raise ConfigError(f"{where} is a key=value, not a module name (--plugin takes the next word: was the "
+                          "module left out?); allowed: --plugin MODULE, the name of a module on the Python path")
     stale_if_changed(module, where)
     try:
         with RegistryGuard(where, registry):

@@ -24,7 +24,7 @@ from typing import Optional
 from tallysim.config import ConfigError
 from tallysim.results import metrics
 from tallysim.results.compare_by import compare_by, parse_by
-from tallysim.results.compare_csv import compare_csv, compare_csv_by, is_spec
+from tallysim.results.compare_csv import compare_csv, compare_csv_by, is_spec, refuse_input_as_out
 from tallysim.results.compare_pairs import Comparison, differ, pair
 from tallysim.results.compare_read import AT, check_at, check_metric, read_run
 
@@ -61,6 +61,7 @@ def compare(a, b=None, *, by: Optional[str] = None, metric: str = "auto", at: st
     if fmt is not None and fmt not in compare_text.FORMATS:     # fmt="html" without an out: taken, in silence
         raise ConfigError(f"compare(fmt={fmt!r:.40}) is not known; allowed: {', '.join(compare_text.FORMATS)}")
     fmt = table.check_out(None if out is None else Path(out).expanduser(), fmt)
+    refuse_input_as_out(out, [*(a if isinstance(a, (list, tuple)) else [a]), b])
     if by is None:
         if b is None:
             raise ConfigError("compare(a, b): two run directories (or per-seed CSV sides, FILE.csv:COLUMN=VALUE), "
@@ -144,6 +145,7 @@ def main(args) -> int:
         raise ConfigError(f"compare: {len(args.runs)} director{'y' if len(args.runs) == 1 else 'ies'} given; allowed: "
                           "two run directories A B, or directories holding runs with --by FIELD=VALUE_A,VALUE_B")
     fmt = table.check_out(args.out, args.format)
+    refuse_input_as_out(args.out, args.runs)
     if args.by is None:
         result = _two(*args.runs, metric=args.metric, at=args.at)
     else:

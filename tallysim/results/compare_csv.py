@@ -50,6 +50,11 @@ def _column(path, cols: list, rows: list, metric: str) -> str:
         metric = "acc_global" if "acc_global" in cols else "acc_mean"
     values = [c for c in cols if c not in (seed_csv.SEED, seed_csv.ROUND)
               and any(seed_csv.number(r[c]) is not None for r in rows)]
+    if metric in cols and metric not in values:     # "no column ... (none)" of a column the file has
+        raise ConfigError(f"{path}: column {metric!r} holds no number in the rows selected ({len(rows)}: "
+                          f"{first_few(sorted({repr(r.get(metric)) for r in rows}), 3)}); allowed: rows whose "
+                          f"{metric} is a number (a seed's nan or blank among others is dropped with a note), or "
+                          "a selection or --metric of another column")
     if metric not in values:
         raise ConfigError(f"{path}: no column {metric!r} of numbers to compare; allowed: --metric naming one of its "
                           f"columns that holds numbers ({first_few(values, 10) or 'none'})")
@@ -84,6 +89,20 @@ def _mismatch(where: str, rounds: tuple, bits: tuple, at: str) -> list:
     return ([f"{where}A's final round is {ra}, B's {rb}"] if ra != rb and at == "final" else []) + (
         [f"{where}not matched bits: A {ba or 'unknown'} bits per peer, B {bb or 'unknown'} bits per peer"]
         if ba != bb else [])
+
+
+def refuse_input_as_out(out, sides) -> None:
+    """--out naming a per-seed CSV a side reads: the comparison replaced the rows it was computed from (a user's
+    committed file lost to a markdown table)."""
+    if out is None or not str(out).strip():
+        return
+    target = Path(out).expanduser().resolve()
+    for side in sides:
+        if isinstance(side, (str, Path)) and is_spec(side):
+            for f in seed_csv.paths(parse_spec(str(side))[0]):
+                if Path(f).expanduser().resolve() == target:
+                    raise ConfigError(f"--out {out} is {f}, a per-seed CSV this comparison reads, and writing it "
+                                      "would replace its rows; allowed: another file name, or no --out (stdout)")
 
 
 def compare_csv(a: str, b: str, metric: str = "auto", at: str = "final") -> Comparison:

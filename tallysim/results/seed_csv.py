@@ -21,6 +21,10 @@ SEED, ROUND = "seed", "round"
 def read(path) -> tuple[list, list]:
     """(columns, rows as dicts of text) of a per-seed CSV; refused without a `seed` column."""
     p = Path(path).expanduser()
+    if not p.is_file() and not p.exists() and any(c in str(path) for c in "*?["):
+        # `a.csv+*.csv`: the shell expands no pattern joined to another name, and compare expands none
+        raise ConfigError(f"{path}: no such file, and a side's file names are not patterns (nothing expands "
+                          f"{path!s} joined with +, or quoted); allowed: name each file, FILE.csv+FILE2.csv")
     if not p.is_file():
         raise ConfigError(f"{path}: {'not a file' if p.exists() else 'no such file'}; allowed: a per-seed CSV "
                           "(a `seed` column, one row per setting and seed), e.g. docs/figures/fig2_seeds5.csv")
@@ -139,7 +143,13 @@ def paths(text: str) -> list:
     paired file and its `_seed2.csv` / `_seeds2to4.csv`); a name that is itself a file stays whole."""
     if Path(text).expanduser().is_file():
         return [text]
-    return re.split(r"(?<=\.csv)\+", text, flags=re.IGNORECASE)
+    files = re.split(r"(?<=\.csv)\+", text, flags=re.IGNORECASE)
+    seen: dict = {}     # a file joined twice: its seeds agreed with themselves (kept once, in silence), and
+    for f in files:     # with --by each seed had "2 rows (they differ in nothing)", naming no second file
+        if (same := seen.setdefault(Path(f).expanduser().resolve(), f)) is not f:
+            raise ConfigError(f"{text}: {same} and {f} are the same file, joined twice; allowed: each file once "
+                              "(FILE.csv+FILE2.csv: files that hold other seeds of the same settings)")
+    return files
 
 
 def read_selected(files: list, where: dict, check=None) -> list:
