@@ -1,0 +1,87 @@
+"""A reviewer checking tallysim's published numbers from the README and docs/ alone (userjourney17,
+2026-12-08). Every verdict of docs/verdicts.md is recomputed from per-seed CSVs in docs/figures/, but 21 of
+the 32 files it reads had no word of where they came from: no `# ` header (the files from seeds53 on have
+one), and no commit in the docs. These check that each file the table reads now names its commit, in its
+own header or in verdicts.md's table "Where each per-seed file comes from", and that the commit named is
+the one that last changed the file (a CSV re-measured later must update its row). Pure text and git, no run."""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tallysim.results import verdicts as v
+
+ROOT = Path(__file__).resolve().parents[1]
+SECTION = "## Where each per-seed file comes from"
+HASH = re.compile(r"\b[0-9a-f]{7,40}\b")
+
+
+@pytest.fixture(scope="module")
+def files_read():
+    """Every file verdicts.rows() reads, found by watching its one reader rather than by a list kept here."""
+    seen: set = set()
+    orig = v._values
+
+    def watch(src):
+        seen.update(src[0])
+        return orig(src)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(v, "_values", watch)
+        v.rows()
+    return sorted(seen)
+
+
+@pytest.fixture(scope="module")
+def table():
+    """verdicts.md's provenance table: file name -> the commit it names."""
+    text = (ROOT / "docs" / "verdicts.md").read_text()
+    out: dict = {}
+    for line in text.split(SECTION, 1)[1].splitlines() if SECTION in text else []:
+        m = re.match(r"\| `([^`]+\.csv)` \| ([0-9a-f]{7,40}) ", line)
+        if m:
+            out[m.group(1)] = m.group(2)
+    return out
+
+
+def _header(name: str) -> list:
+    lines = (v.FIG / name).read_text().splitlines()
+    return [ln for ln in lines[:8] if ln.startswith("#")]
+
+
+def test_every_file_the_verdicts_read_names_its_commit(files_read, table):
+    assert len(files_read) >= 30          # the table's 107 rows read 32 files today
+    missing = [n for n in files_read
+               if n not in table and not any(HASH.search(ln) for ln in _header(n))]
+    assert not missing, f"per-seed CSVs with no commit in a `# ` header nor in verdicts.md's table: {missing}"
+
+
+def test_the_table_lists_only_files_that_exist_and_have_no_header(files_read, table):
+    assert table, f"docs/verdicts.md has no table under {SECTION!r}"
+    for name in table:
+        assert (v.FIG / name).is_file(), name
+        assert name in files_read, f"{name} is in the provenance table but no verdict reads it"
+        assert not _header(name), f"{name} has a header of its own now; drop its row"
+
+
+def _git_ok() -> bool:
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        return False
+    r = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--is-shallow-repository"],
+                       capture_output=True, text=True)
+    return r.returncode == 0 and r.stdout.strip() == "false"
+
+
+@pytest.mark.skipif(not _git_ok(), reason="needs a full git checkout (the commits' history)")
+def test_each_commit_named_last_changed_its_file(table):
+    wrong = {}
+    for name, short in table.items():
+        full = subprocess.run(["git", "-C", str(ROOT), "log", "-1", "--format=%H", "--", f"docs/figures/{name}"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+        if not full.startswith(short):
+            wrong[name] = (short, full[:9])
+    assert not wrong, f"the commit named is not the file's last change (named, actual): {wrong}"
