@@ -85,3 +85,24 @@ def test_each_commit_named_last_changed_its_file(table):
         if not full.startswith(short):
             wrong[name] = (short, full[:9])
     assert not wrong, f"the commit named is not the file's last change (named, actual): {wrong}"
+
+
+# The files the pages' first commands are compared with (README's demo, getting-started's quick start, text.md's
+# first run, the MLP control a reviewer reruns first): each page names the commit that last changed the file, in the
+# sentence that names the file, so "which code made these digits" has an answer without git archaeology.
+NAMED = (("getting-started.md", "docs/demo.csv", "demo.csv"), ("getting-started.md", "docs/quick.csv", "quick.csv"),
+         ("text.md", "docs/figures/text_first_run.csv", "text_first_run.csv"),
+         ("figures.md", "docs/figures/fig2_small_mlp.csv", "fig2_small_mlp.csv`"),
+         ("figures.md", "docs/figures/fig2_small_mlp_rerun.csv", "fig2_small_mlp_rerun.csv"))
+
+
+@pytest.mark.parametrize("page,path,mention", NAMED, ids=[n[1] for n in NAMED])
+def test_first_command_files_name_their_commit_where_the_page_names_them(page, path, mention):
+    text = " ".join((ROOT / "docs" / page).read_text().split())
+    near = [text[max(0, i - 200):i + 200] for i in (m.start() for m in re.finditer(re.escape(mention), text))]
+    named = {h for chunk in near for h in re.findall(r"committed (?:as `[^`]+` )?in ([0-9a-f]{7,40})", chunk)}
+    assert named, f"docs/{page} names {path} without the commit that made it"
+    if _git_ok():
+        full = subprocess.run(["git", "-C", str(ROOT), "log", "-1", "--format=%H", "--", path],
+                              capture_output=True, text=True, check=True).stdout.strip()
+        assert any(full.startswith(h) for h in named), (path, named, full[:9])
