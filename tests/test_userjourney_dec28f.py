@@ -6,6 +6,7 @@ own header or in verdicts.md's table "Where each per-seed file comes from", and 
 the one that last changed the file (a CSV re-measured later must update its row). Pure text and git, no run."""
 from __future__ import annotations
 
+import csv
 import re
 import shutil
 import subprocess
@@ -106,3 +107,18 @@ def test_first_command_files_name_their_commit_where_the_page_names_them(page, p
         full = subprocess.run(["git", "-C", str(ROOT), "log", "-1", "--format=%H", "--", path],
                               capture_output=True, text=True, check=True).stdout.strip()
         assert any(full.startswith(h) for h in named), (path, named, full[:9])
+
+
+def test_getting_started_sends_the_mlp_control_rerun_to_the_file_it_reproduces():
+    """getting-started's "Checking the paper's claims yourself" told a reviewer to compare `tallysim figure
+    experiments/fig2_small_mlp.json` with figures.md's MLP control table, which is from before seeds paired the
+    protocols: the command gives fig2_small_mlp_rerun.csv byte for byte (rerun 2026-12-08), and tally at alpha
+    0.1 came out 0.405 against the table's 0.416. The row names the rerun file and its numbers."""
+    text = (ROOT / "docs" / "getting-started.md").read_text()
+    row = next(ln for ln in text.splitlines() if ln.startswith("| `tallysim figure experiments/fig2_small_mlp.json`"))
+    assert "`docs/figures/fig2_small_mlp_rerun.csv`" in row
+    with open(v.FIG / "fig2_small_mlp_rerun.csv", newline="") as f:
+        acc = {(r["group"], float(r["partition.alpha"])): float(r["accuracy"]) for r in csv.DictReader(f)}
+    for group, said in (("tally", "tally"), ("softlabel (mean)", "soft labels (mean)")):
+        want = " / ".join(f"{acc[(group, a)]:.3f}" for a in (0.1, 0.5, 100.0))
+        assert f"{said} {want}" in row, (said, want)
