@@ -122,3 +122,18 @@ def test_getting_started_sends_the_mlp_control_rerun_to_the_file_it_reproduces()
     for group, said in (("tally", "tally"), ("softlabel (mean)", "soft labels (mean)")):
         want = " / ".join(f"{acc[(group, a)]:.3f}" for a in (0.1, 0.5, 100.0))
         assert f"{said} {want}" in row, (said, want)
+
+
+def test_the_20_seed_file_has_its_config_and_it_is_niid_matched_bits_at_alpha_05():
+    """niid_seeds20.csv (verdicts.md #66) came from "a figure config of the two groups at alpha 0.5 with seeds: 20,
+    eval_every: 20" that was never committed. experiments/niid_seeds20.json is it: the matched-bits figure's
+    base, its dir0.5 panel and its two groups, with only seeds and eval_every changed."""
+    import json
+    exp = ROOT / "experiments"
+    mine, src = (json.loads((exp / n).read_text()) for n in ("niid_seeds20.json", "niid_matched_bits.json"))
+    assert mine["base"] == {**src["base"], "seeds": 20, "eval_every": 20}
+    assert mine["panels"] == {"dir0.5": src["panels"]["dir0.5"]}
+    assert mine["groups"] == {g: src["groups"][g] for g in ("tally_500p", "softlabel_8bit_25p")}
+    text = (ROOT / "docs" / "verdicts.md").read_text().split(SECTION, 1)[1]
+    row = next(ln for ln in text.splitlines() if ln.startswith("| `niid_seeds20.csv`"))
+    assert "`experiments/niid_seeds20.json`" in row
