@@ -274,3 +274,38 @@ def test_a_star_vote_is_charged_star_bits_whatever_tally_fields_a_sweep_sets(pro
     cfg = config.apply_overrides(config.Config(), ["protocol.name=tally", field])
     ctx = SimpleNamespace(cfg=cfg, spec=SimpleNamespace(active=A, peers=A, messages=M, classes=C), hp=lambda key: 1.0)
     assert tally.vote_bits(ctx).down == (3 * M * 2 if "allgather" in field else M * comm.vote_histograms(1, 3, C))
+
+
+@pytest.fixture(scope="module")
+def two_groups():
+    """A built two-group run (model.groups a:2;b:2) and its untrained state: the grouped exchange's peer
+    bookkeeping, no round compiled."""
+    import sys
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
+    from conftest import tiny
+    from tallysim import build
+    from tallysim.sim.fed import pool_examples
+    b = build.build(tiny("protocol.name=cfd", "rounds=1", "model.groups=a:2;b:2"))
+    ctx, data = b.ctx, b.one
+    state = ctx.init_state(jax.random.PRNGKey(0), data, True)
+    x_M, y_M = pool_examples(data, jnp.arange(8))
+    return ctx, state, x_M, y_M
+
+
+def test_grouped_exchange_hands_each_peer_its_own_active_position_and_global_id(two_groups):
+    # cfd's delta coding reads each peer's last message at its active position (rows_c) and fedct's XOR
+    # draws its bits from its global id: group b's peers are active positions 2, 3 and peers 2, 3, not
+    # group a's 0, 1 again. kills: probe_round._grouped_stream without g.a_lo; base._grouped_sums giving
+    # vote_fn the group's rows instead of the global ids
+    from tallysim.protocols import base, probe_round
+    ctx, state, x_M, y_M = two_groups
+    task = tasks.of(ctx.spec)
+    _, rows = probe_round._grouped_stream(ctx, state, None, x_M, task,
+                                          lambda z, rows_c, valid_c: (jnp.zeros(()), rows_c), None)
+    assert rows.tolist() == [0, 1, 2, 3]
+    C = ctx.spec.classes
+
+    def vote_fn(ids_c, z):       # each peer votes its own id: the counts show who voted
+        return jnp.broadcast_to(jax.nn.one_hot(ids_c, C)[:, None, :], z.shape) * 10.0
+    sums = base._grouped_sums(ctx, state, None, x_M, y_M, None, None, None, vote_fn)
+    assert np.asarray(sums.counts_MxC)[:, :5].tolist() == [[1, 1, 1, 1, 0]] * 8
