@@ -309,3 +309,19 @@ def test_grouped_exchange_hands_each_peer_its_own_active_position_and_global_id(
         return jnp.broadcast_to(jax.nn.one_hot(ids_c, C)[:, None, :], z.shape) * 10.0
     sums = base._grouped_sums(ctx, state, None, x_M, y_M, None, None, None, vote_fn)
     assert np.asarray(sums.counts_MxC)[:, :5].tolist() == [[1, 1, 1, 1, 0]] * 8
+
+
+def test_soft_targets_of_a_round_no_message_reached_weigh_nothing():
+    # every message lost (dropout): the mean's targets are zeros (a zero KL), but ERA's softmax of them is
+    # uniform, a real target; the round's `arrived` 0 must weigh every probe out
+    # kills: base._soft_targets' weight without `arrived`
+    from tallysim import config
+    from tallysim.protocols import base
+    cfg = config.apply_overrides(config.Config(), ["protocol.name=softlabel", "softlabel.aggregate=era"])
+    ctx = SimpleNamespace(cfg=cfg, spec=SimpleNamespace(messages=2, probes=2, classes=3), hp=lambda key: 0.1)
+    zeros = jnp.zeros((2, 3))
+    sums = vote.Sums(jnp.zeros((2, 3), jnp.int32), zeros, zeros, jnp.float32(0), jnp.int32(0))
+    probes, _ = base._soft_targets(ctx, tasks.CLASSIFICATION, jnp.zeros((2, 4)), jnp.asarray([0, 1]), sums,
+                                   jnp.int32(0), jnp.float32(0.0), None, None, lambda t: t)
+    np.testing.assert_allclose(np.asarray(probes.target_M), 1 / 3, rtol=1e-6)
+    assert probes.weight_M.tolist() == [0.0, 0.0]
