@@ -325,3 +325,20 @@ def test_soft_targets_of_a_round_no_message_reached_weigh_nothing():
                                    jnp.int32(0), jnp.float32(0.0), None, None, lambda t: t)
     np.testing.assert_allclose(np.asarray(probes.target_M), 1 / 3, rtol=1e-6)
     assert probes.weight_M.tolist() == [0.0, 0.0]
+
+
+def test_trust_weights_and_update_by_hand_with_a_lost_vote():
+    # active peers 0, 1, 3 of 4 (trust 1, 0.9, 0.5); peer 3's vote was lost. Weights r_i * |S| / sum_S r_j over
+    # the senders: 2 / 1.9 and 1.8 / 1.9, 0 for the lost vote. Agreement with the kept winners [0, 1]:
+    # peer 0 votes [0, 0] (1/2), peer 1 [0, 1] (1); beta 0.5: 0.75 and 0.95; peer 2 (inactive) and peer 3
+    # (lost: it sent nothing to agree with) keep theirs. kills: the update applied to a peer whose vote was lost
+    from tallysim.sim import trust
+    trust_P = jnp.asarray([1.0, 0.9, 1.0, 0.5])
+    idx, sent = jnp.asarray([0, 1, 3]), jnp.asarray([True, True, False])
+    w, voters = trust.weights(trust_P[idx], sent)
+    np.testing.assert_allclose(np.asarray(w), [2 / 1.9, 1.8 / 1.9, 0.0], rtol=1e-6)
+    assert float(voters) == 2.0
+    votes = jnp.asarray([[0, 0], [0, 1], [1, 0]])
+    t = vote.Tally(jnp.asarray([0, 1], jnp.int32), jnp.asarray([1.0, 0.5]), jnp.asarray([1.0, 1.0]))
+    np.testing.assert_allclose(np.asarray(trust.updated(trust_P, idx, votes, t, sent, 0.5)),
+                               [0.75, 0.95, 1.0, 0.5], rtol=1e-6)
