@@ -342,3 +342,29 @@ def test_trust_weights_and_update_by_hand_with_a_lost_vote():
     t = vote.Tally(jnp.asarray([0, 1], jnp.int32), jnp.asarray([1.0, 0.5]), jnp.asarray([1.0, 1.0]))
     np.testing.assert_allclose(np.asarray(trust.updated(trust_P, idx, votes, t, sent, 0.5)),
                                [0.75, 0.95, 1.0, 0.5], rtol=1e-6)
+
+
+def test_cfd_round_in_which_no_message_arrived_trains_on_no_probe(monkeypatch):
+    # dropout losing every message: cfd's server mean is all zeros, which the peers' normalisation turns into
+    # a uniform target; the round must weigh every probe out (probe_round.make_round's voters > 0), not train
+    # every peer toward uniform. Run eagerly, local training replaced by a recorder (nothing compiled).
+    # kills: make_round without the voters > 0 weight
+    import sys
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
+    from conftest import tiny
+    from tallysim import build
+    from tallysim.protocols import probe_round
+    b = build.build(tiny("protocol.name=cfd", "rounds=1", "faults.kind=dropout", "faults.fraction=1",
+                         "faults.drop_prob=1"))
+    ctx, data = b.ctx, b.one
+    state = ctx.init_state(jax.random.PRNGKey(0), data, True)._replace(extra={})
+    seen = {}
+
+    def record(ctx_, lspec, state_, data_, keys, idx, probes=None, fr=None, **kw):
+        seen["probes"] = probes
+        return state_.params, state_.opt, None, jnp.zeros((ctx_.spec.active,)), {}
+    monkeypatch.setattr(probe_round, "local_round", record)
+    _, info = b.protocol.round(state, data, jax.random.PRNGKey(1), 1)
+    assert int(info["senders"]) == 0
+    np.testing.assert_allclose(np.asarray(seen["probes"].target_M), 1 / ctx.spec.classes, rtol=1e-6)
+    assert float(jnp.sum(seen["probes"].weight_M)) == 0.0
