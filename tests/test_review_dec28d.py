@@ -368,3 +368,56 @@ def test_cfd_round_in_which_no_message_arrived_trains_on_no_probe(monkeypatch):
     assert int(info["senders"]) == 0
     np.testing.assert_allclose(np.asarray(seen["probes"].target_M), 1 / ctx.spec.classes, rtol=1e-6)
     assert float(jnp.sum(seen["probes"].weight_M)) == 0.0
+
+
+@pytest.mark.parametrize("protocol", ["cfd", "selective_fd"])
+def test_probe_round_protocols_do_not_train_on_text_padding(protocol, monkeypatch):
+    # cfd and selective_fd (probe_round.make_round) on next-token probes: a position whose input is PAD (a
+    # client's padded last window) is sent and counted but weighs 0, as tally's and softlabel's
+    # (tests/test_text_vote.py checks those two). Eager, local training replaced by a recorder.
+    # kills: make_round without the text mask
+    from test_text_vote import _setup
+    from tallysim.protocols import make as make_protocol, probe_round
+    from tallysim.sim.peers import State
+    thresholds = {"selective_fd.client_threshold": 0, "selective_fd.server_threshold": 0} if protocol == "selective_fd" else {}
+    ctx, one, params, x, _ = _setup(protocol, **thresholds)
+    seen = {}
+
+    def record(ctx_, lspec, state_, data_, keys, idx, probes=None, fr=None, **kw):
+        seen["probes"] = probes
+        return state_.params, state_.opt, None, jnp.zeros((ctx_.spec.active,)), {}
+    monkeypatch.setattr(probe_round, "local_round", record)
+    round_fn = make_protocol(ctx).round
+    state = State(params=params, opt=None, server=None, error=None, extra={})
+    for r in range(1, 20):           # rounds until the probes hold a padded window (the pool has 2 of 8)
+        round_fn(state, one, jax.random.PRNGKey(3), r)
+        x_M = np.asarray(seen["probes"].x_M)
+        if (x_M == tasks.PAD).any():
+            break
+    assert (x_M == tasks.PAD).any() and (x_M != tasks.PAD).any()
+    np.testing.assert_array_equal(np.asarray(seen["probes"].weight_M), (x_M != tasks.PAD).astype(np.float32))
+
+
+def test_selective_fd_keeps_no_probe_nobody_shared_on_even_at_server_threshold_0(monkeypatch):
+    # client threshold 1: no peer's top probability reaches it, so no peer shares on any probe. The server's
+    # mean there is all zeros, whose max (0) passes server_threshold 0: a probe must also have a sharer to
+    # be kept, or its M * C * b downlink bits are charged for nothing (and its zero target trained on).
+    # kills: selective_fd's keep without n > 0
+    from test_text_vote import _setup
+    from tallysim.protocols import make as make_protocol, probe_round
+    from tallysim.sim.peers import State
+    ctx, one, params, _, _ = _setup("selective_fd", **{"selective_fd.client_threshold": 1,
+                                                        "selective_fd.server_threshold": 0})
+    seen = {}
+
+    def record(ctx_, lspec, state_, data_, keys, idx, probes=None, fr=None, **kw):
+        seen["probes"] = probes
+        return state_.params, state_.opt, None, jnp.zeros((ctx_.spec.active,)), {}
+    monkeypatch.setattr(probe_round, "local_round", record)
+    proto = make_protocol(ctx)
+    _, info = proto.round(State(params=params, opt=None, server=None, error=None, extra={}), one,
+                          jax.random.PRNGKey(3), 1)
+    assert np.asarray(info["sfd_shared_A"]).tolist() == [0, 0, 0]
+    assert int(info["sfd_kept"]) == 0 and float(jnp.sum(seen["probes"].weight_M)) == 0.0
+    M = ctx.spec.messages
+    assert proto.cost(jax.device_get(info)).totals() == (3 * M, 3 * M)    # the masks' bit per message alone
