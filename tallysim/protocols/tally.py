@@ -27,6 +27,7 @@ import jax.numpy as jnp
 
 from tallysim.sim import comm, lanes, trust
 from tallysim.sim.local import hard_label_loss, soft_label_loss
+from tallysim import protocols as registry
 from tallysim.protocols import Traits
 from tallysim.protocols.base import Context, Protocol, exchanging
 from tallysim.protocols.distill import LAGGED, distill_round, warmup_init
@@ -47,14 +48,25 @@ class TallyConfig:
     target: Literal["vote", "counts"] = "vote"   # train on the winner (vote) or on the vote histogram (counts)
 
 
+def topology_target(cfg) -> tuple[str, str]:
+    """(comm.topology, tally.target) as the protocol runs them: its own values where it reads the fields
+    (tally), else star and the winner (bridge, fedct, a plugin's vote). A sweep keeps a field in every run
+    where some run reads it, so `protocol.name=tally,bridge comm.topology=allgather` charged bridge's star
+    vote allgather's (A-1)-fold downlink, and tally.target=counts the histograms (review35)."""
+    name = cfg.protocol.name
+    return (cfg.comm.topology if registry.reads(name, "comm.topology") else "star",
+            cfg.tally.target if registry.reads(name, "tally.target") else "vote")
+
+
 def vote_bits(ctx: Context) -> comm.RoundBits:
     cfg, spec = ctx.cfg, ctx.spec
     if not exchanging(ctx):
         return comm.RoundBits(0, 0, spec.active)
+    topology, target = topology_target(cfg)
     one = comm.hard_labels(spec.messages, spec.classes)     # next_token: a vote per probe position
-    if cfg.comm.topology == "allgather":
+    if topology == "allgather":
         down = (spec.active - 1) * one
-    elif cfg.tally.target == "counts":      # abstention and privacy are refused with counts (config_rules)
+    elif target == "counts":      # abstention and privacy are refused with counts (config_rules)
         # every vote arrives (no dropout): each peer gets the histograms of the other A-1 votes and adds
         # its own back (the target stays the histogram of all A); one peer alone receives nothing
         down = comm.vote_histograms(spec.messages, spec.active - 1, spec.classes)
@@ -71,9 +83,10 @@ def vote_cost(ctx: Context, info) -> comm.RoundBits:
     bits = vote_bits(ctx)
     if "senders" not in info:
         return bits
-    if ctx.cfg.tally.target == "counts" and ctx.cfg.comm.topology == "star":
+    topology, target = topology_target(ctx.cfg)
+    if target == "counts" and topology == "star":
         return histogram_senders(ctx, bits, int(info["senders"]))
-    return comm.with_senders(bits, info["senders"], down_per_sender=ctx.cfg.comm.topology == "allgather")
+    return comm.with_senders(bits, info["senders"], down_per_sender=topology == "allgather")
 
 
 def lagged_vote_cost(ctx: Context, info) -> comm.RoundBits:
