@@ -209,11 +209,11 @@ def test_models_shapes_bfloat16_and_refusals():
     for name in ("lstm", "transformer"):
         for dt in ("float32", "bfloat16"):
             m = make_model(config.ModelConfig(name=name, dtype=dt, hidden=16, heads=2), 11)
-            p = m.init(jax.random.PRNGKey(0), x)
-            out = m.apply(p, x)
+            # init and forward pass as one program (run op by op, they compiled every primitive apart)
+            out = jax.jit(lambda k, x: m.apply(m.init(k, x), x))(jax.random.PRNGKey(0), x)
             assert out.shape == (2, 6, 11) and out.dtype == jnp.float32 and bool(jnp.isfinite(out).all())
     lstm = make_model(config.ModelConfig(name="lstm"), 84)
-    n = sum(a.size for a in jax.tree.leaves(lstm.init(jax.random.PRNGKey(0), x)))
+    n = sum(a.size for a in jax.tree.leaves(jax.eval_shape(lstm.init, jax.random.PRNGKey(0), x)))   # shapes only
     # Reddi et al.: embedding 84x8, LSTM(8->256), LSTM(256->256), dense 256->84
     assert n == 84 * 8 + 4 * (8 + 256 + 1) * 256 + 4 * (256 + 256 + 1) * 256 + 257 * 84
     cfg = config.apply_overrides(config.Config(), ["data.name=shakespeare", "model.name=cnn"])
