@@ -256,8 +256,10 @@ def test_feddf_server_distillation_per_token_against_numpy():
     _, loss = jax.jit(lambda s, p: feddf.distill_server(ctx, s, p, one, jax.random.PRNGKey(3)))(student, params_A)
     pool = x[5:]                                              # batch 5 of a pool of 5: every probe once
 
+    apply = jax.jit(ctx.model.apply)          # one program for the 4 models (op by op: a scan compiled each)
+
     def logits(p):
-        return np.asarray(ctx.model.apply(p, jnp.asarray(pool, jnp.float32)), np.float64)
+        return np.asarray(apply(p, jnp.asarray(pool, jnp.float32)), np.float64)
     zs = np.stack([logits(jax.tree.map(lambda a: a[i], params_A)) for i in range(P)])
     m = zs.mean(0) / T_
     teacher = np.exp(m - m.max(-1, keepdims=True))
