@@ -34,7 +34,9 @@ LEGACY_EMITTERS = "--xla_cpu_use_fusion_emitters=false"
 # already keep both cores busy, so the split's copying and threads cost CPU and buy no wall time: in one
 # part, three tiny runs (tally, FedAvg, bridge; cold cache, loaded 2-core CPU, jaxlib 0.10.2) took
 # 8.90-9.72 s of CPU (mean 9.2 over 4) instead of 9.61-10.20 (mean 9.9 over 3), with identical
-# metrics (the same code, generated in one piece). Same conditions and opt-out as the emitters above.
+# metrics (the same code, generated in one piece); tests/test_progress.py, test_leftovers_dec13.py and
+# test_lanes.py together 123.9 -> 110.7 s; tests/test_memory_estimate.py (XLA's passes on) unchanged
+# (74.8 -> 76.7, noise). Same conditions and opt-out as the emitters above.
 SINGLE_CODEGEN = "--xla_cpu_parallel_codegen_split_count=1"
 TEST_ONLY_FLAGS = (LEGACY_EMITTERS, SINGLE_CODEGEN)     # what a subprocess that compiles as users do drops
 
