@@ -79,7 +79,8 @@ demo: $(STAMP) | $(FMNIST)
 # smoke figures share XLA's persistent compilation cache (.jax-cache/, see tests/conftest.py): they
 # compile the same small programs many times; and both compile without XLA's optimisation passes, which
 # cost more than they save on programs this small (tests/conftest.py). The suite also compiles with
-# XLA:CPU's older fusion emitters (about half the compile time; tests/conftest.py), so the smoke figures,
+# XLA:CPU's older fusion emitters (about half the compile time) and its code generated in one piece
+# (xla_cpu_parallel_codegen_split_count=1: 7-11% less CPU; tests/conftest.py), so the smoke figures,
 # compiled with the default ones, no longer reuse its cache entries (XLA_FLAGS are part of the key); and
 # its workers take the longest test files first (the order is in tests/conftest.py).
 PYTEST_WORKERS ?= 2

@@ -29,6 +29,16 @@ if os.environ.get("TALLYSIM_TEST_OPTIMIZE") != "1":
 # their own XLA_FLAGS append theirs); an XLA_FLAGS that names the flag, or TALLYSIM_TEST_OPTIMIZE=1,
 # keeps the user's choice.
 LEGACY_EMITTERS = "--xla_cpu_use_fusion_emitters=false"
+# XLA:CPU splits each program's LLVM module into parts that it generates machine code for on several
+# threads (xla_cpu_parallel_codegen_split_count). The suite's programs are tiny and its two workers
+# already keep both cores busy, so the split's copying and threads cost CPU and buy no wall time: in one
+# part, three tiny runs (tally, FedAvg, bridge; cold cache, loaded 2-core CPU, jaxlib 0.10.2) took
+# 8.90-9.72 s of CPU (mean 9.2 over 4) instead of 9.61-10.20 (mean 9.9 over 3), with identical
+# metrics (the same code, generated in one piece); tests/test_progress.py, test_leftovers_dec13.py and
+# test_lanes.py together 123.9 -> 110.7 s; tests/test_memory_estimate.py (XLA's passes on) unchanged
+# (74.8 -> 76.7, noise). Same conditions and opt-out as the emitters above.
+SINGLE_CODEGEN = "--xla_cpu_parallel_codegen_split_count=1"
+TEST_ONLY_FLAGS = (LEGACY_EMITTERS, SINGLE_CODEGEN)     # what a subprocess that compiles as users do drops
 
 
 def _jaxlib_minor() -> tuple:
@@ -39,9 +49,16 @@ def _jaxlib_minor() -> tuple:
         return ()
 
 
-if (os.environ.get("TALLYSIM_TEST_OPTIMIZE") != "1" and _jaxlib_minor() == (0, 10)
-        and "xla_cpu_use_fusion_emitters" not in os.environ.get("XLA_FLAGS", "")):
-    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {LEGACY_EMITTERS}".strip()
+def with_test_flags(flags: str) -> str:
+    """XLA_FLAGS `flags` with each of TEST_ONLY_FLAGS appended unless `flags` names that flag already."""
+    for flag in TEST_ONLY_FLAGS:
+        if flag.split("=")[0].lstrip("-") not in flags:
+            flags = f"{flags} {flag}".strip()
+    return flags
+
+
+if os.environ.get("TALLYSIM_TEST_OPTIMIZE") != "1" and _jaxlib_minor() == (0, 10):
+    os.environ["XLA_FLAGS"] = with_test_flags(os.environ.get("XLA_FLAGS", ""))
 
 import pytest
 

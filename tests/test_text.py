@@ -209,11 +209,11 @@ def test_models_shapes_bfloat16_and_refusals():
     for name in ("lstm", "transformer"):
         for dt in ("float32", "bfloat16"):
             m = make_model(config.ModelConfig(name=name, dtype=dt, hidden=16, heads=2), 11)
-            p = m.init(jax.random.PRNGKey(0), x)
-            out = m.apply(p, x)
+            # init and forward pass as one program (run op by op, they compiled every primitive apart)
+            out = jax.jit(lambda k, x: m.apply(m.init(k, x), x))(jax.random.PRNGKey(0), x)
             assert out.shape == (2, 6, 11) and out.dtype == jnp.float32 and bool(jnp.isfinite(out).all())
     lstm = make_model(config.ModelConfig(name="lstm"), 84)
-    n = sum(a.size for a in jax.tree.leaves(lstm.init(jax.random.PRNGKey(0), x)))
+    n = sum(a.size for a in jax.tree.leaves(jax.eval_shape(lstm.init, jax.random.PRNGKey(0), x)))   # shapes only
     # Reddi et al.: embedding 84x8, LSTM(8->256), LSTM(256->256), dense 256->84
     assert n == 84 * 8 + 4 * (8 + 256 + 1) * 256 + 4 * (256 + 256 + 1) * 256 + 257 * 84
     cfg = config.apply_overrides(config.Config(), ["data.name=shakespeare", "model.name=cnn"])
@@ -254,10 +254,11 @@ def test_shakespeare_prepared_clients(fedavg_built):
 def test_fedavg_on_text_equals_hand_written(fedavg_built):
     b = fedavg_built
     data = b.one
-    state = b.protocol.init(jax.random.PRNGKey(0), data)
+    init = jax.jit(b.protocol.init)            # compiled once for both calls (op by op: twice over)
+    state = init(jax.random.PRNGKey(0), data)
     step = jax.jit(b.protocol.round)
     new, info = step(state, data, jax.random.PRNGKey(1), jnp.int32(1))
-    again, _ = step(b.protocol.init(jax.random.PRNGKey(0), data), data, jax.random.PRNGKey(1), jnp.int32(1))
+    again, _ = step(init(jax.random.PRNGKey(0), data), data, jax.random.PRNGKey(1), jnp.int32(1))
     for a, e in zip(jax.tree.leaves(new.server), jax.tree.leaves(again.server)):   # deterministic
         np.testing.assert_array_equal(np.asarray(a), np.asarray(e))
     apply_fn = b.ctx.model.apply
@@ -266,15 +267,16 @@ def test_fedavg_on_text_equals_hand_written(fedavg_built):
     counts = np.asarray(data.count_P)
     assert counts.max() <= 256                           # one full-batch step per peer: order-free
     models = []
+
+    def loss(w, x, y):
+        ce = -jnp.take_along_axis(jax.nn.log_softmax(apply_fn(w, x)), y[..., None], -1)[..., 0]
+        keep = (y != text.PAD).astype(jnp.float32)
+        return jnp.sum(ce * keep) / jnp.sum(keep)
+    grad = jax.jit(jax.grad(loss))             # one program per shard size (op by op: the LSTM's scans each time)
     for p in range(3):
         rows = np.asarray(cohort_shards(data, None)[p])[:counts[p]]
         x, y = jnp.asarray(x_all[rows], jnp.float32), jnp.asarray(y_all[rows])
-
-        def loss(w):
-            ce = -jnp.take_along_axis(jax.nn.log_softmax(apply_fn(w, x)), y[..., None], -1)[..., 0]
-            keep = (y != text.PAD).astype(jnp.float32)
-            return jnp.sum(ce * keep) / jnp.sum(keep)
-        g = jax.grad(loss)(w0)
+        g = grad(w0, x, y)
         models.append(jax.tree.map(lambda a, d: a - 1.0 * d, w0, g))
     wts = counts / counts.sum()
     want = jax.tree.map(lambda *ms: sum(wi * m for wi, m in zip(wts, ms)), *models)

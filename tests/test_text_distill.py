@@ -83,10 +83,10 @@ def caught(monkeypatch):
 
 def _probs(d, params, x_M):
     """[A, M * pos, C] float32 softmax of every peer's logits on the probes, peer by peer (no vmap)."""
-    model = d.built.ctx.model
-    out = []
+    apply = jax.jit(d.built.ctx.model.apply)     # one program for the A peers (run op by op, the LSTM's
+    out = []                                     # scan compiled anew for each peer)
     for i in range(A):
-        z = model.apply(jax.tree.map(lambda a: a[i], params), to_input(jnp.asarray(x_M)))
+        z = apply(jax.tree.map(lambda a: a[i], params), to_input(jnp.asarray(x_M)))
         out.append(np.asarray(jax.nn.softmax(z, axis=-1)).reshape(-1, z.shape[-1]))
     return np.stack(out)
 
@@ -135,9 +135,10 @@ def test_selective_fd_on_text_targets_per_token_match_numpy(text_env, caught):
     base = TINY_TEXT + ["protocol.name=selective_fd", "comm.soft_bits=8"]
     probe = tallysim.drive(config.apply_overrides(config.Config(), base))    # built, not run: its probes
     x_M = np.asarray(probe.built.one.x_train)[np.asarray(probe.built.one.pool_Q)]
-    conf = _probs(probe, probe.state.params, x_M[:8]).max(-1)
+    probs = _probs(probe, probe.state.params, x_M[:8])
+    conf = probs.max(-1)
     client = _mid(conf, 0.5)                  # the untrained peers are near 1/80: thresholds from the data
-    sent = np.round(_probs(probe, probe.state.params, x_M[:8]) * 255) / 255
+    sent = np.round(probs * 255) / 255
     share = conf >= client
     t = (share[..., None] * sent).sum(0) / np.maximum(share.sum(0), 1)[:, None]
     server = _mid(t.max(-1)[share.any(0)], 0.5)
@@ -255,8 +256,10 @@ def test_feddf_server_distillation_per_token_against_numpy():
     _, loss = jax.jit(lambda s, p: feddf.distill_server(ctx, s, p, one, jax.random.PRNGKey(3)))(student, params_A)
     pool = x[5:]                                              # batch 5 of a pool of 5: every probe once
 
+    apply = jax.jit(ctx.model.apply)          # one program for the 4 models (op by op: a scan compiled each)
+
     def logits(p):
-        return np.asarray(ctx.model.apply(p, jnp.asarray(pool, jnp.float32)), np.float64)
+        return np.asarray(apply(p, jnp.asarray(pool, jnp.float32)), np.float64)
     zs = np.stack([logits(jax.tree.map(lambda a: a[i], params_A)) for i in range(P)])
     m = zs.mean(0) / T_
     teacher = np.exp(m - m.max(-1, keepdims=True))

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import LEGACY_EMITTERS
+from conftest import TEST_ONLY_FLAGS
 from tallysim.sim import peers
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,7 +49,10 @@ print("done")
 
 def _repro(how, calls, timeout):
     env = {k: v for k, v in os.environ.items() if k not in ("JAX_COMPILATION_CACHE_DIR", "JAX_DISABLE_MOST_OPTIMIZATIONS")}
-    env["XLA_FLAGS"] = env.get("XLA_FLAGS", "").replace(LEGACY_EMITTERS, "").strip()   # what users compile
+    flags = env.get("XLA_FLAGS", "")
+    for flag in TEST_ONLY_FLAGS:                   # what users compile: without the suite's own flags
+        flags = flags.replace(flag, "")
+    env["XLA_FLAGS"] = " ".join(flags.split())
     env["PYTHONPATH"] = str(ROOT)
     try:
         out = subprocess.run([PY, "-c", REPRO, how, str(calls)], capture_output=True, text=True, env=env,
