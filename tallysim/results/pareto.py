@@ -62,7 +62,7 @@ def collect(dirs, which: str = "final", metric: str = "auto", log=None, names: d
         log(line)
     cols = {c for _, _, _, rows in runs for c in columns(rows)}
     if metric != "auto" and cols:
-        from tallysim.results.table import refuse_absent
+        from tallysim.results.absent_metric import refuse_absent
         scores = {c for c in cols if not (c.startswith("bits_") or c == "wall_s" or c.endswith("_std")
                                           or metrics.lower_is_better(c))}     # what pareto takes (above)
         refuse_absent(metric, [rows for *_, rows in runs], scores, flag, "draw against bits")

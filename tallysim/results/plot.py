@@ -334,7 +334,7 @@ def _with_metric(runs: list, labels: list, metric: str, flag: str = "--metric") 
         if metric == "ppl":
             raise ConfigError(f"{flag} 'ppl' (the headline model's test perplexity) has no value in these runs: "
                               f"{WHY_NONE['ppl']}; allowed: auto, or a key of the rows")
-        from tallysim.results.table import refuse_absent
+        from tallysim.results.absent_metric import refuse_absent
         every = [rows for _, _, rows in runs]
         refuse_absent(metric, every, set(columns([r for rows in every for r in rows])), flag, "draw")
         return runs, labels          # (refuse_absent raises: the metric is no number of any row)
