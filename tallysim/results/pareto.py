@@ -295,7 +295,7 @@ def draw(ax, points: list[dict], front: list[dict], which: str = "final", metric
 def main(args) -> int:
     check_figure_out(args.out)
     if args.title is not None:
-        from tallysim.results.plot import check_text
+        from tallysim.results.plot_labels import check_text
         check_text("--title", args.title)                            # before the runs are read
     atomic.refuse_symlinks([args.out, *table_paths(args.out)])       # before a file is replaced
     for path, head in zip(table_paths(args.out), TABLE_HEADS):
