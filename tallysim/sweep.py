@@ -24,18 +24,15 @@ than MAX_RUNS (10,000) runs is refused before any is listed.
 from __future__ import annotations
 
 import json
-import sys
 import time
 import traceback
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from tallysim import atomic, config, config_reads, outdir, sweep_arguments, sweep_axes, sweep_data, sweep_plan, sweep_records, sweep_resume
+from tallysim import atomic, config, outdir, sweep_arguments, sweep_data, sweep_plan, sweep_records, sweep_resume  # noqa: F401 - sweep.config, as tests patch it
 from tallysim import progress as progress_bars
-from tallysim.progress_base import QuietLog, say
+from tallysim.progress_base import say
 from tallysim.config import Config, ConfigError
-from tallysim.fields import count
-from tallysim.results import metrics
 from tallysim.sweep_axes import (MAX_RUNS, check_count, check_eval_peers, check_fields_read, expand, repeated_runs, warn_repeated_runs, warn_soft_zero, warn_unmerged,  # noqa: F401 - sweep.X, as before
                                  file_axes, parse_axis, run_numbers, safe_name)
 # The order the runs go in, those finished before, and which batches compile: sweep_plan.py
@@ -269,42 +266,3 @@ def _run_or_resume(runmod, cfg: Config, run_dir: Path, progress: bool, log, ever
         except ConfigError as e:
             say(log, f"  cannot resume ({e}); running it again", run_dir.name)
     return runmod.run(cfg, str(run_dir), overwrite=True, progress=progress, checkpoint_every=every)
-
-
-# ----------------------------------------------------------------------------- CLI
-
-def main(args) -> int:
-    from tallysim.tracking import with_tracking
-    base = with_tracking(config.load_file(args.config, smoke=args.smoke, sweep_base=True) if args.config else Config(),
-                         args)
-    section = config.read_file(args.config).get("sweep") if args.config else None
-    runs = expand(section or {}, args.axes)
-    try:
-        cfgs = command_configs(base, runs, args.out)   # fail in one line before anything is created
-    except config_reads.UnreadField as e:    # a field the user did not type: say that --config set it
-        raise config_reads.from_file(e, args.config and config.source_name(args.config), args.axes) from None
-    if args.dry_run:        # seed=0,1 with seeds=2: seed 1 in two runs (run_sweep warns for a real one)
-        warn_before(runs, cfgs)
-    from tallysim import startup
-    startup.start_jax()                      # validated: only now JAX (a refusal above imports none)
-    check_devices(runs, cfgs)
-    if args.dry_run:        # what the sweep would do in --out, run by run (sweep_plan.dry_run)
-        return sweep_plan.dry_run(args, runs, cfgs, checked_out)
-    # every axis, the file's `sweep` section's too (was only the command line's: [] for a file's axes)
-    meta = {"config": args.config, "smoke": bool(args.smoke),
-            "axes": sweep_axes.axis_texts(sweep_axes.merged(section or {}, args.axes))}
-    records = run_sweep(base, runs, args.out, progress=not args.quiet, meta=meta,     # --quiet: docs/cli.md
-                        log=QuietLog() if args.quiet else print, grouped=not getattr(args, "one_at_a_time", False),
-                        checkpoint_every=getattr(args, "checkpoint_every", None))
-    counts = {s: sum(r["status"] == s for r in records) for s in ("done", metrics.DONE_BEFORE, "failed")}
-    # "done before", as sweep.json's status says it (docs/sweeps.md): it said "skipped (already done)"
-    print(f"sweep: {count(len(records), 'run')} in {args.out}: {counts['done']} ran, {counts[metrics.DONE_BEFORE]} "
-          f"done before, {counts['failed']} failed; index in {Path(args.out) / INDEX}")
-    failed = [r for r in records if r["status"] == "failed"]
-    for r in failed:
-        print(f"  failed: {r['name']}: {r['error']}", file=sys.stderr)
-    for r in records:       # finished, but a seed's NaN or inf is in its mean (the table cell reads nan)
-        if r.get("seeds_diverged"):
-            print(f"  diverged: {r['name']}: {r['seeds_diverged']} (its mean is NaN or inf; "
-                  "metrics.jsonl's seeds_nonfinite, per_seed)", file=sys.stderr)
-    return 1 if failed else 0
