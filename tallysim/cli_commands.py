@@ -191,10 +191,10 @@ def cmd_clean(args) -> int:
 
 def cmd_sweep(args) -> int:
     check_checkpoint_every(args)
-    from tallysim import outdir, sweep
+    from tallysim import outdir, sweep_command
     outdir.refuse_in_sweep(args.out, "--out")       # a sweep in another sweep's folder
     outdir.refuse_sweep_at_top(args.out)
-    return sweep.main(args)
+    return sweep_command.main(args)
 
 
 def cmd_pareto(args) -> int:

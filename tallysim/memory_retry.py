@@ -28,7 +28,7 @@ import numpy as np
 from tallysim import atomic, checkpoint, jax_check, outdir
 from tallysim.config import ConfigError
 from tallysim.run_recorders import restart_meta
-from tallysim.sim import mesh
+from tallysim.sim import distributed
 
 OOM, OTHER = "out of memory", "another error"
 _runs = itertools.count()       # runs begun in this process (begin)
@@ -104,9 +104,9 @@ def words(mine: str, wait: bool = True, where: str = "") -> list:
                     pass
         return out
     try:
-        limit = (mesh.distributed_settings() or {}).get("timeout", mesh.DISTRIBUTED_TIMEOUT)
+        limit = (distributed.distributed_settings() or {}).get("timeout", distributed.DISTRIBUTED_TIMEOUT)
     except ConfigError:
-        limit = mesh.DISTRIBUTED_TIMEOUT
+        limit = distributed.DISTRIBUTED_TIMEOUT
     for p in range(n):
         if p != me:
             try:

@@ -5,7 +5,7 @@ their config has validated, so a refused config imports no JAX.
 Both may run many times in one process (a notebook or a test calling `cli.main` or `tallysim.run` again,
 perhaps with other environment variables): a call that asks for what is already set up does nothing;
 other compile-cache settings take effect; other multi-process settings cannot (JAX starts its processes
-once per process) and are refused in one line (mesh.initialize_distributed)."""
+once per process) and are refused in one line (distributed.initialize_distributed)."""
 from __future__ import annotations
 
 import os
@@ -122,7 +122,7 @@ def start_jax() -> None:
     call again (see the top)."""
     from tallysim import jax_check
     jax_check.importable()              # a JAX_* value JAX cannot read: one line, not its traceback
-    from tallysim.sim import mesh
-    mesh.initialize_distributed()       # before JAX starts: TALLYSIM_DISTRIBUTED=1; a repeat is checked
+    from tallysim.sim import distributed
+    distributed.initialize_distributed()       # before JAX starts: TALLYSIM_DISTRIBUTED=1; a repeat is checked
     compile_cache()
     jax_check.backend()                 # JAX_PLATFORMS naming a missing backend, 64-bit mode

@@ -24,95 +24,29 @@ than MAX_RUNS (10,000) runs is refused before any is listed.
 from __future__ import annotations
 
 import json
-import sys
 import time
 import traceback
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from tallysim import atomic, config, config_reads, outdir, sweep_arguments, sweep_axes, sweep_data, sweep_plan, sweep_records, sweep_resume, tracking, validation
+from tallysim import atomic, config, outdir, sweep_arguments, sweep_data, sweep_plan, sweep_records, sweep_resume  # noqa: F401 - sweep.config, as tests patch it
 from tallysim import progress as progress_bars
-from tallysim.progress_base import QuietLog, say
+from tallysim.progress_base import say
 from tallysim.config import Config, ConfigError
-from tallysim.fields import count
-from tallysim.results import metrics
 from tallysim.sweep_axes import (MAX_RUNS, check_count, check_eval_peers, check_fields_read, expand, repeated_runs, warn_repeated_runs, warn_soft_zero, warn_unmerged,  # noqa: F401 - sweep.X, as before
                                  file_axes, parse_axis, run_numbers, safe_name)
 # The order the runs go in, those finished before, and which batches compile: sweep_plan.py
 from tallysim.sweep_arguments import check_runs  # noqa: F401 - sweep.check_runs, as before
 from tallysim.sweep_plan import compiles, config_diff as _config_diff, done_before, plan as _plan  # noqa: F401 - sweep.done_before, sweep._plan, as before
+# The runs checked before any runs (configs, the data, devices, warnings, --out): sweep_checks.py
+from tallysim.sweep_checks import (DONE, INDEX, check_devices, checked_out, command_configs, configs,  # noqa: F401 - sweep.X, as before
+                                   unfinished, warn_before)
 # What the sweep records of each run's outcome (done.json, error.txt, sweep.json): sweep_records.py
 from tallysim.sweep_records import (done as _done, fail as _fail, finished_elsewhere as _finished_elsewhere,  # noqa: F401
                                     jsonable as _jsonable, write_index as _write_index)
 
-DONE = metrics.DONE
-INDEX = metrics.SWEEP
-
 
 # ----------------------------------------------------------------------------- running
-
-def configs(base_cfg: Config, runs: list[tuple[str, list[str]]]) -> list[Config]:
-    """Apply and validate every run's overrides (nothing is loaded or compiled); one-line errors."""
-    out = []
-    for name, overrides in runs:
-        try:    # validated only, not validation.single_run: a sweep prints no validation.warnings(), as its
-            # grid holds fault-free points on purpose (fig8 and robustness: faults.fraction=0)
-            out.append(config.validate(config.apply_overrides(base_cfg, overrides)))
-        except ConfigError as e:
-            raise ConfigError(f"sweep run {name}: {e}") from None
-    return out
-
-
-def command_configs(base_cfg: Config, runs: list[tuple[str, list[str]]], out=None) -> list[Config]:
-    """`tallysim sweep`'s runs checked: each validated (`configs`), and a field (or swept axis) that no run
-    reads refused, as each run alone would refuse it (sweep_axes.check_fields_read). A figure does not
-    ask the second: its spec's base and smoke settings serve all its groups, and a group may read none
-    of them. `out`: --out, whose finished runs' data is not checked (`unfinished`)."""
-    cfgs = configs(base_cfg, runs)
-    check_fields_read(runs, cfgs)
-    from tallysim.data import loading
-    todo = unfinished(runs, cfgs, out)
-    loading.check_datasets(todo)             # --dry-run too: the data a run would read, a misspelt data.name
-    return cfgs
-
-
-def unfinished(runs: list, cfgs: list[Config], out) -> list[Config]:
-    """The configs of the runs not finished in `out` (no DONE): the only ones whose data.path is checked. A
-    finished run is only read, so data moved since does not refuse it (as run_sweep and a figure skip it);
-    nor does one stopped on a non-finite loss under its config, which is skipped too (sweep_plan.diverged_before)."""
-    if out is None:
-        return cfgs
-    out_dir = outdir.destination(out)
-    return [c for (n, _), c in zip(runs, cfgs) if not sweep_plan.final(out_dir / n, c)]
-
-
-def check_devices(runs: list, cfgs: list[Config]) -> None:
-    """Every run's `devices` against the devices JAX sees (mesh.check_devices), in one line naming it."""
-    from tallysim.sim import mesh
-    for (name, _), cfg in zip(runs, cfgs):
-        try:
-            mesh.check_devices(cfg.devices)
-        except ConfigError as e:
-            raise ConfigError(f"sweep run {name}: {e}") from None
-
-
-def warn_before(runs: list[tuple[str, list[str]]], cfgs: list[Config]) -> None:
-    """A sweep's warnings before anything runs, for run_sweep and `tallysim sweep --dry-run`: seeds shared (seed=0,1
-    with seeds=2), runs that repeat one experiment, bridge runs that never merge, soft labels sent as zeros."""
-    validation.warn_seed_overlap([n for n, _ in runs], cfgs)
-    warn_repeated_runs(runs, cfgs)
-    warn_unmerged(runs, cfgs)
-    warn_soft_zero(runs, cfgs)
-
-
-def checked_out(out, runs: list, cfgs: list, flag="--out") -> Path:
-    """--out, `..` resolved, after what a sweep and its --dry-run refuse of it (outdir, tracking.check_outs); `flag`: as outdir.check's."""
-    out_dir = outdir.destination(out, flag)
-    dirs = {name: out_dir / outdir.check_name(name, "sweep run", out_dir) for name, _ in runs}
-    outdir.check_sweep_dir(out_dir, dirs, DONE, INDEX, flag)
-    tracking.check_outs(cfgs, list(dirs.values()))
-    return out_dir
-
 
 def run_sweep(base_cfg: Config, runs: list[tuple[str, list[str]]], out_dir, progress: bool = True,
               log: Callable[[str], None] = print, meta: Optional[dict] = None, grouped: bool = True,
@@ -332,42 +266,3 @@ def _run_or_resume(runmod, cfg: Config, run_dir: Path, progress: bool, log, ever
         except ConfigError as e:
             say(log, f"  cannot resume ({e}); running it again", run_dir.name)
     return runmod.run(cfg, str(run_dir), overwrite=True, progress=progress, checkpoint_every=every)
-
-
-# ----------------------------------------------------------------------------- CLI
-
-def main(args) -> int:
-    from tallysim.tracking import with_tracking
-    base = with_tracking(config.load_file(args.config, smoke=args.smoke, sweep_base=True) if args.config else Config(),
-                         args)
-    section = config.read_file(args.config).get("sweep") if args.config else None
-    runs = expand(section or {}, args.axes)
-    try:
-        cfgs = command_configs(base, runs, args.out)   # fail in one line before anything is created
-    except config_reads.UnreadField as e:    # a field the user did not type: say that --config set it
-        raise config_reads.from_file(e, args.config and config.source_name(args.config), args.axes) from None
-    if args.dry_run:        # seed=0,1 with seeds=2: seed 1 in two runs (run_sweep warns for a real one)
-        warn_before(runs, cfgs)
-    from tallysim import startup
-    startup.start_jax()                      # validated: only now JAX (a refusal above imports none)
-    check_devices(runs, cfgs)
-    if args.dry_run:        # what the sweep would do in --out, run by run (sweep_plan.dry_run)
-        return sweep_plan.dry_run(args, runs, cfgs, checked_out)
-    # every axis, the file's `sweep` section's too (was only the command line's: [] for a file's axes)
-    meta = {"config": args.config, "smoke": bool(args.smoke),
-            "axes": sweep_axes.axis_texts(sweep_axes.merged(section or {}, args.axes))}
-    records = run_sweep(base, runs, args.out, progress=not args.quiet, meta=meta,     # --quiet: docs/cli.md
-                        log=QuietLog() if args.quiet else print, grouped=not getattr(args, "one_at_a_time", False),
-                        checkpoint_every=getattr(args, "checkpoint_every", None))
-    counts = {s: sum(r["status"] == s for r in records) for s in ("done", metrics.DONE_BEFORE, "failed")}
-    # "done before", as sweep.json's status says it (docs/sweeps.md): it said "skipped (already done)"
-    print(f"sweep: {count(len(records), 'run')} in {args.out}: {counts['done']} ran, {counts[metrics.DONE_BEFORE]} "
-          f"done before, {counts['failed']} failed; index in {Path(args.out) / INDEX}")
-    failed = [r for r in records if r["status"] == "failed"]
-    for r in failed:
-        print(f"  failed: {r['name']}: {r['error']}", file=sys.stderr)
-    for r in records:       # finished, but a seed's NaN or inf is in its mean (the table cell reads nan)
-        if r.get("seeds_diverged"):
-            print(f"  diverged: {r['name']}: {r['seeds_diverged']} (its mean is NaN or inf; "
-                  "metrics.jsonl's seeds_nonfinite, per_seed)", file=sys.stderr)
-    return 1 if failed else 0

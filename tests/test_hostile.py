@@ -83,9 +83,9 @@ ALL3 = {"TALLYSIM_COORDINATOR": "127.0.0.1:1234", "TALLYSIM_NUM_PROCESSES": "2",
     ({"TALLYSIM_DISTRIBUTED": "1", "TALLYSIM_DISTRIBUTED_TIMEOUT": "soon"}, "TALLYSIM_DISTRIBUTED_TIMEOUT='soon'"),
 ])
 def test_bad_distributed_settings_are_one_line(env, match, monkeypatch, capsys, tmp_path):
-    from tallysim.sim import mesh
+    from tallysim.sim import distributed
     with pytest.raises(ConfigError, match=match):
-        mesh.distributed_settings(env)
+        distributed.distributed_settings(env)
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     assert match.split("'")[0].split(" ")[0] in one_line(capsys, ["run", "rounds=1", "--out", str(tmp_path / "o")])
@@ -93,11 +93,11 @@ def test_bad_distributed_settings_are_one_line(env, match, monkeypatch, capsys, 
 
 
 def test_good_distributed_settings():
-    from tallysim.sim import mesh
-    assert mesh.distributed_settings({}) is None
-    assert mesh.distributed_settings({"TALLYSIM_DISTRIBUTED": "0"}) is None
-    assert mesh.distributed_settings({"TALLYSIM_DISTRIBUTED": "1"}) == {"timeout": mesh.DISTRIBUTED_TIMEOUT}
-    assert mesh.distributed_settings({"TALLYSIM_DISTRIBUTED": "1", **ALL3, "TALLYSIM_DISTRIBUTED_TIMEOUT": "7"}) == \
+    from tallysim.sim import distributed
+    assert distributed.distributed_settings({}) is None
+    assert distributed.distributed_settings({"TALLYSIM_DISTRIBUTED": "0"}) is None
+    assert distributed.distributed_settings({"TALLYSIM_DISTRIBUTED": "1"}) == {"timeout": distributed.DISTRIBUTED_TIMEOUT}
+    assert distributed.distributed_settings({"TALLYSIM_DISTRIBUTED": "1", **ALL3, "TALLYSIM_DISTRIBUTED_TIMEOUT": "7"}) == \
         {"timeout": 7, "num_processes": 2, "process_id": 1, "coordinator_address": "127.0.0.1:1234"}
 
 
@@ -143,19 +143,19 @@ def test_distributed_alone_without_a_cluster_is_one_line(tmp_path):
 
 
 def test_a_long_wait_for_a_peer_says_so_before_it_gives_up(tmp_path):
-    """A peer that never starts: past mesh.NOTICE_AFTER seconds the process says what it waits for
+    """A peer that never starts: past distributed.NOTICE_AFTER seconds the process says what it waits for
     and when it gives up (minutes of silence read as a hang), then fails in one error line."""
     import subprocess
     import sys
-    from tallysim.sim import mesh
-    env = _bare_env(TALLYSIM_DISTRIBUTED="1", TALLYSIM_DISTRIBUTED_TIMEOUT=str(mesh.NOTICE_AFTER + 2),
+    from tallysim.sim import distributed
+    env = _bare_env(TALLYSIM_DISTRIBUTED="1", TALLYSIM_DISTRIBUTED_TIMEOUT=str(distributed.NOTICE_AFTER + 2),
                     TALLYSIM_COORDINATOR=f"127.0.0.1:{free_port()}", TALLYSIM_NUM_PROCESSES="2",
                     TALLYSIM_PROCESS_ID="0")
     p = subprocess.run([sys.executable, "-m", "tallysim", "run", "rounds=1", "--quiet", "--out", str(tmp_path / "o")],
                        env=env, capture_output=True, text=True, timeout=120)
     lines = p.stderr.strip().splitlines()
     assert p.returncode == 2 and len(lines) == 2, p.stderr[-2000:]
-    assert "waiting for the other processes" in lines[0] and f"giving up after {mesh.NOTICE_AFTER + 2} s" in lines[0]
+    assert "waiting for the other processes" in lines[0] and f"giving up after {distributed.NOTICE_AFTER + 2} s" in lines[0]
     assert lines[1].startswith("tallysim: error: process 0:")
 
 

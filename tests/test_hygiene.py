@@ -306,7 +306,7 @@ LAYERS = [
     ["tallysim.build", "tallysim.build_data", "tallysim.lane_memory", "tallysim.programs"],
     ["tallysim.run", "tallysim.run_files", "tallysim.run_recorders", "tallysim.run_warnings", "tallysim.startup", "tallysim.nonfinite_stop",
      "tallysim.memory_retry"],
-    ["tallysim.sweep", "tallysim.sweep_arguments", "tallysim.sweep_axes", "tallysim.sweep_plan", "tallysim.sweep_data", "tallysim.sweep_resume", "tallysim.sweep_records", "tallysim.bench"],
+    ["tallysim.sweep", "tallysim.sweep_checks", "tallysim.sweep_command", "tallysim.sweep_arguments", "tallysim.sweep_axes", "tallysim.sweep_plan", "tallysim.sweep_data", "tallysim.sweep_resume", "tallysim.sweep_records", "tallysim.bench"],
     ["tallysim.figures"],
     ["tallysim.api", "tallysim.cli", "tallysim.cli_parser", "tallysim.cli_commands", "tallysim.__main__"],
 ]

@@ -239,10 +239,10 @@ def test_a_multi_seed_run_writes_integer_bits(tmp_path):
 
 def test_the_distributed_timeout_without_distributed_says_it_has_no_effect(monkeypatch, capsys):
     from tallysim import startup
-    from tallysim.sim import mesh
-    assert mesh.unread_timeout({}) is None
-    assert mesh.unread_timeout({"TALLYSIM_DISTRIBUTED": "1", "TALLYSIM_DISTRIBUTED_TIMEOUT": "60"}) is None
-    assert "has no effect" in mesh.unread_timeout({"TALLYSIM_DISTRIBUTED": "0", "TALLYSIM_DISTRIBUTED_TIMEOUT": "60"})
+    from tallysim.sim import distributed
+    assert distributed.unread_timeout({}) is None
+    assert distributed.unread_timeout({"TALLYSIM_DISTRIBUTED": "1", "TALLYSIM_DISTRIBUTED_TIMEOUT": "60"}) is None
+    assert "has no effect" in distributed.unread_timeout({"TALLYSIM_DISTRIBUTED": "0", "TALLYSIM_DISTRIBUTED_TIMEOUT": "60"})
     monkeypatch.setenv("TALLYSIM_DISTRIBUTED_TIMEOUT", "60")
     startup.start_jax()                     # safe to call again (the tests have started JAX)
     err = capsys.readouterr().err.strip().splitlines()

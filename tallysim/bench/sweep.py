@@ -18,7 +18,7 @@ from pathlib import Path
 
 import jax
 
-from tallysim import config, sweep
+from tallysim import config, sweep, sweep_checks
 from tallysim.results import metrics
 from tallysim.sim import lanes
 
@@ -48,7 +48,7 @@ def run(smoke: bool = False, data: str = "fashion_mnist", log=print, keep: str =
     keep (default a temporary one): runs an earlier call finished there are left as they were, counted as
     `{mode}_done_before` and not timed (`{mode}_timed` runs are)."""
     base, runs = plan(smoke, data)
-    cfgs = sweep.configs(base, runs)
+    cfgs = sweep_checks.configs(base, runs)
     programs = len(lanes.group(cfgs))
     alone = sampled(runs, sample)
     root = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="tallysim-bench-sweep-"))

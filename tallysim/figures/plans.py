@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Optional
 
-from tallysim import config, outdir, sweep, sweep_axes
+from tallysim import config, outdir, sweep, sweep_axes, sweep_checks
 from tallysim.config import ConfigError
 from tallysim.model_groups import group_config
 from tallysim.out_path import Given
@@ -26,7 +26,7 @@ class Plans(dict):
 
     def check_data(self, root: Path) -> None:
         """Each group's data (data.path, a misspelt data.name: data.loading.check_datasets) and folder before the first group runs, for the runs
-        that will load data (sweep.unfinished): not one finished in root/group (a figure re-drawn from results
+        that will load data (sweep_checks.unfinished): not one finished in root/group (a figure re-drawn from results
         whose data has moved since), nor one the sweep skips as diverged; run_sweep's check came only as
         each group started, after the groups before it."""
         from tallysim.data import loading
@@ -37,13 +37,13 @@ class Plans(dict):
             for name, _ in runs:
                 outdir.check_name(name, f"figure group {g!r}: run", root / g)
             try:
-                loading.check_datasets(sweep.unfinished(runs, self.configs[g], root / g))
+                loading.check_datasets(sweep_checks.unfinished(runs, self.configs[g], root / g))
                 # and each group's folder as its sweep checks it (a file or a folder of the user's where a run
                 # goes, a damaged sweep.json): a later group's was refused only once the groups before it had
                 # trained (hours at full size), and `figure --dry-run` passed it
                 # named as the folder of group g under what was given to --results (root's parent), not as
                 # the value given (out_path.Given)
-                sweep.checked_out(root / g, runs, self.configs[g], Given("--results", root.parent, f"group {g!r}"))
+                sweep_checks.checked_out(root / g, runs, self.configs[g], Given("--results", root.parent, f"group {g!r}"))
             except ConfigError as e:
                 raise ConfigError(f"figure group {g!r}: {e}") from None
 
@@ -60,7 +60,7 @@ def group_plans(spec: dict, smoke: bool, base_dir: Path, start=None) -> Plans:
     if start is not None:
         start()
     for g, cfgs in checked.items():              # before the first one runs
-        sweep.check_devices(plans[g][1], cfgs)
+        sweep_checks.check_devices(plans[g][1], cfgs)
         try:                                     # run_sweep's, for every group before the first group runs
             sweep.check_eval_peers(plans[g][1], cfgs)
         except ConfigError as e:
@@ -216,11 +216,11 @@ def _refuse_images(checked: dict) -> None:
 
 
 def _group_configs(gname: str, cfg, runs):
-    """sweep.configs of a figure group's runs (an `include` file's contents with runs=None), its errors
+    """sweep_checks.configs of a figure group's runs (an `include` file's contents with runs=None), its errors
     naming the group: "sweep run iid: rounds=0 is out of range" said neither the group nor that the
     value came from the figure's base (every group's), and a missing include not whose it was."""
     try:
-        return config.read_file(cfg) if runs is None else sweep.configs(cfg, runs)
+        return config.read_file(cfg) if runs is None else sweep_checks.configs(cfg, runs)
     except ConfigError as e:
         raise ConfigError(f"figure group {gname!r}: {e}") from None
 

@@ -10,7 +10,7 @@ import csv
 from pathlib import Path
 
 from tallysim import atomic, config
-from tallysim.results.plot import WHICH_ACCURACY
+from tallysim.results.plot_labels import WHICH_ACCURACY
 from tallysim.figures.drawing import band, finish_axis, save
 from tallysim.results.headline import seed_marks
 from tallysim.results.md import cell, footnote, starred

@@ -62,7 +62,7 @@ def collect(dirs, which: str = "final", metric: str = "auto", log=None, names: d
         log(line)
     cols = {c for _, _, _, rows in runs for c in columns(rows)}
     if metric != "auto" and cols:
-        from tallysim.results.table import refuse_absent
+        from tallysim.results.absent_metric import refuse_absent
         scores = {c for c in cols if not (c.startswith("bits_") or c == "wall_s" or c.endswith("_std")
                                           or metrics.lower_is_better(c))}     # what pareto takes (above)
         refuse_absent(metric, [rows for *_, rows in runs], scores, flag, "draw against bits")
@@ -295,7 +295,7 @@ def draw(ax, points: list[dict], front: list[dict], which: str = "final", metric
 def main(args) -> int:
     check_figure_out(args.out)
     if args.title is not None:
-        from tallysim.results.plot import check_text
+        from tallysim.results.plot_labels import check_text
         check_text("--title", args.title)                            # before the runs are read
     atomic.refuse_symlinks([args.out, *table_paths(args.out)])       # before a file is replaced
     for path, head in zip(table_paths(args.out), TABLE_HEADS):

@@ -16,11 +16,12 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-from tallysim import atomic
 from tallysim.config import ConfigError
-from tallysim.fields import did_you_mean, first_few
+from tallysim.fields import first_few
 from tallysim.results import dead_peers, headline, metrics, partition_file, sweep_gaps
+from tallysim.results.absent_metric import refuse_absent
 from tallysim.results.swept import flatten, in_axis_order, swept_fields, unread_blank, with_defaults
+from tallysim.results.table_out import check_out, write
 
 FORMATS = ("markdown", "csv")
 RESULT_COLUMNS = ("final", "final_std", "best", "bits_per_peer", "MB_per_peer", "round", "status")
@@ -120,48 +121,6 @@ def _group_finals(runs: list, out: list, log) -> list:
         for line in headline.seed_notes("table", key, [(label, rows[-1:]) for _, label, _, rows in runs]):
             log(line)
     return [c for name in names for c in (f"final@{name}", f"final_std@{name}")]
-
-
-def refuse_absent(metric: str, rows_per_run: list, cols, flag: str = "--metric", command: str = "") -> None:
-    """--metric naming no numeric column of the runs (`cols`), refused saying why: a key every row holds that
-    is no score (`round`, `acc_peers`), a column null in every row (and why it is), or no column at all.
-    table's, and pareto's and plot's since: theirs said "not a column of any run's metrics.jsonl" of `round`
-    and of acc_mean on a cohort run (null: no client model kept), sending the user looking for a typo."""
-    if metric in cols:
-        return
-    allowed = f"allowed: auto, {', '.join(sorted(cols))}{did_you_mean(metric, sorted(cols), metrics.METRIC_ALIASES)}"
-    held = [r[metric] for rows in rows_per_run for r in rows if r.get(metric) is not None]
-    if held:
-        # `round`, `acc_peers` (a list): "has no value in any run's metrics.jsonl (null in every row)"
-        # of a key every row holds
-        what = ("the evaluation round each row is of" if metric == "round" else
-                f"its values are {type(held[0]).__name__}s, not single numbers")
-        raise ConfigError(f"{flag} {metric!r} is not a score to {command or 'rank runs by'} ({what}); {allowed}")
-    if any(metric in r for rows in rows_per_run for r in rows):
-        # a column of the rows, null in every one: "not a column" sent the user looking for a typo
-        raise ConfigError(f"{flag} {metric!r} has no value in any run's {metrics.METRICS} (null in "
-                          f"every row: {_NULL_WHY.get(metric, 'not computed by these runs')}); {allowed}")
-    groups = sorted({c.partition("@")[2] for c in cols if "@" in c})
-    if "@" in metric and metric.partition("@")[2] not in groups:   # acc_mean@A among 60 columns: the groups, first
-        raise ConfigError(f"{flag} {metric!r} names model group {metric.partition('@')[2]!r}, and " + (
-            f"these runs' groups are {', '.join(groups)}" if groups else "these runs have no model.groups")
-            + f"; {allowed}")
-    raise ConfigError(f"{flag} {metric!r} is not a column of any run's {metrics.METRICS}; {allowed}")
-
-
-# Why a column is null in every row of the runs asked about (_NULL_WHY), for --metric's refusal.
-_NULL_WHY = {"acc_global": "no server model in these runs; their accuracy is acc_mean, the peers' mean",
-             "acc_ensemble": "no peer models in these runs", "acc_mean": "no peer models in these runs",
-             "consensus_acc": "no probe was kept and scored",
-             "vote_acc": "no probe position was scored, or no vote arrived (every peer dropped)",
-             "softavg_acc": "no probe position was scored, or no vote arrived (every peer dropped)",
-             **dict.fromkeys(("agreement", "tied", "wrong_confidence"), "no vote arrived (every peer dropped)"),
-             "epsilon": "no privacy noise",
-             # a next-token run's server-model columns (a tally run has none: its peers' are acc_own_*, ppl_mean)
-             **dict.fromkeys(("acc_client_mean", "acc_client_p10", "ppl_global"), "no server model in these runs; "
-                             "the peers' own are acc_own_mean, acc_own_p10 and ppl_mean"),
-             **dict.fromkeys(("acc_own_mean", "acc_own_p10", "ppl_mean"), "no peer models in these runs; the "
-                             "server model's are acc_client_mean, acc_client_p10 and ppl_global")}
 
 
 _WHICH = {"acc_global": "the server model", "acc_mean": "the peers' mean"}      # as plot.WHICH_ACCURACY
@@ -292,44 +251,6 @@ def add_parser(sub) -> None:
     t.set_defaults(fn=main)
 
 
-# What an --out's extension says of the file's format: None, either (plain text). `--out t.xlsx` wrote a
-# markdown table a spreadsheet cannot open, and `--format csv --out t.md` CSV under a markdown name.
-OUT_FORMATS = {".csv": "csv", ".md": "markdown", ".markdown": "markdown"}
-# Extensions of files of another format, refused; any other (none, .txt, `table.v2`, a date) takes either.
-OTHER_FORMATS = (".xlsx", ".xls", ".ods", ".json", ".jsonl", ".tsv", ".html", ".htm", ".tex", ".png", ".pdf",
-                 ".svg", ".parquet", ".npz", ".npy", ".pkl", ".yaml", ".yml")
-
-
-def out_format(out: Optional[str], fmt: Optional[str]) -> str:
-    """The format `table` writes: --format, else the --out's extension's, else markdown; an extension
-    that names another format (or none `table` writes) is refused."""
-    suffix = Path(out).suffix.lower() if out else ""
-    if suffix in OTHER_FORMATS:
-        raise ConfigError(f"--out {out}: table writes markdown or CSV, not {suffix}; allowed: an --out ending "
-                          "in .md (markdown), .csv (CSV) or .txt")
-    named = OUT_FORMATS.get(suffix)
-    if fmt and named and fmt != named:
-        raise ConfigError(f"--format {fmt} with --out {out}, a {named} file's name; allowed: --format {named}, "
-                          f"or an --out ending in {'.csv' if fmt == 'csv' else '.md'}")
-    return fmt or named or "markdown"
-
-
-def check_out(out, fmt: Optional[str]) -> str:
-    """The format to write, after every check of an --out made before a run is read: not a directory,
-    not a link, not a run's own file or a sweep's index, not named as another format. One rule for the
-    command and `table(out=...)`: from Python, `table("runs/a", out="runs/a/metrics.jsonl")` replaced the
-    run's rows with a markdown table, and `out="t.csv"` got markdown under a CSV name."""
-    if out is None:
-        return fmt or "markdown"
-    if not str(out).strip():    # Path('') is '.': "--out  is a directory" named no directory the user gave
-        raise ConfigError(f"--out {str(out)!r} is an empty path (an unset shell variable?); allowed: a file name, "
-                          "or no --out")
-    if Path(out).is_dir():
-        raise ConfigError(f"--out {out} is a directory; give a file such as {atomic.file_in(out, 'table.md')}")
-    atomic.refuse_symlinks([Path(out)])     # nor a run's own file: before anything is read
-    return out_format(str(out), fmt)        # after: a run's metrics.jsonl is refused as that
-
-
 def main(args) -> int:
     if args.out == "-":     # wrote a file named `-` in the working directory
         raise ConfigError("--out - would write a file named '-'; allowed: no --out (the table goes to stdout), "
@@ -355,13 +276,3 @@ def table(dirs, fmt: Optional[str] = None, metric: str = "auto", out: Optional[s
     if out is not None:
         write(out, text)
     return text
-
-
-def write(path: Path, text: str) -> None:
-    """The table into `path`, atomically, its folders created (as figures' are); a file where a
-    folder should be is one error line, before any temporary file."""
-    for parent in path.parents:
-        if parent.exists() and not parent.is_dir():
-            raise ConfigError(f"--out {path}: {parent} is a file, not a directory")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic.write_text(path, text)
