@@ -74,3 +74,33 @@ def test_a_path_under_a_file_says_the_file_is_no_folder(tmp_path, capsys, argv, 
 def test_a_path_under_a_missing_folder_still_says_only_that(tmp_path, capsys):
     line = one_line(capsys, ["table", str(tmp_path / "gone" / "x")])
     assert f"{tmp_path / 'gone' / 'x'} does not exist;" in line, line
+
+
+# ----------------------------------------------------------------------------- 3. wordclaim's dataset
+
+@pytest.mark.parametrize("argv", [["--smoke", "local", "data.name=shakespeare"],
+                                  ["--smoke", "data.name=shakespeare", "seed=0"],
+                                  ["--smoke", "--spec=experiments/wordtransformer.json", "data.name=shakespeare"]],
+                         ids=["group", "every-group", "transformer"])
+def test_wordclaim_refuses_another_dataset_before_any_run(monkeypatch, argv):
+    # a character run's table called its most frequent token (the space) "the comma"
+    from experiments import wordclaim
+
+    def refuse(*a, **k):
+        raise AssertionError("a run started")
+    monkeypatch.setattr(wordclaim, "run_one", refuse)
+    with pytest.raises(SystemExit, match=r"wordclaim.py: data.name=shakespeare \(group \w+\): this script measures "
+                                         r"the large-C claim on shakespeare_words, whose most frequent token, the "
+                                         r"comma, its table names; allowed: data.name=shakespeare_words or no"):
+        wordclaim.main(argv)
+
+
+def test_wordclaim_takes_its_own_dataset_named_again(monkeypatch):
+    from experiments import wordclaim
+    ran = []
+    monkeypatch.setattr(wordclaim, "run_one", lambda g, c, s, over: ran.append(g) or {})
+    monkeypatch.setattr(wordclaim, "table", lambda results, floor: "")
+    monkeypatch.setattr(wordclaim.textclaim, "floor", lambda name, n: 0.0)
+    monkeypatch.setattr("builtins.print", lambda *a, **k: None)
+    wordclaim.main(["--smoke", "local", "seed=0", "data.name=shakespeare_words"])
+    assert ran == ["local"]
