@@ -53,6 +53,16 @@ def test_a_probe_source_of_the_same_inputs_passes(capsys, no_load, argv):
     validation.check_rules(config.apply_overrides(config.Config(), argv))
 
 
+
+def test_a_files_dataset_is_compared_by_its_headers(tmp_path, capsys, no_load):
+    import numpy as np
+    np.savez(tmp_path / "d.npz", x_train=np.zeros((20, 28, 28), np.uint8), y_train=np.arange(20) % 10,
+             x_test=np.zeros((10, 28, 28), np.uint8), y_test=np.arange(10))
+    line = one_line(capsys, ["run", "--print-config", "peers=4", "data.name=files", f"data.path={tmp_path / 'd.npz'}",
+                             "probe.source=cifar10"])
+    assert "probe.source=cifar10 has inputs of shape (32, 32, 3) but data.name=files has inputs of shape (28, 28, 1)" \
+        in line, line
+
 # ----------------------------------------------------------------------------- 2. a file on the way
 
 @pytest.mark.parametrize("argv, said", [
