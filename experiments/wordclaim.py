@@ -18,6 +18,7 @@ most frequent token, the comma; VOTE_KEYS (below) say why: how many of the peers
 comma, and how many positions are ties. `tally_warm` is tally with 4 private epochs before the first
 vote. One JSON line per run on stdout (with each evaluated round's diagnostics), then the table
 (markdown) with the floor (always predicting the comma, on the whole test split).
+An override of data.name is refused (the table's comma is the words'; characters: textclaim.py).
 """
 from __future__ import annotations
 
@@ -156,6 +157,17 @@ def table(results: list[dict], floor: float) -> str:
     return "\n".join(lines)
 
 
+def _same_dataset(group: str, spec: config.Config, cfg: config.Config) -> None:
+    """An override of the dataset the spec is built for refused: the table calls the vote's token the comma
+    (the words' most frequent token) and its floor always predicts it; `data.name=shakespeare` (characters,
+    whose most frequent token is the space) ran and printed a table about a comma it never measured."""
+    if cfg.data.name != spec.data.name:
+        raise SystemExit(f"wordclaim.py: data.name={cfg.data.name} (group {group}): this script measures the large-C "
+                         f"claim on {spec.data.name}, whose most frequent token, the comma, its table names; allowed: "
+                         f"data.name={spec.data.name} or no data.name override (characters: experiments/textclaim.py "
+                         "chars)")
+
+
 def parser() -> argparse.ArgumentParser:
     """The options, as the sibling scripts take theirs (argparse: `--help` is the docstring; it parsed argv
     by hand before)."""
@@ -203,8 +215,9 @@ def main(argv: list[str]) -> list[dict]:
     # read, or a seed out of range, was refused only when its run came, after the groups before it had run
     for name in names:
         for seed in seeds:
-            config_reads.check_read(config.validate(config.apply_overrides(groups[name], [f"seed={seed}", "seeds=1",
-                                                                                          *over])))
+            cfg = config.validate(config.apply_overrides(groups[name], [f"seed={seed}", "seeds=1", *over]))
+            config_reads.check_read(cfg)
+            _same_dataset(name, groups[name], cfg)
     results = []
     for name in names:
         for seed in seeds:

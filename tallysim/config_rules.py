@@ -7,7 +7,7 @@ Each failure is a `ConfigError` with one line naming the fields, the bad values 
 """
 from __future__ import annotations
 
-from tallysim import model_groups, privacy_checks, protocols, robust_checks
+from tallysim import model_groups, privacy_checks, probe_source_checks, protocols, robust_checks
 from tallysim.config_reads import check_group_mode_reads, check_group_model_reads
 from tallysim.field_checks import installed_choices, live_choices, check_ranges, check_types, not_known
 from tallysim.probe_blocks import counts_target
@@ -33,6 +33,7 @@ def check_rules(cfg: Config) -> None:
         raise ConfigError(f"probe.source={cfg.probe.source} is the training dataset itself: its pool would be "
                           "copies of the peers' own training examples; allowed: another prepared dataset, or "
                           f"none (the pool carved out of {cfg.data.name}'s training split, disjoint from it)")
+    probe_source_checks.check(cfg)     # another dataset's inputs: refused before both load
     clients = KNOWN_CLIENTS.get(cfg.data.name) if cfg.data.path is None else None
     if cfg.partition.kind == "natural" and clients is not None and cfg.peers > clients:
         # here, not only when partitioning: the memory estimate (validate's next check) said "lower peers"

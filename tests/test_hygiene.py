@@ -293,7 +293,7 @@ LAYERS = [
     ["tallysim.schema_text"],
     ["tallysim.model_groups"],
     ["tallysim.field_checks"],
-    ["tallysim.validation", "tallysim.robust_checks", "tallysim.privacy_checks", "tallysim.config_rules", "tallysim.config_reads", "tallysim.sweep_section",
+    ["tallysim.validation", "tallysim.robust_checks", "tallysim.privacy_checks", "tallysim.probe_source_checks", "tallysim.config_rules", "tallysim.config_reads", "tallysim.sweep_section",
      "tallysim.work_estimate", "tallysim.soft_rounding"],
     ["tallysim.config", "tallysim.config_files"],
     ["tallysim.data", "tallysim.results", "tallysim.results.metrics", "tallysim.results.headline", "tallysim.results.no_learning", "tallysim.results.seed_mean", "tallysim.results.figure_files", "tallysim.results.run_dir", "tallysim.results.dead_peers", "tallysim.outdir", "tallysim.out_path", "tallysim.existing_run", "tallysim.run_lock", "tallysim.checkpoint", "tallysim.checkpoint_file", "tallysim.resume", "tallysim.resume_diff", "tallysim.atomic",

@@ -29,7 +29,7 @@ def read_run(d, role: str) -> tuple[Path, dict, list]:
         raise ConfigError(f"{role} {d} is a sweep directory, not a run; allowed: two run directories, or the "
                           "sweep with --by FIELD=VALUE_A,VALUE_B (pairs its runs that differ only in FIELD)")
     if not d.is_dir():
-        raise ConfigError(f"{role} {d} {'is not a directory' if d.exists() else 'does not exist'}; allowed: a "
+        raise ConfigError(f"{role} {d} {'is not a directory' if d.exists() else metrics.missing(d)}; allowed: a "
                           "run directory (with metrics.jsonl)")
     cfg, rows = metrics.read_run(d)
     if not rows:

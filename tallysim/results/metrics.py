@@ -52,7 +52,7 @@ from tallysim.results.figure_files import (DPI, check_figure_out, pyplot, refuse
 
 # A run directory's file names and the reader of each file (read_config, read_rows, read_partition,
 # read_sweep): results/run_dir.py, re-exported, where dead_peers.py reads them without this module
-from tallysim.results.run_dir import (CONFIG, DONE, ERROR, METRICS, PARTITION, PARTITION_CLIENTS,  # noqa: F401
+from tallysim.results.run_dir import (missing, CONFIG, DONE, ERROR, METRICS, PARTITION, PARTITION_CLIENTS,  # noqa: F401
                                       SWEEP, metrics_path, read_config, read_partition, read_rows, read_sweep)
 # the files a sweep (and so a figure's group, a sweep too) writes beside its run directories: skipped when
 # given among runs, as `tallysim plot runs/x/*` gives them; hidden ones (the lock) no shell glob matches
@@ -161,7 +161,7 @@ def find_runs(dirs: Iterable, unlisted: Optional[Callable] = None) -> list[tuple
     for root in directories(dirs):
         root = Path(root)
         if not root.is_dir():
-            what = "is not a directory" if root.exists() else "does not exist"
+            what = "is not a directory" if root.exists() else missing(root)
             raise ConfigError(f"{root} {what}; pass run directories or directories above them{_near_folder(root)}")
 
         def cannot_list(e: OSError, root=root):

@@ -74,12 +74,24 @@ def _dir(d, reader: str) -> Path:
     return Path(home(d))
 
 
+def missing(path) -> str:
+    """'does not exist', said of a path that is not there, with why where a folder on its way is a file
+    (`table FILE/x`: "does not exist" sent the user looking for a missing folder, where FILE is there)."""
+    for up in Path(os.path.expanduser(str(path))).parents:
+        try:
+            if up.exists():          # the nearest that does: a file there is why nothing below it can be
+                return f"does not exist: {up} is a file, not a folder" if up.is_file() else "does not exist"
+        except OSError:              # a folder it may not look into: nothing more to say
+            break
+    return "does not exist"
+
+
 def read_config(run_dir) -> dict:
     """A run directory's config.json as a dict ({} when it has none; a directory that does not exist, or a
     file, is refused: a misspelt run read as a run of no config, in silence)."""
     where = _dir(run_dir, "read_config")
     if not where.is_dir():
-        what = "is a file, not a run directory" if where.exists() else "does not exist"
+        what = "is a file, not a run directory" if where.exists() else missing(where)
         raise ConfigError(f"{where} {what}; allowed: a run directory (written by `tallysim run --out` or tallysim.run)")
     path = where / CONFIG
     if not path.exists():
@@ -112,7 +124,7 @@ def metrics_path(run_dir) -> Path:
             raise ConfigError(f"{Path(run_dir)} is a file, not a run directory; pass directories written by "
                               "`tallysim run --out` (a sweep's runs: DIR/*/)")
         if not Path(os.path.expanduser(run_dir)).exists():     # was "has no metrics.jsonl", as if a folder were there
-            raise ConfigError(f"{Path(run_dir)} does not exist; pass directories written by `tallysim run --out`")
+            raise ConfigError(f"{Path(run_dir)} {missing(run_dir)}; pass directories written by `tallysim run --out`")
         if (Path(run_dir) / CONFIG).is_file() or (Path(run_dir).parent / SWEEP).is_file():
             # a run started (its config.json) or a sweep's run not run yet (`plot sw/*` mid-sweep): "pass
             # directories written by `tallysim run --out`" said it was none of tallysim's
