@@ -83,6 +83,9 @@ def test_every_config_and_script_a_row_names_exists(page):
     assert len(named) >= 80
     missing = sorted((n, p) for n, p in named if not (ROOT / p).is_file())
     assert not missing, f"rows naming a config or script that does not exist: {missing}"
+    raw = {(name, j) for name, (_h, _d, cmd, *_r) in rows.items() for j in re.findall(r"`([\w.]+\.jsonl)`", cmd)}
+    assert raw and not [r for r in raw if not (DOCS / "figures" / r[1]).is_file()], \
+        f"rows naming JSON lines not in docs/figures/: {[r for r in raw if not (DOCS / 'figures' / r[1]).is_file()]}"
     # A row with no config, script or tallysim command must say so in the words the page defines.
     silent = [n for n, (_h, _d, cmd, *_r) in rows.items()
               if "experiments/" not in cmd and "tallysim" not in cmd and "command not recorded" not in cmd]
