@@ -2,8 +2,9 @@
 2026-12-08). Every verdict of docs/verdicts.md is recomputed from per-seed CSVs in docs/figures/, but 21 of
 the 32 files it reads had no word of where they came from: no `# ` header (the files from seeds53 on have
 one), and no commit in the docs. These check that each file the table reads now names its commit, in its
-own header or in verdicts.md's table "Where each per-seed file comes from", and that the commit named is
-the one that last changed the file (a CSV re-measured later must update its row). Pure text and git, no run."""
+own header or in the provenance table (verdicts.md's "Where each per-seed file comes from", since provenance58
+docs/provenance.md's one table for every result file under docs/), and that the commit named is the one that
+last changed the file (a CSV re-measured later must update its row). Pure text and git, no run."""
 from __future__ import annotations
 
 import csv
@@ -17,7 +18,7 @@ import pytest
 from tallysim.results import verdicts as v
 
 ROOT = Path(__file__).resolve().parents[1]
-SECTION = "## Where each per-seed file comes from"
+PAGE = ROOT / "docs" / "provenance.md"
 HASH = re.compile(r"\b[0-9a-f]{7,40}\b")
 
 
@@ -39,11 +40,10 @@ def files_read():
 
 @pytest.fixture(scope="module")
 def table():
-    """verdicts.md's provenance table: file name -> the commit it names."""
-    text = (ROOT / "docs" / "verdicts.md").read_text()
+    """docs/provenance.md's table, its docs/figures/ rows: file name -> the commit it names."""
     out: dict = {}
-    for line in text.split(SECTION, 1)[1].splitlines() if SECTION in text else []:
-        m = re.match(r"\| `([^`]+\.csv)` \| ([0-9a-f]{7,40}) ", line)
+    for line in PAGE.read_text().splitlines() if PAGE.is_file() else []:
+        m = re.match(r"\| `figures/([^`/]+\.csv)` \| ([0-9a-f]{7,40}) ", line)
         if m:
             out[m.group(1)] = m.group(2)
     return out
@@ -61,12 +61,10 @@ def test_every_file_the_verdicts_read_names_its_commit(files_read, table):
     assert not missing, f"per-seed CSVs with no commit in a `# ` header nor in verdicts.md's table: {missing}"
 
 
-def test_the_table_lists_only_files_that_exist_and_have_no_header(files_read, table):
-    assert table, f"docs/verdicts.md has no table under {SECTION!r}"
+def test_the_table_lists_only_files_that_exist(table):
+    assert table, f"{PAGE} has no provenance table"
     for name in table:
         assert (v.FIG / name).is_file(), name
-        assert name in files_read, f"{name} is in the provenance table but no verdict reads it"
-        assert not _header(name), f"{name} has a header of its own now; drop its row"
 
 
 def _git_ok() -> bool:
@@ -134,6 +132,5 @@ def test_the_20_seed_file_has_its_config_and_it_is_niid_matched_bits_at_alpha_05
     assert mine["base"] == {**src["base"], "seeds": 20, "eval_every": 20}
     assert mine["panels"] == {"dir0.5": src["panels"]["dir0.5"]}
     assert mine["groups"] == {g: src["groups"][g] for g in ("tally_500p", "softlabel_8bit_25p")}
-    text = (ROOT / "docs" / "verdicts.md").read_text().split(SECTION, 1)[1]
-    row = next(ln for ln in text.splitlines() if ln.startswith("| `niid_seeds20.csv`"))
+    row = next(ln for ln in PAGE.read_text().splitlines() if ln.startswith("| `figures/niid_seeds20.csv`"))
     assert "`experiments/niid_seeds20.json`" in row
