@@ -76,3 +76,66 @@ def test_plot_prints_the_csv_it_writes_beside_the_image(tmp_path, capsys):
     assert cli.main(["plot", str(d), "--out", str(out)]) == 0
     assert capsys.readouterr().out.splitlines() == [str(out), str(out.with_suffix(".csv"))]
     assert out.is_file() and out.with_suffix(".csv").is_file()
+
+
+# ----------------------------------------------------------------------------- the Makefile's VENV
+
+def _fake_venv(root: Path, source) -> Path:
+    """A venv-shaped folder whose tallysim is installed editable from `source` (None: no tallysim), its
+    stamp older than pyproject.toml (so make would reinstall)."""
+    import json
+    import os
+    site = root / "lib" / "python3.11" / "site-packages"
+    site.mkdir(parents=True)
+    (root / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    if source is not None:
+        meta = site / "tallysim-0.1.0.dist-info"
+        meta.mkdir()
+        (meta / "direct_url.json").write_text(json.dumps({"dir_info": {"editable": True},
+                                                          "url": Path(source).resolve().as_uri()}))
+    (root / ".installed").touch()
+    os.utime(root / ".installed", (0, 0))
+    return root
+
+
+def _make(tmp_path: Path, target: str, venv) -> "subprocess.CompletedProcess":
+    """`make TARGET VENV=venv` in this checkout for real, its PY a stand-in that runs venv_owner.py with the
+    real Python and only says what else it was asked (`RAN ...`, exit 1), so nothing is ever installed."""
+    import subprocess
+    py = tmp_path / "py"
+    py.write_text(f'#!/bin/sh\nif [ "$1" = tallysim/venv_owner.py ]; then exec {sys.executable} "$@"; fi\n'
+                  'echo "RAN $*"; exit 1\n')
+    py.chmod(0o755)
+    args = ["make", "--no-print-directory", target, f"PY={py}"] + ([] if venv is None else [f"VENV={venv}"])
+    return subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize("target", ["data", "docs"])
+def test_make_refuses_to_reinstall_into_a_venv_another_checkout_installed_editable(tmp_path, target):
+    # `make demo VENV=/other/project/.venv` from a fresh clone re-ran `pip install -e .` there (the clone's
+    # pyproject.toml is newer than that venv's stamp) and re-pointed the other checkout's editable install
+    # at the clone, in silence. kills: the Makefile's VENV_GUARD (the stamp rule installing first)
+    other = tmp_path / "other"
+    other.mkdir()
+    venv = _fake_venv(tmp_path / "venv", other)
+    p = _make(tmp_path, target, venv)
+    assert p.returncode != 0 and "RAN" not in p.stdout, (p.stdout, p.stderr)
+    line = [x for x in p.stderr.splitlines() if x.startswith("make: VENV=")]
+    assert line and f"installed editable from {other.resolve()}" in line[0] and str(ROOT) in line[0], p.stderr
+    assert "leave VENV unset" in line[0]
+
+
+@pytest.mark.parametrize("source", [None, ROOT])
+def test_make_still_installs_into_a_venv_without_tallysim_or_with_this_checkouts(tmp_path, source):
+    p = _make(tmp_path, "data", _fake_venv(tmp_path / "venv", source))
+    assert f"RAN -m venv {tmp_path / 'venv'}" in p.stdout.splitlines(), (p.stdout, p.stderr)   # the check passed
+    assert "make: VENV=" not in p.stderr
+
+
+def test_make_with_its_own_venv_runs_no_check():
+    # the default .venv (and .ci/run, which uses it) is installed as before: no venv_owner.py line
+    import subprocess
+    for venv in ([], ["VENV=.venv"], [f"VENV={ROOT / '.venv'}"]):
+        out = subprocess.run(["make", "-n", "--no-print-directory", "-B", "demo", "docs", *venv], cwd=ROOT,
+                             capture_output=True, text=True, timeout=60).stdout
+        assert "venv_owner" not in out and "pip install -q -e '.[dev]'" in out, out
