@@ -43,7 +43,17 @@ help:
 	@echo "make mutation - mutmut over the core modules against pytest -m core (slow; MUTANTS='tallysim.sim.vote*')"
 	@echo "make clean  - remove the venv, the figures and OUT (results/) if it holds only tallysim's runs and sweeps"
 
+# A VENV that is not this checkout's own .venv (`make demo VENV=/other/project/.venv` from a fresh clone, whose
+# pyproject.toml is newer than that venv's stamp): `pip install -e .` re-pointed the other checkout's editable
+# install at this one in silence. Before every install into such a VENV, tallysim/venv_owner.py refuses (one
+# line: which checkout it is installed from, what to do) when its tallysim is another directory's editable
+# install; a venv without tallysim, or with this checkout's, is installed into as before. The default .venv
+# (and .ci/run, which uses it) never runs the check.
+OWN_VENV   := $(filter $(abspath $(VENV)),$(abspath .venv))
+VENV_GUARD  = $(if $(OWN_VENV),,$(PY) tallysim/venv_owner.py $(VENV) "$(CURDIR)")
+
 $(STAMP): pyproject.toml setup.py
+	$(VENV_GUARD)
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
@@ -64,7 +74,7 @@ DEMO_ARGS = --config experiments/demo.json --overwrite
 demo: $(STAMP) | $(FMNIST)
 	@# Fashion-MNIST into the cache: Debian's files when present, else tfds (needs TensorFlow + internet).
 	$(BIN)/tallysim prepare fashion_mnist || \
-	  ($(BIN)/pip install -q -e '.[tf]' && $(BIN)/tallysim prepare fashion_mnist)
+	  ($(if $(VENV_GUARD),$(VENV_GUARD) && )$(BIN)/pip install -q -e '.[tf]' && $(BIN)/tallysim prepare fashion_mnist)
 	$(OUT_CHECK)$(BIN)/tallysim run $(DEMO_ARGS) protocol.name=tally --out $(OUT)/demo/tally
 	$(BIN)/tallysim run $(DEMO_ARGS) protocol.name=softlabel --out $(OUT)/demo/softlabel
 	$(BIN)/tallysim run $(DEMO_ARGS) protocol.name=fedavg --out $(OUT)/demo/fedavg
@@ -256,6 +266,7 @@ bench: $(STAMP)
 # The documentation site (mkdocs.yml): its tools are the `docs` extra, installed once beside the rest.
 DOCS_STAMP := $(VENV)/.docs-installed
 $(DOCS_STAMP): $(STAMP)
+	$(VENV_GUARD)
 	$(BIN)/pip install -q -e '.[docs]'
 	touch $(DOCS_STAMP)
 

@@ -6,6 +6,7 @@ Each imports what it needs when called, so `run --help` and a refused config imp
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from tallysim.config import ConfigError
 
@@ -179,7 +180,10 @@ def _note_floor(last: dict, out) -> None:
 def cmd_plot(args) -> int:
     from tallysim.results.figure_files import FLAGS
     from tallysim.results.plot import plot_curves
-    print(plot_curves(args.runs, args.out, metric=args.metric, title=args.title, labels=args.label, names=FLAGS))
+    out = plot_curves(args.runs, args.out, metric=args.metric, title=args.title, labels=args.label, names=FLAGS)
+    # every file written, one a line, as pareto prints its own: the .csv beside the image went unnamed
+    print(out)
+    print(Path(out).with_suffix(".csv"))
     return 0
 
 

@@ -27,7 +27,7 @@ from tallysim.protocols.blocked_vote import blocked_vote
 from tallysim.protocols.context import Context, ModelGroup, Protocol  # noqa: F401 - base.X, as before
 from tallysim.protocols.probe_targets import (GATE_AGREEMENT, PRIVACY_STREAM, consensus_acc,  # noqa: F401
                                               gate_agreement, predict_probes, privacy_keys, text_agreement,
-                                              vote_targets)
+                                              vote_rule, vote_targets)
 from tallysim.protocols.round_helpers import (FIXED_PROBE_STREAM, RoundKeys, active_set,  # noqa: F401
                                               aggregation_counts, group_rows, local_round, loss_info,
                                               round_keys, shard_weights)
@@ -113,8 +113,8 @@ def probe_exchange(ctx: Context, state: State, data: FedData, keys: RoundKeys, i
     if hard and cfg.vote.weighting == "history":        # sim/trust.py: the trust-weighted vote
         t, history = _trusted_tally(ctx, state, idx, fr, keys, ex.logits_fn, ex.chunk)
     else:
-        t = vote.tally_counts(counts_MxC, voters, cfg.vote.ties, ctx.hp("vote.min_agreement"), keys.tie,
-                              cfg.vote.min_margin)
+        rule = vote_rule(ctx)                 # the fields the protocol reads (topk_soft: none of them)
+        t = vote.tally_counts(counts_MxC, voters, rule.ties, rule.min_agreement, keys.tie, rule.min_margin)
     scored_M = task.scored_messages(y_M)      # next_token: the positions test accuracy scores (tasks.py)
     info = vote.finish_diagnostics(sums, voters, y_M, t.winner_M, t.share_M, _honest_winner(ctx, sums, keys),
                                    scored_M)
@@ -182,8 +182,7 @@ def _honest_winner(ctx: Context, sums, keys: RoundKeys):
     comparison with the vote the server took; None without faults."""
     if sums.honest_counts_MxC is None:
         return None
-    cfg = ctx.cfg
-    return vote.tally_counts(sums.honest_counts_MxC, jnp.maximum(sums.honest, 1), cfg.vote.ties, 0.0,
+    return vote.tally_counts(sums.honest_counts_MxC, jnp.maximum(sums.honest, 1), vote_rule(ctx).ties, 0.0,
                              keys.tie).winner_M
 
 

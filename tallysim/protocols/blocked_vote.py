@@ -23,7 +23,7 @@ import jax.numpy as jnp
 from tallysim.sim import dp, exchange, faults, lanes, peers, trust, vote
 from tallysim.sim.peers import State
 from tallysim.protocols.context import Context
-from tallysim.protocols.probe_targets import predict_probes, privacy_keys, text_agreement, vote_targets
+from tallysim.protocols.probe_targets import predict_probes, privacy_keys, text_agreement, vote_rule, vote_targets
 from tallysim.protocols.round_helpers import group_rows
 
 
@@ -66,6 +66,7 @@ def blocked_vote(ctx: Context, state: State, idx, task, x_M, y_M, block: int, ch
     k_noise, k_threshold = privacy_keys(keys.tie) if private else (None, None)
     voters = faults.senders(ctx, fr)           # A, or (dropout) the traced number of messages that arrived
     history = cfg.vote.weighting == "history"  # images, one model (tasks.check, model_groups.check)
+    rule = vote_rule(ctx)                      # the vote fields the protocol reads (a plugin's: maybe none)
     if history:
         w_A, weighted_voters = trust.weights(peers.take(state.extra[trust.TRUST], idx), None if fr is None else fr.sent_A)
     masks_fn = None if fr is None else (lambda rows_c: faults.chunk_masks(fr, rows_c))
@@ -90,13 +91,13 @@ def blocked_vote(ctx: Context, state: State, idx, task, x_M, y_M, block: int, ch
             counts = trust.weighted_counts(w_A, per["votes"].T, C)
         elif private:
             counts = dp.gnmax(counts, ctx.hp("privacy.noise"), k_noise, draws)
-        per["t"] = vote.tally_counts(counts, weighted_voters if history else voters, cfg.vote.ties,
-                                     ctx.hp("vote.min_agreement"), keys.tie, cfg.vote.min_margin, draws)
+        per["t"] = vote.tally_counts(counts, weighted_voters if history else voters, rule.ties,
+                                     rule.min_agreement, keys.tie, rule.min_margin, draws)
         scale = jnp.maximum(voters, 1) if isinstance(voters, jax.Array) else voters   # finish_diagnostics'
         per["softavg_hit"] = jnp.argmax(s.probs_MxC / scale, axis=-1) == y_b
         per["tied"] = vote.tied(s.counts_MxC)      # finish_diagnostics': the arrived votes' own counts
         if s.honest_counts_MxC is not None:    # base._honest_winner and finish_diagnostics' honest keys
-            per["honest_hit"] = vote.tally_counts(s.honest_counts_MxC, jnp.maximum(s.honest, 1), cfg.vote.ties,
+            per["honest_hit"] = vote.tally_counts(s.honest_counts_MxC, jnp.maximum(s.honest, 1), rule.ties,
                                                   0.0, keys.tie, rows=draws).winner_M == y_b
             per["honest_softavg_hit"] = jnp.argmax(s.honest_probs_MxC, -1) == y_b
             per["honest"] = jnp.broadcast_to(s.honest, y_b.shape)        # the same in every block
@@ -104,7 +105,7 @@ def blocked_vote(ctx: Context, state: State, idx, task, x_M, y_M, block: int, ch
 
     per, (wrong_conf, wrong) = exchange.blocked_tally(block_fn, spec.probes, block, y_M)
     t, scored_M = per["t"], task.scored_messages(y_M)
-    if not lanes.nonzero(ctx.hp("vote.min_agreement")) and not cfg.vote.min_margin > 0:
+    if not lanes.nonzero(rule.min_agreement) and not rule.min_margin > 0:
         # no abstention: tally_counts' keep is the constant 1, which the all-probes program folds into
         # consensus_acc's division (by 7 as a multiplication by 1/7, a last bit apart); fold it here too
         t = t._replace(keep_M=jnp.ones_like(t.share_M))

@@ -5,17 +5,36 @@ re-exports every name here: plugins import them from `tallysim.protocols.base` a
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
 
+from tallysim import protocols as registry
 from tallysim.sim import exchange, local, vote
 from tallysim.sim.fed import to_input
 from tallysim.protocols.context import Context
 
 PRIVACY_STREAM = 0xD9             # fold_in tag of the privacy noise (the round's other keys untouched)
 GATE_AGREEMENT = vote.GATE_AGREEMENT  # info key: what distill.gate reads when it is not info["agreement"]
+
+
+class VoteRule(NamedTuple):
+    ties: str                 # vote.ties
+    min_agreement: object     # vote.min_agreement (a lane field: may be traced)
+    min_margin: float         # vote.min_margin
+
+
+def vote_rule(ctx: Context) -> VoteRule:
+    """The vote's rule as the protocol runs it: each of vote.ties, vote.min_agreement and vote.min_margin
+    where the protocol reads it (tally, bridge, fedct; softlabel the ties of the vote it reports), else
+    the plain plurality, lowest class on a tie, no abstention. A sweep keeps a field in every run where
+    some run reads it, so `protocol.name=tally,topk_soft vote.ties=random` broke the ties of topk_soft's
+    `vote_acc` at random (leftovers58), as review35 found of comm.topology and tally.target."""
+    name, v = ctx.cfg.protocol.name, ctx.cfg.vote
+    return VoteRule(v.ties if registry.reads(name, "vote.ties") else "lowest",
+                    ctx.hp("vote.min_agreement") if registry.reads(name, "vote.min_agreement") else 0.0,
+                    v.min_margin if registry.reads(name, "vote.min_margin") else 0.0)
 
 
 def privacy_keys(tie_key) -> tuple:
