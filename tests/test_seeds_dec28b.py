@@ -1,6 +1,6 @@
 """More paired seeds for docs/verdicts.md (seeds56, 2026-12-08): LeNet's reduced Fig. 2 grid gets seeds 2-4 of
-tally and local training from a program of their own beside its paired seeds 0-1 (they replace
-fig2_lenet_seed2.csv's lone seed 2 at alpha 0.1, as the CNN's did; soft labels' program could not finish), and
+tally, soft labels and local training, each group a program of its own, beside its paired seeds 0-1 (they replace
+fig2_lenet_seed2.csv's lone seed 2 at alpha 0.1, as the CNN's did), and
 the transformer's rows on words get seed 2 of the groups finished (local_12, tally_light, tally), each group
 and seed alone as seeds 0-1 were. These check what the new files add and how they are read: their provenance
 header, each row's seeds, that the committed seeds alone still give the docs' earlier numbers. Pure text."""
@@ -39,18 +39,18 @@ def test_each_new_file_says_how_it_was_made(name):
     assert set(_body(name)[0]) == {"group", "panel", "seed", "round", "acc_mean"}
 
 
-def test_lenet_adds_seeds_2_to_4_of_tally_and_local_only():
+def test_lenet_adds_seeds_2_to_4_of_its_three_groups():
     got = {(r["group"], r["panel"], int(r["seed"])) for r in _body(LENET)}
-    assert got == {(g, f"alpha={a}", s) for g in ("tally", "local") for a in ("0.1", "0.5", "100") for s in (2, 3, 4)}
+    groups = ("tally", "softlabel (mean)", "local")
+    assert got == {(g, f"alpha={a}", s) for g in groups for a in ("0.1", "0.5", "100") for s in (2, 3, 4)}
     assert "per_seed_csv.py R/fig2_lenet_seeds2to4 --seeds 2,3,4" in _header(LENET)
 
 
 def test_lenet_tally_rows_have_five_seeds_and_seed_2_comes_from_one_file(rows):
     for alpha in ("0.1", "0.5", "100"):
         assert rows[(f"LeNet, alpha {alpha}", "tally", "local")]["seeds"] == [0, 1, 2, 3, 4], alpha
-        # soft labels' seeds 2-4 were not run: their rows keep the paired seeds 0-1, never a mixed pairing
-        assert rows[(f"LeNet, alpha {alpha}", "softlabel", "local")]["seeds"] == [0, 1], alpha
-        assert rows[(f"LeNet, alpha {alpha}", "softlabel", "tally")]["seeds"] == [0, 1], alpha
+        assert rows[(f"LeNet, alpha {alpha}", "softlabel", "local")]["seeds"] == [0, 1, 2, 3, 4], alpha
+        assert rows[(f"LeNet, alpha {alpha}", "softlabel", "tally")]["seeds"] == [0, 1, 2, 3, 4], alpha
     assert all("fig2_lenet_seed2.csv" not in spec[5][0] + spec[6][0] for spec in v.SPECS)
     # the committed three seeds at alpha 0.1 (paired 0-1 and the lone seed 2) are the docs' +0.013
     three = ("fig2_lenet_paired_seeds.csv", "fig2_lenet_seed2.csv")

@@ -43,14 +43,14 @@ for alpha, said, words in (("0.1", "above", "above (+0.061)"), ("0.5", "above", 
                            ("100", "level", "level (+0.005)")):
     f = _fig2("fig2_small_mlp", alpha, MLP5)
     _add(f"Fashion-MNIST MLP control, alpha {alpha}", "tally", "local", said, words, f("tally"), f("local"))
-LENET5 = ("fig2_lenet_seeds2to4.csv",)   # tally, local (seeds56): as CNN5 (below), replacing fig2_lenet_seed2.csv
+LENET5 = ("fig2_lenet_seeds2to4.csv",)   # seeds 2-4 (seeds56): as CNN5 (below), replacing fig2_lenet_seed2.csv
 for alpha, said, words in (("0.1", "level", "turns: level (3 seeds: above in 2 of 3)"),
                            ("0.5", "above", "holds: above (+0.130 / +0.098)"),
                            ("100", "above", "a small gain (+0.006 / +0.010)")):
     f = _fig2("fig2_lenet", alpha, LENET5)
     _add(f"LeNet, alpha {alpha}", "tally", "local", said, words, f("tally"), f("local"))
-for alpha in ("0.1", "0.5", "100"):     # soft labels' seeds 2-4 not run (seeds56): seeds 0-1 alone
-    f = _fig2("fig2_lenet", alpha)
+for alpha in ("0.1", "0.5", "100"):
+    f = _fig2("fig2_lenet", alpha, LENET5)
     _add(f"LeNet, alpha {alpha}", "softlabel", "local", "above", "above in every seed", f("softlabel (mean)"), f("local"))
     _add(f"LeNet, alpha {alpha}", "softlabel", "tally", "above", "(a) holds in every seed", f("softlabel (mean)"), f("tally"))
 # the CNN's seeds 2-4 from a program of their own (seeds55), beside the paired 0-1; at alpha 100 they replace
