@@ -50,7 +50,8 @@ def test_the_numbers_the_docs_had_are_the_rows_means(rows):
     by = {(r["setting"], r["a"], r["b"]): r["mean"] for r in rows}
     # 5 seeds since seeds53 (seeds 0-1 alone, the docs' +0.061: tests/test_verdicts_dec26i.py)
     assert by[("Fashion-MNIST MLP control, alpha 0.1", "tally", "local")] == pytest.approx(0.077, abs=5e-4)
-    assert by[("LeNet, alpha 0.1", "tally", "local")] == pytest.approx(0.013, abs=5e-4)
+    # 5 seeds since seeds56 (seeds 2-4 of tally and local replace the lone seed 2; the docs' 3-seed +0.013 was)
+    assert by[("LeNet, alpha 0.1", "tally", "local")] == pytest.approx(0.024, abs=5e-4)
     # 5 seeds since seeds55 (seeds 2-4 from their own program replace the lone seed 2; the docs' 3-seed +0.025 was)
     assert by[("CNN, alpha 100", "tally", "local")] == pytest.approx(0.023, abs=5e-4)
     assert by[("characters, 5 local epochs", "tally (weight 0.1)", "softlabel")] == pytest.approx(0.0035, abs=5e-5)
