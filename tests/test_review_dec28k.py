@@ -1,0 +1,60 @@
+"""review36: the boundaries of this session's new refusals before loading (hostile25's partition_on_task and
+pool rule, leftovers57's probe_source_checks), where the tests beside them let a hand mutation through.
+Each test names the mutant it kills. Validation only: nothing loads, nothing compiles."""
+from __future__ import annotations
+
+import pytest
+
+from tallysim import config
+from tallysim.config import Config, ConfigError
+
+
+def _validate(*items):
+    return config.validate(config.apply_overrides(Config(), list(items)))
+
+
+@pytest.mark.parametrize("name", ["shakespeare", "shakespeare_words"])
+def test_a_population_of_text_sequences_is_not_refused_as_a_class_split(name):
+    # partition.kind=population deals sequences (data/partition.py returns before the per-position label
+    # check), and ran on text before hostile25 moved that check before loading.
+    # kills: partition_on_task allowing only iid and natural on text
+    _validate(f"data.name={name}", "model.name=lstm", "partition.kind=population", "peers=4")
+
+
+@pytest.mark.parametrize("items", [
+    ("data.name=synthetic", "data.input_shape=[80]", "probe.source=shakespeare"),
+    ("data.name=shakespeare", "model.name=lstm", "partition.kind=natural", "peers=4", "probe.source=synthetic",
+     "data.input_shape=[80]"),
+])
+def test_text_windows_beside_inputs_of_as_many_values_are_refused_before_loading(items):
+    # 80 float inputs and 80-token windows: the same count of values, but the load-time check refuses them
+    # (int32 token ids beside float32 inputs) only after both datasets loaded.
+    # kills: probe_source_checks.check comparing the counts of values alone
+    with pytest.raises(ConfigError, match=r"text windows of shape \(80,\)"):
+        _validate(*items)
+
+
+@pytest.mark.parametrize("items", [("data.train_size=1",), ("data.train_size=100", "data.max_train=1")])
+def test_a_single_training_example_is_left_to_builds_own_words(items):
+    # n = 1: no pool size leaves training data, and build_data says so ("too few ... at least 2"); the
+    # pool rule's "allowed: 1..0" would be advice nobody can take.
+    # kills: config_rules.check_pool_size's `>= n > 1` as `>= n > 0`
+    _validate("data.name=synthetic", *items, "probe.pool_size=1", "probe.per_round=1")
+
+
+@pytest.mark.parametrize("pool, ok", [(999, True), (1000, False)])
+def test_a_pool_exactly_at_the_training_size_is_the_first_refused(pool, ok):
+    items = ("data.name=synthetic", "data.train_size=1000", f"probe.pool_size={pool}", "probe.per_round=10")
+    if ok:
+        _validate(*items)
+    else:
+        with pytest.raises(ConfigError, match=r"probe.pool_size=1000 leaves no training data .*allowed: 1\.\.999"):
+            _validate(*items)
+
+
+@pytest.mark.parametrize("name, vocabulary", [("shakespeare", 80), ("shakespeare_words", 10_004)])
+def test_topk_soft_k_of_the_whole_vocabulary_passes_and_one_more_is_refused(name, vocabulary):
+    base = (f"data.name={name}", "model.name=lstm", "partition.kind=natural", "peers=4", "protocol.name=topk_soft")
+    _validate(*base, f"topk_soft.k={vocabulary}")
+    with pytest.raises(ConfigError, match=f"topk_soft.k={vocabulary + 1} is more than the {vocabulary} classes"):
+        _validate(*base, f"topk_soft.k={vocabulary + 1}")
