@@ -58,3 +58,27 @@ def test_topk_soft_k_of_the_whole_vocabulary_passes_and_one_more_is_refused(name
     _validate(*base, f"topk_soft.k={vocabulary}")
     with pytest.raises(ConfigError, match=f"topk_soft.k={vocabulary + 1} is more than the {vocabulary} classes"):
         _validate(*base, f"topk_soft.k={vocabulary + 1}")
+
+
+# ----------------------------------------------------------------------------- house50's sweep_command.main
+
+SMALL = ["data.name=synthetic", "data.train_size=200", "data.test_size=50", "peers=2", "rounds=1", "probe.per_round=10"]
+
+
+def test_the_sweep_commands_dry_run_warns_of_shared_seeds(tmp_path, capsys):
+    # kills: sweep_command.main (or sweep_checks.warn_before) no longer warning before a dry run: only
+    # sweep.run_sweep's own warning was tested, and a dry run never reaches it
+    from tallysim import cli
+    assert cli.main(["sweep", "--dry-run", "--out", str(tmp_path / "s"), *SMALL, "seeds=2", "seed=0,1"]) == 0
+    assert "share seed 1: each run covers seed..seed + seeds - 1" in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()
+
+
+def test_the_sweep_command_exits_1_when_a_run_failed(tmp_path, capsys, monkeypatch):
+    # kills: sweep_command.main returning 0 after a failed run (make and scripts read the exit status)
+    from tallysim import cli, sweep
+    monkeypatch.setattr(sweep, "run_sweep", lambda base, runs, out, **kw: [
+        {"name": n, "status": "failed" if i else "done", "error": "boom"} for i, (n, _) in enumerate(runs)])
+    assert cli.main(["sweep", "--out", str(tmp_path / "s"), *SMALL, "seed=0,1"]) == 1
+    out, err = capsys.readouterr()
+    assert "2 runs in" in out and "1 ran, 0 done before, 1 failed" in out and "boom" in err
