@@ -82,3 +82,20 @@ def test_the_sweep_command_exits_1_when_a_run_failed(tmp_path, capsys, monkeypat
     assert cli.main(["sweep", "--out", str(tmp_path / "s"), *SMALL, "seed=0,1"]) == 1
     out, err = capsys.readouterr()
     assert "2 runs in" in out and "1 ran, 0 done before, 1 failed" in out and "boom" in err
+
+
+# ----------------------------------------------------------------------------- hostile25's PYTEST_WORKERS check
+
+@pytest.mark.parametrize("workers, shown", [("2 ", "-n 2 "), ("auto ", "-n auto ")])
+def test_make_takes_a_worker_count_with_a_trailing_blank_as_it_did_before(workers, shown):
+    # `-n 2 ` ran 2 workers before the check; the check refused it ("PYTEST_WORKERS='2 ' is not a number")
+    # while it took " 2" (make drops a leading blank). kills: NOT_DIGITS reading PYTEST_WORKERS unstripped
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+    if shutil.which("make") is None:
+        pytest.skip("no make here")
+    p = subprocess.run(["make", "--no-print-directory", "-n", "test", f"PYTEST_WORKERS={workers}", f"VENV={sys.prefix}"],
+                       cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0 and shown in p.stdout, p.stderr
