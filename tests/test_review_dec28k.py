@@ -99,3 +99,29 @@ def test_make_takes_a_worker_count_with_a_trailing_blank_as_it_did_before(worker
     p = subprocess.run(["make", "--no-print-directory", "-n", "test", f"PYTEST_WORKERS={workers}", f"VENV={sys.prefix}"],
                        cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=30)
     assert p.returncode == 0 and shown in p.stdout, p.stderr
+
+
+# ----------------------------------------------------------------------------- leftovers56's one join
+
+def _seed_csv(path, rows):
+    path.write_text("group,panel,seed,round,acc_mean\n" + "".join(",".join(map(str, r)) + "\n" for r in rows))
+    return path
+
+
+def test_a_percent_read_at_best_names_the_cell_and_round_it_came_from(tmp_path):
+    # --at best reads any round: the refusal quotes the cell the value was read from (round 1's 45.9), not
+    # the seed's last row (round 2's 0.5, a fine accuracy). kills: seed_csv._cell skipping the value's row
+    from tallysim.results import compare_csv
+    f = _seed_csv(tmp_path / "a.csv", [("t", "p", 0, 1, 45.9), ("t", "p", 0, 2, 0.5), ("t", "p", 1, 2, 0.4)])
+    with pytest.raises(ConfigError) as e:
+        compare_csv.compare_csv(f"{f}:group=t", f"{f}:group=t", at="best")
+    assert "seed 0, round 1: acc_mean='45.9' is not an accuracy" in str(e.value), str(e.value)
+
+
+def test_a_verdicts_side_without_its_group_names_the_group_and_panel(tmp_path, monkeypatch):
+    # kills: verdicts._values passing read_selected's refusal on without naming which verdict's side it is
+    from tallysim.results import verdicts
+    _seed_csv(tmp_path / "a.csv", [("t", "p", 0, 5, 0.5)])
+    monkeypatch.setattr(verdicts, "FIG", tmp_path)
+    with pytest.raises(ConfigError, match=r"^verdicts: 'x' / 'p': "):
+        verdicts._values((("a.csv",), "x", "p", None, None))
