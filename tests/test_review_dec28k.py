@@ -21,17 +21,19 @@ def test_a_population_of_text_sequences_is_not_refused_as_a_class_split(name):
     _validate(f"data.name={name}", "model.name=lstm", "partition.kind=population", "peers=4")
 
 
-@pytest.mark.parametrize("items", [
-    ("data.name=synthetic", "data.input_shape=[80]", "probe.source=shakespeare"),
-    ("data.name=shakespeare", "model.name=lstm", "partition.kind=natural", "peers=4", "probe.source=synthetic",
-     "data.input_shape=[80]"),
+@pytest.mark.parametrize("items, advice", [
+    (("data.name=synthetic", "data.input_shape=[80]", "probe.source=shakespeare"), "(80,), not text windows, or"),
+    (("data.name=shakespeare", "model.name=lstm", "partition.kind=natural", "peers=4", "probe.source=synthetic",
+      "data.input_shape=[80]"), "(80,), text windows too, or"),
 ])
-def test_text_windows_beside_inputs_of_as_many_values_are_refused_before_loading(items):
+def test_text_windows_beside_inputs_of_as_many_values_are_refused_before_loading(items, advice):
     # 80 float inputs and 80-token windows: the same count of values, but the load-time check refuses them
-    # (int32 token ids beside float32 inputs) only after both datasets loaded.
+    # (int32 token ids beside float32 inputs) only after both datasets loaded. The advice named the shape
+    # alone, (80,), which the refused source already had: it says the kind too.
     # kills: probe_source_checks.check comparing the counts of values alone
-    with pytest.raises(ConfigError, match=r"text windows of shape \(80,\)"):
+    with pytest.raises(ConfigError, match=r"text windows of shape \(80,\)") as e:
         _validate(*items)
+    assert f"allowed: a probe.source of the training inputs' shape {advice}" in str(e.value), str(e.value)
 
 
 @pytest.mark.parametrize("items", [("data.train_size=1",), ("data.train_size=100", "data.max_train=1")])
