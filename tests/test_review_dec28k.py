@@ -127,3 +127,21 @@ def test_a_verdicts_side_without_its_group_names_the_group_and_panel(tmp_path, m
     monkeypatch.setattr(verdicts, "FIG", tmp_path)
     with pytest.raises(ConfigError, match=r"^verdicts: 'x' / 'p': "):
         verdicts._values((("a.csv",), "x", "p", None, None))
+
+
+# ----------------------------------------------------------------------------- natural on files
+
+FMNIST = "/usr/share/datasets/fashion-mnist"
+
+
+@pytest.mark.parametrize("name", ["files", "fashion_mnist"])
+def test_natural_on_files_is_refused_before_loading_as_on_a_named_image_dataset(name):
+    # files never carry clients (only the text caches do), so partition.kind=natural on data.path failed only
+    # once the 60,000 images had loaded; partition_on_task skipped any data.path. iid still passes.
+    import os
+    if not os.path.isdir(FMNIST):
+        pytest.skip("no Fashion-MNIST IDX files here")
+    with pytest.raises(ConfigError, match=f"partition.kind=natural needs a dataset with clients .*; {name} has none"):
+        _validate(f"data.name={name}", f"data.path={FMNIST}", "partition.kind=natural")
+    _validate(f"data.name={name}", f"data.path={FMNIST}", "partition.kind=iid")
+    _validate("data.name=my_plugin_data", "partition.kind=natural")     # a plugin's may have clients: left to load
