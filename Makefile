@@ -97,12 +97,13 @@ PYTEST_WORKERS ?= 2
 # pytest-xdist's -n takes a count or `auto`; anything else (`abc`, `-1`, empty) was pytest's "argument
 # -n/--numprocesses: invalid ... value", naming no PYTEST_WORKERS, and only after a fresh machine had built the
 # venv: refused when make reads this file, for the goals that run pytest. 0 is xdist's "no workers".
+# A blank around the count (`PYTEST_WORKERS="2 "`) is the shell's to drop, as it did before: not refused.
 PYTEST_GOALS := test test-all test-unit
 NOT_DIGITS = $(subst 0,,$(subst 1,,$(subst 2,,$(subst 3,,$(subst 4,,$(subst 5,,$(subst 6,,$(subst 7,,$(subst \
              8,,$(subst 9,,$(1)))))))))))
 ifneq ($(filter $(PYTEST_GOALS),$(MAKECMDGOALS)),)
 ifeq ($(filter auto logical,$(PYTEST_WORKERS)),)
-ifneq ($(or $(call NOT_DIGITS,$(PYTEST_WORKERS)),$(if $(strip $(PYTEST_WORKERS)),,empty)),)
+ifneq ($(or $(call NOT_DIGITS,$(strip $(PYTEST_WORKERS))),$(if $(strip $(PYTEST_WORKERS)),,empty)),)
 $(error PYTEST_WORKERS='$(PYTEST_WORKERS)' is not a number of pytest workers; allowed: 0 (the tests in make's \
   own process), 1, 2, ... or auto (one per CPU))
 endif

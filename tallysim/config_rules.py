@@ -114,10 +114,11 @@ def partition_on_task(cfg: Config) -> None:
     """data/partition.py's refusals of a partition the dataset cannot take, where the name tells its kind: said
     only once the data had loaded, after `run --print-config` and a sweep's --dry-run had passed it (and a
     sweep `partition.kind=iid,natural` on images ran the iid runs first)."""
-    if cfg.data.path is not None or not (cfg.data.name in KNOWN_TEXT or cfg.data.name == "synthetic"
-                                         or cfg.data.name in KNOWN_SHAPES):
-        return                      # prepared under another name: whether it has clients is known once loaded
+    # files (data.name=files, or a named image dataset's data.path) never carry clients (only text caches do:
+    # data/text.py), so natural on them failed at load too; a text name with data.path: check_data_path's
     kind, text = cfg.partition.kind, cfg.data.name in KNOWN_TEXT
+    if text and cfg.data.path is not None or not (text or cfg.data.name in ("synthetic", "files", *KNOWN_SHAPES)):
+        return                      # prepared under another name, or a plugin's: its clients are known once loaded
     if text and kind not in ("iid", "natural", "population"):
         unset = " (the default when unset)" if kind == "dirichlet" else ""
         raise ConfigError(f"partition.kind={kind}{unset} splits by class "

@@ -43,7 +43,10 @@ def check(cfg: Config) -> None:
     if src is None or own is None or (math.prod(src[0]) == math.prod(own[0]) and src[1] == own[1]):
         return
     kind = {True: "text windows of", False: "inputs of"}
+    # where only the kind differs (80 floats beside 80-token windows) the shape alone would be no advice
+    also = "" if src[1] == own[1] else (", text windows too" if own[1] else ", not text windows")
     raise ConfigError(f"probe.source={cfg.probe.source} has {kind[src[1]]} shape {src[0]} but data.name="
                       f"{cfg.data.name} has {kind[own[1]]} shape {own[0]}: the probe pool is appended to the "
                       "training examples and every model reads both; allowed: a probe.source of the training "
-                      f"inputs' shape {own[0]}, or none (the pool carved out of {cfg.data.name}'s training split)")
+                      f"inputs' shape {own[0]}{also}, or none (the pool carved out of {cfg.data.name}'s training "
+                      "split)")

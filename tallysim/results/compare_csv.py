@@ -94,7 +94,7 @@ def _mismatch(where: str, rounds: tuple, bits: tuple, at: str) -> list:
 def refuse_input_as_out(out, sides) -> None:
     """--out naming a per-seed CSV a side reads: the comparison replaced the rows it was computed from (a user's
     committed file lost to a markdown table)."""
-    if out is None or not str(out).strip():
+    if out is None:     # (an empty --out never gets here: table_out.check_out refuses it first)
         return
     target = Path(out).expanduser().resolve()
     for side in sides:
