@@ -1,0 +1,36 @@
+"""userjourney18 (a cross-device user's population sweep, docs/population.md): what a single `tallysim run`
+notes before it starts (storage_notes: tally under client_storage=auto stacks every client, a stateless
+protocol's cohort, cohort_draw=sort's O(P) draw) a sweep said nowhere. `tallysim sweep
+protocol.name=fedavg,tally,softlabel client_storage=auto peers=100000 ...` ran tally and softlabel over 10^5
+stacked clients with nothing on stderr about it. Pure Python: nothing is loaded or compiled."""
+from tallysim import config, sweep_checks
+from tallysim.config import Config
+from tallysim.sweep_axes import expand
+
+POP = ["peers=100000", "participation=0.0001", "client_storage=auto", "data.name=synthetic",
+       "data.input_shape=[8]", "data.num_classes=10", "data.train_size=2401000", "partition.kind=iid",
+       "model.name=mlp", "model.width=32"]
+
+
+def _notes(capsys, *axes):
+    base = config.apply_overrides(Config(), POP)
+    runs = expand({}, list(axes))
+    sweep_checks.warn_before(runs, sweep_checks.configs(base, runs))
+    return [line for line in capsys.readouterr().err.splitlines() if line.startswith("tallysim: note:")]
+
+
+def test_sweep_notes_what_each_run_would(capsys):
+    notes = _notes(capsys, "protocol.name=fedavg,tally,softlabel")
+    stacked = [n for n in notes if "stacks every client's state" in n]
+    # tally's and softlabel's lines differ (their reasons); each names its run, said once
+    assert len(stacked) == 2, notes
+    assert any("sweep run protocol.name=tally:" in n and "100,000 clients' models" in n for n in stacked), notes
+    assert any("sweep run protocol.name=softlabel:" in n for n in stacked), notes
+    # the O(P) draw under the default cohort_draw=sort, one line naming all three runs
+    draw = [n for n in notes if "cohort_draw=sequential" in n]
+    assert len(draw) == 1 and "protocol.name=fedavg, protocol.name=tally and 1 more" in draw[0], notes
+
+
+def test_sweep_of_small_populations_says_nothing(capsys):
+    assert _notes(capsys, "protocol.name=fedavg,tally", "peers=10", "participation=1",
+                  "data.train_size=20000") == []
