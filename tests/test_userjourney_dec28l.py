@@ -34,3 +34,18 @@ def test_sweep_notes_what_each_run_would(capsys):
 def test_sweep_of_small_populations_says_nothing(capsys):
     assert _notes(capsys, "protocol.name=fedavg,tally", "peers=10", "participation=1",
                   "data.train_size=20000") == []
+
+
+def test_a_note_sizes_the_models_of_one_seed_and_says_so():
+    # models_bytes sizes one seed's models: a 2-seed tally sweep over 10^5 clients was told "about 1.92 GB"
+    # and peaked at 9.0 GB (docs/population.md, a user's run)
+    from tallysim import storage_notes
+    base = config.apply_overrides(Config(), POP)
+    two = config.validate(config.apply_overrides(base, ["protocol.name=tally", "seeds=2"]))
+    one = config.validate(config.apply_overrides(base, ["protocol.name=tally"]))
+    assert "models (about 1.92 GB a seed)" in storage_notes.stateful_note(two)
+    assert "models (about 1.92 GB)" in storage_notes.stateful_note(one)
+    fedavg = config.validate(config.apply_overrides(base, ["protocol.name=fedavg", "seeds=2"]))
+    assert "(about 1.92 GB a seed)" in storage_notes.cohort_note(fedavg)
+    stacked = config.validate(config.apply_overrides(fedavg, ["client_storage=stacked"]))
+    assert "models (about 1.92 GB a seed)" in storage_notes.storage_hint(stacked)
