@@ -49,3 +49,27 @@ def test_a_note_sizes_the_models_of_one_seed_and_says_so():
     assert "(about 1.92 GB a seed)" in storage_notes.cohort_note(fedavg)
     stacked = config.validate(config.apply_overrides(fedavg, ["client_storage=stacked"]))
     assert "models (about 1.92 GB a seed)" in storage_notes.storage_hint(stacked)
+
+
+def _run(d, proto, **row):
+    import json
+    d.mkdir(parents=True)
+    (d / "config.json").write_text(json.dumps({"protocol": {"name": proto}, "rounds": 2, "seeds": 1,
+                                               "data": {"name": "synthetic"}}))
+    (d / "metrics.jsonl").write_text(json.dumps({"round": 2, "bits_per_peer": 100.0, **row}) + "\n")
+
+
+def test_pareto_says_its_axis_mixes_the_server_model_and_the_peer_mean(tmp_path):
+    # the sweep's pareto drew FedAvg's server model (acc_global) and tally's peer mean (acc_mean) on one
+    # "final test accuracy" axis and said nothing; `table` said it of the same runs
+    from tallysim.results import pareto
+    _run(tmp_path / "fedavg", "fedavg", acc_global=0.31, acc_mean=None)
+    _run(tmp_path / "tally", "tally", acc_mean=0.11, acc_global=None)
+    said = []
+    points = pareto.collect([str(tmp_path)], log=said.append)
+    assert len(points) == 2, said
+    mixed = [s for s in said if "not one column" in s]
+    assert len(mixed) == 1 and "acc_global in fedavg" in mixed[0] and "acc_mean in tally" in mixed[0], said
+    said.clear()                    # one column named: nothing to say
+    pareto.collect([str(tmp_path)], metric="acc_mean", log=said.append)
+    assert not [s for s in said if "not one column" in s], said
