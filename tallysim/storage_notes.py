@@ -12,6 +12,12 @@ from tallysim.config_shapes import active_peers, models_bytes
 from tallysim.sizing import fmt
 
 
+def _a_seed(cfg) -> str:
+    """" a seed" after a size of models when the run has several seeds: models_bytes sizes one seed's, and
+    a 2-seed tally run over 10^5 clients noted "about 1.92 GB" and peaked at 9.0 GB (docs/population.md)."""
+    return " a seed" if cfg.seeds > 1 else ""
+
+
 def stateful_note(cfg) -> str | None:
     """One line for client_storage=auto with a cohort (A < P) and a protocol whose clients keep state
     (protocols.client_state: tally, faults.kind=straggler, optim.reset_each_round=false): what it holds and
@@ -20,7 +26,7 @@ def stateful_note(cfg) -> str | None:
     if cfg.client_storage != "auto" or active >= cfg.peers or not (why := protocols.client_state(cfg)):
         return None
     # models_bytes sizes the top-level model, not model.groups' own: no size for a grouped run
-    size = "" if cfg.model.groups else f" (about {fmt(models_bytes(cfg)[0])})"
+    size = "" if cfg.model.groups else f" (about {fmt(models_bytes(cfg)[0])}{_a_seed(cfg)})"
     return (f"client_storage=auto stacks every client's state, all {cfg.peers:,} clients' models{size}, not the "
             f"{active:,} active ones a round: {why}; only a protocol whose clients keep nothing holds the "
             "cohort alone (docs/population.md)")
@@ -50,9 +56,9 @@ def storage_hint(cfg) -> str | None:
     evals = (f" and evaluates all {cfg.peers:,} at every evaluation (eval_peers=N: N of them)"
              if cfg.eval_peers is None or cfg.eval_peers >= cfg.peers else "")
     return (f"{cfg.protocol.name} keeps no client state, but client_storage=stacked holds all {cfg.peers:,} "
-            f"clients' models (about {fmt(stacked)}){evals}; client_storage=auto would hold the server model and the "
-            f"{active:,} active ones (about {fmt(cohort)}), same numbers up to float rounding "
-            "(docs/population.md)")
+            f"clients' models (about {fmt(stacked)}{_a_seed(cfg)}){evals}; client_storage=auto would hold the "
+            f"server model and the {active:,} active ones (about {fmt(cohort)}{_a_seed(cfg)}), same numbers up to "
+            "float rounding (docs/population.md)")
 
 
 def cohort_note(cfg) -> str | None:
@@ -67,8 +73,9 @@ def cohort_note(cfg) -> str | None:
     if stacked < HINT_BYTES:
         return None
     return (f"client_storage=auto holds the server model and the {active:,} active clients' models a round (about "
-            f"{fmt(cohort)}), not all {cfg.peers:,} clients' (about {fmt(stacked)}): {cfg.protocol.name} keeps no "
-            "client state, and the rows hold the server model's accuracy, not each client's (docs/population.md)")
+            f"{fmt(cohort)}{_a_seed(cfg)}), not all {cfg.peers:,} clients' (about {fmt(stacked)}{_a_seed(cfg)}): "
+            f"{cfg.protocol.name} keeps no client state, and the rows hold the server model's accuracy, not each "
+            "client's (docs/population.md)")
 
 
 DRAW_HINT_PEERS = 100_000      # where cohort_draw=sort's O(P) draw outweighs a small cohort's round
@@ -88,3 +95,15 @@ def draw_hint(cfg) -> str | None:
 def run_notes(cfg) -> list[str]:
     """What `tallysim run` says before it starts about a costly default (storage, cohort draw)."""
     return [n for n in (storage_hint(cfg), cohort_note(cfg), draw_hint(cfg)) if n]
+
+
+def sweep_notes(runs, cfgs) -> list[str]:
+    """run_notes and stateful_note for a sweep's runs, each distinct line once, naming its runs: a sweep said
+    none of them, so `protocol.name=fedavg,tally client_storage=auto` over 10^5 clients stacked tally's
+    10^5 models without the line a single run prints, and the sweep's O(P) draw went unmentioned."""
+    from tallysim.fields import first_few
+    named: dict[str, list[str]] = {}
+    for (name, _), cfg in zip(runs, cfgs):
+        for note in [*run_notes(cfg), *filter(None, [stateful_note(cfg)])]:
+            named.setdefault(note, []).append(name)
+    return [f"sweep run {first_few(names, 2)}: {note}" for note, names in named.items()]

@@ -4,6 +4,7 @@ run's `devices`, the warnings said first, and --out claimed as a sweep's (split 
 re-exports them)."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from tallysim import config, outdir, sweep_plan, tracking, validation
@@ -67,6 +68,9 @@ def warn_before(runs: list[tuple[str, list[str]]], cfgs: list[Config]) -> None:
     warn_repeated_runs(runs, cfgs)
     warn_unmerged(runs, cfgs)
     warn_soft_zero(runs, cfgs)
+    from tallysim import storage_notes      # what a single run notes before it starts, per run of the sweep
+    for note in storage_notes.sweep_notes(runs, cfgs):
+        print(f"tallysim: note: {note}", file=sys.stderr)
 
 
 def checked_out(out, runs: list, cfgs: list, flag="--out") -> Path:

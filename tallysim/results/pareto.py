@@ -66,7 +66,7 @@ def collect(dirs, which: str = "final", metric: str = "auto", log=None, names: d
         scores = {c for c in cols if not (c.startswith("bits_") or c == "wall_s" or c.endswith("_std")
                                           or metrics.lower_is_better(c))}     # what pareto takes (above)
         refuse_absent(metric, [rows for *_, rows in runs], scores, flag, "draw against bits")
-    points, kept = [], []
+    points, kept, heads = [], [], {}
     for d, label, cfg, rows in runs:
         if not rows:
             log(f"pareto: skipping {d}: metrics.jsonl has no rows yet")
@@ -96,6 +96,7 @@ def collect(dirs, which: str = "final", metric: str = "auto", log=None, names: d
         kept.append((label, rows))     # a point over fewer seeds or with a diverged one: said, as table and plot say it
         bits = float(last["bits_per_peer"])
         key = metrics.headline_key(last) if metric == "auto" else metric
+        heads.setdefault(key, []).append(str(label))
         std = last.get(key + "_std")           # over the run's seeds, of the final value
         points.append({
             "protocol": cfg.get("protocol", {}).get("name", "unknown"), "run": label, "dir": str(d),
@@ -110,6 +111,11 @@ def collect(dirs, which: str = "final", metric: str = "auto", log=None, names: d
                {"seeds_counted": partial_seeds(rows, metric), "seeds_nonfinite": partial_seeds(rows, metric, True)})})
     for line in seed_notes("pareto", metric, kept):
         log(line)
+    if len(heads) > 1:      # one axis, two meanings: FedAvg's server model beside tally's peer mean, unsaid
+        from tallysim.fields import first_few
+        what = "; ".join(f"{k} in {first_few(labels, 2)}" for k, labels in heads.items())
+        log(f"pareto: the accuracy axis is each run's headline accuracy ({flag} auto), not one column: {what}; "
+            f"{flag} {f' or {flag} '.join(heads)} draws one column across every run")
     datasets = sorted({p["dataset"] for p in points})
     if len(datasets) > 1:       # one frontier per protocol over them: accuracies of different tasks compared
         log(f"pareto: warning: the runs are on {len(datasets)} datasets ({', '.join(datasets)}): each protocol's "
