@@ -89,8 +89,10 @@ def words(mine: str, wait: bool = True, where: str = "") -> list:
     """Every process's word (OOM, OTHER, or None: none within TALLYSIM_DISTRIBUTED_TIMEOUT), this one's
     `mine`; `wait=False`: the others' words said by now, not waited for (another error is raised at
     once, naming a process out of memory if one said so before it); `where`: the decision's keys."""
-    from jax._src import distributed        # the coordination service's store: no public handle
-    client, me, n = distributed.global_state.client, jax.process_index(), jax.process_count()
+    # the coordination service's store: no public handle. Named jax_distributed: this module's
+    # `distributed` is tallysim.sim.distributed (the timeout below), which a plain import would shadow.
+    from jax._src import distributed as jax_distributed
+    client, me, n = jax_distributed.global_state.client, jax.process_index(), jax.process_count()
     key = f"tallysim/oom/{where}"
     client.key_value_set(f"{key}/{me}", mine)
     out = [None] * n
