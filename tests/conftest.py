@@ -469,3 +469,24 @@ def pytest_collection_modifyitems(config, items):
             return (0, first[name], "")
         return (2, last[name], "") if name in last else (1, 0, name)
     items.sort(key=place)        # stable: a file's tests keep their order
+
+
+def watch_wait_note(monkeypatch, capsys, cpu_per_period, what="rounds 1-400", on_cpu=True):
+    """sim.wait_note.WaitNote._watch on a fake clock (tests/test_review_dec27a, test_leftovers_dec28e): over
+    len(cpu_per_period) periods of 600 s, the process using those CPU seconds in each; returns stderr."""
+    from tallysim.sim import wait_note
+    cpu = [0.0]
+    used = iter(cpu_per_period)
+
+    class Done:
+        def wait(self, period):
+            try:
+                cpu[0] += next(used)
+                return False
+            except StopIteration:
+                return True
+    monkeypatch.setattr(wait_note.time, "process_time", lambda: cpu[0])
+    note = wait_note.WaitNote(600.0, what)
+    note.done, note.on_cpu = Done(), on_cpu
+    note._watch()
+    return capsys.readouterr().err

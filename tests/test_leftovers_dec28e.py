@@ -14,6 +14,7 @@ from tallysim.config import ConfigError
 from tallysim.results import accuracy_check, run_dir
 from tallysim.results import compare as cmp
 from tallysim.results import verdicts as v
+from conftest import watch_wait_note
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 # the one shape: WHERE (the file, then its line or its selection, the seed, the round): COLUMN=VALUE is not an
@@ -105,21 +106,7 @@ def test_verdicts_join_a_sides_files_as_compare_does(tmp_path, monkeypatch):
 
 def test_the_cpu_wait_note_says_what_it_measured(monkeypatch, capsys):
     """'the process used no CPU' of a process that used 1% of a core (6 CPU s in 600 s, under BUSY)."""
-    from tallysim.sim import wait_note
-    cpu, used = [0.0], iter([6.0])
-
-    class Done:
-        def wait(self, period):
-            try:
-                cpu[0] += next(used)
-                return False
-            except StopIteration:
-                return True
-    monkeypatch.setattr(wait_note.time, "process_time", lambda: cpu[0])
-    note = wait_note.WaitNote(600.0, "rounds 1-400")
-    note.done, note.on_cpu = Done(), True
-    note._watch()
-    err = capsys.readouterr().err
+    err = watch_wait_note(monkeypatch, capsys, [6.0])
     assert "after 600 s (rounds 1-400) and the process used 1.0% of a core over the last 600 s (under 2%, which a " \
            "working run stays above): it is stuck" in err, err
     assert "no CPU" not in err

@@ -14,7 +14,7 @@ from tallysim.config import ConfigError
 from tallysim.results import compare as cmp
 from tallysim.results import compare_text
 from tallysim.results import paired_stats as ps
-from conftest import hand_run
+from conftest import hand_run, watch_wait_note
 
 
 
@@ -264,24 +264,6 @@ def test_a_running_lines_eta_is_the_rounds_left_at_the_pace_less_the_stretch_so_
 
 # ---- sim/wait_note: on a fake clock -------------------------------------------------------------------------------
 
-def _watch(monkeypatch, capsys, cpu_per_period, what="rounds 1-400", on_cpu=True):
-    """WaitNote._watch over len(cpu_per_period) periods of 600 s, the process using those CPU seconds in each."""
-    from tallysim.sim import wait_note
-    cpu = [0.0]
-    used = iter(cpu_per_period)
-
-    class Done:
-        def wait(self, period):
-            try:
-                cpu[0] += next(used)
-                return False
-            except StopIteration:
-                return True
-    monkeypatch.setattr(wait_note.time, "process_time", lambda: cpu[0])
-    note = wait_note.WaitNote(600.0, what)
-    note.done, note.on_cpu = Done(), on_cpu
-    note._watch()
-    return capsys.readouterr().err
 
 
 def test_the_wait_note_judges_each_period_by_its_own_cpu_time(monkeypatch, capsys):
@@ -289,13 +271,13 @@ def test_the_wait_note_judges_each_period_by_its_own_cpu_time(monkeypatch, capsy
     from the start, so the busy period hid the hang for ever; 'after 600 s' for every later period); 6 CPU s
     in 600 s (1% of a core) is idle, the threshold being BUSY per wall second, not BUSY seconds a period;
     no '()' where the caller named no work."""
-    assert _watch(monkeypatch, capsys, [500.0, 500.0]) == ""                     # working all along
-    err = _watch(monkeypatch, capsys, [500.0, 0.0, 500.0])
+    assert watch_wait_note(monkeypatch, capsys, [500.0, 500.0]) == ""                     # working all along
+    err = watch_wait_note(monkeypatch, capsys, [500.0, 0.0, 500.0])
     assert err.count("\n") == 1 and "after 1200 s (rounds 1-400) and the process used 0.0% of a core over the last 600 s" in err, err
-    assert "after 600 s (rounds 1-400) and" in _watch(monkeypatch, capsys, [6.0])
-    assert "after 600 s and the process used 0.0% of a core" in _watch(monkeypatch, capsys, [0.0], what="")
-    assert "after 600 s; the device may still be computing" in _watch(monkeypatch, capsys, [500.0], what="",
-                                                                        on_cpu=False)
+    assert "after 600 s (rounds 1-400) and" in watch_wait_note(monkeypatch, capsys, [6.0])
+    assert "after 600 s and the process used 0.0% of a core" in watch_wait_note(monkeypatch, capsys, [0.0], what="")
+    assert "after 600 s; the device may still be computing" in watch_wait_note(monkeypatch, capsys, [500.0],
+                                                                               what="", on_cpu=False)
 
 
 # ---- partition_file.draw_floor ----------------------------------------------------------------------------------
